@@ -1,0 +1,33 @@
+# nsrel: see README.md. Targets: build, test, bench, demo, deps, lint.
+GO      ?= go
+BIN     ?= bin
+export NSREL_TOOLS ?= $(HOME)/.cache/nsrel/tools
+TESTFLAGS ?= -count=1 -timeout 40m
+
+.PHONY: all build test bench demo deps lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+deps:
+	./scripts/deps.sh
+
+# Every test, against the real kernel, runc, crun, podman and containerd.
+# Needs root; installs what is missing first.
+test: deps
+	$(GO) test $(TESTFLAGS) ./...
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: build deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build
+	$(BIN)/lsuserns
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,218 @@
+// Package nstest helps tests build real namespaces: it starts processes in
+// chains of user and PID namespaces with util-linux unshare(1), waits until
+// they are in place, and kills them when the test ends. It also enforces
+// the project rule that a missing prerequisite skips a test locally but
+// fails it when CI=true.
+package nstest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// CI reports whether the tests run under CI (CI=true), where missing
+// prerequisites are failures.
+func CI() bool { return os.Getenv("CI") == "true" }
+
+// Require skips the test with the reason unless ok; under CI it fails it.
+func Require(t testing.TB, ok bool, format string, args ...any) {
+	t.Helper()
+	if ok {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if CI() {
+		t.Fatalf("prerequisite missing (CI=true, so this fails instead of skipping): %s", msg)
+	}
+	t.Skipf("skipping: %s", msg)
+}
+
+// RequireRoot requires that the test runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	Require(t, os.Geteuid() == 0, "needs root to create namespaces for other UIDs and to read every process")
+}
+
+// RequireCmd requires a program on PATH (or at an absolute path) and
+// returns its path.
+func RequireCmd(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	Require(t, err == nil, "needs %s (%v); `make test` installs it", name, err)
+	return p
+}
+
+// Proc is a process a test started; it is killed (with its whole process
+// group) when the test ends.
+type Proc struct {
+	Cmd *exec.Cmd
+	// Pid is the host PID of the process of interest (for chains, the
+	// innermost sleep).
+	Pid int
+}
+
+// Start starts name with args in its own process group, with stdin, stdout
+// and stderr on /dev/null, and arranges for the group to be killed at the
+// end of the test. attr, if non-nil, is merged into the SysProcAttr.
+func Start(t testing.TB, attr *syscall.SysProcAttr, name string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	if attr == nil {
+		attr = &syscall.SysProcAttr{}
+	}
+	attr.Setpgid = true
+	attr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr = attr
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &Proc{Cmd: cmd, Pid: cmd.Process.Pid}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("process %d did not exit after SIGKILL", cmd.Process.Pid)
+		}
+	})
+	return p
+}
+
+// Sleep starts `sleep infinity` through the given unshare arguments
+// (unshare -Ur ... sleep infinity) and waits until the sleep runs. With
+// fork (-f) in the arguments the sleep is a descendant, found by walking
+// /proc/PID/task/PID/children.
+func Sleep(t testing.TB, attr *syscall.SysProcAttr, unshareArgs ...string) *Proc {
+	t.Helper()
+	unshare := RequireCmd(t, "unshare")
+	sleep := RequireCmd(t, "sleep")
+	var args []string
+	if len(unshareArgs) > 0 {
+		args = append(args, unshareArgs...)
+		args = append(args, sleep, "infinity")
+	} else {
+		unshare = sleep
+		args = []string{"infinity"}
+	}
+	p := Start(t, attr, unshare, args...)
+	p.Pid = WaitLeaf(t, p.Pid, "sleep")
+	return p
+}
+
+// UserChain starts a sleep in depth nested user namespaces below the
+// caller's (unshare -Ur, depth times, each mapping root to the one above).
+func UserChain(t testing.TB, depth int) *Proc {
+	t.Helper()
+	var args []string
+	for i := 0; i < depth; i++ {
+		if i > 0 {
+			args = append(args, "unshare")
+		}
+		args = append(args, "-Ur")
+	}
+	return Sleep(t, nil, args...)
+}
+
+// PIDChain starts a sleep in depth nested PID namespaces below the
+// caller's, each in its own new user namespace (unshare -Urpf, depth
+// times).
+func PIDChain(t testing.TB, depth int) *Proc {
+	t.Helper()
+	var args []string
+	for i := 0; i < depth; i++ {
+		if i > 0 {
+			args = append(args, "unshare")
+		}
+		args = append(args, "-Urpf", "--kill-child")
+	}
+	return Sleep(t, nil, args...)
+}
+
+// WaitLeaf follows the first child of pid down to a process without
+// children and waits (up to 10 s) until that process runs comm. It returns
+// the leaf's PID.
+func WaitLeaf(t testing.TB, pid int, comm string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		leaf := Leaf(pid)
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(leaf) + "/comm")
+		if strings.TrimSpace(string(b)) == comm {
+			return leaf
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d: no descendant running %s after 10s (leaf %d runs %q)", pid, comm, leaf, strings.TrimSpace(string(b)))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Leaf follows the first child of pid down to a process without children.
+func Leaf(pid int) int {
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if err != nil {
+			return pid
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return pid
+		}
+		c, err := strconv.Atoi(f[0])
+		if err != nil {
+			return pid
+		}
+		pid = c
+	}
+}
+
+// FDCount returns the number of open file descriptors of this process.
+func FDCount(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("count fds: %v", err)
+	}
+	return len(ents) - 1 // the directory's own fd
+}
+
+// NoFDLeak records the fd count now and checks at cleanup that it is the
+// same. Register it first in a test so it runs after other cleanups.
+func NoFDLeak(t testing.TB) {
+	t.Helper()
+	before := fdList(t)
+	t.Cleanup(func() {
+		after := fdList(t)
+		if len(after) != len(before) {
+			t.Errorf("fd leak: %d open fds before, %d after\nbefore: %v\nafter:  %v", len(before), len(after), before, after)
+		}
+	})
+}
+
+func fdList(t testing.TB) []string {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("list fds: %v", err)
+	}
+	var out []string
+	for _, e := range ents {
+		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		out = append(out, e.Name()+"->"+l)
+	}
+	return out
+}
+
+// NSPath returns /proc/PID/ns/TYPE.
+func NSPath(pid int, typ string) string {
+	return "/proc/" + strconv.Itoa(pid) + "/ns/" + typ
+}

@@ -1,0 +1,157 @@
+package nsrel
+
+import (
+	"os"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Ref is a reference to a namespace: a [Path], a [File], an [FD] or an
+// owning [*Namespace]. Only this package implements it.
+type Ref interface {
+	// String describes the reference for error messages: the path, or
+	// "fd N".
+	String() string
+	// with calls fn with a file descriptor for the namespace that stays
+	// valid while fn runs. Errors from getting the descriptor are returned
+	// unwrapped.
+	with(fn func(fd int) error) error
+}
+
+// Path refers to a namespace by a filesystem path such as
+// "/proc/self/ns/user", "/proc/1234/ns/pid" or a bind mount of one. Each
+// query opens the path (O_RDONLY, O_CLOEXEC) and closes it again.
+type Path string
+
+// String returns the path.
+func (p Path) String() string { return string(p) }
+
+func (p Path) with(fn func(fd int) error) error {
+	fd, err := unix.Open(string(p), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	for err == unix.EINTR {
+		fd, err = unix.Open(string(p), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return &os.PathError{Op: "open", Path: string(p), Err: err}
+	}
+	defer unix.Close(fd)
+	return fn(fd)
+}
+
+// FD refers to a namespace by an open file descriptor. nsrel borrows the
+// descriptor: it never closes it, and the caller must keep it open for the
+// duration of each call.
+type FD int
+
+// String returns "fd N".
+func (f FD) String() string { return "fd " + strconv.Itoa(int(f)) }
+
+func (f FD) with(fn func(fd int) error) error {
+	if f < 0 {
+		return unix.EBADF
+	}
+	return fn(int(f))
+}
+
+// File refers to a namespace by an open [*os.File]. nsrel borrows the file:
+// it never closes it. A nil or closed file yields an error that matches
+// unix.EBADF.
+func File(f *os.File) Ref { return fileRef{f} }
+
+type fileRef struct{ f *os.File }
+
+func (r fileRef) String() string {
+	if r.f == nil {
+		return "file <nil>"
+	}
+	return r.f.Name()
+}
+
+func (r fileRef) with(fn func(fd int) error) error {
+	if r.f == nil {
+		return unix.EBADF
+	}
+	sc, err := r.f.SyscallConn()
+	if err != nil {
+		return unix.EBADF // os.ErrClosed: report it as the kernel would
+	}
+	var ferr error
+	// Control keeps the file from being closed while fn runs.
+	if err := sc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return unix.EBADF
+	}
+	return ferr
+}
+
+// Namespace is an owning handle on a namespace: an open nsfs file. It is a
+// [Ref], so queries chain on it. Close releases the file; Close is
+// idempotent and safe for concurrent use. A Namespace must not be used
+// after Close.
+type Namespace struct {
+	f    *os.File
+	desc string
+	once sync.Once
+	err  error
+}
+
+// Open opens a namespace path (e.g. "/proc/1234/ns/user") and returns an
+// owning handle. It fails with an error matching ErrNotNamespace if the
+// file is not a namespace.
+func Open(path string) (*Namespace, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY, 0) // Go opens with O_CLOEXEC
+	if err != nil {
+		return nil, &Error{Op: "open", Ref: path, Err: err}
+	}
+	ns := &Namespace{f: f, desc: path}
+	if _, err := TypeOf(ns); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return ns, nil
+}
+
+// NewNamespace takes ownership of fd, which must be an open nsfs file
+// descriptor, and returns a handle that closes it. desc names it in errors.
+func NewNamespace(fd int, desc string) *Namespace {
+	name := desc
+	if name == "" {
+		name = "nsfs"
+	}
+	return &Namespace{f: os.NewFile(uintptr(fd), name), desc: desc}
+}
+
+// String returns what the handle was opened from, or for a handle returned
+// by [Parent] or [OwnerUserNS] the namespace as "type:[inode]".
+func (n *Namespace) String() string {
+	if n.desc != "" {
+		return n.desc
+	}
+	s := "fd " + strconv.Itoa(int(n.f.Fd()))
+	_ = n.with(func(fd int) error {
+		if nm, err := nameOfFD(fd); err == nil {
+			s = nm.String()
+		}
+		return nil
+	})
+	return s
+}
+
+// File returns the underlying file, still owned by n.
+func (n *Namespace) File() *os.File { return n.f }
+
+// Fd returns the file descriptor, still owned by n.
+func (n *Namespace) Fd() int { return int(n.f.Fd()) }
+
+// Close closes the namespace file. Calling it more than once returns the
+// first result.
+func (n *Namespace) Close() error {
+	if n == nil {
+		return nil
+	}
+	n.once.Do(func() { n.err = n.f.Close() })
+	return n.err
+}
+
+func (n *Namespace) with(fn func(fd int) error) error { return fileRef{n.f}.with(fn) }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what the tests need when it is missing: Debian packages (runc,
+# crun, podman, containerd 1.6, busybox-static, util-linux tools) and
+# containerd v2 + crictl built from the Go module proxy into a cache
+# directory that survives between runs ($NSREL_TOOLS, default
+# ~/.cache/nsrel/tools). Safe to run again: it only installs what is absent.
+set -euo pipefail
+
+NSREL_TOOLS=${NSREL_TOOLS:-$HOME/.cache/nsrel/tools}
+CONTAINERD2_VERSION=v2.4.2
+CRICTL_VERSION=v1.37.0
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; }
+have runc || need_apt+=(runc)
+have crun || need_apt+=(crun)
+have podman || need_apt+=(podman)
+have containerd || need_apt+=(containerd)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need_apt+=(busybox-static)
+have unshare || need_apt+=(util-linux)
+have lsns || need_apt+=(util-linux)
+have newuidmap || need_apt+=(uidmap)
+have hyperfine || need_apt+=(hyperfine)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps: missing ${need_apt[*]}; run as root (or: sudo apt-get install ${need_apt[*]})" >&2
+		exit 1
+	fi
+	echo "deps: installing ${need_apt[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null
+	apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+ctrd2="$NSREL_TOOLS/containerd-$CONTAINERD2_VERSION"
+if [ ! -x "$ctrd2/containerd" ] || [ ! -x "$ctrd2/containerd-shim-runc-v2" ] || [ ! -x "$ctrd2/ctr" ]; then
+	echo "deps: building containerd $CONTAINERD2_VERSION into $ctrd2 (a few minutes, once)" >&2
+	mkdir -p "$ctrd2"
+	(cd / && GOBIN="$ctrd2" GOFLAGS=-mod=mod go install \
+		"github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD2_VERSION" \
+		"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD2_VERSION" \
+		"github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD2_VERSION")
+fi
+crictl="$NSREL_TOOLS/crictl-$CRICTL_VERSION"
+if [ ! -x "$crictl/crictl" ]; then
+	echo "deps: building crictl $CRICTL_VERSION into $crictl (a few minutes, once)" >&2
+	mkdir -p "$crictl"
+	(cd / && GOBIN="$crictl" GOFLAGS=-mod=mod go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION")
+fi
