@@ -1,0 +1,32 @@
+package discover
+
+import "context"
+
+// Container is a container whose process lives in a namespace of the
+// model. Sources (the containerd client, runtime state directories, the
+// nsrel-hook audit log) produce them; the trees attach each to the user and
+// PID namespaces of its process.
+type Container struct {
+	// ID is the full container ID.
+	ID string `json:"id"`
+	// Engine says who manages it: "containerd", "runc", "crun",
+	// "podman", "cri-o", "audit-log".
+	Engine string `json:"engine"`
+	// Namespace is the engine's namespace (containerd: "default",
+	// "k8s.io", "moby"); empty where the engine has none.
+	Namespace string `json:"namespace"`
+	// PID is the host PID of the container's init process.
+	PID int `json:"pid"`
+	// Name is a human name: Kubernetes "pod-namespace/pod-name" from CRI
+	// labels, a podman container name, or "".
+	Name string `json:"name"`
+}
+
+// ContainerSource lists containers. List must honour ctx's deadline; an
+// error means the source could not be read (e.g. containerd not running)
+// and is reported once on stderr while the trees still print.
+type ContainerSource interface {
+	// Name names the source in notices, e.g. "containerd".
+	Name() string
+	List(ctx context.Context) ([]Container, error)
+}
