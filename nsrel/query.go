@@ -167,7 +167,9 @@ func unsupportedErr(op string) error {
 
 type unsupported struct{ op string }
 
-func (u *unsupported) Error() string { return u.op + ": not supported by this kernel (needs Linux 6.11)" }
+func (u *unsupported) Error() string {
+	return u.op + ": not supported by this kernel (needs Linux 6.11)"
+}
 func (u *unsupported) Unwrap() error { return unix.ENOTTY }
 
 // identFD fstats fd and checks that it is an nsfs file.
