@@ -48,3 +48,10 @@ if [ ! -x "$crictl/crictl" ]; then
 	mkdir -p "$crictl"
 	(cd / && GOBIN="$crictl" GOFLAGS=-mod=mod go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION")
 fi
+STATICCHECK_VERSION=v0.8.2
+sc="$NSREL_TOOLS/staticcheck-$STATICCHECK_VERSION"
+if [ ! -x "$sc/staticcheck" ]; then
+	echo "deps: building staticcheck $STATICCHECK_VERSION into $sc" >&2
+	mkdir -p "$sc"
+	(cd / && GOBIN="$sc" GOFLAGS=-mod=mod go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION")
+fi
