@@ -1,0 +1,150 @@
+package ctrdtest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+var importMu sync.Mutex
+
+// Context returns a context in containerd namespace ns, cancelled when
+// the test ends.
+func Context(t testing.TB, ns string) context.Context {
+	ctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), ns))
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// ImportBusybox imports the busybox image into namespace ns of the
+// daemon (once per namespace) and unpacks it for the overlayfs
+// snapshotter.
+func (d *Daemon) ImportBusybox(t testing.TB, c *client.Client, ns string) client.Image {
+	t.Helper()
+	importMu.Lock()
+	defer importMu.Unlock()
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 60*time.Second)
+	defer cancel()
+	if img, err := c.GetImage(ctx, ImageName); err == nil {
+		return img
+	}
+	path := filepath.Join(d.Dir, "busybox-oci.tar")
+	if _, err := os.Stat(path); err != nil {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := BusyboxOCITar(f, "/bin/busybox"); err != nil {
+			f.Close()
+			t.Fatalf("build busybox image: %v", err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	imgs, err := c.Import(ctx, f)
+	if err != nil {
+		t.Fatalf("%s: import busybox into %s: %v", d.Flavor.Name, ns, err)
+	}
+	if len(imgs) != 1 {
+		t.Fatalf("%s: import busybox: %d images, want 1", d.Flavor.Name, len(imgs))
+	}
+	img := client.NewImage(c, imgs[0])
+	if err := img.Unpack(ctx, "overlayfs"); err != nil {
+		t.Fatalf("%s: unpack busybox in %s: %v", d.Flavor.Name, ns, err)
+	}
+	return img
+}
+
+// RunOpts tune a container started by [Daemon.Run].
+type RunOpts struct {
+	// Args is the process; default sleep 3600.
+	Args []string
+	// UserNS gives the container its own user namespace mapping root to
+	// host UID/GID 100000 (65536 IDs).
+	UserNS bool
+	// Labels are container labels (e.g. CRI pod labels).
+	Labels map[string]string
+	// SpecOpts are applied after the defaults.
+	SpecOpts []oci.SpecOpts
+	// NoStart creates the container without a task.
+	NoStart bool
+}
+
+// Run creates container id in namespace ns from the busybox image, starts
+// its task and returns the container and the task's host PID (0 with
+// NoStart). The container is deleted when the test ends (the daemon's
+// teardown catches it otherwise).
+func (d *Daemon) Run(t testing.TB, c *client.Client, ns, id string, o *RunOpts) (client.Container, uint32) {
+	t.Helper()
+	if o == nil {
+		o = &RunOpts{}
+	}
+	img := d.ImportBusybox(t, c, ns)
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 60*time.Second)
+	defer cancel()
+	args := o.Args
+	if len(args) == 0 {
+		args = []string{"sleep", "3600"}
+	}
+	specOpts := []oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(args...), oci.WithCgroup(d.CgroupPath(ns, id))}
+	if o.UserNS {
+		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		specOpts = append(specOpts, oci.WithUserNamespace(m, m))
+	}
+	specOpts = append(specOpts, o.SpecOpts...)
+	ctr, err := c.NewContainer(ctx, id,
+		client.WithNewSnapshot(id+"-snap", img),
+		client.WithRuntime("io.containerd.runc.v2", d.RuncOptions()),
+		client.WithContainerLabels(o.Labels),
+		client.WithNewSpec(specOpts...),
+	)
+	if err != nil {
+		t.Fatalf("%s: new container %s/%s: %v", d.Flavor.Name, ns, id, err)
+	}
+	t.Cleanup(func() { deleteContainer(ns, ctr) })
+	if o.NoStart {
+		return ctr, 0
+	}
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatalf("%s: new task %s/%s: %v\n%s", d.Flavor.Name, ns, id, err, d.LogTail())
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatalf("%s: start task %s/%s: %v", d.Flavor.Name, ns, id, err)
+	}
+	return ctr, task.Pid()
+}
+
+// deleteContainer kills the task and deletes the container, ignoring
+// errors (the daemon may be gone already).
+func deleteContainer(ns string, ctr client.Container) {
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 20*time.Second)
+	defer cancel()
+	if task, err := ctr.Task(ctx, nil); err == nil {
+		task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
+		if ch, err := task.Wait(ctx); err == nil {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
+		}
+		task.Delete(ctx, client.WithProcessKill)
+	}
+	ctr.Delete(ctx, client.WithSnapshotCleanup)
+}

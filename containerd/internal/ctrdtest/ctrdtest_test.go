@@ -1,0 +1,61 @@
+package ctrdtest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// TestDaemonLifecycle starts each flavor, runs a container in two
+// namespaces (one with a user namespace), checks the runc state lands in
+// the private runc root and the container's namespaces are its own,
+// restarts the daemon and checks the task survives.
+func TestDaemonLifecycle(t *testing.T) {
+	for _, f := range Flavors() {
+		t.Run(f.Name, func(t *testing.T) {
+			t.Parallel()
+			d := Start(t, f, nil)
+			c := d.Client(t)
+			id := fmt.Sprintf("life-%d", os.Getpid())
+			_, pid := d.Run(t, c, "default", id, nil)
+			_, upid := d.Run(t, c, "other", id+"-u", &RunOpts{UserNS: true})
+			for _, p := range []string{filepath.Join(d.RuncRoot, "default", id, "state.json"), filepath.Join(d.RuncRoot, "other", id+"-u", "state.json")} {
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("runc state not in the private root: %v", err)
+				}
+			}
+			self, err := nsrel.NameOf(nsrel.Path("/proc/self/ns/user"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := nsrel.NameOf(nsrel.Path("/proc/" + strconv.Itoa(int(upid)) + "/ns/user"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got == self {
+				t.Errorf("user-namespaced container %d shares the host user namespace %v", upid, got)
+			}
+			d.Restart(t)
+			if _, err := os.Stat("/proc/" + strconv.Itoa(int(pid))); err != nil {
+				t.Errorf("container process %d did not survive a daemon restart: %v", pid, err)
+			}
+			c2 := d.Client(t)
+			ctx := Context(t, "default")
+			ctr, err := c2.LoadContainer(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			task, err := ctr.Task(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if task.Pid() != pid {
+				t.Errorf("pid after restart = %d, want %d", task.Pid(), pid)
+			}
+		})
+	}
+}

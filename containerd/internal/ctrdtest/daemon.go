@@ -1,0 +1,465 @@
+package ctrdtest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// Flavor is one containerd build the tests run against.
+type Flavor struct {
+	// Name names the flavor in subtest names: "containerd-1.6", "containerd-2.4".
+	Name string
+	// Bin is the containerd daemon binary.
+	Bin string
+	// ShimDir holds the matching containerd-shim-runc-v2; it is put
+	// first on the daemon's PATH so the daemon starts its own shim.
+	ShimDir string
+	// Ctr is the matching ctr binary.
+	Ctr string
+	// ConfigVersion is the config schema the daemon reads (2 for 1.x, 3 for 2.x).
+	ConfigVersion int
+}
+
+// Tools returns $NSREL_TOOLS, by default ~/.cache/nsrel/tools.
+func Tools() string {
+	if d := os.Getenv("NSREL_TOOLS"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "nsrel", "tools")
+}
+
+// Debian16 is Debian's containerd 1.6 package.
+func Debian16() Flavor {
+	return Flavor{Name: "containerd-1.6", Bin: "/usr/bin/containerd", ShimDir: "/usr/bin", Ctr: "/usr/bin/ctr", ConfigVersion: 2}
+}
+
+// V2 is containerd v2.4.2 built by scripts/deps.sh.
+func V2() Flavor {
+	dir := filepath.Join(Tools(), "containerd-v2.4.2")
+	return Flavor{Name: "containerd-2.4", Bin: filepath.Join(dir, "containerd"), ShimDir: dir, Ctr: filepath.Join(dir, "ctr"), ConfigVersion: 3}
+}
+
+// Flavors returns every flavor the tests cover.
+func Flavors() []Flavor { return []Flavor{Debian16(), V2()} }
+
+// Options tune a daemon.
+type Options struct {
+	// CRI keeps the CRI plugin on (off by default: it is slow to start
+	// and not needed for client-created containers).
+	CRI bool
+	// NRI keeps the NRI plugin on (containerd 2.x) with its socket in
+	// the daemon directory.
+	NRI bool
+	// ExtraConfig is TOML appended to the generated config.
+	ExtraConfig string
+}
+
+// Daemon is a running containerd private to one test.
+type Daemon struct {
+	Flavor Flavor
+	// Dir is the daemon's private directory; everything below lives in it.
+	Dir string
+	// Socket is the gRPC address.
+	Socket string
+	// Root and State are --root and --state.
+	Root, State string
+	// RuncRoot is the runc root containers of this daemon use (runc adds
+	// the containerd namespace as a subdirectory).
+	RuncRoot string
+	// NRISocket is the NRI socket when Options.NRI is set.
+	NRISocket string
+	// ConfigPath and LogPath are the config file and the daemon's output.
+	ConfigPath, LogPath string
+
+	opts Options
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Require checks that the flavor's binaries are installed.
+func Require(t testing.TB, f Flavor) {
+	t.Helper()
+	nstest.RequireRoot(t)
+	for _, p := range []string{f.Bin, filepath.Join(f.ShimDir, "containerd-shim-runc-v2"), f.Ctr} {
+		_, err := os.Stat(p)
+		nstest.Require(t, err == nil, "%s needs %s (%v); `make deps` installs it", f.Name, p, err)
+	}
+	nstest.RequireCmd(t, "runc")
+	_, err := os.Stat("/bin/busybox")
+	nstest.Require(t, err == nil, "needs /bin/busybox (busybox-static): %v", err)
+}
+
+// Start starts a daemon of flavor f in a fresh private directory and
+// arranges for everything to be torn down when the test ends.
+func Start(t testing.TB, f Flavor, o *Options) *Daemon {
+	t.Helper()
+	Require(t, f)
+	dir, err := os.MkdirTemp("", "nc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Containers with their own user namespace must traverse the
+	// directory to reach their rootfs.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{
+		Flavor:     f,
+		Dir:        dir,
+		Socket:     filepath.Join(dir, "c.sock"),
+		Root:       filepath.Join(dir, "root"),
+		State:      filepath.Join(dir, "state"),
+		RuncRoot:   filepath.Join(dir, "runc"),
+		ConfigPath: filepath.Join(dir, "config.toml"),
+		LogPath:    filepath.Join(dir, "containerd.log"),
+	}
+	if o != nil {
+		d.opts = *o
+	}
+	if d.opts.NRI {
+		d.NRISocket = filepath.Join(dir, "nri.sock")
+	}
+	t.Cleanup(func() { d.teardown(t) })
+	if err := os.WriteFile(d.ConfigPath, []byte(d.config()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.start(); err != nil {
+		t.Fatalf("%s: %v", f.Name, err)
+	}
+	return d
+}
+
+func (d *Daemon) config() string {
+	q := strconv.Quote
+	var b strings.Builder
+	fmt.Fprintf(&b, "version = %d\nroot = %s\nstate = %s\n", d.Flavor.ConfigVersion, q(d.Root), q(d.State))
+	var disabled []string
+	criRuntime := `plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options`
+	if d.Flavor.ConfigVersion >= 3 {
+		criRuntime = `plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options`
+		if !d.opts.CRI {
+			disabled = append(disabled, "io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images", "io.containerd.podsandbox.controller.v1.podsandbox")
+		}
+		if !d.opts.NRI {
+			disabled = append(disabled, "io.containerd.nri.v1.nri")
+		}
+	} else if !d.opts.CRI {
+		disabled = append(disabled, "io.containerd.grpc.v1.cri")
+	}
+	disabled = append(disabled, "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs")
+	for i := range disabled {
+		disabled[i] = q(disabled[i])
+	}
+	fmt.Fprintf(&b, "disabled_plugins = [%s]\n", strings.Join(disabled, ", "))
+	fmt.Fprintf(&b, "\n[grpc]\n  address = %s\n", q(d.Socket))
+	fmt.Fprintf(&b, "\n[ttrpc]\n  address = %s\n", q(d.Socket+".ttrpc"))
+	fmt.Fprintf(&b, "\n[plugins.\"io.containerd.internal.v1.opt\"]\n  path = %s\n", q(filepath.Join(d.Dir, "opt")))
+	if d.opts.CRI {
+		fmt.Fprintf(&b, "\n[%s]\n  Root = %s\n", criRuntime, q(d.RuncRoot))
+	}
+	if d.opts.NRI {
+		fmt.Fprintf(&b, "\n[plugins.\"io.containerd.nri.v1.nri\"]\n  disable = false\n  socket_path = %s\n", q(d.NRISocket))
+	}
+	b.WriteString(d.opts.ExtraConfig)
+	return b.String()
+}
+
+// start launches the daemon and waits until it serves.
+func (d *Daemon) start() error {
+	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(d.Flavor.Bin, "--config", d.ConfigPath, "--log-level", "info")
+	cmd.Env = []string{"PATH=" + d.Flavor.ShimDir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + d.Dir}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	d.mu.Lock()
+	d.cmd, d.done = cmd, done
+	d.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return fmt.Errorf("containerd exited at start; log:\n%s", d.LogTail())
+		default:
+		}
+		if _, err := os.Stat(d.Socket); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ok, err := serving(ctx, d.Socket)
+			cancel()
+			if ok && err == nil {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("containerd did not serve on %s within 60s; log:\n%s", d.Socket, d.LogTail())
+}
+
+func serving(ctx context.Context, sock string) (bool, error) {
+	c, err := client.New(sock, client.WithTimeout(2*time.Second))
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	return c.IsServing(ctx)
+}
+
+// LogTail returns the last lines of the daemon's output.
+func (d *Daemon) LogTail() string {
+	b, _ := os.ReadFile(d.LogPath)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Stop stops the daemon with SIGTERM (SIGKILL after 15 s). Shims and
+// containers keep running, as with a real daemon restart.
+func (d *Daemon) Stop(t testing.TB) {
+	t.Helper()
+	d.mu.Lock()
+	cmd, done := d.cmd, d.done
+	d.cmd = nil
+	d.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Restart stops and starts the daemon on the same directories.
+func (d *Daemon) Restart(t testing.TB) {
+	t.Helper()
+	d.Stop(t)
+	if err := d.start(); err != nil {
+		t.Fatalf("%s restart: %v", d.Flavor.Name, err)
+	}
+}
+
+// Client returns a client connected to the daemon, closed when the test ends.
+func (d *Daemon) Client(t testing.TB) *client.Client {
+	t.Helper()
+	c, err := client.New(d.Socket, client.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatalf("connect %s: %v", d.Socket, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// RuncOptions are the runtime options that keep a container's runc
+// state in the daemon's private runc root.
+func (d *Daemon) RuncOptions() *options.Options { return &options.Options{Root: d.RuncRoot} }
+
+// CgroupPath is the cgroup path [Daemon.Run] gives container id in
+// namespace ns: below a parent private to the daemon, removed at teardown.
+func (d *Daemon) CgroupPath(ns, id string) string {
+	return filepath.Join(d.cgroupParent(), ns, id)
+}
+
+func (d *Daemon) cgroupParent() string { return "/nsrel-test-" + filepath.Base(d.Dir) }
+
+// removeCgroups removes the (empty) cgroup directories below parent in
+// every mounted hierarchy, deepest first.
+func removeCgroups(parent string) {
+	tops, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
+	if top := "/sys/fs/cgroup" + parent; !slices.Contains(tops, top) {
+		tops = append(tops, top)
+	}
+	for _, top := range tops {
+		var dirs []string
+		filepath.WalkDir(top, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			os.Remove(dirs[i])
+		}
+	}
+}
+
+// teardown kills and deletes every container, stops the daemon, kills
+// whatever survived, detaches leftover mounts and removes the directory.
+func (d *Daemon) teardown(t testing.TB) {
+	d.mu.Lock()
+	running := d.cmd != nil
+	d.mu.Unlock()
+	if running {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		if err := d.deleteAll(ctx); err != nil {
+			t.Logf("%s teardown: %v", d.Flavor.Name, err)
+		}
+		cancel()
+	}
+	d.Stop(t)
+	killLeftovers(d.RuncRoot, d.Dir)
+	removeCgroups(d.cgroupParent())
+	if err := unmountUnder(d.Dir); err != nil {
+		t.Errorf("%s teardown: %v", d.Flavor.Name, err)
+	}
+	if err := os.RemoveAll(d.Dir); err != nil {
+		t.Errorf("%s teardown: %v", d.Flavor.Name, err)
+	}
+}
+
+func (d *Daemon) deleteAll(ctx context.Context) error {
+	c, err := client.New(d.Socket, client.WithTimeout(5*time.Second))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	nss, err := c.NamespaceService().List(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ns := range nss {
+		nctx := namespaces.WithNamespace(ctx, ns)
+		cs, err := c.Containers(nctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, ctr := range cs {
+			if task, err := ctr.Task(nctx, nil); err == nil {
+				task.Kill(nctx, syscall.SIGKILL, client.WithKillAll)
+				if ch, err := task.Wait(nctx); err == nil {
+					select {
+					case <-ch:
+					case <-time.After(10 * time.Second):
+					}
+				}
+				if _, err := task.Delete(nctx, client.WithProcessKill); err != nil {
+					errs = append(errs, fmt.Errorf("delete task %s/%s: %w", ns, ctr.ID(), err))
+				}
+			}
+			if err := ctr.Delete(nctx, client.WithSnapshotCleanup); err != nil {
+				errs = append(errs, fmt.Errorf("delete container %s/%s: %w", ns, ctr.ID(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// killLeftovers SIGKILLs container init processes recorded under
+// runcRoot and every process whose command line names dir (shims carry
+// the daemon address in their arguments).
+func killLeftovers(runcRoot, dir string) {
+	states, _ := filepath.Glob(filepath.Join(runcRoot, "*", "*", "state.json"))
+	for _, s := range states {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			continue
+		}
+		const key = `"init_process_pid":`
+		if i := strings.Index(string(b), key); i >= 0 {
+			rest := strings.TrimLeft(string(b[i+len(key):]), " ")
+			end := strings.IndexAny(rest, ",}")
+			if pid, err := strconv.Atoi(strings.TrimSpace(rest[:max(end, 0)])); err == nil && pid > 1 {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+	}
+	entries, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(b), dir) {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+}
+
+// unmountUnder lazily unmounts every mount point below dir, deepest first.
+func unmountUnder(dir string) error {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var mps []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMount(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			mps = append(mps, mp)
+		}
+	}
+	sort.Slice(mps, func(i, j int) bool { return len(mps[i]) > len(mps[j]) })
+	var errs []error
+	for _, mp := range mps {
+		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", mp, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
