@@ -57,7 +57,7 @@ func BusyboxOCITar(w io.Writer, busybox string) error {
 	md := descriptor("application/vnd.oci.image.manifest.v1+json", manifest)
 	md["platform"] = map[string]string{"architecture": runtime.GOARCH, "os": "linux"}
 	md["annotations"] = map[string]string{
-		"io.containerd.image.name":         ImageName,
+		"io.containerd.image.name":          ImageName,
 		"org.opencontainers.image.ref.name": "test",
 	}
 	index, err := json.Marshal(map[string]any{
