@@ -1,0 +1,18 @@
+// Command lspidns prints the PID namespaces of this host as a tree. See
+// internal/lstool and `lspidns --help`.
+package main
+
+import (
+	"os"
+
+	"github.com/nsrel/nsrel/internal/lstool"
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+func main() {
+	os.Exit(lstool.Main(lstool.Tool{Name: "lspidns", Type: nsrel.TypePID, Sources: sources}))
+}
+
+// sources returns the container sources that annotate the tree.
+func sources(lstool.SourceConfig) []discover.ContainerSource { return nil }

@@ -1,0 +1,301 @@
+package lstool
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
+	"github.com/nsrel/nsrel/tree"
+)
+
+// DefaultContainerdAddress is containerd's default socket.
+const DefaultContainerdAddress = "/run/containerd/containerd.sock"
+
+// DefaultSourceTimeout bounds the time all container sources together may
+// take; a slower source is reported and ignored.
+const DefaultSourceTimeout = 2 * time.Second
+
+// SourceConfig is what the command line tells container sources.
+type SourceConfig struct {
+	// ContainerdAddress is the containerd socket: --containerd-address,
+	// else $CONTAINERD_ADDRESS, else DefaultContainerdAddress.
+	ContainerdAddress string
+	// Timeout is the deadline for listing containers (also set on the
+	// context passed to List).
+	Timeout time.Duration
+}
+
+// Tool describes one command.
+type Tool struct {
+	// Name is the command name, e.g. "lsuserns".
+	Name string
+	// Type is the namespace type shown: nsrel.TypeUser or nsrel.TypePID.
+	Type nsrel.Type
+	// Sources returns the container sources to ask; nil or returning nil
+	// means none. It is not called with --no-containers.
+	Sources func(SourceConfig) []discover.ContainerSource
+}
+
+// Main runs the tool with os.Args, stdout and stderr, and returns the exit
+// code for os.Exit.
+func Main(t Tool) int {
+	return Run(context.Background(), t, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+type config struct {
+	json, details, noContainers  bool
+	noThreads, noFDs, noMounts   bool
+	container, containerdAddress string
+	timeout                      time.Duration
+}
+
+func (t Tool) flags(stderr io.Writer) (*flag.FlagSet, *config) {
+	c := &config{}
+	fs := flag.NewFlagSet(t.Name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&c.json, "json", false, `print {"namespaces": [...]} (schema: docs/json.md)`)
+	fs.BoolVar(&c.details, "details", false, "add the processes of each namespace and how it was found")
+	fs.BoolVar(&c.noContainers, "no-containers", false, "do not look up containers")
+	fs.StringVar(&c.container, "container", "", "print only the branches leading to the namespaces of the container whose ID starts with `ID`")
+	addr := os.Getenv("CONTAINERD_ADDRESS")
+	if addr == "" {
+		addr = DefaultContainerdAddress
+	}
+	fs.StringVar(&c.containerdAddress, "containerd-address", addr, "containerd socket `path` (env CONTAINERD_ADDRESS)")
+	fs.DurationVar(&c.timeout, "container-timeout", DefaultSourceTimeout, "deadline for listing containers")
+	fs.BoolVar(&c.noThreads, "no-threads", false, "do not read the threads of multi-threaded processes")
+	fs.BoolVar(&c.noFDs, "no-fds", false, "do not look for namespaces held by open file descriptors")
+	fs.BoolVar(&c.noMounts, "no-mounts", false, "do not look for namespaces held by bind mounts")
+	fs.Usage = func() {}
+	return fs, c
+}
+
+func (t Tool) usage(w io.Writer, fs *flag.FlagSet) {
+	what, example := "user", "user:[4026531837] owner root (0)\n  └── user:[4026532176] owner root (0) containers: runc web-1"
+	if t.Type == nsrel.TypePID {
+		what, example = "PID", "pid:[4026531836] owner user:[4026531837] root (0)\n  └── pid:[4026532178] owner user:[4026532176] root (0)"
+	}
+	fmt.Fprintf(w, `Usage: %[1]s [flags]
+
+Print every %[2]s namespace on this host as a tree: found through every
+process and thread, open file descriptors, bind mounts in every mount
+namespace, and process-less ancestors and owners. Children are sorted by
+inode. Containers are looked up (containerd, runtime state) and shown on the
+namespaces their process lives in.
+
+  %[3]s
+
+Examples:
+  %[1]s                        # the whole tree
+  %[1]s --details              # with processes and how each namespace was found
+  %[1]s --json | jq '.namespaces[] | select(.processes == [])'
+  %[1]s --container 3f1c2a     # only the branches to that container
+  %[1]s --no-containers        # skip the container lookup
+
+Flags:
+`, t.Name, what, example)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fmt.Fprintf(w, "\nExit status: 0 success, 1 failure, 2 bad usage.\nRun as root to see every namespace.\n")
+}
+
+// Run runs the tool with args and returns the exit code.
+func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) int {
+	fs, c := t.flags(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			t.usage(stdout, fs)
+			return 0
+		}
+		fmt.Fprintf(stderr, "%s: %v (see --help)\n", t.Name, firstLine(err))
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", t.Name, fs.Arg(0))
+		return 2
+	}
+	if c.noContainers && c.container != "" {
+		fmt.Fprintf(stderr, "%s: --container needs the container lookup; drop --no-containers\n", t.Name)
+		return 2
+	}
+
+	// Containers are listed while /proc is scanned.
+	type listed struct {
+		cs      []discover.Container
+		notices []string
+	}
+	var containers chan listed
+	if !c.noContainers && t.Sources != nil {
+		containers = make(chan listed, 1)
+		cfg := SourceConfig{ContainerdAddress: c.containerdAddress, Timeout: c.timeout}
+		go func() {
+			cs, notices := ListContainers(ctx, t.Sources(cfg), c.timeout)
+			containers <- listed{cs, notices}
+		}()
+	}
+
+	m, err := discover.Discover(discover.Options{
+		Types:     []nsrel.Type{t.Type},
+		NoThreads: c.noThreads,
+		NoFDs:     c.noFDs,
+		NoMounts:  c.noMounts,
+		Comm:      c.json || c.details,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", t.Name, err)
+		return 1
+	}
+	if n := m.Notice(); n != "" {
+		fmt.Fprintf(stderr, "%s: notice: %s\n", t.Name, n)
+	}
+
+	var opts tree.Options
+	opts.Details = c.details
+	if containers != nil {
+		l := <-containers
+		for _, n := range l.notices {
+			fmt.Fprintf(stderr, "%s: notice: %s\n", t.Name, n)
+		}
+		Annotate(m, l.cs)
+	}
+	if c.container != "" {
+		keep, err := KeepContainer(m, t.Type, c.container)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", t.Name, err)
+			return 1
+		}
+		opts.Keep = keep
+	}
+
+	if c.json {
+		err = tree.JSON(stdout, m, t.Type, opts)
+	} else {
+		err = tree.Text(stdout, m, t.Type, opts)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: write: %v\n", t.Name, err)
+		return 1
+	}
+	return 0
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+// ListContainers asks every source concurrently, under one deadline, and
+// returns all containers found plus one notice per source that failed or
+// did not answer in time. It never waits longer than timeout (plus
+// scheduling): a source that ignores its context is abandoned.
+func ListContainers(ctx context.Context, sources []discover.ContainerSource, timeout time.Duration) ([]discover.Container, []string) {
+	if len(sources) == 0 {
+		return nil, nil
+	}
+	if timeout <= 0 {
+		timeout = DefaultSourceTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type result struct {
+		i   int
+		cs  []discover.Container
+		err error
+	}
+	results := make(chan result, len(sources))
+	for i, s := range sources {
+		go func() {
+			cs, err := s.List(ctx)
+			results <- result{i, cs, err}
+		}()
+	}
+	got := make([]*result, len(sources))
+	for n := 0; n < len(sources); n++ {
+		select {
+		case r := <-results:
+			got[r.i] = &r
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	var all []discover.Container
+	var notices []string
+	for i, s := range sources {
+		r := got[i]
+		switch {
+		case r == nil:
+			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", tree.Escape(s.Name()), timeout))
+		case r.err != nil:
+			notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", tree.Escape(s.Name()), tree.Escape(firstLine(r.err))))
+		default:
+			all = append(all, r.cs...)
+		}
+	}
+	return all, notices
+}
+
+// Annotate attaches each container to the user and PID namespaces of its
+// process (stat /proc/PID/ns/user and /proc/PID/ns/pid), in the order
+// given. Containers whose process is gone are dropped; a container whose
+// namespace is not in the model (it appeared after the scan) is skipped.
+func Annotate(m *discover.Model, cs []discover.Container) {
+	if len(cs) == 0 {
+		return
+	}
+	byKey := m.Namespaces
+	seen := make(map[string]bool)
+	for _, c := range cs {
+		if c.PID <= 0 {
+			continue
+		}
+		id := c.Engine + "\x00" + c.Namespace + "\x00" + c.ID
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		for _, link := range []string{"user", "pid"} {
+			var st unix.Stat_t
+			if unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", c.PID, link), &st) != nil {
+				continue
+			}
+			if n := byKey[discover.Key{Dev: st.Dev, Ino: st.Ino}]; n != nil {
+				n.Containers = append(n.Containers, c)
+			}
+		}
+	}
+}
+
+// KeepContainer returns a filter for [tree.Options].Keep that keeps the
+// namespaces of type t of the containers whose ID starts with prefix, and
+// their ancestors. It fails if no container in the model matches.
+func KeepContainer(m *discover.Model, t nsrel.Type, prefix string) (func(*discover.Namespace) bool, error) {
+	keep := make(map[*discover.Namespace]bool)
+	var ids []string
+	for _, n := range m.Namespaces {
+		if n.Type != t {
+			continue
+		}
+		for _, c := range n.Containers {
+			if strings.HasPrefix(c.ID, prefix) {
+				ids = append(ids, c.ID)
+				for a := n; a != nil && !keep[a]; a = a.Parent {
+					keep[a] = true
+				}
+			}
+		}
+	}
+	if len(keep) == 0 {
+		return nil, fmt.Errorf("no running container with an ID starting with %q", tree.Escape(prefix))
+	}
+	return func(n *discover.Namespace) bool { return keep[n] }, nil
+}

@@ -1,0 +1,280 @@
+package discover
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// Key identifies a namespace: the device and inode of its nsfs file.
+type Key struct {
+	Dev uint64
+	Ino uint64
+}
+
+// Via says how a namespace was found.
+type Via string
+
+// The ways a namespace can be found.
+const (
+	// ViaProcess: a process's /proc/PID/ns/TYPE link.
+	ViaProcess Via = "process"
+	// ViaPIDForChildren: a process's /proc/PID/ns/pid_for_children link
+	// (differs from ns/pid after unshare(CLONE_NEWPID)).
+	ViaPIDForChildren Via = "pid_for_children"
+	// ViaTask: a thread's /proc/PID/task/TID/ns/TYPE link, where the
+	// thread's namespace differs from its process's.
+	ViaTask Via = "task"
+	// ViaFD: an open file descriptor /proc/PID/fd/N.
+	ViaFD Via = "fd"
+	// ViaMount: an nsfs bind mount, in the mount namespace MountNS.
+	ViaMount Via = "mount"
+	// ViaParent: NS_GET_PARENT of the namespace Of.
+	ViaParent Via = "parent"
+	// ViaOwner: NS_GET_USERNS of the namespace Of.
+	ViaOwner Via = "owner"
+)
+
+// Found is one way a namespace was found.
+type Found struct {
+	Via Via `json:"via"`
+	// PID is the process (process, pid_for_children, task, fd; mount:
+	// the process whose mount namespace and root were used).
+	PID int `json:"pid,omitempty"`
+	// TID is the thread (task).
+	TID int `json:"tid,omitempty"`
+	// Path is /proc/PID/fd/N (fd) or the mount point as the mount
+	// namespace sees it (mount).
+	Path string `json:"path,omitempty"`
+	// MountNS is the inode of the mount namespace that has the mount
+	// (mount).
+	MountNS uint64 `json:"mntns,omitempty"`
+	// Of is the namespace, as "type:[inode]", this one is the parent or
+	// owner of (parent, owner).
+	Of string `json:"of,omitempty"`
+}
+
+// Process is a process whose namespace link points at a namespace.
+type Process struct {
+	PID int `json:"pid"`
+	// Comm is /proc/PID/comm as read (unescaped, untrusted); empty unless
+	// [Options].Comm was set or the process exited before it was read.
+	Comm string `json:"comm"`
+}
+
+// Namespace is one namespace of the model.
+type Namespace struct {
+	Type nsrel.Type
+	Dev  uint64
+	Ino  uint64
+	// NSID is the kernel's 64-bit namespace ID (NS_GET_ID); HasNSID is
+	// false on kernels without it or when it could not be read.
+	NSID    uint64
+	HasNSID bool
+	// Parent is the parent namespace (user and PID namespaces), nil at
+	// the top of what is visible.
+	Parent *Namespace
+	// Owner is the owning user namespace (for a user namespace, the same
+	// as Parent), nil for the initial user namespace or when it is out of
+	// reach.
+	Owner *Namespace
+	// OwnerUID is, for a user namespace, the UID that created it
+	// (NS_GET_OWNER_UID) and -1 if unknown; for other types it is -1 (see
+	// [Namespace.UID]).
+	OwnerUID int64
+	// OwnerName is the user name of OwnerUID from /etc/passwd, or "" when
+	// the UID has no entry.
+	OwnerName string
+	// Processes are the processes in it (sorted by PID). Threads are not
+	// listed; see FoundVia.
+	Processes []Process
+	// FoundVia lists how it was found: "process" once, then each fd and
+	// mount, then the first "parent"/"owner" link.
+	FoundVia []Found
+	// Containers are the containers whose process lives in it; filled by
+	// the caller from [ContainerSource]s.
+	Containers []Container
+	// Children are the namespaces whose Parent it is, sorted by inode.
+	Children []*Namespace
+}
+
+// Name returns the namespace as "type:[inode]".
+func (n *Namespace) Name() nsrel.Name { return nsrel.Name{Type: n.Type, Ino: n.Ino} }
+
+// Key returns the namespace's identity.
+func (n *Namespace) Key() Key { return Key{Dev: n.Dev, Ino: n.Ino} }
+
+// UID returns the UID of the namespace's owner: OwnerUID for a user
+// namespace, the owning user namespace's OwnerUID otherwise, -1 if unknown.
+func (n *Namespace) UID() (uid int64, name string) {
+	if n.Type == nsrel.TypeUser {
+		return n.OwnerUID, n.OwnerName
+	}
+	if n.Owner != nil {
+		return n.Owner.OwnerUID, n.Owner.OwnerName
+	}
+	return -1, ""
+}
+
+// Denied counts what could not be read for lack of privilege (EACCES,
+// EPERM); processes that exited are not counted.
+type Denied struct {
+	// Processes whose namespace links could not be read.
+	Processes int
+	// FDDirs: processes whose /proc/PID/fd could not be read.
+	FDDirs int
+	// MountNS: mount namespaces whose mountinfo or mounts could not be read.
+	MountNS int
+	// Links: parents or owners the kernel refused to return although the
+	// namespace is not the initial one (they lie outside the caller's
+	// user namespace).
+	Links int
+}
+
+// Any reports whether anything was denied.
+func (d Denied) Any() bool { return d != Denied{} }
+
+// Model is the result of [Discover].
+type Model struct {
+	// Namespaces holds every namespace found, of every type.
+	Namespaces map[Key]*Namespace
+	// Denied counts what could not be read.
+	Denied Denied
+}
+
+// NewModel returns an empty model. Add namespaces with [Model.Add] and
+// call [Model.Link] when done (Discover does both).
+func NewModel() *Model { return &Model{Namespaces: make(map[Key]*Namespace)} }
+
+// Add adds n to the model, replacing a namespace with the same key.
+func (m *Model) Add(n *Namespace) { m.Namespaces[n.Key()] = n }
+
+// Link fills the Children of every namespace from the Parent links and
+// sorts children by inode and processes by PID. Call it after changing
+// parents.
+func (m *Model) Link() {
+	for _, n := range m.Namespaces {
+		n.Children = n.Children[:0]
+	}
+	for _, n := range m.Namespaces {
+		if n.Parent != nil {
+			n.Parent.Children = append(n.Parent.Children, n)
+		}
+		slices.SortFunc(n.Processes, func(a, b Process) int { return a.PID - b.PID })
+		slices.SortStableFunc(n.FoundVia, func(a, b Found) int {
+			if foundLess(a, b) {
+				return -1
+			}
+			if foundLess(b, a) {
+				return 1
+			}
+			return 0
+		})
+	}
+	for _, n := range m.Namespaces {
+		sortNS(n.Children)
+	}
+}
+
+func sortNS(s []*Namespace) {
+	slices.SortFunc(s, func(a, b *Namespace) int {
+		if a.Ino != b.Ino {
+			if a.Ino < b.Ino {
+				return -1
+			}
+			return 1
+		}
+		if a.Dev < b.Dev {
+			return -1
+		} else if a.Dev > b.Dev {
+			return 1
+		}
+		return 0
+	})
+}
+
+// Of returns the namespaces of type t, sorted by inode.
+func (m *Model) Of(t nsrel.Type) []*Namespace {
+	var out []*Namespace
+	for _, n := range m.Namespaces {
+		if n.Type == t {
+			out = append(out, n)
+		}
+	}
+	sortNS(out)
+	return out
+}
+
+// Roots returns the namespaces of type t without a parent, sorted by
+// inode: normally one (the initial namespace), more when the caller cannot
+// see the top of the hierarchy.
+func (m *Model) Roots(t nsrel.Type) []*Namespace {
+	var out []*Namespace
+	for _, n := range m.Namespaces {
+		if n.Type == t && n.Parent == nil {
+			out = append(out, n)
+		}
+	}
+	sortNS(out)
+	return out
+}
+
+// Lookup returns the namespace of type t with inode ino, or nil. If
+// several devices have that inode (not seen on Linux, where nsfs is one
+// device), the first by device is returned.
+func (m *Model) Lookup(t nsrel.Type, ino uint64) *Namespace {
+	var found *Namespace
+	for k, n := range m.Namespaces {
+		if k.Ino == ino && n.Type == t && (found == nil || n.Dev < found.Dev) {
+			found = n
+		}
+	}
+	return found
+}
+
+// Notice returns one line saying what could not be read, or "" when
+// nothing was denied.
+func (m *Model) Notice() string {
+	d := m.Denied
+	if !d.Any() {
+		return ""
+	}
+	var parts []string
+	add := func(n int, what string) {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	add(d.Processes, "processes' namespaces")
+	add(d.FDDirs, "processes' open files")
+	add(d.MountNS, "mount namespaces' bind mounts")
+	add(d.Links, "parents/owners outside this user namespace")
+	return "could not read " + strings.Join(parts, ", ") + " (permission denied; run as root to see everything)"
+}
+
+var viaOrder = map[Via]int{
+	ViaProcess: 1, ViaPIDForChildren: 2, ViaTask: 3, ViaFD: 4, ViaMount: 5, ViaParent: 6, ViaOwner: 7,
+}
+
+// foundLess orders Found entries: by kind (process first, owner last),
+// then PID, TID, mount namespace, path and the namespace reached from.
+func foundLess(a, b Found) bool {
+	if a.Via != b.Via {
+		return viaOrder[a.Via] < viaOrder[b.Via]
+	}
+	if a.PID != b.PID {
+		return a.PID < b.PID
+	}
+	if a.TID != b.TID {
+		return a.TID < b.TID
+	}
+	if a.MountNS != b.MountNS {
+		return a.MountNS < b.MountNS
+	}
+	if a.Path != b.Path {
+		return a.Path < b.Path
+	}
+	return a.Of < b.Of
+}

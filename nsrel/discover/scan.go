@@ -1,0 +1,512 @@
+package discover
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// Options selects what [Discover] reads. The zero value reads every source
+// for user and PID namespaces.
+type Options struct {
+	// Types are the types whose /proc/PID/ns links are read for every
+	// process: nsrel.TypeUser and/or nsrel.TypePID (with
+	// pid_for_children); nil means both. Namespaces of every type are
+	// still followed from fds and bind mounts, for their owners.
+	Types []nsrel.Type
+	// NoThreads skips the threads of multi-threaded processes.
+	NoThreads bool
+	// NoFDs skips open file descriptors.
+	NoFDs bool
+	// NoMounts skips nsfs bind mounts.
+	NoMounts bool
+	// Comm reads /proc/PID/comm of every process into [Process].Comm.
+	Comm bool
+	// Workers is the number of parallel scanners; 0 means GOMAXPROCS.
+	Workers int
+	// Passwd is the passwd file for owner names; "" means /etc/passwd.
+	Passwd string
+}
+
+// resolution states of a namespace node.
+const (
+	unresolved = iota // no fd has been opened yet for the ioctls
+	resolving         // a goroutine is asking the kernel
+	resolved          // parent, owner, owner UID, ID are filled
+)
+
+// node is the scanner's bookkeeping around a Namespace.
+type node struct {
+	ns    *Namespace
+	state int
+	vias  uint8 // bit per Via already recorded once
+}
+
+var viaBit = map[Via]uint8{
+	ViaProcess: 1, ViaPIDForChildren: 2, ViaTask: 4, ViaParent: 8, ViaOwner: 16,
+}
+
+type scanner struct {
+	opts     Options
+	procfd   int
+	self     int
+	wantUser bool
+	wantPID  bool
+
+	mu    sync.Mutex
+	nodes map[Key]*node
+	mnt   map[uint64][]int // mount namespace inode -> up to 3 PIDs in it
+
+	deniedProcs, deniedFDs, deniedMnt, deniedLinks atomic.Int64
+}
+
+// Discover scans the host for namespaces and returns the model. It fails
+// only when /proc cannot be read at all; everything else (vanished
+// processes, denied reads) is skipped, and denied reads are counted in
+// [Model.Denied].
+func Discover(opts Options) (*Model, error) {
+	s := &scanner{
+		opts:  opts,
+		self:  os.Getpid(),
+		nodes: make(map[Key]*node, 256),
+		mnt:   make(map[uint64][]int),
+	}
+	if len(opts.Types) == 0 {
+		s.wantUser, s.wantPID = true, true
+	}
+	for _, t := range opts.Types {
+		switch t {
+		case nsrel.TypeUser:
+			s.wantUser = true
+		case nsrel.TypePID:
+			s.wantPID = true
+		}
+	}
+	fd, err := unix.Open("/proc", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: "/proc", Err: err}
+	}
+	s.procfd = fd
+	defer unix.Close(fd)
+
+	var names []string
+	buf := make([]byte, 32<<10)
+	names, err = readNames(fd, buf, names)
+	if err != nil {
+		return nil, &os.PathError{Op: "getdents", Path: "/proc", Err: err}
+	}
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if n[0] < '0' || n[0] > '9' {
+			continue
+		}
+		if p, err := strconv.Atoi(n); err == nil {
+			pids = append(pids, p)
+		}
+	}
+
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var next atomic.Int64
+	run := func(n int, fn func(w *worker, i int)) {
+		var wg sync.WaitGroup
+		for i := 0; i < workers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w := newWorker(s)
+				for {
+					j := int(next.Add(1)) - 1
+					if j >= n {
+						return
+					}
+					fn(w, j)
+				}
+			}()
+		}
+		wg.Wait()
+		next.Store(0)
+	}
+	run(len(pids), func(w *worker, i int) { w.process(pids[i]) })
+
+	if !opts.NoMounts {
+		mnts := make([][]int, 0, len(s.mnt))
+		inos := make([]uint64, 0, len(s.mnt))
+		for ino, ps := range s.mnt {
+			inos = append(inos, ino)
+			mnts = append(mnts, ps)
+		}
+		run(len(mnts), func(w *worker, i int) { w.mounts(inos[i], mnts[i]) })
+	}
+
+	m := NewModel()
+	users := loadUsers(opts.Passwd)
+	for k, nd := range s.nodes {
+		if nd.state != resolved {
+			continue // every reference vanished before it could be opened
+		}
+		n := nd.ns
+		if n.Type == nsrel.TypeUser && n.OwnerUID >= 0 {
+			n.OwnerName = users[uint32(n.OwnerUID)]
+		}
+		m.Namespaces[k] = n
+	}
+	m.Link()
+	m.Denied = Denied{
+		Processes: int(s.deniedProcs.Load()),
+		FDDirs:    int(s.deniedFDs.Load()),
+		MountNS:   int(s.deniedMnt.Load()),
+		Links:     int(s.deniedLinks.Load()),
+	}
+	return m, nil
+}
+
+// get returns the node for k, creating it, records f (and the process p
+// when f is ViaProcess) on it, and reports whether the caller must resolve
+// it (it then owns the resolution and must call done or release).
+func (s *scanner) get(k Key, t nsrel.Type, f Found, comm string) (*node, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nd := s.nodes[k]
+	if nd == nil {
+		nd = &node{ns: &Namespace{Type: t, Dev: k.Dev, Ino: k.Ino, OwnerUID: -1}}
+		s.nodes[k] = nd
+	}
+	n := nd.ns
+	if bit := viaBit[f.Via]; bit != 0 {
+		if nd.vias&bit == 0 {
+			nd.vias |= bit
+			n.FoundVia = append(n.FoundVia, f)
+		} else {
+			// Keep the smallest, so that the output is deterministic.
+			for i, g := range n.FoundVia {
+				if g.Via == f.Via && foundLess(f, g) {
+					n.FoundVia[i] = f
+				}
+			}
+		}
+	} else {
+		n.FoundVia = append(n.FoundVia, f)
+	}
+	if f.Via == ViaProcess {
+		n.Processes = append(n.Processes, Process{PID: f.PID, Comm: comm})
+	}
+	if nd.state == unresolved {
+		nd.state = resolving
+		return nd, true
+	}
+	return nd, false
+}
+
+// finish ends a resolution claimed through get: ok says whether it
+// happened; if not, another reference may claim it later.
+func (s *scanner) finish(nd *node, ok bool) {
+	s.mu.Lock()
+	if ok {
+		nd.state = resolved
+	} else {
+		nd.state = unresolved
+	}
+	s.mu.Unlock()
+}
+
+// resolve asks the kernel about the namespace open as fd: ID, owner UID,
+// parent and owner, adding parents and owners not seen before (and their
+// own ancestry) to the model.
+func (s *scanner) resolve(n *Namespace, fd int) {
+	ref := nsrel.FD(fd)
+	if id, err := nsrel.ID(ref); err == nil {
+		n.NSID, n.HasNSID = id, true
+	}
+	if n.Type == nsrel.TypeUser {
+		if uid, err := nsrel.OwnerUID(ref); err == nil {
+			n.OwnerUID = int64(uid)
+		}
+	}
+	if n.Type.Hierarchical() {
+		p, err := nsrel.Parent(ref)
+		if err == nil {
+			n.Parent = s.reach(p, n.Type, Found{Via: ViaParent, Of: n.Name().String()})
+			p.Close()
+		} else if s.outside(n, err) {
+			s.deniedLinks.Add(1)
+		}
+	}
+	if n.Type == nsrel.TypeUser {
+		n.Owner = n.Parent
+		return
+	}
+	o, err := nsrel.OwnerUserNS(ref)
+	if err == nil {
+		n.Owner = s.reach(o, nsrel.TypeUser, Found{Via: ViaOwner, Of: n.Name().String()})
+		o.Close()
+	} else if errors.Is(err, os.ErrPermission) {
+		s.deniedLinks.Add(1)
+	}
+}
+
+// outside reports whether err from NS_GET_PARENT means the parent exists
+// but lies outside the caller's user namespace (as opposed to n being the
+// initial namespace of its type).
+func (s *scanner) outside(n *Namespace, err error) bool {
+	if !errors.Is(err, os.ErrPermission) {
+		return false
+	}
+	return !(n.Type == nsrel.TypeUser && n.Ino == nsrel.InitialUserNSIno) &&
+		!(n.Type == nsrel.TypePID && n.Ino == nsrel.InitialPIDNSIno)
+}
+
+// reach adds the namespace h (returned by NS_GET_PARENT or NS_GET_USERNS)
+// and resolves it if it is new.
+func (s *scanner) reach(h *nsrel.Namespace, t nsrel.Type, f Found) *Namespace {
+	id, err := nsrel.Identify(h)
+	if err != nil {
+		return nil
+	}
+	nd, claim := s.get(Key(id), t, f, "")
+	if claim {
+		s.resolve(nd.ns, h.Fd())
+		s.finish(nd, true)
+	}
+	return nd.ns
+}
+
+// worker holds one scanner goroutine's buffers.
+type worker struct {
+	s     *scanner
+	dents []byte
+	lbuf  []byte
+	names []string
+	tids  []string
+}
+
+func newWorker(s *scanner) *worker {
+	return &worker{s: s, dents: make([]byte, 8<<10), lbuf: make([]byte, 256)}
+}
+
+// Paths relative to /proc/PID of the links read per process.
+const (
+	pathUser = "ns/user"
+	pathPID  = "ns/pid"
+	pathPFC  = "ns/pid_for_children"
+	pathMnt  = "ns/mnt"
+)
+
+func isPerm(err error) bool { return err == unix.EACCES || err == unix.EPERM }
+
+// process scans one process.
+func (w *worker) process(pid int) {
+	s := w.s
+	name := strconv.Itoa(pid)
+	dfd, err := unix.Openat(s.procfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return // exited
+	}
+	defer unix.Close(dfd)
+
+	var comm string
+	if s.opts.Comm {
+		comm = w.comm(dfd)
+	}
+	var userKey, pidKey Key
+	var st unix.Stat_t
+	if s.wantUser {
+		userKey, err = w.link(dfd, pathUser, nsrel.TypeUser, Found{Via: ViaProcess, PID: pid}, comm, &st)
+		if isPerm(err) {
+			s.deniedProcs.Add(1)
+			return
+		}
+	}
+	if s.wantPID {
+		pidKey, err = w.link(dfd, pathPID, nsrel.TypePID, Found{Via: ViaProcess, PID: pid}, comm, &st)
+		if isPerm(err) {
+			if !s.wantUser {
+				s.deniedProcs.Add(1)
+			}
+			return
+		}
+		// pid_for_children is unreadable until the first fork after
+		// unshare(CLONE_NEWPID); such a namespace cannot be found.
+		if err := unix.Fstatat(dfd, pathPFC, &st, 0); err == nil {
+			if k := (Key{st.Dev, st.Ino}); k != pidKey {
+				w.linkAt(dfd, pathPFC, k, nsrel.TypePID, Found{Via: ViaPIDForChildren, PID: pid}, "")
+			}
+		}
+	}
+	if !s.opts.NoMounts {
+		if err := unix.Fstatat(dfd, pathMnt, &st, 0); err == nil {
+			s.mu.Lock()
+			if ps := s.mnt[st.Ino]; len(ps) < 3 {
+				s.mnt[st.Ino] = append(ps, pid)
+			}
+			s.mu.Unlock()
+		}
+	}
+	if !s.opts.NoThreads {
+		// The link count of /proc/PID/task is 2 + the number of threads.
+		if err := unix.Fstatat(dfd, "task", &st, 0); err == nil && st.Nlink > 3 {
+			w.threads(dfd, pid, userKey, pidKey)
+		}
+	}
+	if !s.opts.NoFDs && pid != s.self {
+		w.fds(dfd, pid)
+	}
+}
+
+// link stats path below dfd, records the namespace with f and resolves it
+// if it is new.
+func (w *worker) link(dfd int, path string, t nsrel.Type, f Found, comm string, st *unix.Stat_t) (Key, error) {
+	if err := unix.Fstatat(dfd, path, st, 0); err != nil {
+		return Key{}, err
+	}
+	k := Key{st.Dev, st.Ino}
+	w.linkAt(dfd, path, k, t, f, comm)
+	return k, nil
+}
+
+// linkAt records the namespace k found at path below dfd and resolves it
+// if it is new.
+func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm string) {
+	nd, claim := w.s.get(k, t, f, comm)
+	if !claim {
+		return
+	}
+	fd, err := unix.Openat(dfd, path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		w.s.finish(nd, false)
+		return
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || (Key{st.Dev, st.Ino}) != k {
+		// The process exited and its PID was reused in between.
+		unix.Close(fd)
+		w.s.finish(nd, false)
+		return
+	}
+	w.s.resolve(nd.ns, fd)
+	unix.Close(fd)
+	w.s.finish(nd, true)
+}
+
+// comm reads /proc/PID/comm.
+func (w *worker) comm(dfd int) string {
+	fd, err := unix.Openat(dfd, "comm", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	n, err := unix.Read(fd, w.lbuf)
+	unix.Close(fd)
+	if err != nil || n <= 0 {
+		return ""
+	}
+	return string(bytes.TrimSuffix(w.lbuf[:n], []byte("\n")))
+}
+
+// threads scans the threads of a multi-threaded process for namespaces
+// that differ from the process's own.
+func (w *worker) threads(dfd, pid int, userKey, pidKey Key) {
+	s := w.s
+	tfd, err := unix.Openat(dfd, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(tfd)
+	w.tids, err = readNames(tfd, w.dents, w.tids[:0])
+	if err != nil {
+		return
+	}
+	self := strconv.Itoa(pid)
+	var st unix.Stat_t
+	for _, tid := range w.tids {
+		if tid == self {
+			continue
+		}
+		t, _ := strconv.Atoi(tid)
+		check := func(path string, typ nsrel.Type, want Key) {
+			p := tid + "/" + path
+			if unix.Fstatat(tfd, p, &st, 0) != nil {
+				return
+			}
+			if k := (Key{st.Dev, st.Ino}); k != want {
+				w.linkAt(tfd, p, k, typ, Found{Via: ViaTask, PID: pid, TID: t}, "")
+			}
+		}
+		if s.wantUser {
+			check(pathUser, nsrel.TypeUser, userKey)
+		}
+		if s.wantPID {
+			check(pathPID, nsrel.TypePID, pidKey)
+			check(pathPFC, nsrel.TypePID, pidKey)
+		}
+	}
+}
+
+// fds scans the open files of a process for namespaces.
+func (w *worker) fds(dfd, pid int) {
+	s := w.s
+	ffd, err := unix.Openat(dfd, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if isPerm(err) {
+			s.deniedFDs.Add(1)
+		}
+		return
+	}
+	defer unix.Close(ffd)
+	w.names, err = readNames(ffd, w.dents, w.names[:0])
+	if err != nil {
+		if isPerm(err) {
+			s.deniedFDs.Add(1)
+		}
+		return
+	}
+	var st unix.Stat_t
+	for _, fd := range w.names {
+		n, err := unix.Readlinkat(ffd, fd, w.lbuf)
+		if err != nil || n == 0 || w.lbuf[0] == '/' || n == len(w.lbuf) {
+			continue
+		}
+		l := w.lbuf[:n]
+		// Namespaces read as "type:[inode]"; cheap filter before parsing.
+		if l[n-1] != ']' || bytes.IndexByte(l, ':') < 0 || bytes.HasPrefix(l, []byte("anon_inode:")) ||
+			bytes.HasPrefix(l, []byte("socket:")) || bytes.HasPrefix(l, []byte("pipe:")) {
+			continue
+		}
+		name, err := nsrel.ParseName(string(l))
+		if err != nil {
+			continue
+		}
+		if unix.Fstatat(ffd, fd, &st, 0) != nil || st.Ino != name.Ino {
+			continue
+		}
+		w.linkAt(ffd, fd, Key{st.Dev, st.Ino}, name.Type,
+			Found{Via: ViaFD, PID: pid, Path: "/proc/" + strconv.Itoa(pid) + "/fd/" + fd}, "")
+	}
+}
+
+// readNames appends the names in directory fd (without "." and "..") to
+// names, reading with getdents64 into buf.
+func readNames(fd int, buf []byte, names []string) ([]string, error) {
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return names, err
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+}

@@ -1,0 +1,233 @@
+package tree
+
+import (
+	"bufio"
+	"io"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// Branches of the text tree.
+const (
+	branchMid  = "├── "
+	branchLast = "└── "
+	contMid    = "│   "
+	contLast   = "    "
+)
+
+// MaxDetailProcs is how many processes a --details line lists before
+// "+N more" (JSON lists all).
+const MaxDetailProcs = 8
+
+// Options controls rendering.
+type Options struct {
+	// Details adds the processes and how each namespace was found.
+	Details bool
+	// Keep, if set, limits the output to the namespaces it returns true
+	// for (lstool uses it for --container). It should keep every ancestor
+	// of a kept namespace; a child whose parent is not kept is not shown.
+	Keep func(*discover.Namespace) bool
+}
+
+// Text writes the namespaces of type t (nsrel.TypeUser or nsrel.TypePID) as
+// one tree per root.
+func Text(w io.Writer, m *discover.Model, t nsrel.Type, o Options) error {
+	bw := bufio.NewWriterSize(w, 32<<10)
+	var line []byte
+	var walk func(n *discover.Namespace, prefix string)
+	walk = func(n *discover.Namespace, prefix string) {
+		kids := o.filter(n.Children)
+		for i, c := range kids {
+			branch, cont := branchMid, contMid
+			if i == len(kids)-1 {
+				branch, cont = branchLast, contLast
+			}
+			line = append(append(append(line[:0], prefix...), branch...), Label(c, o.Details)...)
+			bw.Write(append(line, '\n'))
+			walk(c, prefix+cont)
+		}
+	}
+	for _, r := range o.filter(m.Roots(t)) {
+		bw.WriteString(Label(r, o.Details))
+		bw.WriteByte('\n')
+		walk(r, "")
+	}
+	return bw.Flush()
+}
+
+func (o Options) filter(ns []*discover.Namespace) []*discover.Namespace {
+	if o.Keep == nil {
+		return ns
+	}
+	var out []*discover.Namespace
+	for _, n := range ns {
+		if o.Keep(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Label returns the text of one tree node, without branches:
+// "user:[INO] owner NAME (UID)" or "pid:[INO] owner user:[INO] NAME (UID)",
+// then " containers: ..." when containers live in it, then with details
+// "; processes: ...; found via: ...".
+func Label(n *discover.Namespace, details bool) string {
+	var b strings.Builder
+	b.WriteString(n.Name().String())
+	b.WriteString(" owner ")
+	if n.Type != nsrel.TypeUser {
+		if n.Owner != nil {
+			b.WriteString(n.Owner.Name().String())
+			b.WriteByte(' ')
+		}
+	}
+	uid, name := n.UID()
+	b.WriteString(Owner(uid, name))
+	if len(n.Containers) > 0 {
+		b.WriteString(" containers: ")
+		for i, c := range n.Containers {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(ContainerLabel(c))
+		}
+	}
+	if details {
+		writeDetails(&b, n)
+	}
+	return b.String()
+}
+
+// Owner formats an owner: "NAME (UID)", just "UID" for a UID without a
+// passwd entry, "?" when the UID is unknown (uid < 0).
+func Owner(uid int64, name string) string {
+	switch {
+	case uid < 0:
+		return "?"
+	case name == "":
+		return strconv.FormatInt(uid, 10)
+	default:
+		return Escape(name) + " (" + strconv.FormatInt(uid, 10) + ")"
+	}
+}
+
+// ContainerLabel formats a container for a tree line: engine, then the
+// engine namespace and "/" when there is one, the ID shortened to 12
+// characters, then " (NAME)" when it has a name. A Kubernetes name
+// "pod-namespace/pod-name" prints as "(pod pod-namespace/pod-name)":
+// "containerd k8s.io/3f1c2a9b7e0d (pod default/web-0)", "runc zoo-1",
+// "podman 0a1b2c3d4e5f (web)".
+func ContainerLabel(c discover.Container) string {
+	var b strings.Builder
+	b.WriteString(Escape(c.Engine))
+	b.WriteByte(' ')
+	if c.Namespace != "" {
+		b.WriteString(Escape(c.Namespace))
+		b.WriteByte('/')
+	}
+	id := c.ID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	b.WriteString(Escape(id))
+	if c.Name != "" {
+		b.WriteString(" (")
+		if strings.Contains(c.Name, "/") {
+			b.WriteString("pod ")
+		}
+		b.WriteString(Escape(c.Name))
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+func writeDetails(b *strings.Builder, n *discover.Namespace) {
+	if len(n.Processes) > 0 {
+		b.WriteString("; processes: ")
+		for i, p := range n.Processes {
+			if i == MaxDetailProcs {
+				b.WriteString(" +" + strconv.Itoa(len(n.Processes)-i) + " more")
+				break
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strconv.Itoa(p.PID))
+			if p.Comm != "" {
+				b.WriteString(" " + Escape(p.Comm))
+			}
+		}
+	}
+	b.WriteString("; found via: ")
+	for i, f := range n.FoundVia {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(FoundLabel(f))
+	}
+}
+
+// FoundLabel formats one way a namespace was found: "process 1",
+// "pid_for_children 42", "task 7/9", "fd /proc/7/fd/3", "mount /run/x in
+// mnt:[4026532200]", "parent of user:[4026532176]", "owner of
+// net:[4026532300]".
+func FoundLabel(f discover.Found) string {
+	switch f.Via {
+	case discover.ViaProcess, discover.ViaPIDForChildren:
+		return string(f.Via) + " " + strconv.Itoa(f.PID)
+	case discover.ViaTask:
+		return "task " + strconv.Itoa(f.PID) + "/" + strconv.Itoa(f.TID)
+	case discover.ViaFD:
+		return "fd " + Escape(f.Path)
+	case discover.ViaMount:
+		return "mount " + Escape(f.Path) + " in " + nsrel.Name{Type: nsrel.TypeMount, Ino: f.MountNS}.String()
+	case discover.ViaParent, discover.ViaOwner:
+		return string(f.Via) + " of " + Escape(f.Of)
+	}
+	return Escape(string(f.Via))
+}
+
+// Escape makes untrusted text safe for a terminal: control characters,
+// invisible formatting characters (such as bidi overrides) and invalid
+// UTF-8 become \xNN or \u{NNNN} escapes, and a backslash is doubled.
+func Escape(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			b.WriteString(`\x` + hex2(s[i]))
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r < 0x20 || r == 0x7f:
+			b.WriteString(`\x` + hex2(byte(r)))
+		case r >= 0x80 && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) && r != ' '):
+			b.WriteString(`\u{` + strconv.FormatInt(int64(r), 16) + `}`)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func hex2(c byte) string {
+	const digits = "0123456789abcdef"
+	return string([]byte{digits[c>>4], digits[c&15]})
+}
