@@ -1,0 +1,179 @@
+package containerd
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// uniq returns a container ID unique to this test process.
+func uniq(name string) string { return fmt.Sprintf("%s-%d", name, os.Getpid()) }
+
+// startContainers runs a fixed set of containers on d: two in "default"
+// (one in its own user namespace), a CRI-labelled one in "k8s.io", one in
+// "moby", and one without a task (which no source may list). It returns
+// what the containerd source should report.
+func startContainers(t *testing.T, d *ctrdtest.Daemon) []discover.Container {
+	t.Helper()
+	c := d.Client(t)
+	var want []discover.Container
+	run := func(ns, id, name string, o *ctrdtest.RunOpts) {
+		_, pid := d.Run(t, c, ns, id, o)
+		want = append(want, discover.Container{ID: id, Engine: EngineContainerd, Namespace: ns, PID: int(pid), Name: name})
+	}
+	run("default", uniq("plain"), "", nil)
+	run("default", uniq("userns"), "", &ctrdtest.RunOpts{UserNS: true})
+	run("k8s.io", uniq("web-0"), "shop/web-0", &ctrdtest.RunOpts{Labels: map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop", "io.cri-containerd.kind": "container"}})
+	run("moby", uniq("dockerish"), "", nil)
+	d.Run(t, c, "default", uniq("notask"), &ctrdtest.RunOpts{NoStart: true})
+	return Merge(want)
+}
+
+func TestSourceLists(t *testing.T) {
+	for _, f := range ctrdtest.Flavors() {
+		t.Run(f.Name, func(t *testing.T) {
+			t.Parallel()
+			d := ctrdtest.Start(t, f, nil)
+			want := startContainers(t, d)
+
+			got, err := NewSource(d.Socket).List(context.Background())
+			if err != nil {
+				t.Fatalf("List: %v", err)
+			}
+			if diff := cmp.Diff(want, Merge(got)); diff != "" {
+				t.Errorf("containerd source (-want +got):\n%s", diff)
+			}
+
+			// The state roots of the same daemon find the same containers
+			// without asking it, minus the pod name it alone knows.
+			st := &StateSource{Roots: []Root{{EngineRunc, filepath.Join(d.RuncRoot, "*")}}}
+			got, err = st.List(context.Background())
+			if err != nil {
+				t.Fatalf("state List: %v", err)
+			}
+			var wantState []discover.Container
+			for _, c := range want {
+				c.Name = ""
+				wantState = append(wantState, c)
+			}
+			if diff := cmp.Diff(wantState, Merge(got)); diff != "" {
+				t.Errorf("state source (-want +got):\n%s", diff)
+			}
+
+			// Merged, the daemon's richer entries win and nothing doubles.
+			got, err = Multi{NewSource(d.Socket), st}.List(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("multi (-want +got):\n%s", diff)
+			}
+
+			// A container whose task exits drops out.
+			ctx := ctrdtest.Context(t, "moby")
+			ctr, err := d.Client(t).LoadContainer(ctx, uniq("dockerish"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			task, err := ctr.Task(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch, err := task.Wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := task.Kill(ctx, 9); err != nil {
+				t.Fatal(err)
+			}
+			<-ch
+			got, err = NewSource(d.Socket).List(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.ContainsFunc(got, func(c discover.Container) bool { return c.Namespace == "moby" }) {
+				t.Errorf("exited task still listed: %+v", got)
+			}
+		})
+	}
+}
+
+// TestSourceUnreachable checks that a missing daemon is a quick error and a
+// daemon that accepts connections but never answers does not hang the
+// caller past the deadline.
+func TestSourceUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	_, err := NewSource(filepath.Join(dir, "none.sock")).List(context.Background())
+	if err == nil {
+		t.Fatal("List on a missing socket: no error")
+	}
+
+	sock, err := os.MkdirTemp("", "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sock) })
+	l, err := net.Listen("unix", filepath.Join(sock, "mute.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	s := &Source{Address: filepath.Join(sock, "mute.sock"), Timeout: 300 * time.Millisecond}
+	start := time.Now()
+	_, err = s.List(context.Background())
+	if err == nil {
+		t.Fatal("List on a mute socket: no error")
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("List on a mute socket took %v, want about the 300ms timeout", el)
+	}
+}
+
+func TestAddress(t *testing.T) {
+	t.Setenv("CONTAINERD_ADDRESS", "")
+	if got := Address(""); got != DefaultAddress {
+		t.Errorf("Address(\"\") = %q", got)
+	}
+	t.Setenv("CONTAINERD_ADDRESS", "/x.sock")
+	if got := Address(""); got != "/x.sock" {
+		t.Errorf("Address with env = %q", got)
+	}
+	if got := Address("/flag.sock"); got != "/flag.sock" {
+		t.Errorf("Address(flag) = %q", got)
+	}
+}
+
+func TestPodName(t *testing.T) {
+	for _, tc := range []struct {
+		labels map[string]string
+		want   string
+	}{
+		{nil, ""},
+		{map[string]string{LabelPodName: "web-0"}, "web-0"},
+		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop"}, "shop/web-0"},
+		{map[string]string{LabelPodNamespace: "shop"}, ""},
+	} {
+		if got := PodName(tc.labels); got != tc.want {
+			t.Errorf("PodName(%v) = %q, want %q", tc.labels, got, tc.want)
+		}
+	}
+}

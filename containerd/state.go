@@ -1,0 +1,283 @@
+package containerd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// MaxStateSize is the largest state file read; larger files are skipped
+// (runc's state.json holds the container config, typically 5-30 KiB).
+const MaxStateSize = 1 << 20
+
+// Root is one runtime state directory: runc keeps ROOT/ID/state.json,
+// crun keeps ROOT/ID/status.
+type Root struct {
+	// Runtime is "runc" or "crun" (the state file format).
+	Runtime string
+	// Dir is the root directory (runc/crun --root). It may hold a glob
+	// pattern, expanded at each List (e.g. /run/containerd/runc/*).
+	Dir string
+}
+
+// DefaultRoots are the state roots read when none are given: runc's and
+// crun's defaults (also used by podman and CRI-O as root), containerd's
+// per-namespace runc roots, and rootless podman's per-user roots.
+func DefaultRoots() []Root {
+	return []Root{
+		{EngineRunc, "/run/runc"},
+		{EngineRunc, "/run/containerd/runc/*"},
+		{EngineRunc, "/run/user/*/runc"},
+		{EngineCrun, "/run/crun"},
+		{EngineCrun, "/run/user/*/crun"},
+	}
+}
+
+// StateSource lists containers from runc and crun state directories,
+// without any daemon: containers started by plain runc or crun, by
+// podman, by CRI-O, and by containerd (whose shims keep runc state in
+// /run/containerd/runc/NAMESPACE). It implements
+// [discover.ContainerSource].
+//
+// State files are container-controlled input for rootless runtimes (the
+// directories belong to the user): every file is opened without following
+// symlinks, read up to [MaxStateSize], decoded leniently, and its claims
+// are checked before use: the ID must be a valid runtime ID equal to the
+// directory name, the process must exist with the start time the state
+// records (so a reused PID is not attributed), and a state file not owned
+// by root must be owned by the UID the process runs as.
+type StateSource struct {
+	// Roots to read; [DefaultRoots] if nil.
+	Roots []Root
+}
+
+// Name implements [discover.ContainerSource].
+func (s *StateSource) Name() string { return "runtime-state" }
+
+// List implements [discover.ContainerSource]. Missing roots are normal
+// (the runtime is not installed or never ran); unreadable ones are an
+// error, while the containers of the other roots are still returned.
+func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
+	roots := s.Roots
+	if roots == nil {
+		roots = DefaultRoots()
+	}
+	var (
+		out  []discover.Container
+		errs []error
+	)
+	for _, r := range roots {
+		dirs := []string{r.Dir}
+		if strings.ContainsAny(r.Dir, "*?[") {
+			dirs, _ = filepath.Glob(r.Dir)
+		}
+		for _, dir := range dirs {
+			if err := ctx.Err(); err != nil {
+				return out, errors.Join(append(errs, err)...)
+			}
+			cs, err := listRoot(r.Runtime, dir)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			out = append(out, cs...)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// validID is the container ID syntax runc and crun accept.
+var validID = regexp.MustCompile(`^[\w+\-.]+$`)
+
+func listRoot(runtime, dir string) ([]discover.Container, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s state %s: %w", runtime, dir, err)
+	}
+	file := "state.json"
+	if runtime == EngineCrun {
+		file = "status"
+	}
+	var out []discover.Container
+	for _, e := range entries {
+		if !e.IsDir() || !validID.MatchString(e.Name()) || len(e.Name()) > 1024 {
+			continue
+		}
+		data, owner, err := readLimited(filepath.Join(dir, e.Name(), file))
+		if err != nil {
+			continue // gone, not a container, or hostile: skip quietly
+		}
+		var st State
+		if runtime == EngineCrun {
+			st, err = ParseCrunStatus(data)
+		} else {
+			st, err = ParseRuncState(data)
+		}
+		if err != nil {
+			continue
+		}
+		if st.ID == "" {
+			st.ID = e.Name()
+		}
+		if st.ID != e.Name() || !st.Alive(owner) {
+			continue
+		}
+		out = append(out, st.Container(runtime))
+	}
+	return out, nil
+}
+
+// readLimited reads path without following a symlink at its last
+// component, refusing anything but a regular file larger than
+// MaxStateSize; it returns the file owner's UID.
+func readLimited(path string) ([]byte, uint32, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, 0, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, 0, fmt.Errorf("%s: not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxStateSize+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(data) > MaxStateSize {
+		return nil, 0, fmt.Errorf("%s: larger than %d bytes", path, MaxStateSize)
+	}
+	return data, st.Uid, nil
+}
+
+// State is what nsrel uses of a runtime's state file.
+type State struct {
+	// ID is the container ID.
+	ID string
+	// PID is the container's init process on the host.
+	PID int
+	// StartTime is the init process's start time in clock ticks since
+	// boot (field 22 of /proc/PID/stat), 0 if the state has none.
+	StartTime uint64
+	// Bundle is the bundle directory.
+	Bundle string
+}
+
+// ParseRuncState decodes the fields nsrel needs from runc's state.json.
+// Unknown fields are ignored; wrong types, a negative or absurd PID and
+// trailing data are errors.
+func ParseRuncState(data []byte) (State, error) {
+	var raw struct {
+		ID        string `json:"id"`
+		PID       int64  `json:"init_process_pid"`
+		StartTime uint64 `json:"init_process_start"`
+		Config    struct {
+			Labels []string `json:"labels"`
+		} `json:"config"`
+	}
+	if err := decodeStrict(data, &raw); err != nil {
+		return State{}, fmt.Errorf("runc state: %w", err)
+	}
+	st := State{ID: raw.ID, StartTime: raw.StartTime}
+	for _, l := range raw.Config.Labels {
+		if b, ok := strings.CutPrefix(l, "bundle="); ok {
+			st.Bundle = b
+		}
+	}
+	return st, st.setPID(raw.PID)
+}
+
+// ParseCrunStatus decodes the fields nsrel needs from crun's status
+// file.
+func ParseCrunStatus(data []byte) (State, error) {
+	var raw struct {
+		PID       int64  `json:"pid"`
+		StartTime uint64 `json:"process-start-time"`
+		Bundle    string `json:"bundle"`
+	}
+	if err := decodeStrict(data, &raw); err != nil {
+		return State{}, fmt.Errorf("crun status: %w", err)
+	}
+	st := State{StartTime: raw.StartTime, Bundle: raw.Bundle}
+	return st, st.setPID(raw.PID)
+}
+
+// maxPID is the kernel's PID_MAX_LIMIT (4M).
+const maxPID = 1 << 22
+
+func (st *State) setPID(pid int64) error {
+	if pid <= 0 || pid > maxPID {
+		return fmt.Errorf("pid %d out of range", pid)
+	}
+	st.PID = int(pid)
+	return nil
+}
+
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// Alive reports whether the state's process still is the container's:
+// it exists, its start time equals the recorded one (when recorded), and,
+// for a state file owned by fileUID other than root, it runs as that UID.
+func (st State) Alive(fileUID uint32) bool {
+	if st.PID <= 0 {
+		return false
+	}
+	start, err := inspect.StartTime(st.PID)
+	if err != nil {
+		return false
+	}
+	if st.StartTime != 0 && start != st.StartTime {
+		return false
+	}
+	if fileUID != 0 {
+		var s unix.Stat_t
+		if unix.Stat("/proc/"+strconv.Itoa(st.PID), &s) != nil || s.Uid != fileUID {
+			return false
+		}
+	}
+	return true
+}
+
+// Container converts the state to a [discover.Container], telling the
+// managing engine from the bundle path where it can: containerd shims put
+// bundles in .../io.containerd.runtime.v2.task/NAMESPACE/ID, podman and
+// CRI-O in .../overlay-containers/ID/userdata.
+func (st State) Container(runtime string) discover.Container {
+	c := discover.Container{ID: st.ID, Engine: runtime, PID: st.PID}
+	parts := strings.Split(filepath.Clean(st.Bundle), "/")
+	if i := slices.Index(parts, "io.containerd.runtime.v2.task"); i >= 0 && i+2 < len(parts) && parts[i+2] == st.ID {
+		c.Engine, c.Namespace = EngineContainerd, parts[i+1]
+	} else if n := len(parts); n >= 3 && parts[n-1] == "userdata" && parts[n-2] == st.ID && parts[n-3] == "overlay-containers" {
+		c.Engine = EnginePodman
+	}
+	return c
+}
