@@ -1,0 +1,11 @@
+package main
+
+import (
+	"os"
+
+	"github.com/nsrel/nsrel/hook"
+)
+
+func main() {
+	os.Exit(hook.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

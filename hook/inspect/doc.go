@@ -1,0 +1,14 @@
+// Package inspect reads the user and PID namespace ancestry of a process
+// safely against PID reuse: it pins the process with pidfd_open(2), opens
+// /proc/PID/ns/user and /proc/PID/ns/pid, and only then checks through the
+// pidfd (pidfd_send_signal(2) with signal 0) that the pinned process is
+// still alive, so the namespace files opened belong to the process the
+// caller named. It then walks both chains to the top with the ioctl_ns(2)
+// requests of package [github.com/nsrel/nsrel/nsrel].
+//
+// pidfd_open needs Linux 5.3; NS_GET_ID (the never-reused namespace ID)
+// Linux 6.11, and is recorded as absent (nil) on older kernels.
+//
+// [Process] is what nsrel-hook, the containerd event recorder and the NRI
+// plugin call; the [Ancestry] it returns is what the audit log records.
+package inspect

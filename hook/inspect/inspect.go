@@ -1,0 +1,247 @@
+package inspect
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// MaxDepth bounds the chain walks; the kernel allows 33 user and 32 PID
+// namespaces below the initial ones, so a longer chain means a bug.
+const MaxDepth = 40
+
+// UserNS is one level of a user namespace chain.
+type UserNS struct {
+	// Ino and Dev identify the namespace's nsfs file.
+	Ino uint64 `json:"ino"`
+	Dev uint64 `json:"dev"`
+	// ID is the kernel's never-reused namespace ID (NS_GET_ID), nil on
+	// kernels before 6.11.
+	ID *uint64 `json:"id"`
+	// OwnerUID is the UID (in the inspector's user namespace) of the
+	// process that created the namespace.
+	OwnerUID uint32 `json:"owner_uid"`
+}
+
+// PIDNS is one level of a PID namespace chain.
+type PIDNS struct {
+	Ino uint64  `json:"ino"`
+	Dev uint64  `json:"dev"`
+	ID  *uint64 `json:"id"`
+	// OwnerUserIno is the inode of the user namespace that owns this PID
+	// namespace, or nil when the owner lies outside the inspector's reach.
+	OwnerUserIno *uint64 `json:"owner_user_ino"`
+}
+
+// Ancestry is the user and PID namespace ancestry of one process.
+type Ancestry struct {
+	// PID is the process, as the inspector sees it.
+	PID int `json:"pid"`
+	// StartTime is field 22 of /proc/PID/stat: the start time in clock
+	// ticks since boot. With PID it names a process uniquely.
+	StartTime uint64 `json:"start_time"`
+	// User is the user namespace chain: User[0] is the process's own,
+	// each next entry the parent, the last the top the inspector can see
+	// (the initial user namespace when it runs there).
+	User []UserNS `json:"user_chain"`
+	// PIDNS is the PID namespace chain, innermost first.
+	PIDNS []PIDNS `json:"pid_chain"`
+}
+
+// UserDepth returns the number of user namespaces below the top of the
+// chain: 0 for a process in the initial user namespace.
+func (a *Ancestry) UserDepth() int { return max(len(a.User)-1, 0) }
+
+// PIDDepth returns the number of PID namespaces below the top.
+func (a *Ancestry) PIDDepth() int { return max(len(a.PIDNS)-1, 0) }
+
+// ErrGone matches errors for a process that exited (or whose PID was
+// reused) while it was being inspected.
+var ErrGone = errors.New("process exited during inspection")
+
+// Process inspects the process pid. It fails with an error matching
+// [ErrGone] when the process is gone before or during the inspection.
+func Process(pid int) (*Ancestry, error) {
+	if pid <= 0 {
+		return nil, fmt.Errorf("inspect: invalid pid %d", pid)
+	}
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
+		}
+		return nil, fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_open", err))
+	}
+	pidfd := os.NewFile(uintptr(pfd), "pidfd:"+strconv.Itoa(pid))
+	defer pidfd.Close()
+
+	base := "/proc/" + strconv.Itoa(pid)
+	start, err := StartTime(pid)
+	if err != nil {
+		return nil, gone(pid, err)
+	}
+	userNS, err := nsrel.Open(base + "/ns/user")
+	if err != nil {
+		return nil, gone(pid, err)
+	}
+	defer userNS.Close()
+	pidNS, err := nsrel.Open(base + "/ns/pid")
+	if err != nil {
+		return nil, gone(pid, err)
+	}
+	defer pidNS.Close()
+	// The files are open; if the pinned process is still alive now, they
+	// are its namespaces (and start is its start time), not those of a
+	// process that reused the PID.
+	if err := unix.PidfdSendSignal(pfd, 0, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
+		}
+		return nil, fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_send_signal", err))
+	}
+	a := &Ancestry{PID: pid, StartTime: start}
+	if a.User, err = UserChain(userNS); err != nil {
+		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
+	}
+	if a.PIDNS, err = PIDChain(pidNS); err != nil {
+		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
+	}
+	return a, nil
+}
+
+func gone(pid int, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("inspect: pid %d: %w (%v)", pid, ErrGone, err)
+	}
+	return fmt.Errorf("inspect: pid %d: %w", pid, err)
+}
+
+// UserChain walks the user namespace chain from ns to the top the caller
+// can see. It does not close ns.
+func UserChain(ns nsrel.Ref) ([]UserNS, error) {
+	var chain []UserNS
+	err := walk(ns, func(r nsrel.Ref) error {
+		id, err := nsrel.Identify(r)
+		if err != nil {
+			return err
+		}
+		uid, err := nsrel.OwnerUID(r)
+		if err != nil {
+			return err
+		}
+		nsid, err := optionalID(r)
+		if err != nil {
+			return err
+		}
+		chain = append(chain, UserNS{Ino: id.Ino, Dev: id.Dev, ID: nsid, OwnerUID: uid})
+		return nil
+	})
+	return chain, err
+}
+
+// PIDChain walks the PID namespace chain from ns to the top the caller can
+// see, with each level's owning user namespace. It does not close ns.
+func PIDChain(ns nsrel.Ref) ([]PIDNS, error) {
+	var chain []PIDNS
+	err := walk(ns, func(r nsrel.Ref) error {
+		id, err := nsrel.Identify(r)
+		if err != nil {
+			return err
+		}
+		nsid, err := optionalID(r)
+		if err != nil {
+			return err
+		}
+		level := PIDNS{Ino: id.Ino, Dev: id.Dev, ID: nsid}
+		owner, err := nsrel.OwnerUserNS(r)
+		switch {
+		case err == nil:
+			oid, ierr := nsrel.Identify(owner)
+			owner.Close()
+			if ierr != nil {
+				return ierr
+			}
+			level.OwnerUserIno = &oid.Ino
+		case errors.Is(err, fs.ErrPermission):
+			// Owner outside our reach: record it as unknown.
+		default:
+			return err
+		}
+		chain = append(chain, level)
+		return nil
+	})
+	return chain, err
+}
+
+// walk calls visit for ns and each of its ancestors until NS_GET_PARENT
+// says there is none the caller can see.
+func walk(ns nsrel.Ref, visit func(nsrel.Ref) error) error {
+	cur := ns
+	var owned *nsrel.Namespace
+	defer func() { owned.Close() }()
+	for depth := 0; ; depth++ {
+		if depth > MaxDepth {
+			return fmt.Errorf("namespace chain longer than %d levels", MaxDepth)
+		}
+		if err := visit(cur); err != nil {
+			return err
+		}
+		parent, err := nsrel.Parent(cur)
+		if errors.Is(err, fs.ErrPermission) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		owned.Close()
+		owned, cur = parent, parent
+	}
+}
+
+func optionalID(r nsrel.Ref) (*uint64, error) {
+	id, err := nsrel.ID(r)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+// StartTime returns field 22 of /proc/PID/stat, the process start time in
+// clock ticks since boot.
+func StartTime(pid int) (uint64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return ParseStatStartTime(data)
+}
+
+// ParseStatStartTime extracts the start time (field 22) from the contents
+// of a /proc/PID/stat file. The command name (field 2) may hold spaces and
+// parentheses, so fields are counted after its last ')'.
+func ParseStatStartTime(stat []byte) (uint64, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("inspect: malformed /proc/PID/stat: no ')'")
+	}
+	fields := bytes.Fields(stat[i+1:])
+	// fields[0] is field 3 (state), so field 22 is fields[19].
+	if len(fields) < 20 {
+		return 0, errors.New("inspect: malformed /proc/PID/stat: too few fields")
+	}
+	v, err := strconv.ParseUint(string(fields[19]), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("inspect: malformed /proc/PID/stat start time: %w", err)
+	}
+	return v, nil
+}

@@ -1,0 +1,489 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Modes of a policy block.
+const (
+	// ModeEnforce refuses a container that violates a rule.
+	ModeEnforce = "enforce"
+	// ModeAudit records violations and lets the container run.
+	ModeAudit = "audit"
+)
+
+// What an internal error (an inspection or logging failure) means.
+const (
+	// OnErrorAllow lets the container run and records the error (fail
+	// open).
+	OnErrorAllow = "allow"
+	// OnErrorDeny refuses the container (fail closed).
+	OnErrorDeny = "deny"
+)
+
+// Defaults for optional settings.
+const (
+	DefaultDeadlineMS  = 2000
+	DefaultRotateBytes = 16 << 20
+	// MaxFileSize bounds a config file.
+	MaxFileSize = 1 << 20
+	// MaxUserDepth is the kernel's limit of nested user namespaces below
+	// the initial one.
+	MaxUserDepth = 33
+)
+
+// DefaultRecordAnnotations are the annotation keys recorded when the
+// config does not list its own: the Kubernetes pod and container names
+// that CRI runtimes set.
+var DefaultRecordAnnotations = []string{
+	"io.kubernetes.cri.sandbox-name",
+	"io.kubernetes.cri.sandbox-namespace",
+	"io.kubernetes.cri.container-name",
+	"io.kubernetes.pod.name",
+	"io.kubernetes.pod.namespace",
+	"io.kubernetes.container.name",
+}
+
+// Config is the contents of nsrel-hook's configuration file: where to
+// log, how to treat internal errors, and the policy.
+type Config struct {
+	// File is the path the config was read from ("" if parsed from
+	// bytes without a name).
+	File string
+	// AuditLog is the absolute path of the audit log (audit_log).
+	AuditLog string
+	// LogFile is the absolute path of the diagnostics log (log_file), or
+	// "" for none.
+	LogFile string
+	// OnError is [OnErrorAllow] or [OnErrorDeny] (on_error).
+	OnError string
+	// DeadlineMS is the hook's internal deadline in milliseconds
+	// (deadline_ms); keep it below the runtime's hook timeout.
+	DeadlineMS int
+	// RotateBytes is the size at which the audit log is rotated
+	// (rotate_bytes); 0 never rotates.
+	RotateBytes int64
+	// RecordAnnotations are the annotation keys copied into records
+	// (record_annotations).
+	RecordAnnotations []string
+	// Policies are the selectable blocks, in order (policies).
+	Policies []Block
+	// Default applies when no block matches (default).
+	Default Block
+}
+
+// Block is one policy block.
+type Block struct {
+	// Name names the block in records and messages.
+	Name string
+	// Match selects containers; nil for the default block.
+	Match *Match
+	// Mode is [ModeEnforce] or [ModeAudit].
+	Mode string
+	// Rules are checked against the container process's ancestry.
+	Rules Rules
+}
+
+// Match selects containers by ID and annotations, like podman's hooks.d
+// "when" section. Every regular expression must match the whole string.
+// All conditions given must hold.
+type Match struct {
+	// ID matches the container ID; nil matches any.
+	ID *regexp.Regexp
+	// Annotations maps a key expression to a value expression; each pair
+	// needs at least one annotation whose key and value match.
+	Annotations []AnnotationMatch
+}
+
+// AnnotationMatch is one entry of [Match.Annotations].
+type AnnotationMatch struct {
+	Key, Value *regexp.Regexp
+}
+
+// Rules are the checks of a block. A zero Rules checks nothing.
+type Rules struct {
+	// RequireUserNS: the container must not run in the top (initial)
+	// user namespace (require_user_namespace).
+	RequireUserNS bool
+	// RequirePIDNS: the container must not run in the top PID namespace
+	// (require_pid_namespace).
+	RequirePIDNS bool
+	// UserDepthMin and UserDepthMax bound the number of user namespaces
+	// between the container's and the initial one, counting the
+	// container's (user_depth_min, user_depth_max); nil means no bound.
+	UserDepthMin, UserDepthMax *int
+	// AllowedOwnerUIDs lists the UIDs allowed to own the container's user
+	// namespace (allowed_owner_uids); nil allows any.
+	AllowedOwnerUIDs []uint32
+	// PIDOwnedByUserNS: the container's PID namespace must be owned by its
+	// own user namespace (pid_owned_by_container_user_namespace).
+	PIDOwnedByUserNS bool
+}
+
+// Rule names, as they appear in config files, violations and messages.
+const (
+	RuleRequireUserNS    = "require_user_namespace"
+	RuleRequirePIDNS     = "require_pid_namespace"
+	RuleUserDepthMin     = "user_depth_min"
+	RuleUserDepthMax     = "user_depth_max"
+	RuleAllowedOwnerUIDs = "allowed_owner_uids"
+	RulePIDOwnedByUserNS = "pid_owned_by_container_user_namespace"
+	// RuleAncestryUnchanged is not configurable: poststart reports a
+	// container whose ancestry differs from the one createRuntime saw.
+	RuleAncestryUnchanged = "ancestry_unchanged"
+)
+
+// Load reads and parses the config file at path.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("config: %s: not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses a config file's contents; name is used in error messages.
+// Every problem found is reported, each as "name:line:col: key.path:
+// message", joined with newlines (errors.Join).
+func Parse(name string, data []byte) (*Config, error) {
+	if name == "" {
+		name = "config"
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, MaxFileSize)
+	}
+	tree, err := parseTree(data)
+	if err != nil {
+		return nil, located(name, data, err)
+	}
+	p := &parser{}
+	c := p.config(tree)
+	if len(p.errs) > 0 {
+		errs := make([]error, len(p.errs))
+		for i, e := range p.errs {
+			errs[i] = located(name, data, e)
+		}
+		return nil, errors.Join(errs...)
+	}
+	c.File = name
+	return c, nil
+}
+
+// located turns a posError into "name:line:col: ...".
+func located(name string, data []byte, err error) error {
+	var pe *posError
+	if errors.As(err, &pe) {
+		line, col := lineCol(data, pe.off)
+		return fmt.Errorf("%s:%d:%d: %s", name, line, col, pe.Error())
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+type parser struct {
+	errs []*posError
+}
+
+func (p *parser) errorf(n *node, path, format string, args ...any) {
+	p.errs = append(p.errs, &posError{off: n.off, path: path, msg: fmt.Sprintf(format, args...)})
+}
+
+// object checks that n is an object with only the given keys (required
+// ones marked with a leading '!') and calls set for each member present.
+func (p *parser) object(n *node, path string, keys []string, set func(key string, v *node, path string)) bool {
+	if n.kind != 'o' {
+		p.errorf(n, path, "must be an object, not %s", kindName(n.kind))
+		return false
+	}
+	allowed := map[string]bool{}
+	var required []string
+	for _, k := range keys {
+		if name, ok := strings.CutPrefix(k, "!"); ok {
+			allowed[name] = true
+			required = append(required, name)
+		} else {
+			allowed[k] = true
+		}
+	}
+	present := map[string]bool{}
+	for _, m := range n.members {
+		mp := join(path, m.key)
+		if !allowed[m.key] {
+			names := make([]string, 0, len(allowed))
+			for k := range allowed {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			p.errs = append(p.errs, &posError{off: m.keyOff, path: mp, msg: "unknown key (known: " + strings.Join(names, ", ") + ")"})
+			continue
+		}
+		present[m.key] = true
+		set(m.key, m.val, mp)
+	}
+	for _, k := range required {
+		if !present[k] {
+			p.errorf(n, join(path, k), "missing (required)")
+		}
+	}
+	return true
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (p *parser) str(n *node, path string) (string, bool) {
+	if n.kind != 's' {
+		p.errorf(n, path, "must be a string, not %s", kindName(n.kind))
+		return "", false
+	}
+	return n.str, true
+}
+
+func (p *parser) boolean(n *node, path string) bool {
+	if n.kind != 'b' {
+		p.errorf(n, path, "must be true or false, not %s", kindName(n.kind))
+		return false
+	}
+	return n.b
+}
+
+func (p *parser) integer(n *node, path string, lo, hi int64) (int64, bool) {
+	if n.kind != 'n' {
+		p.errorf(n, path, "must be a number, not %s", kindName(n.kind))
+		return 0, false
+	}
+	v, err := strconv.ParseInt(n.num.String(), 10, 64)
+	if err != nil {
+		p.errorf(n, path, "must be a whole number, not %s", n.num)
+		return 0, false
+	}
+	if v < lo || v > hi {
+		p.errorf(n, path, "must be between %d and %d, not %d", lo, hi, v)
+		return 0, false
+	}
+	return v, true
+}
+
+func (p *parser) absPath(n *node, path string, allowEmpty bool) string {
+	s, ok := p.str(n, path)
+	if !ok {
+		return ""
+	}
+	if s == "" && allowEmpty {
+		return ""
+	}
+	if !filepath.IsAbs(s) || filepath.Clean(s) != s || strings.ContainsRune(s, 0) {
+		p.errorf(n, path, "must be a clean absolute path, not %q", s)
+		return ""
+	}
+	return s
+}
+
+func (p *parser) regex(n *node, path string) *regexp.Regexp {
+	s, ok := p.str(n, path)
+	if !ok {
+		return nil
+	}
+	re, err := regexp.Compile("^(?:" + s + ")$")
+	if err != nil {
+		p.errorf(n, path, "bad regular expression %q: %v", s, err)
+		return nil
+	}
+	return re
+}
+
+func (p *parser) config(n *node) *Config {
+	c := &Config{
+		OnError:           OnErrorAllow,
+		DeadlineMS:        DefaultDeadlineMS,
+		RotateBytes:       DefaultRotateBytes,
+		RecordAnnotations: DefaultRecordAnnotations,
+	}
+	names := map[string]bool{}
+	p.object(n, "", []string{"!version", "!audit_log", "log_file", "on_error", "deadline_ms", "rotate_bytes", "record_annotations", "policies", "!default"}, func(key string, v *node, path string) {
+		switch key {
+		case "version":
+			if x, ok := p.integer(v, path, 1, 1); ok && x != 1 {
+				p.errorf(v, path, "must be 1")
+			}
+		case "audit_log":
+			c.AuditLog = p.absPath(v, path, false)
+		case "log_file":
+			c.LogFile = p.absPath(v, path, true)
+		case "on_error":
+			if s, ok := p.str(v, path); ok {
+				if s != OnErrorAllow && s != OnErrorDeny {
+					p.errorf(v, path, "must be %q or %q, not %q", OnErrorAllow, OnErrorDeny, s)
+				}
+				c.OnError = s
+			}
+		case "deadline_ms":
+			if x, ok := p.integer(v, path, 10, 60000); ok {
+				c.DeadlineMS = int(x)
+			}
+		case "rotate_bytes":
+			if x, ok := p.integer(v, path, 0, math.MaxInt64); ok {
+				if x != 0 && x < 4096 {
+					p.errorf(v, path, "must be 0 (never rotate) or at least 4096, not %d", x)
+				}
+				c.RotateBytes = x
+			}
+		case "record_annotations":
+			if v.kind != 'a' {
+				p.errorf(v, path, "must be an array of strings, not %s", kindName(v.kind))
+				return
+			}
+			c.RecordAnnotations = []string{}
+			for i, e := range v.elems {
+				if s, ok := p.str(e, fmt.Sprintf("%s[%d]", path, i)); ok {
+					c.RecordAnnotations = append(c.RecordAnnotations, s)
+				}
+			}
+		case "policies":
+			if v.kind != 'a' {
+				p.errorf(v, path, "must be an array of policy blocks, not %s", kindName(v.kind))
+				return
+			}
+			for i, e := range v.elems {
+				bp := fmt.Sprintf("%s[%d]", path, i)
+				b := p.block(e, bp, true)
+				if b.Name != "" {
+					if names[b.Name] {
+						p.errorf(e, bp+".name", "duplicate block name %q", b.Name)
+					}
+					names[b.Name] = true
+				}
+				c.Policies = append(c.Policies, b)
+			}
+		case "default":
+			c.Default = p.block(v, path, false)
+			if c.Default.Name == "" {
+				c.Default.Name = "default"
+			}
+		}
+	})
+	return c
+}
+
+func (p *parser) block(n *node, path string, selectable bool) Block {
+	var b Block
+	keys := []string{"name", "!mode", "rules"}
+	if selectable {
+		keys = []string{"!name", "!match", "!mode", "rules"}
+	}
+	p.object(n, path, keys, func(key string, v *node, path string) {
+		switch key {
+		case "name":
+			if s, ok := p.str(v, path); ok {
+				if s == "" || len(s) > 128 || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+					p.errorf(v, path, "must be 1 to 128 printable characters")
+				}
+				b.Name = s
+			}
+		case "mode":
+			if s, ok := p.str(v, path); ok {
+				if s != ModeEnforce && s != ModeAudit {
+					p.errorf(v, path, "must be %q or %q, not %q", ModeEnforce, ModeAudit, s)
+				}
+				b.Mode = s
+			}
+		case "match":
+			b.Match = p.match(v, path)
+		case "rules":
+			b.Rules = p.rules(v, path)
+		}
+	})
+	return b
+}
+
+func (p *parser) match(n *node, path string) *Match {
+	m := &Match{}
+	ok := p.object(n, path, []string{"id", "annotations"}, func(key string, v *node, path string) {
+		switch key {
+		case "id":
+			m.ID = p.regex(v, path)
+		case "annotations":
+			if v.kind != 'o' {
+				p.errorf(v, path, "must be an object mapping key expressions to value expressions, not %s", kindName(v.kind))
+				return
+			}
+			for _, mem := range v.members {
+				mp := path + "[" + strconv.Quote(mem.key) + "]"
+				k, err := regexp.Compile("^(?:" + mem.key + ")$")
+				if err != nil {
+					p.errs = append(p.errs, &posError{off: mem.keyOff, path: mp, msg: fmt.Sprintf("bad key regular expression: %v", err)})
+					continue
+				}
+				if val := p.regex(mem.val, mp); val != nil {
+					m.Annotations = append(m.Annotations, AnnotationMatch{Key: k, Value: val})
+				}
+			}
+		}
+	})
+	if ok && len(n.members) == 0 {
+		p.errorf(n, path, "needs \"id\" and/or \"annotations\"")
+	}
+	return m
+}
+
+func (p *parser) rules(n *node, path string) Rules {
+	var r Rules
+	p.object(n, path, []string{RuleRequireUserNS, RuleRequirePIDNS, RuleUserDepthMin, RuleUserDepthMax, RuleAllowedOwnerUIDs, RulePIDOwnedByUserNS}, func(key string, v *node, path string) {
+		switch key {
+		case RuleRequireUserNS:
+			r.RequireUserNS = p.boolean(v, path)
+		case RuleRequirePIDNS:
+			r.RequirePIDNS = p.boolean(v, path)
+		case RuleUserDepthMin, RuleUserDepthMax:
+			if x, ok := p.integer(v, path, 0, MaxUserDepth); ok {
+				d := int(x)
+				if key == RuleUserDepthMin {
+					r.UserDepthMin = &d
+				} else {
+					r.UserDepthMax = &d
+				}
+			}
+		case RuleAllowedOwnerUIDs:
+			if v.kind != 'a' {
+				p.errorf(v, path, "must be an array of UIDs, not %s", kindName(v.kind))
+				return
+			}
+			r.AllowedOwnerUIDs = []uint32{}
+			for i, e := range v.elems {
+				if x, ok := p.integer(e, fmt.Sprintf("%s[%d]", path, i), 0, math.MaxUint32-1); ok {
+					r.AllowedOwnerUIDs = append(r.AllowedOwnerUIDs, uint32(x))
+				}
+			}
+		case RulePIDOwnedByUserNS:
+			r.PIDOwnedByUserNS = p.boolean(v, path)
+		}
+	})
+	if r.UserDepthMin != nil && r.UserDepthMax != nil && *r.UserDepthMin > *r.UserDepthMax {
+		p.errorf(n, path, "%s (%d) is greater than %s (%d)", RuleUserDepthMin, *r.UserDepthMin, RuleUserDepthMax, *r.UserDepthMax)
+	}
+	return r
+}

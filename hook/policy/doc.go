@@ -1,0 +1,15 @@
+// Package policy reads nsrel-hook's configuration file and evaluates its
+// namespace policy.
+//
+// The file is JSON, parsed strictly: unknown keys, duplicate keys, wrong
+// types and out-of-range values are errors that name the file, line,
+// column and key path (for example
+// "hook.json:14:9: policies[0].rules.user_depth_max: must be between 0 and 33").
+// See docs/hook.md for the format.
+//
+// A policy is a list of blocks selected by container ID and annotation
+// regular expressions (first match wins) plus a default block. Each block
+// has a mode (enforce or audit) and rules on the container process's
+// user and PID namespace ancestry ([inspect.Ancestry]). [Config.Select]
+// and [Block.Evaluate] are pure functions.
+package policy

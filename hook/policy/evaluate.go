@@ -1,0 +1,206 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// Violation is a rule a container broke, with the reason in words.
+type Violation struct {
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
+}
+
+// Select returns the first block whose match selects the container with
+// this ID and these annotations, or the default block.
+func (c *Config) Select(id string, annotations map[string]string) *Block {
+	for i := range c.Policies {
+		if c.Policies[i].Match.Matches(id, annotations) {
+			return &c.Policies[i]
+		}
+	}
+	return &c.Default
+}
+
+// Matches reports whether m selects the container. A nil Match selects
+// every container.
+func (m *Match) Matches(id string, annotations map[string]string) bool {
+	if m == nil {
+		return true
+	}
+	if m.ID != nil && !m.ID.MatchString(id) {
+		return false
+	}
+	for _, am := range m.Annotations {
+		found := false
+		for k, v := range annotations {
+			if am.Key.MatchString(k) && am.Value.MatchString(v) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// Evaluate checks a's ancestry against the block's rules and returns the
+// violations, in the order of the rules, or nil.
+func (b *Block) Evaluate(a *inspect.Ancestry) []Violation {
+	return b.Rules.Evaluate(a)
+}
+
+// Evaluate checks a against r.
+func (r *Rules) Evaluate(a *inspect.Ancestry) []Violation {
+	var v []Violation
+	add := func(rule, format string, args ...any) {
+		v = append(v, Violation{Rule: rule, Reason: fmt.Sprintf(format, args...)})
+	}
+	depth := a.UserDepth()
+	if r.RequireUserNS && depth == 0 {
+		add(RuleRequireUserNS, "the container runs in the initial user namespace %s", userName(a, 0))
+	}
+	if r.RequirePIDNS && a.PIDDepth() == 0 {
+		add(RuleRequirePIDNS, "the container runs in the initial PID namespace %s", pidName(a, 0))
+	}
+	if r.UserDepthMin != nil && depth < *r.UserDepthMin {
+		add(RuleUserDepthMin, "user namespace depth %d is below the minimum %d", depth, *r.UserDepthMin)
+	}
+	if r.UserDepthMax != nil && depth > *r.UserDepthMax {
+		add(RuleUserDepthMax, "user namespace depth %d is above the maximum %d", depth, *r.UserDepthMax)
+	}
+	if r.AllowedOwnerUIDs != nil && len(a.User) > 0 && !slices.Contains(r.AllowedOwnerUIDs, a.User[0].OwnerUID) {
+		add(RuleAllowedOwnerUIDs, "user namespace %s is owned by UID %d, not one of %s", userName(a, 0), a.User[0].OwnerUID, uidList(r.AllowedOwnerUIDs))
+	}
+	if r.PIDOwnedByUserNS && len(a.PIDNS) > 0 && len(a.User) > 0 {
+		owner := a.PIDNS[0].OwnerUserIno
+		switch {
+		case owner == nil:
+			add(RulePIDOwnedByUserNS, "the owner of PID namespace %s cannot be seen", pidName(a, 0))
+		case *owner != a.User[0].Ino:
+			add(RulePIDOwnedByUserNS, "PID namespace %s is owned by %s, not by the container's %s", pidName(a, 0),
+				nsrel.Name{Type: nsrel.TypeUser, Ino: *owner}, userName(a, 0))
+		}
+	}
+	return v
+}
+
+func userName(a *inspect.Ancestry, i int) string {
+	if i >= len(a.User) {
+		return "user:[?]"
+	}
+	return nsrel.Name{Type: nsrel.TypeUser, Ino: a.User[i].Ino}.String()
+}
+
+func pidName(a *inspect.Ancestry, i int) string {
+	if i >= len(a.PIDNS) {
+		return "pid:[?]"
+	}
+	return nsrel.Name{Type: nsrel.TypePID, Ino: a.PIDNS[i].Ino}.String()
+}
+
+func uidList(uids []uint32) string {
+	s := make([]string, len(uids))
+	for i, u := range uids {
+		s[i] = strconv.FormatUint(uint64(u), 10)
+	}
+	return "[" + strings.Join(s, ", ") + "]"
+}
+
+// Compare returns the differences between the ancestry recorded at one
+// stage and the one read at a later stage, in words, or nil when they
+// agree. The process start time and every level's inode, device and
+// namespace ID must be equal; a changed owner UID or owning user
+// namespace counts too.
+func Compare(before, after *inspect.Ancestry) []string {
+	var d []string
+	if before.PID != after.PID {
+		d = append(d, fmt.Sprintf("pid %d became %d", before.PID, after.PID))
+	}
+	if before.StartTime != after.StartTime {
+		d = append(d, fmt.Sprintf("process start time %d became %d (a different process)", before.StartTime, after.StartTime))
+	}
+	if len(before.User) != len(after.User) {
+		d = append(d, fmt.Sprintf("user namespace depth %d became %d", before.UserDepth(), after.UserDepth()))
+	} else {
+		for i := range before.User {
+			b, a := before.User[i], after.User[i]
+			if b.Ino != a.Ino || b.Dev != a.Dev || !eqID(b.ID, a.ID) || b.OwnerUID != a.OwnerUID {
+				d = append(d, fmt.Sprintf("user chain level %d: %s became %s", i, userName(before, i), userName(after, i)))
+			}
+		}
+	}
+	if len(before.PIDNS) != len(after.PIDNS) {
+		d = append(d, fmt.Sprintf("PID namespace depth %d became %d", before.PIDDepth(), after.PIDDepth()))
+	} else {
+		for i := range before.PIDNS {
+			b, a := before.PIDNS[i], after.PIDNS[i]
+			if b.Ino != a.Ino || b.Dev != a.Dev || !eqID(b.ID, a.ID) || !eqID(b.OwnerUserIno, a.OwnerUserIno) {
+				d = append(d, fmt.Sprintf("PID chain level %d: %s became %s", i, pidName(before, i), pidName(after, i)))
+			}
+		}
+	}
+	return d
+}
+
+func eqID(a, b *uint64) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+// Describe returns a short description of what the block selects and
+// checks, for `nsrel-hook policy check`.
+func (b *Block) Describe() []string {
+	var out []string
+	sel := "every container not selected above"
+	if b.Match != nil {
+		var parts []string
+		if b.Match.ID != nil {
+			parts = append(parts, "id ~ "+trimAnchor(b.Match.ID.String()))
+		}
+		for _, am := range b.Match.Annotations {
+			parts = append(parts, "annotation "+trimAnchor(am.Key.String())+" = "+trimAnchor(am.Value.String()))
+		}
+		sel = "containers with " + strings.Join(parts, " and ")
+	}
+	out = append(out, "matches: "+sel)
+	out = append(out, "mode:    "+b.Mode)
+	r := b.Rules
+	var rules []string
+	if r.RequireUserNS {
+		rules = append(rules, RuleRequireUserNS)
+	}
+	if r.RequirePIDNS {
+		rules = append(rules, RuleRequirePIDNS)
+	}
+	if r.UserDepthMin != nil {
+		rules = append(rules, fmt.Sprintf("%s=%d", RuleUserDepthMin, *r.UserDepthMin))
+	}
+	if r.UserDepthMax != nil {
+		rules = append(rules, fmt.Sprintf("%s=%d", RuleUserDepthMax, *r.UserDepthMax))
+	}
+	if r.AllowedOwnerUIDs != nil {
+		rules = append(rules, RuleAllowedOwnerUIDs+"="+uidList(r.AllowedOwnerUIDs))
+	}
+	if r.PIDOwnedByUserNS {
+		rules = append(rules, RulePIDOwnedByUserNS)
+	}
+	if len(rules) == 0 {
+		rules = []string{"(none: record only)"}
+	}
+	out = append(out, "rules:   "+strings.Join(rules, ", "))
+	return out
+}
+
+func trimAnchor(s string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(s, "^(?:"), ")$")
+}

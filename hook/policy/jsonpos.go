@@ -1,0 +1,185 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// node is a JSON value with the byte offset where it starts, so that
+// errors can name a line and column.
+type node struct {
+	kind    byte // 'o' object, 'a' array, 's' string, 'n' number, 'b' bool, 'z' null
+	off     int
+	members []member
+	elems   []*node
+	str     string
+	num     json.Number
+	b       bool
+}
+
+type member struct {
+	key    string
+	keyOff int
+	val    *node
+}
+
+// parseTree parses data (one JSON value, nothing after it) into a tree.
+func parseTree(data []byte) (*node, error) {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	p := &treeParser{d: d, data: data}
+	n, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, &posError{off: p.next(), msg: "unexpected data after the top-level value"}
+	}
+	return n, nil
+}
+
+type treeParser struct {
+	d    *json.Decoder
+	data []byte
+}
+
+const maxNesting = 64
+
+// next returns the offset of the next token: after the last one, skipping
+// white space and the separators the decoder consumes implicitly.
+func (p *treeParser) next() int {
+	off := int(p.d.InputOffset())
+	for off < len(p.data) && strings.IndexByte(" \t\r\n,:", p.data[off]) >= 0 {
+		off++
+	}
+	return off
+}
+
+func (p *treeParser) token() (json.Token, int, error) {
+	off := p.next()
+	tok, err := p.d.Token()
+	if err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, int(se.Offset), &posError{off: int(se.Offset), msg: "JSON syntax error: " + se.Error()}
+		}
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, len(p.data), &posError{off: len(p.data), msg: "unexpected end of file"}
+		}
+		return nil, off, &posError{off: off, msg: err.Error()}
+	}
+	return tok, off, nil
+}
+
+func (p *treeParser) value(depth int) (*node, error) {
+	if depth > maxNesting {
+		return nil, &posError{off: p.next(), msg: "nested too deeply"}
+	}
+	tok, off, err := p.token()
+	if err != nil {
+		return nil, err
+	}
+	return p.fromToken(tok, off, depth)
+}
+
+func (p *treeParser) fromToken(tok json.Token, off, depth int) (*node, error) {
+	n := &node{off: off}
+	switch v := tok.(type) {
+	case json.Delim:
+		switch v {
+		case '{':
+			n.kind = 'o'
+			seen := map[string]bool{}
+			for p.d.More() {
+				kt, koff, err := p.token()
+				if err != nil {
+					return nil, err
+				}
+				key, ok := kt.(string)
+				if !ok {
+					return nil, &posError{off: koff, msg: "object key is not a string"}
+				}
+				if seen[key] {
+					return nil, &posError{off: koff, msg: fmt.Sprintf("duplicate key %q", key)}
+				}
+				seen[key] = true
+				val, err := p.value(depth + 1)
+				if err != nil {
+					return nil, err
+				}
+				n.members = append(n.members, member{key: key, keyOff: koff, val: val})
+			}
+			if _, _, err := p.token(); err != nil { // '}'
+				return nil, err
+			}
+		case '[':
+			n.kind = 'a'
+			for p.d.More() {
+				val, err := p.value(depth + 1)
+				if err != nil {
+					return nil, err
+				}
+				n.elems = append(n.elems, val)
+			}
+			if _, _, err := p.token(); err != nil { // ']'
+				return nil, err
+			}
+		default:
+			return nil, &posError{off: off, msg: fmt.Sprintf("unexpected %q", rune(v))}
+		}
+	case string:
+		n.kind, n.str = 's', v
+	case json.Number:
+		n.kind, n.num = 'n', v
+	case bool:
+		n.kind, n.b = 'b', v
+	case nil:
+		n.kind = 'z'
+	default:
+		return nil, &posError{off: off, msg: fmt.Sprintf("unexpected token %v", tok)}
+	}
+	return n, nil
+}
+
+// posError is an error at a byte offset, turned into line:column by
+// [lineCol].
+type posError struct {
+	off  int
+	path string
+	msg  string
+}
+
+func (e *posError) Error() string {
+	if e.path != "" {
+		return e.path + ": " + e.msg
+	}
+	return e.msg
+}
+
+// lineCol returns the 1-based line and column of byte offset off.
+func lineCol(data []byte, off int) (int, int) {
+	off = min(max(off, 0), len(data))
+	line := 1 + bytes.Count(data[:off], []byte{'\n'})
+	col := off - bytes.LastIndexByte(data[:off], '\n')
+	return line, col
+}
+
+func kindName(k byte) string {
+	switch k {
+	case 'o':
+		return "an object"
+	case 'a':
+		return "an array"
+	case 's':
+		return "a string"
+	case 'n':
+		return "a number"
+	case 'b':
+		return "true or false"
+	}
+	return "null"
+}
