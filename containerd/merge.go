@@ -117,3 +117,16 @@ func Sources(o Options) Multi {
 		&StateSource{Roots: o.Roots},
 	}
 }
+
+// TreeSources returns the container sources for lsuserns and lspidns, in
+// the order their annotations should prefer: the containerd daemon at
+// address (see [Address]) with the given timeout, then the runc and crun
+// state roots. The state source also finds containerd's containers (by
+// their bundle path, under the same engine, namespace and ID), so they
+// stay annotated, without pod names, while the daemon is down.
+func TreeSources(address string, timeout time.Duration) []discover.ContainerSource {
+	return []discover.ContainerSource{
+		&Source{Address: Address(address), Timeout: timeout},
+		&StateSource{},
+	}
+}

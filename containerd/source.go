@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -93,17 +94,21 @@ func (s *Source) List(ctx context.Context) ([]discover.Container, error) {
 	// so plainly instead of waiting for a dial timeout.
 	if !strings.Contains(addr, "://") {
 		if _, err := os.Stat(addr); err != nil {
-			return nil, fmt.Errorf("containerd at %s: %w", addr, err)
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, fmt.Errorf("no socket at %s (not running?): %w", addr, err)
 		}
 	}
 	c, err := client.New(s.address(), client.WithTimeout(timeout))
 	if err != nil {
-		return nil, fmt.Errorf("containerd at %s: %w", addr, err)
+		return nil, fmt.Errorf("%s: %w", addr, err)
 	}
 	defer c.Close()
 	nss, err := c.NamespaceService().List(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("containerd at %s: list namespaces: %w", addr, err)
+		return nil, fmt.Errorf("%s: list namespaces: %w", addr, err)
 	}
 	slices.Sort(nss)
 	var (
@@ -113,7 +118,7 @@ func (s *Source) List(ctx context.Context) ([]discover.Container, error) {
 	for _, ns := range nss {
 		cs, err := listNamespace(namespaces.WithNamespace(ctx, ns), c, ns)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("containerd at %s: namespace %q: %w", addr, ns, err))
+			errs = append(errs, fmt.Errorf("%s: namespace %q: %w", addr, ns, err))
 			if ctx.Err() != nil {
 				break
 			}

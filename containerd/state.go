@@ -70,8 +70,8 @@ type StateSource struct {
 func (s *StateSource) Name() string { return "runtime-state" }
 
 // List implements [discover.ContainerSource]. Missing roots are normal
-// (the runtime is not installed or never ran); unreadable ones are an
-// error, while the containers of the other roots are still returned.
+// (the runtime is not installed or never ran) and count as read; it fails
+// only when every root that exists is unreadable.
 func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 	roots := s.Roots
 	if roots == nil {
@@ -80,6 +80,7 @@ func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 	var (
 		out  []discover.Container
 		errs []error
+		read int
 	)
 	for _, r := range roots {
 		dirs := []string{r.Dir}
@@ -93,11 +94,19 @@ func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 			cs, err := listRoot(r.Runtime, dir)
 			if err != nil {
 				errs = append(errs, err)
+				continue
 			}
+			read++
 			out = append(out, cs...)
 		}
 	}
-	return out, errors.Join(errs...)
+	// Callers drop a failed source's containers, so an unreadable root
+	// (e.g. root's /run/runc for an unprivileged user) fails the source
+	// only when no root could be read at all.
+	if read == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
 }
 
 // validID is the container ID syntax runc and crun accept.

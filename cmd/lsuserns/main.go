@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 
+	"github.com/nsrel/nsrel/containerd"
 	"github.com/nsrel/nsrel/internal/lstool"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
@@ -15,4 +16,6 @@ func main() {
 }
 
 // sources returns the container sources that annotate the tree.
-func sources(lstool.SourceConfig) []discover.ContainerSource { return nil }
+func sources(c lstool.SourceConfig) []discover.ContainerSource {
+	return containerd.TreeSources(c.ContainerdAddress, c.Timeout)
+}
