@@ -163,6 +163,11 @@ func (m *Model) Link() {
 			n.Parent.Children = append(n.Parent.Children, n)
 		}
 		slices.SortFunc(n.Processes, func(a, b Process) int { return a.PID - b.PID })
+		for i, f := range n.FoundVia {
+			if f.Via == ViaProcess && len(n.Processes) > 0 {
+				n.FoundVia[i].PID = n.Processes[0].PID
+			}
+		}
 		slices.SortStableFunc(n.FoundVia, func(a, b Found) int {
 			if foundLess(a, b) {
 				return -1
