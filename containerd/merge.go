@@ -21,7 +21,7 @@ func rank(c discover.Container) int {
 			return 0
 		}
 		return 1
-	case EnginePodman:
+	case EnginePodman, EngineCRIO:
 		return 2
 	case EngineAuditLog:
 		return 4

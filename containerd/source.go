@@ -32,6 +32,7 @@ const (
 	EngineRunc       = "runc"
 	EngineCrun       = "crun"
 	EnginePodman     = "podman"
+	EngineCRIO       = "cri-o"
 	EngineAuditLog   = "audit-log"
 )
 
@@ -167,14 +168,25 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 	return out, nil
 }
 
-// PodName returns "pod-namespace/pod-name" from CRI labels (or
-// annotations), or "" when they are absent.
+// CRI annotations that containerd's CRI plugin puts in the OCI spec
+// (and so in runc's state) of every Kubernetes container.
+const (
+	AnnotationSandboxName      = "io.kubernetes.cri.sandbox-name"
+	AnnotationSandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
+)
+
+// PodName returns "pod-namespace/pod-name" from CRI labels or
+// annotations (io.kubernetes.pod.*, else containerd's
+// io.kubernetes.cri.sandbox-*), or "" when they are absent.
 func PodName(labels map[string]string) string {
-	name := labels[LabelPodName]
+	name, ns := labels[LabelPodName], labels[LabelPodNamespace]
+	if name == "" {
+		name, ns = labels[AnnotationSandboxName], labels[AnnotationSandboxNamespace]
+	}
 	if name == "" {
 		return ""
 	}
-	if ns := labels[LabelPodNamespace]; ns != "" {
+	if ns != "" {
 		return ns + "/" + name
 	}
 	return name

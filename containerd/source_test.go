@@ -171,6 +171,7 @@ func TestPodName(t *testing.T) {
 		{map[string]string{LabelPodName: "web-0"}, "web-0"},
 		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop"}, "shop/web-0"},
 		{map[string]string{LabelPodNamespace: "shop"}, ""},
+		{map[string]string{AnnotationSandboxName: "db-1", AnnotationSandboxNamespace: "prod"}, "prod/db-1"},
 	} {
 		if got := PodName(tc.labels); got != tc.want {
 			t.Errorf("PodName(%v) = %q, want %q", tc.labels, got, tc.want)

@@ -62,7 +62,7 @@ func DefaultRoots() []Root {
 // records (so a reused PID is not attributed), and a state file not owned
 // by root must be owned by the UID the process runs as.
 type StateSource struct {
-	// Roots to read; [DefaultRoots] if nil.
+	// Roots to read; if nil, [RootsFromEnv], else [DefaultRoots].
 	Roots []Root
 }
 
@@ -74,6 +74,13 @@ func (s *StateSource) Name() string { return "runtime-state" }
 // only when every root that exists is unreadable.
 func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 	roots := s.Roots
+	if roots == nil {
+		env, err := RootsFromEnv()
+		if err != nil {
+			return nil, err
+		}
+		roots = env
+	}
 	if roots == nil {
 		roots = DefaultRoots()
 	}
@@ -190,7 +197,14 @@ type State struct {
 	StartTime uint64
 	// Bundle is the bundle directory.
 	Bundle string
+	// Annotations are the spec's annotations as far as the state
+	// records them (runc keeps them as "key=value" config labels; crun's
+	// status has none).
+	Annotations map[string]string
 }
+
+// maxAnnotations bounds how many annotations are kept from one state.
+const maxAnnotations = 256
 
 // ParseRuncState decodes the fields nsrel needs from runc's state.json.
 // Unknown fields are ignored; wrong types, a negative or absurd PID and
@@ -209,8 +223,16 @@ func ParseRuncState(data []byte) (State, error) {
 	}
 	st := State{ID: raw.ID, StartTime: raw.StartTime}
 	for _, l := range raw.Config.Labels {
-		if b, ok := strings.CutPrefix(l, "bundle="); ok {
-			st.Bundle = b
+		k, v, ok := strings.Cut(l, "=")
+		switch {
+		case !ok:
+		case k == "bundle":
+			st.Bundle = v
+		case len(st.Annotations) < maxAnnotations:
+			if st.Annotations == nil {
+				st.Annotations = make(map[string]string)
+			}
+			st.Annotations[k] = v
 		}
 	}
 	return st, st.setPID(raw.PID)
@@ -277,16 +299,47 @@ func (st State) Alive(fileUID uint32) bool {
 }
 
 // Container converts the state to a [discover.Container], telling the
-// managing engine from the bundle path where it can: containerd shims put
-// bundles in .../io.containerd.runtime.v2.task/NAMESPACE/ID, podman and
-// CRI-O in .../overlay-containers/ID/userdata.
+// managing engine where it can: containerd shims put bundles in
+// .../io.containerd.runtime.v2.task/NAMESPACE/ID; podman and CRI-O put
+// them in .../overlay-containers/ID/userdata, and podman marks its
+// containers with the annotation io.container.manager=libpod while CRI-O
+// sets io.kubernetes.cri-o.* ones. The Kubernetes pod name comes from the
+// io.kubernetes.pod.* annotations (CRI-O).
 func (st State) Container(runtime string) discover.Container {
-	c := discover.Container{ID: st.ID, Engine: runtime, PID: st.PID}
+	c := discover.Container{ID: st.ID, Engine: runtime, PID: st.PID, Name: PodName(st.Annotations)}
 	parts := strings.Split(filepath.Clean(st.Bundle), "/")
-	if i := slices.Index(parts, "io.containerd.runtime.v2.task"); i >= 0 && i+2 < len(parts) && parts[i+2] == st.ID {
-		c.Engine, c.Namespace = EngineContainerd, parts[i+1]
-	} else if n := len(parts); n >= 3 && parts[n-1] == "userdata" && parts[n-2] == st.ID && parts[n-3] == "overlay-containers" {
+	n := len(parts)
+	switch {
+	case st.Annotations["io.container.manager"] == "libpod":
 		c.Engine = EnginePodman
+	case st.Annotations["io.kubernetes.cri-o.ContainerType"] != "":
+		c.Engine = EngineCRIO
+	case n >= 3 && parts[n-1] == "userdata" && parts[n-2] == st.ID && parts[n-3] == "overlay-containers":
+		c.Engine = EnginePodman
+	default:
+		if i := slices.Index(parts, "io.containerd.runtime.v2.task"); i >= 0 && i+2 < n && parts[i+2] == st.ID {
+			c.Engine, c.Namespace = EngineContainerd, parts[i+1]
+		}
 	}
 	return c
+}
+
+// RootsFromEnv parses $NSREL_RUNTIME_ROOTS, a comma-separated list of
+// RUNTIME=DIR entries (RUNTIME "runc" or "crun", DIR possibly a glob),
+// which replaces [DefaultRoots] for installations with other roots. It
+// returns nil when the variable is unset or empty.
+func RootsFromEnv() ([]Root, error) {
+	v := os.Getenv("NSREL_RUNTIME_ROOTS")
+	if v == "" {
+		return nil, nil
+	}
+	var roots []Root
+	for _, e := range strings.Split(v, ",") {
+		rt, dir, ok := strings.Cut(strings.TrimSpace(e), "=")
+		if !ok || (rt != EngineRunc && rt != EngineCrun) || !filepath.IsAbs(dir) {
+			return nil, fmt.Errorf("NSREL_RUNTIME_ROOTS: %q is not runc=/DIR or crun=/DIR", e)
+		}
+		roots = append(roots, Root{rt, dir})
+	}
+	return roots, nil
 }

@@ -6,12 +6,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/bundle"
 	"github.com/nsrel/nsrel/internal/nstest"
@@ -114,6 +118,7 @@ func TestStateSourceValidates(t *testing.T) {
 	writeState(t, root, "good", "state.json", runc("good", start, "/b"))
 	writeState(t, root, "ctrd", "state.json", runc("ctrd", start, "/run/containerd/io.containerd.runtime.v2.task/k8s.io/ctrd"))
 	writeState(t, root, "pod", "state.json", runc("pod", start, "/run/containers/storage/overlay-containers/pod/userdata"))
+	writeState(t, root, "crio", "state.json", fmt.Sprintf(`{"id":"crio","init_process_pid":%d,"init_process_start":%d,"config":{"labels":["bundle=/run/containers/storage/overlay-containers/crio/userdata","io.kubernetes.cri-o.ContainerType=container","io.kubernetes.pod.name=api-1","io.kubernetes.pod.namespace=prod"]}}`, p.Pid, start))
 	writeState(t, root, "reused", "state.json", runc("reused", start+1, "/b"))
 	writeState(t, root, "liar", "state.json", runc("other-id", start, "/b"))
 	writeState(t, root, "bad json", "state.json", runc("bad json", start, "/b"))
@@ -146,6 +151,7 @@ func TestStateSourceValidates(t *testing.T) {
 		{ID: "ctrd", Engine: EngineContainerd, Namespace: "k8s.io", PID: p.Pid},
 		{ID: "crun-good", Engine: EngineCrun, PID: p.Pid},
 		{ID: "pod", Engine: EnginePodman, PID: p.Pid},
+		{ID: "crio", Engine: EngineCRIO, PID: p.Pid, Name: "prod/api-1"},
 		{ID: "good", Engine: EngineRunc, PID: p.Pid},
 	}
 	if diff := cmp.Diff(Merge(want), Merge(got)); diff != "" {
@@ -168,7 +174,7 @@ func TestParseState(t *testing.T) {
 		want     State
 		wantErr  bool
 	}{
-		{name: "runc", in: `{"id":"a","init_process_pid":12,"init_process_start":99,"config":{"labels":["x=y","bundle=/b/a"]}}`, want: State{ID: "a", PID: 12, StartTime: 99, Bundle: "/b/a"}},
+		{name: "runc", in: `{"id":"a","init_process_pid":12,"init_process_start":99,"config":{"labels":["x=y","bundle=/b/a"]}}`, want: State{ID: "a", PID: 12, StartTime: 99, Bundle: "/b/a", Annotations: map[string]string{"x": "y"}}},
 		{name: "runc no labels", in: `{"id":"a","init_process_pid":12}`, want: State{ID: "a", PID: 12}},
 		{name: "runc zero pid", in: `{"id":"a","init_process_pid":0}`, wantErr: true},
 		{name: "runc negative pid", in: `{"id":"a","init_process_pid":-5}`, wantErr: true},
@@ -251,5 +257,71 @@ func TestMerge(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestStateSourcePodman runs a podman container (runc, state in a private
+// root through --runtime-flag) and finds it as a podman container.
+func TestStateSourcePodman(t *testing.T) {
+	nstest.RequireRoot(t)
+	podman := nstest.RequireCmd(t, "podman")
+	runc := nstest.RequireCmd(t, "runc")
+	tmp := t.TempDir()
+	rootfs := filepath.Join(tmp, "rootfs")
+	if err := bundle.Rootfs(rootfs, ""); err != nil {
+		t.Fatal(err)
+	}
+	runcRoot := filepath.Join(tmp, "runc")
+	name := uniq("pm")
+	base := []string{"--root", filepath.Join(tmp, "storage"), "--runroot", filepath.Join(tmp, "run"),
+		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", runc, "--runtime-flag", "root=" + runcRoot}
+	run := func(args ...string) string {
+		out, err := exec.Command(podman, append(slices.Clone(base), args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("podman %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	id := run("run", "-d", "--name", name, "--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768", "--rootfs", rootfs, "/bin/sleep", "300")
+	t.Cleanup(func() {
+		exec.Command(podman, append(slices.Clone(base), "rm", "-f", "-t", "0", name)...).Run()
+		if err := ctrdtest.UnmountUnder(tmp); err != nil {
+			t.Error(err)
+		}
+	})
+	pid, err := strconv.Atoi(run("inspect", "--format", "{{.State.Pid}}", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := (&StateSource{Roots: []Root{{EngineRunc, runcRoot}}}).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []discover.Container{{ID: id, Engine: EnginePodman, PID: pid}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestRootsFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env     string
+		want    []Root
+		wantErr bool
+	}{
+		{"", nil, false},
+		{"runc=/a, crun=/b/*", []Root{{EngineRunc, "/a"}, {EngineCrun, "/b/*"}}, false},
+		{"runc=relative", nil, true},
+		{"docker=/x", nil, true},
+		{"/x", nil, true},
+	} {
+		t.Setenv("NSREL_RUNTIME_ROOTS", tc.env)
+		got, err := RootsFromEnv()
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%q: err = %v", tc.env, err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%q (-want +got):\n%s", tc.env, diff)
+		}
 	}
 }

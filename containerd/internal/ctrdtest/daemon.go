@@ -335,7 +335,7 @@ func (d *Daemon) teardown(t testing.TB) {
 	d.Stop(t)
 	killLeftovers(d.RuncRoot, d.Dir)
 	removeCgroups(d.cgroupParent())
-	if err := unmountUnder(d.Dir); err != nil {
+	if err := UnmountUnder(d.Dir); err != nil {
 		t.Errorf("%s teardown: %v", d.Flavor.Name, err)
 	}
 	if err := os.RemoveAll(d.Dir); err != nil {
@@ -415,8 +415,8 @@ func killLeftovers(runcRoot, dir string) {
 	}
 }
 
-// unmountUnder lazily unmounts every mount point below dir, deepest first.
-func unmountUnder(dir string) error {
+// UnmountUnder lazily unmounts every mount point below dir, deepest first.
+func UnmountUnder(dir string) error {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return err
