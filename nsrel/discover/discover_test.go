@@ -1,0 +1,486 @@
+package discover_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// kernelChain walks NS_GET_PARENT from the namespace at path up to the top
+// and returns the inodes, the namespace itself first.
+func kernelChain(t *testing.T, ref nsrel.Ref) []uint64 {
+	t.Helper()
+	var out []uint64
+	id, err := nsrel.Identify(ref)
+	if err != nil {
+		t.Fatalf("identify %v: %v", ref, err)
+	}
+	out = append(out, id.Ino)
+	cur, err := nsrel.Parent(ref)
+	for err == nil {
+		id, ierr := nsrel.Identify(cur)
+		if ierr != nil {
+			t.Fatalf("identify parent: %v", ierr)
+		}
+		out = append(out, id.Ino)
+		next, perr := nsrel.Parent(cur)
+		cur.Close()
+		cur, err = next, perr
+	}
+	if !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("walking parents: %v", err)
+	}
+	return out
+}
+
+// modelChain follows Parent links in the model from the namespace with
+// the given type and inode.
+func modelChain(t *testing.T, m *discover.Model, typ nsrel.Type, ino uint64) []uint64 {
+	t.Helper()
+	n := m.Lookup(typ, ino)
+	if n == nil {
+		t.Fatalf("%v not in the model", nsrel.Name{Type: typ, Ino: ino})
+	}
+	var out []uint64
+	for ; n != nil; n = n.Parent {
+		out = append(out, n.Ino)
+		if n.Type != typ {
+			t.Fatalf("%v has a parent of another type", n.Name())
+		}
+	}
+	return out
+}
+
+func ino(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func discoverT(t *testing.T, o discover.Options) *discover.Model {
+	t.Helper()
+	m, err := discover.Discover(o)
+	if err != nil {
+		t.Fatalf("Discover: %v", err)
+	}
+	return m
+}
+
+func hasVia(n *discover.Namespace, via discover.Via) *discover.Found {
+	for i, f := range n.FoundVia {
+		if f.Via == via {
+			return &n.FoundVia[i]
+		}
+	}
+	return nil
+}
+
+func hasPID(n *discover.Namespace, pid int) bool {
+	for _, p := range n.Processes {
+		if p.PID == pid {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAgainstKernel checks that every namespace in the model of type typ
+// that still has a process has the parent and owner the kernel reports.
+func checkAgainstKernel(t *testing.T, m *discover.Model, typ nsrel.Type) {
+	t.Helper()
+	for _, n := range m.Of(typ) {
+		if len(n.Processes) == 0 {
+			continue
+		}
+		pid := n.Processes[len(n.Processes)-1].PID
+		ns, err := nsrel.Open(nstest.NSPath(pid, typ.String()))
+		if err != nil {
+			continue // exited
+		}
+		id, err := nsrel.Identify(ns)
+		if err != nil || id.Ino != n.Ino {
+			ns.Close()
+			continue // PID reused
+		}
+		wantParent := uint64(0)
+		if p, err := nsrel.Parent(ns); err == nil {
+			pid, _ := nsrel.Identify(p)
+			wantParent = pid.Ino
+			p.Close()
+		}
+		gotParent := uint64(0)
+		if n.Parent != nil {
+			gotParent = n.Parent.Ino
+		}
+		if gotParent != wantParent {
+			t.Errorf("%v: parent %d in the model, kernel says %d", n.Name(), gotParent, wantParent)
+		}
+		wantOwner := uint64(0)
+		if o, err := nsrel.OwnerUserNS(ns); err == nil {
+			oid, _ := nsrel.Identify(o)
+			wantOwner = oid.Ino
+			o.Close()
+		}
+		gotOwner := uint64(0)
+		if n.Owner != nil {
+			gotOwner = n.Owner.Ino
+		}
+		if gotOwner != wantOwner {
+			t.Errorf("%v: owner %d in the model, kernel says %d", n.Name(), gotOwner, wantOwner)
+		}
+		if typ == nsrel.TypeUser {
+			if uid, err := nsrel.OwnerUID(ns); err == nil && int64(uid) != n.OwnerUID {
+				t.Errorf("%v: owner UID %d in the model, kernel says %d", n.Name(), n.OwnerUID, uid)
+			}
+		}
+		ns.Close()
+	}
+}
+
+func TestDeepestUserChain(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	leaf := nstest.UserChain(t, 33) // the kernel's limit below the initial namespace
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	want := kernelChain(t, nsrel.Path(nstest.NSPath(leaf.Pid, "user")))
+	if len(want) != 34 || want[len(want)-1] != nsrel.InitialUserNSIno {
+		t.Fatalf("kernel chain has %d levels ending in %d, want 34 ending in the initial namespace", len(want), want[len(want)-1])
+	}
+	got := modelChain(t, m, nsrel.TypeUser, want[0])
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("chain (-kernel +model):\n%s", diff)
+	}
+	n := m.Lookup(nsrel.TypeUser, want[0])
+	if !hasPID(n, leaf.Pid) || hasVia(n, discover.ViaProcess) == nil {
+		t.Errorf("leaf %v: processes %v, found via %v; want pid %d via process", n.Name(), n.Processes, n.FoundVia, leaf.Pid)
+	}
+	if roots := m.Roots(nsrel.TypeUser); len(roots) != 1 || roots[0].Ino != nsrel.InitialUserNSIno {
+		t.Errorf("roots = %v, want only the initial user namespace", roots)
+	}
+	checkAgainstKernel(t, m, nsrel.TypeUser)
+}
+
+func TestDeepestPIDChain(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	leaf := nstest.PIDChain(t, 32)
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}})
+	want := kernelChain(t, nsrel.Path(nstest.NSPath(leaf.Pid, "pid")))
+	if len(want) != 33 || want[len(want)-1] != nsrel.InitialPIDNSIno {
+		t.Fatalf("kernel chain has %d levels, want 33 ending in the initial namespace", len(want))
+	}
+	got := modelChain(t, m, nsrel.TypePID, want[0])
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("chain (-kernel +model):\n%s", diff)
+	}
+	// Each PID namespace is owned by the user namespace made with it.
+	owner := ino(t, nstest.NSPath(leaf.Pid, "user"))
+	if n := m.Lookup(nsrel.TypePID, want[0]); n.Owner == nil || n.Owner.Ino != owner || n.Owner.OwnerUID != 0 {
+		t.Errorf("leaf %v: owner %v, want user:[%d] owned by UID 0", n.Name(), n.Owner, owner)
+	}
+	checkAgainstKernel(t, m, nsrel.TypePID)
+}
+
+// killWait kills the process group of p and waits until pid is gone.
+func killWait(t *testing.T, p *nstest.Proc, pid int) {
+	t.Helper()
+	syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+	for i := 0; i < 1000; i++ {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("process %d still there after SIGKILL", pid)
+}
+
+// holdByFD starts a sleep that holds the namespace at path open as fd 3.
+func holdByFD(t *testing.T, path string) *nstest.Proc {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sleep := nstest.RequireCmd(t, "sleep")
+	cmd := exec.Command(sleep, "infinity")
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	return &nstest.Proc{Cmd: cmd, Pid: cmd.Process.Pid}
+}
+
+func TestProcessLessHeldByFD(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	chain := nstest.UserChain(t, 5)
+	path := nstest.NSPath(chain.Pid, "user")
+	want := kernelChain(t, nsrel.Path(path))
+	holder := holdByFD(t, path)
+	killWait(t, chain, chain.Pid)
+
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	got := modelChain(t, m, nsrel.TypeUser, want[0])
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("chain of the fd-held namespace (-kernel +model):\n%s", diff)
+	}
+	leaf := m.Lookup(nsrel.TypeUser, want[0])
+	f := hasVia(leaf, discover.ViaFD)
+	wantFD := discover.Found{Via: discover.ViaFD, PID: holder.Pid, Path: "/proc/" + strconv.Itoa(holder.Pid) + "/fd/3"}
+	if f == nil || *f != wantFD || len(leaf.Processes) != 0 {
+		t.Errorf("leaf found via %+v with processes %v, want only %+v", leaf.FoundVia, leaf.Processes, wantFD)
+	}
+	// The four namespaces between it and the initial one have no process
+	// left: they are found as parents.
+	for _, i := range want[1:5] {
+		n := m.Lookup(nsrel.TypeUser, i)
+		if len(n.Processes) != 0 || hasVia(n, discover.ViaParent) == nil {
+			t.Errorf("%v: processes %v, found via %v; want a process-less parent", n.Name(), n.Processes, n.FoundVia)
+		}
+	}
+}
+
+func TestHeldByBindMountInPrivateMountNS(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	nstest.RequireCmd(t, "mount")
+	sh := nstest.RequireCmd(t, "sh")
+	chain := nstest.UserChain(t, 3)
+	path := nstest.NSPath(chain.Pid, "user")
+	want := kernelChain(t, nsrel.Path(path))
+
+	target := filepath.Join(t.TempDir(), "user ns") // a space, escaped in mountinfo
+	if err := os.WriteFile(target, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	holder := nstest.Start(t, nil, nstest.RequireCmd(t, "unshare"), "-m", "--propagation", "private",
+		sh, "-c", `mount --bind "$1" "$2" && exec sleep infinity`, "sh", path, target)
+	holder.Pid = nstest.WaitLeaf(t, holder.Pid, "sleep")
+	killWait(t, chain, chain.Pid)
+
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	got := modelChain(t, m, nsrel.TypeUser, want[0])
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("chain of the bind-mounted namespace (-kernel +model):\n%s", diff)
+	}
+	leaf := m.Lookup(nsrel.TypeUser, want[0])
+	wantFound := discover.Found{Via: discover.ViaMount, PID: holder.Pid, Path: target, MountNS: ino(t, nstest.NSPath(holder.Pid, "mnt"))}
+	f := hasVia(leaf, discover.ViaMount)
+	if f == nil || *f != wantFound {
+		t.Errorf("found via %+v, want %+v", leaf.FoundVia, wantFound)
+	}
+	if wantFound.MountNS == ino(t, "/proc/self/ns/mnt") {
+		t.Errorf("the holder shares our mount namespace; the test proves nothing")
+	}
+}
+
+func TestHeldByBindMountOfOtherType(t *testing.T) {
+	// A network namespace held by a bind mount keeps its owning user
+	// namespace alive; that owner has no process and is found as owner.
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	p := nstest.Sleep(t, nil, "-Ur", "unshare", "-Ur", "--net")
+	netPath := nstest.NSPath(p.Pid, "net")
+	owner, err := nsrel.OwnerUserNS(nsrel.Path(netPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := kernelChain(t, owner)
+	owner.Close()
+
+	target := filepath.Join(t.TempDir(), "net")
+	if err := os.WriteFile(target, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(netPath, target, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind mount: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(target, unix.MNT_DETACH) })
+	killWait(t, p, p.Pid)
+
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	got := modelChain(t, m, nsrel.TypeUser, want[0])
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("owner chain of the bind-mounted net namespace (-kernel +model):\n%s", diff)
+	}
+	n := m.Lookup(nsrel.TypeUser, want[0])
+	if f := hasVia(n, discover.ViaOwner); f == nil || !strings.HasPrefix(f.Of, "net:[") || len(n.Processes) != 0 {
+		t.Errorf("owner found via %+v with processes %v, want owner of the net namespace", n.FoundVia, n.Processes)
+	}
+}
+
+func TestPIDNamespaceOwnedByAnotherUserNS(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	// U1, then a PID namespace owned by U1, then (in the forked child) U2.
+	p := nstest.Sleep(t, nil, "-Ur", "unshare", "-pf", "--kill-child", "unshare", "-Ur")
+	pidIno := ino(t, nstest.NSPath(p.Pid, "pid"))
+	userIno := ino(t, nstest.NSPath(p.Pid, "user"))
+	o, err := nsrel.OwnerUserNS(nsrel.Path(nstest.NSPath(p.Pid, "pid")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oid, _ := nsrel.Identify(o)
+	o.Close()
+	if oid.Ino == userIno {
+		t.Fatalf("setup: the PID namespace is owned by the process's own user namespace")
+	}
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}})
+	n := m.Lookup(nsrel.TypePID, pidIno)
+	if n == nil || n.Owner == nil || n.Owner.Ino != oid.Ino {
+		t.Fatalf("pid:[%d]: owner %v, want user:[%d]", pidIno, n, oid.Ino)
+	}
+	if uid, _ := n.UID(); uid != 0 {
+		t.Errorf("owner UID %d, want 0", uid)
+	}
+	checkAgainstKernel(t, m, nsrel.TypePID)
+}
+
+func TestOwnerWithoutPasswdEntry(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	p := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}}, "-U")
+	passwd := filepath.Join(t.TempDir(), "passwd")
+	os.WriteFile(passwd, []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+	for _, pw := range []string{passwd, ""} { // a file without 4242, and the real one
+		m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}, Passwd: pw})
+		n := m.Lookup(nsrel.TypeUser, ino(t, nstest.NSPath(p.Pid, "user")))
+		if n == nil || n.OwnerUID != 4242 {
+			t.Fatalf("passwd %q: namespace %+v, want owner UID 4242", pw, n)
+		}
+		if pw != "" && n.OwnerName != "" {
+			t.Errorf("owner name %q, want none", n.OwnerName)
+		}
+		if root := m.Lookup(nsrel.TypeUser, nsrel.InitialUserNSIno); root.OwnerName != "root" || root.OwnerUID != 0 {
+			t.Errorf("initial namespace owner %q (%d), want root (0)", root.OwnerName, root.OwnerUID)
+		}
+	}
+}
+
+func TestProcessesExitDuringScan(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	truePath := nstest.RequireCmd(t, "true")
+	unshare := nstest.RequireCmd(t, "unshare")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				// Short-lived processes in short-lived namespaces.
+				exec.Command(unshare, "-Urpf", truePath).Run()
+				exec.Command(truePath).Run()
+			}
+		}()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	stable := nstest.UserChain(t, 2)
+	want := kernelChain(t, nsrel.Path(nstest.NSPath(stable.Pid, "user")))
+	for i := 0; i < 30; i++ {
+		m := discoverT(t, discover.Options{Comm: true})
+		if got := modelChain(t, m, nsrel.TypeUser, want[0]); !cmp.Equal(want, got) {
+			t.Fatalf("run %d: chain %v, want %v", i, got, want)
+		}
+		if r := m.Roots(nsrel.TypeUser); len(r) != 1 {
+			t.Fatalf("run %d: %d user roots, want 1: vanished namespaces must not become roots", i, len(r))
+		}
+		if r := m.Roots(nsrel.TypePID); len(r) != 1 {
+			t.Fatalf("run %d: %d PID roots, want 1", i, len(r))
+		}
+	}
+}
+
+func TestMultiThreadedProcessAndComm(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	// This test binary is multi-threaded; its threads share its
+	// namespaces, so no task entries appear, and its comm is read.
+	m := discoverT(t, discover.Options{Comm: true})
+	self := m.Lookup(nsrel.TypeUser, ino(t, "/proc/self/ns/user"))
+	var comm string
+	for _, p := range self.Processes {
+		if p.PID == os.Getpid() {
+			comm = p.Comm
+		}
+	}
+	b, _ := os.ReadFile("/proc/self/comm")
+	if want := strings.TrimSpace(string(b)); comm != want {
+		t.Errorf("own comm %q, want %q", comm, want)
+	}
+	if f := hasVia(self, discover.ViaTask); f != nil {
+		t.Errorf("unexpected task entry %+v", f)
+	}
+}
+
+// TestMain runs the unprivileged helper of TestNotRoot when asked to.
+func TestMain(m *testing.M) {
+	if os.Getenv("NSREL_DISCOVER_HELPER") == "1" {
+		notRootHelper()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func notRootHelper() {
+	m, err := discover.Discover(discover.Options{})
+	if err != nil {
+		fmt.Println("ERROR:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("NOTICE: %s\nROOTS: %d\n", m.Notice(), len(m.Roots(nsrel.TypeUser)))
+}
+
+func TestNotRoot(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.UserChain(t, 1)
+	// Copy the test binary where UID 65534 may run it.
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755) // the per-test parent is 0700 too
+	exe := filepath.Join(dir, "discover.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NSREL_DISCOVER_HELPER=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper as UID 65534: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "NOTICE: could not read") || !strings.Contains(string(out), "ROOTS: 1") {
+		t.Errorf("helper output lacks the notice or the tree:\n%s", out)
+	}
+}

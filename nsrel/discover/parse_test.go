@@ -1,0 +1,106 @@
+package discover
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+func TestParseNSMounts(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     []nsMount
+	}{
+		{"none", "22 1 0:21 / /proc rw,nosuid - proc proc rw\n", nil},
+		{"user", "42 27 0:4 user:[4026532177] /tmp/nsx rw - nsfs nsfs rw\n",
+			[]nsMount{{nsrel.Name{Type: nsrel.TypeUser, Ino: 4026532177}, "/tmp/nsx"}}},
+		{"escaped space and optional fields", "42 27 0:4 net:[4026532300] /run/a\\040b rw shared:5 master:1 - nsfs nsfs rw",
+			[]nsMount{{nsrel.Name{Type: nsrel.TypeNet, Ino: 4026532300}, "/run/a b"}}},
+		{"newline in path", "1 2 0:4 pid:[7] /x\\012y rw - nsfs nsfs rw\n",
+			[]nsMount{{nsrel.Name{Type: nsrel.TypePID, Ino: 7}, "/x\ny"}}},
+		{"bad root", "1 2 0:4 / /x rw - nsfs nsfs rw\n", nil},
+		{"relative point", "1 2 0:4 user:[7] x rw - nsfs nsfs rw\n", nil},
+		{"short", "1 2 0:4 - nsfs nsfs rw\n", nil},
+		{"two", "1 2 0:4 user:[7] /a rw - nsfs nsfs rw\n3 4 0:5 / /b rw - ext4 /dev/x rw\n5 6 0:4 mnt:[9] /c rw - nsfs nsfs rw",
+			[]nsMount{{nsrel.Name{Type: nsrel.TypeUser, Ino: 7}, "/a"}, {nsrel.Name{Type: nsrel.TypeMount, Ino: 9}, "/c"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, parseNSMounts([]byte(tc.in))); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func FuzzParseNSMounts(f *testing.F) {
+	f.Add([]byte("42 27 0:4 user:[4026532177] /tmp/nsx rw - nsfs nsfs rw\n"))
+	f.Add([]byte("1 2 0:4 pid:[7] /x\\012y\\134 rw a:b - nsfs nsfs rw\n\n - nsfs "))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, m := range parseNSMounts(data) {
+			if !m.NS.Type.Valid() || !strings.HasPrefix(m.Point, "/") {
+				t.Fatalf("bad mount %+v", m)
+			}
+		}
+	})
+}
+
+func TestParsePasswd(t *testing.T) {
+	in := "root:x:0:0:root:/root:/bin/bash\n# comment\n+nis::::::\nbad line\nalice:x:1000:1000::/home/alice:/bin/sh\nalias:x:0:0::/:/bin/sh\nneg:x:-1:0::/:\nbig:x:4294967296:0::/:\n:x:5:5::/:\nnolf:x:7:7::/:"
+	want := map[uint32]string{0: "root", 1000: "alice", 7: "nolf"}
+	if diff := cmp.Diff(want, parsePasswd([]byte(in))); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func FuzzParsePasswd(f *testing.F) {
+	f.Add([]byte("root:x:0:0:root:/root:/bin/bash\n"))
+	f.Add([]byte("a:b:c\n::::\n#x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, name := range parsePasswd(data) {
+			if name == "" || strings.ContainsAny(name, ":\n") {
+				t.Fatalf("bad name %q", name)
+			}
+		}
+	})
+}
+
+func TestParseLink(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		typ  string
+		ino  uint64
+		okay bool
+	}{
+		{"user:[4026531837]", "user", 4026531837, true},
+		{"pid:[1]", "pid", 1, true},
+		{"socket:[123]", "socket", 123, true},
+		{"anon_inode:[eventfd]", "", 0, false},
+		{"/dev/null", "", 0, false},
+		{"user:[]", "", 0, false},
+		{"user:[18446744073709551616]", "", 0, false},
+		{"user:[12", "", 0, false},
+		{":[1]", "", 0, false},
+	} {
+		typ, ino, ok := parseLink([]byte(tc.in))
+		if string(typ) != tc.typ || ino != tc.ino || ok != tc.okay {
+			t.Errorf("parseLink(%q) = %q, %d, %v; want %q, %d, %v", tc.in, typ, ino, ok, tc.typ, tc.ino, tc.okay)
+		}
+	}
+}
+
+func FuzzParseLink(f *testing.F) {
+	f.Add([]byte("user:[4026531837]"))
+	f.Add([]byte("x:[]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		typ, ino, ok := parseLink(data)
+		if !ok {
+			return
+		}
+		if n, err := nsrel.ParseName(string(data)); err == nil && (n.Ino != ino || n.Type.String() != string(typ)) {
+			t.Fatalf("parseLink(%q) = %q %d, ParseName = %v", data, typ, ino, n)
+		}
+	})
+}
