@@ -211,6 +211,11 @@ type VerifyOptions struct {
 	// (older rotated files removed); the first record's prev is then
 	// trusted.
 	Partial bool
+	// Anchor, if set, is the hash of a record known to be in the chain
+	// (saved from an earlier verify): a chain without it was truncated
+	// or rewritten. It catches records cut off at the end, which the
+	// chain alone cannot show.
+	Anchor string
 }
 
 // Verify checks the chain formed by files, in order (use [Files]): every
@@ -221,6 +226,7 @@ type VerifyOptions struct {
 func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 	s := &Summary{Files: files}
 	var prev *Record
+	anchored := false
 	for _, file := range files {
 		for l, err := range Lines(file) {
 			if err != nil {
@@ -258,8 +264,18 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 			}
 			s.Records++
 			s.LastSeq, s.LastHash = r.Seq, r.Hash
+			if r.Hash == opts.Anchor {
+				anchored = true
+			}
 			prev = r
 		}
+	}
+	if opts.Anchor != "" && !anchored {
+		last := ""
+		if len(files) > 0 {
+			last = files[len(files)-1]
+		}
+		return s, &Problem{File: last, Line: 0, Reason: fmt.Sprintf("no record has the anchor hash %s (records removed from the end, or the log rewritten)", opts.Anchor)}
 	}
 	return s, nil
 }

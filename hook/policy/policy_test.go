@@ -1,0 +1,262 @@
+package policy_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+const minimal = `{"version": 1, "audit_log": "/var/log/nsrel/audit.jsonl", "default": {"mode": "audit"}}`
+
+func TestParseDefaults(t *testing.T) {
+	c, err := policy.Parse("min.json", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{c.AuditLog, c.LogFile, c.OnError, c.DeadlineMS, c.RotateBytes, c.Default.Name, c.Default.Mode, len(c.Policies), c.RecordAnnotations}
+	want := []any{"/var/log/nsrel/audit.jsonl", "", policy.OnErrorAllow, policy.DefaultDeadlineMS, int64(policy.DefaultRotateBytes), "default", policy.ModeAudit, 0, policy.DefaultRecordAnnotations}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("defaults (-want +got):\n%s", d)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want []string // substrings, one per expected error line
+	}{
+		{"syntax", "{\n  \"version\": 1,\n  \"audit_log\": ,\n}", []string{"x.json:3:"}},
+		{"trailing data", minimal + " {}", []string{"unexpected data after"}},
+		{"empty", "", []string{"unexpected end of file"}},
+		{"not an object", "[]", []string{"x.json:1:1: must be an object"}},
+		{"unknown key", "{\"version\":1,\"audit_log\":\"/a\",\n\"default\":{\"mode\":\"audit\"},\n  \"extra\":true}", []string{"x.json:3:3: extra: unknown key"}},
+		{"duplicate key", `{"version":1,"version":1}`, []string{"duplicate key \"version\""}},
+		{"missing required", `{"version":1}`, []string{"audit_log: missing", "default: missing"}},
+		{"wrong version", `{"version":2,"audit_log":"/a","default":{"mode":"audit"}}`, []string{"version: must be between 1 and 1"}},
+		{"relative log", `{"version":1,"audit_log":"a/b","default":{"mode":"audit"}}`, []string{"audit_log: must be a clean absolute path"}},
+		{"unclean log", `{"version":1,"audit_log":"/a/../b","default":{"mode":"audit"}}`, []string{"audit_log: must be a clean absolute path"}},
+		{"bad on_error", `{"version":1,"audit_log":"/a","on_error":"maybe","default":{"mode":"audit"}}`, []string{"on_error: must be \"allow\" or \"deny\""}},
+		{"deadline range", `{"version":1,"audit_log":"/a","deadline_ms":0,"default":{"mode":"audit"}}`, []string{"deadline_ms: must be between 10 and 60000"}},
+		{"fractional", `{"version":1,"audit_log":"/a","deadline_ms":1.5,"default":{"mode":"audit"}}`, []string{"deadline_ms: must be a whole number"}},
+		{"small rotation", `{"version":1,"audit_log":"/a","rotate_bytes":10,"default":{"mode":"audit"}}`, []string{"rotate_bytes: must be 0"}},
+		{"bad mode", `{"version":1,"audit_log":"/a","default":{"mode":"strict"}}`, []string{"default.mode: must be \"enforce\" or \"audit\""}},
+		{"default with match", `{"version":1,"audit_log":"/a","default":{"mode":"audit","match":{"id":"x"}}}`, []string{"default.match: unknown key"}},
+		{"block without match", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit"}],"default":{"mode":"audit"}}`, []string{"policies[0].match: missing"}},
+		{"empty match", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{}}],"default":{"mode":"audit"}}`, []string{"policies[0].match: needs"}},
+		{"bad regex", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"id":"("}}],"default":{"mode":"audit"}}`, []string{"policies[0].match.id: bad regular expression"}},
+		{"bad key regex", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"annotations":{"(":"x"}}}],"default":{"mode":"audit"}}`, []string{"bad key regular expression"}},
+		{"duplicate names", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"id":"x"}},{"name":"a","mode":"audit","match":{"id":"y"}}],"default":{"mode":"audit"}}`, []string{"policies[1].name: duplicate block name"}},
+		{"depth range", `{"version":1,"audit_log":"/a","default":{"mode":"audit","rules":{"user_depth_max":34}}}`, []string{"default.rules.user_depth_max: must be between 0 and 33"}},
+		{"min above max", `{"version":1,"audit_log":"/a","default":{"mode":"audit","rules":{"user_depth_min":3,"user_depth_max":2}}}`, []string{"user_depth_min (3) is greater than user_depth_max (2)"}},
+		{"negative uid", `{"version":1,"audit_log":"/a","default":{"mode":"audit","rules":{"allowed_owner_uids":[0,-1]}}}`, []string{"allowed_owner_uids[1]: must be between 0 and"}},
+		{"bool as string", `{"version":1,"audit_log":"/a","default":{"mode":"audit","rules":{"require_user_namespace":"yes"}}}`, []string{"require_user_namespace: must be true or false, not a string"}},
+		{"unknown rule", `{"version":1,"audit_log":"/a","default":{"mode":"audit","rules":{"require_magic":true}}}`, []string{"default.rules.require_magic: unknown key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := policy.Parse("x.json", []byte(tt.doc))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.want) {
+				t.Errorf("got %d error lines, want %d:\n%v", len(lines), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				if i < len(lines) && !strings.Contains(lines[i], w) {
+					t.Errorf("error line %d %q does not contain %q", i, lines[i], w)
+				}
+				if i < len(lines) && !strings.HasPrefix(lines[i], "x.json:") {
+					t.Errorf("error line %q does not name the file", lines[i])
+				}
+			}
+		})
+	}
+}
+
+// TestShippedConfigs parses every config file shipped in config/.
+func TestShippedConfigs(t *testing.T) {
+	files, err := filepath.Glob("../../config/hook*.json")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("shipped configs: %v %v", files, err)
+	}
+	for _, f := range files {
+		c, err := policy.Load(f)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if filepath.Base(f) == "hook.json" && (c.Default.Mode != policy.ModeAudit || len(c.Policies) != 0) {
+			t.Errorf("%s: the default config must audit only", f)
+		}
+		if filepath.Base(f) == "hook-enforce.json" && c.Default.Mode != policy.ModeEnforce {
+			t.Errorf("%s: the example enforcing config does not enforce", f)
+		}
+	}
+}
+
+func TestLoadRefusesNonRegular(t *testing.T) {
+	if _, err := policy.Load(t.TempDir()); err == nil {
+		t.Error("a directory was accepted")
+	}
+	if _, err := policy.Load(filepath.Join(t.TempDir(), "none.json")); err == nil {
+		t.Error("a missing file was accepted")
+	}
+	big := filepath.Join(t.TempDir(), "big.json")
+	os.WriteFile(big, []byte(strings.Repeat(" ", policy.MaxFileSize+1)), 0o600)
+	if _, err := policy.Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("oversized file: %v", err)
+	}
+}
+
+const selecting = `{
+	"version": 1, "audit_log": "/a",
+	"policies": [
+		{"name": "kube-system", "match": {"annotations": {"io.kubernetes.pod.namespace": "kube-system"}}, "mode": "audit"},
+		{"name": "infra", "match": {"id": "infra-.*"}, "mode": "audit"},
+		{"name": "both", "match": {"id": "web-.*", "annotations": {"tier": "front|edge", "team": ".+"}}, "mode": "enforce"}
+	],
+	"default": {"name": "strict", "mode": "enforce"}
+}`
+
+func TestSelect(t *testing.T) {
+	c, err := policy.Parse("sel.json", []byte(selecting))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		id   string
+		ann  map[string]string
+		want string
+	}{
+		{"x", nil, "strict"},
+		{"infra-1", nil, "infra"},
+		{"xinfra-1", nil, "strict"}, // whole-string match
+		{"infra-1", map[string]string{"io.kubernetes.pod.namespace": "kube-system"}, "kube-system"}, // first match wins
+		{"a", map[string]string{"io.kubernetes.pod.namespace": "kube-system-2"}, "strict"},
+		{"web-1", map[string]string{"tier": "edge", "team": "a"}, "both"},
+		{"web-1", map[string]string{"tier": "edge"}, "strict"},
+		{"web-1", map[string]string{"tier": "back", "team": "a"}, "strict"},
+	}
+	for _, tt := range tests {
+		if got := c.Select(tt.id, tt.ann).Name; got != tt.want {
+			t.Errorf("Select(%q, %v) = %q, want %q", tt.id, tt.ann, got, tt.want)
+		}
+	}
+}
+
+func u64(v uint64) *uint64 { return &v }
+
+// ancestry builds a chain of user namespaces (depth below the initial one)
+// and a PID namespace owned by the innermost user namespace or by owner.
+func ancestry(userDepth int, pidNS bool, ownerUID uint32, pidOwner uint64) *inspect.Ancestry {
+	a := &inspect.Ancestry{PID: 42, StartTime: 7}
+	for i := userDepth; i > 0; i-- {
+		a.User = append(a.User, inspect.UserNS{Ino: 4026532000 + uint64(i), Dev: 4, OwnerUID: ownerUID})
+	}
+	a.User = append(a.User, inspect.UserNS{Ino: nsrel.InitialUserNSIno, Dev: 4})
+	if pidNS {
+		owner := a.User[0].Ino
+		if pidOwner != 0 {
+			owner = pidOwner
+		}
+		a.PIDNS = append(a.PIDNS, inspect.PIDNS{Ino: 4026532100, Dev: 4, OwnerUserIno: u64(owner)})
+	}
+	a.PIDNS = append(a.PIDNS, inspect.PIDNS{Ino: nsrel.InitialPIDNSIno, Dev: 4, OwnerUserIno: u64(nsrel.InitialUserNSIno)})
+	return a
+}
+
+func TestEvaluate(t *testing.T) {
+	one, two := 1, 2
+	all := policy.Rules{RequireUserNS: true, RequirePIDNS: true, UserDepthMin: &one, UserDepthMax: &two, AllowedOwnerUIDs: []uint32{0, 1000}, PIDOwnedByUserNS: true}
+	tests := []struct {
+		name  string
+		rules policy.Rules
+		a     *inspect.Ancestry
+		want  []string
+	}{
+		{"all good", all, ancestry(1, true, 0, 0), nil},
+		{"depth 2 good", all, ancestry(2, true, 1000, 0), nil},
+		{"host container", all, ancestry(0, false, 0, 0), []string{policy.RuleRequireUserNS, policy.RuleRequirePIDNS, policy.RuleUserDepthMin}},
+		{"too deep", all, ancestry(3, true, 0, 0), []string{policy.RuleUserDepthMax}},
+		{"wrong owner", all, ancestry(1, true, 4242, 0), []string{policy.RuleAllowedOwnerUIDs}},
+		{"pid ns owned elsewhere", all, ancestry(1, true, 0, nsrel.InitialUserNSIno), []string{policy.RulePIDOwnedByUserNS}},
+		{"no rules", policy.Rules{}, ancestry(0, false, 0, 0), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, v := range tt.rules.Evaluate(tt.a) {
+				got = append(got, v.Rule)
+				if v.Reason == "" {
+					t.Errorf("rule %s without a reason", v.Rule)
+				}
+			}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("violations (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestCompare(t *testing.T) {
+	a := ancestry(1, true, 0, 0)
+	if d := policy.Compare(a, ancestry(1, true, 0, 0)); d != nil {
+		t.Errorf("equal ancestries differ: %v", d)
+	}
+	b := ancestry(1, true, 0, 0)
+	b.StartTime++
+	b.User[0].ID = u64(9)
+	c := ancestry(2, false, 0, 0)
+	if got := len(policy.Compare(a, b)); got != 2 {
+		t.Errorf("start time and id change: %d differences, want 2", got)
+	}
+	if got := len(policy.Compare(a, c)); got != 2 {
+		t.Errorf("depth changes: %d differences, want 2", got)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	c, err := policy.Parse("sel.json", []byte(selecting))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Policies[2].Describe()
+	want := []string{"matches: containers with id ~ web-.* and annotation tier = front|edge and annotation team = .+", "mode:    enforce", "rules:   (none: record only)"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte(selecting))
+	for _, name := range []string{"../../config/hook.json", "../../config/hook-enforce.json"} {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte(`{"version":1,"version":1}`))
+	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := policy.Parse("f.json", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.json") {
+				t.Errorf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if c.AuditLog == "" || (c.Default.Mode != policy.ModeAudit && c.Default.Mode != policy.ModeEnforce) {
+			t.Errorf("accepted a config without audit log or mode: %+v", c)
+		}
+		c.Select("id", map[string]string{"k": "v"}).Evaluate(ancestry(1, true, 0, 0))
+	})
+}
