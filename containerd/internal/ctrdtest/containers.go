@@ -117,7 +117,7 @@ func (d *Daemon) Run(t testing.TB, c *client.Client, ns, id string, o *RunOpts) 
 	if err != nil {
 		t.Fatalf("%s: new container %s/%s: %v", d.Flavor.Name, ns, id, err)
 	}
-	t.Cleanup(func() { deleteContainer(ns, ctr) })
+	t.Cleanup(func() { Delete(ns, ctr) })
 	if o.NoStart {
 		return ctr, 0
 	}
@@ -131,9 +131,9 @@ func (d *Daemon) Run(t testing.TB, c *client.Client, ns, id string, o *RunOpts) 
 	return ctr, task.Pid()
 }
 
-// deleteContainer kills the task and deletes the container, ignoring
+// Delete kills the task and deletes the container, ignoring
 // errors (the daemon may be gone already).
-func deleteContainer(ns string, ctr client.Container) {
+func Delete(ns string, ctr client.Container) {
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 20*time.Second)
 	defer cancel()
 	if task, err := ctr.Task(ctx, nil); err == nil {
