@@ -58,10 +58,10 @@ type config struct {
 	timeout                      time.Duration
 }
 
-func (t Tool) flags(stderr io.Writer) (*flag.FlagSet, *config) {
+func (t Tool) flags() (*flag.FlagSet, *config) {
 	c := &config{}
 	fs := flag.NewFlagSet(t.Name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // Run reports parse errors in one line
 	fs.BoolVar(&c.json, "json", false, `print {"namespaces": [...]} (schema: docs/json.md)`)
 	fs.BoolVar(&c.details, "details", false, "add the processes of each namespace and how it was found")
 	fs.BoolVar(&c.noContainers, "no-containers", false, "do not look up containers")
@@ -103,14 +103,24 @@ Examples:
 
 Flags:
 `, t.Name, what, example)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, help := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  --%s", f.Name)
+		if arg != "" {
+			fmt.Fprintf(w, " %s", arg)
+		}
+		fmt.Fprintf(w, "\n        %s", help)
+		if f.DefValue != "" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 	fmt.Fprintf(w, "\nExit status: 0 success, 1 failure, 2 bad usage.\nRun as root to see every namespace.\n")
 }
 
 // Run runs the tool with args and returns the exit code.
 func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) int {
-	fs, c := t.flags(stderr)
+	fs, c := t.flags()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			t.usage(stdout, fs)

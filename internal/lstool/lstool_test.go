@@ -1,0 +1,316 @@
+package lstool_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/internal/lstool"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
+	"github.com/nsrel/nsrel/tree"
+)
+
+// fakeSource is an in-memory container source.
+type fakeSource struct {
+	name  string
+	cs    []discover.Container
+	err   error
+	delay time.Duration // ignores the context on purpose
+}
+
+func (f *fakeSource) Name() string { return f.name }
+
+func (f *fakeSource) List(ctx context.Context) ([]discover.Container, error) {
+	time.Sleep(f.delay)
+	return f.cs, f.err
+}
+
+func tool(t nsrel.Type, sources ...discover.ContainerSource) lstool.Tool {
+	name := "lsuserns"
+	if t == nsrel.TypePID {
+		name = "lspidns"
+	}
+	return lstool.Tool{Name: name, Type: t, Sources: func(lstool.SourceConfig) []discover.ContainerSource { return sources }}
+}
+
+func run(t *testing.T, tl lstool.Tool, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = lstool.Run(context.Background(), tl, args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func ino(t *testing.T, pid int, typ string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(nstest.NSPath(pid, typ), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// chain returns the inodes from the namespace at path up to the top.
+func chain(t *testing.T, path string) []uint64 {
+	t.Helper()
+	ns, err := nsrel.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for {
+		id, err := nsrel.Identify(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, id.Ino)
+		p, err := nsrel.Parent(ns)
+		ns.Close()
+		if err != nil {
+			return out
+		}
+		ns = p
+	}
+}
+
+func TestUsageAndExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		out, err string
+	}{
+		{"help", []string{"--help"}, 0, "Examples:", ""},
+		{"short help", []string{"-h"}, 0, "--containerd-address", ""},
+		{"unknown flag", []string{"--bogus"}, 2, "", "flag provided but not defined: -bogus (see --help)\n"},
+		{"argument", []string{"extra"}, 2, "", `unexpected argument "extra"`},
+		{"conflict", []string{"--no-containers", "--container", "x"}, 2, "", "--container needs the container lookup"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, tool(nsrel.TypeUser), tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.err) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q", code, out, errOut, tc.code, tc.out, tc.err)
+			}
+			if tc.code == 2 && strings.Count(errOut, "\n") != 1 {
+				t.Errorf("usage error is not one line: %q", errOut)
+			}
+		})
+	}
+}
+
+// lineOf returns the line for ns in a text tree and its depth (the width
+// of its branch prefix / 4).
+func lineOf(t *testing.T, out string, name nsrel.Name) (string, int) {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		i := strings.Index(l, name.String()+" owner ")
+		if i >= 0 {
+			return l[i:], len([]rune(l[:i])) / 4
+		}
+	}
+	t.Fatalf("%v not in the output:\n%s", name, out)
+	return "", 0
+}
+
+func TestTreesMatchKernel(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	for _, tc := range []struct {
+		typ   nsrel.Type
+		start func(t testing.TB, depth int) *nstest.Proc
+	}{
+		{nsrel.TypeUser, nstest.UserChain},
+		{nsrel.TypePID, nstest.PIDChain},
+	} {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			leaf := tc.start(t, 4)
+			want := chain(t, nstest.NSPath(leaf.Pid, tc.typ.String()))
+
+			code, out, errOut := run(t, tool(tc.typ), "--no-containers")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for i, ino := range want {
+				line, depth := lineOf(t, out, nsrel.Name{Type: tc.typ, Ino: ino})
+				if wantDepth := len(want) - 1 - i; depth != wantDepth {
+					t.Errorf("%s at depth %d, want %d", line, depth, wantDepth)
+				}
+				wantOwner := "owner root (0)"
+				if tc.typ == nsrel.TypePID {
+					o, err := nsrel.OwnerUserNS(nsrel.Path(nstest.NSPath(leaf.Pid, "pid")))
+					if err != nil {
+						t.Fatal(err)
+					}
+					oid, _ := nsrel.Identify(o)
+					o.Close()
+					wantOwner = fmt.Sprintf("owner user:[%d] root (0)", oid.Ino)
+					if i > 0 {
+						wantOwner = "owner user:["
+					}
+				}
+				if !strings.Contains(line, wantOwner) {
+					t.Errorf("line %q lacks %q", line, wantOwner)
+				}
+			}
+
+			code, out, errOut = run(t, tool(tc.typ), "--no-containers", "--json")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var doc tree.Document
+			if err := json.Unmarshal([]byte(out), &doc); err != nil {
+				t.Fatal(err)
+			}
+			byIno := map[uint64]tree.Entry{}
+			for _, e := range doc.Namespaces {
+				if e.Type != tc.typ.String() {
+					t.Errorf("entry of type %q in %s output", e.Type, tc.typ)
+				}
+				byIno[e.Ino] = e
+			}
+			for i, ino := range want {
+				e, ok := byIno[ino]
+				if !ok {
+					t.Fatalf("%d missing from JSON", ino)
+				}
+				var wantParent *uint64
+				if i+1 < len(want) {
+					wantParent = &want[i+1]
+				}
+				if diff := cmp.Diff(wantParent, e.Parent); diff != "" {
+					t.Errorf("%d: parent (-kernel +json):\n%s", ino, diff)
+				}
+				if e.OwnerUID == nil || *e.OwnerUID != 0 || e.NSID == nil {
+					t.Errorf("%d: owner_uid %v nsid %v, want 0 and a number", ino, e.OwnerUID, e.NSID)
+				}
+			}
+			if e := byIno[want[0]]; len(e.Processes) == 0 || e.Processes[0].Comm == "" {
+				t.Errorf("leaf processes %+v, want the sleep with its comm", e.Processes)
+			}
+		})
+	}
+}
+
+func TestContainerAnnotation(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	a := nstest.UserChain(t, 1)
+	b := nstest.PIDChain(t, 2)
+	src := &fakeSource{name: "fake", cs: []discover.Container{
+		{ID: "3f1c2a9b7e0d5a6b7c8d", Engine: "containerd", Namespace: "k8s.io", PID: a.Pid, Name: "default/web-0"},
+		{ID: "zoo-1", Engine: "runc", PID: b.Pid},
+		{ID: "gone", Engine: "runc", PID: 1 << 30}, // no such process
+	}}
+
+	code, out, errOut := run(t, tool(nsrel.TypeUser, src))
+	if code != 0 || errOut != "" && !strings.Contains(errOut, "notice: could not read") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	line, _ := lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, a.Pid, "user")})
+	if want := " containers: containerd k8s.io/3f1c2a9b7e0d (pod default/web-0)"; !strings.HasSuffix(line, want) {
+		t.Errorf("line %q, want suffix %q", line, want)
+	}
+	line, _ = lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, b.Pid, "user")})
+	if want := " containers: runc zoo-1"; !strings.HasSuffix(line, want) {
+		t.Errorf("line %q, want suffix %q", line, want)
+	}
+
+	code, out, _ = run(t, tool(nsrel.TypePID, src), "--json")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var doc tree.Document
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range doc.Namespaces {
+		var want []discover.Container
+		switch e.Ino {
+		case ino(t, a.Pid, "pid"): // the host PID namespace
+			want = src.cs[:1]
+		case ino(t, b.Pid, "pid"):
+			want = src.cs[1:2]
+		}
+		if diff := cmp.Diff(want, e.Containers, cmp.Comparer(func(x, y []discover.Container) bool { return len(x) == 0 && len(y) == 0 || cmp.Equal(x, y) })); diff != "" {
+			t.Errorf("pid:[%d] containers (-want +got):\n%s", e.Ino, diff)
+		}
+	}
+
+	// --container keeps only the branch to zoo-1's PID namespace.
+	code, out, _ = run(t, tool(nsrel.TypePID, src), "--container", "zoo")
+	want := chain(t, nstest.NSPath(b.Pid, "pid"))
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != len(want) {
+		t.Fatalf("exit %d, %d lines, want %d:\n%s", code, len(lines), len(want), out)
+	}
+	for _, i := range want {
+		lineOf(t, out, nsrel.Name{Type: nsrel.TypePID, Ino: i})
+	}
+	code, out, errOut = run(t, tool(nsrel.TypePID, src), "--container", "nomatch")
+	if code != 1 || out != "" || !strings.Contains(errOut, `no running container with an ID starting with "nomatch"`) {
+		t.Errorf("no match: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	// --no-containers: no lookup at all.
+	called := false
+	tl := tool(nsrel.TypeUser)
+	tl.Sources = func(lstool.SourceConfig) []discover.ContainerSource { called = true; return nil }
+	if code, out, _ := run(t, tl, "--no-containers"); code != 0 || called || strings.Contains(out, "containers:") {
+		t.Errorf("--no-containers: exit %d, sources called %v", code, called)
+	}
+}
+
+func TestSlowAndFailingSources(t *testing.T) {
+	nstest.RequireRoot(t)
+	slow := &fakeSource{name: "slow", delay: 20 * time.Second}
+	bad := &fakeSource{name: "containerd", err: errors.New("connection refused\nsecond line")}
+	start := time.Now()
+	code, out, errOut := run(t, tool(nsrel.TypeUser, slow, bad), "--container-timeout", "300ms")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v with a source that hangs; the deadline did not hold", d)
+	}
+	if code != 0 || !strings.HasPrefix(out, "user:[4026531837] owner root (0)\n") {
+		t.Errorf("exit %d, stdout %q; want the tree", code, out)
+	}
+	for _, want := range []string{
+		"lsuserns: notice: containers: slow did not answer within 300ms; containers not shown\n",
+		"lsuserns: notice: containers: containerd: connection refused; its containers are not shown\n",
+	} {
+		if strings.Count(errOut, want) != 1 {
+			t.Errorf("stderr %q lacks one %q", errOut, want)
+		}
+	}
+}
+
+func TestContainerdAddress(t *testing.T) {
+	var got lstool.SourceConfig
+	tl := lstool.Tool{Name: "lsuserns", Type: nsrel.TypeUser, Sources: func(c lstool.SourceConfig) []discover.ContainerSource {
+		got = c
+		return nil
+	}}
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"", nil, lstool.DefaultContainerdAddress},
+		{"/env.sock", nil, "/env.sock"},
+		{"/env.sock", []string{"--containerd-address", "/flag.sock"}, "/flag.sock"},
+	} {
+		t.Setenv("CONTAINERD_ADDRESS", tc.env)
+		got = lstool.SourceConfig{}
+		if code, _, errOut := run(t, tl, append(tc.args, "--no-fds", "--no-mounts")...); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if got.ContainerdAddress != tc.want || got.Timeout != lstool.DefaultSourceTimeout {
+			t.Errorf("env %q args %q: config %+v, want address %q", tc.env, tc.args, got, tc.want)
+		}
+	}
+}
