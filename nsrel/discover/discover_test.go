@@ -122,31 +122,23 @@ func checkAgainstKernel(t *testing.T, m *discover.Model, typ nsrel.Type) {
 			ns.Close()
 			continue // PID reused
 		}
-		wantParent := uint64(0)
-		if p, err := nsrel.Parent(ns); err == nil {
-			pid, _ := nsrel.Identify(p)
-			wantParent = pid.Ino
-			p.Close()
-		}
-		gotParent := uint64(0)
-		if n.Parent != nil {
-			gotParent = n.Parent.Ino
-		}
-		if gotParent != wantParent {
-			t.Errorf("%v: parent %d in the model, kernel says %d", n.Name(), gotParent, wantParent)
-		}
-		wantOwner := uint64(0)
-		if o, err := nsrel.OwnerUserNS(ns); err == nil {
-			oid, _ := nsrel.Identify(o)
-			wantOwner = oid.Ino
-			o.Close()
-		}
-		gotOwner := uint64(0)
-		if n.Owner != nil {
-			gotOwner = n.Owner.Ino
-		}
-		if gotOwner != wantOwner {
-			t.Errorf("%v: owner %d in the model, kernel says %d", n.Name(), gotOwner, wantOwner)
+		for _, rel := range []struct {
+			what string
+			ask  func(nsrel.Ref) (*nsrel.Namespace, error)
+			got  *discover.Namespace
+		}{{"parent", nsrel.Parent, n.Parent}, {"owner", nsrel.OwnerUserNS, n.Owner}} {
+			want, got := uint64(0), uint64(0)
+			if h, err := rel.ask(ns); err == nil {
+				id, _ := nsrel.Identify(h)
+				want = id.Ino
+				h.Close()
+			}
+			if rel.got != nil {
+				got = rel.got.Ino
+			}
+			if got != want {
+				t.Errorf("%v: %s %d in the model, kernel says %d", n.Name(), rel.what, got, want)
+			}
 		}
 		if typ == nsrel.TypeUser {
 			if uid, err := nsrel.OwnerUID(ns); err == nil && int64(uid) != n.OwnerUID {

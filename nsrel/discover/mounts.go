@@ -25,12 +25,8 @@ type nsMount struct {
 func parseNSMounts(data []byte) []nsMount {
 	var out []nsMount
 	for len(data) > 0 {
-		line := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
+		var line []byte
+		line, data = nextLine(data)
 		// Fast filter: the filesystem type follows " - ".
 		sep := bytes.Index(line, []byte(" - "))
 		if sep < 0 || !bytes.HasPrefix(line[sep+3:], []byte("nsfs ")) {

@@ -26,12 +26,8 @@ func loadUsers(path string) map[uint32]string {
 func parsePasswd(data []byte) map[uint32]string {
 	users := make(map[uint32]string)
 	for len(data) > 0 {
-		line := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
+		var line []byte
+		line, data = nextLine(data)
 		if len(line) == 0 || line[0] == '#' || line[0] == '+' || line[0] == '-' {
 			continue
 		}
@@ -48,4 +44,13 @@ func parsePasswd(data []byte) map[uint32]string {
 		}
 	}
 	return users
+}
+
+// nextLine splits data after its first line and returns the line without
+// its newline and the rest.
+func nextLine(data []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return data[:i], data[i+1:]
+	}
+	return data, nil
 }
