@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Benchmark lsuserns and lspidns against lsns(8) and the /proc floor on a
+# host-like load, in one run per size. Needs root, hyperfine, util-linux.
+#
+#   bench/ls/run.sh                 # 2000, 5000 and 10000 processes
+#   bench/ls/run.sh 2000            # one size
+#   RUNS=50 bench/ls/run.sh 5000    # more runs per command
+#
+# For each size it starts bench/ls/load (SIZE processes, 150 user
+# namespaces in chains up to 8 deep, every third chain with PID
+# namespaces, 4 namespaces held only by bind mounts, 4 only by fds), times
+# the commands with hyperfine, measures peak RSS with bench/ls/rss, prints
+# a table of medians and stops the load (all its processes and mounts).
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(2000 5000 10000)
+runs=${RUNS:-30}
+userns=${USERNS:-150}
+
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root (the load makes bind mounts)" >&2; exit 2; }
+for c in hyperfine lsns unshare python3; do
+	command -v "$c" >/dev/null || { echo "run.sh: needs $c" >&2; exit 2; }
+done
+
+work=$(mktemp -d /tmp/nsrel-bench.XXXXXX)
+load_pid=
+stop_load() {
+	if [ -n "$load_pid" ]; then
+		kill -TERM "$load_pid" 2>/dev/null || true
+		wait "$load_pid" 2>/dev/null || true
+		load_pid=
+	fi
+}
+trap 'stop_load; rm -rf "$work"' EXIT
+trap 'exit 1' INT TERM
+
+go build -o "$work/" ./cmd/lsuserns ./cmd/lspidns ./bench/ls/floor ./bench/ls/load ./bench/ls/rss
+bin=$work
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -r), $(nproc) CPUs, $(lsns --version), hyperfine $(hyperfine --version | cut -d' ' -f2), $runs runs"
+for n in "${sizes[@]}"; do
+	before=$(ls /proc | grep -c '^[0-9]')
+	add=$((n - before))
+	[ "$add" -gt 0 ] || add=0
+	"$bin/load" -procs "$add" -userns "$userns" -dir "$work" >"$work/load.out" 2>&1 &
+	load_pid=$!
+	for _ in $(seq 600); do
+		grep -q '^ready' "$work/load.out" && break
+		kill -0 "$load_pid" 2>/dev/null || { cat "$work/load.out" >&2; exit 1; }
+		sleep 0.1
+	done
+	grep -q '^ready' "$work/load.out" || { echo "run.sh: load not ready" >&2; exit 1; }
+	procs=$(ls /proc | grep -c '^[0-9]')
+	nuser=$("$bin/lsuserns" --no-containers 2>/dev/null | wc -l)
+	npid=$("$bin/lspidns" --no-containers 2>/dev/null | wc -l)
+
+	hyperfine -N --style none --warmup 3 --runs "$runs" --export-json "$work/$n.json" \
+		-n lsuserns "$bin/lsuserns" \
+		-n lspidns "$bin/lspidns" \
+		-n "lsns --tree=owner -t user" "lsns --tree=owner -t user" \
+		-n "lsns --tree=parent -t pid" "lsns --tree=parent -t pid" \
+		-n floor "$bin/floor" >/dev/null 2>&1
+
+	rss() { # peak RSS in KiB, max of 3 runs
+		local m=0 r
+		for _ in 1 2 3; do
+			r=$("$bin/rss" "$@" 2>/dev/null | tail -1)
+			[ "$r" -gt "$m" ] && m=$r
+		done
+		echo "$m"
+	}
+	ru=$(rss "$bin/lsuserns"); rp=$(rss "$bin/lspidns")
+	rl=$(rss lsns --tree=owner -t user)
+	stop_load
+
+	python3 - "$work/$n.json" "$procs" "$nuser" "$npid" "$ru" "$rp" "$rl" <<'PY'
+import json, sys
+path, procs, nuser, npid, ru, rp, rl = sys.argv[1:]
+r = {x["command"]: x for x in json.load(open(path))["results"]}
+med = {k: v["median"] * 1000 for k, v in r.items()}
+floor = med["floor"]
+print(f"\n## {procs} processes, {nuser} user namespaces, {npid} PID namespaces\n")
+print("| command | median ms | mean ± σ ms | × floor | vs lsns |")
+print("| --- | ---: | ---: | ---: | ---: |")
+lsns = {"lsuserns": "lsns --tree=owner -t user", "lspidns": "lsns --tree=parent -t pid"}
+for k in ["lsuserns", "lspidns", "lsns --tree=owner -t user", "lsns --tree=parent -t pid", "floor"]:
+    v = r[k]
+    vs = f"{med[k] / med[lsns[k]]:.2f}×" if k in lsns else ""
+    print(f"| {k} | {med[k]:.1f} | {v['mean']*1000:.1f} ± {v['stddev']*1000:.1f} | {med[k]/floor:.2f} | {vs} |")
+print(f"\npeak RSS: lsuserns {int(ru)/1024:.1f} MiB, lspidns {int(rp)/1024:.1f} MiB, lsns {int(rl)/1024:.1f} MiB")
+PY
+done
