@@ -17,6 +17,11 @@ import (
 // static busybox binary.
 const DefaultBusybox = "/bin/busybox"
 
+// SpecVersion is the ociVersion written to config.json: the oldest
+// version with every field used here, since older runtimes (crun 1.8)
+// refuse versions newer than theirs.
+const SpecVersion = "1.0.2"
+
 // Options describe a bundle. The zero value gives a container that runs
 // `sleep 3600` as root in new PID, mount, IPC, UTS, network and cgroup
 // namespaces, without a user namespace.
@@ -188,7 +193,7 @@ func Spec(rootfs string, opts Options) *specs.Spec {
 		hostname = "nsrel"
 	}
 	s := &specs.Spec{
-		Version: specs.Version,
+		Version: SpecVersion,
 		Process: &specs.Process{
 			User: specs.User{UID: 0, GID: 0},
 			Args: args,
@@ -288,4 +293,20 @@ func searchable(rootfs string) error {
 			return nil
 		}
 	}
+}
+
+// Chown gives every file below dir (dir included, symlinks themselves
+// rather than their targets) to uid:gid: a root filesystem that a
+// runtime mounts for a user namespace container whose mapped root must
+// write to it (podman creates /run/.containerenv) needs it.
+func Chown(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(path, uid, gid); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		return nil
+	})
 }
