@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,7 +93,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		io.WriteString(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "nsrel-hook: unknown stage or command %q (see --help)\n", Printable(rest[0]))
+	fmt.Fprintf(stderr, "nsrel-hook: unknown stage or command %s (see --help)\n", strconv.Quote(rest[0]))
 	return 2
 }
 
@@ -111,7 +112,14 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer) int {
 		return 0
 	}
 	logger, closeLog := openLogger(cfg.LogFile, stderr)
-	defer closeLog()
+	finished := false
+	defer func() {
+		// After a missed deadline the stage may still log: leave the
+		// file to the process exit then.
+		if finished {
+			closeLog()
+		}
+	}()
 	failExit := 0
 	if cfg.OnError == policy.OnErrorDeny && stage != audit.StagePoststop {
 		failExit = 1
@@ -142,6 +150,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer) int {
 	var o outcome
 	select {
 	case o = <-done:
+		finished = true
 	case <-ctx.Done():
 		logger.WithField("stage", stage).Errorf("deadline of %d ms passed", cfg.DeadlineMS)
 		fmt.Fprintf(stderr, "nsrel-hook: %s: internal deadline of %d ms passed (on_error=%s)\n", stage, cfg.DeadlineMS, cfg.OnError)
@@ -255,7 +264,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&container, "container", "", "")
 		fs.BoolVar(&asJSON, "json", false, "")
 	default:
-		fmt.Fprintf(stderr, "nsrel-hook: unknown audit command %q (want verify or show)\n", Printable(args[0]))
+		fmt.Fprintf(stderr, "nsrel-hook: unknown audit command %s (want verify or show)\n", strconv.Quote(args[0]))
 		return 2
 	}
 	if err := fs.Parse(args[1:]); err != nil {

@@ -65,7 +65,9 @@ func (p *treeParser) token() (json.Token, int, error) {
 	if err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return nil, int(se.Offset), &posError{off: int(se.Offset), msg: "JSON syntax error: " + se.Error()}
+			// The offset is just past the offending byte.
+			o := max(int(se.Offset)-1, 0)
+			return nil, o, &posError{off: o, msg: "JSON syntax error: " + se.Error()}
 		}
 		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, len(p.data), &posError{off: len(p.data), msg: "unexpected end of file"}

@@ -83,7 +83,7 @@ func Create(dir string, opts Options) (*Bundle, error) {
 		return nil, fmt.Errorf("bundle: rootfs %q is not an absolute path", rootfs)
 	}
 	if opts.UserNS {
-		if err := searchable(rootfs); err != nil {
+		if err := Reachable(rootfs); err != nil {
 			return nil, err
 		}
 	}
@@ -264,13 +264,13 @@ func Spec(rootfs string, opts Options) *specs.Spec {
 
 var defaultCaps = []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
 
-// searchable makes sure the mapped root of a user namespace container
+// Reachable makes sure the mapped root of a user namespace container
 // can reach rootfs: every directory on the way needs the search bit for
 // others. Directories below the system's temporary directory (where
 // tests and the demo build bundles, often in 0700 directories) get o+x;
 // anywhere else a missing bit is an error, since changing it might
 // expose more than the caller meant.
-func searchable(rootfs string) error {
+func Reachable(rootfs string) error {
 	tmp, err := filepath.EvalSymlinks(os.TempDir())
 	if err != nil {
 		tmp = os.TempDir()
