@@ -1,5 +1,14 @@
-// Command nsrel-containerd is the long-lived containerd companion of
-// nsrel-hook. See `nsrel-containerd --help`.
+// Command nsrel-containerd is nsrel's long-lived containerd companion: `watch`
+// records every container start containerd reports into the nsrel-hook
+// audit chain. See `nsrel-containerd --help` and docs/containerd.md.
 package main
 
-func main() {}
+import (
+	"os"
+
+	"github.com/nsrel/nsrel/containerd"
+)
+
+func main() {
+	os.Exit(containerd.Main(os.Args[1:], os.Stdout, os.Stderr))
+}

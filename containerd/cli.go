@@ -1,0 +1,119 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/nsrel/nsrel/hook"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+)
+
+const usage = `nsrel-containerd is nsrel's long-lived containerd companion.
+
+Usage:
+  nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL]
+  nsrel-containerd --version
+
+watch subscribes to containerd's task start and exit events in every
+containerd namespace and appends an audit record (source
+"containerd-events") to the nsrel-hook audit chain for every container
+start that nsrel-hook did not record itself: containers started with ctr,
+by Docker (namespace "moby") or by any client without the hook. It
+reconnects when containerd restarts, records the gap, and then records the
+running containers it missed. It runs until SIGTERM or SIGINT; diagnostics
+go to stderr (the journal under systemd).
+
+Options:
+  --config FILE       nsrel-hook configuration: audit log, policy, annotations
+                      (default /etc/nsrel/hook.json)
+  --address SOCK      containerd socket (default $CONTAINERD_ADDRESS, else
+                      /run/containerd/containerd.sock)
+  --log-level LEVEL   debug, info, warn or error (default info)
+
+Examples:
+  nsrel-containerd watch
+  nsrel-containerd watch --address /run/k3s/containerd/containerd.sock
+  systemctl enable --now nsrel-watch.service   # config/containerd/nsrel-watch.service
+  nsrel-hook audit show --json | jq 'select(.source == "containerd-events")'
+
+Exit status: 0 stopped by a signal, 1 failure, 2 usage error.
+See docs/containerd.md.
+`
+
+// Main runs the nsrel-containerd command line (args without the program
+// name) and returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "nsrel-containerd: missing command (see --help)")
+		return 2
+	}
+	switch args[0] {
+	case "-h", "--help", "-help", "help":
+		io.WriteString(stdout, usage)
+		return 0
+	case "--version", "-version":
+		fmt.Fprintln(stdout, "nsrel-containerd", hook.Version)
+		return 0
+	case "watch":
+		return watchCmd(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "nsrel-containerd: unknown command %q (see --help)\n", hook.Printable(args[0]))
+	return 2
+}
+
+func watchCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("nsrel-containerd watch", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	config := fs.String("config", hook.DefaultConfig, "")
+	address := fs.String("address", "", "")
+	level := fs.String("log-level", "info", "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "nsrel-containerd watch: %v (see --help)\n", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "nsrel-containerd watch: unexpected argument %q (see --help)\n", hook.Printable(fs.Arg(0)))
+		return 2
+	}
+	lvl, err := logrus.ParseLevel(*level)
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-containerd watch: --log-level: %v (see --help)\n", err)
+		return 2
+	}
+	cfg, err := policy.Load(*config)
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-containerd watch: %s\n", hook.Printable(strings.ReplaceAll(err.Error(), "\n", "; ")))
+		return 1
+	}
+	log, err := audit.Open(cfg.AuditLog, audit.Options{RotateBytes: cfg.RotateBytes, Version: hook.Version})
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-containerd watch: %v\n", err)
+		return 1
+	}
+	logger := logrus.New()
+	logger.Out = stderr
+	logger.Level = lvl
+	logger.Formatter = &logrus.TextFormatter{DisableColors: true, FullTimestamp: true, TimestampFormat: time.RFC3339Nano}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	r := &Recorder{Address: Address(*address), Config: cfg, Log: log, Logger: logger}
+	logger.WithFields(logrus.Fields{"address": r.Address, "audit_log": cfg.AuditLog}).Info("nsrel-containerd watch starting")
+	r.Run(ctx)
+	logger.Info("nsrel-containerd watch stopped")
+	return 0
+}

@@ -1,0 +1,233 @@
+package containerd
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
+
+	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+)
+
+// startRecorder runs a recorder against d until the test ends and returns
+// a channel that receives after each (re)connection.
+func startRecorder(t *testing.T, d *ctrdtest.Daemon, cfgPath string) <-chan struct{} {
+	t.Helper()
+	cfg, err := policy.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected := make(chan struct{}, 16)
+	logger := logrus.New()
+	logger.SetOutput(testWriter{t})
+	r := &Recorder{Address: d.Socket, Config: cfg, Log: log, Logger: logger, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		Connected: func() { connected <- struct{}{} }}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	select {
+	case <-connected:
+	case <-time.After(30 * time.Second):
+		t.Fatal("recorder did not connect")
+	}
+	return connected
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Logf("recorder: %s", p); return len(p), nil }
+
+// count returns how many records of container id have source/stage.
+func count(recs []*audit.Record, id, what string) int {
+	n := 0
+	for _, s := range stages(recs, id) {
+		if s == what {
+			n++
+		}
+	}
+	return n
+}
+
+const evStart, evExit = "containerd-events/start", "containerd-events/exit"
+
+// TestRecorder checks, on each daemon flavor, that the event recorder
+// writes exactly one start record per container start in any containerd
+// namespace, none for a container nsrel-hook recorded, an exit record for
+// the starts it recorded, and that it survives a daemon restart with a gap
+// record, while the chain stays intact.
+func TestRecorder(t *testing.T) {
+	hookBin := tool(t, "nsrel-hook")
+	for _, f := range ctrdtest.Flavors() {
+		t.Run(f.Name, func(t *testing.T) {
+			t.Parallel()
+			cfgPath, cfg := hookSetup(t)
+			d := ctrdtest.Start(t, f, nil)
+			c := d.Client(t)
+			// A container running before the recorder starts is caught up.
+			early := uniq("early")
+			_, earlyPID := d.Run(t, c, "default", early, nil)
+			connected := startRecorder(t, d, cfgPath)
+			waitRecords(t, cfg.AuditLog, "catch-up", func(rs []*audit.Record) bool { return count(rs, early, evStart) == 1 })
+
+			plain, moby, hooked, marker := uniq("plain"), uniq("0123456789abcdef"), uniq("hooked"), uniq("marker")
+			ctr, plainPID := d.Run(t, c, "default", plain, &ctrdtest.RunOpts{UserNS: true})
+			_, mobyPID := d.Run(t, c, "moby", moby, nil)
+			d.Run(t, c, "k8s.io", hooked, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{WithHook(hookBin, cfgPath)}})
+			// Events arrive in order: once the marker is recorded, the
+			// hooked container's start has been handled.
+			d.Run(t, c, "default", marker, nil)
+			recs := waitRecords(t, cfg.AuditLog, "marker start", func(rs []*audit.Record) bool { return count(rs, marker, evStart) == 1 })
+			for _, tc := range []struct {
+				id, ns string
+				pid    uint32
+			}{{plain, "default", plainPID}, {moby, "moby", mobyPID}, {early, "default", earlyPID}} {
+				if n := count(recs, tc.id, evStart); n != 1 {
+					t.Errorf("%s: %d start records, want 1", tc.id, n)
+				}
+				for _, r := range recs {
+					if r.ContainerID == tc.id && r.Stage == audit.StageStart {
+						if r.Ancestry == nil || r.PID != int(tc.pid) || r.Namespace != tc.ns {
+							t.Errorf("%s: record %+v, want pid %d namespace %s", tc.id, r, tc.pid, tc.ns)
+						} else if got, want := r.User[0].Ino, nsIno(t, int(tc.pid), "user"); got != want {
+							t.Errorf("%s: user ns %d, want %d", tc.id, got, want)
+						}
+					}
+				}
+			}
+			if diff := cmp.Diff([]string{"oci-hook/createRuntime", "oci-hook/poststart"}, stages(recs, hooked)); diff != "" {
+				t.Errorf("hook-recorded container (-want +got):\n%s", diff)
+			}
+
+			// An exit refers back to the recorder's start record.
+			ctrdtest.Delete("default", ctr)
+			recs = waitRecords(t, cfg.AuditLog, "plain exit", func(rs []*audit.Record) bool { return count(rs, plain, evExit) == 1 })
+			i := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == plain && r.Stage == audit.StageExit })
+			if ref := recs[i].Ref; ref == nil || ref.Stage != audit.StageStart {
+				t.Errorf("exit record ref %+v, want the start record", ref)
+			}
+
+			// Restart the daemon: the recorder reconnects, records the gap
+			// and keeps recording.
+			d.Restart(t)
+			select {
+			case <-connected:
+			case <-time.After(30 * time.Second):
+				t.Fatal("recorder did not reconnect after a daemon restart")
+			}
+			after := uniq("after")
+			d.Run(t, d.Client(t), "default", after, nil)
+			recs = waitRecords(t, cfg.AuditLog, "start after restart", func(rs []*audit.Record) bool { return count(rs, after, evStart) == 1 })
+			gaps := 0
+			for _, r := range recs {
+				if r.Stage == StageEventsGap {
+					gaps++
+				}
+			}
+			if gaps != 1 {
+				t.Errorf("%d gap records, want 1", gaps)
+			}
+			// The catch-up after reconnecting must not duplicate anything.
+			for _, id := range []string{early, plain, moby, marker} {
+				if n := count(recs, id, evStart); n != 1 {
+					t.Errorf("%s: %d start records after restart, want 1", id, n)
+				}
+			}
+			if n := count(recs, hooked, evStart); n != 0 {
+				t.Errorf("hook-recorded container got %d recorder starts after restart", n)
+			}
+			verifyChain(t, cfg.AuditLog)
+		})
+	}
+}
+
+// TestWatchCommand runs the nsrel-containerd binary as a service would:
+// it records a ctr-style container start and stops cleanly on SIGTERM.
+func TestWatchCommand(t *testing.T) {
+	bin := tool(t, "nsrel-containerd")
+	cfgPath, cfg := hookSetup(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	cmd := exec.Command(bin, "watch", "--config", cfgPath, "--address", d.Socket, "--log-level", "debug")
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	waitRecords(t, cfg.AuditLog, "watcher up", func([]*audit.Record) bool { return strings.Contains(stderr.String(), "subscribed") })
+	id := uniq("ctr")
+	d.Run(t, d.Client(t), "default", id, nil)
+	waitRecords(t, cfg.AuditLog, "start record", func(rs []*audit.Record) bool { return count(rs, id, evStart) == 1 })
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Errorf("watch exited with %v after SIGTERM:\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch did not stop on SIGTERM")
+	}
+}
+
+func TestMainUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{nil, 2},
+		{[]string{"--help"}, 0},
+		{[]string{"--version"}, 0},
+		{[]string{"bogus"}, 2},
+		{[]string{"watch", "--bogus"}, 2},
+		{[]string{"watch", "extra"}, 2},
+		{[]string{"watch", "--log-level", "loud"}, 2},
+		{[]string{"watch", "--config", "/nonexistent/hook.json"}, 1},
+	} {
+		var out, errb bytes.Buffer
+		if got := Main(tc.args, &out, &errb); got != tc.code {
+			t.Errorf("Main(%q) = %d, want %d (stderr %q)", tc.args, got, tc.code, errb.String())
+		}
+		if tc.code != 0 && strings.Count(strings.TrimSpace(errb.String()), "\n") != 0 {
+			t.Errorf("Main(%q): stderr is not one line: %q", tc.args, errb.String())
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
