@@ -299,10 +299,19 @@ func TestRotation(t *testing.T) {
 	if got, _ := audit.Files(path); !cmp.Equal(got, files) {
 		t.Errorf("audit.Files = %v, want %v", got, files)
 	}
-	// The searcher reaches into rotated files.
+	// The searcher reaches into rotated files, up to SearchFiles of them.
+	if ok, err := l.HasStart("c39", 4242, 99); !ok || err != nil {
+		t.Errorf("HasStart(c39) in the current file: %v %v", ok, err)
+	}
+	if ok, err := l.HasStart("c0", 4242, 99); ok || err != nil || len(files) <= audit.SearchFiles+1 {
+		t.Errorf("HasStart(c0) beyond SearchFiles (%d of %d files): %v %v", audit.SearchFiles, len(files), ok, err)
+	}
+	old := audit.SearchFiles
+	audit.SearchFiles = len(files)
 	if ok, err := l.HasStart("c0", 4242, 99); !ok || err != nil {
 		t.Errorf("HasStart(c0) in the oldest file: %v %v", ok, err)
 	}
+	audit.SearchFiles = old
 	// A missing middle file breaks the chain.
 	if err := os.Remove(files[1]); err != nil {
 		t.Fatal(err)
@@ -560,4 +569,40 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("decode/encode not stable:\n%q\n%q", line, again)
 		}
 	})
+}
+
+// TestSearcherBackwards checks the backward reader across chunk
+// boundaries, with long lines and a torn tail.
+func TestSearcherBackwards(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	var want []*audit.Record
+	for i := 0; i < 30; i++ {
+		r := rec(fmt.Sprintf("c%d", i%3))
+		r.Bundle = strings.Repeat("b", i*997) // lines of many sizes, some > 64 KiB together
+		if err := l.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, r)
+	}
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"seq":31,"container_id":"c0"`)
+	f.Close()
+	s := l.Searcher()
+	for id, wantSeq := range map[string]uint64{"c0": 28, "c1": 29, "c2": 30} {
+		r, err := s.Last(id, nil)
+		if err != nil || r == nil || r.Seq != wantSeq {
+			t.Errorf("Last(%s) = %v, %v; want seq %d", id, r, err, wantSeq)
+		}
+	}
+	r, err := s.Last("c0", func(r *audit.Record) bool { return r.Seq < 5 })
+	if err != nil || r == nil || r.Seq != 4 {
+		t.Errorf("Last(c0, seq<5) = %v, %v; want seq 4", r, err)
+	}
+	if r, err := s.Last("none", nil); r != nil || err != nil {
+		t.Errorf("Last(none) = %v, %v", r, err)
+	}
+	first, err := s.Last("c0", func(r *audit.Record) bool { return r.Seq == 1 })
+	if err != nil || first == nil || first.Hash != want[0].Hash {
+		t.Errorf("first record not found backwards: %v %v", first, err)
+	}
 }

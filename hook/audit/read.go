@@ -112,9 +112,10 @@ type Searcher struct{ log *Log }
 func (l *Log) Searcher() *Searcher { return &Searcher{log: l} }
 
 // Last returns the last record of the given container for which match
-// (nil: any) returns true, or nil. It looks at the newest file first and
-// stops at the first file with a match; lines that cannot mention the
-// container are skipped before they are decoded.
+// (nil: any) returns true, or nil. It reads the newest file first, from
+// its end backwards, and stops at the first match; lines that cannot
+// mention the container are skipped before they are decoded. It searches
+// the current file and at most [SearchFiles] rotated files.
 func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, error) {
 	files, err := s.log.Files()
 	if err != nil {
@@ -122,31 +123,91 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 	}
 	key, _ := json.Marshal(containerID)
 	needle := append([]byte(`"container_id":`), key...)
-	for i := len(files) - 1; i >= 0; i-- {
-		var found *Record
-		for l, err := range Lines(files[i]) {
+	for i := len(files) - 1; i >= 0 && i >= len(files)-1-SearchFiles; i-- {
+		for line, err := range linesBackward(files[i]) {
 			if err != nil {
 				if errors.Is(err, os.ErrNotExist) {
 					break // rotated away meanwhile
 				}
 				return nil, err
 			}
-			if l.Torn || !bytes.Contains(l.Data, needle) {
+			if !bytes.Contains(line, needle) {
 				continue
 			}
-			r, derr := Decode(l.Data)
+			r, derr := Decode(line)
 			if derr != nil || r.ContainerID != containerID {
 				continue
 			}
 			if match == nil || match(r) {
-				found = r
+				return r, nil
 			}
-		}
-		if found != nil {
-			return found, nil
 		}
 	}
 	return nil, nil
+}
+
+// SearchFiles bounds how many rotated files [Searcher.Last] reads besides
+// the current one, so that a hook looking for a container the log never
+// saw stays fast however many rotated files are kept.
+var SearchFiles = 4
+
+// linesBackward yields the complete lines of file (without newline),
+// last first, skipping a torn last line. A line is only valid until the
+// next iteration.
+func linesBackward(file string) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		f, err := openRegular(file, unix.O_RDONLY)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		nl, err := lastNewline(f, st.Size())
+		if err != nil || nl < 0 {
+			if err != nil {
+				yield(nil, err)
+			}
+			return
+		}
+		const chunk = 64 << 10
+		pos := nl + 1 // pending holds bytes [pos, pos+len(pending))
+		var pending []byte
+		for {
+			if len(pending) > 0 {
+				body := pending[:len(pending)-1] // without its final newline
+				if i := bytes.LastIndexByte(body, '\n'); i >= 0 {
+					if !yield(body[i+1:], nil) {
+						return
+					}
+					pending = pending[:i+1]
+					continue
+				}
+				if pos == 0 {
+					yield(body, nil)
+					return
+				}
+				if len(pending) > MaxLine+chunk {
+					yield(nil, fmt.Errorf("audit: %s: line longer than %d bytes", file, MaxLine))
+					return
+				}
+			} else if pos == 0 {
+				return
+			}
+			n := min(int64(chunk), pos)
+			buf := make([]byte, int(n)+len(pending))
+			if _, err := f.ReadAt(buf[:n], pos-n); err != nil {
+				yield(nil, fmt.Errorf("audit: read %s: %w", file, err))
+				return
+			}
+			copy(buf[n:], pending)
+			pending, pos = buf, pos-n
+		}
+	}
 }
 
 // IsStart reports whether a record's stage records a container start:

@@ -1,0 +1,62 @@
+package hook_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/nsrel/nsrel/hook"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// BenchmarkStages runs the three hook stages in-process for one new
+// container per iteration, against the test process: config load, state
+// decode, inspection, policy, search for the earlier record, locked and
+// fdatasync'ed append. It leaves out process start-up; see
+// BenchmarkHookBinary and bench/hook/run.sh for the whole binary.
+func BenchmarkStages(b *testing.B) {
+	e := newEnv(&testing.T{}, "hook.json", nil)
+	defer os.RemoveAll(e.dir)
+	i := 0
+	for b.Loop() {
+		i++
+		id := fmt.Sprintf("bench-%d", i)
+		for _, stage := range []string{"createRuntime", "poststart", "poststop"} {
+			if code := hook.Main([]string{"--config", e.config, stage}, strings.NewReader(selfState(id)), nil, os.Stderr); code != 0 {
+				b.Fatalf("%s: exit %d", stage, code)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/3, "ns/stage")
+}
+
+// BenchmarkHookBinary runs the built nsrel-hook at createRuntime as the
+// runtime would and reports its peak resident set size.
+func BenchmarkHookBinary(b *testing.B) {
+	nstest.Require(b, hookBin != "", "nsrel-hook was not built")
+	dir := b.TempDir()
+	cfg := fmt.Sprintf(`{"version":1,"audit_log":%q,"default":{"mode":"audit","rules":{"require_user_namespace":true}}}`, dir+"/audit.jsonl")
+	if err := os.WriteFile(dir+"/hook.json", []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := policy.Load(dir + "/hook.json"); err != nil {
+		b.Fatal(err)
+	}
+	state := selfState("bench-bin")
+	var maxRSS int64
+	for b.Loop() {
+		cmd := exec.Command(hookBin, "--config", dir+"/hook.json", "createRuntime")
+		cmd.Stdin = strings.NewReader(state)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > maxRSS {
+			maxRSS = ru.Maxrss
+		}
+	}
+	b.ReportMetric(float64(maxRSS), "maxrss-KiB")
+}
