@@ -39,6 +39,7 @@ var (
 
 type loader struct {
 	cmds    []*exec.Cmd
+	done    []chan struct{}
 	mounted []string
 	dir     string
 	count   int
@@ -70,8 +71,10 @@ func (l *loader) start(name string, args []string, extra []*os.File) (*exec.Cmd,
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	done := make(chan struct{})
 	l.cmds = append(l.cmds, cmd)
-	go cmd.Wait()
+	l.done = append(l.done, done)
+	go func() { cmd.Wait(); close(done) }()
 	return cmd, nil
 }
 
@@ -218,6 +221,18 @@ func (l *loader) build() error {
 func (l *loader) cleanup() {
 	for _, c := range l.cmds {
 		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	}
+	// Wait until they are reaped, so that the next measurement does not
+	// run while the kernel tears thousands of processes down.
+	timeout := time.After(30 * time.Second)
+wait:
+	for _, d := range l.done {
+		select {
+		case <-d:
+		case <-timeout:
+			fmt.Fprintln(os.Stderr, "load: processes still running after 30s")
+			break wait
+		}
 	}
 	for _, m := range l.mounted {
 		unix.Unmount(m, unix.MNT_DETACH)

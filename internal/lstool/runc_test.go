@@ -1,0 +1,116 @@
+package lstool_test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// runcContainer starts a busybox sleep in a real runc container with its
+// own state root under t.TempDir() and returns its ID and host PID.
+func runcContainer(t *testing.T) (id string, pid int) {
+	t.Helper()
+	nstest.RequireRoot(t)
+	runc := nstest.RequireCmd(t, "runc")
+	_, err := os.Stat("/bin/busybox")
+	nstest.Require(t, err == nil, "needs /bin/busybox (busybox-static) for the container rootfs: %v", err)
+
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "bundle")
+	bin := filepath.Join(bundle, "rootfs", "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "busybox"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(bundle, "config.json")
+	var cfg map[string]any
+	raw, _ := os.ReadFile(cfgPath)
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	proc := cfg["process"].(map[string]any)
+	proc["args"] = []string{"/bin/busybox", "sleep", "1000"}
+	proc["terminal"] = false
+	cfg["root"] = map[string]any{"path": "rootfs", "readonly": false}
+	raw, _ = json.Marshal(cfg)
+	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	id = "nsrel-lstool-" + hex.EncodeToString(rnd[:])
+	root := filepath.Join(dir, "runc-root")
+	// Detached with stdio on a file: a pipe that we close would kill it.
+	logPath := filepath.Join(dir, "runc.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(runc, "--root", root, "run", "--detach", "--bundle", bundle, id)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Run(); err != nil {
+		out, _ := os.ReadFile(logPath)
+		t.Fatalf("runc run: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		exec.Command(runc, "--root", root, "kill", id, "KILL").Run()
+		exec.Command(runc, "--root", root, "delete", "--force", id).Run()
+	})
+	out, err := exec.Command(runc, "--root", root, "state", id).Output()
+	if err != nil {
+		t.Fatalf("runc state: %v", err)
+	}
+	var st struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil || st.Pid <= 0 {
+		t.Fatalf("runc state %s: %v", out, err)
+	}
+	return id, st.Pid
+}
+
+func TestRealRuncContainer(t *testing.T) {
+	id, pid := runcContainer(t)
+	src := &fakeSource{name: "runc", cs: []discover.Container{{ID: id, Engine: "runc", PID: pid}}}
+	pidNS := nsrel.Name{Type: nsrel.TypePID, Ino: ino(t, pid, "pid")}
+
+	code, out, errOut := run(t, tool(nsrel.TypePID, src))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	line, depth := lineOf(t, out, pidNS)
+	if want := " containers: runc " + id[:12]; !strings.HasSuffix(line, want) || depth != 1 {
+		t.Errorf("line %q at depth %d, want suffix %q at depth 1", line, depth, want)
+	}
+	// The container shares the host user namespace: lsuserns shows it on
+	// the initial user namespace.
+	_, out, _ = run(t, tool(nsrel.TypeUser, src))
+	if first := strings.SplitN(out, "\n", 2)[0]; first != "user:[4026531837] owner root (0) containers: runc "+id[:12] {
+		t.Errorf("first line %q, want the container on the initial user namespace", first)
+	}
+	code, out, _ = run(t, tool(nsrel.TypePID, src), "--container", id[:16])
+	want := "pid:[4026531836] owner user:[4026531837] root (0)\n└── " + pidNS.String() + " owner user:[4026531837] root (0) containers: runc " + id[:12] + "\n"
+	if code != 0 || out != want {
+		t.Errorf("--container: exit %d\n%s\nwant\n%s", code, out, want)
+	}
+}
