@@ -2,7 +2,6 @@ package containerd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -229,14 +228,9 @@ func meta(ctx context.Context, c *client.Client, id string) map[string]string {
 	for k, v := range info.Labels {
 		m[k] = v
 	}
-	if info.Spec != nil && len(info.Spec.GetValue()) <= maxSpec {
-		var spec struct {
-			Annotations map[string]string `json:"annotations"`
-		}
-		if json.Unmarshal(info.Spec.GetValue(), &spec) == nil {
-			for k, v := range spec.Annotations {
-				m[k] = v
-			}
+	if info.Spec != nil {
+		for k, v := range specAnnotations(info.Spec.GetValue()) {
+			m[k] = v
 		}
 	}
 	return m

@@ -1,7 +1,9 @@
 package containerd
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -157,12 +159,16 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		if !ok || !procExists(pid) {
 			continue
 		}
+		name := PodName(ctr.Labels)
+		if name == "" && ctr.Spec != nil {
+			name = specPodName(ctr.Spec.GetValue())
+		}
 		out = append(out, discover.Container{
 			ID:        ctr.ID,
 			Engine:    EngineContainerd,
 			Namespace: ns,
 			PID:       pid,
-			Name:      PodName(ctr.Labels),
+			Name:      name,
 		})
 	}
 	return out, nil
@@ -195,4 +201,28 @@ func PodName(labels map[string]string) string {
 func procExists(pid int) bool {
 	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 	return err == nil
+}
+
+// specPodName returns the pod name from the CRI annotations of a
+// container's OCI spec (JSON), decoding it only when it mentions them.
+func specPodName(spec []byte) string {
+	if !bytes.Contains(spec, []byte(AnnotationSandboxName)) {
+		return ""
+	}
+	return PodName(specAnnotations(spec))
+}
+
+// specAnnotations returns the annotations of an OCI spec (JSON), nil if
+// it is larger than maxSpec or does not decode.
+func specAnnotations(spec []byte) map[string]string {
+	if len(spec) > maxSpec {
+		return nil
+	}
+	var s struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(spec, &s) != nil {
+		return nil
+	}
+	return s.Annotations
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,20 +32,27 @@ func Context(t testing.TB, ns string) context.Context {
 // snapshotter.
 func (d *Daemon) ImportBusybox(t testing.TB, c *client.Client, ns string) client.Image {
 	t.Helper()
+	return d.ImportImage(t, c, ns, ImageName, []string{"/bin/sh"})
+}
+
+// ImportImage imports a busybox image named name with command cmd into
+// namespace ns (once) and unpacks it for the overlayfs snapshotter.
+func (d *Daemon) ImportImage(t testing.TB, c *client.Client, ns, name string, cmd []string) client.Image {
+	t.Helper()
 	importMu.Lock()
 	defer importMu.Unlock()
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 60*time.Second)
 	defer cancel()
-	if img, err := c.GetImage(ctx, ImageName); err == nil {
+	if img, err := c.GetImage(ctx, name); err == nil {
 		return img
 	}
-	path := filepath.Join(d.Dir, "busybox-oci.tar")
+	path := filepath.Join(d.Dir, strings.NewReplacer("/", "_", ":", "_").Replace(name)+".tar")
 	if _, err := os.Stat(path); err != nil {
 		f, err := os.Create(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := BusyboxOCITar(f, "/bin/busybox"); err != nil {
+		if err := BusyboxOCITar(f, "/bin/busybox", name, cmd); err != nil {
 			f.Close()
 			t.Fatalf("build busybox image: %v", err)
 		}

@@ -179,6 +179,18 @@ func (d *Daemon) config() string {
 	fmt.Fprintf(&b, "\n[ttrpc]\n  address = %s\n", q(d.Socket+".ttrpc"))
 	fmt.Fprintf(&b, "\n[plugins.\"io.containerd.internal.v1.opt\"]\n  path = %s\n", q(filepath.Join(d.Dir, "opt")))
 	if d.opts.CRI {
+		cni := fmt.Sprintf("  conf_dir = %s\n  bin_dir = %s\n", q(filepath.Join(d.Dir, "cni")), q(filepath.Join(d.Dir, "cni-bin")))
+		// Streaming on a random local port (several daemons run at once),
+		// no CAP_SYS_RESOURCE on the test VM, a local pause image.
+		if d.Flavor.ConfigVersion >= 3 {
+			fmt.Fprintf(&b, "\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n")
+			fmt.Fprintf(&b, "\n[plugins.\"io.containerd.cri.v1.runtime\"]\n  restrict_oom_score_adj = true\n")
+			fmt.Fprintf(&b, "\n[plugins.\"io.containerd.cri.v1.runtime\".cni]\n%s", cni)
+			fmt.Fprintf(&b, "\n[plugins.\"io.containerd.cri.v1.images\".pinned_images]\n  sandbox = %s\n", q(PauseImageName))
+		} else {
+			fmt.Fprintf(&b, "\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n  restrict_oom_score_adj = true\n  sandbox_image = %s\n", q(PauseImageName))
+			fmt.Fprintf(&b, "\n[plugins.\"io.containerd.grpc.v1.cri\".cni]\n%s", cni)
+		}
 		fmt.Fprintf(&b, "\n[%s]\n  Root = %s\n", criRuntime, q(d.RuncRoot))
 	}
 	if d.opts.NRI {

@@ -19,11 +19,15 @@ const ImageName = "docker.io/nsrel/busybox:test"
 // /bin/busybox.
 var busyboxApplets = []string{"sh", "sleep", "cat", "ls", "true", "false", "echo", "id", "ps", "readlink", "stat"}
 
+// PauseImageName is a busybox image whose command sleeps forever, usable
+// as a CRI sandbox (pause) image.
+const PauseImageName = "docker.io/nsrel/pause:test"
+
 // BusyboxOCITar writes an OCI image layout tar of a one-layer busybox
 // image (the static /bin/busybox, applet symlinks, /proc, /sys, /dev,
-// /tmp, /etc mount points) named [ImageName] through the
-// io.containerd.image.name annotation of index.json.
-func BusyboxOCITar(w io.Writer, busybox string) error {
+// /tmp, /etc mount points) named name through the io.containerd.image.name
+// annotation of index.json, with cmd as its command.
+func BusyboxOCITar(w io.Writer, busybox, name string, cmd []string) error {
 	bb, err := os.ReadFile(busybox)
 	if err != nil {
 		return err
@@ -38,7 +42,7 @@ func BusyboxOCITar(w io.Writer, busybox string) error {
 		"os":           "linux",
 		"config": map[string]any{
 			"Env": []string{"PATH=/bin"},
-			"Cmd": []string{"/bin/sh"},
+			"Cmd": cmd,
 		},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{layerDigest}},
 	})
@@ -57,7 +61,7 @@ func BusyboxOCITar(w io.Writer, busybox string) error {
 	md := descriptor("application/vnd.oci.image.manifest.v1+json", manifest)
 	md["platform"] = map[string]string{"architecture": runtime.GOARCH, "os": "linux"}
 	md["annotations"] = map[string]string{
-		"io.containerd.image.name":          ImageName,
+		"io.containerd.image.name":          name,
 		"org.opencontainers.image.ref.name": "test",
 	}
 	index, err := json.Marshal(map[string]any{
