@@ -16,6 +16,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
 )
 
@@ -230,5 +231,37 @@ func TestShowEscapesHostileData(t *testing.T) {
 	code, out, _ := run("", "audit", "show", e.log)
 	if code != 0 || strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, `"evil\x1b[2J\n"`) || !strings.Contains(out, "source containerd-events") {
 		t.Errorf("exit %d, output %q", code, out)
+	}
+}
+
+// TestPoststartSeesChangedAncestry records createRuntime for one process
+// and poststart for another (in its own user and PID namespaces): the
+// difference is an ancestry_unchanged violation, which enforce mode
+// refuses.
+func TestPoststartSeesChangedAncestry(t *testing.T) {
+	nstest.RequireRoot(t)
+	other := nstest.PIDChain(t, 1)
+	for _, mode := range []string{policy.ModeAudit, policy.ModeEnforce} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) {
+				c["default"] = map[string]any{"mode": mode}
+			})
+			if code, _, stderr := run(selfState("moved"), "--config", e.config, "createRuntime"); code != 0 {
+				t.Fatal(stderr)
+			}
+			st := strings.Replace(selfState("moved"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, other.Pid), 1)
+			code, _, stderr := run(st, "--config", e.config, "poststart")
+			if want := map[string]int{policy.ModeAudit: 0, policy.ModeEnforce: 1}[mode]; code != want {
+				t.Errorf("poststart exit %d, want %d (stderr %q)", code, want, stderr)
+			}
+			recs := e.records(t, "moved")
+			if len(recs) != 2 || recs[1].Ref == nil || recs[1].Ref.Seq != recs[0].Seq {
+				t.Fatalf("records %v", stages(recs))
+			}
+			v := recs[1].Violations
+			if len(v) != 1 || v[0].Rule != policy.RuleAncestryUnchanged || !strings.Contains(v[0].Reason, "user namespace depth 0 became 1") {
+				t.Errorf("violations %+v", v)
+			}
+		})
 	}
 }

@@ -123,17 +123,20 @@ func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Resul
 // compare sets rec.Ref to the container's createRuntime record and adds
 // a violation when the ancestry changed since.
 func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) {
+	if rec.Ancestry == nil {
+		return
+	}
+	// The container's latest createRuntime record, whatever its PID: a
+	// different PID now is itself a difference.
 	prev, err := s.Last(rec.ContainerID, func(r *audit.Record) bool {
-		return r.Stage == audit.StageCreateRuntime && r.Ancestry != nil && rec.Ancestry != nil && r.PID == rec.PID
+		return r.Stage == audit.StageCreateRuntime && r.Ancestry != nil
 	})
 	if err != nil {
 		h.logger().WithError(err).Warn("searching the createRuntime record")
 		return
 	}
 	if prev == nil {
-		if rec.Ancestry != nil {
-			h.logger().WithField("container", rec.ContainerID).Info("no createRuntime record to compare with")
-		}
+		h.logger().WithField("container", rec.ContainerID).Info("no createRuntime record to compare with")
 		return
 	}
 	rec.Ref = &audit.Ref{Seq: prev.Seq, Stage: prev.Stage, Hash: prev.Hash}
