@@ -2,6 +2,7 @@ package hook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,14 +28,17 @@ containers in a tamper-evident audit log (an OCI runtime hook).
 Usage:
   nsrel-hook [--config FILE] createRuntime|poststart|poststop   < state.json
   nsrel-hook policy check FILE
-  nsrel-hook [--config FILE] audit verify [--partial] [LOG...]
+  nsrel-hook [--config FILE] audit verify [--partial] [--anchor HASH] [--json] [LOG...]
   nsrel-hook [--config FILE] audit show [--container ID] [--json] [LOG]
   nsrel-hook --version
 
 The runtime runs the stages, with the OCI state on stdin. createRuntime can
 refuse a container: in enforce mode it exits 1 with one line naming the
 violated rules. LOG defaults to the audit_log of the config; a LOG path
-includes its rotated files (LOG.NNNNNNNNNNNN).
+includes its rotated files (LOG.NNNNNNNNNNNN). verify exits 0 only if the
+chain is intact; --anchor HASH also requires a record with that hash (the
+last hash of an earlier verify: catches records cut off at the end);
+--partial accepts a chain whose older files were removed.
 
 Options:
   --config FILE   configuration (default /etc/nsrel/hook.json)
@@ -185,6 +189,7 @@ func openLogger(path string, stderr io.Writer) (*logrus.Logger, func()) {
 	l.Formatter = &logrus.TextFormatter{DisableColors: true, FullTimestamp: true, TimestampFormat: time.RFC3339Nano}
 	l.Level = logrus.InfoLevel
 	if path == "" {
+		l.Level = logrus.PanicLevel // nothing is formatted for nobody
 		return l, func() {}
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
@@ -196,6 +201,7 @@ func openLogger(path string, stderr io.Writer) (*logrus.Logger, func()) {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: diagnostics log: %v\n", err)
+		l.Level = logrus.PanicLevel
 		return l, func() {}
 	}
 	l.Out = f
@@ -255,11 +261,14 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("audit "+args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	partial := false
+	anchor := ""
 	container := ""
 	asJSON := false
 	switch args[0] {
 	case "verify":
 		fs.BoolVar(&partial, "partial", false, "")
+		fs.StringVar(&anchor, "anchor", "", "")
+		fs.BoolVar(&asJSON, "json", false, "")
 	case "show":
 		fs.StringVar(&container, "container", "", "")
 		fs.BoolVar(&asJSON, "json", false, "")
@@ -289,27 +298,60 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if args[0] == "verify" {
-		return verifyCmd(logs, partial, stdout, stderr)
+		return verifyCmd(logs, audit.VerifyOptions{Partial: partial, Anchor: anchor}, asJSON, stdout, stderr)
 	}
 	return showCmd(logs[0], container, asJSON, stdout, stderr)
 }
 
-func verifyCmd(logs []string, partial bool, stdout, stderr io.Writer) int {
+// verifyResult is one log's result in `audit verify --json`.
+type verifyResult struct {
+	Log       string         `json:"log"`
+	OK        bool           `json:"ok"`
+	Files     []string       `json:"files"`
+	Records   int            `json:"records"`
+	FirstSeq  uint64         `json:"first_seq"`
+	LastSeq   uint64         `json:"last_seq"`
+	LastHash  string         `json:"last_hash"`
+	TornTails []uint64       `json:"torn_tails"`
+	Problem   *audit.Problem `json:"problem,omitempty"`
+	Error     string         `json:"error,omitempty"`
+}
+
+func verifyCmd(logs []string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
 	status := 0
+	enc := json.NewEncoder(stdout)
 	for _, lg := range logs {
+		res := verifyResult{Log: lg, Files: []string{}, TornTails: []uint64{}}
 		files, err := audit.Files(lg)
 		if err == nil && len(files) == 0 {
 			err = fmt.Errorf("%s: no such audit log", lg)
 		}
+		var s *audit.Summary
+		if err == nil {
+			s, err = audit.Verify(files, opts)
+			res.Files, res.Records, res.FirstSeq, res.LastSeq, res.LastHash = files, s.Records, s.FirstSeq, s.LastSeq, s.LastHash
+			for _, t := range s.TornTails {
+				res.TornTails = append(res.TornTails, t.Seq)
+			}
+		}
+		res.OK = err == nil
 		if err != nil {
-			fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", oneLine(err))
 			status = 1
+			res.Error = err.Error()
+			if p, ok := err.(*audit.Problem); ok {
+				res.Problem = p
+			}
+		}
+		if asJSON {
+			enc.Encode(res)
 			continue
 		}
-		s, err := audit.Verify(files, audit.VerifyOptions{Partial: partial})
-		if err != nil {
+		switch {
+		case res.Problem != nil:
 			fmt.Fprintf(stderr, "nsrel-hook: audit verify: FAILED: %s\n", oneLine(err))
-			status = 1
+			continue
+		case err != nil:
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", oneLine(err))
 			continue
 		}
 		fmt.Fprintf(stdout, "%s: OK: %d records (seq %d..%d) in %d file(s), last hash %s\n",
@@ -323,6 +365,9 @@ func verifyCmd(logs []string, partial bool, stdout, stderr io.Writer) int {
 
 func showCmd(lg, container string, asJSON bool, stdout, stderr io.Writer) int {
 	files, err := audit.Files(lg)
+	if err == nil && len(files) == 0 {
+		err = fmt.Errorf("%s: no such audit log", lg)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", oneLine(err))
 		return 1

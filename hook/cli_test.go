@@ -265,3 +265,37 @@ func TestPoststartSeesChangedAncestry(t *testing.T) {
 		})
 	}
 }
+
+func TestMainVerifyJSON(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	for i := 0; i < 2; i++ {
+		if code, _, stderr := run(selfState(fmt.Sprintf("j%d", i)), "--config", e.config, "createRuntime"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	code, out, _ := run("", "audit", "verify", "--json", e.log)
+	var res struct {
+		OK       bool   `json:"ok"`
+		Records  int    `json:"records"`
+		LastHash string `json:"last_hash"`
+		Problem  *struct {
+			Line   int    `json:"line"`
+			Reason string `json:"reason"`
+		} `json:"problem"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || !res.OK || res.Records != 2 {
+		t.Fatalf("exit %d, %q: %+v %v", code, out, res, err)
+	}
+	// The anchor: cutting the last record off is caught.
+	data, _ := os.ReadFile(e.log)
+	first := data[:bytes.IndexByte(data, '\n')+1]
+	os.WriteFile(e.log, first, 0o600)
+	code, out, _ = run("", "audit", "verify", "--json", "--anchor", res.LastHash, e.log)
+	res.Problem = nil
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 || res.OK || res.Problem == nil || !strings.Contains(res.Problem.Reason, "anchor") {
+		t.Errorf("truncated log with anchor: exit %d, %q", code, out)
+	}
+	if code, _, stderr := run("", "audit", "show", filepath.Join(e.dir, "none.jsonl")); code != 1 || !strings.Contains(stderr, "no such audit log") {
+		t.Errorf("show of a missing log: exit %d %q", code, stderr)
+	}
+}

@@ -238,12 +238,12 @@ func StartMatcher(pid int, startTime uint64) func(*Record) bool {
 
 // Problem is the first thing wrong with a chain.
 type Problem struct {
-	File string
-	// Line counts from 1.
-	Line int
+	File string `json:"file"`
+	// Line counts from 1 (0: the chain as a whole).
+	Line int `json:"line"`
 	// Seq is the sequence number the line claims, or 0 if unknown.
-	Seq    uint64
-	Reason string
+	Seq    uint64 `json:"seq"`
+	Reason string `json:"reason"`
 }
 
 func (p *Problem) Error() string {
