@@ -606,3 +606,37 @@ func TestSearcherBackwards(t *testing.T) {
 		t.Errorf("first record not found backwards: %v %v", first, err)
 	}
 }
+
+// TestEveryByteEditCaught changes each byte of one record in turn: verify
+// must name that record every time.
+func TestEveryByteEditCaught(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 3)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := bytes.IndexByte(orig, '\n') + 1
+	end := start + bytes.IndexByte(orig[start:], '\n') // line 2, without its newline
+	for i := start; i < end; i++ {
+		data := bytes.Clone(orig)
+		switch c := data[i]; {
+		case c >= '0' && c <= '8':
+			data[i] = c + 1
+		case c == '9':
+			data[i] = '0'
+		case c == 'a':
+			data[i] = 'b'
+		default:
+			data[i] = 'a'
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := audit.Verify([]string{path}, audit.VerifyOptions{})
+		var p *audit.Problem
+		if !errors.As(err, &p) || p.Line != 2 {
+			t.Errorf("byte %d (%q -> %q) of line 2 changed: verify says %v", i-start, orig[i], data[i], err)
+		}
+	}
+}
