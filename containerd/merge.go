@@ -99,34 +99,64 @@ func (m Multi) List(ctx context.Context) ([]discover.Container, error) {
 	return Merge(lists...), errors.Join(errs...)
 }
 
+// Local is a [discover.ContainerSource] that needs no daemon: it asks
+// its sources at once (normally a [StateSource] and an [AuditSource]) and
+// merges their answers with [Merge], so a container both know appears
+// once, under the most informative engine. Unlike [Multi] it fails only
+// when every source failed: one unreadable source does not hide the
+// others' containers.
+type Local Multi
+
+// Name implements [discover.ContainerSource].
+func (l Local) Name() string { return "runtime-state" }
+
+// List implements [discover.ContainerSource].
+func (l Local) List(ctx context.Context) ([]discover.Container, error) {
+	cs, err := Multi(l).List(ctx)
+	if err != nil && len(cs) == 0 {
+		var n int
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			n = len(j.Unwrap())
+		}
+		if n == len(l) {
+			return nil, err
+		}
+	}
+	return cs, nil
+}
+
 // Options select the sources of [Sources].
 type Options struct {
 	// Address is the containerd socket; see [Address].
 	Address string
 	// Timeout bounds the containerd query ([DefaultTimeout] if zero).
 	Timeout time.Duration
-	// Roots are the runtime state roots ([DefaultRoots] if nil).
+	// Roots are the runtime state roots (see [StateSource]).
 	Roots []Root
+	// AuditLog is the nsrel-hook audit log (see [AuditSource]).
+	AuditLog string
 }
 
-// Sources returns the standard container sources as one [Multi]: the
-// containerd daemon and the runc and crun state roots.
+// Sources returns every container source as one [Multi]: the containerd
+// daemon, the runc and crun state roots and the nsrel-hook audit log.
 func Sources(o Options) Multi {
 	return Multi{
 		&Source{Address: Address(o.Address), Timeout: o.Timeout},
 		&StateSource{Roots: o.Roots},
+		&AuditSource{Path: o.AuditLog},
 	}
 }
 
 // TreeSources returns the container sources for lsuserns and lspidns, in
 // the order their annotations should prefer: the containerd daemon at
-// address (see [Address]) with the given timeout, then the runc and crun
-// state roots. The state source also finds containerd's containers (by
-// their bundle path, under the same engine, namespace and ID), so they
-// stay annotated, without pod names, while the daemon is down.
+// address (see [Address]) with the given timeout, then a [Local] source of
+// the runc and crun state roots and the nsrel-hook audit log. The state
+// roots also find containerd's containers (by their bundle path, under the
+// same engine, namespace and ID as the daemon reports), so they stay
+// annotated, without pod names, while the daemon is down.
 func TreeSources(address string, timeout time.Duration) []discover.ContainerSource {
 	return []discover.ContainerSource{
 		&Source{Address: Address(address), Timeout: timeout},
-		&StateSource{},
+		Local{&StateSource{}, &AuditSource{}},
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
@@ -24,7 +25,7 @@ import (
 
 // runcRun starts a detached runc container id from a fresh busybox bundle
 // with state in root, and deletes it when the test ends.
-func runcRun(t *testing.T, root, id string, userNS bool) int {
+func runcRun(t *testing.T, root, id string, userNS bool, hooks *specs.Hooks) int {
 	t.Helper()
 	runc := nstest.RequireCmd(t, "runc")
 	tmp := t.TempDir()
@@ -34,7 +35,7 @@ func runcRun(t *testing.T, root, id string, userNS bool) int {
 			t.Fatal(err)
 		}
 	}
-	b, err := bundle.Create(filepath.Join(tmp, "b"), bundle.Options{UserNS: userNS})
+	b, err := bundle.Create(filepath.Join(tmp, "b"), bundle.Options{UserNS: userNS, Hooks: hooks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +72,8 @@ func runcRun(t *testing.T, root, id string, userNS bool) int {
 func TestStateSourceRunc(t *testing.T) {
 	nstest.RequireRoot(t)
 	root := filepath.Join(t.TempDir(), "runc")
-	a := runcRun(t, root, uniq("zoo-1"), false)
-	b := runcRun(t, root, uniq("zoo-2"), true)
+	a := runcRun(t, root, uniq("zoo-1"), false, nil)
+	b := runcRun(t, root, uniq("zoo-2"), true, nil)
 	got, err := (&StateSource{Roots: []Root{{EngineRunc, root}, {EngineCrun, filepath.Join(t.TempDir(), "absent")}}}).List(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -323,5 +324,44 @@ func TestRootsFromEnv(t *testing.T) {
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("%q (-want +got):\n%s", tc.env, diff)
 		}
+	}
+}
+
+// fakeSource is a canned [discover.ContainerSource], in addition to the
+// real sources tested above, for the combination rules.
+type fakeSource struct {
+	cs  []discover.Container
+	err error
+}
+
+func (f fakeSource) Name() string { return "fake" }
+func (f fakeSource) List(context.Context) ([]discover.Container, error) {
+	return f.cs, f.err
+}
+
+func TestLocal(t *testing.T) {
+	a := discover.Container{ID: "a", Engine: EngineRunc, PID: 5}
+	aLog := discover.Container{ID: "a", Engine: EngineAuditLog, PID: 5, Name: "ns/p"}
+	bad := fakeSource{err: os.ErrPermission}
+	for _, tc := range []struct {
+		name    string
+		l       Local
+		want    []discover.Container
+		wantErr bool
+	}{
+		{"merged", Local{fakeSource{cs: []discover.Container{a}}, fakeSource{cs: []discover.Container{aLog}}}, []discover.Container{{ID: "a", Engine: EngineRunc, PID: 5, Name: "ns/p"}}, false},
+		{"one fails", Local{fakeSource{cs: []discover.Container{a}}, bad}, []discover.Container{a}, false},
+		{"one fails, other empty", Local{fakeSource{}, bad}, []discover.Container{}, false},
+		{"all fail", Local{bad, bad}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.l.List(context.Background())
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v", err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }

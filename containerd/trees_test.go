@@ -13,10 +13,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel/discover"
 	"github.com/nsrel/nsrel/tree"
@@ -156,9 +158,26 @@ func TestTreesAnnotate(t *testing.T) {
 			d := ctrdtest.Start(t, f, nil)
 			want := startContainers(t, d)
 			runcRoot := filepath.Join(t.TempDir(), "runc")
-			pid := runcRun(t, runcRoot, uniq("zoo-"+f.Name), true)
+			pid := runcRun(t, runcRoot, uniq("zoo-"+f.Name), true, nil)
 			runcC := discover.Container{ID: uniq("zoo-" + f.Name), Engine: EngineRunc, PID: pid}
-			env := []string{"NSREL_RUNTIME_ROOTS=runc=" + runcRoot + ",runc=" + d.RuncRoot + "/*"}
+
+			// A hooked containerd container is in the daemon, its state
+			// root and the audit log: it must show once. A hooked runc
+			// container in a root nobody lists is known only to the log.
+			hookBin := tool(t, "nsrel-hook")
+			cfgPath, cfg := hookSetup(t)
+			hooked := uniq("hooked")
+			_, hpid := d.Run(t, d.Client(t), "k8s.io", hooked, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{WithHook(hookBin, cfgPath)}})
+			hooks := Hooks(hookBin, cfgPath)
+			hidden := uniq("hidden-" + f.Name)
+			hpid2 := runcRun(t, filepath.Join(t.TempDir(), "unlisted"), hidden, false, &hooks)
+			waitRecords(t, cfg.AuditLog, "hook records", func(rs []*audit.Record) bool { return len(stages(rs, hidden)) >= 2 })
+			want = Merge(want, []discover.Container{
+				{ID: hooked, Engine: EngineContainerd, Namespace: "k8s.io", PID: int(hpid)},
+				{ID: hidden, Engine: EngineAuditLog, PID: hpid2},
+			})
+
+			env := []string{"NSREL_RUNTIME_ROOTS=runc=" + runcRoot + ",runc=" + d.RuncRoot + "/*", "NSREL_AUDIT_LOG=" + cfg.AuditLog}
 			args := []string{"--containerd-address", d.Socket}
 			checkTrees(t, env, args, append(want, runcC))
 
