@@ -5,13 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"slices"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
@@ -164,20 +161,13 @@ func parseAuditLine(line []byte) (auditStart, bool) {
 // readTail returns at most limit bytes from the end of file, starting at a
 // line boundary; the file must be a regular file (no symlink, FIFO...).
 func readTail(file string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(file, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	f, st, err := openRegular(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", file)
-	}
-	off := max(st.Size()-limit, 0)
-	data, err := io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
+	off := max(st.Size-limit, 0)
+	data, err := io.ReadAll(io.NewSectionReader(f, off, st.Size-off))
 	if err != nil {
 		return nil, err
 	}

@@ -164,18 +164,11 @@ func listRoot(runtime, dir string) ([]discover.Container, error) {
 // component, refusing anything but a regular file larger than
 // MaxStateSize; it returns the file owner's UID.
 func readLimited(path string) ([]byte, uint32, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	f, st, err := openRegular(path)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, 0, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, 0, fmt.Errorf("%s: not a regular file", path)
-	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxStateSize+1))
 	if err != nil {
 		return nil, 0, err
@@ -184,6 +177,26 @@ func readLimited(path string) ([]byte, uint32, error) {
 		return nil, 0, fmt.Errorf("%s: larger than %d bytes", path, MaxStateSize)
 	}
 	return data, st.Uid, nil
+}
+
+// openRegular opens path read-only without following a symlink at its
+// last component and without blocking on a FIFO, and fails unless it is
+// a regular file.
+func openRegular(path string) (*os.File, *unix.Stat_t, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return f, &st, nil
 }
 
 // State is what nsrel uses of a runtime's state file.
