@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -328,7 +329,11 @@ func verifyCmd(logs []string, opts audit.VerifyOptions, asJSON bool, stdout, std
 		}
 		var s *audit.Summary
 		if err == nil {
-			s, err = audit.Verify(files, opts)
+			err = readLocked(lg, func() error {
+				var verr error
+				s, verr = audit.Verify(files, opts)
+				return verr
+			})
 			res.Files, res.Records, res.FirstSeq, res.LastSeq, res.LastHash = files, s.Records, s.FirstSeq, s.LastSeq, s.LastHash
 			for _, t := range s.TornTails {
 				res.TornTails = append(res.TornTails, t.Seq)
@@ -375,27 +380,33 @@ func showCmd(lg, container string, asJSON bool, stdout, stderr io.Writer) int {
 	var recs []*audit.Record
 	var out strings.Builder
 	bad := 0
-	for _, f := range files {
-		for l, err := range audit.Lines(f) {
-			if err != nil {
-				fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", oneLine(err))
-				return 1
-			}
-			r, derr := audit.Decode(l.Data)
-			if l.Torn || derr != nil {
-				bad++
-				continue
-			}
-			if container != "" && r.ContainerID != container && !strings.HasPrefix(r.ContainerID, container) {
-				continue
-			}
-			if asJSON {
-				out.Write(l.Data)
-				out.WriteByte('\n')
-			} else {
-				recs = append(recs, r)
+	err = readLocked(lg, func() error {
+		for _, f := range files {
+			for l, err := range audit.Lines(f) {
+				if err != nil {
+					return err
+				}
+				r, derr := audit.Decode(l.Data)
+				if l.Torn || derr != nil {
+					bad++
+					continue
+				}
+				if container != "" && r.ContainerID != container && !strings.HasPrefix(r.ContainerID, container) {
+					continue
+				}
+				if asJSON {
+					out.Write(l.Data)
+					out.WriteByte('\n')
+				} else {
+					recs = append(recs, r)
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", oneLine(err))
+		return 1
 	}
 	if !asJSON {
 		WriteHistory(&out, recs)
@@ -405,4 +416,20 @@ func showCmd(lg, container string, asJSON bool, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: skipped %d damaged or torn line(s); run `nsrel-hook audit verify`\n", bad)
 	}
 	return 0
+}
+
+// readLocked runs fn under a shared lock of the log at path (see
+// [audit.Log.ReadLocked]), waiting at most 10 s for writers.
+func readLocked(path string, fn func() error) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	l, err := audit.Open(abs, audit.Options{Host: "-", Version: Version})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return l.ReadLocked(ctx, fn)
 }

@@ -640,3 +640,29 @@ func TestEveryByteEditCaught(t *testing.T) {
 		}
 	}
 }
+
+func TestReadLocked(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	ran := false
+	if err := l.ReadLocked(context.Background(), func() error { ran = true; return nil }); err != nil || !ran {
+		t.Fatalf("without a lock file: ran %v, %v", ran, err)
+	}
+	appendN(t, l, 1)
+	f, err := os.OpenFile(path+".lock", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := l.ReadLocked(ctx, func() error { t.Error("ran during an append"); return nil }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("while a writer holds the lock: %v", err)
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_SH) // readers share
+	if err := l.ReadLocked(context.Background(), func() error { return nil }); err != nil {
+		t.Errorf("beside another reader: %v", err)
+	}
+}

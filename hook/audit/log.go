@@ -160,9 +160,34 @@ func (l *Log) lock(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	return flockWait(ctx, lf, unix.LOCK_EX)
+}
+
+// ReadLocked runs fn while holding a shared lock on the log, so that no
+// append is half-written while fn reads (verify, show). Without a lock
+// file (nothing was ever appended) fn runs unlocked.
+func (l *Log) ReadLocked(ctx context.Context, fn func() error) error {
+	lf, err := openRegular(l.path+".lock", unix.O_RDONLY)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fn()
+	}
+	if err != nil {
+		return err
+	}
+	unlock, err := flockWait(ctx, lf, unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn()
+}
+
+// flockWait locks lf (how: LOCK_EX or LOCK_SH), polling until ctx is done.
+// It closes lf on failure; the returned function releases the lock.
+func flockWait(ctx context.Context, lf *os.File, how int) (func(), error) {
 	wait := 200 * time.Microsecond
 	for {
-		err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.Flock(int(lf.Fd()), how|unix.LOCK_NB)
 		if err == nil {
 			return func() { lf.Close() }, nil // closing releases the lock
 		}
