@@ -159,3 +159,17 @@ func FuzzParseStatStartTime(f *testing.F) {
 		inspect.ParseStatStartTime(data) // must not panic
 	})
 }
+
+// BenchmarkProcess measures inspecting a process two user and PID
+// namespaces deep (the test process itself when not root).
+func BenchmarkProcess(b *testing.B) {
+	pid := os.Getpid()
+	if os.Geteuid() == 0 {
+		pid = nstest.PIDChain(b, 2).Pid
+	}
+	for b.Loop() {
+		if _, err := inspect.Process(pid); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
