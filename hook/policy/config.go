@@ -142,7 +142,8 @@ const (
 	RuleAncestryUnchanged = "ancestry_unchanged"
 )
 
-// Load reads and parses the config file at path.
+// Load reads and parses the config file at path. A file that every user
+// may write is refused.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -155,6 +156,10 @@ func Load(path string) (*Config, error) {
 	}
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("config: %s: not a regular file", path)
+	}
+	if st.Mode().Perm()&0o002 != 0 {
+		// Anyone could rewrite the policy: refuse, as sshd's StrictModes does.
+		return nil, fmt.Errorf("config: %s: writable by every user (mode %v); refusing it (chmod o-w)", path, st.Mode().Perm())
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {

@@ -110,6 +110,12 @@ func TestLoadRefusesNonRegular(t *testing.T) {
 	if _, err := policy.Load(filepath.Join(t.TempDir(), "none.json")); err == nil {
 		t.Error("a missing file was accepted")
 	}
+	open := filepath.Join(t.TempDir(), "open.json")
+	os.WriteFile(open, []byte(minimal), 0o600)
+	os.Chmod(open, 0o666)
+	if _, err := policy.Load(open); err == nil || !strings.Contains(err.Error(), "writable by every user") {
+		t.Errorf("world-writable file: %v", err)
+	}
 	big := filepath.Join(t.TempDir(), "big.json")
 	os.WriteFile(big, []byte(strings.Repeat(" ", policy.MaxFileSize+1)), 0o600)
 	if _, err := policy.Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {
