@@ -21,8 +21,7 @@ import (
 // fdatasync'ed append. It leaves out process start-up; see
 // BenchmarkHookBinary and bench/hook/run.sh for the whole binary.
 func BenchmarkStages(b *testing.B) {
-	e := newEnv(&testing.T{}, "hook.json", nil)
-	defer os.RemoveAll(e.dir)
+	e := newEnv(b, "hook.json", nil)
 	i := 0
 	for b.Loop() {
 		i++

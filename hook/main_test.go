@@ -69,7 +69,7 @@ type env struct {
 // newEnv writes the shipped config file ../config/<shipped> with the log
 // paths moved into a temporary directory, then applies edit (if any) to
 // the decoded JSON.
-func newEnv(t *testing.T, shipped string, edit func(map[string]any)) *env {
+func newEnv(t testing.TB, shipped string, edit func(map[string]any)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o711); err != nil {
