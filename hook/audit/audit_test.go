@@ -722,3 +722,23 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestTornTailKeptWhenBuildFails: the torn bytes cut off the file are
+// recorded even when the caller's record cannot be made.
+func TestTornTailKeptWhenBuildFails(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 1)
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"seq":2,"ti`)
+	f.Close()
+	_, err := l.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
+		return nil, errors.New("no record today")
+	})
+	if err == nil || err.Error() != "no record today" {
+		t.Fatalf("error %v", err)
+	}
+	s, err := verify(t, l, audit.VerifyOptions{})
+	if err != nil || s.Records != 2 || len(s.TornTails) != 1 || s.TornTails[0].Torn != `{"seq":2,"ti` {
+		t.Errorf("after a failed build: %+v %v", s, err)
+	}
+}

@@ -132,23 +132,25 @@ func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, er
 			return nil, err
 		}
 	}
-	r, err := build(&Searcher{log: l})
-	if err != nil {
-		return nil, err
-	}
-	if r != nil {
-		if err := appendRec(r); err != nil {
-			return nil, err
+	// Even when build fails, a torn-tail record already made is written:
+	// the torn bytes were cut off the file and live only in it.
+	r, berr := build(&Searcher{log: l})
+	if berr == nil && r != nil {
+		berr = appendRec(r)
+		if berr != nil {
+			r = nil
 		}
 	}
-	if len(lines) == 0 {
-		return nil, nil
+	if len(lines) > 0 {
+		if _, err := f.Write(bytes.Join(lines, nil)); err != nil {
+			return nil, fmt.Errorf("audit: append to %s: %w", l.path, err)
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			return nil, fmt.Errorf("audit: fdatasync %s: %w", l.path, err)
+		}
 	}
-	if _, err := f.Write(bytes.Join(lines, nil)); err != nil {
-		return nil, fmt.Errorf("audit: append to %s: %w", l.path, err)
-	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return nil, fmt.Errorf("audit: fdatasync %s: %w", l.path, err)
+	if berr != nil {
+		return nil, berr
 	}
 	return r, nil
 }
