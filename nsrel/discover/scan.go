@@ -442,21 +442,24 @@ func (w *worker) link(dfd int, path string, t nsrel.Type, f Found, comm string) 
 		w.procs = append(w.procs, pendingProc{nd, Process{PID: f.PID, Comm: comm}})
 		return k, nil
 	}
-	w.known[k] = w.linkAt(dfd, path, k, t, f, comm)
+	if nd, ok := w.linkAt(dfd, path, k, t, f, comm); ok {
+		w.known[k] = nd
+	}
 	return k, nil
 }
 
 // linkAt records the namespace k found at path below dfd and resolves it
-// if it is new.
-func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm string) *node {
+// if it is new. ok is false if it had to be resolved and could not (the
+// process exited): then a later reference will try again.
+func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm string) (nd *node, ok bool) {
 	nd, claim := w.s.get(k, t, f, comm)
 	if !claim {
-		return nd
+		return nd, true
 	}
 	fd, err := unix.Openat(dfd, path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		w.s.finish(nd, false)
-		return nd
+		return nd, false
 	}
 	var st unix.Stat_t
 	if unix.Fstat(fd, &st) != nil || (Key{st.Dev, st.Ino}) != k {
@@ -464,12 +467,12 @@ func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm
 		// nsfs is not one device, which Linux does not do).
 		unix.Close(fd)
 		w.s.finish(nd, false)
-		return nd
+		return nd, false
 	}
 	w.s.resolve(nd.ns, fd)
 	unix.Close(fd)
 	w.s.finish(nd, true)
-	return nd
+	return nd, true
 }
 
 // comm reads /proc/PID/comm.
