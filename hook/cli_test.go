@@ -299,3 +299,22 @@ func TestMainVerifyJSON(t *testing.T) {
 		t.Errorf("show of a missing log: exit %d %q", code, stderr)
 	}
 }
+
+// TestPoststartAfterExit: a short-lived container may be gone when
+// poststart runs; that is recorded, not treated as an internal error,
+// even with on_error=deny.
+func TestPoststartAfterExit(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["on_error"] = "deny" })
+	if code, _, stderr := run(selfState("short"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	gone := strings.Replace(selfState("short"), fmt.Sprintf(`"pid":%d`, os.Getpid()), `"pid":4194303`, 1)
+	code, _, stderr := run(gone, "--config", e.config, "poststart")
+	if code != 0 || stderr != "" {
+		t.Errorf("poststart of an exited process: exit %d, stderr %q", code, stderr)
+	}
+	recs := e.records(t, "short")
+	if len(recs) != 2 || recs[1].Verdict != audit.VerdictAllow || recs[1].Ref == nil || !strings.Contains(recs[1].Error, "exited") {
+		t.Errorf("records %+v", recs[len(recs)-1])
+	}
+}

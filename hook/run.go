@@ -2,6 +2,7 @@ package hook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -101,6 +102,11 @@ func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Resul
 	}
 	if ierr != nil {
 		rec.Error = ierr.Error()
+		if stage == audit.StagePoststart && errors.Is(ierr, inspect.ErrGone) {
+			// A container whose process already exited (a short job) is
+			// no internal error: it started, and createRuntime saw it.
+			ierr = nil
+		}
 	} else {
 		rec.Violations = b.Evaluate(rec.Ancestry)
 	}
@@ -123,9 +129,6 @@ func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Resul
 // compare sets rec.Ref to the container's createRuntime record and adds
 // a violation when the ancestry changed since.
 func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) {
-	if rec.Ancestry == nil {
-		return
-	}
 	// The container's latest createRuntime record, whatever its PID: a
 	// different PID now is itself a difference.
 	prev, err := s.Last(rec.ContainerID, func(r *audit.Record) bool {
@@ -140,6 +143,9 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) {
 		return
 	}
 	rec.Ref = &audit.Ref{Seq: prev.Seq, Stage: prev.Stage, Hash: prev.Hash}
+	if rec.Ancestry == nil {
+		return
+	}
 	if diffs := policy.Compare(prev.Ancestry, rec.Ancestry); len(diffs) > 0 {
 		rec.Violations = append(rec.Violations, policy.Violation{
 			Rule:   policy.RuleAncestryUnchanged,
