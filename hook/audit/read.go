@@ -246,6 +246,7 @@ type Problem struct {
 	Reason string `json:"reason"`
 }
 
+// Error formats the problem as "file:line: seq N: reason".
 func (p *Problem) Error() string {
 	s := p.File + ":" + strconv.Itoa(p.Line)
 	if p.Seq > 0 {

@@ -139,6 +139,7 @@ func (r *Record) Encode() ([]byte, error) {
 // DecodeError is why a line is not a valid record.
 type DecodeError struct{ Reason string }
 
+// Error returns the reason.
 func (e *DecodeError) Error() string { return e.Reason }
 
 // Decode parses one log line (with or without its newline) and checks
