@@ -193,17 +193,21 @@ func TestDeepestPIDChain(t *testing.T) {
 	checkAgainstKernel(t, m, nsrel.TypePID)
 }
 
-// killWait kills the process group of p and waits until pid is gone.
+// killWait kills the process group of p and waits until pid and every
+// other member of the group (also zombies, which still count as members
+// of their PID namespaces) are gone.
 func killWait(t *testing.T, p *nstest.Proc, pid int) {
 	t.Helper()
-	syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
-	for i := 0; i < 1000; i++ {
-		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+	pgid := p.Cmd.Process.Pid
+	syscall.Kill(-pgid, syscall.SIGKILL)
+	for i := 0; i < 2000; i++ {
+		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		if err != nil && syscall.Kill(-pgid, 0) == syscall.ESRCH {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("process %d still there after SIGKILL", pid)
+	t.Fatalf("process group %d still there after SIGKILL", pgid)
 }
 
 // holdByFD starts a sleep that holds the namespace at path open as fd 3.
@@ -252,6 +256,38 @@ func TestProcessLessHeldByFD(t *testing.T) {
 	for _, i := range want[1:5] {
 		n := m.Lookup(nsrel.TypeUser, i)
 		if len(n.Processes) != 0 || hasVia(n, discover.ViaParent) == nil {
+			t.Errorf("%v: processes %v, found via %v; want a process-less parent", n.Name(), n.Processes, n.FoundVia)
+		}
+	}
+}
+
+func TestProcessLessPIDNamespacesHeldByFD(t *testing.T) {
+	// A PID namespace outlives all its processes while an fd holds it;
+	// its parents, whose init processes died too, are found as parents.
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	chain := nstest.PIDChain(t, 3)
+	path := nstest.NSPath(chain.Pid, "pid")
+	want := kernelChain(t, nsrel.Path(path))
+	holder := holdByFD(t, path)
+	killWait(t, chain, chain.Pid)
+
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}})
+	got := modelChain(t, m, nsrel.TypePID, want[0])
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("chain of the fd-held PID namespace (-kernel +model):\n%s", diff)
+	}
+	leaf := m.Lookup(nsrel.TypePID, want[0])
+	if f := hasVia(leaf, discover.ViaFD); f == nil || f.PID != holder.Pid || len(leaf.Processes) != 0 {
+		t.Errorf("leaf found via %+v with processes %v, want only the fd of %d", leaf.FoundVia, leaf.Processes, holder.Pid)
+	}
+	// Its owner (a user namespace whose processes are gone) is in the
+	// model too, with its own ancestry.
+	if leaf.Owner == nil || leaf.Owner.Parent == nil || len(leaf.Owner.Processes) != 0 {
+		t.Errorf("leaf owner %+v, want a process-less user namespace with a parent", leaf.Owner)
+	}
+	for _, i := range want[1 : len(want)-1] {
+		if n := m.Lookup(nsrel.TypePID, i); len(n.Processes) != 0 || hasVia(n, discover.ViaParent) == nil {
 			t.Errorf("%v: processes %v, found via %v; want a process-less parent", n.Name(), n.Processes, n.FoundVia)
 		}
 	}
