@@ -41,11 +41,7 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	hookBin = filepath.Join(dir, "nsrel-hook")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	build := exec.Command(goBin, "build", "-o", hookBin, "github.com/nsrel/nsrel/cmd/nsrel-hook")
+	build := exec.Command(goTool(), "build", "-o", hookBin, "github.com/nsrel/nsrel/cmd/nsrel-hook")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building nsrel-hook: %v\n%s", err, out)
 		return 1
@@ -55,6 +51,15 @@ func testMain(m *testing.M) int {
 	// The mapped root of user namespace containers must reach the rootfs.
 	os.Chmod(dir, 0o711)
 	return m.Run()
+}
+
+// goTool returns the go command that built this test, or "go" from PATH.
+func goTool() string {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		return "go"
+	}
+	return goBin
 }
 
 // env is one test's config, audit log and runtime state root, all in
