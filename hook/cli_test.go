@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -317,4 +318,81 @@ func TestPoststartAfterExit(t *testing.T) {
 	if len(recs) != 2 || recs[1].Verdict != audit.VerdictAllow || recs[1].Ref == nil || !strings.Contains(recs[1].Error, "exited") {
 		t.Errorf("records %+v", recs[len(recs)-1])
 	}
+}
+
+// TestRotationThroughTheHook runs the hook many times with a small
+// rotate_bytes: the chain spans files and verify, show and the poststop
+// back-reference follow it.
+func TestRotationThroughTheHook(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["rotate_bytes"] = 4096 })
+	for i := 0; i < 12; i++ {
+		id := fmt.Sprintf("rot-%d", i)
+		for _, stage := range []string{"createRuntime", "poststart", "poststop"} {
+			if code, _, stderr := run(selfState(id), "--config", e.config, stage); code != 0 {
+				t.Fatalf("%s %s: %s", id, stage, stderr)
+			}
+		}
+	}
+	files, err := audit.Files(e.log)
+	if err != nil || len(files) < 3 {
+		t.Fatalf("files %v %v", files, err)
+	}
+	code, out, stderr := run("", "audit", "verify", e.log)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("OK: 36 records (seq 1..36) in %d file(s)", len(files))) {
+		t.Errorf("verify exit %d: %s%s", code, out, stderr)
+	}
+	code, out, _ = run("", "audit", "show", "--container", "rot-0", e.log)
+	if code != 0 || strings.Count(out, "\n  seq ") != 3 {
+		t.Errorf("show across rotated files, exit %d:\n%s", code, out)
+	}
+	for _, r := range e.records(t, "") {
+		if r.Stage == audit.StagePoststop && (r.Ref == nil || r.Ref.Stage != audit.StagePoststart) {
+			t.Errorf("seq %d: poststop without its start: %+v", r.Seq, r.Ref)
+		}
+	}
+}
+
+// TestKill9Hooks kills nsrel-hook processes while they append: every
+// hook that exited 0 has its record, and the chain verifies after the
+// next append.
+func TestKill9Hooks(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	acked := map[string]bool{}
+	for round := 0; round < 5; round++ {
+		var cmds []*exec.Cmd
+		for i := 0; i < 8; i++ {
+			id := fmt.Sprintf("k%d-%d", round, i)
+			cmd := exec.Command(hookBin, "--config", e.config, "createRuntime")
+			cmd.Stdin = strings.NewReader(selfState(id))
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			cmds = append(cmds, cmd)
+		}
+		time.Sleep(time.Duration(round) * time.Millisecond)
+		for i, cmd := range cmds {
+			if i%2 == 0 {
+				cmd.Process.Signal(syscall.SIGKILL)
+			}
+		}
+		for i, cmd := range cmds {
+			if cmd.Wait() == nil {
+				acked[fmt.Sprintf("k%d-%d", round, i)] = true
+			}
+		}
+	}
+	if code, _, stderr := run(selfState("last"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	e.verify(t)
+	seen := map[string]bool{}
+	for _, r := range e.records(t, "") {
+		seen[r.ContainerID] = true
+	}
+	for id := range acked {
+		if !seen[id] {
+			t.Errorf("hook for %s exited 0 but its record is missing", id)
+		}
+	}
+	t.Logf("%d of 40 hooks finished, %d records", len(acked), len(seen))
 }
