@@ -11,11 +11,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	"github.com/nsrel/nsrel/nsrel/discover"
@@ -114,30 +116,39 @@ func (s *Source) List(ctx context.Context) ([]discover.Container, error) {
 		return nil, fmt.Errorf("%s: list namespaces: %w", addr, err)
 	}
 	slices.Sort(nss)
-	var (
-		out  []discover.Container
-		errs []error
-	)
-	for _, ns := range nss {
-		cs, err := listNamespace(namespaces.WithNamespace(ctx, ns), c, ns)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: namespace %q: %w", addr, ns, err))
-			if ctx.Err() != nil {
-				break
+	// Namespaces are listed in parallel: listing tasks makes the daemon
+	// ask every shim for its state, which dominates the cost.
+	lists := make([][]discover.Container, len(nss))
+	errs := make([]error, len(nss))
+	var wg sync.WaitGroup
+	for i, ns := range nss {
+		wg.Go(func() {
+			lists[i], errs[i] = listNamespace(namespaces.WithNamespace(ctx, ns), c, ns)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("%s: namespace %q: %w", addr, ns, errs[i])
 			}
-			continue
-		}
-		out = append(out, cs...)
+		})
 	}
-	return out, errors.Join(errs...)
+	wg.Wait()
+	return slices.Concat(lists...), errors.Join(errs...)
 }
 
 // listNamespace lists one containerd namespace: two RPCs (containers with
 // their labels, tasks with their PIDs) whatever the number of containers.
 func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover.Container, error) {
+	var (
+		ctrs    []containers.Container
+		ctrsErr error
+		wg      sync.WaitGroup
+	)
+	wg.Go(func() { ctrs, ctrsErr = c.ContainerService().List(ctx) })
 	resp, err := c.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
+	wg.Wait()
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	if ctrsErr != nil {
+		return nil, fmt.Errorf("list containers: %w", ctrsErr)
 	}
 	pids := make(map[string]int, len(resp.Tasks))
 	for _, t := range resp.Tasks {
@@ -145,13 +156,6 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 			continue
 		}
 		pids[t.ID] = int(t.Pid)
-	}
-	if len(pids) == 0 {
-		return nil, nil
-	}
-	ctrs, err := c.ContainerService().List(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	var out []discover.Container
 	for _, ctr := range ctrs {

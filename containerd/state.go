@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -119,45 +121,71 @@ func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 // validID is the container ID syntax runc and crun accept.
 var validID = regexp.MustCompile(`^[\w+\-.]+$`)
 
-func listRoot(runtime, dir string) ([]discover.Container, error) {
+func listRoot(rt, dir string) ([]discover.Container, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s state %s: %w", runtime, dir, err)
+		return nil, fmt.Errorf("%s state %s: %w", rt, dir, err)
 	}
 	file := "state.json"
-	if runtime == EngineCrun {
+	if rt == EngineCrun {
 		file = "status"
 	}
+	// A few workers: each container costs a file read, a JSON decode and
+	// a /proc lookup.
+	results := make([]*discover.Container, len(entries))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.NumCPU(), len(entries), 8) {
+		wg.Go(func() {
+			for i := range next {
+				results[i] = readContainer(rt, filepath.Join(dir, entries[i].Name()), file)
+			}
+		})
+	}
+	for i, e := range entries {
+		if e.IsDir() && len(e.Name()) <= 1024 && validID.MatchString(e.Name()) {
+			next <- i
+		}
+	}
+	close(next)
+	wg.Wait()
 	var out []discover.Container
-	for _, e := range entries {
-		if !e.IsDir() || !validID.MatchString(e.Name()) || len(e.Name()) > 1024 {
-			continue
+	for _, c := range results {
+		if c != nil {
+			out = append(out, *c)
 		}
-		data, owner, err := readLimited(filepath.Join(dir, e.Name(), file))
-		if err != nil {
-			continue // gone, not a container, or hostile: skip quietly
-		}
-		var st State
-		if runtime == EngineCrun {
-			st, err = ParseCrunStatus(data)
-		} else {
-			st, err = ParseRuncState(data)
-		}
-		if err != nil {
-			continue
-		}
-		if st.ID == "" {
-			st.ID = e.Name()
-		}
-		if st.ID != e.Name() || !st.Alive(owner) {
-			continue
-		}
-		out = append(out, st.Container(runtime))
 	}
 	return out, nil
+}
+
+// readContainer reads one container's state directory; nil when it is
+// gone, not a container, or fails validation.
+func readContainer(rt, dir, file string) *discover.Container {
+	data, owner, err := readLimited(filepath.Join(dir, file))
+	if err != nil {
+		return nil
+	}
+	var st State
+	if rt == EngineCrun {
+		st, err = ParseCrunStatus(data)
+	} else {
+		st, err = ParseRuncState(data)
+	}
+	if err != nil {
+		return nil
+	}
+	name := filepath.Base(dir)
+	if st.ID == "" {
+		st.ID = name
+	}
+	if st.ID != name || !st.Alive(owner) {
+		return nil
+	}
+	c := st.Container(rt)
+	return &c
 }
 
 // readLimited reads path without following a symlink at its last

@@ -32,7 +32,7 @@ var (
 
 // tool builds the repository's commands once per test binary and
 // returns the path of name.
-func tool(t *testing.T, name string) string {
+func tool(t testing.TB, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "nsrel-ctrd-bin")
