@@ -22,7 +22,7 @@ RUNC=${RUNC:-$(command -v runc)}
 command -v hyperfine >/dev/null || { echo "bench/hook: needs hyperfine (make deps)" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "bench/hook: needs root (runc)" >&2; exit 1; }
 
-WORK=$(mktemp -d /tmp/nsrel-bench.XXXXXX)
+WORK=$(mktemp -d /tmp/nsrel-hook-bench.XXXXXX)
 chmod 711 "$WORK"
 SLEEPER=
 cleanup() {
