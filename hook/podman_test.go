@@ -100,7 +100,9 @@ func (e *env) podman(t *testing.T, rootfs string, userns bool) (string, string, 
 	})
 	cidFile := filepath.Join(e.dir, "cid")
 	os.Remove(cidFile)
-	args := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "runroot"),
+	// --tmpdir too: podman's default, /run/libpod, is shared with every
+	// other podman on the host (other packages' tests included).
+	args := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "runroot"), "--tmpdir", filepath.Join(store, "tmp"),
 		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--hooks-dir", e.hooksDir(t), "--runtime", runc,
 		"run", "--rm", "--cidfile", cidFile, "--network", "none",
 		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"}
