@@ -27,8 +27,9 @@ lint: deps
 bench: build deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-demo: build
-	$(BIN)/lsuserns
+# The main job: runc + busybox containers with nsrel-hook, audit log, tree.
+demo: deps
+	BIN=$(BIN) ./scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)
