@@ -3,6 +3,9 @@
 #
 #   bench/hook/run.sh [RUNS]        (default 100 runs per command)
 #
+# Environment: ROUNDS (alternating rounds, default 5), AUDIT_DIR (where the
+# audit log goes, default the temporary work directory), GO, RUNC.
+#
 # In one hyperfine run it times a full runc lifecycle (`runc run` of a
 # busybox `true` container: create, start, wait, delete) with nsrel-hook at
 # createRuntime, poststart and poststop, against the same lifecycle with
@@ -28,6 +31,7 @@ SLEEPER=
 cleanup() {
 	for id in bench-hook bench-true bench-noop bench-create; do "$RUNC" --root "$WORK/state" delete -f "$id" >/dev/null 2>&1 || true; done
 	[ -n "$SLEEPER" ] && kill "$SLEEPER" 2>/dev/null || true
+	[ "${LOGDIR:-$WORK}" != "$WORK" ] && rm -rf "$LOGDIR"
 	rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -36,8 +40,13 @@ cd "$REPO"
 $GO build -o "$WORK/nsrel-hook" ./cmd/nsrel-hook
 $GO build -o "$WORK/mkbundle" ./internal/bundle/cmd/mkbundle
 
-# The shipped default config (audit mode) with logs in the work directory.
-sed -e "s#/var/log/nsrel/audit.jsonl#$WORK/audit.jsonl#" -e "s#/var/log/nsrel/hook.log#$WORK/hook.log#" \
+# The shipped default config (audit mode) with the logs in the work
+# directory, or in AUDIT_DIR (to measure the disk the log will live on).
+LOGDIR=$WORK
+if [ -n "${AUDIT_DIR:-}" ]; then
+	LOGDIR=$(mktemp -d "$AUDIT_DIR/nsrel-hook-bench.XXXXXX")
+fi
+sed -e "s#/var/log/nsrel/audit.jsonl#$LOGDIR/audit.jsonl#" -e "s#/var/log/nsrel/hook.log#$LOGDIR/hook.log#" \
 	config/hook.json >"$WORK/hook.json"
 # The shipped runc hooks snippet, pointed at the built hook, and the same
 # with /bin/true.
@@ -118,4 +127,4 @@ else
 	echo "  peak RSS: /usr/bin/time not installed (apt install time); BenchmarkHookBinary gives an upper bound"
 fi
 
-"$WORK/nsrel-hook" audit verify "$WORK/audit.jsonl"
+"$WORK/nsrel-hook" audit verify "$LOGDIR/audit.jsonl"
