@@ -240,7 +240,7 @@ func TestTornTailRepaired(t *testing.T) {
 	f.Close()
 	_, err = verify(t, l, audit.VerifyOptions{})
 	var p *audit.Problem
-	if !errors.As(err, &p) || p.Line != 4 || !strings.Contains(p.Reason, "3 records before it are intact") {
+	if !errors.As(err, &p) || p.Line != 4 || !strings.Contains(p.Reason, "3 record(s) before it are intact") {
 		t.Fatalf("torn line: got %v", err)
 	}
 	// Readers skip it meanwhile.

@@ -295,7 +295,7 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 				return s, &Problem{File: file, Line: l.Number, Reason: err.Error()}
 			}
 			if l.Torn {
-				return s, &Problem{File: file, Line: l.Number, Reason: fmt.Sprintf("torn last line (%d bytes without a newline: a write was cut short, or the log was truncated); the %d records before it are intact", len(l.Data), s.Records)}
+				return s, &Problem{File: file, Line: l.Number, Reason: fmt.Sprintf("torn last line (%d bytes without a newline: a write was cut short, or the log was truncated); the %d record(s) before it are intact", len(l.Data), s.Records)}
 			}
 			r, derr := Decode(l.Data)
 			if derr != nil {
