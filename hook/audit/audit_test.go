@@ -742,3 +742,18 @@ func TestTornTailKeptWhenBuildFails(t *testing.T) {
 		t.Errorf("after a failed build: %+v %v", s, err)
 	}
 }
+
+func TestCreatesMissingDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "var", "log", "nsrel", "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), rec("x")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Dir(path))
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("log directory: %v %v", st, err)
+	}
+}

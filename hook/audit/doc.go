@@ -8,7 +8,8 @@
 //
 // [Log.Append] and [Log.AppendWith] take an exclusive flock(2) on a lock
 // file next to the log (PATH.lock), so that hooks running in parallel
-// never interleave; they append the line with a single write on an
+// never interleave (the log's directory is created 0700 if missing); they
+// append the line with a single write on an
 // O_APPEND descriptor and fdatasync(2) it before returning. The log is
 // created 0600; a log path that is a symlink, a FIFO, a directory or any
 // other non-regular file is refused (O_NOFOLLOW, O_NONBLOCK, fstat).

@@ -159,6 +159,14 @@ func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, er
 // (flock itself cannot be interrupted by a deadline).
 func (l *Log) lock(ctx context.Context) (func(), error) {
 	lf, err := openRegular(l.path+".lock", unix.O_RDWR|unix.O_CREAT)
+	if errors.Is(err, fs.ErrNotExist) {
+		// First use: make the log's directory, private to root. A
+		// missing directory must not silently turn auditing off.
+		if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		lf, err = openRegular(l.path+".lock", unix.O_RDWR|unix.O_CREAT)
+	}
 	if err != nil {
 		return nil, err
 	}
