@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -53,13 +52,13 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
-// goTool returns the go command that built this test, or "go" from PATH.
+// goTool returns the go command from PATH (as `make test` has it), or
+// "go" if it is not there (the build then reports why).
 func goTool() string {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		return "go"
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
 	}
-	return goBin
+	return "go"
 }
 
 // env is one test's config, audit log and runtime state root, all in

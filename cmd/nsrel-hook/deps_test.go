@@ -2,8 +2,6 @@ package main
 
 import (
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -14,10 +12,7 @@ import (
 // container start, so it must not link the containerd client, gRPC or
 // protobuf.
 func TestLeanDependencies(t *testing.T) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := exec.LookPath(goBin); err != nil {
-		goBin = nstest.RequireCmd(t, "go")
-	}
+	goBin := nstest.RequireCmd(t, "go")
 	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
