@@ -22,6 +22,7 @@ const usage = `nsrel-containerd is nsrel's long-lived containerd companion.
 
 Usage:
   nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL]
+  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--log-level LEVEL]
   nsrel-containerd --version
 
 watch subscribes to containerd's task start and exit events in every
@@ -33,16 +34,24 @@ reconnects when containerd restarts, records the gap, and then records the
 running containers it missed. It runs until SIGTERM or SIGINT; diagnostics
 go to stderr (the journal under systemd).
 
+nri runs as an NRI plugin (containerd 1.7+ with NRI enabled, CRI-O): for
+every Kubernetes pod sandbox and container it inspects the namespaces
+before the process runs, records the start (source "nri") unless
+nsrel-hook did, and in enforce mode refuses a violating container.
+
 Options:
   --config FILE       nsrel-hook configuration: audit log, policy, annotations
                       (default /etc/nsrel/hook.json)
   --address SOCK      containerd socket (default $CONTAINERD_ADDRESS, else
                       /run/containerd/containerd.sock)
   --log-level LEVEL   debug, info, warn or error (default info)
+  --socket SOCK       NRI socket (default /var/run/nri/nri.sock)
+  --index NN          NRI plugin index, two digits (default 10)
 
 Examples:
   nsrel-containerd watch
   nsrel-containerd watch --address /run/k3s/containerd/containerd.sock
+  nsrel-containerd nri --config /etc/nsrel/hook-enforce.json
   systemctl enable --now nsrel-watch.service   # config/containerd/nsrel-watch.service
   nsrel-hook audit show --json | jq 'select(.source == "containerd-events")'
 
@@ -64,44 +73,56 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "--version", "-version":
 		fmt.Fprintln(stdout, "nsrel-containerd", hook.Version)
 		return 0
-	case "watch":
-		return watchCmd(args[1:], stdout, stderr)
+	case "watch", "nri":
+		return serviceCmd(args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "nsrel-containerd: unknown command %q (see --help)\n", hook.Printable(args[0]))
 	return 2
 }
 
-func watchCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("nsrel-containerd watch", flag.ContinueOnError)
+// serviceCmd runs watch or nri until SIGTERM or SIGINT.
+func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
+	prog := "nsrel-containerd " + name
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", hook.DefaultConfig, "")
-	address := fs.String("address", "", "")
 	level := fs.String("log-level", "info", "")
+	var address, socket, index *string
+	if name == "watch" {
+		address = fs.String("address", "", "")
+	} else {
+		socket = fs.String("socket", DefaultNRISocket, "")
+		index = fs.String("index", "10", "")
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			io.WriteString(stdout, usage)
 			return 0
 		}
-		fmt.Fprintf(stderr, "nsrel-containerd watch: %v (see --help)\n", err)
+		fmt.Fprintf(stderr, "%s: %v (see --help)\n", prog, err)
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "nsrel-containerd watch: unexpected argument %q (see --help)\n", hook.Printable(fs.Arg(0)))
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", prog, hook.Printable(fs.Arg(0)))
 		return 2
 	}
 	lvl, err := logrus.ParseLevel(*level)
 	if err != nil {
-		fmt.Fprintf(stderr, "nsrel-containerd watch: --log-level: %v (see --help)\n", err)
+		fmt.Fprintf(stderr, "%s: --log-level: %v (see --help)\n", prog, err)
+		return 2
+	}
+	if index != nil && !validIndex(*index) {
+		fmt.Fprintf(stderr, "%s: --index %q: want two digits (see --help)\n", prog, hook.Printable(*index))
 		return 2
 	}
 	cfg, err := policy.Load(*config)
 	if err != nil {
-		fmt.Fprintf(stderr, "nsrel-containerd watch: %s\n", hook.Printable(strings.ReplaceAll(err.Error(), "\n", "; ")))
+		fmt.Fprintf(stderr, "%s: %s\n", prog, hook.Printable(strings.ReplaceAll(err.Error(), "\n", "; ")))
 		return 1
 	}
 	log, err := audit.Open(cfg.AuditLog, audit.Options{RotateBytes: cfg.RotateBytes, Version: hook.Version})
 	if err != nil {
-		fmt.Fprintf(stderr, "nsrel-containerd watch: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
 	logger := logrus.New()
@@ -111,9 +132,21 @@ func watchCmd(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	r := &Recorder{Address: Address(*address), Config: cfg, Log: log, Logger: logger}
-	logger.WithFields(logrus.Fields{"address": r.Address, "audit_log": cfg.AuditLog}).Info("nsrel-containerd watch starting")
-	r.Run(ctx)
-	logger.Info("nsrel-containerd watch stopped")
+	logger.WithField("audit_log", cfg.AuditLog).Info(prog + " starting")
+	if name == "watch" {
+		r := &Recorder{Address: Address(*address), Config: cfg, Log: log, Logger: logger}
+		r.Run(ctx)
+	} else {
+		p := &NRIPlugin{Config: cfg, Log: log, Logger: logger}
+		if err := p.Run(ctx, *socket, *index); err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", prog, hook.Printable(strings.ReplaceAll(err.Error(), "\n", "; ")))
+			return 1
+		}
+	}
+	logger.Info(prog + " stopped")
 	return 0
+}
+
+func validIndex(s string) bool {
+	return len(s) == 2 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9'
 }

@@ -96,32 +96,10 @@ func TestCRIBaseRuntimeSpec(t *testing.T) {
 			d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
 			d.ImportBusybox(t, c, "k8s.io")
 
-			crun := func(args ...string) string {
-				t.Helper()
-				cmd := exec.Command(crictl, append([]string{"-r", "unix://" + d.Socket, "-i", "unix://" + d.Socket, "--timeout", "60s"}, args...)...)
-				out, err := cmd.Output()
-				if err != nil {
-					var stderr []byte
-					if ee, ok := err.(*exec.ExitError); ok {
-						stderr = ee.Stderr
-					}
-					t.Fatalf("crictl %v: %v\n%s\n%s", args, err, stderr, d.LogTail())
-				}
-				return strings.TrimSpace(string(out))
-			}
 			pod := uniq("web-0")
-			podJSON := filepath.Join(dir, "pod.json")
-			ctrJSON := filepath.Join(dir, "ctr.json")
-			os.WriteFile(podJSON, fmt.Appendf(nil, `{"metadata":{"name":%q,"namespace":"shop","uid":%q,"attempt":0},
-				"linux":{"security_context":{"namespace_options":{"network":2}}}}`, pod, pod+"-uid"), 0o644)
-			os.WriteFile(ctrJSON, fmt.Appendf(nil, `{"metadata":{"name":"app"},"image":{"image":%q},"command":["sleep","3600"],"linux":{}}`, ctrdtest.ImageName), 0o644)
-			podID := crun("runp", podJSON)
-			t.Cleanup(func() {
-				exec.Command(crictl, "-r", "unix://"+d.Socket, "stopp", podID).Run()
-				exec.Command(crictl, "-r", "unix://"+d.Socket, "rmp", "-f", podID).Run()
-			})
-			ctrID := crun("create", podID, ctrJSON, podJSON)
-			crun("start", ctrID)
+			podID, podJSON := runPod(t, crictl, d, pod)
+			ctrID := mustCrictl(t, crictl, d, "create", podID, ctrConfig(t, "app"), podJSON)
+			mustCrictl(t, crictl, d, "start", ctrID)
 
 			// containerd builds the sandbox (pause) spec without the base
 			// runtime spec, so only the pod's containers run the hook
@@ -156,33 +134,80 @@ func TestCRIBaseRuntimeSpec(t *testing.T) {
 	}
 }
 
-// TestShippedUnit checks the systemd unit: systemd-analyze accepts it
-// (with ExecStart pointing at the built binary) and its command line
-// parses.
-func TestShippedUnit(t *testing.T) {
-	data, err := os.ReadFile("../config/containerd/nsrel-watch.service")
+// crictlCmd runs crictl against d and returns its stdout and stderr.
+func crictlCmd(crictl string, d *ctrdtest.Daemon, args ...string) (string, string, error) {
+	cmd := exec.Command(crictl, append([]string{"-r", "unix://" + d.Socket, "-i", "unix://" + d.Socket, "--timeout", "60s"}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	return strings.TrimSpace(string(out)), stderr.String(), err
+}
+
+func mustCrictl(t *testing.T, crictl string, d *ctrdtest.Daemon, args ...string) string {
+	t.Helper()
+	out, stderr, err := crictlCmd(crictl, d, args...)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("crictl %v: %v\n%s\n%s", args, err, stderr, d.LogTail())
 	}
-	m := regexp.MustCompile(`(?m)^ExecStart=(\S+) (.*)$`).FindStringSubmatch(string(data))
-	if m == nil {
-		t.Fatal("no ExecStart")
-	}
-	if m[1] != "/usr/local/libexec/nsrel/nsrel-containerd" {
-		t.Errorf("ExecStart binary %s", m[1])
-	}
-	args := strings.Fields(m[2])
-	var out, errb strings.Builder
-	if code := Main(append(args, "--help"), &out, &errb); code != 0 {
-		t.Errorf("ExecStart arguments %q do not parse: %s", args, errb.String())
-	}
+	return out
+}
+
+// runPod runs a host-network pod named name in Kubernetes namespace
+// "shop" and returns its ID and config file; it is removed when the test
+// ends.
+func runPod(t *testing.T, crictl string, d *ctrdtest.Daemon, name string) (string, string) {
+	t.Helper()
+	podJSON := filepath.Join(t.TempDir(), "pod.json")
+	os.WriteFile(podJSON, fmt.Appendf(nil, `{"metadata":{"name":%q,"namespace":"shop","uid":%q,"attempt":0},
+		"linux":{"security_context":{"namespace_options":{"network":2}}}}`, name, name+"-uid"), 0o644)
+	podID := mustCrictl(t, crictl, d, "runp", podJSON)
+	t.Cleanup(func() {
+		crictlCmd(crictl, d, "stopp", podID)
+		crictlCmd(crictl, d, "rmp", "-f", podID)
+	})
+	return podID, podJSON
+}
+
+// ctrConfig writes a CRI container config running sleep from the busybox
+// image and returns its path.
+func ctrConfig(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name+".json")
+	os.WriteFile(p, fmt.Appendf(nil, `{"metadata":{"name":%q},"image":{"image":%q},"command":["sleep","3600"],"linux":{}}`, name, ctrdtest.ImageName), 0o644)
+	return p
+}
+
+// TestShippedUnits checks the systemd units: systemd-analyze accepts
+// them (with ExecStart pointing at the built binary) and their command
+// lines parse.
+func TestShippedUnits(t *testing.T) {
 	analyze := nstest.RequireCmd(t, "systemd-analyze")
 	bin := tool(t, "nsrel-containerd")
-	unit := filepath.Join(t.TempDir(), "nsrel-watch.service")
-	if err := os.WriteFile(unit, []byte(strings.Replace(string(data), "ExecStart="+m[1], "ExecStart="+bin, 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
-		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	for _, name := range []string{"nsrel-watch.service", "nsrel-nri.service"} {
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile("../config/containerd/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := regexp.MustCompile(`(?m)^ExecStart=(\S+) (.*)$`).FindStringSubmatch(string(data))
+			if m == nil {
+				t.Fatal("no ExecStart")
+			}
+			if m[1] != "/usr/local/libexec/nsrel/nsrel-containerd" {
+				t.Errorf("ExecStart binary %s", m[1])
+			}
+			args := strings.Fields(m[2])
+			var out, errb strings.Builder
+			if code := Main(append(args, "--help"), &out, &errb); code != 0 {
+				t.Errorf("ExecStart arguments %q do not parse: %s", args, errb.String())
+			}
+			unit := filepath.Join(t.TempDir(), name)
+			if err := os.WriteFile(unit, []byte(strings.Replace(string(data), "ExecStart="+m[1], "ExecStart="+bin, 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+				t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+			}
+		})
 	}
 }

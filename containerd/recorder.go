@@ -242,23 +242,53 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		log.Warn("start event without container or pid")
 		return
 	}
-	inspectFn := r.Inspect
+	md := meta(namespaces.WithNamespace(ctx, ns), c, id)
+	got, _, err := appendStart(ctx, startInfo{r.Config, r.Log, r.Inspect, audit.SourceContainerdEvents, ns, id, pid, md})
+	switch {
+	case err != nil:
+		log.WithError(err).Error("audit log append failed")
+	case got == nil:
+		log.Debug("start already recorded")
+	default:
+		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Info("recorded start")
+	}
+}
+
+// startInfo is what [appendStart] needs to record a container start.
+type startInfo struct {
+	config  *policy.Config
+	log     *audit.Log
+	inspect func(pid int) (*inspect.Ancestry, error)
+	source  string
+	ns, id  string
+	pid     int
+	// meta are the container's labels and annotations, for policy
+	// selection and the annotations to record.
+	meta map[string]string
+}
+
+// appendStart inspects the process, evaluates the policy block the
+// container selects and, under the log's lock, appends a start record
+// unless the log already has one for the same process (PID and start
+// time, any source). It returns the record appended (nil if the start was
+// recorded already) and the record built either way.
+func appendStart(ctx context.Context, si startInfo) (appended, rec *audit.Record, err error) {
+	inspectFn := si.inspect
 	if inspectFn == nil {
 		inspectFn = inspect.Process
 	}
-	anc, ierr := inspectFn(pid)
+	anc, ierr := inspectFn(si.pid)
 	var startTime uint64
-	if anc != nil {
+	if ierr == nil && anc != nil {
 		startTime = anc.StartTime
 	}
-	md := meta(namespaces.WithNamespace(ctx, ns), c, id)
-	b := r.Config.Select(id, md)
-	rec := &audit.Record{
-		Source:      audit.SourceContainerdEvents,
+	b := si.config.Select(si.id, si.meta)
+	rec = &audit.Record{
+		Source:      si.source,
 		Stage:       audit.StageStart,
-		ContainerID: id,
-		Namespace:   ns,
-		Annotations: pick(md, r.Config.RecordAnnotations),
+		ContainerID: si.id,
+		Namespace:   si.ns,
+		Annotations: pick(si.meta, si.config.RecordAnnotations),
 		Ancestry:    anc,
 		Policy:      b.Name,
 		Mode:        b.Mode,
@@ -268,14 +298,17 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	if ierr != nil {
 		rec.Error = ierr.Error()
 		rec.Ancestry = nil
+		if si.config.OnError == policy.OnErrorDeny {
+			rec.Verdict = audit.VerdictDeny
+		}
 	} else {
 		rec.Violations = b.Evaluate(anc)
 		if b.Mode == policy.ModeEnforce && len(rec.Violations) > 0 {
 			rec.Verdict = audit.VerdictDeny
 		}
 	}
-	got, err := r.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		prev, err := s.Last(id, audit.StartMatcher(pid, startTime))
+	appended, err = si.log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
+		prev, err := s.Last(si.id, audit.StartMatcher(si.pid, startTime))
 		if err != nil {
 			return nil, err
 		}
@@ -284,14 +317,7 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		}
 		return rec, nil
 	})
-	switch {
-	case err != nil:
-		log.WithError(err).Error("audit log append failed")
-	case got == nil:
-		log.Debug("start already recorded")
-	default:
-		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Info("recorded start")
-	}
+	return appended, rec, err
 }
 
 func (r *Recorder) recordExit(ctx context.Context, ns, id string, pid int) {

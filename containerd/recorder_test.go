@@ -203,6 +203,9 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"watch", "extra"}, 2},
 		{[]string{"watch", "--log-level", "loud"}, 2},
 		{[]string{"watch", "--config", "/nonexistent/hook.json"}, 1},
+		{[]string{"nri", "--index", "1x"}, 2},
+		{[]string{"nri", "--address", "/x"}, 2},
+		{[]string{"nri", "--config", "/nonexistent/hook.json"}, 1},
 	} {
 		var out, errb bytes.Buffer
 		if got := Main(tc.args, &out, &errb); got != tc.code {

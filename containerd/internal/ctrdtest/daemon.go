@@ -194,7 +194,8 @@ func (d *Daemon) config() string {
 		fmt.Fprintf(&b, "\n[%s]\n  Root = %s\n", criRuntime, q(d.RuncRoot))
 	}
 	if d.opts.NRI {
-		fmt.Fprintf(&b, "\n[plugins.\"io.containerd.nri.v1.nri\"]\n  disable = false\n  socket_path = %s\n", q(d.NRISocket))
+		fmt.Fprintf(&b, "\n[plugins.\"io.containerd.nri.v1.nri\"]\n  disable = false\n  socket_path = %s\n  plugin_path = %s\n  plugin_config_path = %s\n",
+			q(d.NRISocket), q(filepath.Join(d.Dir, "nri-plugins")), q(filepath.Join(d.Dir, "nri-conf")))
 	}
 	b.WriteString(d.opts.ExtraConfig)
 	return b.String()

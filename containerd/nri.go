@@ -1,0 +1,138 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+	"github.com/sirupsen/logrus"
+
+	"github.com/nsrel/nsrel/hook"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/policy"
+)
+
+// SourceNRI marks audit records written by the NRI plugin.
+const SourceNRI = "nri"
+
+// DefaultNRISocket is the runtime's default NRI socket.
+const DefaultNRISocket = "/var/run/nri/nri.sock"
+
+// NRIPlugin is an NRI (Node Resource Interface) plugin for containerd 1.7+
+// and CRI-O: at RunPodSandbox and StartContainer, when the container's
+// namespaces exist but its process has not run yet, it inspects the
+// process, evaluates the nsrel-hook policy, appends a start record (source
+// [SourceNRI]) unless nsrel-hook already recorded this process, and in
+// enforce mode refuses a violating container by failing the request, so
+// the runtime does not start it. NRI only sees CRI (Kubernetes)
+// containers, not ctr or Go client ones.
+type NRIPlugin struct {
+	// Config is the nsrel-hook configuration (policy, annotations, on_error).
+	Config *policy.Config
+	// Log is the audit log to append to.
+	Log *audit.Log
+	// Logger receives diagnostics; nil discards them.
+	Logger logrus.FieldLogger
+	// Inspect reads a process's ancestry; nil means [inspect.Process].
+	Inspect func(pid int) (*inspect.Ancestry, error)
+	// Registered, if set, is called once the runtime accepted the plugin.
+	Registered func()
+}
+
+// Run registers the plugin as "nsrel" (index idx, e.g. "10") on the
+// runtime's NRI socket and serves until ctx is done (then it returns nil)
+// or the runtime closes the connection (an error: restart the plugin).
+func (p *NRIPlugin) Run(ctx context.Context, socket, idx string) error {
+	if socket == "" {
+		socket = DefaultNRISocket
+	}
+	closed := make(chan struct{})
+	s, err := stub.New(p, stub.WithPluginName("nsrel"), stub.WithPluginIdx(idx), stub.WithSocketPath(socket),
+		stub.WithOnClose(func() { close(closed) }))
+	if err != nil {
+		return fmt.Errorf("nri: %w", err)
+	}
+	if err := s.Start(ctx); err != nil {
+		return fmt.Errorf("nri: register on %s: %w", socket, err)
+	}
+	p.logger().WithField("socket", socket).Info("registered as NRI plugin")
+	if p.Registered != nil {
+		p.Registered()
+	}
+	select {
+	case <-ctx.Done():
+		s.Stop()
+		s.Wait()
+		return nil
+	case <-closed:
+		s.Stop()
+		return fmt.Errorf("nri: the runtime closed the connection on %s", socket)
+	}
+}
+
+// RunPodSandbox records (and may refuse) the pod's sandbox container.
+func (p *NRIPlugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
+	md := maps.Clone(pod.GetAnnotations())
+	if md == nil {
+		md = map[string]string{}
+	}
+	maps.Copy(md, pod.GetLabels())
+	md[AnnotationSandboxName], md[AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
+	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md)
+}
+
+// StartContainer records (and may refuse) a container of a pod.
+func (p *NRIPlugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
+	md := maps.Clone(ctr.GetLabels())
+	if md == nil {
+		md = map[string]string{}
+	}
+	maps.Copy(md, ctr.GetAnnotations())
+	if pod != nil && md[AnnotationSandboxName] == "" {
+		md[AnnotationSandboxName], md[AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
+	}
+	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md)
+}
+
+func (p *NRIPlugin) start(ctx context.Context, id string, pid int, md map[string]string) error {
+	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
+	if pid <= 0 {
+		// Runtimes before NRI 0.x's pid field: nothing to inspect.
+		log.Warn("NRI request without a pid; not recorded")
+		return nil
+	}
+	got, _, err := appendStart(ctx, startInfo{p.Config, p.Log, p.Inspect, SourceNRI, "", id, pid, md})
+	if err != nil {
+		log.WithError(err).Error("audit log append failed")
+		if p.Config.OnError == policy.OnErrorDeny {
+			return fmt.Errorf("nsrel: container %s: cannot write the audit record (on_error=deny): %w", hook.Printable(id), err)
+		}
+		return nil
+	}
+	if got == nil {
+		log.Debug("start already recorded (nsrel-hook)")
+		return nil
+	}
+	log = log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict})
+	if got.Verdict == audit.VerdictDeny {
+		msg := hook.DenyMessage(got)
+		log.Warn(msg)
+		return errors.New("nsrel: " + msg)
+	}
+	log.Info("recorded start")
+	return nil
+}
+
+func (p *NRIPlugin) logger() logrus.FieldLogger {
+	if p.Logger == nil {
+		l := logrus.New()
+		l.Out = io.Discard
+		return l
+	}
+	return p.Logger
+}

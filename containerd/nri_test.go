@@ -1,0 +1,104 @@
+package containerd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// TestNRIPlugin runs the NRI plugin against containerd 2.4 (NRI on, CRI
+// through crictl): the pod sandbox and an allowed container are recorded
+// with source "nri", and a container whose policy block enforces a user
+// namespace is refused before its process runs.
+func TestNRIPlugin(t *testing.T) {
+	crictl := filepath.Join(ctrdtest.Tools(), "crictl-v1.37.0", "crictl")
+	_, err := os.Stat(crictl)
+	nstest.Require(t, err == nil, "needs crictl (%v); `make deps` builds it", err)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "hook.json")
+	os.WriteFile(cfgPath, fmt.Appendf(nil, `{
+	"version": 1,
+	"audit_log": %q,
+	"on_error": "allow",
+	"policies": [{"name": "strict",
+		"match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "bad"}},
+		"mode": "enforce", "rules": {"require_user_namespace": true}}],
+	"default": {"name": "default", "mode": "audit", "rules": {"require_pid_namespace": true}}
+}`, filepath.Join(dir, "audit.jsonl")), 0o600)
+	cfg, err := policy.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+
+	logger := logrus.New()
+	logger.SetOutput(testWriter{t})
+	registered := make(chan struct{})
+	p := &NRIPlugin{Config: cfg, Log: log, Logger: logger, Registered: func() { close(registered) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = p.Run(ctx, d.NRISocket, "10") })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		if runErr != nil {
+			t.Errorf("NRIPlugin.Run: %v", runErr)
+		}
+	})
+	select {
+	case <-registered:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("plugin did not register; containerd log:\n%s", d.LogTail())
+	}
+
+	podID, podJSON := runPod(t, crictl, d, uniq("nri-pod"))
+	good := mustCrictl(t, crictl, d, "create", podID, ctrConfig(t, "good"), podJSON)
+	mustCrictl(t, crictl, d, "start", good)
+	bad := mustCrictl(t, crictl, d, "create", podID, ctrConfig(t, "bad"), podJSON)
+	_, stderr, err := crictlCmd(crictl, d, "start", bad)
+	if err == nil || !strings.Contains(stderr, `refused by nsrel policy`) || !strings.Contains(stderr, `require_user_namespace`) {
+		t.Errorf("start of the violating container: err %v, stderr %q; want a refusal naming the policy", err, stderr)
+	}
+	if out, _, _ := crictlCmd(crictl, d, "inspect", "-o", "go-template", "--template", "{{.status.state}}", bad); out == "CONTAINER_RUNNING" {
+		t.Errorf("refused container is running")
+	}
+
+	recs := readRecords(t, cfg.AuditLog)
+	for _, tc := range []struct{ id, verdict, policy string }{
+		{podID, audit.VerdictAllow, "default"},
+		{good, audit.VerdictAllow, "default"},
+		{bad, audit.VerdictDeny, "strict"},
+	} {
+		if got := stages(recs, tc.id); len(got) != 1 || got[0] != "nri/start" {
+			t.Errorf("%s: records %v, want one nri/start", tc.id, got)
+			continue
+		}
+		for _, r := range recs {
+			if r.ContainerID == tc.id && (r.Verdict != tc.verdict || r.Policy != tc.policy || r.Ancestry == nil) {
+				t.Errorf("%s: verdict %s policy %s ancestry %v; want %s %s", tc.id, r.Verdict, r.Policy, r.Ancestry != nil, tc.verdict, tc.policy)
+			}
+		}
+	}
+	verifyChain(t, cfg.AuditLog)
+}
