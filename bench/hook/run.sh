@@ -30,7 +30,8 @@ chmod 711 "$WORK"
 SLEEPER=
 cleanup() {
 	for id in bench-hook bench-true bench-noop bench-create; do "$RUNC" --root "$WORK/state" delete -f "$id" >/dev/null 2>&1 || true; done
-	[ -n "$SLEEPER" ] && kill "$SLEEPER" 2>/dev/null || true
+	# unshare --fork ignores SIGTERM; SIGKILL it and --kill-child takes the sleep.
+	[ -n "$SLEEPER" ] && kill -KILL "$SLEEPER" 2>/dev/null || true
 	[ "${LOGDIR:-$WORK}" != "$WORK" ] && rm -rf "$LOGDIR"
 	rm -rf "$WORK"
 }
