@@ -53,21 +53,24 @@ for n in "${sizes[@]}"; do
 	done
 	grep -q '^ready' "$work/load.out" || { echo "run.sh: load not ready" >&2; exit 1; }
 	procs=$(ls /proc | grep -c '^[0-9]')
-	nuser=$("$bin/lsuserns" --no-containers 2>/dev/null | wc -l)
-	npid=$("$bin/lspidns" --no-containers 2>/dev/null | wc -l)
+	"$bin/lsuserns" >"$work/user.txt" 2>"$work/user.err" || { echo "run.sh: lsuserns failed:" >&2; cat "$work/user.err" >&2; exit 1; }
+	"$bin/lspidns" >"$work/pid.txt" 2>"$work/pid.err" || { echo "run.sh: lspidns failed:" >&2; cat "$work/pid.err" >&2; exit 1; }
+	nuser=$(wc -l <"$work/user.txt")
+	npid=$(wc -l <"$work/pid.txt")
 
 	hyperfine -N --style none --warmup 3 --runs "$runs" --export-json "$work/$n.json" \
 		-n lsuserns "$bin/lsuserns" \
 		-n lspidns "$bin/lspidns" \
 		-n "lsns --tree=owner -t user" "lsns --tree=owner -t user" \
 		-n "lsns --tree=parent -t pid" "lsns --tree=parent -t pid" \
-		-n floor "$bin/floor" >/dev/null 2>&1
+		-n floor "$bin/floor" >"$work/hyperfine.log" 2>&1 ||
+		{ echo "run.sh: hyperfine failed:" >&2; cat "$work/hyperfine.log" >&2; exit 1; }
 
 	rss() { # peak RSS in KiB, max of 3 runs
 		local m=0 r
 		for _ in 1 2 3; do
-			r=$("$bin/rss" "$@" 2>/dev/null | tail -1)
-			[ "$r" -gt "$m" ] && m=$r
+			r=$("$bin/rss" "$@" 2>/dev/null | tail -1) || r=0
+			[ "${r:-0}" -gt "$m" ] && m=$r
 		done
 		echo "$m"
 	}
