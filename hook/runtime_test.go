@@ -322,7 +322,9 @@ func TestEnforceRefuses(t *testing.T) {
 // record per container per stage, and the chain verifies.
 func TestConcurrentContainers(t *testing.T) {
 	o := requireRuntime(t, "runc")
-	e := newEnv(t, "hook.json", nil)
+	// A loaded 2-CPU machine starting 50 containers: give the hook most of
+	// the shipped 5 s hook timeout rather than the default 2 s.
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["deadline_ms"] = 4000 })
 	hooks := e.runcHooks(t)
 	const n = 50
 	ids := make([]string, n)
