@@ -108,36 +108,42 @@ func Discover(opts Options) (*Model, error) {
 		s.fdCount = true
 	}
 
-	var names []string
-	buf := make([]byte, 32<<10)
-	names, err = readNames(fd, buf, names)
-	if err != nil {
-		return nil, &os.PathError{Op: "getdents", Path: "/proc", Err: err}
-	}
-	pids := make([]int, 0, len(names))
-	for _, n := range names {
-		if n[0] < '0' || n[0] > '9' {
-			continue
-		}
-		if p, err := strconv.Atoi(n); err == nil {
-			pids = append(pids, p)
-		}
-	}
-
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	var next atomic.Int64
 	ws := make([]*worker, workers)
 	for i := range ws {
 		ws[i] = newWorker(s)
 	}
+
+	// Processes are scanned while /proc is still being listed: the
+	// listing streams chunks of PIDs to the workers.
+	chunks := make(chan []int, 64)
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range chunks {
+				for _, pid := range c {
+					w.process(pid)
+				}
+			}
+		}()
+	}
+	err = listPIDs(fd, chunks)
+	close(chunks)
+	wg.Wait()
+	if err != nil {
+		return nil, &os.PathError{Op: "getdents", Path: "/proc", Err: err}
+	}
+
+	var next atomic.Int64
 	run := func(n int, fn func(w *worker, i int)) {
 		var wg sync.WaitGroup
-		for i := 0; i < workers; i++ {
+		for _, w := range ws {
 			wg.Add(1)
-			w := ws[i]
 			go func() {
 				defer wg.Done()
 				for {
@@ -152,7 +158,6 @@ func Discover(opts Options) (*Model, error) {
 		wg.Wait()
 		next.Store(0)
 	}
-	run(len(pids), func(w *worker, i int) { w.process(pids[i]) })
 	for _, w := range ws {
 		for _, pp := range w.procs {
 			pp.nd.ns.Processes = append(pp.nd.ns.Processes, pp.p)
@@ -631,6 +636,38 @@ var linkTypes = func() map[string]nsrel.Type {
 	}
 	return m
 }()
+
+// listPIDs lists the directory /proc (open as fd) and sends the PIDs in it
+// to out, a chunk per getdents64 call.
+func listPIDs(fd int, out chan<- []int) error {
+	buf := make([]byte, 4<<10)
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			return nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names[:0])
+		pids := make([]int, 0, len(names))
+		for _, name := range names {
+			if name[0] < '0' || name[0] > '9' {
+				continue
+			}
+			if p, err := strconv.Atoi(name); err == nil {
+				pids = append(pids, p)
+			}
+		}
+		if len(pids) > 0 {
+			out <- pids
+		}
+	}
+}
 
 // readNames appends the names in directory fd (without "." and "..") to
 // names, reading with getdents64 into buf.
