@@ -21,6 +21,9 @@ const (
 	// SourceContainerdEvents marks records written by the containerd
 	// event recorder.
 	SourceContainerdEvents = "containerd-events"
+	// SourceNRI marks records written by a containerd NRI plugin (which
+	// can run [github.com/nsrel/nsrel/hook.Hook] with this source).
+	SourceNRI = "nri"
 )
 
 // Stages of records. OCI hook records use the OCI stage names; other
