@@ -1,0 +1,51 @@
+package hook_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/nsrel/nsrel/hook"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// TestHookAsLibrary uses hook.Hook as another writer would (an NRI
+// plugin): its own source, and here an injected inspector standing in
+// for a container in the host user namespace.
+func TestHookAsLibrary(t *testing.T) {
+	cfg, err := policy.Parse("lib.json", []byte(`{"version":1,"audit_log":"/x","default":{"name":"strict","mode":"enforce","rules":{"require_user_namespace":true}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(filepath.Join(t.TempDir(), "audit.jsonl"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := &inspect.Ancestry{PID: 77, StartTime: 5,
+		User:  []inspect.UserNS{{Ino: nsrel.InitialUserNSIno}},
+		PIDNS: []inspect.PIDNS{{Ino: 4026532100}, {Ino: nsrel.InitialPIDNSIno}}}
+	h := &hook.Hook{Config: cfg, Log: log, Source: audit.SourceNRI,
+		Inspect: func(pid int) (*inspect.Ancestry, error) { return host, nil }}
+	res, err := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: "k8s-pod-1", Pid: 77})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Deny || res.Record == nil || res.Record.Source != audit.SourceNRI || res.Record.Seq != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	if d := cmp.Diff([]string{policy.RuleRequireUserNS}, rulesOf(res.Record)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	if ok, err := log.HasStart("k8s-pod-1", 77, 5); !ok || err != nil {
+		t.Errorf("HasStart: %v %v", ok, err)
+	}
+	if _, err := h.Run(context.Background(), "prestart", &specs.State{ID: "x"}); err == nil {
+		t.Error("unknown stage accepted")
+	}
+}
