@@ -6,6 +6,11 @@
 #   bench/ls/run.sh 2000            # one size
 #   RUNS=50 bench/ls/run.sh 5000    # more runs per command
 #
+# lsuserns and lspidns are timed with every discovery source on (threads,
+# fds, bind mounts) and --no-containers, since the container lookup is not
+# discovery; one more row shows lsuserns as it runs by default, with the
+# container sources main.go wires in.
+#
 # For each size it starts bench/ls/load (SIZE processes, 150 user
 # namespaces in chains up to 8 deep, every third chain with PID
 # namespaces, 4 namespaces held only by bind mounts, 4 only by fds), times
@@ -59,8 +64,9 @@ for n in "${sizes[@]}"; do
 	npid=$(wc -l <"$work/pid.txt")
 
 	hyperfine -N --style none --warmup 3 --runs "$runs" --export-json "$work/$n.json" \
-		-n lsuserns "$bin/lsuserns" \
-		-n lspidns "$bin/lspidns" \
+		-n lsuserns "$bin/lsuserns --no-containers" \
+		-n lspidns "$bin/lspidns --no-containers" \
+		-n "lsuserns (with container lookup)" "$bin/lsuserns" \
 		-n "lsns --tree=owner -t user" "lsns --tree=owner -t user" \
 		-n "lsns --tree=parent -t pid" "lsns --tree=parent -t pid" \
 		-n floor "$bin/floor" >"$work/hyperfine.log" 2>&1 ||
@@ -74,7 +80,7 @@ for n in "${sizes[@]}"; do
 		done
 		echo "$m"
 	}
-	ru=$(rss "$bin/lsuserns"); rp=$(rss "$bin/lspidns")
+	ru=$(rss "$bin/lsuserns" --no-containers); rp=$(rss "$bin/lspidns" --no-containers)
 	rl=$(rss lsns --tree=owner -t user)
 	stop_load
 
@@ -88,7 +94,7 @@ print(f"\n## {procs} processes, {nuser} user namespaces, {npid} PID namespaces\n
 print("| command | median ms | mean ± σ ms | × floor | vs lsns |")
 print("| --- | ---: | ---: | ---: | ---: |")
 lsns = {"lsuserns": "lsns --tree=owner -t user", "lspidns": "lsns --tree=parent -t pid"}
-for k in ["lsuserns", "lspidns", "lsns --tree=owner -t user", "lsns --tree=parent -t pid", "floor"]:
+for k in ["lsuserns", "lspidns", "lsuserns (with container lookup)", "lsns --tree=owner -t user", "lsns --tree=parent -t pid", "floor"]:
     v = r[k]
     vs = f"{med[k] / med[lsns[k]]:.2f}×" if k in lsns else ""
     print(f"| {k} | {med[k]:.1f} | {v['mean']*1000:.1f} ± {v['stddev']*1000:.1f} | {med[k]/floor:.2f} | {vs} |")
