@@ -159,7 +159,7 @@ func runPod(t *testing.T, crictl string, d *ctrdtest.Daemon, name string) (strin
 	t.Helper()
 	podJSON := filepath.Join(t.TempDir(), "pod.json")
 	os.WriteFile(podJSON, fmt.Appendf(nil, `{"metadata":{"name":%q,"namespace":"shop","uid":%q,"attempt":0},
-		"linux":{"security_context":{"namespace_options":{"network":2}}}}`, name, name+"-uid"), 0o644)
+		"linux":{"cgroup_parent":%q,"security_context":{"namespace_options":{"network":2}}}}`, name, name+"-uid", d.CgroupParent()+"/k8s"), 0o644)
 	podID := mustCrictl(t, crictl, d, "runp", podJSON)
 	t.Cleanup(func() {
 		crictlCmd(crictl, d, "stopp", podID)

@@ -178,3 +178,44 @@ func TestPodName(t *testing.T) {
 		}
 	}
 }
+
+func fdCount(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestSourcesNoFDLeak lists repeatedly from every source and checks that
+// no file descriptor stays open (gRPC connections, state files, log
+// files). It does not run in parallel, so the process's fd count is its
+// own.
+func TestSourcesNoFDLeak(t *testing.T) {
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	d.Run(t, d.Client(t), "default", uniq("fd"), nil)
+	_, cfg := hookSetup(t)
+	if err := os.WriteFile(cfg.AuditLog, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sources := Sources(Options{Address: d.Socket, Roots: []Root{{EngineRunc, d.RuncRoot + "/*"}}, AuditLog: cfg.AuditLog})
+	sources = append(sources, NewSource(filepath.Join(t.TempDir(), "absent.sock")))
+	list := func() {
+		for _, s := range sources {
+			s.List(context.Background())
+		}
+	}
+	list() // warm up lazily opened descriptors (e.g. the Go runtime's)
+	before := fdCount(t)
+	for range 5 {
+		list()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for fdCount(t) > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := fdCount(t); after > before {
+		t.Errorf("fd leak: %d open fds before, %d after 5 rounds", before, after)
+	}
+}

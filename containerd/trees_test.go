@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,9 +38,9 @@ func tool(t testing.TB, name string) string {
 		if buildErr != nil {
 			return
 		}
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goBin); err != nil {
-			goBin = "go"
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			goBin = "/usr/local/go/bin/go"
 		}
 		var out []byte
 		cmd := exec.Command(goBin, "build", "-o", buildDir+"/", "../cmd/lsuserns", "../cmd/lspidns", "../cmd/nsrel-containerd")

@@ -3,6 +3,7 @@ package ctrdtest
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -304,31 +305,44 @@ func (d *Daemon) Client(t testing.TB) *client.Client {
 func (d *Daemon) RuncOptions() *options.Options { return &options.Options{Root: d.RuncRoot} }
 
 // CgroupPath is the cgroup path [Daemon.Run] gives container id in
-// namespace ns: below a parent private to the daemon, removed at teardown.
+// namespace ns: below [Daemon.CgroupParent].
 func (d *Daemon) CgroupPath(ns, id string) string {
-	return filepath.Join(d.cgroupParent(), ns, id)
+	return filepath.Join(d.CgroupParent(), ns, id)
 }
 
-func (d *Daemon) cgroupParent() string { return "/nsrel-test-" + filepath.Base(d.Dir) }
+// CgroupParent is a cgroup private to the daemon, removed at teardown:
+// put containers (and CRI pods, through cgroup_parent) below it.
+func (d *Daemon) CgroupParent() string { return "/nsrel-test-" + filepath.Base(d.Dir) }
 
-// removeCgroups removes the (empty) cgroup directories below parent in
-// every mounted hierarchy, deepest first.
-func removeCgroups(parent string) {
-	tops, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
-	if top := "/sys/fs/cgroup" + parent; !slices.Contains(tops, top) {
-		tops = append(tops, top)
-	}
-	for _, top := range tops {
-		var dirs []string
-		filepath.WalkDir(top, func(p string, e fs.DirEntry, err error) error {
-			if err == nil && e.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		for i := len(dirs) - 1; i >= 0; i-- {
-			os.Remove(dirs[i])
+// removeCgroups removes the cgroup directories below parent in every
+// mounted hierarchy, deepest first, retrying for a few seconds while
+// killed processes leave them; it returns those it could not remove.
+func removeCgroups(parent string) []string {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tops, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
+		if top := "/sys/fs/cgroup" + parent; !slices.Contains(tops, top) {
+			tops = append(tops, top)
 		}
+		var left []string
+		for _, top := range tops {
+			var dirs []string
+			filepath.WalkDir(top, func(p string, e fs.DirEntry, err error) error {
+				if err == nil && e.IsDir() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+			for i := len(dirs) - 1; i >= 0; i-- {
+				if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					left = append(left, dirs[i])
+				}
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -338,6 +352,12 @@ func (d *Daemon) teardown(t testing.TB) {
 	d.mu.Lock()
 	running := d.cmd != nil
 	d.mu.Unlock()
+	if !running {
+		// A test stopped it: start it again so that containers are
+		// deleted the normal way (shims remove their sockets in
+		// /run/containerd/s and runc its cgroups).
+		running = d.start() == nil
+	}
 	if running {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		if err := d.deleteAll(ctx); err != nil {
@@ -347,7 +367,9 @@ func (d *Daemon) teardown(t testing.TB) {
 	}
 	d.Stop(t)
 	killLeftovers(d.RuncRoot, d.Dir)
-	removeCgroups(d.cgroupParent())
+	if left := removeCgroups(d.CgroupParent()); len(left) > 0 {
+		t.Errorf("%s teardown: cgroups left: %v", d.Flavor.Name, left)
+	}
 	if err := UnmountUnder(d.Dir); err != nil {
 		t.Errorf("%s teardown: %v", d.Flavor.Name, err)
 	}
@@ -397,21 +419,20 @@ func (d *Daemon) deleteAll(ctx context.Context) error {
 
 // killLeftovers SIGKILLs container init processes recorded under
 // runcRoot and every process whose command line names dir (shims carry
-// the daemon address in their arguments).
+// the daemon address in their arguments), and waits until they are gone.
 func killLeftovers(runcRoot, dir string) {
+	var pids []int
 	states, _ := filepath.Glob(filepath.Join(runcRoot, "*", "*", "state.json"))
 	for _, s := range states {
 		b, err := os.ReadFile(s)
 		if err != nil {
 			continue
 		}
-		const key = `"init_process_pid":`
-		if i := strings.Index(string(b), key); i >= 0 {
-			rest := strings.TrimLeft(string(b[i+len(key):]), " ")
-			end := strings.IndexAny(rest, ",}")
-			if pid, err := strconv.Atoi(strings.TrimSpace(rest[:max(end, 0)])); err == nil && pid > 1 {
-				unix.Kill(pid, unix.SIGKILL)
-			}
+		var st struct {
+			PID int `json:"init_process_pid"`
+		}
+		if json.Unmarshal(b, &st) == nil && st.PID > 1 {
+			pids = append(pids, st.PID)
 		}
 	}
 	entries, _ := os.ReadDir("/proc")
@@ -423,7 +444,16 @@ func killLeftovers(runcRoot, dir string) {
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 		if err == nil && strings.Contains(string(b), dir) {
-			unix.Kill(pid, unix.SIGKILL)
+			pids = append(pids, pid)
+		}
+	}
+	for _, pid := range pids {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for unix.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }
