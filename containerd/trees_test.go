@@ -177,7 +177,8 @@ func TestTreesAnnotate(t *testing.T) {
 			})
 
 			env := []string{"NSREL_RUNTIME_ROOTS=runc=" + runcRoot + ",runc=" + d.RuncRoot + "/*", "NSREL_AUDIT_LOG=" + cfg.AuditLog}
-			args := []string{"--containerd-address", d.Socket}
+			// A generous deadline: other packages' tests may load the machine.
+			args := []string{"--containerd-address", d.Socket, "--container-timeout", "20s"}
 			checkTrees(t, env, args, append(want, runcC))
 
 			// --container keeps only the branch to that container's
