@@ -67,7 +67,8 @@ func count(recs []*audit.Record, id, what string) int {
 const evStart, evExit = "containerd-events/start", "containerd-events/exit"
 
 // TestRecorder checks, on each daemon flavor, that the event recorder
-// writes exactly one start record per container start in any containerd
+// writes exactly one start record per container start (Go client or ctr)
+// in any containerd
 // namespace, none for a container nsrel-hook recorded, an exit record for
 // the starts it recorded, and that it survives a daemon restart with a gap
 // record, while the chain stays intact.
@@ -89,6 +90,8 @@ func TestRecorder(t *testing.T) {
 			ctr, plainPID := d.Run(t, c, "default", plain, &ctrdtest.RunOpts{UserNS: true})
 			_, mobyPID := d.Run(t, c, "moby", moby, nil)
 			d.Run(t, c, "k8s.io", hooked, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{WithHook(hookBin, cfgPath)}})
+			withCtr := uniq("ctr-run")
+			d.CtrRun(t, "default", withCtr)
 			// Events arrive in order: once the marker is recorded, the
 			// hooked container's start has been handled.
 			d.Run(t, c, "default", marker, nil)
@@ -96,7 +99,7 @@ func TestRecorder(t *testing.T) {
 			for _, tc := range []struct {
 				id, ns string
 				pid    uint32
-			}{{plain, "default", plainPID}, {moby, "moby", mobyPID}, {early, "default", earlyPID}} {
+			}{{plain, "default", plainPID}, {moby, "moby", mobyPID}, {early, "default", earlyPID}, {withCtr, "default", ctrPID(t, d, withCtr)}} {
 				if n := count(recs, tc.id, evStart); n != 1 {
 					t.Errorf("%s: %d start records, want 1", tc.id, n)
 				}
@@ -143,7 +146,7 @@ func TestRecorder(t *testing.T) {
 				t.Errorf("%d gap records, want 1", gaps)
 			}
 			// The catch-up after reconnecting must not duplicate anything.
-			for _, id := range []string{early, plain, moby, marker} {
+			for _, id := range []string{early, plain, moby, marker, withCtr} {
 				if n := count(recs, id, evStart); n != 1 {
 					t.Errorf("%s: %d start records after restart, want 1", id, n)
 				}
@@ -233,4 +236,19 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// ctrPID returns the task PID of container id in namespace "default".
+func ctrPID(t *testing.T, d *ctrdtest.Daemon, id string) uint32 {
+	t.Helper()
+	ctx := ctrdtest.Context(t, "default")
+	ctr, err := d.Client(t).LoadContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task.Pid()
 }

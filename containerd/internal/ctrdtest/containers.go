@@ -3,6 +3,7 @@ package ctrdtest
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -155,4 +156,29 @@ func Delete(ns string, ctr client.Container) {
 		task.Delete(ctx, client.WithProcessKill)
 	}
 	ctr.Delete(ctx, client.WithSnapshotCleanup)
+}
+
+// CtrRun starts container id in namespace ns from the busybox image with
+// the flavor's ctr (`ctr run -d`), its runc state in the daemon's runc
+// root and its cgroup below the daemon's, and returns ctr's output. The
+// daemon's teardown deletes it.
+func (d *Daemon) CtrRun(t testing.TB, ns, id string, args ...string) string {
+	t.Helper()
+	d.ImportBusybox(t, d.Client(t), ns)
+	cmdArgs := []string{"-a", d.Socket, "-n", ns, "run", "-d", "--runc-root", d.RuncRoot, "--cgroup", d.CgroupPath(ns, id), ImageName, id}
+	if len(args) == 0 {
+		args = []string{"sleep", "3600"}
+	}
+	cmd := exec.Command(d.Flavor.Ctr, append(cmdArgs, args...)...)
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	cmd.Stdin = devnull
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: ctr run %s/%s: %v\n%s", d.Flavor.Name, ns, id, err, out)
+	}
+	return string(out)
 }
