@@ -68,10 +68,9 @@ const evStart, evExit = "containerd-events/start", "containerd-events/exit"
 
 // TestRecorder checks, on each daemon flavor, that the event recorder
 // writes exactly one start record per container start (Go client or ctr)
-// in any containerd
-// namespace, none for a container nsrel-hook recorded, an exit record for
-// the starts it recorded, and that it survives a daemon restart with a gap
-// record, while the chain stays intact.
+// in any containerd namespace, none for a container nsrel-hook recorded,
+// an exit record for the starts it recorded, and that it survives a daemon
+// restart with a gap record, while the chain stays intact.
 func TestRecorder(t *testing.T) {
 	hookBin := tool(t, "nsrel-hook")
 	for _, f := range ctrdtest.Flavors() {
