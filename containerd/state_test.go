@@ -261,9 +261,11 @@ func TestMerge(t *testing.T) {
 	}
 }
 
-// TestStateSourcePodman runs a podman container (runc, state in a private
-// root through --runtime-flag) and finds it as a podman container.
-func TestStateSourcePodman(t *testing.T) {
+// podmanRun runs a podman container (runc, state in a private root
+// through --runtime-flag, storage and cgroups private too) and returns its
+// ID, host PID and runc root.
+func podmanRun(t *testing.T) (string, int, string) {
+	t.Helper()
 	nstest.RequireRoot(t)
 	podman := nstest.RequireCmd(t, "podman")
 	runc := nstest.RequireCmd(t, "runc")
@@ -273,6 +275,7 @@ func TestStateSourcePodman(t *testing.T) {
 		t.Fatal(err)
 	}
 	runcRoot := filepath.Join(tmp, "runc")
+	cgroup := "/nsrel-test-" + uniq("podman")
 	name := uniq("pm")
 	base := []string{"--root", filepath.Join(tmp, "storage"), "--runroot", filepath.Join(tmp, "run"),
 		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", runc, "--runtime-flag", "root=" + runcRoot}
@@ -283,17 +286,27 @@ func TestStateSourcePodman(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	id := run("run", "-d", "--name", name, "--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768", "--rootfs", rootfs, "/bin/sleep", "300")
 	t.Cleanup(func() {
 		exec.Command(podman, append(slices.Clone(base), "rm", "-f", "-t", "0", name)...).Run()
 		if err := ctrdtest.UnmountUnder(tmp); err != nil {
 			t.Error(err)
 		}
+		if left := ctrdtest.RemoveCgroups(cgroup); len(left) > 0 {
+			t.Errorf("cgroups left: %v", left)
+		}
 	})
+	id := run("run", "-d", "--name", name, "--network", "none", "--cgroup-parent", cgroup,
+		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768", "--rootfs", rootfs, "/bin/sleep", "300")
 	pid, err := strconv.Atoi(run("inspect", "--format", "{{.State.Pid}}", name))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return id, pid, runcRoot
+}
+
+// TestStateSourcePodman finds a podman container as a podman container.
+func TestStateSourcePodman(t *testing.T) {
+	id, pid, runcRoot := podmanRun(t)
 	got, err := (&StateSource{Roots: []Root{{EngineRunc, runcRoot}}}).List(context.Background())
 	if err != nil {
 		t.Fatal(err)

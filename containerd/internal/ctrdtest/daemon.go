@@ -314,10 +314,10 @@ func (d *Daemon) CgroupPath(ns, id string) string {
 // put containers (and CRI pods, through cgroup_parent) below it.
 func (d *Daemon) CgroupParent() string { return "/nsrel-test-" + filepath.Base(d.Dir) }
 
-// removeCgroups removes the cgroup directories below parent in every
+// RemoveCgroups removes the cgroup directories below parent in every
 // mounted hierarchy, deepest first, retrying for a few seconds while
 // killed processes leave them; it returns those it could not remove.
-func removeCgroups(parent string) []string {
+func RemoveCgroups(parent string) []string {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		tops, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
@@ -367,7 +367,7 @@ func (d *Daemon) teardown(t testing.TB) {
 	}
 	d.Stop(t)
 	killLeftovers(d.RuncRoot, d.Dir)
-	if left := removeCgroups(d.CgroupParent()); len(left) > 0 {
+	if left := RemoveCgroups(d.CgroupParent()); len(left) > 0 {
 		t.Errorf("%s teardown: cgroups left: %v", d.Flavor.Name, left)
 	}
 	if err := UnmountUnder(d.Dir); err != nil {
