@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -483,6 +484,69 @@ func notRootHelper() {
 		os.Exit(1)
 	}
 	fmt.Printf("NOTICE: %s\nROOTS: %d\n", m.Notice(), len(m.Roots(nsrel.TypeUser)))
+}
+
+func TestThreadPIDForChildren(t *testing.T) {
+	// One thread of this test process unshares a PID namespace and forks
+	// its init, which exits: the namespace lives on only as that thread's
+	// pid_for_children, and only the task source can find it.
+	nstest.RequireRoot(t)
+	truePath := nstest.RequireCmd(t, "true")
+	type result struct {
+		tid int
+		err error
+	}
+	ready := make(chan result)
+	release := make(chan struct{})
+	var work func()
+	work = func() {
+		// Never unlocked: the thread exits with the goroutine.
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread must keep its PID namespace for
+			// children: hold it and do the work on another thread.
+			go work()
+			<-release
+			runtime.UnlockOSThread()
+			return
+		}
+		if err := unix.Unshare(unix.CLONE_NEWPID); err != nil {
+			ready <- result{err: err}
+			return
+		}
+		pid, err := syscall.ForkExec(truePath, []string{"true"}, &syscall.ProcAttr{})
+		if err == nil {
+			var ws syscall.WaitStatus
+			_, err = syscall.Wait4(pid, &ws, 0, nil)
+		}
+		ready <- result{unix.Gettid(), err}
+		<-release
+	}
+	go work()
+	r := <-ready
+	defer close(release)
+	if r.err != nil {
+		t.Fatalf("thread setup: %v", r.err)
+	}
+	pfc := ino(t, fmt.Sprintf("/proc/self/task/%d/ns/pid_for_children", r.tid))
+	if pfc == ino(t, "/proc/self/ns/pid") {
+		t.Fatal("setup: pid_for_children did not change")
+	}
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}})
+	n := m.Lookup(nsrel.TypePID, pfc)
+	if n == nil {
+		t.Fatalf("pid:[%d] of thread %d not found", pfc, r.tid)
+	}
+	want := discover.Found{Via: discover.ViaTask, PID: os.Getpid(), TID: r.tid}
+	if f := hasVia(n, discover.ViaTask); f == nil || *f != want || len(n.Processes) != 0 {
+		t.Errorf("found via %+v, processes %v; want %+v only", n.FoundVia, n.Processes, want)
+	}
+	if n.Parent == nil || n.Parent.Ino != nsrel.InitialPIDNSIno {
+		t.Errorf("parent %v, want the initial PID namespace", n.Parent)
+	}
+	if m2 := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}, NoThreads: true}); m2.Lookup(nsrel.TypePID, pfc) != nil {
+		t.Errorf("found with NoThreads")
+	}
 }
 
 func TestNotRoot(t *testing.T) {
