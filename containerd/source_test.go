@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -218,4 +219,30 @@ func TestSourcesNoFDLeak(t *testing.T) {
 	if after := fdCount(t); after > before {
 		t.Errorf("fd leak: %d open fds before, %d after 5 rounds", before, after)
 	}
+}
+
+func TestSpecPodName(t *testing.T) {
+	for _, tc := range []struct{ spec, want string }{
+		{`{"annotations":{"io.kubernetes.cri.sandbox-name":"web-0","io.kubernetes.cri.sandbox-namespace":"shop"}}`, "shop/web-0"},
+		{`{"annotations":{"io.kubernetes.cri.sandbox-name":"web-0"}}`, "web-0"},
+		{`{"annotations":{"other":"io.kubernetes.cri.sandbox-name"}}`, ""},
+		{`{"annotations":{"io.kubernetes.cri.sandbox-name":5}}`, ""},
+		{`not json io.kubernetes.cri.sandbox-name`, ""},
+		{``, ""},
+	} {
+		if got := specPodName([]byte(tc.spec)); got != tc.want {
+			t.Errorf("specPodName(%s) = %q, want %q", tc.spec, got, tc.want)
+		}
+	}
+}
+
+func FuzzSpecPodName(f *testing.F) {
+	f.Add([]byte(`{"annotations":{"io.kubernetes.cri.sandbox-name":"web-0","io.kubernetes.cri.sandbox-namespace":"shop"}}`))
+	f.Add([]byte(`{"process":{"args":["sh"]},"annotations":null}`))
+	f.Fuzz(func(t *testing.T, spec []byte) {
+		name := specPodName(spec)
+		if name != "" && !bytes.Contains(spec, []byte(AnnotationSandboxName)) {
+			t.Fatalf("name %q from a spec without the annotation", name)
+		}
+	})
 }
