@@ -2,6 +2,7 @@ package discover
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -247,16 +248,23 @@ func (m *Model) Notice() string {
 		return ""
 	}
 	var parts []string
-	add := func(n int, what string) {
-		if n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, what))
+	add := func(n int, what, one, many string) {
+		switch {
+		case n == 1:
+			parts = append(parts, what+" 1 "+one)
+		case n > 1:
+			parts = append(parts, fmt.Sprintf("%s %d %s", what, n, many))
 		}
 	}
-	add(d.Processes, "processes' namespaces")
-	add(d.FDDirs, "processes' open files")
-	add(d.MountNS, "mount namespaces' bind mounts")
-	add(d.Links, "parents/owners outside this user namespace")
-	return "could not read " + strings.Join(parts, ", ") + " (permission denied; run as root to see everything)"
+	add(d.Processes, "the namespaces of", "process", "processes")
+	add(d.FDDirs, "the open files of", "process", "processes")
+	add(d.MountNS, "the bind mounts of", "mount namespace", "mount namespaces")
+	add(d.Links, "the parent or owner of", "namespace (outside this user namespace)", "namespaces (outside this user namespace)")
+	hint := "permission denied"
+	if os.Geteuid() != 0 {
+		hint += "; run as root to see everything"
+	}
+	return "could not read " + strings.Join(parts, ", ") + " (" + hint + ")"
 }
 
 var viaOrder = map[Via]int{

@@ -104,3 +104,21 @@ func FuzzParseLink(f *testing.F) {
 		}
 	})
 }
+
+func TestNotice(t *testing.T) {
+	for _, tc := range []struct {
+		d    Denied
+		want string
+	}{
+		{Denied{}, ""},
+		{Denied{Processes: 1}, "could not read the namespaces of 1 process ("},
+		{Denied{Processes: 41, MountNS: 2}, "could not read the namespaces of 41 processes, the bind mounts of 2 mount namespaces ("},
+		{Denied{FDDirs: 3, Links: 1}, "could not read the open files of 3 processes, the parent or owner of 1 namespace (outside this user namespace) ("},
+	} {
+		m := &Model{Denied: tc.d}
+		got := m.Notice()
+		if !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") || strings.Contains(got, "\n") {
+			t.Errorf("Notice(%+v) = %q, want prefix %q", tc.d, got, tc.want)
+		}
+	}
+}
