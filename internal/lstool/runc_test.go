@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsrel/nsrel/internal/bundle"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
@@ -21,39 +22,17 @@ func runcContainer(t *testing.T) (id string, pid int) {
 	t.Helper()
 	nstest.RequireRoot(t)
 	runc := nstest.RequireCmd(t, "runc")
-	_, err := os.Stat("/bin/busybox")
-	nstest.Require(t, err == nil, "needs /bin/busybox (busybox-static) for the container rootfs: %v", err)
+	_, err := os.Stat(bundle.DefaultBusybox)
+	nstest.Require(t, err == nil, "needs %s (busybox-static) for the container rootfs: %v", bundle.DefaultBusybox, err)
 
 	dir := t.TempDir()
-	bundle := filepath.Join(dir, "bundle")
-	bin := filepath.Join(bundle, "rootfs", "bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("/bin/busybox")
+	// In its own user namespace (IDs mapped from 100000), so that both
+	// trees get a node of their own for it.
+	b, err := bundle.Create(filepath.Join(dir, "bundle"), bundle.Options{Args: []string{"sleep", "1000"}, UserNS: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(bin, "busybox"), b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
-		t.Fatalf("runc spec: %v\n%s", err, out)
-	}
-	cfgPath := filepath.Join(bundle, "config.json")
-	var cfg map[string]any
-	raw, _ := os.ReadFile(cfgPath)
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	proc := cfg["process"].(map[string]any)
-	proc["args"] = []string{"/bin/busybox", "sleep", "1000"}
-	proc["terminal"] = false
-	cfg["root"] = map[string]any{"path": "rootfs", "readonly": false}
-	raw, _ = json.Marshal(cfg)
-	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bundleDir := b.Dir
 
 	var rnd [6]byte
 	rand.Read(rnd[:])
@@ -66,7 +45,7 @@ func runcContainer(t *testing.T) (id string, pid int) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(runc, "--root", root, "run", "--detach", "--bundle", bundle, id)
+	cmd := exec.Command(runc, "--root", root, "run", "--detach", "--bundle", bundleDir, id)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Run(); err != nil {
 		out, _ := os.ReadFile(logPath)
@@ -102,14 +81,16 @@ func TestRealRuncContainer(t *testing.T) {
 	if want := " containers: runc " + id[:12]; !strings.HasSuffix(line, want) || depth != 1 {
 		t.Errorf("line %q at depth %d, want suffix %q at depth 1", line, depth, want)
 	}
-	// The container shares the host user namespace: lsuserns shows it on
-	// the initial user namespace.
+	// The container has its own user namespace, a child of the initial
+	// one, created by root.
+	userNS := nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, pid, "user")}
 	_, out, _ = run(t, tool(nsrel.TypeUser, src))
-	if first := strings.SplitN(out, "\n", 2)[0]; first != "user:[4026531837] owner root (0) containers: runc "+id[:12] {
-		t.Errorf("first line %q, want the container on the initial user namespace", first)
+	line, depth = lineOf(t, out, userNS)
+	if want := userNS.String() + " owner root (0) containers: runc " + id[:12]; line != want || depth != 1 {
+		t.Errorf("line %q at depth %d, want %q at depth 1", line, depth, want)
 	}
 	code, out, _ = run(t, tool(nsrel.TypePID, src), "--container", id[:16])
-	want := "pid:[4026531836] owner user:[4026531837] root (0)\n└── " + pidNS.String() + " owner user:[4026531837] root (0) containers: runc " + id[:12] + "\n"
+	want := "pid:[4026531836] owner user:[4026531837] root (0)\n└── " + pidNS.String() + " owner " + userNS.String() + " root (0) containers: runc " + id[:12] + "\n"
 	if code != 0 || out != want {
 		t.Errorf("--container: exit %d\n%s\nwant\n%s", code, out, want)
 	}

@@ -233,64 +233,46 @@ func holdByFD(t *testing.T, path string) *nstest.Proc {
 }
 
 func TestProcessLessHeldByFD(t *testing.T) {
-	nstest.RequireRoot(t)
-	nstest.NoFDLeak(t)
-	chain := nstest.UserChain(t, 5)
-	path := nstest.NSPath(chain.Pid, "user")
-	want := kernelChain(t, nsrel.Path(path))
-	holder := holdByFD(t, path)
-	killWait(t, chain, chain.Pid)
+	// A user or PID namespace outlives all its processes while an fd of
+	// another process holds it; its ancestors, whose processes died too,
+	// are found as parents and the namespace sits at its true place.
+	for _, tc := range []struct {
+		typ   nsrel.Type
+		start func(testing.TB, int) *nstest.Proc
+	}{
+		{nsrel.TypeUser, nstest.UserChain},
+		{nsrel.TypePID, nstest.PIDChain},
+	} {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			nstest.RequireRoot(t)
+			nstest.NoFDLeak(t)
+			chain := tc.start(t, 4)
+			path := nstest.NSPath(chain.Pid, tc.typ.String())
+			want := kernelChain(t, nsrel.Path(path))
+			holder := holdByFD(t, path)
+			killWait(t, chain, chain.Pid)
 
-	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
-	got := modelChain(t, m, nsrel.TypeUser, want[0])
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("chain of the fd-held namespace (-kernel +model):\n%s", diff)
-	}
-	leaf := m.Lookup(nsrel.TypeUser, want[0])
-	f := hasVia(leaf, discover.ViaFD)
-	wantFD := discover.Found{Via: discover.ViaFD, PID: holder.Pid, Path: "/proc/" + strconv.Itoa(holder.Pid) + "/fd/3"}
-	if f == nil || *f != wantFD || len(leaf.Processes) != 0 {
-		t.Errorf("leaf found via %+v with processes %v, want only %+v", leaf.FoundVia, leaf.Processes, wantFD)
-	}
-	// The four namespaces between it and the initial one have no process
-	// left: they are found as parents.
-	for _, i := range want[1:5] {
-		n := m.Lookup(nsrel.TypeUser, i)
-		if len(n.Processes) != 0 || hasVia(n, discover.ViaParent) == nil {
-			t.Errorf("%v: processes %v, found via %v; want a process-less parent", n.Name(), n.Processes, n.FoundVia)
-		}
-	}
-}
-
-func TestProcessLessPIDNamespacesHeldByFD(t *testing.T) {
-	// A PID namespace outlives all its processes while an fd holds it;
-	// its parents, whose init processes died too, are found as parents.
-	nstest.RequireRoot(t)
-	nstest.NoFDLeak(t)
-	chain := nstest.PIDChain(t, 3)
-	path := nstest.NSPath(chain.Pid, "pid")
-	want := kernelChain(t, nsrel.Path(path))
-	holder := holdByFD(t, path)
-	killWait(t, chain, chain.Pid)
-
-	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}})
-	got := modelChain(t, m, nsrel.TypePID, want[0])
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("chain of the fd-held PID namespace (-kernel +model):\n%s", diff)
-	}
-	leaf := m.Lookup(nsrel.TypePID, want[0])
-	if f := hasVia(leaf, discover.ViaFD); f == nil || f.PID != holder.Pid || len(leaf.Processes) != 0 {
-		t.Errorf("leaf found via %+v with processes %v, want only the fd of %d", leaf.FoundVia, leaf.Processes, holder.Pid)
-	}
-	// Its owner (a user namespace whose processes are gone) is in the
-	// model too, with its own ancestry.
-	if leaf.Owner == nil || leaf.Owner.Parent == nil || len(leaf.Owner.Processes) != 0 {
-		t.Errorf("leaf owner %+v, want a process-less user namespace with a parent", leaf.Owner)
-	}
-	for _, i := range want[1 : len(want)-1] {
-		if n := m.Lookup(nsrel.TypePID, i); len(n.Processes) != 0 || hasVia(n, discover.ViaParent) == nil {
-			t.Errorf("%v: processes %v, found via %v; want a process-less parent", n.Name(), n.Processes, n.FoundVia)
-		}
+			m := discoverT(t, discover.Options{Types: []nsrel.Type{tc.typ}})
+			got := modelChain(t, m, tc.typ, want[0])
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("chain of the fd-held namespace (-kernel +model):\n%s", diff)
+			}
+			leaf := m.Lookup(tc.typ, want[0])
+			wantFD := discover.Found{Via: discover.ViaFD, PID: holder.Pid, Path: "/proc/" + strconv.Itoa(holder.Pid) + "/fd/3"}
+			if f := hasVia(leaf, discover.ViaFD); f == nil || *f != wantFD || len(leaf.Processes) != 0 {
+				t.Errorf("leaf found via %+v with processes %v, want only %+v", leaf.FoundVia, leaf.Processes, wantFD)
+			}
+			for _, i := range want[1 : len(want)-1] {
+				if n := m.Lookup(tc.typ, i); len(n.Processes) != 0 || hasVia(n, discover.ViaParent) == nil {
+					t.Errorf("%v: processes %v, found via %v; want a process-less parent", n.Name(), n.Processes, n.FoundVia)
+				}
+			}
+			// The owner of the PID namespace is a process-less user
+			// namespace, in the model with its own ancestry.
+			if o := leaf.Owner; tc.typ == nsrel.TypePID && (o == nil || o.Parent == nil || len(o.Processes) != 0) {
+				t.Errorf("leaf owner %+v, want a process-less user namespace with a parent", o)
+			}
+		})
 	}
 }
 
