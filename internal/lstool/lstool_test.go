@@ -6,7 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -312,5 +316,59 @@ func TestContainerdAddress(t *testing.T) {
 		if got.ContainerdAddress != tc.want || got.Timeout != lstool.DefaultSourceTimeout {
 			t.Errorf("env %q args %q: config %+v, want address %q", tc.env, tc.args, got, tc.want)
 		}
+	}
+}
+
+// TestMain runs the tool itself when the helper environment says so (see
+// TestSeveralRoots).
+func TestMain(m *testing.M) {
+	if os.Getenv("NSREL_LSTOOL_HELPER") == "lsuserns" {
+		os.Exit(lstool.Run(context.Background(), tool(nsrel.TypeUser), []string{"--no-containers"}, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func TestSeveralRoots(t *testing.T) {
+	// Inside a new user namespace U1, a process holds an fd to a sibling
+	// U2. From inside U1 neither parent is visible (NS_GET_PARENT fails
+	// with EPERM): U1 and U2 print as two trees, sorted by inode, and one
+	// notice says what could not be read.
+	nstest.RequireRoot(t)
+	unshare := nstest.RequireCmd(t, "unshare")
+	sh := nstest.RequireCmd(t, "sh")
+	sibling := nstest.UserChain(t, 1)
+	f, err := os.Open(nstest.NSPath(sibling.Pid, "user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(unshare, "-Ur", sh, "-c", `sleep 1000 3<&3 & "$0"; s=$?; kill $!; exit $s`, os.Args[0])
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Env = append(os.Environ(), "NSREL_LSTOOL_HELPER=lsuserns")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("lsuserns in a user namespace: %v\n%s", err, stderr.String())
+	}
+	u2 := ino(t, sibling.Pid, "user")
+	var roots []string
+	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		if strings.HasPrefix(l, "user:[") {
+			roots = append(roots, l)
+		}
+	}
+	if len(roots) != 2 || !slices.Contains(roots, fmt.Sprintf("user:[%d] owner root (0)", u2)) {
+		t.Errorf("roots %q, want two including user:[%d]; output:\n%s", roots, u2, stdout.String())
+	}
+	if !slices.IsSortedFunc(roots, strings.Compare) {
+		t.Errorf("roots %q not sorted", roots)
+	}
+	if n := strings.Count(stderr.String(), "notice: could not read"); n != 1 {
+		t.Errorf("stderr %q, want one notice", stderr.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/nsrel/nsrel/nsrel"
 )
@@ -261,8 +262,9 @@ func (m *Model) Notice() string {
 	add(d.MountNS, "the bind mounts of", "mount namespace", "mount namespaces")
 	add(d.Links, "the parent or owner of", "namespace (outside this user namespace)", "namespaces (outside this user namespace)")
 	hint := "permission denied"
-	if os.Geteuid() != 0 {
-		hint += "; run as root to see everything"
+	var st syscall.Stat_t
+	if os.Geteuid() != 0 || syscall.Stat("/proc/self/ns/user", &st) != nil || st.Ino != nsrel.InitialUserNSIno {
+		hint += "; run as root in the initial user namespace to see everything"
 	}
 	return "could not read " + strings.Join(parts, ", ") + " (" + hint + ")"
 }
