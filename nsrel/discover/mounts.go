@@ -121,18 +121,17 @@ func (w *worker) mount(root, pid int, mntIno uint64, m nsMount) {
 		return
 	}
 	defer unix.Close(fd)
-	var sfs unix.Statfs_t
+	// Something else may be mounted on top, or it changed.
 	var st unix.Stat_t
-	if unix.Fstatfs(fd, &sfs) != nil || sfs.Type != unix.NSFS_MAGIC || unix.Fstat(fd, &st) != nil || st.Ino != m.NS.Ino {
-		return // something else is mounted on top, or it changed
+	if unix.Fstat(fd, &st) != nil || st.Ino != m.NS.Ino || st.Dev != w.s.nsdev {
+		return
 	}
 	k := Key{st.Dev, st.Ino}
 	nd, claim := w.s.get(k, m.NS.Type, Found{Via: ViaMount, PID: pid, Path: m.Point, MountNS: mntIno}, "")
 	if !claim {
 		return
 	}
-	// Reopen the O_PATH descriptor for reading: nsfs ioctls need it.
-	rfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	rfd, err := reopenNS(fd, k)
 	if err != nil {
 		w.s.finish(nd, false)
 		return

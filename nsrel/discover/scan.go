@@ -461,16 +461,16 @@ func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm
 	if !claim {
 		return nd, true
 	}
-	fd, err := unix.Openat(dfd, path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	pfd, err := unix.Openat(dfd, path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		w.s.finish(nd, false)
 		return nd, false
 	}
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || (Key{st.Dev, st.Ino}) != k {
-		// The process exited and its PID was reused in between (or
-		// nsfs is not one device, which Linux does not do).
-		unix.Close(fd)
+	// The link may have changed since it was read (an fd replaced, a PID
+	// reused): reopenNS checks that it is still the namespace k.
+	fd, err := reopenNS(pfd, k)
+	unix.Close(pfd)
+	if err != nil {
 		w.s.finish(nd, false)
 		return nd, false
 	}
@@ -478,6 +478,26 @@ func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm
 	unix.Close(fd)
 	w.s.finish(nd, true)
 	return nd, true
+}
+
+// reopenNS checks that pfd, an O_PATH descriptor, is the nsfs file of the
+// namespace k (any namespace if k is zero) and opens it for reading, which
+// the nsfs ioctls need. Opening through O_PATH first means that a file
+// that is not a namespace (a FIFO, a device put in place of an fd a moment
+// ago) is never opened.
+func reopenNS(pfd int, k Key) (int, error) {
+	var sfs unix.Statfs_t
+	var st unix.Stat_t
+	if err := unix.Fstatfs(pfd, &sfs); err != nil {
+		return -1, err
+	}
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return -1, err
+	}
+	if sfs.Type != unix.NSFS_MAGIC || (k != Key{} && (Key{st.Dev, st.Ino}) != k) {
+		return -1, unix.ESTALE
+	}
+	return unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 }
 
 // comm reads /proc/PID/comm.
