@@ -323,10 +323,11 @@ type worker struct {
 	lbuf  []byte
 	names []string
 	tids  []string
+	pbuf  []byte // NUL-terminated paths for the system calls, see sys.go
 }
 
 func newWorker(s *scanner) *worker {
-	return &worker{s: s, dents: make([]byte, 8<<10), lbuf: make([]byte, 256),
+	return &worker{s: s, dents: make([]byte, 8<<10), lbuf: make([]byte, 256), pbuf: make([]byte, 0, 64),
 		known: make(map[Key]*node), mnt: make(map[uint64][]int)}
 }
 
@@ -352,7 +353,7 @@ func isPerm(err error) bool { return err == unix.EACCES || err == unix.EPERM }
 // opened for the first time.
 func (w *worker) process(pid int) {
 	s := w.s
-	dfd, err := unix.Openat(s.procfd, strconv.Itoa(pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dfd, err := w.openPID(s.procfd, pid)
 	if err != nil {
 		return // exited
 	}
@@ -394,7 +395,7 @@ func (w *worker) process(pid int) {
 	var st unix.Stat_t
 	if !s.opts.NoThreads {
 		// The link count of /proc/PID/task is 2 + the number of threads.
-		if err := unix.Fstatat(dfd, "task", &st, 0); err == nil && st.Nlink > 3 {
+		if err := w.fstatat(dfd, "task", &st); err == nil && st.Nlink > 3 {
 			w.threads(dfd, pid, userKey, pidKey)
 		}
 	}
@@ -405,7 +406,7 @@ func (w *worker) process(pid int) {
 
 // readKey reads the namespace link at path below dfd ("type:[INO]").
 func (w *worker) readKey(dfd int, path string) (Key, error) {
-	n, err := unix.Readlinkat(dfd, path, w.lbuf)
+	n, err := w.readlinkat(dfd, path, w.lbuf)
 	if err != nil {
 		return Key{}, err
 	}
@@ -572,7 +573,7 @@ func fdPath(i int) string {
 func (w *worker) fds(dfd, pid int) {
 	s := w.s
 	var st unix.Stat_t
-	if err := unix.Fstatat(dfd, "fd", &st, 0); err != nil {
+	if err := w.fstatat(dfd, "fd", &st); err != nil {
 		if isPerm(err) {
 			s.deniedFDs.Add(1)
 		}
@@ -585,7 +586,7 @@ func (w *worker) fds(dfd, pid int) {
 		}
 		for ; done < int(st.Size); done++ {
 			p := fdPath(done)
-			n, err := unix.Readlinkat(dfd, p, w.lbuf)
+			n, err := w.readlinkat(dfd, p, w.lbuf)
 			if err == unix.ENOENT {
 				break // a hole: list the directory
 			}
@@ -617,7 +618,7 @@ func (w *worker) fds(dfd, pid int) {
 		if i, err := strconv.Atoi(name); err == nil && i < done {
 			continue // already read
 		}
-		n, err := unix.Readlinkat(ffd, name, w.lbuf)
+		n, err := w.readlinkat(ffd, name, w.lbuf)
 		if err == nil {
 			w.fd(ffd, pid, name, w.lbuf[:n])
 		}
