@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/sirupsen/logrus"
 
 	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
@@ -21,11 +23,23 @@ import (
 // TestNRIPlugin runs the NRI plugin against containerd 2.4 (NRI on, CRI
 // through crictl): the pod sandbox and an allowed container are recorded
 // with source "nri", and a container whose policy block enforces a user
-// namespace is refused before its process runs.
+// namespace is refused before its process runs. With nsrel-hook also
+// installed through the base runtime spec, the hook records (and refuses)
+// the pod's containers and the plugin records only the sandbox, which the
+// base spec does not reach.
 func TestNRIPlugin(t *testing.T) {
 	crictl := filepath.Join(ctrdtest.Tools(), "crictl-v1.37.0", "crictl")
 	_, err := os.Stat(crictl)
 	nstest.Require(t, err == nil, "needs crictl (%v); `make deps` builds it", err)
+	for _, withHook := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hook=%v", withHook), func(t *testing.T) {
+			t.Parallel()
+			testNRIPlugin(t, crictl, withHook)
+		})
+	}
+}
+
+func testNRIPlugin(t *testing.T, crictl string, withHook bool) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "hook.json")
 	os.WriteFile(cfgPath, fmt.Appendf(nil, `{
@@ -46,7 +60,19 @@ func TestNRIPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	opts := &ctrdtest.Options{CRI: true, NRI: true}
+	if withHook {
+		spec := loadSpec(t, shippedSpec)
+		h := Hooks(tool(t, "nsrel-hook"), cfgPath)
+		spec.Hooks = &h
+		data, _ := json.Marshal(spec)
+		specPath := filepath.Join(dir, "base-spec.json")
+		if err := os.WriteFile(specPath, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		opts.ExtraConfig = shippedFragment(t, ctrdtest.V2(), specPath)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), opts)
 	c := d.Client(t)
 	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
 	d.ImportBusybox(t, c, "k8s.io")
@@ -85,17 +111,27 @@ func TestNRIPlugin(t *testing.T) {
 	}
 
 	recs := readRecords(t, cfg.AuditLog)
-	for _, tc := range []struct{ id, verdict, policy string }{
-		{podID, audit.VerdictAllow, "default"},
-		{good, audit.VerdictAllow, "default"},
-		{bad, audit.VerdictDeny, "strict"},
+	ctrStart, refused := []string{"nri/start"}, []string{"nri/start"}
+	if withHook {
+		// The hook refuses "bad" at createRuntime already; runc then runs
+		// the poststop hooks while it cleans up.
+		ctrStart = []string{"oci-hook/createRuntime", "oci-hook/poststart"}
+		refused = []string{"oci-hook/createRuntime", "oci-hook/poststop"}
+	}
+	for _, tc := range []struct {
+		id, verdict, policy string
+		want                []string
+	}{
+		{podID, audit.VerdictAllow, "default", []string{"nri/start"}},
+		{good, audit.VerdictAllow, "default", ctrStart},
+		{bad, audit.VerdictDeny, "strict", refused},
 	} {
-		if got := stages(recs, tc.id); len(got) != 1 || got[0] != "nri/start" {
-			t.Errorf("%s: records %v, want one nri/start", tc.id, got)
+		if diff := cmp.Diff(tc.want, stages(recs, tc.id)); diff != "" {
+			t.Errorf("%s: records (-want +got):\n%s", tc.id, diff)
 			continue
 		}
 		for _, r := range recs {
-			if r.ContainerID == tc.id && (r.Verdict != tc.verdict || r.Policy != tc.policy || r.Ancestry == nil) {
+			if r.ContainerID == tc.id && audit.IsStart(r.Stage) && (r.Verdict != tc.verdict || r.Policy != tc.policy || r.Ancestry == nil) {
 				t.Errorf("%s: verdict %s policy %s ancestry %v; want %s %s", tc.id, r.Verdict, r.Policy, r.Ancestry != nil, tc.verdict, tc.policy)
 			}
 		}
