@@ -116,9 +116,19 @@ func Discover(opts Options) (*Model, error) {
 	for i := range ws {
 		ws[i] = newWorker(s)
 	}
+	if err := s.scanProcesses(ws); err != nil {
+		return nil, &os.PathError{Op: "getdents", Path: "/proc", Err: err}
+	}
+	if !opts.NoMounts {
+		s.scanMounts(ws)
+	}
+	return s.model(), nil
+}
 
-	// Processes are scanned while /proc is still being listed: the
-	// listing streams chunks of PIDs to the workers.
+// scanProcesses scans every process in /proc with the workers, while
+// /proc is still being listed: the listing streams chunks of PIDs to them.
+// Then it merges what the workers collected.
+func (s *scanner) scanProcesses(ws []*worker) error {
 	chunks := make(chan []int, 64)
 	var wg sync.WaitGroup
 	for _, w := range ws {
@@ -132,32 +142,9 @@ func Discover(opts Options) (*Model, error) {
 			}
 		}()
 	}
-	err = listPIDs(fd, chunks)
+	err := listPIDs(s.procfd, chunks)
 	close(chunks)
 	wg.Wait()
-	if err != nil {
-		return nil, &os.PathError{Op: "getdents", Path: "/proc", Err: err}
-	}
-
-	var next atomic.Int64
-	run := func(n int, fn func(w *worker, i int)) {
-		var wg sync.WaitGroup
-		for _, w := range ws {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					j := int(next.Add(1)) - 1
-					if j >= n {
-						return
-					}
-					fn(w, j)
-				}
-			}()
-		}
-		wg.Wait()
-		next.Store(0)
-	}
 	for _, w := range ws {
 		for _, pp := range w.procs {
 			pp.nd.ns.Processes = append(pp.nd.ns.Processes, pp.p)
@@ -168,19 +155,38 @@ func Discover(opts Options) (*Model, error) {
 			}
 		}
 	}
+	return err
+}
 
-	if !opts.NoMounts {
-		mnts := make([][]int, 0, len(s.mnt))
-		inos := make([]uint64, 0, len(s.mnt))
-		for ino, ps := range s.mnt {
-			inos = append(inos, ino)
-			mnts = append(mnts, ps)
-		}
-		run(len(mnts), func(w *worker, i int) { w.mounts(inos[i], mnts[i]) })
+// scanMounts reads the nsfs mounts of every mount namespace seen, spread
+// over the workers.
+func (s *scanner) scanMounts(ws []*worker) {
+	type mntns struct {
+		ino  uint64
+		pids []int
 	}
+	todo := make(chan mntns, len(s.mnt))
+	for ino, ps := range s.mnt {
+		todo <- mntns{ino, ps}
+	}
+	close(todo)
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range todo {
+				w.mounts(m.ino, m.pids)
+			}
+		}()
+	}
+	wg.Wait()
+}
 
+// model builds the result from the resolved namespaces.
+func (s *scanner) model() *Model {
 	m := NewModel()
-	users := loadUsers(opts.Passwd)
+	users := loadUsers(s.opts.Passwd)
 	for k, nd := range s.nodes {
 		if nd.state != resolved {
 			continue // every reference vanished before it could be opened
@@ -198,7 +204,7 @@ func Discover(opts Options) (*Model, error) {
 		MountNS:   int(s.deniedMnt.Load()),
 		Links:     int(s.deniedLinks.Load()),
 	}
-	return m, nil
+	return m
 }
 
 // get returns the node for k, creating it, records f (and the process p
