@@ -5,6 +5,7 @@
 #   bench/ls/run.sh                 # 2000, 5000 and 10000 processes
 #   bench/ls/run.sh 2000            # one size
 #   RUNS=50 bench/ls/run.sh 5000    # more runs per command
+#   ROUNDS=10 bench/ls/run.sh        # spread the runs over more alternating rounds
 #
 # lsuserns and lspidns are timed with every discovery source on (threads,
 # fds, bind mounts) and --no-containers, since the container lookup is not
@@ -22,6 +23,7 @@ cd "$(dirname "$0")/../.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(2000 5000 10000)
 runs=${RUNS:-30}
+rounds=${ROUNDS:-5}
 userns=${USERNS:-150}
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (the load makes bind mounts)" >&2; exit 2; }
@@ -44,7 +46,7 @@ trap 'exit 1' INT TERM
 go build -o "$work/" ./cmd/lsuserns ./cmd/lspidns ./bench/ls/floor ./bench/ls/load ./bench/ls/rss
 bin=$work
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -r), $(nproc) CPUs, $(lsns --version), hyperfine $(hyperfine --version | cut -d' ' -f2), $runs runs"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -r), $(nproc) CPUs, $(lsns --version), hyperfine $(hyperfine --version | cut -d' ' -f2), $runs runs in $rounds rounds, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for n in "${sizes[@]}"; do
 	before=$(ls /proc | grep -c '^[0-9]')
 	add=$((n - before))
@@ -63,14 +65,19 @@ for n in "${sizes[@]}"; do
 	nuser=$(wc -l <"$work/user.txt")
 	npid=$(wc -l <"$work/pid.txt")
 
-	hyperfine -N --style none --warmup 3 --runs "$runs" --export-json "$work/$n.json" \
-		-n lsuserns "$bin/lsuserns --no-containers" \
-		-n lspidns "$bin/lspidns --no-containers" \
-		-n "lsuserns (with container lookup)" "$bin/lsuserns" \
-		-n "lsns --tree=owner -t user" "lsns --tree=owner -t user" \
-		-n "lsns --tree=parent -t pid" "lsns --tree=parent -t pid" \
-		-n floor "$bin/floor" >"$work/hyperfine.log" 2>&1 ||
-		{ echo "run.sh: hyperfine failed:" >&2; cat "$work/hyperfine.log" >&2; exit 1; }
+	# Alternating rounds: load from elsewhere drifts, so every command
+	# gets runs in every round; medians are taken over all rounds.
+	per=$(( (runs + rounds - 1) / rounds ))
+	for r in $(seq "$rounds"); do
+		hyperfine -N --style none --warmup 1 --runs "$per" --export-json "$work/$n.$r.json" \
+			-n lsuserns "$bin/lsuserns --no-containers" \
+			-n lspidns "$bin/lspidns --no-containers" \
+			-n "lsuserns (with container lookup)" "$bin/lsuserns" \
+			-n "lsns --tree=owner -t user" "lsns --tree=owner -t user" \
+			-n "lsns --tree=parent -t pid" "lsns --tree=parent -t pid" \
+			-n floor "$bin/floor" >"$work/hyperfine.log" 2>&1 ||
+			{ echo "run.sh: hyperfine failed:" >&2; cat "$work/hyperfine.log" >&2; exit 1; }
+	done
 
 	rss() { # peak RSS in KiB, max of 3 runs
 		local m=0 r
@@ -84,11 +91,15 @@ for n in "${sizes[@]}"; do
 	rl=$(rss lsns --tree=owner -t user)
 	stop_load
 
-	python3 - "$work/$n.json" "$procs" "$nuser" "$npid" "$ru" "$rp" "$rl" <<'PY'
-import json, sys
-path, procs, nuser, npid, ru, rp, rl = sys.argv[1:]
-r = {x["command"]: x for x in json.load(open(path))["results"]}
-med = {k: v["median"] * 1000 for k, v in r.items()}
+	python3 - "$work/$n" "$rounds" "$procs" "$nuser" "$npid" "$ru" "$rp" "$rl" <<'PY'
+import json, statistics, sys
+prefix, rounds, procs, nuser, npid, ru, rp, rl = sys.argv[1:]
+times = {}
+for i in range(1, int(rounds) + 1):
+    for x in json.load(open(f"{prefix}.{i}.json"))["results"]:
+        times.setdefault(x["command"], []).extend(x["times"])
+r = {k: {"mean": statistics.mean(v), "stddev": statistics.pstdev(v)} for k, v in times.items()}
+med = {k: statistics.median(v) * 1000 for k, v in times.items()}
 floor = med["floor"]
 print(f"\n## {procs} processes, {nuser} user namespaces, {npid} PID namespaces\n")
 print("| command | median ms | mean ± σ ms | × floor | vs lsns |")
