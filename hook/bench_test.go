@@ -1,6 +1,7 @@
 package hook_test
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -58,22 +59,42 @@ func BenchmarkHookBinary(b *testing.B) {
 	}
 	state := strings.Replace(selfState("bench-bin"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, pid), 1)
 	var maxRSS int64
-	var times []time.Duration
+	times := map[string][]time.Duration{}
+	stages := []string{"createRuntime"}
+	if *allStages {
+		stages = hook.Stages
+	}
+	i := 0
 	for b.Loop() {
-		cmd := exec.Command(hookBin, "--config", dir+"/hook.json", "createRuntime")
-		cmd.Stdin = strings.NewReader(state)
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		times = append(times, time.Since(start))
-		if err != nil {
-			b.Fatalf("%v: %s", err, out)
-		}
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > maxRSS {
-			maxRSS = ru.Maxrss
+		i++
+		st := strings.Replace(state, `"bench-bin"`, fmt.Sprintf(`"bench-bin-%d"`, i), 1)
+		for _, stage := range stages {
+			cmd := exec.Command(hookBin, "--config", dir+"/hook.json", stage)
+			cmd.Stdin = strings.NewReader(st)
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			times[stage] = append(times[stage], time.Since(start))
+			if err != nil {
+				b.Fatalf("%s: %v: %s", stage, err, out)
+			}
+			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > maxRSS {
+				maxRSS = ru.Maxrss
+			}
 		}
 	}
-	slices.Sort(times)
-	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
-	b.ReportMetric(float64(times[len(times)*9/10].Microseconds())/1000, "p90-ms")
+	for _, stage := range stages {
+		t := times[stage]
+		slices.Sort(t)
+		unit := "-ms"
+		if *allStages {
+			unit = "-" + stage + "-ms"
+		}
+		b.ReportMetric(float64(t[len(t)/2].Microseconds())/1000, "median"+unit)
+		b.ReportMetric(float64(t[len(t)*9/10].Microseconds())/1000, "p90"+unit)
+	}
 	b.ReportMetric(float64(maxRSS), "maxrss-upper-KiB")
 }
+
+// allStages makes BenchmarkHookBinary time every stage, one new container
+// per iteration: go test -bench HookBinary ./hook -args -bench-all-stages
+var allStages = flag.Bool("bench-all-stages", false, "BenchmarkHookBinary: time createRuntime, poststart and poststop")

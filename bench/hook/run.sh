@@ -3,7 +3,8 @@
 #
 #   bench/hook/run.sh [RUNS]        (default 100 runs per command)
 #
-# Environment: ROUNDS (alternating rounds, default 5), AUDIT_DIR (where the
+# Environment: ROUNDS (alternating rounds, default RUNS: one run of each
+# command per round), AUDIT_DIR (where the
 # audit log goes, default the temporary work directory), GO, RUNC.
 #
 # In one hyperfine run it times a full runc lifecycle (`runc run` of a
@@ -12,8 +13,8 @@
 # /bin/true at those stages, and prints the median ratio (target <= 1.05),
 # with two more points: an empty static Go program at the three stages
 # (the start-up floor of any Go hook) and nsrel-hook at createRuntime only.
-# Then it times the hook alone at createRuntime (target <= 5 ms median;
-# BenchmarkHookBinary) and measures its peak RSS with GNU time (target
+# Then it times process start-up alone, and the hook alone at each stage
+# (target <= 5 ms median; BenchmarkHookBinary) and measures its peak RSS with GNU time (target
 # <= 20 MiB). Other load on the machine shows in every number: run it on
 # a quiet machine.
 set -eu
@@ -29,7 +30,7 @@ WORK=$(mktemp -d /tmp/nsrel-hook-bench.XXXXXX)
 chmod 711 "$WORK"
 SLEEPER=
 cleanup() {
-	for id in bench-hook bench-true bench-noop bench-create; do "$RUNC" --root "$WORK/state" delete -f "$id" >/dev/null 2>&1 || true; done
+	for id in bench-nsrel-hook bench-true bench-go-noop bench-create-only; do "$RUNC" --root "$WORK/state" delete -f "$id" >/dev/null 2>&1 || true; done
 	# unshare --fork ignores SIGTERM; SIGKILL it and --kill-child takes the sleep.
 	[ -n "$SLEEPER" ] && kill -KILL "$SLEEPER" 2>/dev/null || true
 	[ "${LOGDIR:-$WORK}" != "$WORK" ] && rm -rf "$LOGDIR"
@@ -72,44 +73,58 @@ awk -v hook="$WORK/nsrel-hook" -v cfg="$WORK/hook.json" '
 	  else gsub("/usr/local/libexec/nsrel/nsrel-hook", "/bin/true"); print }' config/runc/hooks.json >"$WORK/hooks-create.json"
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-create.json" "$WORK/b-create" true >/dev/null
 
-# Other load on the machine drifts over a run: time the commands in
-# ROUNDS alternating rounds and take the median over rounds.
-ROUNDS=${ROUNDS:-5}
+# Other load on the machine drifts over a run: alternate the commands,
+# one run of each per round by default (ROUNDS=RUNS), and take the median
+# of each command over the rounds.
+ROUNDS=${ROUNDS:-$RUNS}
 PER=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
 echo "== runc lifecycle (run + delete of a busybox 'true' container in a user namespace):"
-echo "   hooks at createRuntime, poststart, poststop; $ROUNDS rounds of $PER runs per command"
+echo "   hooks at createRuntime, poststart, poststop; $ROUNDS alternating rounds of $PER run(s) per command"
 : >"$WORK/rounds"
+WARMUP=3
 r=1
+# Each round starts with a different command (the first after hyperfine
+# starts runs a little slower); rows are matched by name.
+set -- true b-true go-noop b-noop create-only b-create nsrel-hook b-hook
 while [ $r -le "$ROUNDS" ]; do
-	hyperfine -N --style none --warmup 3 --runs "$PER" --export-csv "$WORK/round.csv" \
-		-n true "$RUNC --root $WORK/state run --bundle $WORK/b-true bench-true" \
-		-n go-noop "$RUNC --root $WORK/state run --bundle $WORK/b-noop bench-noop" \
-		-n create-only "$RUNC --root $WORK/state run --bundle $WORK/b-create bench-create" \
-		-n nsrel-hook "$RUNC --root $WORK/state run --bundle $WORK/b-hook bench-hook" >/dev/null
-	awk -F, 'NR > 1 { printf "%s ", $4 } END { print "" }' "$WORK/round.csv" >>"$WORK/rounds"
+	hyperfine -N --style none --warmup "$WARMUP" --runs "$PER" --export-csv "$WORK/round.csv" \
+		-n "$1" "$RUNC --root $WORK/state run --bundle $WORK/$2 bench-$1" \
+		-n "$3" "$RUNC --root $WORK/state run --bundle $WORK/$4 bench-$3" \
+		-n "$5" "$RUNC --root $WORK/state run --bundle $WORK/$6 bench-$5" \
+		-n "$7" "$RUNC --root $WORK/state run --bundle $WORK/$8 bench-$7" >/dev/null
+	awk -F, 'NR > 1 { t[$1] = $4 } END { print t["true"], t["go-noop"], t["create-only"], t["nsrel-hook"] }' "$WORK/round.csv" >>"$WORK/rounds"
+	set -- "$3" "$4" "$5" "$6" "$7" "$8" "$1" "$2"
 	r=$((r + 1))
+	WARMUP=0
 done
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 T=$(awk '{ print $1 }' "$WORK/rounds" | median)
 N=$(awk '{ print $2 }' "$WORK/rounds" | median)
 C=$(awk '{ print $3 }' "$WORK/rounds" | median)
 H=$(awk '{ print $4 }' "$WORK/rounds" | median)
-RH=$(awk '{ print $4 / $1 }' "$WORK/rounds" | median)
-RC=$(awk '{ print $3 / $1 }' "$WORK/rounds" | median)
-RN=$(awk '{ print $2 / $1 }' "$WORK/rounds" | median)
-awk -v t="$T" -v n="$N" -v c="$C" -v h="$H" -v rh="$RH" -v rc="$RC" -v rn="$RN" 'BEGIN {
+awk -v t="$T" -v n="$N" -v c="$C" -v h="$H" 'BEGIN {
+	rn = n / t; rc = c / t; rh = h / t
 	printf "  %-44s median %6.2f ms\n", "/bin/true at all three stages", t * 1000
 	printf "  %-44s median %6.2f ms  ratio %.3f\n", "empty Go program at all three (the floor)", n * 1000, rn
 	printf "  %-44s median %6.2f ms  ratio %.3f\n", "nsrel-hook at createRuntime only", c * 1000, rc
 	printf "  %-44s median %6.2f ms  ratio %.3f (target <= 1.05)\n", "nsrel-hook at all three stages", h * 1000, rh }'
 
 echo
-echo "== nsrel-hook alone at createRuntime (inspect + policy + locked, fdatasync'ed append)"
+echo "== process start-up alone: /bin/true, an empty static Go program, nsrel-hook --version"
+hyperfine -N --style none --warmup 10 --runs "$RUNS" --export-csv "$WORK/startup.csv" \
+	-n /bin/true /bin/true -n go-noop "$WORK/go-noop" -n "nsrel-hook --version" "$WORK/nsrel-hook --version" >/dev/null
+awk -F, 'NR > 1 { printf "  %-44s median %6.2f ms\n", $1, $4 * 1000 }' "$WORK/startup.csv"
+
+echo
+echo "== nsrel-hook alone at each stage (inspect + policy + locked, fdatasync'ed append)"
 # Timed from Go (no shell in between) against a process in its own user
 # and PID namespaces: BenchmarkHookBinary in hook/bench_test.go.
-(cd "$REPO" && $GO test -run '^$' -bench 'BenchmarkHookBinary$' -benchtime "${RUNS}x" ./hook/) |
-	awk '/^BenchmarkHookBinary/ { for (i = 1; i <= NF; i++) { if ($i == "median-ms") m = $(i-1); if ($i == "p90-ms") p = $(i-1) }
-		printf "  median %.2f ms, p90 %.2f ms over %s runs (target: median <= 5 ms)\n", m, p, $2 }'
+(cd "$REPO" && $GO test -run '^$' -bench 'BenchmarkHookBinary$' -benchtime "${RUNS}x" ./hook/ -args -bench-all-stages) |
+	awk '/^BenchmarkHookBinary/ { for (i = 1; i <= NF; i++) if ($i ~ /^median-.*-ms$/) {
+			st = $i; sub(/^median-/, "", st); sub(/-ms$/, "", st); m[st] = $(i-1) } else if ($i ~ /^p90-.*-ms$/) {
+			st = $i; sub(/^p90-/, "", st); sub(/-ms$/, "", st); p[st] = $(i-1) }
+		n = split("createRuntime poststart poststop", s, " ")
+		for (j = 1; j <= n; j++) printf "  %-44s median %6.2f ms  p90 %6.2f ms (target: median <= 5 ms)\n", s[j], m[s[j]], p[s[j]] }'
 
 # Peak RSS with GNU time (fork, not vfork: only the hook's own memory).
 unshare --user --map-root-user --pid --fork --kill-child sleep 600 </dev/null >/dev/null 2>&1 &
