@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark lsuserns and lspidns against lsns(8) and the /proc floor on a
-# host-like load, in one run per size. Needs root, hyperfine, util-linux.
+# host-like load, in one run per size. Needs root, Go, hyperfine and
+# util-linux (lsns, unshare).
 #
 #   bench/ls/run.sh                 # 2000, 5000 and 10000 processes
 #   bench/ls/run.sh 2000            # one size
@@ -27,7 +28,7 @@ rounds=${ROUNDS:-5}
 userns=${USERNS:-150}
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (the load makes bind mounts)" >&2; exit 2; }
-for c in hyperfine lsns unshare python3; do
+for c in hyperfine lsns unshare; do
 	command -v "$c" >/dev/null || { echo "run.sh: needs $c" >&2; exit 2; }
 done
 
@@ -43,7 +44,7 @@ stop_load() {
 trap 'stop_load; rm -rf "$work"' EXIT
 trap 'exit 1' INT TERM
 
-go build -o "$work/" ./cmd/lsuserns ./cmd/lspidns ./bench/ls/floor ./bench/ls/load ./bench/ls/rss
+go build -o "$work/" ./cmd/lsuserns ./cmd/lspidns ./bench/ls/floor ./bench/ls/load ./bench/ls/rss ./bench/ls/summary
 bin=$work
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -r), $(nproc) CPUs, $(lsns --version), hyperfine $(hyperfine --version | cut -d' ' -f2), $runs runs in $rounds rounds, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -91,24 +92,6 @@ for n in "${sizes[@]}"; do
 	rl=$(rss lsns --tree=owner -t user)
 	stop_load
 
-	python3 - "$work/$n" "$rounds" "$procs" "$nuser" "$npid" "$ru" "$rp" "$rl" <<'PY'
-import json, statistics, sys
-prefix, rounds, procs, nuser, npid, ru, rp, rl = sys.argv[1:]
-times = {}
-for i in range(1, int(rounds) + 1):
-    for x in json.load(open(f"{prefix}.{i}.json"))["results"]:
-        times.setdefault(x["command"], []).extend(x["times"])
-r = {k: {"mean": statistics.mean(v), "stddev": statistics.pstdev(v)} for k, v in times.items()}
-med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-floor = med["floor"]
-print(f"\n## {procs} processes, {nuser} user namespaces, {npid} PID namespaces\n")
-print("| command | median ms | mean ± σ ms | × floor | vs lsns |")
-print("| --- | ---: | ---: | ---: | ---: |")
-lsns = {"lsuserns": "lsns --tree=owner -t user", "lspidns": "lsns --tree=parent -t pid"}
-for k in ["lsuserns", "lspidns", "lsuserns (with container lookup)", "lsns --tree=owner -t user", "lsns --tree=parent -t pid", "floor"]:
-    v = r[k]
-    vs = f"{med[k] / med[lsns[k]]:.2f}×" if k in lsns else ""
-    print(f"| {k} | {med[k]:.1f} | {v['mean']*1000:.1f} ± {v['stddev']*1000:.1f} | {med[k]/floor:.2f} | {vs} |")
-print(f"\npeak RSS: lsuserns {int(ru)/1024:.1f} MiB, lspidns {int(rp)/1024:.1f} MiB, lsns {int(rl)/1024:.1f} MiB")
-PY
+	"$bin/summary" -procs "$procs" -userns "$nuser" -pidns "$npid" \
+		-rss-user "$ru" -rss-pid "$rp" -rss-lsns "$rl" "$work/$n".*.json
 done

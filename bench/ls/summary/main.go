@@ -1,0 +1,107 @@
+// Command summary prints the Markdown table of bench/ls/run.sh from the
+// hyperfine JSON exports of one size (one file per round): medians over
+// all runs, ratios to the floor and to the matching lsns command, and the
+// peak RSS figures given on the command line.
+//
+//	summary -procs 2000 -userns 167 -pidns 47 -rss-user 15400 -rss-pid 15300 -rss-lsns 4400 2000.1.json 2000.2.json
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+)
+
+// order is the row order; lsns maps the tools to the command they are
+// compared with.
+var (
+	order = []string{"lsuserns", "lspidns", "lsuserns (with container lookup)",
+		"lsns --tree=owner -t user", "lsns --tree=parent -t pid", "floor"}
+	lsns = map[string]string{"lsuserns": "lsns --tree=owner -t user", "lspidns": "lsns --tree=parent -t pid"}
+)
+
+type export struct {
+	Results []struct {
+		Command string    `json:"command"`
+		Times   []float64 `json:"times"`
+	} `json:"results"`
+}
+
+func main() {
+	procs := flag.Int("procs", 0, "number of processes")
+	userns := flag.Int("userns", 0, "number of user namespaces (lines of lsuserns)")
+	pidns := flag.Int("pidns", 0, "number of PID namespaces (lines of lspidns)")
+	rssUser := flag.Int("rss-user", 0, "peak RSS of lsuserns in KiB")
+	rssPID := flag.Int("rss-pid", 0, "peak RSS of lspidns in KiB")
+	rssLsns := flag.Int("rss-lsns", 0, "peak RSS of lsns in KiB")
+	flag.Parse()
+
+	times := map[string][]float64{}
+	for _, path := range flag.Args() {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			fail(err)
+		}
+		var e export
+		if err := json.Unmarshal(b, &e); err != nil {
+			fail(fmt.Errorf("%s: %w", path, err))
+		}
+		for _, r := range e.Results {
+			times[r.Command] = append(times[r.Command], r.Times...)
+		}
+	}
+	med := map[string]float64{}
+	for k, v := range times {
+		med[k] = median(v) * 1000
+	}
+	floor := med["floor"]
+	if floor == 0 {
+		fail(fmt.Errorf("no floor measurements"))
+	}
+	fmt.Printf("\n## %d processes, %d user namespaces, %d PID namespaces\n\n", *procs, *userns, *pidns)
+	fmt.Println("| command | median ms | mean ± σ ms | × floor | vs lsns |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: |")
+	for _, k := range order {
+		v, ok := times[k]
+		if !ok {
+			continue
+		}
+		mean, sd := meanSD(v)
+		vs := ""
+		if o, ok := lsns[k]; ok && med[o] > 0 {
+			vs = fmt.Sprintf("%.2f×", med[k]/med[o])
+		}
+		fmt.Printf("| %s | %.1f | %.1f ± %.1f | %.2f | %s |\n", k, med[k], mean*1000, sd*1000, med[k]/floor, vs)
+	}
+	fmt.Printf("\npeak RSS: lsuserns %.1f MiB, lspidns %.1f MiB, lsns %.1f MiB\n",
+		float64(*rssUser)/1024, float64(*rssPID)/1024, float64(*rssLsns)/1024)
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func meanSD(v []float64) (mean, sd float64) {
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	for _, x := range v {
+		sd += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(sd / float64(len(v)))
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "summary:", err)
+	os.Exit(1)
+}
