@@ -39,11 +39,13 @@ type Root struct {
 
 // DefaultRoots are the state roots read when none are given: runc's and
 // crun's defaults (also used by podman and CRI-O as root), containerd's
-// per-namespace runc roots, and rootless podman's per-user roots.
+// per-namespace runc roots, those of Docker's own containerd, and
+// rootless podman's per-user roots.
 func DefaultRoots() []Root {
 	return []Root{
 		{EngineRunc, "/run/runc"},
 		{EngineRunc, "/run/containerd/runc/*"},
+		{EngineRunc, "/run/docker/runtime-runc/*"},
 		{EngineRunc, "/run/user/*/runc"},
 		{EngineCrun, "/run/crun"},
 		{EngineCrun, "/run/user/*/crun"},
