@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -409,7 +408,16 @@ func firstSeq(f *os.File) (uint64, error) {
 	return head.Seq, nil
 }
 
-var rotatedRE = regexp.MustCompile(`\.([0-9]{12,20})$`)
+// rotatedSeq parses the suffix of a rotated file's name after the log's
+// base name: "." and 12 to 20 digits.
+func rotatedSeq(suffix string) (uint64, bool) {
+	digits, ok := strings.CutPrefix(suffix, ".")
+	if !ok || len(digits) < 12 || len(digits) > 20 || strings.Trim(digits, "0123456789") != "" {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(digits, 10, 64)
+	return seq, err == nil
+}
 
 // rotated lists the rotated files of the log, oldest first.
 func (l *Log) rotated() ([]string, error) {
@@ -428,12 +436,8 @@ func (l *Log) rotated() ([]string, error) {
 		if !ok {
 			continue
 		}
-		m := rotatedRE.FindStringSubmatch(rest)
-		if m == nil || m[0] != rest {
-			continue
-		}
-		seq, err := strconv.ParseUint(m[1], 10, 64)
-		if err != nil {
+		seq, ok := rotatedSeq(rest)
+		if !ok {
 			continue
 		}
 		out = append(out, rf{filepath.Join(filepath.Dir(l.path), e.Name()), seq})
