@@ -757,3 +757,18 @@ func TestCreatesMissingDirectory(t *testing.T) {
 		t.Errorf("log directory: %v %v", st, err)
 	}
 }
+
+func TestFilesIgnoresOtherNames(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 1)
+	for _, name := range []string{".lock", ".123", ".000000000001x", ".bak", "x.000000000001", ".000000000000000000001"} {
+		os.WriteFile(path+name, nil, 0o600)
+	}
+	os.WriteFile(path+".000000000005", nil, 0o600)
+	os.WriteFile(path+".000000000002", nil, 0o600)
+	got, err := audit.Files(path)
+	want := []string{path + ".000000000002", path + ".000000000005", path}
+	if err != nil || !cmp.Equal(want, got) {
+		t.Errorf("Files = %v, %v; want %v", got, err, want)
+	}
+}
