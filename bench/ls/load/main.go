@@ -1,15 +1,3 @@
-// Command load builds a host-like namespace load for the lsuserns/lspidns
-// benchmark and holds it until it gets SIGTERM or SIGINT, then kills every
-// process it started and removes its mounts.
-//
-// The load: -procs sleeping processes in total, among them -userns user
-// namespaces (chains of depth 1..-depth made with unshare -Ur, each level
-// also a new PID namespace every third chain), -mounts user namespaces
-// held only by a bind mount and -fds held only by an open fd of a sleeping
-// process (their creators are killed). It prints "ready N" on stdout when
-// the load stands.
-//
-//	go run ./bench/ls/load -procs 2000 -userns 150
 package main
 
 import (

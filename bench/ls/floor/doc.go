@@ -1,0 +1,4 @@
+// Command floor is the lower bound for the lsuserns/lspidns benchmark: it
+// does nothing but stat /proc/PID/ns/user for every process, one process
+// after the other, and prints how many distinct user namespaces it saw.
+package main
