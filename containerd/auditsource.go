@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
 
 	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
@@ -88,32 +87,57 @@ func (s *AuditSource) List(ctx context.Context) ([]discover.Container, error) {
 			return nil, err
 		}
 	}
-	slices.Reverse(chunks)
-	live := map[auditKey]auditStart{}
+	// Newest record first: for each container the newest start or stop
+	// record decides whether it may still run. Lines are only decoded in
+	// full for those deciding starts (and older starts of the same
+	// process, for annotations the newest lacks); the rest are skipped on
+	// two fields found by substring search.
+	decided := map[string]bool{}
+	live := map[string]auditStart{}
+	var starts []int
 	for _, data := range chunks {
-		for line := range bytes.Lines(data) {
-			r, ok := parseAuditLine(line)
+		// Line starts, found forwards (vectorized), walked backwards.
+		starts = starts[:0]
+		for off := 0; off < len(data); {
+			starts = append(starts, off)
+			i := bytes.IndexByte(data[off:], '\n')
+			if i < 0 {
+				break
+			}
+			off += i + 1
+		}
+		for k := len(starts) - 1; k >= 0; k-- {
+			end := len(data)
+			if k+1 < len(starts) {
+				end = starts[k+1]
+			}
+			line := data[starts[k]:end]
+			stage, id, ok := auditFields(line)
 			if !ok {
 				continue
 			}
-			switch {
-			case audit.IsStart(r.Stage) && r.PID > 0:
-				k := auditKey{r.ContainerID, r.PID}
-				// poststart records may lack what createRuntime recorded.
-				if old, ok := live[k]; ok && old.StartTime == r.StartTime {
-					if r.Annotations == nil {
-						r.Annotations = old.Annotations
-					}
-					if r.Namespace == "" {
-						r.Namespace = old.Namespace
+			isStart, isStop := audit.IsStart(stage), stage == audit.StagePoststop || stage == audit.StageExit
+			if !isStart && !isStop {
+				continue
+			}
+			if !decided[id] {
+				decided[id] = true
+				if isStart {
+					if r, ok := parseAuditLine(line); ok && r.PID > 0 && r.ContainerID == id {
+						live[id] = r
 					}
 				}
-				live[k] = r
-			case r.Stage == audit.StagePoststop || r.Stage == audit.StageExit:
-				for k := range live {
-					if k.id == r.ContainerID && (r.PID == 0 || r.PID == k.pid) {
-						delete(live, k)
+				continue
+			}
+			if cur, ok := live[id]; ok && isStart && (cur.Annotations == nil || cur.Namespace == "") {
+				if r, ok := parseAuditLine(line); ok && r.PID == cur.PID && r.StartTime == cur.StartTime {
+					if cur.Annotations == nil {
+						cur.Annotations = r.Annotations
 					}
+					if cur.Namespace == "" {
+						cur.Namespace = r.Namespace
+					}
+					live[id] = cur
 				}
 			}
 		}
@@ -129,9 +153,30 @@ func (s *AuditSource) List(ctx context.Context) ([]discover.Container, error) {
 	return Merge(out), nil
 }
 
-type auditKey struct {
-	id  string
-	pid int
+// auditFields returns the stage and container ID of a record line by
+// substring search. Audit records are written in canonical order with
+// "stage" and "container_id" before any annotation, and quotes inside
+// JSON strings are escaped, so the first occurrences are the record's own.
+func auditFields(line []byte) (stage, id string, ok bool) {
+	stage, ok = jsonStringField(line, `"stage":"`)
+	if !ok {
+		return "", "", false
+	}
+	id, ok = jsonStringField(line, `"container_id":"`)
+	return stage, id, ok && id != ""
+}
+
+func jsonStringField(line []byte, key string) (string, bool) {
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return "", false
+	}
+	v := line[i+len(key):]
+	j := bytes.IndexByte(v, '"')
+	if j < 0 || bytes.IndexByte(v[:j], '\\') >= 0 {
+		return "", false // escapes never occur in valid stages and IDs
+	}
+	return string(v[:j]), true
 }
 
 // auditStart is what the source reads of a record.
@@ -158,8 +203,9 @@ func parseAuditLine(line []byte) (auditStart, bool) {
 	return r, true
 }
 
-// readTail returns at most limit bytes from the end of file, starting at a
-// line boundary; the file must be a regular file (no symlink, FIFO...).
+// readTail returns at most limit bytes from the end of file, starting at
+// a line boundary, read with one allocation; the file must be a regular
+// file (no symlink, FIFO...).
 func readTail(file string, limit int64) ([]byte, error) {
 	f, st, err := openRegular(file)
 	if err != nil {
@@ -167,10 +213,12 @@ func readTail(file string, limit int64) ([]byte, error) {
 	}
 	defer f.Close()
 	off := max(st.Size-limit, 0)
-	data, err := io.ReadAll(io.NewSectionReader(f, off, st.Size-off))
-	if err != nil {
+	data := make([]byte, st.Size-off)
+	n, err := f.ReadAt(data, off)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
+	data = data[:n] // the file may have shrunk (a torn tail cut off)
 	if off > 0 {
 		// Drop the partial first line.
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {

@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"strings"
 	"path/filepath"
 	"testing"
 
@@ -35,6 +36,10 @@ func TestAuditSource(t *testing.T) {
 			Annotations: map[string]string{"io.kubernetes.pod.name": "api-0", "io.kubernetes.pod.namespace": "prod"}},
 		{Source: audit.SourceOCIHook, Stage: audit.StagePoststart, ContainerID: "crio-1", Ancestry: anc},
 		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "ev-1", Namespace: "moby", Ancestry: anc},
+		// Hostile annotations that look like the fields the source
+		// searches for must not be taken for them.
+		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "tricky", Ancestry: anc,
+			Annotations: map[string]string{"stage": "poststop", "container_id": "ev-1", "x": `"stage":"poststop"`}},
 		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "stopped", Ancestry: anc},
 		{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "stopped"},
 		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "exited", Ancestry: anc},
@@ -53,8 +58,9 @@ func TestAuditSource(t *testing.T) {
 	want := []discover.Container{
 		{ID: "crio-1", Engine: EngineAuditLog, PID: p.Pid, Name: "prod/api-0"},
 		{ID: "ev-1", Engine: EngineAuditLog, Namespace: "moby", PID: p.Pid},
+		{ID: "tricky", Engine: EngineAuditLog, PID: p.Pid},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(Merge(want), got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 
@@ -75,6 +81,17 @@ func FuzzParseAuditLine(f *testing.F) {
 		}
 		if r.PID < 0 || r.PID > maxPID || !validID.MatchString(r.ContainerID) || r.Stage == "" {
 			t.Fatalf("accepted %+v", r)
+		}
+	})
+}
+
+func FuzzAuditFields(f *testing.F) {
+	f.Add([]byte(`{"seq":1,"time":"t","host":"h","source":"oci-hook","stage":"createRuntime","container_id":"a","annotations":{"stage":"poststop"}}`))
+	f.Add([]byte(`{"stage":"x\"y","container_id":"a"}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		stage, id, ok := auditFields(line)
+		if ok && (id == "" || strings.ContainsAny(stage+id, `"\`)) {
+			t.Fatalf("fields %q %q from %q", stage, id, line)
 		}
 	})
 }
