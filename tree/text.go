@@ -131,11 +131,7 @@ func ContainerLabel(c discover.Container) string {
 		b.WriteString(Escape(c.Namespace))
 		b.WriteByte('/')
 	}
-	id := c.ID
-	if len(id) > 12 {
-		id = id[:12]
-	}
-	b.WriteString(Escape(id))
+	b.WriteString(Escape(ShortID(c.ID)))
 	if c.Name != "" {
 		b.WriteString(" (")
 		if strings.Contains(c.Name, "/") {
@@ -145,6 +141,22 @@ func ContainerLabel(c discover.Container) string {
 		b.WriteByte(')')
 	}
 	return b.String()
+}
+
+// ShortID cuts a generated hexadecimal ID (containerd, Docker, CRI, podman:
+// 64 hex digits) to its first 12 digits, as docker ps and crictl do. IDs
+// that people chose (runc run NAME) are kept whole: cutting "web-frontend-2"
+// would make it ambiguous.
+func ShortID(id string) string {
+	if len(id) < 16 {
+		return id
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return id
+		}
+	}
+	return id[:12]
 }
 
 func writeDetails(b *strings.Builder, n *discover.Namespace) {

@@ -14,6 +14,7 @@ import (
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
+	"github.com/nsrel/nsrel/tree"
 )
 
 // runcContainer starts a busybox sleep in a real runc container with its
@@ -78,7 +79,7 @@ func TestRealRuncContainer(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	line, depth := lineOf(t, out, pidNS)
-	if want := " containers: runc " + id[:12]; !strings.HasSuffix(line, want) || depth != 1 {
+	if want := " containers: runc " + tree.ShortID(id); !strings.HasSuffix(line, want) || depth != 1 {
 		t.Errorf("line %q at depth %d, want suffix %q at depth 1", line, depth, want)
 	}
 	// The container has its own user namespace, a child of the initial
@@ -86,11 +87,11 @@ func TestRealRuncContainer(t *testing.T) {
 	userNS := nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, pid, "user")}
 	_, out, _ = run(t, tool(nsrel.TypeUser, src))
 	line, depth = lineOf(t, out, userNS)
-	if want := userNS.String() + " owner root (0) containers: runc " + id[:12]; line != want || depth != 1 {
+	if want := userNS.String() + " owner root (0) containers: runc " + tree.ShortID(id); line != want || depth != 1 {
 		t.Errorf("line %q at depth %d, want %q at depth 1", line, depth, want)
 	}
 	code, out, _ = run(t, tool(nsrel.TypePID, src), "--container", id[:16])
-	want := "pid:[4026531836] owner user:[4026531837] root (0)\n└── " + pidNS.String() + " owner " + userNS.String() + " root (0) containers: runc " + id[:12] + "\n"
+	want := "pid:[4026531836] owner user:[4026531837] root (0)\n└── " + pidNS.String() + " owner " + userNS.String() + " root (0) containers: runc " + tree.ShortID(id) + "\n"
 	if code != 0 || out != want {
 		t.Errorf("--container: exit %d\n%s\nwant\n%s", code, out, want)
 	}
