@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -288,7 +289,19 @@ func podmanRun(t *testing.T) (string, int, string) {
 	}
 	t.Cleanup(func() {
 		exec.Command(podman, append(slices.Clone(base), "rm", "-f", "-t", "0", name)...).Run()
-		if err := ctrdtest.UnmountUnder(tmp); err != nil {
+		// conmon runs `podman container cleanup` on its own; stop it
+		// before taking the storage mounts down.
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			ctrdtest.KillMentioning(tmp)
+			if err = ctrdtest.UnmountUnder(tmp); err == nil {
+				err = os.RemoveAll(filepath.Join(tmp, "storage"))
+			}
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil {
 			t.Error(err)
 		}
 		if left := ctrdtest.RemoveCgroups(cgroup); len(left) > 0 {

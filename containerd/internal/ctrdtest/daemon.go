@@ -435,6 +435,13 @@ func killLeftovers(runcRoot, dir string) {
 			pids = append(pids, st.PID)
 		}
 	}
+	killPIDs(append(pids, Mentioning(dir)...))
+}
+
+// Mentioning returns the processes (other than this one) whose command
+// line contains s.
+func Mentioning(s string) []int {
+	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	self := os.Getpid()
 	for _, e := range entries {
@@ -443,10 +450,18 @@ func killLeftovers(runcRoot, dir string) {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && strings.Contains(string(b), dir) {
+		if err == nil && strings.Contains(string(b), s) {
 			pids = append(pids, pid)
 		}
 	}
+	return pids
+}
+
+// KillMentioning SIGKILLs the processes whose command line contains s
+// (for example a test's private directory) and waits until they are gone.
+func KillMentioning(s string) { killPIDs(Mentioning(s)) }
+
+func killPIDs(pids []int) {
 	for _, pid := range pids {
 		unix.Kill(pid, unix.SIGKILL)
 	}
