@@ -188,7 +188,7 @@ func oneLine(err error) string {
 func openLogger(path string, stderr io.Writer) (*logrus.Logger, func()) {
 	l := logrus.New()
 	l.Out = io.Discard
-	l.Formatter = &logrus.TextFormatter{DisableColors: true, FullTimestamp: true, TimestampFormat: time.RFC3339Nano}
+	l.Formatter = utcFormatter{&logrus.TextFormatter{DisableColors: true, FullTimestamp: true, TimestampFormat: time.RFC3339Nano}}
 	l.Level = logrus.InfoLevel
 	if path == "" {
 		l.Level = logrus.PanicLevel // nothing is formatted for nobody
@@ -438,4 +438,13 @@ func readLocked(path string, fn func() error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return l.ReadLocked(ctx, fn)
+}
+
+// utcFormatter writes diagnostics in UTC, like the audit records, which
+// also spares every hook run reading /etc/localtime.
+type utcFormatter struct{ f logrus.Formatter }
+
+func (u utcFormatter) Format(e *logrus.Entry) ([]byte, error) {
+	e.Time = e.Time.UTC()
+	return u.f.Format(e)
 }
