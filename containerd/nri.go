@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 
 	"github.com/containerd/nri/pkg/api"
@@ -128,11 +127,4 @@ func (p *NRIPlugin) start(ctx context.Context, id string, pid int, md map[string
 	return nil
 }
 
-func (p *NRIPlugin) logger() logrus.FieldLogger {
-	if p.Logger == nil {
-		l := logrus.New()
-		l.Out = io.Discard
-		return l
-	}
-	return p.Logger
-}
+func (p *NRIPlugin) logger() logrus.FieldLogger { return orDiscard(p.Logger) }

@@ -366,11 +366,14 @@ func pick(m map[string]string, keys []string) map[string]string {
 	return out
 }
 
-func (r *Recorder) logger() logrus.FieldLogger {
-	if r.Logger == nil {
-		l := logrus.New()
-		l.Out = io.Discard
+func (r *Recorder) logger() logrus.FieldLogger { return orDiscard(r.Logger) }
+
+// orDiscard returns l, or a logger that discards everything when l is nil.
+func orDiscard(l logrus.FieldLogger) logrus.FieldLogger {
+	if l != nil {
 		return l
 	}
-	return r.Logger
+	d := logrus.New()
+	d.Out = io.Discard
+	return d
 }
