@@ -772,3 +772,35 @@ func TestFilesIgnoresOtherNames(t *testing.T) {
 		t.Errorf("Files = %v, %v; want %v", got, err, want)
 	}
 }
+
+// TestLongLines reads records longer than the reader's buffer, and a line
+// longer than MaxLine, forwards (verify) and backwards (search).
+func TestLongLines(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	for i, n := range []int{10, 200 << 10, 10, 700 << 10, 10} {
+		r := rec(fmt.Sprintf("long-%d", i))
+		r.Bundle = strings.Repeat("b", n)
+		if err := l.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := verify(t, l, audit.VerifyOptions{})
+	if err != nil || s.Records != 5 {
+		t.Fatalf("verify long records: %+v %v", s, err)
+	}
+	if r, err := l.Searcher().Last("long-1", nil); err != nil || r == nil || len(r.Bundle) != 200<<10 {
+		t.Errorf("search backwards across long lines: %v", err)
+	}
+	// A line beyond MaxLine is refused by name.
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(strings.Repeat("x", audit.MaxLine+10) + "\n")
+	f.Close()
+	_, err = verify(t, l, audit.VerifyOptions{})
+	var p *audit.Problem
+	if !errors.As(err, &p) || p.Line != 6 || !strings.Contains(p.Reason, "longer than") {
+		t.Errorf("over-long line: %v", err)
+	}
+	if err := l.Append(context.Background(), rec("after")); err == nil {
+		t.Error("appended after an over-long last line")
+	}
+}
