@@ -3,6 +3,7 @@ package containerd
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"slices"
 	"strings"
@@ -250,4 +251,40 @@ func ctrPID(t *testing.T, d *ctrdtest.Daemon, id string) uint32 {
 		t.Fatal(err)
 	}
 	return task.Pid()
+}
+
+// TestRecorderBurst starts and deletes 20 containers at once while the
+// recorder runs: exactly one start and one exit record each, in an intact
+// chain.
+func TestRecorderBurst(t *testing.T) {
+	cfgPath, cfg := hookSetup(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	c := d.Client(t)
+	d.ImportBusybox(t, c, "default")
+	startRecorder(t, d, cfgPath)
+	var ids []string
+	t.Run("burst", func(t *testing.T) {
+		for i := range 20 {
+			id := uniq(fmt.Sprintf("burst-%d", i))
+			ids = append(ids, id)
+			t.Run(id, func(t *testing.T) {
+				t.Parallel()
+				d.Run(t, c, "default", id, nil) // deleted when the subtest ends
+			})
+		}
+	})
+	recs := waitRecords(t, cfg.AuditLog, "20 starts and exits", func(rs []*audit.Record) bool {
+		for _, id := range ids {
+			if count(rs, id, evStart) < 1 || count(rs, id, evExit) < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, id := range ids {
+		if s, e := count(recs, id, evStart), count(recs, id, evExit); s != 1 || e != 1 {
+			t.Errorf("%s: %d starts, %d exits; want one each", id, s, e)
+		}
+	}
+	verifyChain(t, cfg.AuditLog)
 }
