@@ -211,18 +211,22 @@ func TestTreesAnnotate(t *testing.T) {
 	}
 }
 
-// TestTreesWithoutContainerd annotates runc-only and podman containers
-// with no containerd running: one notice, both trees right.
+// TestTreesWithoutContainerd annotates runc-only, crun and podman
+// containers with no containerd running: one notice, both trees right.
 func TestTreesWithoutContainerd(t *testing.T) {
 	runcRoot := filepath.Join(t.TempDir(), "runc")
 	id := uniq("solo")
 	pid := runcRun(t, runcRoot, id, true, nil)
 	pmID, pmPID, pmRoot := podmanRun(t)
-	env := []string{"NSREL_RUNTIME_ROOTS=runc=" + runcRoot + ",runc=" + pmRoot, "NSREL_AUDIT_LOG=" + filepath.Join(t.TempDir(), "none.jsonl")}
+	crunRoot := filepath.Join(t.TempDir(), "crun")
+	crunID := uniq("crun-solo")
+	crunPID := crunRun(t, crunRoot, crunID)
+	env := []string{"NSREL_RUNTIME_ROOTS=runc=" + runcRoot + ",runc=" + pmRoot + ",crun=" + crunRoot, "NSREL_AUDIT_LOG=" + filepath.Join(t.TempDir(), "none.jsonl")}
 	args := []string{"--containerd-address", filepath.Join(t.TempDir(), "no.sock"), "--container-timeout", "20s"}
 	checkTrees(t, env, args, []discover.Container{
 		{ID: id, Engine: EngineRunc, PID: pid},
 		{ID: pmID, Engine: EnginePodman, PID: pmPID},
+		{ID: crunID, Engine: EngineCrun, PID: crunPID},
 	})
 	_, stderr := runTool(t, env, "lspidns", args...)
 	if n := strings.Count(stderr, "containerd"); n != 1 {
