@@ -4,7 +4,7 @@ BIN     ?= bin
 export NSREL_TOOLS ?= $(HOME)/.cache/nsrel/tools
 TESTFLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build test bench demo deps lint clean
+.PHONY: all build test bench bench-ls bench-hook bench-containerd demo deps lint clean
 
 all: build
 
@@ -24,8 +24,19 @@ lint: deps
 	$(GO) vet ./...
 	$(NSREL_TOOLS)/staticcheck-v0.8.2/staticcheck ./...
 
+# Go benchmarks of every package (quick); the bench-* targets run the
+# scripted comparisons recorded in docs/BENCHMARKS.md (minutes each).
 bench: build deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-ls: build deps
+	bench/ls/run.sh
+
+bench-hook: deps
+	bench/hook/run.sh
+
+bench-containerd: deps
+	bench/containerd/run.sh
 
 # The main job: runc + busybox containers with nsrel-hook, audit log, tree.
 demo: deps

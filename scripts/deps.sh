@@ -21,6 +21,7 @@ have unshare || need_apt+=(util-linux)
 have lsns || need_apt+=(util-linux)
 have newuidmap || need_apt+=(uidmap)
 have hyperfine || need_apt+=(hyperfine)
+[ -x /usr/bin/time ] || need_apt+=(time)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
