@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -125,6 +126,9 @@ func (n *Namespace) UID() (uid int64, name string) {
 type Denied struct {
 	// Processes whose namespace links could not be read.
 	Processes int
+	// PIDs are the first few (up to MaxDeniedPIDs) of those processes,
+	// lowest first, so the notice can name them.
+	PIDs []int
 	// FDDirs: processes whose /proc/PID/fd could not be read.
 	FDDirs int
 	// MountNS: mount namespaces whose mountinfo or mounts could not be read.
@@ -136,7 +140,12 @@ type Denied struct {
 }
 
 // Any reports whether anything was denied.
-func (d Denied) Any() bool { return d != Denied{} }
+func (d Denied) Any() bool {
+	return d.Processes != 0 || d.FDDirs != 0 || d.MountNS != 0 || d.Links != 0
+}
+
+// MaxDeniedPIDs is how many denied PIDs [Denied.PIDs] keeps.
+const MaxDeniedPIDs = 5
 
 // Model is the result of [Discover].
 type Model struct {
@@ -258,6 +267,17 @@ func (m *Model) Notice() string {
 		}
 	}
 	add(d.Processes, "the namespaces of", "process", "processes")
+	if len(d.PIDs) > 0 && len(parts) > 0 {
+		ps := make([]string, len(d.PIDs))
+		for i, p := range d.PIDs {
+			ps[i] = strconv.Itoa(p)
+		}
+		more := ""
+		if d.Processes > len(d.PIDs) {
+			more = " ..."
+		}
+		parts[0] += " [PID " + strings.Join(ps, " ") + more + "]"
+	}
 	add(d.FDDirs, "the open files of", "process", "processes")
 	add(d.MountNS, "the bind mounts of", "mount namespace", "mount namespaces")
 	add(d.Links, "the parent or owner of", "namespace (outside this user namespace)", "namespaces (outside this user namespace)")

@@ -112,6 +112,8 @@ func TestNotice(t *testing.T) {
 	}{
 		{Denied{}, ""},
 		{Denied{Processes: 1}, "could not read the namespaces of 1 process ("},
+		{Denied{Processes: 1, PIDs: []int{1}}, "could not read the namespaces of 1 process [PID 1] ("},
+		{Denied{Processes: 7, PIDs: []int{1, 2, 3, 4, 5}}, "could not read the namespaces of 7 processes [PID 1 2 3 4 5 ...] ("},
 		{Denied{Processes: 41, MountNS: 2}, "could not read the namespaces of 41 processes, the bind mounts of 2 mount namespaces ("},
 		{Denied{FDDirs: 3, Links: 1}, "could not read the open files of 3 processes, the parent or owner of 1 namespace (outside this user namespace) ("},
 	} {

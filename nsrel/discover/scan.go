@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +70,15 @@ type scanner struct {
 	mnt   map[uint64][]int // mount namespace inode -> up to 3 PIDs in it
 
 	deniedProcs, deniedFDs, deniedMnt, deniedLinks atomic.Int64
+	deniedPIDs                                     []int // under mu
+}
+
+// denyProcess counts a process whose namespaces could not be read.
+func (s *scanner) denyProcess(pid int) {
+	s.deniedProcs.Add(1)
+	s.mu.Lock()
+	s.deniedPIDs = append(s.deniedPIDs, pid)
+	s.mu.Unlock()
 }
 
 // Discover scans the host for namespaces and returns the model. It fails
@@ -198,8 +208,10 @@ func (s *scanner) model() *Model {
 		m.Namespaces[k] = n
 	}
 	m.Link()
+	slices.Sort(s.deniedPIDs)
 	m.Denied = Denied{
 		Processes: int(s.deniedProcs.Load()),
+		PIDs:      s.deniedPIDs[:min(len(s.deniedPIDs), MaxDeniedPIDs)],
 		FDDirs:    int(s.deniedFDs.Load()),
 		MountNS:   int(s.deniedMnt.Load()),
 		Links:     int(s.deniedLinks.Load()),
@@ -373,7 +385,7 @@ func (w *worker) process(pid int) {
 	if s.wantUser {
 		userKey, err = w.link(dfd, pathUser, nsrel.TypeUser, Found{Via: ViaProcess, PID: pid}, comm)
 		if isPerm(err) {
-			s.deniedProcs.Add(1)
+			s.denyProcess(pid)
 			return
 		}
 	}
@@ -381,7 +393,7 @@ func (w *worker) process(pid int) {
 		pidKey, err = w.link(dfd, pathPID, nsrel.TypePID, Found{Via: ViaProcess, PID: pid}, comm)
 		if isPerm(err) {
 			if !s.wantUser {
-				s.deniedProcs.Add(1)
+				s.denyProcess(pid)
 			}
 			return
 		}
