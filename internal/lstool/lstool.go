@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -286,26 +287,44 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 }
 
 // KeepContainer returns a filter for [tree.Options].Keep that keeps the
-// namespaces of type t of the containers whose ID starts with prefix, and
-// their ancestors. It fails if no container in the model matches.
+// namespaces of type t of the container whose ID starts with prefix, and
+// their ancestors. As with docker and crictl, a prefix must name one
+// container: an exact ID wins, and a prefix shared by several IDs is an
+// error, as is one that matches none.
 func KeepContainer(m *discover.Model, t nsrel.Type, prefix string) (func(*discover.Namespace) bool, error) {
-	keep := make(map[*discover.Namespace]bool)
-	var ids []string
+	matches := make(map[string][]*discover.Namespace)
 	for _, n := range m.Namespaces {
 		if n.Type != t {
 			continue
 		}
 		for _, c := range n.Containers {
 			if strings.HasPrefix(c.ID, prefix) {
-				ids = append(ids, c.ID)
-				for a := n; a != nil && !keep[a]; a = a.Parent {
-					keep[a] = true
-				}
+				matches[c.ID] = append(matches[c.ID], n)
 			}
 		}
 	}
-	if len(keep) == 0 {
+	if exact, ok := matches[prefix]; ok {
+		matches = map[string][]*discover.Namespace{prefix: exact}
+	}
+	switch len(matches) {
+	case 0:
 		return nil, fmt.Errorf("no running container with an ID starting with %q", tree.Escape(prefix))
+	case 1:
+	default:
+		ids := make([]string, 0, len(matches))
+		for id := range matches {
+			ids = append(ids, tree.Escape(id))
+		}
+		slices.Sort(ids)
+		return nil, fmt.Errorf("container ID prefix %q is ambiguous: it matches %s", tree.Escape(prefix), strings.Join(ids, ", "))
+	}
+	keep := make(map[*discover.Namespace]bool)
+	for _, ns := range matches {
+		for _, n := range ns {
+			for a := n; a != nil && !keep[a]; a = a.Parent {
+				keep[a] = true
+			}
+		}
 	}
 	return func(n *discover.Namespace) bool { return keep[n] }, nil
 }
