@@ -61,8 +61,22 @@ refused), 2 usage error. See docs/hook.md.
 `
 
 // Main runs the nsrel-hook command line (args without the program name)
-// and returns the exit status. It reads no environment variables.
+// and returns the exit status. It reads no environment variables. When a
+// stage's internal deadline passes, Main returns the on_error status
+// while the stage's work may still go on in the background.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return mainWith(args, stdin, stdout, stderr, false)
+}
+
+// MainProcess is [Main] for the nsrel-hook binary itself. A stage runs on
+// the calling goroutine (a short-lived process spares the hand-off to a
+// second one) and, when its internal deadline passes, MainProcess ends
+// the process at once with the on_error status (os.Exit).
+func MainProcess(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return mainWith(args, stdin, stdout, stderr, true)
+}
+
+func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process bool) int {
 	fs := flag.NewFlagSet("nsrel-hook", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", DefaultConfig, "")
@@ -90,7 +104,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "nsrel-hook: unexpected arguments after %s (see --help)\n", rest[0])
 			return 2
 		}
-		return runStage(*config, rest[0], stdin, stderr)
+		return runStage(*config, rest[0], stdin, stderr, process)
 	case "policy":
 		return policyCmd(rest[1:], stdout, stderr)
 	case "audit":
@@ -105,7 +119,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // runStage is the hook proper. Its exit status is what the runtime acts
 // on: 1 refuses the container.
-func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer) int {
+func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, process bool) int {
 	start := time.Now()
 	cfg, err := policy.Load(configPath)
 	if err != nil {
@@ -137,30 +151,45 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer) int {
 		res *Result
 		err error
 	}
-	done := make(chan outcome, 1)
-	go func() {
+	work := func() outcome {
 		st, err := DecodeState(stdin)
 		if err != nil {
-			done <- outcome{nil, err}
-			return
+			return outcome{nil, err}
 		}
 		log, err := audit.Open(cfg.AuditLog, audit.Options{RotateBytes: cfg.RotateBytes, Version: Version})
 		if err != nil {
-			done <- outcome{nil, err}
-			return
+			return outcome{nil, err}
 		}
 		h := &Hook{Config: cfg, Log: log, Logger: logger}
 		res, err := h.Run(ctx, stage, st)
-		done <- outcome{res, err}
-	}()
-	var o outcome
-	select {
-	case o = <-done:
-		finished = true
-	case <-ctx.Done():
+		return outcome{res, err}
+	}
+	missed := func() int {
 		logger.WithField("stage", stage).Errorf("deadline of %d ms passed", cfg.DeadlineMS)
 		fmt.Fprintf(stderr, "nsrel-hook: %s: internal deadline of %d ms passed (on_error=%s)\n", stage, cfg.DeadlineMS, cfg.OnError)
 		return failExit
+	}
+	var o outcome
+	if process {
+		// The watchdog ends the process if the work (reading stdin,
+		// waiting for the lock, ...) outlives the deadline. A little
+		// grace lets the lock wait, which watches ctx itself, end with
+		// its own error and record first.
+		watchdog := time.AfterFunc(time.Duration(cfg.DeadlineMS)*time.Millisecond+deadlineGrace, func() { os.Exit(missed()) })
+		o = work()
+		if !watchdog.Stop() {
+			select {} // the watchdog is exiting
+		}
+		finished = true
+	} else {
+		done := make(chan outcome, 1)
+		go func() { done <- work() }()
+		select {
+		case o = <-done:
+			finished = true
+		case <-ctx.Done():
+			return missed()
+		}
 	}
 	logger.WithFields(logrus.Fields{"stage": stage, "ms": float64(time.Since(start).Microseconds()) / 1000}).Debug("done")
 	switch {
@@ -176,6 +205,10 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// deadlineGrace is how long after the internal deadline MainProcess
+// ends a stage that is still running.
+const deadlineGrace = 50 * time.Millisecond
 
 // oneLine flattens a (possibly joined) error onto one printable line.
 func oneLine(err error) string {
@@ -194,16 +227,10 @@ func openLogger(path string, stderr io.Writer) (*logrus.Logger, func()) {
 		l.Level = logrus.PanicLevel // nothing is formatted for nobody
 		return l, func() {}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
+	f, err := audit.OpenRegular(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
-			f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
-		}
-	}
-	if err == nil {
-		if st, serr := f.Stat(); serr != nil || !st.Mode().IsRegular() {
-			f.Close()
-			err = fmt.Errorf("%s: not a regular file", path)
+			f, err = audit.OpenRegular(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
 		}
 	}
 	if err != nil {

@@ -7,5 +7,5 @@ import (
 )
 
 func main() {
-	os.Exit(hook.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(hook.MainProcess(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

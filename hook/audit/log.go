@@ -236,22 +236,33 @@ func openRegular(path string, flags int) (*os.File, error) {
 	case err != nil:
 		return nil, &fs.PathError{Op: "audit: open", Path: path, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), path)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		f.Close()
+		unix.Close(fd)
 		return nil, &fs.PathError{Op: "audit: fstat", Path: path, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		f.Close()
+		unix.Close(fd)
 		return nil, fmt.Errorf("audit: %s: refusing a file of mode %#o: %w", path, st.Mode&unix.S_IFMT, ErrNotRegular)
 	}
-	// Regular files ignore O_NONBLOCK; clear it anyway for clarity.
+	// Regular files ignore O_NONBLOCK, but os.NewFile would hand a
+	// non-blocking descriptor to the runtime's poller (epoll set-up and
+	// a failing epoll_ctl on every hook run): clear it first.
 	if err := unix.SetNonblock(fd, false); err != nil {
-		f.Close()
+		unix.Close(fd)
 		return nil, &fs.PathError{Op: "audit: fcntl", Path: path, Err: err}
 	}
-	return f, nil
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// OpenRegular opens path with flags (unix.O_* values; O_NOFOLLOW,
+// O_NONBLOCK and O_CLOEXEC are always added), creating it 0600 with
+// O_CREAT, and returns it if it is a regular file. A symlink, FIFO,
+// socket, directory or device is refused with an error matching
+// [ErrNotRegular]. The descriptor is left blocking and outside the
+// runtime's poller, which a short-lived process need not set up.
+func OpenRegular(path string, flags int) (*os.File, error) {
+	return openRegular(path, flags)
 }
 
 // cutTornTail truncates f after its last newline and returns the bytes
@@ -288,7 +299,9 @@ func cutTornTail(f *os.File) ([]byte, error) {
 
 // lastNewline returns the offset of the last '\n' before end, or -1.
 func lastNewline(f *os.File, end int64) (int64, error) {
-	buf := make([]byte, 64<<10)
+	// Records are short: look at the last few KiB before reading
+	// (and allocating) larger chunks.
+	buf := make([]byte, 4<<10)
 	for end > 0 {
 		n := min(int64(len(buf)), end)
 		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
@@ -298,6 +311,9 @@ func lastNewline(f *os.File, end int64) (int64, error) {
 			return end - n + int64(i), nil
 		}
 		end -= n
+		if len(buf) < 64<<10 {
+			buf = make([]byte, 64<<10)
+		}
 	}
 	return -1, nil
 }
@@ -337,16 +353,28 @@ func lastLine(f *os.File) (*Record, error) {
 	if size == 0 {
 		return nil, nil
 	}
-	start, err := lastNewline(f, size-1)
-	if err != nil {
-		return nil, err
-	}
-	if size-1-(start+1) > MaxLine {
-		return nil, fmt.Errorf("audit: %s: last line longer than %d bytes: run `nsrel-hook audit verify`", f.Name(), MaxLine)
-	}
-	line := make([]byte, size-(start+1))
-	if _, err := f.ReadAt(line, start+1); err != nil {
+	// One read of the file's tail holds the last record almost always.
+	tail := make([]byte, min(size, 8<<10))
+	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil {
 		return nil, fmt.Errorf("audit: read %s: %w", f.Name(), err)
+	}
+	var line []byte
+	if i := bytes.LastIndexByte(tail[:len(tail)-1], '\n'); i >= 0 {
+		line = tail[i+1:]
+	} else if int64(len(tail)) == size {
+		line = tail
+	} else {
+		start, err := lastNewline(f, size-1)
+		if err != nil {
+			return nil, err
+		}
+		if size-1-(start+1) > MaxLine {
+			return nil, fmt.Errorf("audit: %s: last line longer than %d bytes: run `nsrel-hook audit verify`", f.Name(), MaxLine)
+		}
+		line = make([]byte, size-(start+1))
+		if _, err := f.ReadAt(line, start+1); err != nil {
+			return nil, fmt.Errorf("audit: read %s: %w", f.Name(), err)
+		}
 	}
 	r, err := Decode(line)
 	if err != nil {

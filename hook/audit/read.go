@@ -117,30 +117,45 @@ func (l *Log) Searcher() *Searcher { return &Searcher{log: l} }
 // mention the container are skipped before they are decoded. It searches
 // the current file and at most [SearchFiles] rotated files.
 func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, error) {
-	files, err := s.log.Files()
+	needle := appendJSONString([]byte(`"container_id":`), containerID)
+	// The current file first: the directory is listed for rotated files
+	// only when the record is not there (a hook's earlier stage is
+	// almost always in it).
+	r, err := lastIn(s.log.path, containerID, needle, match)
+	if err != nil || r != nil {
+		return r, err
+	}
+	files, err := s.log.rotated()
 	if err != nil {
 		return nil, err
 	}
-	key, _ := json.Marshal(containerID)
-	needle := append([]byte(`"container_id":`), key...)
-	for i := len(files) - 1; i >= 0 && i >= len(files)-1-SearchFiles; i-- {
-		for line, err := range linesBackward(files[i]) {
-			if err != nil {
-				if errors.Is(err, os.ErrNotExist) {
-					break // rotated away meanwhile
-				}
-				return nil, err
+	for i := len(files) - 1; i >= 0 && i >= len(files)-SearchFiles; i-- {
+		if r, err := lastIn(files[i], containerID, needle, match); err != nil || r != nil {
+			return r, err
+		}
+	}
+	return nil, nil
+}
+
+// lastIn is [Searcher.Last] in one file; a file that does not exist
+// (not created yet, rotated away meanwhile) holds no record.
+func lastIn(file, containerID string, needle []byte, match func(*Record) bool) (*Record, error) {
+	for line, err := range linesBackward(file) {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, nil
 			}
-			if !bytes.Contains(line, needle) {
-				continue
-			}
-			r, derr := Decode(line)
-			if derr != nil || r.ContainerID != containerID {
-				continue
-			}
-			if match == nil || match(r) {
-				return r, nil
-			}
+			return nil, err
+		}
+		if !bytes.Contains(line, needle) {
+			continue
+		}
+		r, derr := Decode(line)
+		if derr != nil || r.ContainerID != containerID {
+			continue
+		}
+		if match == nil || match(r) {
+			return r, nil
 		}
 	}
 	return nil, nil
@@ -174,7 +189,9 @@ func linesBackward(file string) iter.Seq2[[]byte, error] {
 			}
 			return
 		}
-		const chunk = 64 << 10
+		// A small first chunk (the searched record is usually among the
+		// last few), then larger ones.
+		chunk := 8 << 10
 		pos := nl + 1 // pending holds bytes [pos, pos+len(pending))
 		var pending []byte
 		for {
@@ -206,6 +223,7 @@ func linesBackward(file string) iter.Seq2[[]byte, error] {
 			}
 			copy(buf[n:], pending)
 			pending, pos = buf, pos-n
+			chunk = 64 << 10
 		}
 	}
 }

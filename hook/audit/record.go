@@ -122,10 +122,7 @@ const hashKey = `,"hash":"`
 // append, newline included. Seq, Prev and every other field must already
 // be set.
 func (r *Record) Encode() ([]byte, error) {
-	body, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("audit: encode record: %w", err)
-	}
+	body := appendRecord(make([]byte, 0, 1024), r)
 	sum := sha256.Sum256(body)
 	r.Hash = hex.EncodeToString(sum[:])
 	line := make([]byte, 0, len(body)+len(hashKey)+len(r.Hash)+3)
@@ -149,7 +146,11 @@ func (e *DecodeError) Error() string { return e.Reason }
 // that it is a well-formed record in canonical encoding whose hash
 // matches its contents. It does not check the chain. Errors are
 // [*DecodeError]s with the reason in words.
-func Decode(line []byte) (*Record, error) {
+func Decode(line []byte) (*Record, error) { return decode(line, true) }
+
+// decode is [Decode]; fast false always takes the encoding/json path
+// (the reference the fast path is tested against).
+func decode(line []byte, fast bool) (*Record, error) {
 	line = bytes.TrimSuffix(line, []byte{'\n'})
 	if len(line) >= MaxLine {
 		return nil, &DecodeError{fmt.Sprintf("line longer than %d bytes", MaxLine)}
@@ -169,6 +170,33 @@ func Decode(line []byte) (*Record, error) {
 	body := make([]byte, 0, len(line)-tail+1)
 	body = append(body, line[:len(line)-tail]...)
 	body = append(body, '}')
+	var r *Record
+	ok := false
+	if fast {
+		r, ok = parseCanonical(body)
+	}
+	if !ok || !bytes.Equal(appendRecord(make([]byte, 0, len(body)), r), body) {
+		// Not in the form the fast path reads: let encoding/json decide
+		// and name what is wrong.
+		var err error
+		if r, err = decodeJSON(body); err != nil {
+			return nil, err
+		}
+	}
+	sum := sha256.Sum256(body)
+	if hex.EncodeToString(sum[:]) != hash {
+		return nil, &DecodeError{"hash does not match the contents (edited record)"}
+	}
+	r.Hash = hash
+	if err := r.check(); err != nil {
+		return nil, &DecodeError{err.Error()}
+	}
+	return r, nil
+}
+
+// decodeJSON decodes body with encoding/json and checks that it is in
+// canonical encoding.
+func decodeJSON(body []byte) (*Record, error) {
 	var r Record
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.DisallowUnknownFields()
@@ -181,14 +209,6 @@ func Decode(line []byte) (*Record, error) {
 	again, err := json.Marshal(&r)
 	if err != nil || !bytes.Equal(again, body) {
 		return nil, &DecodeError{"not in canonical encoding (edited record)"}
-	}
-	sum := sha256.Sum256(body)
-	if hex.EncodeToString(sum[:]) != hash {
-		return nil, &DecodeError{"hash does not match the contents (edited record)"}
-	}
-	r.Hash = hash
-	if err := r.check(); err != nil {
-		return nil, &DecodeError{err.Error()}
 	}
 	return &r, nil
 }

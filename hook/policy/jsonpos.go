@@ -29,6 +29,16 @@ type member struct {
 
 // parseTree parses data (one JSON value, nothing after it) into a tree.
 func parseTree(data []byte) (*node, error) {
+	if n, ok := fastTree(data); ok {
+		return n, nil
+	}
+	return parseTreeJSON(data)
+}
+
+// parseTreeJSON is parseTree with encoding/json's tokenizer, which names
+// every syntax error; fastTree must give the same tree for any input it
+// accepts.
+func parseTreeJSON(data []byte) (*node, error) {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	p := &treeParser{d: d, data: data}

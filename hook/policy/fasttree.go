@@ -1,0 +1,260 @@
+package policy
+
+import (
+	"encoding/json"
+	"unicode/utf8"
+
+	"github.com/nsrel/nsrel/hook/internal/jsonesc"
+)
+
+// fastTree parses plain, well-formed JSON into the same tree as
+// parseTreeJSON, without encoding/json's tokenizer (which costs a
+// short-lived hook process more than the file is worth). It gives up
+// (ok false) on anything unusual: \u escapes, control characters,
+// invalid UTF-8, duplicate keys, deep nesting, any syntax error. The
+// caller then takes the encoding/json path, which also words the error.
+func fastTree(data []byte) (*node, bool) {
+	p := &fastParser{b: data, ok: true}
+	n := p.value(0)
+	p.ws()
+	if !p.ok || p.i != len(data) {
+		return nil, false
+	}
+	return n, true
+}
+
+type fastParser struct {
+	b  []byte
+	i  int
+	ok bool
+}
+
+func (p *fastParser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *fastParser) fail() *node {
+	p.ok = false
+	return nil
+}
+
+func (p *fastParser) value(depth int) *node {
+	p.ws()
+	if !p.ok || p.i >= len(p.b) || depth > maxNesting {
+		return p.fail()
+	}
+	n := &node{off: p.i}
+	switch c := p.b[p.i]; {
+	case c == '{':
+		n.kind = 'o'
+		if p.open('}') {
+			return n
+		}
+		var seen map[string]bool
+		for p.ok {
+			p.ws()
+			koff := p.i
+			key, ok := p.str()
+			if !ok {
+				return p.fail()
+			}
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			if seen[key] {
+				return p.fail()
+			}
+			seen[key] = true
+			p.ws()
+			if p.i >= len(p.b) || p.b[p.i] != ':' {
+				return p.fail()
+			}
+			p.i++
+			val := p.value(depth + 1)
+			if !p.ok {
+				return nil
+			}
+			n.members = append(n.members, member{key: key, keyOff: koff, val: val})
+			if p.end('}') {
+				return n
+			}
+		}
+		return nil
+	case c == '[':
+		n.kind = 'a'
+		if p.open(']') {
+			return n
+		}
+		for p.ok {
+			val := p.value(depth + 1)
+			if !p.ok {
+				return nil
+			}
+			n.elems = append(n.elems, val)
+			if p.end(']') {
+				return n
+			}
+		}
+		return nil
+	case c == '"':
+		s, ok := p.str()
+		if !ok {
+			return p.fail()
+		}
+		n.kind, n.str = 's', s
+	case c == '-' || (c >= '0' && c <= '9'):
+		start := p.i
+		if !p.number() {
+			return p.fail()
+		}
+		n.kind, n.num = 'n', json.Number(p.b[start:p.i])
+	case p.lit("true"):
+		n.kind, n.b = 'b', true
+	case p.lit("false"):
+		n.kind = 'b'
+	case p.lit("null"):
+		n.kind = 'z'
+	default:
+		return p.fail()
+	}
+	if !p.delim() {
+		return p.fail()
+	}
+	return n
+}
+
+// open consumes an opening bracket and reports whether closer follows
+// at once (an empty object or array), consuming it too.
+func (p *fastParser) open(closer byte) bool {
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == closer {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// end reads what follows a member or element: the closer (true) or a
+// comma (false); anything else fails the parse.
+func (p *fastParser) end(closer byte) bool {
+	p.ws()
+	switch {
+	case p.i < len(p.b) && p.b[p.i] == closer:
+		p.i++
+		return true
+	case p.i < len(p.b) && p.b[p.i] == ',':
+		p.i++
+	default:
+		p.ok = false
+	}
+	return false
+}
+
+// delim reports whether a scalar ends here: white space, a separator or
+// the end of the input.
+func (p *fastParser) delim() bool {
+	if p.i >= len(p.b) {
+		return true
+	}
+	switch p.b[p.i] {
+	case ' ', '\t', '\n', '\r', ',', ']', '}', ':':
+		return true
+	}
+	return false
+}
+
+func (p *fastParser) lit(s string) bool {
+	if len(p.b)-p.i >= len(s) && string(p.b[p.i:p.i+len(s)]) == s {
+		p.i += len(s)
+		return true
+	}
+	return false
+}
+
+// number reads a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *fastParser) number() bool {
+	digits := func() int {
+		s := p.i
+		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+			p.i++
+		}
+		return p.i - s
+	}
+	if p.i < len(p.b) && p.b[p.i] == '-' {
+		p.i++
+	}
+	if p.i < len(p.b) && p.b[p.i] == '0' {
+		p.i++
+	} else if digits() == 0 {
+		return false
+	}
+	if p.i < len(p.b) && p.b[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// str reads a string of valid UTF-8 with the simple escapes only.
+func (p *fastParser) str() (string, bool) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return "", false
+	}
+	j := p.i + 1
+	start := j
+	var buf []byte
+	for j < len(p.b) {
+		c := p.b[j]
+		switch {
+		case c == '"':
+			s := string(p.b[start:j])
+			if buf != nil {
+				s = string(append(buf, p.b[start:j]...))
+			}
+			p.i = j + 1
+			return s, true
+		case c == '\\':
+			if j+1 >= len(p.b) {
+				return "", false
+			}
+			buf = append(buf, p.b[start:j]...)
+			e, ok := jsonesc.Unescape(p.b[j+1])
+			if !ok {
+				return "", false
+			}
+			buf = append(buf, e)
+			j += 2
+			start = j
+		case c < 0x20:
+			return "", false
+		case c < utf8.RuneSelf:
+			j++
+		default:
+			r, size := utf8.DecodeRune(p.b[j:])
+			if r == utf8.RuneError && size == 1 {
+				return "", false
+			}
+			j += size
+		}
+	}
+	return "", false
+}
