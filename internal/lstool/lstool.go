@@ -55,6 +55,7 @@ func Main(t Tool) int {
 type config struct {
 	json, details, noContainers  bool
 	noThreads, noFDs, noMounts   bool
+	noOtherTypes                 bool
 	container, containerdAddress string
 	timeout                      time.Duration
 }
@@ -76,6 +77,9 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVar(&c.noThreads, "no-threads", false, "do not read the threads of multi-threaded processes")
 	fs.BoolVar(&c.noFDs, "no-fds", false, "do not look for namespaces held by open file descriptors")
 	fs.BoolVar(&c.noMounts, "no-mounts", false, "do not look for namespaces held by bind mounts")
+	if t.Type == nsrel.TypeUser {
+		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners (faster; misses a user namespace that only owns such a namespace)")
+	}
 	fs.Usage = func() {}
 	return fs, c
 }
@@ -155,11 +159,12 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	}
 
 	m, err := discover.Discover(discover.Options{
-		Types:     []nsrel.Type{t.Type},
-		NoThreads: c.noThreads,
-		NoFDs:     c.noFDs,
-		NoMounts:  c.noMounts,
-		Comm:      c.json || c.details,
+		Types:        []nsrel.Type{t.Type},
+		NoThreads:    c.noThreads,
+		NoFDs:        c.noFDs,
+		NoMounts:     c.noMounts,
+		NoOtherTypes: c.noOtherTypes,
+		Comm:         c.json || c.details,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", t.Name, err)

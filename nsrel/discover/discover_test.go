@@ -558,3 +558,54 @@ func TestNotRoot(t *testing.T) {
 		t.Errorf("helper output lacks the notice or the tree:\n%s", out)
 	}
 }
+
+func TestOwnerOfAnotherTypeJoinedByProcess(t *testing.T) {
+	// A process in the initial user namespace joins a namespace of another
+	// type created in user namespace U, and U's own processes exit. No
+	// process, fd or mount holds U: only NS_GET_USERNS of the namespace
+	// the process joined reaches it, so lsuserns must ask the owners of
+	// every process's other namespaces.
+	for _, typ := range []string{"cgroup", "ipc", "mnt", "net", "time", "uts"} {
+		t.Run(typ, func(t *testing.T) {
+			nstest.RequireRoot(t)
+			nstest.NoFDLeak(t)
+			nsenter := nstest.RequireCmd(t, "nsenter")
+			flag := "--" + typ
+			if typ == "mnt" {
+				flag = "--mount"
+			}
+			// time: a new time namespace applies to children only (-f).
+			creator := nstest.Sleep(t, nil, "-Urf", flag)
+			path := nstest.NSPath(creator.Pid, typ)
+			owner, err := nsrel.OwnerUserNS(nsrel.Path(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := kernelChain(t, owner)
+			owner.Close()
+			joiner := nstest.Start(t, nil, nsenter, flag+"="+path, nstest.RequireCmd(t, "sleep"), "infinity")
+			joiner.Pid = nstest.WaitLeaf(t, joiner.Pid, "sleep")
+			killWait(t, creator, creator.Pid)
+			if got := ino(t, nstest.NSPath(joiner.Pid, "user")); got != ino(t, "/proc/self/ns/user") {
+				t.Fatalf("the joiner left our user namespace (%d); the test proves nothing", got)
+			}
+
+			m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+			got := modelChain(t, m, nsrel.TypeUser, want[0])
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("chain of the owner of the joined %s namespace (-kernel +model):\n%s", typ, diff)
+			}
+			n := m.Lookup(nsrel.TypeUser, want[0])
+			wantOf := fmt.Sprintf("%s:[%d]", typ, ino(t, nstest.NSPath(joiner.Pid, typ)))
+			if f := hasVia(n, discover.ViaOwner); f == nil || f.Of != wantOf || len(n.Processes) != 0 {
+				t.Errorf("owner found via %+v with processes %v, want only owner of %s", n.FoundVia, n.Processes, wantOf)
+			}
+			// The joined namespace is the only tie: without reading the
+			// other links the owner is not found.
+			m = discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}, NoOtherTypes: true})
+			if n := m.Lookup(nsrel.TypeUser, want[0]); n != nil {
+				t.Errorf("NoOtherTypes found %v via %+v; the test does not isolate the owner walk", n.Name(), n.FoundVia)
+			}
+		})
+	}
+}

@@ -16,7 +16,9 @@
 //     mount point is opened through /proc/PID/root;
 //   - ancestors and owners that have no process at all, reached with
 //     NS_GET_PARENT and NS_GET_USERNS (ioctl_ns(2)) from every namespace
-//     found, including namespaces of other types held by an fd or a mount.
+//     found, including namespaces of other types held by an fd or a
+//     mount and, when user namespaces are asked for, every process's
+//     cgroup, ipc, mnt, net, pid, time and uts namespaces.
 //
 // Namespaces are deduplicated by the device and inode of their nsfs file.
 // Processes that exit during the scan are skipped silently. What could not

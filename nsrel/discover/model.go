@@ -90,8 +90,9 @@ type Namespace struct {
 	// OwnerName is the user name of OwnerUID from /etc/passwd, or "" when
 	// the UID has no entry.
 	OwnerName string
-	// Processes are the processes in it (sorted by PID). Threads are not
-	// listed; see FoundVia.
+	// Processes are the processes in it (sorted by PID), for the types
+	// in [Options].Types; empty for other types. Threads are not listed;
+	// see FoundVia.
 	Processes []Process
 	// FoundVia lists how it was found: "process" once, then each fd and
 	// mount, then the first "parent"/"owner" link.

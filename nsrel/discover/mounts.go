@@ -2,6 +2,7 @@ package discover
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -71,37 +72,78 @@ func unescapeMount(s string) string {
 }
 
 // mounts reads the nsfs bind mounts of the mount namespace mntIno through
-// the first of pids that is still there.
+// the first of pids that is still there and still in it.
 func (w *worker) mounts(mntIno uint64, pids []int) {
-	s := w.s
 	for _, pid := range pids {
-		dir := "/proc/" + strconv.Itoa(pid)
-		data, err := os.ReadFile(dir + "/mountinfo")
-		if err != nil {
-			if isPerm(unwrapErrno(err)) {
-				s.deniedMnt.Add(1)
-				return
-			}
-			continue // exited: try the next process of this mount namespace
-		}
-		ms := parseNSMounts(data)
-		if len(ms) == 0 {
+		switch err := w.mountsOf(mntIno, pid); {
+		case err == nil:
+			return
+		case isPerm(err):
+			w.s.deniedMnt.Add(1)
 			return
 		}
-		root, err := unix.Open(dir+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			if isPerm(err) {
-				s.deniedMnt.Add(1)
-				return
-			}
-			continue
-		}
-		for _, m := range ms {
-			w.mount(root, pid, mntIno, m)
-		}
-		unix.Close(root)
-		return
+		// Exited, reused or moved to another mount namespace: try the
+		// next process of this mount namespace.
 	}
+}
+
+// mountsOf reads the nsfs mounts of the mount namespace mntIno through the
+// process pid. The /proc/PID directory is opened first and everything else
+// relative to it, and the process's ns/mnt is checked before and after:
+// a PID reused by a process of another mount namespace (whose /proc
+// directory is a different one) or a process that changed its mount
+// namespace gives an error instead of another namespace's mounts.
+func (w *worker) mountsOf(mntIno uint64, pid int) error {
+	dfd, err := w.openPID(w.s.procfd, pid)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	inMnt := func() error {
+		k, err := w.readKey(dfd, pathMnt)
+		if err == nil && k.Ino != mntIno {
+			err = unix.ESTALE
+		}
+		return err
+	}
+	if err := inMnt(); err != nil {
+		return err
+	}
+	data, err := readAt(dfd, "mountinfo")
+	if err != nil {
+		return err
+	}
+	ms := parseNSMounts(data)
+	if len(ms) == 0 {
+		return inMnt()
+	}
+	root, err := unix.Openat(dfd, "root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(root)
+	if err := inMnt(); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		w.mount(root, pid, mntIno, m)
+	}
+	return nil
+}
+
+// readAt reads the whole file path below dfd.
+func readAt(dfd int, path string) ([]byte, error) {
+	fd, err := unix.Openat(dfd, path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, unwrapErrno(err)
+	}
+	return data, nil
 }
 
 // mount opens the mount point m below root (the root directory of a
@@ -127,18 +169,16 @@ func (w *worker) mount(root, pid int, mntIno uint64, m nsMount) {
 		return
 	}
 	k := Key{st.Dev, st.Ino}
-	nd, claim := w.s.get(k, m.NS.Type, Found{Via: ViaMount, PID: pid, Path: m.Point, MountNS: mntIno}, "")
-	if !claim {
+	f := Found{Via: ViaMount, PID: pid, Path: m.Point, MountNS: mntIno}
+	if w.s.record(k, f, "") != nil {
 		return
 	}
 	rfd, err := reopenNS(fd, k)
 	if err != nil {
-		w.s.finish(nd, false)
 		return
 	}
-	w.s.resolve(nd.ns, rfd)
+	w.s.add(k, m.NS.Type, f, "", rfd)
 	unix.Close(rfd)
-	w.s.finish(nd, true)
 }
 
 // unwrapErrno returns the errno inside a *os.PathError, or err.

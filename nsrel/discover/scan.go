@@ -19,10 +19,13 @@ import (
 // Options selects what [Discover] reads. The zero value reads every source
 // for user and PID namespaces.
 type Options struct {
-	// Types are the types whose /proc/PID/ns links are read for every
-	// process: nsrel.TypeUser and/or nsrel.TypePID (with
+	// Types are the types whose namespaces are listed with their
+	// processes: nsrel.TypeUser and/or nsrel.TypePID (with
 	// pid_for_children); nil means both. Namespaces of every type are
-	// still followed from fds and bind mounts, for their owners.
+	// still followed from fds and bind mounts for their owners, and with
+	// nsrel.TypeUser also from every process's other ns links (cgroup,
+	// ipc, mnt, net, pid, time, uts; see NoOtherTypes), whose owning user
+	// namespace may have no process.
 	Types []nsrel.Type
 	// NoThreads skips the threads of multi-threaded processes.
 	NoThreads bool
@@ -30,6 +33,12 @@ type Options struct {
 	NoFDs bool
 	// NoMounts skips nsfs bind mounts.
 	NoMounts bool
+	// NoOtherTypes skips, when user namespaces are asked for, the
+	// processes' links to namespaces of other types (see the Types
+	// field), which are read only for their owners. It saves about
+	// eight readlinkat(2) calls per process, at the price of missing a
+	// user namespace whose only tie is such a namespace.
+	NoOtherTypes bool
 	// Comm reads /proc/PID/comm of every process into [Process].Comm.
 	Comm bool
 	// Workers is the number of parallel scanners; 0 means GOMAXPROCS.
@@ -38,18 +47,14 @@ type Options struct {
 	Passwd string
 }
 
-// resolution states of a namespace node.
-const (
-	unresolved = iota // no fd has been opened yet for the ioctls
-	resolving         // a goroutine is asking the kernel
-	resolved          // parent, owner, owner UID, ID are filled
-)
-
-// node is the scanner's bookkeeping around a Namespace.
+// node is the scanner's bookkeeping around a Namespace. A node is created
+// only by a goroutine that holds an open fd of the namespace, which
+// resolves it at once (parent, owner, owner UID, ID): a namespace in the model is never left half-known,
+// and a Parent or Owner link never points at a namespace that is dropped
+// later because the reference that found it vanished.
 type node struct {
-	ns    *Namespace
-	state int
-	vias  uint8 // bit per Via already recorded once
+	ns   *Namespace
+	vias uint8 // bit per Via already recorded once
 }
 
 var viaBit = map[Via]uint8{
@@ -198,9 +203,6 @@ func (s *scanner) model() *Model {
 	m := NewModel()
 	users := loadUsers(s.opts.Passwd)
 	for k, nd := range s.nodes {
-		if nd.state != resolved {
-			continue // every reference vanished before it could be opened
-		}
 		n := nd.ns
 		if n.Type == nsrel.TypeUser && n.OwnerUID >= 0 {
 			n.OwnerName = users[uint32(n.OwnerUID)]
@@ -219,17 +221,42 @@ func (s *scanner) model() *Model {
 	return m
 }
 
-// get returns the node for k, creating it, records f (and the process p
-// when f is ViaProcess) on it, and reports whether the caller must resolve
-// it (it then owns the resolution and must call done or release).
-func (s *scanner) get(k Key, t nsrel.Type, f Found, comm string) (*node, bool) {
+// record records f (and the process f.PID with comm when f is ViaProcess
+// and the scan lists processes of type t) on the node for k if it exists,
+// and returns it; nil means k is new: the caller opens it and calls add.
+func (s *scanner) record(k Key, f Found, comm string) *node {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	nd := s.nodes[k]
-	if nd == nil {
+	if nd != nil {
+		s.note(nd, f, comm)
+	}
+	return nd
+}
+
+// add records f on the node for k, creating it if it is new; then fd, an
+// open nsfs file of k, is used to resolve the new node (and the parents
+// and owners not seen before). A concurrent add of the same k waits for
+// nothing: it records f and returns the node, which the first caller is
+// resolving.
+func (s *scanner) add(k Key, t nsrel.Type, f Found, comm string, fd int) *node {
+	s.mu.Lock()
+	nd := s.nodes[k]
+	claim := nd == nil
+	if claim {
 		nd = &node{ns: &Namespace{Type: t, Dev: k.Dev, Ino: k.Ino, OwnerUID: -1}}
 		s.nodes[k] = nd
 	}
+	s.note(nd, f, comm)
+	s.mu.Unlock()
+	if claim {
+		s.resolve(nd.ns, fd)
+	}
+	return nd
+}
+
+// note records f on nd; s.mu is held.
+func (s *scanner) note(nd *node, f Found, comm string) {
 	n := nd.ns
 	if bit := viaBit[f.Via]; bit != 0 {
 		if nd.vias&bit == 0 {
@@ -246,26 +273,15 @@ func (s *scanner) get(k Key, t nsrel.Type, f Found, comm string) (*node, bool) {
 	} else {
 		n.FoundVia = append(n.FoundVia, f)
 	}
-	if f.Via == ViaProcess {
+	if f.Via == ViaProcess && s.lists(n.Type) {
 		n.Processes = append(n.Processes, Process{PID: f.PID, Comm: comm})
 	}
-	if nd.state == unresolved {
-		nd.state = resolving
-		return nd, true
-	}
-	return nd, false
 }
 
-// finish ends a resolution claimed through get: ok says whether it
-// happened; if not, another reference may claim it later.
-func (s *scanner) finish(nd *node, ok bool) {
-	s.mu.Lock()
-	if ok {
-		nd.state = resolved
-	} else {
-		nd.state = unresolved
-	}
-	s.mu.Unlock()
+// lists reports whether the scan lists the processes of namespaces of
+// type t (the types asked for in [Options].Types).
+func (s *scanner) lists(t nsrel.Type) bool {
+	return t == nsrel.TypeUser && s.wantUser || t == nsrel.TypePID && s.wantPID
 }
 
 // resolve asks the kernel about the namespace open as fd: ID, owner UID,
@@ -321,19 +337,15 @@ func (s *scanner) reach(h *nsrel.Namespace, t nsrel.Type, f Found) *Namespace {
 	if err != nil {
 		return nil
 	}
-	nd, claim := s.get(Key(id), t, f, "")
-	if claim {
-		s.resolve(nd.ns, h.Fd())
-		s.finish(nd, true)
-	}
-	return nd.ns
+	return s.add(Key(id), t, f, "", h.Fd()).ns
 }
 
 // worker holds one scanner goroutine's buffers.
 type worker struct {
 	s *scanner
 	// known holds namespaces this worker has seen as a process's link:
-	// further processes in them are collected in procs without locking.
+	// further processes in them are collected in procs without locking,
+	// and links of other types to them (see owners) are skipped.
 	known map[Key]*node
 	procs []pendingProc
 	mnt   map[uint64][]int
@@ -403,11 +415,15 @@ func (w *worker) process(pid int) {
 			w.linkAt(dfd, pathPFC, k, nsrel.TypePID, Found{Via: ViaPIDForChildren, PID: pid}, "")
 		}
 	}
-	if !s.opts.NoMounts {
-		if k, err := w.readKey(dfd, pathMnt); err == nil {
-			if ps := w.mnt[k.Ino]; len(ps) < 3 {
-				w.mnt[k.Ino] = append(ps, pid)
-			}
+	mntKey, mntErr := Key{}, error(unix.ENOENT)
+	if s.wantUser && !s.opts.NoOtherTypes {
+		mntKey, mntErr = w.owners(dfd, pid)
+	} else if !s.opts.NoMounts {
+		mntKey, mntErr = w.readKey(dfd, pathMnt)
+	}
+	if !s.opts.NoMounts && mntErr == nil {
+		if ps := w.mnt[mntKey.Ino]; len(ps) < 3 {
+			w.mnt[mntKey.Ino] = append(ps, pid)
 		}
 	}
 	var st unix.Stat_t
@@ -420,6 +436,63 @@ func (w *worker) process(pid int) {
 	if !s.opts.NoFDs && pid != s.self {
 		w.fds(dfd, pid)
 	}
+}
+
+// otherLink is a namespace link of a process that the scan reads only for
+// the owning user namespace of the namespace it points at.
+type otherLink struct {
+	path string
+	typ  nsrel.Type
+	via  Via
+}
+
+// otherLinks are the links owners reads; ns/mnt is among them and is also
+// what the bind mount scan needs.
+var otherLinks = []otherLink{
+	{"ns/cgroup", nsrel.TypeCgroup, ViaProcess},
+	{"ns/ipc", nsrel.TypeIPC, ViaProcess},
+	{pathMnt, nsrel.TypeMount, ViaProcess},
+	{"ns/net", nsrel.TypeNet, ViaProcess},
+	{"ns/time", nsrel.TypeTime, ViaProcess},
+	{"ns/time_for_children", nsrel.TypeTime, ViaProcess},
+	{"ns/uts", nsrel.TypeUTS, ViaProcess},
+}
+
+// pidLinks are read by owners too when the scan does not read PID
+// namespaces for their own sake.
+var pidLinks = []otherLink{
+	{pathPID, nsrel.TypePID, ViaProcess},
+	{pathPFC, nsrel.TypePID, ViaPIDForChildren},
+}
+
+// owners reads the process's links to namespaces of the other types and
+// adds each namespace this worker has not seen yet, which asks the kernel
+// for its owning user namespace. A user namespace may have no process of
+// its own and own only, say, the network namespace that a process of
+// another user namespace has joined: this is the only way to find it.
+// Reading a link is one readlinkat(2); the ioctls happen once per
+// namespace. It returns the key of the process's mount namespace.
+func (w *worker) owners(dfd, pid int) (mnt Key, mntErr error) {
+	mntErr = unix.ENOENT
+	read := func(links []otherLink) {
+		for _, l := range links {
+			k, err := w.readKey(dfd, l.path)
+			if l.typ == nsrel.TypeMount {
+				mnt, mntErr = k, err
+			}
+			if err != nil || w.known[k] != nil {
+				continue
+			}
+			if nd := w.linkAt(dfd, l.path, k, l.typ, Found{Via: l.via, PID: pid}, ""); nd != nil {
+				w.known[k] = nd
+			}
+		}
+	}
+	read(otherLinks)
+	if !w.s.wantPID {
+		read(pidLinks)
+	}
+	return mnt, mntErr
 }
 
 // readKey reads the namespace link at path below dfd ("type:[INO]").
@@ -466,37 +539,33 @@ func (w *worker) link(dfd int, path string, t nsrel.Type, f Found, comm string) 
 		w.procs = append(w.procs, pendingProc{nd, Process{PID: f.PID, Comm: comm}})
 		return k, nil
 	}
-	if nd, ok := w.linkAt(dfd, path, k, t, f, comm); ok {
+	if nd := w.linkAt(dfd, path, k, t, f, comm); nd != nil {
 		w.known[k] = nd
 	}
 	return k, nil
 }
 
 // linkAt records the namespace k found at path below dfd and resolves it
-// if it is new. ok is false if it had to be resolved and could not (the
-// process exited): then a later reference will try again.
-func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm string) (nd *node, ok bool) {
-	nd, claim := w.s.get(k, t, f, comm)
-	if !claim {
-		return nd, true
+// if it is new. It returns nil if k is new and could not be opened (the
+// process exited, the fd was closed, the PID was reused): then nothing is
+// recorded and a later reference may add it.
+func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm string) *node {
+	if nd := w.s.record(k, f, comm); nd != nil {
+		return nd
 	}
 	pfd, err := unix.Openat(dfd, path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		w.s.finish(nd, false)
-		return nd, false
+		return nil
 	}
 	// The link may have changed since it was read (an fd replaced, a PID
 	// reused): reopenNS checks that it is still the namespace k.
 	fd, err := reopenNS(pfd, k)
 	unix.Close(pfd)
 	if err != nil {
-		w.s.finish(nd, false)
-		return nd, false
+		return nil
 	}
-	w.s.resolve(nd.ns, fd)
-	unix.Close(fd)
-	w.s.finish(nd, true)
-	return nd, true
+	defer unix.Close(fd)
+	return w.s.add(k, t, f, comm, fd)
 }
 
 // reopenNS checks that pfd, an O_PATH descriptor, is the nsfs file of the
