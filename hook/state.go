@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/nsrel/nsrel/hook/internal/fastjson"
 )
 
 // Limits on the state a runtime passes on stdin. The state comes from a
@@ -35,13 +39,11 @@ func DecodeState(r io.Reader) (*specs.State, error) {
 	if len(data) > MaxStateSize {
 		return nil, fmt.Errorf("state: larger than %d bytes", MaxStateSize)
 	}
-	var st specs.State
-	d := json.NewDecoder(bytes.NewReader(data))
-	if err := d.Decode(&st); err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return nil, errors.New("state: data after the JSON object")
+	st, ok := fastState(data)
+	if !ok {
+		if st, err = decodeStateJSON(data); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case st.ID == "":
@@ -62,5 +64,88 @@ func DecodeState(r io.Reader) (*specs.State, error) {
 			return nil, fmt.Errorf("state: annotation longer than %d bytes", MaxAnnotationValue)
 		}
 	}
+	return st, nil
+}
+
+// decodeStateJSON decodes the state with encoding/json.
+func decodeStateJSON(data []byte) (*specs.State, error) {
+	var st specs.State
+	d := json.NewDecoder(bytes.NewReader(data))
+	if err := d.Decode(&st); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, errors.New("state: data after the JSON object")
+	}
 	return &st, nil
+}
+
+// stateKeys are the members of the OCI state that specs.State holds.
+var stateKeys = []string{"ociVersion", "id", "status", "pid", "bundle", "annotations"}
+
+// fastState reads a plain state without encoding/json (whose reflection
+// costs a hook process more than the state is worth): the known members
+// spelt exactly and holding values of their type, other members (crun's
+// "root") anything. It gives up (ok false) where encoding/json might read
+// differently or fail: a null or mistyped known member, a key that only
+// case-insensitively matches a known one (encoding/json would fill the
+// field), a non-ASCII unknown key (Unicode case folding), a pid that is
+// not a whole number, or anything [fastjson.Parse] gives up on.
+func fastState(data []byte) (*specs.State, bool) {
+	n, ok := fastjson.Parse(data)
+	if !ok || n.Kind != 'o' {
+		return nil, false
+	}
+	st := &specs.State{}
+	for _, m := range n.Members {
+		v := m.Val
+		switch m.Key {
+		case "pid":
+			if v.Kind != 'n' {
+				return nil, false
+			}
+			pid, err := strconv.Atoi(string(v.Num))
+			if err != nil {
+				return nil, false
+			}
+			st.Pid = pid
+		case "annotations":
+			if v.Kind != 'o' {
+				return nil, false
+			}
+			st.Annotations = make(map[string]string, len(v.Members))
+			for _, a := range v.Members {
+				if a.Val.Kind != 's' {
+					return nil, false
+				}
+				st.Annotations[a.Key] = a.Val.Str
+			}
+		case "ociVersion", "id", "status", "bundle":
+			if v.Kind != 's' {
+				return nil, false
+			}
+			switch m.Key {
+			case "ociVersion":
+				st.Version = v.Str
+			case "id":
+				st.ID = v.Str
+			case "status":
+				st.Status = specs.ContainerState(v.Str)
+			default:
+				st.Bundle = v.Str
+			}
+		default:
+			for i := 0; i < len(m.Key); i++ {
+				if m.Key[i] >= utf8.RuneSelf {
+					return nil, false
+				}
+			}
+			for _, k := range stateKeys {
+				if strings.EqualFold(m.Key, k) {
+					return nil, false
+				}
+			}
+		}
+	}
+	return st, true
 }

@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nsrel/nsrel/hook/inspect"
-	"github.com/nsrel/nsrel/hook/internal/jsonesc"
+	"github.com/nsrel/nsrel/hook/internal/fastjson"
 	"github.com/nsrel/nsrel/hook/policy"
 )
 
@@ -380,7 +380,7 @@ func (c *canon) str() string {
 				return ""
 			}
 			buf = append(buf, c.b[start:j]...)
-			if e, ok := jsonesc.Unescape(c.b[j+1]); ok {
+			if e, ok := fastjson.Unescape(c.b[j+1]); ok {
 				buf = append(buf, e)
 				j += 2
 				start = j

@@ -219,14 +219,14 @@ type parser struct {
 }
 
 func (p *parser) errorf(n *node, path, format string, args ...any) {
-	p.errs = append(p.errs, &posError{off: n.off, path: path, msg: fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, &posError{off: n.Off, path: path, msg: fmt.Sprintf(format, args...)})
 }
 
 // object checks that n is an object with only the given keys (required
 // ones marked with a leading '!') and calls set for each member present.
 func (p *parser) object(n *node, path string, keys []string, set func(key string, v *node, path string)) bool {
-	if n.kind != 'o' {
-		p.errorf(n, path, "must be an object, not %s", kindName(n.kind))
+	if n.Kind != 'o' {
+		p.errorf(n, path, "must be an object, not %s", kindName(n.Kind))
 		return false
 	}
 	allowed := map[string]bool{}
@@ -240,19 +240,19 @@ func (p *parser) object(n *node, path string, keys []string, set func(key string
 		}
 	}
 	present := map[string]bool{}
-	for _, m := range n.members {
-		mp := join(path, m.key)
-		if !allowed[m.key] {
+	for _, m := range n.Members {
+		mp := join(path, m.Key)
+		if !allowed[m.Key] {
 			names := make([]string, 0, len(allowed))
 			for k := range allowed {
 				names = append(names, k)
 			}
 			sort.Strings(names)
-			p.errs = append(p.errs, &posError{off: m.keyOff, path: mp, msg: "unknown key (known: " + strings.Join(names, ", ") + ")"})
+			p.errs = append(p.errs, &posError{off: m.KeyOff, path: mp, msg: "unknown key (known: " + strings.Join(names, ", ") + ")"})
 			continue
 		}
-		present[m.key] = true
-		set(m.key, m.val, mp)
+		present[m.Key] = true
+		set(m.Key, m.Val, mp)
 	}
 	for _, k := range required {
 		if !present[k] {
@@ -270,29 +270,29 @@ func join(path, key string) string {
 }
 
 func (p *parser) str(n *node, path string) (string, bool) {
-	if n.kind != 's' {
-		p.errorf(n, path, "must be a string, not %s", kindName(n.kind))
+	if n.Kind != 's' {
+		p.errorf(n, path, "must be a string, not %s", kindName(n.Kind))
 		return "", false
 	}
-	return n.str, true
+	return n.Str, true
 }
 
 func (p *parser) boolean(n *node, path string) bool {
-	if n.kind != 'b' {
-		p.errorf(n, path, "must be true or false, not %s", kindName(n.kind))
+	if n.Kind != 'b' {
+		p.errorf(n, path, "must be true or false, not %s", kindName(n.Kind))
 		return false
 	}
-	return n.b
+	return n.Bool
 }
 
 func (p *parser) integer(n *node, path string, lo, hi int64) (int64, bool) {
-	if n.kind != 'n' {
-		p.errorf(n, path, "must be a number, not %s", kindName(n.kind))
+	if n.Kind != 'n' {
+		p.errorf(n, path, "must be a number, not %s", kindName(n.Kind))
 		return 0, false
 	}
-	v, err := strconv.ParseInt(n.num.String(), 10, 64)
+	v, err := strconv.ParseInt(n.Num.String(), 10, 64)
 	if err != nil {
-		p.errorf(n, path, "must be a whole number, not %s", n.num)
+		p.errorf(n, path, "must be a whole number, not %s", n.Num)
 		return 0, false
 	}
 	if v < lo || v > hi {
@@ -367,22 +367,22 @@ func (p *parser) config(n *node) *Config {
 				c.RotateBytes = x
 			}
 		case "record_annotations":
-			if v.kind != 'a' {
-				p.errorf(v, path, "must be an array of strings, not %s", kindName(v.kind))
+			if v.Kind != 'a' {
+				p.errorf(v, path, "must be an array of strings, not %s", kindName(v.Kind))
 				return
 			}
 			c.RecordAnnotations = []string{}
-			for i, e := range v.elems {
+			for i, e := range v.Elems {
 				if s, ok := p.str(e, fmt.Sprintf("%s[%d]", path, i)); ok {
 					c.RecordAnnotations = append(c.RecordAnnotations, s)
 				}
 			}
 		case "policies":
-			if v.kind != 'a' {
-				p.errorf(v, path, "must be an array of policy blocks, not %s", kindName(v.kind))
+			if v.Kind != 'a' {
+				p.errorf(v, path, "must be an array of policy blocks, not %s", kindName(v.Kind))
 				return
 			}
-			for i, e := range v.elems {
+			for i, e := range v.Elems {
 				bp := fmt.Sprintf("%s[%d]", path, i)
 				b := p.block(e, bp, true)
 				if b.Name != "" {
@@ -441,24 +441,24 @@ func (p *parser) match(n *node, path string) *Match {
 		case "id":
 			m.ID = p.regex(v, path)
 		case "annotations":
-			if v.kind != 'o' {
-				p.errorf(v, path, "must be an object mapping key expressions to value expressions, not %s", kindName(v.kind))
+			if v.Kind != 'o' {
+				p.errorf(v, path, "must be an object mapping key expressions to value expressions, not %s", kindName(v.Kind))
 				return
 			}
-			for _, mem := range v.members {
-				mp := path + "[" + strconv.Quote(mem.key) + "]"
-				k, err := regexp.Compile("^(?:" + mem.key + ")$")
+			for _, mem := range v.Members {
+				mp := path + "[" + strconv.Quote(mem.Key) + "]"
+				k, err := regexp.Compile("^(?:" + mem.Key + ")$")
 				if err != nil {
-					p.errs = append(p.errs, &posError{off: mem.keyOff, path: mp, msg: fmt.Sprintf("bad key regular expression: %v", err)})
+					p.errs = append(p.errs, &posError{off: mem.KeyOff, path: mp, msg: fmt.Sprintf("bad key regular expression: %v", err)})
 					continue
 				}
-				if val := p.regex(mem.val, mp); val != nil {
+				if val := p.regex(mem.Val, mp); val != nil {
 					m.Annotations = append(m.Annotations, AnnotationMatch{Key: k, Value: val})
 				}
 			}
 		}
 	})
-	if ok && len(n.members) == 0 {
+	if ok && len(n.Members) == 0 {
 		p.errorf(n, path, "needs \"id\" and/or \"annotations\"")
 	}
 	return m
@@ -482,12 +482,12 @@ func (p *parser) rules(n *node, path string) Rules {
 				}
 			}
 		case RuleAllowedOwnerUIDs:
-			if v.kind != 'a' {
-				p.errorf(v, path, "must be an array of UIDs, not %s", kindName(v.kind))
+			if v.Kind != 'a' {
+				p.errorf(v, path, "must be an array of UIDs, not %s", kindName(v.Kind))
 				return
 			}
 			r.AllowedOwnerUIDs = []uint32{}
-			for i, e := range v.elems {
+			for i, e := range v.Elems {
 				if x, ok := p.integer(e, fmt.Sprintf("%s[%d]", path, i), 0, math.MaxUint32-1); ok {
 					r.AllowedOwnerUIDs = append(r.AllowedOwnerUIDs, uint32(x))
 				}

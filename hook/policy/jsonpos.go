@@ -7,37 +7,28 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/nsrel/nsrel/hook/internal/fastjson"
 )
 
 // node is a JSON value with the byte offset where it starts, so that
-// errors can name a line and column.
-type node struct {
-	kind    byte // 'o' object, 'a' array, 's' string, 'n' number, 'b' bool, 'z' null
-	off     int
-	members []member
-	elems   []*node
-	str     string
-	num     json.Number
-	b       bool
-}
-
-type member struct {
-	key    string
-	keyOff int
-	val    *node
-}
+// errors can name a line and column; member is an object member.
+type (
+	node   = fastjson.Node
+	member = fastjson.Member
+)
 
 // parseTree parses data (one JSON value, nothing after it) into a tree.
 func parseTree(data []byte) (*node, error) {
-	if n, ok := fastTree(data); ok {
+	if n, ok := fastjson.Parse(data); ok {
 		return n, nil
 	}
 	return parseTreeJSON(data)
 }
 
 // parseTreeJSON is parseTree with encoding/json's tokenizer, which names
-// every syntax error; fastTree must give the same tree for any input it
-// accepts.
+// every syntax error; fastjson.Parse must give the same tree for any
+// input it accepts.
 func parseTreeJSON(data []byte) (*node, error) {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
@@ -57,7 +48,7 @@ type treeParser struct {
 	data []byte
 }
 
-const maxNesting = 64
+const maxNesting = fastjson.MaxNesting
 
 // next returns the offset of the next token: after the last one, skipping
 // white space and the separators the decoder consumes implicitly.
@@ -99,12 +90,12 @@ func (p *treeParser) value(depth int) (*node, error) {
 }
 
 func (p *treeParser) fromToken(tok json.Token, off, depth int) (*node, error) {
-	n := &node{off: off}
+	n := &node{Off: off}
 	switch v := tok.(type) {
 	case json.Delim:
 		switch v {
 		case '{':
-			n.kind = 'o'
+			n.Kind = 'o'
 			seen := map[string]bool{}
 			for p.d.More() {
 				kt, koff, err := p.token()
@@ -123,19 +114,19 @@ func (p *treeParser) fromToken(tok json.Token, off, depth int) (*node, error) {
 				if err != nil {
 					return nil, err
 				}
-				n.members = append(n.members, member{key: key, keyOff: koff, val: val})
+				n.Members = append(n.Members, member{Key: key, KeyOff: koff, Val: val})
 			}
 			if _, _, err := p.token(); err != nil { // '}'
 				return nil, err
 			}
 		case '[':
-			n.kind = 'a'
+			n.Kind = 'a'
 			for p.d.More() {
 				val, err := p.value(depth + 1)
 				if err != nil {
 					return nil, err
 				}
-				n.elems = append(n.elems, val)
+				n.Elems = append(n.Elems, val)
 			}
 			if _, _, err := p.token(); err != nil { // ']'
 				return nil, err
@@ -144,13 +135,13 @@ func (p *treeParser) fromToken(tok json.Token, off, depth int) (*node, error) {
 			return nil, &posError{off: off, msg: fmt.Sprintf("unexpected %q", rune(v))}
 		}
 	case string:
-		n.kind, n.str = 's', v
+		n.Kind, n.Str = 's', v
 	case json.Number:
-		n.kind, n.num = 'n', v
+		n.Kind, n.Num = 'n', v
 	case bool:
-		n.kind, n.b = 'b', v
+		n.Kind, n.Bool = 'b', v
 	case nil:
-		n.kind = 'z'
+		n.Kind = 'z'
 	default:
 		return nil, &posError{off: off, msg: fmt.Sprintf("unexpected token %v", tok)}
 	}

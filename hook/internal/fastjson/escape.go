@@ -1,4 +1,4 @@
-package jsonesc
+package fastjson
 
 // Unescape returns the byte that the escape \e stands for, for the
 // one-character escapes of RFC 8259 (\" \\ \/ \b \f \n \r \t); ok is

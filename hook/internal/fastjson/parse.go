@@ -1,27 +1,52 @@
-package policy
+package fastjson
 
 import (
 	"encoding/json"
 	"unicode/utf8"
-
-	"github.com/nsrel/nsrel/hook/internal/jsonesc"
 )
 
-// fastTree parses plain, well-formed JSON into the same tree as
-// parseTreeJSON, without encoding/json's tokenizer (which costs a
-// short-lived hook process more than the file is worth). It gives up
-// (ok false) on anything unusual: \u escapes, control characters,
-// invalid UTF-8, duplicate keys, deep nesting, any syntax error. The
-// caller then takes the encoding/json path, which also words the error.
-func fastTree(data []byte) (*node, bool) {
+// Node is a JSON value with the byte offset where it starts.
+type Node struct {
+	// Kind is 'o' object, 'a' array, 's' string, 'n' number, 'b' bool,
+	// 'z' null.
+	Kind byte
+	// Off is the byte offset of the value's first byte.
+	Off int
+	// Members of an object, in order; Elems of an array.
+	Members []Member
+	Elems   []*Node
+	// Str, Num and Bool hold a scalar of their kind.
+	Str  string
+	Num  json.Number
+	Bool bool
+}
+
+// Member is an object member.
+type Member struct {
+	Key string
+	// KeyOff is the byte offset of the key's opening quote.
+	KeyOff int
+	Val    *Node
+}
+
+// Parse parses plain, well-formed JSON (one value, nothing but white
+// space after it) into a tree, as encoding/json's tokenizer would read
+// it. It gives up (ok false) on anything unusual: \u escapes, control
+// characters, invalid UTF-8, duplicate keys, nesting deeper than
+// [MaxNesting], any syntax error. The caller then takes the
+// encoding/json path, which also words the error.
+func Parse(data []byte) (n *Node, ok bool) {
 	p := &fastParser{b: data, ok: true}
-	n := p.value(0)
+	n = p.value(0)
 	p.ws()
 	if !p.ok || p.i != len(data) {
 		return nil, false
 	}
 	return n, true
 }
+
+// MaxNesting is the deepest nesting Parse reads.
+const MaxNesting = 64
 
 type fastParser struct {
 	b  []byte
@@ -40,20 +65,20 @@ func (p *fastParser) ws() {
 	}
 }
 
-func (p *fastParser) fail() *node {
+func (p *fastParser) fail() *Node {
 	p.ok = false
 	return nil
 }
 
-func (p *fastParser) value(depth int) *node {
+func (p *fastParser) value(depth int) *Node {
 	p.ws()
-	if !p.ok || p.i >= len(p.b) || depth > maxNesting {
+	if !p.ok || p.i >= len(p.b) || depth > MaxNesting {
 		return p.fail()
 	}
-	n := &node{off: p.i}
+	n := &Node{Off: p.i}
 	switch c := p.b[p.i]; {
 	case c == '{':
-		n.kind = 'o'
+		n.Kind = 'o'
 		if p.open('}') {
 			return n
 		}
@@ -81,14 +106,14 @@ func (p *fastParser) value(depth int) *node {
 			if !p.ok {
 				return nil
 			}
-			n.members = append(n.members, member{key: key, keyOff: koff, val: val})
+			n.Members = append(n.Members, Member{Key: key, KeyOff: koff, Val: val})
 			if p.end('}') {
 				return n
 			}
 		}
 		return nil
 	case c == '[':
-		n.kind = 'a'
+		n.Kind = 'a'
 		if p.open(']') {
 			return n
 		}
@@ -97,7 +122,7 @@ func (p *fastParser) value(depth int) *node {
 			if !p.ok {
 				return nil
 			}
-			n.elems = append(n.elems, val)
+			n.Elems = append(n.Elems, val)
 			if p.end(']') {
 				return n
 			}
@@ -108,19 +133,19 @@ func (p *fastParser) value(depth int) *node {
 		if !ok {
 			return p.fail()
 		}
-		n.kind, n.str = 's', s
+		n.Kind, n.Str = 's', s
 	case c == '-' || (c >= '0' && c <= '9'):
 		start := p.i
 		if !p.number() {
 			return p.fail()
 		}
-		n.kind, n.num = 'n', json.Number(p.b[start:p.i])
+		n.Kind, n.Num = 'n', json.Number(p.b[start:p.i])
 	case p.lit("true"):
-		n.kind, n.b = 'b', true
+		n.Kind, n.Bool = 'b', true
 	case p.lit("false"):
-		n.kind = 'b'
+		n.Kind = 'b'
 	case p.lit("null"):
-		n.kind = 'z'
+		n.Kind = 'z'
 	default:
 		return p.fail()
 	}
@@ -237,7 +262,7 @@ func (p *fastParser) str() (string, bool) {
 				return "", false
 			}
 			buf = append(buf, p.b[start:j]...)
-			e, ok := jsonesc.Unescape(p.b[j+1])
+			e, ok := Unescape(p.b[j+1])
 			if !ok {
 				return "", false
 			}

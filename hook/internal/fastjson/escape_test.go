@@ -1,4 +1,4 @@
-package jsonesc
+package fastjson
 
 import (
 	"encoding/json"
