@@ -681,6 +681,26 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkFdatasync measures what every append must pay whatever the
+// code: one write of a record-sized line to an O_APPEND file and its
+// fdatasync, on the file system of the test's temporary directory.
+func BenchmarkFdatasync(b *testing.B) {
+	f, err := os.OpenFile(filepath.Join(b.TempDir(), "audit.jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	line := append(bytes.Repeat([]byte("x"), 799), '\n')
+	for b.Loop() {
+		if _, err := f.Write(line); err != nil {
+			b.Fatal(err)
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkDecode measures decoding and checking one record line.
 func BenchmarkDecode(b *testing.B) {
 	r := rec("bench")
