@@ -45,6 +45,10 @@ func BenchmarkStages(b *testing.B) {
 // measures the real figure with GNU time.
 func BenchmarkHookBinary(b *testing.B) {
 	nstest.Require(b, hookBin != "", "nsrel-hook was not built")
+	bin := hookBin
+	if *benchBin != "" {
+		bin = *benchBin
+	}
 	dir := b.TempDir()
 	cfg := fmt.Sprintf(`{"version":1,"audit_log":%q,"default":{"mode":"audit","rules":{"require_user_namespace":true,"pid_owned_by_container_user_namespace":true}}}`, dir+"/audit.jsonl")
 	if err := os.WriteFile(dir+"/hook.json", []byte(cfg), 0o600); err != nil {
@@ -69,7 +73,7 @@ func BenchmarkHookBinary(b *testing.B) {
 		i++
 		st := strings.Replace(state, `"bench-bin"`, fmt.Sprintf(`"bench-bin-%d"`, i), 1)
 		for _, stage := range stages {
-			cmd := exec.Command(hookBin, "--config", dir+"/hook.json", stage)
+			cmd := exec.Command(bin, "--config", dir+"/hook.json", stage)
 			cmd.Stdin = strings.NewReader(st)
 			start := time.Now()
 			out, err := cmd.CombinedOutput()
@@ -98,3 +102,7 @@ func BenchmarkHookBinary(b *testing.B) {
 // allStages makes BenchmarkHookBinary time every stage, one new container
 // per iteration: go test -bench HookBinary ./hook -args -bench-all-stages
 var allStages = flag.Bool("bench-all-stages", false, "BenchmarkHookBinary: time createRuntime, poststart and poststop")
+
+// benchBin makes BenchmarkHookBinary time another nsrel-hook binary (an
+// older build, for a before/after comparison; bench/hook/run.sh BASELINE).
+var benchBin = flag.String("bench-bin", "", "BenchmarkHookBinary: the nsrel-hook binary to time instead of the one built from this tree")

@@ -5,7 +5,9 @@
 #
 # Environment: ROUNDS (alternating rounds, default RUNS: one run of each
 # command per round), AUDIT_DIR (where the
-# audit log goes, default the temporary work directory), GO, RUNC.
+# audit log goes, default the temporary work directory), GO, RUNC,
+# BASELINE (a git revision: its nsrel-hook is timed in the same rounds and
+# alone at each stage, for a before/after comparison in one run).
 #
 # In one hyperfine run it times a full runc lifecycle (`runc run` of a
 # busybox `true` container: create, start, wait, delete) with nsrel-hook at
@@ -41,6 +43,11 @@ trap cleanup EXIT INT TERM
 cd "$REPO"
 $GO build -o "$WORK/nsrel-hook" ./cmd/nsrel-hook
 $GO build -o "$WORK/mkbundle" ./internal/bundle/cmd/mkbundle
+if [ -n "${BASELINE:-}" ]; then
+	mkdir "$WORK/base-src"
+	git -C "$REPO" archive "$BASELINE" | tar -x -C "$WORK/base-src"
+	(cd "$WORK/base-src" && $GO build -o "$WORK/nsrel-hook-base" ./cmd/nsrel-hook)
+fi
 
 # The shipped default config (audit mode) with the logs in the work
 # directory, or in AUDIT_DIR (to measure the disk the log will live on).
@@ -72,6 +79,19 @@ awk -v hook="$WORK/nsrel-hook" -v cfg="$WORK/hook.json" '
 	{ if (cr) { gsub("/usr/local/libexec/nsrel/nsrel-hook", hook); gsub("/etc/nsrel/hook.json", cfg) }
 	  else gsub("/usr/local/libexec/nsrel/nsrel-hook", "/bin/true"); print }' config/runc/hooks.json >"$WORK/hooks-create.json"
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-create.json" "$WORK/b-create" true >/dev/null
+NAMES="true go-noop create-only nsrel-hook"
+if [ -n "${BASELINE:-}" ]; then
+	sed -e "s#/usr/local/libexec/nsrel/nsrel-hook#$WORK/nsrel-hook-base#" -e "s#/etc/nsrel/hook.json#$WORK/hook.json#" \
+		config/runc/hooks.json >"$WORK/hooks-base.json"
+	"$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-base.json" "$WORK/b-baseline" true >/dev/null
+	NAMES="$NAMES baseline"
+fi
+# The bundle of each command.
+bundle() {
+	case $1 in
+	true) echo b-true ;; go-noop) echo b-noop ;; create-only) echo b-create ;; nsrel-hook) echo b-hook ;; *) echo "b-$1" ;;
+	esac
+}
 
 # Other load on the machine drifts over a run: alternate the commands,
 # one run of each per round by default (ROUNDS=RUNS), and take the median
@@ -85,15 +105,15 @@ WARMUP=3
 r=1
 # Each round starts with a different command (the first after hyperfine
 # starts runs a little slower); rows are matched by name.
-set -- true b-true go-noop b-noop create-only b-create nsrel-hook b-hook
+ORDER=$NAMES
 while [ $r -le "$ROUNDS" ]; do
-	hyperfine -N --style none --warmup "$WARMUP" --runs "$PER" --export-csv "$WORK/round.csv" \
-		-n "$1" "$RUNC --root $WORK/state run --bundle $WORK/$2 bench-$1" \
-		-n "$3" "$RUNC --root $WORK/state run --bundle $WORK/$4 bench-$3" \
-		-n "$5" "$RUNC --root $WORK/state run --bundle $WORK/$6 bench-$5" \
-		-n "$7" "$RUNC --root $WORK/state run --bundle $WORK/$8 bench-$7" >/dev/null
-	awk -F, 'NR > 1 { t[$1] = $4 } END { print t["true"], t["go-noop"], t["create-only"], t["nsrel-hook"] }' "$WORK/round.csv" >>"$WORK/rounds"
-	set -- "$3" "$4" "$5" "$6" "$7" "$8" "$1" "$2"
+	set --
+	for n in $ORDER; do
+		set -- "$@" -n "$n" "$RUNC --root $WORK/state run --bundle $WORK/$(bundle "$n") bench-$n"
+	done
+	hyperfine -N --style none --warmup "$WARMUP" --runs "$PER" --export-csv "$WORK/round.csv" "$@" >/dev/null
+	awk -F, 'NR > 1 { t[$1] = $4 } END { print t["true"], t["go-noop"], t["create-only"], t["nsrel-hook"], t["baseline"] }' "$WORK/round.csv" >>"$WORK/rounds"
+	ORDER="${ORDER#* } ${ORDER%% *}"
 	r=$((r + 1))
 	WARMUP=0
 done
@@ -102,12 +122,15 @@ T=$(awk '{ print $1 }' "$WORK/rounds" | median)
 N=$(awk '{ print $2 }' "$WORK/rounds" | median)
 C=$(awk '{ print $3 }' "$WORK/rounds" | median)
 H=$(awk '{ print $4 }' "$WORK/rounds" | median)
-awk -v t="$T" -v n="$N" -v c="$C" -v h="$H" 'BEGIN {
+B=
+[ -n "${BASELINE:-}" ] && B=$(awk '{ print $5 }' "$WORK/rounds" | median)
+awk -v t="$T" -v n="$N" -v c="$C" -v h="$H" -v b="$B" -v base="${BASELINE:-}" 'BEGIN {
 	rn = n / t; rc = c / t; rh = h / t
 	printf "  %-44s median %6.2f ms\n", "/bin/true at all three stages", t * 1000
 	printf "  %-44s median %6.2f ms  ratio %.3f\n", "empty Go program at all three (the floor)", n * 1000, rn
 	printf "  %-44s median %6.2f ms  ratio %.3f\n", "nsrel-hook at createRuntime only", c * 1000, rc
-	printf "  %-44s median %6.2f ms  ratio %.3f (target <= 1.05)\n", "nsrel-hook at all three stages", h * 1000, rh }'
+	printf "  %-44s median %6.2f ms  ratio %.3f (target <= 1.05)\n", "nsrel-hook at all three stages", h * 1000, rh
+	if (b != "") printf "  %-44s median %6.2f ms  ratio %.3f\n", "baseline " substr(base, 1, 12) " at all three stages", b * 1000, b / t }'
 
 echo
 echo "== process start-up alone: /bin/true, an empty static Go program, nsrel-hook --version"
@@ -119,12 +142,20 @@ echo
 echo "== nsrel-hook alone at each stage (inspect + policy + locked, fdatasync'ed append)"
 # Timed from Go (no shell in between) against a process in its own user
 # and PID namespaces: BenchmarkHookBinary in hook/bench_test.go.
-(cd "$REPO" && $GO test -run '^$' -bench 'BenchmarkHookBinary$' -benchtime "${RUNS}x" ./hook/ -args -bench-all-stages) |
+stages() {
+	label=$1
+	shift
+	(cd "$REPO" && $GO test -run '^$' -bench 'BenchmarkHookBinary$' -benchtime "${RUNS}x" ./hook/ -args -bench-all-stages "$@") |
 	awk '/^BenchmarkHookBinary/ { for (i = 1; i <= NF; i++) if ($i ~ /^median-.*-ms$/) {
 			st = $i; sub(/^median-/, "", st); sub(/-ms$/, "", st); m[st] = $(i-1) } else if ($i ~ /^p90-.*-ms$/) {
 			st = $i; sub(/^p90-/, "", st); sub(/-ms$/, "", st); p[st] = $(i-1) }
 		n = split("createRuntime poststart poststop", s, " ")
-		for (j = 1; j <= n; j++) printf "  %-44s median %6.2f ms  p90 %6.2f ms (target: median <= 5 ms)\n", s[j], m[s[j]], p[s[j]] }'
+		for (j = 1; j <= n; j++) printf "  %-44s median %6.2f ms  p90 %6.2f ms (target: median <= 5 ms)\n", s[j] label, m[s[j]], p[s[j]] }' label="$label"
+}
+stages ""
+if [ -n "${BASELINE:-}" ]; then
+	stages " (BASELINE $(echo "$BASELINE" | cut -c1-12))" -bench-bin "$WORK/nsrel-hook-base"
+fi
 
 # Peak RSS with GNU time (fork, not vfork: only the hook's own memory).
 unshare --user --map-root-user --pid --fork --kill-child sleep 600 </dev/null >/dev/null 2>&1 &
