@@ -163,6 +163,42 @@ func TestMainDeadline(t *testing.T) {
 	}
 }
 
+// TestBinaryDeadline runs the binary with a stdin that never ends: the
+// watchdog of hook.MainProcess ends the process soon after deadline_ms,
+// with the on_error status and one line on stderr.
+func TestBinaryDeadline(t *testing.T) {
+	for mode, want := range map[string]int{policy.OnErrorAllow: 0, policy.OnErrorDeny: 1} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) { c["on_error"] = mode; c["deadline_ms"] = 100 })
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close() // held open: the hook's read never ends
+			cmd := exec.Command(hookBin, "--config", e.config, "createRuntime")
+			cmd.Stdin = r
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			start := time.Now()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			err = cmd.Wait()
+			took := time.Since(start)
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != want || took > 2*time.Second || !strings.Contains(stderr.String(), "internal deadline of 100 ms passed (on_error="+mode+")") {
+				t.Errorf("exit %d (want %d) after %v, stderr %q", code, want, took, stderr.String())
+			}
+		})
+	}
+}
+
 func TestMainUsage(t *testing.T) {
 	e := newEnv(t, "hook.json", nil)
 	tests := []struct {
