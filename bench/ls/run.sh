@@ -11,7 +11,8 @@
 # lsuserns and lspidns are timed with every discovery source on (threads,
 # fds, bind mounts) and --no-containers, since the container lookup is not
 # discovery; one more row shows lsuserns as it runs by default, with the
-# container sources main.go wires in.
+# container sources main.go wires in, and one lsuserns without reading the
+# processes' namespaces of other types for their owners (--no-other-types).
 #
 # For each size it starts bench/ls/load (SIZE processes, 150 user
 # namespaces in chains up to 8 deep, every third chain with PID
@@ -70,8 +71,11 @@ for n in "${sizes[@]}"; do
 	# gets runs in every round; medians are taken over all rounds.
 	per=$(( (runs + rounds - 1) / rounds ))
 	for r in $(seq "$rounds"); do
-		hyperfine -N --style none --warmup 1 --runs "$per" --export-json "$work/$n.$r.json" \
+		# -i: a run that fails (a command racing with processes that
+		# come and go) is counted by summary, not fatal for the table.
+		hyperfine -N -i --style none --warmup 1 --runs "$per" --export-json "$work/$n.$r.json" \
 			-n lsuserns "$bin/lsuserns --no-containers" \
+			-n "lsuserns --no-other-types" "$bin/lsuserns --no-containers --no-other-types" \
 			-n lspidns "$bin/lspidns --no-containers" \
 			-n "lsuserns (with container lookup)" "$bin/lsuserns" \
 			-n "lsns --tree=owner -t user" "lsns --tree=owner -t user" \

@@ -131,7 +131,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 			t.usage(stdout, fs)
 			return 0
 		}
-		fmt.Fprintf(stderr, "%s: %v (see --help)\n", t.Name, firstLine(err))
+		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, flagError(err))
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -202,6 +202,22 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		return 1
 	}
 	return 0
+}
+
+// flagError rewrites the flag package's message in the spelling of the
+// help text: "flag provided but not defined: -bogus" becomes "unknown flag
+// --bogus", "for flag -x" becomes "for flag --x".
+func flagError(err error) string {
+	msg := firstLine(err)
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return "unknown flag --" + tree.Escape(name)
+	}
+	for _, r := range []struct{ old, new string }{
+		{"for flag -", "for flag --"}, {"for -", "for --"}, {"argument: -", "argument: --"},
+	} {
+		msg = strings.Replace(msg, r.old, r.new, 1)
+	}
+	return tree.Escape(msg)
 }
 
 func firstLine(err error) string {

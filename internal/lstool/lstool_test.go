@@ -95,12 +95,21 @@ func TestUsageAndExitCodes(t *testing.T) {
 	}{
 		{"help", []string{"--help"}, 0, "Examples:", ""},
 		{"short help", []string{"-h"}, 0, "--containerd-address", ""},
-		{"unknown flag", []string{"--bogus"}, 2, "", "flag provided but not defined: -bogus (see --help)\n"},
+		{"unknown flag", []string{"--bogus"}, 2, "", "lsuserns: unknown flag --bogus (see --help)\n"},
+		{"hostile flag", []string{"--a\x1b[2J"}, 2, "", "lsuserns: unknown flag --a\\x1b[2J (see --help)\n"},
+		{"bad value", []string{"--container-timeout", "soon"}, 2, "", `invalid value "soon" for flag --container-timeout: parse error`},
+		{"missing value", []string{"--container"}, 2, "", "flag needs an argument: --container"},
+		{"bad boolean", []string{"--json=maybe"}, 2, "", `invalid boolean value "maybe" for --json`},
+		{"pid tool has no --no-other-types", []string{"--no-other-types"}, 2, "", "unknown flag --no-other-types"},
 		{"argument", []string{"extra"}, 2, "", `unexpected argument "extra"`},
 		{"conflict", []string{"--no-containers", "--container", "x"}, 2, "", "--container needs the container lookup"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, out, errOut := run(t, tool(nsrel.TypeUser), tc.args...)
+			typ := nsrel.TypeUser
+			if strings.HasPrefix(tc.name, "pid tool") {
+				typ = nsrel.TypePID
+			}
+			code, out, errOut := run(t, tool(typ), tc.args...)
 			if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.err) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q", code, out, errOut, tc.code, tc.out, tc.err)
 			}

@@ -94,8 +94,9 @@ type Namespace struct {
 	// in [Options].Types; empty for other types. Threads are not listed;
 	// see FoundVia.
 	Processes []Process
-	// FoundVia lists how it was found: "process" once, then each fd and
-	// mount, then the first "parent"/"owner" link.
+	// FoundVia lists how it was found: every fd and mount, and at most
+	// one each of the other kinds (the smallest by PID, TID and Of), in
+	// the order of the Via constants.
 	FoundVia []Found
 	// Containers are the containers whose process lives in it; filled by
 	// the caller from [ContainerSource]s.

@@ -35,8 +35,8 @@ type Options struct {
 	NoMounts bool
 	// NoOtherTypes skips, when user namespaces are asked for, the
 	// processes' links to namespaces of other types (see the Types
-	// field), which are read only for their owners. It saves about
-	// eight readlinkat(2) calls per process, at the price of missing a
+	// field), which are read only for their owners. It saves seven
+	// readlinkat(2) calls per process, at the price of missing a
 	// user namespace whose only tie is such a namespace.
 	NoOtherTypes bool
 	// Comm reads /proc/PID/comm of every process into [Process].Comm.
@@ -454,8 +454,13 @@ var otherLinks = []otherLink{
 	{pathMnt, nsrel.TypeMount, ViaProcess},
 	{"ns/net", nsrel.TypeNet, ViaProcess},
 	{"ns/time", nsrel.TypeTime, ViaProcess},
-	{"ns/time_for_children", nsrel.TypeTime, ViaProcess},
 	{"ns/uts", nsrel.TypeUTS, ViaProcess},
+	// Not ns/time_for_children: it differs from ns/time only after
+	// unshare(CLONE_NEWTIME) (setns sets both), which makes the new
+	// namespace's owner the caller's user namespace; a process can
+	// later move only to descendants of it (setns(CLONE_NEWUSER) needs
+	// CAP_SYS_ADMIN in the target), so that owner is always its own
+	// user namespace or an ancestor, found anyway.
 }
 
 // pidLinks are read by owners too when the scan does not read PID

@@ -12,15 +12,17 @@ import (
 // order is the row order; lsns maps the tools to the command they are
 // compared with.
 var (
-	order = []string{"lsuserns", "lspidns", "lsuserns (with container lookup)",
+	order = []string{"lsuserns", "lsuserns --no-other-types", "lspidns", "lsuserns (with container lookup)",
 		"lsns --tree=owner -t user", "lsns --tree=parent -t pid", "floor"}
-	lsns = map[string]string{"lsuserns": "lsns --tree=owner -t user", "lspidns": "lsns --tree=parent -t pid"}
+	lsns = map[string]string{"lsuserns": "lsns --tree=owner -t user", "lsuserns --no-other-types": "lsns --tree=owner -t user",
+		"lspidns": "lsns --tree=parent -t pid"}
 )
 
 type export struct {
 	Results []struct {
-		Command string    `json:"command"`
-		Times   []float64 `json:"times"`
+		Command   string    `json:"command"`
+		Times     []float64 `json:"times"`
+		ExitCodes []int     `json:"exit_codes"`
 	} `json:"results"`
 }
 
@@ -34,6 +36,7 @@ func main() {
 	flag.Parse()
 
 	times := map[string][]float64{}
+	failed := map[string]int{}
 	for _, path := range flag.Args() {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -45,6 +48,11 @@ func main() {
 		}
 		for _, r := range e.Results {
 			times[r.Command] = append(times[r.Command], r.Times...)
+			for _, c := range r.ExitCodes {
+				if c != 0 {
+					failed[r.Command]++
+				}
+			}
 		}
 	}
 	med := map[string]float64{}
@@ -69,6 +77,11 @@ func main() {
 			vs = fmt.Sprintf("%.2f×", med[k]/med[o])
 		}
 		fmt.Printf("| %s | %.1f | %.1f ± %.1f | %.2f | %s |\n", k, med[k], mean*1000, sd*1000, med[k]/floor, vs)
+	}
+	for _, k := range order {
+		if n := failed[k]; n > 0 {
+			fmt.Printf("\nwarning: %s exited non-zero in %d of %d runs\n", k, n, len(times[k]))
+		}
 	}
 	fmt.Printf("\npeak RSS: lsuserns %.1f MiB, lspidns %.1f MiB, lsns %.1f MiB\n",
 		float64(*rssUser)/1024, float64(*rssPID)/1024, float64(*rssLsns)/1024)
