@@ -609,3 +609,62 @@ func TestOwnerOfAnotherTypeJoinedByProcess(t *testing.T) {
 		})
 	}
 }
+
+func TestHeldByHighFD(t *testing.T) {
+	// The fd source reads fd/0..n-1 by the fd count and falls back to
+	// listing the directory when there are holes; both must find a
+	// namespace at a high fd among many.
+	for _, tc := range []struct {
+		name  string
+		fill  bool // open every fd below the namespace's (no holes)
+		index int  // ExtraFiles index of the namespace: fd 3+index
+	}{
+		{"holes", false, 1000},
+		{"many fds", true, 999},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nstest.RequireRoot(t)
+			nstest.NoFDLeak(t)
+			chain := nstest.UserChain(t, 1)
+			ns, err := os.Open(nstest.NSPath(chain.Pid, "user"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ns.Close()
+			null, err := os.Open(os.DevNull)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer null.Close()
+			files := make([]*os.File, tc.index+1)
+			for i := range files[:tc.index] {
+				if tc.fill {
+					files[i] = null
+				}
+			}
+			files[tc.index] = ns
+			cmd := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
+			cmd.ExtraFiles = files
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			t.Cleanup(func() { cmd.Process.Kill(); <-done })
+
+			m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}, NoMounts: true, NoThreads: true})
+			n := m.Lookup(nsrel.TypeUser, ino(t, nstest.NSPath(chain.Pid, "user")))
+			want := discover.Found{Via: discover.ViaFD, PID: cmd.Process.Pid, Path: fmt.Sprintf("/proc/%d/fd/%d", cmd.Process.Pid, 3+tc.index)}
+			var got []discover.Found
+			for _, f := range n.FoundVia {
+				if f.Via == discover.ViaFD && f.PID == cmd.Process.Pid {
+					got = append(got, f)
+				}
+			}
+			if diff := cmp.Diff([]discover.Found{want}, got); diff != "" {
+				t.Errorf("fds of the holder (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

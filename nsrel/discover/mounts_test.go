@@ -1,13 +1,15 @@
 package discover
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/internal/nstest"
@@ -125,7 +127,7 @@ func TestMountPointHostile(t *testing.T) {
 			}
 			sortKeys(got)
 			sortKeys(want)
-			if diff := cmp.Diff(want, got); diff != "" {
+			if diff := gocmp.Diff(want, got); diff != "" {
 				t.Errorf("namespaces recorded (-want +got):\n%s", diff)
 			}
 			if n := s.nodes[Key{self.Dev, tc.ino}]; tc.want && (n == nil || len(n.ns.FoundVia) != 1 || n.ns.FoundVia[0].Via != ViaMount) {
@@ -136,11 +138,5 @@ func TestMountPointHostile(t *testing.T) {
 }
 
 func sortKeys(ks []Key) {
-	for i := range ks {
-		for j := i + 1; j < len(ks); j++ {
-			if ks[j].Ino < ks[i].Ino {
-				ks[i], ks[j] = ks[j], ks[i]
-			}
-		}
-	}
+	slices.SortFunc(ks, func(a, b Key) int { return cmp.Compare(a.Ino, b.Ino) })
 }
