@@ -197,6 +197,11 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	} else {
 		err = tree.Text(stdout, m, t.Type, opts)
 	}
+	if errors.Is(err, unix.EPIPE) {
+		// The reader is gone (lsuserns | head -1 with SIGPIPE ignored):
+		// nothing is wrong with the listing, as util-linux's tools see it.
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: write: %v\n", t.Name, err)
 		return 1

@@ -393,3 +393,36 @@ func TestSeveralRoots(t *testing.T) {
 		t.Errorf("stderr %q, want one notice", stderr.String())
 	}
 }
+
+// failWriter fails every write with err.
+type failWriter struct{ err error }
+
+func (w failWriter) Write([]byte) (int, error) { return 0, w.err }
+
+func TestWriteErrors(t *testing.T) {
+	// A reader that went away (EPIPE with SIGPIPE ignored) ends the
+	// listing quietly with exit 0, as util-linux's tools do; any other
+	// write error is one line and exit 1.
+	for _, tc := range []struct {
+		err     error
+		code    int
+		wantErr string
+	}{
+		{&os.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.EPIPE}, 0, ""},
+		{&os.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.ENOSPC}, 1, "lsuserns: write: write /dev/stdout: no space left on device\n"},
+	} {
+		for _, args := range [][]string{{"--no-containers"}, {"--no-containers", "--json"}} {
+			var e bytes.Buffer
+			code := lstool.Run(context.Background(), tool(nsrel.TypeUser), args, failWriter{tc.err}, &e)
+			var errs []string
+			for _, l := range strings.SplitAfter(e.String(), "\n") {
+				if l != "" && !strings.Contains(l, ": notice: ") {
+					errs = append(errs, l)
+				}
+			}
+			if code != tc.code || strings.Join(errs, "") != tc.wantErr {
+				t.Errorf("%v %q: exit %d, stderr %q; want exit %d, %q", tc.err, args, code, errs, tc.code, tc.wantErr)
+			}
+		}
+	}
+}
