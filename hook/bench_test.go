@@ -42,12 +42,14 @@ func BenchmarkStages(b *testing.B) {
 // 90th percentile wall time per run. maxrss-upper-KiB is an upper bound of
 // the hook's peak RSS only: the kernel charges the child the parent's
 // memory until exec (Go starts children with vfork); bench/hook/run.sh
-// measures the real figure with GNU time.
+// measures the real figure with GNU time. With -bench-bin it also times
+// that binary, alternating with this tree's in every iteration (metrics
+// with a "-base" suffix), so that other load affects both alike.
 func BenchmarkHookBinary(b *testing.B) {
 	nstest.Require(b, hookBin != "", "nsrel-hook was not built")
-	bin := hookBin
+	bins := map[string]string{"": hookBin}
 	if *benchBin != "" {
-		bin = *benchBin
+		bins["-base"] = *benchBin
 	}
 	dir := b.TempDir()
 	cfg := fmt.Sprintf(`{"version":1,"audit_log":%q,"default":{"mode":"audit","rules":{"require_user_namespace":true,"pid_owned_by_container_user_namespace":true}}}`, dir+"/audit.jsonl")
@@ -70,31 +72,35 @@ func BenchmarkHookBinary(b *testing.B) {
 	}
 	i := 0
 	for b.Loop() {
-		i++
-		st := strings.Replace(state, `"bench-bin"`, fmt.Sprintf(`"bench-bin-%d"`, i), 1)
-		for _, stage := range stages {
-			cmd := exec.Command(bin, "--config", dir+"/hook.json", stage)
-			cmd.Stdin = strings.NewReader(st)
-			start := time.Now()
-			out, err := cmd.CombinedOutput()
-			times[stage] = append(times[stage], time.Since(start))
-			if err != nil {
-				b.Fatalf("%s: %v: %s", stage, err, out)
-			}
-			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > maxRSS {
-				maxRSS = ru.Maxrss
+		for suffix, bin := range bins {
+			i++
+			st := strings.Replace(state, `"bench-bin"`, fmt.Sprintf(`"bench-bin-%d"`, i), 1)
+			for _, stage := range stages {
+				cmd := exec.Command(bin, "--config", dir+"/hook.json", stage)
+				cmd.Stdin = strings.NewReader(st)
+				start := time.Now()
+				out, err := cmd.CombinedOutput()
+				times[stage+suffix] = append(times[stage+suffix], time.Since(start))
+				if err != nil {
+					b.Fatalf("%s %s: %v: %s", bin, stage, err, out)
+				}
+				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && suffix == "" && ru.Maxrss > maxRSS {
+					maxRSS = ru.Maxrss
+				}
 			}
 		}
 	}
-	for _, stage := range stages {
-		t := times[stage]
-		slices.Sort(t)
-		unit := "-ms"
-		if *allStages {
-			unit = "-" + stage + "-ms"
+	for suffix := range bins {
+		for _, stage := range stages {
+			t := times[stage+suffix]
+			slices.Sort(t)
+			unit := suffix + "-ms"
+			if *allStages {
+				unit = "-" + stage + suffix + "-ms"
+			}
+			b.ReportMetric(float64(t[len(t)/2].Microseconds())/1000, "median"+unit)
+			b.ReportMetric(float64(t[len(t)*9/10].Microseconds())/1000, "p90"+unit)
 		}
-		b.ReportMetric(float64(t[len(t)/2].Microseconds())/1000, "median"+unit)
-		b.ReportMetric(float64(t[len(t)*9/10].Microseconds())/1000, "p90"+unit)
 	}
 	b.ReportMetric(float64(maxRSS), "maxrss-upper-KiB")
 }
@@ -103,6 +109,7 @@ func BenchmarkHookBinary(b *testing.B) {
 // per iteration: go test -bench HookBinary ./hook -args -bench-all-stages
 var allStages = flag.Bool("bench-all-stages", false, "BenchmarkHookBinary: time createRuntime, poststart and poststop")
 
-// benchBin makes BenchmarkHookBinary time another nsrel-hook binary (an
-// older build, for a before/after comparison; bench/hook/run.sh BASELINE).
-var benchBin = flag.String("bench-bin", "", "BenchmarkHookBinary: the nsrel-hook binary to time instead of the one built from this tree")
+// benchBin makes BenchmarkHookBinary also time another nsrel-hook binary
+// (an older build, for a before/after comparison; bench/hook/run.sh
+// BASELINE).
+var benchBin = flag.String("bench-bin", "", "BenchmarkHookBinary: another nsrel-hook binary to time alternately with the one built from this tree")

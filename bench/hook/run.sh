@@ -150,20 +150,16 @@ echo
 echo "== nsrel-hook alone at each stage (inspect + policy + locked, fdatasync'ed append)"
 # Timed from Go (no shell in between) against a process in its own user
 # and PID namespaces: BenchmarkHookBinary in hook/bench_test.go.
-stages() {
-	label=$1
-	shift
-	(cd "$REPO" && $GO test -run '^$' -bench 'BenchmarkHookBinary$' -benchtime "${RUNS}x" ./hook/ -args -bench-all-stages "$@") |
-	awk '/^BenchmarkHookBinary/ { for (i = 1; i <= NF; i++) if ($i ~ /^median-.*-ms$/) {
+# With BASELINE, its binary runs alternately in the same benchmark.
+set --
+[ -n "${BASELINE:-}" ] && set -- -bench-bin "$WORK/nsrel-hook-base"
+(cd "$REPO" && $GO test -run '^$' -bench 'BenchmarkHookBinary$' -benchtime "${RUNS}x" ./hook/ -args -bench-all-stages "$@") |
+	awk -v base="$(echo "${BASELINE:-}" | cut -c1-12)" '/^BenchmarkHookBinary/ { for (i = 1; i <= NF; i++) if ($i ~ /^median-.*-ms$/) {
 			st = $i; sub(/^median-/, "", st); sub(/-ms$/, "", st); m[st] = $(i-1) } else if ($i ~ /^p90-.*-ms$/) {
 			st = $i; sub(/^p90-/, "", st); sub(/-ms$/, "", st); p[st] = $(i-1) }
 		n = split("createRuntime poststart poststop", s, " ")
-		for (j = 1; j <= n; j++) printf "  %-44s median %6.2f ms  p90 %6.2f ms (target: median <= 5 ms)\n", s[j] label, m[s[j]], p[s[j]] }' label="$label"
-}
-stages ""
-if [ -n "${BASELINE:-}" ]; then
-	stages " (BASELINE $(echo "$BASELINE" | cut -c1-12))" -bench-bin "$WORK/nsrel-hook-base"
-fi
+		for (j = 1; j <= n; j++) printf "  %-44s median %6.2f ms  p90 %6.2f ms (target: median <= 5 ms)\n", s[j], m[s[j]], p[s[j]]
+		if (base != "") for (j = 1; j <= n; j++) printf "  %-44s median %6.2f ms  p90 %6.2f ms\n", s[j] " (baseline " base ")", m[s[j] "-base"], p[s[j] "-base"] }'
 
 # Peak RSS with GNU time (fork, not vfork: only the hook's own memory).
 unshare --user --map-root-user --pid --fork --kill-child sleep 600 </dev/null >/dev/null 2>&1 &
