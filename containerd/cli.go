@@ -125,6 +125,17 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
+	// Fail at once, with one clear line, when the audit log cannot be
+	// written (wrong path, read-only file system, a symlink or FIFO in
+	// its place): an empty append takes the lock and opens the log for
+	// writing without adding a record. Later failures are retried.
+	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err = log.AppendWith(pctx, func(*audit.Searcher) (*audit.Record, error) { return nil, nil })
+	cancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: cannot write the audit log %s: %s\n", prog, hook.Printable(cfg.AuditLog), hook.Printable(err.Error()))
+		return 1
+	}
 	logger := logrus.New()
 	logger.Out = stderr
 	logger.Level = lvl

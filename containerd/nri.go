@@ -17,7 +17,7 @@ import (
 )
 
 // SourceNRI marks audit records written by the NRI plugin.
-const SourceNRI = "nri"
+const SourceNRI = audit.SourceNRI
 
 // DefaultNRISocket is the runtime's default NRI socket.
 const DefaultNRISocket = "/var/run/nri/nri.sock"
@@ -100,12 +100,10 @@ func (p *NRIPlugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr
 
 func (p *NRIPlugin) start(ctx context.Context, id string, pid int, md map[string]string) error {
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
-	if pid <= 0 {
-		// Runtimes before NRI 0.x's pid field: nothing to inspect.
-		log.Warn("NRI request without a pid; not recorded")
-		return nil
-	}
-	got, _, err := appendStart(ctx, startInfo{p.Config, p.Log, p.Inspect, SourceNRI, "", id, pid, md})
+	// A missing pid (a runtime too old to send it) cannot be inspected:
+	// the record says so and on_error decides, as for any other
+	// inspection failure.
+	got, err := appendStart(ctx, p.Log, startInfo{p.Config, p.Inspect, SourceNRI, "", id, pid, md})
 	if err != nil {
 		log.WithError(err).Error("audit log append failed")
 		if p.Config.OnError == policy.OnErrorDeny {

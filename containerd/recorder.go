@@ -14,8 +14,11 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/typeurl/v2"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
@@ -30,7 +33,7 @@ const StageEventsGap = "events-gap"
 
 // Event filters of the recorder. Filter values must be quoted, or
 // containerd matches nothing.
-var recorderFilters = []string{`topic=="/tasks/start"`, `topic=="/tasks/exit"`}
+var recorderFilters = []string{`topic=="/tasks/start"`, `topic=="/tasks/exit"`, `topic=="/tasks/delete"`, `topic=="/containers/delete"`}
 
 // maxSpec bounds the container spec read for annotations.
 const maxSpec = 4 << 20
@@ -41,17 +44,32 @@ const maxSpec = 4 << 20
 // [audit.SourceContainerdEvents]; containers started with ctr, by Docker
 // (namespace "moby") or by any client without nsrel-hook are audited
 // too. A start that nsrel-hook (or the recorder itself) already recorded
-// for the same process (PID and start time) is not recorded again; an
-// exit is recorded only for starts the recorder recorded (the hook's
-// poststop covers the others).
+// for the same process (container ID, PID and start time) is not
+// recorded again: the check and the append happen under the audit log's
+// lock ([audit.Log.AppendWith]). An exit is recorded only for starts the
+// recorder recorded (the hook's poststop covers the others).
+//
+// An event names a PID, not a process: after inspecting it, the recorder
+// asks containerd whether the task still runs with that PID and checks
+// that the process's start time did not change, so a PID reused after a
+// quick exit is never attributed to the container (the record then has
+// an error and no ancestry).
 //
 // When the event stream breaks (containerd restarts), the recorder
 // reconnects with backoff and appends a [StageEventsGap] record naming
-// the gap; after every (re)connection it walks the running tasks and
-// records those it has no start for, so starts during the gap are
-// recorded late rather than lost. Records carry the policy block and
+// the gap; after every (re)connection, and every [Recorder.Resync] while
+// connected, it walks the running tasks and records those it has no
+// start for, so starts during the gap are recorded late rather than lost.
+// Records that could not be appended (read-only or full disk) are kept
+// (at most [MaxPending]) and retried with backoff; records dropped beyond
+// that are named in a gap record. Records carry the policy block and
 // verdict of the hook config, but the recorder runs after the start and
 // cannot refuse a container: enforcing needs nsrel-hook at createRuntime.
+//
+// Memory stays bounded over a long run: the recorder remembers only the
+// running tasks it has seen recorded (rebuilt from the task list at each
+// walk) and at most [MaxPending] unwritten records. A Recorder must not
+// run twice at once.
 type Recorder struct {
 	// Address is the containerd socket (see [Address]).
 	Address string
@@ -64,24 +82,56 @@ type Recorder struct {
 	Logger logrus.FieldLogger
 	// Inspect reads a process's ancestry; nil means [inspect.Process].
 	Inspect func(pid int) (*inspect.Ancestry, error)
-	// MinBackoff and MaxBackoff bound the reconnection delay (defaults
-	// 100 ms and 5 s).
+	// MinBackoff and MaxBackoff bound the reconnection and append retry
+	// delays (defaults 100 ms and 5 s).
 	MinBackoff, MaxBackoff time.Duration
+	// Resync is how often the recorder walks the running tasks while
+	// connected (default [DefaultResync]).
+	Resync time.Duration
 	// Connected, if set, is called after each successful subscription and
 	// catch-up walk (tests use it to synchronize).
 	Connected func()
+
+	// known maps running tasks whose start the log holds to their
+	// process start time, so walks skip the log search for them. Each
+	// walk rebuilds it from the task list.
+	known map[taskKey]uint64
+	// pending are records whose append failed, oldest first.
+	pending []pendingRecord
+	// dropped counts pending records dropped since droppedSince.
+	dropped      int
+	droppedSince time.Time
+	// failing is set when an append failed since the last walk.
+	failing bool
+}
+
+// DefaultResync is how often [Recorder] walks the running tasks while
+// connected, to record starts whose event it missed.
+const DefaultResync = 30 * time.Second
+
+// MaxPending bounds the records [Recorder] keeps while the audit log
+// cannot be written.
+const MaxPending = 4096
+
+// taskKey names a task's init process.
+type taskKey struct {
+	ns, id string
+	pid    int
+}
+
+// pendingRecord is a record whose append failed: a start (deduplicated
+// again when retried) or an exit.
+type pendingRecord struct {
+	start     *audit.Record // with pid and startTime
+	pid       int
+	startTime uint64
+	exit      *taskKey
 }
 
 // Run records until ctx is done; it returns ctx's error. Connection
 // failures are logged and retried, never returned.
 func (r *Recorder) Run(ctx context.Context) error {
-	minB, maxB := r.MinBackoff, r.MaxBackoff
-	if minB <= 0 {
-		minB = 100 * time.Millisecond
-	}
-	if maxB < minB {
-		maxB = max(5*time.Second, minB)
-	}
+	minB, maxB := r.backoffs()
 	backoff := minB
 	var lostAt time.Time
 	var lostErr error
@@ -103,6 +153,17 @@ func (r *Recorder) Run(ctx context.Context) error {
 			backoff = minB
 		}
 	}
+}
+
+func (r *Recorder) backoffs() (minB, maxB time.Duration) {
+	minB, maxB = r.MinBackoff, r.MaxBackoff
+	if minB <= 0 {
+		minB = 100 * time.Millisecond
+	}
+	if maxB < minB {
+		maxB = max(5*time.Second, minB)
+	}
+	return minB, maxB
 }
 
 // session connects, records a pending gap, catches up with the running
@@ -140,14 +201,35 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 			*lostAt = time.Time{}
 		}
 	}
-	if err := r.catchUp(ctx, c); err != nil {
+	// The subscription is set up by the daemon asynchronously: a start
+	// between this walk and that moment has no event, and the next walk
+	// (Resync) records it.
+	if err := r.walk(ctx, c); err != nil {
 		log.WithError(err).Warn("catching up with running tasks")
 	}
 	log.Info("subscribed to containerd task events")
 	if r.Connected != nil {
 		r.Connected()
 	}
+	minB, maxB := r.backoffs()
+	resync := r.Resync
+	if resync <= 0 {
+		resync = DefaultResync
+	}
+	retry := minB
+	next := func() time.Duration {
+		if !r.failing && len(r.pending) == 0 {
+			retry = minB
+			return resync
+		}
+		d := retry
+		retry = min(retry*2, maxB)
+		return min(d, resync)
+	}
+	timer := time.NewTimer(next())
+	defer timer.Stop()
 	for {
+		wasFailing := r.failing
 		select {
 		case <-ctx.Done():
 			return nil
@@ -169,31 +251,67 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 			}
 			log.WithError(err).Warn("containerd event stream lost; reconnecting")
 			return nil
+		case <-timer.C:
+			if err := r.walk(ctx, c); err != nil {
+				log.WithError(err).Warn("walking running tasks")
+			}
+			timer.Reset(next())
+		}
+		if r.failing && !wasFailing {
+			timer.Reset(next()) // retry soon, not at the next resync
 		}
 	}
 }
 
-// catchUp records every running task that has no start record yet.
-func (r *Recorder) catchUp(ctx context.Context, c *client.Client) error {
+// walk retries pending records, then records every running task that has
+// no start record yet, and rebuilds the set of known tasks.
+func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
+	r.failing = false
+	r.retryPending(ctx)
 	nss, err := c.NamespaceService().List(ctx)
 	if err != nil {
 		return err
 	}
 	slices.Sort(nss)
+	known := make(map[taskKey]uint64, len(r.known))
 	var errs []error
 	for _, ns := range nss {
 		nctx := namespaces.WithNamespace(ctx, ns)
 		resp, err := c.TaskService().List(nctx, &tasksapi.ListTasksRequest{})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("namespace %q: %w", ns, err))
+			// Keep what we knew of this namespace.
+			for k, v := range r.known {
+				if k.ns == ns {
+					known[k] = v
+				}
+			}
 			continue
 		}
 		for _, t := range resp.Tasks {
-			if t.Pid > 0 && t.Status == task.Status_RUNNING {
-				r.recordStart(ctx, c, ns, t.ID, int(t.Pid))
+			if t.Pid == 0 || t.Status != task.Status_RUNNING {
+				continue
+			}
+			k := taskKey{ns, t.ID, int(t.Pid)}
+			if st, ok := r.known[k]; ok {
+				if now, err := inspect.StartTime(k.pid); err == nil && now == st {
+					known[k] = st
+					continue
+				}
+			}
+			if st, ok := r.recordStart(ctx, c, ns, t.ID, int(t.Pid), time.Time{}); ok {
+				known[k] = st
 			}
 		}
 	}
+	// A known task missing from the list ended while its exit and
+	// delete events were missed (or their records failed).
+	for k := range r.known {
+		if _, ok := known[k]; !ok && slices.Contains(nss, k.ns) {
+			r.recordExit(ctx, k)
+		}
+	}
+	r.known = known
 	return errors.Join(errs...)
 }
 
@@ -203,17 +321,50 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 	}
 	ev, err := typeurl.UnmarshalAny(env.Event)
 	if err != nil {
-		r.logger().WithError(err).WithField("topic", env.Topic).Warn("undecodable event")
+		r.logger().WithError(err).WithField("topic", hook.Printable(env.Topic)).Warn("undecodable event")
 		return
+	}
+	if l := r.logger(); isDebug(l) {
+		l.WithFields(logrus.Fields{"topic": hook.Printable(env.Topic), "namespace": hook.Printable(env.Namespace), "event": hook.Printable(fmt.Sprint(ev))}).Debug("event")
 	}
 	switch e := ev.(type) {
 	case *eventsapi.TaskStart:
-		r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid))
+		if st, ok := r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid), env.Timestamp); ok {
+			if r.known == nil {
+				r.known = make(map[taskKey]uint64)
+			}
+			r.known[taskKey{env.Namespace, e.ContainerID, int(e.Pid)}] = st
+		}
 	case *eventsapi.TaskExit:
 		// Exec'd processes exit too; only the init process ends the container.
 		if e.ID == e.ContainerID {
-			r.recordExit(ctx, env.Namespace, e.ContainerID, int(e.Pid))
+			r.taskGone(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
 		}
+	case *eventsapi.ContainerDelete:
+		// Published by containerd itself, unlike the shim's task events:
+		// the container's task, if the recorder knew it, is gone.
+		for k := range r.known {
+			if k.ns == env.Namespace && k.id == e.ID {
+				r.taskGone(ctx, k)
+			}
+		}
+	case *eventsapi.TaskDelete:
+		// A shim deleted right after its task was killed may exit before
+		// it published /tasks/exit (and /tasks/delete, which the shim
+		// publishes too). Whichever comes second finds the exit recorded;
+		// when both are lost, /containers/delete or the next walk
+		// records it.
+		if e.ID == "" || e.ID == e.ContainerID {
+			r.taskGone(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
+		}
+	}
+}
+
+// taskGone records the exit of task k.
+func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
+	delete(r.known, k)
+	if k.id != "" && k.pid > 0 {
+		r.recordExit(ctx, k)
 	}
 }
 
@@ -236,28 +387,165 @@ func meta(ctx context.Context, c *client.Client, id string) map[string]string {
 	return m
 }
 
-func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int) {
+// errUnverified marks a failure to ask containerd about a task: the
+// start is retried at the next walk rather than recorded with an error.
+var errUnverified = errors.New("cannot ask containerd about the task")
+
+// verifyTask checks that the task id in namespace ns still runs with pid
+// and that pid's process still has startTime: then the process inspected
+// is the container's, not one that reused its PID.
+func verifyTask(ctx context.Context, c *client.Client, ns, id string, pid int, startTime uint64) error {
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), 5*time.Second)
+	defer cancel()
+	resp, err := c.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: id})
+	err = errgrpc.ToNative(err)
+	if errdefs.IsNotFound(err) {
+		return fmt.Errorf("task %s is gone: %w", hook.Printable(id), inspect.ErrGone)
+	}
+	if err != nil {
+		return fmt.Errorf("%w %s: %w", errUnverified, hook.Printable(id), err)
+	}
+	p := resp.GetProcess()
+	if int(p.GetPid()) != pid || (p.GetStatus() != task.Status_RUNNING && p.GetStatus() != task.Status_PAUSED && p.GetStatus() != task.Status_PAUSING) {
+		return fmt.Errorf("task %s no longer runs as pid %d (status %s, pid %d): %w", hook.Printable(id), pid, p.GetStatus(), p.GetPid(), inspect.ErrGone)
+	}
+	if now, err := inspect.StartTime(pid); err != nil || now != startTime {
+		return fmt.Errorf("pid %d of task %s exited or was reused: %w", pid, hook.Printable(id), inspect.ErrGone)
+	}
+	return nil
+}
+
+// clockTick is the unit of process start times (USER_HZ: 100 on every
+// architecture Linux containers run on).
+const clockTick = 10 * time.Millisecond
+
+// startedBefore reports whether a process with the given start time
+// (clock ticks since boot) surely started before t: the start time is
+// cut to a tick, and a tick and a millisecond of margin cover that and
+// reading the clocks.
+func startedBefore(startTicks uint64, t time.Time) bool {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return false
+	}
+	boot := time.Now().Add(-time.Duration(ts.Nano()))
+	start := boot.Add(time.Duration(startTicks) * clockTick)
+	return start.Add(clockTick + time.Millisecond).Before(t)
+}
+
+// recordStart records the start of task id (process pid) in namespace
+// ns unless the log has it; at is when containerd published the start
+// (zero for tasks found by a walk). It returns the process start time and true
+// when the log holds the start (now or before), false when it must be
+// tried again.
+func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int, at time.Time) (uint64, bool) {
 	log := r.logger().WithFields(logrus.Fields{"namespace": ns, "container": id, "pid": pid})
 	if id == "" || pid <= 0 {
 		log.Warn("start event without container or pid")
-		return
+		return 0, true
+	}
+	inspectFn := r.Inspect
+	if inspectFn == nil {
+		inspectFn = inspect.Process
+	}
+	verified := func(pid int) (*inspect.Ancestry, error) {
+		anc, err := inspectFn(pid)
+		if err != nil {
+			return nil, err
+		}
+		// The container's process held pid from before the start event
+		// until it exited, after the event: a process that started
+		// before the event and has pid now is the container's. Otherwise
+		// (a walk, a start time too close to call) containerd must still
+		// run the task as pid.
+		if !at.IsZero() {
+			if startedBefore(anc.StartTime, at) {
+				return anc, nil
+			}
+			log.WithField("event_time", at).WithField("start_ticks", anc.StartTime).Debug("process start not clearly before the event; asking containerd")
+		}
+		if err := verifyTask(ctx, c, ns, id, pid, anc.StartTime); err != nil {
+			return nil, err
+		}
+		return anc, nil
 	}
 	md := meta(namespaces.WithNamespace(ctx, ns), c, id)
-	got, _, err := appendStart(ctx, startInfo{r.Config, r.Log, r.Inspect, audit.SourceContainerdEvents, ns, id, pid, md})
+	rec, startTime, ierr := buildStart(startInfo{r.Config, verified, audit.SourceContainerdEvents, ns, id, pid, md})
+	if errors.Is(ierr, errUnverified) {
+		log.WithError(ierr).Warn("start not recorded yet; retrying at the next walk")
+		r.failing = true
+		return 0, false
+	}
+	got, err := commitStart(ctx, r.Log, rec, pid, startTime)
 	switch {
 	case err != nil:
-		log.WithError(err).Error("audit log append failed")
+		log.WithError(err).Error("audit log append failed; will retry")
+		r.keep(pendingRecord{start: rec, pid: pid, startTime: startTime})
+		return 0, false
 	case got == nil:
 		log.Debug("start already recorded")
+	case got.Error != "":
+		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict, "record_error": got.Error}).Warn("recorded start without namespaces")
 	default:
 		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Info("recorded start")
 	}
+	return startTime, true
 }
 
-// startInfo is what [appendStart] needs to record a container start.
+// keep queues a record whose append failed, dropping the oldest beyond
+// [MaxPending].
+func (r *Recorder) keep(p pendingRecord) {
+	r.failing = true
+	if len(r.pending) >= MaxPending {
+		if r.dropped == 0 {
+			r.droppedSince = time.Now()
+		}
+		r.dropped++
+		r.pending = slices.Delete(r.pending, 0, 1)
+	}
+	r.pending = append(r.pending, p)
+}
+
+// retryPending appends the pending records, in order, stopping at the
+// first that fails again; a gap record first names records dropped.
+func (r *Recorder) retryPending(ctx context.Context) {
+	log := r.logger()
+	if r.dropped > 0 {
+		gap := &audit.Record{
+			Source:  audit.SourceContainerdEvents,
+			Stage:   StageEventsGap,
+			Version: hook.Version,
+			Error: fmt.Sprintf("the audit log could not be written from %s to %s; %d start or exit records were dropped (more than %d waited)",
+				r.droppedSince.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), r.dropped, MaxPending),
+		}
+		if err := r.Log.Append(ctx, gap); err != nil {
+			log.WithError(err).Error("audit log still not writable")
+			r.failing = true
+			return
+		}
+		r.dropped = 0
+	}
+	for len(r.pending) > 0 {
+		p := r.pending[0]
+		var err error
+		if p.exit != nil {
+			_, err = r.appendExit(ctx, *p.exit)
+		} else {
+			_, err = commitStart(ctx, r.Log, p.start, p.pid, p.startTime)
+		}
+		if err != nil {
+			log.WithError(err).WithField("pending", len(r.pending)).Error("audit log still not writable")
+			r.failing = true
+			return
+		}
+		r.pending = slices.Delete(r.pending, 0, 1)
+	}
+	r.pending = nil // release the backing array
+}
+
+// startInfo is what [buildStart] needs to build a start record.
 type startInfo struct {
 	config  *policy.Config
-	log     *audit.Log
 	inspect func(pid int) (*inspect.Ancestry, error)
 	source  string
 	ns, id  string
@@ -267,20 +555,18 @@ type startInfo struct {
 	meta map[string]string
 }
 
-// appendStart inspects the process, evaluates the policy block the
-// container selects and, under the log's lock, appends a start record
-// unless the log already has one for the same process (PID and start
-// time, any source). It returns the record appended (nil if the start was
-// recorded already) and the record built either way.
-func appendStart(ctx context.Context, si startInfo) (appended, rec *audit.Record, err error) {
+// buildStart inspects the process and evaluates the policy block the
+// container selects. It returns the start record, the process start time
+// (0 when inspection failed) and the inspection error, also kept in the
+// record.
+func buildStart(si startInfo) (rec *audit.Record, startTime uint64, ierr error) {
 	inspectFn := si.inspect
 	if inspectFn == nil {
 		inspectFn = inspect.Process
 	}
 	anc, ierr := inspectFn(si.pid)
-	var startTime uint64
-	if ierr == nil && anc != nil {
-		startTime = anc.StartTime
+	if ierr == nil && anc == nil {
+		ierr = errors.New("inspect: no ancestry")
 	}
 	b := si.config.Select(si.id, si.meta)
 	rec = &audit.Record{
@@ -289,7 +575,6 @@ func appendStart(ctx context.Context, si startInfo) (appended, rec *audit.Record
 		ContainerID: si.id,
 		Namespace:   si.ns,
 		Annotations: pick(si.meta, si.config.RecordAnnotations),
-		Ancestry:    anc,
 		Policy:      b.Name,
 		Mode:        b.Mode,
 		Verdict:     audit.VerdictAllow,
@@ -297,43 +582,83 @@ func appendStart(ctx context.Context, si startInfo) (appended, rec *audit.Record
 	}
 	if ierr != nil {
 		rec.Error = ierr.Error()
-		rec.Ancestry = nil
 		if si.config.OnError == policy.OnErrorDeny {
 			rec.Verdict = audit.VerdictDeny
 		}
-	} else {
-		rec.Violations = b.Evaluate(anc)
-		if b.Mode == policy.ModeEnforce && len(rec.Violations) > 0 {
-			rec.Verdict = audit.VerdictDeny
-		}
+		return rec, 0, ierr
 	}
-	appended, err = si.log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		prev, err := s.Last(si.id, audit.StartMatcher(si.pid, startTime))
-		if err != nil {
-			return nil, err
-		}
-		if prev != nil {
-			return nil, nil // nsrel-hook (or we) recorded this start already
+	rec.Ancestry = anc
+	rec.Violations = b.Evaluate(anc)
+	if b.Mode == policy.ModeEnforce && len(rec.Violations) > 0 {
+		rec.Verdict = audit.VerdictDeny
+	}
+	return rec, anc.StartTime, nil
+}
+
+// commitStart appends rec, the start of process pid with startTime (0:
+// unknown), under the log's lock unless the log already has a start
+// record for the same container and process (any source). It returns
+// the record appended, nil if the start was recorded already.
+func commitStart(ctx context.Context, log *audit.Log, rec *audit.Record, pid int, startTime uint64) (*audit.Record, error) {
+	return log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
+		prev, err := s.Last(rec.ContainerID, audit.StartMatcher(pid, startTime))
+		if err != nil || prev != nil {
+			return nil, err // recorded already by nsrel-hook or by us
 		}
 		return rec, nil
 	})
-	return appended, rec, err
 }
 
-func (r *Recorder) recordExit(ctx context.Context, ns, id string, pid int) {
-	log := r.logger().WithFields(logrus.Fields{"namespace": ns, "container": id, "pid": pid})
-	got, err := r.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		start, err := s.Last(id, func(rec *audit.Record) bool {
-			return audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.PID == pid && rec.Namespace == ns
+// appendStart builds and commits a start record (see [buildStart] and
+// [commitStart]).
+func appendStart(ctx context.Context, log *audit.Log, si startInfo) (*audit.Record, error) {
+	rec, startTime, _ := buildStart(si)
+	return commitStart(ctx, log, rec, si.pid, startTime)
+}
+
+func (r *Recorder) recordExit(ctx context.Context, k taskKey) {
+	log := r.logger().WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid})
+	got, err := r.appendExit(ctx, k)
+	switch {
+	case err != nil:
+		log.WithError(err).Error("audit log append failed; will retry")
+		r.keep(pendingRecord{exit: &k})
+	case got != nil:
+		log.WithField("seq", got.Seq).Info("recorded exit")
+	default:
+		log.Debug("exit not recorded: recorded already, or its start was not the recorder's")
+	}
+}
+
+// appendExit appends the exit of task k if the recorder recorded its
+// start.
+func (r *Recorder) appendExit(ctx context.Context, k taskKey) (*audit.Record, error) {
+	return r.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
+		// One backward search finds the start, or an exit written after
+		// it (a retried append that did reach the disk).
+		// A start without ancestry (the process could not be inspected)
+		// has no PID: the recorder's last such start stands for it.
+		start, err := s.Last(k.id, func(rec *audit.Record) bool {
+			switch {
+			case rec.Namespace != k.ns:
+				return false
+			case rec.Stage == audit.StageExit:
+				return true
+			case !audit.IsStart(rec.Stage):
+				return false
+			case rec.Ancestry == nil:
+				return rec.Source == audit.SourceContainerdEvents
+			}
+			return rec.PID == k.pid
 		})
-		if err != nil || start == nil || start.Source != audit.SourceContainerdEvents {
+		if err != nil || start == nil || start.Stage == audit.StageExit || start.Source != audit.SourceContainerdEvents {
 			return nil, err
 		}
 		return &audit.Record{
 			Source:      audit.SourceContainerdEvents,
 			Stage:       audit.StageExit,
-			ContainerID: id,
-			Namespace:   ns,
+			ContainerID: k.id,
+			Namespace:   k.ns,
 			Annotations: start.Annotations,
 			Policy:      start.Policy,
 			Mode:        start.Mode,
@@ -341,12 +666,6 @@ func (r *Recorder) recordExit(ctx context.Context, ns, id string, pid int) {
 			Version:     hook.Version,
 		}, nil
 	})
-	switch {
-	case err != nil:
-		log.WithError(err).Error("audit log append failed")
-	case got != nil:
-		log.WithField("seq", got.Seq).Info("recorded exit")
-	}
 }
 
 // pick returns the entries of m whose keys are listed, values cut at 1 KiB.
@@ -367,6 +686,17 @@ func pick(m map[string]string, keys []string) map[string]string {
 }
 
 func (r *Recorder) logger() logrus.FieldLogger { return orDiscard(r.Logger) }
+
+// isDebug reports whether l logs debug messages.
+func isDebug(l logrus.FieldLogger) bool {
+	switch l := l.(type) {
+	case *logrus.Logger:
+		return l.IsLevelEnabled(logrus.DebugLevel)
+	case *logrus.Entry:
+		return l.Logger.IsLevelEnabled(logrus.DebugLevel)
+	}
+	return false
+}
 
 // orDiscard returns l, or a logger that discards everything when l is nil.
 func orDiscard(l logrus.FieldLogger) logrus.FieldLogger {

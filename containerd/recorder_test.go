@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/google/go-cmp/cmp"
 	"github.com/sirupsen/logrus"
@@ -21,9 +24,10 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 )
 
-// startRecorder runs a recorder against d until the test ends and returns
-// a channel that receives after each (re)connection.
-func startRecorder(t *testing.T, d *ctrdtest.Daemon, cfgPath string) <-chan struct{} {
+// startRecorder runs a recorder against the daemon at addr until the test
+// ends (mod, if set, adjusts it first) and returns a channel that
+// receives after each (re)connection.
+func startRecorder(t *testing.T, addr, cfgPath string, mod func(*Recorder)) <-chan struct{} {
 	t.Helper()
 	cfg, err := policy.Load(cfgPath)
 	if err != nil {
@@ -36,18 +40,48 @@ func startRecorder(t *testing.T, d *ctrdtest.Daemon, cfgPath string) <-chan stru
 	connected := make(chan struct{}, 16)
 	logger := logrus.New()
 	logger.SetOutput(testWriter{t})
-	r := &Recorder{Address: d.Socket, Config: cfg, Log: log, Logger: logger, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+	logger.SetLevel(logrus.DebugLevel)
+	r := &Recorder{Address: addr, Config: cfg, Log: log, Logger: logger, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		Connected: func() { connected <- struct{}{} }}
+	if mod != nil {
+		mod(r)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
+	waitConnected(t, connected, "recorder did not connect")
+	return connected
+}
+
+// recorderSetup starts a containerd 2.x daemon with the busybox image
+// in namespace "default" and a recorder (adjusted by mod) writing to a
+// fresh audit log; it returns the hook config, the daemon and a client.
+// The daemon's log is shown when the test fails.
+func recorderSetup(t *testing.T, mod func(*Recorder)) (*policy.Config, *ctrdtest.Daemon, *client.Client) {
+	t.Helper()
+	cfgPath, cfg := hookSetup(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(d.LogPath)
+			t.Logf("containerd log:\n%s", b)
+		}
+	})
+	c := d.Client(t)
+	d.ImportBusybox(t, c, "default")
+	startRecorder(t, d.Socket, cfgPath, mod)
+	return cfg, d, c
+}
+
+// waitConnected waits for the recorder's next (re)connection.
+func waitConnected(t *testing.T, connected <-chan struct{}, msg string) {
+	t.Helper()
 	select {
 	case <-connected:
 	case <-time.After(30 * time.Second):
-		t.Fatal("recorder did not connect")
+		t.Fatal(msg)
 	}
-	return connected
 }
 
 type testWriter struct{ t *testing.T }
@@ -83,7 +117,13 @@ func TestRecorder(t *testing.T) {
 			// A container running before the recorder starts is caught up.
 			early := uniq("early")
 			_, earlyPID := d.Run(t, c, "default", early, nil)
-			connected := startRecorder(t, d, cfgPath)
+			// The recorder reaches the daemon through a symlink that the
+			// test removes to keep it away while containers start.
+			link := filepath.Join(d.Dir, "link.sock")
+			if err := os.Symlink(d.Socket, link); err != nil {
+				t.Fatal(err)
+			}
+			connected := startRecorder(t, link, cfgPath, nil)
 			waitRecords(t, cfg.AuditLog, "catch-up", func(rs []*audit.Record) bool { return count(rs, early, evStart) == 1 })
 
 			plain, moby, hooked, marker := uniq("plain"), uniq("0123456789abcdef"), uniq("hooked"), uniq("marker")
@@ -125,28 +165,33 @@ func TestRecorder(t *testing.T) {
 				t.Errorf("exit record ref %+v, want the start record", ref)
 			}
 
-			// Restart the daemon: the recorder reconnects, records the gap
+			// Restart the daemon while the recorder cannot reach it and
+			// start a container in the gap: once it reconnects, the
+			// recorder records the gap, then the container started in it,
 			// and keeps recording.
-			d.Restart(t)
-			select {
-			case <-connected:
-			case <-time.After(30 * time.Second):
-				t.Fatal("recorder did not reconnect after a daemon restart")
+			if err := os.Remove(link); err != nil {
+				t.Fatal(err)
 			}
+			d.Restart(t)
+			inGap := uniq("in-gap")
+			_, inGapPID := d.Run(t, d.Client(t), "default", inGap, nil)
+			if err := os.Symlink(d.Socket, link); err != nil {
+				t.Fatal(err)
+			}
+			waitConnected(t, connected, "recorder did not reconnect after a daemon restart")
 			after := uniq("after")
 			d.Run(t, d.Client(t), "default", after, nil)
 			recs = waitRecords(t, cfg.AuditLog, "start after restart", func(rs []*audit.Record) bool { return count(rs, after, evStart) == 1 })
-			gaps := 0
-			for _, r := range recs {
-				if r.Stage == StageEventsGap {
-					gaps++
-				}
+			gap := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.Stage == StageEventsGap })
+			if n := count(recs, "", "containerd-events/"+StageEventsGap); n != 1 {
+				t.Errorf("%d gap records, want 1", n)
 			}
-			if gaps != 1 {
-				t.Errorf("%d gap records, want 1", gaps)
+			i = slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == inGap && r.Stage == audit.StageStart })
+			if i < 0 || i < gap || recs[i].Ancestry == nil || recs[i].PID != int(inGapPID) {
+				t.Errorf("container started in the gap: record %d (gap record %d), want a start with pid %d after the gap record", i, gap, inGapPID)
 			}
 			// The catch-up after reconnecting must not duplicate anything.
-			for _, id := range []string{early, plain, moby, marker, withCtr} {
+			for _, id := range []string{early, plain, moby, marker, withCtr, inGap} {
 				if n := count(recs, id, evStart); n != 1 {
 					t.Errorf("%s: %d start records after restart, want 1", id, n)
 				}
@@ -257,11 +302,7 @@ func ctrPID(t *testing.T, d *ctrdtest.Daemon, id string) uint32 {
 // recorder runs: exactly one start and one exit record each, in an intact
 // chain.
 func TestRecorderBurst(t *testing.T) {
-	cfgPath, cfg := hookSetup(t)
-	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
-	c := d.Client(t)
-	d.ImportBusybox(t, c, "default")
-	startRecorder(t, d, cfgPath)
+	cfg, d, c := recorderSetup(t, nil)
 	var ids []string
 	t.Run("burst", func(t *testing.T) {
 		for i := range 20 {

@@ -1,0 +1,227 @@
+package containerd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/nri/pkg/api"
+
+	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/policy"
+)
+
+// TestRecorderRetriesAppends makes the audit log unwritable (a directory
+// in its place) while containers start and exit: the recorder keeps the
+// records and writes them, once each, when the log is writable again.
+func TestRecorderRetriesAppends(t *testing.T) {
+	t.Parallel()
+	cfg, d, c := recorderSetup(t, nil)
+
+	// Broken before the first record: the start waits.
+	if err := os.Mkdir(cfg.AuditLog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	first := uniq("unwritable-start")
+	ctr, _ := d.Run(t, c, "default", first, nil)
+	time.Sleep(500 * time.Millisecond) // a few failed retries
+	if err := os.Remove(cfg.AuditLog); err != nil {
+		t.Fatal(err)
+	}
+	waitRecords(t, cfg.AuditLog, "start written after the log came back", func(rs []*audit.Record) bool { return count(rs, first, evStart) == 1 })
+
+	// Broken again while the container exits: the exit waits.
+	saved := cfg.AuditLog + ".saved"
+	if err := os.Rename(cfg.AuditLog, saved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(cfg.AuditLog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctrdtest.Delete("default", ctr)
+	time.Sleep(500 * time.Millisecond)
+	if err := os.Remove(cfg.AuditLog); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(saved, cfg.AuditLog); err != nil {
+		t.Fatal(err)
+	}
+	recs := waitRecords(t, cfg.AuditLog, "exit written after the log came back", func(rs []*audit.Record) bool { return count(rs, first, evExit) == 1 })
+	if s, e := count(recs, first, evStart), count(recs, first, evExit); s != 1 || e != 1 {
+		t.Errorf("%d starts, %d exits; want one each", s, e)
+	}
+	verifyChain(t, cfg.AuditLog)
+}
+
+// TestRecorderPIDReuse makes the container's process exit between the
+// start event and the inspection, and inspects another live process
+// instead, a process started after the container exited, as if it had
+// reused the PID: the recorder must not attribute that process's
+// namespaces to the container.
+func TestRecorderPIDReuse(t *testing.T) {
+	t.Parallel()
+	victim := uniq("reused")
+	var (
+		mu   sync.Mutex
+		ctrs = map[uint32]func(){}
+	)
+	cfg, d, c := recorderSetup(t, func(r *Recorder) {
+		r.Inspect = func(pid int) (*inspect.Ancestry, error) {
+			mu.Lock()
+			kill := ctrs[uint32(pid)]
+			mu.Unlock()
+			if kill == nil {
+				return inspect.Process(pid)
+			}
+			kill()
+			// A process started after the container's exit, in its place.
+			other := exec.Command("/bin/busybox", "sleep", "60")
+			if err := other.Start(); err != nil {
+				return nil, err
+			}
+			t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+			a, err := inspect.Process(other.Process.Pid)
+			if a != nil {
+				a.PID = pid
+			}
+			return a, err
+		}
+	})
+	// Create the task first, so its PID is known before the start event.
+	ctr, _ := d.Run(t, c, "default", victim, &ctrdtest.RunOpts{NoStart: true})
+	ctx := ctrdtest.Context(t, "default")
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	ctrs[task.Pid()] = func() { ctrdtest.Delete("default", ctr) }
+	mu.Unlock()
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recs := waitRecords(t, cfg.AuditLog, "start record", func(rs []*audit.Record) bool { return count(rs, victim, evStart) == 1 })
+	for _, r := range recs {
+		if r.ContainerID == victim && r.Stage == audit.StageStart && (r.Ancestry != nil || !strings.Contains(r.Error, "exited")) {
+			t.Errorf("start record of a reused PID: ancestry %v, error %q; want no ancestry and an error", r.Ancestry, r.Error)
+		}
+	}
+}
+
+// TestRecorderReconnectNoLeak restarts the daemon several times under a
+// running recorder: goroutines and file descriptors return to their
+// level after the first connection. It does not run in parallel, so the
+// counts are the recorder's own.
+func TestRecorderReconnectNoLeak(t *testing.T) {
+	cfgPath, _ := hookSetup(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	connected := startRecorder(t, d.Socket, cfgPath, nil)
+	settle := func(before int, count func() int) int {
+		n := count()
+		for deadline := time.Now().Add(3 * time.Second); n > before && time.Now().Before(deadline); n = count() {
+			time.Sleep(50 * time.Millisecond)
+		}
+		return n
+	}
+	fds := func() int { return fdCount(t) }
+	gs, fs := runtime.NumGoroutine(), fds()
+	for i := range 3 {
+		d.Restart(t)
+		waitConnected(t, connected, fmt.Sprintf("no reconnection after restart %d", i+1))
+	}
+	if n := settle(gs, runtime.NumGoroutine); n > gs {
+		buf := make([]byte, 1<<20)
+		t.Errorf("goroutines: %d after the first connection, %d after 3 reconnections\n%s", gs, n, buf[:runtime.Stack(buf, true)])
+	}
+	if n := settle(fs, fds); n > fs {
+		t.Errorf("fds: %d after the first connection, %d after 3 reconnections", fs, n)
+	}
+}
+
+// TestNRIWithoutPID checks that an NRI request without a pid (a runtime
+// too old to send it) is recorded with an error and decided by on_error:
+// refused under on_error=deny, allowed otherwise.
+func TestNRIWithoutPID(t *testing.T) {
+	for _, onError := range []string{policy.OnErrorAllow, policy.OnErrorDeny} {
+		t.Run(onError, func(t *testing.T) {
+			_, cfg := hookSetup(t)
+			cfg.OnError = onError
+			log, err := audit.Open(cfg.AuditLog, audit.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &NRIPlugin{Config: cfg, Log: log}
+			id := uniq("nopid-" + onError)
+			err = p.StartContainer(context.Background(), &api.PodSandbox{Name: "web-0", Namespace: "shop"}, &api.Container{Id: id})
+			if (err != nil) != (onError == policy.OnErrorDeny) {
+				t.Errorf("StartContainer without pid: %v", err)
+			}
+			recs := readRecords(t, cfg.AuditLog)
+			if len(recs) != 1 || recs[0].Source != SourceNRI || recs[0].Error == "" || recs[0].Ancestry != nil {
+				t.Fatalf("records %+v; want one nri start with an error", recs)
+			}
+			want := audit.VerdictAllow
+			if onError == policy.OnErrorDeny {
+				want = audit.VerdictDeny
+			}
+			if recs[0].Verdict != want {
+				t.Errorf("verdict %s, want %s", recs[0].Verdict, want)
+			}
+		})
+	}
+}
+
+// TestWatchUnwritableLog checks that watch refuses to start, with one
+// clear line, when the audit log cannot be written.
+func TestWatchUnwritableLog(t *testing.T) {
+	cfgPath, cfg := hookSetup(t)
+	if err := os.Mkdir(cfg.AuditLog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := Main([]string{"watch", "--config", cfgPath, "--address", filepath.Join(t.TempDir(), "none.sock")}, &out, &errb); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if msg := errb.String(); !strings.Contains(msg, "cannot write the audit log") || strings.Count(msg, "\n") != 1 {
+		t.Errorf("stderr %q, want one line naming the audit log", msg)
+	}
+}
+
+// TestStartedBefore checks the conversion of process start times against
+// wall-clock instants with this test's own process.
+func TestStartedBefore(t *testing.T) {
+	st, err := inspect.StartTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !startedBefore(st, time.Now()) {
+		t.Error("this process did not start before now")
+	}
+	if startedBefore(st, time.Now().Add(-time.Hour*24*365*100)) {
+		t.Error("this process started a century ago")
+	}
+	child := exec.Command("/bin/busybox", "sleep", "10")
+	before := time.Now()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	cst, err := inspect.StartTime(child.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if startedBefore(cst, before.Add(-clockTick)) {
+		t.Errorf("a child started at %v claims to have started before %v", before, before.Add(-clockTick))
+	}
+}
