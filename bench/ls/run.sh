@@ -55,7 +55,7 @@ for n in "${sizes[@]}"; do
 	[ "$add" -gt 0 ] || add=0
 	"$bin/load" -procs "$add" -userns "$userns" -dir "$work" >"$work/load.out" 2>&1 &
 	load_pid=$!
-	for _ in $(seq 600); do
+	for _ in $(seq 3000); do # up to 5 minutes: 10k processes start slowly on a loaded VM
 		grep -q '^ready' "$work/load.out" && break
 		kill -0 "$load_pid" 2>/dev/null || { cat "$work/load.out" >&2; exit 1; }
 		sleep 0.1
