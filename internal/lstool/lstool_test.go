@@ -426,3 +426,41 @@ func TestWriteErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnerOfJoinedNetNamespace(t *testing.T) {
+	// A process of this user namespace joins the network namespace of a
+	// child user namespace U, whose own processes then exit: U lives on
+	// only as the owner of that network namespace. lsuserns shows it
+	// under its parent, with how it was found; --no-other-types does not.
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	creator := nstest.Sleep(t, nil, "-Ur", "--net")
+	netPath := nstest.NSPath(creator.Pid, "net")
+	u := ino(t, creator.Pid, "user")
+	joiner := nstest.Start(t, nil, nstest.RequireCmd(t, "nsenter"), "--net="+netPath, nstest.RequireCmd(t, "sleep"), "infinity")
+	joiner.Pid = nstest.WaitLeaf(t, joiner.Pid, "sleep")
+	net := ino(t, joiner.Pid, "net")
+	syscall.Kill(-creator.Cmd.Process.Pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", creator.Pid)); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("creator %d still there", creator.Pid)
+		}
+	}
+
+	code, out, errOut := run(t, tool(nsrel.TypeUser), "--no-containers", "--details")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	line, depth := lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: u})
+	want := fmt.Sprintf("user:[%d] owner root (0); found via: owner of net:[%d]", u, net)
+	if line != want || depth != 1 {
+		t.Errorf("line %q at depth %d, want %q at depth 1", line, depth, want)
+	}
+	code, out, errOut = run(t, tool(nsrel.TypeUser), "--no-containers", "--no-other-types")
+	if code != 0 || strings.Contains(out, fmt.Sprintf("user:[%d]", u)) {
+		t.Errorf("--no-other-types: exit %d (%s), output has user:[%d]", code, errOut, u)
+	}
+}
