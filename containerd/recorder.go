@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	eventsapi "github.com/containerd/containerd/api/events"
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
@@ -34,6 +36,10 @@ const StageEventsGap = "events-gap"
 // Event filters of the recorder. Filter values must be quoted, or
 // containerd matches nothing.
 var recorderFilters = []string{`topic=="/tasks/start"`, `topic=="/tasks/exit"`, `topic=="/tasks/delete"`, `topic=="/containers/delete"`}
+
+// rpcTimeout bounds each request the recorder makes, so that a daemon
+// that stops answering leads to a reconnection, not a hang.
+const rpcTimeout = 10 * time.Second
 
 // maxSpec bounds the container spec read for annotations.
 const maxSpec = 4 << 20
@@ -268,7 +274,9 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	r.failing = false
 	r.retryPending(ctx)
-	nss, err := c.NamespaceService().List(ctx)
+	lctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	nss, err := c.NamespaceService().List(lctx)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -276,8 +284,9 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	known := make(map[taskKey]uint64, len(r.known))
 	var errs []error
 	for _, ns := range nss {
-		nctx := namespaces.WithNamespace(ctx, ns)
+		nctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), rpcTimeout)
 		resp, err := c.TaskService().List(nctx, &tasksapi.ListTasksRequest{})
+		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("namespace %q: %w", ns, err))
 			// Keep what we knew of this namespace.
@@ -371,6 +380,8 @@ func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
 // meta returns the container's labels merged with its spec's
 // annotations (annotations win), for policy selection and recording.
 func meta(ctx context.Context, c *client.Client, id string) map[string]string {
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
 	info, err := c.ContainerService().Get(ctx, id)
 	if err != nil {
 		return nil
@@ -395,7 +406,7 @@ var errUnverified = errors.New("cannot ask containerd about the task")
 // and that pid's process still has startTime: then the process inspected
 // is the container's, not one that reused its PID.
 func verifyTask(ctx context.Context, c *client.Client, ns, id string, pid int, startTime uint64) error {
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), 5*time.Second)
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), rpcTimeout)
 	defer cancel()
 	resp, err := c.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: id})
 	err = errgrpc.ToNative(err)
@@ -581,7 +592,7 @@ func buildStart(si startInfo) (rec *audit.Record, startTime uint64, ierr error) 
 		Version:     hook.Version,
 	}
 	if ierr != nil {
-		rec.Error = ierr.Error()
+		rec.Error = clean(ierr.Error(), 4096)
 		if si.config.OnError == policy.OnErrorDeny {
 			rec.Verdict = audit.VerdictDeny
 		}
@@ -668,7 +679,11 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey) (*audit.Record, er
 	})
 }
 
-// pick returns the entries of m whose keys are listed, values cut at 1 KiB.
+// maxAnnotationValue bounds each annotation value recorded.
+const maxAnnotationValue = 1024
+
+// pick returns the entries of m whose keys are listed, values cut at
+// [maxAnnotationValue] bytes (see [clean]).
 func pick(m map[string]string, keys []string) map[string]string {
 	var out map[string]string
 	for _, k := range keys {
@@ -676,13 +691,25 @@ func pick(m map[string]string, keys []string) map[string]string {
 			if out == nil {
 				out = make(map[string]string)
 			}
-			if len(v) > 1024 {
-				v = v[:1024]
-			}
-			out[k] = v
+			out[k] = clean(v, maxAnnotationValue)
 		}
 	}
 	return out
+}
+
+// clean returns s cut to at most n bytes at a character boundary, with
+// invalid UTF-8 replaced: the audit log's canonical encoding cannot
+// carry invalid UTF-8 (the record would fail verification as edited),
+// and container labels are the container owner's to choose.
+func clean(s string, n int) string {
+	if len(s) > n {
+		i := n
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i]
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 func (r *Recorder) logger() logrus.FieldLogger { return orDiscard(r.Logger) }

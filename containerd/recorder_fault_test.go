@@ -12,9 +12,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/nri/pkg/api"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
 	"github.com/nsrel/nsrel/hook/audit"
@@ -223,5 +225,84 @@ func TestStartedBefore(t *testing.T) {
 	}
 	if startedBefore(cst, before.Add(-clockTick)) {
 		t.Errorf("a child started at %v claims to have started before %v", before, before.Add(-clockTick))
+	}
+}
+
+// TestPickHostileLabels checks that label values a container chooses
+// (long, multi-byte at the cut, invalid UTF-8, control characters) end
+// up in records that verify.
+func TestPickHostileLabels(t *testing.T) {
+	long := strings.Repeat("a", maxAnnotationValue-1) + "é" // cut inside "é"
+	m := map[string]string{
+		"long":    long,
+		"invalid": "ab\xc3\x28",
+		"control": "x\x1b[31m\n\x00y",
+		"other":   "not picked",
+	}
+	got := pick(m, []string{"long", "invalid", "control", "missing"})
+	want := map[string]string{
+		"long":    strings.Repeat("a", maxAnnotationValue-1),
+		"invalid": "ab\uFFFD(",
+		"control": "x\x1b[31m\n\x00y",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pick (-want +got):\n%s", diff)
+	}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Append(context.Background(), &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "c", Annotations: got,
+		Error: clean("bad \xff error", 4096)}); err != nil {
+		t.Fatal(err)
+	}
+	verifyChain(t, path)
+}
+
+func FuzzClean(f *testing.F) {
+	f.Add("abc", 2)
+	f.Add("ab\xc3\xa9", 3)
+	f.Add("\xff\xfe", 1)
+	f.Fuzz(func(t *testing.T, s string, n int) {
+		if n < 0 || n > 1<<16 {
+			return
+		}
+		got := clean(s, n)
+		if !utf8.ValidString(got) {
+			t.Errorf("clean(%q, %d) = %q: invalid UTF-8", s, n, got)
+		}
+		if utf8.ValidString(s) && len(got) > n {
+			t.Errorf("clean(%q, %d) = %q: longer than %d", s, n, got, n)
+		}
+	})
+}
+
+// TestRecorderMuteDaemon runs the recorder against a socket that accepts
+// connections and never answers: it keeps retrying without hanging and
+// stops as soon as its context is cancelled.
+func TestRecorderMuteDaemon(t *testing.T) {
+	t.Parallel()
+	_, cfg := hookSetup(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Address: muteSocket(t), Config: cfg, Log: log, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != context.Canceled {
+			t.Errorf("Run = %v, want context.Canceled", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Run did not return after cancel while the daemon was mute")
+	}
+	if recs := readRecords(t, cfg.AuditLog); len(recs) != 0 {
+		t.Errorf("records against a mute daemon: %d", len(recs))
 	}
 }

@@ -204,38 +204,64 @@ func TestRecorder(t *testing.T) {
 	}
 }
 
+// watchProc is a running `nsrel-containerd watch` (or any command line
+// that ends in it).
+type watchProc struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan error
+}
+
+// startWatch runs argv until the test ends and waits until it has
+// subscribed to the daemon's events.
+func startWatch(t *testing.T, argv ...string) *watchProc {
+	t.Helper()
+	w := &watchProc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	w.cmd.Stderr = w.stderr
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.done <- w.cmd.Wait() }()
+	t.Cleanup(func() {
+		w.cmd.Process.Kill()
+		<-w.done
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(w.stderr.String(), "subscribed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("watch did not subscribe:\n%s", w.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return w
+}
+
+// stop sends SIGTERM and checks that watch exits cleanly and promptly.
+func (w *watchProc) stop(t *testing.T) {
+	t.Helper()
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-w.done:
+		w.done <- err
+		if err != nil {
+			t.Errorf("watch exited with %v after SIGTERM:\n%s", err, w.stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch did not stop on SIGTERM")
+	}
+}
+
 // TestWatchCommand runs the nsrel-containerd binary as a service would:
 // it records a ctr-style container start and stops cleanly on SIGTERM.
 func TestWatchCommand(t *testing.T) {
 	bin := tool(t, "nsrel-containerd")
 	cfgPath, cfg := hookSetup(t)
 	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
-	cmd := exec.Command(bin, "watch", "--config", cfgPath, "--address", d.Socket, "--log-level", "debug")
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	waitRecords(t, cfg.AuditLog, "watcher up", func([]*audit.Record) bool { return strings.Contains(stderr.String(), "subscribed") })
+	w := startWatch(t, bin, "watch", "--config", cfgPath, "--address", d.Socket, "--log-level", "debug")
 	id := uniq("ctr")
 	d.Run(t, d.Client(t), "default", id, nil)
 	waitRecords(t, cfg.AuditLog, "start record", func(rs []*audit.Record) bool { return count(rs, id, evStart) == 1 })
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-done:
-		done <- err
-		if err != nil {
-			t.Errorf("watch exited with %v after SIGTERM:\n%s", err, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("watch did not stop on SIGTERM")
-	}
+	w.stop(t)
 }
 
 func TestMainUsage(t *testing.T) {

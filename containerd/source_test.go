@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,26 +120,7 @@ func TestSourceUnreachable(t *testing.T) {
 		t.Fatal("List on a missing socket: no error")
 	}
 
-	sock, err := os.MkdirTemp("", "ns")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sock) })
-	l, err := net.Listen("unix", filepath.Join(sock, "mute.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	s := &Source{Address: filepath.Join(sock, "mute.sock"), Timeout: 300 * time.Millisecond}
+	s := &Source{Address: muteSocket(t), Timeout: 300 * time.Millisecond}
 	start := time.Now()
 	_, err = s.List(context.Background())
 	if err == nil {
@@ -147,6 +129,48 @@ func TestSourceUnreachable(t *testing.T) {
 	if el := time.Since(start); el > 3*time.Second {
 		t.Errorf("List on a mute socket took %v, want about the 300ms timeout", el)
 	}
+}
+
+// muteSocket returns a socket that accepts connections and never
+// answers, open until the test ends.
+func muteSocket(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	l, err := net.Listen("unix", filepath.Join(dir, "mute.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return filepath.Join(dir, "mute.sock")
 }
 
 func TestAddress(t *testing.T) {
