@@ -135,8 +135,10 @@ type pendingRecord struct {
 }
 
 // Run records until ctx is done; it returns ctx's error. Connection
-// failures are logged and retried, never returned.
+// failures are logged and retried, never returned. Before it returns it
+// tries once more (for 2 s) to append records still pending.
 func (r *Recorder) Run(ctx context.Context) error {
+	defer r.flush()
 	minB, maxB := r.backoffs()
 	backoff := minB
 	var lostAt time.Time
@@ -158,6 +160,20 @@ func (r *Recorder) Run(ctx context.Context) error {
 		if err == nil {
 			backoff = minB
 		}
+	}
+}
+
+// flush tries once more, briefly, to append the pending records when
+// the recorder stops, and says how many are lost if that fails.
+func (r *Recorder) flush() {
+	if len(r.pending) == 0 && r.dropped == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r.retryPending(ctx)
+	if n := len(r.pending) + r.dropped; n > 0 {
+		r.logger().WithField("lost", n).Error("stopping with records the audit log did not take; they are lost")
 	}
 }
 
@@ -274,6 +290,11 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	r.failing = false
 	r.retryPending(ctx)
+	if r.failing {
+		// Starts found now would only queue behind the pending ones,
+		// again at every retry.
+		return errors.New("audit log not writable; walk postponed")
+	}
 	lctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	nss, err := c.NamespaceService().List(lctx)
 	cancel()
