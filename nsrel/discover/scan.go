@@ -48,10 +48,11 @@ type Options struct {
 }
 
 // node is the scanner's bookkeeping around a Namespace. A node is created
-// only by a goroutine that holds an open fd of the namespace, which
-// resolves it at once (parent, owner, owner UID, ID): a namespace in the model is never left half-known,
-// and a Parent or Owner link never points at a namespace that is dropped
-// later because the reference that found it vanished.
+// only by a goroutine that holds an open fd of the namespace and resolves
+// it at once (parent, owner, owner UID, ID): a namespace in the model is
+// never left half-known, and a Parent or Owner link never points at a
+// namespace that is dropped later because the reference that found it
+// vanished.
 type node struct {
 	ns   *Namespace
 	vias uint8 // bit per Via already recorded once
@@ -222,8 +223,9 @@ func (s *scanner) model() *Model {
 }
 
 // record records f (and the process f.PID with comm when f is ViaProcess
-// and the scan lists processes of type t) on the node for k if it exists,
-// and returns it; nil means k is new: the caller opens it and calls add.
+// and the scan lists processes of the node's type) on the node for k if
+// it exists, and returns it; nil means k is new: the caller opens it and
+// calls add.
 func (s *scanner) record(k Key, f Found, comm string) *node {
 	s.mu.Lock()
 	defer s.mu.Unlock()
