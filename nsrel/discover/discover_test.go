@@ -219,9 +219,15 @@ func holdByFD(t *testing.T, path string) *nstest.Proc {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	return holdFiles(t, []*os.File{f})
+}
+
+// holdFiles starts a sleep with files as its fds 3, 4, ... (nil: closed).
+func holdFiles(t *testing.T, files []*os.File) *nstest.Proc {
+	t.Helper()
 	sleep := nstest.RequireCmd(t, "sleep")
 	cmd := exec.Command(sleep, "infinity")
-	cmd.ExtraFiles = []*os.File{f}
+	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -643,22 +649,14 @@ func TestHeldByHighFD(t *testing.T) {
 				}
 			}
 			files[tc.index] = ns
-			cmd := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
-			cmd.ExtraFiles = files
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			t.Cleanup(func() { cmd.Process.Kill(); <-done })
+			holder := holdFiles(t, files)
 
 			m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}, NoMounts: true, NoThreads: true})
 			n := m.Lookup(nsrel.TypeUser, ino(t, nstest.NSPath(chain.Pid, "user")))
-			want := discover.Found{Via: discover.ViaFD, PID: cmd.Process.Pid, Path: fmt.Sprintf("/proc/%d/fd/%d", cmd.Process.Pid, 3+tc.index)}
+			want := discover.Found{Via: discover.ViaFD, PID: holder.Pid, Path: fmt.Sprintf("/proc/%d/fd/%d", holder.Pid, 3+tc.index)}
 			var got []discover.Found
 			for _, f := range n.FoundVia {
-				if f.Via == discover.ViaFD && f.PID == cmd.Process.Pid {
+				if f.Via == discover.ViaFD && f.PID == holder.Pid {
 					got = append(got, f)
 				}
 			}
