@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -103,6 +104,62 @@ func BenchmarkHookBinary(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(maxRSS), "maxrss-upper-KiB")
+}
+
+// BenchmarkHookPhases times the phases of a cold hook process at
+// createRuntime: it builds nsrel-hook once per phase with the link-time
+// stopAfter set (the process exits 0 right after that phase), runs the
+// variants alternately (one run each per iteration, against a process in
+// its own user and PID namespaces) and reports each variant's median and
+// 10th percentile. The difference between neighbours is a phase's cost:
+// start (Go runtime and package initialisation), config (load, parse,
+// diagnostics log), state (decode, audit.Open), inspect (one
+// inspect.Process), run (inspection, policy, lock, search, append with
+// fdatasync) and the whole stage ("all", with the diagnostics line and
+// exit). Compare "start" with an empty Go program (bench/hook/run.sh).
+//
+//	go test -run '^$' -bench HookPhases -benchtime 400x ./hook/
+func BenchmarkHookPhases(b *testing.B) {
+	dir := b.TempDir()
+	phases := []string{"start", "config", "state", "inspect", "run", "all"}
+	bins := map[string]string{}
+	for _, p := range phases {
+		bins[p] = filepath.Join(dir, "nsrel-hook-"+p)
+		args := []string{"build", "-o", bins[p]}
+		if p != "all" {
+			args = append(args, "-ldflags", "-X github.com/nsrel/nsrel/hook.stopAfter="+p)
+		}
+		if out, err := exec.Command(goTool(), append(args, "github.com/nsrel/nsrel/cmd/nsrel-hook")...).CombinedOutput(); err != nil {
+			b.Fatalf("build %s: %v\n%s", p, err, out)
+		}
+	}
+	e := newEnv(b, "hook.json", nil)
+	pid := os.Getpid()
+	if os.Geteuid() == 0 {
+		pid = nstest.PIDChain(b, 1).Pid
+	}
+	state := strings.Replace(selfState("phase"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, pid), 1)
+	times := map[string][]time.Duration{}
+	i := 0
+	for b.Loop() {
+		for _, p := range phases {
+			i++
+			cmd := exec.Command(bins[p], "--config", e.config, "createRuntime")
+			cmd.Stdin = strings.NewReader(strings.Replace(state, `"phase"`, fmt.Sprintf(`"phase-%d"`, i), 1))
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			times[p] = append(times[p], time.Since(start))
+			if err != nil {
+				b.Fatalf("%s: %v: %s", p, err, out)
+			}
+		}
+	}
+	for _, p := range phases {
+		t := times[p]
+		slices.Sort(t)
+		b.ReportMetric(float64(t[len(t)/2].Microseconds())/1000, "median-"+p+"-ms")
+		b.ReportMetric(float64(t[len(t)/10].Microseconds())/1000, "p10-"+p+"-ms")
+	}
 }
 
 // allStages makes BenchmarkHookBinary time every stage, one new container

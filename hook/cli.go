@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 )
 
@@ -121,6 +122,7 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 // on: 1 refuses the container.
 func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, process bool) int {
 	start := time.Now()
+	phaseDone(process, "start")
 	cfg, err := policy.Load(configPath)
 	if err != nil {
 		// Without a config there is no on_error setting: refuse at the
@@ -132,6 +134,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		return 0
 	}
 	logger, closeLog := openLogger(cfg.LogFile, stderr)
+	phaseDone(process, "config")
 	finished := false
 	defer func() {
 		// After a missed deadline the stage may still log: leave the
@@ -160,8 +163,14 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		if err != nil {
 			return outcome{nil, err}
 		}
+		phaseDone(process, "state")
+		if process && stopAfter == "inspect" {
+			inspect.Process(st.Pid)
+			phaseDone(process, "inspect")
+		}
 		h := &Hook{Config: cfg, Log: log, Logger: logger}
 		res, err := h.Run(ctx, stage, st)
+		phaseDone(process, "run")
 		return outcome{res, err}
 	}
 	missed := func() int {
@@ -204,6 +213,19 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", oneLine(errors.New(o.res.Message)))
 	}
 	return 0
+}
+
+// stopAfter is set only at link time, by BenchmarkHookPhases (-ldflags
+// "-X github.com/nsrel/nsrel/hook.stopAfter=PHASE"): the binary then
+// exits 0 right after PHASE of a stage (start, config, state, inspect,
+// run) so that the phases of a cold hook process can be timed. Release
+// builds leave it empty.
+var stopAfter string
+
+func phaseDone(process bool, phase string) {
+	if process && stopAfter == phase {
+		os.Exit(0)
+	}
 }
 
 // deadlineGrace is how long after the internal deadline MainProcess
