@@ -2,6 +2,8 @@ package containerd
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"slices"
 
 	"github.com/containerd/containerd/v2/core/containers"
@@ -42,7 +44,9 @@ func Hooks(path, config string) specs.Hooks {
 
 // WithHook is an [oci.SpecOpts] that installs nsrel-hook (see [Hooks]) in
 // a container's spec, after any hooks already there. Applying it twice
-// adds nothing the second time.
+// adds nothing the second time. Relative paths are an error: the runtime
+// runs hooks from the bundle directory, and the spec requires an
+// absolute hook path.
 //
 //	ctr, err := client.NewContainer(ctx, id,
 //		client.WithNewSnapshot(id+"-snap", image),
@@ -50,6 +54,11 @@ func Hooks(path, config string) specs.Hooks {
 //			containerd.WithHook("", "")))
 func WithHook(path, config string) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		for _, p := range []string{path, config} {
+			if p != "" && !filepath.IsAbs(p) {
+				return fmt.Errorf("nsrel WithHook: %q is not an absolute path", p)
+			}
+		}
 		add := Hooks(path, config)
 		if s.Hooks == nil {
 			s.Hooks = &specs.Hooks{}

@@ -44,6 +44,12 @@ func TestWithHookSpec(t *testing.T) {
 	if got := s.Hooks.Poststop[0].Args; got[2] != DefaultHookConfig || s.Hooks.Poststop[0].Path != DefaultHookPath {
 		t.Errorf("defaults not applied: %v", s.Hooks.Poststop[0])
 	}
+	for _, args := range [][2]string{{"nsrel-hook", ""}, {"", "hook.json"}} {
+		s = &specs.Spec{}
+		if err := WithHook(args[0], args[1])(context.Background(), nil, nil, s); err == nil || s.Hooks != nil {
+			t.Errorf("WithHook(%q, %q): err %v, hooks %v; want an error and no hooks", args[0], args[1], err, s.Hooks)
+		}
+	}
 }
 
 // hookSetup writes an nsrel-hook config (audit mode) whose audit log lives
