@@ -160,12 +160,14 @@ func Delete(ns string, ctr client.Container) {
 
 // CtrRun starts container id in namespace ns from the busybox image with
 // the flavor's ctr (`ctr run -d`), its runc state in the daemon's runc
-// root and its cgroup below the daemon's, and returns ctr's output. The
-// daemon's teardown deletes it.
+// root, its FIFOs in the daemon's directory and its cgroup below the
+// daemon's, and returns ctr's output. The daemon's teardown deletes it.
 func (d *Daemon) CtrRun(t testing.TB, ns, id string, args ...string) string {
 	t.Helper()
 	d.ImportBusybox(t, d.Client(t), ns)
-	cmdArgs := []string{"-a", d.Socket, "-n", ns, "run", "-d", "--runc-root", d.RuncRoot, "--cgroup", d.CgroupPath(ns, id), ImageName, id}
+	// --fifo-dir: ctr leaves a detached container's FIFOs behind, by
+	// default in the shared /run/containerd/fifo.
+	cmdArgs := []string{"-a", d.Socket, "-n", ns, "run", "-d", "--fifo-dir", filepath.Join(d.Dir, "fifo"), "--runc-root", d.RuncRoot, "--cgroup", d.CgroupPath(ns, id), ImageName, id}
 	if len(args) == 0 {
 		args = []string{"sleep", "3600"}
 	}

@@ -23,6 +23,12 @@ func TestDaemonLifecycle(t *testing.T) {
 			id := fmt.Sprintf("life-%d", os.Getpid())
 			_, pid := d.Run(t, c, "default", id, nil)
 			_, upid := d.Run(t, c, "other", id+"-u", &RunOpts{UserNS: true})
+			// ctr run keeps its FIFOs in the daemon's directory, not in
+			// the shared /run/containerd/fifo.
+			d.CtrRun(t, "default", id+"-ctr")
+			if fifos, _ := filepath.Glob(filepath.Join(d.Dir, "fifo", "*", "*")); len(fifos) == 0 {
+				t.Errorf("ctr run left no FIFOs in %s", filepath.Join(d.Dir, "fifo"))
+			}
 			for _, p := range []string{filepath.Join(d.RuncRoot, "default", id, "state.json"), filepath.Join(d.RuncRoot, "other", id+"-u", "state.json")} {
 				if _, err := os.Stat(p); err != nil {
 					t.Errorf("runc state not in the private root: %v", err)
