@@ -126,12 +126,14 @@ type taskKey struct {
 }
 
 // pendingRecord is a record whose append failed: a start (deduplicated
-// again when retried) or an exit.
+// again when retried), an exit, or another record (a gap) appended as it
+// is.
 type pendingRecord struct {
 	start     *audit.Record // with pid and startTime
 	pid       int
 	startTime uint64
 	exit      *taskKey
+	other     *audit.Record
 }
 
 // Run records until ctx is done; it returns ctx's error. Connection
@@ -214,14 +216,14 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 			Source:  audit.SourceContainerdEvents,
 			Stage:   StageEventsGap,
 			Version: hook.Version,
-			Error: fmt.Sprintf("containerd event stream at %s lost from %s to %s (%v); starts in between are recorded from the task list",
-				addr, lostAt.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), *lostErr),
+			Error: clean(fmt.Sprintf("containerd event stream at %s lost from %s to %s (%v); starts in between are recorded from the task list",
+				addr, lostAt.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), *lostErr), 4096),
 		}
 		if err := r.Log.Append(ctx, gap); err != nil {
-			log.WithError(err).Error("cannot record the event gap")
-		} else {
-			*lostAt = time.Time{}
+			log.WithError(err).Error("cannot record the event gap; will retry")
+			r.keep(pendingRecord{other: gap})
 		}
+		*lostAt = time.Time{}
 	}
 	// The subscription is set up by the daemon asynchronously: a start
 	// between this walk and that moment has no event, and the next walk
@@ -560,9 +562,12 @@ func (r *Recorder) retryPending(ctx context.Context) {
 	for len(r.pending) > 0 {
 		p := r.pending[0]
 		var err error
-		if p.exit != nil {
+		switch {
+		case p.other != nil:
+			err = r.Log.Append(ctx, p.other)
+		case p.exit != nil:
 			_, err = r.appendExit(ctx, *p.exit)
-		} else {
+		default:
 			_, err = commitStart(ctx, r.Log, p.start, p.pid, p.startTime)
 		}
 		if err != nil {

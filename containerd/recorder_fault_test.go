@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +30,12 @@ import (
 // records and writes them, once each, when the log is writable again.
 func TestRecorderRetriesAppends(t *testing.T) {
 	t.Parallel()
-	cfg, d, c := recorderSetup(t, nil)
+	connected := make(chan struct{}, 16)
+	cfg, d, c := recorderSetup(t, func(r *Recorder) {
+		prev := r.Connected
+		r.Connected = func() { prev(); connected <- struct{}{} }
+	})
+	waitConnected(t, connected, "no first connection")
 
 	// Broken before the first record: the start waits.
 	if err := os.Mkdir(cfg.AuditLog, 0o700); err != nil {
@@ -62,6 +68,32 @@ func TestRecorderRetriesAppends(t *testing.T) {
 	recs := waitRecords(t, cfg.AuditLog, "exit written after the log came back", func(rs []*audit.Record) bool { return count(rs, first, evExit) == 1 })
 	if s, e := count(recs, first, evStart), count(recs, first, evExit); s != 1 || e != 1 {
 		t.Errorf("%d starts, %d exits; want one each", s, e)
+	}
+
+	// Broken while the daemon restarts: the gap record waits too, and
+	// comes before the start that follows.
+	if err := os.Rename(cfg.AuditLog, saved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(cfg.AuditLog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d.Restart(t)
+	waitConnected(t, connected, "no reconnection after the restart")
+	second := uniq("unwritable-gap")
+	d.Run(t, d.Client(t), "default", second, nil)
+	time.Sleep(300 * time.Millisecond)
+	if err := os.Remove(cfg.AuditLog); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(saved, cfg.AuditLog); err != nil {
+		t.Fatal(err)
+	}
+	recs = waitRecords(t, cfg.AuditLog, "gap and start written after the log came back", func(rs []*audit.Record) bool { return count(rs, second, evStart) == 1 })
+	gap := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.Stage == StageEventsGap })
+	start := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == second })
+	if gap < 0 || gap > start {
+		t.Errorf("gap record at %d, start at %d: want the gap first", gap, start)
 	}
 	verifyChain(t, cfg.AuditLog)
 }
