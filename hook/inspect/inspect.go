@@ -146,21 +146,21 @@ func gone(pid int, err error) error {
 // can see. It does not close ns.
 func UserChain(ns nsrel.Ref) ([]UserNS, error) {
 	var chain []UserNS
-	err := walk(ns, func(r nsrel.Ref) error {
+	err := walk(ns, func(r nsrel.Ref) (bool, error) {
 		id, err := nsrel.Identify(r)
 		if err != nil {
-			return err
+			return false, err
 		}
 		uid, err := nsrel.OwnerUID(r)
 		if err != nil {
-			return err
+			return false, err
 		}
 		nsid, err := optionalID(r)
 		if err != nil {
-			return err
+			return false, err
 		}
 		chain = append(chain, UserNS{Ino: id.Ino, Dev: id.Dev, ID: nsid, OwnerUID: uid})
-		return nil
+		return id.Ino == nsrel.InitialUserNSIno, nil
 	})
 	return chain, err
 }
@@ -169,14 +169,14 @@ func UserChain(ns nsrel.Ref) ([]UserNS, error) {
 // see, with each level's owning user namespace. It does not close ns.
 func PIDChain(ns nsrel.Ref) ([]PIDNS, error) {
 	var chain []PIDNS
-	err := walk(ns, func(r nsrel.Ref) error {
+	err := walk(ns, func(r nsrel.Ref) (bool, error) {
 		id, err := nsrel.Identify(r)
 		if err != nil {
-			return err
+			return false, err
 		}
 		nsid, err := optionalID(r)
 		if err != nil {
-			return err
+			return false, err
 		}
 		level := PIDNS{Ino: id.Ino, Dev: id.Dev, ID: nsid}
 		owner, err := nsrel.OwnerUserNS(r)
@@ -185,23 +185,25 @@ func PIDChain(ns nsrel.Ref) ([]PIDNS, error) {
 			oid, ierr := nsrel.Identify(owner)
 			owner.Close()
 			if ierr != nil {
-				return ierr
+				return false, ierr
 			}
 			level.OwnerUserIno = &oid.Ino
 		case errors.Is(err, fs.ErrPermission):
 			// Owner outside our reach: record it as unknown.
 		default:
-			return err
+			return false, err
 		}
 		chain = append(chain, level)
-		return nil
+		return id.Ino == nsrel.InitialPIDNSIno, nil
 	})
 	return chain, err
 }
 
-// walk calls visit for ns and each of its ancestors until NS_GET_PARENT
-// says there is none the caller can see.
-func walk(ns nsrel.Ref, visit func(nsrel.Ref) error) error {
+// walk calls visit for ns and each of its ancestors until visit reports
+// the initial namespace (which has no parent: asking the kernel would
+// only cost an NS_GET_PARENT and the core's error for it) or
+// NS_GET_PARENT says there is none the caller can see.
+func walk(ns nsrel.Ref, visit func(nsrel.Ref) (initial bool, err error)) error {
 	cur := ns
 	var owned *nsrel.Namespace
 	defer func() { owned.Close() }()
@@ -209,7 +211,8 @@ func walk(ns nsrel.Ref, visit func(nsrel.Ref) error) error {
 		if depth > MaxDepth {
 			return fmt.Errorf("namespace chain longer than %d levels", MaxDepth)
 		}
-		if err := visit(cur); err != nil {
+		initial, err := visit(cur)
+		if err != nil || initial {
 			return err
 		}
 		parent, err := nsrel.Parent(cur)
