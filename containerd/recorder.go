@@ -33,6 +33,14 @@ import (
 // to when events were missed.
 const StageEventsGap = "events-gap"
 
+// Stages of the records [Recorder.Run] writes when it starts and when it
+// stops: together they show when containers were not watched (a start
+// record not preceded by a stop record follows a crash).
+const (
+	StageRecorderStart = "recorder-start"
+	StageRecorderStop  = "recorder-stop"
+)
+
 // Event filters of the recorder. Filter values must be quoted, or
 // containerd matches nothing.
 var recorderFilters = []string{`topic=="/tasks/start"`, `topic=="/tasks/exit"`, `topic=="/tasks/delete"`, `topic=="/containers/delete"`}
@@ -137,10 +145,19 @@ type pendingRecord struct {
 }
 
 // Run records until ctx is done; it returns ctx's error. Connection
-// failures are logged and retried, never returned. Before it returns it
-// tries once more (for 2 s) to append records still pending.
+// failures are logged and retried, never returned. It appends a
+// [StageRecorderStart] record first and a [StageRecorderStop] record
+// last, and before it returns it tries once more (for 2 s) to append
+// records still pending.
 func (r *Recorder) Run(ctx context.Context) error {
-	defer r.flush()
+	r.mark(ctx, StageRecorderStart, "started")
+	defer func() {
+		// ctx is done: the stop record gets a moment of its own.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		r.mark(sctx, StageRecorderStop, "stopped")
+		r.flush()
+	}()
 	minB, maxB := r.backoffs()
 	backoff := minB
 	var lostAt time.Time
@@ -162,6 +179,16 @@ func (r *Recorder) Run(ctx context.Context) error {
 		if err == nil {
 			backoff = minB
 		}
+	}
+}
+
+// mark appends a record of the recorder's own start or stop (queued if
+// the log refuses it).
+func (r *Recorder) mark(ctx context.Context, stage, what string) {
+	rec := &audit.Record{Source: audit.SourceContainerdEvents, Stage: stage, Version: hook.Version}
+	if err := r.Log.Append(ctx, rec); err != nil {
+		r.logger().WithError(err).WithField("stage", stage).Error("cannot record the recorder's own " + what + "; will retry")
+		r.keep(pendingRecord{other: rec})
 	}
 }
 

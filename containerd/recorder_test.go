@@ -252,7 +252,8 @@ func (w *watchProc) stop(t *testing.T) {
 }
 
 // TestWatchCommand runs the nsrel-containerd binary as a service would:
-// it records a ctr-style container start and stops cleanly on SIGTERM.
+// it records a container start and its own start and stop, and stops
+// cleanly on SIGTERM.
 func TestWatchCommand(t *testing.T) {
 	bin := tool(t, "nsrel-containerd")
 	cfgPath, cfg := hookSetup(t)
@@ -262,6 +263,12 @@ func TestWatchCommand(t *testing.T) {
 	d.Run(t, d.Client(t), "default", id, nil)
 	waitRecords(t, cfg.AuditLog, "start record", func(rs []*audit.Record) bool { return count(rs, id, evStart) == 1 })
 	w.stop(t)
+	// The recorder's own start and stop bracket what it recorded.
+	recs := readRecords(t, cfg.AuditLog)
+	if first, last := recs[0], recs[len(recs)-1]; first.Stage != StageRecorderStart || last.Stage != StageRecorderStop {
+		t.Errorf("first record %s, last %s; want %s and %s", first.Stage, last.Stage, StageRecorderStart, StageRecorderStop)
+	}
+	verifyChain(t, cfg.AuditLog)
 }
 
 func TestMainUsage(t *testing.T) {
