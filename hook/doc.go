@@ -24,6 +24,15 @@
 // runtime's hook timeout; what an internal error means is configurable
 // ([policy.OnErrorAllow], [policy.OnErrorDeny]).
 //
+// [MainProcess] is [Main] for the binary itself: the stage runs on the
+// calling goroutine and a watchdog ends the process with the on_error
+// status if the deadline passes.
+//
 // The package does not import the containerd client: the binary runs on
-// every container start and must stay small.
+// every container start and must stay small. Each stage is a new
+// process, so the hot path avoids what costs a cold process most:
+// encoding/json reflection (the state and the config go through
+// hook/internal/fastjson, records through the audit codec, each with
+// encoding/json as the fallback for anything unusual) and the runtime's
+// poller for regular files.
 package hook

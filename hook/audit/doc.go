@@ -25,6 +25,15 @@
 // file is started; the chain continues across files ([Files] lists them
 // in order).
 //
+// # Encoding
+//
+// [Record.Encode] writes exactly what encoding/json writes for a Record,
+// without reflection; [Decode] reads that exact form the same way and
+// hands anything else to encoding/json, so that a line is accepted, and
+// an error worded, as encoding/json would (fuzz tests hold both paths
+// together). [OpenRegular] opens a file with the log's checks, for other
+// files a hook writes (its diagnostics log).
+//
 // # Sources
 //
 // Every record names its writer in [Record.Source]: [SourceOCIHook] for
