@@ -31,8 +31,10 @@ containerd namespace and appends an audit record (source
 start that nsrel-hook did not record itself: containers started with ctr,
 by Docker (namespace "moby") or by any client without the hook. It
 reconnects when containerd restarts, records the gap, and then records the
-running containers it missed. It runs until SIGTERM or SIGINT; diagnostics
-go to stderr (the journal under systemd).
+running containers it missed; records the audit log refuses are retried.
+It records its own start and stop, and runs until SIGTERM or SIGINT;
+it exits 1 at once if it cannot write the audit log. Diagnostics go to
+stderr (the journal under systemd).
 
 nri runs as an NRI plugin (containerd 1.7+ with NRI enabled, CRI-O): for
 every Kubernetes pod sandbox and container it inspects the namespaces
