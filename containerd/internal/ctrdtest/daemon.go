@@ -435,7 +435,8 @@ func killLeftovers(runcRoot, dir string) {
 			pids = append(pids, st.PID)
 		}
 	}
-	killPIDs(append(pids, Mentioning(dir)...))
+	// dir+"/": another daemon's directory may start with this one's name.
+	killPIDs(append(pids, Mentioning(dir+"/")...))
 }
 
 // Mentioning returns the processes (other than this one) whose command
