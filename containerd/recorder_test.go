@@ -128,7 +128,7 @@ func TestRecorder(t *testing.T) {
 
 			plain, moby, hooked, marker := uniq("plain"), uniq("0123456789abcdef"), uniq("hooked"), uniq("marker")
 			ctr, plainPID := d.Run(t, c, "default", plain, &ctrdtest.RunOpts{UserNS: true})
-			_, mobyPID := d.Run(t, c, "moby", moby, nil)
+			mobyCtr, mobyPID := d.Run(t, c, "moby", moby, nil)
 			d.Run(t, c, "k8s.io", hooked, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{WithHook(hookBin, cfgPath)}})
 			withCtr := uniq("ctr-run")
 			d.CtrRun(t, "default", withCtr)
@@ -175,6 +175,9 @@ func TestRecorder(t *testing.T) {
 			d.Restart(t)
 			inGap := uniq("in-gap")
 			_, inGapPID := d.Run(t, d.Client(t), "default", inGap, nil)
+			// A container the recorder saw start ends in the gap: the
+			// walk after reconnecting records its exit.
+			ctrdtest.Delete("moby", mobyCtr)
 			if err := os.Symlink(d.Socket, link); err != nil {
 				t.Fatal(err)
 			}
@@ -189,6 +192,10 @@ func TestRecorder(t *testing.T) {
 			i = slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == inGap && r.Stage == audit.StageStart })
 			if i < 0 || i < gap || recs[i].Ancestry == nil || recs[i].PID != int(inGapPID) {
 				t.Errorf("container started in the gap: record %d (gap record %d), want a start with pid %d after the gap record", i, gap, inGapPID)
+			}
+			recs = waitRecords(t, cfg.AuditLog, "exit of the container that ended in the gap", func(rs []*audit.Record) bool { return count(rs, moby, evExit) == 1 })
+			if i := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == moby && r.Stage == audit.StageExit }); i < gap {
+				t.Errorf("exit of %s at record %d, before the gap record %d", moby, i, gap)
 			}
 			// The catch-up after reconnecting must not duplicate anything.
 			for _, id := range []string{early, plain, moby, marker, withCtr, inGap} {
