@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: Debian packages (runc,
-# crun, podman, containerd 1.6, busybox-static, util-linux tools) and
+# crun, podman, containerd 1.6, busybox-static, util-linux tools, uidmap,
+# hyperfine and GNU time for the benchmarks, systemd-analyze) and
 # containerd v2 + crictl built from the Go module proxy into a cache
 # directory that survives between runs ($NSREL_TOOLS, default
 # ~/.cache/nsrel/tools). Safe to run again: it only installs what is absent.
@@ -22,6 +23,7 @@ have lsns || need_apt+=(util-linux)
 have newuidmap || need_apt+=(uidmap)
 have hyperfine || need_apt+=(hyperfine)
 [ -x /usr/bin/time ] || need_apt+=(time)
+have systemd-analyze || need_apt+=(systemd) # verifies the shipped units
 
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
