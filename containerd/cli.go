@@ -22,7 +22,7 @@ const usage = `nsrel-containerd is nsrel's long-lived containerd companion.
 
 Usage:
   nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL]
-  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--log-level LEVEL]
+  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--log-level LEVEL]
   nsrel-containerd --version
 
 watch subscribes to containerd's task start and exit events in every
@@ -49,6 +49,11 @@ Options:
   --log-level LEVEL   debug, info, warn or error (default info)
   --socket SOCK       NRI socket (default /var/run/nri/nri.sock)
   --index NN          NRI plugin index, two digits (default 10)
+  --timeout D         how long one check may take (default 1.5s); keep it
+                      below the runtime's plugin_request_timeout (2s), or
+                      the runtime drops the plugin and starts the container
+                      unchecked; a check out of time counts as an error
+                      (on_error decides)
 
 Examples:
   nsrel-containerd watch
@@ -90,11 +95,13 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	config := fs.String("config", hook.DefaultConfig, "")
 	level := fs.String("log-level", "info", "")
 	var address, socket, index *string
+	var timeout *time.Duration
 	if name == "watch" {
 		address = fs.String("address", "", "")
 	} else {
 		socket = fs.String("socket", DefaultNRISocket, "")
 		index = fs.String("index", "10", "")
+		timeout = fs.Duration("timeout", DefaultNRITimeout, "")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -115,6 +122,10 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	}
 	if index != nil && !validIndex(*index) {
 		fmt.Fprintf(stderr, "%s: --index %q: want two digits (see --help)\n", prog, hook.Printable(*index))
+		return 2
+	}
+	if timeout != nil && *timeout <= 0 {
+		fmt.Fprintf(stderr, "%s: --timeout %v: want a positive duration (see --help)\n", prog, *timeout)
 		return 2
 	}
 	cfg, err := policy.Load(*config)
@@ -150,7 +161,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		r := &Recorder{Address: Address(*address), Config: cfg, Log: log, Logger: logger}
 		r.Run(ctx)
 	} else {
-		p := &NRIPlugin{Config: cfg, Log: log, Logger: logger}
+		p := &NRIPlugin{Config: cfg, Log: log, Logger: logger, Timeout: *timeout}
 		if err := p.Run(ctx, *socket, *index); err != nil {
 			fmt.Fprintf(stderr, "%s: %s\n", prog, hook.Printable(strings.ReplaceAll(err.Error(), "\n", "; ")))
 			return 1

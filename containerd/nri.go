@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
@@ -21,6 +22,12 @@ const SourceNRI = audit.SourceNRI
 
 // DefaultNRISocket is the runtime's default NRI socket.
 const DefaultNRISocket = "/var/run/nri/nri.sock"
+
+// DefaultNRITimeout bounds the check of one NRI request: below
+// containerd's plugin_request_timeout (2 s by default). A plugin that
+// answers later is disconnected by containerd, and the container starts
+// unchecked.
+const DefaultNRITimeout = 1500 * time.Millisecond
 
 // NRIPlugin is an NRI (Node Resource Interface) plugin for containerd 1.7+
 // and CRI-O: at RunPodSandbox and StartContainer, when the container's
@@ -41,6 +48,12 @@ type NRIPlugin struct {
 	Inspect func(pid int) (*inspect.Ancestry, error)
 	// Registered, if set, is called once the runtime accepted the plugin.
 	Registered func()
+	// Timeout bounds the check of one request, waiting for the audit
+	// log's lock included ([DefaultNRITimeout] if zero); a check that
+	// runs out of time counts as an error that on_error decides, so a
+	// slow audit log refuses containers under on_error=deny instead of
+	// getting the plugin dropped.
+	Timeout time.Duration
 }
 
 // Run registers the plugin as "nsrel" (index idx, e.g. "10") on the
@@ -100,6 +113,12 @@ func (p *NRIPlugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr
 
 func (p *NRIPlugin) start(ctx context.Context, id string, pid int, md map[string]string) error {
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
+	timeout := p.Timeout
+	if timeout <= 0 {
+		timeout = DefaultNRITimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	// A missing pid (a runtime too old to send it) cannot be inspected:
 	// the record says so and on_error decides, as for any other
 	// inspection failure.

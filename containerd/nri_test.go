@@ -77,26 +77,7 @@ func testNRIPlugin(t *testing.T, crictl string, withHook bool) {
 	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
 	d.ImportBusybox(t, c, "k8s.io")
 
-	logger := logrus.New()
-	logger.SetOutput(testWriter{t})
-	registered := make(chan struct{})
-	p := &NRIPlugin{Config: cfg, Log: log, Logger: logger, Registered: func() { close(registered) }}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var runErr error
-	wg.Go(func() { runErr = p.Run(ctx, d.NRISocket, "10") })
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		if runErr != nil {
-			t.Errorf("NRIPlugin.Run: %v", runErr)
-		}
-	})
-	select {
-	case <-registered:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("plugin did not register; containerd log:\n%s", d.LogTail())
-	}
+	startNRIPlugin(t, d, &NRIPlugin{Config: cfg, Log: log})
 
 	podID, podJSON := runPod(t, crictl, d, uniq("nri-pod"))
 	good := mustCrictl(t, crictl, d, "create", podID, ctrConfig(t, "good"), podJSON)
@@ -137,4 +118,83 @@ func testNRIPlugin(t *testing.T, crictl string, withHook bool) {
 		}
 	}
 	verifyChain(t, cfg.AuditLog)
+}
+
+// startNRIPlugin registers p (with a logger to the test log) on d's NRI
+// socket until the test ends, when it must still be connected.
+func startNRIPlugin(t *testing.T, d *ctrdtest.Daemon, p *NRIPlugin) {
+	t.Helper()
+	logger := logrus.New()
+	logger.SetOutput(testWriter{t})
+	registered := make(chan struct{})
+	p.Logger, p.Registered = logger, func() { close(registered) }
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = p.Run(ctx, d.NRISocket, "10") })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		if runErr != nil {
+			t.Errorf("NRIPlugin.Run: %v", runErr)
+		}
+	})
+	select {
+	case <-registered:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("plugin did not register; containerd log:\n%s", d.LogTail())
+	}
+}
+
+// TestNRISlowAuditLog holds the audit log's lock while a container
+// starts: the plugin's check runs out of time before containerd's plugin
+// request timeout and, under on_error=deny, refuses the container,
+// instead of being disconnected by containerd (which would then start
+// the container unchecked). The plugin stays connected and checks the
+// next container.
+func TestNRISlowAuditLog(t *testing.T) {
+	crictl := filepath.Join(ctrdtest.Tools(), "crictl-v1.37.0", "crictl")
+	_, err := os.Stat(crictl)
+	nstest.Require(t, err == nil, "needs crictl (%v); `make deps` builds it", err)
+	t.Parallel()
+	_, cfg := hookSetup(t)
+	cfg.OnError = policy.OnErrorDeny
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	startNRIPlugin(t, d, &NRIPlugin{Config: cfg, Log: log, Timeout: 500 * time.Millisecond})
+	podID, podJSON := runPod(t, crictl, d, uniq("slow-pod"))
+
+	held, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		log.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
+			close(held)
+			<-release
+			return nil, nil
+		})
+	}()
+	<-held
+	slow := mustCrictl(t, crictl, d, "create", podID, ctrConfig(t, "slow"), podJSON)
+	_, stderr, err := crictlCmd(crictl, d, "start", slow)
+	close(release)
+	<-done
+	if err == nil || !strings.Contains(stderr, "on_error=deny") {
+		t.Errorf("start while the audit log is locked: err %v, stderr %q; want a refusal naming on_error=deny", err, stderr)
+	}
+	if out, _, _ := crictlCmd(crictl, d, "inspect", "-o", "go-template", "--template", "{{.status.state}}", slow); out == "CONTAINER_RUNNING" {
+		t.Errorf("container started although its check ran out of time")
+	}
+
+	next := mustCrictl(t, crictl, d, "create", podID, ctrConfig(t, "next"), podJSON)
+	mustCrictl(t, crictl, d, "start", next)
+	recs := readRecords(t, cfg.AuditLog)
+	if diff := cmp.Diff([]string{"nri/start"}, stages(recs, next)); diff != "" {
+		t.Errorf("the next container after the timeout (-want +got):\n%s", diff)
+	}
 }

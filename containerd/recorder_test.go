@@ -292,6 +292,8 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"watch", "--log-level", "loud"}, 2},
 		{[]string{"watch", "--config", "/nonexistent/hook.json"}, 1},
 		{[]string{"nri", "--index", "1x"}, 2},
+		{[]string{"nri", "--timeout", "0s"}, 2},
+		{[]string{"nri", "--timeout", "soon"}, 2},
 		{[]string{"nri", "--address", "/x"}, 2},
 		{[]string{"nri", "--config", "/nonexistent/hook.json"}, 1},
 	} {
