@@ -121,7 +121,14 @@ const hashKey = `,"hash":"`
 // Encode sets r.Hash from r's canonical encoding and returns the line to
 // append, newline included. Seq, Prev and every other field must already
 // be set.
+//
+// Strings that are not valid UTF-8 (a container controls its ID,
+// annotations and bundle path, and a torn line may end mid-character) are
+// first made valid, each invalid byte sequence replaced by U+FFFD, in r
+// itself: JSON cannot carry them, and a record whose text changed on the
+// way to the disk would fail verification as if edited.
 func (r *Record) Encode() ([]byte, error) {
+	r.makeValidUTF8()
 	body := appendRecord(make([]byte, 0, 1024), r)
 	sum := sha256.Sum256(body)
 	r.Hash = hex.EncodeToString(sum[:])
@@ -134,6 +141,43 @@ func (r *Record) Encode() ([]byte, error) {
 		return nil, fmt.Errorf("audit: record of %d bytes is longer than %d", len(line), MaxLine)
 	}
 	return line, nil
+}
+
+// makeValidUTF8 replaces invalid UTF-8 in every string of r by U+FFFD.
+func (r *Record) makeValidUTF8() {
+	for _, p := range []*string{&r.Time, &r.Host, &r.Source, &r.Stage, &r.ContainerID, &r.Bundle,
+		&r.Namespace, &r.Policy, &r.Mode, &r.Verdict, &r.Error, &r.Version, &r.Prev, &r.Torn} {
+		*p = validUTF8(*p)
+	}
+	if r.Ref != nil {
+		r.Ref.Stage = validUTF8(r.Ref.Stage)
+		r.Ref.Hash = validUTF8(r.Ref.Hash)
+	}
+	for i := range r.Violations {
+		r.Violations[i].Rule = validUTF8(r.Violations[i].Rule)
+		r.Violations[i].Reason = validUTF8(r.Violations[i].Reason)
+	}
+	bad := false
+	for k, v := range r.Annotations {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			bad = true
+			break
+		}
+	}
+	if bad {
+		m := make(map[string]string, len(r.Annotations))
+		for k, v := range r.Annotations {
+			m[validUTF8(k)] = validUTF8(v)
+		}
+		r.Annotations = m
+	}
+}
+
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // DecodeError is why a line is not a valid record.
