@@ -137,34 +137,27 @@ func ID(r Ref) (uint64, error) {
 	const op = "ioctl NS_GET_ID"
 	var id uint64
 	err := r.with(func(fd int) error {
-		if noNSID.Load() {
-			if _, err := identFD(fd); err != nil {
-				return newError(op, r, -1, err)
+		if !noNSID.Load() {
+			v, err := ioctlGetID(fd)
+			if err == nil {
+				id = v
+				return nil
 			}
-			return &Error{Op: op, Ref: r.String(), Err: unsupportedErr(op), unsupported: true}
-		}
-		v, err := ioctlGetID(fd)
-		if err == unix.ENOTTY {
-			// Either not a namespace or a kernel without NS_GET_ID.
-			if _, serr := identFD(fd); serr != nil {
-				return newError(op, r, -1, serr)
+			if err != unix.ENOTTY {
+				return newError(op, r, fd, err)
 			}
-			noNSID.Store(true)
-			return &Error{Op: op, Ref: r.String(), Err: unsupportedErr(op), unsupported: true}
 		}
-		if err != nil {
-			return newError(op, r, fd, err)
+		// ENOTTY: either not a namespace or a kernel without NS_GET_ID.
+		if _, err := identFD(fd); err != nil {
+			return newError(op, r, -1, err)
 		}
-		id = v
-		return nil
+		noNSID.Store(true)
+		return &Error{Op: op, Ref: r.String(), Err: &unsupported{op}, unsupported: true}
 	})
 	return id, wrapAcquire(op, r, err)
 }
 
-func unsupportedErr(op string) error {
-	return &unsupported{op}
-}
-
+// unsupported is the error of a query the running kernel does not know.
 type unsupported struct{ op string }
 
 func (u *unsupported) Error() string {
