@@ -75,13 +75,12 @@ type scanner struct {
 	nodes map[Key]*node
 	mnt   map[uint64][]int // mount namespace inode -> up to 3 PIDs in it
 
-	deniedProcs, deniedFDs, deniedMnt, deniedLinks atomic.Int64
-	deniedPIDs                                     []int // under mu
+	deniedFDs, deniedMnt, deniedLinks atomic.Int64
+	deniedPIDs                        []int // processes whose links were denied; under mu
 }
 
 // denyProcess counts a process whose namespaces could not be read.
 func (s *scanner) denyProcess(pid int) {
-	s.deniedProcs.Add(1)
 	s.mu.Lock()
 	s.deniedPIDs = append(s.deniedPIDs, pid)
 	s.mu.Unlock()
@@ -213,7 +212,7 @@ func (s *scanner) model() *Model {
 	m.Link()
 	slices.Sort(s.deniedPIDs)
 	m.Denied = Denied{
-		Processes: int(s.deniedProcs.Load()),
+		Processes: len(s.deniedPIDs),
 		PIDs:      s.deniedPIDs[:min(len(s.deniedPIDs), MaxDeniedPIDs)],
 		FDDirs:    int(s.deniedFDs.Load()),
 		MountNS:   int(s.deniedMnt.Load()),
