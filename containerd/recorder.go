@@ -751,9 +751,10 @@ func pick(m map[string]string, keys []string) map[string]string {
 }
 
 // clean returns s cut to at most n bytes at a character boundary, with
-// invalid UTF-8 replaced: the audit log's canonical encoding cannot
-// carry invalid UTF-8 (the record would fail verification as edited),
-// and container labels are the container owner's to choose.
+// invalid UTF-8 replaced. Container labels are the container owner's to
+// choose; audit.Record.Encode also replaces invalid UTF-8 (JSON cannot
+// carry it), but cutting at a boundary keeps a long value's last
+// character whole instead of turning it into U+FFFD.
 func clean(s string, n int) string {
 	if len(s) > n {
 		i := n

@@ -23,6 +23,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 // TestRecorderRetriesAppends makes the audit log unwritable (a directory
@@ -162,7 +163,7 @@ func TestRecorderReconnectNoLeak(t *testing.T) {
 		}
 		return n
 	}
-	fds := func() int { return fdCount(t) }
+	fds := func() int { return nstest.FDCount(t) }
 	gs, fs := runtime.NumGoroutine(), fds()
 	for i := range 3 {
 		d.Restart(t)

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
@@ -204,15 +205,6 @@ func TestPodName(t *testing.T) {
 	}
 }
 
-func fdCount(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // TestSourcesNoFDLeak lists repeatedly from every source and checks that
 // no file descriptor stays open (gRPC connections, state files, log
 // files). It does not run in parallel, so the process's fd count is its
@@ -232,15 +224,15 @@ func TestSourcesNoFDLeak(t *testing.T) {
 		}
 	}
 	list() // warm up lazily opened descriptors (e.g. the Go runtime's)
-	before := fdCount(t)
+	before := nstest.FDCount(t)
 	for range 5 {
 		list()
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for fdCount(t) > before && time.Now().Before(deadline) {
+	for nstest.FDCount(t) > before && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if after := fdCount(t); after > before {
+	if after := nstest.FDCount(t); after > before {
 		t.Errorf("fd leak: %d open fds before, %d after 5 rounds", before, after)
 	}
 }
