@@ -12,12 +12,17 @@ CONTAINERD2_VERSION=v2.4.2
 CRICTL_VERSION=v1.37.0
 
 need_apt=()
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; }
+# A bare name is looked up on PATH; never test it as a relative path: run
+# from the repository, "containerd" is the containerd/ directory, which
+# [ -x ] accepts, and Debian's containerd was then never installed.
+have() { command -v "$1" >/dev/null 2>&1; }
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 have runc || need_apt+=(runc)
 have crun || need_apt+=(crun)
 have podman || need_apt+=(podman)
-have containerd || need_apt+=(containerd)
-dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need_apt+=(busybox-static)
+# The tests start Debian's containerd 1.6 as /usr/bin/containerd.
+installed containerd && [ -x /usr/bin/containerd ] || need_apt+=(containerd)
+installed busybox-static || need_apt+=(busybox-static)
 have unshare || need_apt+=(util-linux)
 have lsns || need_apt+=(util-linux)
 have newuidmap || need_apt+=(uidmap)
