@@ -3,18 +3,20 @@
 #
 #   bench/hook/run.sh [RUNS]        (default 100 runs per command)
 #
-# Environment: ROUNDS (alternating rounds, default RUNS: one run of each
-# command per round), AUDIT_DIR (where the
-# audit log goes, default the temporary work directory), GO, RUNC,
-# BASELINE (a git revision: its nsrel-hook is timed in the same rounds and
+# Environment: BLOCK (lifecycle runs per command and round, default 5,
+# after one uncounted warm-up run), ROUNDS (default RUNS / BLOCK),
+# AUDIT_DIR (where the audit log goes, default the temporary work
+# directory), GO, RUNC, BASELINE (a git revision: its nsrel-hook is timed in the same rounds and
 # alone at each stage, for a before/after comparison in one run).
 #
 # In one hyperfine run it times a full runc lifecycle (`runc run` of a
 # busybox `true` container: create, start, wait, delete) with nsrel-hook at
 # createRuntime, poststart and poststop, against the same lifecycle with
 # /bin/true at those stages, and prints the median ratio (target <= 1.05),
-# with two more points: an empty static Go program at the three stages
-# (the start-up floor of any Go hook) and nsrel-hook at createRuntime only.
+# with more points: an empty static Go program at the three stages
+# (the start-up floor of any Go hook), bench/hook/floorhook at the three
+# stages (the least a Go hook can do and still append a durable, chained
+# record of both namespace chains) and nsrel-hook at createRuntime only.
 # Then it times process start-up alone, and the hook alone at each stage
 # (target <= 5 ms median; BenchmarkHookBinary) and measures its peak RSS with GNU time (target
 # <= 20 MiB). Other load on the machine shows in every number: run it on
@@ -66,20 +68,28 @@ sed -e "s#/usr/local/libexec/nsrel/nsrel-hook#/bin/true#" config/runc/hooks.json
 "$WORK/mkbundle" --userns --hooks "$WORK/hooks-nsrel.json" "$WORK/b-hook" true >/dev/null
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-true.json" "$WORK/b-true" true >/dev/null
 
-# The floor: a static Go program that does nothing, at the same stages.
+# The start-up floor: a static Go program that does nothing, at the same stages.
 mkdir -p "$WORK/floor"
 printf 'package main\n\nfunc main() {}\n' >"$WORK/floor/main.go"
 printf 'module floor\n\ngo 1.22\n' >"$WORK/floor/go.mod"
 (cd "$WORK/floor" && $GO build -o "$WORK/go-noop" .)
 sed -e "s#/usr/local/libexec/nsrel/nsrel-hook#$WORK/go-noop#" config/runc/hooks.json >"$WORK/hooks-noop.json"
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-noop.json" "$WORK/b-noop" true >/dev/null
+# The floor of any Go hook that records durably (bench/hook/floorhook:
+# pidfd, both namespace chains, flock, tail read, chained SHA-256 line,
+# fdatasync; no config, no policy, no validation), at the same stages.
+$GO build -o "$WORK/floorhook" ./bench/hook/floorhook
+awk -v bin="$WORK/floorhook" -v out="$LOGDIR/floor.jsonl" '
+	/"args":/ { sub(/"args": \[.*\]/, "\"args\": [\"floorhook\", \"" out "\"]") }
+	{ gsub("/usr/local/libexec/nsrel/nsrel-hook", bin); print }' config/runc/hooks.json >"$WORK/hooks-floor.json"
+"$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-floor.json" "$WORK/b-floor" true >/dev/null
 # nsrel-hook at createRuntime only (the stage that can refuse), /bin/true at the others.
 awk -v hook="$WORK/nsrel-hook" -v cfg="$WORK/hook.json" '
 	/"createRuntime": \[/ { cr = 1 } /"poststart": \[/ { cr = 0 }
 	{ if (cr) { gsub("/usr/local/libexec/nsrel/nsrel-hook", hook); gsub("/etc/nsrel/hook.json", cfg) }
 	  else gsub("/usr/local/libexec/nsrel/nsrel-hook", "/bin/true"); print }' config/runc/hooks.json >"$WORK/hooks-create.json"
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-create.json" "$WORK/b-create" true >/dev/null
-NAMES="true go-noop create-only nsrel-hook"
+NAMES="true go-noop floor-hook create-only nsrel-hook"
 if [ -n "${BASELINE:-}" ]; then
 	sed -e "s#/usr/local/libexec/nsrel/nsrel-hook#$WORK/nsrel-hook-base#" -e "s#/etc/nsrel/hook.json#$WORK/hook.json#" \
 		config/runc/hooks.json >"$WORK/hooks-base.json"
@@ -89,53 +99,54 @@ fi
 # The bundle of each command.
 bundle() {
 	case $1 in
-	true) echo b-true ;; go-noop) echo b-noop ;; create-only) echo b-create ;; nsrel-hook) echo b-hook ;; *) echo "b-$1" ;;
+	true) echo b-true ;; go-noop) echo b-noop ;; floor-hook) echo b-floor ;; create-only) echo b-create ;; nsrel-hook) echo b-hook ;; *) echo "b-$1" ;;
 	esac
 }
 
-# Other load on the machine drifts over a run: alternate the commands,
-# one run of each per round by default (ROUNDS=RUNS), and take the median
-# of each command over the rounds.
-ROUNDS=${ROUNDS:-$RUNS}
-PER=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
+# A lifecycle leaves work behind that the next one pays for (it is
+# charged to whatever runs next: measured, see docs/BENCHMARKS.md), and
+# other load drifts over a run. So each round runs the commands in a new
+# random order, each as a block of BLOCK runs after one uncounted warm-up
+# run (which absorbs what the previous command left behind), and each
+# command's value for the round is the median of its block; the table
+# gives the median over the rounds.
+BLOCK=${BLOCK:-5}
+ROUNDS=${ROUNDS:-$(( (RUNS + BLOCK - 1) / BLOCK ))}
 echo "== runc lifecycle (run + delete of a busybox 'true' container in a user namespace):"
-echo "   hooks at createRuntime, poststart, poststop; $ROUNDS alternating rounds of $PER run(s) per command"
+echo "   hooks at createRuntime, poststart, poststop; $ROUNDS rounds in random order, blocks of 1 + $BLOCK runs per command"
 : >"$WORK/rounds"
-WARMUP=3
 r=1
-# Each round starts with a different command (the first after hyperfine
-# starts runs a little slower); rows are matched by name.
-ORDER=$NAMES
 while [ $r -le "$ROUNDS" ]; do
 	set --
-	for n in $ORDER; do
+	for n in $(shuf -e $NAMES); do
 		set -- "$@" -n "$n" "$RUNC --root $WORK/state run --bundle $WORK/$(bundle "$n") bench-$n"
 	done
-	hyperfine -N --style none --warmup "$WARMUP" --runs "$PER" --export-csv "$WORK/round.csv" "$@" >/dev/null
-	awk -F, 'NR > 1 { t[$1] = $4 } END { print t["true"], t["go-noop"], t["create-only"], t["nsrel-hook"], t["baseline"] }' "$WORK/round.csv" >>"$WORK/rounds"
-	ORDER="${ORDER#* } ${ORDER%% *}"
+	hyperfine -N --style none --warmup 1 --runs "$BLOCK" --export-csv "$WORK/round.csv" "$@" >/dev/null
+	awk -F, 'NR > 1 { t[$1] = $4 } END { print t["true"], t["go-noop"], t["create-only"], t["nsrel-hook"], t["floor-hook"], t["baseline"] }' "$WORK/round.csv" >>"$WORK/rounds"
 	r=$((r + 1))
-	WARMUP=0
 done
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 T=$(awk '{ print $1 }' "$WORK/rounds" | median)
 N=$(awk '{ print $2 }' "$WORK/rounds" | median)
 C=$(awk '{ print $3 }' "$WORK/rounds" | median)
 H=$(awk '{ print $4 }' "$WORK/rounds" | median)
+F=$(awk '{ print $5 }' "$WORK/rounds" | median)
 B=
-[ -n "${BASELINE:-}" ] && B=$(awk '{ print $5 }' "$WORK/rounds" | median)
-# The ratio within each round (the commands ran one after the other),
+[ -n "${BASELINE:-}" ] && B=$(awk '{ print $6 }' "$WORK/rounds" | median)
+# The ratio within each round (the blocks ran one after the other),
 # whose median drifts less with other load than the ratio of medians.
 paired() { awk -v c="$1" '$c != "" { print $c / $1 }' "$WORK/rounds" | median; }
 PN=$(paired 2)
 PC=$(paired 3)
 PH=$(paired 4)
+PF=$(paired 5)
 PB=
-[ -n "${BASELINE:-}" ] && PB=$(paired 5)
-awk -v t="$T" -v n="$N" -v c="$C" -v h="$H" -v b="$B" -v base="${BASELINE:-}" \
-	-v pn="$PN" -v pc="$PC" -v ph="$PH" -v pb="$PB" 'BEGIN {
+[ -n "${BASELINE:-}" ] && PB=$(paired 6)
+awk -v t="$T" -v n="$N" -v c="$C" -v h="$H" -v f="$F" -v b="$B" -v base="${BASELINE:-}" \
+	-v pn="$PN" -v pc="$PC" -v ph="$PH" -v pf="$PF" -v pb="$PB" 'BEGIN {
 	printf "  %-44s median %6.2f ms  ratio of medians, median of per-round ratios\n", "/bin/true at all three stages", t * 1000
-	printf "  %-44s median %6.2f ms  %.3f  %.3f\n", "empty Go program at all three (the floor)", n * 1000, n / t, pn
+	printf "  %-44s median %6.2f ms  %.3f  %.3f\n", "empty Go program at all three (start-up)", n * 1000, n / t, pn
+	printf "  %-44s median %6.2f ms  %.3f  %.3f\n", "floor Go hook at all three (bench/hook/floorhook)", f * 1000, f / t, pf
 	printf "  %-44s median %6.2f ms  %.3f  %.3f\n", "nsrel-hook at createRuntime only", c * 1000, c / t, pc
 	printf "  %-44s median %6.2f ms  %.3f  %.3f (target <= 1.05)\n", "nsrel-hook at all three stages", h * 1000, h / t, ph
 	if (b != "") printf "  %-44s median %6.2f ms  %.3f  %.3f\n", "baseline " substr(base, 1, 12) " at all three stages", b * 1000, b / t, pb }'
