@@ -6,8 +6,9 @@
 # Environment: BLOCK (lifecycle runs per command and round, default 5,
 # after one uncounted warm-up run), ROUNDS (default RUNS / BLOCK),
 # AUDIT_DIR (where the audit log goes, default the temporary work
-# directory), GO, RUNC, BASELINE (a git revision: its nsrel-hook is timed in the same rounds and
-# alone at each stage, for a before/after comparison in one run).
+# directory), GO, RUNC, BASELINE (a git revision: its nsrel-hook is timed
+# in the same rounds and alone at each stage, for a before/after
+# comparison in one run).
 #
 # In one hyperfine run it times a full runc lifecycle (`runc run` of a
 # busybox `true` container: create, start, wait, delete) with nsrel-hook at
