@@ -1,21 +1,18 @@
 package containerd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
-	"github.com/nsrel/nsrel/hook/audit"
-	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/containers"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel/discover"
 	"github.com/nsrel/nsrel/tree"
@@ -36,7 +33,7 @@ func BenchmarkTreeAnnotation(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("NSREL_BENCH_ROUNDS")); err == nil && v > 0 {
 		rounds = v
 	}
-	lsuserns := tool(b, "lsuserns")
+	lsuserns := nstest.Tool(b, "lsuserns")
 	for _, f := range ctrdtest.Flavors() {
 		b.Run(f.Name, func(b *testing.B) {
 			d := ctrdtest.Start(b, f, nil)
@@ -89,7 +86,7 @@ func countEngine(b *testing.B, out []byte) int {
 	n := 0
 	for _, e := range doc.Namespaces {
 		for _, c := range e.Containers {
-			if c.Engine == EngineContainerd {
+			if c.Engine == containers.EngineContainerd {
 				n++
 			}
 		}
@@ -115,7 +112,7 @@ func BenchmarkSources(b *testing.B) {
 	}
 	for _, s := range []discover.ContainerSource{
 		NewSource(d.Socket),
-		&StateSource{Roots: []Root{{EngineRunc, d.RuncRoot + "/*"}}},
+		&containers.StateSource{Roots: []containers.Root{{Runtime: containers.EngineRunc, Dir: d.RuncRoot + "/*"}}},
 	} {
 		b.Run(s.Name(), func(b *testing.B) {
 			for b.Loop() {
@@ -124,55 +121,5 @@ func BenchmarkSources(b *testing.B) {
 				}
 			}
 		})
-	}
-}
-
-// BenchmarkAuditSource lists from an audit log of 6,000 records (2,000
-// containers started and stopped, the last 20 still running) as a busy
-// node's log would hold.
-func BenchmarkAuditSource(b *testing.B) {
-	nstest.RequireRoot(b)
-	p := nstest.Sleep(b, nil)
-	anc, err := inspect.Process(p.Pid)
-	if err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(b.TempDir(), "audit.jsonl")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ann := map[string]string{AnnotationSandboxName: "web-0", AnnotationSandboxNamespace: "shop", "io.kubernetes.cri.container-name": "app"}
-	var buf bytes.Buffer
-	prev := ""
-	for i := range 2000 {
-		id := fmt.Sprintf("%064x", i)
-		stages := []string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop}
-		if i >= 1980 {
-			stages = stages[:2]
-		}
-		for _, st := range stages {
-			r := &audit.Record{Seq: uint64(buf.Len() + 1), Time: "2026-11-28T00:00:00Z", Host: "h", Source: audit.SourceOCIHook, Stage: st, ContainerID: id, Annotations: ann, Version: "x", Prev: prev}
-			if st != audit.StagePoststop {
-				r.Ancestry = anc
-			}
-			line, err := r.Encode()
-			if err != nil {
-				b.Fatal(err)
-			}
-			buf.Write(line)
-			prev = r.Hash
-		}
-	}
-	if err := os.WriteFile(log.Path(), buf.Bytes(), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(buf.Len()))
-	s := &AuditSource{Path: path}
-	for b.Loop() {
-		cs, err := s.List(context.Background())
-		if err != nil || len(cs) != 20 {
-			b.Fatalf("%d containers, %v", len(cs), err)
-		}
 	}
 }

@@ -17,59 +17,29 @@ import (
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/containers"
+	corecontainers "github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
+	"github.com/nsrel/nsrel/containers"
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
-
-// DefaultAddress is containerd's default gRPC socket.
-const DefaultAddress = "/run/containerd/containerd.sock"
-
-// DefaultTimeout bounds one [Source.List] call when the caller's context
-// has no earlier deadline.
-const DefaultTimeout = 2 * time.Second
-
-// Engine names used in [discover.Container].Engine.
-const (
-	EngineContainerd = "containerd"
-	EngineRunc       = "runc"
-	EngineCrun       = "crun"
-	EnginePodman     = "podman"
-	EngineCRIO       = "cri-o"
-	EngineAuditLog   = "audit-log"
-)
-
-// CRI labels that containerd's CRI plugin puts on Kubernetes containers.
-const (
-	LabelPodName      = "io.kubernetes.pod.name"
-	LabelPodNamespace = "io.kubernetes.pod.namespace"
-)
-
-// Address returns the containerd address to use: flag if not empty, else
-// $CONTAINERD_ADDRESS, else [DefaultAddress].
-func Address(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	if env := os.Getenv("CONTAINERD_ADDRESS"); env != "" {
-		return env
-	}
-	return DefaultAddress
-}
 
 // Source lists the running containers of one containerd daemon, in every
 // containerd namespace, through the containerd v2 Go client. It works
 // against containerd 1.6 and 2.x. Source implements
 // [discover.ContainerSource].
 type Source struct {
-	// Address is the daemon's gRPC socket ([DefaultAddress] if empty).
+	// Address is the daemon's gRPC socket
+	// ([vocab.DefaultContainerdAddress] if empty).
 	Address string
-	// Timeout bounds each List call ([DefaultTimeout] if zero).
+	// Timeout bounds each List call ([vocab.DefaultContainerdTimeout] if
+	// zero).
 	Timeout time.Duration
 }
 
-// NewSource returns a source for the daemon at address (see [Address]).
+// NewSource returns a source for the daemon at address (see
+// [vocab.ContainerdAddress]).
 func NewSource(address string) *Source { return &Source{Address: address} }
 
 // Name implements [discover.ContainerSource].
@@ -77,7 +47,7 @@ func (s *Source) Name() string { return "containerd" }
 
 func (s *Source) address() string {
 	if s.Address == "" {
-		return DefaultAddress
+		return vocab.DefaultContainerdAddress
 	}
 	return s.Address
 }
@@ -90,7 +60,7 @@ func (s *Source) address() string {
 func (s *Source) List(ctx context.Context) ([]discover.Container, error) {
 	timeout := s.Timeout
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		timeout = vocab.DefaultContainerdTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -137,7 +107,7 @@ func (s *Source) List(ctx context.Context) ([]discover.Container, error) {
 // their labels, tasks with their PIDs) whatever the number of containers.
 func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover.Container, error) {
 	var (
-		ctrs    []containers.Container
+		ctrs    []corecontainers.Container
 		ctrsErr error
 		wg      sync.WaitGroup
 	)
@@ -163,43 +133,19 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		if !ok || !procExists(pid) {
 			continue
 		}
-		name := PodName(ctr.Labels)
+		name := vocab.PodName(ctr.Labels)
 		if name == "" && ctr.Spec != nil {
 			name = specPodName(ctr.Spec.GetValue())
 		}
 		out = append(out, discover.Container{
 			ID:        ctr.ID,
-			Engine:    EngineContainerd,
+			Engine:    containers.EngineContainerd,
 			Namespace: ns,
 			PID:       pid,
 			Name:      name,
 		})
 	}
 	return out, nil
-}
-
-// CRI annotations that containerd's CRI plugin puts in the OCI spec
-// (and so in runc's state) of every Kubernetes container.
-const (
-	AnnotationSandboxName      = "io.kubernetes.cri.sandbox-name"
-	AnnotationSandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
-)
-
-// PodName returns "pod-namespace/pod-name" from CRI labels or
-// annotations (io.kubernetes.pod.*, else containerd's
-// io.kubernetes.cri.sandbox-*), or "" when they are absent.
-func PodName(labels map[string]string) string {
-	name, ns := labels[LabelPodName], labels[LabelPodNamespace]
-	if name == "" {
-		name, ns = labels[AnnotationSandboxName], labels[AnnotationSandboxNamespace]
-	}
-	if name == "" {
-		return ""
-	}
-	if ns != "" {
-		return ns + "/" + name
-	}
-	return name
 }
 
 func procExists(pid int) bool {
@@ -210,16 +156,19 @@ func procExists(pid int) bool {
 // specPodName returns the pod name from the CRI annotations of a
 // container's OCI spec (JSON), decoding it only when it mentions them.
 func specPodName(spec []byte) string {
-	if !bytes.Contains(spec, []byte(AnnotationSandboxName)) {
+	if !bytes.Contains(spec, []byte(vocab.AnnotationSandboxName)) {
 		return ""
 	}
-	return PodName(specAnnotations(spec))
+	return vocab.PodName(SpecAnnotations(spec))
 }
 
-// specAnnotations returns the annotations of an OCI spec (JSON), nil if
-// it is larger than maxSpec or does not decode.
-func specAnnotations(spec []byte) map[string]string {
-	if len(spec) > maxSpec {
+// MaxSpec bounds the container spec read for annotations.
+const MaxSpec = 4 << 20
+
+// SpecAnnotations returns the annotations of an OCI spec (JSON), nil if
+// it is larger than [MaxSpec] or does not decode.
+func SpecAnnotations(spec []byte) map[string]string {
+	if len(spec) > MaxSpec {
 		return nil
 	}
 	var s struct {

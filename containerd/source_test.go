@@ -3,24 +3,20 @@ package containerd
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
+	"github.com/nsrel/nsrel/containers"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
-
-// uniq returns a container ID unique to this test process.
-func uniq(name string) string { return fmt.Sprintf("%s-%d", name, os.Getpid()) }
 
 // startContainers runs a fixed set of containers on d: two in "default"
 // (one in its own user namespace), a CRI-labelled one in "k8s.io", one in
@@ -32,14 +28,14 @@ func startContainers(t *testing.T, d *ctrdtest.Daemon) []discover.Container {
 	var want []discover.Container
 	run := func(ns, id, name string, o *ctrdtest.RunOpts) {
 		_, pid := d.Run(t, c, ns, id, o)
-		want = append(want, discover.Container{ID: id, Engine: EngineContainerd, Namespace: ns, PID: int(pid), Name: name})
+		want = append(want, discover.Container{ID: id, Engine: containers.EngineContainerd, Namespace: ns, PID: int(pid), Name: name})
 	}
-	run("default", uniq("plain"), "", nil)
-	run("default", uniq("userns"), "", &ctrdtest.RunOpts{UserNS: true})
-	run("k8s.io", uniq("web-0"), "shop/web-0", &ctrdtest.RunOpts{Labels: map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop", "io.cri-containerd.kind": "container"}})
-	run("moby", uniq("dockerish"), "", nil)
-	d.Run(t, c, "default", uniq("notask"), &ctrdtest.RunOpts{NoStart: true})
-	return Merge(want)
+	run("default", ctrdtest.Uniq("plain"), "", nil)
+	run("default", ctrdtest.Uniq("userns"), "", &ctrdtest.RunOpts{UserNS: true})
+	run("k8s.io", ctrdtest.Uniq("web-0"), "shop/web-0", &ctrdtest.RunOpts{Labels: map[string]string{vocab.LabelPodName: "web-0", vocab.LabelPodNamespace: "shop", "io.cri-containerd.kind": "container"}})
+	run("moby", ctrdtest.Uniq("dockerish"), "", nil)
+	d.Run(t, c, "default", ctrdtest.Uniq("notask"), &ctrdtest.RunOpts{NoStart: true})
+	return containers.Merge(want)
 }
 
 func TestSourceLists(t *testing.T) {
@@ -53,13 +49,13 @@ func TestSourceLists(t *testing.T) {
 			if err != nil {
 				t.Fatalf("List: %v", err)
 			}
-			if diff := cmp.Diff(want, Merge(got)); diff != "" {
+			if diff := cmp.Diff(want, containers.Merge(got)); diff != "" {
 				t.Errorf("containerd source (-want +got):\n%s", diff)
 			}
 
 			// The state roots of the same daemon find the same containers
 			// without asking it, minus the pod name it alone knows.
-			st := &StateSource{Roots: []Root{{EngineRunc, filepath.Join(d.RuncRoot, "*")}}}
+			st := &containers.StateSource{Roots: []containers.Root{{Runtime: containers.EngineRunc, Dir: filepath.Join(d.RuncRoot, "*")}}}
 			got, err = st.List(context.Background())
 			if err != nil {
 				t.Fatalf("state List: %v", err)
@@ -69,12 +65,12 @@ func TestSourceLists(t *testing.T) {
 				c.Name = ""
 				wantState = append(wantState, c)
 			}
-			if diff := cmp.Diff(wantState, Merge(got)); diff != "" {
+			if diff := cmp.Diff(wantState, containers.Merge(got)); diff != "" {
 				t.Errorf("state source (-want +got):\n%s", diff)
 			}
 
 			// Merged, the daemon's richer entries win and nothing doubles.
-			got, err = Multi{NewSource(d.Socket), st}.List(context.Background())
+			got, err = containers.Multi{NewSource(d.Socket), st}.List(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +80,7 @@ func TestSourceLists(t *testing.T) {
 
 			// A container whose task exits drops out.
 			ctx := ctrdtest.Context(t, "moby")
-			ctr, err := d.Client(t).LoadContainer(ctx, uniq("dockerish"))
+			ctr, err := d.Client(t).LoadContainer(ctx, ctrdtest.Uniq("dockerish"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +117,7 @@ func TestSourceUnreachable(t *testing.T) {
 		t.Fatal("List on a missing socket: no error")
 	}
 
-	s := &Source{Address: muteSocket(t), Timeout: 300 * time.Millisecond}
+	s := &Source{Address: ctrdtest.MuteSocket(t), Timeout: 300 * time.Millisecond}
 	start := time.Now()
 	_, err = s.List(context.Background())
 	if err == nil {
@@ -132,91 +128,18 @@ func TestSourceUnreachable(t *testing.T) {
 	}
 }
 
-// muteSocket returns a socket that accepts connections and never
-// answers, open until the test ends.
-func muteSocket(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ns")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	l, err := net.Listen("unix", filepath.Join(dir, "mute.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return filepath.Join(dir, "mute.sock")
-}
-
-func TestAddress(t *testing.T) {
-	t.Setenv("CONTAINERD_ADDRESS", "")
-	if got := Address(""); got != DefaultAddress {
-		t.Errorf("Address(\"\") = %q", got)
-	}
-	t.Setenv("CONTAINERD_ADDRESS", "/x.sock")
-	if got := Address(""); got != "/x.sock" {
-		t.Errorf("Address with env = %q", got)
-	}
-	if got := Address("/flag.sock"); got != "/flag.sock" {
-		t.Errorf("Address(flag) = %q", got)
-	}
-}
-
-func TestPodName(t *testing.T) {
-	for _, tc := range []struct {
-		labels map[string]string
-		want   string
-	}{
-		{nil, ""},
-		{map[string]string{LabelPodName: "web-0"}, "web-0"},
-		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop"}, "shop/web-0"},
-		{map[string]string{LabelPodNamespace: "shop"}, ""},
-		{map[string]string{AnnotationSandboxName: "db-1", AnnotationSandboxNamespace: "prod"}, "prod/db-1"},
-	} {
-		if got := PodName(tc.labels); got != tc.want {
-			t.Errorf("PodName(%v) = %q, want %q", tc.labels, got, tc.want)
-		}
-	}
-}
-
 // TestSourcesNoFDLeak lists repeatedly from every source and checks that
 // no file descriptor stays open (gRPC connections, state files, log
 // files). It does not run in parallel, so the process's fd count is its
 // own.
 func TestSourcesNoFDLeak(t *testing.T) {
 	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
-	d.Run(t, d.Client(t), "default", uniq("fd"), nil)
-	_, cfg := hookSetup(t)
+	d.Run(t, d.Client(t), "default", ctrdtest.Uniq("fd"), nil)
+	_, cfg := ctrdtest.HookConfig(t)
 	if err := os.WriteFile(cfg.AuditLog, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sources := Sources(Options{Address: d.Socket, Roots: []Root{{EngineRunc, d.RuncRoot + "/*"}}, AuditLog: cfg.AuditLog})
+	sources := Sources(Options{Address: d.Socket, Roots: []containers.Root{{Runtime: containers.EngineRunc, Dir: d.RuncRoot + "/*"}}, AuditLog: cfg.AuditLog})
 	sources = append(sources, NewSource(filepath.Join(t.TempDir(), "absent.sock")))
 	list := func() {
 		for _, s := range sources {
@@ -257,7 +180,7 @@ func FuzzSpecPodName(f *testing.F) {
 	f.Add([]byte(`{"process":{"args":["sh"]},"annotations":null}`))
 	f.Fuzz(func(t *testing.T, spec []byte) {
 		name := specPodName(spec)
-		if name != "" && !bytes.Contains(spec, []byte(AnnotationSandboxName)) {
+		if name != "" && !bytes.Contains(spec, []byte(vocab.AnnotationSandboxName)) {
 			t.Fatalf("name %q from a spec without the annotation", name)
 		}
 	})

@@ -9,37 +9,28 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-)
 
-// Defaults for installing nsrel-hook, matching config/runc/hooks.json.
-const (
-	DefaultHookPath   = "/usr/local/libexec/nsrel/nsrel-hook"
-	DefaultHookConfig = "/etc/nsrel/hook.json"
-	// DefaultHookTimeout is the runtime's hook timeout in seconds; keep
-	// the hook config's deadline_ms below it.
-	DefaultHookTimeout = 5
+	"github.com/nsrel/nsrel/internal/vocab"
 )
-
-// HookStages are the OCI stages nsrel-hook is installed at: createRuntime
-// (can refuse the container), poststart and poststop.
-var HookStages = []string{"createRuntime", "poststart", "poststop"}
 
 // Hooks returns the OCI hooks that run nsrel-hook (at path, with the
-// config file config; defaults when empty) at every stage of [HookStages],
-// with a timeout of [DefaultHookTimeout] seconds and no environment: the
-// hook relies on neither PATH nor any other variable.
+// config file config; [vocab.DefaultHookPath] and
+// [vocab.DefaultHookConfig] when empty) at every stage of
+// [vocab.HookStages], with a timeout of [vocab.DefaultHookTimeout]
+// seconds and no environment: the hook relies on neither PATH nor any
+// other variable. These are the hooks config/runc/hooks.json ships.
 func Hooks(path, config string) specs.Hooks {
 	if path == "" {
-		path = DefaultHookPath
+		path = vocab.DefaultHookPath
 	}
 	if config == "" {
-		config = DefaultHookConfig
+		config = vocab.DefaultHookConfig
 	}
-	timeout := DefaultHookTimeout
+	timeout := vocab.DefaultHookTimeout
 	h := func(stage string) []specs.Hook {
 		return []specs.Hook{{Path: path, Args: []string{"nsrel-hook", "--config", config, stage}, Timeout: &timeout}}
 	}
-	return specs.Hooks{CreateRuntime: h("createRuntime"), Poststart: h("poststart"), Poststop: h("poststop")}
+	return specs.Hooks{CreateRuntime: h(vocab.StageCreateRuntime), Poststart: h(vocab.StagePoststart), Poststop: h(vocab.StagePoststop)}
 }
 
 // WithHook is an [oci.SpecOpts] that installs nsrel-hook (see [Hooks]) in

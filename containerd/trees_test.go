@@ -9,70 +9,24 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
-	"github.com/nsrel/nsrel/containerd/internal/ctrdtest"
+	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/runtest"
 	"github.com/nsrel/nsrel/nsrel/discover"
 	"github.com/nsrel/nsrel/tree"
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// tool builds the repository's commands once per test binary and
-// returns the path of name.
-func tool(t testing.TB, name string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "nsrel-ctrd-bin")
-		if buildErr != nil {
-			return
-		}
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = "/usr/local/go/bin/go"
-		}
-		var out []byte
-		cmd := exec.Command(goBin, "build", "-o", buildDir+"/", "../cmd/lsuserns", "../cmd/lspidns", "../cmd/nsrel-containerd")
-		if _, err := os.Stat("../cmd/nsrel-hook"); err == nil {
-			cmd.Args = append(cmd.Args, "../cmd/nsrel-hook")
-		}
-		out, buildErr = cmd.CombinedOutput()
-		if buildErr != nil {
-			buildErr = &buildError{buildErr, string(out)}
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v", buildErr)
-	}
-	p := filepath.Join(buildDir, name)
-	_, err := os.Stat(p)
-	nstest.Require(t, err == nil, "%s was not built: %v", name, err)
-	return p
-}
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	nstest.RemoveTools()
 	os.Exit(code)
 }
 
@@ -80,7 +34,7 @@ func TestMain(m *testing.M) {
 // the test on a non-zero exit.
 func runTool(t *testing.T, env []string, name string, args ...string) (string, string) {
 	t.Helper()
-	cmd := exec.Command(tool(t, name), args...)
+	cmd := exec.Command(nstest.Tool(t, name), args...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -88,15 +42,6 @@ func runTool(t *testing.T, env []string, name string, args ...string) (string, s
 		t.Fatalf("%s %v: %v\n%s", name, args, err, stderr.String())
 	}
 	return stdout.String(), stderr.String()
-}
-
-func nsIno(t *testing.T, pid int, typ string) uint64 {
-	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/"+typ, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Ino
 }
 
 // checkTrees runs lsuserns and lspidns (text and JSON) and checks that
@@ -112,7 +57,7 @@ func checkTrees(t *testing.T, env []string, args []string, want []discover.Conta
 		}
 		text, _ := runTool(t, env, tc.tool, args...)
 		for _, c := range want {
-			ino := nsIno(t, c.PID, tc.typ)
+			ino := nstest.Ino(t, c.PID, tc.typ)
 			var on []uint64
 			for _, e := range doc.Namespaces {
 				for _, got := range e.Containers {
@@ -157,23 +102,23 @@ func TestTreesAnnotate(t *testing.T) {
 			d := ctrdtest.Start(t, f, nil)
 			want := startContainers(t, d)
 			runcRoot := filepath.Join(t.TempDir(), "runc")
-			pid := runcRun(t, runcRoot, uniq("zoo-"+f.Name), true, nil)
-			runcC := discover.Container{ID: uniq("zoo-" + f.Name), Engine: EngineRunc, PID: pid}
+			pid := runtest.Runc(t, runcRoot, ctrdtest.Uniq("zoo-"+f.Name), true, nil)
+			runcC := discover.Container{ID: ctrdtest.Uniq("zoo-" + f.Name), Engine: containers.EngineRunc, PID: pid}
 
 			// A hooked containerd container is in the daemon, its state
 			// root and the audit log: it must show once. A hooked runc
 			// container in a root nobody lists is known only to the log.
-			hookBin := tool(t, "nsrel-hook")
-			cfgPath, cfg := hookSetup(t)
-			hooked := uniq("hooked")
+			hookBin := nstest.Tool(t, "nsrel-hook")
+			cfgPath, cfg := ctrdtest.HookConfig(t)
+			hooked := ctrdtest.Uniq("hooked")
 			_, hpid := d.Run(t, d.Client(t), "k8s.io", hooked, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{WithHook(hookBin, cfgPath)}})
 			hooks := Hooks(hookBin, cfgPath)
-			hidden := uniq("hidden-" + f.Name)
-			hpid2 := runcRun(t, filepath.Join(t.TempDir(), "unlisted"), hidden, false, &hooks)
-			waitRecords(t, cfg.AuditLog, "hook records", func(rs []*audit.Record) bool { return len(stages(rs, hidden)) >= 2 })
-			want = Merge(want, []discover.Container{
-				{ID: hooked, Engine: EngineContainerd, Namespace: "k8s.io", PID: int(hpid)},
-				{ID: hidden, Engine: EngineAuditLog, PID: hpid2},
+			hidden := ctrdtest.Uniq("hidden-" + f.Name)
+			hpid2 := runtest.Runc(t, filepath.Join(t.TempDir(), "unlisted"), hidden, false, &hooks)
+			audittest.Wait(t, cfg.AuditLog, "hook records", func(rs []*audit.Record) bool { return len(audittest.SourceStages(rs, hidden)) >= 2 })
+			want = containers.Merge(want, []discover.Container{
+				{ID: hooked, Engine: containers.EngineContainerd, Namespace: "k8s.io", PID: int(hpid)},
+				{ID: hidden, Engine: containers.EngineAuditLog, PID: hpid2},
 			})
 
 			env := []string{"NSREL_RUNTIME_ROOTS=runc=" + runcRoot + ",runc=" + d.RuncRoot + "/*", "NSREL_AUDIT_LOG=" + cfg.AuditLog}
@@ -215,18 +160,18 @@ func TestTreesAnnotate(t *testing.T) {
 // containers with no containerd running: one notice, both trees right.
 func TestTreesWithoutContainerd(t *testing.T) {
 	runcRoot := filepath.Join(t.TempDir(), "runc")
-	id := uniq("solo")
-	pid := runcRun(t, runcRoot, id, true, nil)
-	pmID, pmPID, pmRoot := podmanRun(t)
+	id := ctrdtest.Uniq("solo")
+	pid := runtest.Runc(t, runcRoot, id, true, nil)
+	pmID, pmPID, pmRoot := runtest.Podman(t)
 	crunRoot := filepath.Join(t.TempDir(), "crun")
-	crunID := uniq("crun-solo")
-	crunPID := crunRun(t, crunRoot, crunID)
+	crunID := ctrdtest.Uniq("crun-solo")
+	crunPID := runtest.Crun(t, crunRoot, crunID)
 	env := []string{"NSREL_RUNTIME_ROOTS=runc=" + runcRoot + ",runc=" + pmRoot + ",crun=" + crunRoot, "NSREL_AUDIT_LOG=" + filepath.Join(t.TempDir(), "none.jsonl")}
 	args := []string{"--containerd-address", filepath.Join(t.TempDir(), "no.sock"), "--container-timeout", "20s"}
 	checkTrees(t, env, args, []discover.Container{
-		{ID: id, Engine: EngineRunc, PID: pid},
-		{ID: pmID, Engine: EnginePodman, PID: pmPID},
-		{ID: crunID, Engine: EngineCrun, PID: crunPID},
+		{ID: id, Engine: containers.EngineRunc, PID: pid},
+		{ID: pmID, Engine: containers.EnginePodman, PID: pmPID},
+		{ID: crunID, Engine: containers.EngineCrun, PID: crunPID},
 	})
 	_, stderr := runTool(t, env, "lspidns", args...)
 	if n := strings.Count(stderr, "containerd"); n != 1 {

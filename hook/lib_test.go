@@ -10,8 +10,8 @@ import (
 
 	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
-	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/nsrel"
 )
 
@@ -27,11 +27,11 @@ func TestHookAsLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := &inspect.Ancestry{PID: 77, StartTime: 5,
-		User:  []inspect.UserNS{{Ino: nsrel.InitialUserNSIno}},
-		PIDNS: []inspect.PIDNS{{Ino: 4026532100}, {Ino: nsrel.InitialPIDNSIno}}}
+	host := &audit.Ancestry{PID: 77, StartTime: 5,
+		User:  []audit.UserNS{{Ino: nsrel.InitialUserNSIno}},
+		PIDNS: []audit.PIDNS{{Ino: 4026532100}, {Ino: nsrel.InitialPIDNSIno}}}
 	h := &hook.Hook{Config: cfg, Log: log, Source: audit.SourceNRI,
-		Inspect: func(pid int) (*inspect.Ancestry, error) { return host, nil }}
+		Inspect: func(pid int) (*audit.Ancestry, error) { return host, nil }}
 	res, err := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: "k8s-pod-1", Pid: 77})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestHookAsLibrary(t *testing.T) {
 	if !res.Deny || res.Record == nil || res.Record.Source != audit.SourceNRI || res.Record.Seq != 1 {
 		t.Fatalf("result %+v", res)
 	}
-	if d := cmp.Diff([]string{policy.RuleRequireUserNS}, rulesOf(res.Record)); d != "" {
+	if d := cmp.Diff([]string{policy.RuleRequireUserNS}, audittest.Rules(res.Record)); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
 	}
 	if ok, err := log.HasStart("k8s-pod-1", 77, 5); !ok || err != nil {

@@ -2,7 +2,6 @@ package hook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -10,16 +9,10 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nsrel/nsrel/hook/audit"
-	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/logging"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
-
-// Version is nsrel's version, recorded in every audit record. Release
-// builds set it with -ldflags "-X github.com/nsrel/nsrel/hook.Version=...".
-var Version = "0.1.0-dev"
-
-// Stages the hook handles.
-var Stages = []string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop}
 
 // Hook runs one stage for one container.
 type Hook struct {
@@ -30,7 +23,7 @@ type Hook struct {
 	// Logger receives diagnostics; nil discards them.
 	Logger logrus.FieldLogger
 	// Inspect reads a process's ancestry; nil means [inspect.Process].
-	Inspect func(pid int) (*inspect.Ancestry, error)
+	Inspect func(pid int) (*audit.Ancestry, error)
 	// Source is recorded as the writer; empty means audit.SourceOCIHook.
 	Source string
 }
@@ -57,69 +50,19 @@ func (h *Hook) Run(ctx context.Context, stage string, st *specs.State) (*Result,
 	case audit.StagePoststop:
 		return h.stop(ctx, st)
 	}
-	return nil, fmt.Errorf("unknown stage %q (want one of %s)", stage, strings.Join(Stages, ", "))
+	return nil, fmt.Errorf("unknown stage %q (want one of %s)", stage, strings.Join(vocab.HookStages, ", "))
 }
 
-func (h *Hook) base(stage string, st *specs.State, b *policy.Block) *audit.Record {
-	r := &audit.Record{
-		Source:      h.Source,
-		Stage:       stage,
-		ContainerID: st.ID,
-		Bundle:      st.Bundle,
-		Policy:      b.Name,
-		Mode:        b.Mode,
-		Version:     Version,
-	}
-	if r.Source == "" {
-		r.Source = audit.SourceOCIHook
-	}
-	for _, k := range h.Config.RecordAnnotations {
-		if v, ok := st.Annotations[k]; ok {
-			if r.Annotations == nil {
-				r.Annotations = map[string]string{}
-			}
-			if len(v) > 1024 {
-				v = v[:1024]
-			}
-			r.Annotations[k] = v
-		}
-	}
-	return r
+func (h *Hook) input(stage string, st *specs.State) Input {
+	return Input{Stage: stage, Source: h.Source, ID: st.ID, Bundle: st.Bundle, PID: st.Pid, Meta: st.Annotations, Inspect: h.Inspect}
 }
 
 func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Result, error) {
-	b := h.Config.Select(st.ID, st.Annotations)
-	rec := h.base(stage, st, b)
-	inspectFn := h.Inspect
-	if inspectFn == nil {
-		inspectFn = inspect.Process
-	}
-	var ierr error
-	if st.Pid <= 0 {
-		ierr = fmt.Errorf("the state names no container process (pid %d)", st.Pid)
-	} else {
-		rec.Ancestry, ierr = inspectFn(st.Pid)
-	}
-	if ierr != nil {
-		rec.Error = ierr.Error()
-		if stage == audit.StagePoststart && errors.Is(ierr, inspect.ErrGone) {
-			// A container whose process already exited (a short job) is
-			// no internal error: it started, and createRuntime saw it.
-			ierr = nil
-		}
-	} else {
-		rec.Violations = b.Evaluate(rec.Ancestry)
-	}
+	rec, ierr := Decide(h.Config, h.input(stage, st))
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
 		if stage == audit.StagePoststart {
 			h.compare(s, rec)
-		}
-		rec.Verdict = audit.VerdictAllow
-		if ierr != nil && h.Config.OnError == policy.OnErrorDeny {
-			rec.Verdict = audit.VerdictDeny
-		}
-		if b.Mode == policy.ModeEnforce && len(rec.Violations) > 0 {
-			rec.Verdict = audit.VerdictDeny
+			Judge(h.Config, rec, ierr)
 		}
 		return rec, nil
 	})
@@ -147,7 +90,7 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) {
 		return
 	}
 	if diffs := policy.Compare(prev.Ancestry, rec.Ancestry); len(diffs) > 0 {
-		rec.Violations = append(rec.Violations, policy.Violation{
+		rec.Violations = append(rec.Violations, audit.Violation{
 			Rule:   policy.RuleAncestryUnchanged,
 			Reason: fmt.Sprintf("differs from the createRuntime record seq %d: %s", prev.Seq, strings.Join(diffs, "; ")),
 		})
@@ -155,8 +98,7 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) {
 }
 
 func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
-	b := h.Config.Select(st.ID, st.Annotations)
-	rec := h.base(audit.StagePoststop, st, b)
+	rec := Record(h.Config, h.input(audit.StagePoststop, st))
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
 		start, err := s.Last(st.ID, func(r *audit.Record) bool { return audit.IsStart(r.Stage) })
 		if err != nil {
@@ -179,14 +121,14 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 		res.Record = nil
 		log.WithError(aerr).Error("audit log append failed")
 		res.Deny = h.Config.OnError == policy.OnErrorDeny && rec.Stage != audit.StagePoststop
-		res.Message = fmt.Sprintf("container %s: cannot write the audit record (%s): %v", Printable(rec.ContainerID), decision(res.Deny), aerr)
+		res.Message = fmt.Sprintf("container %s: cannot write the audit record (%s): %v", vocab.Printable(rec.ContainerID), decision(res.Deny), aerr)
 		return res, aerr
 	}
 	log = log.WithField("seq", rec.Seq)
 	if ierr != nil {
 		log.WithError(ierr).Error("inspection failed")
 		res.Deny = rec.Verdict == audit.VerdictDeny
-		res.Message = fmt.Sprintf("container %s: cannot inspect its namespaces (%s): %v", Printable(rec.ContainerID), decision(res.Deny), ierr)
+		res.Message = fmt.Sprintf("container %s: cannot inspect its namespaces (%s): %v", vocab.Printable(rec.ContainerID), decision(res.Deny), ierr)
 		return res, ierr
 	}
 	if rec.Verdict == audit.VerdictDeny {
@@ -210,24 +152,13 @@ func decision(deny bool) string {
 	return "on_error=allow: allowed"
 }
 
-func (h *Hook) logger() logrus.FieldLogger {
-	if h.Logger == nil {
-		l := logrus.New()
-		l.Out = discard{}
-		return l
-	}
-	return h.Logger
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (h *Hook) logger() logrus.FieldLogger { return logging.OrDiscard(h.Logger) }
 
 // DenyMessage is the one line that tells the runtime (and its user) why
 // a container was refused, naming every violated rule.
 func DenyMessage(rec *audit.Record) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "container %s refused by nsrel policy %q (enforce): ", Printable(rec.ContainerID), rec.Policy)
+	fmt.Fprintf(&b, "container %s refused by nsrel policy %q (enforce): ", vocab.Printable(rec.ContainerID), rec.Policy)
 	for i, v := range rec.Violations {
 		if i > 0 {
 			b.WriteString("; ")
@@ -241,7 +172,7 @@ func DenyMessage(rec *audit.Record) string {
 	return b.String()
 }
 
-func rules(vs []policy.Violation) string {
+func rules(vs []audit.Violation) string {
 	s := make([]string, len(vs))
 	for i, v := range vs {
 		s[i] = v.Rule

@@ -8,6 +8,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/nsrel/nsrel/hook"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 func TestDecodeState(t *testing.T) {
@@ -67,6 +68,6 @@ func FuzzDecodeState(f *testing.F) {
 		if st.ID == "" || len(st.ID) > hook.MaxIDLen || st.Pid < 0 || len(st.Annotations) > hook.MaxAnnotations {
 			t.Errorf("accepted out-of-limits state %+v", st)
 		}
-		hook.Printable(st.ID)
+		vocab.Printable(st.ID)
 	})
 }

@@ -9,7 +9,7 @@
 // It also tells a namespace's identity: the device and inode of its nsfs
 // file ([Identify]), which is what /proc/PID/ns/* links show as
 // "type:[inode]", and the kernel's 64-bit namespace ID ([ID], NS_GET_ID,
-// Linux 6.11), which unlike an inode number is never reused while the system
+// Linux 6.18), which unlike an inode number is never reused while the system
 // runs. On kernels without NS_GET_ID, [ID] returns an error that matches
 // [errors.ErrUnsupported].
 //

@@ -397,7 +397,7 @@ func TestID(t *testing.T) {
 	forEachRef(t, func(t *testing.T, k refKind) {
 		self, err := nsrel.ID(k.make(t, "/proc/self/ns/user"))
 		if errors.Is(err, errors.ErrUnsupported) {
-			nstest.Require(t, false, "kernel without NS_GET_ID (Linux < 6.11)")
+			nstest.Require(t, false, "kernel without NS_GET_ID (Linux < 6.18)")
 		}
 		if err != nil {
 			t.Fatal(err)

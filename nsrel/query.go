@@ -6,9 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nsfsMagic is the f_type statfs(2) reports for nsfs files.
-const nsfsMagic = 0x6e736673
-
 // Inode numbers of the initial namespaces, fixed by the kernel
 // (include/linux/proc_ns.h).
 const (
@@ -129,7 +126,7 @@ var noNSID atomic.Bool
 var ioctlGetID = func(fd int) (uint64, error) { return unix.IoctlGetUint64(fd, unix.NS_GET_ID) }
 
 // ID returns the kernel's 64-bit identifier of the namespace r refers to
-// (NS_GET_ID, Linux 6.11 or later). Unlike inode numbers, these IDs are
+// (NS_GET_ID, Linux 6.18 or later). Unlike inode numbers, these IDs are
 // never reused while the system runs. On an older kernel it fails with an
 // error matching errors.ErrUnsupported; on a file that is not a namespace,
 // with one matching ErrNotNamespace.
@@ -161,7 +158,7 @@ func ID(r Ref) (uint64, error) {
 type unsupported struct{ op string }
 
 func (u *unsupported) Error() string {
-	return u.op + ": not supported by this kernel (needs Linux 6.11)"
+	return u.op + ": not supported by this kernel (needs Linux 6.18)"
 }
 func (u *unsupported) Unwrap() error { return unix.ENOTTY }
 
@@ -171,7 +168,7 @@ func identFD(fd int) (Ident, error) {
 	if err := unix.Fstatfs(fd, &sfs); err != nil {
 		return Ident{}, err
 	}
-	if sfs.Type != nsfsMagic {
+	if sfs.Type != unix.NSFS_MAGIC {
 		return Ident{}, unix.ENOTTY
 	}
 	var st unix.Stat_t

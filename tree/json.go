@@ -22,7 +22,7 @@ type Entry struct {
 	Ino uint64 `json:"ino"`
 	// Dev is the device of the nsfs file.
 	Dev uint64 `json:"dev"`
-	// NSID is the kernel's 64-bit namespace ID (NS_GET_ID, Linux 6.11).
+	// NSID is the kernel's 64-bit namespace ID (NS_GET_ID, Linux 6.18).
 	NSID *uint64 `json:"nsid"`
 	// Parent is the inode of the parent namespace; null for a root.
 	Parent *uint64 `json:"parent"`

@@ -5,9 +5,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
@@ -113,7 +112,7 @@ func Owner(uid int64, name string) string {
 	case name == "":
 		return strconv.FormatInt(uid, 10)
 	default:
-		return Escape(name) + " (" + strconv.FormatInt(uid, 10) + ")"
+		return vocab.Escape(name) + " (" + strconv.FormatInt(uid, 10) + ")"
 	}
 }
 
@@ -125,19 +124,19 @@ func Owner(uid int64, name string) string {
 // "podman 0a1b2c3d4e5f (web)".
 func ContainerLabel(c discover.Container) string {
 	var b strings.Builder
-	b.WriteString(Escape(c.Engine))
+	b.WriteString(vocab.Escape(c.Engine))
 	b.WriteByte(' ')
 	if c.Namespace != "" {
-		b.WriteString(Escape(c.Namespace))
+		b.WriteString(vocab.Escape(c.Namespace))
 		b.WriteByte('/')
 	}
-	b.WriteString(Escape(ShortID(c.ID)))
+	b.WriteString(vocab.Escape(ShortID(c.ID)))
 	if c.Name != "" {
 		b.WriteString(" (")
 		if strings.Contains(c.Name, "/") {
 			b.WriteString("pod ")
 		}
-		b.WriteString(Escape(c.Name))
+		b.WriteString(vocab.Escape(c.Name))
 		b.WriteByte(')')
 	}
 	return b.String()
@@ -172,7 +171,7 @@ func writeDetails(b *strings.Builder, n *discover.Namespace) {
 			}
 			b.WriteString(strconv.Itoa(p.PID))
 			if p.Comm != "" {
-				b.WriteString(" " + Escape(p.Comm))
+				b.WriteString(" " + vocab.Escape(p.Comm))
 			}
 		}
 	}
@@ -196,50 +195,11 @@ func FoundLabel(f discover.Found) string {
 	case discover.ViaTask:
 		return "task " + strconv.Itoa(f.PID) + "/" + strconv.Itoa(f.TID)
 	case discover.ViaFD:
-		return "fd " + Escape(f.Path)
+		return "fd " + vocab.Escape(f.Path)
 	case discover.ViaMount:
-		return "mount " + Escape(f.Path) + " in " + nsrel.Name{Type: nsrel.TypeMount, Ino: f.MountNS}.String()
+		return "mount " + vocab.Escape(f.Path) + " in " + nsrel.Name{Type: nsrel.TypeMount, Ino: f.MountNS}.String()
 	case discover.ViaParent, discover.ViaOwner:
-		return string(f.Via) + " of " + Escape(f.Of)
+		return string(f.Via) + " of " + vocab.Escape(f.Of)
 	}
-	return Escape(string(f.Via))
-}
-
-// Escape makes untrusted text safe for a terminal: control characters,
-// invisible formatting characters (such as bidi overrides) and invalid
-// UTF-8 become \xNN or \u{NNNN} escapes, and a backslash is doubled.
-func Escape(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			b.WriteString(`\x` + hex2(s[i]))
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r < 0x20 || r == 0x7f:
-			b.WriteString(`\x` + hex2(byte(r)))
-		case r >= 0x80 && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) && r != ' '):
-			b.WriteString(`\u{` + strconv.FormatInt(int64(r), 16) + `}`)
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
-
-func hex2(c byte) string {
-	const digits = "0123456789abcdef"
-	return string([]byte{digits[c>>4], digits[c&15]})
+	return vocab.Escape(string(f.Via))
 }

@@ -6,9 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -159,45 +157,6 @@ func TestJSONGolden(t *testing.T) {
 	b.Reset()
 	tree.JSON(&b, synthetic(), nsrel.TypePID, tree.Options{})
 	golden(t, "pid.json", b.Bytes())
-}
-
-func TestEscape(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"sleep", "sleep"},
-		{"a b", "a b"},
-		{"x\ny", `x\x0ay`},
-		{"\x1b[31mred", `\x1b[31mred`},
-		{`back\slash`, `back\\slash`},
-		{"bad\xffutf8", `bad\xffutf8`},
-		{"bidi\u202eevil", `bidi\u{202e}evil`},
-		{"zero\u200bwidth", `zero\u{200b}width`},
-		{"café", "café"},
-		{"\x7f", `\x7f`},
-		{"\u0085", `\u{85}`},
-	} {
-		if got := tree.Escape(tc.in); got != tc.want {
-			t.Errorf("Escape(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-func FuzzEscape(f *testing.F) {
-	f.Add("sleep")
-	f.Add("\x1b]0;title\x07\u202e\xff\\")
-	f.Fuzz(func(t *testing.T, s string) {
-		e := tree.Escape(s)
-		if !utf8.ValidString(e) {
-			t.Fatalf("Escape(%q) = %q is not UTF-8", s, e)
-		}
-		for _, r := range e {
-			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u202e' {
-				t.Fatalf("Escape(%q) = %q keeps %U", s, e, r)
-			}
-		}
-		if !strings.Contains(s, `\`) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r >= 0x7f }) && e != s {
-			t.Fatalf("Escape changed clean %q to %q", s, e)
-		}
-	})
 }
 
 func TestContainerLabel(t *testing.T) {

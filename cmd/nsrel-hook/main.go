@@ -1,11 +1,7 @@
 package main
 
-import (
-	"os"
-
-	"github.com/nsrel/nsrel/hook"
-)
+import "os"
 
 func main() {
-	os.Exit(hook.MainProcess(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(mainWith(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, true))
 }

@@ -19,9 +19,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nsrel/nsrel/hook/audit"
-	"github.com/nsrel/nsrel/hook/inspect"
-	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/safefile"
 )
 
 // helperEnv makes the test binary an appender for the kill -9 test.
@@ -64,13 +63,13 @@ func rec(id string) *audit.Record {
 		ContainerID: id,
 		Bundle:      "/run/bundles/" + id,
 		Annotations: map[string]string{"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "prod"},
-		Ancestry: &inspect.Ancestry{PID: 4242, StartTime: 99,
-			User:  []inspect.UserNS{{Ino: 4026532176, Dev: 4, ID: u64(805), OwnerUID: 0}, {Ino: 4026531837, Dev: 4, ID: nil}},
-			PIDNS: []inspect.PIDNS{{Ino: 4026532181, Dev: 4, ID: u64(809), OwnerUserIno: u64(4026532176)}, {Ino: 4026531836, Dev: 4}}},
+		Ancestry: &audit.Ancestry{PID: 4242, StartTime: 99,
+			User:  []audit.UserNS{{Ino: 4026532176, Dev: 4, ID: u64(805), OwnerUID: 0}, {Ino: 4026531837, Dev: 4, ID: nil}},
+			PIDNS: []audit.PIDNS{{Ino: 4026532181, Dev: 4, ID: u64(809), OwnerUserIno: u64(4026532176)}, {Ino: 4026531836, Dev: 4}}},
 		Policy:     "default",
 		Mode:       "enforce",
 		Verdict:    audit.VerdictDeny,
-		Violations: []policy.Violation{{Rule: "require_user_namespace", Reason: "because"}},
+		Violations: []audit.Violation{{Rule: "require_user_namespace", Reason: "because"}},
 		Version:    "test",
 	}
 }
@@ -354,7 +353,7 @@ func TestRefusesNonRegularPaths(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("append blocked")
 			}
-			if !errors.Is(err, audit.ErrNotRegular) {
+			if !errors.Is(err, safefile.ErrNotRegular) {
 				t.Errorf("append to a %s: %v, want ErrNotRegular", name, err)
 			}
 		})

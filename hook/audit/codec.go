@@ -5,9 +5,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/internal/fastjson"
-	"github.com/nsrel/nsrel/hook/policy"
 )
 
 // This file writes and reads the canonical encoding without reflection.
@@ -164,13 +162,13 @@ func appendRecord(dst []byte, r *Record) []byte {
 		dst = appendKey(dst, true, "start_time")
 		dst = strconv.AppendUint(dst, a.StartTime, 10)
 		dst = appendKey(dst, true, "user_chain")
-		dst = appendList(dst, a.User, func(dst []byte, u inspect.UserNS) []byte {
+		dst = appendList(dst, a.User, func(dst []byte, u UserNS) []byte {
 			dst = appendNSHead(dst, u.Ino, u.Dev, u.ID)
 			dst = appendKey(dst, true, "owner_uid")
 			return append(strconv.AppendUint(dst, uint64(u.OwnerUID), 10), '}')
 		})
 		dst = appendKey(dst, true, "pid_chain")
-		dst = appendList(dst, a.PIDNS, func(dst []byte, p inspect.PIDNS) []byte {
+		dst = appendList(dst, a.PIDNS, func(dst []byte, p PIDNS) []byte {
 			dst = appendNSHead(dst, p.Ino, p.Dev, p.ID)
 			dst = appendKey(dst, true, "owner_user_ino")
 			return append(appendOptUint(dst, p.OwnerUserIno), '}')
@@ -184,7 +182,7 @@ func appendRecord(dst []byte, r *Record) []byte {
 	}
 	if len(r.Violations) > 0 {
 		dst = appendKey(dst, true, "violations")
-		dst = appendList(dst, r.Violations, func(dst []byte, v policy.Violation) []byte {
+		dst = appendList(dst, r.Violations, func(dst []byte, v Violation) []byte {
 			dst = appendKey(append(dst, '{'), false, "rule")
 			dst = appendJSONString(dst, v.Rule)
 			dst = appendKey(dst, true, "reason")
@@ -449,15 +447,15 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 		c.lit("}")
 	}
 	if c.peekKey(true, "pid") {
-		a := &inspect.Ancestry{}
+		a := &Ancestry{}
 		r.Ancestry = a
 		a.PID = int(c.int())
 		a.StartTime = c.uintAt(true, "start_time")
 		c.key(true, "user_chain")
 		if !c.null() {
-			a.User = []inspect.UserNS{}
+			a.User = []UserNS{}
 			c.list(func() {
-				var u inspect.UserNS
+				var u UserNS
 				u.Ino, u.Dev, u.ID = c.nsHead()
 				c.key(true, "owner_uid")
 				uid := c.uint()
@@ -471,9 +469,9 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 		}
 		c.key(true, "pid_chain")
 		if !c.null() {
-			a.PIDNS = []inspect.PIDNS{}
+			a.PIDNS = []PIDNS{}
 			c.list(func() {
-				var p inspect.PIDNS
+				var p PIDNS
 				p.Ino, p.Dev, p.ID = c.nsHead()
 				p.OwnerUserIno = c.optUintAt(true, "owner_user_ino")
 				c.lit("}")
@@ -486,7 +484,7 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 	c.optStr("verdict", &r.Verdict)
 	if c.peekKey(true, "violations") {
 		c.list(func() {
-			var v policy.Violation
+			var v Violation
 			c.lit("{")
 			v.Rule = c.strAt(false, "rule")
 			v.Reason = c.strAt(true, "reason")
@@ -518,4 +516,27 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 		return nil, false
 	}
 	return r, true
+}
+
+// Head is what every record line starts with, in canonical encoding.
+type Head struct {
+	Seq                        uint64
+	Source, Stage, ContainerID string
+}
+
+// PeekHead reads the head of a record line without decoding the rest of
+// it or checking its hash: a cheap look at which container and stage a
+// line is about, for readers that skip most lines (the container source
+// of lsuserns). ok is false when the line does not start as a record in
+// canonical encoding does. Use [Decode] on the lines kept.
+func PeekHead(line []byte) (h Head, ok bool) {
+	c := &canon{b: line, ok: true}
+	c.lit(`{`)
+	h.Seq = c.uintAt(false, "seq")
+	c.strAt(true, "time")
+	c.strAt(true, "host")
+	h.Source = c.strAt(true, "source")
+	h.Stage = c.strAt(true, "stage")
+	h.ContainerID = c.strAt(true, "container_id")
+	return h, c.ok
 }

@@ -6,9 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/nsrel/nsrel/hook/inspect"
-	"github.com/nsrel/nsrel/hook/policy"
 )
 
 // fuzzRecord builds a record from fuzz input, with every field kind set
@@ -26,19 +23,19 @@ func fuzzRecord(s1, s2, s3 string, n uint64, flags uint16) *Record {
 	}
 	if flags&8 != 0 {
 		id := n / 3
-		r.Ancestry = &inspect.Ancestry{PID: int(n % 4194304), StartTime: n}
+		r.Ancestry = &Ancestry{PID: int(n % 4194304), StartTime: n}
 		if flags&16 != 0 {
-			r.User = []inspect.UserNS{{Ino: n, Dev: 4, ID: &id, OwnerUID: uint32(n)}, {Ino: 1, Dev: 2}}
-			r.PIDNS = []inspect.PIDNS{{Ino: n, Dev: 4, ID: &id, OwnerUserIno: &id}, {Ino: 3}}
+			r.User = []UserNS{{Ino: n, Dev: 4, ID: &id, OwnerUID: uint32(n)}, {Ino: 1, Dev: 2}}
+			r.PIDNS = []PIDNS{{Ino: n, Dev: 4, ID: &id, OwnerUserIno: &id}, {Ino: 3}}
 		} else if flags&32 != 0 {
-			r.User, r.PIDNS = []inspect.UserNS{}, []inspect.PIDNS{}
+			r.User, r.PIDNS = []UserNS{}, []PIDNS{}
 		}
 	}
 	if flags&64 != 0 {
 		r.Policy, r.Mode, r.Verdict = s1, s2, s3
 	}
 	if flags&128 != 0 {
-		r.Violations = []policy.Violation{{Rule: s1, Reason: s2}, {Rule: s3}}
+		r.Violations = []Violation{{Rule: s1, Reason: s2}, {Rule: s3}}
 	}
 	if flags&256 != 0 {
 		r.Error = s3
@@ -158,4 +155,31 @@ func BenchmarkDecodeFast(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzPeekHead checks that the head PeekHead reads of a line agrees with
+// the record Decode reads, whenever Decode accepts the line.
+func FuzzPeekHead(f *testing.F) {
+	for _, r := range []*Record{
+		{Seq: 1, Time: "t", Host: "h", Source: SourceOCIHook, Stage: StageCreateRuntime, ContainerID: "a",
+			Annotations: map[string]string{"stage": "poststop", "container_id": "b"}},
+		{Seq: 7, Source: "audit", Stage: StageTornTail, Torn: `{"seq":1,"stage":"x"`},
+	} {
+		line, err := r.Encode()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(line)
+	}
+	f.Add([]byte(`{"stage":"x\"y","container_id":"a"}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		h, ok := PeekHead(line)
+		r, err := Decode(line)
+		if err != nil {
+			return
+		}
+		if !ok || h != (Head{r.Seq, r.Source, r.Stage, r.ContainerID}) {
+			t.Fatalf("PeekHead %+v (ok %v), Decode %+v", h, ok, r)
+		}
+	})
 }

@@ -31,8 +31,7 @@
 // without reflection; [Decode] reads that exact form the same way and
 // hands anything else to encoding/json, so that a line is accepted, and
 // an error worded, as encoding/json would (fuzz tests hold both paths
-// together). [OpenRegular] opens a file with the log's checks, for other
-// files a hook writes (its diagnostics log).
+// together).
 //
 // # Sources
 //

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/nsrel/nsrel/hook/audit"
-	"github.com/nsrel/nsrel/hook/inspect"
 )
 
 // A second writer (the containerd event recorder) records a container
@@ -18,7 +17,7 @@ func ExampleLog_AppendWith() {
 	defer os.RemoveAll(dir)
 	log, _ := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{Host: "node-1", Version: "example"})
 	ctx := context.Background()
-	proc := &inspect.Ancestry{PID: 4242, StartTime: 987654}
+	proc := &audit.Ancestry{PID: 4242, StartTime: 987654}
 
 	// The OCI hook recorded the start.
 	log.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststart, ContainerID: "web-1", Ancestry: proc})

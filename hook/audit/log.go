@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/internal/safefile"
 )
 
 // Options tune a [Log].
@@ -214,55 +216,14 @@ func flockWait(ctx context.Context, lf *os.File, how int) (func(), error) {
 	}
 }
 
-// ErrNotRegular matches errors for a log path that is a symlink, FIFO,
-// directory or other non-regular file.
-var ErrNotRegular = errors.New("not a regular file")
-
-// openRegular opens path without following a final symlink and without
-// blocking on a FIFO, creating it 0600, and checks that it is a regular
-// file.
+// openRegular opens a file of the log with [safefile.OpenRegular]'s
+// checks: no symlink, FIFO, directory or other non-regular file.
 func openRegular(path string, flags int) (*os.File, error) {
-	fd, err := unix.Open(path, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
-	for err == unix.EINTR {
-		fd, err = unix.Open(path, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+	f, err := safefile.OpenRegular(path, flags)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
 	}
-	switch {
-	case err == unix.ELOOP:
-		return nil, fmt.Errorf("audit: %s: refusing a symlink: %w", path, ErrNotRegular)
-	case err == unix.EISDIR:
-		return nil, fmt.Errorf("audit: %s: refusing a directory: %w", path, ErrNotRegular)
-	case err == unix.ENXIO:
-		return nil, fmt.Errorf("audit: %s: refusing a FIFO or socket: %w", path, ErrNotRegular)
-	case err != nil:
-		return nil, &fs.PathError{Op: "audit: open", Path: path, Err: err}
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, &fs.PathError{Op: "audit: fstat", Path: path, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		return nil, fmt.Errorf("audit: %s: refusing a file of mode %#o: %w", path, st.Mode&unix.S_IFMT, ErrNotRegular)
-	}
-	// Regular files ignore O_NONBLOCK, but os.NewFile would hand a
-	// non-blocking descriptor to the runtime's poller (epoll set-up and
-	// a failing epoll_ctl on every hook run): clear it first.
-	if err := unix.SetNonblock(fd, false); err != nil {
-		unix.Close(fd)
-		return nil, &fs.PathError{Op: "audit: fcntl", Path: path, Err: err}
-	}
-	return os.NewFile(uintptr(fd), path), nil
-}
-
-// OpenRegular opens path with flags (unix.O_* values; O_NOFOLLOW,
-// O_NONBLOCK and O_CLOEXEC are always added), creating it 0600 with
-// O_CREAT, and returns it if it is a regular file. A symlink, FIFO,
-// socket, directory or device is refused with an error matching
-// [ErrNotRegular]. The descriptor is left blocking and outside the
-// runtime's poller, which a short-lived process need not set up.
-func OpenRegular(path string, flags int) (*os.File, error) {
-	return openRegular(path, flags)
+	return f, nil
 }
 
 // cutTornTail truncates f after its last newline and returns the bytes

@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,7 +141,7 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 // lastIn is [Searcher.Last] in one file; a file that does not exist
 // (not created yet, rotated away meanwhile) holds no record.
 func lastIn(file, containerID string, needle []byte, match func(*Record) bool) (*Record, error) {
-	for line, err := range linesBackward(file) {
+	for line, err := range LinesBackward(file) {
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, nil
@@ -166,10 +167,10 @@ func lastIn(file, containerID string, needle []byte, match func(*Record) bool) (
 // saw stays fast however many rotated files are kept.
 var SearchFiles = 4
 
-// linesBackward yields the complete lines of file (without newline),
+// LinesBackward yields the complete lines of file (without newline),
 // last first, skipping a torn last line. A line is only valid until the
 // next iteration.
-func linesBackward(file string) iter.Seq2[[]byte, error] {
+func LinesBackward(file string) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
 		f, err := openRegular(file, unix.O_RDONLY)
 		if err != nil {
@@ -241,6 +242,23 @@ func IsStart(stage string) bool {
 func (l *Log) HasStart(containerID string, pid int, startTime uint64) (bool, error) {
 	r, err := l.Searcher().Last(containerID, StartMatcher(pid, startTime))
 	return r != nil, err
+}
+
+// AppendStart appends r, the start of the process pid with the given
+// start time (0: unknown), unless the log already holds a start record
+// (see [StartMatcher]) of the same container and process, whoever wrote
+// it: the check and the append happen under the log's lock. It returns
+// the record appended, or nil when the start was recorded already. The
+// containerd event recorder and the NRI plugin use it so that a
+// container nsrel-hook recorded is not recorded twice.
+func (l *Log) AppendStart(ctx context.Context, r *Record, pid int, startTime uint64) (*Record, error) {
+	return l.AppendWith(ctx, func(s *Searcher) (*Record, error) {
+		prev, err := s.Last(r.ContainerID, StartMatcher(pid, startTime))
+		if err != nil || prev != nil {
+			return nil, err
+		}
+		return r, nil
+	})
 }
 
 // StartMatcher returns a match function for [Searcher.Last] that selects

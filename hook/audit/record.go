@@ -10,8 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/nsrel/nsrel/hook/inspect"
-	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // Sources of records.
@@ -21,8 +20,7 @@ const (
 	// SourceContainerdEvents marks records written by the containerd
 	// event recorder.
 	SourceContainerdEvents = "containerd-events"
-	// SourceNRI marks records written by a containerd NRI plugin (which
-	// can run [github.com/nsrel/nsrel/hook.Hook] with this source).
+	// SourceNRI marks records written by the NRI plugin.
 	SourceNRI = "nri"
 )
 
@@ -30,9 +28,9 @@ const (
 // writers may add their own (for example "start" and "exit" for
 // containerd task events).
 const (
-	StageCreateRuntime = "createRuntime"
-	StagePoststart     = "poststart"
-	StagePoststop      = "poststop"
+	StageCreateRuntime = vocab.StageCreateRuntime
+	StagePoststart     = vocab.StagePoststart
+	StagePoststop      = vocab.StagePoststop
 	// StageStart is the stage a writer without OCI stages (the
 	// containerd event recorder) uses for a container start.
 	StageStart = "start"
@@ -77,7 +75,7 @@ type Record struct {
 	// Ancestry is the container process and its user and PID namespace
 	// chains (pid, start_time, user_chain, pid_chain); nil for stages
 	// without a process (poststop).
-	*inspect.Ancestry
+	*Ancestry
 	// Policy names the policy block applied.
 	Policy string `json:"policy,omitempty"`
 	// Mode is the block's mode: "enforce" or "audit".
@@ -85,7 +83,7 @@ type Record struct {
 	// Verdict is [VerdictAllow] or [VerdictDeny] for stages that decide.
 	Verdict string `json:"verdict,omitempty"`
 	// Violations lists the rules broken, with reasons.
-	Violations []policy.Violation `json:"violations,omitempty"`
+	Violations []Violation `json:"violations,omitempty"`
 	// Error is an internal error met while making the record (for
 	// example a process that could not be inspected).
 	Error string `json:"error,omitempty"`

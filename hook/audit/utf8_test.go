@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/nsrel/nsrel/hook/policy"
 )
 
 // TestInvalidUTF8Verifies: a container controls its ID, bundle path and
@@ -23,7 +21,7 @@ func TestInvalidUTF8Verifies(t *testing.T) {
 	recs := []*Record{
 		{Stage: StageCreateRuntime, Source: SourceOCIHook, ContainerID: "id\xff", Bundle: "/b\xc3",
 			Namespace: "ns\xe2\x82", Annotations: map[string]string{"k\xff": "v\xe2\x82", "ok": "fine"},
-			Policy: "p\xff", Violations: []policy.Violation{{Rule: "r\xff", Reason: "why\xc3"}}, Error: "e\xff"},
+			Policy: "p\xff", Violations: []Violation{{Rule: "r\xff", Reason: "why\xc3"}}, Error: "e\xff"},
 		{Stage: StageTornTail, Source: SourceOCIHook, ContainerID: "", Torn: "{\"seq\":3,\"x\":\"\xe2\x82", TornBytes: 20},
 		{Stage: StagePoststop, Source: SourceOCIHook, ContainerID: "id\xff", Ref: &Ref{Seq: 1, Stage: "createRuntime\xff", Hash: "h"}},
 	}

@@ -7,7 +7,7 @@
 // requests of package [github.com/nsrel/nsrel/nsrel].
 //
 // pidfd_open needs Linux 5.3; NS_GET_ID (the never-reused namespace ID)
-// Linux 6.11, and is recorded as absent (nil) on older kernels.
+// Linux 6.18, and is recorded as absent (nil) on older kernels.
 //
 // [Process] is what nsrel-hook, the containerd event recorder and the NRI
 // plugin call; the [Ancestry] it returns is what the audit log records.

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/nsrel"
 )
 
@@ -17,58 +18,13 @@ import (
 // namespaces below the initial ones, so a longer chain means a bug.
 const MaxDepth = 40
 
-// UserNS is one level of a user namespace chain.
-type UserNS struct {
-	// Ino and Dev identify the namespace's nsfs file.
-	Ino uint64 `json:"ino"`
-	Dev uint64 `json:"dev"`
-	// ID is the kernel's never-reused namespace ID (NS_GET_ID), nil on
-	// kernels before 6.11.
-	ID *uint64 `json:"id"`
-	// OwnerUID is the UID (in the inspector's user namespace) of the
-	// process that created the namespace.
-	OwnerUID uint32 `json:"owner_uid"`
-}
-
-// PIDNS is one level of a PID namespace chain.
-type PIDNS struct {
-	Ino uint64  `json:"ino"`
-	Dev uint64  `json:"dev"`
-	ID  *uint64 `json:"id"`
-	// OwnerUserIno is the inode of the user namespace that owns this PID
-	// namespace, or nil when the owner lies outside the inspector's reach.
-	OwnerUserIno *uint64 `json:"owner_user_ino"`
-}
-
-// Ancestry is the user and PID namespace ancestry of one process.
-type Ancestry struct {
-	// PID is the process, as the inspector sees it.
-	PID int `json:"pid"`
-	// StartTime is field 22 of /proc/PID/stat: the start time in clock
-	// ticks since boot. With PID it names a process uniquely.
-	StartTime uint64 `json:"start_time"`
-	// User is the user namespace chain: User[0] is the process's own,
-	// each next entry the parent, the last the top the inspector can see
-	// (the initial user namespace when it runs there).
-	User []UserNS `json:"user_chain"`
-	// PIDNS is the PID namespace chain, innermost first.
-	PIDNS []PIDNS `json:"pid_chain"`
-}
-
-// UserDepth returns the number of user namespaces below the top of the
-// chain: 0 for a process in the initial user namespace.
-func (a *Ancestry) UserDepth() int { return max(len(a.User)-1, 0) }
-
-// PIDDepth returns the number of PID namespaces below the top.
-func (a *Ancestry) PIDDepth() int { return max(len(a.PIDNS)-1, 0) }
-
 // ErrGone matches errors for a process that exited (or whose PID was
 // reused) while it was being inspected.
 var ErrGone = errors.New("process exited during inspection")
 
 // Process inspects the process pid. It fails with an error matching
 // [ErrGone] when the process is gone before or during the inspection.
-func Process(pid int) (*Ancestry, error) {
+func Process(pid int) (*audit.Ancestry, error) {
 	if pid <= 0 {
 		return nil, fmt.Errorf("inspect: invalid pid %d", pid)
 	}
@@ -87,12 +43,12 @@ func Process(pid int) (*Ancestry, error) {
 	if err != nil {
 		return nil, gone(pid, err)
 	}
-	userNS, err := openNS(base + "/ns/user")
+	userNS, err := nsrel.Open(base + "/ns/user")
 	if err != nil {
 		return nil, gone(pid, err)
 	}
 	defer userNS.Close()
-	pidNS, err := openNS(base + "/ns/pid")
+	pidNS, err := nsrel.Open(base + "/ns/pid")
 	if err != nil {
 		return nil, gone(pid, err)
 	}
@@ -106,7 +62,7 @@ func Process(pid int) (*Ancestry, error) {
 		}
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_send_signal", err))
 	}
-	a := &Ancestry{PID: pid, StartTime: start}
+	a := &audit.Ancestry{PID: pid, StartTime: start}
 	if a.User, err = UserChain(userNS); err != nil {
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
 	}
@@ -114,25 +70,6 @@ func Process(pid int) (*Ancestry, error) {
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
 	}
 	return a, nil
-}
-
-// openNS is [nsrel.Open] without os.OpenFile, which on Linux would set
-// up the runtime's poller (epoll) for a file it cannot poll: a hook is a
-// new process per stage, and that set-up is a measurable part of it.
-func openNS(path string) (*nsrel.Namespace, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	for err == unix.EINTR {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	}
-	if err != nil {
-		return nil, &nsrel.Error{Op: "open", Ref: path, Err: &fs.PathError{Op: "open", Path: path, Err: err}}
-	}
-	ns := nsrel.NewNamespace(fd, path)
-	if _, err := nsrel.TypeOf(ns); err != nil {
-		ns.Close()
-		return nil, err
-	}
-	return ns, nil
 }
 
 func gone(pid int, err error) error {
@@ -144,8 +81,8 @@ func gone(pid int, err error) error {
 
 // UserChain walks the user namespace chain from ns to the top the caller
 // can see. It does not close ns.
-func UserChain(ns nsrel.Ref) ([]UserNS, error) {
-	var chain []UserNS
+func UserChain(ns nsrel.Ref) ([]audit.UserNS, error) {
+	var chain []audit.UserNS
 	err := walk(ns, func(r nsrel.Ref) (bool, error) {
 		id, err := nsrel.Identify(r)
 		if err != nil {
@@ -159,7 +96,7 @@ func UserChain(ns nsrel.Ref) ([]UserNS, error) {
 		if err != nil {
 			return false, err
 		}
-		chain = append(chain, UserNS{Ino: id.Ino, Dev: id.Dev, ID: nsid, OwnerUID: uid})
+		chain = append(chain, audit.UserNS{Ino: id.Ino, Dev: id.Dev, ID: nsid, OwnerUID: uid})
 		return id.Ino == nsrel.InitialUserNSIno, nil
 	})
 	return chain, err
@@ -167,8 +104,8 @@ func UserChain(ns nsrel.Ref) ([]UserNS, error) {
 
 // PIDChain walks the PID namespace chain from ns to the top the caller can
 // see, with each level's owning user namespace. It does not close ns.
-func PIDChain(ns nsrel.Ref) ([]PIDNS, error) {
-	var chain []PIDNS
+func PIDChain(ns nsrel.Ref) ([]audit.PIDNS, error) {
+	var chain []audit.PIDNS
 	err := walk(ns, func(r nsrel.Ref) (bool, error) {
 		id, err := nsrel.Identify(r)
 		if err != nil {
@@ -178,7 +115,7 @@ func PIDChain(ns nsrel.Ref) ([]PIDNS, error) {
 		if err != nil {
 			return false, err
 		}
-		level := PIDNS{Ino: id.Ino, Dev: id.Dev, ID: nsid}
+		level := audit.PIDNS{Ino: id.Ino, Dev: id.Dev, ID: nsid}
 		owner, err := nsrel.OwnerUserNS(r)
 		switch {
 		case err == nil:
@@ -241,7 +178,8 @@ func optionalID(r nsrel.Ref) (*uint64, error) {
 // StartTime returns field 22 of /proc/PID/stat, the process start time in
 // clock ticks since boot.
 func StartTime(pid int) (uint64, error) {
-	// Read without os.ReadFile, for the reason openNS gives. A stat line
+	// Read without os.ReadFile, which would set up the runtime's poller
+	// (see [nsrel.Open]). A stat line
 	// is well under 4 KiB (a 64-byte name and 50 numbers).
 	path := "/proc/" + strconv.Itoa(pid) + "/stat"
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)

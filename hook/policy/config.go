@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // Modes of a policy block.
@@ -48,12 +50,12 @@ const (
 // config does not list its own: the Kubernetes pod and container names
 // that CRI runtimes set.
 var DefaultRecordAnnotations = []string{
-	"io.kubernetes.cri.sandbox-name",
-	"io.kubernetes.cri.sandbox-namespace",
-	"io.kubernetes.cri.container-name",
-	"io.kubernetes.pod.name",
-	"io.kubernetes.pod.namespace",
-	"io.kubernetes.container.name",
+	vocab.AnnotationSandboxName,
+	vocab.AnnotationSandboxNamespace,
+	vocab.AnnotationContainerName,
+	vocab.LabelPodName,
+	vocab.LabelPodNamespace,
+	vocab.LabelContainerName,
 }
 
 // Config is the contents of nsrel-hook's configuration file: where to

@@ -6,15 +6,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/nsrel"
 )
-
-// Violation is a rule a container broke, with the reason in words.
-type Violation struct {
-	Rule   string `json:"rule"`
-	Reason string `json:"reason"`
-}
 
 // Select returns the first block whose match selects the container with
 // this ID and these annotations, or the default block.
@@ -53,15 +47,15 @@ func (m *Match) Matches(id string, annotations map[string]string) bool {
 
 // Evaluate checks a's ancestry against the block's rules and returns the
 // violations, in the order of the rules, or nil.
-func (b *Block) Evaluate(a *inspect.Ancestry) []Violation {
+func (b *Block) Evaluate(a *audit.Ancestry) []audit.Violation {
 	return b.Rules.Evaluate(a)
 }
 
 // Evaluate checks a against r.
-func (r *Rules) Evaluate(a *inspect.Ancestry) []Violation {
-	var v []Violation
+func (r *Rules) Evaluate(a *audit.Ancestry) []audit.Violation {
+	var v []audit.Violation
 	add := func(rule, format string, args ...any) {
-		v = append(v, Violation{Rule: rule, Reason: fmt.Sprintf(format, args...)})
+		v = append(v, audit.Violation{Rule: rule, Reason: fmt.Sprintf(format, args...)})
 	}
 	depth := a.UserDepth()
 	if r.RequireUserNS && depth == 0 {
@@ -92,14 +86,14 @@ func (r *Rules) Evaluate(a *inspect.Ancestry) []Violation {
 	return v
 }
 
-func userName(a *inspect.Ancestry, i int) string {
+func userName(a *audit.Ancestry, i int) string {
 	if i >= len(a.User) {
 		return "user:[?]"
 	}
 	return nsrel.Name{Type: nsrel.TypeUser, Ino: a.User[i].Ino}.String()
 }
 
-func pidName(a *inspect.Ancestry, i int) string {
+func pidName(a *audit.Ancestry, i int) string {
 	if i >= len(a.PIDNS) {
 		return "pid:[?]"
 	}
@@ -119,7 +113,7 @@ func uidList(uids []uint32) string {
 // agree. The process start time and every level's inode, device and
 // namespace ID must be equal; a changed owner UID or owning user
 // namespace counts too.
-func Compare(before, after *inspect.Ancestry) []string {
+func Compare(before, after *audit.Ancestry) []string {
 	var d []string
 	if before.PID != after.PID {
 		d = append(d, fmt.Sprintf("pid %d became %d", before.PID, after.PID))

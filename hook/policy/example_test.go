@@ -3,7 +3,7 @@ package policy_test
 import (
 	"fmt"
 
-	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/nsrel"
 )
@@ -22,9 +22,9 @@ func Example() {
 		return
 	}
 	// A container in the initial user namespace.
-	host := &inspect.Ancestry{
-		User:  []inspect.UserNS{{Ino: nsrel.InitialUserNSIno}},
-		PIDNS: []inspect.PIDNS{{Ino: 4026532181}, {Ino: nsrel.InitialPIDNSIno}},
+	host := &audit.Ancestry{
+		User:  []audit.UserNS{{Ino: nsrel.InitialUserNSIno}},
+		PIDNS: []audit.PIDNS{{Ino: 4026532181}, {Ino: nsrel.InitialPIDNSIno}},
 	}
 	for _, ns := range []string{"kube-system", "prod"} {
 		b := c.Select("web-1", map[string]string{"io.kubernetes.pod.namespace": ns})

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/nsrel"
 )
@@ -163,20 +163,20 @@ func u64(v uint64) *uint64 { return &v }
 
 // ancestry builds a chain of user namespaces (depth below the initial one)
 // and a PID namespace owned by the innermost user namespace or by owner.
-func ancestry(userDepth int, pidNS bool, ownerUID uint32, pidOwner uint64) *inspect.Ancestry {
-	a := &inspect.Ancestry{PID: 42, StartTime: 7}
+func ancestry(userDepth int, pidNS bool, ownerUID uint32, pidOwner uint64) *audit.Ancestry {
+	a := &audit.Ancestry{PID: 42, StartTime: 7}
 	for i := userDepth; i > 0; i-- {
-		a.User = append(a.User, inspect.UserNS{Ino: 4026532000 + uint64(i), Dev: 4, OwnerUID: ownerUID})
+		a.User = append(a.User, audit.UserNS{Ino: 4026532000 + uint64(i), Dev: 4, OwnerUID: ownerUID})
 	}
-	a.User = append(a.User, inspect.UserNS{Ino: nsrel.InitialUserNSIno, Dev: 4})
+	a.User = append(a.User, audit.UserNS{Ino: nsrel.InitialUserNSIno, Dev: 4})
 	if pidNS {
 		owner := a.User[0].Ino
 		if pidOwner != 0 {
 			owner = pidOwner
 		}
-		a.PIDNS = append(a.PIDNS, inspect.PIDNS{Ino: 4026532100, Dev: 4, OwnerUserIno: u64(owner)})
+		a.PIDNS = append(a.PIDNS, audit.PIDNS{Ino: 4026532100, Dev: 4, OwnerUserIno: u64(owner)})
 	}
-	a.PIDNS = append(a.PIDNS, inspect.PIDNS{Ino: nsrel.InitialPIDNSIno, Dev: 4, OwnerUserIno: u64(nsrel.InitialUserNSIno)})
+	a.PIDNS = append(a.PIDNS, audit.PIDNS{Ino: nsrel.InitialPIDNSIno, Dev: 4, OwnerUserIno: u64(nsrel.InitialUserNSIno)})
 	return a
 }
 
@@ -186,7 +186,7 @@ func TestEvaluate(t *testing.T) {
 	tests := []struct {
 		name  string
 		rules policy.Rules
-		a     *inspect.Ancestry
+		a     *audit.Ancestry
 		want  []string
 	}{
 		{"all good", all, ancestry(1, true, 0, 0), nil},

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -129,10 +130,11 @@ func Rootfs(dir, busybox string) error {
 	if err := copyFile(busybox, dst, 0o755); err != nil {
 		return err
 	}
-	// Ask the copy for its applets: no PATH lookup, no shell.
-	out, err := exec.Command(dst, "--list").Output()
+	// Ask the original for its applets (no PATH lookup, no shell): the
+	// copy was only just written.
+	out, err := exec.Command(busybox, "--list").Output()
 	if err != nil {
-		return fmt.Errorf("bundle: %s --list: %w", dst, err)
+		return fmt.Errorf("bundle: %s --list: %w", busybox, err)
 	}
 	for _, name := range strings.Fields(string(out)) {
 		if name == "busybox" || strings.ContainsRune(name, '/') {
@@ -161,7 +163,15 @@ func Rootfs(dir, busybox string) error {
 	return nil
 }
 
+// copyFile copies src to dst, an executable, while no goroutine of this
+// process can fork: a child forked while dst is open for writing holds
+// the descriptor until it execs, and exec'ing dst in that window (here,
+// or runc starting a container from it) fails with ETXTBSY, "text file
+// busy" (golang/go#22315). os/exec forks under syscall.ForkLock, which
+// this holds for writing.
 func copyFile(src, dst string, mode os.FileMode) error {
+	syscall.ForkLock.Lock()
+	defer syscall.ForkLock.Unlock()
 	in, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("bundle: %w", err)

@@ -13,22 +13,20 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
 	"github.com/nsrel/nsrel/tree"
 )
 
-// DefaultContainerdAddress is containerd's default socket.
-const DefaultContainerdAddress = "/run/containerd/containerd.sock"
-
 // DefaultSourceTimeout bounds the time all container sources together may
 // take; a slower source is reported and ignored.
-const DefaultSourceTimeout = 2 * time.Second
+const DefaultSourceTimeout = vocab.DefaultContainerdTimeout
 
 // SourceConfig is what the command line tells container sources.
 type SourceConfig struct {
 	// ContainerdAddress is the containerd socket: --containerd-address,
-	// else $CONTAINERD_ADDRESS, else DefaultContainerdAddress.
+	// else $CONTAINERD_ADDRESS, else vocab.DefaultContainerdAddress.
 	ContainerdAddress string
 	// Timeout is the deadline for listing containers (also set on the
 	// context passed to List).
@@ -68,11 +66,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVar(&c.details, "details", false, "add the processes of each namespace and how it was found")
 	fs.BoolVar(&c.noContainers, "no-containers", false, "do not look up containers")
 	fs.StringVar(&c.container, "container", "", "print only the branches leading to the namespaces of the container whose ID starts with `ID`")
-	addr := os.Getenv("CONTAINERD_ADDRESS")
-	if addr == "" {
-		addr = DefaultContainerdAddress
-	}
-	fs.StringVar(&c.containerdAddress, "containerd-address", addr, "containerd socket `path` (env CONTAINERD_ADDRESS)")
+	fs.StringVar(&c.containerdAddress, "containerd-address", vocab.ContainerdAddress(""), "containerd socket `path` (env CONTAINERD_ADDRESS)")
 	fs.DurationVar(&c.timeout, "container-timeout", DefaultSourceTimeout, "deadline for listing containers")
 	fs.BoolVar(&c.noThreads, "no-threads", false, "do not read the threads of multi-threaded processes")
 	fs.BoolVar(&c.noFDs, "no-fds", false, "do not look for namespaces held by open file descriptors")
@@ -215,14 +209,14 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 func flagError(err error) string {
 	msg := firstLine(err)
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-		return "unknown flag --" + tree.Escape(name)
+		return "unknown flag --" + vocab.Escape(name)
 	}
 	for _, r := range []struct{ old, new string }{
 		{"for flag -", "for flag --"}, {"for -", "for --"}, {"argument: -", "argument: --"},
 	} {
 		msg = strings.Replace(msg, r.old, r.new, 1)
 	}
-	return tree.Escape(msg)
+	return vocab.Escape(msg)
 }
 
 func firstLine(err error) string {
@@ -271,9 +265,9 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 		r := got[i]
 		switch {
 		case r == nil:
-			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", tree.Escape(s.Name()), timeout))
+			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", vocab.Escape(s.Name()), timeout))
 		case r.err != nil:
-			notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", tree.Escape(s.Name()), tree.Escape(firstLine(r.err))))
+			notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", vocab.Escape(s.Name()), vocab.Escape(firstLine(r.err))))
 		default:
 			all = append(all, r.cs...)
 		}
@@ -334,15 +328,15 @@ func KeepContainer(m *discover.Model, t nsrel.Type, prefix string) (func(*discov
 	}
 	switch len(matches) {
 	case 0:
-		return nil, fmt.Errorf("no running container with an ID starting with %q", tree.Escape(prefix))
+		return nil, fmt.Errorf("no running container with an ID starting with %q", vocab.Escape(prefix))
 	case 1:
 	default:
 		ids := make([]string, 0, len(matches))
 		for id := range matches {
-			ids = append(ids, tree.Escape(id))
+			ids = append(ids, vocab.Escape(id))
 		}
 		slices.Sort(ids)
-		return nil, fmt.Errorf("container ID prefix %q is ambiguous: it matches %s", tree.Escape(prefix), strings.Join(ids, ", "))
+		return nil, fmt.Errorf("container ID prefix %q is ambiguous: it matches %s", vocab.Escape(prefix), strings.Join(ids, ", "))
 	}
 	keep := make(map[*discover.Namespace]bool)
 	for _, ns := range matches {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nsrel/nsrel/internal/lstool"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
 	"github.com/nsrel/nsrel/tree"
@@ -313,7 +314,7 @@ func TestContainerdAddress(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"", nil, lstool.DefaultContainerdAddress},
+		{"", nil, vocab.DefaultContainerdAddress},
 		{"/env.sock", nil, "/env.sock"},
 		{"/env.sock", []string{"--containerd-address", "/flag.sock"}, "/flag.sock"},
 	} {

@@ -216,3 +216,14 @@ func fdList(t testing.TB) []string {
 func NSPath(pid int, typ string) string {
 	return "/proc/" + strconv.Itoa(pid) + "/ns/" + typ
 }
+
+// Ino returns the inode of /proc/PID/ns/TYPE: the namespace's number in
+// "type:[inode]".
+func Ino(t testing.TB, pid int, typ string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(NSPath(pid, typ), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}

@@ -549,7 +549,7 @@ func TestNotRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
+	if err := nstest.WriteExecutable(exe, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe)

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/nsrel/nsrel/containerd/nriplugin"
+	"github.com/nsrel/nsrel/containerd/recorder"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/logging"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+const usage = `nsrel-containerd is nsrel's long-lived containerd companion.
+
+Usage:
+  nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL]
+  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--log-level LEVEL]
+  nsrel-containerd --version
+
+watch subscribes to containerd's task start and exit events in every
+containerd namespace and appends an audit record (source
+"containerd-events") to the nsrel-hook audit chain for every container
+start that nsrel-hook did not record itself: containers started with ctr,
+by Docker (namespace "moby") or by any client without the hook. It
+reconnects when containerd restarts, records the gap, and then records the
+running containers it missed; records the audit log refuses are retried.
+It records its own start and stop, and runs until SIGTERM or SIGINT;
+it exits 1 at once if it cannot write the audit log. Diagnostics go to
+stderr (the journal under systemd).
+
+nri runs as an NRI plugin (containerd 1.7+ with NRI enabled, CRI-O): for
+every Kubernetes pod sandbox and container it inspects the namespaces
+before the process runs, records the start (source "nri") unless
+nsrel-hook did, and in enforce mode refuses a violating container.
+
+Options:
+  --config FILE       nsrel-hook configuration: audit log, policy, annotations
+                      (default /etc/nsrel/hook.json)
+  --address SOCK      containerd socket (default $CONTAINERD_ADDRESS, else
+                      /run/containerd/containerd.sock)
+  --log-level LEVEL   debug, info, warn or error (default info)
+  --socket SOCK       NRI socket (default /var/run/nri/nri.sock)
+  --index NN          NRI plugin index, two digits (default 10)
+  --timeout D         how long one check may take (default 1.5s); keep it
+                      below the runtime's plugin_request_timeout (2s), or
+                      the runtime drops the plugin and starts the container
+                      unchecked; a check out of time counts as an error
+                      (on_error decides)
+
+Examples:
+  nsrel-containerd watch
+  nsrel-containerd watch --address /run/k3s/containerd/containerd.sock
+  nsrel-containerd nri --config /etc/nsrel/hook-enforce.json
+  systemctl enable --now nsrel-watch.service   # config/containerd/nsrel-watch.service
+  nsrel-hook audit show --json | jq 'select(.source == "containerd-events")'
+
+Exit status: 0 stopped by a signal, 1 failure, 2 usage error.
+See docs/containerd.md.
+`
+
+// run runs the nsrel-containerd command line (args without the program
+// name) and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "nsrel-containerd: missing command (see --help)")
+		return 2
+	}
+	switch args[0] {
+	case "-h", "--help", "-help", "help":
+		io.WriteString(stdout, usage)
+		return 0
+	case "--version", "-version":
+		fmt.Fprintln(stdout, "nsrel-containerd", vocab.Version)
+		return 0
+	case "watch", "nri":
+		return serviceCmd(args[0], args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "nsrel-containerd: unknown command %q (see --help)\n", vocab.Printable(args[0]))
+	return 2
+}
+
+// serviceCmd runs watch or nri until SIGTERM or SIGINT.
+func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
+	prog := "nsrel-containerd " + name
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	config := fs.String("config", vocab.DefaultHookConfig, "")
+	level := fs.String("log-level", "info", "")
+	var address, socket, index *string
+	var timeout *time.Duration
+	if name == "watch" {
+		address = fs.String("address", "", "")
+	} else {
+		socket = fs.String("socket", nriplugin.DefaultSocket, "")
+		index = fs.String("index", "10", "")
+		timeout = fs.Duration("timeout", nriplugin.DefaultTimeout, "")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "%s: %v (see --help)\n", prog, err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", prog, vocab.Printable(fs.Arg(0)))
+		return 2
+	}
+	lvl, err := logrus.ParseLevel(*level)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: --log-level: %v (see --help)\n", prog, err)
+		return 2
+	}
+	if index != nil && !validIndex(*index) {
+		fmt.Fprintf(stderr, "%s: --index %q: want two digits (see --help)\n", prog, vocab.Printable(*index))
+		return 2
+	}
+	if timeout != nil && *timeout <= 0 {
+		fmt.Fprintf(stderr, "%s: --timeout %v: want a positive duration (see --help)\n", prog, *timeout)
+		return 2
+	}
+	cfg, err := policy.Load(*config)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
+		return 1
+	}
+	log, err := audit.Open(cfg.AuditLog, audit.Options{RotateBytes: cfg.RotateBytes, Version: vocab.Version})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	// Fail at once, with one clear line, when the audit log cannot be
+	// written (wrong path, read-only file system, a symlink or FIFO in
+	// its place): an empty append takes the lock and opens the log for
+	// writing without adding a record. Later failures are retried.
+	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err = log.AppendWith(pctx, func(*audit.Searcher) (*audit.Record, error) { return nil, nil })
+	cancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: cannot write the audit log %s: %s\n", prog, vocab.Printable(cfg.AuditLog), vocab.Printable(err.Error()))
+		return 1
+	}
+	logger := logging.Stderr(stderr, lvl)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	logger.WithField("audit_log", cfg.AuditLog).Info(prog + " starting")
+	if name == "watch" {
+		r := &recorder.Recorder{Address: vocab.ContainerdAddress(*address), Config: cfg, Log: log, Logger: logger}
+		r.Run(ctx)
+	} else {
+		p := &nriplugin.Plugin{Config: cfg, Log: log, Logger: logger, Timeout: *timeout}
+		if err := p.Run(ctx, *socket, *index); err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
+			return 1
+		}
+	}
+	logger.Info(prog + " stopped")
+	return 0
+}
+
+func validIndex(s string) bool {
+	return len(s) == 2 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9'
+}

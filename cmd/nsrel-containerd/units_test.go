@@ -1,0 +1,121 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// unitCapabilities returns the CapabilityBoundingSet of a shipped unit as
+// setpriv(1) wants it: "-all,+sys_ptrace,+kill".
+func unitCapabilities(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile("../../config/containerd/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^CapabilityBoundingSet=(.+)$`).FindStringSubmatch(string(data))
+	if m == nil {
+		t.Fatalf("%s: no CapabilityBoundingSet", name)
+	}
+	set := "-all"
+	for _, c := range strings.Fields(m[1]) {
+		set += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
+	}
+	return set
+}
+
+// TestShippedUnitCapabilities runs `nsrel-containerd watch` with only the
+// capabilities nsrel-watch.service leaves it (setpriv's bounding set, as
+// systemd's CapabilityBoundingSet does for a root service) and checks
+// that it still records the namespaces of containers whose processes run
+// as other UIDs (ptrace access and signal permission matter).
+// systemd itself is not running on the test VM, so the other sandboxing
+// options are checked by systemd-analyze only (TestShippedUnits).
+func TestShippedUnitCapabilities(t *testing.T) {
+	t.Parallel()
+	setpriv := nstest.RequireCmd(t, "setpriv")
+	bin := nstest.Tool(t, "nsrel-containerd")
+	caps := unitCapabilities(t, "nsrel-watch.service")
+	if caps2 := unitCapabilities(t, "nsrel-nri.service"); caps2 != caps {
+		t.Errorf("the units differ in capabilities: %s and %s", caps, caps2)
+	}
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	w := startWatch(t, setpriv, "--bounding-set", caps, "--inh-caps", "-all", "--no-new-privs", "--",
+		bin, "watch", "--config", cfgPath, "--address", d.Socket, "--log-level", "debug")
+	// One container in its own user namespace (its owner, root, has
+	// every capability there), one running as UID 1000 in the initial
+	// user namespace (reading its namespaces needs CAP_SYS_PTRACE,
+	// signalling it CAP_KILL).
+	userns, other := ctrdtest.Uniq("capped-userns"), ctrdtest.Uniq("capped-uid")
+	_, usernsPID := d.Run(t, d.Client(t), "default", userns, &ctrdtest.RunOpts{UserNS: true})
+	_, otherPID := d.Run(t, d.Client(t), "default", other, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{oci.WithUIDGID(1000, 1000)}})
+	recs := audittest.Wait(t, cfg.AuditLog, "start records", func(rs []*audit.Record) bool {
+		return audittest.Count(rs, userns, evStart) == 1 && audittest.Count(rs, other, evStart) == 1
+	})
+	for _, tc := range []struct {
+		id    string
+		pid   uint32
+		depth int
+	}{{userns, usernsPID, 1}, {other, otherPID, 0}} {
+		for _, r := range recs {
+			if r.ContainerID != tc.id {
+				continue
+			}
+			if r.Ancestry == nil || r.Error != "" {
+				t.Errorf("%s: start record without namespaces under the unit's capabilities: error %q", tc.id, r.Error)
+				continue
+			}
+			if got, want := r.User[0].Ino, nstest.Ino(t, int(tc.pid), "user"); got != want || r.UserDepth() != tc.depth {
+				t.Errorf("%s: user chain %+v, want %d at depth %d", tc.id, r.User, want, tc.depth)
+			}
+		}
+	}
+	w.stop(t)
+}
+
+// TestShippedUnits checks the systemd units: systemd-analyze accepts
+// them (with ExecStart pointing at the built binary) and their command
+// lines parse.
+func TestShippedUnits(t *testing.T) {
+	analyze := nstest.RequireCmd(t, "systemd-analyze")
+	bin := nstest.Tool(t, "nsrel-containerd")
+	for _, name := range []string{"nsrel-watch.service", "nsrel-nri.service"} {
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile("../../config/containerd/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := regexp.MustCompile(`(?m)^ExecStart=(\S+) (.*)$`).FindStringSubmatch(string(data))
+			if m == nil {
+				t.Fatal("no ExecStart")
+			}
+			if m[1] != "/usr/local/libexec/nsrel/nsrel-containerd" {
+				t.Errorf("ExecStart binary %s", m[1])
+			}
+			args := strings.Fields(m[2])
+			var out, errb strings.Builder
+			if code := run(append(args, "--help"), &out, &errb); code != 0 {
+				t.Errorf("ExecStart arguments %q do not parse: %s", args, errb.String())
+			}
+			unit := filepath.Join(t.TempDir(), name)
+			if err := os.WriteFile(unit, []byte(strings.Replace(string(data), "ExecStart="+m[1], "ExecStart="+bin, 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+				t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+			}
+		})
+	}
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/containerd/recorder"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+const evStart = "containerd-events/start"
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	nstest.RemoveTools()
+	os.Exit(code)
+}
+
+// watchProc is a running `nsrel-containerd watch` (or any command line
+// that ends in it).
+type watchProc struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan error
+}
+
+// startWatch runs argv until the test ends and waits until it has
+// subscribed to the daemon's events.
+func startWatch(t *testing.T, argv ...string) *watchProc {
+	t.Helper()
+	w := &watchProc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	w.cmd.Stderr = w.stderr
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.done <- w.cmd.Wait() }()
+	t.Cleanup(func() {
+		w.cmd.Process.Kill()
+		<-w.done
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(w.stderr.String(), "subscribed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("watch did not subscribe:\n%s", w.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return w
+}
+
+// stop sends SIGTERM and checks that watch exits cleanly and promptly.
+func (w *watchProc) stop(t *testing.T) {
+	t.Helper()
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-w.done:
+		w.done <- err
+		if err != nil {
+			t.Errorf("watch exited with %v after SIGTERM:\n%s", err, w.stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch did not stop on SIGTERM")
+	}
+}
+
+// TestWatchCommand runs the nsrel-containerd binary as a service would:
+// it records a container start and its own start and stop, and stops
+// cleanly on SIGTERM.
+func TestWatchCommand(t *testing.T) {
+	bin := nstest.Tool(t, "nsrel-containerd")
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	w := startWatch(t, bin, "watch", "--config", cfgPath, "--address", d.Socket, "--log-level", "debug")
+	id := ctrdtest.Uniq("ctr")
+	d.Run(t, d.Client(t), "default", id, nil)
+	audittest.Wait(t, cfg.AuditLog, "start record", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
+	w.stop(t)
+	// The recorder's own start and stop bracket what it recorded.
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if first, last := recs[0], recs[len(recs)-1]; first.Stage != recorder.StageRecorderStart || last.Stage != recorder.StageRecorderStop {
+		t.Errorf("first record %s, last %s; want %s and %s", first.Stage, last.Stage, recorder.StageRecorderStart, recorder.StageRecorderStop)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+func TestMainUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{nil, 2},
+		{[]string{"--help"}, 0},
+		{[]string{"--version"}, 0},
+		{[]string{"bogus"}, 2},
+		{[]string{"watch", "--bogus"}, 2},
+		{[]string{"watch", "extra"}, 2},
+		{[]string{"watch", "--log-level", "loud"}, 2},
+		{[]string{"watch", "--config", "/nonexistent/hook.json"}, 1},
+		{[]string{"nri", "--index", "1x"}, 2},
+		{[]string{"nri", "--timeout", "0s"}, 2},
+		{[]string{"nri", "--timeout", "soon"}, 2},
+		{[]string{"nri", "--address", "/x"}, 2},
+		{[]string{"nri", "--config", "/nonexistent/hook.json"}, 1},
+	} {
+		var out, errb bytes.Buffer
+		if got := run(tc.args, &out, &errb); got != tc.code {
+			t.Errorf("Main(%q) = %d, want %d (stderr %q)", tc.args, got, tc.code, errb.String())
+		}
+		if tc.code != 0 && strings.Count(strings.TrimSpace(errb.String()), "\n") != 0 {
+			t.Errorf("Main(%q): stderr is not one line: %q", tc.args, errb.String())
+		}
+	}
+}
+
+// TestWatchUnwritableLog checks that watch refuses to start, with one
+// clear line, when the audit log cannot be written.
+func TestWatchUnwritableLog(t *testing.T) {
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	if err := os.Mkdir(cfg.AuditLog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"watch", "--config", cfgPath, "--address", filepath.Join(t.TempDir(), "none.sock")}, &out, &errb); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if msg := errb.String(); !strings.Contains(msg, "cannot write the audit log") || strings.Count(msg, "\n") != 1 {
+		t.Errorf("stderr %q, want one line naming the audit log", msg)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

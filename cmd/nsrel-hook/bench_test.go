@@ -1,0 +1,172 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+// BenchmarkStages runs the three hook stages in-process for one new
+// container per iteration, against the test process: config load, state
+// decode, inspection, policy, search for the earlier record, locked and
+// fdatasync'ed append. It leaves out process start-up; see
+// BenchmarkHookBinary and bench/hook/run.sh for the whole binary.
+func BenchmarkStages(b *testing.B) {
+	e := newEnv(b, "hook.json", nil)
+	i := 0
+	for b.Loop() {
+		i++
+		id := fmt.Sprintf("bench-%d", i)
+		for _, stage := range []string{"createRuntime", "poststart", "poststop"} {
+			if code := mainWith([]string{"--config", e.config, stage}, strings.NewReader(selfState(id)), nil, os.Stderr, false); code != 0 {
+				b.Fatalf("%s: exit %d", stage, code)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/3, "ns/stage")
+}
+
+// BenchmarkHookBinary runs the built nsrel-hook at createRuntime as the
+// runtime would, against a process in its own user and PID namespaces
+// (the test process itself when not root), and reports the median and
+// 90th percentile wall time per run. maxrss-upper-KiB is an upper bound of
+// the hook's peak RSS only: the kernel charges the child the parent's
+// memory until exec (Go starts children with vfork); bench/hook/run.sh
+// measures the real figure with GNU time. With -bench-bin it also times
+// that binary, alternating with this tree's in every iteration (metrics
+// with a "-base" suffix), so that other load affects both alike.
+func BenchmarkHookBinary(b *testing.B) {
+	nstest.Require(b, hookBin != "", "nsrel-hook was not built")
+	bins := map[string]string{"": hookBin}
+	if *benchBin != "" {
+		bins["-base"] = *benchBin
+	}
+	dir := b.TempDir()
+	cfg := fmt.Sprintf(`{"version":1,"audit_log":%q,"default":{"mode":"audit","rules":{"require_user_namespace":true,"pid_owned_by_container_user_namespace":true}}}`, dir+"/audit.jsonl")
+	if err := os.WriteFile(dir+"/hook.json", []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := policy.Load(dir + "/hook.json"); err != nil {
+		b.Fatal(err)
+	}
+	pid := os.Getpid()
+	if os.Geteuid() == 0 {
+		pid = nstest.PIDChain(b, 1).Pid
+	}
+	state := strings.Replace(selfState("bench-bin"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, pid), 1)
+	var maxRSS int64
+	times := map[string][]time.Duration{}
+	stages := []string{"createRuntime"}
+	if *allStages {
+		stages = vocab.HookStages
+	}
+	i := 0
+	for b.Loop() {
+		for suffix, bin := range bins {
+			i++
+			st := strings.Replace(state, `"bench-bin"`, fmt.Sprintf(`"bench-bin-%d"`, i), 1)
+			for _, stage := range stages {
+				cmd := exec.Command(bin, "--config", dir+"/hook.json", stage)
+				cmd.Stdin = strings.NewReader(st)
+				start := time.Now()
+				out, err := cmd.CombinedOutput()
+				times[stage+suffix] = append(times[stage+suffix], time.Since(start))
+				if err != nil {
+					b.Fatalf("%s %s: %v: %s", bin, stage, err, out)
+				}
+				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && suffix == "" && ru.Maxrss > maxRSS {
+					maxRSS = ru.Maxrss
+				}
+			}
+		}
+	}
+	for suffix := range bins {
+		for _, stage := range stages {
+			t := times[stage+suffix]
+			slices.Sort(t)
+			unit := suffix + "-ms"
+			if *allStages {
+				unit = "-" + stage + suffix + "-ms"
+			}
+			b.ReportMetric(float64(t[len(t)/2].Microseconds())/1000, "median"+unit)
+			b.ReportMetric(float64(t[len(t)*9/10].Microseconds())/1000, "p90"+unit)
+		}
+	}
+	b.ReportMetric(float64(maxRSS), "maxrss-upper-KiB")
+}
+
+// BenchmarkHookPhases times the phases of a cold hook process at
+// createRuntime: it builds nsrel-hook once per phase with the link-time
+// stopAfter set (the process exits 0 right after that phase), runs the
+// variants alternately (one run each per iteration, against a process in
+// its own user and PID namespaces) and reports each variant's median and
+// 10th percentile. The difference between neighbours is a phase's cost:
+// start (Go runtime and package initialisation), config (load, parse,
+// diagnostics log), state (decode, audit.Open), inspect (one
+// inspect.Process), run (inspection, policy, lock, search, append with
+// fdatasync) and the whole stage ("all", with the diagnostics line and
+// exit). Compare "start" with an empty Go program (bench/hook/run.sh).
+//
+//	go test -run '^$' -bench HookPhases -benchtime 400x ./hook/
+func BenchmarkHookPhases(b *testing.B) {
+	dir := b.TempDir()
+	phases := []string{"start", "config", "state", "inspect", "run", "all"}
+	bins := map[string]string{}
+	for _, p := range phases {
+		bins[p] = filepath.Join(dir, "nsrel-hook-"+p)
+		args := []string{"build", "-o", bins[p]}
+		if p != "all" {
+			args = append(args, "-ldflags", "-X main.stopAfter="+p)
+		}
+		if out, err := exec.Command(goTool(), append(args, "github.com/nsrel/nsrel/cmd/nsrel-hook")...).CombinedOutput(); err != nil {
+			b.Fatalf("build %s: %v\n%s", p, err, out)
+		}
+	}
+	e := newEnv(b, "hook.json", nil)
+	pid := os.Getpid()
+	if os.Geteuid() == 0 {
+		pid = nstest.PIDChain(b, 1).Pid
+	}
+	state := strings.Replace(selfState("phase"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, pid), 1)
+	times := map[string][]time.Duration{}
+	i := 0
+	for b.Loop() {
+		for _, p := range phases {
+			i++
+			cmd := exec.Command(bins[p], "--config", e.config, "createRuntime")
+			cmd.Stdin = strings.NewReader(strings.Replace(state, `"phase"`, fmt.Sprintf(`"phase-%d"`, i), 1))
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			times[p] = append(times[p], time.Since(start))
+			if err != nil {
+				b.Fatalf("%s: %v: %s", p, err, out)
+			}
+		}
+	}
+	for _, p := range phases {
+		t := times[p]
+		slices.Sort(t)
+		b.ReportMetric(float64(t[len(t)/2].Microseconds())/1000, "median-"+p+"-ms")
+		b.ReportMetric(float64(t[len(t)/10].Microseconds())/1000, "p10-"+p+"-ms")
+	}
+}
+
+// allStages makes BenchmarkHookBinary time every stage, one new container
+// per iteration: go test -bench HookBinary ./hook -args -bench-all-stages
+var allStages = flag.Bool("bench-all-stages", false, "BenchmarkHookBinary: time createRuntime, poststart and poststop")
+
+// benchBin makes BenchmarkHookBinary also time another nsrel-hook binary
+// (an older build, for a before/after comparison; bench/hook/run.sh
+// BASELINE).
+var benchBin = flag.String("bench-bin", "", "BenchmarkHookBinary: another nsrel-hook binary to time alternately with the one built from this tree")

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+const usage = `nsrel-hook records and validates the user and PID namespace ancestry of
+containers in a tamper-evident audit log (an OCI runtime hook).
+
+Usage:
+  nsrel-hook [--config FILE] createRuntime|poststart|poststop   < state.json
+  nsrel-hook policy check FILE
+  nsrel-hook [--config FILE] audit verify [--partial] [--anchor HASH] [--json] [LOG...]
+  nsrel-hook [--config FILE] audit show [--container ID] [--json] [LOG]
+  nsrel-hook --version
+
+The runtime runs the stages, with the OCI state on stdin. createRuntime can
+refuse a container: in enforce mode it exits 1 with one line naming the
+violated rules. LOG defaults to the audit_log of the config; a LOG path
+includes its rotated files (LOG.NNNNNNNNNNNN). verify exits 0 only if the
+chain is intact; --anchor HASH also requires a record with that hash (the
+last hash of an earlier verify: catches records cut off at the end);
+--partial accepts a chain whose older files were removed.
+
+Options:
+  --config FILE   configuration (default /etc/nsrel/hook.json)
+
+Examples:
+  # a runc config.json hook entry
+  "createRuntime": [{"path": "/usr/local/libexec/nsrel/nsrel-hook",
+      "args": ["nsrel-hook", "--config", "/etc/nsrel/hook.json", "createRuntime"],
+      "timeout": 5}]
+
+  nsrel-hook policy check /etc/nsrel/hook.json
+  nsrel-hook audit verify                       # exit 0 only if the chain is intact
+  nsrel-hook audit show --container web-1
+  nsrel-hook audit show --json | jq .verdict
+
+Exit status: 0 success (or container allowed), 1 failure (or container
+refused), 2 usage error. See docs/hook.md.
+`
+
+// mainWith runs the nsrel-hook command line (args without the program name)
+// and returns the exit status. It reads no environment variables.
+//
+// With process set (the binary itself), a stage runs on the calling
+// goroutine (a short-lived process spares the hand-off to a second one)
+// and, when its internal deadline passes, the process ends at once with
+// the on_error status (os.Exit). Without it (tests), mainWith returns the
+// on_error status at the deadline while the stage's work may still go on
+// in the background.
+func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process bool) int {
+	fs := flag.NewFlagSet("nsrel-hook", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	config := fs.String("config", vocab.DefaultHookConfig, "")
+	version := fs.Bool("version", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "nsrel-hook: %v (see --help)\n", err)
+		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, "nsrel-hook", vocab.Version)
+		return 0
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprintln(stderr, "nsrel-hook: missing stage or command (see --help)")
+		return 2
+	}
+	switch rest[0] {
+	case audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop:
+		if len(rest) != 1 {
+			fmt.Fprintf(stderr, "nsrel-hook: unexpected arguments after %s (see --help)\n", rest[0])
+			return 2
+		}
+		return runStage(*config, rest[0], stdin, stderr, process)
+	case "policy":
+		return policyCmd(rest[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(*config, rest[1:], stdout, stderr)
+	case "help":
+		io.WriteString(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "nsrel-hook: unknown stage or command %s (see --help)\n", strconv.Quote(rest[0]))
+	return 2
+}

@@ -1,0 +1,434 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// run calls mainWith in-process.
+func run(stdin string, args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = mainWith(args, strings.NewReader(stdin), &out, &errb, false)
+	return code, out.String(), errb.String()
+}
+
+func selfState(id string) string {
+	b, _ := json.Marshal(map[string]any{"ociVersion": "1.0.2", "id": id, "status": "creating", "pid": os.Getpid(), "bundle": "/b", "root": "/crun/adds/this",
+		"annotations": map[string]string{"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "prod", "secret": "not recorded"}})
+	return string(b)
+}
+
+// inInitialNamespaces reports whether the test runs in the initial user
+// and PID namespaces, as the hook does on a host.
+func inInitialNamespaces() bool {
+	u, _ := os.Readlink("/proc/self/ns/user")
+	p, _ := os.Readlink("/proc/self/ns/pid")
+	return u == nsrel.Name{Type: nsrel.TypeUser, Ino: nsrel.InitialUserNSIno}.String() && p == nsrel.Name{Type: nsrel.TypePID, Ino: nsrel.InitialPIDNSIno}.String()
+}
+
+func TestMainStagesInProcess(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	code, _, stderr := run(selfState("self-1"), "--config", e.config, "createRuntime")
+	if code != 0 {
+		t.Fatalf("createRuntime exit %d: %s", code, stderr)
+	}
+	code, _, stderr = run(selfState("self-1"), "--config", e.config, "poststart")
+	if code != 0 {
+		t.Fatalf("poststart exit %d: %s", code, stderr)
+	}
+	code, _, stderr = run(`{"ociVersion":"1.0.2","id":"self-1","status":"stopped","bundle":"/b"}`, "--config", e.config, "poststop")
+	if code != 0 {
+		t.Fatalf("poststop exit %d: %s", code, stderr)
+	}
+	recs := e.records(t, "self-1")
+	if len(recs) != 3 {
+		t.Fatalf("records: %v", audittest.Stages(recs))
+	}
+	want := map[string]string{"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "prod"}
+	if fmt.Sprint(recs[0].Annotations) != fmt.Sprint(want) {
+		t.Errorf("recorded annotations %v, want %v", recs[0].Annotations, want)
+	}
+	if recs[0].PID != os.Getpid() || recs[1].Ref == nil || recs[2].Ref == nil || recs[2].Ref.Seq != recs[1].Seq {
+		t.Errorf("records %+v %+v %+v", recs[0], recs[1].Ref, recs[2].Ref)
+	}
+	if recs[0].Version != vocab.Version || recs[0].Host == "" {
+		t.Errorf("version %q host %q", recs[0].Version, recs[0].Host)
+	}
+	logData, _ := os.ReadFile(filepath.Join(e.dir, "hook.log"))
+	if !strings.Contains(string(logData), "self-1") {
+		t.Errorf("diagnostics log lacks the container:\n%s", logData)
+	}
+
+	// show: text and JSON, filtered by container prefix.
+	code, out, _ := run("", "--config", e.config, "audit", "show", "--container", "self")
+	if code != 0 || !strings.Contains(out, "container self-1 (pod prod/web-0)") || strings.Count(out, "\n  seq ") != 3 {
+		t.Errorf("audit show exit %d:\n%s", code, out)
+	}
+	code, out, _ = run("", "audit", "show", "--json", "--container", "self-1", e.log)
+	if code != 0 || strings.Count(out, "\n") != 3 {
+		t.Fatalf("audit show --json exit %d:\n%s", code, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if _, err := audit.Decode([]byte(line)); err != nil {
+			t.Errorf("show --json line is not a record: %v", err)
+		}
+	}
+	code, out, _ = run("", "--config", e.config, "audit", "verify")
+	if code != 0 || !strings.Contains(out, "OK: 3 records") {
+		t.Errorf("verify exit %d: %s", code, out)
+	}
+}
+
+func TestMainEnforceInProcess(t *testing.T) {
+	if !inInitialNamespaces() {
+		t.Skip("the test must run in the initial namespaces to be refused")
+	}
+	e := newEnv(t, "hook-enforce.json", nil)
+	code, stdout, stderr := run(selfState("self-bad"), "--config", e.config, "createRuntime")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "require_user_namespace:") || !strings.Contains(stderr, "user_depth_min:") {
+		t.Errorf("want one line naming the rules on stderr, got stdout %q stderr %q", stdout, stderr)
+	}
+	// The kube-system block selects by annotation and only audits.
+	st := strings.Replace(selfState("self-sys"), `"prod"`, `"kube-system"`, 1)
+	if code, _, stderr := run(st, "--config", e.config, "createRuntime"); code != 0 {
+		t.Errorf("kube-system container refused: %s", stderr)
+	}
+	recs := e.records(t, "")
+	if len(recs) != 2 || recs[0].Verdict != audit.VerdictDeny || recs[1].Policy != "system" || recs[1].Verdict != audit.VerdictAllow {
+		t.Errorf("records %+v", recs)
+	}
+}
+
+func TestMainOnError(t *testing.T) {
+	for _, mode := range []string{policy.OnErrorAllow, policy.OnErrorDeny} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) { c["on_error"] = mode })
+			// A directory where the log should be: appends fail.
+			if err := os.Mkdir(e.log, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := run(selfState("x"), "--config", e.config, "createRuntime")
+			want := map[string]int{policy.OnErrorAllow: 0, policy.OnErrorDeny: 1}[mode]
+			if code != want || !strings.Contains(stderr, "refusing a directory") || !strings.Contains(stderr, "on_error="+mode) {
+				t.Errorf("exit %d (want %d), stderr %q", code, want, stderr)
+			}
+			// A process that is gone: recorded as an error, decided by on_error.
+			os.Remove(e.log)
+			gone := strings.Replace(selfState("gone"), fmt.Sprintf(`"pid":%d`, os.Getpid()), `"pid":4194303`, 1)
+			code, _, stderr = run(gone, "--config", e.config, "createRuntime")
+			if code != want || !strings.Contains(stderr, "cannot inspect") {
+				t.Errorf("gone process: exit %d (want %d), stderr %q", code, want, stderr)
+			}
+			recs := e.records(t, "gone")
+			if len(recs) != 1 || recs[0].Error == "" || (mode == policy.OnErrorDeny) != (recs[0].Verdict == audit.VerdictDeny) {
+				t.Errorf("record for a gone process: %+v", recs)
+			}
+		})
+	}
+}
+
+func TestMainDeadline(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["on_error"] = "deny"; c["deadline_ms"] = 100 })
+	f, err := os.OpenFile(e.log+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, _, stderr := run(selfState("slow"), "--config", e.config, "createRuntime")
+	if took := time.Since(start); code != 1 || took > 2*time.Second {
+		t.Errorf("exit %d after %v, stderr %q", code, took, stderr)
+	}
+}
+
+// TestBinaryDeadline runs the binary with a stdin that never ends: the
+// watchdog of the binary ends the process soon after deadline_ms,
+// with the on_error status and one line on stderr.
+func TestBinaryDeadline(t *testing.T) {
+	for mode, want := range map[string]int{policy.OnErrorAllow: 0, policy.OnErrorDeny: 1} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) { c["on_error"] = mode; c["deadline_ms"] = 100 })
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close() // held open: the hook's read never ends
+			cmd := exec.Command(hookBin, "--config", e.config, "createRuntime")
+			cmd.Stdin = r
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			start := time.Now()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			err = cmd.Wait()
+			took := time.Since(start)
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != want || took > 2*time.Second || !strings.Contains(stderr.String(), "internal deadline of 100 ms passed (on_error="+mode+")") {
+				t.Errorf("exit %d (want %d) after %v, stderr %q", code, want, took, stderr.String())
+			}
+		})
+	}
+}
+
+func TestMainUsage(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	tests := []struct {
+		name   string
+		stdin  string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"help", "", []string{"--help"}, 0, "Examples:", ""},
+		{"version", "", []string{"--version"}, 0, "nsrel-hook " + vocab.Version, ""},
+		{"nothing", "", nil, 2, "", "missing stage"},
+		{"unknown stage", "", []string{"prestart"}, 2, "", "unknown stage or command \"prestart\""},
+		{"hostile stage", "", []string{"\x1b[2J"}, 2, "", `"\x1b[2J"`},
+		{"bad flag", "", []string{"--nope"}, 2, "", "flag provided but not defined"},
+		{"extra args", "", []string{"--config", e.config, "poststop", "x"}, 2, "", "unexpected arguments"},
+		{"missing config at createRuntime", "{}", []string{"--config", "/nonexistent/hook.json", "createRuntime"}, 1, "", "no such file"},
+		{"missing config at poststart", "{}", []string{"--config", "/nonexistent/hook.json", "poststart"}, 0, "", "no such file"},
+		{"bad state", "not json", []string{"--config", e.config, "createRuntime"}, 0, "", "state:"},
+		{"policy usage", "", []string{"policy"}, 2, "", "usage"},
+		{"policy check shipped", "", []string{"policy", "check", "../../config/hook-enforce.json"}, 0, "policy 1 \"system\"", ""},
+		{"policy check bad", "", []string{"policy", "check", "cli_test.go"}, 1, "", "cli_test.go:1:1:"},
+		{"audit usage", "", []string{"audit"}, 2, "", "usage"},
+		{"audit bad command", "", []string{"audit", "fix"}, 2, "", "unknown audit command"},
+		{"verify missing log", "", []string{"audit", "verify", filepath.Join(e.dir, "none.jsonl")}, 1, "", "no such audit log"},
+		{"show two logs", "", []string{"audit", "show", "a", "b"}, 2, "", "at most one LOG"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := run(tt.stdin, tt.args...)
+			if code != tt.code || !strings.Contains(stdout, tt.stdout) || !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("exit %d (want %d)\nstdout %q (want %q)\nstderr %q (want %q)", code, tt.code, stdout, tt.stdout, stderr, tt.stderr)
+			}
+		})
+	}
+}
+
+func TestMainVerifyTampered(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	for i := 0; i < 3; i++ {
+		if code, _, stderr := run(selfState(fmt.Sprintf("t%d", i)), "--config", e.config, "createRuntime"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	data, _ := os.ReadFile(e.log)
+	os.WriteFile(e.log, bytes.Replace(data, []byte(`"container_id":"t1"`), []byte(`"container_id":"t9"`), 1), 0o600)
+	code, _, stderr := run("", "audit", "verify", e.log)
+	if code != 1 || !strings.Contains(stderr, e.log+":2: seq 2: hash does not match") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestShowEscapesHostileData records a container whose ID and annotations
+// hold terminal escapes: show must not print them raw.
+func TestShowEscapesHostileData(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	l, err := audit.Open(e.log, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "evil\x1b[2J\n",
+		Annotations: map[string]string{"io.kubernetes.pod.name": "\x07bell"}, Ancestry: &audit.Ancestry{PID: 1}}
+	if err := l.Append(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run("", "audit", "show", e.log)
+	if code != 0 || strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, `"evil\x1b[2J\n"`) || !strings.Contains(out, "source containerd-events") {
+		t.Errorf("exit %d, output %q", code, out)
+	}
+}
+
+// TestPoststartSeesChangedAncestry records createRuntime for one process
+// and poststart for another (in its own user and PID namespaces): the
+// difference is an ancestry_unchanged violation, which enforce mode
+// refuses.
+func TestPoststartSeesChangedAncestry(t *testing.T) {
+	nstest.RequireRoot(t)
+	other := nstest.PIDChain(t, 1)
+	for _, mode := range []string{policy.ModeAudit, policy.ModeEnforce} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) {
+				c["default"] = map[string]any{"mode": mode}
+			})
+			if code, _, stderr := run(selfState("moved"), "--config", e.config, "createRuntime"); code != 0 {
+				t.Fatal(stderr)
+			}
+			st := strings.Replace(selfState("moved"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, other.Pid), 1)
+			code, _, stderr := run(st, "--config", e.config, "poststart")
+			if want := map[string]int{policy.ModeAudit: 0, policy.ModeEnforce: 1}[mode]; code != want {
+				t.Errorf("poststart exit %d, want %d (stderr %q)", code, want, stderr)
+			}
+			recs := e.records(t, "moved")
+			if len(recs) != 2 || recs[1].Ref == nil || recs[1].Ref.Seq != recs[0].Seq {
+				t.Fatalf("records %v", audittest.Stages(recs))
+			}
+			v := recs[1].Violations
+			if len(v) != 1 || v[0].Rule != policy.RuleAncestryUnchanged || !strings.Contains(v[0].Reason, "user namespace depth 0 became 1") {
+				t.Errorf("violations %+v", v)
+			}
+		})
+	}
+}
+
+func TestMainVerifyJSON(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	for i := 0; i < 2; i++ {
+		if code, _, stderr := run(selfState(fmt.Sprintf("j%d", i)), "--config", e.config, "createRuntime"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	code, out, _ := run("", "audit", "verify", "--json", e.log)
+	var res struct {
+		OK       bool   `json:"ok"`
+		Records  int    `json:"records"`
+		LastHash string `json:"last_hash"`
+		Problem  *struct {
+			Line   int    `json:"line"`
+			Reason string `json:"reason"`
+		} `json:"problem"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || !res.OK || res.Records != 2 {
+		t.Fatalf("exit %d, %q: %+v %v", code, out, res, err)
+	}
+	// The anchor: cutting the last record off is caught.
+	data, _ := os.ReadFile(e.log)
+	first := data[:bytes.IndexByte(data, '\n')+1]
+	os.WriteFile(e.log, first, 0o600)
+	code, out, _ = run("", "audit", "verify", "--json", "--anchor", res.LastHash, e.log)
+	res.Problem = nil
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 || res.OK || res.Problem == nil || !strings.Contains(res.Problem.Reason, "anchor") {
+		t.Errorf("truncated log with anchor: exit %d, %q", code, out)
+	}
+	if code, _, stderr := run("", "audit", "show", filepath.Join(e.dir, "none.jsonl")); code != 1 || !strings.Contains(stderr, "no such audit log") {
+		t.Errorf("show of a missing log: exit %d %q", code, stderr)
+	}
+}
+
+// TestPoststartAfterExit: a short-lived container may be gone when
+// poststart runs; that is recorded, not treated as an internal error,
+// even with on_error=deny.
+func TestPoststartAfterExit(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["on_error"] = "deny" })
+	if code, _, stderr := run(selfState("short"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	gone := strings.Replace(selfState("short"), fmt.Sprintf(`"pid":%d`, os.Getpid()), `"pid":4194303`, 1)
+	code, _, stderr := run(gone, "--config", e.config, "poststart")
+	if code != 0 || stderr != "" {
+		t.Errorf("poststart of an exited process: exit %d, stderr %q", code, stderr)
+	}
+	recs := e.records(t, "short")
+	if len(recs) != 2 || recs[1].Verdict != audit.VerdictAllow || recs[1].Ref == nil || !strings.Contains(recs[1].Error, "exited") {
+		t.Errorf("records %+v", recs[len(recs)-1])
+	}
+}
+
+// TestRotationThroughTheHook runs the hook many times with a small
+// rotate_bytes: the chain spans files and verify, show and the poststop
+// back-reference follow it.
+func TestRotationThroughTheHook(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["rotate_bytes"] = 4096 })
+	for i := 0; i < 12; i++ {
+		id := fmt.Sprintf("rot-%d", i)
+		for _, stage := range []string{"createRuntime", "poststart", "poststop"} {
+			if code, _, stderr := run(selfState(id), "--config", e.config, stage); code != 0 {
+				t.Fatalf("%s %s: %s", id, stage, stderr)
+			}
+		}
+	}
+	files, err := audit.Files(e.log)
+	if err != nil || len(files) < 3 {
+		t.Fatalf("files %v %v", files, err)
+	}
+	code, out, stderr := run("", "audit", "verify", e.log)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("OK: 36 records (seq 1..36) in %d file(s)", len(files))) {
+		t.Errorf("verify exit %d: %s%s", code, out, stderr)
+	}
+	code, out, _ = run("", "audit", "show", "--container", "rot-0", e.log)
+	if code != 0 || strings.Count(out, "\n  seq ") != 3 {
+		t.Errorf("show across rotated files, exit %d:\n%s", code, out)
+	}
+	for _, r := range e.records(t, "") {
+		if r.Stage == audit.StagePoststop && (r.Ref == nil || r.Ref.Stage != audit.StagePoststart) {
+			t.Errorf("seq %d: poststop without its start: %+v", r.Seq, r.Ref)
+		}
+	}
+}
+
+// TestKill9Hooks kills nsrel-hook processes while they append: every
+// hook that exited 0 has its record, and the chain verifies after the
+// next append.
+func TestKill9Hooks(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	acked := map[string]bool{}
+	for round := 0; round < 5; round++ {
+		var cmds []*exec.Cmd
+		for i := 0; i < 8; i++ {
+			id := fmt.Sprintf("k%d-%d", round, i)
+			cmd := exec.Command(hookBin, "--config", e.config, "createRuntime")
+			cmd.Stdin = strings.NewReader(selfState(id))
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			cmds = append(cmds, cmd)
+		}
+		time.Sleep(time.Duration(round) * time.Millisecond)
+		for i, cmd := range cmds {
+			if i%2 == 0 {
+				cmd.Process.Signal(syscall.SIGKILL)
+			}
+		}
+		for i, cmd := range cmds {
+			if cmd.Wait() == nil {
+				acked[fmt.Sprintf("k%d-%d", round, i)] = true
+			}
+		}
+	}
+	if code, _, stderr := run(selfState("last"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	e.verify(t)
+	seen := map[string]bool{}
+	for _, r := range e.records(t, "") {
+		seen[r.ContainerID] = true
+	}
+	for id := range acked {
+		if !seen[id] {
+			t.Errorf("hook for %s exited 0 but its record is missing", id)
+		}
+	}
+	t.Logf("%d of 40 hooks finished, %d records", len(acked), len(seen))
+}

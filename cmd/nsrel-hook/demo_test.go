@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// TestDemoScript runs scripts/demo.sh (the README's main job) with its
+// binaries in a temporary directory and checks its story: allowed,
+// refused, history, intact chain, and nothing left behind.
+func TestDemoScript(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireCmd(t, "runc")
+	_, err := os.Stat("/bin/busybox")
+	nstest.Require(t, err == nil, "needs /bin/busybox (apt busybox-static)")
+	goBin := goTool()
+	if goBin == "go" {
+		goBin = nstest.RequireCmd(t, "go")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "../../scripts/demo.sh")
+	cmd.Env = append(os.Environ(), "BIN="+t.TempDir(), "GO="+goBin)
+	outFile, err := os.Create(filepath.Join(t.TempDir(), "demo.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outFile.Close()
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	err = cmd.Run()
+	out, _ := os.ReadFile(outFile.Name())
+	if err != nil {
+		t.Fatalf("demo failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"== 1. A container in its own user namespace: allowed and recorded",
+		"refused; runc said:",
+		"require_user_namespace: the container runs in the initial user namespace",
+		"createRuntime allow policy userns-required (enforce)",
+		"createRuntime deny  policy userns-required (enforce)",
+		"poststop",
+		"OK: 5 records (seq 1..5)",
+		"demo: done",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	// Its temporary directory is gone.
+	for _, line := range strings.Split(string(out), "\n") {
+		if i := strings.Index(line, "/tmp/nsrel-demo."); i >= 0 {
+			dir := strings.Fields(line[i:])[0]
+			dir = dir[:len("/tmp/nsrel-demo.")+6]
+			if _, err := os.Stat(dir); err == nil {
+				t.Errorf("demo left %s behind", dir)
+			}
+			break
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/bundle"
+)
+
+// Built once per test binary by TestMain.
+var (
+	hookBin      string // nsrel-hook, built from this package
+	sharedRootfs string // busybox rootfs shared by the runc/crun bundles
+	setupErr     error  // why the rootfs could not be built
+)
+
+// The install paths the shipped configs name; tests rewrite them.
+const (
+	installedHook   = "/usr/local/libexec/nsrel/nsrel-hook"
+	installedConfig = "/etc/nsrel/hook.json"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "nsrel-hook-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	hookBin = filepath.Join(dir, "nsrel-hook")
+	build := exec.Command(goTool(), "build", "-o", hookBin, "github.com/nsrel/nsrel/cmd/nsrel-hook")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building nsrel-hook: %v\n%s", err, out)
+		return 1
+	}
+	sharedRootfs = filepath.Join(dir, "rootfs")
+	setupErr = bundle.Rootfs(sharedRootfs, "")
+	// The mapped root of user namespace containers must reach the rootfs.
+	os.Chmod(dir, 0o711)
+	return m.Run()
+}
+
+// goTool returns the go command from PATH (as `make test` has it), or
+// "go" if it is not there (the build then reports why).
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
+}
+
+// env is one test's config, audit log and runtime state root, all in
+// t.TempDir().
+type env struct {
+	dir    string
+	config string
+	log    string
+	root   string
+}
+
+// newEnv writes the shipped config file ../../config/<shipped> with the log
+// paths moved into a temporary directory, then applies edit (if any) to
+// the decoded JSON.
+func newEnv(t testing.TB, shipped string, edit func(map[string]any)) *env {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{dir: dir, config: filepath.Join(dir, "hook.json"), log: filepath.Join(dir, "audit.jsonl"), root: filepath.Join(dir, "state")}
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", shipped))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	c["audit_log"] = e.log
+	c["log_file"] = filepath.Join(dir, "hook.log")
+	if edit != nil {
+		edit(c)
+	}
+	out, _ := json.MarshalIndent(c, "", "  ")
+	if err := os.WriteFile(e.config, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// rewrite points a shipped hook at the test binary and config, leaving
+// everything else as shipped.
+func (e *env) rewrite(t *testing.T, h specs.Hook) specs.Hook {
+	t.Helper()
+	if h.Path != installedHook {
+		t.Fatalf("shipped hook path %q, want %q", h.Path, installedHook)
+	}
+	h.Path = hookBin
+	args := append([]string(nil), h.Args...)
+	found := false
+	for i, a := range args {
+		if a == installedConfig {
+			args[i], found = e.config, true
+		}
+	}
+	if !found {
+		t.Fatalf("shipped hook args %q do not name %s", h.Args, installedConfig)
+	}
+	h.Args = args
+	return h
+}
+
+// runcHooks returns the hooks of the shipped config/runc/hooks.json,
+// rewritten for this env.
+func (e *env) runcHooks(t *testing.T) *specs.Hooks {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "runc", "hooks.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snippet struct {
+		Hooks specs.Hooks `json:"hooks"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&snippet); err != nil {
+		t.Fatalf("config/runc/hooks.json: %v", err)
+	}
+	h := snippet.Hooks
+	stages := []*[]specs.Hook{&h.CreateRuntime, &h.Poststart, &h.Poststop}
+	for _, s := range stages {
+		if len(*s) != 1 {
+			t.Fatalf("config/runc/hooks.json: want one hook per stage, got %+v", h)
+		}
+		(*s)[0] = e.rewrite(t, (*s)[0])
+	}
+	return &h
+}
+
+// records returns the log's records for container id (all if id is "").
+func (e *env) records(t *testing.T, id string) []*audit.Record {
+	t.Helper()
+	return audittest.Records(t, e.log, id)
+}
+
+// verify checks the whole chain.
+func (e *env) verify(t *testing.T) *audit.Summary {
+	t.Helper()
+	return audittest.Verify(t, e.log)
+}

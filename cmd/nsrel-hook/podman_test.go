@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/bundle"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// hooksDFile is the podman/CRI-O hooks.d schema 1.0.0.
+type hooksDFile struct {
+	Version string     `json:"version"`
+	Hook    specs.Hook `json:"hook"`
+	When    struct {
+		Always *bool `json:"always"`
+	} `json:"when"`
+	Stages []string `json:"stages"`
+}
+
+// hooksDir copies the shipped config/hooks.d files into a directory,
+// pointing them at the test binary and config, and checks that there is
+// one file per stage.
+func (e *env) hooksDir(t *testing.T) string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "..", "config", "hooks.d", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(e.dir, "hooks.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var stages []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h hooksDFile
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&h); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if h.Version != "1.0.0" || len(h.Stages) != 1 || h.When.Always == nil || !*h.When.Always {
+			t.Fatalf("%s: want version 1.0.0, when.always and one stage: %+v", f, h)
+		}
+		if h.Hook.Args[len(h.Hook.Args)-1] != h.Stages[0] {
+			t.Errorf("%s: hook runs stage %q for stage %q", f, h.Hook.Args[len(h.Hook.Args)-1], h.Stages[0])
+		}
+		stages = append(stages, h.Stages[0])
+		h.Hook = e.rewrite(t, h.Hook)
+		out, _ := json.Marshal(h)
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sort.Strings(stages)
+	if d := cmp.Diff([]string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop}, stages); d != "" {
+		t.Fatalf("hooks.d stages (-want +got):\n%s", d)
+	}
+	return dir
+}
+
+// podman runs `podman run --rm` with the shipped hooks.d files, private
+// storage and the flags that work on this VM (see NOTES.md). It returns
+// the container ID and podman's stderr.
+func (e *env) podman(t *testing.T, rootfs string, userns bool) (string, string, error) {
+	t.Helper()
+	podman := nstest.RequireCmd(t, "podman")
+	runc := nstest.RequireCmd(t, "runc")
+	// podman wants a runroot shorter than 50 characters, so its storage
+	// cannot live in t.TempDir().
+	store, err := os.MkdirTemp("", "nsp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// conmon starts `podman container cleanup` when the container
+		// exits, after podman run returned; it mounts and unmounts the
+		// storage. Wait for it before unmounting what is left.
+		waitForProcesses(t, store)
+		unmountBelow(t, store)
+		os.RemoveAll(store)
+	})
+	cidFile := filepath.Join(e.dir, "cid")
+	os.Remove(cidFile)
+	// --tmpdir too: podman's default, /run/libpod, is shared with every
+	// other podman on the host (other packages' tests included).
+	args := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "runroot"), "--tmpdir", filepath.Join(store, "tmp"),
+		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--hooks-dir", e.hooksDir(t), "--runtime", runc,
+		"run", "--rm", "--cidfile", cidFile, "--network", "none",
+		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"}
+	if userns {
+		args = append(args, "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536")
+	}
+	args = append(args, "--rootfs", rootfs, "/bin/sh", "-c", "exit 0")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, podman, args...)
+	errFile, err := os.Create(filepath.Join(e.dir, "podman.stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errFile.Close()
+	cmd.Stderr = errFile
+	err = cmd.Run()
+	stderr, _ := os.ReadFile(errFile.Name())
+	cid, _ := os.ReadFile(cidFile)
+	return strings.TrimSpace(string(cid)), string(stderr), err
+}
+
+// waitForProcesses waits (up to 30 s) until no process has s in its
+// command line.
+func waitForProcesses(t *testing.T, s string) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		busy := ""
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if e.Name()[0] < '0' || e.Name()[0] > '9' {
+				continue
+			}
+			cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if strings.Contains(string(cmdline), s) {
+				busy = e.Name()
+				break
+			}
+		}
+		if busy == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("process %s still uses %s after 30s", busy, s)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// unmountBelow detaches every mount below dir (podman leaves its storage
+// mounted), deepest first.
+func unmountBelow(t *testing.T, dir string) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var mounts []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
+			mounts = append(mounts, fields[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
+	for _, m := range mounts {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			t.Logf("unmount %s: %v", m, err)
+		}
+	}
+}
+
+// TestPodmanHooksDir runs podman with the shipped hooks.d files: audit
+// mode records all three stages; the enforcing policy refuses a container
+// without a user namespace (podman's error names the rule) and allows one
+// with its own.
+func TestPodmanHooksDir(t *testing.T) {
+	requireRuntime(t, "runc")
+	// podman writes into the rootfs (/etc/hosts, /run/.containerenv):
+	// give it its own copy, owned by the mapped root for userns runs.
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	if err := bundle.Rootfs(rootfs, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := bundle.Reachable(rootfs); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("audit", func(t *testing.T) {
+		e := newEnv(t, "hook.json", nil)
+		cid, stderr, err := e.podman(t, rootfs, false)
+		if err != nil {
+			t.Fatalf("podman run: %v\n%s", err, stderr)
+		}
+		recs := e.records(t, cid)
+		if d := cmp.Diff([]string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop}, audittest.Stages(recs)); d != "" {
+			t.Fatalf("podman container %s stages (-want +got):\n%s", cid, d)
+		}
+		if d := cmp.Diff([]string{policy.RuleRequireUserNS}, audittest.Rules(recs[0])); d != "" {
+			t.Errorf("violations (-want +got):\n%s", d)
+		}
+		if recs[0].Ancestry == nil || recs[0].UserDepth() != 0 || recs[0].PIDDepth() != 1 {
+			t.Errorf("ancestry %+v", recs[0].Ancestry)
+		}
+		e.verify(t)
+	})
+
+	t.Run("enforce", func(t *testing.T) {
+		e := newEnv(t, "hook-enforce.json", nil)
+		cid, stderr, err := e.podman(t, rootfs, false)
+		if err == nil {
+			t.Fatal("podman ran a container without user namespace under enforce")
+		}
+		if !strings.Contains(stderr, policy.RuleRequireUserNS) {
+			t.Errorf("podman's error does not name the rule:\n%s", stderr)
+		}
+		recs := e.records(t, cid)
+		if len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny {
+			t.Fatalf("records for refused %s: %v", cid, audittest.Stages(recs))
+		}
+
+		if err := bundle.Chown(rootfs, 100000, 100000); err != nil {
+			t.Fatal(err)
+		}
+		cid, stderr, err = e.podman(t, rootfs, true)
+		if err != nil {
+			t.Fatalf("podman run with a user namespace: %v\n%s", err, stderr)
+		}
+		recs = e.records(t, cid)
+		if d := cmp.Diff([]string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop}, audittest.Stages(recs)); d != "" {
+			t.Fatalf("stages (-want +got):\n%s", d)
+		}
+		if recs[0].Verdict != audit.VerdictAllow || recs[0].UserDepth() != 1 {
+			t.Errorf("verdict %q depth %d", recs[0].Verdict, recs[0].UserDepth())
+		}
+		e.verify(t)
+	})
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+func policyCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook policy check FILE")
+		return 2
+	}
+	if len(args) != 2 || strings.HasPrefix(args[1], "-") {
+		if len(args) == 2 && (args[1] == "--help" || args[1] == "-h") {
+			fmt.Fprintln(stdout, "usage: nsrel-hook policy check FILE\n\nValidates a config file and prints what each policy block matches.\nexample: nsrel-hook policy check /etc/nsrel/hook.json")
+			return 0
+		}
+		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook policy check FILE")
+		return 2
+	}
+	cfg, err := policy.Load(args[1])
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "nsrel-hook: %s\n", vocab.Printable(line))
+		}
+		return 1
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: OK\n", vocab.Printable(args[1]))
+	fmt.Fprintf(&b, "audit log:   %s (rotate at %d bytes)\n", cfg.AuditLog, cfg.RotateBytes)
+	logFile := cfg.LogFile
+	if logFile == "" {
+		logFile = "(none)"
+	}
+	fmt.Fprintf(&b, "diagnostics: %s\n", logFile)
+	fmt.Fprintf(&b, "on_error:    %s; deadline %d ms\n", cfg.OnError, cfg.DeadlineMS)
+	fmt.Fprintf(&b, "records annotations: %s\n", strings.Join(cfg.RecordAnnotations, ", "))
+	for i := range cfg.Policies {
+		blk := &cfg.Policies[i]
+		fmt.Fprintf(&b, "\npolicy %d %q\n", i+1, blk.Name)
+		for _, l := range blk.Describe() {
+			b.WriteString("  " + l + "\n")
+		}
+	}
+	fmt.Fprintf(&b, "\ndefault %q\n", cfg.Default.Name)
+	for _, l := range cfg.Default.Describe() {
+		b.WriteString("  " + l + "\n")
+	}
+	io.WriteString(stdout, b.String())
+	return 0
+}

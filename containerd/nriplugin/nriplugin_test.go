@@ -1,0 +1,230 @@
+package nriplugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/containerd"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// TestNRIPlugin runs the NRI plugin against containerd 2.4 (NRI on, CRI
+// through crictl): the pod sandbox and an allowed container are recorded
+// with source "nri", and a container whose policy block enforces a user
+// namespace is refused before its process runs. With nsrel-hook also
+// installed through the base runtime spec, the hook records (and refuses)
+// the pod's containers and the plugin records only the sandbox, which the
+// base spec does not reach.
+func TestNRIPlugin(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	for _, withHook := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hook=%v", withHook), func(t *testing.T) {
+			t.Parallel()
+			testPlugin(t, crictl, withHook)
+		})
+	}
+}
+
+func testPlugin(t *testing.T, crictl string, withHook bool) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "hook.json")
+	os.WriteFile(cfgPath, fmt.Appendf(nil, `{
+	"version": 1,
+	"audit_log": %q,
+	"on_error": "allow",
+	"policies": [{"name": "strict",
+		"match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "bad"}},
+		"mode": "enforce", "rules": {"require_user_namespace": true}}],
+	"default": {"name": "default", "mode": "audit", "rules": {"require_pid_namespace": true}}
+}`, filepath.Join(dir, "audit.jsonl")), 0o600)
+	cfg, err := policy.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	opts := &ctrdtest.Options{CRI: true, NRI: true}
+	if withHook {
+		spec := ctrdtest.LoadSpec(t, ctrdtest.ShippedSpec(t))
+		h := containerd.Hooks(nstest.Tool(t, "nsrel-hook"), cfgPath)
+		spec.Hooks = &h
+		data, _ := json.Marshal(spec)
+		specPath := filepath.Join(dir, "base-spec.json")
+		if err := os.WriteFile(specPath, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		opts.ExtraConfig = ctrdtest.ShippedFragment(t, ctrdtest.V2(), specPath)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), opts)
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log})
+
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("nri-pod"))
+	good := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "good"), podJSON)
+	d.MustCrictl(t, crictl, "start", good)
+	bad := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "bad"), podJSON)
+	_, stderr, err := d.Crictl(crictl, "start", bad)
+	if err == nil || !strings.Contains(stderr, `refused by nsrel policy`) || !strings.Contains(stderr, `require_user_namespace`) {
+		t.Errorf("start of the violating container: err %v, stderr %q; want a refusal naming the policy", err, stderr)
+	}
+	if out, _, _ := d.Crictl(crictl, "inspect", "-o", "go-template", "--template", "{{.status.state}}", bad); out == "CONTAINER_RUNNING" {
+		t.Errorf("refused container is running")
+	}
+
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	ctrStart, refused := []string{"nri/start"}, []string{"nri/start"}
+	if withHook {
+		// The hook refuses "bad" at createRuntime already; runc then runs
+		// the poststop hooks while it cleans up.
+		ctrStart = []string{"oci-hook/createRuntime", "oci-hook/poststart"}
+		refused = []string{"oci-hook/createRuntime", "oci-hook/poststop"}
+	}
+	for _, tc := range []struct {
+		id, verdict, policy string
+		want                []string
+	}{
+		{podID, audit.VerdictAllow, "default", []string{"nri/start"}},
+		{good, audit.VerdictAllow, "default", ctrStart},
+		{bad, audit.VerdictDeny, "strict", refused},
+	} {
+		if diff := cmp.Diff(tc.want, audittest.SourceStages(recs, tc.id)); diff != "" {
+			t.Errorf("%s: records (-want +got):\n%s", tc.id, diff)
+			continue
+		}
+		for _, r := range recs {
+			if r.ContainerID == tc.id && audit.IsStart(r.Stage) && (r.Verdict != tc.verdict || r.Policy != tc.policy || r.Ancestry == nil) {
+				t.Errorf("%s: verdict %s policy %s ancestry %v; want %s %s", tc.id, r.Verdict, r.Policy, r.Ancestry != nil, tc.verdict, tc.policy)
+			}
+		}
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// startPlugin registers p (with a logger to the test log) on d's NRI
+// socket until the test ends, when it must still be connected.
+func startPlugin(t *testing.T, d *ctrdtest.Daemon, p *Plugin) {
+	t.Helper()
+	logger := ctrdtest.Logger(t, "nri: ")
+	registered := make(chan struct{})
+	p.Logger, p.Registered = logger, func() { close(registered) }
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = p.Run(ctx, d.NRISocket, "10") })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		if runErr != nil {
+			t.Errorf("Plugin.Run: %v", runErr)
+		}
+	})
+	select {
+	case <-registered:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("plugin did not register; containerd log:\n%s", d.LogTail())
+	}
+}
+
+// TestNRISlowAuditLog holds the audit log's lock while a container
+// starts: the plugin's check runs out of time before containerd's plugin
+// request timeout and, under on_error=deny, refuses the container,
+// instead of being disconnected by containerd (which would then start
+// the container unchecked). The plugin stays connected and checks the
+// next container.
+func TestNRISlowAuditLog(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	t.Parallel()
+	_, cfg := ctrdtest.HookConfig(t)
+	cfg.OnError = policy.OnErrorDeny
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Timeout: 500 * time.Millisecond})
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("slow-pod"))
+
+	held, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		log.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
+			close(held)
+			<-release
+			return nil, nil
+		})
+	}()
+	<-held
+	slow := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "slow"), podJSON)
+	_, stderr, err := d.Crictl(crictl, "start", slow)
+	close(release)
+	<-done
+	if err == nil || !strings.Contains(stderr, "on_error=deny") {
+		t.Errorf("start while the audit log is locked: err %v, stderr %q; want a refusal naming on_error=deny", err, stderr)
+	}
+	if out, _, _ := d.Crictl(crictl, "inspect", "-o", "go-template", "--template", "{{.status.state}}", slow); out == "CONTAINER_RUNNING" {
+		t.Errorf("container started although its check ran out of time")
+	}
+
+	next := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "next"), podJSON)
+	d.MustCrictl(t, crictl, "start", next)
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if diff := cmp.Diff([]string{"nri/start"}, audittest.SourceStages(recs, next)); diff != "" {
+		t.Errorf("the next container after the timeout (-want +got):\n%s", diff)
+	}
+}
+
+// TestNRIWithoutPID checks that an NRI request without a pid (a runtime
+// too old to send it) is recorded with an error and decided by on_error:
+// refused under on_error=deny, allowed otherwise.
+func TestNRIWithoutPID(t *testing.T) {
+	for _, onError := range []string{policy.OnErrorAllow, policy.OnErrorDeny} {
+		t.Run(onError, func(t *testing.T) {
+			_, cfg := ctrdtest.HookConfig(t)
+			cfg.OnError = onError
+			log, err := audit.Open(cfg.AuditLog, audit.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &Plugin{Config: cfg, Log: log}
+			id := ctrdtest.Uniq("nopid-" + onError)
+			err = p.StartContainer(context.Background(), &api.PodSandbox{Name: "web-0", Namespace: "shop"}, &api.Container{Id: id})
+			if (err != nil) != (onError == policy.OnErrorDeny) {
+				t.Errorf("StartContainer without pid: %v", err)
+			}
+			recs := audittest.Records(t, cfg.AuditLog, "")
+			if len(recs) != 1 || recs[0].Source != audit.SourceNRI || recs[0].Error == "" || recs[0].Ancestry != nil {
+				t.Fatalf("records %+v; want one nri start with an error", recs)
+			}
+			want := audit.VerdictAllow
+			if onError == policy.OnErrorDeny {
+				want = audit.VerdictDeny
+			}
+			if recs[0].Verdict != want {
+				t.Errorf("verdict %s, want %s", recs[0].Verdict, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,665 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	eventsapi "github.com/containerd/containerd/api/events"
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/typeurl/v2"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/containerd"
+	"github.com/nsrel/nsrel/hook"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/logging"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+// StageEventsGap is the stage of the record [Recorder] writes when it got
+// its event stream back after losing it: the record's Error says from when
+// to when events were missed.
+const StageEventsGap = "events-gap"
+
+// Stages of the records [Recorder.Run] writes when it starts and when it
+// stops: together they show when containers were not watched (a start
+// record not preceded by a stop record follows a crash).
+const (
+	StageRecorderStart = "recorder-start"
+	StageRecorderStop  = "recorder-stop"
+)
+
+// Event filters of the recorder. Filter values must be quoted, or
+// containerd matches nothing.
+var recorderFilters = []string{`topic=="/tasks/start"`, `topic=="/tasks/exit"`, `topic=="/tasks/delete"`, `topic=="/containers/delete"`}
+
+// rpcTimeout bounds each request the recorder makes, so that a daemon
+// that stops answering leads to a reconnection, not a hang.
+const rpcTimeout = 10 * time.Second
+
+// Recorder appends an audit record for every container start (and the
+// matching exit) that containerd reports, in every containerd namespace,
+// to the nsrel-hook audit chain with source
+// [audit.SourceContainerdEvents]; containers started with ctr, by Docker
+// (namespace "moby") or by any client without nsrel-hook are audited
+// too. A start that nsrel-hook (or the recorder itself) already recorded
+// for the same process (container ID, PID and start time) is not
+// recorded again: the check and the append happen under the audit log's
+// lock ([audit.Log.AppendWith]). An exit is recorded only for starts the
+// recorder recorded (the hook's poststop covers the others).
+//
+// An event names a PID, not a process: after inspecting it, the recorder
+// asks containerd whether the task still runs with that PID and checks
+// that the process's start time did not change, so a PID reused after a
+// quick exit is never attributed to the container (the record then has
+// an error and no ancestry).
+//
+// When the event stream breaks (containerd restarts), the recorder
+// reconnects with backoff and appends a [StageEventsGap] record naming
+// the gap; after every (re)connection, and every [Recorder.Resync] while
+// connected, it walks the running tasks and records those it has no
+// start for, so starts during the gap are recorded late rather than lost.
+// Records that could not be appended (read-only or full disk) are kept
+// (at most [MaxPending]) and retried with backoff; records dropped beyond
+// that are named in a gap record. Records carry the policy block and
+// verdict of the hook config, but the recorder runs after the start and
+// cannot refuse a container: enforcing needs nsrel-hook at createRuntime.
+//
+// Memory stays bounded over a long run: the recorder remembers only the
+// running tasks it has seen recorded (rebuilt from the task list at each
+// walk) and at most [MaxPending] unwritten records. A Recorder must not
+// run twice at once.
+type Recorder struct {
+	// Address is the containerd socket (see [vocab.ContainerdAddress]).
+	Address string
+	// Config is the nsrel-hook configuration: policy, annotations to
+	// record and the audit log path.
+	Config *policy.Config
+	// Log is the audit log to append to (usually Config.AuditLog).
+	Log *audit.Log
+	// Logger receives diagnostics; nil discards them.
+	Logger logrus.FieldLogger
+	// Inspect reads a process's ancestry; nil means [inspect.Process].
+	Inspect func(pid int) (*audit.Ancestry, error)
+	// MinBackoff and MaxBackoff bound the reconnection and append retry
+	// delays (defaults 100 ms and 5 s).
+	MinBackoff, MaxBackoff time.Duration
+	// Resync is how often the recorder walks the running tasks while
+	// connected (default [DefaultResync]).
+	Resync time.Duration
+	// Connected, if set, is called after each successful subscription and
+	// catch-up walk (tests use it to synchronize).
+	Connected func()
+
+	// known maps running tasks whose start the log holds to their
+	// process start time, so walks skip the log search for them. Each
+	// walk rebuilds it from the task list.
+	known map[taskKey]uint64
+	// pending are records whose append failed, oldest first.
+	pending []pendingRecord
+	// dropped counts pending records dropped since droppedSince.
+	dropped      int
+	droppedSince time.Time
+	// failing is set when an append failed since the last walk.
+	failing bool
+}
+
+// DefaultResync is how often [Recorder] walks the running tasks while
+// connected, to record starts whose event it missed.
+const DefaultResync = 30 * time.Second
+
+// MaxPending bounds the records [Recorder] keeps while the audit log
+// cannot be written.
+const MaxPending = 4096
+
+// taskKey names a task's init process.
+type taskKey struct {
+	ns, id string
+	pid    int
+}
+
+// pendingRecord is a record whose append failed: a start (deduplicated
+// again when retried), an exit, or another record (a gap) appended as it
+// is.
+type pendingRecord struct {
+	start     *audit.Record // with pid and startTime
+	pid       int
+	startTime uint64
+	exit      *taskKey
+	other     *audit.Record
+}
+
+// Run records until ctx is done; it returns ctx's error. Connection
+// failures are logged and retried, never returned. It appends a
+// [StageRecorderStart] record first and a [StageRecorderStop] record
+// last, and before it returns it tries once more (for 2 s) to append
+// records still pending.
+func (r *Recorder) Run(ctx context.Context) error {
+	r.mark(ctx, StageRecorderStart, "started")
+	defer func() {
+		// ctx is done: the stop record gets a moment of its own.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		r.mark(sctx, StageRecorderStop, "stopped")
+		r.flush()
+	}()
+	minB, maxB := r.backoffs()
+	backoff := minB
+	var lostAt time.Time
+	var lostErr error
+	for {
+		err := r.session(ctx, &lostAt, &lostErr)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			r.logger().WithError(err).WithField("retry_in", backoff).Warn("containerd event stream unavailable")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxB)
+		if err == nil {
+			backoff = minB
+		}
+	}
+}
+
+// mark appends a record of the recorder's own start or stop (queued if
+// the log refuses it).
+func (r *Recorder) mark(ctx context.Context, stage, what string) {
+	rec := &audit.Record{Source: audit.SourceContainerdEvents, Stage: stage, Version: vocab.Version}
+	if err := r.Log.Append(ctx, rec); err != nil {
+		r.logger().WithError(err).WithField("stage", stage).Error("cannot record the recorder's own " + what + "; will retry")
+		r.keep(pendingRecord{other: rec})
+	}
+}
+
+// flush tries once more, briefly, to append the pending records when
+// the recorder stops, and says how many are lost if that fails.
+func (r *Recorder) flush() {
+	if len(r.pending) == 0 && r.dropped == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r.retryPending(ctx)
+	if n := len(r.pending) + r.dropped; n > 0 {
+		r.logger().WithField("lost", n).Error("stopping with records the audit log did not take; they are lost")
+	}
+}
+
+func (r *Recorder) backoffs() (minB, maxB time.Duration) {
+	minB, maxB = r.MinBackoff, r.MaxBackoff
+	if minB <= 0 {
+		minB = 100 * time.Millisecond
+	}
+	if maxB < minB {
+		maxB = max(5*time.Second, minB)
+	}
+	return minB, maxB
+}
+
+// session connects, records a pending gap, catches up with the running
+// tasks and handles events until the stream breaks. It returns nil when a
+// connected stream broke (reconnect at once) and an error when it could
+// not connect.
+func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *error) error {
+	addr := vocab.ContainerdAddress(r.Address)
+	c, err := client.New(addr, client.WithTimeout(5*time.Second))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ok, err := c.IsServing(pctx)
+	cancel()
+	if err != nil || !ok {
+		return fmt.Errorf("containerd at %s not serving: %w", addr, err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	envs, errs := c.Subscribe(sctx, recorderFilters...)
+	log := r.logger().WithField("address", addr)
+	if !lostAt.IsZero() {
+		gap := &audit.Record{
+			Source:  audit.SourceContainerdEvents,
+			Stage:   StageEventsGap,
+			Version: vocab.Version,
+			Error: vocab.Cut(fmt.Sprintf("containerd event stream at %s lost from %s to %s (%v); starts in between are recorded from the task list",
+				addr, lostAt.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), *lostErr), 4096),
+		}
+		if err := r.Log.Append(ctx, gap); err != nil {
+			log.WithError(err).Error("cannot record the event gap; will retry")
+			r.keep(pendingRecord{other: gap})
+		}
+		*lostAt = time.Time{}
+	}
+	// The subscription is set up by the daemon asynchronously: a start
+	// between this walk and that moment has no event, and the next walk
+	// (Resync) records it.
+	if err := r.walk(ctx, c); err != nil {
+		log.WithError(err).Warn("catching up with running tasks")
+	}
+	log.Info("subscribed to containerd task events")
+	if r.Connected != nil {
+		r.Connected()
+	}
+	minB, maxB := r.backoffs()
+	resync := r.Resync
+	if resync <= 0 {
+		resync = DefaultResync
+	}
+	retry := minB
+	next := func() time.Duration {
+		if !r.failing && len(r.pending) == 0 {
+			retry = minB
+			return resync
+		}
+		d := retry
+		retry = min(retry*2, maxB)
+		return min(d, resync)
+	}
+	timer := time.NewTimer(next())
+	defer timer.Stop()
+	for {
+		wasFailing := r.failing
+		select {
+		case <-ctx.Done():
+			return nil
+		case env, ok := <-envs:
+			if !ok {
+				envs = nil
+				continue
+			}
+			r.handle(ctx, c, env)
+		case err := <-errs:
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err == nil {
+				err = io.EOF
+			}
+			if lostAt.IsZero() {
+				*lostAt, *lostErr = time.Now(), err
+			}
+			log.WithError(err).Warn("containerd event stream lost; reconnecting")
+			return nil
+		case <-timer.C:
+			if err := r.walk(ctx, c); err != nil {
+				log.WithError(err).Warn("walking running tasks")
+			}
+			timer.Reset(next())
+		}
+		if r.failing && !wasFailing {
+			timer.Reset(next()) // retry soon, not at the next resync
+		}
+	}
+}
+
+// walk retries pending records, then records every running task that has
+// no start record yet, and rebuilds the set of known tasks.
+func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
+	r.failing = false
+	r.retryPending(ctx)
+	if r.failing {
+		// Starts found now would only queue behind the pending ones,
+		// again at every retry.
+		return errors.New("audit log not writable; walk postponed")
+	}
+	lctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	nss, err := c.NamespaceService().List(lctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	slices.Sort(nss)
+	known := make(map[taskKey]uint64, len(r.known))
+	var errs []error
+	for _, ns := range nss {
+		nctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), rpcTimeout)
+		resp, err := c.TaskService().List(nctx, &tasksapi.ListTasksRequest{})
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("namespace %q: %w", ns, err))
+			// Keep what we knew of this namespace.
+			for k, v := range r.known {
+				if k.ns == ns {
+					known[k] = v
+				}
+			}
+			continue
+		}
+		for _, t := range resp.Tasks {
+			if t.Pid == 0 || t.Status != task.Status_RUNNING {
+				continue
+			}
+			k := taskKey{ns, t.ID, int(t.Pid)}
+			if st, ok := r.known[k]; ok {
+				if now, err := inspect.StartTime(k.pid); err == nil && now == st {
+					known[k] = st
+					continue
+				}
+			}
+			if st, ok := r.recordStart(ctx, c, ns, t.ID, int(t.Pid), time.Time{}); ok {
+				known[k] = st
+			}
+		}
+	}
+	// A known task missing from the list ended while its exit and
+	// delete events were missed (or their records failed).
+	for k := range r.known {
+		if _, ok := known[k]; !ok && slices.Contains(nss, k.ns) {
+			r.recordExit(ctx, k)
+		}
+	}
+	r.known = known
+	return errors.Join(errs...)
+}
+
+func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Envelope) {
+	if env == nil || env.Event == nil {
+		return
+	}
+	ev, err := typeurl.UnmarshalAny(env.Event)
+	if err != nil {
+		r.logger().WithError(err).WithField("topic", vocab.Printable(env.Topic)).Warn("undecodable event")
+		return
+	}
+	if l := r.logger(); logging.IsDebug(l) {
+		l.WithFields(logrus.Fields{"topic": vocab.Printable(env.Topic), "namespace": vocab.Printable(env.Namespace), "event": vocab.Printable(fmt.Sprint(ev))}).Debug("event")
+	}
+	switch e := ev.(type) {
+	case *eventsapi.TaskStart:
+		if st, ok := r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid), env.Timestamp); ok {
+			if r.known == nil {
+				r.known = make(map[taskKey]uint64)
+			}
+			r.known[taskKey{env.Namespace, e.ContainerID, int(e.Pid)}] = st
+		}
+	case *eventsapi.TaskExit:
+		// Exec'd processes exit too; only the init process ends the container.
+		if e.ID == e.ContainerID {
+			r.taskGone(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
+		}
+	case *eventsapi.ContainerDelete:
+		// Published by containerd itself, unlike the shim's task events:
+		// the container's task, if the recorder knew it, is gone.
+		for k := range r.known {
+			if k.ns == env.Namespace && k.id == e.ID {
+				r.taskGone(ctx, k)
+			}
+		}
+	case *eventsapi.TaskDelete:
+		// A shim deleted right after its task was killed may exit before
+		// it published /tasks/exit (and /tasks/delete, which the shim
+		// publishes too). Whichever comes second finds the exit recorded;
+		// when both are lost, /containers/delete or the next walk
+		// records it.
+		if e.ID == "" || e.ID == e.ContainerID {
+			r.taskGone(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
+		}
+	}
+}
+
+// taskGone records the exit of task k.
+func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
+	delete(r.known, k)
+	if k.id != "" && k.pid > 0 {
+		r.recordExit(ctx, k)
+	}
+}
+
+// meta returns the container's labels merged with its spec's
+// annotations (annotations win), for policy selection and recording.
+func meta(ctx context.Context, c *client.Client, id string) map[string]string {
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	info, err := c.ContainerService().Get(ctx, id)
+	if err != nil {
+		return nil
+	}
+	m := make(map[string]string, len(info.Labels))
+	for k, v := range info.Labels {
+		m[k] = v
+	}
+	if info.Spec != nil {
+		for k, v := range containerd.SpecAnnotations(info.Spec.GetValue()) {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// errUnverified marks a failure to ask containerd about a task: the
+// start is retried at the next walk rather than recorded with an error.
+var errUnverified = errors.New("cannot ask containerd about the task")
+
+// verifyTask checks that the task id in namespace ns still runs with pid
+// and that pid's process still has startTime: then the process inspected
+// is the container's, not one that reused its PID.
+func verifyTask(ctx context.Context, c *client.Client, ns, id string, pid int, startTime uint64) error {
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), rpcTimeout)
+	defer cancel()
+	resp, err := c.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: id})
+	err = errgrpc.ToNative(err)
+	if errdefs.IsNotFound(err) {
+		return fmt.Errorf("task %s is gone: %w", vocab.Printable(id), inspect.ErrGone)
+	}
+	if err != nil {
+		return fmt.Errorf("%w %s: %w", errUnverified, vocab.Printable(id), err)
+	}
+	p := resp.GetProcess()
+	if int(p.GetPid()) != pid || (p.GetStatus() != task.Status_RUNNING && p.GetStatus() != task.Status_PAUSED && p.GetStatus() != task.Status_PAUSING) {
+		return fmt.Errorf("task %s no longer runs as pid %d (status %s, pid %d): %w", vocab.Printable(id), pid, p.GetStatus(), p.GetPid(), inspect.ErrGone)
+	}
+	if now, err := inspect.StartTime(pid); err != nil || now != startTime {
+		return fmt.Errorf("pid %d of task %s exited or was reused: %w", pid, vocab.Printable(id), inspect.ErrGone)
+	}
+	return nil
+}
+
+// clockTick is the unit of process start times (USER_HZ: 100 on every
+// architecture Linux containers run on).
+const clockTick = 10 * time.Millisecond
+
+// startedBefore reports whether a process with the given start time
+// (clock ticks since boot) surely started before t: the start time is
+// cut to a tick, and a tick and a millisecond of margin cover that and
+// reading the clocks.
+func startedBefore(startTicks uint64, t time.Time) bool {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return false
+	}
+	boot := time.Now().Add(-time.Duration(ts.Nano()))
+	start := boot.Add(time.Duration(startTicks) * clockTick)
+	return start.Add(clockTick + time.Millisecond).Before(t)
+}
+
+// recordStart records the start of task id (process pid) in namespace
+// ns unless the log has it; at is when containerd published the start
+// (zero for tasks found by a walk). It returns the process start time and true
+// when the log holds the start (now or before), false when it must be
+// tried again.
+func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int, at time.Time) (uint64, bool) {
+	log := r.logger().WithFields(logrus.Fields{"namespace": ns, "container": id, "pid": pid})
+	if id == "" || pid <= 0 {
+		log.Warn("start event without container or pid")
+		return 0, true
+	}
+	inspectFn := r.Inspect
+	if inspectFn == nil {
+		inspectFn = inspect.Process
+	}
+	verified := func(pid int) (*audit.Ancestry, error) {
+		anc, err := inspectFn(pid)
+		if err != nil {
+			return nil, err
+		}
+		// The container's process held pid from before the start event
+		// until it exited, after the event: a process that started
+		// before the event and has pid now is the container's. Otherwise
+		// (a walk, a start time too close to call) containerd must still
+		// run the task as pid.
+		if !at.IsZero() {
+			if startedBefore(anc.StartTime, at) {
+				return anc, nil
+			}
+			log.WithField("event_time", at).WithField("start_ticks", anc.StartTime).Debug("process start not clearly before the event; asking containerd")
+		}
+		if err := verifyTask(ctx, c, ns, id, pid, anc.StartTime); err != nil {
+			return nil, err
+		}
+		return anc, nil
+	}
+	md := meta(namespaces.WithNamespace(ctx, ns), c, id)
+	rec, ierr := hook.Decide(r.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceContainerdEvents,
+		ID: id, Namespace: ns, PID: pid, Meta: md, Inspect: verified})
+	if errors.Is(ierr, errUnverified) {
+		log.WithError(ierr).Warn("start not recorded yet; retrying at the next walk")
+		r.failing = true
+		return 0, false
+	}
+	var startTime uint64
+	if rec.Ancestry != nil {
+		startTime = rec.StartTime
+	}
+	got, err := r.Log.AppendStart(ctx, rec, pid, startTime)
+	switch {
+	case err != nil:
+		log.WithError(err).Error("audit log append failed; will retry")
+		r.keep(pendingRecord{start: rec, pid: pid, startTime: startTime})
+		return 0, false
+	case got == nil:
+		log.Debug("start already recorded")
+	case got.Error != "":
+		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict, "record_error": got.Error}).Warn("recorded start without namespaces")
+	default:
+		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Info("recorded start")
+	}
+	return startTime, true
+}
+
+// keep queues a record whose append failed, dropping the oldest beyond
+// [MaxPending].
+func (r *Recorder) keep(p pendingRecord) {
+	r.failing = true
+	if len(r.pending) >= MaxPending {
+		if r.dropped == 0 {
+			r.droppedSince = time.Now()
+		}
+		r.dropped++
+		r.pending = slices.Delete(r.pending, 0, 1)
+	}
+	r.pending = append(r.pending, p)
+}
+
+// retryPending appends the pending records, in order, stopping at the
+// first that fails again; a gap record first names records dropped.
+func (r *Recorder) retryPending(ctx context.Context) {
+	log := r.logger()
+	if r.dropped > 0 {
+		gap := &audit.Record{
+			Source:  audit.SourceContainerdEvents,
+			Stage:   StageEventsGap,
+			Version: vocab.Version,
+			Error: fmt.Sprintf("the audit log could not be written from %s to %s; %d start or exit records were dropped (more than %d waited)",
+				r.droppedSince.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), r.dropped, MaxPending),
+		}
+		if err := r.Log.Append(ctx, gap); err != nil {
+			log.WithError(err).Error("audit log still not writable")
+			r.failing = true
+			return
+		}
+		r.dropped = 0
+	}
+	for len(r.pending) > 0 {
+		p := r.pending[0]
+		var err error
+		switch {
+		case p.other != nil:
+			err = r.Log.Append(ctx, p.other)
+		case p.exit != nil:
+			_, err = r.appendExit(ctx, *p.exit)
+		default:
+			_, err = r.Log.AppendStart(ctx, p.start, p.pid, p.startTime)
+		}
+		if err != nil {
+			log.WithError(err).WithField("pending", len(r.pending)).Error("audit log still not writable")
+			r.failing = true
+			return
+		}
+		r.pending = slices.Delete(r.pending, 0, 1)
+	}
+	r.pending = nil // release the backing array
+}
+
+func (r *Recorder) recordExit(ctx context.Context, k taskKey) {
+	log := r.logger().WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid})
+	got, err := r.appendExit(ctx, k)
+	switch {
+	case err != nil:
+		log.WithError(err).Error("audit log append failed; will retry")
+		r.keep(pendingRecord{exit: &k})
+	case got != nil:
+		log.WithField("seq", got.Seq).Info("recorded exit")
+	default:
+		log.Debug("exit not recorded: recorded already, or its start was not the recorder's")
+	}
+}
+
+// appendExit appends the exit of task k if the recorder recorded its
+// start.
+func (r *Recorder) appendExit(ctx context.Context, k taskKey) (*audit.Record, error) {
+	return r.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
+		// One backward search finds the start, or an exit written after
+		// it (a retried append that did reach the disk).
+		// A start without ancestry (the process could not be inspected)
+		// has no PID: the recorder's last such start stands for it.
+		start, err := s.Last(k.id, func(rec *audit.Record) bool {
+			switch {
+			case rec.Namespace != k.ns:
+				return false
+			case rec.Stage == audit.StageExit:
+				return true
+			case !audit.IsStart(rec.Stage):
+				return false
+			case rec.Ancestry == nil:
+				return rec.Source == audit.SourceContainerdEvents
+			}
+			return rec.PID == k.pid
+		})
+		if err != nil || start == nil || start.Stage == audit.StageExit || start.Source != audit.SourceContainerdEvents {
+			return nil, err
+		}
+		return &audit.Record{
+			Source:      audit.SourceContainerdEvents,
+			Stage:       audit.StageExit,
+			ContainerID: k.id,
+			Namespace:   k.ns,
+			Annotations: start.Annotations,
+			Policy:      start.Policy,
+			Mode:        start.Mode,
+			Ref:         &audit.Ref{Seq: start.Seq, Stage: start.Stage, Hash: start.Hash},
+			Version:     vocab.Version,
+		}, nil
+	})
+}
+
+func (r *Recorder) logger() logrus.FieldLogger { return logging.OrDiscard(r.Logger) }

@@ -1,0 +1,238 @@
+package recorder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// TestRecorderRetriesAppends makes the audit log unwritable (a directory
+// in its place) while containers start and exit: the recorder keeps the
+// records and writes them, once each, when the log is writable again.
+func TestRecorderRetriesAppends(t *testing.T) {
+	t.Parallel()
+	connected := make(chan struct{}, 16)
+	cfg, d, c := recorderSetup(t, func(r *Recorder) {
+		prev := r.Connected
+		r.Connected = func() { prev(); connected <- struct{}{} }
+	})
+	waitConnected(t, connected, "no first connection")
+
+	// The log's place taken by a directory, and given back.
+	saved := cfg.AuditLog + ".saved"
+	breakLog := func() {
+		t.Helper()
+		if err := os.Rename(cfg.AuditLog, saved); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(cfg.AuditLog, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repairLog := func() {
+		t.Helper()
+		time.Sleep(500 * time.Millisecond) // a few failed retries
+		if err := os.Remove(cfg.AuditLog); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(saved, cfg.AuditLog); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Broken while a container starts: the start waits.
+	breakLog()
+	first := ctrdtest.Uniq("unwritable-start")
+	ctr, _ := d.Run(t, c, "default", first, nil)
+	repairLog()
+	audittest.Wait(t, cfg.AuditLog, "start written after the log came back", func(rs []*audit.Record) bool { return audittest.Count(rs, first, evStart) == 1 })
+
+	// Broken again while the container exits: the exit waits.
+	breakLog()
+	ctrdtest.Delete("default", ctr)
+	repairLog()
+	recs := audittest.Wait(t, cfg.AuditLog, "exit written after the log came back", func(rs []*audit.Record) bool { return audittest.Count(rs, first, evExit) == 1 })
+	if s, e := audittest.Count(recs, first, evStart), audittest.Count(recs, first, evExit); s != 1 || e != 1 {
+		t.Errorf("%d starts, %d exits; want one each", s, e)
+	}
+
+	// Broken while the daemon restarts: the gap record waits too, and
+	// comes before the start that follows.
+	breakLog()
+	d.Restart(t)
+	waitConnected(t, connected, "no reconnection after the restart")
+	second := ctrdtest.Uniq("unwritable-gap")
+	d.Run(t, d.Client(t), "default", second, nil)
+	repairLog()
+	recs = audittest.Wait(t, cfg.AuditLog, "gap and start written after the log came back", func(rs []*audit.Record) bool { return audittest.Count(rs, second, evStart) == 1 })
+	gap := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.Stage == StageEventsGap })
+	start := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == second })
+	if gap < 0 || gap > start {
+		t.Errorf("gap record at %d, start at %d: want the gap first", gap, start)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestRecorderPIDReuse makes the container's process exit between the
+// start event and the inspection, and inspects another live process
+// instead, a process started after the container exited, as if it had
+// reused the PID: the recorder must not attribute that process's
+// namespaces to the container.
+func TestRecorderPIDReuse(t *testing.T) {
+	t.Parallel()
+	victim := ctrdtest.Uniq("reused")
+	var (
+		mu   sync.Mutex
+		ctrs = map[uint32]func(){}
+	)
+	cfg, d, c := recorderSetup(t, func(r *Recorder) {
+		r.Inspect = func(pid int) (*audit.Ancestry, error) {
+			mu.Lock()
+			kill := ctrs[uint32(pid)]
+			mu.Unlock()
+			if kill == nil {
+				return inspect.Process(pid)
+			}
+			kill()
+			// A process started after the container's exit, in its place.
+			other := exec.Command("/bin/busybox", "sleep", "60")
+			if err := other.Start(); err != nil {
+				return nil, err
+			}
+			t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+			a, err := inspect.Process(other.Process.Pid)
+			if a != nil {
+				a.PID = pid
+			}
+			return a, err
+		}
+	})
+	// Create the task first, so its PID is known before the start event.
+	ctr, _ := d.Run(t, c, "default", victim, &ctrdtest.RunOpts{NoStart: true})
+	ctx := ctrdtest.Context(t, "default")
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	ctrs[task.Pid()] = func() { ctrdtest.Delete("default", ctr) }
+	mu.Unlock()
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recs := audittest.Wait(t, cfg.AuditLog, "start record", func(rs []*audit.Record) bool { return audittest.Count(rs, victim, evStart) == 1 })
+	for _, r := range recs {
+		if r.ContainerID == victim && r.Stage == audit.StageStart && (r.Ancestry != nil || !strings.Contains(r.Error, "exited")) {
+			t.Errorf("start record of a reused PID: ancestry %v, error %q; want no ancestry and an error", r.Ancestry, r.Error)
+		}
+	}
+}
+
+// TestRecorderReconnectNoLeak restarts the daemon several times under a
+// running recorder: goroutines and file descriptors return to their
+// level after the first connection. It does not run in parallel, so the
+// counts are the recorder's own.
+func TestRecorderReconnectNoLeak(t *testing.T) {
+	cfgPath, _ := ctrdtest.HookConfig(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	connected := startRecorder(t, d.Socket, cfgPath, nil)
+	settle := func(before int, count func() int) int {
+		n := count()
+		for deadline := time.Now().Add(3 * time.Second); n > before && time.Now().Before(deadline); n = count() {
+			time.Sleep(50 * time.Millisecond)
+		}
+		return n
+	}
+	fds := func() int { return nstest.FDCount(t) }
+	gs, fs := runtime.NumGoroutine(), fds()
+	for i := range 3 {
+		d.Restart(t)
+		waitConnected(t, connected, fmt.Sprintf("no reconnection after restart %d", i+1))
+	}
+	if n := settle(gs, runtime.NumGoroutine); n > gs {
+		buf := make([]byte, 1<<20)
+		t.Errorf("goroutines: %d after the first connection, %d after 3 reconnections\n%s", gs, n, buf[:runtime.Stack(buf, true)])
+	}
+	if n := settle(fs, fds); n > fs {
+		t.Errorf("fds: %d after the first connection, %d after 3 reconnections", fs, n)
+	}
+}
+
+// TestStartedBefore checks the conversion of process start times against
+// wall-clock instants with this test's own process.
+func TestStartedBefore(t *testing.T) {
+	st, err := inspect.StartTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !startedBefore(st, time.Now()) {
+		t.Error("this process did not start before now")
+	}
+	if startedBefore(st, time.Now().Add(-time.Hour*24*365*100)) {
+		t.Error("this process started a century ago")
+	}
+	child := exec.Command("/bin/busybox", "sleep", "10")
+	before := time.Now()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	cst, err := inspect.StartTime(child.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if startedBefore(cst, before.Add(-clockTick)) {
+		t.Errorf("a child started at %v claims to have started before %v", before, before.Add(-clockTick))
+	}
+}
+
+// TestRecorderMuteDaemon runs the recorder against a socket that accepts
+// connections and never answers: it keeps retrying without hanging,
+// stops as soon as its context is cancelled, and records only its own
+// start and stop.
+func TestRecorderMuteDaemon(t *testing.T) {
+	t.Parallel()
+	_, cfg := ctrdtest.HookConfig(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Address: ctrdtest.MuteSocket(t), Config: cfg, Log: log, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != context.Canceled {
+			t.Errorf("Run = %v, want context.Canceled", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Run did not return after cancel while the daemon was mute")
+	}
+	var got []string
+	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
+		got = append(got, r.Source+"/"+r.Stage)
+	}
+	want := []string{"containerd-events/" + StageRecorderStart, "containerd-events/" + StageRecorderStop}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records against a mute daemon (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,240 @@
+package recorder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/containerd"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// startRecorder runs a recorder against the daemon at addr until the test
+// ends (mod, if set, adjusts it first) and returns a channel that
+// receives after each (re)connection.
+func startRecorder(t *testing.T, addr, cfgPath string, mod func(*Recorder)) <-chan struct{} {
+	t.Helper()
+	cfg, err := policy.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected := make(chan struct{}, 16)
+	logger := ctrdtest.Logger(t, "recorder: ")
+	r := &Recorder{Address: addr, Config: cfg, Log: log, Logger: logger, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		Connected: func() { connected <- struct{}{} }}
+	if mod != nil {
+		mod(r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	waitConnected(t, connected, "recorder did not connect")
+	return connected
+}
+
+// recorderSetup starts a containerd 2.x daemon with the busybox image
+// in namespace "default" and a recorder (adjusted by mod) writing to a
+// fresh audit log; it returns the hook config, the daemon and a client.
+// The daemon's log is shown when the test fails.
+func recorderSetup(t *testing.T, mod func(*Recorder)) (*policy.Config, *ctrdtest.Daemon, *client.Client) {
+	t.Helper()
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(d.LogPath)
+			t.Logf("containerd log:\n%s", b)
+		}
+	})
+	c := d.Client(t)
+	d.ImportBusybox(t, c, "default")
+	startRecorder(t, d.Socket, cfgPath, mod)
+	return cfg, d, c
+}
+
+// waitConnected waits for the recorder's next (re)connection.
+func waitConnected(t *testing.T, connected <-chan struct{}, msg string) {
+	t.Helper()
+	select {
+	case <-connected:
+	case <-time.After(30 * time.Second):
+		t.Fatal(msg)
+	}
+}
+
+const evStart, evExit = "containerd-events/start", "containerd-events/exit"
+
+// TestRecorder checks, on each daemon flavor, that the event recorder
+// writes exactly one start record per container start (Go client or ctr)
+// in any containerd namespace, none for a container nsrel-hook recorded,
+// an exit record for the starts it recorded, and that it survives a daemon
+// restart with a gap record, while the chain stays intact.
+func TestRecorder(t *testing.T) {
+	hookBin := nstest.Tool(t, "nsrel-hook")
+	for _, f := range ctrdtest.Flavors() {
+		t.Run(f.Name, func(t *testing.T) {
+			t.Parallel()
+			cfgPath, cfg := ctrdtest.HookConfig(t)
+			d := ctrdtest.Start(t, f, nil)
+			c := d.Client(t)
+			// A container running before the recorder starts is caught up.
+			early := ctrdtest.Uniq("early")
+			_, earlyPID := d.Run(t, c, "default", early, nil)
+			// The recorder reaches the daemon through a symlink that the
+			// test removes to keep it away while containers start.
+			link := filepath.Join(d.Dir, "link.sock")
+			if err := os.Symlink(d.Socket, link); err != nil {
+				t.Fatal(err)
+			}
+			connected := startRecorder(t, link, cfgPath, nil)
+			audittest.Wait(t, cfg.AuditLog, "catch-up", func(rs []*audit.Record) bool { return audittest.Count(rs, early, evStart) == 1 })
+
+			plain, moby, hooked, marker := ctrdtest.Uniq("plain"), ctrdtest.Uniq("0123456789abcdef"), ctrdtest.Uniq("hooked"), ctrdtest.Uniq("marker")
+			ctr, plainPID := d.Run(t, c, "default", plain, &ctrdtest.RunOpts{UserNS: true})
+			mobyCtr, mobyPID := d.Run(t, c, "moby", moby, nil)
+			d.Run(t, c, "k8s.io", hooked, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{containerd.WithHook(hookBin, cfgPath)}})
+			withCtr := ctrdtest.Uniq("ctr-run")
+			d.CtrRun(t, "default", withCtr)
+			// Events arrive in order: once the marker is recorded, the
+			// hooked container's start has been handled.
+			d.Run(t, c, "default", marker, nil)
+			recs := audittest.Wait(t, cfg.AuditLog, "marker start", func(rs []*audit.Record) bool { return audittest.Count(rs, marker, evStart) == 1 })
+			for _, tc := range []struct {
+				id, ns string
+				pid    uint32
+			}{{plain, "default", plainPID}, {moby, "moby", mobyPID}, {early, "default", earlyPID}, {withCtr, "default", ctrPID(t, d, withCtr)}} {
+				if n := audittest.Count(recs, tc.id, evStart); n != 1 {
+					t.Errorf("%s: %d start records, want 1", tc.id, n)
+				}
+				for _, r := range recs {
+					if r.ContainerID == tc.id && r.Stage == audit.StageStart {
+						if r.Ancestry == nil || r.PID != int(tc.pid) || r.Namespace != tc.ns {
+							t.Errorf("%s: record %+v, want pid %d namespace %s", tc.id, r, tc.pid, tc.ns)
+						} else if got, want := r.User[0].Ino, nstest.Ino(t, int(tc.pid), "user"); got != want {
+							t.Errorf("%s: user ns %d, want %d", tc.id, got, want)
+						}
+					}
+				}
+			}
+			if diff := cmp.Diff([]string{"oci-hook/createRuntime", "oci-hook/poststart"}, audittest.SourceStages(recs, hooked)); diff != "" {
+				t.Errorf("hook-recorded container (-want +got):\n%s", diff)
+			}
+
+			// An exit refers back to the recorder's start record.
+			ctrdtest.Delete("default", ctr)
+			recs = audittest.Wait(t, cfg.AuditLog, "plain exit", func(rs []*audit.Record) bool { return audittest.Count(rs, plain, evExit) == 1 })
+			i := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == plain && r.Stage == audit.StageExit })
+			if ref := recs[i].Ref; ref == nil || ref.Stage != audit.StageStart {
+				t.Errorf("exit record ref %+v, want the start record", ref)
+			}
+
+			// Restart the daemon while the recorder cannot reach it and
+			// start a container in the gap: once it reconnects, the
+			// recorder records the gap, then the container started in it,
+			// and keeps recording.
+			if err := os.Remove(link); err != nil {
+				t.Fatal(err)
+			}
+			d.Restart(t)
+			inGap := ctrdtest.Uniq("in-gap")
+			_, inGapPID := d.Run(t, d.Client(t), "default", inGap, nil)
+			// A container the recorder saw start ends in the gap: the
+			// walk after reconnecting records its exit.
+			ctrdtest.Delete("moby", mobyCtr)
+			if err := os.Symlink(d.Socket, link); err != nil {
+				t.Fatal(err)
+			}
+			waitConnected(t, connected, "recorder did not reconnect after a daemon restart")
+			after := ctrdtest.Uniq("after")
+			d.Run(t, d.Client(t), "default", after, nil)
+			recs = audittest.Wait(t, cfg.AuditLog, "start after restart", func(rs []*audit.Record) bool { return audittest.Count(rs, after, evStart) == 1 })
+			gap := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.Stage == StageEventsGap })
+			if n := audittest.Count(recs, "", "containerd-events/"+StageEventsGap); n != 1 {
+				t.Errorf("%d gap records, want 1", n)
+			}
+			i = slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == inGap && r.Stage == audit.StageStart })
+			if i < 0 || i < gap || recs[i].Ancestry == nil || recs[i].PID != int(inGapPID) {
+				t.Errorf("container started in the gap: record %d (gap record %d), want a start with pid %d after the gap record", i, gap, inGapPID)
+			}
+			recs = audittest.Wait(t, cfg.AuditLog, "exit of the container that ended in the gap", func(rs []*audit.Record) bool { return audittest.Count(rs, moby, evExit) == 1 })
+			if i := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == moby && r.Stage == audit.StageExit }); i < gap {
+				t.Errorf("exit of %s at record %d, before the gap record %d", moby, i, gap)
+			}
+			// The catch-up after reconnecting must not duplicate anything.
+			for _, id := range []string{early, plain, moby, marker, withCtr, inGap} {
+				if n := audittest.Count(recs, id, evStart); n != 1 {
+					t.Errorf("%s: %d start records after restart, want 1", id, n)
+				}
+			}
+			if n := audittest.Count(recs, hooked, evStart); n != 0 {
+				t.Errorf("hook-recorded container got %d recorder starts after restart", n)
+			}
+			audittest.Verify(t, cfg.AuditLog)
+		})
+	}
+}
+
+// ctrPID returns the task PID of container id in namespace "default".
+func ctrPID(t *testing.T, d *ctrdtest.Daemon, id string) uint32 {
+	t.Helper()
+	ctx := ctrdtest.Context(t, "default")
+	ctr, err := d.Client(t).LoadContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task.Pid()
+}
+
+// TestRecorderBurst starts and deletes 20 containers at once while the
+// recorder runs: exactly one start and one exit record each, in an intact
+// chain.
+func TestRecorderBurst(t *testing.T) {
+	cfg, d, c := recorderSetup(t, nil)
+	var ids []string
+	t.Run("burst", func(t *testing.T) {
+		for i := range 20 {
+			id := ctrdtest.Uniq(fmt.Sprintf("burst-%d", i))
+			ids = append(ids, id)
+			t.Run(id, func(t *testing.T) {
+				t.Parallel()
+				d.Run(t, c, "default", id, nil) // deleted when the subtest ends
+			})
+		}
+	})
+	recs := audittest.Wait(t, cfg.AuditLog, "20 starts and exits", func(rs []*audit.Record) bool {
+		for _, id := range ids {
+			if audittest.Count(rs, id, evStart) < 1 || audittest.Count(rs, id, evExit) < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, id := range ids {
+		if s, e := audittest.Count(recs, id, evStart), audittest.Count(recs, id, evExit); s != 1 || e != 1 {
+			t.Errorf("%s: %d starts, %d exits; want one each", id, s, e)
+		}
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}

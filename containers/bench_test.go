@@ -1,0 +1,65 @@
+package containers
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+// BenchmarkAuditSource lists from an audit log of 6,000 records (2,000
+// containers started and stopped, the last 20 still running) as a busy
+// node's log would hold.
+func BenchmarkAuditSource(b *testing.B) {
+	nstest.RequireRoot(b)
+	p := nstest.Sleep(b, nil)
+	anc, err := inspect.Process(p.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "audit.jsonl")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ann := map[string]string{vocab.AnnotationSandboxName: "web-0", vocab.AnnotationSandboxNamespace: "shop", "io.kubernetes.cri.container-name": "app"}
+	var buf bytes.Buffer
+	prev := ""
+	for i := range 2000 {
+		id := fmt.Sprintf("%064x", i)
+		stages := []string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop}
+		if i >= 1980 {
+			stages = stages[:2]
+		}
+		for _, st := range stages {
+			r := &audit.Record{Seq: uint64(buf.Len() + 1), Time: "2026-11-28T00:00:00Z", Host: "h", Source: audit.SourceOCIHook, Stage: st, ContainerID: id, Annotations: ann, Version: "x", Prev: prev}
+			if st != audit.StagePoststop {
+				r.Ancestry = anc
+			}
+			line, err := r.Encode()
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf.Write(line)
+			prev = r.Hash
+		}
+	}
+	if err := os.WriteFile(log.Path(), buf.Bytes(), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(buf.Len()))
+	s := &AuditSource{Path: path}
+	for b.Loop() {
+		cs, err := s.List(context.Background())
+		if err != nil || len(cs) != 20 {
+			b.Fatalf("%d containers, %v", len(cs), err)
+		}
+	}
+}

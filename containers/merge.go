@@ -1,0 +1,125 @@
+package containers
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// rank orders engines by how much they know: the daemon's own view
+// (namespace, pod name) beats a state directory, which beats the audit log.
+func rank(c discover.Container) int {
+	switch c.Engine {
+	case EngineContainerd:
+		if c.Name != "" {
+			return 0
+		}
+		return 1
+	case EnginePodman, EngineCRIO:
+		return 2
+	case EngineAuditLog:
+		return 4
+	default:
+		return 3
+	}
+}
+
+// Merge combines container lists from several sources into one, sorted
+// by engine, namespace and ID. Entries with the same PID (and ID) describe
+// the same container: the most informative is kept, and a missing name or
+// namespace is filled from the others.
+func Merge(lists ...[]discover.Container) []discover.Container {
+	type key struct {
+		pid int
+		id  string
+	}
+	best := make(map[key]discover.Container)
+	for _, l := range lists {
+		for _, c := range l {
+			k := key{c.PID, c.ID}
+			old, ok := best[k]
+			if !ok {
+				best[k] = c
+				continue
+			}
+			keep, other := old, c
+			if rank(c) < rank(old) {
+				keep, other = c, old
+			}
+			if keep.Name == "" {
+				keep.Name = other.Name
+			}
+			if keep.Namespace == "" && keep.Engine == other.Engine {
+				keep.Namespace = other.Namespace
+			}
+			best[k] = keep
+		}
+	}
+	out := make([]discover.Container, 0, len(best))
+	for _, c := range best {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b discover.Container) int {
+		return cmp.Or(cmp.Compare(a.Engine, b.Engine), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
+	})
+	return out
+}
+
+// Multi is a [discover.ContainerSource] that asks several sources at once
+// and merges their answers with [Merge]. Its List returns the merged
+// containers of every source that answered, together with an error
+// joining, per source, why it could not be read: callers print the
+// containers and report the error once.
+type Multi []discover.ContainerSource
+
+// Name implements [discover.ContainerSource].
+func (m Multi) Name() string { return "containers" }
+
+// List implements [discover.ContainerSource].
+func (m Multi) List(ctx context.Context) ([]discover.Container, error) {
+	lists := make([][]discover.Container, len(m))
+	errs := make([]error, len(m))
+	var wg sync.WaitGroup
+	for i, s := range m {
+		wg.Go(func() {
+			l, err := s.List(ctx)
+			lists[i] = l
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w", s.Name(), err)
+			}
+		})
+	}
+	wg.Wait()
+	return Merge(lists...), errors.Join(errs...)
+}
+
+// Local is a [discover.ContainerSource] that needs no daemon: it asks
+// its sources at once (normally a [StateSource] and an [AuditSource]) and
+// merges their answers with [Merge], so a container both know appears
+// once, under the most informative engine. Unlike [Multi] it fails only
+// when every source failed: one unreadable source does not hide the
+// others' containers.
+type Local Multi
+
+// Name implements [discover.ContainerSource].
+func (l Local) Name() string { return "runtime-state" }
+
+// List implements [discover.ContainerSource].
+func (l Local) List(ctx context.Context) ([]discover.Container, error) {
+	cs, err := Multi(l).List(ctx)
+	if err != nil && len(cs) == 0 {
+		var n int
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			n = len(j.Unwrap())
+		}
+		if n == len(l) {
+			return nil, err
+		}
+	}
+	return cs, nil
+}

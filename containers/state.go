@@ -1,0 +1,367 @@
+package containers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/internal/safefile"
+	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// Root is one runtime state directory: runc keeps ROOT/ID/state.json,
+// crun keeps ROOT/ID/status.
+type Root struct {
+	// Runtime is "runc" or "crun" (the state file format).
+	Runtime string
+	// Dir is the root directory (runc/crun --root). It may hold a glob
+	// pattern, expanded at each List (e.g. /run/containerd/runc/*).
+	Dir string
+}
+
+// DefaultRoots are the state roots read when none are given: runc's and
+// crun's defaults (also used by podman and CRI-O as root), containerd's
+// per-namespace runc roots, those of Docker's own containerd, and
+// rootless podman's per-user roots.
+func DefaultRoots() []Root {
+	return []Root{
+		{EngineRunc, "/run/runc"},
+		{EngineRunc, "/run/containerd/runc/*"},
+		{EngineRunc, "/run/docker/runtime-runc/*"},
+		{EngineRunc, "/run/user/*/runc"},
+		{EngineCrun, "/run/crun"},
+		{EngineCrun, "/run/user/*/crun"},
+	}
+}
+
+// StateSource lists containers from runc and crun state directories,
+// without any daemon: containers started by plain runc or crun, by
+// podman, by CRI-O, and by containerd (whose shims keep runc state in
+// /run/containerd/runc/NAMESPACE). It implements
+// [discover.ContainerSource].
+//
+// State files are container-controlled input for rootless runtimes (the
+// directories belong to the user): every file is opened without following
+// symlinks, read up to [vocab.MaxStateSize], decoded leniently, and its claims
+// are checked before use: the ID must be a valid runtime ID equal to the
+// directory name, the process must exist with the start time the state
+// records (so a reused PID is not attributed), and a state file not owned
+// by root must be owned by the UID the process runs as.
+type StateSource struct {
+	// Roots to read; if nil, [RootsFromEnv], else [DefaultRoots].
+	Roots []Root
+}
+
+// Name implements [discover.ContainerSource].
+func (s *StateSource) Name() string { return "runtime-state" }
+
+// List implements [discover.ContainerSource]. Missing roots are normal
+// (the runtime is not installed or never ran) and count as read; it fails
+// only when every root that exists is unreadable.
+func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
+	roots := s.Roots
+	if roots == nil {
+		env, err := RootsFromEnv()
+		if err != nil {
+			return nil, err
+		}
+		roots = env
+	}
+	if roots == nil {
+		roots = DefaultRoots()
+	}
+	var (
+		out  []discover.Container
+		errs []error
+		read int
+	)
+	for _, r := range roots {
+		dirs := []string{r.Dir}
+		if strings.ContainsAny(r.Dir, "*?[") {
+			dirs, _ = filepath.Glob(r.Dir)
+		}
+		for _, dir := range dirs {
+			if err := ctx.Err(); err != nil {
+				return out, errors.Join(append(errs, err)...)
+			}
+			cs, err := listRoot(r.Runtime, dir)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			read++
+			out = append(out, cs...)
+		}
+	}
+	// Callers drop a failed source's containers, so an unreadable root
+	// (e.g. root's /run/runc for an unprivileged user) fails the source
+	// only when no root could be read at all.
+	if read == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// validID is the container ID syntax runc and crun accept.
+var validID = regexp.MustCompile(`^[\w+\-.]+$`)
+
+func listRoot(rt, dir string) ([]discover.Container, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s state %s: %w", rt, dir, err)
+	}
+	file := "state.json"
+	if rt == EngineCrun {
+		file = "status"
+	}
+	// A few workers: each container costs a file read, a JSON decode and
+	// a /proc lookup.
+	results := make([]*discover.Container, len(entries))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.NumCPU(), len(entries), 8) {
+		wg.Go(func() {
+			for i := range next {
+				results[i] = readContainer(rt, filepath.Join(dir, entries[i].Name()), file)
+			}
+		})
+	}
+	for i, e := range entries {
+		if e.IsDir() && len(e.Name()) <= 1024 && validID.MatchString(e.Name()) {
+			next <- i
+		}
+	}
+	close(next)
+	wg.Wait()
+	var out []discover.Container
+	for _, c := range results {
+		if c != nil {
+			out = append(out, *c)
+		}
+	}
+	return out, nil
+}
+
+// readContainer reads one container's state directory; nil when it is
+// gone, not a container, or fails validation.
+func readContainer(rt, dir, file string) *discover.Container {
+	data, owner, err := readLimited(filepath.Join(dir, file))
+	if err != nil {
+		return nil
+	}
+	var st State
+	if rt == EngineCrun {
+		st, err = ParseCrunStatus(data)
+	} else {
+		st, err = ParseRuncState(data)
+	}
+	if err != nil {
+		return nil
+	}
+	name := filepath.Base(dir)
+	if st.ID == "" {
+		st.ID = name
+	}
+	if st.ID != name || !st.Alive(owner) {
+		return nil
+	}
+	c := st.Container(rt)
+	return &c
+}
+
+// readLimited reads path without following a symlink at its last
+// component, refusing anything but a regular file larger than
+// [vocab.MaxStateSize]; it returns the file owner's UID.
+func readLimited(path string) ([]byte, uint32, error) {
+	f, err := safefile.OpenRegular(path, unix.O_RDONLY)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, 0, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, vocab.MaxStateSize+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(data) > vocab.MaxStateSize {
+		return nil, 0, fmt.Errorf("%s: larger than %d bytes", path, vocab.MaxStateSize)
+	}
+	return data, st.Uid, nil
+}
+
+// State is what nsrel uses of a runtime's state file.
+type State struct {
+	// ID is the container ID.
+	ID string
+	// PID is the container's init process on the host.
+	PID int
+	// StartTime is the init process's start time in clock ticks since
+	// boot (field 22 of /proc/PID/stat), 0 if the state has none.
+	StartTime uint64
+	// Bundle is the bundle directory.
+	Bundle string
+	// Annotations are the spec's annotations as far as the state
+	// records them (runc keeps them as "key=value" config labels; crun's
+	// status has none).
+	Annotations map[string]string
+}
+
+// maxAnnotations bounds how many annotations are kept from one state.
+const maxAnnotations = 256
+
+// ParseRuncState decodes the fields nsrel needs from runc's state.json.
+// Unknown fields are ignored; wrong types, a negative or absurd PID and
+// trailing data are errors.
+func ParseRuncState(data []byte) (State, error) {
+	var raw struct {
+		ID        string `json:"id"`
+		PID       int64  `json:"init_process_pid"`
+		StartTime uint64 `json:"init_process_start"`
+		Config    struct {
+			Labels []string `json:"labels"`
+		} `json:"config"`
+	}
+	if err := decodeStrict(data, &raw); err != nil {
+		return State{}, fmt.Errorf("runc state: %w", err)
+	}
+	st := State{ID: raw.ID, StartTime: raw.StartTime}
+	for _, l := range raw.Config.Labels {
+		k, v, ok := strings.Cut(l, "=")
+		switch {
+		case !ok:
+		case k == "bundle":
+			st.Bundle = v
+		case len(st.Annotations) < maxAnnotations:
+			if st.Annotations == nil {
+				st.Annotations = make(map[string]string)
+			}
+			st.Annotations[k] = v
+		}
+	}
+	return st, st.setPID(raw.PID)
+}
+
+// ParseCrunStatus decodes the fields nsrel needs from crun's status
+// file.
+func ParseCrunStatus(data []byte) (State, error) {
+	var raw struct {
+		PID       int64  `json:"pid"`
+		StartTime uint64 `json:"process-start-time"`
+		Bundle    string `json:"bundle"`
+	}
+	if err := decodeStrict(data, &raw); err != nil {
+		return State{}, fmt.Errorf("crun status: %w", err)
+	}
+	st := State{StartTime: raw.StartTime, Bundle: raw.Bundle}
+	return st, st.setPID(raw.PID)
+}
+
+func (st *State) setPID(pid int64) error {
+	if pid <= 0 || pid >= vocab.PIDLimit {
+		return fmt.Errorf("pid %d out of range", pid)
+	}
+	st.PID = int(pid)
+	return nil
+}
+
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// Alive reports whether the state's process still is the container's:
+// it exists, its start time equals the recorded one (when recorded), and,
+// for a state file owned by fileUID other than root, it runs as that UID.
+func (st State) Alive(fileUID uint32) bool {
+	if st.PID <= 0 {
+		return false
+	}
+	start, err := inspect.StartTime(st.PID)
+	if err != nil {
+		return false
+	}
+	if st.StartTime != 0 && start != st.StartTime {
+		return false
+	}
+	if fileUID != 0 {
+		var s unix.Stat_t
+		if unix.Stat("/proc/"+strconv.Itoa(st.PID), &s) != nil || s.Uid != fileUID {
+			return false
+		}
+	}
+	return true
+}
+
+// Container converts the state to a [discover.Container], telling the
+// managing engine where it can: containerd shims put bundles in
+// .../io.containerd.runtime.v2.task/NAMESPACE/ID; podman and CRI-O put
+// them in .../overlay-containers/ID/userdata, and podman marks its
+// containers with the annotation io.container.manager=libpod while CRI-O
+// sets io.kubernetes.cri-o.* ones. The Kubernetes pod name comes from the
+// io.kubernetes.pod.* annotations (CRI-O).
+func (st State) Container(runtime string) discover.Container {
+	c := discover.Container{ID: st.ID, Engine: runtime, PID: st.PID, Name: vocab.PodName(st.Annotations)}
+	parts := strings.Split(filepath.Clean(st.Bundle), "/")
+	n := len(parts)
+	switch {
+	case st.Annotations["io.container.manager"] == "libpod":
+		c.Engine = EnginePodman
+	case st.Annotations["io.kubernetes.cri-o.ContainerType"] != "":
+		c.Engine = EngineCRIO
+	case n >= 3 && parts[n-1] == "userdata" && parts[n-2] == st.ID && parts[n-3] == "overlay-containers":
+		c.Engine = EnginePodman
+	default:
+		if i := slices.Index(parts, "io.containerd.runtime.v2.task"); i >= 0 && i+2 < n && parts[i+2] == st.ID {
+			c.Engine, c.Namespace = EngineContainerd, parts[i+1]
+		}
+	}
+	return c
+}
+
+// RootsFromEnv parses $NSREL_RUNTIME_ROOTS, a comma-separated list of
+// RUNTIME=DIR entries (RUNTIME "runc" or "crun", DIR possibly a glob),
+// which replaces [DefaultRoots] for installations with other roots. It
+// returns nil when the variable is unset or empty.
+func RootsFromEnv() ([]Root, error) {
+	v := os.Getenv("NSREL_RUNTIME_ROOTS")
+	if v == "" {
+		return nil, nil
+	}
+	var roots []Root
+	for _, e := range strings.Split(v, ",") {
+		rt, dir, ok := strings.Cut(strings.TrimSpace(e), "=")
+		if !ok || (rt != EngineRunc && rt != EngineCrun) || !filepath.IsAbs(dir) {
+			return nil, fmt.Errorf("NSREL_RUNTIME_ROOTS: %q is not runc=/DIR or crun=/DIR", e)
+		}
+		roots = append(roots, Root{rt, dir})
+	}
+	return roots, nil
+}

@@ -1,0 +1,303 @@
+package containers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/runtest"
+	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// TestStateSourceRunc lists plain runc containers without any daemon.
+func TestStateSourceRunc(t *testing.T) {
+	nstest.RequireRoot(t)
+	root := filepath.Join(t.TempDir(), "runc")
+	a := runtest.Runc(t, root, ctrdtest.Uniq("zoo-1"), false, nil)
+	b := runtest.Runc(t, root, ctrdtest.Uniq("zoo-2"), true, nil)
+	got, err := (&StateSource{Roots: []Root{{EngineRunc, root}, {EngineCrun, filepath.Join(t.TempDir(), "absent")}}}).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []discover.Container{
+		{ID: ctrdtest.Uniq("zoo-1"), Engine: EngineRunc, PID: a},
+		{ID: ctrdtest.Uniq("zoo-2"), Engine: EngineRunc, PID: b},
+	}
+	if diff := cmp.Diff(want, Merge(got)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// writeState makes root/id/file with content data.
+func writeState(t *testing.T, root, id, file, data string) string {
+	t.Helper()
+	dir := filepath.Join(root, id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, file)
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestStateSourceValidates feeds crafted state directories naming a live
+// process (a sleep started here) and checks that only truthful, safe ones
+// are listed.
+func TestStateSourceValidates(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.Sleep(t, nil)
+	start, err := inspect.StartTime(p.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runc := func(id string, start uint64, bundle string) string {
+		return fmt.Sprintf(`{"id":%q,"init_process_pid":%d,"init_process_start":%d,"config":{"labels":["bundle=%s"]},"extra":[1,2]}`, id, p.Pid, start, bundle)
+	}
+	root := t.TempDir()
+	crunRoot := t.TempDir()
+	writeState(t, root, "good", "state.json", runc("good", start, "/b"))
+	writeState(t, root, "ctrd", "state.json", runc("ctrd", start, "/run/containerd/io.containerd.runtime.v2.task/k8s.io/ctrd"))
+	writeState(t, root, "pod", "state.json", runc("pod", start, "/run/containers/storage/overlay-containers/pod/userdata"))
+	writeState(t, root, "crio", "state.json", fmt.Sprintf(`{"id":"crio","init_process_pid":%d,"init_process_start":%d,"config":{"labels":["bundle=/run/containers/storage/overlay-containers/crio/userdata","io.kubernetes.cri-o.ContainerType=container","io.kubernetes.pod.name=api-1","io.kubernetes.pod.namespace=prod"]}}`, p.Pid, start))
+	writeState(t, root, "reused", "state.json", runc("reused", start+1, "/b"))
+	writeState(t, root, "liar", "state.json", runc("other-id", start, "/b"))
+	writeState(t, root, "bad json", "state.json", runc("bad json", start, "/b"))
+	writeState(t, root, "trunc", "state.json", runc("trunc", start, "/b")[:40])
+	writeState(t, root, "huge", "state.json", runc("huge", start, "/b")[:20]+`"pad":"`+string(make([]byte, vocab.MaxStateSize))+`"}`)
+	chowned := writeState(t, root, "chowned", "state.json", runc("chowned", start, "/b"))
+	if err := os.Chown(chowned, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	target := writeState(t, t.TempDir(), "x", "state.json", runc("link", start, "/b"))
+	os.MkdirAll(filepath.Join(root, "link"), 0o700)
+	if err := os.Symlink(target, filepath.Join(root, "link", "state.json")); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(root, "fifo"), 0o700)
+	if err := unix.Mkfifo(filepath.Join(root, "fifo", "state.json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "file-not-dir"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeState(t, crunRoot, "crun-good", "status", fmt.Sprintf(`{"pid":%d,"process-start-time":%d,"bundle":"/b","created":"x"}`, p.Pid, start))
+	writeState(t, crunRoot, "crun-reused", "status", fmt.Sprintf(`{"pid":%d,"process-start-time":%d}`, p.Pid, start+7))
+
+	got, err := (&StateSource{Roots: []Root{{EngineRunc, root}, {EngineCrun, crunRoot}}}).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []discover.Container{
+		{ID: "ctrd", Engine: EngineContainerd, Namespace: "k8s.io", PID: p.Pid},
+		{ID: "crun-good", Engine: EngineCrun, PID: p.Pid},
+		{ID: "pod", Engine: EnginePodman, PID: p.Pid},
+		{ID: "crio", Engine: EngineCRIO, PID: p.Pid, Name: "prod/api-1"},
+		{ID: "good", Engine: EngineRunc, PID: p.Pid},
+	}
+	if diff := cmp.Diff(Merge(want), Merge(got)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+
+	// Once the process is gone, nothing is attributed to its PID.
+	syscall.Kill(p.Pid, syscall.SIGKILL)
+	p.Cmd.Process.Wait()
+	got, _ = (&StateSource{Roots: []Root{{EngineRunc, root}}}).List(context.Background())
+	if len(got) != 0 {
+		t.Errorf("dead process still attributed: %+v", got)
+	}
+}
+
+func TestParseState(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		crun     bool
+		want     State
+		wantErr  bool
+	}{
+		{name: "runc", in: `{"id":"a","init_process_pid":12,"init_process_start":99,"config":{"labels":["x=y","bundle=/b/a"]}}`, want: State{ID: "a", PID: 12, StartTime: 99, Bundle: "/b/a", Annotations: map[string]string{"x": "y"}}},
+		{name: "runc no labels", in: `{"id":"a","init_process_pid":12}`, want: State{ID: "a", PID: 12}},
+		{name: "runc zero pid", in: `{"id":"a","init_process_pid":0}`, wantErr: true},
+		{name: "runc negative pid", in: `{"id":"a","init_process_pid":-5}`, wantErr: true},
+		{name: "runc huge pid", in: `{"id":"a","init_process_pid":99999999999}`, wantErr: true},
+		{name: "runc pid string", in: `{"id":"a","init_process_pid":"12"}`, wantErr: true},
+		{name: "runc trailing", in: `{"id":"a","init_process_pid":12} {}`, wantErr: true},
+		{name: "runc array", in: `[]`, wantErr: true},
+		{name: "crun", crun: true, in: `{"pid":7,"process-start-time":5,"bundle":"/b","owner":"root","detached":true}`, want: State{PID: 7, StartTime: 5, Bundle: "/b"}},
+		{name: "crun empty", crun: true, in: `{}`, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parse := ParseRuncState
+			if tc.crun {
+				parse = ParseCrunStatus
+			}
+			got, err := parse([]byte(tc.in))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, got); !tc.wantErr && diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func FuzzParseRuncState(f *testing.F) {
+	f.Add([]byte(`{"id":"a","init_process_pid":12,"init_process_start":99,"config":{"labels":["bundle=/run/containerd/io.containerd.runtime.v2.task/ns/a"]}}`))
+	f.Add([]byte(`{"id":"a","init_process_pid":-1}`))
+	f.Add([]byte(`{"config":{"labels":[1]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := ParseRuncState(data)
+		if err != nil {
+			return
+		}
+		if st.PID <= 0 || st.PID >= vocab.PIDLimit {
+			t.Fatalf("accepted pid %d", st.PID)
+		}
+		c := st.Container(EngineRunc)
+		if c.PID != st.PID || c.ID != st.ID {
+			t.Fatalf("container %+v from %+v", c, st)
+		}
+	})
+}
+
+func FuzzParseCrunStatus(f *testing.F) {
+	f.Add([]byte(`{"pid":7,"process-start-time":5,"bundle":"/run/containers/storage/overlay-containers/x/userdata"}`))
+	f.Add([]byte(`{"pid":1e99}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := ParseCrunStatus(data)
+		if err != nil {
+			return
+		}
+		if st.PID <= 0 || st.PID >= vocab.PIDLimit {
+			t.Fatalf("accepted pid %d", st.PID)
+		}
+		_ = st.Container(EngineCrun)
+	})
+}
+
+func TestMerge(t *testing.T) {
+	ctrd := discover.Container{ID: "a", Engine: EngineContainerd, Namespace: "k8s.io", PID: 10, Name: "shop/web-0"}
+	state := discover.Container{ID: "a", Engine: EngineContainerd, Namespace: "k8s.io", PID: 10}
+	runc := discover.Container{ID: "r", Engine: EngineRunc, PID: 11}
+	audit := discover.Container{ID: "r", Engine: EngineAuditLog, PID: 11, Name: "ns/pod"}
+	for _, tc := range []struct {
+		name  string
+		lists [][]discover.Container
+		want  []discover.Container
+	}{
+		{"empty", nil, []discover.Container{}},
+		{"daemon wins", [][]discover.Container{{state}, {ctrd}}, []discover.Container{ctrd}},
+		{"daemon wins either order", [][]discover.Container{{ctrd}, {state}}, []discover.Container{ctrd}},
+		{"name filled from audit", [][]discover.Container{{runc}, {audit}}, []discover.Container{{ID: "r", Engine: EngineRunc, PID: 11, Name: "ns/pod"}}},
+		{"different pids kept", [][]discover.Container{{runc, {ID: "r", Engine: EngineRunc, PID: 12}}}, []discover.Container{runc, {ID: "r", Engine: EngineRunc, PID: 12}}},
+		{"sorted", [][]discover.Container{{runc, ctrd}}, []discover.Container{ctrd, runc}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, Merge(tc.lists...)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestStateSourcePodman finds a podman container as a podman container.
+func TestStateSourcePodman(t *testing.T) {
+	id, pid, runcRoot := runtest.Podman(t)
+	got, err := (&StateSource{Roots: []Root{{EngineRunc, runcRoot}}}).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []discover.Container{{ID: id, Engine: EnginePodman, PID: pid}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestRootsFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env     string
+		want    []Root
+		wantErr bool
+	}{
+		{"", nil, false},
+		{"runc=/a, crun=/b/*", []Root{{EngineRunc, "/a"}, {EngineCrun, "/b/*"}}, false},
+		{"runc=relative", nil, true},
+		{"docker=/x", nil, true},
+		{"/x", nil, true},
+	} {
+		t.Setenv("NSREL_RUNTIME_ROOTS", tc.env)
+		got, err := RootsFromEnv()
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%q: err = %v", tc.env, err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%q (-want +got):\n%s", tc.env, diff)
+		}
+	}
+}
+
+// fakeSource is a canned [discover.ContainerSource], in addition to the
+// real sources tested above, for the combination rules.
+type fakeSource struct {
+	cs  []discover.Container
+	err error
+}
+
+func (f fakeSource) Name() string { return "fake" }
+func (f fakeSource) List(context.Context) ([]discover.Container, error) {
+	return f.cs, f.err
+}
+
+func TestLocal(t *testing.T) {
+	a := discover.Container{ID: "a", Engine: EngineRunc, PID: 5}
+	aLog := discover.Container{ID: "a", Engine: EngineAuditLog, PID: 5, Name: "ns/p"}
+	bad := fakeSource{err: os.ErrPermission}
+	for _, tc := range []struct {
+		name    string
+		l       Local
+		want    []discover.Container
+		wantErr bool
+	}{
+		{"merged", Local{fakeSource{cs: []discover.Container{a}}, fakeSource{cs: []discover.Container{aLog}}}, []discover.Container{{ID: "a", Engine: EngineRunc, PID: 5, Name: "ns/p"}}, false},
+		{"one fails", Local{fakeSource{cs: []discover.Container{a}}, bad}, []discover.Container{a}, false},
+		{"one fails, other empty", Local{fakeSource{}, bad}, []discover.Container{}, false},
+		{"all fail", Local{bad, bad}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.l.List(context.Background())
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v", err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestStateSourceCrun lists a real crun container from its status file.
+func TestStateSourceCrun(t *testing.T) {
+	nstest.RequireRoot(t)
+	root := filepath.Join(t.TempDir(), "crun")
+	id := ctrdtest.Uniq("crun-1")
+	pid := runtest.Crun(t, root, id)
+	got, err := (&StateSource{Roots: []Root{{EngineCrun, root}}}).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]discover.Container{{ID: id, Engine: EngineCrun, PID: pid}}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}

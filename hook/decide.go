@@ -1,0 +1,112 @@
+package hook
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+// Input is what a writer knows of a container when it records it.
+// nsrel-hook fills it from the OCI state, the containerd event recorder
+// from a task event and the container's labels and spec, the NRI plugin
+// from the runtime's request.
+type Input struct {
+	// Stage and Source name the event and the writer in the record.
+	Stage, Source string
+	// ID is the container ID; Bundle its OCI bundle (when known);
+	// Namespace the engine's namespace (containerd's "k8s.io"), if any.
+	ID, Bundle, Namespace string
+	// PID is the container's process on the host; 0 when there is none
+	// (poststop) or the writer was not told.
+	PID int
+	// Meta are the container's annotations (and labels): they select the
+	// policy block, and the keys the config lists are recorded.
+	Meta map[string]string
+	// Inspect reads a process's ancestry; nil means [inspect.Process].
+	Inspect func(pid int) (*audit.Ancestry, error)
+}
+
+// Record returns the record of in under the policy block the container
+// selects, without ancestry, verdict or chain fields: what every record
+// of a container says, whatever the stage. Recorded annotation values
+// are cut to [vocab.MaxRecordedValue] bytes at a character boundary.
+func Record(cfg *policy.Config, in Input) *audit.Record {
+	r, _ := record(cfg, in)
+	return r
+}
+
+func record(cfg *policy.Config, in Input) (*audit.Record, *policy.Block) {
+	b := cfg.Select(in.ID, in.Meta)
+	r := &audit.Record{
+		Source:      in.Source,
+		Stage:       in.Stage,
+		ContainerID: in.ID,
+		Bundle:      in.Bundle,
+		Namespace:   in.Namespace,
+		Policy:      b.Name,
+		Mode:        b.Mode,
+		Version:     vocab.Version,
+	}
+	if r.Source == "" {
+		r.Source = audit.SourceOCIHook
+	}
+	for _, k := range cfg.RecordAnnotations {
+		if v, ok := in.Meta[k]; ok {
+			if r.Annotations == nil {
+				r.Annotations = map[string]string{}
+			}
+			r.Annotations[k] = vocab.Cut(v, vocab.MaxRecordedValue)
+		}
+	}
+	return r, b
+}
+
+// Decide is the start decision, the same for every writer: it inspects
+// the container's process, selects the policy block, evaluates it and
+// returns the record with ancestry, violations and verdict set. ierr is
+// the inspection error that on_error weighs (also kept in the record's
+// Error); it is nil when inspection succeeded, and at poststart for a
+// process that already exited (a short job started; createRuntime saw
+// it).
+func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
+	rec, b := record(cfg, in)
+	inspectFn := in.Inspect
+	if inspectFn == nil {
+		inspectFn = inspect.Process
+	}
+	var anc *audit.Ancestry
+	if in.PID <= 0 {
+		ierr = fmt.Errorf("no container process to inspect (pid %d)", in.PID)
+	} else if anc, ierr = inspectFn(in.PID); ierr == nil && anc == nil {
+		ierr = errors.New("inspect: no ancestry")
+	}
+	if ierr != nil {
+		rec.Error = vocab.Cut(ierr.Error(), vocab.MaxRecordedError)
+		if in.Stage == audit.StagePoststart && errors.Is(ierr, inspect.ErrGone) {
+			ierr = nil
+		}
+	} else {
+		rec.Ancestry = anc
+		rec.Violations = b.Evaluate(anc)
+	}
+	Judge(cfg, rec, ierr)
+	return rec, ierr
+}
+
+// Judge sets rec.Verdict: deny when the record's block enforces and a
+// rule was violated, or when ierr is set and on_error is deny; allow
+// otherwise. Call it again after adding violations (poststart's
+// comparison with the createRuntime record).
+func Judge(cfg *policy.Config, rec *audit.Record, ierr error) {
+	rec.Verdict = audit.VerdictAllow
+	if ierr != nil && cfg.OnError == policy.OnErrorDeny {
+		rec.Verdict = audit.VerdictDeny
+	}
+	if rec.Mode == policy.ModeEnforce && len(rec.Violations) > 0 {
+		rec.Verdict = audit.VerdictDeny
+	}
+}

@@ -1,0 +1,109 @@
+// Package audittest reads audit logs in tests: the records of a log, a
+// verified chain, records as they arrive, and short views of records to
+// compare with cmp.Diff.
+package audittest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/hook/audit"
+)
+
+// Records returns the decodable records of the log at path (none if it
+// does not exist), of container id only unless id is "".
+func Records(t testing.TB, path, id string) []*audit.Record {
+	t.Helper()
+	files, err := audit.Files(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*audit.Record
+	for r, err := range audit.Records(files...) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id == "" || r.ContainerID == id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Verify checks the whole chain of the log at path and fails the test
+// if it is not intact.
+func Verify(t testing.TB, path string) *audit.Summary {
+	t.Helper()
+	files, err := audit.Files(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := audit.Verify(files, audit.VerifyOptions{})
+	if err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+	return s
+}
+
+// Wait polls the log at path until ok holds for its records (30 s at
+// most), and returns them.
+func Wait(t testing.TB, path string, what string, ok func([]*audit.Record) bool) []*audit.Record {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		recs := Records(t, path, "")
+		if ok(recs) {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			var b []byte
+			for _, r := range recs {
+				b = fmt.Appendf(b, "%d %s %s %s %s\n", r.Seq, r.Source, r.Stage, r.Namespace, r.ContainerID)
+			}
+			t.Fatalf("timed out waiting for %s; records:\n%s", what, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stages returns the stage of each record.
+func Stages(recs []*audit.Record) []string {
+	var s []string
+	for _, r := range recs {
+		s = append(s, r.Stage)
+	}
+	return s
+}
+
+// SourceStages returns "source/stage" of the records of container id.
+func SourceStages(recs []*audit.Record, id string) []string {
+	var out []string
+	for _, r := range recs {
+		if r.ContainerID == id {
+			out = append(out, r.Source+"/"+r.Stage)
+		}
+	}
+	return out
+}
+
+// Rules returns the rule of each violation of r.
+func Rules(r *audit.Record) []string {
+	var s []string
+	for _, v := range r.Violations {
+		s = append(s, v.Rule)
+	}
+	return s
+}
+
+// Count returns how many records of container id have the given
+// "source/stage" (see [SourceStages]).
+func Count(recs []*audit.Record, id, sourceStage string) int {
+	n := 0
+	for _, s := range SourceStages(recs, id) {
+		if s == sourceStage {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,94 @@
+package logging
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/internal/safefile"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+// OrDiscard returns l, or a logger that discards everything (without
+// formatting it) when l is nil.
+func OrDiscard(l logrus.FieldLogger) logrus.FieldLogger {
+	if l != nil {
+		return l
+	}
+	return Discard()
+}
+
+// Discard returns a logger that formats and writes nothing.
+func Discard() *logrus.Logger {
+	l := logrus.New()
+	l.Out = io.Discard
+	l.Level = logrus.PanicLevel // nothing is formatted for nobody
+	return l
+}
+
+// IsDebug reports whether l logs debug messages.
+func IsDebug(l logrus.FieldLogger) bool {
+	switch l := l.(type) {
+	case *logrus.Logger:
+		return l.IsLevelEnabled(logrus.DebugLevel)
+	case *logrus.Entry:
+		return l.Logger.IsLevelEnabled(logrus.DebugLevel)
+	}
+	return false
+}
+
+// File returns a logger at info level appending to path (created 0600
+// with its directory 0700, never following a symlink or opening a FIFO),
+// and the function that closes the file. When path is "" it returns
+// [Discard]; when the file cannot be opened it says so in one line on
+// stderr, prefixed with prog, and returns [Discard].
+func File(path, prog string, stderr io.Writer) (*logrus.Logger, func()) {
+	if path == "" {
+		return Discard(), func() {}
+	}
+	f, err := safefile.OpenRegular(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+			f, err = safefile.OpenRegular(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: diagnostics log: %s\n", prog, vocab.OneLine(err))
+		return Discard(), func() {}
+	}
+	l := logrus.New()
+	l.Out = f
+	l.Formatter = utcFormatter{textFormatter()}
+	l.Level = logrus.InfoLevel
+	return l, func() { f.Close() }
+}
+
+// Stderr returns a logger at level writing to w (a service's standard
+// error, which systemd puts in the journal).
+func Stderr(w io.Writer, level logrus.Level) *logrus.Logger {
+	l := logrus.New()
+	l.Out = w
+	l.Level = level
+	l.Formatter = textFormatter()
+	return l
+}
+
+func textFormatter() *logrus.TextFormatter {
+	return &logrus.TextFormatter{DisableColors: true, FullTimestamp: true, TimestampFormat: time.RFC3339Nano}
+}
+
+// utcFormatter writes diagnostics in UTC, like the audit records, which
+// also spares every hook run reading /etc/localtime.
+type utcFormatter struct{ f logrus.Formatter }
+
+func (u utcFormatter) Format(e *logrus.Entry) ([]byte, error) {
+	e.Time = e.Time.UTC()
+	return u.f.Format(e)
+}

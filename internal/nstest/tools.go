@@ -1,0 +1,71 @@
+package nstest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+var tools struct {
+	once sync.Once
+	dir  string
+	err  error
+	out  []byte
+}
+
+// Tool returns the path of nsrel's command NAME (cmd/NAME), built once
+// per test binary together with the other commands (one go build is
+// faster than four). Call [RemoveTools] from TestMain when the tests are
+// done.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	tools.once.Do(func() {
+		if tools.dir, tools.err = os.MkdirTemp("", "nsrel-test-bin-"); tools.err != nil {
+			return
+		}
+		// Other UIDs (a container's mapped root) may have to run them.
+		if tools.err = os.Chmod(tools.dir, 0o755); tools.err != nil {
+			return
+		}
+		cmd := exec.Command(GoTool(), "build", "-o", tools.dir+"/", "github.com/nsrel/nsrel/cmd/...")
+		tools.out, tools.err = cmd.CombinedOutput()
+	})
+	if tools.err != nil {
+		t.Fatalf("go build: %v\n%s", tools.err, tools.out)
+	}
+	p := filepath.Join(tools.dir, name)
+	_, err := os.Stat(p)
+	Require(t, err == nil, "%s was not built: %v", name, err)
+	return p
+}
+
+// RemoveTools removes the commands [Tool] built.
+func RemoveTools() {
+	if tools.dir != "" {
+		os.RemoveAll(tools.dir)
+	}
+}
+
+// GoTool returns the go command from PATH (as `make test` has it), else
+// the one in /usr/local/go (the build then reports any problem).
+func GoTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
+
+// WriteExecutable writes data to a new file at path with mode perm while
+// no other goroutine of this process can fork. A child forked while the
+// file is open for writing would hold the descriptor until it execs, and
+// an exec of the file in that window fails with ETXTBSY ("text file
+// busy", golang/go#22315): os/exec forks under syscall.ForkLock, which
+// this takes for writing.
+func WriteExecutable(path string, data []byte, perm os.FileMode) error {
+	syscall.ForkLock.Lock()
+	defer syscall.ForkLock.Unlock()
+	return os.WriteFile(path, data, perm)
+}

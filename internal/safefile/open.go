@@ -1,0 +1,54 @@
+package safefile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotRegular matches errors for a path that is a symlink, FIFO,
+// socket, directory, device or other non-regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// OpenRegular opens path with flags (unix.O_* values; O_NOFOLLOW,
+// O_NONBLOCK and O_CLOEXEC are always added), creating it 0600 with
+// O_CREAT, and returns it if it is a regular file. A symlink, FIFO,
+// socket, directory or device is refused with an error matching
+// [ErrNotRegular]; other failures are [*fs.PathError]s. The descriptor is
+// left blocking and outside the runtime's poller.
+func OpenRegular(path string, flags int) (*os.File, error) {
+	fd, err := unix.Open(path, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+	for err == unix.EINTR {
+		fd, err = unix.Open(path, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+	}
+	switch {
+	case err == unix.ELOOP:
+		return nil, fmt.Errorf("%s: refusing a symlink: %w", path, ErrNotRegular)
+	case err == unix.EISDIR:
+		return nil, fmt.Errorf("%s: refusing a directory: %w", path, ErrNotRegular)
+	case err == unix.ENXIO:
+		return nil, fmt.Errorf("%s: refusing a FIFO or socket: %w", path, ErrNotRegular)
+	case err != nil:
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s: refusing a file of mode %#o: %w", path, st.Mode&unix.S_IFMT, ErrNotRegular)
+	}
+	// Regular files ignore O_NONBLOCK, but os.NewFile would hand a
+	// non-blocking descriptor to the runtime's poller (epoll set-up and
+	// a failing epoll_ctl on every hook run): clear it first.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}

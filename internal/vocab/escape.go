@@ -1,0 +1,89 @@
+package vocab
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Text that a container controls (its ID, annotations, process names,
+// paths in its rootfs) is printed in one of two forms, chosen by where it
+// appears: [Escape] keeps a tree row or a notice readable as it is, with
+// only the dangerous characters spelt out; [Printable] quotes a whole
+// string with Go escapes, for messages where one odd character should
+// stand out. Both keep a terminal from being steered by escape sequences,
+// control and bidirectional-override characters.
+
+// Escape returns s with control characters, backslashes, invalid UTF-8
+// and invisible or bidirectional formatting runes (Unicode Cf, such as
+// U+202E) spelt out as \xNN or \u{N}, so that a container-controlled name
+// cannot move the cursor, recolour the terminal or reorder the text
+// around it. Printable text (including non-ASCII letters) is unchanged.
+func Escape(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			b.WriteString(`\x` + hex2(s[i]))
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r < 0x20 || r == 0x7f:
+			b.WriteString(`\x` + hex2(byte(r)))
+		case r >= 0x80 && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) && r != ' '):
+			b.WriteString(`\u{` + strconv.FormatInt(int64(r), 16) + `}`)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func hex2(c byte) string {
+	const digits = "0123456789abcdef"
+	return string([]byte{digits[c>>4], digits[c&15]})
+}
+
+// Printable returns s unchanged when every rune is printable, else s
+// quoted with Go escapes, so that container-controlled strings cannot
+// move the cursor or hide text on a terminal.
+func Printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == unicode.ReplacementChar {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// OneLine flattens a (possibly joined) error onto one [Printable] line.
+func OneLine(err error) string {
+	return Printable(strings.ReplaceAll(err.Error(), "\n", "; "))
+}
+
+// Cut returns s cut to at most n bytes at a character boundary, with
+// invalid UTF-8 replaced by U+FFFD. Labels and annotations are the
+// container owner's to choose: cutting at a boundary keeps a long
+// value's last character whole instead of turning it into U+FFFD.
+func Cut(s string, n int) string {
+	if len(s) > n {
+		i := n
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i]
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}

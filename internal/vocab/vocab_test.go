@@ -1,0 +1,110 @@
+package vocab
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestContainerdAddress(t *testing.T) {
+	t.Setenv("CONTAINERD_ADDRESS", "")
+	if got := ContainerdAddress(""); got != DefaultContainerdAddress {
+		t.Errorf("ContainerdAddress(\"\") = %q", got)
+	}
+	t.Setenv("CONTAINERD_ADDRESS", "/x.sock")
+	if got := ContainerdAddress(""); got != "/x.sock" {
+		t.Errorf("ContainerdAddress with env = %q", got)
+	}
+	if got := ContainerdAddress("/flag.sock"); got != "/flag.sock" {
+		t.Errorf("ContainerdAddress(flag) = %q", got)
+	}
+}
+
+func TestPodName(t *testing.T) {
+	for _, tc := range []struct {
+		labels map[string]string
+		want   string
+	}{
+		{nil, ""},
+		{map[string]string{LabelPodName: "web-0"}, "web-0"},
+		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop"}, "shop/web-0"},
+		{map[string]string{LabelPodNamespace: "shop"}, ""},
+		{map[string]string{AnnotationSandboxName: "db-1", AnnotationSandboxNamespace: "prod"}, "prod/db-1"},
+		// Both pairs: the io.kubernetes.pod one names the pod.
+		{map[string]string{AnnotationSandboxName: "db-1", AnnotationSandboxNamespace: "prod", LabelPodName: "web-0", LabelPodNamespace: "shop"}, "shop/web-0"},
+	} {
+		if got := PodName(tc.labels); got != tc.want {
+			t.Errorf("PodName(%v) = %q, want %q", tc.labels, got, tc.want)
+		}
+	}
+}
+
+func TestCut(t *testing.T) {
+	long := strings.Repeat("a", MaxRecordedValue-1) + "é" // cut inside "é"
+	for _, tc := range []struct{ in, want string }{
+		{long, strings.Repeat("a", MaxRecordedValue-1)},
+		{"ab\xc3\x28", "ab\uFFFD("},
+		{"x\x1b[31m\n\x00y", "x\x1b[31m\n\x00y"},
+	} {
+		if got := Cut(tc.in, MaxRecordedValue); got != tc.want {
+			t.Errorf("Cut(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func FuzzCut(f *testing.F) {
+	f.Add("abc", 2)
+	f.Add("ab\xc3\xa9", 3)
+	f.Add("\xff\xfe", 1)
+	f.Fuzz(func(t *testing.T, s string, n int) {
+		if n < 0 || n > 1<<16 {
+			return
+		}
+		got := Cut(s, n)
+		if !utf8.ValidString(got) {
+			t.Errorf("Cut(%q, %d) = %q: invalid UTF-8", s, n, got)
+		}
+		if utf8.ValidString(s) && len(got) > n {
+			t.Errorf("Cut(%q, %d) = %q: longer than %d", s, n, got, n)
+		}
+	})
+}
+
+func TestEscape(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"sleep", "sleep"},
+		{"a b", "a b"},
+		{"x\ny", `x\x0ay`},
+		{"\x1b[31mred", `\x1b[31mred`},
+		{`back\slash`, `back\\slash`},
+		{"bad\xffutf8", `bad\xffutf8`},
+		{"bidi\u202eevil", `bidi\u{202e}evil`},
+		{"zero\u200bwidth", `zero\u{200b}width`},
+		{"café", "café"},
+		{"\x7f", `\x7f`},
+		{"\u0085", `\u{85}`},
+	} {
+		if got := Escape(tc.in); got != tc.want {
+			t.Errorf("Escape(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func FuzzEscape(f *testing.F) {
+	f.Add("sleep")
+	f.Add("\x1b]0;title\x07\u202e\xff\\")
+	f.Fuzz(func(t *testing.T, s string) {
+		e := Escape(s)
+		if !utf8.ValidString(e) {
+			t.Fatalf("Escape(%q) = %q is not UTF-8", s, e)
+		}
+		for _, r := range e {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u202e' {
+				t.Fatalf("Escape(%q) = %q keeps %U", s, e, r)
+			}
+		}
+		if !strings.Contains(s, `\`) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r >= 0x7f }) && e != s {
+			t.Fatalf("Escape changed clean %q to %q", s, e)
+		}
+	})
+}
