@@ -97,9 +97,12 @@ func verifyCmd(logs []string, opts audit.VerifyOptions, asJSON bool, stdout, std
 				s, verr = audit.Verify(files, opts)
 				return verr
 			})
-			res.Files, res.Records, res.FirstSeq, res.LastSeq, res.LastHash = files, s.Records, s.FirstSeq, s.LastSeq, s.LastHash
-			for _, t := range s.TornTails {
-				res.TornTails = append(res.TornTails, t.Seq)
+			// s is nil when the log could not be locked or opened.
+			if s != nil {
+				res.Files, res.Records, res.FirstSeq, res.LastSeq, res.LastHash = files, s.Records, s.FirstSeq, s.LastSeq, s.LastHash
+				for _, t := range s.TornTails {
+					res.TornTails = append(res.TornTails, t.Seq)
+				}
 			}
 		}
 		res.OK = err == nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -431,4 +432,71 @@ func TestKill9Hooks(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 40 hooks finished, %d records", len(acked), len(seen))
+}
+
+// TestVerifyCannotLock checks that audit verify and audit show never
+// crash when the log's lock cannot be taken (a symlinked lock file, a
+// lock another user cannot read) or the log cannot be read: one line on
+// stderr and exit 1, also with --json.
+func TestVerifyCannotLock(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", nil)
+	if code, _, stderr := run(selfState("c1"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	// oneLine checks the outcome of args: exit 1 and one line, on stderr
+	// or, with --json, a JSON object on stdout that says what failed.
+	oneLine := func(t *testing.T, args []string, code int, stdout, stderr string) {
+		t.Helper()
+		if slices.Contains(args, "--json") {
+			var res struct {
+				OK    bool   `json:"ok"`
+				Error string `json:"error"`
+			}
+			if code != 1 || strings.Count(stdout, "\n") != 1 || json.Unmarshal([]byte(stdout), &res) != nil || res.OK || res.Error == "" {
+				t.Errorf("%v: exit %d, stdout %q; want exit 1 and one JSON line with the error", args, code, stdout)
+			}
+			return
+		}
+		if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "nsrel-hook: audit ") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 1 and one line", args, code, stderr)
+		}
+	}
+	t.Run("symlinked lock", func(t *testing.T) {
+		lock := e.log + ".lock"
+		if err := os.Rename(lock, lock+".saved"); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Rename(lock+".saved", lock)
+		if err := os.Symlink("/etc/passwd", lock); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(lock)
+		for _, args := range [][]string{{"audit", "verify", e.log}, {"audit", "verify", "--json", e.log}, {"audit", "show", e.log}} {
+			code, stdout, stderr := run("", args...)
+			oneLine(t, args, code, stdout, stderr)
+		}
+	})
+	t.Run("unreadable lock", func(t *testing.T) {
+		// The log is readable by everyone, its lock only by root: an
+		// unprivileged user can read the records but not take the lock.
+		if err := os.Chmod(e.log, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Dir(e.log), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"audit", "verify", e.log}, {"audit", "verify", "--json", e.log}, {"audit", "show", e.log}} {
+			cmd := exec.Command(hookBin, args...)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := cmd.ProcessState.ExitCode()
+			if err != nil && code < 0 {
+				t.Fatal(err)
+			}
+			oneLine(t, args, code, stdout.String(), stderr.String())
+		}
+	})
 }
