@@ -23,6 +23,7 @@ lint: deps
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(NSREL_TOOLS)/staticcheck-v0.8.2/staticcheck ./...
+	./scripts/cross.sh
 
 # Go benchmarks of every package (quick); the bench-* targets run the
 # scripted comparisons recorded in docs/BENCHMARKS.md (minutes each).

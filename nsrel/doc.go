@@ -46,3 +46,5 @@
 // See ioctl_ns(2), namespaces(7), user_namespaces(7) and
 // pid_namespaces(7).
 package nsrel
+
+import _ "github.com/nsrel/nsrel/internal/linuxonly" // stops a build for another GOOS with one message

@@ -85,8 +85,8 @@ func BenchmarkHookBinary(b *testing.B) {
 				if err != nil {
 					b.Fatalf("%s %s: %v: %s", bin, stage, err, out)
 				}
-				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && suffix == "" && ru.Maxrss > maxRSS {
-					maxRSS = ru.Maxrss
+				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && suffix == "" && int64(ru.Maxrss) > maxRSS {
+					maxRSS = int64(ru.Maxrss)
 				}
 			}
 		}

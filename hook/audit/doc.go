@@ -41,3 +41,5 @@
 // uses [Log.AppendWith] (check and append under one lock) or
 // [Log.HasStart].
 package audit
+
+import _ "github.com/nsrel/nsrel/internal/linuxonly" // stops a build for another GOOS with one message

@@ -5,3 +5,5 @@
 // a directory is refused, and descriptors stay out of the Go runtime's
 // poller, which a short-lived hook process need not set up.
 package safefile
+
+import _ "github.com/nsrel/nsrel/internal/linuxonly" // stops a build for another GOOS with one message

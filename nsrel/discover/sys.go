@@ -30,17 +30,6 @@ func (w *worker) readlinkat(dirfd int, path string, buf []byte) (int, error) {
 	return int(n), nil
 }
 
-// fstatat is fstatat(2) of path below dirfd, following links.
-func (w *worker) fstatat(dirfd int, path string, st *unix.Stat_t) error {
-	p := w.cpath(path)
-	_, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
-		uintptr(unsafe.Pointer(st)), 0, 0, 0)
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
 // openPID opens /proc/PID (below procfd) as an O_PATH directory.
 func (w *worker) openPID(procfd, pid int) (int, error) {
 	w.pbuf = append(strconv.AppendInt(w.pbuf[:0], int64(pid), 10), 0)

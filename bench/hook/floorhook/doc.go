@@ -14,3 +14,5 @@
 // what nsrel-hook records cannot go below on a given machine. Compare it
 // with an empty Go program (process start-up alone) and with nsrel-hook.
 package main
+
+import _ "github.com/nsrel/nsrel/internal/linuxonly" // stops a build for another GOOS with one message

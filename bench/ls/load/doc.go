@@ -11,3 +11,5 @@
 //
 //	go run ./bench/ls/load -procs 2000 -userns 150
 package main
+
+import _ "github.com/nsrel/nsrel/internal/linuxonly" // stops a build for another GOOS with one message

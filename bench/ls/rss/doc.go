@@ -3,3 +3,5 @@
 //
 //	rss lsuserns --details
 package main
+
+import _ "github.com/nsrel/nsrel/internal/linuxonly" // stops a build for another GOOS with one message

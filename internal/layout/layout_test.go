@@ -1,0 +1,146 @@
+package layout
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+const module = "github.com/nsrel/nsrel/"
+
+// layers places each package of nsrel (without the module prefix) on a
+// layer: a package may import project packages of lower layers only.
+// docs/ARCHITECTURE.md draws the same picture; a new package must be
+// added to both.
+var layers = map[string]int{
+	"internal/vocab":         0,
+	"internal/safefile":      0,
+	"internal/linuxonly":     -1,
+	"hook/internal/fastjson": 0,
+	"nsrel":                  1,
+	"hook/audit":             1,
+	"internal/logging":       1,
+	"nsrel/discover":         2,
+	"hook/inspect":           2,
+	"hook/policy":            2,
+	"tree":                   3,
+	"hook":                   3,
+	"containers":             3,
+	"internal/lstool":        4,
+	"containerd":             4,
+	"containerd/recorder":    5,
+	"containerd/nriplugin":   5,
+	"cmd/lsuserns":           6,
+	"cmd/lspidns":            6,
+	"cmd/nsrel-hook":         6,
+	"cmd/nsrel-containerd":   6,
+}
+
+// support are packages for tests, benchmarks and the demo: they may
+// import any library package, and only tests and other support may
+// import them.
+func support(p string) bool {
+	switch {
+	case strings.HasPrefix(p, "bench/"), strings.HasPrefix(p, "internal/bundle"), p == "internal/lstool/lstooltest":
+		return true
+	}
+	switch p {
+	case "internal/nstest", "internal/ctrdtest", "internal/runtest", "internal/audittest", "internal/layout":
+		return true
+	}
+	return false
+}
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+}
+
+func list(t *testing.T, args ...string) []pkg {
+	t.Helper()
+	goBin := nstest.RequireCmd(t, "go")
+	cmd := exec.Command(goBin, append([]string{"list", "-json"}, args...)...)
+	cmd.Dir = nstest.RepoFile(t, ".")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+// TestImportsGoDown checks the layers: every library package imports only
+// library packages of lower layers, and no library package imports test
+// support.
+func TestImportsGoDown(t *testing.T) {
+	for _, p := range list(t, "./...") {
+		name := strings.TrimPrefix(p.ImportPath, module)
+		if support(name) {
+			continue
+		}
+		layer, ok := layers[name]
+		if !ok {
+			t.Errorf("%s is on no layer: add it to layers here and to docs/ARCHITECTURE.md", name)
+			continue
+		}
+		for _, imp := range p.Imports {
+			dep, ours := strings.CutPrefix(imp, module)
+			if !ours {
+				continue
+			}
+			switch dl, known := layers[dep]; {
+			case support(dep):
+				t.Errorf("%s imports %s, which is test support", name, dep)
+			case !known:
+				t.Errorf("%s imports %s, which is on no layer", name, dep)
+			case dl >= layer:
+				t.Errorf("%s (layer %d) imports %s (layer %d): imports must go down", name, layer, dep, dl)
+			}
+		}
+	}
+}
+
+// TestLeanBinaries checks what the binaries link. nsrel-hook runs on
+// every container start: no containerd client, gRPC, protobuf or NRI.
+// lsuserns and lspidns run often and interactively: not the hook's stage
+// code, the recorder, the NRI plugin or the WebAssembly runtime NRI
+// brings.
+func TestLeanBinaries(t *testing.T) {
+	banned := map[string][]string{
+		"cmd/nsrel-hook": {"github.com/containerd/...", "google.golang.org/grpc/...", "google.golang.org/protobuf/...",
+			module + "containerd/...", module + "containers/..."},
+		"cmd/lsuserns": {module + "hook", module + "containerd/recorder", module + "containerd/nriplugin",
+			module + "internal/logging", "github.com/containerd/nri/...", "github.com/tetratelabs/wazero/..."},
+	}
+	banned["cmd/lspidns"] = banned["cmd/lsuserns"]
+	for cmd, bans := range banned {
+		pkgs := list(t, "-deps=false", "./"+cmd)
+		if len(pkgs) != 1 {
+			t.Fatalf("go list ./%s: %d packages", cmd, len(pkgs))
+		}
+		for _, dep := range pkgs[0].Deps {
+			for _, b := range bans {
+				// "P/..." bans P and everything below it, as go list reads it.
+				base, tree := strings.CutSuffix(b, "/...")
+				if dep == base || tree && strings.HasPrefix(dep, base+"/") {
+					t.Errorf("%s links %s", cmd, dep)
+				}
+			}
+		}
+	}
+}
