@@ -4,7 +4,7 @@ BIN     ?= bin
 export NSREL_TOOLS ?= $(HOME)/.cache/nsrel/tools
 TESTFLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build test bench bench-ls bench-hook bench-containerd demo deps lint clean
+.PHONY: all build test bench bench-ls bench-hook bench-containerd bench-startup demo deps lint clean
 
 all: build
 
@@ -38,6 +38,9 @@ bench-hook: deps
 
 bench-containerd: deps
 	bench/containerd/run.sh
+
+bench-startup:
+	bench/startup/run.sh
 
 # The main job: runc + busybox containers with nsrel-hook, audit log, tree.
 demo: deps

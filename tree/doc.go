@@ -17,5 +17,5 @@
 // Children are sorted by inode; several roots (when the caller cannot see
 // the top of the hierarchy) print as separate trees. Everything that comes
 // from processes or containers (command names, container IDs and names,
-// mount paths) is escaped with [Escape] before it reaches a terminal.
+// mount paths) is escaped with [vocab.Escape] before it reaches a terminal.
 package tree

@@ -25,21 +25,31 @@
 // file is started; the chain continues across files ([Files] lists them
 // in order).
 //
-// # Encoding
+// # Format
 //
+// The package owns the record format: [Record] and the types it embeds
+// ([Ancestry], [UserNS], [PIDNS], [Violation]), which package inspect
+// fills and package policy returns, are defined here and nowhere else.
 // [Record.Encode] writes exactly what encoding/json writes for a Record,
 // without reflection; [Decode] reads that exact form the same way and
 // hands anything else to encoding/json, so that a line is accepted, and
 // an error worded, as encoding/json would (fuzz tests hold both paths
 // together).
 //
+// # Reading
+//
+// Everything in nsrel that reads the log goes through this package:
+// [Lines] and [Records] forwards, [LinesBackward] and [Searcher] from the
+// end, [PeekHead] for a cheap look at a line's container and stage before
+// [Decode], [Verify] for the chain.
+//
 // # Sources
 //
 // Every record names its writer in [Record.Source]: [SourceOCIHook] for
-// nsrel-hook, [SourceContainerdEvents] for the containerd event recorder.
-// A writer that must not record a start another writer already recorded
-// uses [Log.AppendWith] (check and append under one lock) or
-// [Log.HasStart].
+// nsrel-hook, [SourceContainerdEvents] for the containerd event recorder,
+// [SourceNRI] for the NRI plugin. A writer that must not record a start
+// another writer already recorded uses [Log.AppendStart] (or
+// [Log.AppendWith] to check and append under one lock).
 package audit
 
 import _ "github.com/nsrel/nsrel/internal/linuxonly" // stops a build for another GOOS with one message

@@ -10,5 +10,7 @@
 // Linux 6.18, and is recorded as absent (nil) on older kernels.
 //
 // [Process] is what nsrel-hook, the containerd event recorder and the NRI
-// plugin call; the [Ancestry] it returns is what the audit log records.
+// plugin call (through [github.com/nsrel/nsrel/hook.Decide]); the
+// [audit.Ancestry] it returns is what the audit log records. Its files
+// are opened with [nsrel.Open], outside the Go runtime's poller.
 package inspect

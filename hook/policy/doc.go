@@ -10,6 +10,7 @@
 // A policy is a list of blocks selected by container ID and annotation
 // regular expressions (first match wins) plus a default block. Each block
 // has a mode (enforce or audit) and rules on the container process's
-// user and PID namespace ancestry ([inspect.Ancestry]). [Config.Select]
-// and [Block.Evaluate] are pure functions.
+// user and PID namespace ancestry ([audit.Ancestry], as package inspect
+// reads it); violations are [audit.Violation]s, the form the audit log
+// records. [Config.Select] and [Block.Evaluate] are pure functions.
 package policy
