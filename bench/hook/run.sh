@@ -165,7 +165,7 @@ echo "== nsrel-hook alone at each stage (inspect + policy + locked, fdatasync'ed
 # With BASELINE, its binary runs alternately in the same benchmark.
 set --
 [ -n "${BASELINE:-}" ] && set -- -bench-bin "$WORK/nsrel-hook-base"
-(cd "$REPO" && $GO test -run '^$' -bench 'BenchmarkHookBinary$' -benchtime "${RUNS}x" ./hook/ -args -bench-all-stages "$@") |
+(cd "$REPO" && $GO test -run '^$' -bench 'BenchmarkHookBinary$' -benchtime "${RUNS}x" ./cmd/nsrel-hook/ -args -bench-all-stages "$@") |
 	awk -v base="$(echo "${BASELINE:-}" | cut -c1-12)" '/^BenchmarkHookBinary/ { for (i = 1; i <= NF; i++) if ($i ~ /^median-.*-ms$/) {
 			st = $i; sub(/^median-/, "", st); sub(/-ms$/, "", st); m[st] = $(i-1) } else if ($i ~ /^p90-.*-ms$/) {
 			st = $i; sub(/^p90-/, "", st); sub(/-ms$/, "", st); p[st] = $(i-1) }
