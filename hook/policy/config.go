@@ -77,6 +77,17 @@ type Config struct {
 	// RotateBytes is the size at which the audit log is rotated
 	// (rotate_bytes); 0 never rotates.
 	RotateBytes int64
+	// KeepFiles is how many rotated files of the audit log are kept
+	// (keep_files); 0 keeps all. Older ones are removed by the append that
+	// rotates, which records what it removed.
+	KeepFiles int
+	// SealState is the forward-secure sealing state (seal_state), or ""
+	// for none. Records are sealed once `nsrel-hook audit seal-init` has
+	// written it.
+	SealState string
+	// Checkpoints says when and where checkpoints of the audit chain are
+	// emitted (checkpoints); nil for never.
+	Checkpoints *Checkpoints
 	// RecordAnnotations are the annotation keys copied into records
 	// (record_annotations).
 	RecordAnnotations []string
@@ -340,7 +351,7 @@ func (p *parser) config(n *node) *Config {
 		RecordAnnotations: DefaultRecordAnnotations,
 	}
 	names := map[string]bool{}
-	p.object(n, "", []string{"!version", "!audit_log", "log_file", "on_error", "deadline_ms", "rotate_bytes", "record_annotations", "policies", "!default"}, func(key string, v *node, path string) {
+	p.object(n, "", []string{"!version", "!audit_log", "log_file", "on_error", "deadline_ms", "rotate_bytes", "keep_files", "seal_state", "checkpoints", "record_annotations", "policies", "!default"}, func(key string, v *node, path string) {
 		switch key {
 		case "version":
 			if x, ok := p.integer(v, path, 1, 1); ok && x != 1 {
@@ -368,6 +379,14 @@ func (p *parser) config(n *node) *Config {
 				}
 				c.RotateBytes = x
 			}
+		case "keep_files":
+			if x, ok := p.integer(v, path, 0, 1<<20); ok {
+				c.KeepFiles = int(x)
+			}
+		case "seal_state":
+			c.SealState = p.absPath(v, path, true)
+		case "checkpoints":
+			c.Checkpoints = p.checkpoints(v, path)
 		case "record_annotations":
 			if v.Kind != 'a' {
 				p.errorf(v, path, "must be an array of strings, not %s", kindName(v.Kind))
