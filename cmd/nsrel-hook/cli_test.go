@@ -108,13 +108,13 @@ func TestMainEnforceInProcess(t *testing.T) {
 	if stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "require_user_namespace:") || !strings.Contains(stderr, "user_depth_min:") {
 		t.Errorf("want one line naming the rules on stderr, got stdout %q stderr %q", stdout, stderr)
 	}
-	// The kube-system block selects by annotation and only audits.
+	// A container's own kube-system annotation exempts it from nothing.
 	st := strings.Replace(selfState("self-sys"), `"prod"`, `"kube-system"`, 1)
-	if code, _, stderr := run(st, "--config", e.config, "createRuntime"); code != 0 {
-		t.Errorf("kube-system container refused: %s", stderr)
+	if code, _, _ := run(st, "--config", e.config, "createRuntime"); code != 1 {
+		t.Errorf("a container claiming kube-system: exit %d, want 1", code)
 	}
 	recs := e.records(t, "")
-	if len(recs) != 2 || recs[0].Verdict != audit.VerdictDeny || recs[1].Policy != "system" || recs[1].Verdict != audit.VerdictAllow {
+	if len(recs) != 2 || recs[0].Verdict != audit.VerdictDeny || recs[1].Policy != "userns-required" || recs[1].Verdict != audit.VerdictDeny {
 		t.Errorf("records %+v", recs)
 	}
 }
@@ -221,7 +221,7 @@ func TestMainUsage(t *testing.T) {
 		{"missing config at poststart", "{}", []string{"--config", "/nonexistent/hook.json", "poststart"}, 0, "", "no such file"},
 		{"bad state", "not json", []string{"--config", e.config, "createRuntime"}, 0, "", "state:"},
 		{"policy usage", "", []string{"policy"}, 2, "", "usage"},
-		{"policy check shipped", "", []string{"policy", "check", "../../config/hook-enforce.json"}, 0, "policy 1 \"system\"", ""},
+		{"policy check shipped", "", []string{"policy", "check", "../../config/hook-enforce.json"}, 0, "default \"userns-required\"", ""},
 		{"policy check bad", "", []string{"policy", "check", "cli_test.go"}, 1, "", "cli_test.go:1:1:"},
 		{"audit usage", "", []string{"audit"}, 2, "", "usage"},
 		{"audit bad command", "", []string{"audit", "fix"}, 2, "", "unknown audit command"},

@@ -39,6 +39,7 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(&b, "diagnostics: %s\n", logFile)
 	fmt.Fprintf(&b, "on_error:    %s; deadline %d ms\n", cfg.OnError, cfg.DeadlineMS)
 	fmt.Fprintf(&b, "records annotations: %s\n", strings.Join(cfg.RecordAnnotations, ", "))
+	fmt.Fprintf(&b, "trusted selectors:   %s\n", cfg.TrustedSelectors.Describe())
 	for i := range cfg.Policies {
 		blk := &cfg.Policies[i]
 		fmt.Fprintf(&b, "\npolicy %d %q\n", i+1, blk.Name)

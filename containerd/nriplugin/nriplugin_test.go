@@ -46,6 +46,7 @@ func testPlugin(t *testing.T, crictl string, withHook bool) {
 	"version": 1,
 	"audit_log": %q,
 	"on_error": "allow",
+	"trusted_selectors": {"annotations": ["io.kubernetes.cri.container-name"]},
 	"policies": [{"name": "strict",
 		"match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "bad"}},
 		"mode": "enforce", "rules": {"require_user_namespace": true}}],

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,6 +92,9 @@ type Config struct {
 	// RecordAnnotations are the annotation keys copied into records
 	// (record_annotations).
 	RecordAnnotations []string
+	// TrustedSelectors are the selectors a block's match may use
+	// (trusted_selectors); nothing is trusted by default.
+	TrustedSelectors TrustedSelectors
 	// Policies are the selectable blocks, in order (policies).
 	Policies []Block
 	// Default applies when no block matches (default).
@@ -111,18 +115,44 @@ type Block struct {
 
 // Match selects containers by ID and annotations, like podman's hooks.d
 // "when" section. Every regular expression must match the whole string.
-// All conditions given must hold.
+// All conditions given must hold. [Parse] accepts only selectors the
+// config trusts ([TrustedSelectors]).
 type Match struct {
 	// ID matches the container ID; nil matches any.
 	ID *regexp.Regexp
-	// Annotations maps a key expression to a value expression; each pair
-	// needs at least one annotation whose key and value match.
+	// Annotations are the annotations a container needs, each with a
+	// value that matches.
 	Annotations []AnnotationMatch
 }
 
-// AnnotationMatch is one entry of [Match.Annotations].
+// AnnotationMatch is one entry of [Match.Annotations]: the annotation
+// Key (one literal key, written as a regular expression without
+// wildcards in the file) must be present with a value that Value
+// matches.
 type AnnotationMatch struct {
-	Key, Value *regexp.Regexp
+	Key   string
+	Value *regexp.Regexp
+}
+
+// TrustedSelectors are the selectors the operator trusts to tell
+// containers apart (trusted_selectors). Whoever creates a container
+// under runc, crun, podman or CRI-O chooses its ID (runc, crun) and its
+// annotations, so a block selected by them could be picked by the very
+// container it is meant to exempt. A block's match may therefore name
+// only what is listed here: annotations the runtime itself sets (as
+// containerd's CRI plugin sets io.kubernetes.cri.sandbox-namespace from
+// the pod) and, if ID is set, the container ID.
+type TrustedSelectors struct {
+	// Annotations are the annotation keys a match may name (literal
+	// keys, not expressions).
+	Annotations []string
+	// ID allows matching on the container ID.
+	ID bool
+}
+
+// TrustsAnnotation reports whether key is one of t.Annotations.
+func (t *TrustedSelectors) TrustsAnnotation(key string) bool {
+	return slices.Contains(t.Annotations, key)
 }
 
 // Rules are the checks of a block. A zero Rules checks nothing.
@@ -229,6 +259,20 @@ func located(name string, data []byte, err error) error {
 
 type parser struct {
 	errs []*posError
+	// selectors are the ID and annotation-key selectors of every block,
+	// checked against trusted_selectors once the whole file is read
+	// (the key may come after the policies).
+	selectors []selector
+}
+
+// selector is the ID or one annotation key a block's match names.
+type selector struct {
+	off     int    // where it is written
+	path    string // its key path
+	id      bool   // the container ID; else an annotation key
+	expr    string // the annotation key expression as written
+	key     string // the key it matches, if literal
+	literal bool   // the expression matches one key only
 }
 
 func (p *parser) errorf(n *node, path, format string, args ...any) {
@@ -351,7 +395,8 @@ func (p *parser) config(n *node) *Config {
 		RecordAnnotations: DefaultRecordAnnotations,
 	}
 	names := map[string]bool{}
-	p.object(n, "", []string{"!version", "!audit_log", "log_file", "on_error", "deadline_ms", "rotate_bytes", "keep_files", "seal_state", "checkpoints", "record_annotations", "policies", "!default"}, func(key string, v *node, path string) {
+	trustedOK := true
+	p.object(n, "", []string{"!version", "!audit_log", "log_file", "on_error", "deadline_ms", "rotate_bytes", "keep_files", "seal_state", "checkpoints", "record_annotations", "trusted_selectors", "policies", "!default"}, func(key string, v *node, path string) {
 		switch key {
 		case "version":
 			if x, ok := p.integer(v, path, 1, 1); ok && x != 1 {
@@ -398,6 +443,10 @@ func (p *parser) config(n *node) *Config {
 					c.RecordAnnotations = append(c.RecordAnnotations, s)
 				}
 			}
+		case "trusted_selectors":
+			before := len(p.errs)
+			c.TrustedSelectors = p.trusted(v, path)
+			trustedOK = len(p.errs) == before
 		case "policies":
 			if v.Kind != 'a' {
 				p.errorf(v, path, "must be an array of policy blocks, not %s", kindName(v.Kind))
@@ -421,7 +470,72 @@ func (p *parser) config(n *node) *Config {
 			}
 		}
 	})
+	// Matches are judged once trusted_selectors is known, wherever it
+	// is in the file; if it is broken (reported already), judging them
+	// by what could be read of it would only add noise.
+	if trustedOK {
+		p.checkTrust(&c.TrustedSelectors)
+	}
 	return c
+}
+
+// trusted parses trusted_selectors.
+func (p *parser) trusted(n *node, path string) TrustedSelectors {
+	var t TrustedSelectors
+	p.object(n, path, []string{"annotations", "id"}, func(key string, v *node, path string) {
+		switch key {
+		case "annotations":
+			if v.Kind != 'a' {
+				p.errorf(v, path, "must be an array of annotation keys, not %s", kindName(v.Kind))
+				return
+			}
+			t.Annotations = []string{}
+			for i, e := range v.Elems {
+				ep := fmt.Sprintf("%s[%d]", path, i)
+				s, ok := p.str(e, ep)
+				switch {
+				case !ok:
+				case s == "" || len(s) > 253 || strings.ContainsFunc(s, func(r rune) bool { return r <= 0x20 || r == 0x7f }):
+					p.errorf(e, ep, "must be an annotation key: 1 to 253 printable characters without spaces")
+				case strings.ContainsAny(s, `\()[]{}|*+?^$`):
+					p.errorf(e, ep, "must be an annotation key as the runtime writes it (such as %q), not a pattern", vocab.AnnotationSandboxNamespace)
+				case slices.Contains(t.Annotations, s):
+					p.errorf(e, ep, "duplicate annotation key %q", s)
+				default:
+					t.Annotations = append(t.Annotations, s)
+				}
+			}
+		case "id":
+			t.ID = p.boolean(v, path)
+		}
+	})
+	return t
+}
+
+// checkTrust refuses every selector of the policies that t does not
+// trust: the container's creator could use it to pick a laxer block.
+func (p *parser) checkTrust(t *TrustedSelectors) {
+	for _, s := range p.selectors {
+		var msg string
+		switch {
+		case s.id && !t.ID:
+			msg = "the container ID is not trusted (trusted_selectors.id): whoever creates a container chooses its ID (runc, crun, ctr), " +
+				"so a container could pick this block; trust it only if nobody else can create containers that run this hook"
+		case s.id:
+		case !s.literal && !strings.ContainsAny(s.expr, `\()[]{}|*+?^$`):
+			msg = fmt.Sprintf("must be one literal annotation key, not a pattern (write %q for that key): "+
+				"only the keys in trusted_selectors.annotations can select a block", regexp.QuoteMeta(s.expr))
+		case !s.literal:
+			msg = "must be one literal annotation key, not a pattern: only the keys in trusted_selectors.annotations can select a block"
+		case !t.TrustsAnnotation(s.key):
+			msg = fmt.Sprintf("annotation %q is not in trusted_selectors.annotations: a container's creator sets its own annotations "+
+				"(runc, crun, podman, CRI-O), so a container could pick this block; list the key there only if your runtime sets it, "+
+				"as containerd's CRI plugin sets %s from the pod", s.key, vocab.AnnotationSandboxNamespace)
+		}
+		if msg != "" {
+			p.errs = append(p.errs, &posError{off: s.off, path: s.path, msg: msg})
+		}
+	}
 }
 
 func (p *parser) block(n *node, path string, selectable bool) Block {
@@ -460,7 +574,9 @@ func (p *parser) match(n *node, path string) *Match {
 	ok := p.object(n, path, []string{"id", "annotations"}, func(key string, v *node, path string) {
 		switch key {
 		case "id":
-			m.ID = p.regex(v, path)
+			if m.ID = p.regex(v, path); m.ID != nil {
+				p.selectors = append(p.selectors, selector{off: v.Off, path: path, id: true})
+			}
 		case "annotations":
 			if v.Kind != 'o' {
 				p.errorf(v, path, "must be an object mapping key expressions to value expressions, not %s", kindName(v.Kind))
@@ -468,13 +584,15 @@ func (p *parser) match(n *node, path string) *Match {
 			}
 			for _, mem := range v.Members {
 				mp := path + "[" + strconv.Quote(mem.Key) + "]"
-				k, err := regexp.Compile("^(?:" + mem.Key + ")$")
+				k, err := regexp.Compile(mem.Key)
 				if err != nil {
 					p.errs = append(p.errs, &posError{off: mem.KeyOff, path: mp, msg: fmt.Sprintf("bad key regular expression: %v", err)})
 					continue
 				}
+				lit, complete := k.LiteralPrefix()
+				p.selectors = append(p.selectors, selector{off: mem.KeyOff, path: mp, expr: mem.Key, key: lit, literal: complete})
 				if val := p.regex(mem.Val, mp); val != nil {
-					m.Annotations = append(m.Annotations, AnnotationMatch{Key: k, Value: val})
+					m.Annotations = append(m.Annotations, AnnotationMatch{Key: lit, Value: val})
 				}
 			}
 		}

@@ -8,7 +8,12 @@
 // See docs/hook.md for the format.
 //
 // A policy is a list of blocks selected by container ID and annotation
-// regular expressions (first match wins) plus a default block. Each block
+// regular expressions (first match wins) plus a default block. A block
+// may select only by what the config trusts ([TrustedSelectors]): a
+// container's creator sets its own annotations and, under runc, its ID,
+// so only annotation keys the runtime itself sets (containerd's CRI
+// plugin sets io.kubernetes.cri.sandbox-namespace from the pod) can
+// safely pick a laxer block; [Parse] refuses the rest. Each block
 // has a mode (enforce or audit) and rules on the container process's
 // user and PID namespace ancestry ([audit.Ancestry], as package inspect
 // reads it); violations are [audit.Violation]s, the form the audit log

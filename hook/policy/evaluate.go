@@ -31,14 +31,7 @@ func (m *Match) Matches(id string, annotations map[string]string) bool {
 		return false
 	}
 	for _, am := range m.Annotations {
-		found := false
-		for k, v := range annotations {
-			if am.Key.MatchString(k) && am.Value.MatchString(v) {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if v, ok := annotations[am.Key]; !ok || !am.Value.MatchString(v) {
 			return false
 		}
 	}
@@ -162,7 +155,7 @@ func (b *Block) Describe() []string {
 			parts = append(parts, "id ~ "+trimAnchor(b.Match.ID.String()))
 		}
 		for _, am := range b.Match.Annotations {
-			parts = append(parts, "annotation "+trimAnchor(am.Key.String())+" = "+trimAnchor(am.Value.String()))
+			parts = append(parts, "annotation "+am.Key+" = "+trimAnchor(am.Value.String()))
 		}
 		sel = "containers with " + strings.Join(parts, " and ")
 	}
@@ -193,6 +186,21 @@ func (b *Block) Describe() []string {
 	}
 	out = append(out, "rules:   "+strings.Join(rules, ", "))
 	return out
+}
+
+// Describe says which selectors t trusts, for `nsrel-hook policy check`.
+func (t *TrustedSelectors) Describe() string {
+	var parts []string
+	for _, k := range t.Annotations {
+		parts = append(parts, "annotation "+k)
+	}
+	if t.ID {
+		parts = append(parts, "container ID")
+	}
+	if len(parts) == 0 {
+		return "none (no block can be selected by annotation or ID)"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func trimAnchor(s string) string {

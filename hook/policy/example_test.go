@@ -12,8 +12,9 @@ func Example() {
 	c, err := policy.Parse("hook.json", []byte(`{
 		"version": 1,
 		"audit_log": "/var/log/nsrel/audit.jsonl",
+		"trusted_selectors": {"annotations": ["io.kubernetes.cri.sandbox-namespace"]},
 		"policies": [
-			{"name": "system", "match": {"annotations": {"io\\.kubernetes\\.pod\\.namespace": "kube-system"}}, "mode": "audit"}
+			{"name": "system", "match": {"annotations": {"io\\.kubernetes\\.cri\\.sandbox-namespace": "kube-system"}}, "mode": "audit"}
 		],
 		"default": {"name": "strict", "mode": "enforce", "rules": {"require_user_namespace": true}}
 	}`))
@@ -27,7 +28,7 @@ func Example() {
 		PIDNS: []audit.PIDNS{{Ino: 4026532181}, {Ino: nsrel.InitialPIDNSIno}},
 	}
 	for _, ns := range []string{"kube-system", "prod"} {
-		b := c.Select("web-1", map[string]string{"io.kubernetes.pod.namespace": ns})
+		b := c.Select("web-1", map[string]string{"io.kubernetes.cri.sandbox-namespace": ns})
 		fmt.Printf("%s: block %q (%s): %v\n", ns, b.Name, b.Mode, b.Evaluate(host))
 	}
 	// Output:

@@ -53,7 +53,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty match", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{}}],"default":{"mode":"audit"}}`, []string{"policies[0].match: needs"}},
 		{"bad regex", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"id":"("}}],"default":{"mode":"audit"}}`, []string{"policies[0].match.id: bad regular expression"}},
 		{"bad key regex", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"annotations":{"(":"x"}}}],"default":{"mode":"audit"}}`, []string{"bad key regular expression"}},
-		{"duplicate names", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"id":"x"}},{"name":"a","mode":"audit","match":{"id":"y"}}],"default":{"mode":"audit"}}`, []string{"policies[1].name: duplicate block name"}},
+		{"duplicate names", `{"version":1,"audit_log":"/a","trusted_selectors":{"id":true},"policies":[{"name":"a","mode":"audit","match":{"id":"x"}},{"name":"a","mode":"audit","match":{"id":"y"}}],"default":{"mode":"audit"}}`, []string{"policies[1].name: duplicate block name"}},
 		{"depth range", `{"version":1,"audit_log":"/a","default":{"mode":"audit","rules":{"user_depth_max":34}}}`, []string{"default.rules.user_depth_max: must be between 0 and 33"}},
 		{"min above max", `{"version":1,"audit_log":"/a","default":{"mode":"audit","rules":{"user_depth_min":3,"user_depth_max":2}}}`, []string{"user_depth_min (3) is greater than user_depth_max (2)"}},
 		{"negative uid", `{"version":1,"audit_log":"/a","default":{"mode":"audit","rules":{"allowed_owner_uids":[0,-1]}}}`, []string{"allowed_owner_uids[1]: must be between 0 and"}},
@@ -97,8 +97,11 @@ func TestShippedConfigs(t *testing.T) {
 		if filepath.Base(f) == "hook.json" && (c.Default.Mode != policy.ModeAudit || len(c.Policies) != 0) {
 			t.Errorf("%s: the default config must audit only", f)
 		}
-		if filepath.Base(f) == "hook-enforce.json" && c.Default.Mode != policy.ModeEnforce {
+		if strings.HasPrefix(filepath.Base(f), "hook-enforce") && c.Default.Mode != policy.ModeEnforce {
 			t.Errorf("%s: the example enforcing config does not enforce", f)
+		}
+		if filepath.Base(f) == "hook-enforce.json" && (len(c.Policies) != 0 || c.TrustedSelectors.ID || len(c.TrustedSelectors.Annotations) != 0) {
+			t.Errorf("%s: the enforcing config for every runtime must trust no selector", f)
 		}
 	}
 }
@@ -125,8 +128,9 @@ func TestLoadRefusesNonRegular(t *testing.T) {
 
 const selecting = `{
 	"version": 1, "audit_log": "/a",
+	"trusted_selectors": {"annotations": ["io.kubernetes.pod.namespace", "tier", "team"], "id": true},
 	"policies": [
-		{"name": "kube-system", "match": {"annotations": {"io.kubernetes.pod.namespace": "kube-system"}}, "mode": "audit"},
+		{"name": "kube-system", "match": {"annotations": {"io\\.kubernetes\\.pod\\.namespace": "kube-system"}}, "mode": "audit"},
 		{"name": "infra", "match": {"id": "infra-.*"}, "mode": "audit"},
 		{"name": "both", "match": {"id": "web-.*", "annotations": {"tier": "front|edge", "team": ".+"}}, "mode": "enforce"}
 	],
@@ -148,6 +152,7 @@ func TestSelect(t *testing.T) {
 		{"xinfra-1", nil, "strict"}, // whole-string match
 		{"infra-1", map[string]string{"io.kubernetes.pod.namespace": "kube-system"}, "kube-system"}, // first match wins
 		{"a", map[string]string{"io.kubernetes.pod.namespace": "kube-system-2"}, "strict"},
+		{"a", map[string]string{"io.kubernetes.pod.namespaceX": "kube-system", "ioXkubernetes.pod.namespace": "kube-system"}, "strict"}, // the key is literal
 		{"web-1", map[string]string{"tier": "edge", "team": "a"}, "both"},
 		{"web-1", map[string]string{"tier": "edge"}, "strict"},
 		{"web-1", map[string]string{"tier": "back", "team": "a"}, "strict"},
@@ -245,7 +250,7 @@ func TestDescribe(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte(selecting))
-	for _, name := range []string{"../../config/hook.json", "../../config/hook-enforce.json"} {
+	for _, name := range []string{"../../config/hook.json", "../../config/hook-enforce.json", "../../config/hook-enforce-cri.json"} {
 		if data, err := os.ReadFile(name); err == nil {
 			f.Add(data)
 		}
@@ -262,6 +267,16 @@ func FuzzParse(f *testing.F) {
 		}
 		if c.AuditLog == "" || (c.Default.Mode != policy.ModeAudit && c.Default.Mode != policy.ModeEnforce) {
 			t.Errorf("accepted a config without audit log or mode: %+v", c)
+		}
+		for _, b := range c.Policies {
+			if b.Match.ID != nil && !c.TrustedSelectors.ID {
+				t.Errorf("block %q selects by the untrusted ID", b.Name)
+			}
+			for _, am := range b.Match.Annotations {
+				if !c.TrustedSelectors.TrustsAnnotation(am.Key) {
+					t.Errorf("block %q selects by the untrusted annotation %q", b.Name, am.Key)
+				}
+			}
 		}
 		c.Select("id", map[string]string{"k": "v"}).Evaluate(ancestry(1, true, 0, 0))
 	})
