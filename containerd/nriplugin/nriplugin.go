@@ -103,9 +103,13 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 		md = map[string]string{}
 	}
 	maps.Copy(md, ctr.GetAnnotations())
-	if pod != nil && md[vocab.AnnotationSandboxName] == "" {
-		md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
-	}
+	// The pod's name and namespace come from the runtime, the container's
+	// labels and annotations from whoever made the container: always take
+	// the pod's, over anything the container claims, so that a policy
+	// block selected by the trusted io.kubernetes.cri.sandbox-namespace
+	// (trusted_selectors in docs/hook.md) cannot be picked by a container
+	// of another pod.
+	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
 	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md)
 }
 

@@ -1,0 +1,85 @@
+package nriplugin
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// TestNRIPodNamespaceFromRuntime checks that the plugin takes the pod's
+// name and namespace from the runtime's pod, not from what the container
+// (or the pod's own annotations and labels) claims: under the shipped
+// config/hook-enforce-cri.json, which exempts kube-system by the trusted
+// io.kubernetes.cri.sandbox-namespace, a container in the host user
+// namespace that claims kube-system is refused, and the record names its
+// real pod. No runtime is needed: the requests are built here and the
+// host ancestry is injected.
+func TestNRIPodNamespaceFromRuntime(t *testing.T) {
+	cfg, err := policy.Load(filepath.Join("..", "..", "config", "hook-enforce-cri.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initialUser := uint64(nsrel.InitialUserNSIno)
+	host := &audit.Ancestry{PID: 77, StartTime: 5,
+		User:  []audit.UserNS{{Ino: nsrel.InitialUserNSIno}},
+		PIDNS: []audit.PIDNS{{Ino: nsrel.InitialPIDNSIno, OwnerUserIno: &initialUser}}}
+	claim := map[string]string{vocab.AnnotationSandboxNamespace: "kube-system", vocab.AnnotationSandboxName: "coredns"}
+	shop := &api.PodSandbox{Id: "pod-shop", Name: "web-0", Namespace: "shop"}
+	system := &api.PodSandbox{Id: "pod-system", Name: "coredns", Namespace: "kube-system"}
+	tests := []struct {
+		name   string
+		start  func(*Plugin) error
+		id     string
+		pod    *api.PodSandbox
+		policy string
+	}{
+		{"container annotations claim kube-system", func(p *Plugin) error {
+			return p.StartContainer(context.Background(), shop, &api.Container{Id: "ann", Pid: 77, Annotations: claim})
+		}, "ann", shop, "userns-required"},
+		{"container labels claim kube-system", func(p *Plugin) error {
+			return p.StartContainer(context.Background(), shop, &api.Container{Id: "lab", Pid: 77, Labels: claim})
+		}, "lab", shop, "userns-required"},
+		{"pod annotations and labels claim kube-system", func(p *Plugin) error {
+			pod := &api.PodSandbox{Id: "sandbox", Name: "web-0", Namespace: "shop", Pid: 77, Annotations: claim, Labels: claim}
+			return p.RunPodSandbox(context.Background(), pod)
+		}, "sandbox", shop, "userns-required"},
+		{"a kube-system pod's container claims another namespace", func(p *Plugin) error {
+			ann := map[string]string{vocab.AnnotationSandboxNamespace: "shop", vocab.AnnotationSandboxName: "web-0"}
+			return p.StartContainer(context.Background(), system, &api.Container{Id: "sys", Pid: 77, Annotations: ann, Labels: ann})
+		}, "sys", system, "system"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			log, err := audit.Open(path, audit.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &Plugin{Config: cfg, Log: log, Inspect: func(int) (*audit.Ancestry, error) { return host, nil }}
+			err = tt.start(p)
+			recs := audittest.Records(t, path, tt.id)
+			if len(recs) != 1 {
+				t.Fatalf("%d records, want 1", len(recs))
+			}
+			r := recs[0]
+			want := map[string]string{vocab.AnnotationSandboxName: tt.pod.Name, vocab.AnnotationSandboxNamespace: tt.pod.Namespace}
+			if d := cmp.Diff(want, r.Annotations); d != "" {
+				t.Errorf("recorded pod (-want +got):\n%s", d)
+			}
+			deny := tt.policy != "system"
+			if r.Policy != tt.policy || (r.Verdict == audit.VerdictDeny) != deny || (err != nil) != deny {
+				t.Errorf("block %q verdict %s error %v; want block %q, refused %v", r.Policy, r.Verdict, err, tt.policy, deny)
+			}
+			audittest.Verify(t, path)
+		})
+	}
+}
