@@ -2,6 +2,7 @@ package hook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -126,8 +127,17 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 	}
 	log = log.WithField("seq", rec.Seq)
 	if ierr != nil {
-		log.WithError(ierr).Error("inspection failed")
 		res.Deny = rec.Verdict == audit.VerdictDeny
+		if errors.Is(ierr, ErrInput) {
+			log.WithError(ierr).Error("state refused; recorded what could be read")
+			id := vocab.Printable(rec.ContainerID)
+			if id == "" {
+				id = "(no ID)"
+			}
+			res.Message = fmt.Sprintf("container %s: %v (%s; audit record seq %d)", id, ierr, decision(res.Deny), rec.Seq)
+			return res, ierr
+		}
+		log.WithError(ierr).Error("inspection failed")
 		res.Message = fmt.Sprintf("container %s: cannot inspect its namespaces (%s): %v", vocab.Printable(rec.ContainerID), decision(res.Deny), ierr)
 		return res, ierr
 	}

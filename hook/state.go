@@ -13,34 +13,39 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/nsrel/nsrel/hook/internal/fastjson"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
-// Limits on the state a runtime passes on stdin. The state comes from a
-// runtime, but its annotations come from whoever created the container:
-// treat it as hostile.
+// Limits on the state a runtime passes on stdin (at most
+// [vocab.MaxStateSize] bytes). The state comes from a runtime, but its
+// annotations come from whoever created the container: treat it as
+// hostile.
 const (
-	MaxStateSize       = 1 << 20
 	MaxIDLen           = 1024
 	MaxBundleLen       = 4096
 	MaxAnnotations     = 4096
 	MaxAnnotationValue = 64 << 10
-	// maxPID is the kernel's PID_MAX_LIMIT.
-	maxPID = 1 << 22
 )
 
-// DecodeState reads the OCI state JSON from r: at most [MaxStateSize]
+// DecodeState reads the OCI state JSON from r: at most [vocab.MaxStateSize]
 // bytes, one JSON object, unknown fields (crun's "root") ignored. It
 // checks the ID, bundle, PID and annotations against the limits above.
 func DecodeState(r io.Reader) (*specs.State, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxStateSize+1))
+	data, err := ReadState(r)
 	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
+		return nil, err
 	}
-	if len(data) > MaxStateSize {
-		return nil, fmt.Errorf("state: larger than %d bytes", MaxStateSize)
+	return ParseState(data)
+}
+
+// ParseState is [DecodeState] of the state's bytes.
+func ParseState(data []byte) (*specs.State, error) {
+	if len(data) > vocab.MaxStateSize {
+		return nil, fmt.Errorf("state: larger than %d bytes", vocab.MaxStateSize)
 	}
 	st, ok := fastState(data)
 	if !ok {
+		var err error
 		if st, err = decodeStateJSON(data); err != nil {
 			return nil, err
 		}
@@ -54,7 +59,7 @@ func DecodeState(r io.Reader) (*specs.State, error) {
 		return nil, errors.New("state: container id is not valid UTF-8")
 	case len(st.Bundle) > MaxBundleLen:
 		return nil, fmt.Errorf("state: bundle path longer than %d bytes", MaxBundleLen)
-	case st.Pid < 0 || st.Pid >= maxPID:
+	case st.Pid < 0 || st.Pid >= vocab.PIDLimit:
 		return nil, fmt.Errorf("state: pid %d out of range", st.Pid)
 	case len(st.Annotations) > MaxAnnotations:
 		return nil, fmt.Errorf("state: more than %d annotations", MaxAnnotations)

@@ -13,7 +13,7 @@ func FuzzStateFast(f *testing.F) {
 		`{"ociVersion":"1.0.2","id":"c1","status":"creating","pid":42,"bundle":"/b","annotations":{"a":"b","io.kubernetes.pod.name":"web-0"}}`,
 		`{"ociVersion":"1.0.2","id":"c1","status":"stopped","bundle":"/b","root":"/run/crun","x":[1,{"y":null}]}`,
 		`{"ID":"c1"}`, `{"id":null}`, `{"pid":1.5}`, `{"pid":-0}`, `{"pid":99999999999999999999}`, `{"annotations":{}}`,
-		`{"annotations":null}`, `{"ſtatus":"x"}`, `{"id":"a","id":"b"}`, `[]`, `{"id":"a"} {}`,
+		`{"annotations":null}`, `{"ſtatus":"x"}`, `{"id":"c\u0031","annotations":{"k\u00e9":"\ud83d\ude00\ud83d"}}`, `{"\u0069d":"x"}`, `{"id":"a","id":"b"}`, `[]`, `{"id":"a"} {}`,
 	} {
 		f.Add([]byte(s))
 	}

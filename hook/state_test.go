@@ -32,7 +32,7 @@ func TestDecodeState(t *testing.T) {
 		{"wrong type", `{"id":1}`, nil, "cannot unmarshal"},
 		{"two objects", `{"id":"a"}{"id":"b"}`, nil, "data after"},
 		{"long id", `{"id":"` + strings.Repeat("x", hook.MaxIDLen+1) + `"}`, nil, "longer than"},
-		{"too big", `{"id":"x","bundle":"` + strings.Repeat("x", hook.MaxStateSize) + `"}`, nil, "larger than"},
+		{"too big", `{"id":"x","bundle":"` + strings.Repeat("x", vocab.MaxStateSize) + `"}`, nil, "larger than"},
 		{"bad utf8 id", "{\"id\":\"\xff\"}", nil, ""}, // json replaces it: accepted
 	}
 	for _, tt := range tests {

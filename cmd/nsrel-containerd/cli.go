@@ -135,7 +135,9 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
 		return 1
 	}
-	log, err := audit.Open(cfg.AuditLog, audit.Options{RotateBytes: cfg.RotateBytes, Version: vocab.Version})
+	logger := logging.Stderr(stderr, lvl)
+	warn := func(err error) { logger.WithError(err).Warn("audit log") }
+	log, err := audit.Open(cfg.AuditLog, cfg.AuditOptions(vocab.Version, warn))
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
@@ -151,7 +153,6 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: cannot write the audit log %s: %s\n", prog, vocab.Printable(cfg.AuditLog), vocab.Printable(err.Error()))
 		return 1
 	}
-	logger := logging.Stderr(stderr, lvl)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,38 +19,74 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
+// listFlag collects a repeated string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
 func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook audit verify|show ... (see --help)")
+		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook audit verify|show|ack|seal-init ... (see --help)")
 		return 2
 	}
-	fs := flag.NewFlagSet("audit "+args[0], flag.ContinueOnError)
+	cmd := args[0]
+	fs := flag.NewFlagSet("audit "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	partial := false
-	anchor := ""
-	container := ""
-	asJSON := false
-	switch args[0] {
+	var (
+		partial, asJSON, replace bool
+		anchor, container, host  string
+		reason                   string
+		keys, checkpoints        listFlag
+	)
+	switch cmd {
 	case "verify":
 		fs.BoolVar(&partial, "partial", false, "")
 		fs.StringVar(&anchor, "anchor", "", "")
+		fs.Var(&keys, "key", "")
+		fs.Var(&checkpoints, "checkpoints", "")
+		fs.StringVar(&host, "host", "", "")
 		fs.BoolVar(&asJSON, "json", false, "")
 	case "show":
 		fs.StringVar(&container, "container", "", "")
 		fs.BoolVar(&asJSON, "json", false, "")
+	case "ack":
+		fs.StringVar(&reason, "reason", "", "")
+	case "seal-init":
+		fs.BoolVar(&replace, "replace", false, "")
 	default:
-		fmt.Fprintf(stderr, "nsrel-hook: unknown audit command %s (want verify or show)\n", strconv.Quote(args[0]))
+		fmt.Fprintf(stderr, "nsrel-hook: unknown audit command %s (want verify, show, ack or seal-init)\n", strconv.Quote(cmd))
 		return 2
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, usage)
-			return 0
+	// Flags may follow the positional arguments (audit ack 12 --reason x).
+	var pos []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				io.WriteString(stdout, usage)
+				return 0
+			}
+			fmt.Fprintf(stderr, "nsrel-hook: audit %s: %v (see --help)\n", cmd, err)
+			return 2
 		}
-		fmt.Fprintf(stderr, "nsrel-hook: audit %s: %v (see --help)\n", args[0], err)
-		return 2
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
-	logs := fs.Args()
+	switch cmd {
+	case "ack":
+		return ackCmd(configPath, pos, reason, stdout, stderr)
+	case "seal-init":
+		if len(pos) > 0 {
+			fmt.Fprintln(stderr, "nsrel-hook: audit seal-init takes no arguments: the config names the log and the sealing state")
+			return 2
+		}
+		return sealInitCmd(configPath, replace, stdout, stderr)
+	}
+	logs := pos
 	if len(logs) == 0 {
 		cfg, err := policy.Load(configPath)
 		if err != nil {
@@ -57,52 +95,99 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		logs = []string{cfg.AuditLog}
 	}
-	if args[0] == "show" && len(logs) != 1 {
-		fmt.Fprintln(stderr, "nsrel-hook: audit show takes at most one LOG")
-		return 2
+	if cmd == "show" {
+		if len(logs) != 1 {
+			fmt.Fprintln(stderr, "nsrel-hook: audit show takes at most one LOG")
+			return 2
+		}
+		return showCmd(logs[0], container, asJSON, stdout, stderr)
 	}
-	if args[0] == "verify" {
-		return verifyCmd(logs, audit.VerifyOptions{Partial: partial, Anchor: anchor}, asJSON, stdout, stderr)
+	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor}
+	for _, k := range keys {
+		vk, err := readKey(k)
+		if err != nil {
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --key: %s\n", vocab.OneLine(err))
+			return 2
+		}
+		opts.Keys = append(opts.Keys, vk)
 	}
-	return showCmd(logs[0], container, asJSON, stdout, stderr)
+	for c, err := range audit.ReadCheckpoints(checkpoints...) {
+		if err != nil {
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
+			return 1
+		}
+		opts.Checkpoints = append(opts.Checkpoints, c)
+	}
+	if len(checkpoints) > 0 && len(opts.Checkpoints) == 0 {
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no checkpoint in %s\n", vocab.Printable(strings.Join(checkpoints, ", ")))
+		return 1
+	}
+	return verifyCmd(logs, opts, host, asJSON, stdout, stderr)
+}
+
+// readKey reads a verification key given as KEY or @FILE (the file keeps
+// the key out of the process list and the shell history).
+func readKey(s string) (audit.VerifyKey, error) {
+	if name, ok := strings.CutPrefix(s, "@"); ok {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return audit.VerifyKey{}, err
+		}
+		s = string(data)
+	}
+	return audit.ParseVerifyKey(s)
 }
 
 // verifyResult is one log's result in `audit verify --json`.
 type verifyResult struct {
-	Log       string         `json:"log"`
-	OK        bool           `json:"ok"`
-	Files     []string       `json:"files"`
-	Records   int            `json:"records"`
-	FirstSeq  uint64         `json:"first_seq"`
-	LastSeq   uint64         `json:"last_seq"`
-	LastHash  string         `json:"last_hash"`
-	TornTails []uint64       `json:"torn_tails"`
-	Problem   *audit.Problem `json:"problem,omitempty"`
-	Error     string         `json:"error,omitempty"`
+	Log           string          `json:"log"`
+	OK            bool            `json:"ok"`
+	Files         []string        `json:"files"`
+	Records       int             `json:"records"`
+	Host          string          `json:"host"`
+	FirstSeq      uint64          `json:"first_seq"`
+	LastSeq       uint64          `json:"last_seq"`
+	LastHash      string          `json:"last_hash"`
+	TornTails     []uint64        `json:"torn_tails"`
+	Sealed        int             `json:"sealed"`
+	SealsVerified int             `json:"seals_verified"`
+	SealIDs       []string        `json:"seal_ids"`
+	Checkpoints   int             `json:"checkpoints"`
+	Damage        []damageResult  `json:"damage"`
+	Dropped       []audit.Dropped `json:"dropped"`
+	Problem       *audit.Problem  `json:"problem,omitempty"`
+	Error         string          `json:"error,omitempty"`
 }
 
-func verifyCmd(logs []string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
+// damageResult is recorded damage in `audit verify --json`.
+type damageResult struct {
+	Seq     uint64   `json:"seq"`
+	Lines   []string `json:"lines"`
+	Kind    string   `json:"kind"`
+	AckSeq  uint64   `json:"ack_seq,omitempty"`
+	AckNote string   `json:"ack_note,omitempty"`
+}
+
+func verifyCmd(logs []string, opts audit.VerifyOptions, host string, asJSON bool, stdout, stderr io.Writer) int {
 	status := 0
 	enc := json.NewEncoder(stdout)
 	for _, lg := range logs {
-		res := verifyResult{Log: lg, Files: []string{}, TornTails: []uint64{}}
-		files, err := audit.Files(lg)
-		if err == nil && len(files) == 0 {
-			err = fmt.Errorf("%s: no such audit log", lg)
-		}
-		var s *audit.Summary
-		if err == nil {
-			err = readLocked(lg, func() error {
-				var verr error
-				s, verr = audit.Verify(files, opts)
-				return verr
-			})
-			// s is nil when the log could not be locked or opened.
-			if s != nil {
-				res.Files, res.Records, res.FirstSeq, res.LastSeq, res.LastHash = files, s.Records, s.FirstSeq, s.LastSeq, s.LastHash
-				for _, t := range s.TornTails {
-					res.TornTails = append(res.TornTails, t.Seq)
+		res := verifyResult{Log: lg, Files: []string{}, TornTails: []uint64{}, SealIDs: []string{}, Damage: []damageResult{}, Dropped: []audit.Dropped{}}
+		s, err := verifyLog(lg, opts, host)
+		// s is nil when the log could not be opened or locked.
+		if s != nil {
+			res.Files, res.Records, res.Host, res.FirstSeq, res.LastSeq, res.LastHash = s.Files, s.Records, s.Host, s.FirstSeq, s.LastSeq, s.LastHash
+			res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
+			res.Dropped = append(res.Dropped, s.Dropped...)
+			for _, t := range s.TornTails {
+				res.TornTails = append(res.TornTails, t.Seq)
+			}
+			for _, d := range s.Damage {
+				dr := damageResult{Seq: d.Record.Seq, Lines: d.Lines, Kind: d.Record.Damage[0].Kind}
+				if d.Ack != nil {
+					dr.AckSeq, dr.AckNote = d.Ack.Seq, d.Ack.Note
 				}
+				res.Damage = append(res.Damage, dr)
 			}
 		}
 		res.OK = err == nil
@@ -125,77 +210,284 @@ func verifyCmd(logs []string, opts audit.VerifyOptions, asJSON bool, stdout, std
 			fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
 			continue
 		}
+		name := vocab.Printable(lg)
 		fmt.Fprintf(stdout, "%s: OK: %d records (seq %d..%d) in %d file(s), last hash %s\n",
-			vocab.Printable(lg), s.Records, s.FirstSeq, s.LastSeq, len(s.Files), s.LastHash)
+			name, s.Records, s.FirstSeq, s.LastSeq, len(s.Files), s.LastHash)
+		switch {
+		case s.Sealed == 0:
+			fmt.Fprintf(stdout, "%s: not sealed: the hash chain was checked; anyone who can write the log could have rewritten it whole (see audit seal-init)\n", name)
+		case s.SealsVerified == s.Sealed:
+			fmt.Fprintf(stdout, "%s: sealed since seq %d: all %d seals verified with the key\n", name, s.FirstSealed, s.Sealed)
+		case s.SealsVerified == 0:
+			fmt.Fprintf(stdout, "%s: sealed since seq %d, but no key given: only the hash chain was checked (--key KEY verifies the %d seals)\n", name, s.FirstSealed, s.Sealed)
+		default:
+			fmt.Fprintf(stdout, "%s: sealed since seq %d: %d of %d seals verified (no key given for sealing %s)\n", name, s.FirstSealed, s.SealsVerified, s.Sealed, strings.Join(s.SealIDs, ", "))
+		}
+		if len(opts.Checkpoints) > 0 {
+			fmt.Fprintf(stdout, "%s: %d checkpoint(s) of host %s match the log\n", name, s.Checkpoints, vocab.Printable(s.Host))
+		} else {
+			fmt.Fprintf(stdout, "%s: no checkpoints given: records cut off the end (or a removed current file) cannot be told (--checkpoints FILE)\n", name)
+		}
+		if s.UnusedEpochs > 0 {
+			fmt.Fprintf(stdout, "%s: note: %d sealing key(s) sealed no record (a crash between evolving the key and writing, or records removed: checkpoints tell)\n", name, s.UnusedEpochs)
+		}
 		for _, t := range s.TornTails {
-			fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes cut off after a crash\n", vocab.Printable(lg), t.Seq, t.TornBytes)
+			fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes cut off after a crash\n", name, t.Seq, t.TornBytes)
+		}
+		for _, d := range s.Damage {
+			fmt.Fprintf(stdout, "%s: note: damage recorded at seq %d (%s, %s) acknowledged at seq %d: %s\n", name, d.Record.Seq,
+				vocab.Printable(strings.Join(d.Lines, ", ")), d.Record.Damage[0].Kind, d.Ack.Seq, vocab.Printable(d.Ack.Note))
+		}
+		for _, d := range s.Dropped {
+			fmt.Fprintf(stdout, "%s: note: seq %d..%d (%s) removed by retention\n", name, d.FirstSeq, d.LastSeq, vocab.Printable(d.File))
 		}
 	}
 	return status
 }
 
-func showCmd(lg, container string, asJSON bool, stdout, stderr io.Writer) int {
-	files, err := audit.Files(lg)
-	if err == nil && len(files) == 0 {
-		err = fmt.Errorf("%s: no such audit log", lg)
-	}
+// verifyLog verifies the log at path from a snapshot, holding its lock
+// only to take it.
+func verifyLog(path string, opts audit.VerifyOptions, host string) (*audit.Summary, error) {
+	snap, err := snapshot(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
-		return 1
+		return nil, err
 	}
-	var recs []*audit.Record
-	var out strings.Builder
-	bad := 0
-	err = readLocked(lg, func() error {
-		for _, f := range files {
-			for l, err := range audit.Lines(f) {
-				if err != nil {
-					return err
-				}
-				r, derr := audit.Decode(l.Data)
-				if l.Torn || derr != nil {
-					bad++
-					continue
-				}
-				if container != "" && r.ContainerID != container && !strings.HasPrefix(r.ContainerID, container) {
-					continue
-				}
-				if asJSON {
-					out.Write(l.Data)
-					out.WriteByte('\n')
-				} else {
-					recs = append(recs, r)
-				}
+	defer snap.Close()
+	if host != "" {
+		var keep []audit.Checkpoint
+		for _, c := range opts.Checkpoints {
+			if c.Host == host {
+				keep = append(keep, c)
 			}
 		}
-		return nil
-	})
+		opts.Checkpoints = keep
+	}
+	return audit.VerifySnapshot(snap, opts)
+}
+
+// snapshot opens the log at path as it is now, waiting at most 10 s for
+// a writer to finish its append.
+func snapshot(path string) (*audit.Snapshot, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	l, err := audit.Open(abs, audit.Options{Host: "-", Version: vocab.Version})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	snap, err := l.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(snap.Files()) == 0 {
+		snap.Close()
+		return nil, fmt.Errorf("%s: no such audit log", path)
+	}
+	return snap, nil
+}
+
+// lineRef locates a record line in a snapshot.
+type lineRef struct {
+	file   int
+	n      int32
+	offset int64
+}
+
+// showCmd prints the records of the log at path, grouped by container in
+// the order containers first appear. It reads in two passes over a
+// snapshot, so that memory stays bounded by a few words per record: the
+// first finds which lines belong to which container, the second reads
+// and prints them a container at a time.
+func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int {
+	snap, err := snapshot(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
 		return 1
 	}
-	if !asJSON {
-		writeHistory(&out, recs)
+	defer snap.Close()
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	match := func(id string) bool {
+		return container == "" || id == container || strings.HasPrefix(id, container)
 	}
-	io.WriteString(stdout, out.String())
+	var order []string
+	refs := map[string][]lineRef{}
+	bad := 0
+	for l, err := range snap.Lines() {
+		if err != nil {
+			fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
+			return 1
+		}
+		if l.Torn || l.Long > 0 {
+			bad++
+			continue
+		}
+		id, ok := "", false
+		if h, hok := audit.PeekHead(l.Data); hok {
+			id, ok = h.ContainerID, true
+		} else if r, derr := audit.Decode(l.Data); derr == nil {
+			id, ok = r.ContainerID, true
+		}
+		if !ok {
+			bad++
+			continue
+		}
+		if !match(id) {
+			continue
+		}
+		if asJSON {
+			// One pass: the lines as they are, checked.
+			if _, derr := audit.Decode(l.Data); derr != nil {
+				bad++
+				continue
+			}
+			out.Write(l.Data)
+			out.WriteByte('\n')
+			continue
+		}
+		if _, seen := refs[id]; !seen {
+			order = append(order, id)
+		}
+		refs[id] = append(refs[id], lineRef{file: snap.FileIndex(l.File), n: int32(len(l.Data)), offset: l.Offset})
+	}
+	for i, id := range order {
+		var recs []*audit.Record
+		for _, ref := range refs[id] {
+			line, err := snap.ReadLine(ref.file, ref.offset, int(ref.n))
+			if err != nil {
+				fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
+				return 1
+			}
+			r, derr := audit.Decode(line)
+			if derr != nil {
+				bad++
+				continue
+			}
+			recs = append(recs, r)
+		}
+		if i > 0 {
+			out.WriteByte('\n')
+		}
+		writeContainer(out, id, recs)
+	}
+	if err := out.Flush(); err != nil {
+		fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
+		return 1
+	}
 	if bad > 0 {
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: skipped %d damaged or torn line(s); run `nsrel-hook audit verify`\n", bad)
 	}
 	return 0
 }
 
-// readLocked runs fn under a shared lock of the log at path (see
-// [audit.Log.ReadLocked]), waiting at most 10 s for writers.
-func readLocked(path string, fn func() error) error {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return err
+// ackCmd acknowledges the damage recorded at seq args[0] of the log
+// (args[1], default the config's), with an ack record that says why.
+func ackCmd(configPath string, args []string, reason string, stdout, stderr io.Writer) int {
+	if len(args) < 1 || len(args) > 2 {
+		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook audit ack SEQ --reason TEXT [LOG]")
+		return 2
 	}
-	l, err := audit.Open(abs, audit.Options{Host: "-", Version: vocab.Version})
+	seq, err := strconv.ParseUint(args[0], 10, 64)
+	if err != nil || seq == 0 {
+		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s is not a sequence number\n", strconv.Quote(args[0]))
+		return 2
+	}
+	if strings.TrimSpace(reason) == "" {
+		fmt.Fprintln(stderr, "nsrel-hook: audit ack: --reason TEXT is required: say what you checked")
+		return 2
+	}
+	cfg, err := policy.Load(configPath)
 	if err != nil {
-		return err
+		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
+		return 1
+	}
+	path := cfg.AuditLog
+	if len(args) == 2 {
+		if path, err = filepath.Abs(args[1]); err != nil {
+			fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
+			return 1
+		}
+	}
+	l, err := audit.Open(path, cfg.AuditOptions(vocab.Version, nil))
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
+		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return l.ReadLocked(ctx, fn)
+	var ack *audit.Record
+	_, err = l.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
+		d, err := s.Last("", func(r *audit.Record) bool { return r.Seq == seq })
+		if err != nil {
+			return nil, err
+		}
+		if d == nil || d.Stage != audit.StageDamaged {
+			return nil, fmt.Errorf("seq %d is not a damage record of %s (see audit verify)", seq, path)
+		}
+		ack = &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: reason}
+		return ack, nil
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: damage at seq %d acknowledged by seq %d\n", vocab.Printable(path), seq, ack.Seq)
+	return 0
+}
+
+// sealInitCmd sets up forward-secure sealing for the config's audit log
+// and prints the verification key, once.
+func sealInitCmd(configPath string, replace bool, stdout, stderr io.Writer) int {
+	cfg, err := policy.Load(configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-hook: audit seal-init: %s\n", vocab.OneLine(err))
+		return 1
+	}
+	if cfg.SealState == "" {
+		fmt.Fprintf(stderr, "nsrel-hook: audit seal-init: %s sets no seal_state (e.g. \"seal_state\": \"/var/lib/nsrel/audit.seal\")\n", vocab.Printable(cfg.File))
+		return 1
+	}
+	l, err := audit.Open(cfg.AuditLog, cfg.AuditOptions(vocab.Version, nil))
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-hook: audit seal-init: %s\n", vocab.OneLine(err))
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var key audit.VerifyKey
+	created := false
+	// The state is written under the log's lock, and the seal-start
+	// record is the first the new key seals.
+	rec, err := l.AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) {
+		k, err := audit.InitSeal(cfg.SealState, replace)
+		if err != nil {
+			return nil, err
+		}
+		key, created = k, true
+		return &audit.Record{Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: k.ID.String()}, nil
+	})
+	if err == nil && (rec == nil || rec.Seal == "") {
+		err = errors.New("the seal-start record was not sealed")
+		if rec != nil && rec.SealError != "" {
+			err = errors.New(rec.SealError)
+		}
+	}
+	if err != nil {
+		if created {
+			os.Remove(cfg.SealState) // no record was sealed with it
+		}
+		fmt.Fprintf(stderr, "nsrel-hook: audit seal-init: %s\n", vocab.OneLine(err))
+		return 1
+	}
+	fmt.Fprintf(stdout, `Sealing is on for %s (state %s), from seq %d.
+Verification key, shown once: keep it off this node (a password manager,
+another host); whoever has it can check the seals, not make them:
+
+%s
+
+Verify with: nsrel-hook audit verify --key KEY    (or --key @FILE)
+`, vocab.Printable(cfg.AuditLog), vocab.Printable(cfg.SealState), rec.Seq, key)
+	return 0
 }

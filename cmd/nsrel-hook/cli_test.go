@@ -165,8 +165,9 @@ func TestMainDeadline(t *testing.T) {
 }
 
 // TestBinaryDeadline runs the binary with a stdin that never ends: the
-// watchdog of the binary ends the process soon after deadline_ms,
-// with the on_error status and one line on stderr.
+// hook stops reading at half of deadline_ms, records the container with
+// what it read, and exits with the on_error status and one line on
+// stderr, within the deadline.
 func TestBinaryDeadline(t *testing.T) {
 	for mode, want := range map[string]int{policy.OnErrorAllow: 0, policy.OnErrorDeny: 1} {
 		t.Run(mode, func(t *testing.T) {
@@ -193,8 +194,12 @@ func TestBinaryDeadline(t *testing.T) {
 			} else if err != nil {
 				t.Fatal(err)
 			}
-			if code != want || took > 2*time.Second || !strings.Contains(stderr.String(), "internal deadline of 100 ms passed (on_error="+mode+")") {
+			if code != want || took > 2*time.Second || !strings.Contains(stderr.String(), "stdin was not closed in time") || strings.Count(stderr.String(), "\n") != 1 {
 				t.Errorf("exit %d (want %d) after %v, stderr %q", code, want, took, stderr.String())
+			}
+			recs := e.records(t, "")
+			if len(recs) != 1 || !strings.Contains(recs[0].Error, "stdin was not closed") {
+				t.Errorf("records %+v; want one that says stdin stayed open", recs)
 			}
 		})
 	}

@@ -11,38 +11,23 @@ import (
 	"github.com/nsrel/nsrel/nsrel"
 )
 
-// writeHistory prints records as a readable history, grouped by
-// container in the order containers first appear.
-func writeHistory(w io.Writer, recs []*audit.Record) error {
-	var order []string
-	by := map[string][]*audit.Record{}
-	for _, r := range recs {
-		if _, ok := by[r.ContainerID]; !ok {
-			order = append(order, r.ContainerID)
-		}
-		by[r.ContainerID] = append(by[r.ContainerID], r)
-	}
+// writeContainer prints the records of one container (id "": the log's
+// own events).
+func writeContainer(w io.Writer, id string, rs []*audit.Record) {
 	var b strings.Builder
-	for i, id := range order {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		rs := by[id]
-		if id == "" {
-			b.WriteString("log events")
-		} else {
-			b.WriteString("container " + vocab.Printable(id))
-		}
-		if name := podName(rs); name != "" {
-			b.WriteString(" (pod " + vocab.Printable(name) + ")")
-		}
-		b.WriteByte('\n')
-		for _, r := range rs {
-			writeRecord(&b, r)
-		}
+	if id == "" {
+		b.WriteString("log events")
+	} else {
+		b.WriteString("container " + vocab.Printable(id))
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	if name := podName(rs); name != "" {
+		b.WriteString(" (pod " + vocab.Printable(name) + ")")
+	}
+	b.WriteByte('\n')
+	for _, r := range rs {
+		writeRecord(&b, r)
+	}
+	io.WriteString(w, b.String())
 }
 
 // podName returns the pod the records name (see [vocab.PodName]).
@@ -85,6 +70,21 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 	}
 	if r.Stage == audit.StageTornTail {
 		fmt.Fprintf(b, "        torn line of %d bytes: %s\n", r.TornBytes, strconv.Quote(r.Torn))
+	}
+	for _, d := range r.Damage {
+		fmt.Fprintf(b, "        damaged line (%s) at byte %d of %s, %d bytes, sha256 %s: %s\n", vocab.Printable(d.Kind), d.Offset, vocab.Printable(d.File), d.Bytes, vocab.Printable(d.SHA256), vocab.Printable(d.Reason))
+	}
+	if d := r.Dropped; d != nil {
+		fmt.Fprintf(b, "        removed %s: seq %d..%d, last hash %s\n", vocab.Printable(d.File), d.FirstSeq, d.LastSeq, vocab.Printable(d.LastHash))
+	}
+	if r.SealID != "" {
+		fmt.Fprintf(b, "        sealing key %s\n", vocab.Printable(r.SealID))
+	}
+	if r.Note != "" {
+		fmt.Fprintf(b, "        note: %s\n", vocab.Printable(r.Note))
+	}
+	if r.SealError != "" {
+		fmt.Fprintf(b, "        not sealed: %s\n", vocab.Printable(r.SealError))
 	}
 }
 

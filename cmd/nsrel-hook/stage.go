@@ -8,30 +8,50 @@ import (
 	"os"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/logging"
+	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // runStage is the hook proper. Its exit status is what the runtime acts
 // on: 1 refuses the container.
+//
+// Every run that is asked about a container leaves a record, whatever is
+// wrong with its input: a state that cannot be taken as it is is
+// recorded with what could be read of it, and a config that does not
+// load is recorded in the audit log it names, when it names one. Only
+// when no record can be written does a run end without one; the line
+// then goes to stderr, the diagnostics log and syslog.
+//
+// The deadline covers the run from its start: until the config is read,
+// the default one.
 func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, process bool) int {
 	start := time.Now()
 	phaseDone(process, "start")
+	noConfigExit := 0
+	if stage == audit.StageCreateRuntime {
+		// Without a config there is no on_error setting: refuse at the
+		// stage that can veto, since a broken install must not go
+		// unnoticed.
+		noConfigExit = 1
+	}
+	wd := newWatchdog(process, start.Add(policy.DefaultDeadlineMS*time.Millisecond), func() int {
+		fmt.Fprintf(stderr, "nsrel-hook: %s: the default deadline of %d ms passed while reading the config\n", stage, policy.DefaultDeadlineMS)
+		return noConfigExit
+	})
 	cfg, err := policy.Load(configPath)
 	if err != nil {
-		// Without a config there is no on_error setting: refuse at the
-		// stage that can veto, since a broken install must not go unnoticed.
-		fmt.Fprintf(stderr, "nsrel-hook: %s: %s\n", stage, vocab.OneLine(err))
-		if stage == audit.StageCreateRuntime {
-			return 1
-		}
-		return 0
+		unrecordedConfig(configPath, stage, stdin, stderr, err, start)
+		wd.stop()
+		return noConfigExit
 	}
 	logger, closeLog := logging.File(cfg.LogFile, "nsrel-hook", stderr)
 	phaseDone(process, "config")
@@ -47,48 +67,51 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	if cfg.OnError == policy.OnErrorDeny && stage != audit.StagePoststop {
 		failExit = 1
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.DeadlineMS)*time.Millisecond)
+	deadline := start.Add(time.Duration(cfg.DeadlineMS) * time.Millisecond)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	missed := func() int {
+		logger.WithField("stage", stage).Errorf("deadline of %d ms passed", cfg.DeadlineMS)
+		fmt.Fprintf(stderr, "nsrel-hook: %s: internal deadline of %d ms passed (on_error=%s)\n", stage, cfg.DeadlineMS, cfg.OnError)
+		return failExit
+	}
+	wd.reset(deadline, missed)
+
 	type outcome struct {
 		res *hook.Result
 		err error
 	}
 	work := func() outcome {
-		st, err := hook.DecodeState(stdin)
+		// The runtime writes the state and closes stdin at once; a state
+		// not closed within half the deadline is recorded as it is.
+		data, rerr := readInput(stdin, start.Add(time.Duration(cfg.DeadlineMS)*time.Millisecond/2))
+		warn := func(err error) { logger.WithError(err).Warn("audit log") }
+		log, err := audit.Open(cfg.AuditLog, cfg.AuditOptions(vocab.Version, warn))
 		if err != nil {
 			return outcome{nil, err}
 		}
-		log, err := audit.Open(cfg.AuditLog, audit.Options{RotateBytes: cfg.RotateBytes, Version: vocab.Version})
-		if err != nil {
-			return outcome{nil, err}
+		h := &hook.Hook{Config: cfg, Log: log, Logger: logger}
+		st, perr := hook.ParseState(data)
+		if rerr != nil || perr != nil {
+			if rerr != nil && len(data) == 0 {
+				perr = nil // nothing to parse: the read says it all
+			}
+			res, err := h.RunBadInput(ctx, stage, hook.SalvageState(data), errors.Join(rerr, perr))
+			return outcome{res, err}
 		}
 		phaseDone(process, "state")
 		if process && stopAfter == "inspect" {
 			inspect.Process(st.Pid)
 			phaseDone(process, "inspect")
 		}
-		h := &hook.Hook{Config: cfg, Log: log, Logger: logger}
 		res, err := h.Run(ctx, stage, st)
 		phaseDone(process, "run")
 		return outcome{res, err}
 	}
-	missed := func() int {
-		logger.WithField("stage", stage).Errorf("deadline of %d ms passed", cfg.DeadlineMS)
-		fmt.Fprintf(stderr, "nsrel-hook: %s: internal deadline of %d ms passed (on_error=%s)\n", stage, cfg.DeadlineMS, cfg.OnError)
-		return failExit
-	}
 	var o outcome
 	if process {
-		// The watchdog ends the process if the work (reading stdin,
-		// waiting for the lock, ...) outlives the deadline. A little
-		// grace lets the lock wait, which watches ctx itself, end with
-		// its own error and record first.
-		watchdog := time.AfterFunc(time.Duration(cfg.DeadlineMS)*time.Millisecond+deadlineGrace, func() { os.Exit(missed()) })
 		o = work()
-		if !watchdog.Stop() {
-			select {} // the watchdog is exiting
-		}
+		wd.stop()
 		finished = true
 	} else {
 		done := make(chan outcome, 1)
@@ -102,9 +125,18 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	}
 	logger.WithFields(logrus.Fields{"stage": stage, "ms": float64(time.Since(start).Microseconds()) / 1000}).Debug("done")
 	switch {
-	case o.res == nil:
-		logger.WithField("stage", stage).WithError(o.err).Error("hook failed")
-		fmt.Fprintf(stderr, "nsrel-hook: %s: %s (on_error=%s)\n", stage, vocab.OneLine(o.err), cfg.OnError)
+	case o.res == nil || o.res.Record == nil:
+		// Nothing was recorded: say so everywhere an operator looks.
+		msg := fmt.Sprintf("%s: container not recorded: %s (on_error=%s)", stage, vocab.OneLine(o.err), cfg.OnError)
+		if o.res != nil && o.res.Message != "" {
+			msg = fmt.Sprintf("%s: container not recorded: %s", stage, vocab.OneLine(errors.New(o.res.Message)))
+		}
+		logger.WithField("stage", stage).WithError(o.err).Error("hook failed; no record written")
+		fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
+		toSyslog(msg)
+		if o.res != nil && o.res.Deny {
+			return 1
+		}
 		return failExit
 	case o.res.Deny:
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", vocab.OneLine(errors.New(o.res.Message)))
@@ -113,6 +145,154 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", vocab.OneLine(errors.New(o.res.Message)))
 	}
 	return 0
+}
+
+// unrecordedConfig handles a config that does not load: the failure is
+// recorded in the audit log the config names, when a trusted config
+// names one (with what can be read of the state), and said on stderr,
+// in the diagnostics log it names, and, when no record could be
+// written, in syslog.
+func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Writer, cerr error, start time.Time) {
+	msg := fmt.Sprintf("%s: %s", stage, vocab.OneLine(cerr))
+	fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
+	sv := policy.Salvage(configPath)
+	logger, closeLog := logging.File(sv.LogFile, "nsrel-hook", stderr)
+	defer closeLog()
+	logger.WithField("stage", stage).WithError(cerr).Error("config does not load")
+	recorded := false
+	if sv.AuditLog != "" {
+		deadline := start.Add(policy.DefaultDeadlineMS * time.Millisecond)
+		data, _ := readInput(stdin, start.Add(policy.DefaultDeadlineMS*time.Millisecond/2))
+		st, perr := hook.ParseState(data)
+		if perr != nil {
+			st = hook.SalvageState(data)
+		}
+		if err := recordConfigError(sv, stage, st, cerr, deadline); err != nil {
+			logger.WithError(err).Error("cannot record the config error")
+		} else {
+			recorded = true
+		}
+	}
+	if !recorded {
+		toSyslog(msg + " (container not recorded)")
+	}
+}
+
+// recordConfigError appends the record of a run whose config did not
+// load: with the process's ancestry when the state names one, and the
+// verdict of a refusal at createRuntime.
+func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr error, deadline time.Time) error {
+	cfg := &policy.Config{AuditLog: sv.AuditLog, SealState: sv.SealState, OnError: policy.OnErrorDeny,
+		RecordAnnotations: policy.DefaultRecordAnnotations, Default: policy.Block{Name: "(config error)", Mode: policy.ModeAudit}}
+	in := hook.Input{Stage: stage, Source: audit.SourceOCIHook, ID: st.ID, Bundle: st.Bundle, PID: st.Pid, Meta: st.Annotations}
+	var rec *audit.Record
+	if stage == audit.StagePoststop {
+		rec = hook.Record(cfg, in)
+	} else {
+		rec, _ = hook.Decide(cfg, in)
+		rec.Verdict = ""
+		if stage == audit.StageCreateRuntime {
+			rec.Verdict = audit.VerdictDeny
+		}
+	}
+	what := "the config does not load: " + cerr.Error()
+	if rec.Error != "" {
+		what += "; " + rec.Error
+	}
+	rec.Error = vocab.Cut(what, vocab.MaxRecordedError)
+	rec.Policy, rec.Mode = "", ""
+	log, err := audit.Open(sv.AuditLog, audit.Options{SealState: sv.SealState, Version: vocab.Version})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	return log.Append(ctx, rec)
+}
+
+// toSyslog sends a line to the local syslog (authpriv.err), for runs that
+// could not record the container.
+func toSyslog(msg string) {
+	host, _ := os.Hostname()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	syslog.Send(ctx, syslog.Local, syslog.Message(time.Now(), syslog.Err, host, "nsrel-hook", "unrecorded", []byte(msg)))
+}
+
+// errStdin is the error of a state whose stdin stayed open.
+var errStdin = errors.New("stdin was not closed")
+
+// readInput reads the state from r until EOF, at most MaxStateSize+1
+// bytes, and, when r is a file (the runtime's pipe), at most until until:
+// a state left open is taken as far as it came.
+func readInput(r io.Reader, until time.Time) ([]byte, error) {
+	f, ok := r.(*os.File)
+	if !ok {
+		return hook.ReadState(r)
+	}
+	fd := int(f.Fd())
+	buf := make([]byte, 0, 16<<10)
+	for len(buf) <= vocab.MaxStateSize {
+		wait := time.Until(until)
+		if wait <= 0 {
+			return buf, fmt.Errorf("%w in time (%d bytes read)", errStdin, len(buf))
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(wait.Milliseconds())+1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return buf, fmt.Errorf("read state: poll: %w", err)
+		}
+		if n == 0 {
+			continue // the time check above ends it
+		}
+		if cap(buf)-len(buf) < 4096 {
+			buf = append(buf, make([]byte, len(buf))...)[:len(buf)]
+		}
+		m, err := unix.Read(fd, buf[len(buf):min(cap(buf), vocab.MaxStateSize+1)])
+		switch {
+		case err == unix.EINTR || err == unix.EAGAIN:
+		case err != nil:
+			return buf, fmt.Errorf("read state: %w", err)
+		case m == 0:
+			return buf, nil
+		default:
+			buf = buf[:len(buf)+m]
+		}
+	}
+	return buf, nil
+}
+
+// watchdog ends the process with the status its function returns if the
+// run outlives the deadline (a little grace lets the lock wait, which
+// watches the context itself, end with its own error and record first).
+// Without process set it does nothing: tests run stages in-process.
+type watchdog struct {
+	t *time.Timer
+}
+
+func newWatchdog(process bool, deadline time.Time, exit func() int) *watchdog {
+	if !process {
+		return &watchdog{}
+	}
+	return &watchdog{t: time.AfterFunc(time.Until(deadline)+deadlineGrace, func() { os.Exit(exit()) })}
+}
+
+// reset moves the deadline, with a new exit function.
+func (w *watchdog) reset(deadline time.Time, exit func() int) {
+	if w.t == nil {
+		return
+	}
+	w.stop()
+	w.t = time.AfterFunc(time.Until(deadline)+deadlineGrace, func() { os.Exit(exit()) })
+}
+
+// stop disarms the watchdog; if it already fired, it waits for the exit.
+func (w *watchdog) stop() {
+	if w.t != nil && !w.t.Stop() {
+		select {} // the watchdog is exiting
+	}
 }
 
 // stopAfter is set only at link time, by BenchmarkHookPhases (-ldflags

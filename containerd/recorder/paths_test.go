@@ -35,6 +35,7 @@ func TestSameDecisionThreePaths(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "hook.json")
 	if err := os.WriteFile(cfgPath, []byte(`{"version": 1, "audit_log": "/unused",
+	"trusted_selectors": {"annotations": ["nsrel.test/tier"]},
 	"policies": [{"name": "strict", "match": {"annotations": {"nsrel\\.test/tier": "strict"}},
 		"mode": "enforce", "rules": {"require_pid_namespace": true, "user_depth_min": 2, "allowed_owner_uids": [4242]}}],
 	"default": {"name": "default", "mode": "audit"}}`), 0o600); err != nil {

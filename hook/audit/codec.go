@@ -1,20 +1,28 @@
 package audit
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/nsrel/nsrel/hook/internal/fastjson"
 )
 
-// This file writes and reads the canonical encoding without reflection.
-// A hook is a new process per stage, and encoding/json's first use of a
-// type (reflection, encoder caches) costs a fresh process more than the
-// record itself. appendRecord produces exactly json.Marshal's bytes
-// (FuzzCodec checks it); parseCanonical reads only lines in that exact
-// form and Decode falls back to encoding/json for anything else, so what
-// is accepted and how errors read do not change.
+// This file writes and reads records without reflection. A hook is a new
+// process per stage, and encoding/json's first use of a type (reflection,
+// encoder caches) costs a fresh process more than the record itself.
+//
+// appendRecord writes the canonical encoding: exactly json.Marshal's bytes
+// for a Record (FuzzCodec checks it). Reading does not depend on it: the
+// hash covers a line's bytes as written, and decode reads the members by
+// name (fastjson), whatever their order, so that records of other
+// versions, with members this version does not know, are read too.
 
 const hexDigits = "0123456789abcdef"
 
@@ -118,7 +126,13 @@ func appendNSHead(dst []byte, ino, dev uint64, id *uint64) []byte {
 // bytes json.Marshal(r) returns.
 func appendRecord(dst []byte, r *Record) []byte {
 	dst = append(dst, '{')
-	dst = appendKey(dst, false, "seq")
+	comma := false
+	if r.Format != "" {
+		dst = appendKey(dst, false, "format")
+		dst = appendJSONString(dst, r.Format)
+		comma = true
+	}
+	dst = appendKey(dst, comma, "seq")
 	dst = strconv.AppendUint(dst, r.Seq, 10)
 	dst = appendKey(dst, true, "time")
 	dst = appendJSONString(dst, r.Time)
@@ -130,14 +144,8 @@ func appendRecord(dst []byte, r *Record) []byte {
 	dst = appendJSONString(dst, r.Stage)
 	dst = appendKey(dst, true, "container_id")
 	dst = appendJSONString(dst, r.ContainerID)
-	if r.Bundle != "" {
-		dst = appendKey(dst, true, "bundle")
-		dst = appendJSONString(dst, r.Bundle)
-	}
-	if r.Namespace != "" {
-		dst = appendKey(dst, true, "namespace")
-		dst = appendJSONString(dst, r.Namespace)
-	}
+	dst = appendOptString(dst, "bundle", r.Bundle)
+	dst = appendOptString(dst, "namespace", r.Namespace)
 	if len(r.Annotations) > 0 {
 		dst = appendKey(dst, true, "annotations")
 		keys := make([]string, 0, len(r.Annotations))
@@ -174,12 +182,9 @@ func appendRecord(dst []byte, r *Record) []byte {
 			return append(appendOptUint(dst, p.OwnerUserIno), '}')
 		})
 	}
-	for _, f := range [...]struct{ key, val string }{{"policy", r.Policy}, {"mode", r.Mode}, {"verdict", r.Verdict}} {
-		if f.val != "" {
-			dst = appendKey(dst, true, f.key)
-			dst = appendJSONString(dst, f.val)
-		}
-	}
+	dst = appendOptString(dst, "policy", r.Policy)
+	dst = appendOptString(dst, "mode", r.Mode)
+	dst = appendOptString(dst, "verdict", r.Verdict)
 	if len(r.Violations) > 0 {
 		dst = appendKey(dst, true, "violations")
 		dst = appendList(dst, r.Violations, func(dst []byte, v Violation) []byte {
@@ -189,10 +194,7 @@ func appendRecord(dst []byte, r *Record) []byte {
 			return append(appendJSONString(dst, v.Reason), '}')
 		})
 	}
-	if r.Error != "" {
-		dst = appendKey(dst, true, "error")
-		dst = appendJSONString(dst, r.Error)
-	}
+	dst = appendOptString(dst, "error", r.Error)
 	if r.Ref != nil {
 		dst = appendKey(dst, true, "ref")
 		dst = appendKey(append(dst, '{'), false, "seq")
@@ -203,13 +205,42 @@ func appendRecord(dst []byte, r *Record) []byte {
 		dst = appendJSONString(dst, r.Ref.Hash)
 		dst = append(dst, '}')
 	}
-	if r.Torn != "" {
-		dst = appendKey(dst, true, "torn")
-		dst = appendJSONString(dst, r.Torn)
-	}
+	dst = appendOptString(dst, "torn", r.Torn)
 	if r.TornBytes != 0 {
 		dst = appendKey(dst, true, "torn_bytes")
 		dst = strconv.AppendInt(dst, int64(r.TornBytes), 10)
+	}
+	dst = appendOptString(dst, "note", r.Note)
+	dst = appendOptString(dst, "seal_id", r.SealID)
+	dst = appendOptString(dst, "seal_error", r.SealError)
+	if len(r.Damage) > 0 {
+		dst = appendKey(dst, true, "damage")
+		dst = appendList(dst, r.Damage, func(dst []byte, d DamagedLine) []byte {
+			dst = appendKey(append(dst, '{'), false, "file")
+			dst = appendJSONString(dst, d.File)
+			dst = appendKey(dst, true, "offset")
+			dst = strconv.AppendInt(dst, d.Offset, 10)
+			dst = appendKey(dst, true, "bytes")
+			dst = strconv.AppendInt(dst, int64(d.Bytes), 10)
+			dst = appendKey(dst, true, "sha256")
+			dst = appendJSONString(dst, d.SHA256)
+			dst = appendKey(dst, true, "kind")
+			dst = appendJSONString(dst, d.Kind)
+			dst = appendKey(dst, true, "reason")
+			return append(appendJSONString(dst, d.Reason), '}')
+		})
+	}
+	if d := r.Dropped; d != nil {
+		dst = appendKey(dst, true, "dropped")
+		dst = appendKey(append(dst, '{'), false, "file")
+		dst = appendJSONString(dst, d.File)
+		dst = appendKey(dst, true, "first_seq")
+		dst = strconv.AppendUint(dst, d.FirstSeq, 10)
+		dst = appendKey(dst, true, "last_seq")
+		dst = strconv.AppendUint(dst, d.LastSeq, 10)
+		dst = appendKey(dst, true, "last_hash")
+		dst = appendJSONString(dst, d.LastHash)
+		dst = append(dst, '}')
 	}
 	dst = appendKey(dst, true, "version")
 	dst = appendJSONString(dst, r.Version)
@@ -218,9 +249,444 @@ func appendRecord(dst []byte, r *Record) []byte {
 	return append(dst, '}')
 }
 
-// canon reads a line in the exact canonical form. Any deviation makes
-// it fail (ok false); the caller then re-encodes what it read and
-// compares, so a lenient step here can never accept a non-canonical line.
+func appendOptString(dst []byte, key, val string) []byte {
+	if val == "" {
+		return dst
+	}
+	return appendJSONString(appendKey(dst, true, key), val)
+}
+
+// Decode parses one log line (with or without its newline) and checks
+// that it is a record whose hash matches its bytes. It does not check the
+// chain or the seal. Errors are [*DecodeError]s with the reason in words.
+func Decode(line []byte) (*Record, error) {
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	if len(line) >= MaxLine {
+		return nil, &DecodeError{Reason: fmt.Sprintf("line longer than %d bytes", MaxLine)}
+	}
+	if !utf8.Valid(line) {
+		return nil, &DecodeError{Reason: "not valid UTF-8"}
+	}
+	hashAt, hash, seal, ok := splitLine(line)
+	if !ok {
+		return nil, &DecodeError{Reason: "does not end with the record hash (edited or truncated record)"}
+	}
+	if _, err := hex.DecodeString(hash); err != nil || strings.ToLower(hash) != hash {
+		return nil, &DecodeError{Reason: "record hash is not 64 lower-case hex digits"}
+	}
+	body := make([]byte, 0, hashAt+1)
+	body = append(body, line[:hashAt]...)
+	body = append(body, '}')
+	sum := sha256.Sum256(body)
+	if hex.EncodeToString(sum[:]) != hash {
+		return nil, &DecodeError{Reason: "hash does not match the contents (edited record)"}
+	}
+	r, err := decodeBody(body)
+	if err != nil {
+		return nil, err
+	}
+	r.Hash, r.Seal = hash, seal
+	if err := r.check(); err != nil {
+		return nil, &DecodeError{Reason: err.Error()}
+	}
+	return r, nil
+}
+
+// splitLine finds the hash and the seal at the end of a line: it ends
+// with ,"hash":"<64 hex>"} or ,"hash":"<64 hex>","seal":"<seal>"}. hashAt
+// is where ,"hash" starts. Both are structure: inside a JSON string every
+// quote is escaped, so neither suffix can be string contents.
+func splitLine(line []byte) (hashAt int, hash, seal string, ok bool) {
+	if !bytes.HasSuffix(line, []byte(`"}`)) {
+		return 0, "", "", false
+	}
+	q := len(line) - 2 // the closing quote of the last value
+	if i := bytes.LastIndex(line[:q], []byte(sealKey)); i >= 0 && validSeal(line[i+len(sealKey):q]) {
+		seal = string(line[i+len(sealKey) : q])
+		q = i - 1 // the hash's closing quote
+		if q < 0 || line[q] != '"' {
+			return 0, "", "", false
+		}
+	}
+	const hexLen = 64
+	hashAt = q - hexLen - len(hashKey)
+	if hashAt < 1 || string(line[hashAt:hashAt+len(hashKey)]) != hashKey {
+		return 0, "", "", false
+	}
+	return hashAt, string(line[hashAt+len(hashKey) : q]), seal, true
+}
+
+// decodeBody reads the members of a record's body (its bytes up to the
+// hash, closed) by name.
+func decodeBody(body []byte) (*Record, error) {
+	n, ok := fastjson.Parse(body)
+	if !ok {
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil {
+			return nil, &DecodeError{Reason: "not a record: " + err.Error()}
+		}
+		return nil, &DecodeError{Reason: "not a record: duplicate member, or nesting too deep"}
+	}
+	if n.Kind != 'o' {
+		return nil, &DecodeError{Reason: "not a record: not a JSON object"}
+	}
+	r := &Record{}
+	minor := 0
+	for _, m := range n.Members {
+		if m.Key == "format" {
+			major, mn, err := parseFormat(m.Val)
+			if err != nil {
+				return nil, err
+			}
+			if major > FormatMajor {
+				return nil, &DecodeError{Reason: fmt.Sprintf("format %s is newer than this nsrel reads (%s): upgrade it", m.Val.Str, Format), Err: ErrNewerFormat}
+			}
+			r.Format, minor = m.Val.Str, mn
+		}
+	}
+	d := &recordDecoder{}
+	for _, m := range n.Members {
+		if !d.member(r, m.Key, m.Val) && d.err == nil {
+			if minor <= FormatMinor {
+				return nil, &DecodeError{Reason: fmt.Sprintf("not a record: unknown member %q in a record of format %s", m.Key, formatName(r.Format))}
+			}
+			r.Unknown = append(r.Unknown, m.Key)
+		}
+		if d.err != nil {
+			return nil, &DecodeError{Reason: "not a record: " + m.Key + ": " + d.err.Error()}
+		}
+	}
+	if !d.seen["seq"] || !d.seen["version"] || !d.seen["prev"] {
+		return nil, &DecodeError{Reason: "not a record: seq, version or prev missing"}
+	}
+	return r, nil
+}
+
+func formatName(f string) string {
+	if f == "" {
+		return "1.0"
+	}
+	return f
+}
+
+// parseFormat reads "MAJOR.MINOR".
+func parseFormat(v *fastjson.Node) (major, minor int, err error) {
+	bad := &DecodeError{Reason: "not a record: format is not MAJOR.MINOR"}
+	if v.Kind != 's' {
+		return 0, 0, bad
+	}
+	a, b, ok := strings.Cut(v.Str, ".")
+	if !ok {
+		return 0, 0, bad
+	}
+	major, err1 := strconv.Atoi(a)
+	minor, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || major < 1 || minor < 0 || strconv.Itoa(major) != a || strconv.Itoa(minor) != b {
+		return 0, 0, bad
+	}
+	return major, minor, nil
+}
+
+// recordDecoder maps members onto a Record, with their types checked.
+type recordDecoder struct {
+	err  error
+	seen map[string]bool
+}
+
+func (d *recordDecoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (d *recordDecoder) str(v *fastjson.Node) string {
+	if v.Kind != 's' {
+		d.fail("not a string")
+	}
+	return v.Str
+}
+
+func (d *recordDecoder) uint(v *fastjson.Node, bits int) uint64 {
+	if v.Kind != 'n' {
+		d.fail("not a number")
+		return 0
+	}
+	x, err := strconv.ParseUint(string(v.Num), 10, bits)
+	if err != nil {
+		d.fail("not an unsigned %d-bit integer", bits)
+	}
+	return x
+}
+
+func (d *recordDecoder) int(v *fastjson.Node, bits int) int64 {
+	if v.Kind != 'n' {
+		d.fail("not a number")
+		return 0
+	}
+	x, err := strconv.ParseInt(string(v.Num), 10, bits)
+	if err != nil {
+		d.fail("not a %d-bit integer", bits)
+	}
+	return x
+}
+
+func (d *recordDecoder) optUint(v *fastjson.Node) *uint64 {
+	if v.Kind == 'z' {
+		return nil
+	}
+	x := d.uint(v, 64)
+	return &x
+}
+
+// object calls set for each member of v, an object; set reports whether
+// it knows the key.
+func (d *recordDecoder) object(v *fastjson.Node, set func(key string, v *fastjson.Node) bool) {
+	if v.Kind != 'o' {
+		d.fail("not an object")
+		return
+	}
+	for _, m := range v.Members {
+		if !set(m.Key, m.Val) {
+			d.fail("unknown member %q", m.Key)
+		}
+	}
+}
+
+// list calls elem for each element of v, an array (null: none).
+func (d *recordDecoder) list(v *fastjson.Node, elem func(*fastjson.Node)) bool {
+	switch v.Kind {
+	case 'z':
+		return false
+	case 'a':
+		for _, e := range v.Elems {
+			elem(e)
+		}
+		return true
+	}
+	d.fail("not an array")
+	return false
+}
+
+func (d *recordDecoder) ancestry(r *Record) *Ancestry {
+	if r.Ancestry == nil {
+		r.Ancestry = &Ancestry{}
+	}
+	return r.Ancestry
+}
+
+// member sets the field of key; it reports false for an unknown key.
+func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
+	if d.seen == nil {
+		d.seen = map[string]bool{}
+	}
+	d.seen[key] = true
+	switch key {
+	case "format":
+	case "seq":
+		r.Seq = d.uint(v, 64)
+	case "time":
+		r.Time = d.str(v)
+	case "host":
+		r.Host = d.str(v)
+	case "source":
+		r.Source = d.str(v)
+	case "stage":
+		r.Stage = d.str(v)
+	case "container_id":
+		r.ContainerID = d.str(v)
+	case "bundle":
+		r.Bundle = d.str(v)
+	case "namespace":
+		r.Namespace = d.str(v)
+	case "annotations":
+		r.Annotations = map[string]string{}
+		d.object(v, func(k string, v *fastjson.Node) bool {
+			r.Annotations[k] = d.str(v)
+			return true
+		})
+	case "pid":
+		d.ancestry(r).PID = int(d.int(v, 32))
+	case "start_time":
+		d.ancestry(r).StartTime = d.uint(v, 64)
+	case "user_chain":
+		a := d.ancestry(r)
+		if d.list(v, func(e *fastjson.Node) {
+			var u UserNS
+			d.object(e, func(k string, v *fastjson.Node) bool {
+				switch k {
+				case "ino":
+					u.Ino = d.uint(v, 64)
+				case "dev":
+					u.Dev = d.uint(v, 64)
+				case "id":
+					u.ID = d.optUint(v)
+				case "owner_uid":
+					u.OwnerUID = uint32(d.uint(v, 32))
+				default:
+					return false
+				}
+				return true
+			})
+			a.User = append(a.User, u)
+		}) && a.User == nil {
+			a.User = []UserNS{}
+		}
+	case "pid_chain":
+		a := d.ancestry(r)
+		if d.list(v, func(e *fastjson.Node) {
+			var p PIDNS
+			d.object(e, func(k string, v *fastjson.Node) bool {
+				switch k {
+				case "ino":
+					p.Ino = d.uint(v, 64)
+				case "dev":
+					p.Dev = d.uint(v, 64)
+				case "id":
+					p.ID = d.optUint(v)
+				case "owner_user_ino":
+					p.OwnerUserIno = d.optUint(v)
+				default:
+					return false
+				}
+				return true
+			})
+			a.PIDNS = append(a.PIDNS, p)
+		}) && a.PIDNS == nil {
+			a.PIDNS = []PIDNS{}
+		}
+	case "policy":
+		r.Policy = d.str(v)
+	case "mode":
+		r.Mode = d.str(v)
+	case "verdict":
+		r.Verdict = d.str(v)
+	case "violations":
+		d.list(v, func(e *fastjson.Node) {
+			var vi Violation
+			d.object(e, func(k string, v *fastjson.Node) bool {
+				switch k {
+				case "rule":
+					vi.Rule = d.str(v)
+				case "reason":
+					vi.Reason = d.str(v)
+				default:
+					return false
+				}
+				return true
+			})
+			r.Violations = append(r.Violations, vi)
+		})
+	case "error":
+		r.Error = d.str(v)
+	case "ref":
+		r.Ref = &Ref{}
+		d.object(v, func(k string, v *fastjson.Node) bool {
+			switch k {
+			case "seq":
+				r.Ref.Seq = d.uint(v, 64)
+			case "stage":
+				r.Ref.Stage = d.str(v)
+			case "hash":
+				r.Ref.Hash = d.str(v)
+			default:
+				return false
+			}
+			return true
+		})
+	case "torn":
+		r.Torn = d.str(v)
+	case "torn_bytes":
+		r.TornBytes = int(d.int(v, 32))
+	case "note":
+		r.Note = d.str(v)
+	case "seal_id":
+		r.SealID = d.str(v)
+	case "seal_error":
+		r.SealError = d.str(v)
+	case "damage":
+		d.list(v, func(e *fastjson.Node) {
+			var dl DamagedLine
+			d.object(e, func(k string, v *fastjson.Node) bool {
+				switch k {
+				case "file":
+					dl.File = d.str(v)
+				case "offset":
+					dl.Offset = d.int(v, 64)
+				case "bytes":
+					dl.Bytes = int(d.int(v, 32))
+				case "sha256":
+					dl.SHA256 = d.str(v)
+				case "kind":
+					dl.Kind = d.str(v)
+				case "reason":
+					dl.Reason = d.str(v)
+				default:
+					return false
+				}
+				return true
+			})
+			r.Damage = append(r.Damage, dl)
+		})
+	case "dropped":
+		r.Dropped = &Dropped{}
+		d.object(v, func(k string, v *fastjson.Node) bool {
+			switch k {
+			case "file":
+				r.Dropped.File = d.str(v)
+			case "first_seq":
+				r.Dropped.FirstSeq = d.uint(v, 64)
+			case "last_seq":
+				r.Dropped.LastSeq = d.uint(v, 64)
+			case "last_hash":
+				r.Dropped.LastHash = d.str(v)
+			default:
+				return false
+			}
+			return true
+		})
+	case "version":
+		r.Version = d.str(v)
+	case "prev":
+		r.Prev = d.str(v)
+	default:
+		delete(d.seen, key)
+		return false
+	}
+	return true
+}
+
+// Head is what every record line starts with.
+type Head struct {
+	Seq                        uint64
+	Source, Stage, ContainerID string
+}
+
+// PeekHead reads the head of a record line written by nsrel (format,
+// seq, time, host, source, stage and container_id first, in that order)
+// without decoding the rest of it or checking its hash: a cheap look at
+// which container and stage a line is about, for readers that skip most
+// lines (the container source of lsuserns). ok is false when the line
+// does not start that way; such a reader then uses [Decode] on it. Use
+// [Decode] on the lines kept.
+func PeekHead(line []byte) (h Head, ok bool) {
+	c := &canon{b: line, ok: true}
+	c.lit(`{`)
+	comma := false
+	if c.peekKey(false, "format") {
+		c.str()
+		comma = true
+	}
+	h.Seq = c.uintAt(comma, "seq")
+	c.strAt(true, "time")
+	c.strAt(true, "host")
+	h.Source = c.strAt(true, "source")
+	h.Stage = c.strAt(true, "stage")
+	h.ContainerID = c.strAt(true, "container_id")
+	return h, c.ok
+}
+
+// canon reads the start of a line in the exact form the encoder writes.
+// Any deviation makes it fail (ok false).
 type canon struct {
 	b  []byte
 	i  int
@@ -255,14 +721,9 @@ func (c *canon) peekKey(comma bool, key string) bool {
 	return true
 }
 
-func (c *canon) key(comma bool, key string) {
+func (c *canon) uintAt(comma bool, key string) uint64 {
 	if !c.peekKey(comma, key) {
 		c.ok = false
-	}
-}
-
-func (c *canon) uint() uint64 {
-	if !c.ok {
 		return 0
 	}
 	j := c.i
@@ -278,265 +739,37 @@ func (c *canon) uint() uint64 {
 	return v
 }
 
-func (c *canon) int() int64 {
-	neg := c.ok && c.i < len(c.b) && c.b[c.i] == '-'
-	if neg {
-		c.i++
-	}
-	v := c.uint()
-	if v > 1<<62 {
-		c.ok = false
-		return 0
-	}
-	if neg {
-		return -int64(v)
-	}
-	return int64(v)
-}
-
-// list reads a JSON array, calling elem for each element.
-func (c *canon) list(elem func()) {
-	c.lit("[")
-	for first := true; c.ok && c.i < len(c.b) && c.b[c.i] != ']'; first = false {
-		if !first {
-			c.lit(",")
-		}
-		elem()
-	}
-	c.lit("]")
-}
-
-// uintAt, strAt and optUintAt read a key (after a comma if comma is
-// set) and its value.
-func (c *canon) uintAt(comma bool, key string) uint64 {
-	c.key(comma, key)
-	return c.uint()
-}
-
 func (c *canon) strAt(comma bool, key string) string {
-	c.key(comma, key)
+	if !c.peekKey(comma, key) {
+		c.ok = false
+		return ""
+	}
 	return c.str()
 }
 
-func (c *canon) optUintAt(comma bool, key string) *uint64 {
-	c.key(comma, key)
-	return c.optUint()
-}
-
-// nsHead reads what appendNSHead writes.
-func (c *canon) nsHead() (ino, dev uint64, id *uint64) {
-	c.lit("{")
-	return c.uintAt(false, "ino"), c.uintAt(true, "dev"), c.optUintAt(true, "id")
-}
-
-// optStr reads an omitempty string member, if there, into dst.
-func (c *canon) optStr(key string, dst *string) {
-	if c.peekKey(true, key) {
-		*dst = c.str()
-	}
-}
-
-func (c *canon) null() bool {
-	if c.ok && len(c.b)-c.i >= 4 && string(c.b[c.i:c.i+4]) == "null" {
-		c.i += 4
-		return true
-	}
-	return false
-}
-
-func (c *canon) optUint() *uint64 {
-	if c.null() {
-		return nil
-	}
-	v := c.uint()
-	return &v
-}
-
-// str reads a string with only the escapes the encoder writes.
+// str reads a JSON string.
 func (c *canon) str() string {
 	if !c.ok || c.i >= len(c.b) || c.b[c.i] != '"' {
 		c.ok = false
 		return ""
 	}
+	// Find the closing quote, then let fastjson unescape.
 	j := c.i + 1
-	start := j
-	var buf []byte
-	for j < len(c.b) {
-		switch b := c.b[j]; b {
-		case '"':
-			var s string
-			if buf == nil {
-				s = string(c.b[start:j])
-			} else {
-				s = string(append(buf, c.b[start:j]...))
-			}
-			c.i = j + 1
-			return s
-		case '\\':
-			if j+1 >= len(c.b) {
-				c.ok = false
-				return ""
-			}
-			buf = append(buf, c.b[start:j]...)
-			if e, ok := fastjson.Unescape(c.b[j+1]); ok {
-				buf = append(buf, e)
-				j += 2
-				start = j
-				continue
-			}
-			switch c.b[j+1] {
-			case 'u':
-				if j+6 > len(c.b) {
-					c.ok = false
-					return ""
-				}
-				v, err := strconv.ParseUint(string(c.b[j+2:j+6]), 16, 32)
-				if err != nil || (v >= utf8.RuneSelf && v != 0x2028 && v != 0x2029) {
-					c.ok = false
-					return ""
-				}
-				buf = utf8.AppendRune(buf, rune(v))
-				j += 4
-			default:
-				c.ok = false
-				return ""
-			}
-			j += 2
-			start = j
-		default:
-			if b < 0x20 {
-				c.ok = false
-				return ""
-			}
+	for j < len(c.b) && c.b[j] != '"' {
+		if c.b[j] == '\\' {
 			j++
 		}
+		j++
 	}
-	c.ok = false
-	return ""
-}
-
-// parseCanonical reads body (a record's canonical encoding without the
-// hash) into a record; ok is false for anything it does not recognise.
-// The caller must still compare appendRecord's output with body.
-func parseCanonical(body []byte) (r *Record, ok bool) {
-	c := &canon{b: body, ok: true}
-	r = &Record{}
-	c.lit(`{`)
-	r.Seq = c.uintAt(false, "seq")
-	r.Time = c.strAt(true, "time")
-	r.Host = c.strAt(true, "host")
-	r.Source = c.strAt(true, "source")
-	r.Stage = c.strAt(true, "stage")
-	r.ContainerID = c.strAt(true, "container_id")
-	c.optStr("bundle", &r.Bundle)
-	c.optStr("namespace", &r.Namespace)
-	if c.peekKey(true, "annotations") {
-		c.lit("{")
-		r.Annotations = map[string]string{}
-		for c.ok {
-			if len(r.Annotations) > 0 {
-				if c.i < len(c.b) && c.b[c.i] == '}' {
-					break
-				}
-				c.lit(",")
-			}
-			k := c.str()
-			c.lit(":")
-			r.Annotations[k] = c.str()
-		}
-		c.lit("}")
+	if j >= len(c.b) {
+		c.ok = false
+		return ""
 	}
-	if c.peekKey(true, "pid") {
-		a := &Ancestry{}
-		r.Ancestry = a
-		a.PID = int(c.int())
-		a.StartTime = c.uintAt(true, "start_time")
-		c.key(true, "user_chain")
-		if !c.null() {
-			a.User = []UserNS{}
-			c.list(func() {
-				var u UserNS
-				u.Ino, u.Dev, u.ID = c.nsHead()
-				c.key(true, "owner_uid")
-				uid := c.uint()
-				if uid > 1<<32-1 {
-					c.ok = false
-				}
-				u.OwnerUID = uint32(uid)
-				c.lit("}")
-				a.User = append(a.User, u)
-			})
-		}
-		c.key(true, "pid_chain")
-		if !c.null() {
-			a.PIDNS = []PIDNS{}
-			c.list(func() {
-				var p PIDNS
-				p.Ino, p.Dev, p.ID = c.nsHead()
-				p.OwnerUserIno = c.optUintAt(true, "owner_user_ino")
-				c.lit("}")
-				a.PIDNS = append(a.PIDNS, p)
-			})
-		}
+	n, ok := fastjson.Parse(c.b[c.i : j+1])
+	if !ok || n.Kind != 's' {
+		c.ok = false
+		return ""
 	}
-	c.optStr("policy", &r.Policy)
-	c.optStr("mode", &r.Mode)
-	c.optStr("verdict", &r.Verdict)
-	if c.peekKey(true, "violations") {
-		c.list(func() {
-			var v Violation
-			c.lit("{")
-			v.Rule = c.strAt(false, "rule")
-			v.Reason = c.strAt(true, "reason")
-			c.lit("}")
-			r.Violations = append(r.Violations, v)
-		})
-	}
-	c.optStr("error", &r.Error)
-	if c.peekKey(true, "ref") {
-		r.Ref = &Ref{}
-		c.lit("{")
-		r.Ref.Seq = c.uintAt(false, "seq")
-		r.Ref.Stage = c.strAt(true, "stage")
-		r.Ref.Hash = c.strAt(true, "hash")
-		c.lit("}")
-	}
-	c.optStr("torn", &r.Torn)
-	if c.peekKey(true, "torn_bytes") {
-		n := c.int()
-		if n < -1<<31 || n > 1<<31-1 {
-			c.ok = false
-		}
-		r.TornBytes = int(n)
-	}
-	r.Version = c.strAt(true, "version")
-	r.Prev = c.strAt(true, "prev")
-	c.lit("}")
-	if !c.ok || c.i != len(body) {
-		return nil, false
-	}
-	return r, true
-}
-
-// Head is what every record line starts with, in canonical encoding.
-type Head struct {
-	Seq                        uint64
-	Source, Stage, ContainerID string
-}
-
-// PeekHead reads the head of a record line without decoding the rest of
-// it or checking its hash: a cheap look at which container and stage a
-// line is about, for readers that skip most lines (the container source
-// of lsuserns). ok is false when the line does not start as a record in
-// canonical encoding does. Use [Decode] on the lines kept.
-func PeekHead(line []byte) (h Head, ok bool) {
-	c := &canon{b: line, ok: true}
-	c.lit(`{`)
-	h.Seq = c.uintAt(false, "seq")
-	c.strAt(true, "time")
-	c.strAt(true, "host")
-	h.Source = c.strAt(true, "source")
-	h.Stage = c.strAt(true, "stage")
-	h.ContainerID = c.strAt(true, "container_id")
-	return h, c.ok
+	c.i = j + 1
+	return n.Str
 }

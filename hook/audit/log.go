@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +27,19 @@ type Options struct {
 	// RotateBytes is the size at which the current file is rotated before
 	// the next append; 0 never rotates.
 	RotateBytes int64
+	// KeepFiles is how many rotated files are kept; 0 keeps all. The
+	// append that rotates removes older ones and records each removal
+	// ([StageRetention]), and emits a checkpoint.
+	KeepFiles int
+	// SealState is the forward-secure sealing state ([InitSeal]), or ""
+	// for none. While it exists, every record appended is sealed.
+	SealState string
+	// Checkpoints says when and where checkpoints of the chain are
+	// emitted; nil for never.
+	Checkpoints *CheckpointOptions
+	// Warn, if set, receives problems that do not fail an append (a
+	// checkpoint that could not be shipped).
+	Warn func(error)
 	// Host and Version fill records that leave them empty; defaults: the
 	// host name and "unknown".
 	Host, Version string
@@ -41,7 +56,7 @@ type Log struct {
 }
 
 // Open returns the log at path (an absolute path; the file itself is
-// created by the first append, its directory must exist).
+// created by the first append, its directory too, 0700).
 func Open(path string, opts Options) (*Log, error) {
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("audit: log path %q is not absolute", path)
@@ -61,136 +76,240 @@ func Open(path string, opts Options) (*Log, error) {
 // Path returns the path of the current file.
 func (l *Log) Path() string { return l.path }
 
-// Append adds r to the log. It fills Seq, Prev, Hash and, when empty,
-// Time, Host and Version. It waits for the lock until ctx is done.
+// Host returns the host name the log writes into records.
+func (l *Log) Host() string { return l.opts.Host }
+
+// Append adds r to the log. It fills Seq, Prev, Hash, Seal and, when
+// empty, Time, Host and Version. It waits for the lock until ctx is done.
 func (l *Log) Append(ctx context.Context, r *Record) error {
 	_, err := l.AppendWith(ctx, func(*Searcher) (*Record, error) { return r, nil })
 	return err
 }
 
+// maxDamagedLines bounds how many damaged lines at the end of the log an
+// append records; beyond that it refuses to guess where the chain went.
+const maxDamagedLines = 4096
+
 // AppendWith holds the log's lock, calls build with a [Searcher] over the
 // records already written, and appends the record build returns (nil
 // appends nothing). It returns the record appended. Use it to decide and
 // append atomically, e.g. to skip a start another writer recorded.
+//
+// Before the record, the same write appends what the log itself must
+// record: a torn last line cut off after a crash ([StageTornTail]),
+// complete lines at the end that do not decode ([StageDamaged]: the
+// chain goes on from the last good record, the damaged lines stay in the
+// file), and rotated files removed by retention ([StageRetention]).
+// Files are checked before use (owner, mode, directories: see package
+// safefile); a log, lock or state that fails is refused.
 func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, error)) (*Record, error) {
 	unlock, err := l.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	ckpt, rec, err := l.appendLocked(build)
+	unlock()
+	if ckpt != nil {
+		// Shipped outside the lock: a slow syslog server must not hold
+		// up other writers.
+		l.ship(ctx, ckpt)
+	}
+	return rec, err
+}
 
+func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint, *Record, error) {
 	f, err := openRegular(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
+	defer func() { f.Close() }()
+	if err := safefile.CheckOwner(f, l.path, false); err != nil {
+		return nil, nil, fmt.Errorf("audit: %w", err)
+	}
 
 	torn, err := cutTornTail(f)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	last, err := l.lastRecord(f)
+	last, damaged, err := l.lastGood(f)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var dropped []Dropped
+	var drop []string
 	if l.opts.RotateBytes > 0 {
-		if f, err = l.maybeRotate(f); err != nil {
-			return nil, err
-		}
-		defer f.Close()
-	}
-	var lines [][]byte
-	appendRec := func(r *Record) error {
-		if r.Time == "" {
-			r.Time = l.opts.Now().UTC().Format(time.RFC3339Nano)
-		}
-		if r.Host == "" {
-			r.Host = l.opts.Host
-		}
-		if r.Version == "" {
-			r.Version = l.opts.Version
-		}
-		r.Seq, r.Prev = 1, ""
-		if last != nil {
-			r.Seq, r.Prev = last.Seq+1, last.Hash
-		}
-		line, err := r.Encode()
+		nf, err := l.maybeRotate(f)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		lines = append(lines, line)
-		last = r
-		return nil
+		if nf != f {
+			f.Close()
+			f = nf
+			if dropped, drop, err = l.retention(); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+
+	var pending []*Record
+	if len(damaged) > 0 {
+		pending = append(pending, &Record{Source: SourceAudit, Stage: StageDamaged, Damage: damaged,
+			Error: fmt.Sprintf("%d complete line(s) at the end of the log did not decode; the chain goes on from the last good record, the lines stay in the file: run `nsrel-hook audit verify`", len(damaged))})
 	}
 	if torn != nil {
 		keep := torn
 		if len(keep) > MaxTornKept {
 			keep = keep[:MaxTornKept]
 		}
-		tr := &Record{Source: "audit", Stage: StageTornTail, Torn: string(bytes.ToValidUTF8(keep, []byte("\uFFFD"))), TornBytes: len(torn),
-			Error: "the previous write was cut short (crash?); its bytes were moved into this record"}
-		if err := appendRec(tr); err != nil {
-			return nil, err
-		}
+		pending = append(pending, &Record{Source: SourceAudit, Stage: StageTornTail, Torn: string(bytes.ToValidUTF8(keep, []byte("\uFFFD"))), TornBytes: len(torn),
+			Error: "the previous write was cut short (crash?); its bytes were moved into this record"})
 	}
-	// Even when build fails, a torn-tail record already made is written:
-	// the torn bytes were cut off the file and live only in it.
+	for _, d := range dropped {
+		pending = append(pending, &Record{Source: SourceAudit, Stage: StageRetention, Dropped: &d,
+			Error: fmt.Sprintf("removed by retention (keep_files %d); a checkpoint of the chain up to here is emitted with this record", l.opts.KeepFiles)})
+	}
+	// Even when build fails, what the log must record is written: the
+	// torn bytes, for one, were cut off the file and live only there.
 	r, berr := build(&Searcher{log: l})
-	if berr == nil && r != nil {
-		berr = appendRec(r)
-		if berr != nil {
-			r = nil
+	switch {
+	case berr != nil || r == nil:
+		r = nil
+	case r.Stage == StageSealStart:
+		// The first record a new sealing key seals must introduce it.
+		pending = append([]*Record{r}, pending...)
+	default:
+		pending = append(pending, r)
+	}
+	if len(pending) == 0 {
+		return nil, nil, berr
+	}
+
+	s, sealErr := l.sealerFor(f, last)
+	defer s.close()
+	var keys [][32]byte
+	var first uint64
+	if s != nil {
+		if first, keys, err = s.reserve(len(pending)); err != nil {
+			sealErr = err.Error()
 		}
 	}
-	if len(lines) > 0 {
-		if _, err := f.Write(bytes.Join(lines, nil)); err != nil {
-			return nil, fmt.Errorf("audit: append to %s: %w", l.path, err)
+	var out []byte
+	for i, p := range pending {
+		if p.Time == "" {
+			p.Time = l.opts.Now().UTC().Format(time.RFC3339Nano)
 		}
-		if err := unix.Fdatasync(int(f.Fd())); err != nil {
-			return nil, fmt.Errorf("audit: fdatasync %s: %w", l.path, err)
+		if p.Host == "" {
+			p.Host = l.opts.Host
 		}
+		if p.Version == "" {
+			p.Version = l.opts.Version
+		}
+		p.Seq, p.Prev = 1, ""
+		if last != nil {
+			p.Seq, p.Prev = last.Seq+1, last.Hash
+		}
+		p.Seal = ""
+		if keys == nil && sealErr != "" {
+			p.SealError = sealErr
+		}
+		body := p.body()
+		if keys != nil {
+			h, _ := hex.DecodeString(p.Hash)
+			e := first + uint64(i)
+			p.Seal = formatSeal(s.state.ID, e, sealTag(keys[i], s.state.ID, e, h))
+		}
+		line, err := p.line(body)
+		if err != nil {
+			if p == r {
+				// The caller's record is too large: the log's own records
+				// are still written.
+				berr, r = err, nil
+				break
+			}
+			return nil, nil, err
+		}
+		out = append(out, line...)
+		last = p
 	}
+	if _, err := f.Write(out); err != nil {
+		return nil, nil, fmt.Errorf("audit: append to %s: %w", l.path, err)
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return nil, nil, fmt.Errorf("audit: fdatasync %s: %w", l.path, err)
+	}
+	for _, name := range drop {
+		os.Remove(name)
+	}
+	if len(drop) > 0 {
+		syncDir(filepath.Dir(l.path))
+	}
+	ckpt := l.checkpointDue(last, len(dropped) > 0)
 	if berr != nil {
-		return nil, berr
+		return ckpt, nil, berr
 	}
-	return r, nil
+	return ckpt, r, nil
+}
+
+// sealerFor opens the sealing state for an append whose chain ends with
+// last. It returns the sealer (nil when sealing is off) and, when the
+// records cannot be sealed although they should be, why.
+func (l *Log) sealerFor(f *os.File, last *Record) (*sealer, string) {
+	if l.opts.SealState == "" {
+		return nil, ""
+	}
+	s, err := openSealer(l.opts.SealState, f)
+	if err != nil {
+		return nil, "sealing state: " + err.Error()
+	}
+	if s == nil {
+		if last != nil && last.Seal != "" {
+			return nil, "sealing state " + l.opts.SealState + " is missing, though the records before are sealed"
+		}
+		return nil, ""
+	}
+	if last != nil && last.Seal != "" {
+		if p, err := ParseSeal(last.Seal); err == nil {
+			s.advance(p.ID, p.Epoch+1)
+		}
+	}
+	return s, ""
 }
 
 // lock takes the exclusive lock on PATH.lock, polling until ctx is done
 // (flock itself cannot be interrupted by a deadline).
 func (l *Log) lock(ctx context.Context) (func(), error) {
-	lf, err := openRegular(l.path+".lock", unix.O_RDWR|unix.O_CREAT)
-	if errors.Is(err, fs.ErrNotExist) {
-		// First use: make the log's directory, private to root. A
-		// missing directory must not silently turn auditing off.
-		if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
-		}
-		lf, err = openRegular(l.path+".lock", unix.O_RDWR|unix.O_CREAT)
-	}
+	lf, err := l.openLock(unix.O_RDWR | unix.O_CREAT)
 	if err != nil {
 		return nil, err
 	}
 	return flockWait(ctx, lf, unix.LOCK_EX)
 }
 
-// ReadLocked runs fn while holding a shared lock on the log, so that no
-// append is half-written while fn reads (verify, show). Without a lock
-// file (nothing was ever appended) fn runs unlocked.
-func (l *Log) ReadLocked(ctx context.Context, fn func() error) error {
-	lf, err := openRegular(l.path+".lock", unix.O_RDONLY)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fn()
+// openLock opens the lock file after checking the log's directories, and
+// checks the lock file: whoever may replace or write it could hold the
+// lock and stop every writer.
+func (l *Log) openLock(flags int) (*os.File, error) {
+	dir := filepath.Dir(l.path)
+	if err := safefile.CheckDirs(dir); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	lf, err := openRegular(l.path+".lock", flags)
+	if errors.Is(err, fs.ErrNotExist) && flags&unix.O_CREAT != 0 {
+		// First use: make the log's directory, private to root. A
+		// missing directory must not silently turn auditing off.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		lf, err = openRegular(l.path+".lock", flags)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	unlock, err := flockWait(ctx, lf, unix.LOCK_SH)
-	if err != nil {
-		return err
+	if err := safefile.CheckOwner(lf, l.path+".lock", false); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("audit: %w", err)
 	}
-	defer unlock()
-	return fn()
+	return lf, nil
 }
 
 // flockWait locks lf (how: LOCK_EX or LOCK_SH), polling until ctx is done.
@@ -229,13 +348,9 @@ func openRegular(path string, flags int) (*os.File, error) {
 // cutTornTail truncates f after its last newline and returns the bytes
 // cut off, or nil if f ends with a newline (or is empty).
 func cutTornTail(f *os.File) ([]byte, error) {
-	st, err := f.Stat()
-	if err != nil {
+	size, err := fileSize(f)
+	if err != nil || size == 0 {
 		return nil, err
-	}
-	size := st.Size()
-	if size == 0 {
-		return nil, nil
 	}
 	end := make([]byte, 1)
 	if _, err := f.ReadAt(end, size-1); err != nil {
@@ -256,6 +371,14 @@ func cutTornTail(f *os.File) ([]byte, error) {
 		return nil, fmt.Errorf("audit: cut torn tail of %s: %w", f.Name(), err)
 	}
 	return torn, nil
+}
+
+func fileSize(f *os.File) (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, fmt.Errorf("audit: fstat %s: %w", f.Name(), err)
+	}
+	return st.Size, nil
 }
 
 // lastNewline returns the offset of the last '\n' before end, or -1.
@@ -279,80 +402,115 @@ func lastNewline(f *os.File, end int64) (int64, error) {
 	return -1, nil
 }
 
-// lastRecord returns the last record of the chain: the last line of f
-// (which ends with a newline), or of the newest rotated file when f is
-// empty; nil when there is none.
-func (l *Log) lastRecord(f *os.File) (*Record, error) {
-	r, err := lastLine(f)
-	if err != nil || r != nil {
-		return r, err
-	}
-	files, err := l.rotated()
-	if err != nil {
-		return nil, err
-	}
-	for i := len(files) - 1; i >= 0; i-- {
-		rf, err := openRegular(files[i], unix.O_RDONLY)
-		if err != nil {
-			return nil, err
+// lastGood returns the last record of the chain that decodes, from the
+// end of f (which ends with a newline), or of the newest rotated files
+// when f holds none, and the complete lines after it that do not decode,
+// oldest first. A record of a newer major format is not damage: it is
+// refused, since this version cannot know how to extend it.
+func (l *Log) lastGood(f *os.File) (*Record, []DamagedLine, error) {
+	var damaged []DamagedLine
+	files := []*os.File{f}
+	var rotated []string
+	for i := 0; ; i++ {
+		if i == len(files) {
+			if rotated == nil {
+				var err error
+				if rotated, err = l.rotated(); err != nil {
+					return nil, nil, err
+				}
+				for j := len(rotated) - 1; j >= 0; j-- {
+					rf, err := openRegular(rotated[j], unix.O_RDONLY)
+					if err != nil {
+						return nil, nil, err
+					}
+					defer rf.Close()
+					files = append(files, rf)
+				}
+			}
+			if i == len(files) {
+				return nil, reverse(damaged), nil
+			}
 		}
-		r, err := lastLine(rf)
-		rf.Close()
+		r, d, err := scanBack(files[i], maxDamagedLines-len(damaged))
+		damaged = append(damaged, d...)
 		if err != nil || r != nil {
-			return r, err
+			return r, reverse(damaged), err
 		}
 	}
-	return nil, nil
 }
 
-func lastLine(f *os.File) (*Record, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
+func reverse(d []DamagedLine) []DamagedLine {
+	for i, j := 0, len(d)-1; i < j; i, j = i+1, j-1 {
+		d[i], d[j] = d[j], d[i]
 	}
-	size := st.Size()
-	if size == 0 {
-		return nil, nil
-	}
-	// One read of the file's tail holds the last record almost always.
-	tail := make([]byte, min(size, 8<<10))
-	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil {
-		return nil, fmt.Errorf("audit: read %s: %w", f.Name(), err)
-	}
-	var line []byte
-	if i := bytes.LastIndexByte(tail[:len(tail)-1], '\n'); i >= 0 {
-		line = tail[i+1:]
-	} else if int64(len(tail)) == size {
-		line = tail
-	} else {
-		start, err := lastNewline(f, size-1)
+	return d
+}
+
+// scanBack reads f's complete lines from the end until one decodes, and
+// returns that record and the lines after it that did not decode, newest
+// first; at most max of them.
+func scanBack(f *os.File, max int) (*Record, []DamagedLine, error) {
+	var damaged []DamagedLine
+	for l, err := range linesBackwardIn(f, f.Name()) {
 		if err != nil {
-			return nil, err
+			return nil, damaged, err
 		}
-		if size-1-(start+1) > MaxLine {
-			return nil, fmt.Errorf("audit: %s: last line longer than %d bytes: run `nsrel-hook audit verify`", f.Name(), MaxLine)
+		r, derr := decodeLine(l)
+		if derr == nil {
+			return r, damaged, nil
 		}
-		line = make([]byte, size-(start+1))
-		if _, err := f.ReadAt(line, start+1); err != nil {
-			return nil, fmt.Errorf("audit: read %s: %w", f.Name(), err)
+		if errors.Is(derr, ErrNewerFormat) {
+			return nil, damaged, fmt.Errorf("audit: %s: the last record is of a newer format (%v); this nsrel cannot extend the chain: upgrade it", f.Name(), derr)
 		}
+		if len(damaged) == max {
+			return nil, damaged, fmt.Errorf("audit: %s: more than %d damaged lines at the end of the log; refusing to guess where the chain goes on: run `nsrel-hook audit verify`", f.Name(), maxDamagedLines)
+		}
+		damaged = append(damaged, damagedLine(filepath.Base(f.Name()), l, derr))
 	}
-	r, err := Decode(line)
-	if err != nil {
-		return nil, fmt.Errorf("audit: %s: last record is damaged (%v); refusing to extend the chain: run `nsrel-hook audit verify`", f.Name(), err)
+	return nil, damaged, nil
+}
+
+// decodeLine decodes a line; an over-long one (see [Line]) is no record.
+func decodeLine(l Line) (*Record, error) {
+	if l.Long > 0 {
+		return nil, &DecodeError{Reason: fmt.Sprintf("line of %d bytes, longer than any record (%d)", l.Long, MaxLine)}
 	}
-	return r, nil
+	return Decode(l.Data)
+}
+
+// damagedLine describes l (in file) and why it does not decode, telling
+// a crash from an edit where the bytes allow.
+func damagedLine(file string, l Line, err error) DamagedLine {
+	d := DamagedLine{File: file, Offset: l.Offset, Reason: err.Error()}
+	if l.Long > 0 {
+		d.Bytes, d.SHA256, d.Kind = int(l.Long), l.Sum, "garbled"
+		return d
+	}
+	sum := sha256.Sum256(l.Data)
+	d.Bytes, d.SHA256 = len(l.Data), hex.EncodeToString(sum[:])
+	switch {
+	case bytes.IndexByte(l.Data, 0) >= 0:
+		// A crash leaves zeroed blocks where data had not reached the
+		// disk; an editor rarely writes NUL bytes.
+		d.Kind = "zeroed"
+	case strings.Contains(err.Error(), "hash does not match"):
+		// A well-formed record with other contents than it was hashed
+		// with: written as it is by someone, not by a crash.
+		d.Kind = "edited"
+	default:
+		d.Kind = "garbled"
+	}
+	return d
 }
 
 // maybeRotate renames the current file when it reached the rotation size
-// and returns a descriptor for the (new) current file; it closes f when
-// it replaces it.
+// and returns a descriptor for the (new) current file; it leaves f open.
 func (l *Log) maybeRotate(f *os.File) (*os.File, error) {
-	st, err := f.Stat()
+	size, err := fileSize(f)
 	if err != nil {
 		return nil, err
 	}
-	if st.Size() < l.opts.RotateBytes {
+	if size < l.opts.RotateBytes {
 		return f, nil
 	}
 	first, err := firstSeq(f)
@@ -370,13 +528,49 @@ func (l *Log) maybeRotate(f *os.File) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.Close()
-	if d, err := os.Open(filepath.Dir(l.path)); err == nil {
+	syncDir(filepath.Dir(l.path))
+	return nf, nil
+}
+
+// retention returns the rotated files beyond KeepFiles, oldest first,
+// with what their removal must record.
+func (l *Log) retention() ([]Dropped, []string, error) {
+	if l.opts.KeepFiles <= 0 {
+		return nil, nil, nil
+	}
+	files, err := l.rotated()
+	if err != nil || len(files) <= l.opts.KeepFiles {
+		return nil, nil, err
+	}
+	var dropped []Dropped
+	var names []string
+	for _, name := range files[:len(files)-l.opts.KeepFiles] {
+		rf, err := openRegular(name, unix.O_RDONLY)
+		if err != nil {
+			return nil, nil, err
+		}
+		first, ferr := firstSeq(rf)
+		last, _, lerr := scanBack(rf, maxDamagedLines)
+		rf.Close()
+		if ferr != nil || lerr != nil || last == nil {
+			// Keep what cannot be described: verify will show why.
+			continue
+		}
+		dropped = append(dropped, Dropped{File: filepath.Base(name), FirstSeq: first, LastSeq: last.Seq, LastHash: last.Hash})
+		names = append(names, name)
+	}
+	return dropped, names, nil
+}
+
+// syncDir makes a rename or removal in dir durable.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nf, nil
 }
+
+func dirOf(path string) string { return filepath.Dir(path) }
 
 func firstSeq(f *os.File) (uint64, error) {
 	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, MaxLine), 64<<10)
@@ -384,17 +578,13 @@ func firstSeq(f *os.File) (uint64, error) {
 	if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 		return 0, fmt.Errorf("audit: read %s: %w", f.Name(), err)
 	}
-	// Only the sequence number is needed; a full line is not.
-	var head struct {
-		Seq uint64 `json:"seq"`
+	if h, ok := PeekHead(line); ok && h.Seq > 0 {
+		return h.Seq, nil
 	}
-	if i := bytes.IndexByte(line, ','); i > 0 {
-		_ = jsonUnmarshal(append(line[:i:i], '}'), &head)
+	if r, err := Decode(line); err == nil {
+		return r.Seq, nil
 	}
-	if head.Seq == 0 {
-		return 0, fmt.Errorf("audit: %s: cannot read the first record's sequence number", f.Name())
-	}
-	return head.Seq, nil
+	return 0, fmt.Errorf("audit: %s: cannot read the first record's sequence number", f.Name())
 }
 
 // rotatedSeq parses the suffix of a rotated file's name after the log's

@@ -4,18 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
-
-func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
 
 // Line is one line of a log file as [Lines] yields it.
 type Line struct {
@@ -29,10 +27,14 @@ type Line struct {
 	Data []byte
 	// Torn is set for a last line without a newline.
 	Torn bool
+	// Long is the length of a line longer than [MaxLine], which no
+	// record can be: Data is then nil, and Sum the hex SHA-256 of its
+	// bytes, read as they streamed by.
+	Long int64
+	Sum  string
 }
 
-// Lines yields the lines of file. A line longer than [MaxLine] ends the
-// iteration with an error.
+// Lines yields the lines of file.
 func Lines(file string) iter.Seq2[Line, error] {
 	return func(yield func(Line, error) bool) {
 		f, err := openRegular(file, unix.O_RDONLY)
@@ -41,12 +43,27 @@ func Lines(file string) iter.Seq2[Line, error] {
 			return
 		}
 		defer f.Close()
-		br := bufio.NewReaderSize(f, 64<<10)
+		for l, err := range linesIn(f, file, -1) {
+			if !yield(l, err) {
+				return
+			}
+		}
+	}
+}
+
+// linesIn yields the lines of f (named file) up to size bytes (-1: all).
+func linesIn(f *os.File, file string, size int64) iter.Seq2[Line, error] {
+	return func(yield func(Line, error) bool) {
+		var r io.Reader = f
+		if size >= 0 {
+			r = io.NewSectionReader(f, 0, size)
+		}
+		br := bufio.NewReaderSize(r, 64<<10)
 		var off int64
 		var long []byte
 		for n := 1; ; n++ {
 			data, err := br.ReadSlice('\n')
-			for errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, bufio.ErrBufferFull) {
 				long = append(long[:0], data...)
 				for errors.Is(err, bufio.ErrBufferFull) && len(long) <= MaxLine {
 					data, err = br.ReadSlice('\n')
@@ -54,8 +71,31 @@ func Lines(file string) iter.Seq2[Line, error] {
 				}
 				data = long
 				if len(data) > MaxLine {
-					yield(Line{File: file, Number: n, Offset: off}, fmt.Errorf("%s:%d: line longer than %d bytes", file, n, MaxLine))
-					return
+					// No record is this long: skip to its end, and hash it
+					// from the file in bounded chunks, so that the line
+					// can be named as damage.
+					total := int64(len(data))
+					for errors.Is(err, bufio.ErrBufferFull) {
+						data, err = br.ReadSlice('\n')
+						total += int64(len(data))
+					}
+					if err != nil && err != io.EOF {
+						yield(Line{File: file, Number: n, Offset: off}, fmt.Errorf("audit: read %s: %w", file, err))
+						return
+					}
+					torn := err == io.EOF
+					if !torn {
+						total-- // the newline
+					}
+					l := Line{File: file, Number: n, Offset: off, Torn: torn, Long: total}
+					if !torn {
+						l.Sum = sumRange(f, off, total)
+					}
+					off += total + 1
+					if !yield(l, nil) || torn {
+						return
+					}
+					continue
 				}
 			}
 			if len(data) == 0 && err == io.EOF {
@@ -72,6 +112,16 @@ func Lines(file string) iter.Seq2[Line, error] {
 			}
 		}
 	}
+}
+
+// sumRange returns the hex SHA-256 of n bytes of f at off, read in
+// bounded chunks.
+func sumRange(f *os.File, off, n int64) string {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, off, n)); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Records yields the valid records of the files, in order, skipping
@@ -178,15 +228,27 @@ func LinesBackward(file string) iter.Seq2[[]byte, error] {
 			return
 		}
 		defer f.Close()
-		st, err := f.Stat()
+		for l, err := range linesBackwardIn(f, file) {
+			if !yield(l.Data, err) {
+				return
+			}
+		}
+	}
+}
+
+// linesBackwardIn is [LinesBackward] on an open file; each line has its
+// Offset (Number is not known and left 0).
+func linesBackwardIn(f *os.File, file string) iter.Seq2[Line, error] {
+	return func(yield func(Line, error) bool) {
+		size, err := fileSize(f)
 		if err != nil {
-			yield(nil, err)
+			yield(Line{File: file}, err)
 			return
 		}
-		nl, err := lastNewline(f, st.Size())
+		nl, err := lastNewline(f, size)
 		if err != nil || nl < 0 {
 			if err != nil {
-				yield(nil, err)
+				yield(Line{File: file}, err)
 			}
 			return
 		}
@@ -199,19 +261,31 @@ func LinesBackward(file string) iter.Seq2[[]byte, error] {
 			if len(pending) > 0 {
 				body := pending[:len(pending)-1] // without its final newline
 				if i := bytes.LastIndexByte(body, '\n'); i >= 0 {
-					if !yield(body[i+1:], nil) {
+					if !yield(Line{File: file, Offset: pos + int64(i) + 1, Data: body[i+1:]}, nil) {
 						return
 					}
 					pending = pending[:i+1]
 					continue
 				}
 				if pos == 0 {
-					yield(body, nil)
+					yield(Line{File: file, Offset: 0, Data: body}, nil)
 					return
 				}
 				if len(pending) > MaxLine+chunk {
-					yield(nil, fmt.Errorf("audit: %s: line longer than %d bytes", file, MaxLine))
-					return
+					// No record is this long: find where the line starts,
+					// hash it from the file, and go on before it.
+					end := pos + int64(len(pending)) - 1 // its newline
+					start, err := lastNewline(f, pos)
+					if err != nil {
+						yield(Line{File: file}, err)
+						return
+					}
+					start++
+					if !yield(Line{File: file, Offset: start, Long: end - start, Sum: sumRange(f, start, end-start)}, nil) {
+						return
+					}
+					pending, pos = nil, start
+					continue
 				}
 			} else if pos == 0 {
 				return
@@ -219,7 +293,7 @@ func LinesBackward(file string) iter.Seq2[[]byte, error] {
 			n := min(int64(chunk), pos)
 			buf := make([]byte, int(n)+len(pending))
 			if _, err := f.ReadAt(buf[:n], pos-n); err != nil {
-				yield(nil, fmt.Errorf("audit: read %s: %w", file, err))
+				yield(Line{File: file}, fmt.Errorf("audit: read %s: %w", file, err))
 				return
 			}
 			copy(buf[n:], pending)
@@ -270,110 +344,4 @@ func StartMatcher(pid int, startTime uint64) func(*Record) bool {
 		}
 		return startTime == 0 || r.StartTime == startTime
 	}
-}
-
-// Problem is the first thing wrong with a chain.
-type Problem struct {
-	File string `json:"file"`
-	// Line counts from 1 (0: the chain as a whole).
-	Line int `json:"line"`
-	// Seq is the sequence number the line claims, or 0 if unknown.
-	Seq    uint64 `json:"seq"`
-	Reason string `json:"reason"`
-}
-
-// Error formats the problem as "file:line: seq N: reason".
-func (p *Problem) Error() string {
-	s := p.File + ":" + strconv.Itoa(p.Line)
-	if p.Seq > 0 {
-		s += ": seq " + strconv.FormatUint(p.Seq, 10)
-	}
-	return s + ": " + p.Reason
-}
-
-// Summary describes a chain that [Verify] checked.
-type Summary struct {
-	Files   []string
-	Records int
-	// FirstSeq and LastSeq are the sequence numbers of the first and last
-	// record; LastHash the hash of the last.
-	FirstSeq, LastSeq uint64
-	LastHash          string
-	// TornTails lists the torn-tail records (repaired crashes).
-	TornTails []*Record
-}
-
-// VerifyOptions tune [Verify].
-type VerifyOptions struct {
-	// Partial accepts a chain that does not start at sequence number 1
-	// (older rotated files removed); the first record's prev is then
-	// trusted.
-	Partial bool
-	// Anchor, if set, is the hash of a record known to be in the chain
-	// (saved from an earlier verify): a chain without it was truncated
-	// or rewritten. It catches records cut off at the end, which the
-	// chain alone cannot show.
-	Anchor string
-}
-
-// Verify checks the chain formed by files, in order (use [Files]): every
-// line a valid record in canonical encoding with a matching hash,
-// sequence numbers without gaps from 1, each prev equal to the hash of
-// the record before, and no torn line. It returns the summary and, if the
-// chain is not intact, the first [*Problem].
-func Verify(files []string, opts VerifyOptions) (*Summary, error) {
-	s := &Summary{Files: files}
-	var prev *Record
-	anchored := false
-	for _, file := range files {
-		for l, err := range Lines(file) {
-			if err != nil {
-				return s, &Problem{File: file, Line: l.Number, Reason: err.Error()}
-			}
-			if l.Torn {
-				return s, &Problem{File: file, Line: l.Number, Reason: fmt.Sprintf("torn last line (%d bytes without a newline: a write was cut short, or the log was truncated); the %d record(s) before it are intact", len(l.Data), s.Records)}
-			}
-			r, derr := Decode(l.Data)
-			if derr != nil {
-				p := &Problem{File: file, Line: l.Number, Reason: derr.Error()}
-				var head struct {
-					Seq uint64 `json:"seq"`
-				}
-				if i := bytes.IndexByte(l.Data, ','); i > 0 && json.Unmarshal(append(l.Data[:i:i], '}'), &head) == nil {
-					p.Seq = head.Seq
-				}
-				return s, p
-			}
-			switch {
-			case prev == nil && !opts.Partial && r.Seq != 1:
-				return s, &Problem{File: file, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("the chain starts at seq %d, not 1 (records deleted?)", r.Seq)}
-			case prev == nil && !opts.Partial && r.Prev != "":
-				return s, &Problem{File: file, Line: l.Number, Seq: r.Seq, Reason: "the first record refers to a previous one"}
-			case prev != nil && r.Seq != prev.Seq+1:
-				return s, &Problem{File: file, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("expected seq %d after seq %d (records deleted or reordered)", prev.Seq+1, prev.Seq)}
-			case prev != nil && r.Prev != prev.Hash:
-				return s, &Problem{File: file, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("prev does not match the hash of seq %d (records replaced or reordered)", prev.Seq)}
-			}
-			if prev == nil {
-				s.FirstSeq = r.Seq
-			}
-			if r.Stage == StageTornTail {
-				s.TornTails = append(s.TornTails, r)
-			}
-			s.Records++
-			s.LastSeq, s.LastHash = r.Seq, r.Hash
-			if r.Hash == opts.Anchor {
-				anchored = true
-			}
-			prev = r
-		}
-	}
-	if opts.Anchor != "" && !anchored {
-		last := ""
-		if len(files) > 0 {
-			last = files[len(files)-1]
-		}
-		return s, &Problem{File: last, Line: 0, Reason: fmt.Sprintf("no record has the anchor hash %s (records removed from the end, or the log rewritten)", opts.Anchor)}
-	}
-	return s, nil
 }

@@ -1,12 +1,11 @@
 package audit
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -22,23 +21,42 @@ const (
 	SourceContainerdEvents = "containerd-events"
 	// SourceNRI marks records written by the NRI plugin.
 	SourceNRI = "nri"
+	// SourceAudit marks records the log itself writes: torn tails,
+	// damage, retention, the start of sealing.
+	SourceAudit = "audit"
+	// SourceOperator marks records an operator wrote with a command
+	// (`nsrel-hook audit ack`).
+	SourceOperator = "operator"
 )
 
 // Stages of records. OCI hook records use the OCI stage names; other
-// writers may add their own (for example "start" and "exit" for
-// containerd task events).
+// writers add their own.
 const (
 	StageCreateRuntime = vocab.StageCreateRuntime
 	StagePoststart     = vocab.StagePoststart
 	StagePoststop      = vocab.StagePoststop
 	// StageStart is the stage a writer without OCI stages (the
-	// containerd event recorder) uses for a container start.
+	// containerd event recorder, the NRI plugin) uses for a container
+	// start.
 	StageStart = "start"
 	// StageExit is the matching stop stage.
 	StageExit = "exit"
 	// StageTornTail marks the record of a torn last line that an append
 	// cut off.
 	StageTornTail = "torn-tail"
+	// StageDamaged marks the record of complete lines at the end of the
+	// log that did not decode ([Record.Damage]); the chain goes on from
+	// the last good record before them.
+	StageDamaged = "damaged"
+	// StageAck marks an operator's acknowledgement of a damaged record
+	// ([Record.Ref] points to it, [Record.Note] says why).
+	StageAck = "ack"
+	// StageSealStart marks the first record sealed with a new sealing
+	// key ([Record.SealID]).
+	StageSealStart = "seal-start"
+	// StageRetention marks the removal of a rotated file by retention
+	// ([Record.Dropped]).
+	StageRetention = "retention"
 )
 
 // Verdicts.
@@ -50,9 +68,32 @@ const (
 // MaxLine is the longest record line accepted, newline included.
 const MaxLine = 1 << 20
 
+// The record format this package writes, in every record's "format"
+// member. A reader accepts every older version and records of a newer
+// minor version, whose members it does not know it leaves out of
+// [Record] (listing their names in Record.Unknown); a newer major version
+// is refused with an error matching [ErrNewerFormat]. Records written
+// before the member existed are format 1.0. A new member is added with a
+// new minor version, in the canonical order before "version".
+const (
+	FormatMajor = 1
+	FormatMinor = 1
+)
+
+// Format is "FormatMajor.FormatMinor".
+var Format = strconv.Itoa(FormatMajor) + "." + strconv.Itoa(FormatMinor)
+
+// ErrNewerFormat matches errors for a record of a newer major format
+// than this nsrel reads: a newer nsrel wrote it.
+var ErrNewerFormat = errors.New("record format newer than this nsrel reads")
+
 // Record is one audit log entry. Field order is the canonical encoding
-// order; [Record.Encode] fills Seq, Prev and Hash.
+// order; [Record.Encode] fills Format and Hash, the log fills Seq, Prev
+// and Seal.
 type Record struct {
+	// Format is the record format's version, "MAJOR.MINOR" ("" for
+	// records of format 1.0, written before the member existed).
+	Format string `json:"format,omitempty"`
 	// Seq numbers the records of a log from 1, without gaps.
 	Seq uint64 `json:"seq"`
 	// Time is when the record was made, RFC 3339 with nanoseconds, UTC.
@@ -85,23 +126,45 @@ type Record struct {
 	// Violations lists the rules broken, with reasons.
 	Violations []Violation `json:"violations,omitempty"`
 	// Error is an internal error met while making the record (for
-	// example a process that could not be inspected).
+	// example a process that could not be inspected, or input that was
+	// refused and what of it was kept).
 	Error string `json:"error,omitempty"`
 	// Ref points to an earlier record this one follows up (poststart and
-	// poststop point to the container's start record).
+	// poststop point to the container's start record, an ack to the
+	// damage it acknowledges).
 	Ref *Ref `json:"ref,omitempty"`
 	// Torn holds the bytes of a torn line that was cut off (stage
 	// [StageTornTail]), at most [MaxTornKept] of them.
 	Torn string `json:"torn,omitempty"`
 	// TornBytes is the length of the torn line.
 	TornBytes int `json:"torn_bytes,omitempty"`
+	// Note is an operator's words ([StageAck]). Format 1.1.
+	Note string `json:"note,omitempty"`
+	// SealID names the sealing key that seals this record and the ones
+	// after it ([StageSealStart]). Format 1.1.
+	SealID string `json:"seal_id,omitempty"`
+	// SealError says why a record that should have been sealed is not
+	// (the sealing state could not be read or written). Format 1.1.
+	SealError string `json:"seal_error,omitempty"`
+	// Damage describes the damaged lines a [StageDamaged] record stands
+	// for. Format 1.1.
+	Damage []DamagedLine `json:"damage,omitempty"`
+	// Dropped describes the rotated file a [StageRetention] record
+	// removed. Format 1.1.
+	Dropped *Dropped `json:"dropped,omitempty"`
 	// Version is the version of the writer.
 	Version string `json:"version"`
 	// Prev is the hash of the record before this one, "" for the first.
 	Prev string `json:"prev"`
-	// Hash is the hex SHA-256 of the record's canonical encoding without
-	// the hash itself; it is written last on the line.
+	// Hash is the hex SHA-256 of the record's bytes on its line up to the
+	// hash member, with the closing brace; it follows them on the line.
 	Hash string `json:"-"`
+	// Seal, on sealed records, is the forward-secure tag of the hash:
+	// "ID.EPOCH.TAG" ([Sealer]); it follows the hash on the line.
+	Seal string `json:"-"`
+	// Unknown lists the members of a record of a newer minor format that
+	// this version does not know, in their order on the line.
+	Unknown []string `json:"-"`
 }
 
 // Ref refers to another record of the log.
@@ -111,30 +174,81 @@ type Ref struct {
 	Hash  string `json:"hash"`
 }
 
+// DamagedLine is a complete line of the log that did not decode when an
+// append found it at the end of the log.
+type DamagedLine struct {
+	// File is the base name of the file that holds it; Offset is where
+	// the line starts in it and Bytes its length without the newline.
+	File   string `json:"file"`
+	Offset int64  `json:"offset"`
+	Bytes  int    `json:"bytes"`
+	// SHA256 is the hex SHA-256 of the line's bytes, so that the damaged
+	// line stays part of the evidence.
+	SHA256 string `json:"sha256"`
+	// Kind is what the bytes look like: "zeroed" (NUL bytes, what a
+	// crash leaves where data had not reached the disk), "edited" (a
+	// record whose contents no longer match its hash), "garbled" (not a
+	// record at all: a crash or an edit).
+	Kind string `json:"kind"`
+	// Reason is why the line does not decode.
+	Reason string `json:"reason"`
+}
+
+// Dropped describes a rotated file removed by retention: the records it
+// held, and the hash of its last record, which the chain after it goes
+// on from.
+type Dropped struct {
+	File     string `json:"file"`
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+	LastHash string `json:"last_hash"`
+}
+
 // MaxTornKept bounds how much of a torn line a torn-tail record keeps.
 const MaxTornKept = 4096
 
-const hashKey = `,"hash":"`
+const (
+	hashKey = `,"hash":"`
+	sealKey = `,"seal":"`
+)
 
-// Encode sets r.Hash from r's canonical encoding and returns the line to
-// append, newline included. Seq, Prev and every other field must already
-// be set.
+// Encode sets r.Format and r.Hash and returns the line to append,
+// newline included, with r.Seal after the hash when it is set. Seq, Prev
+// and every other field must already be set.
 //
 // Strings that are not valid UTF-8 (a container controls its ID,
 // annotations and bundle path, and a torn line may end mid-character) are
 // first made valid, each invalid byte sequence replaced by U+FFFD, in r
-// itself: JSON cannot carry them, and a record whose text changed on the
-// way to the disk would fail verification as if edited.
+// itself: JSON cannot carry them.
 func (r *Record) Encode() ([]byte, error) {
+	body := r.body()
+	return r.line(body)
+}
+
+// body sets Format and Hash and returns the canonical encoding without
+// the hash: the bytes the hash covers.
+func (r *Record) body() []byte {
 	r.makeValidUTF8()
+	r.Format = Format
 	body := appendRecord(make([]byte, 0, 1024), r)
 	sum := sha256.Sum256(body)
 	r.Hash = hex.EncodeToString(sum[:])
-	line := make([]byte, 0, len(body)+len(hashKey)+len(r.Hash)+3)
+	return body
+}
+
+// line assembles the record's line from its body, hash and seal.
+func (r *Record) line(body []byte) ([]byte, error) {
+	line := make([]byte, 0, len(body)+len(hashKey)+len(r.Hash)+len(sealKey)+len(r.Seal)+4)
 	line = append(line, body[:len(body)-1]...)
 	line = append(line, hashKey...)
 	line = append(line, r.Hash...)
-	line = append(line, '"', '}', '\n')
+	line = append(line, '"')
+	if r.Seal != "" {
+		line = append(line, sealKey...)
+		line = append(line, r.Seal...)
+		line = append(line, '"')
+	}
+	line = append(line, '}', '\n')
 	if len(line) > MaxLine {
 		return nil, fmt.Errorf("audit: record of %d bytes is longer than %d", len(line), MaxLine)
 	}
@@ -144,7 +258,8 @@ func (r *Record) Encode() ([]byte, error) {
 // makeValidUTF8 replaces invalid UTF-8 in every string of r by U+FFFD.
 func (r *Record) makeValidUTF8() {
 	for _, p := range []*string{&r.Time, &r.Host, &r.Source, &r.Stage, &r.ContainerID, &r.Bundle,
-		&r.Namespace, &r.Policy, &r.Mode, &r.Verdict, &r.Error, &r.Version, &r.Prev, &r.Torn} {
+		&r.Namespace, &r.Policy, &r.Mode, &r.Verdict, &r.Error, &r.Version, &r.Prev, &r.Torn,
+		&r.Note, &r.SealID, &r.SealError} {
 		*p = validUTF8(*p)
 	}
 	if r.Ref != nil {
@@ -154,6 +269,13 @@ func (r *Record) makeValidUTF8() {
 	for i := range r.Violations {
 		r.Violations[i].Rule = validUTF8(r.Violations[i].Rule)
 		r.Violations[i].Reason = validUTF8(r.Violations[i].Reason)
+	}
+	for i := range r.Damage {
+		d := &r.Damage[i]
+		d.File, d.SHA256, d.Kind, d.Reason = validUTF8(d.File), validUTF8(d.SHA256), validUTF8(d.Kind), validUTF8(d.Reason)
+	}
+	if r.Dropped != nil {
+		r.Dropped.File, r.Dropped.LastHash = validUTF8(r.Dropped.File), validUTF8(r.Dropped.LastHash)
 	}
 	bad := false
 	for k, v := range r.Annotations {
@@ -179,81 +301,17 @@ func validUTF8(s string) string {
 }
 
 // DecodeError is why a line is not a valid record.
-type DecodeError struct{ Reason string }
+type DecodeError struct {
+	Reason string
+	// Err is ErrNewerFormat for a record of a newer major format.
+	Err error
+}
 
 // Error returns the reason.
 func (e *DecodeError) Error() string { return e.Reason }
 
-// Decode parses one log line (with or without its newline) and checks
-// that it is a well-formed record in canonical encoding whose hash
-// matches its contents. It does not check the chain. Errors are
-// [*DecodeError]s with the reason in words.
-func Decode(line []byte) (*Record, error) { return decode(line, true) }
-
-// decode is [Decode]; fast false always takes the encoding/json path
-// (the reference the fast path is tested against).
-func decode(line []byte, fast bool) (*Record, error) {
-	line = bytes.TrimSuffix(line, []byte{'\n'})
-	if len(line) >= MaxLine {
-		return nil, &DecodeError{fmt.Sprintf("line longer than %d bytes", MaxLine)}
-	}
-	if !utf8.Valid(line) {
-		return nil, &DecodeError{"not valid UTF-8"}
-	}
-	// The line must end with ,"hash":"<64 hex>"}.
-	const tail = len(hashKey) + 64 + 2
-	if len(line) < tail+2 || !bytes.HasPrefix(line[len(line)-tail:], []byte(hashKey)) || !bytes.HasSuffix(line, []byte(`"}`)) {
-		return nil, &DecodeError{"does not end with the record hash (edited or truncated record)"}
-	}
-	hash := string(line[len(line)-66 : len(line)-2])
-	if _, err := hex.DecodeString(hash); err != nil || strings.ToLower(hash) != hash {
-		return nil, &DecodeError{"record hash is not 64 lower-case hex digits"}
-	}
-	body := make([]byte, 0, len(line)-tail+1)
-	body = append(body, line[:len(line)-tail]...)
-	body = append(body, '}')
-	var r *Record
-	ok := false
-	if fast {
-		r, ok = parseCanonical(body)
-	}
-	if !ok || !bytes.Equal(appendRecord(make([]byte, 0, len(body)), r), body) {
-		// Not in the form the fast path reads: let encoding/json decide
-		// and name what is wrong.
-		var err error
-		if r, err = decodeJSON(body); err != nil {
-			return nil, err
-		}
-	}
-	sum := sha256.Sum256(body)
-	if hex.EncodeToString(sum[:]) != hash {
-		return nil, &DecodeError{"hash does not match the contents (edited record)"}
-	}
-	r.Hash = hash
-	if err := r.check(); err != nil {
-		return nil, &DecodeError{err.Error()}
-	}
-	return r, nil
-}
-
-// decodeJSON decodes body with encoding/json and checks that it is in
-// canonical encoding.
-func decodeJSON(body []byte) (*Record, error) {
-	var r Record
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&r); err != nil {
-		return nil, &DecodeError{"not a record: " + err.Error()}
-	}
-	if d.More() {
-		return nil, &DecodeError{"data after the record"}
-	}
-	again, err := json.Marshal(&r)
-	if err != nil || !bytes.Equal(again, body) {
-		return nil, &DecodeError{"not in canonical encoding (edited record)"}
-	}
-	return &r, nil
-}
+// Unwrap returns Err.
+func (e *DecodeError) Unwrap() error { return e.Err }
 
 // check validates fields beyond their JSON types.
 func (r *Record) check() error {

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,6 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/internal/fastjson"
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -88,7 +89,7 @@ type Config struct {
 	SealState string
 	// Checkpoints says when and where checkpoints of the audit chain are
 	// emitted (checkpoints); nil for never.
-	Checkpoints *Checkpoints
+	Checkpoints *audit.CheckpointOptions
 	// RecordAnnotations are the annotation keys copied into records
 	// (record_annotations).
 	RecordAnnotations []string
@@ -188,36 +189,61 @@ const (
 	RuleAncestryUnchanged = "ancestry_unchanged"
 )
 
-// Load reads and parses the config file at path. A file that every user
-// may write is refused.
+// Load reads and parses the config file at path. The file must be
+// trusted: a regular file (a FIFO or device is refused without blocking,
+// a symlink in the last component refused), owned by root or the
+// running user, writable by neither group nor others, in directories
+// trusted the same way (see package safefile).
 func Load(path string) (*Config, error) {
-	// Not os.Open: on Linux it sets up the runtime's poller (epoll) for a
-	// file it cannot poll, a measurable part of a hook's short life.
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	for err == unix.EINTR {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	}
+	data, err := readConfig(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	st, err := f.Stat()
+	return Parse(path, data)
+}
+
+// readConfig reads a trusted config file, at most MaxFileSize+1 bytes.
+func readConfig(path string) ([]byte, error) {
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("config: %s: not a regular file", path)
+	f, err := safefile.OpenTrusted(abs, unix.O_RDONLY, false)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
-	if st.Mode().Perm()&0o002 != 0 {
-		// Anyone could rewrite the policy: refuse, as sshd's StrictModes does.
-		return nil, fmt.Errorf("config: %s: writable by every user (mode %v); refusing it (chmod o-w)", path, st.Mode().Perm())
-	}
+	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
-	return Parse(path, data)
+	return data, nil
+}
+
+// Salvaged is what [Salvage] can still read of a config.
+type Salvaged struct {
+	// AuditLog, SealState and LogFile are the paths the config names
+	// (audit_log, seal_state, log_file), "" where none is found.
+	AuditLog, SealState, LogFile string
+}
+
+// Salvage returns the paths a config file names even when it does not
+// parse or validate, so that the hook can record that it could not run:
+// only from a file that passes Load's trust checks (an untrusted file
+// could point anywhere), and only clean absolute paths.
+func Salvage(path string) Salvaged {
+	data, err := readConfig(path)
+	if err != nil || len(data) > MaxFileSize {
+		return Salvaged{}
+	}
+	m := fastjson.TopLevelStrings(data, "audit_log", "seal_state", "log_file")
+	clean := func(p string) string {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || strings.ContainsRune(p, 0) {
+			return ""
+		}
+		return p
+	}
+	return Salvaged{AuditLog: clean(m["audit_log"]), SealState: clean(m["seal_state"]), LogFile: clean(m["log_file"])}
 }
 
 // Parse parses a config file's contents; name is used in error messages.

@@ -116,7 +116,7 @@ func TestLoadRefusesNonRegular(t *testing.T) {
 	open := filepath.Join(t.TempDir(), "open.json")
 	os.WriteFile(open, []byte(minimal), 0o600)
 	os.Chmod(open, 0o666)
-	if _, err := policy.Load(open); err == nil || !strings.Contains(err.Error(), "writable by every user") {
+	if _, err := policy.Load(open); err == nil || !strings.Contains(err.Error(), "writable by group and others") {
 		t.Errorf("world-writable file: %v", err)
 	}
 	big := filepath.Join(t.TempDir(), "big.json")

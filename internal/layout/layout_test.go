@@ -19,6 +19,7 @@ const module = "github.com/nsrel/nsrel/"
 var layers = map[string]int{
 	"internal/vocab":         0,
 	"internal/safefile":      0,
+	"internal/syslog":        0,
 	"internal/linuxonly":     -1,
 	"hook/internal/fastjson": 0,
 	"nsrel":                  1,

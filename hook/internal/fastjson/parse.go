@@ -1,7 +1,11 @@
 package fastjson
 
 import (
+	"bytes"
 	"encoding/json"
+	"slices"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -31,9 +35,10 @@ type Member struct {
 
 // Parse parses plain, well-formed JSON (one value, nothing but white
 // space after it) into a tree, as encoding/json's tokenizer would read
-// it. It gives up (ok false) on anything unusual: \u escapes, control
-// characters, invalid UTF-8, duplicate keys, nesting deeper than
-// [MaxNesting], any syntax error. The caller then takes the
+// it, \u escapes included (a lone or mismatched UTF-16 surrogate becomes
+// U+FFFD, as encoding/json makes it). It gives up (ok false) on anything
+// unusual: control characters, invalid UTF-8, duplicate keys, nesting
+// deeper than [MaxNesting], any syntax error. The caller then takes the
 // encoding/json path, which also words the error.
 func Parse(data []byte) (n *Node, ok bool) {
 	p := &fastParser{b: data, ok: true}
@@ -239,7 +244,7 @@ func (p *fastParser) number() bool {
 	return true
 }
 
-// str reads a string of valid UTF-8 with the simple escapes only.
+// str reads a string of valid UTF-8.
 func (p *fastParser) str() (string, bool) {
 	if p.i >= len(p.b) || p.b[p.i] != '"' {
 		return "", false
@@ -262,6 +267,16 @@ func (p *fastParser) str() (string, bool) {
 				return "", false
 			}
 			buf = append(buf, p.b[start:j]...)
+			if p.b[j+1] == 'u' {
+				r, n := unicodeEscape(p.b[j:])
+				if n == 0 {
+					return "", false
+				}
+				buf = utf8.AppendRune(buf, r)
+				j += n
+				start = j
+				continue
+			}
 			e, ok := Unescape(p.b[j+1])
 			if !ok {
 				return "", false
@@ -282,4 +297,87 @@ func (p *fastParser) str() (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// unicodeEscape reads the \uXXXX escape that b starts with, and the low
+// surrogate's escape after it when XXXX is a high surrogate, and returns
+// the rune and the bytes read (0: not a valid escape). A surrogate that is
+// not part of a valid pair reads as U+FFFD, and an escape after it is
+// left for the next call, as encoding/json reads them.
+func unicodeEscape(b []byte) (rune, int) {
+	r := hex4(b)
+	if r < 0 {
+		return 0, 0
+	}
+	if !utf16.IsSurrogate(r) {
+		return r, 6
+	}
+	if d := utf16.DecodeRune(r, hex4(b[6:])); d != unicode.ReplacementChar {
+		return d, 12
+	}
+	return unicode.ReplacementChar, 6
+}
+
+// hex4 reads \uXXXX (hex digits of either case) at the start of b, or
+// returns -1.
+func hex4(b []byte) rune {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return -1
+	}
+	var r rune
+	for _, c := range b[2:6] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
+}
+
+// TopLevelStrings reads the members of a JSON object in data up to the
+// first syntax error (so also from invalid or cut input) and returns the
+// string values of the given keys found at the top level: what a caller
+// can still learn from a document it must refuse.
+func TopLevelStrings(data []byte, keys ...string) map[string]string {
+	out := map[string]string{}
+	d := json.NewDecoder(bytes.NewReader(data))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return out
+	}
+	for d.More() {
+		kt, err := d.Token()
+		if err != nil {
+			return out
+		}
+		vt, err := d.Token()
+		if err != nil {
+			return out
+		}
+		k, _ := kt.(string)
+		if s, ok := vt.(string); ok && slices.Contains(keys, k) {
+			out[k] = s
+		}
+		for depth := 0; vt == json.Delim('{') || vt == json.Delim('[') || depth > 0; {
+			switch vt {
+			case json.Delim('{'), json.Delim('['):
+				depth++
+			case json.Delim('}'), json.Delim(']'):
+				depth--
+			}
+			if depth == 0 {
+				break
+			}
+			if vt, err = d.Token(); err != nil {
+				return out
+			}
+		}
+	}
+	return out
 }

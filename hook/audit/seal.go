@@ -1,0 +1,343 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/internal/safefile"
+)
+
+// Forward-secure sealing (docs/hook.md, "Sealing"). Every record appended
+// while sealing is on carries a seal: an HMAC-SHA256 tag of its hash under
+// a key used for that record only. The key evolves one-way after each
+// record (k[e+1] = HMAC(k[e], "nsrel seal: next key"), a forward-secure
+// MAC in the sense of Bellare and Yee, as systemd-journald's Forward
+// Secure Sealing after Marson and Poettering, but per record instead of
+// per 15-minute epoch), and the node keeps only the key of the next
+// record: whoever reads the node's state at time T can seal records after
+// T, but cannot compute the key of any record sealed before T, so cannot
+// alter, insert, reorder or remove such a record without the seals
+// failing verification. The verifier derives every key from the first
+// one, k[0], which `nsrel-hook audit seal-init` prints once as the
+// verification key, to be kept off the node.
+
+// sealStatePrefix starts the sealing state file: "nsrel-seal 1 ID EPOCH
+// KEY\n", fixed width, rewritten in place so that the old key's bytes are
+// overwritten in the same blocks (see docs/hook.md for what a file
+// system keeps anyway).
+const sealStatePrefix = "nsrel-seal 1 "
+
+const sealStateLen = len(sealStatePrefix) + 16 + 1 + 20 + 1 + 64 + 1
+
+// SealID identifies a sealing key (8 random bytes, 16 hex digits in
+// records).
+type SealID [8]byte
+
+// String returns the ID as 16 hex digits.
+func (id SealID) String() string { return hex.EncodeToString(id[:]) }
+
+// sealState is the node's sealing state: the key for the record sealed
+// with Epoch.
+type sealState struct {
+	ID    SealID
+	Epoch uint64
+	Key   [32]byte
+}
+
+func (s *sealState) marshal() []byte {
+	return fmt.Appendf(nil, "%s%s %020d %s\n", sealStatePrefix, s.ID, s.Epoch, hex.EncodeToString(s.Key[:]))
+}
+
+func parseSealState(b []byte) (*sealState, error) {
+	bad := errors.New("not an nsrel sealing state")
+	if len(b) != sealStateLen || !bytes.HasPrefix(b, []byte(sealStatePrefix)) || b[len(b)-1] != '\n' {
+		return nil, bad
+	}
+	f := strings.Fields(string(b[len(sealStatePrefix):]))
+	if len(f) != 3 {
+		return nil, bad
+	}
+	s := &sealState{}
+	id, err1 := hex.DecodeString(f[0])
+	key, err2 := hex.DecodeString(f[2])
+	epoch, err3 := strconv.ParseUint(f[1], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || len(id) != 8 || len(key) != 32 {
+		return nil, bad
+	}
+	copy(s.ID[:], id)
+	copy(s.Key[:], key)
+	s.Epoch = epoch
+	return s, nil
+}
+
+// nextSealKey is the one-way step from one record's key to the next.
+func nextSealKey(k [32]byte) [32]byte {
+	m := hmac.New(sha256.New, k[:])
+	m.Write([]byte("nsrel seal: next key"))
+	var n [32]byte
+	m.Sum(n[:0])
+	return n
+}
+
+// sealTag is the tag of the record with the given hash (32 bytes),
+// sealed with key k at epoch under id.
+func sealTag(k [32]byte, id SealID, epoch uint64, hash []byte) []byte {
+	m := hmac.New(sha256.New, k[:])
+	m.Write([]byte("nsrel seal v1\x00"))
+	m.Write(id[:])
+	var e [8]byte
+	binary.BigEndian.PutUint64(e[:], epoch)
+	m.Write(e[:])
+	m.Write(hash)
+	return m.Sum(nil)
+}
+
+// formatSeal is the seal member's value: "ID.EPOCH.TAG".
+func formatSeal(id SealID, epoch uint64, tag []byte) string {
+	return id.String() + "." + strconv.FormatUint(epoch, 10) + "." + hex.EncodeToString(tag)
+}
+
+// ParsedSeal is a record's seal, read.
+type ParsedSeal struct {
+	ID    SealID
+	Epoch uint64
+	Tag   []byte
+}
+
+// ParseSeal reads a record's seal ("ID.EPOCH.TAG").
+func ParseSeal(s string) (ParsedSeal, error) {
+	var p ParsedSeal
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return p, errors.New("seal is not ID.EPOCH.TAG")
+	}
+	id, err1 := hex.DecodeString(parts[0])
+	epoch, err2 := strconv.ParseUint(parts[1], 10, 64)
+	tag, err3 := hex.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || err3 != nil || len(id) != 8 || len(tag) != 32 ||
+		strconv.FormatUint(epoch, 10) != parts[1] || strings.ToLower(parts[0]+parts[2]) != parts[0]+parts[2] {
+		return p, errors.New("seal is not ID.EPOCH.TAG")
+	}
+	copy(p.ID[:], id)
+	p.Epoch, p.Tag = epoch, tag
+	return p, nil
+}
+
+// validSeal reports whether b has the shape of a seal; splitLine uses it
+// to tell a seal at the end of a line.
+func validSeal(b []byte) bool {
+	_, err := ParseSeal(string(b))
+	return err == nil
+}
+
+// VerifyKey is the verification key of a sealing: its ID and the first
+// key, k[0], from which every record's key follows. Keep it off the node.
+type VerifyKey struct {
+	ID  SealID
+	Key [32]byte
+}
+
+const verifyKeyPrefix = "nsrel-seal-v1:"
+
+// String returns the key as "nsrel-seal-v1:ID:KEY" (hex).
+func (k VerifyKey) String() string {
+	return verifyKeyPrefix + k.ID.String() + ":" + hex.EncodeToString(k.Key[:])
+}
+
+// ParseVerifyKey reads a key written by [VerifyKey.String].
+func ParseVerifyKey(s string) (VerifyKey, error) {
+	var k VerifyKey
+	rest, ok := strings.CutPrefix(strings.TrimSpace(s), verifyKeyPrefix)
+	idHex, keyHex, ok2 := strings.Cut(rest, ":")
+	id, err1 := hex.DecodeString(idHex)
+	key, err2 := hex.DecodeString(keyHex)
+	if !ok || !ok2 || err1 != nil || err2 != nil || len(id) != 8 || len(key) != 32 {
+		return k, errors.New("not an nsrel verification key (nsrel-seal-v1:ID:KEY)")
+	}
+	copy(k.ID[:], id)
+	copy(k.Key[:], key)
+	return k, nil
+}
+
+// keyChain derives the keys of a sealing forward from k[0], for a
+// verifier that meets epochs in increasing order.
+type keyChain struct {
+	epoch uint64
+	key   [32]byte
+}
+
+// at returns the key of epoch e (e must not be below the last one asked).
+func (c *keyChain) at(e uint64) [32]byte {
+	for c.epoch < e {
+		c.key = nextSealKey(c.key)
+		c.epoch++
+	}
+	return c.key
+}
+
+// ErrSealStateExists matches the error of [InitSeal] for a sealing state
+// that already exists.
+var ErrSealStateExists = errors.New("sealing state exists")
+
+// InitSeal writes a new sealing state at path (created 0600, its
+// directory 0700 if missing) with a random ID and first key, and returns
+// the verification key. It refuses to replace an existing state unless
+// replace is set: the verification key of the old one still verifies the
+// records it sealed. The first record appended after it is sealed with
+// the new key; append a [StageSealStart] record naming it.
+func InitSeal(path string, replace bool) (VerifyKey, error) {
+	var k VerifyKey
+	if _, err := rand.Read(k.ID[:]); err != nil {
+		return k, err
+	}
+	if _, err := rand.Read(k.Key[:]); err != nil {
+		return k, err
+	}
+	flags := unix.O_RDWR | unix.O_CREAT | unix.O_EXCL
+	if replace {
+		flags = unix.O_RDWR | unix.O_CREAT
+	}
+	f, err := safefile.OpenRegular(path, flags)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
+			return k, fmt.Errorf("audit: sealing state: %w", err)
+		}
+		f, err = safefile.OpenRegular(path, flags)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return k, fmt.Errorf("audit: sealing state %s: %w (seal-init --replace starts a new sealing key)", path, ErrSealStateExists)
+	}
+	if err != nil {
+		return k, fmt.Errorf("audit: sealing state: %w", err)
+	}
+	defer f.Close()
+	if err := safefile.CheckOwner(f, path, true); err != nil {
+		return k, fmt.Errorf("audit: sealing state: %w", err)
+	}
+	st := &sealState{ID: k.ID, Key: k.Key}
+	if _, err := f.WriteAt(st.marshal(), 0); err != nil {
+		return k, fmt.Errorf("audit: sealing state: %w", err)
+	}
+	if err := f.Truncate(int64(sealStateLen)); err != nil {
+		return k, fmt.Errorf("audit: sealing state: %w", err)
+	}
+	if err := unix.Fsync(int(f.Fd())); err != nil {
+		return k, fmt.Errorf("audit: sealing state: fsync: %w", err)
+	}
+	syncDir(dirOf(path))
+	return k, nil
+}
+
+// sealer seals the records of one append: it holds the state file open
+// (under the log's lock) and the key of the next record.
+type sealer struct {
+	f     *os.File
+	path  string
+	state *sealState
+	// sameFS is set when the state lives on the log's file system: the
+	// log's fdatasync then flushes the state's block too (see commit).
+	sameFS bool
+}
+
+// openSealer opens the sealing state for an append. It returns nil, nil
+// when path is "" or no state was ever written there (sealing not set
+// up).
+func openSealer(path string, logFile *os.File) (*sealer, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := safefile.OpenRegular(path, unix.O_RDWR)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := safefile.CheckOwner(f, path, true); err != nil {
+		f.Close()
+		return nil, err
+	}
+	buf := make([]byte, sealStateLen+1)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		f.Close()
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	st, err := parseSealState(buf[:n])
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s := &sealer{f: f, path: path, state: st}
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) == nil && unix.Fstat(int(logFile.Fd()), &b) == nil {
+		s.sameFS = a.Dev == b.Dev
+	}
+	return s, nil
+}
+
+func (s *sealer) close() {
+	if s != nil {
+		s.f.Close()
+	}
+}
+
+// advance makes the state at least epoch e (after a record sealed with
+// e-1 that the state does not know of).
+func (s *sealer) advance(id SealID, e uint64) {
+	if id != s.state.ID {
+		return
+	}
+	for s.state.Epoch < e {
+		s.state.Key = nextSealKey(s.state.Key)
+		s.state.Epoch++
+	}
+}
+
+// reserve takes the keys of the next n records, evolves the state past
+// them and writes it back, so that those keys are gone from the node
+// before any record sealed with them is written. It returns the keys'
+// first epoch and the keys.
+func (s *sealer) reserve(n int) (uint64, [][32]byte, error) {
+	first := s.state.Epoch
+	keys := make([][32]byte, n)
+	next := *s.state
+	for i := range n {
+		keys[i] = next.Key
+		next.Key = nextSealKey(next.Key)
+		next.Epoch++
+	}
+	if _, err := s.f.WriteAt(next.marshal(), 0); err != nil {
+		return 0, nil, fmt.Errorf("write %s: %w", s.path, err)
+	}
+	// The new state must be on the disk no later than the records sealed
+	// with the keys it replaces. On the log's file system, writing its
+	// block now and waiting for it is enough: the fdatasync of the log
+	// that follows flushes the device's cache for both. Elsewhere, the
+	// state is synced on its own.
+	var err error
+	if s.sameFS {
+		err = unix.SyncFileRange(int(s.f.Fd()), 0, int64(sealStateLen),
+			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+	} else {
+		err = unix.Fdatasync(int(s.f.Fd()))
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("sync %s: %w", s.path, err)
+	}
+	s.state = &next
+	return first, keys, nil
+}

@@ -1,0 +1,534 @@
+package audit
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"iter"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Snapshot is a log's files as they were at one moment, open, each with
+// the size it had then: readers (verify, show) read them without holding
+// the log's lock while writers go on appending. Writers only ever append
+// to the current file, rename it when they rotate, remove old rotated
+// files and cut a torn last line: an open file keeps its bytes up to the
+// recorded size through all of that.
+type Snapshot struct {
+	files []snapFile
+}
+
+type snapFile struct {
+	name string
+	f    *os.File
+	size int64
+}
+
+// Snapshot takes the log's shared lock just long enough to open its
+// files and note their sizes (so no append is half-written in what it
+// sees), waiting for writers until ctx is done. Without a lock file
+// (nothing was ever appended by a writer) it takes none. Close it.
+func (l *Log) Snapshot(ctx context.Context) (*Snapshot, error) {
+	lf, err := l.openLock(unix.O_RDONLY)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		unlock, err := flockWait(ctx, lf, unix.LOCK_SH)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	names, err := l.Files()
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{}
+	for _, name := range names {
+		f, err := openRegular(name, unix.O_RDONLY)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		size, err := fileSize(f)
+		if err != nil {
+			f.Close()
+			s.Close()
+			return nil, err
+		}
+		s.files = append(s.files, snapFile{name, f, size})
+	}
+	return s, nil
+}
+
+// SnapshotFiles opens files (in chain order) as a snapshot without any
+// lock: for copies of a log, or a log nobody appends to.
+func SnapshotFiles(files []string) (*Snapshot, error) {
+	s := &Snapshot{}
+	for _, name := range files {
+		f, err := openRegular(name, unix.O_RDONLY)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		size, err := fileSize(f)
+		if err != nil {
+			f.Close()
+			s.Close()
+			return nil, err
+		}
+		s.files = append(s.files, snapFile{name, f, size})
+	}
+	return s, nil
+}
+
+// Files returns the names of the snapshot's files, in chain order.
+func (s *Snapshot) Files() []string {
+	names := make([]string, len(s.files))
+	for i, f := range s.files {
+		names[i] = f.name
+	}
+	return names
+}
+
+// Lines yields the lines of the snapshot's files, in order, each file up
+// to the size it had.
+func (s *Snapshot) Lines() iter.Seq2[Line, error] {
+	return func(yield func(Line, error) bool) {
+		for _, sf := range s.files {
+			for l, err := range linesIn(sf.f, sf.name, sf.size) {
+				if !yield(l, err) || err != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+// ReadLine reads the line of the snapshot's file at index file that
+// starts at offset and is n bytes long (without its newline).
+func (s *Snapshot) ReadLine(file int, offset int64, n int) ([]byte, error) {
+	if file < 0 || file >= len(s.files) || n < 0 || n > MaxLine || offset < 0 || offset+int64(n) > s.files[file].size {
+		return nil, errors.New("audit: no such line in the snapshot")
+	}
+	b := make([]byte, n)
+	if _, err := s.files[file].f.ReadAt(b, offset); err != nil {
+		return nil, fmt.Errorf("audit: read %s: %w", s.files[file].name, err)
+	}
+	return b, nil
+}
+
+// FileIndex returns the index of the file named name in the snapshot, or -1.
+func (s *Snapshot) FileIndex(name string) int {
+	for i, f := range s.files {
+		if f.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Close closes the snapshot's files.
+func (s *Snapshot) Close() {
+	for _, f := range s.files {
+		f.f.Close()
+	}
+	s.files = nil
+}
+
+// Problem is the first thing wrong with a chain.
+type Problem struct {
+	File string `json:"file"`
+	// Line counts from 1 (0: the chain as a whole).
+	Line int `json:"line"`
+	// Seq is the sequence number the line claims, or 0 if unknown.
+	Seq    uint64 `json:"seq"`
+	Reason string `json:"reason"`
+}
+
+// Error formats the problem as "file:line: seq N: reason".
+func (p *Problem) Error() string {
+	s := p.File + ":" + strconv.Itoa(p.Line)
+	if p.Seq > 0 {
+		s += ": seq " + strconv.FormatUint(p.Seq, 10)
+	}
+	return s + ": " + p.Reason
+}
+
+// DamageReport is damage the chain recorded: the [StageDamaged] record,
+// where the damaged lines are, and the acknowledgement, if any.
+type DamageReport struct {
+	Record *Record
+	// Lines are file:line of each damaged line, as verify found them.
+	Lines []string
+	// Ack is the operator's [StageAck] record, nil while unacknowledged.
+	Ack *Record
+}
+
+// Summary describes a chain that [Verify] checked.
+type Summary struct {
+	Files   []string
+	Records int
+	// Host is the host name of the chain's last record.
+	Host string
+	// FirstSeq and LastSeq are the sequence numbers of the first and last
+	// record; LastHash the hash of the last.
+	FirstSeq, LastSeq uint64
+	LastHash          string
+	// TornTails lists the torn-tail records (repaired crashes).
+	TornTails []*Record
+	// Damage lists the damage the chain recorded.
+	Damage []DamageReport
+	// Dropped lists the rotated files retention removed.
+	Dropped []Dropped
+	// Sealed counts the sealed records, SealsVerified those whose seal a
+	// key verified; FirstSealed is the first sealed record's seq.
+	Sealed, SealsVerified int
+	FirstSealed           uint64
+	// SealIDs are the sealing keys met, in order.
+	SealIDs []string
+	// UnusedEpochs counts sealing keys with no record: each append
+	// evolves the key before it writes, so a crash in between leaves one
+	// unused; records removed leave them too (checkpoints tell which).
+	UnusedEpochs uint64
+	// Checkpoints counts the checkpoints checked against the chain.
+	Checkpoints int
+}
+
+// VerifyOptions tune [Verify].
+type VerifyOptions struct {
+	// Partial accepts a chain that does not start at sequence number 1
+	// (older rotated files removed by hand); the first record's prev is
+	// then trusted. Files removed by retention need no Partial: the
+	// chain records them.
+	Partial bool
+	// Anchor, if set, is the hash of a record known to be in the chain
+	// (saved from an earlier verify): a chain without it was truncated
+	// or rewritten.
+	Anchor string
+	// Keys are verification keys of the sealings that sealed the chain
+	// ([InitSeal]): with the key, a seal proves its record unaltered.
+	Keys []VerifyKey
+	// Checkpoints are checkpoints shipped off the node; those of the
+	// chain's host must all match it (see [Verify]).
+	Checkpoints []Checkpoint
+}
+
+// Verify checks the chain formed by files, in order (use [Files]); see
+// [VerifySnapshot]. It reads the files without any lock: use
+// [Log.Snapshot] for a log writers may be appending to.
+func Verify(files []string, opts VerifyOptions) (*Summary, error) {
+	s, err := SnapshotFiles(files)
+	if err != nil {
+		return &Summary{Files: files}, err
+	}
+	defer s.Close()
+	return VerifySnapshot(s, opts)
+}
+
+// VerifySnapshot checks the chain in s: every line a record whose hash
+// matches its bytes, sequence numbers without gaps from 1 (or from the
+// end of what retention removed), each prev equal to the hash of the
+// record before, and no torn line. Complete lines that do not decode
+// must be covered by the [StageDamaged] record after them, and that
+// damage acknowledged ([StageAck]). Seals must go on once the first
+// record was sealed, with increasing epochs, and match under a key in
+// opts.Keys when one is given for their sealing. Every checkpoint of the
+// chain's host in opts.Checkpoints must name a record of the chain with
+// its hash: a checkpoint beyond the last record shows records cut off
+// the end (or a current or rotated file removed), a different hash a
+// rewritten chain. It returns the summary and, if the chain does not
+// hold, the first [*Problem].
+func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
+	v := &verifier{s: &Summary{Files: snap.Files()}, opts: opts, keys: map[SealID]*keyChain{}, at: map[uint64]*Record{}}
+	for _, k := range opts.Keys {
+		v.keys[k.ID] = &keyChain{key: k.Key}
+	}
+	v.want = append(v.want, opts.Checkpoints...)
+	for l, err := range snap.Lines() {
+		if err != nil {
+			return v.s, &Problem{File: l.File, Line: l.Number, Reason: err.Error()}
+		}
+		if p := v.line(l); p != nil {
+			return v.s, p
+		}
+	}
+	if p := v.end(); p != nil {
+		return v.s, p
+	}
+	return v.s, nil
+}
+
+// damagedAt is an undecodable line verify met.
+type damagedAt struct {
+	file   string
+	line   int
+	seq    uint64
+	sum    string
+	bytes  int
+	reason string
+	kind   string
+}
+
+type verifier struct {
+	s    *Summary
+	opts VerifyOptions
+	// prev is the last good record; first the first.
+	prev, first *Record
+	lastFile    string
+	damaged     []damagedAt // since the last good record
+	// Sealing: the current sealing and its last epoch.
+	sealID    SealID
+	sealed    bool
+	lastEpoch uint64
+	keys      map[SealID]*keyChain
+	anchored  bool
+	// at keeps the records checkpoints ask about, by seq.
+	want []Checkpoint
+	at   map[uint64]*Record
+	// damageBySeq indexes s.Damage.
+	damageBySeq map[uint64]int
+}
+
+func (v *verifier) line(l Line) *Problem {
+	v.lastFile = l.File
+	if l.Torn {
+		return &Problem{File: l.File, Line: l.Number, Reason: fmt.Sprintf("torn last line (%d bytes without a newline: a write was cut short, or the log was truncated); the %d record(s) before it are intact", max(int64(len(l.Data)), l.Long), v.s.Records)}
+	}
+	r, derr := decodeLine(l)
+	if derr != nil {
+		if errors.Is(derr, ErrNewerFormat) {
+			return &Problem{File: l.File, Line: l.Number, Seq: peekSeq(l.Data), Reason: derr.Error() + "; verify with the nsrel that wrote it"}
+		}
+		if len(v.damaged) == maxDamagedLines {
+			return v.damageProblem("more damaged lines than an append records")
+		}
+		d := damagedLine(filepath.Base(l.File), l, derr)
+		v.damaged = append(v.damaged, damagedAt{l.File, l.Number, peekSeq(l.Data), d.SHA256, d.Bytes, derr.Error(), d.Kind})
+		return nil
+	}
+	if len(v.damaged) > 0 {
+		if r.Stage != StageDamaged || !v.covers(r.Damage) || v.prev == nil && r.Prev != "" || v.prev != nil && (r.Prev != v.prev.Hash || r.Seq != v.prev.Seq+1) {
+			return v.damageProblem("")
+		}
+		rep := DamageReport{Record: r}
+		for _, d := range v.damaged {
+			rep.Lines = append(rep.Lines, d.file+":"+strconv.Itoa(d.line))
+		}
+		if v.damageBySeq == nil {
+			v.damageBySeq = map[uint64]int{}
+		}
+		v.damageBySeq[r.Seq] = len(v.s.Damage)
+		v.s.Damage = append(v.s.Damage, rep)
+		v.damaged = nil
+	}
+	if p := v.chain(l, r); p != nil {
+		return p
+	}
+	if p := v.seal(l, r); p != nil {
+		return p
+	}
+	switch r.Stage {
+	case StageTornTail:
+		v.s.TornTails = append(v.s.TornTails, r)
+	case StageRetention:
+		if r.Dropped != nil {
+			v.s.Dropped = append(v.s.Dropped, *r.Dropped)
+		}
+	case StageAck:
+		if r.Ref != nil {
+			if i, ok := v.damageBySeq[r.Ref.Seq]; ok && v.s.Damage[i].Record.Hash == r.Ref.Hash {
+				v.s.Damage[i].Ack = r
+			}
+		}
+	}
+	for _, c := range v.want {
+		if c.Seq == r.Seq {
+			v.at[r.Seq] = r
+		}
+	}
+	if v.first == nil {
+		v.first = r
+		v.s.FirstSeq = r.Seq
+	}
+	v.s.Records++
+	v.s.LastSeq, v.s.LastHash, v.s.Host = r.Seq, r.Hash, r.Host
+	if r.Hash == v.opts.Anchor {
+		v.anchored = true
+	}
+	v.prev = r
+	return nil
+}
+
+// covers reports whether a damage record lists exactly the damaged lines
+// met since the last good record.
+func (v *verifier) covers(list []DamagedLine) bool {
+	if len(list) != len(v.damaged) {
+		return false
+	}
+	for i, d := range list {
+		if d.SHA256 != v.damaged[i].sum || d.Bytes != v.damaged[i].bytes {
+			return false
+		}
+	}
+	return true
+}
+
+// damageProblem reports the first damaged line not covered by a damage
+// record, in words that tell a crash from an edit where the bytes allow.
+func (v *verifier) damageProblem(extra string) *Problem {
+	d := v.damaged[0]
+	reason := d.reason
+	switch d.kind {
+	case "zeroed":
+		reason += " (NUL bytes: what a crash leaves where data had not reached the disk)"
+	case "edited":
+		// The reason says so.
+	default:
+		reason += " (a crash or an edit)"
+	}
+	if len(v.damaged) > 1 {
+		reason += fmt.Sprintf("; %d damaged lines in a row", len(v.damaged))
+	}
+	if extra != "" {
+		reason += "; " + extra
+	}
+	return &Problem{File: d.file, Line: d.line, Seq: d.seq, Reason: reason}
+}
+
+// chain checks r's place in the chain.
+func (v *verifier) chain(l Line, r *Record) *Problem {
+	prev := v.prev
+	switch {
+	case prev != nil && r.Seq != prev.Seq+1:
+		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("expected seq %d after seq %d (records deleted or reordered)", prev.Seq+1, prev.Seq)}
+	case prev != nil && r.Prev != prev.Hash:
+		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("prev does not match the hash of seq %d (records replaced or reordered)", prev.Seq)}
+	case prev == nil && r.Seq == 1 && r.Prev != "":
+		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: "the first record refers to a previous one"}
+	}
+	return nil
+}
+
+// seal checks r's seal.
+func (v *verifier) seal(l Line, r *Record) *Problem {
+	bad := func(format string, args ...any) *Problem {
+		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf(format, args...)}
+	}
+	if r.Seal == "" {
+		if v.sealed {
+			why := ""
+			if r.SealError != "" {
+				why = ": " + r.SealError
+			}
+			return bad("not sealed, though the log is sealed since seq %d%s", v.s.FirstSealed, why)
+		}
+		return nil
+	}
+	p, err := ParseSeal(r.Seal)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if !v.sealed || p.ID != v.sealID {
+		if r.Stage != StageSealStart || r.SealID != p.ID.String() {
+			return bad("sealed with key %s, which no seal-start record introduced", p.ID)
+		}
+		v.sealID, v.sealed = p.ID, true
+		v.s.SealIDs = append(v.s.SealIDs, p.ID.String())
+		if v.s.FirstSealed == 0 {
+			v.s.FirstSealed = r.Seq
+		}
+	} else {
+		if p.Epoch <= v.lastEpoch {
+			return bad("seal epoch %d does not follow epoch %d (records reordered or resealed)", p.Epoch, v.lastEpoch)
+		}
+		v.s.UnusedEpochs += p.Epoch - v.lastEpoch - 1
+	}
+	v.lastEpoch = p.Epoch
+	v.s.Sealed++
+	if kc, ok := v.keys[p.ID]; ok {
+		if p.Epoch < kc.epoch {
+			return bad("seal epoch %d went back", p.Epoch)
+		}
+		h, _ := hex.DecodeString(r.Hash)
+		if !hmac.Equal(sealTag(kc.at(p.Epoch), p.ID, p.Epoch, h), p.Tag) {
+			return bad("the seal does not match the record (altered after it was sealed, or forged)")
+		}
+		v.s.SealsVerified++
+	}
+	return nil
+}
+
+// end checks what only the whole chain tells.
+func (v *verifier) end() *Problem {
+	last := v.lastFile
+	if len(v.s.Files) > 0 {
+		last = v.s.Files[len(v.s.Files)-1]
+	}
+	if len(v.damaged) > 0 {
+		return v.damageProblem("not recorded yet: the next append records it")
+	}
+	if f := v.first; f != nil && f.Seq != 1 && !v.opts.Partial {
+		ok := false
+		for _, d := range v.s.Dropped {
+			if d.LastSeq == f.Seq-1 && d.LastHash == f.Prev {
+				ok = true
+			}
+		}
+		if !ok {
+			return &Problem{File: v.s.Files[0], Line: 1, Seq: f.Seq, Reason: fmt.Sprintf("the chain starts at seq %d, not 1, and no retention record accounts for the records before (records deleted?)", f.Seq)}
+		}
+	}
+	if v.opts.Anchor != "" && !v.anchored {
+		return &Problem{File: last, Line: 0, Reason: fmt.Sprintf("no record has the anchor hash %s (records removed from the end, or the log rewritten)", v.opts.Anchor)}
+	}
+	for _, c := range v.want {
+		if c.Host != v.s.Host {
+			continue
+		}
+		v.s.Checkpoints++
+		switch r := v.at[c.Seq]; {
+		case c.Seq > v.s.LastSeq:
+			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, beyond the last record (seq %d): records were cut off the end, or a current or rotated file removed", c.Time, c.Seq, v.s.LastSeq)}
+		case r == nil && v.droppedHas(c.Seq):
+			// Removed by retention, which the chain recorded.
+		case r == nil:
+			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, which the log does not hold (it starts at seq %d): records were removed", c.Time, c.Seq, v.s.FirstSeq)}
+		case r.Hash != c.Hash:
+			return &Problem{File: last, Seq: c.Seq, Reason: fmt.Sprintf("the record differs from the checkpoint of %s (hash %s, checkpoint %s): the chain was rewritten", c.Time, r.Hash, c.Hash)}
+		}
+	}
+	for _, d := range v.s.Damage {
+		if d.Ack == nil {
+			return &Problem{File: last, Seq: d.Record.Seq, Reason: fmt.Sprintf("damage recorded at seq %d (%s: %s) is not acknowledged: check it, then `nsrel-hook audit ack %d --reason TEXT`",
+				d.Record.Seq, d.Lines[0], d.Record.Damage[0].Kind, d.Record.Seq)}
+		}
+	}
+	return nil
+}
+
+func (v *verifier) droppedHas(seq uint64) bool {
+	for _, d := range v.s.Dropped {
+		if seq >= d.FirstSeq && seq <= d.LastSeq {
+			return true
+		}
+	}
+	return false
+}
+
+// peekSeq reads the seq a line claims, for problem reports.
+func peekSeq(line []byte) uint64 {
+	if h, ok := PeekHead(line); ok {
+		return h.Seq
+	}
+	return 0
+}

@@ -1,0 +1,145 @@
+package safefile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrUntrusted matches errors for a file or directory that someone other
+// than root or the running user owns or may write (or, for a secret,
+// read).
+var ErrUntrusted = errors.New("not trusted")
+
+// The trust rule, after OpenSSH's StrictModes and sudo: a file is trusted
+// when it is owned by root or by the effective user and neither its group
+// nor others may write it, and every directory on the way to it is
+// trusted the same way. A directory that others may write is trusted
+// only with the sticky bit (/tmp): there nobody can rename or remove
+// another user's entries, so the entry below it must itself be owned by
+// root or the effective user, which the walk checks next. A symlink in a
+// directory path is followed, and both the link's directory and its
+// target's directories are checked.
+
+// CheckOwner checks that f, opened from path, is owned by root or the
+// effective user and writable by neither its group nor others; with
+// secret set, readable by neither either.
+func CheckOwner(f *os.File, path string, secret bool) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	return checkStat(path, &st, secret)
+}
+
+func checkStat(path string, st *unix.Stat_t, secret bool) error {
+	euid := uint32(os.Geteuid())
+	if st.Uid != 0 && st.Uid != euid {
+		return fmt.Errorf("%s: owned by uid %d, not root or uid %d: refusing it: %w", path, st.Uid, euid, ErrUntrusted)
+	}
+	mode := st.Mode & 0o7777
+	if mode&0o022 != 0 {
+		return fmt.Errorf("%s: writable by %s (mode %04o): refusing it (chmod go-w): %w", path, who(mode, 0o020, 0o002), mode, ErrUntrusted)
+	}
+	if secret && mode&0o044 != 0 {
+		return fmt.Errorf("%s: readable by %s (mode %04o): refusing a secret others can read (chmod go-r): %w", path, who(mode, 0o040, 0o004), mode, ErrUntrusted)
+	}
+	return nil
+}
+
+func who(mode, group, other uint32) string {
+	switch {
+	case mode&group != 0 && mode&other != 0:
+		return "group and others"
+	case mode&group != 0:
+		return "group"
+	}
+	return "others"
+}
+
+// CheckDirs checks every directory from / down to dir (an absolute path)
+// by the trust rule above. Directories that do not exist yet are not
+// checked (they are created 0700 by whoever needs them).
+func CheckDirs(dir string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("%s: not an absolute path", dir)
+	}
+	if err := checkPath(filepath.Clean(dir)); err != nil {
+		return err
+	}
+	// The path as the kernel resolves it, if a component is a symlink.
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil || real == filepath.Clean(dir) {
+		return nil // a missing component: nothing below it to trust yet
+	}
+	return checkPath(real)
+}
+
+// checkPath walks the components of an absolute, clean path from /.
+func checkPath(p string) error {
+	cur := "/"
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	if p == "/" {
+		parts = nil
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(cur, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: cur, Err: err}
+	}
+	if err := checkDir(cur, &st); err != nil {
+		return err
+	}
+	for _, part := range parts {
+		next := filepath.Join(cur, part)
+		if err := unix.Lstat(next, &st); err != nil {
+			if err == unix.ENOENT {
+				return nil
+			}
+			return &os.PathError{Op: "lstat", Path: next, Err: err}
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFLNK:
+			// Its directory was checked; CheckDirs checks the target's.
+			return nil
+		case unix.S_IFDIR:
+			if err := checkDir(next, &st); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s: not a directory: %w", next, ErrUntrusted)
+		}
+		cur = next
+	}
+	return nil
+}
+
+func checkDir(path string, st *unix.Stat_t) error {
+	if st.Mode&0o1000 != 0 && st.Uid == 0 {
+		// A sticky directory of root's (/tmp): others may create
+		// entries but not touch root's or the user's; the walk checks
+		// the owner of the next entry.
+		return nil
+	}
+	return checkStat(path, st, false)
+}
+
+// OpenTrusted opens path with [OpenRegular] after checking its
+// directories ([CheckDirs]), and checks the file itself ([CheckOwner]).
+func OpenTrusted(path string, flags int, secret bool) (*os.File, error) {
+	if err := CheckDirs(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	f, err := OpenRegular(path, flags)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckOwner(f, path, secret); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}

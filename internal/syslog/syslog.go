@@ -1,0 +1,122 @@
+// Package syslog sends messages to syslog in the RFC 5424 format, over a
+// local datagram socket (/dev/log) or TCP (RFC 6587 octet counting), for
+// what must reach an operator or leave the node when everything else
+// failed or as it happens: the audit log's checkpoints, and the line a
+// hook prints when it could not record a container. It holds no
+// connection between messages.
+package syslog
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Dest is one syslog destination.
+type Dest struct {
+	// Network is "unixgram" (a local datagram socket such as /dev/log) or
+	// "tcp"; Address a socket path or host:port.
+	Network, Address string
+}
+
+// Local is the local syslog socket.
+var Local = Dest{Network: "unixgram", Address: "/dev/log"}
+
+// String returns the destination as a config writes it:
+// unix:///PATH or tcp://HOST:PORT.
+func (d Dest) String() string {
+	if d.Network == "unixgram" {
+		return "unix://" + d.Address
+	}
+	return d.Network + "://" + d.Address
+}
+
+// ParseDest parses "unix:///PATH" or "tcp://HOST:PORT".
+func ParseDest(s string) (Dest, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return Dest{}, fmt.Errorf("syslog destination %q: want unix:///PATH or tcp://HOST:PORT", s)
+	}
+	switch u.Scheme {
+	case "unix":
+		if u.Host != "" || !filepath.IsAbs(u.Path) || filepath.Clean(u.Path) != u.Path {
+			return Dest{}, fmt.Errorf("syslog destination %q: want unix:///ABSOLUTE/PATH", s)
+		}
+		return Dest{Network: "unixgram", Address: u.Path}, nil
+	case "tcp":
+		host, port, err := net.SplitHostPort(u.Host)
+		if err != nil || host == "" || port == "" || u.Path != "" {
+			return Dest{}, fmt.Errorf("syslog destination %q: want tcp://HOST:PORT", s)
+		}
+		return Dest{Network: "tcp", Address: u.Host}, nil
+	}
+	return Dest{}, fmt.Errorf("syslog destination %q: the scheme must be unix or tcp", s)
+}
+
+// Severities used by nsrel.
+const (
+	Err     = 3
+	Warning = 4
+	Info    = 6
+)
+
+// facilityAuthpriv is where nsrel logs: security and authorization
+// messages, which systems keep private.
+const facilityAuthpriv = 10
+
+// Message formats an RFC 5424 message: facility authpriv, severity sev,
+// the time t, host (or "-"), APP-NAME app, this process's PID, MSGID
+// msgid, no structured data, and msg (one line) as MSG.
+func Message(t time.Time, sev int, host, app, msgid string, msg []byte) []byte {
+	b := fmt.Appendf(nil, "<%d>1 %s %s %s %d %s - ", facilityAuthpriv*8+sev, t.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
+		field(host, 255), field(app, 48), os.Getpid(), field(msgid, 32))
+	return append(b, msg...)
+}
+
+// field makes s a valid RFC 5424 header field: printable US-ASCII without
+// spaces, at most n characters, "-" when empty.
+func field(s string, n int) string {
+	if s == "" {
+		return "-"
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c <= ' ' || c > '~' {
+			b[i] = '_'
+		}
+	}
+	if len(b) > n {
+		b = b[:n]
+	}
+	return string(b)
+}
+
+// Timeout bounds the sending of one message to one destination.
+const Timeout = time.Second
+
+// Send sends one message to d, giving up at ctx's deadline or after
+// [Timeout].
+func Send(ctx context.Context, d Dest, msg []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, d.Network, d.Address)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	if d.Network == "tcp" {
+		// RFC 6587 octet counting: "LEN SP MSG".
+		msg = append([]byte(strconv.Itoa(len(msg))+" "), msg...)
+	}
+	_, err = conn.Write(msg)
+	return err
+}
