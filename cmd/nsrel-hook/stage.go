@@ -133,7 +133,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		}
 		logger.WithField("stage", stage).WithError(o.err).Error("hook failed; no record written")
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
-		toSyslog(msg)
+		toSyslog(cfg.Syslog, msg)
 		if o.res != nil && o.res.Deny {
 			return 1
 		}
@@ -174,7 +174,7 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 		}
 	}
 	if !recorded {
-		toSyslog(msg + " (container not recorded)")
+		toSyslog(sv.Syslog, msg+" (container not recorded)")
 	}
 }
 
@@ -210,13 +210,16 @@ func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr e
 	return log.Append(ctx, rec)
 }
 
-// toSyslog sends a line to the local syslog (authpriv.err), for runs that
-// could not record the container.
-func toSyslog(msg string) {
+// toSyslog sends a line to syslog (authpriv.err) at d (nil: nowhere),
+// for runs that could not record the container.
+func toSyslog(d *syslog.Dest, msg string) {
+	if d == nil {
+		return
+	}
 	host, _ := os.Hostname()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	syslog.Send(ctx, syslog.Local, syslog.Message(time.Now(), syslog.Err, host, "nsrel-hook", "unrecorded", []byte(msg)))
+	syslog.Send(ctx, *d, syslog.Message(time.Now(), syslog.Err, host, "nsrel-hook", "unrecorded", []byte(msg)))
 }
 
 // errStdin is the error of a state whose stdin stayed open.

@@ -65,3 +65,17 @@ func (c *Config) AuditOptions(version string, warn func(error)) audit.Options {
 		Warn:        warn,
 	}
 }
+
+// syslogDest parses the syslog setting: a destination, or "" for none.
+func (p *parser) syslogDest(n *node, path string) *syslog.Dest {
+	s, ok := p.str(n, path)
+	if !ok || s == "" {
+		return nil
+	}
+	d, err := syslog.ParseDest(s)
+	if err != nil {
+		p.errorf(n, path, "%v", err)
+		return nil
+	}
+	return &d
+}

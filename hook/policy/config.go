@@ -17,6 +17,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/internal/fastjson"
 	"github.com/nsrel/nsrel/internal/safefile"
+	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -79,6 +80,11 @@ type Config struct {
 	// RotateBytes is the size at which the audit log is rotated
 	// (rotate_bytes); 0 never rotates.
 	RotateBytes int64
+	// Syslog is where a run that could not record a container says so
+	// (besides stderr and the diagnostics log): syslog, "unix:///PATH" or
+	// "tcp://HOST:PORT"; nil for nowhere ("syslog": ""). Default: the
+	// local socket, unix:///dev/log.
+	Syslog *syslog.Dest
 	// KeepFiles is how many rotated files of the audit log are kept
 	// (keep_files); 0 keeps all. Older ones are removed by the append that
 	// rotates, which records what it removed.
@@ -225,6 +231,8 @@ type Salvaged struct {
 	// AuditLog, SealState and LogFile are the paths the config names
 	// (audit_log, seal_state, log_file), "" where none is found.
 	AuditLog, SealState, LogFile string
+	// Syslog is its syslog setting, or the default.
+	Syslog *syslog.Dest
 }
 
 // Salvage returns the paths a config file names even when it does not
@@ -236,14 +244,21 @@ func Salvage(path string) Salvaged {
 	if err != nil || len(data) > MaxFileSize {
 		return Salvaged{}
 	}
-	m := fastjson.TopLevelStrings(data, "audit_log", "seal_state", "log_file")
+	m := fastjson.TopLevelStrings(data, "audit_log", "seal_state", "log_file", "syslog")
 	clean := func(p string) string {
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p || strings.ContainsRune(p, 0) {
 			return ""
 		}
 		return p
 	}
-	return Salvaged{AuditLog: clean(m["audit_log"]), SealState: clean(m["seal_state"]), LogFile: clean(m["log_file"])}
+	sv := Salvaged{AuditLog: clean(m["audit_log"]), SealState: clean(m["seal_state"]), LogFile: clean(m["log_file"]), Syslog: &syslog.Local}
+	if s, ok := m["syslog"]; ok {
+		sv.Syslog = nil
+		if d, err := syslog.ParseDest(s); err == nil {
+			sv.Syslog = &d
+		}
+	}
+	return sv
 }
 
 // Parse parses a config file's contents; name is used in error messages.
@@ -416,13 +431,14 @@ func (p *parser) regex(n *node, path string) *regexp.Regexp {
 func (p *parser) config(n *node) *Config {
 	c := &Config{
 		OnError:           OnErrorAllow,
+		Syslog:            &syslog.Local,
 		DeadlineMS:        DefaultDeadlineMS,
 		RotateBytes:       DefaultRotateBytes,
 		RecordAnnotations: DefaultRecordAnnotations,
 	}
 	names := map[string]bool{}
 	trustedOK := true
-	p.object(n, "", []string{"!version", "!audit_log", "log_file", "on_error", "deadline_ms", "rotate_bytes", "keep_files", "seal_state", "checkpoints", "record_annotations", "trusted_selectors", "policies", "!default"}, func(key string, v *node, path string) {
+	p.object(n, "", []string{"!version", "!audit_log", "log_file", "syslog", "on_error", "deadline_ms", "rotate_bytes", "keep_files", "seal_state", "checkpoints", "record_annotations", "trusted_selectors", "policies", "!default"}, func(key string, v *node, path string) {
 		switch key {
 		case "version":
 			if x, ok := p.integer(v, path, 1, 1); ok && x != 1 {
@@ -432,6 +448,8 @@ func (p *parser) config(n *node) *Config {
 			c.AuditLog = p.absPath(v, path, false)
 		case "log_file":
 			c.LogFile = p.absPath(v, path, true)
+		case "syslog":
+			c.Syslog = p.syslogDest(v, path)
 		case "on_error":
 			if s, ok := p.str(v, path); ok {
 				if s != OnErrorAllow && s != OnErrorDeny {
