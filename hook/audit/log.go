@@ -255,6 +255,9 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 // records cannot be sealed although they should be, why.
 func (l *Log) sealerFor(f *os.File, last *Record) (*sealer, string) {
 	if l.opts.SealState == "" {
+		if last != nil && (last.Seal != "" || last.SealError != "") {
+			return nil, "no sealing state configured (seal_state), though the records before are sealed"
+		}
 		return nil, ""
 	}
 	s, err := openSealer(l.opts.SealState, f)
@@ -262,7 +265,7 @@ func (l *Log) sealerFor(f *os.File, last *Record) (*sealer, string) {
 		return nil, "sealing state: " + err.Error()
 	}
 	if s == nil {
-		if last != nil && last.Seal != "" {
+		if last != nil && (last.Seal != "" || last.SealError != "") {
 			return nil, "sealing state " + l.opts.SealState + " is missing, though the records before are sealed"
 		}
 		return nil, ""

@@ -448,8 +448,16 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 			v.s.FirstSealed = r.Seq
 		}
 	} else {
-		if p.Epoch <= v.lastEpoch {
+		switch {
+		case p.Epoch <= v.lastEpoch:
 			return bad("seal epoch %d does not follow epoch %d (records reordered or resealed)", p.Epoch, v.lastEpoch)
+		case p.Epoch > v.lastEpoch+2:
+			// Each append evolves the key once per record before it
+			// writes: a crash in between leaves one key unused, never
+			// more. More keys without records are records removed, or
+			// replaced and sealed again with later keys.
+			return bad("sealed with key %d after key %d: %d keys sealed no record (records removed, or replaced and sealed again after they were sealed); a crash leaves at most one",
+				p.Epoch, v.lastEpoch, p.Epoch-v.lastEpoch-1)
 		}
 		v.s.UnusedEpochs += p.Epoch - v.lastEpoch - 1
 	}
@@ -477,14 +485,14 @@ func (v *verifier) end() *Problem {
 	if len(v.damaged) > 0 {
 		return v.damageProblem("not recorded yet: the next append records it")
 	}
-	if f := v.first; f != nil && f.Seq != 1 && !v.opts.Partial {
-		ok := false
+	retained := false // the chain starts where retention removed files
+	if f := v.first; f != nil && f.Seq != 1 {
 		for _, d := range v.s.Dropped {
 			if d.LastSeq == f.Seq-1 && d.LastHash == f.Prev {
-				ok = true
+				retained = true
 			}
 		}
-		if !ok {
+		if !retained && !v.opts.Partial {
 			return &Problem{File: v.s.Files[0], Line: 1, Seq: f.Seq, Reason: fmt.Sprintf("the chain starts at seq %d, not 1, and no retention record accounts for the records before (records deleted?)", f.Seq)}
 		}
 	}
@@ -499,8 +507,10 @@ func (v *verifier) end() *Problem {
 		switch r := v.at[c.Seq]; {
 		case c.Seq > v.s.LastSeq:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, beyond the last record (seq %d): records were cut off the end, or a current or rotated file removed", c.Time, c.Seq, v.s.LastSeq)}
-		case r == nil && v.droppedHas(c.Seq):
-			// Removed by retention, which the chain recorded.
+		case r == nil && (v.droppedHas(c.Seq) || retained && c.Seq < v.s.FirstSeq):
+			// Removed by retention, which the chain recorded (the
+			// records of older removals went with the files removed
+			// after them).
 		case r == nil:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, which the log does not hold (it starts at seq %d): records were removed", c.Time, c.Seq, v.s.FirstSeq)}
 		case r.Hash != c.Hash:

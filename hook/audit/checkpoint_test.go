@@ -1,0 +1,276 @@
+package audit_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/syslog"
+)
+
+// checkpointed returns a log that rotates every few records and emits a
+// checkpoint after every record to a file, with n records appended, and
+// the checkpoints.
+func checkpointed(t *testing.T, n int, opts audit.Options) (*audit.Log, string, []audit.Checkpoint) {
+	t.Helper()
+	dir := t.TempDir()
+	if opts.Checkpoints == nil {
+		opts.Checkpoints = &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(dir, "checkpoints.jsonl")}
+	}
+	opts.RotateBytes = 4096
+	l, err := audit.Open(filepath.Join(dir, "audit.jsonl"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, n)
+	return l, l.Path(), readCheckpoints(t, opts.Checkpoints.File)
+}
+
+func readCheckpoints(t *testing.T, file string) []audit.Checkpoint {
+	t.Helper()
+	var cs []audit.Checkpoint
+	for c, err := range audit.ReadCheckpoints(file) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// TestCheckpointsDetect checks that checkpoints shipped off the node
+// catch what the chain alone cannot: records cut off the end, the
+// current file deleted, and a chain rewritten whole (without a sealing
+// key); and that they name the oldest rotated file's removal.
+func TestCheckpointsDetect(t *testing.T) {
+	l, path, cps := checkpointed(t, 40, audit.Options{})
+	files, _ := l.Files()
+	if len(cps) != 40 || len(files) < 4 {
+		t.Fatalf("%d checkpoints, %d files", len(cps), len(files))
+	}
+	if s, err := verify(t, l, audit.VerifyOptions{Checkpoints: cps}); err != nil || s.Checkpoints != 40 {
+		t.Fatalf("intact: %+v %v", s, err)
+	}
+	for _, tc := range []struct {
+		name     string
+		change   func(t *testing.T)
+		chainToo bool // the chain alone catches it too
+		partial  bool
+		reason   string
+	}{
+		{"records cut off the end", func(t *testing.T) {
+			lines := readLines(t, path)
+			writeLines(t, path, lines[:len(lines)-2])
+		}, false, false, "beyond the last record"},
+		{"current file deleted", func(t *testing.T) { os.Remove(path) }, false, false, "beyond the last record"},
+		{"newest rotated and current files deleted", func(t *testing.T) {
+			os.Remove(path)
+			os.Remove(files[len(files)-2])
+		}, false, false, "beyond the last record"},
+		{"rotated file deleted", func(t *testing.T) { os.Remove(files[1]) }, true, false, "expected seq"},
+		{"oldest rotated file deleted", func(t *testing.T) { os.Remove(files[0]) }, true, true, "does not hold"},
+		{"chain rewritten", func(t *testing.T) {
+			lines := readLines(t, path)
+			lines[1] = bytes.Replace(lines[1], []byte(`"verdict":"deny"`), []byte(`"verdict":"allow"`), 1)
+			writeLines(t, path, rechain(t, lines, 1, nil))
+		}, false, false, "the chain was rewritten"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			copyDir(t, filepath.Dir(path), dir)
+			orig := path
+			path = filepath.Join(dir, filepath.Base(orig))
+			files0 := files
+			files = nil
+			for _, f := range files0 {
+				files = append(files, filepath.Join(dir, filepath.Base(f)))
+			}
+			defer func() { path, files = orig, files0 }()
+			tc.change(t)
+			cl, err := audit.Open(path, audit.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := verify(t, cl, audit.VerifyOptions{}); (err == nil) == tc.chainToo {
+				t.Errorf("the chain alone: %v (caught expected: %v)", err, tc.chainToo)
+			}
+			// Even told the older files are gone on purpose (--partial),
+			// the checkpoints show what was removed.
+			opts := audit.VerifyOptions{Partial: tc.partial, Checkpoints: cps}
+			_, err = verify(t, cl, opts)
+			if err == nil || !strings.Contains(err.Error(), tc.reason) {
+				t.Errorf("with the checkpoints: %v; want ...%s...", err, tc.reason)
+			}
+		})
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCheckpointTriggers checks when checkpoints are emitted: every N
+// records, after T seconds, and not more often.
+func TestCheckpointTriggers(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	tick := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	file := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, _ := newLog(t, audit.Options{Now: clock, Checkpoints: &audit.CheckpointOptions{EveryRecords: 5, EverySeconds: 60, File: file}})
+	appendN(t, l, 12) // the first append has no previous checkpoint: one at seq 1
+	var seqs []uint64
+	for _, c := range readCheckpoints(t, file) {
+		seqs = append(seqs, c.Seq)
+	}
+	if want := []uint64{1, 6, 11}; !slicesEqual(seqs, want) {
+		t.Errorf("by count: checkpoints at %v, want %v", seqs, want)
+	}
+	tick(30 * time.Second)
+	appendN(t, l, 1)
+	tick(31 * time.Second)
+	appendN(t, l, 1)
+	cps := readCheckpoints(t, file)
+	if last := cps[len(cps)-1]; len(cps) != 4 || last.Seq != 14 || last.Time != now.Format(time.RFC3339Nano) {
+		t.Errorf("by time: %+v", cps)
+	}
+}
+
+func slicesEqual(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCheckpointSyslog receives checkpoints on a local datagram socket
+// and over TCP, as RFC 5424 messages whose MSG is the checkpoint's line.
+func TestCheckpointSyslog(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "log.sock")
+	uconn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uconn.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tcpMsgs := make(chan string, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			br := bufio.NewReader(c)
+			n, err := br.ReadString(' ')
+			if err == nil {
+				size, _ := strconv.Atoi(strings.TrimSpace(n))
+				buf := make([]byte, size)
+				if _, err := io.ReadFull(br, buf); err == nil {
+					tcpMsgs <- string(buf)
+				}
+			}
+			c.Close()
+		}
+	}()
+	l, _ := newLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 2,
+		Syslog: []syslog.Dest{{Network: "unixgram", Address: sock}, {Network: "tcp", Address: ln.Addr().String()}}}})
+	recs := appendN(t, l, 1)
+	buf := make([]byte, 4096)
+	uconn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := uconn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tcpMsg string
+	select {
+	case tcpMsg = <-tcpMsgs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no checkpoint over TCP")
+	}
+	for name, msg := range map[string]string{"unix": string(buf[:n]), "tcp": tcpMsg} {
+		if !strings.HasPrefix(msg, "<86>1 ") || !strings.Contains(msg, " node-a nsrel ") || !strings.Contains(msg, " checkpoint - {") {
+			t.Errorf("%s: not an RFC 5424 checkpoint message: %q", name, msg)
+		}
+		c, ok := audit.ParseCheckpoint([]byte(msg))
+		if !ok || c.Seq != 1 || c.Hash != recs[0].Hash || c.Host != "node-a" || c.Log != l.Path() {
+			t.Errorf("%s: checkpoint %+v (ok %v)", name, c, ok)
+		}
+	}
+}
+
+// TestRetention keeps two rotated files: older ones are removed by the
+// append that rotates, which records each removal and emits a checkpoint;
+// the chain stays verifiable without --partial, with the checkpoints of
+// what was removed too.
+func TestRetention(t *testing.T) {
+	dir := t.TempDir()
+	cpFile := filepath.Join(dir, "cp.jsonl")
+	l, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{RotateBytes: 4096, KeepFiles: 2,
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1000, File: cpFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 60)
+	files, _ := l.Files()
+	if len(files) != 3 {
+		t.Errorf("files %v, want 2 rotated and the current one", files)
+	}
+	cps := readCheckpoints(t, cpFile)
+	s, err := verify(t, l, audit.VerifyOptions{Checkpoints: cps})
+	if err != nil || len(s.Dropped) == 0 || s.FirstSeq == 1 {
+		t.Fatalf("after retention: %+v, %v", s, err)
+	}
+	if len(cps) < len(s.Dropped)+1 {
+		t.Errorf("%d checkpoints for %d removals", len(cps), len(s.Dropped))
+	}
+	for i, d := range s.Dropped {
+		if i > 0 && d.FirstSeq != s.Dropped[i-1].LastSeq+1 {
+			t.Errorf("removals %+v do not follow each other", s.Dropped)
+		}
+	}
+	// Removing a kept file by hand is not retention.
+	os.Remove(files[0])
+	if _, err := verify(t, l, audit.VerifyOptions{}); err == nil {
+		t.Error("a file removed by hand passed")
+	}
+	var p *audit.Problem
+	if _, err := verify(t, l, audit.VerifyOptions{Partial: true, Checkpoints: cps}); err != nil && !errors.As(err, &p) {
+		t.Errorf("partial: %v", err)
+	}
+}

@@ -1,0 +1,42 @@
+package audit
+
+import (
+	"encoding/hex"
+	"os"
+	"testing"
+)
+
+// ForgeSealer plays an attacker who read the node's sealing state (its
+// bytes): it seals the records it is given, in order, with the keys that
+// follow from that state, as well as anyone on the node could.
+func ForgeSealer(t testing.TB, state []byte) func(seq uint64, hash string) string {
+	st, err := parseSealState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(_ uint64, hash string) string {
+		h, _ := hex.DecodeString(hash)
+		seal := formatSeal(st.ID, st.Epoch, sealTag(st.Key, st.ID, st.Epoch, h))
+		st.Key = nextSealKey(st.Key)
+		st.Epoch++
+		return seal
+	}
+}
+
+// BurnEpoch evolves the sealing state at path by one key without sealing
+// a record, as a crash between the state's write and the record's would.
+func BurnEpoch(t testing.TB, path string) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := parseSealState(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Key = nextSealKey(st.Key)
+	st.Epoch++
+	if err := os.WriteFile(path, st.marshal(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
