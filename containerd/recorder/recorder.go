@@ -317,6 +317,10 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	r.failing = false
 	r.retryPending(ctx)
+	// A quiet node still ships its chain's head when a checkpoint is due.
+	if err := r.Log.CheckpointIfDue(ctx); err != nil {
+		r.logger().WithError(err).Warn("checkpoint")
+	}
 	if r.failing {
 		// Starts found now would only queue behind the pending ones,
 		// again at every retry.

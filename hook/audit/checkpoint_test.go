@@ -3,6 +3,7 @@ package audit_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -159,6 +160,19 @@ func TestCheckpointTriggers(t *testing.T) {
 	cps := readCheckpoints(t, file)
 	if last := cps[len(cps)-1]; len(cps) != 4 || last.Seq != 14 || last.Time != now.Format(time.RFC3339Nano) {
 		t.Errorf("by time: %+v", cps)
+	}
+	// Nothing appended: a long-lived writer still ships the head when
+	// one is due, and not before.
+	if err := l.CheckpointIfDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tick(61 * time.Second)
+	if err := l.CheckpointIfDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cps = readCheckpoints(t, file)
+	if last := cps[len(cps)-1]; len(cps) != 5 || last.Seq != 14 || last.Time != now.Format(time.RFC3339Nano) {
+		t.Errorf("idle: %+v", cps)
 	}
 }
 
