@@ -46,7 +46,7 @@ var layers = map[string]int{
 // import them.
 func support(p string) bool {
 	switch {
-	case strings.HasPrefix(p, "bench/"), strings.HasPrefix(p, "internal/bundle"), p == "internal/lstool/lstooltest":
+	case strings.HasPrefix(p, "bench/"), strings.HasPrefix(p, "internal/bundle"), strings.HasPrefix(p, "internal/forge"), p == "internal/lstool/lstooltest":
 		return true
 	}
 	switch p {
