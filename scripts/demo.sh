@@ -6,10 +6,16 @@
 # It builds nsrel-hook and lsuserns into $BIN (default ./bin), makes a
 # busybox bundle, installs nsrel-hook in it through the shipped runc hooks
 # snippet with the shipped example enforcing policy, then
+#   0. turns on forward-secure sealing (audit seal-init: the verification
+#      key is printed once);
 #   1. runs a container in its own user namespace: allowed and recorded;
 #   2. tries one without a user namespace: refused by the policy;
 #   3. prints the user namespace tree with the container on it;
-#   4. stops the container, shows the audit history and verifies the chain.
+#   4. stops the container, shows the audit history and verifies the chain
+#      with the key and the checkpoints;
+#   5. forges the log as root on the node could (the refusal turned into an
+#      allow, every hash recomputed): the chain alone passes, the key and
+#      the checkpoints catch it.
 # Everything it creates (containers, runc state, bundles, the audit log)
 # lives in one temporary directory and is removed on exit, even on
 # failure or Ctrl-C. KEEP=1 keeps that directory for a look afterwards.
@@ -64,15 +70,24 @@ if [ -d cmd/lsuserns ]; then
 	run $GO build -o "$BIN/" ./cmd/lsuserns && HAVE_LSUSERNS=1
 fi
 run $GO build -o "$WORK/mkbundle" ./internal/bundle/cmd/mkbundle
+run $GO build -o "$WORK/forge" ./internal/forge/cmd/forge
 
 step "Install nsrel-hook with the example enforcing policy (config/hook-enforce.json)"
 # The shipped files name the install paths /usr/local/libexec/nsrel/nsrel-hook
 # and /etc/nsrel/hook.json; the demo points them at $BIN and $WORK instead.
-sed -e "s#/var/log/nsrel/audit.jsonl#$WORK/audit.jsonl#" -e "s#/var/log/nsrel/hook.log#$WORK/hook.log#" \
+# Everything the config writes goes to $WORK; checkpoints to a file only,
+# after every record (the shipped config: every 100 records or 5 minutes).
+sed -e "s#/var/log/nsrel/#$WORK/#g" -e "s#/var/lib/nsrel/#$WORK/#g" -e 's#"unix:///dev/log"##' \
+	-e 's#"every_records": 100#"every_records": 1#' \
 	config/hook-enforce.json >"$WORK/hook.json"
 sed -e "s#/usr/local/libexec/nsrel/nsrel-hook#$BIN/nsrel-hook#" -e "s#/etc/nsrel/hook.json#$WORK/hook.json#" \
 	config/runc/hooks.json >"$WORK/hooks.json"
 run "$BIN/nsrel-hook" policy check "$WORK/hook.json"
+
+step "0. Forward-secure sealing: the key on the node evolves with every record"
+run "$BIN/nsrel-hook" --config "$WORK/hook.json" audit seal-init | tee "$WORK/seal-init.out"
+# On a real node the key goes off the node at once; the demo keeps it here.
+grep '^nsrel-seal-v1:' "$WORK/seal-init.out" >"$WORK/verify.key"
 
 step "1. A container in its own user namespace: allowed and recorded"
 "$WORK/mkbundle" --userns --hooks "$WORK/hooks.json" "$WORK/ok" sleep 600 >/dev/null
@@ -103,10 +118,26 @@ else
 	echo "(cmd/lsuserns is not in this checkout yet; skipped)"
 fi
 
-step "4. Stop the container, show the audit history, verify the chain"
+step "4. Stop the container, show the audit history, verify the chain, the seals and the checkpoints"
 run "$RUNC" --root "$WORK/state" delete --force "$OK"
 run "$BIN/nsrel-hook" audit show "$WORK/audit.jsonl"
-run "$BIN/nsrel-hook" audit verify "$WORK/audit.jsonl"
+run "$BIN/nsrel-hook" audit verify --key @"$WORK/verify.key" --checkpoints "$WORK/checkpoints.jsonl" "$WORK/audit.jsonl"
+
+step "5. Root on the node rewrites the log: the refusal becomes an allow, every hash recomputed"
+cp "$WORK/audit.jsonl" "$WORK/forged.jsonl"
+run "$WORK/forge" "$WORK/forged.jsonl" '"verdict":"deny"' '"verdict":"allow"'
+echo "-- the hash chain alone cannot tell:"
+run "$BIN/nsrel-hook" audit verify "$WORK/forged.jsonl"
+echo "-- the verification key, kept off the node, can:"
+if "$BIN/nsrel-hook" audit verify --key @"$WORK/verify.key" "$WORK/forged.jsonl"; then
+	echo "demo: the forged log passed with the key" >&2
+	exit 1
+fi
+echo "-- and so can the checkpoints that left the node:"
+if "$BIN/nsrel-hook" audit verify --checkpoints "$WORK/checkpoints.jsonl" "$WORK/forged.jsonl"; then
+	echo "demo: the forged log passed the checkpoints" >&2
+	exit 1
+fi
 
 echo
 echo "demo: done (the audit log was $WORK/audit.jsonl; KEEP=1 keeps it)"

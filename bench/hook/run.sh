@@ -58,7 +58,7 @@ LOGDIR=$WORK
 if [ -n "${AUDIT_DIR:-}" ]; then
 	LOGDIR=$(mktemp -d "$AUDIT_DIR/nsrel-hook-bench.XXXXXX")
 fi
-sed -e "s#/var/log/nsrel/audit.jsonl#$LOGDIR/audit.jsonl#" -e "s#/var/log/nsrel/hook.log#$LOGDIR/hook.log#" \
+sed -e "s#/var/log/nsrel/#$LOGDIR/#g" -e "s#/var/lib/nsrel/#$LOGDIR/#g" -e 's#"unix:///dev/log"##' \
 	config/hook.json >"$WORK/hook.json"
 # The shipped runc hooks snippet, pointed at the built hook, and the same
 # with /bin/true.

@@ -71,9 +71,10 @@ type env struct {
 	root   string
 }
 
-// newEnv writes the shipped config file ../../config/<shipped> with the log
-// paths moved into a temporary directory, then applies edit (if any) to
-// the decoded JSON.
+// newEnv writes the shipped config file ../../config/<shipped> with the
+// paths it writes (audit log, diagnostics, sealing state, checkpoints)
+// moved into a temporary directory and checkpoints sent to no syslog,
+// then applies edit (if any) to the decoded JSON.
 func newEnv(t testing.TB, shipped string, edit func(map[string]any)) *env {
 	t.Helper()
 	dir := t.TempDir()
@@ -91,6 +92,13 @@ func newEnv(t testing.TB, shipped string, edit func(map[string]any)) *env {
 	}
 	c["audit_log"] = e.log
 	c["log_file"] = filepath.Join(dir, "hook.log")
+	if _, ok := c["seal_state"]; ok {
+		c["seal_state"] = filepath.Join(dir, "audit.seal")
+	}
+	if cp, ok := c["checkpoints"].(map[string]any); ok {
+		cp["file"] = filepath.Join(dir, "checkpoints.jsonl")
+		cp["syslog"] = []any{} // tests that ship set their own
+	}
 	if edit != nil {
 		edit(c)
 	}

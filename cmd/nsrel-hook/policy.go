@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 
 	"github.com/nsrel/nsrel/hook/policy"
@@ -31,10 +33,39 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: OK\n", vocab.Printable(args[1]))
-	fmt.Fprintf(&b, "audit log:   %s (rotate at %d bytes)\n", cfg.AuditLog, cfg.RotateBytes)
+	keep := "all"
+	if cfg.KeepFiles > 0 {
+		keep = strconv.Itoa(cfg.KeepFiles)
+	}
+	fmt.Fprintf(&b, "audit log:   %s (rotate at %d bytes, keep %s rotated files)\n", cfg.AuditLog, cfg.RotateBytes, keep)
+	switch {
+	case cfg.SealState == "":
+		b.WriteString("sealing:     off (no seal_state)\n")
+	default:
+		state := "not set up yet: run `nsrel-hook audit seal-init`"
+		if _, err := os.Lstat(cfg.SealState); err == nil {
+			state = "set up"
+		}
+		fmt.Fprintf(&b, "sealing:     %s (%s)\n", cfg.SealState, state)
+	}
+	if c := cfg.Checkpoints; c != nil {
+		var to []string
+		if c.File != "" {
+			to = append(to, c.File)
+		}
+		for _, d := range c.Syslog {
+			to = append(to, "syslog "+d.String())
+		}
+		fmt.Fprintf(&b, "checkpoints: every %d records or %d s, to %s\n", c.EveryRecords, c.EverySeconds, strings.Join(to, ", "))
+	} else {
+		b.WriteString("checkpoints: off\n")
+	}
 	logFile := cfg.LogFile
 	if logFile == "" {
 		logFile = "(none)"
+	}
+	if cfg.Syslog != nil {
+		logFile += "; unrecorded runs also to syslog " + cfg.Syslog.String()
 	}
 	fmt.Fprintf(&b, "diagnostics: %s\n", logFile)
 	fmt.Fprintf(&b, "on_error:    %s; deadline %d ms\n", cfg.OnError, cfg.DeadlineMS)

@@ -249,7 +249,7 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 // rewritten chain. It returns the summary and, if the chain does not
 // hold, the first [*Problem].
 func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
-	v := &verifier{s: &Summary{Files: snap.Files()}, opts: opts, keys: map[SealID]*keyChain{}, at: map[uint64]*Record{}}
+	v := &verifier{s: &Summary{Files: snap.Files()}, opts: opts, keys: map[SealID]*keyChain{}, at: map[uint64]placed{}}
 	for _, k := range opts.Keys {
 		v.keys[k.ID] = &keyChain{key: k.Key}
 	}
@@ -279,6 +279,13 @@ type damagedAt struct {
 	kind   string
 }
 
+// placed is a record with where verify found it.
+type placed struct {
+	r    *Record
+	file string
+	line int
+}
+
 type verifier struct {
 	s    *Summary
 	opts VerifyOptions
@@ -294,7 +301,7 @@ type verifier struct {
 	anchored  bool
 	// at keeps the records checkpoints ask about, by seq.
 	want []Checkpoint
-	at   map[uint64]*Record
+	at   map[uint64]placed
 	// damageBySeq indexes s.Damage.
 	damageBySeq map[uint64]int
 }
@@ -353,7 +360,7 @@ func (v *verifier) line(l Line) *Problem {
 	}
 	for _, c := range v.want {
 		if c.Seq == r.Seq {
-			v.at[r.Seq] = r
+			v.at[r.Seq] = placed{r, l.File, l.Number}
 		}
 	}
 	if v.first == nil {
@@ -504,7 +511,7 @@ func (v *verifier) end() *Problem {
 			continue
 		}
 		v.s.Checkpoints++
-		switch r := v.at[c.Seq]; {
+		switch p, r := v.at[c.Seq], v.at[c.Seq].r; {
 		case c.Seq > v.s.LastSeq:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, beyond the last record (seq %d): records were cut off the end, or a current or rotated file removed", c.Time, c.Seq, v.s.LastSeq)}
 		case r == nil && (v.droppedHas(c.Seq) || retained && c.Seq < v.s.FirstSeq):
@@ -514,7 +521,7 @@ func (v *verifier) end() *Problem {
 		case r == nil:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, which the log does not hold (it starts at seq %d): records were removed", c.Time, c.Seq, v.s.FirstSeq)}
 		case r.Hash != c.Hash:
-			return &Problem{File: last, Seq: c.Seq, Reason: fmt.Sprintf("the record differs from the checkpoint of %s (hash %s, checkpoint %s): the chain was rewritten", c.Time, r.Hash, c.Hash)}
+			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record differs from the checkpoint of %s (hash %s, checkpoint %s): the chain was rewritten", c.Time, r.Hash, c.Hash)}
 		}
 	}
 	for _, d := range v.s.Damage {
