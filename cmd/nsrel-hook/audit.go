@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -168,7 +171,12 @@ type damageResult struct {
 	AckNote string   `json:"ack_note,omitempty"`
 }
 
+// readerMemoryLimit is the Go heap's soft limit while verify and show read
+// a log.
+const readerMemoryLimit = 32 << 20
+
 func verifyCmd(logs []string, opts audit.VerifyOptions, host string, asJSON bool, stdout, stderr io.Writer) int {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
 	status := 0
 	enc := json.NewEncoder(stdout)
 	for _, lg := range logs {
@@ -289,11 +297,13 @@ func snapshot(path string) (*audit.Snapshot, error) {
 	return snap, nil
 }
 
-// lineRef locates a record line in a snapshot.
+// lineRef locates a record line in a snapshot and names its container
+// (an index into the order containers first appear in).
 type lineRef struct {
-	file   int
-	n      int32
 	offset int64
+	n      int32
+	ctr    int32
+	file   int16
 }
 
 // showCmd prints the records of the log at path, grouped by container in
@@ -302,6 +312,9 @@ type lineRef struct {
 // first finds which lines belong to which container, the second reads
 // and prints them a container at a time.
 func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int {
+	// Collect garbage sooner rather than grow: a log of any size is read
+	// in bounded memory (docs/BENCHMARKS.md has the figures).
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
 	snap, err := snapshot(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
@@ -312,8 +325,9 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	match := func(id string) bool {
 		return container == "" || id == container || strings.HasPrefix(id, container)
 	}
+	index := map[string]int32{}
 	var order []string
-	refs := map[string][]lineRef{}
+	var refs []lineRef
 	bad := 0
 	for l, err := range snap.Lines() {
 		if err != nil {
@@ -347,15 +361,24 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			out.WriteByte('\n')
 			continue
 		}
-		if _, seen := refs[id]; !seen {
+		ci, seen := index[id]
+		if !seen {
+			ci = int32(len(order))
+			index[id] = ci
 			order = append(order, id)
 		}
-		refs[id] = append(refs[id], lineRef{file: snap.FileIndex(l.File), n: int32(len(l.Data)), offset: l.Offset})
+		refs = append(refs, lineRef{offset: l.Offset, n: int32(len(l.Data)), ctr: ci, file: int16(snap.FileIndex(l.File))})
 	}
-	for i, id := range order {
+	index = nil
+	slices.SortStableFunc(refs, func(a, b lineRef) int { return cmp.Compare(a.ctr, b.ctr) })
+	for start := 0; start < len(refs); {
+		end := start
+		for end < len(refs) && refs[end].ctr == refs[start].ctr {
+			end++
+		}
 		var recs []*audit.Record
-		for _, ref := range refs[id] {
-			line, err := snap.ReadLine(ref.file, ref.offset, int(ref.n))
+		for _, ref := range refs[start:end] {
+			line, err := snap.ReadLine(int(ref.file), ref.offset, int(ref.n))
 			if err != nil {
 				fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
 				return 1
@@ -367,10 +390,11 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			}
 			recs = append(recs, r)
 		}
-		if i > 0 {
+		if start > 0 {
 			out.WriteByte('\n')
 		}
-		writeContainer(out, id, recs)
+		writeContainer(out, order[refs[start].ctr], recs)
+		start = end
 	}
 	if err := out.Flush(); err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -170,3 +172,67 @@ var allStages = flag.Bool("bench-all-stages", false, "BenchmarkHookBinary: time 
 // (an older build, for a before/after comparison; bench/hook/run.sh
 // BASELINE).
 var benchBin = flag.String("bench-bin", "", "BenchmarkHookBinary: another nsrel-hook binary to time alternately with the one built from this tree")
+
+// BenchmarkSealing runs the built nsrel-hook at the three stages with
+// two configs alternately, in random order each iteration: one without
+// sealing and one with (seal_state set up by `audit seal-init`), against
+// a process in its own user and PID namespaces, and reports each one's
+// median and 90th percentile per stage. The difference is what sealing
+// costs a stage: one HMAC and the synchronous write of the state's block
+// (docs/BENCHMARKS.md).
+//
+//	go test -run '^$' -bench BenchmarkSealing -benchtime 300x ./cmd/nsrel-hook/
+func BenchmarkSealing(b *testing.B) {
+	nstest.RequireRoot(b)
+	nstest.Require(b, hookBin != "", "nsrel-hook was not built")
+	configs := map[string]string{}
+	for _, name := range []string{"plain", "sealed"} {
+		dir := b.TempDir()
+		seal := ""
+		if name == "sealed" {
+			seal = fmt.Sprintf(`"seal_state":%q,`, dir+"/audit.seal")
+		}
+		cfg := fmt.Sprintf(`{"version":1,"audit_log":%q,%s"default":{"mode":"audit","rules":{"require_user_namespace":true}}}`, dir+"/audit.jsonl", seal)
+		if err := os.WriteFile(dir+"/hook.json", []byte(cfg), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		if name == "sealed" {
+			if out, err := exec.Command(hookBin, "--config", dir+"/hook.json", "audit", "seal-init").CombinedOutput(); err != nil {
+				b.Fatalf("seal-init: %v: %s", err, out)
+			}
+		}
+		configs[name] = dir + "/hook.json"
+	}
+	pid := nstest.PIDChain(b, 1).Pid
+	state := strings.Replace(selfState("seal-bench"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, pid), 1)
+	times := map[string][]time.Duration{}
+	names := []string{"plain", "sealed"}
+	i := 0
+	for b.Loop() {
+		rand.Shuffle(len(names), func(x, y int) { names[x], names[y] = names[y], names[x] })
+		for _, name := range names {
+			i++
+			st := strings.Replace(state, `"seal-bench"`, fmt.Sprintf(`"seal-bench-%d"`, i), 1)
+			for _, stage := range vocab.HookStages {
+				cmd := exec.Command(hookBin, "--config", configs[name], stage)
+				cmd.Stdin = strings.NewReader(st)
+				start := time.Now()
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("%s %s: %v: %s", name, stage, err, out)
+				}
+				times[name] = append(times[name], time.Since(start))
+			}
+		}
+	}
+	for _, name := range []string{"plain", "sealed"} {
+		t := times[name]
+		slices.Sort(t)
+		b.ReportMetric(float64(t[len(t)/2].Microseconds())/1000, "median-"+name+"-ms")
+		b.ReportMetric(float64(t[len(t)*9/10].Microseconds())/1000, "p90-"+name+"-ms")
+	}
+	for _, name := range []string{"plain", "sealed"} {
+		if _, err := audit.Verify([]string{strings.TrimSuffix(configs[name], "hook.json") + "audit.jsonl"}, audit.VerifyOptions{}); err != nil {
+			b.Errorf("%s log: %v", name, err)
+		}
+	}
+}

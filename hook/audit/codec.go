@@ -301,9 +301,9 @@ func splitLine(line []byte) (hashAt int, hash, seal string, ok bool) {
 		return 0, "", "", false
 	}
 	q := len(line) - 2 // the closing quote of the last value
-	if i := bytes.LastIndex(line[:q], []byte(sealKey)); i >= 0 && validSeal(line[i+len(sealKey):q]) {
-		seal = string(line[i+len(sealKey) : q])
-		q = i - 1 // the hash's closing quote
+	if i := sealStart(line[:q]); i >= 0 {
+		seal = string(line[i:q])
+		q = i - len(sealKey) - 1 // the hash's closing quote
 		if q < 0 || line[q] != '"' {
 			return 0, "", "", false
 		}
@@ -316,9 +316,48 @@ func splitLine(line []byte) (hashAt int, hash, seal string, ok bool) {
 	return hashAt, string(line[hashAt+len(hashKey) : q]), seal, true
 }
 
+// sealStart returns where a seal ends b (ID.EPOCH.TAG after ,"seal":"),
+// read backwards from its end without a search, or -1.
+func sealStart(b []byte) int {
+	i := len(b) - 64
+	if i < 0 || !isHexBytes(b[i:]) || i < 1 || b[i-1] != '.' {
+		return -1
+	}
+	j := i - 1
+	for j > 0 && b[j-1] >= '0' && b[j-1] <= '9' {
+		j--
+	}
+	if j == i-1 || j < 1 || b[j-1] != '.' {
+		return -1
+	}
+	k := j - 1 - 16
+	if k < len(sealKey) || !isHexBytes(b[k:j-1]) || string(b[k-len(sealKey):k]) != sealKey || !validSeal(b[k:]) {
+		return -1
+	}
+	return k
+}
+
+func isHexBytes(b []byte) bool {
+	for _, c := range b {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // decodeBody reads the members of a record's body (its bytes up to the
 // hash, closed) by name.
 func decodeBody(body []byte) (*Record, error) {
+	if r, ok := parseCanonical(body); ok {
+		return r, nil
+	}
+	return decodeMembers(body)
+}
+
+// decodeMembers is decodeBody for any member order: a tree of the body,
+// then each member by name.
+func decodeMembers(body []byte) (*Record, error) {
 	n, ok := fastjson.Parse(body)
 	if !ok {
 		var v any
@@ -685,91 +724,3 @@ func PeekHead(line []byte) (h Head, ok bool) {
 	return h, c.ok
 }
 
-// canon reads the start of a line in the exact form the encoder writes.
-// Any deviation makes it fail (ok false).
-type canon struct {
-	b  []byte
-	i  int
-	ok bool
-}
-
-func (c *canon) lit(s string) {
-	if !c.ok || len(c.b)-c.i < len(s) || string(c.b[c.i:c.i+len(s)]) != s {
-		c.ok = false
-		return
-	}
-	c.i += len(s)
-}
-
-// peekKey reports whether the next bytes are ,"key": (comma true) or
-// "key":, and consumes them if so.
-func (c *canon) peekKey(comma bool, key string) bool {
-	if !c.ok {
-		return false
-	}
-	j := c.i
-	if comma {
-		if j >= len(c.b) || c.b[j] != ',' {
-			return false
-		}
-		j++
-	}
-	if len(c.b)-j < len(key)+3 || c.b[j] != '"' || string(c.b[j+1:j+1+len(key)]) != key || c.b[j+1+len(key)] != '"' || c.b[j+2+len(key)] != ':' {
-		return false
-	}
-	c.i = j + len(key) + 3
-	return true
-}
-
-func (c *canon) uintAt(comma bool, key string) uint64 {
-	if !c.peekKey(comma, key) {
-		c.ok = false
-		return 0
-	}
-	j := c.i
-	for j < len(c.b) && c.b[j] >= '0' && c.b[j] <= '9' {
-		j++
-	}
-	v, err := strconv.ParseUint(string(c.b[c.i:j]), 10, 64)
-	if err != nil {
-		c.ok = false
-		return 0
-	}
-	c.i = j
-	return v
-}
-
-func (c *canon) strAt(comma bool, key string) string {
-	if !c.peekKey(comma, key) {
-		c.ok = false
-		return ""
-	}
-	return c.str()
-}
-
-// str reads a JSON string.
-func (c *canon) str() string {
-	if !c.ok || c.i >= len(c.b) || c.b[c.i] != '"' {
-		c.ok = false
-		return ""
-	}
-	// Find the closing quote, then let fastjson unescape.
-	j := c.i + 1
-	for j < len(c.b) && c.b[j] != '"' {
-		if c.b[j] == '\\' {
-			j++
-		}
-		j++
-	}
-	if j >= len(c.b) {
-		c.ok = false
-		return ""
-	}
-	n, ok := fastjson.Parse(c.b[c.i : j+1])
-	if !ok || n.Kind != 's' {
-		c.ok = false
-		return ""
-	}
-	c.i = j + 1
-	return n.Str
-}

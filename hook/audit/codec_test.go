@@ -247,3 +247,27 @@ func FuzzPeekHead(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodePaths holds the fast path (parseCanonical) to the path that
+// reads members by name: whatever the fast path reads, the other reads
+// the same.
+func FuzzDecodePaths(f *testing.F) {
+	for _, flags := range []uint16{0, 0xffff, 8, 8 | 32, 4 | 512, 2048 | 4096 | 8192} {
+		r := fuzzRecord("t\u2028<", "h\n\xff", "s😀", 7, flags)
+		r.body()
+		f.Add(appendRecord(nil, r))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := parseCanonical(body)
+		if !ok {
+			return
+		}
+		slow, err := decodeMembers(body)
+		if err != nil {
+			t.Fatalf("the fast path reads what the other refuses (%v): %q", err, body)
+		}
+		if d := cmp.Diff(slow, fast); d != "" {
+			t.Fatalf("paths differ on %q (-members +fast):\n%s", body, d)
+		}
+	})
+}

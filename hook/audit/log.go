@@ -463,7 +463,7 @@ func scanBack(f *os.File, max int) (*Record, []DamagedLine, error) {
 			return r, damaged, nil
 		}
 		if errors.Is(derr, ErrNewerFormat) {
-			return nil, damaged, fmt.Errorf("audit: %s: the last record is of a newer format (%v); this nsrel cannot extend the chain: upgrade it", f.Name(), derr)
+			return nil, damaged, fmt.Errorf("audit: %s: the last record is of a newer format (%w); this nsrel cannot extend the chain", f.Name(), derr)
 		}
 		if len(damaged) == max {
 			return nil, damaged, fmt.Errorf("audit: %s: more than %d damaged lines at the end of the log; refusing to guess where the chain goes on: run `nsrel-hook audit verify`", f.Name(), maxDamagedLines)

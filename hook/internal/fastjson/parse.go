@@ -95,13 +95,26 @@ func (p *fastParser) value(depth int) *Node {
 			if !ok {
 				return p.fail()
 			}
-			if seen == nil {
-				seen = map[string]bool{}
+			// Duplicate keys: a linear look for the small objects of
+			// records and states, a map beyond.
+			if len(n.Members) < 32 {
+				for _, m := range n.Members {
+					if m.Key == key {
+						return p.fail()
+					}
+				}
+			} else {
+				if seen == nil {
+					seen = make(map[string]bool, 64)
+					for _, m := range n.Members {
+						seen[m.Key] = true
+					}
+				}
+				if seen[key] {
+					return p.fail()
+				}
+				seen[key] = true
 			}
-			if seen[key] {
-				return p.fail()
-			}
-			seen[key] = true
 			p.ws()
 			if p.i >= len(p.b) || p.b[p.i] != ':' {
 				return p.fail()
@@ -268,7 +281,7 @@ func (p *fastParser) str() (string, bool) {
 			}
 			buf = append(buf, p.b[start:j]...)
 			if p.b[j+1] == 'u' {
-				r, n := unicodeEscape(p.b[j:])
+				r, n := UnicodeEscape(p.b[j:])
 				if n == 0 {
 					return "", false
 				}
@@ -299,12 +312,12 @@ func (p *fastParser) str() (string, bool) {
 	return "", false
 }
 
-// unicodeEscape reads the \uXXXX escape that b starts with, and the low
+// UnicodeEscape reads the \uXXXX escape that b starts with, and the low
 // surrogate's escape after it when XXXX is a high surrogate, and returns
 // the rune and the bytes read (0: not a valid escape). A surrogate that is
 // not part of a valid pair reads as U+FFFD, and an escape after it is
 // left for the next call, as encoding/json reads them.
-func unicodeEscape(b []byte) (rune, int) {
+func UnicodeEscape(b []byte) (rune, int) {
 	r := hex4(b)
 	if r < 0 {
 		return 0, 0
