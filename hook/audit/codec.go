@@ -723,4 +723,3 @@ func PeekHead(line []byte) (h Head, ok bool) {
 	h.ContainerID = c.strAt(true, "container_id")
 	return h, c.ok
 }
-
