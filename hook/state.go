@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -55,7 +56,7 @@ func ParseState(data []byte) (*specs.State, error) {
 		return nil, errors.New("state: no container id")
 	case len(st.ID) > MaxIDLen:
 		return nil, fmt.Errorf("state: container id longer than %d bytes", MaxIDLen)
-	case !utf8.ValidString(st.ID):
+	case !validID(data, st.ID):
 		return nil, errors.New("state: container id is not valid UTF-8")
 	case len(st.Bundle) > MaxBundleLen:
 		return nil, fmt.Errorf("state: bundle path longer than %d bytes", MaxBundleLen)
@@ -70,6 +71,80 @@ func ParseState(data []byte) (*specs.State, error) {
 		}
 	}
 	return st, nil
+}
+
+// validID reports whether the state data, whose ID reads as id, holds
+// an ID of valid UTF-8. Both JSON readers replace invalid UTF-8 and
+// unpaired surrogate escapes with U+FFFD: two IDs that differ only there
+// would be recorded as one, so an ID holding U+FFFD is checked as
+// written.
+func validID(data []byte, id string) bool {
+	if !strings.ContainsRune(id, utf8.RuneError) {
+		return true
+	}
+	// The member encoding/json took the ID from (the same key matching,
+	// the last one winning).
+	var raw struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(data, &raw) != nil {
+		return false
+	}
+	return validJSONString(raw.ID)
+}
+
+// validJSONString reports whether the JSON string literal s reads
+// without U+FFFD replacing anything: valid UTF-8, and every \u escape of
+// a surrogate part of a pair.
+func validJSONString(s []byte) bool {
+	if len(s) < 2 || s[0] != '"' {
+		return true // not a string: decoding said what it is
+	}
+	s = s[1 : len(s)-1]
+	for i := 0; i < len(s); {
+		switch c := s[i]; {
+		case c == '\\' && i+1 < len(s) && s[i+1] == 'u':
+			r := hex4(s[i+2:])
+			switch {
+			case r < 0:
+				return false
+			case utf16.IsSurrogate(r):
+				r2 := rune(-1)
+				if i+8 <= len(s) && s[i+6] == '\\' && s[i+7] == 'u' {
+					r2 = hex4(s[i+8:])
+				}
+				if utf16.DecodeRune(r, r2) == utf8.RuneError {
+					return false
+				}
+				i += 12
+			default:
+				i += 6
+			}
+		case c == '\\':
+			i += 2
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, n := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				return false
+			}
+			i += n
+		}
+	}
+	return true
+}
+
+// hex4 reads the four hex digits b starts with; -1 if it does not.
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	n, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	if err != nil {
+		return -1
+	}
+	return rune(n)
 }
 
 // decodeStateJSON decodes the state with encoding/json.

@@ -33,7 +33,16 @@ func TestDecodeState(t *testing.T) {
 		{"two objects", `{"id":"a"}{"id":"b"}`, nil, "data after"},
 		{"long id", `{"id":"` + strings.Repeat("x", hook.MaxIDLen+1) + `"}`, nil, "longer than"},
 		{"too big", `{"id":"x","bundle":"` + strings.Repeat("x", vocab.MaxStateSize) + `"}`, nil, "larger than"},
-		{"bad utf8 id", "{\"id\":\"\xff\"}", nil, ""}, // json replaces it: accepted
+		// The readers replace invalid UTF-8 with U+FFFD: refused, so that
+		// two IDs are never recorded as one.
+		{"bad utf8 id", "{\"id\":\"\xff\"}", nil, "not valid UTF-8"},
+		{"lone surrogate id", `{"id":"a\udcff"}`, nil, "not valid UTF-8"},
+		{"high surrogate then text", `{"id":"\ud83dx"}`, nil, "not valid UTF-8"},
+		{"the last id counts", "{\"id\":\"\xff\",\"id\":\"ok\"}", &specs.State{ID: "ok"}, ""},
+		{"bad utf8 last id", "{\"id\":\"ok\",\"ID\":\"\xff\"}", nil, "not valid UTF-8"},
+		{"surrogate pair id", `{"id":"\ud83d\ude00"}`, &specs.State{ID: "\U0001F600"}, ""},
+		{"U+FFFD id", "{\"id\":\"\\ufffd\xef\xbf\xbd\"}", &specs.State{ID: "\uFFFD\uFFFD"}, ""},
+		{"bad utf8 annotation", "{\"id\":\"x\",\"annotations\":{\"a\":\"\xff\"}}", &specs.State{ID: "x", Annotations: map[string]string{"a": "\uFFFD"}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
