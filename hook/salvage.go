@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -158,7 +159,10 @@ var ErrInput = errors.New("refused input")
 // [ErrInput].
 func (h *Hook) RunBadInput(ctx context.Context, stage string, st *specs.State, inputErr error) (*Result, error) {
 	ierr := fmt.Errorf("%w: %w", ErrInput, inputErr)
-	what := "the state was refused (" + vocab.Cut(inputErr.Error(), vocab.MaxRecordedError/2) + "); the record keeps what could be read of it"
+	// One line, as the record's other errors: a held-open stdin and the
+	// partial state it left are two errors joined.
+	why := strings.ReplaceAll(inputErr.Error(), "\n", "; ")
+	what := "the state was refused (" + vocab.Cut(why, vocab.MaxRecordedError/2) + "); the record keeps what could be read of it"
 	var rec *audit.Record
 	if stage == audit.StageCreateRuntime || stage == audit.StagePoststart {
 		rec, _ = Decide(h.Config, h.input(stage, st))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -138,11 +139,24 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			return 1
 		}
 		return failExit
-	case o.res.Deny:
-		fmt.Fprintf(stderr, "nsrel-hook: %s\n", vocab.OneLine(errors.New(o.res.Message)))
+	}
+	msg := o.res.Message
+	if r := o.res.Record; r.SealError != "" {
+		// Recorded, but not sealed: the operator must hear of it (a
+		// sealing state others can read, or one that went missing).
+		logger.WithFields(logrus.Fields{"stage": stage, "seq": r.Seq, "seal_error": r.SealError}).Warn("recorded unsealed")
+		unsealed := fmt.Sprintf("container %s recorded unsealed (audit record seq %d): %s", vocab.Printable(r.ContainerID), r.Seq, r.SealError)
+		if msg == "" {
+			msg = stage + ": " + unsealed
+		} else {
+			msg += "; " + unsealed
+		}
+	}
+	if msg != "" {
+		fmt.Fprintf(stderr, "nsrel-hook: %s\n", vocab.OneLine(errors.New(msg)))
+	}
+	if o.res.Deny {
 		return 1
-	case o.res.Message != "":
-		fmt.Fprintf(stderr, "nsrel-hook: %s\n", vocab.OneLine(errors.New(o.res.Message)))
 	}
 	return 0
 }
@@ -162,12 +176,17 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 	recorded := false
 	if sv.AuditLog != "" {
 		deadline := start.Add(policy.DefaultDeadlineMS * time.Millisecond)
-		data, _ := readInput(stdin, start.Add(policy.DefaultDeadlineMS*time.Millisecond/2))
+		data, rerr := readInput(stdin, start.Add(policy.DefaultDeadlineMS*time.Millisecond/2))
 		st, perr := hook.ParseState(data)
-		if perr != nil {
+		var inputErr error
+		if rerr != nil || perr != nil {
 			st = hook.SalvageState(data)
+			if rerr != nil && len(data) == 0 {
+				perr = nil // nothing to parse: the read says it all
+			}
+			inputErr = errors.Join(rerr, perr)
 		}
-		if err := recordConfigError(sv, stage, st, cerr, deadline); err != nil {
+		if err := recordConfigError(sv, stage, st, cerr, inputErr, deadline); err != nil {
 			logger.WithError(err).Error("cannot record the config error")
 		} else {
 			recorded = true
@@ -180,8 +199,9 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 
 // recordConfigError appends the record of a run whose config did not
 // load: with the process's ancestry when the state names one, and the
-// verdict of a refusal at createRuntime.
-func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr error, deadline time.Time) error {
+// verdict of a refusal at createRuntime. inputErr, if set, says why the
+// state was not taken as it was (st is then what could be read of it).
+func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr, inputErr error, deadline time.Time) error {
 	cfg := &policy.Config{AuditLog: sv.AuditLog, SealState: sv.SealState, OnError: policy.OnErrorDeny,
 		RecordAnnotations: policy.DefaultRecordAnnotations, Default: policy.Block{Name: "(config error)", Mode: policy.ModeAudit}}
 	in := hook.Input{Stage: stage, Source: audit.SourceOCIHook, ID: st.ID, Bundle: st.Bundle, PID: st.Pid, Meta: st.Annotations}
@@ -195,7 +215,11 @@ func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr e
 			rec.Verdict = audit.VerdictDeny
 		}
 	}
-	what := "the config does not load: " + cerr.Error()
+	oneLine := func(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+	what := "the config does not load: " + vocab.Cut(oneLine(cerr), vocab.MaxRecordedError/2)
+	if inputErr != nil {
+		what += "; the state was refused (" + vocab.Cut(oneLine(inputErr), vocab.MaxRecordedError/4) + "); the record keeps what could be read of it"
+	}
 	if rec.Error != "" {
 		what += "; " + rec.Error
 	}
