@@ -41,7 +41,7 @@ func OpenRegular(path string, flags int) (*os.File, error) {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%s: refusing a file of mode %#o: %w", path, st.Mode&unix.S_IFMT, ErrNotRegular)
+		return nil, fmt.Errorf("%s: refusing %s: %w", path, kind(st.Mode), ErrNotRegular)
 	}
 	// Regular files ignore O_NONBLOCK, but os.NewFile would hand a
 	// non-blocking descriptor to the runtime's poller (epoll set-up and
@@ -51,4 +51,23 @@ func OpenRegular(path string, flags int) (*os.File, error) {
 		return nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
 	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// kind names the type of a file that is not a regular one, for refusals.
+func kind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFLNK:
+		return "a symlink"
+	}
+	return fmt.Sprintf("a file of type %#o", mode&unix.S_IFMT)
 }

@@ -3,6 +3,7 @@ package safefile
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,8 @@ var ErrUntrusted = errors.New("not trusted")
 // another user's entries, so the entry below it must itself be owned by
 // root or the effective user, which the walk checks next. A symlink in a
 // directory path is followed, and both the link's directory and its
-// target's directories are checked.
+// target's directories are checked (of the part of the path that
+// exists); the link itself must be owned by root or the effective user.
 
 // CheckOwner checks that f, opened from path, is owned by root or the
 // effective user and writable by neither its group nor others; with
@@ -68,15 +70,26 @@ func CheckDirs(dir string) error {
 	if !filepath.IsAbs(dir) {
 		return fmt.Errorf("%s: not an absolute path", dir)
 	}
-	if err := checkPath(filepath.Clean(dir)); err != nil {
+	clean := filepath.Clean(dir)
+	if err := checkPath(clean); err != nil {
 		return err
 	}
-	// The path as the kernel resolves it, if a component is a symlink.
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil || real == filepath.Clean(dir) {
-		return nil // a missing component: nothing below it to trust yet
+	// The path as the kernel resolves it, if a component is a symlink:
+	// of its longest part that exists, since whoever creates the missing
+	// directories creates them in the symlink's target.
+	for p := clean; ; p = filepath.Dir(p) {
+		real, err := filepath.EvalSymlinks(p)
+		switch {
+		case err == nil && real == p:
+			return nil
+		case err == nil:
+			return checkPath(real)
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("%s: %w", dir, err)
+		case p == "/":
+			return nil
+		}
 	}
-	return checkPath(real)
 }
 
 // checkPath walks the components of an absolute, clean path from /.
@@ -104,6 +117,13 @@ func checkPath(p string) error {
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFLNK:
 			// Its directory was checked; CheckDirs checks the target's.
+			// A symlink's mode says nothing, but in a directory others
+			// may write (sticky /tmp) anyone can make one pointing at a
+			// trusted directory of their choice: its owner must be
+			// trusted like any entry's.
+			if euid := uint32(os.Geteuid()); st.Uid != 0 && st.Uid != euid {
+				return fmt.Errorf("%s: a symlink owned by uid %d, not root or uid %d: refusing it: %w", next, st.Uid, euid, ErrUntrusted)
+			}
 			return nil
 		case unix.S_IFDIR:
 			if err := checkDir(next, &st); err != nil {
