@@ -1,0 +1,611 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/bundle"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+// The tests of this file hold the hook binary to the promise that no
+// container goes unrecorded: whatever is wrong with a run's input (the
+// OCI state, stdin, the config), it leaves a record that says what was
+// wrong and keeps what could be read; only a log that cannot be written
+// ends a run without one, and that is said on stderr, in the diagnostics
+// log and in syslog.
+
+// binaryRun is the outcome of one run of the nsrel-hook binary.
+type binaryRun struct {
+	code   int
+	stderr string
+	took   time.Duration
+	pid    int
+}
+
+// runBinary runs hookBin with args and stdin (nil: /dev/null). A run
+// that outlives 60 s is killed and fails the test.
+func runBinary(t *testing.T, stdin io.Reader, args ...string) binaryRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, hookBin, args...)
+	cmd.Stdin = stdin
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := binaryRun{stderr: stderr.String(), took: time.Since(start)}
+	if cmd.Process != nil {
+		r.pid = cmd.Process.Pid
+	}
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("nsrel-hook %q still running after 60 s (killed); stderr %q", args, r.stderr)
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return r
+}
+
+// oneLine checks that s is exactly one line from nsrel-hook.
+func oneLine(t *testing.T, what, s string) {
+	t.Helper()
+	if !strings.HasPrefix(s, "nsrel-hook: ") || strings.Count(s, "\n") != 1 || !strings.HasSuffix(s, "\n") {
+		t.Errorf("%s: want one line from nsrel-hook on stderr, got %q", what, s)
+	}
+}
+
+// verifyOK runs `nsrel-hook audit verify` on the env's log in-process
+// and checks that the chain of n records is intact.
+func verifyOK(t *testing.T, e *env, n int) {
+	t.Helper()
+	code, out, stderr := run("", "audit", "verify", e.log)
+	if want := fmt.Sprintf("OK: %d records", n); code != 0 || !strings.Contains(out, want) {
+		t.Errorf("audit verify: exit %d, want 0 and %q:\n%s%s", code, want, out, stderr)
+	}
+}
+
+// onErrorExit is the createRuntime exit status for an internal error.
+var onErrorExit = map[string]int{policy.OnErrorAllow: 0, policy.OnErrorDeny: 1}
+
+// wantVerdict is the verdict of a start record whose run met an internal
+// error.
+var wantVerdict = map[string]string{policy.OnErrorAllow: audit.VerdictAllow, policy.OnErrorDeny: audit.VerdictDeny}
+
+// jsonString is s as a JSON string.
+func jsonString(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// stateOf is a JSON object of the members given, in that order (a
+// runtime writes the ID first; encoding/json would sort a map's keys).
+func stateOf(members ...string) []byte {
+	return []byte("{" + strings.Join(members, ",") + "}")
+}
+
+func idMember(id string) string { return `"id":` + jsonString(id) }
+func pidMember(pid int) string  { return `"pid":` + strconv.Itoa(pid) }
+
+const bundleMember = `"bundle":"/b"`
+
+// exitedPID returns the PID of a process that has exited and was
+// reaped. (A zombie, not yet reaped, still has its namespaces: the hook
+// records them.)
+func exitedPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command(hookBin, "--version")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if err := unix.Kill(pid, 0); err != unix.ESRCH {
+		t.Fatalf("pid %d of a reaped process: kill 0 says %v", pid, err)
+	}
+	return pid
+}
+
+// recordedPID is the PID whose ancestry r records, 0 for none.
+func recordedPID(r *audit.Record) int {
+	if r.Ancestry == nil {
+		return 0
+	}
+	return r.Ancestry.PID
+}
+
+// TestBinaryRefusedInput runs createRuntime with a state of every class
+// the hook refuses, under on_error allow and deny: each run exits with
+// the on_error status and one line on stderr, and leaves exactly one
+// record whose error says what was wrong, with the ID (cut where too
+// long), the bundle, the annotations and the PID as far as they could be
+// read; the chain verifies.
+func TestBinaryRefusedInput(t *testing.T) {
+	self := os.Getpid()
+	longID := strings.Repeat("i", 1500)
+	longBundle := "/" + strings.Repeat("b", 5000)
+	var many []string
+	for i := range 4097 {
+		many = append(many, fmt.Sprintf(`"k%d":"v"`, i))
+	}
+	tests := []struct {
+		name string
+		// state returns the state bytes.
+		state func(t *testing.T) []byte
+		// want is in the record's error and on stderr.
+		want string
+		// id is the ID recorded.
+		id string
+		// pid is the PID recorded (0: none).
+		pid int
+		// check, if set, checks more of the record.
+		check func(t *testing.T, r *audit.Record)
+	}{
+		{name: "annotation value of 65537 bytes",
+			state: func(*testing.T) []byte {
+				return stateOf(idMember("ann-long"), pidMember(self), bundleMember,
+					`"annotations":{"io.kubernetes.pod.name":"`+strings.Repeat("v", 65537)+`","io.kubernetes.pod.namespace":"prod"}`)
+			},
+			want: "annotation longer than 65536 bytes", id: "ann-long", pid: self,
+			check: func(t *testing.T, r *audit.Record) {
+				want := map[string]string{"io.kubernetes.pod.name": strings.Repeat("v", vocab.MaxRecordedValue), "io.kubernetes.pod.namespace": "prod"}
+				if d := cmp.Diff(want, r.Annotations); d != "" {
+					t.Errorf("recorded annotations (-want +got):\n%s", d)
+				}
+			}},
+		{name: "4097 annotations",
+			state: func(*testing.T) []byte {
+				return stateOf(idMember("ann-many"), pidMember(self), bundleMember, `"annotations":{`+strings.Join(many, ",")+`}`)
+			},
+			want: "more than 4096 annotations", id: "ann-many", pid: self},
+		{name: "state over 1 MiB",
+			state: func(*testing.T) []byte {
+				return stateOf(idMember("big-state"), pidMember(self), bundleMember, `"x":"`+strings.Repeat("x", vocab.MaxStateSize)+`"`)
+			},
+			want: "larger than 1048576 bytes", id: "big-state", pid: self},
+		{name: "bundle path over 4096 bytes",
+			state: func(*testing.T) []byte {
+				return stateOf(idMember("bundle-long"), pidMember(self), `"bundle":`+jsonString(longBundle))
+			},
+			want: "bundle path longer than 4096 bytes", id: "bundle-long", pid: self,
+			check: func(t *testing.T, r *audit.Record) {
+				if r.Bundle != longBundle[:4096] {
+					t.Errorf("recorded bundle of %d bytes, want its first 4096", len(r.Bundle))
+				}
+			}},
+		{name: "ID over 1024 bytes",
+			state: func(*testing.T) []byte { return stateOf(idMember(longID), pidMember(self), bundleMember) },
+			want:  "container id longer than 1024 bytes", id: longID[:1024], pid: self},
+		{name: "ID not valid UTF-8",
+			state: func(*testing.T) []byte { return stateOf("\"id\":\"bad\xffid\"", pidMember(self), bundleMember) },
+			want:  "container id is not valid UTF-8", id: "bad\uFFFDid", pid: self},
+		{name: "no ID",
+			state: func(*testing.T) []byte { return stateOf(pidMember(self), bundleMember) },
+			want:  "no container id", id: "", pid: self},
+		{name: "invalid JSON",
+			state: func(*testing.T) []byte { return []byte(`{"id":"broken",` + pidMember(self) + `,"bundle":`) },
+			want:  "state: unexpected EOF", id: "broken", pid: self},
+		{name: "data after the object",
+			state: func(*testing.T) []byte {
+				return append(stateOf(idMember("trailing"), pidMember(self), bundleMember), `{"id":"other"}`...)
+			},
+			want: "data after the JSON object", id: "trailing", pid: self},
+		{name: "pid out of range",
+			state: func(*testing.T) []byte { return stateOf(idMember("pid-huge"), pidMember(vocab.PIDLimit), bundleMember) },
+			want:  "pid 4194304 out of range", id: "pid-huge"},
+		{name: "negative pid",
+			state: func(*testing.T) []byte { return stateOf(idMember("pid-negative"), pidMember(-7), bundleMember) },
+			want:  "pid -7 out of range", id: "pid-negative"},
+		{name: "process exited",
+			state: func(t *testing.T) []byte { return stateOf(idMember("exited"), pidMember(exitedPID(t)), bundleMember) },
+			want:  "process exited", id: "exited"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, mode := range []string{policy.OnErrorAllow, policy.OnErrorDeny} {
+				t.Run(mode, func(t *testing.T) {
+					e := newEnv(t, "hook.json", func(c map[string]any) { c["on_error"] = mode; c["syslog"] = "" })
+					r := runBinary(t, bytes.NewReader(tt.state(t)), "--config", e.config, "createRuntime")
+					if r.code != onErrorExit[mode] {
+						t.Errorf("exit %d, want %d (stderr %q)", r.code, onErrorExit[mode], r.stderr)
+					}
+					oneLine(t, "stderr", r.stderr)
+					if !strings.Contains(r.stderr, tt.want) {
+						t.Errorf("stderr %q does not say %q", r.stderr, tt.want)
+					}
+					recs := e.records(t, "")
+					if len(recs) != 1 {
+						t.Fatalf("%d records, want 1: %+v", len(recs), recs)
+					}
+					rec := recs[0]
+					if rec.Error == "" || !strings.Contains(rec.Error, tt.want) {
+						t.Errorf("record error %q does not say %q", rec.Error, tt.want)
+					}
+					if rec.ContainerID != tt.id {
+						t.Errorf("recorded ID %q (%d bytes), want %q (%d bytes)", vocab.Cut(rec.ContainerID, 80), len(rec.ContainerID), vocab.Cut(tt.id, 80), len(tt.id))
+					}
+					if rec.Stage != audit.StageCreateRuntime || rec.Verdict != wantVerdict[mode] {
+						t.Errorf("stage %q verdict %q, want createRuntime %q", rec.Stage, rec.Verdict, wantVerdict[mode])
+					}
+					// A PID is recorded with the ancestry read from it.
+					if got := recordedPID(rec); got != tt.pid {
+						t.Errorf("recorded pid %d, want %d", got, tt.pid)
+					}
+					if tt.check != nil {
+						tt.check(t, rec)
+					}
+					verifyOK(t, e, 1)
+				})
+			}
+		})
+	}
+}
+
+// TestBinaryStdinHeldOpen is TestBinaryDeadline for poststart and
+// poststop: a state whose stdin is never closed is recorded as far as it
+// came, within the deadline, with the on_error status at poststart and 0
+// at poststop (which never fails the runtime).
+func TestBinaryStdinHeldOpen(t *testing.T) {
+	const deadlineMS = 300
+	for _, stage := range []string{audit.StagePoststart, audit.StagePoststop} {
+		for _, mode := range []string{policy.OnErrorAllow, policy.OnErrorDeny} {
+			t.Run(stage+"/"+mode, func(t *testing.T) {
+				e := newEnv(t, "hook.json", func(c map[string]any) { c["on_error"] = mode; c["deadline_ms"] = deadlineMS; c["syslog"] = "" })
+				id := "held-" + stage
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close() // held open until the hook is done
+				if _, err := w.Write(stateOf(idMember(id), pidMember(os.Getpid()), bundleMember)); err != nil {
+					t.Fatal(err)
+				}
+				run := runBinary(t, r, "--config", e.config, stage)
+				r.Close()
+				want := onErrorExit[mode]
+				if stage == audit.StagePoststop {
+					want = 0
+				}
+				if run.code != want {
+					t.Errorf("exit %d, want %d (stderr %q)", run.code, want, run.stderr)
+				}
+				if run.took > deadlineMS*time.Millisecond+time.Second {
+					t.Errorf("took %v with deadline_ms %d", run.took, deadlineMS)
+				}
+				oneLine(t, "stderr", run.stderr)
+				if !strings.Contains(run.stderr, "stdin was not closed in time") {
+					t.Errorf("stderr %q does not say stdin stayed open", run.stderr)
+				}
+				recs := e.records(t, "")
+				if len(recs) != 1 {
+					t.Fatalf("%d records, want 1", len(recs))
+				}
+				rec := recs[0]
+				if rec.Stage != stage || rec.ContainerID != id || !strings.Contains(rec.Error, "stdin was not closed in time") {
+					t.Errorf("record stage %q id %q error %q", rec.Stage, rec.ContainerID, rec.Error)
+				}
+				if stage == audit.StagePoststart && rec.Verdict != wantVerdict[mode] {
+					t.Errorf("verdict %q, want %q", rec.Verdict, wantVerdict[mode])
+				}
+				verifyOK(t, e, 1)
+			})
+		}
+	}
+}
+
+// TestBinaryConfigErrorRecorded runs every stage with a trusted config
+// that does not load (an unknown rule) but names its audit log: each run
+// is recorded there, with the config error and what could be read of the
+// state (also when the state is itself refused), and createRuntime
+// refuses whatever on_error says.
+func TestBinaryConfigErrorRecorded(t *testing.T) {
+	for _, mode := range []string{policy.OnErrorAllow, policy.OnErrorDeny} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) {
+				c["on_error"] = mode
+				c["syslog"] = ""
+				c["default"].(map[string]any)["rules"].(map[string]any)["no_such_rule"] = true
+			})
+			self := os.Getpid()
+			longID := strings.Repeat("c", 1100)
+			runs := []struct {
+				stage, state string
+				code         int
+				id           string
+				verdict      string
+				also         string // more the record's error says
+			}{
+				{audit.StageCreateRuntime, string(stateOf(idMember("cfg"), pidMember(self), bundleMember)), 1, "cfg", audit.VerdictDeny, ""},
+				{audit.StagePoststart, string(stateOf(idMember("cfg"), pidMember(self), bundleMember)), 0, "cfg", "", ""},
+				{audit.StagePoststop, string(stateOf(idMember("cfg"), bundleMember)), 0, "cfg", "", ""},
+				{audit.StageCreateRuntime, string(stateOf(idMember(longID), pidMember(self), bundleMember)), 1, longID[:1024], audit.VerdictDeny, "container id longer than 1024 bytes"},
+			}
+			for i, rr := range runs {
+				r := runBinary(t, strings.NewReader(rr.state), "--config", e.config, rr.stage)
+				if r.code != rr.code {
+					t.Errorf("run %d %s: exit %d, want %d", i, rr.stage, r.code, rr.code)
+				}
+				oneLine(t, rr.stage, r.stderr)
+				if !strings.Contains(r.stderr, e.config) || !strings.Contains(r.stderr, "no_such_rule: unknown key") {
+					t.Errorf("run %d %s: stderr %q does not name the config and the problem", i, rr.stage, r.stderr)
+				}
+			}
+			recs := e.records(t, "")
+			if len(recs) != len(runs) {
+				t.Fatalf("%d records, want %d: %v", len(recs), len(runs), audittest.Stages(recs))
+			}
+			for i, rec := range recs {
+				rr := runs[i]
+				if rec.Stage != rr.stage || rec.ContainerID != rr.id || rec.Verdict != rr.verdict {
+					t.Errorf("seq %d: stage %q id %q verdict %q, want %q %q %q", rec.Seq, rec.Stage, vocab.Cut(rec.ContainerID, 40), rec.Verdict, rr.stage, vocab.Cut(rr.id, 40), rr.verdict)
+				}
+				if !strings.Contains(rec.Error, "the config does not load") || !strings.Contains(rec.Error, "no_such_rule") || !strings.Contains(rec.Error, rr.also) {
+					t.Errorf("seq %d: error %q", rec.Seq, rec.Error)
+				}
+				if rec.Stage != audit.StagePoststop && rec.Ancestry == nil {
+					t.Errorf("seq %d: no ancestry for a live process", rec.Seq)
+				}
+			}
+			verifyOK(t, e, len(runs))
+		})
+	}
+}
+
+// syslogSink is a syslog socket a test listens on: a unix datagram
+// socket (the "syslog" setting unix:///PATH) or a TCP listener
+// (tcp://HOST:PORT).
+type syslogSink struct {
+	dest  string
+	dgram *net.UnixConn
+	tcp   *net.TCPListener
+}
+
+func newSyslogSink(t *testing.T, network string) *syslogSink {
+	t.Helper()
+	s := &syslogSink{}
+	switch network {
+	case "unix":
+		path := filepath.Join(t.TempDir(), "log")
+		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		s.dgram, s.dest = c, "unix://"+path
+	case "tcp":
+		l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		s.tcp, s.dest = l, "tcp://"+l.Addr().String()
+	default:
+		t.Fatalf("network %q", network)
+	}
+	return s
+}
+
+// next returns the next message: the hook sends before it exits, so a
+// message not there within 10 s after its exit is missing.
+func (s *syslogSink) next(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	if s.dgram != nil {
+		s.dgram.SetReadDeadline(deadline)
+		buf := make([]byte, 64<<10)
+		n, err := s.dgram.Read(buf)
+		if err != nil {
+			t.Fatalf("syslog: no message: %v", err)
+		}
+		return string(buf[:n])
+	}
+	s.tcp.SetDeadline(deadline)
+	c, err := s.tcp.Accept()
+	if err != nil {
+		t.Fatalf("syslog: no connection: %v", err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(deadline)
+	data, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("syslog: %v", err)
+	}
+	// RFC 6587 octet counting: "LEN SP MSG".
+	n, msg, ok := strings.Cut(string(data), " ")
+	if l, err := strconv.Atoi(n); !ok || err != nil || l != len(msg) {
+		t.Fatalf("syslog: not one octet-counted message: %q", data)
+	}
+	return msg
+}
+
+// none checks that no message is waiting (the hook has exited: whatever
+// it sent is there).
+func (s *syslogSink) none(t *testing.T) {
+	t.Helper()
+	var err error
+	if s.dgram != nil {
+		s.dgram.SetReadDeadline(time.Now())
+		buf := make([]byte, 64<<10)
+		var n int
+		if n, err = s.dgram.Read(buf); err == nil {
+			t.Errorf("unexpected syslog message %q", buf[:n])
+		}
+	} else {
+		s.tcp.SetDeadline(time.Now())
+		var c net.Conn
+		if c, err = s.tcp.Accept(); err == nil {
+			c.Close()
+			t.Errorf("unexpected syslog connection")
+		}
+	}
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Errorf("syslog: %v", err)
+	}
+}
+
+// unrecorded checks that msg is nsrel-hook's RFC 5424 message (authpriv.err,
+// MSGID "unrecorded") from process pid, and returns its MSG.
+func unrecorded(t *testing.T, msg string, pid int) string {
+	t.Helper()
+	f := strings.SplitN(msg, " ", 8)
+	if len(f) != 8 || f[0] != "<83>1" || f[3] != "nsrel-hook" || f[4] != strconv.Itoa(pid) || f[5] != "unrecorded" || f[6] != "-" {
+		t.Errorf("syslog message %q: want <83>1 TIME HOST nsrel-hook %d unrecorded - MSG", msg, pid)
+		return msg
+	}
+	if _, err := time.Parse(time.RFC3339Nano, f[1]); err != nil {
+		t.Errorf("syslog message time %q: %v", f[1], err)
+	}
+	return f[7]
+}
+
+// TestBinaryConfigErrorUnrecorded runs createRuntime with a config that
+// does not load and whose audit log is not known (none named) or cannot
+// be written (in a directory others may write): nothing is recorded, and
+// the line goes to stderr, to the diagnostics log and, in RFC 5424 with
+// MSGID "unrecorded", to the syslog the config names (a unix datagram
+// socket or TCP).
+func TestBinaryConfigErrorUnrecorded(t *testing.T) {
+	for _, where := range []string{"no audit_log", "untrusted log directory"} {
+		for _, network := range []string{"unix", "tcp"} {
+			t.Run(where+"/"+network, func(t *testing.T) {
+				sink := newSyslogSink(t, network)
+				var logDir string
+				e := newEnv(t, "hook.json", func(c map[string]any) {
+					c["syslog"] = sink.dest
+					c["default"].(map[string]any)["rules"].(map[string]any)["no_such_rule"] = true
+					if where == "no audit_log" {
+						delete(c, "audit_log")
+					}
+				})
+				if where == "untrusted log directory" {
+					logDir = filepath.Join(e.dir, "logs")
+					if err := os.Mkdir(logDir, 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Chmod(logDir, 0o777); err != nil {
+						t.Fatal(err)
+					}
+					e.log = filepath.Join(logDir, "audit.jsonl")
+					setConfig(t, e, "audit_log", e.log)
+				}
+				r := runBinary(t, bytes.NewReader(stateOf(idMember("unrec"), pidMember(os.Getpid()), bundleMember)), "--config", e.config, "createRuntime")
+				if r.code != 1 {
+					t.Errorf("exit %d, want 1", r.code)
+				}
+				oneLine(t, "stderr", r.stderr)
+				if !strings.Contains(r.stderr, "no_such_rule: unknown key") {
+					t.Errorf("stderr %q does not say what is wrong", r.stderr)
+				}
+				if recs := e.records(t, ""); len(recs) != 0 {
+					t.Errorf("%d records in %s", len(recs), e.log)
+				}
+				msg := unrecorded(t, sink.next(t), r.pid)
+				if !strings.Contains(msg, "createRuntime: ") || !strings.Contains(msg, "no_such_rule: unknown key") || !strings.Contains(msg, "container not recorded") || strings.Contains(msg, "\n") {
+					t.Errorf("syslog MSG %q", msg)
+				}
+				sink.none(t)
+				diag, err := os.ReadFile(filepath.Join(e.dir, "hook.log"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Contains(diag, []byte("config does not load")) || !bytes.Contains(diag, []byte("no_such_rule")) {
+					t.Errorf("diagnostics log:\n%s", diag)
+				}
+				if logDir != "" && !bytes.Contains(diag, []byte(logDir+": writable by group and others")) {
+					t.Errorf("diagnostics log does not say why the log cannot be written:\n%s", diag)
+				}
+			})
+		}
+	}
+}
+
+// setConfig sets key in the env's config file.
+func setConfig(t *testing.T, e *env, key string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	c[key] = v
+	out, _ := json.MarshalIndent(c, "", "  ")
+	if err := os.WriteFile(e.config, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRuntimeLongAnnotationRecorded is the issue's demonstration: a
+// container with one annotation of 65,537 bytes, under the shipped
+// audit-mode config (on_error allow), runs, and every stage is recorded
+// with the refused state's error, the ancestry of the real process and
+// the recorded annotation cut.
+func TestRuntimeLongAnnotationRecorded(t *testing.T) {
+	for _, rt := range []string{"runc", "crun"} {
+		t.Run(rt, func(t *testing.T) {
+			o := requireRuntime(t, rt)
+			e := newEnv(t, "hook.json", nil)
+			id := uniqueID(t, rt+"-ann")
+			long := strings.Repeat("a", 65537)
+			opts := bundle.Options{UserNS: true, Annotations: map[string]string{"io.kubernetes.pod.name": long}}
+			if stderr, err := o.run(t, e, id, opts, true); err != nil {
+				t.Fatalf("%s run: %v\n%s", rt, err, stderr)
+			}
+			pid, err := o.pid(e, id)
+			if err != nil {
+				t.Fatalf("the container is not running: %v", err)
+			}
+			for _, r := range e.records(t, id) {
+				checkAncestry(t, r, pid, 1) // while the process lives
+			}
+			if err := o.delete(e, id); err != nil {
+				t.Fatal(err)
+			}
+			recs := e.records(t, id)
+			if d := cmp.Diff([]string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop}, audittest.Stages(recs)); d != "" {
+				t.Fatalf("stages (-want +got):\n%s", d)
+			}
+			for _, r := range recs {
+				if !strings.Contains(r.Error, "annotation longer than 65536 bytes") {
+					t.Errorf("seq %d %s: error %q", r.Seq, r.Stage, r.Error)
+				}
+				if got := r.Annotations["io.kubernetes.pod.name"]; got != long[:vocab.MaxRecordedValue] {
+					t.Errorf("seq %d: recorded annotation of %d bytes, want %d", r.Seq, len(got), vocab.MaxRecordedValue)
+				}
+				if r.Bundle != filepath.Join(e.dir, "bundles", id) {
+					t.Errorf("seq %d: bundle %q", r.Seq, r.Bundle)
+				}
+				if r.Stage != audit.StagePoststop && r.Verdict != audit.VerdictAllow {
+					t.Errorf("seq %d: verdict %q", r.Seq, r.Verdict)
+				}
+			}
+			e.verify(t)
+		})
+	}
+}
