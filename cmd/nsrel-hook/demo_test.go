@@ -46,7 +46,11 @@ func TestDemoScript(t *testing.T) {
 		"createRuntime allow policy userns-required (enforce)",
 		"createRuntime deny  policy userns-required (enforce)",
 		"poststop",
-		"OK: 5 records (seq 1..5)",
+		"OK: 6 records (seq 1..6)",
+		"sealed since seq 1: all 6 seals verified with the key",
+		"checkpoint(s) of host",
+		"the seal does not match the record (altered after it was sealed, or forged)",
+		"the chain was rewritten",
 		"demo: done",
 	} {
 		if !strings.Contains(string(out), want) {

@@ -72,8 +72,10 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	missed := func() int {
-		logger.WithField("stage", stage).Errorf("deadline of %d ms passed", cfg.DeadlineMS)
-		fmt.Fprintf(stderr, "nsrel-hook: %s: internal deadline of %d ms passed (on_error=%s)\n", stage, cfg.DeadlineMS, cfg.OnError)
+		msg := fmt.Sprintf("%s: internal deadline of %d ms passed; the container may not be recorded (on_error=%s)", stage, cfg.DeadlineMS, cfg.OnError)
+		logger.WithField("stage", stage).Error(msg)
+		fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
+		toSyslog(cfg.Syslog, msg)
 		return failExit
 	}
 	wd.reset(deadline, missed)

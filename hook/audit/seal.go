@@ -210,6 +210,9 @@ func InitSeal(path string, replace bool) (VerifyKey, error) {
 	if replace {
 		flags = unix.O_RDWR | unix.O_CREAT
 	}
+	if err := safefile.CheckDirs(dirOf(path)); err != nil {
+		return k, fmt.Errorf("audit: sealing state: %w", err)
+	}
 	f, err := safefile.OpenRegular(path, flags)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
@@ -259,15 +262,11 @@ func openSealer(path string, logFile *os.File) (*sealer, error) {
 	if path == "" {
 		return nil, nil
 	}
-	f, err := safefile.OpenRegular(path, unix.O_RDWR)
+	f, err := safefile.OpenTrusted(path, unix.O_RDWR, true)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := safefile.CheckOwner(f, path, true); err != nil {
-		f.Close()
 		return nil, err
 	}
 	buf := make([]byte, sealStateLen+1)

@@ -242,7 +242,7 @@ type Salvaged struct {
 func Salvage(path string) Salvaged {
 	data, err := readConfig(path)
 	if err != nil || len(data) > MaxFileSize {
-		return Salvaged{}
+		return Salvaged{Syslog: &syslog.Local}
 	}
 	m := fastjson.TopLevelStrings(data, "audit_log", "seal_state", "log_file", "syslog")
 	clean := func(p string) string {
