@@ -71,8 +71,9 @@ func CheckDirs(dir string) error {
 		return fmt.Errorf("%s: not an absolute path", dir)
 	}
 	clean := filepath.Clean(dir)
-	if err := checkPath(clean); err != nil {
-		return err
+	link, err := checkPath(clean)
+	if err != nil || !link {
+		return err // without a symlink on the way, the path is the real one
 	}
 	// The path as the kernel resolves it, if a component is a symlink:
 	// of its longest part that exists, since whoever creates the missing
@@ -83,7 +84,8 @@ func CheckDirs(dir string) error {
 		case err == nil && real == p:
 			return nil
 		case err == nil:
-			return checkPath(real)
+			_, err := checkPath(real)
+			return err
 		case !errors.Is(err, fs.ErrNotExist):
 			return fmt.Errorf("%s: %w", dir, err)
 		case p == "/":
@@ -93,7 +95,7 @@ func CheckDirs(dir string) error {
 }
 
 // checkPath walks the components of an absolute, clean path from /.
-func checkPath(p string) error {
+func checkPath(p string) (link bool, err error) {
 	cur := "/"
 	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	if p == "/" {
@@ -101,18 +103,18 @@ func checkPath(p string) error {
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(cur, &st); err != nil {
-		return &os.PathError{Op: "lstat", Path: cur, Err: err}
+		return false, &os.PathError{Op: "lstat", Path: cur, Err: err}
 	}
 	if err := checkDir(cur, &st); err != nil {
-		return err
+		return false, err
 	}
 	for _, part := range parts {
 		next := filepath.Join(cur, part)
 		if err := unix.Lstat(next, &st); err != nil {
 			if err == unix.ENOENT {
-				return nil
+				return false, nil
 			}
-			return &os.PathError{Op: "lstat", Path: next, Err: err}
+			return false, &os.PathError{Op: "lstat", Path: next, Err: err}
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFLNK:
@@ -122,19 +124,19 @@ func checkPath(p string) error {
 			// trusted directory of their choice: its owner must be
 			// trusted like any entry's.
 			if euid := uint32(os.Geteuid()); st.Uid != 0 && st.Uid != euid {
-				return fmt.Errorf("%s: a symlink owned by uid %d, not root or uid %d: refusing it: %w", next, st.Uid, euid, ErrUntrusted)
+				return true, fmt.Errorf("%s: a symlink owned by uid %d, not root or uid %d: refusing it: %w", next, st.Uid, euid, ErrUntrusted)
 			}
-			return nil
+			return true, nil
 		case unix.S_IFDIR:
 			if err := checkDir(next, &st); err != nil {
-				return err
+				return false, err
 			}
 		default:
-			return fmt.Errorf("%s: not a directory: %w", next, ErrUntrusted)
+			return false, fmt.Errorf("%s: not a directory: %w", next, ErrUntrusted)
 		}
 		cur = next
 	}
-	return nil
+	return false, nil
 }
 
 func checkDir(path string, st *unix.Stat_t) error {
