@@ -54,13 +54,19 @@ func BenchmarkHookBinary(b *testing.B) {
 	if *benchBin != "" {
 		bins["-base"] = *benchBin
 	}
-	dir := b.TempDir()
-	cfg := fmt.Sprintf(`{"version":1,"audit_log":%q,"default":{"mode":"audit","rules":{"require_user_namespace":true,"pid_owned_by_container_user_namespace":true}}}`, dir+"/audit.jsonl")
-	if err := os.WriteFile(dir+"/hook.json", []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := policy.Load(dir + "/hook.json"); err != nil {
-		b.Fatal(err)
+	// Each binary writes a log of its own: an older nsrel may not read
+	// what a newer one writes.
+	configs := map[string]string{}
+	for suffix := range bins {
+		dir := b.TempDir()
+		cfg := fmt.Sprintf(`{"version":1,"audit_log":%q,"default":{"mode":"audit","rules":{"require_user_namespace":true,"pid_owned_by_container_user_namespace":true}}}`, dir+"/audit.jsonl")
+		if err := os.WriteFile(dir+"/hook.json", []byte(cfg), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := policy.Load(dir + "/hook.json"); err != nil {
+			b.Fatal(err)
+		}
+		configs[suffix] = dir + "/hook.json"
 	}
 	pid := os.Getpid()
 	if os.Geteuid() == 0 {
@@ -79,7 +85,7 @@ func BenchmarkHookBinary(b *testing.B) {
 			i++
 			st := strings.Replace(state, `"bench-bin"`, fmt.Sprintf(`"bench-bin-%d"`, i), 1)
 			for _, stage := range stages {
-				cmd := exec.Command(bin, "--config", dir+"/hook.json", stage)
+				cmd := exec.Command(bin, "--config", configs[suffix], stage)
 				cmd.Stdin = strings.NewReader(st)
 				start := time.Now()
 				out, err := cmd.CombinedOutput()
