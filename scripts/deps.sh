@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: Debian packages (runc,
 # crun, podman, containerd 1.6, busybox-static, util-linux tools, uidmap,
-# hyperfine and GNU time for the benchmarks, systemd-analyze) and
+# rsyslog for the shipping tests, hyperfine and GNU time for the
+# benchmarks, systemd-analyze) and
 # containerd v2 + crictl built from the Go module proxy into a cache
 # directory that survives between runs ($NSREL_TOOLS, default
 # ~/.cache/nsrel/tools). Safe to run again: it only installs what is absent.
@@ -29,6 +30,10 @@ have newuidmap || need_apt+=(uidmap)
 have hyperfine || need_apt+=(hyperfine)
 [ -x /usr/bin/time ] || need_apt+=(time)
 have systemd-analyze || need_apt+=(systemd) # verifies the shipped units
+# The shipping tests start private rsyslogd daemons (internal/rsyslogtest):
+# they need the binary and its modules, not a system logger. rsyslogd is
+# in /usr/sbin, which a user's PATH may lack: ask dpkg.
+installed rsyslog || need_apt+=(rsyslog)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
@@ -39,6 +44,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q >/dev/null
 	apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
+	# On a systemd machine rsyslog's postinst enables and starts
+	# rsyslog.service. That daemon does not take /dev/log (journald holds
+	# it; rsyslog reads the journal's syslog.socket), but it is a system
+	# logger nobody asked for, copying the machine's messages into
+	# /var/log: stop and disable it (only when this run installed it).
+	# Without systemd, Debian 12's package has no init script and starts
+	# nothing, so nothing of it holds /dev/log either.
+	if [[ " ${need_apt[*]} " == *" rsyslog "* ]] && [ -d /run/systemd/system ]; then
+		systemctl disable --now rsyslog.service >/dev/null 2>&1 &&
+			systemctl stop syslog.socket >/dev/null 2>&1 ||
+			echo "deps: could not stop and disable the system rsyslog.service; the tests do not need it" >&2
+	fi
 fi
 
 ctrd2="$NSREL_TOOLS/containerd-$CONTAINERD2_VERSION"
