@@ -50,7 +50,7 @@ func support(p string) bool {
 		return true
 	}
 	switch p {
-	case "internal/nstest", "internal/ctrdtest", "internal/runtest", "internal/audittest", "internal/layout":
+	case "internal/nstest", "internal/ctrdtest", "internal/runtest", "internal/audittest", "internal/rsyslogtest", "internal/layout":
 		return true
 	}
 	return false

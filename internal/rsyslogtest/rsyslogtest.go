@@ -1,0 +1,281 @@
+package rsyslogtest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// Timeout bounds every wait of this package: a daemon's start, a port, a
+// socket, lines arriving in a file.
+const Timeout = 30 * time.Second
+
+// moduleDirs are where distributions put rsyslog's modules; the first
+// with imfile.so wins (Debian: /usr/lib/<multiarch>/rsyslog).
+var moduleDirs = []string{"/usr/lib/*/rsyslog", "/usr/lib/rsyslog", "/usr/lib64/rsyslog"}
+
+// Bin returns the path of rsyslogd and its module directory, or an error
+// that says what is missing.
+func Bin() (bin, modDir string, err error) {
+	bin, err = exec.LookPath("rsyslogd")
+	if err != nil {
+		// root's PATH has /usr/sbin; another user's may not.
+		if _, serr := os.Stat("/usr/sbin/rsyslogd"); serr != nil {
+			return "", "", fmt.Errorf("rsyslogd: %w", err)
+		}
+		bin = "/usr/sbin/rsyslogd"
+	}
+	for _, pat := range moduleDirs {
+		m, _ := filepath.Glob(filepath.Join(pat, "imfile.so"))
+		if len(m) > 0 {
+			return bin, filepath.Dir(m[0]), nil
+		}
+	}
+	return "", "", fmt.Errorf("no rsyslog module directory with imfile.so in %s", strings.Join(moduleDirs, ", "))
+}
+
+// Daemon is one private rsyslogd.
+type Daemon struct {
+	// Name names the daemon in messages ("node", "collector").
+	Name string
+	// Dir holds its config, pid file, work directory and output, and
+	// whatever files its config names with [Daemon.Path].
+	Dir string
+
+	bin, modDir string
+	cmd         *exec.Cmd
+	done        chan struct{} // closed when the process has exited
+}
+
+// New prepares a daemon (its directory, 0700) without starting it, so
+// that its paths can be put into other configs first. It requires
+// rsyslogd and its modules.
+func New(t testing.TB, name string) *Daemon {
+	t.Helper()
+	bin, modDir, err := Bin()
+	nstest.Require(t, err == nil, "needs Debian's rsyslog (%v); scripts/deps.sh installs it", err)
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return &Daemon{Name: name, Dir: dir, bin: bin, modDir: modDir}
+}
+
+// Path returns the path of name in the daemon's directory.
+func (d *Daemon) Path(name string) string { return filepath.Join(d.Dir, name) }
+
+// PortFile returns the file an imtcp input with port="0" names in its
+// listenPortFileName: [Daemon.Port] reads the port the kernel chose
+// from it.
+func (d *Daemon) PortFile(name string) string { return d.Path(name + ".port") }
+
+// Prelude is what [Daemon.Start] puts before a config (%s is the work
+// directory): messages up to 256 KiB whole (the default cuts at 8 KiB),
+// no escaping of control characters (bytes are forwarded as received),
+// and one worker on the main queue, so that messages of one input leave
+// in the order they came.
+const Prelude = `global(workDirectory="%s" maxMessageSize="256k" parser.escapeControlCharactersOnReceive="off")
+main_queue(queue.workerThreads="1")
+`
+
+// Start writes the [Prelude] and config (RainerScript) to the daemon's
+// rsyslog.conf, checks it (rsyslogd -N1) and starts rsyslogd in the
+// foreground with its own pid file and module directory. The daemon is
+// stopped when the test ends: SIGTERM, then SIGKILL to its process group.
+func (d *Daemon) Start(t testing.TB, config string) {
+	t.Helper()
+	work := d.Path("work")
+	if err := os.Mkdir(work, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := d.Path("rsyslog.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(Prelude, work)+config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := exec.Command(d.bin, "-N1", "-f", conf, "-M", d.modDir)
+	check.Env = env()
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("rsyslog %s: config does not check: %v\n%s\n%s", d.Name, err, out, numbered(config))
+	}
+	out, err := os.Create(d.Path("rsyslogd.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close() // the child has its own descriptor
+	d.cmd = exec.Command(d.bin, "-n", "-f", conf, "-i", d.Path("rsyslogd.pid"), "-M", d.modDir)
+	d.cmd.Env = env()
+	d.cmd.Stdout, d.cmd.Stderr = out, out
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start rsyslogd %s: %v", d.Name, err)
+	}
+	d.done = make(chan struct{})
+	go func() { d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() { d.stop(t) })
+}
+
+// env is rsyslogd's environment: a PATH and nothing inherited (no
+// NOTIFY_SOCKET of a service manager, no locale).
+func env() []string { return []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"} }
+
+func (d *Daemon) stop(t testing.TB) {
+	pid := d.cmd.Process.Pid
+	syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(stopGrace):
+		// What it still holds (a forward it retries) is of no use to a
+		// test that is over.
+		t.Logf("rsyslogd %s (pid %d) did not exit %v after SIGTERM; killing it", d.Name, pid, stopGrace)
+	}
+	// Whatever it left in its process group goes too.
+	syscall.Kill(-pid, syscall.SIGKILL)
+	select {
+	case <-d.done:
+	case <-time.After(Timeout):
+		t.Errorf("rsyslogd %s (pid %d) did not exit %v after SIGKILL", d.Name, pid, Timeout)
+	}
+}
+
+// stopGrace is how long a daemon has to exit on SIGTERM before it is
+// killed.
+const stopGrace = 5 * time.Second
+
+// Pid returns the process ID of the running daemon.
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
+// Output returns what rsyslogd printed (its errors), for failure messages.
+func (d *Daemon) Output() string {
+	b, _ := os.ReadFile(d.Path("rsyslogd.out"))
+	return fmt.Sprintf("--- rsyslogd %s output:\n%s---", d.Name, b)
+}
+
+// exited reports whether the daemon's process has exited.
+func (d *Daemon) exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// poll calls ok every 10 ms until it returns true, failing the test after
+// [Timeout] or as soon as the daemon has exited.
+func (d *Daemon) poll(t testing.TB, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for !ok() {
+		switch {
+		case d.exited():
+			t.Fatalf("rsyslogd %s exited while waiting for %s\n%s", d.Name, what, d.Output())
+		case time.Now().After(deadline):
+			t.Fatalf("rsyslogd %s: no %s after %v\n%s", d.Name, what, Timeout, d.Output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Port waits until the imtcp input whose listenPortFileName is
+// PortFile(name) listens, and returns its port on 127.0.0.1.
+func (d *Daemon) Port(t testing.TB, name string) int {
+	t.Helper()
+	port := 0
+	d.poll(t, "port in "+d.PortFile(name), func() bool {
+		b, err := os.ReadFile(d.PortFile(name))
+		if err != nil {
+			return false
+		}
+		p, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || p <= 0 {
+			return false
+		}
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		port = p
+		return true
+	})
+	return port
+}
+
+// WaitSocket waits until the imuxsock input on path takes datagrams.
+func (d *Daemon) WaitSocket(t testing.TB, path string) {
+	t.Helper()
+	d.poll(t, "socket "+path, func() bool {
+		c, err := net.Dial("unixgram", path)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
+// WaitLines waits until path holds at least n complete lines and returns
+// them, each without its newline. A file that does not exist yet holds
+// none. Failures show the output of the daemons given.
+func WaitLines(t testing.TB, path string, n int, daemons ...*Daemon) [][]byte {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for {
+		lines, err := Lines(path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if len(lines) >= n {
+			return lines
+		}
+		for _, d := range daemons {
+			if d.exited() {
+				t.Fatalf("rsyslogd %s exited while %s had %d of %d lines\n%s", d.Name, path, len(lines), n, d.Output())
+			}
+		}
+		if time.Now().After(deadline) {
+			var out []string
+			for _, d := range daemons {
+				out = append(out, d.Output())
+			}
+			t.Fatalf("%s: %d of %d lines after %v\n%s", path, len(lines), n, Timeout, strings.Join(out, "\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Lines returns the complete lines of path, each without its newline; a
+// last line without a newline (being written) is left out.
+func Lines(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	end := bytes.LastIndexByte(b, '\n')
+	if end < 0 {
+		return nil, nil
+	}
+	return bytes.Split(b[:end], []byte{'\n'}), nil
+}
+
+// numbered returns config with line numbers, as rsyslogd's errors count
+// them after the [Prelude].
+func numbered(config string) string {
+	var b strings.Builder
+	off := strings.Count(Prelude, "\n")
+	for i, l := range strings.Split(config, "\n") {
+		fmt.Fprintf(&b, "%4d  %s\n", i+1+off, l)
+	}
+	return b.String()
+}
