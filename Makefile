@@ -4,7 +4,7 @@ BIN     ?= bin
 export NSREL_TOOLS ?= $(HOME)/.cache/nsrel/tools
 TESTFLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build test bench bench-ls bench-hook bench-containerd bench-startup demo deps lint clean
+.PHONY: all build test bench bench-ls bench-hook bench-containerd bench-startup reliability demo deps lint clean
 
 all: build
 
@@ -41,6 +41,13 @@ bench-containerd: deps
 
 bench-startup:
 	bench/startup/run.sh
+
+# The reliability campaign recorded in docs/RELIABILITY.md (root, a minute
+# or two): tampering, forgery, kill -9, a full disk, concurrent starts and
+# bad input against the audit log; exits 1 if a record is lost or a case
+# that must be caught is not.
+reliability:
+	$(GO) run ./bench/reliability -go '$(GO)'
 
 # The main job: runc + busybox containers with nsrel-hook, audit log, tree.
 demo: deps

@@ -1,0 +1,42 @@
+// Command reliability is nsrel's reliability campaign: it attacks and
+// crashes the audit log (package hook/audit) the ways docs/RELIABILITY.md
+// lists and prints, per class, how many cases it tried, how many were
+// caught (or, for crash classes, survived: the log still appends and
+// verifies), how many were not caught by design, how many were missed
+// although they must be caught, how many records were lost, and the
+// command that reproduces the class.
+//
+// The classes:
+//
+//   - bytes: every single-byte edit of a sealed sample log (each byte +1
+//     mod 256, and the case of each letter flipped), verified with the
+//     chain only, with the verification key, and with the checkpoints the
+//     log shipped (one per record).
+//   - lines: each line deleted, each line duplicated at every other
+//     place, a garbage line inserted at every place, each adjacent pair
+//     swapped, the file truncated at every byte offset; verified the
+//     same three ways.
+//   - forge: whole-chain forgeries made with package internal/forge (a
+//     verdict edited, a record deleted, the chain recomputed), and the
+//     last record replaced by one under another host name.
+//   - kill: real nsrel-hook createRuntime processes in parallel batches,
+//     a random subset killed with SIGKILL at random moments.
+//   - diskfull: the audit log on a small tmpfs, appended to until ENOSPC,
+//     then space freed and appended again.
+//   - concurrent: many hook processes started at once.
+//   - badinput: one run per kind of hostile or broken input.
+//
+// The sample log of the first three classes is made in-process through
+// audit.Log and hook.Hook (real ancestry of a sleep process the campaign
+// starts); the other classes run the nsrel-hook binary, built from the
+// working tree, with config/hook.json rewritten to paths in a temporary
+// directory and sealing set up with `nsrel-hook audit seal-init`.
+//
+// It needs root (inspection of other processes, the tmpfs mount). Every
+// process it starts, the mount and the temporary directory are removed
+// at the end, also on failure or SIGINT. It exits 1 if any class loses a
+// record or misses a case it must catch.
+//
+//	go run ./bench/reliability [-only CLASS,...] [-seed N] [-keep]
+//	make reliability
+package main
