@@ -121,11 +121,19 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Checkpoints = append(opts.Checkpoints, c)
 	}
-	if len(checkpoints) > 0 && len(opts.Checkpoints) == 0 {
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no checkpoint in %s\n", vocab.Printable(strings.Join(checkpoints, ", ")))
-		return 1
+	if len(checkpoints) > 0 {
+		if len(opts.Checkpoints) == 0 {
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: no checkpoint in %s\n", vocab.Printable(strings.Join(checkpoints, ", ")))
+			return 1
+		}
+		cs, err := audit.CheckpointsOf(opts.Checkpoints, host)
+		if err != nil {
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
+			return 1
+		}
+		opts.Checkpoints = cs
 	}
-	return verifyCmd(logs, opts, host, asJSON, stdout, stderr)
+	return verifyCmd(logs, opts, asJSON, stdout, stderr)
 }
 
 // readKey reads a verification key given as KEY or @FILE (the file keeps
@@ -175,13 +183,13 @@ type damageResult struct {
 // a log.
 const readerMemoryLimit = 32 << 20
 
-func verifyCmd(logs []string, opts audit.VerifyOptions, host string, asJSON bool, stdout, stderr io.Writer) int {
+func verifyCmd(logs []string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
 	status := 0
 	enc := json.NewEncoder(stdout)
 	for _, lg := range logs {
 		res := verifyResult{Log: lg, Files: []string{}, TornTails: []uint64{}, SealIDs: []string{}, Damage: []damageResult{}, Dropped: []audit.Dropped{}}
-		s, err := verifyLog(lg, opts, host)
+		s, err := verifyLog(lg, opts)
 		// s is nil when the log could not be opened or locked.
 		if s != nil {
 			res.Files, res.Records, res.Host, res.FirstSeq, res.LastSeq, res.LastHash = s.Files, s.Records, s.Host, s.FirstSeq, s.LastSeq, s.LastHash
@@ -232,7 +240,7 @@ func verifyCmd(logs []string, opts audit.VerifyOptions, host string, asJSON bool
 			fmt.Fprintf(stdout, "%s: sealed since seq %d: %d of %d seals verified (no key given for sealing %s)\n", name, s.FirstSealed, s.SealsVerified, s.Sealed, strings.Join(s.SealIDs, ", "))
 		}
 		if len(opts.Checkpoints) > 0 {
-			fmt.Fprintf(stdout, "%s: %d checkpoint(s) of host %s match the log\n", name, s.Checkpoints, vocab.Printable(s.Host))
+			fmt.Fprintf(stdout, "%s: %d checkpoint(s) of host %s match the log\n", name, s.Checkpoints, vocab.Printable(opts.Checkpoints[0].Host))
 		} else {
 			fmt.Fprintf(stdout, "%s: no checkpoints given: records cut off the end (or a removed current file) cannot be told (--checkpoints FILE)\n", name)
 		}
@@ -255,21 +263,12 @@ func verifyCmd(logs []string, opts audit.VerifyOptions, host string, asJSON bool
 
 // verifyLog verifies the log at path from a snapshot, holding its lock
 // only to take it.
-func verifyLog(path string, opts audit.VerifyOptions, host string) (*audit.Summary, error) {
+func verifyLog(path string, opts audit.VerifyOptions) (*audit.Summary, error) {
 	snap, err := snapshot(path)
 	if err != nil {
 		return nil, err
 	}
 	defer snap.Close()
-	if host != "" {
-		var keep []audit.Checkpoint
-		for _, c := range opts.Checkpoints {
-			if c.Host == host {
-				keep = append(keep, c)
-			}
-		}
-		opts.Checkpoints = keep
-	}
 	return audit.VerifySnapshot(snap, opts)
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -71,7 +72,21 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	deadline := start.Add(time.Duration(cfg.DeadlineMS) * time.Millisecond)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	// written holds the caller's record once its line is in the log: a
+	// deadline passing after that (a slow fdatasync) must not contradict
+	// what the record says.
+	var written atomic.Pointer[audit.Record]
 	missed := func() int {
+		if r := written.Load(); r != nil {
+			code := 0
+			if r.Verdict == audit.VerdictDeny {
+				code = 1
+			}
+			msg := fmt.Sprintf("%s: internal deadline of %d ms passed while the record (seq %d, %s) was being synced; its verdict stands", stage, cfg.DeadlineMS, r.Seq, r.Verdict)
+			logger.WithField("stage", stage).Warn(msg)
+			fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
+			return code
+		}
 		msg := fmt.Sprintf("%s: internal deadline of %d ms passed; the container may not be recorded (on_error=%s)", stage, cfg.DeadlineMS, cfg.OnError)
 		logger.WithField("stage", stage).Error(msg)
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
@@ -89,7 +104,13 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		// not closed within half the deadline is recorded as it is.
 		data, rerr := readInput(stdin, start.Add(time.Duration(cfg.DeadlineMS)*time.Millisecond/2))
 		warn := func(err error) { logger.WithError(err).Warn("audit log") }
-		log, err := audit.Open(cfg.AuditLog, cfg.AuditOptions(vocab.Version, warn))
+		opts := cfg.AuditOptions(vocab.Version, warn)
+		opts.Written = func(r *audit.Record) {
+			if r != nil {
+				written.Store(r)
+			}
+		}
+		log, err := audit.Open(cfg.AuditLog, opts)
 		if err != nil {
 			return outcome{nil, err}
 		}

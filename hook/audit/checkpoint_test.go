@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -16,7 +17,9 @@ import (
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/syslog"
+	"golang.org/x/sys/unix"
 )
 
 // checkpointed returns a log that rotates every few records and emits a
@@ -286,5 +289,96 @@ func TestRetention(t *testing.T) {
 	var p *audit.Problem
 	if _, err := verify(t, l, audit.VerifyOptions{Partial: true, Checkpoints: cps}); err != nil && !errors.As(err, &p) {
 		t.Errorf("partial: %v", err)
+	}
+}
+
+// TestCheckpointsNotSkipped checks that every checkpoint given is held
+// against the log, whatever host the log's records name: an emptied log
+// and a log whose last record names another host fail; a collector's
+// mixed stream must be narrowed to one host first.
+func TestCheckpointsNotSkipped(t *testing.T) {
+	l, path, cps := checkpointed(t, 6, audit.Options{Host: "node-a"})
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := l.Files()
+	for _, f := range files[:len(files)-1] {
+		os.Remove(f)
+	}
+	if _, err := verify(t, l, audit.VerifyOptions{Checkpoints: cps}); err == nil || !strings.Contains(err.Error(), "beyond the last record") {
+		t.Errorf("emptied log: %v", err)
+	}
+	mixed := append(append([]audit.Checkpoint{}, cps...), audit.Checkpoint{Host: "node-b", Seq: 1, Hash: strings.Repeat("a", 64)})
+	if _, err := audit.CheckpointsOf(mixed, ""); err == nil || !strings.Contains(err.Error(), "node-a") {
+		t.Errorf("mixed hosts without --host: %v", err)
+	}
+	if got, err := audit.CheckpointsOf(mixed, "node-a"); err != nil || len(got) != len(cps) {
+		t.Errorf("node-a's: %d, %v", len(got), err)
+	}
+	if _, err := audit.CheckpointsOf(cps, "node-c"); err == nil {
+		t.Error("no checkpoint of the host asked for: accepted")
+	}
+}
+
+// TestCheckpointSeal checks that a checkpoint pins the seal too.
+func TestCheckpointSeal(t *testing.T) {
+	l, path, _ := sealedLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "cp.jsonl")}})
+	appendN(t, l, 2)
+	_ = path
+	cps := readCheckpoints(t, l.CheckpointsFileForTest())
+	lines := readLines(t, path)
+	i := len(lines) - 1
+	last := lines[i]
+	k := bytes.LastIndex(last, []byte(`"}`))
+	// Another tag on the last record: a seal edit, the record untouched.
+	c := last[k-1]
+	last[k-1] = "0123456789abcdef"[(strings.IndexByte("0123456789abcdef", c)+1)%16]
+	writeLines(t, path, lines)
+	if _, err := verify(t, l, audit.VerifyOptions{Checkpoints: cps}); err == nil || !strings.Contains(err.Error(), "seal was changed") {
+		t.Errorf("seal edit with checkpoints: %v", err)
+	}
+}
+
+// TestDiskFullKeepsKeys fills a small file system: the appends that fail
+// give their sealing keys back, so that once there is room the log goes
+// on and verifies with the key.
+func TestDiskFullKeepsKeys(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	opts := audit.Options{SealState: filepath.Join(dir, "audit.seal")}
+	l, err := audit.Open(filepath.Join(dir, "audit.jsonl"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key audit.VerifyKey
+	if _, err := l.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
+		k, err := audit.InitSeal(opts.SealState, false)
+		key = k
+		return &audit.Record{Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: k.ID.String()}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(dir, "filler")
+	f, _ := os.Create(filler)
+	f.Write(make([]byte, 60<<10)) // whatever fits
+	f.Close()
+	failed := 0
+	for i := range 30 {
+		if err := l.Append(context.Background(), rec(fmt.Sprintf("full-%d", i))); err != nil {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no append failed on a full file system")
+	}
+	os.Remove(filler)
+	appendN(t, l, 3)
+	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
+	if err != nil || s.UnusedEpochs > 1 {
+		t.Errorf("after %d failed appends and room again: %+v, %v", failed, s, err)
 	}
 }

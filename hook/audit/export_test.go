@@ -40,3 +40,6 @@ func BurnEpoch(t testing.TB, path string) {
 		t.Fatal(err)
 	}
 }
+
+// CheckpointsFileForTest returns the checkpoints file of the log's options.
+func (l *Log) CheckpointsFileForTest() string { return l.opts.Checkpoints.File }

@@ -40,6 +40,10 @@ type Options struct {
 	// Warn, if set, receives problems that do not fail an append (a
 	// checkpoint that could not be shipped).
 	Warn func(error)
+	// Written, if set, is called with the caller's record (nil if none)
+	// right after its line was written, before it is synced: from then
+	// on the record is in the log, whatever happens to the process.
+	Written func(*Record)
 	// Host and Version fill records that leave them empty; defaults: the
 	// host name and "unknown".
 	Host, Version string
@@ -232,7 +236,13 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		last = p
 	}
 	if _, err := f.Write(out); err != nil {
+		// Nothing whole was written (a part is a torn tail the next
+		// append cuts off): the keys go back unused.
+		s.rollback()
 		return nil, nil, fmt.Errorf("audit: append to %s: %w", l.path, err)
+	}
+	if l.opts.Written != nil {
+		l.opts.Written(r)
 	}
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		return nil, nil, fmt.Errorf("audit: fdatasync %s: %w", l.path, err)

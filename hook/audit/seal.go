@@ -250,6 +250,8 @@ type sealer struct {
 	f     *os.File
 	path  string
 	state *sealState
+	// before is the state before the last reserve, for rollback.
+	before *sealState
 	// sameFS is set when the state lives on the log's file system: the
 	// log's fdatasync then flushes the state's block too (see commit).
 	sameFS bool
@@ -337,6 +339,19 @@ func (s *sealer) reserve(n int) (uint64, [][32]byte, error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("sync %s: %w", s.path, err)
 	}
-	s.state = &next
+	s.before, s.state = s.state, &next
 	return first, keys, nil
+}
+
+// rollback gives back the keys of the last reserve when no record sealed
+// with them reached the log (its write failed: a full disk), so that the
+// next append seals with them and the sequence of keys has no hole.
+func (s *sealer) rollback() {
+	if s == nil || s.before == nil {
+		return
+	}
+	if _, err := s.f.WriteAt(s.before.marshal(), 0); err == nil {
+		unix.Fdatasync(int(s.f.Fd()))
+		s.state, s.before = s.before, nil
+	}
 }

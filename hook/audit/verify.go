@@ -10,7 +10,9 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -218,8 +220,9 @@ type VerifyOptions struct {
 	// Keys are verification keys of the sealings that sealed the chain
 	// ([InitSeal]): with the key, a seal proves its record unaltered.
 	Keys []VerifyKey
-	// Checkpoints are checkpoints shipped off the node; those of the
-	// chain's host must all match it (see [Verify]).
+	// Checkpoints are checkpoints of this log shipped off the node: every
+	// one must match it (see [VerifySnapshot]); pick a host's from a
+	// collector's mixed stream first ([CheckpointsOf]).
 	Checkpoints []Checkpoint
 }
 
@@ -244,10 +247,10 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 // record was sealed, with increasing epochs, and match under a key in
 // opts.Keys when one is given for their sealing. Every checkpoint of the
 // chain's host in opts.Checkpoints must name a record of the chain with
-// its hash: a checkpoint beyond the last record shows records cut off
+// its hash (and seal): a checkpoint beyond the last record shows records cut off
 // the end (or a current or rotated file removed), a different hash a
-// rewritten chain. It returns the summary and, if the chain does not
-// hold, the first [*Problem].
+// rewritten chain, a different seal a changed seal. It returns the
+// summary and, if the chain does not hold, the first [*Problem].
 func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 	v := &verifier{s: &Summary{Files: snap.Files()}, opts: opts, keys: map[SealID]*keyChain{}, at: map[uint64]placed{}}
 	for _, k := range opts.Keys {
@@ -507,9 +510,6 @@ func (v *verifier) end() *Problem {
 		return &Problem{File: last, Line: 0, Reason: fmt.Sprintf("no record has the anchor hash %s (records removed from the end, or the log rewritten)", v.opts.Anchor)}
 	}
 	for _, c := range v.want {
-		if c.Host != v.s.Host {
-			continue
-		}
 		v.s.Checkpoints++
 		switch p, r := v.at[c.Seq], v.at[c.Seq].r; {
 		case c.Seq > v.s.LastSeq:
@@ -522,6 +522,8 @@ func (v *verifier) end() *Problem {
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, which the log does not hold (it starts at seq %d): records were removed", c.Time, c.Seq, v.s.FirstSeq)}
 		case r.Hash != c.Hash:
 			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record differs from the checkpoint of %s (hash %s, checkpoint %s): the chain was rewritten", c.Time, r.Hash, c.Hash)}
+		case c.Seal != "" && r.Seal != c.Seal:
+			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record's seal differs from the checkpoint of %s: the seal was changed", c.Time)}
 		}
 	}
 	for _, d := range v.s.Damage {
@@ -548,4 +550,32 @@ func peekSeq(line []byte) uint64 {
 		return h.Seq
 	}
 	return 0
+}
+
+// CheckpointsOf returns the checkpoints of host among cs. With host "",
+// all of cs when they are all of one host, and an error naming the hosts
+// when they are not: a collector's stream mixes nodes, and verifying a
+// log against another node's checkpoints (or none) must not pass by
+// accident.
+func CheckpointsOf(cs []Checkpoint, host string) ([]Checkpoint, error) {
+	var out []Checkpoint
+	hosts := map[string]bool{}
+	for _, c := range cs {
+		hosts[c.Host] = true
+		if host == "" || c.Host == host {
+			out = append(out, c)
+		}
+	}
+	if host == "" && len(hosts) > 1 {
+		names := make([]string, 0, len(hosts))
+		for h := range hosts {
+			names = append(names, strconv.Quote(h))
+		}
+		slices.Sort(names)
+		return nil, fmt.Errorf("checkpoints of %d hosts (%s): pick the log's with --host", len(hosts), strings.Join(names, ", "))
+	}
+	if host != "" && len(out) == 0 {
+		return nil, fmt.Errorf("no checkpoint of host %q", host)
+	}
+	return out, nil
 }
