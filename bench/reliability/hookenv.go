@@ -253,7 +253,8 @@ func (e *hookEnv) records() (map[string][]*audit.Record, int, error) {
 
 // sealing counts what the chain's records say of crashes: torn-tail
 // records, sealing keys that sealed no record (in all, and the most in
-// a row: verify accepts one in a row, what a single crash leaves).
+// a row: verify accepts none, a key is destroyed only after its record
+// is on the disk).
 func (s *logScan) sealing() (torn int, unused, worst uint64) {
 	var last audit.ParsedSeal
 	have := false

@@ -244,9 +244,6 @@ func verifyCmd(logs []string, opts audit.VerifyOptions, asJSON bool, stdout, std
 		} else {
 			fmt.Fprintf(stdout, "%s: no checkpoints given: records cut off the end (or a removed current file) cannot be told (--checkpoints FILE)\n", name)
 		}
-		if s.UnusedEpochs > 0 {
-			fmt.Fprintf(stdout, "%s: note: %d sealing key(s) sealed no record (a crash between evolving the key and writing, or records removed: checkpoints tell)\n", name, s.UnusedEpochs)
-		}
 		for _, t := range s.TornTails {
 			fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes cut off after a crash\n", name, t.Seq, t.TornBytes)
 		}

@@ -24,7 +24,7 @@ func ForgeSealer(t testing.TB, state []byte) func(seq uint64, hash string) strin
 }
 
 // BurnEpoch evolves the sealing state at path by one key without sealing
-// a record, as a crash between the state's write and the record's would.
+// a record, as records cut off the end of the log leave it.
 func BurnEpoch(t testing.TB, path string) {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -193,9 +193,14 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	var keys [][32]byte
 	var first uint64
 	if s != nil {
-		if first, keys, err = s.reserve(len(pending)); err != nil {
-			sealErr = err.Error()
+		if id := s.state.ID.String(); introduces(last, id) && (pending[0].Stage != StageSealStart || pending[0].SealID != id) {
+			// A sealing key no record introduced yet (seal-init whose
+			// own record could not be written): the first record it
+			// seals says so.
+			pending = append([]*Record{{Source: SourceAudit, Stage: StageSealStart, SealID: id,
+				Error: "a sealing key no record introduced: the first record it seals names it"}}, pending...)
 		}
+		first, keys = s.keys(len(pending))
 	}
 	var out []byte
 	for i, p := range pending {
@@ -237,8 +242,8 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	}
 	if _, err := f.Write(out); err != nil {
 		// Nothing whole was written (a part is a torn tail the next
-		// append cuts off): the keys go back unused.
-		s.rollback()
+		// append cuts off): the state on the disk still holds the keys,
+		// the next append seals with them.
 		return nil, nil, fmt.Errorf("audit: append to %s: %w", l.path, err)
 	}
 	if l.opts.Written != nil {
@@ -247,6 +252,9 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		return nil, nil, fmt.Errorf("audit: fdatasync %s: %w", l.path, err)
 	}
+	// A failed commit leaves the keys on the disk, not a hole: the next
+	// append evolves the state past the records written.
+	s.commit()
 	for _, name := range drop {
 		os.Remove(name)
 	}
@@ -260,6 +268,18 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	return ckpt, r, nil
 }
 
+// introduces tells whether the next record sealed with the key id must
+// introduce it: the chain ends with a record sealed with another key, or
+// with none (an unsealed record that says why it is not sealed does not
+// count: the key it could not use is the one before).
+func introduces(last *Record, id string) bool {
+	if last == nil || last.Seal == "" {
+		return last == nil || last.SealError == ""
+	}
+	p, err := ParseSeal(last.Seal)
+	return err == nil && p.ID.String() != id
+}
+
 // sealerFor opens the sealing state for an append whose chain ends with
 // last. It returns the sealer (nil when sealing is off) and, when the
 // records cannot be sealed although they should be, why.
@@ -270,7 +290,7 @@ func (l *Log) sealerFor(f *os.File, last *Record) (*sealer, string) {
 		}
 		return nil, ""
 	}
-	s, err := openSealer(l.opts.SealState, f)
+	s, err := openSealer(l.opts.SealState)
 	if err != nil {
 		return nil, "sealing state: " + err.Error()
 	}
@@ -281,6 +301,8 @@ func (l *Log) sealerFor(f *os.File, last *Record) (*sealer, string) {
 		return nil, ""
 	}
 	if last != nil && last.Seal != "" {
+		// The state is written after the records it sealed: a crash in
+		// between leaves it behind the log.
 		if p, err := ParseSeal(last.Seal); err == nil {
 			s.advance(p.ID, p.Epoch+1)
 		}

@@ -250,17 +250,15 @@ type sealer struct {
 	f     *os.File
 	path  string
 	state *sealState
-	// before is the state before the last reserve, for rollback.
-	before *sealState
-	// sameFS is set when the state lives on the log's file system: the
-	// log's fdatasync then flushes the state's block too (see commit).
-	sameFS bool
+	// next is the state after the keys handed out by [sealer.keys]; it
+	// replaces state on the disk once the records they sealed are.
+	next *sealState
 }
 
 // openSealer opens the sealing state for an append. It returns nil, nil
 // when path is "" or no state was ever written there (sealing not set
 // up).
-func openSealer(path string, logFile *os.File) (*sealer, error) {
+func openSealer(path string) (*sealer, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -282,12 +280,7 @@ func openSealer(path string, logFile *os.File) (*sealer, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	s := &sealer{f: f, path: path, state: st}
-	var a, b unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &a) == nil && unix.Fstat(int(logFile.Fd()), &b) == nil {
-		s.sameFS = a.Dev == b.Dev
-	}
-	return s, nil
+	return &sealer{f: f, path: path, state: st}, nil
 }
 
 func (s *sealer) close() {
@@ -308,11 +301,9 @@ func (s *sealer) advance(id SealID, e uint64) {
 	}
 }
 
-// reserve takes the keys of the next n records, evolves the state past
-// them and writes it back, so that those keys are gone from the node
-// before any record sealed with them is written. It returns the keys'
-// first epoch and the keys.
-func (s *sealer) reserve(n int) (uint64, [][32]byte, error) {
+// keys returns the keys of the next n records and the first one's
+// epoch. The state on the disk keeps them until [sealer.commit].
+func (s *sealer) keys(n int) (uint64, [][32]byte) {
 	first := s.state.Epoch
 	keys := make([][32]byte, n)
 	next := *s.state
@@ -321,37 +312,29 @@ func (s *sealer) reserve(n int) (uint64, [][32]byte, error) {
 		next.Key = nextSealKey(next.Key)
 		next.Epoch++
 	}
-	if _, err := s.f.WriteAt(next.marshal(), 0); err != nil {
-		return 0, nil, fmt.Errorf("write %s: %w", s.path, err)
-	}
-	// The new state must be on the disk no later than the records sealed
-	// with the keys it replaces. On the log's file system, writing its
-	// block now and waiting for it is enough: the fdatasync of the log
-	// that follows flushes the device's cache for both. Elsewhere, the
-	// state is synced on its own.
-	var err error
-	if s.sameFS {
-		err = unix.SyncFileRange(int(s.f.Fd()), 0, int64(sealStateLen),
-			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
-	} else {
-		err = unix.Fdatasync(int(s.f.Fd()))
-	}
-	if err != nil {
-		return 0, nil, fmt.Errorf("sync %s: %w", s.path, err)
-	}
-	s.before, s.state = s.state, &next
-	return first, keys, nil
+	s.next = &next
+	return first, keys
 }
 
-// rollback gives back the keys of the last reserve when no record sealed
-// with them reached the log (its write failed: a full disk), so that the
-// next append seals with them and the sequence of keys has no hole.
-func (s *sealer) rollback() {
-	if s == nil || s.before == nil {
-		return
+// commit replaces the state on the disk with the one past the keys
+// handed out, once the records they sealed are on the disk: the keys are
+// then gone from the node. Destroying them only after the write means
+// every key seals a record (a failed write hands the same keys to the
+// next append), so a verifier can demand that epochs follow each other
+// without a gap. The state's block is written back without waiting for
+// it: a crash before it lands leaves the old state, and the next append
+// evolves it past the last sealed record in the log (see
+// [Log.sealerFor]).
+func (s *sealer) commit() error {
+	if s == nil || s.next == nil {
+		return nil
 	}
-	if _, err := s.f.WriteAt(s.before.marshal(), 0); err == nil {
-		unix.Fdatasync(int(s.f.Fd()))
-		s.state, s.before = s.before, nil
+	if _, err := s.f.WriteAt(s.next.marshal(), 0); err != nil {
+		return fmt.Errorf("write %s: %w", s.path, err)
 	}
+	s.state, s.next = s.next, nil
+	if err := unix.SyncFileRange(int(s.f.Fd()), 0, int64(sealStateLen), unix.SYNC_FILE_RANGE_WRITE); err != nil {
+		return fmt.Errorf("sync %s: %w", s.path, err)
+	}
+	return nil
 }

@@ -202,12 +202,12 @@ func TestForwardSecure(t *testing.T) {
 	}
 }
 
-// TestLastRecordLimit documents the one record sealing alone cannot
-// pin: the last one before the attacker came. Replaced and sealed with
-// the attacker's key, it leaves one key unused before it, which a crash
-// between evolving the key and writing also leaves: verify notes it, and
-// only a checkpoint shipped off the node settles which it was.
-func TestLastRecordLimit(t *testing.T) {
+// TestLastRecordReplaced plays the attacker on the last record before
+// it came: its key is gone (the state is written only after the record
+// is on the disk), so the replacement is sealed with the next key, and
+// the key left without a record gives it away. Removing the last records
+// instead is what only a checkpoint shipped off the node tells.
+func TestLastRecordReplaced(t *testing.T) {
 	l, path, key := sealedLog(t, audit.Options{})
 	appendN(t, l, 3)
 	forge := stolenKey(t, filepath.Join(filepath.Dir(path), "state", "audit.seal"))
@@ -215,9 +215,49 @@ func TestLastRecordLimit(t *testing.T) {
 	last := len(lines) - 1
 	lines[last] = bytes.Replace(lines[last], []byte(`"verdict":"deny"`), []byte(`"verdict":"allow"`), 1)
 	writeLines(t, path, rechain(t, lines, last, forge))
+	_, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
+	if err == nil || !strings.Contains(err.Error(), "1 key(s) sealed no record") {
+		t.Errorf("the last record replaced: %v; want the unused key found", err)
+	}
+	writeLines(t, path, lines[:last])
+	if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}); err != nil {
+		t.Errorf("the last record removed: %v; want it to pass (only checkpoints tell)", err)
+	}
+	// The next append shows the removal: its key follows the state, not
+	// the log.
+	appendN(t, l, 1)
+	if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}); err == nil || !strings.Contains(err.Error(), "sealed no record") {
+		t.Errorf("an append after the last record was removed: %v", err)
+	}
+}
+
+// TestSealStateBehind rolls the sealing state back after an append, as a
+// crash before its block reached the disk would: the next append seals
+// with the key after the log's last record, and the chain of keys has
+// no hole.
+func TestSealStateBehind(t *testing.T) {
+	l, path, key := sealedLog(t, audit.Options{})
+	statePath := filepath.Join(filepath.Dir(path), "state", "audit.seal")
+	appendN(t, l, 2)
+	old, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
+	if err := os.WriteFile(statePath, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
 	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
-	if err != nil || s.UnusedEpochs != 1 {
-		t.Errorf("the last record replaced: %+v, %v; want it to pass with one unused key noted", s, err)
+	if err != nil || s.SealsVerified != s.Sealed || s.Sealed != 7 {
+		t.Errorf("state behind the log: %+v, %v", s, err)
+	}
+	now, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(now, old) {
+		t.Error("the state did not move on")
 	}
 }
 
@@ -264,9 +304,8 @@ func TestSealingStateProblems(t *testing.T) {
 }
 
 // TestSealingNewKey starts a second sealing (seal-init --replace) and
-// checks that each key verifies its records, and that a crash between
-// evolving the key and writing (an epoch without a record) passes with a
-// note.
+// checks that each key verifies its records, and that a key without a
+// record (the state moved on past records since removed) fails.
 func TestSealingNewKey(t *testing.T) {
 	l, path, key1 := sealedLog(t, audit.Options{})
 	appendN(t, l, 2)
@@ -283,15 +322,19 @@ func TestSealingNewKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, l, 2)
-	audit.BurnEpoch(t, statePath) // as a crash after the key evolved would
-	appendN(t, l, 1)
 	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key1, key2}})
-	if err != nil || s.SealsVerified != 7 || len(s.SealIDs) != 2 || s.UnusedEpochs != 1 {
+	if err != nil || s.SealsVerified != 6 || len(s.SealIDs) != 2 {
 		t.Errorf("two keys: %+v, %v", s, err)
 	}
 	s, err = verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key2}})
-	if err != nil || s.SealsVerified != 4 {
+	if err != nil || s.SealsVerified != 3 {
 		t.Errorf("the second key only: %+v, %v", s, err)
+	}
+	audit.BurnEpoch(t, statePath)
+	appendN(t, l, 1)
+	var p *audit.Problem
+	if _, err := verify(t, l, audit.VerifyOptions{}); !errors.As(err, &p) || p.Seq != 7 || !strings.Contains(p.Reason, "1 key(s) sealed no record") {
+		t.Errorf("a key without a record: %v", err)
 	}
 }
 
@@ -305,5 +348,40 @@ func TestVerifyKeyRoundTrip(t *testing.T) {
 		if _, err := audit.ParseVerifyKey(bad); err == nil {
 			t.Errorf("ParseVerifyKey(%q) accepted", bad)
 		}
+	}
+}
+
+// TestSealedRetention keeps two rotated files of a sealed log: the
+// seal-start record goes with the first removed file, and the chain left
+// verifies with the key (its keys derived from the first one), whole and
+// from a later file with Partial.
+func TestSealedRetention(t *testing.T) {
+	l, _, key := sealedLog(t, audit.Options{RotateBytes: 4096, KeepFiles: 2})
+	appendN(t, l, 60)
+	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
+	if err != nil || len(s.Dropped) == 0 || s.FirstSeq == 1 || s.SealsVerified != s.Records || s.Records == 0 {
+		t.Fatalf("sealed log after retention: %+v, %v", s, err)
+	}
+	files, _ := l.Files()
+	s, err = audit.Verify(files[1:], audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Partial: true})
+	if err != nil || s.SealsVerified != s.Records {
+		t.Errorf("partial: %+v, %v", s, err)
+	}
+}
+
+// TestSealStartLost replaces the sealing state without the record that
+// introduces it (seal-init whose append failed): the next append writes
+// the seal-start record itself, and the log verifies with both keys.
+func TestSealStartLost(t *testing.T) {
+	l, path, key1 := sealedLog(t, audit.Options{})
+	appendN(t, l, 2)
+	key2, err := audit.InitSeal(filepath.Join(filepath.Dir(path), "state", "audit.seal"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
+	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key1, key2}})
+	if err != nil || len(s.SealIDs) != 2 || s.SealsVerified != s.Records || s.Records != 6 {
+		t.Errorf("a key introduced by the append after it: %+v, %v", s, err)
 	}
 }

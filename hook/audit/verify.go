@@ -198,10 +198,6 @@ type Summary struct {
 	FirstSealed           uint64
 	// SealIDs are the sealing keys met, in order.
 	SealIDs []string
-	// UnusedEpochs counts sealing keys with no record: each append
-	// evolves the key before it writes, so a crash in between leaves one
-	// unused; records removed leave them too (checkpoints tell which).
-	UnusedEpochs uint64
 	// Checkpoints counts the checkpoints checked against the chain.
 	Checkpoints int
 }
@@ -448,9 +444,19 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 	if err != nil {
 		return bad("%v", err)
 	}
-	if !v.sealed || p.ID != v.sealID {
+	if v.prev == nil && r.Seq != 1 {
+		// The chain starts after records removed by retention (or left
+		// out with Partial; end checks which): the record that
+		// introduced the key may be among them.
+		v.sealID, v.sealed = p.ID, true
+		v.s.SealIDs = append(v.s.SealIDs, p.ID.String())
+		v.s.FirstSealed = r.Seq
+	} else if !v.sealed || p.ID != v.sealID {
 		if r.Stage != StageSealStart || r.SealID != p.ID.String() {
 			return bad("sealed with key %s, which no seal-start record introduced", p.ID)
+		}
+		if p.Epoch != 0 {
+			return bad("a new sealing key starts with epoch 0, not %d (records sealed with it removed)", p.Epoch)
 		}
 		v.sealID, v.sealed = p.ID, true
 		v.s.SealIDs = append(v.s.SealIDs, p.ID.String())
@@ -461,15 +467,14 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 		switch {
 		case p.Epoch <= v.lastEpoch:
 			return bad("seal epoch %d does not follow epoch %d (records reordered or resealed)", p.Epoch, v.lastEpoch)
-		case p.Epoch > v.lastEpoch+2:
-			// Each append evolves the key once per record before it
-			// writes: a crash in between leaves one key unused, never
-			// more. More keys without records are records removed, or
-			// replaced and sealed again with later keys.
-			return bad("sealed with key %d after key %d: %d keys sealed no record (records removed, or replaced and sealed again after they were sealed); a crash leaves at most one",
+		case p.Epoch > v.lastEpoch+1:
+			// A key is destroyed only once the record it sealed is on
+			// the disk (a failed write or a crash hands it to the next
+			// append): every key seals a record. Keys without one are
+			// records removed, or replaced and sealed again later.
+			return bad("sealed with key %d after key %d: %d key(s) sealed no record (records removed, or replaced and sealed again after they were sealed)",
 				p.Epoch, v.lastEpoch, p.Epoch-v.lastEpoch-1)
 		}
-		v.s.UnusedEpochs += p.Epoch - v.lastEpoch - 1
 	}
 	v.lastEpoch = p.Epoch
 	v.s.Sealed++
