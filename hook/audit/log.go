@@ -304,7 +304,10 @@ func (l *Log) sealerFor(f *os.File, last *Record) (*sealer, string) {
 		// The state is written after the records it sealed: a crash in
 		// between leaves it behind the log.
 		if p, err := ParseSeal(last.Seal); err == nil {
-			s.advance(p.ID, p.Epoch+1)
+			if err := s.advance(p.ID, p.Epoch+1); err != nil {
+				s.close()
+				return nil, "sealing state: " + err.Error()
+			}
 		}
 	}
 	return s, ""

@@ -289,16 +289,28 @@ func (s *sealer) close() {
 	}
 }
 
+// MaxSealLag is how many records the sealing state may be behind the log
+// and still be evolved past them: a crash leaves it one behind, a failed
+// write of the state one per append until one works. More means a state
+// restored from an older copy (a backup, a snapshot: which also hold keys
+// that should be gone); the records are then written unsealed, with the
+// reason, until `seal-init --replace`.
+const MaxSealLag = 4096
+
 // advance makes the state at least epoch e (after a record sealed with
 // e-1 that the state does not know of).
-func (s *sealer) advance(id SealID, e uint64) {
-	if id != s.state.ID {
-		return
+func (s *sealer) advance(id SealID, e uint64) error {
+	if id != s.state.ID || s.state.Epoch >= e {
+		return nil
+	}
+	if lag := e - s.state.Epoch; lag > MaxSealLag {
+		return fmt.Errorf("%s is %d records behind the log (restored from an older copy?): start a new sealing key (seal-init --replace)", s.path, lag)
 	}
 	for s.state.Epoch < e {
 		s.state.Key = nextSealKey(s.state.Key)
 		s.state.Epoch++
 	}
+	return nil
 }
 
 // keys returns the keys of the next n records and the first one's

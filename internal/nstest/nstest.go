@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -221,4 +222,12 @@ func Ino(t testing.TB, pid int, typ string) uint64 {
 		t.Fatal(err)
 	}
 	return st.Ino
+}
+
+// ReportQuantiles reports the median and 90th percentile of t as the
+// benchmark metrics median-NAME-UNIT and p90-NAME-UNIT (t is sorted).
+func ReportQuantiles(b *testing.B, name string, t []time.Duration, unit time.Duration, unitName string) {
+	slices.Sort(t)
+	b.ReportMetric(float64(t[len(t)/2])/float64(unit), "median-"+name+"-"+unitName)
+	b.ReportMetric(float64(t[len(t)*9/10])/float64(unit), "p90-"+name+"-"+unitName)
 }

@@ -69,7 +69,7 @@ func main() {
 		if reading {
 			name = "appends during audit verify"
 		}
-		fmt.Printf("%-30s n=%d median %.2f ms  p90 %.2f ms  max %.2f ms\n", name, len(t), ms(t[len(t)/2]), ms(t[len(t)*9/10]), ms(t[len(t)-1]))
+		fmt.Printf("%-30s n=%d median %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", name, len(t), ms(t[len(t)/2]), ms(t[len(t)*9/10]), ms(t[len(t)*99/100]), ms(t[len(t)-1]))
 	}
 	slices.Sort(verifies)
 	fmt.Printf("%-30s n=%d median %.2f s\n", "audit verify of the log", len(verifies), verifies[len(verifies)/2].Seconds())
