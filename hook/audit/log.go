@@ -203,6 +203,7 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		first, keys = s.keys(len(pending))
 	}
 	var out []byte
+	written := 0
 	for i, p := range pending {
 		if p.Time == "" {
 			p.Time = l.opts.Now().UTC().Format(time.RFC3339Nano)
@@ -239,6 +240,7 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		}
 		out = append(out, line...)
 		last = p
+		written++
 	}
 	if _, err := f.Write(out); err != nil {
 		// Nothing whole was written (a part is a torn tail the next
@@ -254,7 +256,9 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	}
 	// A failed commit leaves the keys on the disk, not a hole: the next
 	// append evolves the state past the records written.
-	s.commit()
+	if err := s.commit(written); err != nil {
+		l.warn(fmt.Errorf("audit: sealing state: %w (the keys of the records just written stay on the disk until an append rewrites it)", err))
+	}
 	for _, name := range drop {
 		os.Remove(name)
 	}

@@ -250,9 +250,6 @@ type sealer struct {
 	f     *os.File
 	path  string
 	state *sealState
-	// next is the state after the keys handed out by [sealer.keys]; it
-	// replaces state on the disk once the records they sealed are.
-	next *sealState
 }
 
 // openSealer opens the sealing state for an append. It returns nil, nil
@@ -316,35 +313,34 @@ func (s *sealer) advance(id SealID, e uint64) error {
 // keys returns the keys of the next n records and the first one's
 // epoch. The state on the disk keeps them until [sealer.commit].
 func (s *sealer) keys(n int) (uint64, [][32]byte) {
-	first := s.state.Epoch
 	keys := make([][32]byte, n)
-	next := *s.state
+	k := s.state.Key
 	for i := range n {
-		keys[i] = next.Key
-		next.Key = nextSealKey(next.Key)
-		next.Epoch++
+		keys[i] = k
+		k = nextSealKey(k)
 	}
-	s.next = &next
-	return first, keys
+	return s.state.Epoch, keys
 }
 
-// commit replaces the state on the disk with the one past the keys
-// handed out, once the records they sealed are on the disk: the keys are
-// then gone from the node. Destroying them only after the write means
-// every key seals a record (a failed write hands the same keys to the
-// next append), so a verifier can demand that epochs follow each other
-// without a gap. The state's block is written back without waiting for
-// it: a crash before it lands leaves the old state, and the next append
-// evolves it past the last sealed record in the log (see
-// [Log.sealerFor]).
-func (s *sealer) commit() error {
-	if s == nil || s.next == nil {
+// commit replaces the state on the disk with the one past the first n
+// keys handed out, once the n records they sealed are on the disk: the
+// keys are then gone from the node. Destroying them only after the write
+// means every key seals a record (a failed write hands the same keys to
+// the next append, and keys of records not written stay), so a verifier
+// can demand that epochs follow each other without a gap. The state's
+// block is written back without waiting for it: a crash before it lands
+// leaves the old state, and the next append evolves it past the last
+// sealed record in the log (see [Log.sealerFor]).
+func (s *sealer) commit(n int) error {
+	if s == nil || n == 0 {
 		return nil
 	}
-	if _, err := s.f.WriteAt(s.next.marshal(), 0); err != nil {
+	if err := s.advance(s.state.ID, s.state.Epoch+uint64(n)); err != nil {
+		return err
+	}
+	if _, err := s.f.WriteAt(s.state.marshal(), 0); err != nil {
 		return fmt.Errorf("write %s: %w", s.path, err)
 	}
-	s.state, s.next = s.next, nil
 	if err := unix.SyncFileRange(int(s.f.Fd()), 0, int64(sealStateLen), unix.SYNC_FILE_RANGE_WRITE); err != nil {
 		return fmt.Errorf("sync %s: %w", s.path, err)
 	}

@@ -469,3 +469,21 @@ func sealOf(t *testing.T, line []byte) string {
 	}
 	return r.Seal
 }
+
+// TestSealTooLargeRecord appends a record longer than MaxLine to a
+// sealed log: it is refused, and the key it would have used seals the
+// next record, so the keys have no hole.
+func TestSealTooLargeRecord(t *testing.T) {
+	l, _, key := sealedLog(t, audit.Options{})
+	appendN(t, l, 1)
+	big := rec("too-large")
+	big.Error = strings.Repeat("x", audit.MaxLine)
+	if err := l.Append(context.Background(), big); err == nil {
+		t.Fatal("a record longer than MaxLine was appended")
+	}
+	appendN(t, l, 2)
+	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
+	if err != nil || s.Records != 4 || s.SealsVerified != 4 {
+		t.Errorf("after a refused record: %+v, %v", s, err)
+	}
+}
