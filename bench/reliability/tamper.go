@@ -101,12 +101,8 @@ func (c *campaign) makeSample() (*sample, error) {
 		return nil, err
 	}
 	ctx := context.Background()
-	var key audit.VerifyKey
-	if _, err := l.AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) {
-		k, err := audit.InitSeal(opts.SealState, false)
-		key = k
-		return &audit.Record{Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: k.ID.String()}, err
-	}); err != nil {
+	key, _, err := l.StartSealing(ctx, false)
+	if err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "verify.key"), []byte(key.String()+"\n"), 0o600); err != nil {

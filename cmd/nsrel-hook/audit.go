@@ -476,28 +476,8 @@ func sealInitCmd(configPath string, replace bool, stdout, stderr io.Writer) int 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var key audit.VerifyKey
-	created := false
-	// The state is written under the log's lock, and the seal-start
-	// record is the first the new key seals.
-	rec, err := l.AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) {
-		k, err := audit.InitSeal(cfg.SealState, replace)
-		if err != nil {
-			return nil, err
-		}
-		key, created = k, true
-		return &audit.Record{Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: k.ID.String()}, nil
-	})
-	if err == nil && (rec == nil || rec.Seal == "") {
-		err = errors.New("the seal-start record was not sealed")
-		if rec != nil && rec.SealError != "" {
-			err = errors.New(rec.SealError)
-		}
-	}
+	key, rec, err := l.StartSealing(ctx, replace)
 	if err != nil {
-		if created {
-			os.Remove(cfg.SealState) // no record was sealed with it
-		}
 		fmt.Fprintf(stderr, "nsrel-hook: audit seal-init: %s\n", vocab.OneLine(err))
 		return 1
 	}

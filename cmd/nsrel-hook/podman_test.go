@@ -79,9 +79,19 @@ func (e *env) hooksDir(t *testing.T) string {
 }
 
 // podman runs `podman run --rm` with the shipped hooks.d files, private
-// storage and the flags that work on this VM (see NOTES.md). It returns
-// the container ID and podman's stderr.
+// storage and the flags that work on this VM (see NOTES.md), in a user
+// namespace of its own when userns is set. It returns the container ID
+// and podman's stderr.
 func (e *env) podman(t *testing.T, rootfs string, userns bool) (string, string, error) {
+	t.Helper()
+	if userns {
+		return e.podmanRun(t, rootfs, "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536")
+	}
+	return e.podmanRun(t, rootfs)
+}
+
+// podmanRun is podman with extra flags for `podman run`.
+func (e *env) podmanRun(t *testing.T, rootfs string, extra ...string) (string, string, error) {
 	t.Helper()
 	podman := nstest.RequireCmd(t, "podman")
 	runc := nstest.RequireCmd(t, "runc")
@@ -107,10 +117,7 @@ func (e *env) podman(t *testing.T, rootfs string, userns bool) (string, string, 
 		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--hooks-dir", e.hooksDir(t), "--runtime", runc,
 		"run", "--rm", "--cidfile", cidFile, "--network", "none",
 		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"}
-	if userns {
-		args = append(args, "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536")
-	}
-	args = append(args, "--rootfs", rootfs, "/bin/sh", "-c", "exit 0")
+	args = append(append(args, extra...), "--rootfs", rootfs, "/bin/sh", "-c", "exit 0")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, podman, args...)

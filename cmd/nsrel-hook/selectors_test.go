@@ -1,20 +1,16 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/bundle"
-	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -75,43 +71,6 @@ func TestSelectorsRuntimes(t *testing.T) {
 			e.verify(t)
 		})
 	}
-}
-
-// podmanRun is (*env).podman with extra flags for `podman run`: the
-// same private storage, shipped hooks.d files and flags.
-func (e *env) podmanRun(t *testing.T, rootfs string, extra ...string) (string, string, error) {
-	t.Helper()
-	podman := nstest.RequireCmd(t, "podman")
-	runc := nstest.RequireCmd(t, "runc")
-	store, err := os.MkdirTemp("", "nsp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		waitForProcesses(t, store)
-		unmountBelow(t, store)
-		os.RemoveAll(store)
-	})
-	cidFile := filepath.Join(e.dir, "cid")
-	os.Remove(cidFile)
-	args := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "runroot"), "--tmpdir", filepath.Join(store, "tmp"),
-		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--hooks-dir", e.hooksDir(t), "--runtime", runc,
-		"run", "--rm", "--cidfile", cidFile, "--network", "none",
-		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"}
-	args = append(append(args, extra...), "--rootfs", rootfs, "/bin/sh", "-c", "exit 0")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, podman, args...)
-	errFile, err := os.Create(filepath.Join(e.dir, "podman.stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer errFile.Close()
-	cmd.Stderr = errFile
-	err = cmd.Run()
-	stderr, _ := os.ReadFile(errFile.Name())
-	cid, _ := os.ReadFile(cidFile)
-	return strings.TrimSpace(string(cid)), string(stderr), err
 }
 
 // TestSelectorsPodman runs podman with the shipped hooks.d files and

@@ -354,12 +354,8 @@ func TestDiskFullKeepsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var key audit.VerifyKey
-	if _, err := l.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
-		k, err := audit.InitSeal(opts.SealState, false)
-		key = k
-		return &audit.Record{Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: k.ID.String()}, err
-	}); err != nil {
+	key, _, err := l.StartSealing(context.Background(), false)
+	if err != nil {
 		t.Fatal(err)
 	}
 	filler := filepath.Join(dir, "filler")

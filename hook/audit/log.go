@@ -188,12 +188,12 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		return nil, nil, berr
 	}
 
-	s, sealErr := l.sealerFor(f, last)
+	s, sealErr := l.sealerFor(last)
 	defer s.close()
 	var keys [][32]byte
 	var first uint64
 	if s != nil {
-		if id := s.state.ID.String(); introduces(last, id) && (pending[0].Stage != StageSealStart || pending[0].SealID != id) {
+		if id := s.state.ID.String(); s.introduce && (pending[0].Stage != StageSealStart || pending[0].SealID != id) {
 			// A sealing key no record introduced yet (seal-init whose
 			// own record could not be written): the first record it
 			// seals says so.
@@ -272,22 +272,10 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	return ckpt, r, nil
 }
 
-// introduces tells whether the next record sealed with the key id must
-// introduce it: the chain ends with a record sealed with another key, or
-// with none (an unsealed record that says why it is not sealed does not
-// count: the key it could not use is the one before).
-func introduces(last *Record, id string) bool {
-	if last == nil || last.Seal == "" {
-		return last == nil || last.SealError == ""
-	}
-	p, err := ParseSeal(last.Seal)
-	return err == nil && p.ID.String() != id
-}
-
 // sealerFor opens the sealing state for an append whose chain ends with
 // last. It returns the sealer (nil when sealing is off) and, when the
 // records cannot be sealed although they should be, why.
-func (l *Log) sealerFor(f *os.File, last *Record) (*sealer, string) {
+func (l *Log) sealerFor(last *Record) (*sealer, string) {
 	if l.opts.SealState == "" {
 		if last != nil && (last.Seal != "" || last.SealError != "") {
 			return nil, "no sealing state configured (seal_state), though the records before are sealed"
@@ -304,14 +292,26 @@ func (l *Log) sealerFor(f *os.File, last *Record) (*sealer, string) {
 		}
 		return nil, ""
 	}
-	if last != nil && last.Seal != "" {
+	// The next record sealed must introduce the key when the chain ends
+	// with a record sealed with another key, or with none (an unsealed
+	// record that says why it is not sealed does not count: the key it
+	// could not use is the one before).
+	switch {
+	case last == nil:
+		s.introduce = true
+	case last.Seal == "":
+		s.introduce = last.SealError == ""
+	default:
+		p, err := ParseSeal(last.Seal)
+		if err != nil {
+			break
+		}
+		s.introduce = p.ID != s.state.ID
 		// The state is written after the records it sealed: a crash in
 		// between leaves it behind the log.
-		if p, err := ParseSeal(last.Seal); err == nil {
-			if err := s.advance(p.ID, p.Epoch+1); err != nil {
-				s.close()
-				return nil, "sealing state: " + err.Error()
-			}
+		if err := s.advance(p.ID, p.Epoch+1); err != nil {
+			s.close()
+			return nil, "sealing state: " + err.Error()
 		}
 	}
 	return s, ""

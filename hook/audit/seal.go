@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -197,7 +198,9 @@ var ErrSealStateExists = errors.New("sealing state exists")
 // the verification key. It refuses to replace an existing state unless
 // replace is set: the verification key of the old one still verifies the
 // records it sealed. The first record appended after it is sealed with
-// the new key; append a [StageSealStart] record naming it.
+// the new key and must be a [StageSealStart] record naming it:
+// [Log.StartSealing] does both under the log's lock (an append that
+// meets a key no record introduced writes that record itself).
 func InitSeal(path string, replace bool) (VerifyKey, error) {
 	var k VerifyKey
 	if _, err := rand.Read(k.ID[:]); err != nil {
@@ -244,12 +247,50 @@ func InitSeal(path string, replace bool) (VerifyKey, error) {
 	return k, nil
 }
 
+// StartSealing sets up sealing for the log: under the log's lock it
+// writes a new sealing state at [Options.SealState] ([InitSeal], replace
+// as there) and appends the [StageSealStart] record that introduces its
+// key, the first record the key seals. It returns the verification key
+// and that record. When the record could not be written sealed, a state
+// it wrote is removed again (nobody saw its key), and the error says why.
+func (l *Log) StartSealing(ctx context.Context, replace bool) (VerifyKey, *Record, error) {
+	var key VerifyKey
+	if l.opts.SealState == "" {
+		return key, nil, errors.New("audit: no sealing state configured (seal_state)")
+	}
+	created := false
+	r, err := l.AppendWith(ctx, func(*Searcher) (*Record, error) {
+		k, err := InitSeal(l.opts.SealState, replace)
+		if err != nil {
+			return nil, err
+		}
+		key, created = k, true
+		return &Record{Source: SourceAudit, Stage: StageSealStart, SealID: k.ID.String()}, nil
+	})
+	if err == nil && (r == nil || r.Seal == "") {
+		err = errors.New("the seal-start record was not sealed")
+		if r != nil && r.SealError != "" {
+			err = errors.New(r.SealError)
+		}
+	}
+	if err != nil {
+		if created {
+			os.Remove(l.opts.SealState)
+		}
+		return key, nil, err
+	}
+	return key, r, nil
+}
+
 // sealer seals the records of one append: it holds the state file open
 // (under the log's lock) and the key of the next record.
 type sealer struct {
 	f     *os.File
 	path  string
 	state *sealState
+	// introduce is set when no record in the log introduced the state's
+	// key yet: the first record it seals must be a seal-start record.
+	introduce bool
 }
 
 // openSealer opens the sealing state for an append. It returns nil, nil

@@ -29,12 +29,8 @@ func sealedLog(t *testing.T, opts audit.Options) (*audit.Log, string, audit.Veri
 	if err != nil {
 		t.Fatal(err)
 	}
-	var key audit.VerifyKey
-	if _, err := l.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
-		k, err := audit.InitSeal(opts.SealState, false)
-		key = k
-		return &audit.Record{Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: k.ID.String()}, err
-	}); err != nil {
+	key, _, err := l.StartSealing(context.Background(), false)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return l, l.Path(), key
@@ -317,12 +313,8 @@ func TestSealingNewKey(t *testing.T) {
 	if _, err := audit.InitSeal(statePath, false); !errors.Is(err, audit.ErrSealStateExists) {
 		t.Errorf("a second seal-init without replace: %v", err)
 	}
-	var key2 audit.VerifyKey
-	if _, err := l.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
-		k, err := audit.InitSeal(statePath, true)
-		key2 = k
-		return &audit.Record{Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: k.ID.String()}, err
-	}); err != nil {
+	key2, _, err := l.StartSealing(context.Background(), true)
+	if err != nil {
 		t.Fatal(err)
 	}
 	appendN(t, l, 2)
@@ -407,10 +399,7 @@ func BenchmarkSealedAppend(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := sealed.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
-		k, err := audit.InitSeal(state, false)
-		return &audit.Record{Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: k.ID.String()}, err
-	}); err != nil {
+	if _, _, err := sealed.StartSealing(context.Background(), false); err != nil {
 		b.Fatal(err)
 	}
 	logs := []*audit.Log{plain, sealed}

@@ -54,22 +54,7 @@ func (l *Log) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Snapshot{}
-	for _, name := range names {
-		f, err := openRegular(name, unix.O_RDONLY)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		size, err := fileSize(f)
-		if err != nil {
-			f.Close()
-			s.Close()
-			return nil, err
-		}
-		s.files = append(s.files, snapFile{name, f, size})
-	}
-	return s, nil
+	return SnapshotFiles(names)
 }
 
 // SnapshotFiles opens files (in chain order) as a snapshot without any

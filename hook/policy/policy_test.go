@@ -61,24 +61,29 @@ func TestParseErrors(t *testing.T) {
 		{"unknown rule", `{"version":1,"audit_log":"/a","default":{"mode":"audit","rules":{"require_magic":true}}}`, []string{"default.rules.require_magic: unknown key"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := policy.Parse("x.json", []byte(tt.doc))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			lines := strings.Split(err.Error(), "\n")
-			if len(lines) != len(tt.want) {
-				t.Errorf("got %d error lines, want %d:\n%v", len(lines), len(tt.want), err)
-			}
-			for i, w := range tt.want {
-				if i < len(lines) && !strings.Contains(lines[i], w) {
-					t.Errorf("error line %d %q does not contain %q", i, lines[i], w)
-				}
-				if i < len(lines) && !strings.HasPrefix(lines[i], "x.json:") {
-					t.Errorf("error line %q does not name the file", lines[i])
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { parseErrors(t, tt.doc, "x.json:", tt.want) })
+	}
+}
+
+// parseErrors parses doc as x.json and checks that it fails with one
+// error line per want, each starting with prefix and containing its want.
+func parseErrors(t *testing.T, doc, prefix string, want []string) {
+	t.Helper()
+	_, err := policy.Parse("x.json", []byte(doc))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Errorf("got %d error lines, want %d:\n%v", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		if i < len(lines) && !strings.Contains(lines[i], w) {
+			t.Errorf("error line %d %q does not contain %q", i, lines[i], w)
+		}
+		if i < len(lines) && !strings.HasPrefix(lines[i], prefix) {
+			t.Errorf("error line %q does not start with %q", lines[i], prefix)
+		}
 	}
 }
 

@@ -75,24 +75,7 @@ func TestParseUntrustedSelectors(t *testing.T) {
 			[]string{`trusted_selectors.id: must be true or false, not a string`}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := policy.Parse("x.json", []byte(tt.doc))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			lines := strings.Split(err.Error(), "\n")
-			if len(lines) != len(tt.want) {
-				t.Errorf("got %d error lines, want %d:\n%v", len(lines), len(tt.want), err)
-			}
-			for i, w := range tt.want {
-				if i < len(lines) && !strings.Contains(lines[i], w) {
-					t.Errorf("error line %d\n%s\ndoes not contain\n%s", i, lines[i], w)
-				}
-				if i < len(lines) && !strings.HasPrefix(lines[i], "x.json:1:") {
-					t.Errorf("error line %q does not name the file and line", lines[i])
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { parseErrors(t, tt.doc, "x.json:1:", tt.want) })
 	}
 }
 

@@ -22,12 +22,8 @@ func TestRechain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var key audit.VerifyKey
-	if _, err := l.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
-		k, err := audit.InitSeal(opts.SealState, false)
-		key = k
-		return &audit.Record{Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: k.ID.String()}, err
-	}); err != nil {
+	key, _, err := l.StartSealing(context.Background(), false)
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []string{audit.VerdictAllow, audit.VerdictDeny, audit.VerdictAllow} {
