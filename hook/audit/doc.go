@@ -35,7 +35,7 @@
 //
 // # Sealing and checkpoints
 //
-// With [Options.SealState] set up by [InitSeal], every record carries a
+// With [Options.SealState] set up by [Log.StartSealing], every record carries a
 // seal: an HMAC of its hash under a key used once and then evolved one
 // way; the node keeps only the next key, the verifier derives every key
 // from the [VerifyKey] kept off the node. With [Options.Checkpoints], the
