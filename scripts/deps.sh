@@ -2,7 +2,8 @@
 # Installs what the tests need when it is missing: Debian packages (runc,
 # crun, podman, containerd 1.6, busybox-static, util-linux tools, uidmap,
 # rsyslog for the shipping tests, hyperfine and GNU time for the
-# benchmarks, systemd-analyze) and
+# benchmarks, systemd-analyze, graphviz, chromium, lintian,
+# libnss-extrausers) and
 # containerd v2 + crictl built from the Go module proxy into a cache
 # directory that survives between runs ($NSREL_TOOLS, default
 # ~/.cache/nsrel/tools). Safe to run again: it only installs what is absent.
@@ -34,6 +35,16 @@ have systemd-analyze || need_apt+=(systemd) # verifies the shipped units
 # they need the binary and its modules, not a system logger. rsyslogd is
 # in /usr/sbin, which a user's PATH may lack: ask dpkg.
 installed rsyslog || need_apt+=(rsyslog)
+# The pictures are rendered for real: Graphviz's dot, and headless
+# Chromium for the HTML report (fonts-dejavu-core so text has glyphs).
+have dot || need_apt+=(graphviz)
+have chromium || need_apt+=(chromium)
+installed fonts-dejavu-core || need_apt+=(fonts-dejavu-core)
+# The Debian package is checked with lintian; user names through NSS are
+# tested with the extrausers module.
+have lintian || need_apt+=(lintian)
+have dpkg-deb || need_apt+=(dpkg)
+installed libnss-extrausers || need_apt+=(libnss-extrausers)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
