@@ -1,15 +1,102 @@
-# nsrel: see README.md. Targets: build, test, bench, demo, deps, lint.
+# nsrel: see README.md. Targets: build, test, bench, demo, deps, lint,
+# doc, install, uninstall, deb.
 GO      ?= go
 BIN     ?= bin
+VERSION ?= 0.1.0
+
+# Install directories (GNU conventions; DESTDIR is prepended to all).
+# The config stays in /etc whatever the prefix: the runtimes' hook
+# entries and the binaries' defaults name /etc/nsrel/hook.json.
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+SBINDIR        ?= $(PREFIX)/sbin
+DATADIR        ?= $(PREFIX)/share
+MANDIR         ?= $(DATADIR)/man
+DOCDIR         ?= $(DATADIR)/doc/nsrel
+SYSCONFDIR     ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR    ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR     ?= $(DATADIR)/zsh/vendor-completions
+FISHCOMPDIR    ?= $(DATADIR)/fish/vendor_completions.d
+DESTDIR        ?=
+
+# The hook's path and the version are built in; -trimpath and no build ID
+# make the binaries reproducible.
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS = -X github.com/nsrel/nsrel/internal/vocab.Version=$(VERSION) \
+	-X github.com/nsrel/nsrel/internal/vocab.Commit=$(COMMIT) \
+	-X github.com/nsrel/nsrel/internal/vocab.DefaultHookPath=$(SBINDIR)/nsrel-hook -buildid= $(EXTRA_LDFLAGS)
+GOBUILD = $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+# The man pages' date: the last commit's, so a rebuild gives the same bytes.
+DOCDATE ?= $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
 export NSREL_TOOLS ?= $(HOME)/.cache/nsrel/tools
 TESTFLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build test bench bench-ls bench-hook bench-containerd bench-startup reliability demo deps lint clean
+.PHONY: all build doc install uninstall deb test bench bench-ls bench-hook bench-containerd bench-startup reliability demo deps lint clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GOBUILD) -o $(BIN)/ ./cmd/...
+
+# Man pages and bash, zsh and fish completions, generated from the
+# binaries' --help (internal/clidoc), into $(BIN)/doc.
+doc: build
+	$(GO) run ./internal/clidoc/cmd/clidoc -bin $(BIN) -out $(BIN)/doc -version $(VERSION) -date $(DOCDATE)
+
+# The shipped files name the default install paths (/usr/local/sbin,
+# /usr/local/share/doc/nsrel, /etc/nsrel); they are rewritten for the
+# chosen directories on the way in.
+SUBST = sed -e 's\#/usr/local/sbin/\#$(SBINDIR)/\#g' -e 's\#/usr/local/bin/\#$(BINDIR)/\#g' \
+	-e 's\#/usr/local/share/doc/nsrel/\#$(DOCDIR)/\#g' -e 's\#/usr/local/share/nsrel/\#$(DATADIR)/nsrel/\#g' \
+	-e 's\#/etc/nsrel/\#$(SYSCONFDIR)/nsrel/\#g'
+SHIPPED = hook.json hook-enforce.json hook-enforce-cri.json runc/hooks.json \
+	hooks.d/nsrel-createRuntime.json hooks.d/nsrel-poststart.json hooks.d/nsrel-poststop.json \
+	containerd/base-runtime-spec.json containerd/config-v1.toml containerd/config-v2.toml
+
+# Installs the binaries, man pages, completions, the example configs
+# (under $(DATADIR)/nsrel), the systemd units (not enabled) and the docs;
+# the configs in /etc/nsrel (hook.json in audit mode, hook-enforce.json,
+# hook-enforce-cri.json, containerd-base-spec.json) only where there are
+# none (an admin's config is never overwritten; the enforcing configs and
+# the base spec do nothing until a hook entry or containerd names them). Runtimes are not reconfigured: see README.
+install: doc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/nsrel
+	install -m 0755 $(BIN)/lsuserns $(BIN)/lspidns $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BIN)/nsrel-hook $(BIN)/nsrel-containerd $(DESTDIR)$(SBINDIR)/
+	install -m 0644 $(BIN)/doc/man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(BIN)/doc/man/man8/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(BIN)/doc/bash/* $(DESTDIR)$(BASHCOMPDIR)/
+	install -m 0644 $(BIN)/doc/zsh/* $(DESTDIR)$(ZSHCOMPDIR)/
+	install -m 0644 $(BIN)/doc/fish/* $(DESTDIR)$(FISHCOMPDIR)/
+	for f in $(SHIPPED); do install -d $(DESTDIR)$(DATADIR)/nsrel/$$(dirname $$f) && \
+		$(SUBST) config/$$f > $(DESTDIR)$(DATADIR)/nsrel/$$f && chmod 0644 $(DESTDIR)$(DATADIR)/nsrel/$$f || exit 1; done
+	for u in nsrel-watch.service nsrel-nri.service; do \
+		$(SUBST) config/containerd/$$u > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u && chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	for f in hook.json hook-enforce.json hook-enforce-cri.json; do [ -e $(DESTDIR)$(SYSCONFDIR)/nsrel/$$f ] || \
+		install -m 0644 $(DESTDIR)$(DATADIR)/nsrel/$$f $(DESTDIR)$(SYSCONFDIR)/nsrel/$$f || exit 1; done
+	[ -e $(DESTDIR)$(SYSCONFDIR)/nsrel/containerd-base-spec.json ] || \
+		install -m 0644 $(DESTDIR)$(DATADIR)/nsrel/containerd/base-runtime-spec.json $(DESTDIR)$(SYSCONFDIR)/nsrel/containerd-base-spec.json
+
+# Removes what install put there, except /etc/nsrel (config) and the
+# audit log (evidence).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/lsuserns $(DESTDIR)$(BINDIR)/lspidns \
+		$(DESTDIR)$(SBINDIR)/nsrel-hook $(DESTDIR)$(SBINDIR)/nsrel-containerd \
+		$(DESTDIR)$(MANDIR)/man1/lsuserns.1 $(DESTDIR)$(MANDIR)/man1/lspidns.1 \
+		$(DESTDIR)$(MANDIR)/man8/nsrel-hook.8 $(DESTDIR)$(MANDIR)/man8/nsrel-containerd.8 \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/nsrel-watch.service $(DESTDIR)$(SYSTEMDUNITDIR)/nsrel-nri.service
+	for n in lsuserns lspidns nsrel-hook nsrel-containerd; do \
+		rm -f $(DESTDIR)$(BASHCOMPDIR)/$$n $(DESTDIR)$(ZSHCOMPDIR)/_$$n $(DESTDIR)$(FISHCOMPDIR)/$$n.fish; done
+	rm -rf $(DESTDIR)$(DATADIR)/nsrel $(DESTDIR)$(DOCDIR)
+
+# A Debian package (dpkg-deb, no debhelper) in $(BIN)/: installs with
+# PREFIX=/usr; its maintainer scripts never restart a container runtime.
+deb:
+	BIN=$(BIN) VERSION=$(VERSION) GO=$(GO) ./scripts/deb.sh
 
 deps:
 	./scripts/deps.sh

@@ -73,14 +73,14 @@ run $GO build -o "$WORK/mkbundle" ./internal/bundle/cmd/mkbundle
 run $GO build -o "$WORK/forge" ./internal/forge/cmd/forge
 
 step "Install nsrel-hook with the example enforcing policy (config/hook-enforce.json)"
-# The shipped files name the install paths /usr/local/libexec/nsrel/nsrel-hook
+# The shipped files name the install paths /usr/local/sbin/nsrel-hook
 # and /etc/nsrel/hook.json; the demo points them at $BIN and $WORK instead.
 # Everything the config writes goes to $WORK; checkpoints to a file only,
 # after every record (the shipped config: every 100 records or 5 minutes).
 sed -e "s#/var/log/nsrel/#$WORK/#g" -e "s#/var/lib/nsrel/#$WORK/#g" -e 's#"unix:///dev/log"##' \
 	-e 's#"every_records": 100#"every_records": 1#' \
 	config/hook-enforce.json >"$WORK/hook.json"
-sed -e "s#/usr/local/libexec/nsrel/nsrel-hook#$BIN/nsrel-hook#" -e "s#/etc/nsrel/hook.json#$WORK/hook.json#" \
+sed -e "s#/usr/local/sbin/nsrel-hook#$BIN/nsrel-hook#" -e "s#/etc/nsrel/hook.json#$WORK/hook.json#" \
 	config/runc/hooks.json >"$WORK/hooks.json"
 run "$BIN/nsrel-hook" policy check "$WORK/hook.json"
 

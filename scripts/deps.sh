@@ -3,7 +3,7 @@
 # crun, podman, containerd 1.6, busybox-static, util-linux tools, uidmap,
 # rsyslog for the shipping tests, hyperfine and GNU time for the
 # benchmarks, systemd-analyze, graphviz, chromium, lintian,
-# libnss-extrausers) and
+# libnss-extrausers, zsh, fish, man-db) and
 # containerd v2 + crictl built from the Go module proxy into a cache
 # directory that survives between runs ($NSREL_TOOLS, default
 # ~/.cache/nsrel/tools). Safe to run again: it only installs what is absent.
@@ -45,6 +45,11 @@ installed fonts-dejavu-core || need_apt+=(fonts-dejavu-core)
 have lintian || need_apt+=(lintian)
 have dpkg-deb || need_apt+=(dpkg)
 installed libnss-extrausers || need_apt+=(libnss-extrausers)
+# The generated completions are checked by the shells they are for, the
+# man pages by man(1).
+have zsh || need_apt+=(zsh)
+have fish || need_apt+=(fish)
+have man || need_apt+=(man-db)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then

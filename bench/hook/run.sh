@@ -62,9 +62,9 @@ sed -e "s#/var/log/nsrel/#$LOGDIR/#g" -e "s#/var/lib/nsrel/#$LOGDIR/#g" -e 's#"u
 	config/hook.json >"$WORK/hook.json"
 # The shipped runc hooks snippet, pointed at the built hook, and the same
 # with /bin/true.
-sed -e "s#/usr/local/libexec/nsrel/nsrel-hook#$WORK/nsrel-hook#" -e "s#/etc/nsrel/hook.json#$WORK/hook.json#" \
+sed -e "s#/usr/local/sbin/nsrel-hook#$WORK/nsrel-hook#" -e "s#/etc/nsrel/hook.json#$WORK/hook.json#" \
 	config/runc/hooks.json >"$WORK/hooks-nsrel.json"
-sed -e "s#/usr/local/libexec/nsrel/nsrel-hook#/bin/true#" config/runc/hooks.json >"$WORK/hooks-true.json"
+sed -e "s#/usr/local/sbin/nsrel-hook#/bin/true#" config/runc/hooks.json >"$WORK/hooks-true.json"
 
 "$WORK/mkbundle" --userns --hooks "$WORK/hooks-nsrel.json" "$WORK/b-hook" true >/dev/null
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-true.json" "$WORK/b-true" true >/dev/null
@@ -74,7 +74,7 @@ mkdir -p "$WORK/floor"
 printf 'package main\n\nfunc main() {}\n' >"$WORK/floor/main.go"
 printf 'module floor\n\ngo 1.22\n' >"$WORK/floor/go.mod"
 (cd "$WORK/floor" && $GO build -o "$WORK/go-noop" .)
-sed -e "s#/usr/local/libexec/nsrel/nsrel-hook#$WORK/go-noop#" config/runc/hooks.json >"$WORK/hooks-noop.json"
+sed -e "s#/usr/local/sbin/nsrel-hook#$WORK/go-noop#" config/runc/hooks.json >"$WORK/hooks-noop.json"
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-noop.json" "$WORK/b-noop" true >/dev/null
 # The floor of any Go hook that records durably (bench/hook/floorhook:
 # pidfd, both namespace chains, flock, tail read, chained SHA-256 line,
@@ -82,17 +82,17 @@ sed -e "s#/usr/local/libexec/nsrel/nsrel-hook#$WORK/go-noop#" config/runc/hooks.
 $GO build -o "$WORK/floorhook" ./bench/hook/floorhook
 awk -v bin="$WORK/floorhook" -v out="$LOGDIR/floor.jsonl" '
 	/"args":/ { sub(/"args": \[.*\]/, "\"args\": [\"floorhook\", \"" out "\"]") }
-	{ gsub("/usr/local/libexec/nsrel/nsrel-hook", bin); print }' config/runc/hooks.json >"$WORK/hooks-floor.json"
+	{ gsub("/usr/local/sbin/nsrel-hook", bin); print }' config/runc/hooks.json >"$WORK/hooks-floor.json"
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-floor.json" "$WORK/b-floor" true >/dev/null
 # nsrel-hook at createRuntime only (the stage that can refuse), /bin/true at the others.
 awk -v hook="$WORK/nsrel-hook" -v cfg="$WORK/hook.json" '
 	/"createRuntime": \[/ { cr = 1 } /"poststart": \[/ { cr = 0 }
-	{ if (cr) { gsub("/usr/local/libexec/nsrel/nsrel-hook", hook); gsub("/etc/nsrel/hook.json", cfg) }
-	  else gsub("/usr/local/libexec/nsrel/nsrel-hook", "/bin/true"); print }' config/runc/hooks.json >"$WORK/hooks-create.json"
+	{ if (cr) { gsub("/usr/local/sbin/nsrel-hook", hook); gsub("/etc/nsrel/hook.json", cfg) }
+	  else gsub("/usr/local/sbin/nsrel-hook", "/bin/true"); print }' config/runc/hooks.json >"$WORK/hooks-create.json"
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-create.json" "$WORK/b-create" true >/dev/null
 NAMES="true go-noop floor-hook create-only nsrel-hook"
 if [ -n "${BASELINE:-}" ]; then
-	sed -e "s#/usr/local/libexec/nsrel/nsrel-hook#$WORK/nsrel-hook-base#" -e "s#/etc/nsrel/hook.json#$WORK/hook.json#" \
+	sed -e "s#/usr/local/sbin/nsrel-hook#$WORK/nsrel-hook-base#" -e "s#/etc/nsrel/hook.json#$WORK/hook.json#" \
 		config/runc/hooks.json >"$WORK/hooks-base.json"
 	"$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-base.json" "$WORK/b-baseline" true >/dev/null
 	NAMES="$NAMES baseline"

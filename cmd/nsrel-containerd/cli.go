@@ -20,7 +20,8 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
-const usage = `nsrel-containerd is nsrel's long-lived containerd companion.
+const usage = `nsrel-containerd records the containers containerd starts (event recorder)
+and validates Kubernetes containers before they run (NRI plugin).
 
 Usage:
   nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL]
@@ -80,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		io.WriteString(stdout, usage)
 		return 0
 	case "--version", "-version":
-		fmt.Fprintln(stdout, "nsrel-containerd", vocab.Version)
+		fmt.Fprintln(stdout, vocab.VersionLine("nsrel-containerd"))
 		return 0
 	case "watch", "nri":
 		return serviceCmd(args[0], args[1:], stdout, stderr)

@@ -101,7 +101,7 @@ func TestShippedUnits(t *testing.T) {
 			if m == nil {
 				t.Fatal("no ExecStart")
 			}
-			if m[1] != "/usr/local/libexec/nsrel/nsrel-containerd" {
+			if m[1] != "/usr/local/sbin/nsrel-containerd" {
 				t.Errorf("ExecStart binary %s", m[1])
 			}
 			args := strings.Fields(m[2])
@@ -110,7 +110,12 @@ func TestShippedUnits(t *testing.T) {
 				t.Errorf("ExecStart arguments %q do not parse: %s", args, errb.String())
 			}
 			unit := filepath.Join(t.TempDir(), name)
-			if err := os.WriteFile(unit, []byte(strings.Replace(string(data), "ExecStart="+m[1], "ExecStart="+bin, 1)), 0o644); err != nil {
+			// systemd-analyze runs man(1) for a man: link; the man page is
+			// made by `make install` (internal/dist verifies the installed
+			// unit with it), so the source unit is checked without it.
+			text := strings.Replace(string(data), "ExecStart="+m[1], "ExecStart="+bin, 1)
+			text = strings.Replace(text, "Documentation=man:nsrel-containerd(8) ", "Documentation=", 1)
+			if err := os.WriteFile(unit, []byte(text), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {

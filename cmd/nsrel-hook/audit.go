@@ -67,7 +67,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	for {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				io.WriteString(stdout, usage)
+				printUsage(stdout)
 				return 0
 			}
 			fmt.Fprintf(stderr, "nsrel-hook: audit %s: %v (see --help)\n", cmd, err)

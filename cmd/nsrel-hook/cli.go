@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -17,35 +18,60 @@ containers in a tamper-evident audit log (an OCI runtime hook).
 Usage:
   nsrel-hook [--config FILE] createRuntime|poststart|poststop   < state.json
   nsrel-hook policy check FILE
-  nsrel-hook [--config FILE] audit verify [--partial] [--anchor HASH] [--json] [LOG...]
+  nsrel-hook [--config FILE] audit verify [--partial] [--anchor HASH] [--key KEY] [--checkpoints FILE] [--host HOST] [--json] [LOG...]
   nsrel-hook [--config FILE] audit show [--container ID] [--json] [LOG]
+  nsrel-hook [--config FILE] audit ack SEQ --reason TEXT [LOG]
+  nsrel-hook [--config FILE] audit seal-init [--replace]
   nsrel-hook --version
 
 The runtime runs the stages, with the OCI state on stdin. createRuntime can
 refuse a container: in enforce mode it exits 1 with one line naming the
 violated rules. LOG defaults to the audit_log of the config; a LOG path
-includes its rotated files (LOG.NNNNNNNNNNNN). verify exits 0 only if the
-chain is intact; --anchor HASH also requires a record with that hash (the
-last hash of an earlier verify: catches records cut off at the end);
---partial accepts a chain whose older files were removed.
+includes its rotated files (LOG.NNNNNNNNNNNN).
+
+audit verify exits 0 only if the chain is intact. audit show prints the
+records (of one container with --container). audit ack records that a
+damaged line (its sequence number SEQ) was looked at, so recording goes
+on. audit seal-init turns on forward-secure sealing and prints the
+verification key once: store it off the node.
 
 Options:
-  --config FILE   configuration (default /etc/nsrel/hook.json)
+  --config FILE        configuration (default /etc/nsrel/hook.json)
+  --version            print the version and exit
+  --partial            verify: accept a chain whose older files were removed
+  --anchor HASH        verify: also require a record with this hash (the last
+                       hash of an earlier verify: catches records cut off at
+                       the end)
+  --key KEY            verify: check the seals with this verification key
+                       (@FILE reads it from FILE); may be repeated
+  --checkpoints FILE   verify: check the log against shipped checkpoints;
+                       may be repeated
+  --host HOST          verify: the host whose checkpoints to use
+  --json               verify, show: print JSON
+  --container ID       show: only the records of this container
+  --reason TEXT        ack: what you checked (required)
+  --replace            seal-init: replace an existing sealing key
 
 Examples:
   # a runc config.json hook entry
-  "createRuntime": [{"path": "/usr/local/libexec/nsrel/nsrel-hook",
+  "createRuntime": [{"path": "@HOOKPATH@",
       "args": ["nsrel-hook", "--config", "/etc/nsrel/hook.json", "createRuntime"],
       "timeout": 5}]
 
   nsrel-hook policy check /etc/nsrel/hook.json
   nsrel-hook audit verify                       # exit 0 only if the chain is intact
+  nsrel-hook audit verify --key @/root/nsrel.key --checkpoints checkpoints.jsonl
   nsrel-hook audit show --container web-1
   nsrel-hook audit show --json | jq .verdict
 
 Exit status: 0 success (or container allowed), 1 failure (or container
 refused), 2 usage error. See docs/hook.md.
 `
+
+// printUsage prints the help with the hook path of this build.
+func printUsage(w io.Writer) {
+	io.WriteString(w, strings.Replace(usage, "@HOOKPATH@", vocab.DefaultHookPath, 1))
+}
 
 // mainWith runs the nsrel-hook command line (args without the program name)
 // and returns the exit status. It reads no environment variables.
@@ -63,14 +89,14 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 	version := fs.Bool("version", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, usage)
+			printUsage(stdout)
 			return 0
 		}
 		fmt.Fprintf(stderr, "nsrel-hook: %v (see --help)\n", err)
 		return 2
 	}
 	if *version {
-		fmt.Fprintln(stdout, "nsrel-hook", vocab.Version)
+		fmt.Fprintln(stdout, vocab.VersionLine("nsrel-hook"))
 		return 0
 	}
 	rest := fs.Args()
@@ -90,7 +116,7 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 	case "audit":
 		return auditCmd(*config, rest[1:], stdout, stderr)
 	case "help":
-		io.WriteString(stdout, usage)
+		printUsage(stdout)
 		return 0
 	}
 	fmt.Fprintf(stderr, "nsrel-hook: unknown stage or command %s (see --help)\n", strconv.Quote(rest[0]))

@@ -25,7 +25,7 @@ var (
 
 // The install paths the shipped configs name; tests rewrite them.
 const (
-	installedHook   = "/usr/local/libexec/nsrel/nsrel-hook"
+	installedHook   = "/usr/local/sbin/nsrel-hook"
 	installedConfig = "/etc/nsrel/hook.json"
 )
 

@@ -46,7 +46,8 @@ var layers = map[string]int{
 // import them.
 func support(p string) bool {
 	switch {
-	case strings.HasPrefix(p, "bench/"), strings.HasPrefix(p, "internal/bundle"), strings.HasPrefix(p, "internal/forge"), p == "internal/lstool/lstooltest":
+	case strings.HasPrefix(p, "bench/"), strings.HasPrefix(p, "internal/bundle"), strings.HasPrefix(p, "internal/forge"), p == "internal/lstool/lstooltest",
+		strings.HasPrefix(p, "internal/clidoc"), p == "internal/dist":
 		return true
 	}
 	switch p {

@@ -54,6 +54,7 @@ type config struct {
 	json, details, noContainers  bool
 	noThreads, noFDs, noMounts   bool
 	noOtherTypes                 bool
+	version                      bool
 	container, containerdAddress string
 	timeout                      time.Duration
 }
@@ -74,6 +75,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	if t.Type == nsrel.TypeUser {
 		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners (faster; misses a user namespace that only owns such a namespace)")
 	}
+	fs.BoolVar(&c.version, "version", false, "print the version and exit")
 	fs.Usage = func() {}
 	return fs, c
 }
@@ -131,6 +133,10 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", t.Name, fs.Arg(0))
 		return 2
+	}
+	if c.version {
+		fmt.Fprintln(stdout, vocab.VersionLine(t.Name))
+		return 0
 	}
 	if c.noContainers && c.container != "" {
 		fmt.Fprintf(stderr, "%s: --container needs the container lookup; drop --no-containers\n", t.Name)

@@ -1,0 +1,261 @@
+package dist
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/nsrel/nsrel/internal/clidoc"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// commands are nsrel's four commands, where `make install` puts them
+// (relative to PREFIX) and their man section.
+var commands = []struct{ name, dir, section string }{
+	{"lsuserns", "bin", "1"}, {"lspidns", "bin", "1"},
+	{"nsrel-hook", "sbin", "8"}, {"nsrel-containerd", "sbin", "8"},
+}
+
+// makeInstall runs `make install` into a new DESTDIR with the given make
+// variables and returns the DESTDIR.
+func makeInstall(t *testing.T, vars ...string) string {
+	t.Helper()
+	dest := t.TempDir()
+	run(t, "", append([]string{nstest.RequireCmd(t, "make"), "--no-print-directory", "install",
+		"DESTDIR=" + dest, "BIN=" + filepath.Join(t.TempDir(), "bin")}, vars...)...)
+	return dest
+}
+
+func run(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
+	if dir == "" {
+		cmd.Dir = nstest.RepoFile(t, ".")
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// ownPath matches an absolute path of nsrel's own files in a shipped
+// file: its binaries, configs, docs and units. Runtime paths (the audit
+// log, sockets) are made at run time and not checked.
+var ownPath = regexp.MustCompile(`(?:^|[^A-Za-z0-9_./-]|file://)(/(?:usr|etc|lib)/[A-Za-z0-9_./-]*nsrel[A-Za-z0-9_./-]*)`)
+
+// TestInstall installs with two prefixes and checks that every path of
+// nsrel's own that an installed file names exists in the DESTDIR, that
+// the units pass systemd-analyze there, and that the README's commands
+// after `make install` work as written.
+func TestInstall(t *testing.T) {
+	nstest.RequireRoot(t)
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		vars []string
+		pre  string
+	}{
+		{"default", nil, "/usr/local"},
+		{"usr", []string{"PREFIX=/usr", "SYSTEMDUNITDIR=/lib/systemd/system"}, "/usr"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := makeInstall(t, tc.vars...)
+			var checked []string
+			err := filepath.WalkDir(dest, func(path string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				if bytes.IndexByte(data, 0) >= 0 || strings.HasSuffix(path, ".md") {
+					return nil // binaries; the docs show paths of both layouts
+				}
+				text := strings.ReplaceAll(string(data), `\-`, "-") // roff
+				for _, m := range ownPath.FindAllStringSubmatch(text, -1) {
+					p := strings.TrimRight(m[1], ".")
+					if strings.HasPrefix(p, "/var/") || strings.Contains(p, "/run/") {
+						continue
+					}
+					if _, err := os.Stat(filepath.Join(dest, p)); err != nil {
+						t.Errorf("%s names %s, which the install does not have", strings.TrimPrefix(path, dest), p)
+					}
+					if !strings.HasPrefix(p, tc.pre+"/") && !strings.HasPrefix(p, "/etc/") {
+						t.Errorf("%s names %s, outside PREFIX %s", strings.TrimPrefix(path, dest), p, tc.pre)
+					}
+					checked = append(checked, p)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{tc.pre + "/sbin/nsrel-hook", tc.pre + "/sbin/nsrel-containerd", "/etc/nsrel/hook.json", tc.pre + "/share/doc/nsrel/containerd.md"} {
+				if !contains(checked, want) {
+					t.Errorf("no installed file names %s", want)
+				}
+			}
+			unitDir := tc.pre + "/lib/systemd/system"
+			if tc.pre == "/usr" {
+				unitDir = "/lib/systemd/system"
+			}
+			// systemd-analyze checks the unit (ExecStart pointed at the
+			// installed binary) and runs man(1) for its Documentation=.
+			analyze := nstest.RequireCmd(t, "systemd-analyze")
+			for _, u := range []string{"nsrel-watch.service", "nsrel-nri.service"} {
+				data, err := os.ReadFile(filepath.Join(dest, unitDir, u))
+				if err != nil {
+					t.Fatal(err)
+				}
+				unit := filepath.Join(t.TempDir(), u)
+				text := strings.ReplaceAll(string(data), "ExecStart="+tc.pre+"/sbin/", "ExecStart="+dest+tc.pre+"/sbin/")
+				if err := os.WriteFile(unit, []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(analyze, "verify", unit)
+				cmd.Env = append(os.Environ(), "MANPATH="+dest+tc.pre+"/share/man")
+				if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+					t.Errorf("systemd-analyze verify %s: %v\n%s", u, err, out)
+				}
+			}
+			// The README's steps after make install, with the installed
+			// binaries first on PATH and the installed config.
+			for _, args := range [][]string{
+				{"sbin/nsrel-hook", "policy", "check", dest + "/etc/nsrel/hook.json"},
+				{"sbin/nsrel-hook", "policy", "check", dest + tc.pre + "/share/nsrel/hook-enforce.json"},
+				{"bin/lsuserns", "--version"}, {"bin/lspidns", "--version"}, {"sbin/nsrel-hook", "--version"}, {"sbin/nsrel-containerd", "--version"},
+			} {
+				out, err := exec.Command(filepath.Join(dest, tc.pre, args[0]), args[1:]...).CombinedOutput()
+				if err != nil {
+					t.Errorf("%s: %v\n%s", strings.Join(args, " "), err, out)
+				}
+				name := filepath.Base(args[0])
+				if args[1] == "--version" && !regexp.MustCompile(`^`+name+` \S+ \(commit [0-9a-f]{12}(, modified)?\)\n$`).Match(out) {
+					t.Errorf("%s --version: %q", name, out)
+				}
+			}
+			// The hook's help shows the hook path of this build.
+			if out := run(t, "", filepath.Join(dest, tc.pre, "sbin/nsrel-hook"), "--help"); !strings.Contains(out, `"path": "`+tc.pre+`/sbin/nsrel-hook"`) {
+				t.Errorf("nsrel-hook --help does not show %s/sbin/nsrel-hook:\n%s", tc.pre, out)
+			}
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestManAndCompletions checks the generated man pages and completions
+// against the binaries' --help: every option each --help documents is in
+// the man page and in the bash, zsh and fish completions, the man pages
+// format without a warning, and the scripts are valid in their shells and
+// complete options and subcommands.
+func TestManAndCompletions(t *testing.T) {
+	nstest.RequireRoot(t)
+	t.Parallel()
+	dest := makeInstall(t)
+	pre := dest + "/usr/local"
+	man := nstest.RequireCmd(t, "man")
+	bash := nstest.RequireCmd(t, "bash")
+	zsh := nstest.RequireCmd(t, "zsh")
+	fish := nstest.RequireCmd(t, "fish")
+	for _, c := range commands {
+		t.Run(c.name, func(t *testing.T) {
+			help := run(t, "", filepath.Join(pre, c.dir, c.name), "--help")
+			page, err := clidoc.Parse(c.name, c.section, help)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Flags) == 0 {
+				t.Fatal("--help documents no option")
+			}
+			manFile := filepath.Join(pre, "share/man/man"+c.section, c.name+"."+c.section)
+			cmd := exec.Command(man, "--warnings=all", "-l", manFile)
+			cmd.Env = append(os.Environ(), "MANWIDTH=80", "LC_ALL=C.UTF-8", "MANPAGER=cat")
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			if err := cmd.Run(); err != nil || errb.Len() > 0 {
+				t.Errorf("man %s: %v\n%s", manFile, err, errb.String())
+			}
+			rendered := strings.ReplaceAll(out.String(), "\u2010", "-")
+			bashFile := filepath.Join(pre, "share/bash-completion/completions", c.name)
+			zshFile := filepath.Join(pre, "share/zsh/vendor-completions", "_"+c.name)
+			fishFile := filepath.Join(pre, "share/fish/vendor_completions.d", c.name+".fish")
+			scripts := map[string]string{}
+			for _, f := range []string{bashFile, zshFile, fishFile} {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				scripts[f] = string(data)
+			}
+			for _, f := range page.Flags {
+				if !strings.Contains(rendered, "--"+f.Long) {
+					t.Errorf("man page lacks --%s", f.Long)
+				}
+				for file, s := range scripts {
+					if !strings.Contains(s, "--"+f.Long) && !strings.Contains(s, "-l "+f.Long+" ") {
+						t.Errorf("%s lacks --%s", filepath.Base(file), f.Long)
+					}
+				}
+			}
+			// The shells accept the scripts.
+			run(t, "", zsh, "-n", zshFile)
+			run(t, "", fish, "--no-execute", fishFile)
+			// And complete: the first option by prefix, and every
+			// top-level subcommand.
+			// An option the synopsis ties to a subcommand is completed
+			// after it.
+			first := page.Flags[0].Long
+			var path []string
+			for _, cmd := range page.Commands {
+				if contains(cmd.Flags, first) {
+					path = cmd.Path
+					break
+				}
+			}
+			fn := "_" + strings.ReplaceAll(c.name, "-", "_")
+			line := strings.Join(append(append([]string{c.name}, path...), "--"+first[:2]), " ")
+			got := run(t, "", bash, "-c", `source "$1"; COMP_WORDS=($2); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); `+fn+`; printf '%s\n' "${COMPREPLY[@]}"`,
+				"bash", bashFile, line)
+			if !strings.Contains(got, "--"+first+"\n") {
+				t.Errorf("bash completes %q to %q", line, got)
+			}
+			got = run(t, "", fish, "-c", `source $argv[1]; complete -C "$argv[2]"`, fishFile, line)
+			if !strings.Contains(got, "--"+first) {
+				t.Errorf("fish completes %q to %q", line, got)
+			}
+			var top []string
+			for _, cmd := range page.Commands {
+				if !contains(top, cmd.Path[0]) {
+					top = append(top, cmd.Path[0])
+				}
+			}
+			sort.Strings(top)
+			if len(top) > 0 {
+				got = run(t, "", bash, "-c", `source "$1"; COMP_WORDS=("$2" ""); COMP_CWORD=1; `+fn+`; printf '%s\n' "${COMPREPLY[@]}"`,
+					"bash", bashFile, c.name)
+				for _, w := range top {
+					if !strings.Contains(got, w+"\n") {
+						t.Errorf("bash does not offer subcommand %s: %q", w, got)
+					}
+				}
+			}
+		})
+	}
+}
