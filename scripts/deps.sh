@@ -3,7 +3,8 @@
 # crun, podman, containerd 1.6, busybox-static, util-linux tools, uidmap,
 # rsyslog for the shipping tests, hyperfine and GNU time for the
 # benchmarks, systemd-analyze, graphviz, chromium, lintian,
-# libnss-extrausers, zsh, fish, man-db) and
+# libnss-extrausers, zsh, fish, man-db, prometheus for promtool,
+# systemd-journal-remote) and
 # containerd v2 + crictl built from the Go module proxy into a cache
 # directory that survives between runs ($NSREL_TOOLS, default
 # ~/.cache/nsrel/tools). Safe to run again: it only installs what is absent.
@@ -50,6 +51,10 @@ installed libnss-extrausers || need_apt+=(libnss-extrausers)
 have zsh || need_apt+=(zsh)
 have fish || need_apt+=(fish)
 have man || need_apt+=(man-db)
+# The metrics are checked with promtool (Debian's prometheus package);
+# the journal encoder against systemd-journal-remote.
+have promtool || need_apt+=(prometheus)
+[ -x /lib/systemd/systemd-journal-remote ] || need_apt+=(systemd-journal-remote)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
@@ -67,6 +72,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 	# /var/log: stop and disable it (only when this run installed it).
 	# Without systemd, Debian 12's package has no init script and starts
 	# nothing, so nothing of it holds /dev/log either.
+	# Debian's prometheus package enables and starts a Prometheus server
+	# on a systemd machine; the tests need promtool only.
+	if [[ " ${need_apt[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+		systemctl disable --now prometheus.service >/dev/null 2>&1 ||
+			echo "deps: could not stop and disable prometheus.service; the tests need only promtool" >&2
+	fi
 	if [[ " ${need_apt[*]} " == *" rsyslog "* ]] && [ -d /run/systemd/system ]; then
 		systemctl disable --now rsyslog.service >/dev/null 2>&1 &&
 			systemctl stop syslog.socket >/dev/null 2>&1 ||
