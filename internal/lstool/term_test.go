@@ -1,0 +1,33 @@
+package lstool
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestTruncWriter(t *testing.T) {
+	in := "user:[4026531837] owner root (0)\n└── user:[4026532176] owner root (0) containers: runc web-1\nshort\n"
+	want := "user:[4026531837] ow\n└── user:[4026532176\nshort\n"
+	// Every split of the input across two writes, also inside the
+	// three-byte box characters, gives the same lines.
+	for i := 0; i <= len(in); i++ {
+		var b strings.Builder
+		w := &truncWriter{w: &b, width: 20}
+		if _, err := w.Write([]byte(in[:i])); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte(in[i:])); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != want {
+			t.Fatalf("split at %d: got %q, want %q", i, b.String(), want)
+		}
+	}
+}
+
+func TestTerminalWidthNotATerminal(t *testing.T) {
+	var b strings.Builder
+	if w := terminalWidth(&b); w != 0 {
+		t.Errorf("a buffer has width %d", w)
+	}
+}

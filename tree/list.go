@@ -1,0 +1,216 @@
+package tree
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// Column is one column of the flat list (lsns -l style): its name (as -o
+// takes it), what it holds, and whether it is a number (right-aligned).
+type Column struct {
+	Name    string
+	Help    string
+	Numeric bool
+	value   func(n *discover.Namespace, depth int) string
+}
+
+// Columns are the list's columns, in the order --help lists them.
+var Columns = []Column{
+	{"NS", "namespace inode number", true, func(n *discover.Namespace, _ int) string { return strconv.FormatUint(n.Ino, 10) }},
+	{"TYPE", "namespace type (user, pid)", false, func(n *discover.Namespace, _ int) string { return n.Type.String() }},
+	{"NSID", "the kernel's 64-bit namespace ID (NS_GET_ID)", true, func(n *discover.Namespace, _ int) string {
+		if !n.HasNSID {
+			return ""
+		}
+		return strconv.FormatUint(n.NSID, 10)
+	}},
+	{"PARENT", "inode of the parent namespace", true, func(n *discover.Namespace, _ int) string {
+		if n.Parent == nil {
+			return ""
+		}
+		return strconv.FormatUint(n.Parent.Ino, 10)
+	}},
+	{"OWNERNS", "inode of the owning user namespace", true, func(n *discover.Namespace, _ int) string {
+		if n.Owner == nil {
+			return ""
+		}
+		return strconv.FormatUint(n.Owner.Ino, 10)
+	}},
+	{"UID", "UID that created the (owning) user namespace", true, func(n *discover.Namespace, _ int) string {
+		if uid, _ := n.UID(); uid >= 0 {
+			return strconv.FormatInt(uid, 10)
+		}
+		return ""
+	}},
+	{"USER", "its user name, else the UID", false, func(n *discover.Namespace, _ int) string {
+		uid, name := n.UID()
+		switch {
+		case name != "":
+			return vocab.Escape(name)
+		case uid >= 0:
+			return strconv.FormatInt(uid, 10)
+		}
+		return ""
+	}},
+	{"DEPTH", "level in the tree (0 for a root)", true, func(_ *discover.Namespace, depth int) string { return strconv.Itoa(depth) }},
+	{"NPROCS", "number of processes in the namespace", true, func(n *discover.Namespace, _ int) string { return strconv.Itoa(len(n.Processes)) }},
+	{"PID", "lowest PID in the namespace", true, func(n *discover.Namespace, _ int) string {
+		if len(n.Processes) == 0 {
+			return ""
+		}
+		return strconv.Itoa(n.Processes[0].PID)
+	}},
+	{"COMMAND", "command of that process", false, func(n *discover.Namespace, _ int) string {
+		if len(n.Processes) == 0 {
+			return ""
+		}
+		return vocab.Escape(n.Processes[0].Comm)
+	}},
+	{"VIA", "how it was found, when no process is in it", false, func(n *discover.Namespace, _ int) string {
+		if len(n.Processes) > 0 || len(n.FoundVia) == 0 {
+			return ""
+		}
+		return FoundLabel(n.FoundVia[0])
+	}},
+	{"CONTAINERS", "containers whose process is in it", false, func(n *discover.Namespace, _ int) string {
+		var s []string
+		for _, c := range n.Containers {
+			s = append(s, ContainerLabel(c))
+		}
+		return strings.Join(s, ",")
+	}},
+}
+
+// DefaultColumns are the list's columns without -o, for namespaces of
+// type t.
+func DefaultColumns(t nsrel.Type) []string {
+	if t == nsrel.TypePID {
+		return []string{"NS", "TYPE", "NPROCS", "PID", "USER", "PARENT", "OWNERNS", "COMMAND", "CONTAINERS"}
+	}
+	return []string{"NS", "TYPE", "NPROCS", "PID", "USER", "PARENT", "COMMAND", "CONTAINERS"}
+}
+
+// ParseColumns reads a -o value: column names separated by commas, in any
+// case; "+NAME,..." adds them to the defaults of type t, as lsns does.
+func ParseColumns(s string, t nsrel.Type) ([]string, error) {
+	var out []string
+	if rest, ok := strings.CutPrefix(s, "+"); ok {
+		out, s = DefaultColumns(t), rest
+	}
+	for _, name := range strings.Split(s, ",") {
+		name = strings.ToUpper(strings.TrimSpace(name))
+		if column(name) == nil {
+			return nil, fmt.Errorf("unknown column %q (one of %s)", vocab.Escape(name), columnNames())
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+func column(name string) *Column {
+	for i := range Columns {
+		if Columns[i].Name == name {
+			return &Columns[i]
+		}
+	}
+	return nil
+}
+
+func columnNames() string {
+	var s []string
+	for _, c := range Columns {
+		s = append(s, c.Name)
+	}
+	return strings.Join(s, ",")
+}
+
+// ListOptions controls the flat list.
+type ListOptions struct {
+	// Columns to print (names of [Columns]); nil means DefaultColumns.
+	Columns []string
+	// NoHeadings leaves out the header line.
+	NoHeadings bool
+	// Raw prints the values separated by one space, unaligned, with
+	// spaces and backslashes in values escaped (\x20, \x5c), as lsns -r.
+	Raw bool
+}
+
+// List writes the namespaces of type t, one per line in tree order (depth
+// first, children by inode), as a table of the chosen columns.
+func List(w io.Writer, m *discover.Model, t nsrel.Type, o Options, lo ListOptions) error {
+	names := lo.Columns
+	if len(names) == 0 {
+		names = DefaultColumns(t)
+	}
+	cols := make([]*Column, len(names))
+	for i, name := range names {
+		if cols[i] = column(name); cols[i] == nil {
+			return fmt.Errorf("unknown column %q", vocab.Escape(name))
+		}
+	}
+	var rows [][]string
+	if !lo.NoHeadings {
+		rows = append(rows, names)
+	}
+	var walk func(n *discover.Namespace, depth int)
+	walk = func(n *discover.Namespace, depth int) {
+		row := make([]string, len(cols))
+		for i, c := range cols {
+			row[i] = c.value(n, depth)
+		}
+		rows = append(rows, row)
+		for _, c := range o.filter(n.Children) {
+			walk(c, depth+1)
+		}
+	}
+	for _, r := range o.filter(m.Roots(t)) {
+		walk(r, 0)
+	}
+	bw := bufio.NewWriterSize(w, 32<<10)
+	if lo.Raw {
+		raw := strings.NewReplacer(`\`, `\x5c`, " ", `\x20`)
+		for _, row := range rows {
+			for i, v := range row {
+				if i > 0 {
+					bw.WriteByte(' ')
+				}
+				bw.WriteString(raw.Replace(v))
+			}
+			bw.WriteByte('\n')
+		}
+		return bw.Flush()
+	}
+	width := make([]int, len(cols))
+	for _, row := range rows {
+		for i, v := range row {
+			width[i] = max(width[i], len([]rune(v)))
+		}
+	}
+	for _, row := range rows {
+		var line strings.Builder
+		for i, v := range row {
+			if i > 0 {
+				line.WriteByte(' ')
+			}
+			pad := strings.Repeat(" ", width[i]-len([]rune(v)))
+			switch {
+			case cols[i].Numeric:
+				line.WriteString(pad + v)
+			case i == len(row)-1:
+				line.WriteString(v) // no trailing blanks
+			default:
+				line.WriteString(v + pad)
+			}
+		}
+		bw.WriteString(strings.TrimRight(line.String(), " "))
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
+}

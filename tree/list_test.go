@@ -1,0 +1,76 @@
+package tree_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/tree"
+)
+
+func TestListExact(t *testing.T) {
+	cols := []string{"NS", "TYPE", "DEPTH", "PARENT", "USER", "NPROCS", "PID", "COMMAND", "VIA"}
+	for _, tc := range []struct {
+		name string
+		lo   tree.ListOptions
+		want string
+	}{
+		{"table", tree.ListOptions{Columns: cols}, `        NS TYPE DEPTH     PARENT USER   NPROCS  PID COMMAND              VIA
+4026531837 user     0            root        2    1 systemd
+4026532200 user     1 4026531837 root        1  500 pause
+4026532201 user     2 4026532200 root        0                           parent of user:[4026532202]
+4026532202 user     3 4026532201 root        0                           task 600/601
+4026532300 user     1 4026531837 alice       0                           mount /run/ns/a\x0ab in mnt:[4026532250]
+4026532400 user     2 4026532300 4242        1 4000 evil\x1b[31m\u{202e}
+4026532999 user     0                        0                           owner of net:[4026533000]
+4026533001 user     1 4026532999 daemon      0                           process 9
+`},
+		{"raw without headings", tree.ListOptions{Columns: cols[:7], Raw: true, NoHeadings: true}, `4026531837 user 0  root 2 1
+4026532200 user 1 4026531837 root 1 500
+4026532201 user 2 4026532200 root 0 
+4026532202 user 3 4026532201 root 0 
+4026532300 user 1 4026531837 alice 0 
+4026532400 user 2 4026532300 4242 1 4000
+4026532999 user 0   0 
+4026533001 user 1 4026532999 daemon 0 
+`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := tree.List(&b, synthetic(), nsrel.TypeUser, tree.Options{}, tc.lo); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, b.String()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestListRawEscapes(t *testing.T) {
+	var b bytes.Buffer
+	lo := tree.ListOptions{Columns: []string{"NS", "VIA"}, Raw: true, NoHeadings: true}
+	if err := tree.List(&b, synthetic(), nsrel.TypeUser, tree.Options{}, lo); err != nil {
+		t.Fatal(err)
+	}
+	// A value with spaces stays one field.
+	if !bytes.Contains(b.Bytes(), []byte(`4026532300 mount\x20/run/ns/a\x5cx0ab\x20in\x20mnt:[4026532250]`+"\n")) {
+		t.Errorf("raw output:\n%s", b.String())
+	}
+}
+
+func TestParseColumns(t *testing.T) {
+	got, err := tree.ParseColumns("ns,Type, nsid", nsrel.TypeUser)
+	if err != nil || !cmp.Equal(got, []string{"NS", "TYPE", "NSID"}) {
+		t.Errorf("ParseColumns: %v, %v", got, err)
+	}
+	got, err = tree.ParseColumns("+DEPTH", nsrel.TypePID)
+	if err != nil || !cmp.Equal(got, append(tree.DefaultColumns(nsrel.TypePID), "DEPTH")) {
+		t.Errorf("ParseColumns(+DEPTH): %v, %v", got, err)
+	}
+	if _, err := tree.ParseColumns("NS,BOGUS\x1b", nsrel.TypeUser); err == nil || bytes.ContainsRune([]byte(err.Error()), 0x1b) {
+		t.Errorf("ParseColumns(bogus): %v", err)
+	}
+}
