@@ -11,6 +11,11 @@ import (
 	"strings"
 )
 
+// LabelWidth is the longest label line, in characters; a longer one
+// (a long mount path, say) is cut with "…" (the HTML details show it
+// whole).
+const LabelWidth = 64
+
 // LabelContainers is how many containers a node's label names before
 // "+N more".
 const LabelContainers = 4
@@ -29,7 +34,7 @@ const (
 // its ID as its id attribute, so dot's SVG names it too.
 func (g *Graph) DOT(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	bw.WriteString("digraph nsrel {\n\tgraph [rankdir=TB, nodesep=0.25, ranksep=0.35, fontname=\"sans-serif\", fontsize=12];\n" +
+	bw.WriteString("digraph nsrel {\n\tgraph [rankdir=LR, nodesep=0.2, ranksep=0.5, fontname=\"sans-serif\", fontsize=12];\n" +
 		"\tnode [shape=box, style=\"rounded,filled\", fontname=\"sans-serif\", fontsize=10, margin=\"0.12,0.06\"];\n" +
 		"\tedge [arrowsize=0.6];\n")
 	for _, typ := range []struct{ name, title, fill string }{{"user", "user namespaces", userFill}, {"pid", "PID namespaces", pidFill}} {
@@ -109,6 +114,11 @@ func (n *Node) Lines() []string {
 			break
 		}
 		l = append(l, c.Label)
+	}
+	for i, s := range l {
+		if r := []rune(s); len(r) > LabelWidth {
+			l[i] = string(r[:LabelWidth-1]) + "…"
+		}
 	}
 	return l
 }
