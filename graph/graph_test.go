@@ -223,3 +223,43 @@ func TestHTMLSelfContained(t *testing.T) {
 		t.Errorf("%d script elements, want 2 (the data and the code)", n)
 	}
 }
+
+// BenchmarkLargeHost renders a synthetic host of 2,000 processes in 150
+// user namespaces (and 150 PID namespaces), every output but the SVG.
+func BenchmarkLargeHost(b *testing.B) {
+	m := synthetic(150, 2000)
+	b.Run("build", func(b *testing.B) {
+		for b.Loop() {
+			graph.Build(m, graph.Options{Collapse: 3})
+		}
+	})
+	g := graph.Build(m, graph.Options{Collapse: 3})
+	var buf bytes.Buffer
+	b.Run("dot", func(b *testing.B) {
+		for b.Loop() {
+			buf.Reset()
+			g.DOT(&buf)
+		}
+		b.ReportMetric(float64(buf.Len()), "bytes")
+	})
+	b.Run("html", func(b *testing.B) {
+		for b.Loop() {
+			buf.Reset()
+			g.HTML(&buf, graph.HTMLOptions{NoSVG: "benchmark"})
+		}
+		b.ReportMetric(float64(buf.Len()), "bytes")
+	})
+	// dot itself, once per iteration: what --format svg and html add.
+	b.Run("svg", func(b *testing.B) {
+		dot := nstest.RequireCmd(b, "dot")
+		var n int
+		for b.Loop() {
+			svg, warnings, err := g.SVG(context.Background(), dot)
+			if err != nil || warnings != "" {
+				b.Fatalf("dot: %v %s", err, warnings)
+			}
+			n = len(svg)
+		}
+		b.ReportMetric(float64(n), "bytes")
+	})
+}

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"io/fs"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -41,6 +42,9 @@ type Audit struct {
 // only when the log cannot be read at all.
 func (g *Graph) AddHistory(path string) error {
 	files, err := audit.Files(path)
+	if err == nil && len(files) == 0 {
+		err = &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
+	}
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}

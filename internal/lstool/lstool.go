@@ -215,7 +215,11 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: write: %v\n", t.Name, err)
+		what := "write: "
+		if errors.As(err, new(*pictureError)) {
+			what = ""
+		}
+		fmt.Fprintf(stderr, "%s: %s%v\n", t.Name, what, err)
 		return 1
 	}
 	return 0

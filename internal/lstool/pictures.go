@@ -20,6 +20,13 @@ import (
 // DotTimeout bounds dot(1)'s run for --format svg and html.
 const DotTimeout = time.Minute
 
+// pictureError is a failure of a graph format other than writing the
+// output: dot failed, the audit log could not be read.
+type pictureError struct{ err error }
+
+func (e *pictureError) Error() string { return vocab.Printable(e.err.Error()) }
+func (e *pictureError) Unwrap() error { return e.err }
+
 // pictureFlags are the flags of the graph formats (docs/pictures.md).
 type pictureFlags struct {
 	format   string
@@ -105,7 +112,7 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 	}
 	if err != nil {
 		if p.format == "svg" {
-			return fmt.Errorf("--format svg needs Graphviz: %w", err)
+			return &pictureError{fmt.Errorf("--format svg needs Graphviz: %w", err)}
 		}
 		noSVG = "Graphviz (dot) could not draw it: " + firstLine(err)
 		fmt.Fprintf(stderr, "%s: notice: %s; the report has no picture\n", t.Name, vocab.Escape(noSVG))
@@ -116,7 +123,7 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 	}
 	if p.auditLog != "" {
 		if err := g.AddHistory(p.auditLog); err != nil {
-			return err
+			return &pictureError{err}
 		}
 		if !g.Audit.Verified {
 			fmt.Fprintf(stderr, "%s: notice: audit log %s: %s\n", t.Name, g.Audit.Path, g.Audit.Verdict)

@@ -7,14 +7,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/graph"
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/bundle"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/lstool"
@@ -42,25 +46,27 @@ type scenario struct {
 	// ctrs are the two containers; pod is the first one's pod.
 	ctrs []string
 	pod  string
+	// podUser is the first container's user namespace.
+	podUser nsrel.Name
 }
 
 // gone kills the process group of p and waits until the processes of its
-// chain have left /proc.
+// chain have been reaped.
 func gone(t *testing.T, p *nstest.Proc) {
 	t.Helper()
-	var pids []int
-	for pid := p.Cmd.Process.Pid; ; {
-		pids = append(pids, pid)
-		next := nstest.Leaf(pid)
-		if next == pid {
-			break
-		}
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(pid) + "/children")
+	pids := []int{p.Cmd.Process.Pid}
+	for {
+		last := strconv.Itoa(pids[len(pids)-1])
+		b, _ := os.ReadFile("/proc/" + last + "/task/" + last + "/children")
 		f := strings.Fields(string(b))
 		if len(f) == 0 {
 			break
 		}
-		pid, _ = strconv.Atoi(f[0])
+		c, err := strconv.Atoi(f[0])
+		if err != nil {
+			break
+		}
+		pids = append(pids, c)
 	}
 	syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
 	for _, pid := range pids {
@@ -69,7 +75,9 @@ func gone(t *testing.T, p *nstest.Proc) {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		left := 0
 		for _, pid := range pids {
-			if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && !bytes.Contains(b, []byte(") Z ")) {
+			// A zombie still shows its PID namespace: wait until
+			// it is reaped.
+			if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
 				left++
 			}
 		}
@@ -152,6 +160,9 @@ func buildScenario(t *testing.T) *scenario {
 		id := ctrdtest.Uniq("pic" + strconv.Itoa(i))
 		pid := runtest.RuncBundle(t, s.runcRoot, id, o)
 		s.ctrs = append(s.ctrs, id)
+		if i == 0 {
+			s.podUser = nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, pid, "user")}
+		}
 		add(nsrel.TypeUser, chain(t, nstest.NSPath(pid, "user"))...)
 		add(nsrel.TypePID, chain(t, nstest.NSPath(pid, "pid"))...)
 	}
@@ -222,7 +233,8 @@ func TestPicturesOfARealScenario(t *testing.T) {
 	for _, want := range []string{"<td>user:[" + strconv.FormatUint(s.mounted.Ino, 10) + "]", "mount " + s.mountPath + " in mnt:[", "no process; found via fd /proc/",
 		"<td>pid:[" + strconv.FormatUint(s.held.Ino, 10) + "]"} {
 		if !strings.Contains(dom, want) {
-			t.Errorf("the DOM lacks %q", want)
+			i := strings.Index(dom, `<tr id="row-`+graphID(s.held))
+			t.Errorf("the DOM lacks %q; the fd-held namespace's row: %.400s", want, dom[max(i, 0):])
 		}
 	}
 	for _, id := range s.ctrs {
@@ -241,6 +253,39 @@ func TestPicturesOfARealScenario(t *testing.T) {
 			i := strings.Index(dom, `<div id="results">`)
 			t.Errorf("search %q: no result %q in %.600s", q, want, dom[max(i, 0):])
 		}
+	}
+
+	// With the audit history of the first container, from a log that
+	// verifies: the verdict on top, the records in its details.
+	logPath := filepath.Join(t.TempDir(), "log", "audit.jsonl")
+	l, err := audit.Open(logPath, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{s.ctrs[0], "someone-else"} {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: vocab.StageCreateRuntime, ContainerID: id, Verdict: audit.VerdictAllow, Mode: "enforce"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, page, errOut = run(t, tl, "--format", "html", "--container", s.ctrs[0], "--audit-log", logPath)
+	if code != 0 {
+		t.Fatalf("--format html --audit-log: exit %d: %s", code, errOut)
+	}
+	if err := os.WriteFile(report, []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom = string(chromium(t, "--dump-dom", "file://"+report+"#ns="+graphID(s.podUser)))
+	for _, want := range []string{
+		`<div id="audit" class="audit ok">Audit log ` + logPath + `: chain verified: 2 records, seq 1 to 2; 1 records of the shown containers</div>`,
+		"<h2>audit history</h2>", "<td>" + s.ctrs[0] + "</td><td>oci-hook createRuntime</td><td>allow (enforce)</td>",
+	} {
+		if !strings.Contains(dom, want) {
+			i := strings.Index(dom, `<div id="details">`)
+			t.Errorf("the report with --audit-log lacks %q; details: %.1500s", want, dom[max(i, 0):])
+		}
+	}
+	if strings.Contains(dom, "row-"+graphID(s.held)) {
+		t.Errorf("--container shows the fd-held namespace")
 	}
 
 	// A screenshot: a PNG that is not blank.
@@ -322,5 +367,51 @@ func writePictures(t *testing.T, src discover.ContainerSource, dir string, s *sc
 	chromium(t, "--window-size=1500,1100", "--screenshot="+filepath.Join(dir, "report.png"), "file://"+report+"#q=web-0")
 	for _, p := range []string{"graph.png", "report.png"} {
 		checkPNG(t, filepath.Join(dir, p))
+	}
+}
+
+// TestPIDFilter checks that --pid keeps the branches to a process's
+// namespaces, in the trees and in the picture.
+func TestPIDFilter(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.PIDChain(t, 2)
+	users := chain(t, nstest.NSPath(p.Pid, "user"))
+	pids := chain(t, nstest.NSPath(p.Pid, "pid"))
+	nstest.UserChain(t, 1) // a branch --pid leaves out
+	pidArg := strconv.Itoa(p.Pid)
+
+	_, out, _ := run(t, tool(nsrel.TypeUser), "--no-containers", "--pid", pidArg)
+	if got, want := strings.Count(out, "\n"), len(users); got != want {
+		t.Errorf("lsuserns --pid: %d lines, want %d:\n%s", got, want, out)
+	}
+	_, out, _ = run(t, tool(nsrel.TypePID), "--no-containers", "--pid", pidArg)
+	if got, want := strings.Count(out, "\n"), len(pids); got != want {
+		t.Errorf("lspidns --pid: %d lines, want %d:\n%s", got, want, out)
+	}
+	code, out, errOut := run(t, tool(nsrel.TypePID), "--no-containers", "--pid", pidArg, "--format", "dot")
+	if code != 0 {
+		t.Fatalf("--format dot --pid: exit %d: %s", code, errOut)
+	}
+	var want []string
+	for _, i := range users {
+		want = append(want, graphID(nsrel.Name{Type: nsrel.TypeUser, Ino: i}))
+	}
+	for _, i := range pids {
+		want = append(want, graphID(nsrel.Name{Type: nsrel.TypePID, Ino: i}))
+	}
+	var got []string
+	for _, l := range strings.Split(out, "\n") {
+		if id, _, ok := strings.Cut(strings.TrimPrefix(l, "\t\t"), " [id="); ok && strings.HasPrefix(l, "\t\t") {
+			got = append(got, id)
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("--format dot --pid: nodes (-want +got):\n%s", diff)
+	}
+	code, out, _ = run(t, tool(nsrel.TypePID), "--no-containers", "--pid", pidArg, "--format", "svg")
+	if code != 0 || !strings.Contains(out, "<svg") {
+		t.Errorf("--format svg: exit %d, %.200s", code, out)
 	}
 }
