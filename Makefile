@@ -1,4 +1,4 @@
-# nsrel: see README.md. Targets: build, test, bench, demo, deps, lint.
+# nsrel: see README.md. Targets: build, test, bench, demo, deps, lint, pictures.
 GO      ?= go
 BIN     ?= bin
 export NSREL_TOOLS ?= $(HOME)/.cache/nsrel/tools

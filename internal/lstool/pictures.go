@@ -41,7 +41,7 @@ func (p *pictureFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&p.collapse, "collapse", 0, "dot, svg, html: fold runs of at least `N` (2 or more) process-less namespaces without containers into one node")
 	fs.IntVar(&p.pid, "pid", 0, "print only the branches leading to the namespaces of process `PID`")
 	fs.StringVar(&p.auditLog, "audit-log", "", "html: add the history of the shown containers from the nsrel-hook audit log `FILE`, verified first")
-	fs.StringVar(&p.title, "title", "", "dot, svg, html: the report's `title` (default: the command and the host name)")
+	fs.StringVar(&p.title, "title", "", "html: the report's `title` (default: the command and the host name)")
 }
 
 // graphic reports whether the format draws a graph of both types.
