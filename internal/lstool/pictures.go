@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -98,6 +99,14 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 	if p.format == "dot" {
 		return g.DOT(stdout)
 	}
+	if p.auditLog != "" {
+		if err := g.AddHistory(p.auditLog); err != nil {
+			return &pictureError{err}
+		}
+		if !g.Audit.Verified {
+			fmt.Fprintf(stderr, "%s: notice: audit log %s: %s\n", t.Name, g.Audit.Path, g.Audit.Verdict)
+		}
+	}
 	var svg []byte
 	var noSVG string
 	dot, err := exec.LookPath("dot")
@@ -106,13 +115,13 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 		defer cancel()
 		var warnings string
 		svg, warnings, err = g.SVG(ctx, dot)
-		if warnings != "" {
-			fmt.Fprintf(stderr, "%s: notice: dot: %s\n", t.Name, vocab.Escape(firstLine(fmt.Errorf("%s", warnings))))
+		if w, _, _ := strings.Cut(strings.TrimSpace(warnings), "\n"); w != "" {
+			fmt.Fprintf(stderr, "%s: notice: dot: %s\n", t.Name, vocab.Escape(w))
 		}
 	}
 	if err != nil {
 		if p.format == "svg" {
-			return &pictureError{fmt.Errorf("--format svg needs Graphviz: %w", err)}
+			return &pictureError{fmt.Errorf("--format svg: Graphviz: %w", err)}
 		}
 		noSVG = "Graphviz (dot) could not draw it: " + firstLine(err)
 		fmt.Fprintf(stderr, "%s: notice: %s; the report has no picture\n", t.Name, vocab.Escape(noSVG))
@@ -120,14 +129,6 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 	if p.format == "svg" {
 		_, err := stdout.Write(svg)
 		return err
-	}
-	if p.auditLog != "" {
-		if err := g.AddHistory(p.auditLog); err != nil {
-			return &pictureError{err}
-		}
-		if !g.Audit.Verified {
-			fmt.Fprintf(stderr, "%s: notice: audit log %s: %s\n", t.Name, g.Audit.Path, g.Audit.Verdict)
-		}
 	}
 	title := p.title
 	if title == "" {
@@ -137,7 +138,7 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 	return g.HTML(stdout, graph.HTMLOptions{Title: title, SVG: svg, NoSVG: noSVG})
 }
 
-// pictureTypes is the Types of the discovery for the format: both user
+// types is the Types of the discovery for the format: both user
 // and PID namespaces for the graph formats.
 func (p *pictureFlags) types(t nsrel.Type) []nsrel.Type {
 	if p.graphic() {

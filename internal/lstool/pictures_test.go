@@ -415,3 +415,18 @@ func TestPIDFilter(t *testing.T) {
 		t.Errorf("--format svg: exit %d, %.200s", code, out)
 	}
 }
+
+// TestWithoutGraphviz checks the graph formats when dot is not on PATH:
+// svg fails in one line, html is written without the picture and says so.
+func TestWithoutGraphviz(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	code, out, errOut := run(t, tool(nsrel.TypeUser), "--no-containers", "--format", "svg")
+	if code != 1 || out != "" || !strings.Contains(errOut, "lsuserns: --format svg: Graphviz: exec: \"dot\": executable file not found in $PATH\n") {
+		t.Errorf("svg without dot: exit %d, stdout %.100q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut = run(t, tool(nsrel.TypeUser), "--no-containers", "--format", "html")
+	if code != 0 || !strings.Contains(out, "<p>No picture: Graphviz (dot) could not draw it: exec: &#34;dot&#34;: executable file not found in $PATH.") ||
+		!strings.Contains(errOut, "; the report has no picture\n") || !strings.Contains(out, `<tr id="row-user_4026531837"`) {
+		t.Errorf("html without dot: exit %d, stderr %q, stdout %.3000s", code, errOut, out)
+	}
+}
