@@ -19,6 +19,11 @@ var report = template.Must(template.New("report").Funcs(template.FuncMap{
 	"lines": func(n *Node) []string { return n.Lines() },
 }).Parse(reportHTML))
 
+// FitNodes is the most nodes a picture may have to be scaled down to
+// the window when the report opens; a larger one opens at full size, to
+// scroll (the reader can switch).
+const FitNodes = 60
+
 // HTMLOptions controls [Graph.HTML].
 type HTMLOptions struct {
 	// Title heads the page (escaped), e.g. "lsuserns on node-7".
@@ -41,7 +46,8 @@ func (g *Graph) HTML(w io.Writer, o HTMLOptions) error {
 		UserFill     string
 		PIDFill      string
 		CtrPen       string
-	}{vocab.Escape(o.Title), o.NoSVG, template.HTML(inlineSVG(o.SVG)), g, userFill, pidFill, ctrPen})
+		FitNodes     int
+	}{vocab.Escape(o.Title), o.NoSVG, template.HTML(inlineSVG(o.SVG)), g, userFill, pidFill, ctrPen, FitNodes})
 }
 
 // inlineSVG cuts dot's SVG document to its <svg> element: no XML
