@@ -3,6 +3,7 @@ package lstool_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
@@ -35,6 +36,9 @@ type scenario struct {
 	runcRoot string
 	// names are every namespace the picture must show.
 	names []nsrel.Name
+	// nested is the chain of three nested user namespaces, innermost
+	// first, up to the initial one.
+	nested []uint64
 	// ownedByInner is a PID namespace whose owner, inner, is a user
 	// namespace with a child.
 	ownedByInner, inner nsrel.Name
@@ -110,7 +114,8 @@ func buildScenario(t *testing.T) *scenario {
 	}
 
 	nested := nstest.UserChain(t, 3)
-	add(nsrel.TypeUser, chain(t, nstest.NSPath(nested.Pid, "user"))...)
+	s.nested = chain(t, nstest.NSPath(nested.Pid, "user"))
+	add(nsrel.TypeUser, s.nested...)
 
 	// unshare -Urpf makes a user namespace and a PID namespace it owns;
 	// the inner unshare -Ur a child of that user namespace.
@@ -253,6 +258,31 @@ func TestPicturesOfARealScenario(t *testing.T) {
 			i := strings.Index(dom, `<div id="results">`)
 			t.Errorf("search %q: no result %q in %.600s", q, want, dom[max(i, 0):])
 		}
+	}
+
+	// Folded: the nested chain's two process-less user namespaces are one
+	// node, and searching for the inner one finds it.
+	code, page, errOut = run(t, tl, "--format", "html", "--collapse", "2")
+	if code != 0 {
+		t.Fatalf("--format html --collapse 2: exit %d: %s", code, errOut)
+	}
+	if err := os.WriteFile(report, []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	top, inner := s.nested[len(s.nested)-2], s.nested[len(s.nested)-3]
+	dom = string(chromium(t, "--dump-dom", "file://"+report+"#q="+strconv.FormatUint(inner, 10)))
+	folded := fmt.Sprintf("user:[%d] … user:[%d]", top, inner)
+	for _, want := range []string{
+		`<tr id="row-user_` + strconv.FormatUint(top, 10) + `" class="ns user hit" data-id="user_` + strconv.FormatUint(top, 10) + `"><td>` + folded,
+		fmt.Sprintf(`<li class="result" data-id="user_%d">user:[%d] (folded) in user:[%d]</li>`, top, inner, top),
+	} {
+		if !strings.Contains(dom, want) {
+			i := strings.Index(dom, `<div id="results">`)
+			t.Errorf("--collapse 2: the DOM lacks %q; %.800s", want, dom[max(i, 0):])
+		}
+	}
+	if strings.Contains(dom, `<tr id="row-user_`+strconv.FormatUint(inner, 10)) {
+		t.Errorf("--collapse 2: the folded namespace has a row of its own")
 	}
 
 	// With the audit history of the first container, from a log that
