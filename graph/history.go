@@ -8,19 +8,25 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
-// Event is one audit record of a shown container.
+// Event is one audit record of a shown container: the fields of
+// [audit.Record] a reader of the report needs, escaped with [vocab.Escape].
 type Event struct {
-	Seq     uint64 `json:"seq"`
-	Time    string `json:"time"`
-	Source  string `json:"source"`
-	Stage   string `json:"stage"`
-	ID      string `json:"id"`
+	// Seq and Time place the record in the chain.
+	Seq  uint64 `json:"seq"`
+	Time string `json:"time"`
+	// Source is the writer, Stage the event.
+	Source string `json:"source"`
+	Stage  string `json:"stage"`
+	// ID is the container's ID.
+	ID string `json:"id"`
+	// Policy, Mode and Verdict are the decision, when the stage made one.
 	Policy  string `json:"policy,omitempty"`
 	Mode    string `json:"mode,omitempty"`
 	Verdict string `json:"verdict,omitempty"`
 	// Violations are "rule: reason" lines.
 	Violations []string `json:"violations,omitempty"`
-	Error      string   `json:"error,omitempty"`
+	// Error is the record's internal error, if any.
+	Error string `json:"error,omitempty"`
 }
 
 // Audit is what the report says of the audit log it read.
