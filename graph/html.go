@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nsrel/nsrel/internal/vocab"
 )
@@ -13,11 +14,15 @@ import (
 //go:embed report.html
 var reportHTML string
 
-var report = template.Must(template.New("report").Funcs(template.FuncMap{
-	"join":  strings.Join,
-	"procs": procSummary,
-	"lines": func(n *Node) []string { return n.Lines() },
-}).Parse(reportHTML))
+// report is parsed on first use, not when a program that links the
+// package starts (lsuserns printing a text tree never needs it).
+var report = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"join":  strings.Join,
+		"procs": procSummary,
+		"lines": func(n *Node) []string { return n.Lines() },
+	}).Parse(reportHTML))
+})
 
 // FitNodes is the most nodes a picture may have to be scaled down to
 // the window when the report opens; a larger one opens at full size, to
@@ -39,7 +44,7 @@ type HTMLOptions struct {
 // inline, a table of every node, a search box and details on click. It
 // loads nothing: no script, style, font or image from anywhere.
 func (g *Graph) HTML(w io.Writer, o HTMLOptions) error {
-	return report.Execute(w, struct {
+	return report().Execute(w, struct {
 		Title, NoSVG string
 		SVG          template.HTML
 		G            *Graph
