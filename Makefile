@@ -1,5 +1,5 @@
 # nsrel: see README.md. Targets: build, test, bench, demo, deps, lint,
-# doc, install, uninstall, deb.
+# doc, install, uninstall, deb, pictures.
 GO      ?= go
 BIN     ?= bin
 VERSION ?= 0.1.0
@@ -32,7 +32,7 @@ DOCDATE ?= $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
 export NSREL_TOOLS ?= $(HOME)/.cache/nsrel/tools
 TESTFLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build doc install uninstall deb test bench bench-ls bench-hook bench-containerd bench-startup reliability demo deps lint clean
+.PHONY: all build doc install uninstall deb test bench bench-ls bench-hook bench-containerd bench-startup reliability demo deps lint pictures clean
 
 all: build
 
@@ -135,6 +135,13 @@ bench-startup:
 # that must be caught is not.
 reliability:
 	$(GO) run ./bench/reliability -go '$(GO)'
+
+# The pictures of docs/pictures.md (root, Graphviz, Chromium, runc): the
+# real scenario of TestPicturesOfARealScenario drawn by dot and shown by
+# headless Chromium, into docs/pictures/.
+pictures: deps
+	mkdir -p docs/pictures
+	CI=true NSREL_PICTURES=$(CURDIR)/docs/pictures $(GO) test -count=1 -run '^TestPicturesOfARealScenario$$' ./internal/lstool/
 
 # The main job: runc + busybox containers with nsrel-hook, audit log, tree.
 demo: deps

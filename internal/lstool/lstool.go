@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/graph"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
@@ -57,6 +58,7 @@ type config struct {
 	version                      bool
 	container, containerdAddress string
 	timeout                      time.Duration
+	pictureFlags
 }
 
 func (t Tool) flags() (*flag.FlagSet, *config) {
@@ -72,6 +74,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVar(&c.noThreads, "no-threads", false, "do not read the threads of multi-threaded processes")
 	fs.BoolVar(&c.noFDs, "no-fds", false, "do not look for namespaces held by open file descriptors")
 	fs.BoolVar(&c.noMounts, "no-mounts", false, "do not look for namespaces held by bind mounts")
+	c.pictureFlags.register(fs)
 	if t.Type == nsrel.TypeUser {
 		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners (faster; misses a user namespace that only owns such a namespace)")
 	}
@@ -101,6 +104,9 @@ Examples:
   %[1]s --json | jq '.namespaces[] | select(.processes == [])'
   %[1]s --container 3f1c2a     # only the branches to that container
   %[1]s --no-containers        # skip the container lookup
+  %[1]s --pid 4711             # only the branches to that process
+  %[1]s --format html --collapse 3 > ns.html   # a report to open in a browser
+  %[1]s --format dot | dot -Tpng > ns.png      # both hierarchies as a picture
 
 Flags:
 `, t.Name, what, example)
@@ -142,6 +148,10 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "%s: --container needs the container lookup; drop --no-containers\n", t.Name)
 		return 2
 	}
+	if msg := c.pictureFlags.check(c); msg != "" {
+		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, msg)
+		return 2
+	}
 
 	// Containers are listed while /proc is scanned.
 	type listed struct {
@@ -159,12 +169,12 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	}
 
 	m, err := discover.Discover(discover.Options{
-		Types:        []nsrel.Type{t.Type},
+		Types:        c.pictureFlags.types(t.Type),
 		NoThreads:    c.noThreads,
 		NoFDs:        c.noFDs,
 		NoMounts:     c.noMounts,
 		NoOtherTypes: c.noOtherTypes,
-		Comm:         c.json || c.details,
+		Comm:         c.json || c.details || c.format != "text",
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", t.Name, err)
@@ -183,18 +193,26 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		}
 		Annotate(m, l.cs)
 	}
-	if c.container != "" {
-		keep, err := KeepContainer(m, t.Type, c.container)
+	if c.container != "" || c.pid > 0 {
+		var picked []*discover.Namespace
+		if c.container != "" {
+			picked, err = containerNamespaces(m, c.pictureFlags.types(t.Type), c.container)
+		} else {
+			picked, err = pidNamespaces(m, c.pid)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", t.Name, err)
 			return 1
 		}
-		opts.Keep = keep
+		opts.Keep = graph.Branches(picked)
 	}
 
-	if c.json {
+	switch {
+	case c.graphic():
+		err = t.picture(ctx, &c.pictureFlags, m, opts.Keep, stdout, stderr)
+	case c.json || c.format == "json":
 		err = tree.JSON(stdout, m, t.Type, opts)
-	} else {
+	default:
 		err = tree.Text(stdout, m, t.Type, opts)
 	}
 	if errors.Is(err, unix.EPIPE) {
@@ -203,7 +221,11 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: write: %v\n", t.Name, err)
+		what := "write: "
+		if errors.As(err, new(*pictureError)) {
+			what = ""
+		}
+		fmt.Fprintf(stderr, "%s: %s%v\n", t.Name, what, err)
 		return 1
 	}
 	return 0
@@ -318,9 +340,25 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 // container: an exact ID wins, and a prefix shared by several IDs is an
 // error, as is one that matches none.
 func KeepContainer(m *discover.Model, t nsrel.Type, prefix string) (func(*discover.Namespace) bool, error) {
+	picked, err := containerNamespaces(m, []nsrel.Type{t}, prefix)
+	if err != nil {
+		return nil, err
+	}
+	keep := make(map[*discover.Namespace]bool)
+	for _, n := range picked {
+		for a := n; a != nil && !keep[a]; a = a.Parent {
+			keep[a] = true
+		}
+	}
+	return func(n *discover.Namespace) bool { return keep[n] }, nil
+}
+
+// containerNamespaces returns the namespaces of the types of the one
+// container whose ID starts with prefix (see KeepContainer).
+func containerNamespaces(m *discover.Model, types []nsrel.Type, prefix string) ([]*discover.Namespace, error) {
 	matches := make(map[string][]*discover.Namespace)
 	for _, n := range m.Namespaces {
-		if n.Type != t {
+		if !slices.Contains(types, n.Type) {
 			continue
 		}
 		for _, c := range n.Containers {
@@ -344,13 +382,8 @@ func KeepContainer(m *discover.Model, t nsrel.Type, prefix string) (func(*discov
 		slices.Sort(ids)
 		return nil, fmt.Errorf("container ID prefix %q is ambiguous: it matches %s", vocab.Escape(prefix), strings.Join(ids, ", "))
 	}
-	keep := make(map[*discover.Namespace]bool)
 	for _, ns := range matches {
-		for _, n := range ns {
-			for a := n; a != nil && !keep[a]; a = a.Parent {
-				keep[a] = true
-			}
-		}
+		return ns, nil
 	}
-	return func(n *discover.Namespace) bool { return keep[n] }, nil
+	return nil, nil
 }

@@ -104,6 +104,15 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"pid tool has no --no-other-types", []string{"--no-other-types"}, 2, "", "unknown flag --no-other-types"},
 		{"argument", []string{"extra"}, 2, "", `unexpected argument "extra"`},
 		{"conflict", []string{"--no-containers", "--container", "x"}, 2, "", "--container needs the container lookup"},
+		{"bad format", []string{"--format", "png"}, 2, "", `--format "png": want text, json, dot, svg or html`},
+		{"json and dot", []string{"--json", "--format", "dot"}, 2, "", "--json and --format dot contradict each other"},
+		{"collapse 1", []string{"--format", "dot", "--collapse", "1"}, 2, "", "--collapse: want 0 (off) or 2 or more"},
+		{"negative pid", []string{"--pid", "-3"}, 2, "", "--pid: want a process ID"},
+		{"pid and container", []string{"--pid", "1", "--container", "x"}, 2, "", "--pid and --container: give one"},
+		{"audit log without html", []string{"--audit-log", "/x", "--format", "svg"}, 2, "", "--audit-log needs --format html"},
+		{"missing audit log", []string{"--no-containers", "--format", "html", "--audit-log", "/nonexistent/audit.jsonl"}, 1, "",
+			"lsuserns: audit log: audit: open /nonexistent: no such file or directory\n"},
+		{"gone pid", []string{"--no-containers", "--pid", "2147483647"}, 1, "", "lsuserns: --pid 2147483647: stat /proc/2147483647/ns/user: no such file or directory\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			typ := nsrel.TypeUser

@@ -1,0 +1,263 @@
+package graph_test
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/graph"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// synthetic builds a host: the initial user and PID namespaces, users
+// user namespaces below (a chain of depth 3 every tenth, the rest
+// children of the initial one), each with a PID namespace it owns,
+// procs processes spread over them, and a container in every fifth.
+func synthetic(users, procs int) *discover.Model {
+	m := discover.NewModel()
+	ino := uint64(4026532000)
+	root := &discover.Namespace{Type: nsrel.TypeUser, Ino: 4026531837, OwnerUID: 0, OwnerName: "root"}
+	proot := &discover.Namespace{Type: nsrel.TypePID, Ino: 4026531836, Owner: root, OwnerUID: -1}
+	m.Add(root)
+	m.Add(proot)
+	var spaces [][2]*discover.Namespace
+	parent := root
+	for i := 0; i < users; i++ {
+		if i%10 == 0 {
+			parent = root
+		}
+		ino++
+		u := &discover.Namespace{Type: nsrel.TypeUser, Ino: ino, Parent: parent, Owner: parent, OwnerUID: 1000 + int64(i)}
+		ino++
+		p := &discover.Namespace{Type: nsrel.TypePID, Ino: ino, Parent: proot, Owner: u, OwnerUID: -1}
+		m.Add(u)
+		m.Add(p)
+		if i%10 < 2 {
+			parent = u // a chain of three: i%10 == 0, 1, 2
+		}
+		if i%5 == 0 {
+			id := strconv.Itoa(i)
+			c := discover.Container{ID: "ctr-" + id, Engine: "runc", PID: 100000 + i, Name: "default/web-" + id}
+			u.Containers = append(u.Containers, c)
+			p.Containers = append(p.Containers, c)
+		}
+		spaces = append(spaces, [2]*discover.Namespace{u, p})
+	}
+	for pid := 1; pid <= procs; pid++ {
+		pr := discover.Process{PID: pid, Comm: "proc" + strconv.Itoa(pid%17)}
+		if pid%2 == 0 || len(spaces) == 0 {
+			root.Processes = append(root.Processes, pr)
+			proot.Processes = append(proot.Processes, pr)
+			continue
+		}
+		s := spaces[pid%len(spaces)]
+		s[0].Processes = append(s[0].Processes, pr)
+		s[1].Processes = append(s[1].Processes, pr)
+	}
+	for _, n := range m.Namespaces {
+		if len(n.Processes) == 0 {
+			n.FoundVia = []discover.Found{{Via: discover.ViaFD, PID: 1, Path: "/proc/1/fd/3"}}
+		} else {
+			n.FoundVia = []discover.Found{{Via: discover.ViaProcess, PID: n.Processes[0].PID}}
+		}
+	}
+	m.Link()
+	return m
+}
+
+// chainModel is a user namespace chain of depth below the initial one,
+// with a process only in the last; the PID namespace of that process is
+// owned by the namespace in the middle.
+func chainModel(depth int) *discover.Model {
+	m := discover.NewModel()
+	root := &discover.Namespace{Type: nsrel.TypeUser, Ino: 100, OwnerUID: 0, OwnerName: "root", Processes: []discover.Process{{PID: 1, Comm: "init"}}}
+	m.Add(root)
+	prev, all := root, []*discover.Namespace{root}
+	for i := 1; i <= depth; i++ {
+		u := &discover.Namespace{Type: nsrel.TypeUser, Ino: 100 + uint64(i), Parent: prev, Owner: prev, OwnerUID: 0,
+			FoundVia: []discover.Found{{Via: discover.ViaParent, Of: "user:[" + strconv.Itoa(101+i) + "]"}}}
+		m.Add(u)
+		prev = u
+		all = append(all, u)
+	}
+	prev.Processes = []discover.Process{{PID: 42, Comm: "sleep"}}
+	prev.FoundVia = []discover.Found{{Via: discover.ViaProcess, PID: 42}}
+	p := &discover.Namespace{Type: nsrel.TypePID, Ino: 200, Owner: all[depth/2], OwnerUID: -1, Processes: prev.Processes}
+	m.Add(p)
+	m.Link()
+	return m
+}
+
+func TestCollapse(t *testing.T) {
+	m := chainModel(6)
+	g := graph.Build(m, graph.Options{})
+	if len(g.Nodes) != 8 || g.Namespaces != 8 {
+		t.Fatalf("without collapse: %d nodes, %d namespaces; want 8", len(g.Nodes), g.Namespaces)
+	}
+	g = graph.Build(m, graph.Options{Collapse: 3})
+	var ids []string
+	for _, n := range g.Nodes {
+		ids = append(ids, n.ID)
+	}
+	// user:[101] to user:[105] have no process and one child: folded.
+	if diff := cmp.Diff([]string{"user_100", "user_101", "user_106", "pid_200"}, ids); diff != "" {
+		t.Fatalf("nodes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]uint64{101, 102, 103, 104, 105}, g.Nodes[1].Chain); diff != "" {
+		t.Errorf("chain (-want +got):\n%s", diff)
+	}
+	want := []graph.Edge{{"user_100", "user_101", "parent"}, {"user_101", "user_106", "parent"}, {"pid_200", "user_101", "owner"}}
+	if diff := cmp.Diff(want, g.Edges); diff != "" {
+		t.Errorf("edges (-want +got):\n%s", diff)
+	}
+	if got := g.Nodes[1].Lines()[:2]; got[0] != "user:[101] … user:[105]" || got[1] != "5 process-less user namespaces" {
+		t.Errorf("folded label %q", got)
+	}
+	// A run shorter than Collapse stays.
+	if g := graph.Build(m, graph.Options{Collapse: 6}); len(g.Nodes) != 8 {
+		t.Errorf("collapse 6 of a run of 5: %d nodes, want 8", len(g.Nodes))
+	}
+}
+
+func TestBranches(t *testing.T) {
+	m := synthetic(30, 100)
+	var picked []*discover.Namespace
+	for _, n := range m.Namespaces {
+		for _, c := range n.Containers {
+			if c.ID == "ctr-20" {
+				picked = append(picked, n)
+			}
+		}
+	}
+	g := graph.Build(m, graph.Options{Keep: graph.Branches(picked)})
+	var names []string
+	for _, n := range g.Nodes {
+		names = append(names, n.Name)
+	}
+	// ctr-20's user namespace is the top of a chain; its PID namespace
+	// is a child of the initial one, owned by it.
+	want := []string{"user:[4026531837]", "user:[4026532041]", "pid:[4026531836]", "pid:[4026532042]"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("nodes (-want +got):\n%s", diff)
+	}
+}
+
+// hostile is a model whose container and process names try to break out
+// of DOT strings and HTML.
+func hostile() *discover.Model {
+	m := chainModel(1)
+	evil := "\"];x->y [label=\"</script><script src=\"https://evil.example/x.js\"></script>\\\x1b[31m"
+	for _, n := range m.Namespaces {
+		if len(n.Processes) > 0 {
+			n.Containers = []discover.Container{{ID: evil, Engine: "runc", PID: 42, Name: "ns/" + evil}}
+			n.Processes = []discover.Process{{PID: 42, Comm: evil}}
+		}
+	}
+	return m
+}
+
+// dotSVG runs dot on g and fails on a warning.
+func dotSVG(t *testing.T, g *graph.Graph) []byte {
+	t.Helper()
+	dot := nstest.RequireCmd(t, "dot")
+	svg, warnings, err := g.SVG(context.Background(), dot)
+	if err != nil || warnings != "" {
+		t.Fatalf("dot -Tsvg: %v; stderr: %s", err, warnings)
+	}
+	return svg
+}
+
+func TestDOTThroughGraphviz(t *testing.T) {
+	for name, m := range map[string]*discover.Model{"synthetic": synthetic(40, 300), "hostile": hostile(), "chain": chainModel(5)} {
+		t.Run(name, func(t *testing.T) {
+			g := graph.Build(m, graph.Options{Collapse: 3})
+			var b bytes.Buffer
+			if err := g.DOT(&b); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(b.String(), "\x1b") {
+				t.Errorf("DOT has a raw control character:\n%s", b.String())
+			}
+			svg := dotSVG(t, g)
+			for _, n := range g.Nodes {
+				if !bytes.Contains(svg, []byte(`<g id="`+n.ID+`" class="node">`)) {
+					t.Errorf("SVG has no node %s", n.ID)
+				}
+			}
+			// Nothing a name holds became a node or an edge of its own.
+			if nodes, edges := bytes.Count(svg, []byte(`class="node"`)), bytes.Count(svg, []byte(`class="edge"`)); nodes != len(g.Nodes) || edges != len(g.Edges) {
+				t.Errorf("SVG has %d nodes and %d edges, want %d and %d", nodes, edges, len(g.Nodes), len(g.Edges))
+			}
+		})
+	}
+}
+
+// networkRef finds anything in a page that would load from elsewhere.
+var networkRef = regexp.MustCompile(`(?i)(src|href|action|poster|srcset)\s*=\s*["']?\s*(https?:|//|ftp:)|url\(|@import|@font-face|<link\b|<iframe\b`)
+
+func TestHTMLSelfContained(t *testing.T) {
+	g := graph.Build(hostile(), graph.Options{})
+	var b bytes.Buffer
+	if err := g.HTML(&b, graph.HTMLOptions{Title: "test <b>", SVG: dotSVG(t, g)}); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	if loc := networkRef.FindStringIndex(page); loc != nil {
+		t.Errorf("network reference in the report: %q", page[max(0, loc[0]-40):min(len(page), loc[1]+40)])
+	}
+	for _, bad := range []string{"<script src", "</script><script", "\x1b", "<!DOCTYPE svg", "<?xml", "test <b>"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("report contains %q", bad)
+		}
+	}
+	if n := strings.Count(page, "<script"); n != 2 {
+		t.Errorf("%d script elements, want 2 (the data and the code)", n)
+	}
+}
+
+// BenchmarkLargeHost renders a synthetic host of 2,000 processes in 150
+// user namespaces (and 150 PID namespaces), every output but the SVG.
+func BenchmarkLargeHost(b *testing.B) {
+	m := synthetic(150, 2000)
+	b.Run("build", func(b *testing.B) {
+		for b.Loop() {
+			graph.Build(m, graph.Options{Collapse: 3})
+		}
+	})
+	g := graph.Build(m, graph.Options{Collapse: 3})
+	var buf bytes.Buffer
+	b.Run("dot", func(b *testing.B) {
+		for b.Loop() {
+			buf.Reset()
+			g.DOT(&buf)
+		}
+		b.ReportMetric(float64(buf.Len()), "bytes")
+	})
+	b.Run("html", func(b *testing.B) {
+		for b.Loop() {
+			buf.Reset()
+			g.HTML(&buf, graph.HTMLOptions{NoSVG: "benchmark"})
+		}
+		b.ReportMetric(float64(buf.Len()), "bytes")
+	})
+	// dot itself, once per iteration: what --format svg and html add.
+	b.Run("svg", func(b *testing.B) {
+		dot := nstest.RequireCmd(b, "dot")
+		var n int
+		for b.Loop() {
+			svg, warnings, err := g.SVG(context.Background(), dot)
+			if err != nil || warnings != "" {
+				b.Fatalf("dot: %v %s", err, warnings)
+			}
+			n = len(svg)
+		}
+		b.ReportMetric(float64(n), "bytes")
+	})
+}

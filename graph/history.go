@@ -1,0 +1,101 @@
+package graph
+
+import (
+	"fmt"
+	"io/fs"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+// Event is one audit record of a shown container: the fields of
+// [audit.Record] a reader of the report needs, escaped with [vocab.Escape].
+type Event struct {
+	// Seq and Time place the record in the chain.
+	Seq  uint64 `json:"seq"`
+	Time string `json:"time"`
+	// Source is the writer, Stage the event.
+	Source string `json:"source"`
+	Stage  string `json:"stage"`
+	// ID is the container's ID.
+	ID string `json:"id"`
+	// Policy, Mode and Verdict are the decision, when the stage made one.
+	Policy  string `json:"policy,omitempty"`
+	Mode    string `json:"mode,omitempty"`
+	Verdict string `json:"verdict,omitempty"`
+	// Violations are "rule: reason" lines.
+	Violations []string `json:"violations,omitempty"`
+	// Error is the record's internal error, if any.
+	Error string `json:"error,omitempty"`
+}
+
+// Audit is what the report says of the audit log it read.
+type Audit struct {
+	// Path is the log as given.
+	Path string `json:"path"`
+	// Verified is true when the chain held; Verdict says so in words
+	// ("chain verified: 12 records, seq 1 to 12" or the first problem).
+	Verified bool   `json:"verified"`
+	Verdict  string `json:"verdict"`
+	// Records counts the records of the shown containers.
+	Records int `json:"records"`
+}
+
+// AddHistory verifies the audit log at path (with its rotated files, as
+// nsrel-hook verify does) and then attaches the records of every shown
+// container to the nodes it lives on. A chain that does not verify is
+// still read, and the verdict says what is wrong; an error is returned
+// only when the log cannot be read at all.
+func (g *Graph) AddHistory(path string) error {
+	files, err := audit.Files(path)
+	if err == nil && len(files) == 0 {
+		err = &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
+	}
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	snap, err := audit.SnapshotFiles(files)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer snap.Close()
+	a := &Audit{Path: vocab.Escape(path)}
+	sum, verr := audit.VerifySnapshot(snap, audit.VerifyOptions{Partial: true})
+	if verr != nil {
+		a.Verdict = "chain NOT verified: " + vocab.Escape(vocab.OneLine(verr))
+	} else {
+		a.Verified = true
+		a.Verdict = fmt.Sprintf("chain verified: %d records, seq %d to %d", sum.Records, sum.FirstSeq, sum.LastSeq)
+	}
+	byID := make(map[string][]*Node)
+	for _, n := range g.Nodes {
+		for _, c := range n.Containers {
+			byID[c.ID] = append(byID[c.ID], n)
+		}
+	}
+	for l, err := range snap.Lines() {
+		if err != nil {
+			break
+		}
+		r, err := audit.Decode(l.Data)
+		if err != nil {
+			continue
+		}
+		nodes := byID[vocab.Escape(r.ContainerID)]
+		if len(nodes) == 0 {
+			continue
+		}
+		a.Records++
+		e := Event{Seq: r.Seq, Time: vocab.Escape(r.Time), Source: vocab.Escape(r.Source), Stage: vocab.Escape(r.Stage),
+			ID: vocab.Escape(r.ContainerID), Policy: vocab.Escape(r.Policy), Mode: vocab.Escape(r.Mode),
+			Verdict: vocab.Escape(r.Verdict), Error: vocab.Escape(r.Error)}
+		for _, v := range r.Violations {
+			e.Violations = append(e.Violations, vocab.Escape(v.Rule+": "+v.Reason))
+		}
+		for _, n := range nodes {
+			n.History = append(n.History, e)
+		}
+	}
+	g.Audit = a
+	return nil
+}

@@ -1,0 +1,148 @@
+package lstool
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/graph"
+	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// DotTimeout bounds dot(1)'s run for --format svg and html.
+const DotTimeout = time.Minute
+
+// pictureError is a failure of a graph format other than writing the
+// output: dot failed, the audit log could not be read.
+type pictureError struct{ err error }
+
+func (e *pictureError) Error() string { return vocab.Printable(e.err.Error()) }
+func (e *pictureError) Unwrap() error { return e.err }
+
+// pictureFlags are the flags of the graph formats (docs/pictures.md).
+type pictureFlags struct {
+	format   string
+	collapse int
+	pid      int
+	auditLog string
+	title    string
+}
+
+func (p *pictureFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.format, "format", "text", "output `format`: text, json, dot (Graphviz), svg (runs dot) or html (a self-contained report); dot, svg and html draw user and PID namespaces together")
+	fs.IntVar(&p.collapse, "collapse", 0, "dot, svg, html: fold runs of at least `N` (2 or more) process-less namespaces without containers into one node")
+	fs.IntVar(&p.pid, "pid", 0, "print only the branches leading to the namespaces of process `PID`")
+	fs.StringVar(&p.auditLog, "audit-log", "", "html: add the history of the shown containers from the nsrel-hook audit log `FILE`, verified first")
+	fs.StringVar(&p.title, "title", "", "html: the report's `title` (default: the command and the host name)")
+}
+
+// graphic reports whether the format draws a graph of both types.
+func (p *pictureFlags) graphic() bool {
+	return p.format == "dot" || p.format == "svg" || p.format == "html"
+}
+
+// check returns a usage error, or "".
+func (p *pictureFlags) check(c *config) string {
+	switch p.format {
+	case "text", "json", "dot", "svg", "html":
+	default:
+		return fmt.Sprintf("--format %q: want text, json, dot, svg or html", vocab.Escape(p.format))
+	}
+	switch {
+	case c.json && p.format != "text" && p.format != "json":
+		return "--json and --format " + p.format + " contradict each other"
+	case p.collapse == 1 || p.collapse < 0:
+		return "--collapse: want 0 (off) or 2 or more"
+	case p.pid < 0:
+		return "--pid: want a process ID"
+	case p.pid > 0 && c.container != "":
+		return "--pid and --container: give one"
+	case p.auditLog != "" && p.format != "html":
+		return "--audit-log needs --format html"
+	}
+	return ""
+}
+
+// pidNamespaces returns the user and PID namespaces of process pid that
+// the model holds.
+func pidNamespaces(m *discover.Model, pid int) ([]*discover.Namespace, error) {
+	var out []*discover.Namespace
+	for _, link := range []string{"user", "pid"} {
+		var st unix.Stat_t
+		path := fmt.Sprintf("/proc/%d/ns/%s", pid, link)
+		if err := unix.Stat(path, &st); err != nil {
+			return nil, fmt.Errorf("--pid %d: %w", pid, &os.PathError{Op: "stat", Path: path, Err: err})
+		}
+		if n := m.Namespaces[discover.Key{Dev: st.Dev, Ino: st.Ino}]; n != nil {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--pid %d: its namespaces appeared after the scan; run again", pid)
+	}
+	return out, nil
+}
+
+// picture writes the graph formats. keep is the --container or --pid
+// filter (nil: everything).
+func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, keep func(*discover.Namespace) bool, stdout, stderr io.Writer) error {
+	g := graph.Build(m, graph.Options{Keep: keep, Collapse: p.collapse})
+	if p.format == "dot" {
+		return g.DOT(stdout)
+	}
+	if p.auditLog != "" {
+		if err := g.AddHistory(p.auditLog); err != nil {
+			return &pictureError{err}
+		}
+		if !g.Audit.Verified {
+			fmt.Fprintf(stderr, "%s: notice: audit log %s: %s\n", t.Name, g.Audit.Path, g.Audit.Verdict)
+		}
+	}
+	var svg []byte
+	var noSVG string
+	dot, err := exec.LookPath("dot")
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, DotTimeout)
+		defer cancel()
+		var warnings string
+		svg, warnings, err = g.SVG(ctx, dot)
+		if w, _, _ := strings.Cut(strings.TrimSpace(warnings), "\n"); w != "" {
+			fmt.Fprintf(stderr, "%s: notice: dot: %s\n", t.Name, vocab.Escape(w))
+		}
+	}
+	if err != nil {
+		if p.format == "svg" {
+			return &pictureError{fmt.Errorf("--format svg: Graphviz: %w", err)}
+		}
+		noSVG = "Graphviz (dot) could not draw it: " + firstLine(err)
+		fmt.Fprintf(stderr, "%s: notice: %s; the report has no picture\n", t.Name, vocab.Escape(noSVG))
+	}
+	if p.format == "svg" {
+		_, err := stdout.Write(svg)
+		return err
+	}
+	title := p.title
+	if title == "" {
+		host, _ := os.Hostname()
+		title = "nsrel " + t.Name + " on " + host
+	}
+	return g.HTML(stdout, graph.HTMLOptions{Title: title, SVG: svg, NoSVG: noSVG})
+}
+
+// types is the Types of the discovery for the format: both user
+// and PID namespaces for the graph formats.
+func (p *pictureFlags) types(t nsrel.Type) []nsrel.Type {
+	if p.graphic() {
+		return []nsrel.Type{nsrel.TypeUser, nsrel.TypePID}
+	}
+	return []nsrel.Type{t}
+}
