@@ -76,6 +76,7 @@ install: doc
 	for u in nsrel-watch.service nsrel-nri.service; do \
 		$(SUBST) config/containerd/$$u > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u && chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/pictures && install -m 0644 docs/pictures/*.png $(DESTDIR)$(DOCDIR)/pictures/
 	for f in hook.json hook-enforce.json hook-enforce-cri.json; do [ -e $(DESTDIR)$(SYSCONFDIR)/nsrel/$$f ] || \
 		install -m 0644 $(DESTDIR)$(DATADIR)/nsrel/$$f $(DESTDIR)$(SYSCONFDIR)/nsrel/$$f || exit 1; done
 	[ -e $(DESTDIR)$(SYSCONFDIR)/nsrel/containerd-base-spec.json ] || \
