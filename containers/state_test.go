@@ -212,14 +212,15 @@ func TestMerge(t *testing.T) {
 	}
 }
 
-// TestStateSourcePodman finds a podman container as a podman container.
+// TestStateSourcePodman finds a podman container as a podman container,
+// with the name podman's storage has for it.
 func TestStateSourcePodman(t *testing.T) {
 	id, pid, runcRoot := runtest.Podman(t)
 	got, err := (&StateSource{Roots: []Root{{EngineRunc, runcRoot}}}).List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []discover.Container{{ID: id, Engine: EnginePodman, PID: pid}}
+	want := []discover.Container{{ID: id, Engine: EnginePodman, PID: pid, Name: runtest.PodmanName()}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
