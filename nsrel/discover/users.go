@@ -3,6 +3,7 @@ package discover
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -19,28 +20,41 @@ const maxGetentArgs = 512
 // getentTimeout bounds the name service's answer (a slow LDAP server).
 const getentTimeout = 2 * time.Second
 
-// lookupUsers returns the names of uids. With path "" it asks the
-// system's name service through getent(1) passwd, so that every NSS module
-// (files, LDAP through SSSD, extrausers, systemd) answers as it does for
-// ls and lsns, whether or not the binary was built with cgo; when getent
-// cannot be run it reads /etc/passwd. With a path it reads only that
-// passwd file. A UID without a name is left out: owners then show as
-// numbers.
+// lookupUsers returns the names of uids. With path "" it reads
+// /etc/passwd and asks the system's name service, through getent(1)
+// passwd, for the UIDs that file does not name, so that every NSS module
+// (LDAP through SSSD, extrausers, systemd's dynamic users) answers as it
+// does for ls and lsns, whether or not the binary was built with cgo; a
+// host whose owners are all in /etc/passwd runs nothing. With a path it
+// reads only that passwd file. A UID without a name is left out: owners
+// then show as numbers.
 func lookupUsers(path string, uids []uint32) map[uint32]string {
 	if len(uids) == 0 {
 		return map[uint32]string{}
 	}
-	if path == "" {
-		if users, ok := getent(uids); ok {
-			return users
+	file := path
+	if file == "" {
+		file = "/etc/passwd"
+	}
+	users := map[uint32]string{}
+	if data, err := os.ReadFile(file); err == nil {
+		users = parsePasswd(data)
+	}
+	if path != "" {
+		return users
+	}
+	var missing []uint32
+	for _, u := range uids {
+		if _, ok := users[u]; !ok {
+			missing = append(missing, u)
 		}
-		path = "/etc/passwd"
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return map[uint32]string{}
+	if len(missing) > 0 {
+		if more, ok := getent(missing); ok {
+			maps.Copy(users, more)
+		}
 	}
-	return parsePasswd(data)
+	return users
 }
 
 // getent asks getent(1) passwd for uids; false when it cannot be run or
