@@ -72,8 +72,9 @@ func readPodmanNames(path string, owner uint32) map[string]string {
 	return names
 }
 
-// AddDockerNames fills in the names of Docker's containers (engine
-// containerd, namespace moby) that have none, from the container configs
+// AddDockerNames fills in the names of Docker's containers (containerd
+// namespace moby, found through containerd or recorded in the audit log
+// by the event recorder) that have none, from the container configs
 // Docker keeps below root (DATA-ROOT/containers/ID/config.v2.json, "Name"
 // without its leading "/"); root "" means [DefaultDockerRoot]. Only files
 // owned by root are believed. Containers of other engines, and those
@@ -84,7 +85,7 @@ func AddDockerNames(cs []discover.Container, root string) {
 		root = DefaultDockerRoot
 	}
 	for i, c := range cs {
-		if c.Name != "" || c.Engine != EngineContainerd || c.Namespace != "moby" || !validID.MatchString(c.ID) {
+		if c.Name != "" || (c.Engine != EngineContainerd && c.Engine != EngineAuditLog) || c.Namespace != "moby" || !validID.MatchString(c.ID) {
 			continue
 		}
 		data, owner, err := readLimited(filepath.Join(root, "containers", c.ID, "config.v2.json"), MaxNamesFile)

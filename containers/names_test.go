@@ -92,9 +92,12 @@ func TestAddDockerNames(t *testing.T) {
 		{ID: c, Engine: EngineContainerd, Namespace: "moby", PID: 5},
 		{ID: "../" + a, Engine: EngineContainerd, Namespace: "moby", PID: 6},
 		{ID: "dddd", Engine: EngineContainerd, Namespace: "moby", PID: 7},
+		{ID: a, Engine: EngineAuditLog, Namespace: "moby", PID: 8},
+		{ID: a, Engine: EngineRunc, PID: 9},
 	}
 	want := append([]discover.Container(nil), cs...)
 	want[0].Name = "web"
+	want[7].Name = "web"
 	AddDockerNames(cs, root)
 	if diff := cmp.Diff(want, cs); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
