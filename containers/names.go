@@ -56,10 +56,20 @@ func readPodmanNames(path string, owner uint32) map[string]string {
 	if err != nil || (fileOwner != 0 && fileOwner != owner) {
 		return nil
 	}
-	var list []struct {
-		ID    string   `json:"id"`
-		Names []string `json:"names"`
-	}
+	return parsePodmanNames(data)
+}
+
+// storageContainer is what is read of a container in containers.json.
+type storageContainer struct {
+	ID    string   `json:"id"`
+	Names []string `json:"names"`
+}
+
+// parsePodmanNames decodes containers/storage's containers.json (a list
+// of {"id", "names", ...}) into an ID to first name map; nil if it does
+// not decode.
+func parsePodmanNames(data []byte) map[string]string {
+	var list []storageContainer
 	if json.Unmarshal(data, &list) != nil {
 		return nil
 	}

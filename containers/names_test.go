@@ -1,8 +1,10 @@
 package containers
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -73,6 +75,31 @@ func TestPodmanStoreName(t *testing.T) {
 	if len(p) != 1 {
 		t.Errorf("%d storages cached, want 1", len(p))
 	}
+}
+
+// FuzzParsePodmanNames checks that every name returned is the first,
+// non-empty name of a listed container.
+func FuzzParsePodmanNames(f *testing.F) {
+	f.Add([]byte(`[{"id":"b1db","names":["myweb","alias"],"image":"","layer":"b0fa","metadata":"{}","flags":{}}]`))
+	f.Add([]byte(`[{"id":"x","names":[]},{"id":"y","names":[""]},{"id":"x","names":["dup"]}]`))
+	f.Add([]byte(`{"id":"x"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		names := parsePodmanNames(data)
+		var list []storageContainer
+		if json.Unmarshal(data, &list) != nil {
+			if names != nil {
+				t.Fatalf("names %v from input that does not decode", names)
+			}
+			return
+		}
+		for id, name := range names {
+			if name == "" || !slices.ContainsFunc(list, func(c storageContainer) bool {
+				return c.ID == id && len(c.Names) > 0 && c.Names[0] == name
+			}) {
+				t.Fatalf("name %q for %q not in %s", name, id, data)
+			}
+		}
+	})
 }
 
 // TestAddDockerNames names Docker containers from configs laid out as
