@@ -182,4 +182,9 @@ func TestTreesWithoutContainerd(t *testing.T) {
 	if n := strings.Count(stderr, "containerd"); n != 1 {
 		t.Errorf("want one notice about containerd, got:\n%s", stderr)
 	}
+	// The podman container by its name.
+	out, _ := runTool(t, env, "lsuserns", append(args, "--container", runtest.PodmanName())...)
+	if label := "podman " + pmID[:12] + " (" + runtest.PodmanName() + ")"; !strings.Contains(out, label) {
+		t.Errorf("lsuserns --container %s: no %q:\n%s", runtest.PodmanName(), label, out)
+	}
 }
