@@ -19,7 +19,8 @@ func TestKeepContainer(t *testing.T) {
 	a := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 100, Parent: top,
 		Containers: []discover.Container{{ID: "web-1"}, {ID: "abc1230000000000", Name: "shop/web-0/app"}, {ID: "f00d000000000000", Name: "shop/web-0"}}}
 	b := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 200, Parent: top,
-		Containers: []discover.Container{{ID: "web-10"}, {ID: "abd4560000000000", Name: "shop/web-1/app"}, {ID: "dbdb000000000000", Name: "db"}, {ID: "e0e0000000000000", Name: "web-1"}}}
+		Containers: []discover.Container{{ID: "web-10"}, {ID: "abd4560000000000", Name: "shop/web-1/app"}, {ID: "dbdb000000000000", Name: "db"}, {ID: "e0e0000000000000", Name: "web-1"},
+			{ID: "1111000000000000", Name: "twin"}, {ID: "2222000000000000", Name: "twin"}}}
 	for _, n := range []*discover.Namespace{top, a, b} {
 		m.Add(n)
 	}
@@ -53,6 +54,7 @@ func TestKeepContainer(t *testing.T) {
 		{"shop/web-1", []uint64{top.Ino, 200}, ""},
 		{"app", nil, `container name "app" is ambiguous: it matches shop/web-0/app, shop/web-1/app`},
 		{"f00d", []uint64{top.Ino, 100}, ""},
+		{"twin", nil, `container name "twin" is ambiguous: containers 1111000000000000, 2222000000000000 have it`},
 		{"\x1b[31m", nil, `"\\x1b[31m"`},
 	} {
 		keep, err := lstool.KeepContainer(m, nsrel.TypeUser, tc.prefix)

@@ -335,6 +335,7 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 func KeepContainer(m *discover.Model, t nsrel.Type, arg string) (func(*discover.Namespace) bool, error) {
 	byID := make(map[string][]*discover.Namespace)
 	byName := make(map[string][]*discover.Namespace)
+	named := make(map[string][]*discover.Namespace) // IDs with a name that is not a pod's
 	prefixed := make(map[string][]*discover.Namespace)
 	for _, n := range m.Namespaces {
 		if n.Type != t {
@@ -347,6 +348,9 @@ func KeepContainer(m *discover.Model, t nsrel.Type, arg string) (func(*discover.
 			for _, k := range nameKeys(c.Name) {
 				if k.key == arg {
 					byName[k.group] = append(byName[k.group], n)
+					if !k.pod {
+						named[c.ID] = append(named[c.ID], n)
+					}
 				}
 			}
 			if strings.HasPrefix(c.ID, arg) {
@@ -361,6 +365,9 @@ func KeepContainer(m *discover.Model, t nsrel.Type, arg string) (func(*discover.
 		matches = byID
 	case len(byName) > 1:
 		return nil, fmt.Errorf("container name %q is ambiguous: it matches %s", q, sortedKeys(byName))
+	case len(named) > 1:
+		// nerdctl, for one, lets containers share a name.
+		return nil, fmt.Errorf("container name %q is ambiguous: containers %s have it", q, sortedKeys(named))
 	case len(byName) == 1:
 		matches = byName
 	case len(prefixed) > 1:
@@ -382,8 +389,12 @@ func KeepContainer(m *discover.Model, t nsrel.Type, arg string) (func(*discover.
 }
 
 // nameKey is a name a container answers to, and what it selects: the
-// container's full name, or its Kubernetes pod.
-type nameKey struct{ key, group string }
+// container's full name, or (pod) its Kubernetes pod, whose containers it
+// selects together.
+type nameKey struct {
+	key, group string
+	pod        bool
+}
 
 // nameKeys returns the names a container named name answers to. A
 // Kubernetes container "ns/pod/ctr" answers to that, "pod/ctr" and "ctr",
@@ -398,11 +409,11 @@ func nameKeys(name string) []nameKey {
 	switch len(parts) {
 	case 3:
 		pod := parts[0] + "/" + parts[1]
-		return []nameKey{{name, name}, {parts[1] + "/" + parts[2], name}, {parts[2], name}, {pod, pod}, {parts[1], pod}}
+		return []nameKey{{name, name, false}, {parts[1] + "/" + parts[2], name, false}, {parts[2], name, false}, {pod, pod, true}, {parts[1], pod, true}}
 	case 2:
-		return []nameKey{{name, name}, {parts[1], name}}
+		return []nameKey{{name, name, true}, {parts[1], name, true}}
 	default:
-		return []nameKey{{name, name}}
+		return []nameKey{{name, name, false}}
 	}
 }
 
