@@ -323,9 +323,14 @@ func TestQuietAndOnce(t *testing.T) {
 	if code != 0 || strings.Contains(errOut, "containers:") {
 		t.Fatalf("exit %d, stderr %q; want no notice about containers", code, errOut)
 	}
+	want := " containers: containerd k8s.io/" + id[:12] + " (pod shop/web-0, container app)"
 	line, _ := lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, p.Pid, "user")})
-	if want := " containers: containerd k8s.io/" + id[:12] + " (pod shop/web-0, container app)"; !strings.HasSuffix(line, want) {
+	if !strings.HasSuffix(line, want) {
 		t.Errorf("line %q, want the container once: %q", line, want)
+	}
+	_, out, _ = run(t, tool(nsrel.TypeUser, daemon, local, missing), "--details")
+	if line, _ := lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, p.Pid, "user")}); !strings.Contains(line, want+"; processes: ") {
+		t.Errorf("--details: line %q, want the container once: %q", line, want)
 	}
 	notice := "lsuserns: notice: containers: containerd: no socket at /run/containerd/containerd.sock (not running?): no such file or directory; its containers are not shown\n"
 	for _, args := range [][]string{{"--verbose"}, {"--containerd-address", "/run/containerd/containerd.sock"}} {
