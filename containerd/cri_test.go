@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -81,15 +82,31 @@ func TestCRIBaseRuntimeSpec(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var app []discover.Container
+			var app, podCtrs []discover.Container
 			for _, c := range got {
-				if c.ID == ctrID {
+				if c.ID == ctrID || c.ID == podID {
+					podCtrs = append(podCtrs, c)
 					app = append(app, discover.Container{ID: c.ID, Engine: c.Engine, Namespace: c.Namespace, Name: c.Name})
 				}
 			}
-			want := []discover.Container{{ID: ctrID, Engine: containers.EngineContainerd, Namespace: "k8s.io", Name: "shop/" + pod}}
-			if diff := cmp.Diff(want, app); diff != "" {
+			want := containers.Merge([]discover.Container{
+				{ID: ctrID, Engine: containers.EngineContainerd, Namespace: "k8s.io", Name: "shop/" + pod + "/app"},
+				{ID: podID, Engine: containers.EngineContainerd, Namespace: "k8s.io", Name: "shop/" + pod},
+			})
+			if diff := cmp.Diff(want, containers.Merge(app)); diff != "" {
 				t.Errorf("containerd source (-want +got):\n%s", diff)
+			}
+
+			// The daemon's runc root is not a default state root: only the
+			// daemon and the audit log know the container, and the trees
+			// show it once, as the daemon's, with its name; --container
+			// finds it by "pod/container".
+			env := []string{"NSREL_RUNTIME_ROOTS=runc=" + t.TempDir(), "NSREL_AUDIT_LOG=" + cfg.AuditLog}
+			args := []string{"--containerd-address", d.Socket, "--container-timeout", "20s"}
+			checkTrees(t, env, args, podCtrs)
+			out, _ := runTool(t, env, "lspidns", append(args, "--container", pod+"/app")...)
+			if label := "containerd k8s.io/" + ctrID[:12] + " (pod shop/" + pod + ", container app)"; !strings.Contains(out, label) {
+				t.Errorf("lspidns --container %s/app: no %q:\n%s", pod, label, out)
 			}
 		})
 	}

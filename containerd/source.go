@@ -133,7 +133,7 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		if !ok || !procExists(pid) {
 			continue
 		}
-		name := vocab.PodName(ctr.Labels)
+		name := vocab.ContainerName(ctr.Labels)
 		if name == "" && ctr.Spec != nil {
 			name = specPodName(ctr.Spec.GetValue())
 		}
@@ -153,13 +153,14 @@ func procExists(pid int) bool {
 	return err == nil
 }
 
-// specPodName returns the pod name from the CRI annotations of a
-// container's OCI spec (JSON), decoding it only when it mentions them.
+// specPodName returns the pod and container name (see
+// [vocab.ContainerName]) from the CRI annotations of a container's OCI
+// spec (JSON), decoding it only when it mentions them.
 func specPodName(spec []byte) string {
 	if !bytes.Contains(spec, []byte(vocab.AnnotationSandboxName)) {
 		return ""
 	}
-	return vocab.PodName(SpecAnnotations(spec))
+	return vocab.ContainerName(SpecAnnotations(spec))
 }
 
 // MaxSpec bounds the container spec read for annotations.

@@ -19,7 +19,8 @@ import (
 )
 
 // startContainers runs a fixed set of containers on d: two in "default"
-// (one in its own user namespace), a CRI-labelled one in "k8s.io", one in
+// (one in its own user namespace, one named by nerdctl's label), a
+// CRI-labelled one in "k8s.io", one in
 // "moby", and one without a task (which no source may list). It returns
 // what the containerd source should report.
 func startContainers(t *testing.T, d *ctrdtest.Daemon) []discover.Container {
@@ -30,9 +31,9 @@ func startContainers(t *testing.T, d *ctrdtest.Daemon) []discover.Container {
 		_, pid := d.Run(t, c, ns, id, o)
 		want = append(want, discover.Container{ID: id, Engine: containers.EngineContainerd, Namespace: ns, PID: int(pid), Name: name})
 	}
-	run("default", ctrdtest.Uniq("plain"), "", nil)
+	run("default", ctrdtest.Uniq("plain"), "nginx-1", &ctrdtest.RunOpts{Labels: map[string]string{vocab.LabelNerdctlName: "nginx-1"}})
 	run("default", ctrdtest.Uniq("userns"), "", &ctrdtest.RunOpts{UserNS: true})
-	run("k8s.io", ctrdtest.Uniq("web-0"), "shop/web-0", &ctrdtest.RunOpts{Labels: map[string]string{vocab.LabelPodName: "web-0", vocab.LabelPodNamespace: "shop", "io.cri-containerd.kind": "container"}})
+	run("k8s.io", ctrdtest.Uniq("web-0"), "shop/web-0/app", &ctrdtest.RunOpts{Labels: map[string]string{vocab.LabelPodName: "web-0", vocab.LabelPodNamespace: "shop", vocab.LabelContainerName: "app", "io.cri-containerd.kind": "container"}})
 	run("moby", ctrdtest.Uniq("dockerish"), "", nil)
 	d.Run(t, c, "default", ctrdtest.Uniq("notask"), &ctrdtest.RunOpts{NoStart: true})
 	return containers.Merge(want)
@@ -164,6 +165,7 @@ func TestSpecPodName(t *testing.T) {
 	for _, tc := range []struct{ spec, want string }{
 		{`{"annotations":{"io.kubernetes.cri.sandbox-name":"web-0","io.kubernetes.cri.sandbox-namespace":"shop"}}`, "shop/web-0"},
 		{`{"annotations":{"io.kubernetes.cri.sandbox-name":"web-0"}}`, "web-0"},
+		{`{"annotations":{"io.kubernetes.cri.sandbox-name":"web-0","io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.cri.container-name":"app"}}`, "shop/web-0/app"},
 		{`{"annotations":{"other":"io.kubernetes.cri.sandbox-name"}}`, ""},
 		{`{"annotations":{"io.kubernetes.cri.sandbox-name":5}}`, ""},
 		{`not json io.kubernetes.cri.sandbox-name`, ""},

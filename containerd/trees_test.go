@@ -126,6 +126,11 @@ func TestTreesAnnotate(t *testing.T) {
 			args := []string{"--containerd-address", d.Socket, "--container-timeout", "20s"}
 			checkTrees(t, env, args, append(want, runcC))
 
+			// The daemon's runc root unlisted (not a default root): the
+			// daemon and the audit log alone know the hooked container,
+			// and it still shows once, as the daemon's.
+			checkTrees(t, []string{"NSREL_RUNTIME_ROOTS=runc=" + runcRoot, "NSREL_AUDIT_LOG=" + cfg.AuditLog}, args, append(want, runcC))
+
 			// --container keeps only the branch to that container's
 			// user namespace: the initial one and its own.
 			userns := want[slices.IndexFunc(want, func(c discover.Container) bool { return strings.HasPrefix(c.ID, "userns") })]
@@ -170,11 +175,16 @@ func TestTreesWithoutContainerd(t *testing.T) {
 	args := []string{"--containerd-address", filepath.Join(t.TempDir(), "no.sock"), "--container-timeout", "20s"}
 	checkTrees(t, env, args, []discover.Container{
 		{ID: id, Engine: containers.EngineRunc, PID: pid},
-		{ID: pmID, Engine: containers.EnginePodman, PID: pmPID},
+		{ID: pmID, Engine: containers.EnginePodman, PID: pmPID, Name: runtest.PodmanName()},
 		{ID: crunID, Engine: containers.EngineCrun, PID: crunPID},
 	})
 	_, stderr := runTool(t, env, "lspidns", args...)
 	if n := strings.Count(stderr, "containerd"); n != 1 {
 		t.Errorf("want one notice about containerd, got:\n%s", stderr)
+	}
+	// The podman container by its name.
+	out, _ := runTool(t, env, "lsuserns", append(args, "--container", runtest.PodmanName())...)
+	if label := "podman " + pmID[:12] + " (" + runtest.PodmanName() + ")"; !strings.Contains(out, label) {
+		t.Errorf("lsuserns --container %s: no %q:\n%s", runtest.PodmanName(), label, out)
 	}
 }

@@ -6,7 +6,9 @@
 // every engine built on them keeps (plain runc and crun, podman, CRI-O,
 // containerd's shims, Docker), and tells the engines apart by their
 // bundle paths and annotations; [AuditSource] reads the nsrel-hook audit
-// log, whose records name containers no runtime root lists. [Merge]
+// log, whose records name containers no runtime root lists. Names come
+// from annotations (Kubernetes, nerdctl), podman's storage (read by
+// [StateSource]) and Docker's container configs ([AddDockerNames]). [Merge]
 // combines the answers of several sources into one list, keeping for a
 // container seen twice the most informative entry; [Multi] and [Local]
 // ask several sources at once. All sources implement

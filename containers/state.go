@@ -135,7 +135,7 @@ func listRoot(rt, dir string) ([]discover.Container, error) {
 	}
 	// A few workers: each container costs a file read, a JSON decode and
 	// a /proc lookup.
-	results := make([]*discover.Container, len(entries))
+	results := make([]*found, len(entries))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(runtime.NumCPU(), len(entries), 8) {
@@ -153,18 +153,31 @@ func listRoot(rt, dir string) ([]discover.Container, error) {
 	close(next)
 	wg.Wait()
 	var out []discover.Container
-	for _, c := range results {
-		if c != nil {
-			out = append(out, *c)
+	stores := make(podmanStores)
+	for _, f := range results {
+		if f == nil {
+			continue
 		}
+		if f.c.Engine == EnginePodman && f.c.Name == "" {
+			f.c.Name = stores.name(f.bundle, f.c.ID, f.owner)
+		}
+		out = append(out, f.c)
 	}
 	return out, nil
 }
 
+// found is a container read from a state directory, with what its name
+// lookup needs: the bundle and the state file's owner.
+type found struct {
+	c      discover.Container
+	bundle string
+	owner  uint32
+}
+
 // readContainer reads one container's state directory; nil when it is
 // gone, not a container, or fails validation.
-func readContainer(rt, dir, file string) *discover.Container {
-	data, owner, err := readLimited(filepath.Join(dir, file))
+func readContainer(rt, dir, file string) *found {
+	data, owner, err := readLimited(filepath.Join(dir, file), vocab.MaxStateSize)
 	if err != nil {
 		return nil
 	}
@@ -184,14 +197,13 @@ func readContainer(rt, dir, file string) *discover.Container {
 	if st.ID != name || !st.Alive(owner) {
 		return nil
 	}
-	c := st.Container(rt)
-	return &c
+	return &found{st.Container(rt), st.Bundle, owner}
 }
 
 // readLimited reads path without following a symlink at its last
-// component, refusing anything but a regular file larger than
-// [vocab.MaxStateSize]; it returns the file owner's UID.
-func readLimited(path string) ([]byte, uint32, error) {
+// component, refusing anything but a regular file, or one larger than
+// limit; it returns the file owner's UID.
+func readLimited(path string, limit int64) ([]byte, uint32, error) {
 	f, err := safefile.OpenRegular(path, unix.O_RDONLY)
 	if err != nil {
 		return nil, 0, err
@@ -201,12 +213,12 @@ func readLimited(path string) ([]byte, uint32, error) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, 0, err
 	}
-	data, err := io.ReadAll(io.LimitReader(f, vocab.MaxStateSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, 0, err
 	}
-	if len(data) > vocab.MaxStateSize {
-		return nil, 0, fmt.Errorf("%s: larger than %d bytes", path, vocab.MaxStateSize)
+	if int64(len(data)) > limit {
+		return nil, 0, fmt.Errorf("%s: larger than %d bytes", path, limit)
 	}
 	return data, st.Uid, nil
 }
@@ -325,10 +337,12 @@ func (st State) Alive(fileUID uint32) bool {
 // .../io.containerd.runtime.v2.task/NAMESPACE/ID; podman and CRI-O put
 // them in .../overlay-containers/ID/userdata, and podman marks its
 // containers with the annotation io.container.manager=libpod while CRI-O
-// sets io.kubernetes.cri-o.* ones. The Kubernetes pod name comes from the
-// io.kubernetes.pod.* annotations (CRI-O).
+// sets io.kubernetes.cri-o.* ones. The name comes from the annotations
+// (see [vocab.ContainerName]): the Kubernetes pod and container (CRI-O,
+// containerd's CRI), or nerdctl's; podman's names are added by
+// [StateSource] from podman's storage.
 func (st State) Container(runtime string) discover.Container {
-	c := discover.Container{ID: st.ID, Engine: runtime, PID: st.PID, Name: vocab.PodName(st.Annotations)}
+	c := discover.Container{ID: st.ID, Engine: runtime, PID: st.PID, Name: vocab.ContainerName(st.Annotations)}
 	parts := strings.Split(filepath.Clean(st.Bundle), "/")
 	n := len(parts)
 	switch {

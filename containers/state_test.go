@@ -70,7 +70,8 @@ func TestStateSourceValidates(t *testing.T) {
 	writeState(t, root, "good", "state.json", runc("good", start, "/b"))
 	writeState(t, root, "ctrd", "state.json", runc("ctrd", start, "/run/containerd/io.containerd.runtime.v2.task/k8s.io/ctrd"))
 	writeState(t, root, "pod", "state.json", runc("pod", start, "/run/containers/storage/overlay-containers/pod/userdata"))
-	writeState(t, root, "crio", "state.json", fmt.Sprintf(`{"id":"crio","init_process_pid":%d,"init_process_start":%d,"config":{"labels":["bundle=/run/containers/storage/overlay-containers/crio/userdata","io.kubernetes.cri-o.ContainerType=container","io.kubernetes.pod.name=api-1","io.kubernetes.pod.namespace=prod"]}}`, p.Pid, start))
+	writeState(t, root, "crio", "state.json", fmt.Sprintf(`{"id":"crio","init_process_pid":%d,"init_process_start":%d,"config":{"labels":["bundle=/run/containers/storage/overlay-containers/crio/userdata","io.kubernetes.cri-o.ContainerType=container","io.kubernetes.pod.name=api-1","io.kubernetes.pod.namespace=prod","io.kubernetes.container.name=api"]}}`, p.Pid, start))
+	writeState(t, root, "nerd", "state.json", fmt.Sprintf(`{"id":"nerd","init_process_pid":%d,"init_process_start":%d,"config":{"labels":["bundle=/run/containerd/io.containerd.runtime.v2.task/default/nerd","nerdctl/name=web"]}}`, p.Pid, start))
 	writeState(t, root, "reused", "state.json", runc("reused", start+1, "/b"))
 	writeState(t, root, "liar", "state.json", runc("other-id", start, "/b"))
 	writeState(t, root, "bad json", "state.json", runc("bad json", start, "/b"))
@@ -103,7 +104,8 @@ func TestStateSourceValidates(t *testing.T) {
 		{ID: "ctrd", Engine: EngineContainerd, Namespace: "k8s.io", PID: p.Pid},
 		{ID: "crun-good", Engine: EngineCrun, PID: p.Pid},
 		{ID: "pod", Engine: EnginePodman, PID: p.Pid},
-		{ID: "crio", Engine: EngineCRIO, PID: p.Pid, Name: "prod/api-1"},
+		{ID: "crio", Engine: EngineCRIO, PID: p.Pid, Name: "prod/api-1/api"},
+		{ID: "nerd", Engine: EngineContainerd, Namespace: "default", PID: p.Pid, Name: "web"},
 		{ID: "good", Engine: EngineRunc, PID: p.Pid},
 	}
 	if diff := cmp.Diff(Merge(want), Merge(got)); diff != "" {
@@ -212,14 +214,15 @@ func TestMerge(t *testing.T) {
 	}
 }
 
-// TestStateSourcePodman finds a podman container as a podman container.
+// TestStateSourcePodman finds a podman container as a podman container,
+// with the name podman's storage has for it.
 func TestStateSourcePodman(t *testing.T) {
 	id, pid, runcRoot := runtest.Podman(t)
 	got, err := (&StateSource{Roots: []Root{{EngineRunc, runcRoot}}}).List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []discover.Container{{ID: id, Engine: EnginePodman, PID: pid}}
+	want := []discover.Container{{ID: id, Engine: EnginePodman, PID: pid, Name: runtest.PodmanName()}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}

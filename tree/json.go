@@ -31,7 +31,7 @@ type Entry struct {
 	Owner *uint64 `json:"owner"`
 	// OwnerUID is the UID that created the (owning) user namespace.
 	OwnerUID *int64 `json:"owner_uid"`
-	// OwnerName is its passwd name; null without a passwd entry.
+	// OwnerName is its user name (name service); null without an entry.
 	OwnerName *string `json:"owner_name"`
 	// Processes in the namespace, sorted by PID.
 	Processes []discover.Process `json:"processes"`

@@ -119,9 +119,10 @@ func Owner(uid int64, name string) string {
 // ContainerLabel formats a container for a tree line: engine, then the
 // engine namespace and "/" when there is one, the ID shortened to 12
 // characters, then " (NAME)" when it has a name. A Kubernetes name
-// "pod-namespace/pod-name" prints as "(pod pod-namespace/pod-name)":
-// "containerd k8s.io/3f1c2a9b7e0d (pod default/web-0)", "runc zoo-1",
-// "podman 0a1b2c3d4e5f (web)".
+// "pod-namespace/pod-name" prints as "(pod pod-namespace/pod-name)", and
+// "pod-namespace/pod-name/container" as "(pod pod-namespace/pod-name,
+// container container)": "containerd k8s.io/3f1c2a9b7e0d (pod
+// default/web-0, container app)", "runc zoo-1", "podman 0a1b2c3d4e5f (web)".
 func ContainerLabel(c discover.Container) string {
 	var b strings.Builder
 	b.WriteString(vocab.Escape(c.Engine))
@@ -133,10 +134,19 @@ func ContainerLabel(c discover.Container) string {
 	b.WriteString(vocab.Escape(ShortID(c.ID)))
 	if c.Name != "" {
 		b.WriteString(" (")
-		if strings.Contains(c.Name, "/") {
+		pod, ctr := c.Name, ""
+		if strings.Count(c.Name, "/") == 2 {
+			i := strings.LastIndexByte(c.Name, '/')
+			pod, ctr = c.Name[:i], c.Name[i+1:]
+		}
+		if strings.Contains(pod, "/") {
 			b.WriteString("pod ")
 		}
-		b.WriteString(vocab.Escape(c.Name))
+		b.WriteString(vocab.Escape(pod))
+		if ctr != "" {
+			b.WriteString(", container ")
+			b.WriteString(vocab.Escape(ctr))
+		}
 		b.WriteByte(')')
 	}
 	return b.String()

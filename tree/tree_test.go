@@ -165,6 +165,8 @@ func TestContainerLabel(t *testing.T) {
 		want string
 	}{
 		{discover.Container{ID: "3f1c2a9b7e0d5a6b", Engine: "containerd", Namespace: "k8s.io", Name: "default/web-0"}, "containerd k8s.io/3f1c2a9b7e0d (pod default/web-0)"},
+		{discover.Container{ID: "3f1c2a9b7e0d5a6b", Engine: "containerd", Namespace: "k8s.io", Name: "default/web-0/app"}, "containerd k8s.io/3f1c2a9b7e0d (pod default/web-0, container app)"},
+		{discover.Container{ID: "a", Engine: "cri-o", Name: "a/b/c/d"}, "cri-o a (pod a/b/c/d)"},
 		{discover.Container{ID: "zoo-1", Engine: "runc"}, "runc zoo-1"},
 		{discover.Container{ID: "nsrel-demo-ok-8098", Engine: "runc"}, "runc nsrel-demo-ok-8098"},
 		{discover.Container{ID: "3F1C2A9B7E0D5A6B7C8D", Engine: "runc"}, "runc 3F1C2A9B7E0D5A6B7C8D"},

@@ -34,9 +34,8 @@ type watchProc struct {
 	done   chan error
 }
 
-// startWatch runs argv until the test ends and waits until it has
-// subscribed to the daemon's events.
-func startWatch(t *testing.T, argv ...string) *watchProc {
+// launch runs argv until the test ends.
+func launch(t *testing.T, argv ...string) *watchProc {
 	t.Helper()
 	w := &watchProc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	w.cmd.Stderr = w.stderr
@@ -48,6 +47,14 @@ func startWatch(t *testing.T, argv ...string) *watchProc {
 		w.cmd.Process.Kill()
 		<-w.done
 	})
+	return w
+}
+
+// startWatch runs argv until the test ends and waits until it has
+// subscribed to the daemon's events.
+func startWatch(t *testing.T, argv ...string) *watchProc {
+	t.Helper()
+	w := launch(t, argv...)
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(w.stderr.String(), "subscribed") {
 		if time.Now().After(deadline) {
@@ -154,4 +161,32 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestWatchMissingSocket starts watch at a socket that does not exist: it
+// says so, and that it keeps retrying, at once (not after the client's
+// 5 s dial timeout), and keeps running.
+func TestWatchMissingSocket(t *testing.T) {
+	bin := nstest.Tool(t, "nsrel-containerd")
+	cfgPath, _ := ctrdtest.HookConfig(t)
+	sock := filepath.Join(t.TempDir(), "nonexistent.sock")
+	start := time.Now()
+	w := launch(t, bin, "watch", "--config", cfgPath, "--address", sock)
+	want := []string{"no containerd socket at " + sock + ": no such file or directory", "retrying until it is"}
+	// The bound is loose for a loaded machine; the message comes in
+	// milliseconds, and came only after 5 s before.
+	for !strings.Contains(w.stderr.String(), want[0]) || !strings.Contains(w.stderr.String(), want[1]) {
+		if time.Since(start) > 3*time.Second {
+			t.Fatalf("after %v, stderr lacks %q:\n%s", time.Since(start), want, w.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("said after %v", time.Since(start))
+	select {
+	case err := <-w.done:
+		w.done <- err
+		t.Fatalf("watch exited (%v); it should keep retrying:\n%s", err, w.stderr.String())
+	default:
+	}
+	w.stop(t)
 }

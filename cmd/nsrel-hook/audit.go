@@ -324,7 +324,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	index := map[string]int32{}
 	var order []string
 	var refs []lineRef
-	bad := 0
+	bad, matched := 0, 0
 	for l, err := range snap.Lines() {
 		if err != nil {
 			fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
@@ -347,6 +347,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 		if !match(id) {
 			continue
 		}
+		matched++
 		if asJSON {
 			// One pass: the lines as they are, checked.
 			if _, derr := audit.Decode(l.Data); derr != nil {
@@ -398,6 +399,10 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	}
 	if bad > 0 {
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: skipped %d damaged or torn line(s); run `nsrel-hook audit verify`\n", bad)
+	}
+	if container != "" && matched == 0 {
+		fmt.Fprintf(stderr, "nsrel-hook: audit show: no record of a container with an ID starting with %s in %s\n", strconv.Quote(vocab.Printable(container)), vocab.Printable(path))
+		return 1
 	}
 	return 0
 }

@@ -85,6 +85,13 @@ func TestMainStagesInProcess(t *testing.T) {
 	if code != 0 || strings.Count(out, "\n") != 3 {
 		t.Fatalf("audit show --json exit %d:\n%s", code, out)
 	}
+	// No such container: one line, exit 1, text or JSON.
+	for _, args := range [][]string{{"audit", "show", "--container", "nosuch", e.log}, {"audit", "show", "--json", "--container", "nosuch", e.log}} {
+		code, out, stderr := run("", args...)
+		if want := `nsrel-hook: audit show: no record of a container with an ID starting with "nosuch" in ` + e.log + "\n"; code != 1 || out != "" || stderr != want {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 1, nothing, %q", args, code, out, stderr, want)
+		}
+	}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if _, err := audit.Decode([]byte(line)); err != nil {
 			t.Errorf("show --json line is not a record: %v", err)

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	eventsapi "github.com/containerd/containerd/api/events"
@@ -160,13 +163,22 @@ func (r *Recorder) Run(ctx context.Context) error {
 	backoff := minB
 	var lostAt time.Time
 	var lostErr error
+	said := "" // the failure last warned about; its repeats are debug
 	for {
 		err := r.session(ctx, &lostAt, &lostErr)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if err != nil {
-			r.logger().WithError(err).WithField("retry_in", backoff).Warn("containerd event stream unavailable")
+			log := r.logger().WithError(err).WithField("retry_in", backoff)
+			if err.Error() != said {
+				log.Warn("containerd event stream unavailable; retrying until it is")
+				said = err.Error()
+			} else {
+				log.Debug("containerd event stream still unavailable; retrying")
+			}
+		} else {
+			said = ""
 		}
 		select {
 		case <-ctx.Done():
@@ -178,6 +190,24 @@ func (r *Recorder) Run(ctx context.Context) error {
 			backoff = minB
 		}
 	}
+}
+
+// probeSocket checks that a unix socket address (a path, or
+// unix://PATH) accepts a connection within a second; other addresses are
+// left to the client.
+func probeSocket(addr string) error {
+	path, ok := strings.CutPrefix(addr, "unix://")
+	if !ok && strings.Contains(addr, "://") {
+		return nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("no containerd socket at %s: %w", path, errors.Unwrap(err))
+	}
+	conn, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return fmt.Errorf("containerd socket %s: %w", path, err)
+	}
+	return conn.Close()
 }
 
 // mark appends a record of the recorder's own start or stop (queued if
@@ -221,6 +251,11 @@ func (r *Recorder) backoffs() (minB, maxB time.Duration) {
 // not connect.
 func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *error) error {
 	addr := vocab.ContainerdAddress(r.Address)
+	// A missing socket or nobody listening is said at once, not after
+	// the client's dial timeout.
+	if err := probeSocket(addr); err != nil {
+		return err
+	}
 	c, err := client.New(addr, client.WithTimeout(5*time.Second))
 	if err != nil {
 		return err

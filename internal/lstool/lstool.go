@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/graph"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
@@ -53,6 +55,7 @@ func Main(t Tool) int {
 
 type config struct {
 	json, details, noContainers  bool
+	verbose                      bool
 	noThreads, noFDs, noMounts   bool
 	noOtherTypes                 bool
 	version                      bool
@@ -68,9 +71,10 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVar(&c.json, "json", false, `print {"namespaces": [...]} (schema: docs/json.md)`)
 	fs.BoolVar(&c.details, "details", false, "add the processes of each namespace and how it was found")
 	fs.BoolVar(&c.noContainers, "no-containers", false, "do not look up containers")
-	fs.StringVar(&c.container, "container", "", "print only the branches leading to the namespaces of the container whose ID starts with `ID`")
+	fs.StringVar(&c.container, "container", "", "print only the branches leading to the namespaces of the container with this `NAME-or-ID` (a name, a Kubernetes pod or container name, or an ID prefix)")
 	fs.StringVar(&c.containerdAddress, "containerd-address", vocab.ContainerdAddress(""), "containerd socket `path` (env CONTAINERD_ADDRESS)")
 	fs.DurationVar(&c.timeout, "container-timeout", DefaultSourceTimeout, "deadline for listing containers")
+	fs.BoolVar(&c.verbose, "verbose", false, "also say which container engines are not installed (no containerd socket; said anyway for a socket named with --containerd-address or CONTAINERD_ADDRESS)")
 	fs.BoolVar(&c.noThreads, "no-threads", false, "do not read the threads of multi-threaded processes")
 	fs.BoolVar(&c.noFDs, "no-fds", false, "do not look for namespaces held by open file descriptors")
 	fs.BoolVar(&c.noMounts, "no-mounts", false, "do not look for namespaces held by bind mounts")
@@ -103,6 +107,7 @@ Examples:
   %[1]s --details              # with processes and how each namespace was found
   %[1]s --json | jq '.namespaces[] | select(.processes == [])'
   %[1]s --container 3f1c2a     # only the branches to that container
+  %[1]s --container web        # the same, by name
   %[1]s --no-containers        # skip the container lookup
   %[1]s --pid 4711             # only the branches to that process
   %[1]s --format html --collapse 3 > ns.html   # a report to open in a browser
@@ -162,8 +167,12 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	if !c.noContainers && t.Sources != nil {
 		containers = make(chan listed, 1)
 		cfg := SourceConfig{ContainerdAddress: c.containerdAddress, Timeout: c.timeout}
+		// A missing socket is an engine not installed: said only when
+		// asked, or when the user named the socket.
+		verbose := c.verbose || os.Getenv("CONTAINERD_ADDRESS") != ""
+		fs.Visit(func(f *flag.Flag) { verbose = verbose || f.Name == "containerd-address" })
 		go func() {
-			cs, notices := ListContainers(ctx, t.Sources(cfg), c.timeout)
+			cs, notices := ListContainers(ctx, t.Sources(cfg), c.timeout, verbose)
 			containers <- listed{cs, notices}
 		}()
 	}
@@ -181,6 +190,9 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		return 1
 	}
 	if n := m.Notice(); n != "" {
+		fmt.Fprintf(stderr, "%s: notice: %s\n", t.Name, n)
+	}
+	if n := HiddenNotice(); n != "" {
 		fmt.Fprintf(stderr, "%s: notice: %s\n", t.Name, n)
 	}
 
@@ -253,10 +265,14 @@ func firstLine(err error) string {
 }
 
 // ListContainers asks every source concurrently, under one deadline, and
-// returns all containers found plus one notice per source that failed or
-// did not answer in time. It never waits longer than timeout (plus
+// returns all containers found, merged with [containers.Merge] so that a
+// container several sources found appears once, with Docker's names
+// added ([containers.AddDockerNames]); plus one notice per source that
+// failed or did not answer in time. A source whose socket is missing
+// (an error matching [fs.ErrNotExist]: the engine is not installed) gets
+// a notice only when verbose. It never waits longer than timeout (plus
 // scheduling): a source that ignores its context is abandoned.
-func ListContainers(ctx context.Context, sources []discover.ContainerSource, timeout time.Duration) ([]discover.Container, []string) {
+func ListContainers(ctx context.Context, sources []discover.ContainerSource, timeout time.Duration, verbose bool) ([]discover.Container, []string) {
 	if len(sources) == 0 {
 		return nil, nil
 	}
@@ -294,12 +310,15 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 		switch {
 		case r == nil:
 			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", vocab.Escape(s.Name()), timeout))
+		case r.err != nil && !verbose && errors.Is(r.err, fs.ErrNotExist):
 		case r.err != nil:
 			notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", vocab.Escape(s.Name()), vocab.Escape(firstLine(r.err))))
 		default:
 			all = append(all, r.cs...)
 		}
 	}
+	all = containers.Merge(all)
+	containers.AddDockerNames(all, "")
 	return all, notices
 }
 
@@ -335,12 +354,14 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 }
 
 // KeepContainer returns a filter for [tree.Options].Keep that keeps the
-// namespaces of type t of the container whose ID starts with prefix, and
-// their ancestors. As with docker and crictl, a prefix must name one
-// container: an exact ID wins, and a prefix shared by several IDs is an
-// error, as is one that matches none.
-func KeepContainer(m *discover.Model, t nsrel.Type, prefix string) (func(*discover.Namespace) bool, error) {
-	picked, err := containerNamespaces(m, []nsrel.Type{t}, prefix)
+// namespaces of type t of the container arg names, and their ancestors.
+// As with docker, arg is tried as an exact ID, then as a name (see
+// [nameKeys]: a Kubernetes container also answers to "pod/container" and
+// "container", and its pod's name selects all the pod's containers),
+// then as an ID prefix. A name or prefix must name one container (or
+// pod): one shared by several is an error, as is one that matches none.
+func KeepContainer(m *discover.Model, t nsrel.Type, arg string) (func(*discover.Namespace) bool, error) {
+	picked, err := containerNamespaces(m, []nsrel.Type{t}, arg)
 	if err != nil {
 		return nil, err
 	}
@@ -353,37 +374,94 @@ func KeepContainer(m *discover.Model, t nsrel.Type, prefix string) (func(*discov
 	return func(n *discover.Namespace) bool { return keep[n] }, nil
 }
 
-// containerNamespaces returns the namespaces of the types of the one
-// container whose ID starts with prefix (see KeepContainer).
-func containerNamespaces(m *discover.Model, types []nsrel.Type, prefix string) ([]*discover.Namespace, error) {
-	matches := make(map[string][]*discover.Namespace)
+// containerNamespaces returns the namespaces of the given types of the
+// one container (or pod) arg names (see KeepContainer).
+func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*discover.Namespace, error) {
+	byID := make(map[string][]*discover.Namespace)
+	byName := make(map[string][]*discover.Namespace)
+	named := make(map[string][]*discover.Namespace) // IDs with a name that is not a pod's
+	prefixed := make(map[string][]*discover.Namespace)
 	for _, n := range m.Namespaces {
 		if !slices.Contains(types, n.Type) {
 			continue
 		}
 		for _, c := range n.Containers {
-			if strings.HasPrefix(c.ID, prefix) {
-				matches[c.ID] = append(matches[c.ID], n)
+			if c.ID == arg {
+				byID[c.ID] = append(byID[c.ID], n)
+			}
+			for _, k := range nameKeys(c.Name) {
+				if k.key == arg {
+					byName[k.group] = append(byName[k.group], n)
+					if !k.pod {
+						named[c.ID] = append(named[c.ID], n)
+					}
+				}
+			}
+			if strings.HasPrefix(c.ID, arg) {
+				prefixed[c.ID] = append(prefixed[c.ID], n)
 			}
 		}
 	}
-	if exact, ok := matches[prefix]; ok {
-		matches = map[string][]*discover.Namespace{prefix: exact}
-	}
-	switch len(matches) {
-	case 0:
-		return nil, fmt.Errorf("no running container with an ID starting with %q", vocab.Escape(prefix))
-	case 1:
+	q := vocab.Escape(arg)
+	var matches map[string][]*discover.Namespace
+	switch {
+	case len(byID) > 0:
+		matches = byID
+	case len(byName) > 1:
+		return nil, fmt.Errorf("container name %q is ambiguous: it matches %s", q, sortedKeys(byName))
+	case len(named) > 1:
+		// nerdctl, for one, lets containers share a name.
+		return nil, fmt.Errorf("container name %q is ambiguous: containers %s have it", q, sortedKeys(named))
+	case len(byName) == 1:
+		matches = byName
+	case len(prefixed) > 1:
+		return nil, fmt.Errorf("container ID prefix %q is ambiguous: it matches %s", q, sortedKeys(prefixed))
+	case len(prefixed) == 1:
+		matches = prefixed
 	default:
-		ids := make([]string, 0, len(matches))
-		for id := range matches {
-			ids = append(ids, vocab.Escape(id))
-		}
-		slices.Sort(ids)
-		return nil, fmt.Errorf("container ID prefix %q is ambiguous: it matches %s", vocab.Escape(prefix), strings.Join(ids, ", "))
+		return nil, fmt.Errorf("no running container named %q or with an ID starting with it", q)
 	}
 	for _, ns := range matches {
 		return ns, nil
 	}
 	return nil, nil
+}
+
+// nameKey is a name a container answers to, and what it selects: the
+// container's full name, or (pod) its Kubernetes pod, whose containers it
+// selects together.
+type nameKey struct {
+	key, group string
+	pod        bool
+}
+
+// nameKeys returns the names a container named name answers to. A
+// Kubernetes container "ns/pod/ctr" answers to that, "pod/ctr" and "ctr",
+// and its pod's "ns/pod" and "pod" (which select every container of the
+// pod); a pod sandbox "ns/pod" to that and "pod"; any other name to
+// itself.
+func nameKeys(name string) []nameKey {
+	if name == "" {
+		return nil
+	}
+	parts := strings.Split(name, "/")
+	switch len(parts) {
+	case 3:
+		pod := parts[0] + "/" + parts[1]
+		return []nameKey{{name, name, false}, {parts[1] + "/" + parts[2], name, false}, {parts[2], name, false}, {pod, pod, true}, {parts[1], pod, true}}
+	case 2:
+		return []nameKey{{name, name, true}, {parts[1], name, true}}
+	default:
+		return []nameKey{{name, name, false}}
+	}
+}
+
+// sortedKeys lists m's keys, escaped and sorted, for a message.
+func sortedKeys(m map[string][]*discover.Namespace) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, vocab.Escape(k))
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ", ")
 }

@@ -278,8 +278,13 @@ func TestContainerAnnotation(t *testing.T) {
 		lineOf(t, out, nsrel.Name{Type: nsrel.TypePID, Ino: i})
 	}
 	code, out, errOut = run(t, tool(nsrel.TypePID, src), "--container", "nomatch")
-	if code != 1 || out != "" || !strings.Contains(errOut, `no running container with an ID starting with "nomatch"`) {
+	if code != 1 || out != "" || !strings.Contains(errOut, `no running container named "nomatch" or with an ID starting with it`) {
 		t.Errorf("no match: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	// By name: the pod's, as for the ID, its branch only.
+	code, out, _ = run(t, tool(nsrel.TypeUser, src), "--container", "web-0")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != len(chain(t, nstest.NSPath(a.Pid, "user"))) {
+		t.Errorf("--container web-0: exit %d:\n%s", code, out)
 	}
 	// --no-containers: no lookup at all.
 	called := false
@@ -309,6 +314,42 @@ func TestSlowAndFailingSources(t *testing.T) {
 		if strings.Count(errOut, want) != 1 {
 			t.Errorf("stderr %q lacks one %q", errOut, want)
 		}
+	}
+}
+
+// TestQuietAndOnce checks that a container two sources found shows once
+// (the containerd daemon's entry, named; the audit log's dropped), and
+// that an engine whose socket is missing (not installed) is not
+// mentioned unless asked with --verbose or its socket was named.
+func TestQuietAndOnce(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.UserChain(t, 1)
+	id := strings.Repeat("ab", 32)
+	daemon := &fakeSource{name: "containerd", cs: []discover.Container{{ID: id, Engine: "containerd", Namespace: "k8s.io", PID: p.Pid, Name: "shop/web-0/app"}}}
+	local := &fakeSource{name: "runtime-state", cs: []discover.Container{{ID: id, Engine: "audit-log", PID: p.Pid, Name: "shop/web-0/app"}}}
+	missing := &fakeSource{name: "containerd", err: fmt.Errorf("no socket at /run/containerd/containerd.sock (not running?): %w", unix.ENOENT)}
+	code, out, errOut := run(t, tool(nsrel.TypeUser, daemon, local, missing))
+	if code != 0 || strings.Contains(errOut, "containers:") {
+		t.Fatalf("exit %d, stderr %q; want no notice about containers", code, errOut)
+	}
+	want := " containers: containerd k8s.io/" + id[:12] + " (pod shop/web-0, container app)"
+	line, _ := lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, p.Pid, "user")})
+	if !strings.HasSuffix(line, want) {
+		t.Errorf("line %q, want the container once: %q", line, want)
+	}
+	_, out, _ = run(t, tool(nsrel.TypeUser, daemon, local, missing), "--details")
+	if line, _ := lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, p.Pid, "user")}); !strings.Contains(line, want+"; processes: ") {
+		t.Errorf("--details: line %q, want the container once: %q", line, want)
+	}
+	notice := "lsuserns: notice: containers: containerd: no socket at /run/containerd/containerd.sock (not running?): no such file or directory; its containers are not shown\n"
+	for _, args := range [][]string{{"--verbose"}, {"--containerd-address", "/run/containerd/containerd.sock"}} {
+		if _, _, errOut := run(t, tool(nsrel.TypeUser, missing), args...); !strings.HasSuffix(errOut, notice) {
+			t.Errorf("%q: stderr %q, want %q", args, errOut, notice)
+		}
+	}
+	t.Setenv("CONTAINERD_ADDRESS", "/run/containerd/containerd.sock")
+	if _, _, errOut := run(t, tool(nsrel.TypeUser, missing)); !strings.HasSuffix(errOut, notice) {
+		t.Errorf("CONTAINERD_ADDRESS set: stderr %q, want %q", errOut, notice)
 	}
 }
 
@@ -401,6 +442,67 @@ func TestSeveralRoots(t *testing.T) {
 	}
 	if n := strings.Count(stderr.String(), "notice: could not read"); n != 1 {
 		t.Errorf("stderr %q, want one notice", stderr.String())
+	}
+}
+
+// TestHidepidNotice runs lsuserns as an unprivileged user against a
+// private /proc mounted with hidepid=invisible: a root process's user
+// namespace is missing from the tree, and a notice says why (the
+// processes are invisible, so nothing is denied); against the host's
+// /proc the denial is what the notice says.
+func TestHidepidNotice(t *testing.T) {
+	nstest.RequireRoot(t)
+	unshare := nstest.RequireCmd(t, "unshare")
+	setpriv := nstest.RequireCmd(t, "setpriv")
+	sh := nstest.RequireCmd(t, "sh")
+	hidden := nstest.UserChain(t, 1) // root's, invisible to nobody
+	// The test binary runs as the tool (TestMain); nobody must reach it.
+	dir, err := os.MkdirTemp("", "nsrel-hidepid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := dir + "/lsuserns"
+	data, err := os.ReadFile(os.Args[0])
+	if err == nil {
+		err = os.WriteFile(bin, data, 0o755)
+	}
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, mount string
+		notice      bool
+	}{
+		{"hidepid=invisible", "mount -t proc -o hidepid=invisible proc /proc && ", true},
+		{"host proc", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := tc.mount + `exec "$0" --reuid 65534 --regid 65534 --clear-groups "$1"`
+			cmd := exec.Command(unshare, "-m", "--propagation", "private", sh, "-c", script, setpriv, bin)
+			cmd.Env = append(os.Environ(), "NSREL_LSTOOL_HELPER=lsuserns")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%v\n%s", err, stderr.String())
+			}
+			want := "lsuserns: notice: /proc is mounted with hidepid=invisible: other users' processes are hidden"
+			if got := strings.Contains(stderr.String(), want); got != tc.notice {
+				t.Errorf("stderr %q: notice %v, want %v", stderr.String(), got, tc.notice)
+			}
+			// Either way root's namespace is not shown to nobody: with the
+			// host's /proc the denial has its own notice.
+			name := nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, hidden.Pid, "user")}.String()
+			if strings.Contains(stdout.String(), name) {
+				t.Errorf("%s shown to nobody:\n%s", name, stdout.String())
+			}
+			if denied := strings.Contains(stderr.String(), "notice: could not read the namespaces of"); denied == tc.notice {
+				t.Errorf("stderr %q: denial notice %v, want %v", stderr.String(), denied, !tc.notice)
+			}
+		})
 	}
 }
 

@@ -102,9 +102,12 @@ func Crun(t testing.TB, root, id string) int {
 	return statePID(t, crun, root, id)
 }
 
-// Podman runs a podman container (runc, state in a private root
-// through --runtime-flag, storage and cgroups private too) and returns its
-// ID, host PID and runc root.
+// PodmanName is the name [Podman] gives its container.
+func PodmanName() string { return ctrdtest.Uniq("pm") }
+
+// Podman runs a podman container named [PodmanName] (runc, state in a
+// private root through --runtime-flag, storage and cgroups private too)
+// and returns its ID, host PID and runc root.
 func Podman(t testing.TB) (string, int, string) {
 	t.Helper()
 	nstest.RequireRoot(t)
@@ -117,7 +120,7 @@ func Podman(t testing.TB) (string, int, string) {
 	}
 	runcRoot := filepath.Join(tmp, "runc")
 	cgroup := "/nsrel-test-" + ctrdtest.Uniq("podman")
-	name := ctrdtest.Uniq("pm")
+	name := PodmanName()
 	base := []string{"--root", filepath.Join(tmp, "storage"), "--runroot", filepath.Join(tmp, "run"),
 		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", runc, "--runtime-flag", "root=" + runcRoot}
 	run := func(args ...string) string {

@@ -1,5 +1,7 @@
 package vocab
 
+import "strings"
+
 // Kubernetes keys. The CRI plugin of containerd puts the pod's name and
 // namespace on every container as labels (io.kubernetes.pod.*) and in its
 // OCI spec as annotations (io.kubernetes.cri.*); CRI-O sets the
@@ -28,4 +30,28 @@ func PodName(keys map[string]string) string {
 		return ns + "/" + name
 	}
 	return name
+}
+
+// LabelNerdctlName is the label nerdctl puts the container's name in.
+const LabelNerdctlName = "nerdctl/name"
+
+// ContainerName returns the human name of a container from its labels or
+// annotations: for a Kubernetes container "pod-namespace/pod-name/container"
+// (the container from io.kubernetes.container.name, else containerd's
+// io.kubernetes.cri.container-name), for a pod sandbox or when the
+// container's name is unknown [PodName]'s answer; else nerdctl's name;
+// "" when none names it.
+func ContainerName(keys map[string]string) string {
+	pod := PodName(keys)
+	if pod == "" {
+		return keys[LabelNerdctlName]
+	}
+	ctr := keys[LabelContainerName]
+	if ctr == "" {
+		ctr = keys[AnnotationContainerName]
+	}
+	if ctr == "" || !strings.Contains(pod, "/") || strings.Contains(ctr, "/") {
+		return pod
+	}
+	return pod + "/" + ctr
 }

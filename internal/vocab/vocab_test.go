@@ -39,6 +39,27 @@ func TestPodName(t *testing.T) {
 	}
 }
 
+func TestContainerName(t *testing.T) {
+	for _, tc := range []struct {
+		keys map[string]string
+		want string
+	}{
+		{nil, ""},
+		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop"}, "shop/web-0"},
+		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop", LabelContainerName: "app"}, "shop/web-0/app"},
+		{map[string]string{AnnotationSandboxName: "db-1", AnnotationSandboxNamespace: "prod", AnnotationContainerName: "pg"}, "prod/db-1/pg"},
+		// No pod namespace: "web-0/app" would read as a pod.
+		{map[string]string{LabelPodName: "web-0", LabelContainerName: "app"}, "web-0"},
+		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop", LabelContainerName: "a/b"}, "shop/web-0"},
+		{map[string]string{LabelNerdctlName: "nginx"}, "nginx"},
+		{map[string]string{LabelContainerName: "app"}, ""},
+	} {
+		if got := ContainerName(tc.keys); got != tc.want {
+			t.Errorf("ContainerName(%v) = %q, want %q", tc.keys, got, tc.want)
+		}
+	}
+}
+
 func TestCut(t *testing.T) {
 	long := strings.Repeat("a", MaxRecordedValue-1) + "é" // cut inside "é"
 	for _, tc := range []struct{ in, want string }{

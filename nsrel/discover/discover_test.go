@@ -378,6 +378,59 @@ func TestPIDNamespaceOwnedByAnotherUserNS(t *testing.T) {
 	checkAgainstKernel(t, m, nsrel.TypePID)
 }
 
+// TestOwnerNameFromNSS names the owner of a user namespace through the
+// system's name service: a user that only libnss-extrausers knows
+// (/var/lib/extrausers/passwd, "extrausers" on the passwd line of
+// /etc/nsswitch.conf; both restored afterwards), as LDAP or SSSD users
+// are unknown to /etc/passwd.
+func TestOwnerNameFromNSS(t *testing.T) {
+	nstest.RequireRoot(t)
+	_, err := os.Stat("/usr/lib/libnss_extrausers.so.2")
+	nstest.Require(t, err == nil, "needs libnss-extrausers: %v", err)
+	const uid, name = 4243, "nsrel-nss-test"
+	replace := func(path string, edit func([]byte) []byte) {
+		old, err := os.ReadFile(path)
+		existed := err == nil
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if existed {
+				err = os.WriteFile(path, old, 0o644)
+			} else {
+				err = os.Remove(path)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		})
+		if err := os.WriteFile(path, edit(old), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace("/var/lib/extrausers/passwd", func(old []byte) []byte {
+		return fmt.Appendf(old, "%s:x:%d:%d::/nonexistent:/usr/sbin/nologin\n", name, uid, uid)
+	})
+	replace("/etc/nsswitch.conf", func(old []byte) []byte {
+		lines := strings.Split(string(old), "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "passwd:") && !strings.Contains(l, "extrausers") {
+				lines[i] = l + " extrausers"
+			}
+		}
+		return []byte(strings.Join(lines, "\n"))
+	})
+	p := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}, "-U")
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	n := m.Lookup(nsrel.TypeUser, ino(t, nstest.NSPath(p.Pid, "user")))
+	if n == nil || n.OwnerUID != uid || n.OwnerName != name {
+		t.Fatalf("namespace %+v, want owner %s (%d)", n, name, uid)
+	}
+	if root := m.Lookup(nsrel.TypeUser, nsrel.InitialUserNSIno); root.OwnerName != "root" {
+		t.Errorf("initial namespace owner %q, want root", root.OwnerName)
+	}
+}
+
 func TestOwnerWithoutPasswdEntry(t *testing.T) {
 	nstest.RequireRoot(t)
 	nstest.NoFDLeak(t)

@@ -87,8 +87,8 @@ type Namespace struct {
 	// (NS_GET_OWNER_UID) and -1 if unknown; for other types it is -1 (see
 	// [Namespace.UID]).
 	OwnerUID int64
-	// OwnerName is the user name of OwnerUID from /etc/passwd, or "" when
-	// the UID has no entry.
+	// OwnerName is the user name of OwnerUID from the system's name
+	// service (see [Options].Passwd), or "" when the UID has no entry.
 	OwnerName string
 	// Processes are the processes in it (sorted by PID), for the types
 	// in [Options].Types; empty for other types. Threads are not listed;

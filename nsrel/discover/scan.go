@@ -3,6 +3,7 @@ package discover
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -43,7 +44,8 @@ type Options struct {
 	Comm bool
 	// Workers is the number of parallel scanners; 0 means GOMAXPROCS.
 	Workers int
-	// Passwd is the passwd file for owner names; "" means /etc/passwd.
+	// Passwd is the passwd file for owner names; "" means the system's
+	// name service (NSS, through getent(1)), else /etc/passwd.
 	Passwd string
 }
 
@@ -201,7 +203,13 @@ func (s *scanner) scanMounts(ws []*worker) {
 // model builds the result from the resolved namespaces.
 func (s *scanner) model() *Model {
 	m := NewModel()
-	users := loadUsers(s.opts.Passwd)
+	owners := make(map[uint32]bool)
+	for _, nd := range s.nodes {
+		if n := nd.ns; n.Type == nsrel.TypeUser && n.OwnerUID >= 0 {
+			owners[uint32(n.OwnerUID)] = true
+		}
+	}
+	users := lookupUsers(s.opts.Passwd, slices.Sorted(maps.Keys(owners)))
 	for k, nd := range s.nodes {
 		n := nd.ns
 		if n.Type == nsrel.TypeUser && n.OwnerUID >= 0 {

@@ -2,22 +2,95 @@ package discover
 
 import (
 	"bytes"
+	"context"
+	"maps"
 	"os"
+	"os/exec"
+	"slices"
 	"strconv"
+	"time"
 )
 
-// loadUsers reads the passwd file (default /etc/passwd) into a UID to name
-// map. A missing or unreadable file gives an empty map: owners then show
-// as numbers.
-func loadUsers(path string) map[uint32]string {
-	if path == "" {
-		path = "/etc/passwd"
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
+// getentPaths are where getent(1) may be; it is run by absolute path.
+var getentPaths = []string{"/usr/bin/getent", "/bin/getent"}
+
+// maxGetentArgs bounds the UIDs asked in one getent run.
+const maxGetentArgs = 512
+
+// getentTimeout bounds the name service's answer (a slow LDAP server).
+const getentTimeout = 2 * time.Second
+
+// lookupUsers returns the names of uids. With path "" it reads
+// /etc/passwd and asks the system's name service, through getent(1)
+// passwd, for the UIDs that file does not name, so that every NSS module
+// (LDAP through SSSD, extrausers, systemd's dynamic users) answers as it
+// does for ls and lsns, whether or not the binary was built with cgo; a
+// host whose owners are all in /etc/passwd runs nothing. With a path it
+// reads only that passwd file. A UID without a name is left out: owners
+// then show as numbers.
+func lookupUsers(path string, uids []uint32) map[uint32]string {
+	if len(uids) == 0 {
 		return map[uint32]string{}
 	}
-	return parsePasswd(data)
+	file := path
+	if file == "" {
+		file = "/etc/passwd"
+	}
+	users := map[uint32]string{}
+	if data, err := os.ReadFile(file); err == nil {
+		users = parsePasswd(data)
+	}
+	if path != "" {
+		return users
+	}
+	var missing []uint32
+	for _, u := range uids {
+		if _, ok := users[u]; !ok {
+			missing = append(missing, u)
+		}
+	}
+	if len(missing) > 0 {
+		if more, ok := getent(missing); ok {
+			maps.Copy(users, more)
+		}
+	}
+	return users
+}
+
+// getent asks getent(1) passwd for uids; false when it cannot be run or
+// fails other than with "some key not found" (exit status 2).
+func getent(uids []uint32) (map[uint32]string, bool) {
+	bin := ""
+	for _, p := range getentPaths {
+		if _, err := os.Stat(p); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		return nil, false
+	}
+	users := make(map[uint32]string, len(uids))
+	for batch := range slices.Chunk(uids, maxGetentArgs) {
+		args := []string{"passwd"}
+		for _, u := range batch {
+			args = append(args, strconv.FormatUint(uint64(u), 10))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), getentTimeout)
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = []string{"LC_ALL=C"}
+		out, err := cmd.Output()
+		cancel()
+		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 2) {
+			return nil, false
+		}
+		for uid, name := range parsePasswd(out) {
+			if slices.Contains(batch, uid) {
+				users[uid] = name
+			}
+		}
+	}
+	return users, true
 }
 
 // parsePasswd parses passwd(5) lines "name:password:UID:GID:..." into a
