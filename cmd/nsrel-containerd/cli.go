@@ -50,6 +50,7 @@ Options:
   --address SOCK      containerd socket (default $CONTAINERD_ADDRESS, else
                       /run/containerd/containerd.sock)
   --log-level LEVEL   debug, info, warn or error (default info)
+  --version           print the version and exit
   --socket SOCK       NRI socket (default /var/run/nri/nri.sock)
   --index NN          NRI plugin index, two digits (default 10)
   --timeout D         how long one check may take (default 1.5s); keep it
@@ -111,7 +112,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 			io.WriteString(stdout, usage)
 			return 0
 		}
-		fmt.Fprintf(stderr, "%s: %v (see --help)\n", prog, err)
+		fmt.Fprintf(stderr, "%s: %s (see --help)\n", prog, vocab.FlagError(err))
 		return 2
 	}
 	if fs.NArg() > 0 {

@@ -70,7 +70,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 				printUsage(stdout)
 				return 0
 			}
-			fmt.Fprintf(stderr, "nsrel-hook: audit %s: %v (see --help)\n", cmd, err)
+			fmt.Fprintf(stderr, "nsrel-hook: audit %s: %s (see --help)\n", cmd, vocab.FlagError(err))
 			return 2
 		}
 		if fs.NArg() == 0 {

@@ -92,7 +92,7 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 			printUsage(stdout)
 			return 0
 		}
-		fmt.Fprintf(stderr, "nsrel-hook: %v (see --help)\n", err)
+		fmt.Fprintf(stderr, "nsrel-hook: %s (see --help)\n", vocab.FlagError(err))
 		return 2
 	}
 	if *version {

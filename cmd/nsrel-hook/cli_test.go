@@ -227,7 +227,7 @@ func TestMainUsage(t *testing.T) {
 		{"nothing", "", nil, 2, "", "missing stage"},
 		{"unknown stage", "", []string{"prestart"}, 2, "", "unknown stage or command \"prestart\""},
 		{"hostile stage", "", []string{"\x1b[2J"}, 2, "", `"\x1b[2J"`},
-		{"bad flag", "", []string{"--nope"}, 2, "", "flag provided but not defined"},
+		{"bad flag", "", []string{"--nope"}, 2, "", "nsrel-hook: unknown option --nope (see --help)"},
 		{"extra args", "", []string{"--config", e.config, "poststop", "x"}, 2, "", "unexpected arguments"},
 		{"missing config at createRuntime", "{}", []string{"--config", "/nonexistent/hook.json", "createRuntime"}, 1, "", "no such file"},
 		{"missing config at poststart", "{}", []string{"--config", "/nonexistent/hook.json", "poststart"}, 0, "", "no such file"},

@@ -53,7 +53,7 @@ type Command struct {
 
 var (
 	headerRE = regexp.MustCompile(`^([A-Z][a-z]+(?: [a-z]+)?):(?:\s+(.*))?$`)
-	optionRE = regexp.MustCompile(`^  (?:-([A-Za-z0-9]), )?--([A-Za-z0-9][A-Za-z0-9-]*)(?:[ =]([A-Za-z][A-Za-z0-9_.-]*))?(?:\s{2,}(.*))?$`)
+	optionRE = regexp.MustCompile(`^ {2,6}(?:-([A-Za-z0-9]), )?--([A-Za-z0-9][A-Za-z0-9-]*)(?:[ =]([A-Za-z][A-Za-z0-9_.-]*))?(?:\s{2,}(.*))?$`)
 	flagRE   = regexp.MustCompile(`--([A-Za-z0-9][A-Za-z0-9-]*)`)
 	cmdWord  = regexp.MustCompile(`^[a-z][A-Za-z-]*$`)
 )
@@ -127,6 +127,9 @@ func Parse(name, section, help string) (*Page, error) {
 			if opt == nil {
 				return nil, fmt.Errorf("%s --help: option text without an option: %q", name, line)
 			}
+			if strings.HasPrefix(strings.TrimSpace(line), "-") {
+				return nil, fmt.Errorf("%s --help: an option line in a form clidoc does not read: %q", name, line)
+			}
 			opt.Help = strings.TrimSpace(opt.Help + " " + strings.TrimSpace(line))
 		case indented:
 			if len(para) > 0 {
@@ -156,10 +159,10 @@ func Parse(name, section, help string) (*Page, error) {
 		return nil, fmt.Errorf("%s --help: no description to take a summary from", name)
 	}
 	p.Commands = commands(name, p.Synopsis)
-	for _, c := range p.Commands {
-		for _, f := range c.Flags {
-			if p.Flag(f) == nil {
-				return nil, fmt.Errorf("%s --help: the synopsis shows --%s, which no option documents", name, f)
+	for _, line := range p.Synopsis {
+		for _, m := range flagRE.FindAllStringSubmatch(line, -1) {
+			if p.Flag(m[1]) == nil {
+				return nil, fmt.Errorf("%s --help: the synopsis shows --%s, which no option documents", name, m[1])
 			}
 		}
 	}

@@ -3,7 +3,6 @@ package lstool
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	flag "github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/containers"
@@ -59,6 +59,9 @@ type config struct {
 	noThreads, noFDs, noMounts   bool
 	noOtherTypes                 bool
 	version                      bool
+	list, noHeadings, raw        bool
+	noTruncate                   bool
+	output                       string
 	container, containerdAddress string
 	timeout                      time.Duration
 	pictureFlags
@@ -68,21 +71,27 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	c := &config{}
 	fs := flag.NewFlagSet(t.Name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // Run reports parse errors in one line
-	fs.BoolVar(&c.json, "json", false, `print {"namespaces": [...]} (schema: docs/json.md)`)
+	fs.SortFlags = false     // --help lists them in this order
+	fs.BoolVarP(&c.json, "json", "J", false, `print {"namespaces": [...]} (schema: docs/json.md)`)
+	fs.BoolVarP(&c.list, "list", "l", false, "print a flat list, one namespace per line (tree order), instead of the tree")
+	fs.StringVarP(&c.output, "output", "o", "", "the list's `COLUMNS`, separated by commas (see Columns below; +COLUMNS adds to the default); implies --list")
+	fs.BoolVarP(&c.noHeadings, "noheadings", "n", false, "list without the header line; implies --list")
+	fs.BoolVarP(&c.raw, "raw", "r", false, "list unaligned, values separated by one space (spaces in values as \\x20); implies --list")
+	fs.BoolVarP(&c.noTruncate, "notruncate", "u", false, "do not cut lines to the terminal's width (output to a pipe or file is never cut)")
 	fs.BoolVar(&c.details, "details", false, "add the processes of each namespace and how it was found")
-	fs.BoolVar(&c.noContainers, "no-containers", false, "do not look up containers")
 	fs.StringVar(&c.container, "container", "", "print only the branches leading to the namespaces of the container with this `NAME-or-ID` (a name, a Kubernetes pod or container name, or an ID prefix)")
+	c.pictureFlags.register(fs)
+	fs.BoolVar(&c.noContainers, "no-containers", false, "do not look up containers")
 	fs.StringVar(&c.containerdAddress, "containerd-address", vocab.ContainerdAddress(""), "containerd socket `path` (env CONTAINERD_ADDRESS)")
 	fs.DurationVar(&c.timeout, "container-timeout", DefaultSourceTimeout, "deadline for listing containers")
 	fs.BoolVar(&c.verbose, "verbose", false, "also say which container engines are not installed (no containerd socket; said anyway for a socket named with --containerd-address or CONTAINERD_ADDRESS)")
 	fs.BoolVar(&c.noThreads, "no-threads", false, "do not read the threads of multi-threaded processes")
 	fs.BoolVar(&c.noFDs, "no-fds", false, "do not look for namespaces held by open file descriptors")
 	fs.BoolVar(&c.noMounts, "no-mounts", false, "do not look for namespaces held by bind mounts")
-	c.pictureFlags.register(fs)
 	if t.Type == nsrel.TypeUser {
 		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners (faster; misses a user namespace that only owns such a namespace)")
 	}
-	fs.BoolVar(&c.version, "version", false, "print the version and exit")
+	fs.BoolVarP(&c.version, "version", "V", false, "print the version and exit")
 	fs.Usage = func() {}
 	return fs, c
 }
@@ -92,41 +101,57 @@ func (t Tool) usage(w io.Writer, fs *flag.FlagSet) {
 	if t.Type == nsrel.TypePID {
 		what, example = "PID", "pid:[4026531836] owner user:[4026531837] root (0)\n  └── pid:[4026532178] owner user:[4026532176] root (0)"
 	}
-	fmt.Fprintf(w, `Usage: %[1]s [flags]
+	fmt.Fprintf(w, `Usage: %[1]s [options]
 
 Print every %[2]s namespace on this host as a tree: found through every
 process and thread, open file descriptors, bind mounts in every mount
 namespace, and process-less ancestors and owners. Children are sorted by
 inode. Containers are looked up (containerd, runtime state) and shown on the
-namespaces their process lives in.
+namespaces their process lives in. On a terminal, lines are cut to its
+width (-u keeps them whole).
 
   %[3]s
 
 Examples:
   %[1]s                        # the whole tree
   %[1]s --details              # with processes and how each namespace was found
-  %[1]s --json | jq '.namespaces[] | select(.processes == [])'
+  %[1]s -J | jq '.namespaces[] | select(.processes == [])'
+  %[1]s -l -o NS,NPROCS,PID,CONTAINERS   # a flat list with chosen columns
   %[1]s --container 3f1c2a     # only the branches to that container
   %[1]s --container web        # the same, by name
   %[1]s --no-containers        # skip the container lookup
-  %[1]s --pid 4711             # only the branches to that process
+  %[1]s -p 4711                # only the branches to that process
   %[1]s --format html --collapse 3 > ns.html   # a report to open in a browser
   %[1]s --format dot | dot -Tpng > ns.png      # both hierarchies as a picture
 
-Flags:
+Options:
 `, t.Name, what, example)
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, help := flag.UnquoteUsage(f)
-		fmt.Fprintf(w, "  --%s", f.Name)
+		arg = strings.ToUpper(arg)
+		if f.Value.Type() == "bool" {
+			arg = ""
+		}
+		if f.Shorthand != "" {
+			fmt.Fprintf(w, "  -%s, --%s", f.Shorthand, f.Name)
+		} else {
+			fmt.Fprintf(w, "      --%s", f.Name)
+		}
 		if arg != "" {
 			fmt.Fprintf(w, " %s", arg)
 		}
 		fmt.Fprintf(w, "\n        %s", help)
-		if f.DefValue != "" && f.DefValue != "false" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 			fmt.Fprintf(w, " (default %q)", f.DefValue)
 		}
 		fmt.Fprintln(w)
 	})
+	fmt.Fprintf(w, "  -h, --help\n        print this help and exit\n")
+	fmt.Fprintf(w, "\nColumns:\n")
+	for _, c := range tree.Columns {
+		fmt.Fprintf(w, "  %-11s %s\n", c.Name, c.Help)
+	}
+	fmt.Fprintf(w, "  (default: %s)\n", strings.Join(tree.DefaultColumns(t.Type), ","))
 	fmt.Fprintf(w, "\nExit status: 0 success, 1 failure, 2 bad usage.\nRun as root to see every namespace.\n")
 }
 
@@ -138,11 +163,11 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 			t.usage(stdout, fs)
 			return 0
 		}
-		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, flagError(err))
+		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, vocab.FlagError(err))
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", t.Name, fs.Arg(0))
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", t.Name, vocab.Printable(fs.Arg(0)))
 		return 2
 	}
 	if c.version {
@@ -151,6 +176,21 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	}
 	if c.noContainers && c.container != "" {
 		fmt.Fprintf(stderr, "%s: --container needs the container lookup; drop --no-containers\n", t.Name)
+		return 2
+	}
+	var columns []string
+	if c.output != "" || c.noHeadings || c.raw {
+		c.list = true
+	}
+	if c.output != "" {
+		var err error
+		if columns, err = tree.ParseColumns(c.output, t.Type); err != nil {
+			fmt.Fprintf(stderr, "%s: --output: %v (see --help)\n", t.Name, err)
+			return 2
+		}
+	}
+	if c.list && (c.json || c.format != "text") {
+		fmt.Fprintf(stderr, "%s: --list (and --output, --noheadings, --raw) print a text table: drop --json or --format (see --help)\n", t.Name)
 		return 2
 	}
 	if msg := c.pictureFlags.check(c); msg != "" {
@@ -225,7 +265,16 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	case c.json || c.format == "json":
 		err = tree.JSON(stdout, m, t.Type, opts)
 	default:
-		err = tree.Text(stdout, m, t.Type, opts)
+		// Text for people: cut to a terminal's width, as lsns does.
+		out := stdout
+		if width := terminalWidth(stdout); width > 0 && !c.noTruncate {
+			out = &truncWriter{w: stdout, width: width}
+		}
+		if c.list {
+			err = tree.List(out, m, t.Type, opts, tree.ListOptions{Columns: columns, NoHeadings: c.noHeadings, Raw: c.raw})
+		} else {
+			err = tree.Text(out, m, t.Type, opts)
+		}
 	}
 	if errors.Is(err, unix.EPIPE) {
 		// The reader is gone (lsuserns | head -1 with SIGPIPE ignored):
@@ -241,22 +290,6 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		return 1
 	}
 	return 0
-}
-
-// flagError rewrites the flag package's message in the spelling of the
-// help text: "flag provided but not defined: -bogus" becomes "unknown flag
-// --bogus", "for flag -x" becomes "for flag --x".
-func flagError(err error) string {
-	msg := firstLine(err)
-	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-		return "unknown flag --" + vocab.Escape(name)
-	}
-	for _, r := range []struct{ old, new string }{
-		{"for flag -", "for flag --"}, {"for -", "for --"}, {"argument: -", "argument: --"},
-	} {
-		msg = strings.Replace(msg, r.old, r.new, 1)
-	}
-	return vocab.Escape(msg)
 }
 
 func firstLine(err error) string {

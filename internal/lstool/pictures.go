@@ -2,7 +2,6 @@ package lstool
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	flag "github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/graph"
@@ -40,7 +40,7 @@ type pictureFlags struct {
 func (p *pictureFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.format, "format", "text", "output `format`: text, json, dot (Graphviz), svg (runs dot) or html (a self-contained report); dot, svg and html draw user and PID namespaces together")
 	fs.IntVar(&p.collapse, "collapse", 0, "dot, svg, html: fold runs of at least `N` (2 or more) process-less namespaces without containers into one node")
-	fs.IntVar(&p.pid, "pid", 0, "print only the branches leading to the namespaces of process `PID`")
+	fs.IntVarP(&p.pid, "pid", "p", 0, "print only the branches leading to the namespaces of process `PID`")
 	fs.StringVar(&p.auditLog, "audit-log", "", "html: add the history of the shown containers from the nsrel-hook audit log `FILE`, verified first")
 	fs.StringVar(&p.title, "title", "", "html: the report's `title` (default: the command and the host name)")
 }

@@ -1,0 +1,149 @@
+package lstool_test
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// openPTY opens a pseudo-terminal of the given width and returns its
+// master and slave ends.
+func openPTY(t *testing.T, cols uint16) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 50, Col: cols}); err != nil {
+		t.Fatal(err)
+	}
+	// Raw output: no \n -> \r\n.
+	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tio.Oflag &^= unix.OPOST
+	if err := unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio); err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
+// runOnTTY runs the built command with stdout on a terminal cols wide and
+// returns what it printed.
+func runOnTTY(t *testing.T, cols uint16, bin string, args ...string) string {
+	t.Helper()
+	m, s := openPTY(t, cols)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = s
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	out, _ := io.ReadAll(m) // EIO when the last slave fd closes
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s %q: %v: %s", bin, args, err, errb.String())
+	}
+	return string(out)
+}
+
+// TestTerminalWidth runs lsuserns on a 40-column terminal: every line is
+// cut to 40 characters; with -u, and to a pipe, none is.
+func TestTerminalWidth(t *testing.T) {
+	nstest.RequireRoot(t)
+	bin := nstest.Tool(t, "lsuserns")
+	leaf := nstest.UserChain(t, 12) // a deep chain makes long lines
+	longest := func(out string) int {
+		n := 0
+		for _, l := range strings.Split(out, "\n") {
+			n = max(n, utf8.RuneCountInString(l))
+		}
+		return n
+	}
+	whole, err := exec.Command(bin, "--no-containers").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := longest(string(whole)); n <= 40 {
+		t.Fatalf("the longest line to a pipe is %d characters: nothing to cut", n)
+	}
+	cut := runOnTTY(t, 40, bin, "--no-containers")
+	if n := longest(cut); n != 40 {
+		t.Errorf("on a 40-column terminal the longest line has %d characters:\n%s", n, cut)
+	}
+	if !strings.Contains(cut, "user:[") || strings.Count(cut, "\n") < strings.Count(string(whole), "\n")-2 {
+		t.Errorf("cut output lost lines:\n%s", cut)
+	}
+	leafIno := strconv.FormatUint(nstest.Ino(t, leaf.Pid, "user"), 10)
+	if full := runOnTTY(t, 40, bin, "--no-containers", "-u"); longest(full) <= 40 || !strings.Contains(full, leafIno) {
+		t.Errorf("-u cut the lines:\n%s", full)
+	}
+}
+
+// TestListAndShortOptions checks the flat list against the tree on the
+// real host: the same namespaces, one line each, with the chosen columns,
+// and -p selects a process's branch as --pid does.
+func TestListAndShortOptions(t *testing.T) {
+	nstest.RequireRoot(t)
+	leaf := nstest.UserChain(t, 3)
+	pid := strconv.Itoa(leaf.Pid)
+	for _, typ := range []nsrel.Type{nsrel.TypeUser, nsrel.TypePID} {
+		code, treeOut, errOut := run(t, tool(typ), "-p", pid)
+		if code != 0 {
+			t.Fatalf("-p %s: exit %d: %s", pid, code, errOut)
+		}
+		code, listOut, errOut := run(t, tool(typ), "-p", pid, "-l", "-o", "NS,DEPTH,TYPE", "-n")
+		if code != 0 {
+			t.Fatalf("-l: exit %d: %s", code, errOut)
+		}
+		treeLines := strings.Split(strings.TrimSpace(treeOut), "\n")
+		listLines := strings.Split(strings.TrimSpace(listOut), "\n")
+		if len(treeLines) != len(listLines) {
+			t.Fatalf("%s: %d tree lines, %d list lines:\n%s\n%s", typ, len(treeLines), len(listLines), treeOut, listOut)
+		}
+		for i, l := range listLines {
+			f := strings.Fields(l)
+			if len(f) != 3 || f[2] != typ.String() {
+				t.Fatalf("list line %q", l)
+			}
+			if !strings.Contains(treeLines[i], typ.String()+":["+f[0]+"] owner") {
+				t.Errorf("line %d: list %q, tree %q", i, l, treeLines[i])
+			}
+			depth, _ := strconv.Atoi(f[1])
+			if prefix := len([]rune(treeLines[i][:strings.Index(treeLines[i], typ.String()+":[")])) / 4; prefix != depth {
+				t.Errorf("line %d: depth %d, tree indent %d", i, depth, prefix)
+			}
+		}
+	}
+	// The process's own user namespace is in the list with its PID.
+	_, out, _ := run(t, tool(nsrel.TypeUser), "-p", pid, "--raw", "-o", "NS,PID")
+	want := strconv.FormatUint(nstest.Ino(t, leaf.Pid, "user"), 10) + " " + pid + "\n"
+	if !strings.HasPrefix(out, "NS PID\n") || !strings.Contains(out, want) {
+		t.Errorf("--raw -o NS,PID:\n%s\nwant a line %q", out, want)
+	}
+}

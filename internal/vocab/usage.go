@@ -1,0 +1,52 @@
+package vocab
+
+import (
+	"regexp"
+	"strings"
+)
+
+// The messages of Go's flag package and of spf13/pflag, in the forms
+// FlagError knows.
+var (
+	flagUnknown   = regexp.MustCompile(`^(?:flag provided but not defined: -+|unknown flag: --)(.*)$`)
+	flagShort     = regexp.MustCompile(`^unknown shorthand flag: '(.)' in -.*$`)
+	flagNeedsArg  = regexp.MustCompile(`^flag needs an argument: (?:-+(.*)|'(.)' in -.*)$`)
+	flagBadValue  = regexp.MustCompile(`^invalid (?:boolean )?(?:value|argument) ("(?:[^"\\]|\\.)*") for (?:flag -+|-+|"(?:-., )?--)([A-Za-z0-9-]+)"?(?: flag)?: (.*)$`)
+	flagBadSyntax = regexp.MustCompile(`^bad flag syntax: (.*)$`)
+)
+
+// FlagError words a command-line parsing error the same way in every nsrel
+// binary, whichever flag package parsed it, with long options spelled as
+// --name: "unknown option --bogus", "option --config needs an argument",
+// `invalid value "soon" for option --container-timeout: parse error`.
+// Anything the user typed is escaped. The binaries print it as
+// "NAME: MESSAGE (see --help)".
+func FlagError(err error) string {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	if m := flagUnknown.FindStringSubmatch(msg); m != nil {
+		if len(m[1]) == 1 && !strings.HasPrefix(msg, "unknown flag") {
+			return "unknown option -" + Escape(m[1])
+		}
+		return "unknown option --" + Escape(m[1])
+	}
+	if m := flagShort.FindStringSubmatch(msg); m != nil {
+		return "unknown option -" + Escape(m[1])
+	}
+	if m := flagNeedsArg.FindStringSubmatch(msg); m != nil {
+		if m[2] != "" {
+			return "option -" + Escape(m[2]) + " needs an argument"
+		}
+		return "option --" + Escape(m[1]) + " needs an argument"
+	}
+	if m := flagBadValue.FindStringSubmatch(msg); m != nil {
+		reason := m[3]
+		if i := strings.LastIndex(reason, ": "); i >= 0 && strings.HasPrefix(reason, "strconv.") {
+			reason = reason[i+2:] // "strconv.ParseInt: parsing "x": invalid syntax" -> "invalid syntax"
+		}
+		return "invalid value " + Escape(m[1]) + " for option --" + Escape(m[2]) + ": " + Escape(reason)
+	}
+	if m := flagBadSyntax.FindStringSubmatch(msg); m != nil {
+		return "bad option syntax " + Escape(m[1])
+	}
+	return Escape(msg)
+}

@@ -1,0 +1,54 @@
+package vocab
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+// TestFlagError parses the same bad command lines with Go's flag package
+// (nsrel-hook, nsrel-containerd) and with pflag (lsuserns, lspidns) and
+// checks the words of both.
+func TestFlagError(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		std, pfl  string
+		shortOnly bool
+	}{
+		{args: []string{"--bogus"}, std: "unknown option --bogus", pfl: "unknown option --bogus"},
+		{args: []string{"--a\x1b[2J"}, std: `unknown option --a\x1b[2J`, pfl: `unknown option --a\x1b[2J`},
+		{args: []string{"--config"}, std: "option --config needs an argument", pfl: "option --config needs an argument"},
+		{args: []string{"--timeout", "soon"}, std: `invalid value "soon" for option --timeout: parse error`,
+			pfl: `invalid value "soon" for option --timeout: must be a duration like "30s" or "5m"`},
+		{args: []string{"--count", "x"}, std: `invalid value "x" for option --count: parse error`,
+			pfl: `invalid value "x" for option --count: must be an integer`},
+		{args: []string{"-x"}, pfl: "unknown option -x", shortOnly: true},
+		{args: []string{"-c"}, pfl: "option -c needs an argument", shortOnly: true},
+		{args: []string{"-n", "x"}, pfl: `invalid value "x" for option --count: must be an integer`, shortOnly: true},
+	} {
+		if !tc.shortOnly {
+			std := flag.NewFlagSet("x", flag.ContinueOnError)
+			std.SetOutput(io.Discard)
+			std.String("config", "", "")
+			std.Duration("timeout", 0, "")
+			std.Int("count", 0, "")
+			if got := FlagError(std.Parse(tc.args)); got != tc.std {
+				t.Errorf("flag %q: %q, want %q", tc.args, got, tc.std)
+			}
+		}
+		gnu := pflag.NewFlagSet("x", pflag.ContinueOnError)
+		gnu.SetOutput(io.Discard)
+		gnu.StringP("config", "c", "", "")
+		gnu.Duration("timeout", 0, "")
+		gnu.IntP("count", "n", 0, "")
+		if got := FlagError(gnu.Parse(tc.args)); got != tc.pfl {
+			t.Errorf("pflag %q: %q, want %q", tc.args, got, tc.pfl)
+		}
+	}
+	if got := FlagError(errors.New("something\nelse")); got != "something" {
+		t.Errorf("other error: %q", got)
+	}
+}
