@@ -2,9 +2,9 @@ package discover
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
-	"errors"
 	"strconv"
 	"strings"
 	"sync"

@@ -109,8 +109,8 @@ func (s *scanner) denyProcess(pid int) {
 // [Model.Denied].
 func Discover(opts Options) (*Model, error) {
 	s := &scanner{
-		opts:  opts,
-		self:  os.Getpid(),
+		opts:    opts,
+		self:    os.Getpid(),
 		nodes:   make(map[Key]*node, 256),
 		readers: make(map[uint64][]task),
 	}
