@@ -1,0 +1,344 @@
+package discover_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
+)
+
+// situationEnv makes the test binary, started by a test as a child, build
+// one situation in its package initializer (on the main thread, before
+// the tests run), print "ready ..." and stay.
+const situationEnv = "NSREL_DISCOVER_SITUATION"
+
+func init() {
+	switch os.Getenv(situationEnv) {
+	case "":
+		return
+	case "leader":
+		situationLeader()
+	case "threads":
+		situationThreads()
+	case "socket":
+		situationSocket()
+	}
+	fmt.Println("error: unknown situation")
+	os.Exit(2)
+}
+
+// die reports a failed set-up step to the parent and exits.
+func die(step string, err error) {
+	fmt.Printf("error: %s: %v\n", step, err)
+	os.Exit(1)
+}
+
+// stay keeps the child alive (a timer, so Go never sees a deadlock) until
+// it is killed.
+func stay() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// situationLeader: fd 3 holds a namespace; the mount namespace is private
+// (the parent started us with CLONE_NEWNS) and has the file $BIND_SRC
+// bind-mounted on $BIND_DST. Then the main thread, the thread-group
+// leader, exits (exit(2) of the thread only) while another thread stays.
+func situationLeader() {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		die("make / private", err)
+	}
+	if err := unix.Mount(os.Getenv("BIND_SRC"), os.Getenv("BIND_DST"), "", unix.MS_BIND, ""); err != nil {
+		die("bind mount", err)
+	}
+	unix.Close(4)
+	go stay()
+	fmt.Println("ready")
+	// Only this thread ends; the process lives on in the others.
+	unix.Syscall(unix.SYS_EXIT, 0, 0, 0)
+}
+
+// situationThreads: each of four threads has state of its own that
+// differs from the process's: thread "net" joined the network namespace
+// $NET, thread "pfc" the PID namespace $PIDNS for its children, thread
+// "files" has a private fd table that alone holds fd 3, thread "mnt" a
+// private mount namespace with $BIND_SRC bind-mounted on $BIND_DST.
+func situationThreads() {
+	type result struct {
+		name string
+		tid  int
+		err  error
+	}
+	ready := make(chan result)
+	filesUnshared := make(chan struct{})
+	thread := func(name string, setup func() error) {
+		go func() {
+			// Locked for good: the thread keeps its state until the
+			// process is killed.
+			runtime.LockOSThread()
+			err := setup()
+			ready <- result{name, unix.Gettid(), err}
+			select {}
+		}()
+	}
+	setnsPath := func(path string, nstype int) error {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Setns(fd, nstype)
+	}
+	thread("net", func() error { return setnsPath(os.Getenv("NET"), unix.CLONE_NEWNET) })
+	thread("pfc", func() error { return setnsPath(os.Getenv("PIDNS"), unix.CLONE_NEWPID) })
+	thread("files", func() error {
+		defer close(filesUnshared)
+		return unix.Unshare(unix.CLONE_FILES)
+	})
+	thread("mnt", func() error {
+		if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
+			return err
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			return err
+		}
+		return unix.Mount(os.Getenv("BIND_SRC"), os.Getenv("BIND_DST"), "", unix.MS_BIND, "")
+	})
+	<-filesUnshared
+	// Now only the "files" thread's table has fd 3.
+	unix.Close(3)
+	var parts []string
+	for range 4 {
+		r := <-ready
+		if r.err != nil {
+			die(r.name, r.err)
+		}
+		parts = append(parts, fmt.Sprintf("%s=%d", r.name, r.tid))
+	}
+	go stay()
+	fmt.Println("ready " + strings.Join(parts, " "))
+	select {}
+}
+
+// situationSocket: a socket created in the network namespace $NET, which
+// this process then leaves; it prints the socket's fd, the namespace's
+// inode and that of its owning user namespace, as the kernel says them.
+func situationSocket() {
+	runtime.LockOSThread()
+	self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		die("open own netns", err)
+	}
+	target, err := unix.Open(os.Getenv("NET"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		die("open netns", err)
+	}
+	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+		die("setns", err)
+	}
+	sock, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		die("socket", err)
+	}
+	if err := unix.Setns(self, unix.CLONE_NEWNET); err != nil {
+		die("setns back", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(target, &st); err != nil {
+		die("fstat", err)
+	}
+	owner, err := nsrel.OwnerUserNS(nsrel.FD(target))
+	if err != nil {
+		die("owner", err)
+	}
+	oid, err := nsrel.Identify(owner)
+	if err != nil {
+		die("identify owner", err)
+	}
+	owner.Close()
+	unix.Close(target)
+	unix.Close(self)
+	go stay()
+	fmt.Printf("ready fd=%d net=%d owner=%d\n", sock, st.Ino, oid.Ino)
+	select {}
+}
+
+// startSituation starts this test binary as a child building the
+// situation name with env, and returns it and the fields of its ready
+// line (name=value).
+func startSituation(t *testing.T, name string, attr *syscall.SysProcAttr, files []*os.File, env ...string) (*exec.Cmd, map[string]string) {
+	t.Helper()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = append([]string{situationEnv + "=" + name}, env...)
+	cmd.ExtraFiles = files
+	if attr == nil {
+		attr = &syscall.SysProcAttr{}
+	}
+	attr.Setpgid = true
+	cmd.SysProcAttr = attr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	f := strings.Fields(line)
+	if len(f) == 0 || f[0] != "ready" {
+		t.Fatalf("situation %s: %q", name, line)
+	}
+	kv := make(map[string]string)
+	for _, p := range f[1:] {
+		k, v, _ := strings.Cut(p, "=")
+		kv[k] = v
+	}
+	return cmd, kv
+}
+
+// heldUserNS returns a user namespace whose only process is killed: the
+// caller holds it open (close it once something else holds it).
+func heldUserNS(t *testing.T) (*os.File, uint64) {
+	t.Helper()
+	p := nstest.Sleep(t, nil, "-U")
+	f, err := os.Open(nstest.NSPath(p.Pid, "user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	killWait(t, p, p.Pid)
+	return f, st.Ino
+}
+
+// bindTarget returns an empty file to bind-mount a namespace on.
+func bindTarget(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ns")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// foundVia returns the first Found of n with via v, or nil.
+func foundVia(n *discover.Namespace, v discover.Via) *discover.Found {
+	if n == nil {
+		return nil
+	}
+	return hasVia(n, v)
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return n
+}
+
+// linkIno reads the namespace link at path (readlink, "type:[INO]").
+func linkIno(t *testing.T, path string) uint64 {
+	t.Helper()
+	l, err := os.Readlink(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := nsrel.ParseName(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Ino
+}
+
+// liveThread returns a thread of pid other than the leader, read here
+// from /proc/PID/task.
+func otherThread(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if tid := atoi(t, e.Name()); tid != pid {
+			if _, err := os.Readlink(fmt.Sprintf("/proc/%d/task/%d/ns/mnt", pid, tid)); err == nil {
+				return tid
+			}
+		}
+	}
+	t.Fatalf("process %d has no live thread", pid)
+	return 0
+}
+
+func TestExitedThreadGroupLeader(t *testing.T) {
+	// A process whose leader thread exited lives on in its other threads;
+	// /proc/PID/ns/{mnt,net,...} and /proc/PID/fd of the leader read
+	// ENOENT and empty. Its fd-held and mount-held namespaces are found
+	// through a live thread.
+	nstest.RequireRoot(t)
+	fdNS, fdIno := heldUserNS(t)
+	mountNS, mountIno := heldUserNS(t)
+	dst := bindTarget(t)
+	cmd, _ := startSituation(t, "leader", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}, []*os.File{fdNS, mountNS},
+		"BIND_SRC=/proc/self/fd/4", "BIND_DST="+dst)
+	fdNS.Close()
+	mountNS.Close()
+	pid := cmd.Process.Pid
+	// The kernel's view, read here: the leader's links are gone, a live
+	// thread holds fd 3 and is in the private mount namespace.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Readlink(nstest.NSPath(pid, "mnt")); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader of %d still has its namespaces; the test proves nothing", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tid := otherThread(t, pid)
+	if got := linkIno(t, fmt.Sprintf("/proc/%d/task/%d/fd/3", pid, tid)); got != fdIno {
+		t.Fatalf("setup: fd 3 of thread %d is %d, want %d", tid, got, fdIno)
+	}
+	mnt := linkIno(t, fmt.Sprintf("/proc/%d/task/%d/ns/mnt", pid, tid))
+	if mnt == ino(t, "/proc/self/ns/mnt") {
+		t.Fatal("setup: the child shares our mount namespace")
+	}
+
+	for _, o := range []discover.Options{
+		{Types: []nsrel.Type{nsrel.TypeUser}},
+		{Types: []nsrel.Type{nsrel.TypePID}},
+	} {
+		m := discoverT(t, o)
+		n := m.Lookup(nsrel.TypeUser, fdIno)
+		f := foundVia(n, discover.ViaFD)
+		if f == nil || f.PID != pid || !strings.HasSuffix(f.Path, "/fd/3") {
+			t.Errorf("%v: user:[%d] held by fd 3 of %d: found via %+v", o.Types, fdIno, pid, n)
+		}
+		n = m.Lookup(nsrel.TypeUser, mountIno)
+		f = foundVia(n, discover.ViaMount)
+		if f == nil || f.MountNS != mnt || f.Path != dst {
+			t.Errorf("%v: user:[%d] bind-mounted on %s in mnt:[%d]: found via %+v", o.Types, mountIno, dst, mnt, n)
+		}
+	}
+}
