@@ -342,3 +342,101 @@ func TestExitedThreadGroupLeader(t *testing.T) {
 		}
 	}
 }
+
+func TestPerThreadState(t *testing.T) {
+	// Four threads of one process each differ from it in one way; what
+	// each holds is held by nothing else. The kernel's answers are read
+	// here from /proc/PID/task/TID and the ioctls on those links.
+	nstest.RequireRoot(t)
+	// A network namespace owned by a user namespace of its own, joined
+	// by thread "net"; its creator is killed.
+	netCreator := nstest.Sleep(t, nil, "-Un")
+	// A PID namespace owned by another user namespace, joined for its
+	// children by thread "pfc"; its processes are killed.
+	pidCreator := nstest.Sleep(t, nil, "-Upf", "--kill-child")
+	filesNS, filesIno := heldUserNS(t)
+	mountNS, mountIno := heldUserNS(t)
+	dst := bindTarget(t)
+	cmd, tids := startSituation(t, "threads", nil, []*os.File{filesNS, mountNS},
+		"NET="+nstest.NSPath(netCreator.Pid, "net"), "PIDNS="+nstest.NSPath(pidCreator.Pid, "pid"),
+		"BIND_SRC=/proc/self/fd/4", "BIND_DST="+dst)
+	filesNS.Close()
+	mountNS.Close()
+	killWait(t, netCreator, netCreator.Pid)
+	killWait(t, pidCreator, pidCreator.Pid)
+	pid := cmd.Process.Pid
+	task := func(name, rest string) string {
+		return fmt.Sprintf("/proc/%d/task/%s/%s", pid, tids[name], rest)
+	}
+	ownerOf := func(path string) uint64 {
+		o, err := nsrel.OwnerUserNS(nsrel.Path(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		id, err := nsrel.Identify(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id.Ino
+	}
+	netIno := linkIno(t, task("net", "ns/net"))
+	netOwner := ownerOf(task("net", "ns/net"))
+	pfcIno := linkIno(t, task("pfc", "ns/pid_for_children"))
+	pfcOwner := ownerOf(task("pfc", "ns/pid_for_children"))
+	mntIno := linkIno(t, task("mnt", "ns/mnt"))
+	if got := linkIno(t, task("files", "fd/3")); got != filesIno {
+		t.Fatalf("setup: fd 3 of thread files is %d, want %d", got, filesIno)
+	}
+	if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/3", pid)); err == nil && l == fmt.Sprintf("user:[%d]", filesIno) {
+		t.Fatal("setup: the process's own fd table still has fd 3")
+	}
+	for _, p := range []string{"ns/net", "ns/pid_for_children", "ns/mnt"} {
+		if linkIno(t, nstest.NSPath(pid, strings.TrimPrefix(p, "ns/"))) == linkIno(t, task(map[string]string{"ns/net": "net", "ns/pid_for_children": "pfc", "ns/mnt": "mnt"}[p], p)) {
+			t.Fatalf("setup: the process has its thread's %s", p)
+		}
+	}
+
+	users := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	pids := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}})
+	tid := func(name string) int { return atoi(t, tids[name]) }
+	t.Run("net", func(t *testing.T) {
+		n := users.Lookup(nsrel.TypeNet, netIno)
+		if f := foundVia(n, discover.ViaTask); f == nil || f.PID != pid || f.TID != tid("net") {
+			t.Fatalf("net:[%d] of thread %d: %+v", netIno, tid("net"), n)
+		}
+		if o := users.Lookup(nsrel.TypeUser, netOwner); o == nil || n.Owner != o {
+			t.Errorf("owner of net:[%d] is user:[%d], model: %v", netIno, netOwner, n.Owner)
+		}
+	})
+	t.Run("pid_for_children", func(t *testing.T) {
+		n := pids.Lookup(nsrel.TypePID, pfcIno)
+		if f := foundVia(n, discover.ViaTask); f == nil || f.TID != tid("pfc") {
+			t.Fatalf("lspidns: pid:[%d] of thread %d: %+v", pfcIno, tid("pfc"), n)
+		}
+		if n.Owner == nil || n.Owner.Ino != pfcOwner {
+			t.Errorf("lspidns: owner of pid:[%d] %v, kernel user:[%d]", pfcIno, n.Owner, pfcOwner)
+		}
+		// lsuserns shows the owner lspidns names.
+		if o := users.Lookup(nsrel.TypeUser, pfcOwner); o == nil {
+			t.Errorf("lsuserns: no user:[%d], the owner lspidns names for pid:[%d]", pfcOwner, pfcIno)
+		}
+	})
+	t.Run("files", func(t *testing.T) {
+		for _, m := range []*discover.Model{users, pids} {
+			n := m.Lookup(nsrel.TypeUser, filesIno)
+			want := fmt.Sprintf("/proc/%d/task/%d/fd/3", pid, tid("files"))
+			if f := foundVia(n, discover.ViaFD); f == nil || f.Path != want || f.TID != tid("files") {
+				t.Errorf("user:[%d] held by %s: %+v", filesIno, want, n)
+			}
+		}
+	})
+	t.Run("mnt", func(t *testing.T) {
+		for _, m := range []*discover.Model{users, pids} {
+			n := m.Lookup(nsrel.TypeUser, mountIno)
+			if f := foundVia(n, discover.ViaMount); f == nil || f.MountNS != mntIno || f.Path != dst {
+				t.Errorf("user:[%d] bind-mounted on %s in mnt:[%d] of thread %d: %+v", mountIno, dst, mntIno, tid("mnt"), n)
+			}
+		}
+	})
+}
