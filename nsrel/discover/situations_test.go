@@ -129,6 +129,8 @@ func situationThreads() {
 		}
 		parts = append(parts, fmt.Sprintf("%s=%d", r.name, r.tid))
 	}
+	// Now only the "mnt" thread's bind mount holds what fd 4 held.
+	unix.Close(4)
 	go stay()
 	fmt.Println("ready " + strings.Join(parts, " "))
 	select {}
@@ -439,4 +441,33 @@ func TestPerThreadState(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestNetworkNamespaceHeldBySocket(t *testing.T) {
+	// A process joins a network namespace, opens a socket and leaves; the
+	// namespace's creator exits. Only the socket holds the namespace (and
+	// through it its owning user namespace): pidfd_getfd(2) and
+	// SIOCGSKNS find it. The child reports what the kernel told it.
+	nstest.RequireRoot(t)
+	creator := nstest.Sleep(t, nil, "-Un")
+	cmd, kv := startSituation(t, "socket", nil, nil, "NET="+nstest.NSPath(creator.Pid, "net"))
+	killWait(t, creator, creator.Pid)
+	pid := cmd.Process.Pid
+	netIno, owner := uint64(atoi(t, kv["net"])), uint64(atoi(t, kv["owner"]))
+	if linkIno(t, nstest.NSPath(pid, "net")) == netIno {
+		t.Fatal("setup: the child is still in the namespace")
+	}
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	n := m.Lookup(nsrel.TypeNet, netIno)
+	want := fmt.Sprintf("/proc/%d/fd/%s", pid, kv["fd"])
+	if f := foundVia(n, discover.ViaSocket); f == nil || f.PID != pid || f.Path != want {
+		t.Fatalf("net:[%d] of the socket %s: %+v", netIno, want, n)
+	}
+	if o := m.Lookup(nsrel.TypeUser, owner); o == nil || n.Owner != o {
+		t.Errorf("owner of net:[%d]: model %v, kernel user:[%d]", netIno, n.Owner, owner)
+	}
+	m = discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}, NoSockets: true})
+	if n := m.Lookup(nsrel.TypeUser, owner); n != nil {
+		t.Errorf("NoSockets: user:[%d] found via %+v; the test does not isolate the socket", owner, n.FoundVia)
+	}
 }
