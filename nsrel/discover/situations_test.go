@@ -471,3 +471,100 @@ func TestNetworkNamespaceHeldBySocket(t *testing.T) {
 		t.Errorf("NoSockets: user:[%d] found via %+v; the test does not isolate the socket", owner, n.FoundVia)
 	}
 }
+
+// nsenterMount runs args in the mount namespace at path (nsenter
+// --mount) and returns the output.
+func nsenterMount(t *testing.T, path string, args ...string) string {
+	t.Helper()
+	nsenter := nstest.RequireCmd(t, "nsenter")
+	out, err := exec.Command(nsenter, append([]string{"--mount=" + path}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nsenter --mount=%s %v: %v\n%s", path, args, err, out)
+	}
+	return string(out)
+}
+
+// fdPath returns /proc/PID/fd/N of f in this process, a path other
+// processes can bind-mount from.
+func fdPath(f *os.File) string { return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()) }
+
+func TestTasklessMountNamespaces(t *testing.T) {
+	// Mount namespace M2 is held only by an fd; in it, M1 is bind-mounted,
+	// and in M1 a user namespace U. No task is in M1 or M2: a helper
+	// process joins each to read its mount table.
+	nstest.RequireRoot(t)
+	x2 := nstest.Sleep(t, nil, "-m", "--propagation", "private")
+	x1 := nstest.Sleep(t, nil, "-m", "--propagation", "private") // newer: may be bind-mounted in M2
+	m1, m2 := nstest.Ino(t, x1.Pid, "mnt"), nstest.Ino(t, x2.Pid, "mnt")
+	userNS, userIno := heldUserNS(t)
+	dst1, dst2 := bindTarget(t), bindTarget(t)
+	nsenterMount(t, nstest.NSPath(x1.Pid, "mnt"), "mount", "--bind", fdPath(userNS), dst1)
+	nsenterMount(t, nstest.NSPath(x2.Pid, "mnt"), "mount", "--bind", nstest.NSPath(x1.Pid, "mnt"), dst2)
+	userNS.Close()
+	holder := holdByFD(t, nstest.NSPath(x2.Pid, "mnt"))
+	killWait(t, x1, x1.Pid)
+	killWait(t, x2, x2.Pid)
+	// The kernel's view, read here by joining M2 through the holder's fd.
+	held := fmt.Sprintf("/proc/%d/fd/3", holder.Pid)
+	if mi := nsenterMount(t, held, "cat", "/proc/self/mountinfo"); !strings.Contains(mi, fmt.Sprintf("mnt:[%d] %s ", m1, dst2)) {
+		t.Fatalf("setup: M2's mount table has no mnt:[%d] on %s:\n%s", m1, dst2, mi)
+	}
+
+	for _, o := range []discover.Options{
+		{Types: []nsrel.Type{nsrel.TypeUser}},
+		{Types: []nsrel.Type{nsrel.TypePID}},
+	} {
+		m := discoverT(t, o)
+		n1 := m.Lookup(nsrel.TypeMount, m1)
+		if f := foundVia(n1, discover.ViaMount); f == nil || f.MountNS != m2 || f.Path != dst2 || f.PID != 0 {
+			t.Errorf("%v: mnt:[%d] bind-mounted on %s in mnt:[%d]: %+v", o.Types, m1, dst2, m2, n1)
+		}
+		n := m.Lookup(nsrel.TypeUser, userIno)
+		if f := foundVia(n, discover.ViaMount); f == nil || f.MountNS != m1 || f.Path != dst1 {
+			t.Errorf("%v: user:[%d] bind-mounted on %s in mnt:[%d]: %+v", o.Types, userIno, dst1, m1, n)
+		}
+	}
+	// Without bind mounts, no helper runs and nothing is found.
+	if m := discoverT(t, discover.Options{NoMounts: true}); m.Lookup(nsrel.TypeUser, userIno) != nil {
+		t.Errorf("NoMounts found user:[%d]", userIno)
+	}
+}
+
+func TestChrootedMountTableReader(t *testing.T) {
+	// The only process of a mount namespace is chrooted: its own mount
+	// table shows nothing outside its root, so a user namespace
+	// bind-mounted outside is read by a helper that joins the namespace.
+	nstest.RequireRoot(t)
+	busybox := nstest.RequireCmd(t, "busybox")
+	dir := t.TempDir()
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sleep"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	userNS, userIno := heldUserNS(t)
+	dst := bindTarget(t)
+	unshare := nstest.RequireCmd(t, "unshare")
+	p := nstest.Start(t, nil, unshare, "-m", "--propagation", "private", "sh", "-c",
+		fmt.Sprintf("mount --bind %s %s && exec chroot %s /sleep infinity", fdPath(userNS), dst, dir))
+	p.Pid = nstest.WaitLeaf(t, p.Pid, "sleep")
+	userNS.Close()
+	if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", p.Pid)); err != nil || root != dir {
+		t.Fatalf("setup: root of %d is %q (%v), want %s", p.Pid, root, err, dir)
+	}
+	mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", p.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mi), "nsfs") {
+		t.Fatalf("setup: the chrooted process sees the nsfs mount:\n%s", mi)
+	}
+	mnt := nstest.Ino(t, p.Pid, "mnt")
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	n := m.Lookup(nsrel.TypeUser, userIno)
+	if f := foundVia(n, discover.ViaMount); f == nil || f.MountNS != mnt || f.Path != dst {
+		t.Errorf("user:[%d] bind-mounted on %s in mnt:[%d]: %+v", userIno, dst, mnt, n)
+	}
+}
