@@ -103,6 +103,10 @@ func (s *scanner) denyProcess(pid int) {
 	s.mu.Unlock()
 }
 
+// afterProcesses, if set (by tests), is called between the process and
+// the bind mount scans.
+var afterProcesses func()
+
 // Discover scans the host for namespaces and returns the model. It fails
 // only when /proc cannot be read at all; everything else (vanished
 // processes, denied reads) is skipped, and denied reads are counted in
@@ -163,6 +167,9 @@ func Discover(opts Options) (*Model, error) {
 	}
 	if err := s.scanProcesses(ws); err != nil {
 		return nil, &os.PathError{Op: "getdents", Path: "/proc", Err: err}
+	}
+	if afterProcesses != nil {
+		afterProcesses()
 	}
 	if !opts.NoMounts {
 		s.scanMounts(ws)

@@ -568,3 +568,100 @@ func TestChrootedMountTableReader(t *testing.T) {
 		t.Errorf("user:[%d] bind-mounted on %s in mnt:[%d]: %+v", userIno, dst, mnt, n)
 	}
 }
+
+// reuseInode creates UTS namespaces (held open until the test ends) until
+// one gets the inode want or tries run out, and returns that one.
+func reuseInode(t *testing.T, want uint64, tries int) *os.File {
+	t.Helper()
+	var held []*os.File
+	t.Cleanup(func() {
+		for _, f := range held {
+			f.Close()
+		}
+	})
+	type result struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/uts")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer orig.Close()
+		defer unix.Setns(int(orig.Fd()), unix.CLONE_NEWUTS)
+		for range tries {
+			if err := unix.Unshare(unix.CLONE_NEWUTS); err != nil {
+				done <- result{err: err}
+				return
+			}
+			f, err := os.Open("/proc/thread-self/ns/uts")
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			held = append(held, f)
+			var st unix.Stat_t
+			if unix.Fstat(int(f.Fd()), &st) == nil && st.Ino == want {
+				done <- result{f: f}
+				return
+			}
+			// A namespace is freed a moment after its last reference.
+			time.Sleep(time.Millisecond)
+		}
+		done <- result{}
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.f
+}
+
+func TestInodeReusedMidScan(t *testing.T) {
+	// The scan sees user namespace U through its only process; then,
+	// while the scan is paused, that process dies and new namespaces of
+	// another type are created until one would get U's inode, and it is
+	// bind-mounted where the bind mount scan reads next. The scan holds U
+	// open from the moment it found it, so the inode cannot be given out
+	// again; and whatever happens, no namespace in the model has an owner
+	// or parent of the wrong type, and no reference is put on a namespace
+	// of another type.
+	nstest.RequireRoot(t)
+	a := nstest.Sleep(t, nil, "-U")
+	u := nstest.Ino(t, a.Pid, "user")
+	d := nstest.Sleep(t, nil, "-m", "--propagation", "private")
+	dst := bindTarget(t)
+	var reused *os.File
+	restore := discover.SetAfterProcesses(func() {
+		killWait(t, a, a.Pid)
+		reused = reuseInode(t, u, 2000)
+		if reused != nil {
+			nsenterMount(t, nstest.NSPath(d.Pid, "mnt"), "mount", "--bind", fdPath(reused), dst)
+		}
+	})
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	restore()
+	if reused != nil {
+		t.Errorf("user:[%d] died during the scan and its inode went to a UTS namespace: the scan did not hold it", u)
+		n := m.Lookup(nsrel.TypeUTS, u)
+		if f := foundVia(n, discover.ViaMount); f == nil || f.Path != dst {
+			t.Errorf("uts:[%d] bind-mounted on %s: %+v", u, dst, n)
+		}
+	}
+	if n := m.Lookup(nsrel.TypeUser, u); n == nil || foundVia(n, discover.ViaProcess) == nil || foundVia(n, discover.ViaMount) != nil {
+		t.Errorf("user:[%d]: want found via its process only, got %+v", u, n)
+	}
+	for _, n := range m.Namespaces {
+		if n.Owner != nil && n.Owner.Type != nsrel.TypeUser {
+			t.Errorf("%v: owner %v is not a user namespace", n.Name(), n.Owner.Name())
+		}
+		if n.Parent != nil && n.Parent.Type != n.Type {
+			t.Errorf("%v: parent %v of another type", n.Name(), n.Parent.Name())
+		}
+	}
+}
