@@ -469,6 +469,8 @@ type nsLink struct {
 	role uint8
 	// task says that the link follows the task's nsproxy, which an
 	// exited thread-group leader no longer has: it then reads ENOENT.
+	// Those are also the links in which a thread can differ from its
+	// process (see threads).
 	task bool
 }
 
@@ -495,8 +497,20 @@ var nsLinksInit = [...]nsLink{
 	{"ns/cgroup", nsrel.TypeCgroup, ViaProcess, roleOwner, true},
 	{"ns/ipc", nsrel.TypeIPC, ViaProcess, roleOwner, true},
 	{"ns/net", nsrel.TypeNet, ViaProcess, roleOwner, true},
+	// The time namespace is the process's (setns(2) of one needs a
+	// single-threaded caller), but reads ENOENT with the leader gone.
 	{"ns/time", nsrel.TypeTime, ViaProcess, roleOwner, true},
 	{"ns/uts", nsrel.TypeUTS, ViaProcess, roleOwner, true},
+}
+
+// threadLink reports whether a thread's link nsLinks[i] can differ from
+// its process's: not ns/user (setns(2) and unshare(2) of a user namespace
+// need a single-threaded caller, clone(2) refuses CLONE_NEWUSER with
+// CLONE_THREAD), ns/pid (the thread group's PID namespace) nor ns/time
+// (setns needs a single-threaded caller; unshare changes only
+// time_for_children).
+func threadLink(i int) bool {
+	return nsLinks[i].task && nsLinks[i].typ != nsrel.TypeTime
 }
 
 var nsLinks = nsLinksInit[:]
@@ -660,7 +674,7 @@ func (w *worker) threads(dfd int, cur task) {
 		}
 		th := task{cur.pid, tid}
 		for i, l := range nsLinks {
-			if l.role&s.roles == 0 {
+			if l.role&s.roles == 0 || !threadLink(i) {
 				continue
 			}
 			p := name + "/" + l.path
@@ -679,6 +693,9 @@ func (w *worker) threads(dfd int, cur task) {
 		if s.opts.NoFDs || cur.pid == s.self {
 			continue
 		}
+		// One kcmp(2) (Linux 3.5, CONFIG_CHECKPOINT_RESTORE) tells whether
+		// the thread shares the fd table read for the process; without
+		// it every thread's table is read.
 		if r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(ref), uintptr(tid), kcmpFiles, 0, 0, 0); e == 0 && r == 0 {
 			continue // the process's fd table
 		}
