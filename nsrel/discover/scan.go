@@ -503,14 +503,22 @@ var nsLinksInit = [...]nsLink{
 	{"ns/uts", nsrel.TypeUTS, ViaProcess, roleOwner, true},
 }
 
-// threadLink reports whether a thread's link nsLinks[i] can differ from
-// its process's: not ns/user (setns(2) and unshare(2) of a user namespace
-// need a single-threaded caller, clone(2) refuses CLONE_NEWUSER with
-// CLONE_THREAD), ns/pid (the thread group's PID namespace) nor ns/time
-// (setns needs a single-threaded caller; unshare changes only
-// time_for_children).
+// threadLink reports whether the scan reads a thread's link nsLinks[i]
+// to compare it with its process's. A thread's ns/user cannot differ
+// (setns(2) and unshare(2) of a user namespace need a single-threaded
+// caller, clone(2) refuses CLONE_NEWUSER with CLONE_THREAD), nor can
+// ns/pid (the thread group's) or ns/time (setns needs a single-threaded
+// caller; unshare changes only time_for_children). Of the others, only
+// pid_for_children, mnt and net are read, at one readlinkat(2) each per
+// thread: ns/cgroup, ns/ipc and ns/uts, which a thread could also have
+// joined on its own, are left out for speed (docs/discovery.md, Known
+// limits).
 func threadLink(i int) bool {
-	return nsLinks[i].task && nsLinks[i].typ != nsrel.TypeTime
+	switch nsLinks[i].typ {
+	case nsrel.TypeMount, nsrel.TypeNet:
+		return true
+	}
+	return i == linkPFC
 }
 
 var nsLinks = nsLinksInit[:]
@@ -613,6 +621,11 @@ func (w *worker) addReader(ino uint64, cur task) {
 func (w *worker) liveThread(dfd, pid int) (int, int) {
 	var st unix.Stat_t
 	if err := w.fstatat(dfd, "task", &st); err != nil || st.Nlink <= 3 {
+		return -1, 0
+	}
+	// pid_for_children alone reads ENOENT in a live leader too (see
+	// process); ns/mnt only when it has exited.
+	if _, err := w.readKey(dfd, pathMnt); err != unix.ENOENT {
 		return -1, 0
 	}
 	tfd, err := unix.Openat(dfd, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
