@@ -665,3 +665,49 @@ func TestInodeReusedMidScan(t *testing.T) {
 		}
 	}
 }
+
+func TestMountTableReaderExits(t *testing.T) {
+	// The tasks noted in a mount namespace exit between the process scan
+	// and the bind mount scan: the next one is tried, and when none is
+	// left, the helper reads the namespace (held here by an fd).
+	for _, tc := range []struct {
+		name string
+		kill int // how many of the two readers exit
+	}{{"first", 1}, {"all", 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			nstest.RequireRoot(t)
+			r1 := nstest.Sleep(t, nil, "-m", "--propagation", "private")
+			mnt := nstest.NSPath(r1.Pid, "mnt")
+			r2 := nstest.Start(t, nil, nstest.RequireCmd(t, "nsenter"), "--mount="+mnt, nstest.RequireCmd(t, "sleep"), "infinity")
+			r2.Pid = nstest.WaitLeaf(t, r2.Pid, "sleep")
+			mntIno := nstest.Ino(t, r1.Pid, "mnt")
+			if nstest.Ino(t, r2.Pid, "mnt") != mntIno {
+				t.Fatal("setup: the readers are in different mount namespaces")
+			}
+			holdByFD(t, mnt)
+			userNS, userIno := heldUserNS(t)
+			dst := bindTarget(t)
+			nsenterMount(t, mnt, "mount", "--bind", fdPath(userNS), dst)
+			userNS.Close()
+			readers := []*nstest.Proc{r1, r2}
+			if r2.Pid < r1.Pid {
+				readers = []*nstest.Proc{r2, r1}
+			}
+			restore := discover.SetAfterProcesses(func() {
+				for _, p := range readers[:tc.kill] {
+					killWait(t, p, p.Pid)
+				}
+			})
+			m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}, Workers: 1})
+			restore()
+			wantPID := 0
+			if tc.kill < len(readers) {
+				wantPID = readers[tc.kill].Pid
+			}
+			n := m.Lookup(nsrel.TypeUser, userIno)
+			if f := foundVia(n, discover.ViaMount); f == nil || f.MountNS != mntIno || f.Path != dst || f.PID != wantPID {
+				t.Errorf("user:[%d] bind-mounted on %s in mnt:[%d], read through %d: %+v", userIno, dst, mntIno, wantPID, n)
+			}
+		})
+	}
+}
