@@ -623,46 +623,60 @@ func reuseInode(t *testing.T, want uint64, tries int) *os.File {
 }
 
 func TestInodeReusedMidScan(t *testing.T) {
-	// The scan sees user namespace U through its only process; then,
-	// while the scan is paused, that process dies and new namespaces of
-	// another type are created until one would get U's inode, and it is
-	// bind-mounted where the bind mount scan reads next. The scan holds U
+	// The scan sees a namespace N through its only process; then, while
+	// the scan is paused, that process dies and new namespaces of
+	// another type are created until one would get N's inode, and it is
+	// bind-mounted where the bind mount scan reads next. The scan holds N
 	// open from the moment it found it, so the inode cannot be given out
 	// again; and whatever happens, no namespace in the model has an owner
 	// or parent of the wrong type, and no reference is put on a namespace
-	// of another type.
-	nstest.RequireRoot(t)
-	a := nstest.Sleep(t, nil, "-U")
-	u := nstest.Ino(t, a.Pid, "user")
-	d := nstest.Sleep(t, nil, "-m", "--propagation", "private")
-	dst := bindTarget(t)
-	var reused *os.File
-	restore := discover.SetAfterProcesses(func() {
-		killWait(t, a, a.Pid)
-		reused = reuseInode(t, u, 2000)
-		if reused != nil {
-			nsenterMount(t, nstest.NSPath(d.Pid, "mnt"), "mount", "--bind", fdPath(reused), dst)
-		}
-	})
-	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
-	restore()
-	if reused != nil {
-		t.Errorf("user:[%d] died during the scan and its inode went to a UTS namespace: the scan did not hold it", u)
-		n := m.Lookup(nsrel.TypeUTS, u)
-		if f := foundVia(n, discover.ViaMount); f == nil || f.Path != dst {
-			t.Errorf("uts:[%d] bind-mounted on %s: %+v", u, dst, n)
-		}
-	}
-	if n := m.Lookup(nsrel.TypeUser, u); n == nil || foundVia(n, discover.ViaProcess) == nil || foundVia(n, discover.ViaMount) != nil {
-		t.Errorf("user:[%d]: want found via its process only, got %+v", u, n)
-	}
-	for _, n := range m.Namespaces {
-		if n.Owner != nil && n.Owner.Type != nsrel.TypeUser {
-			t.Errorf("%v: owner %v is not a user namespace", n.Name(), n.Owner.Name())
-		}
-		if n.Parent != nil && n.Parent.Type != n.Type {
-			t.Errorf("%v: parent %v of another type", n.Name(), n.Parent.Name())
-		}
+	// of another type. Both scans: lsuserns (N a user namespace) and
+	// lspidns (N a PID namespace, whose owner dies with it).
+	for _, tc := range []struct {
+		typ  nsrel.Type
+		args []string
+	}{
+		{nsrel.TypeUser, []string{"-U"}},
+		{nsrel.TypePID, []string{"-Upf", "--kill-child"}},
+	} {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			nstest.RequireRoot(t)
+			a := nstest.Sleep(t, nil, tc.args...)
+			ino := nstest.Ino(t, a.Pid, tc.typ.String())
+			d := nstest.Sleep(t, nil, "-m", "--propagation", "private")
+			dst := bindTarget(t)
+			var reused *os.File
+			restore := discover.SetAfterProcesses(func() {
+				killWait(t, a, a.Pid)
+				reused = reuseInode(t, ino, 2000)
+				if reused != nil {
+					nsenterMount(t, nstest.NSPath(d.Pid, "mnt"), "mount", "--bind", fdPath(reused), dst)
+				}
+			})
+			m := discoverT(t, discover.Options{Types: []nsrel.Type{tc.typ}})
+			restore()
+			if reused != nil {
+				t.Errorf("%v died during the scan and its inode went to a UTS namespace: the scan did not hold it", nsrel.Name{Type: tc.typ, Ino: ino})
+				n := m.Lookup(nsrel.TypeUTS, ino)
+				if f := foundVia(n, discover.ViaMount); f == nil || f.Path != dst {
+					t.Errorf("uts:[%d] bind-mounted on %s: %+v", ino, dst, n)
+				}
+			}
+			if n := m.Lookup(tc.typ, ino); n == nil || foundVia(n, discover.ViaProcess) == nil || foundVia(n, discover.ViaMount) != nil {
+				t.Errorf("%v: want found via its process only, got %+v", nsrel.Name{Type: tc.typ, Ino: ino}, n)
+			}
+			for _, n := range m.Namespaces {
+				if n.Owner != nil && n.Owner.Type != nsrel.TypeUser {
+					t.Errorf("%v: owner %v is not a user namespace", n.Name(), n.Owner.Name())
+				}
+				if n.Parent != nil && n.Parent.Type != n.Type {
+					t.Errorf("%v: parent %v of another type", n.Name(), n.Parent.Name())
+				}
+				if n.Type != nsrel.TypeUser && n.Owner == nil {
+					t.Errorf("%v: no owner", n.Name())
+				}
+			}
+		})
 	}
 }
 
