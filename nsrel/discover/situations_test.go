@@ -493,13 +493,28 @@ func TestTasklessMountNamespaces(t *testing.T) {
 	// and in M1 a user namespace U. No task is in M1 or M2: a helper
 	// process joins each to read its mount table.
 	nstest.RequireRoot(t)
+	nsenter := nstest.RequireCmd(t, "nsenter")
 	x2 := nstest.Sleep(t, nil, "-m", "--propagation", "private")
-	x1 := nstest.Sleep(t, nil, "-m", "--propagation", "private") // newer: may be bind-mounted in M2
+	dst1, dst2 := bindTarget(t), bindTarget(t)
+	// The kernel lets M1 be bind-mounted in M2 only if M1's sequence
+	// number is the higher (no loops); those come in per-CPU batches, so
+	// a namespace created later may still have the lower one: retry.
+	var x1 *nstest.Proc
+	for try := 0; x1 == nil; try++ {
+		p := nstest.Sleep(t, nil, "-m", "--propagation", "private")
+		out, err := exec.Command(nsenter, "--mount="+nstest.NSPath(x2.Pid, "mnt"), "mount", "--bind", nstest.NSPath(p.Pid, "mnt"), dst2).CombinedOutput()
+		switch {
+		case err == nil:
+			x1 = p
+		case try == 50:
+			t.Fatalf("cannot bind-mount a mount namespace in another: %v\n%s", err, out)
+		default:
+			killWait(t, p, p.Pid)
+		}
+	}
 	m1, m2 := nstest.Ino(t, x1.Pid, "mnt"), nstest.Ino(t, x2.Pid, "mnt")
 	userNS, userIno := heldUserNS(t)
-	dst1, dst2 := bindTarget(t), bindTarget(t)
 	nsenterMount(t, nstest.NSPath(x1.Pid, "mnt"), "mount", "--bind", fdPath(userNS), dst1)
-	nsenterMount(t, nstest.NSPath(x2.Pid, "mnt"), "mount", "--bind", nstest.NSPath(x1.Pid, "mnt"), dst2)
 	userNS.Close()
 	holder := holdByFD(t, nstest.NSPath(x2.Pid, "mnt"))
 	killWait(t, x1, x1.Pid)
