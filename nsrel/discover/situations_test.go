@@ -191,6 +191,7 @@ func startSituation(t *testing.T, name string, attr *syscall.SysProcAttr, files 
 		attr = &syscall.SysProcAttr{}
 	}
 	attr.Setpgid = true
+	attr.Pdeathsig = syscall.SIGKILL
 	cmd.SysProcAttr = attr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
