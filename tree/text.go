@@ -195,7 +195,8 @@ func writeDetails(b *strings.Builder, n *discover.Namespace) {
 }
 
 // FoundLabel formats one way a namespace was found: "process 1",
-// "pid_for_children 42", "task 7/9", "fd /proc/7/fd/3", "mount /run/x in
+// "pid_for_children 42", "task 7/9", "fd /proc/7/fd/3", "socket
+// /proc/7/fd/4", "mount /run/x in
 // mnt:[4026532200]", "parent of user:[4026532176]", "owner of
 // net:[4026532300]".
 func FoundLabel(f discover.Found) string {
@@ -206,6 +207,8 @@ func FoundLabel(f discover.Found) string {
 		return "task " + strconv.Itoa(f.PID) + "/" + strconv.Itoa(f.TID)
 	case discover.ViaFD:
 		return "fd " + vocab.Escape(f.Path)
+	case discover.ViaSocket:
+		return "socket " + vocab.Escape(f.Path)
 	case discover.ViaMount:
 		return "mount " + vocab.Escape(f.Path) + " in " + nsrel.Name{Type: nsrel.TypeMount, Ino: f.MountNS}.String()
 	case discover.ViaParent, discover.ViaOwner:

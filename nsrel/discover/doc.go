@@ -6,21 +6,30 @@
 // [Discover] reads these sources, all on by default (see [Options] to turn
 // some off):
 //
-//   - /proc/PID/ns/{user,pid,pid_for_children} of every process, and of
-//     every thread (/proc/PID/task/TID/ns/*) of processes that have more
-//     than one;
+//   - /proc/PID/ns/{user,pid,pid_for_children,mnt} of every process
+//     (through a live thread, /proc/PID/task/TID, when the thread-group
+//     leader has exited), and of every thread of processes that have more
+//     than one: the links in which a thread can differ (pid_for_children,
+//     mnt, and for the owners cgroup, ipc, net, uts), its fd table when
+//     kcmp(2) says it has its own, and its mount namespace;
 //   - open file descriptors (/proc/PID/fd/N) that refer to a namespace of
-//     any type;
-//   - nsfs bind mounts in every mount namespace on the host: the
-//     mountinfo of one process per distinct mount namespace is read and each
-//     mount point is opened through /proc/PID/root;
+//     any type, and, when user namespaces are asked for, the network
+//     namespace of every open socket (pidfd_getfd(2) and SIOCGSKNS);
+//   - nsfs bind mounts in every mount namespace in the model: through
+//     /proc/PID/mountinfo and /proc/PID/root of a task in it that is not
+//     chrooted, or else of a short-lived helper process (this binary
+//     again, see helper.go) that joins a mount namespace no usable task
+//     is in, e.g. one held only by an fd or a bind mount;
 //   - ancestors and owners that have no process at all, reached with
 //     NS_GET_PARENT and NS_GET_USERNS (ioctl_ns(2)) from every namespace
-//     found, including namespaces of other types held by an fd or a
-//     mount and, when user namespaces are asked for, every process's
+//     found, including namespaces of other types held by an fd, a socket
+//     or a mount and, when user namespaces are asked for, every process's
 //     cgroup, ipc, mnt, net, pid, time and uts namespaces.
 //
-// Namespaces are deduplicated by the device and inode of their nsfs file.
+// Namespaces are keyed by the device and inode of their nsfs file, and
+// the scan holds every namespace it found open until it ends, so that an
+// inode cannot be reused by another namespace while it runs; the model
+// also records the kernel's never reused ID (NS_GET_ID, Linux 6.18).
 // Processes that exit during the scan are skipped silently. What could not
 // be read for lack of privilege is counted in [Model.Denied] and summed up
 // by [Model.Notice].

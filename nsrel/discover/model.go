@@ -30,8 +30,12 @@ const (
 	// ViaTask: a thread's /proc/PID/task/TID/ns/TYPE link, where the
 	// thread's namespace differs from its process's.
 	ViaTask Via = "task"
-	// ViaFD: an open file descriptor /proc/PID/fd/N.
+	// ViaFD: an open file descriptor /proc/PID/fd/N (or, for a thread
+	// with a file table of its own, /proc/PID/task/TID/fd/N).
 	ViaFD Via = "fd"
+	// ViaSocket: the network namespace of an open socket (SIOCGSKNS on a
+	// copy from pidfd_getfd(2)); Path is the socket's fd as for ViaFD.
+	ViaSocket Via = "socket"
 	// ViaMount: an nsfs bind mount, in the mount namespace MountNS.
 	ViaMount Via = "mount"
 	// ViaParent: NS_GET_PARENT of the namespace Of.
@@ -43,10 +47,11 @@ const (
 // Found is one way a namespace was found.
 type Found struct {
 	Via Via `json:"via"`
-	// PID is the process (process, pid_for_children, task, fd; mount:
-	// the process whose mount namespace and root were used).
+	// PID is the process (process, pid_for_children, task, fd, socket;
+	// mount: a process in the mount namespace, 0 if it has none).
 	PID int `json:"pid,omitempty"`
-	// TID is the thread (task).
+	// TID is the thread (task; fd and socket of a thread with a file
+	// table of its own).
 	TID int `json:"tid,omitempty"`
 	// Path is /proc/PID/fd/N (fd) or the mount point as the mount
 	// namespace sees it (mount).
@@ -292,7 +297,7 @@ func (m *Model) Notice() string {
 }
 
 var viaOrder = map[Via]int{
-	ViaProcess: 1, ViaPIDForChildren: 2, ViaTask: 3, ViaFD: 4, ViaMount: 5, ViaParent: 6, ViaOwner: 7,
+	ViaProcess: 1, ViaPIDForChildren: 2, ViaTask: 3, ViaFD: 4, ViaSocket: 5, ViaMount: 6, ViaParent: 7, ViaOwner: 8,
 }
 
 // foundLess orders Found entries: by kind (process first, owner last),

@@ -2,10 +2,12 @@ package discover
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -51,6 +53,22 @@ func parseNSMounts(data []byte) []nsMount {
 	return out
 }
 
+// rootMount reports whether the mountinfo data lists the mount with ID id
+// at the mount point "/".
+func rootMount(data []byte, id uint64) bool {
+	for len(data) > 0 {
+		var line []byte
+		line, data = nextLine(data)
+		f := bytes.Fields(line)
+		if len(f) > 4 && string(f[4]) == "/" {
+			if v, err := strconv.ParseUint(string(f[0]), 10, 64); err == nil && v == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // unescapeMount undoes the octal escapes (\040 for space, \011, \012,
 // \134) the kernel writes in mountinfo paths.
 func unescapeMount(s string) string {
@@ -71,34 +89,105 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// mounts reads the nsfs bind mounts of the mount namespace mntIno through
-// the first of pids that is still there and still in it.
-func (w *worker) mounts(mntIno uint64, pids []int) {
-	for _, pid := range pids {
-		switch err := w.mountsOf(mntIno, pid); {
-		case err == nil:
-			return
-		case isPerm(err):
-			w.s.deniedMnt.Add(1)
+// scanMounts reads the nsfs bind mounts of every mount namespace in the
+// model, spread over the workers, in rounds: a mount namespace found in a
+// round (bind-mounted, or held by an fd) is read in the next.
+//
+// A mount namespace is read through /proc/PID (or /proc/PID/task/TID) of
+// a task in it, trying the next one noted when a task has exited, moved
+// or is chrooted. One that no usable task is in is read by a helper
+// process that joins it (see helper.go); nothing is forked when every
+// mount namespace has a usable task.
+func (s *scanner) scanMounts(ws []*worker) {
+	read := make(map[Key]bool)
+	for {
+		var todo []*node
+		s.mu.Lock()
+		for k, nd := range s.nodes {
+			if nd.ns.Type == nsrel.TypeMount && !read[k] {
+				read[k] = true
+				todo = append(todo, nd)
+			}
+		}
+		s.mu.Unlock()
+		if len(todo) == 0 {
 			return
 		}
-		// Exited, reused or moved to another mount namespace: try the
-		// next process of this mount namespace.
+		ch := make(chan *node, len(todo))
+		for _, nd := range todo {
+			ch <- nd
+		}
+		close(ch)
+		var wg sync.WaitGroup
+		for _, w := range ws[:min(len(ws), len(todo))] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for nd := range ch {
+					w.mountNS(nd)
+				}
+			}()
+		}
+		wg.Wait()
 	}
 }
 
+// mountNS reads the nsfs bind mounts of the mount namespace of nd.
+func (w *worker) mountNS(nd *node) {
+	ino := nd.ns.Ino
+	switch err := w.mounts(ino, w.s.readers[ino]); {
+	case err == nil:
+	case isPerm(err):
+		w.s.deniedMnt.Add(1)
+	default:
+		if err := w.mountsByHelper(nd); err != nil && isPerm(err) {
+			w.s.deniedMnt.Add(1)
+		}
+	}
+}
+
+// errChrooted says that a task's root is not its mount namespace's root.
+var errChrooted = errors.New("chrooted")
+
+// mounts reads the nsfs bind mounts of the mount namespace mntIno through
+// the first of the tasks that is still there, still in it and not
+// chrooted. It returns the error of the last one tried, ESRCH if there
+// are none, and stops at a permission error.
+func (w *worker) mounts(mntIno uint64, readers []task) error {
+	err := error(unix.ESRCH)
+	for _, r := range readers {
+		if err = w.mountsOf(mntIno, r, r.pid); err == nil || isPerm(err) {
+			return err
+		}
+		// Exited, reused, moved to another mount namespace or
+		// chrooted: try the next task of this mount namespace.
+	}
+	return err
+}
+
 // mountsOf reads the nsfs mounts of the mount namespace mntIno through the
-// process pid. The /proc/PID directory is opened first and everything else
-// relative to it, and the process's ns/mnt is checked before and after:
-// a PID reused by a process of another mount namespace (whose /proc
-// directory is a different one) or a process that changed its mount
-// namespace gives an error instead of another namespace's mounts.
-func (w *worker) mountsOf(mntIno uint64, pid int) error {
-	dfd, err := w.openPID(w.s.procfd, pid)
+// task r, recording pid as the process that showed them. Its /proc
+// directory is opened first and everything else relative to it, and its
+// ns/mnt is checked before and after: a PID reused by a process of
+// another mount namespace (whose /proc directory is a different one) or a
+// task that changed its mount namespace gives an error instead of another
+// namespace's mounts. A task whose root is not a mount's root listed as
+// "/" in its own mount table is chrooted (it sees only the mounts below
+// its root): errChrooted.
+func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
+	dfd, err := w.openPID(w.s.procfd, r.pid)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(dfd)
+	if r.tid != 0 {
+		tfd, err := unix.Openat(dfd, "task/"+strconv.Itoa(r.tid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(tfd)
+		dfd = tfd
+	}
 	inMnt := func() error {
 		k, err := w.readKey(dfd, pathMnt)
 		if err == nil && k.Ino != mntIno {
@@ -112,6 +201,14 @@ func (w *worker) mountsOf(mntIno uint64, pid int) error {
 	data, err := readAt(dfd, "mountinfo")
 	if err != nil {
 		return err
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(dfd, "root", 0, unix.STATX_MNT_ID, &stx); err != nil {
+		return err
+	}
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 ||
+		stx.Mask&unix.STATX_MNT_ID != 0 && !rootMount(data, stx.Mnt_id) {
+		return errChrooted
 	}
 	ms := parseNSMounts(data)
 	if len(ms) == 0 {
@@ -170,15 +267,14 @@ func (w *worker) mount(root, pid int, mntIno uint64, m nsMount) {
 	}
 	k := Key{st.Dev, st.Ino}
 	f := Found{Via: ViaMount, PID: pid, Path: m.Point, MountNS: mntIno}
-	if w.s.record(k, f, "") != nil {
+	if w.s.record(k, m.NS.Type, f, "", pinned) != nil {
 		return
 	}
-	rfd, err := reopenNS(fd, k)
+	rfd, err := reopenNS(w.s.procfd, fd, k)
 	if err != nil {
 		return
 	}
 	w.s.add(k, m.NS.Type, f, "", rfd)
-	unix.Close(rfd)
 }
 
 // unwrapErrno returns the errno inside a *os.PathError, or err.

@@ -81,6 +81,11 @@ func TestMountPointHostile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(rootfd)
+	procfd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(procfd)
 
 	for _, tc := range []struct {
 		point string
@@ -104,7 +109,8 @@ func TestMountPointHostile(t *testing.T) {
 		{"/run/real", realIno, true},
 	} {
 		t.Run(tc.point, func(t *testing.T) {
-			s := &scanner{nodes: make(map[Key]*node), nsdev: self.Dev, wantUser: true}
+			s := &scanner{nodes: make(map[Key]*node), nsdev: self.Dev, wantUser: true, procfd: procfd}
+			defer s.unpin()
 			w := newWorker(s)
 			done := make(chan struct{})
 			go func() {

@@ -34,6 +34,10 @@ type Options struct {
 	NoFDs bool
 	// NoMounts skips nsfs bind mounts.
 	NoMounts bool
+	// NoSockets skips, when owners are read (user namespaces asked for,
+	// NoOtherTypes false), asking each open socket for its network
+	// namespace (pidfd_getfd(2) and SIOCGSKNS).
+	NoSockets bool
 	// NoOtherTypes skips, when user namespaces are asked for, the
 	// processes' links to namespaces of other types (see the Types
 	// field), which are read only for their owners. It saves seven
@@ -55,13 +59,22 @@ type Options struct {
 // never left half-known, and a Parent or Owner link never points at a
 // namespace that is dropped later because the reference that found it
 // vanished.
+//
+// Every node keeps its namespace open (fd) until the scan ends. A pinned
+// namespace cannot die, so its inode cannot be given to another
+// namespace while the scan runs: an inode read from a link afterwards
+// names this namespace and no other. seq orders the nodes' creation: a
+// link read before a node existed may have named a namespace that died
+// and left its inode to the node's, and is checked by opening it.
 type node struct {
 	ns   *Namespace
 	vias uint8 // bit per Via already recorded once
+	fd   int   // the pinned nsfs file
+	seq  uint64
 }
 
 var viaBit = map[Via]uint8{
-	ViaProcess: 1, ViaPIDForChildren: 2, ViaTask: 4, ViaParent: 8, ViaOwner: 16,
+	ViaProcess: 1, ViaPIDForChildren: 2, ViaTask: 4, ViaParent: 8, ViaOwner: 16, ViaSocket: 32,
 }
 
 type scanner struct {
@@ -72,10 +85,14 @@ type scanner struct {
 	fdCount  bool   // the size of /proc/PID/fd is the number of fds (Linux 6.2)
 	wantUser bool
 	wantPID  bool
+	roles    uint8 // the reasons to read links (role...) this scan has
 
 	mu    sync.Mutex
 	nodes map[Key]*node
-	mnt   map[uint64][]int // mount namespace inode -> up to 3 PIDs in it
+	seq   atomic.Uint64 // the number of nodes created so far
+	// readers are, per mount namespace inode, up to 3 tasks in it, for
+	// reading its mount table when joining it is not allowed.
+	readers map[uint64][]task
 
 	deniedFDs, deniedMnt, deniedLinks atomic.Int64
 	deniedPIDs                        []int // processes whose links were denied; under mu
@@ -88,17 +105,22 @@ func (s *scanner) denyProcess(pid int) {
 	s.mu.Unlock()
 }
 
+// afterProcesses, if set (by tests), is called between the process and
+// the bind mount scans.
+var afterProcesses func()
+
 // Discover scans the host for namespaces and returns the model. It fails
 // only when /proc cannot be read at all; everything else (vanished
 // processes, denied reads) is skipped, and denied reads are counted in
 // [Model.Denied].
 func Discover(opts Options) (*Model, error) {
 	s := &scanner{
-		opts:  opts,
-		self:  os.Getpid(),
-		nodes: make(map[Key]*node, 256),
-		mnt:   make(map[uint64][]int),
+		opts:    opts,
+		self:    os.Getpid(),
+		nodes:   make(map[Key]*node, 256),
+		readers: make(map[uint64][]task),
 	}
+	defer s.unpin()
 	if len(opts.Types) == 0 {
 		s.wantUser, s.wantPID = true, true
 	}
@@ -109,6 +131,18 @@ func Discover(opts Options) (*Model, error) {
 		case nsrel.TypePID:
 			s.wantPID = true
 		}
+	}
+	if s.wantUser {
+		s.roles |= roleUser
+		if !opts.NoOtherTypes {
+			s.roles |= roleOwner
+		}
+	}
+	if s.wantPID {
+		s.roles |= rolePID
+	}
+	if !opts.NoMounts {
+		s.roles |= roleMount
 	}
 	fd, err := unix.Open("/proc", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -135,6 +169,9 @@ func Discover(opts Options) (*Model, error) {
 	}
 	if err := s.scanProcesses(ws); err != nil {
 		return nil, &os.PathError{Op: "getdents", Path: "/proc", Err: err}
+	}
+	if afterProcesses != nil {
+		afterProcesses()
 	}
 	if !opts.NoMounts {
 		s.scanMounts(ws)
@@ -167,37 +204,12 @@ func (s *scanner) scanProcesses(ws []*worker) error {
 			pp.nd.ns.Processes = append(pp.nd.ns.Processes, pp.p)
 		}
 		for ino, ps := range w.mnt {
-			if old := s.mnt[ino]; len(old) < 3 {
-				s.mnt[ino] = append(old, ps[:min(len(ps), 3-len(old))]...)
+			if old := s.readers[ino]; len(old) < 3 {
+				s.readers[ino] = append(old, ps[:min(len(ps), 3-len(old))]...)
 			}
 		}
 	}
 	return err
-}
-
-// scanMounts reads the nsfs mounts of every mount namespace seen, spread
-// over the workers.
-func (s *scanner) scanMounts(ws []*worker) {
-	type mntns struct {
-		ino  uint64
-		pids []int
-	}
-	todo := make(chan mntns, len(s.mnt))
-	for ino, ps := range s.mnt {
-		todo <- mntns{ino, ps}
-	}
-	close(todo)
-	var wg sync.WaitGroup
-	for _, w := range ws {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := range todo {
-				w.mounts(m.ino, m.pids)
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 // model builds the result from the resolved namespaces.
@@ -229,32 +241,62 @@ func (s *scanner) model() *Model {
 	return m
 }
 
+// pinned is the since argument of [scanner.record] for a reference the
+// caller holds open: the namespace it names is alive, so a node with its
+// inode is that namespace, whenever the node was created.
+const pinned = ^uint64(0)
+
 // record records f (and the process f.PID with comm when f is ViaProcess
 // and the scan lists processes of the node's type) on the node for k if
-// it exists, and returns it; nil means k is new: the caller opens it and
-// calls add.
-func (s *scanner) record(k Key, f Found, comm string) *node {
+// it exists, is of type t and was created before the reference was read
+// (since is s.seq as loaded before reading it, or pinned), and returns
+// it. nil means the caller must open the reference and call add: k is
+// new, or the reference may have named a namespace that died and left
+// its inode to the node's.
+func (s *scanner) record(k Key, t nsrel.Type, f Found, comm string, since uint64) *node {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	nd := s.nodes[k]
-	if nd != nil {
-		s.note(nd, f, comm)
+	if nd == nil || nd.ns.Type != t || nd.seq > since {
+		return nil
 	}
+	s.note(nd, f, comm)
 	return nd
 }
 
-// add records f on the node for k, creating it if it is new; then fd, an
-// open nsfs file of k, is used to resolve the new node (and the parents
+// add records f on the node for k, creating it if it is new; it takes
+// ownership of fd, an open nsfs file of k, which pins a new node's
+// namespace until the scan ends and is used to resolve it (and the parents
 // and owners not seen before). A concurrent add of the same k waits for
 // nothing: it records f and returns the node, which the first caller is
-// resolving.
+// resolving. It returns nil, and records nothing, when fd is not a
+// namespace of type t (the reference changed after it was read).
 func (s *scanner) add(k Key, t nsrel.Type, f Found, comm string, fd int) *node {
 	s.mu.Lock()
 	nd := s.nodes[k]
 	claim := nd == nil
 	if claim {
-		nd = &node{ns: &Namespace{Type: t, Dev: k.Dev, Ino: k.Ino, OwnerUID: -1}}
-		s.nodes[k] = nd
+		s.mu.Unlock()
+		// Only a new namespace costs this ioctl; a known one is alive
+		// (pinned) and fd, open too, has its inode, so it is the same.
+		if v, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE); err != nil || nsrel.Type(v) != t {
+			unix.Close(fd)
+			return nil
+		}
+		s.mu.Lock()
+		if nd = s.nodes[k]; nd == nil {
+			nd = &node{ns: &Namespace{Type: t, Dev: k.Dev, Ino: k.Ino, OwnerUID: -1}, fd: fd, seq: s.seq.Add(1)}
+			s.nodes[k] = nd
+		} else {
+			claim = false
+		}
+	}
+	if !claim {
+		unix.Close(fd)
+		if nd.ns.Type != t {
+			s.mu.Unlock()
+			return nil
+		}
 	}
 	s.note(nd, f, comm)
 	s.mu.Unlock()
@@ -262,6 +304,13 @@ func (s *scanner) add(k Key, t nsrel.Type, f Found, comm string, fd int) *node {
 		s.resolve(nd.ns, fd)
 	}
 	return nd
+}
+
+// unpin closes the nsfs files the nodes hold.
+func (s *scanner) unpin() {
+	for _, nd := range s.nodes {
+		unix.Close(nd.fd)
+	}
 }
 
 // note records f on nd; s.mu is held.
@@ -346,7 +395,18 @@ func (s *scanner) reach(h *nsrel.Namespace, t nsrel.Type, f Found) *Namespace {
 	if err != nil {
 		return nil
 	}
-	return s.add(Key(id), t, f, "", h.Fd()).ns
+	k := Key(id)
+	if nd := s.record(k, t, f, "", pinned); nd != nil {
+		return nd.ns
+	}
+	fd, err := unix.FcntlInt(uintptr(h.Fd()), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	if nd := s.add(k, t, f, "", fd); nd != nil {
+		return nd.ns
+	}
+	return nil
 }
 
 // worker holds one scanner goroutine's buffers.
@@ -357,18 +417,32 @@ type worker struct {
 	// and links of other types to them (see owners) are skipped.
 	known map[Key]*node
 	procs []pendingProc
-	mnt   map[uint64][]int
+	mnt   map[uint64][]task
+	socks map[uint64]bool // socket inodes already asked for their netns
 	dents []byte
 	lbuf  []byte
 	names []string
 	tids  []string
 	pbuf  []byte // NUL-terminated paths for the system calls, see sys.go
+	since uint64 // s.seq before the current process's links were read
+	// keys are the current process's links (by index in nsLinks), for
+	// its threads to compare with; have says which were read.
+	keys [len(nsLinksInit)]Key
+	have [len(nsLinksInit)]bool
+	// pidfd is a pidfd of pidfdOf (the current process or thread), -1
+	// when none is open.
+	pidfd   int
+	pidfdOf task
 }
 
 func newWorker(s *scanner) *worker {
 	return &worker{s: s, dents: make([]byte, 8<<10), lbuf: make([]byte, 256), pbuf: make([]byte, 0, 64),
-		known: make(map[Key]*node), mnt: make(map[uint64][]int)}
+		known: make(map[Key]*node), mnt: make(map[uint64][]task), socks: make(map[uint64]bool), pidfd: -1}
 }
+
+// task is a process, or one of its threads (TID non-zero), whose /proc
+// directory the scan reads.
+type task struct{ pid, tid int }
 
 // pendingProc is a process to add to a namespace after the scan.
 type pendingProc struct {
@@ -386,127 +460,293 @@ const (
 
 func isPerm(err error) bool { return err == unix.EACCES || err == unix.EPERM }
 
+// The reasons to read a namespace link; a scan reads the links whose
+// roles it has (scanner.roles).
+const (
+	roleUser  = 1 << iota // user namespaces are listed
+	rolePID               // PID namespaces are listed
+	roleOwner             // owners of other types' namespaces are wanted
+	roleMount             // bind mounts are read (ns/mnt names the mount namespace)
+)
+
+// nsLink is a namespace link of a process or thread.
+type nsLink struct {
+	path string
+	typ  nsrel.Type
+	via  Via
+	role uint8
+	// task says that the link follows the task's nsproxy, which an
+	// exited thread-group leader no longer has: it then reads ENOENT.
+	// Those are also the links in which a thread can differ from its
+	// process (see threads).
+	task bool
+}
+
+// Indexes in nsLinks.
+const (
+	linkUser = iota
+	linkPID
+	linkPFC
+	linkMnt
+)
+
+// nsLinksInit are the links read per process and thread, in this order.
+// Not ns/time_for_children: it differs from ns/time only after
+// unshare(CLONE_NEWTIME) (setns sets both), which makes the new
+// namespace's owner the caller's user namespace; a process can later move
+// only to descendants of it (setns(CLONE_NEWUSER) needs CAP_SYS_ADMIN in
+// the target), so that owner is always its own user namespace or an
+// ancestor, found anyway.
+var nsLinksInit = [...]nsLink{
+	linkUser: {pathUser, nsrel.TypeUser, ViaProcess, roleUser, false},
+	linkPID:  {pathPID, nsrel.TypePID, ViaProcess, rolePID | roleOwner, false},
+	linkPFC:  {pathPFC, nsrel.TypePID, ViaPIDForChildren, rolePID | roleOwner, true},
+	linkMnt:  {pathMnt, nsrel.TypeMount, ViaProcess, roleOwner | roleMount, true},
+	{"ns/cgroup", nsrel.TypeCgroup, ViaProcess, roleOwner, true},
+	{"ns/ipc", nsrel.TypeIPC, ViaProcess, roleOwner, true},
+	{"ns/net", nsrel.TypeNet, ViaProcess, roleOwner, true},
+	// The time namespace is the process's (setns(2) of one needs a
+	// single-threaded caller), but reads ENOENT with the leader gone.
+	{"ns/time", nsrel.TypeTime, ViaProcess, roleOwner, true},
+	{"ns/uts", nsrel.TypeUTS, ViaProcess, roleOwner, true},
+}
+
+// threadLink reports whether the scan reads a thread's link nsLinks[i]
+// to compare it with its process's. A thread's ns/user cannot differ
+// (setns(2) and unshare(2) of a user namespace need a single-threaded
+// caller, clone(2) refuses CLONE_NEWUSER with CLONE_THREAD), nor can
+// ns/pid (the thread group's) or ns/time (setns needs a single-threaded
+// caller; unshare changes only time_for_children). Of the others, only
+// pid_for_children, mnt and net are read, at one readlinkat(2) each per
+// thread: ns/cgroup, ns/ipc and ns/uts, which a thread could also have
+// joined on its own, are left out for speed (docs/discovery.md, Known
+// limits).
+func threadLink(i int) bool {
+	switch nsLinks[i].typ {
+	case nsrel.TypeMount, nsrel.TypeNet:
+		return true
+	}
+	return i == linkPFC
+}
+
+var nsLinks = nsLinksInit[:]
+
 // process scans one process. Namespace links are read with readlinkat(2)
 // ("user:[INO]"), which costs about half of a stat through the magic
 // link; the device is the one nsfs device, checked when a namespace is
 // opened for the first time.
 func (w *worker) process(pid int) {
 	s := w.s
-	dfd, err := w.openPID(s.procfd, pid)
+	pdfd, err := w.openPID(s.procfd, pid)
 	if err != nil {
 		return // exited
 	}
-	defer unix.Close(dfd)
+	defer unix.Close(pdfd)
+	defer w.closePidfd()
+	dfd := pdfd // the directory read: the process's, or a live thread's
+	w.since = s.seq.Load()
+	cur := task{pid: pid}
 
 	var comm string
 	if s.opts.Comm {
 		comm = w.comm(dfd)
 	}
-	var userKey, pidKey Key
-	if s.wantUser {
-		userKey, err = w.link(dfd, pathUser, nsrel.TypeUser, Found{Via: ViaProcess, PID: pid}, comm)
-		if isPerm(err) {
-			s.denyProcess(pid)
-			return
+	w.have = [len(nsLinksInit)]bool{}
+	switched := false
+	for i, l := range nsLinks {
+		if l.role&s.roles == 0 {
+			continue
 		}
-	}
-	if s.wantPID {
-		pidKey, err = w.link(dfd, pathPID, nsrel.TypePID, Found{Via: ViaProcess, PID: pid}, comm)
-		if isPerm(err) {
-			if !s.wantUser {
-				s.denyProcess(pid)
+		k, err := w.readKey(dfd, l.path)
+		if err == unix.ENOENT && l.task && !switched {
+			// The thread-group leader may have exited while other
+			// threads live on: its nsproxy links and fd table are
+			// gone. Read the process through a live thread.
+			switched = true
+			if tfd, tid := w.liveThread(dfd, pid); tfd >= 0 {
+				defer unix.Close(tfd)
+				dfd, cur.tid = tfd, tid
+				k, err = w.readKey(dfd, l.path)
 			}
-			return
 		}
-		// pid_for_children is unreadable until the first fork after
-		// unshare(CLONE_NEWPID); such a namespace cannot be found.
-		if k, err := w.readKey(dfd, pathPFC); err == nil && k != pidKey {
-			w.linkAt(dfd, pathPFC, k, nsrel.TypePID, Found{Via: ViaPIDForChildren, PID: pid}, "")
+		if err != nil {
+			if isPerm(err) && (i == linkUser || i == linkPID && !s.wantUser) {
+				s.denyProcess(pid)
+				return
+			}
+			// pid_for_children is unreadable until the first fork after
+			// unshare(CLONE_NEWPID); such a namespace cannot be found.
+			continue
 		}
-	}
-	mntKey, mntErr := Key{}, error(unix.ENOENT)
-	if s.wantUser && !s.opts.NoOtherTypes {
-		mntKey, mntErr = w.owners(dfd, pid)
-	} else if !s.opts.NoMounts {
-		mntKey, mntErr = w.readKey(dfd, pathMnt)
-	}
-	if !s.opts.NoMounts && mntErr == nil {
-		if ps := w.mnt[mntKey.Ino]; len(ps) < 3 {
-			w.mnt[mntKey.Ino] = append(ps, pid)
+		w.keys[i], w.have[i] = k, true
+		w.linkOf(dfd, i, k, Found{Via: l.via, PID: pid}, comm)
+		if i == linkMnt && !s.opts.NoMounts {
+			w.addReader(k.Ino, cur)
 		}
 	}
-	var st unix.Stat_t
 	if !s.opts.NoThreads {
 		// The link count of /proc/PID/task is 2 + the number of threads.
-		if err := w.fstatat(dfd, "task", &st); err == nil && st.Nlink > 3 {
-			w.threads(dfd, pid, userKey, pidKey)
+		var st unix.Stat_t
+		if err := w.fstatat(pdfd, "task", &st); err == nil && st.Nlink > 3 {
+			w.threads(pdfd, cur)
 		}
 	}
 	if !s.opts.NoFDs && pid != s.self {
-		w.fds(dfd, pid)
+		w.fds(dfd, cur)
 	}
 }
 
-// otherLink is a namespace link of a process that the scan reads only for
-// the owning user namespace of the namespace it points at.
-type otherLink struct {
-	path string
-	typ  nsrel.Type
-	via  Via
+// linkOf records the namespace k read from the link nsLinks[i] of a
+// process, found as f.
+func (w *worker) linkOf(dfd, i int, k Key, f Found, comm string) {
+	s := w.s
+	l := nsLinks[i]
+	if i == linkPFC && w.have[linkPID] && k == w.keys[linkPID] {
+		return
+	}
+	if nd := w.known[k]; nd != nil {
+		if f.Via == ViaProcess && s.lists(l.typ) {
+			w.procs = append(w.procs, pendingProc{nd, Process{PID: f.PID, Comm: comm}})
+		}
+		return
+	}
+	if nd := w.linkAt(dfd, l.path, k, l.typ, f, comm); nd != nil && f.Via == ViaProcess {
+		w.known[k] = nd
+	}
 }
 
-// otherLinks are the links owners reads; ns/mnt is among them and is also
-// what the bind mount scan needs.
-var otherLinks = []otherLink{
-	{"ns/cgroup", nsrel.TypeCgroup, ViaProcess},
-	{"ns/ipc", nsrel.TypeIPC, ViaProcess},
-	{pathMnt, nsrel.TypeMount, ViaProcess},
-	{"ns/net", nsrel.TypeNet, ViaProcess},
-	{"ns/time", nsrel.TypeTime, ViaProcess},
-	{"ns/uts", nsrel.TypeUTS, ViaProcess},
-	// Not ns/time_for_children: it differs from ns/time only after
-	// unshare(CLONE_NEWTIME) (setns sets both), which makes the new
-	// namespace's owner the caller's user namespace; a process can
-	// later move only to descendants of it (setns(CLONE_NEWUSER) needs
-	// CAP_SYS_ADMIN in the target), so that owner is always its own
-	// user namespace or an ancestor, found anyway.
+// addReader notes the task cur as one that can show the mount table of the
+// mount namespace ino (up to 3 per namespace and worker).
+func (w *worker) addReader(ino uint64, cur task) {
+	if ps := w.mnt[ino]; len(ps) < 3 {
+		w.mnt[ino] = append(ps, cur)
+	}
 }
 
-// pidLinks are read by owners too when the scan does not read PID
-// namespaces for their own sake.
-var pidLinks = []otherLink{
-	{pathPID, nsrel.TypePID, ViaProcess},
-	{pathPFC, nsrel.TypePID, ViaPIDForChildren},
+// liveThread returns an O_PATH descriptor of /proc/PID/task/TID of a
+// thread of the process (its directory dfd) other than the leader that
+// still has its namespaces, and the TID; -1 if there is none.
+func (w *worker) liveThread(dfd, pid int) (int, int) {
+	var st unix.Stat_t
+	if err := w.fstatat(dfd, "task", &st); err != nil || st.Nlink <= 3 {
+		return -1, 0
+	}
+	// pid_for_children alone reads ENOENT in a live leader too (see
+	// process); ns/mnt only when it has exited.
+	if _, err := w.readKey(dfd, pathMnt); err != unix.ENOENT {
+		return -1, 0
+	}
+	tfd, err := unix.Openat(dfd, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, 0
+	}
+	defer unix.Close(tfd)
+	w.tids, err = readNames(tfd, w.dents, w.tids[:0])
+	if err != nil {
+		return -1, 0
+	}
+	for _, name := range w.tids {
+		tid, err := strconv.Atoi(name)
+		if err != nil || tid == pid {
+			continue
+		}
+		fd, err := unix.Openat(tfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		if _, err := w.readKey(fd, pathMnt); err == nil {
+			return fd, tid
+		}
+		unix.Close(fd)
+	}
+	return -1, 0
 }
 
-// owners reads the process's links to namespaces of the other types and
-// adds each namespace this worker has not seen yet, which asks the kernel
-// for its owning user namespace. A user namespace may have no process of
-// its own and own only, say, the network namespace that a process of
-// another user namespace has joined: this is the only way to find it.
-// Reading a link is one readlinkat(2); the ioctls happen once per
-// namespace. It returns the key of the process's mount namespace.
-func (w *worker) owners(dfd, pid int) (mnt Key, mntErr error) {
-	mntErr = unix.ENOENT
-	read := func(links []otherLink) {
-		for _, l := range links {
-			k, err := w.readKey(dfd, l.path)
-			if l.typ == nsrel.TypeMount {
-				mnt, mntErr = k, err
-			}
-			if err != nil || w.known[k] != nil {
+// kcmpFiles is KCMP_FILES of kcmp(2).
+const kcmpFiles = 2
+
+// threads reads the threads of a multi-threaded process (its directory
+// dfd, read through cur) for what differs from the process: namespace
+// links (found via task), mount namespaces (readers for the bind mount
+// scan) and private fd tables (unshare(CLONE_FILES), compared with
+// kcmp(2)).
+func (w *worker) threads(dfd int, cur task) {
+	s := w.s
+	tfd, err := unix.Openat(dfd, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(tfd)
+	w.tids, err = readNames(tfd, w.dents, w.tids[:0])
+	if err != nil {
+		return
+	}
+	tids := w.tids
+	w.tids = nil // w.fds below may reuse the buffers
+	defer func() { w.tids = tids[:0] }()
+	ref := cur.tid
+	if ref == 0 {
+		ref = cur.pid
+	}
+	for _, name := range tids {
+		tid, err := strconv.Atoi(name)
+		if err != nil || tid == cur.pid || tid == cur.tid {
+			continue
+		}
+		th := task{cur.pid, tid}
+		for i, l := range nsLinks {
+			if l.role&s.roles == 0 || !threadLink(i) {
 				continue
 			}
-			if nd := w.linkAt(dfd, l.path, k, l.typ, Found{Via: l.via, PID: pid}, ""); nd != nil {
-				w.known[k] = nd
+			p := name + "/" + l.path
+			k, err := w.readKey(tfd, p)
+			if err != nil || w.have[i] && k == w.keys[i] {
+				continue
 			}
+			if i == linkPFC && w.have[linkPID] && k == w.keys[linkPID] {
+				continue
+			}
+			if i == linkMnt && !s.opts.NoMounts {
+				w.addReader(k.Ino, th)
+			}
+			w.linkAt(tfd, p, k, l.typ, Found{Via: ViaTask, PID: cur.pid, TID: tid}, "")
+		}
+		if s.opts.NoFDs || cur.pid == s.self {
+			continue
+		}
+		// One kcmp(2) (Linux 3.5, CONFIG_CHECKPOINT_RESTORE) tells whether
+		// the thread shares the fd table read for the process; without
+		// it every thread's table is read.
+		if r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(ref), uintptr(tid), kcmpFiles, 0, 0, 0); e == 0 && r == 0 {
+			continue // the process's fd table
+		}
+		if fd, err := unix.Openat(tfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			w.fds(fd, th)
+			unix.Close(fd)
 		}
 	}
-	read(otherLinks)
-	if !w.s.wantPID {
-		read(pidLinks)
+}
+
+// linkAt records the namespace k found at path below dfd and resolves it
+// if it is new. It returns nil if k is new and could not be opened (the
+// process exited, the fd was closed, the PID was reused): then nothing is
+// recorded and a later reference may add it.
+func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm string) *node {
+	if nd := w.s.record(k, t, f, comm, w.since); nd != nil {
+		return nd
 	}
-	return mnt, mntErr
+	pfd, err := unix.Openat(dfd, path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	// The link may have changed since it was read (an fd replaced, a PID
+	// reused): reopenNS checks that it is still the namespace k.
+	fd, err := reopenNS(w.s.procfd, pfd, k)
+	unix.Close(pfd)
+	if err != nil {
+		return nil
+	}
+	return w.s.add(k, t, f, comm, fd)
 }
 
 // readKey reads the namespace link at path below dfd ("type:[INO]").
@@ -542,52 +782,16 @@ func parseLink(l []byte) (typ []byte, ino uint64, ok bool) {
 	return l[:i], ino, true
 }
 
-// link reads the namespace link at path below dfd, records the namespace
-// with f and resolves it if it is new.
-func (w *worker) link(dfd int, path string, t nsrel.Type, f Found, comm string) (Key, error) {
-	k, err := w.readKey(dfd, path)
-	if err != nil {
-		return Key{}, err
-	}
-	if nd := w.known[k]; nd != nil {
-		w.procs = append(w.procs, pendingProc{nd, Process{PID: f.PID, Comm: comm}})
-		return k, nil
-	}
-	if nd := w.linkAt(dfd, path, k, t, f, comm); nd != nil {
-		w.known[k] = nd
-	}
-	return k, nil
-}
-
-// linkAt records the namespace k found at path below dfd and resolves it
-// if it is new. It returns nil if k is new and could not be opened (the
-// process exited, the fd was closed, the PID was reused): then nothing is
-// recorded and a later reference may add it.
-func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm string) *node {
-	if nd := w.s.record(k, f, comm); nd != nil {
-		return nd
-	}
-	pfd, err := unix.Openat(dfd, path, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil
-	}
-	// The link may have changed since it was read (an fd replaced, a PID
-	// reused): reopenNS checks that it is still the namespace k.
-	fd, err := reopenNS(pfd, k)
-	unix.Close(pfd)
-	if err != nil {
-		return nil
-	}
-	defer unix.Close(fd)
-	return w.s.add(k, t, f, comm, fd)
-}
-
 // reopenNS checks that pfd, an O_PATH descriptor, is the nsfs file of the
 // namespace k (any namespace if k is zero) and opens it for reading, which
 // the nsfs ioctls need. Opening through O_PATH first means that a file
 // that is not a namespace (a FIFO, a device put in place of an fd a moment
 // ago) is never opened.
-func reopenNS(pfd int, k Key) (int, error) {
+//
+// procfd is /proc, open: the file is reopened through
+// /proc/thread-self/fd, which also works on a thread that has joined a
+// mount namespace without /proc (see scanMounts).
+func reopenNS(procfd, pfd int, k Key) (int, error) {
 	var sfs unix.Statfs_t
 	var st unix.Stat_t
 	if err := unix.Fstatfs(pfd, &sfs); err != nil {
@@ -599,7 +803,7 @@ func reopenNS(pfd int, k Key) (int, error) {
 	if sfs.Type != unix.NSFS_MAGIC || (k != Key{} && (Key{st.Dev, st.Ino}) != k) {
 		return -1, unix.ESTALE
 	}
-	return unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	return unix.Openat(procfd, "thread-self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 }
 
 // comm reads /proc/PID/comm.
@@ -614,41 +818,6 @@ func (w *worker) comm(dfd int) string {
 		return ""
 	}
 	return string(bytes.TrimSuffix(w.lbuf[:n], []byte("\n")))
-}
-
-// threads scans the threads of a multi-threaded process for namespaces
-// that differ from the process's own.
-func (w *worker) threads(dfd, pid int, userKey, pidKey Key) {
-	s := w.s
-	tfd, err := unix.Openat(dfd, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(tfd)
-	w.tids, err = readNames(tfd, w.dents, w.tids[:0])
-	if err != nil {
-		return
-	}
-	self := strconv.Itoa(pid)
-	for _, tid := range w.tids {
-		if tid == self {
-			continue
-		}
-		t, _ := strconv.Atoi(tid)
-		check := func(path string, typ nsrel.Type, want Key) {
-			p := tid + "/" + path
-			if k, err := w.readKey(tfd, p); err == nil && k != want {
-				w.linkAt(tfd, p, k, typ, Found{Via: ViaTask, PID: pid, TID: t}, "")
-			}
-		}
-		if s.wantUser {
-			check(pathUser, nsrel.TypeUser, userKey)
-		}
-		if s.wantPID {
-			check(pathPID, nsrel.TypePID, pidKey)
-			check(pathPFC, nsrel.TypePID, pidKey)
-		}
-	}
 }
 
 // fdPaths caches "fd/N" for small N.
@@ -667,11 +836,12 @@ func fdPath(i int) string {
 	return "fd/" + strconv.Itoa(i)
 }
 
-// fds scans the open files of a process for namespaces. On Linux 6.2 and
-// later, the size of /proc/PID/fd is the number of open fds; when the fds
-// are 0..size-1 (the common case) they are read without listing the
-// directory, else the directory is listed.
-func (w *worker) fds(dfd, pid int) {
+// fds scans the open files of the task cur (its /proc directory dfd) for
+// namespaces, and with owners wanted, for sockets of network namespaces
+// not seen yet. On Linux 6.2 and later, the size of /proc/PID/fd is the
+// number of open fds; when the fds are 0..size-1 (the common case) they
+// are read without listing the directory, else the directory is listed.
+func (w *worker) fds(dfd int, cur task) {
 	s := w.s
 	var st unix.Stat_t
 	if err := w.fstatat(dfd, "fd", &st); err != nil {
@@ -696,7 +866,7 @@ func (w *worker) fds(dfd, pid int) {
 				return
 			}
 			if err == nil {
-				w.fd(dfd, pid, p, w.lbuf[:n])
+				w.fd(dfd, cur, p, w.lbuf[:n])
 			}
 		}
 		if done == int(st.Size) {
@@ -721,14 +891,14 @@ func (w *worker) fds(dfd, pid int) {
 		}
 		n, err := w.readlinkat(ffd, name, w.lbuf)
 		if err == nil {
-			w.fd(ffd, pid, name, w.lbuf[:n])
+			w.fd(ffd, cur, name, w.lbuf[:n])
 		}
 	}
 }
 
 // fd records the namespace, if any, that the fd at path below dfd, whose
 // link reads l, refers to.
-func (w *worker) fd(dfd, pid int, path string, l []byte) {
+func (w *worker) fd(dfd int, cur task, path string, l []byte) {
 	// Files read as paths; sockets, pipes and anonymous inodes as
 	// "socket:[N]", "pipe:[N]", "anon_inode:..."; namespaces "type:[N]".
 	if len(l) == 0 || l[0] == '/' || len(l) == len(w.lbuf) {
@@ -740,14 +910,104 @@ func (w *worker) fd(dfd, pid int, path string, l []byte) {
 	}
 	t, ok := linkTypes[string(typ)]
 	if !ok {
+		if string(typ) == "socket" && w.s.roles&roleOwner != 0 && !w.s.opts.NoSockets {
+			w.socket(cur, path, ino)
+		}
 		return
 	}
+	w.linkAt(dfd, path, Key{w.s.nsdev, ino}, t, Found{Via: ViaFD, PID: cur.pid, TID: cur.tid, Path: fdProcPath(cur, path)}, "")
+}
+
+// fdProcPath returns the /proc path of the fd at path ("fd/N" or "N")
+// below the directory of cur.
+func fdProcPath(cur task, path string) string {
 	name := path
 	if i := strings.LastIndexByte(path, '/'); i >= 0 {
 		name = path[i+1:]
 	}
-	w.linkAt(dfd, path, Key{w.s.nsdev, ino}, t,
-		Found{Via: ViaFD, PID: pid, Path: "/proc/" + strconv.Itoa(pid) + "/fd/" + name}, "")
+	p := "/proc/" + strconv.Itoa(cur.pid) + "/"
+	if cur.tid != 0 {
+		p += "task/" + strconv.Itoa(cur.tid) + "/"
+	}
+	return p + "fd/" + name
+}
+
+// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd of one thread.
+const pidfdThread = unix.O_EXCL
+
+// socket finds the network namespace of the socket with inode ino, open
+// as the fd at path ("fd/N" or "N") of the task cur, as util-linux lsns
+// 2.41 does: a copy of the socket from pidfd_getfd(2) (Linux 5.6) is
+// asked SIOCGSKNS (Linux 4.9). A network namespace a process joined and
+// left, keeping only a socket, is found so; its owner is what lsuserns
+// wants. Each socket is asked once per worker; a namespace this worker
+// already knows from a process's links is not recorded again.
+func (w *worker) socket(cur task, path string, ino uint64) {
+	if w.socks[ino] {
+		return
+	}
+	w.socks[ino] = true
+	name := path
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		name = path[i+1:]
+	}
+	num, err := strconv.Atoi(name)
+	if err != nil {
+		return
+	}
+	if w.pidfd < 0 || w.pidfdOf != cur {
+		w.closePidfd()
+		var fd int
+		if cur.tid != 0 {
+			fd, err = unix.PidfdOpen(cur.tid, pidfdThread)
+		} else {
+			fd, err = unix.PidfdOpen(cur.pid, 0)
+		}
+		if err != nil {
+			return
+		}
+		w.pidfd, w.pidfdOf = fd, cur
+	}
+	sfd, err := unix.PidfdGetfd(w.pidfd, num, 0)
+	if err != nil {
+		return
+	}
+	// The fd may have been replaced since its link was read, or the PID
+	// reused: only the socket with that inode (unique among live sockets)
+	// is asked.
+	var st unix.Stat_t
+	if err := unix.Fstat(sfd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK || st.Ino != ino {
+		unix.Close(sfd)
+		return
+	}
+	nfd, err := unix.IoctlRetInt(sfd, unix.SIOCGSKNS)
+	unix.Close(sfd)
+	if err != nil {
+		return
+	}
+	if err := unix.Fstat(nfd, &st); err != nil {
+		unix.Close(nfd)
+		return
+	}
+	k := Key{st.Dev, st.Ino}
+	if w.known[k] != nil {
+		unix.Close(nfd)
+		return
+	}
+	f := Found{Via: ViaSocket, PID: cur.pid, TID: cur.tid, Path: fdProcPath(cur, path)}
+	if w.s.record(k, nsrel.TypeNet, f, "", pinned) != nil {
+		unix.Close(nfd)
+		return
+	}
+	w.s.add(k, nsrel.TypeNet, f, "", nfd)
+}
+
+// closePidfd closes the worker's pidfd, if one is open.
+func (w *worker) closePidfd() {
+	if w.pidfd >= 0 {
+		unix.Close(w.pidfd)
+		w.pidfd = -1
+	}
 }
 
 // linkTypes maps the type names in namespace links to types.

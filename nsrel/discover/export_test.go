@@ -1,0 +1,9 @@
+package discover
+
+// SetAfterProcesses makes Discover call f between the process scan and
+// the bind mount scan (a pause in which a test changes the host), and
+// returns a function that removes it.
+func SetAfterProcesses(f func()) (restore func()) {
+	afterProcesses = f
+	return func() { afterProcesses = nil }
+}
