@@ -4,11 +4,13 @@
 //
 // Container lookup for the namespace trees: [Source] asks the daemon for
 // every container with a running task in every containerd namespace, with
-// the Kubernetes pod names of CRI containers. [TreeSources] is what
-// lsuserns and lspidns ask: the daemon, then the daemon-less sources of
-// package [github.com/nsrel/nsrel/containers] (runc and crun state, the
-// audit log), so containers stay annotated while the daemon is down;
-// [Sources] lists all three as one [containers.Multi].
+// the Kubernetes pod names of CRI containers. [TreeSources] gives a Go
+// program what lsuserns and lspidns see: the daemon, then the daemon-less
+// sources of package [github.com/nsrel/nsrel/containers] (runc and crun
+// state, the audit log), so containers stay annotated while the daemon is
+// down; [Sources] lists all three as one [containers.Multi]. (The two
+// commands themselves reach the daemon through `nsrel-containerd
+// containers`, [containers.HelperSource], to link no client.)
 //
 // Installing nsrel-hook through containerd: [WithHook] is an
 // [oci.SpecOpts] for Go client users, [Hooks] the hooks it adds (the same

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -65,16 +64,8 @@ func (s *Source) List(ctx context.Context) ([]discover.Container, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	addr := strings.TrimPrefix(s.address(), "unix://")
-	// A missing socket is the common "containerd not running" case: say
-	// so plainly instead of waiting for a dial timeout.
-	if !strings.Contains(addr, "://") {
-		if _, err := os.Stat(addr); err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return nil, fmt.Errorf("no socket at %s (not running?): %w", addr, err)
-		}
+	if err := containers.CheckSocket(addr); err != nil {
+		return nil, err
 	}
 	c, err := client.New(s.address(), client.WithTimeout(timeout))
 	if err != nil {

@@ -3,7 +3,7 @@ package main
 import (
 	"os"
 
-	"github.com/nsrel/nsrel/containerd"
+	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/internal/lstool"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
@@ -15,5 +15,5 @@ func main() {
 
 // sources returns the container sources that annotate the tree.
 func sources(c lstool.SourceConfig) []discover.ContainerSource {
-	return containerd.TreeSources(c.ContainerdAddress, c.Timeout)
+	return containers.TreeSources(c.ContainerdAddress, c.Timeout)
 }

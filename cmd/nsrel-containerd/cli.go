@@ -26,6 +26,7 @@ and validates Kubernetes containers before they run (NRI plugin).
 Usage:
   nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL]
   nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--log-level LEVEL]
+  nsrel-containerd containers [--address SOCK] [--timeout D]
   nsrel-containerd --version
 
 watch subscribes to containerd's task start and exit events in every
@@ -38,6 +39,10 @@ running containers it missed; records the audit log refuses are retried.
 It records its own start and stop, and runs until SIGTERM or SIGINT;
 it exits 1 at once if it cannot write the audit log. Diagnostics go to
 stderr (the journal under systemd).
+
+containers prints the containers of the daemon as JSON: lsuserns and
+lspidns run it to name the containers on their trees, so that they need
+not link a containerd client themselves.
 
 nri runs as an NRI plugin (containerd 1.7+ with NRI enabled, CRI-O): for
 every Kubernetes pod sandbox and container it inspects the namespaces
@@ -53,7 +58,8 @@ Options:
   --version           print the version and exit
   --socket SOCK       NRI socket (default /var/run/nri/nri.sock)
   --index NN          NRI plugin index, two digits (default 10)
-  --timeout D         how long one check may take (default 1.5s); keep it
+  --timeout D         containers: how long the query may take (default 2s);
+                      nri: how long one check may take (default 1.5s); keep it
                       below the runtime's plugin_request_timeout (2s), or
                       the runtime drops the plugin and starts the container
                       unchecked; a check out of time counts as an error
@@ -86,6 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "watch", "nri":
 		return serviceCmd(args[0], args[1:], stdout, stderr)
+	case "containers":
+		return containersCmd(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "nsrel-containerd: unknown command %q (see --help)\n", vocab.Printable(args[0]))
 	return 2
