@@ -150,6 +150,11 @@ func (p *Plugin) CreateContainer(_ context.Context, _ *api.PodSandbox, ctr *api.
 	if p.refused {
 		return nil, nil, nil
 	}
+	// A hook the spec has already (containerd's base_runtime_spec) is
+	// not added a second time.
+	if slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
+		return nil, nil, nil
+	}
 	if p.pending == nil {
 		p.pending = map[string]bool{}
 	}
@@ -201,6 +206,8 @@ func (p *Plugin) undone(ctx context.Context, id string) {
 	}
 }
 
+func (p *Plugin) isHook(h *api.Hook) bool { return h.GetPath() == p.Inject.Hook }
+
 // Refused reports whether the runtime refused an injection, so that the
 // plugin validates at StartContainer only.
 func (p *Plugin) Refused() bool {
@@ -222,7 +229,7 @@ func (p *Plugin) note(ctx context.Context, id, stage, msg string) {
 
 // StartContainer records (and may refuse) a container of a pod.
 func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
-	if p.Inject != nil && !p.Refused() && !slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), func(h *api.Hook) bool { return h.GetPath() == p.Inject.Hook }) {
+	if p.Inject != nil && !p.Refused() && !slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
 		p.note(ctx, ctr.GetId(), StageHookMissing, "the container's final spec lacks the injected nsrel-hook: validating at StartContainer")
 	}
 	md := maps.Clone(ctr.GetLabels())
