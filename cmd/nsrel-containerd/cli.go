@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -27,8 +28,10 @@ and validates Kubernetes containers before they run (NRI plugin).
 Usage:
   nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL]
   nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D]
-                       [--inject-hook PATH|none] [--hook-config PATH] [--log-level LEVEL]
+                       [--inject-hook PATH|none] [--hook-config PATH] [--ready-file FILE]
+                       [--log-level LEVEL]
   nsrel-containerd install-hook --dest DIR [--hook FILE] [--config FILE]
+  nsrel-containerd ready FILE
   nsrel-containerd --version
 
 watch subscribes to containerd's task start and exit events in every
@@ -60,6 +63,10 @@ DIR/hook.json, each through a temporary file renamed into place; the node
 agent's DaemonSet runs it in an init container with DIR a host path, the
 one --inject-hook and --hook-config then name.
 
+ready exits 0 if FILE exists: the probe of a Kubernetes pod whose nri was
+given --ready-file FILE, which nri writes once the runtime accepted the
+plugin (and removes when it starts and when it stops).
+
 Options:
   --config FILE       nsrel-hook configuration: audit log, policy, annotations
                       (default /etc/nsrel/hook.json)
@@ -78,6 +85,7 @@ Options:
                       "none" injects nothing and checks at start only
   --hook-config PATH  the config file the injected hook reads, a host path
                       (default: --config)
+  --ready-file FILE   nri: written once the runtime accepted the plugin
   --dest DIR          install-hook: the directory to install into (required)
   --hook FILE         install-hook: the nsrel-hook to copy (default: beside
                       this executable)
@@ -114,6 +122,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serviceCmd(args[0], args[1:], stdout, stderr)
 	case "install-hook":
 		return installHookCmd(args[1:], stdout, stderr)
+	case "ready":
+		if len(args) != 2 {
+			fmt.Fprintln(stderr, "nsrel-containerd ready: want one FILE (see --help)")
+			return 2
+		}
+		if _, err := os.Stat(args[1]); err != nil {
+			fmt.Fprintf(stderr, "nsrel-containerd ready: not ready: %s\n", vocab.Printable(err.Error()))
+			return 1
+		}
+		return 0
 	}
 	fmt.Fprintf(stderr, "nsrel-containerd: unknown command %q (see --help)\n", vocab.Printable(args[0]))
 	return 2
@@ -126,7 +144,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", vocab.DefaultHookConfig, "")
 	level := fs.String("log-level", "info", "")
-	var address, socket, index, injectHook, hookConfig *string
+	var address, socket, index, injectHook, hookConfig, readyFile *string
 	var timeout *time.Duration
 	if name == "watch" {
 		address = fs.String("address", "", "")
@@ -136,6 +154,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		timeout = fs.Duration("timeout", nriplugin.DefaultTimeout, "")
 		injectHook = fs.String("inject-hook", vocab.DefaultHookPath, "")
 		hookConfig = fs.String("hook-config", "", "")
+		readyFile = fs.String("ready-file", "", "")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -207,6 +226,17 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		r.Run(ctx)
 	} else {
 		p := &nriplugin.Plugin{Config: cfg, Log: log, Logger: logger, Timeout: *timeout, Inject: inject}
+		if *readyFile != "" {
+			// A file left by an earlier run (an emptyDir outlives the
+			// container) must not claim readiness before registration.
+			os.Remove(*readyFile)
+			defer os.Remove(*readyFile)
+			p.Registered = func() {
+				if err := os.WriteFile(*readyFile, []byte("registered\n"), 0o644); err != nil {
+					logger.WithError(err).Error("cannot write the ready file")
+				}
+			}
+		}
 		if err := p.Run(ctx, *socket, *index); err != nil {
 			fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
 			return 1
