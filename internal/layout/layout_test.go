@@ -47,7 +47,7 @@ var layers = map[string]int{
 func support(p string) bool {
 	switch {
 	case strings.HasPrefix(p, "bench/"), strings.HasPrefix(p, "internal/bundle"), strings.HasPrefix(p, "internal/forge"), p == "internal/lstool/lstooltest",
-		strings.HasPrefix(p, "internal/clidoc"), p == "internal/dist":
+		strings.HasPrefix(p, "internal/clidoc"), strings.HasPrefix(p, "internal/ociimage"), p == "internal/dist":
 		return true
 	}
 	switch p {
