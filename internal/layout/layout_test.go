@@ -51,7 +51,7 @@ func support(p string) bool {
 		return true
 	}
 	switch p {
-	case "internal/nstest", "internal/ctrdtest", "internal/runtest", "internal/audittest", "internal/rsyslogtest", "internal/layout":
+	case "internal/nstest", "internal/ctrdtest", "internal/runtest", "internal/audittest", "internal/rsyslogtest", "internal/kubetest", "internal/layout":
 		return true
 	}
 	return false
@@ -118,14 +118,15 @@ func TestImportsGoDown(t *testing.T) {
 }
 
 // TestLeanBinaries checks what the binaries link. nsrel-hook runs on
-// every container start: no containerd client, gRPC, protobuf or NRI.
+// every container start: no containerd client, gRPC, protobuf, NRI or
+// Kubernetes types.
 // lsuserns and lspidns run often and interactively: not the hook's stage
 // code, the recorder, the NRI plugin or the WebAssembly runtime NRI
 // brings.
 func TestLeanBinaries(t *testing.T) {
 	banned := map[string][]string{
 		"cmd/nsrel-hook": {"github.com/containerd/...", "google.golang.org/grpc/...", "google.golang.org/protobuf/...",
-			module + "containerd/...", module + "containers/..."},
+			module + "containerd/...", module + "containers/...", "k8s.io/...", "sigs.k8s.io/..."},
 		"cmd/lsuserns": {module + "hook", module + "containerd/recorder", module + "containerd/nriplugin",
 			module + "internal/logging", "github.com/containerd/nri/...", "github.com/tetratelabs/wazero/..."},
 	}
