@@ -49,7 +49,9 @@ func TestManifests(t *testing.T) {
 	if !spec.HostPID || spec.HostNetwork || spec.HostIPC {
 		t.Errorf("hostPID %v hostNetwork %v hostIPC %v; want host PID only", spec.HostPID, spec.HostNetwork, spec.HostIPC)
 	}
-	if !slices.ContainsFunc(spec.Tolerations, func(tl corev1.Toleration) bool { return tl.Operator == corev1.TolerationOpExists && tl.Key == "" && tl.Effect == "" }) {
+	if !slices.ContainsFunc(spec.Tolerations, func(tl corev1.Toleration) bool {
+		return tl.Operator == corev1.TolerationOpExists && tl.Key == "" && tl.Effect == ""
+	}) {
 		t.Errorf("tolerations %v: want one that tolerates every taint", spec.Tolerations)
 	}
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
