@@ -27,9 +27,7 @@ and validates Kubernetes containers before they run (NRI plugin).
 
 Usage:
   nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL]
-  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D]
-                       [--inject-hook PATH|none] [--hook-config PATH] [--ready-file FILE]
-                       [--log-level LEVEL]
+  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--inject-hook PATH|none] [--hook-config PATH] [--ready-file FILE] [--log-level LEVEL]
   nsrel-containerd install-hook --dest DIR [--hook FILE] [--config FILE]
   nsrel-containerd ready FILE
   nsrel-containerd --version
