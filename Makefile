@@ -1,5 +1,5 @@
 # nsrel: see README.md. Targets: build, test, bench, demo, deps, lint,
-# doc, install, uninstall, deb.
+# doc, install, uninstall, deb, image.
 GO      ?= go
 BIN     ?= bin
 VERSION ?= 0.1.0
