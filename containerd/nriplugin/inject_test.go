@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/containerd/nri/pkg/api"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -157,4 +159,61 @@ func enforcingConfig(t *testing.T) (string, *policy.Config) {
 		t.Fatal(err)
 	}
 	return cfgPath, cfg
+}
+
+// TestInjectionBookkeeping drives the plugin's requests directly: a
+// spec with the hook already gets no second one; a confirmed creation
+// leaves injection on; a creation undone before PostCreateContainer
+// turns it off with one record; a container that starts without the
+// hook in its final spec is noted and checked.
+func TestInjectionBookkeeping(t *testing.T) {
+	_, cfg := ctrdtest.HookConfig(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inj := &Injection{Hook: "/opt/nsrel/nsrel-hook", Config: "/opt/nsrel/hook.json"}
+	p := &Plugin{Config: cfg, Log: log, Inject: inj}
+	ctx := t.Context()
+	pod := &api.PodSandbox{Name: "web-0", Namespace: "shop"}
+	hooked := &api.Hooks{CreateRuntime: []*api.Hook{{Path: inj.Hook}}}
+
+	if adj, _, _ := p.CreateContainer(ctx, pod, &api.Container{Id: "has-hook", Hooks: hooked}); adj != nil {
+		t.Errorf("a spec with the hook got an adjustment: %v", adj)
+	}
+	adj, _, _ := p.CreateContainer(ctx, pod, &api.Container{Id: "a"})
+	if h := adj.GetHooks(); len(h.GetCreateRuntime()) != 1 || len(h.GetPoststop()) != 1 || len(h.GetPoststart()) != 0 ||
+		h.CreateRuntime[0].Path != inj.Hook || !slices.Equal(h.CreateRuntime[0].Args, []string{"nsrel-hook", "--config", inj.Config, "createRuntime"}) {
+		t.Fatalf("adjustment hooks %v; want nsrel-hook at createRuntime and poststop", h)
+	}
+	p.PostCreateContainer(ctx, pod, &api.Container{Id: "a"})
+	p.StopContainer(ctx, pod, &api.Container{Id: "a"})
+	p.RemoveContainer(ctx, pod, &api.Container{Id: "a"})
+	if p.Refused() {
+		t.Fatal("a confirmed, later removed container turned injection off")
+	}
+
+	// Started without the hook in its final spec (no pid: recorded with
+	// an error, allowed by on_error).
+	if err := p.StartContainer(ctx, pod, &api.Container{Id: "b"}); err != nil {
+		t.Fatal(err)
+	}
+
+	p.CreateContainer(ctx, pod, &api.Container{Id: "c"})
+	p.StopContainer(ctx, pod, &api.Container{Id: "c"})
+	p.RemoveContainer(ctx, pod, &api.Container{Id: "c"})
+	if !p.Refused() {
+		t.Fatal("an undone creation did not turn injection off")
+	}
+	if adj, _, _ := p.CreateContainer(ctx, pod, &api.Container{Id: "d"}); adj != nil {
+		t.Errorf("injection after a refusal: %v", adj)
+	}
+	var got []string
+	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
+		got = append(got, r.ContainerID+" "+r.Source+"/"+r.Stage)
+	}
+	want := []string{"b nri/" + StageHookMissing, "b nri/start", "c nri/" + StageInjectionRefused}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
 }
