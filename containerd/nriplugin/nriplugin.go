@@ -229,6 +229,9 @@ func (p *Plugin) note(ctx context.Context, id, stage, msg string) {
 
 // StartContainer records (and may refuse) a container of a pod.
 func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
+	// One deadline for the whole request, the note included.
+	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+	defer cancel()
 	if p.Inject != nil && !p.Refused() && !slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
 		p.note(ctx, ctr.GetId(), StageHookMissing, "the container's final spec lacks the injected nsrel-hook: validating at StartContainer")
 	}
