@@ -28,13 +28,37 @@ import (
 // agent registers with NRI (its readiness probe passes), and a following
 // pod's containers get the injected hook: the allowed one is recorded,
 // the one an enforcing block matches is refused, each with one start
-// record naming the pod.
+// record naming the pod. Run again without the agent's one added
+// capability, its inspection of the pod sandbox fails with EACCES: the
+// capability is needed.
 func TestNodeAgent(t *testing.T) {
 	crictl := ctrdtest.Crictl(t)
 	ctrdtest.Require(t, ctrdtest.V2())
 	makeBin := nstest.RequireCmd(t, "make")
+	// The image, as `make image` writes it.
+	build := t.TempDir()
+	os.Chmod(build, 0o755)
+	cmd := exec.Command(makeBin, "image", "BIN="+build, "GO="+nstest.GoTool())
+	cmd.Dir = nstest.RepoFile(t, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+	// Without its one added capability the agent cannot read the
+	// namespaces of container processes: SYS_PTRACE is needed.
+	for _, ptrace := range []bool{true, false} {
+		t.Run(map[bool]string{true: "as-rendered", false: "without-SYS_PTRACE"}[ptrace], func(t *testing.T) {
+			t.Parallel()
+			testNodeAgent(t, crictl, build, ptrace)
+		})
+	}
+}
+
+func testNodeAgent(t *testing.T, crictl, build string, ptrace bool) {
 	objs := Base(t)
 	ds, cm := objs.DaemonSets[0], objs.ConfigMaps[0]
+	if !ptrace {
+		ds.Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Add = nil
+	}
 	spec := ds.Spec.Template.Spec
 	if len(spec.InitContainers) != 1 || len(spec.Containers) != 1 {
 		t.Fatalf("pod template: %d init containers, %d containers; this test runs one of each", len(spec.InitContainers), len(spec.Containers))
@@ -47,14 +71,6 @@ func TestNodeAgent(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(root) })
 	os.Chmod(root, 0o755)
 	node := &Node{Root: root}
-
-	// The image, as `make image` writes it.
-	build := filepath.Join(root, "build")
-	cmd := exec.Command(makeBin, "image", "BIN="+build, "GO="+nstest.GoTool())
-	cmd.Dir = nstest.RepoFile(t, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make image: %v\n%s", err, out)
-	}
 
 	// The policy: the ConfigMap's, relocated, with a block that enforces
 	// a user namespace on containers named "bad".
@@ -152,7 +168,12 @@ func TestNodeAgent(t *testing.T) {
 			if r.ContainerID != tc.id || !audit.IsStart(r.Stage) {
 				continue
 			}
-			if r.Verdict != tc.verdict || r.Ancestry == nil || r.Error != "" {
+			if tc.id == wpod && !ptrace {
+				// The sandbox is the agent's to inspect.
+				if r.Ancestry != nil || !strings.Contains(r.Error, "permission denied") {
+					t.Errorf("%s: inspected without SYS_PTRACE: ancestry %v, error %q", tc.id, r.Ancestry != nil, r.Error)
+				}
+			} else if r.Verdict != tc.verdict || r.Ancestry == nil || r.Error != "" {
 				t.Errorf("%s: verdict %s ancestry %v error %q; want %s with ancestry", tc.id, r.Verdict, r.Ancestry != nil, r.Error, tc.verdict)
 			}
 			if ns, name := r.Annotations[vocab.AnnotationSandboxNamespace], r.Annotations[vocab.AnnotationSandboxName]; ns != "shop" || name != wname {
