@@ -1,8 +1,10 @@
 package kubetest
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +45,7 @@ func TestNodeAgent(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make image: %v\n%s", err, out)
 	}
+	checkImage(t, filepath.Join(build, "nsrel-node-agent.tar"))
 	// Without its one added capability the agent cannot read the
 	// namespaces of container processes: SYS_PTRACE is needed.
 	for _, ptrace := range []bool{true, false} {
@@ -187,6 +190,71 @@ func testNodeAgent(t *testing.T, crictl, build string, ptrace bool) {
 	audittest.Verify(t, auditLog)
 	if t.Failed() {
 		t.Logf("agent log:\n%s", logs(agentID))
+	}
+}
+
+// checkImage reads the image's config and manifest from the OCI layout
+// tar and checks its name, entry point and labels.
+func checkImage(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	blobs := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		blobs[h.Name] = data
+	}
+	type desc struct {
+		Digest      string            `json:"digest"`
+		Annotations map[string]string `json:"annotations"`
+	}
+	blob := func(d desc) []byte { return blobs["blobs/sha256/"+strings.TrimPrefix(d.Digest, "sha256:")] }
+	var index struct{ Manifests []desc }
+	var manifest struct {
+		Config      desc
+		Annotations map[string]string
+	}
+	var config struct {
+		Config struct {
+			Entrypoint []string
+			Labels     map[string]string
+		}
+	}
+	if err := json.Unmarshal(blobs["index.json"], &index); err != nil || len(index.Manifests) != 1 {
+		t.Fatalf("index.json: %v, %d manifests", err, len(index.Manifests))
+	}
+	if err := json.Unmarshal(blob(index.Manifests[0]), &manifest); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(blob(manifest.Config), &config); err != nil {
+		t.Fatal(err)
+	}
+	version := makefileVersion(t)
+	if got, want := index.Manifests[0].Annotations["io.containerd.image.name"], "docker.io/nsrel/node-agent:"+version; got != want {
+		t.Errorf("image name %q, want %q", got, want)
+	}
+	want := map[string]string{
+		"org.opencontainers.image.version":  version,
+		"org.opencontainers.image.source":   "https://github.com/nsrel/nsrel",
+		"org.opencontainers.image.licenses": "Apache-2.0",
+	}
+	for k, v := range want {
+		if config.Config.Labels[k] != v || manifest.Annotations[k] != v {
+			t.Errorf("%s: label %q, annotation %q; want %q", k, config.Config.Labels[k], manifest.Annotations[k], v)
+		}
+	}
+	if !slices.Equal(config.Config.Entrypoint, []string{"/usr/local/sbin/nsrel-containerd"}) {
+		t.Errorf("entry point %v", config.Config.Entrypoint)
 	}
 }
 
