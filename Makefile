@@ -1,5 +1,5 @@
 # nsrel: see README.md. Targets: build, test, bench, demo, deps, lint,
-# doc, install, uninstall, deb, pictures.
+# doc, install, uninstall, deb, pictures, image.
 GO      ?= go
 BIN     ?= bin
 VERSION ?= 0.1.0
@@ -32,12 +32,22 @@ DOCDATE ?= $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
 export NSREL_TOOLS ?= $(HOME)/.cache/nsrel/tools
 TESTFLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build doc install uninstall deb test bench bench-ls bench-hook bench-containerd bench-startup reliability demo deps lint pictures clean
+.PHONY: all build image doc install uninstall deb test bench bench-ls bench-hook bench-containerd bench-startup reliability demo deps lint pictures clean
 
 all: build
 
 build:
 	$(GOBUILD) -o $(BIN)/ ./cmd/...
+
+# The node-agent image (docs/kubernetes.md): an OCI image layout tar with
+# static nsrel-containerd and nsrel-hook and the shipped configs, written
+# without a container engine or registry. Load it on each node with
+# `ctr -n k8s.io images import $(BIN)/nsrel-node-agent.tar`.
+IMAGE ?= docker.io/nsrel/node-agent:$(VERSION)
+image:
+	CGO_ENABLED=0 $(GOBUILD) -o $(BIN)/image/ ./cmd/nsrel-containerd ./cmd/nsrel-hook
+	$(GO) run ./internal/ociimage/cmd/mkimage -bin $(BIN)/image -repo . -name $(IMAGE) \
+		-version $(VERSION) -revision $(COMMIT) -o $(BIN)/nsrel-node-agent.tar
 
 # Man pages and bash, zsh and fish completions, generated from the
 # binaries' --help (internal/clidoc), into $(BIN)/doc.

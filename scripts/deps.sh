@@ -5,7 +5,7 @@
 # benchmarks, systemd-analyze, graphviz, chromium, lintian,
 # libnss-extrausers, zsh, fish, man-db, prometheus for promtool,
 # systemd-journal-remote) and
-# containerd v2 + crictl built from the Go module proxy into a cache
+# containerd v2, crictl and kustomize built from the Go module proxy into a cache
 # directory that survives between runs ($NSREL_TOOLS, default
 # ~/.cache/nsrel/tools). Safe to run again: it only installs what is absent.
 set -euo pipefail
@@ -99,6 +99,15 @@ if [ ! -x "$crictl/crictl" ]; then
 	echo "deps: building crictl $CRICTL_VERSION into $crictl (a few minutes, once)" >&2
 	mkdir -p "$crictl"
 	(cd / && GOBIN="$crictl" GOFLAGS=-mod=mod go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION")
+fi
+# kustomize renders deploy/kubernetes in the manifest tests
+# (internal/kubetest); keep the version there in step.
+KUSTOMIZE_VERSION=v5.8.1
+kz="$NSREL_TOOLS/kustomize-$KUSTOMIZE_VERSION"
+if [ ! -x "$kz/kustomize" ]; then
+	echo "deps: building kustomize $KUSTOMIZE_VERSION into $kz" >&2
+	mkdir -p "$kz"
+	(cd / && GOBIN="$kz" GOFLAGS=-mod=mod go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION")
 fi
 STATICCHECK_VERSION=v0.8.2
 sc="$NSREL_TOOLS/staticcheck-$STATICCHECK_VERSION"

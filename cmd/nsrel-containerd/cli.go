@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -25,7 +27,9 @@ and validates Kubernetes containers before they run (NRI plugin).
 
 Usage:
   nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL]
-  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--log-level LEVEL]
+  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--inject-hook PATH|none] [--hook-config PATH] [--ready-file FILE] [--log-level LEVEL]
+  nsrel-containerd install-hook --dest DIR [--hook FILE] [--config FILE]
+  nsrel-containerd ready FILE
   nsrel-containerd containers [--address SOCK] [--timeout D]
   nsrel-containerd --version
 
@@ -47,7 +51,24 @@ not link a containerd client themselves.
 nri runs as an NRI plugin (containerd 1.7+ with NRI enabled, CRI-O): for
 every Kubernetes pod sandbox and container it inspects the namespaces
 before the process runs, records the start (source "nri") unless
-nsrel-hook did, and in enforce mode refuses a violating container.
+nsrel-hook did, and in enforce mode refuses a violating container. It
+also injects nsrel-hook at the createRuntime and poststop stages of every
+container it is told of at creation (--inject-hook), so that the runtime
+itself runs the hook's check, veto and record; a container the hook
+recorded is not recorded again. When the runtime refuses the injection
+(containerd's default NRI validator with reject_oci_hook_adjustment; that
+container's creation fails once and the kubelet retries), nri records a
+"hook-injection-refused" record, stops injecting and checks at start only.
+
+install-hook copies nsrel-hook (by default the one beside this
+executable) and the config (checked first) into DIR as DIR/nsrel-hook and
+DIR/hook.json, each through a temporary file renamed into place; the node
+agent's DaemonSet runs it in an init container with DIR a host path, the
+one --inject-hook and --hook-config then name.
+
+ready exits 0 if FILE exists: the probe of a Kubernetes pod whose nri was
+given --ready-file FILE, which nri writes once the runtime accepted the
+plugin (and removes when it starts and when it stops).
 
 Options:
   --config FILE       nsrel-hook configuration: audit log, policy, annotations
@@ -64,16 +85,28 @@ Options:
                       the runtime drops the plugin and starts the container
                       unchecked; a check out of time counts as an error
                       (on_error decides)
+  --inject-hook PATH  nsrel-hook's path on the host, injected at createRuntime
+                      and poststop (default /usr/local/sbin/nsrel-hook);
+                      "none" injects nothing and checks at start only
+  --hook-config PATH  the config file the injected hook reads, a host path
+                      (default: --config)
+  --ready-file FILE   nri: written once the runtime accepted the plugin
+  --dest DIR          install-hook: the directory to install into (required)
+  --hook FILE         install-hook: the nsrel-hook to copy (default: beside
+                      this executable)
 
 Examples:
   nsrel-containerd watch
   nsrel-containerd watch --address /run/k3s/containerd/containerd.sock
   nsrel-containerd nri --config /etc/nsrel/hook-enforce.json
+  nsrel-containerd install-hook --dest /host/opt/nsrel --config /etc/nsrel-k8s/hook.json
+  nsrel-containerd nri --config /host/opt/nsrel/hook.json \
+      --inject-hook /opt/nsrel/nsrel-hook --hook-config /opt/nsrel/hook.json
   systemctl enable --now nsrel-watch.service   # config/containerd/nsrel-watch.service
   nsrel-hook audit show --json | jq 'select(.source == "containerd-events")'
 
 Exit status: 0 stopped by a signal, 1 failure, 2 usage error.
-See docs/containerd.md.
+See docs/containerd.md and docs/kubernetes.md.
 `
 
 // run runs the nsrel-containerd command line (args without the program
@@ -94,6 +127,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serviceCmd(args[0], args[1:], stdout, stderr)
 	case "containers":
 		return containersCmd(args[1:], stdout, stderr)
+	case "install-hook":
+		return installHookCmd(args[1:], stdout, stderr)
+	case "ready":
+		if len(args) != 2 {
+			fmt.Fprintln(stderr, "nsrel-containerd ready: want one FILE (see --help)")
+			return 2
+		}
+		if _, err := os.Stat(args[1]); err != nil {
+			fmt.Fprintf(stderr, "nsrel-containerd ready: not ready: %s\n", vocab.Printable(err.Error()))
+			return 1
+		}
+		return 0
 	}
 	fmt.Fprintf(stderr, "nsrel-containerd: unknown command %q (see --help)\n", vocab.Printable(args[0]))
 	return 2
@@ -106,7 +151,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", vocab.DefaultHookConfig, "")
 	level := fs.String("log-level", "info", "")
-	var address, socket, index *string
+	var address, socket, index, injectHook, hookConfig, readyFile *string
 	var timeout *time.Duration
 	if name == "watch" {
 		address = fs.String("address", "", "")
@@ -114,6 +159,9 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		socket = fs.String("socket", nriplugin.DefaultSocket, "")
 		index = fs.String("index", "10", "")
 		timeout = fs.Duration("timeout", nriplugin.DefaultTimeout, "")
+		injectHook = fs.String("inject-hook", vocab.DefaultHookPath, "")
+		hookConfig = fs.String("hook-config", "", "")
+		readyFile = fs.String("ready-file", "", "")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -139,6 +187,19 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	if timeout != nil && *timeout <= 0 {
 		fmt.Fprintf(stderr, "%s: --timeout %v: want a positive duration (see --help)\n", prog, *timeout)
 		return 2
+	}
+	var inject *nriplugin.Injection
+	if injectHook != nil && *injectHook != "none" {
+		inject = &nriplugin.Injection{Hook: *injectHook, Config: *hookConfig}
+		if inject.Config == "" {
+			inject.Config = *config
+		}
+		for _, p := range []string{inject.Hook, inject.Config} {
+			if !filepath.IsAbs(p) {
+				fmt.Fprintf(stderr, "%s: --inject-hook and --hook-config want absolute paths, not %q (see --help)\n", prog, vocab.Printable(p))
+				return 2
+			}
+		}
 	}
 	cfg, err := policy.Load(*config)
 	if err != nil {
@@ -171,7 +232,18 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		r := &recorder.Recorder{Address: vocab.ContainerdAddress(*address), Config: cfg, Log: log, Logger: logger}
 		r.Run(ctx)
 	} else {
-		p := &nriplugin.Plugin{Config: cfg, Log: log, Logger: logger, Timeout: *timeout}
+		p := &nriplugin.Plugin{Config: cfg, Log: log, Logger: logger, Timeout: *timeout, Inject: inject}
+		if *readyFile != "" {
+			// A file left by an earlier run (an emptyDir outlives the
+			// container) must not claim readiness before registration.
+			os.Remove(*readyFile)
+			defer os.Remove(*readyFile)
+			p.Registered = func() {
+				if err := os.WriteFile(*readyFile, []byte("registered\n"), 0o644); err != nil {
+					logger.WithError(err).Error("cannot write the ready file")
+				}
+			}
+		}
 		if err := p.Run(ctx, *socket, *index); err != nil {
 			fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
 			return 1

@@ -118,6 +118,14 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"nri", "--timeout", "soon"}, 2},
 		{[]string{"nri", "--address", "/x"}, 2},
 		{[]string{"nri", "--config", "/nonexistent/hook.json"}, 1},
+		{[]string{"nri", "--inject-hook", "relative/nsrel-hook"}, 2},
+		{[]string{"nri", "--hook-config", "hook.json"}, 2},
+		{[]string{"install-hook"}, 2},
+		{[]string{"install-hook", "--dest", "rel"}, 2},
+		{[]string{"install-hook", "--dest", "/x", "extra"}, 2},
+		{[]string{"install-hook", "--dest", "/x", "--config", "/nonexistent/hook.json"}, 1},
+		{[]string{"ready"}, 2},
+		{[]string{"ready", "/nonexistent/ready"}, 1},
 	} {
 		var out, errb bytes.Buffer
 		if got := run(tc.args, &out, &errb); got != tc.code {

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
 	"github.com/sirupsen/logrus"
 
+	"github.com/nsrel/nsrel/containerd"
 	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
@@ -26,6 +29,29 @@ const DefaultSocket = "/var/run/nri/nri.sock"
 // answers later is disconnected by containerd, and the container starts
 // unchecked.
 const DefaultTimeout = 1500 * time.Millisecond
+
+// StageInjectionRefused is the stage of the record [Plugin] writes when
+// the runtime refused its hook injection (containerd's default validator
+// with reject_oci_hook_adjustment, or another validator): the record's
+// ContainerID names the container whose creation failed, its Error says
+// why, and from then on the plugin no longer injects and validates at
+// StartContainer only.
+const StageInjectionRefused = "hook-injection-refused"
+
+// StageHookMissing is the stage of the record [Plugin] writes for a
+// container that reaches StartContainer without the injected hook in its
+// final spec (a runtime that drops hook adjustments): the plugin
+// validates it at StartContainer instead.
+const StageHookMissing = "hook-missing"
+
+// Injection says which nsrel-hook the plugin injects, as host paths:
+// the runtime runs the hook on the host, not in the plugin's container.
+type Injection struct {
+	// Hook is nsrel-hook's path on the host.
+	Hook string
+	// Config is the hook's config file on the host.
+	Config string
+}
 
 // Plugin is an NRI (Node Resource Interface) plugin for containerd 1.7+
 // and CRI-O: at RunPodSandbox and StartContainer, when the container's
@@ -46,12 +72,28 @@ type Plugin struct {
 	Inspect func(pid int) (*audit.Ancestry, error)
 	// Registered, if set, is called once the runtime accepted the plugin.
 	Registered func()
+	// Inject, if set, makes CreateContainer add nsrel-hook at the
+	// createRuntime and poststop stages of every container through the
+	// NRI adjustment, so that the runtime runs the hook's check, veto
+	// and record at the stage that can refuse. StartContainer still
+	// checks; it records nothing when the hook did (one start record
+	// per container). When the runtime refuses the injection (its
+	// creation is undone before PostCreateContainer), the plugin writes
+	// a [StageInjectionRefused] record and stops injecting.
+	Inject *Injection
 	// Timeout bounds the check of one request, waiting for the audit
 	// log's lock included ([DefaultTimeout] if zero); a check that
 	// runs out of time counts as an error that on_error decides, so a
 	// slow audit log refuses containers under on_error=deny instead of
 	// getting the plugin dropped.
 	Timeout time.Duration
+
+	mu sync.Mutex
+	// pending holds the containers whose injection the runtime has
+	// not confirmed yet (CreateContainer seen, PostCreateContainer not).
+	pending map[string]bool
+	// refused is set once the runtime refused an injection.
+	refused bool
 }
 
 // Run registers the plugin as "nsrel" (index idx, e.g. "10") on the
@@ -96,8 +138,103 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md)
 }
 
+// CreateContainer adds nsrel-hook at createRuntime and poststop to the
+// container's spec when [Plugin.Inject] is set and the runtime has not
+// refused an injection before.
+func (p *Plugin) CreateContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	if p.Inject == nil {
+		return nil, nil, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refused {
+		return nil, nil, nil
+	}
+	// A hook the spec has already (containerd's base_runtime_spec) is
+	// not added a second time.
+	if slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
+		return nil, nil, nil
+	}
+	if p.pending == nil {
+		p.pending = map[string]bool{}
+	}
+	p.pending[ctr.GetId()] = true
+	h := containerd.Hooks(p.Inject.Hook, p.Inject.Config)
+	adj := &api.ContainerAdjustment{}
+	adj.AddHooks(&api.Hooks{CreateRuntime: api.FromOCIHooks(&h).CreateRuntime, Poststop: api.FromOCIHooks(&h).Poststop})
+	return adj, nil, nil
+}
+
+// PostCreateContainer confirms that the runtime took the injection.
+func (p *Plugin) PostCreateContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) error {
+	p.mu.Lock()
+	delete(p.pending, ctr.GetId())
+	p.mu.Unlock()
+	return nil
+}
+
+// StopContainer notices a creation the runtime undid after an injection
+// (see [Plugin.RemoveContainer]).
+func (p *Plugin) StopContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) ([]*api.ContainerUpdate, error) {
+	p.undone(ctx, ctr.GetId())
+	return nil, nil
+}
+
+// RemoveContainer notices a creation the runtime undid after an
+// injection: containerd undoes a failed creation with StopContainer and
+// RemoveContainer, and a container the plugin injected that is removed
+// before PostCreateContainer was refused, most likely by a validator
+// that rejects OCI hook adjustments (the plugin is not told why). The
+// plugin records that, stops injecting, and validates at StartContainer
+// only; the runtime's client retries the creation (the kubelet does).
+func (p *Plugin) RemoveContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) error {
+	p.undone(ctx, ctr.GetId())
+	return nil
+}
+
+func (p *Plugin) undone(ctx context.Context, id string) {
+	p.mu.Lock()
+	wasPending := p.pending[id]
+	delete(p.pending, id)
+	first := wasPending && !p.refused
+	if wasPending {
+		p.refused = true
+	}
+	p.mu.Unlock()
+	if first {
+		p.note(ctx, id, StageInjectionRefused, "the runtime undid the creation of a container nsrel-hook was injected into (a validator refusing OCI hook adjustments?): no more injection, validating at StartContainer")
+	}
+}
+
+func (p *Plugin) isHook(h *api.Hook) bool { return h.GetPath() == p.Inject.Hook }
+
+// Refused reports whether the runtime refused an injection, so that the
+// plugin validates at StartContainer only.
+func (p *Plugin) Refused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
+// note appends a record of the plugin's own (no verdict) and logs it.
+func (p *Plugin) note(ctx context.Context, id, stage, msg string) {
+	log := p.logger().WithFields(logrus.Fields{"container": id, "stage": stage})
+	log.Warn(msg)
+	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+	defer cancel()
+	if err := p.Log.Append(ctx, &audit.Record{Source: audit.SourceNRI, Stage: stage, ContainerID: id, Error: msg, Version: vocab.Version}); err != nil {
+		log.WithError(err).Error("audit log append failed")
+	}
+}
+
 // StartContainer records (and may refuse) a container of a pod.
 func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
+	// One deadline for the whole request, the note included.
+	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+	defer cancel()
+	if p.Inject != nil && !p.Refused() && !slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
+		p.note(ctx, ctr.GetId(), StageHookMissing, "the container's final spec lacks the injected nsrel-hook: validating at StartContainer")
+	}
 	md := maps.Clone(ctr.GetLabels())
 	if md == nil {
 		md = map[string]string{}
@@ -115,11 +252,7 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 
 func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string) error {
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
-	timeout := p.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
 	// A missing pid (a runtime too old to send it) cannot be inspected:
 	// the record says so and on_error decides, as for any other
@@ -149,6 +282,13 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	}
 	log.Info("recorded start")
 	return nil
+}
+
+func (p *Plugin) timeout() time.Duration {
+	if p.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return p.Timeout
 }
 
 func (p *Plugin) logger() logrus.FieldLogger { return logging.OrDiscard(p.Logger) }

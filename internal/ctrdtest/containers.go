@@ -66,6 +66,16 @@ func (d *Daemon) ImportImage(t testing.TB, c *client.Client, ns, name string, cm
 			t.Fatal(err)
 		}
 	}
+	return d.ImportTar(t, c, ns, path)
+}
+
+// ImportTar imports and unpacks the OCI image layout tar at path into
+// namespace ns (the image named by its io.containerd.image.name
+// annotation).
+func (d *Daemon) ImportTar(t testing.TB, c *client.Client, ns, path string) client.Image {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 60*time.Second)
+	defer cancel()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -73,14 +83,14 @@ func (d *Daemon) ImportImage(t testing.TB, c *client.Client, ns, name string, cm
 	defer f.Close()
 	imgs, err := c.Import(ctx, f)
 	if err != nil {
-		t.Fatalf("%s: import busybox into %s: %v", d.Flavor.Name, ns, err)
+		t.Fatalf("%s: import %s into %s: %v", d.Flavor.Name, path, ns, err)
 	}
 	if len(imgs) != 1 {
-		t.Fatalf("%s: import busybox: %d images, want 1", d.Flavor.Name, len(imgs))
+		t.Fatalf("%s: import %s: %d images, want 1", d.Flavor.Name, path, len(imgs))
 	}
 	img := client.NewImage(c, imgs[0])
 	if err := img.Unpack(ctx, "overlayfs"); err != nil {
-		t.Fatalf("%s: unpack busybox in %s: %v", d.Flavor.Name, ns, err)
+		t.Fatalf("%s: unpack %s in %s: %v", d.Flavor.Name, path, ns, err)
 	}
 	return img
 }

@@ -74,6 +74,9 @@ type Options struct {
 	// NRI keeps the NRI plugin on (containerd 2.x) with its socket in
 	// the daemon directory.
 	NRI bool
+	// NRISocket, if set with NRI, is where the NRI socket goes (its
+	// directory must exist); by default in the daemon directory.
+	NRISocket string
 	// ExtraConfig is TOML appended to the generated config.
 	ExtraConfig string
 }
@@ -143,6 +146,9 @@ func Start(t testing.TB, f Flavor, o *Options) *Daemon {
 	}
 	if d.opts.NRI {
 		d.NRISocket = filepath.Join(dir, "nri.sock")
+		if d.opts.NRISocket != "" {
+			d.NRISocket = d.opts.NRISocket
+		}
 	}
 	t.Cleanup(func() { d.teardown(t) })
 	if err := os.WriteFile(d.ConfigPath, []byte(d.config()), 0o600); err != nil {

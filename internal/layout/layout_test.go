@@ -48,11 +48,11 @@ var layers = map[string]int{
 func support(p string) bool {
 	switch {
 	case strings.HasPrefix(p, "bench/"), strings.HasPrefix(p, "internal/bundle"), strings.HasPrefix(p, "internal/forge"), p == "internal/lstool/lstooltest",
-		strings.HasPrefix(p, "internal/clidoc"), p == "internal/dist":
+		strings.HasPrefix(p, "internal/clidoc"), strings.HasPrefix(p, "internal/ociimage"), p == "internal/dist":
 		return true
 	}
 	switch p {
-	case "internal/nstest", "internal/ctrdtest", "internal/runtest", "internal/audittest", "internal/rsyslogtest", "internal/layout":
+	case "internal/nstest", "internal/ctrdtest", "internal/runtest", "internal/audittest", "internal/rsyslogtest", "internal/kubetest", "internal/layout":
 		return true
 	}
 	return false
@@ -119,7 +119,8 @@ func TestImportsGoDown(t *testing.T) {
 }
 
 // TestLeanBinaries checks what the binaries link. nsrel-hook runs on
-// every container start: no containerd client, gRPC, protobuf or NRI.
+// every container start: no containerd client, gRPC, protobuf, NRI or
+// Kubernetes types.
 // lsuserns and lspidns run often and interactively: not the hook's stage
 // code, the recorder, the NRI plugin or the WebAssembly runtime NRI
 // brings, and no containerd client, gRPC or protobuf either (their
@@ -129,10 +130,10 @@ func TestImportsGoDown(t *testing.T) {
 func TestLeanBinaries(t *testing.T) {
 	banned := map[string][]string{
 		"cmd/nsrel-hook": {"github.com/containerd/...", "google.golang.org/grpc/...", "google.golang.org/protobuf/...",
-			module + "containerd/...", module + "containers/..."},
+			module + "containerd/...", module + "containers/...", "k8s.io/...", "sigs.k8s.io/..."},
 		"cmd/lsuserns": {module + "hook", module + "containerd", module + "containerd/recorder", module + "containerd/nriplugin",
 			module + "internal/logging", "github.com/containerd/...", "google.golang.org/grpc/...", "google.golang.org/protobuf/...",
-			"github.com/tetratelabs/wazero/..."},
+			"github.com/tetratelabs/wazero/...", "k8s.io/...", "sigs.k8s.io/..."},
 	}
 	banned["cmd/lspidns"] = banned["cmd/lsuserns"]
 	for cmd, bans := range banned {

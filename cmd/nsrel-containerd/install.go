@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+// Names of the files install-hook writes into its destination.
+const (
+	installedHook   = "nsrel-hook"
+	installedConfig = "hook.json"
+)
+
+// installHookCmd copies nsrel-hook and its config into a directory (a
+// host path mounted into the node agent's container), each through a
+// temporary file and a rename, so that a runtime running the hook at
+// that moment sees the old file or the new one, never a partial one.
+func installHookCmd(args []string, stdout, stderr io.Writer) int {
+	const prog = "nsrel-containerd install-hook"
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dest := fs.String("dest", "", "")
+	hookSrc := fs.String("hook", "", "")
+	config := fs.String("config", vocab.DefaultHookConfig, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "%s: %v (see --help)\n", prog, err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", prog, vocab.Printable(fs.Arg(0)))
+		return 2
+	}
+	if !filepath.IsAbs(*dest) {
+		fmt.Fprintf(stderr, "%s: --dest %q: want an absolute directory (see --help)\n", prog, vocab.Printable(*dest))
+		return 2
+	}
+	if *hookSrc == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: cannot find this executable to locate nsrel-hook beside it: %v (use --hook)\n", prog, err)
+			return 1
+		}
+		*hookSrc = filepath.Join(filepath.Dir(exe), installedHook)
+	}
+	// The config is checked before anything is installed: a hook that
+	// cannot read its config refuses or lets through every container
+	// (on_error), so a broken ConfigMap must stop the agent here.
+	cfg, err := os.ReadFile(*config)
+	if err == nil {
+		_, err = policy.Parse(*config, cfg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
+		return 1
+	}
+	hook, err := os.ReadFile(*hookSrc)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
+		return 1
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{{installedConfig, cfg, 0o644}, {installedHook, hook, 0o755}} {
+		p := filepath.Join(*dest, f.name)
+		if err := replaceFile(p, f.data, f.mode); err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
+			return 1
+		}
+		fmt.Fprintf(stdout, "installed %s\n", vocab.Printable(p))
+	}
+	return 0
+}
+
+// replaceFile writes data to a new file beside path, syncs it and
+// renames it over path.
+func replaceFile(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("install %s: %w", path, err)
+	}
+	return nil
+}

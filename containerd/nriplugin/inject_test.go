@@ -1,0 +1,219 @@
+package nriplugin
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+// refusingValidator turns on containerd's default NRI validator with
+// OCI hook adjustments refused.
+const refusingValidator = `
+[plugins."io.containerd.nri.v1.nri".default_validator]
+  enable = true
+  reject_oci_hook_adjustment = true
+`
+
+// TestNRIInjection runs the plugin with hook injection against
+// containerd 2.4 (NRI on, CRI through crictl). Injected: the runtime
+// runs nsrel-hook at createRuntime, which records the allowed container
+// and refuses the violating one, and the plugin adds no second start
+// record. Refused by containerd's default validator: the first creation
+// fails, the plugin records that and stops injecting, and the next
+// containers are checked and recorded at StartContainer. Either way each
+// container has exactly one start record, carrying the pod's namespace
+// and name.
+func TestNRIInjection(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	hookBin := nstest.Tool(t, "nsrel-hook")
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("validator-refuses=%v", refuse), func(t *testing.T) {
+			t.Parallel()
+			testInjection(t, crictl, hookBin, refuse)
+		})
+	}
+}
+
+func testInjection(t *testing.T, crictl, hookBin string, refuse bool) {
+	cfgPath, cfg := enforcingConfig(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := &ctrdtest.Options{CRI: true, NRI: true}
+	if refuse {
+		opts.ExtraConfig = refusingValidator
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), opts)
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	p := &Plugin{Config: cfg, Log: log, Inject: &Injection{Hook: hookBin, Config: cfgPath}}
+	startPlugin(t, d, p)
+
+	podName := ctrdtest.Uniq("inject-pod")
+	podID, podJSON := d.RunPod(t, crictl, podName)
+	var undone string
+	if refuse {
+		_, stderr, err := d.Crictl(crictl, "create", podID, ctrdtest.CtrConfig(t, "first"), podJSON)
+		if err == nil || !strings.Contains(stderr, "attempted restricted OCI hook injection") {
+			t.Fatalf("create with the hook refused by the validator: err %v, stderr %q", err, stderr)
+		}
+		if !p.Refused() {
+			t.Fatal("the plugin did not notice the refused injection")
+		}
+		for _, r := range audittest.Records(t, cfg.AuditLog, "") {
+			if r.Stage == StageInjectionRefused {
+				undone = r.ContainerID
+			}
+		}
+		if undone == "" {
+			t.Errorf("no %s record", StageInjectionRefused)
+		}
+	}
+	good := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "good"), podJSON)
+	d.MustCrictl(t, crictl, "start", good)
+	bad := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "bad"), podJSON)
+	_, stderr, err := d.Crictl(crictl, "start", bad)
+	if err == nil || !strings.Contains(stderr, "require_user_namespace") {
+		t.Errorf("start of the violating container: err %v, stderr %q; want a refusal naming the rule", err, stderr)
+	}
+	if out, _, _ := d.Crictl(crictl, "inspect", "-o", "go-template", "--template", "{{.status.state}}", bad); out == "CONTAINER_RUNNING" {
+		t.Errorf("refused container is running")
+	}
+
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	goodWant, badWant := []string{"oci-hook/createRuntime"}, []string{"oci-hook/createRuntime", "oci-hook/poststop"}
+	if refuse {
+		goodWant, badWant = []string{"nri/start"}, []string{"nri/start"}
+	}
+	for _, tc := range []struct {
+		id, verdict string
+		want        []string
+	}{
+		{podID, audit.VerdictAllow, []string{"nri/start"}},
+		{good, audit.VerdictAllow, goodWant},
+		{bad, audit.VerdictDeny, badWant},
+	} {
+		if diff := cmp.Diff(tc.want, audittest.SourceStages(recs, tc.id)); diff != "" {
+			t.Errorf("%s: records (-want +got):\n%s", tc.id, diff)
+		}
+		starts := 0
+		for _, r := range recs {
+			if r.ContainerID != tc.id || !audit.IsStart(r.Stage) {
+				continue
+			}
+			starts++
+			if r.Verdict != tc.verdict || r.Ancestry == nil {
+				t.Errorf("%s: verdict %s ancestry %v; want %s with ancestry", tc.id, r.Verdict, r.Ancestry != nil, tc.verdict)
+			}
+			if ns, name := r.Annotations[vocab.AnnotationSandboxNamespace], r.Annotations[vocab.AnnotationSandboxName]; ns != "shop" || name != podName {
+				t.Errorf("%s: pod %s/%s recorded; want shop/%s", tc.id, ns, name, podName)
+			}
+		}
+		if starts != 1 {
+			t.Errorf("%s: %d start records; want 1", tc.id, starts)
+		}
+	}
+	for _, r := range recs {
+		if r.Stage == StageHookMissing || r.Stage == StageInjectionRefused && r.ContainerID != undone {
+			t.Errorf("unexpected record %s/%s for %s", r.Source, r.Stage, r.ContainerID)
+		}
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// enforcingConfig writes a hook config whose block for containers named
+// "bad" enforces a user namespace, and returns its path and the parsed
+// config.
+func enforcingConfig(t *testing.T) (string, *policy.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "hook.json")
+	os.WriteFile(cfgPath, fmt.Appendf(nil, `{
+	"version": 1,
+	"audit_log": %q,
+	"log_file": %q,
+	"on_error": "allow",
+	"trusted_selectors": {"annotations": ["io.kubernetes.cri.container-name"]},
+	"policies": [{"name": "strict",
+		"match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "bad"}},
+		"mode": "enforce", "rules": {"require_user_namespace": true}}],
+	"default": {"name": "default", "mode": "audit", "rules": {"require_pid_namespace": true}}
+}`, filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "hook.log")), 0o600)
+	cfg, err := policy.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, cfg
+}
+
+// TestInjectionBookkeeping drives the plugin's requests directly: a
+// spec with the hook already gets no second one; a confirmed creation
+// leaves injection on; a creation undone before PostCreateContainer
+// turns it off with one record; a container that starts without the
+// hook in its final spec is noted and checked.
+func TestInjectionBookkeeping(t *testing.T) {
+	_, cfg := ctrdtest.HookConfig(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inj := &Injection{Hook: "/opt/nsrel/nsrel-hook", Config: "/opt/nsrel/hook.json"}
+	p := &Plugin{Config: cfg, Log: log, Inject: inj}
+	ctx := t.Context()
+	pod := &api.PodSandbox{Name: "web-0", Namespace: "shop"}
+	hooked := &api.Hooks{CreateRuntime: []*api.Hook{{Path: inj.Hook}}}
+
+	if adj, _, _ := p.CreateContainer(ctx, pod, &api.Container{Id: "has-hook", Hooks: hooked}); adj != nil {
+		t.Errorf("a spec with the hook got an adjustment: %v", adj)
+	}
+	adj, _, _ := p.CreateContainer(ctx, pod, &api.Container{Id: "a"})
+	if h := adj.GetHooks(); len(h.GetCreateRuntime()) != 1 || len(h.GetPoststop()) != 1 || len(h.GetPoststart()) != 0 ||
+		h.CreateRuntime[0].Path != inj.Hook || !slices.Equal(h.CreateRuntime[0].Args, []string{"nsrel-hook", "--config", inj.Config, "createRuntime"}) {
+		t.Fatalf("adjustment hooks %v; want nsrel-hook at createRuntime and poststop", h)
+	}
+	p.PostCreateContainer(ctx, pod, &api.Container{Id: "a"})
+	p.StopContainer(ctx, pod, &api.Container{Id: "a"})
+	p.RemoveContainer(ctx, pod, &api.Container{Id: "a"})
+	if p.Refused() {
+		t.Fatal("a confirmed, later removed container turned injection off")
+	}
+
+	// Started without the hook in its final spec (no pid: recorded with
+	// an error, allowed by on_error).
+	if err := p.StartContainer(ctx, pod, &api.Container{Id: "b"}); err != nil {
+		t.Fatal(err)
+	}
+
+	p.CreateContainer(ctx, pod, &api.Container{Id: "c"})
+	p.StopContainer(ctx, pod, &api.Container{Id: "c"})
+	p.RemoveContainer(ctx, pod, &api.Container{Id: "c"})
+	if !p.Refused() {
+		t.Fatal("an undone creation did not turn injection off")
+	}
+	if adj, _, _ := p.CreateContainer(ctx, pod, &api.Container{Id: "d"}); adj != nil {
+		t.Errorf("injection after a refusal: %v", adj)
+	}
+	var got []string
+	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
+		got = append(got, r.ContainerID+" "+r.Source+"/"+r.Stage)
+	}
+	want := []string{"b nri/" + StageHookMissing, "b nri/start", "c nri/" + StageInjectionRefused}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+}

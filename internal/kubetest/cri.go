@@ -1,0 +1,170 @@
+package kubetest
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// CRI namespace modes (k8s.io/cri-api NamespaceMode).
+const (
+	nsContainer = 1
+	nsNode      = 2
+)
+
+// Node is where a test runs the DaemonSet's pod: every host path P of
+// the pod template is Root+P on this machine, so that the test touches
+// nothing of the real host. A host path volume mounted at its own path
+// (the audit directory, the NRI socket directory: the same path inside
+// and out) is mounted at Root+P inside too, and the container
+// arguments naming a path below a host path volume are relocated the
+// same way; nothing else of the template changes.
+type Node struct {
+	Root string
+	// CgroupParent is the pod's cgroup parent.
+	CgroupParent string
+	// ConfigMaps gives the files of each ConfigMap volume (by ConfigMap
+	// name); the test writes them into a directory of its own.
+	ConfigMaps map[string]map[string]string
+}
+
+// Host returns where host path p of the manifest is on this machine.
+func (n *Node) Host(p string) string { return filepath.Join(n.Root, p) }
+
+// relocate rewrites an argument naming a path below one of the host
+// path volumes.
+func (n *Node) relocate(spec *corev1.PodSpec, arg string) string {
+	for _, v := range spec.Volumes {
+		if v.HostPath != nil && (arg == v.HostPath.Path || strings.HasPrefix(arg, v.HostPath.Path+"/")) {
+			return n.Host(arg)
+		}
+	}
+	return arg
+}
+
+// PodConfig writes the CRI pod sandbox config of the DaemonSet's pod
+// template (name, namespace, labels, host PID, security context) and
+// returns its path. The pod shares the host's network: there is no CNI
+// here (the template does not ask for it).
+func (n *Node) PodConfig(t testing.TB, ds *appsv1.DaemonSet, name string) string {
+	t.Helper()
+	spec := ds.Spec.Template.Spec
+	pid := nsContainer
+	if spec.HostPID {
+		pid = nsNode
+	}
+	sc := map[string]any{"namespace_options": map[string]any{"network": nsNode, "pid": pid}}
+	if psc := spec.SecurityContext; psc != nil && psc.RunAsUser != nil {
+		sc["run_as_user"] = map[string]any{"value": *psc.RunAsUser}
+	}
+	cfg := map[string]any{
+		"metadata": map[string]any{"name": name, "namespace": ds.Namespace, "uid": name + "-uid", "attempt": 0},
+		"labels":   ds.Spec.Template.Labels,
+		"linux":    map[string]any{"cgroup_parent": n.CgroupParent, "security_context": sc},
+	}
+	return writeJSON(t, "pod.json", cfg)
+}
+
+// ContainerConfig writes the CRI container config of container c of the
+// DaemonSet's pod template (an init container or a container): image,
+// command, mounts, capabilities, read-only root, no_new_privs, run as
+// user, host PID, resource limits.
+func (n *Node) ContainerConfig(t testing.TB, ds *appsv1.DaemonSet, c corev1.Container) string {
+	t.Helper()
+	spec := &ds.Spec.Template.Spec
+	var args []string
+	for _, a := range append(append([]string{}, c.Command...), c.Args...) {
+		args = append(args, n.relocate(spec, a))
+	}
+	var mounts []any
+	for _, m := range c.VolumeMounts {
+		var host, inside string = "", m.MountPath
+		for _, v := range spec.Volumes {
+			if v.Name != m.Name {
+				continue
+			}
+			switch {
+			case v.HostPath != nil:
+				host = n.Host(v.HostPath.Path)
+				if m.MountPath == v.HostPath.Path {
+					inside = host
+				}
+				if err := os.MkdirAll(host, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			case v.ConfigMap != nil:
+				host = filepath.Join(n.Root, "configmaps", v.ConfigMap.Name)
+				os.MkdirAll(host, 0o755)
+				for k, data := range n.ConfigMaps[v.ConfigMap.Name] {
+					if err := os.WriteFile(filepath.Join(host, k), []byte(data), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case v.EmptyDir != nil:
+				host = filepath.Join(n.Root, "emptydir", v.Name)
+				os.MkdirAll(host, 0o755)
+			default:
+				t.Fatalf("volume %s: a kind this test cannot give", v.Name)
+			}
+		}
+		if host == "" {
+			t.Fatalf("%s: mount of unknown volume %s", c.Name, m.Name)
+		}
+		mounts = append(mounts, map[string]any{"container_path": inside, "host_path": host, "readonly": m.ReadOnly})
+	}
+	pid := nsContainer
+	if spec.HostPID {
+		pid = nsNode
+	}
+	sc := map[string]any{"namespace_options": map[string]any{"network": nsNode, "pid": pid}}
+	if s := c.SecurityContext; s != nil {
+		if s.Capabilities != nil {
+			sc["capabilities"] = map[string]any{"add_capabilities": s.Capabilities.Add, "drop_capabilities": s.Capabilities.Drop}
+		}
+		sc["privileged"] = s.Privileged != nil && *s.Privileged
+		sc["readonly_rootfs"] = s.ReadOnlyRootFilesystem != nil && *s.ReadOnlyRootFilesystem
+		sc["no_new_privs"] = s.AllowPrivilegeEscalation != nil && !*s.AllowPrivilegeEscalation
+	}
+	if psc := spec.SecurityContext; psc != nil && psc.RunAsUser != nil {
+		sc["run_as_user"] = map[string]any{"value": *psc.RunAsUser}
+	}
+	if psc := spec.SecurityContext; psc != nil && psc.SeccompProfile != nil {
+		if psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Fatalf("seccomp profile %s: only RuntimeDefault is translated", psc.SeccompProfile.Type)
+		}
+		sc["seccomp"] = map[string]any{"profile_type": 0} // RuntimeDefault
+	}
+	res := map[string]any{}
+	if cpu, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
+		res["cpu_period"], res["cpu_quota"] = 100000, cpu.MilliValue()*100
+	}
+	if mem, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+		res["memory_limit_in_bytes"] = mem.Value()
+	}
+	cfg := map[string]any{
+		"metadata": map[string]any{"name": c.Name},
+		"image":    map[string]any{"image": c.Image},
+		"command":  args,
+		"mounts":   mounts,
+		"linux":    map[string]any{"security_context": sc, "resources": res},
+	}
+	return writeJSON(t, c.Name+".json", cfg)
+}
+
+func writeJSON(t testing.TB, name string, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
