@@ -1,0 +1,82 @@
+package idmap
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+
+	"golang.org/x/sys/unix"
+)
+
+// Maps are the ID maps of one user namespace.
+type Maps struct {
+	// UID and GID are the uid_map and gid_map.
+	UID, GID Map
+	// SetGroups is the contents of the setgroups file: "allow" or
+	// "deny" (setgroups(2) refused in the namespace).
+	SetGroups string
+}
+
+// maxFile bounds a map file: MaxLines lines of three 10-digit numbers.
+const maxFile = MaxLines * 34
+
+// Read reads the uid_map, gid_map and setgroups files of the process
+// directory dir (for example "/proc/1234"). The outside IDs are relative
+// to the caller's user namespace, or to the namespace's parent when the
+// caller is in it (user_namespaces(7)). Errors are *fs.PathError with the
+// errno: fs.ErrNotExist when the process is gone.
+func Read(dir string) (Maps, error) {
+	var m Maps
+	for _, f := range []struct {
+		name string
+		dst  *Map
+	}{{"uid_map", &m.UID}, {"gid_map", &m.GID}} {
+		b, err := ReadFile(dir + "/" + f.name)
+		if err != nil {
+			return Maps{}, err
+		}
+		if *f.dst, err = Parse(b); err != nil {
+			return Maps{}, fmt.Errorf("%s/%s: %w", dir, f.name, err)
+		}
+	}
+	b, err := ReadFile(dir + "/setgroups")
+	if err != nil {
+		return Maps{}, err
+	}
+	m.SetGroups = string(bytes.TrimSpace(b))
+	return m, nil
+}
+
+// ReadFile reads a small /proc file with plain system calls, up to the
+// size of the largest map file.
+func ReadFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	for err == unix.EINTR {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	n := 0
+	for {
+		if n == len(buf) {
+			if len(buf) >= maxFile {
+				return nil, &fs.PathError{Op: "read", Path: path, Err: unix.EFBIG}
+			}
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
+			return buf[:n], nil
+		}
+		n += m
+	}
+}
