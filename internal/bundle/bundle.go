@@ -44,6 +44,9 @@ type Options struct {
 	MapHost uint32
 	// MapSize is the number of mapped IDs; default 65536.
 	MapSize uint32
+	// Mappings, when set, replace MapHost and MapSize: the UID and the
+	// GID mappings of the user namespace.
+	Mappings []specs.LinuxIDMapping
 	// NoPIDNS keeps the container in the runtime's PID namespace.
 	NoPIDNS bool
 	// Hostname is set in the container's UTS namespace; default "nsrel".
@@ -260,6 +263,10 @@ func Spec(rootfs string, opts Options) *specs.Spec {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: size}}
 		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: size}}
+		if len(opts.Mappings) > 0 {
+			s.Linux.UIDMappings = append([]specs.LinuxIDMapping(nil), opts.Mappings...)
+			s.Linux.GIDMappings = append([]specs.LinuxIDMapping(nil), opts.Mappings...)
+		}
 	} else {
 		// gid=5 (tty) exists only when the mapping covers it; without a
 		// user namespace it always does.
