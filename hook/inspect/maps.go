@@ -147,18 +147,20 @@ func ownUserNS() (nsrel.Ident, error) {
 // another), so that the maps are those of want.
 func ReadPinned(pidfd, pid int, want nsrel.Ident) (idmap.Maps, error) {
 	dir := "/proc/" + strconv.Itoa(pid)
-	var st unix.Stat_t
-	if err := unix.Stat(dir+"/ns/user", &st); err != nil {
-		return idmap.Maps{}, gone(pid, os.NewSyscallError("stat", err))
+	if err := inUserNS(pid, dir, want); err != nil {
+		return idmap.Maps{}, err
 	}
-	if st.Ino != want.Ino || st.Dev != want.Dev {
-		return idmap.Maps{}, fmt.Errorf("inspect: pid %d is not in user:[%d]", pid, want.Ino)
-	}
-	m, err := idmap.Read(dir)
+	return readPinned(pidfd, pid, dir, want, idmap.Read)
+}
+
+// readPinned reads with read, then checks that pid is still in want and
+// still the process pidfd pins.
+func readPinned(pidfd, pid int, dir string, want nsrel.Ident, read func(string) (idmap.Maps, error)) (idmap.Maps, error) {
+	m, err := read(dir)
 	if err != nil {
 		return idmap.Maps{}, gone(pid, err)
 	}
-	if err := unix.Stat(dir+"/ns/user", &st); err != nil || st.Ino != want.Ino || st.Dev != want.Dev {
+	if err := inUserNS(pid, dir, want); err != nil {
 		return idmap.Maps{}, fmt.Errorf("inspect: pid %d left user:[%d] while its maps were read", pid, want.Ino)
 	}
 	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
@@ -168,6 +170,20 @@ func ReadPinned(pidfd, pid int, want nsrel.Ident) (idmap.Maps, error) {
 		return idmap.Maps{}, fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_send_signal", err))
 	}
 	return m, nil
+}
+
+// inUserNS checks that process pid (/proc directory dir) is in want
+// (by inode: every namespace file lives on the one nsfs device).
+func inUserNS(pid int, dir string, want nsrel.Ident) error {
+	var buf [64]byte
+	ino, err := userNSIno(dir+"/ns/user", buf[:])
+	if err != nil {
+		return gone(pid, os.NewSyscallError("readlink", err))
+	}
+	if ino != want.Ino {
+		return fmt.Errorf("inspect: pid %d is not in user:[%d]", pid, want.Ino)
+	}
+	return nil
 }
 
 // ancestorMaps returns a find function for userMaps that scans the
@@ -187,10 +203,11 @@ func ancestorMaps() func(audit.UserNS) (idmap.Maps, error) {
 		}
 		for _, l := range live.Namespaces {
 			if l.Ident == (nsrel.Ident{Dev: level.Dev, Ino: level.Ino}) {
-				if l.Err != nil {
-					return idmap.Maps{}, fmt.Errorf("not readable: %v", l.Err)
+				m, err := readLive(l.PID, l.Ident, true)
+				if err != nil {
+					return idmap.Maps{}, fmt.Errorf("not readable: %v", err)
 				}
-				return l.Maps, nil
+				return m, nil
 			}
 		}
 		return idmap.Maps{}, errors.New(NoProcess)

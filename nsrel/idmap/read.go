@@ -26,6 +26,22 @@ const maxFile = MaxLines * 34
 // caller is in it (user_namespaces(7)). Errors are *fs.PathError with the
 // errno: fs.ErrNotExist when the process is gone.
 func Read(dir string) (Maps, error) {
+	m, err := ReadIDs(dir)
+	if err != nil {
+		return Maps{}, err
+	}
+	b, err := ReadFile(dir + "/setgroups")
+	if err != nil {
+		return Maps{}, err
+	}
+	m.SetGroups = string(bytes.TrimSpace(b))
+	return m, nil
+}
+
+// ReadIDs is [Read] without the setgroups file: the uid_map and gid_map
+// only (SetGroups is left empty), one file fewer to open for callers
+// that only compare IDs.
+func ReadIDs(dir string) (Maps, error) {
 	var m Maps
 	for _, f := range []struct {
 		name string
@@ -39,11 +55,6 @@ func Read(dir string) (Maps, error) {
 			return Maps{}, fmt.Errorf("%s/%s: %w", dir, f.name, err)
 		}
 	}
-	b, err := ReadFile(dir + "/setgroups")
-	if err != nil {
-		return Maps{}, err
-	}
-	m.SetGroups = string(bytes.TrimSpace(b))
 	return m, nil
 }
 
