@@ -55,7 +55,7 @@ func TestProcessMaps(t *testing.T) {
 		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 100}},
 		GidMappingsEnableSetgroups: true,
 	}, nstest.RequireCmd(t, "sleep"), "infinity")
-	leaf := nestedUserNS(t, mid.Pid, "0 50 10")
+	leaf := nstest.NestedUserNS(t, mid.Pid, "0 50 10")
 	a, err := inspect.Process(leaf)
 	if err != nil {
 		t.Fatal(err)
@@ -92,22 +92,6 @@ func TestProcessMaps(t *testing.T) {
 	if a.Maps[2].Error != "" || a.Maps[2].HostUIDMap[0].Count != 4294967295 {
 		t.Errorf("top level %+v", a.Maps[2])
 	}
-}
-
-// nestedUserNS starts a sleep in a new user namespace below the one of
-// process parent, writes its uid_map and gid_map from the parent
-// namespace (as a process there would) and returns its PID.
-func nestedUserNS(t *testing.T, parent int, line string) int {
-	t.Helper()
-	nsenter := nstest.RequireCmd(t, "nsenter")
-	p := nstest.Start(t, nil, nsenter, "-U", "-t", strconv.Itoa(parent), "--", nstest.RequireCmd(t, "unshare"), "--user", "sleep", "infinity")
-	leaf := nstest.WaitLeaf(t, p.Cmd.Process.Pid, "sleep")
-	dir := "/proc/" + strconv.Itoa(leaf)
-	script := "echo deny > " + dir + "/setgroups && echo " + line + " > " + dir + "/uid_map && echo " + line + " > " + dir + "/gid_map"
-	if out, err := exec.Command(nsenter, "-U", "-t", strconv.Itoa(parent), "--", "/bin/sh", "-c", script).CombinedOutput(); err != nil {
-		t.Fatalf("write the maps of %d from the namespace of %d: %v: %s", leaf, parent, err, out)
-	}
-	return leaf
 }
 
 // TestProcessMapsNoProcess checks that a level without a process says so.

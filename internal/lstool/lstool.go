@@ -54,6 +54,7 @@ type config struct {
 	json, details, noContainers  bool
 	noThreads, noFDs, noMounts   bool
 	noOtherTypes                 bool
+	overlaps                     bool
 	container, containerdAddress string
 	timeout                      time.Duration
 }
@@ -72,6 +73,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVar(&c.noFDs, "no-fds", false, "do not look for namespaces held by open file descriptors")
 	fs.BoolVar(&c.noMounts, "no-mounts", false, "do not look for namespaces held by bind mounts")
 	if t.Type == nsrel.TypeUser {
+		fs.BoolVar(&c.overlaps, "overlaps", false, "instead of the tree, list every pair of user namespaces (with their containers) whose maps share host UIDs or GIDs; exit 1 if there is any")
 		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners (faster; misses a user namespace that only owns such a namespace)")
 	}
 	fs.Usage = func() {}
@@ -186,9 +188,16 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		opts.Keep = keep
 	}
 
-	if c.json {
+	if t.Type == nsrel.TypeUser && (c.json || c.details || c.overlaps) {
+		opts.Maps = ReadMaps(m)
+	}
+	code := 0
+	switch {
+	case c.overlaps:
+		code, err = overlapCheck(stdout, m, opts.Maps, c.json)
+	case c.json:
 		err = tree.JSON(stdout, m, t.Type, opts)
-	} else {
+	default:
 		err = tree.Text(stdout, m, t.Type, opts)
 	}
 	if errors.Is(err, unix.EPIPE) {
@@ -200,7 +209,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "%s: write: %v\n", t.Name, err)
 		return 1
 	}
-	return 0
+	return code
 }
 
 // flagError rewrites the flag package's message in the spelling of the

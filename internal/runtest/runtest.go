@@ -27,6 +27,13 @@ import (
 // host PID of its process.
 func Runc(t testing.TB, root, id string, userNS bool, hooks *specs.Hooks) int {
 	t.Helper()
+	return RuncBundle(t, root, id, bundle.Options{UserNS: userNS, Hooks: hooks})
+}
+
+// RuncBundle is [Runc] for a bundle made with opts (explicit ID maps,
+// another process).
+func RuncBundle(t testing.TB, root, id string, opts bundle.Options) int {
+	t.Helper()
 	runc := nstest.RequireCmd(t, "runc")
 	tmp := t.TempDir()
 	// A container with its own user namespace must traverse to its rootfs.
@@ -35,7 +42,7 @@ func Runc(t testing.TB, root, id string, userNS bool, hooks *specs.Hooks) int {
 			t.Fatal(err)
 		}
 	}
-	b, err := bundle.Create(filepath.Join(tmp, "b"), bundle.Options{UserNS: userNS, Hooks: hooks})
+	b, err := bundle.Create(filepath.Join(tmp, "b"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
