@@ -101,9 +101,9 @@ Examples:
   %[1]s --json | jq '.namespaces[] | select(.processes == [])'
   %[1]s --container 3f1c2a     # only the branches to that container
   %[1]s --no-containers        # skip the container lookup
-
+%[4]s
 Flags:
-`, t.Name, what, example)
+`, t.Name, what, example, overlapsExample(t.Type))
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, help := flag.UnquoteUsage(f)
 		fmt.Fprintf(w, "  --%s", f.Name)

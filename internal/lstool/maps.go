@@ -313,3 +313,11 @@ func overlapCheck(w io.Writer, m *discover.Model, maps map[discover.Key]*tree.Ma
 	}
 	return 0, err
 }
+
+// overlapsExample is the --help example of --overlaps (lsuserns only).
+func overlapsExample(t nsrel.Type) string {
+	if t != nsrel.TypeUser {
+		return ""
+	}
+	return "  lsuserns --overlaps             # node check: exit 1 if two containers share host IDs\n"
+}
