@@ -28,14 +28,14 @@ const RunningBudget = 250 * time.Millisecond
 // container's is checked for descent (NS_GET_PARENT walks), so the usual
 // cost is one stat per process and two map reads per namespace.
 func Running(a *audit.Ancestry, budget time.Duration) *policy.Running {
+	if len(a.User) == 0 {
+		return &policy.Running{Err: errors.New("no user namespace chain")}
+	}
 	scan, err := inspect.Live(time.Now().Add(budget))
 	if err != nil {
 		return &policy.Running{Err: err}
 	}
 	run := &policy.Running{Denied: scan.Denied}
-	if len(a.User) == 0 {
-		return &policy.Running{Err: errors.New("no user namespace chain")}
-	}
 	own := nsrel.Ident{Dev: a.User[0].Dev, Ino: a.User[0].Ino}
 	chain := map[nsrel.Ident]bool{}
 	for _, u := range a.User {

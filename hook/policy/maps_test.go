@@ -22,8 +22,8 @@ func mapped(uid, gid []audit.IDRange) *audit.Ancestry {
 		User: []audit.UserNS{{Ino: 4026532900}, {Ino: 4026531837}},
 		Maps: []audit.UserMaps{
 			{Ino: 4026532900, UIDMap: uid, GIDMap: gid, HostUIDMap: uid, HostGIDMap: gid, SetGroups: "allow"},
-			{Ino: 4026531837, UIDMap: []audit.IDRange{{0, 0, 4294967295}}, GIDMap: []audit.IDRange{{0, 0, 4294967295}},
-				HostUIDMap: []audit.IDRange{{0, 0, 4294967295}}, HostGIDMap: []audit.IDRange{{0, 0, 4294967295}}, SetGroups: "allow"},
+			{Ino: 4026531837, UIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 4294967295}}, GIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 4294967295}},
+				HostUIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 4294967295}}, HostGIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 4294967295}}, SetGroups: "allow"},
 		},
 	}
 }
@@ -45,8 +45,8 @@ func TestMapRules(t *testing.T) {
 	old := policy.SubIDFiles
 	policy.SubIDFiles = [2]string{sub, sub}
 	t.Cleanup(func() { policy.SubIDFiles = old })
-	good := []audit.IDRange{{0, 100000, 65536}}
-	root := []audit.IDRange{{0, 0, 1}, {1, 100001, 65535}}
+	good := []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}
+	root := []audit.IDRange{{Inside: 0, Outside: 0, Count: 1}, {Inside: 1, Outside: 100001, Count: 65535}}
 	for _, tc := range []struct {
 		name     string
 		rules    string
@@ -57,9 +57,9 @@ func TestMapRules(t *testing.T) {
 		{"host root uid", `{"host_root_unmapped":true}`, root, good, []string{"host_root_unmapped: host UID 0 is mapped into user:[4026532900]"}},
 		{"host root both", `{"host_root_unmapped":true}`, root, root, []string{"host_root_unmapped: host UID 0", "host_root_unmapped: host GID 0"}},
 		{"too few", `{"mapped_ids_min":65537}`, good, good, []string{"mapped_ids_min: user:[4026532900] maps 65536 UIDs, fewer than 65537", "mapped_ids_min: user:[4026532900] maps 65536 GIDs"}},
-		{"too many", `{"mapped_ids_max":10}`, good, []audit.IDRange{{0, 5, 10}}, []string{"mapped_ids_max: user:[4026532900] maps 65536 UIDs, more than 10"}},
-		{"outside subid", `{"allowed_subid_user":"containers"}`, []audit.IDRange{{0, 99990, 20}}, good, []string{"allowed_host_ranges: host UIDs 99990-99999 of user:[4026532900] lie outside the allowed ranges 100000-165535"}},
-		{"ranges and subid", `{"allowed_subid_user":"containers","allowed_host_ranges":[[99990,10]]}`, []audit.IDRange{{0, 99990, 20}}, good, nil},
+		{"too many", `{"mapped_ids_max":10}`, good, []audit.IDRange{{Inside: 0, Outside: 5, Count: 10}}, []string{"mapped_ids_max: user:[4026532900] maps 65536 UIDs, more than 10"}},
+		{"outside subid", `{"allowed_subid_user":"containers"}`, []audit.IDRange{{Inside: 0, Outside: 99990, Count: 20}}, good, []string{"allowed_host_ranges: host UIDs 99990-99999 of user:[4026532900] lie outside the allowed ranges 100000-165535"}},
+		{"ranges and subid", `{"allowed_subid_user":"containers","allowed_host_ranges":[[99990,10]]}`, []audit.IDRange{{Inside: 0, Outside: 99990, Count: 20}}, good, nil},
 		{"no entry", `{"allowed_subid_user":"nobody"}`, good, good, []string{"allowed_host_ranges: cannot be checked", "allowed_host_ranges: cannot be checked"}},
 		{"unchecked disjoint", `{"disjoint_from_running":true}`, good, good, []string{"disjoint_from_running: cannot be checked: the running processes were not scanned"}},
 	} {
@@ -83,10 +83,10 @@ func TestMapRules(t *testing.T) {
 
 func TestDisjointRule(t *testing.T) {
 	r := rules(t, `{"disjoint_from_running":true}`)
-	a := mapped([]audit.IDRange{{0, 100000, 65536}}, []audit.IDRange{{0, 100000, 65536}})
+	a := mapped([]audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}, []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}})
 	run := &policy.Running{Others: []policy.Other{
-		{Ino: 1, PID: 10, Name: "sleep, cgroup /a", UIDs: idmap.Spans{{200000, 65536}}, GIDs: idmap.Spans{{200000, 65536}}},
-		{Ino: 2, PID: 20, Name: "sleep, cgroup /b", UIDs: idmap.Spans{{165000, 65536}}, GIDs: idmap.Spans{{300000, 1}}},
+		{Ino: 1, PID: 10, Name: "sleep, cgroup /a", UIDs: idmap.Spans{{First: 200000, Count: 65536}}, GIDs: idmap.Spans{{First: 200000, Count: 65536}}},
+		{Ino: 2, PID: 20, Name: "sleep, cgroup /b", UIDs: idmap.Spans{{First: 165000, Count: 65536}}, GIDs: idmap.Spans{{First: 300000, Count: 1}}},
 		{Ino: 3, PID: 30, Name: "x", Err: "gone strange"},
 	}}
 	var got []string
