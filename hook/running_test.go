@@ -1,6 +1,7 @@
 package hook_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -67,6 +68,25 @@ func TestRunningFindsOverlaps(t *testing.T) {
 		if strings.Contains(got, "of pid "+itoa(uint32(p))+" ") {
 			t.Errorf("the disjoint pid %d is reported:\n%s", p, got)
 		}
+	}
+}
+
+// TestRunningOutOfTime checks that a scan that runs out of its budget
+// fails disjoint_from_running instead of passing it.
+func TestRunningOutOfTime(t *testing.T) {
+	nstest.RequireRoot(t)
+	pids := userNSSleeps(t, 1, uint32(2_500_000_000+os.Getpid()%1000*100_000))
+	a, err := inspect.Process(pids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := hook.Running(a, -time.Second)
+	if !errors.Is(run.Err, inspect.ErrIncomplete) {
+		t.Fatalf("scan with no time left: %v, want ErrIncomplete", run.Err)
+	}
+	v := (&policy.Rules{DisjointFromRunning: true}).EvaluateRunning(a, run)
+	if len(v) != 1 || v[0].Rule != policy.RuleDisjoint || !strings.Contains(v[0].Reason, "cannot be checked: inspect: scan of the running processes did not finish in time") {
+		t.Errorf("violations %+v", v)
 	}
 }
 
