@@ -29,9 +29,6 @@ const (
 	NotAtTop = "not readable (the inspector does not run in the top user namespace of the chain)"
 )
 
-// identity is the map of the initial user namespace.
-var identity = idmap.Map{{Inside: 0, Outside: 0, Count: 4294967295}}
-
 // hostMaps are one level's maps relative to the top of the chain.
 type hostMaps struct {
 	maps idmap.Maps
@@ -65,7 +62,7 @@ func userMaps(chain []audit.UserNS, own hostMaps, find func(audit.UserNS) (idmap
 			host[i] = hostMaps{maps: m, ok: true}
 			if level.Ino != nsrel.InitialUserNSIno {
 				// Relative to the top itself, every ID is itself.
-				host[i].maps.UID, host[i].maps.GID = identity, identity
+				host[i].maps.UID, host[i].maps.GID = idmap.Identity(), idmap.Identity()
 			}
 		case i == 0:
 			host[i] = own
@@ -109,7 +106,9 @@ func userMaps(chain []audit.UserNS, own hostMaps, find func(audit.UserNS) (idmap
 	return out
 }
 
-// ranges converts a map into the record's form (nil for nil).
+// ranges converts a map into the record's form: an empty list for an
+// empty map (a namespace whose map was not written maps nothing), never
+// null, which the record keeps for "not known".
 func ranges(m idmap.Map) []audit.IDRange {
 	if m == nil {
 		return []audit.IDRange{}

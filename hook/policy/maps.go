@@ -55,8 +55,7 @@ func (r *Rules) needsMaps() bool {
 // the initial user namespace. The error says why they are not known.
 func HostMaps(a *audit.Ancestry) (uids, gids idmap.Map, err error) {
 	if a.UserDepth() == 0 {
-		id := idmap.Map{{Inside: 0, Outside: 0, Count: 4294967295}}
-		return id, id, nil
+		return idmap.Identity(), idmap.Identity(), nil
 	}
 	if len(a.Maps) == 0 {
 		return nil, nil, errors.New("the record holds no ID maps")

@@ -70,8 +70,6 @@ func ReadMaps(m *discover.Model) map[discover.Key]*tree.Maps {
 	return out
 }
 
-var identity = idmap.Map{{Inside: 0, Outside: 0, Count: 4294967295}}
-
 func readNSMaps(n *discover.Namespace, self uint64) *tree.Maps {
 	if n.Ino == self {
 		// The viewer's own: every ID is itself; its own lines (relative
@@ -80,7 +78,7 @@ func readNSMaps(n *discover.Namespace, self uint64) *tree.Maps {
 		if err != nil {
 			return &tree.Maps{Error: "not readable: " + err.Error()}
 		}
-		return &tree.Maps{UIDMap: own.UID, GIDMap: own.GID, HostUIDMap: identity, HostGIDMap: identity, SetGroups: own.SetGroups}
+		return &tree.Maps{UIDMap: own.UID, GIDMap: own.GID, HostUIDMap: idmap.Identity(), HostGIDMap: idmap.Identity(), SetGroups: own.SetGroups}
 	}
 	if len(n.Processes) == 0 {
 		return &tree.Maps{Error: noProcess}

@@ -24,6 +24,10 @@ type Range struct {
 // An empty map maps nothing (a namespace whose map was not written yet).
 type Map []Range
 
+// Identity returns the map of the initial user namespace, which maps
+// every ID to itself: "0 0 4294967295" (ID 4294967295 is invalid).
+func Identity() Map { return Map{{Inside: 0, Outside: 0, Count: 4294967295}} }
+
 // Parse reads the contents of a uid_map or gid_map file: lines of three
 // decimal numbers separated by blanks. It refuses a line with another
 // number of fields, a number that is not a 32-bit unsigned integer, a
