@@ -93,7 +93,7 @@ func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 		rec.Ancestry = anc
 		var run *policy.Running
 		if b.Rules.NeedsRunning() {
-			run = Running(anc, RunningBudget)
+			run = Running(anc, RunningBudget(cfg))
 			if note := deniedNote(run.Denied); note != "" {
 				rec.Error = vocab.Cut(note, vocab.MaxRecordedError)
 			}

@@ -15,11 +15,20 @@ import (
 	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
-// RunningBudget bounds the scan of the running processes that
-// disjoint_from_running needs; a scan that does not finish in time
-// violates the rule (it is never passed unchecked). The scan of a node
-// with 100 containers takes about a millisecond (docs/BENCHMARKS.md).
-const RunningBudget = 250 * time.Millisecond
+// RunningBudget returns how long the scan of the running processes that
+// disjoint_from_running needs may take: half the config's deadline_ms
+// (1 s by default), leaving the rest to the record's append. A scan that
+// does not finish in time violates the rule (it is never passed
+// unchecked). On a quiet node with 100 containers the scan takes a few
+// milliseconds (docs/BENCHMARKS.md); a loaded node with thousands of
+// processes takes tens.
+func RunningBudget(cfg *policy.Config) time.Duration {
+	ms := cfg.DeadlineMS
+	if ms <= 0 {
+		ms = policy.DefaultDeadlineMS
+	}
+	return time.Duration(ms) * time.Millisecond / 2
+}
 
 // Running scans the processes running now for the user namespaces other
 // than the container's own (a.User[0]), its ancestors and its

@@ -3,9 +3,11 @@ package inspect
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -127,23 +129,38 @@ func userNSIno(path string, buf []byte) (uint64, error) {
 	return name.Ino, nil
 }
 
-// readLive reads the maps of user namespace id through process pid, which
-// the scan found in it before the pidfd was opened: the check after the
-// read covers both. setgroups says whether to read the setgroups file.
+// readLive reads the maps of user namespace id through process pid,
+// which the scan found in it: through a /proc/PID directory descriptor,
+// which stays bound to the process it was opened for (reads through it
+// fail once that process exited, even if the PID is reused), then checks
+// through the same descriptor that the process is still in id. With
+// setgroups it reads the setgroups file too.
 func readLive(pid int, id nsrel.Ident, setgroups bool) (idmap.Maps, error) {
-	pfd, err := unix.PidfdOpen(pid, 0)
+	dir := "/proc/" + strconv.Itoa(pid)
+	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		if err == unix.ESRCH {
-			return idmap.Maps{}, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
+		return idmap.Maps{}, gone(pid, &fs.PathError{Op: "open", Path: dir, Err: err})
+	}
+	defer unix.Close(dirfd)
+	m, err := idmap.ReadIDsAt(dirfd, dir)
+	if err == nil && setgroups {
+		var b []byte
+		if b, err = idmap.ReadFileAt(dirfd, dir, "setgroups"); err == nil {
+			m.SetGroups = strings.TrimSpace(string(b))
 		}
-		return idmap.Maps{}, fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_open", err))
 	}
-	defer unix.Close(pfd)
-	read := idmap.ReadIDs
-	if setgroups {
-		read = idmap.Read
+	if err != nil {
+		return idmap.Maps{}, gone(pid, err)
 	}
-	return readPinned(pfd, pid, "/proc/"+strconv.Itoa(pid), id, read)
+	var buf [64]byte
+	n, err := unix.Readlinkat(dirfd, "ns/user", buf[:])
+	if err != nil {
+		return idmap.Maps{}, gone(pid, &fs.PathError{Op: "readlink", Path: dir + "/ns/user", Err: err})
+	}
+	if name, err := nsrel.ParseName(string(buf[:n])); err != nil || name.Ino != id.Ino {
+		return idmap.Maps{}, fmt.Errorf("inspect: pid %d left user:[%d] while its maps were read", pid, id.Ino)
+	}
+	return m, nil
 }
 
 // Descends reports whether the user namespace of process pid, which must

@@ -42,12 +42,25 @@ func Read(dir string) (Maps, error) {
 // only (SetGroups is left empty), one file fewer to open for callers
 // that only compare IDs.
 func ReadIDs(dir string) (Maps, error) {
+	return readIDs(dir, func(name string) ([]byte, error) { return ReadFile(dir + "/" + name) })
+}
+
+// ReadIDsAt is [ReadIDs] through dirfd, an open /proc/PID directory. Such
+// a descriptor stays bound to the process it was opened for: once that
+// process has exited, reads through it fail (fs.ErrNotExist or ESRCH)
+// even when the PID has been reused, so every file read through it
+// belongs to one process.
+func ReadIDsAt(dirfd int, dir string) (Maps, error) {
+	return readIDs(dir, func(name string) ([]byte, error) { return ReadFileAt(dirfd, dir, name) })
+}
+
+func readIDs(dir string, read func(name string) ([]byte, error)) (Maps, error) {
 	var m Maps
 	for _, f := range []struct {
 		name string
 		dst  *Map
 	}{{"uid_map", &m.UID}, {"gid_map", &m.GID}} {
-		b, err := ReadFile(dir + "/" + f.name)
+		b, err := read(f.name)
 		if err != nil {
 			return Maps{}, err
 		}
@@ -61,9 +74,21 @@ func ReadIDs(dir string) (Maps, error) {
 // ReadFile reads a small /proc file with plain system calls, up to the
 // size of the largest map file.
 func ReadFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	return ReadFileAt(unix.AT_FDCWD, "", path)
+}
+
+// ReadFileAt is [ReadFile] of name relative to dirfd (the directory dir,
+// for messages). A read that returns less than asked ends the file: /proc
+// files (seq files) return all that fits in one read, regular files
+// read short only at their end.
+func ReadFileAt(dirfd int, dir, name string) ([]byte, error) {
+	path := name
+	if dir != "" {
+		path = dir + "/" + name
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	for err == unix.EINTR {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
@@ -85,9 +110,10 @@ func ReadFile(path string) ([]byte, error) {
 		if err != nil {
 			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
-		if m == 0 {
+		short := m < len(buf)-n
+		n += m
+		if m == 0 || short {
 			return buf[:n], nil
 		}
-		n += m
 	}
 }
