@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -15,15 +17,27 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/bundle"
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 // procMap reads /proc/PID/FILE as the kernel shows it to this (host)
 // process, parsed here without package idmap.
 func procMap(t *testing.T, pid int, file string) []audit.IDRange {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + file)
+	return procMapIn(t, 0, pid, file)
+}
+
+// procMapIn is procMap as a process in the user namespace of process in
+// reads it (nsenter), for in > 0.
+func procMapIn(t *testing.T, in, pid int, file string) []audit.IDRange {
+	t.Helper()
+	path := "/proc/" + strconv.Itoa(pid) + "/" + file
+	b, err := os.ReadFile(path)
+	if in > 0 {
+		b, err = exec.Command(nstest.RequireCmd(t, "nsenter"), "-U", "-t", strconv.Itoa(in), "cat", path).Output()
+	}
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", path, err)
 	}
 	var out []audit.IDRange
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
@@ -162,4 +176,48 @@ func recs0User(t *testing.T, e *env, id string) uint64 {
 		t.Fatalf("no records of %s", id)
 	}
 	return recs[0].User[0].Ino
+}
+
+// TestNestedContainerMaps runs a runc container in a user namespace
+// nested two deep (it joins a namespace made below another one): the
+// record holds both levels' maps, the container's own lines as its
+// parent namespace reads them and its host maps composed through the
+// chain, each what the kernel shows.
+func TestNestedContainerMaps(t *testing.T) {
+	o := requireRuntime(t, "runc")
+	e := newEnv(t, "hook.json", nil)
+	base := mapsBase() + 400000
+	parent := nstest.Start(t, &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 1000}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 1000}},
+	}, nstest.RequireCmd(t, "sleep"), "infinity")
+	nested := nstest.NestedUserNS(t, parent.Pid, "0 100 50")
+	id := uniqueID(t, "nested")
+	opts := bundle.Options{UserNS: true, UserNSPath: nstest.NSPath(nested, "user"),
+		Mappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: base + 100, Size: 50}}}
+	if stderr, err := o.run(t, e, id, opts, true); err != nil {
+		t.Fatalf("runc run in a nested user namespace: %v\n%s", err, stderr)
+	}
+	pid, err := o.pid(e, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := e.records(t, id)
+	if len(recs) == 0 || recs[0].Ancestry == nil || recs[0].UserDepth() != 2 || len(recs[0].Maps) != 3 {
+		t.Fatalf("records %v, first %+v", audittest.Stages(recs), recs[0])
+	}
+	m := recs[0].Maps
+	for name, pair := range map[string][2][]audit.IDRange{
+		"container host uid_map":    {procMap(t, pid, "uid_map"), m[0].HostUIDMap},
+		"container uid_map":         {procMapIn(t, parent.Pid, pid, "uid_map"), m[0].UIDMap},
+		"container gid_map":         {procMapIn(t, parent.Pid, pid, "gid_map"), m[0].GIDMap},
+		"parent uid_map":            {procMap(t, parent.Pid, "uid_map"), m[1].UIDMap},
+		"parent host gid_map":       {procMap(t, parent.Pid, "gid_map"), m[1].HostGIDMap},
+		"container host (composed)": {{{Inside: 0, Outside: base + 100, Count: 50}}, m[0].HostGIDMap},
+	} {
+		if d := cmp.Diff(pair[0], pair[1]); d != "" {
+			t.Errorf("%s (-kernel +record):\n%s", name, d)
+		}
+	}
 }

@@ -47,6 +47,10 @@ type Options struct {
 	// Mappings, when set, replace MapHost and MapSize: the UID and the
 	// GID mappings of the user namespace.
 	Mappings []specs.LinuxIDMapping
+	// UserNSPath, with UserNS, joins the user namespace at this path
+	// (/proc/PID/ns/user) instead of creating one; Mappings must then
+	// repeat its maps, which runtimes check against the namespace.
+	UserNSPath string
 	// NoPIDNS keeps the container in the runtime's PID namespace.
 	NoPIDNS bool
 	// Hostname is set in the container's UTS namespace; default "nsrel".
@@ -260,7 +264,7 @@ func Spec(rootfs string, opts Options) *specs.Spec {
 		if size == 0 {
 			size = 65536
 		}
-		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: opts.UserNSPath})
 		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: size}}
 		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: size}}
 		if len(opts.Mappings) > 0 {
