@@ -30,9 +30,9 @@ func Runc(t testing.TB, root, id string, userNS bool, hooks *specs.Hooks) int {
 	return RuncBundle(t, root, id, bundle.Options{UserNS: userNS, Hooks: hooks})
 }
 
-// RuncBundle is [Runc] for a bundle made with opts (explicit ID maps,
-// another process).
-func RuncBundle(t testing.TB, root, id string, opts bundle.Options) int {
+// RuncBundle is [Runc] with every option of the bundle (annotations,
+// arguments, mappings).
+func RuncBundle(t testing.TB, root, id string, o bundle.Options) int {
 	t.Helper()
 	runc := nstest.RequireCmd(t, "runc")
 	tmp := t.TempDir()
@@ -42,7 +42,7 @@ func RuncBundle(t testing.TB, root, id string, opts bundle.Options) int {
 			t.Fatal(err)
 		}
 	}
-	b, err := bundle.Create(filepath.Join(tmp, "b"), opts)
+	b, err := bundle.Create(filepath.Join(tmp, "b"), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +102,12 @@ func Crun(t testing.TB, root, id string) int {
 	return statePID(t, crun, root, id)
 }
 
-// Podman runs a podman container (runc, state in a private root
-// through --runtime-flag, storage and cgroups private too) and returns its
-// ID, host PID and runc root.
+// PodmanName is the name [Podman] gives its container.
+func PodmanName() string { return ctrdtest.Uniq("pm") }
+
+// Podman runs a podman container named [PodmanName] (runc, state in a
+// private root through --runtime-flag, storage and cgroups private too)
+// and returns its ID, host PID and runc root.
 func Podman(t testing.TB) (string, int, string) {
 	t.Helper()
 	nstest.RequireRoot(t)
@@ -117,7 +120,7 @@ func Podman(t testing.TB) (string, int, string) {
 	}
 	runcRoot := filepath.Join(tmp, "runc")
 	cgroup := "/nsrel-test-" + ctrdtest.Uniq("podman")
-	name := ctrdtest.Uniq("pm")
+	name := PodmanName()
 	base := []string{"--root", filepath.Join(tmp, "storage"), "--runroot", filepath.Join(tmp, "run"),
 		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", runc, "--runtime-flag", "root=" + runcRoot}
 	run := func(args ...string) string {
