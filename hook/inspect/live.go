@@ -3,11 +3,9 @@ package inspect
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -130,34 +128,15 @@ func userNSIno(path string, buf []byte) (uint64, error) {
 }
 
 // readLive reads the maps of user namespace id through process pid,
-// which the scan found in it: through a /proc/PID directory descriptor,
-// which stays bound to the process it was opened for (reads through it
-// fail once that process exited, even if the PID is reused), then checks
-// through the same descriptor that the process is still in id. With
-// setgroups it reads the setgroups file too.
+// which the scan found in it ([idmap.ReadProc]: one process throughout,
+// checked to be in id after the read). With setgroups it reads the
+// setgroups file too.
 func readLive(pid int, id nsrel.Ident, setgroups bool) (idmap.Maps, error) {
-	dir := "/proc/" + strconv.Itoa(pid)
-	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return idmap.Maps{}, gone(pid, &fs.PathError{Op: "open", Path: dir, Err: err})
-	}
-	defer unix.Close(dirfd)
-	m, err := idmap.ReadIDsAt(dirfd, dir)
-	if err == nil && setgroups {
-		var b []byte
-		if b, err = idmap.ReadFileAt(dirfd, dir, "setgroups"); err == nil {
-			m.SetGroups = strings.TrimSpace(string(b))
-		}
-	}
+	m, ino, err := idmap.ReadProc("/proc/"+strconv.Itoa(pid), setgroups)
 	if err != nil {
 		return idmap.Maps{}, gone(pid, err)
 	}
-	var buf [64]byte
-	n, err := unix.Readlinkat(dirfd, "ns/user", buf[:])
-	if err != nil {
-		return idmap.Maps{}, gone(pid, &fs.PathError{Op: "readlink", Path: dir + "/ns/user", Err: err})
-	}
-	if name, err := nsrel.ParseName(string(buf[:n])); err != nil || name.Ino != id.Ino {
+	if ino != id.Ino {
 		return idmap.Maps{}, fmt.Errorf("inspect: pid %d left user:[%d] while its maps were read", pid, id.Ino)
 	}
 	return m, nil

@@ -28,9 +28,8 @@ const (
 )
 
 // ReadMaps reads the ID maps of every user namespace of m through a
-// process the model lists in it, and checks after the read that the
-// process is still in that namespace (a PID reused meanwhile would lend
-// another namespace's maps). Outside IDs are relative to the caller's
+// process the model lists in it ([idmap.ReadProc]: one process
+// throughout, checked to be still in that namespace after the read). Outside IDs are relative to the caller's
 // user namespace; the lines relative to the parent are composed from the
 // parent's maps. A namespace with no process (held by a bind mount, an fd
 // or only a descendant) says so: its maps cannot be read without a
@@ -85,13 +84,9 @@ func readNSMaps(n *discover.Namespace, self uint64) *tree.Maps {
 	}
 	var lastErr error
 	for _, p := range n.Processes[:min(len(n.Processes), maxReaders)] {
-		dir := "/proc/" + strconv.Itoa(p.PID)
-		mp, err := idmap.Read(dir)
-		if err == nil {
-			var ino uint64
-			if ino, err = readlinkIno(dir + "/ns/user"); err == nil && ino != n.Ino {
-				err = errLeft
-			}
+		mp, ino, err := idmap.ReadProc("/proc/"+strconv.Itoa(p.PID), true)
+		if err == nil && ino != n.Ino {
+			err = errLeft
 		}
 		if err != nil {
 			lastErr = err

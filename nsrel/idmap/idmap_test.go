@@ -135,6 +135,16 @@ func TestRead(t *testing.T) {
 	if m.SetGroups != "deny" {
 		t.Errorf("setgroups %q, want deny (unshare -r writes deny)", m.SetGroups)
 	}
+	viaDir, ino, err := idmap.ReadProc(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m, viaDir); diff != "" || ino != nstest.Ino(t, p.Pid, "user") {
+		t.Errorf("ReadProc: user:[%d], want user:[%d]; maps (-Read +ReadProc):\n%s", ino, nstest.Ino(t, p.Pid, "user"), diff)
+	}
+	if _, _, err := idmap.ReadProc("/proc/0", false); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ReadProc(/proc/0): %v, want ErrNotExist", err)
+	}
 	self, err := idmap.Read("/proc/self")
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -69,6 +71,46 @@ func readIDs(dir string, read func(name string) ([]byte, error)) (Maps, error) {
 		}
 	}
 	return m, nil
+}
+
+// ReadProc reads the maps of the process whose /proc directory is dir
+// (e.g. "/proc/1234") through one descriptor of that directory, which
+// stays bound to the process it was opened for (once it exited, reads
+// fail with fs.ErrNotExist or ESRCH even if its PID was reused), and
+// returns with them the inode of the user namespace the process is in
+// after the read (its ns/user link): a caller compares it with the
+// namespace it wants the maps of, since a process may setns(2) or
+// unshare(2). With setgroups the setgroups file is read too.
+func ReadProc(dir string, setgroups bool) (m Maps, userNSIno uint64, err error) {
+	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return Maps{}, 0, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(dirfd)
+	if m, err = ReadIDsAt(dirfd, dir); err != nil {
+		return Maps{}, 0, err
+	}
+	if setgroups {
+		b, err := ReadFileAt(dirfd, dir, "setgroups")
+		if err != nil {
+			return Maps{}, 0, err
+		}
+		m.SetGroups = string(bytes.TrimSpace(b))
+	}
+	var buf [64]byte
+	n, err := unix.Readlinkat(dirfd, "ns/user", buf[:])
+	if err != nil {
+		return Maps{}, 0, &fs.PathError{Op: "readlink", Path: dir + "/ns/user", Err: err}
+	}
+	// "user:[INODE]"
+	link := string(buf[:n])
+	digits, ok := strings.CutPrefix(link, "user:[")
+	digits, ok2 := strings.CutSuffix(digits, "]")
+	ino, perr := strconv.ParseUint(digits, 10, 64)
+	if !ok || !ok2 || perr != nil {
+		return Maps{}, 0, fmt.Errorf("idmap: %s/ns/user is %q, not a user namespace", dir, link)
+	}
+	return m, ino, nil
 }
 
 // ReadFile reads a small /proc file with plain system calls, up to the
