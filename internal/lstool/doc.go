@@ -1,10 +1,7 @@
 // Package lstool is the shared implementation of lsuserns and lspidns:
 // flags, discovery ([discover.Discover]), container annotation from
 // [discover.ContainerSource]s, rendering ([tree.Text], [tree.JSON]) and exit
-// codes (0 success, 1 failure, 2 bad usage). For lsuserns it reads each
-// user namespace's ID maps ([ReadMaps]) and runs the node-wide
-// --overlaps check ([Overlaps]: exit 1 when two containers share host
-// IDs).
+// codes (0 success, 1 failure, 2 bad usage).
 //
 // The commands' main packages only say which namespace type they show and
 // which container sources exist:
@@ -16,4 +13,8 @@
 //			Sources: func(c lstool.SourceConfig) []discover.ContainerSource { return nil },
 //		}))
 //	}
+//
+// For lsuserns it also reads each user namespace's ID maps ([ReadMaps])
+// and runs the node-wide --overlaps check ([Overlaps]: exit 1 when two
+// containers share host IDs).
 package lstool
