@@ -91,7 +91,14 @@ func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 		}
 	} else {
 		rec.Ancestry = anc
-		rec.Violations = b.Evaluate(anc)
+		var run *policy.Running
+		if b.Rules.NeedsRunning() {
+			run = Running(anc, RunningBudget(cfg))
+			if note := deniedNote(run.Denied); note != "" {
+				rec.Error = vocab.Cut(note, vocab.MaxRecordedError)
+			}
+		}
+		rec.Violations = b.Rules.EvaluateRunning(anc, run)
 	}
 	Judge(cfg, rec, ierr)
 	return rec, ierr

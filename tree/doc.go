@@ -18,4 +18,8 @@
 // the top of the hierarchy) print as separate trees. Everything that comes
 // from processes or containers (command names, container IDs and names,
 // mount paths) is escaped with [vocab.Escape] before it reaches a terminal.
+//
+// With [Options].Maps (which lsuserns reads, see [Maps]) user namespaces
+// also show their ID maps: at the end of a --details line and as "maps"
+// in JSON.
 package tree

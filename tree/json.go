@@ -39,6 +39,9 @@ type Entry struct {
 	FoundVia []discover.Found `json:"found_via"`
 	// Containers whose process lives in it.
 	Containers []discover.Container `json:"containers"`
+	// Maps are a user namespace's ID maps, when the caller read them
+	// ([Options.Maps]).
+	Maps *MapsEntry `json:"maps,omitempty"`
 }
 
 // Entries returns the namespaces of type t in tree order (depth first,
@@ -47,7 +50,9 @@ func Entries(m *discover.Model, t nsrel.Type, o Options) []Entry {
 	out := []Entry{}
 	var walk func(n *discover.Namespace)
 	walk = func(n *discover.Namespace) {
-		out = append(out, entry(n))
+		e := entry(n)
+		e.Maps = o.mapsEntry(n)
+		out = append(out, e)
 		for _, c := range o.filter(n.Children) {
 			walk(c)
 		}

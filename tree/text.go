@@ -31,6 +31,9 @@ type Options struct {
 	// for (lstool uses it for --container). It should keep every ancestor
 	// of a kept namespace; a child whose parent is not kept is not shown.
 	Keep func(*discover.Namespace) bool
+	// Maps, if set, are the ID maps of user namespaces, shown with
+	// Details and in JSON ("maps").
+	Maps map[discover.Key]*Maps
 }
 
 // Text writes the namespaces of type t (nsrel.TypeUser or nsrel.TypePID) as
@@ -46,17 +49,29 @@ func Text(w io.Writer, m *discover.Model, t nsrel.Type, o Options) error {
 			if i == len(kids)-1 {
 				branch, cont = branchLast, contLast
 			}
-			line = append(append(append(line[:0], prefix...), branch...), Label(c, o.Details)...)
+			line = append(append(append(line[:0], prefix...), branch...), o.label(c)...)
 			bw.Write(append(line, '\n'))
 			walk(c, prefix+cont)
 		}
 	}
 	for _, r := range o.filter(m.Roots(t)) {
-		bw.WriteString(Label(r, o.Details))
+		bw.WriteString(o.label(r))
 		bw.WriteByte('\n')
 		walk(r, "")
 	}
 	return bw.Flush()
+}
+
+// label is [Label] with the maps of [Options.Maps] in details.
+func (o Options) label(n *discover.Namespace) string {
+	l := Label(n, o.Details)
+	if !o.Details || o.Maps == nil {
+		return l
+	}
+	var b strings.Builder
+	b.WriteString(l)
+	o.writeMaps(&b, n)
+	return b.String()
 }
 
 func (o Options) filter(ns []*discover.Namespace) []*discover.Namespace {

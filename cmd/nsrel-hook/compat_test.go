@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,42 +19,66 @@ import (
 // (format 1.0: records without a "format" member).
 const oldRevision = "24c7aec"
 
-var oldHook struct {
+// format11Revision is the last revision that wrote format 1.1 (before
+// the ID maps).
+const format11Revision = "3ed642e"
+
+// hookTrees holds, per revision, the tree with nsrel-hook built in it.
+var hookTrees struct {
+	sync.Mutex
+	dirs map[string]*hookTree
+}
+
+type hookTree struct {
 	once sync.Once
-	dir  string // the revision's tree, with nsrel-hook built in it
+	dir  string
 	err  error
 }
 
 // oldHookTree returns the tree of oldRevision with its nsrel-hook built
+// at DIR/nsrel-hook.
+func oldHookTree(t *testing.T) string { return hookTreeAt(t, oldRevision) }
+
+// hookTreeAt returns the tree of revision rev with its nsrel-hook built
 // at DIR/nsrel-hook, once per test binary, in the directory TestMain
 // removes at the end.
-func oldHookTree(t *testing.T) string {
+func hookTreeAt(t *testing.T, rev string) string {
 	t.Helper()
 	git := nstest.RequireCmd(t, "git")
 	repo := nstest.RepoFile(t, ".")
-	have := exec.Command(git, "-C", repo, "cat-file", "-e", oldRevision+"^{commit}").Run() == nil
-	nstest.Require(t, have, "needs revision %s in the repository's history (a shallow clone lacks it)", oldRevision)
-	oldHook.once.Do(func() {
-		oldHook.dir = filepath.Join(filepath.Dir(hookBin), "nsrel-"+oldRevision)
-		if oldHook.err = os.Mkdir(oldHook.dir, 0o755); oldHook.err != nil {
+	have := exec.Command(git, "-C", repo, "cat-file", "-e", rev+"^{commit}").Run() == nil
+	nstest.Require(t, have, "needs revision %s in the repository's history (a shallow clone lacks it)", rev)
+	hookTrees.Lock()
+	if hookTrees.dirs == nil {
+		hookTrees.dirs = map[string]*hookTree{}
+	}
+	h := hookTrees.dirs[rev]
+	if h == nil {
+		h = &hookTree{}
+		hookTrees.dirs[rev] = h
+	}
+	hookTrees.Unlock()
+	h.once.Do(func() {
+		h.dir = filepath.Join(filepath.Dir(hookBin), "nsrel-"+rev)
+		if h.err = os.Mkdir(h.dir, 0o755); h.err != nil {
 			return
 		}
-		archive := exec.Command("sh", "-c", `"$1" -C "$2" archive "$3" | tar -x -C "$4"`, "sh", git, repo, oldRevision, oldHook.dir)
+		archive := exec.Command("sh", "-c", `"$1" -C "$2" archive "$3" | tar -x -C "$4"`, "sh", git, repo, rev, h.dir)
 		if out, err := archive.CombinedOutput(); err != nil {
-			oldHook.err = fmt.Errorf("git archive %s: %v\n%s", oldRevision, err, out)
+			h.err = fmt.Errorf("git archive %s: %v\n%s", rev, err, out)
 			return
 		}
-		build := exec.Command(nstest.GoTool(), "build", "-o", filepath.Join(oldHook.dir, "nsrel-hook"), "./cmd/nsrel-hook")
-		build.Dir = oldHook.dir
+		build := exec.Command(nstest.GoTool(), "build", "-o", filepath.Join(h.dir, "nsrel-hook"), "./cmd/nsrel-hook")
+		build.Dir = h.dir
 		build.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
 		if out, err := build.CombinedOutput(); err != nil {
-			oldHook.err = fmt.Errorf("go build nsrel-hook at %s: %v\n%s", oldRevision, err, out)
+			h.err = fmt.Errorf("go build nsrel-hook at %s: %v\n%s", rev, err, out)
 		}
 	})
-	if oldHook.err != nil {
-		t.Fatal(oldHook.err)
+	if h.err != nil {
+		t.Fatal(h.err)
 	}
-	return oldHook.dir
+	return h.dir
 }
 
 // TestExtendsOldLog has nsrel-hook of oldRevision write a log (several
@@ -159,6 +184,62 @@ func TestExtendsOldLog(t *testing.T) {
 		ref := r.Ref
 		if ref == nil || bySeq[ref.Seq] == nil || bySeq[ref.Seq].Hash != ref.Hash || bySeq[ref.Seq].Format != "" || bySeq[ref.Seq].ContainerID != r.ContainerID {
 			t.Errorf("seq %d (%s poststop by the current hook): ref %+v, want the old hook's start record", r.Seq, r.ContainerID, ref)
+		}
+	}
+}
+
+// TestMapsFormatBothWays mixes records of format 1.1 (nsrel-hook of
+// format11Revision, without ID maps) and 1.2 (this one, with user_maps)
+// of a process in a user namespace of its own in one log: both versions
+// verify the chain and show every container, the old one without maps
+// (it skips the member it does not know), this one with the maps of its
+// own records.
+func TestMapsFormatBothWays(t *testing.T) {
+	nstest.RequireRoot(t)
+	old := filepath.Join(hookTreeAt(t, format11Revision), "nsrel-hook")
+	e := newEnv(t, "hook.json", nil)
+	p := nstest.UserChain(t, 1)
+	ids := []string{"v11-a", "v12-b", "v11-c", "v12-d"}
+	for i, id := range ids {
+		bin := old
+		if i%2 == 1 {
+			bin = hookBin
+		}
+		state, _ := json.Marshal(map[string]any{"ociVersion": "1.0.2", "id": id, "status": "creating", "pid": p.Pid, "bundle": "/b"})
+		cmd := exec.Command(bin, "--config", e.config, "createRuntime")
+		cmd.Stdin = strings.NewReader(string(state))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", bin, id, err, out)
+		}
+	}
+	mapsLine := "        maps: user:[" + strconv.FormatUint(nstest.Ino(t, p.Pid, "user"), 10) + "] uid_map 0 0 1, gid_map 0 0 1, setgroups deny, host UIDs 0, host GIDs 0\n"
+	for _, bin := range []string{old, hookBin} {
+		out, err := exec.Command(bin, "audit", "verify", e.log).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "OK: 4 records") {
+			t.Errorf("%s audit verify: %v\n%s", bin, err, out)
+		}
+		out, err = exec.Command(bin, "audit", "show", e.log).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s audit show: %v\n%s", bin, err, out)
+		}
+		for _, id := range ids {
+			if !strings.Contains(string(out), "container "+id+"\n") {
+				t.Errorf("%s audit show lacks %s:\n%s", bin, id, out)
+			}
+		}
+		want := 2
+		if bin == old {
+			want = 0
+		}
+		if n := strings.Count(string(out), mapsLine); n != want {
+			t.Errorf("%s audit show: %d lines %q, want %d:\n%s", bin, n, mapsLine, want, out)
+		}
+	}
+	recs := e.records(t, "")
+	for i, want := range []string{"1.1", audit.Format, "1.1", audit.Format} {
+		r := recs[i]
+		if r.Format != want || r.Ancestry == nil || (want == "1.1") != (r.Maps == nil) {
+			t.Errorf("seq %d: format %q, ancestry %+v; want format %s", r.Seq, r.Format, r.Ancestry, want)
 		}
 	}
 }

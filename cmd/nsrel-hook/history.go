@@ -9,6 +9,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
 // writeContainer prints the records of one container (id "": the log's
@@ -60,6 +61,11 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 	b.WriteByte('\n')
 	if a := r.Ancestry; a != nil {
 		b.WriteString("        user: " + userChain(a) + "\n")
+		for _, m := range a.Maps {
+			if line := mapsLine(m); line != "" {
+				b.WriteString("        maps: " + line + "\n")
+			}
+		}
 		b.WriteString("        pid:  " + pidChain(a) + "\n")
 	}
 	for _, v := range r.Violations {
@@ -94,6 +100,53 @@ func userChain(a *audit.Ancestry) string {
 		parts[i] = fmt.Sprintf("%s owner %d%s", nsrel.Name{Type: nsrel.TypeUser, Ino: u.Ino}, u.OwnerUID, idSuffix(u.ID))
 	}
 	return strings.Join(parts, " < ") + fmt.Sprintf("  (depth %d)", a.UserDepth())
+}
+
+// mapsLine describes one level's ID maps: the lines relative to the
+// parent, setgroups, and the host IDs they come to; "" for the initial
+// user namespace, which maps every ID to itself.
+func mapsLine(m audit.UserMaps) string {
+	name := nsrel.Name{Type: nsrel.TypeUser, Ino: m.Ino}.String()
+	if m.Ino == nsrel.InitialUserNSIno && m.Error == "" {
+		return ""
+	}
+	if m.HostUIDMap == nil {
+		return name + " " + vocab.Printable(m.Error)
+	}
+	var parts []string
+	if m.UIDMap != nil {
+		parts = append(parts, "uid_map "+rangeList(m.UIDMap), "gid_map "+rangeList(m.GIDMap))
+	}
+	parts = append(parts, "setgroups "+vocab.Printable(m.SetGroups),
+		"host UIDs "+hostIDs(m.HostUIDMap), "host GIDs "+hostIDs(m.HostGIDMap))
+	line := name + " " + strings.Join(parts, ", ")
+	if m.Error != "" {
+		line += " (" + vocab.Printable(m.Error) + ")"
+	}
+	return line
+}
+
+// rangeList prints map lines as "inside outside count" joined by "; ".
+func rangeList(r []audit.IDRange) string {
+	if len(r) == 0 {
+		return "(empty)"
+	}
+	parts := make([]string, len(r))
+	for i, x := range r {
+		parts[i] = fmt.Sprintf("%d %d %d", x.Inside, x.Outside, x.Count)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func hostIDs(r []audit.IDRange) string {
+	if len(r) == 0 {
+		return "none"
+	}
+	m := make(idmap.Map, len(r))
+	for i, x := range r {
+		m[i] = idmap.Range(x)
+	}
+	return m.Host().String()
 }
 
 func pidChain(a *audit.Ancestry) string {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -90,9 +91,17 @@ func (e *env) podman(t *testing.T, rootfs string, userns bool) (string, string, 
 	return e.podmanRun(t, rootfs)
 }
 
-// podmanRun is podman with extra flags for `podman run`.
+// podmanRun is podman with extra flags for `podman run`; after a "--"
+// in extra comes the container's command instead of `sh -c "exit 0"`.
+// A rootfs ending in ".tar" is imported as a local image (podman import,
+// nothing pulled) and run as one: --userns=auto sizes its range from an
+// image, and refuses a bare --rootfs.
 func (e *env) podmanRun(t *testing.T, rootfs string, extra ...string) (string, string, error) {
 	t.Helper()
+	command := []string{"/bin/sh", "-c", "exit 0"}
+	if i := slices.Index(extra, "--"); i >= 0 {
+		extra, command = extra[:i], extra[i+1:]
+	}
 	podman := nstest.RequireCmd(t, "podman")
 	runc := nstest.RequireCmd(t, "runc")
 	// podman wants a runroot shorter than 50 characters, so its storage
@@ -113,11 +122,19 @@ func (e *env) podmanRun(t *testing.T, rootfs string, extra ...string) (string, s
 	os.Remove(cidFile)
 	// --tmpdir too: podman's default, /run/libpod, is shared with every
 	// other podman on the host (other packages' tests included).
-	args := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "runroot"), "--tmpdir", filepath.Join(store, "tmp"),
-		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--hooks-dir", e.hooksDir(t), "--runtime", runc,
-		"run", "--rm", "--cidfile", cidFile, "--network", "none",
-		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"}
-	args = append(append(args, extra...), "--rootfs", rootfs, "/bin/sh", "-c", "exit 0")
+	global := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "runroot"), "--tmpdir", filepath.Join(store, "tmp"),
+		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--hooks-dir", e.hooksDir(t), "--runtime", runc}
+	image := []string{"--rootfs", rootfs}
+	if strings.HasSuffix(rootfs, ".tar") {
+		const name = "localhost/nsrel-test:latest"
+		if out, err := exec.Command(podman, append(slices.Clone(global), "import", rootfs, name)...).CombinedOutput(); err != nil {
+			t.Fatalf("podman import %s: %v\n%s", rootfs, err, out)
+		}
+		image = []string{name}
+	}
+	args := append(global, "run", "--rm", "--cidfile", cidFile, "--network", "none",
+		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
+	args = append(append(append(args, extra...), image...), command...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, podman, args...)

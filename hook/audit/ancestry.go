@@ -1,5 +1,11 @@
 package audit
 
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+)
+
 // The types below are part of the record format ([Record] embeds
 // [*Ancestry] and lists [Violation]s): package inspect fills an Ancestry
 // from a live process and package policy returns Violations, but the
@@ -41,6 +47,66 @@ type Ancestry struct {
 	User []UserNS `json:"user_chain"`
 	// PIDNS is the PID namespace chain, innermost first.
 	PIDNS []PIDNS `json:"pid_chain"`
+	// Maps are the ID maps of the user namespace chain, one entry per
+	// level of User in the same order; nil in records written before
+	// they were recorded. Format 1.2.
+	Maps []UserMaps `json:"user_maps,omitempty"`
+}
+
+// UserMaps are the ID maps of one level of a user namespace chain
+// (user_namespaces(7)). Maps that could not be read are nil, with the
+// reason in Error.
+type UserMaps struct {
+	// Ino is the inode of the level's namespace (User[i].Ino).
+	Ino uint64 `json:"ino"`
+	// UIDMap and GIDMap are the lines of the namespace's uid_map and
+	// gid_map relative to its parent namespace: the lines its creator
+	// wrote, what a process in the parent reads in /proc/PID/uid_map.
+	UIDMap []IDRange `json:"uid_map"`
+	GIDMap []IDRange `json:"gid_map"`
+	// HostUIDMap and HostGIDMap are the same maps composed through the
+	// chain down to the top of the chain (the inspector's user namespace,
+	// the host's when it runs there): the outside IDs are host IDs. For
+	// a namespace whose parent is the top they equal UIDMap and GIDMap.
+	HostUIDMap []IDRange `json:"host_uid_map"`
+	HostGIDMap []IDRange `json:"host_gid_map"`
+	// SetGroups is "allow" or "deny" (the namespace's setgroups file).
+	SetGroups string `json:"setgroups"`
+	// Error says why maps are missing, e.g. "no process in this
+	// namespace".
+	Error string `json:"error,omitempty"`
+}
+
+// IDRange is one line of an ID map: Count IDs from Inside in the
+// namespace are the IDs from Outside in the other one. It is encoded as
+// the JSON array [inside, outside, count].
+type IDRange struct {
+	Inside, Outside, Count uint32
+}
+
+// MarshalJSON encodes r as [inside, outside, count].
+func (r IDRange) MarshalJSON() ([]byte, error) {
+	return appendIDRange(nil, r), nil
+}
+
+// UnmarshalJSON decodes [inside, outside, count].
+func (r *IDRange) UnmarshalJSON(b []byte) error {
+	var v []uint32
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	if len(v) != 3 {
+		return errors.New("an ID range is [inside, outside, count]")
+	}
+	r.Inside, r.Outside, r.Count = v[0], v[1], v[2]
+	return nil
+}
+
+func appendIDRange(dst []byte, r IDRange) []byte {
+	dst = strconv.AppendUint(append(dst, '['), uint64(r.Inside), 10)
+	dst = strconv.AppendUint(append(dst, ','), uint64(r.Outside), 10)
+	dst = strconv.AppendUint(append(dst, ','), uint64(r.Count), 10)
+	return append(dst, ']')
 }
 
 // UserDepth returns the number of user namespaces below the top of the

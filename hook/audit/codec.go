@@ -181,6 +181,10 @@ func appendRecord(dst []byte, r *Record) []byte {
 			dst = appendKey(dst, true, "owner_user_ino")
 			return append(appendOptUint(dst, p.OwnerUserIno), '}')
 		})
+		if len(a.Maps) > 0 {
+			dst = appendKey(dst, true, "user_maps")
+			dst = appendList(dst, a.Maps, appendUserMaps)
+		}
 	}
 	dst = appendOptString(dst, "policy", r.Policy)
 	dst = appendOptString(dst, "mode", r.Mode)
@@ -246,6 +250,23 @@ func appendRecord(dst []byte, r *Record) []byte {
 	dst = appendJSONString(dst, r.Version)
 	dst = appendKey(dst, true, "prev")
 	dst = appendJSONString(dst, r.Prev)
+	return append(dst, '}')
+}
+
+// appendUserMaps appends one level's maps (format 1.2).
+func appendUserMaps(dst []byte, m UserMaps) []byte {
+	dst = appendKey(append(dst, '{'), false, "ino")
+	dst = strconv.AppendUint(dst, m.Ino, 10)
+	for _, f := range []struct {
+		key string
+		val []IDRange
+	}{{"uid_map", m.UIDMap}, {"gid_map", m.GIDMap}, {"host_uid_map", m.HostUIDMap}, {"host_gid_map", m.HostGIDMap}} {
+		dst = appendKey(dst, true, f.key)
+		dst = appendList(dst, f.val, appendIDRange)
+	}
+	dst = appendKey(dst, true, "setgroups")
+	dst = appendJSONString(dst, m.SetGroups)
+	dst = appendOptString(dst, "error", m.Error)
 	return append(dst, '}')
 }
 
@@ -506,6 +527,21 @@ func (d *recordDecoder) list(v *fastjson.Node, elem func(*fastjson.Node)) bool {
 	return false
 }
 
+// idRanges reads a list of [inside, outside, count] arrays (null: nil).
+func (d *recordDecoder) idRanges(v *fastjson.Node) []IDRange {
+	out := []IDRange{}
+	if !d.list(v, func(e *fastjson.Node) {
+		if e.Kind != 'a' || len(e.Elems) != 3 {
+			d.fail("an ID range is [inside, outside, count]")
+			return
+		}
+		out = append(out, IDRange{uint32(d.uint(e.Elems[0], 32)), uint32(d.uint(e.Elems[1], 32)), uint32(d.uint(e.Elems[2], 32))})
+	}) {
+		return nil
+	}
+	return out
+}
+
 func (d *recordDecoder) ancestry(r *Record) *Ancestry {
 	if r.Ancestry == nil {
 		r.Ancestry = &Ancestry{}
@@ -593,6 +629,33 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 		}) && a.PIDNS == nil {
 			a.PIDNS = []PIDNS{}
 		}
+	case "user_maps":
+		a := d.ancestry(r)
+		d.list(v, func(e *fastjson.Node) {
+			var m UserMaps
+			d.object(e, func(k string, v *fastjson.Node) bool {
+				switch k {
+				case "ino":
+					m.Ino = d.uint(v, 64)
+				case "uid_map":
+					m.UIDMap = d.idRanges(v)
+				case "gid_map":
+					m.GIDMap = d.idRanges(v)
+				case "host_uid_map":
+					m.HostUIDMap = d.idRanges(v)
+				case "host_gid_map":
+					m.HostGIDMap = d.idRanges(v)
+				case "setgroups":
+					m.SetGroups = d.str(v)
+				case "error":
+					m.Error = d.str(v)
+				default:
+					return false
+				}
+				return true
+			})
+			a.Maps = append(a.Maps, m)
+		})
 	case "policy":
 		r.Policy = d.str(v)
 	case "mode":

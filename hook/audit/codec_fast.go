@@ -132,6 +132,28 @@ func (c *canon) optStr(key string, dst *string) {
 	}
 }
 
+// idRangesAt reads ,"key": and a list of [inside,outside,count] (null:
+// nil), as appendIDRange writes them.
+func (c *canon) idRangesAt(key string) []IDRange {
+	c.key(true, key)
+	if c.null() {
+		return nil
+	}
+	out := []IDRange{}
+	c.list(func() {
+		var r IDRange
+		c.lit("[")
+		r.Inside = uint32(c.uint(32))
+		c.lit(",")
+		r.Outside = uint32(c.uint(32))
+		c.lit(",")
+		r.Count = uint32(c.uint(32))
+		c.lit("]")
+		out = append(out, r)
+	})
+	return out
+}
+
 func (c *canon) null() bool {
 	if c.ok && len(c.b)-c.i >= 4 && string(c.b[c.i:c.i+4]) == "null" {
 		c.i += 4
@@ -281,6 +303,21 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 				p.OwnerUserIno = c.optUintAt(true, "owner_user_ino")
 				c.lit("}")
 				a.PIDNS = append(a.PIDNS, p)
+			})
+		}
+		if c.peekKey(true, "user_maps") {
+			c.list(func() {
+				var m UserMaps
+				c.lit("{")
+				m.Ino = c.uintAt(false, "ino")
+				m.UIDMap = c.idRangesAt("uid_map")
+				m.GIDMap = c.idRangesAt("gid_map")
+				m.HostUIDMap = c.idRangesAt("host_uid_map")
+				m.HostGIDMap = c.idRangesAt("host_gid_map")
+				m.SetGroups = c.strAt(true, "setgroups")
+				c.optStr("error", &m.Error)
+				c.lit("}")
+				a.Maps = append(a.Maps, m)
 			})
 		}
 	}

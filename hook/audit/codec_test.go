@@ -61,6 +61,13 @@ func fuzzRecord(s1, s2, s3 string, n uint64, flags uint16) *Record {
 	if flags&8192 != 0 {
 		r.Dropped = &Dropped{File: s2, FirstSeq: n, LastSeq: n / 2, LastHash: s3}
 	}
+	if flags&16384 != 0 && r.Ancestry != nil {
+		rg := []IDRange{{0, uint32(n), uint32(n >> 32)}, {uint32(n >> 7), 1, 4294967295}}
+		r.Maps = []UserMaps{
+			{Ino: n, UIDMap: rg, GIDMap: rg[:1], HostUIDMap: rg[1:], HostGIDMap: []IDRange{}, SetGroups: s1},
+			{Ino: 1, Error: s2},
+		}
+	}
 	return r
 }
 
@@ -155,7 +162,7 @@ func FuzzDecodeLines(f *testing.F) {
 // TestCodecShapes checks records of every shape against encoding/json,
 // both ways.
 func TestCodecShapes(t *testing.T) {
-	for flags := uint32(0); flags < 1<<14; flags += 3 {
+	for flags := uint32(0); flags < 1<<15; flags += 3 {
 		r := fuzzRecord("2026-11-28T19:49:09Z", "vm<\x00>", "src\u2028", uint64(flags)*1e15+1, uint16(flags))
 		r.Prev = ""
 		if flags&(1<<13) != 0 {
@@ -252,7 +259,7 @@ func FuzzPeekHead(f *testing.F) {
 // reads members by name: whatever the fast path reads, the other reads
 // the same.
 func FuzzDecodePaths(f *testing.F) {
-	for _, flags := range []uint16{0, 0xffff, 8, 8 | 32, 4 | 512, 2048 | 4096 | 8192} {
+	for _, flags := range []uint16{0, 0xffff, 8, 8 | 32, 4 | 512, 2048 | 4096 | 8192, 8 | 16 | 16384} {
 		r := fuzzRecord("t\u2028<", "h\n\xff", "s😀", 7, flags)
 		r.body()
 		f.Add(appendRecord(nil, r))

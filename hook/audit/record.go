@@ -77,7 +77,7 @@ const MaxLine = 1 << 20
 // new minor version, in the canonical order before "version".
 const (
 	FormatMajor = 1
-	FormatMinor = 1
+	FormatMinor = 2
 )
 
 // Format is "FormatMajor.FormatMinor".
@@ -265,6 +265,12 @@ func (r *Record) makeValidUTF8() {
 	if r.Ref != nil {
 		r.Ref.Stage = validUTF8(r.Ref.Stage)
 		r.Ref.Hash = validUTF8(r.Ref.Hash)
+	}
+	if r.Ancestry != nil {
+		for i := range r.Maps {
+			m := &r.Maps[i]
+			m.SetGroups, m.Error = validUTF8(m.SetGroups), validUTF8(m.Error)
+		}
 	}
 	for i := range r.Violations {
 		r.Violations[i].Rule = validUTF8(r.Violations[i].Rule)

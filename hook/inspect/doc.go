@@ -9,6 +9,14 @@
 // pidfd_open needs Linux 5.3; NS_GET_ID (the never-reused namespace ID)
 // Linux 6.18, and is recorded as absent (nil) on older kernels.
 //
+// With the chains it reads the ID maps of each user namespace level
+// (user_namespaces(7)) into [audit.Ancestry].Maps: the process's own
+// through /proc/PID/uid_map, gid_map and setgroups before the same pidfd
+// check (and a check that the process did not change user namespace),
+// ancestors through a process found in them, the top as the inspector's
+// own. [Live] scans every process's user namespace link and reads the
+// maps of each other user namespace, for the disjoint_from_running rule.
+//
 // [Process] is what nsrel-hook, the containerd event recorder and the NRI
 // plugin call (through [github.com/nsrel/nsrel/hook.Decide]); the
 // [audit.Ancestry] it returns is what the audit log records. Its files

@@ -53,6 +53,20 @@ func Process(pid int) (*audit.Ancestry, error) {
 		return nil, gone(pid, err)
 	}
 	defer pidNS.Close()
+	// The maps are read through /proc/PID too, and so checked by the
+	// pidfd below as well (ReadPinned checks the process did not move to
+	// another user namespace meanwhile).
+	own := hostMaps{why: NotAtTop}
+	if uid, err := nsrel.Identify(userNS); err != nil {
+		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
+	} else if m, err := ReadPinned(pfd, pid, uid); err != nil {
+		if errors.Is(err, ErrGone) {
+			return nil, err
+		}
+		own.why = "not readable: " + err.Error()
+	} else {
+		own = hostMaps{maps: m, ok: true}
+	}
 	// The files are open; if the pinned process is still alive now, they
 	// are its namespaces (and start is its start time), not those of a
 	// process that reused the PID.
@@ -69,6 +83,7 @@ func Process(pid int) (*audit.Ancestry, error) {
 	if a.PIDNS, err = PIDChain(pidNS); err != nil {
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
 	}
+	a.Maps = userMaps(a.User, own, ancestorMaps())
 	return a, nil
 }
 

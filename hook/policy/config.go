@@ -19,6 +19,7 @@ import (
 	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
 // Modes of a policy block.
@@ -180,6 +181,24 @@ type Rules struct {
 	// PIDOwnedByUserNS: the container's PID namespace must be owned by its
 	// own user namespace (pid_owned_by_container_user_namespace).
 	PIDOwnedByUserNS bool
+	// HostRootUnmapped: neither host UID 0 nor host GID 0 may be mapped
+	// into the container's user namespace (host_root_unmapped).
+	HostRootUnmapped bool
+	// MappedIDsMin and MappedIDsMax bound the number of UIDs and of GIDs
+	// the container's user namespace maps (mapped_ids_min,
+	// mapped_ids_max); nil means no bound.
+	MappedIDsMin, MappedIDsMax *uint64
+	// AllowedHostRanges are host ID spans the container's UIDs and GIDs
+	// must lie in (allowed_host_ranges, [[first, count], ...]), together
+	// with the subordinate IDs of AllowedSubIDUser (allowed_subid_user:
+	// its /etc/subuid entries for UIDs, /etc/subgid for GIDs). Both
+	// empty means no check.
+	AllowedHostRanges idmap.Spans
+	AllowedSubIDUser  string
+	// DisjointFromRunning: no host UID or GID of the container's user
+	// namespace may be mapped by the user namespace of another process
+	// running now (disjoint_from_running).
+	DisjointFromRunning bool
 }
 
 // Rule names, as they appear in config files, violations and messages.
@@ -190,6 +209,12 @@ const (
 	RuleUserDepthMax     = "user_depth_max"
 	RuleAllowedOwnerUIDs = "allowed_owner_uids"
 	RulePIDOwnedByUserNS = "pid_owned_by_container_user_namespace"
+	RuleHostRootUnmapped = "host_root_unmapped"
+	RuleMappedIDsMin     = "mapped_ids_min"
+	RuleMappedIDsMax     = "mapped_ids_max"
+	RuleAllowedRanges    = "allowed_host_ranges"
+	RuleAllowedSubIDUser = "allowed_subid_user"
+	RuleDisjoint         = "disjoint_from_running"
 	// RuleAncestryUnchanged is not configurable: poststart reports a
 	// container whose ancestry differs from the one createRuntime saw.
 	RuleAncestryUnchanged = "ancestry_unchanged"
@@ -647,9 +672,36 @@ func (p *parser) match(n *node, path string) *Match {
 	return m
 }
 
+// spans reads [[first, count], ...] host ID spans, each within 2^32.
+func (p *parser) spans(v *node, path string) idmap.Spans {
+	if v.Kind != 'a' {
+		p.errorf(v, path, "must be an array of [first, count] pairs, not %s", kindName(v.Kind))
+		return nil
+	}
+	out := idmap.Spans{}
+	for i, e := range v.Elems {
+		epath := fmt.Sprintf("%s[%d]", path, i)
+		if e.Kind != 'a' || len(e.Elems) != 2 {
+			p.errorf(e, epath, "must be a [first, count] pair")
+			continue
+		}
+		first, ok1 := p.integer(e.Elems[0], epath+"[0]", 0, math.MaxUint32)
+		count, ok2 := p.integer(e.Elems[1], epath+"[1]", 1, math.MaxUint32)
+		if ok1 && ok2 {
+			if first+count > math.MaxUint32+1 {
+				p.errorf(e, epath, "runs past ID %d", uint64(math.MaxUint32))
+				continue
+			}
+			out = append(out, idmap.Span{First: uint64(first), Count: uint64(count)})
+		}
+	}
+	return out.Normal()
+}
+
 func (p *parser) rules(n *node, path string) Rules {
 	var r Rules
-	p.object(n, path, []string{RuleRequireUserNS, RuleRequirePIDNS, RuleUserDepthMin, RuleUserDepthMax, RuleAllowedOwnerUIDs, RulePIDOwnedByUserNS}, func(key string, v *node, path string) {
+	p.object(n, path, []string{RuleRequireUserNS, RuleRequirePIDNS, RuleUserDepthMin, RuleUserDepthMax, RuleAllowedOwnerUIDs, RulePIDOwnedByUserNS,
+		RuleHostRootUnmapped, RuleMappedIDsMin, RuleMappedIDsMax, RuleAllowedRanges, RuleAllowedSubIDUser, RuleDisjoint}, func(key string, v *node, path string) {
 		switch key {
 		case RuleRequireUserNS:
 			r.RequireUserNS = p.boolean(v, path)
@@ -677,8 +729,33 @@ func (p *parser) rules(n *node, path string) Rules {
 			}
 		case RulePIDOwnedByUserNS:
 			r.PIDOwnedByUserNS = p.boolean(v, path)
+		case RuleHostRootUnmapped:
+			r.HostRootUnmapped = p.boolean(v, path)
+		case RuleDisjoint:
+			r.DisjointFromRunning = p.boolean(v, path)
+		case RuleMappedIDsMin, RuleMappedIDsMax:
+			if x, ok := p.integer(v, path, 0, math.MaxUint32); ok {
+				c := uint64(x)
+				if key == RuleMappedIDsMin {
+					r.MappedIDsMin = &c
+				} else {
+					r.MappedIDsMax = &c
+				}
+			}
+		case RuleAllowedSubIDUser:
+			if u, ok := p.str(v, path); ok {
+				if u == "" || strings.ContainsAny(u, ":\n") {
+					p.errorf(v, path, "must be a user name or number")
+				}
+				r.AllowedSubIDUser = u
+			}
+		case RuleAllowedRanges:
+			r.AllowedHostRanges = p.spans(v, path)
 		}
 	})
+	if r.MappedIDsMin != nil && r.MappedIDsMax != nil && *r.MappedIDsMin > *r.MappedIDsMax {
+		p.errorf(n, path, "%s (%d) is greater than %s (%d)", RuleMappedIDsMin, *r.MappedIDsMin, RuleMappedIDsMax, *r.MappedIDsMax)
+	}
 	if r.UserDepthMin != nil && r.UserDepthMax != nil && *r.UserDepthMin > *r.UserDepthMax {
 		p.errorf(n, path, "%s (%d) is greater than %s (%d)", RuleUserDepthMin, *r.UserDepthMin, RuleUserDepthMax, *r.UserDepthMax)
 	}

@@ -18,4 +18,13 @@
 // user and PID namespace ancestry ([audit.Ancestry], as package inspect
 // reads it); violations are [audit.Violation]s, the form the audit log
 // records. [Config.Select] and [Block.Evaluate] are pure functions.
+//
+// The map rules (host_root_unmapped, mapped_ids_min/max,
+// allowed_host_ranges with allowed_subid_user, disjoint_from_running)
+// check the container's ID maps as the ancestry records them
+// ([audit.UserMaps], composed to host IDs, see package
+// [github.com/nsrel/nsrel/nsrel/idmap]). disjoint_from_running compares
+// them with the other user namespaces running now, which the caller
+// scans and passes in ([Running], [Rules.EvaluateRunning]); without a
+// scan, or with one that failed, the rule is violated, never passed.
 package policy

@@ -44,8 +44,16 @@ func (b *Block) Evaluate(a *audit.Ancestry) []audit.Violation {
 	return b.Rules.Evaluate(a)
 }
 
-// Evaluate checks a against r.
+// Evaluate checks a against r, without a scan of the running processes:
+// disjoint_from_running, if set, is violated as not checked.
 func (r *Rules) Evaluate(a *audit.Ancestry) []audit.Violation {
+	return r.EvaluateRunning(a, nil)
+}
+
+// EvaluateRunning checks a against r, with run the other user
+// namespaces running now for disjoint_from_running (see
+// [Rules.NeedsRunning]).
+func (r *Rules) EvaluateRunning(a *audit.Ancestry, run *Running) []audit.Violation {
 	var v []audit.Violation
 	add := func(rule, format string, args ...any) {
 		v = append(v, audit.Violation{Rule: rule, Reason: fmt.Sprintf(format, args...)})
@@ -76,8 +84,13 @@ func (r *Rules) Evaluate(a *audit.Ancestry) []audit.Violation {
 				nsrel.Name{Type: nsrel.TypeUser, Ino: *owner}, userName(a, 0))
 		}
 	}
+	r.evaluateMaps(a, run, add)
 	return v
 }
+
+// NeedsRunning reports whether r has disjoint_from_running, whose check
+// needs a scan of the running processes.
+func (r *Rules) NeedsRunning() bool { return r.DisjointFromRunning }
 
 func userName(a *audit.Ancestry, i int) string {
 	if i >= len(a.User) {
@@ -180,6 +193,24 @@ func (b *Block) Describe() []string {
 	}
 	if r.PIDOwnedByUserNS {
 		rules = append(rules, RulePIDOwnedByUserNS)
+	}
+	if r.HostRootUnmapped {
+		rules = append(rules, RuleHostRootUnmapped)
+	}
+	if r.MappedIDsMin != nil {
+		rules = append(rules, fmt.Sprintf("%s=%d", RuleMappedIDsMin, *r.MappedIDsMin))
+	}
+	if r.MappedIDsMax != nil {
+		rules = append(rules, fmt.Sprintf("%s=%d", RuleMappedIDsMax, *r.MappedIDsMax))
+	}
+	if len(r.AllowedHostRanges) > 0 {
+		rules = append(rules, RuleAllowedRanges+"="+spanList(r.AllowedHostRanges))
+	}
+	if r.AllowedSubIDUser != "" {
+		rules = append(rules, RuleAllowedSubIDUser+"="+strconv.Quote(r.AllowedSubIDUser))
+	}
+	if r.DisjointFromRunning {
+		rules = append(rules, RuleDisjoint)
 	}
 	if len(rules) == 0 {
 		rules = []string{"(none: record only)"}

@@ -260,6 +260,7 @@ func FuzzParse(f *testing.F) {
 			f.Add(data)
 		}
 	}
+	f.Add([]byte(`{"version":1,"audit_log":"/a","default":{"mode":"enforce","rules":{"host_root_unmapped":true,"mapped_ids_min":1,"mapped_ids_max":65536,"allowed_host_ranges":[[100000,65536]],"allowed_subid_user":"containers","disjoint_from_running":true}}}`))
 	f.Add([]byte(`{"version":1,"version":1}`))
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -44,6 +44,13 @@ type Options struct {
 	MapHost uint32
 	// MapSize is the number of mapped IDs; default 65536.
 	MapSize uint32
+	// Mappings, when set, replace MapHost and MapSize: the UID and the
+	// GID mappings of the user namespace.
+	Mappings []specs.LinuxIDMapping
+	// UserNSPath, with UserNS, joins the user namespace at this path
+	// (/proc/PID/ns/user) instead of creating one; Mappings must then
+	// repeat its maps, which runtimes check against the namespace.
+	UserNSPath string
 	// NoPIDNS keeps the container in the runtime's PID namespace.
 	NoPIDNS bool
 	// Hostname is set in the container's UTS namespace; default "nsrel".
@@ -257,9 +264,13 @@ func Spec(rootfs string, opts Options) *specs.Spec {
 		if size == 0 {
 			size = 65536
 		}
-		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: opts.UserNSPath})
 		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: size}}
 		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: size}}
+		if len(opts.Mappings) > 0 {
+			s.Linux.UIDMappings = append([]specs.LinuxIDMapping(nil), opts.Mappings...)
+			s.Linux.GIDMappings = append([]specs.LinuxIDMapping(nil), opts.Mappings...)
+		}
 	} else {
 		// gid=5 (tty) exists only when the mapping covers it; without a
 		// user namespace it always does.

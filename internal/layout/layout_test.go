@@ -22,6 +22,7 @@ var layers = map[string]int{
 	"internal/syslog":        0,
 	"internal/linuxonly":     -1,
 	"hook/internal/fastjson": 0,
+	"nsrel/idmap":            0,
 	"nsrel":                  1,
 	"hook/audit":             1,
 	"internal/logging":       1,

@@ -14,4 +14,8 @@
 //			Sources: func(c lstool.SourceConfig) []discover.ContainerSource { return nil },
 //		}))
 //	}
+//
+// For lsuserns it also reads each user namespace's ID maps ([ReadMaps])
+// and runs the node-wide --overlaps check ([Overlaps]: exit 1 when two
+// containers share host IDs).
 package lstool

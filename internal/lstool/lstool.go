@@ -62,6 +62,7 @@ type config struct {
 	list, noHeadings, raw        bool
 	noTruncate                   bool
 	output                       string
+	overlaps                     bool
 	container, containerdAddress string
 	timeout                      time.Duration
 	pictureFlags
@@ -89,6 +90,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVar(&c.noFDs, "no-fds", false, "do not look for namespaces held by open file descriptors")
 	fs.BoolVar(&c.noMounts, "no-mounts", false, "do not look for namespaces held by bind mounts")
 	if t.Type == nsrel.TypeUser {
+		fs.BoolVar(&c.overlaps, "overlaps", false, "instead of the tree, list every pair of user namespaces (with their containers) whose maps share host UIDs or GIDs; exit 1 if there is any")
 		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners (faster; misses a user namespace that only owns such a namespace)")
 	}
 	fs.BoolVarP(&c.version, "version", "V", false, "print the version and exit")
@@ -123,9 +125,9 @@ Examples:
   %[1]s -p 4711                # only the branches to that process
   %[1]s --format html --collapse 3 > ns.html   # a report to open in a browser
   %[1]s --format dot | dot -Tpng > ns.png      # both hierarchies as a picture
-
+%[4]s
 Options:
-`, t.Name, what, example)
+`, t.Name, what, example, overlapsExample(t.Type))
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, help := flag.UnquoteUsage(f)
 		arg = strings.ToUpper(arg)
@@ -259,7 +261,13 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		opts.Keep = graph.Branches(picked)
 	}
 
+	if t.Type == nsrel.TypeUser && (c.json || c.format == "json" || c.details || c.overlaps) {
+		opts.Maps = ReadMaps(m)
+	}
+	code := 0
 	switch {
+	case c.overlaps:
+		code, err = overlapCheck(stdout, m, opts.Maps, c.json || c.format == "json")
 	case c.graphic():
 		err = t.picture(ctx, &c.pictureFlags, m, opts.Keep, stdout, stderr)
 	case c.json || c.format == "json":
@@ -289,7 +297,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "%s: %s%v\n", t.Name, what, err)
 		return 1
 	}
-	return 0
+	return code
 }
 
 func firstLine(err error) string {

@@ -573,7 +573,7 @@ func TestOwnerOfJoinedNetNamespace(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	line, depth := lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: u})
-	want := fmt.Sprintf("user:[%d] owner root (0); found via: owner of net:[%d]", u, net)
+	want := fmt.Sprintf("user:[%d] owner root (0); found via: owner of net:[%d]; maps: not readable (no process in this namespace)", u, net)
 	if line != want || depth != 1 {
 		t.Errorf("line %q at depth %d, want %q at depth 1", line, depth, want)
 	}

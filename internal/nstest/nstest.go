@@ -134,6 +134,24 @@ func PIDChain(t testing.TB, depth int) *Proc {
 	return Sleep(t, nil, args...)
 }
 
+// NestedUserNS starts a sleep in a new user namespace below the one of
+// process parent (nsenter -U, then unshare --user), writes its uid_map
+// and gid_map (the same line, "INSIDE OUTSIDE COUNT", outside IDs
+// relative to the parent) from the parent namespace as a process there
+// would, and returns its PID. setgroups is deny.
+func NestedUserNS(t testing.TB, parent int, line string) int {
+	t.Helper()
+	nsenter := RequireCmd(t, "nsenter")
+	p := Start(t, nil, nsenter, "-U", "-t", strconv.Itoa(parent), "--", RequireCmd(t, "unshare"), "--user", "sleep", "infinity")
+	leaf := WaitLeaf(t, p.Cmd.Process.Pid, "sleep")
+	dir := "/proc/" + strconv.Itoa(leaf)
+	script := "echo deny > " + dir + "/setgroups && echo " + line + " > " + dir + "/uid_map && echo " + line + " > " + dir + "/gid_map"
+	if out, err := exec.Command(nsenter, "-U", "-t", strconv.Itoa(parent), "--", "/bin/sh", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("write the maps of %d from the namespace of %d: %v: %s", leaf, parent, err, out)
+	}
+	return leaf
+}
+
 // WaitLeaf follows the first child of pid down to a process without
 // children and waits (up to 10 s) until that process runs comm. It returns
 // the leaf's PID.

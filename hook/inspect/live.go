@@ -1,0 +1,174 @@
+package inspect
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/idmap"
+)
+
+// LiveUserNS is a user namespace a process lives in now.
+type LiveUserNS struct {
+	// Ident is the namespace.
+	Ident nsrel.Ident
+	// PID is the process its maps were read through (the lowest PID in
+	// it).
+	PID int
+	// Maps are its maps relative to the caller's user namespace
+	// (without SetGroups); Err says why they could not be read.
+	Maps idmap.Maps
+	Err  error
+}
+
+// Scan is what [Live] found.
+type Scan struct {
+	// Namespaces are the user namespaces processes live in, other than
+	// the caller's, by lowest PID.
+	Namespaces []LiveUserNS
+	// Denied are the processes whose user namespace the caller may not
+	// read (ptrace access mode checks: a process with capabilities the
+	// caller lacks), by PID.
+	Denied []int
+}
+
+// ErrIncomplete matches errors of a scan that ran out of time.
+var ErrIncomplete = errors.New("scan of the running processes did not finish in time")
+
+// Live scans /proc for the user namespaces processes live in now, other
+// than the caller's own, and reads each one's maps through the first
+// process found in it ([ReadPinned]: pinned by a pidfd, so a PID reused
+// during the scan cannot lend its maps to another namespace). Processes
+// that exit during the scan are skipped. With a non-zero deadline, a scan
+// still running at the deadline stops with an error matching
+// [ErrIncomplete]; an unreadable /proc is an error too: a caller that
+// needs every namespace must not take a partial answer for a whole one.
+// Processes the caller may not read are listed in [Scan.Denied].
+// Threads are not read: a thread in another user namespace than its
+// process is not found.
+func Live(deadline time.Time) (*Scan, error) {
+	self, err := ownUserNS()
+	if err != nil {
+		return nil, err
+	}
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("inspect: read /proc: %w", err)
+	}
+	found := map[nsrel.Ident]int{}
+	var denied []int
+	buf := make([]byte, 64)
+	for i, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if i%64 == 0 && !deadline.IsZero() && time.Now().After(deadline) {
+			return nil, fmt.Errorf("inspect: %w (%d of %d /proc entries read)", ErrIncomplete, i, len(names))
+		}
+		ino, err := userNSIno("/proc/"+name+"/ns/user", buf)
+		if err != nil {
+			if err == unix.ENOENT || err == unix.ESRCH {
+				continue // exited
+			}
+			if err == unix.EACCES || err == unix.EPERM {
+				denied = append(denied, pid)
+				continue
+			}
+			return nil, fmt.Errorf("inspect: %w", os.NewSyscallError("readlink /proc/"+name+"/ns/user", err))
+		}
+		// Every namespace file lives on the one nsfs device.
+		id := nsrel.Ident{Dev: self.Dev, Ino: ino}
+		if id == self {
+			continue
+		}
+		if p, ok := found[id]; !ok || pid < p {
+			found[id] = pid
+		}
+	}
+	out := make([]LiveUserNS, 0, len(found))
+	for id, pid := range found {
+		out = append(out, LiveUserNS{Ident: id, PID: pid})
+	}
+	slices.SortFunc(out, func(a, b LiveUserNS) int { return a.PID - b.PID })
+	for i := range out {
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			return nil, fmt.Errorf("inspect: %w (maps of %d of %d user namespaces read)", ErrIncomplete, i, len(out))
+		}
+		out[i].Maps, out[i].Err = readLive(out[i].PID, out[i].Ident, false)
+	}
+	slices.Sort(denied)
+	return &Scan{Namespaces: out, Denied: denied}, nil
+}
+
+// userNSIno reads the inode of a user namespace link with readlink(2),
+// a third of the cost of stat(2) on /proc/PID/ns/user (which follows the
+// link).
+func userNSIno(path string, buf []byte) (uint64, error) {
+	n, err := unix.Readlink(path, buf)
+	if err != nil {
+		return 0, err
+	}
+	name, err := nsrel.ParseName(string(buf[:n]))
+	if err != nil || name.Type != nsrel.TypeUser {
+		return 0, unix.EINVAL
+	}
+	return name.Ino, nil
+}
+
+// readLive reads the maps of user namespace id through process pid,
+// which the scan found in it ([idmap.ReadProc]: one process throughout,
+// checked to be in id after the read). With setgroups it reads the
+// setgroups file too.
+func readLive(pid int, id nsrel.Ident, setgroups bool) (idmap.Maps, error) {
+	m, ino, err := idmap.ReadProc("/proc/"+strconv.Itoa(pid), setgroups)
+	if err != nil {
+		return idmap.Maps{}, gone(pid, err)
+	}
+	if ino != id.Ino {
+		return idmap.Maps{}, fmt.Errorf("inspect: pid %d left user:[%d] while its maps were read", pid, id.Ino)
+	}
+	return m, nil
+}
+
+// Descends reports whether the user namespace of process pid, which must
+// still be id, is inner or lies below it (its chain of parents passes
+// through inner).
+func Descends(pid int, id nsrel.Ident, inner nsrel.Ident) (bool, error) {
+	ns, err := nsrel.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
+	if err != nil {
+		return false, err
+	}
+	defer ns.Close()
+	got, err := nsrel.Identify(ns)
+	if err != nil {
+		return false, err
+	}
+	if got != id {
+		return false, fmt.Errorf("inspect: pid %d left user:[%d]", pid, id.Ino)
+	}
+	below := false
+	err = walk(ns, func(r nsrel.Ref) (bool, error) {
+		cur, err := nsrel.Identify(r)
+		if err != nil {
+			return false, err
+		}
+		if cur == inner {
+			below = true
+			return true, nil
+		}
+		return cur.Ino == nsrel.InitialUserNSIno, nil
+	})
+	return below, err
+}

@@ -1,0 +1,200 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/idmap"
+)
+
+// SubIDFiles are the subordinate ID files allowed_subid_user reads: UIDs,
+// then GIDs (subuid(5)).
+var SubIDFiles = [2]string{"/etc/subuid", "/etc/subgid"}
+
+// Running is what a scan of the processes running now found, for
+// disjoint_from_running: the user namespaces of other containers (and
+// of any other process in a user namespace of its own), without the
+// container's own namespace, its ancestors and its descendants.
+type Running struct {
+	// Others are those user namespaces.
+	Others []Other
+	// Denied are processes whose user namespace could not be read
+	// (recorded, not a violation: see docs/hook.md).
+	Denied []int
+	// Err is set when the scan failed or did not finish: the rule is
+	// then violated, never passed.
+	Err error
+}
+
+// Other is the user namespace of another running process.
+type Other struct {
+	// Ino is the namespace; PID a process in it; Name what that process
+	// is (its command and cgroup, which names the container for most
+	// engines).
+	Ino  uint64
+	PID  int
+	Name string
+	// UIDs and GIDs are the host IDs its maps hold.
+	UIDs, GIDs idmap.Spans
+	// Err says why its maps could not be read.
+	Err string
+}
+
+// needsMaps reports whether a rule reads the container's maps.
+func (r *Rules) needsMaps() bool {
+	return r.HostRootUnmapped || r.MappedIDsMin != nil || r.MappedIDsMax != nil ||
+		len(r.AllowedHostRanges) > 0 || r.AllowedSubIDUser != "" || r.DisjointFromRunning
+}
+
+// HostMaps returns the host UID and GID maps of the container's own user
+// namespace (level 0) from its ancestry: the identity for a process in
+// the initial user namespace. The error says why they are not known.
+func HostMaps(a *audit.Ancestry) (uids, gids idmap.Map, err error) {
+	if a.UserDepth() == 0 {
+		return idmap.Identity(), idmap.Identity(), nil
+	}
+	if len(a.Maps) == 0 {
+		return nil, nil, errors.New("the record holds no ID maps")
+	}
+	m := a.Maps[0]
+	if m.HostUIDMap == nil || m.HostGIDMap == nil {
+		return nil, nil, fmt.Errorf("the maps of %s are %s", userName(a, 0), strings.TrimPrefix(m.Error, "not readable"))
+	}
+	return toMap(m.HostUIDMap), toMap(m.HostGIDMap), nil
+}
+
+func toMap(r []audit.IDRange) idmap.Map {
+	m := make(idmap.Map, len(r))
+	for i, x := range r {
+		m[i] = idmap.Range(x)
+	}
+	return m
+}
+
+// evaluateMaps adds the violations of the map rules.
+func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, format string, args ...any)) {
+	if !r.needsMaps() {
+		return
+	}
+	uids, gids, err := HostMaps(a)
+	if err != nil {
+		for _, rule := range r.mapRules() {
+			add(rule, "cannot be checked: %v", err)
+		}
+		return
+	}
+	if r.HostRootUnmapped {
+		if uids.MapsOutside(0) {
+			add(RuleHostRootUnmapped, "host UID 0 is mapped into %s", userName(a, 0))
+		}
+		if gids.MapsOutside(0) {
+			add(RuleHostRootUnmapped, "host GID 0 is mapped into %s", userName(a, 0))
+		}
+	}
+	for _, k := range []struct {
+		what string
+		m    idmap.Map
+	}{{"UIDs", uids}, {"GIDs", gids}} {
+		n := k.m.Count()
+		if r.MappedIDsMin != nil && n < *r.MappedIDsMin {
+			add(RuleMappedIDsMin, "%s maps %d %s, fewer than %d", userName(a, 0), n, k.what, *r.MappedIDsMin)
+		}
+		if r.MappedIDsMax != nil && n > *r.MappedIDsMax {
+			add(RuleMappedIDsMax, "%s maps %d %s, more than %d", userName(a, 0), n, k.what, *r.MappedIDsMax)
+		}
+	}
+	if len(r.AllowedHostRanges) > 0 || r.AllowedSubIDUser != "" {
+		for i, k := range []struct {
+			what string
+			m    idmap.Map
+		}{{"UIDs", uids}, {"GIDs", gids}} {
+			allowed := r.AllowedHostRanges
+			if r.AllowedSubIDUser != "" {
+				sub, err := readSubID(SubIDFiles[i], r.AllowedSubIDUser)
+				if err != nil {
+					add(RuleAllowedRanges, "cannot be checked: %v", err)
+					continue
+				}
+				allowed = append(append(idmap.Spans{}, allowed...), sub...)
+			}
+			if out := idmap.Outside(k.m.Host(), allowed); out != nil {
+				add(RuleAllowedRanges, "host %s %s of %s lie outside the allowed ranges %s", k.what, out, userName(a, 0), allowed.Normal())
+			}
+		}
+	}
+	if r.DisjointFromRunning {
+		r.evaluateDisjoint(a, uids, gids, run, add)
+	}
+}
+
+// mapRules lists the enabled map rules, for "cannot be checked".
+func (r *Rules) mapRules() []string {
+	var out []string
+	for _, x := range []struct {
+		on   bool
+		rule string
+	}{
+		{r.HostRootUnmapped, RuleHostRootUnmapped},
+		{r.MappedIDsMin != nil, RuleMappedIDsMin},
+		{r.MappedIDsMax != nil, RuleMappedIDsMax},
+		{len(r.AllowedHostRanges) > 0 || r.AllowedSubIDUser != "", RuleAllowedRanges},
+		{r.DisjointFromRunning, RuleDisjoint},
+	} {
+		if x.on {
+			out = append(out, x.rule)
+		}
+	}
+	return out
+}
+
+func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *Running, add func(rule, format string, args ...any)) {
+	switch {
+	case run == nil:
+		add(RuleDisjoint, "cannot be checked: the running processes were not scanned")
+		return
+	case run.Err != nil:
+		add(RuleDisjoint, "cannot be checked: %v", run.Err)
+		return
+	case a.UserDepth() == 0:
+		add(RuleDisjoint, "the container runs in the initial user namespace %s: it shares every host ID", userName(a, 0))
+		return
+	}
+	hu, hg := uids.Host(), gids.Host()
+	for _, o := range run.Others {
+		other := fmt.Sprintf("%s of pid %d (%s)", nsrel.Name{Type: nsrel.TypeUser, Ino: o.Ino}, o.PID, o.Name)
+		if o.Err != "" {
+			add(RuleDisjoint, "cannot be checked against %s: %s", other, o.Err)
+			continue
+		}
+		if ov := idmap.Overlap(hu, o.UIDs); ov != nil {
+			add(RuleDisjoint, "host UIDs %s of %s are also mapped by %s", ov, userName(a, 0), other)
+		}
+		if ov := idmap.Overlap(hg, o.GIDs); ov != nil {
+			add(RuleDisjoint, "host GIDs %s of %s are also mapped by %s", ov, userName(a, 0), other)
+		}
+	}
+}
+
+func readSubID(path, user string) (idmap.Spans, error) {
+	b, err := idmap.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := idmap.ParseSubID(b, user)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+func spanList(s idmap.Spans) string {
+	parts := make([]string, len(s))
+	for i, x := range s {
+		parts[i] = "[" + strconv.FormatUint(x.First, 10) + ", " + strconv.FormatUint(x.Count, 10) + "]"
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}

@@ -1,0 +1,131 @@
+package policy_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/nsrel/idmap"
+)
+
+// mapped is an ancestry one level below the initial user namespace whose
+// host maps are uid and gid.
+func mapped(uid, gid []audit.IDRange) *audit.Ancestry {
+	return &audit.Ancestry{
+		PID:  7,
+		User: []audit.UserNS{{Ino: 4026532900}, {Ino: 4026531837}},
+		Maps: []audit.UserMaps{
+			{Ino: 4026532900, UIDMap: uid, GIDMap: gid, HostUIDMap: uid, HostGIDMap: gid, SetGroups: "allow"},
+			{Ino: 4026531837, UIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 4294967295}}, GIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 4294967295}},
+				HostUIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 4294967295}}, HostGIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 4294967295}}, SetGroups: "allow"},
+		},
+	}
+}
+
+func rules(t *testing.T, js string) *policy.Rules {
+	t.Helper()
+	c, err := policy.Parse("x.json", []byte(`{"version":1,"audit_log":"/a","default":{"mode":"enforce","rules":`+js+`}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &c.Default.Rules
+}
+
+func TestMapRules(t *testing.T) {
+	sub := filepath.Join(t.TempDir(), "subuid")
+	if err := os.WriteFile(sub, []byte("containers:100000:65536\nother:0:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := policy.SubIDFiles
+	policy.SubIDFiles = [2]string{sub, sub}
+	t.Cleanup(func() { policy.SubIDFiles = old })
+	good := []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}
+	root := []audit.IDRange{{Inside: 0, Outside: 0, Count: 1}, {Inside: 1, Outside: 100001, Count: 65535}}
+	for _, tc := range []struct {
+		name     string
+		rules    string
+		uid, gid []audit.IDRange
+		want     []string // rule: reason substring
+	}{
+		{"all pass", `{"host_root_unmapped":true,"mapped_ids_min":65536,"mapped_ids_max":65536,"allowed_subid_user":"containers","allowed_host_ranges":[[300000,10]]}`, good, good, nil},
+		{"host root uid", `{"host_root_unmapped":true}`, root, good, []string{"host_root_unmapped: host UID 0 is mapped into user:[4026532900]"}},
+		{"host root both", `{"host_root_unmapped":true}`, root, root, []string{"host_root_unmapped: host UID 0", "host_root_unmapped: host GID 0"}},
+		{"too few", `{"mapped_ids_min":65537}`, good, good, []string{"mapped_ids_min: user:[4026532900] maps 65536 UIDs, fewer than 65537", "mapped_ids_min: user:[4026532900] maps 65536 GIDs"}},
+		{"too many", `{"mapped_ids_max":10}`, good, []audit.IDRange{{Inside: 0, Outside: 5, Count: 10}}, []string{"mapped_ids_max: user:[4026532900] maps 65536 UIDs, more than 10"}},
+		{"outside subid", `{"allowed_subid_user":"containers"}`, []audit.IDRange{{Inside: 0, Outside: 99990, Count: 20}}, good, []string{"allowed_host_ranges: host UIDs 99990-99999 of user:[4026532900] lie outside the allowed ranges 100000-165535"}},
+		{"ranges and subid", `{"allowed_subid_user":"containers","allowed_host_ranges":[[99990,10]]}`, []audit.IDRange{{Inside: 0, Outside: 99990, Count: 20}}, good, nil},
+		{"no entry", `{"allowed_subid_user":"nobody"}`, good, good, []string{"allowed_host_ranges: cannot be checked", "allowed_host_ranges: cannot be checked"}},
+		{"unchecked disjoint", `{"disjoint_from_running":true}`, good, good, []string{"disjoint_from_running: cannot be checked: the running processes were not scanned"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := rules(t, tc.rules).Evaluate(mapped(tc.uid, tc.gid))
+			var got []string
+			for _, x := range v {
+				got = append(got, x.Rule+": "+x.Reason)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("violations %q, want %q", got, tc.want)
+			}
+			for i := range got {
+				if !strings.Contains(got[i], tc.want[i]) {
+					t.Errorf("violation %q, want %q", got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestDisjointRule(t *testing.T) {
+	r := rules(t, `{"disjoint_from_running":true}`)
+	a := mapped([]audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}, []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}})
+	run := &policy.Running{Others: []policy.Other{
+		{Ino: 1, PID: 10, Name: "sleep, cgroup /a", UIDs: idmap.Spans{{First: 200000, Count: 65536}}, GIDs: idmap.Spans{{First: 200000, Count: 65536}}},
+		{Ino: 2, PID: 20, Name: "sleep, cgroup /b", UIDs: idmap.Spans{{First: 165000, Count: 65536}}, GIDs: idmap.Spans{{First: 300000, Count: 1}}},
+		{Ino: 3, PID: 30, Name: "x", Err: "gone strange"},
+	}}
+	var got []string
+	for _, v := range r.EvaluateRunning(a, run) {
+		got = append(got, v.Reason)
+	}
+	want := []string{
+		"host UIDs 165000-165535 of user:[4026532900] are also mapped by user:[2] of pid 20 (sleep, cgroup /b)",
+		"cannot be checked against user:[3] of pid 30 (x): gone strange",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	if v := r.EvaluateRunning(a, &policy.Running{Err: errors.New("scan of the running processes did not finish in time")}); len(v) != 1 || !strings.Contains(v[0].Reason, "cannot be checked: scan") {
+		t.Errorf("incomplete scan: %v", v)
+	}
+	if v := r.EvaluateRunning(a, &policy.Running{}); v != nil {
+		t.Errorf("nothing else running: %v", v)
+	}
+	// Records without maps (older writers) fail the map rules closed.
+	old := &audit.Ancestry{User: a.User}
+	if v := r.EvaluateRunning(old, &policy.Running{}); len(v) != 1 || !strings.Contains(v[0].Reason, "no ID maps") {
+		t.Errorf("no maps: %v", v)
+	}
+}
+
+func TestMapRuleParseErrors(t *testing.T) {
+	for js, want := range map[string]string{
+		`{"mapped_ids_min":5,"mapped_ids_max":4}`:  "mapped_ids_min (5) is greater than mapped_ids_max (4)",
+		`{"allowed_host_ranges":[[1]]}`:            "allowed_host_ranges[0]: must be a [first, count] pair",
+		`{"allowed_host_ranges":[[4294967295,2]]}`: "allowed_host_ranges[0]: runs past ID",
+		`{"allowed_host_ranges":[[0,0]]}`:          "allowed_host_ranges[0][1]: must be between 1",
+		`{"allowed_subid_user":"a:b"}`:             "allowed_subid_user: must be a user name or number",
+		`{"host_root_unmapped":1}`:                 "host_root_unmapped: must be true or false",
+		`{"mapped_ids_max":4294967296}`:            "mapped_ids_max: must be between 0 and 4294967295",
+	} {
+		_, err := policy.Parse("x.json", []byte(`{"version":1,"audit_log":"/a","default":{"mode":"enforce","rules":`+js+`}}`))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", js, err, want)
+		}
+	}
+}

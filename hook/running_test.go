@@ -1,0 +1,125 @@
+package hook_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/hook"
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// userNSSleeps starts n sleeps, each in a user namespace of its own
+// mapping 65536 IDs from first + i*65536 (first + n*65536 must stay
+// below 2^32), and returns their PIDs.
+func userNSSleeps(tb testing.TB, n int, first uint32) []int {
+	tb.Helper()
+	sleep := nstest.RequireCmd(tb, "sleep")
+	pids := make([]int, n)
+	for i := range n {
+		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(first) + i*65536, Size: 65536}}
+		pids[i] = nstest.Start(tb, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}, sleep, "infinity").Pid
+	}
+	return pids
+}
+
+// TestRunningFindsOverlaps checks the scan behind disjoint_from_running
+// on real user namespaces: of three others, it reports the two that
+// overlap the container, not the disjoint one, nor the container's own
+// nested namespace.
+func TestRunningFindsOverlaps(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := uint32(2_000_000_000 + os.Getpid()%1000*1_000_000)
+	pids := userNSSleeps(t, 3, base) // base, base+65536, base+131072
+	a, err := inspect.Process(pids[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two more: one overlapping the middle one but for its first ID, one
+	// on its last ID only.
+	over := userNSSleeps(t, 1, base+65535)
+	over = append(over, userNSSleeps(t, 1, base+131071)...)
+	run := hook.Running(a, time.Second)
+	if run.Err != nil {
+		t.Fatal(run.Err)
+	}
+	r := &policy.Rules{DisjointFromRunning: true}
+	var reasons []string
+	for _, v := range r.EvaluateRunning(a, run) {
+		if strings.Contains(v.Reason, "host UIDs") {
+			reasons = append(reasons, v.Reason)
+		}
+	}
+	got := strings.Join(reasons, "\n")
+	for i, p := range over {
+		want := []string{"host UIDs " + itoa(base+65536) + "-" + itoa(base+131070) + " of", "host UIDs " + itoa(base+131071) + " of"}[i]
+		if !strings.Contains(got, want) || !strings.Contains(got, "of pid "+itoa(uint32(p))+" (sleep") {
+			t.Errorf("no violation %q naming pid %d in:\n%s", want, p, got)
+		}
+	}
+	for _, p := range []int{pids[0], pids[2]} {
+		if strings.Contains(got, "of pid "+itoa(uint32(p))+" ") {
+			t.Errorf("the disjoint pid %d is reported:\n%s", p, got)
+		}
+	}
+}
+
+// TestRunningOutOfTime checks that a scan that runs out of its budget
+// fails disjoint_from_running instead of passing it.
+func TestRunningOutOfTime(t *testing.T) {
+	nstest.RequireRoot(t)
+	pids := userNSSleeps(t, 1, uint32(2_500_000_000+os.Getpid()%1000*100_000))
+	a, err := inspect.Process(pids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := hook.Running(a, -time.Second)
+	if !errors.Is(run.Err, inspect.ErrIncomplete) {
+		t.Fatalf("scan with no time left: %v, want ErrIncomplete", run.Err)
+	}
+	v := (&policy.Rules{DisjointFromRunning: true}).EvaluateRunning(a, run)
+	if len(v) != 1 || v[0].Rule != policy.RuleDisjoint || !strings.Contains(v[0].Reason, "cannot be checked: inspect: scan of the running processes did not finish in time") {
+		t.Errorf("violations %+v", v)
+	}
+}
+
+func itoa(x uint32) string { return strconv.FormatUint(uint64(x), 10) }
+
+// BenchmarkRunning100 times the scan disjoint_from_running adds to a
+// createRuntime stage on a node with 100 containers (each a process in
+// a user namespace of its own, disjoint 65536-ID ranges), beside the
+// node's other processes.
+func BenchmarkRunning100(b *testing.B) {
+	nstest.RequireRoot(b)
+	pids := userNSSleeps(b, 101, 3_000_000_000)
+	a, err := inspect.Process(pids[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &policy.Rules{DisjointFromRunning: true}
+	var others int
+	for b.Loop() {
+		run := hook.Running(a, time.Second)
+		others = len(run.Others)
+		if run.Err != nil {
+			b.Fatal(run.Err)
+		}
+		for _, v := range r.EvaluateRunning(a, run) {
+			if strings.Contains(v.Reason, "3000") {
+				b.Fatalf("violation among disjoint namespaces: %s", v.Reason)
+			}
+		}
+	}
+	// What the scan went through: every process, every other user
+	// namespace (those overlapping the container are kept in Others).
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	b.ReportMetric(float64(len(procs)), "procs")
+	b.ReportMetric(float64(others), "overlapping")
+}

@@ -1,0 +1,197 @@
+package idmap_test
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel/idmap"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want idmap.Map
+		bad  bool
+	}{
+		{in: "", want: nil},
+		{in: "         0          0 4294967295\n", want: idmap.Map{{0, 0, 4294967295}}},
+		{in: "0 100000 65536\n65536 300000 10\n", want: idmap.Map{{0, 100000, 65536}, {65536, 300000, 10}}},
+		{in: "0 1 2 3\n", bad: true},
+		{in: "0 1\n", bad: true},
+		{in: "0 -1 2\n", bad: true},
+		{in: "0 1 0\n", bad: true},
+		{in: "2 0 4294967295\n", bad: true},
+		{in: "0 4294967295 2\n", bad: true},
+		{in: "x 1 2\n", bad: true},
+	} {
+		got, err := idmap.Parse([]byte(tc.in))
+		if tc.bad != (err != nil) {
+			t.Errorf("Parse(%q): error %v, want error %v", tc.in, err, tc.bad)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("Parse(%q) (-want +got):\n%s", tc.in, diff)
+		}
+		if err == nil {
+			again, err := idmap.Parse([]byte(got.String()))
+			if err != nil || !idmap.Equal(again, got) {
+				t.Errorf("Parse(String()) of %v = %v, %v", got, again, err)
+			}
+		}
+	}
+}
+
+func TestCompose(t *testing.T) {
+	parent := idmap.Map{{0, 100000, 65536}}
+	for _, tc := range []struct {
+		name         string
+		inner, outer idmap.Map
+		want         idmap.Map
+	}{
+		{"nested in the middle", idmap.Map{{0, 1000, 100}}, parent, idmap.Map{{0, 101000, 100}}},
+		{"two outer ranges", idmap.Map{{0, 10, 20}}, idmap.Map{{0, 500, 15}, {15, 900, 100}}, idmap.Map{{0, 510, 5}, {5, 900, 15}}},
+		{"unmapped part dropped", idmap.Map{{0, 65530, 10}}, parent, idmap.Map{{0, 165530, 6}}},
+		{"identity", idmap.Map{{0, 0, 4294967295}}, idmap.Map{{0, 0, 4294967295}}, idmap.Map{{0, 0, 4294967295}}},
+		{"merged", idmap.Map{{0, 0, 5}, {5, 5, 5}}, idmap.Map{{0, 0, 4294967295}}, idmap.Map{{0, 0, 10}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, idmap.Compose(tc.inner, tc.outer)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	// Relative undoes Compose.
+	child := idmap.Map{{0, 1000, 100}, {100, 5000, 1}}
+	host := idmap.Compose(child, parent)
+	if diff := cmp.Diff(child, idmap.Relative(host, parent)); diff != "" {
+		t.Errorf("Relative(Compose(child, parent), parent) (-child +got):\n%s", diff)
+	}
+}
+
+func TestSpans(t *testing.T) {
+	a := idmap.Map{{0, 100000, 65536}}.Host()
+	b := idmap.Map{{0, 165000, 65536}, {70000, 90000, 20000}}.Host()
+	if diff := cmp.Diff(idmap.Spans{{100000, 10000}, {165000, 536}}, idmap.Overlap(a, b)); diff != "" {
+		t.Errorf("Overlap (-want +got):\n%s", diff)
+	}
+	if got := idmap.Overlap(a, idmap.Spans{{165536, 10}}); got != nil {
+		t.Errorf("Overlap of adjacent spans = %v, want none", got)
+	}
+	if got := idmap.Outside(a, idmap.Spans{{100000, 65536}}); got != nil {
+		t.Errorf("Outside(a, a) = %v", got)
+	}
+	if diff := cmp.Diff(idmap.Spans{{100000, 10}, {100020, 65516}}, idmap.Outside(a, idmap.Spans{{100010, 10}, {0, 5}})); diff != "" {
+		t.Errorf("Outside (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(idmap.Spans{{90000, 10000}, {165536, 65000}}, idmap.Outside(b, a)); diff != "" {
+		t.Errorf("Outside(b, a) (-want +got):\n%s", diff)
+	}
+	if s := (idmap.Spans{{0, 1}, {10, 5}}).String(); s != "0, 10-14" {
+		t.Errorf("String = %q", s)
+	}
+}
+
+func TestParseSubID(t *testing.T) {
+	file := "# comment\nalice:100000:65536\ncontainers:200000:1000000\n\nalice:900000:10\n"
+	got, err := idmap.ParseSubID([]byte(file), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(idmap.Spans{{100000, 65536}, {900000, 10}}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if _, err := idmap.ParseSubID([]byte(file), "bob"); !errors.Is(err, idmap.ErrNoEntry) {
+		t.Errorf("no entry: %v", err)
+	}
+	if _, err := idmap.ParseSubID([]byte("alice:1\n"), "alice"); err == nil {
+		t.Error("malformed line accepted")
+	}
+}
+
+// TestRead reads the maps of real user namespaces: one unshare -Ur level
+// (root mapped to the caller's UID) and a nested one, whose map read
+// from here is already composed down to this namespace.
+func TestRead(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.UserChain(t, 2)
+	before := nstest.FDCount(t)
+	dir := "/proc/" + strconv.Itoa(p.Pid)
+	m, err := idmap.Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := idmap.Map{{0, 0, 1}}
+	if diff := cmp.Diff(want, m.UID); diff != "" {
+		t.Errorf("uid_map (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, m.GID); diff != "" {
+		t.Errorf("gid_map (-want +got):\n%s", diff)
+	}
+	if m.SetGroups != "deny" {
+		t.Errorf("setgroups %q, want deny (unshare -r writes deny)", m.SetGroups)
+	}
+	viaDir, ino, err := idmap.ReadProc(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m, viaDir); diff != "" || ino != nstest.Ino(t, p.Pid, "user") {
+		t.Errorf("ReadProc: user:[%d], want user:[%d]; maps (-Read +ReadProc):\n%s", ino, nstest.Ino(t, p.Pid, "user"), diff)
+	}
+	if _, _, err := idmap.ReadProc("/proc/0", false); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ReadProc(/proc/0): %v, want ErrNotExist", err)
+	}
+	self, err := idmap.Read("/proc/self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self.UID.Count() != 4294967295 || self.SetGroups != "allow" {
+		t.Errorf("own maps %+v, want the initial namespace's", self)
+	}
+	if _, err := idmap.Read("/proc/0"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Read(/proc/0): %v, want ErrNotExist", err)
+	}
+	if n := nstest.FDCount(t); n != before {
+		t.Errorf("fd count %d, was %d", n, before)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("0 100000 65536\n"))
+	f.Add([]byte("         0          0 4294967295\n"))
+	f.Add([]byte("1 2\n3 4 5 6"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := idmap.Parse(b)
+		if err != nil {
+			return
+		}
+		again, err := idmap.Parse([]byte(m.String()))
+		if err != nil || !idmap.Equal(m, again) {
+			t.Fatalf("round trip of %q: %v, %v", b, again, err)
+		}
+		if h := m.Host(); h.Count() > m.Count() {
+			t.Fatalf("host spans %v hold more IDs than the map %v", h, m)
+		}
+		if got := idmap.Outside(m.Host(), m.Host()); got != nil {
+			t.Fatalf("Outside(h, h) = %v", got)
+		}
+	})
+}
+
+func FuzzParseSubID(f *testing.F) {
+	f.Add([]byte("containers:100000:65536\n"), "containers")
+	f.Add([]byte("#x\n:1:2\n"), "")
+	f.Fuzz(func(t *testing.T, b []byte, user string) {
+		s, err := idmap.ParseSubID(b, user)
+		if err != nil {
+			return
+		}
+		if len(idmap.Overlap(s, s)) != len(s) {
+			t.Fatalf("spans %v not normal", s)
+		}
+	})
+}
