@@ -67,6 +67,13 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 			}
 		}
 		b.WriteString("        pid:  " + pidChain(a) + "\n")
+		if c := a.Creds; c != nil {
+			fmt.Fprintf(b, "        creds: uid %d (euid %d, suid %d, fsuid %d), gid %d (egid %d, sgid %d, fsgid %d)", c.UID, c.EUID, c.SUID, c.FSUID, c.GID, c.EGID, c.SGID, c.FSGID)
+			if c.CgroupID != nil {
+				fmt.Fprintf(b, ", cgroup %d", *c.CgroupID)
+			}
+			b.WriteByte('\n')
+		}
 	}
 	for _, v := range r.Violations {
 		fmt.Fprintf(b, "        violation %s: %s\n", vocab.Printable(v.Rule), vocab.Printable(v.Reason))

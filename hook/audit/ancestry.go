@@ -51,6 +51,27 @@ type Ancestry struct {
 	// level of User in the same order; nil in records written before
 	// they were recorded. Format 1.2.
 	Maps []UserMaps `json:"user_maps,omitempty"`
+	// Creds are the process's credentials when it was inspected, nil in
+	// records written before they were recorded or by an inspector on a
+	// kernel without PIDFD_GET_INFO (Linux 6.13). Format 1.2.
+	Creds *Creds `json:"creds,omitempty"`
+}
+
+// Creds are a process's credentials as the kernel reports them for its
+// pidfd (PIDFD_GET_INFO), in the inspector's user namespace: real,
+// effective, saved and filesystem UIDs and GIDs, and the ID of its
+// cgroup (v2).
+type Creds struct {
+	UID   uint32 `json:"uid"`
+	EUID  uint32 `json:"euid"`
+	SUID  uint32 `json:"suid"`
+	FSUID uint32 `json:"fsuid"`
+	GID   uint32 `json:"gid"`
+	EGID  uint32 `json:"egid"`
+	SGID  uint32 `json:"sgid"`
+	FSGID uint32 `json:"fsgid"`
+	// CgroupID is nil when the kernel did not report it.
+	CgroupID *uint64 `json:"cgroup_id"`
 }
 
 // UserMaps are the ID maps of one level of a user namespace chain
@@ -120,4 +141,19 @@ func (a *Ancestry) PIDDepth() int { return max(len(a.PIDNS)-1, 0) }
 type Violation struct {
 	Rule   string `json:"rule"`
 	Reason string `json:"reason"`
+}
+
+// ids lists the UID and GID fields of c with their keys, in the order
+// they are written.
+func (c *Creds) ids() []struct {
+	key string
+	val *uint32
+} {
+	return []struct {
+		key string
+		val *uint32
+	}{
+		{"uid", &c.UID}, {"euid", &c.EUID}, {"suid", &c.SUID}, {"fsuid", &c.FSUID},
+		{"gid", &c.GID}, {"egid", &c.EGID}, {"sgid", &c.SGID}, {"fsgid", &c.FSGID},
+	}
 }

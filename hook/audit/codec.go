@@ -185,6 +185,16 @@ func appendRecord(dst []byte, r *Record) []byte {
 			dst = appendKey(dst, true, "user_maps")
 			dst = appendList(dst, a.Maps, appendUserMaps)
 		}
+		if c := a.Creds; c != nil {
+			dst = appendKey(dst, true, "creds")
+			dst = append(dst, '{')
+			for i, f := range c.ids() {
+				dst = appendKey(dst, i > 0, f.key)
+				dst = strconv.AppendUint(dst, uint64(*f.val), 10)
+			}
+			dst = appendKey(dst, true, "cgroup_id")
+			dst = append(appendOptUint(dst, c.CgroupID), '}')
+		}
 	}
 	dst = appendOptString(dst, "policy", r.Policy)
 	dst = appendOptString(dst, "mode", r.Mode)
@@ -655,6 +665,23 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 				return true
 			})
 			a.Maps = append(a.Maps, m)
+		})
+	case "creds":
+		c := &Creds{}
+		d.ancestry(r).Creds = c
+		ids := c.ids()
+		d.object(v, func(k string, v *fastjson.Node) bool {
+			if k == "cgroup_id" {
+				c.CgroupID = d.optUint(v)
+				return true
+			}
+			for _, f := range ids {
+				if f.key == k {
+					*f.val = uint32(d.uint(v, 32))
+					return true
+				}
+			}
+			return false
 		})
 	case "policy":
 		r.Policy = d.str(v)

@@ -320,6 +320,17 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 				a.Maps = append(a.Maps, m)
 			})
 		}
+		if c.peekKey(true, "creds") {
+			cr := &Creds{}
+			a.Creds = cr
+			c.lit("{")
+			for i, f := range cr.ids() {
+				c.key(i > 0, f.key)
+				*f.val = uint32(c.uint(32))
+			}
+			cr.CgroupID = c.optUintAt(true, "cgroup_id")
+			c.lit("}")
+		}
 	}
 	c.optStr("policy", &r.Policy)
 	c.optStr("mode", &r.Mode)

@@ -68,6 +68,13 @@ func fuzzRecord(s1, s2, s3 string, n uint64, flags uint16) *Record {
 			{Ino: 1, Error: s2},
 		}
 	}
+	if flags&32768 != 0 && r.Ancestry != nil {
+		cg := n >> 3
+		r.Creds = &Creds{UID: uint32(n), EUID: 1, SUID: 2, FSUID: 3, GID: uint32(n >> 32), EGID: 4294967295, SGID: 5, FSGID: 6}
+		if flags&16 != 0 {
+			r.Creds.CgroupID = &cg
+		}
+	}
 	return r
 }
 
@@ -162,7 +169,7 @@ func FuzzDecodeLines(f *testing.F) {
 // TestCodecShapes checks records of every shape against encoding/json,
 // both ways.
 func TestCodecShapes(t *testing.T) {
-	for flags := uint32(0); flags < 1<<15; flags += 3 {
+	for flags := uint32(0); flags < 1<<16; flags += 3 {
 		r := fuzzRecord("2026-11-28T19:49:09Z", "vm<\x00>", "src\u2028", uint64(flags)*1e15+1, uint16(flags))
 		r.Prev = ""
 		if flags&(1<<13) != 0 {

@@ -38,21 +38,17 @@ func Process(pid int) (*audit.Ancestry, error) {
 	pidfd := os.NewFile(uintptr(pfd), "pidfd:"+strconv.Itoa(pid))
 	defer pidfd.Close()
 
-	base := "/proc/" + strconv.Itoa(pid)
 	start, err := StartTime(pid)
 	if err != nil {
 		return nil, gone(pid, err)
 	}
-	userNS, err := nsrel.Open(base + "/ns/user")
+	userNS, pidNS, _, err := pinnedNamespaces(pfd, pid)
 	if err != nil {
-		return nil, gone(pid, err)
+		return nil, err
 	}
 	defer userNS.Close()
-	pidNS, err := nsrel.Open(base + "/ns/pid")
-	if err != nil {
-		return nil, gone(pid, err)
-	}
 	defer pidNS.Close()
+	creds := pidfdCreds(pfd)
 	// The maps are read through /proc/PID too, and so checked by the
 	// pidfd below as well (ReadPinned checks the process did not move to
 	// another user namespace meanwhile).
@@ -69,14 +65,15 @@ func Process(pid int) (*audit.Ancestry, error) {
 	}
 	// The files are open; if the pinned process is still alive now, they
 	// are its namespaces (and start is its start time), not those of a
-	// process that reused the PID.
+	// process that reused the PID. (Namespaces from the pidfd ioctls are
+	// its own in any case; its start time and maps still come from /proc.)
 	if err := unix.PidfdSendSignal(pfd, 0, nil, 0); err != nil {
 		if errors.Is(err, unix.ESRCH) {
 			return nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 		}
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_send_signal", err))
 	}
-	a := &audit.Ancestry{PID: pid, StartTime: start}
+	a := &audit.Ancestry{PID: pid, StartTime: start, Creds: creds}
 	if a.User, err = UserChain(userNS); err != nil {
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
 	}

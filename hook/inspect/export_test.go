@@ -1,0 +1,20 @@
+package inspect
+
+// ForceProcFallback turns the pidfd namespace ioctls off until restore is
+// called: the tests check the /proc fallback of older kernels with it.
+func ForceProcFallback() (restore func()) {
+	usePidfdIoctls = false
+	return func() { usePidfdIoctls = true }
+}
+
+// PinnedViaPidfd reports whether pinnedNamespaces took the pidfd ioctls
+// for pid on this kernel.
+func PinnedViaPidfd(pfd, pid int) (bool, error) {
+	u, p, via, err := pinnedNamespaces(pfd, pid)
+	if err != nil {
+		return false, err
+	}
+	u.Close()
+	p.Close()
+	return via, nil
+}

@@ -1,0 +1,92 @@
+package inspect
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// usePidfdIoctls says whether to ask the pidfd for the namespaces
+// (PIDFD_GET_USER_NAMESPACE, PIDFD_GET_PID_NAMESPACE: Linux 6.11) before
+// opening /proc/PID/ns/*. Tests turn it off to force the fallback.
+var usePidfdIoctls = true
+
+// pinnedNamespaces returns the user and PID namespaces of the process
+// pidfd pins. With the pidfd ioctls the kernel answers for that very
+// process: no /proc path is walked, and a reused PID cannot give another
+// process's namespaces. On a kernel without them (ENOTTY, EINVAL) it
+// opens /proc/PID/ns/user and /proc/PID/ns/pid instead, which the
+// caller's liveness check through the pidfd then confirms. viaPidfd says
+// which way was taken.
+func pinnedNamespaces(pfd, pid int) (user, pidNS *nsrel.Namespace, viaPidfd bool, err error) {
+	if usePidfdIoctls {
+		user, err = pidfdNamespace(pfd, pid, unix.PIDFD_GET_USER_NAMESPACE, "user")
+		if err == nil {
+			pidNS, err = pidfdNamespace(pfd, pid, unix.PIDFD_GET_PID_NAMESPACE, "pid")
+			if err == nil {
+				return user, pidNS, true, nil
+			}
+			user.Close()
+		}
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return nil, nil, false, err
+		}
+	}
+	base := "/proc/" + strconv.Itoa(pid)
+	if user, err = nsrel.Open(base + "/ns/user"); err != nil {
+		return nil, nil, false, gone(pid, err)
+	}
+	if pidNS, err = nsrel.Open(base + "/ns/pid"); err != nil {
+		user.Close()
+		return nil, nil, false, gone(pid, err)
+	}
+	return user, pidNS, false, nil
+}
+
+// pidfdNamespace asks the pidfd for one namespace. An error matches
+// [errors.ErrUnsupported] when the kernel lacks the request, [ErrGone]
+// when the process has exited.
+func pidfdNamespace(pfd, pid int, req uint, what string) (*nsrel.Namespace, error) {
+	fd, err := unix.IoctlRetInt(pfd, req)
+	for err == unix.EINTR {
+		fd, err = unix.IoctlRetInt(pfd, req)
+	}
+	switch {
+	case err == nil:
+		return nsrel.NewNamespace(fd, what+" namespace of pidfd "+strconv.Itoa(pid)), nil
+	case err == unix.ENOTTY || err == unix.EINVAL || err == unix.EOPNOTSUPP:
+		return nil, fmt.Errorf("inspect: pid %d: %w: %w", pid, errors.ErrUnsupported, os.NewSyscallError("ioctl PIDFD_GET_"+what+"_NAMESPACE", err))
+	case err == unix.ESRCH:
+		return nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
+	}
+	return nil, fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("ioctl PIDFD_GET_"+what+"_NAMESPACE", err))
+}
+
+// pidfdCreds returns the credentials and cgroup of the process pidfd pins
+// (PIDFD_GET_INFO, Linux 6.13), or nil on an older kernel or when the
+// process has exited (the record then has no creds; the liveness check
+// decides about the rest).
+func pidfdCreds(pfd int) *audit.Creds {
+	if !usePidfdIoctls {
+		return nil
+	}
+	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_CREDS | unix.PIDFD_INFO_CGROUPID}
+	if err := unix.IoctlPidfdInfo(pfd, &info); err != nil || info.Mask&unix.PIDFD_INFO_CREDS == 0 {
+		return nil
+	}
+	c := &audit.Creds{
+		UID: info.Ruid, EUID: info.Euid, SUID: info.Suid, FSUID: info.Fsuid,
+		GID: info.Rgid, EGID: info.Egid, SGID: info.Sgid, FSGID: info.Fsgid,
+	}
+	if info.Mask&unix.PIDFD_INFO_CGROUPID != 0 {
+		id := info.Cgroupid
+		c.CgroupID = &id
+	}
+	return c
+}

@@ -1,0 +1,124 @@
+package inspect_test
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// kernelAtLeast reports whether the running kernel is major.minor or newer.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.SplitN(unix.ByteSliceToString(u.Release[:]), ".", 3)
+	ma, _ := strconv.Atoi(parts[0])
+	mi, _ := strconv.Atoi(strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	return ma > major || ma == major && mi >= minor
+}
+
+// statusIDs reads the Uid: or Gid: line of /proc/PID/status (real,
+// effective, saved, filesystem).
+func statusIDs(t *testing.T, pid int, key string) [4]uint32 {
+	t.Helper()
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) == 5 && f[0] == key+":" {
+			var ids [4]uint32
+			for i := range ids {
+				n, _ := strconv.ParseUint(f[i+1], 10, 32)
+				ids[i] = uint32(n)
+			}
+			return ids
+		}
+	}
+	t.Fatalf("no %s: line", key)
+	return [4]uint32{}
+}
+
+// TestPidfdAndProcPathsAgree inspects a process in nested user and PID
+// namespaces both ways (the pidfd ioctls, and the /proc fallback of
+// kernels before 6.11, forced) and checks the same chains come out; the
+// pidfd way also records the process's credentials, equal to what
+// /proc/PID/status says.
+func TestPidfdAndProcPathsAgree(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	p := nstest.PIDChain(t, 2)
+	pfd, err := unix.PidfdOpen(p.Pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pfd)
+	via, err := inspect.PinnedViaPidfd(pfd, p.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := kernelAtLeast(t, 6, 11); via != want {
+		t.Errorf("pidfd ioctls used: %v, want %v on this kernel", via, want)
+	}
+
+	withIoctls, err := inspect.Process(p.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore := inspect.ForceProcFallback()
+	viaProc, err := inspect.PinnedViaPidfd(pfd, p.Pid)
+	if err != nil || viaProc {
+		t.Errorf("forced fallback: pidfd used %v, %v", viaProc, err)
+	}
+	fallback, err := inspect.Process(p.Pid)
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(fallback.User, withIoctls.User); diff != "" {
+		t.Errorf("user chains differ (-proc +pidfd):\n%s", diff)
+	}
+	if diff := cmp.Diff(fallback.PIDNS, withIoctls.PIDNS); diff != "" {
+		t.Errorf("PID chains differ (-proc +pidfd):\n%s", diff)
+	}
+	if len(withIoctls.User) != 3 || len(withIoctls.PIDNS) != 3 {
+		t.Errorf("chains of %d user and %d PID levels, want 3 and 3", len(withIoctls.User), len(withIoctls.PIDNS))
+	}
+	if fallback.Creds != nil {
+		t.Errorf("the /proc fallback recorded creds %+v", fallback.Creds)
+	}
+	if !kernelAtLeast(t, 6, 13) {
+		return
+	}
+	c := withIoctls.Creds
+	if c == nil {
+		t.Fatal("no creds on a kernel with PIDFD_GET_INFO")
+	}
+	uids, gids := statusIDs(t, p.Pid, "Uid"), statusIDs(t, p.Pid, "Gid")
+	if got := [4]uint32{c.UID, c.EUID, c.SUID, c.FSUID}; got != uids {
+		t.Errorf("creds UIDs %v, /proc status %v", got, uids)
+	}
+	if got := [4]uint32{c.GID, c.EGID, c.SGID, c.FSGID}; got != gids {
+		t.Errorf("creds GIDs %v, /proc status %v", got, gids)
+	}
+	var st unix.Stat_t
+	cg, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// cgroup v2: "0::/PATH"; its directory's inode is the cgroup ID.
+	if path, ok := strings.CutPrefix(strings.TrimSpace(string(cg)), "0::"); ok && unix.Stat("/sys/fs/cgroup"+path, &st) == nil {
+		if c.CgroupID == nil || *c.CgroupID != st.Ino {
+			t.Errorf("cgroup ID %v, /sys/fs/cgroup%s has inode %d", c.CgroupID, path, st.Ino)
+		}
+	}
+}
