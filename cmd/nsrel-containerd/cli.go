@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os/signal"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/logging"
+	"github.com/nsrel/nsrel/internal/metrics"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -24,8 +26,8 @@ const usage = `nsrel-containerd records the containers containerd starts (event 
 and validates Kubernetes containers before they run (NRI plugin).
 
 Usage:
-  nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL]
-  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--log-level LEVEL]
+  nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL] [--metrics-address ADDR]
+  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--log-level LEVEL] [--metrics-address ADDR]
   nsrel-containerd --version
 
 watch subscribes to containerd's task start and exit events in every
@@ -50,6 +52,10 @@ Options:
   --address SOCK      containerd socket (default $CONTAINERD_ADDRESS, else
                       /run/containerd/containerd.sock)
   --log-level LEVEL   debug, info, warn or error (default info)
+  --metrics-address ADDR
+                      serve Prometheus metrics at http://ADDR/metrics
+                      (default 127.0.0.1:9498 for watch, 127.0.0.1:9499 for
+                      nri; "" for none); see docs/observability.md
   --socket SOCK       NRI socket (default /var/run/nri/nri.sock)
   --index NN          NRI plugin index, two digits (default 10)
   --timeout D         how long one check may take (default 1.5s); keep it
@@ -97,6 +103,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", vocab.DefaultHookConfig, "")
 	level := fs.String("log-level", "info", "")
+	metricsAddr := fs.String("metrics-address", map[string]string{"watch": "127.0.0.1:9498", "nri": "127.0.0.1:9499"}[name], "")
 	var address, socket, index *string
 	var timeout *time.Duration
 	if name == "watch" {
@@ -123,6 +130,10 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: --log-level: %v (see --help)\n", prog, err)
 		return 2
 	}
+	if _, _, err := net.SplitHostPort(*metricsAddr); *metricsAddr != "" && err != nil {
+		fmt.Fprintf(stderr, "%s: --metrics-address %q: want HOST:PORT (see --help)\n", prog, vocab.Printable(*metricsAddr))
+		return 2
+	}
 	if index != nil && !validIndex(*index) {
 		fmt.Fprintf(stderr, "%s: --index %q: want two digits (see --help)\n", prog, vocab.Printable(*index))
 		return 2
@@ -138,7 +149,8 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	}
 	logger := logging.Stderr(stderr, lvl)
 	warn := func(err error) { logger.WithError(err).Warn("audit log") }
-	log, err := audit.Open(cfg.AuditLog, cfg.AuditOptions(vocab.Version, warn))
+	m := metrics.New(name)
+	log, err := audit.Open(cfg.AuditLog, m.Instrument(cfg.AuditOptions(vocab.Version, warn)))
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
@@ -157,9 +169,19 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *metricsAddr != "" {
+		// Without metrics the service still records and enforces.
+		if ln, err := metrics.Listen(*metricsAddr); err != nil {
+			logger.WithError(err).Error("no metrics")
+		} else {
+			logger.WithField("address", ln.Addr().String()).Info("serving metrics")
+			go m.Serve(ctx, ln)
+		}
+	}
 	logger.WithField("audit_log", cfg.AuditLog).Info(prog + " starting")
 	if name == "watch" {
-		r := &recorder.Recorder{Address: vocab.ContainerdAddress(*address), Config: cfg, Log: log, Logger: logger}
+		r := &recorder.Recorder{Address: vocab.ContainerdAddress(*address), Config: cfg, Log: log, Logger: logger,
+			StreamLost: func(error) { m.Error(metrics.ErrContainerd) }}
 		r.Run(ctx)
 	} else {
 		p := &nriplugin.Plugin{Config: cfg, Log: log, Logger: logger, Timeout: *timeout}

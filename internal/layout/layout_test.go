@@ -25,6 +25,7 @@ var layers = map[string]int{
 	"nsrel":                  1,
 	"hook/audit":             1,
 	"internal/logging":       1,
+	"internal/metrics":       2,
 	"nsrel/discover":         2,
 	"hook/inspect":           2,
 	"hook/policy":            2,
@@ -124,7 +125,7 @@ func TestImportsGoDown(t *testing.T) {
 // brings.
 func TestLeanBinaries(t *testing.T) {
 	banned := map[string][]string{
-		"cmd/nsrel-hook": {"github.com/containerd/...", "google.golang.org/grpc/...", "google.golang.org/protobuf/...",
+		"cmd/nsrel-hook": {"github.com/containerd/...", "github.com/prometheus/...", module + "internal/metrics", "google.golang.org/grpc/...", "google.golang.org/protobuf/...",
 			module + "containerd/...", module + "containers/..."},
 		"cmd/lsuserns": {module + "hook", module + "containerd/recorder", module + "containerd/nriplugin",
 			module + "internal/logging", "github.com/containerd/nri/...", "github.com/tetratelabs/wazero/..."},
