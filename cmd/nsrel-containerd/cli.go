@@ -26,8 +26,8 @@ const usage = `nsrel-containerd records the containers containerd starts (event 
 and validates Kubernetes containers before they run (NRI plugin).
 
 Usage:
-  nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL] [--metrics-address ADDR]
-  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--log-level LEVEL] [--metrics-address ADDR]
+  nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL] [--log-to TARGET] [--metrics-address ADDR]
+  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--log-level LEVEL] [--log-to TARGET] [--metrics-address ADDR]
   nsrel-containerd --version
 
 watch subscribes to containerd's task start and exit events in every
@@ -39,7 +39,7 @@ reconnects when containerd restarts, records the gap, and then records the
 running containers it missed; records the audit log refuses are retried.
 It records its own start and stop, and runs until SIGTERM or SIGINT;
 it exits 1 at once if it cannot write the audit log. Diagnostics go to
-stderr (the journal under systemd).
+stderr (the journal under systemd) unless --log-to says otherwise.
 
 nri runs as an NRI plugin (containerd 1.7+ with NRI enabled, CRI-O): for
 every Kubernetes pod sandbox and container it inspects the namespaces
@@ -52,6 +52,11 @@ Options:
   --address SOCK      containerd socket (default $CONTAINERD_ADDRESS, else
                       /run/containerd/containerd.sock)
   --log-level LEVEL   debug, info, warn or error (default info)
+  --log-to TARGET     where diagnostics go: stderr (default), syslog
+                      (/dev/log), unix:///PATH or tcp://HOST:PORT (syslog,
+                      RFC 5424 with structured data), journald or
+                      journald:///PATH (journald's native protocol, fields
+                      NSREL_*); see docs/observability.md
   --metrics-address ADDR
                       serve Prometheus metrics at http://ADDR/metrics
                       (default 127.0.0.1:9498 for watch, 127.0.0.1:9499 for
@@ -103,6 +108,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", vocab.DefaultHookConfig, "")
 	level := fs.String("log-level", "info", "")
+	logTo := fs.String("log-to", "stderr", "")
 	metricsAddr := fs.String("metrics-address", map[string]string{"watch": "127.0.0.1:9498", "nri": "127.0.0.1:9499"}[name], "")
 	var address, socket, index *string
 	var timeout *time.Duration
@@ -134,6 +140,11 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: --metrics-address %q: want HOST:PORT (see --help)\n", prog, vocab.Printable(*metricsAddr))
 		return 2
 	}
+	target, err := logging.ParseTarget(*logTo)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: --log-to: %s (see --help)\n", prog, vocab.OneLine(err))
+		return 2
+	}
 	if index != nil && !validIndex(*index) {
 		fmt.Fprintf(stderr, "%s: --index %q: want two digits (see --help)\n", prog, vocab.Printable(*index))
 		return 2
@@ -147,7 +158,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
 		return 1
 	}
-	logger := logging.Stderr(stderr, lvl)
+	logger := logging.Service(target, "nsrel-containerd", stderr, lvl)
 	warn := func(err error) { logger.WithError(err).Warn("audit log") }
 	m := metrics.New(name)
 	log, err := audit.Open(cfg.AuditLog, m.Instrument(cfg.AuditOptions(vocab.Version, warn)))

@@ -106,6 +106,7 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"watch", "extra"}, 2},
 		{[]string{"watch", "--log-level", "loud"}, 2},
 		{[]string{"watch", "--metrics-address", "9498"}, 2},
+		{[]string{"watch", "--log-to", "/var/log/x"}, 2},
 		{[]string{"nri", "--metrics-address", "localhost"}, 2},
 		{[]string{"watch", "--config", "/nonexistent/hook.json"}, 1},
 		{[]string{"nri", "--index", "1x"}, 2},
