@@ -19,6 +19,7 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/logging"
 	"github.com/nsrel/nsrel/internal/metrics"
+	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -140,7 +141,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: --metrics-address %q: want HOST:PORT (see --help)\n", prog, vocab.Printable(*metricsAddr))
 		return 2
 	}
-	target, err := logging.ParseTarget(*logTo)
+	target, err := syslog.ParseTarget(*logTo)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: --log-to: %s (see --help)\n", prog, vocab.OneLine(err))
 		return 2

@@ -21,14 +21,7 @@ import (
 func TestWatchLogToSyslog(t *testing.T) {
 	bin := nstest.Tool(t, "nsrel-containerd")
 	cfgPath, _ := ctrdtest.HookConfig(t)
-	d := rsyslogtest.New(t, "collector")
-	out := d.Path("out.log")
-	d.Start(t, fmt.Sprintf(`module(load="imtcp")
-template(name="m" type="string" string="%%app-name%% %%msgid%% %%syslogseverity%% %%structured-data%% %%msg%%\n")
-input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName=%q)
-action(type="omfile" file=%q template="m")
-`, d.PortFile("tcp"), out))
-	port := d.Port(t, "tcp")
+	d, _, port, out := rsyslogtest.Diagnostics(t)
 
 	cmd := exec.Command(bin, "watch", "--config", cfgPath, "--metrics-address", "", "--address", filepath.Join(t.TempDir(), "none.sock"),
 		"--log-to", fmt.Sprintf("tcp://127.0.0.1:%d", port))

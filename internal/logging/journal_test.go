@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -39,7 +40,7 @@ func TestJournalNativeProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	tg, err := ParseTarget("journald://" + sock)
+	tg, err := syslog.ParseTarget("journald://" + sock)
 	if err != nil {
 		t.Fatal(err)
 	}

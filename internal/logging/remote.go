@@ -5,9 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -17,64 +15,13 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
-// JournalSocket is journald's native protocol socket.
-const JournalSocket = "/run/systemd/journal/socket"
-
-// Target is where a service's diagnostics go: its standard error, syslog
-// or journald.
-type Target struct {
-	// Kind is "stderr", "syslog" or "journald".
-	Kind string
-	// Syslog is the destination of the "syslog" kind.
-	Syslog syslog.Dest
-	// Journal is the socket of the "journald" kind.
-	Journal string
-}
-
-// ParseTarget parses a --log-to value: "stderr"; "syslog" (the local
-// socket /dev/log), "unix:///PATH" or "tcp://HOST:PORT" (syslog, RFC
-// 5424 with structured data); "journald" ([JournalSocket]) or
-// "journald:///PATH" (journald's native protocol on another socket).
-func ParseTarget(s string) (Target, error) {
-	switch s {
-	case "", "stderr":
-		return Target{Kind: "stderr"}, nil
-	case "syslog":
-		return Target{Kind: "syslog", Syslog: syslog.Local}, nil
-	case "journald":
-		return Target{Kind: "journald", Journal: JournalSocket}, nil
-	}
-	if rest, ok := strings.CutPrefix(s, "journald://"); ok {
-		if u, err := url.Parse(s); err != nil || !filepath.IsAbs(rest) || filepath.Clean(rest) != rest || u.RawQuery != "" {
-			return Target{}, fmt.Errorf("log target %q: want journald:///ABSOLUTE/PATH", s)
-		}
-		return Target{Kind: "journald", Journal: rest}, nil
-	}
-	d, err := syslog.ParseDest(s)
-	if err != nil {
-		return Target{}, fmt.Errorf("log target %q: want stderr, syslog, unix:///PATH, tcp://HOST:PORT, journald or journald:///PATH", s)
-	}
-	return Target{Kind: "syslog", Syslog: d}, nil
-}
-
-// String returns the target as --log-to writes it.
-func (t Target) String() string {
-	switch t.Kind {
-	case "syslog":
-		return t.Syslog.String()
-	case "journald":
-		return "journald://" + t.Journal
-	}
-	return "stderr"
-}
-
 // Service returns a logger at level for a service named app (the syslog
 // APP-NAME, journald's SYSLOG_IDENTIFIER) writing to t. For syslog and
 // journald every entry is one message, its fields structured (an RFC
 // 5424 SD element [syslog.SDID], journal fields NSREL_*), sent as it is
 // logged; an entry that cannot be sent is written to stderr as text,
 // after a line that says why.
-func Service(t Target, app string, stderr io.Writer, level logrus.Level) *logrus.Logger {
+func Service(t syslog.Target, app string, stderr io.Writer, level logrus.Level) *logrus.Logger {
 	l := Stderr(stderr, level)
 	if t.Kind == "stderr" {
 		return l
@@ -95,7 +42,7 @@ func (nothing) Format(*logrus.Entry) ([]byte, error) { return nil, nil }
 // sender is the logrus hook that sends every entry to syslog or
 // journald.
 type sender struct {
-	t        Target
+	t        syslog.Target
 	app      string
 	host     string
 	fallback *logrus.Logger

@@ -11,30 +11,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nsrel/nsrel/internal/rsyslogtest"
+	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
-
-func TestParseTarget(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"", "stderr"},
-		{"stderr", "stderr"},
-		{"syslog", "unix:///dev/log"},
-		{"unix:///run/x.sock", "unix:///run/x.sock"},
-		{"tcp://127.0.0.1:514", "tcp://127.0.0.1:514"},
-		{"journald", "journald:///run/systemd/journal/socket"},
-		{"journald:///tmp/j.sock", "journald:///tmp/j.sock"},
-	} {
-		got, err := ParseTarget(tc.in)
-		if err != nil || got.String() != tc.want {
-			t.Errorf("ParseTarget(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
-		}
-	}
-	for _, bad := range []string{"file", "journald://x", "journald:///a/../b", "udp://1.2.3.4:5", "unix://rel", "tcp://nohost"} {
-		if _, err := ParseTarget(bad); err == nil {
-			t.Errorf("ParseTarget(%q) succeeded", bad)
-		}
-	}
-}
 
 // hostile is a field value a container controls: quotes, a backslash,
 // a bracket, a newline and an escape sequence.
@@ -63,7 +42,7 @@ action(type="omfile" file=%q template="j")
 
 	var stderr bytes.Buffer
 	for i, target := range []string{"unix://" + sock, fmt.Sprintf("tcp://127.0.0.1:%d", port)} {
-		tg, err := ParseTarget(target)
+		tg, err := syslog.ParseTarget(target)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +88,7 @@ action(type="omfile" file=%q template="j")
 // TestSyslogFallback checks that an entry that cannot be sent goes to
 // stderr, after a line saying why.
 func TestSyslogFallback(t *testing.T) {
-	tg, err := ParseTarget("unix://" + t.TempDir() + "/none.sock")
+	tg, err := syslog.ParseTarget("unix://" + t.TempDir() + "/none.sock")
 	if err != nil {
 		t.Fatal(err)
 	}

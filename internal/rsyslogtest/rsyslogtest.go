@@ -279,3 +279,23 @@ func numbered(config string) string {
 	}
 	return b.String()
 }
+
+// Diagnostics starts a daemon that takes RFC 5424 messages on a local
+// socket (returned, ready) and over TCP on 127.0.0.1 (the port,
+// listening) and writes those with MSGID "diag" to out, one a line:
+// "APP-NAME MSGID SEVERITY STRUCTURED-DATA MSG".
+func Diagnostics(t testing.TB) (d *Daemon, sock string, port int, out string) {
+	t.Helper()
+	d = New(t, "collector")
+	sock, out = d.Path("log.sock"), d.Path("diag.log")
+	d.Start(t, fmt.Sprintf(`module(load="imtcp")
+module(load="imuxsock" sysSock.use="off")
+template(name="diag" type="string" string="%%app-name%% %%msgid%% %%syslogseverity%% %%structured-data%% %%msg%%\n")
+input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName=%q)
+input(type="imuxsock" socket=%q useSpecialParser="off" parseHostname="on" rateLimit.interval="0")
+if $msgid == "diag" then action(type="omfile" file=%q template="diag")
+`, d.PortFile("tcp"), sock, out))
+	port = d.Port(t, "tcp")
+	d.WaitSocket(t, sock)
+	return d, sock, port, out
+}
