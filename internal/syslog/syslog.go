@@ -1,9 +1,11 @@
 // Package syslog sends messages to syslog in the RFC 5424 format, over a
 // local datagram socket (/dev/log) or TCP (RFC 6587 octet counting), for
 // what must reach an operator or leave the node when everything else
-// failed or as it happens: the audit log's checkpoints, and the line a
-// hook prints when it could not record a container. It holds no
-// connection between messages.
+// failed or as it happens: the audit log's checkpoints, the line a hook
+// prints when it could not record a container, and the binaries'
+// diagnostics with structured data ([MessageSD]). It holds no connection
+// between messages. [ParseTarget] parses where diagnostics go (stderr,
+// syslog or journald), for package logging and the hook's config.
 package syslog
 
 import (
