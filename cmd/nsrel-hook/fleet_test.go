@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -117,6 +118,18 @@ action(type="omfwd" target="127.0.0.1" port="%d" protocol="tcp" tcp_framing="oct
 	verify(0, []string{"node node-b: OK: 7 records", "nodes: 1 intact (node-b), 0 FAILED"}, append(keys, "--node", "node-b", mixed)...)
 	// Per-node files: the nodes' own logs.
 	verify(0, []string{"nodes: 2 intact (node-a, node-b), 0 FAILED"}, append(keys, "--nodes", nodes[0].e.log, nodes[1].e.log)...)
+	code, out, stderr := runBin(t, "", append(append([]string{"audit", "verify", "--json", "--nodes"}, keys...), mixed)...)
+	var results []verifyResult
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r verifyResult
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("--json line %q: %v", l, err)
+		}
+		results = append(results, r)
+	}
+	if code != 0 || stderr != "" || len(results) != 2 || results[0].Node != "node-a" || !results[0].OK || results[1].Node != "node-b" || results[1].Records != 7 || results[1].Checkpoints != 4 {
+		t.Errorf("--json --nodes: exit %d, %+v, stderr %q", code, results, stderr)
+	}
 	// Without node-a's key its seals cannot be checked, but its chain can.
 	verify(0, []string{"node node-a: sealed since seq 1, but no key given"}, "--key", nodes[1].key, "--nodes", mixed)
 
