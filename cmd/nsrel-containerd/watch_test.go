@@ -38,6 +38,13 @@ type watchProc struct {
 // subscribed to the daemon's events.
 func startWatch(t *testing.T, argv ...string) *watchProc {
 	t.Helper()
+	return startService(t, "subscribed", argv...)
+}
+
+// startService runs argv until the test ends and waits until its
+// diagnostics say ready.
+func startService(t *testing.T, ready string, argv ...string) *watchProc {
+	t.Helper()
 	w := &watchProc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	w.cmd.Stderr = w.stderr
 	if err := w.cmd.Start(); err != nil {
@@ -49,9 +56,9 @@ func startWatch(t *testing.T, argv ...string) *watchProc {
 		<-w.done
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(w.stderr.String(), "subscribed") {
+	for !strings.Contains(w.stderr.String(), ready) {
 		if time.Now().After(deadline) {
-			t.Fatalf("watch did not subscribe:\n%s", w.stderr.String())
+			t.Fatalf("no %q from %s:\n%s", ready, argv[0], w.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
