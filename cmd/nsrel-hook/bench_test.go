@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -265,20 +264,7 @@ func BenchmarkLogTarget(b *testing.B) {
 	nstest.RequireRoot(b)
 	nstest.Require(b, hookBin != "", "nsrel-hook was not built")
 	_, sock, _, _ := rsyslogtest.Diagnostics(b)
-	journal := filepath.Join(b.TempDir(), "journal.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: journal, Net: "unixgram"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	go func() {
-		buf := make([]byte, 1<<16)
-		for {
-			if _, err := conn.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
+	journal, _ := rsyslogtest.JournalSocket(b)
 	configs := map[string]string{}
 	for name, target := range map[string]string{"file": "", "syslog": "unix://" + sock, "journald": "journald://" + journal} {
 		dir := b.TempDir()

@@ -3,17 +3,16 @@ package logging
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/rsyslogtest"
 	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
@@ -34,12 +33,7 @@ func TestJournalNativeProtocol(t *testing.T) {
 	journalctl := nstest.RequireCmd(t, "journalctl")
 
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "journal.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	sock, datagrams := rsyslogtest.JournalSocket(t)
 	tg, err := syslog.ParseTarget("journald://" + sock)
 	if err != nil {
 		t.Fatal(err)
@@ -50,20 +44,14 @@ func TestJournalNativeProtocol(t *testing.T) {
 	l.WithField("pid", 7).Info("recorded start")
 
 	var export []byte
-	buf := make([]byte, 1<<16)
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for i := range 2 {
-		n, err := conn.Read(buf)
-		if err != nil {
-			t.Fatalf("datagram %d: %v (stderr %q)", i+1, err, stderr.String())
-		}
 		export = fmt.Appendf(export, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=0123456789abcdef0123456789abcdef\n", 1_800_000_000_000_000+i, i+1)
-		export = append(export, buf[:n]...)
+		export = append(export, rsyslogtest.Datagram(t, datagrams)...)
 		export = append(export, '\n')
 	}
 	// A value with a newline takes the binary form of a field.
 	export = append(export, "__REALTIME_TIMESTAMP=1800000000000009\n__MONOTONIC_TIMESTAMP=9\n_BOOT_ID=0123456789abcdef0123456789abcdef\n"...)
-	export = journalField(export, "MESSAGE", "two\nlines")
+	export = syslog.AppendJournalField(export, "MESSAGE", "two\nlines")
 	export = append(export, '\n')
 	exp := filepath.Join(dir, "export")
 	if err := os.WriteFile(exp, export, 0o600); err != nil {

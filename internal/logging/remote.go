@@ -2,7 +2,6 @@ package logging
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -122,12 +121,12 @@ func SyslogEntry(e *logrus.Entry, host, app string) []byte {
 // case, characters other than A-Z, 0-9 and _ made _).
 func JournalEntry(e *logrus.Entry, app string) []byte {
 	var b []byte
-	b = journalField(b, "MESSAGE", vocab.Printable(vocab.Cut(e.Message, maxValue)))
-	b = journalField(b, "PRIORITY", fmt.Sprint(severity(e.Level)))
-	b = journalField(b, "SYSLOG_IDENTIFIER", app)
-	b = journalField(b, "SYSLOG_FACILITY", "10")
+	b = syslog.AppendJournalField(b, "MESSAGE", vocab.Printable(vocab.Cut(e.Message, maxValue)))
+	b = syslog.AppendJournalField(b, "PRIORITY", fmt.Sprint(severity(e.Level)))
+	b = syslog.AppendJournalField(b, "SYSLOG_IDENTIFIER", app)
+	b = syslog.AppendJournalField(b, "SYSLOG_FACILITY", "10")
 	for _, f := range fields(e) {
-		b = journalField(b, JournalName(f[0]), f[1])
+		b = syslog.AppendJournalField(b, JournalName(f[0]), f[1])
 	}
 	return b
 }
@@ -146,21 +145,4 @@ func JournalName(n string) string {
 		b = b[:64]
 	}
 	return string(b)
-}
-
-// journalField appends one field: NAME=value and a newline, or, when the
-// value has a newline, NAME, a newline, its length as 64-bit little
-// endian, the value and a newline.
-func journalField(b []byte, name, value string) []byte {
-	if !strings.Contains(value, "\n") {
-		b = append(b, name...)
-		b = append(b, '=')
-		b = append(b, value...)
-		return append(b, '\n')
-	}
-	b = append(b, name...)
-	b = append(b, '\n')
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(value)))
-	b = append(b, value...)
-	return append(b, '\n')
 }

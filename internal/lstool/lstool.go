@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
@@ -56,6 +57,7 @@ type config struct {
 	noOtherTypes                 bool
 	version                      bool
 	container, containerdAddress string
+	logTo                        string
 	timeout                      time.Duration
 }
 
@@ -75,6 +77,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	if t.Type == nsrel.TypeUser {
 		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners (faster; misses a user namespace that only owns such a namespace)")
 	}
+	fs.StringVar(&c.logTo, "log-to", "stderr", "where notices and errors go (`TARGET`): stderr, syslog (/dev/log), unix:///PATH or tcp://HOST:PORT (syslog), journald or journald:///PATH; see docs/observability.md")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
 	fs.Usage = func() {}
 	return fs, c
@@ -142,6 +145,12 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "%s: --container needs the container lookup; drop --no-containers\n", t.Name)
 		return 2
 	}
+	target, err := syslog.ParseTarget(c.logTo)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: --log-to: %v (see --help)\n", t.Name, err)
+		return 2
+	}
+	diag := diagnostics{ctx: ctx, target: target, name: t.Name, stderr: stderr}
 
 	// Containers are listed while /proc is scanned.
 	type listed struct {
@@ -167,11 +176,11 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		Comm:         c.json || c.details,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", t.Name, err)
+		diag.print(syslog.Err, err.Error())
 		return 1
 	}
 	if n := m.Notice(); n != "" {
-		fmt.Fprintf(stderr, "%s: notice: %s\n", t.Name, n)
+		diag.print(syslog.Notice, "notice: "+n)
 	}
 
 	var opts tree.Options
@@ -179,14 +188,14 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	if containers != nil {
 		l := <-containers
 		for _, n := range l.notices {
-			fmt.Fprintf(stderr, "%s: notice: %s\n", t.Name, n)
+			diag.print(syslog.Notice, "notice: "+n)
 		}
 		Annotate(m, l.cs)
 	}
 	if c.container != "" {
 		keep, err := KeepContainer(m, t.Type, c.container)
 		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", t.Name, err)
+			diag.print(syslog.Err, err.Error())
 			return 1
 		}
 		opts.Keep = keep
@@ -203,10 +212,31 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: write: %v\n", t.Name, err)
+		diag.print(syslog.Err, "write: "+err.Error())
 		return 1
 	}
 	return 0
+}
+
+// diagnostics prints a tool's notices and errors: on stderr as
+// "NAME: MSG", or as one syslog or journald message each (--log-to),
+// falling back to stderr when that fails.
+type diagnostics struct {
+	ctx    context.Context
+	target syslog.Target
+	name   string
+	stderr io.Writer
+}
+
+func (d diagnostics) print(sev int, msg string) {
+	if d.target.Kind != "stderr" {
+		err := syslog.SendLine(d.ctx, d.target, sev, d.name, vocab.Printable(msg))
+		if err == nil {
+			return
+		}
+		fmt.Fprintf(d.stderr, "%s: --log-to %s: %v\n", d.name, d.target, err)
+	}
+	fmt.Fprintf(d.stderr, "%s: %s\n", d.name, msg)
 }
 
 // flagError rewrites the flag package's message in the spelling of the

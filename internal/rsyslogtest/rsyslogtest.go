@@ -299,3 +299,47 @@ if $msgid == "diag" then action(type="omfile" file=%q template="diag")
 	d.WaitSocket(t, sock)
 	return d, sock, port, out
 }
+
+// JournalSocket listens on a datagram socket in journald's place
+// (journald does not run on the test machine) until the test ends, and
+// returns its path and the channel of the datagrams it receives, each a
+// native-protocol entry; the channel holds up to 1024 unread.
+func JournalSocket(t testing.TB) (string, <-chan []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "journal.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan []byte, 1024)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1<<16)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			select {
+			case ch <- append([]byte(nil), buf[:n]...):
+			default: // nobody reads them (a benchmark)
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	return path, ch
+}
+
+// Datagram returns the next datagram from ch, failing the test after
+// [Timeout].
+func Datagram(t testing.TB, ch <-chan []byte) []byte {
+	t.Helper()
+	select {
+	case b := <-ch:
+		return b
+	case <-time.After(Timeout):
+		t.Fatalf("no datagram after %v", Timeout)
+		return nil
+	}
+}

@@ -65,6 +65,7 @@ const (
 	Crit    = 2
 	Err     = 3
 	Warning = 4
+	Notice  = 5
 	Info    = 6
 	Debug   = 7
 )
