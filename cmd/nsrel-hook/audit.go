@@ -133,6 +133,10 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if allNodes || len(nodes) > 0 {
+		if anchor != "" && (allNodes || len(nodes) > 1) {
+			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --anchor is the hash of one node's record: give it with a single --node (see --help)")
+			return 2
+		}
 		if host != "" {
 			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --host picks one log's checkpoints; with --node or --nodes each node gets its own (see --help)")
 			return 2

@@ -172,4 +172,5 @@ action(type="omfwd" target="127.0.0.1" port="%d" protocol="tcp" tcp_framing="oct
 	// Usage errors.
 	verify(2, []string{"--host picks one log's checkpoints"}, "--nodes", "--host", "node-a", mixed)
 	verify(2, []string{"need the collector's LOG files"}, "--nodes")
+	verify(2, []string{"--anchor is the hash of one node's record"}, "--nodes", "--anchor", "abc", mixed)
 }
