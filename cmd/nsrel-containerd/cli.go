@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/logging"
+	"github.com/nsrel/nsrel/internal/metrics"
+	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -26,8 +29,8 @@ const usage = `nsrel-containerd records the containers containerd starts (event 
 and validates Kubernetes containers before they run (NRI plugin).
 
 Usage:
-  nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL]
-  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--inject-hook PATH|none] [--hook-config PATH] [--ready-file FILE] [--log-level LEVEL]
+  nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL] [--log-to TARGET] [--metrics-address ADDR]
+  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--inject-hook PATH|none] [--hook-config PATH] [--ready-file FILE] [--log-level LEVEL] [--log-to TARGET] [--metrics-address ADDR]
   nsrel-containerd install-hook --dest DIR [--hook FILE] [--config FILE]
   nsrel-containerd ready FILE
   nsrel-containerd containers [--address SOCK] [--timeout D]
@@ -42,7 +45,7 @@ reconnects when containerd restarts, records the gap, and then records the
 running containers it missed; records the audit log refuses are retried.
 It records its own start and stop, and runs until SIGTERM or SIGINT;
 it exits 1 at once if it cannot write the audit log. Diagnostics go to
-stderr (the journal under systemd).
+stderr (the journal under systemd) unless --log-to says otherwise.
 
 containers prints the containers of the daemon as JSON: lsuserns and
 lspidns run it to name the containers on their trees, so that they need
@@ -76,6 +79,15 @@ Options:
   --address SOCK      containerd socket (default $CONTAINERD_ADDRESS, else
                       /run/containerd/containerd.sock)
   --log-level LEVEL   debug, info, warn or error (default info)
+  --log-to TARGET     where diagnostics go: stderr (default), syslog
+                      (/dev/log), unix:///PATH or tcp://HOST:PORT (syslog,
+                      RFC 5424 with structured data), journald or
+                      journald:///PATH (journald's native protocol, fields
+                      NSREL_*); see docs/observability.md
+  --metrics-address ADDR
+                      serve Prometheus metrics at http://ADDR/metrics
+                      (default 127.0.0.1:9498 for watch, 127.0.0.1:9499 for
+                      nri; "" for none); see docs/observability.md
   --version           print the version and exit
   --socket SOCK       NRI socket (default /var/run/nri/nri.sock)
   --index NN          NRI plugin index, two digits (default 10)
@@ -151,6 +163,8 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", vocab.DefaultHookConfig, "")
 	level := fs.String("log-level", "info", "")
+	logTo := fs.String("log-to", "stderr", "")
+	metricsAddr := fs.String("metrics-address", map[string]string{"watch": "127.0.0.1:9498", "nri": "127.0.0.1:9499"}[name], "")
 	var address, socket, index, injectHook, hookConfig, readyFile *string
 	var timeout *time.Duration
 	if name == "watch" {
@@ -180,6 +194,15 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: --log-level: %v (see --help)\n", prog, err)
 		return 2
 	}
+	if _, _, err := net.SplitHostPort(*metricsAddr); *metricsAddr != "" && err != nil {
+		fmt.Fprintf(stderr, "%s: --metrics-address %q: want HOST:PORT (see --help)\n", prog, vocab.Printable(*metricsAddr))
+		return 2
+	}
+	target, err := syslog.ParseTarget(*logTo)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: --log-to: %s (see --help)\n", prog, vocab.OneLine(err))
+		return 2
+	}
 	if index != nil && !validIndex(*index) {
 		fmt.Fprintf(stderr, "%s: --index %q: want two digits (see --help)\n", prog, vocab.Printable(*index))
 		return 2
@@ -206,9 +229,10 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
 		return 1
 	}
-	logger := logging.Stderr(stderr, lvl)
+	logger := logging.Service(target, "nsrel-containerd", stderr, lvl)
 	warn := func(err error) { logger.WithError(err).Warn("audit log") }
-	log, err := audit.Open(cfg.AuditLog, cfg.AuditOptions(vocab.Version, warn))
+	m := metrics.New(name)
+	log, err := audit.Open(cfg.AuditLog, m.Instrument(cfg.AuditOptions(vocab.Version, warn)))
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
@@ -227,9 +251,19 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *metricsAddr != "" {
+		// Without metrics the service still records and enforces.
+		if ln, err := metrics.Listen(*metricsAddr); err != nil {
+			logger.WithError(err).Error("no metrics")
+		} else {
+			logger.WithField("address", ln.Addr().String()).Info("serving metrics")
+			go m.Serve(ctx, ln)
+		}
+	}
 	logger.WithField("audit_log", cfg.AuditLog).Info(prog + " starting")
 	if name == "watch" {
-		r := &recorder.Recorder{Address: vocab.ContainerdAddress(*address), Config: cfg, Log: log, Logger: logger}
+		r := &recorder.Recorder{Address: vocab.ContainerdAddress(*address), Config: cfg, Log: log, Logger: logger,
+			StreamLost: func(error) { m.Error(metrics.ErrContainerd) }}
 		r.Run(ctx)
 	} else {
 		p := &nriplugin.Plugin{Config: cfg, Log: log, Logger: logger, Timeout: *timeout, Inject: inject}

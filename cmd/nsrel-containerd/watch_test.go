@@ -34,7 +34,7 @@ type watchProc struct {
 	done   chan error
 }
 
-// launch runs argv until the test ends.
+// launch runs argv until the test ends, without waiting for it.
 func launch(t *testing.T, argv ...string) *watchProc {
 	t.Helper()
 	w := &watchProc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &lockedBuffer{}, done: make(chan error, 1)}
@@ -50,19 +50,26 @@ func launch(t *testing.T, argv ...string) *watchProc {
 	return w
 }
 
-// startWatch runs argv until the test ends and waits until it has
-// subscribed to the daemon's events.
-func startWatch(t *testing.T, argv ...string) *watchProc {
+// startService runs argv until the test ends and waits until its
+// diagnostics say ready.
+func startService(t *testing.T, ready string, argv ...string) *watchProc {
 	t.Helper()
 	w := launch(t, argv...)
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(w.stderr.String(), "subscribed") {
+	for !strings.Contains(w.stderr.String(), ready) {
 		if time.Now().After(deadline) {
-			t.Fatalf("watch did not subscribe:\n%s", w.stderr.String())
+			t.Fatalf("no %q from %s:\n%s", ready, argv[0], w.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return w
+}
+
+// startWatch runs argv until the test ends and waits until it has
+// subscribed to the daemon's events.
+func startWatch(t *testing.T, argv ...string) *watchProc {
+	t.Helper()
+	return startService(t, "subscribed", argv...)
 }
 
 // stop sends SIGTERM and checks that watch exits cleanly and promptly.
@@ -112,6 +119,9 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"watch", "--bogus"}, 2},
 		{[]string{"watch", "extra"}, 2},
 		{[]string{"watch", "--log-level", "loud"}, 2},
+		{[]string{"watch", "--metrics-address", "9498"}, 2},
+		{[]string{"watch", "--log-to", "/var/log/x"}, 2},
+		{[]string{"nri", "--metrics-address", "localhost"}, 2},
 		{[]string{"watch", "--config", "/nonexistent/hook.json"}, 1},
 		{[]string{"nri", "--index", "1x"}, 2},
 		{[]string{"nri", "--timeout", "0s"}, 2},

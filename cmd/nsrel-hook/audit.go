@@ -40,7 +40,8 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		partial, asJSON, replace bool
 		anchor, container, host  string
 		reason                   string
-		keys, checkpoints        listFlag
+		keys, checkpoints, nodes listFlag
+		allNodes                 bool
 	)
 	switch cmd {
 	case "verify":
@@ -49,6 +50,8 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		fs.Var(&keys, "key", "")
 		fs.Var(&checkpoints, "checkpoints", "")
 		fs.StringVar(&host, "host", "", "")
+		fs.Var(&nodes, "node", "")
+		fs.BoolVar(&allNodes, "nodes", false, "")
 		fs.BoolVar(&asJSON, "json", false, "")
 	case "show":
 		fs.StringVar(&container, "container", "", "")
@@ -89,6 +92,10 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		return sealInitCmd(configPath, replace, stdout, stderr)
 	}
+	if (allNodes || len(nodes) > 0) && len(pos) == 0 {
+		fmt.Fprintln(stderr, "nsrel-hook: audit verify: --node and --nodes need the collector's LOG files (see --help)")
+		return 2
+	}
 	logs := pos
 	if len(logs) == 0 {
 		cfg, err := policy.Load(configPath)
@@ -121,11 +128,22 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Checkpoints = append(opts.Checkpoints, c)
 	}
-	if len(checkpoints) > 0 {
-		if len(opts.Checkpoints) == 0 {
-			fmt.Fprintf(stderr, "nsrel-hook: audit verify: no checkpoint in %s\n", vocab.Printable(strings.Join(checkpoints, ", ")))
-			return 1
+	if len(checkpoints) > 0 && len(opts.Checkpoints) == 0 {
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no checkpoint in %s\n", vocab.Printable(strings.Join(checkpoints, ", ")))
+		return 1
+	}
+	if allNodes || len(nodes) > 0 {
+		if anchor != "" && (allNodes || len(nodes) > 1) {
+			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --anchor is the hash of one node's record: give it with a single --node (see --help)")
+			return 2
 		}
+		if host != "" {
+			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --host picks one log's checkpoints; with --node or --nodes each node gets its own (see --help)")
+			return 2
+		}
+		return verifyNodes(logs, nodes, opts, asJSON, stdout, stderr)
+	}
+	if len(checkpoints) > 0 {
 		cs, err := audit.CheckpointsOf(opts.Checkpoints, host)
 		if err != nil {
 			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
@@ -151,7 +169,9 @@ func readKey(s string) (audit.VerifyKey, error) {
 
 // verifyResult is one log's result in `audit verify --json`.
 type verifyResult struct {
-	Log           string          `json:"log"`
+	Log string `json:"log"`
+	// Node is the host whose records were verified (--node, --nodes).
+	Node          string          `json:"node,omitempty"`
 	OK            bool            `json:"ok"`
 	Files         []string        `json:"files"`
 	Records       int             `json:"records"`
@@ -186,76 +206,88 @@ const readerMemoryLimit = 32 << 20
 func verifyCmd(logs []string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
 	status := 0
-	enc := json.NewEncoder(stdout)
 	for _, lg := range logs {
-		res := verifyResult{Log: lg, Files: []string{}, TornTails: []uint64{}, SealIDs: []string{}, Damage: []damageResult{}, Dropped: []audit.Dropped{}}
 		s, err := verifyLog(lg, opts)
-		// s is nil when the log could not be opened or locked.
-		if s != nil {
-			res.Files, res.Records, res.Host, res.FirstSeq, res.LastSeq, res.LastHash = s.Files, s.Records, s.Host, s.FirstSeq, s.LastSeq, s.LastHash
-			res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
-			res.Dropped = append(res.Dropped, s.Dropped...)
-			for _, t := range s.TornTails {
-				res.TornTails = append(res.TornTails, t.Seq)
-			}
-			for _, d := range s.Damage {
-				dr := damageResult{Seq: d.Record.Seq, Lines: d.Lines, Kind: d.Record.Damage[0].Kind}
-				if d.Ack != nil {
-					dr.AckSeq, dr.AckNote = d.Ack.Seq, d.Ack.Note
-				}
-				res.Damage = append(res.Damage, dr)
-			}
-		}
-		res.OK = err == nil
-		if err != nil {
+		if !report(verifyResult{Log: lg}, vocab.Printable(lg), s, err, opts, asJSON, stdout, stderr) {
 			status = 1
-			res.Error = err.Error()
-			if p, ok := err.(*audit.Problem); ok {
-				res.Problem = p
-			}
-		}
-		if asJSON {
-			enc.Encode(res)
-			continue
-		}
-		switch {
-		case res.Problem != nil:
-			fmt.Fprintf(stderr, "nsrel-hook: audit verify: FAILED: %s\n", vocab.OneLine(err))
-			continue
-		case err != nil:
-			fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
-			continue
-		}
-		name := vocab.Printable(lg)
-		fmt.Fprintf(stdout, "%s: OK: %d records (seq %d..%d) in %d file(s), last hash %s\n",
-			name, s.Records, s.FirstSeq, s.LastSeq, len(s.Files), s.LastHash)
-		switch {
-		case s.Sealed == 0:
-			fmt.Fprintf(stdout, "%s: not sealed: the hash chain was checked; anyone who can write the log could have rewritten it whole (see audit seal-init)\n", name)
-		case s.SealsVerified == s.Sealed:
-			fmt.Fprintf(stdout, "%s: sealed since seq %d: all %d seals verified with the key\n", name, s.FirstSealed, s.Sealed)
-		case s.SealsVerified == 0:
-			fmt.Fprintf(stdout, "%s: sealed since seq %d, but no key given: only the hash chain was checked (--key KEY verifies the %d seals)\n", name, s.FirstSealed, s.Sealed)
-		default:
-			fmt.Fprintf(stdout, "%s: sealed since seq %d: %d of %d seals verified (no key given for sealing %s)\n", name, s.FirstSealed, s.SealsVerified, s.Sealed, strings.Join(s.SealIDs, ", "))
-		}
-		if len(opts.Checkpoints) > 0 {
-			fmt.Fprintf(stdout, "%s: %d checkpoint(s) of host %s match the log\n", name, s.Checkpoints, vocab.Printable(opts.Checkpoints[0].Host))
-		} else {
-			fmt.Fprintf(stdout, "%s: no checkpoints given: records cut off the end (or a removed current file) cannot be told (--checkpoints FILE)\n", name)
-		}
-		for _, t := range s.TornTails {
-			fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes cut off after a crash\n", name, t.Seq, t.TornBytes)
-		}
-		for _, d := range s.Damage {
-			fmt.Fprintf(stdout, "%s: note: damage recorded at seq %d (%s, %s) acknowledged at seq %d: %s\n", name, d.Record.Seq,
-				vocab.Printable(strings.Join(d.Lines, ", ")), d.Record.Damage[0].Kind, d.Ack.Seq, vocab.Printable(d.Ack.Note))
-		}
-		for _, d := range s.Dropped {
-			fmt.Fprintf(stdout, "%s: note: seq %d..%d (%s) removed by retention\n", name, d.FirstSeq, d.LastSeq, vocab.Printable(d.File))
 		}
 	}
 	return status
+}
+
+// report prints the result of verifying one log (or one node's records,
+// named by label): a JSON line with asJSON, else lines on stdout or
+// stderr. s is nil when the log could not be read. It returns whether
+// the log verified.
+func report(res verifyResult, label string, s *audit.Summary, err error, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) bool {
+	res.Files, res.TornTails, res.SealIDs, res.Damage, res.Dropped = []string{}, []uint64{}, []string{}, []damageResult{}, []audit.Dropped{}
+	if s != nil {
+		res.Files, res.Records, res.Host, res.FirstSeq, res.LastSeq, res.LastHash = s.Files, s.Records, s.Host, s.FirstSeq, s.LastSeq, s.LastHash
+		res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
+		res.Dropped = append(res.Dropped, s.Dropped...)
+		for _, t := range s.TornTails {
+			res.TornTails = append(res.TornTails, t.Seq)
+		}
+		for _, d := range s.Damage {
+			dr := damageResult{Seq: d.Record.Seq, Lines: d.Lines, Kind: d.Record.Damage[0].Kind}
+			if d.Ack != nil {
+				dr.AckSeq, dr.AckNote = d.Ack.Seq, d.Ack.Note
+			}
+			res.Damage = append(res.Damage, dr)
+		}
+	}
+	res.OK = err == nil
+	if err != nil {
+		res.Error = err.Error()
+		if p, ok := err.(*audit.Problem); ok {
+			res.Problem = p
+		}
+	}
+	if asJSON {
+		json.NewEncoder(stdout).Encode(res)
+		return res.OK
+	}
+	prefix := ""
+	if res.Node != "" {
+		prefix = label + ": "
+	}
+	switch {
+	case res.Problem != nil:
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %sFAILED: %s\n", prefix, vocab.OneLine(err))
+		return false
+	case err != nil:
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s%s\n", prefix, vocab.OneLine(err))
+		return false
+	}
+	name := label
+	fmt.Fprintf(stdout, "%s: OK: %d records (seq %d..%d) in %d file(s), last hash %s\n",
+		name, s.Records, s.FirstSeq, s.LastSeq, len(s.Files), s.LastHash)
+	switch {
+	case s.Sealed == 0:
+		fmt.Fprintf(stdout, "%s: not sealed: the hash chain was checked; anyone who can write the log could have rewritten it whole (see audit seal-init)\n", name)
+	case s.SealsVerified == s.Sealed:
+		fmt.Fprintf(stdout, "%s: sealed since seq %d: all %d seals verified with the key\n", name, s.FirstSealed, s.Sealed)
+	case s.SealsVerified == 0:
+		fmt.Fprintf(stdout, "%s: sealed since seq %d, but no key given: only the hash chain was checked (--key KEY verifies the %d seals)\n", name, s.FirstSealed, s.Sealed)
+	default:
+		fmt.Fprintf(stdout, "%s: sealed since seq %d: %d of %d seals verified (no key given for sealing %s)\n", name, s.FirstSealed, s.SealsVerified, s.Sealed, strings.Join(s.SealIDs, ", "))
+	}
+	if len(opts.Checkpoints) > 0 {
+		fmt.Fprintf(stdout, "%s: %d checkpoint(s) of host %s match the log\n", name, s.Checkpoints, vocab.Printable(opts.Checkpoints[0].Host))
+	} else {
+		fmt.Fprintf(stdout, "%s: no checkpoints given: records cut off the end (or a removed current file) cannot be told (--checkpoints FILE)\n", name)
+	}
+	for _, t := range s.TornTails {
+		fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes cut off after a crash\n", name, t.Seq, t.TornBytes)
+	}
+	for _, d := range s.Damage {
+		fmt.Fprintf(stdout, "%s: note: damage recorded at seq %d (%s, %s) acknowledged at seq %d: %s\n", name, d.Record.Seq,
+			vocab.Printable(strings.Join(d.Lines, ", ")), d.Record.Damage[0].Kind, d.Ack.Seq, vocab.Printable(d.Ack.Note))
+	}
+	for _, d := range s.Dropped {
+		fmt.Fprintf(stdout, "%s: note: seq %d..%d (%s) removed by retention\n", name, d.FirstSeq, d.LastSeq, vocab.Printable(d.File))
+	}
+	return true
 }
 
 // verifyLog verifies the log at path from a snapshot, holding its lock

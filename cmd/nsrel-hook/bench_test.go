@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/rsyslogtest"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -209,16 +211,31 @@ func BenchmarkSealing(b *testing.B) {
 		}
 		configs[name] = dir + "/hook.json"
 	}
+	runAlternately(b, configs, "seal-bench")
+	for _, name := range []string{"plain", "sealed"} {
+		if _, err := audit.Verify([]string{strings.TrimSuffix(configs[name], "hook.json") + "audit.jsonl"}, audit.VerifyOptions{}); err != nil {
+			b.Errorf("%s log: %v", name, err)
+		}
+	}
+}
+
+// runAlternately runs the built nsrel-hook at the three stages with each
+// of configs (by name), in random order each iteration, against a
+// process in its own user and PID namespaces, one new container ID per
+// run, and reports each config's median and 90th percentile per stage.
+func runAlternately(b *testing.B, configs map[string]string, id string) {
+	b.Helper()
 	pid := nstest.PIDChain(b, 1).Pid
-	state := strings.Replace(selfState("seal-bench"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, pid), 1)
+	state := strings.Replace(selfState(id), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, pid), 1)
 	times := map[string][]time.Duration{}
-	names := []string{"plain", "sealed"}
+	names := slices.Sorted(maps.Keys(configs))
+	order := slices.Clone(names)
 	i := 0
 	for b.Loop() {
-		rand.Shuffle(len(names), func(x, y int) { names[x], names[y] = names[y], names[x] })
-		for _, name := range names {
+		rand.Shuffle(len(order), func(x, y int) { order[x], order[y] = order[y], order[x] })
+		for _, name := range order {
 			i++
-			st := strings.Replace(state, `"seal-bench"`, fmt.Sprintf(`"seal-bench-%d"`, i), 1)
+			st := strings.Replace(state, `"`+id+`"`, fmt.Sprintf(`"%s-%d"`, id, i), 1)
 			for _, stage := range vocab.HookStages {
 				cmd := exec.Command(hookBin, "--config", configs[name], stage)
 				cmd.Stdin = strings.NewReader(st)
@@ -230,12 +247,35 @@ func BenchmarkSealing(b *testing.B) {
 			}
 		}
 	}
-	for _, name := range []string{"plain", "sealed"} {
+	for _, name := range names {
 		nstest.ReportQuantiles(b, name, times[name], time.Millisecond, "ms")
 	}
-	for _, name := range []string{"plain", "sealed"} {
-		if _, err := audit.Verify([]string{strings.TrimSuffix(configs[name], "hook.json") + "audit.jsonl"}, audit.VerifyOptions{}); err != nil {
-			b.Errorf("%s log: %v", name, err)
+}
+
+// BenchmarkLogTarget runs the built nsrel-hook at the three stages with
+// log_file set to a file, to a private rsyslogd's local socket (syslog)
+// and to a datagram socket this benchmark reads in journald's place
+// (journald does not run here), alternately, and reports each one's
+// median and 90th percentile per stage: what sending diagnostics costs
+// a stage (every stage logs one entry, "recorded").
+//
+//	go test -run '^$' -bench BenchmarkLogTarget -benchtime 300x ./cmd/nsrel-hook/
+func BenchmarkLogTarget(b *testing.B) {
+	nstest.RequireRoot(b)
+	nstest.Require(b, hookBin != "", "nsrel-hook was not built")
+	_, sock, _, _ := rsyslogtest.Diagnostics(b)
+	journal, _ := rsyslogtest.JournalSocket(b)
+	configs := map[string]string{}
+	for name, target := range map[string]string{"file": "", "syslog": "unix://" + sock, "journald": "journald://" + journal} {
+		dir := b.TempDir()
+		if target == "" {
+			target = dir + "/hook.log"
 		}
+		cfg := fmt.Sprintf(`{"version":1,"audit_log":%q,"log_file":%q,"syslog":"","default":{"mode":"audit","rules":{"require_user_namespace":true}}}`, dir+"/audit.jsonl", target)
+		if err := os.WriteFile(dir+"/hook.json", []byte(cfg), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		configs[name] = dir + "/hook.json"
 	}
+	runAlternately(b, configs, "log-bench")
 }

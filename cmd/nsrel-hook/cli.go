@@ -18,7 +18,7 @@ containers in a tamper-evident audit log (an OCI runtime hook).
 Usage:
   nsrel-hook [--config FILE] createRuntime|poststart|poststop   < state.json
   nsrel-hook policy check FILE
-  nsrel-hook [--config FILE] audit verify [--partial] [--anchor HASH] [--key KEY] [--checkpoints FILE] [--host HOST] [--json] [LOG...]
+  nsrel-hook [--config FILE] audit verify [--partial] [--anchor HASH] [--key KEY] [--checkpoints FILE] [--host HOST] [--nodes] [--node HOST] [--json] [LOG...]
   nsrel-hook [--config FILE] audit show [--container ID] [--json] [LOG]
   nsrel-hook [--config FILE] audit ack SEQ --reason TEXT [LOG]
   nsrel-hook [--config FILE] audit seal-init [--replace]
@@ -29,7 +29,11 @@ refuse a container: in enforce mode it exits 1 with one line naming the
 violated rules. LOG defaults to the audit_log of the config; a LOG path
 includes its rotated files (LOG.NNNNNNNNNNNN).
 
-audit verify exits 0 only if the chain is intact. audit show prints the
+audit verify exits 0 only if the chain is intact. With --nodes or --node,
+the LOGs are what a collector received from several nodes (one mixed
+stream, or a file per node): each node's records (their "host") are
+verified as a chain of their own, with that node's checkpoints, and a
+last line says which nodes are intact. audit show prints the
 records (of one container with --container). audit ack records that a
 damaged line (its sequence number SEQ) was looked at, so recording goes
 on. audit seal-init turns on forward-secure sealing and prints the
@@ -47,6 +51,10 @@ Options:
   --checkpoints FILE   verify: check the log against shipped checkpoints;
                        may be repeated
   --host HOST          verify: the host whose checkpoints to use
+  --nodes              verify: verify every node in the LOGs (and in the
+                       checkpoints) separately
+  --node HOST          verify: verify only the records of node HOST; may be
+                       repeated
   --json               verify, show: print JSON
   --container ID       show: only the records of this container
   --reason TEXT        ack: what you checked (required)
@@ -61,6 +69,7 @@ Examples:
   nsrel-hook policy check /etc/nsrel/hook.json
   nsrel-hook audit verify                       # exit 0 only if the chain is intact
   nsrel-hook audit verify --key @/root/nsrel.key --checkpoints checkpoints.jsonl
+  nsrel-hook audit verify --key @a.key --key @b.key --checkpoints ckpt.jsonl --nodes /var/log/fleet/audit.jsonl
   nsrel-hook audit show --container web-1
   nsrel-hook audit show --json | jq .verdict
 

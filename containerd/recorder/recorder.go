@@ -95,6 +95,9 @@ type Recorder struct {
 	Log *audit.Log
 	// Logger receives diagnostics; nil discards them.
 	Logger logrus.FieldLogger
+	// StreamLost, if set, is called each time the containerd event
+	// stream could not be had or was lost (for metrics).
+	StreamLost func(error)
 	// Inspect reads a process's ancestry; nil means [inspect.Process].
 	Inspect func(pid int) (*audit.Ancestry, error)
 	// MinBackoff and MaxBackoff bound the reconnection and append retry
@@ -170,6 +173,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if err != nil {
+			r.streamLost(err)
 			log := r.logger().WithError(err).WithField("retry_in", backoff)
 			if err.Error() != said {
 				log.Warn("containerd event stream unavailable; retrying until it is")
@@ -334,6 +338,7 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 				*lostAt, *lostErr = time.Now(), err
 			}
 			log.WithError(err).Warn("containerd event stream lost; reconnecting")
+			r.streamLost(err)
 			return nil
 		case <-timer.C:
 			if err := r.walk(ctx, c); err != nil {
@@ -699,6 +704,12 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey) (*audit.Record, er
 			Version:     vocab.Version,
 		}, nil
 	})
+}
+
+func (r *Recorder) streamLost(err error) {
+	if r.StreamLost != nil {
+		r.StreamLost(err)
+	}
 }
 
 func (r *Recorder) logger() logrus.FieldLogger { return logging.OrDiscard(r.Logger) }

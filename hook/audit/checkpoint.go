@@ -42,6 +42,9 @@ type CheckpointOptions struct {
 	// Syslog are syslog destinations: each checkpoint goes there as an
 	// RFC 5424 message whose MSG is the checkpoint's JSON line.
 	Syslog []syslog.Dest
+	// Shipped, if set, is called with each checkpoint that reached its
+	// file or at least one syslog destination.
+	Shipped func(*Checkpoint)
 }
 
 // CheckpointType is the "type" member of every checkpoint.
@@ -189,19 +192,26 @@ func (l *Log) warn(err error) {
 func (l *Log) ship(ctx context.Context, c *Checkpoint) {
 	o := l.opts.Checkpoints
 	line := c.Line()
+	shipped := false
 	if o.File != "" {
 		if err := appendFile(o.File, line); err != nil {
 			l.warn(fmt.Errorf("checkpoint file: %w", err))
+		} else {
+			shipped = true
 		}
 	}
-	if len(o.Syslog) == 0 {
-		return
-	}
-	msg := syslog.Message(l.opts.Now(), syslog.Info, c.Host, "nsrel", "checkpoint", line[:len(line)-1])
-	for _, d := range o.Syslog {
-		if err := syslog.Send(ctx, d, msg); err != nil {
-			l.warn(fmt.Errorf("checkpoint to syslog %s: %w", d, err))
+	if len(o.Syslog) > 0 {
+		msg := syslog.Message(l.opts.Now(), syslog.Info, c.Host, "nsrel", "checkpoint", line[:len(line)-1])
+		for _, d := range o.Syslog {
+			if err := syslog.Send(ctx, d, msg); err != nil {
+				l.warn(fmt.Errorf("checkpoint to syslog %s: %w", d, err))
+			} else {
+				shipped = true
+			}
 		}
+	}
+	if shipped && o.Shipped != nil {
+		o.Shipped(c)
 	}
 }
 

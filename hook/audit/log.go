@@ -44,6 +44,10 @@ type Options struct {
 	// right after its line was written, before it is synced: from then
 	// on the record is in the log, whatever happens to the process.
 	Written func(*Record)
+	// Appended, if set, is called at the end of every [Log.AppendWith]
+	// (and so every append) with how long it took, waiting for the lock
+	// included, and its error: for metrics.
+	Appended func(took time.Duration, err error)
 	// Host and Version fill records that leave them empty; defaults: the
 	// host name and "unknown".
 	Host, Version string
@@ -106,12 +110,17 @@ const maxDamagedLines = 4096
 // file), and rotated files removed by retention ([StageRetention]).
 // Files are checked before use (owner, mode, directories: see package
 // safefile); a log, lock or state that fails is refused.
-func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, error)) (*Record, error) {
+func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, error)) (rec *Record, err error) {
+	if l.opts.Appended != nil {
+		start := time.Now()
+		defer func() { l.opts.Appended(time.Since(start), err) }()
+	}
 	unlock, err := l.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ckpt, rec, err := l.appendLocked(build)
+	var ckpt *Checkpoint
+	ckpt, rec, err = l.appendLocked(build)
 	unlock()
 	if ckpt != nil {
 		// Shipped outside the lock: a slow syslog server must not hold

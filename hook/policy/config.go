@@ -70,8 +70,10 @@ type Config struct {
 	File string
 	// AuditLog is the absolute path of the audit log (audit_log).
 	AuditLog string
-	// LogFile is the absolute path of the diagnostics log (log_file), or
-	// "" for none.
+	// LogFile is where diagnostics go (log_file): the absolute path of a
+	// file, a syslog or journald target ([syslog.ParseTarget]: syslog,
+	// unix:///PATH, tcp://HOST:PORT, journald, journald:///PATH), or ""
+	// for none.
 	LogFile string
 	// OnError is [OnErrorAllow] or [OnErrorDeny] (on_error).
 	OnError string
@@ -276,7 +278,13 @@ func Salvage(path string) Salvaged {
 		}
 		return p
 	}
-	sv := Salvaged{AuditLog: clean(m["audit_log"]), SealState: clean(m["seal_state"]), LogFile: clean(m["log_file"]), Syslog: &syslog.Local}
+	cleanLogFile := func(p string) string {
+		if _, err := syslog.ParseTarget(p); err == nil && p != "" && p != "stderr" && !strings.HasPrefix(p, "/") {
+			return p
+		}
+		return clean(p)
+	}
+	sv := Salvaged{AuditLog: clean(m["audit_log"]), SealState: clean(m["seal_state"]), LogFile: cleanLogFile(m["log_file"]), Syslog: &syslog.Local}
 	if s, ok := m["syslog"]; ok {
 		sv.Syslog = nil
 		if d, err := syslog.ParseDest(s); err == nil {
@@ -440,6 +448,23 @@ func (p *parser) absPath(n *node, path string, allowEmpty bool) string {
 	return s
 }
 
+// logFile parses log_file: a clean absolute path, a syslog or journald
+// target, or "" for none.
+func (p *parser) logFile(n *node, path string) string {
+	s, ok := p.str(n, path)
+	if !ok || s == "" {
+		return ""
+	}
+	if filepath.IsAbs(s) && filepath.Clean(s) == s && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	if t, err := syslog.ParseTarget(s); err == nil && t.Kind != "stderr" && !strings.HasPrefix(s, "/") {
+		return s
+	}
+	p.errorf(n, path, "must be a clean absolute path or a syslog or journald target (syslog, unix:///PATH, tcp://HOST:PORT, journald, journald:///PATH), not %q", s)
+	return ""
+}
+
 func (p *parser) regex(n *node, path string) *regexp.Regexp {
 	s, ok := p.str(n, path)
 	if !ok {
@@ -472,7 +497,7 @@ func (p *parser) config(n *node) *Config {
 		case "audit_log":
 			c.AuditLog = p.absPath(v, path, false)
 		case "log_file":
-			c.LogFile = p.absPath(v, path, true)
+			c.LogFile = p.logFile(v, path)
 		case "syslog":
 			c.Syslog = p.syslogDest(v, path)
 		case "on_error":

@@ -26,6 +26,7 @@ var layers = map[string]int{
 	"nsrel":                  1,
 	"hook/audit":             1,
 	"internal/logging":       1,
+	"internal/metrics":       2,
 	"nsrel/discover":         2,
 	"hook/inspect":           2,
 	"hook/policy":            2,
@@ -130,11 +131,11 @@ func TestImportsGoDown(t *testing.T) {
 // containers`.
 func TestLeanBinaries(t *testing.T) {
 	banned := map[string][]string{
-		"cmd/nsrel-hook": {"github.com/containerd/...", "google.golang.org/grpc/...", "google.golang.org/protobuf/...",
+		"cmd/nsrel-hook": {"github.com/containerd/...", "github.com/prometheus/...", module + "internal/metrics", "google.golang.org/grpc/...", "google.golang.org/protobuf/...",
 			module + "containerd/...", module + "containers/...", "k8s.io/...", "sigs.k8s.io/..."},
 		"cmd/lsuserns": {module + "hook", module + "containerd", module + "containerd/recorder", module + "containerd/nriplugin",
 			module + "internal/logging", "github.com/containerd/...", "google.golang.org/grpc/...", "google.golang.org/protobuf/...",
-			"github.com/tetratelabs/wazero/...", "k8s.io/...", "sigs.k8s.io/..."},
+			"github.com/tetratelabs/wazero/...", "k8s.io/...", "sigs.k8s.io/...", "github.com/prometheus/..."},
 	}
 	banned["cmd/lspidns"] = banned["cmd/lsuserns"]
 	for cmd, bans := range banned {

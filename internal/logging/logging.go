@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/internal/safefile"
+	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -48,10 +49,17 @@ func IsDebug(l logrus.FieldLogger) bool {
 // with its directory 0700, never following a symlink or opening a FIFO),
 // and the function that closes the file. When path is "" it returns
 // [Discard]; when the file cannot be opened it says so in one line on
-// stderr, prefixed with prog, and returns [Discard].
+// stderr, prefixed with prog, and returns [Discard]. A path that is a
+// syslog or journald target ([syslog.ParseTarget], not "stderr") gives
+// a [Service] logger for prog instead.
 func File(path, prog string, stderr io.Writer) (*logrus.Logger, func()) {
 	if path == "" {
 		return Discard(), func() {}
+	}
+	if !filepath.IsAbs(path) {
+		if t, err := syslog.ParseTarget(path); err == nil && t.Kind != "stderr" {
+			return Service(t, prog, stderr, logrus.InfoLevel), func() {}
+		}
 	}
 	f, err := safefile.OpenRegular(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/graph"
+	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
@@ -64,6 +65,7 @@ type config struct {
 	output                       string
 	overlaps                     bool
 	container, containerdAddress string
+	logTo                        string
 	timeout                      time.Duration
 	pictureFlags
 }
@@ -93,6 +95,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 		fs.BoolVar(&c.overlaps, "overlaps", false, "instead of the tree, list every pair of user namespaces (with their containers) whose maps share host UIDs or GIDs; exit 1 if there is any")
 		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners (faster; misses a user namespace that only owns such a namespace)")
 	}
+	fs.StringVar(&c.logTo, "log-to", "stderr", "where notices and errors go (`TARGET`): stderr, syslog (/dev/log), unix:///PATH or tcp://HOST:PORT (syslog), journald or journald:///PATH; see docs/observability.md")
 	fs.BoolVarP(&c.version, "version", "V", false, "print the version and exit")
 	fs.Usage = func() {}
 	return fs, c
@@ -199,6 +202,12 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, msg)
 		return 2
 	}
+	target, perr := syslog.ParseTarget(c.logTo)
+	if perr != nil {
+		fmt.Fprintf(stderr, "%s: --log-to: %v (see --help)\n", t.Name, perr)
+		return 2
+	}
+	diag := diagnostics{ctx: ctx, target: target, name: t.Name, stderr: stderr}
 
 	// Containers are listed while /proc is scanned.
 	type listed struct {
@@ -228,11 +237,11 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		Comm:         c.json || c.details || c.format != "text",
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", t.Name, err)
+		diag.print(syslog.Err, err.Error())
 		return 1
 	}
 	if n := m.Notice(); n != "" {
-		fmt.Fprintf(stderr, "%s: notice: %s\n", t.Name, n)
+		diag.print(syslog.Notice, "notice: "+n)
 	}
 	if n := HiddenNotice(); n != "" {
 		fmt.Fprintf(stderr, "%s: notice: %s\n", t.Name, n)
@@ -243,7 +252,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	if containers != nil {
 		l := <-containers
 		for _, n := range l.notices {
-			fmt.Fprintf(stderr, "%s: notice: %s\n", t.Name, n)
+			diag.print(syslog.Notice, "notice: "+n)
 		}
 		Annotate(m, l.cs)
 	}
@@ -255,7 +264,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 			picked, err = pidNamespaces(m, c.pid)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", t.Name, err)
+			diag.print(syslog.Err, err.Error())
 			return 1
 		}
 		opts.Keep = graph.Branches(picked)
@@ -294,10 +303,31 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		if errors.As(err, new(*pictureError)) {
 			what = ""
 		}
-		fmt.Fprintf(stderr, "%s: %s%v\n", t.Name, what, err)
+		diag.print(syslog.Err, what+err.Error())
 		return 1
 	}
 	return code
+}
+
+// diagnostics prints a tool's notices and errors: on stderr as
+// "NAME: MSG", or as one syslog or journald message each (--log-to),
+// falling back to stderr when that fails.
+type diagnostics struct {
+	ctx    context.Context
+	target syslog.Target
+	name   string
+	stderr io.Writer
+}
+
+func (d diagnostics) print(sev int, msg string) {
+	if d.target.Kind != "stderr" {
+		err := syslog.SendLine(d.ctx, d.target, sev, d.name, vocab.Printable(msg))
+		if err == nil {
+			return
+		}
+		fmt.Fprintf(d.stderr, "%s: --log-to %s: %v\n", d.name, d.target, err)
+	}
+	fmt.Fprintf(d.stderr, "%s: %s\n", d.name, msg)
 }
 
 func firstLine(err error) string {

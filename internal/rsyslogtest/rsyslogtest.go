@@ -279,3 +279,67 @@ func numbered(config string) string {
 	}
 	return b.String()
 }
+
+// Diagnostics starts a daemon that takes RFC 5424 messages on a local
+// socket (returned, ready) and over TCP on 127.0.0.1 (the port,
+// listening) and writes those with MSGID "diag" to out, one a line:
+// "APP-NAME MSGID SEVERITY STRUCTURED-DATA MSG".
+func Diagnostics(t testing.TB) (d *Daemon, sock string, port int, out string) {
+	t.Helper()
+	d = New(t, "collector")
+	sock, out = d.Path("log.sock"), d.Path("diag.log")
+	d.Start(t, fmt.Sprintf(`module(load="imtcp")
+module(load="imuxsock" sysSock.use="off")
+template(name="diag" type="string" string="%%app-name%% %%msgid%% %%syslogseverity%% %%structured-data%% %%msg%%\n")
+input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName=%q)
+input(type="imuxsock" socket=%q useSpecialParser="off" parseHostname="on" rateLimit.interval="0")
+if $msgid == "diag" then action(type="omfile" file=%q template="diag")
+`, d.PortFile("tcp"), sock, out))
+	port = d.Port(t, "tcp")
+	d.WaitSocket(t, sock)
+	return d, sock, port, out
+}
+
+// JournalSocket listens on a datagram socket in journald's place
+// (journald does not run on the test machine) until the test ends, and
+// returns its path and the channel of the datagrams it receives, each a
+// native-protocol entry; the channel holds up to 1024 unread.
+func JournalSocket(t testing.TB) (string, <-chan []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "journal.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan []byte, 1024)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1<<16)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			select {
+			case ch <- append([]byte(nil), buf[:n]...):
+			default: // nobody reads them (a benchmark)
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	return path, ch
+}
+
+// Datagram returns the next datagram from ch, failing the test after
+// [Timeout].
+func Datagram(t testing.TB, ch <-chan []byte) []byte {
+	t.Helper()
+	select {
+	case b := <-ch:
+		return b
+	case <-time.After(Timeout):
+		t.Fatalf("no datagram after %v", Timeout)
+		return nil
+	}
+}

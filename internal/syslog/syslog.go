@@ -1,9 +1,11 @@
 // Package syslog sends messages to syslog in the RFC 5424 format, over a
 // local datagram socket (/dev/log) or TCP (RFC 6587 octet counting), for
 // what must reach an operator or leave the node when everything else
-// failed or as it happens: the audit log's checkpoints, and the line a
-// hook prints when it could not record a container. It holds no
-// connection between messages.
+// failed or as it happens: the audit log's checkpoints, the line a hook
+// prints when it could not record a container, and the binaries'
+// diagnostics with structured data ([MessageSD]). It holds no connection
+// between messages. [ParseTarget] parses where diagnostics go (stderr,
+// syslog or journald), for package logging and the hook's config.
 package syslog
 
 import (
@@ -60,10 +62,21 @@ func ParseDest(s string) (Dest, error) {
 
 // Severities used by nsrel.
 const (
+	Crit    = 2
 	Err     = 3
 	Warning = 4
+	Notice  = 5
 	Info    = 6
+	Debug   = 7
 )
+
+// SDID is the ID of the structured data element nsrel's diagnostics
+// carry: a name in the enterprise number 32473 that RFC 5612 reserves
+// for documentation and examples, since nsrel has none of its own.
+const SDID = "nsrel@32473"
+
+// Param is one SD-PARAM of a structured data element.
+type Param struct{ Name, Value string }
 
 // facilityAuthpriv is where nsrel logs: security and authorization
 // messages, which systems keep private.
@@ -73,9 +86,49 @@ const facilityAuthpriv = 10
 // the time t, host (or "-"), APP-NAME app, this process's PID, MSGID
 // msgid, no structured data, and msg (one line) as MSG.
 func Message(t time.Time, sev int, host, app, msgid string, msg []byte) []byte {
-	b := fmt.Appendf(nil, "<%d>1 %s %s %s %d %s - ", facilityAuthpriv*8+sev, t.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
+	return MessageSD(t, sev, host, app, msgid, "", nil, msg)
+}
+
+// MessageSD is [Message] with one structured data element, sdID and its
+// params, when sdID is not "" (RFC 5424 section 6.3): names are cut to
+// valid PARAM-NAMEs, values escaped ('"', '\' and ']' get a backslash).
+// Values should be printable already (see vocab.Printable).
+func MessageSD(t time.Time, sev int, host, app, msgid, sdID string, params []Param, msg []byte) []byte {
+	b := fmt.Appendf(nil, "<%d>1 %s %s %s %d %s ", facilityAuthpriv*8+sev, t.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
 		field(host, 255), field(app, 48), os.Getpid(), field(msgid, 32))
+	if sdID == "" {
+		b = append(b, '-')
+	} else {
+		b = append(b, '[')
+		b = append(b, sdName(sdID)...)
+		for _, p := range params {
+			b = append(b, ' ')
+			b = append(b, sdName(p.Name)...)
+			b = append(b, '=', '"')
+			for _, c := range []byte(p.Value) {
+				if c == '"' || c == '\\' || c == ']' {
+					b = append(b, '\\')
+				}
+				b = append(b, c)
+			}
+			b = append(b, '"')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, ' ')
 	return append(b, msg...)
+}
+
+// sdName makes s a valid SD-NAME: printable US-ASCII but '=', ' ', ']'
+// and '"', at most 32 characters.
+func sdName(s string) string {
+	b := []byte(field(s, 32))
+	for i, c := range b {
+		if c == '=' || c == ']' || c == '"' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // field makes s a valid RFC 5424 header field: printable US-ASCII without

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/rsyslogtest"
+)
+
+// TestWatchLogToSyslog runs `nsrel-containerd watch --log-to` against a
+// private rsyslogd over TCP on 127.0.0.1, with no containerd to talk to:
+// its start and the unavailable event stream arrive as RFC 5424
+// messages with structured data, and nothing goes to stderr.
+func TestWatchLogToSyslog(t *testing.T) {
+	bin := nstest.Tool(t, "nsrel-containerd")
+	cfgPath, _ := ctrdtest.HookConfig(t)
+	d, _, port, out := rsyslogtest.Diagnostics(t)
+
+	cmd := exec.Command(bin, "watch", "--config", cfgPath, "--metrics-address", "", "--address", filepath.Join(t.TempDir(), "none.sock"),
+		"--log-to", fmt.Sprintf("tcp://127.0.0.1:%d", port))
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := &watchProc{cmd: cmd, stderr: &stderr, done: make(chan error, 1)}
+	go func() { w.done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-w.done })
+
+	waitFor(t, d, out, "containerd event stream unavailable")
+	w.stop(t)
+	lines := waitFor(t, d, out, "nsrel-containerd watch stopped")
+	var start, unavailable, stopped bool
+	for _, l := range lines {
+		s := string(l)
+		if !strings.HasPrefix(s, "nsrel-containerd diag ") || !strings.Contains(s, "[nsrel@32473 ") {
+			t.Errorf("line %q: want APP-NAME nsrel-containerd, MSGID diag and nsrel's SD element", s)
+		}
+		start = start || strings.HasPrefix(s, "nsrel-containerd diag 6 ") && strings.Contains(s, `audit_log="`) && strings.HasSuffix(s, "nsrel-containerd watch starting")
+		unavailable = unavailable || strings.HasPrefix(s, "nsrel-containerd diag 4 ") && strings.Contains(s, `retry_in="`)
+		stopped = stopped || strings.HasSuffix(s, "nsrel-containerd watch stopped")
+	}
+	if !start || !unavailable || !stopped {
+		t.Errorf("start %v, stream unavailable %v, stopped %v; want all:\n%s", start, unavailable, stopped, bytes.Join(lines, []byte("\n")))
+	}
+	if s := stderr.String(); s != "" {
+		t.Errorf("stderr: %q", s)
+	}
+}
+
+// waitFor waits until the file out of rsyslogd d has a line containing
+// s, and returns its lines.
+func waitFor(t *testing.T, d *rsyslogtest.Daemon, out, s string) [][]byte {
+	t.Helper()
+	deadline := time.Now().Add(rsyslogtest.Timeout)
+	for {
+		lines, _ := rsyslogtest.Lines(out)
+		for _, l := range lines {
+			if bytes.Contains(l, []byte(s)) {
+				return lines
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in rsyslog's output:\n%s\n%s", s, bytes.Join(lines, []byte("\n")), d.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// TestWatchMetrics runs `nsrel-containerd watch` with a metrics
+// listener against a real containerd, starts a container without the
+// hook, scrapes /metrics and checks the samples the start gave and the
+// scrape with `promtool check metrics`.
+func TestWatchMetrics(t *testing.T) {
+	nstest.RequireCmd(t, "promtool")
+	bin := nstest.Tool(t, "nsrel-containerd")
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	w := startWatch(t, bin, "watch", "--config", cfgPath, "--address", d.Socket, "--metrics-address", "127.0.0.1:0")
+	addr := metricsAddress(t, w)
+	id := ctrdtest.Uniq("ctr")
+	d.Run(t, d.Client(t), "default", id, nil)
+	audittest.Wait(t, cfg.AuditLog, "start record", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
+
+	text := scrape(t, addr)
+	if !regexp.MustCompile(`\nnsrel_audit_append_duration_seconds_count\{service="watch"\} [1-9]`).MatchString(text) {
+		t.Error("no append latency observed")
+	}
+	nstest.CheckScrape(t, text,
+		`nsrel_records_total{service="watch",source="containerd-events",stage="start"} 1`,
+		`nsrel_records_total{service="watch",source="containerd-events",stage="recorder-start"} 1`,
+		`nsrel_unhooked_containers_total{service="watch",source="containerd-events"} 1`,
+		`nsrel_verdicts_total{service="watch",verdict="allow"} 1`,
+		// The test config's audit-mode block requires a user and a PID
+		// namespace: a plain container has neither of its own.
+		`nsrel_violations_total{rule="require_user_namespace",service="watch"} 1`,
+		`nsrel_errors_total{kind="audit_append",service="watch"} 0`)
+	w.stop(t)
+}
+
+// metricsAddress returns the address a service's diagnostics say it
+// serves metrics on.
+func metricsAddress(t *testing.T, w *watchProc) string {
+	t.Helper()
+	m := regexp.MustCompile(`address="?(127\.0\.0\.1:[0-9]+)"? msg="serving metrics"|msg="serving metrics" address="?(127\.0\.0\.1:[0-9]+)`).FindStringSubmatch(w.stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the diagnostics:\n%s", w.stderr.String())
+	}
+	return m[1] + m[2]
+}
+
+// scrape returns one scrape of http://addr/metrics.
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %s, %v", resp.Status, err)
+	}
+	return string(body)
+}
+
+// TestNRIMetrics runs `nsrel-containerd nri` with a metrics listener
+// against containerd 2.4 with NRI on, runs a pod with an allowed and a
+// refused container through crictl, and checks the verdicts, the
+// violation and the starts the plugin recorded in a scrape, and the
+// scrape with promtool.
+func TestNRIMetrics(t *testing.T) {
+	nstest.RequireCmd(t, "promtool")
+	crictl := ctrdtest.Crictl(t)
+	bin := nstest.Tool(t, "nsrel-containerd")
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "hook.json")
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, `{
+	"version": 1,
+	"audit_log": %q,
+	"checkpoints": {"every_records": 1, "file": %q},
+	"trusted_selectors": {"annotations": ["io.kubernetes.cri.container-name"]},
+	"policies": [{"name": "strict", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "bad"}},
+		"mode": "enforce", "rules": {"require_user_namespace": true}}],
+	"default": {"name": "default", "mode": "audit"}
+}`, filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "checkpoints.jsonl")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	w := startService(t, "registered as NRI plugin", bin, "nri", "--config", cfgPath, "--socket", d.NRISocket, "--metrics-address", "127.0.0.1:0")
+	addr := metricsAddress(t, w)
+
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("metrics-pod"))
+	good := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "good"), podJSON)
+	d.MustCrictl(t, crictl, "start", good)
+	bad := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "bad"), podJSON)
+	if _, _, err := d.Crictl(crictl, "start", bad); err == nil {
+		t.Error("the violating container started")
+	}
+	text := scrape(t, addr)
+	if !regexp.MustCompile(`\nnsrel_checkpoint_last_shipped_age_seconds\{service="nri"\} [0-9.e+-]+\n`).MatchString(text) {
+		t.Error("no checkpoint age after checkpoints were written")
+	}
+	nstest.CheckScrape(t, text,
+		`nsrel_records_total{service="nri",source="nri",stage="start"} 3`,
+		`nsrel_unhooked_containers_total{service="nri",source="nri"} 3`,
+		`nsrel_verdicts_total{service="nri",verdict="allow"} 2`,
+		`nsrel_verdicts_total{service="nri",verdict="deny"} 1`,
+		`nsrel_violations_total{rule="require_user_namespace",service="nri"} 1`,
+		`nsrel_checkpoints_shipped_total{service="nri"} 3`)
+	w.stop(t)
+}

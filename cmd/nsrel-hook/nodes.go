@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+// byHost is a collector's records split by the node (host) that wrote
+// them: each node's lines, in the order they came, in a file of its own.
+type byHost struct {
+	hosts []string          // in the order they first appear
+	files map[string]string // host -> file of its lines
+	// unattributed counts the lines that name no host: not a record,
+	// damaged, longer than a record may be, or cut short at the end.
+	unattributed int
+}
+
+// splitByHost reads the lines of files (a collector's mixed stream, or
+// per-node files) and writes each record line to the file of its host in
+// dir.
+func splitByHost(files []string, dir string) (*byHost, error) {
+	b := &byHost{files: map[string]string{}}
+	outs := map[string]*bufio.Writer{}
+	var closers []*os.File
+	defer func() {
+		for _, f := range closers {
+			f.Close()
+		}
+	}()
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, f)
+		r := bufio.NewReaderSize(f, 64<<10)
+		for {
+			line, err := readLine(r)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			host, ok := hostOf(line)
+			if !ok {
+				b.unattributed++
+				continue
+			}
+			w, ok := outs[host]
+			if !ok {
+				p := filepath.Join(dir, strconv.Itoa(len(b.hosts))+".jsonl")
+				out, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				if err != nil {
+					return nil, err
+				}
+				closers = append(closers, out)
+				w = bufio.NewWriter(out)
+				outs[host] = w
+				b.hosts = append(b.hosts, host)
+				b.files[host] = p
+			}
+			w.Write(line)
+			if err := w.WriteByte('\n'); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, w := range outs {
+		if err := w.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// hostOf returns the host a record line names.
+func hostOf(line []byte) (string, bool) {
+	var head struct {
+		Host *string `json:"host"`
+	}
+	if line == nil || json.Unmarshal(line, &head) != nil || head.Host == nil {
+		return "", false
+	}
+	return *head.Host, true
+}
+
+// locate finds the n-th line (from 1) of host in files: the file and
+// its line number there, for a problem found in the host's own file.
+func locate(files []string, host string, n int) (string, int) {
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			break
+		}
+		r := bufio.NewReaderSize(f, 64<<10)
+		for i := 1; ; i++ {
+			line, err := readLine(r)
+			if err != nil {
+				break
+			}
+			if h, ok := hostOf(line); ok && h == host {
+				if n--; n == 0 {
+					f.Close()
+					return name, i
+				}
+			}
+		}
+		f.Close()
+	}
+	return strings.Join(files, ", "), 0
+}
+
+// readLine returns the next line without its newline; nil for a line
+// longer than [audit.MaxLine] (skipped) or a last line without a newline.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	tooLong := false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if !tooLong {
+			line = append(line, chunk...)
+			if len(line) > audit.MaxLine+1 {
+				tooLong, line = true, nil // read on to its end, then skip it
+			}
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			if len(line) > 0 || tooLong {
+				return nil, nil // cut short
+			}
+			return nil, io.EOF
+		case err != nil:
+			return nil, err
+		case tooLong:
+			return nil, nil
+		}
+		return line[:len(line)-1], nil
+	}
+}
+
+// verifyNodes verifies, in the files a collector received, the records
+// of each node in want (every node with records or checkpoints when want
+// is empty) as a chain of its own, against that node's checkpoints, and
+// says which nodes are intact.
+func verifyNodes(logs, want []string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
+	dir, err := os.MkdirTemp("", "nsrel-verify-nodes-")
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	split, err := splitByHost(logs, dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
+		return 1
+	}
+	nodes := want
+	if len(nodes) == 0 {
+		nodes = split.hosts
+		for _, c := range opts.Checkpoints {
+			if _, ok := split.files[c.Host]; !ok && !slices.Contains(nodes, c.Host) {
+				nodes = append(nodes, c.Host) // checkpoints, but no records left
+			}
+		}
+	}
+	var intact, failed []string
+	for _, h := range nodes {
+		o := opts
+		var s *audit.Summary
+		var err error
+		if len(opts.Checkpoints) > 0 {
+			o.Checkpoints, err = audit.CheckpointsOf(opts.Checkpoints, h)
+		}
+		if err == nil {
+			if f, ok := split.files[h]; ok {
+				s, err = audit.Verify([]string{f}, o)
+			} else {
+				err = fmt.Errorf("no record of node %s in %s", vocab.Printable(h), vocab.Printable(strings.Join(logs, ", ")))
+			}
+		}
+		if s != nil {
+			s.Files = logs
+		}
+		var p *audit.Problem
+		if errors.As(err, &p) && p.Line > 0 {
+			p.File, p.Line = locate(logs, h, p.Line)
+		} else if p != nil {
+			p.File = strings.Join(logs, ", ")
+		}
+		if report(verifyResult{Log: strings.Join(logs, ", "), Node: h}, "node "+vocab.Printable(h), s, err, o, asJSON, stdout, stderr) {
+			intact = append(intact, vocab.Printable(h))
+		} else {
+			failed = append(failed, vocab.Printable(h))
+		}
+	}
+	status := 0
+	if len(failed) > 0 {
+		status = 1
+	}
+	if split.unattributed > 0 {
+		status = 1
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: FAILED: %d line(s) name no node (not a record, damaged, or cut short): they may belong to any node's chain\n", split.unattributed)
+	}
+	if !asJSON {
+		fmt.Fprintf(stdout, "nodes: %d intact%s, %d FAILED%s\n", len(intact), listed(intact), len(failed), listed(failed))
+	}
+	return status
+}
+
+// listed returns " (a, b)" for a list of names, "" for none.
+func listed(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(names, ", ") + ")"
+}

@@ -1,0 +1,63 @@
+package lstool_test
+
+import (
+	"bytes"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nsrel/nsrel/internal/rsyslogtest"
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// TestLogTo sends a tree command's error to a private rsyslogd (local
+// socket and TCP on 127.0.0.1) and to a datagram socket read in
+// journald's place (journald does not run here): stdout and stderr stay
+// empty, and each target gets one message with the command's name and
+// severity err.
+func TestLogTo(t *testing.T) {
+	d, sock, port, out := rsyslogtest.Diagnostics(t)
+	journal, datagrams := rsyslogtest.JournalSocket(t)
+	targets := []string{"unix://" + sock, "tcp://127.0.0.1:" + strconv.Itoa(port), "journald://" + journal}
+	for _, target := range targets {
+		code, stdout, stderr := run(t, tool(nsrel.TypeUser), "--log-to", target, "--container", "no-such-container")
+		if code != 1 || stdout != "" || stderr != "" {
+			t.Errorf("--log-to %s: exit %d, stdout %q, stderr %q; want 1 and nothing printed", target, code, stdout, stderr)
+		}
+	}
+	// Notices (severity 5: processes that could not be read) may come
+	// before the error.
+	for want := 1; ; {
+		lines := rsyslogtest.WaitLines(t, out, want, d) // fails after a while without more
+		errs := 0
+		for _, l := range lines {
+			if bytes.HasPrefix(l, []byte("lsuserns diag 3 - ")) && bytes.Contains(l, []byte("no-such-container")) {
+				errs++
+			} else if !bytes.HasPrefix(l, []byte("lsuserns diag 5 - notice: ")) {
+				t.Fatalf("syslog line %q: want APP-NAME lsuserns, MSGID diag, and the error (severity 3) or a notice (5)", l)
+			}
+		}
+		if errs == 2 {
+			break
+		}
+		want = len(lines) + 1
+	}
+	for {
+		if got := string(rsyslogtest.Datagram(t, datagrams)); strings.Contains(got, "PRIORITY=3\n") {
+			if !strings.Contains(got, "SYSLOG_IDENTIFIER=lsuserns\n") || !strings.Contains(got, "no-such-container") {
+				t.Errorf("journal datagram %q: want the identifier lsuserns and the error", got)
+			}
+			break
+		}
+	}
+
+	// Nobody listening: the line goes to stderr, after one saying why.
+	code, _, stderr := run(t, tool(nsrel.TypeUser), "--log-to", "unix://"+filepath.Join(t.TempDir(), "none"), "--container", "no-such-container")
+	if code != 1 || !strings.Contains(stderr, "lsuserns: --log-to unix://") || !strings.Contains(stderr, "lsuserns: no running container") {
+		t.Errorf("unreachable target: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := run(t, tool(nsrel.TypeUser), "--log-to", "file"); code != 2 || !strings.Contains(stderr, "--log-to") {
+		t.Errorf("--log-to file: exit %d, stderr %q; want 2", code, stderr)
+	}
+}

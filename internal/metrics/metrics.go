@@ -1,0 +1,205 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nsrel/nsrel/hook/audit"
+)
+
+// Error kinds, the values of nsrel_errors_total's kind label.
+const (
+	// ErrAuditAppend is an append to the audit log that failed.
+	ErrAuditAppend = "audit_append"
+	// ErrAuditWarning is a problem that did not fail an append, such as
+	// a checkpoint that could not be shipped.
+	ErrAuditWarning = "audit_warning"
+	// ErrRecord is a record written with an error: the namespaces could
+	// not be read or the decision failed (on_error decided the verdict).
+	ErrRecord = "record"
+	// ErrContainerd is a lost or unavailable containerd event stream.
+	ErrContainerd = "containerd_events"
+)
+
+// Metrics is one registry of nsrel's metrics. Its methods are safe for
+// concurrent use.
+type Metrics struct {
+	reg        *prometheus.Registry
+	records    *prometheus.CounterVec
+	verdicts   *prometheus.CounterVec
+	violations *prometheus.CounterVec
+	errs       *prometheus.CounterVec
+	unhooked   *prometheus.CounterVec
+	appendDur  prometheus.Histogram
+	shipped    prometheus.Counter
+	started    time.Time
+	// lastShipped is the Unix time in nanoseconds of the last checkpoint
+	// shipped, 0 for none yet.
+	lastShipped atomic.Int64
+	now         func() time.Time
+}
+
+// New returns a registry with nsrel's metrics, the Go runtime's and the
+// process's. service ("watch" or "nri") is a constant label of every
+// nsrel_ metric.
+func New(service string) *Metrics {
+	return newAt(service, time.Now)
+}
+
+func newAt(service string, now func() time.Time) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), started: now(), now: now}
+	c := prometheus.Labels{"service": service}
+	m.records = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nsrel_records_total", ConstLabels: c,
+		Help: "Audit records written, by stage and source."}, []string{"stage", "source"})
+	m.verdicts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nsrel_verdicts_total", ConstLabels: c,
+		Help: "Start records written, by verdict (allow or deny)."}, []string{"verdict"})
+	m.violations = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nsrel_violations_total", ConstLabels: c,
+		Help: "Policy violations recorded, by rule."}, []string{"rule"})
+	m.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nsrel_errors_total", ConstLabels: c,
+		Help: "Errors, by kind: audit_append, audit_warning, record, containerd_events."}, []string{"kind"})
+	m.unhooked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nsrel_unhooked_containers_total", ConstLabels: c,
+		Help: "Container starts this service recorded because nsrel-hook had not, by source."}, []string{"source"})
+	m.appendDur = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nsrel_audit_append_duration_seconds", ConstLabels: c,
+		Help:    "Time an append to the audit log took, waiting for its lock and syncing included.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}})
+	m.shipped = prometheus.NewCounter(prometheus.CounterOpts{Name: "nsrel_checkpoints_shipped_total", ConstLabels: c,
+		Help: "Checkpoints that reached their file or at least one syslog destination."})
+	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nsrel_checkpoint_last_shipped_age_seconds", ConstLabels: c,
+		Help: "Seconds since the last checkpoint was shipped (NaN while none was)."}, m.shippedAge)
+	for _, k := range []string{ErrAuditAppend, ErrAuditWarning, ErrRecord, ErrContainerd} {
+		m.errs.WithLabelValues(k) // every kind exists from the start, at 0
+	}
+	for _, v := range []string{audit.VerdictAllow, audit.VerdictDeny} {
+		m.verdicts.WithLabelValues(v)
+	}
+	m.reg.MustRegister(m.records, m.verdicts, m.violations, m.errs, m.unhooked, m.appendDur, m.shipped, since,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *Metrics) shippedAge() float64 {
+	t := m.lastShipped.Load()
+	if t == 0 {
+		return math.NaN()
+	}
+	return m.now().Sub(time.Unix(0, t)).Seconds()
+}
+
+// Instrument returns o with its callbacks extended to count into m:
+// Written (records, verdicts, violations, unhooked containers, records
+// with errors), Appended (latency, failed appends), Warn and the
+// checkpoints' Shipped. Callbacks o already had are still called.
+func (m *Metrics) Instrument(o audit.Options) audit.Options {
+	written, appended, warn := o.Written, o.Appended, o.Warn
+	o.Written = func(r *audit.Record) {
+		if r != nil {
+			m.Record(r)
+		}
+		if written != nil {
+			written(r)
+		}
+	}
+	o.Appended = func(took time.Duration, err error) {
+		m.appendDur.Observe(took.Seconds())
+		if err != nil {
+			m.Error(ErrAuditAppend)
+		}
+		if appended != nil {
+			appended(took, err)
+		}
+	}
+	o.Warn = func(err error) {
+		m.Error(ErrAuditWarning)
+		if warn != nil {
+			warn(err)
+		}
+	}
+	if o.Checkpoints != nil {
+		c := *o.Checkpoints // the config's own options stay as they are
+		shipped := c.Shipped
+		c.Shipped = func(cp *audit.Checkpoint) {
+			m.Shipped()
+			if shipped != nil {
+				shipped(cp)
+			}
+		}
+		o.Checkpoints = &c
+	}
+	return o
+}
+
+// Record counts a record written.
+func (m *Metrics) Record(r *audit.Record) {
+	m.records.WithLabelValues(r.Stage, r.Source).Inc()
+	if r.Error != "" {
+		m.Error(ErrRecord)
+	}
+	if r.Stage != audit.StageStart && r.Stage != audit.StageCreateRuntime {
+		return
+	}
+	if r.Verdict != "" {
+		m.verdicts.WithLabelValues(r.Verdict).Inc()
+	}
+	for _, v := range r.Violations {
+		m.violations.WithLabelValues(v.Rule).Inc()
+	}
+	if r.Stage == audit.StageStart && (r.Source == audit.SourceContainerdEvents || r.Source == audit.SourceNRI) {
+		m.unhooked.WithLabelValues(r.Source).Inc()
+	}
+}
+
+// Error counts an error of a kind (one of the Err constants).
+func (m *Metrics) Error(kind string) { m.errs.WithLabelValues(kind).Inc() }
+
+// Shipped notes that a checkpoint was shipped now.
+func (m *Metrics) Shipped() {
+	m.shipped.Inc()
+	m.lastShipped.Store(m.now().UnixNano())
+}
+
+// Handler returns the HTTP handler of the scrape endpoint.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Listen opens the scrape endpoint's listener on addr (host:port).
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Serve answers scrapes of /metrics on ln until ctx is done; it closes
+// ln and returns nil then, or the error that stopped it earlier.
+func (m *Metrics) Serve(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		<-done
+		return nil
+	case err := <-done:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("metrics: %w", err)
+	}
+}
