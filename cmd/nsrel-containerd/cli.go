@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -98,7 +99,7 @@ Options:
                       unchecked; a check out of time counts as an error
                       (on_error decides)
   --inject-hook PATH  nsrel-hook's path on the host, injected at createRuntime
-                      and poststop (default /usr/local/sbin/nsrel-hook);
+                      and poststop (default @HOOKPATH@);
                       "none" injects nothing and checks at start only
   --hook-config PATH  the config file the injected hook reads, a host path
                       (default: --config)
@@ -121,6 +122,11 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.
 See docs/containerd.md and docs/kubernetes.md.
 `
 
+// printUsage prints the help with the hook path of this build.
+func printUsage(w io.Writer) {
+	io.WriteString(w, strings.Replace(usage, "@HOOKPATH@", vocab.DefaultHookPath, 1))
+}
+
 // run runs the nsrel-containerd command line (args without the program
 // name) and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
@@ -130,7 +136,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "-h", "--help", "-help", "help":
-		io.WriteString(stdout, usage)
+		printUsage(stdout)
 		return 0
 	case "--version", "-version":
 		fmt.Fprintln(stdout, vocab.VersionLine("nsrel-containerd"))
@@ -179,7 +185,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, usage)
+			printUsage(stdout)
 			return 0
 		}
 		fmt.Fprintf(stderr, "%s: %s (see --help)\n", prog, vocab.FlagError(err))

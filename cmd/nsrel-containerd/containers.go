@@ -23,7 +23,7 @@ func containersCmd(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", vocab.DefaultContainerdTimeout, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, usage)
+			printUsage(stdout)
 			return 0
 		}
 		fmt.Fprintf(stderr, "%s: %s (see --help)\n", prog, vocab.FlagError(err))

@@ -31,7 +31,7 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 	config := fs.String("config", vocab.DefaultHookConfig, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, usage)
+			printUsage(stdout)
 			return 0
 		}
 		fmt.Fprintf(stderr, "%s: %v (see --help)\n", prog, err)

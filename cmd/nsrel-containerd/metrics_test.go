@@ -98,7 +98,7 @@ func TestNRIMetrics(t *testing.T) {
 	c := d.Client(t)
 	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
 	d.ImportBusybox(t, c, "k8s.io")
-	w := startService(t, "registered as NRI plugin", bin, "nri", "--config", cfgPath, "--socket", d.NRISocket, "--metrics-address", "127.0.0.1:0")
+	w := startService(t, "registered as NRI plugin", bin, "nri", "--config", cfgPath, "--socket", d.NRISocket, "--inject-hook", "none", "--metrics-address", "127.0.0.1:0")
 	addr := metricsAddress(t, w)
 
 	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("metrics-pod"))
