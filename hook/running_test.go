@@ -75,7 +75,7 @@ func TestRunningFindsOverlaps(t *testing.T) {
 // fails disjoint_from_running instead of passing it.
 func TestRunningOutOfTime(t *testing.T) {
 	nstest.RequireRoot(t)
-	pids := userNSSleeps(t, 1, uint32(2_500_000_000+os.Getpid()%1000*100_000))
+	pids := userNSSleeps(t, 1, uint32(2_500_000_000)+uint32(os.Getpid()%1000*100_000))
 	a, err := inspect.Process(pids[0])
 	if err != nil {
 		t.Fatal(err)

@@ -19,8 +19,8 @@ import (
 // subIDFirst and subIDCount are the subordinate IDs the podman test gives
 // the user "containers": far above what other tests map.
 const (
-	subIDFirst = 3_600_000_000
-	subIDCount = 1_000_000
+	subIDFirst uint32 = 3_600_000_000
+	subIDCount uint32 = 1_000_000
 )
 
 // withSubIDs adds "containers:FIRST:COUNT" to /etc/subuid and
@@ -99,7 +99,7 @@ func TestPodmanUsernsAuto(t *testing.T) {
 		t.Errorf("gid_map (-kernel +record):\n%s", d)
 	}
 	for _, x := range append(m.HostUIDMap, m.HostGIDMap...) {
-		if x.Outside < subIDFirst || uint64(x.Outside)+uint64(x.Count) > subIDFirst+subIDCount {
+		if x.Outside < subIDFirst || uint64(x.Outside)+uint64(x.Count) > uint64(subIDFirst)+uint64(subIDCount) {
 			t.Errorf("range %+v lies outside the subordinate IDs %d+%d", x, subIDFirst, subIDCount)
 		}
 	}

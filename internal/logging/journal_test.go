@@ -45,7 +45,7 @@ func TestJournalNativeProtocol(t *testing.T) {
 
 	var export []byte
 	for i := range 2 {
-		export = fmt.Appendf(export, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=0123456789abcdef0123456789abcdef\n", 1_800_000_000_000_000+i, i+1)
+		export = fmt.Appendf(export, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=0123456789abcdef0123456789abcdef\n", int64(1_800_000_000_000_000)+int64(i), i+1)
 		export = append(export, rsyslogtest.Datagram(t, datagrams)...)
 		export = append(export, '\n')
 	}
