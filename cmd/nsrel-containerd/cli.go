@@ -122,6 +122,25 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.
 See docs/containerd.md and docs/kubernetes.md.
 `
 
+// parseArgs parses a subcommand's arguments, which take no positional
+// ones. done says the command is over: the help was printed (code 0) or
+// the arguments were bad (one line on stderr, code 2).
+func parseArgs(fs *flag.FlagSet, prog string, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout)
+			return 0, true
+		}
+		fmt.Fprintf(stderr, "%s: %s (see --help)\n", prog, vocab.FlagError(err))
+		return 2, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", prog, vocab.Printable(fs.Arg(0)))
+		return 2, true
+	}
+	return 0, false
+}
+
 // printUsage prints the help with the hook path of this build.
 func printUsage(w io.Writer) {
 	io.WriteString(w, strings.Replace(usage, "@HOOKPATH@", vocab.DefaultHookPath, 1))
@@ -183,17 +202,8 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		hookConfig = fs.String("hook-config", "", "")
 		readyFile = fs.String("ready-file", "", "")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printUsage(stdout)
-			return 0
-		}
-		fmt.Fprintf(stderr, "%s: %s (see --help)\n", prog, vocab.FlagError(err))
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", prog, vocab.Printable(fs.Arg(0)))
-		return 2
+	if code, done := parseArgs(fs, prog, args, stdout, stderr); done {
+		return code
 	}
 	lvl, err := logrus.ParseLevel(*level)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,17 +20,8 @@ func containersCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	address := fs.String("address", "", "")
 	timeout := fs.Duration("timeout", vocab.DefaultContainerdTimeout, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printUsage(stdout)
-			return 0
-		}
-		fmt.Fprintf(stderr, "%s: %s (see --help)\n", prog, vocab.FlagError(err))
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", prog, vocab.Printable(fs.Arg(0)))
-		return 2
+	if code, done := parseArgs(fs, prog, args, stdout, stderr); done {
+		return code
 	}
 	if *timeout <= 0 {
 		fmt.Fprintf(stderr, "%s: --timeout %v: want a positive duration (see --help)\n", prog, *timeout)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,17 +28,8 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 	dest := fs.String("dest", "", "")
 	hookSrc := fs.String("hook", "", "")
 	config := fs.String("config", vocab.DefaultHookConfig, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printUsage(stdout)
-			return 0
-		}
-		fmt.Fprintf(stderr, "%s: %v (see --help)\n", prog, err)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", prog, vocab.Printable(fs.Arg(0)))
-		return 2
+	if code, done := parseArgs(fs, prog, args, stdout, stderr); done {
+		return code
 	}
 	if !filepath.IsAbs(*dest) {
 		fmt.Fprintf(stderr, "%s: --dest %q: want an absolute directory (see --help)\n", prog, vocab.Printable(*dest))
