@@ -3,17 +3,21 @@ package vocab
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
-// The messages of Go's flag package and of spf13/pflag, in the forms
-// FlagError knows.
-var (
-	flagUnknown   = regexp.MustCompile(`^(?:flag provided but not defined: -+|unknown flag: --)(.*)$`)
-	flagShort     = regexp.MustCompile(`^unknown shorthand flag: '(.)' in -.*$`)
-	flagNeedsArg  = regexp.MustCompile(`^flag needs an argument: (?:-+(.*)|'(.)' in -.*)$`)
-	flagBadValue  = regexp.MustCompile(`^invalid (?:boolean )?(?:value|argument) ("(?:[^"\\]|\\.)*") for (?:flag -+|-+|"(?:-., )?--)([A-Za-z0-9-]+)"?(?: flag)?: (.*)$`)
-	flagBadSyntax = regexp.MustCompile(`^bad flag syntax: (.*)$`)
-)
+// flagREs are the messages of Go's flag package and of spf13/pflag, in
+// the forms FlagError knows. They are compiled on first use: every nsrel
+// binary, nsrel-hook on each container start among them, imports this
+// package, and most runs never print a usage error.
+var flagREs = sync.OnceValue(func() (r struct{ unknown, short, needsArg, badValue, badSyntax *regexp.Regexp }) {
+	r.unknown = regexp.MustCompile(`^(?:flag provided but not defined: -+|unknown flag: --)(.*)$`)
+	r.short = regexp.MustCompile(`^unknown shorthand flag: '(.)' in -.*$`)
+	r.needsArg = regexp.MustCompile(`^flag needs an argument: (?:-+(.*)|'(.)' in -.*)$`)
+	r.badValue = regexp.MustCompile(`^invalid (?:boolean )?(?:value|argument) ("(?:[^"\\]|\\.)*") for (?:flag -+|-+|"(?:-., )?--)([A-Za-z0-9-]+)"?(?: flag)?: (.*)$`)
+	r.badSyntax = regexp.MustCompile(`^bad flag syntax: (.*)$`)
+	return r
+})
 
 // FlagError words a command-line parsing error the same way in every nsrel
 // binary, whichever flag package parsed it, with long options spelled as
@@ -23,29 +27,30 @@ var (
 // "NAME: MESSAGE (see --help)".
 func FlagError(err error) string {
 	msg, _, _ := strings.Cut(err.Error(), "\n")
-	if m := flagUnknown.FindStringSubmatch(msg); m != nil {
+	re := flagREs()
+	if m := re.unknown.FindStringSubmatch(msg); m != nil {
 		if len(m[1]) == 1 && !strings.HasPrefix(msg, "unknown flag") {
 			return "unknown option -" + Escape(m[1])
 		}
 		return "unknown option --" + Escape(m[1])
 	}
-	if m := flagShort.FindStringSubmatch(msg); m != nil {
+	if m := re.short.FindStringSubmatch(msg); m != nil {
 		return "unknown option -" + Escape(m[1])
 	}
-	if m := flagNeedsArg.FindStringSubmatch(msg); m != nil {
+	if m := re.needsArg.FindStringSubmatch(msg); m != nil {
 		if m[2] != "" {
 			return "option -" + Escape(m[2]) + " needs an argument"
 		}
 		return "option --" + Escape(m[1]) + " needs an argument"
 	}
-	if m := flagBadValue.FindStringSubmatch(msg); m != nil {
+	if m := re.badValue.FindStringSubmatch(msg); m != nil {
 		reason := m[3]
 		if i := strings.LastIndex(reason, ": "); i >= 0 && strings.HasPrefix(reason, "strconv.") {
 			reason = reason[i+2:] // "strconv.ParseInt: parsing "x": invalid syntax" -> "invalid syntax"
 		}
 		return "invalid value " + Escape(m[1]) + " for option --" + Escape(m[2]) + ": " + Escape(reason)
 	}
-	if m := flagBadSyntax.FindStringSubmatch(msg); m != nil {
+	if m := re.badSyntax.FindStringSubmatch(msg); m != nil {
 		return "bad option syntax " + Escape(m[1])
 	}
 	return Escape(msg)
