@@ -391,7 +391,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("NSREL_LSTOOL_HELPER") == "lsuserns" {
 		os.Exit(lstool.Run(context.Background(), tool(nsrel.TypeUser), []string{"--no-containers"}, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	nstest.RemoveTools()
+	os.Exit(code)
 }
 
 func TestSeveralRoots(t *testing.T) {
