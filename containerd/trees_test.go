@@ -24,11 +24,7 @@ import (
 	"github.com/nsrel/nsrel/tree"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	nstest.RemoveTools()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { nstest.Main(m) }
 
 // runTool runs a tree command and returns stdout and stderr; it fails
 // the test on a non-zero exit.

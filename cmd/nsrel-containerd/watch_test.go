@@ -20,11 +20,7 @@ import (
 
 const evStart = "containerd-events/start"
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	nstest.RemoveTools()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { nstest.Main(m) }
 
 // watchProc is a running `nsrel-containerd watch` (or any command line
 // that ends in it).

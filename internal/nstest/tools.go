@@ -49,6 +49,14 @@ func RemoveTools() {
 	}
 }
 
+// Main runs a package's tests and then removes the commands [Tool] built:
+// a TestMain of one line, func TestMain(m *testing.M) { nstest.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	RemoveTools()
+	os.Exit(code)
+}
+
 // GoTool returns the go command from PATH (as `make test` has it), else
 // the one in /usr/local/go (the build then reports any problem).
 func GoTool() string {
