@@ -26,7 +26,10 @@ COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS = -X github.com/nsrel/nsrel/internal/vocab.Version=$(VERSION) \
 	-X github.com/nsrel/nsrel/internal/vocab.Commit=$(COMMIT) \
 	-X github.com/nsrel/nsrel/internal/vocab.DefaultHookPath=$(SBINDIR)/nsrel-hook -buildid= $(EXTRA_LDFLAGS)
-GOBUILD = $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+# Static binaries (CGO_ENABLED=0: the net package would otherwise link
+# libc through its cgo resolver): nsrel-hook starts 0.9 ms faster at each
+# stage without the dynamic loader (docs/BENCHMARKS.md).
+GOBUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # The man pages' date: the last commit's, so a rebuild gives the same bytes.
 DOCDATE ?= $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
 export NSREL_TOOLS ?= $(HOME)/.cache/nsrel/tools
@@ -45,7 +48,7 @@ build:
 # `ctr -n k8s.io images import $(BIN)/nsrel-node-agent.tar`.
 IMAGE ?= docker.io/nsrel/node-agent:$(VERSION)
 image:
-	CGO_ENABLED=0 $(GOBUILD) -o $(BIN)/image/ ./cmd/nsrel-containerd ./cmd/nsrel-hook
+	$(GOBUILD) -o $(BIN)/image/ ./cmd/nsrel-containerd ./cmd/nsrel-hook
 	$(GO) run ./internal/ociimage/cmd/mkimage -bin $(BIN)/image -repo . -name $(IMAGE) \
 		-version $(VERSION) -revision $(COMMIT) -o $(BIN)/nsrel-node-agent.tar
 

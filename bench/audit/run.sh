@@ -10,6 +10,8 @@
 #     `audit verify` of it runs (bench/audit/latency, random order).
 # Run as root (the hook inspects a process).
 set -eu
+# The binaries as make build makes them: static.
+export CGO_ENABLED=0
 MIB=${1:-300}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 GO=${GO:-go}

@@ -20,6 +20,8 @@
 # the commands with hyperfine, measures peak RSS with bench/ls/rss, prints
 # a table of medians and stops the load (all its processes and mounts).
 set -euo pipefail
+# The binaries as make build makes them: static.
+export CGO_ENABLED=0
 
 cd "$(dirname "$0")/../.."
 sizes=("$@")

@@ -9,6 +9,8 @@
 # `lspidns --no-containers` of both builds in random order each round.
 # Run it as root on an idle host: --no-containers scans every process.
 set -eu
+# The binaries as make build makes them: static.
+export CGO_ENABLED=0
 ROUNDS=${1:-200}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 GO=${GO:-go}

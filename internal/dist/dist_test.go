@@ -2,6 +2,7 @@ package dist
 
 import (
 	"bytes"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,6 +146,19 @@ func TestInstall(t *testing.T) {
 				if args[1] == "--version" && !regexp.MustCompile(`^`+name+` \S+ \(commit [0-9a-f]{12}(, modified)?\)\n$`).Match(out) {
 					t.Errorf("%s --version: %q", name, out)
 				}
+			}
+			// Static binaries: no dynamic loader at each container start.
+			for _, c := range commands {
+				f, err := elf.Open(filepath.Join(dest, tc.pre, c.dir, c.name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range f.Progs {
+					if p.Type == elf.PT_INTERP {
+						t.Errorf("%s is dynamically linked (has an ELF interpreter): build it with CGO_ENABLED=0", c.name)
+					}
+				}
+				f.Close()
 			}
 			// The hook's help shows the hook path of this build.
 			if out := run(t, "", filepath.Join(dest, tc.pre, "sbin/nsrel-hook"), "--help"); !strings.Contains(out, `"path": "`+tc.pre+`/sbin/nsrel-hook"`) {

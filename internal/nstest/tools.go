@@ -31,6 +31,8 @@ func Tool(t testing.TB, name string) string {
 			return
 		}
 		cmd := exec.Command(GoTool(), "build", "-o", tools.dir+"/", "github.com/nsrel/nsrel/cmd/...")
+		// Static, as make build makes them.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		tools.out, tools.err = cmd.CombinedOutput()
 	})
 	if tools.err != nil {
