@@ -91,19 +91,7 @@ func (n *Node) Lines() []string {
 		} else {
 			b.WriteString(" processes: ")
 		}
-		for i, p := range n.Processes {
-			if i == LabelProcs {
-				b.WriteString(" …")
-				break
-			}
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(strconv.Itoa(p.PID))
-			if p.Comm != "" {
-				b.WriteString(" " + p.Comm)
-			}
-		}
+		writeProcs(&b, n.Processes, LabelProcs)
 		l = append(l, b.String())
 	case len(n.Found) > 0 && len(n.Chain) <= 1:
 		l = append(l, "no process; found via "+n.Found[0])
@@ -158,4 +146,22 @@ func (g *Graph) SVG(ctx context.Context, dot string) (svg []byte, warnings strin
 		return nil, errOut.String(), fmt.Errorf("%s -Tsvg: %w: %s", dot, err, msg)
 	}
 	return out.Bytes(), errOut.String(), nil
+}
+
+// writeProcs writes the first limit processes as "1 systemd, 40 sleep",
+// then " …" if there are more.
+func writeProcs(b *strings.Builder, procs []Process, limit int) {
+	for i, p := range procs {
+		if i == limit {
+			b.WriteString(" …")
+			return
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(p.PID))
+		if p.Comm != "" {
+			b.WriteString(" " + p.Comm)
+		}
+	}
 }

@@ -109,18 +109,7 @@ type Edge struct {
 func Build(m *discover.Model, o Options) *Graph {
 	g := &Graph{}
 	pids, ctrs := make(map[int]bool), make(map[discover.Container]bool)
-	shown := func(ns []*discover.Namespace) []*discover.Namespace {
-		if o.Keep == nil {
-			return ns
-		}
-		var out []*discover.Namespace
-		for _, n := range ns {
-			if o.Keep(n) {
-				out = append(out, n)
-			}
-		}
-		return out
-	}
+	shown := tree.Options{Keep: o.Keep}.Filter
 	nodeOf := make(map[*discover.Namespace]*Node)
 	var owned []*discover.Namespace
 	var walk func(n *discover.Namespace, parent *Node)

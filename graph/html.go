@@ -73,18 +73,6 @@ func procSummary(n *Node) string {
 	}
 	var b strings.Builder
 	b.WriteString(strconv.Itoa(len(n.Processes)) + ": ")
-	for i, p := range n.Processes {
-		if i == 2*LabelProcs {
-			b.WriteString(" …")
-			break
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(strconv.Itoa(p.PID))
-		if p.Comm != "" {
-			b.WriteString(" " + p.Comm)
-		}
-	}
+	writeProcs(&b, n.Processes, 2*LabelProcs)
 	return b.String()
 }

@@ -53,11 +53,11 @@ func Entries(m *discover.Model, t nsrel.Type, o Options) []Entry {
 		e := entry(n)
 		e.Maps = o.mapsEntry(n)
 		out = append(out, e)
-		for _, c := range o.filter(n.Children) {
+		for _, c := range o.Filter(n.Children) {
 			walk(c)
 		}
 	}
-	for _, r := range o.filter(m.Roots(t)) {
+	for _, r := range o.Filter(m.Roots(t)) {
 		walk(r)
 	}
 	return out

@@ -166,11 +166,11 @@ func List(w io.Writer, m *discover.Model, t nsrel.Type, o Options, lo ListOption
 			row[i] = c.value(n, depth)
 		}
 		rows = append(rows, row)
-		for _, c := range o.filter(n.Children) {
+		for _, c := range o.Filter(n.Children) {
 			walk(c, depth+1)
 		}
 	}
-	for _, r := range o.filter(m.Roots(t)) {
+	for _, r := range o.Filter(m.Roots(t)) {
 		walk(r, 0)
 	}
 	bw := bufio.NewWriterSize(w, 32<<10)

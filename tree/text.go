@@ -43,7 +43,7 @@ func Text(w io.Writer, m *discover.Model, t nsrel.Type, o Options) error {
 	var line []byte
 	var walk func(n *discover.Namespace, prefix string)
 	walk = func(n *discover.Namespace, prefix string) {
-		kids := o.filter(n.Children)
+		kids := o.Filter(n.Children)
 		for i, c := range kids {
 			branch, cont := branchMid, contMid
 			if i == len(kids)-1 {
@@ -54,7 +54,7 @@ func Text(w io.Writer, m *discover.Model, t nsrel.Type, o Options) error {
 			walk(c, prefix+cont)
 		}
 	}
-	for _, r := range o.filter(m.Roots(t)) {
+	for _, r := range o.Filter(m.Roots(t)) {
 		bw.WriteString(o.label(r))
 		bw.WriteByte('\n')
 		walk(r, "")
@@ -74,7 +74,8 @@ func (o Options) label(n *discover.Namespace) string {
 	return b.String()
 }
 
-func (o Options) filter(ns []*discover.Namespace) []*discover.Namespace {
+// Filter returns the namespaces of ns that Keep keeps (all without Keep).
+func (o Options) Filter(ns []*discover.Namespace) []*discover.Namespace {
 	if o.Keep == nil {
 		return ns
 	}

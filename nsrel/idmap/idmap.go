@@ -2,6 +2,7 @@ package idmap
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -152,15 +153,7 @@ func Relative(child, parent Map) Map {
 // merge sorts m by inside ID and joins ranges that continue each other
 // on both sides.
 func merge(m Map) Map {
-	slices.SortFunc(m, func(a, b Range) int {
-		switch {
-		case a.Inside < b.Inside:
-			return -1
-		case a.Inside > b.Inside:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(m, func(a, b Range) int { return cmp.Compare(a.Inside, b.Inside) })
 	out := m[:0]
 	for _, r := range m {
 		if n := len(out); n > 0 {
@@ -222,15 +215,7 @@ func (s Spans) Count() uint64 {
 
 // normal sorts and merges s in place, dropping empty spans.
 func (s Spans) normal() Spans {
-	slices.SortFunc(s, func(a, b Span) int {
-		switch {
-		case a.First < b.First:
-			return -1
-		case a.First > b.First:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(s, func(a, b Span) int { return cmp.Compare(a.First, b.First) })
 	out := s[:0]
 	for _, x := range s {
 		if x.Count == 0 {
