@@ -244,7 +244,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		diag.print(syslog.Notice, "notice: "+n)
 	}
 	if n := HiddenNotice(); n != "" {
-		fmt.Fprintf(stderr, "%s: notice: %s\n", t.Name, n)
+		diag.print(syslog.Notice, "notice: "+n)
 	}
 
 	var opts tree.Options
