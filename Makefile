@@ -64,7 +64,8 @@ SUBST = sed -e 's\#/usr/local/sbin/\#$(SBINDIR)/\#g' -e 's\#/usr/local/bin/\#$(B
 	-e 's\#/usr/local/share/doc/nsrel/\#$(DOCDIR)/\#g' -e 's\#/usr/local/share/nsrel/\#$(DATADIR)/nsrel/\#g' \
 	-e 's\#/etc/nsrel/\#$(SYSCONFDIR)/nsrel/\#g'
 SHIPPED = hook.json hook-enforce.json hook-enforce-cri.json runc/hooks.json \
-	hooks.d/nsrel-createRuntime.json hooks.d/nsrel-poststart.json hooks.d/nsrel-poststop.json \
+	hooks.d/nsrel-createRuntime.json hooks.d/nsrel-poststop.json \
+	poststart/nsrel-poststart.json poststart/runc-hooks.json \
 	containerd/base-runtime-spec.json containerd/config-v1.toml containerd/config-v2.toml
 
 # Installs the binaries, man pages, completions, the example configs

@@ -15,7 +15,8 @@ import (
 )
 
 // The example of docs/containerd.md: a container created with the Go
-// client runs nsrel-hook at createRuntime, poststart and poststop.
+// client runs nsrel-hook at createRuntime and poststop (name the stages,
+// "createRuntime", "poststart", "poststop", for the opt-in re-check).
 func ExampleWithHook() {
 	c, err := client.New("/run/containerd/containerd.sock")
 	if err != nil {
@@ -37,7 +38,7 @@ func ExampleWithHook() {
 			oci.WithImageConfig(image),
 			oci.WithProcessArgs("sleep", "3600"),
 			oci.WithUserNamespace(idmap, idmap),
-			nsrelctrd.WithHook("", ""), // nsrel-hook at createRuntime, poststart, poststop
+			nsrelctrd.WithHook("", ""), // nsrel-hook at createRuntime and poststop
 		),
 	)
 	if err != nil {

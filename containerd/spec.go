@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -15,42 +16,62 @@ import (
 
 // Hooks returns the OCI hooks that run nsrel-hook (at path, with the
 // config file config; [vocab.DefaultHookPath] and
-// [vocab.DefaultHookConfig] when empty) at every stage of
-// [vocab.HookStages], with a timeout of [vocab.DefaultHookTimeout]
-// seconds and no environment: the hook relies on neither PATH nor any
-// other variable. These are the hooks config/runc/hooks.json ships.
-func Hooks(path, config string) specs.Hooks {
+// [vocab.DefaultHookConfig] when empty) at stages, by default
+// [vocab.ShippedStages] (createRuntime and poststop; name
+// "createRuntime", "poststart", "poststop" for the opt-in re-check), with a timeout of
+// [vocab.DefaultHookTimeout] seconds and no environment: the hook relies
+// on neither PATH nor any other variable. These are the hooks
+// config/runc/hooks.json ships.
+func Hooks(path, config string, stages ...string) specs.Hooks {
 	if path == "" {
 		path = vocab.DefaultHookPath
 	}
 	if config == "" {
 		config = vocab.DefaultHookConfig
 	}
-	timeout := vocab.DefaultHookTimeout
-	h := func(stage string) []specs.Hook {
-		return []specs.Hook{{Path: path, Args: []string{"nsrel-hook", "--config", config, stage}, Timeout: &timeout}}
+	if len(stages) == 0 {
+		stages = vocab.ShippedStages
 	}
-	return specs.Hooks{CreateRuntime: h(vocab.StageCreateRuntime), Poststart: h(vocab.StagePoststart), Poststop: h(vocab.StagePoststop)}
+	timeout := vocab.DefaultHookTimeout
+	var hs specs.Hooks
+	for _, stage := range stages {
+		h := []specs.Hook{{Path: path, Args: []string{"nsrel-hook", "--config", config, stage}, Timeout: &timeout}}
+		switch stage {
+		case vocab.StageCreateRuntime:
+			hs.CreateRuntime = h
+		case vocab.StagePoststart:
+			hs.Poststart = h
+		case vocab.StagePoststop:
+			hs.Poststop = h
+		}
+	}
+	return hs
 }
 
 // WithHook is an [oci.SpecOpts] that installs nsrel-hook (see [Hooks]) in
-// a container's spec, after any hooks already there. Applying it twice
-// adds nothing the second time. Relative paths are an error: the runtime
-// runs hooks from the bundle directory, and the spec requires an
-// absolute hook path.
+// a container's spec at stages (by default [vocab.ShippedStages]), after
+// any hooks already there. Applying it twice adds nothing the second
+// time. Relative paths and unknown stages are an error: the runtime runs
+// hooks from the bundle directory, and the spec requires an absolute
+// hook path.
 //
 //	ctr, err := client.NewContainer(ctx, id,
 //		client.WithNewSnapshot(id+"-snap", image),
 //		client.WithNewSpec(oci.WithImageConfig(image),
 //			containerd.WithHook("", "")))
-func WithHook(path, config string) oci.SpecOpts {
+func WithHook(path, config string, stages ...string) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 		for _, p := range []string{path, config} {
 			if p != "" && !filepath.IsAbs(p) {
 				return fmt.Errorf("nsrel WithHook: %q is not an absolute path", p)
 			}
 		}
-		add := Hooks(path, config)
+		for _, st := range stages {
+			if !slices.Contains(vocab.HookStages, st) {
+				return fmt.Errorf("nsrel WithHook: unknown stage %q (want some of %s)", vocab.Printable(st), strings.Join(vocab.HookStages, ", "))
+			}
+		}
+		add := Hooks(path, config, stages...)
 		if s.Hooks == nil {
 			s.Hooks = &specs.Hooks{}
 		}

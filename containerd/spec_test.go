@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -29,11 +30,21 @@ func TestWithHookSpec(t *testing.T) {
 	}
 	want := &specs.Hooks{
 		CreateRuntime: []specs.Hook{other, h("createRuntime")},
-		Poststart:     []specs.Hook{h("poststart")},
 		Poststop:      []specs.Hook{h("poststop")},
 	}
 	if diff := cmp.Diff(want, s.Hooks); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
+		t.Errorf("shipped stages (-want +got):\n%s", diff)
+	}
+	// The opt-in poststart re-check, added to what is there.
+	if err := WithHook("/opt/nsrel-hook", "/etc/h.json", vocab.HookStages...)(context.Background(), nil, nil, s); err != nil {
+		t.Fatal(err)
+	}
+	want.Poststart = []specs.Hook{h("poststart")}
+	if diff := cmp.Diff(want, s.Hooks); diff != "" {
+		t.Errorf("with poststart (-want +got):\n%s", diff)
+	}
+	if err := WithHook("/opt/nsrel-hook", "/etc/h.json", "prestart")(context.Background(), nil, nil, &specs.Spec{}); err == nil {
+		t.Error("WithHook accepted the stage prestart")
 	}
 	s = &specs.Spec{}
 	if err := WithHook("", "")(context.Background(), nil, nil, s); err != nil {
@@ -52,42 +63,56 @@ func TestWithHookSpec(t *testing.T) {
 
 // TestWithHookRecords creates a container with the Go client and WithHook
 // on each daemon flavor and checks the hook's audit records: createRuntime
-// and poststart naming the task's PID and its real namespaces, then
-// poststop after deletion, with an intact chain.
+// naming the task's PID and its real namespaces, then poststop after
+// deletion, with an intact chain; with the opt-in poststart also a
+// poststart record referring to createRuntime.
 func TestWithHookRecords(t *testing.T) {
 	hookBin := nstest.Tool(t, "nsrel-hook")
 	for _, f := range ctrdtest.Flavors() {
-		t.Run(f.Name, func(t *testing.T) {
-			t.Parallel()
-			cfgPath, cfg := ctrdtest.HookConfig(t)
-			d := ctrdtest.Start(t, f, nil)
-			c := d.Client(t)
-			id := ctrdtest.Uniq("hooked")
-			ctr, pid := d.Run(t, c, "default", id, &ctrdtest.RunOpts{UserNS: true, SpecOpts: []oci.SpecOpts{WithHook(hookBin, cfgPath)}})
-			recs := audittest.Wait(t, cfg.AuditLog, "poststart", func(rs []*audit.Record) bool { return len(audittest.SourceStages(rs, id)) >= 2 })
-			if diff := cmp.Diff([]string{"oci-hook/createRuntime", "oci-hook/poststart"}, audittest.SourceStages(recs, id)); diff != "" {
-				t.Fatalf("records (-want +got):\n%s", diff)
-			}
-			for _, r := range recs {
-				if r.Ancestry == nil || r.PID != int(pid) {
-					t.Fatalf("record %d: ancestry %+v, want pid %d", r.Seq, r.Ancestry, pid)
+		for _, poststart := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/poststart=%v", f.Name, poststart), func(t *testing.T) {
+				t.Parallel()
+				stages := vocab.ShippedStages
+				if poststart {
+					stages = vocab.HookStages
 				}
-				if got, want := r.User[0].Ino, nstest.Ino(t, int(pid), "user"); got != want {
-					t.Errorf("record %d: user ns %d, want %d", r.Seq, got, want)
+				want := make([]string, len(stages))
+				for i, st := range stages {
+					want[i] = "oci-hook/" + st
 				}
-				if got, want := r.PIDNS[0].Ino, nstest.Ino(t, int(pid), "pid"); got != want {
-					t.Errorf("record %d: pid ns %d, want %d", r.Seq, got, want)
+				cfgPath, cfg := ctrdtest.HookConfig(t)
+				d := ctrdtest.Start(t, f, nil)
+				c := d.Client(t)
+				id := ctrdtest.Uniq("hooked")
+				ctr, pid := d.Run(t, c, "default", id, &ctrdtest.RunOpts{UserNS: true, SpecOpts: []oci.SpecOpts{WithHook(hookBin, cfgPath, stages...)}})
+				recs := audittest.Wait(t, cfg.AuditLog, "start records", func(rs []*audit.Record) bool { return len(audittest.SourceStages(rs, id)) >= len(want)-1 })
+				if diff := cmp.Diff(want[:len(want)-1], audittest.SourceStages(recs, id)); diff != "" {
+					t.Fatalf("records (-want +got):\n%s", diff)
 				}
-				if len(r.Violations) != 0 {
-					t.Errorf("record %d: violations %+v for a container with its own user and PID namespaces", r.Seq, r.Violations)
+				for _, r := range recs {
+					if r.Ancestry == nil || r.PID != int(pid) {
+						t.Fatalf("record %d: ancestry %+v, want pid %d", r.Seq, r.Ancestry, pid)
+					}
+					if got, want := r.User[0].Ino, nstest.Ino(t, int(pid), "user"); got != want {
+						t.Errorf("record %d: user ns %d, want %d", r.Seq, got, want)
+					}
+					if got, want := r.PIDNS[0].Ino, nstest.Ino(t, int(pid), "pid"); got != want {
+						t.Errorf("record %d: pid ns %d, want %d", r.Seq, got, want)
+					}
+					if len(r.Violations) != 0 {
+						t.Errorf("record %d: violations %+v for a container with its own user and PID namespaces", r.Seq, r.Violations)
+					}
 				}
-			}
-			ctrdtest.Delete("default", ctr)
-			recs = audittest.Wait(t, cfg.AuditLog, "poststop", func(rs []*audit.Record) bool { return len(audittest.SourceStages(rs, id)) >= 3 })
-			if got := audittest.SourceStages(recs, id)[2]; got != "oci-hook/poststop" {
-				t.Errorf("third record %s, want oci-hook/poststop", got)
-			}
-			audittest.Verify(t, cfg.AuditLog)
-		})
+				if poststart && (recs[1].Ref == nil || recs[1].Ref.Seq != recs[0].Seq) {
+					t.Errorf("poststart does not refer to createRuntime: %+v", recs[1].Ref)
+				}
+				ctrdtest.Delete("default", ctr)
+				recs = audittest.Wait(t, cfg.AuditLog, "poststop", func(rs []*audit.Record) bool { return len(audittest.SourceStages(rs, id)) >= len(want) })
+				if diff := cmp.Diff(want, audittest.SourceStages(recs, id)); diff != "" {
+					t.Errorf("records after deletion (-want +got):\n%s", diff)
+				}
+				audittest.Verify(t, cfg.AuditLog)
+			})
+		}
 	}
 }

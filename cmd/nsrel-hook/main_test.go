@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/bundle"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // Built once per test binary by TestMain.
@@ -69,6 +71,9 @@ type env struct {
 	config string
 	log    string
 	root   string
+	// poststart adds the opt-in poststart hook (config/poststart) to the
+	// shipped hooks that runcHooks and hooksDir return.
+	poststart bool
 }
 
 // newEnv writes the shipped config file ../../config/<shipped> with the
@@ -131,11 +136,16 @@ func (e *env) rewrite(t *testing.T, h specs.Hook) specs.Hook {
 	return h
 }
 
-// runcHooks returns the hooks of the shipped config/runc/hooks.json,
-// rewritten for this env.
+// runcHooks returns the hooks of the shipped config/runc/hooks.json (with
+// e.poststart, of config/poststart/runc-hooks.json), rewritten for this
+// env, after checking they are at exactly the shipped stages.
 func (e *env) runcHooks(t *testing.T) *specs.Hooks {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "config", "runc", "hooks.json"))
+	file, stages := filepath.Join("..", "..", "config", "runc", "hooks.json"), vocab.ShippedStages
+	if e.poststart {
+		file, stages = filepath.Join("..", "..", "config", "poststart", "runc-hooks.json"), vocab.HookStages
+	}
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,15 +155,24 @@ func (e *env) runcHooks(t *testing.T) *specs.Hooks {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&snippet); err != nil {
-		t.Fatalf("config/runc/hooks.json: %v", err)
+		t.Fatalf("%s: %v", file, err)
 	}
 	h := snippet.Hooks
-	stages := []*[]specs.Hook{&h.CreateRuntime, &h.Poststart, &h.Poststop}
-	for _, s := range stages {
-		if len(*s) != 1 {
-			t.Fatalf("config/runc/hooks.json: want one hook per stage, got %+v", h)
+	at := map[string]*[]specs.Hook{vocab.StageCreateRuntime: &h.CreateRuntime, vocab.StagePoststart: &h.Poststart, vocab.StagePoststop: &h.Poststop}
+	for stage, s := range at {
+		want := 0
+		if slices.Contains(stages, stage) {
+			want = 1
 		}
-		(*s)[0] = e.rewrite(t, (*s)[0])
+		if len(*s) != want {
+			t.Fatalf("%s: want one hook at each of %v, got %+v", file, stages, h)
+		}
+		if want == 1 {
+			if got := (*s)[0].Args[len((*s)[0].Args)-1]; got != stage {
+				t.Fatalf("%s: the %s hook runs stage %q", file, stage, got)
+			}
+			(*s)[0] = e.rewrite(t, (*s)[0])
+		}
 	}
 	return &h
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/bundle"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // hooksDFile is the podman/CRI-O hooks.d schema 1.0.0.
@@ -34,14 +36,20 @@ type hooksDFile struct {
 	Stages []string `json:"stages"`
 }
 
-// hooksDir copies the shipped config/hooks.d files into a directory,
-// pointing them at the test binary and config, and checks that there is
-// one file per stage.
+// hooksDir copies the shipped config/hooks.d files (with e.poststart,
+// also config/poststart/nsrel-poststart.json) into a directory, pointing
+// them at the test binary and config, and checks that there is one file
+// per stage.
 func (e *env) hooksDir(t *testing.T) string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("..", "..", "config", "hooks.d", "*.json"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	want := slices.Clone(vocab.ShippedStages)
+	if e.poststart {
+		files = append(files, filepath.Join("..", "..", "config", "poststart", "nsrel-poststart.json"))
+		want = slices.Clone(vocab.HookStages)
 	}
 	dir := filepath.Join(e.dir, "hooks.d")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -73,7 +81,8 @@ func (e *env) hooksDir(t *testing.T) string {
 		}
 	}
 	sort.Strings(stages)
-	if d := cmp.Diff([]string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop}, stages); d != "" {
+	sort.Strings(want)
+	if d := cmp.Diff(want, stages); d != "" {
 		t.Fatalf("hooks.d stages (-want +got):\n%s", d)
 	}
 	return dir
@@ -203,9 +212,9 @@ func unmountBelow(t *testing.T, dir string) {
 }
 
 // TestPodmanHooksDir runs podman with the shipped hooks.d files: audit
-// mode records all three stages; the enforcing policy refuses a container
-// without a user namespace (podman's error names the rule) and allows one
-// with its own.
+// mode records createRuntime and poststop (and poststart too with the
+// opt-in file); the enforcing policy refuses a container without a user
+// namespace (podman's error names the rule) and allows one with its own.
 func TestPodmanHooksDir(t *testing.T) {
 	requireRuntime(t, "runc")
 	// podman writes into the rootfs (/etc/hosts, /run/.containerenv):
@@ -218,24 +227,34 @@ func TestPodmanHooksDir(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Run("audit", func(t *testing.T) {
-		e := newEnv(t, "hook.json", nil)
-		cid, stderr, err := e.podman(t, rootfs, false)
-		if err != nil {
-			t.Fatalf("podman run: %v\n%s", err, stderr)
-		}
-		recs := e.records(t, cid)
-		if d := cmp.Diff([]string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop}, audittest.Stages(recs)); d != "" {
-			t.Fatalf("podman container %s stages (-want +got):\n%s", cid, d)
-		}
-		if d := cmp.Diff([]string{policy.RuleRequireUserNS}, audittest.Rules(recs[0])); d != "" {
-			t.Errorf("violations (-want +got):\n%s", d)
-		}
-		if recs[0].Ancestry == nil || recs[0].UserDepth() != 0 || recs[0].PIDDepth() != 1 {
-			t.Errorf("ancestry %+v", recs[0].Ancestry)
-		}
-		e.verify(t)
-	})
+	for _, poststart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("audit/poststart=%v", poststart), func(t *testing.T) {
+			e := newEnv(t, "hook.json", nil)
+			e.poststart = poststart
+			cid, stderr, err := e.podman(t, rootfs, false)
+			if err != nil {
+				t.Fatalf("podman run: %v\n%s", err, stderr)
+			}
+			recs := e.records(t, cid)
+			want := vocab.ShippedStages
+			if poststart {
+				want = vocab.HookStages
+			}
+			if d := cmp.Diff(want, audittest.Stages(recs)); d != "" {
+				t.Fatalf("podman container %s stages (-want +got):\n%s", cid, d)
+			}
+			if d := cmp.Diff([]string{policy.RuleRequireUserNS}, audittest.Rules(recs[0])); d != "" {
+				t.Errorf("violations (-want +got):\n%s", d)
+			}
+			if recs[0].Ancestry == nil || recs[0].UserDepth() != 0 || recs[0].PIDDepth() != 1 {
+				t.Errorf("ancestry %+v", recs[0].Ancestry)
+			}
+			if poststart && (recs[1].Ref == nil || recs[1].Ref.Seq != recs[0].Seq) {
+				t.Errorf("poststart does not refer to createRuntime: %+v", recs[1].Ref)
+			}
+			e.verify(t)
+		})
+	}
 
 	t.Run("enforce", func(t *testing.T) {
 		e := newEnv(t, "hook-enforce.json", nil)
@@ -259,7 +278,7 @@ func TestPodmanHooksDir(t *testing.T) {
 			t.Fatalf("podman run with a user namespace: %v\n%s", err, stderr)
 		}
 		recs = e.records(t, cid)
-		if d := cmp.Diff([]string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop}, audittest.Stages(recs)); d != "" {
+		if d := cmp.Diff(vocab.ShippedStages, audittest.Stages(recs)); d != "" {
 			t.Fatalf("stages (-want +got):\n%s", d)
 		}
 		if recs[0].Verdict != audit.VerdictAllow || recs[0].UserDepth() != 1 {

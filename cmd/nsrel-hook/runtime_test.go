@@ -22,6 +22,7 @@ import (
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/bundle"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 )
 
@@ -200,59 +201,67 @@ func checkAncestry(t *testing.T, r *audit.Record, pid int, userDepth int) {
 
 // TestRecordsRealContainers runs busybox containers with runc and crun,
 // with and without a user namespace, under the shipped audit-mode config
-// and the shipped runc hooks snippet, and checks that the records name
-// the container process's real namespaces and that poststop follows.
+// and the shipped runc hooks snippet (and the opt-in one with poststart),
+// and checks that the records name the container process's real
+// namespaces and that poststop follows, referring to the start record.
 func TestRecordsRealContainers(t *testing.T) {
 	for _, rt := range []string{"runc", "crun"} {
 		for _, userns := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/userns=%v", rt, userns), func(t *testing.T) {
-				o := requireRuntime(t, rt)
-				e := newEnv(t, "hook.json", nil)
-				id := uniqueID(t, rt)
-				if stderr, err := o.run(t, e, id, bundle.Options{UserNS: userns}, true); err != nil {
-					t.Fatalf("%s run: %v\n%s", rt, err, stderr)
-				}
-				pid, err := o.pid(e, id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				recs := e.records(t, id)
-				if d := cmp.Diff([]string{audit.StageCreateRuntime, audit.StagePoststart}, audittest.Stages(recs)); d != "" {
-					t.Fatalf("stages while running (-want +got):\n%s", d)
-				}
-				depth := 0
-				wantRules := []string{policy.RuleRequireUserNS}
-				if userns {
-					depth, wantRules = 1, nil
-				}
-				for _, r := range recs {
-					checkAncestry(t, r, pid, depth)
-					if r.Verdict != audit.VerdictAllow || r.Policy != "default" || r.Mode != policy.ModeAudit || r.Source != audit.SourceOCIHook {
-						t.Errorf("seq %d: verdict %q policy %q mode %q source %q", r.Seq, r.Verdict, r.Policy, r.Mode, r.Source)
+			for _, poststart := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/userns=%v/poststart=%v", rt, userns, poststart), func(t *testing.T) {
+					o := requireRuntime(t, rt)
+					e := newEnv(t, "hook.json", nil)
+					e.poststart = poststart
+					stages := vocab.ShippedStages
+					if poststart {
+						stages = vocab.HookStages
 					}
-					if d := cmp.Diff(wantRules, audittest.Rules(r)); d != "" {
-						t.Errorf("seq %d violations (-want +got):\n%s", r.Seq, d)
+					id := uniqueID(t, rt)
+					if stderr, err := o.run(t, e, id, bundle.Options{UserNS: userns}, true); err != nil {
+						t.Fatalf("%s run: %v\n%s", rt, err, stderr)
 					}
-					if r.Bundle != filepath.Join(e.dir, "bundles", id) {
-						t.Errorf("seq %d: bundle %q", r.Seq, r.Bundle)
+					pid, err := o.pid(e, id)
+					if err != nil {
+						t.Fatal(err)
 					}
-				}
-				if recs[1].Ref == nil || recs[1].Ref.Seq != recs[0].Seq || recs[1].Ref.Hash != recs[0].Hash {
-					t.Errorf("poststart does not refer to createRuntime: %+v", recs[1].Ref)
-				}
-				if err := o.delete(e, id); err != nil {
-					t.Fatal(err)
-				}
-				recs = e.records(t, id)
-				if d := cmp.Diff([]string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop}, audittest.Stages(recs)); d != "" {
-					t.Fatalf("stages after delete (-want +got):\n%s", d)
-				}
-				stop := recs[2]
-				if stop.Ref == nil || stop.Ref.Seq != recs[1].Seq || stop.Ref.Hash != recs[1].Hash || stop.Ancestry != nil {
-					t.Errorf("poststop record %+v does not refer to the start record", stop)
-				}
-				e.verify(t)
-			})
+					recs := e.records(t, id)
+					if d := cmp.Diff(stages[:len(stages)-1], audittest.Stages(recs)); d != "" {
+						t.Fatalf("stages while running (-want +got):\n%s", d)
+					}
+					depth := 0
+					wantRules := []string{policy.RuleRequireUserNS}
+					if userns {
+						depth, wantRules = 1, nil
+					}
+					for _, r := range recs {
+						checkAncestry(t, r, pid, depth)
+						if r.Verdict != audit.VerdictAllow || r.Policy != "default" || r.Mode != policy.ModeAudit || r.Source != audit.SourceOCIHook {
+							t.Errorf("seq %d: verdict %q policy %q mode %q source %q", r.Seq, r.Verdict, r.Policy, r.Mode, r.Source)
+						}
+						if d := cmp.Diff(wantRules, audittest.Rules(r)); d != "" {
+							t.Errorf("seq %d violations (-want +got):\n%s", r.Seq, d)
+						}
+						if r.Bundle != filepath.Join(e.dir, "bundles", id) {
+							t.Errorf("seq %d: bundle %q", r.Seq, r.Bundle)
+						}
+					}
+					if poststart && (recs[1].Ref == nil || recs[1].Ref.Seq != recs[0].Seq || recs[1].Ref.Hash != recs[0].Hash) {
+						t.Errorf("poststart does not refer to createRuntime: %+v", recs[1].Ref)
+					}
+					if err := o.delete(e, id); err != nil {
+						t.Fatal(err)
+					}
+					recs = e.records(t, id)
+					if d := cmp.Diff(stages, audittest.Stages(recs)); d != "" {
+						t.Fatalf("stages after delete (-want +got):\n%s", d)
+					}
+					start, stop := recs[len(recs)-2], recs[len(recs)-1]
+					if stop.Ref == nil || stop.Ref.Seq != start.Seq || stop.Ref.Hash != start.Hash || stop.Ancestry != nil {
+						t.Errorf("poststop record %+v does not refer to the start record", stop)
+					}
+					e.verify(t)
+				})
+			}
 		}
 	}
 }
@@ -298,7 +307,7 @@ func TestEnforceRefuses(t *testing.T) {
 				t.Fatalf("container with a user namespace refused: %v\n%s", err, stderr)
 			}
 			recs = e.records(t, good)
-			if d := cmp.Diff([]string{audit.StageCreateRuntime, audit.StagePoststart}, audittest.Stages(recs)); d != "" {
+			if d := cmp.Diff([]string{audit.StageCreateRuntime}, audittest.Stages(recs)); d != "" {
 				t.Fatalf("(-want +got):\n%s", d)
 			}
 			for _, r := range recs {
@@ -359,13 +368,13 @@ func TestConcurrentContainers(t *testing.T) {
 		count[r.ContainerID+" "+r.Stage]++
 	}
 	for _, id := range ids {
-		for _, st := range []string{audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop} {
+		for _, st := range vocab.ShippedStages {
 			if c := count[id+" "+st]; c != 1 {
 				t.Errorf("%s %s: %d records, want 1", id, st, c)
 			}
 		}
 	}
-	if s := e.verify(t); s.Records != 3*n {
-		t.Errorf("%d records, want %d", s.Records, 3*n)
+	if s := e.verify(t); s.Records != len(vocab.ShippedStages)*n {
+		t.Errorf("%d records, want %d", s.Records, len(vocab.ShippedStages)*n)
 	}
 }

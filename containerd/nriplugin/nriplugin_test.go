@@ -97,7 +97,7 @@ func testPlugin(t *testing.T, crictl string, withHook bool) {
 	if withHook {
 		// The hook refuses "bad" at createRuntime already; runc then runs
 		// the poststop hooks while it cleans up.
-		ctrStart = []string{"oci-hook/createRuntime", "oci-hook/poststart"}
+		ctrStart = []string{"oci-hook/createRuntime"}
 		refused = []string{"oci-hook/createRuntime", "oci-hook/poststop"}
 	}
 	for _, tc := range []struct {

@@ -13,6 +13,14 @@ const (
 	StagePoststop = "poststop"
 )
 
-// HookStages are the stages nsrel-hook is installed at, in the order a
+// HookStages are the stages nsrel-hook runs at, in the order a
 // container passes them.
 var HookStages = []string{StageCreateRuntime, StagePoststart, StagePoststop}
+
+// ShippedStages are the stages the shipped configuration installs
+// nsrel-hook at: createRuntime (the record, and the veto) and poststop
+// (the end of the container). poststart is opt-in: runc before 1.2 runs
+// it inside `runc create`, before the user process, where it can only
+// repeat what createRuntime saw, and elsewhere it costs a third more for
+// a check that races with the process (docs/hook.md, "Which stages").
+var ShippedStages = []string{StageCreateRuntime, StagePoststop}
