@@ -53,6 +53,8 @@ func userMaps(chain []audit.UserNS, own hostMaps, find func(audit.UserNS) (idmap
 		switch {
 		case !atTop:
 			host[i] = hostMaps{why: NotAtTop}
+		case i == n-1 && level.Ino == nsrel.InitialUserNSIno:
+			host[i] = hostMaps{maps: initialMaps(), ok: true}
 		case i == n-1:
 			m, err := idmap.Read("/proc/self")
 			if err != nil {
@@ -130,6 +132,14 @@ func Ranges(r []audit.IDRange) idmap.Map {
 		out[i] = idmap.Range(x)
 	}
 	return out
+}
+
+// initialMaps are the maps of the initial user namespace, which the
+// kernel fixes: every ID is itself, and setgroups(2) cannot be turned off
+// there (its gid_map is never empty). A stage in the initial namespace
+// (the usual case) need not read them.
+func initialMaps() idmap.Maps {
+	return idmap.Maps{UID: idmap.Identity(), GID: idmap.Identity(), SetGroups: "allow"}
 }
 
 func ownUserNS() (nsrel.Ident, error) {
