@@ -150,7 +150,10 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 	if len(rec.Violations) > 0 {
 		log.WithField("violations", rules(rec.Violations)).Warn("policy violated (audit mode: allowed)")
 	} else {
-		log.Info("recorded")
+		// The audit record says it all: a diagnostics entry for every
+		// container start would only repeat it (and cost each stage the
+		// diagnostics file's open and write).
+		log.Debug("recorded")
 	}
 	return res, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -47,9 +48,11 @@ func IsDebug(l logrus.FieldLogger) bool {
 
 // File returns a logger at info level appending to path (created 0600
 // with its directory 0700, never following a symlink or opening a FIFO),
-// and the function that closes the file. When path is "" it returns
-// [Discard]; when the file cannot be opened it says so in one line on
-// stderr, prefixed with prog, and returns [Discard]. A path that is a
+// and the function that closes the file. The file is opened at the first
+// entry, so a run with nothing to say opens nothing. When path is "" it
+// returns [Discard]; when the file cannot be opened the first entry says
+// so in one line on stderr, prefixed with prog, and the entries are
+// dropped. A path that is a
 // syslog or journald target ([syslog.ParseTarget], not "stderr") gives
 // a [Service] logger for prog instead.
 func File(path, prog string, stderr io.Writer) (*logrus.Logger, func()) {
@@ -61,21 +64,54 @@ func File(path, prog string, stderr io.Writer) (*logrus.Logger, func()) {
 			return Service(t, prog, stderr, logrus.InfoLevel), func() {}
 		}
 	}
-	f, err := safefile.OpenRegular(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
-			f, err = safefile.OpenRegular(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: diagnostics log: %s\n", prog, vocab.OneLine(err))
-		return Discard(), func() {}
-	}
+	lf := &lazyFile{path: path, prog: prog, stderr: stderr}
 	l := logrus.New()
-	l.Out = f
+	l.Out = lf
 	l.Formatter = utcFormatter{textFormatter()}
 	l.Level = logrus.InfoLevel
-	return l, func() { f.Close() }
+	return l, lf.close
+}
+
+// lazyFile opens the diagnostics file at the first write: a hook stage
+// that has nothing to say (the usual case) opens nothing. A file that
+// cannot be opened is said once on stderr; the entries are then dropped.
+type lazyFile struct {
+	path, prog string
+	stderr     io.Writer
+	mu         sync.Mutex
+	f          *os.File
+	failed     bool
+}
+
+func (l *lazyFile) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil && !l.failed {
+		f, err := safefile.OpenRegular(l.path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err = os.MkdirAll(filepath.Dir(l.path), 0o700); err == nil {
+				f, err = safefile.OpenRegular(l.path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
+			}
+		}
+		if err != nil {
+			l.failed = true
+			fmt.Fprintf(l.stderr, "%s: diagnostics log: %s\n", l.prog, vocab.OneLine(err))
+		}
+		l.f = f
+	}
+	if l.f == nil {
+		return len(p), nil
+	}
+	return l.f.Write(p)
+}
+
+func (l *lazyFile) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
 }
 
 // Stderr returns a logger at level writing to w (a service's standard

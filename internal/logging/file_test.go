@@ -1,0 +1,54 @@
+package logging
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestFileOpenedAtFirstEntry: the diagnostics file (and its directory)
+// appear with the first entry, not before; a path that is a FIFO is
+// refused once on stderr without blocking, and its entries are dropped.
+func TestFileOpenedAtFirstEntry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	path := filepath.Join(dir, "hook.log")
+	var stderr bytes.Buffer
+	l, closeLog := File(path, "nsrel-hook", &stderr)
+	l.Debug("below the level")
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the diagnostics directory exists before any entry: %v", err)
+	}
+	l.WithField("container", "c1").Warn("first")
+	l.Warn("second")
+	closeLog()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(data), "\n") != 2 || !strings.Contains(string(data), "container=c1") {
+		t.Errorf("diagnostics file:\n%s", data)
+	}
+	for p, want := range map[string]os.FileMode{dir: 0o700, path: 0o600} {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v (%v)", p, st.Mode().Perm(), want, err)
+		}
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr: %q", stderr.String())
+	}
+
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, closeLog = File(fifo, "nsrel-hook", &stderr)
+	l.Warn("one")
+	l.Warn("two")
+	closeLog()
+	if s := stderr.String(); strings.Count(s, "\n") != 1 || !strings.HasPrefix(s, "nsrel-hook: diagnostics log: ") || !strings.Contains(s, "FIFO") {
+		t.Errorf("stderr for a FIFO: %q", s)
+	}
+}
