@@ -21,6 +21,7 @@ var layers = map[string]int{
 	"internal/safefile":      0,
 	"internal/syslog":        0,
 	"internal/linuxonly":     -1,
+	"internal/bigstack":      -1,
 	"hook/internal/fastjson": 0,
 	"nsrel/idmap":            0,
 	"nsrel":                  1,
