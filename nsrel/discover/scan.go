@@ -541,7 +541,7 @@ func (w *worker) process(pid int) {
 	if err != nil {
 		return // exited
 	}
-	defer unix.Close(pdfd)
+	defer closeFD(pdfd)
 	defer w.closePidfd()
 	dfd := pdfd // the directory read: the process's, or a live thread's
 	w.since = s.seq.Load()
@@ -717,7 +717,7 @@ func (w *worker) threads(dfd int, cur task) {
 		// One kcmp(2) (Linux 3.5, CONFIG_CHECKPOINT_RESTORE) tells whether
 		// the thread shares the fd table read for the process; without
 		// it every thread's table is read.
-		if r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(ref), uintptr(tid), kcmpFiles, 0, 0, 0); e == 0 && r == 0 {
+		if r, err := kcmp(ref, tid, kcmpFiles); err == nil && r == 0 {
 			continue // the process's fd table
 		}
 		if fd, err := unix.Openat(tfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
@@ -820,22 +820,6 @@ func (w *worker) comm(dfd int) string {
 	return string(bytes.TrimSuffix(w.lbuf[:n], []byte("\n")))
 }
 
-// fdPaths caches "fd/N" for small N.
-var fdPaths = func() []string {
-	p := make([]string, 256)
-	for i := range p {
-		p[i] = "fd/" + strconv.Itoa(i)
-	}
-	return p
-}()
-
-func fdPath(i int) string {
-	if i < len(fdPaths) {
-		return fdPaths[i]
-	}
-	return "fd/" + strconv.Itoa(i)
-}
-
 // fds scans the open files of the task cur (its /proc directory dfd) for
 // namespaces, and with owners wanted, for sockets of network namespaces
 // not seen yet. On Linux 6.2 and later, the size of /proc/PID/fd is the
@@ -856,8 +840,7 @@ func (w *worker) fds(dfd int, cur task) {
 			return // no open files: kernel threads, zombies
 		}
 		for ; done < int(st.Size); done++ {
-			p := fdPath(done)
-			n, err := w.readlinkat(dfd, p, w.lbuf)
+			n, err := w.readlinkFD(dfd, done, w.lbuf)
 			if err == unix.ENOENT {
 				break // a hole: list the directory
 			}
@@ -865,8 +848,10 @@ func (w *worker) fds(dfd int, cur task) {
 				s.deniedFDs.Add(1)
 				return
 			}
-			if err == nil {
-				w.fd(dfd, cur, p, w.lbuf[:n])
+			// Most links are paths ("/dev/null"); their path is
+			// not needed, so it is not built.
+			if err == nil && n > 0 && w.lbuf[0] != '/' {
+				w.fd(dfd, cur, "fd/"+strconv.Itoa(done), w.lbuf[:n])
 			}
 		}
 		if done == int(st.Size) {
@@ -1019,8 +1004,13 @@ var linkTypes = func() map[string]nsrel.Type {
 	return m
 }()
 
+// pidChunk is the most PIDs listPIDs sends at once: a getdents64 call
+// lists about 150, whose scan takes one worker several milliseconds; in
+// smaller chunks the workers finish the last ones together.
+const pidChunk = 16
+
 // listPIDs lists the directory /proc (open as fd) and sends the PIDs in it
-// to out, a chunk per getdents64 call.
+// to out, in chunks of up to pidChunk.
 func listPIDs(fd int, out chan<- []int) error {
 	buf := make([]byte, 4<<10)
 	var names []string
@@ -1045,8 +1035,10 @@ func listPIDs(fd int, out chan<- []int) error {
 				pids = append(pids, p)
 			}
 		}
-		if len(pids) > 0 {
-			out <- pids
+		for len(pids) > 0 {
+			n := min(len(pids), pidChunk)
+			out <- pids[:n:n]
+			pids = pids[n:]
 		}
 	}
 }
