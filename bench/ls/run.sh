@@ -66,7 +66,7 @@ for n in "${sizes[@]}"; do
 	done
 	grep -q '^ready' "$work/load.out" || { echo "run.sh: load not ready" >&2; exit 1; }
 	procs=$(ls /proc | grep -c '^[0-9]')
-	tasks=$(ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null | wc -l)
+	tasks=$({ ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null || true; } | wc -l) # ls fails on a process that exits meanwhile
 	echo "# $n: $procs processes, $tasks tasks, load ready after $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; $(grep MemAvailable /proc/meminfo | tr -s ' '); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	"$bin/lsuserns" >"$work/user.txt" 2>"$work/user.err" || { echo "run.sh: lsuserns failed:" >&2; cat "$work/user.err" >&2; exit 1; }
 	"$bin/lspidns" >"$work/pid.txt" 2>"$work/pid.err" || { echo "run.sh: lspidns failed:" >&2; cat "$work/pid.err" >&2; exit 1; }

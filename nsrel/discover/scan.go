@@ -662,8 +662,11 @@ func (w *worker) liveThread(dfd, pid int) (int, int) {
 	return -1, 0
 }
 
-// kcmpFiles is KCMP_FILES of kcmp(2).
-const kcmpFiles = 2
+// KCMP_FILES and KCMP_FS of kcmp(2).
+const (
+	kcmpFiles = 2
+	kcmpFS    = 3
+)
 
 // threads reads the threads of a multi-threaded process (its directory
 // dfd, read through cur) for what differs from the process: namespace
@@ -698,8 +701,20 @@ func (w *worker) threads(dfd int, cur task) {
 			if l.role&s.roles == 0 || !threadLink(i) {
 				continue
 			}
-			p := name + "/" + l.path
-			k, err := w.readKey(tfd, p)
+			// A task's mount namespace changes only when it does not
+			// share its fs_struct (the root and working directory):
+			// setns(2) of a mount namespace fails with EINVAL if it is
+			// shared, unshare(CLONE_NEWNS) unshares it too, and
+			// clone(2) refuses CLONE_NEWNS with CLONE_FS. So a thread
+			// that shares it with the task read for the process
+			// (kcmp(2) KCMP_FS, far cheaper than a readlinkat) is in
+			// that task's mount namespace.
+			if i == linkMnt && w.have[i] {
+				if r, err := kcmp(ref, tid, kcmpFS); err == nil && r == 0 {
+					continue
+				}
+			}
+			k, err := w.readKey2(tfd, name, l.path)
 			if err != nil || w.have[i] && k == w.keys[i] {
 				continue
 			}
@@ -709,7 +724,7 @@ func (w *worker) threads(dfd int, cur task) {
 			if i == linkMnt && !s.opts.NoMounts {
 				w.addReader(k.Ino, th)
 			}
-			w.linkAt(tfd, p, k, l.typ, Found{Via: ViaTask, PID: cur.pid, TID: tid}, "")
+			w.linkAt(tfd, name+"/"+l.path, k, l.typ, Found{Via: ViaTask, PID: cur.pid, TID: tid}, "")
 		}
 		if s.opts.NoFDs || cur.pid == s.self {
 			continue
@@ -751,7 +766,17 @@ func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm
 
 // readKey reads the namespace link at path below dfd ("type:[INO]").
 func (w *worker) readKey(dfd int, path string) (Key, error) {
-	n, err := w.readlinkat(dfd, path, w.lbuf)
+	return w.key(w.readlinkat(dfd, path, w.lbuf))
+}
+
+// readKey2 reads the namespace link at dir/path below dfd.
+func (w *worker) readKey2(dfd int, dir, path string) (Key, error) {
+	w.pbuf = append(append(append(append(w.pbuf[:0], dir...), '/'), path...), 0)
+	return w.key(readlink(dfd, &w.pbuf[0], w.lbuf))
+}
+
+// key parses the link of n bytes that readlink read into w.lbuf.
+func (w *worker) key(n int, err error) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
