@@ -3,7 +3,7 @@
 # host-like load, in one run per size. Needs root, Go, hyperfine and
 # util-linux (lsns, unshare).
 #
-#   bench/ls/run.sh                 # 2000, 5000 and 10000 processes
+#   bench/ls/run.sh                 # 2000, 5000, 10000 and 20000 processes
 #   bench/ls/run.sh 2000            # one size
 #   RUNS=50 bench/ls/run.sh 5000    # more runs per command
 #   ROUNDS=10 bench/ls/run.sh        # spread the runs over more alternating rounds
@@ -16,7 +16,8 @@
 #
 # For each size it starts bench/ls/load (SIZE processes, 150 user
 # namespaces in chains up to 8 deep, every third chain with PID
-# namespaces, 4 namespaces held only by bind mounts, 4 only by fds), times
+# namespaces, 4 namespaces held only by bind mounts, 4 only by fds, 1000
+# threads in processes of 50), times
 # the commands with hyperfine, measures peak RSS with bench/ls/rss, prints
 # a table of medians and stops the load (all its processes and mounts).
 set -euo pipefail
@@ -25,7 +26,7 @@ export CGO_ENABLED=0
 
 cd "$(dirname "$0")/../.."
 sizes=("$@")
-[ ${#sizes[@]} -gt 0 ] || sizes=(2000 5000 10000)
+[ ${#sizes[@]} -gt 0 ] || sizes=(2000 5000 10000 20000)
 runs=${RUNS:-30}
 rounds=${ROUNDS:-5}
 userns=${USERNS:-150}
@@ -55,15 +56,18 @@ for n in "${sizes[@]}"; do
 	before=$(ls /proc | grep -c '^[0-9]')
 	add=$((n - before))
 	[ "$add" -gt 0 ] || add=0
+	started=$(date +%s.%N)
 	"$bin/load" -procs "$add" -userns "$userns" -dir "$work" >"$work/load.out" 2>&1 &
 	load_pid=$!
-	for _ in $(seq 3000); do # up to 5 minutes: 10k processes start slowly on a loaded VM
+	for _ in $(seq 6000); do # up to 10 minutes: 20k processes start slowly on a loaded VM
 		grep -q '^ready' "$work/load.out" && break
 		kill -0 "$load_pid" 2>/dev/null || { cat "$work/load.out" >&2; exit 1; }
 		sleep 0.1
 	done
 	grep -q '^ready' "$work/load.out" || { echo "run.sh: load not ready" >&2; exit 1; }
 	procs=$(ls /proc | grep -c '^[0-9]')
+	tasks=$({ ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null || true; } | wc -l) # ls fails on a process that exits meanwhile
+	echo "# $n: $procs processes, $tasks tasks, load ready after $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; $(grep MemAvailable /proc/meminfo | tr -s ' '); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	"$bin/lsuserns" >"$work/user.txt" 2>"$work/user.err" || { echo "run.sh: lsuserns failed:" >&2; cat "$work/user.err" >&2; exit 1; }
 	"$bin/lspidns" >"$work/pid.txt" 2>"$work/pid.err" || { echo "run.sh: lspidns failed:" >&2; cat "$work/pid.err" >&2; exit 1; }
 	nuser=$(wc -l <"$work/user.txt")
@@ -96,6 +100,7 @@ for n in "${sizes[@]}"; do
 	}
 	ru=$(rss "$bin/lsuserns" --no-containers); rp=$(rss "$bin/lspidns" --no-containers)
 	rl=$(rss lsns --tree=owner -t user)
+	echo "# $n: timed; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	stop_load
 
 	"$bin/summary" -procs "$procs" -userns "$nuser" -pidns "$npid" \

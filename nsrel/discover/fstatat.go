@@ -13,7 +13,7 @@ import (
 // ([sysFstatat]), into the same unix.Stat_t, without its path copy.
 func (w *worker) fstatat(dirfd int, path string, st *unix.Stat_t) error {
 	p := w.cpath(path)
-	_, _, e := unix.Syscall6(sysFstatat, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
+	_, _, e := unix.RawSyscall6(sysFstatat, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
 		uintptr(unsafe.Pointer(st)), 0, 0, 0)
 	if e != 0 {
 		return e

@@ -541,7 +541,7 @@ func (w *worker) process(pid int) {
 	if err != nil {
 		return // exited
 	}
-	defer unix.Close(pdfd)
+	defer closeFD(pdfd)
 	defer w.closePidfd()
 	dfd := pdfd // the directory read: the process's, or a live thread's
 	w.since = s.seq.Load()
@@ -662,8 +662,11 @@ func (w *worker) liveThread(dfd, pid int) (int, int) {
 	return -1, 0
 }
 
-// kcmpFiles is KCMP_FILES of kcmp(2).
-const kcmpFiles = 2
+// KCMP_FILES and KCMP_FS of kcmp(2).
+const (
+	kcmpFiles = 2
+	kcmpFS    = 3
+)
 
 // threads reads the threads of a multi-threaded process (its directory
 // dfd, read through cur) for what differs from the process: namespace
@@ -698,8 +701,20 @@ func (w *worker) threads(dfd int, cur task) {
 			if l.role&s.roles == 0 || !threadLink(i) {
 				continue
 			}
-			p := name + "/" + l.path
-			k, err := w.readKey(tfd, p)
+			// A task's mount namespace changes only when it does not
+			// share its fs_struct (the root and working directory):
+			// setns(2) of a mount namespace fails with EINVAL if it is
+			// shared, unshare(CLONE_NEWNS) unshares it too, and
+			// clone(2) refuses CLONE_NEWNS with CLONE_FS. So a thread
+			// that shares it with the task read for the process
+			// (kcmp(2) KCMP_FS, far cheaper than a readlinkat) is in
+			// that task's mount namespace.
+			if i == linkMnt && w.have[i] {
+				if r, err := kcmp(ref, tid, kcmpFS); err == nil && r == 0 {
+					continue
+				}
+			}
+			k, err := w.readKey2(tfd, name, l.path)
 			if err != nil || w.have[i] && k == w.keys[i] {
 				continue
 			}
@@ -709,7 +724,7 @@ func (w *worker) threads(dfd int, cur task) {
 			if i == linkMnt && !s.opts.NoMounts {
 				w.addReader(k.Ino, th)
 			}
-			w.linkAt(tfd, p, k, l.typ, Found{Via: ViaTask, PID: cur.pid, TID: tid}, "")
+			w.linkAt(tfd, name+"/"+l.path, k, l.typ, Found{Via: ViaTask, PID: cur.pid, TID: tid}, "")
 		}
 		if s.opts.NoFDs || cur.pid == s.self {
 			continue
@@ -717,7 +732,7 @@ func (w *worker) threads(dfd int, cur task) {
 		// One kcmp(2) (Linux 3.5, CONFIG_CHECKPOINT_RESTORE) tells whether
 		// the thread shares the fd table read for the process; without
 		// it every thread's table is read.
-		if r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(ref), uintptr(tid), kcmpFiles, 0, 0, 0); e == 0 && r == 0 {
+		if r, err := kcmp(ref, tid, kcmpFiles); err == nil && r == 0 {
 			continue // the process's fd table
 		}
 		if fd, err := unix.Openat(tfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
@@ -751,7 +766,17 @@ func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm
 
 // readKey reads the namespace link at path below dfd ("type:[INO]").
 func (w *worker) readKey(dfd int, path string) (Key, error) {
-	n, err := w.readlinkat(dfd, path, w.lbuf)
+	return w.key(w.readlinkat(dfd, path, w.lbuf))
+}
+
+// readKey2 reads the namespace link at dir/path below dfd.
+func (w *worker) readKey2(dfd int, dir, path string) (Key, error) {
+	w.pbuf = append(append(append(append(w.pbuf[:0], dir...), '/'), path...), 0)
+	return w.key(readlink(dfd, &w.pbuf[0], w.lbuf))
+}
+
+// key parses the link of n bytes that readlink read into w.lbuf.
+func (w *worker) key(n int, err error) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
@@ -820,22 +845,6 @@ func (w *worker) comm(dfd int) string {
 	return string(bytes.TrimSuffix(w.lbuf[:n], []byte("\n")))
 }
 
-// fdPaths caches "fd/N" for small N.
-var fdPaths = func() []string {
-	p := make([]string, 256)
-	for i := range p {
-		p[i] = "fd/" + strconv.Itoa(i)
-	}
-	return p
-}()
-
-func fdPath(i int) string {
-	if i < len(fdPaths) {
-		return fdPaths[i]
-	}
-	return "fd/" + strconv.Itoa(i)
-}
-
 // fds scans the open files of the task cur (its /proc directory dfd) for
 // namespaces, and with owners wanted, for sockets of network namespaces
 // not seen yet. On Linux 6.2 and later, the size of /proc/PID/fd is the
@@ -856,8 +865,7 @@ func (w *worker) fds(dfd int, cur task) {
 			return // no open files: kernel threads, zombies
 		}
 		for ; done < int(st.Size); done++ {
-			p := fdPath(done)
-			n, err := w.readlinkat(dfd, p, w.lbuf)
+			n, err := w.readlinkFD(dfd, done, w.lbuf)
 			if err == unix.ENOENT {
 				break // a hole: list the directory
 			}
@@ -865,8 +873,10 @@ func (w *worker) fds(dfd int, cur task) {
 				s.deniedFDs.Add(1)
 				return
 			}
-			if err == nil {
-				w.fd(dfd, cur, p, w.lbuf[:n])
+			// Most links are paths ("/dev/null"); their path is
+			// not needed, so it is not built.
+			if err == nil && n > 0 && w.lbuf[0] != '/' {
+				w.fd(dfd, cur, "fd/"+strconv.Itoa(done), w.lbuf[:n])
 			}
 		}
 		if done == int(st.Size) {
@@ -1019,8 +1029,13 @@ var linkTypes = func() map[string]nsrel.Type {
 	return m
 }()
 
+// pidChunk is the most PIDs listPIDs sends at once: a getdents64 call
+// lists about 150, whose scan takes one worker several milliseconds; in
+// smaller chunks the workers finish the last ones together.
+const pidChunk = 16
+
 // listPIDs lists the directory /proc (open as fd) and sends the PIDs in it
-// to out, a chunk per getdents64 call.
+// to out, in chunks of up to pidChunk.
 func listPIDs(fd int, out chan<- []int) error {
 	buf := make([]byte, 4<<10)
 	var names []string
@@ -1045,8 +1060,10 @@ func listPIDs(fd int, out chan<- []int) error {
 				pids = append(pids, p)
 			}
 		}
-		if len(pids) > 0 {
-			out <- pids
+		for len(pids) > 0 {
+			n := min(len(pids), pidChunk)
+			out <- pids[:n:n]
+			pids = pids[n:]
 		}
 	}
 }

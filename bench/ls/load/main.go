@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,11 +24,22 @@ var (
 	mounts = flag.Int("mounts", 4, "user namespaces held only by a bind mount")
 	fds    = flag.Int("fds", 4, "user namespaces held only by an fd")
 	dir    = flag.String("dir", "", "directory for bind-mount targets (default: a new temp dir)")
+	// Threads: a host has some multi-threaded daemons; the load has
+	// -threads threads in processes of -per-process threads each.
+	threads    = flag.Int("threads", 1000, "threads in multi-threaded processes (counted in -procs by their processes)")
+	perProcess = flag.Int("per-process", 50, "threads per multi-threaded process")
+	hold       = flag.Int("hold-threads", 0, "internal: be a process of this many threads that waits to be killed")
 )
 
+// loader starts and holds the load. It reaps its children in one
+// goroutine on SIGCHLD and keeps no pidfd: a goroutine per child blocked
+// in wait(2) would be an OS thread per child, and os.Process a pidfd per
+// child, so the load generator itself would be one process with as many
+// threads and fds as the load has processes (which the scans would read,
+// and which at 20,000 processes exceeds the default pid_max of 32768).
 type loader struct {
-	cmds    []*exec.Cmd
-	done    []chan struct{}
+	pgids   []int
+	alive   atomic.Int64 // children started and not yet reaped
 	mounted []string
 	dir     string
 	count   int
@@ -35,10 +47,14 @@ type loader struct {
 
 func main() {
 	flag.Parse()
+	if *hold > 0 {
+		holdThreads(*hold)
+	}
 	// Descriptors inherited from the caller must not reach the load's
 	// processes (they would make their fd tables differ from run to run).
 	unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
 	l := &loader{}
+	l.reap()
 	err := l.build()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
@@ -52,18 +68,58 @@ func main() {
 	l.cleanup()
 }
 
-func (l *loader) start(name string, args []string, extra []*os.File) (*exec.Cmd, error) {
+// holdThreads runs n-1 more threads, each a goroutine blocked in
+// pause(2) (a goroutine in a system call keeps its thread), and waits to
+// be killed.
+func holdThreads(n int) {
+	for i := 1; i < n; i++ {
+		go pause()
+	}
+	pause()
+}
+
+func pause() {
+	for {
+		unix.Pause()
+	}
+}
+
+// reap reaps every child that exits, from now on.
+func (l *loader) reap() {
+	sig := make(chan os.Signal, 64)
+	signal.Notify(sig, syscall.SIGCHLD)
+	go func() {
+		for range sig {
+			for {
+				var ws unix.WaitStatus
+				pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil || pid <= 0 {
+					break
+				}
+				l.alive.Add(-1)
+			}
+		}
+	}()
+}
+
+// start starts a command in a process group of its own, which the
+// loader kills on cleanup, and returns its PID.
+func (l *loader) start(name string, args []string, extra []*os.File) (int, error) {
 	cmd := exec.Command(name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.ExtraFiles = extra
+	l.alive.Add(1)
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		l.alive.Add(-1)
+		return 0, err
 	}
-	done := make(chan struct{})
-	l.cmds = append(l.cmds, cmd)
-	l.done = append(l.done, done)
-	go func() { cmd.Wait(); close(done) }()
-	return cmd, nil
+	pid := cmd.Process.Pid
+	cmd.Process.Release() // closes its pidfd; reap waits for it
+	l.pgids = append(l.pgids, pid)
+	return pid, nil
 }
 
 // waitComm waits until pid runs comm (after the unshare execs).
@@ -139,11 +195,11 @@ func (l *loader) build() error {
 			d = *userns - made
 		}
 		pid := len(leaves)%3 == 2
-		cmd, err := l.start("unshare", chainArgs(d, pid), nil)
+		p, err := l.start("unshare", chainArgs(d, pid), nil)
 		if err != nil {
 			return err
 		}
-		leaves = append(leaves, cmd.Process.Pid)
+		leaves = append(leaves, p)
 		made += d
 		l.count++
 		if pid {
@@ -164,11 +220,10 @@ func (l *loader) build() error {
 		l.dir = *dir
 	}
 	for i := 0; i < *mounts+*fds; i++ {
-		cmd, err := l.start("unshare", chainArgs(2, false), nil)
+		pid, err := l.start("unshare", chainArgs(2, false), nil)
 		if err != nil {
 			return err
 		}
-		pid := cmd.Process.Pid
 		if err := waitComm(pid, "sleep"); err != nil {
 			return err
 		}
@@ -194,9 +249,20 @@ func (l *loader) build() error {
 			}
 			l.count++
 		}
-		cmd.Process.Kill()
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	// Plain processes up to the total.
+	// Multi-threaded processes, then plain processes up to the total.
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	for t := 0; t < *threads && l.count < *procs; t += *perProcess {
+		n := min(*perProcess, *threads-t)
+		if _, err := l.start(self, []string{"-hold-threads", strconv.Itoa(n)}, nil); err != nil {
+			return err
+		}
+		l.count++
+	}
 	for l.count < *procs {
 		if _, err := l.start(sleep, []string{"1000000"}, nil); err != nil {
 			return err
@@ -207,20 +273,18 @@ func (l *loader) build() error {
 }
 
 func (l *loader) cleanup() {
-	for _, c := range l.cmds {
-		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	for _, p := range l.pgids {
+		syscall.Kill(-p, syscall.SIGKILL)
 	}
 	// Wait until they are reaped, so that the next measurement does not
 	// run while the kernel tears thousands of processes down.
-	timeout := time.After(30 * time.Second)
-wait:
-	for _, d := range l.done {
-		select {
-		case <-d:
-		case <-timeout:
+	deadline := time.Now().Add(30 * time.Second)
+	for l.alive.Load() > 0 {
+		if time.Now().After(deadline) {
 			fmt.Fprintln(os.Stderr, "load: processes still running after 30s")
-			break wait
+			break
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	for _, m := range l.mounted {
 		unix.Unmount(m, unix.MNT_DETACH)

@@ -15,7 +15,7 @@ var (
 	order = []string{"lsuserns", "lsuserns --no-other-types", "lspidns", "lsuserns (with container lookup)",
 		"lsns --tree=owner -t user", "lsns --tree=parent -t pid", "floor"}
 	lsns = map[string]string{"lsuserns": "lsns --tree=owner -t user", "lsuserns --no-other-types": "lsns --tree=owner -t user",
-		"lspidns": "lsns --tree=parent -t pid"}
+		"lspidns": "lsns --tree=parent -t pid", "lsuserns (with container lookup)": "lsns --tree=owner -t user"}
 )
 
 type export struct {
@@ -23,6 +23,10 @@ type export struct {
 		Command   string    `json:"command"`
 		Times     []float64 `json:"times"`
 		ExitCodes []int     `json:"exit_codes"`
+		// User and System are the means of the run's user and system
+		// CPU times.
+		User   float64 `json:"user"`
+		System float64 `json:"system"`
 	} `json:"results"`
 }
 
@@ -36,6 +40,7 @@ func main() {
 	flag.Parse()
 
 	times := map[string][]float64{}
+	cpu := map[string][]float64{} // user + system, per run, weighted by its runs
 	failed := map[string]int{}
 	for _, path := range flag.Args() {
 		b, err := os.ReadFile(path)
@@ -48,6 +53,9 @@ func main() {
 		}
 		for _, r := range e.Results {
 			times[r.Command] = append(times[r.Command], r.Times...)
+			for range r.Times {
+				cpu[r.Command] = append(cpu[r.Command], r.User+r.System)
+			}
 			for _, c := range r.ExitCodes {
 				if c != 0 {
 					failed[r.Command]++
@@ -64,19 +72,24 @@ func main() {
 		fail(fmt.Errorf("no floor measurements"))
 	}
 	fmt.Printf("\n## %d processes, %d user namespaces, %d PID namespaces\n\n", *procs, *userns, *pidns)
-	fmt.Println("| command | median ms | mean ± σ ms | × floor | vs lsns |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: |")
+	// CPU is the mean of user + system time: what the command costs the
+	// machine, which lsns spends on one CPU and the tools on several.
+	fmt.Println("| command | median ms | mean ± σ ms | CPU ms | × floor | vs lsns | CPU vs lsns |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, k := range order {
 		v, ok := times[k]
 		if !ok {
 			continue
 		}
 		mean, sd := meanSD(v)
-		vs := ""
+		c, _ := meanSD(cpu[k])
+		vs, cvs := "", ""
 		if o, ok := lsns[k]; ok && med[o] > 0 {
+			co, _ := meanSD(cpu[o])
 			vs = fmt.Sprintf("%.2f×", med[k]/med[o])
+			cvs = fmt.Sprintf("%.2f×", c/co)
 		}
-		fmt.Printf("| %s | %.1f | %.1f ± %.1f | %.2f | %s |\n", k, med[k], mean*1000, sd*1000, med[k]/floor, vs)
+		fmt.Printf("| %s | %.1f | %.1f ± %.1f | %.1f | %.2f | %s | %s |\n", k, med[k], mean*1000, sd*1000, c*1000, med[k]/floor, vs, cvs)
 	}
 	for _, k := range order {
 		if n := failed[k]; n > 0 {
