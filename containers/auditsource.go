@@ -134,7 +134,7 @@ files:
 // that can be one: nil for anything else.
 func decodeStart(line []byte, id string) *audit.Record {
 	r, err := audit.Decode(line)
-	if err != nil || r.ContainerID != id || !validID.MatchString(id) || r.Ancestry == nil || r.PID <= 0 || r.PID >= vocab.PIDLimit {
+	if err != nil || r.ContainerID != id || !validID(id) || r.Ancestry == nil || r.PID <= 0 || r.PID >= vocab.PIDLimit {
 		return nil
 	}
 	return r

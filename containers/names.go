@@ -95,7 +95,7 @@ func AddDockerNames(cs []discover.Container, root string) {
 		root = DefaultDockerRoot
 	}
 	for i, c := range cs {
-		if c.Name != "" || (c.Engine != EngineContainerd && c.Engine != EngineAuditLog) || c.Namespace != "moby" || !validID.MatchString(c.ID) {
+		if c.Name != "" || (c.Engine != EngineContainerd && c.Engine != EngineAuditLog) || c.Namespace != "moby" || !validID(c.ID) {
 			continue
 		}
 		data, owner, err := readLimited(filepath.Join(root, "containers", c.ID, "config.v2.json"), MaxNamesFile)

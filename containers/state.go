@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -118,8 +117,22 @@ func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 	return out, nil
 }
 
-// validID is the container ID syntax runc and crun accept.
-var validID = regexp.MustCompile(`^[\w+\-.]+$`)
+// validID reports whether id has the container ID syntax runc and crun
+// accept, [A-Za-z0-9_+.-]+ (a loop: a regexp would be compiled at every
+// start of the tree commands).
+func validID(id string) bool {
+	if id == "" {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '+', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func listRoot(rt, dir string) ([]discover.Container, error) {
 	entries, err := os.ReadDir(dir)
@@ -146,7 +159,7 @@ func listRoot(rt, dir string) ([]discover.Container, error) {
 		})
 	}
 	for i, e := range entries {
-		if e.IsDir() && len(e.Name()) <= 1024 && validID.MatchString(e.Name()) {
+		if e.IsDir() && len(e.Name()) <= 1024 && validID(e.Name()) {
 			next <- i
 		}
 	}

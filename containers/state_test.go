@@ -304,3 +304,16 @@ func TestStateSourceCrun(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// TestValidID: the ID syntax of runc and crun, [A-Za-z0-9_+.-]+, and
+// nothing else (no separators, no control characters, no UTF-8).
+func TestValidID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"abc": true, "A-b_c.d+e": true, "0123456789abcdef": true, "a": true,
+		"": false, "a/b": false, "a b": false, "a\nb": false, "ü": false, "a:b": false, "..\x00": false,
+	} {
+		if got := validID(id); got != want {
+			t.Errorf("validID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
