@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,12 +34,20 @@ type variant struct {
 	run    func() error
 }
 
-// interrupted returns a context cancelled on SIGINT or SIGTERM, so that
-// a benchmark stopped with Ctrl-C reports the rounds it has and its
-// cleanups take down every daemon, mount and directory.
-func interrupted(b *testing.B) context.Context {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	b.Cleanup(stop)
+// interrupted is cancelled on the first SIGINT or SIGTERM: the running
+// benchmark reports the rounds it has and its cleanups take down every
+// daemon, mount and directory; the benchmarks after it do not start.
+var interrupted = sync.OnceValue(func() context.Context {
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return ctx
+})
+
+// notInterrupted skips the benchmark when a signal stopped an earlier one.
+func notInterrupted(b *testing.B) context.Context {
+	ctx := interrupted()
+	if ctx.Err() != nil {
+		b.Skip("interrupted")
+	}
 	return ctx
 }
 

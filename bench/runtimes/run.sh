@@ -6,7 +6,7 @@
 #
 #   podman  `podman run --rm` of a busybox `true` container: no hooks, the
 #           shipped config/hooks.d files, nsrel-hook at all three stages
-#           (default 150 rounds)
+#           (default 100 rounds)
 #   ctr     `ctr run --rm` on containerd 2.4 with the shipped
 #           config/containerd/base-runtime-spec.json without its hooks, as
 #           shipped and with nsrel-hook at all three stages; the Go
@@ -15,7 +15,7 @@
 #   cri     a crictl pod lifecycle (runp, create, start, stop, rm, stopp,
 #           rmp) on three containerd 2.4 daemons: without nsrel, with
 #           `nsrel-containerd nri` injecting nsrel-hook, with the shipped
-#           base runtime spec (default 100 rounds)
+#           base runtime spec (default 80 rounds)
 #
 # Environment: ROUNDS (rounds per benchmark), BLOCK (timed runs per
 # variant and round, default 3, after one uncounted warm-up run), GO.

@@ -36,7 +36,7 @@ func BenchmarkPodman(b *testing.B) {
 	runc := nstest.RequireCmd(b, "runc")
 	hookBin := nstest.Tool(b, "nsrel-hook")
 	cfg, auditLog := hookConfig(b, hookBin)
-	ctx := interrupted(b)
+	ctx := notInterrupted(b)
 	// podman wants a runroot shorter than 50 characters.
 	dir, err := os.MkdirTemp("", "nsp")
 	if err != nil {
@@ -79,7 +79,7 @@ func BenchmarkPodman(b *testing.B) {
 		{name: "podman, shipped hooks.d (" + stages + ")", key: "shipped", target: target, run: run(hooks["shipped"])},
 		{name: "podman, hooks.d at createRuntime,poststart,poststop", key: "all", run: run(hooks["all"])},
 	}
-	report(b, "podman 4.3 run --rm (busybox true, runc)", vs, alternate(ctx, b, vs, 150))
+	report(b, "podman 4.3 run --rm (busybox true, runc)", vs, alternate(ctx, b, vs, 100))
 	auditSummary(b, auditLog)
 }
 
@@ -92,7 +92,7 @@ func BenchmarkCtr(b *testing.B) {
 	d := ctrdtest.Start(b, ctrdtest.V2(), nil)
 	hookBin := nstest.Tool(b, "nsrel-hook")
 	cfg, auditLog := hookConfig(b, hookBin)
-	ctx := interrupted(b)
+	ctx := notInterrupted(b)
 	const ns = "bench"
 	c := d.Client(b)
 	img := d.ImportBusybox(b, c, ns)
@@ -201,7 +201,7 @@ func BenchmarkCRI(b *testing.B) {
 	hookBin := nstest.Tool(b, "nsrel-hook")
 	plugin := nstest.Tool(b, "nsrel-containerd")
 	cfg, auditLog := hookConfig(b, hookBin)
-	ctx := interrupted(b)
+	ctx := notInterrupted(b)
 	specPath := filepath.Join(b.TempDir(), "base-runtime-spec.json")
 	if err := os.WriteFile(specPath, shipped(b, "config/containerd/base-runtime-spec.json", hookBin, cfg), 0o644); err != nil {
 		b.Fatal(err)
@@ -220,7 +220,7 @@ func BenchmarkCRI(b *testing.B) {
 		{name: "crictl, nsrel-containerd nri (injects createRuntime,poststop)", key: "nri", target: target, run: podLifecycle(b, crictl, nri)},
 		{name: "crictl, shipped base runtime spec (" + specStages(ctrdtest.LoadSpec(b, specPath).Hooks) + ")", key: "base-spec", run: podLifecycle(b, crictl, based)},
 	}
-	report(b, "containerd 2.4 CRI pod lifecycle (crictl 1.37, runc)", vs, alternate(ctx, b, vs, 100))
+	report(b, "containerd 2.4 CRI pod lifecycle (crictl 1.37, runc)", vs, alternate(ctx, b, vs, 80))
 	auditSummary(b, auditLog)
 }
 
