@@ -42,8 +42,13 @@ var interrupted = sync.OnceValue(func() context.Context {
 	return ctx
 })
 
-// notInterrupted skips the benchmark when a signal stopped an earlier one.
-func notInterrupted(b *testing.B) context.Context {
+// begin skips the benchmark unless bench/runtimes/run.sh runs it (each
+// takes minutes: not for `make bench`) or when a signal stopped an
+// earlier one, and returns the context that a signal cancels.
+func begin(b *testing.B) context.Context {
+	if os.Getenv("NSREL_BENCH_RUNTIMES") != "1" {
+		b.Skip("minutes long: run it through bench/runtimes/run.sh (NSREL_BENCH_RUNTIMES=1)")
+	}
 	ctx := interrupted()
 	if ctx.Err() != nil {
 		b.Skip("interrupted")

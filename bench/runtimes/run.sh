@@ -11,11 +11,11 @@
 #           config/containerd/base-runtime-spec.json without its hooks, as
 #           shipped and with nsrel-hook at all three stages; the Go
 #           client's lifecycle without and with containerd.WithHook
-#           (default 200 rounds)
+#           (default 100 rounds)
 #   cri     a crictl pod lifecycle (runp, create, start, stop, rm, stopp,
 #           rmp) on three containerd 2.4 daemons: without nsrel, with
 #           `nsrel-containerd nri` injecting nsrel-hook, with the shipped
-#           base runtime spec (default 80 rounds)
+#           base runtime spec (default 60 rounds)
 #
 # Environment: ROUNDS (rounds per benchmark), BLOCK (timed runs per
 # variant and round, default 3, after one uncounted warm-up run), GO.
@@ -65,10 +65,11 @@ chmod 711 "$WORK"
 # the NRI plugin), the processes of the cgroups below it, its mounts.
 cleanup() {
 	trap - EXIT INT TERM
-	for p in /proc/[0-9]*; do
-		[ "${p#/proc/}" = $$ ] && continue
-		if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF "$WORK/"; then kill -KILL "${p#/proc/}" 2>/dev/null || true; fi
-	done
+	# One grep over every command line: the machine may run thousands of
+	# processes (the tree benchmarks), too many for a fork per process.
+	# The pattern, WORK/ with its dot as [.], does not match grep's own.
+	find /proc -mindepth 2 -maxdepth 2 -name cmdline -path '/proc/[0-9]*' -exec grep -lsa "$(echo "$WORK" | sed 's/[.]/[.]/g')/" {} + 2>/dev/null |
+		while read -r f; do f=${f#/proc/}; [ "${f%/cmdline}" = $$ ] || kill -KILL "${f%/cmdline}" 2>/dev/null || true; done
 	cgroups=
 	for d in "$WORK"/nc* "$WORK"/nsp*; do
 		[ -e "$d" ] || continue
@@ -99,7 +100,7 @@ cd "$REPO/bench/runtimes"
 # On Ctrl-C the benchmark stops, prints the rounds it has and cleans up;
 # the filter ignores the signal so that the table still gets through.
 rc=0
-{ TMPDIR=$WORK "$WORK/runtimes.test" -test.run '^$' -test.bench "$BENCH" -test.benchtime 1x -test.timeout 0 || echo $? >"$WORK/rc"; } |
+{ NSREL_BENCH_RUNTIMES=1 TMPDIR=$WORK "$WORK/runtimes.test" -test.run '^$' -test.bench "$BENCH" -test.benchtime 1x -test.timeout 0 || echo $? >"$WORK/rc"; } |
 	(trap '' INT; grep -v -e '^goos:' -e '^goarch:' -e '^pkg:' -e '^cpu:' -e '^PASS$' -e '^Benchmark[A-Za-z]*-[0-9]*[[:space:]]*1[[:space:]]')
 [ -f "$WORK/rc" ] && rc=$(cat "$WORK/rc")
 exit "$rc"

@@ -31,12 +31,12 @@ const target = 1.03
 // (runc, private storage, no network) without hooks, with the shipped
 // hooks.d files and with nsrel-hook at all three stages.
 func BenchmarkPodman(b *testing.B) {
+	ctx := begin(b)
 	nstest.RequireRoot(b)
 	podman := nstest.RequireCmd(b, "podman")
 	runc := nstest.RequireCmd(b, "runc")
 	hookBin := nstest.Tool(b, "nsrel-hook")
 	cfg, auditLog := hookConfig(b, hookBin)
-	ctx := notInterrupted(b)
 	// podman wants a runroot shorter than 50 characters.
 	dir, err := os.MkdirTemp("", "nsp")
 	if err != nil {
@@ -89,10 +89,10 @@ func BenchmarkPodman(b *testing.B) {
 // lifecycle through the Go client (image snapshot, spec from the image)
 // without and with WithHook.
 func BenchmarkCtr(b *testing.B) {
+	ctx := begin(b)
 	d := ctrdtest.Start(b, ctrdtest.V2(), nil)
 	hookBin := nstest.Tool(b, "nsrel-hook")
 	cfg, auditLog := hookConfig(b, hookBin)
-	ctx := notInterrupted(b)
 	const ns = "bench"
 	c := d.Client(b)
 	img := d.ImportBusybox(b, c, ns)
@@ -144,7 +144,7 @@ func BenchmarkCtr(b *testing.B) {
 		{name: "Go client lifecycle, no hooks", key: "client-none", base: 3, run: clientRun()},
 		{name: "Go client lifecycle, WithHook (" + specStages(withHookHooks(b, hookBin, cfg)) + ")", key: "client-withhook", base: 3, target: target, run: clientRun(nsrelctrd.WithHook(hookBin, cfg))},
 	}
-	report(b, "containerd 2.4 (busybox true, runc)", vs, alternate(ctx, b, vs, 200))
+	report(b, "containerd 2.4 (busybox true, runc)", vs, alternate(ctx, b, vs, 100))
 	auditSummary(b, auditLog)
 }
 
@@ -197,11 +197,11 @@ func clientLifecycle(d *ctrdtest.Daemon, c *client.Client, img client.Image, ns,
 // without nsrel, one with `nsrel-containerd nri` (which injects
 // nsrel-hook into the container), one with the shipped base runtime spec.
 func BenchmarkCRI(b *testing.B) {
+	ctx := begin(b)
 	crictl := ctrdtest.Crictl(b)
 	hookBin := nstest.Tool(b, "nsrel-hook")
 	plugin := nstest.Tool(b, "nsrel-containerd")
 	cfg, auditLog := hookConfig(b, hookBin)
-	ctx := notInterrupted(b)
 	specPath := filepath.Join(b.TempDir(), "base-runtime-spec.json")
 	if err := os.WriteFile(specPath, shipped(b, "config/containerd/base-runtime-spec.json", hookBin, cfg), 0o644); err != nil {
 		b.Fatal(err)
@@ -220,7 +220,7 @@ func BenchmarkCRI(b *testing.B) {
 		{name: "crictl, nsrel-containerd nri (injects createRuntime,poststop)", key: "nri", target: target, run: podLifecycle(b, crictl, nri)},
 		{name: "crictl, shipped base runtime spec (" + specStages(ctrdtest.LoadSpec(b, specPath).Hooks) + ")", key: "base-spec", run: podLifecycle(b, crictl, based)},
 	}
-	report(b, "containerd 2.4 CRI pod lifecycle (crictl 1.37, runc)", vs, alternate(ctx, b, vs, 80))
+	report(b, "containerd 2.4 CRI pod lifecycle (crictl 1.37, runc)", vs, alternate(ctx, b, vs, 60))
 	auditSummary(b, auditLog)
 }
 
