@@ -35,7 +35,7 @@ DOCDATE ?= $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
 export NSREL_TOOLS ?= $(HOME)/.cache/nsrel/tools
 TESTFLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build image doc install uninstall deb test bench bench-ls bench-hook bench-containerd bench-startup reliability demo deps lint pictures clean
+.PHONY: all build image doc install uninstall deb test bench bench-ls bench-hook bench-containerd bench-runtimes bench-startup reliability demo deps lint pictures clean
 
 all: build
 
@@ -140,6 +140,9 @@ bench-hook: deps
 
 bench-containerd: deps
 	bench/containerd/run.sh
+
+bench-runtimes: deps
+	bench/runtimes/run.sh
 
 bench-startup:
 	bench/startup/run.sh

@@ -132,24 +132,7 @@ func Podman(t testing.TB) (string, int, string) {
 	}
 	t.Cleanup(func() {
 		exec.Command(podman, append(slices.Clone(base), "rm", "-f", "-t", "0", name)...).Run()
-		// conmon runs `podman container cleanup` on its own; stop it
-		// before taking the storage mounts down.
-		var err error
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			ctrdtest.KillMentioning(tmp)
-			if err = ctrdtest.UnmountUnder(tmp); err == nil {
-				err = os.RemoveAll(filepath.Join(tmp, "storage"))
-			}
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-		}
-		if err != nil {
-			t.Error(err)
-		}
-		if left := ctrdtest.RemoveCgroups(cgroup); len(left) > 0 {
-			t.Errorf("cgroups left: %v", left)
-		}
+		RemovePodmanState(t, tmp, filepath.Join(tmp, "storage"), cgroup)
 	})
 	id := run("run", "-d", "--name", name, "--network", "none", "--cgroup-parent", cgroup,
 		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768", "--rootfs", rootfs, "/bin/sleep", "300")
@@ -158,6 +141,32 @@ func Podman(t testing.TB) (string, int, string) {
 		t.Fatal(err)
 	}
 	return id, pid, runcRoot
+}
+
+// RemovePodmanState takes down what podman runs with private state below
+// dir leave behind: it kills every process whose command line names dir
+// (conmon runs `podman container cleanup` on its own after a container
+// exits), detaches the mounts below dir, removes store (podman's storage
+// there) and the cgroup directories below cgroup, retrying for a few
+// seconds while those processes go.
+func RemovePodmanState(t testing.TB, dir, store, cgroup string) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ctrdtest.KillMentioning(dir)
+		if err = ctrdtest.UnmountUnder(dir); err == nil {
+			err = os.RemoveAll(store)
+		}
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Error(err)
+	}
+	if left := ctrdtest.RemoveCgroups(cgroup); len(left) > 0 {
+		t.Errorf("cgroups left: %v", left)
+	}
 }
 
 // statePID asks the runtime (runc or crun, state in root) for the host
