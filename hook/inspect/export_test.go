@@ -1,7 +1,5 @@
 package inspect
 
-import "github.com/nsrel/nsrel/nsrel/idmap"
-
 // ForceProcFallback turns the pidfd namespace ioctls off until restore is
 // called: the tests check the /proc fallback of older kernels with it.
 func ForceProcFallback() (restore func()) {
@@ -20,7 +18,3 @@ func PinnedViaPidfd(pfd, pid int) (bool, error) {
 	p.Close()
 	return via, nil
 }
-
-// InitialMaps are the maps a stage in the initial user namespace records
-// for it without reading them.
-func InitialMaps() idmap.Maps { return initialMaps() }

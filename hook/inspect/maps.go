@@ -54,7 +54,7 @@ func userMaps(chain []audit.UserNS, own hostMaps, find func(audit.UserNS) (idmap
 		case !atTop:
 			host[i] = hostMaps{why: NotAtTop}
 		case i == n-1 && level.Ino == nsrel.InitialUserNSIno:
-			host[i] = hostMaps{maps: initialMaps(), ok: true}
+			host[i] = hostMaps{maps: idmap.Initial(), ok: true}
 		case i == n-1:
 			m, err := idmap.Read("/proc/self")
 			if err != nil {
@@ -132,14 +132,6 @@ func Ranges(r []audit.IDRange) idmap.Map {
 		out[i] = idmap.Range(x)
 	}
 	return out
-}
-
-// initialMaps are the maps of the initial user namespace, which the
-// kernel fixes: every ID is itself, and setgroups(2) cannot be turned off
-// there (its gid_map is never empty). A stage in the initial namespace
-// (the usual case) need not read them.
-func initialMaps() idmap.Maps {
-	return idmap.Maps{UID: idmap.Identity(), GID: idmap.Identity(), SetGroups: "allow"}
 }
 
 func ownUserNS() (nsrel.Ident, error) {

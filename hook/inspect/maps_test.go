@@ -115,27 +115,3 @@ func TestProcessMapsNoProcess(t *testing.T) {
 		t.Errorf("reason %q", a.Maps[1].Error)
 	}
 }
-
-// TestInitialMapsAsTheKernelSays: the maps recorded for the initial user
-// namespace without reading them are what the kernel shows for it (this
-// test runs there, as the hook does).
-func TestInitialMapsAsTheKernelSays(t *testing.T) {
-	self, err := os.Readlink("/proc/self/ns/user")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if self != "user:[4026531837]" {
-		nstest.Require(t, false, "needs to run in the initial user namespace, not %s", self)
-	}
-	got, err := idmap.Read("/proc/self")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(got, inspect.InitialMaps()); d != "" {
-		t.Errorf("the initial user namespace's maps (-kernel +assumed):\n%s", d)
-	}
-	// setgroups cannot be turned off there.
-	if err := os.WriteFile("/proc/self/setgroups", []byte("deny"), 0); err == nil {
-		t.Error("setgroups turned off in the initial user namespace")
-	}
-}

@@ -195,3 +195,27 @@ func FuzzParseSubID(f *testing.F) {
 		}
 	})
 }
+
+// TestInitialAsTheKernelSays: the maps Initial assumes for the initial
+// user namespace are what the kernel shows there (this test runs there,
+// as the hook does).
+func TestInitialAsTheKernelSays(t *testing.T) {
+	self, err := os.Readlink("/proc/self/ns/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self != "user:[4026531837]" {
+		nstest.Require(t, false, "needs to run in the initial user namespace, not %s", self)
+	}
+	got, err := idmap.Read("/proc/self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(got, idmap.Initial()); d != "" {
+		t.Errorf("the initial user namespace's maps (-kernel +assumed):\n%s", d)
+	}
+	// setgroups cannot be turned off there.
+	if err := os.WriteFile("/proc/self/setgroups", []byte("deny"), 0); err == nil {
+		t.Error("setgroups turned off in the initial user namespace")
+	}
+}

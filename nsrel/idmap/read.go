@@ -19,6 +19,12 @@ type Maps struct {
 	SetGroups string
 }
 
+// Initial returns the maps of the initial user namespace, which the
+// kernel fixes: every ID is itself ([Identity]), and setgroups(2) cannot
+// be turned off there (its gid_map is never empty). A reader in that
+// namespace need not read /proc/self for them.
+func Initial() Maps { return Maps{UID: Identity(), GID: Identity(), SetGroups: "allow"} }
+
 // maxFile bounds a map file: MaxLines lines of three 10-digit numbers.
 const maxFile = MaxLines * 34
 
