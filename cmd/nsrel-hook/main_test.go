@@ -136,14 +136,23 @@ func (e *env) rewrite(t *testing.T, h specs.Hook) specs.Hook {
 	return h
 }
 
+// stages are the stages the env's hooks install, in a container's order:
+// the shipped ones, or all three with e.poststart.
+func (e *env) stages() []string {
+	if e.poststart {
+		return vocab.HookStages
+	}
+	return vocab.ShippedStages
+}
+
 // runcHooks returns the hooks of the shipped config/runc/hooks.json (with
 // e.poststart, of config/poststart/runc-hooks.json), rewritten for this
 // env, after checking they are at exactly the shipped stages.
 func (e *env) runcHooks(t *testing.T) *specs.Hooks {
 	t.Helper()
-	file, stages := filepath.Join("..", "..", "config", "runc", "hooks.json"), vocab.ShippedStages
+	file, stages := filepath.Join("..", "..", "config", "runc", "hooks.json"), e.stages()
 	if e.poststart {
-		file, stages = filepath.Join("..", "..", "config", "poststart", "runc-hooks.json"), vocab.HookStages
+		file = filepath.Join("..", "..", "config", "poststart", "runc-hooks.json")
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {

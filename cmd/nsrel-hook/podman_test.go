@@ -46,10 +46,9 @@ func (e *env) hooksDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := slices.Clone(vocab.ShippedStages)
+	want := slices.Clone(e.stages())
 	if e.poststart {
 		files = append(files, filepath.Join("..", "..", "config", "poststart", "nsrel-poststart.json"))
-		want = slices.Clone(vocab.HookStages)
 	}
 	dir := filepath.Join(e.dir, "hooks.d")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -236,11 +235,7 @@ func TestPodmanHooksDir(t *testing.T) {
 				t.Fatalf("podman run: %v\n%s", err, stderr)
 			}
 			recs := e.records(t, cid)
-			want := vocab.ShippedStages
-			if poststart {
-				want = vocab.HookStages
-			}
-			if d := cmp.Diff(want, audittest.Stages(recs)); d != "" {
+			if d := cmp.Diff(e.stages(), audittest.Stages(recs)); d != "" {
 				t.Fatalf("podman container %s stages (-want +got):\n%s", cid, d)
 			}
 			if d := cmp.Diff([]string{policy.RuleRequireUserNS}, audittest.Rules(recs[0])); d != "" {

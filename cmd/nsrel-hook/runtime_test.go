@@ -212,10 +212,7 @@ func TestRecordsRealContainers(t *testing.T) {
 					o := requireRuntime(t, rt)
 					e := newEnv(t, "hook.json", nil)
 					e.poststart = poststart
-					stages := vocab.ShippedStages
-					if poststart {
-						stages = vocab.HookStages
-					}
+					stages := e.stages()
 					id := uniqueID(t, rt)
 					if stderr, err := o.run(t, e, id, bundle.Options{UserNS: userns}, true); err != nil {
 						t.Fatalf("%s run: %v\n%s", rt, err, stderr)
