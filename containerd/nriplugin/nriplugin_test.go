@@ -40,22 +40,8 @@ func TestNRIPlugin(t *testing.T) {
 }
 
 func testPlugin(t *testing.T, crictl string, withHook bool) {
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "hook.json")
-	os.WriteFile(cfgPath, fmt.Appendf(nil, `{
-	"version": 1,
-	"audit_log": %q,
-	"on_error": "allow",
-	"trusted_selectors": {"annotations": ["io.kubernetes.cri.container-name"]},
-	"policies": [{"name": "strict",
-		"match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "bad"}},
-		"mode": "enforce", "rules": {"require_user_namespace": true}}],
-	"default": {"name": "default", "mode": "audit", "rules": {"require_pid_namespace": true}}
-}`, filepath.Join(dir, "audit.jsonl")), 0o600)
-	cfg, err := policy.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, cfg := enforcingConfig(t)
+	dir := filepath.Dir(cfgPath)
 	log, err := audit.Open(cfg.AuditLog, audit.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -15,27 +15,13 @@ import (
 	"github.com/nsrel/nsrel/nsrel"
 )
 
-// linkIno reads /proc/PID/ns/TYPE as the kernel names it.
-func linkIno(t *testing.T, pid int, typ string) uint64 {
-	t.Helper()
-	l, err := os.Readlink(nstest.NSPath(pid, typ))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := nsrel.ParseName(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n.Ino
-}
-
 func TestProcessSelf(t *testing.T) {
 	nstest.NoFDLeak(t)
 	a, err := inspect.Process(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.User[0].Ino != linkIno(t, os.Getpid(), "user") || a.PIDNS[0].Ino != linkIno(t, os.Getpid(), "pid") {
+	if a.User[0].Ino != nstest.Ino(t, os.Getpid(), "user") || a.PIDNS[0].Ino != nstest.Ino(t, os.Getpid(), "pid") {
 		t.Errorf("own namespaces %+v / %+v differ from /proc/self/ns", a.User[0], a.PIDNS[0])
 	}
 	want, err := inspect.StartTime(os.Getpid())
@@ -45,7 +31,7 @@ func TestProcessSelf(t *testing.T) {
 	if a.StartTime != want || a.PID != os.Getpid() {
 		t.Errorf("pid %d start %d, want %d %d", a.PID, a.StartTime, os.Getpid(), want)
 	}
-	if linkIno(t, os.Getpid(), "user") == nsrel.InitialUserNSIno && linkIno(t, os.Getpid(), "pid") == nsrel.InitialPIDNSIno {
+	if nstest.Ino(t, os.Getpid(), "user") == nsrel.InitialUserNSIno && nstest.Ino(t, os.Getpid(), "pid") == nsrel.InitialPIDNSIno {
 		top := a.User[len(a.User)-1]
 		if top.Ino != nsrel.InitialUserNSIno || a.PIDNS[len(a.PIDNS)-1].Ino != nsrel.InitialPIDNSIno {
 			t.Errorf("chains do not end at the initial namespaces: %+v", a)
@@ -76,7 +62,7 @@ func TestProcessChains(t *testing.T) {
 			if d := cmp.Diff([]int{tt.userDepth, tt.pidDep}, got); d != "" {
 				t.Errorf("depths (-want +got):\n%s", d)
 			}
-			if a.User[0].Ino != linkIno(t, p.Pid, "user") || a.PIDNS[0].Ino != linkIno(t, p.Pid, "pid") {
+			if a.User[0].Ino != nstest.Ino(t, p.Pid, "user") || a.PIDNS[0].Ino != nstest.Ino(t, p.Pid, "pid") {
 				t.Errorf("innermost namespaces differ from /proc/%d/ns", p.Pid)
 			}
 			// Each PID namespace is owned by the user namespace created
