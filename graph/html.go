@@ -1,28 +1,25 @@
 package graph
 
 import (
+	"bytes"
 	_ "embed"
-	"html/template"
+	"encoding/json"
+	"fmt"
+	"html"
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
+// reportHTML is the page with {{name}} markers where [Graph.HTML] puts
+// the values, each escaped for where it stands. No template engine: the
+// values are few and their places fixed, and html/template's package
+// initialisation was a tenth of lsuserns's start-up (docs/BENCHMARKS.md).
+//
 //go:embed report.html
 var reportHTML string
-
-// report is parsed on first use, not when a program that links the
-// package starts (lsuserns printing a text tree never needs it).
-var report = sync.OnceValue(func() *template.Template {
-	return template.Must(template.New("report").Funcs(template.FuncMap{
-		"join":  strings.Join,
-		"procs": procSummary,
-		"lines": func(n *Node) []string { return n.Lines() },
-	}).Parse(reportHTML))
-})
 
 // FitNodes is the most nodes a picture may have to be scaled down to
 // the window when the report opens; a larger one opens at full size, to
@@ -43,16 +40,110 @@ type HTMLOptions struct {
 // HTML writes the report: one self-contained HTML page with the picture
 // inline, a table of every node, a search box and details on click. It
 // loads nothing: no script, style, font or image from anywhere.
+//
+// Every value is escaped for its place: text and quoted attribute values
+// with [html.EscapeString] (after [vocab.Escape], which the graph's
+// strings went through when it was built), the data for the page's
+// script as JSON with <, > and & written as \u escapes, so that no
+// string can end the script element. The SVG is dot's, from the
+// graph's own escaped DOT.
 func (g *Graph) HTML(w io.Writer, o HTMLOptions) error {
-	return report().Execute(w, struct {
-		Title, NoSVG string
-		SVG          template.HTML
-		G            *Graph
-		UserFill     string
-		PIDFill      string
-		CtrPen       string
-		FitNodes     int
-	}{vocab.Escape(o.Title), o.NoSVG, template.HTML(inlineSVG(o.SVG)), g, userFill, pidFill, ctrPen, FitNodes})
+	data, err := json.Marshal(g)
+	if err != nil {
+		return fmt.Errorf("graph: %w", err)
+	}
+	var b bytes.Buffer
+	b.Grow(len(reportHTML) + len(o.SVG) + 2*len(data))
+	fit := len(g.Nodes) <= FitNodes
+	rest := reportHTML
+	for {
+		i := strings.Index(rest, "{{")
+		if i < 0 {
+			b.WriteString(rest)
+			break
+		}
+		b.WriteString(rest[:i])
+		rest = rest[i+2:]
+		j := strings.Index(rest, "}}")
+		if j < 0 {
+			return fmt.Errorf("graph: report.html: unclosed {{")
+		}
+		name := rest[:j]
+		rest = rest[j+2:]
+		switch name {
+		case "title":
+			if o.Title == "" {
+				b.WriteString("nsrel namespaces")
+			} else {
+				b.WriteString(text(vocab.Escape(o.Title)))
+			}
+		case "userFill":
+			b.WriteString(userFill)
+		case "pidFill":
+			b.WriteString(pidFill)
+		case "ctrPen":
+			b.WriteString(ctrPen)
+		case "counts":
+			fmt.Fprintf(&b, "%d namespaces, %d processes, %d containers", g.Namespaces, g.Processes, g.Containers)
+		case "fitChecked":
+			if fit {
+				b.WriteString(" checked")
+			}
+		case "fitClass":
+			if fit {
+				b.WriteString(` class="fit"`)
+			}
+		case "audit":
+			if a := g.Audit; a != nil {
+				class := "bad"
+				if a.Verified {
+					class = "ok"
+				}
+				fmt.Fprintf(&b, `<div id="audit" class="audit %s">Audit log %s: %s; %d records of the shown containers</div>`,
+					class, text(a.Path), text(a.Verdict), a.Records)
+			}
+		case "picture":
+			if svg := inlineSVG(o.SVG); svg != "" {
+				b.WriteString(svg)
+			} else {
+				b.WriteString("<p>No picture: " + text(vocab.Escape(o.NoSVG)) + ". The table below lists every namespace.</p>")
+			}
+		case "rows":
+			for _, n := range g.Nodes {
+				writeRow(&b, n)
+			}
+		case "data":
+			b.Write(data)
+		default:
+			return fmt.Errorf("graph: report.html: unknown field {{%s}}", name)
+		}
+	}
+	_, err = w.Write(b.Bytes())
+	return err
+}
+
+// writeRow writes n's row of the table.
+func writeRow(b *bytes.Buffer, n *Node) {
+	id := text(n.ID)
+	b.WriteString(`<tr id="row-` + id + `" class="ns ` + text(n.Type) + `" data-id="` + id + `"><td>` + text(n.Lines()[0]))
+	if n.NSID != 0 {
+		b.WriteString(" (ID " + strconv.FormatUint(n.NSID, 10) + ")")
+	}
+	b.WriteString("</td><td>")
+	if n.OwnerNS != "" {
+		b.WriteString(text(n.OwnerNS) + " ")
+	}
+	b.WriteString(text(n.Owner) + "</td><td>" + text(procSummary(n)) + "</td><td>")
+	for _, c := range n.Containers {
+		b.WriteString(`<div class="ctr">` + text(c.Label) + "</div>")
+	}
+	b.WriteString("</td><td>" + text(strings.Join(n.Found, ", ")) + "</td></tr>\n")
+}
+
+// text escapes s for HTML text and quoted attribute values; a NUL
+// (which vocab.Escape already spells out) would become U+FFFD.
+func text(s string) string {
+	return strings.ReplaceAll(html.EscapeString(s), "\x00", "\uFFFD")
 }
 
 // inlineSVG cuts dot's SVG document to its <svg> element: no XML
