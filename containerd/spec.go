@@ -21,7 +21,10 @@ import (
 // "createRuntime", "poststart", "poststop" for the opt-in re-check), with a timeout of
 // [vocab.DefaultHookTimeout] seconds and no environment: the hook relies
 // on neither PATH nor any other variable. These are the hooks
-// config/runc/hooks.json ships.
+// config/runc/hooks.json ships. A stage not in [vocab.HookStages] is a
+// programming error and panics (stages are constants in the caller's
+// code; [WithHook], which may get them from configuration, returns an
+// error instead): ignoring it would leave a stage unrecorded silently.
 func Hooks(path, config string, stages ...string) specs.Hooks {
 	if path == "" {
 		path = vocab.DefaultHookPath
@@ -43,6 +46,8 @@ func Hooks(path, config string, stages ...string) specs.Hooks {
 			hs.Poststart = h
 		case vocab.StagePoststop:
 			hs.Poststop = h
+		default:
+			panic(fmt.Sprintf("nsrel containerd.Hooks: unknown stage %q (want some of %s)", vocab.Printable(stage), strings.Join(vocab.HookStages, ", ")))
 		}
 	}
 	return hs

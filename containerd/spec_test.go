@@ -46,6 +46,14 @@ func TestWithHookSpec(t *testing.T) {
 	if err := WithHook("/opt/nsrel-hook", "/etc/h.json", "prestart")(context.Background(), nil, nil, &specs.Spec{}); err == nil {
 		t.Error("WithHook accepted the stage prestart")
 	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Hooks accepted the stage prestart")
+			}
+		}()
+		Hooks("/opt/nsrel-hook", "/etc/h.json", "prestart")
+	}()
 	s = &specs.Spec{}
 	if err := WithHook("", "")(context.Background(), nil, nil, s); err != nil {
 		t.Fatal(err)
