@@ -85,34 +85,34 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 	fi
 fi
 
+# gotool DIR WHY PACKAGE@VERSION...: go install the packages into DIR
+# unless every one's binary (the last path element, a /vN suffix left
+# out) is there already.
+gotool() {
+	local dir=$1 why=$2 pkg bin missing=
+	shift 2
+	for pkg in "$@"; do
+		bin=${pkg%@*}
+		[[ ${bin##*/} =~ ^v[0-9]+$ ]] && bin=${bin%/*}
+		[ -x "$dir/${bin##*/}" ] || missing=1
+	done
+	[ -n "$missing" ] || return 0
+	echo "deps: building $why into $dir" >&2
+	mkdir -p "$dir"
+	(cd / && GOBIN="$dir" GOFLAGS=-mod=mod go install "$@")
+}
 ctrd2="$NSREL_TOOLS/containerd-$CONTAINERD2_VERSION"
-if [ ! -x "$ctrd2/containerd" ] || [ ! -x "$ctrd2/containerd-shim-runc-v2" ] || [ ! -x "$ctrd2/ctr" ]; then
-	echo "deps: building containerd $CONTAINERD2_VERSION into $ctrd2 (a few minutes, once)" >&2
-	mkdir -p "$ctrd2"
-	(cd / && GOBIN="$ctrd2" GOFLAGS=-mod=mod go install \
-		"github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD2_VERSION" \
-		"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD2_VERSION" \
-		"github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD2_VERSION")
-fi
+gotool "$ctrd2" "containerd $CONTAINERD2_VERSION (a few minutes, once)" \
+	"github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD2_VERSION" \
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD2_VERSION" \
+	"github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD2_VERSION"
 crictl="$NSREL_TOOLS/crictl-$CRICTL_VERSION"
-if [ ! -x "$crictl/crictl" ]; then
-	echo "deps: building crictl $CRICTL_VERSION into $crictl (a few minutes, once)" >&2
-	mkdir -p "$crictl"
-	(cd / && GOBIN="$crictl" GOFLAGS=-mod=mod go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION")
-fi
+gotool "$crictl" "crictl $CRICTL_VERSION (a few minutes, once)" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
 # kustomize renders deploy/kubernetes in the manifest tests
 # (internal/kubetest); keep the version there in step.
 KUSTOMIZE_VERSION=v5.8.1
 kz="$NSREL_TOOLS/kustomize-$KUSTOMIZE_VERSION"
-if [ ! -x "$kz/kustomize" ]; then
-	echo "deps: building kustomize $KUSTOMIZE_VERSION into $kz" >&2
-	mkdir -p "$kz"
-	(cd / && GOBIN="$kz" GOFLAGS=-mod=mod go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION")
-fi
+gotool "$kz" "kustomize $KUSTOMIZE_VERSION" "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
 STATICCHECK_VERSION=v0.8.2
 sc="$NSREL_TOOLS/staticcheck-$STATICCHECK_VERSION"
-if [ ! -x "$sc/staticcheck" ]; then
-	echo "deps: building staticcheck $STATICCHECK_VERSION into $sc" >&2
-	mkdir -p "$sc"
-	(cd / && GOBIN="$sc" GOFLAGS=-mod=mod go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION")
-fi
+gotool "$sc" "staticcheck $STATICCHECK_VERSION" "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
