@@ -3,6 +3,7 @@ package hook
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
@@ -74,9 +75,13 @@ func record(cfg *policy.Config, in Input) (*audit.Record, *policy.Block) {
 // it).
 func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 	rec, b := record(cfg, in)
+	// One scan of the running processes at most, bounded by
+	// RunningBudget: for the maps of a nested container's ancestors and
+	// for disjoint_from_running.
+	live := inspect.NewLiveOnce(time.Now().Add(RunningBudget(cfg)))
 	inspectFn := in.Inspect
 	if inspectFn == nil {
-		inspectFn = inspect.Process
+		inspectFn = func(pid int) (*audit.Ancestry, error) { return inspect.ProcessWith(pid, live) }
 	}
 	var anc *audit.Ancestry
 	if in.PID <= 0 {
@@ -93,7 +98,7 @@ func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 		rec.Ancestry = anc
 		var run *policy.Running
 		if b.Rules.NeedsRunning() {
-			run = Running(anc, RunningBudget(cfg))
+			run = RunningFrom(anc, live)
 			if note := deniedNote(run.Denied); note != "" {
 				rec.Error = vocab.Cut(note, vocab.MaxRecordedError)
 			}

@@ -37,10 +37,16 @@ func RunningBudget(cfg *policy.Config) time.Duration {
 // container's is checked for descent (NS_GET_PARENT walks), so the usual
 // cost is one stat per process and two map reads per namespace.
 func Running(a *audit.Ancestry, budget time.Duration) *policy.Running {
+	return RunningFrom(a, inspect.NewLiveOnce(time.Now().Add(budget)))
+}
+
+// RunningFrom is [Running] on live's scan, which the inspection of a
+// nested container may have made already ([inspect.ProcessWith]).
+func RunningFrom(a *audit.Ancestry, live *inspect.LiveOnce) *policy.Running {
 	if len(a.User) == 0 {
 		return &policy.Running{Err: errors.New("no user namespace chain")}
 	}
-	scan, err := inspect.Live(time.Now().Add(budget))
+	scan, err := live.Get()
 	if err != nil {
 		return &policy.Running{Err: err}
 	}

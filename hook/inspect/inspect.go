@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -25,6 +26,13 @@ var ErrGone = errors.New("process exited during inspection")
 // Process inspects the process pid. It fails with an error matching
 // [ErrGone] when the process is gone before or during the inspection.
 func Process(pid int) (*audit.Ancestry, error) {
+	return ProcessWith(pid, NewLiveOnce(time.Time{}))
+}
+
+// ProcessWith is [Process] reading the maps of the container's ancestors
+// (a chain deeper than one level below the top) from live's scan, which
+// the caller may go on to use for disjoint_from_running.
+func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	if pid <= 0 {
 		return nil, fmt.Errorf("inspect: invalid pid %d", pid)
 	}
@@ -80,7 +88,7 @@ func Process(pid int) (*audit.Ancestry, error) {
 	if a.PIDNS, err = PIDChain(pidNS); err != nil {
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
 	}
-	a.Maps = userMaps(a.User, own, ancestorMaps())
+	a.Maps = userMaps(a.User, own, ancestorMaps(live))
 	return a, nil
 }
 

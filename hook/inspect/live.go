@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,6 +38,34 @@ type Scan struct {
 	// read (ptrace access mode checks: a process with capabilities the
 	// caller lacks), by PID.
 	Denied []int
+}
+
+// LiveOnce is one [Live] scan, made at the first [LiveOnce.Get] and
+// shared by everyone who needs the running processes within one
+// decision: the maps of a nested container's ancestors ([ProcessWith])
+// and disjoint_from_running read the same scan instead of two.
+type LiveOnce struct {
+	deadline time.Time
+	once     sync.Once
+	scanned  atomic.Bool
+	scan     *Scan
+	err      error
+}
+
+// NewLiveOnce returns a LiveOnce whose scan stops at deadline (none when
+// zero; see [Live]).
+func NewLiveOnce(deadline time.Time) *LiveOnce { return &LiveOnce{deadline: deadline} }
+
+// Scanned says whether the scan was made (by a Get that returned).
+func (l *LiveOnce) Scanned() bool { return l.scanned.Load() }
+
+// Get scans at the first call and returns that scan at every call.
+func (l *LiveOnce) Get() (*Scan, error) {
+	l.once.Do(func() {
+		l.scan, l.err = Live(l.deadline)
+		l.scanned.Store(true)
+	})
+	return l.scan, l.err
 }
 
 // ErrIncomplete matches errors of a scan that ran out of time.

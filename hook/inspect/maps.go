@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -187,18 +186,13 @@ func inUserNS(pid int, dir string, want nsrel.Ident) error {
 	return nil
 }
 
-// ancestorMaps returns a find function for userMaps that scans the
-// running processes once, on its first call (only a chain deeper than
-// one level below the top needs it), for a process in the namespace.
-func ancestorMaps() func(audit.UserNS) (idmap.Maps, error) {
-	var live *Scan
-	var liveErr error
-	scanned := false
+// ancestorMaps returns a find function for userMaps that takes live's
+// scan of the running processes (made at the first call: only a chain
+// deeper than one level below the top needs it) for a process in the
+// namespace.
+func ancestorMaps(l *LiveOnce) func(audit.UserNS) (idmap.Maps, error) {
 	return func(level audit.UserNS) (idmap.Maps, error) {
-		if !scanned {
-			live, liveErr = Live(time.Time{})
-			scanned = true
-		}
+		live, liveErr := l.Get()
 		if liveErr != nil {
 			return idmap.Maps{}, fmt.Errorf("not readable: %v", liveErr)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -56,9 +57,28 @@ func TestProcessMaps(t *testing.T) {
 		GidMappingsEnableSetgroups: true,
 	}, nstest.RequireCmd(t, "sleep"), "infinity")
 	leaf := nstest.NestedUserNS(t, mid.Pid, "0 50 10")
-	a, err := inspect.Process(leaf)
+	// The scan that found the middle level's process is the caller's
+	// to reuse (disjoint_from_running: one scan per decision, not two).
+	live := inspect.NewLiveOnce(time.Now().Add(time.Minute))
+	a, err := inspect.ProcessWith(leaf, live)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !live.Scanned() {
+		t.Error("the ancestors' maps were read without the caller's scan")
+	}
+	// One level below the top needs no scan.
+	top := inspect.NewLiveOnce(time.Time{})
+	if _, err := inspect.ProcessWith(mid.Pid, top); err != nil || top.Scanned() {
+		t.Errorf("one level below the top: err %v, scanned %v; want no scan", err, top.Scanned())
+	}
+	// A scan out of time leaves the ancestors' maps unread, with the reason.
+	late, err := inspect.ProcessWith(leaf, inspect.NewLiveOnce(time.Now().Add(-time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := late.Maps[1].Error; !strings.Contains(e, "not readable") || !strings.Contains(e, "did not finish in time") {
+		t.Errorf("middle level after a late scan: %q", e)
 	}
 	if len(a.Maps) != 3 || len(a.User) != 3 {
 		t.Fatalf("maps %+v for chain %+v, want 3 levels", a.Maps, a.User)
