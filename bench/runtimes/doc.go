@@ -2,9 +2,11 @@
 // podman and containerd 2.4 (issue 14): its benchmarks, run through
 // bench/runtimes/run.sh, alternate the variants of one lifecycle (without
 // nsrel, with the shipped configuration, with nsrel-hook at all three
-// stages) in a new random order in every round, and print per variant
-// the median, the ratio of the medians and the median of the per-round
-// ratios against the variant without nsrel.
+// stages, and an empty Go program where the shipped configuration puts
+// nsrel-hook: the floor of any hook written in Go) in a new random order
+// in every round, and print per variant the median, the ratio of the
+// medians and the median of the per-round ratios against the variant
+// without nsrel.
 //
 //   - BenchmarkPodman: `podman run --rm` of a busybox `true` container,
 //     with no hooks, with the shipped config/hooks.d files and with

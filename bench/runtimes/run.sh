@@ -5,13 +5,15 @@
 #   bench/runtimes/run.sh [podman|ctr|cri|all]     (default all)
 #
 #   podman  `podman run --rm` of a busybox `true` container: no hooks, the
-#           shipped config/hooks.d files, nsrel-hook at all three stages
-#           (default 100 rounds)
+#           shipped config/hooks.d files, nsrel-hook at all three stages,
+#           the shipped files running an empty Go program (default 100
+#           rounds)
 #   ctr     `ctr run --rm` on containerd 2.4 with the shipped
 #           config/containerd/base-runtime-spec.json without its hooks, as
-#           shipped and with nsrel-hook at all three stages; the Go
-#           client's lifecycle without and with containerd.WithHook
-#           (default 100 rounds)
+#           shipped, with nsrel-hook at all three stages and with an empty
+#           Go program at the shipped stages; the Go client's lifecycle
+#           without and with containerd.WithHook, and WithHook running the
+#           empty Go program (default 100 rounds)
 #   cri     a crictl pod lifecycle (runp, create, start, stop, rm, stopp,
 #           rmp) on three containerd 2.4 daemons: without nsrel, with
 #           `nsrel-containerd nri` injecting nsrel-hook, with the shipped
@@ -24,7 +26,8 @@
 # for the round is the median of its block. The table gives per variant
 # the median over the rounds, the ratio of the medians and the median of
 # the per-round ratios against the same lifecycle without nsrel, and the
-# target (<= 1.03). The hook's config is config/hook.json with its logs
+# target (<= 1.03). The empty Go program's rows are the floor of any hook
+# written in Go (the runtime's fork and exec, Go's start-up). The hook's config is config/hook.json with its logs
 # in the temporary work directory, sealing (audit seal-init) and
 # checkpoints on; the hook files are read from config/ at run time. The
 # benchmarks are bench/runtimes/*_test.go; every daemon, storage, runtime

@@ -44,8 +44,9 @@ func BenchmarkPodman(b *testing.B) {
 	}
 	cgroup := "/nsrel-bench-" + filepath.Base(dir)
 	b.Cleanup(func() { runtest.RemovePodmanState(b, dir, dir, cgroup) })
+	noop := goNoop(b)
 	hooks := map[string]string{}
-	for _, v := range []string{"none", "shipped", "all"} {
+	for _, v := range []string{"none", "shipped", "all", "noop"} {
 		hooks[v] = filepath.Join(dir, "hooks-"+v)
 		if err := os.Mkdir(hooks[v], 0o755); err != nil {
 			b.Fatal(err)
@@ -53,6 +54,7 @@ func BenchmarkPodman(b *testing.B) {
 	}
 	stages := shippedHooksD(b, hooks["shipped"], hookBin, cfg)
 	allStagesHooksD(b, hooks["all"], hookBin, cfg)
+	shippedHooksD(b, hooks["noop"], noop, cfg)
 
 	global := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"), "--tmpdir", filepath.Join(dir, "tmp"),
 		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", runc, "--runtime-flag", "root=" + filepath.Join(dir, "runc")}
@@ -78,6 +80,7 @@ func BenchmarkPodman(b *testing.B) {
 		{name: "podman run --rm, no hooks", key: "none", run: run(hooks["none"])},
 		{name: "podman, shipped hooks.d (" + stages + ")", key: "shipped", target: target, run: run(hooks["shipped"])},
 		{name: "podman, hooks.d at createRuntime,poststart,poststop", key: "all", run: run(hooks["all"])},
+		{name: "podman, shipped hooks.d running an empty Go program (floor)", key: "noop", run: run(hooks["noop"])},
 	}
 	report(b, "podman 4.3 run --rm (busybox true, runc)", vs, alternate(ctx, b, vs, 100))
 	auditSummary(b, auditLog)
@@ -92,6 +95,7 @@ func BenchmarkCtr(b *testing.B) {
 	ctx := begin(b)
 	d := ctrdtest.Start(b, ctrdtest.V2(), nil)
 	hookBin := nstest.Tool(b, "nsrel-hook")
+	noop := goNoop(b)
 	cfg, auditLog := hookConfig(b, hookBin)
 	const ns = "bench"
 	c := d.Client(b)
@@ -143,9 +147,21 @@ func BenchmarkCtr(b *testing.B) {
 		{name: "ctr run --rm, base spec, createRuntime,poststart,poststop", key: "ctr-all", run: ctrRun(spec("all", func(*specs.Hooks) *specs.Hooks { return allStages(hookBin, cfg) }))},
 		{name: "Go client lifecycle, no hooks", key: "client-none", base: 3, run: clientRun()},
 		{name: "Go client lifecycle, WithHook (" + specStages(withHookHooks(b, hookBin, cfg)) + ")", key: "client-withhook", base: 3, target: target, run: clientRun(nsrelctrd.WithHook(hookBin, cfg))},
+		{name: "ctr run --rm, shipped base spec running an empty Go program (floor)", key: "ctr-noop", run: ctrRun(spec("noop", func(h *specs.Hooks) *specs.Hooks { return withPath(h, noop) }))},
+		{name: "Go client lifecycle, WithHook running an empty Go program (floor)", key: "client-noop", base: 3, run: clientRun(nsrelctrd.WithHook(noop, cfg))},
 	}
 	report(b, "containerd 2.4 (busybox true, runc)", vs, alternate(ctx, b, vs, 100))
 	auditSummary(b, auditLog)
+}
+
+// withPath returns h with every hook's path set to bin.
+func withPath(h *specs.Hooks, bin string) *specs.Hooks {
+	for _, hs := range [][]specs.Hook{h.CreateRuntime, h.CreateContainer, h.StartContainer, h.Poststart, h.Poststop} {
+		for i := range hs {
+			hs[i].Path = bin
+		}
+	}
+	return h
 }
 
 // withHookHooks returns the hooks WithHook installs in an empty spec.

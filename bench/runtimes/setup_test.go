@@ -20,6 +20,26 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
+// goNoop builds an empty static Go program: put where nsrel-hook goes,
+// it is the floor of what any hook written in Go costs a lifecycle (the
+// runtime's fork and exec and Go's start-up, no work).
+func goNoop(b *testing.B) string {
+	b.Helper()
+	dir := b.TempDir()
+	for name, data := range map[string]string{"main.go": "package main\n\nfunc main() {}\n", "go.mod": "module noop\n\ngo 1.22\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "go-noop")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build the empty Go program: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // hookConfig writes the shipped config/hook.json with its logs and seal
 // state in a fresh directory (no syslog copy of the checkpoints: the
 // benchmark must not write to the host's log), sets up sealing with
