@@ -123,3 +123,29 @@ func BenchmarkRunning100(b *testing.B) {
 	b.ReportMetric(float64(len(procs)), "procs")
 	b.ReportMetric(float64(others), "overlapping")
 }
+
+// BenchmarkDecideNested100 times the decision (inspection and policy)
+// for a container nested two user namespaces below the host's, under
+// disjoint_from_running, on a node with 100 other containers (as
+// BenchmarkRunning100). The maps of the level between the container and
+// the host come from a scan of the running processes, which the rule
+// then checks: one scan per decision (inspect.LiveOnce), not two.
+func BenchmarkDecideNested100(b *testing.B) {
+	nstest.RequireRoot(b)
+	userNSSleeps(b, 100, 3_000_000_000)
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 2_900_000_000, Size: 65536}}
+	mid := nstest.Start(b, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m},
+		nstest.RequireCmd(b, "sleep"), "infinity")
+	leaf := nstest.NestedUserNS(b, mid.Pid, "0 50 10")
+	cfg, err := policy.Parse("nested.json", []byte(`{"version":1,"audit_log":"/x",
+		"default":{"name":"nested","mode":"enforce","rules":{"require_user_namespace":true,"disjoint_from_running":true}}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		rec, ierr := hook.Decide(cfg, hook.Input{Stage: "createRuntime", ID: "nested", PID: leaf})
+		if ierr != nil || rec.Verdict != "allow" || len(rec.Ancestry.Maps) != 3 || rec.Ancestry.Maps[1].Error != "" {
+			b.Fatalf("decision: %v, verdict %s, violations %+v, maps %+v", ierr, rec.Verdict, rec.Violations, rec.Ancestry.Maps)
+		}
+	}
+}
