@@ -5,8 +5,9 @@
 #
 # BASELINE (a git revision, default 24c7aec: the tree before the
 # re-packaging of issue 9) is built next to the working tree, and
-# bench/startup times `lsuserns --help`, `lsuserns --no-containers` and
-# `lspidns --no-containers` of both builds in random order each round.
+# bench/startup times an empty Go program (the floor), `lsuserns --help`,
+# `lsuserns --no-containers` and `lspidns --no-containers` of both builds
+# in random order each round.
 # Run it as root on an idle host: --no-containers scans every process.
 set -eu
 # The binaries as make build makes them: static.
@@ -22,6 +23,12 @@ mkdir "$WORK/old-src" "$WORK/old" "$WORK/new"
 git archive "$BASELINE" | tar -x -C "$WORK/old-src"
 (cd "$WORK/old-src" && $GO build -o "$WORK/old/" ./cmd/lsuserns ./cmd/lspidns)
 $GO build -o "$WORK/new/" ./cmd/lsuserns ./cmd/lspidns
+# The floor: an empty static Go program, the same binary in both builds.
+mkdir "$WORK/noop"
+printf 'package main\n\nfunc main() {}\n' >"$WORK/noop/main.go"
+printf 'module noop\n\ngo 1.22\n' >"$WORK/noop/go.mod"
+(cd "$WORK/noop" && $GO build -o "$WORK/old/go-noop" .)
+cp "$WORK/old/go-noop" "$WORK/new/go-noop"
 $GO build -o "$WORK/startup" ./bench/startup
 echo "baseline $BASELINE, working tree $(git describe --always --dirty), $ROUNDS rounds, $(nproc) CPUs, $(ls /proc | grep -c '^[0-9]') processes"
 for b in old new; do
