@@ -3,7 +3,6 @@ package hook
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
@@ -27,8 +26,10 @@ type Input struct {
 	// Meta are the container's annotations (and labels): they select the
 	// policy block, and the keys the config lists are recorded.
 	Meta map[string]string
-	// Inspect reads a process's ancestry; nil means [inspect.Process].
-	Inspect func(pid int) (*audit.Ancestry, error)
+	// Inspect reads a process's ancestry; nil means
+	// [inspect.ProcessWith]. Decide passes it the decision's one scan of
+	// the running processes.
+	Inspect inspect.Func
 }
 
 // Record returns the record of in under the policy block the container
@@ -78,15 +79,15 @@ func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 	// One scan of the running processes at most, bounded by
 	// RunningBudget: for the maps of a nested container's ancestors and
 	// for disjoint_from_running.
-	live := inspect.NewLiveOnce(time.Now().Add(RunningBudget(cfg)))
+	live := inspect.NewLiveOnce(RunningBudget(cfg))
 	inspectFn := in.Inspect
 	if inspectFn == nil {
-		inspectFn = func(pid int) (*audit.Ancestry, error) { return inspect.ProcessWith(pid, live) }
+		inspectFn = inspect.ProcessWith
 	}
 	var anc *audit.Ancestry
 	if in.PID <= 0 {
 		ierr = fmt.Errorf("no container process to inspect (pid %d)", in.PID)
-	} else if anc, ierr = inspectFn(in.PID); ierr == nil && anc == nil {
+	} else if anc, ierr = inspectFn(in.PID, live); ierr == nil && anc == nil {
 		ierr = errors.New("inspect: no ancestry")
 	}
 	if ierr != nil {

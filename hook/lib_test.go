@@ -10,6 +10,7 @@ import (
 
 	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/nsrel"
@@ -31,7 +32,7 @@ func TestHookAsLibrary(t *testing.T) {
 		User:  []audit.UserNS{{Ino: nsrel.InitialUserNSIno}},
 		PIDNS: []audit.PIDNS{{Ino: 4026532100}, {Ino: nsrel.InitialPIDNSIno}}}
 	h := &hook.Hook{Config: cfg, Log: log, Source: audit.SourceNRI,
-		Inspect: func(pid int) (*audit.Ancestry, error) { return host, nil }}
+		Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) { return host, nil }}
 	res, err := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: "k8s-pod-1", Pid: 77})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/logging"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -23,8 +24,9 @@ type Hook struct {
 	Log *audit.Log
 	// Logger receives diagnostics; nil discards them.
 	Logger logrus.FieldLogger
-	// Inspect reads a process's ancestry; nil means [inspect.Process].
-	Inspect func(pid int) (*audit.Ancestry, error)
+	// Inspect reads a process's ancestry; nil means
+	// [inspect.ProcessWith] (see [Input]).
+	Inspect inspect.Func
 	// Source is recorded as the writer; empty means audit.SourceOCIHook.
 	Source string
 }

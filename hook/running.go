@@ -16,8 +16,10 @@ import (
 )
 
 // RunningBudget returns how long the scan of the running processes that
-// disjoint_from_running needs may take: half the config's deadline_ms
-// (1 s by default), leaving the rest to the record's append. A scan that
+// disjoint_from_running (and the maps of a nested container's ancestors,
+// from the same scan) needs may take, from the scan's start: half the
+// config's deadline_ms (1 s by default), leaving the rest to the
+// record's append. A scan that
 // does not finish in time violates the rule (it is never passed
 // unchecked). On a quiet node with 100 containers the scan takes a few
 // milliseconds (docs/BENCHMARKS.md); a loaded node with thousands of
@@ -37,7 +39,7 @@ func RunningBudget(cfg *policy.Config) time.Duration {
 // container's is checked for descent (NS_GET_PARENT walks), so the usual
 // cost is one stat per process and two map reads per namespace.
 func Running(a *audit.Ancestry, budget time.Duration) *policy.Running {
-	return RunningFrom(a, inspect.NewLiveOnce(time.Now().Add(budget)))
+	return RunningFrom(a, inspect.NewLiveOnce(budget))
 }
 
 // RunningFrom is [Running] on live's scan, which the inspection of a

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/nstest"
@@ -21,7 +22,7 @@ import (
 
 // shippedHook returns a hook.Hook with the shipped config file
 // config/<name> and an audit log of its own.
-func shippedHook(t *testing.T, name string, inspect func(int) (*audit.Ancestry, error)) (*hook.Hook, string) {
+func shippedHook(t *testing.T, name string, inspectFn inspect.Func) (*hook.Hook, string) {
 	t.Helper()
 	cfg, err := policy.Load(filepath.Join("..", "config", name))
 	if err != nil {
@@ -32,7 +33,7 @@ func shippedHook(t *testing.T, name string, inspect func(int) (*audit.Ancestry, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &hook.Hook{Config: cfg, Log: log, Inspect: inspect}, path
+	return &hook.Hook{Config: cfg, Log: log, Inspect: inspectFn}, path
 }
 
 // TestSelectorsNoBypass runs createRuntime through hook.Hook for a
@@ -69,7 +70,7 @@ func TestSelectorsNoBypass(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, path := shippedHook(t, tt.config, func(int) (*audit.Ancestry, error) { return host, nil })
+			h, path := shippedHook(t, tt.config, func(int, *inspect.LiveOnce) (*audit.Ancestry, error) { return host, nil })
 			res, err := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: tt.id, Pid: 77, Annotations: tt.ann})
 			if err != nil {
 				t.Fatal(err)

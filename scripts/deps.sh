@@ -5,7 +5,7 @@
 # benchmarks, systemd-analyze, graphviz, chromium, lintian,
 # libnss-extrausers, zsh, fish, man-db, prometheus for promtool,
 # systemd-journal-remote) and
-# containerd v2, crictl and kustomize built from the Go module proxy into a cache
+# containerd v2, crictl, kustomize and staticcheck built from the Go module proxy into a cache
 # directory that survives between runs ($NSREL_TOOLS, default
 # ~/.cache/nsrel/tools). Safe to run again: it only installs what is absent.
 set -euo pipefail

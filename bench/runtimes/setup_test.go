@@ -32,7 +32,7 @@ func goNoop(b *testing.B) string {
 		}
 	}
 	bin := filepath.Join(dir, "go-noop")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd := exec.Command(nstest.GoTool(), "build", "-o", bin, ".")
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("build the empty Go program: %v\n%s", err, out)

@@ -16,6 +16,7 @@ import (
 	"github.com/nsrel/nsrel/containerd"
 	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/logging"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -68,8 +69,9 @@ type Plugin struct {
 	Log *audit.Log
 	// Logger receives diagnostics; nil discards them.
 	Logger logrus.FieldLogger
-	// Inspect reads a process's ancestry; nil means [inspect.Process].
-	Inspect func(pid int) (*audit.Ancestry, error)
+	// Inspect reads a process's ancestry; nil means
+	// [inspect.ProcessWith] (see [hook.Input]).
+	Inspect inspect.Func
 	// Registered, if set, is called once the runtime accepted the plugin.
 	Registered func()
 	// Inject, if set, makes CreateContainer add nsrel-hook at the

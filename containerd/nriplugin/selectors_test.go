@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -64,7 +65,7 @@ func TestNRIPodNamespaceFromRuntime(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := &Plugin{Config: cfg, Log: log, Inspect: func(int) (*audit.Ancestry, error) { return host, nil }}
+			p := &Plugin{Config: cfg, Log: log, Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) { return host, nil }}
 			err = tt.start(p)
 			recs := audittest.Records(t, path, tt.id)
 			if len(recs) != 1 {

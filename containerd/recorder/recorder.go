@@ -98,8 +98,9 @@ type Recorder struct {
 	// StreamLost, if set, is called each time the containerd event
 	// stream could not be had or was lost (for metrics).
 	StreamLost func(error)
-	// Inspect reads a process's ancestry; nil means [inspect.Process].
-	Inspect func(pid int) (*audit.Ancestry, error)
+	// Inspect reads a process's ancestry; nil means
+	// [inspect.ProcessWith] (see [hook.Input]).
+	Inspect inspect.Func
 	// MinBackoff and MaxBackoff bound the reconnection and append retry
 	// delays (defaults 100 ms and 5 s).
 	MinBackoff, MaxBackoff time.Duration
@@ -549,10 +550,10 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	}
 	inspectFn := r.Inspect
 	if inspectFn == nil {
-		inspectFn = inspect.Process
+		inspectFn = inspect.ProcessWith
 	}
-	verified := func(pid int) (*audit.Ancestry, error) {
-		anc, err := inspectFn(pid)
+	verified := func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+		anc, err := inspectFn(pid, live)
 		if err != nil {
 			return nil, err
 		}

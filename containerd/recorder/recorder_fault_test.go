@@ -102,12 +102,12 @@ func TestRecorderPIDReuse(t *testing.T) {
 		ctrs = map[uint32]func(){}
 	)
 	cfg, d, c := recorderSetup(t, func(r *Recorder) {
-		r.Inspect = func(pid int) (*audit.Ancestry, error) {
+		r.Inspect = func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
 			mu.Lock()
 			kill := ctrs[uint32(pid)]
 			mu.Unlock()
 			if kill == nil {
-				return inspect.Process(pid)
+				return inspect.ProcessWith(pid, live)
 			}
 			kill()
 			// A process started after the container's exit, in its place.

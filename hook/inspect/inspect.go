@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -23,16 +22,25 @@ const MaxDepth = 40
 // reused) while it was being inspected.
 var ErrGone = errors.New("process exited during inspection")
 
+// Func inspects the process pid, taking any scan of the running
+// processes it needs from live (never nil): [ProcessWith], or a writer's
+// own inspection around it.
+type Func func(pid int, live *LiveOnce) (*audit.Ancestry, error)
+
 // Process inspects the process pid. It fails with an error matching
 // [ErrGone] when the process is gone before or during the inspection.
 func Process(pid int) (*audit.Ancestry, error) {
-	return ProcessWith(pid, NewLiveOnce(time.Time{}))
+	return ProcessWith(pid, NewLiveOnce(0))
 }
 
 // ProcessWith is [Process] reading the maps of the container's ancestors
 // (a chain deeper than one level below the top) from live's scan, which
-// the caller may go on to use for disjoint_from_running.
+// the caller may go on to use for disjoint_from_running. A nil live
+// means a scan of its own without a time limit.
 func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
+	if live == nil {
+		live = NewLiveOnce(0)
+	}
 	if pid <= 0 {
 		return nil, fmt.Errorf("inspect: invalid pid %d", pid)
 	}

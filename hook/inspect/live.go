@@ -45,16 +45,16 @@ type Scan struct {
 // decision: the maps of a nested container's ancestors ([ProcessWith])
 // and disjoint_from_running read the same scan instead of two.
 type LiveOnce struct {
-	deadline time.Time
-	once     sync.Once
-	scanned  atomic.Bool
-	scan     *Scan
-	err      error
+	budget  time.Duration
+	once    sync.Once
+	scanned atomic.Bool
+	scan    *Scan
+	err     error
 }
 
-// NewLiveOnce returns a LiveOnce whose scan stops at deadline (none when
-// zero; see [Live]).
-func NewLiveOnce(deadline time.Time) *LiveOnce { return &LiveOnce{deadline: deadline} }
+// NewLiveOnce returns a LiveOnce whose scan may take budget from its
+// start (no limit when zero; a negative budget is already spent).
+func NewLiveOnce(budget time.Duration) *LiveOnce { return &LiveOnce{budget: budget} }
 
 // Scanned says whether the scan was made (by a Get that returned).
 func (l *LiveOnce) Scanned() bool { return l.scanned.Load() }
@@ -62,7 +62,11 @@ func (l *LiveOnce) Scanned() bool { return l.scanned.Load() }
 // Get scans at the first call and returns that scan at every call.
 func (l *LiveOnce) Get() (*Scan, error) {
 	l.once.Do(func() {
-		l.scan, l.err = Live(l.deadline)
+		var deadline time.Time
+		if l.budget != 0 {
+			deadline = time.Now().Add(l.budget)
+		}
+		l.scan, l.err = Live(deadline)
 		l.scanned.Store(true)
 	})
 	return l.scan, l.err

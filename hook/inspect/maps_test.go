@@ -59,7 +59,7 @@ func TestProcessMaps(t *testing.T) {
 	leaf := nstest.NestedUserNS(t, mid.Pid, "0 50 10")
 	// The scan that found the middle level's process is the caller's
 	// to reuse (disjoint_from_running: one scan per decision, not two).
-	live := inspect.NewLiveOnce(time.Now().Add(time.Minute))
+	live := inspect.NewLiveOnce(time.Minute)
 	a, err := inspect.ProcessWith(leaf, live)
 	if err != nil {
 		t.Fatal(err)
@@ -68,12 +68,12 @@ func TestProcessMaps(t *testing.T) {
 		t.Error("the ancestors' maps were read without the caller's scan")
 	}
 	// One level below the top needs no scan.
-	top := inspect.NewLiveOnce(time.Time{})
+	top := inspect.NewLiveOnce(0)
 	if _, err := inspect.ProcessWith(mid.Pid, top); err != nil || top.Scanned() {
 		t.Errorf("one level below the top: err %v, scanned %v; want no scan", err, top.Scanned())
 	}
 	// A scan out of time leaves the ancestors' maps unread, with the reason.
-	late, err := inspect.ProcessWith(leaf, inspect.NewLiveOnce(time.Now().Add(-time.Second)))
+	late, err := inspect.ProcessWith(leaf, inspect.NewLiveOnce(-time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,6 @@ func (t Tool) usage(out io.Writer, fs *flag.FlagSet) {
 	// One write, not one per option: the help is read more often than
 	// written, and each write to a terminal or pipe is a system call.
 	w := new(strings.Builder)
-	defer func() { io.WriteString(out, w.String()) }()
 	what, example := "user", "user:[4026531837] owner root (0)\n  └── user:[4026532176] owner root (0) containers: runc web-1"
 	if t.Type == nsrel.TypePID {
 		what, example = "PID", "pid:[4026531836] owner user:[4026531837] root (0)\n  └── pid:[4026532178] owner user:[4026532176] root (0)"
@@ -162,6 +161,7 @@ Options:
 	}
 	fmt.Fprintf(w, "  (default: %s)\n", strings.Join(tree.DefaultColumns(t.Type), ","))
 	fmt.Fprintf(w, "\nExit status: 0 success, 1 failure, 2 bad usage.\nRun as root to see every namespace.\n")
+	io.WriteString(out, w.String())
 }
 
 // Run runs the tool with args and returns the exit code.
