@@ -133,7 +133,7 @@ func BenchmarkRunning100(b *testing.B) {
 func BenchmarkDecideNested100(b *testing.B) {
 	nstest.RequireRoot(b)
 	userNSSleeps(b, 100, 3_000_000_000)
-	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 2_900_000_000, Size: 65536}}
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 2_100_000_000, Size: 65536}}
 	mid := nstest.Start(b, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m},
 		nstest.RequireCmd(b, "sleep"), "infinity")
 	leaf := nstest.NestedUserNS(b, mid.Pid, "0 50 10")
