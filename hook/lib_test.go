@@ -32,7 +32,12 @@ func TestHookAsLibrary(t *testing.T) {
 		User:  []audit.UserNS{{Ino: nsrel.InitialUserNSIno}},
 		PIDNS: []audit.PIDNS{{Ino: 4026532100}, {Ino: nsrel.InitialPIDNSIno}}}
 	h := &hook.Hook{Config: cfg, Log: log, Source: audit.SourceNRI,
-		Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) { return host, nil }}
+		Inspect: func(_ int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+			if live == nil || live.Scanned() {
+				t.Errorf("the inspection got live %v: want the decision's own scan, not made yet", live)
+			}
+			return host, nil
+		}}
 	res, err := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: "k8s-pod-1", Pid: 77})
 	if err != nil {
 		t.Fatal(err)
