@@ -83,10 +83,7 @@ sed -e "s#/usr/local/sbin/nsrel-hook#$WORK/nsrel-hook#" -e "s#/etc/nsrel/hook.js
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-shipped.json" "$WORK/b-shipped" true >/dev/null
 
 # The start-up floor: a static Go program that does nothing, at the same stages.
-mkdir -p "$WORK/floor"
-printf 'package main\n\nfunc main() {}\n' >"$WORK/floor/main.go"
-printf 'module floor\n\ngo 1.22\n' >"$WORK/floor/go.mod"
-(cd "$WORK/floor" && $GO build -o "$WORK/go-noop" .)
+$GO build -o "$WORK/go-noop" ./bench/noop
 sed -e "s#/usr/local/sbin/nsrel-hook#$WORK/go-noop#" $THREE >"$WORK/hooks-noop.json"
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-noop.json" "$WORK/b-noop" true >/dev/null
 # The floor of any Go hook that records durably (bench/hook/floorhook:

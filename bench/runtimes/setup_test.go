@@ -20,20 +20,14 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
-// goNoop builds an empty static Go program: put where nsrel-hook goes,
-// it is the floor of what any hook written in Go costs a lifecycle (the
-// runtime's fork and exec and Go's start-up, no work).
+// goNoop builds bench/noop, an empty static Go program: put where
+// nsrel-hook goes, it is the floor of what any hook written in Go costs a
+// lifecycle (the runtime's fork and exec and Go's start-up, no work).
 func goNoop(b *testing.B) string {
 	b.Helper()
-	dir := b.TempDir()
-	for name, data := range map[string]string{"main.go": "package main\n\nfunc main() {}\n", "go.mod": "module noop\n\ngo 1.22\n"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	bin := filepath.Join(dir, "go-noop")
-	cmd := exec.Command(nstest.GoTool(), "build", "-o", bin, ".")
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0")
+	bin := filepath.Join(b.TempDir(), "go-noop")
+	cmd := exec.Command(nstest.GoTool(), "build", "-o", bin, "github.com/nsrel/nsrel/bench/noop")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("build the empty Go program: %v\n%s", err, out)
 	}

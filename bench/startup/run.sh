@@ -27,10 +27,8 @@ $GO build -o "$WORK/new/" ./cmd/lsuserns ./cmd/lspidns
 # each linked in place like the others (a copy made with cp starts up to
 # 12 % faster than the linker's output until the page cache drops it:
 # docs/BENCHMARKS.md).
-mkdir "$WORK/noop"
-printf 'package main\n\nfunc main() {}\n' >"$WORK/noop/main.go"
-printf 'module noop\n\ngo 1.22\n' >"$WORK/noop/go.mod"
-(cd "$WORK/noop" && $GO build -o "$WORK/old/go-noop" . && $GO build -o "$WORK/new/go-noop" .)
+$GO build -o "$WORK/old/go-noop" ./bench/noop
+$GO build -o "$WORK/new/go-noop" ./bench/noop
 $GO build -o "$WORK/startup" ./bench/startup
 echo "baseline $BASELINE, working tree $(git describe --always --dirty), $ROUNDS rounds, $(nproc) CPUs, $(ls /proc | grep -c '^[0-9]') processes"
 for b in old new; do
