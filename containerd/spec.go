@@ -26,6 +26,15 @@ import (
 // code; [WithHook], which may get them from configuration, returns an
 // error instead): ignoring it would leave a stage unrecorded silently.
 func Hooks(path, config string, stages ...string) specs.Hooks {
+	hs, err := hooksAt(path, config, stages)
+	if err != nil {
+		panic("nsrel containerd.Hooks: " + err.Error())
+	}
+	return hs
+}
+
+// hooksAt is [Hooks], with an error for a stage not in [vocab.HookStages].
+func hooksAt(path, config string, stages []string) (specs.Hooks, error) {
 	if path == "" {
 		path = vocab.DefaultHookPath
 	}
@@ -47,10 +56,10 @@ func Hooks(path, config string, stages ...string) specs.Hooks {
 		case vocab.StagePoststop:
 			hs.Poststop = h
 		default:
-			panic(fmt.Sprintf("nsrel containerd.Hooks: unknown stage %q (want some of %s)", vocab.Printable(stage), strings.Join(vocab.HookStages, ", ")))
+			return specs.Hooks{}, fmt.Errorf("unknown stage %q (want some of %s)", vocab.Printable(stage), strings.Join(vocab.HookStages, ", "))
 		}
 	}
-	return hs
+	return hs, nil
 }
 
 // WithHook is an [oci.SpecOpts] that installs nsrel-hook (see [Hooks]) in
@@ -71,12 +80,10 @@ func WithHook(path, config string, stages ...string) oci.SpecOpts {
 				return fmt.Errorf("nsrel WithHook: %q is not an absolute path", p)
 			}
 		}
-		for _, st := range stages {
-			if !slices.Contains(vocab.HookStages, st) {
-				return fmt.Errorf("nsrel WithHook: unknown stage %q (want some of %s)", vocab.Printable(st), strings.Join(vocab.HookStages, ", "))
-			}
+		add, err := hooksAt(path, config, stages)
+		if err != nil {
+			return fmt.Errorf("nsrel WithHook: %w", err)
 		}
-		add := Hooks(path, config, stages...)
 		if s.Hooks == nil {
 			s.Hooks = &specs.Hooks{}
 		}
