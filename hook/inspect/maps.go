@@ -52,19 +52,15 @@ func userMaps(chain []audit.UserNS, own hostMaps, find func(audit.UserNS) (idmap
 		switch {
 		case !atTop:
 			host[i] = hostMaps{why: NotAtTop}
-		case i == n-1 && level.Ino == nsrel.InitialUserNSIno:
-			host[i] = hostMaps{maps: idmap.Initial(), ok: true}
 		case i == n-1:
-			m, err := idmap.Read("/proc/self")
+			m, err := idmap.ReadOwn(level.Ino == nsrel.InitialUserNSIno)
 			if err != nil {
 				host[i] = hostMaps{why: "not readable: " + err.Error()}
 				continue
 			}
+			// Relative to the top itself, every ID is itself.
+			m.UID, m.GID = idmap.Identity(), idmap.Identity()
 			host[i] = hostMaps{maps: m, ok: true}
-			if level.Ino != nsrel.InitialUserNSIno {
-				// Relative to the top itself, every ID is itself.
-				host[i].maps.UID, host[i].maps.GID = idmap.Identity(), idmap.Identity()
-			}
 		case i == 0:
 			host[i] = own
 		default:

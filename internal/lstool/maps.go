@@ -73,12 +73,9 @@ func readNSMaps(n *discover.Namespace, self uint64) *tree.Maps {
 	if n.Ino == self {
 		// The viewer's own: every ID is itself; its own lines (relative
 		// to a parent, if any) are /proc/self's.
-		own := idmap.Initial()
-		if self != nsrel.InitialUserNSIno {
-			var err error
-			if own, err = idmap.Read("/proc/self"); err != nil {
-				return &tree.Maps{Error: "not readable: " + err.Error()}
-			}
+		own, err := idmap.ReadOwn(self == nsrel.InitialUserNSIno)
+		if err != nil {
+			return &tree.Maps{Error: "not readable: " + err.Error()}
 		}
 		return &tree.Maps{UIDMap: own.UID, GIDMap: own.GID, HostUIDMap: idmap.Identity(), HostGIDMap: idmap.Identity(), SetGroups: own.SetGroups}
 	}

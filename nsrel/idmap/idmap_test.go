@@ -219,3 +219,18 @@ func TestInitialAsTheKernelSays(t *testing.T) {
 		t.Error("setgroups turned off in the initial user namespace")
 	}
 }
+
+// TestReadOwn: the initial user namespace's maps without a read, any
+// other's from /proc/self.
+func TestReadOwn(t *testing.T) {
+	if got, err := idmap.ReadOwn(true); err != nil || !cmp.Equal(got, idmap.Initial()) {
+		t.Errorf("ReadOwn(true) = %+v, %v; want Initial()", got, err)
+	}
+	want, err := idmap.Read("/proc/self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := idmap.ReadOwn(false); err != nil || !cmp.Equal(got, want) {
+		t.Errorf("ReadOwn(false) = %+v, %v; want /proc/self's %+v", got, err, want)
+	}
+}

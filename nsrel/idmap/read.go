@@ -25,6 +25,16 @@ type Maps struct {
 // namespace need not read /proc/self for them.
 func Initial() Maps { return Maps{UID: Identity(), GID: Identity(), SetGroups: "allow"} }
 
+// ReadOwn returns the maps of the caller's own user namespace: [Initial]
+// when it is the initial one (initial), without reading anything, else
+// [Read] of /proc/self.
+func ReadOwn(initial bool) (Maps, error) {
+	if initial {
+		return Initial(), nil
+	}
+	return Read("/proc/self")
+}
+
 // maxFile bounds a map file: MaxLines lines of three 10-digit numbers.
 const maxFile = MaxLines * 34
 
