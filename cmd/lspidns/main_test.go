@@ -1,8 +1,10 @@
 package main
 
 import (
+	"flag"
 	"testing"
 
+	"github.com/nsrel/nsrel/cmd/lspidns/help"
 	"github.com/nsrel/nsrel/internal/lstool/lstooltest"
 	"github.com/nsrel/nsrel/nsrel"
 )
@@ -10,3 +12,7 @@ import (
 func TestMain(m *testing.M) { lstooltest.Main(m, "lspidns", main) }
 
 func TestCommand(t *testing.T) { lstooltest.CheckCommand(t, "lspidns", nsrel.TypePID) }
+
+var update = flag.Bool("update", false, "rewrite help/help.txt from the flag set")
+
+func TestHelp(t *testing.T) { lstooltest.CheckHelp(t, "help/help.txt", help.Text, *update) }

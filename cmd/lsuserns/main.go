@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 
+	_ "github.com/nsrel/nsrel/cmd/lsuserns/help" // --help answered before the other packages initialise
 	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/internal/lstool"
 	"github.com/nsrel/nsrel/nsrel"

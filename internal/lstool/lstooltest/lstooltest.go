@@ -34,8 +34,14 @@ func Main(m *testing.M, name string, main func()) {
 // containerd of the host is never touched.
 func Run(t testing.TB, args string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), runEnv+"="+args, "CONTAINERD_ADDRESS="+filepath.Join(t.TempDir(), "none.sock"))
+	return run(t, exec.Command(os.Args[0]), runEnv+"="+args, "CONTAINERD_ADDRESS="+filepath.Join(t.TempDir(), "none.sock"))
+}
+
+// run runs cmd with env added to this process's environment (a later
+// value of a variable wins).
+func run(t testing.TB, cmd *exec.Cmd, env ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd.Env = append(os.Environ(), env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -70,5 +76,51 @@ func CheckCommand(t *testing.T, name string, typ nsrel.Type) {
 	}
 	if code, out, _ := Run(t, "--json --no-containers"); code != 0 || !strings.HasPrefix(out, "{\n  \"namespaces\": [") {
 		t.Errorf("--json: exit %d, stdout %.80q", code, out)
+	}
+}
+
+// CheckHelp checks the command's help written to file (relative to the
+// command's directory) and embedded as text, which the command prints
+// during package initialisation (cmd/internal/quickhelp): that it is what
+// the flag parser prints for --help without CONTAINERD_ADDRESS (with
+// update, it rewrites file instead), that --help and -h alone print it
+// before the flag parser's and the container lookup's packages initialise
+// (GODEBUG=inittrace=1 lists the packages initialised), and that with
+// CONTAINERD_ADDRESS set the flag parser's help, which shows it, is
+// printed instead.
+func CheckHelp(t *testing.T, file, text string, update bool) {
+	t.Helper()
+	code, want, errOut := run(t, exec.Command(os.Args[0]), runEnv+"=--help", "CONTAINERD_ADDRESS=")
+	if code != 0 || errOut != "" || !strings.HasPrefix(want, "Usage: ") {
+		t.Fatalf("--help through the flag parser: exit %d, stdout %.80q, stderr %q", code, want, errOut)
+	}
+	if update {
+		if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if text != want {
+		t.Fatalf("%s is not the help the flag parser prints (rewrite it: go test -run TestHelp -update in the command's directory); it prints:\n%s", file, want)
+	}
+	for _, arg := range []string{"--help", "-h"} {
+		// The test binary itself with the argument (not through runEnv):
+		// it initialises the command's packages as the command does.
+		code, out, errOut := run(t, exec.Command(os.Args[0], arg), "CONTAINERD_ADDRESS=", "GODEBUG=inittrace=1")
+		if code != 0 || out != text {
+			t.Errorf("%s: exit %d, stdout %.80q; want exit 0 and the help", arg, code, out)
+		}
+		if !strings.Contains(errOut, "init os @") {
+			t.Errorf("%s: GODEBUG=inittrace=1 lists no package initialisation: %.200q", arg, errOut)
+		}
+		for _, late := range []string{"github.com/spf13/pflag", "github.com/nsrel/nsrel/nsrel/discover", "net"} {
+			if strings.Contains(errOut, "init "+late+" @") {
+				t.Errorf("%s: %s was initialised before the help was printed", arg, late)
+			}
+		}
+	}
+	sock := filepath.Join(t.TempDir(), "other.sock")
+	if code, out, _ := run(t, exec.Command(os.Args[0]), runEnv+"=--help", "CONTAINERD_ADDRESS="+sock); code != 0 || !strings.Contains(out, `(default "`+sock+`")`) {
+		t.Errorf("--help with CONTAINERD_ADDRESS set: exit %d, stdout %.80q; want its value as the default", code, out)
 	}
 }
