@@ -25,6 +25,8 @@ set -eu
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$REPO/bin}
 GO=${GO:-go}
+# Static binaries, as make build makes them.
+export CGO_ENABLED=0
 case $BIN in /*) ;; *) BIN=$REPO/$BIN ;; esac
 
 if [ "$(id -u)" != 0 ]; then

@@ -197,6 +197,7 @@ func (c *campaign) setup() error {
 		progress("building nsrel-hook")
 		build := exec.Command(c.cfg.goTool, "build", "-o", c.bin, "./cmd/nsrel-hook")
 		build.Dir = root
+		build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as make build makes it
 		if out, err := build.CombinedOutput(); err != nil {
 			return fmt.Errorf("building nsrel-hook: %v\n%s", err, out)
 		}

@@ -26,9 +26,7 @@ import (
 func goNoop(b *testing.B) string {
 	b.Helper()
 	bin := filepath.Join(b.TempDir(), "go-noop")
-	cmd := exec.Command(nstest.GoTool(), "build", "-o", bin, "github.com/nsrel/nsrel/bench/noop")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := nstest.GoBuild("-o", bin, "github.com/nsrel/nsrel/bench/noop").CombinedOutput(); err != nil {
 		b.Fatalf("build the empty Go program: %v\n%s", err, out)
 	}
 	return bin

@@ -117,58 +117,77 @@ func BenchmarkHookBinary(b *testing.B) {
 }
 
 // BenchmarkHookPhases times the phases of a cold hook process at
-// createRuntime: it builds nsrel-hook once per phase with the link-time
-// stopAfter set (the process exits 0 right after that phase), runs the
-// variants alternately (one run each per iteration, against a process in
-// its own user and PID namespaces) and reports each variant's median and
-// 10th percentile. The difference between neighbours is a phase's cost:
-// start (Go runtime and package initialisation), config (load, parse,
-// diagnostics log), state (decode, audit.Open), inspect (one
-// inspect.Process), run (inspection, policy, lock, search, append with
-// fdatasync) and the whole stage ("all", with the diagnostics line and
-// exit). Compare "start" with an empty Go program (bench/hook/run.sh).
+// createRuntime, with sealing on (`audit seal-init`) and the shipped
+// config otherwise: it builds nsrel-hook once per phase with the
+// link-time stopAfter set (the process exits 0 right after that phase),
+// runs the variants in a new random order each iteration (one run each,
+// against a process in its own user and PID namespaces) and reports each
+// variant's median and 10th percentile. The difference between
+// neighbours is a phase's cost: start (Go runtime and package
+// initialisation, the flag parse), config (load, parse, diagnostics log),
+// state (decode, audit.Open), inspect (one inspect.Process), run
+// (inspection, policy, lock, search, sealed append with fdatasync,
+// checkpoint state) and the whole stage ("all", with the diagnostics line
+// and exit). In the same rounds it runs the floors of issue 14: an empty
+// Go program (go-noop, bench/noop) and bench/hook/floorhook (the least a
+// Go hook can do and still append a durable, chained record of both
+// namespace chains), each with the same state on stdin; docs/BENCHMARKS.md
+// sets the phases against them.
 //
-//	go test -run '^$' -bench HookPhases -benchtime 400x ./hook/
+//	go test -run '^$' -bench HookPhases -benchtime 400x ./cmd/nsrel-hook/
 func BenchmarkHookPhases(b *testing.B) {
 	dir := b.TempDir()
 	phases := []string{"start", "config", "state", "inspect", "run", "all"}
 	bins := map[string]string{}
-	for _, p := range phases {
-		bins[p] = filepath.Join(dir, "nsrel-hook-"+p)
-		args := []string{"build", "-o", bins[p]}
-		if p != "all" {
-			args = append(args, "-ldflags", "-X main.stopAfter="+p)
-		}
-		if out, err := exec.Command(goTool(), append(args, "github.com/nsrel/nsrel/cmd/nsrel-hook")...).CombinedOutput(); err != nil {
-			b.Fatalf("build %s: %v\n%s", p, err, out)
+	build := func(name, pkg string, args ...string) {
+		bins[name] = filepath.Join(dir, name)
+		if out, err := nstest.GoBuild(append(append([]string{"-o", bins[name]}, args...), pkg)...).CombinedOutput(); err != nil {
+			b.Fatalf("build %s: %v\n%s", name, err, out)
 		}
 	}
+	for _, p := range phases {
+		var args []string
+		if p != "all" {
+			args = []string{"-ldflags", "-X main.stopAfter=" + p}
+		}
+		build(p, "github.com/nsrel/nsrel/cmd/nsrel-hook", args...)
+	}
+	build("go-noop", "github.com/nsrel/nsrel/bench/noop")
+	build("floorhook", "github.com/nsrel/nsrel/bench/hook/floorhook")
 	e := newEnv(b, "hook.json", nil)
+	if out, err := exec.Command(bins["all"], "--config", e.config, "audit", "seal-init").CombinedOutput(); err != nil {
+		b.Fatalf("seal-init: %v: %s", err, out)
+	}
+	argv := map[string][]string{"go-noop": nil, "floorhook": {filepath.Join(e.dir, "floor.jsonl")}}
+	for _, p := range phases {
+		argv[p] = []string{"--config", e.config, "createRuntime"}
+	}
 	pid := os.Getpid()
 	if os.Geteuid() == 0 {
 		pid = nstest.PIDChain(b, 1).Pid
 	}
 	state := strings.Replace(selfState("phase"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, pid), 1)
+	names := slices.Sorted(maps.Keys(argv))
 	times := map[string][]time.Duration{}
 	i := 0
 	for b.Loop() {
-		for _, p := range phases {
+		rand.Shuffle(len(names), func(x, y int) { names[x], names[y] = names[y], names[x] })
+		for _, name := range names {
 			i++
-			cmd := exec.Command(bins[p], "--config", e.config, "createRuntime")
+			cmd := exec.Command(bins[name], argv[name]...)
 			cmd.Stdin = strings.NewReader(strings.Replace(state, `"phase"`, fmt.Sprintf(`"phase-%d"`, i), 1))
 			start := time.Now()
 			out, err := cmd.CombinedOutput()
-			times[p] = append(times[p], time.Since(start))
-			if err != nil {
-				b.Fatalf("%s: %v: %s", p, err, out)
+			times[name] = append(times[name], time.Since(start))
+			if err != nil || len(out) > 0 {
+				b.Fatalf("%s: %v: %s", name, err, out)
 			}
 		}
 	}
-	for _, p := range phases {
-		t := times[p]
+	for name, t := range times {
 		slices.Sort(t)
-		b.ReportMetric(float64(t[len(t)/2].Microseconds())/1000, "median-"+p+"-ms")
-		b.ReportMetric(float64(t[len(t)/10].Microseconds())/1000, "p10-"+p+"-ms")
+		b.ReportMetric(float64(t[len(t)/2].Microseconds())/1000, "median-"+name+"-ms")
+		b.ReportMetric(float64(t[len(t)/10].Microseconds())/1000, "p10-"+name+"-ms")
 	}
 }
 

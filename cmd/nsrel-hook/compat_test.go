@@ -68,9 +68,9 @@ func hookTreeAt(t *testing.T, rev string) string {
 			h.err = fmt.Errorf("git archive %s: %v\n%s", rev, err, out)
 			return
 		}
-		build := exec.Command(nstest.GoTool(), "build", "-o", filepath.Join(h.dir, "nsrel-hook"), "./cmd/nsrel-hook")
+		build := nstest.GoBuild("-o", filepath.Join(h.dir, "nsrel-hook"), "./cmd/nsrel-hook")
 		build.Dir = h.dir
-		build.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
+		build.Env = append(build.Env, "GOWORK=off", "GOFLAGS=-mod=readonly")
 		if out, err := build.CombinedOutput(); err != nil {
 			h.err = fmt.Errorf("go build nsrel-hook at %s: %v\n%s", rev, err, out)
 		}

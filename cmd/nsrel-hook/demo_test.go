@@ -20,10 +20,7 @@ func TestDemoScript(t *testing.T) {
 	nstest.RequireCmd(t, "runc")
 	_, err := os.Stat("/bin/busybox")
 	nstest.Require(t, err == nil, "needs /bin/busybox (apt busybox-static)")
-	goBin := goTool()
-	if goBin == "go" {
-		goBin = nstest.RequireCmd(t, "go")
-	}
+	goBin := nstest.RequireCmd(t, "go")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "../../scripts/demo.sh")

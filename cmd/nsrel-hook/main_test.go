@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/bundle"
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -43,8 +43,7 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	hookBin = filepath.Join(dir, "nsrel-hook")
-	build := exec.Command(goTool(), "build", "-o", hookBin, "github.com/nsrel/nsrel/cmd/nsrel-hook")
-	if out, err := build.CombinedOutput(); err != nil {
+	if out, err := nstest.GoBuild("-o", hookBin, "github.com/nsrel/nsrel/cmd/nsrel-hook").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building nsrel-hook: %v\n%s", err, out)
 		return 1
 	}
@@ -53,15 +52,6 @@ func testMain(m *testing.M) int {
 	// The mapped root of user namespace containers must reach the rootfs.
 	os.Chmod(dir, 0o711)
 	return m.Run()
-}
-
-// goTool returns the go command from PATH (as `make test` has it), or
-// "go" if it is not there (the build then reports why).
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return "go"
 }
 
 // env is one test's config, audit log and runtime state root, all in
