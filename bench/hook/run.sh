@@ -100,6 +100,8 @@ awk -v hook="$WORK/nsrel-hook" -v cfg="$WORK/hook.json" '
 	{ if (cr) { gsub("/usr/local/sbin/nsrel-hook", hook); gsub("/etc/nsrel/hook.json", cfg) }
 	  else gsub("/usr/local/sbin/nsrel-hook", "/bin/true"); print }' $THREE >"$WORK/hooks-create.json"
 "$WORK/mkbundle" --userns --rootfs "$WORK/b-hook/rootfs" --hooks "$WORK/hooks-create.json" "$WORK/b-create" true >/dev/null
+# Every Go binary timed, written the same way (bench/rewrite.sh).
+"$REPO/bench/rewrite.sh" "$WORK/nsrel-hook" "$WORK/go-noop" "$WORK/floorhook" ${BASELINE:+"$WORK/nsrel-hook-base"}
 NAMES="true go-noop floor-hook create-only nsrel-hook shipped"
 if [ -n "${BASELINE:-}" ]; then
 	sed -e "s#/usr/local/sbin/nsrel-hook#$WORK/nsrel-hook-base#" -e "s#/etc/nsrel/hook.json#$WORK/hook.json#" \

@@ -23,12 +23,11 @@ mkdir "$WORK/old-src" "$WORK/old" "$WORK/new"
 git archive "$BASELINE" | tar -x -C "$WORK/old-src"
 (cd "$WORK/old-src" && $GO build -o "$WORK/old/" ./cmd/lsuserns ./cmd/lspidns)
 $GO build -o "$WORK/new/" ./cmd/lsuserns ./cmd/lspidns
-# The floor: an empty static Go program, the same program in both builds,
-# each linked in place like the others (a copy made with cp starts up to
-# 12 % faster than the linker's output until the page cache drops it:
-# docs/BENCHMARKS.md).
+# The floor: an empty static Go program, the same program in both builds.
 $GO build -o "$WORK/old/go-noop" ./bench/noop
 $GO build -o "$WORK/new/go-noop" ./bench/noop
+# Every binary timed, written the same way (bench/rewrite.sh).
+"$REPO/bench/rewrite.sh" "$WORK"/old/* "$WORK"/new/*
 $GO build -o "$WORK/startup" ./bench/startup
 echo "baseline $BASELINE, working tree $(git describe --always --dirty), $ROUNDS rounds, $(nproc) CPUs, $(ls /proc | grep -c '^[0-9]') processes"
 for b in old new; do

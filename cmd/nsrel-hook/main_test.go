@@ -47,6 +47,12 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building nsrel-hook: %v\n%s", err, out)
 		return 1
 	}
+	// Written as an installed binary is (BenchmarkHookBinary compares it
+	// with another build: bench/rewrite.sh).
+	if err := nstest.Rewrite(hookBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	sharedRootfs = filepath.Join(dir, "rootfs")
 	setupErr = bundle.Rootfs(sharedRootfs, "")
 	// The mapped root of user namespace containers must reach the rootfs.
