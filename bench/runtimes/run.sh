@@ -15,9 +15,10 @@
 #           without and with containerd.WithHook, and WithHook running the
 #           empty Go program (default 100 rounds)
 #   cri     a crictl pod lifecycle (runp, create, start, stop, rm, stopp,
-#           rmp) on three containerd 2.4 daemons: without nsrel, with
+#           rmp) on four containerd 2.4 daemons: without nsrel, with
 #           `nsrel-containerd nri` injecting nsrel-hook, with the shipped
-#           base runtime spec (default 60 rounds)
+#           base runtime spec, and with that spec running an empty Go
+#           program (default 60 rounds)
 #
 # Environment: ROUNDS (rounds per benchmark), BLOCK (timed runs per
 # variant and round, default 3, after one uncounted warm-up run), GO.

@@ -214,19 +214,26 @@ func clientLifecycle(d *ctrdtest.Daemon, c *client.Client, img client.Image, ns,
 
 // BenchmarkCRI times a crictl pod lifecycle (runp, create, start, stop,
 // rm, stopp, rmp of a host-network pod with one busybox sleep container)
-// on three private containerd 2.4 daemons with CRI and NRI on: one
+// on four private containerd 2.4 daemons with CRI and NRI on: one
 // without nsrel, one with `nsrel-containerd nri` (which injects
-// nsrel-hook into the container), one with the shipped base runtime spec.
+// nsrel-hook into the container), one with the shipped base runtime spec,
+// and one with the shipped base runtime spec running an empty Go program
+// (the floor of any Go hook at those stages).
 func BenchmarkCRI(b *testing.B) {
 	ctx := begin(b)
 	crictl := ctrdtest.Crictl(b)
 	hookBin := nstest.Tool(b, "nsrel-hook")
 	plugin := nstest.Tool(b, "nsrel-containerd")
+	noop := goNoop(b)
 	cfg, auditLog := hookConfig(b, hookBin)
-	specPath := filepath.Join(b.TempDir(), "base-runtime-spec.json")
-	if err := os.WriteFile(specPath, shipped(b, "config/containerd/base-runtime-spec.json", hookBin, cfg), 0o644); err != nil {
-		b.Fatal(err)
+	baseSpec := func(name, hook string) string {
+		p := filepath.Join(b.TempDir(), name)
+		if err := os.WriteFile(p, shipped(b, "config/containerd/base-runtime-spec.json", hook, cfg), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		return p
 	}
+	specPath, noopSpec := baseSpec("base-runtime-spec.json", hookBin), baseSpec("base-runtime-spec-noop.json", noop)
 	start := func(extra string) *ctrdtest.Daemon {
 		d := ctrdtest.Start(b, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true, ExtraConfig: extra})
 		c := d.Client(b)
@@ -234,12 +241,14 @@ func BenchmarkCRI(b *testing.B) {
 		d.ImportBusybox(b, c, "k8s.io")
 		return d
 	}
-	plain, nri, based := start(""), start(""), start(ctrdtest.ShippedFragment(b, ctrdtest.V2(), specPath))
+	plain, nri := start(""), start("")
+	based, empty := start(ctrdtest.ShippedFragment(b, ctrdtest.V2(), specPath)), start(ctrdtest.ShippedFragment(b, ctrdtest.V2(), noopSpec))
 	startNRI(b, plugin, nri, hookBin, cfg)
 	vs := []variant{
 		{name: "crictl pod lifecycle, no nsrel", key: "none", run: podLifecycle(b, crictl, plain)},
 		{name: "crictl, nsrel-containerd nri (injects createRuntime,poststop)", key: "nri", target: target, run: podLifecycle(b, crictl, nri)},
 		{name: "crictl, shipped base runtime spec (" + specStages(ctrdtest.LoadSpec(b, specPath).Hooks) + ")", key: "base-spec", run: podLifecycle(b, crictl, based)},
+		{name: "crictl, shipped base runtime spec running an empty Go program (floor)", key: "noop", run: podLifecycle(b, crictl, empty)},
 	}
 	report(b, "containerd 2.4 CRI pod lifecycle (crictl 1.37, runc)", vs, alternate(ctx, b, vs, 60))
 	auditSummary(b, auditLog)

@@ -6,12 +6,13 @@
 // A command gets it from a package of its own that embeds the help text
 // (written from the command's flag set and checked against it by the
 // command's tests) and calls [Answer] from its init function. Go
-// initialises the packages in the order of their import paths, each as
-// soon as everything it imports is (the language specification, "Package
-// initialization"); such a package imports only this one and package os,
-// so its turn comes right after os. When it does not answer, nothing is
-// lost: the command starts as usual and its flag parser prints the same
-// text.
+// initialises packages one at a time, each time the first in the order
+// of import paths whose imports are all initialised (the language
+// specification, "Package initialization"); such a package imports only
+// this one and package os, and its path sorts before all but a few
+// small packages, so its turn comes right after os. When it does not
+// answer, nothing is lost: the command starts as usual and its flag
+// parser prints the same text.
 package quickhelp
 
 import "os"
