@@ -45,7 +45,7 @@ func BenchmarkPodman(b *testing.B) {
 	}
 	cgroup := "/nsrel-bench-" + filepath.Base(dir)
 	b.Cleanup(func() { runtest.RemovePodmanState(b, dir, dir, cgroup) })
-	noop := goNoop(b)
+	noop := nstest.GoNoop(b) // put where nsrel-hook goes: the floor of any Go hook
 	hooks := map[string]string{}
 	for _, v := range []string{"none", "shipped", "all", "noop"} {
 		hooks[v] = filepath.Join(dir, "hooks-"+v)
@@ -97,7 +97,7 @@ func BenchmarkCtr(b *testing.B) {
 	ctx := begin(b)
 	d := ctrdtest.Start(b, ctrdtest.V2(), nil)
 	hookBin := nstest.Tool(b, "nsrel-hook")
-	noop := goNoop(b)
+	noop := nstest.GoNoop(b) // put where nsrel-hook goes: the floor of any Go hook
 	cfg, auditLog := hookConfig(b, hookBin)
 	const ns = "bench"
 	c := d.Client(b)
@@ -224,7 +224,7 @@ func BenchmarkCRI(b *testing.B) {
 	crictl := ctrdtest.Crictl(b)
 	hookBin := nstest.Tool(b, "nsrel-hook")
 	plugin := nstest.Tool(b, "nsrel-containerd")
-	noop := goNoop(b)
+	noop := nstest.GoNoop(b) // put where nsrel-hook goes: the floor of any Go hook
 	cfg, auditLog := hookConfig(b, hookBin)
 	baseSpec := func(name, hook string) string {
 		p := filepath.Join(b.TempDir(), name)

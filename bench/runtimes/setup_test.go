@@ -20,18 +20,6 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
-// goNoop builds bench/noop, an empty static Go program: put where
-// nsrel-hook goes, it is the floor of what any hook written in Go costs a
-// lifecycle (the runtime's fork and exec and Go's start-up, no work).
-func goNoop(b *testing.B) string {
-	b.Helper()
-	bin := filepath.Join(b.TempDir(), "go-noop")
-	if out, err := nstest.GoBuild("-o", bin, "github.com/nsrel/nsrel/bench/noop").CombinedOutput(); err != nil {
-		b.Fatalf("build the empty Go program: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // hookConfig writes the shipped config/hook.json with its logs and seal
 // state in a fresh directory (no syslog copy of the checkpoints: the
 // benchmark must not write to the host's log), sets up sealing with

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"testing"
 
 	"github.com/nsrel/nsrel/cmd/lsuserns/help"
@@ -13,6 +12,4 @@ func TestMain(m *testing.M) { lstooltest.Main(m, "lsuserns", main) }
 
 func TestCommand(t *testing.T) { lstooltest.CheckCommand(t, "lsuserns", nsrel.TypeUser) }
 
-var update = flag.Bool("update", false, "rewrite help/help.txt from the flag set")
-
-func TestHelp(t *testing.T) { lstooltest.CheckHelp(t, "help/help.txt", help.Text, *update) }
+func TestHelp(t *testing.T) { lstooltest.CheckHelp(t, "help/help.txt", help.Text) }

@@ -131,8 +131,9 @@ func BenchmarkHookBinary(b *testing.B) {
 // and exit). In the same rounds it runs the floors of issue 14: an empty
 // Go program (go-noop, bench/noop) and bench/hook/floorhook (the least a
 // Go hook can do and still append a durable, chained record of both
-// namespace chains), each with the same state on stdin; docs/BENCHMARKS.md
-// sets the phases against them.
+// namespace chains), each with the same state on stdin, and floorhook
+// without its argument (floorhook-start: it stops once started);
+// docs/BENCHMARKS.md sets the phases against them.
 //
 //	go test -run '^$' -bench HookPhases -benchtime 400x ./cmd/nsrel-hook/
 func BenchmarkHookPhases(b *testing.B) {
@@ -157,13 +158,16 @@ func BenchmarkHookPhases(b *testing.B) {
 		}
 		build(p, "github.com/nsrel/nsrel/cmd/nsrel-hook", args...)
 	}
-	build("go-noop", "github.com/nsrel/nsrel/bench/noop")
+	bins["go-noop"] = nstest.GoNoop(b)
 	build("floorhook", "github.com/nsrel/nsrel/bench/hook/floorhook")
 	e := newEnv(b, "hook.json", nil)
 	if out, err := exec.Command(bins["all"], "--config", e.config, "audit", "seal-init").CombinedOutput(); err != nil {
 		b.Fatalf("seal-init: %v: %s", err, out)
 	}
-	argv := map[string][]string{"go-noop": nil, "floorhook": {filepath.Join(e.dir, "floor.jsonl")}}
+	// floorhook-start: floorhook without its argument, which stops with a
+	// usage line once Go has started it (its start phase).
+	bins["floorhook-start"] = bins["floorhook"]
+	argv := map[string][]string{"go-noop": nil, "floorhook": {filepath.Join(e.dir, "floor.jsonl")}, "floorhook-start": {}}
 	for _, p := range phases {
 		argv[p] = []string{"--config", e.config, "createRuntime"}
 	}
@@ -184,7 +188,11 @@ func BenchmarkHookPhases(b *testing.B) {
 			start := time.Now()
 			out, err := cmd.CombinedOutput()
 			times[name] = append(times[name], time.Since(start))
-			if err != nil || len(out) > 0 {
+			if name == "floorhook-start" {
+				if cmd.ProcessState.ExitCode() != 2 {
+					b.Fatalf("%s: %v: %s; want exit 2 and the usage line", name, err, out)
+				}
+			} else if err != nil || len(out) > 0 {
 				b.Fatalf("%s: %v: %s", name, err, out)
 			}
 		}

@@ -94,8 +94,8 @@ func list(t *testing.T, args ...string) []pkg {
 }
 
 // TestImportsGoDown checks the layers: every library package imports only
-// library packages of lower layers, and no library package imports test
-// support.
+// library packages of lower layers, no library package imports test
+// support, and only packages under cmd/ import packages under cmd/.
 func TestImportsGoDown(t *testing.T) {
 	for _, p := range list(t, "./...") {
 		name := strings.TrimPrefix(p.ImportPath, module)
@@ -113,6 +113,8 @@ func TestImportsGoDown(t *testing.T) {
 				continue
 			}
 			switch dl, known := layers[dep]; {
+			case strings.HasPrefix(dep, "cmd/") && !strings.HasPrefix(name, "cmd/"):
+				t.Errorf("%s imports %s: only the commands import packages under cmd/", name, dep)
 			case support(dep):
 				t.Errorf("%s imports %s, which is test support", name, dep)
 			case !known:

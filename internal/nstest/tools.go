@@ -30,7 +30,19 @@ func Tool(t testing.TB, name string) string {
 		if tools.err = os.Chmod(tools.dir, 0o755); tools.err != nil {
 			return
 		}
-		tools.out, tools.err = GoBuild("-o", tools.dir+"/", "github.com/nsrel/nsrel/cmd/...").CombinedOutput()
+		if tools.out, tools.err = GoBuild("-o", tools.dir+"/", "github.com/nsrel/nsrel/cmd/...").CombinedOutput(); tools.err != nil {
+			return
+		}
+		// Benchmarks time them: written as installed binaries are.
+		var bins []os.DirEntry
+		if bins, tools.err = os.ReadDir(tools.dir); tools.err != nil {
+			return
+		}
+		for _, b := range bins {
+			if tools.err = Rewrite(filepath.Join(tools.dir, b.Name())); tools.err != nil {
+				return
+			}
+		}
 	})
 	if tools.err != nil {
 		t.Fatalf("go build: %v\n%s", tools.err, tools.out)
@@ -66,21 +78,21 @@ func GoTool() string {
 }
 
 // GoBuild returns the command `go build ARGS...` that builds static
-// binaries, as make build and the packages make them (CGO_ENABLED=0:
-// with cgo, package net would link the C library and the binary would
-// start through the dynamic loader, a millisecond slower and not what
-// users run).
+// binaries, as make build does (CGO_ENABLED=0: with cgo, package net
+// would link the C library and the binary would start through the
+// dynamic loader, a millisecond slower and not what users run).
 func GoBuild(args ...string) *exec.Cmd {
 	cmd := exec.Command(GoTool(), append([]string{"build"}, args...)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	return cmd
 }
 
-// Rewrite writes the file at path again in one write (same bytes, mode
-// 0755), as install(1) or a package manager writes a binary. Benchmarks
-// rewrite every binary they compare: how the linker wrote a file changes
-// how fast it starts while the file is in the page cache, by up to 12 %
-// and differently for each file (bench/rewrite.sh; docs/BENCHMARKS.md).
+// Rewrite writes the file at path again with one write(2) (same bytes,
+// mode 0755), as a package manager writes a binary. Benchmarks rewrite
+// every binary they compare: how the linker wrote a file changes how
+// fast it starts while the file is in the page cache, by up to 12 % and
+// differently for each file (bench/rewrite.sh does the same for the
+// scripts; docs/BENCHMARKS.md).
 func Rewrite(path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -90,7 +102,25 @@ func Rewrite(path string) error {
 	if err := WriteExecutable(tmp, data, 0o755); err != nil {
 		return err
 	}
+	if err := os.Chmod(tmp, 0o755); err != nil { // whatever the umask
+		return err
+	}
 	return os.Rename(tmp, path)
+}
+
+// GoNoop builds bench/noop, the empty static Go program the benchmarks
+// time as the floor of any hook written in Go, into a temporary
+// directory, rewritten as the binaries it is compared with are.
+func GoNoop(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "go-noop")
+	if out, err := GoBuild("-o", bin, "github.com/nsrel/nsrel/bench/noop").CombinedOutput(); err != nil {
+		t.Fatalf("build the empty Go program: %v\n%s", err, out)
+	}
+	if err := Rewrite(bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // WriteExecutable writes data to a new file at path with mode perm while

@@ -1,8 +1,3 @@
-// Package help is the --help of lspidns, answered during package
-// initialisation (cmd/internal/quickhelp) when the command line asks for
-// nothing else. help.txt is what the flag parser prints for --help
-// without CONTAINERD_ADDRESS (the default of --containerd-address); the
-// command's tests check it and rewrite it with -update.
 package help
 
 import (

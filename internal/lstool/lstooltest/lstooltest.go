@@ -3,6 +3,7 @@ package lstooltest
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,22 +80,25 @@ func CheckCommand(t *testing.T, name string, typ nsrel.Type) {
 	}
 }
 
+// update makes CheckHelp rewrite the help file instead of checking it.
+var update = flag.Bool("update", false, "rewrite help/help.txt from the flag set")
+
 // CheckHelp checks the command's help written to file (relative to the
 // command's directory) and embedded as text, which the command prints
 // during package initialisation (cmd/internal/quickhelp): that it is what
 // the flag parser prints for --help without CONTAINERD_ADDRESS (with
-// update, it rewrites file instead), that --help and -h alone print it
+// -update, it rewrites file instead), that --help and -h alone print it
 // before the flag parser's and the container lookup's packages initialise
 // (GODEBUG=inittrace=1 lists the packages initialised), and that with
-// CONTAINERD_ADDRESS set the flag parser's help, which shows it, is
-// printed instead.
-func CheckHelp(t *testing.T, file, text string, update bool) {
+// CONTAINERD_ADDRESS set the early help declines and the flag parser's,
+// which shows the variable's value, is printed.
+func CheckHelp(t *testing.T, file, text string) {
 	t.Helper()
 	code, want, errOut := run(t, exec.Command(os.Args[0]), runEnv+"=--help", "CONTAINERD_ADDRESS=")
 	if code != 0 || errOut != "" || !strings.HasPrefix(want, "Usage: ") {
 		t.Fatalf("--help through the flag parser: exit %d, stdout %.80q, stderr %q", code, want, errOut)
 	}
-	if update {
+	if *update {
 		if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -119,8 +123,10 @@ func CheckHelp(t *testing.T, file, text string, update bool) {
 			}
 		}
 	}
+	// --help as the argument too, so that the early help sees it: it
+	// must decline, and the command (runEnv) prints the flag parser's.
 	sock := filepath.Join(t.TempDir(), "other.sock")
-	if code, out, _ := run(t, exec.Command(os.Args[0]), runEnv+"=--help", "CONTAINERD_ADDRESS="+sock); code != 0 || !strings.Contains(out, `(default "`+sock+`")`) {
+	if code, out, _ := run(t, exec.Command(os.Args[0], "--help"), runEnv+"=--help", "CONTAINERD_ADDRESS="+sock); code != 0 || !strings.Contains(out, `(default "`+sock+`")`) {
 		t.Errorf("--help with CONTAINERD_ADDRESS set: exit %d, stdout %.80q; want its value as the default", code, out)
 	}
 }
