@@ -37,7 +37,9 @@ func RunningBudget(cfg *policy.Config) time.Duration {
 // descendants, with the host IDs their maps hold, for
 // disjoint_from_running. Only a namespace whose IDs overlap the
 // container's is checked for descent (NS_GET_PARENT walks), so the usual
-// cost is one stat per process and two map reads per namespace.
+// cost is one stat per process and two map reads per namespace. The scan
+// may take budget from its start, as for [inspect.NewLiveOnce] (zero: no
+// limit; negative: already spent).
 func Running(a *audit.Ancestry, budget time.Duration) *policy.Running {
 	return RunningFrom(a, inspect.NewLiveOnce(budget))
 }

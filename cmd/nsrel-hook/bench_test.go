@@ -140,14 +140,11 @@ func BenchmarkHookPhases(b *testing.B) {
 	dir := b.TempDir()
 	phases := []string{"start", "config", "state", "inspect", "run", "all"}
 	bins := map[string]string{}
-	build := func(name, pkg string, args ...string) {
+	// Each binary written the same way (nstest.Build): how the linker
+	// wrote a file changes its start-up by more than a phase costs.
+	build := func(name, pkg string, flags ...string) {
 		bins[name] = filepath.Join(dir, name)
-		if out, err := nstest.GoBuild(append(append([]string{"-o", bins[name]}, args...), pkg)...).CombinedOutput(); err != nil {
-			b.Fatalf("build %s: %v\n%s", name, err, out)
-		}
-		// Each binary written the same way: how the linker wrote a file
-		// changes its start-up by more than a phase costs.
-		if err := nstest.Rewrite(bins[name]); err != nil {
+		if err := nstest.Build(bins[name], pkg, flags...); err != nil {
 			b.Fatal(err)
 		}
 	}

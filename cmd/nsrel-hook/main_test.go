@@ -43,13 +43,9 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	hookBin = filepath.Join(dir, "nsrel-hook")
-	if out, err := nstest.GoBuild("-o", hookBin, "github.com/nsrel/nsrel/cmd/nsrel-hook").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building nsrel-hook: %v\n%s", err, out)
-		return 1
-	}
-	// Written as an installed binary is (BenchmarkHookBinary compares it
-	// with another build: bench/rewrite.sh).
-	if err := nstest.Rewrite(hookBin); err != nil {
+	// Static and written as an installed binary is (BenchmarkHookBinary
+	// compares it with another build: bench/rewrite.sh).
+	if err := nstest.Build(hookBin, "github.com/nsrel/nsrel/cmd/nsrel-hook"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

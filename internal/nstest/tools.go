@@ -1,9 +1,11 @@
 package nstest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -108,16 +110,23 @@ func Rewrite(path string) error {
 	return os.Rename(tmp, path)
 }
 
+// Build builds the package pkg static into the file out ([GoBuild] with
+// flags) and rewrites it as an installed binary is written ([Rewrite]),
+// for a test or benchmark that times it.
+func Build(out, pkg string, flags ...string) error {
+	if b, err := GoBuild(slices.Concat(flags, []string{"-o", out, pkg})...).CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return Rewrite(out)
+}
+
 // GoNoop builds bench/noop, the empty static Go program the benchmarks
 // time as the floor of any hook written in Go, into a temporary
-// directory, rewritten as the binaries it is compared with are.
+// directory ([Build]).
 func GoNoop(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "go-noop")
-	if out, err := GoBuild("-o", bin, "github.com/nsrel/nsrel/bench/noop").CombinedOutput(); err != nil {
-		t.Fatalf("build the empty Go program: %v\n%s", err, out)
-	}
-	if err := Rewrite(bin); err != nil {
+	if err := Build(bin, "github.com/nsrel/nsrel/bench/noop"); err != nil {
 		t.Fatal(err)
 	}
 	return bin
