@@ -133,7 +133,10 @@ func BenchmarkHookBinary(b *testing.B) {
 // Go hook can do and still append a durable, chained record of both
 // namespace chains), each with the same state on stdin, and floorhook
 // without its argument (floorhook-start: it stops once started);
-// docs/BENCHMARKS.md sets the phases against them.
+// docs/BENCHMARKS.md sets the phases against them. With -bench-bin the
+// other binary's whole stage runs in the same rounds too ("base", with a
+// log, config and sealing state of its own), for a before/after
+// comparison.
 //
 //	go test -run '^$' -bench HookPhases -benchtime 400x ./cmd/nsrel-hook/
 func BenchmarkHookPhases(b *testing.B) {
@@ -167,6 +170,25 @@ func BenchmarkHookPhases(b *testing.B) {
 	argv := map[string][]string{"go-noop": nil, "floorhook": {filepath.Join(e.dir, "floor.jsonl")}, "floorhook-start": {}}
 	for _, p := range phases {
 		argv[p] = []string{"--config", e.config, "createRuntime"}
+	}
+	if *benchBin != "" {
+		// A copy written as the others are.
+		bins["base"] = filepath.Join(dir, "base")
+		data, err := os.ReadFile(*benchBin)
+		if err == nil {
+			err = nstest.WriteExecutable(bins["base"], data, 0o755)
+		}
+		if err == nil {
+			err = os.Chmod(bins["base"], 0o755)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		be := newEnv(b, "hook.json", nil)
+		if out, err := exec.Command(bins["base"], "--config", be.config, "audit", "seal-init").CombinedOutput(); err != nil {
+			b.Fatalf("base seal-init: %v: %s", err, out)
+		}
+		argv["base"] = []string{"--config", be.config, "createRuntime"}
 	}
 	pid := os.Getpid()
 	if os.Geteuid() == 0 {
@@ -205,10 +227,10 @@ func BenchmarkHookPhases(b *testing.B) {
 // per iteration: go test -bench HookBinary ./hook -args -bench-all-stages
 var allStages = flag.Bool("bench-all-stages", false, "BenchmarkHookBinary: time createRuntime, poststart and poststop")
 
-// benchBin makes BenchmarkHookBinary also time another nsrel-hook binary
-// (an older build, for a before/after comparison; bench/hook/run.sh
-// BASELINE).
-var benchBin = flag.String("bench-bin", "", "BenchmarkHookBinary: another nsrel-hook binary to time alternately with the one built from this tree")
+// benchBin makes BenchmarkHookBinary and BenchmarkHookPhases also time
+// another nsrel-hook binary (an older build, for a before/after
+// comparison; bench/hook/run.sh BASELINE).
+var benchBin = flag.String("bench-bin", "", "BenchmarkHookBinary and BenchmarkHookPhases: another nsrel-hook binary to time in the same rounds as the one built from this tree")
 
 // BenchmarkSealing runs the built nsrel-hook at the three stages with
 // two configs alternately, in random order each iteration: one without

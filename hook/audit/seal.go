@@ -58,8 +58,19 @@ type sealState struct {
 	Key   [32]byte
 }
 
+// marshal returns the state as the file holds it. It appends by hand:
+// fmt's first use in a hook process costs more than the rest of the
+// sealing (docs/BENCHMARKS.md, "Issue 14, fourth pass").
 func (s *sealState) marshal() []byte {
-	return fmt.Appendf(nil, "%s%s %020d %s\n", sealStatePrefix, s.ID, s.Epoch, hex.EncodeToString(s.Key[:]))
+	b := make([]byte, 0, sealStateLen)
+	b = hex.AppendEncode(append(b, sealStatePrefix...), s.ID[:])
+	epoch := strconv.AppendUint(nil, s.Epoch, 10)
+	b = append(b, ' ')
+	for range 20 - len(epoch) {
+		b = append(b, '0')
+	}
+	b = append(append(b, epoch...), ' ')
+	return append(hex.AppendEncode(b, s.Key[:]), '\n')
 }
 
 func parseSealState(b []byte) (*sealState, error) {

@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"path/filepath"
 	"regexp"
@@ -246,7 +245,7 @@ func readConfig(path string) ([]byte, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	data, err := safefile.ReadLimited(f, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}

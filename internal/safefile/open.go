@@ -3,6 +3,7 @@ package safefile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -70,4 +71,32 @@ func kind(mode uint32) string {
 		return "a symlink"
 	}
 	return fmt.Sprintf("a file of type %#o", mode&unix.S_IFMT)
+}
+
+// ReadLimited reads f from its current offset to its end, or limit+1
+// bytes if it holds more (the caller tells a file that is too large by
+// the length). The buffer is sized from fstat(2), so a file read whole
+// takes one read and one allocation where io.ReadAll grows its buffer
+// several times: the hook reads its config at every stage.
+func ReadLimited(f *os.File, limit int) ([]byte, error) {
+	var st unix.Stat_t
+	size := 512
+	if err := unix.Fstat(int(f.Fd()), &st); err == nil && st.Size > 0 {
+		size = int(min(st.Size, int64(limit))) + 1
+	}
+	buf := make([]byte, 0, size)
+	for len(buf) <= limit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):min(cap(buf), limit+1)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }

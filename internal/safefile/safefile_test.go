@@ -1,7 +1,9 @@
 package safefile_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -114,5 +116,53 @@ func TestOpenRegular(t *testing.T) {
 		if !errors.Is(err, safefile.ErrNotRegular) {
 			t.Errorf("OpenRegular(%s): %v; want ErrNotRegular", p, err)
 		}
+	}
+}
+
+// TestReadLimited reads files around the limit, one whose size fstat
+// does not tell (/proc), and one read from an offset.
+func TestReadLimited(t *testing.T) {
+	const limit = 1000
+	dir := t.TempDir()
+	for _, n := range []int{0, 1, 511, 512, 513, limit - 1, limit, limit + 1, limit + 2, 5 * limit} {
+		path := filepath.Join(dir, fmt.Sprint(n))
+		data := bytes.Repeat([]byte("x"), n)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := safefile.ReadLimited(f, limit)
+		f.Close()
+		want := data[:min(n, limit+1)]
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%d bytes: got %d bytes, %v; want %d", n, len(got), err, len(want))
+		}
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := safefile.ReadLimited(f, 1<<20)
+	if err != nil || len(got) == 0 || got[len(got)-1] != '\n' {
+		t.Errorf("/proc/self/mountinfo: %d bytes, %v", len(got), err)
+	}
+	path := filepath.Join(dir, "offset")
+	if err := os.WriteFile(path, []byte("0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := g.Seek(4, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := safefile.ReadLimited(g, limit); err != nil || string(got) != "456789" {
+		t.Errorf("from offset 4: %q, %v", got, err)
 	}
 }
