@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,6 +122,67 @@ func TestShippedUnits(t *testing.T) {
 			if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
 				t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 			}
+			checkWritable(t, string(data))
 		})
+	}
+}
+
+// checkWritable checks that every file the shipped configs have the
+// service write (the audit log with its lock and rotated files, the
+// diagnostics log, the sealing state, the checkpoints file) lies in a
+// directory the unit leaves writable under ProtectSystem=strict: one of
+// its ReadWritePaths=, LogsDirectory= (below /var/log) or StateDirectory=
+// (below /var/lib). A sealing state the service cannot write leaves its
+// records unsealed, and `audit verify` then fails the log.
+func checkWritable(t *testing.T, unit string) {
+	t.Helper()
+	if !regexp.MustCompile(`(?m)^ProtectSystem=strict$`).MatchString(unit) {
+		t.Fatal("no ProtectSystem=strict")
+	}
+	var writable []string
+	for _, m := range regexp.MustCompile(`(?m)^(ReadWritePaths|LogsDirectory|StateDirectory)=(.*)$`).FindAllStringSubmatch(unit, -1) {
+		for _, f := range strings.Fields(m[2]) {
+			switch m[1] {
+			case "ReadWritePaths":
+				writable = append(writable, strings.TrimLeft(f, "-+"))
+			case "LogsDirectory":
+				writable = append(writable, filepath.Join("/var/log", f))
+			case "StateDirectory":
+				writable = append(writable, filepath.Join("/var/lib", f))
+			}
+		}
+	}
+	under := func(dir string) bool {
+		for _, w := range writable {
+			if dir == w || strings.HasPrefix(dir, w+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, name := range []string{"hook.json", "hook-enforce.json", "hook-enforce-cri.json"} {
+		data, err := os.ReadFile("../../config/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			AuditLog    string `json:"audit_log"`
+			LogFile     string `json:"log_file"`
+			SealState   string `json:"seal_state"`
+			Checkpoints struct {
+				File string `json:"file"`
+			} `json:"checkpoints"`
+		}
+		if err := json.Unmarshal(data, &c); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.AuditLog == "" {
+			t.Errorf("%s: no audit_log", name)
+		}
+		for key, path := range map[string]string{"audit_log": c.AuditLog, "log_file": c.LogFile, "seal_state": c.SealState, "checkpoints.file": c.Checkpoints.File} {
+			if path != "" && !under(filepath.Dir(path)) {
+				t.Errorf("%s: %s %s is outside the unit's writable paths %q", name, key, path, writable)
+			}
+		}
 	}
 }
