@@ -167,6 +167,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "install-hook":
 		return installHookCmd(args[1:], stdout, stderr)
 	case "ready":
+		if len(args) == 2 && (args[1] == "-h" || args[1] == "--help" || args[1] == "-help") {
+			printUsage(stdout)
+			return 0
+		}
 		if len(args) != 2 {
 			fmt.Fprintln(stderr, "nsrel-containerd ready: want one FILE (see --help)")
 			return 2
@@ -176,6 +180,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	}
+	if strings.HasPrefix(args[0], "-") {
+		// Worded as every nsrel command words an unknown option.
+		fmt.Fprintf(stderr, "nsrel-containerd: unknown option %s (see --help)\n", vocab.Printable(args[0]))
+		return 2
 	}
 	fmt.Fprintf(stderr, "nsrel-containerd: unknown command %q (see --help)\n", vocab.Printable(args[0]))
 	return 2

@@ -132,6 +132,9 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"install-hook", "--dest", "/x", "--config", "/nonexistent/hook.json"}, 1},
 		{[]string{"ready"}, 2},
 		{[]string{"ready", "/nonexistent/ready"}, 1},
+		{[]string{"ready", "--help"}, 0},
+		{[]string{"watch", "-h"}, 0},
+		{[]string{"--bogus"}, 2},
 	} {
 		var out, errb bytes.Buffer
 		if got := run(tc.args, &out, &errb); got != tc.code {
@@ -140,6 +143,14 @@ func TestMainUsage(t *testing.T) {
 		if tc.code != 0 && strings.Count(strings.TrimSpace(errb.String()), "\n") != 0 {
 			t.Errorf("Main(%q): stderr is not one line: %q", tc.args, errb.String())
 		}
+		if tc.code == 0 && len(tc.args) > 0 && tc.args[len(tc.args)-1] != "--version" && !strings.Contains(out.String(), "Examples:") {
+			t.Errorf("Main(%q): no usage on stdout: %q", tc.args, out.String())
+		}
+	}
+	// An unknown option is worded as by the other commands.
+	var out, errb bytes.Buffer
+	if run([]string{"--bogus"}, &out, &errb); errb.String() != "nsrel-containerd: unknown option --bogus (see --help)\n" {
+		t.Errorf("--bogus: stderr %q", errb.String())
 	}
 }
 

@@ -34,6 +34,10 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd := args[0]
+	if isHelp(cmd) {
+		printUsage(stdout)
+		return 0
+	}
 	fs := flag.NewFlagSet("audit "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
@@ -61,7 +65,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	case "seal-init":
 		fs.BoolVar(&replace, "replace", false, "")
 	default:
-		fmt.Fprintf(stderr, "nsrel-hook: unknown audit command %s (want verify, show, ack or seal-init)\n", strconv.Quote(cmd))
+		fmt.Fprintf(stderr, "nsrel-hook: unknown audit command %s (want verify, show, ack or seal-init; see --help)\n", strconv.Quote(cmd))
 		return 2
 	}
 	// Flags may follow the positional arguments (audit ack 12 --reason x).

@@ -115,6 +115,10 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 	}
 	switch rest[0] {
 	case audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop:
+		if len(rest) == 2 && isHelp(rest[1]) {
+			printUsage(stdout)
+			return 0
+		}
 		if len(rest) != 1 {
 			fmt.Fprintf(stderr, "nsrel-hook: unexpected arguments after %s (see --help)\n", rest[0])
 			return 2
@@ -130,4 +134,10 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 	}
 	fmt.Fprintf(stderr, "nsrel-hook: unknown stage or command %s (see --help)\n", strconv.Quote(rest[0]))
 	return 2
+}
+
+// isHelp says whether a subcommand's argument asks for the help, as
+// `nsrel-hook audit --help` or `nsrel-hook createRuntime -h` do.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
 }

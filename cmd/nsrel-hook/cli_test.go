@@ -241,6 +241,11 @@ func TestMainUsage(t *testing.T) {
 		{"policy check bad", "", []string{"policy", "check", "cli_test.go"}, 1, "", "cli_test.go:1:1:"},
 		{"audit usage", "", []string{"audit"}, 2, "", "usage"},
 		{"audit bad command", "", []string{"audit", "fix"}, 2, "", "unknown audit command"},
+		{"audit help", "", []string{"audit", "--help"}, 0, "Examples:", ""},
+		{"audit verify help", "", []string{"audit", "verify", "-h"}, 0, "Examples:", ""},
+		{"stage help", "", []string{"createRuntime", "--help"}, 0, "Examples:", ""},
+		{"policy help", "", []string{"policy", "--help"}, 0, "usage: nsrel-hook policy check FILE", ""},
+		{"policy check help", "", []string{"policy", "check", "-h"}, 0, "usage: nsrel-hook policy check FILE", ""},
 		{"verify missing log", "", []string{"audit", "verify", filepath.Join(e.dir, "none.jsonl")}, 1, "", "no such audit log"},
 		{"show two logs", "", []string{"audit", "show", "a", "b"}, 2, "", "at most one LOG"},
 	}

@@ -12,15 +12,15 @@ import (
 )
 
 func policyCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && isHelp(args[0]) || len(args) == 2 && args[0] == "check" && isHelp(args[1]) {
+		fmt.Fprintln(stdout, "usage: nsrel-hook policy check FILE\n\nValidates a config file and prints what each policy block matches.\nexample: nsrel-hook policy check /etc/nsrel/hook.json")
+		return 0
+	}
 	if len(args) == 0 || args[0] != "check" {
 		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook policy check FILE")
 		return 2
 	}
 	if len(args) != 2 || strings.HasPrefix(args[1], "-") {
-		if len(args) == 2 && (args[1] == "--help" || args[1] == "-h") {
-			fmt.Fprintln(stdout, "usage: nsrel-hook policy check FILE\n\nValidates a config file and prints what each policy block matches.\nexample: nsrel-hook policy check /etc/nsrel/hook.json")
-			return 0
-		}
 		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook policy check FILE")
 		return 2
 	}
