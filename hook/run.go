@@ -136,11 +136,11 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 			if id == "" {
 				id = "(no ID)"
 			}
-			res.Message = fmt.Sprintf("container %s: %v (%s; audit record seq %d)", id, ierr, decision(res.Deny), rec.Seq)
+			res.Message = fmt.Sprintf("container %s: %v (%s; audit record seq %d)", id, ierr, verdictWhy(rec, res.Deny), rec.Seq)
 			return res, ierr
 		}
 		log.WithError(ierr).Error("inspection failed")
-		res.Message = fmt.Sprintf("container %s: cannot inspect its namespaces (%s): %v", vocab.Printable(rec.ContainerID), decision(res.Deny), ierr)
+		res.Message = fmt.Sprintf("container %s: cannot inspect its namespaces (%s): %v", vocab.Printable(rec.ContainerID), verdictWhy(rec, res.Deny), ierr)
 		return res, ierr
 	}
 	if rec.Verdict == audit.VerdictDeny {
@@ -158,6 +158,17 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 		log.Debug("recorded")
 	}
 	return res, nil
+}
+
+// verdictWhy says what decided the verdict of a record written despite
+// an error: the enforcing block when it was violated (the state of a
+// refused input still selects a block and is inspected), on_error
+// otherwise.
+func verdictWhy(rec *audit.Record, deny bool) string {
+	if deny && rec.Mode == policy.ModeEnforce && len(rec.Violations) > 0 {
+		return fmt.Sprintf("refused by nsrel policy %q (enforce): %s", rec.Policy, rules(rec.Violations))
+	}
+	return decision(deny)
 }
 
 func decision(deny bool) string {

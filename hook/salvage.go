@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -23,7 +25,14 @@ import (
 // [vocab.MaxRecordedValue], and a PID only when it is in range. The
 // record of a refused state keeps them, so that no container runs
 // unrecorded whatever its creator put in the state.
-func SalvageState(data []byte) *specs.State {
+//
+// Annotations whose key keep accepts (nil: none) are kept beyond that
+// count, their values cut only at [MaxAnnotationValue]: with
+// [SalvageKeep], the keys the config selects blocks by and records. A
+// state flooded with annotations that come before them (runtimes write
+// them in key order) then selects the same block as it would whole, and
+// its record still names the pod.
+func SalvageState(data []byte, keep func(key string) bool) *specs.State {
 	st := &specs.State{}
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
@@ -67,7 +76,7 @@ func SalvageState(data []byte) *specs.State {
 				}
 			}
 		case "annotations":
-			if !salvageAnnotations(d, st) {
+			if !salvageAnnotations(d, st, keep) {
 				return st
 			}
 		default:
@@ -79,9 +88,18 @@ func SalvageState(data []byte) *specs.State {
 	return st
 }
 
+// SalvageKeep returns the keep function of [SalvageState] for cfg: the
+// annotation keys its trusted selectors and record_annotations name.
+func SalvageKeep(cfg *policy.Config) func(key string) bool {
+	return func(key string) bool {
+		return cfg.TrustedSelectors.TrustsAnnotation(key) || slices.Contains(cfg.RecordAnnotations, key)
+	}
+}
+
 // salvageAnnotations reads an annotations object, keeping what fits the
-// limits; false when the input ends or breaks inside it.
-func salvageAnnotations(d *json.Decoder, st *specs.State) bool {
+// limits and what keep accepts; false when the input ends or breaks
+// inside it.
+func salvageAnnotations(d *json.Decoder, st *specs.State, keep func(string) bool) bool {
 	t, err := d.Token()
 	if err != nil {
 		return false
@@ -89,6 +107,7 @@ func salvageAnnotations(d *json.Decoder, st *specs.State) bool {
 	if t != json.Delim('{') {
 		return skipRest(d, t) == nil
 	}
+	kept := map[string]bool{}
 	for d.More() {
 		kt, err := d.Token()
 		if err != nil {
@@ -106,11 +125,17 @@ func salvageAnnotations(d *json.Decoder, st *specs.State) bool {
 			}
 			continue
 		}
-		if len(st.Annotations) < MaxAnnotations {
-			if st.Annotations == nil {
-				st.Annotations = map[string]string{}
+		if st.Annotations == nil {
+			st.Annotations = map[string]string{}
+		}
+		switch {
+		case keep != nil && keep(k):
+			kept[k] = true
+			st.Annotations[k] = vocab.Cut(v, MaxAnnotationValue)
+		case len(st.Annotations)-len(kept) < MaxAnnotations:
+			if k := vocab.Cut(k, vocab.MaxRecordedValue); !kept[k] {
+				st.Annotations[k] = vocab.Cut(v, vocab.MaxRecordedValue)
 			}
-			st.Annotations[vocab.Cut(k, vocab.MaxRecordedValue)] = vocab.Cut(v, vocab.MaxRecordedValue)
 		}
 	}
 	_, err = d.Token() // '}'

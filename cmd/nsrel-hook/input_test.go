@@ -182,6 +182,18 @@ func TestBinaryRefusedInput(t *testing.T) {
 				return stateOf(idMember("ann-many"), pidMember(self), bundleMember, `"annotations":{`+strings.Join(many, ",")+`}`)
 			},
 			want: "more than 4096 annotations", id: "ann-many", pid: self},
+		{name: "4097 annotations before the recorded ones",
+			state: func(*testing.T) []byte {
+				return stateOf(idMember("ann-flood"), pidMember(self), bundleMember,
+					`"annotations":{`+strings.Join(many, ",")+`,"io.kubernetes.pod.name":"web-0","io.kubernetes.pod.namespace":"prod"}`)
+			},
+			want: "more than 4096 annotations", id: "ann-flood", pid: self,
+			check: func(t *testing.T, r *audit.Record) {
+				want := map[string]string{"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "prod"}
+				if d := cmp.Diff(want, r.Annotations); d != "" {
+					t.Errorf("recorded annotations (-want +got):\n%s", d)
+				}
+			}},
 		{name: "state over 1 MiB",
 			state: func(*testing.T) []byte {
 				return stateOf(idMember("big-state"), pidMember(self), bundleMember, `"x":"`+strings.Repeat("x", vocab.MaxStateSize)+`"`)
@@ -606,6 +618,56 @@ func TestRuntimeLongAnnotationRecorded(t *testing.T) {
 				}
 			}
 			e.verify(t)
+		})
+	}
+}
+
+// TestBinaryFloodedAnnotationsSelect: a state with more annotations than
+// the hook takes, all before the trusted one a block selects by (as a
+// runtime writes them, in key order), is refused as input, yet selects
+// the block the trusted annotation names: the creator cannot flood its
+// way out of an enforcing block into a laxer default, whatever on_error
+// says.
+func TestBinaryFloodedAnnotationsSelect(t *testing.T) {
+	var flood []string
+	for i := range 4097 {
+		flood = append(flood, fmt.Sprintf(`"a%04d":"v"`, i))
+	}
+	for _, tc := range []struct {
+		name, ann, err string
+	}{
+		{"whole", "", ""},
+		{"flooded", strings.Join(flood, ",") + ",", "more than 4096 annotations"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) {
+				c["on_error"] = policy.OnErrorAllow
+				c["syslog"] = ""
+				c["trusted_selectors"] = map[string]any{"annotations": []any{vocab.AnnotationSandboxNamespace}}
+				c["policies"] = []any{map[string]any{
+					"name":  "prod",
+					"match": map[string]any{"annotations": map[string]any{`io\.kubernetes\.cri\.sandbox-namespace`: "prod-.*"}},
+					"mode":  policy.ModeEnforce,
+					"rules": map[string]any{"require_user_namespace": true},
+				}}
+				c["default"] = map[string]any{"mode": policy.ModeAudit}
+			})
+			// The test process runs in the initial user namespace: prod refuses it.
+			state := stateOf(idMember("flood-"+tc.name), pidMember(os.Getpid()), bundleMember,
+				`"annotations":{`+tc.ann+`"`+vocab.AnnotationSandboxNamespace+`":"prod-a"}`)
+			r := runBinary(t, bytes.NewReader(state), "--config", e.config, "createRuntime")
+			if r.code != 1 || !strings.Contains(r.stderr, `"prod"`) {
+				t.Errorf("exit %d, stderr %q; want a refusal by the prod block", r.code, r.stderr)
+			}
+			recs := e.records(t, "")
+			if len(recs) != 1 {
+				t.Fatalf("%d records, want 1", len(recs))
+			}
+			rec := recs[0]
+			if rec.Policy != "prod" || rec.Verdict != audit.VerdictDeny || !strings.Contains(rec.Error, tc.err) {
+				t.Errorf("record policy %q verdict %q error %q; want prod, deny, %q", rec.Policy, rec.Verdict, rec.Error, tc.err)
+			}
+			verifyOK(t, e, 1)
 		})
 	}
 }

@@ -120,7 +120,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			if rerr != nil && len(data) == 0 {
 				perr = nil // nothing to parse: the read says it all
 			}
-			res, err := h.RunBadInput(ctx, stage, hook.SalvageState(data), errors.Join(rerr, perr))
+			res, err := h.RunBadInput(ctx, stage, hook.SalvageState(data, hook.SalvageKeep(cfg)), errors.Join(rerr, perr))
 			return outcome{res, err}
 		}
 		phaseDone(process, "state")
@@ -203,7 +203,8 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 		st, perr := hook.ParseState(data)
 		var inputErr error
 		if rerr != nil || perr != nil {
-			st = hook.SalvageState(data)
+			// No config: keep the annotations recorded by default.
+			st = hook.SalvageState(data, hook.SalvageKeep(&policy.Config{RecordAnnotations: policy.DefaultRecordAnnotations}))
 			if rerr != nil && len(data) == 0 {
 				perr = nil // nothing to parse: the read says it all
 			}
