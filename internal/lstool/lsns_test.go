@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,5 +146,37 @@ func TestListAndShortOptions(t *testing.T) {
 	want := strconv.FormatUint(nstest.Ino(t, leaf.Pid, "user"), 10) + " " + pid + "\n"
 	if !strings.HasPrefix(out, "NS PID\n") || !strings.Contains(out, want) {
 		t.Errorf("--raw -o NS,PID:\n%s\nwant a line %q", out, want)
+	}
+	// COMMAND, chosen or in the default columns, is the process's comm.
+	comm, err := os.ReadFile("/proc/" + pid + "/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := strconv.FormatUint(nstest.Ino(t, leaf.Pid, "user"), 10)
+	_, out, _ = run(t, tool(nsrel.TypeUser), "-p", pid, "--raw", "-o", "NS,PID,COMMAND")
+	if want := ino + " " + pid + " " + strings.TrimSpace(string(comm)) + "\n"; !strings.Contains(out, want) {
+		t.Errorf("--raw -o NS,PID,COMMAND:\n%s\nwant a line %q", out, want)
+	}
+	pidLeaf := nstest.PIDChain(t, 1) // alone in its PID namespace
+	for _, p := range []struct {
+		typ  nsrel.Type
+		proc *nstest.Proc
+	}{{nsrel.TypeUser, leaf}, {nsrel.TypePID, pidLeaf}} {
+		pid := strconv.Itoa(p.proc.Pid)
+		comm, err := os.ReadFile("/proc/" + pid + "/comm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, out, _ = run(t, tool(p.typ), "-p", pid, "--raw", "--no-containers")
+		ino := strconv.FormatUint(nstest.Ino(t, p.proc.Pid, p.typ.String()), 10)
+		found := false
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 3 && f[0] == ino && f[3] == pid {
+				found = slices.Contains(f[4:], strings.TrimSpace(string(comm)))
+			}
+		}
+		if !found {
+			t.Errorf("%s --raw: no line for %s with PID %s and COMMAND %q:\n%s", p.typ, ino, pid, strings.TrimSpace(string(comm)), out)
+		}
 	}
 }

@@ -198,6 +198,10 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 			return 2
 		}
 	}
+	listColumns := columns
+	if listColumns == nil {
+		listColumns = tree.DefaultColumns(t.Type)
+	}
 	if c.list && (c.json || c.format != "text") {
 		fmt.Fprintf(stderr, "%s: --list (and --output, --noheadings, --raw) print a text table: drop --json or --format (see --help)\n", t.Name)
 		return 2
@@ -238,7 +242,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		NoFDs:        c.noFDs,
 		NoMounts:     c.noMounts,
 		NoOtherTypes: c.noOtherTypes,
-		Comm:         c.json || c.details || c.format != "text",
+		Comm:         c.json || c.details || c.format != "text" || c.list && slices.Contains(listColumns, "COMMAND"),
 	})
 	if err != nil {
 		diag.print(syslog.Err, err.Error())
