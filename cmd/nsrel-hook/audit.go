@@ -248,7 +248,11 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		}
 	}
 	if asJSON {
-		json.NewEncoder(stdout).Encode(res)
+		// Node names and reasons can quote what a node or a container
+		// wrote: escaped as show --json escapes records.
+		if b, merr := json.Marshal(res); merr == nil {
+			stdout.Write(append(vocab.AppendSafeJSON(nil, b), '\n'))
+		}
 		return res.OK
 	}
 	prefix := ""
@@ -361,6 +365,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	var order []string
 	var refs []lineRef
 	bad, matched := 0, 0
+	var buf []byte
 	for l, err := range snap.Lines() {
 		if err != nil {
 			fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
@@ -390,8 +395,10 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 				bad++
 				continue
 			}
-			out.Write(l.Data)
-			out.WriteByte('\n')
+			// As stored (the bytes hashed), with the runes that could
+			// steer a terminal escaped: the same JSON values.
+			buf = append(vocab.AppendSafeJSON(buf[:0], l.Data), '\n')
+			out.Write(buf)
 			continue
 		}
 		ci, seen := index[id]

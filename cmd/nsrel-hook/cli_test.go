@@ -291,6 +291,21 @@ func TestShowEscapesHostileData(t *testing.T) {
 	if code != 0 || strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, `"evil\x1b[2J\n"`) || !strings.Contains(out, "source containerd-events") {
 		t.Errorf("exit %d, output %q", code, out)
 	}
+	// JSON may hold DEL, C1 controls and formatting characters raw in its
+	// strings: show --json prints them escaped, the same values.
+	r = &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "del\x7fX\u009b2J",
+		Annotations: map[string]string{"io.kubernetes.pod.name": "p\u009b2J\u202e"}, Ancestry: &audit.Ancestry{PID: 1}}
+	if err := l.Append(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = run("", "audit", "show", "--json", "--container", "del", e.log)
+	if code != 0 || strings.ContainsAny(out, "\x7f\u009b\u202e") || !strings.Contains(out, `"container_id":"del\u007fX\u009b2J"`) {
+		t.Errorf("show --json: exit %d, output %q", code, out)
+	}
+	var got audit.Record
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.ContainerID != r.ContainerID || got.Annotations["io.kubernetes.pod.name"] != r.Annotations["io.kubernetes.pod.name"] {
+		t.Errorf("show --json does not decode to the record: %v, %+v", err, got)
+	}
 }
 
 // TestPoststartSeesChangedAncestry records createRuntime for one process

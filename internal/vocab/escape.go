@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -86,4 +87,43 @@ func Cut(s string, n int) string {
 		s = s[:i]
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// AppendSafeJSON appends the JSON text j to dst with every DEL, C1
+// control, invisible or bidirectional formatting rune (Unicode Cf) and
+// other unprintable rune written as a \uXXXX escape (a surrogate pair
+// above U+FFFF), and invalid UTF-8 as \ufffd: the same JSON value, that
+// cannot steer a terminal it is printed to. JSON allows those runes raw
+// inside strings, and a record keeps its bytes as hashed; only a reader
+// printing it escapes them. Outside strings valid JSON holds only ASCII,
+// which is left as it is.
+func AppendSafeJSON(dst, j []byte) []byte {
+	const digits = "0123456789abcdef"
+	u := func(dst []byte, r rune) []byte {
+		return append(dst, '\\', 'u', digits[r>>12&15], digits[r>>8&15], digits[r>>4&15], digits[r&15])
+	}
+	for i := 0; i < len(j); {
+		c := j[i]
+		if c < 0x7f {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(j[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			dst = u(dst, utf8.RuneError)
+		case r == 0x7f || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r):
+			if r > 0xffff {
+				r1, r2 := utf16.EncodeRune(r)
+				dst = u(u(dst, r1), r2)
+			} else {
+				dst = u(dst, r)
+			}
+		default:
+			dst = append(dst, j[i:i+size]...)
+		}
+		i += size
+	}
+	return dst
 }

@@ -1,8 +1,11 @@
 package vocab
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -126,6 +129,48 @@ func FuzzEscape(f *testing.F) {
 		}
 		if !strings.Contains(s, `\`) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r >= 0x7f }) && e != s {
 			t.Fatalf("Escape changed clean %q to %q", s, e)
+		}
+	})
+}
+
+func TestAppendSafeJSON(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"id":"plain","n":1}`, `{"id":"plain","n":1}`},
+		{`{"id":"ünïcödé 日本"}`, `{"id":"ünïcödé 日本"}`},
+		{"{\"id\":\"del\x7fX\u009b2J\"}", `{"id":"del\u007fX\u009b2J"}`},
+		{"{\"p\":\"a\u202eb\u200bc\"}", `{"p":"a\u202eb\u200bc"}`},
+		{"{\"p\":\"tag\U000E0041\"}", `{"p":"tag\udb40\udc41"}`},
+		{"{\"p\":\"bad\xffbyte\"}", `{"p":"bad\ufffdbyte"}`},
+		{`{"esc":"already \u001b escaped \\ \""}`, `{"esc":"already \u001b escaped \\ \""}`},
+	} {
+		if got := string(AppendSafeJSON(nil, []byte(tc.in))); got != tc.want {
+			t.Errorf("AppendSafeJSON(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzAppendSafeJSON: the result decodes to the same value as the input
+// (when the input is valid JSON) and holds nothing but printable runes
+// and ASCII.
+func FuzzAppendSafeJSON(f *testing.F) {
+	f.Add([]byte(`{"id":"x","a":{"k":"v\u0000"}}`))
+	f.Add([]byte("{\"id\":\"del\x7f\u009b\u202e\U000E0041\"}"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out := AppendSafeJSON(nil, in)
+		for _, r := range string(out) {
+			if r >= 0x7f && (!unicode.IsPrint(r) || unicode.Is(unicode.Cf, r)) {
+				t.Fatalf("unprintable rune %U left in %q", r, out)
+			}
+		}
+		if !utf8.Valid(in) {
+			return
+		}
+		var a, b any
+		if json.Unmarshal(in, &a) != nil {
+			return
+		}
+		if err := json.Unmarshal(out, &b); err != nil || !reflect.DeepEqual(a, b) {
+			t.Fatalf("%q -> %q: %v, values differ", in, out, err)
 		}
 	})
 }
