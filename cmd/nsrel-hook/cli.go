@@ -47,7 +47,8 @@ Options:
                        hash of an earlier verify: catches records cut off at
                        the end)
   --key KEY            verify: check the seals with this verification key
-                       (@FILE reads it from FILE); may be repeated
+                       (@FILE reads it from FILE); may be repeated: give
+                       every key of the log (a seal no key checks fails)
   --checkpoints FILE   verify: check the log against shipped checkpoints;
                        may be repeated
   --host HOST          verify: the host whose checkpoints to use

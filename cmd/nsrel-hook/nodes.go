@@ -182,6 +182,7 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, asJSON bool, std
 	var intact, failed []string
 	for _, h := range nodes {
 		o := opts
+		o.KeysOfOthers = true // each node's chain has its own keys
 		var s *audit.Summary
 		var err error
 		if len(opts.Checkpoints) > 0 {

@@ -322,8 +322,10 @@ func TestSealingNewKey(t *testing.T) {
 	if err != nil || s.SealsVerified != 6 || len(s.SealIDs) != 2 {
 		t.Errorf("two keys: %+v, %v", s, err)
 	}
+	// With keys given, every seal must be checked: a key without its
+	// verification key could be one made on the node.
 	s, err = verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key2}})
-	if err != nil || s.SealsVerified != 3 {
+	if err == nil || !strings.Contains(err.Error(), "sealed with key "+key1.ID.String()+", for which no verification key was given") || s.SealsVerified != 3 {
 		t.Errorf("the second key only: %+v, %v", s, err)
 	}
 	audit.BurnEpoch(t, statePath)
@@ -475,4 +477,134 @@ func TestSealTooLargeRecord(t *testing.T) {
 	if err != nil || s.Records != 4 || s.SealsVerified != 4 {
 		t.Errorf("after a refused record: %+v, %v", s, err)
 	}
+}
+
+// chainFrom re-hashes lines in order as the records after a record whose
+// hash is prev, each line keeping its seq, and seals each with reseal
+// (nil: unsealed): what root on the node can write.
+func chainFrom(prev string, lines [][]byte, reseal func(seq uint64, hash string) string) [][]byte {
+	var out [][]byte
+	for _, l := range lines {
+		at := bytes.LastIndex(l, []byte(`,"hash":"`))
+		body := append([]byte{}, l[:at]...)
+		p := bytes.LastIndex(body, []byte(`,"prev":"`))
+		body = append(body[:p], []byte(`,"prev":"`+prev+`"`)...)
+		sum := sha256.Sum256(append(append([]byte{}, body...), '}'))
+		h := hex.EncodeToString(sum[:])
+		line := append(body, []byte(`,"hash":"`+h+`"`)...)
+		if reseal != nil {
+			line = append(line, []byte(`,"seal":"`+reseal(0, h)+`"`)...)
+		}
+		out = append(out, append(line, '}', '\n'))
+		prev = h
+	}
+	return out
+}
+
+// recordLine encodes r (its seq set, its prev filled in by chainFrom).
+func recordLine(t *testing.T, r *audit.Record) []byte {
+	t.Helper()
+	r.Time, r.Host, r.Prev = "2026-12-03T08:00:00Z", "vm", strings.Repeat("0", 64)
+	line, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return line
+}
+
+// TestRootAfterTRewrites plays root on the node after 12 sealed records,
+// with the sealing state (the key of record 13) and the records in hand,
+// and the checkpoints of seq 3, 6, 9 and 12 or fewer already shipped. It
+// tries what a review found verify let through: history replaced behind
+// a retention record it wrote itself, the log written again without
+// seals, and records after the last checkpoint sealed again under a key
+// of its own behind a seal-start record. Each must fail with the key
+// (and, where they tell, with the checkpoints alone).
+func TestRootAfterTRewrites(t *testing.T) {
+	setup := func(t *testing.T) (*audit.Log, string, audit.VerifyKey, []audit.Checkpoint, func(uint64, string) string) {
+		dir := t.TempDir()
+		l, path, key := sealedLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 3, File: filepath.Join(dir, "ckpt.jsonl")}})
+		appendN(t, l, 11)
+		var shipped []audit.Checkpoint
+		for c, err := range audit.ReadCheckpoints(filepath.Join(dir, "ckpt.jsonl")) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Seq <= 10 {
+				shipped = append(shipped, c)
+			}
+		}
+		if len(shipped) < 2 || shipped[len(shipped)-1].Seal == "" {
+			t.Fatalf("checkpoints shipped: %+v", shipped)
+		}
+		return l, path, key, shipped, stolenKey(t, filepath.Join(filepath.Dir(path), "state", "audit.seal"))
+	}
+	edit := func(line []byte) []byte {
+		return bytes.Replace(line, []byte(`"verdict":"deny"`), []byte(`"verdict":"allow"`), 1)
+	}
+	retention := func(t *testing.T, seq, last uint64, lastHash string) []byte {
+		return recordLine(t, &audit.Record{Seq: seq, Source: audit.SourceAudit, Stage: audit.StageRetention,
+			Dropped: &audit.Dropped{File: "audit.jsonl.000000000001", FirstSeq: 1, LastSeq: last, LastHash: lastHash}})
+	}
+	fails := func(t *testing.T, l *audit.Log, opts audit.VerifyOptions, want string) {
+		t.Helper()
+		if _, err := verify(t, l, opts); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("verify %+v: %v; want a failure saying %q", opts, err, want)
+		}
+	}
+
+	t.Run("history behind a forged retention record", func(t *testing.T) {
+		l, path, key, shipped, forge := setup(t)
+		lines := readLines(t, path)
+		// Records 11 and 12 edited, sealed with the keys root has
+		// (epochs 12 and 13), and a retention record for 1..10.
+		forged := chainFrom(lineHash(lines[9]), [][]byte{edit(lines[10]), lines[11], retention(t, 13, 10, lineHash(lines[9]))}, forge)
+		writeLines(t, path, forged)
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "would have been introduced before seq 1")
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, "would have been introduced before seq 1")
+	})
+
+	t.Run("everything removed behind a forged retention record", func(t *testing.T) {
+		l, path, key, shipped, forge := setup(t)
+		// Seq 20 on, sealed from epoch 12: a key introduced at seq 8,
+		// which only the checkpoints contradict.
+		var recs [][]byte
+		for seq := uint64(20); seq < 22; seq++ {
+			recs = append(recs, recordLine(t, &audit.Record{Seq: seq, Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "forged"}))
+		}
+		hash19 := strings.Repeat("a", 64)
+		writeLines(t, path, chainFrom(hash19, append(recs, retention(t, 22, 19, hash19)), forge))
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}); err != nil {
+			t.Errorf("without checkpoints: %v (removal recorded as retention passes: only checkpoints tell)", err)
+		}
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, "were sealed again")
+		fails(t, l, audit.VerifyOptions{Checkpoints: shipped}, "were sealed again")
+	})
+
+	t.Run("written again without seals", func(t *testing.T) {
+		l, path, key, shipped, _ := setup(t)
+		lines := readLines(t, path)
+		lines[10] = edit(lines[10])
+		writeLines(t, path, chainFrom("", lines, nil))
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "not sealed, though verification keys were given")
+		// From seq 11, behind a retention record, with the checkpoints
+		// only: the last one shows the log sealed at its seq.
+		writeLines(t, path, chainFrom(lineHash(lines[9]), [][]byte{lines[10], lines[11], retention(t, 13, 10, lineHash(lines[9]))}, nil))
+		fails(t, l, audit.VerifyOptions{Checkpoints: shipped}, "is not sealed, though the checkpoint")
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, "not sealed, though verification keys were given")
+	})
+
+	t.Run("records sealed again under a key of root's own", func(t *testing.T) {
+		l, path, key, shipped, _ := setup(t)
+		lines := readLines(t, path)
+		own := filepath.Join(t.TempDir(), "own.seal")
+		ownKey, err := audit.InitSeal(own, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forgeOwn := stolenKey(t, own)
+		start := recordLine(t, &audit.Record{Seq: 11, Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: ownKey.ID.String()})
+		writeLines(t, path, append(lines[:10:10], chainFrom(lineHash(lines[9]), [][]byte{start, edit(renumber(lines[10], 12)), renumber(lines[11], 13)}, forgeOwn)...))
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, "sealed with key "+ownKey.ID.String()+", for which no verification key was given")
+	})
 }

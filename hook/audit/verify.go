@@ -205,6 +205,12 @@ type VerifyOptions struct {
 	// one must match it (see [VerifySnapshot]); pick a host's from a
 	// collector's mixed stream first ([CheckpointsOf]).
 	Checkpoints []Checkpoint
+	// KeysOfOthers says that Keys may be those of other chains (a
+	// collector's nodes, each verified alone): a chain none of whose
+	// seals has a key among them is then verified as without keys. By
+	// default, keys given are this chain's, and a chain they seal nothing
+	// of fails.
+	KeysOfOthers bool
 }
 
 // Verify checks the chain formed by files, in order (use [Files]); see
@@ -237,6 +243,7 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 	for _, k := range opts.Keys {
 		v.keys[k.ID] = &keyChain{key: k.Key}
 	}
+	v.offsets, v.firstBy = map[SealID]uint64{}, map[SealID]*Problem{}
 	v.want = append(v.want, opts.Checkpoints...)
 	for l, err := range snap.Lines() {
 		if err != nil {
@@ -282,7 +289,14 @@ type verifier struct {
 	sealed    bool
 	lastEpoch uint64
 	keys      map[SealID]*keyChain
-	anchored  bool
+	// offsets are, for each key, seq minus epoch of its records (the seq
+	// of the record that introduced it: every record takes the next
+	// epoch), and firstBy where its first record is.
+	offsets map[SealID]uint64
+	firstBy map[SealID]*Problem
+	// unsealed is the highest seq of a record without a seal.
+	unsealed uint64
+	anchored bool
 	// at keeps the records checkpoints ask about, by seq.
 	want []Checkpoint
 	at   map[uint64]placed
@@ -416,6 +430,7 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf(format, args...)}
 	}
 	if r.Seal == "" {
+		v.unsealed = max(v.unsealed, r.Seq)
 		if v.sealed {
 			why := ""
 			if r.SealError != "" {
@@ -432,7 +447,10 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 	if v.prev == nil && r.Seq != 1 {
 		// The chain starts after records removed by retention (or left
 		// out with Partial; end checks which): the record that
-		// introduced the key may be among them.
+		// introduced the key may be among them, but not before seq 1.
+		if p.Epoch >= r.Seq {
+			return bad("sealed with epoch %d as seq %d: its key would have been introduced before seq 1 (records sealed again with a later key)", p.Epoch, r.Seq)
+		}
 		v.sealID, v.sealed = p.ID, true
 		v.s.SealIDs = append(v.s.SealIDs, p.ID.String())
 		v.s.FirstSealed = r.Seq
@@ -463,6 +481,12 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 	}
 	v.lastEpoch = p.Epoch
 	v.s.Sealed++
+	if off, ok := v.offsets[p.ID]; !ok {
+		v.offsets[p.ID] = r.Seq - p.Epoch
+		v.firstBy[p.ID] = bad("") // the reason is written if it is reported
+	} else if r.Seq-p.Epoch != off {
+		return bad("sealed with epoch %d of key %s, whose earlier records put this seq at epoch %d (the key was introduced again)", p.Epoch, p.ID, r.Seq-off)
+	}
 	if kc, ok := v.keys[p.ID]; ok {
 		if p.Epoch < kc.epoch {
 			return bad("seal epoch %d went back", p.Epoch)
@@ -499,8 +523,14 @@ func (v *verifier) end() *Problem {
 	if v.opts.Anchor != "" && !v.anchored {
 		return &Problem{File: last, Line: 0, Reason: fmt.Sprintf("no record has the anchor hash %s (records removed from the end, or the log rewritten)", v.opts.Anchor)}
 	}
+	if p := v.keysProblem(); p != nil {
+		return p
+	}
 	for _, c := range v.want {
 		v.s.Checkpoints++
+		if p := v.checkpointSeal(c, last); p != nil {
+			return p
+		}
 		switch p, r := v.at[c.Seq], v.at[c.Seq].r; {
 		case c.Seq > v.s.LastSeq:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, beyond the last record (seq %d): records were cut off the end, or a current or rotated file removed", c.Time, c.Seq, v.s.LastSeq)}
@@ -521,6 +551,64 @@ func (v *verifier) end() *Problem {
 			return &Problem{File: last, Seq: d.Record.Seq, Reason: fmt.Sprintf("damage recorded at seq %d (%s: %s) is not acknowledged: check it, then `nsrel-hook audit ack %d --reason TEXT`",
 				d.Record.Seq, d.Lines[0], d.Record.Damage[0].Kind, d.Record.Seq)}
 		}
+	}
+	return nil
+}
+
+// keysProblem: with verification keys given, every seal must be checked
+// with one. A key without a verification key can be one made on the
+// node after T (a seal-start record introduces any key), and a log with
+// no seal at all can be one written again without them.
+func (v *verifier) keysProblem() *Problem {
+	if len(v.keys) == 0 || v.s.Records == 0 {
+		return nil
+	}
+	var unknown []SealID
+	for id := range v.offsets {
+		if _, ok := v.keys[id]; !ok {
+			unknown = append(unknown, id)
+		}
+	}
+	switch {
+	case len(unknown) < len(v.offsets):
+		// Some seals are checked: every one must be.
+	case v.opts.KeysOfOthers:
+		return nil
+	case len(v.offsets) == 0:
+		return &Problem{File: v.s.Files[0], Line: 1, Seq: v.s.FirstSeq, Reason: "not sealed, though verification keys were given (a sealed log written again without seals?)"}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	// The first record sealed with a key that has no verification key.
+	id := unknown[0]
+	for _, u := range unknown[1:] {
+		if v.firstBy[u].Seq < v.firstBy[id].Seq {
+			id = u
+		}
+	}
+	p := v.firstBy[id]
+	p.Reason = fmt.Sprintf("sealed with key %s, for which no verification key was given: give every key seal-init printed (a key made on the node after T can seal anything)", id)
+	return p
+}
+
+// checkpointSeal checks a checkpoint's seal against the log: a key takes
+// one epoch per record, so the checkpoint's seq and epoch must fit the
+// log's records of the same key, even where retention removed the record
+// it names; and the records after a sealed checkpoint are sealed.
+func (v *verifier) checkpointSeal(c Checkpoint, last string) *Problem {
+	if c.Seal == "" {
+		return nil
+	}
+	p, err := ParseSeal(c.Seal)
+	if err != nil {
+		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d with an unreadable seal: %v", c.Time, c.Seq, err)}
+	}
+	if off, ok := v.offsets[p.ID]; ok && c.Seq-p.Epoch != off {
+		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s has seq %d sealed with epoch %d of key %s; the log's records of that key put seq %d at epoch %d: they were sealed again (the chain rewritten)", c.Time, c.Seq, p.Epoch, p.ID, c.Seq, c.Seq-off)}
+	}
+	if v.unsealed > c.Seq {
+		return &Problem{File: last, Seq: v.unsealed, Reason: fmt.Sprintf("seq %d is not sealed, though the checkpoint of %s shows the log sealed at seq %d", v.unsealed, c.Time, c.Seq)}
 	}
 	return nil
 }
