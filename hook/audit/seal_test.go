@@ -53,24 +53,7 @@ func rechain(t *testing.T, lines [][]byte, from int, resealer func(seq uint64, h
 	if from > 0 {
 		prev = lineHash(lines[from-1])
 	}
-	out := append([][]byte{}, lines[:from]...)
-	for i := from; i < len(lines); i++ {
-		l := lines[i]
-		at := bytes.LastIndex(l, []byte(`,"hash":"`))
-		body := append([]byte{}, l[:at]...)
-		// prev is the last member before the hash.
-		p := bytes.LastIndex(body, []byte(`,"prev":"`))
-		body = append(body[:p], []byte(`,"prev":"`+prev+`"`)...)
-		sum := sha256.Sum256(append(append([]byte{}, body...), '}'))
-		h := hex.EncodeToString(sum[:])
-		line := append(body, []byte(`,"hash":"`+h+`"`)...)
-		if resealer != nil {
-			line = append(line, []byte(`,"seal":"`+resealer(uint64(i+1), h)+`"`)...)
-		}
-		out = append(out, append(line, '}', '\n'))
-		prev = h
-	}
-	return out
+	return append(append([][]byte{}, lines[:from]...), chainFrom(prev, lines[from:], uint64(from+1), resealer)...)
 }
 
 func readLines(t *testing.T, path string) [][]byte {
@@ -481,10 +464,11 @@ func TestSealTooLargeRecord(t *testing.T) {
 
 // chainFrom re-hashes lines in order as the records after a record whose
 // hash is prev, each line keeping its seq, and seals each with reseal
-// (nil: unsealed): what root on the node can write.
-func chainFrom(prev string, lines [][]byte, reseal func(seq uint64, hash string) string) [][]byte {
+// (nil: unsealed), which is told seq for the first line, seq+1 for the
+// next...: what root on the node can write.
+func chainFrom(prev string, lines [][]byte, seq uint64, reseal func(seq uint64, hash string) string) [][]byte {
 	var out [][]byte
-	for _, l := range lines {
+	for i, l := range lines {
 		at := bytes.LastIndex(l, []byte(`,"hash":"`))
 		body := append([]byte{}, l[:at]...)
 		p := bytes.LastIndex(body, []byte(`,"prev":"`))
@@ -493,7 +477,7 @@ func chainFrom(prev string, lines [][]byte, reseal func(seq uint64, hash string)
 		h := hex.EncodeToString(sum[:])
 		line := append(body, []byte(`,"hash":"`+h+`"`)...)
 		if reseal != nil {
-			line = append(line, []byte(`,"seal":"`+reseal(0, h)+`"`)...)
+			line = append(line, []byte(`,"seal":"`+reseal(seq+uint64(i), h)+`"`)...)
 		}
 		out = append(out, append(line, '}', '\n'))
 		prev = h
@@ -558,7 +542,7 @@ func TestRootAfterTRewrites(t *testing.T) {
 		lines := readLines(t, path)
 		// Records 11 and 12 edited, sealed with the keys root has
 		// (epochs 12 and 13), and a retention record for 1..10.
-		forged := chainFrom(lineHash(lines[9]), [][]byte{edit(lines[10]), lines[11], retention(t, 13, 10, lineHash(lines[9]))}, forge)
+		forged := chainFrom(lineHash(lines[9]), [][]byte{edit(lines[10]), lines[11], retention(t, 13, 10, lineHash(lines[9]))}, 0, forge)
 		writeLines(t, path, forged)
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "would have been introduced before seq 1")
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, "would have been introduced before seq 1")
@@ -573,7 +557,7 @@ func TestRootAfterTRewrites(t *testing.T) {
 			recs = append(recs, recordLine(t, &audit.Record{Seq: seq, Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "forged"}))
 		}
 		hash19 := strings.Repeat("a", 64)
-		writeLines(t, path, chainFrom(hash19, append(recs, retention(t, 22, 19, hash19)), forge))
+		writeLines(t, path, chainFrom(hash19, append(recs, retention(t, 22, 19, hash19)), 0, forge))
 		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}); err != nil {
 			t.Errorf("without checkpoints: %v (removal recorded as retention passes: only checkpoints tell)", err)
 		}
@@ -585,11 +569,11 @@ func TestRootAfterTRewrites(t *testing.T) {
 		l, path, key, shipped, _ := setup(t)
 		lines := readLines(t, path)
 		lines[10] = edit(lines[10])
-		writeLines(t, path, chainFrom("", lines, nil))
+		writeLines(t, path, chainFrom("", lines, 0, nil))
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "not sealed, though verification keys were given")
 		// From seq 11, behind a retention record, with the checkpoints
 		// only: the last one shows the log sealed at its seq.
-		writeLines(t, path, chainFrom(lineHash(lines[9]), [][]byte{lines[10], lines[11], retention(t, 13, 10, lineHash(lines[9]))}, nil))
+		writeLines(t, path, chainFrom(lineHash(lines[9]), [][]byte{lines[10], lines[11], retention(t, 13, 10, lineHash(lines[9]))}, 0, nil))
 		fails(t, l, audit.VerifyOptions{Checkpoints: shipped}, "is not sealed, though the checkpoint")
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, "not sealed, though verification keys were given")
 	})
@@ -604,7 +588,7 @@ func TestRootAfterTRewrites(t *testing.T) {
 		}
 		forgeOwn := stolenKey(t, own)
 		start := recordLine(t, &audit.Record{Seq: 11, Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: ownKey.ID.String()})
-		writeLines(t, path, append(lines[:10:10], chainFrom(lineHash(lines[9]), [][]byte{start, edit(renumber(lines[10], 12)), renumber(lines[11], 13)}, forgeOwn)...))
+		writeLines(t, path, append(lines[:10:10], chainFrom(lineHash(lines[9]), [][]byte{start, edit(renumber(lines[10], 12)), renumber(lines[11], 13)}, 0, forgeOwn)...))
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, "sealed with key "+ownKey.ID.String()+", for which no verification key was given")
 	})
 }
