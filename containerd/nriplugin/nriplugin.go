@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,9 +137,18 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 		md = map[string]string{}
 	}
 	maps.Copy(md, pod.GetLabels())
+	// The pod's author writes its labels and annotations: the keys CRI
+	// sets (io.kubernetes.cri.*, which trusted_selectors may trust) come
+	// from the runtime's pod only, as CRI sets them on the sandbox's
+	// spec; a sandbox has no container name.
+	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, criPrefix) })
 	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
+	md[criPrefix+"container-type"], md[criPrefix+"sandbox-id"], md[criPrefix+"sandbox-uid"] = "sandbox", pod.GetId(), pod.GetUid()
 	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md)
 }
+
+// criPrefix starts the annotation keys containerd's CRI sets itself.
+const criPrefix = "io.kubernetes.cri."
 
 // CreateContainer adds nsrel-hook at createRuntime and poststop to the
 // container's spec when [Plugin.Inject] is set and the runtime has not
@@ -241,6 +251,10 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	if md == nil {
 		md = map[string]string{}
 	}
+	// Labels never carry the keys CRI sets (it sets them as the
+	// container's annotations, over the author's): none is taken from
+	// them.
+	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, criPrefix) })
 	maps.Copy(md, ctr.GetAnnotations())
 	// The pod's name and namespace come from the runtime, the container's
 	// labels and annotations from whoever made the container: always take
@@ -273,7 +287,20 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 		return nil
 	}
 	if got == nil {
-		log.Debug("start already recorded (nsrel-hook)")
+		// Another writer recorded this start first: nsrel-hook, or the
+		// event recorder, which sees a sandbox's task start before the
+		// runtime asks the plugin and cannot refuse anything itself.
+		// Refusing is still the plugin's to do.
+		if rec.Verdict == audit.VerdictDeny {
+			// The message names the record there is.
+			if prev, err := p.Log.Searcher().Last(id, audit.StartMatcher(pid, startTime)); err == nil && prev != nil {
+				rec.Seq = prev.Seq
+			}
+			msg := hook.DenyMessage(rec)
+			log.WithField("verdict", rec.Verdict).Warn(msg + ", written by another writer")
+			return errors.New("nsrel: " + msg)
+		}
+		log.Debug("start already recorded (nsrel-hook or the event recorder)")
 		return nil
 	}
 	log = log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict})

@@ -1,0 +1,131 @@
+package nriplugin
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/containerd/recorder"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+)
+
+// hostPods starts containerd 2.4 with CRI and NRI and the plugin under
+// an enforcing config (members is the config after its audit_log: the
+// blocks and selectors), with the event recorder on the same log when
+// withRecorder is set. It returns the config and a function that runs a
+// pod sandbox in the host's user namespace (extra: more members of the
+// pod's CRI config) and says whether it ran and what crictl printed; a
+// pod that ran is removed.
+func hostPods(t *testing.T, members string, withRecorder bool) (*policy.Config, func(name, extra string) (bool, string)) {
+	t.Helper()
+	crictl := ctrdtest.Crictl(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "hook.json")
+	os.WriteFile(cfgPath, fmt.Appendf(nil, `{"version": 1, "audit_log": %q, "on_error": "allow", %s}`, filepath.Join(dir, "audit.jsonl"), members), 0o600)
+	cfg, err := policy.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	d.ImportImage(t, d.Client(t), "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	if withRecorder {
+		connected := make(chan struct{}, 16)
+		r := &recorder.Recorder{Address: d.Socket, Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: "),
+			MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Connected: func() { connected <- struct{}{} }}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { r.Run(ctx) })
+		t.Cleanup(func() { cancel(); wg.Wait() })
+		select {
+		case <-connected:
+		case <-time.After(30 * time.Second):
+			t.Fatal("recorder did not connect")
+		}
+	}
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log})
+	return cfg, func(name, extra string) (bool, string) {
+		podJSON := filepath.Join(t.TempDir(), "pod.json")
+		os.WriteFile(podJSON, fmt.Appendf(nil, `{"metadata":{"name":%q,"namespace":"shop","uid":%q,"attempt":0}, %s
+		"linux":{"cgroup_parent":%q,"security_context":{"namespace_options":{"network":2}}}}`, name, name+"-uid", extra, d.CgroupParent()+"/k8s"), 0o644)
+		out, stderr, err := d.Crictl(crictl, "runp", podJSON)
+		if err == nil {
+			id := strings.TrimSpace(out)
+			d.Crictl(crictl, "stopp", id)
+			d.Crictl(crictl, "rmp", "-f", id)
+		}
+		return err == nil, stderr
+	}
+}
+
+// checkDenied checks that every start recorded is a refusal by block.
+func checkDenied(t *testing.T, cfg *policy.Config, block string) {
+	t.Helper()
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	starts := 0
+	for _, r := range recs {
+		if audit.IsStart(r.Stage) {
+			starts++
+			if r.Policy != block || r.Verdict != audit.VerdictDeny {
+				t.Errorf("start of %s by %s: block %q verdict %s; want %s, deny", r.ContainerID, r.Source, r.Policy, r.Verdict, block)
+			}
+		}
+	}
+	if starts == 0 {
+		t.Errorf("no start recorded: %v", audittest.Stages(recs))
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+const usernsRequired = `"default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`
+
+// TestNRIWithRecorder runs the plugin and the event recorder on one
+// audit log, as docs/containerd.md suggests, under a default block that
+// enforces a user namespace: a pod sandbox in the host's user namespace
+// is refused. containerd starts the sandbox's task before it asks the
+// plugin, so the recorder records the start (deny, which it cannot
+// enforce) first; the plugin used to take that record as "recorded
+// already" and let the pod run. The refusal names the record there is.
+func TestNRIWithRecorder(t *testing.T) {
+	cfg, run := hostPods(t, usernsRequired, true)
+	for i := range 3 {
+		name := ctrdtest.Uniq(fmt.Sprintf("host-userns-%d", i))
+		if ran, stderr := run(name, ""); ran {
+			t.Errorf("pod %s in the host's user namespace ran under an enforcing default block", name)
+		} else if !strings.Contains(stderr, "refused by nsrel policy") || !strings.Contains(stderr, "userns-required") || strings.Contains(stderr, "seq 0)") {
+			t.Errorf("runp %s: stderr %q; want the plugin's refusal naming a record", name, stderr)
+		}
+	}
+	checkDenied(t, cfg, "userns-required")
+}
+
+// TestNRISandboxCRIKeys trusts io.kubernetes.cri.container-name (a key
+// CRI sets on containers, so a pod cannot choose it) and exempts
+// "legacy" from the enforcing default: a pod sandbox in the host's user
+// namespace whose author put container-name=legacy in its labels or
+// annotations is still refused by the default. The plugin used to copy
+// the pod's labels over its annotations and take them as the sandbox's.
+func TestNRISandboxCRIKeys(t *testing.T) {
+	cfg, run := hostPods(t, `"trusted_selectors": {"annotations": ["io.kubernetes.cri.container-name"]},
+	"policies": [{"name": "legacy", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "legacy"}}, "mode": "audit"}], `+usernsRequired, false)
+	for _, where := range []string{"labels", "annotations"} {
+		name := ctrdtest.Uniq("legacy-" + where)
+		if ran, stderr := run(name, fmt.Sprintf(`%q: {"io.kubernetes.cri.container-name": "legacy"},`, where)); ran {
+			t.Errorf("%s: a pod claiming container-name=legacy in its %s ran in the host's user namespace", name, where)
+		} else if !strings.Contains(stderr, "refused by nsrel policy") || !strings.Contains(stderr, "userns-required") {
+			t.Errorf("%s: stderr %q; want the default block's refusal", name, stderr)
+		}
+	}
+	checkDenied(t, cfg, "userns-required")
+}
