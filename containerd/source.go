@@ -113,7 +113,7 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 	}
 	pids := make(map[string]int, len(resp.Tasks))
 	for _, t := range resp.Tasks {
-		if t.Pid == 0 || (t.Status != task.Status_RUNNING && t.Status != task.Status_PAUSED && t.Status != task.Status_PAUSING) {
+		if t.Pid == 0 || !TaskAlive(t.Status) {
 			continue
 		}
 		pids[t.ID] = int(t.Pid)
@@ -170,4 +170,10 @@ func SpecAnnotations(spec []byte) map[string]string {
 		return nil
 	}
 	return s.Annotations
+}
+
+// TaskAlive says whether a task in this status has its process: running,
+// or paused (or pausing), which freezes the process without ending it.
+func TaskAlive(s task.Status) bool {
+	return s == task.Status_RUNNING || s == task.Status_PAUSED || s == task.Status_PAUSING
 }

@@ -13,7 +13,6 @@ import (
 
 	eventsapi "github.com/containerd/containerd/api/events"
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
-	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -391,7 +390,9 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 			continue
 		}
 		for _, t := range resp.Tasks {
-			if t.Pid == 0 || t.Status != task.Status_RUNNING {
+			// A paused task still runs: taking it for ended would record
+			// an exit now and lose the real one.
+			if t.Pid == 0 || !containerd.TaskAlive(t.Status) {
 				continue
 			}
 			k := taskKey{ns, t.ID, int(t.Pid)}
@@ -510,7 +511,7 @@ func verifyTask(ctx context.Context, c *client.Client, ns, id string, pid int, s
 		return fmt.Errorf("%w %s: %w", errUnverified, vocab.Printable(id), err)
 	}
 	p := resp.GetProcess()
-	if int(p.GetPid()) != pid || (p.GetStatus() != task.Status_RUNNING && p.GetStatus() != task.Status_PAUSED && p.GetStatus() != task.Status_PAUSING) {
+	if int(p.GetPid()) != pid || !containerd.TaskAlive(p.GetStatus()) {
 		return fmt.Errorf("task %s no longer runs as pid %d (status %s, pid %d): %w", vocab.Printable(id), pid, p.GetStatus(), p.GetPid(), inspect.ErrGone)
 	}
 	if now, err := inspect.StartTime(pid); err != nil || now != startTime {

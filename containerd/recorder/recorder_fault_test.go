@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -235,4 +236,37 @@ func TestRecorderMuteDaemon(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records against a mute daemon (-want +got):\n%s", diff)
 	}
+}
+
+// TestRecorderPausedTask pauses a running container across several of
+// the recorder's walks: a paused task still runs, so no exit is recorded
+// then, and the one exit recorded is the real one, after resume and
+// delete. The walk used to take a paused task for ended, record an exit
+// at once and lose the real one.
+func TestRecorderPausedTask(t *testing.T) {
+	cfg, d, c := recorderSetup(t, func(r *Recorder) { r.Resync = 200 * time.Millisecond })
+	id := ctrdtest.Uniq("paused")
+	ctr, _ := d.Run(t, c, "default", id, nil)
+	audittest.Wait(t, cfg.AuditLog, "start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
+	ctx := namespaces.WithNamespace(context.Background(), "default")
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // five walks
+	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 0 {
+		t.Errorf("%d exit records while the task was paused, want 0", n)
+	}
+	if err := task.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctrdtest.Delete("default", ctr)
+	recs := audittest.Wait(t, cfg.AuditLog, "exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) == 1 })
+	if n := audittest.Count(recs, id, evStart); n != 1 {
+		t.Errorf("%d start records, want 1", n)
+	}
+	audittest.Verify(t, cfg.AuditLog)
 }
