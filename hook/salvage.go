@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -213,4 +214,42 @@ func ReadState(r io.Reader) ([]byte, error) {
 		return data, fmt.Errorf("read state: %w", err)
 	}
 	return data, nil
+}
+
+// LimitAnnotations applies the state's limits on annotations to md, the
+// annotations a writer other than the hook got from its runtime (the NRI
+// plugin), so that both decide alike: nil when md is within them, else
+// why not, and md cut as [SalvageState] cuts a refused state's: the keys
+// keep accepts kept (values cut at [MaxAnnotationValue]), the others in
+// key order up to [MaxAnnotations], each cut to
+// [vocab.MaxRecordedValue]. Record the error and let on_error weigh it
+// (see [RunBadInput]).
+func LimitAnnotations(md map[string]string, keep func(key string) bool) error {
+	var err error
+	if len(md) > MaxAnnotations {
+		err = fmt.Errorf("more than %d annotations", MaxAnnotations)
+	}
+	for k, v := range md {
+		if err == nil && (len(k) > MaxAnnotationValue || len(v) > MaxAnnotationValue) {
+			err = fmt.Errorf("annotation longer than %d bytes", MaxAnnotationValue)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	others := 0
+	for _, k := range slices.Sorted(maps.Keys(md)) {
+		v := md[k]
+		delete(md, k)
+		switch {
+		case keep != nil && keep(k):
+			md[k] = vocab.Cut(v, MaxAnnotationValue)
+		case others < MaxAnnotations:
+			others++
+			if ck := vocab.Cut(k, vocab.MaxRecordedValue); ck == k || keep == nil || !keep(ck) {
+				md[ck] = vocab.Cut(v, vocab.MaxRecordedValue)
+			}
+		}
+	}
+	return err
 }

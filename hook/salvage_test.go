@@ -83,3 +83,29 @@ func FuzzSalvageState(f *testing.F) {
 		}
 	})
 }
+
+// TestLimitAnnotations: annotations within the limits are left alone;
+// beyond them the error says why, the kept keys stay whole, the others
+// are cut to the count in key order and to the recorded length.
+func TestLimitAnnotations(t *testing.T) {
+	keep := hook.SalvageKeep(&policy.Config{RecordAnnotations: []string{vocab.LabelPodName}})
+	few := map[string]string{"a": "v", vocab.LabelPodName: "web-0"}
+	if err := hook.LimitAnnotations(few, keep); err != nil || len(few) != 2 {
+		t.Errorf("within the limits: %v, %v", err, few)
+	}
+	many := map[string]string{vocab.LabelPodName: strings.Repeat("w", hook.MaxAnnotationValue+1), "zz": "late"}
+	for i := range hook.MaxAnnotations {
+		many[fmt.Sprintf("a%05d", i)] = "v"
+	}
+	err := hook.LimitAnnotations(many, keep)
+	if err == nil || !strings.Contains(err.Error(), "more than 4096 annotations") {
+		t.Errorf("error %v", err)
+	}
+	if len(many) != hook.MaxAnnotations+1 || len(many[vocab.LabelPodName]) != hook.MaxAnnotationValue || many["zz"] != "" {
+		t.Errorf("%d annotations, the kept one of %d bytes, zz %q", len(many), len(many[vocab.LabelPodName]), many["zz"])
+	}
+	long := map[string]string{"k": strings.Repeat("v", hook.MaxAnnotationValue+1)}
+	if err := hook.LimitAnnotations(long, nil); err == nil || len(long["k"]) != vocab.MaxRecordedValue {
+		t.Errorf("a long value: %v, %d bytes left", err, len(long["k"]))
+	}
+}

@@ -18,7 +18,7 @@ import (
 )
 
 // hostPods starts containerd 2.4 with CRI and NRI and the plugin under
-// an enforcing config (members is the config after its audit_log: the
+// a config (members is the config after its audit_log: on_error, the
 // blocks and selectors), with the event recorder on the same log when
 // withRecorder is set. It returns the config and a function that runs a
 // pod sandbox in the host's user namespace (extra: more members of the
@@ -29,7 +29,7 @@ func hostPods(t *testing.T, members string, withRecorder bool) (*policy.Config, 
 	crictl := ctrdtest.Crictl(t)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "hook.json")
-	os.WriteFile(cfgPath, fmt.Appendf(nil, `{"version": 1, "audit_log": %q, "on_error": "allow", %s}`, filepath.Join(dir, "audit.jsonl"), members), 0o600)
+	os.WriteFile(cfgPath, fmt.Appendf(nil, `{"version": 1, "audit_log": %q, %s}`, filepath.Join(dir, "audit.jsonl"), members), 0o600)
 	cfg, err := policy.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func checkDenied(t *testing.T, cfg *policy.Config, block string) {
 	audittest.Verify(t, cfg.AuditLog)
 }
 
-const usernsRequired = `"default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`
+const usernsRequired = `"on_error": "allow", "default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`
 
 // TestNRIWithRecorder runs the plugin and the event recorder on one
 // audit log, as docs/containerd.md suggests, under a default block that
@@ -128,4 +128,35 @@ func TestNRISandboxCRIKeys(t *testing.T) {
 		}
 	}
 	checkDenied(t, cfg, "userns-required")
+}
+
+// TestNRIAnnotationLimits: a pod with more annotations than the hook
+// takes from a state is refused under on_error deny, as the hook refuses
+// such a state, and one within the limits runs; the refused pod's record
+// says why and keeps the pod's names. The plugin used to take any
+// number of annotations of any length.
+func TestNRIAnnotationLimits(t *testing.T) {
+	cfg, run := hostPods(t, `"on_error": "deny", "default": {"name": "open", "mode": "audit"}`, false)
+	many := make([]string, 4097)
+	for i := range many {
+		many[i] = fmt.Sprintf(`"a%04d": "v"`, i)
+	}
+	name := ctrdtest.Uniq("few")
+	if ran, stderr := run(name, `"annotations": {"a": "v"},`); !ran {
+		t.Errorf("%s: a pod within the limits was refused: %s", name, stderr)
+	}
+	name = ctrdtest.Uniq("many")
+	if ran, stderr := run(name, `"annotations": {`+strings.Join(many, ",")+`},`); ran || !strings.Contains(stderr, "more than 4096 annotations") {
+		t.Errorf("%s: a pod with 4097 annotations ran %v, stderr %q; want a refusal saying why", name, ran, stderr)
+	}
+	var refused *audit.Record
+	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
+		if r.Verdict == audit.VerdictDeny {
+			refused = r
+		}
+	}
+	if refused == nil || !strings.Contains(refused.Error, "more than 4096 annotations") || refused.Annotations["io.kubernetes.cri.sandbox-name"] != name {
+		t.Errorf("refused record %+v; want its error and the pod's name", refused)
+	}
+	audittest.Verify(t, cfg.AuditLog)
 }
