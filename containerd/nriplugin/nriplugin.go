@@ -97,7 +97,24 @@ type Plugin struct {
 	pending map[string]bool
 	// refused is set once the runtime refused an injection.
 	refused bool
+	// late are starts allowed under on_error=allow whose append failed,
+	// oldest first, appended later (see [Plugin.appendLater]); retrying
+	// says the goroutine that appends them runs.
+	late     []lateStart
+	retrying bool
 }
+
+// lateStart is a start record to append later, with what AppendStart
+// needs to tell whether another writer recorded the start meanwhile.
+type lateStart struct {
+	rec       *audit.Record
+	pid       int
+	startTime uint64
+}
+
+// MaxLate bounds the starts the plugin keeps to append later; beyond it
+// the oldest is dropped, with an error in the diagnostics.
+const MaxLate = 10000
 
 // Run registers the plugin as "nsrel" (index idx, e.g. "10") on the
 // runtime's NRI socket and serves until ctx is done (then it returns nil)
@@ -295,6 +312,8 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 		if p.Config.OnError == policy.OnErrorDeny {
 			return fmt.Errorf("nsrel: container %s: cannot write the audit record (on_error=deny): %w", vocab.Printable(id), err)
 		}
+		// The container runs: its record is written late, not lost.
+		p.appendLater(rec, pid, startTime, err)
 		return nil
 	}
 	if got == nil {
@@ -322,6 +341,63 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	}
 	log.Info("recorded start")
 	return nil
+}
+
+// appendLater keeps a start whose append failed under on_error=allow
+// and appends it once the log takes it, retrying in the background with
+// backoff (100 ms to 5 s): the record says when the start was and that
+// it was written late, and is skipped if another writer recorded the
+// start meanwhile. The goroutine ends when nothing is left to append.
+func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err error) {
+	rec.Time = time.Now().UTC().Format(time.RFC3339Nano)
+	late := "written late: the audit log could not be written at the start (" + err.Error() + ")"
+	if rec.Error != "" {
+		late = rec.Error + "; " + late
+	}
+	rec.Error = vocab.Cut(late, vocab.MaxRecordedError)
+	p.mu.Lock()
+	if len(p.late) == MaxLate {
+		p.logger().WithField("container", p.late[0].rec.ContainerID).Error("dropped a start to append later: too many are waiting")
+		p.late = p.late[1:]
+	}
+	p.late = append(p.late, lateStart{rec, pid, startTime})
+	start := !p.retrying
+	p.retrying = true
+	p.mu.Unlock()
+	if start {
+		go p.retryLate()
+	}
+}
+
+func (p *Plugin) retryLate() {
+	wait := 100 * time.Millisecond
+	for {
+		time.Sleep(wait)
+		p.mu.Lock()
+		if len(p.late) == 0 {
+			p.retrying = false
+			p.mu.Unlock()
+			return
+		}
+		l := p.late[0]
+		p.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
+		got, err := p.Log.AppendStart(ctx, l.rec, l.pid, l.startTime)
+		cancel()
+		log := p.logger().WithField("container", l.rec.ContainerID)
+		if err != nil {
+			log.WithError(err).Warn("audit log append failed again; retrying")
+			wait = min(wait*2, 5*time.Second)
+			continue
+		}
+		p.mu.Lock()
+		p.late = p.late[1:]
+		p.mu.Unlock()
+		wait = 100 * time.Millisecond
+		if got != nil {
+			log.WithField("seq", got.Seq).Info("recorded start late")
+		}
+	}
 }
 
 func (p *Plugin) timeout() time.Duration {

@@ -139,35 +139,11 @@ func startPlugin(t *testing.T, d *ctrdtest.Daemon, p *Plugin) {
 // the container unchecked). The plugin stays connected and checks the
 // next container.
 func TestNRISlowAuditLog(t *testing.T) {
-	crictl := ctrdtest.Crictl(t)
-	t.Parallel()
-	_, cfg := ctrdtest.HookConfig(t)
-	cfg.OnError = policy.OnErrorDeny
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
-	c := d.Client(t)
-	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
-	d.ImportBusybox(t, c, "k8s.io")
-	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Timeout: 500 * time.Millisecond})
-	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("slow-pod"))
-
-	held, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		log.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
-			close(held)
-			<-release
-			return nil, nil
-		})
-	}()
-	<-held
+	cfg, d, crictl, podID, podJSON, hold := slowLog(t, policy.OnErrorDeny)
+	release := hold()
 	slow := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "slow"), podJSON)
 	_, stderr, err := d.Crictl(crictl, "start", slow)
-	close(release)
-	<-done
+	release()
 	if err == nil || !strings.Contains(stderr, "on_error=deny") {
 		t.Errorf("start while the audit log is locked: err %v, stderr %q; want a refusal naming on_error=deny", err, stderr)
 	}
@@ -181,6 +157,66 @@ func TestNRISlowAuditLog(t *testing.T) {
 	if diff := cmp.Diff([]string{"nri/start"}, audittest.SourceStages(recs, next)); diff != "" {
 		t.Errorf("the next container after the timeout (-want +got):\n%s", diff)
 	}
+}
+
+// slowLog starts containerd 2.4 (CRI, NRI) with a pod and the plugin
+// (check timeout 500 ms) under the given on_error; hold takes the audit
+// log's lock until the function it returns is called.
+func slowLog(t *testing.T, onError string) (*policy.Config, *ctrdtest.Daemon, string, string, string, func() func()) {
+	crictl := ctrdtest.Crictl(t)
+	t.Parallel()
+	_, cfg := ctrdtest.HookConfig(t)
+	cfg.OnError = onError
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Timeout: 500 * time.Millisecond})
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("slow-pod"))
+	hold := func() func() {
+		held, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			log.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
+				close(held)
+				<-release
+				return nil, nil
+			})
+		}()
+		<-held
+		return func() { close(release); <-done }
+	}
+	return cfg, d, crictl, podID, podJSON, hold
+}
+
+// TestNRISlowAuditLogAllow is TestNRISlowAuditLog under on_error=allow:
+// the container starts while the audit log's lock is held, and its start
+// record is written once the lock is released, saying when the start was
+// and that it was written late. The plugin used to log the failure and
+// drop the record.
+func TestNRISlowAuditLogAllow(t *testing.T) {
+	cfg, d, crictl, podID, podJSON, hold := slowLog(t, policy.OnErrorAllow)
+	release := hold()
+	late := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "late"), podJSON)
+	d.MustCrictl(t, crictl, "start", late)
+	if n := len(audittest.Records(t, cfg.AuditLog, late)); n != 0 {
+		t.Errorf("%d records while the log was locked", n)
+	}
+	release()
+	recs := audittest.Wait(t, cfg.AuditLog, "the late start", func(rs []*audit.Record) bool { return len(audittest.SourceStages(rs, late)) > 0 })
+	if diff := cmp.Diff([]string{"nri/start"}, audittest.SourceStages(recs, late)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	for _, r := range recs {
+		if r.ContainerID == late && (!strings.Contains(r.Error, "written late") || r.Ancestry == nil || r.Verdict != audit.VerdictAllow) {
+			t.Errorf("late record: error %q, ancestry %v, verdict %s", r.Error, r.Ancestry != nil, r.Verdict)
+		}
+	}
+	audittest.Verify(t, cfg.AuditLog)
 }
 
 // TestNRIWithoutPID checks that an NRI request without a pid (a runtime
