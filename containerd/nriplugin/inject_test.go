@@ -72,8 +72,8 @@ func testInjection(t *testing.T, crictl, hookBin string, refuse bool) {
 		if err == nil || !strings.Contains(stderr, "attempted restricted OCI hook injection") {
 			t.Fatalf("create with the hook refused by the validator: err %v, stderr %q", err, stderr)
 		}
-		if !p.Refused() {
-			t.Fatal("the plugin did not notice the refused injection")
+		if !p.RefusedIn(podID) || p.Refused() {
+			t.Fatalf("after the refused injection: refused in the pod %v, on the node %v; want the pod only", p.RefusedIn(podID), p.Refused())
 		}
 		for _, r := range audittest.Records(t, cfg.AuditLog, "") {
 			if r.Stage == StageInjectionRefused {
@@ -164,8 +164,11 @@ func enforcingConfig(t *testing.T) (string, *policy.Config) {
 // TestInjectionBookkeeping drives the plugin's requests directly: a
 // spec with the hook already gets no second one; a confirmed creation
 // leaves injection on; a creation undone before PostCreateContainer
-// turns it off with one record; a container that starts without the
-// hook in its final spec is noted and checked.
+// turns it off in its pod with one record, and other pods still get the
+// hook (a pod's author can make its own creations fail); undone in two
+// pods while no injection was ever confirmed, it turns off on the node;
+// a container that starts without the hook in its final spec is noted
+// and checked.
 func TestInjectionBookkeeping(t *testing.T) {
 	_, cfg := ctrdtest.HookConfig(t)
 	log, err := audit.Open(cfg.AuditLog, audit.Options{})
@@ -199,21 +202,93 @@ func TestInjectionBookkeeping(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p.CreateContainer(ctx, pod, &api.Container{Id: "c"})
-	p.StopContainer(ctx, pod, &api.Container{Id: "c"})
-	p.RemoveContainer(ctx, pod, &api.Container{Id: "c"})
-	if !p.Refused() {
-		t.Fatal("an undone creation did not turn injection off")
+	undo := func(p *Plugin, pod *api.PodSandbox, id string) {
+		p.CreateContainer(ctx, pod, &api.Container{Id: id})
+		p.StopContainer(ctx, pod, &api.Container{Id: id})
+		p.RemoveContainer(ctx, pod, &api.Container{Id: id})
+	}
+	undo(p, pod, "c")
+	if !p.RefusedIn(pod.Id) || p.Refused() {
+		t.Fatalf("an undone creation: refused in its pod %v, on the node %v; want its pod only", p.RefusedIn(pod.Id), p.Refused())
 	}
 	if adj, _, _ := p.CreateContainer(ctx, pod, &api.Container{Id: "d"}); adj != nil {
-		t.Errorf("injection after a refusal: %v", adj)
+		t.Errorf("injection into the pod after a refusal: %v", adj)
+	}
+	other := &api.PodSandbox{Id: "other", Name: "web-1", Namespace: "shop"}
+	undo(p, other, "e")
+	if adj, _, _ := p.CreateContainer(ctx, &api.PodSandbox{Id: "third"}, &api.Container{Id: "f"}); adj == nil || p.Refused() {
+		t.Errorf("undone in two pods after a confirmed injection: no injection into a third pod (%v), refused on the node %v", adj, p.Refused())
+	}
+	// Never confirmed: undone in two pods turns injection off on the node.
+	p2 := &Plugin{Config: cfg, Log: log, Inject: inj}
+	undo(p2, pod, "g")
+	if p2.Refused() {
+		t.Fatal("one pod turned injection off on the node")
+	}
+	undo(p2, other, "h")
+	if !p2.Refused() {
+		t.Fatal("two pods and no injection ever confirmed: injection still on")
+	}
+	if adj, _, _ := p2.CreateContainer(ctx, &api.PodSandbox{Id: "third"}, &api.Container{Id: "i"}); adj != nil {
+		t.Errorf("injection after the node's refusal: %v", adj)
 	}
 	var got []string
 	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
 		got = append(got, r.ContainerID+" "+r.Source+"/"+r.Stage)
 	}
-	want := []string{"b nri/" + StageHookMissing, "b nri/start", "c nri/" + StageInjectionRefused}
+	want := []string{"b nri/" + StageHookMissing, "b nri/start", "c nri/" + StageInjectionRefused, "e nri/" + StageInjectionRefused,
+		"g nri/" + StageInjectionRefused, "h nri/" + StageInjectionRefused}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
+}
+
+// TestNRIInjectionPodFailure: containerd's default validator on, OCI
+// hooks allowed. A pod that names a required plugin that is not there
+// makes its container's creation fail after the injection; the plugin
+// stops injecting into that pod only, and a container of another pod
+// still runs the injected hook (its createRuntime record is the hook's).
+// A pod's author used to turn injection off for the whole node this way.
+func TestNRIInjectionPodFailure(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	hookBin := nstest.Tool(t, "nsrel-hook")
+	cfgPath, cfg := enforcingConfig(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true, ExtraConfig: `
+[plugins."io.containerd.nri.v1.nri".default_validator]
+  enable = true
+`})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	p := &Plugin{Config: cfg, Log: log, Inject: &Injection{Hook: hookBin, Config: cfgPath}}
+	startPlugin(t, d, p)
+
+	// A confirmed injection first, as on any node where injection works.
+	victimPod, victimJSON := d.RunPod(t, crictl, ctrdtest.Uniq("victim"))
+	d.MustCrictl(t, crictl, "create", victimPod, ctrdtest.CtrConfig(t, "good"), victimJSON)
+
+	attacker := ctrdtest.Uniq("attacker")
+	podJSON := filepath.Join(t.TempDir(), "pod.json")
+	os.WriteFile(podJSON, fmt.Appendf(nil, `{"metadata":{"name":%q,"namespace":"shop","uid":%q,"attempt":0},
+	"annotations": {"required-plugins.noderesource.dev/pod": "[\"no-such-plugin\"]"},
+	"linux":{"cgroup_parent":%q,"security_context":{"namespace_options":{"network":2}}}}`, attacker, attacker+"-uid", d.CgroupParent()+"/k8s"), 0o644)
+	attackerPod := d.MustCrictl(t, crictl, "runp", podJSON)
+	t.Cleanup(func() { d.Crictl(crictl, "stopp", attackerPod); d.Crictl(crictl, "rmp", "-f", attackerPod) })
+	if _, stderr, err := d.Crictl(crictl, "create", attackerPod, ctrdtest.CtrConfig(t, "x"), podJSON); err == nil || !strings.Contains(stderr, "no-such-plugin") {
+		t.Fatalf("create in the pod requiring a missing plugin: err %v, stderr %q", err, stderr)
+	}
+	if !p.RefusedIn(attackerPod) || p.Refused() {
+		t.Errorf("after the failed creation: refused in its pod %v, on the node %v; want its pod only", p.RefusedIn(attackerPod), p.Refused())
+	}
+	next := d.MustCrictl(t, crictl, "create", victimPod, ctrdtest.CtrConfig(t, "next"), victimJSON)
+	d.MustCrictl(t, crictl, "start", next)
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if diff := cmp.Diff([]string{"oci-hook/createRuntime"}, audittest.SourceStages(recs, next)); diff != "" {
+		t.Errorf("a container of another pod after the failure (-want +got):\n%s", diff)
+	}
+	audittest.Verify(t, cfg.AuditLog)
 }

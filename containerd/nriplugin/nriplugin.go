@@ -80,9 +80,10 @@ type Plugin struct {
 	// NRI adjustment, so that the runtime runs the hook's check, veto
 	// and record at the stage that can refuse. StartContainer still
 	// checks; it records nothing when the hook did (one start record
-	// per container). When the runtime refuses the injection (its
-	// creation is undone before PostCreateContainer), the plugin writes
-	// a [StageInjectionRefused] record and stops injecting.
+	// per container). When the runtime undoes an injected creation
+	// before PostCreateContainer, the plugin writes a
+	// [StageInjectionRefused] record and stops injecting into that pod
+	// (on the node: see [Plugin.RemoveContainer]).
 	Inject *Injection
 	// Timeout bounds the check of one request, waiting for the audit
 	// log's lock included ([DefaultTimeout] if zero); a check that
@@ -93,10 +94,16 @@ type Plugin struct {
 
 	mu sync.Mutex
 	// pending holds the containers whose injection the runtime has
-	// not confirmed yet (CreateContainer seen, PostCreateContainer not).
-	pending map[string]bool
-	// refused is set once the runtime refused an injection.
-	refused bool
+	// not confirmed yet (CreateContainer seen, PostCreateContainer not),
+	// with their pods' IDs.
+	pending map[string]string
+	// confirmed is set once the runtime took an injection.
+	confirmed bool
+	// refusedPods are the pods in which the runtime undid the creation
+	// of a container the plugin injected into; refused is set once that
+	// happened in two pods while no injection was ever confirmed.
+	refusedPods map[string]bool
+	refused     bool
 	// late are starts allowed under on_error=allow whose append failed,
 	// oldest first, appended later (see [Plugin.appendLater]); retrying
 	// says the goroutine that appends them runs.
@@ -169,14 +176,14 @@ const criPrefix = "io.kubernetes.cri."
 
 // CreateContainer adds nsrel-hook at createRuntime and poststop to the
 // container's spec when [Plugin.Inject] is set and the runtime has not
-// refused an injection before.
-func (p *Plugin) CreateContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+// refused an injection in its pod (or on the node) before.
+func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
 	if p.Inject == nil {
 		return nil, nil, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.refused {
+	if p.refused || p.refusedPods[pod.GetId()] {
 		return nil, nil, nil
 	}
 	// A hook the spec has already (containerd's base_runtime_spec) is
@@ -185,9 +192,9 @@ func (p *Plugin) CreateContainer(_ context.Context, _ *api.PodSandbox, ctr *api.
 		return nil, nil, nil
 	}
 	if p.pending == nil {
-		p.pending = map[string]bool{}
+		p.pending = map[string]string{}
 	}
-	p.pending[ctr.GetId()] = true
+	p.pending[ctr.GetId()] = pod.GetId()
 	h := containerd.Hooks(p.Inject.Hook, p.Inject.Config)
 	adj := &api.ContainerAdjustment{}
 	adj.AddHooks(&api.Hooks{CreateRuntime: api.FromOCIHooks(&h).CreateRuntime, Poststop: api.FromOCIHooks(&h).Poststop})
@@ -197,7 +204,10 @@ func (p *Plugin) CreateContainer(_ context.Context, _ *api.PodSandbox, ctr *api.
 // PostCreateContainer confirms that the runtime took the injection.
 func (p *Plugin) PostCreateContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) error {
 	p.mu.Lock()
-	delete(p.pending, ctr.GetId())
+	if _, ok := p.pending[ctr.GetId()]; ok {
+		p.confirmed = true
+		delete(p.pending, ctr.GetId())
+	}
 	p.mu.Unlock()
 	return nil
 }
@@ -212,10 +222,16 @@ func (p *Plugin) StopContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.
 // RemoveContainer notices a creation the runtime undid after an
 // injection: containerd undoes a failed creation with StopContainer and
 // RemoveContainer, and a container the plugin injected that is removed
-// before PostCreateContainer was refused, most likely by a validator
-// that rejects OCI hook adjustments (the plugin is not told why). The
-// plugin records that, stops injecting, and validates at StartContainer
-// only; the runtime's client retries the creation (the kubelet does).
+// before PostCreateContainer failed for a reason the plugin is not told:
+// a validator that rejects OCI hook adjustments, or anything else about
+// that container (another plugin, a required plugin its pod names, a
+// timeout), which its pod's author may cause at will. The plugin records
+// it and stops injecting into that pod's containers, which it validates
+// at StartContainer only (the runtime's client retries the creation, as
+// the kubelet does); it stops injecting on the node only once that
+// happened in two pods while the runtime never took an injection, which
+// is what a validator refusing every hook looks like. A pod cannot turn
+// injection off for others where injection works.
 func (p *Plugin) RemoveContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) error {
 	p.undone(ctx, ctr.GetId())
 	return nil
@@ -223,26 +239,44 @@ func (p *Plugin) RemoveContainer(ctx context.Context, _ *api.PodSandbox, ctr *ap
 
 func (p *Plugin) undone(ctx context.Context, id string) {
 	p.mu.Lock()
-	wasPending := p.pending[id]
+	podID, wasPending := p.pending[id]
 	delete(p.pending, id)
-	first := wasPending && !p.refused
-	if wasPending {
+	firstInPod := wasPending && !p.refused && !p.refusedPods[podID]
+	if firstInPod {
+		if p.refusedPods == nil {
+			p.refusedPods = map[string]bool{}
+		}
+		p.refusedPods[podID] = true
+	}
+	node := firstInPod && !p.confirmed && len(p.refusedPods) >= 2
+	if node {
 		p.refused = true
 	}
 	p.mu.Unlock()
-	if first {
-		p.note(ctx, id, StageInjectionRefused, "the runtime undid the creation of a container nsrel-hook was injected into (a validator refusing OCI hook adjustments?): no more injection, validating at StartContainer")
+	switch {
+	case node:
+		p.note(ctx, id, StageInjectionRefused, "the runtime undid the creation of a container nsrel-hook was injected into, in a second pod, and never took an injection (a validator refusing OCI hook adjustments?): no more injection on this node, validating at StartContainer")
+	case firstInPod:
+		p.note(ctx, id, StageInjectionRefused, "the runtime undid the creation of a container nsrel-hook was injected into (a validator refusing OCI hook adjustments, or another failure of this container): no more injection into its pod "+vocab.Printable(podID)+", validating at StartContainer")
 	}
 }
 
 func (p *Plugin) isHook(h *api.Hook) bool { return h.GetPath() == p.Inject.Hook }
 
-// Refused reports whether the runtime refused an injection, so that the
-// plugin validates at StartContainer only.
+// Refused reports whether the plugin stopped injecting on the node, so
+// that it validates at StartContainer only.
 func (p *Plugin) Refused() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.refused
+}
+
+// RefusedIn reports whether the plugin stopped injecting into the
+// containers of pod podID (or on the node).
+func (p *Plugin) RefusedIn(podID string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused || p.refusedPods[podID]
 }
 
 // note appends a record of the plugin's own (no verdict) and logs it.
@@ -261,7 +295,7 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	// One deadline for the whole request, the note included.
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
-	if p.Inject != nil && !p.Refused() && !slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
+	if p.Inject != nil && !p.RefusedIn(pod.GetId()) && !slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
 		p.note(ctx, ctr.GetId(), StageHookMissing, "the container's final spec lacks the injected nsrel-hook: validating at StartContainer")
 	}
 	md := maps.Clone(ctr.GetLabels())
