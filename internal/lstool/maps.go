@@ -58,10 +58,10 @@ func ReadMaps(m *discover.Model) map[discover.Key]*tree.Maps {
 		case p == nil:
 			mp.Error = "lines relative to the parent not known (the parent is out of sight)"
 		case p.Ino == self:
-			mp.UIDMap, mp.GIDMap = mp.HostUIDMap, mp.HostGIDMap
+			mp.UIDMap, mp.GIDMap = written(mp.HostUIDMap), written(mp.HostGIDMap)
 		case out[p.Key()] != nil && out[p.Key()].HostUIDMap != nil:
 			pm := out[p.Key()]
-			mp.UIDMap, mp.GIDMap = idmap.Relative(mp.HostUIDMap, pm.HostUIDMap), idmap.Relative(mp.HostGIDMap, pm.HostGIDMap)
+			mp.UIDMap, mp.GIDMap = written(idmap.Relative(mp.HostUIDMap, pm.HostUIDMap)), written(idmap.Relative(mp.HostGIDMap, pm.HostGIDMap))
 		default:
 			mp.Error = noParent
 		}
@@ -77,7 +77,7 @@ func readNSMaps(n *discover.Namespace, self uint64) *tree.Maps {
 		if err != nil {
 			return &tree.Maps{Error: "not readable: " + err.Error()}
 		}
-		return &tree.Maps{UIDMap: own.UID, GIDMap: own.GID, HostUIDMap: idmap.Identity(), HostGIDMap: idmap.Identity(), SetGroups: own.SetGroups}
+		return &tree.Maps{UIDMap: written(own.UID), GIDMap: written(own.GID), HostUIDMap: idmap.Identity(), HostGIDMap: idmap.Identity(), SetGroups: own.SetGroups}
 	}
 	if len(n.Processes) == 0 {
 		return &tree.Maps{Error: noProcess}
@@ -92,7 +92,7 @@ func readNSMaps(n *discover.Namespace, self uint64) *tree.Maps {
 			lastErr = err
 			continue
 		}
-		return &tree.Maps{HostUIDMap: mp.UID, HostGIDMap: mp.GID, SetGroups: mp.SetGroups, PID: p.PID}
+		return &tree.Maps{HostUIDMap: written(mp.UID), HostGIDMap: written(mp.GID), SetGroups: mp.SetGroups, PID: p.PID}
 	}
 	if lastErr != nil && !isGone(lastErr) {
 		return &tree.Maps{Error: "not readable: " + lastErr.Error()}
@@ -313,4 +313,14 @@ func overlapsExample(t nsrel.Type) string {
 		return ""
 	}
 	return "  lsuserns --overlaps             # node check: exit 1 if two containers share host IDs\n"
+}
+
+// written returns a map that was read as it is, and an empty one (not
+// nil, which the model keeps for "not readable") for a map nobody wrote
+// yet (a user namespace just made, before its creator writes uid_map).
+func written(m idmap.Map) idmap.Map {
+	if m == nil {
+		return idmap.Map{}
+	}
+	return m
 }

@@ -194,3 +194,28 @@ func TestOverlapsModel(t *testing.T) {
 func idmapOf(first, count uint32) idmap.Map {
 	return idmap.Map{{Inside: 0, Outside: first, Count: count}}
 }
+
+// TestMapsNotWritten: a user namespace whose maps nobody wrote yet
+// (`unshare --user` without -r) has empty maps, not unreadable ones:
+// "(none)" in --details, [] in --json, and --overlaps has nothing to
+// check there rather than a reason left empty.
+func TestMapsNotWritten(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.Sleep(t, nil, "--user")
+	pid := strconv.Itoa(p.Pid)
+	code, out, errOut := run(t, tool(nsrel.TypeUser), "--details", "--no-containers", "-p", pid)
+	if code != 0 || !strings.Contains(out, "maps: uid (none), gid (none), setgroups allow, host UIDs none, host GIDs none") {
+		t.Errorf("--details: exit %d, %s\n%s", code, errOut, out)
+	}
+	_, out, _ = run(t, tool(nsrel.TypeUser), "-J", "--no-containers", "-p", pid)
+	if !json.Valid([]byte(out)) {
+		t.Fatalf("--json: not JSON:\n%s", out)
+	}
+	want := `"maps":{"uid_map":[],"gid_map":[],"host_uid_map":[],"host_gid_map":[],"setgroups":"allow","read_via_pid":` + pid + `,"error":null}`
+	if compact := strings.Join(strings.Fields(out), ""); !strings.Contains(compact, want) {
+		t.Errorf("--json: want %s in\n%s", want, out)
+	}
+	if _, out, _ := run(t, tool(nsrel.TypeUser), "--overlaps", "--no-containers"); strings.Contains(out, "pid "+pid+": maps \n") || strings.Contains(out, "pid "+pid+": maps\n") {
+		t.Errorf("--overlaps reports the namespace as not checked without a reason:\n%s", out)
+	}
+}
