@@ -61,7 +61,9 @@ func DefaultRoots() []Root {
 // are checked before use: the ID must be a valid runtime ID equal to the
 // directory name, the process must exist with the start time the state
 // records (so a reused PID is not attributed), and a state file not owned
-// by root must be owned by the UID the process runs as.
+// by root must be owned by the UID the process runs as; such a state
+// (rootless) cannot claim containerd or CRI-O as its engine, nor a
+// Kubernetes pod as its name.
 type StateSource struct {
 	// Roots to read; if nil, [RootsFromEnv], else [DefaultRoots].
 	Roots []Root
@@ -210,7 +212,20 @@ func readContainer(rt, dir, file string) *found {
 	if st.ID != name || !st.Alive(owner) {
 		return nil
 	}
-	return &found{st.Container(rt), st.Bundle, owner}
+	c := st.Container(rt)
+	if owner != 0 {
+		// A state file its process's user owns (rootless runc, crun,
+		// podman) is that user's to write, bundle path and annotations
+		// included: it cannot make the container containerd's or
+		// CRI-O's (root's engines), nor a Kubernetes pod's.
+		if c.Engine == EngineContainerd || c.Engine == EngineCRIO {
+			c.Engine, c.Namespace = rt, ""
+		}
+		if vocab.PodName(st.Annotations) != "" {
+			c.Name = ""
+		}
+	}
+	return &found{c, st.Bundle, owner}
 }
 
 // readLimited reads path without following a symlink at its last

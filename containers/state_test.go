@@ -317,3 +317,46 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+// TestStateSourceRootless: a state file owned by the user its process
+// runs as (a rootless runtime's, which that user writes) that claims a
+// containerd Kubernetes container, a CRI-O one or a podman one named as a
+// Kubernetes pod is listed as the runtime's container (podman's stays
+// podman's), without the Kubernetes name: a local user cannot pose as a
+// system pod.
+func TestStateSourceRootless(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}})
+	start, err := inspect.StartTime(p.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k8s := `"io.kubernetes.pod.namespace=kube-system","io.kubernetes.pod.name=etcd-node1","io.kubernetes.container.name=etcd"`
+	state := func(id, labels string) string {
+		return fmt.Sprintf(`{"id":%q,"init_process_pid":%d,"init_process_start":%d,"config":{"labels":[%s]}}`, id, p.Pid, start, labels)
+	}
+	root := t.TempDir()
+	for id, labels := range map[string]string{
+		"f00dbabe0000": `"bundle=/run/containerd/io.containerd.runtime.v2.task/k8s.io/f00dbabe0000",` + k8s,
+		"crio1":        `"bundle=/run/containers/storage/overlay-containers/crio1/userdata","io.kubernetes.cri-o.ContainerType=container",` + k8s,
+		"pod1":         `"bundle=/run/user/4242/containers/overlay-containers/pod1/userdata","io.container.manager=libpod",` + k8s,
+		"nerd1":        `"bundle=/run/user/4242/containerd/io.containerd.runtime.v2.task/default/nerd1","nerdctl/name=web"`,
+	} {
+		if err := os.Chown(writeState(t, root, id, "state.json", state(id, labels)), 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := (&StateSource{Roots: []Root{{EngineRunc, root}}}).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []discover.Container{
+		{ID: "f00dbabe0000", Engine: EngineRunc, PID: p.Pid},
+		{ID: "crio1", Engine: EngineRunc, PID: p.Pid},
+		{ID: "pod1", Engine: EnginePodman, PID: p.Pid},
+		{ID: "nerd1", Engine: EngineRunc, PID: p.Pid, Name: "web"},
+	}
+	if diff := cmp.Diff(Merge(want), Merge(got)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
