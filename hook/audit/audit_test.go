@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/nstest"
@@ -890,5 +891,34 @@ func TestLongLines(t *testing.T) {
 	s, err = verify(t, l, audit.VerifyOptions{})
 	if len(s.Damage) != 1 || s.Damage[0].Record.Damage[0].Bytes != audit.MaxLine+10 || !errors.As(err, &p) || !strings.Contains(p.Reason, "not acknowledged") {
 		t.Errorf("after the append: damage %+v, %v", s.Damage, err)
+	}
+}
+
+// TestLogDirOthersMayWrite: a log whose own directory others may write,
+// even a sticky one of root's like /tmp, is refused: anyone could plant
+// files there under the names the log rotates to (retention would then
+// remove root's rotated files and keep theirs, and a file under the next
+// rotated name would stop every append), or pre-create its lock.
+func TestLogDirOthersMayWrite(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, mode := range []uint32{0o1777, 0o1770, 0o777, 0o770} {
+		dir := filepath.Join(t.TempDir(), "log")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		l, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "refusing it"
+		if mode&0o1000 != 0 {
+			want = "anyone could plant files" // the sticky bit passes the walk
+		}
+		if err := l.Append(context.Background(), rec("c1")); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("mode %04o: append: %v; want a refusal saying %q", mode, err, want)
+		}
 	}
 }

@@ -344,6 +344,9 @@ func (l *Log) openLock(flags int) (*os.File, error) {
 	if err := safefile.CheckDirs(dir); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
+	if err := safefile.CheckPrivateDir(dir); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
 	lf, err := openRegular(l.path+".lock", flags)
 	if errors.Is(err, fs.ErrNotExist) && flags&unix.O_CREAT != 0 {
 		// First use: make the log's directory, private to root. A
