@@ -922,3 +922,30 @@ func TestLogDirOthersMayWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestTornTailKeptOnError: an append that fails after it found a torn
+// tail (here: the last complete line is of a newer format, which this
+// version refuses to extend) leaves the torn bytes in the file for the
+// next append to record: they were cut off before they were recorded,
+// and lost with the failure.
+func TestTornTailKeptOnError(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 3)
+	lines := readLines(t, path)
+	// The last record as a newer major format would write it.
+	newer := bytes.Replace(lines[2], []byte(`"format":"`+audit.Format+`"`), []byte(`"format":"9.0"`), 1)
+	lines[2] = chainFrom(lineHash(lines[1]), [][]byte{newer}, 0, nil)[0]
+	writeLines(t, path, lines)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"seq":4,"container_id":"EVIDENCE`)
+	f.Close()
+	if err := l.Append(context.Background(), rec("after")); err == nil || !strings.Contains(err.Error(), "newer format") {
+		t.Fatalf("append after a newer-format line: %v", err)
+	}
+	if data, _ := os.ReadFile(path); !bytes.HasSuffix(data, []byte(`"container_id":"EVIDENCE`)) {
+		t.Errorf("the torn tail is gone after a failed append:\n%s", data)
+	}
+}

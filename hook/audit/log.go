@@ -140,7 +140,10 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		return nil, nil, fmt.Errorf("audit: %w", err)
 	}
 
-	torn, err := cutTornTail(f)
+	// A torn tail is cut off only right before the write that records
+	// its bytes: an error or a crash in between leaves it for the next
+	// append, not lost.
+	torn, cut, err := tornTail(f)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -150,7 +153,7 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	}
 	var dropped []Dropped
 	var drop []string
-	if l.opts.RotateBytes > 0 {
+	if l.opts.RotateBytes > 0 && torn == nil { // with a torn tail, the next append rotates
 		nf, err := l.maybeRotate(f)
 		if err != nil {
 			return nil, nil, err
@@ -250,6 +253,11 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		out = append(out, line...)
 		last = p
 		written++
+	}
+	if torn != nil {
+		if err := f.Truncate(cut); err != nil {
+			return nil, nil, fmt.Errorf("audit: cut torn tail of %s: %w", l.path, err)
+		}
 	}
 	if _, err := f.Write(out); err != nil {
 		// Nothing whole was written (a part is a torn tail the next
@@ -399,32 +407,30 @@ func openRegular(path string, flags int) (*os.File, error) {
 	return f, nil
 }
 
-// cutTornTail truncates f after its last newline and returns the bytes
-// cut off, or nil if f ends with a newline (or is empty).
-func cutTornTail(f *os.File) ([]byte, error) {
+// tornTail returns the bytes of f after its last newline and the offset
+// to cut f at to drop them, or nil if f ends with a newline (or is
+// empty).
+func tornTail(f *os.File) ([]byte, int64, error) {
 	size, err := fileSize(f)
 	if err != nil || size == 0 {
-		return nil, err
+		return nil, 0, err
 	}
 	end := make([]byte, 1)
 	if _, err := f.ReadAt(end, size-1); err != nil {
-		return nil, fmt.Errorf("audit: read %s: %w", f.Name(), err)
+		return nil, 0, fmt.Errorf("audit: read %s: %w", f.Name(), err)
 	}
 	if end[0] == '\n' {
-		return nil, nil
+		return nil, 0, nil
 	}
 	nl, err := lastNewline(f, size)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	torn := make([]byte, size-(nl+1))
 	if _, err := f.ReadAt(torn, nl+1); err != nil {
-		return nil, fmt.Errorf("audit: read %s: %w", f.Name(), err)
+		return nil, 0, fmt.Errorf("audit: read %s: %w", f.Name(), err)
 	}
-	if err := f.Truncate(nl + 1); err != nil {
-		return nil, fmt.Errorf("audit: cut torn tail of %s: %w", f.Name(), err)
-	}
-	return torn, nil
+	return torn, nl + 1, nil
 }
 
 func fileSize(f *os.File) (int64, error) {
