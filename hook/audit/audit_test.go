@@ -949,3 +949,38 @@ func TestTornTailKeptOnError(t *testing.T) {
 		t.Errorf("the torn tail is gone after a failed append:\n%s", data)
 	}
 }
+
+// TestRotationAfterDamagedFirstLine zeroes the first line of the current
+// file (the only record in it), has the damage recorded and acknowledged,
+// and appends past the rotation size: the file rotates, named after its
+// first record that decodes, and the log goes on and verifies. Every
+// append used to fail, the first line's seq unreadable.
+func TestRotationAfterDamagedFirstLine(t *testing.T) {
+	l, path := newLog(t, audit.Options{RotateBytes: 1500})
+	for {
+		appendN(t, l, 1)
+		if files, _ := l.Files(); len(files) > 1 && len(readLines(t, path)) == 1 {
+			break
+		}
+	}
+	lines := readLines(t, path)
+	lines[0] = append(bytes.Repeat([]byte{0}, len(lines[0])-1), '\n')
+	writeLines(t, path, lines)
+	appendN(t, l, 1) // records the damage
+	s, err := verify(t, l, audit.VerifyOptions{})
+	if err == nil || len(s.Damage) != 1 {
+		t.Fatalf("damage not recorded: %+v, %v", s, err)
+	}
+	d := s.Damage[0].Record
+	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "zeroed by the test"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 8 {
+		if err := l.Append(context.Background(), rec("after")); err != nil {
+			t.Fatalf("append after the damaged first line: %v", err)
+		}
+	}
+	if s, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+		t.Errorf("after rotating past the damage: %+v, %v", s, err)
+	}
+}

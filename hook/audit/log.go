@@ -154,7 +154,7 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	var dropped []Dropped
 	var drop []string
 	if l.opts.RotateBytes > 0 && torn == nil { // with a torn tail, the next append rotates
-		nf, err := l.maybeRotate(f)
+		nf, err := l.maybeRotate(f, last)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -565,7 +565,7 @@ func damagedLine(file string, l Line, err error) DamagedLine {
 
 // maybeRotate renames the current file when it reached the rotation size
 // and returns a descriptor for the (new) current file; it leaves f open.
-func (l *Log) maybeRotate(f *os.File) (*os.File, error) {
+func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, error) {
 	size, err := fileSize(f)
 	if err != nil {
 		return nil, err
@@ -573,13 +573,30 @@ func (l *Log) maybeRotate(f *os.File) (*os.File, error) {
 	if size < l.opts.RotateBytes {
 		return f, nil
 	}
-	first, err := firstSeq(f)
-	if err != nil {
-		return nil, err
+	// The file is named after its first record's seq. A damaged first
+	// line must not stop the log: then the first record that decodes
+	// names it (the seq a damaged line seems to have may be anything),
+	// or, when none does, the seq after the last good record.
+	var candidates []uint64
+	if first, ok := firstDecoded(f); ok {
+		candidates = append(candidates, first)
 	}
-	dst := fmt.Sprintf("%s.%012d", l.path, first)
-	if _, err := os.Lstat(dst); err == nil {
-		return nil, fmt.Errorf("audit: rotate %s: %s exists", l.path, dst)
+	if first, err := firstSeq(f); err == nil {
+		candidates = append(candidates, first)
+	}
+	if last != nil {
+		candidates = append(candidates, last.Seq+1)
+	}
+	dst := ""
+	for _, seq := range candidates {
+		name := fmt.Sprintf("%s.%012d", l.path, seq)
+		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+			dst = name
+			break
+		}
+	}
+	if dst == "" {
+		return nil, fmt.Errorf("audit: rotate %s: no name for it (its records do not tell their seq, or the rotated files %v exist)", l.path, candidates)
 	}
 	if err := os.Rename(l.path, dst); err != nil {
 		return nil, fmt.Errorf("audit: rotate: %w", err)
@@ -645,6 +662,19 @@ func firstSeq(f *os.File) (uint64, error) {
 		return r.Seq, nil
 	}
 	return 0, fmt.Errorf("audit: %s: cannot read the first record's sequence number", f.Name())
+}
+
+// firstDecoded returns the seq of the first line of f that decodes as a
+// record, reading forward.
+func firstDecoded(f *os.File) (uint64, bool) {
+	sc := bufio.NewScanner(io.NewSectionReader(f, 0, 1<<62))
+	sc.Buffer(make([]byte, 64<<10), MaxLine)
+	for sc.Scan() {
+		if r, err := Decode(sc.Bytes()); err == nil {
+			return r.Seq, true
+		}
+	}
+	return 0, false
 }
 
 // rotatedSeq parses the suffix of a rotated file's name after the log's
