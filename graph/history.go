@@ -1,8 +1,10 @@
 package graph
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -47,14 +49,20 @@ type Audit struct {
 // still read, and the verdict says what is wrong; an error is returned
 // only when the log cannot be read at all.
 func (g *Graph) AddHistory(path string) error {
-	files, err := audit.Files(path)
-	if err == nil && len(files) == 0 {
-		err = &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
-	}
+	// Under the log's shared lock, as verify reads it: files listed and
+	// then opened without it can miss one a writer rotates meanwhile,
+	// which reads as records deleted.
+	l, err := audit.Open(path, audit.Options{})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	snap, err := audit.SnapshotFiles(files)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	snap, err := l.Snapshot(ctx)
+	if err == nil && len(snap.Files()) == 0 {
+		snap.Close()
+		err = &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
+	}
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}

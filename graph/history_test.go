@@ -3,6 +3,7 @@ package graph_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,5 +96,51 @@ func TestHistory(t *testing.T) {
 
 	if err := build().AddHistory(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Errorf("a missing log: no error")
+	}
+}
+
+// TestHistoryWhileRotating reads the history while a writer appends and
+// rotates the log every few records: every read verifies the chain (the
+// files are listed and opened under the log's shared lock). Listing and
+// opening them without it could miss a file renamed in between, which
+// read as records deleted.
+func TestHistoryWhileRotating(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log", "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{RotateBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for i := range 800 {
+			if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: fmt.Sprint("c", i)}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for reads := 0; ; reads++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reads == 0 {
+				t.Log("no read overlapped the appends")
+			}
+			return
+		default:
+		}
+		g := graph.Build(chainModel(1), graph.Options{})
+		if err := g.AddHistory(path); err != nil {
+			t.Fatal(err)
+		}
+		if !g.Audit.Verified {
+			t.Fatalf("read %d while rotating: %s", reads, g.Audit.Verdict)
+		}
 	}
 }

@@ -337,6 +337,12 @@ func (l *Log) sealerFor(last *Record) (*sealer, string) {
 // lock takes the exclusive lock on PATH.lock, polling until ctx is done
 // (flock itself cannot be interrupted by a deadline).
 func (l *Log) lock(ctx context.Context) (func(), error) {
+	// Writers create and rename files in the log's directory by name:
+	// nobody else may write there (readers, such as a verify of a copy
+	// in /tmp, need not care).
+	if err := safefile.CheckPrivateDir(filepath.Dir(l.path)); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
 	lf, err := l.openLock(unix.O_RDWR | unix.O_CREAT)
 	if err != nil {
 		return nil, err
@@ -350,9 +356,6 @@ func (l *Log) lock(ctx context.Context) (func(), error) {
 func (l *Log) openLock(flags int) (*os.File, error) {
 	dir := filepath.Dir(l.path)
 	if err := safefile.CheckDirs(dir); err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	if err := safefile.CheckPrivateDir(dir); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	lf, err := openRegular(l.path+".lock", flags)
