@@ -149,11 +149,12 @@ func checkDir(path string, st *unix.Stat_t) error {
 	return checkStat(path, st, false)
 }
 
-// CheckPrivateDir checks that dir (if it exists) is writable by its
-// owner only, sticky or not: a directory whose entries a writer creates
-// and renames by name (the audit log's rotated files, its lock and
-// state files) must not let anyone else plant entries under those
-// names. Run [CheckDirs] first.
+// CheckPrivateDir checks that dir (if it exists) is not a sticky
+// directory others may write, which [CheckDirs] lets pass (it refuses
+// any other directory others may write): a directory whose entries a
+// writer creates and renames by name (the audit log's rotated files,
+// its lock and state files) must not let anyone else plant entries
+// under those names.
 func CheckPrivateDir(dir string) error {
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
@@ -162,7 +163,9 @@ func CheckPrivateDir(dir string) error {
 		}
 		return &os.PathError{Op: "stat", Path: dir, Err: err}
 	}
-	if mode := st.Mode & 0o7777; mode&0o022 != 0 {
+	// Without the sticky bit, CheckDirs refuses such a directory already
+	// (with its own words); with it, the walk lets it pass.
+	if mode := st.Mode & 0o7777; mode&0o022 != 0 && mode&0o1000 != 0 {
 		return fmt.Errorf("%s: writable by %s (mode %04o): anyone could plant files under the names the audit log uses there: refusing it (use a directory of its own, chmod go-w): %w", dir, who(mode, 0o020, 0o002), mode, ErrUntrusted)
 	}
 	return nil
