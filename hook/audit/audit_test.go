@@ -984,3 +984,32 @@ func TestRotationAfterDamagedFirstLine(t *testing.T) {
 		t.Errorf("after rotating past the damage: %+v, %v", s, err)
 	}
 }
+
+// TestDamageNamesRotatedFile zeroes the last line of a file that the
+// next append rotates: the damaged record names the rotated file the
+// line is in, not the new current file.
+func TestDamageNamesRotatedFile(t *testing.T) {
+	l, path := newLog(t, audit.Options{RotateBytes: 1000})
+	for {
+		appendN(t, l, 1)
+		if fi, _ := os.Stat(path); fi.Size() >= 1000 {
+			break
+		}
+		if files, _ := l.Files(); len(files) > 1 {
+			t.Fatal("rotated before the test could damage the current file")
+		}
+	}
+	lines := readLines(t, path)
+	i := len(lines) - 1
+	lines[i] = append(bytes.Repeat([]byte{0}, len(lines[i])-1), '\n')
+	writeLines(t, path, lines)
+	appendN(t, l, 1) // rotates, then records the damage
+	files, _ := l.Files()
+	s, _ := verify(t, l, audit.VerifyOptions{})
+	if len(files) != 2 || len(s.Damage) != 1 {
+		t.Fatalf("files %v, damage %+v", files, s.Damage)
+	}
+	if got, want := s.Damage[0].Record.Damage[0].File, filepath.Base(files[0]); got != want {
+		t.Errorf("damaged line recorded in %s, want %s (where it is)", got, want)
+	}
+}

@@ -154,11 +154,17 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	var dropped []Dropped
 	var drop []string
 	if l.opts.RotateBytes > 0 && torn == nil { // with a torn tail, the next append rotates
-		nf, err := l.maybeRotate(f, last)
+		nf, rotatedTo, err := l.maybeRotate(f, last)
 		if err != nil {
 			return nil, nil, err
 		}
 		if nf != f {
+			// The damaged lines found are in the file just renamed.
+			for i := range damaged {
+				if damaged[i].File == filepath.Base(l.path) {
+					damaged[i].File = filepath.Base(rotatedTo)
+				}
+			}
 			f.Close()
 			f = nf
 			if dropped, drop, err = l.retention(); err != nil {
@@ -567,14 +573,15 @@ func damagedLine(file string, l Line, err error) DamagedLine {
 }
 
 // maybeRotate renames the current file when it reached the rotation size
-// and returns a descriptor for the (new) current file; it leaves f open.
-func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, error) {
+// and returns a descriptor for the (new) current file and the name f has
+// now; it leaves f open.
+func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, string, error) {
 	size, err := fileSize(f)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if size < l.opts.RotateBytes {
-		return f, nil
+		return f, "", nil
 	}
 	// The file is named after its first record's seq. A damaged first
 	// line must not stop the log: then the first record that decodes
@@ -599,17 +606,17 @@ func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, error) {
 		}
 	}
 	if dst == "" {
-		return nil, fmt.Errorf("audit: rotate %s: no name for it (its records do not tell their seq, or the rotated files %v exist)", l.path, candidates)
+		return nil, "", fmt.Errorf("audit: rotate %s: no name for it (its records do not tell their seq, or the rotated files %v exist)", l.path, candidates)
 	}
 	if err := os.Rename(l.path, dst); err != nil {
-		return nil, fmt.Errorf("audit: rotate: %w", err)
+		return nil, "", fmt.Errorf("audit: rotate: %w", err)
 	}
 	nf, err := openRegular(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	syncDir(filepath.Dir(l.path))
-	return nf, nil
+	return nf, dst, nil
 }
 
 // retention returns the rotated files beyond KeepFiles, oldest first,
