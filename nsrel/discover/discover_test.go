@@ -720,3 +720,32 @@ func TestHeldByHighFD(t *testing.T) {
 		})
 	}
 }
+
+// TestPIDForChildrenOfKnownNamespace: a PID namespace whose only process
+// (its init, started here with CLONE_NEWPID) has a lower PID than the
+// one process whose pid_for_children it is (nsenter -p, which stays
+// outside and forks into it) lists that pid_for_children in found_via,
+// as it does when the holder's PID is the lower one. The worker used to
+// skip every other link to a namespace it knew through a process.
+func TestPIDForChildrenOfKnownNamespace(t *testing.T) {
+	nstest.RequireRoot(t)
+	sleep := nstest.RequireCmd(t, "sleep")
+	init := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}, sleep, "infinity")
+	holder := nstest.Start(t, nil, nstest.RequireCmd(t, "nsenter"), "-t", strconv.Itoa(init.Pid), "-p", sleep, "infinity")
+	nstest.WaitLeaf(t, holder.Pid, "sleep")
+	want := ino(t, "/proc/"+strconv.Itoa(init.Pid)+"/ns/pid")
+	if got := ino(t, "/proc/"+strconv.Itoa(holder.Pid)+"/ns/pid_for_children"); got != want {
+		t.Fatalf("nsenter's pid_for_children %d, want %d", got, want)
+	}
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}})
+	for _, n := range m.Of(nsrel.TypePID) {
+		if n.Ino != want {
+			continue
+		}
+		if f := hasVia(n, discover.ViaPIDForChildren); f == nil || f.PID != holder.Pid {
+			t.Errorf("found_via %+v; want pid_for_children of %d", n.FoundVia, holder.Pid)
+		}
+		return
+	}
+	t.Fatalf("PID namespace %d not found", want)
+}

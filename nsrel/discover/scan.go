@@ -605,10 +605,18 @@ func (w *worker) linkOf(dfd, i int, k Key, f Found, comm string) {
 		return
 	}
 	if nd := w.known[k]; nd != nil {
-		if f.Via == ViaProcess && s.lists(l.typ) {
-			w.procs = append(w.procs, pendingProc{nd, Process{PID: f.PID, Comm: comm}})
+		if f.Via == ViaProcess {
+			if s.lists(l.typ) {
+				w.procs = append(w.procs, pendingProc{nd, Process{PID: f.PID, Comm: comm}})
+			}
+			return
 		}
-		return
+		// Another way to a namespace this worker knows through a process
+		// (pid_for_children that is not the process's own PID namespace,
+		// rare): noted as any, whichever process came first.
+		if s.record(k, l.typ, f, comm, w.since) != nil {
+			return
+		}
 	}
 	if nd := w.linkAt(dfd, l.path, k, l.typ, f, comm); nd != nil && f.Via == ViaProcess {
 		w.known[k] = nd
