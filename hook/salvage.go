@@ -108,7 +108,8 @@ func salvageAnnotations(d *json.Decoder, st *specs.State, keep func(string) bool
 	if t != json.Delim('{') {
 		return skipRest(d, t) == nil
 	}
-	kept := map[string]bool{}
+	c := annotationCutter{keep: keep, md: st.Annotations}
+	defer func() { st.Annotations = c.md }()
 	for d.More() {
 		kt, err := d.Token()
 		if err != nil {
@@ -126,18 +127,7 @@ func salvageAnnotations(d *json.Decoder, st *specs.State, keep func(string) bool
 			}
 			continue
 		}
-		if st.Annotations == nil {
-			st.Annotations = map[string]string{}
-		}
-		switch {
-		case keep != nil && keep(k):
-			kept[k] = true
-			st.Annotations[k] = vocab.Cut(v, MaxAnnotationValue)
-		case len(st.Annotations)-len(kept) < MaxAnnotations:
-			if k := vocab.Cut(k, vocab.MaxRecordedValue); !kept[k] {
-				st.Annotations[k] = vocab.Cut(v, vocab.MaxRecordedValue)
-			}
-		}
+		c.add(k, v)
 	}
 	_, err = d.Token() // '}'
 	return err == nil
@@ -192,17 +182,25 @@ func (h *Hook) RunBadInput(ctx context.Context, stage string, st *specs.State, i
 	var rec *audit.Record
 	if stage == audit.StageCreateRuntime || stage == audit.StagePoststart {
 		rec, _ = Decide(h.Config, h.input(stage, st))
-		if rec.Error != "" {
-			what += "; " + rec.Error
-		}
-		rec.Error = vocab.Cut(what, vocab.MaxRecordedError)
-		Judge(h.Config, rec, ierr)
+		RefusedInput(h.Config, rec, what, ierr)
 	} else {
 		rec = Record(h.Config, h.input(stage, st))
 		rec.Error = vocab.Cut(what, vocab.MaxRecordedError)
 	}
 	_, aerr := h.Log.AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) { return rec, nil })
 	return h.finish(rec, ierr, aerr)
+}
+
+// RefusedInput notes on rec, decided for an input not taken as it was
+// (ierr, matching [ErrInput]), what was wrong with it, before the
+// record's own error, and judges the verdict again: on_error weighs the
+// input error as any other, an enforcing block's violations still deny.
+func RefusedInput(cfg *policy.Config, rec *audit.Record, what string, ierr error) {
+	if rec.Error != "" {
+		what += "; " + rec.Error
+	}
+	rec.Error = vocab.Cut(what, vocab.MaxRecordedError)
+	Judge(cfg, rec, ierr)
 }
 
 // ReadState reads at most [vocab.MaxStateSize]+1 bytes of a state from
@@ -225,31 +223,59 @@ func ReadState(r io.Reader) ([]byte, error) {
 // [vocab.MaxRecordedValue]. Record the error and let on_error weigh it
 // (see [RunBadInput]).
 func LimitAnnotations(md map[string]string, keep func(key string) bool) error {
-	var err error
-	if len(md) > MaxAnnotations {
-		err = fmt.Errorf("more than %d annotations", MaxAnnotations)
-	}
-	for k, v := range md {
-		if err == nil && (len(k) > MaxAnnotationValue || len(v) > MaxAnnotationValue) {
-			err = fmt.Errorf("annotation longer than %d bytes", MaxAnnotationValue)
-		}
-	}
+	err := annotationsErr(md)
 	if err == nil {
 		return nil
 	}
-	others := 0
+	c := annotationCutter{keep: keep}
 	for _, k := range slices.Sorted(maps.Keys(md)) {
-		v := md[k]
-		delete(md, k)
-		switch {
-		case keep != nil && keep(k):
-			md[k] = vocab.Cut(v, MaxAnnotationValue)
-		case others < MaxAnnotations:
-			others++
-			if ck := vocab.Cut(k, vocab.MaxRecordedValue); ck == k || keep == nil || !keep(ck) {
-				md[ck] = vocab.Cut(v, vocab.MaxRecordedValue)
-			}
+		c.add(k, md[k])
+	}
+	clear(md)
+	maps.Copy(md, c.md)
+	return err
+}
+
+// annotationsErr says why annotations exceed a state's limits
+// ([MaxAnnotations], [MaxAnnotationValue] for a key or value), nil when
+// they do not.
+func annotationsErr(md map[string]string) error {
+	if len(md) > MaxAnnotations {
+		return fmt.Errorf("more than %d annotations", MaxAnnotations)
+	}
+	for k, v := range md {
+		if len(v) > MaxAnnotationValue || len(k) > MaxAnnotationValue {
+			return fmt.Errorf("annotation longer than %d bytes", MaxAnnotationValue)
 		}
 	}
-	return err
+	return nil
+}
+
+// annotationCutter keeps annotations, added in the order a refused
+// input gives them, as a refused state's are kept: the keys keep accepts
+// (nil: none) whatever their number, values cut at
+// [MaxAnnotationValue]; the others up to [MaxAnnotations], key and value
+// cut to [vocab.MaxRecordedValue], never replacing a kept key.
+type annotationCutter struct {
+	keep func(key string) bool
+	md   map[string]string
+	kept map[string]bool
+}
+
+func (c *annotationCutter) add(k, v string) {
+	if c.md == nil {
+		c.md = map[string]string{}
+	}
+	if c.kept == nil {
+		c.kept = map[string]bool{}
+	}
+	switch {
+	case c.keep != nil && c.keep(k):
+		c.kept[k] = true
+		c.md[k] = vocab.Cut(v, MaxAnnotationValue)
+	case len(c.md)-len(c.kept) < MaxAnnotations:
+		if ck := vocab.Cut(k, vocab.MaxRecordedValue); !c.kept[ck] {
+			c.md[ck] = vocab.Cut(v, vocab.MaxRecordedValue)
+		}
+	}
 }

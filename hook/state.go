@@ -62,13 +62,9 @@ func ParseState(data []byte) (*specs.State, error) {
 		return nil, fmt.Errorf("state: bundle path longer than %d bytes", MaxBundleLen)
 	case st.Pid < 0 || st.Pid >= vocab.PIDLimit:
 		return nil, fmt.Errorf("state: pid %d out of range", st.Pid)
-	case len(st.Annotations) > MaxAnnotations:
-		return nil, fmt.Errorf("state: more than %d annotations", MaxAnnotations)
 	}
-	for k, v := range st.Annotations {
-		if len(v) > MaxAnnotationValue || len(k) > MaxAnnotationValue {
-			return nil, fmt.Errorf("state: annotation longer than %d bytes", MaxAnnotationValue)
-		}
+	if err := annotationsErr(st.Annotations); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	return st, nil
 }

@@ -321,20 +321,16 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
-	// A missing pid (a runtime too old to send it) cannot be inspected:
-	// the record says so and on_error decides, as for any other
-	// inspection failure.
 	// The hook's limits on a state's annotations, so that the plugin
 	// decides as the hook would for the same container.
 	limitErr := hook.LimitAnnotations(md, hook.SalvageKeep(p.Config))
+	// A missing pid (a runtime too old to send it) cannot be inspected:
+	// the record says so and on_error decides, as for any other
+	// inspection failure.
 	rec, _ := hook.Decide(p.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceNRI, ID: id, PID: pid, Meta: md, Inspect: p.Inspect})
 	if limitErr != nil {
-		what := "the container's annotations were refused (" + limitErr.Error() + "); the record keeps what the limits allow"
-		if rec.Error != "" {
-			what += "; " + rec.Error
-		}
-		rec.Error = vocab.Cut(what, vocab.MaxRecordedError)
-		hook.Judge(p.Config, rec, fmt.Errorf("%w: %w", hook.ErrInput, limitErr))
+		hook.RefusedInput(p.Config, rec, "the container's annotations were refused ("+limitErr.Error()+"); the record keeps what the limits allow",
+			fmt.Errorf("%w: %w", hook.ErrInput, limitErr))
 	}
 	var startTime uint64
 	if rec.Ancestry != nil {

@@ -569,12 +569,10 @@ func (v *verifier) keysProblem() *Problem {
 			unknown = append(unknown, id)
 		}
 	}
-	switch {
-	case len(unknown) < len(v.offsets):
-		// Some seals are checked: every one must be.
-	case v.opts.KeysOfOthers:
-		return nil
-	case len(v.offsets) == 0:
+	if len(unknown) == len(v.offsets) && v.opts.KeysOfOthers {
+		return nil // none of this chain's keys is among them
+	}
+	if len(v.offsets) == 0 {
 		return &Problem{File: v.s.Files[0], Line: 1, Seq: v.s.FirstSeq, Reason: "not sealed, though verification keys were given (a sealed log written again without seals?)"}
 	}
 	if len(unknown) == 0 {

@@ -113,7 +113,7 @@ func AppendSafeJSON(dst, j []byte) []byte {
 		switch {
 		case r == utf8.RuneError && size <= 1:
 			dst = u(dst, utf8.RuneError)
-		case r == 0x7f || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r):
+		case !unicode.IsPrint(r): // DEL, C1 controls, Cf and other unprintables
 			if r > 0xffff {
 				r1, r2 := utf16.EncodeRune(r)
 				dst = u(u(dst, r1), r2)
