@@ -18,22 +18,16 @@ import (
 )
 
 // hostPods starts containerd 2.4 with CRI and NRI and the plugin under
-// a config (members is the config after its audit_log: on_error, the
-// blocks and selectors), with the event recorder on the same log when
-// withRecorder is set. It returns the config and a function that runs a
+// a config (members: on_error, the blocks and selectors, as
+// ctrdtest.ConfigWith takes them), with the event recorder on the same
+// log when withRecorder is set. It returns the config and a function that runs a
 // pod sandbox in the host's user namespace (extra: more members of the
 // pod's CRI config) and says whether it ran and what crictl printed; a
 // pod that ran is removed.
 func hostPods(t *testing.T, members string, withRecorder bool) (*policy.Config, func(name, extra string) (bool, string)) {
 	t.Helper()
 	crictl := ctrdtest.Crictl(t)
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "hook.json")
-	os.WriteFile(cfgPath, fmt.Appendf(nil, `{"version": 1, "audit_log": %q, %s}`, filepath.Join(dir, "audit.jsonl"), members), 0o600)
-	cfg, err := policy.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := ctrdtest.ConfigWith(t, members)
 	log, err := audit.Open(cfg.AuditLog, audit.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -141,24 +141,12 @@ func testInjection(t *testing.T, crictl, hookBin string, refuse bool) {
 // config.
 func enforcingConfig(t *testing.T) (string, *policy.Config) {
 	t.Helper()
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "hook.json")
-	os.WriteFile(cfgPath, fmt.Appendf(nil, `{
-	"version": 1,
-	"audit_log": %q,
-	"log_file": %q,
-	"on_error": "allow",
+	return ctrdtest.ConfigWith(t, `"on_error": "allow",
 	"trusted_selectors": {"annotations": ["io.kubernetes.cri.container-name"]},
 	"policies": [{"name": "strict",
 		"match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "bad"}},
 		"mode": "enforce", "rules": {"require_user_namespace": true}}],
-	"default": {"name": "default", "mode": "audit", "rules": {"require_pid_namespace": true}}
-}`, filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "hook.log")), 0o600)
-	cfg, err := policy.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfgPath, cfg
+	"default": {"name": "default", "mode": "audit", "rules": {"require_pid_namespace": true}}`)
 }
 
 // TestInjectionBookkeeping drives the plugin's requests directly: a

@@ -209,15 +209,19 @@ func Uniq(name string) string { return fmt.Sprintf("%s-%d", name, os.Getpid()) }
 // directory, and returns the config path and the parsed config.
 func HookConfig(t testing.TB) (string, *policy.Config) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`{
-	"version": 1,
-	"audit_log": %q,
-	"log_file": %q,
-	"on_error": "allow",
+	return ConfigWith(t, `"on_error": "allow",
 	"deadline_ms": 3000,
-	"default": {"name": "default", "mode": "audit", "rules": {"require_user_namespace": true, "require_pid_namespace": true}}
-}`, filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "hook.log"))
+	"default": {"name": "default", "mode": "audit", "rules": {"require_user_namespace": true, "require_pid_namespace": true}}`)
+}
+
+// ConfigWith writes an nsrel-hook config of version 1 whose audit log
+// and diagnostics log live in a fresh directory, with members (JSON
+// object members: on_error, the blocks, ...) after them, and returns the
+// config path and the parsed config.
+func ConfigWith(t testing.TB, members string) (string, *policy.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("{\n\t\"version\": 1,\n\t\"audit_log\": %q,\n\t\"log_file\": %q,\n\t%s\n}", filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "hook.log"), members)
 	p := filepath.Join(dir, "hook.json")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
