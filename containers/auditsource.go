@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
@@ -16,12 +18,17 @@ import (
 // files) [AuditSource] reads.
 const MaxAuditTail = 8 << 20
 
+// MaxAuditLockWait bounds how long [AuditSource] waits for the audit
+// log's shared lock while a writer appends.
+const MaxAuditLockWait = 5 * time.Second
+
 // AuditSource lists the containers that the nsrel-hook audit log saw
 // start and not stop, whose process still runs with the recorded start
 // time. The hook is started by the runtime itself, so its records name
 // containers that no runtime root lists (CRI-O, runtimes with other
 // roots). It reads only the last [MaxAuditTail] bytes of the log, through
-// package audit's reader and decoder, and does not verify the chain (use
+// package audit's reader and decoder, under the log's shared lock (a
+// writer's append or rotation is never seen half done), and does not verify the chain (use
 // `nsrel-hook audit verify` for that): a record that does not decode is
 // skipped, and one that does only ever leads to a process that is checked
 // against /proc. AuditSource implements [discover.ContainerSource].
@@ -59,13 +66,25 @@ func (s *AuditSource) List(ctx context.Context) ([]discover.Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	files, err := audit.Files(path)
+	// Under the log's shared lock, as verify reads it: files listed and
+	// then opened one by one can miss the one a writer rotates meanwhile.
+	if path, err = filepath.Abs(path); err != nil {
+		return nil, err
+	}
+	l, err := audit.Open(path, audit.Options{Host: "-", Version: "-"})
+	if err != nil {
+		return nil, err
+	}
+	lockCtx, cancel := context.WithTimeout(ctx, MaxAuditLockWait)
+	snap, err := l.Snapshot(lockCtx)
+	cancel()
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
 		return nil, err
 	}
+	defer snap.Close()
 	// Newest record first: for each container the newest start or stop
 	// record decides whether it may still run. Only the head of a line
 	// is read to know that; lines are decoded in full for the deciding
@@ -75,11 +94,8 @@ func (s *AuditSource) List(ctx context.Context) ([]discover.Container, error) {
 	live := map[string]*audit.Record{}
 	budget := int64(MaxAuditTail)
 files:
-	for i := len(files) - 1; i >= 0 && budget > 0; i-- {
-		for line, err := range audit.LinesBackward(files[i]) {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue files // rotated away meanwhile
-			}
+	for i := len(snap.Files()) - 1; i >= 0 && budget > 0; i-- {
+		for line, err := range snap.LinesBackward(i) {
 			if err != nil {
 				return nil, err
 			}

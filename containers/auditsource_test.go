@@ -2,10 +2,15 @@ package containers
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
@@ -18,17 +23,7 @@ import (
 // that only started, not stopped containers whose process still runs with
 // the recorded start time are listed.
 func TestAuditSource(t *testing.T) {
-	nstest.RequireRoot(t)
-	p := nstest.Sleep(t, nil)
-	anc, err := inspect.Process(p.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid, anc, log, path := sleepingLog(t, audit.Options{})
 	stale := *anc
 	stale.StartTime++
 	for _, r := range []*audit.Record{
@@ -56,9 +51,9 @@ func TestAuditSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []discover.Container{
-		{ID: "crio-1", Engine: EngineAuditLog, PID: p.Pid, Name: "prod/api-0"},
-		{ID: "ev-1", Engine: EngineAuditLog, Namespace: "moby", PID: p.Pid},
-		{ID: "tricky", Engine: EngineAuditLog, PID: p.Pid},
+		{ID: "crio-1", Engine: EngineAuditLog, PID: pid, Name: "prod/api-0"},
+		{ID: "ev-1", Engine: EngineAuditLog, Namespace: "moby", PID: pid},
+		{ID: "tricky", Engine: EngineAuditLog, PID: pid},
 	}
 	if diff := cmp.Diff(Merge(want), got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -68,6 +63,95 @@ func TestAuditSource(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Errorf("missing log: %v, %v; want nothing, no error", got, err)
 	}
+}
+
+// TestAuditSourceUnderLock checks that the log is read under its shared
+// lock: while a writer holds the lock (mid-append or mid-rotation) the
+// source waits for it, and a writer that rotates the log all the time
+// never makes it miss a container whose start is in the log.
+func TestAuditSourceUnderLock(t *testing.T) {
+	pid, anc, log, path := sleepingLog(t, audit.Options{RotateBytes: 4 << 10})
+	ctx := context.Background()
+	if err := log.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c1", Ancestry: anc}); err != nil {
+		t.Fatal(err)
+	}
+	src := &AuditSource{Path: path}
+	want := []discover.Container{{ID: "c1", Engine: EngineAuditLog, PID: pid}}
+
+	// A writer holding the lock: the source waits until its context ends.
+	lf, err := os.Open(path + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	got, err := src.List(short)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("List while a writer holds the lock: %v, %v; want it to wait until its context ends", got, err)
+	}
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+
+	// A writer rotating all the time (all files kept, fewer bytes than
+	// MaxAuditTail): every pass sees the container.
+	done := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() {
+		for i := 0; i < 2000; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			r := &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: fmt.Sprintf("other-%d", i)}
+			if err := log.Append(ctx, r); err != nil {
+				done <- err
+				return
+			}
+		}
+		<-stop
+		done <- nil
+	}()
+	for range 100 {
+		got, err := src.List(ctx)
+		if err != nil {
+			t.Error(err)
+			break
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("while the log rotates (-want +got):\n%s", diff)
+			break
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sleepingLog starts a process (stopped at the end of the test) and
+// opens a log in a fresh directory: the process's pid and ancestry, the
+// log and its path.
+func sleepingLog(tb testing.TB, opts audit.Options) (int, *audit.Ancestry, *audit.Log, string) {
+	tb.Helper()
+	nstest.RequireRoot(tb)
+	p := nstest.Sleep(tb, nil)
+	anc, err := inspect.Process(p.Pid)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), "audit.jsonl")
+	log, err := audit.Open(path, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p.Pid, anc, log, path
 }
 
 // FuzzDecodeStart checks that a line taken for a start names a process

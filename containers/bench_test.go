@@ -5,12 +5,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
-	"github.com/nsrel/nsrel/hook/inspect"
-	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -18,17 +15,7 @@ import (
 // containers started and stopped, the last 20 still running) as a busy
 // node's log would hold.
 func BenchmarkAuditSource(b *testing.B) {
-	nstest.RequireRoot(b)
-	p := nstest.Sleep(b, nil)
-	anc, err := inspect.Process(p.Pid)
-	if err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(b.TempDir(), "audit.jsonl")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, anc, log, path := sleepingLog(b, audit.Options{})
 	ann := map[string]string{vocab.AnnotationSandboxName: "web-0", vocab.AnnotationSandboxNamespace: "shop", "io.kubernetes.cri.container-name": "app"}
 	var buf bytes.Buffer
 	prev := ""

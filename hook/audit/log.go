@@ -520,7 +520,11 @@ func reverse(d []DamagedLine) []DamagedLine {
 // first; at most max of them.
 func scanBack(f *os.File, max int) (*Record, []DamagedLine, error) {
 	var damaged []DamagedLine
-	for l, err := range linesBackwardIn(f, f.Name()) {
+	size, err := fileSize(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	for l, err := range linesBackwardIn(f, f.Name(), size) {
 		if err != nil {
 			return nil, damaged, err
 		}

@@ -228,7 +228,12 @@ func LinesBackward(file string) iter.Seq2[[]byte, error] {
 			return
 		}
 		defer f.Close()
-		for l, err := range linesBackwardIn(f, file) {
+		size, err := fileSize(f)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for l, err := range linesBackwardIn(f, file, size) {
 			if !yield(l.Data, err) {
 				return
 			}
@@ -236,15 +241,10 @@ func LinesBackward(file string) iter.Seq2[[]byte, error] {
 	}
 }
 
-// linesBackwardIn is [LinesBackward] on an open file; each line has its
-// Offset (Number is not known and left 0).
-func linesBackwardIn(f *os.File, file string) iter.Seq2[Line, error] {
+// linesBackwardIn is [LinesBackward] on an open file, read up to size;
+// each line has its Offset (Number is not known and left 0).
+func linesBackwardIn(f *os.File, file string, size int64) iter.Seq2[Line, error] {
 	return func(yield func(Line, error) bool) {
-		size, err := fileSize(f)
-		if err != nil {
-			yield(Line{File: file}, err)
-			return
-		}
 		nl, err := lastNewline(f, size)
 		if err != nil || nl < 0 {
 			if err != nil {

@@ -101,6 +101,24 @@ func (s *Snapshot) Lines() iter.Seq2[Line, error] {
 	}
 }
 
+// LinesBackward yields the complete lines of the snapshot's file at
+// index file, up to the size it had, last line first (see
+// [LinesBackward]).
+func (s *Snapshot) LinesBackward(file int) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		if file < 0 || file >= len(s.files) {
+			yield(nil, errors.New("audit: no such file in the snapshot"))
+			return
+		}
+		sf := s.files[file]
+		for l, err := range linesBackwardIn(sf.f, sf.name, sf.size) {
+			if !yield(l.Data, err) {
+				return
+			}
+		}
+	}
+}
+
 // ReadLine reads the line of the snapshot's file at index file that
 // starts at offset and is n bytes long (without its newline).
 func (s *Snapshot) ReadLine(file int, offset int64, n int) ([]byte, error) {
