@@ -190,7 +190,7 @@ func List(w io.Writer, m *discover.Model, t nsrel.Type, o Options, lo ListOption
 	width := make([]int, len(cols))
 	for _, row := range rows {
 		for i, v := range row {
-			width[i] = max(width[i], len([]rune(v)))
+			width[i] = max(width[i], TextWidth(v))
 		}
 	}
 	for _, row := range rows {
@@ -199,7 +199,7 @@ func List(w io.Writer, m *discover.Model, t nsrel.Type, o Options, lo ListOption
 			if i > 0 {
 				line.WriteByte(' ')
 			}
-			pad := strings.Repeat(" ", width[i]-len([]rune(v)))
+			pad := strings.Repeat(" ", width[i]-TextWidth(v))
 			switch {
 			case cols[i].Numeric:
 				line.WriteString(pad + v)

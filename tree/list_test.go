@@ -2,6 +2,7 @@ package tree_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -72,5 +73,56 @@ func TestParseColumns(t *testing.T) {
 	}
 	if _, err := tree.ParseColumns("NS,BOGUS\x1b", nsrel.TypeUser); err == nil || bytes.ContainsRune([]byte(err.Error()), 0x1b) {
 		t.Errorf("ParseColumns(bogus): %v", err)
+	}
+}
+
+// TestListWideCharacters checks that columns stay aligned on a terminal
+// when a value holds wide characters (two columns each) and combining
+// marks (none).
+func TestListWideCharacters(t *testing.T) {
+	m := synthetic()
+	m.Lookup(nsrel.TypeUser, 4026532200).Processes[0].Comm = "容器e\u0301" // 2+2+1+0 columns
+	var b bytes.Buffer
+	lo := tree.ListOptions{Columns: []string{"COMMAND", "NS"}}
+	if err := tree.List(&b, m, nsrel.TypeUser, tree.Options{}, lo); err != nil {
+		t.Fatal(err)
+	}
+	want := `COMMAND                      NS
+systemd              4026531837
+WIDE                 4026532200
+                     4026532201
+                     4026532202
+                     4026532300
+evil\x1b[31m\u{202e} 4026532400
+                     4026532999
+                     4026533001
+`
+	want = strings.Replace(want, "WIDE ", "容器e\u0301", 1) // 5 columns in 5 bytes' place
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestTextWidth(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want int
+	}{
+		{"", 0},
+		{"pause", 5},
+		{"└── user", 8},
+		{"容器", 4},
+		{"e\u0301", 1},    // combining acute accent
+		{"\U0001F600", 2}, // emoji
+		{"ｆｕｌｌ", 8},       // fullwidth Latin
+		{"ﾊﾝ", 2},         // halfwidth katakana
+		{"한\u1161", 2},    // Hangul medial vowel joins
+		{"a\u200bb", 2},   // zero width space
+		{"\xff\xfe", 2},   // not UTF-8: a column each (printed as \x escapes anyway)
+		{"ü Ω №", 5},      // ambiguous width: one column, as outside East Asia
+	} {
+		if got := tree.TextWidth(tc.s); got != tc.want {
+			t.Errorf("TextWidth(%q) = %d, want %d", tc.s, got, tc.want)
+		}
 	}
 }

@@ -31,3 +31,25 @@ func TestTerminalWidthNotATerminal(t *testing.T) {
 		t.Errorf("a buffer has width %d", w)
 	}
 }
+
+// TestTruncWriterWide checks that wide characters count two columns
+// (one that would cross the edge is left out whole) and combining marks
+// none, however the input is split across writes.
+func TestTruncWriterWide(t *testing.T) {
+	in := "12345678容器abc\n容器容器容器\ne\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301\nbad \xff\xfe byte\n"
+	want := "12345678容\n容器容器容\ne\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301\nbad \xff\xfe byt\n"
+	for i := 0; i <= len(in); i++ {
+		for j := i; j <= len(in); j++ {
+			var b strings.Builder
+			w := &truncWriter{w: &b, width: 10}
+			for _, part := range []string{in[:i], in[i:j], in[j:]} {
+				if _, err := w.Write([]byte(part)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if b.String() != want {
+				t.Fatalf("split at %d and %d: got %q, want %q", i, j, b.String(), want)
+			}
+		}
+	}
+}

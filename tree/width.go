@@ -1,0 +1,45 @@
+package tree
+
+import (
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/width"
+)
+
+// RuneWidth returns how many terminal columns r takes, as wcwidth(3)
+// counts them in a UTF-8 locale outside East Asia: 0 for combining marks
+// and other zero-width characters, 2 for East Asian wide and fullwidth
+// characters (CJK, most emoji), 1 for the rest (ambiguous ones
+// included). Text to measure has been through [vocab.Escape], so no
+// control character reaches it.
+func RuneWidth(r rune) int {
+	switch {
+	case r < 0x300:
+		return 1 // ASCII and Latin-1: the common case, no table lookup
+	case unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf) || r == 0x200b || 0x1160 <= r && r <= 0x11ff:
+		// Combining marks, formatting characters, ZERO WIDTH SPACE and
+		// Hangul medial vowels and final consonants (they join the
+		// syllable before them).
+		return 0
+	}
+	switch width.LookupRune(r).Kind() {
+	case width.EastAsianWide, width.EastAsianFullwidth:
+		return 2
+	}
+	return 1
+}
+
+// TextWidth returns how many terminal columns s takes (see [RuneWidth]);
+// a byte that is not UTF-8 counts as one.
+func TextWidth(s string) int {
+	n := 0
+	for _, r := range s {
+		if r == utf8.RuneError {
+			n++
+			continue
+		}
+		n += RuneWidth(r)
+	}
+	return n
+}
