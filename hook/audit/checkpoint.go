@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"iter"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/internal/fastjson"
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/syslog"
 )
 
@@ -216,14 +216,11 @@ func (l *Log) ship(ctx context.Context, c *Checkpoint) {
 }
 
 // appendFile appends data to a file shippers read (created 0600, with
-// its directory 0700), in one write.
+// its directory 0700), in one write. Its directories must be trusted and
+// its own writable by root only ([safefile.OpenPrivate]): whoever could
+// swap them could read, cut or add to what is shipped.
 func appendFile(path string, data []byte) error {
-	f, err := openRegular(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
-			f, err = openRegular(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
-		}
-	}
+	f, err := safefile.OpenPrivate(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT, false)
 	if err != nil {
 		return err
 	}

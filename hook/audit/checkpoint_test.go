@@ -18,6 +18,7 @@ import (
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/syslog"
 	"golang.org/x/sys/unix"
 )
@@ -176,6 +177,62 @@ func TestCheckpointTriggers(t *testing.T) {
 	cps = readCheckpoints(t, file)
 	if last := cps[len(cps)-1]; len(cps) != 5 || last.Seq != 14 || last.Time != now.Format(time.RFC3339Nano) {
 		t.Errorf("idle: %+v", cps)
+	}
+}
+
+// TestCheckpointFileUntrusted: the checkpoint file is what shippers
+// read off the node: in a directory others may write (a group-writable
+// /var/log) or swap, or owned by someone else, it is not written (the
+// append still succeeds and warns); a trusted one is.
+func TestCheckpointFileUntrusted(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir string) string // the checkpoint file
+		ok    bool
+	}{
+		{"trusted", func(t *testing.T, dir string) string { return filepath.Join(dir, "ck", "cp.jsonl") }, true},
+		{"in a directory its group may write", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "varlog")
+			os.Mkdir(d, 0o775)
+			os.Chmod(d, 0o775)
+			return filepath.Join(d, "cp.jsonl")
+		}, false},
+		{"owned by another user", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "cp.jsonl")
+			os.WriteFile(p, nil, 0o666)
+			os.Chown(p, 65534, 65534)
+			return p
+		}, false},
+		{"behind another user's symlink", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "tmp")
+			os.Mkdir(d, 0o777)
+			os.Chmod(d, os.ModeSticky|0o777)
+			l := filepath.Join(d, "ck")
+			os.Symlink(filepath.Join(dir, "elsewhere"), l)
+			os.Lchown(l, 65534, 65534)
+			os.Mkdir(filepath.Join(dir, "elsewhere"), 0o700)
+			return filepath.Join(l, "cp.jsonl")
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := tc.setup(t, dir)
+			var warned []error
+			l, _ := newLog(t, audit.Options{Warn: func(err error) { warned = append(warned, err) },
+				Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: file}})
+			appendN(t, l, 2)
+			data, _ := os.ReadFile(file)
+			if tc.ok != (len(data) > 0) || tc.ok != (len(warned) == 0) {
+				t.Errorf("checkpoint file %q, warnings %v; want it written: %v", data, warned, tc.ok)
+			}
+			if !tc.ok && (len(warned) == 0 || !errors.Is(warned[0], safefile.ErrUntrusted)) {
+				t.Errorf("warnings %v; want the file refused as not trusted", warned)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(dir, "elsewhere")); len(entries) != 0 {
+				t.Errorf("written behind the symlink: %v", entries)
+			}
+		})
 	}
 }
 

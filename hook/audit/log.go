@@ -368,7 +368,9 @@ func (l *Log) openLock(flags int) (*os.File, error) {
 	if errors.Is(err, fs.ErrNotExist) && flags&unix.O_CREAT != 0 {
 		// First use: make the log's directory, private to root. A
 		// missing directory must not silently turn auditing off.
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		// Checked again once made: in a sticky directory someone else
+		// may have made it first.
+		if err := safefile.MkdirAll(dir); err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}
 		lf, err = openRegular(l.path+".lock", flags)

@@ -229,7 +229,7 @@ func InitSeal(path string, replace bool) (VerifyKey, error) {
 	}
 	f, err := safefile.OpenRegular(path, flags)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
+		if err := safefile.MkdirAll(dirOf(path)); err != nil {
 			return k, fmt.Errorf("audit: sealing state: %w", err)
 		}
 		f, err = safefile.OpenRegular(path, flags)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 // TestFileOpenedAtFirstEntry: the diagnostics file (and its directory)
@@ -50,5 +52,40 @@ func TestFileOpenedAtFirstEntry(t *testing.T) {
 	closeLog()
 	if s := stderr.String(); strings.Count(s, "\n") != 1 || !strings.HasPrefix(s, "nsrel-hook: diagnostics log: ") || !strings.Contains(s, "FIFO") {
 		t.Errorf("stderr for a FIFO: %q", s)
+	}
+}
+
+// TestFileInUntrustedDir: the hook writes its diagnostics as root, with
+// text from containers in them: in a directory someone else may write or
+// swap (Ubuntu's /var/log is its group's) nothing is written, and stderr
+// says why once.
+func TestFileInUntrustedDir(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := t.TempDir()
+	varlog := filepath.Join(dir, "varlog")
+	target := filepath.Join(dir, "target")
+	for _, d := range []string{varlog, target} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(varlog, 0o775)
+	// What a member of the group does: its own symlink where the log's
+	// directory was.
+	link := filepath.Join(varlog, "nsrel")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	os.Lchown(link, 65534, 65534)
+	var stderr bytes.Buffer
+	l, closeLog := File(filepath.Join(link, "hook.log"), "nsrel-hook", &stderr)
+	l.Warn("one")
+	l.Warn("two")
+	closeLog()
+	if entries, _ := os.ReadDir(target); len(entries) != 0 {
+		t.Errorf("written behind the symlink: %v", entries)
+	}
+	if s := stderr.String(); strings.Count(s, "\n") != 1 || !strings.Contains(s, "not trusted") {
+		t.Errorf("stderr: %q", s)
 	}
 }

@@ -1,10 +1,8 @@
 package logging
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -87,12 +85,9 @@ func (l *lazyFile) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil && !l.failed {
-		f, err := safefile.OpenRegular(l.path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
-		if errors.Is(err, fs.ErrNotExist) {
-			if err = os.MkdirAll(filepath.Dir(l.path), 0o700); err == nil {
-				f, err = safefile.OpenRegular(l.path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
-			}
-		}
+		// The hook writes it as root, and text from containers goes in:
+		// only in directories nobody else may write or swap.
+		f, err := safefile.OpenPrivate(l.path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT, false)
 		if err != nil {
 			l.failed = true
 			fmt.Fprintf(l.stderr, "%s: diagnostics log: %s\n", l.prog, vocab.OneLine(err))

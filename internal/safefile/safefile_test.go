@@ -88,6 +88,103 @@ func TestTrust(t *testing.T) {
 	}
 }
 
+// TestOpenPrivate checks the files a writer creates or appends to (the
+// diagnostics log, the checkpoint file): made 0600 with their missing
+// directories 0700; refused in a directory someone else may write or
+// swap, also when the swap is a symlink or a directory made by someone
+// else where the writer would have made it.
+func TestOpenPrivate(t *testing.T) {
+	nstest.RequireRoot(t)
+	sticky := func(t *testing.T, dir string) string {
+		d := filepath.Join(dir, "tmp")
+		os.Mkdir(d, 0o777)
+		os.Chmod(d, os.ModeSticky|0o777)
+		return d
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir string) string // returns the file's path
+		ok    bool
+	}{
+		{"new, in new directories", func(t *testing.T, dir string) string { return filepath.Join(dir, "a", "b", "f") }, true},
+		{"existing", func(t *testing.T, dir string) string { return file(t, dir, "f", 0o600) }, true},
+		{"existing, owned by another user", func(t *testing.T, dir string) string {
+			p := file(t, dir, "f", 0o600)
+			os.Chown(p, 65534, 65534)
+			return p
+		}, false},
+		{"below a directory its group may write", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "varlog")
+			os.Mkdir(d, 0o775)
+			os.Chmod(d, 0o775)
+			os.Mkdir(filepath.Join(d, "nsrel"), 0o755)
+			return filepath.Join(d, "nsrel", "f")
+		}, false},
+		{"in a sticky directory others may write", func(t *testing.T, dir string) string {
+			return filepath.Join(sticky(t, dir), "f")
+		}, false},
+		{"below one, its directory swapped for another user's symlink", func(t *testing.T, dir string) string {
+			target := filepath.Join(dir, "target")
+			os.Mkdir(target, 0o700)
+			l := filepath.Join(sticky(t, dir), "nsrel")
+			os.Symlink(target, l)
+			os.Lchown(l, 65534, 65534)
+			return filepath.Join(l, "f")
+		}, false},
+		{"below one, its directory made by another user", func(t *testing.T, dir string) string {
+			d := filepath.Join(sticky(t, dir), "nsrel")
+			os.Mkdir(d, 0o755)
+			os.Chown(d, 65534, 65534)
+			return filepath.Join(d, "f")
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := tc.setup(t, dir)
+			f, err := safefile.OpenPrivate(p, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT, false)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, safefile.ErrUntrusted)) {
+				t.Fatalf("OpenPrivate(%s): %v; want ok %v", p, err, tc.ok)
+			}
+			if err != nil {
+				if _, err := os.Stat(filepath.Join(dir, "target", "f")); err == nil {
+					t.Error("the file was made behind the symlink")
+				}
+				return
+			}
+			f.Close()
+			if st, err := os.Stat(p); err != nil || st.Mode().Perm()&0o077 != 0 {
+				t.Errorf("%s: %v, %v; want a file only its owner may read", p, st.Mode(), err)
+			}
+		})
+	}
+}
+
+// TestMkdirAllMadeByOther: a directory someone else made where the
+// writer would have made it (between its check and its mkdir, in a
+// sticky directory) is refused, not taken as made.
+func TestMkdirAllMadeByOther(t *testing.T) {
+	nstest.RequireRoot(t)
+	tmp := filepath.Join(t.TempDir(), "tmp")
+	if err := os.Mkdir(tmp, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(tmp, os.ModeSticky|0o777)
+	if err := safefile.MkdirAll(filepath.Join(tmp, "mine", "sub")); err != nil {
+		t.Errorf("new directories: %v", err)
+	}
+	theirs := filepath.Join(tmp, "theirs")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(theirs, 65534, 65534)
+	if err := safefile.MkdirAll(theirs); !errors.Is(err, safefile.ErrUntrusted) {
+		t.Errorf("a directory another user made: %v; want it refused", err)
+	}
+	if err := safefile.MkdirAll(filepath.Join(theirs, "sub")); !errors.Is(err, safefile.ErrUntrusted) {
+		t.Errorf("below a directory another user made: %v; want it refused", err)
+	}
+}
+
 func file(t *testing.T, dir, name string, mode os.FileMode) string {
 	t.Helper()
 	p := filepath.Join(dir, name)

@@ -166,7 +166,7 @@ func CheckPrivateDir(dir string) error {
 	// Without the sticky bit, CheckDirs refuses such a directory already
 	// (with its own words); with it, the walk lets it pass.
 	if mode := st.Mode & 0o7777; mode&0o022 != 0 && mode&0o1000 != 0 {
-		return fmt.Errorf("%s: writable by %s (mode %04o): anyone could plant files under the names the audit log uses there: refusing it (use a directory of its own, chmod go-w): %w", dir, who(mode, 0o020, 0o002), mode, ErrUntrusted)
+		return fmt.Errorf("%s: writable by %s (mode %04o): anyone could plant files under the names written there: refusing it (use a directory of its own, chmod go-w): %w", dir, who(mode, 0o020, 0o002), mode, ErrUntrusted)
 	}
 	return nil
 }
@@ -178,6 +178,50 @@ func OpenTrusted(path string, flags int, secret bool) (*os.File, error) {
 		return nil, err
 	}
 	f, err := OpenRegular(path, flags)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckOwner(f, path, secret); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// MkdirAll creates dir (an absolute path) and the directories missing
+// above it, 0700, and then checks them all by the trust rule
+// ([CheckDirs]): in a directory others may write (sticky /tmp), someone
+// else may have made the missing directory between the caller's check
+// and this call, and [os.MkdirAll] takes a directory that exists as
+// made; such a directory is theirs and refused.
+func MkdirAll(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return CheckDirs(dir)
+}
+
+// OpenPrivate opens a file the caller writes (flags may hold O_CREAT;
+// made 0600) in a directory only root or the effective user may write:
+// its directories are checked by the trust rule ([CheckDirs]) and its
+// own must not be a sticky directory others may write
+// ([CheckPrivateDir]); missing directories are made with [MkdirAll]; the
+// file is opened with [OpenRegular] and checked with [CheckOwner].
+func OpenPrivate(path string, flags int, secret bool) (*os.File, error) {
+	dir := filepath.Dir(path)
+	if err := CheckDirs(dir); err != nil {
+		return nil, err
+	}
+	if err := CheckPrivateDir(dir); err != nil {
+		return nil, err
+	}
+	f, err := OpenRegular(path, flags)
+	if errors.Is(err, fs.ErrNotExist) && flags&unix.O_CREAT != 0 {
+		if err := MkdirAll(dir); err != nil {
+			return nil, err
+		}
+		f, err = OpenRegular(path, flags)
+	}
 	if err != nil {
 		return nil, err
 	}
