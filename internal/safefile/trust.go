@@ -178,6 +178,12 @@ func OpenTrusted(path string, flags int, secret bool) (*os.File, error) {
 		return nil, err
 	}
 	f, err := OpenRegular(path, flags)
+	return checkOpened(f, err, path, secret)
+}
+
+// checkOpened checks f, just opened from path (unless err says it was
+// not), with [CheckOwner], and closes it when that fails.
+func checkOpened(f *os.File, err error, path string, secret bool) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -222,12 +228,5 @@ func OpenPrivate(path string, flags int, secret bool) (*os.File, error) {
 		}
 		f, err = OpenRegular(path, flags)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if err := CheckOwner(f, path, secret); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return checkOpened(f, err, path, secret)
 }
