@@ -9,12 +9,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -478,7 +481,15 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 			return 1
 		}
 	}
-	l, err := audit.Open(path, cfg.AuditOptions(vocab.Version, nil))
+	opts := cfg.AuditOptions(vocab.Version, nil)
+	other := filepath.Clean(path) != filepath.Clean(cfg.AuditLog)
+	if other {
+		// Not the config's log: the config's sealing state and
+		// checkpoints are its log's, and one key must never seal two
+		// logs (nor their checkpoints mix).
+		opts = audit.Options{Version: vocab.Version}
+	}
+	l, err := audit.Open(path, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
 		return 1
@@ -487,6 +498,17 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 	defer cancel()
 	var ack *audit.Record
 	_, err = l.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
+		if other {
+			// A sealed log goes on sealed only with its own state: an
+			// unsealed record after sealed ones fails verify.
+			sealed, err := lastSealed(path)
+			if err != nil {
+				return nil, err
+			}
+			if sealed {
+				return nil, fmt.Errorf("%s is sealed and is not the audit_log of %s: acknowledge with the config that writes it (--config)", path, cfg.File)
+			}
+		}
 		d, err := s.Last("", func(r *audit.Record) bool { return r.Seq == seq })
 		if err != nil {
 			return nil, err
@@ -503,6 +525,23 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 	}
 	fmt.Fprintf(stdout, "%s: damage at seq %d acknowledged by seq %d\n", vocab.Printable(path), seq, ack.Seq)
 	return 0
+}
+
+// lastSealed reports whether the last record of the log's current file
+// that decodes is sealed.
+func lastSealed(path string) (bool, error) {
+	for line, err := range audit.LinesBackward(path) {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if r, err := audit.Decode(line); err == nil {
+			return r.Seal != "", nil
+		}
+	}
+	return false, nil
 }
 
 // sealInitCmd sets up forward-secure sealing for the config's audit log
@@ -524,18 +563,31 @@ func sealInitCmd(configPath string, replace bool, stdout, stderr io.Writer) int 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	key, rec, err := l.StartSealing(ctx, replace)
+	// The key is shown before sealing starts, and sealing starts only
+	// when it could be: a closed pipe or a full disk on stdout must not
+	// leave a log sealed with a key nobody holds. A write to a closed
+	// pipe then fails with EPIPE instead of killing the process.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	defer signal.Reset(syscall.SIGPIPE)
+	show := func(key audit.VerifyKey) error {
+		_, err := fmt.Fprintf(stdout, `Verification key for %s, shown once: keep it off this node (a password
+manager, another host); whoever has it can check the seals, not make them:
+
+%s
+
+`, vocab.Printable(cfg.AuditLog), key)
+		return err
+	}
+	_, rec, err := l.StartSealingShown(ctx, replace, show)
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit seal-init: %s\n", vocab.OneLine(err))
 		return 1
 	}
-	fmt.Fprintf(stdout, `Sealing is on for %s (state %s), from seq %d.
-Verification key, shown once: keep it off this node (a password manager,
-another host); whoever has it can check the seals, not make them:
-
-%s
-
+	if _, err := fmt.Fprintf(stdout, `Sealing is on for %s (state %s), from seq %d.
 Verify with: nsrel-hook audit verify --key KEY    (or --key @FILE)
-`, vocab.Printable(cfg.AuditLog), vocab.Printable(cfg.SealState), rec.Seq, key)
+`, vocab.Printable(cfg.AuditLog), vocab.Printable(cfg.SealState), rec.Seq); err != nil {
+		fmt.Fprintf(stderr, "nsrel-hook: audit seal-init: sealing is on from seq %d, but: %s\n", rec.Seq, vocab.OneLine(err))
+		return 1
+	}
 	return 0
 }

@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -328,4 +333,210 @@ func recordCount(t *testing.T, path string) int {
 		return 0
 	}
 	return len(audittest.Records(t, path, ""))
+}
+
+// TestBinarySealInitKeyNotShown: when seal-init cannot print the
+// verification key (stdout a full disk, or a pipe nobody reads), it
+// exits 1 and writes nothing: no sealing state, no record sealed under a
+// key nobody holds; with --replace the old state stays as it was. It
+// used to exit 0 with the log sealed under the lost key.
+func TestBinarySealInitKeyNotShown(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	seal := filepath.Join(e.dir, "audit.seal")
+	setConfig(t, e, "seal_state", seal)
+	sealInit := func(stdout func(*exec.Cmd) (cleanup func()), args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(hookBin, append([]string{"--config", e.config, "audit", "seal-init"}, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		cleanup := stdout(cmd)
+		err := cmd.Run()
+		cleanup()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), stderr.String()
+	}
+	full := func(cmd *exec.Cmd) func() {
+		f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout = f
+		return func() { f.Close() }
+	}
+	closedPipe := func(cmd *exec.Cmd) func() {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		cmd.Stdout = w
+		return func() { w.Close() }
+	}
+	var key bytes.Buffer
+	kept := func(cmd *exec.Cmd) func() { cmd.Stdout = &key; return func() {} }
+
+	for name, stdout := range map[string]func(*exec.Cmd) func(){"full disk": full, "closed pipe": closedPipe} {
+		code, stderr := sealInit(stdout)
+		if code != 1 || !strings.Contains(stderr, "could not be shown, sealing not started") {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and why", name, code, stderr)
+		}
+		if _, err := os.Stat(seal); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: sealing state after a key nobody saw: %v", name, err)
+		}
+		if recs := e.records(t, ""); len(recs) != 0 {
+			t.Errorf("%s: %d record(s) written", name, len(recs))
+		}
+	}
+
+	if code, stderr := sealInit(kept); code != 0 {
+		t.Fatalf("seal-init: exit %d: %s", code, stderr)
+	}
+	state := stateOf(idMember("sealed"), pidMember(os.Getpid()), bundleMember)
+	if r := runBinary(t, bytes.NewReader(state), "--config", e.config, "createRuntime"); r.code != 0 {
+		t.Fatalf("sealed run: exit %d, stderr %q", r.code, r.stderr)
+	}
+	before, err := os.ReadFile(seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr := sealInit(full, "--replace"); code != 1 {
+		t.Errorf("--replace to a full disk: exit %d, stderr %q; want 1", code, stderr)
+	}
+	if after, _ := os.ReadFile(seal); !bytes.Equal(before, after) {
+		t.Error("--replace whose key was not shown changed the sealing state")
+	}
+	state = stateOf(idMember("after"), pidMember(os.Getpid()), bundleMember)
+	if r := runBinary(t, bytes.NewReader(state), "--config", e.config, "createRuntime"); r.code != 0 {
+		t.Fatalf("run after: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var k string
+	for _, l := range strings.Split(key.String(), "\n") {
+		if strings.HasPrefix(l, "nsrel-seal-v1:") {
+			k = l
+		}
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", k); code != 0 {
+		t.Errorf("verify with the key shown: exit %d: %s%s", code, out, stderr)
+	}
+}
+
+// TestAuditAck acknowledges recorded damage in the config's sealed log
+// and in another log: the other log is written without the config's
+// sealing state and checkpoints (one key sealed two logs, and the main
+// log failed verify), and a sealed other log is refused.
+func TestAuditAck(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", nil)
+	seal := filepath.Join(e.dir, "audit.seal")
+	checkpoints := filepath.Join(e.dir, "checkpoints.jsonl")
+	setConfig(t, e, "seal_state", seal)
+	var out bytes.Buffer
+	cmd := exec.Command(hookBin, "--config", e.config, "audit", "seal-init")
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("seal-init: %v", err)
+	}
+	var key string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "nsrel-seal-v1:") {
+			key = l
+		}
+	}
+	stage := func(id string) {
+		t.Helper()
+		state := stateOf(idMember(id), pidMember(os.Getpid()), bundleMember)
+		if r := runBinary(t, bytes.NewReader(state), "--config", e.config, "createRuntime"); r.code != 0 {
+			t.Fatalf("%s: exit %d, stderr %q", id, r.code, r.stderr)
+		}
+	}
+	damage := func(path string) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("zzzz damaged\n")
+		f.Close()
+	}
+	damageSeq := func(path string) string {
+		t.Helper()
+		for _, r := range audittest.Records(t, path, "") {
+			if r.Stage == audit.StageDamaged {
+				return strconv.FormatUint(r.Seq, 10)
+			}
+		}
+		t.Fatalf("no damage record in %s", path)
+		return ""
+	}
+	verify := func(args ...string) (int, string) {
+		code, out, stderr := run("", append([]string{"--config", e.config, "audit", "verify"}, args...)...)
+		return code, out + stderr
+	}
+
+	stage("a1")
+	damage(e.log)
+	stage("a2")
+	if code, out := verify("--key", key); code == 0 || !strings.Contains(out, "not acknowledged") {
+		t.Fatalf("verify with unacknowledged damage: exit %d: %s", code, out)
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(e.log), "--reason", "checked"); code != 0 {
+		t.Fatalf("ack: exit %d: %s%s", code, out, stderr)
+	}
+	if code, out := verify("--key", key); code != 0 {
+		t.Fatalf("verify after the ack: exit %d: %s", code, out)
+	}
+
+	// Another, unsealed log.
+	other := filepath.Join(t.TempDir(), "other.jsonl")
+	ol, err := audit.Open(other, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ol.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "b1"})
+	damage(other)
+	ol.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "b2"})
+	stateBefore, _ := os.ReadFile(seal)
+	cpBefore, _ := os.ReadFile(checkpoints)
+	if code, out, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(other), "--reason", "checked", other); code != 0 {
+		t.Fatalf("ack of another log: exit %d: %s%s", code, out, stderr)
+	}
+	if after, _ := os.ReadFile(seal); !bytes.Equal(stateBefore, after) {
+		t.Error("the ack of another log advanced the config's sealing state")
+	}
+	if after, _ := os.ReadFile(checkpoints); !bytes.Equal(cpBefore, after) {
+		t.Errorf("the ack of another log wrote the config's checkpoints:\n%s", after[len(cpBefore):])
+	}
+	for _, r := range audittest.Records(t, other, "") {
+		if r.Seal != "" {
+			t.Errorf("seq %d of the other log sealed with the config's key", r.Seq)
+		}
+	}
+	if code, out := verify(other); code != 0 {
+		t.Errorf("verify of the other log: exit %d: %s", code, out)
+	}
+	stage("a3")
+	if code, out := verify("--key", key, "--checkpoints", checkpoints); code != 0 {
+		t.Errorf("verify of the config's log after the other's ack: exit %d: %s", code, out)
+	}
+
+	// Another, sealed log: refused.
+	sealedLog := filepath.Join(t.TempDir(), "sealed.jsonl")
+	sl, err := audit.Open(sealedLog, audit.Options{SealState: filepath.Join(filepath.Dir(sealedLog), "own.seal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := sl.StartSealing(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	damage(sealedLog)
+	sl.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "c1"})
+	code, _, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(sealedLog), "--reason", "checked", sealedLog)
+	if code != 1 || !strings.Contains(stderr, "is sealed and is not the audit_log of") {
+		t.Errorf("ack of another sealed log: exit %d, stderr %q; want it refused", code, stderr)
+	}
 }

@@ -213,6 +213,12 @@ var ErrSealStateExists = errors.New("sealing state exists")
 // [Log.StartSealing] does both under the log's lock (an append that
 // meets a key no record introduced writes that record itself).
 func InitSeal(path string, replace bool) (VerifyKey, error) {
+	return initSeal(path, replace, nil)
+}
+
+// initSeal is [InitSeal]; show, if set, is given the verification key
+// before anything is written, and when it fails nothing is.
+func initSeal(path string, replace bool, show func(VerifyKey) error) (VerifyKey, error) {
 	var k VerifyKey
 	if _, err := rand.Read(k.ID[:]); err != nil {
 		return k, err
@@ -226,6 +232,14 @@ func InitSeal(path string, replace bool) (VerifyKey, error) {
 	}
 	if err := safefile.CheckDirs(dirOf(path)); err != nil {
 		return k, fmt.Errorf("audit: sealing state: %w", err)
+	}
+	if show != nil {
+		if _, err := os.Lstat(path); err == nil && !replace {
+			return k, fmt.Errorf("audit: sealing state %s: %w (seal-init --replace starts a new sealing key)", path, ErrSealStateExists)
+		}
+		if err := show(k); err != nil {
+			return k, fmt.Errorf("audit: the verification key could not be shown, sealing not started: %w", err)
+		}
 	}
 	f, err := safefile.OpenRegular(path, flags)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -265,13 +279,21 @@ func InitSeal(path string, replace bool) (VerifyKey, error) {
 // and that record. When the record could not be written sealed, a state
 // it wrote is removed again (nobody saw its key), and the error says why.
 func (l *Log) StartSealing(ctx context.Context, replace bool) (VerifyKey, *Record, error) {
+	return l.StartSealingShown(ctx, replace, nil)
+}
+
+// StartSealingShown is [Log.StartSealing], with show given the
+// verification key before the sealing state or any record is written:
+// when show fails (the key could not be printed), nothing is, and an
+// existing state is left as it was. A key nobody holds must never seal.
+func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(VerifyKey) error) (VerifyKey, *Record, error) {
 	var key VerifyKey
 	if l.opts.SealState == "" {
 		return key, nil, errors.New("audit: no sealing state configured (seal_state)")
 	}
 	created := false
 	r, err := l.AppendWith(ctx, func(*Searcher) (*Record, error) {
-		k, err := InitSeal(l.opts.SealState, replace)
+		k, err := initSeal(l.opts.SealState, replace, show)
 		if err != nil {
 			return nil, err
 		}
