@@ -56,7 +56,7 @@ func hooksAt(path, config string, stages []string) (specs.Hooks, error) {
 		case vocab.StagePoststop:
 			hs.Poststop = h
 		default:
-			return specs.Hooks{}, fmt.Errorf("unknown stage %q (want some of %s)", vocab.Printable(stage), strings.Join(vocab.HookStages, ", "))
+			return specs.Hooks{}, fmt.Errorf("unknown stage %q (want some of %s)", stage, strings.Join(vocab.HookStages, ", "))
 		}
 	}
 	return hs, nil

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -86,9 +87,10 @@ Options:
                       journald:///PATH (journald's native protocol, fields
                       NSREL_*); see docs/observability.md
   --metrics-address ADDR
-                      serve Prometheus metrics at http://ADDR/metrics
-                      (default 127.0.0.1:9498 for watch, 127.0.0.1:9499 for
-                      nri; "" for none); see docs/observability.md
+                      serve Prometheus metrics at http://ADDR/metrics, ADDR
+                      IP:PORT, localhost:PORT or :PORT (default
+                      127.0.0.1:9498 for watch, 127.0.0.1:9499 for nri; ""
+                      for none); see docs/observability.md
   --version           print the version and exit
   --socket SOCK       NRI socket (default /var/run/nri/nri.sock)
   --index NN          NRI plugin index, two digits (default 10)
@@ -135,7 +137,7 @@ func parseArgs(fs *flag.FlagSet, prog string, args []string, stdout, stderr io.W
 		return 2, true
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", prog, vocab.Printable(fs.Arg(0)))
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", prog, fs.Arg(0))
 		return 2, true
 	}
 	return 0, false
@@ -186,8 +188,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nsrel-containerd: unknown option %s (see --help)\n", vocab.Printable(args[0]))
 		return 2
 	}
-	fmt.Fprintf(stderr, "nsrel-containerd: unknown command %q (see --help)\n", vocab.Printable(args[0]))
+	fmt.Fprintf(stderr, "nsrel-containerd: unknown command %q (see --help)\n", args[0])
 	return 2
+}
+
+// validListenAddress reports whether addr is an address to listen on:
+// an IP address (or localhost, or nothing for every address) and a port
+// number. A malformed one is a usage error, not a service that runs on
+// without the metrics it was told to serve.
+func validListenAddress(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(n, 10) != port {
+		return false
+	}
+	return host == "" || host == "localhost" || net.ParseIP(host) != nil
 }
 
 // serviceCmd runs watch or nri until SIGTERM or SIGINT.
@@ -219,8 +236,8 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: --log-level: %v (see --help)\n", prog, err)
 		return 2
 	}
-	if _, _, err := net.SplitHostPort(*metricsAddr); *metricsAddr != "" && err != nil {
-		fmt.Fprintf(stderr, "%s: --metrics-address %q: want HOST:PORT (see --help)\n", prog, vocab.Printable(*metricsAddr))
+	if *metricsAddr != "" && !validListenAddress(*metricsAddr) {
+		fmt.Fprintf(stderr, "%s: --metrics-address %q: want IP:PORT (or localhost:PORT, or :PORT for every address; port 0 to 65535) (see --help)\n", prog, *metricsAddr)
 		return 2
 	}
 	target, err := syslog.ParseTarget(*logTo)
@@ -229,7 +246,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if index != nil && !validIndex(*index) {
-		fmt.Fprintf(stderr, "%s: --index %q: want two digits (see --help)\n", prog, vocab.Printable(*index))
+		fmt.Fprintf(stderr, "%s: --index %q: want two digits (see --help)\n", prog, *index)
 		return 2
 	}
 	if timeout != nil && *timeout <= 0 {
@@ -244,7 +261,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		}
 		for _, p := range []string{inject.Hook, inject.Config} {
 			if !filepath.IsAbs(p) {
-				fmt.Fprintf(stderr, "%s: --inject-hook and --hook-config want absolute paths, not %q (see --help)\n", prog, vocab.Printable(p))
+				fmt.Fprintf(stderr, "%s: --inject-hook and --hook-config want absolute paths, not %q (see --help)\n", prog, p)
 				return 2
 			}
 		}

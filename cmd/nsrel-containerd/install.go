@@ -32,7 +32,7 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if !filepath.IsAbs(*dest) {
-		fmt.Fprintf(stderr, "%s: --dest %q: want an absolute directory (see --help)\n", prog, vocab.Printable(*dest))
+		fmt.Fprintf(stderr, "%s: --dest %q: want an absolute directory (see --help)\n", prog, *dest)
 		return 2
 	}
 	if *hookSrc == "" {

@@ -176,7 +176,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", t.Name, vocab.Printable(fs.Arg(0)))
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", t.Name, fs.Arg(0))
 		return 2
 	}
 	if c.version {

@@ -2,6 +2,7 @@ package vocab
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -48,7 +49,13 @@ func FlagError(err error) string {
 		if i := strings.LastIndex(reason, ": "); i >= 0 && strings.HasPrefix(reason, "strconv.") {
 			reason = reason[i+2:] // "strconv.ParseInt: parsing "x": invalid syntax" -> "invalid syntax"
 		}
-		return "invalid value " + Escape(m[1]) + " for option --" + Escape(m[2]) + ": " + Escape(reason)
+		// The flag packages quote the value with %q: terminal-safe
+		// already; escaping it again doubled its backslashes.
+		value := Escape(m[1])
+		if u, err := strconv.Unquote(m[1]); err == nil {
+			value = strconv.Quote(u)
+		}
+		return "invalid value " + value + " for option --" + Escape(m[2]) + ": " + Escape(reason)
 	}
 	if m := re.badSyntax.FindStringSubmatch(msg); m != nil {
 		return "bad option syntax " + Escape(m[1])

@@ -23,6 +23,8 @@ func TestFlagError(t *testing.T) {
 		{args: []string{"--config"}, std: "option --config needs an argument", pfl: "option --config needs an argument"},
 		{args: []string{"--timeout", "soon"}, std: `invalid value "soon" for option --timeout: parse error`,
 			pfl: `invalid value "soon" for option --timeout: must be a duration like "30s" or "5m"`},
+		{args: []string{"--timeout", "1\x1bs"}, std: `invalid value "1\x1bs" for option --timeout: parse error`,
+			pfl: `invalid value "1\x1bs" for option --timeout: must be a duration like "30s" or "5m"`},
 		{args: []string{"--count", "x"}, std: `invalid value "x" for option --count: parse error`,
 			pfl: `invalid value "x" for option --count: must be an integer`},
 		{args: []string{"-x"}, pfl: "unknown option -x", shortOnly: true},
