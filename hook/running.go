@@ -61,14 +61,15 @@ func RunningFrom(a *audit.Ancestry, live *inspect.LiveOnce) *policy.Running {
 		chain[nsrel.Ident{Dev: u.Dev, Ino: u.Ino}] = true
 	}
 	uids, gids, merr := policy.HostMaps(a)
-	for _, l := range scan.Namespaces {
+	for i := range scan.Namespaces {
+		l := &scan.Namespaces[i]
 		if chain[l.Ident] {
 			continue
 		}
-		o := policy.Other{Ino: l.Ident.Ino, PID: l.PID}
+		o := policy.Other{Ino: l.Ident.Ino}
 		if l.Err != nil {
 			if errors.Is(l.Err, inspect.ErrGone) {
-				continue // exited since the scan: it maps nothing now
+				continue // every process in it exited since the scan: it maps nothing now
 			}
 			o.Err = l.Err.Error()
 		} else {
@@ -76,7 +77,11 @@ func RunningFrom(a *audit.Ancestry, live *inspect.LiveOnce) *policy.Running {
 			if merr == nil && idmap.Overlap(uids.Host(), o.UIDs) == nil && idmap.Overlap(gids.Host(), o.GIDs) == nil {
 				continue // disjoint: nothing to report, no need to know more
 			}
-			below, err := inspect.Descends(l.PID, l.Ident, own)
+			var below bool
+			err := l.WithProcess(func(pid int) (err error) {
+				below, err = inspect.Descends(pid, l.Ident, own)
+				return err
+			})
 			switch {
 			case err != nil && errors.Is(err, inspect.ErrGone):
 				continue
@@ -86,6 +91,7 @@ func RunningFrom(a *audit.Ancestry, live *inspect.LiveOnce) *policy.Running {
 				continue // the container's own nested namespace
 			}
 		}
+		o.PID = l.PID
 		o.Name = processName(l.PID)
 		run.Others = append(run.Others, o)
 	}

@@ -71,6 +71,47 @@ func TestRunningFindsOverlaps(t *testing.T) {
 	}
 }
 
+// TestRunningFirstProcessExits: another namespace overlapping the
+// container's, whose lowest-PID process exits after the scan, is still
+// reported, through its other process: before, the namespace was judged
+// through that one process only (dropped as gone, or "cannot tell").
+func TestRunningFirstProcessExits(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := uint32(2_000_000_000 + os.Getpid()%1000*1_000_000)
+	pids := userNSSleeps(t, 2, base) // the container, and the other
+	a, err := inspect.Process(pids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
+	first := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}, nstest.RequireCmd(t, "sleep"), "infinity")
+	second := nstest.Start(t, nil, nstest.RequireCmd(t, "nsenter"), "-U", "-t", strconv.Itoa(first.Pid), "--preserve-credentials", "sleep", "infinity")
+	second.Pid = nstest.WaitLeaf(t, second.Pid, "sleep")
+	live := inspect.NewLiveOnce(time.Second)
+	if _, err := live.Get(); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(-first.Cmd.Process.Pid, syscall.SIGKILL)
+	for {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(first.Pid) + "/ns"); err != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	run := hook.RunningFrom(a, live)
+	if run.Err != nil {
+		t.Fatal(run.Err)
+	}
+	var reasons []string
+	for _, v := range (&policy.Rules{DisjointFromRunning: true}).EvaluateRunning(a, run) {
+		reasons = append(reasons, v.Reason)
+	}
+	got := strings.Join(reasons, "\n")
+	if !strings.Contains(got, "of pid "+strconv.Itoa(second.Pid)+" (sleep") || strings.Contains(got, "cannot") {
+		t.Errorf("want the overlap named through pid %d, the process left in the namespace:\n%s", second.Pid, got)
+	}
+}
+
 // TestRunningOutOfTime checks that a scan that runs out of its budget
 // fails disjoint_from_running instead of passing it.
 func TestRunningOutOfTime(t *testing.T) {

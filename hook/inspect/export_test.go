@@ -18,3 +18,10 @@ func PinnedViaPidfd(pfd, pid int) (bool, error) {
 	p.Close()
 	return via, nil
 }
+
+// AfterProcPass has f run between Live's pass over /proc and its reads of
+// the maps until restore is called.
+func AfterProcPass(f func()) (restore func()) {
+	afterProcPass = f
+	return func() { afterProcPass = nil }
+}

@@ -58,7 +58,7 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	if err != nil {
 		return nil, gone(pid, err)
 	}
-	userNS, pidNS, _, err := pinnedNamespaces(pfd, pid)
+	userNS, pidNS, viaPidfd, err := pinnedNamespaces(pfd, pid)
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +88,12 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 			return nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 		}
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_send_signal", err))
+	}
+	// A zombie takes a signal and keeps its /proc/PID/ns links, but the
+	// pidfd ioctls say it has exited (it has no namespaces left): the
+	// fallback says the same.
+	if !viaPidfd && exited(pid) {
+		return nil, fmt.Errorf("inspect: pid %d: %w (a zombie)", pid, ErrGone)
 	}
 	a := &audit.Ancestry{PID: pid, StartTime: start, Creds: creds}
 	if a.User, err = UserChain(userNS); err != nil {
@@ -206,6 +212,30 @@ func optionalID(r nsrel.Ref) (*uint64, error) {
 // StartTime returns field 22 of /proc/PID/stat, the process start time in
 // clock ticks since boot.
 func StartTime(pid int) (uint64, error) {
+	stat, err := readStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	return ParseStatStartTime(stat)
+}
+
+// exited reports whether process pid has exited (a zombie, or dead and
+// being reaped: state Z or X) or is gone.
+func exited(pid int) bool {
+	stat, err := readStat(pid)
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return true
+	}
+	fields := bytes.Fields(stat[i+1:])
+	return len(fields) == 0 || fields[0][0] == 'Z' || fields[0][0] == 'X'
+}
+
+// readStat reads /proc/PID/stat.
+func readStat(pid int) ([]byte, error) {
 	// Read without os.ReadFile, which would set up the runtime's poller
 	// (see [nsrel.Open]). A stat line
 	// is well under 4 KiB (a 64-byte name and 50 numbers).
@@ -215,7 +245,7 @@ func StartTime(pid int) (uint64, error) {
 		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
-		return 0, &fs.PathError{Op: "open", Path: path, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
 	var buf [4096]byte
@@ -226,14 +256,14 @@ func StartTime(pid int) (uint64, error) {
 			continue
 		}
 		if err != nil {
-			return 0, &fs.PathError{Op: "read", Path: path, Err: err}
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
 		if m == 0 {
 			break
 		}
 		n += m
 	}
-	return ParseStatStartTime(buf[:n])
+	return buf[:n], nil
 }
 
 // ParseStatStartTime extracts the start time (field 22) from the contents

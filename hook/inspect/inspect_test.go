@@ -2,11 +2,14 @@ package inspect_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -158,4 +161,52 @@ func BenchmarkProcess(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestLiveFirstProcessExits: a user namespace whose lowest-PID process
+// exits between the scan's pass over /proc and the read of its maps is
+// read through its next process, not dropped as if it mapped nothing
+// (disjoint_from_running passed a container whose IDs another running
+// namespace still mapped).
+func TestLiveFirstProcessExits(t *testing.T) {
+	nstest.RequireRoot(t)
+	nsenter := nstest.RequireCmd(t, "nsenter")
+	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 3900000, Size: 1000}}
+	first := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: ids, GidMappings: ids}, nstest.RequireCmd(t, "sleep"), "infinity")
+	second := nstest.Start(t, nil, nsenter, "-U", "-t", strconv.Itoa(first.Pid), "--preserve-credentials", "sleep", "infinity")
+	second.Pid = nstest.WaitLeaf(t, second.Pid, "sleep")
+	if second.Pid < first.Pid {
+		t.Skipf("PIDs wrapped: %d < %d", second.Pid, first.Pid)
+	}
+	link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", first.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l2, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", second.Pid)); l2 != link {
+		t.Fatalf("the second process is in %s, not %s", l2, link)
+	}
+	restore := inspect.AfterProcPass(func() {
+		syscall.Kill(-first.Cmd.Process.Pid, syscall.SIGKILL)
+		for {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d/ns", first.Pid)); err != nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	scan, err := inspect.Live(time.Time{})
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range scan.Namespaces {
+		if fmt.Sprintf("user:[%d]", l.Ident.Ino) != link {
+			continue
+		}
+		if l.Err != nil || l.PID != second.Pid || len(l.Maps.UID) != 1 || l.Maps.UID[0].Outside != 3900000 {
+			t.Errorf("%s after its first process exited: pid %d, maps %+v, err %v; want its maps through pid %d", link, l.PID, l.Maps, l.Err, second.Pid)
+		}
+		return
+	}
+	t.Errorf("%s not found by the scan", link)
 }

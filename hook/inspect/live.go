@@ -20,9 +20,12 @@ import (
 type LiveUserNS struct {
 	// Ident is the namespace.
 	Ident nsrel.Ident
-	// PID is the process its maps were read through (the lowest PID in
-	// it).
+	// PID is the process its maps were read through: the lowest PID in
+	// it that was still there when they were read.
 	PID int
+	// PIDs are the processes the scan found in it, lowest first: when
+	// one exits or leaves, the namespace is read through the next one.
+	PIDs []int
 	// Maps are its maps relative to the caller's user namespace
 	// (without SetGroups); Err says why they could not be read.
 	Maps idmap.Maps
@@ -100,7 +103,7 @@ func Live(deadline time.Time) (*Scan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inspect: read /proc: %w", err)
 	}
-	found := map[nsrel.Ident]int{}
+	found := map[nsrel.Ident][]int{}
 	var denied []int
 	buf := make([]byte, 64)
 	for i, name := range names {
@@ -127,24 +130,33 @@ func Live(deadline time.Time) (*Scan, error) {
 		if id == self {
 			continue
 		}
-		if p, ok := found[id]; !ok || pid < p {
-			found[id] = pid
-		}
+		found[id] = append(found[id], pid)
+	}
+	if afterProcPass != nil {
+		afterProcPass()
 	}
 	out := make([]LiveUserNS, 0, len(found))
-	for id, pid := range found {
-		out = append(out, LiveUserNS{Ident: id, PID: pid})
+	for id, pids := range found {
+		slices.Sort(pids)
+		out = append(out, LiveUserNS{Ident: id, PID: pids[0], PIDs: pids})
 	}
 	slices.SortFunc(out, func(a, b LiveUserNS) int { return a.PID - b.PID })
 	for i := range out {
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			return nil, fmt.Errorf("inspect: %w (maps of %d of %d user namespaces read)", ErrIncomplete, i, len(out))
 		}
-		out[i].Maps, out[i].Err = readLive(out[i].PID, out[i].Ident, false)
+		out[i].Err = out[i].WithProcess(func(pid int) (err error) {
+			out[i].Maps, err = readLive(pid, out[i].Ident, false)
+			return err
+		})
 	}
 	slices.Sort(denied)
 	return &Scan{Namespaces: out, Denied: denied}, nil
 }
+
+// afterProcPass, when set by a test, runs between [Live]'s pass over
+// /proc and its reads of the maps.
+var afterProcPass func()
 
 // userNSIno reads the inode of a user namespace link with readlink(2),
 // a third of the cost of stat(2) on /proc/PID/ns/user (which follows the
@@ -171,9 +183,34 @@ func readLive(pid int, id nsrel.Ident, setgroups bool) (idmap.Maps, error) {
 		return idmap.Maps{}, gone(pid, err)
 	}
 	if ino != id.Ino {
-		return idmap.Maps{}, fmt.Errorf("inspect: pid %d left user:[%d] while its maps were read", pid, id.Ino)
+		return idmap.Maps{}, fmt.Errorf("inspect: pid %d while its maps were read: %w user:[%d]", pid, errLeft, id.Ino)
 	}
 	return m, nil
+}
+
+// errLeft matches errors for a process that is no longer in the
+// namespace it was found in (setns(2) or unshare(2) since).
+var errLeft = errors.New("left")
+
+// WithProcess calls f with the namespace's processes in turn, lowest PID
+// first, until f returns nil or an error other than that the process
+// exited ([ErrGone]) or left the namespace: a namespace is not taken for
+// empty because the one process it was read through went away while
+// others stay. It sets l.PID to the process of the last call and returns
+// f's last error.
+func (l *LiveUserNS) WithProcess(f func(pid int) error) error {
+	pids := l.PIDs
+	if len(pids) == 0 {
+		pids = []int{l.PID}
+	}
+	var err error
+	for _, pid := range pids {
+		l.PID = pid
+		if err = f(pid); err == nil || !errors.Is(err, ErrGone) && !errors.Is(err, errLeft) {
+			return err
+		}
+	}
+	return err
 }
 
 // Descends reports whether the user namespace of process pid, which must
@@ -182,7 +219,7 @@ func readLive(pid int, id nsrel.Ident, setgroups bool) (idmap.Maps, error) {
 func Descends(pid int, id nsrel.Ident, inner nsrel.Ident) (bool, error) {
 	ns, err := nsrel.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
 	if err != nil {
-		return false, err
+		return false, gone(pid, err)
 	}
 	defer ns.Close()
 	got, err := nsrel.Identify(ns)
@@ -190,7 +227,7 @@ func Descends(pid int, id nsrel.Ident, inner nsrel.Ident) (bool, error) {
 		return false, err
 	}
 	if got != id {
-		return false, fmt.Errorf("inspect: pid %d left user:[%d]", pid, id.Ino)
+		return false, fmt.Errorf("inspect: pid %d: %w user:[%d]", pid, errLeft, id.Ino)
 	}
 	below := false
 	err = walk(ns, func(r nsrel.Ref) (bool, error) {

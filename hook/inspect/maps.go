@@ -194,7 +194,11 @@ func ancestorMaps(l *LiveOnce) func(audit.UserNS) (idmap.Maps, error) {
 		}
 		for _, l := range live.Namespaces {
 			if l.Ident == (nsrel.Ident{Dev: level.Dev, Ino: level.Ino}) {
-				m, err := readLive(l.PID, l.Ident, true)
+				var m idmap.Maps
+				err := l.WithProcess(func(pid int) (err error) {
+					m, err = readLive(pid, l.Ident, true)
+					return err
+				})
 				if err != nil {
 					return idmap.Maps{}, fmt.Errorf("not readable: %v", err)
 				}

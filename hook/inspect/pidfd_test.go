@@ -1,10 +1,13 @@
 package inspect_test
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -120,5 +123,41 @@ func TestPidfdAndProcPathsAgree(t *testing.T) {
 		if c.CgroupID == nil || *c.CgroupID != st.Ino {
 			t.Errorf("cgroup ID %v, /sys/fs/cgroup%s has inode %d", c.CgroupID, path, st.Ino)
 		}
+	}
+}
+
+// TestZombieGoneBothWays: a process that has exited and not been reaped
+// yet (a zombie) is gone to both ways of inspecting it: the pidfd
+// ioctls say so, and the /proc fallback, whose ns links a zombie keeps
+// and which the liveness signal does not catch, says the same.
+func TestZombieGoneBothWays(t *testing.T) {
+	nstest.RequireRoot(t)
+	cmd := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	cmd.Process.Kill()
+	stat := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		data, err := os.ReadFile(stat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := strings.LastIndexByte(string(data), ')'); i >= 0 && strings.HasPrefix(string(data[i+1:]), " Z") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d not a zombie: %s", cmd.Process.Pid, data)
+		}
+	}
+	if _, err := inspect.Process(cmd.Process.Pid); !errors.Is(err, inspect.ErrGone) {
+		t.Errorf("pidfd ioctls: %v; want it gone", err)
+	}
+	restore := inspect.ForceProcFallback()
+	_, err := inspect.Process(cmd.Process.Pid)
+	restore()
+	if !errors.Is(err, inspect.ErrGone) {
+		t.Errorf("/proc fallback: %v; want it gone", err)
 	}
 }
