@@ -14,6 +14,7 @@ import (
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
 // userNSSleeps starts n sleeps, each in a user namespace of its own
@@ -187,6 +188,34 @@ func BenchmarkDecideNested100(b *testing.B) {
 		rec, ierr := hook.Decide(cfg, hook.Input{Stage: "createRuntime", ID: "nested", PID: leaf})
 		if ierr != nil || rec.Verdict != "allow" || len(rec.Ancestry.Maps) != 3 || rec.Ancestry.Maps[1].Error != "" {
 			b.Fatalf("decision: %v, verdict %s, violations %+v, maps %+v", ierr, rec.Verdict, rec.Violations, rec.Ancestry.Maps)
+		}
+	}
+}
+
+// TestMapsNotWrittenNotChecked: a container process in a user namespace
+// whose maps nobody wrote yet (unshare --user) maps nothing now, but a
+// map can still be written once, and until then it holds its creator's
+// IDs (root here): every map rule says it cannot be checked (so enforce
+// refuses), where the empty maps passed host_root_unmapped,
+// allowed_host_ranges and disjoint_from_running.
+func TestMapsNotWrittenNotChecked(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.Sleep(t, nil, "--user")
+	a, err := inspect.Process(p.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.UserDepth() != 1 || len(a.Maps) == 0 || len(a.Maps[0].HostUIDMap) != 0 {
+		t.Fatalf("depth %d, maps %+v; want one level with empty maps", a.UserDepth(), a.Maps)
+	}
+	r := &policy.Rules{HostRootUnmapped: true, AllowedHostRanges: idmap.Spans{{First: 100000, Count: 65536}}, DisjointFromRunning: true}
+	got := map[string]string{}
+	for _, v := range r.EvaluateRunning(a, hook.Running(a, time.Second)) {
+		got[v.Rule] = v.Reason
+	}
+	for _, rule := range []string{policy.RuleHostRootUnmapped, policy.RuleAllowedRanges, policy.RuleDisjoint} {
+		if !strings.Contains(got[rule], "cannot be checked") || !strings.Contains(got[rule], "not written yet") {
+			t.Errorf("%s: %q; want it not checked: the maps are not written yet", rule, got[rule])
 		}
 	}
 }

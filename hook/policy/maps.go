@@ -64,6 +64,11 @@ func HostMaps(a *audit.Ancestry) (uids, gids idmap.Map, err error) {
 	if m.HostUIDMap == nil || m.HostGIDMap == nil {
 		return nil, nil, fmt.Errorf("the maps of %s are %s", userName(a, 0), strings.TrimPrefix(m.Error, "not readable"))
 	}
+	if len(m.HostUIDMap) == 0 || len(m.HostGIDMap) == 0 {
+		// Nothing mapped yet, and what is not written can still be, once:
+		// the process holds its creator's IDs until then.
+		return nil, nil, fmt.Errorf("the maps of %s are not written yet (an empty uid_map or gid_map can still be written, once)", userName(a, 0))
+	}
 	return toMap(m.HostUIDMap), toMap(m.HostGIDMap), nil
 }
 
