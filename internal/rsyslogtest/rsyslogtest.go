@@ -95,18 +95,38 @@ main_queue(queue.workerThreads="1")
 // stopped when the test ends: SIGTERM, then SIGKILL to its process group.
 func (d *Daemon) Start(t testing.TB, config string) {
 	t.Helper()
+	d.start(t, Prelude, config)
+}
+
+// SystemPrelude is what [Daemon.StartSystem] puts before a config (%s
+// is the work directory): the work directory, as a system's rsyslog.conf
+// sets it (Debian: $WorkDirectory /var/spool/rsyslog), and nothing else.
+const SystemPrelude = "$WorkDirectory %s\n"
+
+// StartSystem is [Daemon.Start] with [SystemPrelude] instead of
+// [Prelude]: rsyslog's defaults (messages cut at 8 KiB, control
+// characters escaped, its own queue settings), so that a config meant
+// for a system's rsyslog (a file of /etc/rsyslog.d) runs as it would
+// there, with only what it sets itself.
+func (d *Daemon) StartSystem(t testing.TB, config string) {
+	t.Helper()
+	d.start(t, SystemPrelude, config)
+}
+
+func (d *Daemon) start(t testing.TB, prelude, config string) {
+	t.Helper()
 	work := d.Path("work")
 	if err := os.Mkdir(work, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	conf := d.Path("rsyslog.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(Prelude, work)+config), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(prelude, work)+config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	check := exec.Command(d.bin, "-N1", "-f", conf, "-M", d.modDir)
 	check.Env = env()
 	if out, err := check.CombinedOutput(); err != nil {
-		t.Fatalf("rsyslog %s: config does not check: %v\n%s\n%s", d.Name, err, out, numbered(config))
+		t.Fatalf("rsyslog %s: config does not check: %v\n%s\n%s", d.Name, err, out, numbered(prelude, config))
 	}
 	out, err := os.Create(d.Path("rsyslogd.out"))
 	if err != nil {
@@ -270,10 +290,10 @@ func Lines(path string) ([][]byte, error) {
 }
 
 // numbered returns config with line numbers, as rsyslogd's errors count
-// them after the [Prelude].
-func numbered(config string) string {
+// them after the prelude.
+func numbered(prelude, config string) string {
 	var b strings.Builder
-	off := strings.Count(Prelude, "\n")
+	off := strings.Count(prelude, "\n")
 	for i, l := range strings.Split(config, "\n") {
 		fmt.Fprintf(&b, "%4d  %s\n", i+1+off, l)
 	}
