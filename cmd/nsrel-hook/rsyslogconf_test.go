@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/rsyslogtest"
+)
+
+// shippedRsyslog returns the shipped rsyslog config
+// config/rsyslog/<name> with each of the pairs old, new replaced (the
+// paths, addresses and ports it names, which a test moves), failing the
+// test if a pair's old does not occur: everything else runs as shipped.
+func shippedRsyslog(t *testing.T, name string, pairs ...string) string {
+	t.Helper()
+	data, err := os.ReadFile(nstest.RepoFile(t, "config/rsyslog/"+name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(data)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(conf, pairs[i]) {
+			t.Fatalf("config/rsyslog/%s no longer has %s", name, pairs[i])
+		}
+		conf = strings.ReplaceAll(conf, pairs[i], pairs[i+1])
+	}
+	return conf
+}
+
+// documentedImuxsock matches the line that config/rsyslog/nsrel-node.conf
+// tells the operator to put into /etc/rsyslog.conf.
+var documentedImuxsock = regexp.MustCompile(`(?m)^#\s+(module\(load="imuxsock" .*\))$`)
+
+// sendAs sends frame as one datagram to the socket at path from a
+// process running as uid (and gid uid): the socket is connected here
+// and given to cat as its stdout, so that the sender's credentials,
+// which the kernel attaches to the datagram, are uid's.
+func sendAs(t *testing.T, path string, uid uint32, frame []byte) {
+	t.Helper()
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.File()
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command("/bin/cat")
+	cmd.Stdin, cmd.Stdout = bytes.NewReader(frame), f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("cat as uid %d: %v: %s", uid, err, errb.String())
+	}
+}
+
+// annotatedState is an OCI state of this process for container id with
+// the annotations given.
+func annotatedState(id, status string, annotations map[string]string) string {
+	st := map[string]any{"ociVersion": "1.0.2", "id": id, "status": status, "bundle": "/b", "annotations": annotations}
+	if status != "stopped" {
+		st["pid"] = os.Getpid()
+	}
+	b, _ := json.Marshal(st)
+	return string(b)
+}
+
+// TestShippedRsyslogConfigs runs the shipped rsyslog configs
+// (config/rsyslog, shown in docs/observability.md) as they are, with
+// rsyslog's defaults (no rsyslogtest.Prelude): a node's rsyslogd with
+// the local socket set up as nsrel-node.conf tells (on a socket of its
+// own, standing in for /dev/log) and nsrel-node.conf included, as
+// Debian's rsyslog.conf includes /etc/rsyslog.d, and a collector's with
+// nsrel-collector.conf; only paths, addresses and ports are moved.
+//
+// nsrel-hook writes records of up to almost 1 MiB (annotations full of
+// characters JSON escapes, which the config records) and a checkpoint
+// after each, to its file and to the node's socket. The collector's
+// records must be the node's, byte for byte, and verify with the
+// collector's checkpoints; every checkpoint must arrive twice (file and
+// socket); a checkpoint forged by another user than root on the socket
+// must not leave the node.
+func TestShippedRsyslogConfigs(t *testing.T) {
+	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files, and a datagram is sent as uid 65534")
+	coll := rsyslogtest.New(t, "collector")
+	recvAudit, recvCkpts := coll.Path("audit.jsonl"), coll.Path("checkpoints.jsonl")
+	collConf := coll.Path("nsrel-collector.conf")
+	if err := os.WriteFile(collConf, []byte(shippedRsyslog(t, "nsrel-collector.conf",
+		`input(type="imtcp" port="6514"`, fmt.Sprintf(`input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName=%q`, coll.PortFile("tcp")),
+		`"/srv/nsrel/audit.jsonl"`, strconv.Quote(recvAudit),
+		`"/srv/nsrel/checkpoints.jsonl"`, strconv.Quote(recvCkpts))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	coll.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", collConf))
+	port := coll.Port(t, "tcp")
+
+	// 160 annotations of 1 KiB that JSON escapes to 6 KiB each: a
+	// record of almost 1 MiB (the longest line a log takes).
+	var hugeKeys []string
+	for i := range 160 {
+		hugeKeys = append(hugeKeys, fmt.Sprintf("nsrel.test/huge-%03d", i))
+	}
+	node := rsyslogtest.New(t, "node")
+	sock, ckptFile, localLog := node.Path("log.sock"), node.Path("checkpoints.jsonl"), node.Path("auth.log")
+	var defaultKeys []string
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["deadline_ms"] = 60000 // a loaded machine is not what this test is about
+		c["syslog"] = ""
+		c["checkpoints"] = map[string]any{"every_records": 1, "every_seconds": 0, "file": ckptFile, "syslog": []string{"unix://" + sock}}
+		for _, k := range c["record_annotations"].([]any) {
+			defaultKeys = append(defaultKeys, k.(string))
+		}
+		c["record_annotations"] = append(append([]string{}, defaultKeys...), hugeKeys...)
+	})
+	nodeConf := node.Path("nsrel-node.conf")
+	shipped := shippedRsyslog(t, "nsrel-node.conf",
+		`target="collector.example" port="6514"`, fmt.Sprintf(`target="127.0.0.1" port="%d"`, port),
+		`"/var/log/nsrel/audit.jsonl"`, strconv.Quote(e.log),
+		`"/var/log/nsrel/checkpoints.jsonl"`, strconv.Quote(ckptFile))
+	if err := os.WriteFile(nodeConf, []byte(shipped), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := documentedImuxsock.FindStringSubmatch(shipped)
+	if m == nil {
+		t.Fatalf("config/rsyslog/nsrel-node.conf does not say how to load imuxsock (a comment line matching %s)", documentedImuxsock)
+	}
+	imuxsock := strings.Replace(m[1], `module(load="imuxsock" `, fmt.Sprintf(`module(load="imuxsock" SysSock.Name=%q `, sock), 1)
+	// Debian's rsyslog.conf: the local socket, the files of
+	// /etc/rsyslog.d, then the system's own rules.
+	node.StartSystem(t, fmt.Sprintf("%s\n$IncludeConfig %s\nauthpriv.* action(type=\"omfile\" file=%q)\n", imuxsock, nodeConf, localLog))
+	node.WaitSocket(t, sock)
+
+	pod := `web "0" \ <&> é 日本`
+	big := map[string]string{}
+	for _, k := range defaultKeys {
+		big[k] = strings.Repeat("<&", 512)
+	}
+	huge := map[string]string{"io.kubernetes.pod.name": pod}
+	for _, k := range hugeKeys {
+		huge[k] = strings.Repeat("<", 1024)
+	}
+	containers := []struct {
+		id          string
+		annotations map[string]string
+	}{
+		{"plain", map[string]string{"io.kubernetes.pod.name": pod, "io.kubernetes.pod.namespace": "prod"}},
+		{"big", big},
+		{"huge", huge},
+	}
+	n := 0
+	for _, c := range containers {
+		for _, stage := range []string{"createRuntime", "poststop"} {
+			status := map[string]string{"createRuntime": "creating", "poststop": "stopped"}[stage]
+			if code, _, stderr := runBin(t, annotatedState(c.id, status, c.annotations), "--config", e.config, stage); code != 0 || stderr != "" {
+				t.Fatalf("%s %s: exit %d: %s", c.id, stage, code, stderr)
+			}
+			n++
+		}
+	}
+	if logText, _ := os.ReadFile(filepath.Join(e.dir, "hook.log")); bytes.Contains(logText, []byte("checkpoint")) {
+		t.Errorf("the hook could not ship a checkpoint:\n%s", logText)
+	}
+	nodeLines := chainLines(t, e.log)
+	if len(nodeLines) != n {
+		t.Fatalf("the node's log has %d lines, want %d", len(nodeLines), n)
+	}
+	longest := 0
+	for _, l := range nodeLines {
+		longest = max(longest, len(l))
+	}
+	if longest < 900<<10 {
+		t.Fatalf("the longest record has %d bytes, want almost 1 MiB", longest)
+	}
+	nodeCkpts, err := rsyslogtest.Lines(ckptFile)
+	if err != nil || len(nodeCkpts) != n {
+		t.Fatalf("%s: %d checkpoints (%v), want %d", ckptFile, len(nodeCkpts), err, n)
+	}
+
+	// A checkpoint of the node's last record with another hash, sent by
+	// nobody (uid 65534) to the node's socket, then the real one sent
+	// by root the same way: when root's has arrived, nobody's would
+	// have (one connection, one worker at each end).
+	last := nodeCkpts[n-1]
+	at := bytes.Index(last, []byte(`"hash":"`)) + len(`"hash":"`)
+	forged := bytes.Clone(last)
+	if forged[at] = '0'; last[at] == '0' {
+		forged[at] = '1'
+	}
+	frame := func(msg []byte) []byte {
+		return append([]byte("<86>1 2026-01-02T03:04:05.000006Z node nsrel 1 checkpoint - "), msg...)
+	}
+	sendAs(t, sock, 65534, frame(forged))
+	sendAs(t, sock, 0, frame(last))
+	// The node's own log has root's checkpoints and both sent here: the
+	// forged one reached the node's rsyslogd.
+	if local := rsyslogtest.WaitLines(t, localLog, n+2, node); !bytes.Contains(bytes.Join(local, nil), forged) {
+		t.Errorf("the forged checkpoint did not reach the node's rsyslogd: %s has\n%s", localLog, bytes.Join(local, []byte("\n")))
+	}
+
+	// The records: byte-identical, in order, nothing more.
+	got := rsyslogtest.WaitLines(t, recvAudit, n, node, coll)
+	if !equalLines(t, "received records", got, nodeLines) {
+		t.FailNow()
+	}
+	// The checkpoints: each twice (file, socket), the last once more
+	// (root's), none forged.
+	ckpts := rsyslogtest.WaitLines(t, recvCkpts, 2*n+1, node, coll)
+	count := map[string]int{}
+	for _, l := range ckpts {
+		count[string(l)]++
+	}
+	for i, c := range nodeCkpts {
+		want := 2
+		if i == n-1 {
+			want = 3
+		}
+		if count[string(c)] != want {
+			t.Errorf("checkpoint %d arrived %d times, want %d: %s", i+1, count[string(c)], want, c)
+		}
+	}
+	if count[string(forged)] > 0 {
+		t.Errorf("the checkpoint forged by uid 65534 reached the collector: %s", forged)
+	}
+	if len(ckpts) != 2*n+1 {
+		t.Errorf("the collector has %d checkpoint lines, want %d:\n%s", len(ckpts), 2*n+1, bytes.Join(ckpts, []byte("\n")))
+	}
+	code, out, stderr := runBin(t, "", "audit", "verify", "--checkpoints", recvCkpts, recvAudit)
+	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "checkpoint(s) of host") {
+		t.Errorf("verify the collector's copy with its checkpoints: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
+	}
+}
