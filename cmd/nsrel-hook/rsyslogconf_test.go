@@ -179,9 +179,12 @@ func TestShippedRsyslogConfigs(t *testing.T) {
 		t.Fatalf("the node's log has %d lines, want %d", len(nodeLines), n)
 	}
 	longest := 0
+	var sizes []int
 	for _, l := range nodeLines {
 		longest = max(longest, len(l))
+		sizes = append(sizes, len(l))
 	}
+	t.Logf("record sizes: %v bytes", sizes)
 	if longest < 900<<10 {
 		t.Fatalf("the longest record has %d bytes, want almost 1 MiB", longest)
 	}
@@ -241,5 +244,32 @@ func TestShippedRsyslogConfigs(t *testing.T) {
 	code, out, stderr := runBin(t, "", "audit", "verify", "--checkpoints", recvCkpts, recvAudit)
 	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "checkpoint(s) of host") {
 		t.Errorf("verify the collector's copy with its checkpoints: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
+	}
+}
+
+// TestShippedRsyslogConfigsDocumented checks that docs/observability.md
+// shows the shipped rsyslog configs as they are, each in a block of its
+// own, and tells the operator to load imuxsock as nsrel-node.conf says,
+// the line TestShippedRsyslogConfigs runs.
+func TestShippedRsyslogConfigsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(nstest.RepoFile(t, "docs/observability.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"nsrel-node.conf", "nsrel-collector.conf"} {
+		conf := shippedRsyslog(t, name)
+		if !bytes.Contains(doc, []byte("\n```\n"+conf+"```\n")) {
+			t.Errorf("docs/observability.md does not show config/rsyslog/%s as it is", name)
+		}
+		if name != "nsrel-node.conf" {
+			continue
+		}
+		m := documentedImuxsock.FindStringSubmatch(conf)
+		if m == nil {
+			t.Fatalf("config/rsyslog/%s does not say how to load imuxsock", name)
+		}
+		if sed := fmt.Sprintf("sed -i 's/^module(load=\"imuxsock\")/%s/' /etc/rsyslog.conf", m[1]); !bytes.Contains(doc, []byte(sed)) {
+			t.Errorf("docs/observability.md does not tell to change rsyslog.conf with\n%s", sed)
+		}
 	}
 }
