@@ -1,7 +1,16 @@
 package main
 
-import "os"
+import (
+	"os"
+	"time"
+
+	"github.com/nsrel/nsrel/internal/logging"
+)
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	// Diagnostics to syslog or journald are sent in the background
+	// (--log-to): what is still queued is sent now, or written to stderr.
+	logging.Flush(3 * time.Second)
+	os.Exit(code)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -38,7 +39,7 @@ func TestJournalNativeProtocol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
+	var stderr lockedBuffer
 	l := Service(tg, "nsrel-hook", &stderr, logrus.InfoLevel)
 	l.WithFields(logrus.Fields{"container": hostile, "seq": 42, "audit-log": "/var/log/nsrel/audit.jsonl"}).Error("cannot record")
 	l.WithField("pid", 7).Info("recorded start")
@@ -89,7 +90,7 @@ func TestJournalNativeProtocol(t *testing.T) {
 			}
 		}
 	}
-	if stderr.Len() != 0 {
+	if Flush(5 * time.Second); stderr.String() != "" {
 		t.Errorf("stderr: %q", stderr.String())
 	}
 }

@@ -59,7 +59,7 @@ func File(path, prog string, stderr io.Writer) (*logrus.Logger, func()) {
 	}
 	if !filepath.IsAbs(path) {
 		if t, err := syslog.ParseTarget(path); err == nil && t.Kind != "stderr" {
-			return Service(t, prog, stderr, logrus.InfoLevel), func() {}
+			return service(t, prog, stderr, logrus.InfoLevel, false), func() {}
 		}
 	}
 	lf := &lazyFile{path: path, prog: prog, stderr: stderr}

@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -14,13 +19,27 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
-// Service returns a logger at level for a service named app (the syslog
-// APP-NAME, journald's SYSLOG_IDENTIFIER) writing to t. For syslog and
-// journald every entry is one message, its fields structured (an RFC
-// 5424 SD element [syslog.SDID], journal fields NSREL_*), sent as it is
-// logged; an entry that cannot be sent is written to stderr as text,
-// after a line that says why.
+// Service returns a logger at level for a long-running service named
+// app (the syslog APP-NAME, journald's SYSLOG_IDENTIFIER) writing to t.
+// For syslog and journald every entry is one message, its fields
+// structured (an RFC 5424 SD element [syslog.SDID], journal fields
+// NSREL_*), formatted as it is logged and sent by a goroutine of the
+// logger's own, in order: logging never waits for the target, so a
+// slow or unreachable syslog server cannot hold up a decision the
+// service must make within a deadline (the NRI plugin's). At most
+// [QueueLen] entries wait; when the queue is full an entry is dropped,
+// counted ([Dropped]), and the next entry sent is preceded by one that
+// says how many were dropped. An entry that cannot be sent is written to
+// stderr as text, after a line that says why. [Flush] waits for what is
+// queued before the process exits.
 func Service(t syslog.Target, app string, stderr io.Writer, level logrus.Level) *logrus.Logger {
+	return service(t, app, stderr, level, true)
+}
+
+// service is [Service]; async says whether entries are queued (a
+// service) or sent as they are logged (nsrel-hook, which exits at its
+// own deadline and must not leave entries behind).
+func service(t syslog.Target, app string, stderr io.Writer, level logrus.Level, async bool) *logrus.Logger {
 	l := Stderr(stderr, level)
 	if t.Kind == "stderr" {
 		return l
@@ -29,9 +48,21 @@ func Service(t syslog.Target, app string, stderr io.Writer, level logrus.Level) 
 	l.Out = io.Discard
 	l.Formatter = nothing{}
 	host, _ := os.Hostname()
-	l.AddHook(&sender{t: t, app: app, host: host, fallback: fallback})
+	s := &sender{t: t, app: app, host: host, fallback: fallback}
+	if async {
+		s.queue = make(chan queued, QueueLen)
+		go s.run()
+		senders.Lock()
+		senders.all = append(senders.all, s)
+		senders.Unlock()
+	}
+	l.AddHook(s)
 	return l
 }
+
+// QueueLen bounds the entries a [Service] logger keeps waiting for its
+// target.
+const QueueLen = 1024
 
 // nothing formats nothing: the hook sends the entry.
 type nothing struct{}
@@ -39,33 +70,97 @@ type nothing struct{}
 func (nothing) Format(*logrus.Entry) ([]byte, error) { return nil, nil }
 
 // sender is the logrus hook that sends every entry to syslog or
-// journald.
+// journald: at once, or through queue when it is set.
 type sender struct {
 	t        syslog.Target
 	app      string
 	host     string
 	fallback *logrus.Logger
+
+	queue chan queued
+	// busy counts entries queued or being sent.
+	busy atomic.Int64
+	// dropped counts entries dropped since the goroutine last said so.
+	dropped atomic.Int64
+}
+
+// queued is an entry formatted for the target, with what stderr needs
+// when it cannot be sent.
+type queued struct {
+	msg   []byte
+	level logrus.Level
+	data  logrus.Fields
+	time  time.Time
+	text  string
 }
 
 func (s *sender) Levels() []logrus.Level { return logrus.AllLevels }
 
 func (s *sender) Fire(e *logrus.Entry) error {
-	var d syslog.Dest
-	var msg []byte
-	if s.t.Kind == "journald" {
-		d, msg = syslog.Dest{Network: "unixgram", Address: s.t.Journal}, JournalEntry(e, s.app)
-	} else {
-		d, msg = s.t.Syslog, SyslogEntry(e, s.host, s.app)
+	q := s.format(e)
+	if s.queue == nil {
+		s.send(q)
+		return nil
 	}
-	ctx := e.Context
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if err := syslog.Send(ctx, d, msg); err != nil {
-		s.fallback.WithError(err).WithField("target", s.t.String()).Error("cannot send diagnostics; the entry follows on stderr")
-		s.fallback.WithFields(e.Data).WithTime(e.Time).Log(e.Level, e.Message)
-	}
+	s.enqueue(q)
 	return nil
+}
+
+func (s *sender) enqueue(q queued) {
+	s.busy.Add(1)
+	select {
+	case s.queue <- q:
+	default:
+		s.busy.Add(-1)
+		s.dropped.Add(1)
+		dropped.Add(1)
+	}
+}
+
+// format formats e for the target; e's fields are copied, since the
+// entry may be sent after the caller changed them.
+func (s *sender) format(e *logrus.Entry) queued {
+	q := queued{level: e.Level, data: maps.Clone(e.Data), time: e.Time, text: e.Message}
+	if s.t.Kind == "journald" {
+		q.msg = JournalEntry(e, s.app)
+	} else {
+		q.msg = SyslogEntry(e, s.host, s.app)
+	}
+	return q
+}
+
+// run sends the queued entries, one at a time, for as long as the
+// process lives.
+func (s *sender) run() {
+	for q := range s.queue {
+		s.sayDropped(s.send)
+		s.send(q)
+		s.busy.Add(-1)
+	}
+}
+
+// sayDropped hands an entry that says how many entries were dropped
+// since the last such entry, if any, to out.
+func (s *sender) sayDropped(out func(queued)) {
+	n := s.dropped.Swap(0)
+	if n == 0 {
+		return
+	}
+	out(s.format(&logrus.Entry{Logger: s.fallback, Time: time.Now(), Level: logrus.ErrorLevel, Data: logrus.Fields{"dropped": n},
+		Message: "diagnostics dropped: the queue to " + s.t.String() + " was full"}))
+}
+
+func (s *sender) send(q queued) {
+	var d syslog.Dest
+	if s.t.Kind == "journald" {
+		d = syslog.Dest{Network: "unixgram", Address: s.t.Journal}
+	} else {
+		d = s.t.Syslog
+	}
+	if err := syslog.Send(context.Background(), d, q.msg); err != nil {
+		s.fallback.WithError(err).WithField("target", s.t.String()).Error("cannot send diagnostics; the entry follows on stderr")
+		s.fallback.WithFields(q.data).WithTime(q.time).Log(q.level, q.text)
+	}
 }
 
 // severity maps a logrus level onto a syslog severity (journald's
@@ -145,4 +240,50 @@ func JournalName(n string) string {
 		b = b[:64]
 	}
 	return string(b)
+}
+
+// senders are the [Service] loggers' queues, for [Flush].
+var senders struct {
+	sync.Mutex
+	all []*sender
+}
+
+// dropped counts the entries every [Service] logger dropped.
+var dropped atomic.Uint64
+
+// Dropped returns how many diagnostics entries [Service] loggers dropped
+// because their queue was full (the target was slower than the entries
+// came), since the process started.
+func Dropped() uint64 { return dropped.Load() }
+
+// Flush waits until every [Service] logger has sent what it had queued,
+// at most d; an entry still queued then is written to stderr as text,
+// after a line that says why, as one that could not be sent. Call it
+// before the process exits.
+func Flush(d time.Duration) {
+	senders.Lock()
+	all := slices.Clone(senders.all)
+	senders.Unlock()
+	deadline := time.Now().Add(d)
+	for _, s := range all {
+		for s.busy.Load() > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		said := false
+		s.sayDropped(func(q queued) { s.fallback.WithFields(q.data).WithTime(q.time).Log(q.level, q.text) })
+		for {
+			select {
+			case q := <-s.queue:
+				if !said {
+					s.fallback.WithField("target", s.t.String()).Error("diagnostics not sent in time before exit; the entries follow on stderr")
+					said = true
+				}
+				s.fallback.WithFields(q.data).WithTime(q.time).Log(q.level, q.text)
+				s.busy.Add(-1)
+				continue
+			default:
+			}
+			break
+		}
+	}
 }

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/rsyslogtest"
 	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -40,7 +43,7 @@ action(type="omfile" file=%q template="j")
 	port := d.Port(t, "tcp")
 	d.WaitSocket(t, sock)
 
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	for i, target := range []string{"unix://" + sock, fmt.Sprintf("tcp://127.0.0.1:%d", port)} {
 		tg, err := syslog.ParseTarget(target)
 		if err != nil {
@@ -51,7 +54,8 @@ action(type="omfile" file=%q template="j")
 		l.Debug("not at info level")
 		rsyslogtest.WaitLines(t, out, i+1, d)
 	}
-	if stderr.Len() != 0 {
+	Flush(5 * time.Second)
+	if stderr.String() != "" {
 		t.Errorf("stderr: %q", stderr.String())
 	}
 	lines := rsyslogtest.WaitLines(t, out, 2, d)
@@ -92,9 +96,74 @@ func TestSyslogFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	Service(tg, "nsrel-containerd", &stderr, logrus.InfoLevel).WithField("pid", 7).Info("recorded start")
+	Flush(5 * time.Second)
 	if s := stderr.String(); strings.Count(s, "\n") != 2 || !strings.Contains(s, "cannot send diagnostics") || !strings.Contains(s, `msg="recorded start" pid=7`) {
 		t.Errorf("stderr %q", s)
 	}
+}
+
+// TestServiceNeverWaits logs through Service to a syslog server over
+// TCP that never accepts (its accept queue full, so every connection
+// hangs until syslog.Timeout): no entry waits for it. The entries go
+// through a bounded queue; beyond QueueLen they are dropped and counted,
+// and Flush writes what is still queued to stderr after a line saying
+// why, with a line saying how many were dropped. Sending as the entry
+// was logged made each entry wait up to syslog.Timeout, in the NRI
+// plugin's answer to the runtime too.
+func TestServiceNeverWaits(t *testing.T) {
+	tg, err := syslog.ParseTarget("tcp://" + nstest.StuckListener(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	l := Service(tg, "nsrel-containerd", &stderr, logrus.InfoLevel)
+	before := Dropped()
+	start := time.Now()
+	n := QueueLen + 10
+	for i := range n {
+		t0 := time.Now()
+		l.WithField("i", i).Warn("refused by nsrel policy")
+		if took := time.Since(t0); took > 200*time.Millisecond {
+			t.Fatalf("entry %d took %v to log", i, took)
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("%d entries took %v to log", n, took)
+	}
+	// The goroutine holds one entry (its connection hangs), the queue
+	// QueueLen: the rest were dropped.
+	if d := Dropped() - before; d < 9 || d > 10 {
+		t.Errorf("%d entries dropped, want 9 or 10", d)
+	}
+	t0 := time.Now()
+	Flush(100 * time.Millisecond)
+	if took := time.Since(t0); took > time.Second {
+		t.Errorf("Flush(100ms) took %v", took)
+	}
+	s := stderr.String()
+	if !strings.Contains(s, "diagnostics not sent in time before exit") || !strings.Contains(s, "diagnostics dropped: the queue to tcp://") ||
+		strings.Count(s, `msg="refused by nsrel policy"`) < QueueLen-1 {
+		t.Errorf("stderr: %d lines, %d entries, head:\n%s", strings.Count(s, "\n"), strings.Count(s, `msg="refused by nsrel policy"`), s[:min(len(s), 2000)])
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the sender's goroutine and
+// the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
