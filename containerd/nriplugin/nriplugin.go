@@ -68,7 +68,9 @@ type Plugin struct {
 	Config *policy.Config
 	// Log is the audit log to append to.
 	Log *audit.Log
-	// Logger receives diagnostics; nil discards them.
+	// Logger receives diagnostics; nil discards them. Entries are logged
+	// inside requests: a logger that sends them over the network must
+	// not wait for it (logging.Service queues them).
 	Logger logrus.FieldLogger
 	// Inspect reads a process's ancestry; nil means
 	// [inspect.ProcessWith] (see [hook.Input]).
@@ -89,7 +91,8 @@ type Plugin struct {
 	// log's lock included ([DefaultTimeout] if zero); a check that
 	// runs out of time counts as an error that on_error decides, so a
 	// slow audit log refuses containers under on_error=deny instead of
-	// getting the plugin dropped.
+	// getting the plugin dropped. While [Plugin.Run] runs, checkpoints
+	// are shipped after the answer ([audit.Log.ShipInBackground]).
 	Timeout time.Duration
 
 	mu sync.Mutex
@@ -109,6 +112,9 @@ type Plugin struct {
 	// says the goroutine that appends them runs.
 	late     []lateStart
 	retrying bool
+	// shipping is Log as [Plugin.Run] uses it: shipping checkpoints in
+	// the background, so that no answer waits for their destinations.
+	shipping *audit.Log
 }
 
 // lateStart is a start record to append later, with what AppendStart
@@ -118,6 +124,10 @@ type lateStart struct {
 	pid       int
 	startTime uint64
 }
+
+// shipWait bounds how long [Plugin.Run] waits, when it stops, for the
+// checkpoints still being shipped.
+const shipWait = 5 * time.Second
 
 // MaxLate bounds the starts the plugin keeps to append later; beyond it
 // the oldest is dropped, with an error in the diagnostics.
@@ -130,6 +140,20 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) error {
 	if socket == "" {
 		socket = DefaultSocket
 	}
+	// A record is durable when its append returns; the checkpoint an
+	// append emits is shipped after the answer, not before: a collector
+	// that hangs must not make the plugin answer after the runtime's
+	// plugin timeout (the runtime then drops the answer and starts the
+	// container unchecked).
+	bg, stopShipping := p.Log.ShipInBackground()
+	p.mu.Lock()
+	p.shipping = bg
+	p.mu.Unlock()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shipWait)
+		stopShipping(sctx)
+		cancel()
+	}()
 	closed := make(chan struct{})
 	s, err := stub.New(p, stub.WithPluginName("nsrel"), stub.WithPluginIdx(idx), stub.WithSocketPath(socket),
 		stub.WithOnClose(func() { close(closed) }))
@@ -285,7 +309,7 @@ func (p *Plugin) note(ctx context.Context, id, stage, msg string) {
 	log.Warn(msg)
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
-	if err := p.Log.Append(ctx, &audit.Record{Source: audit.SourceNRI, Stage: stage, ContainerID: id, Error: msg, Version: vocab.Version}); err != nil {
+	if err := p.log().Append(ctx, &audit.Record{Source: audit.SourceNRI, Stage: stage, ContainerID: id, Error: msg, Version: vocab.Version}); err != nil {
 		log.WithError(err).Error("audit log append failed")
 	}
 }
@@ -336,7 +360,7 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	if rec.Ancestry != nil {
 		startTime = rec.StartTime
 	}
-	got, err := p.Log.AppendStart(ctx, rec, pid, startTime)
+	got, err := p.log().AppendStart(ctx, rec, pid, startTime)
 	if err != nil {
 		log.WithError(err).Error("audit log append failed")
 		if p.Config.OnError == policy.OnErrorDeny {
@@ -353,7 +377,7 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 		// Refusing is still the plugin's to do.
 		if rec.Verdict == audit.VerdictDeny {
 			// The message names the record there is.
-			if prev, err := p.Log.Searcher().Last(id, audit.StartMatcher(pid, startTime)); err == nil && prev != nil {
+			if prev, err := p.log().Searcher().Last(id, audit.StartMatcher(pid, startTime)); err == nil && prev != nil {
 				rec.Seq = prev.Seq
 			}
 			msg := hook.DenyMessage(rec)
@@ -412,7 +436,7 @@ func (p *Plugin) retryLate() {
 		l := p.late[0]
 		p.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
-		got, err := p.Log.AppendStart(ctx, l.rec, l.pid, l.startTime)
+		got, err := p.log().AppendStart(ctx, l.rec, l.pid, l.startTime)
 		cancel()
 		log := p.logger().WithField("container", l.rec.ContainerID)
 		if err != nil {
@@ -438,3 +462,14 @@ func (p *Plugin) timeout() time.Duration {
 }
 
 func (p *Plugin) logger() logrus.FieldLogger { return logging.OrDiscard(p.Logger) }
+
+// log returns the audit log to append to: [Plugin.Log], shipping
+// checkpoints in the background while [Plugin.Run] runs.
+func (p *Plugin) log() *audit.Log {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shipping != nil {
+		return p.shipping
+	}
+	return p.Log
+}

@@ -1,11 +1,13 @@
 package nriplugin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,13 +15,16 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
 
 	"github.com/nsrel/nsrel/containerd"
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/logging"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/syslog"
 )
 
 // TestNRIPlugin runs the NRI plugin against containerd 2.4 (NRI on, CRI
@@ -107,13 +112,16 @@ func testPlugin(t *testing.T, crictl string, withHook bool) {
 	audittest.Verify(t, cfg.AuditLog)
 }
 
-// startPlugin registers p (with a logger to the test log) on d's NRI
-// socket until the test ends, when it must still be connected.
+// startPlugin registers p (with a logger to the test log unless it has
+// one) on d's NRI socket until the test ends, when it must still be
+// connected.
 func startPlugin(t *testing.T, d *ctrdtest.Daemon, p *Plugin) {
 	t.Helper()
-	logger := ctrdtest.Logger(t, "nri: ")
+	if p.Logger == nil {
+		p.Logger = ctrdtest.Logger(t, "nri: ")
+	}
 	registered := make(chan struct{})
-	p.Logger, p.Registered = logger, func() { close(registered) }
+	p.Registered = func() { close(registered) }
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var runErr error
@@ -250,4 +258,102 @@ func TestNRIWithoutPID(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNRIStuckDiagnostics runs the plugin (check timeout 1.5 s, the
+// default) against containerd 2.4, whose plugin request timeout is 2 s,
+// with its diagnostics (logging.Service, as `nri --log-to tcp://...`
+// sets up) and its checkpoints (after every record, to the checkpoint
+// file and two syslog servers over TCP) going to TCP listeners that
+// never accept: every connection hangs until syslog.Timeout (1 s). A
+// violating container must still be refused, by the plugin's answer,
+// within the check timeout, and its deny record be in the log; the
+// checkpoint is shipped after the answer (the file gets it, the stuck
+// servers are warned about). The diagnostics used to be sent, and the
+// checkpoint shipped, inside the request: 1 s for each entry and
+// destination, so that the answer came after containerd had given up
+// on the plugin and the container started unchecked.
+func TestNRIStuckDiagnostics(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	t.Parallel()
+	cfgPath, cfg := enforcingConfig(t)
+	stuck := nstest.StuckListener(t)
+	target, err := syslog.ParseTarget("tcp://" + stuck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	logger := logging.Service(target, "nsrel-containerd", &stderr, logrus.InfoLevel)
+	ckptFile := filepath.Join(filepath.Dir(cfgPath), "checkpoints.jsonl")
+	dest := syslog.Dest{Network: "tcp", Address: stuck}
+	log, err := audit.Open(cfg.AuditLog, audit.Options{
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: ckptFile, Syslog: []syslog.Dest{dest, dest}},
+		// As nsrel-containerd does: the log's warnings are diagnostics.
+		Warn: func(err error) { logger.WithError(err).Warn("audit log") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Logger: logger})
+
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("stuck-pod"))
+	bad := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "bad"), podJSON)
+	t0 := time.Now()
+	_, stderrOut, err := d.Crictl(crictl, "start", bad)
+	took := time.Since(t0)
+	if err == nil || !strings.Contains(stderrOut, `refused by nsrel policy`) {
+		t.Errorf("start of the violating container (%v): err %v, stderr %q; want the plugin's refusal", took, err, stderrOut)
+	}
+	if out, _, _ := d.Crictl(crictl, "inspect", "-o", "go-template", "--template", "{{.status.state}}", bad); out == "CONTAINER_RUNNING" {
+		t.Errorf("refused container is running")
+	}
+	// crictl's start is the plugin's answer plus the runtime's work.
+	if took > DefaultTimeout+time.Second/2 {
+		t.Errorf("start took %v; the plugin's check timeout is %v", took, DefaultTimeout)
+	}
+	recs := audittest.Records(t, cfg.AuditLog, bad)
+	if len(recs) != 1 || recs[0].Verdict != audit.VerdictDeny {
+		t.Fatalf("records of %s: %v; want one deny", bad, audittest.Stages(recs))
+	}
+	// The checkpoint of the deny record is shipped after the answer.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var seqs []uint64
+		for c, err := range audit.ReadCheckpoints(ckptFile) {
+			if err == nil {
+				seqs = append(seqs, c.Seq)
+			}
+		}
+		if slices.Contains(seqs, recs[0].Seq) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of seq %d in %s: %v", recs[0].Seq, ckptFile, seqs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers and the
+// test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -45,6 +46,30 @@ type CheckpointOptions struct {
 	// Shipped, if set, is called with each checkpoint that reached its
 	// file or at least one syslog destination.
 	Shipped func(*Checkpoint)
+	// Sent, if set, is called for each destination a checkpoint was
+	// written or sent to, with the destination's kind ([DestFile],
+	// [DestUnix] or [DestTCP]) and the error, nil when it got there.
+	Sent func(c *Checkpoint, kind string, err error)
+}
+
+// The kinds of checkpoint destinations [CheckpointOptions.Sent] names:
+// the checkpoint file, a local syslog socket (unix:///PATH, such as
+// /dev/log) and a syslog server over TCP (tcp://HOST:PORT). Only the
+// last leaves the node by itself: the others stay there until a local
+// shipper or relay forwards them.
+const (
+	DestFile = "file"
+	DestUnix = "unix"
+	DestTCP  = "tcp"
+)
+
+// DestKind returns the kind of syslog destination d: [DestTCP] or
+// [DestUnix].
+func DestKind(d syslog.Dest) string {
+	if d.Network == "tcp" {
+		return DestTCP
+	}
+	return DestUnix
 }
 
 // CheckpointType is the "type" member of every checkpoint.
@@ -193,25 +218,155 @@ func (l *Log) ship(ctx context.Context, c *Checkpoint) {
 	o := l.opts.Checkpoints
 	line := c.Line()
 	shipped := false
-	if o.File != "" {
-		if err := appendFile(o.File, line); err != nil {
-			l.warn(fmt.Errorf("checkpoint file: %w", err))
-		} else {
-			shipped = true
+	sent := func(kind string, err error) {
+		shipped = shipped || err == nil
+		if o.Sent != nil {
+			o.Sent(c, kind, err)
 		}
+	}
+	if o.File != "" {
+		err := appendFile(o.File, line)
+		if err != nil {
+			l.warn(fmt.Errorf("checkpoint file: %w", err))
+		}
+		sent(DestFile, err)
 	}
 	if len(o.Syslog) > 0 {
 		msg := syslog.Message(l.opts.Now(), syslog.Info, c.Host, "nsrel", "checkpoint", line[:len(line)-1])
 		for _, d := range o.Syslog {
-			if err := syslog.Send(ctx, d, msg); err != nil {
+			err := syslog.Send(ctx, d, msg)
+			if err != nil {
 				l.warn(fmt.Errorf("checkpoint to syslog %s: %w", d, err))
-			} else {
-				shipped = true
 			}
+			sent(DestKind(d), err)
 		}
 	}
 	if shipped && o.Shipped != nil {
 		o.Shipped(c)
+	}
+}
+
+// dropShipment says that c will not be shipped (err: why), to
+// Options.Warn and for every destination to [CheckpointOptions.Sent].
+func (l *Log) dropShipment(c *Checkpoint, err error) {
+	o := l.opts.Checkpoints
+	l.warn(fmt.Errorf("checkpoint of seq %d not shipped: %w", c.Seq, err))
+	if o.Sent == nil {
+		return
+	}
+	if o.File != "" {
+		o.Sent(c, DestFile, err)
+	}
+	for _, d := range o.Syslog {
+		o.Sent(c, DestKind(d), err)
+	}
+}
+
+// MaxShipQueue bounds the checkpoints a log from
+// [Log.ShipInBackground] keeps waiting to be shipped.
+const MaxShipQueue = 64
+
+// ErrShipQueueFull is why a checkpoint was not shipped when
+// [MaxShipQueue] checkpoints were waiting already (a later one pins
+// everything before it).
+var ErrShipQueueFull = errors.New("too many checkpoints waiting to be shipped (the destinations are slow); dropped the oldest")
+
+// shipper ships the checkpoints of a log from [Log.ShipInBackground].
+type shipper struct {
+	mu      sync.Mutex
+	queue   []*Checkpoint
+	running bool
+	stopped bool
+	idle    *sync.Cond
+}
+
+// ShipInBackground returns a log for the same files and options whose
+// appends (and [Log.CheckpointIfDue]) do not ship the checkpoint they
+// emit before they return: a goroutine ships the checkpoints, one at a
+// time, in order, each with the time [syslog.Send] gives every
+// destination. It is for a writer that must answer within a deadline
+// whatever the destinations do (the NRI plugin: a record is durable
+// when its append returns, and the answer must not wait for a collector
+// that is down). At most [MaxShipQueue] checkpoints wait; beyond that
+// the oldest is dropped ([ErrShipQueueFull], said to Options.Warn and
+// [CheckpointOptions.Sent]). stop waits until the checkpoints queued
+// were shipped or ctx is done; those still waiting then are dropped the
+// same way. Appends after stop ship before they return again.
+func (l *Log) ShipInBackground() (bg *Log, stop func(context.Context)) {
+	s := &shipper{}
+	s.idle = sync.NewCond(&s.mu)
+	bg = &Log{path: l.path, opts: l.opts, shipper: s}
+	return bg, func(ctx context.Context) {
+		done := make(chan struct{})
+		go func() {
+			s.mu.Lock()
+			for s.running && !s.stopped {
+				s.idle.Wait()
+			}
+			s.mu.Unlock()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		s.mu.Lock()
+		s.stopped = true
+		left := s.queue
+		s.queue = nil
+		s.idle.Broadcast()
+		s.mu.Unlock()
+		<-done
+		for _, c := range left {
+			bg.dropShipment(c, fmt.Errorf("the service stopped first: %w", ctx.Err()))
+		}
+	}
+}
+
+// shipAfter ships c, now or, for a log from [Log.ShipInBackground],
+// in the background.
+func (l *Log) shipAfter(ctx context.Context, c *Checkpoint) {
+	s := l.shipper
+	if s == nil {
+		l.ship(ctx, c)
+		return
+	}
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		l.ship(ctx, c)
+		return
+	}
+	var drop *Checkpoint
+	if len(s.queue) == MaxShipQueue {
+		drop, s.queue = s.queue[0], s.queue[1:]
+	}
+	s.queue = append(s.queue, c)
+	start := !s.running
+	s.running = true
+	s.mu.Unlock()
+	if drop != nil {
+		l.dropShipment(drop, ErrShipQueueFull)
+	}
+	if start {
+		go l.shipQueued()
+	}
+}
+
+func (l *Log) shipQueued() {
+	s := l.shipper
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 || s.stopped {
+			s.running = false
+			s.idle.Broadcast()
+			s.mu.Unlock()
+			return
+		}
+		c := s.queue[0]
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+		l.ship(context.Background(), c)
 	}
 }
 
@@ -258,7 +413,7 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 	}
 	unlock()
 	if c != nil {
-		l.ship(ctx, c)
+		l.shipAfter(ctx, c)
 	}
 	return err
 }

@@ -435,3 +435,97 @@ func TestDiskFullKeepsKeys(t *testing.T) {
 		t.Errorf("after %d failed appends and room again: %+v, %v", failed, s, err)
 	}
 }
+
+// TestShipInBackground appends through a log from ShipInBackground whose
+// checkpoints go to the checkpoint file, a syslog server over TCP that
+// never accepts (every connection hangs until syslog.Timeout) and one
+// that refuses: every append returns at once, with its record durable,
+// and the checkpoints are shipped afterwards, in order, each destination
+// reported to Sent by kind. Shipping before the append returned made
+// each append wait syslog.Timeout, the NRI plugin's answer with it. Stop
+// waits for the queue, and a checkpoint still waiting when its context
+// ends is reported as not shipped rather than lost without a word.
+func TestShipInBackground(t *testing.T) {
+	dir := t.TempDir()
+	stuck := syslog.Dest{Network: "tcp", Address: nstest.StuckListener(t)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := syslog.Dest{Network: "tcp", Address: ln.Addr().String()}
+	ln.Close()
+	var mu sync.Mutex
+	sent := map[string][]string{} // kind: "seq ok" or "seq failed"
+	var warnings []error
+	log, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(dir, "ckpt.jsonl"), Syslog: []syslog.Dest{stuck, refused},
+			Sent: func(c *audit.Checkpoint, kind string, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				sent[kind] = append(sent[kind], fmt.Sprintf("%d %v", c.Seq, err == nil))
+			}},
+		Warn: func(err error) { mu.Lock(); warnings = append(warnings, err); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg, stop := log.ShipInBackground()
+	for i := range 3 {
+		t0 := time.Now()
+		if err := bg.Append(context.Background(), &audit.Record{Source: "test", Stage: audit.StageStart, ContainerID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(t0); took > 300*time.Millisecond {
+			t.Errorf("append %d took %v", i, took)
+		}
+		if data, _ := os.ReadFile(log.Path()); bytes.Count(data, []byte("\n")) != i+1 {
+			t.Fatalf("%d records after append %d returned", bytes.Count(data, []byte("\n")), i)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	stop(ctx)
+	cancel()
+	mu.Lock()
+	want := map[string][]string{
+		audit.DestFile: {"1 true", "2 true", "3 true"},
+		audit.DestTCP:  {"1 false", "1 false", "2 false", "2 false", "3 false", "3 false"},
+	}
+	if fmt.Sprint(sent) != fmt.Sprint(want) {
+		t.Errorf("sent %v, want %v", sent, want)
+	}
+	if len(warnings) != 6 {
+		t.Errorf("%d warnings, want 6: %v", len(warnings), warnings)
+	}
+	sent, warnings = map[string][]string{}, nil
+	mu.Unlock()
+
+	// A checkpoint that waits behind a hung server when stop's context
+	// ends is reported as not shipped.
+	bg, stop = log.ShipInBackground()
+	for i := range 2 {
+		if err := bg.Append(context.Background(), &audit.Record{Source: "test", Stage: audit.StageStart, ContainerID: fmt.Sprint(i + 3)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	stop(ctx)
+	cancel()
+	// The shipping of seq 4 goes on after stop: let it end before the
+	// next test counts its fds.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := strings.Count(fmt.Sprint(sent[audit.DestTCP]), "4 ")
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := sent[audit.DestFile]; len(got) != 2 || got[0] != "4 true" || got[1] != "5 false" {
+		t.Errorf("file: %v; want seq 4 written, seq 5 reported as not shipped", got)
+	}
+	if !strings.Contains(fmt.Sprint(warnings), "checkpoint of seq 5 not shipped: the service stopped first") {
+		t.Errorf("warnings %v; want one saying seq 5 was not shipped", warnings)
+	}
+}

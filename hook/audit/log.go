@@ -44,9 +44,10 @@ type Options struct {
 	// right after its line was written, before it is synced: from then
 	// on the record is in the log, whatever happens to the process.
 	Written func(*Record)
-	// Appended, if set, is called at the end of every [Log.AppendWith]
-	// (and so every append) with how long it took, waiting for the lock
-	// included, and its error: for metrics.
+	// Appended, if set, is called by every [Log.AppendWith] (and so
+	// every append) with how long it took, waiting for the lock and
+	// syncing included, shipping a checkpoint it emitted not, and its
+	// error: for metrics.
 	Appended func(took time.Duration, err error)
 	// Host and Version fill records that leave them empty; defaults: the
 	// host name and "unknown".
@@ -61,6 +62,9 @@ type Options struct {
 type Log struct {
 	path string
 	opts Options
+	// shipper, if set, ships checkpoints in the background
+	// ([Log.ShipInBackground]).
+	shipper *shipper
 }
 
 // Open returns the log at path (an absolute path; the file itself is
@@ -110,24 +114,30 @@ const maxDamagedLines = 4096
 // file), and rotated files removed by retention ([StageRetention]).
 // Files are checked before use (owner, mode, directories: see package
 // safefile); a log, lock or state that fails is refused.
-func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, error)) (rec *Record, err error) {
-	if l.opts.Appended != nil {
-		start := time.Now()
-		defer func() { l.opts.Appended(time.Since(start), err) }()
-	}
+func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, error)) (*Record, error) {
+	start := time.Now()
 	unlock, err := l.lock(ctx)
 	if err != nil {
+		l.appended(start, err)
 		return nil, err
 	}
-	var ckpt *Checkpoint
-	ckpt, rec, err = l.appendLocked(build)
+	ckpt, rec, err := l.appendLocked(build)
 	unlock()
+	l.appended(start, err)
 	if ckpt != nil {
 		// Shipped outside the lock: a slow syslog server must not hold
 		// up other writers.
-		l.ship(ctx, ckpt)
+		l.shipAfter(ctx, ckpt)
 	}
 	return rec, err
+}
+
+// appended tells Options.Appended how long an append that started at
+// start took and how it ended.
+func (l *Log) appended(start time.Time, err error) {
+	if l.opts.Appended != nil {
+		l.opts.Appended(time.Since(start), err)
+	}
 }
 
 func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint, *Record, error) {
