@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
@@ -108,8 +110,14 @@ func TestNRIMetrics(t *testing.T) {
 	if _, _, err := d.Crictl(crictl, "start", bad); err == nil {
 		t.Error("the violating container started")
 	}
+	// The plugin ships checkpoints after its answer.
+	shipped := `nsrel_checkpoints_shipped_total{dest="file",service="nri"} 3`
 	text := scrape(t, addr)
-	if !regexp.MustCompile(`\nnsrel_checkpoint_last_shipped_age_seconds\{service="nri"\} [0-9.e+-]+\n`).MatchString(text) {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(text, "\n"+shipped+"\n") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		text = scrape(t, addr)
+	}
+	if !regexp.MustCompile(`\nnsrel_checkpoint_last_shipped_age_seconds\{dest="file",service="nri"\} [0-9.e+-]+\n`).MatchString(text) {
 		t.Error("no checkpoint age after checkpoints were written")
 	}
 	nstest.CheckScrape(t, text,
@@ -118,6 +126,8 @@ func TestNRIMetrics(t *testing.T) {
 		`nsrel_verdicts_total{service="nri",verdict="allow"} 2`,
 		`nsrel_verdicts_total{service="nri",verdict="deny"} 1`,
 		`nsrel_violations_total{rule="require_user_namespace",service="nri"} 1`,
-		`nsrel_checkpoints_shipped_total{service="nri"} 3`)
+		shipped,
+		`nsrel_checkpoint_ship_failures_total{dest="file",service="nri"} 0`,
+		`nsrel_checkpoint_last_shipped_age_seconds{dest="tcp",service="nri"} NaN`)
 	w.stop(t)
 }

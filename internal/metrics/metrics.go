@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/logging"
 )
 
 // Error kinds, the values of nsrel_errors_total's kind label.
@@ -41,13 +42,18 @@ type Metrics struct {
 	errs       *prometheus.CounterVec
 	unhooked   *prometheus.CounterVec
 	appendDur  prometheus.Histogram
-	shipped    prometheus.Counter
-	started    time.Time
-	// lastShipped is the Unix time in nanoseconds of the last checkpoint
-	// shipped, 0 for none yet.
-	lastShipped atomic.Int64
+	shipped    *prometheus.CounterVec
+	shipFailed *prometheus.CounterVec
+	// lastShipped holds, for each destination kind, the Unix time in
+	// nanoseconds of the last checkpoint that reached one, 0 for none
+	// yet.
+	lastShipped map[string]*atomic.Int64
 	now         func() time.Time
 }
+
+// destKinds are the values of the dest label: the kinds of checkpoint
+// destinations.
+var destKinds = []string{audit.DestFile, audit.DestUnix, audit.DestTCP}
 
 // New returns a registry with nsrel's metrics, the Go runtime's and the
 // process's. service ("watch" or "nri") is a constant label of every
@@ -57,7 +63,7 @@ func New(service string) *Metrics {
 }
 
 func newAt(service string, now func() time.Time) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), started: now(), now: now}
+	m := &Metrics{reg: prometheus.NewRegistry(), now: now, lastShipped: map[string]*atomic.Int64{}}
 	c := prometheus.Labels{"service": service}
 	m.records = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nsrel_records_total", ConstLabels: c,
 		Help: "Audit records written, by stage and source."}, []string{"stage", "source"})
@@ -70,25 +76,38 @@ func newAt(service string, now func() time.Time) *Metrics {
 	m.unhooked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nsrel_unhooked_containers_total", ConstLabels: c,
 		Help: "Container starts this service recorded because nsrel-hook had not, by source."}, []string{"source"})
 	m.appendDur = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nsrel_audit_append_duration_seconds", ConstLabels: c,
-		Help:    "Time an append to the audit log took, waiting for its lock and syncing included.",
+		Help:    "Time an append to the audit log took, waiting for its lock and syncing included, shipping a checkpoint not.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}})
-	m.shipped = prometheus.NewCounter(prometheus.CounterOpts{Name: "nsrel_checkpoints_shipped_total", ConstLabels: c,
-		Help: "Checkpoints that reached their file or at least one syslog destination."})
-	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nsrel_checkpoint_last_shipped_age_seconds", ConstLabels: c,
-		Help: "Seconds since the last checkpoint was shipped (NaN while none was)."}, m.shippedAge)
+	m.shipped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nsrel_checkpoints_shipped_total", ConstLabels: c,
+		Help: "Checkpoints written or sent to a destination, by its kind (dest: file, unix, tcp); one per destination."}, []string{"dest"})
+	m.shipFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nsrel_checkpoint_ship_failures_total", ConstLabels: c,
+		Help: "Checkpoints that could not be written or sent to a destination, by its kind (dest: file, unix, tcp)."}, []string{"dest"})
+	var ages []prometheus.Collector
+	for _, k := range destKinds {
+		m.shipped.WithLabelValues(k) // every kind exists from the start, at 0
+		m.shipFailed.WithLabelValues(k)
+		m.lastShipped[k] = new(atomic.Int64)
+		ages = append(ages, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nsrel_checkpoint_last_shipped_age_seconds",
+			ConstLabels: prometheus.Labels{"service": service, "dest": k},
+			Help:        "Seconds since a checkpoint last reached a destination of the kind dest (file, unix, tcp); NaN while none did."},
+			func() float64 { return m.shippedAge(k) }))
+	}
+	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "nsrel_diagnostics_dropped_total", ConstLabels: c,
+		Help: "Diagnostics entries dropped because the queue to the --log-to target was full."}, func() float64 { return float64(logging.Dropped()) })
 	for _, k := range []string{ErrAuditAppend, ErrAuditWarning, ErrRecord, ErrContainerd} {
 		m.errs.WithLabelValues(k) // every kind exists from the start, at 0
 	}
 	for _, v := range []string{audit.VerdictAllow, audit.VerdictDeny} {
 		m.verdicts.WithLabelValues(v)
 	}
-	m.reg.MustRegister(m.records, m.verdicts, m.violations, m.errs, m.unhooked, m.appendDur, m.shipped, since,
+	m.reg.MustRegister(m.records, m.verdicts, m.violations, m.errs, m.unhooked, m.appendDur, m.shipped, m.shipFailed, dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(ages...)
 	return m
 }
 
-func (m *Metrics) shippedAge() float64 {
-	t := m.lastShipped.Load()
+func (m *Metrics) shippedAge(kind string) float64 {
+	t := m.lastShipped[kind].Load()
 	if t == 0 {
 		return math.NaN()
 	}
@@ -98,7 +117,8 @@ func (m *Metrics) shippedAge() float64 {
 // Instrument returns o with its callbacks extended to count into m:
 // Written (records, verdicts, violations, unhooked containers, records
 // with errors), Appended (latency, failed appends), Warn and the
-// checkpoints' Shipped. Callbacks o already had are still called.
+// checkpoints' Sent (per destination kind). Callbacks o already had are
+// still called.
 func (m *Metrics) Instrument(o audit.Options) audit.Options {
 	written, appended, warn := o.Written, o.Appended, o.Warn
 	o.Written = func(r *audit.Record) {
@@ -126,11 +146,11 @@ func (m *Metrics) Instrument(o audit.Options) audit.Options {
 	}
 	if o.Checkpoints != nil {
 		c := *o.Checkpoints // the config's own options stay as they are
-		shipped := c.Shipped
-		c.Shipped = func(cp *audit.Checkpoint) {
-			m.Shipped()
-			if shipped != nil {
-				shipped(cp)
+		sent := c.Sent
+		c.Sent = func(cp *audit.Checkpoint, kind string, err error) {
+			m.Sent(kind, err)
+			if sent != nil {
+				sent(cp, kind, err)
 			}
 		}
 		o.Checkpoints = &c
@@ -161,10 +181,20 @@ func (m *Metrics) Record(r *audit.Record) {
 // Error counts an error of a kind (one of the Err constants).
 func (m *Metrics) Error(kind string) { m.errs.WithLabelValues(kind).Inc() }
 
-// Shipped notes that a checkpoint was shipped now.
-func (m *Metrics) Shipped() {
-	m.shipped.Inc()
-	m.lastShipped.Store(m.now().UnixNano())
+// Sent notes that a checkpoint was written or sent to a destination of
+// kind ([audit.DestFile], [audit.DestUnix], [audit.DestTCP]) now, or
+// could not be (err).
+func (m *Metrics) Sent(kind string, err error) {
+	last, ok := m.lastShipped[kind]
+	if !ok {
+		return // not a kind of nsrel's: no series of its own
+	}
+	if err != nil {
+		m.shipFailed.WithLabelValues(kind).Inc()
+		return
+	}
+	m.shipped.WithLabelValues(kind).Inc()
+	last.Store(m.now().UnixNano())
 }
 
 // Handler returns the HTTP handler of the scrape endpoint.

@@ -4,14 +4,18 @@ import (
 	"context"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/syslog"
 )
 
 // scrape serves m on a loopback port and returns one scrape of /metrics.
@@ -44,16 +48,30 @@ func scrape(t *testing.T, m *Metrics) string {
 
 // TestMetricsFromAudit appends to a real audit log instrumented with
 // Instrument, scrapes the metrics over HTTP and checks the samples and
-// the naming conventions.
+// the naming conventions. The checkpoints go to a file, a local syslog
+// socket and a syslog server over TCP that never accepts (a collector
+// that hangs): shipping is counted per destination kind, the TCP
+// server's failures as failures, its age stays NaN, and the append
+// latency leaves the shipping out. The metrics used to count such a
+// checkpoint as shipped (the file took it) and the append as taking
+// the 1 s the server hung.
 func TestMetricsFromAudit(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Date(2026, 12, 3, 11, 0, 0, 0, time.UTC)
 	clock := now
 	m := newAt("watch", func() time.Time { return clock })
-	if v := m.shippedAge(); !math.IsNaN(v) {
-		t.Errorf("age before any checkpoint = %v, want NaN", v)
+	for _, k := range destKinds {
+		if v := m.shippedAge(k); !math.IsNaN(v) {
+			t.Errorf("%s: age before any checkpoint = %v, want NaN", k, v)
+		}
 	}
-	opts := m.Instrument(audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 2, File: filepath.Join(dir, "ckpt.jsonl")}})
+	local, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "log.sock"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	opts := m.Instrument(audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 2, File: filepath.Join(dir, "ckpt.jsonl"),
+		Syslog: []syslog.Dest{{Network: "unixgram", Address: local.LocalAddr().String()}, {Network: "tcp", Address: nstest.StuckListener(t)}}}})
 	log, err := audit.Open(filepath.Join(dir, "audit.jsonl"), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +103,14 @@ func TestMetricsFromAudit(t *testing.T) {
 	}
 	m.Error(ErrContainerd)
 
-	nstest.CheckScrape(t, scrape(t, m),
+	text := scrape(t, m)
+	sum := regexp.MustCompile(`\nnsrel_audit_append_duration_seconds_sum\{service="watch"\} (\S+)\n`).FindStringSubmatch(text)
+	if sum == nil {
+		t.Error("no append duration sum")
+	} else if v, err := strconv.ParseFloat(sum[1], 64); err != nil || v > 0.5 {
+		t.Errorf("appends took %s s in all; shipping to the hung server (1 s each) is not an append's", sum[1])
+	}
+	nstest.CheckScrape(t, text,
 		`nsrel_records_total{service="watch",source="containerd-events",stage="start"} 1`,
 		`nsrel_records_total{service="watch",source="nri",stage="start"} 1`,
 		`nsrel_records_total{service="watch",source="oci-hook",stage="createRuntime"} 1`,
@@ -95,22 +120,31 @@ func TestMetricsFromAudit(t *testing.T) {
 		`nsrel_violations_total{rule="require_pid_namespace",service="watch"} 1`,
 		`nsrel_violations_total{rule="require_user_namespace",service="watch"} 1`,
 		`nsrel_errors_total{kind="audit_append",service="watch"} 1`,
-		`nsrel_errors_total{kind="audit_warning",service="watch"} 0`,
+		`nsrel_errors_total{kind="audit_warning",service="watch"} 2`,
 		`nsrel_errors_total{kind="containerd_events",service="watch"} 1`,
 		`nsrel_errors_total{kind="record",service="watch"} 1`,
 		`nsrel_unhooked_containers_total{service="watch",source="containerd-events"} 1`,
 		`nsrel_unhooked_containers_total{service="watch",source="nri"} 1`,
 		`nsrel_audit_append_duration_seconds_count{service="watch"} 5`,
-		`nsrel_checkpoints_shipped_total{service="watch"} 2`,
-		`nsrel_checkpoint_last_shipped_age_seconds{service="watch"} 90`)
+		`nsrel_checkpoints_shipped_total{dest="file",service="watch"} 2`,
+		`nsrel_checkpoints_shipped_total{dest="unix",service="watch"} 2`,
+		`nsrel_checkpoints_shipped_total{dest="tcp",service="watch"} 0`,
+		`nsrel_checkpoint_ship_failures_total{dest="file",service="watch"} 0`,
+		`nsrel_checkpoint_ship_failures_total{dest="unix",service="watch"} 0`,
+		`nsrel_checkpoint_ship_failures_total{dest="tcp",service="watch"} 2`,
+		`nsrel_checkpoint_last_shipped_age_seconds{dest="file",service="watch"} 90`,
+		`nsrel_checkpoint_last_shipped_age_seconds{dest="unix",service="watch"} 90`,
+		`nsrel_checkpoint_last_shipped_age_seconds{dest="tcp",service="watch"} NaN`,
+		`nsrel_diagnostics_dropped_total{service="watch"} 0`)
 }
 
 // TestInstrumentKeepsCallbacks checks that the callbacks an Options had
 // are still called, and that the config's checkpoint options are not
 // changed.
 func TestInstrumentKeepsCallbacks(t *testing.T) {
-	var written, appended, shipped int
-	ck := &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "c"), Shipped: func(*audit.Checkpoint) { shipped++ }}
+	var written, appended, shipped, sent int
+	ck := &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "c"), Shipped: func(*audit.Checkpoint) { shipped++ },
+		Sent: func(*audit.Checkpoint, string, error) { sent++ }}
 	o := New("nri").Instrument(audit.Options{Checkpoints: ck,
 		Written: func(*audit.Record) { written++ }, Appended: func(time.Duration, error) { appended++ }})
 	if o.Checkpoints == ck {
@@ -123,7 +157,7 @@ func TestInstrumentKeepsCallbacks(t *testing.T) {
 	if err := log.Append(context.Background(), &audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	if written != 1 || appended != 1 || shipped != 1 {
-		t.Errorf("written %d, appended %d, shipped %d; want 1 each", written, appended, shipped)
+	if written != 1 || appended != 1 || shipped != 1 || sent != 1 {
+		t.Errorf("written %d, appended %d, shipped %d, sent %d; want 1 each", written, appended, shipped, sent)
 	}
 }
