@@ -592,3 +592,65 @@ func TestRootAfterTRewrites(t *testing.T) {
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, "sealed with key "+ownKey.ID.String()+", for which no verification key was given")
 	})
 }
+
+// farSealed writes a one-line log (a file of its own): a record with seq
+// seq, as the first record of a chain that starts after retention,
+// sealed (with a made-up tag) at epoch epoch of key, as anyone who knows
+// the key's ID (it is in every seal) can write.
+func farSealed(t *testing.T, key audit.VerifyKey, seq, epoch uint64) string {
+	t.Helper()
+	r := &audit.Record{Seq: seq, Time: "2026-12-03T08:00:00Z", Host: "vm", Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime,
+		ContainerID: "far", Prev: strings.Repeat("a", 64), Seal: key.ID.String() + "." + uitoa(epoch) + "." + strings.Repeat("0", 64)}
+	line, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(path, line, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestSealEpochFarAhead checks that verify does not derive keys without
+// bound: the first record of a chain that does not start at seq 1 may
+// carry any epoch below its seq, and verify derived every key up to it,
+// one HMAC each, before it compared the tag (seq 2^40: about 10^12
+// HMACs; near 2^63 it never ended). A seal further than MaxSealDerive
+// keys is a problem at once; one within it is derived and checked.
+func TestSealEpochFarAhead(t *testing.T) {
+	key, err := audit.InitSeal(filepath.Join(t.TempDir(), "audit.seal"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		seq, epoch uint64
+		reason     string
+	}{
+		{"seq 2^40", 1 << 40, 1<<40 - 1, "further than verify derives keys"},
+		{"seq 2^63", 1 << 63, 1<<63 - 1, "further than verify derives keys"},
+		{"one past the limit", audit.MaxSealDerive + 2, audit.MaxSealDerive + 1, "further than verify derives keys"},
+		{"within the limit", 1002, 1001, "the seal does not match the record"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := farSealed(t, key, tc.seq, tc.epoch)
+			for _, partial := range []bool{false, true} {
+				done := make(chan error, 1)
+				go func() {
+					_, err := audit.Verify([]string{path}, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Partial: partial})
+					done <- err
+				}()
+				select {
+				case err := <-done:
+					var p *audit.Problem
+					if !errors.As(err, &p) || p.Line != 1 || p.Seq != tc.seq || !strings.Contains(p.Reason, tc.reason) {
+						t.Errorf("partial %v: %v; want a problem at line 1 saying %q", partial, err, tc.reason)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("partial %v: verify still deriving keys after 10 s", partial)
+				}
+			}
+		})
+	}
+}

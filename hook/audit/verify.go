@@ -205,6 +205,18 @@ type Summary struct {
 	Checkpoints int
 }
 
+// MaxSealDerive is how many keys verify derives to reach the key of one
+// seal, from the last key it derived for that sealing (at first its
+// verification key, epoch 0). Records of a sealing take its epochs one
+// by one, so the chain from seq 1 never asks for more than one; only the
+// first record of a chain that starts after retention (the epochs of the
+// records removed) asks for more. A key takes one epoch per record: 2^26
+// records are years of container starts on a busy node (replace the key,
+// seal-init --replace, before), and about a minute of deriving at a
+// microsecond a key. A seal further than that is a problem, not derived
+// (a crafted epoch near 2^64 would keep verify busy for ever).
+const MaxSealDerive = 1 << 26
+
 // VerifyOptions tune [Verify].
 type VerifyOptions struct {
 	// Partial accepts a chain that does not start at sequence number 1
@@ -508,6 +520,12 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 	if kc, ok := v.keys[p.ID]; ok {
 		if p.Epoch < kc.epoch {
 			return bad("seal epoch %d went back", p.Epoch)
+		}
+		if p.Epoch-kc.epoch > MaxSealDerive {
+			// Only the first record of a chain that starts after seq 1
+			// can be that far: its epoch is what the record claims.
+			return bad("sealed with epoch %d of key %s, %d keys after epoch %d: further than verify derives keys (%d; a forged seal, or a key that sealed more records than a key should)",
+				p.Epoch, p.ID, p.Epoch-kc.epoch, kc.epoch, MaxSealDerive)
 		}
 		h, _ := hex.DecodeString(r.Hash)
 		if !hmac.Equal(sealTag(kc.at(p.Epoch), p.ID, p.Epoch, h), p.Tag) {
