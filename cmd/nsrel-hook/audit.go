@@ -178,23 +178,26 @@ func readKey(s string) (audit.VerifyKey, error) {
 type verifyResult struct {
 	Log string `json:"log"`
 	// Node is the host whose records were verified (--node, --nodes).
-	Node          string          `json:"node,omitempty"`
-	OK            bool            `json:"ok"`
-	Files         []string        `json:"files"`
-	Records       int             `json:"records"`
-	Host          string          `json:"host"`
-	FirstSeq      uint64          `json:"first_seq"`
-	LastSeq       uint64          `json:"last_seq"`
-	LastHash      string          `json:"last_hash"`
-	TornTails     []uint64        `json:"torn_tails"`
-	Sealed        int             `json:"sealed"`
-	SealsVerified int             `json:"seals_verified"`
-	SealIDs       []string        `json:"seal_ids"`
-	Checkpoints   int             `json:"checkpoints"`
-	Damage        []damageResult  `json:"damage"`
-	Dropped       []audit.Dropped `json:"dropped"`
-	Problem       *audit.Problem  `json:"problem,omitempty"`
-	Error         string          `json:"error,omitempty"`
+	Node          string   `json:"node,omitempty"`
+	OK            bool     `json:"ok"`
+	Files         []string `json:"files"`
+	Records       int      `json:"records"`
+	Host          string   `json:"host"`
+	FirstSeq      uint64   `json:"first_seq"`
+	LastSeq       uint64   `json:"last_seq"`
+	LastHash      string   `json:"last_hash"`
+	TornTails     []uint64 `json:"torn_tails"`
+	Sealed        int      `json:"sealed"`
+	SealsVerified int      `json:"seals_verified"`
+	SealIDs       []string `json:"seal_ids"`
+	Checkpoints   int      `json:"checkpoints"`
+	// CheckpointsSealed: keys authenticated the checkpoints counted.
+	CheckpointsSealed  bool                      `json:"checkpoints_sealed"`
+	CheckpointsIgnored []audit.IgnoredCheckpoint `json:"checkpoints_ignored"`
+	Damage             []damageResult            `json:"damage"`
+	Dropped            []audit.Dropped           `json:"dropped"`
+	Problem            *audit.Problem            `json:"problem,omitempty"`
+	Error              string                    `json:"error,omitempty"`
 }
 
 // damageResult is recorded damage in `audit verify --json`.
@@ -228,9 +231,11 @@ func verifyCmd(logs []string, opts audit.VerifyOptions, asJSON bool, stdout, std
 // the log verified.
 func report(res verifyResult, label string, s *audit.Summary, err error, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) bool {
 	res.Files, res.TornTails, res.SealIDs, res.Damage, res.Dropped = []string{}, []uint64{}, []string{}, []damageResult{}, []audit.Dropped{}
+	res.CheckpointsIgnored = []audit.IgnoredCheckpoint{}
 	if s != nil {
 		res.Files, res.Records, res.Host, res.FirstSeq, res.LastSeq, res.LastHash = s.Files, s.Records, s.Host, s.FirstSeq, s.LastSeq, s.LastHash
 		res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
+		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
 		res.Dropped = append(res.Dropped, s.Dropped...)
 		for _, t := range s.TornTails {
 			res.TornTails = append(res.TornTails, t.Seq)
@@ -265,6 +270,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	switch {
 	case res.Problem != nil:
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %sFAILED: %s\n", prefix, vocab.OneLine(err))
+		ignoredNotes(stderr, "nsrel-hook: audit verify: "+prefix, s)
 		return false
 	case err != nil:
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s%s\n", prefix, vocab.OneLine(err))
@@ -284,7 +290,12 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		fmt.Fprintf(stdout, "%s: sealed since seq %d: %d of %d seals verified (no key given for sealing %s)\n", name, s.FirstSealed, s.SealsVerified, s.Sealed, strings.Join(s.SealIDs, ", "))
 	}
 	if len(opts.Checkpoints) > 0 {
-		fmt.Fprintf(stdout, "%s: %d checkpoint(s) of host %s match the log\n", name, s.Checkpoints, vocab.Printable(opts.Checkpoints[0].Host))
+		how := " (not authenticated: without --key, whoever can write where they are collected can add one)"
+		if s.CheckpointsSealed {
+			how = ", each sealed by a given key"
+		}
+		fmt.Fprintf(stdout, "%s: %d checkpoint(s) of host %s match the log%s\n", name, s.Checkpoints, vocab.Printable(opts.Checkpoints[0].Host), how)
+		ignoredNotes(stdout, name+": ", s)
 	} else {
 		fmt.Fprintf(stdout, "%s: no checkpoints given: records cut off the end (or a removed current file) cannot be told (--checkpoints FILE)\n", name)
 	}
@@ -299,6 +310,25 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		fmt.Fprintf(stdout, "%s: note: seq %d..%d (%s) removed by retention\n", name, d.FirstSeq, d.LastSeq, vocab.Printable(d.File))
 	}
 	return true
+}
+
+// ignoredNotes says how many checkpoints verify ignored, and why, one
+// line per reason.
+func ignoredNotes(w io.Writer, prefix string, s *audit.Summary) {
+	if s == nil {
+		return
+	}
+	var reasons []string
+	count := map[string]int{}
+	for _, c := range s.IgnoredCheckpoints {
+		if count[c.Reason] == 0 {
+			reasons = append(reasons, c.Reason)
+		}
+		count[c.Reason]++
+	}
+	for _, r := range reasons {
+		fmt.Fprintf(w, "%snote: %d checkpoint(s) ignored: %s\n", prefix, count[r], r)
+	}
 }
 
 // verifyLog verifies the log at path from a snapshot, holding its lock

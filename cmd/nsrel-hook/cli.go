@@ -50,7 +50,8 @@ Options:
                        (@FILE reads it from FILE); may be repeated: give
                        every key of the log (a seal no key checks fails)
   --checkpoints FILE   verify: check the log against shipped checkpoints;
-                       may be repeated
+                       may be repeated; with --key, only checkpoints
+                       sealed by a given key count (others are ignored)
   --host HOST          verify: the host whose checkpoints to use
   --nodes              verify: verify every node in the LOGs (and in the
                        checkpoints) separately

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -82,5 +84,106 @@ func TestVerifyFarEpoch(t *testing.T) {
 			!strings.Contains(stderr, "further than verify derives keys") {
 			t.Errorf("audit verify %s: exit %d, want 1 and the record named\n%s%s", strings.Join(args, " "), code, out, stderr)
 		}
+	}
+}
+
+// TestVerifyForgedCheckpoints runs the hook with the shipped config
+// (sealing, a checkpoint after every record) and hands verify a
+// collector's file with the node's checkpoints and two lines a local
+// user could have sent to the syslog socket (logger(1) takes any text):
+// a checkpoint beyond the last record and one with another hash for a
+// record the log holds. Without --key verify cannot tell them from the
+// node's (the documented limit) and reports tampering; with --key they
+// are ignored and said so, and verify passes; the node's checkpoints
+// still catch records cut off the end.
+func TestVerifyForgedCheckpoints(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["syslog"] = ""
+		c["deadline_ms"] = 60000
+		c["checkpoints"].(map[string]any)["every_records"] = 1
+		c["checkpoints"].(map[string]any)["every_seconds"] = 0
+	})
+	mustRun := func(stdin string, args ...string) string {
+		t.Helper()
+		code, out, stderr := runBin(t, stdin, args...)
+		if code != 0 || stderr != "" {
+			t.Fatalf("nsrel-hook %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+		}
+		return out
+	}
+	out := mustRun("", "--config", e.config, "audit", "seal-init")
+	paras := strings.Split(out, "\n\n")
+	if len(paras) < 2 {
+		t.Fatalf("seal-init printed %q", out)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte(strings.TrimSpace(paras[1])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		id := "forged-ckpt-" + strconv.Itoa(i)
+		mustRun(shipState(id, "creating", "web"), "--config", e.config, "createRuntime")
+	}
+	var genuine []audit.Checkpoint
+	for c, err := range audit.ReadCheckpoints(filepath.Join(e.dir, "checkpoints.jsonl")) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		genuine = append(genuine, c)
+	}
+	if len(genuine) != 4 || genuine[3].Seal == "" {
+		t.Fatalf("the node's checkpoints: %+v", genuine)
+	}
+	// The collector's file, as rsyslog writes it: its prefix, then the
+	// message.
+	var coll []byte
+	add := func(sender string, c audit.Checkpoint) {
+		coll = append(coll, "2026-12-03T09:00:00+00:00 "+c.Host+" "+sender+": "...)
+		coll = append(coll, c.Line()...)
+	}
+	for _, c := range genuine {
+		add("nsrel", c)
+	}
+	beyond, rewritten := genuine[3], genuine[1]
+	beyond.Seq, beyond.Seal = 9999, ""
+	rewritten.Hash, rewritten.Seal = strings.Repeat("f", 64), ""
+	add("mallory", beyond)
+	add("mallory", rewritten)
+	ckpts := filepath.Join(t.TempDir(), "authpriv.log")
+	if err := os.WriteFile(ckpts, coll, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, stderr := runBin(t, "", "audit", "verify", "--checkpoints", ckpts, e.log)
+	if code != 1 || !strings.Contains(stderr, "names seq 9999, beyond the last record") {
+		t.Errorf("without --key: exit %d, want 1 and the forged checkpoint taken at its word\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = runBin(t, "", "audit", "verify", "--key", "@"+keyFile, "--checkpoints", ckpts, e.log)
+	if want := "4 checkpoint(s) of host " + genuine[0].Host + " match the log, each sealed by a given key"; code != 0 || !strings.Contains(out, want) ||
+		!strings.Contains(out, "note: 2 checkpoint(s) ignored: "+audit.CheckpointNotSealed) {
+		t.Errorf("with --key: exit %d, want 0, %q and the forged ones ignored\n%s%s", code, want, out, stderr)
+	}
+	code, out, stderr = runBin(t, "", "audit", "verify", "--json", "--key", "@"+keyFile, "--checkpoints", ckpts, e.log)
+	var res verifyResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || !res.OK || res.Checkpoints != 4 || !res.CheckpointsSealed ||
+		len(res.CheckpointsIgnored) != 2 || res.CheckpointsIgnored[0].Seq != 9999 || res.CheckpointsIgnored[1].Hash != rewritten.Hash {
+		t.Errorf("--json with --key: exit %d, %+v (%v)\n%s%s", code, res, err, out, stderr)
+	}
+
+	// Root on the node cuts the last record: the node's checkpoints,
+	// sealed, still tell, forged ones beside them or not.
+	cut := filepath.Join(t.TempDir(), "audit.jsonl")
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if err := os.WriteFile(cut, bytes.Join(lines[:len(lines)-2], nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = runBin(t, "", "audit", "verify", "--key", "@"+keyFile, "--checkpoints", ckpts, cut)
+	if code != 1 || !strings.Contains(stderr, "FAILED") || !strings.Contains(stderr, "names seq 4, beyond the last record (seq 3)") ||
+		!strings.Contains(stderr, "note: 2 checkpoint(s) ignored") {
+		t.Errorf("records cut, with --key: exit %d, want 1, the node's checkpoint and the ignored ones\n%s%s", code, out, stderr)
 	}
 }

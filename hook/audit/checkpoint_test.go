@@ -529,3 +529,109 @@ func TestShipInBackground(t *testing.T) {
 		t.Errorf("warnings %v; want one saying seq 5 was not shipped", warnings)
 	}
 }
+
+// TestCheckpointsForged mixes checkpoints anyone could write (a local
+// user's logger(1) to the syslog socket the collector reads) with the
+// genuine ones of a sealed log. Without a key they are taken at their
+// word (the documented limit) and report tampering that did not happen;
+// with the key only checkpoints whose seal checks judge the log, the
+// others are listed with the reason, and the genuine ones still catch
+// what root on the node did later.
+func TestCheckpointsForged(t *testing.T) {
+	dir := t.TempDir()
+	l, path, key := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(dir, "cp.jsonl")}})
+	appendN(t, l, 6)
+	genuine := readCheckpoints(t, l.CheckpointsFileForTest())
+	last := genuine[len(genuine)-1]
+	if len(genuine) != 7 || last.Seq != 7 || last.Seal == "" {
+		t.Fatalf("checkpoints %+v", genuine)
+	}
+	keys := []audit.VerifyKey{key}
+	fake := func(seq uint64, hash, seal string) audit.Checkpoint {
+		return audit.Checkpoint{Host: "node-a", Log: path, Seq: seq, Hash: hash, Seal: seal, Time: "2026-12-03T09:00:00Z"}
+	}
+	at := func(seq uint64) audit.Checkpoint { return genuine[seq-1] }
+	withSeq := func(c audit.Checkpoint, seq uint64) audit.Checkpoint { c.Seq = seq; return c }
+	idAt := func(epoch uint64) string {
+		return key.ID.String() + "." + strconv.FormatUint(epoch, 10) + "." + strings.Repeat("0", 64)
+	}
+	for _, tc := range []struct {
+		name    string
+		forged  audit.Checkpoint
+		keyless string // what verify without the key reports
+		reason  string // why verify with the key ignores it
+	}{
+		{"unsealed, beyond the end", fake(9999, strings.Repeat("a", 64), ""), "beyond the last record", audit.CheckpointNotSealed},
+		{"unsealed, another hash", fake(3, strings.Repeat("b", 64), ""), "the chain was rewritten", audit.CheckpointNotSealed},
+		{"a made-up key", fake(3, at(3).Hash, strings.Repeat("1", 16)+".2."+strings.Repeat("0", 64)), "", audit.CheckpointNotSealed},
+		{"the key's ID, a made-up tag", fake(3, strings.Repeat("c", 64), idAt(2)), "the chain was rewritten", audit.CheckpointForged},
+		{"the key's ID, beyond the end", fake(7000, strings.Repeat("c", 64), idAt(6999)), "beyond the last record", audit.CheckpointForged},
+		{"a genuine one's seq changed", withSeq(at(4), 9999), "sealed again", audit.CheckpointAltered},
+		{"a genuine one moved to another seq", withSeq(at(4), 5), "sealed again", audit.CheckpointAltered},
+		{"the key's ID, epoch 2^62", fake(1<<62+1, strings.Repeat("d", 64), idAt(1<<62)), "beyond the last record", audit.CheckpointTooFar},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cps := append(append([]audit.Checkpoint{}, genuine...), tc.forged)
+			_, err := verify(t, l, audit.VerifyOptions{Checkpoints: cps})
+			if tc.keyless != "" && (err == nil || !strings.Contains(err.Error(), tc.keyless)) {
+				t.Errorf("without the key: %v; want %q (checkpoints are not authenticated without it)", err, tc.keyless)
+			}
+			done := make(chan struct{})
+			var s *audit.Summary
+			go func() {
+				defer close(done)
+				s, err = verify(t, l, audit.VerifyOptions{Keys: keys, Checkpoints: cps})
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("verify still running after 10 s")
+			}
+			if err != nil || s.Checkpoints != len(genuine) || !s.CheckpointsSealed || len(s.IgnoredCheckpoints) != 1 ||
+				s.IgnoredCheckpoints[0].Checkpoint != tc.forged || s.IgnoredCheckpoints[0].Reason != tc.reason {
+				t.Errorf("with the key: %v, %d checkpoints, sealed %v, ignored %+v; want the genuine %d and the forged one ignored: %s",
+					err, s.Checkpoints, s.CheckpointsSealed, s.IgnoredCheckpoints, len(genuine), tc.reason)
+			}
+		})
+	}
+
+	t.Run("only forged ones", func(t *testing.T) {
+		_, err := verify(t, l, audit.VerifyOptions{Keys: keys, Checkpoints: []audit.Checkpoint{fake(9999, strings.Repeat("a", 64), "")}})
+		if err == nil || !strings.Contains(err.Error(), "none of the 1 checkpoint(s) given can be used: "+audit.CheckpointNotSealed) {
+			t.Errorf("%v", err)
+		}
+	})
+
+	// Root on the node later cuts records off the end and forges
+	// checkpoints of its own: the genuine ones still tell.
+	t.Run("records cut off, forged checkpoints beside the genuine", func(t *testing.T) {
+		cut := filepath.Join(t.TempDir(), "audit.jsonl")
+		writeLines(t, cut, readLines(t, path)[:5])
+		cps := append(append([]audit.Checkpoint{}, genuine...), fake(5, strings.Repeat("e", 64), ""), withSeq(at(3), 5))
+		s, err := audit.Verify([]string{cut}, audit.VerifyOptions{Keys: keys, Checkpoints: cps})
+		if err == nil || !strings.Contains(err.Error(), "names seq 6, beyond the last record (seq 5)") || len(s.IgnoredCheckpoints) != 2 {
+			t.Errorf("%v, ignored %+v", err, s.IgnoredCheckpoints)
+		}
+	})
+
+	// A collector's nodes, each verified alone with every node's key: a
+	// checkpoint of another node, genuine there and relabelled with this
+	// node's host, is another node's.
+	t.Run("another node's", func(t *testing.T) {
+		ol, _, okey := sealedLog(t, audit.Options{Host: "node-b", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "cp.jsonl")}})
+		appendN(t, ol, 12)
+		other := readCheckpoints(t, ol.CheckpointsFileForTest())[11]
+		other.Host = "node-a"
+		cps := append(append([]audit.Checkpoint{}, genuine...), other)
+		s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{okey, key}, KeysOfOthers: true, Checkpoints: cps})
+		if err != nil || s.Checkpoints != len(genuine) || len(s.IgnoredCheckpoints) != 1 || s.IgnoredCheckpoints[0].Reason != audit.CheckpointOtherNode {
+			t.Errorf("%v, %d checkpoints, ignored %+v", err, s.Checkpoints, s.IgnoredCheckpoints)
+		}
+		// A node none of whose keys is given is verified without keys:
+		// its checkpoints are taken at their word.
+		s, err = verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{okey}, KeysOfOthers: true, Checkpoints: genuine})
+		if err != nil || s.Checkpoints != len(genuine) || s.CheckpointsSealed {
+			t.Errorf("without this node's key: %v, %+v", err, s)
+		}
+	})
+}

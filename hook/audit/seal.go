@@ -185,19 +185,16 @@ func ParseVerifyKey(s string) (VerifyKey, error) {
 }
 
 // keyChain derives the keys of a sealing forward from k[0], for a
-// verifier that meets epochs in increasing order.
+// verifier that meets epochs in increasing order ([verifier.keyAt]).
 type keyChain struct {
 	epoch uint64
 	key   [32]byte
-}
-
-// at returns the key of epoch e (e must not be below the last one asked).
-func (c *keyChain) at(e uint64) [32]byte {
-	for c.epoch < e {
-		c.key = nextSealKey(c.key)
-		c.epoch++
-	}
-	return c.key
+	// pending are the checkpoints sealed with this key whose tag is not
+	// checked yet (indices into verifier.want), by increasing epoch:
+	// each is checked when the chain passes its epoch.
+	pending []int
+	// logEpoch is the epoch the chain's records took the key to.
+	logEpoch uint64
 }
 
 // ErrSealStateExists matches the error of [InitSeal] for a sealing state

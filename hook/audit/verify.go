@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -203,7 +205,32 @@ type Summary struct {
 	SealIDs []string
 	// Checkpoints counts the checkpoints checked against the chain.
 	Checkpoints int
+	// CheckpointsSealed says that verification keys authenticated every
+	// checkpoint counted in Checkpoints (their seals checked).
+	CheckpointsSealed bool
+	// IgnoredCheckpoints are checkpoints given that were not held
+	// against the chain, each with why (see [VerifySnapshot]).
+	IgnoredCheckpoints []IgnoredCheckpoint
 }
+
+// IgnoredCheckpoint is a checkpoint verify did not hold against the
+// chain, and why.
+type IgnoredCheckpoint struct {
+	Checkpoint
+	Reason string `json:"reason"`
+}
+
+// Why [VerifySnapshot] ignores a checkpoint when verification keys are
+// given: nothing but a seal tells a checkpoint the node sent from one
+// anyone wrote (a local user's logger(1) to the syslog socket, another
+// node sending to the collector, a copied line with its seq changed).
+const (
+	CheckpointNotSealed = "not sealed by a given key (forged or foreign, or made before sealing started)"
+	CheckpointForged    = "its seal does not check with the key (forged)"
+	CheckpointOtherNode = "sealed by a given key that seals none of this chain's records (another node's)"
+	CheckpointAltered   = "its seq is not that of the record its seal names (altered)"
+	CheckpointTooFar    = "sealed further beyond the log than verify derives keys (MaxSealDerive): not checked"
+)
 
 // MaxSealDerive is how many keys verify derives to reach the key of one
 // seal, from the last key it derived for that sealing (at first its
@@ -233,7 +260,8 @@ type VerifyOptions struct {
 	Keys []VerifyKey
 	// Checkpoints are checkpoints of this log shipped off the node: every
 	// one must match it (see [VerifySnapshot]); pick a host's from a
-	// collector's mixed stream first ([CheckpointsOf]).
+	// collector's mixed stream first ([CheckpointsOf]). With Keys, only
+	// those sealed by one of them count.
 	Checkpoints []Checkpoint
 	// KeysOfOthers says that Keys may be those of other chains (a
 	// collector's nodes, each verified alone): a chain none of whose
@@ -262,12 +290,22 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 // must be covered by the [StageDamaged] record after them, and that
 // damage acknowledged ([StageAck]). Seals must go on once the first
 // record was sealed, with increasing epochs, and match under a key in
-// opts.Keys when one is given for their sealing. Every checkpoint of the
-// chain's host in opts.Checkpoints must name a record of the chain with
-// its hash (and seal): a checkpoint beyond the last record shows records cut off
-// the end (or a current or rotated file removed), a different hash a
-// rewritten chain, a different seal a changed seal. It returns the
-// summary and, if the chain does not hold, the first [*Problem].
+// opts.Keys when one is given for their sealing. Every checkpoint in
+// opts.Checkpoints must name a record of the chain with its hash (and
+// seal): a checkpoint beyond the last record shows records cut off the
+// end (or a current or rotated file removed), a different hash a
+// rewritten chain, a different seal a changed seal.
+//
+// Checkpoints are authenticated only by their seals. With opts.Keys
+// (unless KeysOfOthers and none of them seals this chain), a checkpoint
+// counts only if it is sealed by one of the keys (with KeysOfOthers, one
+// that seals records of this chain) and its tag checks, and, when the
+// chain holds the record sealed at the same key and epoch with its hash,
+// names that record's seq; the others go to Summary.IgnoredCheckpoints
+// with the reason (Checkpoint… constants) and do not judge the chain, and
+// if none counts the chain fails. Without keys every checkpoint counts.
+// It returns the summary and, if the chain does not hold, the first
+// [*Problem].
 func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 	v := &verifier{s: &Summary{Files: snap.Files()}, opts: opts, keys: map[SealID]*keyChain{}, at: map[uint64]placed{}}
 	for _, k := range opts.Keys {
@@ -275,6 +313,24 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 	}
 	v.offsets, v.firstBy = map[SealID]uint64{}, map[SealID]*Problem{}
 	v.want = append(v.want, opts.Checkpoints...)
+	v.cps = make([]cpSeal, len(v.want))
+	for i, c := range v.want {
+		p, err := ParseSeal(c.Seal)
+		if c.Seal == "" || err != nil {
+			continue
+		}
+		v.cps[i].seal, v.cps[i].parsed = p, true
+		if kc, ok := v.keys[p.ID]; ok {
+			kc.pending = append(kc.pending, i)
+			if v.bySeal == nil {
+				v.bySeal = map[sealAt][]int{}
+			}
+			v.bySeal[sealAt{p.ID, p.Epoch}] = append(v.bySeal[sealAt{p.ID, p.Epoch}], i)
+		}
+	}
+	for _, kc := range v.keys {
+		slices.SortStableFunc(kc.pending, func(a, b int) int { return cmp.Compare(v.cps[a].seal.Epoch, v.cps[b].seal.Epoch) })
+	}
 	for l, err := range snap.Lines() {
 		if err != nil {
 			return v.s, &Problem{File: l.File, Line: l.Number, Reason: err.Error()}
@@ -298,6 +354,24 @@ type damagedAt struct {
 	bytes  int
 	reason string
 	kind   string
+}
+
+// cpSeal is a checkpoint's seal and what verify learnt of it.
+type cpSeal struct {
+	seal   ParsedSeal
+	parsed bool
+	// checked: the tag was compared under the key of its epoch; tagOK:
+	// it matched.
+	checked, tagOK bool
+	// rec is the record of the chain sealed with the same key and epoch
+	// (its seal checked), if the chain holds it.
+	rec *Record
+}
+
+// sealAt is a key and an epoch of it.
+type sealAt struct {
+	id    SealID
+	epoch uint64
 }
 
 // placed is a record with where verify found it.
@@ -330,6 +404,10 @@ type verifier struct {
 	// at keeps the records checkpoints ask about, by seq.
 	want []Checkpoint
 	at   map[uint64]placed
+	// cps are the seals of want (same index), and bySeal the checkpoints
+	// sealed with a given key, by key and epoch.
+	cps    []cpSeal
+	bySeal map[sealAt][]int
 	// damageBySeq indexes s.Damage.
 	damageBySeq map[uint64]int
 }
@@ -528,12 +606,38 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 				p.Epoch, p.ID, p.Epoch-kc.epoch, kc.epoch, MaxSealDerive)
 		}
 		h, _ := hex.DecodeString(r.Hash)
-		if !hmac.Equal(sealTag(kc.at(p.Epoch), p.ID, p.Epoch, h), p.Tag) {
+		if !hmac.Equal(sealTag(v.keyAt(p.ID, kc, p.Epoch), p.ID, p.Epoch, h), p.Tag) {
 			return bad("the seal does not match the record (altered after it was sealed, or forged)")
 		}
+		kc.logEpoch = p.Epoch
 		v.s.SealsVerified++
+		for _, i := range v.bySeal[sealAt{p.ID, p.Epoch}] {
+			v.cps[i].rec = r
+		}
 	}
 	return nil
+}
+
+// keyAt returns the key of epoch e of the sealing id, deriving it from
+// the last key kc derived (e must not be below that epoch), and checks
+// the tags of the checkpoints sealed at the epochs it passes.
+func (v *verifier) keyAt(id SealID, kc *keyChain, e uint64) [32]byte {
+	for {
+		for len(kc.pending) > 0 && v.cps[kc.pending[0]].seal.Epoch <= kc.epoch {
+			c := &v.cps[kc.pending[0]]
+			if c.seal.Epoch == kc.epoch {
+				h, _ := hex.DecodeString(v.want[kc.pending[0]].Hash)
+				c.checked = true
+				c.tagOK = len(h) == sha256.Size && hmac.Equal(sealTag(kc.key, id, kc.epoch, h), c.seal.Tag)
+			}
+			kc.pending = kc.pending[1:]
+		}
+		if kc.epoch >= e {
+			return kc.key
+		}
+		kc.key = nextSealKey(kc.key)
+		kc.epoch++
+	}
 }
 
 // end checks what only the whole chain tells.
@@ -562,7 +666,11 @@ func (v *verifier) end() *Problem {
 	if p := v.keysProblem(); p != nil {
 		return p
 	}
-	for _, c := range v.want {
+	judged := v.authenticCheckpoints()
+	if len(v.want) > 0 && len(judged) == 0 {
+		return &Problem{File: last, Reason: fmt.Sprintf("none of the %d checkpoint(s) given can be used: %s", len(v.want), v.s.IgnoredCheckpoints[0].Reason)}
+	}
+	for _, c := range judged {
 		v.s.Checkpoints++
 		if p := v.checkpointSeal(c, last); p != nil {
 			return p
@@ -589,6 +697,58 @@ func (v *verifier) end() *Problem {
 		}
 	}
 	return nil
+}
+
+// authenticCheckpoints returns the checkpoints to hold against the
+// chain: with keys for it, those whose seals the keys authenticate (the
+// rest go to IgnoredCheckpoints with the reason); without, all.
+func (v *verifier) authenticCheckpoints() []Checkpoint {
+	ours := false // a given key seals records of this chain
+	for id := range v.offsets {
+		if _, ok := v.keys[id]; ok {
+			ours = true
+		}
+	}
+	if len(v.keys) == 0 || v.opts.KeysOfOthers && !ours {
+		return v.want
+	}
+	v.s.CheckpointsSealed = true
+	var out []Checkpoint
+	for i, c := range v.want {
+		cs := &v.cps[i]
+		kc, given := v.keys[cs.seal.ID]
+		_, inChain := v.offsets[cs.seal.ID]
+		reason := ""
+		switch {
+		case !cs.parsed || !given:
+			reason = CheckpointNotSealed
+		case v.opts.KeysOfOthers && !inChain:
+			reason = CheckpointOtherNode
+		case !cs.checked && cs.seal.Epoch > kc.logEpoch && cs.seal.Epoch-kc.logEpoch > MaxSealDerive:
+			// Beyond the log by more than verify derives: a genuine
+			// one needs that many records cut off the end with no
+			// checkpoint in between.
+			reason = CheckpointTooFar
+		}
+		if reason == "" && !cs.checked {
+			v.keyAt(cs.seal.ID, kc, cs.seal.Epoch)
+		}
+		switch {
+		case reason != "":
+		case !cs.tagOK:
+			reason = CheckpointForged
+		case cs.rec != nil && cs.rec.Hash == c.Hash && cs.rec.Seq != c.Seq:
+			// The seal covers the hash, not the seq: the record it
+			// names is in the chain, at another seq.
+			reason = CheckpointAltered
+		}
+		if reason != "" {
+			v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, reason})
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // keysProblem: with verification keys given, every seal must be checked
