@@ -46,6 +46,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	var (
 		partial, asJSON, replace bool
 		anchor, container, host  string
+		checkpointLog            string
 		reason                   string
 		keys, checkpoints, nodes listFlag
 		allNodes                 bool
@@ -57,6 +58,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		fs.Var(&keys, "key", "")
 		fs.Var(&checkpoints, "checkpoints", "")
 		fs.StringVar(&host, "host", "", "")
+		fs.StringVar(&checkpointLog, "checkpoint-log", "", "")
 		fs.Var(&nodes, "node", "")
 		fs.BoolVar(&allNodes, "nodes", false, "")
 		fs.BoolVar(&asJSON, "json", false, "")
@@ -119,7 +121,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		return showCmd(logs[0], container, asJSON, stdout, stderr)
 	}
-	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor}
+	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor, CheckpointLog: checkpointLog}
 	for _, k := range keys {
 		vk, err := readKey(k)
 		if err != nil {
@@ -339,6 +341,11 @@ func verifyLog(path string, opts audit.VerifyOptions) (*audit.Summary, error) {
 		return nil, err
 	}
 	defer snap.Close()
+	// On the node the log is where its checkpoints say: that picks its
+	// own among the checkpoints of several logs.
+	if abs, err := filepath.Abs(path); err == nil {
+		opts.LogPath = abs
+	}
 	return audit.VerifySnapshot(snap, opts)
 }
 

@@ -18,7 +18,7 @@ containers in a tamper-evident audit log (an OCI runtime hook).
 Usage:
   nsrel-hook [--config FILE] createRuntime|poststart|poststop   < state.json
   nsrel-hook policy check FILE
-  nsrel-hook [--config FILE] audit verify [--partial] [--anchor HASH] [--key KEY] [--checkpoints FILE] [--host HOST] [--nodes] [--node HOST] [--json] [LOG...]
+  nsrel-hook [--config FILE] audit verify [--partial] [--anchor HASH] [--key KEY] [--checkpoints FILE] [--host HOST] [--checkpoint-log PATH] [--nodes] [--node HOST] [--json] [LOG...]
   nsrel-hook [--config FILE] audit show [--container ID] [--json] [LOG]
   nsrel-hook [--config FILE] audit ack SEQ --reason TEXT [LOG]
   nsrel-hook [--config FILE] audit seal-init [--replace]
@@ -53,6 +53,10 @@ Options:
                        may be repeated; with --key, only checkpoints
                        sealed by a given key count (others are ignored)
   --host HOST          verify: the host whose checkpoints to use
+  --checkpoint-log PATH
+                       verify: use the checkpoints of the log the node
+                       wrote at PATH (needed when the host's checkpoints
+                       name several logs and LOG is not at one of them)
   --nodes              verify: verify every node in the LOGs (and in the
                        checkpoints) separately
   --node HOST          verify: verify only the records of node HOST; may be

@@ -187,3 +187,64 @@ func TestVerifyForgedCheckpoints(t *testing.T) {
 		t.Errorf("records cut, with --key: exit %d, want 1, the node's checkpoint and the ignored ones\n%s%s", code, out, stderr)
 	}
 }
+
+// TestVerifyCheckpointsOfTwoLogs runs the hook with two configs of one
+// host (an audit log each) and gives verify both logs' checkpoints in
+// one file, as a collector receives them: the other log's no longer
+// judge this one. On the node the log is where its checkpoints say; a
+// copy names it with --checkpoint-log.
+func TestVerifyCheckpointsOfTwoLogs(t *testing.T) {
+	var coll []byte
+	var envs []*env
+	for i, n := range []int{2, 4} {
+		e := newEnv(t, "hook.json", func(c map[string]any) {
+			c["syslog"] = ""
+			c["deadline_ms"] = 60000
+			c["checkpoints"].(map[string]any)["every_records"] = 1
+		})
+		for j := range n {
+			id := "two-logs-" + strconv.Itoa(i) + "-" + strconv.Itoa(j)
+			if code, _, stderr := runBin(t, shipState(id, "creating", "web"), "--config", e.config, "createRuntime"); code != 0 || stderr != "" {
+				t.Fatalf("createRuntime: exit %d: %s", code, stderr)
+			}
+		}
+		data, err := os.ReadFile(filepath.Join(e.dir, "checkpoints.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		coll = append(coll, data...)
+		envs = append(envs, e)
+	}
+	ckpts := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+	if err := os.WriteFile(ckpts, coll, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "audit.jsonl")
+	data, err := os.ReadFile(envs[0].log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{envs[0].log}, 0, []string{"2 checkpoint(s) of host", "note: 4 checkpoint(s) ignored: " + audit.CheckpointOtherLog}},
+		{[]string{envs[1].log}, 0, []string{"4 checkpoint(s) of host", "note: 2 checkpoint(s) ignored: " + audit.CheckpointOtherLog}},
+		{[]string{cp}, 1, []string{"FAILED", "the checkpoints name 2 logs", "--checkpoint-log PATH"}},
+		{[]string{"--checkpoint-log", envs[0].log, cp}, 0, []string{"2 checkpoint(s) of host", "note: 4 checkpoint(s) ignored"}},
+		{[]string{"--checkpoint-log", envs[1].log, cp}, 1, []string{"FAILED", "the chain was rewritten"}},
+	} {
+		args := append([]string{"audit", "verify", "--checkpoints", ckpts}, tc.args...)
+		code, out, stderr := runBin(t, "", args...)
+		for _, w := range tc.want {
+			if code != tc.code || !strings.Contains(out+stderr, w) {
+				t.Errorf("nsrel-hook %s: exit %d, want %d and %q\n%s%s", strings.Join(args, " "), code, tc.code, w, out, stderr)
+				break
+			}
+		}
+	}
+}

@@ -635,3 +635,76 @@ func TestCheckpointsForged(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckpointsOfTwoLogs gives verify the checkpoints of two logs of
+// one host (two configs with an audit log each), as a collector receives
+// them in one stream. The other log's checkpoints judged this one, and
+// reported it rewritten; now only this log's count: on the node, where
+// the log is at the path its checkpoints name, they are picked by it; a
+// copy elsewhere must name it (CheckpointLog); with a key, checkpoints
+// the key does not seal are left out first, so a forged one naming
+// another log does not make verify ask.
+func TestCheckpointsOfTwoLogs(t *testing.T) {
+	la, pathA, keyA := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "cp.jsonl")}})
+	appendN(t, la, 4)
+	lb, pathB, _ := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "cp.jsonl")}})
+	appendN(t, lb, 8)
+	cpsA, cpsB := readCheckpoints(t, la.CheckpointsFileForTest()), readCheckpoints(t, lb.CheckpointsFileForTest())
+	var mixed []audit.Checkpoint
+	for i := range max(len(cpsA), len(cpsB)) {
+		if i < len(cpsA) {
+			mixed = append(mixed, cpsA[i])
+		}
+		if i < len(cpsB) {
+			mixed = append(mixed, cpsB[i])
+		}
+	}
+	if got, err := audit.CheckpointsOf(mixed, "node-a"); err != nil || len(got) != len(mixed) {
+		t.Fatalf("one host's: %d, %v", len(got), err)
+	}
+	copyA := filepath.Join(t.TempDir(), "audit.jsonl")
+	writeLines(t, copyA, readLines(t, pathA))
+	ignoredB := func(s *audit.Summary, reason string) bool {
+		if len(s.IgnoredCheckpoints) != len(cpsB) {
+			return false
+		}
+		for _, c := range s.IgnoredCheckpoints {
+			if c.Log != pathB || c.Reason != reason {
+				return false
+			}
+		}
+		return true
+	}
+	for _, tc := range []struct {
+		name   string
+		file   string
+		opts   audit.VerifyOptions
+		reason string // why it fails, "" for passes with B's ignored as of another log
+	}{
+		{"on the node", pathA, audit.VerifyOptions{LogPath: pathA}, ""},
+		{"a copy", copyA, audit.VerifyOptions{LogPath: copyA}, "the checkpoints name 2 logs"},
+		{"a copy, the log named", copyA, audit.VerifyOptions{LogPath: copyA, CheckpointLog: pathA}, ""},
+		{"the other log named", copyA, audit.VerifyOptions{CheckpointLog: pathB}, "the chain was rewritten"},
+		{"a log no checkpoint names", copyA, audit.VerifyOptions{CheckpointLog: "/nowhere"}, "none of the"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Checkpoints = mixed
+			s, err := audit.Verify([]string{tc.file}, tc.opts)
+			switch {
+			case tc.reason != "" && (err == nil || !strings.Contains(err.Error(), tc.reason)):
+				t.Errorf("%v; want a failure saying %q", err, tc.reason)
+			case tc.reason == "" && (err != nil || s.Checkpoints != len(cpsA) || !ignoredB(s, audit.CheckpointOtherLog)):
+				t.Errorf("%v, %d checkpoints, ignored %+v; want A's %d, B's as another log's", err, s.Checkpoints, s.IgnoredCheckpoints, len(cpsA))
+			}
+		})
+	}
+	t.Run("a copy, with the key", func(t *testing.T) {
+		// B's checkpoints are not sealed by A's key, nor is a forged
+		// one naming a third log: A's are the only ones left.
+		cps := append(append([]audit.Checkpoint{}, mixed...), audit.Checkpoint{Host: "node-a", Log: "/elsewhere", Seq: 2, Hash: strings.Repeat("a", 64)})
+		s, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA}, LogPath: copyA, Checkpoints: cps})
+		if err != nil || s.Checkpoints != len(cpsA) || len(s.IgnoredCheckpoints) != len(cpsB)+1 || s.IgnoredCheckpoints[0].Reason != audit.CheckpointNotSealed {
+			t.Errorf("%v, %d checkpoints, ignored %+v", err, s.Checkpoints, s.IgnoredCheckpoints)
+		}
+	})
+}

@@ -230,6 +230,9 @@ const (
 	CheckpointOtherNode = "sealed by a given key that seals none of this chain's records (another node's)"
 	CheckpointAltered   = "its seq is not that of the record its seal names (altered)"
 	CheckpointTooFar    = "sealed further beyond the log than verify derives keys (MaxSealDerive): not checked"
+	// CheckpointOtherLog is a checkpoint of another log of the host
+	// (keys given or not).
+	CheckpointOtherLog = "of another log (its \"log\" names another path than the one chosen)"
 )
 
 // MaxSealDerive is how many keys verify derives to reach the key of one
@@ -263,6 +266,16 @@ type VerifyOptions struct {
 	// collector's mixed stream first ([CheckpointsOf]). With Keys, only
 	// those sealed by one of them count.
 	Checkpoints []Checkpoint
+	// CheckpointLog, if set, is the path the node wrote this log at, as
+	// its checkpoints name it (their "log"): checkpoints of other logs
+	// are ignored. Unset, LogPath picks when the checkpoints name it, and
+	// otherwise the checkpoints must all name one log: a host may keep
+	// several, and a collector's copy of a log is at another path than
+	// the one its checkpoints name.
+	CheckpointLog string
+	// LogPath is the path of the log verified in place (its current
+	// file), if known.
+	LogPath string
 	// KeysOfOthers says that Keys may be those of other chains (a
 	// collector's nodes, each verified alone): a chain none of whose
 	// seals has a key among them is then verified as without keys. By
@@ -304,6 +317,8 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 // names that record's seq; the others go to Summary.IgnoredCheckpoints
 // with the reason (Checkpoint… constants) and do not judge the chain, and
 // if none counts the chain fails. Without keys every checkpoint counts.
+// Of the checkpoints that count, those of another log of the host
+// (opts.CheckpointLog) are ignored too.
 // It returns the summary and, if the chain does not hold, the first
 // [*Problem].
 func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
@@ -666,7 +681,10 @@ func (v *verifier) end() *Problem {
 	if p := v.keysProblem(); p != nil {
 		return p
 	}
-	judged := v.authenticCheckpoints()
+	judged, p := v.ofThisLog(v.authenticCheckpoints(), last)
+	if p != nil {
+		return p
+	}
 	if len(v.want) > 0 && len(judged) == 0 {
 		return &Problem{File: last, Reason: fmt.Sprintf("none of the %d checkpoint(s) given can be used: %s", len(v.want), v.s.IgnoredCheckpoints[0].Reason)}
 	}
@@ -749,6 +767,42 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 		out = append(out, c)
 	}
 	return out
+}
+
+// ofThisLog returns the checkpoints among cs that name this log (see
+// [VerifyOptions.CheckpointLog]); the others go to IgnoredCheckpoints. It
+// runs after authentication, so that a forged checkpoint naming another
+// log cannot make verify ask which log is meant.
+func (v *verifier) ofThisLog(cs []Checkpoint, last string) ([]Checkpoint, *Problem) {
+	var logs []string
+	for _, c := range cs {
+		if !slices.Contains(logs, c.Log) {
+			logs = append(logs, c.Log)
+		}
+	}
+	want := v.opts.CheckpointLog
+	switch {
+	case want != "":
+	case len(logs) <= 1:
+		return cs, nil
+	case v.opts.LogPath != "" && slices.Contains(logs, v.opts.LogPath):
+		want = v.opts.LogPath
+	default:
+		names := make([]string, len(logs))
+		for i, l := range logs {
+			names[i] = strconv.Quote(l)
+		}
+		return nil, &Problem{File: last, Reason: fmt.Sprintf("the checkpoints name %d logs (%s): pick this log's with --checkpoint-log PATH (the path the node wrote it at)", len(logs), strings.Join(names, ", "))}
+	}
+	var out []Checkpoint
+	for _, c := range cs {
+		if c.Log == want {
+			out = append(out, c)
+		} else {
+			v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, CheckpointOtherLog})
+		}
+	}
+	return out, nil
 }
 
 // keysProblem: with verification keys given, every seal must be checked
