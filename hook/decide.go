@@ -99,7 +99,7 @@ func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 		rec.Ancestry = anc
 		var run *policy.Running
 		if b.Rules.NeedsRunning() {
-			run = RunningFrom(anc, live)
+			run = RunningPod(anc, live, samePod(cfg, in))
 			if note := deniedNote(run.Denied); note != "" {
 				rec.Error = vocab.Cut(note, vocab.MaxRecordedError)
 			}
@@ -108,6 +108,25 @@ func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 	}
 	Judge(cfg, rec, ierr)
 	return rec, ierr
+}
+
+// samePod returns how to tell the processes of the container's pod,
+// which may share its user namespace, for [RunningPod]: by the pod's
+// cgroup ([SamePodCgroup]), and only for a container of a CRI pod on a
+// node whose config trusts the CRI's keys (trusted_selectors: there only
+// the CRI creates containers, and the kubelet chooses their cgroups; a
+// container's creator under runc, crun or podman names its own). nil
+// otherwise: every process outside the container counts.
+func samePod(cfg *policy.Config, in Input) func(int) bool {
+	if in.Meta[vocab.AnnotationSandboxID] == "" || in.PID <= 0 {
+		return nil
+	}
+	for _, k := range []string{vocab.AnnotationSandboxNamespace, vocab.AnnotationSandboxName, vocab.AnnotationContainerName, vocab.AnnotationSandboxID} {
+		if cfg.TrustedSelectors.TrustsAnnotation(k) {
+			return SamePodCgroup(in.PID)
+		}
+	}
+	return nil
 }
 
 // Judge sets rec.Verdict: deny when the record's block enforces and a

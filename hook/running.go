@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"path"
 	"strconv"
 	"time"
 
@@ -47,6 +48,21 @@ func Running(a *audit.Ancestry, budget time.Duration) *policy.Running {
 // RunningFrom is [Running] on live's scan, which the inspection of a
 // nested container may have made already ([inspect.ProcessWith]).
 func RunningFrom(a *audit.Ancestry, live *inspect.LiveOnce) *policy.Running {
+	return RunningPod(a, live, nil)
+}
+
+// RunningPod is [RunningFrom] for a container of a pod, whose other
+// containers and sandbox may share its user namespace: samePod (nil:
+// no pod) reports whether a process outside the container is one of its
+// pod's ([SamePodCgroup]).
+//
+// Besides the other namespaces, it reports a process outside the
+// container (in neither the container's PID namespace nor one below it)
+// that lives in the container's own user namespace, one per namespace:
+// a container that joined another's user namespace shares all its IDs.
+// A container in the initial PID namespace cannot be told from the
+// processes around it and is not checked this way.
+func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int) bool) *policy.Running {
 	if len(a.User) == 0 {
 		return &policy.Running{Err: errors.New("no user namespace chain")}
 	}
@@ -63,6 +79,12 @@ func RunningFrom(a *audit.Ancestry, live *inspect.LiveOnce) *policy.Running {
 	uids, gids, merr := policy.HostMaps(a)
 	for i := range scan.Namespaces {
 		l := &scan.Namespaces[i]
+		if l.Ident == own {
+			if o := outsider(a, l, samePod); o != nil {
+				run.Others = append(run.Others, *o)
+			}
+			continue
+		}
 		if chain[l.Ident] {
 			continue
 		}
@@ -98,6 +120,79 @@ func RunningFrom(a *audit.Ancestry, live *inspect.LiveOnce) *policy.Running {
 	return run
 }
 
+// outsider returns the first process in the container's own user
+// namespace l that is not the container's (it lives in neither the
+// container's PID namespace nor one below it) and not its pod's, as an
+// [policy.Other] that shares the namespace; nil when there is none.
+func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bool) *policy.Other {
+	if a.PIDDepth() == 0 {
+		return nil
+	}
+	own := nsrel.Ident{Dev: a.PIDNS[0].Dev, Ino: a.PIDNS[0].Ino}
+	for _, pid := range l.PIDs {
+		if pid == a.PID {
+			continue
+		}
+		in, err := inspect.InPIDNS(pid, own)
+		switch {
+		case errors.Is(err, inspect.ErrGone), err == nil && in:
+			continue
+		case err != nil:
+			return &policy.Other{Ino: l.Ident.Ino, PID: pid, Name: processName(pid), Shared: true,
+				Err: "cannot tell whether it is the container's: " + err.Error()}
+		case samePod != nil && samePod(pid):
+			continue
+		}
+		return &policy.Other{Ino: l.Ident.Ino, PID: pid, Name: processName(pid), Shared: true}
+	}
+	return nil
+}
+
+// SamePodCgroup returns a samePod for [RunningPod]: a process is of the
+// container's pod when its cgroup has the same parent as that of the
+// container's process pid (Kubernetes puts a pod's sandbox and
+// containers in one pod cgroup, kubepods/.../pod<UID>). Only where the
+// kubelet chooses every container's cgroup may that decide: under runc,
+// crun or podman the container's creator names its cgroup.
+func SamePodCgroup(pid int) func(int) bool {
+	parent := cgroupParent(pid)
+	return func(other int) bool {
+		return parent != "" && cgroupParent(other) == parent
+	}
+}
+
+// cgroupParent returns the parent of process pid's cgroup (v2, or the
+// first v1 hierarchy), or "" when it is unknown or the root.
+func cgroupParent(pid int) string {
+	p := cgroupPath(pid)
+	if p == "" {
+		return ""
+	}
+	parent := path.Dir(p)
+	if parent == "/" || parent == "." {
+		return ""
+	}
+	return parent
+}
+
+// cgroupPath returns process pid's cgroup: cgroup v2's ("0::/path") or
+// the first v1 line's path; "" when unknown.
+func cgroupPath(pid int) string {
+	cg, err := idmap.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return ""
+	}
+	p := ""
+	for _, line := range bytes.Split(cg, []byte{'\n'}) {
+		if f := bytes.SplitN(line, []byte{':'}, 3); len(f) == 3 {
+			if p == "" || string(f[0]) == "0" {
+				p = string(f[2])
+			}
+		}
+	}
+	return p
+}
+
 // processName says what process pid is, for a violation: its command
 // and its cgroup (which names the container for runc, crun, podman,
 // containerd and Kubernetes), escaped: both are the container's to
@@ -106,19 +201,8 @@ func processName(pid int) string {
 	dir := "/proc/" + strconv.Itoa(pid)
 	comm, _ := idmap.ReadFile(dir + "/comm")
 	name := vocab.Printable(vocab.Cut(string(bytes.TrimSpace(comm)), 64))
-	if cg, err := idmap.ReadFile(dir + "/cgroup"); err == nil {
-		// cgroup v2 ("0::/path") or the first v1 line's path.
-		path := ""
-		for _, line := range bytes.Split(cg, []byte{'\n'}) {
-			if f := bytes.SplitN(line, []byte{':'}, 3); len(f) == 3 {
-				if path == "" || string(f[0]) == "0" {
-					path = string(f[2])
-				}
-			}
-		}
-		if path != "" {
-			name += ", cgroup " + vocab.Printable(vocab.Cut(path, 256))
-		}
+	if cg := cgroupPath(pid); cg != "" {
+		name += ", cgroup " + vocab.Printable(vocab.Cut(cg, 256))
 	}
 	return name
 }

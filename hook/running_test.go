@@ -2,6 +2,7 @@ package hook_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,9 +12,11 @@ import (
 	"time"
 
 	"github.com/nsrel/nsrel/hook"
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
@@ -217,5 +220,128 @@ func TestMapsNotWrittenNotChecked(t *testing.T) {
 		if !strings.Contains(got[rule], "cannot be checked") || !strings.Contains(got[rule], "not written yet") {
 			t.Errorf("%s: %q; want it not checked: the maps are not written yet", rule, got[rule])
 		}
+	}
+}
+
+// podCgroups makes a cgroup v2 directory tree for the test below the
+// unified hierarchy, removed at the end (call it before starting the
+// processes it will hold, so that they are killed first), and returns a
+// function that moves a process into a cgroup path below it
+// ("pod/app").
+func podCgroups(t *testing.T) (move func(pid int, path string)) {
+	t.Helper()
+	root := "/sys/fs/cgroup"
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); err == nil {
+		root = "/sys/fs/cgroup/unified" // a hybrid host
+	}
+	base := filepath.Join(root, "nsrel-test-"+strconv.Itoa(os.Getpid())+"-"+t.Name())
+	var made []string
+	t.Cleanup(func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			// A killed process leaves its cgroup soon after.
+			err := os.Remove(made[i])
+			for try := 0; err != nil && !os.IsNotExist(err) && try < 500; try++ {
+				time.Sleep(10 * time.Millisecond)
+				err = os.Remove(made[i])
+			}
+			if err != nil && !os.IsNotExist(err) {
+				t.Errorf("cgroup %s left behind: %v", made[i], err)
+			}
+		}
+	})
+	return func(pid int, path string) {
+		t.Helper()
+		dir := base
+		for _, part := range append([]string{""}, strings.Split(path, "/")...) {
+			dir = filepath.Join(dir, part)
+			if err := os.Mkdir(dir, 0o755); err == nil {
+				made = append(made, dir)
+			} else if !os.IsExist(err) {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRunningSharedUserNS: a process outside the container (another PID
+// namespace) in the container's own user namespace shares all its IDs:
+// disjoint_from_running reports it, unless it is of the container's pod
+// (same pod cgroup, for a CRI pod whose containers join the sandbox's
+// user namespace) where the config lets the pod's cgroup decide.
+func TestRunningSharedUserNS(t *testing.T) {
+	nstest.RequireRoot(t)
+	move := podCgroups(t) // first: its cleanup runs after the processes are killed
+	base := uint32(2_000_000_000 + os.Getpid()%1000*1_000_000 + 500_000)
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
+	sandbox := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID, UidMappings: m, GidMappings: m},
+		nstest.RequireCmd(t, "sleep"), "infinity")
+	// The app container: the sandbox's user namespace, a PID namespace
+	// of its own (nsenter and unshare stay in the pod's cgroup too).
+	app := nstest.Start(t, nil, nstest.RequireCmd(t, "nsenter"), "-U", "-t", strconv.Itoa(sandbox.Pid),
+		nstest.RequireCmd(t, "unshare"), "-p", "-f", "--kill-child", nstest.RequireCmd(t, "sleep"), "infinity")
+	leaf := nstest.WaitLeaf(t, app.Pid, "sleep")
+	move(sandbox.Pid, "pod/sandbox")
+	move(app.Pid, "pod/app")
+	move(leaf, "pod/app")
+	a, err := inspect.Process(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.PIDDepth() != 1 || a.UserDepth() != 1 {
+		t.Fatalf("the app: user depth %d, PID depth %d", a.UserDepth(), a.PIDDepth())
+	}
+	shared := func(run *policy.Running) string {
+		t.Helper()
+		if run.Err != nil {
+			t.Fatal(run.Err)
+		}
+		var out []string
+		for _, v := range (&policy.Rules{DisjointFromRunning: true}).EvaluateRunning(a, run) {
+			if strings.Contains(v.Reason, "also the user namespace of") || strings.Contains(v.Reason, "cannot") {
+				out = append(out, v.Reason)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	if got := shared(hook.RunningFrom(a, inspect.NewLiveOnce(time.Second))); !strings.Contains(got, "outside the container: it shares all its IDs") {
+		t.Errorf("not a pod: %q; want the shared namespace reported", got)
+	}
+	if got := shared(hook.RunningPod(a, inspect.NewLiveOnce(time.Second), hook.SamePodCgroup(leaf))); got != "" {
+		t.Errorf("the pod's own sandbox: %q; want nothing", got)
+	}
+	// Decide lets the pod's cgroup decide only for a CRI pod's container
+	// (io.kubernetes.cri.sandbox-id) under a config that trusts the
+	// CRI's keys: there the kubelet names every container's cgroup.
+	meta := map[string]string{vocab.AnnotationSandboxID: "sandbox-1"}
+	for _, tc := range []struct {
+		trusted string
+		meta    map[string]string
+		refused bool
+	}{
+		{`"trusted_selectors":{"annotations":["io.kubernetes.cri.sandbox-namespace"]},`, meta, false},
+		{``, meta, true},
+		{`"trusted_selectors":{"annotations":["io.kubernetes.cri.sandbox-namespace"]},`, nil, true},
+	} {
+		cfg, err := policy.Parse("pod.json", []byte(`{"version":1,"audit_log":"/x",`+tc.trusted+`
+			"default":{"mode":"enforce","rules":{"disjoint_from_running":true}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, ierr := hook.Decide(cfg, hook.Input{Stage: audit.StageCreateRuntime, ID: "app-1", PID: leaf, Meta: tc.meta})
+		if ierr != nil {
+			t.Fatal(ierr)
+		}
+		if refused := rec.Verdict == audit.VerdictDeny; refused != tc.refused {
+			t.Errorf("trusted %q, annotations %v: verdict %s (%+v); want refused %v", tc.trusted, tc.meta, rec.Verdict, rec.Violations, tc.refused)
+		}
+	}
+
+	move(sandbox.Pid, "other/sandbox")
+	got := shared(hook.RunningPod(a, inspect.NewLiveOnce(time.Second), hook.SamePodCgroup(leaf)))
+	if !strings.Contains(got, fmt.Sprintf("is also the user namespace of pid %d (sleep, cgroup ", sandbox.Pid)) {
+		t.Errorf("another pod's sandbox: %q; want it named", got)
 	}
 }

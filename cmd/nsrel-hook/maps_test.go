@@ -151,6 +151,40 @@ func TestMapRulesRealContainers(t *testing.T) {
 	}
 }
 
+// TestJoinedUserNSRefused runs a runc container in a user namespace of
+// its own under disjoint_from_running, then one that joins it (its
+// config.json names the first one's /proc/PID/ns/user, as any
+// container's creator may write): the second is refused, naming the
+// first container's process, since the two share every ID; it used to
+// run, the rule skipping the container's own namespace whoever else
+// lived in it. A third, in a namespace of its own, runs.
+func TestJoinedUserNSRefused(t *testing.T) {
+	o := requireRuntime(t, "runc")
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["default"] = map[string]any{"mode": "enforce", "rules": map[string]any{policy.RuleDisjoint: true}}
+	})
+	base := mapsBase() + 600000
+	first := uniqueID(t, "joined-a")
+	if stderr, err := o.run(t, e, first, bundle.Options{UserNS: true, MapHost: base, MapSize: 65536}, true); err != nil {
+		t.Fatalf("first container refused: %v\n%s", err, stderr)
+	}
+	pid, err := o.pid(e, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := uniqueID(t, "joined-b")
+	rec := refused(t, o, e, joined, bundle.Options{UserNS: true, UserNSPath: nstest.NSPath(pid, "user"), MapHost: base, MapSize: 65536}, policy.RuleDisjoint)
+	reasons := fmt.Sprint(rec.Violations)
+	if !strings.Contains(reasons, fmt.Sprintf("is also the user namespace of pid %d (sleep, cgroup ", pid)) || !strings.Contains(reasons, first) {
+		t.Errorf("violations %s; want the shared namespace named with pid %d of %s", reasons, pid, first)
+	}
+	own := uniqueID(t, "joined-c")
+	if stderr, err := o.run(t, e, own, bundle.Options{UserNS: true, MapHost: base + 65536, MapSize: 65536}, true); err != nil {
+		t.Fatalf("a container with a namespace of its own was refused: %v\n%s", err, stderr)
+	}
+	e.verify(t)
+}
+
 // refused runs a container the policy must refuse at createRuntime and
 // returns its record; runc's error must name rule.
 func refused(t *testing.T, o oci, e *env, id string, opts bundle.Options, rule string) *audit.Record {

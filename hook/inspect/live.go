@@ -229,17 +229,39 @@ func Descends(pid int, id nsrel.Ident, inner nsrel.Ident) (bool, error) {
 	if got != id {
 		return false, fmt.Errorf("inspect: pid %d: %w user:[%d]", pid, errLeft, id.Ino)
 	}
-	below := false
-	err = walk(ns, func(r nsrel.Ref) (bool, error) {
+	return reaches(ns, inner, nsrel.InitialUserNSIno)
+}
+
+// reaches reports whether ns is target or lies below it: whether the
+// walk up its parents, which stops at the namespace with inode top,
+// passes through target.
+func reaches(ns nsrel.Ref, target nsrel.Ident, top uint64) (bool, error) {
+	found := false
+	err := walk(ns, func(r nsrel.Ref) (bool, error) {
 		cur, err := nsrel.Identify(r)
 		if err != nil {
 			return false, err
 		}
-		if cur == inner {
-			below = true
+		if cur == target {
+			found = true
 			return true, nil
 		}
-		return cur.Ino == nsrel.InitialUserNSIno, nil
+		return cur.Ino == top, nil
 	})
-	return below, err
+	return found, err
+}
+
+// InPIDNS reports whether process pid lives in PID namespace want or
+// one below it. A process that has exited (a zombie included) gives an
+// error matching [ErrGone].
+func InPIDNS(pid int, want nsrel.Ident) (bool, error) {
+	if exited(pid) {
+		return false, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
+	}
+	ns, err := nsrel.Open("/proc/" + strconv.Itoa(pid) + "/ns/pid")
+	if err != nil {
+		return false, gone(pid, err)
+	}
+	defer ns.Close()
+	return reaches(ns, want, nsrel.InitialPIDNSIno)
 }

@@ -42,6 +42,10 @@ type Other struct {
 	UIDs, GIDs idmap.Spans
 	// Err says why its maps could not be read.
 	Err string
+	// Shared is set when it is the container's own user namespace and
+	// PID a process outside the container (and its pod) living in it:
+	// the container shares all its IDs with that process.
+	Shared bool
 }
 
 // needsMaps reports whether a rule reads the container's maps.
@@ -171,6 +175,14 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 	hu, hg := uids.Host(), gids.Host()
 	for _, o := range run.Others {
 		other := fmt.Sprintf("%s of pid %d (%s)", nsrel.Name{Type: nsrel.TypeUser, Ino: o.Ino}, o.PID, o.Name)
+		if o.Shared {
+			if o.Err != "" {
+				add(RuleDisjoint, "cannot be checked against pid %d (%s) in %s: %s", o.PID, o.Name, userName(a, 0), o.Err)
+			} else {
+				add(RuleDisjoint, "%s is also the user namespace of pid %d (%s), outside the container: it shares all its IDs", userName(a, 0), o.PID, o.Name)
+			}
+			continue
+		}
 		if o.Err != "" {
 			add(RuleDisjoint, "cannot be checked against %s: %s", other, o.Err)
 			continue

@@ -13,6 +13,9 @@ const (
 	AnnotationSandboxName      = "io.kubernetes.cri.sandbox-name"
 	AnnotationSandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
 	AnnotationContainerName    = "io.kubernetes.cri.container-name"
+	// AnnotationSandboxID is the pod sandbox a CRI container belongs to
+	// (on the sandbox itself: its own ID).
+	AnnotationSandboxID = "io.kubernetes.cri.sandbox-id"
 )
 
 // PodName returns "pod-namespace/pod-name" (or the name alone) from CRI
