@@ -23,6 +23,7 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/bundle"
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -669,5 +670,33 @@ func TestBinaryFloodedAnnotationsSelect(t *testing.T) {
 			}
 			verifyOK(t, e, 1)
 		})
+	}
+}
+
+// TestBinaryDeadlineStuckDiagnostics: with the diagnostics sent to a
+// syslog server that hangs (log_file tcp://, every entry waits up to its
+// 1 s send timeout), a stage that is logging when the deadline passes
+// still ends at the deadline, with the record's verdict: the watchdog
+// used to log through the same logger and wait for the stuck entry.
+func TestBinaryDeadlineStuckDiagnostics(t *testing.T) {
+	nstest.RequireRoot(t)
+	const deadlineMS = 300
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["log_file"] = "tcp://" + nstest.StuckListener(t)
+		c["deadline_ms"] = deadlineMS
+		c["syslog"] = ""
+		// Violated by the test process (the initial user namespace),
+		// allowed, and said in the diagnostics after the record.
+		c["default"] = map[string]any{"mode": "audit", "rules": map[string]any{"require_user_namespace": true}}
+	})
+	run := runBinary(t, bytes.NewReader(stateOf(idMember("stuck-diag"), pidMember(os.Getpid()), bundleMember)), "--config", e.config, audit.StageCreateRuntime)
+	if run.code != 0 {
+		t.Errorf("exit %d, want 0 (recorded, allowed); stderr %q", run.code, run.stderr)
+	}
+	if run.took > deadlineMS*time.Millisecond+700*time.Millisecond {
+		t.Errorf("took %v with deadline_ms %d: the exit waited for the stuck diagnostics", run.took, deadlineMS)
+	}
+	if recs := e.records(t, "stuck-diag"); len(recs) != 1 || recs[0].Verdict != audit.VerdictAllow {
+		t.Errorf("records %+v", recs)
 	}
 }

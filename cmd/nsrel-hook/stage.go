@@ -83,14 +83,14 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 				code = 1
 			}
 			msg := fmt.Sprintf("%s: internal deadline of %d ms passed while the record (seq %d, %s) was being synced; its verdict stands", stage, cfg.DeadlineMS, r.Seq, r.Verdict)
-			logger.WithField("stage", stage).Warn(msg)
 			fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
+			boundedLog(func() { logger.WithField("stage", stage).Warn(msg) })
 			return code
 		}
 		msg := fmt.Sprintf("%s: internal deadline of %d ms passed; the container may not be recorded (on_error=%s)", stage, cfg.DeadlineMS, cfg.OnError)
-		logger.WithField("stage", stage).Error(msg)
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
 		toSyslog(cfg.Syslog, msg)
+		boundedLog(func() { logger.WithField("stage", stage).Error(msg) })
 		return failExit
 	}
 	wd.reset(deadline, missed)
@@ -356,6 +356,22 @@ var stopAfter string
 func phaseDone(process bool, phase string) {
 	if process && stopAfter == phase {
 		os.Exit(0)
+	}
+}
+
+// boundedLog logs through the diagnostics logger from the watchdog,
+// waiting for it at most deadlineGrace: the stage may hold the logger,
+// stuck in a write to a hung file system or a syslog target that does
+// not answer, and the exit must not wait for it.
+func boundedLog(log func()) {
+	done := make(chan struct{})
+	go func() {
+		log()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(deadlineGrace):
 	}
 }
 
