@@ -341,11 +341,6 @@ func verifyLog(path string, opts audit.VerifyOptions) (*audit.Summary, error) {
 		return nil, err
 	}
 	defer snap.Close()
-	// On the node the log is where its checkpoints say: that picks its
-	// own among the checkpoints of several logs.
-	if abs, err := filepath.Abs(path); err == nil {
-		opts.LogPath = abs
-	}
 	return audit.VerifySnapshot(snap, opts)
 }
 

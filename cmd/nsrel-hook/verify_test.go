@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 // runBinTimeout runs nsrel-hook with args, killing it after d: a verify
@@ -191,8 +192,8 @@ func TestVerifyForgedCheckpoints(t *testing.T) {
 // TestVerifyCheckpointsOfTwoLogs runs the hook with two configs of one
 // host (an audit log each) and gives verify both logs' checkpoints in
 // one file, as a collector receives them: the other log's no longer
-// judge this one. On the node the log is where its checkpoints say; a
-// copy names it with --checkpoint-log.
+// judge this one once --checkpoint-log names the log (on the node and
+// on a copy alike: a checkpoint's "log" is not sealed).
 func TestVerifyCheckpointsOfTwoLogs(t *testing.T) {
 	var coll []byte
 	var envs []*env
@@ -232,8 +233,9 @@ func TestVerifyCheckpointsOfTwoLogs(t *testing.T) {
 		code int
 		want []string
 	}{
-		{[]string{envs[0].log}, 0, []string{"2 checkpoint(s) of host", "note: 4 checkpoint(s) ignored: " + audit.CheckpointOtherLog}},
-		{[]string{envs[1].log}, 0, []string{"4 checkpoint(s) of host", "note: 2 checkpoint(s) ignored: " + audit.CheckpointOtherLog}},
+		{[]string{envs[0].log}, 1, []string{"FAILED", "the checkpoints name 2 logs", "--checkpoint-log PATH"}},
+		{[]string{"--checkpoint-log", envs[0].log, envs[0].log}, 0, []string{"2 checkpoint(s) of host", "note: 4 checkpoint(s) ignored: " + audit.CheckpointOtherLog}},
+		{[]string{"--checkpoint-log", envs[1].log, envs[1].log}, 0, []string{"4 checkpoint(s) of host", "note: 2 checkpoint(s) ignored: " + audit.CheckpointOtherLog}},
 		{[]string{cp}, 1, []string{"FAILED", "the checkpoints name 2 logs", "--checkpoint-log PATH"}},
 		{[]string{"--checkpoint-log", envs[0].log, cp}, 0, []string{"2 checkpoint(s) of host", "note: 4 checkpoint(s) ignored"}},
 		{[]string{"--checkpoint-log", envs[1].log, cp}, 1, []string{"FAILED", "the chain was rewritten"}},
@@ -246,5 +248,70 @@ func TestVerifyCheckpointsOfTwoLogs(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestVerifyMovedLogRelabelledCheckpoint: root on the node after T cuts
+// records off the end of the sealed log, moves it to a new path and
+// adds a genuine checkpoint whose "log" it changed to that path (the
+// seal does not cover it). Verified in place with the key, the genuine
+// checkpoints still judge it (their seals are the log's key's) and the
+// cut shows; the log's own path used to pick the relabelled one alone,
+// set the others aside as another log's, and pass.
+func TestVerifyMovedLogRelabelledCheckpoint(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["syslog"] = ""
+		c["deadline_ms"] = 60000
+		c["checkpoints"].(map[string]any)["every_records"] = 1
+	})
+	code, out, stderr := runBin(t, "", "--config", e.config, "audit", "seal-init")
+	if code != 0 {
+		t.Fatalf("seal-init: exit %d: %s", code, stderr)
+	}
+	key := ""
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "nsrel-seal-v1:") {
+			key = l
+		}
+	}
+	for i := range 6 {
+		if code, _, stderr := runBin(t, shipState("moved-"+strconv.Itoa(i), "creating", "web"), "--config", e.config, "createRuntime"); code != 0 {
+			t.Fatalf("createRuntime: exit %d: %s", code, stderr)
+		}
+	}
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(data), "\n"), "\n")
+	moved := filepath.Join(t.TempDir(), "moved", "audit.jsonl")
+	os.Mkdir(filepath.Dir(moved), 0o700)
+	if err := os.WriteFile(moved, []byte(strings.Join(lines[:4], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cpData, err := os.ReadFile(filepath.Join(e.dir, "checkpoints.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps := string(cpData)
+	var genuine []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(cps), "\n") {
+		var c map[string]any
+		if err := json.Unmarshal([]byte(l), &c); err != nil {
+			t.Fatal(err)
+		}
+		genuine = append(genuine, c)
+	}
+	relabelled := genuine[3] // the checkpoint of the new last record
+	relabelled["log"] = moved
+	extra, _ := json.Marshal(relabelled)
+	ckpts := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+	if err := os.WriteFile(ckpts, []byte(cps+string(extra)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = runBin(t, "", "audit", "verify", "--key", key, "--checkpoints", ckpts, moved)
+	if code != 1 || !strings.Contains(out+stderr, "beyond the last record") {
+		t.Errorf("verify of the cut, moved log: exit %d, want 1 and the cut named:\n%s%s", code, out, stderr)
 	}
 }

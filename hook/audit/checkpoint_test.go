@@ -236,6 +236,42 @@ func TestCheckpointFileUntrusted(t *testing.T) {
 	}
 }
 
+// TestCheckpointLogRelabelled: root on the node after T cuts records
+// off the end of a log, moves it to a new path and names that path in a
+// checkpoint of its own (forged, or a genuine one with its "log"
+// changed, which its seal does not cover). The genuine checkpoints of
+// the old path must still judge the log: with the key, by their seals
+// whatever path they name; without, verify asks which log is meant
+// rather than picking by the log's own path (which set the genuine
+// ones aside as another log's, and passed).
+func TestCheckpointLogRelabelled(t *testing.T) {
+	cpFile := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, path, key := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: cpFile}})
+	appendN(t, l, 8)
+	genuine := readCheckpoints(t, cpFile)
+	moved := filepath.Join(t.TempDir(), "moved.jsonl")
+	writeLines(t, moved, readLines(t, path)[:5]) // seq 1 to 5 of 9
+	relabelled := genuine[4]                     // seq 5, the new last record
+	relabelled.Log = moved
+	forged := audit.Checkpoint{Host: "node-a", Log: moved, Seq: 5, Hash: relabelled.Hash}
+	for _, tc := range []struct {
+		name string
+		opts audit.VerifyOptions
+		want string
+	}{
+		{"with the key, a relabelled genuine one", audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: append(append([]audit.Checkpoint{}, genuine...), relabelled)}, "beyond the last record"},
+		{"with the key, a forged one", audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: append(append([]audit.Checkpoint{}, genuine...), forged)}, "beyond the last record"},
+		{"without the key", audit.VerifyOptions{Checkpoints: append(append([]audit.Checkpoint{}, genuine...), forged)}, "the checkpoints name 2 logs"},
+		{"without the key, the old path named", audit.VerifyOptions{CheckpointLog: path, Checkpoints: append(append([]audit.Checkpoint{}, genuine...), forged)}, "beyond the last record"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := audit.Verify([]string{moved}, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v; want a failure saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func slicesEqual(a, b []uint64) bool {
 	if len(a) != len(b) {
 		return false
@@ -640,10 +676,10 @@ func TestCheckpointsForged(t *testing.T) {
 // one host (two configs with an audit log each), as a collector receives
 // them in one stream. The other log's checkpoints judged this one, and
 // reported it rewritten; now only this log's count: on the node, where
-// the log is at the path its checkpoints name, they are picked by it; a
-// copy elsewhere must name it (CheckpointLog); with a key, checkpoints
-// the key does not seal are left out first, so a forged one naming
-// another log does not make verify ask.
+// and on a copy elsewhere, the log's path must be named (CheckpointLog:
+// a checkpoint's "log" is not sealed, so the log's own path cannot pick,
+// see TestCheckpointLogRelabelled); with a key, the seals pick, and a
+// forged checkpoint naming another log does not make verify ask.
 func TestCheckpointsOfTwoLogs(t *testing.T) {
 	la, pathA, keyA := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "cp.jsonl")}})
 	appendN(t, la, 4)
@@ -681,9 +717,10 @@ func TestCheckpointsOfTwoLogs(t *testing.T) {
 		opts   audit.VerifyOptions
 		reason string // why it fails, "" for passes with B's ignored as of another log
 	}{
-		{"on the node", pathA, audit.VerifyOptions{LogPath: pathA}, ""},
-		{"a copy", copyA, audit.VerifyOptions{LogPath: copyA}, "the checkpoints name 2 logs"},
-		{"a copy, the log named", copyA, audit.VerifyOptions{LogPath: copyA, CheckpointLog: pathA}, ""},
+		{"on the node", pathA, audit.VerifyOptions{}, "the checkpoints name 2 logs"},
+		{"on the node, the log named", pathA, audit.VerifyOptions{CheckpointLog: pathA}, ""},
+		{"a copy", copyA, audit.VerifyOptions{}, "the checkpoints name 2 logs"},
+		{"a copy, the log named", copyA, audit.VerifyOptions{CheckpointLog: pathA}, ""},
 		{"the other log named", copyA, audit.VerifyOptions{CheckpointLog: pathB}, "the chain was rewritten"},
 		{"a log no checkpoint names", copyA, audit.VerifyOptions{CheckpointLog: "/nowhere"}, "none of the"},
 	} {
@@ -702,7 +739,7 @@ func TestCheckpointsOfTwoLogs(t *testing.T) {
 		// B's checkpoints are not sealed by A's key, nor is a forged
 		// one naming a third log: A's are the only ones left.
 		cps := append(append([]audit.Checkpoint{}, mixed...), audit.Checkpoint{Host: "node-a", Log: "/elsewhere", Seq: 2, Hash: strings.Repeat("a", 64)})
-		s, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA}, LogPath: copyA, Checkpoints: cps})
+		s, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA}, Checkpoints: cps})
 		if err != nil || s.Checkpoints != len(cpsA) || len(s.IgnoredCheckpoints) != len(cpsB)+1 || s.IgnoredCheckpoints[0].Reason != audit.CheckpointNotSealed {
 			t.Errorf("%v, %d checkpoints, ignored %+v", err, s.Checkpoints, s.IgnoredCheckpoints)
 		}

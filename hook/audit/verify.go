@@ -267,15 +267,14 @@ type VerifyOptions struct {
 	// those sealed by one of them count.
 	Checkpoints []Checkpoint
 	// CheckpointLog, if set, is the path the node wrote this log at, as
-	// its checkpoints name it (their "log"): checkpoints of other logs
-	// are ignored. Unset, LogPath picks when the checkpoints name it, and
-	// otherwise the checkpoints must all name one log: a host may keep
-	// several, and a collector's copy of a log is at another path than
-	// the one its checkpoints name.
+	// its checkpoints name it (their "log"): without Keys, checkpoints
+	// of other logs are ignored. Unset, the checkpoints must all name
+	// one log: a host may keep several, a collector's copy of a log is
+	// at another path than the one its checkpoints name, and the "log"
+	// of a checkpoint is not sealed, so the log's own path cannot pick.
+	// With Keys for this chain, the seals tell which checkpoints are
+	// this log's, and CheckpointLog is not needed.
 	CheckpointLog string
-	// LogPath is the path of the log verified in place (its current
-	// file), if known.
-	LogPath string
 	// KeysOfOthers says that Keys may be those of other chains (a
 	// collector's nodes, each verified alone): a chain none of whose
 	// seals has a key among them is then verified as without keys. By
@@ -769,11 +768,31 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 	return out
 }
 
-// ofThisLog returns the checkpoints among cs that name this log (see
-// [VerifyOptions.CheckpointLog]); the others go to IgnoredCheckpoints. It
-// runs after authentication, so that a forged checkpoint naming another
-// log cannot make verify ask which log is meant.
+// ofThisLog returns the checkpoints among cs that are this log's; the
+// others go to IgnoredCheckpoints. A checkpoint's "log" (the path the
+// node wrote the log at) is not sealed, so it decides nothing that a
+// seal can: with keys for this chain (CheckpointsSealed), a checkpoint
+// sealed by one of this chain's keys is this log's, whatever path it
+// names (one key seals one log), and one sealed by another given key is
+// another log's. Without keys, checkpoints are taken at their word: when
+// they name several logs, CheckpointLog must say which is this one (root
+// on the node after T could otherwise move a log it cut to a new path
+// and name that path in one checkpoint of its own, and the genuine
+// checkpoints of the old path would be set aside unseen).
 func (v *verifier) ofThisLog(cs []Checkpoint, last string) ([]Checkpoint, *Problem) {
+	var out []Checkpoint
+	if v.s.CheckpointsSealed {
+		for _, c := range cs {
+			// Authenticated, so its seal parses.
+			seal, err := ParseSeal(c.Seal)
+			if _, ours := v.offsets[seal.ID]; err == nil && ours {
+				out = append(out, c)
+			} else {
+				v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, CheckpointOtherLog})
+			}
+		}
+		return out, nil
+	}
 	var logs []string
 	for _, c := range cs {
 		if !slices.Contains(logs, c.Log) {
@@ -785,16 +804,13 @@ func (v *verifier) ofThisLog(cs []Checkpoint, last string) ([]Checkpoint, *Probl
 	case want != "":
 	case len(logs) <= 1:
 		return cs, nil
-	case v.opts.LogPath != "" && slices.Contains(logs, v.opts.LogPath):
-		want = v.opts.LogPath
 	default:
 		names := make([]string, len(logs))
 		for i, l := range logs {
 			names[i] = strconv.Quote(l)
 		}
-		return nil, &Problem{File: last, Reason: fmt.Sprintf("the checkpoints name %d logs (%s): pick this log's with --checkpoint-log PATH (the path the node wrote it at)", len(logs), strings.Join(names, ", "))}
+		return nil, &Problem{File: last, Reason: fmt.Sprintf("the checkpoints name %d logs (%s): pick this log's with --checkpoint-log PATH (the path the node wrote it at), or give the sealing key (--key), whose seals tell", len(logs), strings.Join(names, ", "))}
 	}
-	var out []Checkpoint
 	for _, c := range cs {
 		if c.Log == want {
 			out = append(out, c)
