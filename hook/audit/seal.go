@@ -213,15 +213,31 @@ func InitSeal(path string, replace bool) (VerifyKey, error) {
 	return initSeal(path, replace, nil)
 }
 
-// initSeal is [InitSeal]; show, if set, is given the verification key
-// before anything is written, and when it fails nothing is.
-func initSeal(path string, replace bool, show func(VerifyKey) error) (VerifyKey, error) {
+// newVerifyKey returns a new random sealing key.
+func newVerifyKey() (VerifyKey, error) {
 	var k VerifyKey
 	if _, err := rand.Read(k.ID[:]); err != nil {
 		return k, err
 	}
-	if _, err := rand.Read(k.Key[:]); err != nil {
-		return k, err
+	_, err := rand.Read(k.Key[:])
+	return k, err
+}
+
+// errStateExists is the error for a sealing state at path that exists.
+func errStateExists(path string) error {
+	return fmt.Errorf("audit: sealing state %s: %w (seal-init --replace starts a new sealing key)", path, ErrSealStateExists)
+}
+
+// initSeal is [InitSeal], with the key pre made (nil: a new one).
+func initSeal(path string, replace bool, pre *VerifyKey) (VerifyKey, error) {
+	var k VerifyKey
+	if pre != nil {
+		k = *pre
+	} else {
+		var err error
+		if k, err = newVerifyKey(); err != nil {
+			return k, err
+		}
 	}
 	flags := unix.O_RDWR | unix.O_CREAT | unix.O_EXCL
 	if replace {
@@ -229,14 +245,6 @@ func initSeal(path string, replace bool, show func(VerifyKey) error) (VerifyKey,
 	}
 	if err := safefile.CheckDirs(dirOf(path)); err != nil {
 		return k, fmt.Errorf("audit: sealing state: %w", err)
-	}
-	if show != nil {
-		if _, err := os.Lstat(path); err == nil && !replace {
-			return k, fmt.Errorf("audit: sealing state %s: %w (seal-init --replace starts a new sealing key)", path, ErrSealStateExists)
-		}
-		if err := show(k); err != nil {
-			return k, fmt.Errorf("audit: the verification key could not be shown, sealing not started: %w", err)
-		}
 	}
 	f, err := safefile.OpenRegular(path, flags)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -246,7 +254,7 @@ func initSeal(path string, replace bool, show func(VerifyKey) error) (VerifyKey,
 		f, err = safefile.OpenRegular(path, flags)
 	}
 	if errors.Is(err, fs.ErrExist) {
-		return k, fmt.Errorf("audit: sealing state %s: %w (seal-init --replace starts a new sealing key)", path, ErrSealStateExists)
+		return k, errStateExists(path)
 	}
 	if err != nil {
 		return k, fmt.Errorf("audit: sealing state: %w", err)
@@ -280,17 +288,33 @@ func (l *Log) StartSealing(ctx context.Context, replace bool) (VerifyKey, *Recor
 }
 
 // StartSealingShown is [Log.StartSealing], with show given the
-// verification key before the sealing state or any record is written:
-// when show fails (the key could not be printed), nothing is, and an
-// existing state is left as it was. A key nobody holds must never seal.
+// verification key before the sealing state or any record is written,
+// and before the log's lock is taken (a terminal that does not take the
+// output must not hold up every writer): when show fails (the key could
+// not be printed), nothing is written, and an existing state is left as
+// it was. A key nobody holds must never seal.
 func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(VerifyKey) error) (VerifyKey, *Record, error) {
 	var key VerifyKey
 	if l.opts.SealState == "" {
 		return key, nil, errors.New("audit: no sealing state configured (seal_state)")
 	}
+	var pre *VerifyKey
+	if show != nil {
+		k, err := newVerifyKey()
+		if err != nil {
+			return key, nil, err
+		}
+		if _, err := os.Lstat(l.opts.SealState); err == nil && !replace {
+			return key, nil, errStateExists(l.opts.SealState)
+		}
+		if err := show(k); err != nil {
+			return key, nil, fmt.Errorf("audit: the verification key could not be shown, sealing not started: %w", err)
+		}
+		pre = &k
+	}
 	created := false
 	r, err := l.AppendWith(ctx, func(*Searcher) (*Record, error) {
-		k, err := initSeal(l.opts.SealState, replace, show)
+		k, err := initSeal(l.opts.SealState, replace, pre)
 		if err != nil {
 			return nil, err
 		}

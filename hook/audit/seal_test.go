@@ -654,3 +654,46 @@ func TestSealEpochFarAhead(t *testing.T) {
 		})
 	}
 }
+
+// TestStartSealingShowsOutsideLock: the verification key is shown before
+// the log's lock is taken: a terminal that does not take seal-init's
+// output (paused, a stalled ssh session) must not hold up the writers
+// that record containers. The key shown is the one that seals.
+func TestStartSealingShowsOutsideLock(t *testing.T) {
+	dir := t.TempDir()
+	l, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{SealState: filepath.Join(dir, "audit.seal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 1)
+	shown, release := make(chan audit.VerifyKey, 1), make(chan struct{})
+	done := make(chan error, 1)
+	var key audit.VerifyKey
+	go func() {
+		var err error
+		key, _, err = l.StartSealingShown(context.Background(), false, func(k audit.VerifyKey) error {
+			shown <- k
+			<-release
+			return nil
+		})
+		done <- err
+	}()
+	k := <-shown
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err = l.Append(ctx, rec("while-shown"))
+	cancel()
+	close(release)
+	if err != nil {
+		t.Errorf("an append while the key was being shown: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if key != k {
+		t.Error("the key shown is not the key returned")
+	}
+	appendN(t, l, 1)
+	if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{k}}); err != nil {
+		t.Errorf("verify with the key shown: %v", err)
+	}
+}
