@@ -80,6 +80,9 @@ type sender struct {
 	queue chan queued
 	// busy counts entries queued or being sent.
 	busy atomic.Int64
+	// mu guards inFlight, the entry being sent, for [Flush].
+	mu       sync.Mutex
+	inFlight *queued
 	// dropped counts entries dropped since the goroutine last said so.
 	dropped atomic.Int64
 }
@@ -134,7 +137,13 @@ func (s *sender) format(e *logrus.Entry) queued {
 func (s *sender) run() {
 	for q := range s.queue {
 		s.sayDropped(s.send)
+		s.mu.Lock()
+		s.inFlight = &q
+		s.mu.Unlock()
 		s.send(q)
+		s.mu.Lock()
+		s.inFlight = nil
+		s.mu.Unlock()
 		s.busy.Add(-1)
 	}
 }
@@ -257,7 +266,8 @@ var dropped atomic.Uint64
 func Dropped() uint64 { return dropped.Load() }
 
 // Flush waits until every [Service] logger has sent what it had queued,
-// at most d; an entry still queued then is written to stderr as text,
+// at most d; an entry still queued or being sent then is written to
+// stderr as text,
 // after a line that says why, as one that could not be sent. Call it
 // before the process exits.
 func Flush(d time.Duration) {
@@ -270,14 +280,25 @@ func Flush(d time.Duration) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		said := false
+		say := func() {
+			if !said {
+				s.fallback.WithField("target", s.t.String()).Error("diagnostics not sent in time before exit; the entries follow on stderr")
+				said = true
+			}
+		}
 		s.sayDropped(func(q queued) { s.fallback.WithFields(q.data).WithTime(q.time).Log(q.level, q.text) })
+		// The entry being sent when time ran out: it may still get
+		// through after this, but lost it must not be.
+		s.mu.Lock()
+		if q := s.inFlight; q != nil {
+			say()
+			s.fallback.WithFields(q.data).WithTime(q.time).Log(q.level, q.text)
+		}
+		s.mu.Unlock()
 		for {
 			select {
 			case q := <-s.queue:
-				if !said {
-					s.fallback.WithField("target", s.t.String()).Error("diagnostics not sent in time before exit; the entries follow on stderr")
-					said = true
-				}
+				say()
 				s.fallback.WithFields(q.data).WithTime(q.time).Log(q.level, q.text)
 				s.busy.Add(-1)
 				continue

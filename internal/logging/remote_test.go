@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -132,10 +133,11 @@ func TestServiceNeverWaits(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("%d entries took %v to log", n, took)
 	}
-	// The goroutine holds one entry (its connection hangs), the queue
-	// QueueLen: the rest were dropped.
-	if d := Dropped() - before; d < 9 || d > 10 {
-		t.Errorf("%d entries dropped, want 9 or 10", d)
+	// The goroutine holds one entry (its connection hangs, up to
+	// syslog.Timeout: on a slow machine it may give up and take the
+	// next), the queue QueueLen: the rest were dropped.
+	if d := Dropped() - before; d < 1 || d > 10 {
+		t.Errorf("%d entries dropped, want 1 to 10", d)
 	}
 	t0 := time.Now()
 	Flush(100 * time.Millisecond)
@@ -146,6 +148,11 @@ func TestServiceNeverWaits(t *testing.T) {
 	if !strings.Contains(s, "diagnostics not sent in time before exit") || !strings.Contains(s, "diagnostics dropped: the queue to tcp://") ||
 		strings.Count(s, `msg="refused by nsrel policy"`) < QueueLen-1 {
 		t.Errorf("stderr: %d lines, %d entries, head:\n%s", strings.Count(s, "\n"), strings.Count(s, `msg="refused by nsrel policy"`), s[:min(len(s), 2000)])
+	}
+	// The entry being sent when Flush gave up (the first, whose
+	// connection hangs) is on stderr too, not lost.
+	if !regexp.MustCompile(`(?m)msg="refused by nsrel policy" i=0$`).MatchString(s) {
+		t.Errorf("the entry in flight (i=0) is not on stderr:\n%s", s[:min(len(s), 2000)])
 	}
 }
 
