@@ -94,6 +94,11 @@ type Plugin struct {
 	// getting the plugin dropped. While [Plugin.Run] runs, checkpoints
 	// are shipped after the answer ([audit.Log.ShipInBackground]).
 	Timeout time.Duration
+	// CheckpointEvery is how often [Plugin.Run] asks whether a
+	// checkpoint is due by time although nothing was appended
+	// ([audit.Log.CheckpointIfDue]), so that a quiet node still ships
+	// its chain's head; [DefaultCheckpointEvery] if zero.
+	CheckpointEvery time.Duration
 
 	mu sync.Mutex
 	// pending holds the containers whose injection the runtime has
@@ -128,6 +133,10 @@ type lateStart struct {
 // shipWait bounds how long [Plugin.Run] waits, when it stops, for the
 // checkpoints still being shipped.
 const shipWait = 5 * time.Second
+
+// DefaultCheckpointEvery is how often the plugin checks whether a
+// checkpoint is due by time, as the event recorder does at each resync.
+const DefaultCheckpointEvery = 30 * time.Second
 
 // MaxLate bounds the starts the plugin keeps to append later; beyond it
 // the oldest is dropped, with an error in the diagnostics.
@@ -167,14 +176,29 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) error {
 	if p.Registered != nil {
 		p.Registered()
 	}
-	select {
-	case <-ctx.Done():
-		s.Stop()
-		s.Wait()
-		return nil
-	case <-closed:
-		s.Stop()
-		return fmt.Errorf("nri: the runtime closed the connection on %s", socket)
+	every := p.CheckpointEvery
+	if every <= 0 {
+		every = DefaultCheckpointEvery
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.Stop()
+			s.Wait()
+			return nil
+		case <-closed:
+			s.Stop()
+			return fmt.Errorf("nri: the runtime closed the connection on %s", socket)
+		case <-tick.C:
+			// A quiet node still ships its chain's head when one is due.
+			cctx, cancel := context.WithTimeout(ctx, p.timeout())
+			if err := bg.CheckpointIfDue(cctx); err != nil {
+				p.logger().WithError(err).Warn("checkpoint")
+			}
+			cancel()
+		}
 	}
 }
 

@@ -357,3 +357,35 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestNRIQuietCheckpoint: a node where no container starts still ships
+// its chain's head when a checkpoint is due by time (every_seconds), as
+// the event recorder does: the plugin asks while it runs. It emitted
+// checkpoints on appends only, so the documented age alert fired on a
+// quiet node with nothing wrong.
+func TestNRIQuietCheckpoint(t *testing.T) {
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"mode": "audit"}`)
+	cpFile := filepath.Join(filepath.Dir(cfg.AuditLog), "checkpoints.jsonl")
+	log, err := audit.Open(cfg.AuditLog, audit.Options{Checkpoints: &audit.CheckpointOptions{EverySeconds: 1, File: cpFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Append(context.Background(), &audit.Record{Source: "test", Stage: audit.StagePoststop, ContainerID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		data, _ := os.ReadFile(cpFile)
+		return strings.Count(string(data), "\n")
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d checkpoints after the first append, want 1", n)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log, CheckpointEvery: 100 * time.Millisecond})
+	for deadline := time.Now().Add(20 * time.Second); count() < 2; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint by time while the plugin ran (%d in the file)", count())
+		}
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
