@@ -55,8 +55,8 @@ Options:
   --host HOST          verify: the host whose checkpoints to use
   --checkpoint-log PATH
                        verify: use the checkpoints of the log the node
-                       wrote at PATH (needed without --key when the
-                       host's checkpoints name several logs)
+                       wrote at PATH (needed when the host's checkpoints
+                       name several logs)
   --nodes              verify: verify every node in the LOGs (and in the
                        checkpoints) separately
   --node HOST          verify: verify only the records of node HOST; may be

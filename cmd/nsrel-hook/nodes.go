@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -179,10 +180,29 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, asJSON bool, std
 			}
 		}
 	}
+	// The keys each node's records carry: a checkpoint sealed by another
+	// node's key is that node's; one whose key no node's records carry
+	// any more judges the node it names (the records that key sealed
+	// were cut off).
+	chainKeys := map[string]map[audit.SealID]bool{}
+	if len(opts.Keys) > 0 {
+		for h, f := range split.files {
+			if chainKeys[h], err = audit.ChainKeys(f); err != nil {
+				fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
+				return 1
+			}
+		}
+	}
 	var intact, failed []string
 	for _, h := range nodes {
 		o := opts
 		o.KeysOfOthers = true // each node's chain has its own keys
+		o.OtherChainKeys = map[audit.SealID]bool{}
+		for g, keys := range chainKeys {
+			if g != h {
+				maps.Copy(o.OtherChainKeys, keys)
+			}
+		}
 		var s *audit.Summary
 		var err error
 		if len(opts.Checkpoints) > 0 {

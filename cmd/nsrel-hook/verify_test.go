@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -313,5 +315,89 @@ func TestVerifyMovedLogRelabelledCheckpoint(t *testing.T) {
 	code, out, stderr = runBin(t, "", "audit", "verify", "--key", key, "--checkpoints", ckpts, moved)
 	if code != 1 || !strings.Contains(out+stderr, "beyond the last record") {
 		t.Errorf("verify of the cut, moved log: exit %d, want 1 and the cut named:\n%s%s", code, out, stderr)
+	}
+}
+
+// TestVerifyNodesKeyReplacedThenCut: a collector's two nodes, each
+// verified with all the keys given. Node A's records after its
+// seal-init --replace were cut: the checkpoints its new key sealed
+// judge it and it fails, where they were set aside as another node's.
+// A checkpoint of node B relabelled with node A's host is B's key's and
+// set aside as another node's: it does not fail an intact A.
+func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
+	dir := t.TempDir()
+	type node struct {
+		log  *audit.Log
+		keys []string
+		cps  string
+	}
+	seal := func(n *node, replace bool) {
+		t.Helper()
+		k, _, err := n.log.StartSealing(context.Background(), replace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.keys = append(n.keys, k.String())
+	}
+	open := func(host string) *node {
+		t.Helper()
+		d := filepath.Join(dir, host)
+		l, err := audit.Open(filepath.Join(d, "audit.jsonl"), audit.Options{Host: host, SealState: filepath.Join(d, "audit.seal"),
+			Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(d, "checkpoints.jsonl")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &node{log: l, cps: filepath.Join(d, "checkpoints.jsonl")}
+		seal(n, false)
+		return n
+	}
+	ctx := context.Background()
+	add := func(n *node, count int) {
+		t.Helper()
+		for i := range count {
+			if err := n.log.Append(ctx, &audit.Record{Source: "test", Stage: audit.StagePoststop, ContainerID: fmt.Sprint("c", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a, b := open("node-a"), open("node-b")
+	add(a, 3)
+	seal(a, true)
+	add(a, 3)
+	add(b, 3)
+	read := func(path string) []string {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.SplitAfter(string(data), "\n")
+		return lines[:len(lines)-1] // each with its newline
+	}
+	write := func(name string, lines ...[]string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(strings.Join(slices.Concat(lines...), "")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// B's last checkpoint, relabelled as A's.
+	bcps := read(b.cps)
+	var relabelled map[string]any
+	json.Unmarshal([]byte(bcps[len(bcps)-1]), &relabelled)
+	relabelled["host"] = "node-a"
+	extra, _ := json.Marshal(relabelled)
+	ckpts := write("checkpoints.jsonl", read(a.cps), bcps, []string{string(extra) + "\n"})
+	args := []string{"audit", "verify", "--nodes", "--checkpoints", ckpts}
+	for _, k := range slices.Concat(a.keys, b.keys) {
+		args = append(args, "--key", k)
+	}
+	whole := write("whole.jsonl", read(a.log.Path()), read(b.log.Path()))
+	if code, out, stderr := runBin(t, "", append(args, whole)...); code != 0 || !strings.Contains(out, "nodes: 2 intact") {
+		t.Errorf("the whole logs: exit %d\n%s%s", code, out, stderr)
+	}
+	cut := write("cut.jsonl", read(a.log.Path())[:4], read(b.log.Path()))
+	code, out, stderr := runBin(t, "", append(args, cut)...)
+	if code != 1 || !strings.Contains(out+stderr, "seals no record left in the log") || !strings.Contains(out, "1 intact (node-b), 1 FAILED (node-a)") {
+		t.Errorf("node A cut after its key was replaced: exit %d\n%s%s", code, out, stderr)
 	}
 }

@@ -272,6 +272,51 @@ func TestCheckpointLogRelabelled(t *testing.T) {
 	}
 }
 
+// TestCheckpointsKeyReplacedThenCut: root on the node after T removes
+// every record after a seal-init --replace (all that the new key sealed),
+// which leaves a consistent chain sealed by the old key alone. The
+// genuine checkpoints sealed by the new key must still judge it, alone
+// and among a collector's nodes: they were set aside as another log's
+// (or node's), since no record left in the chain carries that key, and
+// verify passed.
+func TestCheckpointsKeyReplacedThenCut(t *testing.T) {
+	cpFile := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, path, k1 := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: cpFile}})
+	appendN(t, l, 3)
+	k2, _, err := l.StartSealing(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 3)
+	lines := readLines(t, path)
+	cut := filepath.Join(t.TempDir(), "audit.jsonl")
+	writeLines(t, cut, lines[:4]) // the first seal-start and three records: K1's
+	cps := readCheckpoints(t, cpFile)
+	keys := []audit.VerifyKey{k1, k2}
+	if _, err := audit.Verify([]string{path}, audit.VerifyOptions{Keys: keys, Checkpoints: cps}); err != nil {
+		t.Fatalf("the whole log: %v", err)
+	}
+	// A collector's other node, sealed by a key of its own.
+	_, opath, okey := sealedLog(t, audit.Options{Host: "node-b"})
+	others, err := audit.ChainKeys(opath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		opts audit.VerifyOptions
+	}{
+		{"alone", audit.VerifyOptions{Keys: keys, Checkpoints: cps}},
+		{"among nodes", audit.VerifyOptions{Keys: append(keys, okey), KeysOfOthers: true, OtherChainKeys: others, Checkpoints: cps}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := audit.Verify([]string{cut}, tc.opts); err == nil || !strings.Contains(err.Error(), "seals no record left in the log") {
+				t.Errorf("%v; want the cut found", err)
+			}
+		})
+	}
+}
+
 func slicesEqual(a, b []uint64) bool {
 	if len(a) != len(b) {
 		return false
@@ -662,7 +707,11 @@ func TestCheckpointsForged(t *testing.T) {
 		other := readCheckpoints(t, ol.CheckpointsFileForTest())[11]
 		other.Host = "node-a"
 		cps := append(append([]audit.Checkpoint{}, genuine...), other)
-		s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{okey, key}, KeysOfOthers: true, Checkpoints: cps})
+		others, err := audit.ChainKeys(ol.Path())
+		if err != nil || !others[okey.ID] {
+			t.Fatalf("the other chain's keys: %v, %v", others, err)
+		}
+		s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{okey, key}, KeysOfOthers: true, OtherChainKeys: others, Checkpoints: cps})
 		if err != nil || s.Checkpoints != len(genuine) || len(s.IgnoredCheckpoints) != 1 || s.IgnoredCheckpoints[0].Reason != audit.CheckpointOtherNode {
 			t.Errorf("%v, %d checkpoints, ignored %+v", err, s.Checkpoints, s.IgnoredCheckpoints)
 		}
@@ -686,7 +735,7 @@ func TestCheckpointsForged(t *testing.T) {
 func TestCheckpointsOfTwoLogs(t *testing.T) {
 	la, pathA, keyA := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "cp.jsonl")}})
 	appendN(t, la, 4)
-	lb, pathB, _ := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "cp.jsonl")}})
+	lb, pathB, keyB := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "cp.jsonl")}})
 	appendN(t, lb, 8)
 	cpsA, cpsB := readCheckpoints(t, la.CheckpointsFileForTest()), readCheckpoints(t, lb.CheckpointsFileForTest())
 	var mixed []audit.Checkpoint
@@ -738,6 +787,18 @@ func TestCheckpointsOfTwoLogs(t *testing.T) {
 			}
 		})
 	}
+	t.Run("both logs' keys", func(t *testing.T) {
+		// Keys given are this chain's: B's checkpoints, sealed by a key
+		// given, judge A until --checkpoint-log names A's path.
+		keys := []audit.VerifyKey{keyA, keyB}
+		if _, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: keys, Checkpoints: mixed}); err == nil || !strings.Contains(err.Error(), "name this log's path with --checkpoint-log") {
+			t.Errorf("%v; want a failure naming --checkpoint-log", err)
+		}
+		s, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: keys, Checkpoints: mixed, CheckpointLog: pathA})
+		if err != nil || s.Checkpoints != len(cpsA) || !ignoredB(s, audit.CheckpointOtherLog) {
+			t.Errorf("%v, %+v", err, s)
+		}
+	})
 	t.Run("a copy, with the key", func(t *testing.T) {
 		// B's checkpoints are not sealed by A's key, nor is a forged
 		// one naming a third log: A's are the only ones left.

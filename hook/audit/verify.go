@@ -281,6 +281,13 @@ type VerifyOptions struct {
 	// default, keys given are this chain's, and a chain they seal nothing
 	// of fails.
 	KeysOfOthers bool
+	// OtherChainKeys, with KeysOfOthers, are the keys that seal records
+	// of the other chains ([ChainKeys] of the other nodes' records): a
+	// checkpoint sealed by one of them is another node's. A checkpoint
+	// sealed by a given key that no chain holds any more judges this
+	// chain: the records that key sealed were cut off (a key replaced
+	// by seal-init --replace, then everything after it removed).
+	OtherChainKeys map[SealID]bool
 }
 
 // Verify checks the chain formed by files, in order (use [Files]); see
@@ -311,13 +318,15 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 // Checkpoints are authenticated only by their seals. With opts.Keys
 // (unless KeysOfOthers and none of them seals this chain), a checkpoint
 // counts only if it is sealed by one of the keys (with KeysOfOthers, one
-// that seals records of this chain) and its tag checks, and, when the
+// that no other chain's records carry: OtherChainKeys) and its tag
+// checks, and, when the
 // chain holds the record sealed at the same key and epoch with its hash,
 // names that record's seq; the others go to Summary.IgnoredCheckpoints
 // with the reason (Checkpoint… constants) and do not judge the chain, and
 // if none counts the chain fails. Without keys every checkpoint counts.
-// Of the checkpoints that count, those of another log of the host
-// (opts.CheckpointLog) are ignored too.
+// A counting checkpoint whose key seals no record left in the chain
+// fails it. Of the checkpoints that count, those of another log of the
+// host (opts.CheckpointLog) are ignored too.
 // It returns the summary and, if the chain does not hold, the first
 // [*Problem].
 func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
@@ -739,7 +748,7 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 		switch {
 		case !cs.parsed || !given:
 			reason = CheckpointNotSealed
-		case v.opts.KeysOfOthers && !inChain:
+		case v.opts.KeysOfOthers && !inChain && v.opts.OtherChainKeys[cs.seal.ID]:
 			reason = CheckpointOtherNode
 		case !cs.checked && cs.seal.Epoch > kc.logEpoch && cs.seal.Epoch-kc.logEpoch > MaxSealDerive:
 			// Beyond the log by more than verify derives: a genuine
@@ -781,17 +790,12 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 // checkpoints of the old path would be set aside unseen).
 func (v *verifier) ofThisLog(cs []Checkpoint, last string) ([]Checkpoint, *Problem) {
 	var out []Checkpoint
-	if v.s.CheckpointsSealed {
-		for _, c := range cs {
-			// Authenticated, so its seal parses.
-			seal, err := ParseSeal(c.Seal)
-			if _, ours := v.offsets[seal.ID]; err == nil && ours {
-				out = append(out, c)
-			} else {
-				v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, CheckpointOtherLog})
-			}
-		}
-		return out, nil
+	if v.s.CheckpointsSealed && v.opts.CheckpointLog == "" {
+		// Every checkpoint a given key authenticates judges the chain:
+		// the keys given are this chain's (or, with KeysOfOthers, were
+		// left in when no other chain holds them). One whose key seals
+		// nothing left in the chain fails it (see the judging loop).
+		return cs, nil
 	}
 	var logs []string
 	for _, c := range cs {
@@ -868,6 +872,9 @@ func (v *verifier) checkpointSeal(c Checkpoint, last string) *Problem {
 	if err != nil {
 		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d with an unreadable seal: %v", c.Time, c.Seq, err)}
 	}
+	if _, ok := v.offsets[p.ID]; !ok && v.s.CheckpointsSealed {
+		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s (seq %d) is sealed by key %s, a key given, which seals no record left in the log: the records it sealed were cut off (after seal-init --replace, say), or the checkpoint is another log's (name this log's path with --checkpoint-log)", c.Time, c.Seq, p.ID)}
+	}
 	if off, ok := v.offsets[p.ID]; ok && c.Seq-p.Epoch != off {
 		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s has seq %d sealed with epoch %d of key %s; the log's records of that key put seq %d at epoch %d: they were sealed again (the chain rewritten)", c.Time, c.Seq, p.Epoch, p.ID, c.Seq, c.Seq-off)}
 	}
@@ -892,6 +899,21 @@ func peekSeq(line []byte) uint64 {
 		return h.Seq
 	}
 	return 0
+}
+
+// ChainKeys returns the keys whose seals the records in files carry
+// (lines that do not decode are skipped: verify judges them).
+func ChainKeys(files ...string) (map[SealID]bool, error) {
+	keys := map[SealID]bool{}
+	for r, err := range Records(files...) {
+		if err != nil {
+			return nil, err
+		}
+		if p, err := ParseSeal(r.Seal); r.Seal != "" && err == nil {
+			keys[p.ID] = true
+		}
+	}
+	return keys, nil
 }
 
 // CheckpointsOf returns the checkpoints of host among cs. With host "",
