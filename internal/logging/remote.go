@@ -80,9 +80,12 @@ type sender struct {
 	queue chan queued
 	// busy counts entries queued or being sent.
 	busy atomic.Int64
-	// mu guards inFlight, the entry being sent, for [Flush].
+	// mu guards inFlight, the entry being sent, and flushing, set by
+	// [Flush] when its time is up: from then on the goroutine writes
+	// what it takes from the queue to stderr instead of sending it.
 	mu       sync.Mutex
 	inFlight *queued
+	flushing bool
 	// dropped counts entries dropped since the goroutine last said so.
 	dropped atomic.Int64
 }
@@ -136,6 +139,14 @@ func (s *sender) format(e *logrus.Entry) queued {
 // process lives.
 func (s *sender) run() {
 	for q := range s.queue {
+		s.mu.Lock()
+		if s.flushing {
+			s.mu.Unlock()
+			s.toStderr(q)
+			s.busy.Add(-1)
+			continue
+		}
+		s.mu.Unlock()
 		s.sayDropped(s.send)
 		s.mu.Lock()
 		s.inFlight = &q
@@ -168,8 +179,13 @@ func (s *sender) send(q queued) {
 	}
 	if err := syslog.Send(context.Background(), d, q.msg); err != nil {
 		s.fallback.WithError(err).WithField("target", s.t.String()).Error("cannot send diagnostics; the entry follows on stderr")
-		s.fallback.WithFields(q.data).WithTime(q.time).Log(q.level, q.text)
+		s.toStderr(q)
 	}
+}
+
+// toStderr writes q to the fallback logger (stderr) as text.
+func (s *sender) toStderr(q queued) {
+	s.fallback.WithFields(q.data).WithTime(q.time).Log(q.level, q.text)
 }
 
 // severity maps a logrus level onto a syslog severity (journald's
@@ -286,20 +302,22 @@ func Flush(d time.Duration) {
 				said = true
 			}
 		}
-		s.sayDropped(func(q queued) { s.fallback.WithFields(q.data).WithTime(q.time).Log(q.level, q.text) })
-		// The entry being sent when time ran out: it may still get
-		// through after this, but lost it must not be.
+		s.sayDropped(s.toStderr)
+		// The entry being sent when time ran out may still get through
+		// after this, but lost it must not be; what the goroutine takes
+		// from the queue from now on goes to stderr, not to the target.
 		s.mu.Lock()
+		s.flushing = true
 		if q := s.inFlight; q != nil {
 			say()
-			s.fallback.WithFields(q.data).WithTime(q.time).Log(q.level, q.text)
+			s.toStderr(*q)
 		}
 		s.mu.Unlock()
 		for {
 			select {
 			case q := <-s.queue:
 				say()
-				s.fallback.WithFields(q.data).WithTime(q.time).Log(q.level, q.text)
+				s.toStderr(q)
 				s.busy.Add(-1)
 				continue
 			default:
