@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -175,18 +176,40 @@ func cgroupParent(pid int) string {
 	return parent
 }
 
-// cgroupPath returns process pid's cgroup: cgroup v2's ("0::/path") or
-// the first v1 line's path; "" when unknown.
+// cgroupPath returns process pid's cgroup: cgroup v2's ("0::/path"),
+// else that of the first v1 hierarchy the runtimes and the kubelet always
+// set (name=systemd, memory, pids), else the first v1 line's; "" when
+// unknown.
 func cgroupPath(pid int) string {
 	cg, err := idmap.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	if err != nil {
 		return ""
 	}
-	p := ""
+	return pickCgroup(cg)
+}
+
+// pickCgroup picks the path of /proc/PID/cgroup's content cg, as
+// [cgroupPath] says.
+func pickCgroup(cg []byte) string {
+	rank := func(controllers string) int {
+		switch {
+		case controllers == "": // v2's "0::"
+			return 0
+		case controllers == "name=systemd":
+			return 1
+		}
+		for _, c := range strings.Split(controllers, ",") {
+			if c == "memory" || c == "pids" {
+				return 2
+			}
+		}
+		return 3
+	}
+	p, best := "", 4
 	for _, line := range bytes.Split(cg, []byte{'\n'}) {
 		if f := bytes.SplitN(line, []byte{':'}, 3); len(f) == 3 {
-			if p == "" || string(f[0]) == "0" {
-				p = string(f[2])
+			if r := rank(string(f[1])); r < best {
+				p, best = string(f[2]), r
 			}
 		}
 	}
