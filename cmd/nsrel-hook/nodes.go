@@ -180,10 +180,9 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, asJSON bool, std
 			}
 		}
 	}
-	// The keys each node's records carry: a checkpoint sealed by another
-	// node's key is that node's; one whose key no node's records carry
-	// any more judges the node it names (the records that key sealed
-	// were cut off).
+	// The keys each node's lines carry, to say so when a checkpoint
+	// sealed by another node's key fails a node (it judges the node it
+	// names all the same: see audit.VerifyOptions.OtherChainKeys).
 	chainKeys := map[string]map[audit.SealID]bool{}
 	if len(opts.Keys) > 0 {
 		for h, f := range split.files {

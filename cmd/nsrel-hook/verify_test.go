@@ -322,8 +322,8 @@ func TestVerifyMovedLogRelabelledCheckpoint(t *testing.T) {
 // verified with all the keys given. Node A's records after its
 // seal-init --replace were cut: the checkpoints its new key sealed
 // judge it and it fails, where they were set aside as another node's.
-// A checkpoint of node B relabelled with node A's host is B's key's and
-// set aside as another node's: it does not fail an intact A.
+// A checkpoint of node B relabelled with node A's host fails A, saying
+// that B's lines carry its key.
 func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 	dir := t.TempDir()
 	type node struct {
@@ -386,17 +386,24 @@ func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 	json.Unmarshal([]byte(bcps[len(bcps)-1]), &relabelled)
 	relabelled["host"] = "node-a"
 	extra, _ := json.Marshal(relabelled)
-	ckpts := write("checkpoints.jsonl", read(a.cps), bcps, []string{string(extra) + "\n"})
-	args := []string{"audit", "verify", "--nodes", "--checkpoints", ckpts}
+	ckpts := write("checkpoints.jsonl", read(a.cps), bcps)
+	relabelledCkpts := write("relabelled.jsonl", read(a.cps), bcps, []string{string(extra) + "\n"})
+	keyArgs := []string{}
 	for _, k := range slices.Concat(a.keys, b.keys) {
-		args = append(args, "--key", k)
+		keyArgs = append(keyArgs, "--key", k)
 	}
+	args := append([]string{"audit", "verify", "--nodes", "--checkpoints", ckpts}, keyArgs...)
 	whole := write("whole.jsonl", read(a.log.Path()), read(b.log.Path()))
 	if code, out, stderr := runBin(t, "", append(args, whole)...); code != 0 || !strings.Contains(out, "nodes: 2 intact") {
 		t.Errorf("the whole logs: exit %d\n%s%s", code, out, stderr)
 	}
+	relabelledArgs := append([]string{"audit", "verify", "--nodes", "--checkpoints", relabelledCkpts}, keyArgs...)
+	code, out, stderr := runBin(t, "", append(relabelledArgs, whole)...)
+	if code != 1 || !strings.Contains(out+stderr, "another node's relabelled with this node's host") || !strings.Contains(out, "1 intact (node-b), 1 FAILED (node-a)") {
+		t.Errorf("a checkpoint of node B relabelled as node A's: exit %d\n%s%s", code, out, stderr)
+	}
 	cut := write("cut.jsonl", read(a.log.Path())[:4], read(b.log.Path()))
-	code, out, stderr := runBin(t, "", append(args, cut)...)
+	code, out, stderr = runBin(t, "", append(args, cut)...)
 	if code != 1 || !strings.Contains(out+stderr, "seals no record left in the log") || !strings.Contains(out, "1 intact (node-b), 1 FAILED (node-a)") {
 		t.Errorf("node A cut after its key was replaced: exit %d\n%s%s", code, out, stderr)
 	}

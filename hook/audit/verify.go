@@ -227,7 +227,6 @@ type IgnoredCheckpoint struct {
 const (
 	CheckpointNotSealed = "not sealed by a given key (forged or foreign, or made before sealing started)"
 	CheckpointForged    = "its seal does not check with the key (forged)"
-	CheckpointOtherNode = "sealed by a given key that seals none of this chain's records (another node's)"
 	CheckpointAltered   = "its seq is not that of the record its seal names (altered)"
 	CheckpointTooFar    = "sealed further beyond the log than verify derives keys (MaxSealDerive): not checked"
 	// CheckpointOtherLog is a checkpoint of another log of the host
@@ -281,12 +280,13 @@ type VerifyOptions struct {
 	// default, keys given are this chain's, and a chain they seal nothing
 	// of fails.
 	KeysOfOthers bool
-	// OtherChainKeys, with KeysOfOthers, are the keys that seal records
-	// of the other chains ([ChainKeys] of the other nodes' records): a
-	// checkpoint sealed by one of them is another node's. A checkpoint
-	// sealed by a given key that no chain holds any more judges this
-	// chain: the records that key sealed were cut off (a key replaced
-	// by seal-init --replace, then everything after it removed).
+	// OtherChainKeys, with KeysOfOthers, are the keys whose seals the
+	// other chains' lines carry ([ChainKeys], seals not checked): only
+	// to say so when a checkpoint sealed by one of them fails this
+	// chain. Such a checkpoint is not set aside as another node's: a
+	// line anyone adds to a collector's stream can carry any seal, and
+	// one that stole the key of records cut off this chain would hide
+	// the cut.
 	OtherChainKeys map[SealID]bool
 }
 
@@ -317,9 +317,8 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 //
 // Checkpoints are authenticated only by their seals. With opts.Keys
 // (unless KeysOfOthers and none of them seals this chain), a checkpoint
-// counts only if it is sealed by one of the keys (with KeysOfOthers, one
-// that no other chain's records carry: OtherChainKeys) and its tag
-// checks, and, when the
+// counts only if it is sealed by one of the keys and its tag checks,
+// and, when the
 // chain holds the record sealed at the same key and epoch with its hash,
 // names that record's seq; the others go to Summary.IgnoredCheckpoints
 // with the reason (Checkpoint… constants) and do not judge the chain, and
@@ -698,13 +697,14 @@ func (v *verifier) end() *Problem {
 	}
 	for _, c := range judged {
 		v.s.Checkpoints++
-		if p := v.checkpointSeal(c, last); p != nil {
+		removed := v.droppedHas(c.Seq) || retained && c.Seq < v.s.FirstSeq
+		if p := v.checkpointSeal(c, last, removed); p != nil {
 			return p
 		}
 		switch p, r := v.at[c.Seq], v.at[c.Seq].r; {
 		case c.Seq > v.s.LastSeq:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, beyond the last record (seq %d): records were cut off the end, or a current or rotated file removed", c.Time, c.Seq, v.s.LastSeq)}
-		case r == nil && (v.droppedHas(c.Seq) || retained && c.Seq < v.s.FirstSeq):
+		case r == nil && removed:
 			// Removed by retention, which the chain recorded (the
 			// records of older removals went with the files removed
 			// after them).
@@ -743,13 +743,10 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 	for i, c := range v.want {
 		cs := &v.cps[i]
 		kc, given := v.keys[cs.seal.ID]
-		_, inChain := v.offsets[cs.seal.ID]
 		reason := ""
 		switch {
 		case !cs.parsed || !given:
 			reason = CheckpointNotSealed
-		case v.opts.KeysOfOthers && !inChain && v.opts.OtherChainKeys[cs.seal.ID]:
-			reason = CheckpointOtherNode
 		case !cs.checked && cs.seal.Epoch > kc.logEpoch && cs.seal.Epoch-kc.logEpoch > MaxSealDerive:
 			// Beyond the log by more than verify derives: a genuine
 			// one needs that many records cut off the end with no
@@ -864,7 +861,9 @@ func (v *verifier) keysProblem() *Problem {
 // one epoch per record, so the checkpoint's seq and epoch must fit the
 // log's records of the same key, even where retention removed the record
 // it names; and the records after a sealed checkpoint are sealed.
-func (v *verifier) checkpointSeal(c Checkpoint, last string) *Problem {
+// checkpointSeal checks c's seal against the chain; removed says that
+// retention accounts for the record c names.
+func (v *verifier) checkpointSeal(c Checkpoint, last string, removed bool) *Problem {
 	if c.Seal == "" {
 		return nil
 	}
@@ -872,8 +871,13 @@ func (v *verifier) checkpointSeal(c Checkpoint, last string) *Problem {
 	if err != nil {
 		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d with an unreadable seal: %v", c.Time, c.Seq, err)}
 	}
-	if _, ok := v.offsets[p.ID]; !ok && v.s.CheckpointsSealed {
-		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s (seq %d) is sealed by key %s, a key given, which seals no record left in the log: the records it sealed were cut off (after seal-init --replace, say), or the checkpoint is another log's (name this log's path with --checkpoint-log)", c.Time, c.Seq, p.ID)}
+	if _, ok := v.offsets[p.ID]; !ok && v.s.CheckpointsSealed && !removed {
+		// (A key whose records retention removed seals none left.)
+		whose := "another log's (name this log's path with --checkpoint-log)"
+		if v.opts.OtherChainKeys[p.ID] {
+			whose = "another node's relabelled with this node's host (lines of another node carry that key)"
+		}
+		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s (seq %d) is sealed by key %s, a key given, which seals no record left in the log: the records it sealed were cut off (after seal-init --replace, say), or the checkpoint is %s", c.Time, c.Seq, p.ID, whose)}
 	}
 	if off, ok := v.offsets[p.ID]; ok && c.Seq-p.Epoch != off {
 		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s has seq %d sealed with epoch %d of key %s; the log's records of that key put seq %d at epoch %d: they were sealed again (the chain rewritten)", c.Time, c.Seq, p.Epoch, p.ID, c.Seq, c.Seq-off)}
