@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -129,5 +132,30 @@ func TestNRIMetrics(t *testing.T) {
 		shipped,
 		`nsrel_checkpoint_ship_failures_total{dest="file",service="nri"} 0`,
 		`nsrel_checkpoint_last_shipped_age_seconds{dest="tcp",service="nri"} NaN`)
+	w.stop(t)
+}
+
+// TestNRIOtherPIDNamespace runs the NRI plugin in a PID namespace of its
+// own (a pod without hostPID): containerd's PIDs would name other
+// processes there, or none. The plugin says so and exits 1 instead of
+// registering and pinning the wrong processes; on the host's it
+// registers.
+func TestNRIOtherPIDNamespace(t *testing.T) {
+	nstest.RequireRoot(t)
+	unshare := nstest.RequireCmd(t, "unshare")
+	bin := nstest.Tool(t, "nsrel-containerd")
+	cfgPath, _ := ctrdtest.ConfigWith(t, `"default": {"mode": "audit"}`)
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	args := []string{"nri", "--config", cfgPath, "--socket", d.NRISocket, "--inject-hook", "none", "--metrics-address", ""}
+	// Registered, it would serve until killed: a bound, not a hang.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, unshare, append([]string{"--pid", "--fork", "--kill-child", bin}, args...)...)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "lives in a PID namespace this one cannot see") {
+		t.Errorf("in a PID namespace of its own: %v\n%s", err, out)
+	}
+	w := startService(t, "registered as NRI plugin", append([]string{bin}, args...)...)
 	w.stop(t)
 }

@@ -149,6 +149,10 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) error {
 	if socket == "" {
 		socket = DefaultSocket
 	}
+	// The runtime's PIDs must be this process's: it pins them.
+	if err := containerd.CheckPeerPIDNamespace(socket); err != nil {
+		return fmt.Errorf("nri: %w", err)
+	}
 	// A record is durable when its append returns; the checkpoint an
 	// append emits is shipped after the answer, not before: a collector
 	// that hangs must not make the plugin answer after the runtime's
