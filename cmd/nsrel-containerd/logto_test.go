@@ -25,7 +25,7 @@ func TestWatchLogToSyslog(t *testing.T) {
 
 	cmd := exec.Command(bin, "watch", "--config", cfgPath, "--metrics-address", "", "--address", filepath.Join(t.TempDir(), "none.sock"),
 		"--log-to", fmt.Sprintf("tcp://127.0.0.1:%d", port))
-	var stderr lockedBuffer
+	var stderr nstest.LockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

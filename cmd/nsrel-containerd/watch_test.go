@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,14 +25,14 @@ func TestMain(m *testing.M) { nstest.Main(m) }
 // that ends in it).
 type watchProc struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *nstest.LockedBuffer
 	done   chan error
 }
 
 // launch runs argv until the test ends, without waiting for it.
 func launch(t *testing.T, argv ...string) *watchProc {
 	t.Helper()
-	w := &watchProc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	w := &watchProc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &nstest.LockedBuffer{}, done: make(chan error, 1)}
 	w.cmd.Stderr = w.stderr
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -172,24 +171,6 @@ func TestWatchUnwritableLog(t *testing.T) {
 	if msg := errb.String(); !strings.Contains(msg, "cannot write the audit log") || strings.Count(msg, "\n") != 1 {
 		t.Errorf("stderr %q, want one line naming the audit log", msg)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestWatchMissingSocket starts watch at a socket that does not exist: it

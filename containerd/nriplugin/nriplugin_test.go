@@ -1,7 +1,6 @@
 package nriplugin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -282,7 +281,7 @@ func TestNRIStuckDiagnostics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr nstest.LockedBuffer
 	logger := logging.Service(target, "nsrel-containerd", &stderr, logrus.InfoLevel)
 	ckptFile := filepath.Join(filepath.Dir(cfgPath), "checkpoints.jsonl")
 	dest := syslog.Dest{Network: "tcp", Address: stuck}
@@ -337,25 +336,6 @@ func TestNRIStuckDiagnostics(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	audittest.Verify(t, cfg.AuditLog)
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers and the
-// test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestNRIQuietCheckpoint: a node where no container starts still ships

@@ -39,7 +39,7 @@ func TestJournalNativeProtocol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr nstest.LockedBuffer
 	l := Service(tg, "nsrel-hook", &stderr, logrus.InfoLevel)
 	l.WithFields(logrus.Fields{"container": hostile, "seq": 42, "audit-log": "/var/log/nsrel/audit.jsonl"}).Error("cannot record")
 	l.WithField("pid", 7).Info("recorded start")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,7 +43,7 @@ action(type="omfile" file=%q template="j")
 	port := d.Port(t, "tcp")
 	d.WaitSocket(t, sock)
 
-	var stderr lockedBuffer
+	var stderr nstest.LockedBuffer
 	for i, target := range []string{"unix://" + sock, fmt.Sprintf("tcp://127.0.0.1:%d", port)} {
 		tg, err := syslog.ParseTarget(target)
 		if err != nil {
@@ -97,7 +96,7 @@ func TestSyslogFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr nstest.LockedBuffer
 	Service(tg, "nsrel-containerd", &stderr, logrus.InfoLevel).WithField("pid", 7).Info("recorded start")
 	Flush(5 * time.Second)
 	if s := stderr.String(); strings.Count(s, "\n") != 2 || !strings.Contains(s, "cannot send diagnostics") || !strings.Contains(s, `msg="recorded start" pid=7`) {
@@ -118,7 +117,7 @@ func TestServiceNeverWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr nstest.LockedBuffer
 	l := Service(tg, "nsrel-containerd", &stderr, logrus.InfoLevel)
 	before := Dropped()
 	start := time.Now()
@@ -154,23 +153,4 @@ func TestServiceNeverWaits(t *testing.T) {
 	if !regexp.MustCompile(`(?m)msg="refused by nsrel policy" i=0$`).MatchString(s) {
 		t.Errorf("the entry in flight (i=0) is not on stderr:\n%s", s[:min(len(s), 2000)])
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the sender's goroutine and
-// the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
