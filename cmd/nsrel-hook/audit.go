@@ -45,6 +45,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	var (
 		partial, asJSON, replace bool
+		shipped                  bool
 		anchor, container, host  string
 		checkpointLog            string
 		reason                   string
@@ -59,6 +60,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		fs.Var(&checkpoints, "checkpoints", "")
 		fs.StringVar(&host, "host", "", "")
 		fs.StringVar(&checkpointLog, "checkpoint-log", "", "")
+		fs.BoolVar(&shipped, "shipped", false, "")
 		fs.Var(&nodes, "node", "")
 		fs.BoolVar(&allNodes, "nodes", false, "")
 		fs.BoolVar(&asJSON, "json", false, "")
@@ -121,7 +123,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		return showCmd(logs[0], container, asJSON, stdout, stderr)
 	}
-	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor, CheckpointLog: checkpointLog}
+	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor, CheckpointLog: checkpointLog, Shipped: shipped}
 	for _, k := range keys {
 		vk, err := readKey(k)
 		if err != nil {
@@ -198,8 +200,12 @@ type verifyResult struct {
 	CheckpointsIgnored []audit.IgnoredCheckpoint `json:"checkpoints_ignored"`
 	Damage             []damageResult            `json:"damage"`
 	Dropped            []audit.Dropped           `json:"dropped"`
-	Problem            *audit.Problem            `json:"problem,omitempty"`
-	Error              string                    `json:"error,omitempty"`
+	// Repeated and Reordered: --shipped dropped records sent again and
+	// put back records sent out of order.
+	Repeated  int            `json:"repeated"`
+	Reordered int            `json:"reordered"`
+	Problem   *audit.Problem `json:"problem,omitempty"`
+	Error     string         `json:"error,omitempty"`
 }
 
 // damageResult is recorded damage in `audit verify --json`.
@@ -239,6 +245,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
 		res.Dropped = append(res.Dropped, s.Dropped...)
+		res.Repeated, res.Reordered = s.Repeated, s.Reordered
 		for _, t := range s.TornTails {
 			res.TornTails = append(res.TornTails, t.Seq)
 		}
@@ -300,6 +307,9 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		ignoredNotes(stdout, name+": ", s)
 	} else {
 		fmt.Fprintf(stdout, "%s: no checkpoints given: records cut off the end (or a removed current file) cannot be told (--checkpoints FILE)\n", name)
+	}
+	if s.Repeated+s.Reordered > 0 {
+		fmt.Fprintf(stdout, "%s: note: as shipped, %d record(s) came out of chain order and %d line(s) repeated a record byte for byte: put back in order and dropped\n", name, s.Reordered, s.Repeated)
 	}
 	for _, t := range s.TornTails {
 		fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes cut off after a crash\n", name, t.Seq, t.TornBytes)

@@ -18,7 +18,7 @@ containers in a tamper-evident audit log (an OCI runtime hook).
 Usage:
   nsrel-hook [--config FILE] createRuntime|poststart|poststop   < state.json
   nsrel-hook policy check FILE
-  nsrel-hook [--config FILE] audit verify [--partial] [--anchor HASH] [--key KEY] [--checkpoints FILE] [--host HOST] [--checkpoint-log PATH] [--nodes] [--node HOST] [--json] [LOG...]
+  nsrel-hook [--config FILE] audit verify [--partial] [--anchor HASH] [--key KEY] [--checkpoints FILE] [--host HOST] [--checkpoint-log PATH] [--shipped] [--nodes] [--node HOST] [--json] [LOG...]
   nsrel-hook [--config FILE] audit show [--container ID] [--json] [LOG]
   nsrel-hook [--config FILE] audit ack SEQ --reason TEXT [LOG]
   nsrel-hook [--config FILE] audit seal-init [--replace]
@@ -57,6 +57,10 @@ Options:
                        verify: use the checkpoints of the log the node
                        wrote at PATH (needed when the host's checkpoints
                        name several logs)
+  --shipped            verify: the LOGs are a copy a shipper delivered (a
+                       collector's): put records sent out of order back in
+                       chain order and drop records sent again byte for
+                       byte, then verify (both are counted)
   --nodes              verify: verify every node in the LOGs (and in the
                        checkpoints) separately
   --node HOST          verify: verify only the records of node HOST; may be

@@ -13,7 +13,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/rsyslogtest"
 )
@@ -36,6 +38,22 @@ func shippedRsyslog(t *testing.T, name string, pairs ...string) string {
 		conf = strings.ReplaceAll(conf, pairs[i], pairs[i+1])
 	}
 	return conf
+}
+
+// writeNodeConf writes the shipped nsrel-node.conf into node's
+// directory, forwarding to port on 127.0.0.1 and tailing log and
+// ckptFile, and returns its path and contents.
+func writeNodeConf(t *testing.T, node *rsyslogtest.Daemon, port int, log, ckptFile string) (path, conf string) {
+	t.Helper()
+	path = node.Path("nsrel-node.conf")
+	conf = shippedRsyslog(t, "nsrel-node.conf",
+		`target="collector.example" port="6514"`, fmt.Sprintf(`target="127.0.0.1" port="%d"`, port),
+		`"/var/log/nsrel/audit.jsonl"`, strconv.Quote(log),
+		`"/var/log/nsrel/checkpoints.jsonl"`, strconv.Quote(ckptFile))
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, conf
 }
 
 // documentedImuxsock matches the line that config/rsyslog/nsrel-node.conf
@@ -126,14 +144,7 @@ func TestShippedRsyslogConfigs(t *testing.T) {
 		}
 		c["record_annotations"] = append(append([]string{}, defaultKeys...), hugeKeys...)
 	})
-	nodeConf := node.Path("nsrel-node.conf")
-	shipped := shippedRsyslog(t, "nsrel-node.conf",
-		`target="collector.example" port="6514"`, fmt.Sprintf(`target="127.0.0.1" port="%d"`, port),
-		`"/var/log/nsrel/audit.jsonl"`, strconv.Quote(e.log),
-		`"/var/log/nsrel/checkpoints.jsonl"`, strconv.Quote(ckptFile))
-	if err := os.WriteFile(nodeConf, []byte(shipped), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	nodeConf, shipped := writeNodeConf(t, node, port, e.log, ckptFile)
 	m := documentedImuxsock.FindStringSubmatch(shipped)
 	if m == nil {
 		t.Fatalf("config/rsyslog/nsrel-node.conf does not say how to load imuxsock (a comment line matching %s)", documentedImuxsock)
@@ -271,5 +282,165 @@ func TestShippedRsyslogConfigsDocumented(t *testing.T) {
 		if sed := fmt.Sprintf("sed -i 's/^module(load=\"imuxsock\")/%s/' /etc/rsyslog.conf", m[1]); !bytes.Contains(doc, []byte(sed)) {
 			t.Errorf("docs/observability.md does not tell to change rsyslog.conf with\n%s", sed)
 		}
+	}
+}
+
+// TestShippedRsyslogNodeRestart stops the node's rsyslog (SIGTERM, as
+// systemctl restart does) while its collector is unreachable, with
+// records and checkpoints read and not sent, appends more while it is
+// down, then starts the collector and the node again: with the shipped
+// nsrel-node.conf the collector's copy holds every record and
+// checkpoint, and verifies as shipped (audit verify --shipped), in
+// whatever order rsyslog sent the lines it was retrying.
+func TestShippedRsyslogNodeRestart(t *testing.T) {
+	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files")
+	// A port nothing listens on until the collector starts on it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	node := rsyslogtest.New(t, "node")
+	ckptFile := node.Path("checkpoints.jsonl")
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["deadline_ms"] = 60000 // a loaded machine is not what this test is about
+		c["syslog"] = ""
+		c["checkpoints"] = map[string]any{"every_records": 1, "every_seconds": 0, "file": ckptFile, "syslog": []string{}}
+	})
+	nodeConf, _ := writeNodeConf(t, node, port, e.log, ckptFile)
+	// impstats tells when the forwarding action has queued the lines.
+	stats := node.Path("stats.json")
+	node.StartSystem(t, fmt.Sprintf("module(load=\"impstats\" interval=\"1\" format=\"json\" log.syslog=\"off\" log.file=%q)\n$IncludeConfig %s\n", stats, nodeConf))
+
+	stages := func(ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			for _, stage := range []string{"createRuntime", "poststop"} {
+				status := map[string]string{"createRuntime": "creating", "poststop": "stopped"}[stage]
+				if code, _, stderr := runBin(t, shipState(id, status, `web "0" é`), "--config", e.config, stage); code != 0 || stderr != "" {
+					t.Fatalf("%s %s: exit %d: %s", id, stage, code, stderr)
+				}
+			}
+		}
+	}
+	stages("a", "b", "c")
+	// The 6 records and 6 checkpoints read and queued, on the ruleset's
+	// queue and the forwarding action's, whose worker retries the
+	// first of them against the closed port.
+	queued := regexp.MustCompile(`"name": "(nsrel-[a-z]+(?: queue)?)", "origin": "core.queue", "size": \d+, "enqueued": (\d+)`)
+	deadline := time.Now().Add(rsyslogtest.Timeout)
+	for {
+		data, _ := os.ReadFile(stats)
+		enqueued := map[string]int{}
+		for _, m := range queued.FindAllSubmatch(data, -1) {
+			enqueued[string(m[1])], _ = strconv.Atoi(string(m[2]))
+		}
+		done := len(enqueued) > 0
+		for _, n := range enqueued {
+			done = done && n >= 12
+		}
+		if done {
+			t.Logf("before the stop, lines enqueued: %v", enqueued)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node's queues did not take the 12 lines in %v: %v\n%s", rsyslogtest.Timeout, enqueued, node.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	node.Stop(t)
+	stages("d") // appended while the node's rsyslog is down
+
+	coll := rsyslogtest.New(t, "collector")
+	recvAudit, recvCkpts := coll.Path("audit.jsonl"), coll.Path("checkpoints.jsonl")
+	collConf := coll.Path("nsrel-collector.conf")
+	if err := os.WriteFile(collConf, []byte(shippedRsyslog(t, "nsrel-collector.conf",
+		`input(type="imtcp" port="6514"`, fmt.Sprintf(`input(type="imtcp" address="127.0.0.1" port="%d"`, port),
+		`"/srv/nsrel/audit.jsonl"`, strconv.Quote(recvAudit),
+		`"/srv/nsrel/checkpoints.jsonl"`, strconv.Quote(recvCkpts))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	coll.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", collConf))
+	for deadline := time.Now().Add(rsyslogtest.Timeout); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the collector does not listen on port %d after %v\n%s", port, rsyslogtest.Timeout, coll.Output())
+		}
+	}
+	node.Restart(t)
+
+	// Every record and checkpoint arrives, in some order, some twice.
+	nodeLines := chainLines(t, e.log)
+	nodeCkpts, err := rsyslogtest.Lines(ckptFile)
+	if err != nil || len(nodeLines) != 8 || len(nodeCkpts) != 8 {
+		t.Fatalf("the node has %d records and %d checkpoints (%v), want 8 and 8", len(nodeLines), len(nodeCkpts), err)
+	}
+	waitAll := func(path string, want [][]byte) [][]byte {
+		t.Helper()
+		deadline := time.Now().Add(rsyslogtest.Timeout)
+		for {
+			got, err := rsyslogtest.Lines(path)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			have := map[string]bool{}
+			for _, l := range got {
+				have[string(l)] = true
+			}
+			missing := 0
+			for _, l := range want {
+				if !have[string(l)] {
+					missing++
+				}
+			}
+			if missing == 0 {
+				if len(have) != len(want) {
+					t.Errorf("%s has %d distinct lines, want the node's %d", path, len(have), len(want))
+				}
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of the node's %d lines missing after %v (%d lines received)\n%s\n%s", path, missing, len(want), rsyslogtest.Timeout, len(got), node.Output(), coll.Output())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	got := waitAll(recvAudit, nodeLines)
+	waitAll(recvCkpts, nodeCkpts)
+	var order []string
+	for _, l := range got {
+		h, _ := audit.PeekHead(l)
+		order = append(order, strconv.FormatUint(h.Seq, 10))
+	}
+	t.Logf("the collector received seq %s", strings.Join(order, " "))
+	if strings.Join(order, " ") != "1 2 3 4 5 6 7 8" {
+		// Not as shipped, the copy fails and says why.
+		code, out, stderr := runBin(t, "", "audit", "verify", recvAudit)
+		if code != 1 || !strings.Contains(stderr, "verify it as shipped") {
+			t.Errorf("verify the collector's copy out of order, not as shipped: exit %d, want 1 and a problem that tells to verify it as shipped\n%s%s", code, out, stderr)
+		}
+	}
+
+	code, out, stderr := runBin(t, "", "audit", "verify", "--shipped", "--checkpoints", recvCkpts, recvAudit)
+	if want := "OK: 8 records (seq 1..8) in 1 file(s)"; code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "checkpoint(s) of host") {
+		t.Errorf("verify --shipped the collector's copy: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
+	}
+	t.Logf("verify --shipped:\n%s", out)
+	code, out, stderr = runBin(t, "", "audit", "verify", "--shipped", "--json", recvAudit)
+	var res struct {
+		OK                  bool
+		Records             int
+		Repeated, Reordered int
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || !res.OK || res.Records != 8 {
+		t.Fatalf("verify --shipped --json: exit %d, %+v (%v)\n%s%s", code, res, err, out, stderr)
+	}
+	if inOrder := len(got) == 8 && strings.Join(order, " ") == "1 2 3 4 5 6 7 8"; inOrder != (res.Repeated+res.Reordered == 0) {
+		t.Errorf("verify --shipped --json of seq %s: %d repeated, %d reordered", strings.Join(order, " "), res.Repeated, res.Reordered)
 	}
 }

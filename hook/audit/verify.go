@@ -211,6 +211,10 @@ type Summary struct {
 	// IgnoredCheckpoints are checkpoints given that were not held
 	// against the chain, each with why (see [VerifySnapshot]).
 	IgnoredCheckpoints []IgnoredCheckpoint
+	// Repeated counts the lines of a shipper's copy dropped as repeats
+	// of a record byte for byte, Reordered the records that came after
+	// records later in the chain (VerifyOptions.Shipped).
+	Repeated, Reordered int
 }
 
 // IgnoredCheckpoint is a checkpoint verify did not hold against the
@@ -288,6 +292,11 @@ type VerifyOptions struct {
 	// one that stole the key of records cut off this chain would hide
 	// the cut.
 	OtherChainKeys map[SealID]bool
+	// Shipped says that the files are a copy a shipper delivered (a
+	// collector's): records it sent again byte for byte are dropped and
+	// records it sent out of order put back into chain order before the
+	// chain is checked (Summary.Repeated, Summary.Reordered).
+	Shipped bool
 }
 
 // Verify checks the chain formed by files, in order (use [Files]); see
@@ -353,12 +362,38 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 	for _, kc := range v.keys {
 		slices.SortStableFunc(kc.pending, func(a, b int) int { return cmp.Compare(v.cps[a].seal.Epoch, v.cps[b].seal.Epoch) })
 	}
-	for l, err := range snap.Lines() {
-		if err != nil {
-			return v.s, &Problem{File: l.File, Line: l.Number, Reason: err.Error()}
-		}
-		if p := v.line(l); p != nil {
+	if opts.Shipped {
+		if p := shippedLines(snap, v.s, v.decoded); p != nil {
 			return v.s, p
+		}
+	} else {
+		// A record missing where it belongs is looked for in the rest
+		// of the files: there, the records are out of order, as a
+		// shipper's copy may hold them.
+		var gap *Problem
+		for l, err := range snap.Lines() {
+			if gap != nil {
+				if err != nil {
+					break
+				}
+				if peekSeq(l.Data) == v.missing {
+					gap.Reason = fmt.Sprintf("expected seq %d after seq %d, which comes later, at %s:%d (records reordered; a shipper's copy may hold records sent again or out of order: verify it as shipped)", v.missing, v.missing-1, l.File, l.Number)
+					break
+				}
+				continue
+			}
+			if err != nil {
+				return v.s, &Problem{File: l.File, Line: l.Number, Reason: err.Error()}
+			}
+			if p := v.line(l); p != nil {
+				if v.missing == 0 {
+					return v.s, p
+				}
+				gap = p
+			}
+		}
+		if gap != nil {
+			return v.s, gap
 		}
 	}
 	if p := v.end(); p != nil {
@@ -432,14 +467,26 @@ type verifier struct {
 	bySeal map[sealAt][]int
 	// damageBySeq indexes s.Damage.
 	damageBySeq map[uint64]int
+	// missing is the seq the first gap lacks.
+	missing uint64
 }
 
 func (v *verifier) line(l Line) *Problem {
-	v.lastFile = l.File
 	if l.Torn {
+		v.lastFile = l.File
 		return &Problem{File: l.File, Line: l.Number, Reason: fmt.Sprintf("torn last line (%d bytes without a newline: a write was cut short, or the log was truncated); the %d record(s) before it are intact", max(int64(len(l.Data)), l.Long), v.s.Records)}
 	}
 	r, derr := decodeLine(l)
+	return v.decoded(l, r, derr)
+}
+
+// decoded checks line l, which decoded to r or did not (derr); a torn
+// line or one too long comes with neither.
+func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
+	if r == nil && derr == nil {
+		return v.line(l)
+	}
+	v.lastFile = l.File
 	if derr != nil {
 		if errors.Is(derr, ErrNewerFormat) {
 			return &Problem{File: l.File, Line: l.Number, Seq: peekSeq(l.Data), Reason: derr.Error() + "; verify with the nsrel that wrote it"}
@@ -544,7 +591,10 @@ func (v *verifier) damageProblem(extra string) *Problem {
 func (v *verifier) chain(l Line, r *Record) *Problem {
 	prev := v.prev
 	switch {
+	case prev != nil && r.Seq <= prev.Seq && !v.opts.Shipped:
+		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("expected seq %d after seq %d (records reordered or repeated; a shipper's copy may hold records sent again or out of order: verify it as shipped)", prev.Seq+1, prev.Seq)}
 	case prev != nil && r.Seq != prev.Seq+1:
+		v.missing = prev.Seq + 1
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("expected seq %d after seq %d (records deleted or reordered)", prev.Seq+1, prev.Seq)}
 	case prev != nil && r.Prev != prev.Hash:
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("prev does not match the hash of seq %d (records replaced or reordered)", prev.Seq)}

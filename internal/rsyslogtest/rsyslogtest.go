@@ -128,21 +128,56 @@ func (d *Daemon) start(t testing.TB, prelude, config string) {
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Fatalf("rsyslog %s: config does not check: %v\n%s\n%s", d.Name, err, out, numbered(prelude, config))
 	}
-	out, err := os.Create(d.Path("rsyslogd.out"))
+	d.launch(t)
+	t.Cleanup(func() { d.stop(t) })
+}
+
+// launch starts rsyslogd in the foreground on the daemon's config, its
+// output appended to rsyslogd.out.
+func (d *Daemon) launch(t testing.TB) {
+	t.Helper()
+	out, err := os.OpenFile(d.Path("rsyslogd.out"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer out.Close() // the child has its own descriptor
-	d.cmd = exec.Command(d.bin, "-n", "-f", conf, "-i", d.Path("rsyslogd.pid"), "-M", d.modDir)
+	d.cmd = exec.Command(d.bin, "-n", "-f", d.Path("rsyslog.conf"), "-i", d.Path("rsyslogd.pid"), "-M", d.modDir)
 	d.cmd.Env = env()
 	d.cmd.Stdout, d.cmd.Stderr = out, out
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start rsyslogd %s: %v", d.Name, err)
 	}
-	d.done = make(chan struct{})
-	go func() { d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() { d.stop(t) })
+	done := make(chan struct{})
+	d.done = done
+	cmd := d.cmd
+	go func() { cmd.Wait(); close(done) }()
+}
+
+// Stop stops the daemon as a service manager does, with SIGTERM, and
+// waits for it to exit; it fails the test if the daemon does not exit
+// within [Timeout] (what rsyslog saves as it stops is what stopping it
+// so is for). [Daemon.Restart] starts it again.
+func (d *Daemon) Stop(t testing.TB) {
+	t.Helper()
+	syscall.Kill(d.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(Timeout):
+		t.Fatalf("rsyslogd %s (pid %d) did not exit %v after SIGTERM\n%s", d.Name, d.cmd.Process.Pid, Timeout, d.Output())
+	}
+	// Nothing of it may be left in its process group.
+	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// Restart starts the daemon [Daemon.Stop] stopped again, with the same
+// config and work directory (where rsyslog keeps what it saved).
+func (d *Daemon) Restart(t testing.TB) {
+	t.Helper()
+	if !d.exited() {
+		t.Fatalf("rsyslogd %s restarted while it runs", d.Name)
+	}
+	d.launch(t)
 }
 
 // env is rsyslogd's environment: a PATH and nothing inherited (no
@@ -150,6 +185,9 @@ func (d *Daemon) start(t testing.TB, prelude, config string) {
 func env() []string { return []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"} }
 
 func (d *Daemon) stop(t testing.TB) {
+	if d.exited() {
+		return
+	}
 	pid := d.cmd.Process.Pid
 	syscall.Kill(pid, syscall.SIGTERM)
 	select {

@@ -1,0 +1,252 @@
+package audit
+
+import (
+	"container/heap"
+	"crypto/sha256"
+	"fmt"
+)
+
+// A shipper's copy (VerifyOptions.Shipped). A shipper that loses its
+// connection may send records again, and rsyslog, stopped while its
+// collector is unreachable, saves the records it was retrying behind
+// those queued after them (docs/observability.md): the collector's copy
+// then holds every record, but some out of chain order and some twice.
+// Verify puts such a copy's records back into chain order, by seq, and
+// drops a line that repeats a record byte for byte, counting both; the
+// chain is then checked on the records in that order as always, so that
+// a reorder or a repeat hides nothing. A line that is not a record
+// (damaged, torn, too long) keeps its place: the records held back
+// before it go on first.
+
+const (
+	// maxHeld bounds the records held back waiting for an earlier one
+	// (their place in the files, not their bytes): past it, the
+	// earliest held goes on, and if the one before it never came the
+	// chain says so.
+	maxHeld = 1 << 18
+	// maxRemembered bounds the records whose digests are kept to tell a
+	// repeat from another line with the same seq.
+	maxRemembered = 1 << 20
+)
+
+// digest identifies a line's bytes.
+type digest [16]byte
+
+func digestOf(b []byte) digest {
+	s := sha256.Sum256(b)
+	return digest(s[:16])
+}
+
+// heldLine is a record held back: where it is, and its digest.
+type heldLine struct {
+	file   int
+	name   string
+	number int
+	offset int64
+	n      int
+	sum    digest
+}
+
+// remembered is a record passed on.
+type remembered struct {
+	seq uint64
+	sum digest
+}
+
+// seqHeap is a min-heap of the seqs held.
+type seqHeap []uint64
+
+func (h seqHeap) Len() int           { return len(h) }
+func (h seqHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h seqHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *seqHeap) Push(x any)        { *h = append(*h, x.(uint64)) }
+func (h *seqHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// shipOrder passes a shipper's copy's lines on in chain order.
+type shipOrder struct {
+	snap *Snapshot
+	sum  *Summary
+	// next is the seq of the record that comes next in chain order, 0
+	// before the first record passed on.
+	next  uint64
+	held  map[uint64]heldLine
+	order seqHeap
+	// latest is the highest seq met.
+	latest uint64
+	// ring remembers the digests of the last records passed on, by
+	// seq; passed counts them.
+	ring   []remembered
+	passed int
+	// visit checks one line, its record decoded (or why not).
+	visit func(l Line, r *Record, derr error) *Problem
+}
+
+// shippedLines checks the lines of snap with visit in chain order (see
+// above), counting repeats and reorders in sum.
+func shippedLines(snap *Snapshot, sum *Summary, visit func(Line, *Record, error) *Problem) *Problem {
+	o := &shipOrder{snap: snap, sum: sum, held: map[uint64]heldLine{}, visit: visit}
+	for l, err := range snap.Lines() {
+		if err != nil {
+			return &Problem{File: l.File, Line: l.Number, Reason: err.Error()}
+		}
+		if p := o.line(l); p != nil {
+			return p
+		}
+	}
+	return o.release()
+}
+
+func (o *shipOrder) line(l Line) *Problem {
+	if l.Torn || l.Long > 0 {
+		if p := o.release(); p != nil {
+			return p
+		}
+		return o.visit(l, nil, nil)
+	}
+	r, derr := decodeLine(l)
+	if derr != nil {
+		if p := o.release(); p != nil {
+			return p
+		}
+		return o.visit(l, nil, derr)
+	}
+	sum := digestOf(l.Data)
+	if h, ok := o.held[r.Seq]; ok {
+		if h.sum == sum {
+			o.sum.Repeated++
+			return nil
+		}
+		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again with other bytes than at %s:%d (a record replaced)", r.Seq, h.name, h.number)}
+	}
+	if o.next != 0 && r.Seq < o.next {
+		if o.recall(r.Seq, sum) {
+			o.sum.Repeated++
+			return nil
+		}
+		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of that seq before it (a record replaced), or more than %d records after it", r.Seq, o.next-1, maxRemembered)}
+	}
+	if r.Seq < o.latest {
+		o.sum.Reordered++
+	}
+	o.latest = max(o.latest, r.Seq)
+	if r.Seq == o.next || o.next == 0 && r.Seq == 1 {
+		if p := o.pass(l, r, sum); p != nil {
+			return p
+		}
+		return o.drain()
+	}
+	fi := o.snap.FileIndex(l.File)
+	if fi < 0 {
+		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: "line of a file not in the snapshot"}
+	}
+	o.held[r.Seq] = heldLine{file: fi, name: l.File, number: l.Number, offset: l.Offset, n: len(l.Data), sum: sum}
+	heap.Push(&o.order, r.Seq)
+	if len(o.held) > maxHeld {
+		if p := o.passHeld(o.earliest()); p != nil {
+			return p
+		}
+		return o.drain()
+	}
+	return nil
+}
+
+// pass checks a record in its place in chain order.
+func (o *shipOrder) pass(l Line, r *Record, sum digest) *Problem {
+	o.remember(r.Seq, sum)
+	o.next = r.Seq + 1
+	return o.visit(l, r, nil)
+}
+
+// passHeld reads the held record seq again and passes it on.
+func (o *shipOrder) passHeld(seq uint64) *Problem {
+	h := o.held[seq]
+	delete(o.held, seq)
+	data, err := o.snap.ReadLine(h.file, h.offset, h.n)
+	if err != nil {
+		return &Problem{File: h.name, Line: h.number, Seq: seq, Reason: err.Error()}
+	}
+	l := Line{File: h.name, Number: h.number, Offset: h.offset, Data: data}
+	if digestOf(data) != h.sum {
+		return &Problem{File: h.name, Line: h.number, Seq: seq, Reason: "the line changed while verify read the file"}
+	}
+	r, derr := decodeLine(l)
+	if derr != nil {
+		return o.visit(l, nil, derr)
+	}
+	return o.pass(l, r, h.sum)
+}
+
+// drain passes on the held records that follow in chain order.
+func (o *shipOrder) drain() *Problem {
+	for {
+		if _, ok := o.held[o.next]; !ok {
+			return nil
+		}
+		if p := o.passHeld(o.next); p != nil {
+			return p
+		}
+	}
+}
+
+// earliest returns the lowest seq held (there is one).
+func (o *shipOrder) earliest() uint64 {
+	for {
+		seq := heap.Pop(&o.order).(uint64)
+		if _, ok := o.held[seq]; ok {
+			return seq
+		}
+	}
+}
+
+// release passes on every record held, in chain order: the records
+// before them did not come.
+func (o *shipOrder) release() *Problem {
+	for len(o.held) > 0 {
+		if p := o.passHeld(o.earliest()); p != nil {
+			return p
+		}
+		if p := o.drain(); p != nil {
+			return p
+		}
+	}
+	o.order = o.order[:0]
+	return nil
+}
+
+// remember keeps the digest of the record seq passed on.
+func (o *shipOrder) remember(seq uint64, sum digest) {
+	o.passed++
+	if o.passed > len(o.ring) && len(o.ring) < maxRemembered {
+		o.grow()
+	}
+	o.ring[seq%uint64(len(o.ring))] = remembered{seq, sum}
+}
+
+// grow doubles the ring (up to maxRemembered), keeping what it holds.
+func (o *shipOrder) grow() {
+	n := max(2*len(o.ring), 1024)
+	if n > maxRemembered {
+		n = maxRemembered
+	}
+	ring := make([]remembered, n)
+	for _, e := range o.ring {
+		if e.seq != 0 {
+			ring[e.seq%uint64(n)] = e
+		}
+	}
+	o.ring = ring
+}
+
+// recall reports whether the record seq passed on had the digest sum.
+func (o *shipOrder) recall(seq uint64, sum digest) bool {
+	if len(o.ring) == 0 {
+		return false
+	}
+	e := o.ring[seq%uint64(len(o.ring))]
+	return e.seq == seq && e.sum == sum
+}
