@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -421,6 +423,69 @@ func TestBinarySealInitKeyNotShown(t *testing.T) {
 	}
 	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", k); code != 0 {
 		t.Errorf("verify with the key shown: exit %d: %s%s", code, out, stderr)
+	}
+}
+
+// TestBinarySealInitReplaceAppendFails runs seal-init --replace whose
+// seal-start record cannot be written (the file size limit, RLIMIT_FSIZE,
+// stops the append part-way, as a full disk would): it exits 1, the
+// sealing state it replaced is put back, and the log goes on sealed with
+// the old key, which verifies it. It used to remove the new state and
+// leave the log unsealed from then on.
+func TestBinarySealInitReplaceAppendFails(t *testing.T) {
+	nstest.RequireRoot(t)
+	prlimit := nstest.RequireCmd(t, "prlimit")
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	seal := filepath.Join(e.dir, "audit.seal")
+	setConfig(t, e, "seal_state", seal)
+	var out bytes.Buffer
+	cmd := exec.Command(hookBin, "--config", e.config, "audit", "seal-init")
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("seal-init: %v", err)
+	}
+	var key string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "nsrel-seal-v1:") {
+			key = l
+		}
+	}
+	stage := func(id string) {
+		t.Helper()
+		state := stateOf(idMember(id), pidMember(os.Getpid()), bundleMember)
+		if r := runBinary(t, bytes.NewReader(state), "--config", e.config, "createRuntime"); r.code != 0 {
+			t.Fatalf("%s: exit %d, stderr %q", id, r.code, r.stderr)
+		}
+	}
+	stage("before")
+	before, err := os.ReadFile(seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Room for 40 bytes of the seal-start record, not for all of it.
+	cmd = exec.Command(prlimit, fmt.Sprintf("--fsize=%d", st.Size()+40), hookBin, "--config", e.config, "audit", "seal-init", "--replace")
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	err = cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "the sealing state replaced was put back") {
+		t.Fatalf("seal-init --replace over the size limit: exit %d (%v), stderr %q; want 1 and that the state was put back", code, err, stderr.String())
+	}
+	oneLine(t, "seal-init --replace", stderr.String())
+	if after, _ := os.ReadFile(seal); !bytes.Equal(before, after) {
+		t.Error("the sealing state differs from the one replaced")
+	}
+	t.Logf("seal-init --replace: %s", stderr.String())
+	stage("after")
+	recs := e.records(t, "")
+	if last := recs[len(recs)-1]; last.ContainerID != "after" || last.Seal == "" || last.SealError != "" {
+		t.Errorf("the record after: container %q seal %q seal_error %q", last.ContainerID, last.Seal, last.SealError)
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
+		t.Errorf("verify with the old key: exit %d: %s%s", code, out, stderr)
 	}
 }
 

@@ -313,7 +313,14 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 		pre = &k
 	}
 	created := false
+	// old is the state replaced, put back if the seal-start record did
+	// not reach the log: a failed --replace must leave the log sealed as
+	// it was, not unsealed.
+	var old []byte
 	r, err := l.AppendWith(ctx, func(*Searcher) (*Record, error) {
+		if replace {
+			old = readSealState(l.opts.SealState)
+		}
 		k, err := initSeal(l.opts.SealState, replace, pre)
 		if err != nil {
 			return nil, err
@@ -329,11 +336,81 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 	}
 	if err != nil {
 		if created {
-			os.Remove(l.opts.SealState)
+			err = l.undoSealStart(ctx, key.ID, old, err)
 		}
 		return key, nil, err
 	}
 	return key, r, nil
+}
+
+// undoSealStart puts the sealing state back as it was before a
+// seal-start record of key id that failed (err), under the log's lock:
+// the state old replaced is written back (none: the new one removed),
+// unless the record reached the log sealed (its sync failed, say): then
+// the key shown seals on, since a state put back would not seal what
+// follows the record. It returns err, with what became of the state.
+func (l *Log) undoSealStart(ctx context.Context, id SealID, old []byte, err error) error {
+	unlock, lerr := l.lock(ctx)
+	if lerr != nil {
+		return fmt.Errorf("%w; the new sealing state %s is left as it is: %v", err, l.opts.SealState, lerr)
+	}
+	defer unlock()
+	if f, oerr := openRegular(l.path, unix.O_RDONLY); oerr == nil {
+		st, _ := f.Stat()
+		for line, rerr := range linesBackwardIn(f, l.path, st.Size()) {
+			if rerr == nil {
+				if r, derr := Decode(line.Data); derr == nil && r.Stage == StageSealStart && r.SealID == id.String() && r.Seal != "" {
+					f.Close()
+					return fmt.Errorf("%w; the seal-start record (seq %d) is in the log all the same: sealing is on with the key shown", err, r.Seq)
+				}
+			}
+			break
+		}
+		f.Close()
+	}
+	if old == nil {
+		os.Remove(l.opts.SealState)
+		return err
+	}
+	if werr := writeSealState(l.opts.SealState, old); werr != nil {
+		return fmt.Errorf("%w; the sealing state replaced could not be put back (%v): %s seals with a key no record introduced", err, werr, l.opts.SealState)
+	}
+	return fmt.Errorf("%w; the sealing state replaced was put back: the log is sealed as before", err)
+}
+
+// readSealState returns the bytes of the sealing state at path, nil if
+// there is none that parses.
+func readSealState(path string) []byte {
+	f, err := safefile.OpenTrusted(path, unix.O_RDONLY, true)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	buf := make([]byte, sealStateLen+1)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil
+	}
+	if _, err := parseSealState(buf[:n]); err != nil {
+		return nil
+	}
+	return buf[:n]
+}
+
+// writeSealState writes state back to the sealing state file at path.
+func writeSealState(path string, state []byte) error {
+	f, err := safefile.OpenTrusted(path, unix.O_RDWR, true)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(state, 0); err != nil {
+		return err
+	}
+	if err := f.Truncate(int64(len(state))); err != nil {
+		return err
+	}
+	return unix.Fsync(int(f.Fd()))
 }
 
 // sealer seals the records of one append: it holds the state file open
