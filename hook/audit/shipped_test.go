@@ -3,6 +3,7 @@ package audit_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,6 +161,47 @@ func TestVerifyShippedDamage(t *testing.T) {
 				}
 			} else if err == nil || !strings.Contains(err.Error(), tc.problem) {
 				t.Errorf("%v, want a problem with %q", err, tc.problem)
+			}
+		})
+	}
+}
+
+// BenchmarkVerifyShipped verifies 10000 records as shipped: in chain
+// order, and with the first record sent last (every other record held
+// back until it comes), against BenchmarkVerify's plain verify.
+func BenchmarkVerifyShipped(b *testing.B) {
+	dir := b.TempDir()
+	var lines [][]byte
+	prev := ""
+	for i := 1; i <= 10000; i++ {
+		r := rec(fmt.Sprintf("c%d", i))
+		r.Seq, r.Prev, r.Time, r.Host = uint64(i), prev, "2026-01-01T00:00:00Z", "h"
+		line, err := r.Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		lines = append(lines, line)
+		prev = r.Hash
+	}
+	for _, bc := range []struct {
+		name  string
+		order [][]byte
+	}{
+		{"in order", lines},
+		{"first last", append(append([][]byte{}, lines[1:]...), lines[0])},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(bc.name, " ", "-")+".jsonl")
+		data := bytes.Join(bc.order, nil)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if s, err := audit.Verify([]string{path}, audit.VerifyOptions{Shipped: true}); err != nil || s.Records != 10000 {
+					b.Fatal(s, err)
+				}
 			}
 		})
 	}
