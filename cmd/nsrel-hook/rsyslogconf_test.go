@@ -43,17 +43,51 @@ func shippedRsyslog(t *testing.T, name string, pairs ...string) string {
 // writeNodeConf writes the shipped nsrel-node.conf into node's
 // directory, forwarding to port on 127.0.0.1 and tailing log and
 // ckptFile, and returns its path and contents.
-func writeNodeConf(t *testing.T, node *rsyslogtest.Daemon, port int, log, ckptFile string) (path, conf string) {
+func writeNodeConf(t *testing.T, node *rsyslogtest.Daemon, port int, log, ckptFile string, pairs ...string) (path, conf string) {
 	t.Helper()
 	path = node.Path("nsrel-node.conf")
-	conf = shippedRsyslog(t, "nsrel-node.conf",
+	conf = shippedRsyslog(t, "nsrel-node.conf", append([]string{
 		`target="collector.example" port="6514"`, fmt.Sprintf(`target="127.0.0.1" port="%d"`, port),
 		`"/var/log/nsrel/audit.jsonl"`, strconv.Quote(log),
-		`"/var/log/nsrel/checkpoints.jsonl"`, strconv.Quote(ckptFile))
+		`"/var/log/nsrel/checkpoints.jsonl"`, strconv.Quote(ckptFile)}, pairs...)...)
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path, conf
+}
+
+// shipNode prepares a node's rsyslog daemon (not started) with the
+// shipped nsrel-node.conf forwarding to port on 127.0.0.1 (and the pairs
+// replaced too), and a hook config whose log and checkpoints file
+// (a checkpoint after each record) it tails.
+func shipNode(t *testing.T, port int, pairs ...string) (node *rsyslogtest.Daemon, e *env, nodeConf, ckptFile string) {
+	t.Helper()
+	node = rsyslogtest.New(t, "node")
+	ckptFile = node.Path("checkpoints.jsonl")
+	e = newEnv(t, "hook.json", func(c map[string]any) {
+		c["deadline_ms"] = 60000 // a loaded machine is not what these tests are about
+		c["syslog"] = ""
+		c["checkpoints"] = map[string]any{"every_records": 1, "every_seconds": 0, "file": ckptFile, "syslog": []string{}}
+	})
+	nodeConf, _ = writeNodeConf(t, node, port, e.log, ckptFile, pairs...)
+	return node, e, nodeConf, ckptFile
+}
+
+// shipStages runs the createRuntime and poststop stages of containers
+// ids with e's config, and returns how many records they wrote.
+func shipStages(t *testing.T, e *env, ids ...string) int {
+	t.Helper()
+	n := 0
+	for _, id := range ids {
+		for _, stage := range []string{"createRuntime", "poststop"} {
+			status := map[string]string{"createRuntime": "creating", "poststop": "stopped"}[stage]
+			if code, _, stderr := runBin(t, shipState(id, status, `web "0" é`), "--config", e.config, stage); code != 0 || stderr != "" {
+				t.Fatalf("%s %s: exit %d: %s", id, stage, code, stderr)
+			}
+			n++
+		}
+	}
+	return n
 }
 
 // documentedImuxsock matches the line that config/rsyslog/nsrel-node.conf
@@ -302,30 +336,12 @@ func TestShippedRsyslogNodeRestart(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 
-	node := rsyslogtest.New(t, "node")
-	ckptFile := node.Path("checkpoints.jsonl")
-	e := newEnv(t, "hook.json", func(c map[string]any) {
-		c["deadline_ms"] = 60000 // a loaded machine is not what this test is about
-		c["syslog"] = ""
-		c["checkpoints"] = map[string]any{"every_records": 1, "every_seconds": 0, "file": ckptFile, "syslog": []string{}}
-	})
-	nodeConf, _ := writeNodeConf(t, node, port, e.log, ckptFile)
+	node, e, nodeConf, ckptFile := shipNode(t, port)
 	// impstats tells when the forwarding action has queued the lines.
 	stats := node.Path("stats.json")
 	node.StartSystem(t, fmt.Sprintf("module(load=\"impstats\" interval=\"1\" format=\"json\" log.syslog=\"off\" log.file=%q)\n$IncludeConfig %s\n", stats, nodeConf))
 
-	stages := func(ids ...string) {
-		t.Helper()
-		for _, id := range ids {
-			for _, stage := range []string{"createRuntime", "poststop"} {
-				status := map[string]string{"createRuntime": "creating", "poststop": "stopped"}[stage]
-				if code, _, stderr := runBin(t, shipState(id, status, `web "0" é`), "--config", e.config, stage); code != 0 || stderr != "" {
-					t.Fatalf("%s %s: exit %d: %s", id, stage, code, stderr)
-				}
-			}
-		}
-	}
-	stages("a", "b", "c")
+	shipStages(t, e, "a", "b", "c")
 	// The 6 records and 6 checkpoints read and queued, on the ruleset's
 	// queue and the forwarding action's, whose worker retries the
 	// first of them against the closed port.
@@ -351,7 +367,7 @@ func TestShippedRsyslogNodeRestart(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	node.Stop(t)
-	stages("d") // appended while the node's rsyslog is down
+	shipStages(t, e, "d") // appended while the node's rsyslog is down
 
 	coll := rsyslogtest.New(t, "collector")
 	recvAudit, recvCkpts := coll.Path("audit.jsonl"), coll.Path("checkpoints.jsonl")

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/rsyslogtest"
+)
+
+// documentedTLS returns the three lines docs/observability.md gives
+// under "Authenticate the transport": the node's action parameters,
+// the collector's input parameters and the global() both load.
+func documentedTLS(t *testing.T) (node, collector, global string) {
+	t.Helper()
+	doc, err := os.ReadFile(nstest.RepoFile(t, "docs/observability.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	find := func(re string) string {
+		m := regexp.MustCompile(`(?m)^` + re + `.*$`).Find(doc)
+		if m == nil {
+			t.Fatalf("docs/observability.md has no line matching %s", re)
+		}
+		return string(m)
+	}
+	return find(`StreamDriver="gtls" `), find(`StreamDriver\.Name="gtls" `), find(`global\(DefaultNetstreamDriverCAFile=`)
+}
+
+// tlsCA is a CA of the test's own that signs certificates for names.
+type tlsCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTLSCA(t *testing.T) *tlsCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "nsrel test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tlsCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue returns a certificate for name (client and server use) and its
+// key, PEM-encoded.
+func (ca *tlsCA) issue(t *testing.T, name string, serial int64) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// tlsGlobal writes ca, cert and key into d's directory and returns the
+// documented global() line with their paths.
+func tlsGlobal(t *testing.T, d *rsyslogtest.Daemon, global string, ca, cert, key []byte) string {
+	t.Helper()
+	for name, data := range map[string][]byte{"ca.pem": ca, "cert.pem": cert, "key.pem": key} {
+		if err := os.WriteFile(d.Path(name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range [][2]string{{"/etc/nsrel/tls/ca.pem", "ca.pem"}, {"/etc/nsrel/tls/cert.pem", "cert.pem"}, {"/etc/nsrel/tls/key.pem", "key.pem"}} {
+		if !strings.Contains(global, strconv.Quote(p[0])) {
+			t.Fatalf("the documented global() no longer names %s: %s", p[0], global)
+		}
+		global = strings.Replace(global, strconv.Quote(p[0]), strconv.Quote(d.Path(p[1])), 1)
+	}
+	return global
+}
+
+// TestShippedRsyslogTLS runs the shipped rsyslog configs over TLS with
+// the settings docs/observability.md gives, as written there: the
+// node's records and checkpoints reach the collector byte for byte and
+// verify with them; a client with a certificate of the same CA for
+// another name than the ones permitted, and one that does not speak
+// TLS, add nothing.
+func TestShippedRsyslogTLS(t *testing.T) {
+	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files")
+	_, modDir, err := rsyslogtest.Bin()
+	nstest.Require(t, err == nil, "needs Debian's rsyslog (%v); scripts/deps.sh installs it", err)
+	_, err = os.Stat(modDir + "/lmnsd_gtls.so")
+	nstest.Require(t, err == nil, "needs rsyslog's TLS driver (lmnsd_gtls.so in %s: Debian's rsyslog-gnutls); scripts/deps.sh installs it", modDir)
+	nodeTLS, collTLS, global := documentedTLS(t)
+	if !strings.Contains(nodeTLS, `"collector.example"`) || !strings.Contains(collTLS, `PermittedPeer=["node-a.example",`) {
+		t.Fatalf("the documented lines no longer name collector.example and node-a.example first:\n%s\n%s", nodeTLS, collTLS)
+	}
+	ca := newTLSCA(t)
+
+	coll := rsyslogtest.New(t, "collector")
+	recvAudit, recvCkpts := coll.Path("audit.jsonl"), coll.Path("checkpoints.jsonl")
+	collCert, collKey := ca.issue(t, "collector.example", 2)
+	collConf := coll.Path("nsrel-collector.conf")
+	if err := os.WriteFile(collConf, []byte(shippedRsyslog(t, "nsrel-collector.conf",
+		`input(type="imtcp" port="6514"`, fmt.Sprintf(`input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName=%q %s`, coll.PortFile("tcp"), collTLS),
+		`"/srv/nsrel/audit.jsonl"`, strconv.Quote(recvAudit),
+		`"/srv/nsrel/checkpoints.jsonl"`, strconv.Quote(recvCkpts))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	coll.StartSystem(t, fmt.Sprintf("%s\n$IncludeConfig %s\n", tlsGlobal(t, coll, global, ca.pem, collCert, collKey), collConf))
+	port := coll.Port(t, "tcp")
+
+	// Intruders first: a certificate of the CA for a name not
+	// permitted, and plain TCP. Each sends a checkpoint-like record line.
+	intruderLine := `{"type":"nsrel-checkpoint","format":"1","host":"node-a","log":"/x","seq":99,"hash":"` + strings.Repeat("0", 64) + `","time":"2026-01-01T00:00:00Z"}`
+	frame := func(msg string) []byte {
+		m := "<86>1 2026-01-01T00:00:00Z node-a nsrel-checkpoints - - - " + msg
+		return []byte(strconv.Itoa(len(m)) + " " + m)
+	}
+	badCert, badKey := ca.issue(t, "intruder.example", 3)
+	pair, err := tls.X509KeyPair(badCert, badKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: rsyslogtest.Timeout}, "tcp", addr, &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: roots, ServerName: "collector.example"})
+	// The collector must close either connection (TLS 1.3: its verdict
+	// on the client's certificate comes after the handshake); one it
+	// keeps open took the client.
+	closed := func(who string, c net.Conn) {
+		t.Helper()
+		c.Write(frame(intruderLine))
+		c.SetReadDeadline(time.Now().Add(rsyslogtest.Timeout))
+		_, rerr := c.Read(make([]byte, 1))
+		c.Close()
+		if ne, ok := rerr.(net.Error); rerr == nil || ok && ne.Timeout() {
+			t.Errorf("the collector kept the connection of %s open (%v)", who, rerr)
+		}
+	}
+	if err == nil {
+		closed("a client whose certificate names intruder.example", c)
+	}
+	p, err := net.DialTimeout("tcp", addr, rsyslogtest.Timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed("a client without TLS", p)
+
+	node, e, nodeConf, ckptFile := shipNode(t, port,
+		// The node's TLS settings, where the docs put them.
+		`tcp_framing="octet-counted"`, `tcp_framing="octet-counted" `+nodeTLS)
+	nodeCert, nodeKey := ca.issue(t, "node-a.example", 4)
+	node.StartSystem(t, fmt.Sprintf("%s\n$IncludeConfig %s\n", tlsGlobal(t, node, global, ca.pem, nodeCert, nodeKey), nodeConf))
+	n := shipStages(t, e, "a", "b")
+	nodeLines := chainLines(t, e.log)
+	got := rsyslogtest.WaitLines(t, recvAudit, n, node, coll)
+	if !equalLines(t, "received records", got, nodeLines) {
+		t.FailNow()
+	}
+	nodeCkpts, err := rsyslogtest.Lines(ckptFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpts := rsyslogtest.WaitLines(t, recvCkpts, len(nodeCkpts), node, coll)
+	if !equalLines(t, "received checkpoints", ckpts, nodeCkpts) {
+		t.FailNow()
+	}
+	code, out, stderr := runBin(t, "", "audit", "verify", "--checkpoints", recvCkpts, recvAudit)
+	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) {
+		t.Errorf("verify the collector's copy with its checkpoints: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
+	}
+}
