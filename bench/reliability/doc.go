@@ -10,12 +10,13 @@
 //
 //   - bytes: every single-byte edit of a sealed sample log (each byte +1
 //     mod 256, and the case of each letter flipped), verified with the
-//     chain only, with the verification key, and with the checkpoints the
-//     log shipped (one per record).
+//     chain only, with the verification key, with the checkpoints the
+//     log shipped (one per record), and as a collector's copy is (as
+//     shipped, with the key and the checkpoints).
 //   - lines: each line deleted, each line duplicated at every other
 //     place, a garbage line inserted at every place, each adjacent pair
 //     swapped, the file truncated at every byte offset; verified the
-//     same three ways.
+//     the same four ways.
 //   - forge: whole-chain forgeries made with package internal/forge (a
 //     verdict edited, a record deleted, the chain recomputed), and the
 //     last record replaced by one under another host name.

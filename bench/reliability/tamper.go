@@ -34,15 +34,18 @@ type sample struct {
 	host  string
 }
 
-// The three ways a copy of the sample is verified.
+// The ways a copy of the sample is verified: the last as a collector's
+// copy is (audit verify --shipped --key --checkpoints), which by design
+// passes lines a shipper repeated byte for byte or sent out of order.
 const (
 	chainOnly = iota
 	withKey
 	withCheckpoints
+	asShipped
 	nWays
 )
 
-var wayNames = [nWays]string{"chain only", "chain + key", "chain + checkpoints"}
+var wayNames = [nWays]string{"chain only", "chain + key", "chain + checkpoints", "as shipped + key + checkpoints"}
 
 func (s *sample) verifyOptions(way int) audit.VerifyOptions {
 	switch way {
@@ -50,6 +53,8 @@ func (s *sample) verifyOptions(way int) audit.VerifyOptions {
 		return audit.VerifyOptions{Keys: []audit.VerifyKey{s.key}}
 	case withCheckpoints:
 		return audit.VerifyOptions{Checkpoints: s.cps}
+	case asShipped:
+		return audit.VerifyOptions{Keys: []audit.VerifyKey{s.key}, Checkpoints: s.cps, Shipped: true}
 	}
 	return audit.VerifyOptions{}
 }
@@ -366,7 +371,7 @@ func (c *campaign) byteEdits() error {
 				desc:  fmt.Sprintf("byte %d %q -> %q", off, b, v),
 				write: func(path string) error { return pwrite(path, off, v) },
 				undo:  func(path string) error { return pwrite(path, off, b) },
-				must:  [nWays]bool{true, true, true},
+				must:  [nWays]bool{true, true, true, true},
 			}
 			// A seal follows the hash and is not covered by it, and
 			// checkpoints compare hashes: only the key checks a seal's
@@ -417,11 +422,17 @@ func (c *campaign) lineEdits() error {
 		return err
 	}
 	n := len(s.lines)
-	all := [nWays]bool{true, true, true}
+	all := [nWays]bool{true, true, true, true}
 	// Whole records cut off the end: the chain and the seals before the
 	// cut are intact; only a checkpoint shipped before knows more.
-	tail := [nWays]bool{false, false, true}
+	tail := [nWays]bool{false, false, true, true}
 	const tailKind = "whole records cut off the end: the chain and the seals before the cut are intact (only checkpoints catch it)"
+	// As shipped, a line repeated byte for byte is dropped and lines out
+	// of order are put back: what a shipper's resend does, which hides
+	// no record and adds none.
+	notShipped := [nWays]bool{true, true, true, false}
+	const repeatKind = "a record repeated byte for byte: as shipped, dropped (a shipper's resend)"
+	const reorderKind = "records out of order: as shipped, put back in chain order (a shipper's resend)"
 	type group struct {
 		name string
 		muts []mutation
@@ -448,7 +459,7 @@ func (c *campaign) lineEdits() error {
 			lines := append([][]byte{}, s.lines[:j]...)
 			lines = append(lines, s.lines[i])
 			lines = append(lines, s.lines[j:]...)
-			dup = append(dup, mutation{desc: fmt.Sprintf("line %d copied before line %d", i+1, j+1), write: writeAll(join(lines)), must: all})
+			dup = append(dup, mutation{desc: fmt.Sprintf("line %d copied before line %d", i+1, j+1), write: writeAll(join(lines)), must: notShipped, kind: repeatKind})
 		}
 	}
 	groups = append(groups, group{"each line duplicated at every other place", dup})
@@ -468,7 +479,7 @@ func (c *campaign) lineEdits() error {
 	for i := 0; i+1 < n; i++ {
 		lines := append([][]byte{}, s.lines...)
 		lines[i], lines[i+1] = lines[i+1], lines[i]
-		swap = append(swap, mutation{desc: fmt.Sprintf("lines %d and %d swapped", i+1, i+2), write: writeAll(join(lines)), must: all})
+		swap = append(swap, mutation{desc: fmt.Sprintf("lines %d and %d swapped", i+1, i+2), write: writeAll(join(lines)), must: notShipped, kind: reorderKind})
 	}
 	groups = append(groups, group{"each adjacent pair swapped", swap})
 
@@ -540,7 +551,7 @@ func (c *campaign) forgery() error {
 		return err
 	}
 	cases = append(cases, forged{desc: fmt.Sprintf("line %d: verdict deny -> allow, chain recomputed", deny+1), data: verdict,
-		must: [nWays]bool{false, true, true}, kind: [nWays]string{limit}})
+		must: [nWays]bool{false, true, true, true}, kind: [nWays]string{limit}})
 
 	mid := n / 2
 	lines := append(append([][]byte{}, s.lines[:mid]...), s.lines[mid+1:]...)
@@ -549,7 +560,7 @@ func (c *campaign) forgery() error {
 		return err
 	}
 	cases = append(cases, forged{desc: fmt.Sprintf("line %d deleted, chain recomputed", mid+1), data: deleted,
-		must: [nWays]bool{false, true, true}, kind: [nWays]string{limit}})
+		must: [nWays]bool{false, true, true, true}, kind: [nWays]string{limit}})
 
 	lines = edited()
 	lines[n-1] = bytes.Replace(lines[n-1], []byte(`"host":`+quote(s.host)), []byte(`"host":"elsewhere"`), 1)
@@ -558,7 +569,7 @@ func (c *campaign) forgery() error {
 		return err
 	}
 	cases = append(cases, forged{desc: fmt.Sprintf("line %d: verdict deny -> allow, last record's host renamed, chain recomputed", deny+1), data: renamed,
-		must: [nWays]bool{false, true, true}, kind: [nWays]string{limit}})
+		must: [nWays]bool{false, true, true, true}, kind: [nWays]string{limit}})
 
 	// The node's sealing state is past the record cut off: the record
 	// appended with it leaves a key without a record, which every way
@@ -573,7 +584,7 @@ func (c *campaign) forgery() error {
 			desc += ", under another host name"
 		}
 		cases = append(cases, forged{desc: desc, data: data,
-			must: [nWays]bool{true, true, true}})
+			must: [nWays]bool{true, true, true, true}})
 	}
 
 	var total [nWays]tally
