@@ -115,6 +115,13 @@ const maxDamagedLines = 4096
 // Files are checked before use (owner, mode, directories: see package
 // safefile); a log, lock or state that fails is refused.
 func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, error)) (*Record, error) {
+	return l.appendWith(ctx, build, nil)
+}
+
+// appendWith is [Log.AppendWith] with settle, if set, called under the
+// log's lock right after the append with its record and error: what it
+// returns is the append's error.
+func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, error), settle func(*Record, error) error) (*Record, error) {
 	start := time.Now()
 	unlock, err := l.lock(ctx)
 	if err != nil {
@@ -122,6 +129,9 @@ func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, er
 		return nil, err
 	}
 	ckpt, rec, err := l.appendLocked(build)
+	if settle != nil {
+		err = settle(rec, err)
+	}
 	unlock()
 	l.appended(start, err)
 	if ckpt != nil {

@@ -317,7 +317,7 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 	// not reach the log: a failed --replace must leave the log sealed as
 	// it was, not unsealed.
 	var old []byte
-	r, err := l.AppendWith(ctx, func(*Searcher) (*Record, error) {
+	r, err := l.appendWith(ctx, func(*Searcher) (*Record, error) {
 		if replace {
 			old = readSealState(l.opts.SealState)
 		}
@@ -327,46 +327,37 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 		}
 		key, created = k, true
 		return &Record{Source: SourceAudit, Stage: StageSealStart, SealID: k.ID.String()}, nil
+	}, func(r *Record, err error) error {
+		if err == nil && (r == nil || r.Seal == "") {
+			err = errors.New("the seal-start record was not sealed")
+			if r != nil && r.SealError != "" {
+				err = errors.New(r.SealError)
+			}
+		}
+		if err != nil && created {
+			// Still under the append's lock: no other writer has met
+			// the new state yet.
+			err = l.undoSealStart(key.ID, old, err)
+		}
+		return err
 	})
-	if err == nil && (r == nil || r.Seal == "") {
-		err = errors.New("the seal-start record was not sealed")
-		if r != nil && r.SealError != "" {
-			err = errors.New(r.SealError)
-		}
-	}
 	if err != nil {
-		if created {
-			err = l.undoSealStart(ctx, key.ID, old, err)
-		}
 		return key, nil, err
 	}
 	return key, r, nil
 }
 
-// undoSealStart puts the sealing state back as it was before a
-// seal-start record of key id that failed (err), under the log's lock:
-// the state old replaced is written back (none: the new one removed),
-// unless the record reached the log sealed (its sync failed, say): then
-// the key shown seals on, since a state put back would not seal what
-// follows the record. It returns err, with what became of the state.
-func (l *Log) undoSealStart(ctx context.Context, id SealID, old []byte, err error) error {
-	unlock, lerr := l.lock(ctx)
-	if lerr != nil {
-		return fmt.Errorf("%w; the new sealing state %s is left as it is: %v", err, l.opts.SealState, lerr)
-	}
-	defer unlock()
-	if f, oerr := openRegular(l.path, unix.O_RDONLY); oerr == nil {
-		st, _ := f.Stat()
-		for line, rerr := range linesBackwardIn(f, l.path, st.Size()) {
-			if rerr == nil {
-				if r, derr := Decode(line.Data); derr == nil && r.Stage == StageSealStart && r.SealID == id.String() && r.Seal != "" {
-					f.Close()
-					return fmt.Errorf("%w; the seal-start record (seq %d) is in the log all the same: sealing is on with the key shown", err, r.Seq)
-				}
-			}
-			break
-		}
-		f.Close()
+// undoSealStart puts the sealing state back as it was before the append
+// of a seal-start record of key id failed (err); the caller holds the
+// log's lock. The state old replaced is written back (none: the new one
+// removed), unless a record sealed with the new key reached the log
+// whole (the sync failed, or a write stopped after the seal-start record
+// and before the records after it): the key shown then seals on, since
+// the state put back could not seal what follows. It returns err, with
+// what became of the state.
+func (l *Log) undoSealStart(id SealID, old []byte, err error) error {
+	if seq, ok := l.lastSealedWith(id); ok {
+		return fmt.Errorf("%w; a record sealed with the new key (seq %d) is in the log all the same: sealing is on with the key shown", err, seq)
 	}
 	if old == nil {
 		os.Remove(l.opts.SealState)
@@ -376,6 +367,41 @@ func (l *Log) undoSealStart(ctx context.Context, id SealID, old []byte, err erro
 		return fmt.Errorf("%w; the sealing state replaced could not be put back (%v): %s seals with a key no record introduced", err, werr, l.opts.SealState)
 	}
 	return fmt.Errorf("%w; the sealing state replaced was put back: the log is sealed as before", err)
+}
+
+// lastSealedWith returns the seq of the last record sealed with key id
+// among the complete lines at the end of the log, reading back only
+// while the records are sealed with id (the key of a seal-start record
+// that was just appended: no other record can carry it).
+func (l *Log) lastSealedWith(id SealID) (uint64, bool) {
+	f, err := openRegular(l.path, unix.O_RDONLY)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, false
+	}
+	var last uint64
+	found := false
+	for line, rerr := range linesBackwardIn(f, l.path, st.Size()) {
+		if rerr != nil {
+			break
+		}
+		r, derr := Decode(line.Data)
+		if derr != nil {
+			break
+		}
+		p, perr := ParseSeal(r.Seal)
+		if perr != nil || p.ID != id {
+			break
+		}
+		if !found {
+			last, found = r.Seq, true
+		}
+	}
+	return last, found
 }
 
 // readSealState returns the bytes of the sealing state at path, nil if

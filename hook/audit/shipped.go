@@ -12,11 +12,11 @@ import (
 // those queued after them (docs/observability.md): the collector's copy
 // then holds every record, but some out of chain order and some twice.
 // Verify puts such a copy's records back into chain order, by seq, and
-// drops a line that repeats a record byte for byte, counting both; the
-// chain is then checked on the records in that order as always, so that
-// a reorder or a repeat hides nothing. A line that is not a record
-// (damaged, torn, too long) keeps its place: the records held back
-// before it go on first.
+// drops a line that repeats a record (or a line that is not a record)
+// byte for byte, counting both; the chain is then checked on the records
+// in that order as always, so that a reorder or a repeat hides nothing.
+// A line that is not a record (damaged, torn, too long) keeps its place:
+// the records held back before it go on first.
 
 const (
 	// maxHeld bounds the records held back waiting for an earlier one
@@ -27,6 +27,9 @@ const (
 	// maxRemembered bounds the records whose digests are kept to tell a
 	// repeat from another line with the same seq.
 	maxRemembered = 1 << 20
+	// maxDamagedRemembered bounds the lines that are not records whose
+	// digests are kept to tell a repeat of one.
+	maxDamagedRemembered = 1 << 12
 )
 
 // digest identifies a line's bytes.
@@ -78,6 +81,9 @@ type shipOrder struct {
 	order seqHeap
 	// latest is the highest seq met.
 	latest uint64
+	// damaged remembers the digests of the lines met that are not
+	// records.
+	damaged map[digest]bool
 	// ring remembers the digests of the last records passed on, by
 	// seq; passed counts them.
 	ring   []remembered
@@ -109,13 +115,25 @@ func (o *shipOrder) line(l Line) *Problem {
 		return o.visit(l, nil, nil)
 	}
 	r, derr := decodeLine(l)
+	sum := digestOf(l.Data)
 	if derr != nil {
+		// A line that is not a record, sent again byte for byte: the
+		// chain judged it the first time.
+		if o.damaged[sum] {
+			o.sum.Repeated++
+			return nil
+		}
 		if p := o.release(); p != nil {
 			return p
 		}
+		if len(o.damaged) < maxDamagedRemembered {
+			if o.damaged == nil {
+				o.damaged = map[digest]bool{}
+			}
+			o.damaged[sum] = true
+		}
 		return o.visit(l, nil, derr)
 	}
-	sum := digestOf(l.Data)
 	if h, ok := o.held[r.Seq]; ok {
 		if h.sum == sum {
 			o.sum.Repeated++
@@ -185,12 +203,21 @@ func (o *shipOrder) passHeld(seq uint64) *Problem {
 func (o *shipOrder) drain() *Problem {
 	for {
 		if _, ok := o.held[o.next]; !ok {
-			return nil
+			break
 		}
 		if p := o.passHeld(o.next); p != nil {
 			return p
 		}
 	}
+	// The seqs passed on leave the heap too (they are at its top: every
+	// seq held is later), so that it holds no more than held.
+	for len(o.order) > 0 {
+		if _, ok := o.held[o.order[0]]; ok {
+			break
+		}
+		heap.Pop(&o.order)
+	}
+	return nil
 }
 
 // earliest returns the lowest seq held (there is one).

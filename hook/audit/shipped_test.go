@@ -141,6 +141,8 @@ func TestVerifyShippedDamage(t *testing.T) {
 		{"reordered after the damage", []int{0, 1, 2, 3, 5, 4, 6}, ""},
 		{"a record after the damage", []int{0, 2, 1, 3, 4, 5, 6}, "hash does not match"},
 		{"a record held across the damage", []int{1, 2, 0, 3, 4, 5, 6}, "seq 1 again after seq 2"},
+		{"the damaged line and its record sent again", []int{0, 1, 2, 3, 2, 3, 4, 5, 6}, ""},
+		{"the damaged line sent again at the end", []int{0, 1, 2, 3, 4, 5, 6, 2}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b []byte

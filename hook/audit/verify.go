@@ -377,7 +377,7 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 					break
 				}
 				if peekSeq(l.Data) == v.missing {
-					gap.Reason = fmt.Sprintf("expected seq %d after seq %d, which comes later, at %s:%d (records reordered; a shipper's copy may hold records sent again or out of order: verify it as shipped)", v.missing, v.missing-1, l.File, l.Number)
+					gap.Reason = fmt.Sprintf("expected seq %d after seq %d, which comes later, at %s:%d (records reordered; if this is a shipper's copy, which may hold records sent again or out of order, verify it as shipped)", v.missing, v.missing-1, l.File, l.Number)
 					break
 				}
 				continue
@@ -592,7 +592,7 @@ func (v *verifier) chain(l Line, r *Record) *Problem {
 	prev := v.prev
 	switch {
 	case prev != nil && r.Seq <= prev.Seq && !v.opts.Shipped:
-		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("expected seq %d after seq %d (records reordered or repeated; a shipper's copy may hold records sent again or out of order: verify it as shipped)", prev.Seq+1, prev.Seq)}
+		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("expected seq %d after seq %d (records reordered or repeated; if this is a shipper's copy, which may hold records sent again or out of order, verify it as shipped)", prev.Seq+1, prev.Seq)}
 	case prev != nil && r.Seq != prev.Seq+1:
 		v.missing = prev.Seq + 1
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("expected seq %d after seq %d (records deleted or reordered)", prev.Seq+1, prev.Seq)}

@@ -1,0 +1,58 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestShipOrderBounded checks that a copy whose records all come in
+// swapped pairs leaves nothing behind in the hold and its heap: what
+// is held is bounded by maxHeld, whatever the copy's length.
+func TestShipOrderBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		if err := l.Append(context.Background(), &Record{Source: SourceAudit, Stage: StageCreateRuntime, ContainerID: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	lines = lines[:len(lines)-1]
+	for i := 0; i+1 < len(lines); i += 2 {
+		lines[i], lines[i+1] = lines[i+1], lines[i]
+	}
+	cp := filepath.Join(t.TempDir(), "copy.jsonl")
+	if err := os.WriteFile(cp, bytes.Join(lines, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := SnapshotFiles([]string{cp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	sum := &Summary{}
+	o := &shipOrder{snap: snap, sum: sum, held: map[uint64]heldLine{}, visit: func(Line, *Record, error) *Problem { return nil }}
+	most := 0
+	for ln, err := range snap.Lines() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := o.line(ln); p != nil {
+			t.Fatal(p)
+		}
+		most = max(most, len(o.order))
+	}
+	if len(o.held) != 0 || len(o.order) != 0 || most > 1 || sum.Reordered != 100 || o.next != 201 {
+		t.Errorf("after 100 swapped pairs: %d held, %d in the heap (at most %d), %d reordered, next %d; want 0, 0 (1), 100, 201", len(o.held), len(o.order), most, sum.Reordered, o.next)
+	}
+}
