@@ -56,6 +56,30 @@ func writeNodeConf(t *testing.T, node *rsyslogtest.Daemon, port int, log, ckptFi
 	return path, conf
 }
 
+// startCollector starts a collector's rsyslog with the shipped
+// nsrel-collector.conf, its TCP input on 127.0.0.1 at a port the kernel
+// chooses with inputExtra added to it, and what prelude returns (if
+// set) before the include. It returns the daemon, the files it writes
+// records and checkpoints to, and the port.
+func startCollector(t *testing.T, inputExtra string, prelude func(*rsyslogtest.Daemon) string) (coll *rsyslogtest.Daemon, recvAudit, recvCkpts string, port int) {
+	t.Helper()
+	coll = rsyslogtest.New(t, "collector")
+	recvAudit, recvCkpts = coll.Path("audit.jsonl"), coll.Path("checkpoints.jsonl")
+	collConf := coll.Path("nsrel-collector.conf")
+	if err := os.WriteFile(collConf, []byte(shippedRsyslog(t, "nsrel-collector.conf",
+		`input(type="imtcp" port="6514"`, strings.TrimSpace(fmt.Sprintf(`input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName=%q %s`, coll.PortFile("tcp"), inputExtra)),
+		`"/srv/nsrel/audit.jsonl"`, strconv.Quote(recvAudit),
+		`"/srv/nsrel/checkpoints.jsonl"`, strconv.Quote(recvCkpts))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pre := ""
+	if prelude != nil {
+		pre = prelude(coll) + "\n"
+	}
+	coll.StartSystem(t, fmt.Sprintf("%s$IncludeConfig %s\n", pre, collConf))
+	return coll, recvAudit, recvCkpts, coll.Port(t, "tcp")
+}
+
 // shipNode prepares a node's rsyslog daemon (not started) with the
 // shipped nsrel-node.conf forwarding to port on 127.0.0.1 (and the pairs
 // replaced too), and a hook config whose log and checkpoints file
@@ -148,17 +172,7 @@ func annotatedState(id, status string, annotations map[string]string) string {
 // must not leave the node.
 func TestShippedRsyslogConfigs(t *testing.T) {
 	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files, and a datagram is sent as uid 65534")
-	coll := rsyslogtest.New(t, "collector")
-	recvAudit, recvCkpts := coll.Path("audit.jsonl"), coll.Path("checkpoints.jsonl")
-	collConf := coll.Path("nsrel-collector.conf")
-	if err := os.WriteFile(collConf, []byte(shippedRsyslog(t, "nsrel-collector.conf",
-		`input(type="imtcp" port="6514"`, fmt.Sprintf(`input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName=%q`, coll.PortFile("tcp")),
-		`"/srv/nsrel/audit.jsonl"`, strconv.Quote(recvAudit),
-		`"/srv/nsrel/checkpoints.jsonl"`, strconv.Quote(recvCkpts))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	coll.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", collConf))
-	port := coll.Port(t, "tcp")
+	coll, recvAudit, recvCkpts, port := startCollector(t, "", nil)
 
 	// 160 annotations of 1 KiB that JSON escapes to 6 KiB each: a
 	// record of almost 1 MiB (the longest line a log takes).
@@ -238,11 +252,33 @@ func TestShippedRsyslogConfigs(t *testing.T) {
 		t.Fatalf("%s: %d checkpoints (%v), want %d", ckptFile, len(nodeCkpts), err, n)
 	}
 
-	// A checkpoint of the node's last record with another hash, sent by
-	// nobody (uid 65534) to the node's socket, then the real one sent
-	// by root the same way: when root's has arrived, nobody's would
-	// have (one connection, one worker at each end).
-	last := nodeCkpts[n-1]
+	checkSocketShipping(t, socketShipping{node: node, coll: coll, sock: sock, localLog: localLog,
+		nodeLines: nodeLines, nodeCkpts: nodeCkpts, recvAudit: recvAudit, recvCkpts: recvCkpts})
+	code, out, stderr := runBin(t, "", "audit", "verify", "--checkpoints", recvCkpts, recvAudit)
+	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "checkpoint(s) of host") {
+		t.Errorf("verify the collector's copy with its checkpoints: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
+	}
+}
+
+// socketShipping is a node whose hook sends each checkpoint to its file
+// and to the node's rsyslog through sock, and the collector it ships to.
+type socketShipping struct {
+	node, coll           *rsyslogtest.Daemon
+	sock, localLog       string // localLog: where the node writes authpriv
+	nodeLines, nodeCkpts [][]byte
+	recvAudit, recvCkpts string
+}
+
+// checkSocketShipping sends a checkpoint of the node's last record with
+// another hash through the socket from nobody (uid 65534), then the
+// real one from root the same way (when root's has arrived, nobody's
+// would have: one connection, one worker at each end), and checks the
+// collector: the records byte for byte, in order, nothing more; every
+// checkpoint twice (file, socket), the last once more, none forged.
+func checkSocketShipping(t *testing.T, s socketShipping) {
+	t.Helper()
+	n := len(s.nodeLines)
+	last := s.nodeCkpts[len(s.nodeCkpts)-1]
 	at := bytes.Index(last, []byte(`"hash":"`)) + len(`"hash":"`)
 	forged := bytes.Clone(last)
 	if forged[at] = '0'; last[at] == '0' {
@@ -251,44 +287,37 @@ func TestShippedRsyslogConfigs(t *testing.T) {
 	frame := func(msg []byte) []byte {
 		return append([]byte("<86>1 2026-01-02T03:04:05.000006Z node nsrel 1 checkpoint - "), msg...)
 	}
-	sendAs(t, sock, 65534, frame(forged))
-	sendAs(t, sock, 0, frame(last))
+	sendAs(t, s.sock, 65534, frame(forged))
+	sendAs(t, s.sock, 0, frame(last))
 	// The node's own log has root's checkpoints and both sent here: the
 	// forged one reached the node's rsyslogd.
-	if local := rsyslogtest.WaitLines(t, localLog, n+2, node); !bytes.Contains(bytes.Join(local, nil), forged) {
-		t.Errorf("the forged checkpoint did not reach the node's rsyslogd: %s has\n%s", localLog, bytes.Join(local, []byte("\n")))
+	if local := rsyslogtest.WaitLines(t, s.localLog, len(s.nodeCkpts)+2, s.node); !bytes.Contains(bytes.Join(local, nil), forged) {
+		t.Errorf("the forged checkpoint did not reach the node's rsyslogd: %s has\n%s", s.localLog, bytes.Join(local, []byte("\n")))
 	}
-
-	// The records: byte-identical, in order, nothing more.
-	got := rsyslogtest.WaitLines(t, recvAudit, n, node, coll)
-	if !equalLines(t, "received records", got, nodeLines) {
+	got := rsyslogtest.WaitLines(t, s.recvAudit, n, s.node, s.coll)
+	if !equalLines(t, "received records", got, s.nodeLines) {
 		t.FailNow()
 	}
-	// The checkpoints: each twice (file, socket), the last once more
-	// (root's), none forged.
-	ckpts := rsyslogtest.WaitLines(t, recvCkpts, 2*n+1, node, coll)
+	want := 2*len(s.nodeCkpts) + 1
+	ckpts := rsyslogtest.WaitLines(t, s.recvCkpts, want, s.node, s.coll)
 	count := map[string]int{}
 	for _, l := range ckpts {
 		count[string(l)]++
 	}
-	for i, c := range nodeCkpts {
-		want := 2
-		if i == n-1 {
-			want = 3
+	for i, c := range s.nodeCkpts {
+		times := 2
+		if i == len(s.nodeCkpts)-1 {
+			times = 3
 		}
-		if count[string(c)] != want {
-			t.Errorf("checkpoint %d arrived %d times, want %d: %s", i+1, count[string(c)], want, c)
+		if count[string(c)] != times {
+			t.Errorf("checkpoint %d arrived %d times, want %d (file and socket): %s", i+1, count[string(c)], times, c)
 		}
 	}
 	if count[string(forged)] > 0 {
 		t.Errorf("the checkpoint forged by uid 65534 reached the collector: %s", forged)
 	}
-	if len(ckpts) != 2*n+1 {
-		t.Errorf("the collector has %d checkpoint lines, want %d:\n%s", len(ckpts), 2*n+1, bytes.Join(ckpts, []byte("\n")))
-	}
-	code, out, stderr := runBin(t, "", "audit", "verify", "--checkpoints", recvCkpts, recvAudit)
-	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "checkpoint(s) of host") {
-		t.Errorf("verify the collector's copy with its checkpoints: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
+	if len(ckpts) != want {
+		t.Errorf("the collector has %d checkpoint lines, want %d:\n%s", len(ckpts), want, bytes.Join(ckpts, []byte("\n")))
 	}
 }
 

@@ -138,18 +138,10 @@ func TestShippedRsyslogTLS(t *testing.T) {
 	}
 	ca := newTLSCA(t)
 
-	coll := rsyslogtest.New(t, "collector")
-	recvAudit, recvCkpts := coll.Path("audit.jsonl"), coll.Path("checkpoints.jsonl")
 	collCert, collKey := ca.issue(t, "collector.example", 2)
-	collConf := coll.Path("nsrel-collector.conf")
-	if err := os.WriteFile(collConf, []byte(shippedRsyslog(t, "nsrel-collector.conf",
-		`input(type="imtcp" port="6514"`, fmt.Sprintf(`input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName=%q %s`, coll.PortFile("tcp"), collTLS),
-		`"/srv/nsrel/audit.jsonl"`, strconv.Quote(recvAudit),
-		`"/srv/nsrel/checkpoints.jsonl"`, strconv.Quote(recvCkpts))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	coll.StartSystem(t, fmt.Sprintf("%s\n$IncludeConfig %s\n", tlsGlobal(t, coll, global, ca.pem, collCert, collKey), collConf))
-	port := coll.Port(t, "tcp")
+	coll, recvAudit, recvCkpts, port := startCollector(t, collTLS, func(coll *rsyslogtest.Daemon) string {
+		return tlsGlobal(t, coll, global, ca.pem, collCert, collKey)
+	})
 
 	// Intruders first: a certificate of the CA for a name not
 	// permitted, and plain TCP. Each sends a checkpoint-like record line.

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/rsyslogtest"
+)
+
+// journaldBins are where distributions put systemd-journald.
+var journaldBins = []string{"/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald"}
+
+// journaldScript runs systemd-journald in a mount namespace of its own
+// (the test starts it with CLONE_NEWNS, mounts private), changing
+// nothing outside it: /run (its sockets, its journal) is a tmpfs of its
+// own, and so are /var/log/journal and its config, which forwards to
+// syslog, as on Debian, and keeps the journal in memory. $1 is the
+// binary.
+const journaldScript = `set -e
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/systemd/journal /run/log
+if [ -d /var/log/journal ]; then mount -t tmpfs -o mode=0755 tmpfs /var/log/journal; fi
+printf '[Journal]\nStorage=volatile\nForwardToSyslog=yes\n' > /run/journald.conf
+if [ -e /etc/systemd/journald.conf ]; then mount --bind /run/journald.conf /etc/systemd/journald.conf; fi
+if [ -d /etc/systemd/journald.conf.d ]; then mount -t tmpfs tmpfs /etc/systemd/journald.conf.d; fi
+exec "$1"
+`
+
+// startJournald starts systemd-journald in a mount namespace of its
+// own and returns the path, through /proc/PID/root, of its directory of
+// sockets as other processes reach it (root only): dev-log is what
+// /dev/log is on a systemd host, and journald forwards what it gets
+// there to a syslog daemon listening on syslog. It is stopped when the
+// test ends.
+func startJournald(t *testing.T) string {
+	t.Helper()
+	bin := ""
+	for _, b := range journaldBins {
+		if _, err := os.Stat(b); err == nil {
+			bin = b
+			break
+		}
+	}
+	nstest.Require(t, bin != "", "needs systemd-journald (%s: Debian's systemd); scripts/deps.sh installs it", strings.Join(journaldBins, " or "))
+	var out bytes.Buffer
+	cmd := exec.Command("/bin/sh", "-c", journaldScript, "sh", bin)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start systemd-journald: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(rsyslogtest.Timeout):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	dir := fmt.Sprintf("/proc/%d/root/run/systemd/journal", cmd.Process.Pid)
+	deadline := time.Now().Add(rsyslogtest.Timeout)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "dev-log")); err == nil {
+			return dir
+		}
+		select {
+		case <-done:
+			t.Fatalf("systemd-journald exited: %s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("systemd-journald: no %s/dev-log after %v", dir, rsyslogtest.Timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestShippedRsyslogJournald is TestShippedRsyslogConfigs's socket path
+// on a systemd host, where systemd-journald owns /dev/log and forwards
+// each message to rsyslog (ForwardToSyslog): a real journald, in a
+// mount namespace of its own, stands between the hook's checkpoints and
+// the node's rsyslog, which reads journald's syslog socket with the
+// imuxsock line nsrel-node.conf tells to use. Every checkpoint reaches
+// the collector twice (file and journald), byte for byte; one forged by
+// uid 65534 through journald does not leave the node, since journald
+// passes the sender's credentials on with each message.
+func TestShippedRsyslogJournald(t *testing.T) {
+	nstest.Require(t, os.Geteuid() == 0, "needs root: journald runs in a mount namespace of its own, and a datagram is sent as uid 65534")
+	journal := startJournald(t)
+	devLog, syslogSock := filepath.Join(journal, "dev-log"), filepath.Join(journal, "syslog")
+
+	coll, recvAudit, recvCkpts, port := startCollector(t, "", nil)
+
+	node, e, nodeConf, ckptFile := shipNode(t, port)
+	setConfig(t, e, "checkpoints", map[string]any{"every_records": 1, "every_seconds": 0, "file": ckptFile, "syslog": []string{"unix://" + devLog}})
+	shipped, err := os.ReadFile(nodeConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := documentedImuxsock.FindSubmatch(shipped)
+	if m == nil {
+		t.Fatalf("config/rsyslog/nsrel-node.conf does not say how to load imuxsock (a comment line matching %s)", documentedImuxsock)
+	}
+	// Debian's rsyslog under systemd reads the socket journald forwards
+	// to (/run/systemd/journal/syslog) with the same module line.
+	imuxsock := strings.Replace(string(m[1]), `module(load="imuxsock" `, fmt.Sprintf(`module(load="imuxsock" SysSock.Name=%q `, syslogSock), 1)
+	localLog := node.Path("auth.log")
+	node.StartSystem(t, fmt.Sprintf("%s\n$IncludeConfig %s\nauthpriv.* action(type=\"omfile\" file=%q)\n", imuxsock, nodeConf, localLog))
+	node.WaitSocket(t, syslogSock)
+
+	n := shipStages(t, e, "a", "b")
+	if logText, _ := os.ReadFile(filepath.Join(e.dir, "hook.log")); bytes.Contains(logText, []byte("checkpoint")) {
+		t.Errorf("the hook could not ship a checkpoint:\n%s", logText)
+	}
+	nodeLines := chainLines(t, e.log)
+	nodeCkpts, err := rsyslogtest.Lines(ckptFile)
+	if err != nil || len(nodeCkpts) != n {
+		t.Fatalf("%s: %d checkpoints (%v), want %d", ckptFile, len(nodeCkpts), err, n)
+	}
+
+	checkSocketShipping(t, socketShipping{node: node, coll: coll, sock: devLog, localLog: localLog,
+		nodeLines: nodeLines, nodeCkpts: nodeCkpts, recvAudit: recvAudit, recvCkpts: recvCkpts})
+	code, out, stderr := runBin(t, "", "audit", "verify", "--checkpoints", recvCkpts, recvAudit)
+	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) {
+		t.Errorf("verify the collector's copy with its checkpoints: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
+	}
+}
