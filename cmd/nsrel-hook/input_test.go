@@ -537,7 +537,7 @@ func TestBinaryConfigErrorUnrecorded(t *testing.T) {
 					t.Errorf("%d records in %s", len(recs), e.log)
 				}
 				msg := unrecorded(t, sink.next(t), r.pid)
-				if !strings.Contains(msg, "createRuntime: ") || !strings.Contains(msg, "no_such_rule: unknown key") || !strings.Contains(msg, "container not recorded") || strings.Contains(msg, "\n") {
+				if !strings.Contains(msg, "createRuntime: ") || !strings.Contains(msg, "no_such_rule: unknown key") || !strings.Contains(msg, "(container unrec not recorded)") || strings.Contains(msg, "\n") {
 					t.Errorf("syslog MSG %q", msg)
 				}
 				sink.none(t)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -135,5 +137,62 @@ func TestShippedRsyslogJournald(t *testing.T) {
 	code, out, stderr := runBin(t, "", "audit", "verify", "--checkpoints", recvCkpts, recvAudit)
 	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) {
 		t.Errorf("verify the collector's copy with its checkpoints: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
+	}
+}
+
+// TestLogFileJournald sends the hook's diagnostics to a real
+// systemd-journald (log_file journald:///PATH, in a mount namespace of
+// its own) and reads them back with journalctl: the entry has the
+// message, priority err, the identifier, authpriv and the fields as
+// NSREL_ fields, among them the container the run could not record,
+// its ID (which holds a newline) quoted with Go escapes; and journald's
+// own fields say root sent it.
+func TestLogFileJournald(t *testing.T) {
+	nstest.Require(t, os.Geteuid() == 0, "needs root: journald runs in a mount namespace of its own")
+	journalctl := nstest.RequireCmd(t, "journalctl")
+	journal := startJournald(t)
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["log_file"] = "journald://" + filepath.Join(journal, "socket")
+		c["syslog"] = ""
+	})
+	if err := os.Mkdir(e.log, 0o700); err != nil { // the audit log cannot be written
+		t.Fatal(err)
+	}
+	id := "jd-1\nINJECTED=1"
+	_, _, stderr := runBin(t, shipState(id, "creating", "web"), "--config", e.config, "createRuntime")
+	if want := "container " + strconv.Quote(id) + ": cannot write the audit record"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr %q does not name the container: want %q", stderr, want)
+	}
+	// journald keeps the journal in memory: /run/log/journal of its
+	// namespace.
+	dir := filepath.Join(filepath.Dir(filepath.Dir(journal)), "log", "journal")
+	var entry map[string]any
+	deadline := time.Now().Add(rsyslogtest.Timeout)
+	for entry == nil {
+		out, err := exec.Command(journalctl, "-D", dir, "-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=nsrel-hook").Output()
+		if err == nil {
+			for _, l := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+				var m map[string]any
+				if json.Unmarshal(l, &m) == nil && m["NSREL_STAGE"] == "createRuntime" {
+					entry = m
+				}
+			}
+		}
+		if entry == nil && time.Now().After(deadline) {
+			t.Fatalf("no entry of nsrel-hook in %s after %v (journalctl: %v)\n%s", dir, rsyslogtest.Timeout, err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("journal entry: %v", entry)
+	for k, want := range map[string]string{"PRIORITY": "3", "SYSLOG_FACILITY": "10", "_UID": "0", "NSREL_CONTAINER": strconv.Quote(id)} {
+		if entry[k] != want {
+			t.Errorf("%s=%v, want %q", k, entry[k], want)
+		}
+	}
+	if _, ok := entry["INJECTED"]; ok {
+		t.Error("the container ID's newline made a field of its own")
+	}
+	if msg, _ := entry["MESSAGE"].(string); msg == "" {
+		t.Errorf("MESSAGE %v, want the diagnostic", entry["MESSAGE"])
 	}
 }

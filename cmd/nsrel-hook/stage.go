@@ -98,6 +98,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	type outcome struct {
 		res *hook.Result
 		err error
+		id  string // the container's, as far as the state tells
 	}
 	work := func() outcome {
 		// The runtime writes the state and closes stdin at once; a state
@@ -110,18 +111,23 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 				written.Store(r)
 			}
 		}
+		st, perr := hook.ParseState(data)
 		log, err := audit.Open(cfg.AuditLog, opts)
 		if err != nil {
-			return outcome{nil, err}
+			// The container still gets named where the failure is said.
+			if perr != nil || st == nil {
+				st = hook.SalvageState(data, hook.SalvageKeep(cfg))
+			}
+			return outcome{nil, err, st.ID}
 		}
 		h := &hook.Hook{Config: cfg, Log: log, Logger: logger}
-		st, perr := hook.ParseState(data)
 		if rerr != nil || perr != nil {
 			if rerr != nil && len(data) == 0 {
 				perr = nil // nothing to parse: the read says it all
 			}
-			res, err := h.RunBadInput(ctx, stage, hook.SalvageState(data, hook.SalvageKeep(cfg)), errors.Join(rerr, perr))
-			return outcome{res, err}
+			salvaged := hook.SalvageState(data, hook.SalvageKeep(cfg))
+			res, err := h.RunBadInput(ctx, stage, salvaged, errors.Join(rerr, perr))
+			return outcome{res, err, salvaged.ID}
 		}
 		phaseDone(process, "state")
 		if process && stopAfter == "inspect" {
@@ -130,7 +136,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		}
 		res, err := h.Run(ctx, stage, st)
 		phaseDone(process, "run")
-		return outcome{res, err}
+		return outcome{res, err, st.ID}
 	}
 	var o outcome
 	if process {
@@ -151,11 +157,12 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	switch {
 	case o.res == nil || o.res.Record == nil:
 		// Nothing was recorded: say so everywhere an operator looks.
-		msg := fmt.Sprintf("%s: container not recorded: %s (on_error=%s)", stage, vocab.OneLine(o.err), cfg.OnError)
+		msg := fmt.Sprintf("%s: container %snot recorded: %s (on_error=%s)", stage, named(o.id), vocab.OneLine(o.err), cfg.OnError)
 		if o.res != nil && o.res.Message != "" {
+			// The hook's message names the container.
 			msg = fmt.Sprintf("%s: container not recorded: %s", stage, vocab.OneLine(errors.New(o.res.Message)))
 		}
-		logger.WithField("stage", stage).WithError(o.err).Error("hook failed; no record written")
+		logger.WithFields(logrus.Fields{"stage": stage, "container": o.id}).WithError(o.err).Error("hook failed; no record written")
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
 		toSyslog(cfg.Syslog, msg)
 		if o.res != nil && o.res.Deny {
@@ -195,21 +202,23 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 	sv := policy.Salvage(configPath)
 	logger, closeLog := logging.File(sv.LogFile, "nsrel-hook", stderr)
 	defer closeLog()
-	logger.WithField("stage", stage).WithError(cerr).Error("config does not load")
+	// The state is read whether or not it can be recorded: it names the
+	// container where the failure is said.
+	data, rerr := readInput(stdin, start.Add(policy.DefaultDeadlineMS*time.Millisecond/2))
+	st, perr := hook.ParseState(data)
+	var inputErr error
+	if rerr != nil || perr != nil {
+		// No config: keep the annotations recorded by default.
+		st = hook.SalvageState(data, hook.SalvageKeep(&policy.Config{RecordAnnotations: policy.DefaultRecordAnnotations}))
+		if rerr != nil && len(data) == 0 {
+			perr = nil // nothing to parse: the read says it all
+		}
+		inputErr = errors.Join(rerr, perr)
+	}
+	logger.WithFields(logrus.Fields{"stage": stage, "container": st.ID}).WithError(cerr).Error("config does not load")
 	recorded := false
 	if sv.AuditLog != "" {
 		deadline := start.Add(policy.DefaultDeadlineMS * time.Millisecond)
-		data, rerr := readInput(stdin, start.Add(policy.DefaultDeadlineMS*time.Millisecond/2))
-		st, perr := hook.ParseState(data)
-		var inputErr error
-		if rerr != nil || perr != nil {
-			// No config: keep the annotations recorded by default.
-			st = hook.SalvageState(data, hook.SalvageKeep(&policy.Config{RecordAnnotations: policy.DefaultRecordAnnotations}))
-			if rerr != nil && len(data) == 0 {
-				perr = nil // nothing to parse: the read says it all
-			}
-			inputErr = errors.Join(rerr, perr)
-		}
 		if err := recordConfigError(sv, stage, st, cerr, inputErr, deadline); err != nil {
 			logger.WithError(err).Error("cannot record the config error")
 		} else {
@@ -217,7 +226,7 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 		}
 	}
 	if !recorded {
-		toSyslog(sv.Syslog, msg+" (container not recorded)")
+		toSyslog(sv.Syslog, msg+fmt.Sprintf(" (container %snot recorded)", named(st.ID)))
 	}
 }
 
@@ -378,3 +387,12 @@ func boundedLog(log func()) {
 // deadlineGrace is how long after the internal deadline the process
 // ends a stage that is still running.
 const deadlineGrace = 50 * time.Millisecond
+
+// named returns the container ID id escaped and followed by a space, ""
+// for none: for "container ID not recorded".
+func named(id string) string {
+	if id == "" {
+		return ""
+	}
+	return vocab.Printable(id) + " "
+}
