@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -78,6 +79,33 @@ func startCollector(t *testing.T, inputExtra string, prelude func(*rsyslogtest.D
 	}
 	coll.StartSystem(t, fmt.Sprintf("%s$IncludeConfig %s\n", pre, collConf))
 	return coll, recvAudit, recvCkpts, coll.Port(t, "tcp")
+}
+
+// reservePort returns a TCP port on 127.0.0.1 that nothing listens on
+// and nobody else takes until release: a socket bound to it with
+// SO_REUSEADDR and never listening holds it (connections to it are
+// refused, no other bind gets it and no connection picks it as its
+// source port), while a listener that sets SO_REUSEADDR too, as
+// rsyslog's imtcp does, may still bind and listen on it.
+func reservePort(t *testing.T) (port int, release func()) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	once := sync.OnceFunc(func() { syscall.Close(fd) })
+	t.Cleanup(once)
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*syscall.SockaddrInet4).Port, once
 }
 
 // shipNode prepares a node's rsyslog daemon (not started) with the
@@ -357,13 +385,9 @@ func TestShippedRsyslogConfigsDocumented(t *testing.T) {
 // whatever order rsyslog sent the lines it was retrying.
 func TestShippedRsyslogNodeRestart(t *testing.T) {
 	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files")
-	// A port nothing listens on until the collector starts on it.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	// A port nothing listens on until the collector starts on it, and
+	// nothing else takes meanwhile.
+	port, release := reservePort(t)
 
 	node, e, nodeConf, ckptFile := shipNode(t, port)
 	// impstats tells when the forwarding action has queued the lines.
@@ -382,10 +406,8 @@ func TestShippedRsyslogNodeRestart(t *testing.T) {
 		for _, m := range queued.FindAllSubmatch(data, -1) {
 			enqueued[string(m[1])], _ = strconv.Atoi(string(m[2]))
 		}
-		done := len(enqueued) > 0
-		for _, n := range enqueued {
-			done = done && n >= 12
-		}
+		// Both queues' lines: impstats may be halfway through writing.
+		done := enqueued["nsrel-ship"] >= 12 && enqueued["nsrel-forward queue"] >= 12
 		if done {
 			t.Logf("before the stop, lines enqueued: %v", enqueued)
 			break
@@ -417,6 +439,7 @@ func TestShippedRsyslogNodeRestart(t *testing.T) {
 			t.Fatalf("the collector does not listen on port %d after %v\n%s", port, rsyslogtest.Timeout, coll.Output())
 		}
 	}
+	release()
 	node.Restart(t)
 
 	// Every record and checkpoint arrives, in some order, some twice.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,24 +25,38 @@ var journaldBins = []string{"/lib/systemd/systemd-journald", "/usr/lib/systemd/s
 // (the test starts it with CLONE_NEWNS, mounts private), changing
 // nothing outside it: /run (its sockets, its journal) is a tmpfs of its
 // own, and so are /var/log/journal and its config, which forwards to
-// syslog, as on Debian, and keeps the journal in memory. $1 is the
-// binary.
+// syslog, as on Debian, keeps the journal in memory and leaves the
+// kernel's audit setting alone (Debian's journald turns kernel auditing
+// off for the whole machine as it starts: Audit=no by default; empty
+// leaves it as it is). Drop-ins that could change it are hidden. $1 is
+// the binary.
 const journaldScript = `set -e
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/systemd/journal /run/log
 if [ -d /var/log/journal ]; then mount -t tmpfs -o mode=0755 tmpfs /var/log/journal; fi
-printf '[Journal]\nStorage=volatile\nForwardToSyslog=yes\n' > /run/journald.conf
-if [ -e /etc/systemd/journald.conf ]; then mount --bind /run/journald.conf /etc/systemd/journald.conf; fi
-if [ -d /etc/systemd/journald.conf.d ]; then mount -t tmpfs tmpfs /etc/systemd/journald.conf.d; fi
+printf '[Journal]\nStorage=volatile\nForwardToSyslog=yes\nAudit=\n' > /run/journald.conf
+if [ -e /etc/systemd/journald.conf ]; then
+	mount --bind /run/journald.conf /etc/systemd/journald.conf
+elif [ -d /etc/systemd ]; then
+	mount -t tmpfs -o mode=0755 tmpfs /etc/systemd
+	cp /run/journald.conf /etc/systemd/journald.conf
+else
+	echo "no /etc/systemd to put journald's config in" >&2
+	exit 1
+fi
+for d in /etc/systemd/journald.conf.d /usr/lib/systemd/journald.conf.d /usr/local/lib/systemd/journald.conf.d /lib/systemd/journald.conf.d; do
+	if [ -d "$d" ]; then mount -t tmpfs tmpfs "$d"; fi
+done
 exec "$1"
 `
 
 // startJournald starts systemd-journald in a mount namespace of its
 // own and returns the path, through /proc/PID/root, of its directory of
 // sockets as other processes reach it (root only): dev-log is what
-// /dev/log is on a systemd host, and journald forwards what it gets
-// there to a syslog daemon listening on syslog. It is stopped when the
-// test ends.
+// /dev/log is on a systemd host, socket takes the native protocol, and
+// journald forwards what it gets on dev-log to a syslog daemon
+// listening on syslog. It returns once both sockets take datagrams, and
+// journald is stopped when the test ends.
 func startJournald(t *testing.T) string {
 	t.Helper()
 	bin := ""
@@ -63,30 +78,41 @@ func startJournald(t *testing.T) string {
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+			return // exited (and reaped) already
+		default:
+		}
+		cmd.Process.Signal(syscall.SIGTERM) // through a pidfd: never another process
 		select {
 		case <-done:
 		case <-time.After(rsyslogtest.Timeout):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Process.Kill()
 			<-done
 		}
 	})
 	dir := fmt.Sprintf("/proc/%d/root/run/systemd/journal", cmd.Process.Pid)
-	deadline := time.Now().Add(rsyslogtest.Timeout)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "dev-log")); err == nil {
-			return dir
+	takes := func(name string) bool {
+		c, err := net.Dial("unixgram", filepath.Join(dir, name))
+		if err != nil {
+			return false
 		}
+		c.Close()
+		return true
+	}
+	deadline := time.Now().Add(rsyslogtest.Timeout)
+	for !takes("dev-log") || !takes("socket") {
 		select {
 		case <-done:
 			t.Fatalf("systemd-journald exited: %s", out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("systemd-journald: no %s/dev-log after %v", dir, rsyslogtest.Timeout)
+			t.Fatalf("systemd-journald: %s/dev-log and socket take no datagrams after %v", dir, rsyslogtest.Timeout)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return dir
 }
 
 // TestShippedRsyslogJournald is TestShippedRsyslogConfigs's socket path

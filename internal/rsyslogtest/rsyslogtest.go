@@ -160,14 +160,15 @@ func (d *Daemon) launch(t testing.TB) {
 // so is for). [Daemon.Restart] starts it again.
 func (d *Daemon) Stop(t testing.TB) {
 	t.Helper()
-	syscall.Kill(d.cmd.Process.Pid, syscall.SIGTERM)
+	if d.exited() {
+		t.Fatalf("rsyslogd %s exited before it was stopped\n%s", d.Name, d.Output())
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM) // through a pidfd: never another process
 	select {
 	case <-d.done:
 	case <-time.After(Timeout):
 		t.Fatalf("rsyslogd %s (pid %d) did not exit %v after SIGTERM\n%s", d.Name, d.cmd.Process.Pid, Timeout, d.Output())
 	}
-	// Nothing of it may be left in its process group.
-	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 }
 
 // Restart starts the daemon [Daemon.Stop] stopped again, with the same
