@@ -153,6 +153,31 @@ action(type="omfwd" target="127.0.0.1" port="%d" protocol="tcp" tcp_framing="oct
 	// is gone: its fourth, the file's line 7 or 8, has seq 4 where seq 3
 	// was due).
 	verify(1, []string{"node node-a: OK: 7 records", "node node-b: FAILED: " + lossy + ":", ": seq 4: ", "nodes: 1 intact (node-a), 1 FAILED (node-b)"}, append(keys, "--nodes", lossy)...)
+	// node-b's first two records sent after its third, the second of
+	// them twice, as rsyslog sends what it was retrying after a restart
+	// while the collector was unreachable: as shipped, both nodes
+	// verify; not as shipped, node-b fails and says why.
+	var resent [][]byte
+	var b23 [][]byte
+	seen = 0
+	for _, l := range got {
+		resent = append(resent, l)
+		if bytes.Contains(l, []byte(`"host":"node-b"`)) {
+			switch seen++; seen {
+			case 1, 2:
+				b23 = append(b23, l)
+				resent = resent[:len(resent)-1]
+			case 3:
+				resent = append(resent, b23...)
+				resent = append(resent, b23[1])
+			}
+		}
+	}
+	if err := os.WriteFile(lossy, append(bytes.Join(resent, []byte("\n")), '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	verify(0, []string{"node node-b: OK: 7 records (seq 1..7)", "node node-b: note: as shipped, 2 record(s) came out of chain order and 1 line(s) repeated", "nodes: 2 intact (node-a, node-b), 0 FAILED"}, append(keys, "--nodes", "--shipped", lossy)...)
+	verify(1, []string{"node node-a: OK: 7 records", "verify it as shipped", "nodes: 1 intact (node-a), 1 FAILED (node-b)"}, append(keys, "--nodes", lossy)...)
 	// A node the checkpoints know but whose records are all gone.
 	var onlyA [][]byte
 	for _, l := range got {
