@@ -244,6 +244,61 @@ func (l *Log) ship(ctx context.Context, c *Checkpoint) {
 	if shipped && o.Shipped != nil {
 		o.Shipped(c)
 	}
+	if !shipped {
+		l.retrySoon(c)
+	}
+}
+
+// RetryAfter is how soon, with checkpoints due by time (EverySeconds),
+// an append emits a checkpoint again after one reached no destination
+// (at most EverySeconds): the checkpoint lost would otherwise wait its
+// full turn, and retrying on every append would hold up each one while
+// a collector is unreachable.
+const RetryAfter = 30 * time.Second
+
+// retrySoon makes the next checkpoint due RetryAfter after c, which
+// reached no destination, by moving c's time back in the checkpoint
+// state, under the log's lock and only while the state still holds c.
+// With checkpoints due by count only it does nothing.
+func (l *Log) retrySoon(c *Checkpoint) {
+	o := l.opts.Checkpoints
+	if o.EverySeconds <= 0 {
+		return
+	}
+	t, err := time.Parse(time.RFC3339Nano, c.Time)
+	if err != nil {
+		return
+	}
+	// Not the caller's context: the lock is taken for a moment, and a
+	// run whose deadline passed must not wait for it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	unlock, err := l.lock(ctx)
+	if err != nil {
+		l.warn(fmt.Errorf("checkpoint of seq %d reached no destination, and its retry could not be set: %w", c.Seq, err))
+		return
+	}
+	defer unlock()
+	f, err := openRegular(l.checkpointState(), unix.O_RDWR)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return
+	}
+	if prev, ok := ParseCheckpoint(buf[:n]); !ok || prev != *c {
+		return // a later checkpoint was made since
+	}
+	wait := min(RetryAfter, time.Duration(o.EverySeconds)*time.Second)
+	back := *c
+	back.Time = t.Add(wait - time.Duration(o.EverySeconds)*time.Second).Format(time.RFC3339Nano)
+	line := back.Line()
+	if _, err := f.WriteAt(line, 0); err == nil {
+		f.Truncate(int64(len(line)))
+	}
 }
 
 // dropShipment says that c will not be shipped (err: why), to

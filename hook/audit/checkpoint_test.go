@@ -180,6 +180,75 @@ func TestCheckpointTriggers(t *testing.T) {
 	}
 }
 
+// TestCheckpointRetry: a checkpoint that reached no destination (a
+// collector's TCP port nothing listens on) is tried again with the head
+// of the chain RetryAfter later, not a whole every_seconds later; one
+// that got through is not; checkpoints due by count only are not
+// retried early.
+func TestCheckpointRetry(t *testing.T) {
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	tick := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	// A port nothing listens on: connections are refused at once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	// And one that takes whatever comes.
+	open, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	go func() {
+		for {
+			c, err := open.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	for _, tc := range []struct {
+		name         string
+		everySeconds int
+		dest         string
+		want         []uint64 // the seqs of the checkpoints tried
+	}{
+		// Appends at +0, +10, +31, +62 and +93 s: seq 1 fails; seq 2
+		// is not due yet; seq 3 is the retry, and fails; seq 4, 31 s
+		// later, its retry, and seq 5 that one's.
+		{"by time", 300, closed, []uint64{1, 3, 4, 5}},
+		{"by count only", 0, closed, []uint64{1}},
+		{"shipped", 300, open.Addr().String(), []uint64{1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var tried []uint64
+			opts := audit.Options{Now: clock, Warn: func(error) {}, Checkpoints: &audit.CheckpointOptions{
+				EveryRecords: 100, EverySeconds: tc.everySeconds,
+				Syslog: []syslog.Dest{{Network: "tcp", Address: tc.dest}},
+				Sent: func(c *audit.Checkpoint, kind string, err error) {
+					if (err == nil) != (tc.dest != closed) {
+						t.Errorf("seq %d to %s: %v", c.Seq, tc.dest, err)
+					}
+					tried = append(tried, c.Seq)
+				},
+			}}
+			l, _ := newLog(t, opts)
+			for _, d := range []time.Duration{0, 10 * time.Second, 21 * time.Second, 31 * time.Second, 31 * time.Second} {
+				tick(d)
+				appendN(t, l, 1)
+			}
+			if !slicesEqual(tried, tc.want) {
+				t.Errorf("checkpoints tried at seq %v, want %v", tried, tc.want)
+			}
+		})
+	}
+}
+
 // TestCheckpointFileUntrusted: the checkpoint file is what shippers
 // read off the node: in a directory others may write (a group-writable
 // /var/log) or swap, or owned by someone else, it is not written (the
