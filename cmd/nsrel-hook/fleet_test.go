@@ -39,24 +39,18 @@ func (n *fleetNode) hook(t *testing.T, stdin string, args ...string) string {
 }
 
 // TestFleetVerify ships the sealed, checkpointed logs of two nodes
-// through real rsyslog daemons (one per node, tailing its log with
-// imfile, forwarding over TCP) into one collector file, where the records
-// of both nodes interleave, and the checkpoints (sent by the hooks over
-// TCP) into another. `audit verify --nodes` verifies each node's records
+// through real rsyslog daemons with the shipped configs (one per node,
+// tailing its log, forwarding over TCP) into one collector file, where
+// the records of both nodes interleave, and the checkpoints (sent by the
+// hooks over TCP) into another. `audit verify --nodes` verifies each node's records
 // as its own chain with its own key and checkpoints and says which nodes
 // are intact; --node picks one; the nodes' own files verify the same
 // way; a record of one node lost on the way fails that node only.
 func TestFleetVerify(t *testing.T) {
 	nstest.RequireRoot(t)
-	coll := rsyslogtest.New(t, "collector")
-	mixed, ckpts := coll.Path("audit.jsonl"), coll.Path("checkpoints.jsonl")
-	coll.Start(t, fmt.Sprintf(`module(load="imtcp")
-template(name="msg" type="string" string="%%msg%%\n")
-if $app-name == "nsrel-audit" then { action(type="omfile" file=%q template="msg") stop }
-if $app-name == "nsrel" and $msgid == "checkpoint" then { action(type="omfile" file=%q template="msg") stop }
-input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName=%q)
-`, mixed, ckpts, coll.PortFile("tcp")))
-	port := coll.Port(t, "tcp")
+	// The shipped rsyslog configs (config/rsyslog): the collector's, and
+	// each node's, tailing its log.
+	coll, mixed, ckpts, port := startCollector(t, "", nil)
 
 	var nodes []*fleetNode
 	for _, host := range []string{"node-a", "node-b"} {
@@ -72,12 +66,8 @@ input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName=%q)
 			n.key = strings.TrimSpace(paras[1])
 		}
 		d := rsyslogtest.New(t, host)
-		d.Start(t, fmt.Sprintf(`module(load="imfile" mode="inotify")
-input(type="imfile" file=%q tag="nsrel-audit" facility="authpriv" severity="info")
-template(name="rfc5424" type="string" string="<%%PRI%%>1 %%TIMESTAMP:::date-rfc3339%% %%HOSTNAME%% %%APP-NAME%% %%PROCID%% %%MSGID%% - %%msg%%")
-action(type="omfwd" target="127.0.0.1" port="%d" protocol="tcp" tcp_framing="octet-counted" template="rfc5424"
-	action.resumeRetryCount="-1" action.resumeInterval="1")
-`, n.e.log, port))
+		conf, _ := writeNodeConf(t, d, port, n.e.log, d.Path("checkpoints.jsonl"))
+		d.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", conf))
 		nodes = append(nodes, n)
 	}
 	// Three containers on each node, the nodes taking turns.
