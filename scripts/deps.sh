@@ -31,7 +31,9 @@ have lsns || need_apt+=(util-linux)
 have newuidmap || need_apt+=(uidmap)
 have hyperfine || need_apt+=(hyperfine)
 [ -x /usr/bin/time ] || need_apt+=(time)
-have systemd-analyze || need_apt+=(systemd) # verifies the shipped units
+# systemd: systemd-analyze verifies the shipped units; systemd-journald
+# and journalctl run in the journald tests (TestShippedRsyslogJournald).
+have systemd-analyze && [ -x /lib/systemd/systemd-journald ] && have journalctl || need_apt+=(systemd)
 # The shipping tests start private rsyslogd daemons (internal/rsyslogtest):
 # they need the binary and its modules, not a system logger. rsyslogd is
 # in /usr/sbin, which a user's PATH may lack: ask dpkg.

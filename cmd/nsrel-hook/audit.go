@@ -309,7 +309,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		fmt.Fprintf(stdout, "%s: no checkpoints given: records cut off the end (or a removed current file) cannot be told (--checkpoints FILE)\n", name)
 	}
 	if s.Repeated+s.Reordered > 0 {
-		fmt.Fprintf(stdout, "%s: note: as shipped, %d record(s) came out of chain order and %d line(s) repeated a record byte for byte: put back in order and dropped\n", name, s.Reordered, s.Repeated)
+		fmt.Fprintf(stdout, "%s: note: as shipped, %d record(s) came out of chain order and %d line(s) repeated byte for byte: put back in order and dropped\n", name, s.Reordered, s.Repeated)
 	}
 	for _, t := range s.TornTails {
 		fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes cut off after a crash\n", name, t.Seq, t.TornBytes)

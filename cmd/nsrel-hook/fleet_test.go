@@ -168,6 +168,27 @@ func TestFleetVerify(t *testing.T) {
 	}
 	verify(0, []string{"node node-b: OK: 7 records (seq 1..7)", "node node-b: note: as shipped, 2 record(s) came out of chain order and 1 line(s) repeated", "nodes: 2 intact (node-a, node-b), 0 FAILED"}, append(keys, "--nodes", "--shipped", lossy)...)
 	verify(1, []string{"node node-a: OK: 7 records", "verify it as shipped", "nodes: 1 intact (node-a), 1 FAILED (node-b)"}, append(keys, "--nodes", lossy)...)
+	// node-b's second and third records swapped: where the missing one
+	// comes later is named in the file given, not in verify's own split
+	// of it.
+	var swapped [][]byte
+	at := -1
+	seen = 0
+	for _, l := range got {
+		swapped = append(swapped, l)
+		if bytes.Contains(l, []byte(`"host":"node-b"`)) {
+			switch seen++; seen {
+			case 2:
+				at = len(swapped) - 1
+			case 3:
+				swapped[at], swapped[len(swapped)-1] = swapped[len(swapped)-1], swapped[at]
+			}
+		}
+	}
+	if err := os.WriteFile(lossy, append(bytes.Join(swapped, []byte("\n")), '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	verify(1, []string{"seq 3: expected seq 2 after seq 1, which comes later, at " + lossy + ":", "nodes: 1 intact (node-a), 1 FAILED (node-b)"}, append(keys, "--nodes", lossy)...)
 	// A node the checkpoints know but whose records are all gone.
 	var onlyA [][]byte
 	for _, l := range got {

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -222,6 +223,18 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, asJSON bool, std
 			p.File, p.Line = locate(logs, h, p.Line)
 		} else if p != nil {
 			p.File = strings.Join(logs, ", ")
+		}
+		if p != nil {
+			// A place the reason names (where a missing record comes
+			// later, the other line with the same seq) is in the node's
+			// split file too, which is gone when verify ends.
+			if f, ok := split.files[h]; ok {
+				p.Reason = regexp.MustCompile(regexp.QuoteMeta(f)+`:(\d+)`).ReplaceAllStringFunc(p.Reason, func(m string) string {
+					n, _ := strconv.Atoi(m[len(f)+1:])
+					file, line := locate(logs, h, n)
+					return fmt.Sprintf("%s:%d", file, line)
+				})
+			}
 		}
 		if report(verifyResult{Log: strings.Join(logs, ", "), Node: h}, "node "+vocab.Printable(h), s, err, o, asJSON, stdout, stderr) {
 			intact = append(intact, vocab.Printable(h))
