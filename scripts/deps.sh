@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: Debian packages (runc,
 # crun, podman, containerd 1.6, busybox-static, util-linux tools, uidmap,
-# rsyslog and rsyslog-gnutls for the shipping tests, hyperfine and GNU time for the
+# rsyslog and rsyslog-relp for the shipping tests, hyperfine and GNU time for the
 # benchmarks, systemd-analyze, graphviz, chromium, lintian,
 # libnss-extrausers, zsh, fish, man-db, prometheus for promtool,
 # systemd-journal-remote) and
@@ -38,9 +38,9 @@ have systemd-analyze && [ -x /lib/systemd/systemd-journald ] && have journalctl 
 # they need the binary and its modules, not a system logger. rsyslogd is
 # in /usr/sbin, which a user's PATH may lack: ask dpkg.
 installed rsyslog || need_apt+=(rsyslog)
-# ... and its TLS driver: the shipping test over TLS runs the documented
-# settings (docs/observability.md, "Authenticate the transport").
-installed rsyslog-gnutls || need_apt+=(rsyslog-gnutls)
+# ... and its RELP modules (with TLS): the shipped configs forward over
+# RELP (docs/observability.md, "Shipping records and checkpoints").
+installed rsyslog-relp || need_apt+=(rsyslog-relp)
 # The pictures are rendered for real: Graphviz's dot, and headless
 # Chromium for the HTML report (fonts-dejavu-core so text has glyphs).
 have dot || need_apt+=(graphviz)

@@ -40,9 +40,9 @@ func (n *fleetNode) hook(t *testing.T, stdin string, args ...string) string {
 
 // TestFleetVerify ships the sealed, checkpointed logs of two nodes
 // through real rsyslog daemons with the shipped configs (one per node,
-// tailing its log, forwarding over TCP) into one collector file, where
-// the records of both nodes interleave, and the checkpoints (sent by the
-// hooks over TCP) into another. `audit verify --nodes` verifies each node's records
+// tailing its log and its checkpoints file, forwarding over RELP) into
+// one collector file, where the records of both nodes interleave, and
+// the checkpoints into another. `audit verify --nodes` verifies each node's records
 // as its own chain with its own key and checkpoints and says which nodes
 // are intact; --node picks one; the nodes' own files verify the same
 // way; a record of one node lost on the way fails that node only.
@@ -50,23 +50,24 @@ func TestFleetVerify(t *testing.T) {
 	nstest.RequireRoot(t)
 	// The shipped rsyslog configs (config/rsyslog): the collector's, and
 	// each node's, tailing its log.
-	coll, mixed, ckpts, port := startCollector(t, "", nil)
+	coll, mixed, ckpts, port := startCollector(t, "")
 
 	var nodes []*fleetNode
 	for _, host := range []string{"node-a", "node-b"} {
 		n := &fleetNode{host: host}
+		d := rsyslogtest.New(t, host)
+		ckptFile := d.Path("checkpoints.jsonl")
 		n.e = newEnv(t, "hook.json", func(c map[string]any) {
 			c["syslog"] = ""
 			c["deadline_ms"] = 60000
-			c["checkpoints"] = map[string]any{"every_records": 2, "every_seconds": 0, "syslog": []string{fmt.Sprintf("tcp://127.0.0.1:%d", port)}}
+			c["checkpoints"] = map[string]any{"every_records": 2, "every_seconds": 0, "file": ckptFile, "syslog": []string{}}
 		})
 		setConfig(t, n.e, "seal_state", filepath.Join(n.e.dir, "audit.seal"))
 		out := n.hook(t, "", "--config", n.e.config, "audit", "seal-init")
 		if paras := strings.Split(out, "\n\n"); len(paras) > 1 {
 			n.key = strings.TrimSpace(paras[1])
 		}
-		d := rsyslogtest.New(t, host)
-		conf, _ := writeNodeConf(t, d, port, n.e.log, d.Path("checkpoints.jsonl"))
+		conf, _ := writeNodeConf(t, d, port, n.e.log, ckptFile)
 		d.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", conf))
 		nodes = append(nodes, n)
 	}

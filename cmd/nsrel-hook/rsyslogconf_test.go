@@ -48,7 +48,7 @@ func writeNodeConf(t *testing.T, node *rsyslogtest.Daemon, port int, log, ckptFi
 	t.Helper()
 	path = node.Path("nsrel-node.conf")
 	conf = shippedRsyslog(t, "nsrel-node.conf", append([]string{
-		`target="collector.example" port="6514"`, fmt.Sprintf(`target="127.0.0.1" port="%d"`, port),
+		`target="collector.example" port="2514"`, fmt.Sprintf(`target="127.0.0.1" port="%d"`, port),
 		`"/var/log/nsrel/audit.jsonl"`, strconv.Quote(log),
 		`"/var/log/nsrel/checkpoints.jsonl"`, strconv.Quote(ckptFile)}, pairs...)...)
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
@@ -58,27 +58,33 @@ func writeNodeConf(t *testing.T, node *rsyslogtest.Daemon, port int, log, ckptFi
 }
 
 // startCollector starts a collector's rsyslog with the shipped
-// nsrel-collector.conf, its TCP input on 127.0.0.1 at a port the kernel
-// chooses with inputExtra added to it, and what prelude returns (if
-// set) before the include. It returns the daemon, the files it writes
-// records and checkpoints to, and the port.
-func startCollector(t *testing.T, inputExtra string, prelude func(*rsyslogtest.Daemon) string) (coll *rsyslogtest.Daemon, recvAudit, recvCkpts string, port int) {
+// nsrel-collector.conf, its RELP input on 127.0.0.1 at a port nobody
+// else has, with inputExtra added to it (TLS settings), and returns the
+// daemon, the files it writes records and checkpoints to, and the port.
+func startCollector(t *testing.T, inputExtra string) (coll *rsyslogtest.Daemon, recvAudit, recvCkpts string, port int) {
+	t.Helper()
+	port, release := reservePort(t)
+	coll, recvAudit, recvCkpts = startCollectorOn(t, port, inputExtra)
+	release()
+	return coll, recvAudit, recvCkpts, port
+}
+
+// startCollectorOn is startCollector on port, which the caller holds
+// ([reservePort]): it returns once the collector listens there.
+func startCollectorOn(t *testing.T, port int, inputExtra string) (coll *rsyslogtest.Daemon, recvAudit, recvCkpts string) {
 	t.Helper()
 	coll = rsyslogtest.New(t, "collector")
 	recvAudit, recvCkpts = coll.Path("audit.jsonl"), coll.Path("checkpoints.jsonl")
 	collConf := coll.Path("nsrel-collector.conf")
 	if err := os.WriteFile(collConf, []byte(shippedRsyslog(t, "nsrel-collector.conf",
-		`input(type="imtcp" port="6514"`, strings.TrimSpace(fmt.Sprintf(`input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName=%q %s`, coll.PortFile("tcp"), inputExtra)),
+		`input(type="imrelp" port="2514"`, strings.TrimSpace(fmt.Sprintf(`input(type="imrelp" address="127.0.0.1" port="%d" %s`, port, inputExtra)),
 		`"/srv/nsrel/audit.jsonl"`, strconv.Quote(recvAudit),
 		`"/srv/nsrel/checkpoints.jsonl"`, strconv.Quote(recvCkpts))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pre := ""
-	if prelude != nil {
-		pre = prelude(coll) + "\n"
-	}
-	coll.StartSystem(t, fmt.Sprintf("%s$IncludeConfig %s\n", pre, collConf))
-	return coll, recvAudit, recvCkpts, coll.Port(t, "tcp")
+	coll.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", collConf))
+	coll.WaitPort(t, port)
+	return coll, recvAudit, recvCkpts
 }
 
 // reservePort returns a TCP port on 127.0.0.1 that nothing listens on
@@ -200,7 +206,7 @@ func annotatedState(id, status string, annotations map[string]string) string {
 // must not leave the node.
 func TestShippedRsyslogConfigs(t *testing.T) {
 	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files, and a datagram is sent as uid 65534")
-	coll, recvAudit, recvCkpts, port := startCollector(t, "", nil)
+	coll, recvAudit, recvCkpts, port := startCollector(t, "")
 
 	// 160 annotations of 1 KiB that JSON escapes to 6 KiB each: a
 	// record of almost 1 MiB (the longest line a log takes).
@@ -420,25 +426,7 @@ func TestShippedRsyslogNodeRestart(t *testing.T) {
 	node.Stop(t)
 	shipStages(t, e, "d") // appended while the node's rsyslog is down
 
-	coll := rsyslogtest.New(t, "collector")
-	recvAudit, recvCkpts := coll.Path("audit.jsonl"), coll.Path("checkpoints.jsonl")
-	collConf := coll.Path("nsrel-collector.conf")
-	if err := os.WriteFile(collConf, []byte(shippedRsyslog(t, "nsrel-collector.conf",
-		`input(type="imtcp" port="6514"`, fmt.Sprintf(`input(type="imtcp" address="127.0.0.1" port="%d"`, port),
-		`"/srv/nsrel/audit.jsonl"`, strconv.Quote(recvAudit),
-		`"/srv/nsrel/checkpoints.jsonl"`, strconv.Quote(recvCkpts))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	coll.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", collConf))
-	for deadline := time.Now().Add(rsyslogtest.Timeout); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the collector does not listen on port %d after %v\n%s", port, rsyslogtest.Timeout, coll.Output())
-		}
-	}
+	coll, recvAudit, recvCkpts := startCollectorOn(t, port, "")
 	release()
 	node.Restart(t)
 

@@ -129,7 +129,7 @@ func TestShippedRsyslogJournald(t *testing.T) {
 	journal := startJournald(t)
 	devLog, syslogSock := filepath.Join(journal, "dev-log"), filepath.Join(journal, "syslog")
 
-	coll, recvAudit, recvCkpts, port := startCollector(t, "", nil)
+	coll, recvAudit, recvCkpts, port := startCollector(t, "")
 
 	node, e, nodeConf, ckptFile := shipNode(t, port)
 	setConfig(t, e, "checkpoints", map[string]any{"every_records": 1, "every_seconds": 0, "file": ckptFile, "syslog": []string{"unix://" + devLog}})

@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,10 +23,11 @@ import (
 	"github.com/nsrel/nsrel/internal/rsyslogtest"
 )
 
-// documentedTLS returns the three lines docs/observability.md gives
-// under "Authenticate the transport": the node's action parameters,
-// the collector's input parameters and the global() both load.
-func documentedTLS(t *testing.T) (node, collector, global string) {
+// documentedTLS returns the two lines docs/observability.md gives
+// under "Authenticate the transport": the node's omrelp parameters (the
+// collector's name permitted) and the collector's imrelp parameters (the
+// nodes' names permitted).
+func documentedTLS(t *testing.T) (node, collector string) {
 	t.Helper()
 	doc, err := os.ReadFile(nstest.RepoFile(t, "docs/observability.md"))
 	if err != nil {
@@ -38,7 +40,7 @@ func documentedTLS(t *testing.T) (node, collector, global string) {
 		}
 		return string(m)
 	}
-	return find(`StreamDriver="gtls" `), find(`StreamDriver\.Name="gtls" `), find(`global\(DefaultNetstreamDriverCAFile=`)
+	return find(`tls="on" .*tls\.permittedPeer=\["collector\.example"\]`), find(`tls="on" .*tls\.permittedPeer=\["node-a\.example",`)
 }
 
 // tlsCA is a CA of the test's own that signs certificates for names.
@@ -102,22 +104,25 @@ func (ca *tlsCA) issue(t *testing.T, name string, serial int64) (certPEM, keyPEM
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
-// tlsGlobal writes ca, cert and key into d's directory and returns the
-// documented global() line with their paths.
-func tlsGlobal(t *testing.T, d *rsyslogtest.Daemon, global string, ca, cert, key []byte) string {
+// tlsFiles writes ca, cert and key into a directory of their own and
+// returns the documented TLS line with their paths.
+func tlsFiles(t *testing.T, line string, ca, cert, key []byte) string {
 	t.Helper()
-	for name, data := range map[string][]byte{"ca.pem": ca, "cert.pem": cert, "key.pem": key} {
-		if err := os.WriteFile(d.Path(name), data, 0o600); err != nil {
+	dir := t.TempDir()
+	for _, f := range []struct {
+		doc, name string
+		data      []byte
+	}{{"/etc/nsrel/tls/ca.pem", "ca.pem", ca}, {"/etc/nsrel/tls/cert.pem", "cert.pem", cert}, {"/etc/nsrel/tls/key.pem", "key.pem", key}} {
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, f.data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for _, p := range [][2]string{{"/etc/nsrel/tls/ca.pem", "ca.pem"}, {"/etc/nsrel/tls/cert.pem", "cert.pem"}, {"/etc/nsrel/tls/key.pem", "key.pem"}} {
-		if !strings.Contains(global, strconv.Quote(p[0])) {
-			t.Fatalf("the documented global() no longer names %s: %s", p[0], global)
+		if !strings.Contains(line, strconv.Quote(f.doc)) {
+			t.Fatalf("the documented TLS line no longer names %s: %s", f.doc, line)
 		}
-		global = strings.Replace(global, strconv.Quote(p[0]), strconv.Quote(d.Path(p[1])), 1)
+		line = strings.Replace(line, strconv.Quote(f.doc), strconv.Quote(path), 1)
 	}
-	return global
+	return line
 }
 
 // TestShippedRsyslogTLS runs the shipped rsyslog configs over TLS with
@@ -130,18 +135,13 @@ func TestShippedRsyslogTLS(t *testing.T) {
 	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files")
 	_, modDir, err := rsyslogtest.Bin()
 	nstest.Require(t, err == nil, "needs Debian's rsyslog (%v); scripts/deps.sh installs it", err)
-	_, err = os.Stat(modDir + "/lmnsd_gtls.so")
-	nstest.Require(t, err == nil, "needs rsyslog's TLS driver (lmnsd_gtls.so in %s: Debian's rsyslog-gnutls); scripts/deps.sh installs it", modDir)
-	nodeTLS, collTLS, global := documentedTLS(t)
-	if !strings.Contains(nodeTLS, `"collector.example"`) || !strings.Contains(collTLS, `PermittedPeer=["node-a.example",`) {
-		t.Fatalf("the documented lines no longer name collector.example and node-a.example first:\n%s\n%s", nodeTLS, collTLS)
-	}
+	_, err = os.Stat(modDir + "/imrelp.so")
+	nstest.Require(t, err == nil, "needs rsyslog's RELP modules (imrelp.so in %s: Debian's rsyslog-relp); scripts/deps.sh installs it", modDir)
+	nodeTLS, collTLS := documentedTLS(t)
 	ca := newTLSCA(t)
 
 	collCert, collKey := ca.issue(t, "collector.example", 2)
-	coll, recvAudit, recvCkpts, port := startCollector(t, collTLS, func(coll *rsyslogtest.Daemon) string {
-		return tlsGlobal(t, coll, global, ca.pem, collCert, collKey)
-	})
+	coll, recvAudit, recvCkpts, port := startCollector(t, tlsFiles(t, collTLS, ca.pem, collCert, collKey))
 
 	// Intruders first: a certificate of the CA for a name not
 	// permitted, and plain TCP. Each sends a checkpoint-like record line.
@@ -181,11 +181,11 @@ func TestShippedRsyslogTLS(t *testing.T) {
 	}
 	closed("a client without TLS", p)
 
-	node, e, nodeConf, ckptFile := shipNode(t, port,
-		// The node's TLS settings, where the docs put them.
-		`tcp_framing="octet-counted"`, `tcp_framing="octet-counted" `+nodeTLS)
 	nodeCert, nodeKey := ca.issue(t, "node-a.example", 4)
-	node.StartSystem(t, fmt.Sprintf("%s\n$IncludeConfig %s\n", tlsGlobal(t, node, global, ca.pem, nodeCert, nodeKey), nodeConf))
+	node, e, nodeConf, ckptFile := shipNode(t, port,
+		// The node's TLS settings, added to its omrelp action.
+		`action.resumeRetryCount="-1"`, tlsFiles(t, nodeTLS, ca.pem, nodeCert, nodeKey)+` action.resumeRetryCount="-1"`)
+	node.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", nodeConf))
 	n := shipStages(t, e, "a", "b")
 	nodeLines := chainLines(t, e.log)
 	got := rsyslogtest.WaitLines(t, recvAudit, n, node, coll)

@@ -271,6 +271,20 @@ func (d *Daemon) Port(t testing.TB, name string) int {
 	return port
 }
 
+// WaitPort waits until the daemon listens on port on 127.0.0.1 (an
+// input whose port the test chose).
+func (d *Daemon) WaitPort(t testing.TB, port int) {
+	t.Helper()
+	d.poll(t, fmt.Sprintf("listener on port %d", port), func() bool {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
 // WaitSocket waits until the imuxsock input on path takes datagrams.
 func (d *Daemon) WaitSocket(t testing.TB, path string) {
 	t.Helper()
