@@ -114,6 +114,44 @@ func reservePort(t *testing.T) (port int, release func()) {
 	return sa.(*syscall.SockaddrInet4).Port, once
 }
 
+// waitAllLines waits until path holds every line of want (in any
+// order, some more than once, as a shipper may send them after a
+// restart) and no other, and returns its lines.
+func waitAllLines(t *testing.T, path string, want [][]byte, daemons ...*rsyslogtest.Daemon) [][]byte {
+	t.Helper()
+	deadline := time.Now().Add(rsyslogtest.Timeout)
+	for {
+		got, err := rsyslogtest.Lines(path)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		have := map[string]bool{}
+		for _, l := range got {
+			have[string(l)] = true
+		}
+		missing := 0
+		for _, l := range want {
+			if !have[string(l)] {
+				missing++
+			}
+		}
+		if missing == 0 {
+			if len(have) != len(want) {
+				t.Errorf("%s has %d distinct lines, want the node's %d", path, len(have), len(want))
+			}
+			return got
+		}
+		if time.Now().After(deadline) {
+			var out []string
+			for _, d := range daemons {
+				out = append(out, d.Output())
+			}
+			t.Fatalf("%s: %d of the node's %d lines missing after %v (%d lines received)\n%s", path, missing, len(want), rsyslogtest.Timeout, len(got), strings.Join(out, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // shipNode prepares a node's rsyslog daemon (not started) with the
 // shipped nsrel-node.conf forwarding to port on 127.0.0.1 (and the pairs
 // replaced too), and a hook config whose log and checkpoints file
@@ -436,38 +474,8 @@ func TestShippedRsyslogNodeRestart(t *testing.T) {
 	if err != nil || len(nodeLines) != 8 || len(nodeCkpts) != 8 {
 		t.Fatalf("the node has %d records and %d checkpoints (%v), want 8 and 8", len(nodeLines), len(nodeCkpts), err)
 	}
-	waitAll := func(path string, want [][]byte) [][]byte {
-		t.Helper()
-		deadline := time.Now().Add(rsyslogtest.Timeout)
-		for {
-			got, err := rsyslogtest.Lines(path)
-			if err != nil && !os.IsNotExist(err) {
-				t.Fatal(err)
-			}
-			have := map[string]bool{}
-			for _, l := range got {
-				have[string(l)] = true
-			}
-			missing := 0
-			for _, l := range want {
-				if !have[string(l)] {
-					missing++
-				}
-			}
-			if missing == 0 {
-				if len(have) != len(want) {
-					t.Errorf("%s has %d distinct lines, want the node's %d", path, len(have), len(want))
-				}
-				return got
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of the node's %d lines missing after %v (%d lines received)\n%s\n%s", path, missing, len(want), rsyslogtest.Timeout, len(got), node.Output(), coll.Output())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	got := waitAll(recvAudit, nodeLines)
-	waitAll(recvCkpts, nodeCkpts)
+	got := waitAllLines(t, recvAudit, nodeLines, node, coll)
+	waitAllLines(t, recvCkpts, nodeCkpts, node, coll)
 	var order []string
 	for _, l := range got {
 		h, _ := audit.PeekHead(l)
@@ -498,5 +506,81 @@ func TestShippedRsyslogNodeRestart(t *testing.T) {
 	}
 	if inOrder := len(got) == 8 && strings.Join(order, " ") == "1 2 3 4 5 6 7 8"; inOrder != (res.Repeated+res.Reordered == 0) {
 		t.Errorf("verify --shipped --json of seq %s: %d repeated, %d reordered", strings.Join(order, " "), res.Repeated, res.Reordered)
+	}
+}
+
+// tcpReceived returns the bytes waiting to be read on the established
+// TCP connections to port on 127.0.0.1 (/proc/net/tcp's rx_queue): what
+// the kernel took for a process that has not read it yet.
+func tcpReceived(t *testing.T, port int) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	total := 0
+	for _, l := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(l)
+		// sl local rem st tx_queue:rx_queue ...; st 01 is ESTABLISHED.
+		if len(f) < 5 || f[1] != local || f[3] != "01" {
+			continue
+		}
+		if _, rx, ok := strings.Cut(f[4], ":"); ok {
+			n, _ := strconv.ParseInt(rx, 16, 64)
+			total += int(n)
+		}
+	}
+	return total
+}
+
+// TestShippedRsyslogCollectorCrash crashes the collector's rsyslog with
+// records the node sent and the collector had not written: the collector
+// is frozen (SIGSTOP) while the node sends, so that the records wait in
+// the collector's socket, then killed (SIGKILL) and started again. With
+// the shipped configs, RELP, the node sends again what the collector did
+// not acknowledge once it sends the next line and finds the session
+// broken: every record and checkpoint arrives, and the copy verifies as
+// shipped. (Over plain TCP the node took them for delivered and they
+// were lost.)
+func TestShippedRsyslogCollectorCrash(t *testing.T) {
+	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files")
+	port, release := reservePort(t)
+	coll, recvAudit, recvCkpts := startCollectorOn(t, port, "")
+	node, e, nodeConf, ckptFile := shipNode(t, port)
+	node.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", nodeConf))
+
+	n := shipStages(t, e, "a")
+	rsyslogtest.WaitLines(t, recvAudit, n, node, coll)
+	coll.Freeze(t)
+	n += shipStages(t, e, "b", "c")
+	// The node has sent the new lines: they wait, unread, in the
+	// collector's socket.
+	deadline := time.Now().Add(rsyslogtest.Timeout)
+	for tcpReceived(t, port) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the node sent nothing to the frozen collector in %v\n%s", rsyslogtest.Timeout, node.Output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d bytes wait in the frozen collector's socket", tcpReceived(t, port))
+	coll.Crash(t)
+	coll.Restart(t)
+	coll.WaitPort(t, port)
+	release()
+	// The node finds the session broken when it next sends (a record,
+	// a checkpoint), and then sends again what was not acknowledged.
+	n += shipStages(t, e, "d")
+
+	nodeLines := chainLines(t, e.log)
+	nodeCkpts, err := rsyslogtest.Lines(ckptFile)
+	if err != nil || len(nodeLines) != n || len(nodeCkpts) != n {
+		t.Fatalf("the node has %d records and %d checkpoints (%v), want %d each", len(nodeLines), len(nodeCkpts), err, n)
+	}
+	waitAllLines(t, recvAudit, nodeLines, node, coll)
+	waitAllLines(t, recvCkpts, nodeCkpts, node, coll)
+	code, out, stderr := runBin(t, "", "audit", "verify", "--shipped", "--checkpoints", recvCkpts, recvAudit)
+	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) {
+		t.Errorf("verify --shipped the collector's copy: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
 	}
 }

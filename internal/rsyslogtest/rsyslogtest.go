@@ -171,13 +171,39 @@ func (d *Daemon) Stop(t testing.TB) {
 	}
 }
 
-// Restart starts the daemon [Daemon.Stop] stopped again, with the same
-// config and work directory (where rsyslog keeps what it saved).
+// Freeze stops the daemon with SIGSTOP: it takes, writes and
+// acknowledges nothing more until it is killed ([Daemon.Crash]).
+func (d *Daemon) Freeze(t testing.TB) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("rsyslogd %s: SIGSTOP: %v", d.Name, err)
+	}
+}
+
+// Crash kills the daemon with SIGKILL, as a crash would (what it held in
+// memory is lost), and waits for it to exit; [Daemon.Restart] starts it
+// again.
+func (d *Daemon) Crash(t testing.TB) {
+	t.Helper()
+	d.cmd.Process.Kill() // through a pidfd: never another process
+	select {
+	case <-d.done:
+	case <-time.After(Timeout):
+		t.Fatalf("rsyslogd %s (pid %d) did not exit %v after SIGKILL", d.Name, d.cmd.Process.Pid, Timeout)
+	}
+}
+
+// Restart starts the daemon [Daemon.Stop] stopped (or [Daemon.Crash]
+// killed) again, with the same config and work directory (where rsyslog
+// keeps what it saved).
 func (d *Daemon) Restart(t testing.TB) {
 	t.Helper()
 	if !d.exited() {
 		t.Fatalf("rsyslogd %s restarted while it runs", d.Name)
 	}
+	// A killed rsyslogd leaves its pid file, and refuses to start while
+	// the PID in it names a live process (by then, maybe another one).
+	os.Remove(d.Path("rsyslogd.pid"))
 	d.launch(t)
 }
 
