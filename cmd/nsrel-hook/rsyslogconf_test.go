@@ -584,3 +584,42 @@ func TestShippedRsyslogCollectorCrash(t *testing.T) {
 		t.Errorf("verify --shipped the collector's copy: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
 	}
 }
+
+// TestShippedRsyslogCollectorWriteFails makes the collector's records
+// file unwritable (a directory in its place) while a node sends: RELP
+// acknowledges a line whatever the collector's action did with it, so
+// the shipped collector retries the write until it works instead of
+// dropping the line. Once the file can be written, every record arrives.
+func TestShippedRsyslogCollectorWriteFails(t *testing.T) {
+	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files")
+	coll, recvAudit, recvCkpts, port := startCollector(t, "")
+	if err := os.Mkdir(recvAudit, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	node, e, nodeConf, ckptFile := shipNode(t, port)
+	node.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", nodeConf))
+	n := shipStages(t, e, "a", "b")
+	// The collector tried, and failed.
+	deadline := time.Now().Add(rsyslogtest.Timeout)
+	for !strings.Contains(coll.Output(), recvAudit) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the collector did not fail to write %s in %v\n%s\n%s", recvAudit, rsyslogtest.Timeout, coll.Output(), node.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := os.Remove(recvAudit); err != nil {
+		t.Fatal(err)
+	}
+	n += shipStages(t, e, "c")
+	nodeLines := chainLines(t, e.log)
+	nodeCkpts, err := rsyslogtest.Lines(ckptFile)
+	if err != nil || len(nodeLines) != n {
+		t.Fatalf("the node has %d records (%v), want %d", len(nodeLines), err, n)
+	}
+	waitAllLines(t, recvAudit, nodeLines, node, coll)
+	waitAllLines(t, recvCkpts, nodeCkpts, node, coll)
+	code, out, stderr := runBin(t, "", "audit", "verify", "--shipped", "--checkpoints", recvCkpts, recvAudit)
+	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) {
+		t.Errorf("verify --shipped the collector's copy: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
+	}
+}

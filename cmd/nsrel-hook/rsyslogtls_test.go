@@ -129,8 +129,9 @@ func tlsFiles(t *testing.T, line string, ca, cert, key []byte) string {
 // the settings docs/observability.md gives, as written there: the
 // node's records and checkpoints reach the collector byte for byte and
 // verify with them; a client with a certificate of the same CA for
-// another name than the ones permitted, and one that does not speak
-// TLS, add nothing.
+// another name than the ones permitted, one that does not speak TLS,
+// and an rsyslogd with the node's config and such a certificate add
+// nothing (the collector says it refused the last).
 func TestShippedRsyslogTLS(t *testing.T) {
 	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files")
 	_, modDir, err := rsyslogtest.Bin()
@@ -180,6 +181,24 @@ func TestShippedRsyslogTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed("a client without TLS", p)
+	// An rsyslogd with the node's config and a certificate of the CA for
+	// a name the collector does not permit, shipping a line of its own:
+	// the collector must refuse it (it says so) and write nothing of it.
+	intruder := rsyslogtest.New(t, "intruder")
+	fake := intruder.Path("audit.jsonl")
+	if err := os.WriteFile(fake, []byte(intruderLine+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	intruderConf, _ := writeNodeConf(t, intruder, port, fake, intruder.Path("checkpoints.jsonl"),
+		`action.resumeRetryCount="-1"`, tlsFiles(t, nodeTLS, ca.pem, badCert, badKey)+` action.resumeRetryCount="-1"`)
+	intruder.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", intruderConf))
+	deadline := time.Now().Add(rsyslogtest.Timeout)
+	for !strings.Contains(coll.Output(), "intruder.example") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the collector did not refuse the rsyslogd whose certificate names intruder.example in %v\n%s\n%s", rsyslogtest.Timeout, coll.Output(), intruder.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	nodeCert, nodeKey := ca.issue(t, "node-a.example", 4)
 	node, e, nodeConf, ckptFile := shipNode(t, port,
