@@ -326,10 +326,21 @@ func TestShippedRsyslogConfigs(t *testing.T) {
 
 	checkSocketShipping(t, socketShipping{node: node, coll: coll, sock: sock, localLog: localLog,
 		nodeLines: nodeLines, nodeCkpts: nodeCkpts, recvAudit: recvAudit, recvCkpts: recvCkpts})
-	code, out, stderr := runBin(t, "", "audit", "verify", "--checkpoints", recvCkpts, recvAudit)
+	verifyCopy(t, n, recvCkpts, recvAudit)
+}
+
+// verifyCopy verifies the collector's copy recvAudit of n records with
+// its checkpoints recvCkpts (and flags, such as --shipped): it must
+// verify, every record there, the checkpoints matching. It returns what
+// verify printed.
+func verifyCopy(t *testing.T, n int, recvCkpts, recvAudit string, flags ...string) string {
+	t.Helper()
+	args := append(append([]string{"audit", "verify"}, flags...), "--checkpoints", recvCkpts, recvAudit)
+	code, out, stderr := runBin(t, "", args...)
 	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "checkpoint(s) of host") {
-		t.Errorf("verify the collector's copy with its checkpoints: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
+		t.Errorf("%s: exit %d, want 0 and %q\n%s%s", strings.Join(args, " "), code, want, out, stderr)
 	}
+	return out
 }
 
 // socketShipping is a node whose hook sends each checkpoint to its file
@@ -490,12 +501,8 @@ func TestShippedRsyslogNodeRestart(t *testing.T) {
 		}
 	}
 
-	code, out, stderr := runBin(t, "", "audit", "verify", "--shipped", "--checkpoints", recvCkpts, recvAudit)
-	if want := "OK: 8 records (seq 1..8) in 1 file(s)"; code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "checkpoint(s) of host") {
-		t.Errorf("verify --shipped the collector's copy: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
-	}
-	t.Logf("verify --shipped:\n%s", out)
-	code, out, stderr = runBin(t, "", "audit", "verify", "--shipped", "--json", recvAudit)
+	t.Logf("verify --shipped:\n%s", verifyCopy(t, 8, recvCkpts, recvAudit, "--shipped"))
+	code, out, stderr := runBin(t, "", "audit", "verify", "--shipped", "--json", recvAudit)
 	var res struct {
 		OK                  bool
 		Records             int
@@ -579,10 +586,7 @@ func TestShippedRsyslogCollectorCrash(t *testing.T) {
 	}
 	waitAllLines(t, recvAudit, nodeLines, node, coll)
 	waitAllLines(t, recvCkpts, nodeCkpts, node, coll)
-	code, out, stderr := runBin(t, "", "audit", "verify", "--shipped", "--checkpoints", recvCkpts, recvAudit)
-	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) {
-		t.Errorf("verify --shipped the collector's copy: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
-	}
+	verifyCopy(t, n, recvCkpts, recvAudit, "--shipped")
 }
 
 // TestShippedRsyslogCollectorWriteFails makes the collector's records
@@ -618,8 +622,5 @@ func TestShippedRsyslogCollectorWriteFails(t *testing.T) {
 	}
 	waitAllLines(t, recvAudit, nodeLines, node, coll)
 	waitAllLines(t, recvCkpts, nodeCkpts, node, coll)
-	code, out, stderr := runBin(t, "", "audit", "verify", "--shipped", "--checkpoints", recvCkpts, recvAudit)
-	if want := fmt.Sprintf("OK: %d records (seq 1..%d) in 1 file(s)", n, n); code != 0 || !strings.Contains(out, want) {
-		t.Errorf("verify --shipped the collector's copy: exit %d, want 0 and %q\n%s%s", code, want, out, stderr)
-	}
+	verifyCopy(t, n, recvCkpts, recvAudit, "--shipped")
 }

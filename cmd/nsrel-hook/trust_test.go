@@ -415,14 +415,40 @@ func TestBinarySealInitKeyNotShown(t *testing.T) {
 	if r := runBinary(t, bytes.NewReader(state), "--config", e.config, "createRuntime"); r.code != 0 {
 		t.Fatalf("run after: exit %d, stderr %q", r.code, r.stderr)
 	}
-	var k string
-	for _, l := range strings.Split(key.String(), "\n") {
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", shownKey(key.String())); code != 0 {
+		t.Errorf("verify with the key shown: exit %d: %s%s", code, out, stderr)
+	}
+}
+
+// sealInit runs `audit seal-init` with e's config and returns the
+// verification key it showed.
+func sealInit(t *testing.T, e *env) string {
+	t.Helper()
+	out, err := exec.Command(hookBin, "--config", e.config, "audit", "seal-init").Output()
+	if err != nil {
+		t.Fatalf("seal-init: %v", err)
+	}
+	return shownKey(string(out))
+}
+
+// shownKey returns the verification key seal-init printed in out.
+func shownKey(out string) string {
+	key := ""
+	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "nsrel-seal-v1:") {
-			k = l
+			key = l
 		}
 	}
-	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", k); code != 0 {
-		t.Errorf("verify with the key shown: exit %d: %s%s", code, out, stderr)
+	return key
+}
+
+// createRuntime runs the createRuntime stage of container id (this
+// process) with e's config, which must record it.
+func createRuntime(t *testing.T, e *env, id string) {
+	t.Helper()
+	state := stateOf(idMember(id), pidMember(os.Getpid()), bundleMember)
+	if r := runBinary(t, bytes.NewReader(state), "--config", e.config, "createRuntime"); r.code != 0 {
+		t.Fatalf("%s: exit %d, stderr %q", id, r.code, r.stderr)
 	}
 }
 
@@ -438,26 +464,8 @@ func TestBinarySealInitReplaceAppendFails(t *testing.T) {
 	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
 	seal := filepath.Join(e.dir, "audit.seal")
 	setConfig(t, e, "seal_state", seal)
-	var out bytes.Buffer
-	cmd := exec.Command(hookBin, "--config", e.config, "audit", "seal-init")
-	cmd.Stdout = &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("seal-init: %v", err)
-	}
-	var key string
-	for _, l := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(l, "nsrel-seal-v1:") {
-			key = l
-		}
-	}
-	stage := func(id string) {
-		t.Helper()
-		state := stateOf(idMember(id), pidMember(os.Getpid()), bundleMember)
-		if r := runBinary(t, bytes.NewReader(state), "--config", e.config, "createRuntime"); r.code != 0 {
-			t.Fatalf("%s: exit %d, stderr %q", id, r.code, r.stderr)
-		}
-	}
-	stage("before")
+	key := sealInit(t, e)
+	createRuntime(t, e, "before")
 	before, err := os.ReadFile(seal)
 	if err != nil {
 		t.Fatal(err)
@@ -467,7 +475,7 @@ func TestBinarySealInitReplaceAppendFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Room for 40 bytes of the seal-start record, not for all of it.
-	cmd = exec.Command(prlimit, fmt.Sprintf("--fsize=%d", st.Size()+40), hookBin, "--config", e.config, "audit", "seal-init", "--replace")
+	cmd := exec.Command(prlimit, fmt.Sprintf("--fsize=%d", st.Size()+40), hookBin, "--config", e.config, "audit", "seal-init", "--replace")
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	err = cmd.Run()
@@ -479,7 +487,7 @@ func TestBinarySealInitReplaceAppendFails(t *testing.T) {
 		t.Error("the sealing state differs from the one replaced")
 	}
 	t.Logf("seal-init --replace: %s", stderr.String())
-	stage("after")
+	createRuntime(t, e, "after")
 	recs := e.records(t, "")
 	if last := recs[len(recs)-1]; last.ContainerID != "after" || last.Seal == "" || last.SealError != "" {
 		t.Errorf("the record after: container %q seal %q seal_error %q", last.ContainerID, last.Seal, last.SealError)
@@ -499,25 +507,7 @@ func TestAuditAck(t *testing.T) {
 	seal := filepath.Join(e.dir, "audit.seal")
 	checkpoints := filepath.Join(e.dir, "checkpoints.jsonl")
 	setConfig(t, e, "seal_state", seal)
-	var out bytes.Buffer
-	cmd := exec.Command(hookBin, "--config", e.config, "audit", "seal-init")
-	cmd.Stdout = &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("seal-init: %v", err)
-	}
-	var key string
-	for _, l := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(l, "nsrel-seal-v1:") {
-			key = l
-		}
-	}
-	stage := func(id string) {
-		t.Helper()
-		state := stateOf(idMember(id), pidMember(os.Getpid()), bundleMember)
-		if r := runBinary(t, bytes.NewReader(state), "--config", e.config, "createRuntime"); r.code != 0 {
-			t.Fatalf("%s: exit %d, stderr %q", id, r.code, r.stderr)
-		}
-	}
+	key := sealInit(t, e)
 	damage := func(path string) {
 		t.Helper()
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
@@ -542,9 +532,9 @@ func TestAuditAck(t *testing.T) {
 		return code, out + stderr
 	}
 
-	stage("a1")
+	createRuntime(t, e, "a1")
 	damage(e.log)
-	stage("a2")
+	createRuntime(t, e, "a2")
 	if code, out := verify("--key", key); code == 0 || !strings.Contains(out, "not acknowledged") {
 		t.Fatalf("verify with unacknowledged damage: exit %d: %s", code, out)
 	}
@@ -584,7 +574,7 @@ func TestAuditAck(t *testing.T) {
 	if code, out := verify(other); code != 0 {
 		t.Errorf("verify of the other log: exit %d: %s", code, out)
 	}
-	stage("a3")
+	createRuntime(t, e, "a3")
 	if code, out := verify("--key", key, "--checkpoints", checkpoints); code != 0 {
 		t.Errorf("verify of the config's log after the other's ack: exit %d: %s", code, out)
 	}

@@ -271,12 +271,7 @@ func TestVerifyMovedLogRelabelledCheckpoint(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("seal-init: exit %d: %s", code, stderr)
 	}
-	key := ""
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "nsrel-seal-v1:") {
-			key = l
-		}
-	}
+	key := shownKey(out)
 	for i := range 6 {
 		if code, _, stderr := runBin(t, shipState("moved-"+strconv.Itoa(i), "creating", "web"), "--config", e.config, "createRuntime"); code != 0 {
 			t.Fatalf("createRuntime: exit %d: %s", code, stderr)

@@ -185,13 +185,11 @@ func (l *Log) checkpointDue(last *Record, force bool) *Checkpoint {
 		return nil
 	}
 	defer f.Close()
-	buf := make([]byte, 4096)
-	n, err := f.ReadAt(buf, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
+	prev, ok, err := readCheckpointState(f)
+	if err != nil {
 		l.warn(fmt.Errorf("checkpoint state: %w", err))
 		return nil
 	}
-	prev, ok := ParseCheckpoint(buf[:n])
 	if ok && !force && last.Seq >= prev.Seq && last.Seq-prev.Seq < uint64(o.EveryRecords) {
 		t, err := time.Parse(time.RFC3339Nano, prev.Time)
 		if o.EverySeconds <= 0 || (err == nil && now.Sub(t) < time.Duration(o.EverySeconds)*time.Second) {
@@ -199,11 +197,28 @@ func (l *Log) checkpointDue(last *Record, force bool) *Checkpoint {
 		}
 	}
 	c := &Checkpoint{Host: last.Host, Log: l.path, Seq: last.Seq, Hash: last.Hash, Seal: last.Seal, Time: now.Format(time.RFC3339Nano)}
+	writeCheckpointState(f, c)
+	return c
+}
+
+// readCheckpointState reads the checkpoint in the checkpoint state f;
+// ok is false when it holds none.
+func readCheckpointState(f *os.File) (c Checkpoint, ok bool, err error) {
+	buf := make([]byte, 4096)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return c, false, err
+	}
+	c, ok = ParseCheckpoint(buf[:n])
+	return c, ok, nil
+}
+
+// writeCheckpointState makes c the checkpoint in the checkpoint state f.
+func writeCheckpointState(f *os.File, c *Checkpoint) {
 	line := c.Line()
 	if _, err := f.WriteAt(line, 0); err == nil {
 		f.Truncate(int64(len(line)))
 	}
-	return c
 }
 
 func (l *Log) warn(err error) {
@@ -284,21 +299,13 @@ func (l *Log) retrySoon(c *Checkpoint) {
 		return
 	}
 	defer f.Close()
-	buf := make([]byte, 4096)
-	n, err := f.ReadAt(buf, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return
-	}
-	if prev, ok := ParseCheckpoint(buf[:n]); !ok || prev != *c {
+	if prev, ok, err := readCheckpointState(f); err != nil || !ok || prev != *c {
 		return // a later checkpoint was made since
 	}
 	wait := min(RetryAfter, time.Duration(o.EverySeconds)*time.Second)
 	back := *c
 	back.Time = t.Add(wait - time.Duration(o.EverySeconds)*time.Second).Format(time.RFC3339Nano)
-	line := back.Line()
-	if _, err := f.WriteAt(line, 0); err == nil {
-		f.Truncate(int64(len(line)))
-	}
+	writeCheckpointState(f, &back)
 }
 
 // dropShipment says that c will not be shipped (err: why), to

@@ -404,23 +404,15 @@ func (l *Log) lastSealedWith(id SealID) (uint64, bool) {
 	return last, found
 }
 
-// readSealState returns the bytes of the sealing state at path, nil if
-// there is none that parses.
+// readSealState returns the sealing state at path as its file holds
+// it, nil if there is none that parses.
 func readSealState(path string) []byte {
-	f, err := safefile.OpenTrusted(path, unix.O_RDONLY, true)
-	if err != nil {
+	s, err := openSealer(path)
+	if s == nil || err != nil {
 		return nil
 	}
-	defer f.Close()
-	buf := make([]byte, sealStateLen+1)
-	n, err := f.ReadAt(buf, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil
-	}
-	if _, err := parseSealState(buf[:n]); err != nil {
-		return nil
-	}
-	return buf[:n]
+	defer s.close()
+	return s.state.marshal()
 }
 
 // writeSealState writes state back to the sealing state file at path.

@@ -241,7 +241,6 @@ func (o *shipOrder) release() *Problem {
 			return p
 		}
 	}
-	o.order = o.order[:0]
 	return nil
 }
 
