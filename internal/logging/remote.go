@@ -50,7 +50,7 @@ func service(t syslog.Target, app string, stderr io.Writer, level logrus.Level, 
 	host, _ := os.Hostname()
 	s := &sender{t: t, app: app, host: host, fallback: fallback}
 	if async {
-		s.queue = make(chan queued, QueueLen)
+		s.wake = make(chan struct{}, 1)
 		go s.run()
 		senders.Lock()
 		senders.all = append(senders.all, s)
@@ -77,14 +77,18 @@ type sender struct {
 	host     string
 	fallback *logrus.Logger
 
-	queue chan queued
-	// busy counts entries queued or being sent.
-	busy atomic.Int64
-	// mu guards inFlight, the entry being sent, and flushing, set by
-	// [Flush] when its time is up: from then on the goroutine writes
-	// what it takes from the queue to stderr instead of sending it.
+	// wake is set for a queued sender: the goroutine sends what is
+	// queued, and waits on wake when nothing is.
+	wake chan struct{}
+	// mu guards queue, the entries waiting (at most QueueLen);
+	// inFlight, what the goroutine took from queue and has not sent
+	// yet (an entry and the note of drops before it); and flushing, set
+	// by [Flush] when its time is up: from then on entries go to stderr.
+	// An entry is always in exactly one of queue and inFlight until it
+	// is sent or written to stderr, so Flush sees every one.
 	mu       sync.Mutex
-	inFlight *queued
+	queue    []queued
+	inFlight []queued
 	flushing bool
 	// dropped counts entries dropped since the goroutine last said so.
 	dropped atomic.Int64
@@ -104,7 +108,7 @@ func (s *sender) Levels() []logrus.Level { return logrus.AllLevels }
 
 func (s *sender) Fire(e *logrus.Entry) error {
 	q := s.format(e)
-	if s.queue == nil {
+	if s.wake == nil {
 		s.send(q)
 		return nil
 	}
@@ -113,13 +117,23 @@ func (s *sender) Fire(e *logrus.Entry) error {
 }
 
 func (s *sender) enqueue(q queued) {
-	s.busy.Add(1)
-	select {
-	case s.queue <- q:
-	default:
-		s.busy.Add(-1)
+	s.mu.Lock()
+	switch {
+	case s.flushing:
+		s.mu.Unlock()
+		s.toStderr(q)
+		return
+	case len(s.queue) >= QueueLen:
+		s.mu.Unlock()
 		s.dropped.Add(1)
 		dropped.Add(1)
+		return
+	}
+	s.queue = append(s.queue, q)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -138,36 +152,61 @@ func (s *sender) format(e *logrus.Entry) queued {
 // run sends the queued entries, one at a time, for as long as the
 // process lives.
 func (s *sender) run() {
-	for q := range s.queue {
-		s.mu.Lock()
-		if s.flushing {
-			s.mu.Unlock()
-			s.toStderr(q)
-			s.busy.Add(-1)
-			continue
+	for range s.wake {
+		for s.take() {
+			for {
+				s.mu.Lock()
+				if len(s.inFlight) == 0 {
+					s.mu.Unlock()
+					break
+				}
+				q := s.inFlight[0]
+				s.mu.Unlock()
+				s.send(q)
+				s.mu.Lock()
+				// Flush may have written it to stderr and emptied
+				// inFlight meanwhile.
+				if len(s.inFlight) > 0 {
+					s.inFlight = s.inFlight[1:]
+				}
+				s.mu.Unlock()
+			}
 		}
-		s.mu.Unlock()
-		s.sayDropped(s.send)
-		s.mu.Lock()
-		s.inFlight = &q
-		s.mu.Unlock()
-		s.send(q)
-		s.mu.Lock()
-		s.inFlight = nil
-		s.mu.Unlock()
-		s.busy.Add(-1)
 	}
 }
 
-// sayDropped hands an entry that says how many entries were dropped
-// since the last such entry, if any, to out.
-func (s *sender) sayDropped(out func(queued)) {
-	n := s.dropped.Swap(0)
-	if n == 0 {
-		return
+// take moves the next queued entry, after a note of the entries dropped
+// before it if any were, to inFlight; it says false when nothing is
+// queued or [Flush] has taken over.
+func (s *sender) take() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.flushing || len(s.queue) == 0 {
+		return false
 	}
-	out(s.format(&logrus.Entry{Logger: s.fallback, Time: time.Now(), Level: logrus.ErrorLevel, Data: logrus.Fields{"dropped": n},
-		Message: "diagnostics dropped: the queue to " + s.t.String() + " was full"}))
+	if n := s.dropped.Swap(0); n > 0 {
+		s.inFlight = append(s.inFlight, s.droppedNote(n))
+	}
+	s.inFlight = append(s.inFlight, s.queue[0])
+	s.queue[0] = queued{}
+	s.queue = s.queue[1:]
+	if len(s.queue) == 0 {
+		s.queue = nil
+	}
+	return true
+}
+
+// pending says whether entries are queued or being sent.
+func (s *sender) pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) > 0 || len(s.inFlight) > 0
+}
+
+// droppedNote is an entry that says n entries were dropped.
+func (s *sender) droppedNote(n int64) queued {
+	return s.format(&logrus.Entry{Logger: s.fallback, Time: time.Now(), Level: logrus.ErrorLevel, Data: logrus.Fields{"dropped": n},
+		Message: "diagnostics dropped: the queue to " + s.t.String() + " was full"})
 }
 
 func (s *sender) send(q queued) {
@@ -283,46 +322,34 @@ func Dropped() uint64 { return dropped.Load() }
 
 // Flush waits until every [Service] logger has sent what it had queued,
 // at most d; an entry still queued or being sent then is written to
-// stderr as text,
-// after a line that says why, as one that could not be sent. Call it
-// before the process exits.
+// stderr as text, after a line that says why, as one that could not be
+// sent, and so is every entry logged after that. Call it before the
+// process exits.
 func Flush(d time.Duration) {
 	senders.Lock()
 	all := slices.Clone(senders.all)
 	senders.Unlock()
 	deadline := time.Now().Add(d)
 	for _, s := range all {
-		for s.busy.Load() > 0 && time.Now().Before(deadline) {
+		for s.pending() && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		said := false
-		say := func() {
-			if !said {
-				s.fallback.WithField("target", s.t.String()).Error("diagnostics not sent in time before exit; the entries follow on stderr")
-				said = true
-			}
-		}
-		s.sayDropped(s.toStderr)
-		// The entry being sent when time ran out may still get through
-		// after this, but lost it must not be; what the goroutine takes
-		// from the queue from now on goes to stderr, not to the target.
+		// An entry being sent when time ran out may still get through
+		// after this, but lost it must not be: what is in flight or
+		// queued goes to stderr, and from now on what is logged too.
 		s.mu.Lock()
 		s.flushing = true
-		if q := s.inFlight; q != nil {
-			say()
-			s.toStderr(*q)
+		left := append(s.inFlight, s.queue...)
+		s.inFlight, s.queue = nil, nil
+		if n := s.dropped.Swap(0); n > 0 {
+			left = append(left, s.droppedNote(n))
 		}
 		s.mu.Unlock()
-		for {
-			select {
-			case q := <-s.queue:
-				say()
-				s.toStderr(q)
-				s.busy.Add(-1)
-				continue
-			default:
-			}
-			break
+		if len(left) > 0 {
+			s.fallback.WithField("target", s.t.String()).Error("diagnostics not sent in time before exit; the entries follow on stderr")
+		}
+		for _, q := range left {
+			s.toStderr(q)
 		}
 	}
 }

@@ -113,12 +113,7 @@ func TestSyslogFallback(t *testing.T) {
 // was logged made each entry wait up to syslog.Timeout, in the NRI
 // plugin's answer to the runtime too.
 func TestServiceNeverWaits(t *testing.T) {
-	tg, err := syslog.ParseTarget("tcp://" + nstest.StuckListener(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr nstest.LockedBuffer
-	l := Service(tg, "nsrel-containerd", &stderr, logrus.InfoLevel)
+	l, stderr := stuckService(t)
 	before := Dropped()
 	start := time.Now()
 	n := QueueLen + 10
@@ -153,4 +148,59 @@ func TestServiceNeverWaits(t *testing.T) {
 	if !regexp.MustCompile(`(?m)msg="refused by nsrel policy" i=0$`).MatchString(s) {
 		t.Errorf("the entry in flight (i=0) is not on stderr:\n%s", s[:min(len(s), 2000)])
 	}
+}
+
+// TestFlushDropNoteInFlight checks what Flush does when its time runs
+// out while the goroutine is sending the note of dropped entries rather
+// than an entry: the note and the entry taken with it are on stderr. The
+// first entry's send hangs until syslog.Timeout and fails (to stderr);
+// meanwhile the queue filled and entries were dropped, so the goroutine
+// next sends the note, which hangs too. Before, the entry taken with the
+// note was not marked in flight while the note was sent: Flush found
+// nothing in flight, and the entry and the note were lost (seen in CI as
+// TestServiceNeverWaits missing i=0 when the goroutine was scheduled late).
+func TestFlushDropNoteInFlight(t *testing.T) {
+	l, stderr := stuckService(t)
+	for i := range QueueLen + 10 {
+		l.WithField("i", i).Warn("refused by nsrel policy")
+	}
+	// The first entry's send gives up after syslog.Timeout.
+	deadline := time.Now().Add(10 * syslog.Timeout)
+	for !strings.Contains(stderr.String(), "cannot send diagnostics") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first entry's send did not give up: %q", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The goroutine has taken the next entry and is sending the note.
+	time.Sleep(100 * time.Millisecond)
+	Flush(10 * time.Millisecond)
+	s := stderr.String()
+	if !strings.Contains(s, "diagnostics not sent in time before exit") {
+		t.Errorf("no line saying why:\n%s", s[:min(len(s), 2000)])
+	}
+	if !regexp.MustCompile(`(?m)msg="diagnostics dropped: the queue to tcp://[^ ]* was full" dropped=[0-9]+`).MatchString(s) {
+		t.Errorf("the note of dropped entries is not on stderr:\n%s", s[:min(len(s), 2000)])
+	}
+	for _, i := range []int{0, 1, QueueLen - 1} {
+		if !regexp.MustCompile(fmt.Sprintf(`(?m)msg="refused by nsrel policy" i=%d$`, i)).MatchString(s) {
+			t.Errorf("entry i=%d is not on stderr", i)
+		}
+	}
+	// Entries logged after Flush go to stderr too.
+	l.WithField("i", "late").Warn("refused by nsrel policy")
+	if !strings.Contains(stderr.String(), `i=late`) {
+		t.Errorf("an entry logged after Flush is not on stderr")
+	}
+}
+
+// stuckService returns a Service logger whose target is a syslog server
+// over TCP that never accepts, and the buffer that is its stderr.
+func stuckService(t *testing.T) (*logrus.Logger, *nstest.LockedBuffer) {
+	tg, err := syslog.ParseTarget("tcp://" + nstest.StuckListener(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(nstest.LockedBuffer)
+	return Service(tg, "nsrel-containerd", stderr, logrus.InfoLevel), stderr
 }
