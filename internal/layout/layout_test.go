@@ -160,3 +160,25 @@ func TestLeanBinaries(t *testing.T) {
 		}
 	}
 }
+
+// TestTopLevel checks that the repository's top level holds only what
+// the project ships or builds with: scratch files (a daemon's output, an
+// experiment's config) once slipped into a commit there.
+func TestTopLevel(t *testing.T) {
+	_, err := exec.LookPath("git")
+	nstest.Require(t, err == nil, "git: %v", err)
+	out, err := exec.Command("git", "-C", "../..", "ls-files", "--cached", "--others", "--exclude-standard").Output()
+	nstest.Require(t, err == nil, "git ls-files (not a git checkout?): %v", err)
+	allowed := map[string]bool{
+		".ci": true, ".gitattributes": true, ".gitignore": true, "LICENSE": true, "Makefile": true, "README.md": true,
+		"go.mod": true, "go.sum": true, "bench": true, "cmd": true, "config": true, "containerd": true,
+		"containers": true, "deploy": true, "docs": true, "graph": true, "hook": true, "internal": true,
+		"nsrel": true, "scripts": true, "tree": true,
+	}
+	for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		top, _, _ := strings.Cut(f, "/")
+		if !allowed[top] {
+			t.Errorf("%s at the top level: not a file the project ships (add it here if it is)", f)
+		}
+	}
+}
