@@ -138,7 +138,9 @@ func ParseCheckpoint(line []byte) (c Checkpoint, ok bool) {
 }
 
 // ReadCheckpoints yields the checkpoints in the files (JSON Lines, or a
-// collector's syslog file), skipping other lines.
+// collector's syslog file), skipping other lines, those longer than
+// [MaxLine] too: anyone who reaches the collector can add a line, and
+// one too long must not keep the others from counting.
 func ReadCheckpoints(files ...string) iter.Seq2[Checkpoint, error] {
 	return func(yield func(Checkpoint, error) bool) {
 		for _, file := range files {
@@ -147,21 +149,30 @@ func ReadCheckpoints(files ...string) iter.Seq2[Checkpoint, error] {
 				yield(Checkpoint{}, err)
 				return
 			}
-			sc := bufio.NewScanner(f)
-			sc.Buffer(make([]byte, 64<<10), MaxLine)
-			for sc.Scan() {
-				if c, ok := ParseCheckpoint(sc.Bytes()); ok {
-					if !yield(c, nil) {
+			r := bufio.NewReaderSize(f, MaxLine)
+			for {
+				line, err := r.ReadSlice('\n')
+				if err == bufio.ErrBufferFull {
+					// Longer than MaxLine: skip to its end.
+					for err == bufio.ErrBufferFull {
+						_, err = r.ReadSlice('\n')
+					}
+					line = nil
+				}
+				if len(line) > 0 {
+					if c, ok := ParseCheckpoint(line); ok && !yield(c, nil) {
 						f.Close()
 						return
 					}
 				}
-			}
-			err = sc.Err()
-			f.Close()
-			if err != nil {
-				yield(Checkpoint{}, fmt.Errorf("%s: %w", file, err))
-				return
+				if err != nil {
+					f.Close()
+					if err != io.EOF {
+						yield(Checkpoint{}, fmt.Errorf("%s: %w", file, err))
+						return
+					}
+					break
+				}
 			}
 		}
 	}

@@ -915,3 +915,46 @@ func TestCheckpointsOfTwoLogs(t *testing.T) {
 		}
 	})
 }
+
+// TestReadCheckpointsSkipsOtherLines checks that every checkpoint in a
+// collector's file is read whatever else is in it: lines that are not
+// checkpoints, syslog prefixes, and lines longer than MaxLine (anyone
+// who reaches the collector can send one; it used to end the read with
+// "token too long", so that no checkpoint of any node counted), at the
+// end of the file too, with and without a final newline.
+func TestReadCheckpointsSkipsOtherLines(t *testing.T) {
+	_, _, cps := checkpointed(t, 3, audit.Options{})
+	if len(cps) != 3 {
+		t.Fatalf("%d checkpoints", len(cps))
+	}
+	long := strings.Repeat("x", audit.MaxLine+100)
+	for _, tail := range []string{"", long, long + "\n", string(cps[2].Line()[:len(cps[2].Line())-1])} {
+		var b bytes.Buffer
+		b.WriteString("not a checkpoint\n")
+		b.Write(cps[0].Line())
+		b.WriteString(long + "\n")
+		b.WriteString(strings.Repeat("y", audit.MaxLine-1) + "\n")
+		b.WriteString("2026-12-04T18:00:00Z node-a nsrel-checkpoints: ")
+		b.Write(cps[1].Line())
+		b.WriteString(`{"type":"nsrel-checkpoint","format":"1","host":` + strings.Repeat(" ", audit.MaxLine) + "\n")
+		want := 2
+		if tail != "" && tail[0] == '{' {
+			want = 3
+		}
+		b.WriteString(tail)
+		file := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+		if err := os.WriteFile(file, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got := readCheckpoints(t, file)
+		if len(got) != want {
+			t.Errorf("tail of %d bytes: %d checkpoints read, want %d", len(tail), len(got), want)
+			continue
+		}
+		for i, c := range got {
+			if c != cps[i] {
+				t.Errorf("checkpoint %d: %+v, want %+v", i, c, cps[i])
+			}
+		}
+	}
+}
