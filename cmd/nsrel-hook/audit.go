@@ -195,6 +195,8 @@ type verifyResult struct {
 	SealsVerified int      `json:"seals_verified"`
 	SealIDs       []string `json:"seal_ids"`
 	Checkpoints   int      `json:"checkpoints"`
+	// CheckpointsRetained: checkpoints of records retention removed.
+	CheckpointsRetained int `json:"checkpoints_retained"`
 	// CheckpointsSealed: keys authenticated the checkpoints counted.
 	CheckpointsSealed  bool                      `json:"checkpoints_sealed"`
 	CheckpointsIgnored []audit.IgnoredCheckpoint `json:"checkpoints_ignored"`
@@ -243,6 +245,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	if s != nil {
 		res.Files, res.Records, res.Host, res.FirstSeq, res.LastSeq, res.LastHash = s.Files, s.Records, s.Host, s.FirstSeq, s.LastSeq, s.LastHash
 		res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
+		res.CheckpointsRetained = s.CheckpointsRetained
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
 		res.Dropped = append(res.Dropped, s.Dropped...)
 		res.Repeated, res.Reordered = s.Repeated, s.Reordered
@@ -304,6 +307,9 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 			how = ", each sealed by a given key"
 		}
 		fmt.Fprintf(stdout, "%s: %d checkpoint(s) of host %s match the log%s\n", name, s.Checkpoints, vocab.Printable(opts.Checkpoints[0].Host), how)
+		if s.CheckpointsRetained > 0 {
+			fmt.Fprintf(stdout, "%s: note: %d checkpoint(s) name records the log says retention removed: not checked against records; root on the node after T could have removed them the same way, and only a collector's copy holds them (verify it)\n", name, s.CheckpointsRetained)
+		}
 		ignoredNotes(stdout, name+": ", s)
 	} else {
 		fmt.Fprintf(stdout, "%s: no checkpoints given: records cut off the end (or a removed current file) cannot be told (--checkpoints FILE)\n", name)

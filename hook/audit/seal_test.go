@@ -565,6 +565,25 @@ func TestRootAfterTRewrites(t *testing.T) {
 		fails(t, l, audit.VerifyOptions{Checkpoints: shipped}, "were sealed again")
 	})
 
+	t.Run("every record removed behind a retention record at its place", func(t *testing.T) {
+		// A documented limit (docs/hook.md, threat model): with the key
+		// root holds, a retention record for every record written before
+		// T, sealed in its true place, passes; verify must then not count
+		// the checkpoints of those records as matching the log, but as
+		// naming records only retention accounts for.
+		l, path, key, shipped, forge := setup(t)
+		lines := readLines(t, path)
+		last := lineHash(lines[len(lines)-1])
+		writeLines(t, path, chainFrom(last, [][]byte{retention(t, uint64(len(lines)+1), uint64(len(lines)), last)}, 0, forge))
+		s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped})
+		if err != nil {
+			t.Fatalf("verify: %v (the limit changed: update docs/hook.md)", err)
+		}
+		if s.Checkpoints != 0 || s.CheckpointsRetained != len(shipped) {
+			t.Errorf("%d checkpoint(s) counted as matching, %d as retained; want 0 and %d", s.Checkpoints, s.CheckpointsRetained, len(shipped))
+		}
+	})
+
 	t.Run("written again without seals", func(t *testing.T) {
 		l, path, key, shipped, _ := setup(t)
 		lines := readLines(t, path)

@@ -203,8 +203,11 @@ type Summary struct {
 	FirstSealed           uint64
 	// SealIDs are the sealing keys met, in order.
 	SealIDs []string
-	// Checkpoints counts the checkpoints checked against the chain.
-	Checkpoints int
+	// Checkpoints counts the checkpoints checked against the chain's
+	// records; CheckpointsRetained those that name a record retention
+	// removed, which only the chain's retention records account for
+	// (and root on the node after T can write one: see docs/hook.md).
+	Checkpoints, CheckpointsRetained int
 	// CheckpointsSealed says that verification keys authenticated every
 	// checkpoint counted in Checkpoints (their seals checked).
 	CheckpointsSealed bool
@@ -746,8 +749,12 @@ func (v *verifier) end() *Problem {
 		return &Problem{File: last, Reason: fmt.Sprintf("none of the %d checkpoint(s) given can be used: %s", len(v.want), v.s.IgnoredCheckpoints[0].Reason)}
 	}
 	for _, c := range judged {
-		v.s.Checkpoints++
 		removed := v.droppedHas(c.Seq) || retained && c.Seq < v.s.FirstSeq
+		if removed && v.at[c.Seq].r == nil {
+			v.s.CheckpointsRetained++
+		} else {
+			v.s.Checkpoints++
+		}
 		if p := v.checkpointSeal(c, last, removed); p != nil {
 			return p
 		}
