@@ -217,10 +217,14 @@ func readContainer(rt, dir, file string) *found {
 		// A state file its process's user owns (rootless runc, crun,
 		// podman) is that user's to write, bundle path and annotations
 		// included: it cannot make the container containerd's or
-		// CRI-O's (root's engines), nor a Kubernetes pod's.
+		// CRI-O's (root's engines), nor a Kubernetes pod's. Its ID is
+		// the user's to choose too, one a root container has included:
+		// the user's runtime root is a namespace of IDs of its own,
+		// uid=UID, so that its container is never taken for root's.
 		if c.Engine == EngineContainerd || c.Engine == EngineCRIO {
-			c.Engine, c.Namespace = rt, ""
+			c.Engine = rt
 		}
+		c.Namespace = UserNamespacePrefix + strconv.FormatUint(uint64(owner), 10)
 		if vocab.PodName(st.Annotations) != "" {
 			c.Name = ""
 		}
@@ -250,6 +254,11 @@ func readLimited(path string, limit int64) ([]byte, uint32, error) {
 	}
 	return data, st.Uid, nil
 }
+
+// UserNamespacePrefix starts the engine namespace of a container whose
+// state file a user other than root owns (a rootless runtime's):
+// "uid=1000".
+const UserNamespacePrefix = "uid="
 
 // State is what nsrel uses of a runtime's state file.
 type State struct {

@@ -322,8 +322,9 @@ func TestValidID(t *testing.T) {
 // runs as (a rootless runtime's, which that user writes) that claims a
 // containerd Kubernetes container, a CRI-O one or a podman one named as a
 // Kubernetes pod is listed as the runtime's container (podman's stays
-// podman's), without the Kubernetes name: a local user cannot pose as a
-// system pod.
+// podman's), without the Kubernetes name, in the engine namespace
+// uid=UID: a local user cannot pose as a system pod, nor as a root
+// container with the same ID.
 func TestStateSourceRootless(t *testing.T) {
 	nstest.RequireRoot(t)
 	p := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}})
@@ -351,10 +352,10 @@ func TestStateSourceRootless(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []discover.Container{
-		{ID: "f00dbabe0000", Engine: EngineRunc, PID: p.Pid},
-		{ID: "crio1", Engine: EngineRunc, PID: p.Pid},
-		{ID: "pod1", Engine: EnginePodman, PID: p.Pid},
-		{ID: "nerd1", Engine: EngineRunc, PID: p.Pid, Name: "web"},
+		{ID: "f00dbabe0000", Engine: EngineRunc, Namespace: "uid=4242", PID: p.Pid},
+		{ID: "crio1", Engine: EngineRunc, Namespace: "uid=4242", PID: p.Pid},
+		{ID: "pod1", Engine: EnginePodman, Namespace: "uid=4242", PID: p.Pid},
+		{ID: "nerd1", Engine: EngineRunc, Namespace: "uid=4242", PID: p.Pid, Name: "web"},
 	}
 	if diff := cmp.Diff(Merge(want), Merge(got)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)

@@ -82,7 +82,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVarP(&c.raw, "raw", "r", false, "list unaligned, values separated by one space (spaces in values as \\x20); implies --list")
 	fs.BoolVarP(&c.noTruncate, "notruncate", "u", false, "do not cut lines to the terminal's width (output to a pipe or file is never cut)")
 	fs.BoolVar(&c.details, "details", false, "add the processes of each namespace and how it was found")
-	fs.StringVar(&c.container, "container", "", "print only the branches leading to the namespaces of the container with this `NAME-or-ID` (a name, a Kubernetes pod or container name, or an ID prefix)")
+	fs.StringVar(&c.container, "container", "", "print only the branches leading to the namespaces of the container with this `NAME-or-ID` (an ID, also as labelled: ENGINE [NAMESPACE/]ID; a name, a Kubernetes pod or container name; or an ID prefix)")
 	c.pictureFlags.register(fs)
 	fs.BoolVar(&c.noContainers, "no-containers", false, "do not look up containers")
 	fs.StringVar(&c.containerdAddress, "containerd-address", vocab.ContainerdAddress(""), "containerd socket `path` (env CONTAINERD_ADDRESS)")
@@ -434,11 +434,14 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 
 // KeepContainer returns a filter for [tree.Options].Keep that keeps the
 // namespaces of type t of the container arg names, and their ancestors.
-// As with docker, arg is tried as an exact ID, then as a name (see
+// As with docker, arg is tried as an exact ID (also as NAMESPACE/ID and
+// ENGINE [NAMESPACE/]ID, the label's form), then as a name (see
 // [nameKeys]: a Kubernetes container also answers to "pod/container" and
 // "container", and its pod's name selects all the pod's containers),
-// then as an ID prefix. A name or prefix must name one container (or
-// pod): one shared by several is an error, as is one that matches none.
+// then as an ID prefix. Each must name one container (or pod): an ID,
+// name or prefix several containers share is an error (a rootless
+// user's container may have a root container's ID), as is one that
+// matches none.
 func KeepContainer(m *discover.Model, t nsrel.Type, arg string) (func(*discover.Namespace) bool, error) {
 	picked, err := containerNamespaces(m, []nsrel.Type{t}, arg)
 	if err != nil {
@@ -465,26 +468,37 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 			continue
 		}
 		for _, c := range n.Containers {
-			if c.ID == arg {
-				byID[c.ID] = append(byID[c.ID], n)
+			// An exact ID: ID, NAMESPACE/ID or ENGINE [NAMESPACE/]ID (the
+			// label's form), keyed by the last: one ID may be two
+			// containers' (containerd namespaces, a rootless user's
+			// runtime root: uid=UID).
+			nsID := c.ID
+			if c.Namespace != "" {
+				nsID = c.Namespace + "/" + c.ID
+			}
+			ident := strings.TrimPrefix(c.Engine+" "+nsID, " ")
+			if arg == c.ID || arg == nsID || arg == ident {
+				byID[ident] = append(byID[ident], n)
 			}
 			for _, k := range nameKeys(c.Name) {
 				if k.key == arg {
 					byName[k.group] = append(byName[k.group], n)
 					if !k.pod {
-						named[c.ID] = append(named[c.ID], n)
+						named[ident] = append(named[ident], n)
 					}
 				}
 			}
 			if strings.HasPrefix(c.ID, arg) {
-				prefixed[c.ID] = append(prefixed[c.ID], n)
+				prefixed[ident] = append(prefixed[ident], n)
 			}
 		}
 	}
 	q := vocab.Escape(arg)
 	var matches map[string][]*discover.Namespace
 	switch {
-	case len(byID) > 0:
+	case len(byID) > 1:
+		return nil, fmt.Errorf("container ID %q is ambiguous: it is that of %s (name one as ENGINE NAMESPACE/ID)", q, sortedKeys(byID))
+	case len(byID) == 1:
 		matches = byID
 	case len(byName) > 1:
 		return nil, fmt.Errorf("container name %q is ambiguous: it matches %s", q, sortedKeys(byName))

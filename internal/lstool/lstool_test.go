@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/internal/lstool"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -582,5 +584,78 @@ func TestOwnerOfJoinedNetNamespace(t *testing.T) {
 	code, out, errOut = run(t, tool(nsrel.TypeUser), "--no-containers", "--no-other-types")
 	if code != 0 || strings.Contains(out, fmt.Sprintf("user:[%d]", u)) {
 		t.Errorf("--no-other-types: exit %d (%s), output has user:[%d]", code, errOut, u)
+	}
+}
+
+// TestRootlessIDNotRoots gives the state source two runc containers
+// with one ID: root's (a process in a user namespace of its own), and one
+// whose state file a local user wrote in its own runtime root, pointing
+// at a process of its own in the host's namespaces. The user's container
+// used to take the ID's label (the lower PID won) and root's vanished,
+// so `--container web-2` showed the host's namespaces. Each is now
+// labelled where it runs, the user's in the namespace uid=65534, and
+// the bare ID is ambiguous; the label's form names each.
+func TestRootlessIDNotRoots(t *testing.T) {
+	nstest.RequireRoot(t)
+	intruder := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
+	real := nstest.UserChain(t, 1)
+	rootDir, userDir := t.TempDir(), t.TempDir()
+	writeRuncState(t, rootDir, "web-2", real.Pid, 0)
+	writeRuncState(t, userDir, "web-2", intruder.Pid, 65534)
+	src := &containers.StateSource{Roots: []containers.Root{{Runtime: containers.EngineRunc, Dir: rootDir}, {Runtime: containers.EngineRunc, Dir: userDir}}}
+
+	code, out, errOut := run(t, tool(nsrel.TypeUser, src), "--no-mounts")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	line, _ := lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, real.Pid, "user")})
+	if want := " containers: runc web-2"; !strings.HasSuffix(line, want) {
+		t.Errorf("root's container: line %q, want suffix %q", line, want)
+	}
+	line, _ = lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: nsrel.InitialUserNSIno})
+	if want := " containers: runc uid=65534/web-2"; !strings.HasSuffix(line, want) {
+		t.Errorf("the user's container: line %q, want suffix %q", line, want)
+	}
+
+	code, out, errOut = run(t, tool(nsrel.TypeUser, src), "--no-mounts", "--container", "web-2")
+	if code != 1 || out != "" || !strings.Contains(errOut, `container ID "web-2" is ambiguous: it is that of runc uid=65534/web-2, runc web-2`) {
+		t.Errorf("--container web-2: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for arg, pid := range map[string]int{"runc web-2": real.Pid, "uid=65534/web-2": intruder.Pid, "runc uid=65534/web-2": intruder.Pid} {
+		code, out, errOut = run(t, tool(nsrel.TypeUser, src), "--no-mounts", "--container", arg)
+		if code != 0 {
+			t.Errorf("--container %q: exit %d: %s", arg, code, errOut)
+			continue
+		}
+		if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != len(chain(t, nstest.NSPath(pid, "user"))) {
+			t.Errorf("--container %q: want the branch to pid %d's user namespace:\n%s", arg, pid, out)
+		}
+		lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, pid, "user")})
+	}
+}
+
+// writeRuncState writes ROOT/ID/state.json as runc does for a container
+// whose init is pid, owned by uid.
+func writeRuncState(t *testing.T, root, id string, pid int, uid int) {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	dir := filepath.Join(root, id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "state.json")
+	// Field 22 of stat: the 20th after the command's closing parenthesis.
+	state := fmt.Sprintf(`{"id":%q,"init_process_pid":%d,"init_process_start":%s,"config":{"labels":["bundle=/run/%s"]}}`, id, pid, fields[19], id)
+	if err := os.WriteFile(file, []byte(state), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{root, dir, file} {
+		if err := os.Chown(p, uid, uid); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -13,7 +13,9 @@ type Container struct {
 	// "podman", "cri-o", "audit-log".
 	Engine string `json:"engine"`
 	// Namespace is the engine's namespace (containerd: "default",
-	// "k8s.io", "moby"); empty where the engine has none.
+	// "k8s.io", "moby"; "uid=UID" for a rootless runtime's container,
+	// whose IDs are its user's to choose); empty where the engine has
+	// none.
 	Namespace string `json:"namespace"`
 	// PID is the host PID of the container's init process.
 	PID int `json:"pid"`
