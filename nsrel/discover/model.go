@@ -160,6 +160,11 @@ type Model struct {
 	Namespaces map[Key]*Namespace
 	// Denied counts what could not be read.
 	Denied Denied
+	// BelowFUSE counts the nsfs bind mounts not opened because their
+	// path lies below a FUSE mount, whose server could hold the lookup
+	// forever: a namespace held only by such a mount is not in the
+	// model.
+	BelowFUSE int
 }
 
 // NewModel returns an empty model. Add namespaces with [Model.Add] and
@@ -258,12 +263,27 @@ func (m *Model) Lookup(t nsrel.Type, ino uint64) *Namespace {
 }
 
 // Notice returns one line saying what could not be read, or "" when
-// nothing was denied.
+// nothing was denied or left out.
 func (m *Model) Notice() string {
+	fuse := ""
+	switch {
+	case m.BelowFUSE == 1:
+		fuse = "did not open 1 namespace bind mount below a FUSE mount (its server could block the lookup for good)"
+	case m.BelowFUSE > 1:
+		fuse = fmt.Sprintf("did not open %d namespace bind mounts below FUSE mounts (their servers could block the lookup for good)", m.BelowFUSE)
+	}
 	d := m.Denied
 	if !d.Any() {
-		return ""
+		return fuse
 	}
+	if fuse != "" {
+		return deniedNotice(d) + "; " + fuse
+	}
+	return deniedNotice(d)
+}
+
+// deniedNotice says what d counts.
+func deniedNotice(d Denied) string {
 	var parts []string
 	add := func(n int, what, one, many string) {
 		switch {

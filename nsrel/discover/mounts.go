@@ -23,16 +23,29 @@ type nsMount struct {
 }
 
 // parseNSMounts returns the nsfs mounts listed in a /proc/PID/mountinfo
-// file (see proc(5)). Lines that do not parse are skipped: the file comes
-// from the kernel, but mount points are chosen by whoever mounted them.
+// file (see proc(5)).
 func parseNSMounts(data []byte) []nsMount {
-	var out []nsMount
+	ns, _ := parseMounts(data)
+	return ns
+}
+
+// parseMounts returns the nsfs mounts listed in a /proc/PID/mountinfo
+// file (see proc(5)) and the mount points of its FUSE mounts (fuse,
+// fuseblk, fuse.NAME), unescaped. Lines that do not parse are skipped:
+// the file comes from the kernel, but mount points are chosen by whoever
+// mounted them.
+func parseMounts(data []byte) (ns []nsMount, fuse []string) {
 	for len(data) > 0 {
 		var line []byte
 		line, data = nextLine(data)
-		// Fast filter: the filesystem type follows " - ".
+		// The filesystem type follows " - ".
 		sep := bytes.Index(line, []byte(" - "))
-		if sep < 0 || !bytes.HasPrefix(line[sep+3:], []byte("nsfs ")) {
+		if sep < 0 {
+			continue
+		}
+		fstype, _, _ := bytes.Cut(line[sep+3:], []byte(" "))
+		isNS := string(fstype) == "nsfs"
+		if !isNS && string(fstype) != "fuse" && string(fstype) != "fuseblk" && !bytes.HasPrefix(fstype, []byte("fuse.")) {
 			continue
 		}
 		f := strings.Fields(string(line[:sep]))
@@ -40,17 +53,29 @@ func parseNSMounts(data []byte) []nsMount {
 		if len(f) < 6 {
 			continue
 		}
-		name, err := nsrel.ParseName(unescapeMount(f[3]))
-		if err != nil {
-			continue
-		}
 		point := unescapeMount(f[4])
-		if !strings.HasPrefix(point, "/") {
+		if !isNS {
+			fuse = append(fuse, point)
 			continue
 		}
-		out = append(out, nsMount{NS: name, Point: point})
+		name, err := nsrel.ParseName(unescapeMount(f[3]))
+		if err != nil || !strings.HasPrefix(point, "/") {
+			continue
+		}
+		ns = append(ns, nsMount{NS: name, Point: point})
 	}
-	return out
+	return ns, fuse
+}
+
+// belowAny reports whether resolving path walks through one of the
+// mounts at points: whether it lies strictly below one of them.
+func belowAny(path string, points []string) bool {
+	for _, p := range points {
+		if p == "/" || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // rootMount reports whether the mountinfo data lists the mount with ID id
@@ -203,14 +228,15 @@ func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 		return err
 	}
 	var stx unix.Statx_t
-	if err := unix.Statx(dfd, "root", 0, unix.STATX_MNT_ID, &stx); err != nil {
+	// AT_STATX_DONT_SYNC: a root on FUSE is not asked (see below).
+	if err := unix.Statx(dfd, "root", unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID, &stx); err != nil {
 		return err
 	}
 	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 ||
 		stx.Mask&unix.STATX_MNT_ID != 0 && !rootMount(data, stx.Mnt_id) {
 		return errChrooted
 	}
-	ms := parseNSMounts(data)
+	ms, fuse := parseMounts(data)
 	if len(ms) == 0 {
 		return inMnt()
 	}
@@ -222,7 +248,16 @@ func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 	if err := inMnt(); err != nil {
 		return err
 	}
+	// A path below a FUSE mount is looked up by the FUSE server, which
+	// anyone may run in a user namespace of its own and which may never
+	// answer: opening it could hang the scan for good (once the server
+	// has read the request, not even SIGKILL ends the wait). Such mounts
+	// are counted, not opened.
 	for _, m := range ms {
+		if belowAny(m.Point, fuse) {
+			w.s.belowFUSE.Add(1)
+			continue
+		}
 		w.mount(root, pid, mntIno, m)
 	}
 	return nil

@@ -1,11 +1,14 @@
 package discover
 
 import (
+	"bufio"
 	"cmp"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,4 +148,91 @@ func TestMountPointHostile(t *testing.T) {
 
 func sortKeys(ks []Key) {
 	slices.SortFunc(ks, func(a, b Key) int { return cmp.Compare(a.Ino, b.Ino) })
+}
+
+// TestMountBelowFUSE bind-mounts a user namespace in a mount namespace
+// of its own and mounts FUSE over a directory above it, with a server
+// that never reads its requests (anyone can do that in a user namespace
+// where /dev/fuse is open to all, as on stock Debian): opening the mount
+// point asks the server, and the scan waited for it for good. The scan
+// must end, leave that mount unopened and say so.
+func TestMountBelowFUSE(t *testing.T) {
+	nstest.RequireRoot(t)
+	_, err := os.Stat("/dev/fuse")
+	nstest.Require(t, err == nil, "/dev/fuse: %v", err)
+	sh := nstest.RequireCmd(t, "sh")
+	unshare := nstest.RequireCmd(t, "unshare")
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "a/b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a/b/x"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held := nstest.UserChain(t, 1)
+	script := `mount --bind "$1" "$2/a/b/x" && exec 3<>/dev/fuse && mount -i -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 nsrel-test "$2/a" && echo ok && exec sleep infinity`
+	cmd := exec.Command(unshare, "-m", "--propagation", "private", sh, "-c", script, "sh", nstest.NSPath(held.Pid, "user"), dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Its end closes /dev/fuse: the connection is aborted and a
+		// lookup still waiting fails.
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ok\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the FUSE mount: %q %s", line, stderr.String())
+	}
+	done := make(chan *Model, 1)
+	go func() {
+		m, err := Discover(Options{})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- m
+	}()
+	select {
+	case m := <-done:
+		if m == nil {
+			return
+		}
+		// At least this one (other tests may run alongside).
+		if m.BelowFUSE < 1 || !strings.Contains(m.Notice(), "below a FUSE mount") && !strings.Contains(m.Notice(), "below FUSE mounts") {
+			t.Errorf("BelowFUSE %d, notice %q", m.BelowFUSE, m.Notice())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the scan still waits for the FUSE server after 60 s")
+	}
+}
+
+// TestFusePoints reads FUSE mounts out of mountinfo (fusectl is not one)
+// and tells the paths whose lookup goes through them.
+func TestFusePoints(t *testing.T) {
+	data := []byte(`22 1 0:21 / /sys/fs/fuse/connections rw - fusectl fusectl rw
+30 1 0:30 / /home/a\040b rw,nosuid - fuse.sshfs host:/ rw,user_id=0
+31 1 8:1 / /mnt/ntfs rw - fuseblk /dev/sda1 rw
+32 1 0:32 / /f rw - fuse nsrel-test rw
+33 1 0:4 user:[4026532176] /x/ns rw - nsfs nsfs rw
+`)
+	ns, got := parseMounts(data)
+	if want := []string{"/home/a b", "/mnt/ntfs", "/f"}; !slices.Equal(got, want) || len(ns) != 1 || ns[0].Point != "/x/ns" {
+		t.Errorf("parseMounts = %v, %q, want the nsfs mount at /x/ns and FUSE at %q", ns, got, want)
+	}
+	for path, want := range map[string]bool{"/home/a b/ns": true, "/home/a b": false, "/home/a bc/ns": false, "/f/a/b": true, "/sys/fs/fuse/connections/x": false, "/x/ns": false} {
+		if belowAny(path, got) != want {
+			t.Errorf("belowAny(%q) = %v, want %v", path, !want, want)
+		}
+	}
+	if !belowAny("/anything", []string{"/"}) {
+		t.Error("a FUSE root is above every path")
+	}
 }

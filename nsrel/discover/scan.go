@@ -95,7 +95,9 @@ type scanner struct {
 	readers map[uint64][]task
 
 	deniedFDs, deniedMnt, deniedLinks atomic.Int64
-	deniedPIDs                        []int // processes whose links were denied; under mu
+	// belowFUSE counts nsfs bind mounts not opened: below a FUSE mount.
+	belowFUSE  atomic.Int64
+	deniedPIDs []int // processes whose links were denied; under mu
 }
 
 // denyProcess counts a process whose namespaces could not be read.
@@ -238,6 +240,7 @@ func (s *scanner) model() *Model {
 		MountNS:   int(s.deniedMnt.Load()),
 		Links:     int(s.deniedLinks.Load()),
 	}
+	m.BelowFUSE = int(s.belowFUSE.Load())
 	return m
 }
 
