@@ -716,3 +716,67 @@ func TestStartSealingShowsOutsideLock(t *testing.T) {
 		t.Errorf("verify with the key shown: %v", err)
 	}
 }
+
+// TestSealedDamage damages the last line of a sealed log two ways. A
+// crash before the record's key was destroyed (the sealing state as it
+// was before the append, the line zeroed): the next append records the
+// damage sealed with that key, and an ack clears it. A sealed record
+// damaged afterwards (its key destroyed): no crash explains that, verify
+// says so, and an ack does not clear it (it said only that keys sealed
+// no record, and the documented ack did not help).
+func TestSealedDamage(t *testing.T) {
+	zeroLast := func(t *testing.T, path string) {
+		lines := readLines(t, path)
+		lines[len(lines)-1] = append(bytes.Repeat([]byte{0}, len(lines[len(lines)-1])-1), '\n')
+		writeLines(t, path, lines)
+	}
+	ack := func(t *testing.T, l *audit.Log, s *audit.Summary) {
+		d := s.Damage[0].Record
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck,
+			Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("crash before the key was destroyed", func(t *testing.T) {
+		l, path, key := sealedLog(t, audit.Options{})
+		appendN(t, l, 2)
+		state := filepath.Join(filepath.Dir(path), "state", "audit.seal")
+		before, err := os.ReadFile(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 1)
+		zeroLast(t, path)
+		if err := os.WriteFile(state, before, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, err = audit.Open(path, audit.Options{SealState: state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 1)
+		s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
+		if err == nil || !strings.Contains(err.Error(), "not acknowledged") || len(s.Damage) != 1 {
+			t.Fatalf("before the ack: %v", err)
+		}
+		ack(t, l, s)
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}); err != nil {
+			t.Errorf("after the ack: %v", err)
+		}
+	})
+	t.Run("a sealed record damaged", func(t *testing.T) {
+		l, path, key := sealedLog(t, audit.Options{})
+		appendN(t, l, 3)
+		zeroLast(t, path)
+		appendN(t, l, 1)
+		const want = "the damaged line(s) it records had been sealed (with key 3, destroyed once they were on the disk)"
+		s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("verify: %v, want %q", err, want)
+		}
+		ack(t, l, s)
+		if _, err := verify(t, l, audit.VerifyOptions{}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("after the ack, without a key: %v, want %q", err, want)
+		}
+	})
+}

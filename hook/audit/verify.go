@@ -653,6 +653,15 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 		switch {
 		case p.Epoch <= v.lastEpoch:
 			return bad("seal epoch %d does not follow epoch %d (records reordered or resealed)", p.Epoch, v.lastEpoch)
+		case p.Epoch > v.lastEpoch+1 && r.Stage == StageDamaged && p.Epoch-v.lastEpoch-1 <= uint64(len(r.Damage)):
+			// The lines it records as damaged had been sealed: their
+			// keys were destroyed once they were on the disk, so no
+			// crash explains the damage.
+			keys := fmt.Sprintf("key %d", v.lastEpoch+1)
+			if p.Epoch-1 > v.lastEpoch+1 {
+				keys = fmt.Sprintf("keys %d to %d", v.lastEpoch+1, p.Epoch-1)
+			}
+			return bad("the damaged line(s) it records had been sealed (with %s, destroyed once they were on the disk): sealed records were destroyed afterwards, by tampering or a fault of the disk, not by a crash; acknowledging does not clear this", keys)
 		case p.Epoch > v.lastEpoch+1:
 			// A key is destroyed only once the record it sealed is on
 			// the disk (a failed write or a crash hands it to the next
