@@ -160,6 +160,10 @@ func (r *Rules) mapRules() []string {
 	return out
 }
 
+// MaxDisjointListed bounds the disjoint_from_running violations a record
+// lists one by one.
+const MaxDisjointListed = 64
+
 func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *Running, add func(rule, format string, args ...any)) {
 	switch {
 	case run == nil:
@@ -172,6 +176,24 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 		add(RuleDisjoint, "the container runs in the initial user namespace %s: it shares every host ID", userName(a, 0))
 		return
 	}
+	// At most MaxDisjointListed violations, then one that counts the
+	// rest: whoever may create user namespaces that map the same host
+	// IDs could otherwise grow the record past what a line may hold.
+	listed, more := 0, 0
+	outer := add
+	add = func(rule, format string, args ...any) {
+		if listed >= MaxDisjointListed {
+			more++
+			return
+		}
+		listed++
+		outer(rule, format, args...)
+	}
+	defer func() {
+		if more > 0 {
+			outer(RuleDisjoint, "and %d more such finding(s), not listed", more)
+		}
+	}()
 	hu, hg := uids.Host(), gids.Host()
 	for _, o := range run.Others {
 		other := fmt.Sprintf("%s of pid %d (%s)", nsrel.Name{Type: nsrel.TypeUser, Ino: o.Ino}, o.PID, o.Name)

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,6 +111,31 @@ func TestDisjointRule(t *testing.T) {
 	old := &audit.Ancestry{User: a.User}
 	if v := r.EvaluateRunning(old, &policy.Running{}); len(v) != 1 || !strings.Contains(v[0].Reason, "no ID maps") {
 		t.Errorf("no maps: %v", v)
+	}
+}
+
+// TestDisjointListBounded: thousands of user namespaces that map the
+// container's host IDs (anyone with subordinate IDs there can make them)
+// list MaxDisjointListed violations and one that counts the rest, so the
+// record stays well below what a line may hold.
+func TestDisjointListBounded(t *testing.T) {
+	r := rules(t, `{"disjoint_from_running":true}`)
+	a := mapped([]audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}, []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}})
+	run := &policy.Running{}
+	for i := range 10000 {
+		run.Others = append(run.Others, policy.Other{Ino: uint64(i + 10), PID: i + 10, Name: "sleep, cgroup /user.slice/x",
+			UIDs: idmap.Spans{{First: 100000, Count: 1}}, GIDs: idmap.Spans{{First: 100000, Count: 1}}})
+	}
+	v := r.EvaluateRunning(a, run)
+	if len(v) != policy.MaxDisjointListed+1 || v[len(v)-1].Reason != fmt.Sprintf("and %d more such finding(s), not listed", 2*10000-policy.MaxDisjointListed) {
+		t.Errorf("%d violations, the last %+v", len(v), v[len(v)-1])
+	}
+	size := 0
+	for _, x := range v {
+		size += len(x.Rule) + len(x.Reason)
+	}
+	if size > 32<<10 {
+		t.Errorf("the violations take %d bytes", size)
 	}
 }
 
