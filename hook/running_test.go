@@ -1,9 +1,11 @@
 package hook_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -73,6 +75,66 @@ func TestRunningFindsOverlaps(t *testing.T) {
 			t.Errorf("the disjoint pid %d is reported:\n%s", p, got)
 		}
 	}
+}
+
+// TestRunningZombieNotRunning: a user namespace overlapping the
+// container's whose only process has exited and waits to be reaped (a
+// zombie keeps its credentials, so its user namespace link, until then)
+// maps nothing any more: disjoint_from_running reports it while the
+// process runs, not once it is a zombie. It was reported: a container
+// whose predecessor in the same range had not been reaped yet was
+// refused (seen as a flake of TestRunningSharedUserNS with -count=2).
+func TestRunningZombieNotRunning(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := uint32(2_000_000_000 + os.Getpid()%1000*1_000_000 + 800_000)
+	a, err := inspect.Process(userNSSleeps(t, 1, base)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
+	other := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
+	other.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	reaped := false
+	t.Cleanup(func() {
+		if !reaped {
+			other.Process.Kill()
+			other.Wait()
+		}
+	})
+	reported := func() bool {
+		t.Helper()
+		run := hook.Running(a, time.Second)
+		if run.Err != nil {
+			t.Fatal(run.Err)
+		}
+		for _, v := range (&policy.Rules{DisjointFromRunning: true}).EvaluateRunning(a, run) {
+			if strings.Contains(v.Reason, "of pid "+strconv.Itoa(other.Process.Pid)+" ") {
+				return true
+			}
+		}
+		return false
+	}
+	if !reported() {
+		t.Fatal("the running process's namespace is not reported")
+	}
+	other.Process.Kill()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		stat, _ := os.ReadFile("/proc/" + strconv.Itoa(other.Process.Pid) + "/stat")
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d is not a zombie: %q", other.Process.Pid, stat)
+		}
+	}
+	if reported() {
+		t.Error("the zombie's namespace is reported as running")
+	}
+	other.Wait()
+	reaped = true
 }
 
 // TestRunningFirstProcessExits: another namespace overlapping the
@@ -274,6 +336,18 @@ func podCgroups(t *testing.T) (move func(pid int, path string)) {
 func TestRunningSharedUserNS(t *testing.T) {
 	nstest.RequireRoot(t)
 	move := podCgroups(t) // first: its cleanup runs after the processes are killed
+	leaf := 0
+	t.Cleanup(func() {
+		// The app's sleep is the test's grandchild: killed, it waits for
+		// the host's init to reap it; until it has exited, the next run
+		// (-count) would find it in the same range.
+		for deadline := time.Now().Add(10 * time.Second); leaf > 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			stat, err := os.ReadFile("/proc/" + strconv.Itoa(leaf) + "/stat")
+			if i := bytes.LastIndexByte(stat, ')'); err != nil || i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z")) {
+				return
+			}
+		}
+	})
 	base := uint32(2_000_000_000 + os.Getpid()%1000*1_000_000 + 500_000)
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
 	sandbox := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID, UidMappings: m, GidMappings: m},
@@ -282,7 +356,7 @@ func TestRunningSharedUserNS(t *testing.T) {
 	// of its own (nsenter and unshare stay in the pod's cgroup too).
 	app := nstest.Start(t, nil, nstest.RequireCmd(t, "nsenter"), "-U", "-t", strconv.Itoa(sandbox.Pid),
 		nstest.RequireCmd(t, "unshare"), "-p", "-f", "--kill-child", nstest.RequireCmd(t, "sleep"), "infinity")
-	leaf := nstest.WaitLeaf(t, app.Pid, "sleep")
+	leaf = nstest.WaitLeaf(t, app.Pid, "sleep")
 	move(sandbox.Pid, "pod/sandbox")
 	move(app.Pid, "pod/app")
 	move(leaf, "pod/app")

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
@@ -35,26 +36,25 @@ func TestRecorderRetriesAppends(t *testing.T) {
 	})
 	waitConnected(t, connected, "no first connection")
 
-	// The log's place taken by a directory, and given back.
-	saved := cfg.AuditLog + ".saved"
-	breakLog := func() {
+	// The log's place taken by a directory, and given back, each in one
+	// step (RENAME_EXCHANGE): with a remove and a rename, a retry that
+	// came in between created a new log there, which the rename then
+	// replaced with the record the retry had written.
+	swapped := cfg.AuditLog + ".swapped"
+	if err := os.Mkdir(swapped, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	swap := func() {
 		t.Helper()
-		if err := os.Rename(cfg.AuditLog, saved); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Mkdir(cfg.AuditLog, 0o700); err != nil {
+		if err := unix.Renameat2(unix.AT_FDCWD, cfg.AuditLog, unix.AT_FDCWD, swapped, unix.RENAME_EXCHANGE); err != nil {
 			t.Fatal(err)
 		}
 	}
+	breakLog := swap
 	repairLog := func() {
 		t.Helper()
 		time.Sleep(500 * time.Millisecond) // a few failed retries
-		if err := os.Remove(cfg.AuditLog); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(saved, cfg.AuditLog); err != nil {
-			t.Fatal(err)
-		}
+		swap()
 	}
 
 	// Broken while a container starts: the start waits.

@@ -215,8 +215,13 @@ func (l *LiveUserNS) WithProcess(f func(pid int) error) error {
 
 // Descends reports whether the user namespace of process pid, which must
 // still be id, is inner or lies below it (its chain of parents passes
-// through inner).
+// through inner). A process that has exited (a zombie included: its
+// credentials, and so its user namespace link, stay until it is reaped)
+// gives an error matching [ErrGone].
 func Descends(pid int, id nsrel.Ident, inner nsrel.Ident) (bool, error) {
+	if exited(pid) {
+		return false, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
+	}
 	ns, err := nsrel.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
 	if err != nil {
 		return false, gone(pid, err)
