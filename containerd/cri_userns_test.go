@@ -13,6 +13,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 // TestCRIPodUserNS runs a CRI pod with a user namespace of its own
@@ -30,7 +31,7 @@ func TestCRIPodUserNS(t *testing.T) {
 	c := d.Client(t)
 	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
 	d.ImportBusybox(t, c, "k8s.io")
-	host := uint32(1_800_000_000 + os.Getpid()%1000*1_000_000)
+	host := nstest.HostIDBase(t)
 	want := []audit.IDRange{{Inside: 0, Outside: host, Count: 65536}}
 	userns := fmt.Sprintf(`"userns_options":{"mode":0,"uids":[{"host_id":%d,"container_id":0,"length":65536}],"gids":[{"host_id":%d,"container_id":0,"length":65536}]}`, host, host)
 	name := ctrdtest.Uniq("userns-pod")

@@ -42,7 +42,7 @@ func userNSSleeps(tb testing.TB, n int, first uint32) []int {
 // nested namespace.
 func TestRunningFindsOverlaps(t *testing.T) {
 	nstest.RequireRoot(t)
-	base := uint32(2_000_000_000 + os.Getpid()%1000*1_000_000)
+	base := nstest.HostIDBase(t)
 	pids := userNSSleeps(t, 3, base) // base, base+65536, base+131072
 	a, err := inspect.Process(pids[1])
 	if err != nil {
@@ -86,7 +86,7 @@ func TestRunningFindsOverlaps(t *testing.T) {
 // refused (seen as a flake of TestRunningSharedUserNS with -count=2).
 func TestRunningZombieNotRunning(t *testing.T) {
 	nstest.RequireRoot(t)
-	base := uint32(2_000_000_000 + os.Getpid()%1000*1_000_000 + 800_000)
+	base := nstest.HostIDBase(t) + 800_000
 	a, err := inspect.Process(userNSSleeps(t, 1, base)[0])
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func TestRunningZombieNotRunning(t *testing.T) {
 // through that one process only (dropped as gone, or "cannot tell").
 func TestRunningFirstProcessExits(t *testing.T) {
 	nstest.RequireRoot(t)
-	base := uint32(2_000_000_000 + os.Getpid()%1000*1_000_000)
+	base := nstest.HostIDBase(t)
 	pids := userNSSleeps(t, 2, base) // the container, and the other
 	a, err := inspect.Process(pids[0])
 	if err != nil {
@@ -182,7 +182,7 @@ func TestRunningFirstProcessExits(t *testing.T) {
 // fails disjoint_from_running instead of passing it.
 func TestRunningOutOfTime(t *testing.T) {
 	nstest.RequireRoot(t)
-	pids := userNSSleeps(t, 1, uint32(2_500_000_000)+uint32(os.Getpid()%1000*100_000))
+	pids := userNSSleeps(t, 1, nstest.HostIDBase(t)+900_000)
 	a, err := inspect.Process(pids[0])
 	if err != nil {
 		t.Fatal(err)
@@ -348,7 +348,7 @@ func TestRunningSharedUserNS(t *testing.T) {
 			}
 		}
 	})
-	base := uint32(2_000_000_000 + os.Getpid()%1000*1_000_000 + 500_000)
+	base := nstest.HostIDBase(t) + 500_000
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
 	sandbox := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID, UidMappings: m, GidMappings: m},
 		nstest.RequireCmd(t, "sleep"), "infinity")

@@ -53,7 +53,7 @@ func procMapIn(t *testing.T, in, pid int, file string) []audit.IDRange {
 // mapsBase is the first host ID the map tests use: far from the 100000
 // and 200000 ranges other tests (and engines) map, and different for
 // each test process, so that parallel test runs do not overlap.
-func mapsBase() uint32 { return 1_000_000_000 + uint32(os.Getpid()%1000)*1_000_000 }
+func mapsBase(t testing.TB) uint32 { return nstest.HostIDBase(t) }
 
 // TestMapRulesRealContainers runs runc containers with explicit maps
 // under an enforcing block with host_root_unmapped and
@@ -69,7 +69,7 @@ func TestMapRulesRealContainers(t *testing.T) {
 			policy.RuleHostRootUnmapped: true, policy.RuleDisjoint: true, policy.RuleMappedIDsMin: 1000,
 		}}
 	})
-	base := mapsBase()
+	base := mapsBase(t)
 	first := uniqueID(t, "maps-a")
 	if stderr, err := o.run(t, e, first, bundle.Options{UserNS: true, MapHost: base, MapSize: 65536}, true); err != nil {
 		t.Fatalf("first container refused: %v\n%s", err, stderr)
@@ -163,7 +163,7 @@ func TestJoinedUserNSRefused(t *testing.T) {
 	e := newEnv(t, "hook.json", func(c map[string]any) {
 		c["default"] = map[string]any{"mode": "enforce", "rules": map[string]any{policy.RuleDisjoint: true}}
 	})
-	base := mapsBase() + 600000
+	base := mapsBase(t) + 600000
 	first := uniqueID(t, "joined-a")
 	if stderr, err := o.run(t, e, first, bundle.Options{UserNS: true, MapHost: base, MapSize: 65536}, true); err != nil {
 		t.Fatalf("first container refused: %v\n%s", err, stderr)
@@ -220,7 +220,7 @@ func recs0User(t *testing.T, e *env, id string) uint64 {
 func TestNestedContainerMaps(t *testing.T) {
 	o := requireRuntime(t, "runc")
 	e := newEnv(t, "hook.json", nil)
-	base := mapsBase() + 400000
+	base := mapsBase(t) + 400000
 	parent := nstest.Start(t, &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 1000}},

@@ -63,7 +63,7 @@ func TestOverlapsRealContainers(t *testing.T) {
 	_, err := os.Stat(bundle.DefaultBusybox)
 	nstest.Require(t, err == nil, "needs %s (busybox-static): %v", bundle.DefaultBusybox, err)
 	root := filepath.Join(t.TempDir(), "runc")
-	base := uint32(1_500_000_000 + os.Getpid()%1000*1_000_000)
+	base := nstest.HostIDBase(t)
 	uniq := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
 	start := func(name string, host, size uint32, args ...string) discover.Container {
 		id := "maps-" + name + "-" + uniq
