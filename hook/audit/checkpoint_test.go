@@ -694,6 +694,21 @@ func TestShipInBackground(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Seq 4 is being shipped (its file written first, then the hung
+	// server, for syslog.Timeout), seq 5 waits behind it: stop's
+	// deadline comes while it does. Without this wait a goroutine that
+	// was scheduled late had not taken seq 4 yet when stop gave up.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(sent[audit.DestFile])
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("seq 4 was not taken for shipping in 10 s")
+		}
+	}
 	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
 	stop(ctx)
 	cancel()
