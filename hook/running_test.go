@@ -1,6 +1,7 @@
 package hook_test
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
@@ -30,8 +33,7 @@ func userNSSleeps(tb testing.TB, n int, first uint32) []int {
 	sleep := nstest.RequireCmd(tb, "sleep")
 	pids := make([]int, n)
 	for i := range n {
-		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(first) + i*65536, Size: 65536}}
-		pids[i] = nstest.Start(tb, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}, sleep, "infinity").Pid
+		pids[i] = nstest.Start(tb, userNSAttr(first+uint32(i)*65536), sleep, "infinity").Pid
 	}
 	return pids
 }
@@ -91,9 +93,8 @@ func TestRunningZombieNotRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
 	other := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
-	other.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}
+	other.SysProcAttr = userNSAttr(base)
 	if err := other.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -121,20 +122,95 @@ func TestRunningZombieNotRunning(t *testing.T) {
 		t.Fatal("the running process's namespace is not reported")
 	}
 	other.Process.Kill()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		stat, _ := os.ReadFile("/proc/" + strconv.Itoa(other.Process.Pid) + "/stat")
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z")) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pid %d is not a zombie: %q", other.Process.Pid, stat)
-		}
-	}
+	waitStateZ(t, other.Process.Pid)
 	if reported() {
 		t.Error("the zombie's namespace is reported as running")
 	}
 	other.Wait()
 	reaped = true
+}
+
+// userNSAttr starts a process in a user namespace of its own that maps
+// 65536 host IDs from base.
+func userNSAttr(base uint32) *syscall.SysProcAttr {
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
+	return &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}
+}
+
+// stateZ reports whether /proc/PID/stat says Z (a zombie, or a process
+// whose leader thread exited).
+func stateZ(pid int) bool {
+	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z"))
+}
+
+// waitStateZ waits until /proc/PID/stat says Z.
+func waitStateZ(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !stateZ(pid); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d: its stat does not say Z after 10 s", pid)
+		}
+	}
+}
+
+// leaderExitsEnv makes the test binary, started as a child, end its main
+// thread (the thread-group leader) in its package initializer while
+// another thread runs on: its stat then says Z, and it still runs.
+const leaderExitsEnv = "NSREL_HOOK_TEST_LEADER_EXITS"
+
+func init() {
+	if os.Getenv(leaderExitsEnv) != "1" {
+		return
+	}
+	go func() {
+		for {
+			time.Sleep(time.Hour)
+		}
+	}()
+	os.Stdout.WriteString("ready\n")
+	unix.Syscall(unix.SYS_EXIT, 0, 0, 0)
+}
+
+// TestRunningLeaderExited: a process in a user namespace overlapping the
+// container's, whose leader thread exited while another runs (its stat
+// says Z, as a zombie's), still runs: disjoint_from_running reports it.
+func TestRunningLeaderExited(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := nstest.HostIDBase(t) + 700_000
+	a, err := inspect.Process(userNSSleeps(t, 1, base)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = []string{leaderExitsEnv + "=1"}
+	cmd.SysProcAttr = userNSAttr(base)
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("the child said %q", line)
+	}
+	pid := cmd.Process.Pid
+	waitStateZ(t, pid)
+	run := hook.Running(a, time.Second)
+	if run.Err != nil {
+		t.Fatal(run.Err)
+	}
+	found := false
+	for _, v := range (&policy.Rules{DisjointFromRunning: true}).EvaluateRunning(a, run) {
+		found = found || strings.Contains(v.Reason, "of pid "+strconv.Itoa(pid)+" ")
+	}
+	if !found {
+		t.Errorf("the process whose leader exited is not reported: %+v", run.Others)
+	}
 }
 
 // TestRunningFirstProcessExits: another namespace overlapping the
@@ -342,8 +418,7 @@ func TestRunningSharedUserNS(t *testing.T) {
 		// the host's init to reap it; until it has exited, the next run
 		// (-count) would find it in the same range.
 		for deadline := time.Now().Add(10 * time.Second); leaf > 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			stat, err := os.ReadFile("/proc/" + strconv.Itoa(leaf) + "/stat")
-			if i := bytes.LastIndexByte(stat, ')'); err != nil || i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z")) {
+			if _, err := os.Stat("/proc/" + strconv.Itoa(leaf)); err != nil || stateZ(leaf) {
 				return
 			}
 		}

@@ -222,16 +222,37 @@ func StartTime(pid int) (uint64, error) {
 // exited reports whether process pid has exited (a zombie, or dead and
 // being reaped: state Z or X) or is gone.
 func exited(pid int) bool {
+	state, _, ok := procState(pid)
+	return !ok || state == 'Z' || state == 'X'
+}
+
+// allExited reports whether every thread of process pid has exited (a
+// zombie, or dead and being reaped) or the process is gone. Unlike
+// [exited], a process whose thread-group leader exited while its other
+// threads run is not: its stat says Z, but it runs, in the namespaces
+// its credentials name.
+func allExited(pid int) bool {
+	state, threads, ok := procState(pid)
+	return !ok || (state == 'Z' || state == 'X') && threads <= 1
+}
+
+// procState reads the state (field 3) and num_threads (field 20) of
+// /proc/PID/stat; ok is false when the process is gone.
+func procState(pid int) (state byte, threads int, ok bool) {
 	stat, err := readStat(pid)
 	if err != nil {
-		return true
+		return 0, 0, false
 	}
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return true
+		return 0, 0, false
 	}
 	fields := bytes.Fields(stat[i+1:])
-	return len(fields) == 0 || fields[0][0] == 'Z' || fields[0][0] == 'X'
+	if len(fields) < 18 {
+		return 0, 0, false
+	}
+	threads, err = strconv.Atoi(string(fields[17]))
+	return fields[0][0], threads, err == nil
 }
 
 // readStat reads /proc/PID/stat.

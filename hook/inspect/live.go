@@ -215,11 +215,12 @@ func (l *LiveUserNS) WithProcess(f func(pid int) error) error {
 
 // Descends reports whether the user namespace of process pid, which must
 // still be id, is inner or lies below it (its chain of parents passes
-// through inner). A process that has exited (a zombie included: its
-// credentials, and so its user namespace link, stay until it is reaped)
-// gives an error matching [ErrGone].
+// through inner). A process whose threads have all exited (a zombie
+// included: its credentials, and so its user namespace link, stay until
+// it is reaped) gives an error matching [ErrGone]; one whose leader
+// alone exited still runs.
 func Descends(pid int, id nsrel.Ident, inner nsrel.Ident) (bool, error) {
-	if exited(pid) {
+	if allExited(pid) {
 		return false, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 	}
 	ns, err := nsrel.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
@@ -257,10 +258,11 @@ func reaches(ns nsrel.Ref, target nsrel.Ident, top uint64) (bool, error) {
 }
 
 // InPIDNS reports whether process pid lives in PID namespace want or
-// one below it. A process that has exited (a zombie included) gives an
-// error matching [ErrGone].
+// one below it. A process whose threads have all exited (a zombie
+// included) gives an error matching [ErrGone]; one whose leader alone
+// exited still runs.
 func InPIDNS(pid int, want nsrel.Ident) (bool, error) {
-	if exited(pid) {
+	if allExited(pid) {
 		return false, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 	}
 	ns, err := nsrel.Open("/proc/" + strconv.Itoa(pid) + "/ns/pid")
