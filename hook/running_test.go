@@ -281,7 +281,7 @@ func itoa(x uint32) string { return strconv.FormatUint(uint64(x), 10) }
 // node's other processes.
 func BenchmarkRunning100(b *testing.B) {
 	nstest.RequireRoot(b)
-	pids := userNSSleeps(b, 101, 3_000_000_000)
+	pids := userNSSleeps(b, 101, 4_100_000_000) // above nstest.HostIDBase's ranges
 	a, err := inspect.Process(pids[0])
 	if err != nil {
 		b.Fatal(err)
@@ -315,8 +315,8 @@ func BenchmarkRunning100(b *testing.B) {
 // then checks: one scan per decision (inspect.LiveOnce), not two.
 func BenchmarkDecideNested100(b *testing.B) {
 	nstest.RequireRoot(b)
-	userNSSleeps(b, 100, 3_000_000_000)
-	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 2_100_000_000, Size: 65536}}
+	userNSSleeps(b, 100, 4_100_000_000)
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 4_250_000_000, Size: 65536}}
 	mid := nstest.Start(b, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m},
 		nstest.RequireCmd(b, "sleep"), "infinity")
 	leaf := nstest.NestedUserNS(b, mid.Pid, "0 50 10")

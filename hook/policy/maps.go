@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -195,7 +196,20 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 		}
 	}()
 	hu, hg := uids.Host(), gids.Host()
-	for _, o := range run.Others {
+	// Processes sharing the container's own namespace and namespaces that
+	// cannot be checked first, overlaps after: decoys with lower PIDs
+	// must not push those past the listed ones.
+	others := slices.Clone(run.Others)
+	slices.SortStableFunc(others, func(x, y Other) int {
+		rank := func(o Other) int {
+			if o.Shared || o.Err != "" {
+				return 0
+			}
+			return 1
+		}
+		return rank(x) - rank(y)
+	})
+	for _, o := range others {
 		other := fmt.Sprintf("%s of pid %d (%s)", nsrel.Name{Type: nsrel.TypeUser, Ino: o.Ino}, o.PID, o.Name)
 		if o.Shared {
 			if o.Err != "" {

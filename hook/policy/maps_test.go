@@ -94,9 +94,9 @@ func TestDisjointRule(t *testing.T) {
 	for _, v := range r.EvaluateRunning(a, run) {
 		got = append(got, v.Reason)
 	}
-	want := []string{
-		"host UIDs 165000-165535 of user:[4026532900] are also mapped by user:[2] of pid 20 (sleep, cgroup /b)",
+	want := []string{ // what cannot be checked first
 		"cannot be checked against user:[3] of pid 30 (x): gone strange",
+		"host UIDs 165000-165535 of user:[4026532900] are also mapped by user:[2] of pid 20 (sleep, cgroup /b)",
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
@@ -126,9 +126,15 @@ func TestDisjointListBounded(t *testing.T) {
 		run.Others = append(run.Others, policy.Other{Ino: uint64(i + 10), PID: i + 10, Name: "sleep, cgroup /user.slice/x",
 			UIDs: idmap.Spans{{First: 100000, Count: 1}}, GIDs: idmap.Spans{{First: 100000, Count: 1}}})
 	}
+	// Behind the decoys, a process sharing the container's own
+	// namespace: listed first all the same.
+	run.Others = append(run.Others, policy.Other{Ino: 4026532900, PID: 99999, Name: "sh, cgroup /user.slice/y", Shared: true})
 	v := r.EvaluateRunning(a, run)
-	if len(v) != policy.MaxDisjointListed+1 || v[len(v)-1].Reason != fmt.Sprintf("and %d more such finding(s), not listed", 2*10000-policy.MaxDisjointListed) {
+	if len(v) != policy.MaxDisjointListed+1 || v[len(v)-1].Reason != fmt.Sprintf("and %d more such finding(s), not listed", 2*10000+1-policy.MaxDisjointListed) {
 		t.Errorf("%d violations, the last %+v", len(v), v[len(v)-1])
+	}
+	if !strings.Contains(v[0].Reason, "pid 99999") {
+		t.Errorf("the first violation is %q, want the shared namespace's", v[0].Reason)
 	}
 	size := 0
 	for _, x := range v {
