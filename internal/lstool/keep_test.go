@@ -17,7 +17,7 @@ func TestKeepContainer(t *testing.T) {
 	m := discover.NewModel()
 	top := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: nsrel.InitialUserNSIno}
 	a := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 100, Parent: top,
-		Containers: []discover.Container{{ID: "web-1"}, {ID: "abc1230000000000", Name: "shop/web-0/app"}, {ID: "f00d000000000000", Name: "shop/web-0"}}}
+		Containers: []discover.Container{{ID: "web-1", Engine: "runc"}, {ID: "abc1230000000000", Name: "shop/web-0/app"}, {ID: "f00d000000000000", Name: "shop/web-0"}}}
 	b := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 200, Parent: top,
 		Containers: []discover.Container{{ID: "web-10"}, {ID: "abd4560000000000", Name: "shop/web-1/app"}, {ID: "dbdb000000000000", Name: "db"}, {ID: "e0e0000000000000", Name: "web-1"},
 			{ID: "1111000000000000", Name: "twin"}, {ID: "2222000000000000", Name: "twin"}}}
@@ -39,7 +39,11 @@ func TestKeepContainer(t *testing.T) {
 		want   []uint64
 		err    string
 	}{
-		{"web-1", []uint64{top.Ino, 100}, ""}, // exact ID wins over the prefix of web-10
+		// An exact ID wins over the prefix of web-10, but not over the
+		// name of another container (the pod shop/web-1, the podman
+		// container web-1): the label's form names it.
+		{"web-1", nil, `container "web-1" is ambiguous: it is the ID of runc web-1 and a name of abd4560000000000, e0e0000000000000`},
+		{"runc web-1", []uint64{top.Ino, 100}, ""},
 		{"web-10", []uint64{top.Ino, 200}, ""},
 		{"abc", []uint64{top.Ino, 100}, ""},
 		{"ab", nil, `container ID prefix "ab" is ambiguous: it matches abc1230000000000, abd4560000000000`},
@@ -70,6 +74,51 @@ func TestKeepContainer(t *testing.T) {
 		}
 		if diff := cmp.Diff(tc.want, kept(keep)); diff != "" {
 			t.Errorf("KeepContainer(%q) kept (-want +got):\n%s", tc.prefix, diff)
+		}
+	}
+}
+
+// TestKeepContainerRootless: a rootless user chooses its containers' IDs
+// and its podman containers' names. An ID that is a pod's name, or a
+// name that is a Kubernetes container's, must not select the user's
+// container instead of the pod's, nor add it to the pod's; the label's
+// forms (ENGINE NAMESPACE/ID, the ID cut short as the label shows it)
+// name each.
+func TestKeepContainerRootless(t *testing.T) {
+	m := discover.NewModel()
+	top := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: nsrel.InitialUserNSIno}
+	pod := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 100, Parent: top,
+		Containers: []discover.Container{{ID: "3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b", Engine: "containerd", Namespace: "k8s.io", Name: "shop/web-0/app"}}}
+	user := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 200, Parent: top,
+		Containers: []discover.Container{{ID: "web-0", Engine: "runc", Namespace: "uid=1000"}, {ID: "beef000000000000", Engine: "podman", Namespace: "uid=1000", Name: "shop/web-0/app"}}}
+	for _, n := range []*discover.Namespace{top, pod, user} {
+		m.Add(n)
+	}
+	m.Link()
+	for _, tc := range []struct {
+		arg  string
+		want uint64
+		err  string
+	}{
+		{"web-0", 0, `container "web-0" is ambiguous: it is the ID of runc uid=1000/web-0 and a name of containerd k8s.io/3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b`},
+		{"runc uid=1000/web-0", 200, ""},
+		{"uid=1000/web-0", 200, ""},
+		{"shop/web-0", 100, ""}, // the pod: the user's podman container is no pod's
+		{"shop/web-0/app", 0, `container name "shop/web-0/app" is ambiguous`},
+		{"containerd k8s.io/3f1c2a9b7e0d", 100, ""}, // as labelled
+		{"k8s.io/3f1c2a9b7e0d", 100, ""},
+		{"podman uid=1000/beef00000000", 200, ""},
+	} {
+		keep, err := lstool.KeepContainer(m, nsrel.TypeUser, tc.arg)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("KeepContainer(%q) error = %v, want %q", tc.arg, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("KeepContainer(%q): %v", tc.arg, err)
+		case !keep(m.Lookup(nsrel.TypeUser, tc.want)) || keep(m.Lookup(nsrel.TypeUser, 300-tc.want)):
+			t.Errorf("KeepContainer(%q) does not keep user:[%d] alone", tc.arg, tc.want)
 		}
 	}
 }

@@ -463,6 +463,7 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 	byName := make(map[string][]*discover.Namespace)
 	named := make(map[string][]*discover.Namespace) // IDs with a name that is not a pod's
 	prefixed := make(map[string][]*discover.Namespace)
+	nameOf := make(map[string]bool) // containers arg is a name (or pod name) of
 	for _, n := range m.Namespaces {
 		if !slices.Contains(types, n.Type) {
 			continue
@@ -472,17 +473,17 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 			// label's form), keyed by the last: one ID may be two
 			// containers' (containerd namespaces, a rootless user's
 			// runtime root: uid=UID).
-			nsID := c.ID
-			if c.Namespace != "" {
-				nsID = c.Namespace + "/" + c.ID
-			}
-			ident := strings.TrimPrefix(c.Engine+" "+nsID, " ")
-			if arg == c.ID || arg == nsID || arg == ident {
+			// The label shows a generated ID cut short (tree.ShortID):
+			// that form counts too, and where two share it, it is
+			// ambiguous.
+			ident, short := labelForms(c)
+			if arg == c.ID || arg == ident || arg == short || arg == afterEngine(ident) || arg == afterEngine(short) {
 				byID[ident] = append(byID[ident], n)
 			}
-			for _, k := range nameKeys(c.Name) {
+			for _, k := range nameKeys(c) {
 				if k.key == arg {
 					byName[k.group] = append(byName[k.group], n)
+					nameOf[ident] = true
 					if !k.pod {
 						named[ident] = append(named[ident], n)
 					}
@@ -499,6 +500,14 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 	case len(byID) > 1:
 		return nil, fmt.Errorf("container ID %q is ambiguous: it is that of %s (name one as ENGINE NAMESPACE/ID)", q, sortedKeys(byID))
 	case len(byID) == 1:
+		// One container's ID may be another's name (runc IDs are
+		// anyone's to choose, a rootless user's too): neither wins.
+		for id := range byID {
+			delete(nameOf, id)
+		}
+		if len(nameOf) > 0 {
+			return nil, fmt.Errorf("container %q is ambiguous: it is the ID of %s and a name of %s (name one as ENGINE NAMESPACE/ID)", q, sortedKeys(byID), sortedSet(nameOf))
+		}
 		matches = byID
 	case len(byName) > 1:
 		return nil, fmt.Errorf("container name %q is ambiguous: it matches %s", q, sortedKeys(byName))
@@ -520,6 +529,40 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 	return nil, nil
 }
 
+// labelForms returns the forms a label gives c as: ENGINE [NAMESPACE/]ID
+// with the whole ID (ident, which keys it) and with the ID as the label
+// cuts it (short).
+func labelForms(c discover.Container) (ident, short string) {
+	ns := ""
+	if c.Namespace != "" {
+		ns = c.Namespace + "/"
+	}
+	engine := ""
+	if c.Engine != "" {
+		engine = c.Engine + " "
+	}
+	return engine + ns + c.ID, engine + ns + tree.ShortID(c.ID)
+}
+
+// afterEngine cuts "ENGINE " off a label form.
+func afterEngine(form string) string {
+	_, rest, ok := strings.Cut(form, " ")
+	if !ok {
+		return form
+	}
+	return rest
+}
+
+// sortedSet lists a set's members, escaped and sorted, for a message.
+func sortedSet(m map[string]bool) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, vocab.Escape(k))
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ", ")
+}
+
 // nameKey is a name a container answers to, and what it selects: the
 // container's full name, or (pod) its Kubernetes pod, whose containers it
 // selects together.
@@ -528,14 +571,20 @@ type nameKey struct {
 	pod        bool
 }
 
-// nameKeys returns the names a container named name answers to. A
-// Kubernetes container "ns/pod/ctr" answers to that, "pod/ctr" and "ctr",
-// and its pod's "ns/pod" and "pod" (which select every container of the
-// pod); a pod sandbox "ns/pod" to that and "pod"; any other name to
-// itself.
-func nameKeys(name string) []nameKey {
+// nameKeys returns the names container c answers to. A Kubernetes
+// container "ns/pod/ctr" answers to that, "pod/ctr" and "ctr", and its
+// pod's "ns/pod" and "pod" (which select every container of the pod); a
+// pod sandbox "ns/pod" to that and "pod"; any other name to itself. A
+// rootless user's container (engine namespace uid=UID) is no pod's
+// whatever its name (a user names its podman containers as it likes):
+// it answers to its whole name only, in a group of its own.
+func nameKeys(c discover.Container) []nameKey {
+	name := c.Name
 	if name == "" {
 		return nil
+	}
+	if strings.HasPrefix(c.Namespace, containers.UserNamespacePrefix) {
+		return []nameKey{{name, c.Namespace + "/" + name, false}}
 	}
 	parts := strings.Split(name, "/")
 	switch len(parts) {
