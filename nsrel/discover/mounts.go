@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,22 +31,34 @@ func parseNSMounts(data []byte) []nsMount {
 }
 
 // parseMounts returns the nsfs mounts listed in a /proc/PID/mountinfo
-// file (see proc(5)) and the mount points of its FUSE mounts (fuse,
-// fuseblk, fuse.NAME), unescaped. Lines that do not parse are skipped:
-// the file comes from the kernel, but mount points are chosen by whoever
-// mounted them.
+// file (see proc(5)) and the mount points whose lookups may ask a FUSE
+// server: FUSE mounts (fuse, fuseblk, fuse.NAME) and overlays with a
+// layer on one (revalidating an overlay's dentry revalidates its
+// layers'), unescaped. Lines that do not parse are skipped: the file
+// comes from the kernel, but mount points are chosen by whoever mounted
+// them.
 func parseMounts(data []byte) (ns []nsMount, fuse []string) {
+	type overlay struct {
+		point  string
+		layers []string
+	}
+	var overlays []overlay
 	for len(data) > 0 {
 		var line []byte
 		line, data = nextLine(data)
-		// The filesystem type follows " - ".
+		// The filesystem type follows " - ", then the source and the
+		// superblock's options.
 		sep := bytes.Index(line, []byte(" - "))
 		if sep < 0 {
 			continue
 		}
-		fstype, _, _ := bytes.Cut(line[sep+3:], []byte(" "))
-		isNS := string(fstype) == "nsfs"
-		if !isNS && string(fstype) != "fuse" && string(fstype) != "fuseblk" && !bytes.HasPrefix(fstype, []byte("fuse.")) {
+		after := bytes.Fields(line[sep+3:])
+		if len(after) == 0 {
+			continue
+		}
+		fstype := string(after[0])
+		isFUSE := fstype == "fuse" || fstype == "fuseblk" || strings.HasPrefix(fstype, "fuse.")
+		if fstype != "nsfs" && !isFUSE && fstype != "overlay" {
 			continue
 		}
 		f := strings.Fields(string(line[:sep]))
@@ -54,17 +67,59 @@ func parseMounts(data []byte) (ns []nsMount, fuse []string) {
 			continue
 		}
 		point := unescapeMount(f[4])
-		if !isNS {
+		switch {
+		case isFUSE:
 			fuse = append(fuse, point)
-			continue
+		case fstype == "overlay":
+			if len(after) >= 3 {
+				overlays = append(overlays, overlay{point, overlayLayers(string(after[2]))})
+			}
+		default:
+			name, err := nsrel.ParseName(unescapeMount(f[3]))
+			if err != nil || !strings.HasPrefix(point, "/") {
+				continue
+			}
+			ns = append(ns, nsMount{NS: name, Point: point})
 		}
-		name, err := nsrel.ParseName(unescapeMount(f[3]))
-		if err != nil || !strings.HasPrefix(point, "/") {
-			continue
+	}
+	// An overlay on a FUSE mount, or on such an overlay, in turn.
+	for added := true; added; {
+		added = false
+		for i, o := range overlays {
+			for _, l := range o.layers {
+				if slices.Contains(fuse, l) || belowAny(l, fuse) {
+					fuse = append(fuse, o.point)
+					overlays[i].layers, added = nil, true
+					break
+				}
+			}
 		}
-		ns = append(ns, nsMount{NS: name, Point: point})
 	}
 	return ns, fuse
+}
+
+// overlayLayers returns the directories an overlay's superblock options
+// name (lowerdir, as a list separated by ':', and lowerdir+, datadir+,
+// upperdir, workdir), unescaped.
+func overlayLayers(opts string) []string {
+	var out []string
+	for _, o := range strings.Split(opts, ",") {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "lowerdir":
+			for _, d := range strings.Split(v, ":") {
+				if d != "" {
+					out = append(out, unescapeMount(d))
+				}
+			}
+		case "lowerdir+", "datadir+", "upperdir", "workdir":
+			out = append(out, unescapeMount(v))
+		}
+	}
+	return out
 }
 
 // belowAny reports whether resolving path walks through one of the
@@ -248,11 +303,13 @@ func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 	if err := inMnt(); err != nil {
 		return err
 	}
-	// A path below a FUSE mount is looked up by the FUSE server, which
-	// anyone may run in a user namespace of its own and which may never
-	// answer: opening it could hang the scan for good (once the server
-	// has read the request, not even SIGKILL ends the wait). Such mounts
-	// are counted, not opened.
+	// A path below a FUSE mount (or an overlay on one) is looked up by
+	// the FUSE server, which may never answer: opening it could hang the
+	// scan for good (once the server has read the request, not even
+	// SIGKILL ends the wait). Root may use a FUSE mount root made, or
+	// one a user made with allow_other where /etc/fuse.conf has
+	// user_allow_other (one a user made in a user namespace refuses root
+	// at once). Such mounts are counted, not opened.
 	for _, m := range ms {
 		if belowAny(m.Point, fuse) {
 			w.s.belowFUSE.Add(1)
@@ -281,12 +338,15 @@ func readAt(dfd int, path string) ([]byte, error) {
 // mount opens the mount point m below root (the root directory of a
 // process in the mount namespace mntIno) and records the namespace.
 func (w *worker) mount(root, pid int, mntIno uint64, m nsMount) {
-	// The path is resolved inside the process's root, with symlinks and
-	// ".." kept inside it and without magic links: a hostile mount point
-	// cannot make us open a file outside. O_PATH opens nothing yet.
+	// The path is resolved inside the process's root, with ".." kept
+	// inside it and without symlinks: a hostile mount point cannot make
+	// us open a file outside, nor lead the walk into a FUSE mount the
+	// check above did not see (mountinfo gives a mount point as the path
+	// the kernel resolved, which has no symlink in it). O_PATH opens
+	// nothing yet.
 	fd, err := unix.Openat2(root, m.Point, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS,
 	})
 	if err != nil {
 		if isPerm(err) {

@@ -151,11 +151,12 @@ func sortKeys(ks []Key) {
 }
 
 // TestMountBelowFUSE bind-mounts a user namespace in a mount namespace
-// of its own and mounts FUSE over a directory above it, with a server
-// that never reads its requests (anyone can do that in a user namespace
-// where /dev/fuse is open to all, as on stock Debian): opening the mount
-// point asks the server, and the scan waited for it for good. The scan
-// must end, leave that mount unopened and say so.
+// of its own and mounts FUSE over a directory above it, as root, with a
+// server that never reads its requests (a user can do as much where
+// /etc/fuse.conf has user_allow_other: fusermount with allow_other, then
+// its own mount namespace): opening the mount point asks the server, and
+// the scan waited for it for good. The scan must end, leave that mount
+// unopened and say so.
 func TestMountBelowFUSE(t *testing.T) {
 	nstest.RequireRoot(t)
 	_, err := os.Stat("/dev/fuse")
@@ -234,5 +235,52 @@ func TestFusePoints(t *testing.T) {
 	}
 	if !belowAny("/anything", []string{"/"}) {
 		t.Error("a FUSE root is above every path")
+	}
+}
+
+// TestOverlayOnFUSE: an overlay with a layer on a FUSE mount (or on such
+// an overlay) counts as FUSE: revalidating its dentries asks the FUSE
+// server (a review hung lsuserns with an nsfs mount below one). The
+// layers are read from a real overlay's mountinfo line on this kernel.
+func TestOverlayOnFUSE(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := t.TempDir()
+	for _, d := range []string{"l1", "l 2", "u", "w", "o"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := "lowerdir=" + dir + "/l1:" + dir + "/l 2,upperdir=" + dir + "/u,workdir=" + dir + "/w"
+	out, err := exec.Command(nstest.RequireCmd(t, "unshare"), "-m", "--propagation", "private", "sh", "-c",
+		`mount -t overlay overlay -o "$1" "$2" && cat /proc/self/mountinfo`, "sh", opts, dir+"/o").CombinedOutput()
+	if err != nil {
+		t.Fatalf("overlay: %v: %s", err, out)
+	}
+	_, fuse := parseMounts(out)
+	if len(fuse) != 0 {
+		t.Errorf("no FUSE below the overlay, yet %q", fuse)
+	}
+	var line string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, " - overlay ") {
+			line = l
+		}
+	}
+	pre, post, _ := strings.Cut(line, " - ")
+	if got, want := overlayLayers(strings.Fields(post)[2]), []string{dir + "/l1", dir + "/l 2", dir + "/u", dir + "/w"}; !slices.Equal(got, want) {
+		t.Fatalf("layers %q, want %q (from %q)", got, want, line)
+	}
+	// The same line with its first layer on a FUSE mount, and another
+	// overlay on that overlay: both count, and an nsfs mount below the
+	// second is below FUSE.
+	data := "30 1 0:30 / " + dir + "/l1 rw - fuse.x x rw\n" + line + "\n" +
+		"40 1 0:41 / /x rw - overlay overlay rw,lowerdir=" + strings.Fields(pre)[4] + "/sub,upperdir=/u2,workdir=/w2\n" +
+		"41 1 0:4 user:[4026532176] /x/ns rw - nsfs nsfs rw\n"
+	ns, fuse := parseMounts([]byte(data))
+	if want := []string{dir + "/l1", dir + "/o", "/x"}; !slices.Equal(fuse, want) {
+		t.Errorf("FUSE-backed %q, want %q", fuse, want)
+	}
+	if len(ns) != 1 || !belowAny(ns[0].Point, fuse) {
+		t.Errorf("nsfs mounts %v: not below FUSE", ns)
 	}
 }
