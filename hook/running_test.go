@@ -1,8 +1,6 @@
 package hook_test
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -13,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
@@ -137,40 +133,14 @@ func userNSAttr(base uint32) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}
 }
 
-// stateZ reports whether /proc/PID/stat says Z (a zombie, or a process
-// whose leader thread exited).
-func stateZ(pid int) bool {
-	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	i := bytes.LastIndexByte(stat, ')')
-	return i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z"))
-}
-
 // waitStateZ waits until /proc/PID/stat says Z.
 func waitStateZ(t *testing.T, pid int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !stateZ(pid); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !nstest.StateZ(pid); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("pid %d: its stat does not say Z after 10 s", pid)
 		}
 	}
-}
-
-// leaderExitsEnv makes the test binary, started as a child, end its main
-// thread (the thread-group leader) in its package initializer while
-// another thread runs on: its stat then says Z, and it still runs.
-const leaderExitsEnv = "NSREL_HOOK_TEST_LEADER_EXITS"
-
-func init() {
-	if os.Getenv(leaderExitsEnv) != "1" {
-		return
-	}
-	go func() {
-		for {
-			time.Sleep(time.Hour)
-		}
-	}()
-	os.Stdout.WriteString("ready\n")
-	unix.Syscall(unix.SYS_EXIT, 0, 0, 0)
 }
 
 // TestRunningLeaderExited: a process in a user namespace overlapping the
@@ -183,23 +153,7 @@ func TestRunningLeaderExited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = []string{leaderExitsEnv + "=1"}
-	cmd.SysProcAttr = userNSAttr(base)
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
-		t.Fatalf("the child said %q", line)
-	}
-	pid := cmd.Process.Pid
-	waitStateZ(t, pid)
+	pid := nstest.StartLeaderExited(t, userNSAttr(base))
 	run := hook.Running(a, time.Second)
 	if run.Err != nil {
 		t.Fatal(run.Err)
@@ -281,7 +235,7 @@ func itoa(x uint32) string { return strconv.FormatUint(uint64(x), 10) }
 // node's other processes.
 func BenchmarkRunning100(b *testing.B) {
 	nstest.RequireRoot(b)
-	pids := userNSSleeps(b, 101, 4_100_000_000) // above nstest.HostIDBase's ranges
+	pids := userNSSleeps(b, 101, 500_000_000) // below nstest.HostIDBase's ranges
 	a, err := inspect.Process(pids[0])
 	if err != nil {
 		b.Fatal(err)
@@ -315,8 +269,8 @@ func BenchmarkRunning100(b *testing.B) {
 // then checks: one scan per decision (inspect.LiveOnce), not two.
 func BenchmarkDecideNested100(b *testing.B) {
 	nstest.RequireRoot(b)
-	userNSSleeps(b, 100, 4_100_000_000)
-	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 4_250_000_000, Size: 65536}}
+	userNSSleeps(b, 100, 500_000_000)
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 600_000_000, Size: 65536}}
 	mid := nstest.Start(b, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m},
 		nstest.RequireCmd(b, "sleep"), "infinity")
 	leaf := nstest.NestedUserNS(b, mid.Pid, "0 50 10")
@@ -418,7 +372,7 @@ func TestRunningSharedUserNS(t *testing.T) {
 		// the host's init to reap it; until it has exited, the next run
 		// (-count) would find it in the same range.
 		for deadline := time.Now().Add(10 * time.Second); leaf > 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if _, err := os.Stat("/proc/" + strconv.Itoa(leaf)); err != nil || stateZ(leaf) {
+			if _, err := os.Stat("/proc/" + strconv.Itoa(leaf)); err != nil || nstest.StateZ(leaf) {
 				return
 			}
 		}

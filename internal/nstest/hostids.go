@@ -42,7 +42,7 @@ func HostIDBase(t testing.TB) uint32 {
 			err = unix.Bind(fd, &unix.SockaddrUnix{Name: fmt.Sprintf("@nsrel-test-host-ids-%d", slot)})
 			if err == nil {
 				// fd stays open, the name taken, until the process exits.
-				hostIDs.base = uint32(1_000_000_000 + slot*HostIDSpan)
+				hostIDs.base = 1_000_000_000 + uint32(slot)*HostIDSpan
 				return
 			}
 			unix.Close(fd)
