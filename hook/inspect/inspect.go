@@ -91,8 +91,8 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	}
 	// A zombie takes a signal and keeps its /proc/PID/ns links, but the
 	// pidfd ioctls say it has exited (it has no namespaces left): the
-	// fallback says the same.
-	if !viaPidfd && exited(pid) {
+	// fallback says the same (a process whose leader alone exited runs).
+	if !viaPidfd && allExited(pid) {
 		return nil, fmt.Errorf("inspect: pid %d: %w (a zombie)", pid, ErrGone)
 	}
 	a := &audit.Ancestry{PID: pid, StartTime: start, Creds: creds}
@@ -219,17 +219,10 @@ func StartTime(pid int) (uint64, error) {
 	return ParseStatStartTime(stat)
 }
 
-// exited reports whether process pid has exited (a zombie, or dead and
-// being reaped: state Z or X) or is gone.
-func exited(pid int) bool {
-	state, _, ok := procState(pid)
-	return !ok || state == 'Z' || state == 'X'
-}
-
 // allExited reports whether every thread of process pid has exited (a
-// zombie, or dead and being reaped) or the process is gone. Unlike
-// [exited], a process whose thread-group leader exited while its other
-// threads run is not: its stat says Z, but it runs, in the namespaces
+// zombie, or dead and being reaped: state Z or X) or the process is
+// gone. A process whose thread-group leader exited while its other
+// threads run has not: its stat says Z, but it runs, in the namespaces
 // its credentials name.
 func allExited(pid int) bool {
 	state, threads, ok := procState(pid)

@@ -24,15 +24,21 @@ var usePidfdIoctls = true
 // opens /proc/PID/ns/user and /proc/PID/ns/pid instead, which the
 // caller's liveness check through the pidfd then confirms. viaPidfd says
 // which way was taken.
+//
+// A process whose thread-group leader exited while its other threads run
+// (pthread_exit(3) in main) still runs, but the leader has no namespaces
+// left to give: they are asked of a live thread's pidfd instead.
 func pinnedNamespaces(pfd, pid int) (user, pidNS *nsrel.Namespace, viaPidfd bool, err error) {
 	if usePidfdIoctls {
-		user, err = pidfdNamespace(pfd, pid, unix.PIDFD_GET_USER_NAMESPACE, "user")
-		if err == nil {
-			pidNS, err = pidfdNamespace(pfd, pid, unix.PIDFD_GET_PID_NAMESPACE, "pid")
-			if err == nil {
-				return user, pidNS, true, nil
+		user, pidNS, err = pidfdNamespaces(pfd, pid)
+		if errors.Is(err, ErrGone) && !allExited(pid) {
+			if tfd, terr := liveThreadPidfd(pid); terr == nil {
+				user, pidNS, err = pidfdNamespaces(tfd, pid)
+				unix.Close(tfd)
 			}
-			user.Close()
+		}
+		if err == nil {
+			return user, pidNS, true, nil
 		}
 		if !errors.Is(err, errors.ErrUnsupported) {
 			return nil, nil, false, err
@@ -47,6 +53,50 @@ func pinnedNamespaces(pfd, pid int) (user, pidNS *nsrel.Namespace, viaPidfd bool
 		return nil, nil, false, gone(pid, err)
 	}
 	return user, pidNS, false, nil
+}
+
+// pidfdNamespaces asks the pidfd for the user and PID namespaces.
+func pidfdNamespaces(pfd, pid int) (user, pidNS *nsrel.Namespace, err error) {
+	user, err = pidfdNamespace(pfd, pid, unix.PIDFD_GET_USER_NAMESPACE, "user")
+	if err != nil {
+		return nil, nil, err
+	}
+	pidNS, err = pidfdNamespace(pfd, pid, unix.PIDFD_GET_PID_NAMESPACE, "pid")
+	if err != nil {
+		user.Close()
+		return nil, nil, err
+	}
+	return user, pidNS, nil
+}
+
+// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd of one thread.
+const pidfdThread = unix.O_EXCL
+
+// liveThreadPidfd returns a pidfd of a thread of process pid other than
+// its leader, checked to be of pid's thread group once it is pinned (a
+// thread that exited between the listing and the open may have left its
+// ID to another process's).
+func liveThreadPidfd(pid int) (int, error) {
+	task := "/proc/" + strconv.Itoa(pid) + "/task"
+	ents, err := os.ReadDir(task)
+	if err != nil {
+		return -1, err
+	}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil || tid == pid {
+			continue
+		}
+		fd, err := unix.PidfdOpen(tid, pidfdThread)
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(task + "/" + e.Name()); err == nil {
+			return fd, nil
+		}
+		unix.Close(fd)
+	}
+	return -1, unix.ESRCH
 }
 
 // pidfdNamespace asks the pidfd for one namespace. An error matches

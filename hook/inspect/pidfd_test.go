@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,5 +160,36 @@ func TestZombieGoneBothWays(t *testing.T) {
 	restore()
 	if !errors.Is(err, inspect.ErrGone) {
 		t.Errorf("/proc fallback: %v; want it gone", err)
+	}
+}
+
+// TestLeaderExitedInspected: a process whose thread-group leader exited
+// while another thread runs (pthread_exit(3) in main) still runs; its
+// stat says Z and the leader's pidfd has no namespaces left, so it was
+// taken for gone ("process exited during inspection") and its container
+// recorded without namespaces. Both ways, its namespaces are read now:
+// through a live thread's pidfd, and through /proc.
+func TestLeaderExitedInspected(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := int(nstest.HostIDBase(t) + 600_000)
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: base, Size: 65536}}
+	pid := nstest.StartLeaderExited(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID, UidMappings: m, GidMappings: m})
+	for _, fallback := range []bool{false, true} {
+		restore := func() {}
+		if fallback {
+			restore = inspect.ForceProcFallback()
+		}
+		a, err := inspect.Process(pid)
+		restore()
+		if err != nil {
+			t.Errorf("fallback %v: %v", fallback, err)
+			continue
+		}
+		if a.UserDepth() != 1 || a.PIDDepth() != 1 || a.PID != pid {
+			t.Errorf("fallback %v: user depth %d, PID depth %d, pid %d", fallback, a.UserDepth(), a.PIDDepth(), a.PID)
+		}
+		if len(a.Maps) == 0 || len(a.Maps[0].HostUIDMap) == 0 || a.Maps[0].HostUIDMap[0].Outside != uint32(base) {
+			t.Errorf("fallback %v: maps %+v", fallback, a.Maps)
+		}
 	}
 }

@@ -1,0 +1,74 @@
+package nstest
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// leaderExitsEnv makes a test binary, started by [StartLeaderExited],
+// end its main thread (the thread-group leader) in this package's
+// initializer while another thread runs on.
+const leaderExitsEnv = "NSREL_TEST_LEADER_EXITS"
+
+func init() {
+	if os.Getenv(leaderExitsEnv) != "1" {
+		return
+	}
+	go func() {
+		for {
+			time.Sleep(time.Hour)
+		}
+	}()
+	os.Stdout.WriteString("ready\n")
+	unix.Syscall(unix.SYS_EXIT, 0, 0, 0)
+}
+
+// StartLeaderExited starts a process (this test binary again, with attr)
+// whose thread-group leader has exited while another thread runs on:
+// its /proc/PID/stat says Z, as a zombie's, and it still runs. It
+// returns the PID once the stat says so; the process is killed at the
+// end of the test.
+func StartLeaderExited(t testing.TB, attr *syscall.SysProcAttr) int {
+	t.Helper()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = []string{leaderExitsEnv + "=1"}
+	if attr == nil {
+		attr = &syscall.SysProcAttr{}
+	}
+	attr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr = attr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("the child said %q", line)
+	}
+	pid := cmd.Process.Pid
+	for deadline := time.Now().Add(10 * time.Second); !StateZ(pid); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader of %d did not exit in 10 s", pid)
+		}
+	}
+	return pid
+}
+
+// StateZ reports whether /proc/PID/stat says Z: a zombie, or a process
+// whose leader thread exited.
+func StateZ(pid int) bool {
+	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z"))
+}
