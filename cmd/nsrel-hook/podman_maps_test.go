@@ -16,18 +16,22 @@ import (
 	"github.com/nsrel/nsrel/internal/nstest"
 )
 
-// subIDFirst and subIDCount are the subordinate IDs the podman test gives
-// the user "containers": far above what other tests map.
-const (
-	subIDFirst uint32 = 3_600_000_000
-	subIDCount uint32 = 1_000_000
-)
+// subIDCount is how many subordinate IDs the podman test gives the user
+// "containers", from subIDs: the last part of this process's host IDs
+// (nstest.HostIDBase), which this package's other tests leave alone. A
+// fixed range was shared with any other run of the suite at the same
+// time, whose podman then picked the same IDs.
+const subIDCount uint32 = 200_000
+
+// subIDs returns the first subordinate ID of the user "containers".
+func subIDs(t *testing.T) uint32 { return nstest.HostIDBase(t) + nstest.HostIDSpan - subIDCount }
 
 // withSubIDs adds "containers:FIRST:COUNT" to /etc/subuid and
 // /etc/subgid (which podman --userns=auto reads) and restores both files
 // as they were when the test ends.
 func withSubIDs(t *testing.T) {
 	t.Helper()
+	subIDFirst := subIDs(t)
 	for _, path := range policy.SubIDFiles {
 		old, err := os.ReadFile(path)
 		existed := err == nil
@@ -98,6 +102,7 @@ func TestPodmanUsernsAuto(t *testing.T) {
 	if d := cmp.Diff(procMap(t, r.PID, "gid_map"), m.GIDMap); d != "" {
 		t.Errorf("gid_map (-kernel +record):\n%s", d)
 	}
+	subIDFirst := subIDs(t)
 	for _, x := range append(m.HostUIDMap, m.HostGIDMap...) {
 		if x.Outside < subIDFirst || uint64(x.Outside)+uint64(x.Count) > uint64(subIDFirst)+uint64(subIDCount) {
 			t.Errorf("range %+v lies outside the subordinate IDs %d+%d", x, subIDFirst, subIDCount)
