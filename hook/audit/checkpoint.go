@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -149,31 +148,19 @@ func ReadCheckpoints(files ...string) iter.Seq2[Checkpoint, error] {
 				yield(Checkpoint{}, err)
 				return
 			}
-			r := bufio.NewReaderSize(f, MaxLine)
-			for {
-				line, err := r.ReadSlice('\n')
-				if err == bufio.ErrBufferFull {
-					// Longer than MaxLine: skip to its end.
-					for err == bufio.ErrBufferFull {
-						_, err = r.ReadSlice('\n')
-					}
-					line = nil
-				}
-				if len(line) > 0 {
-					if c, ok := ParseCheckpoint(line); ok && !yield(c, nil) {
-						f.Close()
-						return
-					}
-				}
+			for l, err := range linesIn(f, file, -1) {
 				if err != nil {
 					f.Close()
-					if err != io.EOF {
-						yield(Checkpoint{}, fmt.Errorf("%s: %w", file, err))
-						return
-					}
-					break
+					yield(Checkpoint{}, err)
+					return
+				}
+				// A line too long has no Data.
+				if c, ok := ParseCheckpoint(l.Data); ok && !yield(c, nil) {
+					f.Close()
+					return
 				}
 			}
+			f.Close()
 		}
 	}
 }
