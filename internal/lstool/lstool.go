@@ -506,7 +506,7 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 			delete(nameOf, id)
 		}
 		if len(nameOf) > 0 {
-			return nil, fmt.Errorf("container %q is ambiguous: it is the ID of %s and a name of %s (name one as ENGINE NAMESPACE/ID)", q, sortedKeys(byID), sortedSet(nameOf))
+			return nil, fmt.Errorf("container %q is ambiguous: it is the ID of %s and a name of %s (name one as ENGINE NAMESPACE/ID)", q, sortedKeys(byID), sortedKeys(nameOf))
 		}
 		matches = byID
 	case len(byName) > 1:
@@ -553,16 +553,6 @@ func afterEngine(form string) string {
 	return rest
 }
 
-// sortedSet lists a set's members, escaped and sorted, for a message.
-func sortedSet(m map[string]bool) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, vocab.Escape(k))
-	}
-	slices.Sort(keys)
-	return strings.Join(keys, ", ")
-}
-
 // nameKey is a name a container answers to, and what it selects: the
 // container's full name, or (pod) its Kubernetes pod, whose containers it
 // selects together.
@@ -599,7 +589,7 @@ func nameKeys(c discover.Container) []nameKey {
 }
 
 // sortedKeys lists m's keys, escaped and sorted, for a message.
-func sortedKeys(m map[string][]*discover.Namespace) string {
+func sortedKeys[V any](m map[string]V) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, vocab.Escape(k))
