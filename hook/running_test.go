@@ -118,7 +118,7 @@ func TestRunningZombieNotRunning(t *testing.T) {
 		t.Fatal("the running process's namespace is not reported")
 	}
 	other.Process.Kill()
-	waitStateZ(t, other.Process.Pid)
+	nstest.WaitStateZ(t, other.Process.Pid)
 	if reported() {
 		t.Error("the zombie's namespace is reported as running")
 	}
@@ -131,16 +131,6 @@ func TestRunningZombieNotRunning(t *testing.T) {
 func userNSAttr(base uint32) *syscall.SysProcAttr {
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
 	return &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}
-}
-
-// waitStateZ waits until /proc/PID/stat says Z.
-func waitStateZ(t *testing.T, pid int) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !nstest.StateZ(pid); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("pid %d: its stat does not say Z after 10 s", pid)
-		}
-	}
 }
 
 // TestRunningLeaderExited: a process in a user namespace overlapping the

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -139,19 +138,7 @@ func TestZombieGoneBothWays(t *testing.T) {
 	}
 	defer cmd.Wait()
 	cmd.Process.Kill()
-	stat := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat"
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		data, err := os.ReadFile(stat)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i := strings.LastIndexByte(string(data), ')'); i >= 0 && strings.HasPrefix(string(data[i+1:]), " Z") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pid %d not a zombie: %s", cmd.Process.Pid, data)
-		}
-	}
+	nstest.WaitStateZ(t, cmd.Process.Pid)
 	if _, err := inspect.Process(cmd.Process.Pid); !errors.Is(err, inspect.ErrGone) {
 		t.Errorf("pidfd ioctls: %v; want it gone", err)
 	}

@@ -56,13 +56,18 @@ func StartLeaderExited(t testing.TB, attr *syscall.SysProcAttr) int {
 	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
 		t.Fatalf("the child said %q", line)
 	}
-	pid := cmd.Process.Pid
+	WaitStateZ(t, cmd.Process.Pid)
+	return cmd.Process.Pid
+}
+
+// WaitStateZ waits until /proc/PID/stat says Z, at most 10 s.
+func WaitStateZ(t testing.TB, pid int) {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !StateZ(pid); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the leader of %d did not exit in 10 s", pid)
+			t.Fatalf("pid %d: its stat does not say Z after 10 s", pid)
 		}
 	}
-	return pid
 }
 
 // StateZ reports whether /proc/PID/stat says Z: a zombie, or a process
