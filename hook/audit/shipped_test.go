@@ -3,7 +3,6 @@ package audit_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,18 +172,7 @@ func TestVerifyShippedDamage(t *testing.T) {
 // back until it comes), against BenchmarkVerify's plain verify.
 func BenchmarkVerifyShipped(b *testing.B) {
 	dir := b.TempDir()
-	var lines [][]byte
-	prev := ""
-	for i := 1; i <= 10000; i++ {
-		r := rec(fmt.Sprintf("c%d", i))
-		r.Seq, r.Prev, r.Time, r.Host = uint64(i), prev, "2026-01-01T00:00:00Z", "h"
-		line, err := r.Encode()
-		if err != nil {
-			b.Fatal(err)
-		}
-		lines = append(lines, line)
-		prev = r.Hash
-	}
+	lines := chainLines(b, 10000)
 	for _, bc := range []struct {
 		name  string
 		order [][]byte
