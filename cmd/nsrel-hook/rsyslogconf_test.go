@@ -319,13 +319,8 @@ func TestShippedRsyslogConfigs(t *testing.T) {
 	if longest < 900<<10 {
 		t.Fatalf("the longest record has %d bytes, want almost 1 MiB", longest)
 	}
-	nodeCkpts, err := rsyslogtest.Lines(ckptFile)
-	if err != nil || len(nodeCkpts) != n {
-		t.Fatalf("%s: %d checkpoints (%v), want %d", ckptFile, len(nodeCkpts), err, n)
-	}
-
 	checkSocketShipping(t, socketShipping{node: node, coll: coll, sock: sock, localLog: localLog,
-		nodeLines: nodeLines, nodeCkpts: nodeCkpts, recvAudit: recvAudit, recvCkpts: recvCkpts})
+		nodeLines: nodeLines, ckptFile: ckptFile, ckpts: n, recvAudit: recvAudit, recvCkpts: recvCkpts})
 	verifyCopy(t, n, recvCkpts, recvAudit)
 }
 
@@ -346,9 +341,12 @@ func verifyCopy(t *testing.T, n int, recvCkpts, recvAudit string, flags ...strin
 // socketShipping is a node whose hook sends each checkpoint to its file
 // and to the node's rsyslog through sock, and the collector it ships to.
 type socketShipping struct {
-	node, coll           *rsyslogtest.Daemon
-	sock, localLog       string // localLog: where the node writes authpriv
-	nodeLines, nodeCkpts [][]byte
+	node, coll     *rsyslogtest.Daemon
+	sock, localLog string // localLog: where the node writes authpriv
+	nodeLines      [][]byte
+	// ckptFile is the node's checkpoints file, which must hold ckpts.
+	ckptFile             string
+	ckpts                int
 	recvAudit, recvCkpts string
 }
 
@@ -360,8 +358,12 @@ type socketShipping struct {
 // checkpoint twice (file, socket), the last once more, none forged.
 func checkSocketShipping(t *testing.T, s socketShipping) {
 	t.Helper()
+	nodeCkpts, err := rsyslogtest.Lines(s.ckptFile)
+	if err != nil || len(nodeCkpts) != s.ckpts {
+		t.Fatalf("%s: %d checkpoints (%v), want %d", s.ckptFile, len(nodeCkpts), err, s.ckpts)
+	}
 	n := len(s.nodeLines)
-	last := s.nodeCkpts[len(s.nodeCkpts)-1]
+	last := nodeCkpts[len(nodeCkpts)-1]
 	at := bytes.Index(last, []byte(`"hash":"`)) + len(`"hash":"`)
 	forged := bytes.Clone(last)
 	if forged[at] = '0'; last[at] == '0' {
@@ -374,22 +376,22 @@ func checkSocketShipping(t *testing.T, s socketShipping) {
 	sendAs(t, s.sock, 0, frame(last))
 	// The node's own log has root's checkpoints and both sent here: the
 	// forged one reached the node's rsyslogd.
-	if local := rsyslogtest.WaitLines(t, s.localLog, len(s.nodeCkpts)+2, s.node); !bytes.Contains(bytes.Join(local, nil), forged) {
+	if local := rsyslogtest.WaitLines(t, s.localLog, len(nodeCkpts)+2, s.node); !bytes.Contains(bytes.Join(local, nil), forged) {
 		t.Errorf("the forged checkpoint did not reach the node's rsyslogd: %s has\n%s", s.localLog, bytes.Join(local, []byte("\n")))
 	}
 	got := rsyslogtest.WaitLines(t, s.recvAudit, n, s.node, s.coll)
 	if !equalLines(t, "received records", got, s.nodeLines) {
 		t.FailNow()
 	}
-	want := 2*len(s.nodeCkpts) + 1
+	want := 2*len(nodeCkpts) + 1
 	ckpts := rsyslogtest.WaitLines(t, s.recvCkpts, want, s.node, s.coll)
 	count := map[string]int{}
 	for _, l := range ckpts {
 		count[string(l)]++
 	}
-	for i, c := range s.nodeCkpts {
+	for i, c := range nodeCkpts {
 		times := 2
-		if i == len(s.nodeCkpts)-1 {
+		if i == len(nodeCkpts)-1 {
 			times = 3
 		}
 		if count[string(c)] != times {
