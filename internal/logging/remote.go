@@ -154,25 +154,30 @@ func (s *sender) format(e *logrus.Entry) queued {
 func (s *sender) run() {
 	for range s.wake {
 		for s.take() {
-			for {
-				s.mu.Lock()
-				if len(s.inFlight) == 0 {
-					s.mu.Unlock()
-					break
-				}
-				q := s.inFlight[0]
-				s.mu.Unlock()
-				s.send(q)
-				s.mu.Lock()
-				// Flush may have written it to stderr and emptied
-				// inFlight meanwhile.
-				if len(s.inFlight) > 0 {
-					s.inFlight = s.inFlight[1:]
-				}
-				s.mu.Unlock()
+			for s.sendNext() {
 			}
 		}
 	}
+}
+
+// sendNext sends the first entry in flight, if any, and then removes it
+// (unless [Flush] has written it to stderr and emptied inFlight
+// meanwhile); it says false when nothing was in flight.
+func (s *sender) sendNext() bool {
+	s.mu.Lock()
+	if len(s.inFlight) == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	q := s.inFlight[0]
+	s.mu.Unlock()
+	s.send(q)
+	s.mu.Lock()
+	if len(s.inFlight) > 0 {
+		s.inFlight = s.inFlight[1:]
+	}
+	s.mu.Unlock()
+	return true
 }
 
 // take moves the next queued entry, after a note of the entries dropped
