@@ -23,13 +23,6 @@ type nsMount struct {
 	Point string
 }
 
-// parseNSMounts returns the nsfs mounts listed in a /proc/PID/mountinfo
-// file (see proc(5)).
-func parseNSMounts(data []byte) []nsMount {
-	ns, _ := parseMounts(data)
-	return ns
-}
-
 // parseMounts returns the nsfs mounts listed in a /proc/PID/mountinfo
 // file (see proc(5)) and the mount points whose lookups may ask a FUSE
 // server: FUSE mounts (fuse, fuseblk, fuse.NAME) and overlays with a

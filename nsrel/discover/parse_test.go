@@ -28,7 +28,7 @@ func TestParseNSMounts(t *testing.T) {
 			[]nsMount{{nsrel.Name{Type: nsrel.TypeUser, Ino: 7}, "/a"}, {nsrel.Name{Type: nsrel.TypeMount, Ino: 9}, "/c"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, parseNSMounts([]byte(tc.in))); diff != "" {
+			if diff := cmp.Diff(tc.want, nsMounts([]byte(tc.in))); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -39,7 +39,7 @@ func FuzzParseNSMounts(f *testing.F) {
 	f.Add([]byte("42 27 0:4 user:[4026532177] /tmp/nsx rw - nsfs nsfs rw\n"))
 	f.Add([]byte("1 2 0:4 pid:[7] /x\\012y\\134 rw a:b - nsfs nsfs rw\n\n - nsfs "))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, m := range parseNSMounts(data) {
+		for _, m := range nsMounts(data) {
 			if !m.NS.Type.Valid() || !strings.HasPrefix(m.Point, "/") {
 				t.Fatalf("bad mount %+v", m)
 			}
@@ -142,4 +142,10 @@ func BenchmarkLookupUsers(b *testing.B) {
 			}
 		})
 	}
+}
+
+// nsMounts is parseMounts's nsfs mounts.
+func nsMounts(data []byte) []nsMount {
+	ns, _ := parseMounts(data)
+	return ns
 }
