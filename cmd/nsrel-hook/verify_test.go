@@ -195,7 +195,8 @@ func TestVerifyForgedCheckpoints(t *testing.T) {
 // host (an audit log each) and gives verify both logs' checkpoints in
 // one file, as a collector receives them: the other log's no longer
 // judge this one once --checkpoint-log names the log (on the node and
-// on a copy alike: a checkpoint's "log" is not sealed).
+// on a copy alike: a checkpoint's "log" is not sealed), with --nodes
+// too; both logs in one stream fail --nodes (one log per host).
 func TestVerifyCheckpointsOfTwoLogs(t *testing.T) {
 	var coll []byte
 	var envs []*env
@@ -241,6 +242,11 @@ func TestVerifyCheckpointsOfTwoLogs(t *testing.T) {
 		{[]string{cp}, 1, []string{"FAILED", "the checkpoints name 2 logs", "--checkpoint-log PATH"}},
 		{[]string{"--checkpoint-log", envs[0].log, cp}, 0, []string{"2 checkpoint(s) of host", "note: 4 checkpoint(s) ignored"}},
 		{[]string{"--checkpoint-log", envs[1].log, cp}, 1, []string{"FAILED", "the chain was rewritten"}},
+		// A collector's stream of one of the logs, verified by node.
+		{[]string{"--nodes", "--checkpoint-log", envs[0].log, cp}, 0, []string{"2 checkpoint(s) of host", "nodes: 1 intact"}},
+		{[]string{"--nodes", cp}, 1, []string{"FAILED", "the checkpoints name 2 logs", "--checkpoint-log PATH"}},
+		// Both logs in one stream: --nodes takes one log per host.
+		{[]string{"--nodes", "--checkpoint-log", envs[0].log, envs[0].log, envs[1].log}, 1, []string{"FAILED", "nodes: 0 intact"}},
 	} {
 		args := append([]string{"audit", "verify", "--checkpoints", ckpts}, tc.args...)
 		code, out, stderr := runBin(t, "", args...)

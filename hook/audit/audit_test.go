@@ -1020,3 +1020,21 @@ func TestDamageNamesRotatedFile(t *testing.T) {
 		t.Errorf("damaged line recorded in %s, want %s (where it is)", got, want)
 	}
 }
+
+// TestProblemError: a problem of the chain as a whole names the file
+// alone (no ":0"), one of a line its number, and the seq when known.
+func TestProblemError(t *testing.T) {
+	for _, tc := range []struct {
+		p    audit.Problem
+		want string
+	}{
+		{audit.Problem{File: "a.jsonl", Line: 3, Seq: 7, Reason: "r"}, "a.jsonl:3: seq 7: r"},
+		{audit.Problem{File: "a.jsonl", Line: 3, Reason: "r"}, "a.jsonl:3: r"},
+		{audit.Problem{File: "a.jsonl", Seq: 7, Reason: "r"}, "a.jsonl: seq 7: r"},
+		{audit.Problem{File: "a.jsonl", Reason: "r"}, "a.jsonl: r"},
+	} {
+		if got := tc.p.Error(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.p, got, tc.want)
+		}
+	}
+}

@@ -162,9 +162,13 @@ type Problem struct {
 	Reason string `json:"reason"`
 }
 
-// Error formats the problem as "file:line: seq N: reason".
+// Error formats the problem as "file:line: seq N: reason", without
+// ":line" for the chain as a whole and without "seq N" when unknown.
 func (p *Problem) Error() string {
-	s := p.File + ":" + strconv.Itoa(p.Line)
+	s := p.File
+	if p.Line > 0 {
+		s += ":" + strconv.Itoa(p.Line)
+	}
 	if p.Seq > 0 {
 		s += ": seq " + strconv.FormatUint(p.Seq, 10)
 	}
