@@ -178,5 +178,10 @@ func TestLeaderExitedInspected(t *testing.T) {
 		if len(a.Maps) == 0 || len(a.Maps[0].HostUIDMap) == 0 || a.Maps[0].HostUIDMap[0].Outside != uint32(base) {
 			t.Errorf("fallback %v: maps %+v", fallback, a.Maps)
 		}
+		// Creating a user namespace changes no credential: the threads
+		// run as root of the host still.
+		if !fallback && (a.Creds == nil || a.Creds.EUID != 0) {
+			t.Errorf("creds %+v, want euid 0", a.Creds)
+		}
 	}
 }
