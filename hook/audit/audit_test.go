@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -22,15 +24,32 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/safefile"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // helperEnv makes the test binary an appender for the kill -9 test.
 const helperEnv = "NSREL_AUDIT_TEST_APPENDER"
 
+// pausedEnv makes the test binary append one record to the log it names
+// and stop right before the write over the log's torn tail, saying so.
+const pausedEnv = "NSREL_AUDIT_TEST_PAUSED_APPENDER"
+
 func TestMain(m *testing.M) {
 	if path := os.Getenv(helperEnv); path != "" {
 		appendForever(path)
 		return
+	}
+	if path := os.Getenv(pausedEnv); path != "" {
+		audit.PauseBeforeTornWrite(func() {
+			os.Stdout.WriteString("paused\n")
+			select {}
+		})
+		l, err := audit.Open(path, audit.Options{})
+		if err == nil {
+			err = l.Append(context.Background(), rec("paused"))
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }
@@ -957,6 +976,108 @@ func TestTornTailKeptOnError(t *testing.T) {
 	}
 }
 
+// tornFixture is a log of three records and a torn tail of 878 bytes.
+func tornFixture(t *testing.T, dir string) (l *audit.Log, path string, torn []byte) {
+	t.Helper()
+	path = filepath.Join(dir, "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 3)
+	torn = []byte(`{"seq":4,"container_id":"EVIDENCE` + strings.Repeat("e", 840) + `END`)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(torn); err != nil {
+		t.Fatal(err)
+	}
+	return l, path, torn
+}
+
+// checkTornRecorded appends and checks that the torn bytes are in the
+// chain, whole, in a torn-tail record, and that the log verifies.
+func checkTornRecorded(t *testing.T, l *audit.Log, path string, torn []byte) {
+	t.Helper()
+	if err := l.Append(context.Background(), rec("after")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := verify(t, l, audit.VerifyOptions{})
+	if err != nil || len(s.TornTails) != 1 || s.TornTails[0].Torn != string(torn) || s.TornTails[0].TornBytes != len(torn) || s.Records != 5 {
+		t.Fatalf("verify: %v; torn tails %+v", err, s.TornTails)
+	}
+}
+
+// TestTornTailKeptOnKill kills an append (SIGKILL, as a runtime kills a
+// hook past its timeout) right before it writes over the torn tail it
+// found: the torn bytes are still the file's tail, whole, and the next
+// append records them. (The tail used to be cut off before that write.)
+func TestTornTailKeptOnKill(t *testing.T) {
+	l, path, torn := tornFixture(t, t.TempDir())
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), pausedEnv+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	cmd.Process.Kill()
+	cmd.Wait()
+	if line != "paused\n" {
+		t.Fatalf("the appender said %q", line)
+	}
+	if data, _ := os.ReadFile(path); !bytes.HasSuffix(data, append([]byte("\n"), torn...)) {
+		t.Fatalf("the torn tail is gone after the append was killed:\n%s", data)
+	}
+	checkTornRecorded(t, l, path, torn)
+}
+
+// TestTornTailKeptOnFullDisk appends to a log with a torn tail on a
+// full file system (a usual cause of a torn tail): the append fails
+// before a byte of the tail is overwritten; once there is room, the
+// next append records the tail whole. (The tail used to be cut off,
+// then the write fail part way: only a part of the record that should
+// have held it was left, as a torn tail of its own.)
+func TestTornTailKeptOnFullDisk(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16k,mode=0700"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	l, path, torn := tornFixture(t, dir)
+	fill := filepath.Join(dir, "fill")
+	f, err := os.Create(fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 512)); err != nil {
+			break
+		}
+	}
+	f.Close()
+	if err := l.Append(context.Background(), rec("full")); !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("append on a full file system: %v", err)
+	}
+	if data, _ := os.ReadFile(path); !bytes.HasSuffix(data, append([]byte("\n"), torn...)) {
+		t.Fatalf("the torn tail is gone after an append failed on a full disk:\n%s", data)
+	}
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	checkTornRecorded(t, l, path, torn)
+}
+
 // TestRotationAfterDamagedFirstLine zeroes the first line of the current
 // file (the only record in it), has the damage recorded and acknowledged,
 // and appends past the rotation size: the file rotates, named after its
@@ -1036,5 +1157,91 @@ func TestProblemError(t *testing.T) {
 		if got := tc.p.Error(); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.p, got, tc.want)
 		}
+	}
+}
+
+// wellHashedWithKey returns line (a record line without its newline)
+// with one more member, key, and the hash recomputed: a line whose hash
+// matches and that does not decode (an unknown member), whose reason
+// quotes the key.
+func wellHashedWithKey(line []byte, key string) []byte {
+	i := bytes.LastIndex(line, []byte(`,"hash":`))
+	body := append(bytes.Clone(line[:i]), `,"`+key+`":1}`...)
+	sum := sha256.Sum256(body)
+	return append(body[:len(body)-1], `,"hash":"`+hex.EncodeToString(sum[:])+`"}`+"\n"...)
+}
+
+// TestDamageRecordBounded: the record of damaged lines always fits in a
+// line, so that no damage stops the log. A reason quoting a line's
+// 300000 U+0080 (7 bytes each as the reason's JSON) is cut; 4096 damaged
+// lines (the most an append records) with long reasons are listed
+// without them; with a long file name too, only the first lines that
+// fit are listed. Each time the appends go on, and verify reports the
+// damage until it is acknowledged.
+func TestDamageRecordBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		file   string
+		lines  int
+		key    string
+		listed func(n int) bool
+		reason func(r string) bool
+	}{
+		{"one long reason", "audit.jsonl", 1, strings.Repeat("\u0080", 300<<10), func(n int) bool { return n == 1 },
+			func(r string) bool { return strings.HasSuffix(r, "...") && len(r) < 400 }},
+		{"many lines", "audit.jsonl", 4096, strings.Repeat("k", 1000), func(n int) bool { return n == 4096 },
+			func(r string) bool { return r == "" }},
+		{"many lines, long name", strings.Repeat("n", 200) + ".jsonl", 4096, strings.Repeat("k", 1000), func(n int) bool { return n > 1000 && n < 4096 },
+			func(r string) bool { return r == "" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), tc.file)
+			l, err := audit.Open(path, audit.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendN(t, l, 2)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := bytes.TrimSuffix(bytes.SplitAfter(data, []byte("\n"))[1], []byte("\n"))
+			bad := wellHashedWithKey(last, tc.key)
+			if err := os.WriteFile(path, append(data, bytes.Repeat(bad, tc.lines)...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2 {
+				if err := l.Append(context.Background(), rec("after")); err != nil {
+					t.Fatalf("append %d after the damage: %v", i, err)
+				}
+			}
+			var d *audit.Record
+			for r, err := range audit.Records(path) {
+				if err == nil && r.Stage == audit.StageDamaged {
+					d = r
+				}
+			}
+			if d == nil {
+				t.Fatal("no damage record")
+			}
+			_, err = verify(t, l, audit.VerifyOptions{})
+			if err == nil || !strings.Contains(err.Error(), "not acknowledged") && !strings.Contains(err.Error(), fmt.Sprintf("%d damaged lines in a row; the damage record after them (seq 3) lists %d", tc.lines, len(d.Damage))) {
+				t.Fatalf("verify: %v", vocab.Cut(fmt.Sprint(err), 500))
+			}
+			if !tc.listed(len(d.Damage)) || !tc.reason(d.Damage[0].Reason) || d.Damage[0].SHA256 == "" {
+				t.Fatalf("damage record lists %d line(s), the first %+v; error %q", len(d.Damage), d.Damage[0], d.Error)
+			}
+			ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}
+			if err := l.Append(context.Background(), ack); err != nil {
+				t.Fatal(err)
+			}
+			_, err = verify(t, l, audit.VerifyOptions{})
+			if tc.lines == len(d.Damage) && err != nil {
+				t.Errorf("verify after the ack: %v", err)
+			}
+			if tc.lines != len(d.Damage) && err == nil {
+				t.Errorf("verify after the ack passes, though %d damaged lines are not listed", tc.lines-len(d.Damage))
+			}
+		})
 	}
 }

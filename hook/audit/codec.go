@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nsrel/nsrel/hook/internal/fastjson"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // This file writes and reads records without reflection. A hook is a new
@@ -77,6 +78,33 @@ func appendJSONString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// cutJSON returns s, or its longest prefix (whole characters) followed
+// by "...", whose JSON string, as [appendJSONString] writes it, takes at
+// most n bytes inside its quotes.
+func cutJSON(s string, n int) string {
+	if len(appendJSONString(nil, s)) <= n+2 {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var buf [16]byte
+	used := 0
+	for i, c := range s {
+		if used += len(appendJSONString(buf[:0], string(c))) - 2; used > n-3 {
+			return s[:i] + "..."
+		}
+	}
+	return s
+}
+
+// shortKey returns a member's key as a reason quotes it: at most 64
+// bytes of it, "..." after a key cut short.
+func shortKey(k string) string {
+	if len(k) > 64 {
+		return vocab.Cut(k, 64) + "..."
+	}
+	return k
 }
 
 func appendKey(dst []byte, comma bool, key string) []byte {
@@ -418,7 +446,7 @@ func decodeMembers(body []byte) (*Record, error) {
 	for _, m := range n.Members {
 		if !d.member(r, m.Key, m.Val) && d.err == nil {
 			if minor <= FormatMinor {
-				return nil, &DecodeError{Reason: fmt.Sprintf("not a record: unknown member %q in a record of format %s", m.Key, formatName(r.Format))}
+				return nil, &DecodeError{Reason: fmt.Sprintf("not a record: unknown member %q in a record of format %s", shortKey(m.Key), formatName(r.Format))}
 			}
 			r.Unknown = append(r.Unknown, m.Key)
 		}
@@ -517,7 +545,7 @@ func (d *recordDecoder) object(v *fastjson.Node, set func(key string, v *fastjso
 	}
 	for _, m := range v.Members {
 		if !set(m.Key, m.Val) {
-			d.fail("unknown member %q", m.Key)
+			d.fail("unknown member %q", shortKey(m.Key))
 		}
 	}
 }

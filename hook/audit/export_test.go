@@ -43,3 +43,7 @@ func BurnEpoch(t testing.TB, path string) {
 
 // CheckpointsFileForTest returns the checkpoints file of the log's options.
 func (l *Log) CheckpointsFileForTest() string { return l.opts.Checkpoints.File }
+
+// PauseBeforeTornWrite makes every append that is about to write over a
+// torn tail call pause first.
+func PauseBeforeTornWrite(pause func()) { testHookTornWrite = pause }

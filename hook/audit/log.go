@@ -160,10 +160,10 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		return nil, nil, fmt.Errorf("audit: %w", err)
 	}
 
-	// A torn tail is cut off only right before the write that records
-	// its bytes: an error or a crash in between leaves it for the next
-	// append, not lost.
-	torn, cut, err := tornTail(f)
+	// A torn tail is overwritten only by the write that records its
+	// bytes: an error or a crash before leaves it for the next append,
+	// not lost.
+	torn, tornBytes, cut, err := tornTail(f)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -195,15 +195,10 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 
 	var pending []*Record
 	if len(damaged) > 0 {
-		pending = append(pending, &Record{Source: SourceAudit, Stage: StageDamaged, Damage: damaged,
-			Error: fmt.Sprintf("%d complete line(s) at the end of the log did not decode; the chain goes on from the last good record, the lines stay in the file: run `nsrel-hook audit verify`", len(damaged))})
+		pending = append(pending, damageRecord(damaged))
 	}
 	if torn != nil {
-		keep := torn
-		if len(keep) > MaxTornKept {
-			keep = keep[:MaxTornKept]
-		}
-		pending = append(pending, &Record{Source: SourceAudit, Stage: StageTornTail, Torn: string(bytes.ToValidUTF8(keep, []byte("\uFFFD"))), TornBytes: len(torn),
+		pending = append(pending, &Record{Source: SourceAudit, Stage: StageTornTail, Torn: string(bytes.ToValidUTF8(torn, []byte("\uFFFD"))), TornBytes: int(tornBytes),
 			Error: "the previous write was cut short (crash?); its bytes were moved into this record"})
 	}
 	for _, d := range dropped {
@@ -281,11 +276,10 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		written++
 	}
 	if torn != nil {
-		if err := f.Truncate(cut); err != nil {
-			return nil, nil, fmt.Errorf("audit: cut torn tail of %s: %w", l.path, err)
+		if err := overwriteTorn(f, out, cut, cut+tornBytes); err != nil {
+			return nil, nil, fmt.Errorf("audit: append to %s over its torn tail: %w", l.path, err)
 		}
-	}
-	if _, err := f.Write(out); err != nil {
+	} else if _, err := f.Write(out); err != nil {
 		// Nothing whole was written (a part is a torn tail the next
 		// append cuts off): the state on the disk still holds the keys,
 		// the next append seals with them.
@@ -438,30 +432,79 @@ func openRegular(path string, flags int) (*os.File, error) {
 	return f, nil
 }
 
-// tornTail returns the bytes of f after its last newline and the offset
-// to cut f at to drop them, or nil if f ends with a newline (or is
-// empty).
-func tornTail(f *os.File) ([]byte, int64, error) {
+// testHookTornWrite, set by tests only, runs right before an append
+// writes over a torn tail.
+var testHookTornWrite func()
+
+// tornTail returns the first [MaxTornKept] bytes of f after its last
+// newline, how many bytes follow that newline and where they start, or
+// nil if f ends with a newline (or is empty).
+func tornTail(f *os.File) (keep []byte, n, at int64, err error) {
 	size, err := fileSize(f)
 	if err != nil || size == 0 {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	end := make([]byte, 1)
 	if _, err := f.ReadAt(end, size-1); err != nil {
-		return nil, 0, fmt.Errorf("audit: read %s: %w", f.Name(), err)
+		return nil, 0, 0, fmt.Errorf("audit: read %s: %w", f.Name(), err)
 	}
 	if end[0] == '\n' {
-		return nil, 0, nil
+		return nil, 0, 0, nil
 	}
 	nl, err := lastNewline(f, size)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	torn := make([]byte, size-(nl+1))
-	if _, err := f.ReadAt(torn, nl+1); err != nil {
-		return nil, 0, fmt.Errorf("audit: read %s: %w", f.Name(), err)
+	at, n = nl+1, size-(nl+1)
+	keep = make([]byte, min(n, MaxTornKept))
+	if _, err := f.ReadAt(keep, at); err != nil {
+		return nil, 0, 0, fmt.Errorf("audit: read %s: %w", f.Name(), err)
 	}
-	return torn, nl + 1, nil
+	return keep, n, at, nil
+}
+
+// overwriteTorn writes out (the records, the one of the torn bytes among
+// them) over the torn tail of f, from at to end, so that the torn bytes
+// stay in the file until the write that records them: the space is
+// reserved first (a full disk fails the append before a byte is
+// overwritten, where the file system can reserve), the records go in one
+// write, and only then is what is left of a longer tail cut off (a crash
+// before that leaves it as a torn tail of its own, which the next append
+// records).
+func overwriteTorn(f *os.File, out []byte, at, end int64) error {
+	fd := int(f.Fd())
+	err := unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, at, int64(len(out)))
+	if err != nil && err != unix.EOPNOTSUPP {
+		return os.NewSyscallError("fallocate", err)
+	}
+	// With O_APPEND, Linux appends whatever offset pwrite(2) names.
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return os.NewSyscallError("fcntl F_GETFL", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_APPEND); err != nil {
+		return os.NewSyscallError("fcntl F_SETFL", err)
+	}
+	if testHookTornWrite != nil {
+		testHookTornWrite()
+	}
+	for off := 0; off < len(out); {
+		n, err := unix.Pwrite(fd, out[off:], at+int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("pwrite", err)
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		off += n
+	}
+	if at+int64(len(out)) < end {
+		return f.Truncate(at + int64(len(out)))
+	}
+	return nil
 }
 
 func fileSize(f *os.File) (int64, error) {
@@ -573,10 +616,43 @@ func decodeLine(l Line) (*Record, error) {
 	return Decode(l.Data)
 }
 
+// maxDamageReason bounds a damaged line's reason as the record holds it
+// (JSON-encoded): a reason may quote the line (an unknown member's key),
+// and the log's own records must never be too long to be written.
+const maxDamageReason = 240
+
+// damageRecord is the record of the damaged lines at the end of the log.
+// It always fits in a line: with more lines than one record can list
+// with their reasons, the reasons are left out, and beyond that the
+// lines past what fits (verify then reports those as damage no record
+// lists, which is so).
+func damageRecord(damaged []DamagedLine) *Record {
+	msg := fmt.Sprintf("%d complete line(s) at the end of the log did not decode; the chain goes on from the last good record, the lines stay in the file: run `nsrel-hook audit verify`", len(damaged))
+	r := &Record{Source: SourceAudit, Stage: StageDamaged, Damage: damaged, Error: msg}
+	// Room for the chain's fields the append sets (time, host, version,
+	// prev, seq, hash, seal) and their keys.
+	const room = MaxLine - 4096
+	if len(r.body()) <= room {
+		return r
+	}
+	r.Damage = make([]DamagedLine, len(damaged))
+	for i, d := range damaged {
+		d.Reason = ""
+		r.Damage[i] = d
+	}
+	r.Error = msg + "; the reasons are left out (too many lines to list them)"
+	for n := len(r.Damage); len(r.body()) > room; {
+		n = n * 3 / 4
+		r.Damage = r.Damage[:n]
+		r.Error = fmt.Sprintf("%s; the reasons are left out, and only the first %d lines listed (too many to list)", msg, n)
+	}
+	return r
+}
+
 // damagedLine describes l (in file) and why it does not decode, telling
 // a crash from an edit where the bytes allow.
 func damagedLine(file string, l Line, err error) DamagedLine {
-	d := DamagedLine{File: file, Offset: l.Offset, Reason: err.Error()}
+	d := DamagedLine{File: file, Offset: l.Offset, Reason: cutJSON(err.Error(), maxDamageReason)}
 	if l.Long > 0 {
 		d.Bytes, d.SHA256, d.Kind = int(l.Long), l.Sum, "garbled"
 		return d

@@ -507,7 +507,11 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	}
 	if len(v.damaged) > 0 {
 		if r.Stage != StageDamaged || !v.covers(r.Damage) || v.prev == nil && r.Prev != "" || v.prev != nil && (r.Prev != v.prev.Hash || r.Seq != v.prev.Seq+1) {
-			return v.damageProblem("")
+			extra := ""
+			if r.Stage == StageDamaged && len(r.Damage) != len(v.damaged) {
+				extra = fmt.Sprintf("the damage record after them (seq %d) lists %d", r.Seq, len(r.Damage))
+			}
+			return v.damageProblem(extra)
 		}
 		rep := DamageReport{Record: r}
 		for _, d := range v.damaged {
