@@ -675,6 +675,10 @@ func (p *parser) match(n *node, path string) *Match {
 				p.errorf(v, path, "must be an object mapping key expressions to value expressions, not %s", kindName(v.Kind))
 				return
 			}
+			if len(v.Members) == 0 {
+				p.errorf(v, path, "must name at least one annotation (an empty object would match every container)")
+				return
+			}
 			for _, mem := range v.Members {
 				mp := path + "[" + strconv.Quote(mem.Key) + "]"
 				k, err := regexp.Compile(mem.Key)

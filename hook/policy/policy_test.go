@@ -51,6 +51,8 @@ func TestParseErrors(t *testing.T) {
 		{"default with match", `{"version":1,"audit_log":"/a","default":{"mode":"audit","match":{"id":"x"}}}`, []string{"default.match: unknown key"}},
 		{"block without match", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit"}],"default":{"mode":"audit"}}`, []string{"policies[0].match: missing"}},
 		{"empty match", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{}}],"default":{"mode":"audit"}}`, []string{"policies[0].match: needs"}},
+		{"empty annotations", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"annotations":{}}}],"default":{"mode":"audit"}}`, []string{"policies[0].match.annotations: must name at least one annotation"}},
+		{"empty annotations with id", `{"version":1,"audit_log":"/a","trusted_selectors":{"id":true},"policies":[{"name":"a","mode":"audit","match":{"id":"x","annotations":{}}}],"default":{"mode":"audit"}}`, []string{"policies[0].match.annotations: must name at least one annotation"}},
 		{"bad regex", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"id":"("}}],"default":{"mode":"audit"}}`, []string{"policies[0].match.id: bad regular expression"}},
 		{"bad key regex", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"annotations":{"(":"x"}}}],"default":{"mode":"audit"}}`, []string{"bad key regular expression"}},
 		{"duplicate names", `{"version":1,"audit_log":"/a","trusted_selectors":{"id":true},"policies":[{"name":"a","mode":"audit","match":{"id":"x"}},{"name":"a","mode":"audit","match":{"id":"y"}}],"default":{"mode":"audit"}}`, []string{"policies[1].name: duplicate block name"}},
