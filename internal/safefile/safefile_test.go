@@ -64,6 +64,44 @@ func TestTrust(t *testing.T) {
 			file(t, real, "f", 0o600)
 			return filepath.Join(l, "f")
 		}, false, false},
+		{"through root's symlink to another user's symlink in a sticky directory", func(t *testing.T, dir string) string {
+			real := filepath.Join(dir, "real")
+			os.Mkdir(real, 0o700)
+			file(t, real, "f", 0o600)
+			tmp := filepath.Join(dir, "tmp")
+			os.Mkdir(tmp, 0o777)
+			os.Chmod(tmp, os.ModeSticky|0o777)
+			theirs := filepath.Join(tmp, "theirs")
+			os.Symlink(real, theirs)
+			os.Lchown(theirs, 65534, 65534)
+			l := filepath.Join(dir, "link")
+			os.Symlink(theirs, l)
+			return filepath.Join(l, "f")
+		}, false, false},
+		{"through root's symlinks, one relative with ..", func(t *testing.T, dir string) string {
+			real := filepath.Join(dir, "a", "real")
+			os.MkdirAll(real, 0o700)
+			file(t, real, "f", 0o600)
+			os.Symlink("../a/real", filepath.Join(dir, "a", "rel"))
+			l := filepath.Join(dir, "link")
+			os.Symlink(filepath.Join(dir, "a", "rel"), l)
+			return filepath.Join(l, "f")
+		}, false, true},
+		{"through .. after a symlink to an open directory's child", func(t *testing.T, dir string) string {
+			open := filepath.Join(dir, "open")
+			os.MkdirAll(filepath.Join(open, "child"), 0o700)
+			os.Chmod(open, 0o777)
+			file(t, open, "f", 0o600)
+			l := filepath.Join(dir, "link")
+			os.Symlink(filepath.Join(open, "child"), l)
+			// Lexically dir/f; the kernel goes to open/f.
+			return l + "/../f"
+		}, false, false},
+		{"a symlink loop", func(t *testing.T, dir string) string {
+			os.Symlink(filepath.Join(dir, "b"), filepath.Join(dir, "a"))
+			os.Symlink(filepath.Join(dir, "a"), filepath.Join(dir, "b"))
+			return filepath.Join(dir, "a", "f")
+		}, false, false},
 		{"through root's symlink to an open directory", func(t *testing.T, dir string) string {
 			real := filepath.Join(dir, "open")
 			os.Mkdir(real, 0o777)

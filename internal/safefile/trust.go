@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -25,7 +26,8 @@ var ErrUntrusted = errors.New("not trusted")
 // root or the effective user, which the walk checks next. A symlink in a
 // directory path is followed, and both the link's directory and its
 // target's directories are checked (of the part of the path that
-// exists); the link itself must be owned by root or the effective user.
+// exists), link after link; each link itself must be owned by root or
+// the effective user.
 
 // CheckOwner checks that f, opened from path, is owned by root or the
 // effective user and writable by neither its group nor others; with
@@ -65,37 +67,58 @@ func who(mode, group, other uint32) string {
 
 // CheckDirs checks every directory from / down to dir (an absolute path)
 // by the trust rule above. Directories that do not exist yet are not
-// checked (they are created 0700 by whoever needs them).
+// checked (they are created 0700 by whoever needs them). A symlink on
+// the way is followed one link at a time, as the kernel does: each link
+// and every directory on the way to its target are checked, so that a
+// link of root's to a name in /tmp cannot lead through another user's
+// link.
 func CheckDirs(dir string) error {
 	if !filepath.IsAbs(dir) {
 		return fmt.Errorf("%s: not an absolute path", dir)
 	}
-	clean := filepath.Clean(dir)
-	link, err := checkPath(clean)
-	if err != nil || !link {
-		return err // without a symlink on the way, the path is the real one
+	if err := noDotDot(dir); err != nil {
+		return err
 	}
-	// The path as the kernel resolves it, if a component is a symlink:
-	// of its longest part that exists, since whoever creates the missing
-	// directories creates them in the symlink's target.
-	for p := clean; ; p = filepath.Dir(p) {
-		real, err := filepath.EvalSymlinks(p)
-		switch {
-		case err == nil && real == p:
-			return nil
-		case err == nil:
-			_, err := checkPath(real)
-			return err
-		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("%s: %w", dir, err)
-		case p == "/":
-			return nil
+	p := filepath.Clean(dir)
+	for range maxSymlinks {
+		link, rest, err := checkPath(p)
+		if err != nil || link == "" {
+			return err // without a symlink on the way, the path is the real one
 		}
+		target, err := os.Readlink(link)
+		if err != nil {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
+		// Not cleaned: ".." after a symlink is the parent of its
+		// target, which the walk, going through real directories only,
+		// takes as the kernel does.
+		if !strings.HasPrefix(target, "/") {
+			target = filepath.Dir(link) + "/" + target
+		}
+		p = target + "/" + rest
 	}
+	return fmt.Errorf("%s: more than %d symlinks on the way: %w", dir, maxSymlinks, ErrUntrusted)
 }
 
-// checkPath walks the components of an absolute, clean path from /.
-func checkPath(p string) (link bool, err error) {
+// noDotDot refuses a path with a ".." in it: lexically a/link/.. is a,
+// which the checks would take, where the kernel takes the parent of the
+// link's target.
+func noDotDot(path string) error {
+	if slices.Contains(strings.Split(path, "/"), "..") {
+		return fmt.Errorf("%s: a path with \"..\" in it: refusing it (name it without): %w", path, ErrUntrusted)
+	}
+	return nil
+}
+
+// maxSymlinks is how many symlinks CheckDirs follows, as the kernel's
+// limit for one path (MAXSYMLINKS).
+const maxSymlinks = 40
+
+// checkPath walks the components of an absolute, clean path from /,
+// checking each directory, up to the first symlink: it returns the
+// link's path (its owner checked; "" when there is none) and the rest of
+// the path after it.
+func checkPath(p string) (link, rest string, err error) {
 	cur := "/"
 	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	if p == "/" {
@@ -103,18 +126,18 @@ func checkPath(p string) (link bool, err error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(cur, &st); err != nil {
-		return false, &os.PathError{Op: "lstat", Path: cur, Err: err}
+		return "", "", &os.PathError{Op: "lstat", Path: cur, Err: err}
 	}
 	if err := checkDir(cur, &st); err != nil {
-		return false, err
+		return "", "", err
 	}
-	for _, part := range parts {
+	for i, part := range parts {
 		next := filepath.Join(cur, part)
 		if err := unix.Lstat(next, &st); err != nil {
 			if err == unix.ENOENT {
-				return false, nil
+				return "", "", nil
 			}
-			return false, &os.PathError{Op: "lstat", Path: next, Err: err}
+			return "", "", &os.PathError{Op: "lstat", Path: next, Err: err}
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFLNK:
@@ -124,19 +147,19 @@ func checkPath(p string) (link bool, err error) {
 			// trusted directory of their choice: its owner must be
 			// trusted like any entry's.
 			if euid := uint32(os.Geteuid()); st.Uid != 0 && st.Uid != euid {
-				return true, fmt.Errorf("%s: a symlink owned by uid %d, not root or uid %d: refusing it: %w", next, st.Uid, euid, ErrUntrusted)
+				return "", "", fmt.Errorf("%s: a symlink owned by uid %d, not root or uid %d: refusing it: %w", next, st.Uid, euid, ErrUntrusted)
 			}
-			return true, nil
+			return next, strings.Join(parts[i+1:], "/"), nil
 		case unix.S_IFDIR:
 			if err := checkDir(next, &st); err != nil {
-				return false, err
+				return "", "", err
 			}
 		default:
-			return false, fmt.Errorf("%s: not a directory: %w", next, ErrUntrusted)
+			return "", "", fmt.Errorf("%s: not a directory: %w", next, ErrUntrusted)
 		}
 		cur = next
 	}
-	return false, nil
+	return "", "", nil
 }
 
 func checkDir(path string, st *unix.Stat_t) error {
@@ -174,6 +197,9 @@ func CheckPrivateDir(dir string) error {
 // OpenTrusted opens path with [OpenRegular] after checking its
 // directories ([CheckDirs]), and checks the file itself ([CheckOwner]).
 func OpenTrusted(path string, flags int, secret bool) (*os.File, error) {
+	if err := noDotDot(path); err != nil {
+		return nil, err
+	}
 	if err := CheckDirs(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
@@ -214,6 +240,9 @@ func MkdirAll(dir string) error {
 // ([CheckPrivateDir]); missing directories are made with [MkdirAll]; the
 // file is opened with [OpenRegular] and checked with [CheckOwner].
 func OpenPrivate(path string, flags int, secret bool) (*os.File, error) {
+	if err := noDotDot(path); err != nil {
+		return nil, err
+	}
 	dir := filepath.Dir(path)
 	if err := CheckDirs(dir); err != nil {
 		return nil, err
