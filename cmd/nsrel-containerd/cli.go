@@ -27,6 +27,12 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
+// The default metrics addresses of watch and nri.
+const (
+	defaultWatchMetrics = "127.0.0.1:9498"
+	defaultNRIMetrics   = "127.0.0.1:9499"
+)
+
 const usage = `nsrel-containerd records the containers containerd starts (event recorder)
 and validates Kubernetes containers before they run (NRI plugin).
 
@@ -215,7 +221,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	config := fs.String("config", vocab.DefaultHookConfig, "")
 	level := fs.String("log-level", "info", "")
 	logTo := fs.String("log-to", "stderr", "")
-	metricsAddr := fs.String("metrics-address", map[string]string{"watch": "127.0.0.1:9498", "nri": "127.0.0.1:9499"}[name], "")
+	metricsAddr := fs.String("metrics-address", map[string]string{"watch": defaultWatchMetrics, "nri": defaultNRIMetrics}[name], "")
 	var address, socket, index, injectHook, hookConfig, readyFile *string
 	var timeout *time.Duration
 	if name == "watch" {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -123,7 +125,49 @@ func TestShippedUnits(t *testing.T) {
 				t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 			}
 			checkWritable(t, string(data))
+			checkMetricsReachable(t, string(data), args)
 		})
+	}
+}
+
+// checkMetricsReachable checks that the unit lets the service serve its
+// metrics where its command line has them (the default address of its
+// subcommand unless --metrics-address says otherwise): a loopback
+// address needs AF_INET (or AF_INET6) among RestrictAddressFamilies=
+// and, under IPAddressDeny=any, localhost in IPAddressAllow=.
+func checkMetricsReachable(t *testing.T, unit string, args []string) {
+	t.Helper()
+	addr := map[string]string{"watch": defaultWatchMetrics, "nri": defaultNRIMetrics}[args[0]]
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--metrics-address="); ok {
+			addr = v
+		} else if a == "--metrics-address" && i+1 < len(args) {
+			addr = args[i+1]
+		}
+	}
+	if addr == "" || addr == `""` {
+		return
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		t.Fatalf("metrics address %q: the shipped units serve metrics on the loopback only", addr)
+	}
+	family := "AF_INET"
+	if strings.Contains(host, ":") {
+		family = "AF_INET6"
+	}
+	setting := func(key string) []string {
+		var vals []string
+		for _, m := range regexp.MustCompile(`(?m)^`+key+`=(.*)$`).FindAllStringSubmatch(unit, -1) {
+			vals = append(vals, strings.Fields(m[1])...)
+		}
+		return vals
+	}
+	if fams := setting("RestrictAddressFamilies"); len(fams) > 0 && !slices.Contains(fams, family) {
+		t.Errorf("metrics on %s, but RestrictAddressFamilies=%s", addr, strings.Join(fams, " "))
+	}
+	if slices.Contains(setting("IPAddressDeny"), "any") && !slices.Contains(setting("IPAddressAllow"), "localhost") {
+		t.Errorf("metrics on %s, but IPAddressDeny=any without IPAddressAllow=localhost", addr)
 	}
 }
 

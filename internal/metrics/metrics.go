@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/logging"
@@ -211,14 +212,32 @@ func Listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// MaxConns bounds the connections the scrape endpoint holds at once;
+// more wait to be accepted. Whoever can reach the endpoint (any local
+// user on 127.0.0.1) could otherwise open connections until the daemon
+// has no file descriptor left to inspect a container with, or no
+// memory. A scraper needs one.
+const MaxConns = 16
+
 // Serve answers scrapes of /metrics on ln until ctx is done; it closes
-// ln and returns nil then, or the error that stopped it earlier.
+// ln and returns nil then, or the error that stopped it earlier. It
+// holds at most [MaxConns] connections, and none longer than a scrape
+// needs: a request must come within 5 s (its headers) or 10 s (whole), a
+// response go out within 30 s, and an idle connection is closed after
+// 30 s.
 func (m *Metrics) Serve(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- srv.Serve(netutil.LimitListener(ln, MaxConns)) }()
 	select {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)

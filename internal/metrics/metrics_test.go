@@ -18,8 +18,9 @@ import (
 	"github.com/nsrel/nsrel/internal/syslog"
 )
 
-// scrape serves m on a loopback port and returns one scrape of /metrics.
-func scrape(t *testing.T, m *Metrics) string {
+// serve serves m on a loopback port until the test ends and returns
+// the address.
+func serve(t *testing.T, m *Metrics) string {
 	t.Helper()
 	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
@@ -28,13 +29,19 @@ func scrape(t *testing.T, m *Metrics) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Serve(ctx, ln) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-	}()
-	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+	})
+	return ln.Addr().String()
+}
+
+// scrape serves m on a loopback port and returns one scrape of /metrics.
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	resp, err := http.Get("http://" + serve(t, m) + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,5 +166,67 @@ func TestInstrumentKeepsCallbacks(t *testing.T) {
 	}
 	if written != 1 || appended != 1 || shipped != 1 || sent != 1 {
 		t.Errorf("written %d, appended %d, shipped %d, sent %d; want 1 each", written, appended, shipped, sent)
+	}
+}
+
+// TestServeBoundsConnections opens 200 connections to the scrape
+// endpoint, sends a scrape on each and leaves them open (keep-alive),
+// as anyone who can reach the endpoint can: the server holds MaxConns
+// of them, the rest wait to be accepted, and closing the answered ones
+// lets the waiting ones through. Every connection used to be held until
+// the daemon ran out of file descriptors (then it could not inspect a
+// container) or memory.
+func TestServeBoundsConnections(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	addr := serve(t, New("test"))
+	before := fds()
+	const n = 200
+	answered := make(chan int, n)
+	var conns []net.Conn
+	for i := range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			buf := make([]byte, 12)
+			if _, err := io.ReadFull(c, buf); err == nil && string(buf) == "HTTP/1.1 200" {
+				answered <- i
+			}
+		}()
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	first := map[int]bool{}
+	for len(first) < MaxConns {
+		first[<-answered] = true
+	}
+	time.Sleep(300 * time.Millisecond) // any more the server took would be answered by now
+	if held := fds() - before - n; held > MaxConns+2 {
+		t.Errorf("the server holds %d connections, want at most %d", held, MaxConns)
+	}
+	if len(answered) > 0 {
+		t.Errorf("%d more connections answered while %d were held", len(answered), MaxConns)
+	}
+	for i := range first {
+		conns[i].Close()
+	}
+	for range MaxConns {
+		if i := <-answered; first[i] {
+			t.Errorf("connection %d answered twice", i)
+		}
 	}
 }
