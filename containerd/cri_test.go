@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,4 +111,54 @@ func TestCRIBaseRuntimeSpec(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCRISandboxNamedByPod runs a pod through CRI (containerd 2.4 and
+// crictl) with the labels the kubelet gives a pod (its name and
+// namespace) and one its author added, io.kubernetes.container.name=app,
+// and a container "app" in it: the sandbox is named by its pod
+// ("shop/NAME"), the container "shop/NAME/app". The sandbox took the
+// container's name from the pod's labels, so that the trees showed the
+// pause process as the container and --container NAME/app matched two.
+func TestCRISandboxNamedByPod(t *testing.T) {
+	crictl, d := criDaemon(t)
+	name := ctrdtest.Uniq("named-pod")
+	podJSON := filepath.Join(t.TempDir(), "pod.json")
+	os.WriteFile(podJSON, fmt.Appendf(nil, `{"metadata":{"name":%q,"namespace":"shop","uid":%q,"attempt":0},
+		"labels":{%q:%q,%q:"shop",%q:"app"},
+		"linux":{"cgroup_parent":%q,"security_context":{"namespace_options":{"network":2}}}}`, name, name+"-uid",
+		vocab.LabelPodName, name, vocab.LabelPodNamespace, vocab.LabelContainerName, d.CgroupParent()+"/k8s"), 0o644)
+	podID := d.MustCrictl(t, crictl, "runp", podJSON)
+	t.Cleanup(func() {
+		d.Crictl(crictl, "stopp", podID)
+		d.Crictl(crictl, "rmp", "-f", podID)
+	})
+	ctrID := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "app"), podJSON)
+	d.MustCrictl(t, crictl, "start", ctrID)
+	got, err := NewSource(d.Socket).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{}
+	for _, g := range got {
+		names[g.ID] = g.Name
+	}
+	if want := "shop/" + name; names[podID] != want {
+		t.Errorf("sandbox named %q, want %q", names[podID], want)
+	}
+	if want := "shop/" + name + "/app"; names[ctrID] != want {
+		t.Errorf("container named %q, want %q", names[ctrID], want)
+	}
+}
+
+// criDaemon starts containerd 2.4 with CRI, the pause and busybox images
+// in namespace k8s.io, and returns crictl and the daemon.
+func criDaemon(t *testing.T) (string, *ctrdtest.Daemon) {
+	t.Helper()
+	crictl := ctrdtest.Crictl(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	return crictl, d
 }

@@ -26,11 +26,7 @@ import (
 // `mountExtensions.idmap` entry in `features` command"); the test logs
 // that, and checks the container's maps when the runtime can.
 func TestCRIPodUserNS(t *testing.T) {
-	crictl := ctrdtest.Crictl(t)
-	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true})
-	c := d.Client(t)
-	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
-	d.ImportBusybox(t, c, "k8s.io")
+	crictl, d := criDaemon(t)
 	host := nstest.HostIDBase(t)
 	want := []audit.IDRange{{Inside: 0, Outside: host, Count: 65536}}
 	userns := fmt.Sprintf(`"userns_options":{"mode":0,"uids":[{"host_id":%d,"container_id":0,"length":65536}],"gids":[{"host_id":%d,"container_id":0,"length":65536}]}`, host, host)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -124,7 +125,15 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		if !ok || !procExists(pid) {
 			continue
 		}
-		name := vocab.ContainerName(ctr.Labels)
+		labels := ctr.Labels
+		if labels[vocab.LabelCRIKind] == "sandbox" {
+			// A sandbox's labels are its pod's: a container name
+			// among them is the pod author's, not CRI's.
+			labels = maps.Clone(labels)
+			delete(labels, vocab.LabelContainerName)
+			delete(labels, vocab.AnnotationContainerName)
+		}
+		name := vocab.ContainerName(labels)
 		if name == "" && ctr.Spec != nil {
 			name = specPodName(ctr.Spec.GetValue())
 		}

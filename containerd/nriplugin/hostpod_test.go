@@ -108,20 +108,27 @@ func TestNRIWithRecorder(t *testing.T) {
 // CRI sets on containers, so a pod cannot choose it) and exempts
 // "legacy" from the enforcing default: a pod sandbox in the host's user
 // namespace whose author put container-name=legacy in its labels or
-// annotations is still refused by the default. The plugin used to copy
-// the pod's labels over its annotations and take them as the sandbox's.
+// annotations is still refused by the default, and recorded so by the
+// plugin and by the event recorder alike. The plugin used to copy the
+// pod's labels over its annotations and take them as the sandbox's; the
+// recorder took the labels' key, recording the start as allowed by
+// "legacy".
 func TestNRISandboxCRIKeys(t *testing.T) {
-	cfg, run := hostPods(t, `"trusted_selectors": {"annotations": ["io.kubernetes.cri.container-name"]},
-	"policies": [{"name": "legacy", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "legacy"}}, "mode": "audit"}], `+usernsRequired, false)
-	for _, where := range []string{"labels", "annotations"} {
-		name := ctrdtest.Uniq("legacy-" + where)
-		if ran, stderr := run(name, fmt.Sprintf(`%q: {"io.kubernetes.cri.container-name": "legacy"},`, where)); ran {
-			t.Errorf("%s: a pod claiming container-name=legacy in its %s ran in the host's user namespace", name, where)
-		} else if !strings.Contains(stderr, "refused by nsrel policy") || !strings.Contains(stderr, "userns-required") {
-			t.Errorf("%s: stderr %q; want the default block's refusal", name, stderr)
-		}
+	for _, withRecorder := range []bool{false, true} {
+		t.Run(fmt.Sprintf("recorder=%v", withRecorder), func(t *testing.T) {
+			cfg, run := hostPods(t, `"trusted_selectors": {"annotations": ["io.kubernetes.cri.container-name"]},
+	"policies": [{"name": "legacy", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "legacy"}}, "mode": "audit"}], `+usernsRequired, withRecorder)
+			for _, where := range []string{"labels", "annotations"} {
+				name := ctrdtest.Uniq("legacy-" + where)
+				if ran, stderr := run(name, fmt.Sprintf(`%q: {"io.kubernetes.cri.container-name": "legacy"},`, where)); ran {
+					t.Errorf("%s: a pod claiming container-name=legacy in its %s ran in the host's user namespace", name, where)
+				} else if !strings.Contains(stderr, "refused by nsrel policy") || !strings.Contains(stderr, "userns-required") {
+					t.Errorf("%s: stderr %q; want the default block's refusal", name, stderr)
+				}
+			}
+			checkDenied(t, cfg, "userns-required")
+		})
 	}
-	checkDenied(t, cfg, "userns-required")
 }
 
 // TestNRIAnnotationLimits: a pod with more annotations than the hook

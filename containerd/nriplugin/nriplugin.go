@@ -217,14 +217,11 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	// sets (io.kubernetes.cri.*, which trusted_selectors may trust) come
 	// from the runtime's pod only, as CRI sets them on the sandbox's
 	// spec; a sandbox has no container name.
-	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, criPrefix) })
+	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, vocab.CRIAnnotationPrefix) })
 	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
-	md[criPrefix+"container-type"], md[criPrefix+"sandbox-id"], md[criPrefix+"sandbox-uid"] = "sandbox", pod.GetId(), pod.GetUid()
+	md[vocab.CRIAnnotationPrefix+"container-type"], md[vocab.CRIAnnotationPrefix+"sandbox-id"], md[vocab.CRIAnnotationPrefix+"sandbox-uid"] = "sandbox", pod.GetId(), pod.GetUid()
 	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md)
 }
-
-// criPrefix starts the annotation keys containerd's CRI sets itself.
-const criPrefix = "io.kubernetes.cri."
 
 // CreateContainer adds nsrel-hook at createRuntime and poststop to the
 // container's spec when [Plugin.Inject] is set and the runtime has not
@@ -357,7 +354,7 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	// Labels never carry the keys CRI sets (it sets them as the
 	// container's annotations, over the author's): none is taken from
 	// them.
-	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, criPrefix) })
+	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, vocab.CRIAnnotationPrefix) })
 	maps.Copy(md, ctr.GetAnnotations())
 	// The pod's name and namespace come from the runtime, the container's
 	// labels and annotations from whoever made the container: always take

@@ -121,6 +121,8 @@ type Recorder struct {
 	droppedSince time.Time
 	// failing is set when an append failed since the last walk.
 	failing bool
+	// walked, set by tests, is called after each walk.
+	walked func()
 }
 
 // DefaultResync is how often [Recorder] walks the running tasks while
@@ -355,6 +357,9 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 // walk retries pending records, then records every running task that has
 // no start record yet, and rebuilds the set of known tasks.
 func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
+	if r.walked != nil {
+		defer r.walked()
+	}
 	r.failing = false
 	r.retryPending(ctx)
 	// A quiet node still ships its chain's head when a checkpoint is due.
@@ -473,6 +478,9 @@ func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
 
 // meta returns the container's labels merged with its spec's
 // annotations (annotations win), for policy selection and recording.
+// Keys CRI sets (io.kubernetes.cri.*, which trusted_selectors may trust)
+// come from the spec only: a pod sandbox's labels are its pod's, and
+// CRI puts no container name on a sandbox's spec for the spec to win.
 func meta(ctx context.Context, c *client.Client, id string) map[string]string {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
@@ -482,7 +490,9 @@ func meta(ctx context.Context, c *client.Client, id string) map[string]string {
 	}
 	m := make(map[string]string, len(info.Labels))
 	for k, v := range info.Labels {
-		m[k] = v
+		if !strings.HasPrefix(k, vocab.CRIAnnotationPrefix) {
+			m[k] = v
+		}
 	}
 	if info.Spec != nil {
 		for k, v := range containerd.SpecAnnotations(info.Spec.GetValue()) {
@@ -582,9 +592,18 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		r.failing = true
 		return 0, false
 	}
+	// The process start time tells this start from another of the same
+	// container and PID (a restart whose PID came round again) in the
+	// log, and the walks skip the task while it runs so. Without
+	// namespaces (inspection failed: no CAP_SYS_PTRACE, no fd left) it
+	// comes from /proc, readable by anyone; a start recorded with 0 was
+	// recorded again at every walk, and taken for any earlier start of
+	// the container with that PID.
 	var startTime uint64
 	if rec.Ancestry != nil {
 		startTime = rec.StartTime
+	} else if st, err := inspect.StartTime(pid); err == nil {
+		startTime = st
 	}
 	got, err := r.Log.AppendStart(ctx, rec, pid, startTime)
 	switch {

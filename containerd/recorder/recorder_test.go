@@ -7,15 +7,18 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nsrel/nsrel/containerd"
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
@@ -237,4 +240,56 @@ func TestRecorderBurst(t *testing.T) {
 		}
 	}
 	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestNoNamespacesRecordedOnce runs a container whose inspection fails
+// (as without CAP_SYS_PTRACE for a process of another UID): its start is
+// recorded once, without namespaces, and the walks that follow leave it
+// at that. It was recorded again at every walk (twice a minute, for as
+// long as it ran), its start time taken for 0.
+func TestNoNamespacesRecordedOnce(t *testing.T) {
+	id := ctrdtest.Uniq("no-namespaces")
+	var victim atomic.Int64
+	walks := make(chan struct{}, 64)
+	cfg, d, c := recorderSetup(t, func(r *Recorder) {
+		r.Resync = 200 * time.Millisecond
+		r.walked = func() {
+			select {
+			case walks <- struct{}{}:
+			default:
+			}
+		}
+		r.Inspect = func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+			if int64(pid) == victim.Load() {
+				return nil, fmt.Errorf("inspect: pid %d: open /proc/%d/ns/user: permission denied", pid, pid)
+			}
+			return inspect.ProcessWith(pid, live)
+		}
+	})
+	ctr, _ := d.Run(t, c, "default", id, &ctrdtest.RunOpts{NoStart: true})
+	ctx := ctrdtest.Context(t, "default")
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim.Store(int64(task.Pid()))
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	audittest.Wait(t, cfg.AuditLog, "the start record", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) > 0 })
+	for range len(walks) {
+		<-walks
+	}
+	for range 3 {
+		<-walks
+	}
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if n := audittest.Count(recs, id, evStart); n != 1 {
+		t.Errorf("%d start records after three walks, want 1", n)
+	}
+	for _, r := range recs {
+		if r.ContainerID == id && r.Ancestry != nil {
+			t.Errorf("seq %d: namespaces recorded though inspection failed", r.Seq)
+		}
+	}
 }

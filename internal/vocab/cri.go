@@ -16,6 +16,14 @@ const (
 	// AnnotationSandboxID is the pod sandbox a CRI container belongs to
 	// (on the sandbox itself: its own ID).
 	AnnotationSandboxID = "io.kubernetes.cri.sandbox-id"
+	// CRIAnnotationPrefix starts the annotation keys containerd's CRI
+	// sets itself, on a container's OCI spec. A label with such a key is
+	// someone else's: a pod sandbox's labels are its pod's, which the
+	// pod's author writes.
+	CRIAnnotationPrefix = "io.kubernetes.cri."
+	// LabelCRIKind is the label containerd's CRI puts on the containers
+	// it makes, over any of the pod's: "sandbox" or "container".
+	LabelCRIKind = "io.cri-containerd.kind"
 )
 
 // PodName returns "pod-namespace/pod-name" (or the name alone) from CRI
