@@ -244,7 +244,8 @@ func TestRecorderMuteDaemon(t *testing.T) {
 // delete. The walk used to take a paused task for ended, record an exit
 // at once and lose the real one.
 func TestRecorderPausedTask(t *testing.T) {
-	cfg, d, c := recorderSetup(t, func(r *Recorder) { r.Resync = 200 * time.Millisecond })
+	var waitWalks func(int)
+	cfg, d, c := recorderSetup(t, func(r *Recorder) { r.Resync = 200 * time.Millisecond; waitWalks = countWalks(t, r) })
 	id := ctrdtest.Uniq("paused")
 	ctr, _ := d.Run(t, c, "default", id, nil)
 	audittest.Wait(t, cfg.AuditLog, "start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
@@ -256,7 +257,7 @@ func TestRecorderPausedTask(t *testing.T) {
 	if err := task.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // five walks
+	waitWalks(5)
 	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 0 {
 		t.Errorf("%d exit records while the task was paused, want 0", n)
 	}

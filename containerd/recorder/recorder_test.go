@@ -250,15 +250,10 @@ func TestRecorderBurst(t *testing.T) {
 func TestNoNamespacesRecordedOnce(t *testing.T) {
 	id := ctrdtest.Uniq("no-namespaces")
 	var victim atomic.Int64
-	walks := make(chan struct{}, 64)
+	var waitWalks func(int)
 	cfg, d, c := recorderSetup(t, func(r *Recorder) {
 		r.Resync = 200 * time.Millisecond
-		r.walked = func() {
-			select {
-			case walks <- struct{}{}:
-			default:
-			}
-		}
+		waitWalks = countWalks(t, r)
 		r.Inspect = func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
 			if int64(pid) == victim.Load() {
 				return nil, fmt.Errorf("inspect: pid %d: open /proc/%d/ns/user: permission denied", pid, pid)
@@ -277,12 +272,7 @@ func TestNoNamespacesRecordedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	audittest.Wait(t, cfg.AuditLog, "the start record", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) > 0 })
-	for range len(walks) {
-		<-walks
-	}
-	for range 3 {
-		<-walks
-	}
+	waitWalks(3)
 	recs := audittest.Records(t, cfg.AuditLog, "")
 	if n := audittest.Count(recs, id, evStart); n != 1 {
 		t.Errorf("%d start records after three walks, want 1", n)
@@ -290,6 +280,33 @@ func TestNoNamespacesRecordedOnce(t *testing.T) {
 	for _, r := range recs {
 		if r.ContainerID == id && r.Ancestry != nil {
 			t.Errorf("seq %d: namespaces recorded though inspection failed", r.Seq)
+		}
+	}
+}
+
+// countWalks makes r count its walks and returns a function that waits
+// (at most 30 s) for n walks to end after it is called.
+func countWalks(t *testing.T, r *Recorder) func(n int) {
+	var mu sync.Mutex
+	cond := sync.NewCond(&mu)
+	walks := 0
+	r.walked = func() {
+		mu.Lock()
+		walks++
+		mu.Unlock()
+		cond.Broadcast()
+	}
+	return func(n int) {
+		t.Helper()
+		timer := time.AfterFunc(30*time.Second, cond.Broadcast)
+		defer timer.Stop()
+		deadline := time.Now().Add(30 * time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		for until := walks + n; walks < until; cond.Wait() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d walks in 30 s, want %d", walks-until+n, n)
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -536,25 +537,37 @@ func TestKill9DuringAppends(t *testing.T) {
 	acked := map[uint64]bool{}
 	for round := 0; round < 6; round++ {
 		var procs []*exec.Cmd
-		var outs []*bytes.Buffer
+		var outs []*bufio.Reader
+		var first []string
 		for i := 0; i < 3; i++ {
 			cmd := exec.Command(exe)
 			cmd.Env = append(os.Environ(), helperEnv+"="+path)
-			out := &bytes.Buffer{}
-			cmd.Stdout = out
+			pipe, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			procs = append(procs, cmd)
-			outs = append(outs, out)
+			outs = append(outs, bufio.NewReader(pipe))
 		}
-		time.Sleep(time.Duration(30+round*20) * time.Millisecond)
+		// Each appender is killed while appending: once all of them
+		// have appended (said a seq), after a while that grows with
+		// the round. (A fixed time from the start let a loaded machine
+		// kill them before their first append.)
+		for _, out := range outs {
+			line, _ := out.ReadString('\n')
+			first = append(first, line)
+		}
+		time.Sleep(time.Duration(round*5) * time.Millisecond)
 		for _, p := range procs {
 			p.Process.Signal(syscall.SIGKILL)
 		}
 		for i, p := range procs {
+			rest, _ := io.ReadAll(outs[i])
 			p.Wait()
-			for _, f := range strings.Fields(outs[i].String()) {
+			for _, f := range strings.Fields(first[i] + string(rest)) {
 				seq, err := strconv.ParseUint(f, 10, 64)
 				if err != nil {
 					continue // the last number may be cut short
