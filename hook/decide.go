@@ -1,8 +1,10 @@
 package hook
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
@@ -30,6 +32,25 @@ type Input struct {
 	// [inspect.ProcessWith]. Decide passes it the decision's one scan of
 	// the running processes.
 	Inspect inspect.Func
+	// Budget bounds that scan from its start (0: [RunningBudget];
+	// negative: no time left); a caller with a deadline of its own
+	// passes what fits in it ([BudgetWithin]).
+	Budget time.Duration
+}
+
+// BudgetWithin returns the scan's budget for a decision that must end by
+// ctx's deadline, including the append of its record: half the time
+// left, if that is less than [RunningBudget] (negative when none is).
+func BudgetWithin(ctx context.Context, cfg *policy.Config) time.Duration {
+	b := RunningBudget(cfg)
+	if d, ok := ctx.Deadline(); ok {
+		if left := time.Until(d) / 2; left <= 0 {
+			return -1
+		} else if left < b {
+			return left
+		}
+	}
+	return b
 }
 
 // Record returns the record of in under the policy block the container
@@ -76,10 +97,14 @@ func record(cfg *policy.Config, in Input) (*audit.Record, *policy.Block) {
 // it).
 func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 	rec, b := record(cfg, in)
-	// One scan of the running processes at most, bounded by
-	// RunningBudget: for the maps of a nested container's ancestors and
+	// One scan of the running processes at most, bounded by the
+	// budget: for the maps of a nested container's ancestors and
 	// for disjoint_from_running.
-	live := inspect.NewLiveOnce(RunningBudget(cfg))
+	budget := in.Budget
+	if budget == 0 {
+		budget = RunningBudget(cfg)
+	}
+	live := inspect.NewLiveOnce(budget)
 	inspectFn := in.Inspect
 	if inspectFn == nil {
 		inspectFn = inspect.ProcessWith

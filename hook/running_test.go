@@ -1,6 +1,7 @@
 package hook_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -214,6 +215,47 @@ func TestRunningOutOfTime(t *testing.T) {
 	v := (&policy.Rules{DisjointFromRunning: true}).EvaluateRunning(a, run)
 	if len(v) != 1 || v[0].Rule != policy.RuleDisjoint || !strings.Contains(v[0].Reason, "cannot be checked: inspect: scan of the running processes did not finish in time") {
 		t.Errorf("violations %+v", v)
+	}
+}
+
+// TestDecideBudget: a decision given no time left for the scan of the
+// running processes (Input.Budget, as the NRI plugin passes what its
+// request has left) refuses under disjoint_from_running rather than
+// scanning past its caller's deadline; BudgetWithin gives half of what
+// a deadline leaves, at most RunningBudget, and "none" once it passed.
+func TestDecideBudget(t *testing.T) {
+	nstest.RequireRoot(t)
+	pids := userNSSleeps(t, 1, nstest.HostIDBase(t)+950_000)
+	cfg, err := policy.Parse("budget.json", []byte(`{"version":1,"audit_log":"/x",
+		"default":{"name":"disjoint","mode":"enforce","rules":{"disjoint_from_running":true}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := hook.Decide(cfg, hook.Input{Stage: audit.StageStart, ID: "late", PID: pids[0], Budget: -1})
+	if rec.Verdict != audit.VerdictDeny || len(rec.Violations) != 1 || !strings.Contains(rec.Violations[0].Reason, "did not finish in time") {
+		t.Errorf("no time left: verdict %s, violations %+v", rec.Verdict, rec.Violations)
+	}
+	if rec, _ := hook.Decide(cfg, hook.Input{Stage: audit.StageStart, ID: "in-time", PID: pids[0]}); rec.Verdict != audit.VerdictAllow {
+		t.Errorf("default budget: verdict %s, violations %+v", rec.Verdict, rec.Violations)
+	}
+	ctx := func(d time.Duration) context.Context {
+		c, cancel := context.WithTimeout(context.Background(), d)
+		t.Cleanup(cancel)
+		return c
+	}
+	full := hook.RunningBudget(cfg)
+	for _, tc := range []struct {
+		ctx      context.Context
+		min, max time.Duration
+	}{
+		{context.Background(), full, full},
+		{ctx(time.Hour), full, full},
+		{ctx(time.Second), 400 * time.Millisecond, 500 * time.Millisecond},
+		{ctx(-time.Second), -1, -1},
+	} {
+		if got := hook.BudgetWithin(tc.ctx, cfg); got < tc.min || got > tc.max {
+			t.Errorf("BudgetWithin: %v, want %v to %v", got, tc.min, tc.max)
+		}
 	}
 }
 

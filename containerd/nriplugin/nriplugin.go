@@ -376,7 +376,12 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	// A missing pid (a runtime too old to send it) cannot be inspected:
 	// the record says so and on_error decides, as for any other
 	// inspection failure.
-	rec, _ := hook.Decide(p.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceNRI, ID: id, PID: pid, Meta: md, Inspect: p.Inspect})
+	// The scan of the running processes gets what fits in the request's
+	// time (half of deadline_ms would overrun containerd's request
+	// timeout once deadline_ms passes 4 s, and containerd would drop the
+	// plugin: containers started unchecked).
+	rec, _ := hook.Decide(p.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceNRI, ID: id, PID: pid, Meta: md, Inspect: p.Inspect,
+		Budget: hook.BudgetWithin(ctx, p.Config)})
 	if limitErr != nil {
 		hook.RefusedInput(p.Config, rec, "the container's annotations were refused ("+limitErr.Error()+"); the record keeps what the limits allow",
 			fmt.Errorf("%w: %w", hook.ErrInput, limitErr))
