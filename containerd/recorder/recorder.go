@@ -121,6 +121,9 @@ type Recorder struct {
 	droppedSince time.Time
 	// failing is set when an append failed since the last walk.
 	failing bool
+	// seeded is set once known holds the tasks the log says the
+	// recorder saw start and not end ([Recorder.seedKnown]).
+	seeded bool
 	// walked, set by tests, is called after each walk.
 	walked func()
 }
@@ -371,6 +374,10 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 		// again at every retry.
 		return errors.New("audit log not writable; walk postponed")
 	}
+	if !r.seeded {
+		r.seeded = true
+		r.seedKnown()
+	}
 	lctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	nss, err := c.NamespaceService().List(lctx)
 	cancel()
@@ -421,6 +428,47 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	}
 	r.known = known
 	return errors.Join(errs...)
+}
+
+// seedKnown adds to known the tasks whose start the recorder recorded
+// and whose exit it did not, as far as a search of the log reaches (the
+// current file and [audit.SearchFiles] rotated ones): at the first walk
+// after the recorder starts, those that no longer run get their exit
+// recorded, as any known task a walk misses (they ended while no
+// recorder ran); those that run on are not searched for again. A start
+// recorded without namespaces has no PID to tell its task by: it is
+// left out.
+func (r *Recorder) seedKnown() {
+	files, err := r.Log.Files()
+	if err != nil {
+		r.logger().WithError(err).Warn("cannot read the audit log for the recorder's open starts; exits of containers that ended while it was stopped will not be recorded")
+		return
+	}
+	if n := audit.SearchFiles + 1; len(files) > n {
+		files = files[len(files)-n:]
+	}
+	open := map[uint64]taskKey{} // by the start's seq
+	startTimes := map[uint64]uint64{}
+	for rec, err := range audit.Records(files...) {
+		switch {
+		case err != nil:
+			// A file rotated away meanwhile: what was read stands.
+		case rec.Source != audit.SourceContainerdEvents:
+		case audit.IsStart(rec.Stage) && rec.Ancestry != nil:
+			open[rec.Seq] = taskKey{rec.Namespace, rec.ContainerID, rec.PID}
+			startTimes[rec.Seq] = rec.StartTime
+		case rec.Stage == audit.StageExit && rec.Ref != nil:
+			delete(open, rec.Ref.Seq)
+		}
+	}
+	if r.known == nil {
+		r.known = make(map[taskKey]uint64, len(open))
+	}
+	for seq, k := range open {
+		if _, ok := r.known[k]; !ok {
+			r.known[k] = startTimes[seq]
+		}
+	}
 }
 
 func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Envelope) {

@@ -310,3 +310,52 @@ func countWalks(t *testing.T, r *Recorder) func(n int) {
 		}
 	}
 }
+
+// TestExitWhileStopped stops the recorder, deletes one of the two
+// containers whose starts it recorded, and starts it again: its first
+// walk records the exit of the one that ended while it was stopped, and
+// nothing for the one that runs on (not a second start either). That
+// exit used to go unrecorded for good: a new recorder knew no task.
+func TestExitWhileStopped(t *testing.T) {
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	c := d.Client(t)
+	d.ImportBusybox(t, c, "default")
+	run := func() (stop func(), waitWalks func(int)) {
+		pc, err := policy.Load(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := audit.Open(pc.AuditLog, audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &Recorder{Address: d.Socket, Config: pc, Log: l, Logger: ctrdtest.Logger(t, "recorder: "), Resync: 200 * time.Millisecond}
+		waitWalks = countWalks(t, r)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { r.Run(ctx) })
+		stop = func() { cancel(); wg.Wait() }
+		t.Cleanup(stop)
+		return stop, waitWalks
+	}
+	stop, _ := run()
+	ended, runs := ctrdtest.Uniq("ends-while-stopped"), ctrdtest.Uniq("runs-on")
+	ctr, _ := d.Run(t, c, "default", ended, nil)
+	d.Run(t, c, "default", runs, nil)
+	audittest.Wait(t, cfg.AuditLog, "both starts", func(rs []*audit.Record) bool {
+		return audittest.Count(rs, ended, evStart) == 1 && audittest.Count(rs, runs, evStart) == 1
+	})
+	stop()
+	ctrdtest.Delete("default", ctr)
+	_, waitWalks := run()
+	audittest.Wait(t, cfg.AuditLog, "the exit of the container that ended while the recorder was stopped", func(rs []*audit.Record) bool {
+		return audittest.Count(rs, ended, evExit) == 1
+	})
+	waitWalks(2)
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if s, e := audittest.Count(recs, runs, evStart), audittest.Count(recs, runs, evExit); s != 1 || e != 0 {
+		t.Errorf("the container that runs on: %d starts, %d exits; want 1 and 0", s, e)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
