@@ -123,6 +123,16 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 	if aerr != nil {
 		res.Record = nil
 		log.WithError(aerr).Error("audit log append failed")
+		if rec.Verdict == audit.VerdictDeny && rec.Stage != audit.StagePoststop {
+			// A refusal stands whatever on_error says: on_error=allow
+			// weighs what could not be checked, and this was. (Anyone
+			// who could make the record fail, by filling the disk or
+			// making it too long, could otherwise run what the policy
+			// refuses.)
+			res.Deny = true
+			res.Message = UnrecordedDenyMessage(rec, aerr)
+			return res, aerr
+		}
 		res.Deny = h.Config.OnError == policy.OnErrorDeny && rec.Stage != audit.StagePoststop
 		res.Message = fmt.Sprintf("container %s: cannot write the audit record (%s): %v", vocab.Printable(rec.ContainerID), decision(res.Deny), aerr)
 		return res, aerr
@@ -183,6 +193,16 @@ func (h *Hook) logger() logrus.FieldLogger { return logging.OrDiscard(h.Logger) 
 // DenyMessage is the one line that tells the runtime (and its user) why
 // a container was refused, naming every violated rule.
 func DenyMessage(rec *audit.Record) string {
+	return fmt.Sprintf("%s (audit record seq %d)", denyReason(rec), rec.Seq)
+}
+
+// UnrecordedDenyMessage is [DenyMessage] for a refusal whose record
+// could not be written (err).
+func UnrecordedDenyMessage(rec *audit.Record, err error) string {
+	return fmt.Sprintf("%s (refused, though the audit record could not be written: %v)", denyReason(rec), err)
+}
+
+func denyReason(rec *audit.Record) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "container %s refused by nsrel policy %q (enforce): ", vocab.Printable(rec.ContainerID), rec.Policy)
 	for i, v := range rec.Violations {
@@ -194,7 +214,6 @@ func DenyMessage(rec *audit.Record) string {
 	if len(rec.Violations) == 0 && rec.Error != "" {
 		b.WriteString(rec.Error)
 	}
-	fmt.Fprintf(&b, " (audit record seq %d)", rec.Seq)
 	return b.String()
 }
 

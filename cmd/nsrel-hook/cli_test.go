@@ -127,6 +127,25 @@ func TestMainEnforceInProcess(t *testing.T) {
 	}
 }
 
+// TestMainRefusalUnrecorded: a container the enforcing block refuses is
+// refused when its record cannot be written (a directory where the log
+// should be), under on_error=allow too: on_error weighs what could not
+// be checked, and this was. It used to run: anyone who could make the
+// append fail (fill the disk) could run what the policy refuses.
+func TestMainRefusalUnrecorded(t *testing.T) {
+	if !inInitialNamespaces() {
+		t.Skip("the test must run in the initial namespaces to be refused")
+	}
+	e := newEnv(t, "hook-enforce.json", func(c map[string]any) { c["on_error"] = policy.OnErrorAllow })
+	if err := os.Mkdir(e.log, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(selfState("refused"), "--config", e.config, "createRuntime")
+	if code != 1 || !strings.Contains(stderr, "refused by nsrel policy") || !strings.Contains(stderr, "could not be written") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("exit %d, stderr %q; want 1 and one line with the refusal", code, stderr)
+	}
+}
+
 func TestMainOnError(t *testing.T) {
 	for _, mode := range []string{policy.OnErrorAllow, policy.OnErrorDeny} {
 		t.Run(mode, func(t *testing.T) {

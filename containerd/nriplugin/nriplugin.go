@@ -393,6 +393,12 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	got, err := p.log().AppendStart(ctx, rec, pid, startTime)
 	if err != nil {
 		log.WithError(err).Error("audit log append failed")
+		if rec.Verdict == audit.VerdictDeny {
+			// A refusal stands whatever on_error says (as in the
+			// hook); its record is written once the log takes it.
+			p.appendLater(rec, pid, startTime, err)
+			return errors.New("nsrel: " + hook.UnrecordedDenyMessage(rec, err))
+		}
 		if p.Config.OnError == policy.OnErrorDeny {
 			return fmt.Errorf("nsrel: container %s: cannot write the audit record (on_error=deny): %w", vocab.Printable(id), err)
 		}
@@ -428,7 +434,7 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 }
 
 // appendLater keeps a start whose append failed under on_error=allow
-// and appends it once the log takes it, retrying in the background with
+// (or that the policy refused) and appends it once the log takes it, retrying in the background with
 // backoff (100 ms to 5 s): the record says when the start was and that
 // it was written late, and is skipped if another writer recorded the
 // start meanwhile. The goroutine ends when nothing is left to append.

@@ -369,3 +369,36 @@ func TestNRIQuietCheckpoint(t *testing.T) {
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }
+
+// TestNRIRefusalUnrecorded: a container the policy refuses is refused
+// when its record cannot be written, under on_error=allow too (which
+// weighs what could not be checked: this was), and its record is written
+// once the log takes it. The plugin let it start: anyone who could make
+// the append fail could run what the policy refuses.
+func TestNRIRefusalUnrecorded(t *testing.T) {
+	_, cfg := ctrdtest.ConfigWith(t, usernsRequired)
+	// A directory where the log should be: appends fail.
+	if err := os.Mkdir(cfg.AuditLog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Plugin{Config: cfg, Log: log}
+	id := ctrdtest.Uniq("refused-unrecorded")
+	// The test process runs in the host's user namespace: refused.
+	err = p.StartContainer(context.Background(), &api.PodSandbox{Name: "web-0", Namespace: "shop"}, &api.Container{Id: id, Pid: uint32(os.Getpid())})
+	if err == nil || !strings.Contains(err.Error(), `refused by nsrel policy "userns-required"`) || !strings.Contains(err.Error(), "could not be written") {
+		t.Fatalf("StartContainer: %v; want the refusal, saying the record could not be written", err)
+	}
+	if err := os.Remove(cfg.AuditLog); err != nil {
+		t.Fatal(err)
+	}
+	recs := audittest.Wait(t, cfg.AuditLog, "the refusal, written late", func(rs []*audit.Record) bool { return len(audittest.SourceStages(rs, id)) > 0 })
+	for _, r := range recs {
+		if r.ContainerID == id && (r.Verdict != audit.VerdictDeny || !strings.Contains(r.Error, "written late")) {
+			t.Errorf("record: verdict %s, error %q; want deny, written late", r.Verdict, r.Error)
+		}
+	}
+}
