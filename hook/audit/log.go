@@ -255,13 +255,23 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		if keys == nil && sealErr != "" {
 			p.SealError = sealErr
 		}
-		body := p.body()
-		if keys != nil {
-			h, _ := hex.DecodeString(p.Hash)
-			e := first + uint64(i)
-			p.Seal = formatSeal(s.state.ID, e, sealTag(keys[i], s.state.ID, e, h))
+		sealed := func() []byte {
+			body := p.body()
+			if keys != nil {
+				h, _ := hex.DecodeString(p.Hash)
+				e := first + uint64(i)
+				p.Seal = formatSeal(s.state.ID, e, sealTag(keys[i], s.state.ID, e, h))
+			}
+			return body
 		}
+		body := sealed()
 		line, err := p.line(body)
+		// The caller's record too long to be written: cut what made it
+		// so, rather than leave the container unrecorded.
+		for err != nil && p == r && p.shrink(len(body)) {
+			body = sealed()
+			line, err = p.line(body)
+		}
 		if err != nil {
 			if p == r {
 				// The caller's record is too large: the log's own records

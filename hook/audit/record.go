@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -234,6 +235,42 @@ func (r *Record) body() []byte {
 	sum := sha256.Sum256(body)
 	r.Hash = hex.EncodeToString(sum[:])
 	return body
+}
+
+// shrink cuts what can make r too long to be written (a body of n
+// bytes), keeping what identifies the container and the decision, in
+// two steps: first the violations (at most 64 listed, each reason cut
+// to 512 bytes), then the ranges of its user namespaces' ID maps (each
+// map's error says so). It says so in r's error, and returns false when
+// nothing is left to cut.
+func (r *Record) shrink(n int) bool {
+	const maxViolations, maxReason = 64, 512
+	var cut string
+	switch {
+	case len(r.Violations) > maxViolations || slices.ContainsFunc(r.Violations, func(v Violation) bool { return len(v.Reason) > maxReason }):
+		if len(r.Violations) > maxViolations {
+			r.Violations = r.Violations[:maxViolations]
+		}
+		for i := range r.Violations {
+			r.Violations[i].Reason = vocab.Cut(r.Violations[i].Reason, maxReason)
+		}
+		cut = "its violations cut"
+	case r.Ancestry != nil && slices.ContainsFunc(r.Ancestry.Maps, func(m UserMaps) bool { return m.UIDMap != nil || m.GIDMap != nil }):
+		for i := range r.Ancestry.Maps {
+			m := &r.Ancestry.Maps[i]
+			m.UIDMap, m.GIDMap, m.HostUIDMap, m.HostGIDMap = nil, nil, nil, nil
+			m.Error = "ID maps left out: the record was too long to be written with them"
+		}
+		cut = "its user namespaces' ID maps left out"
+	default:
+		return false
+	}
+	note := fmt.Sprintf("the record was %d bytes, longer than a record may be (%d): %s", n, MaxLine, cut)
+	if r.Error != "" {
+		note = r.Error + "; " + note
+	}
+	r.Error = vocab.Cut(note, vocab.MaxRecordedError)
+	return true
 }
 
 // line assembles the record's line from its body, hash and seal.

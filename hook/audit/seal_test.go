@@ -462,6 +462,60 @@ func TestSealTooLargeRecord(t *testing.T) {
 	}
 }
 
+// TestTooLongRecordCut appends records too long to be written as they
+// are, to a sealed log: one with 100 violations of 20 KiB each, one with
+// the ID maps of 32 nested user namespaces of 340 ranges each (as many
+// as a map may hold). Each is written cut (the violations first, then
+// the maps' ranges), keeping the container, the block and the verdict,
+// its error saying what was cut, and sealed as cut; the log verifies with
+// the key. Such a container was left unrecorded.
+func TestTooLongRecordCut(t *testing.T) {
+	l, _, key := sealedLog(t, audit.Options{})
+	many := rec("many-violations")
+	for i := range 100 {
+		many.Violations = append(many.Violations, audit.Violation{Rule: "disjoint_from_running", Reason: fmt.Sprint(i) + strings.Repeat("r", 20<<10)})
+	}
+	deep := rec("deep-maps")
+	for range 32 {
+		var ranges []audit.IDRange
+		for j := range uint32(340) {
+			ranges = append(ranges, audit.IDRange{Inside: 1_000_000_000 + j*100_000, Outside: 2_000_000_000 + j*100_000, Count: 100_000})
+		}
+		deep.Ancestry.Maps = append(deep.Ancestry.Maps, audit.UserMaps{Ino: 4026532176, UIDMap: ranges, GIDMap: ranges, HostUIDMap: ranges, HostGIDMap: ranges, SetGroups: "allow"})
+	}
+	for _, tc := range []struct {
+		r   *audit.Record
+		cut string
+	}{{many, "its violations cut"}, {deep, "ID maps left out"}} {
+		if err := l.Append(context.Background(), tc.r); err != nil {
+			t.Fatalf("%s: %v", tc.r.ContainerID, err)
+		}
+	}
+	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
+	if err != nil || s.Records != 3 || s.SealsVerified != 3 {
+		t.Fatalf("verify: %+v, %v", s, err)
+	}
+	files, _ := l.Files()
+	var got []*audit.Record
+	for r, err := range audit.Records(files...) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Stage == audit.StageCreateRuntime {
+			got = append(got, r)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d records", len(got))
+	}
+	if r := got[0]; len(r.Violations) != 64 || len(r.Violations[0].Reason) > 512 || !strings.Contains(r.Error, "its violations cut") || r.Verdict != audit.VerdictDeny {
+		t.Errorf("%s: %d violations, error %q, verdict %s", r.ContainerID, len(r.Violations), r.Error, r.Verdict)
+	}
+	if r := got[1]; len(r.Maps) != 32 || r.Maps[0].UIDMap != nil || r.Maps[0].Error == "" || !strings.Contains(r.Error, "ID maps left out") || r.Verdict != audit.VerdictDeny || len(r.User) != 2 {
+		t.Errorf("%s: maps %+v, error %q, verdict %s", r.ContainerID, r.Maps[0], r.Error, r.Verdict)
+	}
+}
+
 // chainFrom re-hashes lines in order as the records after a record whose
 // hash is prev, each line keeping its seq, and seals each with reseal
 // (nil: unsealed), which is told seq for the first line, seq+1 for the
