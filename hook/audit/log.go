@@ -484,6 +484,9 @@ func tornTail(f *os.File) (keep []byte, n, at int64, err error) {
 func overwriteTorn(f *os.File, out []byte, at, end int64) error {
 	fd := int(f.Fd())
 	err := unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, at, int64(len(out)))
+	for err == unix.EINTR {
+		err = unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, at, int64(len(out)))
+	}
 	if err != nil && err != unix.EOPNOTSUPP {
 		return os.NewSyscallError("fallocate", err)
 	}
