@@ -302,13 +302,13 @@ func TestShowEscapesHostileData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "evil\x1b[2J\n",
+	r := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "evil\x1b[2J\n", Verdict: "allow\x1b[31mFAKE\r",
 		Annotations: map[string]string{"io.kubernetes.pod.name": "\x07bell"}, Ancestry: &audit.Ancestry{PID: 1}}
 	if err := l.Append(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ := run("", "audit", "show", e.log)
-	if code != 0 || strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, `"evil\x1b[2J\n"`) || !strings.Contains(out, "source containerd-events") {
+	if code != 0 || strings.ContainsAny(out, "\x1b\x07\r") || !strings.Contains(out, `"evil\x1b[2J\n"`) || !strings.Contains(out, "source containerd-events") {
 		t.Errorf("exit %d, output %q", code, out)
 	}
 	// JSON may hold DEL, C1 controls and formatting characters raw in its

@@ -44,7 +44,7 @@ func podName(rs []*audit.Record) string {
 func writeRecord(b *strings.Builder, r *audit.Record) {
 	fmt.Fprintf(b, "  seq %-5d %s  %-13s", r.Seq, vocab.Printable(r.Time), vocab.Printable(r.Stage))
 	if r.Verdict != "" {
-		fmt.Fprintf(b, " %-5s", r.Verdict)
+		fmt.Fprintf(b, " %-5s", vocab.Printable(r.Verdict))
 	}
 	if r.Policy != "" {
 		fmt.Fprintf(b, " policy %s (%s)", vocab.Printable(r.Policy), vocab.Printable(r.Mode))

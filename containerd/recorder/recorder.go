@@ -430,14 +430,15 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	return errors.Join(errs...)
 }
 
-// seedKnown adds to known the tasks whose start the recorder recorded
-// and whose exit it did not, as far as a search of the log reaches (the
-// current file and [audit.SearchFiles] rotated ones): at the first walk
-// after the recorder starts, those that no longer run get their exit
-// recorded, as any known task a walk misses (they ended while no
-// recorder ran); those that run on are not searched for again. A start
-// recorded without namespaces has no PID to tell its task by: it is
-// left out.
+// seedKnown adds to known the tasks whose start a recorder recorded and
+// whose exit it did not, as far as a search of the log reaches (the
+// current file and [audit.SearchFiles] rotated ones), and whose process
+// no longer runs: at the first walk after the recorder starts, they get
+// their exit recorded, as any known task a walk misses (they ended while
+// no recorder ran). A process that still runs may be a task of another
+// daemon whose recorder writes the same log (records do not say which
+// daemon): it is left to the walks. A start recorded without namespaces
+// has no PID to tell its task by: it is left out.
 func (r *Recorder) seedKnown() {
 	files, err := r.Log.Files()
 	if err != nil {
@@ -465,9 +466,13 @@ func (r *Recorder) seedKnown() {
 		r.known = make(map[taskKey]uint64, len(open))
 	}
 	for seq, k := range open {
-		if _, ok := r.known[k]; !ok {
-			r.known[k] = startTimes[seq]
+		if _, ok := r.known[k]; ok {
+			continue
 		}
+		if st, err := inspect.StartTime(k.pid); err == nil && st == startTimes[seq] {
+			continue // still runs
+		}
+		r.known[k] = startTimes[seq]
 	}
 }
 

@@ -298,16 +298,44 @@ func countWalks(t *testing.T, r *Recorder) func(n int) {
 	}
 	return func(n int) {
 		t.Helper()
-		timer := time.AfterFunc(30*time.Second, cond.Broadcast)
+		expired := false
+		timer := time.AfterFunc(30*time.Second, func() {
+			mu.Lock()
+			expired = true
+			mu.Unlock()
+			cond.Broadcast()
+		})
 		defer timer.Stop()
-		deadline := time.Now().Add(30 * time.Second)
 		mu.Lock()
 		defer mu.Unlock()
 		for until := walks + n; walks < until; cond.Wait() {
-			if time.Now().After(deadline) {
+			if expired {
 				t.Fatalf("%d walks in 30 s, want %d", walks-until+n, n)
 			}
 		}
+	}
+}
+
+// TestExitNotOtherDaemons runs two daemons whose recorders write one
+// audit log: a recorder that starts while a container of the other
+// daemon runs records no exit for it (its task list is its own
+// daemon's). Taking the starts without exit from the log, a recorder
+// used to record the exit of every running container of the other.
+func TestExitNotOtherDaemons(t *testing.T) {
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	a := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	b := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	cb := b.Client(t)
+	b.ImportBusybox(t, cb, "default")
+	startRecorder(t, b.Socket, cfgPath, nil)
+	onB := ctrdtest.Uniq("on-b")
+	b.Run(t, cb, "default", onB, nil)
+	audittest.Wait(t, cfg.AuditLog, "the start on b", func(rs []*audit.Record) bool { return audittest.Count(rs, onB, evStart) == 1 })
+	var waitWalks func(int)
+	startRecorder(t, a.Socket, cfgPath, func(r *Recorder) { r.Resync = 200 * time.Millisecond; waitWalks = countWalks(t, r) })
+	waitWalks(2)
+	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), onB, evExit); n != 0 {
+		t.Errorf("%d exit records for %s, which runs on the other daemon", n, onB)
 	}
 }
 
