@@ -250,7 +250,7 @@ func TestDecideBudget(t *testing.T) {
 	}{
 		{context.Background(), full, full},
 		{ctx(time.Hour), full, full},
-		{ctx(time.Second), 400 * time.Millisecond, 500 * time.Millisecond},
+		{ctx(time.Second), 1, 500 * time.Millisecond},
 		{ctx(-time.Second), -1, -1},
 	} {
 		if got := hook.BudgetWithin(tc.ctx, cfg); got < tc.min || got > tc.max {

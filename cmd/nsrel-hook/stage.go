@@ -155,6 +155,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			// caller removes the directories it writes to.
 			code := missed()
 			<-done
+			finished = true // the diagnostics log is closed on return
 			return code
 		}
 	}

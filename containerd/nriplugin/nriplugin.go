@@ -396,8 +396,9 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 		if rec.Verdict == audit.VerdictDeny {
 			// A refusal stands whatever on_error says (as in the
 			// hook); its record is written once the log takes it.
+			msg := hook.UnrecordedDenyMessage(rec, err)
 			p.appendLater(rec, pid, startTime, err)
-			return errors.New("nsrel: " + hook.UnrecordedDenyMessage(rec, err))
+			return errors.New("nsrel: " + msg)
 		}
 		if p.Config.OnError == policy.OnErrorDeny {
 			return fmt.Errorf("nsrel: container %s: cannot write the audit record (on_error=deny): %w", vocab.Printable(id), err)

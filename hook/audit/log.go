@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/internal/safefile"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // Options tune a [Log].
@@ -108,7 +109,8 @@ const maxDamagedLines = 4096
 // append atomically, e.g. to skip a start another writer recorded.
 //
 // Before the record, the same write appends what the log itself must
-// record: a torn last line cut off after a crash ([StageTornTail]),
+// record: a torn last line a crash left, which it writes over
+// ([StageTornTail]),
 // complete lines at the end that do not decode ([StageDamaged]: the
 // chain goes on from the last good record, the damaged lines stay in the
 // file), and rotated files removed by retention ([StageRetention]).
@@ -206,7 +208,7 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 			Error: fmt.Sprintf("removed by retention (keep_files %d); a checkpoint of the chain up to here is emitted with this record", l.opts.KeepFiles)})
 	}
 	// Even when build fails, what the log must record is written: the
-	// torn bytes, for one, were cut off the file and live only there.
+	// torn bytes, for one, which the write goes over.
 	r, berr := build(&Searcher{log: l})
 	switch {
 	case berr != nil || r == nil:
@@ -253,7 +255,7 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		}
 		p.Seal = ""
 		if keys == nil && sealErr != "" {
-			p.SealError = sealErr
+			p.SealError = vocab.Cut(sealErr, maxDamageReason*4)
 		}
 		sealed := func() []byte {
 			body := p.body()
@@ -291,8 +293,8 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		}
 	} else if _, err := f.Write(out); err != nil {
 		// Nothing whole was written (a part is a torn tail the next
-		// append cuts off): the state on the disk still holds the keys,
-		// the next append seals with them.
+		// append records and writes over): the state on the disk still
+		// holds the keys, the next append seals with them.
 		return nil, nil, fmt.Errorf("audit: append to %s: %w", l.path, err)
 	}
 	if l.opts.Written != nil {
