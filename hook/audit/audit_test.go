@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1123,6 +1124,51 @@ func TestRotationAfterDamagedFirstLine(t *testing.T) {
 	}
 	if s, err := verify(t, l, audit.VerifyOptions{}); err != nil {
 		t.Errorf("after rotating past the damage: %+v, %v", s, err)
+	}
+}
+
+// TestRetentionAfterDamagedFirstLine zeroes the first line of a file
+// just started by rotation (a crash), has the damage recorded and
+// acknowledged, and appends on under keep_files 2: the log verifies
+// after every append, and retention removes that file in its turn. It
+// used to keep the file (its first seq unreadable) and remove the files
+// after it, a hole in the chain, and verify refused a chain that starts
+// with damaged lines after files retention removed.
+func TestRetentionAfterDamagedFirstLine(t *testing.T) {
+	l, path := newLog(t, audit.Options{RotateBytes: 2048, KeepFiles: 2})
+	for {
+		appendN(t, l, 1)
+		if files, _ := l.Files(); len(files) == 2 {
+			break
+		}
+	}
+	lines := readLines(t, path)
+	lines[0] = append(bytes.Repeat([]byte{0}, len(lines[0])-1), '\n')
+	writeLines(t, path, lines)
+	appendN(t, l, 1) // records the damage
+	var d *audit.Record
+	for r, err := range audit.Records(path) {
+		if err == nil && r.Stage == audit.StageDamaged {
+			d = r
+		}
+	}
+	if d == nil {
+		t.Fatal("no damage record")
+	}
+	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "zeroed by the test"}); err != nil {
+		t.Fatal(err)
+	}
+	damaged := path + fmt.Sprintf(".%012d", d.Seq)
+	for i := range 60 {
+		appendN(t, l, 1)
+		if s, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+			files, _ := l.Files()
+			t.Fatalf("after %d appends: files %v: %v (dropped %+v)", i+1, files, err, s.Dropped)
+		}
+	}
+	files, _ := l.Files()
+	if len(files) > 3 || slices.Contains(files, damaged) {
+		t.Errorf("files %v: want at most 3, the damaged one removed in its turn", files)
 	}
 }
 

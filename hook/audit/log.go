@@ -754,11 +754,20 @@ func (l *Log) retention() ([]Dropped, []string, error) {
 			return nil, nil, err
 		}
 		first, ferr := firstSeq(rf)
+		if ferr != nil {
+			// A damaged first line (recorded by a damage record in the
+			// file): the file holds records from its first that decodes.
+			if seq, ok := firstDecoded(rf); ok {
+				first, ferr = seq, nil
+			}
+		}
 		last, _, lerr := scanBack(rf, maxDamagedLines)
 		rf.Close()
 		if ferr != nil || lerr != nil || last == nil {
-			// Keep what cannot be described: verify will show why.
-			continue
+			// Keep what cannot be described, and the files after it:
+			// removing a later one would cut a hole in the chain. Verify
+			// shows why.
+			break
 		}
 		dropped = append(dropped, Dropped{File: filepath.Base(name), FirstSeq: first, LastSeq: last.Seq, LastHash: last.Hash})
 		names = append(names, name)

@@ -506,7 +506,9 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		return nil
 	}
 	if len(v.damaged) > 0 {
-		if r.Stage != StageDamaged || !v.covers(r.Damage) || v.prev == nil && r.Prev != "" || v.prev != nil && (r.Prev != v.prev.Hash || r.Seq != v.prev.Seq+1) {
+		// At the chain's start the damage record may follow records
+		// retention removed: end() checks its prev as any first record's.
+		if r.Stage != StageDamaged || !v.covers(r.Damage) || v.prev == nil && r.Prev != "" && r.Seq == 1 || v.prev != nil && (r.Prev != v.prev.Hash || r.Seq != v.prev.Seq+1) {
 			extra := ""
 			if r.Stage == StageDamaged && len(r.Damage) != len(v.damaged) {
 				extra = fmt.Sprintf("the damage record after them (seq %d) lists %d", r.Seq, len(r.Damage))
