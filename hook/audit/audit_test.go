@@ -847,6 +847,46 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyCheckpoints verifies 10000 records against a
+// checkpoint of every 10th (a year of checkpoints is about one in ten of
+// a busy node's records), and against those and 10000 more that name no
+// record of the log's (anyone may add lines to a collector's file): the
+// time grows with records plus checkpoints, not their product.
+func BenchmarkVerifyCheckpoints(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "audit.jsonl")
+	lines := chainLines(b, 10000)
+	if err := os.WriteFile(path, bytes.Join(lines, nil), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	var genuine []audit.Checkpoint
+	for i := 9; i < len(lines); i += 10 {
+		r, err := audit.Decode(lines[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		genuine = append(genuine, audit.Checkpoint{Host: "h", Log: path, Seq: r.Seq, Hash: r.Hash, Time: r.Time})
+	}
+	more := slices.Clone(genuine)
+	for i := range 10000 {
+		more = append(more, audit.Checkpoint{Host: "h", Log: path, Seq: uint64(20000 + i), Hash: strings.Repeat("0", 64), Time: "2026-01-01T00:00:00Z"})
+	}
+	for _, bc := range []struct {
+		name  string
+		ckpts []audit.Checkpoint
+		ok    bool
+	}{{"1000 genuine", genuine, true}, {"11000", more, false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s, err := audit.Verify([]string{path}, audit.VerifyOptions{Checkpoints: bc.ckpts})
+				if (err == nil) != bc.ok || s.Records != 10000 {
+					b.Fatal(s, err)
+				}
+			}
+		})
+	}
+}
+
 // TestTornTailKeptWhenBuildFails: the torn bytes cut off the file are
 // recorded even when the caller's record cannot be made.
 func TestTornTailKeptWhenBuildFails(t *testing.T) {

@@ -352,7 +352,9 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 	v.offsets, v.firstBy = map[SealID]uint64{}, map[SealID]*Problem{}
 	v.want = append(v.want, opts.Checkpoints...)
 	v.cps = make([]cpSeal, len(v.want))
+	v.wantSeq = make(map[uint64]bool, len(v.want))
 	for i, c := range v.want {
+		v.wantSeq[c.Seq] = true
 		p, err := ParseSeal(c.Seal)
 		if c.Seal == "" || err != nil {
 			continue
@@ -439,10 +441,14 @@ type sealAt struct {
 }
 
 // placed is a record with where verify found it.
+// placed is a record a checkpoint names: what the checkpoint is checked
+// against, and where the record is (not the whole record: a year of
+// checkpoints names a hundred thousand records).
 type placed struct {
-	r    *Record
-	file string
-	line int
+	ok         bool
+	hash, seal string
+	file       string
+	line       int
 }
 
 type verifier struct {
@@ -467,7 +473,10 @@ type verifier struct {
 	anchored bool
 	// at keeps the records checkpoints ask about, by seq.
 	want []Checkpoint
-	at   map[uint64]placed
+	// wantSeq holds the seqs the checkpoints name, at those of the
+	// records met.
+	wantSeq map[uint64]bool
+	at      map[uint64]placed
 	// cps are the seals of want (same index), and bySeal the checkpoints
 	// sealed with a given key, by key and epoch.
 	cps    []cpSeal
@@ -546,10 +555,8 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 			}
 		}
 	}
-	for _, c := range v.want {
-		if c.Seq == r.Seq {
-			v.at[r.Seq] = placed{r, l.File, l.Number}
-		}
+	if v.wantSeq[r.Seq] {
+		v.at[r.Seq] = placed{true, r.Hash, r.Seal, l.File, l.Number}
 	}
 	if v.first == nil {
 		v.first = r
@@ -769,7 +776,7 @@ func (v *verifier) end() *Problem {
 	}
 	for _, c := range judged {
 		removed := v.droppedHas(c.Seq) || retained && c.Seq < v.s.FirstSeq
-		if removed && v.at[c.Seq].r == nil {
+		if removed && !v.at[c.Seq].ok {
 			v.s.CheckpointsRetained++
 		} else {
 			v.s.Checkpoints++
@@ -777,18 +784,18 @@ func (v *verifier) end() *Problem {
 		if p := v.checkpointSeal(c, last, removed); p != nil {
 			return p
 		}
-		switch p, r := v.at[c.Seq], v.at[c.Seq].r; {
+		switch p := v.at[c.Seq]; {
 		case c.Seq > v.s.LastSeq:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, beyond the last record (seq %d): records were cut off the end, or a current or rotated file removed", c.Time, c.Seq, v.s.LastSeq)}
-		case r == nil && removed:
+		case !p.ok && removed:
 			// Removed by retention, which the chain recorded (the
 			// records of older removals went with the files removed
 			// after them).
-		case r == nil:
+		case !p.ok:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, which the log does not hold (it starts at seq %d): records were removed", c.Time, c.Seq, v.s.FirstSeq)}
-		case r.Hash != c.Hash:
-			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record differs from the checkpoint of %s (hash %s, checkpoint %s): the chain was rewritten", c.Time, r.Hash, c.Hash)}
-		case c.Seal != "" && r.Seal != c.Seal:
+		case p.hash != c.Hash:
+			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record differs from the checkpoint of %s (hash %s, checkpoint %s): the chain was rewritten", c.Time, p.hash, c.Hash)}
+		case c.Seal != "" && p.seal != c.Seal:
 			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record's seal differs from the checkpoint of %s: the seal was changed", c.Time)}
 		}
 	}
