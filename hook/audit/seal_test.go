@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -459,6 +460,50 @@ func TestSealTooLargeRecord(t *testing.T) {
 	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
 	if err != nil || s.Records != 4 || s.SealsVerified != 4 {
 		t.Errorf("after a refused record: %+v, %v", s, err)
+	}
+}
+
+// TestSealInitAfterDamage: a crash zeroes the last line of an unsealed
+// log, and the operator then runs seal-init: that append writes the
+// seal-start record (the first the new key seals must introduce it) and
+// then the damage record. Once the damage is acknowledged the log
+// verifies, with the key and without. Verify wanted the damage record
+// right after the damaged lines, and failed for good.
+func TestSealInitAfterDamage(t *testing.T) {
+	dir := t.TempDir()
+	l, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{SealState: filepath.Join(dir, "state", "audit.seal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 3)
+	lines := readLines(t, l.Path())
+	lines[2] = append(bytes.Repeat([]byte{0}, len(lines[2])-1), '\n')
+	writeLines(t, l.Path(), lines)
+	key, _, err := l.StartSealing(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stages []string
+	var d *audit.Record
+	for r, err := range audit.Records(l.Path()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		stages = append(stages, r.Stage)
+		if r.Stage == audit.StageDamaged {
+			d = r
+		}
+	}
+	if want := []string{audit.StageCreateRuntime, audit.StageCreateRuntime, audit.StageSealStart, audit.StageDamaged}; !slices.Equal(stages, want) || d == nil {
+		t.Fatalf("records %v, want %v", stages, want)
+	}
+	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "power loss"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, keys := range [][]audit.VerifyKey{{key}, nil} {
+		if s, err := verify(t, l, audit.VerifyOptions{Keys: keys}); err != nil || len(s.Damage) != 1 || s.Damage[0].Ack == nil {
+			t.Errorf("verify with %d key(s): %v", len(keys), err)
+		}
 	}
 }
 

@@ -514,7 +514,10 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		v.damaged = append(v.damaged, damagedAt{l.File, l.Number, peekSeq(l.Data), d.SHA256, d.Bytes, derr.Error(), d.Kind})
 		return nil
 	}
-	if len(v.damaged) > 0 {
+	// The first record a new sealing key seals introduces it, so an
+	// append that records damage and starts sealing (seal-init after a
+	// crash) writes the seal-start record before the damage record.
+	if len(v.damaged) > 0 && r.Stage != StageSealStart {
 		// At the chain's start the damage record may follow records
 		// retention removed: end() checks its prev as any first record's.
 		if r.Stage != StageDamaged || !v.covers(r.Damage) || v.prev == nil && r.Prev != "" && r.Seq == 1 || v.prev != nil && (r.Prev != v.prev.Hash || r.Seq != v.prev.Seq+1) {
