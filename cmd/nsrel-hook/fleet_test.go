@@ -121,8 +121,11 @@ func TestFleetVerify(t *testing.T) {
 	if code != 0 || stderr != "" || len(results) != 2 || results[0].Node != "node-a" || !results[0].OK || results[1].Node != "node-b" || results[1].Records != 7 || results[1].Checkpoints != 4 {
 		t.Errorf("--json --nodes: exit %d, %+v, stderr %q", code, results, stderr)
 	}
-	// Without node-a's key its seals cannot be checked, but its chain can.
-	verify(0, []string{"node node-a: sealed since seq 1, but no key given"}, "--key", nodes[1].key, "--nodes", mixed)
+	// Keys given, but none of node-a's: node-a fails (root could have
+	// rewritten its chain under a key of its own); without keys its
+	// chain is checked alone.
+	verify(1, []string{"node node-a: FAILED", "none of the keys given seals these records (sealed with key", "nodes: 1 intact (node-b), 1 FAILED (node-a)"}, "--key", nodes[1].key, "--nodes", mixed)
+	verify(0, []string{"node node-a: sealed since seq 1, but no key given"}, "--node", "node-a", mixed)
 
 	// A record of node-b lost on the way (its third line) fails node-b,
 	// not node-a.

@@ -923,7 +923,18 @@ func (v *verifier) keysProblem() *Problem {
 		}
 	}
 	if len(unknown) == len(v.offsets) && v.opts.KeysOfOthers {
-		return nil // none of this chain's keys is among them
+		// None of the keys given is this chain's: verified without
+		// them, a chain root rewrote under a key of its own (or without
+		// seals) after T would pass, though keys were given.
+		what := "not sealed"
+		if len(unknown) > 0 {
+			slices.SortFunc(unknown, func(a, b SealID) int { return strings.Compare(a.String(), b.String()) })
+			what = "sealed with key " + unknown[0].String()
+			if len(unknown) > 1 {
+				what = fmt.Sprintf("%s and %d more", what, len(unknown)-1)
+			}
+		}
+		return &Problem{File: v.s.Files[0], Line: 1, Seq: v.s.FirstSeq, Reason: fmt.Sprintf("none of the keys given seals these records (%s): give its key, or verify it without --key", what)}
 	}
 	if len(v.offsets) == 0 {
 		return &Problem{File: v.s.Files[0], Line: 1, Seq: v.s.FirstSeq, Reason: "not sealed, though verification keys were given (a sealed log written again without seals?)"}
