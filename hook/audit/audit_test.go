@@ -530,10 +530,6 @@ func TestConcurrentAppends(t *testing.T) {
 // record whose append returned is ever lost, and the chain verifies
 // after one more append repairs a torn tail, if any.
 func TestKill9DuringAppends(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	l, path := newLog(t, audit.Options{RotateBytes: 64 << 10})
 	acked := map[uint64]bool{}
 	for round := 0; round < 6; round++ {
@@ -541,17 +537,9 @@ func TestKill9DuringAppends(t *testing.T) {
 		var outs []*bufio.Reader
 		var first []string
 		for i := 0; i < 3; i++ {
-			cmd := exec.Command(exe)
-			cmd.Env = append(os.Environ(), helperEnv+"="+path)
-			pipe, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			cmd, out := startSelf(t, helperEnv+"="+path)
 			procs = append(procs, cmd)
-			outs = append(outs, bufio.NewReader(pipe))
+			outs = append(outs, out)
 		}
 		// Each appender is killed while appending: once all of them
 		// have appended (said a seq), after a while that grows with
@@ -1030,6 +1018,26 @@ func TestTornTailKeptOnError(t *testing.T) {
 	}
 }
 
+// startSelf starts the test binary with env added (the mode TestMain
+// gives it) and returns it with a reader of its stdout.
+func startSelf(t *testing.T, env string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), env)
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewReader(pipe)
+}
+
 // tornFixture is a log of three records and a torn tail of 878 bytes.
 func tornFixture(t *testing.T, dir string) (l *audit.Log, path string, torn []byte) {
 	t.Helper()
@@ -1070,20 +1078,8 @@ func checkTornRecorded(t *testing.T, l *audit.Log, path string, torn []byte) {
 // append records them. (The tail used to be cut off before that write.)
 func TestTornTailKeptOnKill(t *testing.T) {
 	l, path, torn := tornFixture(t, t.TempDir())
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), pausedEnv+"="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
+	cmd, out := startSelf(t, pausedEnv+"="+path)
+	line, _ := out.ReadString('\n')
 	cmd.Process.Kill()
 	cmd.Wait()
 	if line != "paused\n" {
