@@ -1182,18 +1182,7 @@ func TestRetentionAfterDamagedFirstLine(t *testing.T) {
 	lines[0] = append(bytes.Repeat([]byte{0}, len(lines[0])-1), '\n')
 	writeLines(t, path, lines)
 	appendN(t, l, 1) // records the damage
-	var d *audit.Record
-	for r, err := range audit.Records(path) {
-		if err == nil && r.Stage == audit.StageDamaged {
-			d = r
-		}
-	}
-	if d == nil {
-		t.Fatal("no damage record")
-	}
-	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "zeroed by the test"}); err != nil {
-		t.Fatal(err)
-	}
+	d := ackDamage(t, l, path)
 	damaged := path + fmt.Sprintf(".%012d", d.Seq)
 	for i := range 60 {
 		appendN(t, l, 1)
@@ -1205,6 +1194,60 @@ func TestRetentionAfterDamagedFirstLine(t *testing.T) {
 	files, _ := l.Files()
 	if len(files) > 3 || slices.Contains(files, damaged) {
 		t.Errorf("files %v: want at most 3, the damaged one removed in its turn", files)
+	}
+}
+
+// ackDamage acknowledges the last damage record in file, through l,
+// and returns it.
+func ackDamage(t *testing.T, l *audit.Log, file string) *audit.Record {
+	t.Helper()
+	var d *audit.Record
+	for r, err := range audit.Records(file) {
+		if err == nil && r.Stage == audit.StageDamaged {
+			d = r
+		}
+	}
+	if d == nil {
+		t.Fatalf("no damage record in %s", file)
+	}
+	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "damaged by the test"}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestRetentionOfWhollyDamagedFile zeroes every line of the current file
+// as it reaches the rotation size (a crash), so that the next append
+// rotates it and records the damage first thing in the new file, then
+// appends on under keep_files 2: retention removes the damaged file in
+// its turn, described by that damage record, and the log verifies after
+// every append. Retention stopped there for good (no record in the file
+// to describe it by) and the log grew without bound.
+func TestRetentionOfWhollyDamagedFile(t *testing.T) {
+	var warnings []error
+	l, path := newLog(t, audit.Options{RotateBytes: 2048, KeepFiles: 2, Warn: func(err error) { warnings = append(warnings, err) }})
+	for {
+		appendN(t, l, 1)
+		files, _ := l.Files()
+		if st, _ := os.Stat(path); len(files) == 3 && st.Size() >= 2048 {
+			break
+		}
+	}
+	lines := readLines(t, path)
+	for i := range lines {
+		lines[i] = append(bytes.Repeat([]byte{0}, len(lines[i])-1), '\n')
+	}
+	writeLines(t, path, lines)
+	appendN(t, l, 1) // rotates, and records the damage in the new file
+	ackDamage(t, l, path)
+	for i := range 60 {
+		appendN(t, l, 1)
+		if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+			t.Fatalf("after %d appends: %v", i+1, err)
+		}
+	}
+	if files, _ := l.Files(); len(files) > 3 || len(warnings) > 0 {
+		t.Errorf("files %v, warnings %v: want at most 3, none", files, warnings)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -748,7 +749,8 @@ func (l *Log) retention() ([]Dropped, []string, error) {
 	}
 	var dropped []Dropped
 	var names []string
-	for _, name := range files[:len(files)-l.opts.KeepFiles] {
+	old := files[:len(files)-l.opts.KeepFiles]
+	for i, name := range old {
 		rf, err := openRegular(name, unix.O_RDONLY)
 		if err != nil {
 			return nil, nil, err
@@ -763,16 +765,53 @@ func (l *Log) retention() ([]Dropped, []string, error) {
 		}
 		last, _, lerr := scanBack(rf, maxDamagedLines)
 		rf.Close()
+		if ferr != nil && lerr == nil && last == nil {
+			// No line of it decodes: described by the damage record
+			// that lists its lines, first in the next file.
+			next := l.path
+			if i+1 < len(files) {
+				next = files[i+1]
+			}
+			if d, ok := damageOf(next, filepath.Base(name)); ok {
+				dropped = append(dropped, Dropped{File: filepath.Base(name), FirstSeq: d.Seq, LastSeq: d.Seq - 1, LastHash: d.Prev})
+				names = append(names, name)
+				continue
+			}
+		}
 		if ferr != nil || lerr != nil || last == nil {
 			// Keep what cannot be described, and the files after it:
 			// removing a later one would cut a hole in the chain. Verify
 			// shows why.
+			l.warn(fmt.Errorf("audit: retention stops at %s: it cannot be described (no record in it decodes): it and the files after it are kept", name))
 			break
 		}
 		dropped = append(dropped, Dropped{File: filepath.Base(name), FirstSeq: first, LastSeq: last.Seq, LastHash: last.Hash})
 		names = append(names, name)
 	}
 	return dropped, names, nil
+}
+
+// damageOf returns the first record of file when it is the damage record
+// of damaged lines in the file named base (and of no other file).
+func damageOf(file, base string) (*Record, bool) {
+	f, err := openRegular(file, unix.O_RDONLY)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.NewSectionReader(f, 0, 1<<62))
+	sc.Buffer(make([]byte, 64<<10), MaxLine)
+	for sc.Scan() {
+		r, err := Decode(sc.Bytes())
+		if err != nil {
+			continue
+		}
+		if r.Stage != StageDamaged || len(r.Damage) == 0 || slices.ContainsFunc(r.Damage, func(d DamagedLine) bool { return d.File != base }) {
+			return nil, false
+		}
+		return r, true
+	}
+	return nil, false
 }
 
 // syncDir makes a rename or removal in dir durable.

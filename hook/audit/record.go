@@ -259,15 +259,16 @@ func (r *Record) shrink(n int) bool {
 		for i := range r.Ancestry.Maps {
 			m := &r.Ancestry.Maps[i]
 			m.UIDMap, m.GIDMap, m.HostUIDMap, m.HostGIDMap = nil, nil, nil, nil
-			m.Error = "ID maps left out: the record was too long to be written with them"
+			m.Error = vocab.Cut(strings.TrimSuffix("ID maps left out: the record was too long to be written with them; "+m.Error, "; "), 1024)
 		}
 		cut = "its user namespaces' ID maps left out"
 	default:
 		return false
 	}
-	note := fmt.Sprintf("the record was %d bytes, longer than a record may be (%d): %s", n, MaxLine, cut)
+	// The note first: an error near its limit must not cut it away.
+	note := fmt.Sprintf("the record was longer than a record may be (%d bytes, over %d): %s", n, MaxLine, cut)
 	if r.Error != "" {
-		note = r.Error + "; " + note
+		note += "; " + r.Error
 	}
 	r.Error = vocab.Cut(note, vocab.MaxRecordedError)
 	return true

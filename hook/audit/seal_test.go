@@ -507,6 +507,35 @@ func TestSealInitAfterDamage(t *testing.T) {
 	}
 }
 
+// TestReplaceAfterSealedDamage: the last two records of a sealed log are
+// zeroed after their keys were destroyed (no crash does that), and the
+// first append after is seal-init --replace. The damage record, sealed
+// with the new key, comes after the new key's seal-start record: verify
+// still fails, acknowledged or not (the damaged lines had been sealed).
+func TestReplaceAfterSealedDamage(t *testing.T) {
+	l, path, keyA := sealedLog(t, audit.Options{})
+	appendN(t, l, 4)
+	lines := readLines(t, path)
+	for i := len(lines) - 2; i < len(lines); i++ {
+		lines[i] = append(bytes.Repeat([]byte{0}, len(lines[i])-1), '\n')
+	}
+	writeLines(t, path, lines)
+	keyB, _, err := l.StartSealing(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r, err := range audit.Records(path) {
+		if err == nil && r.Stage == audit.StageDamaged {
+			if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash}, Note: "a crash?"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA, keyB}}); err == nil {
+		t.Error("verify passes sealed records zeroed, then seal-init --replace and an ack")
+	}
+}
+
 // TestTooLongRecordCut appends records too long to be written as they
 // are, to a sealed log: one with 100 violations of 20 KiB each, one with
 // the ID maps of 32 nested user namespaces of 340 ranges each (as many

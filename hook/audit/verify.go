@@ -286,10 +286,11 @@ type VerifyOptions struct {
 	// this log's, and CheckpointLog is not needed.
 	CheckpointLog string
 	// KeysOfOthers says that Keys may be those of other chains (a
-	// collector's nodes, each verified alone): a chain none of whose
-	// seals has a key among them is then verified as without keys. By
-	// default, keys given are this chain's, and a chain they seal nothing
-	// of fails.
+	// collector's nodes, each verified alone): a seal of another key
+	// among them is not this chain's. A chain none of whose seals has a
+	// key among them (or without seals) still fails, saying so: keys
+	// were given, and root after T could have rewritten the whole chain
+	// under a key of its own.
 	KeysOfOthers bool
 	// OtherChainKeys, with KeysOfOthers, are the keys whose seals the
 	// other chains' lines carry ([ChainKeys], seals not checked): only
@@ -331,8 +332,7 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 // end (or a current or rotated file removed), a different hash a
 // rewritten chain, a different seal a changed seal.
 //
-// Checkpoints are authenticated only by their seals. With opts.Keys
-// (unless KeysOfOthers and none of them seals this chain), a checkpoint
+// Checkpoints are authenticated only by their seals. With opts.Keys, a checkpoint
 // counts only if it is sealed by one of the keys and its tag checks,
 // and, when the
 // chain holds the record sealed at the same key and epoch with its hash,
@@ -423,6 +423,12 @@ type damagedAt struct {
 }
 
 // cpSeal is a checkpoint's seal and what verify learnt of it.
+// sealedAt is the seq and hash of a record a checkpoint's seal names.
+type sealedAt struct {
+	Seq  uint64
+	Hash string
+}
+
 type cpSeal struct {
 	seal   ParsedSeal
 	parsed bool
@@ -430,8 +436,8 @@ type cpSeal struct {
 	// it matched.
 	checked, tagOK bool
 	// rec is the record of the chain sealed with the same key and epoch
-	// (its seal checked), if the chain holds it.
-	rec *Record
+	// (its seal checked), if the chain holds it: its seq and hash.
+	rec *sealedAt
 }
 
 // sealAt is a key and an epoch of it.
@@ -440,7 +446,6 @@ type sealAt struct {
 	epoch uint64
 }
 
-// placed is a record with where verify found it.
 // placed is a record a checkpoint names: what the checkpoint is checked
 // against, and where the record is (not the whole record: a year of
 // checkpoints names a hundred thousand records).
@@ -515,9 +520,13 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		return nil
 	}
 	// The first record a new sealing key seals introduces it, so an
-	// append that records damage and starts sealing (seal-init after a
-	// crash) writes the seal-start record before the damage record.
-	if len(v.damaged) > 0 && r.Stage != StageSealStart {
+	// append that records damage and starts sealing an unsealed log
+	// (seal-init after a crash) writes the seal-start record before the
+	// damage record. Not after sealed records: the damage record, sealed
+	// with the new key, would no longer show that the damaged lines had
+	// been sealed (their keys destroyed: no crash explains that).
+	sealStartsHere := r.Stage == StageSealStart && (v.prev == nil || v.prev.Seal == "")
+	if len(v.damaged) > 0 && !sealStartsHere {
 		// At the chain's start the damage record may follow records
 		// retention removed: end() checks its prev as any first record's.
 		if r.Stage != StageDamaged || !v.covers(r.Damage) || v.prev == nil && r.Prev != "" && r.Seq == 1 || v.prev != nil && (r.Prev != v.prev.Hash || r.Seq != v.prev.Seq+1) {
@@ -716,7 +725,7 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 		kc.logEpoch = p.Epoch
 		v.s.SealsVerified++
 		for _, i := range v.bySeal[sealAt{p.ID, p.Epoch}] {
-			v.cps[i].rec = r
+			v.cps[i].rec = &sealedAt{r.Seq, r.Hash}
 		}
 	}
 	return nil
