@@ -241,7 +241,7 @@ func TestNRIWithoutPID(t *testing.T) {
 			p := &Plugin{Config: cfg, Log: log}
 			id := ctrdtest.Uniq("nopid-" + onError)
 			err = p.StartContainer(context.Background(), &api.PodSandbox{Name: "web-0", Namespace: "shop"}, &api.Container{Id: id})
-			if (err != nil) != (onError == policy.OnErrorDeny) {
+			if (err != nil) != (onError == policy.OnErrorDeny) || err != nil && !strings.Contains(err.Error(), "refused by nsrel (on_error=deny") {
 				t.Errorf("StartContainer without pid: %v", err)
 			}
 			recs := audittest.Records(t, cfg.AuditLog, "")
