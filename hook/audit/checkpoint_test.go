@@ -976,3 +976,25 @@ func TestReadCheckpointsSkipsOtherLines(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointNamesBounded gives verify 50000 checkpoints, each naming
+// a log or a host of its own (anyone can add such lines to a collector's
+// file): the failure names 8 and counts the rest, at once. Every name
+// was listed (a failure of megabytes), and the logs were collected with
+// a quadratic search.
+func TestCheckpointNamesBounded(t *testing.T) {
+	l, _ := newLog(t, audit.Options{})
+	appendN(t, l, 2)
+	var cs []audit.Checkpoint
+	for i := range 50000 {
+		cs = append(cs, audit.Checkpoint{Host: fmt.Sprintf("h%d", i), Log: fmt.Sprintf("/var/log/x%d.jsonl", i), Seq: 1, Hash: strings.Repeat("0", 64), Time: "2026-01-01T00:00:00Z"})
+	}
+	_, err := verify(t, l, audit.VerifyOptions{Checkpoints: cs})
+	if err == nil || !strings.Contains(err.Error(), "the checkpoints name 50000 logs") || !strings.Contains(err.Error(), "and 49992 more") || len(err.Error()) > 2000 {
+		t.Errorf("verify: %.300v (%d bytes)", err, len(fmt.Sprint(err)))
+	}
+	_, err = audit.CheckpointsOf(cs, "")
+	if err == nil || !strings.Contains(err.Error(), "checkpoints of 50000 hosts") || len(err.Error()) > 2000 {
+		t.Errorf("CheckpointsOf: %.300v (%d bytes)", err, len(fmt.Sprint(err)))
+	}
+}

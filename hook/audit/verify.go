@@ -890,8 +890,10 @@ func (v *verifier) ofThisLog(cs []Checkpoint, last string) ([]Checkpoint, *Probl
 		return cs, nil
 	}
 	var logs []string
+	seen := map[string]bool{}
 	for _, c := range cs {
-		if !slices.Contains(logs, c.Log) {
+		if !seen[c.Log] {
+			seen[c.Log] = true
 			logs = append(logs, c.Log)
 		}
 	}
@@ -901,11 +903,7 @@ func (v *verifier) ofThisLog(cs []Checkpoint, last string) ([]Checkpoint, *Probl
 	case len(logs) <= 1:
 		return cs, nil
 	default:
-		names := make([]string, len(logs))
-		for i, l := range logs {
-			names[i] = strconv.Quote(l)
-		}
-		return nil, &Problem{File: last, Reason: fmt.Sprintf("the checkpoints name %d logs (%s): pick this log's with --checkpoint-log PATH (the path the node wrote it at), or give the sealing key (--key), whose seals tell", len(logs), strings.Join(names, ", "))}
+		return nil, &Problem{File: last, Reason: fmt.Sprintf("the checkpoints name %d logs (%s): pick this log's with --checkpoint-log PATH (the path the node wrote it at), or give the sealing key (--key), whose seals tell", len(logs), quotedFew(logs))}
 	}
 	for _, c := range cs {
 		if c.Log == want {
@@ -1043,13 +1041,30 @@ func CheckpointsOf(cs []Checkpoint, host string) ([]Checkpoint, error) {
 	if host == "" && len(hosts) > 1 {
 		names := make([]string, 0, len(hosts))
 		for h := range hosts {
-			names = append(names, strconv.Quote(h))
+			names = append(names, h)
 		}
 		slices.Sort(names)
-		return nil, fmt.Errorf("checkpoints of %d hosts (%s): pick the log's with --host", len(hosts), strings.Join(names, ", "))
+		return nil, fmt.Errorf("checkpoints of %d hosts (%s): pick the log's with --host", len(hosts), quotedFew(names))
 	}
 	if host != "" && len(out) == 0 {
 		return nil, fmt.Errorf("no checkpoint of host %q", host)
 	}
 	return out, nil
+}
+
+// quotedFew quotes the first 8 of names, joined, and counts the rest:
+// names from checkpoints are anyone's to multiply.
+func quotedFew(names []string) string {
+	const few = 8
+	var b strings.Builder
+	for i, n := range names[:min(len(names), few)] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Quote(n))
+	}
+	if len(names) > few {
+		fmt.Fprintf(&b, " and %d more", len(names)-few)
+	}
+	return b.String()
 }
