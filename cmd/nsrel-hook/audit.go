@@ -318,11 +318,11 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		fmt.Fprintf(stdout, "%s: note: as shipped, %d record(s) came out of chain order and %d line(s) repeated byte for byte: put back in order and dropped\n", name, s.Reordered, s.Repeated)
 	}
 	for _, t := range s.TornTails {
-		fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes cut off after a crash\n", name, t.Seq, t.TornBytes)
+		fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes a crash left (written over)\n", name, t.Seq, t.TornBytes)
 	}
 	for _, d := range s.Damage {
 		fmt.Fprintf(stdout, "%s: note: damage recorded at seq %d (%s, %s) acknowledged at seq %d: %s\n", name, d.Record.Seq,
-			vocab.Printable(strings.Join(d.Lines, ", ")), d.Record.Damage[0].Kind, d.Ack.Seq, vocab.Printable(d.Ack.Note))
+			vocab.Printable(strings.Join(d.Lines, ", ")), vocab.Printable(d.Record.Damage[0].Kind), d.Ack.Seq, vocab.Printable(d.Ack.Note))
 	}
 	for _, d := range s.Dropped {
 		fmt.Fprintf(stdout, "%s: note: seq %d..%d (%s) removed by retention\n", name, d.FirstSeq, d.LastSeq, vocab.Printable(d.File))

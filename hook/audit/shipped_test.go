@@ -196,3 +196,32 @@ func BenchmarkVerifyShipped(b *testing.B) {
 		})
 	}
 }
+
+// TestShippedRepeatedDamage: two crashes leave zeroed lines of one
+// length, the second damage not acknowledged. As shipped, the second
+// line is dropped as a repeat of the first (a shipper sends lines
+// again): its damage record, whose lines verify no longer meets, still
+// wants its acknowledgement. It passed as an ordinary record.
+func TestShippedRepeatedDamage(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 2)
+	lines := readLines(t, path)
+	zeroed := append(bytes.Repeat([]byte{0}, len(lines[1])-1), '\n')
+	lines[1] = zeroed
+	writeLines(t, path, lines)
+	appendN(t, l, 1) // records the first damage
+	ackDamage(t, l, path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(zeroed)
+	f.Close()
+	appendN(t, l, 1) // records the second
+	for _, shipped := range []bool{false, true} {
+		_, err := verify(t, l, audit.VerifyOptions{Shipped: shipped})
+		if err == nil || !strings.Contains(err.Error(), "is not acknowledged") {
+			t.Errorf("shipped %v: %v; want the second damage not acknowledged", shipped, err)
+		}
+	}
+}

@@ -540,12 +540,18 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		for _, d := range v.damaged {
 			rep.Lines = append(rep.Lines, d.file+":"+strconv.Itoa(d.line))
 		}
-		if v.damageBySeq == nil {
-			v.damageBySeq = map[uint64]int{}
-		}
-		v.damageBySeq[r.Seq] = len(v.s.Damage)
-		v.s.Damage = append(v.s.Damage, rep)
+		v.addDamage(rep)
 		v.damaged = nil
+	} else if r.Stage == StageDamaged && len(r.Damage) > 0 && !sealStartsHere {
+		// Its lines are not in the files given: in a file retention
+		// removed, or dropped as repeats from a shipper's copy (two
+		// crashes can zero lines of one length). The damage still
+		// wants its acknowledgement.
+		rep := DamageReport{Record: r}
+		for _, d := range r.Damage {
+			rep.Lines = append(rep.Lines, fmt.Sprintf("%s at offset %d, not in the files given", d.File, d.Offset))
+		}
+		v.addDamage(rep)
 	}
 	if p := v.chain(l, r); p != nil {
 		return p
@@ -581,6 +587,15 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	}
 	v.prev = r
 	return nil
+}
+
+// addDamage adds rep to the damage the chain recorded, for its ack.
+func (v *verifier) addDamage(rep DamageReport) {
+	if v.damageBySeq == nil {
+		v.damageBySeq = map[uint64]int{}
+	}
+	v.damageBySeq[rep.Record.Seq] = len(v.s.Damage)
+	v.s.Damage = append(v.s.Damage, rep)
 }
 
 // covers reports whether a damage record lists exactly the damaged lines
