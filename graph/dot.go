@@ -111,13 +111,17 @@ func (n *Node) Lines() []string {
 	return l
 }
 
-// quote makes s a DOT string: backslashes and double quotes escaped, and
+// quote makes s a DOT string: backslashes and double quotes escaped,
+// ampersands written as &amp; (Graphviz decodes character references in
+// labels: a name holding &#27; would put a raw ESC in the picture), and
 // lines joined with DOT's centred line break.
 func quote(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
 	for _, r := range s {
 		switch r {
+		case '&':
+			b.WriteString("&amp;")
 		case '\\', '"':
 			b.WriteByte('\\')
 			b.WriteRune(r)

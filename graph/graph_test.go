@@ -3,10 +3,13 @@ package graph_test
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -153,7 +156,7 @@ func TestBranches(t *testing.T) {
 // of DOT strings and HTML.
 func hostile() *discover.Model {
 	m := chainModel(1)
-	evil := "\"];x->y [label=\"</script><script src=\"https://evil.example/x.js\"></script>\\\x1b[31m"
+	evil := "&#27;[2J&#x202E;&#xD800;\"];x->y [label=\"</script><script src=\"https://evil.example/x.js\"></script>\\\x1b[31m"
 	for _, n := range m.Namespaces {
 		if len(n.Processes) > 0 {
 			n.Containers = []discover.Container{{ID: evil, Engine: "runc", PID: 42, Name: "ns/" + evil}}
@@ -186,6 +189,19 @@ func TestDOTThroughGraphviz(t *testing.T) {
 				t.Errorf("DOT has a raw control character:\n%s", b.String())
 			}
 			svg := dotSVG(t, g)
+			// Graphviz decodes character references in labels: a name's
+			// &#27; must stay text, not become a raw ESC (or a lone
+			// surrogate that makes the SVG no XML at all).
+			if bytes.ContainsAny(svg, "\x1b\x07\u202e") || !utf8.Valid(svg) {
+				t.Errorf("SVG has a raw control or bidi character, or invalid UTF-8")
+			}
+			for d := xml.NewDecoder(bytes.NewReader(svg)); ; {
+				if _, err := d.Token(); err == io.EOF {
+					break
+				} else if err != nil {
+					t.Fatalf("SVG is not well-formed XML: %v", err)
+				}
+			}
 			for _, n := range g.Nodes {
 				if !bytes.Contains(svg, []byte(`<g id="`+n.ID+`" class="node">`)) {
 					t.Errorf("SVG has no node %s", n.ID)
