@@ -1,9 +1,9 @@
 package tree
 
 import (
-	"encoding/json"
 	"io"
 
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
@@ -103,8 +103,8 @@ func entry(n *discover.Namespace) Entry {
 }
 
 // JSON writes the namespaces of type t as a [Document], indented.
+// Names, IDs and paths are a container's to choose: DEL, C1 controls and
+// bidirectional overrides are written as \u escapes (the same JSON).
 func JSON(w io.Writer, m *discover.Model, t nsrel.Type, o Options) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(Document{Namespaces: Entries(m, t, o)})
+	return vocab.WriteSafeJSON(w, Document{Namespaces: Entries(m, t, o)}, true)
 }

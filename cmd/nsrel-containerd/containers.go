@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -37,7 +36,7 @@ func containersCmd(args []string, stdout, stderr io.Writer) int {
 		io.WriteString(stdout, "[]\n")
 		return 0
 	}
-	if err := json.NewEncoder(stdout).Encode(cs); err != nil {
+	if err := vocab.WriteSafeJSON(stdout, cs, false); err != nil {
 		fmt.Fprintf(stderr, "nsrel-containerd: write: %v\n", err)
 		return 1
 	}

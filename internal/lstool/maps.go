@@ -1,7 +1,6 @@
 package lstool
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -286,9 +285,7 @@ func writeOverlapsJSON(w io.Writer, pairs []Overlap, unchecked []Unchecked, chec
 	for _, u := range unchecked {
 		doc.Unchecked = append(doc.Unchecked, UncheckedEntry{NSRef: nsRef(u.NS), Reason: u.Reason})
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return vocab.WriteSafeJSON(w, doc, true)
 }
 
 // overlapCheck runs --overlaps: the pairs in text or JSON, exit status 1

@@ -1,6 +1,8 @@
 package vocab
 
 import (
+	"encoding/json"
+	"io"
 	"strconv"
 	"strings"
 	"unicode"
@@ -126,4 +128,23 @@ func AppendSafeJSON(dst, j []byte) []byte {
 		i += size
 	}
 	return dst
+}
+
+// WriteSafeJSON writes v as JSON (indented with two spaces when indent
+// is set), followed by a newline, with the runes [AppendSafeJSON]
+// escapes written as \u escapes: encoding/json leaves DEL, C1 controls
+// and bidirectional overrides raw, and a container chooses its names.
+func WriteSafeJSON(w io.Writer, v any, indent bool) error {
+	var b []byte
+	var err error
+	if indent {
+		b, err = json.MarshalIndent(v, "", "  ")
+	} else {
+		b, err = json.Marshal(v)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(AppendSafeJSON(nil, b), '\n'))
+	return err
 }

@@ -174,3 +174,20 @@ func FuzzAppendSafeJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestWriteSafeJSON: what encoding/json leaves raw (a bidi override, a
+// C1 control, DEL) is written escaped, and the JSON is the same value.
+func TestWriteSafeJSON(t *testing.T) {
+	v := map[string]string{"name": "A\u202eB\u009b31mC\x7f"}
+	for _, indent := range []bool{false, true} {
+		var b strings.Builder
+		if err := WriteSafeJSON(&b, v, indent); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		var back map[string]string
+		if strings.ContainsAny(out, "\u202e\u009b\x7f") || !strings.HasSuffix(out, "\n") || json.Unmarshal([]byte(out), &back) != nil || back["name"] != v["name"] {
+			t.Errorf("indent %v: %q", indent, out)
+		}
+	}
+}
