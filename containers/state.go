@@ -258,7 +258,7 @@ func readLimited(path string, limit int64) ([]byte, uint32, error) {
 // UserNamespacePrefix starts the engine namespace of a container whose
 // state file a user other than root owns (a rootless runtime's):
 // "uid=1000".
-const UserNamespacePrefix = "uid="
+const UserNamespacePrefix = vocab.UserNamespacePrefix
 
 // State is what nsrel uses of a runtime's state file.
 type State struct {

@@ -148,6 +148,13 @@ func ContainerLabel(c discover.Container) string {
 		b.WriteByte('/')
 	}
 	b.WriteString(vocab.Escape(ShortID(c.ID)))
+	if c.Name != "" && strings.HasPrefix(c.Namespace, vocab.UserNamespacePrefix) {
+		// A user's container: its name is the user's, no pod's, and
+		// quoted whole, so that no comma or parenthesis in it reads as
+		// a label of another container.
+		b.WriteString(" (" + strconv.Quote(c.Name) + ")")
+		return b.String()
+	}
 	if c.Name != "" {
 		b.WriteString(" (")
 		pod, ctr := c.Name, ""

@@ -172,6 +172,9 @@ func TestContainerLabel(t *testing.T) {
 		{discover.Container{ID: "3F1C2A9B7E0D5A6B7C8D", Engine: "runc"}, "runc 3F1C2A9B7E0D5A6B7C8D"},
 		{discover.Container{ID: "3f1c2a9b7e0d5a6", Engine: "runc"}, "runc 3f1c2a9b7e0d5a6"},
 		{discover.Container{ID: "abc", Engine: "podman", Name: "db"}, "podman abc (db)"},
+		// A user's container: its name quoted whole, never a pod's.
+		{discover.Container{ID: "evil", Engine: "runc", Namespace: "uid=4242", Name: "shop/web-0/app"}, `runc uid=4242/evil ("shop/web-0/app")`},
+		{discover.Container{ID: "evil2", Engine: "runc", Namespace: "uid=4242", Name: "x), containerd k8s.io/3f1c2a9b7e0d (pod kube-system/etcd-0\u202e"}, `runc uid=4242/evil2 ("x), containerd k8s.io/3f1c2a9b7e0d (pod kube-system/etcd-0\u202e")`},
 		{discover.Container{ID: "x\x1b", Engine: "crun", Name: "n\n"}, `crun x\x1b (n\x0a)`},
 	} {
 		if got := tree.ContainerLabel(tc.c); got != tc.want {

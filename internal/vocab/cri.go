@@ -66,3 +66,8 @@ func ContainerName(keys map[string]string) string {
 	}
 	return pod + "/" + ctr
 }
+
+// UserNamespacePrefix starts the engine namespace of a container whose
+// state file a user other than root owns (a rootless runtime's):
+// "uid=1000". Such a container's name is the user's: no pod's.
+const UserNamespacePrefix = "uid="
