@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/nsrel/nsrel/nsrel/discover"
@@ -32,16 +33,24 @@ func rank(c discover.Container) int {
 // Merge combines container lists from several sources into one, sorted
 // by engine, namespace and ID. Entries with the same PID (and ID) describe
 // the same container: the most informative is kept, and a missing name or
-// namespace is filled from the others.
+// namespace is filled from the others. A user's container (namespace
+// uid=UID) is merged only with that user's: a state file of a local
+// user's that names a root container's ID and PID (a process running as
+// the user's UID) would otherwise give it the user's name and namespace,
+// or replace it.
 func Merge(lists ...[]discover.Container) []discover.Container {
 	type key struct {
-		pid int
-		id  string
+		pid  int
+		id   string
+		user string // the uid=UID namespace of a user's container
 	}
 	best := make(map[key]discover.Container)
 	for _, l := range lists {
 		for _, c := range l {
-			k := key{c.PID, c.ID}
+			k := key{c.PID, c.ID, ""}
+			if strings.HasPrefix(c.Namespace, UserNamespacePrefix) {
+				k.user = c.Namespace
+			}
 			old, ok := best[k]
 			if !ok {
 				best[k] = c

@@ -194,6 +194,8 @@ func TestMerge(t *testing.T) {
 	state := discover.Container{ID: "a", Engine: EngineContainerd, Namespace: "k8s.io", PID: 10}
 	runc := discover.Container{ID: "r", Engine: EngineRunc, PID: 11}
 	audit := discover.Container{ID: "r", Engine: EngineAuditLog, PID: 11, Name: "ns/pod"}
+	userRunc := discover.Container{ID: "r", Engine: EngineRunc, Namespace: "uid=4242", PID: 11, Name: "attacker"}
+	userPodman := discover.Container{ID: "r", Engine: EnginePodman, Namespace: "uid=4243", PID: 11, Name: "attacker2"}
 	for _, tc := range []struct {
 		name  string
 		lists [][]discover.Container
@@ -205,6 +207,10 @@ func TestMerge(t *testing.T) {
 		{"name filled from audit", [][]discover.Container{{runc}, {audit}}, []discover.Container{{ID: "r", Engine: EngineRunc, PID: 11, Name: "ns/pod"}}},
 		{"different pids kept", [][]discover.Container{{runc, {ID: "r", Engine: EngineRunc, PID: 12}}}, []discover.Container{runc, {ID: "r", Engine: EngineRunc, PID: 12}}},
 		{"sorted", [][]discover.Container{{runc, ctrd}}, []discover.Container{ctrd, runc}},
+		// A user's state file naming root's container's ID and PID (its
+		// process runs as the user's UID): both stay, root's unchanged.
+		{"a user's never merged into root's", [][]discover.Container{{runc}, {userRunc}, {userPodman}},
+			[]discover.Container{userPodman, runc, userRunc}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, Merge(tc.lists...)); diff != "" {
