@@ -73,8 +73,11 @@ func Merge(lists ...[]discover.Container) []discover.Container {
 	for _, c := range best {
 		out = append(out, c)
 	}
+	// Users' containers after root's: a row or a picture's node lists
+	// the first few, and a user picks its engine's name.
+	user := func(c discover.Container) bool { return strings.HasPrefix(c.Namespace, UserNamespacePrefix) }
 	slices.SortFunc(out, func(a, b discover.Container) int {
-		return cmp.Or(cmp.Compare(a.Engine, b.Engine), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
+		return cmp.Or(boolCompare(user(a), user(b)), cmp.Compare(a.Engine, b.Engine), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
 	})
 	return out
 }
@@ -131,4 +134,15 @@ func (l Local) List(ctx context.Context) ([]discover.Container, error) {
 		}
 	}
 	return cs, nil
+}
+
+// boolCompare orders false before true.
+func boolCompare(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

@@ -208,9 +208,10 @@ func TestMerge(t *testing.T) {
 		{"different pids kept", [][]discover.Container{{runc, {ID: "r", Engine: EngineRunc, PID: 12}}}, []discover.Container{runc, {ID: "r", Engine: EngineRunc, PID: 12}}},
 		{"sorted", [][]discover.Container{{runc, ctrd}}, []discover.Container{ctrd, runc}},
 		// A user's state file naming root's container's ID and PID (its
-		// process runs as the user's UID): both stay, root's unchanged.
+		// process runs as the user's UID): both stay, root's unchanged
+		// and first (a user picks its engine's name: crun sorts first).
 		{"a user's never merged into root's", [][]discover.Container{{runc}, {userRunc}, {userPodman}},
-			[]discover.Container{userPodman, runc, userRunc}},
+			[]discover.Container{runc, userPodman, userRunc}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, Merge(tc.lists...)); diff != "" {
