@@ -51,7 +51,14 @@ func (t *truncWriter) Write(p []byte) (int, error) {
 		}
 		_, size := utf8.DecodeRune(joined)
 		t.add(joined[:size])
-		in = p[size-len(t.part):]
+		if size <= len(t.part) {
+			// The held bytes started no character (a truncated
+			// sequence, then a byte that does not continue it): the
+			// rest of them is read again, with p.
+			in = append(append([]byte(nil), t.part[size:]...), p...)
+		} else {
+			in = p[size-len(t.part):]
+		}
 		t.part = t.part[:0]
 	}
 	for len(in) > 0 {

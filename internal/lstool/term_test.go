@@ -36,8 +36,8 @@ func TestTerminalWidthNotATerminal(t *testing.T) {
 // (one that would cross the edge is left out whole) and combining marks
 // none, however the input is split across writes.
 func TestTruncWriterWide(t *testing.T) {
-	in := "12345678容器abc\n容器容器容器\ne\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301\nbad \xff\xfe byte\n"
-	want := "12345678容\n容器容器容\ne\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301\nbad \xff\xfe byt\n"
+	in := "12345678容器abc\n容器容器容器\ne\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301\nbad \xff\xfe byte\ncut \xf0\x9fA\n"
+	want := "12345678容\n容器容器容\ne\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301\nbad \xff\xfe byt\ncut \xf0\x9fA\n"
 	for i := 0; i <= len(in); i++ {
 		for j := i; j <= len(in); j++ {
 			var b strings.Builder
