@@ -768,11 +768,8 @@ func (l *Log) retention() ([]Dropped, []string, error) {
 		if ferr != nil && lerr == nil && last == nil {
 			// No line of it decodes: described by the damage record
 			// that lists its lines, first in the next file.
-			next := l.path
-			if i+1 < len(files) {
-				next = files[i+1]
-			}
-			if d, ok := damageOf(next, filepath.Base(name)); ok {
+			// (keep_files > 0: a newer rotated file follows.)
+			if d, ok := damageOf(files[i+1], filepath.Base(name)); ok {
 				dropped = append(dropped, Dropped{File: filepath.Base(name), FirstSeq: d.Seq, LastSeq: d.Seq - 1, LastHash: d.Prev})
 				names = append(names, name)
 				continue
@@ -799,19 +796,11 @@ func damageOf(file, base string) (*Record, bool) {
 		return nil, false
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(io.NewSectionReader(f, 0, 1<<62))
-	sc.Buffer(make([]byte, 64<<10), MaxLine)
-	for sc.Scan() {
-		r, err := Decode(sc.Bytes())
-		if err != nil {
-			continue
-		}
-		if r.Stage != StageDamaged || len(r.Damage) == 0 || slices.ContainsFunc(r.Damage, func(d DamagedLine) bool { return d.File != base }) {
-			return nil, false
-		}
-		return r, true
+	r := firstRecord(f)
+	if r == nil || r.Stage != StageDamaged || len(r.Damage) == 0 || slices.ContainsFunc(r.Damage, func(d DamagedLine) bool { return d.File != base }) {
+		return nil, false
 	}
-	return nil, false
+	return r, true
 }
 
 // syncDir makes a rename or removal in dir durable.
@@ -842,14 +831,23 @@ func firstSeq(f *os.File) (uint64, error) {
 // firstDecoded returns the seq of the first line of f that decodes as a
 // record, reading forward.
 func firstDecoded(f *os.File) (uint64, bool) {
+	if r := firstRecord(f); r != nil {
+		return r.Seq, true
+	}
+	return 0, false
+}
+
+// firstRecord returns the first line of f that decodes as a record,
+// reading forward; nil if none does.
+func firstRecord(f *os.File) *Record {
 	sc := bufio.NewScanner(io.NewSectionReader(f, 0, 1<<62))
 	sc.Buffer(make([]byte, 64<<10), MaxLine)
 	for sc.Scan() {
 		if r, err := Decode(sc.Bytes()); err == nil {
-			return r.Seq, true
+			return r
 		}
 	}
-	return 0, false
+	return nil
 }
 
 // rotatedSeq parses the suffix of a rotated file's name after the log's

@@ -524,13 +524,7 @@ func TestReplaceAfterSealedDamage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for r, err := range audit.Records(path) {
-		if err == nil && r.Stage == audit.StageDamaged {
-			if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash}, Note: "a crash?"}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	ackDamage(t, l, path)
 	if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA, keyB}}); err == nil {
 		t.Error("verify passes sealed records zeroed, then seal-init --replace and an ack")
 	}

@@ -423,12 +423,6 @@ type damagedAt struct {
 }
 
 // cpSeal is a checkpoint's seal and what verify learnt of it.
-// sealedAt is the seq and hash of a record a checkpoint's seal names.
-type sealedAt struct {
-	Seq  uint64
-	Hash string
-}
-
 type cpSeal struct {
 	seal   ParsedSeal
 	parsed bool
@@ -437,7 +431,7 @@ type cpSeal struct {
 	checked, tagOK bool
 	// rec is the record of the chain sealed with the same key and epoch
 	// (its seal checked), if the chain holds it: its seq and hash.
-	rec *sealedAt
+	rec *Ref
 }
 
 // sealAt is a key and an epoch of it.
@@ -740,7 +734,7 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 		kc.logEpoch = p.Epoch
 		v.s.SealsVerified++
 		for _, i := range v.bySeal[sealAt{p.ID, p.Epoch}] {
-			v.cps[i].rec = &sealedAt{r.Seq, r.Hash}
+			v.cps[i].rec = &Ref{Seq: r.Seq, Hash: r.Hash}
 		}
 	}
 	return nil
