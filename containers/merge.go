@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
@@ -48,7 +48,7 @@ func Merge(lists ...[]discover.Container) []discover.Container {
 	for _, l := range lists {
 		for _, c := range l {
 			k := key{c.PID, c.ID, ""}
-			if strings.HasPrefix(c.Namespace, UserNamespacePrefix) {
+			if vocab.UsersContainer(c.Namespace) {
 				k.user = c.Namespace
 			}
 			old, ok := best[k]
@@ -75,9 +75,8 @@ func Merge(lists ...[]discover.Container) []discover.Container {
 	}
 	// Users' containers after root's: a row or a picture's node lists
 	// the first few, and a user picks its engine's name.
-	user := func(c discover.Container) bool { return strings.HasPrefix(c.Namespace, UserNamespacePrefix) }
 	slices.SortFunc(out, func(a, b discover.Container) int {
-		return cmp.Or(boolCompare(user(a), user(b)), cmp.Compare(a.Engine, b.Engine), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
+		return cmp.Or(boolCompare(vocab.UsersContainer(a.Namespace), vocab.UsersContainer(b.Namespace)), cmp.Compare(a.Engine, b.Engine), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
 	})
 	return out
 }

@@ -148,7 +148,7 @@ func ContainerLabel(c discover.Container) string {
 		b.WriteByte('/')
 	}
 	b.WriteString(vocab.Escape(ShortID(c.ID)))
-	if c.Name != "" && strings.HasPrefix(c.Namespace, vocab.UserNamespacePrefix) {
+	if c.Name != "" && vocab.UsersContainer(c.Namespace) {
 		// A user's container: its name is the user's, no pod's, and
 		// quoted whole, so that no comma or parenthesis in it reads as
 		// a label of another container.

@@ -573,7 +573,7 @@ func nameKeys(c discover.Container) []nameKey {
 	if name == "" {
 		return nil
 	}
-	if strings.HasPrefix(c.Namespace, containers.UserNamespacePrefix) {
+	if vocab.UsersContainer(c.Namespace) {
 		return []nameKey{{name, c.Namespace + "/" + name, false}}
 	}
 	parts := strings.Split(name, "/")

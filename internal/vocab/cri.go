@@ -71,3 +71,7 @@ func ContainerName(keys map[string]string) string {
 // state file a user other than root owns (a rootless runtime's):
 // "uid=1000". Such a container's name is the user's: no pod's.
 const UserNamespacePrefix = "uid="
+
+// UsersContainer reports whether ns, a container's engine namespace, is
+// a user's (uid=UID): the container's ID and name are that user's.
+func UsersContainer(ns string) bool { return strings.HasPrefix(ns, UserNamespacePrefix) }
