@@ -203,12 +203,11 @@ func UnrecordedDenyMessage(rec *audit.Record, err error) string {
 }
 
 func denyReason(rec *audit.Record) string {
-	var b strings.Builder
 	if rec.Mode != policy.ModeEnforce || len(rec.Violations) == 0 {
 		// Refused for what could not be checked, not by a rule.
-		fmt.Fprintf(&b, "container %s refused by nsrel (on_error=deny, policy %q): %s", vocab.Printable(rec.ContainerID), rec.Policy, rec.Error)
-		return b.String()
+		return fmt.Sprintf("container %s refused by nsrel (on_error=deny, policy %q): %s", vocab.Printable(rec.ContainerID), rec.Policy, rec.Error)
 	}
+	var b strings.Builder
 	fmt.Fprintf(&b, "container %s refused by nsrel policy %q (enforce): ", vocab.Printable(rec.ContainerID), rec.Policy)
 	for i, v := range rec.Violations {
 		if i > 0 {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -270,9 +269,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	if asJSON {
 		// Node names and reasons can quote what a node or a container
 		// wrote: escaped as show --json escapes records.
-		if b, merr := json.Marshal(res); merr == nil {
-			stdout.Write(append(vocab.AppendSafeJSON(nil, b), '\n'))
-		}
+		vocab.WriteSafeJSON(stdout, res, false)
 		return res.OK
 	}
 	prefix := ""

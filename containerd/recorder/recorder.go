@@ -448,16 +448,18 @@ func (r *Recorder) seedKnown() {
 	if n := audit.SearchFiles + 1; len(files) > n {
 		files = files[len(files)-n:]
 	}
-	open := map[uint64]taskKey{} // by the start's seq
-	startTimes := map[uint64]uint64{}
+	type start struct {
+		k  taskKey
+		st uint64
+	}
+	open := map[uint64]start{} // by the start record's seq
 	for rec, err := range audit.Records(files...) {
 		switch {
 		case err != nil:
 			// A file rotated away meanwhile: what was read stands.
 		case rec.Source != audit.SourceContainerdEvents:
 		case audit.IsStart(rec.Stage) && rec.Ancestry != nil:
-			open[rec.Seq] = taskKey{rec.Namespace, rec.ContainerID, rec.PID}
-			startTimes[rec.Seq] = rec.StartTime
+			open[rec.Seq] = start{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime}
 		case rec.Stage == audit.StageExit && rec.Ref != nil:
 			delete(open, rec.Ref.Seq)
 		}
@@ -465,14 +467,14 @@ func (r *Recorder) seedKnown() {
 	if r.known == nil {
 		r.known = make(map[taskKey]uint64, len(open))
 	}
-	for seq, k := range open {
-		if _, ok := r.known[k]; ok {
+	for _, o := range open {
+		if _, ok := r.known[o.k]; ok {
 			continue
 		}
-		if st, err := inspect.StartTime(k.pid); err == nil && st == startTimes[seq] {
+		if st, err := inspect.StartTime(o.k.pid); err == nil && st == o.st {
 			continue // still runs
 		}
-		r.known[k] = startTimes[seq]
+		r.known[o.k] = o.st
 	}
 }
 
