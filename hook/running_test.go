@@ -35,6 +35,17 @@ func userNSSleeps(tb testing.TB, n int, first uint32) []int {
 	return pids
 }
 
+// inspectedSleep starts a sleep in a user namespace mapping 65536 IDs
+// from first and returns its ancestry.
+func inspectedSleep(t *testing.T, first uint32) *audit.Ancestry {
+	t.Helper()
+	a, err := inspect.Process(userNSSleeps(t, 1, first)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // TestRunningFindsOverlaps checks the scan behind disjoint_from_running
 // on real user namespaces: of three others, it reports the two that
 // overlap the container, not the disjoint one, nor the container's own
@@ -86,10 +97,7 @@ func TestRunningFindsOverlaps(t *testing.T) {
 func TestRunningZombieNotRunning(t *testing.T) {
 	nstest.RequireRoot(t)
 	base := nstest.HostIDBase(t) + 800_000
-	a, err := inspect.Process(userNSSleeps(t, 1, base)[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := inspectedSleep(t, base)
 	other := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
 	other.SysProcAttr = userNSAttr(base)
 	if err := other.Start(); err != nil {
@@ -140,10 +148,7 @@ func userNSAttr(base uint32) *syscall.SysProcAttr {
 func TestRunningLeaderExited(t *testing.T) {
 	nstest.RequireRoot(t)
 	base := nstest.HostIDBase(t) + 700_000
-	a, err := inspect.Process(userNSSleeps(t, 1, base)[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := inspectedSleep(t, base)
 	pid := nstest.StartLeaderExited(t, userNSAttr(base))
 	run := hook.Running(a, time.Second)
 	if run.Err != nil {
@@ -203,11 +208,7 @@ func TestRunningFirstProcessExits(t *testing.T) {
 // fails disjoint_from_running instead of passing it.
 func TestRunningOutOfTime(t *testing.T) {
 	nstest.RequireRoot(t)
-	pids := userNSSleeps(t, 1, nstest.HostIDBase(t)+900_000)
-	a, err := inspect.Process(pids[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := inspectedSleep(t, nstest.HostIDBase(t)+900_000)
 	run := hook.Running(a, -time.Second)
 	if !errors.Is(run.Err, inspect.ErrIncomplete) {
 		t.Fatalf("scan with no time left: %v, want ErrIncomplete", run.Err)

@@ -130,6 +130,15 @@ func TestShippedUnits(t *testing.T) {
 	}
 }
 
+// unitSetting returns the words of every line KEY=... of unit.
+func unitSetting(unit, key string) []string {
+	var vals []string
+	for _, m := range regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(key)+`=(.*)$`).FindAllStringSubmatch(unit, -1) {
+		vals = append(vals, strings.Fields(m[1])...)
+	}
+	return vals
+}
+
 // checkMetricsReachable checks that the unit lets the service serve its
 // metrics where its command line has them (the default address of its
 // subcommand unless --metrics-address says otherwise): a loopback
@@ -156,17 +165,10 @@ func checkMetricsReachable(t *testing.T, unit string, args []string) {
 	if strings.Contains(host, ":") {
 		family = "AF_INET6"
 	}
-	setting := func(key string) []string {
-		var vals []string
-		for _, m := range regexp.MustCompile(`(?m)^`+key+`=(.*)$`).FindAllStringSubmatch(unit, -1) {
-			vals = append(vals, strings.Fields(m[1])...)
-		}
-		return vals
-	}
-	if fams := setting("RestrictAddressFamilies"); len(fams) > 0 && !slices.Contains(fams, family) {
+	if fams := unitSetting(unit, "RestrictAddressFamilies"); len(fams) > 0 && !slices.Contains(fams, family) {
 		t.Errorf("metrics on %s, but RestrictAddressFamilies=%s", addr, strings.Join(fams, " "))
 	}
-	if slices.Contains(setting("IPAddressDeny"), "any") && !slices.Contains(setting("IPAddressAllow"), "localhost") {
+	if slices.Contains(unitSetting(unit, "IPAddressDeny"), "any") && !slices.Contains(unitSetting(unit, "IPAddressAllow"), "localhost") {
 		t.Errorf("metrics on %s, but IPAddressDeny=any without IPAddressAllow=localhost", addr)
 	}
 }
@@ -184,17 +186,14 @@ func checkWritable(t *testing.T, unit string) {
 		t.Fatal("no ProtectSystem=strict")
 	}
 	var writable []string
-	for _, m := range regexp.MustCompile(`(?m)^(ReadWritePaths|LogsDirectory|StateDirectory)=(.*)$`).FindAllStringSubmatch(unit, -1) {
-		for _, f := range strings.Fields(m[2]) {
-			switch m[1] {
-			case "ReadWritePaths":
-				writable = append(writable, strings.TrimLeft(f, "-+"))
-			case "LogsDirectory":
-				writable = append(writable, filepath.Join("/var/log", f))
-			case "StateDirectory":
-				writable = append(writable, filepath.Join("/var/lib", f))
-			}
-		}
+	for _, f := range unitSetting(unit, "ReadWritePaths") {
+		writable = append(writable, strings.TrimLeft(f, "-+"))
+	}
+	for _, f := range unitSetting(unit, "LogsDirectory") {
+		writable = append(writable, filepath.Join("/var/log", f))
+	}
+	for _, f := range unitSetting(unit, "StateDirectory") {
+		writable = append(writable, filepath.Join("/var/lib", f))
 	}
 	under := func(dir string) bool {
 		for _, w := range writable {

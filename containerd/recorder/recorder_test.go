@@ -30,6 +30,14 @@ import (
 // receives after each (re)connection.
 func startRecorder(t *testing.T, addr, cfgPath string, mod func(*Recorder)) <-chan struct{} {
 	t.Helper()
+	connected, _ := runRecorder(t, addr, cfgPath, mod)
+	return connected
+}
+
+// runRecorder is startRecorder that also returns a function stopping the
+// recorder before the test ends.
+func runRecorder(t *testing.T, addr, cfgPath string, mod func(*Recorder)) (<-chan struct{}, func()) {
+	t.Helper()
 	cfg, err := policy.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +56,10 @@ func startRecorder(t *testing.T, addr, cfgPath string, mod func(*Recorder)) <-ch
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	stop := func() { cancel(); wg.Wait() }
+	t.Cleanup(stop)
 	waitConnected(t, connected, "recorder did not connect")
-	return connected
+	return connected, stop
 }
 
 // recorderSetup starts a containerd 2.x daemon with the busybox image
@@ -350,21 +359,7 @@ func TestExitWhileStopped(t *testing.T) {
 	c := d.Client(t)
 	d.ImportBusybox(t, c, "default")
 	run := func() (stop func(), waitWalks func(int)) {
-		pc, err := policy.Load(cfgPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := audit.Open(pc.AuditLog, audit.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := &Recorder{Address: d.Socket, Config: pc, Log: l, Logger: ctrdtest.Logger(t, "recorder: "), Resync: 200 * time.Millisecond}
-		waitWalks = countWalks(t, r)
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { r.Run(ctx) })
-		stop = func() { cancel(); wg.Wait() }
-		t.Cleanup(stop)
+		_, stop = runRecorder(t, d.Socket, cfgPath, func(r *Recorder) { r.Resync = 200 * time.Millisecond; waitWalks = countWalks(t, r) })
 		return stop, waitWalks
 	}
 	stop, _ := run()
