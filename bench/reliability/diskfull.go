@@ -142,7 +142,7 @@ func (c *campaign) diskFull() error {
 		c.note("diskfull: LOST or duplicated records of acknowledged runs: %s", strings.Join(first(lostIDs, 10), ", "))
 	}
 	torn, unused, worst := scan.sealing()
-	c.note("diskfull: after freeing space: %d of %d appends succeeded; the log holds %d records, %d torn tails recorded (partial writes cut off by the next append), %d sealing keys sealed no record, at most %d in a row (verify accepts none)",
+	c.note("diskfull: after freeing space: %d of %d appends succeeded; the log holds %d records, %d torn tails recorded (partial writes the next append ended and recorded), %d sealing keys sealed no record, at most %d in a row (verify accepts none)",
 		afterOK, after, len(scan.all), torn, unused, worst)
 	if verr != nil {
 		c.note("diskfull: verify after freeing space FAILED: %s", oneLine(verr.Error()))

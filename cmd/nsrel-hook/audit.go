@@ -315,7 +315,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		fmt.Fprintf(stdout, "%s: note: as shipped, %d record(s) came out of chain order and %d line(s) repeated byte for byte: put back in order and dropped\n", name, s.Reordered, s.Repeated)
 	}
 	for _, t := range s.TornTails {
-		fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes a crash left (written over)\n", name, t.Seq, t.TornBytes)
+		fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes a crash left\n", name, t.Seq, t.TornBytes)
 	}
 	for _, d := range s.Damage {
 		fmt.Fprintf(stdout, "%s: note: damage recorded at seq %d (%s, %s) acknowledged at seq %d: %s\n", name, d.Record.Seq,

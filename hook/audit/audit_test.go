@@ -33,7 +33,7 @@ import (
 const helperEnv = "NSREL_AUDIT_TEST_APPENDER"
 
 // pausedEnv makes the test binary append one record to the log it names
-// and stop right before the write over the log's torn tail, saying so.
+// and stop right before its write after the log's torn tail, saying so.
 const pausedEnv = "NSREL_AUDIT_TEST_PAUSED_APPENDER"
 
 func TestMain(m *testing.M) {
@@ -275,6 +275,9 @@ func TestTornTailRepaired(t *testing.T) {
 	s, err := verify(t, l, audit.VerifyOptions{})
 	if err != nil {
 		t.Fatalf("after repair: %v", err)
+	}
+	if lines := readLines(t, path); len(lines) != 6 || string(lines[3]) != `{"seq":4,"time":"2026-`+audit.TornMark+"\n" {
+		t.Errorf("the torn line is not kept, ended with the mark: %q", lines)
 	}
 	if s.Records != 5 || len(s.TornTails) != 1 || r.Seq != 5 {
 		t.Fatalf("summary %+v, appended seq %d", s, r.Seq)
@@ -1048,23 +1051,36 @@ func tornFixture(t *testing.T, dir string) (l *audit.Log, path string, torn []by
 	}
 	appendN(t, l, 3)
 	torn = []byte(`{"seq":4,"container_id":"EVIDENCE` + strings.Repeat("e", 840) + `END`)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Write(torn); err != nil {
-		t.Fatal(err)
-	}
+	tear(t, path, torn)
 	return l, path, torn
 }
 
 // checkTornRecorded appends and checks that the torn bytes are in the
-// chain, whole, in a torn-tail record, and that the log verifies.
+// chain, whole, in a torn-tail record, that the log verifies, and that
+// the append rewrote no byte of the file: it ended the torn line with
+// the mark, the torn-tail record right after.
 func checkTornRecorded(t *testing.T, l *audit.Log, path string, torn []byte) {
 	t.Helper()
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Append(context.Background(), rec("after")); err != nil {
 		t.Fatal(err)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, ok := bytes.CutPrefix(after, before)
+	if !ok {
+		t.Fatalf("the append rewrote bytes of the file:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if !bytes.HasPrefix(rest, []byte(audit.TornMark+"\n")) {
+		t.Fatalf("the torn line is not ended with the mark: the append wrote\n%s", rest)
+	}
+	if h, ok := audit.PeekHead(bytes.TrimPrefix(rest, []byte(audit.TornMark+"\n"))); !ok || h.Stage != audit.StageTornTail {
+		t.Fatalf("the torn line is not followed by its torn-tail record: %+v", h)
 	}
 	s, err := verify(t, l, audit.VerifyOptions{})
 	if err != nil || len(s.TornTails) != 1 || s.TornTails[0].Torn != string(torn) || s.TornTails[0].TornBytes != len(torn) || s.Records != 5 {
@@ -1073,7 +1089,7 @@ func checkTornRecorded(t *testing.T, l *audit.Log, path string, torn []byte) {
 }
 
 // TestTornTailKeptOnKill kills an append (SIGKILL, as a runtime kills a
-// hook past its timeout) right before it writes over the torn tail it
+// hook past its timeout) right before its write after the torn tail it
 // found: the torn bytes are still the file's tail, whole, and the next
 // append records them. (The tail used to be cut off before that write.)
 func TestTornTailKeptOnKill(t *testing.T) {
@@ -1093,7 +1109,7 @@ func TestTornTailKeptOnKill(t *testing.T) {
 
 // TestTornTailKeptOnFullDisk appends to a log with a torn tail on a
 // full file system (a usual cause of a torn tail): the append fails
-// before a byte of the tail is overwritten; once there is room, the
+// before it writes a byte (the space is reserved first); once there is room, the
 // next append records the tail whole. (The tail used to be cut off,
 // then the write fail part way: only a part of the record that should
 // have held it was left, as a torn tail of its own.)

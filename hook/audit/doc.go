@@ -19,10 +19,11 @@
 // or that lies in such a directory (package safefile).
 //
 // A crash in the middle of a write (kill -9, power loss, a full disk)
-// can leave a torn last line. The next append cuts it off and records it
-// in a [StageTornTail] record (the quarantined bytes, quoted, in the
-// chain), so no earlier record is lost and nothing is glued onto a
-// fragment. Complete lines at the end that do not decode are recorded as
+// can leave a torn last line. The next append ends it with [TornMark]
+// and a newline, rewriting no byte (a tailer that read the fragment reads
+// on to the same lines), and records its bytes in a [StageTornTail]
+// record right after it, so no earlier record is lost and nothing is
+// glued onto a fragment. Complete lines at the end that do not decode are recorded as
 // damage ([StageDamaged], with each line's SHA-256), the chain goes on
 // from the last good record and [Verify] fails until a [StageAck] record
 // acknowledges the damage: one damaged byte never stops the log.

@@ -44,6 +44,6 @@ func BurnEpoch(t testing.TB, path string) {
 // CheckpointsFileForTest returns the checkpoints file of the log's options.
 func (l *Log) CheckpointsFileForTest() string { return l.opts.Checkpoints.File }
 
-// PauseBeforeTornWrite makes every append that is about to write over a
-// torn tail call pause first.
+// PauseBeforeTornWrite makes every append that found a torn tail call
+// pause right before its write.
 func PauseBeforeTornWrite(pause func()) { testHookTornWrite = pause }

@@ -110,7 +110,7 @@ const maxDamagedLines = 4096
 // append atomically, e.g. to skip a start another writer recorded.
 //
 // Before the record, the same write appends what the log itself must
-// record: a torn last line a crash left, which it writes over
+// record: a torn last line a crash left, which it ends with [TornMark]
 // ([StageTornTail]),
 // complete lines at the end that do not decode ([StageDamaged]: the
 // chain goes on from the last good record, the damaged lines stay in the
@@ -163,13 +163,18 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		return nil, nil, fmt.Errorf("audit: %w", err)
 	}
 
-	// A torn tail is overwritten only by the write that records its
-	// bytes: an error or a crash before leaves it for the next append,
-	// not lost.
+	// A torn tail is ended with [TornMark] and a newline by the write
+	// that records its bytes, right before its record: the bytes stay
+	// where they are, so that a tailer that read them already (a
+	// shipper) reads on to the same lines as the file holds. Only a
+	// tail too long to be a line is written over (see overwriteTorn).
+	// An error or a crash before the write leaves the tail for the
+	// next append, not lost.
 	torn, tornBytes, cut, err := tornTail(f)
 	if err != nil {
 		return nil, nil, err
 	}
+	overwrite := torn != nil && tornBytes+int64(len(TornMark)) >= MaxLine
 	last, damaged, err := l.lastGood(f)
 	if err != nil {
 		return nil, nil, err
@@ -197,12 +202,17 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	}
 
 	var pending []*Record
+	if torn != nil {
+		// Right after the torn line, which verify matches with it.
+		tr := &Record{Source: SourceAudit, Stage: StageTornTail, Torn: string(bytes.ToValidUTF8(torn, []byte("\uFFFD"))), TornBytes: int(tornBytes),
+			Error: "the previous write was cut short (crash?): the line before this record is its bytes, ended with " + strconv.Quote(TornMark)}
+		if overwrite {
+			tr.Error = "the previous write was cut short (crash?); its bytes, too many for a line, were moved into this record"
+		}
+		pending = append(pending, tr)
+	}
 	if len(damaged) > 0 {
 		pending = append(pending, damageRecord(damaged))
-	}
-	if torn != nil {
-		pending = append(pending, &Record{Source: SourceAudit, Stage: StageTornTail, Torn: string(bytes.ToValidUTF8(torn, []byte("\uFFFD"))), TornBytes: int(tornBytes),
-			Error: "the previous write was cut short (crash?); its bytes were moved into this record"})
 	}
 	for _, d := range dropped {
 		pending = append(pending, &Record{Source: SourceAudit, Stage: StageRetention, Dropped: &d,
@@ -288,15 +298,22 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		last = p
 		written++
 	}
-	if torn != nil {
+	switch {
+	case overwrite:
 		if err := overwriteTorn(f, out, cut, cut+tornBytes); err != nil {
 			return nil, nil, fmt.Errorf("audit: append to %s over its torn tail: %w", l.path, err)
 		}
-	} else if _, err := f.Write(out); err != nil {
-		// Nothing whole was written (a part is a torn tail the next
-		// append records and writes over): the state on the disk still
-		// holds the keys, the next append seals with them.
-		return nil, nil, fmt.Errorf("audit: append to %s: %w", l.path, err)
+	case torn != nil:
+		if err := endTorn(f, out); err != nil {
+			return nil, nil, fmt.Errorf("audit: append to %s after its torn tail: %w", l.path, err)
+		}
+	default:
+		if _, err := f.Write(out); err != nil {
+			// Nothing whole was written (a part is a torn tail the next
+			// append ends and records): the state on the disk still
+			// holds the keys, the next append seals with them.
+			return nil, nil, fmt.Errorf("audit: append to %s: %w", l.path, err)
+		}
 	}
 	if l.opts.Written != nil {
 		l.opts.Written(r)
@@ -445,8 +462,8 @@ func openRegular(path string, flags int) (*os.File, error) {
 	return f, nil
 }
 
-// testHookTornWrite, set by tests only, runs right before an append
-// writes over a torn tail.
+// testHookTornWrite, set by tests only, runs right before the write of
+// an append that found a torn tail.
 var testHookTornWrite func()
 
 // tornTail returns the first [MaxTornKept] bytes of f after its last
@@ -476,6 +493,41 @@ func tornTail(f *os.File) (keep []byte, n, at int64, err error) {
 	return keep, n, at, nil
 }
 
+// endTorn appends [TornMark], a newline and out (the records, the one of
+// the torn bytes first) to f in one write, the space reserved first (a
+// full disk fails the append before a byte is written, where the file
+// system can reserve).
+func endTorn(f *os.File, out []byte) error {
+	size, err := fileSize(f)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 0, len(TornMark)+1+len(out))
+	buf = append(append(append(buf, TornMark...), '\n'), out...)
+	if err := reserve(f, size, len(buf)); err != nil {
+		return err
+	}
+	if testHookTornWrite != nil {
+		testHookTornWrite()
+	}
+	_, err = f.Write(buf)
+	return err
+}
+
+// reserve allocates n bytes of f at off, keeping its size, where the
+// file system can.
+func reserve(f *os.File, off int64, n int) error {
+	fd := int(f.Fd())
+	err := unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, off, int64(n))
+	for err == unix.EINTR {
+		err = unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, off, int64(n))
+	}
+	if err != nil && err != unix.EOPNOTSUPP {
+		return os.NewSyscallError("fallocate", err)
+	}
+	return nil
+}
+
 // overwriteTorn writes out (the records, the one of the torn bytes among
 // them) over the torn tail of f, from at to end, so that the torn bytes
 // stay in the file until the write that records them: the space is
@@ -483,16 +535,13 @@ func tornTail(f *os.File) (keep []byte, n, at int64, err error) {
 // overwritten, where the file system can reserve), the records go in one
 // write, and only then is what is left of a longer tail cut off (a crash
 // before that leaves it as a torn tail of its own, which the next append
-// records).
+// records). It serves a tail too long to end as a line (see [endTorn]):
+// no write of a record leaves one.
 func overwriteTorn(f *os.File, out []byte, at, end int64) error {
+	if err := reserve(f, at, len(out)); err != nil {
+		return err
+	}
 	fd := int(f.Fd())
-	err := unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, at, int64(len(out)))
-	for err == unix.EINTR {
-		err = unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, at, int64(len(out)))
-	}
-	if err != nil && err != unix.EOPNOTSUPP {
-		return os.NewSyscallError("fallocate", err)
-	}
 	// With O_APPEND, Linux appends whatever offset pwrite(2) names.
 	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	if err != nil {

@@ -208,6 +208,11 @@ type Dropped struct {
 // MaxTornKept bounds how much of a torn line a torn-tail record keeps.
 const MaxTornKept = 4096
 
+// TornMark ends a torn line: the append that records it writes the mark
+// and a newline after its bytes, then its [StageTornTail] record. No
+// record line ends so (every one ends with `"}`).
+const TornMark = " [torn: the next record holds these bytes]"
+
 const (
 	hashKey = `,"hash":"`
 	sealKey = `,"seal":"`

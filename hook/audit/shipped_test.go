@@ -30,6 +30,21 @@ func splitLines(data []byte) [][]byte {
 	return lines[:len(lines)-1]
 }
 
+// copyOf writes lines in the order given (indexes) to a new file, as a
+// shipper could deliver them, and returns its path.
+func copyOf(t *testing.T, lines [][]byte, order []int) string {
+	t.Helper()
+	var b []byte
+	for _, i := range order {
+		b = append(b, lines[i]...)
+	}
+	cp := filepath.Join(t.TempDir(), "copy.jsonl")
+	if err := os.WriteFile(cp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
 // TestVerifyShipped verifies copies a shipper could deliver: the
 // records in another order and some twice, as rsyslog sends them after
 // a restart while its collector was unreachable (TestShippedRsyslog
@@ -144,14 +159,7 @@ func TestVerifyShippedDamage(t *testing.T) {
 		{"the damaged line sent again at the end", []int{0, 1, 2, 3, 4, 5, 6, 2}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var b []byte
-			for _, i := range tc.order {
-				b = append(b, lines[i]...)
-			}
-			cp := filepath.Join(t.TempDir(), "copy.jsonl")
-			if err := os.WriteFile(cp, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			cp := copyOf(t, lines, tc.order)
 			s, err := audit.Verify([]string{cp}, audit.VerifyOptions{Shipped: true})
 			if tc.problem == "" {
 				if err != nil {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/hmac"
@@ -484,6 +485,48 @@ type verifier struct {
 	damageBySeq map[uint64]int
 	// missing is the seq the first gap lacks.
 	missing uint64
+	// torn is a line ended with TornMark, met after the last good
+	// record, waiting for its torn-tail record; tornSeen the torn-tail
+	// records of a shipper's copy met before such a line.
+	torn     *tornLine
+	tornSeen map[tornKey]bool
+}
+
+// tornLine is a torn line an append ended with [TornMark].
+type tornLine struct {
+	at  damagedAt
+	key tornKey
+}
+
+// tornKey is a torn line's bytes as its torn-tail record holds them.
+type tornKey struct {
+	bytes int
+	keep  string
+}
+
+// tornOf tells whether l is a torn line an append ended with
+// [TornMark], and its key if so.
+func tornOf(l Line) (tornKey, bool) {
+	n := len(l.Data) - len(TornMark)
+	if l.Long > 0 || n <= 0 || !bytes.HasSuffix(l.Data, []byte(TornMark)) {
+		return tornKey{}, false
+	}
+	return tornKey{n, string(bytes.ToValidUTF8(l.Data[:min(n, MaxTornKept)], []byte("\uFFFD")))}, true
+}
+
+// keyOf is the key of the torn line a torn-tail record holds.
+func keyOf(r *Record) tornKey { return tornKey{r.TornBytes, r.Torn} }
+
+// flushTorn makes the torn line waiting, if any, a damaged line: its
+// torn-tail record did not follow it.
+func (v *verifier) flushTorn() {
+	if v.torn == nil {
+		return
+	}
+	d := v.torn.at
+	d.reason += " (ended as a torn line, but its torn-tail record does not follow)"
+	v.damaged = append(v.damaged, d)
+	v.torn = nil
 }
 
 func (v *verifier) line(l Line) *Problem {
@@ -506,12 +549,43 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		if errors.Is(derr, ErrNewerFormat) {
 			return &Problem{File: l.File, Line: l.Number, Seq: peekSeq(l.Data), Reason: derr.Error() + "; verify with the nsrel that wrote it"}
 		}
+		d := damagedLine(filepath.Base(l.File), l, derr)
+		at := damagedAt{l.File, l.Number, peekSeq(l.Data), d.SHA256, d.Bytes, derr.Error(), d.Kind}
+		key, torn := tornOf(l)
+		if torn && v.opts.Shipped && v.tornSeen[key] {
+			// Its torn-tail record came first in a shipper's copy.
+			v.s.Reordered++
+			return nil
+		}
+		v.flushTorn()
 		if len(v.damaged) == maxDamagedLines {
 			return v.damageProblem("more damaged lines than an append records")
 		}
-		d := damagedLine(filepath.Base(l.File), l, derr)
-		v.damaged = append(v.damaged, damagedAt{l.File, l.Number, peekSeq(l.Data), d.SHA256, d.Bytes, derr.Error(), d.Kind})
+		if torn {
+			v.torn = &tornLine{at, key}
+		} else {
+			v.damaged = append(v.damaged, at)
+		}
 		return nil
+	}
+	// A torn line's record comes right after it (a seal-start record
+	// that introduces the key sealing it may come first); the damage
+	// record of the damaged lines before it, if any, after it.
+	tornEnds := false
+	switch {
+	case v.torn == nil:
+		if r.Stage == StageTornTail && v.opts.Shipped {
+			if v.tornSeen == nil {
+				v.tornSeen = map[tornKey]bool{}
+			}
+			if len(v.tornSeen) < maxDamagedRemembered {
+				v.tornSeen[keyOf(r)] = true
+			}
+		}
+	case r.Stage == StageTornTail && keyOf(r) == v.torn.key:
+		v.torn, tornEnds = nil, true
+	case r.Stage != StageSealStart:
+		v.flushTorn()
 	}
 	// The first record a new sealing key seals introduces it, so an
 	// append that records damage and starts sealing an unsealed log
@@ -520,7 +594,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	// with the new key, would no longer show that the damaged lines had
 	// been sealed (their keys destroyed: no crash explains that).
 	sealStartsHere := r.Stage == StageSealStart && (v.prev == nil || v.prev.Seal == "")
-	if len(v.damaged) > 0 && !sealStartsHere {
+	if len(v.damaged) > 0 && !sealStartsHere && !tornEnds {
 		// At the chain's start the damage record may follow records
 		// retention removed: end() checks its prev as any first record's.
 		if r.Stage != StageDamaged || !v.covers(r.Damage) || v.prev == nil && r.Prev != "" && r.Seq == 1 || v.prev != nil && (r.Prev != v.prev.Hash || r.Seq != v.prev.Seq+1) {
@@ -768,6 +842,7 @@ func (v *verifier) end() *Problem {
 	if len(v.s.Files) > 0 {
 		last = v.s.Files[len(v.s.Files)-1]
 	}
+	v.flushTorn()
 	if len(v.damaged) > 0 {
 		return v.damageProblem("not recorded yet: the next append records it")
 	}

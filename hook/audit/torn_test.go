@@ -1,0 +1,195 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nsrel/nsrel/hook/audit"
+)
+
+// tear appends data to the log at path without a newline, as a write a
+// crash cut short leaves it.
+func tear(t *testing.T, path string, data []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// zeroLine overwrites line i (from 0) of the log at path with NUL
+// bytes, as a crash leaves a block whose data had not reached the disk.
+func zeroLine(t *testing.T, path string, i int) {
+	t.Helper()
+	lines := readLines(t, path)
+	lines[i] = bytes.Repeat([]byte{0}, len(lines[i])-1)
+	writeLines(t, path, lines)
+}
+
+// stagesOf returns the stages of the records in path, in order.
+func stagesOf(t *testing.T, path string) []string {
+	t.Helper()
+	var stages []string
+	for r, err := range audit.Records(path) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		stages = append(stages, r.Stage)
+	}
+	return stages
+}
+
+// TestTornLineEdited: the line an append ended with the torn mark is no
+// record, so no hash covers it; its torn-tail record does. A byte of it
+// changed, or its length, and verify reports the line as damaged.
+func TestTornLineEdited(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func([]byte) []byte
+	}{
+		{"byte changed", func(l []byte) []byte { l[10] ^= 1; return l }},
+		{"byte added", func(l []byte) []byte { return append([]byte("x"), l...) }},
+		{"mark removed", func(l []byte) []byte { return bytes.Replace(l, []byte(audit.TornMark), nil, 1) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, path := newLog(t, audit.Options{})
+			appendN(t, l, 2)
+			tear(t, path, []byte(`{"seq":3,"time":"2026-01-01T00:00:00Z","host":"h`))
+			appendN(t, l, 1)
+			if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+				t.Fatalf("before the edit: %v", err)
+			}
+			lines := readLines(t, path)
+			lines[2] = tc.edit(lines[2])
+			writeLines(t, path, lines)
+			_, err := verify(t, l, audit.VerifyOptions{})
+			var p *audit.Problem
+			if !errors.As(err, &p) || p.Line != 3 {
+				t.Fatalf("verify after the edit: %v, want a problem at line 3", err)
+			}
+			if tc.name != "mark removed" && !strings.Contains(p.Reason, "its torn-tail record does not follow") {
+				t.Errorf("reason %q does not say the torn-tail record does not match", p.Reason)
+			}
+		})
+	}
+}
+
+// TestTornTailAfterDamage: damaged lines, then a torn tail. The append
+// ends the torn line, writes its torn-tail record right after it, then
+// the damage record of the lines before; the damage wants its ack.
+func TestTornTailAfterDamage(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 2)
+	zeroLine(t, path, 1)
+	tear(t, path, []byte(`{"seq":3,"time":"2026-`))
+	appendN(t, l, 1)
+	if got, want := stagesOf(t, path), []string{audit.StageCreateRuntime, audit.StageTornTail, audit.StageDamaged, audit.StageCreateRuntime}; !slices.Equal(got, want) {
+		t.Fatalf("records %v, want %v", got, want)
+	}
+	if _, err := verify(t, l, audit.VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "not acknowledged") {
+		t.Fatalf("verify before the ack: %v, want the damage unacknowledged", err)
+	}
+	ackDamage(t, l, path)
+	s, err := verify(t, l, audit.VerifyOptions{})
+	if err != nil || len(s.TornTails) != 1 || len(s.Damage) != 1 || len(s.Damage[0].Lines) != 1 || !strings.HasSuffix(s.Damage[0].Lines[0], ":2") {
+		t.Fatalf("verify: %v; %+v", err, s)
+	}
+}
+
+// TestSealInitAfterTornTail: seal-init is the first append after a
+// crash tore the last line of an unsealed log (and zeroed the one
+// before): its seal-start record comes first, then the torn-tail
+// record, then the damage record; the log verifies with the key once the
+// damage is acknowledged.
+func TestSealInitAfterTornTail(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 3)
+	zeroLine(t, path, 2)
+	tear(t, path, []byte(`{"seq":4,"time":"2026-`))
+	l, err := audit.Open(path, audit.Options{SealState: path + ".seal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := l.StartSealing(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stagesOf(t, path), []string{audit.StageCreateRuntime, audit.StageCreateRuntime, audit.StageSealStart, audit.StageTornTail, audit.StageDamaged}; !slices.Equal(got, want) {
+		t.Fatalf("records %v, want %v", got, want)
+	}
+	ackDamage(t, l, path)
+	for _, keys := range [][]audit.VerifyKey{{key}, nil} {
+		if s, err := verify(t, l, audit.VerifyOptions{Keys: keys}); err != nil || len(s.TornTails) != 1 {
+			t.Errorf("verify with %d key(s): %v", len(keys), err)
+		}
+	}
+}
+
+// TestTornTailTooLongForALine: a tail longer than any record (not what a
+// cut write of nsrel leaves) cannot end as a line: the append writes
+// over it, its first bytes and its length in the torn-tail record.
+func TestTornTailTooLongForALine(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 2)
+	tail := bytes.Repeat([]byte("x"), audit.MaxLine)
+	tear(t, path, tail)
+	appendN(t, l, 1)
+	s, err := verify(t, l, audit.VerifyOptions{})
+	if err != nil || s.Records != 4 || len(s.TornTails) != 1 || s.TornTails[0].TornBytes != len(tail) || len(s.TornTails[0].Torn) != audit.MaxTornKept {
+		t.Fatalf("verify: %v; %+v", err, s)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() > int64(audit.MaxLine) {
+		t.Errorf("the long tail is still in the file: %v %v", st.Size(), err)
+	}
+}
+
+// TestVerifyShippedTornTail verifies copies of a log whose torn line an
+// append ended, as a shipper could deliver them: in order, the torn
+// line sent again, or its torn-tail record (with the records after)
+// sent before it. As shipped each verifies; not as shipped, only the
+// copy in order does.
+func TestVerifyShippedTornTail(t *testing.T) {
+	l, path := newLog(t, audit.Options{Host: "h"})
+	appendN(t, l, 2)
+	tear(t, path, []byte(`{"seq":3,"time":"2026-`))
+	appendN(t, l, 2)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c0, c1, the torn line, its record, c2, c3.
+	lines := splitLines(data)
+	if len(lines) != 6 || !bytes.HasSuffix(lines[2], []byte(audit.TornMark+"\n")) {
+		t.Fatalf("lines %q", lines)
+	}
+	for _, tc := range []struct {
+		name    string
+		order   []int
+		plainOK bool
+	}{
+		{"as written", []int{0, 1, 2, 3, 4, 5}, true},
+		{"the torn line sent again", []int{0, 1, 2, 3, 2, 4, 5}, false},
+		{"the torn line after its record", []int{0, 1, 3, 2, 4, 5}, false},
+		{"the torn line at the end", []int{0, 1, 3, 4, 5, 2}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cp := copyOf(t, lines, tc.order)
+			s, err := audit.Verify([]string{cp}, audit.VerifyOptions{Shipped: true})
+			if err != nil || s.Records != 5 || len(s.TornTails) != 1 {
+				t.Fatalf("as shipped: %v; %+v", err, s)
+			}
+			if _, err := audit.Verify([]string{cp}, audit.VerifyOptions{}); (err == nil) != tc.plainOK {
+				t.Errorf("not as shipped: %v, want ok %v", err, tc.plainOK)
+			}
+		})
+	}
+}
