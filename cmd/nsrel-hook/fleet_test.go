@@ -38,6 +38,22 @@ func (n *fleetNode) hook(t *testing.T, stdin string, args ...string) string {
 	return out.String()
 }
 
+// checkVerify runs `audit verify` with args: it must exit wantCode and
+// print each of wantOut (on stdout or stderr).
+func checkVerify(t *testing.T, wantCode int, wantOut []string, args ...string) {
+	t.Helper()
+	code, out, stderr := runBin(t, "", append([]string{"audit", "verify"}, args...)...)
+	if code != wantCode {
+		t.Errorf("audit verify %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, wantCode, out, stderr)
+		return
+	}
+	for _, w := range wantOut {
+		if !strings.Contains(out+stderr, w) {
+			t.Errorf("audit verify %s: no %q in\n%s%s", strings.Join(args, " "), w, out, stderr)
+		}
+	}
+}
+
 // TestFleetVerify ships the sealed, checkpointed logs of two nodes
 // through real rsyslog daemons with the shipped configs (one per node,
 // tailing its log and its checkpoints file, forwarding over RELP) into
@@ -92,16 +108,7 @@ func TestFleetVerify(t *testing.T) {
 
 	verify := func(wantCode int, wantOut []string, args ...string) {
 		t.Helper()
-		code, out, stderr := runBin(t, "", append([]string{"audit", "verify"}, args...)...)
-		if code != wantCode {
-			t.Errorf("audit verify %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, wantCode, out, stderr)
-			return
-		}
-		for _, w := range wantOut {
-			if !strings.Contains(out+stderr, w) {
-				t.Errorf("audit verify %s: no %q in\n%s%s", strings.Join(args, " "), w, out, stderr)
-			}
-		}
+		checkVerify(t, wantCode, wantOut, args...)
 	}
 	verify(0, []string{"node node-a: OK: 7 records (seq 1..7)", "node node-b: OK: 7 records (seq 1..7)",
 		"node node-a: sealed since seq 1: all 7 seals verified", "node node-b: 4 checkpoint(s) of host node-b match",

@@ -2,7 +2,7 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -24,16 +24,36 @@ import (
 type byHost struct {
 	hosts []string          // in the order they first appear
 	files map[string]string // host -> file of its lines
+	// at holds, for each host, where each line of its file came from.
+	at map[string][]linePos
 	// unattributed counts the lines that name no host: not a record,
 	// damaged, longer than a record may be, or cut short at the end.
 	unattributed int
 }
 
+// linePos is a line of the files split: its file (index) and number.
+type linePos struct{ file, line int32 }
+
+// maxTornPending bounds the torn lines (audit.TornMark) that name no
+// host held until their torn-tail record tells whose they are, and the
+// torn-tail records remembered for a torn line that comes after its
+// record (a shipper's reorder).
+const maxTornPending = 1024
+
+// tornLine is a torn line held until its torn-tail record comes.
+type tornLine struct {
+	key  audit.TornKey
+	data []byte
+	at   linePos
+}
+
 // splitByHost reads the lines of files (a collector's mixed stream, or
 // per-node files) and writes each record line to the file of its host in
-// dir.
+// dir. A torn line that an append ended with audit.TornMark names its
+// host only when the fragment got that far: it goes to the host of the
+// torn-tail record that holds its bytes, right before that record.
 func splitByHost(files []string, dir string) (*byHost, error) {
-	b := &byHost{files: map[string]string{}}
+	b := &byHost{files: map[string]string{}, at: map[string][]linePos{}}
 	outs := map[string]*bufio.Writer{}
 	var closers []*os.File
 	defer func() {
@@ -41,14 +61,34 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			f.Close()
 		}
 	}()
-	for _, name := range files {
+	write := func(host string, line []byte, at linePos) error {
+		w, ok := outs[host]
+		if !ok {
+			p := filepath.Join(dir, strconv.Itoa(len(b.hosts))+".jsonl")
+			out, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			closers = append(closers, out)
+			w = bufio.NewWriter(out)
+			outs[host] = w
+			b.hosts = append(b.hosts, host)
+			b.files[host] = p
+		}
+		w.Write(line)
+		b.at[host] = append(b.at[host], at)
+		return w.WriteByte('\n')
+	}
+	var pending []tornLine
+	tornHosts := map[audit.TornKey]string{}
+	for fi, name := range files {
 		f, err := os.Open(name)
 		if err != nil {
 			return nil, err
 		}
 		closers = append(closers, f)
 		r := bufio.NewReaderSize(f, 64<<10)
-		for {
+		for n := int32(1); ; n++ {
 			line, err := readLine(r)
 			if errors.Is(err, io.EOF) {
 				break
@@ -56,30 +96,45 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
+			at := linePos{int32(fi), n}
 			host, ok := hostOf(line)
 			if !ok {
-				b.unattributed++
+				key, torn := audit.TornLineKey(line)
+				switch {
+				case !torn:
+					b.unattributed++
+				case tornHosts[key] != "":
+					if err := write(tornHosts[key], line, at); err != nil {
+						return nil, err
+					}
+				default:
+					if len(pending) == maxTornPending {
+						pending = pending[1:]
+						b.unattributed++
+					}
+					pending = append(pending, tornLine{key, bytes.Clone(line), at})
+				}
 				continue
 			}
-			w, ok := outs[host]
-			if !ok {
-				p := filepath.Join(dir, strconv.Itoa(len(b.hosts))+".jsonl")
-				out, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-				if err != nil {
-					return nil, err
+			if r := tornRecord(line); r != nil {
+				key := r.TornKey()
+				// The latest: an append writes the record right after
+				// the line it ends (two nodes' lines can be alike).
+				if i := lastIndex(pending, func(t tornLine) bool { return t.key == key }); i >= 0 {
+					if err := write(host, pending[i].data, pending[i].at); err != nil {
+						return nil, err
+					}
+					pending = slices.Delete(pending, i, i+1)
+				} else if len(tornHosts) < maxTornPending {
+					tornHosts[key] = host
 				}
-				closers = append(closers, out)
-				w = bufio.NewWriter(out)
-				outs[host] = w
-				b.hosts = append(b.hosts, host)
-				b.files[host] = p
 			}
-			w.Write(line)
-			if err := w.WriteByte('\n'); err != nil {
+			if err := write(host, line, at); err != nil {
 				return nil, err
 			}
 		}
 	}
+	b.unattributed += len(pending)
 	for _, w := range outs {
 		if err := w.Flush(); err != nil {
 			return nil, err
@@ -88,39 +143,49 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 	return b, nil
 }
 
-// hostOf returns the host a record line names.
-func hostOf(line []byte) (string, bool) {
-	var head struct {
-		Host *string `json:"host"`
+// lastIndex returns the index of the last element of s that f holds
+// for, or -1.
+func lastIndex[T any](s []T, f func(T) bool) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if f(s[i]) {
+			return i
+		}
 	}
-	if line == nil || json.Unmarshal(line, &head) != nil || head.Host == nil {
-		return "", false
-	}
-	return *head.Host, true
+	return -1
 }
 
-// locate finds the n-th line (from 1) of host in files: the file and
-// its line number there, for a problem found in the host's own file.
-func locate(files []string, host string, n int) (string, int) {
-	for _, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			break
-		}
-		r := bufio.NewReaderSize(f, 64<<10)
-		for i := 1; ; i++ {
-			line, err := readLine(r)
-			if err != nil {
-				break
-			}
-			if h, ok := hostOf(line); ok && h == host {
-				if n--; n == 0 {
-					f.Close()
-					return name, i
-				}
-			}
-		}
-		f.Close()
+// hostOf returns the host a record line names: in its head as nsrel
+// writes it (a damaged line whose head is whole goes to its node's
+// chain, which reports it), or in the record a line of another member
+// order decodes to. Keys match exactly, as the record decoder's do.
+func hostOf(line []byte) (string, bool) {
+	if line == nil {
+		return "", false
+	}
+	if h, ok := audit.PeekHead(line); ok {
+		return h.Host, true
+	}
+	if r, err := audit.Decode(line); err == nil {
+		return r.Host, true
+	}
+	return "", false
+}
+
+// tornRecord returns the torn-tail record line is, or nil.
+func tornRecord(line []byte) *audit.Record {
+	if h, ok := audit.PeekHead(line); ok && h.Stage != audit.StageTornTail {
+		return nil
+	}
+	if r, err := audit.Decode(line); err == nil && r.Stage == audit.StageTornTail {
+		return r
+	}
+	return nil
+}
+
+// locate returns where the n-th line (from 1) of host's file came from.
+func (b *byHost) locate(files []string, host string, n int) (string, int) {
+	if at := b.at[host]; n >= 1 && n <= len(at) {
+		return files[at[n-1].file], int(at[n-1].line)
 	}
 	return strings.Join(files, ", "), 0
 }
@@ -220,7 +285,7 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, asJSON bool, std
 		}
 		var p *audit.Problem
 		if errors.As(err, &p) && p.Line > 0 {
-			p.File, p.Line = locate(logs, h, p.Line)
+			p.File, p.Line = split.locate(logs, h, p.Line)
 		} else if p != nil {
 			p.File = strings.Join(logs, ", ")
 		}
@@ -231,7 +296,7 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, asJSON bool, std
 			if f, ok := split.files[h]; ok {
 				p.Reason = regexp.MustCompile(regexp.QuoteMeta(f)+`:(\d+)`).ReplaceAllStringFunc(p.Reason, func(m string) string {
 					n, _ := strconv.Atoi(m[len(f)+1:])
-					file, line := locate(logs, h, n)
+					file, line := split.locate(logs, h, n)
 					return fmt.Sprintf("%s:%d", file, line)
 				})
 			}

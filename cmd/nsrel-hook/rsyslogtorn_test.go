@@ -19,8 +19,8 @@ import (
 // middle of an append) under the shipped nsrel-node.conf's imfile, which
 // reads the fragment and waits for its newline; then the hook appends
 // again. The collector's copy holds the node's lines byte for byte, the
-// torn line ended with the mark among them, and verifies as it is and as
-// shipped. (When the append wrote over the fragment, imfile read on from
+// torn line ended with the mark among them, and verifies as it is, as
+// shipped and with --nodes. (When the append wrote over the fragment, imfile read on from
 // where it was: the collector got the fragment glued to the rest of the
 // first record, a line the node never had, and its copy failed.)
 func TestShippedRsyslogTornTail(t *testing.T) {
@@ -35,7 +35,8 @@ func TestShippedRsyslogTornTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.WriteString(`{"seq":3,"time":"2026-12-04T00:00:00.123456789Z","host":"node","source":"oci-hook","stage":"createRuntime","container_id":"b"`)
+	// Short of the host: --nodes learns whose it is from its record.
+	_, err = f.WriteString(`{"format":"1.2","seq":3,"time":"2026-12-04T00:00:00.123456789Z","ho`)
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func TestShippedRsyslogTornTail(t *testing.T) {
 		t.FailNow()
 	}
 	waitAllLines(t, recvCkpts, nodeCkpts, node, coll)
-	for _, flags := range [][]string{nil, {"--shipped"}} {
+	for _, flags := range [][]string{nil, {"--shipped"}, {"--nodes"}} {
 		if out := verifyCopy(t, n, recvCkpts, recvAudit, flags...); !strings.Contains(out, "torn line") {
 			t.Errorf("verify %v does not note the torn line:\n%s", flags, out)
 		}

@@ -814,8 +814,8 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 
 // Head is what every record line starts with.
 type Head struct {
-	Seq                        uint64
-	Source, Stage, ContainerID string
+	Seq                              uint64
+	Host, Source, Stage, ContainerID string
 }
 
 // PeekHead reads the head of a record line written by nsrel (format,
@@ -835,7 +835,7 @@ func PeekHead(line []byte) (h Head, ok bool) {
 	}
 	h.Seq = c.uintAt(comma, "seq")
 	c.strAt(true, "time")
-	c.strAt(true, "host")
+	h.Host = c.strAt(true, "host")
 	h.Source = c.strAt(true, "source")
 	h.Stage = c.strAt(true, "stage")
 	h.ContainerID = c.strAt(true, "container_id")

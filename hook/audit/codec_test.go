@@ -256,7 +256,7 @@ func FuzzPeekHead(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !ok || h != (Head{r.Seq, r.Source, r.Stage, r.ContainerID}) {
+		if !ok || h != (Head{r.Seq, r.Host, r.Source, r.Stage, r.ContainerID}) {
 			t.Fatalf("PeekHead %+v (ok %v), Decode %+v", h, ok, r)
 		}
 	})

@@ -489,33 +489,34 @@ type verifier struct {
 	// record, waiting for its torn-tail record; tornSeen the torn-tail
 	// records of a shipper's copy met before such a line.
 	torn     *tornLine
-	tornSeen map[tornKey]bool
+	tornSeen map[TornKey]bool
 }
 
 // tornLine is a torn line an append ended with [TornMark].
 type tornLine struct {
 	at  damagedAt
-	key tornKey
+	key TornKey
 }
 
-// tornKey is a torn line's bytes as its torn-tail record holds them.
-type tornKey struct {
-	bytes int
-	keep  string
+// TornKey is a torn line's length and first bytes as its torn-tail
+// record holds them.
+type TornKey struct {
+	Bytes int
+	Keep  string
 }
 
-// tornOf tells whether l is a torn line an append ended with
-// [TornMark], and its key if so.
-func tornOf(l Line) (tornKey, bool) {
-	n := len(l.Data) - len(TornMark)
-	if l.Long > 0 || n <= 0 || !bytes.HasSuffix(l.Data, []byte(TornMark)) {
-		return tornKey{}, false
+// TornLineKey tells whether line (without its newline) is a torn line an
+// append ended with [TornMark], and its key if so.
+func TornLineKey(line []byte) (TornKey, bool) {
+	n := len(line) - len(TornMark)
+	if n <= 0 || !bytes.HasSuffix(line, []byte(TornMark)) {
+		return TornKey{}, false
 	}
-	return tornKey{n, string(bytes.ToValidUTF8(l.Data[:min(n, MaxTornKept)], []byte("\uFFFD")))}, true
+	return TornKey{n, string(bytes.ToValidUTF8(line[:min(n, MaxTornKept)], []byte("\uFFFD")))}, true
 }
 
-// keyOf is the key of the torn line a torn-tail record holds.
-func keyOf(r *Record) tornKey { return tornKey{r.TornBytes, r.Torn} }
+// TornKey is the key of the torn line a torn-tail record holds.
+func (r *Record) TornKey() TornKey { return TornKey{r.TornBytes, r.Torn} }
 
 // flushTorn makes the torn line waiting, if any, a damaged line: its
 // torn-tail record did not follow it.
@@ -551,7 +552,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		}
 		d := damagedLine(filepath.Base(l.File), l, derr)
 		at := damagedAt{l.File, l.Number, peekSeq(l.Data), d.SHA256, d.Bytes, derr.Error(), d.Kind}
-		key, torn := tornOf(l)
+		key, torn := TornLineKey(l.Data)
 		if torn && v.opts.Shipped && v.tornSeen[key] {
 			// Its torn-tail record came first in a shipper's copy.
 			v.s.Reordered++
@@ -576,13 +577,13 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	case v.torn == nil:
 		if r.Stage == StageTornTail && v.opts.Shipped {
 			if v.tornSeen == nil {
-				v.tornSeen = map[tornKey]bool{}
+				v.tornSeen = map[TornKey]bool{}
 			}
 			if len(v.tornSeen) < maxDamagedRemembered {
-				v.tornSeen[keyOf(r)] = true
+				v.tornSeen[r.TornKey()] = true
 			}
 		}
-	case r.Stage == StageTornTail && keyOf(r) == v.torn.key:
+	case r.Stage == StageTornTail && r.TornKey() == v.torn.key:
 		v.torn, tornEnds = nil, true
 	case r.Stage != StageSealStart:
 		v.flushTorn()
