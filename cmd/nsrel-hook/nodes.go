@@ -24,8 +24,10 @@ import (
 type byHost struct {
 	hosts []string          // in the order they first appear
 	files map[string]string // host -> file of its lines
-	// at holds, for each host, where each line of its file came from.
-	at map[string][]linePos
+	// count is, for each host, how many lines its file has; torn the
+	// torn lines it got that do not name it (see locate).
+	count map[string]int
+	torn  map[string][]placedLine
 	// unattributed counts the lines that name no host: not a record,
 	// damaged, longer than a record may be, or cut short at the end.
 	unattributed int
@@ -33,6 +35,13 @@ type byHost struct {
 
 // linePos is a line of the files split: its file (index) and number.
 type linePos struct{ file, line int32 }
+
+// placedLine is a line of a host's file (n, from 1) and where it came
+// from.
+type placedLine struct {
+	n  int
+	at linePos
+}
 
 // maxTornPending bounds the torn lines (audit.TornMark) that name no
 // host held until their torn-tail record tells whose they are, and the
@@ -53,7 +62,7 @@ type tornLine struct {
 // host only when the fragment got that far: it goes to the host of the
 // torn-tail record that holds its bytes, right before that record.
 func splitByHost(files []string, dir string) (*byHost, error) {
-	b := &byHost{files: map[string]string{}, at: map[string][]linePos{}}
+	b := &byHost{files: map[string]string{}, count: map[string]int{}, torn: map[string][]placedLine{}}
 	outs := map[string]*bufio.Writer{}
 	var closers []*os.File
 	defer func() {
@@ -61,7 +70,9 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			f.Close()
 		}
 	}()
-	write := func(host string, line []byte, at linePos) error {
+	// write writes line to host's file; at is where a line that does
+	// not name host came from.
+	write := func(host string, line []byte, at *linePos) error {
 		w, ok := outs[host]
 		if !ok {
 			p := filepath.Join(dir, strconv.Itoa(len(b.hosts))+".jsonl")
@@ -76,7 +87,10 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			b.files[host] = p
 		}
 		w.Write(line)
-		b.at[host] = append(b.at[host], at)
+		b.count[host]++
+		if at != nil {
+			b.torn[host] = append(b.torn[host], placedLine{b.count[host], *at})
+		}
 		return w.WriteByte('\n')
 	}
 	var pending []tornLine
@@ -104,7 +118,7 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 				case !torn:
 					b.unattributed++
 				case tornHosts[key] != "":
-					if err := write(tornHosts[key], line, at); err != nil {
+					if err := write(tornHosts[key], line, &at); err != nil {
 						return nil, err
 					}
 				default:
@@ -121,7 +135,7 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 				// The latest: an append writes the record right after
 				// the line it ends (two nodes' lines can be alike).
 				if i := lastIndex(pending, func(t tornLine) bool { return t.key == key }); i >= 0 {
-					if err := write(host, pending[i].data, pending[i].at); err != nil {
+					if err := write(host, pending[i].data, &pending[i].at); err != nil {
 						return nil, err
 					}
 					pending = slices.Delete(pending, i, i+1)
@@ -129,7 +143,7 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 					tornHosts[key] = host
 				}
 			}
-			if err := write(host, line, at); err != nil {
+			if err := write(host, line, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -182,10 +196,44 @@ func tornRecord(line []byte) *audit.Record {
 	return nil
 }
 
-// locate returns where the n-th line (from 1) of host's file came from.
+// locate returns where the n-th line (from 1) of host's file came from:
+// a torn line placed there, or the line of the files that is the k-th
+// to name host, k counting the others.
 func (b *byHost) locate(files []string, host string, n int) (string, int) {
-	if at := b.at[host]; n >= 1 && n <= len(at) {
-		return files[at[n-1].file], int(at[n-1].line)
+	k := n
+	for _, p := range b.torn[host] {
+		switch {
+		case p.n == n:
+			return files[p.at.file], int(p.at.line)
+		case p.n < n:
+			k--
+		}
+	}
+	return nthLine(files, host, k)
+}
+
+// nthLine finds the n-th line (from 1) that names host in files: the
+// file and its line number there.
+func nthLine(files []string, host string, n int) (string, int) {
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			break
+		}
+		r := bufio.NewReaderSize(f, 64<<10)
+		for i := 1; ; i++ {
+			line, err := readLine(r)
+			if err != nil {
+				break
+			}
+			if h, ok := hostOf(line); ok && h == host {
+				if n--; n == 0 {
+					f.Close()
+					return name, i
+				}
+			}
+		}
+		f.Close()
 	}
 	return strings.Join(files, ", "), 0
 }
