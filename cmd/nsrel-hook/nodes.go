@@ -49,6 +49,11 @@ type placedLine struct {
 // record (a shipper's reorder).
 const maxTornPending = 1024
 
+// maxTornPendingBytes bounds the bytes of the torn lines held (a torn
+// line of a crash is shorter than a record, but anyone who can add lines
+// to a collector's file can add long ones).
+const maxTornPendingBytes = 16 << 20
+
 // tornLine is a torn line held until its torn-tail record comes.
 type tornLine struct {
 	key  audit.TornKey
@@ -94,6 +99,7 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 		return w.WriteByte('\n')
 	}
 	var pending []tornLine
+	pendingBytes := 0
 	tornHosts := map[audit.TornKey]string{}
 	for fi, name := range files {
 		f, err := os.Open(name)
@@ -122,11 +128,13 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 						return nil, err
 					}
 				default:
-					if len(pending) == maxTornPending {
+					for len(pending) > 0 && (len(pending) == maxTornPending || pendingBytes+len(line) > maxTornPendingBytes) {
+						pendingBytes -= len(pending[0].data)
 						pending = pending[1:]
 						b.unattributed++
 					}
 					pending = append(pending, tornLine{key, bytes.Clone(line), at})
+					pendingBytes += len(line)
 				}
 				continue
 			}
@@ -138,6 +146,7 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 					if err := write(host, pending[i].data, &pending[i].at); err != nil {
 						return nil, err
 					}
+					pendingBytes -= len(pending[i].data)
 					pending = slices.Delete(pending, i, i+1)
 				} else if len(tornHosts) < maxTornPending {
 					tornHosts[key] = host
