@@ -110,7 +110,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)/nsrel $(DESTDIR)$(DOCDIR)
 
 # A Debian package (dpkg-deb, no debhelper) in $(BIN)/: installs with
-# PREFIX=/usr; its maintainer scripts never restart a container runtime.
+# PREFIX=/usr; it has no maintainer scripts (nothing restarts a container runtime).
 deb:
 	BIN=$(BIN) VERSION=$(VERSION) GO=$(GO) ./scripts/deb.sh
 
@@ -163,7 +163,9 @@ pictures: deps
 	CI=true NSREL_PICTURES=$(CURDIR)/docs/pictures $(GO) test -count=1 -run '^TestPicturesOfARealScenario$$' ./internal/lstool/
 
 # The main job: runc + busybox containers with nsrel-hook, audit log, tree.
-demo: deps
+# Needs root; installs runc and busybox-static first when missing.
+demo:
+	./scripts/deps.sh --demo
 	BIN=$(BIN) ./scripts/demo.sh
 
 clean:

@@ -8,7 +8,15 @@
 # containerd v2, crictl, kustomize and staticcheck built from the Go module proxy into a cache
 # directory that survives between runs ($NSREL_TOOLS, default
 # ~/.cache/nsrel/tools). Safe to run again: it only installs what is absent.
+# With --demo, only what `make demo` needs: runc and busybox-static.
 set -euo pipefail
+
+demo_only=false
+case ${1:-} in
+--demo) demo_only=true ;;
+"") ;;
+*) echo "deps: unknown argument ${1} (use --demo or nothing)" >&2; exit 2 ;;
+esac
 
 NSREL_TOOLS=${NSREL_TOOLS:-$HOME/.cache/nsrel/tools}
 CONTAINERD2_VERSION=v2.4.2
@@ -21,11 +29,12 @@ need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 have runc || need_apt+=(runc)
+installed busybox-static || need_apt+=(busybox-static)
+if ! $demo_only; then
 have crun || need_apt+=(crun)
 have podman || need_apt+=(podman)
 # The tests start Debian's containerd 1.6 as /usr/bin/containerd.
 installed containerd && [ -x /usr/bin/containerd ] || need_apt+=(containerd)
-installed busybox-static || need_apt+=(busybox-static)
 have unshare || need_apt+=(util-linux)
 have lsns || need_apt+=(util-linux)
 have newuidmap || need_apt+=(uidmap)
@@ -60,6 +69,7 @@ have man || need_apt+=(man-db)
 # the journal encoder against systemd-journal-remote.
 have promtool || need_apt+=(prometheus)
 [ -x /lib/systemd/systemd-journal-remote ] || need_apt+=(systemd-journal-remote)
+fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
@@ -89,6 +99,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 			echo "deps: could not stop and disable the system rsyslog.service; the tests do not need it" >&2
 	fi
 fi
+
+$demo_only && exit 0
 
 # gotool DIR WHY PACKAGE@VERSION...: go install the packages into DIR
 # unless every one's binary (the last path element, a /vN suffix left
