@@ -180,3 +180,32 @@ func FuzzDecodeStart(f *testing.F) {
 		}
 	})
 }
+
+// TestAuditSourceTornStart: a running container's poststart record torn
+// by a crash, which the next append ends with the torn mark, does not
+// hide the container: its head is whole, but the line is no record.
+func TestAuditSourceTornStart(t *testing.T) {
+	_, anc, log, path := sleepingLog(t, audit.Options{})
+	cr := &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "crio-1", Ancestry: anc}
+	if err := log.Append(context.Background(), cr); err != nil {
+		t.Fatal(err)
+	}
+	ps := &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststart, ContainerID: "crio-1", Ancestry: anc, Seq: cr.Seq + 1, Prev: cr.Hash, Time: cr.Time, Host: cr.Host, Version: cr.Version}
+	line, err := ps.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(line[:200])
+	f.Close()
+	if err := log.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := (&AuditSource{Path: path}).List(context.Background())
+	if err != nil || len(got) != 1 || got[0].ID != "crio-1" {
+		t.Fatalf("listed %+v (%v), want crio-1", got, err)
+	}
+}

@@ -423,6 +423,9 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			bad++
 			continue
 		}
+		if _, torn := audit.TornLineKey(l.Data); torn {
+			continue // a crash's torn line, which the record after it holds
+		}
 		id, ok := "", false
 		if h, hok := audit.PeekHead(l.Data); hok {
 			id, ok = h.ContainerID, true

@@ -294,6 +294,31 @@ func TestMainVerifyTampered(t *testing.T) {
 	}
 }
 
+// TestShowTornLine: a line torn by a crash, which the next append ended
+// with the torn mark (its head whole), is no container of audit show and
+// no damage to warn of: the torn-tail record after it holds it.
+func TestShowTornLine(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	if code, _, stderr := run(selfState("c1"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := bytes.Replace(data[:300], []byte(`"container_id":"c1"`), []byte(`"container_id":"c9"`), 1)
+	if err := os.WriteFile(e.log, append(data, torn...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(selfState("c2"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, out, stderr := run("", "audit", "show", e.log)
+	if code != 0 || stderr != "" || strings.Contains(out, "container c9") || !strings.Contains(out, "torn-tail") || !strings.Contains(out, "container c1") || !strings.Contains(out, "container c2") {
+		t.Errorf("exit %d, stdout\n%s\nstderr %q", code, out, stderr)
+	}
+}
+
 // TestShowEscapesHostileData records a container whose ID and annotations
 // hold terminal escapes: show must not print them raw.
 func TestShowEscapesHostileData(t *testing.T) {

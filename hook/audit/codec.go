@@ -823,9 +823,13 @@ type Head struct {
 // without decoding the rest of it or checking its hash: a cheap look at
 // which container and stage a line is about, for readers that skip most
 // lines (the container source of lsuserns). ok is false when the line
-// does not start that way; such a reader then uses [Decode] on it. Use
+// does not start that way, or ends with [TornMark] (a torn line, whose
+// head may be whole); such a reader then uses [Decode] on it. Use
 // [Decode] on the lines kept.
 func PeekHead(line []byte) (h Head, ok bool) {
+	if bytes.HasSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte(TornMark)) {
+		return Head{}, false
+	}
 	c := &canon{b: line, ok: true}
 	c.lit(`{`)
 	comma := false

@@ -202,17 +202,22 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	}
 
 	var pending []*Record
+	if len(damaged) > 0 {
+		pending = append(pending, damageRecord(damaged))
+	}
 	if torn != nil {
-		// Right after the torn line, which verify matches with it.
 		tr := &Record{Source: SourceAudit, Stage: StageTornTail, Torn: string(bytes.ToValidUTF8(torn, []byte("\uFFFD"))), TornBytes: int(tornBytes),
 			Error: "the previous write was cut short (crash?): the line before this record is its bytes, ended with " + strconv.Quote(TornMark)}
 		if overwrite {
+			// Written over the torn bytes, after the damage record of
+			// the lines before them.
 			tr.Error = "the previous write was cut short (crash?); its bytes, too many for a line, were moved into this record"
+			pending = append(pending, tr)
+		} else {
+			// Right after the torn line, which verify matches with it;
+			// the damage record of the lines before that line after it.
+			pending = append([]*Record{tr}, pending...)
 		}
-		pending = append(pending, tr)
-	}
-	if len(damaged) > 0 {
-		pending = append(pending, damageRecord(damaged))
 	}
 	for _, d := range dropped {
 		pending = append(pending, &Record{Source: SourceAudit, Stage: StageRetention, Dropped: &d,
@@ -647,20 +652,45 @@ func reverse(d []DamagedLine) []DamagedLine {
 
 // scanBack reads f's complete lines from the end until one decodes, and
 // returns that record and the lines after it that did not decode, newest
-// first; at most max of them.
+// first; at most max of them. A torn-tail record right after the torn
+// line it ends (seal-start records may come between) does not stop the
+// search: the damage record of lines before that torn line comes after
+// the torn-tail record, in the same write, which a crash may have cut
+// short. Such lines are returned too; the record returned is still the
+// newest.
 func scanBack(f *os.File, max int) (*Record, []DamagedLine, error) {
 	var damaged []DamagedLine
 	size, err := fileSize(f)
 	if err != nil {
 		return nil, nil, err
 	}
+	var last *Record
+	var want *TornKey // the torn line the torn-tail record met ends
 	for l, err := range linesBackwardIn(f, f.Name(), size) {
 		if err != nil {
 			return nil, damaged, err
 		}
 		r, derr := decodeLine(l)
+		if want != nil {
+			if derr == nil && r.Stage == StageSealStart {
+				continue
+			}
+			if k, ok := TornLineKey(l.Data); derr != nil && ok && k == *want {
+				want = nil
+				continue
+			}
+			return last, damaged, nil
+		}
 		if derr == nil {
-			return r, damaged, nil
+			if last == nil {
+				last = r
+			}
+			if r.Stage != StageTornTail {
+				return last, damaged, nil
+			}
+			k := r.TornKey()
+			want = &k
+			continue
 		}
 		if errors.Is(derr, ErrNewerFormat) {
 			return nil, damaged, fmt.Errorf("audit: %s: the last record is of a newer format (%w); this nsrel cannot extend the chain", f.Name(), derr)
@@ -670,7 +700,7 @@ func scanBack(f *os.File, max int) (*Record, []DamagedLine, error) {
 		}
 		damaged = append(damaged, damagedLine(filepath.Base(f.Name()), l, derr))
 	}
-	return nil, damaged, nil
+	return last, damaged, nil
 }
 
 // decodeLine decodes a line; an over-long one (see [Line]) is no record.

@@ -16,7 +16,9 @@ import (
 // byte for byte, counting both; the chain is then checked on the records
 // in that order as always, so that a reorder or a repeat hides nothing.
 // A line that is not a record (damaged, torn, too long) keeps its place:
-// the records held back before it go on first.
+// the records held back before it go on first. A torn line an append
+// ended with [TornMark] is the exception: it is matched with the
+// torn-tail record that holds its bytes, before or after it.
 
 const (
 	// maxHeld bounds the records held back waiting for an earlier one
@@ -123,8 +125,12 @@ func (o *shipOrder) line(l Line) *Problem {
 			o.sum.Repeated++
 			return nil
 		}
-		if p := o.release(); p != nil {
-			return p
+		// A torn line an append ended keeps no place: verify matches it
+		// with its torn-tail record wherever that comes.
+		if _, torn := TornLineKey(l.Data); !torn {
+			if p := o.release(); p != nil {
+				return p
+			}
 		}
 		if len(o.damaged) < maxDamagedRemembered {
 			if o.damaged == nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -154,8 +155,9 @@ func TestTornTailTooLongForALine(t *testing.T) {
 
 // TestVerifyShippedTornTail verifies copies of a log whose torn line an
 // append ended, as a shipper could deliver them: in order, the torn
-// line sent again, or its torn-tail record (with the records after)
-// sent before it. As shipped each verifies; not as shipped, only the
+// line sent again, its torn-tail record (with the records after) sent
+// before it, or the record before it sent after it, as rsyslog sends a
+// line it was retrying after those queued behind it. As shipped each verifies; not as shipped, only the
 // copy in order does.
 func TestVerifyShippedTornTail(t *testing.T) {
 	l, path := newLog(t, audit.Options{Host: "h"})
@@ -180,6 +182,9 @@ func TestVerifyShippedTornTail(t *testing.T) {
 		{"the torn line sent again", []int{0, 1, 2, 3, 2, 4, 5}, false},
 		{"the torn line after its record", []int{0, 1, 3, 2, 4, 5}, false},
 		{"the torn line at the end", []int{0, 1, 3, 4, 5, 2}, false},
+		{"the record before the torn line sent last", []int{0, 2, 3, 4, 5, 1}, false},
+		{"the record before the torn line after it", []int{0, 2, 1, 3, 4, 5}, false},
+		{"the record before the torn line after its record", []int{0, 2, 3, 1, 4, 5}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cp := copyOf(t, lines, tc.order)
@@ -191,5 +196,61 @@ func TestVerifyShippedTornTail(t *testing.T) {
 				t.Errorf("not as shipped: %v, want ok %v", err, tc.plainOK)
 			}
 		})
+	}
+	// A torn line no record holds (added, or a second copy with other
+	// bytes) fails as shipped too.
+	added := append(append([][]byte{}, lines...), []byte(`{"seq":9,"ti`+audit.TornMark+"\n"))
+	if _, err := audit.Verify([]string{copyOf(t, added, []int{0, 1, 2, 3, 6, 4, 5})}, audit.VerifyOptions{Shipped: true}); err == nil || !strings.Contains(err.Error(), ":5: ended as a torn line, but no torn-tail record holds its bytes") {
+		t.Errorf("a torn line without its record, as shipped: %v", err)
+	}
+}
+
+// TestTornTailWriteCutAnywhere cuts the write of an append that ends a
+// torn line after damaged lines (the mark, the torn-tail record, the
+// damage record, the caller's record) at every byte, as a crash can:
+// the next append records whatever is left, and once the damage is
+// acknowledged the log verifies, plain and as shipped. A cut between
+// the torn-tail record and the damage record once left the damaged line
+// before the torn line out of every later damage record: verify failed
+// for good.
+func TestTornTailWriteCutAnywhere(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 3)
+	zeroLine(t, path, 2)
+	tear(t, path, []byte(`{"seq":4,"time":"2026-12-04T00:00:00Z","ho`))
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 1)
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(after, before) {
+		t.Fatal("the append rewrote bytes")
+	}
+	cut := filepath.Join(t.TempDir(), "audit.jsonl")
+	for n := len(before); n <= len(after); n++ {
+		if err := os.WriteFile(cut, after[:n], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cl, err := audit.Open(cut, audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, cl, 1)
+		for r, err := range audit.Records(cut) {
+			if err == nil && r.Stage == audit.StageDamaged {
+				if err := cl.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash}, Note: "crash"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, shipped := range []bool{false, true} {
+			if _, err := audit.Verify([]string{cut}, audit.VerifyOptions{Shipped: shipped}); err != nil {
+				t.Fatalf("the write cut after %d of its %d bytes, then one append (shipped %v): %v", n-len(before), len(after)-len(before), shipped, err)
+			}
+		}
 	}
 }

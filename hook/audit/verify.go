@@ -486,10 +486,14 @@ type verifier struct {
 	// missing is the seq the first gap lacks.
 	missing uint64
 	// torn is a line ended with TornMark, met after the last good
-	// record, waiting for its torn-tail record; tornSeen the torn-tail
-	// records of a shipper's copy met before such a line.
-	torn     *tornLine
-	tornSeen map[TornKey]bool
+	// record, waiting for its torn-tail record. In a shipper's copy such
+	// lines keep no place: tornWaiting holds those met before their
+	// record, tornSeen counts the records met before their line.
+	torn         *tornLine
+	tornWaiting  map[TornKey][]damagedAt
+	waiting      int
+	firstWaiting *damagedAt // the first set aside
+	tornSeen     map[TornKey]int
 }
 
 // tornLine is a torn line an append ended with [TornMark].
@@ -517,6 +521,42 @@ func TornLineKey(line []byte) (TornKey, bool) {
 
 // TornKey is the key of the torn line a torn-tail record holds.
 func (r *Record) TornKey() TornKey { return TornKey{r.TornBytes, r.Torn} }
+
+// waitTorn sets the torn line waiting for its record aside, in a
+// shipper's copy: its record may come later, anywhere.
+func (v *verifier) waitTorn() *Problem {
+	t := v.torn
+	v.torn = nil
+	if v.waiting == maxDamagedRemembered {
+		return &Problem{File: t.at.file, Line: t.at.line, Reason: fmt.Sprintf("more than %d torn lines wait for their torn-tail records", maxDamagedRemembered)}
+	}
+	if v.tornWaiting == nil {
+		v.tornWaiting = map[TornKey][]damagedAt{}
+	}
+	v.tornWaiting[t.key] = append(v.tornWaiting[t.key], t.at)
+	v.waiting++
+	if v.firstWaiting == nil {
+		v.firstWaiting = &t.at
+	}
+	return nil
+}
+
+// shippedTornRecord matches a torn-tail record of a shipper's copy with
+// a torn line waiting for it, or counts it for a line still to come.
+func (v *verifier) shippedTornRecord(r *Record) {
+	k := r.TornKey()
+	if w := v.tornWaiting[k]; len(w) > 0 {
+		v.tornWaiting[k] = w[1:]
+		v.waiting--
+		return
+	}
+	if v.tornSeen == nil {
+		v.tornSeen = map[TornKey]int{}
+	}
+	if len(v.tornSeen) < maxDamagedRemembered {
+		v.tornSeen[k]++
+	}
+}
 
 // flushTorn makes the torn line waiting, if any, a damaged line: its
 // torn-tail record did not follow it.
@@ -553,8 +593,9 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		d := damagedLine(filepath.Base(l.File), l, derr)
 		at := damagedAt{l.File, l.Number, peekSeq(l.Data), d.SHA256, d.Bytes, derr.Error(), d.Kind}
 		key, torn := TornLineKey(l.Data)
-		if torn && v.opts.Shipped && v.tornSeen[key] {
+		if torn && v.opts.Shipped && v.tornSeen[key] > 0 {
 			// Its torn-tail record came first in a shipper's copy.
+			v.tornSeen[key]--
 			v.s.Reordered++
 			return nil
 		}
@@ -573,20 +614,24 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	// that introduces the key sealing it may come first); the damage
 	// record of the damaged lines before it, if any, after it.
 	tornEnds := false
-	switch {
-	case v.torn == nil:
-		if r.Stage == StageTornTail && v.opts.Shipped {
-			if v.tornSeen == nil {
-				v.tornSeen = map[TornKey]bool{}
-			}
-			if len(v.tornSeen) < maxDamagedRemembered {
-				v.tornSeen[r.TornKey()] = true
+	if v.torn != nil && r.Stage == StageTornTail && r.TornKey() == v.torn.key {
+		v.torn, tornEnds = nil, true
+	} else {
+		if v.torn != nil && r.Stage != StageSealStart {
+			// A shipper's copy may hold its record elsewhere, unless a
+			// damage record lists it.
+			if v.opts.Shipped && (r.Stage != StageDamaged || !v.covers(r.Damage, v.torn.at)) {
+				if p := v.waitTorn(); p != nil {
+					return p
+				}
+			} else {
+				v.flushTorn()
 			}
 		}
-	case r.Stage == StageTornTail && r.TornKey() == v.torn.key:
-		v.torn, tornEnds = nil, true
-	case r.Stage != StageSealStart:
-		v.flushTorn()
+		if r.Stage == StageTornTail && v.opts.Shipped {
+			v.shippedTornRecord(r)
+			tornEnds = true
+		}
 	}
 	// The first record a new sealing key seals introduces it, so an
 	// append that records damage and starts sealing an unsealed log
@@ -668,13 +713,17 @@ func (v *verifier) addDamage(rep DamageReport) {
 }
 
 // covers reports whether a damage record lists exactly the damaged lines
-// met since the last good record.
-func (v *verifier) covers(list []DamagedLine) bool {
-	if len(list) != len(v.damaged) {
+// met since the last good record, and then more, if given.
+func (v *verifier) covers(list []DamagedLine, more ...damagedAt) bool {
+	if len(list) != len(v.damaged)+len(more) {
 		return false
 	}
 	for i, d := range list {
-		if d.SHA256 != v.damaged[i].sum || d.Bytes != v.damaged[i].bytes {
+		m := v.damaged
+		if i >= len(m) {
+			m, i = more, i-len(m)
+		}
+		if d.SHA256 != m[i].sum || d.Bytes != m[i].bytes {
 			return false
 		}
 	}
@@ -846,6 +895,16 @@ func (v *verifier) end() *Problem {
 	v.flushTorn()
 	if len(v.damaged) > 0 {
 		return v.damageProblem("not recorded yet: the next append records it")
+	}
+	if v.waiting > 0 {
+		at := *v.firstWaiting
+		for _, w := range v.tornWaiting {
+			if len(w) > 0 {
+				at = w[0] // one still waiting; the first set aside may have found its record
+				break
+			}
+		}
+		return &Problem{File: at.file, Line: at.line, Reason: fmt.Sprintf("ended as a torn line, but no torn-tail record holds its bytes (%d such line(s))", v.waiting)}
 	}
 	retained := false // the chain starts where retention removed files
 	if f := v.first; f != nil && f.Seq != 1 {
