@@ -42,7 +42,7 @@ func unitCapabilities(t *testing.T, name string) string {
 // capabilities nsrel-watch.service leaves it (setpriv's bounding set, as
 // systemd's CapabilityBoundingSet does for a root service) and checks
 // that it still records the namespaces of containers whose processes run
-// as other UIDs (ptrace access and signal permission matter).
+// as other UIDs (ptrace access matters).
 // systemd itself is not running on the test VM, so the other sandboxing
 // options are checked by systemd-analyze only (TestShippedUnits).
 func TestShippedUnitCapabilities(t *testing.T) {
@@ -59,8 +59,9 @@ func TestShippedUnitCapabilities(t *testing.T) {
 		bin, "watch", "--config", cfgPath, "--address", d.Socket, "--log-level", "debug")
 	// One container in its own user namespace (its owner, root, has
 	// every capability there), one running as UID 1000 in the initial
-	// user namespace (reading its namespaces needs CAP_SYS_PTRACE,
-	// signalling it CAP_KILL).
+	// user namespace (reading its namespaces needs CAP_SYS_PTRACE;
+	// signal 0, the liveness check, fails with EPERM without CAP_KILL,
+	// which says it is there).
 	userns, other := ctrdtest.Uniq("capped-userns"), ctrdtest.Uniq("capped-uid")
 	_, usernsPID := d.Run(t, d.Client(t), "default", userns, &ctrdtest.RunOpts{UserNS: true})
 	_, otherPID := d.Run(t, d.Client(t), "default", other, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{oci.WithUIDGID(1000, 1000)}})

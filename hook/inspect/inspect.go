@@ -83,11 +83,8 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	// are its namespaces (and start is its start time), not those of a
 	// process that reused the PID. (Namespaces from the pidfd ioctls are
 	// its own in any case; its start time and maps still come from /proc.)
-	if err := unix.PidfdSendSignal(pfd, 0, nil, 0); err != nil {
-		if errors.Is(err, unix.ESRCH) {
-			return nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
-		}
-		return nil, fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_send_signal", err))
+	if err := alive(pfd, pid); err != nil {
+		return nil, err
 	}
 	// A zombie takes a signal and keeps its /proc/PID/ns links, but the
 	// pidfd ioctls say it has exited (it has no namespaces left): the

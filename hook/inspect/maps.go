@@ -159,13 +159,25 @@ func readPinned(pidfd, pid int, dir string, want nsrel.Ident, read func(string) 
 	if err := inUserNS(pid, dir, want); err != nil {
 		return idmap.Maps{}, fmt.Errorf("inspect: pid %d left user:[%d] while its maps were read", pid, want.Ino)
 	}
-	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
-		if errors.Is(err, unix.ESRCH) {
-			return idmap.Maps{}, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
-		}
-		return idmap.Maps{}, fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_send_signal", err))
+	if err := alive(pidfd, pid); err != nil {
+		return idmap.Maps{}, err
 	}
 	return m, nil
+}
+
+// alive checks that the process pidfd pins (pid) has not been reaped:
+// signal 0 finds it or not (ESRCH, [ErrGone]). EPERM means it was found,
+// and the caller may not signal it (another UID, without CAP_KILL): alive
+// as well, so that no capability beyond reading its /proc is needed.
+func alive(pidfd, pid int) error {
+	err := unix.PidfdSendSignal(pidfd, 0, nil, 0)
+	switch {
+	case err == nil, errors.Is(err, unix.EPERM):
+		return nil
+	case errors.Is(err, unix.ESRCH):
+		return fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
+	}
+	return fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_send_signal", err))
 }
 
 // inUserNS checks that process pid (/proc directory dir) is in want
