@@ -93,7 +93,7 @@ func TestManifests(t *testing.T) {
 			t.Errorf("volume %s names ConfigMap %s; the base has %s", v.Name, v.ConfigMap.Name, cm.Name)
 		}
 	}
-	want := []string{"/opt/nsrel", "/var/log/nsrel", "/var/run/nri"}
+	want := []string{"/opt/nsrel", "/var/lib/nsrel", "/var/run/nri"}
 	var got []string
 	for _, p := range hostPaths {
 		got = append(got, p)
