@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nsrel/nsrel/containers"
@@ -31,6 +32,10 @@ func TestShippedBaseSpec(t *testing.T) {
 	}
 	if spec.Process == nil || spec.Root == nil || spec.Linux == nil || len(spec.Linux.Namespaces) == 0 {
 		t.Errorf("%s is not a complete default spec", shipped)
+	} else if len(spec.Process.Rlimits) > 0 {
+		// CRI drops the default spec's rlimits only when it builds the
+		// spec itself: a base spec's would cap every pod's containers.
+		t.Errorf("%s sets rlimits %+v: every CRI container would get them", shipped, spec.Process.Rlimits)
 	}
 }
 
@@ -77,6 +82,14 @@ func TestCRIBaseRuntimeSpec(t *testing.T) {
 				if r.ContainerID == ctrID && (r.Annotations["io.kubernetes.cri.sandbox-name"] != pod || r.Annotations["io.kubernetes.cri.sandbox-namespace"] != "shop") {
 					t.Errorf("record %d annotations %v, want the pod name and namespace", r.Seq, r.Annotations)
 				}
+			}
+
+			// The base spec adds the hooks and nothing CRI would leave
+			// out: no rlimits (containers keep containerd's own).
+			if ctr, err := c.LoadContainer(namespaces.WithNamespace(context.Background(), "k8s.io"), ctrID); err != nil {
+				t.Error(err)
+			} else if s, err := ctr.Spec(namespaces.WithNamespace(context.Background(), "k8s.io")); err != nil || s.Process == nil || len(s.Process.Rlimits) > 0 {
+				t.Errorf("the container's spec: %v; rlimits %+v, want none", err, s.Process)
 			}
 
 			got, err := NewSource(d.Socket).List(context.Background())
