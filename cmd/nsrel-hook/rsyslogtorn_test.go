@@ -98,3 +98,77 @@ func waitFileRead(t *testing.T, d *rsyslogtest.Daemon, path string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestShippedRsyslogRotationWhileDown rotates the node's log (rotate_bytes
+// 4096) while its rsyslog is stopped. As shipped, imfile tails only the
+// current file: the records moved away meanwhile never leave the node,
+// and verifying the collector's copy with the checkpoints names the gap.
+// With the rotated files' input that nsrel-node.conf offers uncommented,
+// every record arrives (each rotated file is sent again whole: repeats)
+// and the copy verifies as shipped.
+func TestShippedRsyslogRotationWhileDown(t *testing.T) {
+	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files")
+	for _, rotated := range []bool{false, true} {
+		t.Run(map[bool]string{false: "as-shipped", true: "rotated-files"}[rotated], func(t *testing.T) {
+			coll, recvAudit, recvCkpts, port := startCollector(t, "")
+			node := rsyslogtest.New(t, "node")
+			ckptFile := node.Path("checkpoints.jsonl")
+			e := newEnv(t, "hook.json", func(c map[string]any) {
+				c["deadline_ms"] = 60000
+				c["syslog"] = ""
+				c["rotate_bytes"] = 4096
+				c["keep_files"] = 0
+				c["checkpoints"] = map[string]any{"every_records": 1, "every_seconds": 0, "file": ckptFile, "syslog": []string{}}
+			})
+			var pairs []string
+			if rotated {
+				pairs = []string{`# input(type="imfile" file="/var/log/nsrel/audit.jsonl.[0-9]*"`, fmt.Sprintf(`input(type="imfile" file=%q`, e.log+".[0-9]*")}
+			}
+			nodeConf, _ := writeNodeConf(t, node, port, e.log, ckptFile, pairs...)
+			node.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", nodeConf))
+			nodeLines := func() [][]byte {
+				files, err := audit.Files(e.log)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var lines [][]byte
+				for _, f := range files {
+					l, err := rsyslogtest.Lines(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					lines = append(lines, l...)
+				}
+				return lines
+			}
+			shipStages(t, e, "a", "b")
+			waitAllLines(t, recvAudit, nodeLines(), node, coll)
+			node.Stop(t)
+			for i := range 12 { // about four rotations
+				shipStages(t, e, fmt.Sprintf("down-%d", i))
+			}
+			node.Restart(t)
+			n := shipStages(t, e, "z")
+			all := nodeLines()
+			ckpts, err := rsyslogtest.Lines(ckptFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, _ := audit.Files(e.log)
+			waitAllLines(t, recvCkpts, ckpts, node, coll)
+			if rotated {
+				waitAllLines(t, recvAudit, all, node, coll)
+				verifyCopy(t, len(all), recvCkpts, recvAudit, "--shipped")
+				return
+			}
+			// The last records (z) arrive; records of the rotated files
+			// written while rsyslog was down do not.
+			got := rsyslogtest.WaitLines(t, recvAudit, 4+n, node, coll)
+			t.Logf("%d records in %d files on the node, %d lines at the collector", len(all), len(files), len(got))
+			code, out, stderr := runBin(t, "", "audit", "verify", "--shipped", "--checkpoints", recvCkpts, recvAudit)
+			if code != 1 || !strings.Contains(stderr, "expected seq 5 after seq 4") {
+				t.Errorf("verify --shipped --checkpoints of the copy: exit %d, want 1 and the gap after seq 4\n%s%s", code, out, stderr)
+			}
+		})
+	}
+}
