@@ -19,8 +19,10 @@ import (
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/logging"
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
 // runStage is the hook proper. Its exit status is what the runtime acts
@@ -50,6 +52,16 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		return noConfigExit
 	})
 	cfg, err := policy.Load(configPath)
+	if err != nil && errors.Is(err, safefile.ErrUntrusted) && hostRootUnmapped() {
+		// A rootless runtime (podman run by a user) runs the host's
+		// hooks.d in the user's own user namespace: root's config and
+		// log are not the user's to use (here they belong to an
+		// unmapped UID), and the user could leave the hook out anyway.
+		// Such a container is the user's processes, as any they run.
+		wd.stop()
+		fmt.Fprintf(stderr, "nsrel-hook: %s: a rootless run (host root is not mapped in this user namespace): %s is not this user's config; container not recorded\n", stage, vocab.Printable(configPath))
+		return 0
+	}
 	if err != nil {
 		unrecordedConfig(configPath, stage, stdin, stderr, err, start)
 		wd.stop()
@@ -195,6 +207,26 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		return 1
 	}
 	return 0
+}
+
+// hostRootUnmapped reports whether the hook runs in a user namespace
+// where root (UID 0) of the namespace above is not mapped: a rootless
+// runtime's, whose namespace is a child of the host's.
+func hostRootUnmapped() bool {
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	m, err := idmap.Parse(data)
+	if err != nil {
+		return false
+	}
+	for _, r := range m {
+		if r.Outside == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // unrecordedConfig handles a config that does not load: the failure is

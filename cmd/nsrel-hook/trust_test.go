@@ -595,3 +595,38 @@ func TestAuditAck(t *testing.T) {
 		t.Errorf("ack of another sealed log: exit %d, stderr %q; want it refused", code, stderr)
 	}
 }
+
+// TestRootlessRunStepsAside runs the hook as a rootless runtime does
+// with the host's hooks.d: as UID 1000, in a user namespace of its own
+// where it is root and the host's root is not mapped. Root's config
+// then seems owned by an unmapped UID (65534), which no trust check can
+// take; the hook used to refuse every container of every rootless
+// podman on the host. It now steps aside: exit 0, one line, no record
+// (the user could leave the hook out anyway). As root, the same config
+// records as always.
+func TestRootlessRunStepsAside(t *testing.T) {
+	nstest.RequireRoot(t)
+	setpriv, unshare := nstest.RequireCmd(t, "setpriv"), nstest.RequireCmd(t, "unshare")
+	e := newEnv(t, "hook.json", nil)
+	if err := os.Chmod(filepath.Dir(e.dir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--reuid", "1000", "--regid", "1000", "--clear-groups", "--",
+		unshare, "--user", "--map-root-user", "--", hookBin, "--config", e.config, "createRuntime")
+	cmd.Stdin = strings.NewReader(shipState("rootless", "creating", "web"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err != nil || !strings.Contains(stderr.String(), "nsrel-hook: createRuntime: a rootless run (host root is not mapped in this user namespace)") || strings.Count(stderr.String(), "\n") != 1 {
+		t.Fatalf("rootless run: %v, stderr %q; want exit 0 and one line", err, stderr.String())
+	}
+	if _, err := os.Stat(e.log); !os.IsNotExist(err) {
+		t.Errorf("the rootless run wrote the audit log: %v", err)
+	}
+	if code, _, stderr := runBin(t, shipState("rootful", "creating", "web"), "--config", e.config, "createRuntime"); code != 0 || stderr != "" {
+		t.Errorf("as root: exit %d, stderr %q", code, stderr)
+	}
+	if recs := audittest.Records(t, e.log, ""); len(recs) != 1 || recs[0].ContainerID != "rootful" {
+		t.Errorf("records %+v, want the rootful container's", recs)
+	}
+}
