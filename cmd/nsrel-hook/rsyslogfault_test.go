@@ -148,7 +148,7 @@ func TestShippedRsyslogRotationWhileDown(t *testing.T) {
 				shipStages(t, e, fmt.Sprintf("down-%d", i))
 			}
 			node.Restart(t)
-			n := shipStages(t, e, "z")
+			shipStages(t, e, "z")
 			all := nodeLines()
 			ckpts, err := rsyslogtest.Lines(ckptFile)
 			if err != nil {
@@ -161,12 +161,14 @@ func TestShippedRsyslogRotationWhileDown(t *testing.T) {
 				verifyCopy(t, len(all), recvCkpts, recvAudit, "--shipped")
 				return
 			}
-			// The last records (z) arrive; records of the rotated files
-			// written while rsyslog was down do not.
-			got := rsyslogtest.WaitLines(t, recvAudit, 4+n, node, coll)
+			// Whatever else arrives (imfile may start the new current
+			// file at its start or not), seq 5, in a file rotated while
+			// rsyslog was down, does not: verify with the checkpoints,
+			// which all arrived, names the gap after seq 4.
+			got, _ := rsyslogtest.Lines(recvAudit)
 			t.Logf("%d records in %d files on the node, %d lines at the collector", len(all), len(files), len(got))
 			code, out, stderr := runBin(t, "", "audit", "verify", "--shipped", "--checkpoints", recvCkpts, recvAudit)
-			if code != 1 || !strings.Contains(stderr, "expected seq 5 after seq 4") {
+			if code != 1 || !strings.Contains(stderr, "expected seq 5 after seq 4") && !strings.Contains(stderr, "beyond the last record (seq 4)") {
 				t.Errorf("verify --shipped --checkpoints of the copy: exit %d, want 1 and the gap after seq 4\n%s%s", code, out, stderr)
 			}
 		})
