@@ -59,9 +59,8 @@ func TestShippedUnitCapabilities(t *testing.T) {
 		bin, "watch", "--config", cfgPath, "--address", d.Socket, "--log-level", "debug")
 	// One container in its own user namespace (its owner, root, has
 	// every capability there), one running as UID 1000 in the initial
-	// user namespace (reading its namespaces needs CAP_SYS_PTRACE;
-	// signal 0, the liveness check, fails with EPERM without CAP_KILL,
-	// which says it is there).
+	// user namespace (reading its namespaces needs CAP_SYS_PTRACE; the
+	// liveness check, a poll of its pidfd, needs nothing).
 	userns, other := ctrdtest.Uniq("capped-userns"), ctrdtest.Uniq("capped-uid")
 	_, usernsPID := d.Run(t, d.Client(t), "default", userns, &ctrdtest.RunOpts{UserNS: true})
 	_, otherPID := d.Run(t, d.Client(t), "default", other, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{oci.WithUIDGID(1000, 1000)}})

@@ -140,17 +140,27 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			}
 			if r := tornRecord(line); r != nil {
 				key := r.TornKey()
-				// The latest: an append writes the record right after
-				// the line it ends (two nodes' lines can be alike).
-				if i := lastIndex(pending, func(t tornLine) bool { return t.key == key }); i >= 0 {
-					if err := write(host, pending[i].data, &pending[i].at); err != nil {
+				// The line and the copies a shipper sent again.
+				kept := pending[:0]
+				for _, p := range pending {
+					if p.key != key {
+						kept = append(kept, p)
+						continue
+					}
+					if err := write(host, p.data, &p.at); err != nil {
 						return nil, err
 					}
-					pendingBytes -= len(pending[i].data)
-					pending = slices.Delete(pending, i, i+1)
-				} else if len(tornHosts) < maxTornPending {
-					tornHosts[key] = host
+					pendingBytes -= len(p.data)
 				}
+				clear(pending[len(kept):])
+				pending = kept
+				// Where the line, or a copy a shipper sends again, goes
+				// if it comes later. (Forgotten all at once when full:
+				// the records of torn lines come close to them.)
+				if len(tornHosts) == maxTornPending {
+					clear(tornHosts)
+				}
+				tornHosts[key] = host
 			}
 			if err := write(host, line, nil); err != nil {
 				return nil, err
@@ -164,17 +174,6 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 		}
 	}
 	return b, nil
-}
-
-// lastIndex returns the index of the last element of s that f holds
-// for, or -1.
-func lastIndex[T any](s []T, f func(T) bool) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if f(s[i]) {
-			return i
-		}
-	}
-	return -1
 }
 
 // hostOf returns the host a record line names: in its head as nsrel

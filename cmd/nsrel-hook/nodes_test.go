@@ -74,6 +74,9 @@ func TestVerifyNodesTornLine(t *testing.T) {
 	reordered := [][]byte{a[0], b[0], a[1], a[2], b[1], b[3], a[3], b[2], a[4], b[4], a[5], b[5]}
 	run(0, ok, reordered, "--shipped")
 	run(1, []string{"node node-b: FAILED", "nodes: 1 intact (node-a), 1 FAILED (node-b)"}, reordered)
+	// Torn lines sent again, after their record and before it.
+	run(0, ok, [][]byte{a[0], b[0], a[1], a[2], b[1], b[2], a[3], b[3], a[2], a[4], b[2], b[4], a[5], b[5]}, "--shipped")
+	run(0, ok, [][]byte{a[0], b[0], a[1], a[2], a[2], b[1], b[2], a[3], b[3], a[4], b[4], a[5], b[5]}, "--shipped")
 	// node-a's torn line without its record: a line of any node.
 	run(1, []string{"node node-a: OK: 2 records", "FAILED: 1 line(s) name no node"}, [][]byte{a[0], a[1], a[2], b[0], b[1], b[2], b[3]})
 	// node-b's last record edited: named at its line of the stream.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -52,7 +53,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		return noConfigExit
 	})
 	cfg, err := policy.Load(configPath)
-	if err != nil && errors.Is(err, safefile.ErrUntrusted) && hostRootUnmapped() {
+	if err != nil && errors.Is(err, safefile.ErrUntrusted) && rootlessRun(configPath) {
 		// A rootless runtime (podman run by a user) runs the host's
 		// hooks.d in the user's own user namespace: root's config and
 		// log are not the user's to use (here they belong to an
@@ -209,9 +210,28 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	return 0
 }
 
+// rootlessRun reports whether the hook runs as a rootless runtime runs
+// it: in a user namespace where root (UID 0) of the namespace above is
+// not mapped (a user's namespace, a child of the host's), with the
+// config owned by an unmapped UID (the overflow UID stat shows). A
+// runtime running as root in a container's user namespace, with a
+// config of its own, does not step aside.
+func rootlessRun(configPath string) bool {
+	var st unix.Stat_t
+	if unix.Stat(configPath, &st) != nil || !hostRootUnmapped() {
+		return false
+	}
+	overflow := uint32(65534)
+	if data, err := os.ReadFile("/proc/sys/kernel/overflowuid"); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 32); err == nil {
+			overflow = uint32(v)
+		}
+	}
+	return st.Uid == overflow
+}
+
 // hostRootUnmapped reports whether the hook runs in a user namespace
-// where root (UID 0) of the namespace above is not mapped: a rootless
-// runtime's, whose namespace is a child of the host's.
+// where root (UID 0) of the namespace above is not mapped.
 func hostRootUnmapped() bool {
 	data, err := os.ReadFile("/proc/self/uid_map")
 	if err != nil {

@@ -623,6 +623,36 @@ func TestRootlessRunStepsAside(t *testing.T) {
 	if _, err := os.Stat(e.log); !os.IsNotExist(err) {
 		t.Errorf("the rootless run wrote the audit log: %v", err)
 	}
+	// A config of the namespace's own (its root's: UID 1000 outside)
+	// that fails the checks is refused there as anywhere: a runtime
+	// running as root in a container's user namespace does not step
+	// aside.
+	own := filepath.Join(e.dir, "own")
+	if err := os.Mkdir(own, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(own, "hook.json"), data, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(own, "hook.json"), 0o664)
+	if err := os.Chown(own, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(own, "hook.json"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(setpriv, "--reuid", "1000", "--regid", "1000", "--clear-groups", "--",
+		unshare, "--user", "--map-root-user", "--", hookBin, "--config", filepath.Join(own, "hook.json"), "createRuntime")
+	cmd.Stdin = strings.NewReader(shipState("nested", "creating", "web"))
+	stderr.Reset()
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil || strings.Contains(stderr.String(), "rootless") || !strings.Contains(stderr.String(), "not trusted") {
+		t.Errorf("an untrusted config of the namespace's own: %v, stderr %q; want a refusal", err, stderr.String())
+	}
 	if code, _, stderr := runBin(t, shipState("rootful", "creating", "web"), "--config", e.config, "createRuntime"); code != 0 || stderr != "" {
 		t.Errorf("as root: exit %d, stderr %q", code, stderr)
 	}

@@ -652,10 +652,10 @@ func reverse(d []DamagedLine) []DamagedLine {
 
 // scanBack reads f's complete lines from the end until one decodes, and
 // returns that record and the lines after it that did not decode, newest
-// first; at most max of them. A torn-tail record right after the torn
-// line it ends (seal-start records may come between) does not stop the
-// search: the damage record of lines before that torn line comes after
-// the torn-tail record, in the same write, which a crash may have cut
+// first; at most max of them. A seal-start record, or a torn-tail record
+// right after the torn line it ends (seal-start records may come
+// between), does not stop the search: the damage record of lines before
+// them comes after them, in the same write, which a crash may have cut
 // short. Such lines are returned too; the record returned is still the
 // newest.
 func scanBack(f *os.File, max int) (*Record, []DamagedLine, error) {
@@ -685,12 +685,17 @@ func scanBack(f *os.File, max int) (*Record, []DamagedLine, error) {
 			if last == nil {
 				last = r
 			}
-			if r.Stage != StageTornTail {
-				return last, damaged, nil
+			switch r.Stage {
+			case StageSealStart:
+				// It opens its write, before the records of what came
+				// before it: a cut write leaves those unrecorded.
+				continue
+			case StageTornTail:
+				k := r.TornKey()
+				want = &k
+				continue
 			}
-			k := r.TornKey()
-			want = &k
-			continue
+			return last, damaged, nil
 		}
 		if errors.Is(derr, ErrNewerFormat) {
 			return nil, damaged, fmt.Errorf("audit: %s: the last record is of a newer format (%w); this nsrel cannot extend the chain", f.Name(), derr)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -197,12 +198,55 @@ func TestVerifyShippedTornTail(t *testing.T) {
 			}
 		})
 	}
+	// Two torn lines, the first one's record sent after the second's.
+	l2, path2 := newLog(t, audit.Options{Host: "h"})
+	appendN(t, l2, 2)
+	tear(t, path2, []byte(`{"seq":3,"ti`))
+	appendN(t, l2, 2)
+	tear(t, path2, []byte(`{"seq":6,"time":"2026-`))
+	appendN(t, l2, 1)
+	data2, err := os.ReadFile(path2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c0, c1, torn 1, its record, c2, c3, torn 2, its record, c4.
+	lines2 := splitLines(data2)
+	for _, order := range [][]int{{0, 1, 2, 4, 5, 6, 7, 8, 3}, {0, 1, 2, 6, 3, 4, 5, 7, 8}, {0, 1, 6, 2, 3, 4, 5, 7, 8}} {
+		if s, err := audit.Verify([]string{copyOf(t, lines2, order)}, audit.VerifyOptions{Shipped: true}); err != nil || s.Records != 7 || len(s.TornTails) != 2 {
+			t.Errorf("two torn lines in the order %v, as shipped: %v", order, err)
+		}
+	}
 	// A torn line no record holds (added, or a second copy with other
 	// bytes) fails as shipped too.
 	added := append(append([][]byte{}, lines...), []byte(`{"seq":9,"ti`+audit.TornMark+"\n"))
 	if _, err := audit.Verify([]string{copyOf(t, added, []int{0, 1, 2, 3, 6, 4, 5})}, audit.VerifyOptions{Shipped: true}); err == nil || !strings.Contains(err.Error(), ":5: ended as a torn line, but no torn-tail record holds its bytes") {
 		t.Errorf("a torn line without its record, as shipped: %v", err)
 	}
+}
+
+// recoverCut appends one record to the log at path, as the first append
+// after a crash, acknowledges every damage record, and verifies the log
+// with keys, plain and as shipped.
+func recoverCut(t *testing.T, path string, opts audit.Options, keys []audit.VerifyKey) error {
+	t.Helper()
+	l, err := audit.Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 1)
+	for r, err := range audit.Records(path) {
+		if err == nil && r.Stage == audit.StageDamaged {
+			if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash}, Note: "crash"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, shipped := range []bool{false, true} {
+		if _, err := audit.Verify([]string{path}, audit.VerifyOptions{Shipped: shipped, Keys: keys}); err != nil {
+			return fmt.Errorf("shipped %v: %w", shipped, err)
+		}
+	}
+	return nil
 }
 
 // TestTornTailWriteCutAnywhere cuts the write of an append that ends a
@@ -235,22 +279,62 @@ func TestTornTailWriteCutAnywhere(t *testing.T) {
 		if err := os.WriteFile(cut, after[:n], 0o600); err != nil {
 			t.Fatal(err)
 		}
-		cl, err := audit.Open(cut, audit.Options{})
-		if err != nil {
-			t.Fatal(err)
+		if err := recoverCut(t, cut, audit.Options{}, nil); err != nil {
+			t.Fatalf("the write cut after %d of its %d bytes, then one append: %v", n-len(before), len(after)-len(before), err)
 		}
-		appendN(t, cl, 1)
-		for r, err := range audit.Records(cut) {
-			if err == nil && r.Stage == audit.StageDamaged {
-				if err := cl.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash}, Note: "crash"}); err != nil {
+	}
+}
+
+// TestSealInitAfterTornTailCutAnywhere cuts the write of seal-init run
+// as the first append after a crash tore the last line (and, in turn,
+// zeroed the one before) at every byte: its seal-start record opens the
+// write, before the torn-tail and damage records. With the sealing
+// state as the crash left it, the next append records what is left, and
+// once the damage is acknowledged the log verifies with the key, plain
+// and as shipped. A cut inside the torn-tail record once left the torn
+// line (and the damaged line) out of every later record.
+func TestSealInitAfterTornTailCutAnywhere(t *testing.T) {
+	for _, damage := range []bool{false, true} {
+		t.Run(map[bool]string{false: "torn", true: "damaged-and-torn"}[damage], func(t *testing.T) {
+			l, path := newLog(t, audit.Options{})
+			appendN(t, l, 3)
+			if damage {
+				zeroLine(t, path, 2)
+			}
+			tear(t, path, []byte(`{"seq":4,"time":"2026-12-04T00:00:00Z","ho`))
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			state := path + ".seal"
+			var stateBefore []byte
+			audit.PauseBeforeTornWrite(func() { stateBefore, _ = os.ReadFile(state) })
+			sl, err := audit.Open(path, audit.Options{SealState: state})
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, _, err := sl.StartSealing(context.Background(), false)
+			audit.PauseBeforeTornWrite(nil)
+			if err != nil || stateBefore == nil {
+				t.Fatalf("seal-init: %v (state before its write: %d bytes)", err, len(stateBefore))
+			}
+			after, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for n := len(before); n <= len(after); n++ {
+				dir := t.TempDir()
+				cut := filepath.Join(dir, "audit.jsonl")
+				if err := os.WriteFile(cut, after[:n], 0o600); err != nil {
 					t.Fatal(err)
 				}
+				if err := os.WriteFile(cut+".seal", stateBefore, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := recoverCut(t, cut, audit.Options{SealState: cut + ".seal"}, []audit.VerifyKey{key}); err != nil {
+					t.Fatalf("seal-init's write cut after %d of its %d bytes, then one append: %v", n-len(before), len(after)-len(before), err)
+				}
 			}
-		}
-		for _, shipped := range []bool{false, true} {
-			if _, err := audit.Verify([]string{cut}, audit.VerifyOptions{Shipped: shipped}); err != nil {
-				t.Fatalf("the write cut after %d of its %d bytes, then one append (shipped %v): %v", n-len(before), len(after)-len(before), shipped, err)
-			}
-		}
+		})
 	}
 }

@@ -489,11 +489,10 @@ type verifier struct {
 	// record, waiting for its torn-tail record. In a shipper's copy such
 	// lines keep no place: tornWaiting holds those met before their
 	// record, tornSeen counts the records met before their line.
-	torn         *tornLine
-	tornWaiting  map[TornKey][]damagedAt
-	waiting      int
-	firstWaiting *damagedAt // the first set aside
-	tornSeen     map[TornKey]int
+	torn        *tornLine
+	tornWaiting map[TornKey][]damagedAt
+	waiting     int
+	tornSeen    map[TornKey]int
 }
 
 // tornLine is a torn line an append ended with [TornMark].
@@ -522,11 +521,9 @@ func TornLineKey(line []byte) (TornKey, bool) {
 // TornKey is the key of the torn line a torn-tail record holds.
 func (r *Record) TornKey() TornKey { return TornKey{r.TornBytes, r.Torn} }
 
-// waitTorn sets the torn line waiting for its record aside, in a
-// shipper's copy: its record may come later, anywhere.
-func (v *verifier) waitTorn() *Problem {
-	t := v.torn
-	v.torn = nil
+// waitTorn sets a torn line of a shipper's copy aside until its
+// torn-tail record, or a damage record that lists it, comes.
+func (v *verifier) waitTorn(t tornLine) *Problem {
 	if v.waiting == maxDamagedRemembered {
 		return &Problem{File: t.at.file, Line: t.at.line, Reason: fmt.Sprintf("more than %d torn lines wait for their torn-tail records", maxDamagedRemembered)}
 	}
@@ -535,10 +532,32 @@ func (v *verifier) waitTorn() *Problem {
 	}
 	v.tornWaiting[t.key] = append(v.tornWaiting[t.key], t.at)
 	v.waiting++
-	if v.firstWaiting == nil {
-		v.firstWaiting = &t.at
-	}
 	return nil
+}
+
+// takeWaiting takes the torn lines set aside that a damage record lists
+// (an append that found one without its torn-tail record, a cut write's),
+// and returns the rest of the list.
+func (v *verifier) takeWaiting(list []DamagedLine) []DamagedLine {
+	if v.waiting == 0 {
+		return list
+	}
+	var rest []DamagedLine
+	for _, d := range list {
+		taken := false
+		for k, w := range v.tornWaiting {
+			if i := slices.IndexFunc(w, func(a damagedAt) bool { return a.sum == d.SHA256 && a.bytes == d.Bytes }); i >= 0 {
+				v.tornWaiting[k] = slices.Delete(w, i, i+1)
+				v.waiting--
+				taken = true
+				break
+			}
+		}
+		if !taken {
+			rest = append(rest, d)
+		}
+	}
+	return rest
 }
 
 // shippedTornRecord matches a torn-tail record of a shipper's copy with
@@ -593,11 +612,16 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		d := damagedLine(filepath.Base(l.File), l, derr)
 		at := damagedAt{l.File, l.Number, peekSeq(l.Data), d.SHA256, d.Bytes, derr.Error(), d.Kind}
 		key, torn := TornLineKey(l.Data)
-		if torn && v.opts.Shipped && v.tornSeen[key] > 0 {
-			// Its torn-tail record came first in a shipper's copy.
-			v.tornSeen[key]--
-			v.s.Reordered++
-			return nil
+		if torn && v.opts.Shipped {
+			// A shipper's copy may hold a torn line anywhere: it is
+			// matched with its torn-tail record, or with the damage
+			// record that lists it, wherever they are.
+			if v.tornSeen[key] > 0 {
+				v.tornSeen[key]--
+				v.s.Reordered++
+				return nil
+			}
+			return v.waitTorn(tornLine{at, key})
 		}
 		v.flushTorn()
 		if len(v.damaged) == maxDamagedLines {
@@ -614,24 +638,17 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	// that introduces the key sealing it may come first); the damage
 	// record of the damaged lines before it, if any, after it.
 	tornEnds := false
-	if v.torn != nil && r.Stage == StageTornTail && r.TornKey() == v.torn.key {
+	listed := r.Damage // the damaged lines it lists that keep their place
+	switch {
+	case v.opts.Shipped && r.Stage == StageTornTail:
+		v.shippedTornRecord(r)
+		tornEnds = true
+	case v.opts.Shipped && r.Stage == StageDamaged:
+		listed = v.takeWaiting(r.Damage)
+	case v.torn != nil && r.Stage == StageTornTail && r.TornKey() == v.torn.key:
 		v.torn, tornEnds = nil, true
-	} else {
-		if v.torn != nil && r.Stage != StageSealStart {
-			// A shipper's copy may hold its record elsewhere, unless a
-			// damage record lists it.
-			if v.opts.Shipped && (r.Stage != StageDamaged || !v.covers(r.Damage, v.torn.at)) {
-				if p := v.waitTorn(); p != nil {
-					return p
-				}
-			} else {
-				v.flushTorn()
-			}
-		}
-		if r.Stage == StageTornTail && v.opts.Shipped {
-			v.shippedTornRecord(r)
-			tornEnds = true
-		}
+	case r.Stage != StageSealStart:
+		v.flushTorn()
 	}
 	// The first record a new sealing key seals introduces it, so an
 	// append that records damage and starts sealing an unsealed log
@@ -643,10 +660,10 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	if len(v.damaged) > 0 && !sealStartsHere && !tornEnds {
 		// At the chain's start the damage record may follow records
 		// retention removed: end() checks its prev as any first record's.
-		if r.Stage != StageDamaged || !v.covers(r.Damage) || v.prev == nil && r.Prev != "" && r.Seq == 1 || v.prev != nil && (r.Prev != v.prev.Hash || r.Seq != v.prev.Seq+1) {
+		if r.Stage != StageDamaged || !v.covers(listed) || v.prev == nil && r.Prev != "" && r.Seq == 1 || v.prev != nil && (r.Prev != v.prev.Hash || r.Seq != v.prev.Seq+1) {
 			extra := ""
-			if r.Stage == StageDamaged && len(r.Damage) != len(v.damaged) {
-				extra = fmt.Sprintf("the damage record after them (seq %d) lists %d", r.Seq, len(r.Damage))
+			if r.Stage == StageDamaged && len(listed) != len(v.damaged) {
+				extra = fmt.Sprintf("the damage record after them (seq %d) lists %d", r.Seq, len(listed))
 			}
 			return v.damageProblem(extra)
 		}
@@ -713,17 +730,13 @@ func (v *verifier) addDamage(rep DamageReport) {
 }
 
 // covers reports whether a damage record lists exactly the damaged lines
-// met since the last good record, and then more, if given.
-func (v *verifier) covers(list []DamagedLine, more ...damagedAt) bool {
-	if len(list) != len(v.damaged)+len(more) {
+// met since the last good record.
+func (v *verifier) covers(list []DamagedLine) bool {
+	if len(list) != len(v.damaged) {
 		return false
 	}
 	for i, d := range list {
-		m := v.damaged
-		if i >= len(m) {
-			m, i = more, i-len(m)
-		}
-		if d.SHA256 != m[i].sum || d.Bytes != m[i].bytes {
+		if d.SHA256 != v.damaged[i].sum || d.Bytes != v.damaged[i].bytes {
 			return false
 		}
 	}
@@ -897,11 +910,10 @@ func (v *verifier) end() *Problem {
 		return v.damageProblem("not recorded yet: the next append records it")
 	}
 	if v.waiting > 0 {
-		at := *v.firstWaiting
+		var at damagedAt
 		for _, w := range v.tornWaiting {
-			if len(w) > 0 {
-				at = w[0] // one still waiting; the first set aside may have found its record
-				break
+			if len(w) > 0 && (at.file == "" || w[0].file < at.file || w[0].file == at.file && w[0].line < at.line) {
+				at = w[0]
 			}
 		}
 		return &Problem{File: at.file, Line: at.line, Reason: fmt.Sprintf("ended as a torn line, but no torn-tail record holds its bytes (%d such line(s))", v.waiting)}

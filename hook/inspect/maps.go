@@ -165,19 +165,24 @@ func readPinned(pidfd, pid int, dir string, want nsrel.Ident, read func(string) 
 	return m, nil
 }
 
-// alive checks that the process pidfd pins (pid) has not been reaped:
-// signal 0 finds it or not (ESRCH, [ErrGone]). EPERM means it was found,
-// and the caller may not signal it (another UID, without CAP_KILL): alive
-// as well, so that no capability beyond reading its /proc is needed.
+// alive checks that the process pidfd pins (pid) has not exited: a
+// pidfd polls readable once the whole process has exited ([ErrGone]; a
+// zombie too, and a process reaped, whose PID may be reused). poll needs
+// no permission over the process (signal 0 wanted CAP_KILL for another
+// UID's, and a seccomp filter's EPERM would have read as alive).
 func alive(pidfd, pid int) error {
-	err := unix.PidfdSendSignal(pidfd, 0, nil, 0)
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	for err == unix.EINTR {
+		n, err = unix.Poll(fds, 0)
+	}
 	switch {
-	case err == nil, errors.Is(err, unix.EPERM):
-		return nil
-	case errors.Is(err, unix.ESRCH):
+	case err != nil:
+		return fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("poll pidfd", err))
+	case n > 0:
 		return fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 	}
-	return fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_send_signal", err))
+	return nil
 }
 
 // inUserNS checks that process pid (/proc directory dir) is in want

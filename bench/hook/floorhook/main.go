@@ -108,7 +108,8 @@ func main() {
 		}
 		user, err1 := unix.Open(proc+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		pidns, err2 := unix.Open(proc+"/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err1 != nil || err2 != nil || unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
+		// Still running: the pidfd does not poll readable.
+		if n, err := unix.Poll([]unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}, 0); err1 != nil || err2 != nil || err != nil || n != 0 {
 			os.Exit(1)
 		}
 		line = walk(append(line, `,"user":[`...), user, true)
