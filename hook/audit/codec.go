@@ -252,6 +252,7 @@ func appendRecord(dst []byte, r *Record) []byte {
 		dst = appendKey(dst, true, "torn_bytes")
 		dst = strconv.AppendInt(dst, int64(r.TornBytes), 10)
 	}
+	dst = appendOptString(dst, "torn_sha256", r.TornSHA256)
 	dst = appendOptString(dst, "note", r.Note)
 	dst = appendOptString(dst, "seal_id", r.SealID)
 	dst = appendOptString(dst, "seal_error", r.SealError)
@@ -754,6 +755,8 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 		r.Torn = d.str(v)
 	case "torn_bytes":
 		r.TornBytes = int(d.int(v, 32))
+	case "torn_sha256":
+		r.TornSHA256 = d.str(v)
 	case "note":
 		r.Note = d.str(v)
 	case "seal_id":

@@ -358,6 +358,7 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 	if c.peekKey(true, "torn_bytes") {
 		r.TornBytes = int(c.int(32))
 	}
+	c.optStr("torn_sha256", &r.TornSHA256)
 	c.optStr("note", &r.Note)
 	c.optStr("seal_id", &r.SealID)
 	c.optStr("seal_error", &r.SealError)

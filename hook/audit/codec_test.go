@@ -50,7 +50,7 @@ func fuzzRecord(s1, s2, s3 string, n uint64, flags uint16) *Record {
 		r.Ref = &Ref{Seq: n, Stage: s1, Hash: s2}
 	}
 	if flags&1024 != 0 {
-		r.Torn, r.TornBytes = s1, int(n%100000)
+		r.Torn, r.TornBytes, r.TornSHA256 = s1, int(n%100000), s2
 	}
 	if flags&2048 != 0 {
 		r.Note, r.SealID, r.SealError = s1, s2, s3

@@ -206,7 +206,11 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 		pending = append(pending, damageRecord(damaged))
 	}
 	if torn != nil {
-		tr := &Record{Source: SourceAudit, Stage: StageTornTail, Torn: string(bytes.ToValidUTF8(torn, []byte("\uFFFD"))), TornBytes: int(tornBytes),
+		sum := sumRange(f, cut, tornBytes)
+		if sum == "" {
+			return nil, nil, fmt.Errorf("audit: read the torn tail of %s", l.path)
+		}
+		tr := &Record{Source: SourceAudit, Stage: StageTornTail, Torn: string(bytes.ToValidUTF8(torn, []byte("\uFFFD"))), TornBytes: int(tornBytes), TornSHA256: sum,
 			Error: "the previous write was cut short (crash?): the line before this record is its bytes, ended with " + strconv.Quote(TornMark)}
 		if overwrite {
 			// Written over the torn bytes, after the damage record of

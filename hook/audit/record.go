@@ -78,7 +78,7 @@ const MaxLine = 1 << 20
 // new minor version, in the canonical order before "version".
 const (
 	FormatMajor = 1
-	FormatMinor = 2
+	FormatMinor = 3
 )
 
 // Format is "FormatMajor.FormatMinor".
@@ -139,6 +139,10 @@ type Record struct {
 	Torn string `json:"torn,omitempty"`
 	// TornBytes is the length of the torn line.
 	TornBytes int `json:"torn_bytes,omitempty"`
+	// TornSHA256 is the hex SHA-256 of all of the torn line's bytes
+	// (the line before the record holds them, ended with [TornMark]).
+	// Format 1.3.
+	TornSHA256 string `json:"torn_sha256,omitempty"`
 	// Note is an operator's words ([StageAck]). Format 1.1.
 	Note string `json:"note,omitempty"`
 	// SealID names the sealing key that seals this record and the ones
@@ -302,7 +306,7 @@ func (r *Record) line(body []byte) ([]byte, error) {
 func (r *Record) makeValidUTF8() {
 	for _, p := range []*string{&r.Time, &r.Host, &r.Source, &r.Stage, &r.ContainerID, &r.Bundle,
 		&r.Namespace, &r.Policy, &r.Mode, &r.Verdict, &r.Error, &r.Version, &r.Prev, &r.Torn,
-		&r.Note, &r.SealID, &r.SealError} {
+		&r.TornSHA256, &r.Note, &r.SealID, &r.SealError} {
 		*p = validUTF8(*p)
 	}
 	if r.Ref != nil {

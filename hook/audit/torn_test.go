@@ -51,8 +51,10 @@ func stagesOf(t *testing.T, path string) []string {
 }
 
 // TestTornLineEdited: the line an append ended with the torn mark is no
-// record, so no hash covers it; its torn-tail record does. A byte of it
-// changed, or its length, and verify reports the line as damaged.
+// record, so no hash covers it; its torn-tail record does, with its
+// length and SHA-256 (format 1.3). A byte of it changed, even past the
+// 4096 the record quotes, or its length, and verify reports the line as
+// damaged, plain and as shipped.
 func TestTornLineEdited(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -61,11 +63,13 @@ func TestTornLineEdited(t *testing.T) {
 		{"byte changed", func(l []byte) []byte { l[10] ^= 1; return l }},
 		{"byte added", func(l []byte) []byte { return append([]byte("x"), l...) }},
 		{"mark removed", func(l []byte) []byte { return bytes.Replace(l, []byte(audit.TornMark), nil, 1) }},
+		// Past the 4096 bytes the record quotes: its digest covers all.
+		{"byte 5000 changed", func(l []byte) []byte { l[5000] ^= 1; return l }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, path := newLog(t, audit.Options{})
 			appendN(t, l, 2)
-			tear(t, path, []byte(`{"seq":3,"time":"2026-01-01T00:00:00Z","host":"h`))
+			tear(t, path, []byte(`{"seq":3,"time":"2026-01-01T00:00:00Z","host":"h`+strings.Repeat("x", 6000)))
 			appendN(t, l, 1)
 			if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {
 				t.Fatalf("before the edit: %v", err)
@@ -73,6 +77,11 @@ func TestTornLineEdited(t *testing.T) {
 			lines := readLines(t, path)
 			lines[2] = tc.edit(lines[2])
 			writeLines(t, path, lines)
+			for _, shipped := range []bool{false, true} {
+				if _, err := audit.Verify([]string{path}, audit.VerifyOptions{Shipped: shipped}); err == nil {
+					t.Errorf("verify (shipped %v) after the edit passed", shipped)
+				}
+			}
 			_, err := verify(t, l, audit.VerifyOptions{})
 			var p *audit.Problem
 			if !errors.As(err, &p) || p.Line != 3 {

@@ -501,11 +501,12 @@ type tornLine struct {
 	key TornKey
 }
 
-// TornKey is a torn line's length and first bytes as its torn-tail
-// record holds them.
+// TornKey is a torn line's length and SHA-256 as its torn-tail record
+// holds them (format 1.3: a record without the digest, older, matches no
+// line).
 type TornKey struct {
 	Bytes int
-	Keep  string
+	Sum   string
 }
 
 // TornLineKey tells whether line (without its newline) is a torn line an
@@ -515,11 +516,12 @@ func TornLineKey(line []byte) (TornKey, bool) {
 	if n <= 0 || !bytes.HasSuffix(line, []byte(TornMark)) {
 		return TornKey{}, false
 	}
-	return TornKey{n, string(bytes.ToValidUTF8(line[:min(n, MaxTornKept)], []byte("\uFFFD")))}, true
+	sum := sha256.Sum256(line[:n])
+	return TornKey{n, hex.EncodeToString(sum[:])}, true
 }
 
 // TornKey is the key of the torn line a torn-tail record holds.
-func (r *Record) TornKey() TornKey { return TornKey{r.TornBytes, r.Torn} }
+func (r *Record) TornKey() TornKey { return TornKey{r.TornBytes, r.TornSHA256} }
 
 // waitTorn sets a torn line of a shipper's copy aside until its
 // torn-tail record, or a damage record that lists it, comes.
