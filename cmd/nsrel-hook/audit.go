@@ -131,14 +131,58 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Keys = append(opts.Keys, vk)
 	}
+	// A collector's file holds every node's checkpoints: keep only those
+	// of the hosts verified (for one log without --host, of the first
+	// host met; CheckpointsOf refuses several), their host and log
+	// names shared.
+	keepHost := func(h string) bool { return true }
+	switch {
+	case host != "":
+		keepHost = func(h string) bool { return h == host }
+	case len(nodes) > 0:
+		keepHost = func(h string) bool { return slices.Contains(nodes, h) }
+	case !allNodes:
+		first := ""
+		keepHost = func(h string) bool {
+			if first == "" {
+				first = h
+			}
+			return h == first
+		}
+	}
+	names := map[string]string{}
+	intern := func(v string) string {
+		if n, ok := names[v]; ok {
+			return n
+		}
+		if len(names) < 1<<12 {
+			names[v] = v
+		}
+		return v
+	}
+	read, others := 0, map[string]bool{}
 	for c, err := range audit.ReadCheckpoints(checkpoints...) {
 		if err != nil {
 			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
 			return 1
 		}
+		read++
+		if !keepHost(c.Host) {
+			if len(others) < 1<<12 {
+				others[c.Host] = true
+			}
+			continue
+		}
+		c.Host, c.Log = intern(c.Host), intern(c.Log)
 		opts.Checkpoints = append(opts.Checkpoints, c)
 	}
-	if len(checkpoints) > 0 && len(opts.Checkpoints) == 0 {
+	if host == "" && len(nodes) == 0 && !allNodes && len(others) > 0 {
+		// Several hosts' checkpoints for one log: as CheckpointsOf says.
+		for h := range others {
+			opts.Checkpoints = append(opts.Checkpoints, audit.Checkpoint{Host: h})
+		}
+	}
+	if len(checkpoints) > 0 && read == 0 {
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no checkpoint in %s\n", vocab.Printable(strings.Join(checkpoints, ", ")))
 		return 1
 	}
@@ -151,7 +195,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --host picks one log's checkpoints; with --node or --nodes each node gets its own (see --help)")
 			return 2
 		}
-		return verifyNodes(logs, nodes, opts, asJSON, stdout, stderr)
+		return verifyNodes(logs, nodes, opts, len(checkpoints) > 0, asJSON, stdout, stderr)
 	}
 	if len(checkpoints) > 0 {
 		cs, err := audit.CheckpointsOf(opts.Checkpoints, host)

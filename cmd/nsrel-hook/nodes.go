@@ -278,9 +278,10 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 
 // verifyNodes verifies, in the files a collector received, the records
 // of each node in want (every node with records or checkpoints when want
-// is empty) as a chain of its own, against that node's checkpoints, and
-// says which nodes are intact.
-func verifyNodes(logs, want []string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
+// is empty) as a chain of its own, against that node's checkpoints
+// (ckpts: checkpoint files were given; opts holds those of the nodes
+// wanted), and says which nodes are intact.
+func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bool, stdout, stderr io.Writer) int {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
 	dir, err := os.MkdirTemp("", "nsrel-verify-nodes-")
 	if err != nil {
@@ -326,7 +327,7 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, asJSON bool, std
 		}
 		var s *audit.Summary
 		var err error
-		if len(opts.Checkpoints) > 0 {
+		if ckpts {
 			o.Checkpoints, err = audit.CheckpointsOf(opts.Checkpoints, h)
 		}
 		if err == nil {

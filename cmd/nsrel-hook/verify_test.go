@@ -409,3 +409,40 @@ func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 		t.Errorf("node A cut after its key was replaced: exit %d\n%s%s", code, out, stderr)
 	}
 }
+
+// TestVerifyCheckpointsOfHosts: a collector's checkpoint file holds every
+// node's checkpoints. Verifying one node's log needs --host, which keeps
+// only that host's (the others are not held in memory: a fleet's year of
+// checkpoints would not fit); without it the hosts are named; a host
+// without checkpoints there fails.
+func TestVerifyCheckpointsOfHosts(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["syslog"] = ""
+		c["checkpoints"].(map[string]any)["every_records"] = 1
+	})
+	for _, id := range []string{"h-0", "h-1"} {
+		if code, _, stderr := runBin(t, shipState(id, "creating", "web"), "--config", e.config, "createRuntime"); code != 0 || stderr != "" {
+			t.Fatalf("createRuntime: exit %d: %s", code, stderr)
+		}
+	}
+	own, err := os.ReadFile(filepath.Join(e.dir, "checkpoints.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := audit.PeekHead(chainLines(t, e.log)[0])
+	var coll []byte
+	for i := range 1000 {
+		c := audit.Checkpoint{Host: fmt.Sprintf("other-%d", i%3), Log: "/var/log/nsrel/audit.jsonl", Seq: uint64(i + 1), Hash: strings.Repeat("ab", 32), Time: "2026-12-04T00:00:00Z"}
+		coll = append(coll, c.Line()...)
+		if i == 500 {
+			coll = append(coll, own...)
+		}
+	}
+	ckpts := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+	if err := os.WriteFile(ckpts, coll, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 0, []string{"OK: 2 records", "2 checkpoint(s) of host " + h.Host + " match"}, "--host", h.Host, "--checkpoints", ckpts, e.log)
+	checkVerify(t, 1, []string{"checkpoints of 4 hosts", "pick the log's with --host"}, "--checkpoints", ckpts, e.log)
+	checkVerify(t, 1, []string{"no checkpoint of host \"nowhere\""}, "--host", "nowhere", "--checkpoints", ckpts, e.log)
+}
