@@ -140,20 +140,16 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			}
 			if r := tornRecord(line); r != nil {
 				key := r.TornKey()
-				// The line and the copies a shipper sent again.
-				kept := pending[:0]
-				for _, p := range pending {
-					if p.key != key {
-						kept = append(kept, p)
-						continue
-					}
-					if err := write(host, p.data, &p.at); err != nil {
+				// The latest such line: an append writes the record right
+				// after the line it ends (two nodes' lines can be alike;
+				// copies a shipper sent again go at the end, below).
+				if i := lastIndex(pending, func(t tornLine) bool { return t.key == key }); i >= 0 {
+					if err := write(host, pending[i].data, &pending[i].at); err != nil {
 						return nil, err
 					}
-					pendingBytes -= len(p.data)
+					pendingBytes -= len(pending[i].data)
+					pending = slices.Delete(pending, i, i+1)
 				}
-				clear(pending[len(kept):])
-				pending = kept
 				// Where the line, or a copy a shipper sends again, goes
 				// if it comes later. (Forgotten all at once when full:
 				// the records of torn lines come close to them.)
@@ -167,13 +163,34 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			}
 		}
 	}
-	b.unattributed += len(pending)
+	// Left: copies of torn lines whose records came (sent again: as
+	// shipped, repeats), or lines no record holds.
+	for _, p := range pending {
+		if h := tornHosts[p.key]; h != "" {
+			if err := write(h, p.data, &p.at); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		b.unattributed++
+	}
 	for _, w := range outs {
 		if err := w.Flush(); err != nil {
 			return nil, err
 		}
 	}
 	return b, nil
+}
+
+// lastIndex returns the index of the last element of s that f holds
+// for, or -1.
+func lastIndex[T any](s []T, f func(T) bool) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if f(s[i]) {
+			return i
+		}
+	}
+	return -1
 }
 
 // hostOf returns the host a record line names: in its head as nsrel

@@ -77,6 +77,11 @@ func TestVerifyNodesTornLine(t *testing.T) {
 	// Torn lines sent again, after their record and before it.
 	run(0, ok, [][]byte{a[0], b[0], a[1], a[2], b[1], b[2], a[3], b[3], a[2], a[4], b[2], b[4], a[5], b[5]}, "--shipped")
 	run(0, ok, [][]byte{a[0], b[0], a[1], a[2], a[2], b[1], b[2], a[3], b[3], a[4], b[4], a[5], b[5]}, "--shipped")
+	// Two nodes torn at the same bytes, both lines before either record:
+	// each record takes one.
+	frag := `{"format":"1.3","seq":3,"ti`
+	a2, b2 := tornNodeLog(t, "node-a", frag), tornNodeLog(t, "node-b", frag)
+	run(0, ok, [][]byte{a2[0], b2[0], a2[1], b2[1], a2[2], b2[2], a2[3], b2[3], a2[4], b2[4], a2[5], b2[5]})
 	// node-a's torn line without its record: a line of any node.
 	run(1, []string{"node node-a: OK: 2 records", "FAILED: 1 line(s) name no node"}, [][]byte{a[0], a[1], a[2], b[0], b[1], b[2], b[3]})
 	// node-b's last record edited: named at its line of the stream.

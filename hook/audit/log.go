@@ -616,6 +616,7 @@ func lastNewline(f *os.File, end int64) (int64, error) {
 // oldest first. A record of a newer major format is not damage: it is
 // refused, since this version cannot know how to extend it.
 func (l *Log) lastGood(f *os.File) (*Record, []DamagedLine, error) {
+	var last *Record
 	var damaged []DamagedLine
 	files := []*os.File{f}
 	var rotated []string
@@ -636,13 +637,16 @@ func (l *Log) lastGood(f *os.File) (*Record, []DamagedLine, error) {
 				}
 			}
 			if i == len(files) {
-				return nil, reverse(damaged), nil
+				return last, reverse(damaged), nil
 			}
 		}
-		r, d, err := scanBack(files[i], maxDamagedLines-len(damaged))
+		r, d, more, err := scanBack(files[i], maxDamagedLines-len(damaged))
 		damaged = append(damaged, d...)
-		if err != nil || r != nil {
-			return r, reverse(damaged), err
+		if last == nil {
+			last = r
+		}
+		if err != nil || r != nil && !more {
+			return last, reverse(damaged), err
 		}
 	}
 }
@@ -661,18 +665,18 @@ func reverse(d []DamagedLine) []DamagedLine {
 // between), does not stop the search: the damage record of lines before
 // them comes after them, in the same write, which a crash may have cut
 // short. Such lines are returned too; the record returned is still the
-// newest.
-func scanBack(f *os.File, max int) (*Record, []DamagedLine, error) {
-	var damaged []DamagedLine
+// newest. more says that only such records were met back to the start
+// of f: a rotation may have put them first in f, and the lines they
+// stand before at the end of the file before it.
+func scanBack(f *os.File, max int) (last *Record, damaged []DamagedLine, more bool, err error) {
 	size, err := fileSize(f)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	var last *Record
 	var want *TornKey // the torn line the torn-tail record met ends
 	for l, err := range linesBackwardIn(f, f.Name(), size) {
 		if err != nil {
-			return nil, damaged, err
+			return nil, damaged, false, err
 		}
 		r, derr := decodeLine(l)
 		if want != nil {
@@ -683,7 +687,7 @@ func scanBack(f *os.File, max int) (*Record, []DamagedLine, error) {
 				want = nil
 				continue
 			}
-			return last, damaged, nil
+			return last, damaged, false, nil
 		}
 		if derr == nil {
 			if last == nil {
@@ -699,17 +703,17 @@ func scanBack(f *os.File, max int) (*Record, []DamagedLine, error) {
 				want = &k
 				continue
 			}
-			return last, damaged, nil
+			return last, damaged, false, nil
 		}
 		if errors.Is(derr, ErrNewerFormat) {
-			return nil, damaged, fmt.Errorf("audit: %s: the last record is of a newer format (%w); this nsrel cannot extend the chain", f.Name(), derr)
+			return nil, damaged, false, fmt.Errorf("audit: %s: the last record is of a newer format (%w); this nsrel cannot extend the chain", f.Name(), derr)
 		}
 		if len(damaged) == max {
-			return nil, damaged, fmt.Errorf("audit: %s: more than %d damaged lines at the end of the log; refusing to guess where the chain goes on: run `nsrel-hook audit verify`", f.Name(), maxDamagedLines)
+			return nil, damaged, false, fmt.Errorf("audit: %s: more than %d damaged lines at the end of the log; refusing to guess where the chain goes on: run `nsrel-hook audit verify`", f.Name(), maxDamagedLines)
 		}
 		damaged = append(damaged, damagedLine(filepath.Base(f.Name()), l, derr))
 	}
-	return last, damaged, nil
+	return last, damaged, last != nil && want == nil, nil
 }
 
 // decodeLine decodes a line; an over-long one (see [Line]) is no record.
@@ -851,7 +855,7 @@ func (l *Log) retention() ([]Dropped, []string, error) {
 				first, ferr = seq, nil
 			}
 		}
-		last, _, lerr := scanBack(rf, maxDamagedLines)
+		last, _, _, lerr := scanBack(rf, maxDamagedLines)
 		rf.Close()
 		if ferr != nil && lerr == nil && last == nil {
 			// No line of it decodes: described by the damage record

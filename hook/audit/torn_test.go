@@ -233,6 +233,22 @@ func TestVerifyShippedTornTail(t *testing.T) {
 	}
 }
 
+// tearAndAppend tears the log at path with torn, appends one record, and
+// returns the file's bytes before and after that append.
+func tearAndAppend(t *testing.T, l *audit.Log, path, torn string) (before, after []byte) {
+	t.Helper()
+	tear(t, path, []byte(torn))
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 1)
+	if after, err = os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	return before, after
+}
+
 // recoverCut appends one record to the log at path, as the first append
 // after a crash, acknowledges every damage record, and verifies the log
 // with keys, plain and as shipped.
@@ -270,16 +286,7 @@ func TestTornTailWriteCutAnywhere(t *testing.T) {
 	l, path := newLog(t, audit.Options{})
 	appendN(t, l, 3)
 	zeroLine(t, path, 2)
-	tear(t, path, []byte(`{"seq":4,"time":"2026-12-04T00:00:00Z","ho`))
-	before, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	appendN(t, l, 1)
-	after, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before, after := tearAndAppend(t, l, path, `{"seq":4,"time":"2026-12-04T00:00:00Z","ho`)
 	if !bytes.HasPrefix(after, before) {
 		t.Fatal("the append rewrote bytes")
 	}
@@ -345,5 +352,70 @@ func TestSealInitAfterTornTailCutAnywhere(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSealStartFirstInRotatedFile: an append that rotates the file first
+// writes the damage record of the rotated file's damaged last line into
+// the new file, after the seal-start record it opens with (seal-init).
+// Its write cut right after the seal-start record leaves the new file
+// holding that record alone: the next append must still find the
+// damaged line at the end of the rotated file and record it.
+func TestSealStartFirstInRotatedFile(t *testing.T) {
+	opts := audit.Options{RotateBytes: 1}
+	l, path := newLog(t, opts)
+	appendN(t, l, 3) // every append but the first rotates the file before it
+	zeroLine(t, path, 0)
+	if _, err := l.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
+		return &audit.Record{Source: audit.SourceAudit, Stage: audit.StageSealStart, SealID: "0123456789abcdef"}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stagesOf(t, path), []string{audit.StageSealStart, audit.StageDamaged}; !slices.Equal(got, want) {
+		t.Fatalf("the new file holds %v, want %v", got, want)
+	}
+	writeLines(t, path, readLines(t, path)[:1]) // the write cut after the seal-start record
+	l2, err := audit.Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l2, 1)
+	ackDamage(t, l2, l2.Path())
+	files, err := l2.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := audit.Verify(files, audit.VerifyOptions{}); err != nil || len(s.Damage) != 1 || s.Damage[0].Ack == nil {
+		t.Fatalf("after the next append and the ack: %v", err)
+	}
+}
+
+// TestShippedTornLineAfterItsDamageRecord: a write cut inside the
+// torn-tail record leaves the torn line without it; the next append
+// lists that line in a damage record. A shipper may send the line after
+// that record: the copy still verifies as shipped.
+func TestShippedTornLineAfterItsDamageRecord(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 2)
+	before, after := tearAndAppend(t, l, path, `{"seq":3,"time":"2026-`)
+	// Cut 10 bytes into the torn-tail record.
+	if err := os.WriteFile(path, after[:len(before)+len(audit.TornMark)+1+10], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := recoverCut(t, path, audit.Options{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c0, c1, the torn line, the cut record's torn line, its record,
+	// the damage record listing the first torn line, c2, the ack.
+	lines := splitLines(data)
+	if got, want := stagesOf(t, path), []string{audit.StageCreateRuntime, audit.StageCreateRuntime, audit.StageTornTail, audit.StageDamaged, audit.StageCreateRuntime, audit.StageAck}; len(lines) != 8 || !slices.Equal(got, want) {
+		t.Fatalf("%d lines, records %v", len(lines), got)
+	}
+	if _, err := audit.Verify([]string{copyOf(t, lines, []int{0, 1, 3, 4, 5, 2, 6, 7})}, audit.VerifyOptions{Shipped: true}); err != nil {
+		t.Errorf("the torn line after its damage record, as shipped: %v", err)
 	}
 }

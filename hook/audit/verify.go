@@ -493,6 +493,9 @@ type verifier struct {
 	tornWaiting map[TornKey][]damagedAt
 	waiting     int
 	tornSeen    map[TornKey]int
+	// tornListed counts the lines damage records of a shipper's copy
+	// list that were not met before them (a torn line may come later).
+	tornListed map[listedKey]int
 }
 
 // tornLine is a torn line an append ended with [TornMark].
@@ -535,6 +538,35 @@ func (v *verifier) waitTorn(t tornLine) *Problem {
 	v.tornWaiting[t.key] = append(v.tornWaiting[t.key], t.at)
 	v.waiting++
 	return nil
+}
+
+// listedKey is a damaged line as a damage record lists it.
+type listedKey struct {
+	sum   string
+	bytes int
+}
+
+// expectListed keeps of a shipper's copy's damage record's list the
+// lines met since the last good record, in their order, and counts the
+// others as lines to come (a torn line sent after the record): the
+// record then wants those met, all of them, as always.
+func (v *verifier) expectListed(list []DamagedLine) []DamagedLine {
+	var kept []DamagedLine
+	j := 0
+	for _, d := range list {
+		if j < len(v.damaged) && d.SHA256 == v.damaged[j].sum && d.Bytes == v.damaged[j].bytes {
+			kept = append(kept, d)
+			j++
+			continue
+		}
+		if v.tornListed == nil {
+			v.tornListed = map[listedKey]int{}
+		}
+		if len(v.tornListed) < maxDamagedRemembered {
+			v.tornListed[listedKey{d.SHA256, d.Bytes}]++
+		}
+	}
+	return kept
 }
 
 // takeWaiting takes the torn lines set aside that a damage record lists
@@ -623,6 +655,12 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 				v.s.Reordered++
 				return nil
 			}
+			if lk := (listedKey{at.sum, at.bytes}); v.tornListed[lk] > 0 {
+				// The damage record that lists it came first.
+				v.tornListed[lk]--
+				v.s.Reordered++
+				return nil
+			}
 			return v.waitTorn(tornLine{at, key})
 		}
 		v.flushTorn()
@@ -646,7 +684,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		v.shippedTornRecord(r)
 		tornEnds = true
 	case v.opts.Shipped && r.Stage == StageDamaged:
-		listed = v.takeWaiting(r.Damage)
+		listed = v.expectListed(v.takeWaiting(r.Damage))
 	case v.torn != nil && r.Stage == StageTornTail && r.TornKey() == v.torn.key:
 		v.torn, tornEnds = nil, true
 	case r.Stage != StageSealStart:

@@ -3,10 +3,10 @@
 // asks the pidfd for its namespaces (PIDFD_GET_USER_NAMESPACE and
 // PIDFD_GET_PID_NAMESPACE, Linux 6.11) and credentials (PIDFD_GET_INFO,
 // Linux 6.13); on older kernels it opens /proc/PID/ns/user and
-// /proc/PID/ns/pid. It then checks through the pidfd
-// (pidfd_send_signal(2) with signal 0) that the pinned process is still
-// alive, so what it read through /proc belongs to the process the caller
-// named. It then walks both chains to the top with the ioctl_ns(2)
+// /proc/PID/ns/pid. It then checks through the pidfd (poll(2): a pidfd
+// turns readable once the process has exited) that the pinned process is
+// still running, so what it read through /proc belongs to the process the
+// caller named. It then walks both chains to the top with the ioctl_ns(2)
 // requests of package [github.com/nsrel/nsrel/nsrel].
 //
 // pidfd_open needs Linux 5.3; NS_GET_ID (the never-reused namespace ID)

@@ -25,3 +25,6 @@ func AfterProcPass(f func()) (restore func()) {
 	afterProcPass = f
 	return func() { afterProcPass = nil }
 }
+
+// Alive is the liveness check of a pinned process.
+var Alive = alive

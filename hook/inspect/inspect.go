@@ -86,9 +86,10 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	if err := alive(pfd, pid); err != nil {
 		return nil, err
 	}
-	// A zombie takes a signal and keeps its /proc/PID/ns links, but the
-	// pidfd ioctls say it has exited (it has no namespaces left): the
-	// fallback says the same (a process whose leader alone exited runs).
+	// A zombie keeps its /proc/PID/ns links, but the pidfd ioctls say it
+	// has exited (it has no namespaces left), and so does the poll above;
+	// the fallback checks once more (a process whose leader alone exited
+	// runs).
 	if !viaPidfd && allExited(pid) {
 		return nil, fmt.Errorf("inspect: pid %d: %w (a zombie)", pid, ErrGone)
 	}

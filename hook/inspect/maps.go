@@ -179,10 +179,12 @@ func alive(pidfd, pid int) error {
 	switch {
 	case err != nil:
 		return fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("poll pidfd", err))
-	case n > 0:
+	case n == 0:
+		return nil
+	case fds[0].Revents&unix.POLLIN != 0:
 		return fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 	}
-	return nil
+	return fmt.Errorf("inspect: pid %d: poll pidfd: events %#x", pid, fds[0].Revents)
 }
 
 // inUserNS checks that process pid (/proc directory dir) is in want

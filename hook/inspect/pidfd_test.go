@@ -128,8 +128,8 @@ func TestPidfdAndProcPathsAgree(t *testing.T) {
 
 // TestZombieGoneBothWays: a process that has exited and not been reaped
 // yet (a zombie) is gone to both ways of inspecting it: the pidfd
-// ioctls say so, and the /proc fallback, whose ns links a zombie keeps
-// and which the liveness signal does not catch, says the same.
+// ioctls say so, and the /proc fallback, whose ns links a zombie keeps,
+// says the same (the pidfd polls readable for it).
 func TestZombieGoneBothWays(t *testing.T) {
 	nstest.RequireRoot(t)
 	cmd := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
@@ -183,5 +183,41 @@ func TestLeaderExitedInspected(t *testing.T) {
 		if !fallback && (a.Creds == nil || a.Creds.EUID != 0) {
 			t.Errorf("creds %+v, want euid 0", a.Creds)
 		}
+	}
+}
+
+// TestAlive: the liveness check polls the pidfd: a running process is
+// alive, a zombie and a reaped process are gone, and a descriptor number
+// nothing holds is an error, not a process gone.
+func TestAlive(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := cmd.Process.Pid
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := inspect.Alive(fd, pid); err != nil {
+		t.Fatalf("running: %v", err)
+	}
+	cmd.Process.Kill()
+	var si unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, pid, &si, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := inspect.Alive(fd, pid); !errors.Is(err, inspect.ErrGone) {
+		t.Errorf("zombie: %v", err)
+	}
+	cmd.Wait()
+	if err := inspect.Alive(fd, pid); !errors.Is(err, inspect.ErrGone) {
+		t.Errorf("reaped: %v", err)
+	}
+	// A descriptor number nothing holds (poll says POLLNVAL).
+	if err := inspect.Alive(987654, os.Getpid()); err == nil || errors.Is(err, inspect.ErrGone) {
+		t.Errorf("no descriptor: %v, want an error other than gone", err)
 	}
 }
