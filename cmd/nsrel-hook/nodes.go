@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -57,8 +59,20 @@ const maxTornPendingBytes = 16 << 20
 // tornLine is a torn line held until its torn-tail record comes.
 type tornLine struct {
 	key  audit.TornKey
+	lk   lineKey
 	data []byte
 	at   linePos
+}
+
+// lineKey is a line as a damage record lists it: its SHA-256 and length.
+type lineKey struct {
+	sum string
+	n   int
+}
+
+func keyOf(line []byte) lineKey {
+	sum := sha256.Sum256(line)
+	return lineKey{hex.EncodeToString(sum[:]), len(line)}
 }
 
 // splitByHost reads the lines of files (a collector's mixed stream, or
@@ -100,7 +114,31 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 	}
 	var pending []tornLine
 	pendingBytes := 0
-	tornHosts := map[audit.TornKey]string{}
+	// Where a torn line goes that comes after what accounts for it: the
+	// torn-tail record holding its bytes, or the damage record listing
+	// it after a cut write. (Forgotten all at once when full: such
+	// records come close to their lines.)
+	tornHosts, lineHosts := map[audit.TornKey]string{}, map[lineKey]string{}
+	hostFor := func(p tornLine) string {
+		if h := tornHosts[p.key]; h != "" {
+			return h
+		}
+		return lineHosts[p.lk]
+	}
+	// place writes the latest torn line pending that match holds for
+	// to host.
+	place := func(host string, match func(tornLine) bool) error {
+		i := lastIndex(pending, match)
+		if i < 0 {
+			return nil
+		}
+		if err := write(host, pending[i].data, &pending[i].at); err != nil {
+			return err
+		}
+		pendingBytes -= len(pending[i].data)
+		pending = slices.Delete(pending, i, i+1)
+		return nil
+	}
 	for fi, name := range files {
 		f, err := os.Open(name)
 		if err != nil {
@@ -120,43 +158,53 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			host, ok := hostOf(line)
 			if !ok {
 				key, torn := audit.TornLineKey(line)
-				switch {
-				case !torn:
+				if !torn {
 					b.unattributed++
-				case tornHosts[key] != "":
-					if err := write(tornHosts[key], line, &at); err != nil {
+					continue
+				}
+				t := tornLine{key, keyOf(line), nil, at}
+				if h := hostFor(t); h != "" {
+					if err := write(h, line, &at); err != nil {
 						return nil, err
 					}
-				default:
-					for len(pending) > 0 && (len(pending) == maxTornPending || pendingBytes+len(line) > maxTornPendingBytes) {
-						pendingBytes -= len(pending[0].data)
-						pending = pending[1:]
-						b.unattributed++
-					}
-					pending = append(pending, tornLine{key, bytes.Clone(line), at})
-					pendingBytes += len(line)
+					continue
 				}
+				for len(pending) > 0 && (len(pending) == maxTornPending || pendingBytes+len(line) > maxTornPendingBytes) {
+					pendingBytes -= len(pending[0].data)
+					pending = pending[1:]
+					b.unattributed++
+				}
+				t.data = bytes.Clone(line)
+				pending = append(pending, t)
+				pendingBytes += len(line)
 				continue
 			}
-			if r := tornRecord(line); r != nil {
+			// The latest torn line a record accounts for goes right
+			// before it: an append writes the record right after the
+			// line it ends (two nodes' lines can be alike; copies a
+			// shipper sent again go at the end, below).
+			switch r := accountant(line); {
+			case r == nil:
+			case r.Stage == audit.StageTornTail:
 				key := r.TornKey()
-				// The latest such line: an append writes the record right
-				// after the line it ends (two nodes' lines can be alike;
-				// copies a shipper sent again go at the end, below).
-				if i := lastIndex(pending, func(t tornLine) bool { return t.key == key }); i >= 0 {
-					if err := write(host, pending[i].data, &pending[i].at); err != nil {
-						return nil, err
-					}
-					pendingBytes -= len(pending[i].data)
-					pending = slices.Delete(pending, i, i+1)
+				if err := place(host, func(t tornLine) bool { return t.key == key }); err != nil {
+					return nil, err
 				}
-				// Where the line, or a copy a shipper sends again, goes
-				// if it comes later. (Forgotten all at once when full:
-				// the records of torn lines come close to them.)
 				if len(tornHosts) == maxTornPending {
 					clear(tornHosts)
 				}
 				tornHosts[key] = host
+			default:
+				for _, d := range r.Damage {
+					lk := lineKey{d.SHA256, d.Bytes}
+					if err := place(host, func(t tornLine) bool { return t.lk == lk }); err != nil {
+						return nil, err
+					}
+					if len(lineHosts) == maxTornPending {
+						clear(lineHosts)
+					}
+					lineHosts[lk] = host
+				}
 			}
 			if err := write(host, line, nil); err != nil {
 				return nil, err
@@ -166,7 +214,7 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 	// Left: copies of torn lines whose records came (sent again: as
 	// shipped, repeats), or lines no record holds.
 	for _, p := range pending {
-		if h := tornHosts[p.key]; h != "" {
+		if h := hostFor(p); h != "" {
 			if err := write(h, p.data, &p.at); err != nil {
 				return nil, err
 			}
@@ -210,12 +258,13 @@ func hostOf(line []byte) (string, bool) {
 	return "", false
 }
 
-// tornRecord returns the torn-tail record line is, or nil.
-func tornRecord(line []byte) *audit.Record {
-	if h, ok := audit.PeekHead(line); ok && h.Stage != audit.StageTornTail {
+// accountant returns the record line is when it is one that accounts for
+// torn lines (a torn-tail record, a damage record), or nil.
+func accountant(line []byte) *audit.Record {
+	if h, ok := audit.PeekHead(line); ok && h.Stage != audit.StageTornTail && h.Stage != audit.StageDamaged {
 		return nil
 	}
-	if r, err := audit.Decode(line); err == nil && r.Stage == audit.StageTornTail {
+	if r, err := audit.Decode(line); err == nil && (r.Stage == audit.StageTornTail || r.Stage == audit.StageDamaged) {
 		return r
 	}
 	return nil

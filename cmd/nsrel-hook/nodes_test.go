@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 )
 
 // tornNodeLog writes the log of host: two records, a torn line a crash
@@ -88,4 +89,65 @@ func TestVerifyNodesTornLine(t *testing.T) {
 	edited := bytes.Replace(b[5], []byte(`"node-b-1"`), []byte(`"node-b-X"`), 1)
 	run(1, []string{"node node-b: FAILED: " + mixed + ":12:", "nodes: 1 intact (node-a), 1 FAILED (node-b)"},
 		[][]byte{a[0], b[0], a[1], a[2], b[1], b[2], a[3], b[3], a[4], b[4], a[5], edited})
+}
+
+// TestVerifyNodesTornLineListedByDamage: a node's torn line whose
+// torn-tail record a second crash cut short is listed by the next
+// append's damage record instead: --nodes gives it to the node of that
+// record, though it names no host and other nodes' lines came between.
+func TestVerifyNodesTornLineListedByDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{Host: "node-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(l *audit.Log, id string) {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(l, "a-0")
+	add(l, "a-1")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"format":"1.3","seq":3,"ti`)
+	f.Close()
+	before, _ := os.ReadFile(path)
+	add(l, "a-2")
+	after, _ := os.ReadFile(path)
+	// The second crash: the write cut 10 bytes into the torn-tail record.
+	if err := os.WriteFile(path, after[:len(before)+len(audit.TornMark)+1+10], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err = audit.Open(path, audit.Options{Host: "node-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(l, "a-3")
+	audittest.AckDamage(t, l, path)
+	data, _ := os.ReadFile(path)
+	a := bytes.SplitAfter(data, []byte("\n"))
+	a = a[:len(a)-1]
+	b := tornNodeLog(t, "node-b", `{"format":"1.3","seq":3,"time":"2026-12-0`)
+	// a: c0, c1, the torn line, the cut record's torn line, its record,
+	// the damage record, c3, the ack (8); b: 6 lines.
+	if len(a) != 8 {
+		t.Fatalf("node-a's log has %d lines", len(a))
+	}
+	mixed := filepath.Join(t.TempDir(), "mixed.jsonl")
+	var lines [][]byte
+	for i := range 8 {
+		lines = append(lines, a[i])
+		if i < len(b) {
+			lines = append(lines, b[i])
+		}
+	}
+	if err := os.WriteFile(mixed, bytes.Join(lines, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, flags := range [][]string{nil, {"--shipped"}} {
+		checkVerify(t, 0, []string{"node node-a: OK: 6 records", "nodes: 2 intact (node-a, node-b), 0 FAILED"}, append(append([]string{"--nodes"}, flags...), mixed)...)
+	}
 }

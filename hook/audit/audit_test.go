@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -1198,7 +1199,7 @@ func TestRetentionAfterDamagedFirstLine(t *testing.T) {
 	lines[0] = append(bytes.Repeat([]byte{0}, len(lines[0])-1), '\n')
 	writeLines(t, path, lines)
 	appendN(t, l, 1) // records the damage
-	d := ackDamage(t, l, path)
+	d := audittest.AckDamage(t, l, path)
 	damaged := path + fmt.Sprintf(".%012d", d.Seq)
 	for i := range 60 {
 		appendN(t, l, 1)
@@ -1211,25 +1212,6 @@ func TestRetentionAfterDamagedFirstLine(t *testing.T) {
 	if len(files) > 3 || slices.Contains(files, damaged) {
 		t.Errorf("files %v: want at most 3, the damaged one removed in its turn", files)
 	}
-}
-
-// ackDamage acknowledges the last damage record in file, through l,
-// and returns it.
-func ackDamage(t *testing.T, l *audit.Log, file string) *audit.Record {
-	t.Helper()
-	var d *audit.Record
-	for r, err := range audit.Records(file) {
-		if err == nil && r.Stage == audit.StageDamaged {
-			d = r
-		}
-	}
-	if d == nil {
-		t.Fatalf("no damage record in %s", file)
-	}
-	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "damaged by the test"}); err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 // TestRetentionOfWhollyDamagedFile zeroes every line of the current file
@@ -1255,7 +1237,7 @@ func TestRetentionOfWhollyDamagedFile(t *testing.T) {
 	}
 	writeLines(t, path, lines)
 	appendN(t, l, 1) // rotates, and records the damage in the new file
-	ackDamage(t, l, path)
+	audittest.AckDamage(t, l, path)
 	for i := range 60 {
 		appendN(t, l, 1)
 		if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {

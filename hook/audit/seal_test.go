@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/nstest"
 )
 
@@ -524,7 +525,7 @@ func TestReplaceAfterSealedDamage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ackDamage(t, l, path)
+	audittest.AckDamage(t, l, path)
 	if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA, keyB}}); err == nil {
 		t.Error("verify passes sealed records zeroed, then seal-init --replace and an ack")
 	}

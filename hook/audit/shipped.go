@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 )
 
 // A shipper's copy (VerifyOptions.Shipped). A shipper that loses its
@@ -281,4 +282,195 @@ func (o *shipOrder) recall(seq uint64, sum digest) bool {
 	}
 	e := o.ring[seq%uint64(len(o.ring))]
 	return e.seq == seq && e.sum == sum
+}
+
+// shippedTorn matches, in a shipper's copy, the torn lines appends ended
+// with [TornMark] with what accounts for them, wherever each comes: the
+// torn-tail record holding the line's bytes, or, after a cut write, the
+// damage record listing the line. Each record accounts for one line;
+// every table is bounded, and keys are dropped once used up.
+type shippedTorn struct {
+	// waiting holds the torn lines met before what accounts for them,
+	// by key and by line; n counts them.
+	waiting map[TornKey][]damagedAt
+	byLine  map[listedKey][]TornKey
+	n       int
+	// seen counts the torn-tail records met before their line; listed
+	// the lines damage records listed before they were met, and wanted
+	// those of them a damage record wants (it listed lines that were
+	// met too: the copy holds that stretch, so the rest must come).
+	seen   map[TornKey]int
+	listed map[listedKey]int
+	wanted map[listedKey]uint64
+	// metLines are the damaged lines met: a later repeat of one is
+	// dropped before verify sees it.
+	metLines map[listedKey]bool
+}
+
+// listedKey is a damaged line as a damage record lists it.
+type listedKey struct {
+	sum   string
+	bytes int
+}
+
+func keyOfLine(at damagedAt) listedKey { return listedKey{at.sum, at.bytes} }
+
+// met notes a damaged line (a torn one too) met.
+func (st *shippedTorn) met(at damagedAt) {
+	if st.metLines == nil {
+		st.metLines = map[listedKey]bool{}
+	}
+	if len(st.metLines) < maxDamagedRemembered {
+		st.metLines[keyOfLine(at)] = true
+	}
+}
+
+// line takes a torn line: accounted is true when a record met before
+// accounts for it; otherwise it waits.
+func (st *shippedTorn) line(key TornKey, at damagedAt) (accounted bool, p *Problem) {
+	if st.seen[key] > 0 {
+		decr(st.seen, key)
+		return true, nil
+	}
+	if lk := keyOfLine(at); st.listed[lk] > 0 {
+		decr(st.listed, lk)
+		delete(st.wanted, lk)
+		return true, nil
+	}
+	if st.n == maxDamagedRemembered {
+		return false, &Problem{File: at.file, Line: at.line, Reason: fmt.Sprintf("more than %d torn lines wait for their torn-tail records", maxDamagedRemembered)}
+	}
+	if st.waiting == nil {
+		st.waiting, st.byLine = map[TornKey][]damagedAt{}, map[listedKey][]TornKey{}
+	}
+	st.waiting[key] = append(st.waiting[key], at)
+	st.byLine[keyOfLine(at)] = append(st.byLine[keyOfLine(at)], key)
+	st.n++
+	return false, nil
+}
+
+// take removes a waiting torn line of key (its line lk, if known).
+func (st *shippedTorn) take(key TornKey, lk *listedKey) bool {
+	w := st.waiting[key]
+	i := 0
+	if lk != nil {
+		i = slices.IndexFunc(w, func(a damagedAt) bool { return keyOfLine(a) == *lk })
+	}
+	if len(w) == 0 || i < 0 {
+		return false
+	}
+	at := w[i]
+	if w = slices.Delete(w, i, i+1); len(w) == 0 {
+		delete(st.waiting, key)
+	} else {
+		st.waiting[key] = w
+	}
+	l := keyOfLine(at)
+	ks := st.byLine[l]
+	if j := slices.Index(ks, key); j >= 0 {
+		ks = slices.Delete(ks, j, j+1)
+	}
+	if len(ks) == 0 {
+		delete(st.byLine, l)
+	} else {
+		st.byLine[l] = ks
+	}
+	st.n--
+	return true
+}
+
+// record takes a torn-tail record: it accounts for a waiting line, or
+// for one still to come.
+func (st *shippedTorn) record(r *Record) {
+	k := r.TornKey()
+	if st.take(k, nil) {
+		return
+	}
+	if st.seen == nil {
+		st.seen = map[TornKey]int{}
+	}
+	if len(st.seen) < maxDamagedRemembered {
+		st.seen[k]++
+	}
+}
+
+// damage takes a damage record r and the damaged lines met since the
+// last good record: the waiting torn lines it lists are accounted for;
+// of the rest, it returns those that match damaged, in their order (the
+// record must list all of damaged, as always), and those listed but met
+// before (repeats) or still to come, which it notes.
+func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere []DamagedLine) {
+	var rest []DamagedLine
+	for _, d := range r.Damage {
+		lk := listedKey{d.SHA256, d.Bytes}
+		if ks := st.byLine[lk]; len(ks) > 0 && st.take(ks[0], &lk) {
+			elsewhere = append(elsewhere, d)
+			continue
+		}
+		rest = append(rest, d)
+	}
+	j := 0
+	var later []listedKey
+	for _, d := range rest {
+		if j < len(damaged) && d.SHA256 == damaged[j].sum && d.Bytes == damaged[j].bytes {
+			listed = append(listed, d)
+			j++
+			continue
+		}
+		elsewhere = append(elsewhere, d)
+		lk := listedKey{d.SHA256, d.Bytes}
+		if st.metLines[lk] {
+			continue // met before: a repeat of it was dropped
+		}
+		later = append(later, lk)
+	}
+	for _, lk := range later {
+		if st.listed == nil {
+			st.listed, st.wanted = map[listedKey]int{}, map[listedKey]uint64{}
+		}
+		if len(st.listed) < maxDamagedRemembered {
+			st.listed[lk]++
+		}
+		// Lines all elsewhere are those of a file retention removed,
+		// or dropped as repeats: the record still wants its ack. Some
+		// met, and the others must come.
+		if j > 0 && len(st.wanted) < maxDamagedRemembered {
+			st.wanted[lk] = r.Seq
+		}
+	}
+	return listed, elsewhere
+}
+
+// end reports a torn line nothing accounted for, or a line a damage
+// record wants that never came.
+func (st *shippedTorn) end(last string) *Problem {
+	if st.n > 0 {
+		var at damagedAt
+		for _, w := range st.waiting {
+			if len(w) > 0 && (at.file == "" || w[0].file < at.file || w[0].file == at.file && w[0].line < at.line) {
+				at = w[0]
+			}
+		}
+		return &Problem{File: at.file, Line: at.line, Reason: fmt.Sprintf("ended as a torn line, but no torn-tail record holds its bytes (%d such line(s))", st.n)}
+	}
+	if len(st.wanted) == 0 {
+		return nil
+	}
+	var first listedKey
+	var seq uint64
+	for lk, s := range st.wanted {
+		if seq == 0 || s < seq || s == seq && lk.sum < first.sum {
+			first, seq = lk, s
+		}
+	}
+	return &Problem{File: last, Seq: seq, Reason: fmt.Sprintf("the damage record at seq %d lists a line (%d bytes, SHA-256 %s) the copy does not hold, with others it holds (%d such line(s))", seq, first.bytes, first.sum, len(st.wanted))}
+}
+
+// decr counts one key of m down, dropping it at 0.
+func decr[K comparable](m map[K]int, k K) {
+	if m[k] <= 1 {
+		delete(m, k)
+	} else {
+		m[k]--
+	}
 }

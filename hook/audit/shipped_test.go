@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 )
 
 // logLines appends n records to a new log of host h and returns its
@@ -218,7 +219,7 @@ func TestShippedRepeatedDamage(t *testing.T) {
 	lines[1] = zeroed
 	writeLines(t, path, lines)
 	appendN(t, l, 1) // records the first damage
-	ackDamage(t, l, path)
+	audittest.AckDamage(t, l, path)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)

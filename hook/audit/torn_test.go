@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 )
 
 // tear appends data to the log at path without a newline, as a write a
@@ -109,7 +110,7 @@ func TestTornTailAfterDamage(t *testing.T) {
 	if _, err := verify(t, l, audit.VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "not acknowledged") {
 		t.Fatalf("verify before the ack: %v, want the damage unacknowledged", err)
 	}
-	ackDamage(t, l, path)
+	audittest.AckDamage(t, l, path)
 	s, err := verify(t, l, audit.VerifyOptions{})
 	if err != nil || len(s.TornTails) != 1 || len(s.Damage) != 1 || len(s.Damage[0].Lines) != 1 || !strings.HasSuffix(s.Damage[0].Lines[0], ":2") {
 		t.Fatalf("verify: %v; %+v", err, s)
@@ -137,7 +138,7 @@ func TestSealInitAfterTornTail(t *testing.T) {
 	if got, want := stagesOf(t, path), []string{audit.StageCreateRuntime, audit.StageCreateRuntime, audit.StageSealStart, audit.StageTornTail, audit.StageDamaged}; !slices.Equal(got, want) {
 		t.Fatalf("records %v, want %v", got, want)
 	}
-	ackDamage(t, l, path)
+	audittest.AckDamage(t, l, path)
 	for _, keys := range [][]audit.VerifyKey{{key}, nil} {
 		if s, err := verify(t, l, audit.VerifyOptions{Keys: keys}); err != nil || len(s.TornTails) != 1 {
 			t.Errorf("verify with %d key(s): %v", len(keys), err)
@@ -380,7 +381,7 @@ func TestSealStartFirstInRotatedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, l2, 1)
-	ackDamage(t, l2, l2.Path())
+	audittest.AckDamage(t, l2, l2.Path())
 	files, err := l2.Files()
 	if err != nil {
 		t.Fatal(err)
@@ -417,5 +418,35 @@ func TestShippedTornLineAfterItsDamageRecord(t *testing.T) {
 	}
 	if _, err := audit.Verify([]string{copyOf(t, lines, []int{0, 1, 3, 4, 5, 2, 6, 7})}, audit.VerifyOptions{Shipped: true}); err != nil {
 		t.Errorf("the torn line after its damage record, as shipped: %v", err)
+	}
+}
+
+// TestShippedDamagedLineRemoved: a damage record lists two damaged
+// lines; a shipper's copy that holds one of them fails: a line it does
+// not hold (not sent yet, a torn line, say) may come after the record,
+// but not never, when the copy holds the others.
+func TestShippedDamagedLineRemoved(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 3)
+	zeroLine(t, path, 1)
+	tamper(t, path, replaceIn(2, `"c2"`, `"cX"`))
+	appendN(t, l, 1)
+	audittest.AckDamage(t, l, path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c0, the zeroed line, the edited line, the damage record, c3, the ack.
+	lines := splitLines(data)
+	if len(lines) != 6 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	if _, err := audit.Verify([]string{copyOf(t, lines, []int{0, 1, 2, 3, 4, 5})}, audit.VerifyOptions{Shipped: true}); err != nil {
+		t.Fatalf("the copy as written: %v", err)
+	}
+	for _, order := range [][]int{{0, 2, 3, 4, 5}, {0, 1, 3, 4, 5}, {0, 1, 1, 3, 4, 5}} {
+		if _, err := audit.Verify([]string{copyOf(t, lines, order)}, audit.VerifyOptions{Shipped: true}); err == nil || !strings.Contains(err.Error(), "the copy does not hold") && !strings.Contains(err.Error(), "lists") {
+			t.Errorf("lines %v, as shipped: %v, want the missing damaged line named", order, err)
+		}
 	}
 }

@@ -487,15 +487,9 @@ type verifier struct {
 	missing uint64
 	// torn is a line ended with TornMark, met after the last good
 	// record, waiting for its torn-tail record. In a shipper's copy such
-	// lines keep no place: tornWaiting holds those met before their
-	// record, tornSeen counts the records met before their line.
-	torn        *tornLine
-	tornWaiting map[TornKey][]damagedAt
-	waiting     int
-	tornSeen    map[TornKey]int
-	// tornListed counts the lines damage records of a shipper's copy
-	// list that were not met before them (a torn line may come later).
-	tornListed map[listedKey]int
+	// lines keep no place: shipped matches them (see shippedTorn).
+	torn    *tornLine
+	shipped shippedTorn
 }
 
 // tornLine is a torn line an append ended with [TornMark].
@@ -525,91 +519,6 @@ func TornLineKey(line []byte) (TornKey, bool) {
 
 // TornKey is the key of the torn line a torn-tail record holds.
 func (r *Record) TornKey() TornKey { return TornKey{r.TornBytes, r.TornSHA256} }
-
-// waitTorn sets a torn line of a shipper's copy aside until its
-// torn-tail record, or a damage record that lists it, comes.
-func (v *verifier) waitTorn(t tornLine) *Problem {
-	if v.waiting == maxDamagedRemembered {
-		return &Problem{File: t.at.file, Line: t.at.line, Reason: fmt.Sprintf("more than %d torn lines wait for their torn-tail records", maxDamagedRemembered)}
-	}
-	if v.tornWaiting == nil {
-		v.tornWaiting = map[TornKey][]damagedAt{}
-	}
-	v.tornWaiting[t.key] = append(v.tornWaiting[t.key], t.at)
-	v.waiting++
-	return nil
-}
-
-// listedKey is a damaged line as a damage record lists it.
-type listedKey struct {
-	sum   string
-	bytes int
-}
-
-// expectListed keeps of a shipper's copy's damage record's list the
-// lines met since the last good record, in their order, and counts the
-// others as lines to come (a torn line sent after the record): the
-// record then wants those met, all of them, as always.
-func (v *verifier) expectListed(list []DamagedLine) []DamagedLine {
-	var kept []DamagedLine
-	j := 0
-	for _, d := range list {
-		if j < len(v.damaged) && d.SHA256 == v.damaged[j].sum && d.Bytes == v.damaged[j].bytes {
-			kept = append(kept, d)
-			j++
-			continue
-		}
-		if v.tornListed == nil {
-			v.tornListed = map[listedKey]int{}
-		}
-		if len(v.tornListed) < maxDamagedRemembered {
-			v.tornListed[listedKey{d.SHA256, d.Bytes}]++
-		}
-	}
-	return kept
-}
-
-// takeWaiting takes the torn lines set aside that a damage record lists
-// (an append that found one without its torn-tail record, a cut write's),
-// and returns the rest of the list.
-func (v *verifier) takeWaiting(list []DamagedLine) []DamagedLine {
-	if v.waiting == 0 {
-		return list
-	}
-	var rest []DamagedLine
-	for _, d := range list {
-		taken := false
-		for k, w := range v.tornWaiting {
-			if i := slices.IndexFunc(w, func(a damagedAt) bool { return a.sum == d.SHA256 && a.bytes == d.Bytes }); i >= 0 {
-				v.tornWaiting[k] = slices.Delete(w, i, i+1)
-				v.waiting--
-				taken = true
-				break
-			}
-		}
-		if !taken {
-			rest = append(rest, d)
-		}
-	}
-	return rest
-}
-
-// shippedTornRecord matches a torn-tail record of a shipper's copy with
-// a torn line waiting for it, or counts it for a line still to come.
-func (v *verifier) shippedTornRecord(r *Record) {
-	k := r.TornKey()
-	if w := v.tornWaiting[k]; len(w) > 0 {
-		v.tornWaiting[k] = w[1:]
-		v.waiting--
-		return
-	}
-	if v.tornSeen == nil {
-		v.tornSeen = map[TornKey]int{}
-	}
-	if len(v.tornSeen) < maxDamagedRemembered {
-		v.tornSeen[k]++
-	}
-}
 
 // flushTorn makes the torn line waiting, if any, a damaged line: its
 // torn-tail record did not follow it.
@@ -646,22 +555,18 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		d := damagedLine(filepath.Base(l.File), l, derr)
 		at := damagedAt{l.File, l.Number, peekSeq(l.Data), d.SHA256, d.Bytes, derr.Error(), d.Kind}
 		key, torn := TornLineKey(l.Data)
-		if torn && v.opts.Shipped {
-			// A shipper's copy may hold a torn line anywhere: it is
-			// matched with its torn-tail record, or with the damage
-			// record that lists it, wherever they are.
-			if v.tornSeen[key] > 0 {
-				v.tornSeen[key]--
-				v.s.Reordered++
-				return nil
+		if v.opts.Shipped {
+			v.shipped.met(at)
+			if torn {
+				// A shipper's copy may hold a torn line anywhere: it is
+				// matched with its torn-tail record, or with the
+				// damage record that lists it, wherever they are.
+				accounted, p := v.shipped.line(key, at)
+				if accounted {
+					v.s.Reordered++
+				}
+				return p
 			}
-			if lk := (listedKey{at.sum, at.bytes}); v.tornListed[lk] > 0 {
-				// The damage record that lists it came first.
-				v.tornListed[lk]--
-				v.s.Reordered++
-				return nil
-			}
-			return v.waitTorn(tornLine{at, key})
 		}
 		v.flushTorn()
 		if len(v.damaged) == maxDamagedLines {
@@ -679,12 +584,13 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	// record of the damaged lines before it, if any, after it.
 	tornEnds := false
 	listed := r.Damage // the damaged lines it lists that keep their place
+	var elsewhere []DamagedLine
 	switch {
 	case v.opts.Shipped && r.Stage == StageTornTail:
-		v.shippedTornRecord(r)
+		v.shipped.record(r)
 		tornEnds = true
 	case v.opts.Shipped && r.Stage == StageDamaged:
-		listed = v.expectListed(v.takeWaiting(r.Damage))
+		listed, elsewhere = v.shipped.damage(r, v.damaged)
 	case v.torn != nil && r.Stage == StageTornTail && r.TornKey() == v.torn.key:
 		v.torn, tornEnds = nil, true
 	case r.Stage != StageSealStart:
@@ -710,6 +616,9 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		rep := DamageReport{Record: r}
 		for _, d := range v.damaged {
 			rep.Lines = append(rep.Lines, d.file+":"+strconv.Itoa(d.line))
+		}
+		for _, d := range elsewhere {
+			rep.Lines = append(rep.Lines, fmt.Sprintf("%s at offset %d, elsewhere in the copy", d.File, d.Offset))
 		}
 		v.addDamage(rep)
 		v.damaged = nil
@@ -949,14 +858,8 @@ func (v *verifier) end() *Problem {
 	if len(v.damaged) > 0 {
 		return v.damageProblem("not recorded yet: the next append records it")
 	}
-	if v.waiting > 0 {
-		var at damagedAt
-		for _, w := range v.tornWaiting {
-			if len(w) > 0 && (at.file == "" || w[0].file < at.file || w[0].file == at.file && w[0].line < at.line) {
-				at = w[0]
-			}
-		}
-		return &Problem{File: at.file, Line: at.line, Reason: fmt.Sprintf("ended as a torn line, but no torn-tail record holds its bytes (%d such line(s))", v.waiting)}
+	if p := v.shipped.end(last); p != nil {
+		return p
 	}
 	retained := false // the chain starts where retention removed files
 	if f := v.first; f != nil && f.Seq != 1 {

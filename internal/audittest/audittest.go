@@ -1,9 +1,10 @@
 // Package audittest reads audit logs in tests: the records of a log, a
 // verified chain, records as they arrive, and short views of records to
-// compare with cmp.Diff.
+// compare with cmp.Diff; and acknowledges damage as an operator would.
 package audittest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -106,4 +107,23 @@ func Count(recs []*audit.Record, id, sourceStage string) int {
 		}
 	}
 	return n
+}
+
+// AckDamage acknowledges the last damage record in file through l, as
+// an operator would, and returns that record.
+func AckDamage(t testing.TB, l *audit.Log, file string) *audit.Record {
+	t.Helper()
+	var d *audit.Record
+	for r, err := range audit.Records(file) {
+		if err == nil && r.Stage == audit.StageDamaged {
+			d = r
+		}
+	}
+	if d == nil {
+		t.Fatalf("no damage record in %s", file)
+	}
+	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "damaged by the test"}); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
