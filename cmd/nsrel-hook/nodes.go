@@ -114,30 +114,45 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 	}
 	var pending []tornLine
 	pendingBytes := 0
-	// Where a torn line goes that comes after what accounts for it: the
-	// torn-tail record holding its bytes, or the damage record listing
-	// it after a cut write. (Forgotten all at once when full: such
-	// records come close to their lines.)
-	tornHosts, lineHosts := map[audit.TornKey]string{}, map[lineKey]string{}
-	hostFor := func(p tornLine) string {
-		if h := tornHosts[p.key]; h != "" {
+	// What accounts for a torn line (the torn-tail record holding its
+	// bytes, or the damage record listing it after a cut write) takes
+	// one. A record met before its line waits for it (unserved, by the
+	// record's host); lastHost remembers the host of the last record of
+	// a line, for copies a shipper sent again. (Forgotten all at once
+	// when full: such records come close to their lines.)
+	unservedT, unservedL := map[audit.TornKey][]string{}, map[lineKey][]string{}
+	lastT, lastL := map[audit.TornKey]string{}, map[lineKey]string{}
+	serve := func(t tornLine) string {
+		if hs := unservedT[t.key]; len(hs) > 0 {
+			unservedT[t.key] = hs[1:]
+			return hs[0]
+		}
+		if hs := unservedL[t.lk]; len(hs) > 0 {
+			unservedL[t.lk] = hs[1:]
+			return hs[0]
+		}
+		return ""
+	}
+	lastHost := func(t tornLine) string {
+		if h := lastT[t.key]; h != "" {
 			return h
 		}
-		return lineHosts[p.lk]
+		return lastL[t.lk]
 	}
+
 	// place writes the latest torn line pending that match holds for
-	// to host.
-	place := func(host string, match func(tornLine) bool) error {
+	// to host, and says whether there was one.
+	place := func(host string, match func(tornLine) bool) (bool, error) {
 		i := lastIndex(pending, match)
 		if i < 0 {
-			return nil
+			return false, nil
 		}
 		if err := write(host, pending[i].data, &pending[i].at); err != nil {
-			return err
+			return false, err
 		}
 		pendingBytes -= len(pending[i].data)
 		pending = slices.Delete(pending, i, i+1)
-		return nil
+		return true, nil
 	}
 	for fi, name := range files {
 		f, err := os.Open(name)
@@ -163,7 +178,7 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 					continue
 				}
 				t := tornLine{key, keyOf(line), nil, at}
-				if h := hostFor(t); h != "" {
+				if h := serve(t); h != "" {
 					if err := write(h, line, &at); err != nil {
 						return nil, err
 					}
@@ -187,23 +202,19 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			case r == nil:
 			case r.Stage == audit.StageTornTail:
 				key := r.TornKey()
-				if err := place(host, func(t tornLine) bool { return t.key == key }); err != nil {
+				served, err := place(host, func(t tornLine) bool { return t.key == key })
+				if err != nil {
 					return nil, err
 				}
-				if len(tornHosts) == maxTornPending {
-					clear(tornHosts)
-				}
-				tornHosts[key] = host
+				noteRecord(lastT, unservedT, key, host, served)
 			default:
 				for _, d := range r.Damage {
 					lk := lineKey{d.SHA256, d.Bytes}
-					if err := place(host, func(t tornLine) bool { return t.lk == lk }); err != nil {
+					served, err := place(host, func(t tornLine) bool { return t.lk == lk })
+					if err != nil {
 						return nil, err
 					}
-					if len(lineHosts) == maxTornPending {
-						clear(lineHosts)
-					}
-					lineHosts[lk] = host
+					noteRecord(lastL, unservedL, lk, host, served)
 				}
 			}
 			if err := write(host, line, nil); err != nil {
@@ -214,7 +225,7 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 	// Left: copies of torn lines whose records came (sent again: as
 	// shipped, repeats), or lines no record holds.
 	for _, p := range pending {
-		if h := hostFor(p); h != "" {
+		if h := lastHost(p); h != "" {
 			if err := write(h, p.data, &p.at); err != nil {
 				return nil, err
 			}
@@ -228,6 +239,21 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 		}
 	}
 	return b, nil
+}
+
+// noteRecord notes a record of host that accounts for the torn line k:
+// the last host of k, and, when no line pending was there for it
+// (served), a record waiting for its line. Both are forgotten all at
+// once when full.
+func noteRecord[K comparable](last map[K]string, unserved map[K][]string, k K, host string, served bool) {
+	if len(last) == maxTornPending {
+		clear(last)
+		clear(unserved)
+	}
+	last[k] = host
+	if !served {
+		unserved[k] = append(unserved[k], host)
+	}
 }
 
 // lastIndex returns the index of the last element of s that f holds

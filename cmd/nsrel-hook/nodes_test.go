@@ -91,52 +91,80 @@ func TestVerifyNodesTornLine(t *testing.T) {
 		[][]byte{a[0], b[0], a[1], a[2], b[1], b[2], a[3], b[3], a[4], b[4], a[5], edited})
 }
 
-// TestVerifyNodesTornLineListedByDamage: a node's torn line whose
-// torn-tail record a second crash cut short is listed by the next
-// append's damage record instead: --nodes gives it to the node of that
-// record, though it names no host and other nodes' lines came between.
-func TestVerifyNodesTornLineListedByDamage(t *testing.T) {
+// cutNodeLog writes the log of host: two records (the second edited,
+// its head whole, with edit), a torn line frag (short: it names no host),
+// the torn line of a second crash that cut its torn-tail record, that
+// record, the damage record listing frag's line (and the edited one),
+// a record and the ack: 8 lines.
+func cutNodeLog(t *testing.T, host, frag string, edit bool) [][]byte {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := audit.Open(path, audit.Options{Host: "node-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	add := func(l *audit.Log, id string) {
+	add := func(id string) {
+		l, err := audit.Open(path, audit.Options{Host: host})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: id}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	add(l, "a-0")
-	add(l, "a-1")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	add("x-0")
+	add("x-1")
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString(`{"format":"1.3","seq":3,"ti`)
-	f.Close()
-	before, _ := os.ReadFile(path)
-	add(l, "a-2")
-	after, _ := os.ReadFile(path)
+	if edit {
+		data = bytes.Replace(data, []byte(`"x-1"`), []byte(`"x-X"`), 1)
+	}
+	before := append(data, frag...)
+	if err := os.WriteFile(path, before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	add("x-2")
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The second crash: the write cut 10 bytes into the torn-tail record.
 	if err := os.WriteFile(path, after[:len(before)+len(audit.TornMark)+1+10], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err = audit.Open(path, audit.Options{Host: "node-a"})
+	add("x-3")
+	l, err := audit.Open(path, audit.Options{Host: host})
 	if err != nil {
 		t.Fatal(err)
 	}
-	add(l, "a-3")
 	audittest.AckDamage(t, l, path)
-	data, _ := os.ReadFile(path)
-	a := bytes.SplitAfter(data, []byte("\n"))
-	a = a[:len(a)-1]
-	b := tornNodeLog(t, "node-b", `{"format":"1.3","seq":3,"time":"2026-12-0`)
-	// a: c0, c1, the torn line, the cut record's torn line, its record,
-	// the damage record, c3, the ack (8); b: 6 lines.
-	if len(a) != 8 {
-		t.Fatalf("node-a's log has %d lines", len(a))
+	if data, err = os.ReadFile(path); err != nil {
+		t.Fatal(err)
 	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if lines = lines[:len(lines)-1]; len(lines) != 8 {
+		t.Fatalf("%s's log has %d lines", host, len(lines))
+	}
+	return lines
+}
+
+// TestVerifyNodesTornLineListedByDamage: a node's torn line whose
+// torn-tail record a second crash cut short is listed by the next
+// append's damage record instead: --nodes gives it to the node of that
+// record, though it names no host and other nodes' lines came between.
+// Another node torn at the same bytes takes the other line, whichever
+// of the records and lines come first.
+func TestVerifyNodesTornLineListedByDamage(t *testing.T) {
 	mixed := filepath.Join(t.TempDir(), "mixed.jsonl")
+	run := func(lines [][]byte, flags ...string) {
+		t.Helper()
+		if err := os.WriteFile(mixed, bytes.Join(lines, nil), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		checkVerify(t, 0, []string{"nodes: 2 intact (node-a, node-b), 0 FAILED"}, append(append([]string{"--nodes"}, flags...), mixed)...)
+	}
+	// a: c0, c1, the torn line, the cut record's torn line, its record,
+	// the damage record, c3, the ack; b: 6 lines.
+	a := cutNodeLog(t, "node-a", `{"format":"1.3","seq":3,"ti`, false)
+	b := tornNodeLog(t, "node-b", `{"format":"1.3","seq":3,"time":"2026-12-0`)
 	var lines [][]byte
 	for i := range 8 {
 		lines = append(lines, a[i])
@@ -144,10 +172,19 @@ func TestVerifyNodesTornLineListedByDamage(t *testing.T) {
 			lines = append(lines, b[i])
 		}
 	}
-	if err := os.WriteFile(mixed, bytes.Join(lines, nil), 0o600); err != nil {
-		t.Fatal(err)
+	run(lines)
+	run(lines, "--shipped")
+	// Alike: node-a's second line edited (its head names node-a, so the
+	// damage record lists it and its torn line), node-b torn at the same
+	// bytes.
+	frag := `{"format":"1.3","seq":3,"ti`
+	a, b = cutNodeLog(t, "node-a", frag, true), tornNodeLog(t, "node-b", frag)
+	if !bytes.Equal(a[2], b[2]) {
+		t.Fatal("the torn lines differ")
 	}
-	for _, flags := range [][]string{nil, {"--shipped"}} {
-		checkVerify(t, 0, []string{"node node-a: OK: 6 records", "nodes: 2 intact (node-a, node-b), 0 FAILED"}, append(append([]string{"--nodes"}, flags...), mixed)...)
-	}
+	inOrder := [][]byte{a[0], b[0], a[1], b[1], a[2], b[2], a[3], a[4], a[5], b[3], a[6], a[7], b[4], b[5]}
+	run(inOrder)
+	run(inOrder, "--shipped")
+	// Both records before both torn lines (a shipper's reorder).
+	run([][]byte{a[0], b[0], a[1], b[1], a[3], a[4], a[5], b[3], a[2], b[2], a[6], a[7], b[4], b[5]}, "--shipped")
 }

@@ -297,11 +297,13 @@ type shippedTorn struct {
 	n       int
 	// seen counts the torn-tail records met before their line; listed
 	// the lines damage records listed before they were met, and wanted
-	// those of them a damage record wants (it listed lines that were
-	// met too: the copy holds that stretch, so the rest must come).
+	// the damage record (seq) that lists each. A record the copy holds
+	// any listed line of (held) wants all of them: the copy holds that
+	// stretch, so the rest must come (or repeat lines met).
 	seen   map[TornKey]int
 	listed map[listedKey]int
 	wanted map[listedKey]uint64
+	held   map[uint64]bool
 	// metLines are the damaged lines met: a later repeat of one is
 	// dropped before verify sees it.
 	metLines map[listedKey]bool
@@ -334,6 +336,7 @@ func (st *shippedTorn) line(key TornKey, at damagedAt) (accounted bool, p *Probl
 	}
 	if lk := keyOfLine(at); st.listed[lk] > 0 {
 		decr(st.listed, lk)
+		st.hold(st.wanted[lk])
 		delete(st.wanted, lk)
 		return true, nil
 	}
@@ -405,6 +408,7 @@ func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere
 		lk := listedKey{d.SHA256, d.Bytes}
 		if ks := st.byLine[lk]; len(ks) > 0 && st.take(ks[0], &lk) {
 			elsewhere = append(elsewhere, d)
+			st.hold(r.Seq)
 			continue
 		}
 		rest = append(rest, d)
@@ -431,14 +435,27 @@ func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere
 		if len(st.listed) < maxDamagedRemembered {
 			st.listed[lk]++
 		}
-		// Lines all elsewhere are those of a file retention removed,
-		// or dropped as repeats: the record still wants its ack. Some
-		// met, and the others must come.
-		if j > 0 && len(st.wanted) < maxDamagedRemembered {
+		if len(st.wanted) < maxDamagedRemembered {
 			st.wanted[lk] = r.Seq
 		}
 	}
+	if j > 0 {
+		st.hold(r.Seq)
+	}
 	return listed, elsewhere
+}
+
+// hold notes that the copy holds a line the damage record seq lists.
+func (st *shippedTorn) hold(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	if st.held == nil {
+		st.held = map[uint64]bool{}
+	}
+	if len(st.held) < maxDamagedRemembered {
+		st.held[seq] = true
+	}
 }
 
 // end reports a torn line nothing accounted for, or a line a damage
@@ -453,17 +470,25 @@ func (st *shippedTorn) end(last string) *Problem {
 		}
 		return &Problem{File: at.file, Line: at.line, Reason: fmt.Sprintf("ended as a torn line, but no torn-tail record holds its bytes (%d such line(s))", st.n)}
 	}
-	if len(st.wanted) == 0 {
-		return nil
-	}
+	// Lines all elsewhere are those of a file retention removed, or
+	// dropped as repeats: such a record still wants its ack. A line met
+	// (its bytes used up by another record: two alike) is held.
 	var first listedKey
 	var seq uint64
+	n := 0
 	for lk, s := range st.wanted {
+		if !st.held[s] || st.metLines[lk] {
+			continue
+		}
+		n++
 		if seq == 0 || s < seq || s == seq && lk.sum < first.sum {
 			first, seq = lk, s
 		}
 	}
-	return &Problem{File: last, Seq: seq, Reason: fmt.Sprintf("the damage record at seq %d lists a line (%d bytes, SHA-256 %s) the copy does not hold, with others it holds (%d such line(s))", seq, first.bytes, first.sum, len(st.wanted))}
+	if n == 0 {
+		return nil
+	}
+	return &Problem{File: last, Seq: seq, Reason: fmt.Sprintf("the damage record at seq %d lists a line (%d bytes, SHA-256 %s) the copy does not hold, with others it holds (%d such line(s))", seq, first.bytes, first.sum, n)}
 }
 
 // decr counts one key of m down, dropping it at 0.

@@ -399,20 +399,9 @@ func TestShippedTornLineAfterItsDamageRecord(t *testing.T) {
 	l, path := newLog(t, audit.Options{})
 	appendN(t, l, 2)
 	before, after := tearAndAppend(t, l, path, `{"seq":3,"time":"2026-`)
-	// Cut 10 bytes into the torn-tail record.
-	if err := os.WriteFile(path, after[:len(before)+len(audit.TornMark)+1+10], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := recoverCut(t, path, audit.Options{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// c0, c1, the torn line, the cut record's torn line, its record,
 	// the damage record listing the first torn line, c2, the ack.
-	lines := splitLines(data)
+	lines := cutTornTail(t, path, before, after)
 	if got, want := stagesOf(t, path), []string{audit.StageCreateRuntime, audit.StageCreateRuntime, audit.StageTornTail, audit.StageDamaged, audit.StageCreateRuntime, audit.StageAck}; len(lines) != 8 || !slices.Equal(got, want) {
 		t.Fatalf("%d lines, records %v", len(lines), got)
 	}
@@ -447,6 +436,72 @@ func TestShippedDamagedLineRemoved(t *testing.T) {
 	for _, order := range [][]int{{0, 2, 3, 4, 5}, {0, 1, 3, 4, 5}, {0, 1, 1, 3, 4, 5}} {
 		if _, err := audit.Verify([]string{copyOf(t, lines, order)}, audit.VerifyOptions{Shipped: true}); err == nil || !strings.Contains(err.Error(), "the copy does not hold") && !strings.Contains(err.Error(), "lists") {
 			t.Errorf("lines %v, as shipped: %v, want the missing damaged line named", order, err)
+		}
+	}
+}
+
+// cutTornAfterDamage writes a log where a damage record lists a damaged
+// line Z and a torn line T1 whose torn-tail record a second crash cut:
+// c0, Z (c1 zeroed), T1, T2 (the cut record's bytes, ended), its
+// record, the damage record [Z, T1], c2, the ack; after pre's lines.
+func cutTornAfterDamage(t *testing.T, frag string, pre func(*audit.Log, string)) [][]byte {
+	t.Helper()
+	l, path := newLog(t, audit.Options{})
+	if pre != nil {
+		pre(l, path)
+	}
+	appendN(t, l, 2)
+	zeroLine(t, path, len(readLines(t, path))-1)
+	before, after := tearAndAppend(t, l, path, frag)
+	return cutTornTail(t, path, before, after)
+}
+
+// cutTornTail cuts the append that went from before to after, ending a
+// torn line, 10 bytes into its torn-tail record (a second crash), then
+// recovers the log (recoverCut) and returns its lines.
+func cutTornTail(t *testing.T, path string, before, after []byte) [][]byte {
+	t.Helper()
+	if err := os.WriteFile(path, after[:len(before)+len(audit.TornMark)+1+10], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := recoverCut(t, path, audit.Options{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return splitLines(data)
+}
+
+// TestShippedTornAndDamagedListed: a damage record lists a damaged line
+// and a torn line. A shipper's copy that holds the torn line (before or
+// after the record) holds that stretch: without the damaged line it
+// fails. Two torn lines alike, one accounted by its torn-tail record and
+// one by the damage record, verify however the records come first.
+func TestShippedTornAndDamagedListed(t *testing.T) {
+	lines := cutTornAfterDamage(t, `{"seq":3,"time":"2026-`, nil)
+	if len(lines) != 8 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	for _, order := range [][]int{{0, 2, 3, 4, 5, 6, 7}, {0, 3, 4, 5, 2, 6, 7}, {0, 1, 3, 4, 5, 6, 7}} {
+		if _, err := audit.Verify([]string{copyOf(t, lines, order)}, audit.VerifyOptions{Shipped: true}); err == nil {
+			t.Errorf("lines %v, a listed line missing, passed as shipped", order)
+		}
+	}
+	frag := `{"format":"1.3","se`
+	lines = cutTornAfterDamage(t, frag, func(l *audit.Log, path string) {
+		appendN(t, l, 2)
+		tearAndAppend(t, l, path, frag)
+	})
+	// c0, c1, Tx, its record, c2, c3, Z, Ty (as Tx), T2, its record, the
+	// damage record, c4, the ack.
+	if len(lines) != 13 || !bytes.Equal(lines[2], lines[7]) {
+		t.Fatalf("%d lines", len(lines))
+	}
+	for _, order := range [][]int{{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {0, 1, 3, 4, 5, 6, 8, 9, 10, 2, 7, 11, 12}} {
+		if _, err := audit.Verify([]string{copyOf(t, lines, order)}, audit.VerifyOptions{Shipped: true}); err != nil {
+			t.Errorf("lines %v, as shipped: %v", order, err)
 		}
 	}
 }
