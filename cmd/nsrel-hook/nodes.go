@@ -133,6 +133,19 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 		}
 		return ""
 	}
+	// A record sent again (a shipper's repeat) accounts for no line of
+	// its own: it still places a copy of its line, but waits for none.
+	met := map[string]bool{}
+	repeat := func(r *audit.Record) bool {
+		if met[r.Hash] {
+			return true
+		}
+		if len(met) == maxTornPending {
+			clear(met)
+		}
+		met[r.Hash] = true
+		return false
+	}
 	lastHost := func(t tornLine) string {
 		if h := lastT[t.key]; h != "" {
 			return h
@@ -202,19 +215,21 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			case r == nil:
 			case r.Stage == audit.StageTornTail:
 				key := r.TornKey()
+				again := repeat(r)
 				served, err := place(host, func(t tornLine) bool { return t.key == key })
 				if err != nil {
 					return nil, err
 				}
-				noteRecord(lastT, unservedT, key, host, served)
+				noteRecord(lastT, unservedT, key, host, served || again)
 			default:
+				again := repeat(r)
 				for _, d := range r.Damage {
 					lk := lineKey{d.SHA256, d.Bytes}
 					served, err := place(host, func(t tornLine) bool { return t.lk == lk })
 					if err != nil {
 						return nil, err
 					}
-					noteRecord(lastL, unservedL, lk, host, served)
+					noteRecord(lastL, unservedL, lk, host, served || again)
 				}
 			}
 			if err := write(host, line, nil); err != nil {
@@ -251,10 +266,15 @@ func noteRecord[K comparable](last map[K]string, unserved map[K][]string, k K, h
 		clear(unserved)
 	}
 	last[k] = host
-	if !served {
+	// A line's records are few (a torn line's own, a damage record's);
+	// more wait in vain.
+	if !served && len(unserved[k]) < maxUnserved {
 		unserved[k] = append(unserved[k], host)
 	}
 }
+
+// maxUnserved bounds the records of one torn line that wait for it.
+const maxUnserved = 16
 
 // lastIndex returns the index of the last element of s that f holds
 // for, or -1.

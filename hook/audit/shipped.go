@@ -332,6 +332,8 @@ func (st *shippedTorn) met(at damagedAt) {
 func (st *shippedTorn) line(key TornKey, at damagedAt) (accounted bool, p *Problem) {
 	if st.seen[key] > 0 {
 		decr(st.seen, key)
+		// A damage record that lists the same bytes holds them too.
+		st.hold(st.wanted[keyOfLine(at)])
 		return true, nil
 	}
 	if lk := keyOfLine(at); st.listed[lk] > 0 {
@@ -424,7 +426,8 @@ func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere
 		elsewhere = append(elsewhere, d)
 		lk := listedKey{d.SHA256, d.Bytes}
 		if st.metLines[lk] {
-			continue // met before: a repeat of it was dropped
+			st.hold(r.Seq) // met before: a repeat of it was dropped
+			continue
 		}
 		later = append(later, lk)
 	}

@@ -504,4 +504,11 @@ func TestShippedTornAndDamagedListed(t *testing.T) {
 			t.Errorf("lines %v, as shipped: %v", order, err)
 		}
 	}
+	// Without Z: the torn bytes the damage record lists are held (met,
+	// though Tx's record took them), so Z must come.
+	for _, order := range [][]int{{0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12}, {0, 1, 3, 4, 5, 8, 9, 10, 2, 11, 12}} {
+		if _, err := audit.Verify([]string{copyOf(t, lines, order)}, audit.VerifyOptions{Shipped: true}); err == nil {
+			t.Errorf("lines %v, Z missing, passed as shipped", order)
+		}
+	}
 }
