@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -177,10 +178,11 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		opts.Checkpoints = append(opts.Checkpoints, c)
 	}
 	if host == "" && len(nodes) == 0 && !allNodes && len(others) > 0 {
-		// Several hosts' checkpoints for one log: as CheckpointsOf says.
-		for h := range others {
-			opts.Checkpoints = append(opts.Checkpoints, audit.Checkpoint{Host: h})
-		}
+		// Several hosts' checkpoints for one log, as CheckpointsOf
+		// refuses them.
+		err := audit.CheckpointHostsError(append(slices.Collect(maps.Keys(others)), opts.Checkpoints[0].Host))
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
+		return 1
 	}
 	if len(checkpoints) > 0 && read == 0 {
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no checkpoint in %s\n", vocab.Printable(strings.Join(checkpoints, ", ")))

@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -59,20 +57,9 @@ const maxTornPendingBytes = 16 << 20
 // tornLine is a torn line held until its torn-tail record comes.
 type tornLine struct {
 	key  audit.TornKey
-	lk   lineKey
+	lk   audit.LineKey
 	data []byte
 	at   linePos
-}
-
-// lineKey is a line as a damage record lists it: its SHA-256 and length.
-type lineKey struct {
-	sum string
-	n   int
-}
-
-func keyOf(line []byte) lineKey {
-	sum := sha256.Sum256(line)
-	return lineKey{hex.EncodeToString(sum[:]), len(line)}
 }
 
 // splitByHost reads the lines of files (a collector's mixed stream, or
@@ -120,8 +107,8 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 	// record's host); lastHost remembers the host of the last record of
 	// a line, for copies a shipper sent again. (Forgotten all at once
 	// when full: such records come close to their lines.)
-	unservedT, unservedL := map[audit.TornKey][]string{}, map[lineKey][]string{}
-	lastT, lastL := map[audit.TornKey]string{}, map[lineKey]string{}
+	unservedT, unservedL := map[audit.TornKey][]string{}, map[audit.LineKey][]string{}
+	lastT, lastL := map[audit.TornKey]string{}, map[audit.LineKey]string{}
 	serve := func(t tornLine) string {
 		if hs := unservedT[t.key]; len(hs) > 0 {
 			unservedT[t.key] = hs[1:]
@@ -183,14 +170,15 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 			at := linePos{int32(fi), n}
-			host, ok := hostOf(line)
+			head, rec, ok := headOf(line)
+			host := head.Host
 			if !ok {
 				key, torn := audit.TornLineKey(line)
 				if !torn {
 					b.unattributed++
 					continue
 				}
-				t := tornLine{key, keyOf(line), nil, at}
+				t := tornLine{key, audit.LineKeyOf(line), nil, at}
 				if h := serve(t); h != "" {
 					if err := write(h, line, &at); err != nil {
 						return nil, err
@@ -211,7 +199,7 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			// before it: an append writes the record right after the
 			// line it ends (two nodes' lines can be alike; copies a
 			// shipper sent again go at the end, below).
-			switch r := accountant(line); {
+			switch r := accountant(line, head, rec); {
 			case r == nil:
 			case r.Stage == audit.StageTornTail:
 				key := r.TornKey()
@@ -224,7 +212,7 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			default:
 				again := repeat(r)
 				for _, d := range r.Damage {
-					lk := lineKey{d.SHA256, d.Bytes}
+					lk := d.Key()
 					served, err := place(host, func(t tornLine) bool { return t.lk == lk })
 					if err != nil {
 						return nil, err
@@ -292,28 +280,39 @@ func lastIndex[T any](s []T, f func(T) bool) int {
 // chain, which reports it), or in the record a line of another member
 // order decodes to. Keys match exactly, as the record decoder's do.
 func hostOf(line []byte) (string, bool) {
-	if line == nil {
-		return "", false
-	}
-	if h, ok := audit.PeekHead(line); ok {
-		return h.Host, true
-	}
-	if r, err := audit.Decode(line); err == nil {
-		return r.Host, true
-	}
-	return "", false
+	h, _, ok := headOf(line)
+	return h.Host, ok
 }
 
-// accountant returns the record line is when it is one that accounts for
-// torn lines (a torn-tail record, a damage record), or nil.
-func accountant(line []byte) *audit.Record {
-	if h, ok := audit.PeekHead(line); ok && h.Stage != audit.StageTornTail && h.Stage != audit.StageDamaged {
+// headOf returns the head of a record line, as hostOf finds it, and the
+// record when it had to decode the line for it.
+func headOf(line []byte) (audit.Head, *audit.Record, bool) {
+	if line == nil {
+		return audit.Head{}, nil, false
+	}
+	if h, ok := audit.PeekHead(line); ok {
+		return h, nil, true
+	}
+	if r, err := audit.Decode(line); err == nil {
+		return audit.Head{Seq: r.Seq, Host: r.Host, Source: r.Source, Stage: r.Stage, ContainerID: r.ContainerID}, r, true
+	}
+	return audit.Head{}, nil, false
+}
+
+// accountant returns the record line is (its head h, and r when headOf
+// decoded it) when it is one that accounts for torn lines (a torn-tail
+// record, a damage record), or nil.
+func accountant(line []byte, h audit.Head, r *audit.Record) *audit.Record {
+	if h.Stage != audit.StageTornTail && h.Stage != audit.StageDamaged {
 		return nil
 	}
-	if r, err := audit.Decode(line); err == nil && (r.Stage == audit.StageTornTail || r.Stage == audit.StageDamaged) {
-		return r
+	if r == nil {
+		var err error
+		if r, err = audit.Decode(line); err != nil {
+			return nil
+		}
 	}
-	return nil
+	return r
 }
 
 // locate returns where the n-th line (from 1) of host's file came from:

@@ -233,20 +233,8 @@ func rootlessRun(configPath string) bool {
 // hostRootUnmapped reports whether the hook runs in a user namespace
 // where root (UID 0) of the namespace above is not mapped.
 func hostRootUnmapped() bool {
-	data, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return false
-	}
-	m, err := idmap.Parse(data)
-	if err != nil {
-		return false
-	}
-	for _, r := range m {
-		if r.Outside == 0 {
-			return false
-		}
-	}
-	return true
+	m, err := idmap.ReadIDs("/proc/self")
+	return err == nil && !m.UID.MapsOutside(0)
 }
 
 // unrecordedConfig handles a config that does not load: the failure is

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -765,8 +764,8 @@ func damagedLine(file string, l Line, err error) DamagedLine {
 		d.Bytes, d.SHA256, d.Kind = int(l.Long), l.Sum, "garbled"
 		return d
 	}
-	sum := sha256.Sum256(l.Data)
-	d.Bytes, d.SHA256 = len(l.Data), hex.EncodeToString(sum[:])
+	k := LineKeyOf(l.Data)
+	d.Bytes, d.SHA256 = k.Bytes, k.SHA256
 	switch {
 	case bytes.IndexByte(l.Data, 0) >= 0:
 		// A crash leaves zeroed blocks where data had not reached the

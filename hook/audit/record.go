@@ -199,6 +199,22 @@ type DamagedLine struct {
 	Reason string `json:"reason"`
 }
 
+// LineKey names a line by its length and the hex SHA-256 of its bytes,
+// as a damage record lists it ([DamagedLine.Key]).
+type LineKey struct {
+	SHA256 string
+	Bytes  int
+}
+
+// LineKeyOf returns the key of line (without its newline).
+func LineKeyOf(line []byte) LineKey {
+	sum := sha256.Sum256(line)
+	return LineKey{hex.EncodeToString(sum[:]), len(line)}
+}
+
+// Key is the key of the line d lists.
+func (d DamagedLine) Key() LineKey { return LineKey{d.SHA256, d.Bytes} }
+
 // Dropped describes a rotated file removed by retention: the records it
 // held, and the hash of its last record, which the chain after it goes
 // on from.

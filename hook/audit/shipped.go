@@ -293,7 +293,7 @@ type shippedTorn struct {
 	// waiting holds the torn lines met before what accounts for them,
 	// by key and by line; n counts them.
 	waiting map[TornKey][]damagedAt
-	byLine  map[listedKey][]TornKey
+	byLine  map[LineKey][]TornKey
 	n       int
 	// seen counts the torn-tail records met before their line; listed
 	// the lines damage records listed before they were met, and wanted
@@ -301,29 +301,21 @@ type shippedTorn struct {
 	// any listed line of (held) wants all of them: the copy holds that
 	// stretch, so the rest must come (or repeat lines met).
 	seen   map[TornKey]int
-	listed map[listedKey]int
-	wanted map[listedKey]uint64
+	listed map[LineKey]int
+	wanted map[LineKey]uint64
 	held   map[uint64]bool
 	// metLines are the damaged lines met: a later repeat of one is
 	// dropped before verify sees it.
-	metLines map[listedKey]bool
+	metLines map[LineKey]bool
 }
-
-// listedKey is a damaged line as a damage record lists it.
-type listedKey struct {
-	sum   string
-	bytes int
-}
-
-func keyOfLine(at damagedAt) listedKey { return listedKey{at.sum, at.bytes} }
 
 // met notes a damaged line (a torn one too) met.
 func (st *shippedTorn) met(at damagedAt) {
 	if st.metLines == nil {
-		st.metLines = map[listedKey]bool{}
+		st.metLines = map[LineKey]bool{}
 	}
 	if len(st.metLines) < maxDamagedRemembered {
-		st.metLines[keyOfLine(at)] = true
+		st.metLines[at.key()] = true
 	}
 }
 
@@ -333,10 +325,10 @@ func (st *shippedTorn) line(key TornKey, at damagedAt) (accounted bool, p *Probl
 	if st.seen[key] > 0 {
 		decr(st.seen, key)
 		// A damage record that lists the same bytes holds them too.
-		st.hold(st.wanted[keyOfLine(at)])
+		st.hold(st.wanted[at.key()])
 		return true, nil
 	}
-	if lk := keyOfLine(at); st.listed[lk] > 0 {
+	if lk := at.key(); st.listed[lk] > 0 {
 		decr(st.listed, lk)
 		st.hold(st.wanted[lk])
 		delete(st.wanted, lk)
@@ -346,20 +338,20 @@ func (st *shippedTorn) line(key TornKey, at damagedAt) (accounted bool, p *Probl
 		return false, &Problem{File: at.file, Line: at.line, Reason: fmt.Sprintf("more than %d torn lines wait for their torn-tail records", maxDamagedRemembered)}
 	}
 	if st.waiting == nil {
-		st.waiting, st.byLine = map[TornKey][]damagedAt{}, map[listedKey][]TornKey{}
+		st.waiting, st.byLine = map[TornKey][]damagedAt{}, map[LineKey][]TornKey{}
 	}
 	st.waiting[key] = append(st.waiting[key], at)
-	st.byLine[keyOfLine(at)] = append(st.byLine[keyOfLine(at)], key)
+	st.byLine[at.key()] = append(st.byLine[at.key()], key)
 	st.n++
 	return false, nil
 }
 
 // take removes a waiting torn line of key (its line lk, if known).
-func (st *shippedTorn) take(key TornKey, lk *listedKey) bool {
+func (st *shippedTorn) take(key TornKey, lk *LineKey) bool {
 	w := st.waiting[key]
 	i := 0
 	if lk != nil {
-		i = slices.IndexFunc(w, func(a damagedAt) bool { return keyOfLine(a) == *lk })
+		i = slices.IndexFunc(w, func(a damagedAt) bool { return a.key() == *lk })
 	}
 	if len(w) == 0 || i < 0 {
 		return false
@@ -370,7 +362,7 @@ func (st *shippedTorn) take(key TornKey, lk *listedKey) bool {
 	} else {
 		st.waiting[key] = w
 	}
-	l := keyOfLine(at)
+	l := at.key()
 	ks := st.byLine[l]
 	if j := slices.Index(ks, key); j >= 0 {
 		ks = slices.Delete(ks, j, j+1)
@@ -407,7 +399,7 @@ func (st *shippedTorn) record(r *Record) {
 func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere []DamagedLine) {
 	var rest []DamagedLine
 	for _, d := range r.Damage {
-		lk := listedKey{d.SHA256, d.Bytes}
+		lk := d.Key()
 		if ks := st.byLine[lk]; len(ks) > 0 && st.take(ks[0], &lk) {
 			elsewhere = append(elsewhere, d)
 			st.hold(r.Seq)
@@ -416,15 +408,15 @@ func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere
 		rest = append(rest, d)
 	}
 	j := 0
-	var later []listedKey
+	var later []LineKey
 	for _, d := range rest {
-		if j < len(damaged) && d.SHA256 == damaged[j].sum && d.Bytes == damaged[j].bytes {
+		if j < len(damaged) && d.Key() == damaged[j].key() {
 			listed = append(listed, d)
 			j++
 			continue
 		}
 		elsewhere = append(elsewhere, d)
-		lk := listedKey{d.SHA256, d.Bytes}
+		lk := d.Key()
 		if st.metLines[lk] {
 			st.hold(r.Seq) // met before: a repeat of it was dropped
 			continue
@@ -433,7 +425,7 @@ func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere
 	}
 	for _, lk := range later {
 		if st.listed == nil {
-			st.listed, st.wanted = map[listedKey]int{}, map[listedKey]uint64{}
+			st.listed, st.wanted = map[LineKey]int{}, map[LineKey]uint64{}
 		}
 		if len(st.listed) < maxDamagedRemembered {
 			st.listed[lk]++
@@ -476,7 +468,7 @@ func (st *shippedTorn) end(last string) *Problem {
 	// Lines all elsewhere are those of a file retention removed, or
 	// dropped as repeats: such a record still wants its ack. A line met
 	// (its bytes used up by another record: two alike) is held.
-	var first listedKey
+	var first LineKey
 	var seq uint64
 	n := 0
 	for lk, s := range st.wanted {
@@ -484,14 +476,14 @@ func (st *shippedTorn) end(last string) *Problem {
 			continue
 		}
 		n++
-		if seq == 0 || s < seq || s == seq && lk.sum < first.sum {
+		if seq == 0 || s < seq || s == seq && lk.SHA256 < first.SHA256 {
 			first, seq = lk, s
 		}
 	}
 	if n == 0 {
 		return nil
 	}
-	return &Problem{File: last, Seq: seq, Reason: fmt.Sprintf("the damage record at seq %d lists a line (%d bytes, SHA-256 %s) the copy does not hold, with others it holds (%d such line(s))", seq, first.bytes, first.sum, n)}
+	return &Problem{File: last, Seq: seq, Reason: fmt.Sprintf("the damage record at seq %d lists a line (%d bytes, SHA-256 %s) the copy does not hold, with others it holds (%d such line(s))", seq, first.Bytes, first.SHA256, n)}
 }
 
 // decr counts one key of m down, dropping it at 0.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -423,6 +424,9 @@ type damagedAt struct {
 	kind   string
 }
 
+// key is the line's key, as a damage record lists it.
+func (d damagedAt) key() LineKey { return LineKey{d.sum, d.bytes} }
+
 // cpSeal is a checkpoint's seal and what verify learnt of it.
 type cpSeal struct {
 	seal   ParsedSeal
@@ -685,7 +689,7 @@ func (v *verifier) covers(list []DamagedLine) bool {
 		return false
 	}
 	for i, d := range list {
-		if d.SHA256 != v.damaged[i].sum || d.Bytes != v.damaged[i].bytes {
+		if d.Key() != v.damaged[i].key() {
 			return false
 		}
 	}
@@ -1138,17 +1142,19 @@ func CheckpointsOf(cs []Checkpoint, host string) ([]Checkpoint, error) {
 		}
 	}
 	if host == "" && len(hosts) > 1 {
-		names := make([]string, 0, len(hosts))
-		for h := range hosts {
-			names = append(names, h)
-		}
-		slices.Sort(names)
-		return nil, fmt.Errorf("checkpoints of %d hosts (%s): pick the log's with --host", len(hosts), quotedFew(names))
+		return nil, CheckpointHostsError(slices.Collect(maps.Keys(hosts)))
 	}
 	if host != "" && len(out) == 0 {
 		return nil, fmt.Errorf("no checkpoint of host %q", host)
 	}
 	return out, nil
+}
+
+// CheckpointHostsError is [CheckpointsOf]'s refusal of checkpoints of
+// several hosts (hosts, in any order) for one log.
+func CheckpointHostsError(hosts []string) error {
+	slices.Sort(hosts)
+	return fmt.Errorf("checkpoints of %d hosts (%s): pick the log's with --host", len(hosts), quotedFew(hosts))
 }
 
 // quotedFew quotes the first 8 of names, joined, and counts the rest:
