@@ -126,30 +126,15 @@ func TestShippedRsyslogRotationWhileDown(t *testing.T) {
 			}
 			nodeConf, _ := writeNodeConf(t, node, port, e.log, ckptFile, pairs...)
 			node.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", nodeConf))
-			nodeLines := func() [][]byte {
-				files, err := audit.Files(e.log)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var lines [][]byte
-				for _, f := range files {
-					l, err := rsyslogtest.Lines(f)
-					if err != nil {
-						t.Fatal(err)
-					}
-					lines = append(lines, l...)
-				}
-				return lines
-			}
 			shipStages(t, e, "a", "b")
-			waitAllLines(t, recvAudit, nodeLines(), node, coll)
+			waitAllLines(t, recvAudit, chainLines(t, e.log), node, coll)
 			node.Stop(t)
 			for i := range 12 { // about four rotations
 				shipStages(t, e, fmt.Sprintf("down-%d", i))
 			}
 			node.Restart(t)
 			shipStages(t, e, "z")
-			all := nodeLines()
+			all := chainLines(t, e.log)
 			ckpts, err := rsyslogtest.Lines(ckptFile)
 			if err != nil {
 				t.Fatal(err)

@@ -254,13 +254,8 @@ func TestForgedChainStillCaught(t *testing.T) {
 func TestTornTailRepaired(t *testing.T) {
 	l, path := newLog(t, audit.Options{})
 	appendN(t, l, 3)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString(`{"seq":4,"time":"2026-`)
-	f.Close()
-	_, err = verify(t, l, audit.VerifyOptions{})
+	tear(t, path, []byte(`{"seq":4,"time":"2026-`))
+	_, err := verify(t, l, audit.VerifyOptions{})
 	var p *audit.Problem
 	if !errors.As(err, &p) || p.Line != 4 || !strings.Contains(p.Reason, "3 record(s) before it are intact") {
 		t.Fatalf("torn line: got %v", err)
@@ -662,9 +657,7 @@ func TestSearcherBackwards(t *testing.T) {
 		}
 		want = append(want, r)
 	}
-	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	f.WriteString(`{"seq":31,"container_id":"c0"`)
-	f.Close()
+	tear(t, path, []byte(`{"seq":31,"container_id":"c0"`))
 	s := l.Searcher()
 	for id, wantSeq := range map[string]uint64{"c0": 28, "c1": 29, "c2": 30} {
 		r, err := s.Last(id, nil)
@@ -884,9 +877,7 @@ func BenchmarkVerifyCheckpoints(b *testing.B) {
 func TestTornTailKeptWhenBuildFails(t *testing.T) {
 	l, path := newLog(t, audit.Options{})
 	appendN(t, l, 1)
-	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	f.WriteString(`{"seq":2,"ti`)
-	f.Close()
+	tear(t, path, []byte(`{"seq":2,"ti`))
 	_, err := l.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
 		return nil, errors.New("no record today")
 	})
@@ -1008,12 +999,7 @@ func TestTornTailKeptOnError(t *testing.T) {
 	newer := bytes.Replace(lines[2], []byte(`"format":"`+audit.Format+`"`), []byte(`"format":"9.0"`), 1)
 	lines[2] = chainFrom(lineHash(lines[1]), [][]byte{newer}, 0, nil)[0]
 	writeLines(t, path, lines)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString(`{"seq":4,"container_id":"EVIDENCE`)
-	f.Close()
+	tear(t, path, []byte(`{"seq":4,"container_id":"EVIDENCE`))
 	if err := l.Append(context.Background(), rec("after")); err == nil || !strings.Contains(err.Error(), "newer format") {
 		t.Fatalf("append after a newer-format line: %v", err)
 	}

@@ -18,15 +18,16 @@ func logLines(t *testing.T, host string, n int) [][]byte {
 	t.Helper()
 	l, path := newLog(t, audit.Options{Host: host})
 	appendN(t, l, n)
+	return fileLines(t, path)
+}
+
+// fileLines returns the lines of the file at path, newlines included.
+func fileLines(t *testing.T, path string) [][]byte {
+	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return splitLines(data)
-}
-
-// splitLines splits data after each newline.
-func splitLines(data []byte) [][]byte {
 	lines := bytes.SplitAfter(data, []byte("\n"))
 	return lines[:len(lines)-1]
 }
@@ -137,12 +138,8 @@ func TestVerifyShippedDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, l, 1)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// c0, c1, the damaged line, the damage record, c3, the ack, c4.
-	lines := splitLines(data)
+	lines := fileLines(t, path)
 	if len(lines) != 7 {
 		t.Fatalf("%d lines, want 7", len(lines))
 	}

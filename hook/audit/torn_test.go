@@ -175,12 +175,8 @@ func TestVerifyShippedTornTail(t *testing.T) {
 	appendN(t, l, 2)
 	tear(t, path, []byte(`{"seq":3,"time":"2026-`))
 	appendN(t, l, 2)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// c0, c1, the torn line, its record, c2, c3.
-	lines := splitLines(data)
+	lines := fileLines(t, path)
 	if len(lines) != 6 || !bytes.HasSuffix(lines[2], []byte(audit.TornMark+"\n")) {
 		t.Fatalf("lines %q", lines)
 	}
@@ -215,12 +211,8 @@ func TestVerifyShippedTornTail(t *testing.T) {
 	appendN(t, l2, 2)
 	tear(t, path2, []byte(`{"seq":6,"time":"2026-`))
 	appendN(t, l2, 1)
-	data2, err := os.ReadFile(path2)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// c0, c1, torn 1, its record, c2, c3, torn 2, its record, c4.
-	lines2 := splitLines(data2)
+	lines2 := fileLines(t, path2)
 	for _, order := range [][]int{{0, 1, 2, 4, 5, 6, 7, 8, 3}, {0, 1, 2, 6, 3, 4, 5, 7, 8}, {0, 1, 6, 2, 3, 4, 5, 7, 8}} {
 		if s, err := audit.Verify([]string{copyOf(t, lines2, order)}, audit.VerifyOptions{Shipped: true}); err != nil || s.Records != 7 || len(s.TornTails) != 2 {
 			t.Errorf("two torn lines in the order %v, as shipped: %v", order, err)
@@ -421,12 +413,8 @@ func TestShippedDamagedLineRemoved(t *testing.T) {
 	tamper(t, path, replaceIn(2, `"c2"`, `"cX"`))
 	appendN(t, l, 1)
 	audittest.AckDamage(t, l, path)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// c0, the zeroed line, the edited line, the damage record, c3, the ack.
-	lines := splitLines(data)
+	lines := fileLines(t, path)
 	if len(lines) != 6 {
 		t.Fatalf("%d lines", len(lines))
 	}
@@ -467,11 +455,7 @@ func cutTornTail(t *testing.T, path string, before, after []byte) [][]byte {
 	if err := recoverCut(t, path, audit.Options{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return splitLines(data)
+	return fileLines(t, path)
 }
 
 // TestShippedTornAndDamagedListed: a damage record lists a damaged line
