@@ -95,6 +95,27 @@ func TestTornLineEdited(t *testing.T) {
 	}
 }
 
+// TestTornLineDeleted: the torn line, ended with the mark, comes right
+// before its torn-tail record in the file; deleting it fails verify. A
+// shipper's copy may lack it (a file retention removed before it was
+// shipped), as any line.
+func TestTornLineDeleted(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 2)
+	tear(t, path, []byte(`{"seq":3,"time":"2026-`))
+	appendN(t, l, 1)
+	lines := readLines(t, path)
+	writeLines(t, path, slices.Delete(lines, 2, 3))
+	_, err := verify(t, l, audit.VerifyOptions{})
+	var p *audit.Problem
+	if !errors.As(err, &p) || p.Line != 3 || !strings.Contains(p.Reason, "deleted?") {
+		t.Fatalf("verify after the torn line was deleted: %v, want a problem at line 3", err)
+	}
+	if _, err := audit.Verify([]string{path}, audit.VerifyOptions{Shipped: true}); err != nil {
+		t.Errorf("verify --shipped: %v", err)
+	}
+}
+
 // TestTornTailAfterDamage: damaged lines, then a torn tail. The append
 // ends the torn line, writes its torn-tail record right after it, then
 // the damage record of the lines before; the damage wants its ack.

@@ -597,6 +597,11 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		listed, elsewhere = v.shipped.damage(r, v.damaged)
 	case v.torn != nil && r.Stage == StageTornTail && r.TornKey() == v.torn.key:
 		v.torn, tornEnds = nil, true
+	case v.torn == nil && len(v.damaged) == 0 && r.Stage == StageTornTail && r.TornSHA256 != "" && r.TornBytes+len(TornMark) < MaxLine:
+		// The append ended the torn line with the mark and wrote this
+		// record right after it, in the same write and file: the line
+		// is gone. (Damaged lines before it fail below.)
+		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("torn-tail record of a torn line of %d bytes, but no line ended with the torn mark and holding them comes right before it (deleted?)", r.TornBytes)}
 	case r.Stage != StageSealStart:
 		v.flushTorn()
 	}
