@@ -1235,6 +1235,51 @@ func TestRetentionOfWhollyDamagedFile(t *testing.T) {
 	}
 }
 
+// TestRetentionOfDamageAcrossFiles: a crash zeroes the last line of the
+// rotated file and every line of the current one, so the next append's
+// damage record lists lines of both files. Retention removes the rotated
+// file first: the damage record's lines are then in part in a file
+// retention removed, and the log verifies after every append.
+func TestRetentionOfDamageAcrossFiles(t *testing.T) {
+	l, path := newLog(t, audit.Options{RotateBytes: 2048, KeepFiles: 2})
+	for {
+		appendN(t, l, 1)
+		if files, _ := l.Files(); len(files) == 2 && len(readLines(t, path)) == 3 {
+			break
+		}
+	}
+	files, _ := l.Files()
+	zeroLine(t, files[0], len(readLines(t, files[0]))-1)
+	for i := range 3 {
+		zeroLine(t, path, i)
+	}
+	appendN(t, l, 1)
+	for r, err := range audit.Records(path) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Stage == audit.StageDamaged && len(r.Damage) != 4 {
+			t.Fatalf("damage record lists %d lines, want 4 (1 rotated, 3 current)", len(r.Damage))
+		}
+	}
+	audittest.AckDamage(t, l, path)
+	for i := range 60 {
+		appendN(t, l, 1)
+		for _, shipped := range []bool{false, true} {
+			s, err := verify(t, l, audit.VerifyOptions{Shipped: shipped})
+			if err != nil {
+				t.Fatalf("after %d appends (shipped %v): %v", i+1, shipped, err)
+			}
+			if i == 0 && !shipped {
+				// The rotated file is gone, the current one's lines stay.
+				if len(s.Damage) != 1 || len(s.Damage[0].Lines) != 4 || !strings.HasSuffix(s.Damage[0].Lines[0], "not in the files given") || strings.Contains(s.Damage[0].Lines[1], "not in") {
+					t.Fatalf("damage %+v, want one record, its first line not in the files given, the others in them", s.Damage)
+				}
+			}
+		}
+	}
+}
+
 // TestDamageNamesRotatedFile zeroes the last line of a file that the
 // next append rotates: the damaged record names the rotated file the
 // line is in, not the new current file.

@@ -612,6 +612,15 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	// with the new key, would no longer show that the damaged lines had
 	// been sealed (their keys destroyed: no crash explains that).
 	sealStartsHere := r.Stage == StageSealStart && (v.prev == nil || v.prev.Seal == "")
+	var absent []DamagedLine
+	if v.prev == nil && r.Prev != "" && r.Stage == StageDamaged && len(listed) > len(v.damaged) {
+		// The chain starts after files retention removed, and the
+		// damage record's first lines were at the end of the last of
+		// them; the lines it lists after those must be the damaged
+		// lines met.
+		n := len(listed) - len(v.damaged)
+		absent, listed = listed[:n], listed[n:]
+	}
 	if len(v.damaged) > 0 && !sealStartsHere && !tornEnds {
 		// At the chain's start the damage record may follow records
 		// retention removed: end() checks its prev as any first record's.
@@ -622,7 +631,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 			}
 			return v.damageProblem(extra)
 		}
-		rep := DamageReport{Record: r}
+		rep := DamageReport{Record: r, Lines: notGiven(absent)}
 		for _, d := range v.damaged {
 			rep.Lines = append(rep.Lines, d.file+":"+strconv.Itoa(d.line))
 		}
@@ -636,11 +645,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		// removed, or dropped as repeats from a shipper's copy (two
 		// crashes can zero lines of one length). The damage still
 		// wants its acknowledgement.
-		rep := DamageReport{Record: r}
-		for _, d := range r.Damage {
-			rep.Lines = append(rep.Lines, fmt.Sprintf("%s at offset %d, not in the files given", d.File, d.Offset))
-		}
-		v.addDamage(rep)
+		v.addDamage(DamageReport{Record: r, Lines: notGiven(r.Damage)})
 	}
 	if p := v.chain(l, r); p != nil {
 		return p
@@ -676,6 +681,15 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	}
 	v.prev = r
 	return nil
+}
+
+// notGiven names damaged lines that are not in the files given.
+func notGiven(lines []DamagedLine) []string {
+	var out []string
+	for _, d := range lines {
+		out = append(out, fmt.Sprintf("%s at offset %d, not in the files given", d.File, d.Offset))
+	}
+	return out
 }
 
 // addDamage adds rep to the damage the chain recorded, for its ack.
