@@ -69,9 +69,6 @@ func pidfdNamespaces(pfd, pid int) (user, pidNS *nsrel.Namespace, err error) {
 	return user, pidNS, nil
 }
 
-// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd of one thread.
-const pidfdThread = unix.O_EXCL
-
 // liveThreadPidfd returns a pidfd of a thread of process pid other than
 // its leader, checked to be of pid's thread group once it is pinned (a
 // thread that exited between the listing and the open may have left its
@@ -87,7 +84,7 @@ func liveThreadPidfd(pid int) (int, error) {
 		if err != nil || tid == pid {
 			continue
 		}
-		fd, err := unix.PidfdOpen(tid, pidfdThread)
+		fd, err := unix.PidfdOpen(tid, unix.PIDFD_THREAD) // Linux 6.9: a pidfd of one thread
 		if err != nil {
 			continue
 		}

@@ -953,9 +953,6 @@ func fdProcPath(cur task, path string) string {
 	return p + "fd/" + name
 }
 
-// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd of one thread.
-const pidfdThread = unix.O_EXCL
-
 // socket finds the network namespace of the socket with inode ino, open
 // as the fd at path ("fd/N" or "N") of the task cur, as util-linux lsns
 // 2.41 does: a copy of the socket from pidfd_getfd(2) (Linux 5.6) is
@@ -980,7 +977,7 @@ func (w *worker) socket(cur task, path string, ino uint64) {
 		w.closePidfd()
 		var fd int
 		if cur.tid != 0 {
-			fd, err = unix.PidfdOpen(cur.tid, pidfdThread)
+			fd, err = unix.PidfdOpen(cur.tid, unix.PIDFD_THREAD) // Linux 6.9: a pidfd of one thread
 		} else {
 			fd, err = unix.PidfdOpen(cur.pid, 0)
 		}
