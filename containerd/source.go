@@ -130,8 +130,7 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 			// A sandbox's labels are its pod's: a container name
 			// among them is the pod author's, not CRI's.
 			labels = maps.Clone(labels)
-			delete(labels, vocab.LabelContainerName)
-			delete(labels, vocab.AnnotationContainerName)
+			vocab.DropSandboxContainerName(labels)
 		}
 		name := vocab.ContainerName(labels)
 		if name == "" && ctr.Spec != nil {

@@ -53,7 +53,13 @@ func testMain(m *testing.M) int {
 	setupErr = bundle.Rootfs(sharedRootfs, "")
 	// The mapped root of user namespace containers must reach the rootfs.
 	os.Chmod(dir, 0o711)
-	return m.Run()
+	guard := nstest.HostLogGuard()
+	code := m.Run()
+	if err := guard(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		code = 1
+	}
+	return code
 }
 
 // env is one test's config, audit log and runtime state root, all in

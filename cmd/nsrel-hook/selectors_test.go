@@ -140,8 +140,10 @@ const oldEnforce = `{
 // untrusted selector, and the hook refuses every container while it is
 // installed; the shipped configs print what they trust.
 func TestSelectorsPolicyCheck(t *testing.T) {
-	old := filepath.Join(t.TempDir(), "old.json")
-	if err := os.WriteFile(old, []byte(oldEnforce), 0o644); err != nil {
+	dir := t.TempDir()
+	old, log := filepath.Join(dir, "old.json"), filepath.Join(dir, "audit.jsonl")
+	// The refusal's record goes to the test's log, not the host's.
+	if err := os.WriteFile(old, []byte(strings.Replace(oldEnforce, "/var/log/nsrel/audit.jsonl", log, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	code, stdout, stderr := run("", "policy", "check", old)
@@ -153,6 +155,9 @@ func TestSelectorsPolicyCheck(t *testing.T) {
 	}
 	if code, _, stderr := run(selfState("c1"), "--config", old, "createRuntime"); code != 1 || !strings.Contains(stderr, "trusted_selectors") {
 		t.Errorf("createRuntime with the old config: exit %d, stderr %q; want a refusal naming trusted_selectors", code, stderr)
+	}
+	if recs := audittest.Records(t, log, "c1"); len(recs) != 1 || recs[0].Verdict != audit.VerdictDeny {
+		t.Errorf("records of the refusal in %s: %v; want one deny", log, audittest.Stages(recs))
 	}
 
 	tests := []struct {

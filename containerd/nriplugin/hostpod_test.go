@@ -15,6 +15,7 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // hostPods starts containerd 2.4 with CRI and NRI and the plugin under
@@ -160,4 +161,36 @@ func TestNRIAnnotationLimits(t *testing.T) {
 		t.Errorf("refused record %+v; want its error and the pod's name", refused)
 	}
 	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestNRISandboxContainerNameLabel runs a pod whose author put
+// io.kubernetes.container.name in its labels (the kubelet copies a pod's
+// labels onto its sandbox): the plugin's and the recorder's records of
+// the sandbox name the pod, not a container, as the containerd source
+// does (TestCRISandboxNamedByPod in package containerd). Both recorded
+// the label, which names the sandbox a container of the pod.
+func TestNRISandboxContainerNameLabel(t *testing.T) {
+	for _, withRecorder := range []bool{false, true} {
+		t.Run(fmt.Sprintf("recorder=%v", withRecorder), func(t *testing.T) {
+			cfg, run := hostPods(t, `"on_error": "deny", "default": {"name": "open", "mode": "audit"}`, withRecorder)
+			name := ctrdtest.Uniq("named-pod")
+			if ran, stderr := run(name, fmt.Sprintf(`"labels": {%q: %q, %q: "shop", %q: "kube-apiserver"},`,
+				vocab.LabelPodName, name, vocab.LabelPodNamespace, vocab.LabelContainerName)); !ran {
+				t.Fatalf("runp: %s", stderr)
+			}
+			starts := 0
+			for _, r := range audittest.Records(t, cfg.AuditLog, "") {
+				if !audit.IsStart(r.Stage) {
+					continue
+				}
+				starts++
+				if got, want := vocab.ContainerName(r.Annotations), "shop/"+name; got != want {
+					t.Errorf("%s/%s names the sandbox %q, want %q (annotations %v)", r.Source, r.Stage, got, want, r.Annotations)
+				}
+			}
+			if want := map[bool]int{false: 1, true: 1}[withRecorder]; starts < want {
+				t.Errorf("%d starts recorded, want at least %d", starts, want)
+			}
+		})
+	}
 }

@@ -117,6 +117,13 @@ type Plugin struct {
 	// says the goroutine that appends them runs.
 	late     []lateStart
 	retrying bool
+	// stopLate, closed when [Plugin.Run] returns, stops the goroutine
+	// that appends late starts (retried, which Run waits for), so that
+	// Run appends what is left itself.
+	stopLate chan struct{}
+	retried  sync.WaitGroup
+	// flushing is set once Run appends the late starts itself.
+	flushing bool
 	// shipping is Log as [Plugin.Run] uses it: shipping checkpoints in
 	// the background, so that no answer waits for their destinations.
 	shipping *audit.Log
@@ -128,6 +135,9 @@ type lateStart struct {
 	rec       *audit.Record
 	pid       int
 	startTime uint64
+	// dropped counts the starts dropped before this one (beyond
+	// [MaxLate]): its record says so.
+	dropped int
 }
 
 // shipWait bounds how long [Plugin.Run] waits, when it stops, for the
@@ -145,7 +155,7 @@ const MaxLate = 10000
 // Run registers the plugin as "nsrel" (index idx, e.g. "10") on the
 // runtime's NRI socket and serves until ctx is done (then it returns nil)
 // or the runtime closes the connection (an error: restart the plugin).
-func (p *Plugin) Run(ctx context.Context, socket, idx string) error {
+func (p *Plugin) Run(ctx context.Context, socket, idx string) (err error) {
 	if socket == "" {
 		socket = DefaultSocket
 	}
@@ -161,11 +171,20 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) error {
 	bg, stopShipping := p.Log.ShipInBackground()
 	p.mu.Lock()
 	p.shipping = bg
+	p.stopLate = make(chan struct{})
 	p.mu.Unlock()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), shipWait)
 		stopShipping(sctx)
 		cancel()
+	}()
+	// Starts still waiting for the log get a last try (after the
+	// runtime's connection is gone: no request adds any then); those
+	// the log does not take are lost, and Run says so.
+	defer func() {
+		if lost := p.flushLate(); lost > 0 && err == nil {
+			err = fmt.Errorf("nri: stopping with %d start records the audit log did not take; they are lost", lost)
+		}
 	}()
 	closed := make(chan struct{})
 	s, err := stub.New(p, stub.WithPluginName("nsrel"), stub.WithPluginIdx(idx), stub.WithSocketPath(socket),
@@ -218,6 +237,7 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	// from the runtime's pod only, as CRI sets them on the sandbox's
 	// spec; a sandbox has no container name.
 	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, vocab.CRIAnnotationPrefix) })
+	vocab.DropSandboxContainerName(md)
 	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
 	md[vocab.CRIAnnotationPrefix+"container-type"], md[vocab.CRIAnnotationPrefix+"sandbox-id"], md[vocab.CRIAnnotationPrefix+"sandbox-uid"] = "sandbox", pod.GetId(), pod.GetUid()
 	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md)
@@ -446,49 +466,120 @@ func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err e
 		late = rec.Error + "; " + late
 	}
 	rec.Error = vocab.Cut(late, vocab.MaxRecordedError)
+	l := lateStart{rec: rec, pid: pid, startTime: startTime}
 	p.mu.Lock()
 	if len(p.late) == MaxLate {
 		p.logger().WithField("container", p.late[0].rec.ContainerID).Error("dropped a start to append later: too many are waiting")
+		l.dropped = p.late[0].dropped + 1
+		if len(p.late) > 1 {
+			p.late[1].dropped += l.dropped
+			l.dropped = 0
+		}
 		p.late = p.late[1:]
 	}
-	p.late = append(p.late, lateStart{rec, pid, startTime})
-	start := !p.retrying
-	p.retrying = true
+	p.late = append(p.late, l)
+	start := !p.retrying && !p.flushing
+	p.retrying = p.retrying || start
+	if start {
+		p.retried.Add(1)
+	}
+	stop := p.stopLate
 	p.mu.Unlock()
 	if start {
-		go p.retryLate()
+		go p.retryLate(stop)
 	}
 }
 
-func (p *Plugin) retryLate() {
+// retryLate appends the late starts, with backoff, until none is left or
+// stop is closed.
+func (p *Plugin) retryLate(stop <-chan struct{}) {
+	defer p.retried.Done()
 	wait := 100 * time.Millisecond
 	for {
-		time.Sleep(wait)
-		p.mu.Lock()
-		if len(p.late) == 0 {
+		select {
+		case <-time.After(wait):
+		case <-stop:
+			p.mu.Lock()
 			p.retrying = false
 			p.mu.Unlock()
 			return
 		}
-		l := p.late[0]
-		p.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
-		got, err := p.log().AppendStart(ctx, l.rec, l.pid, l.startTime)
-		cancel()
-		log := p.logger().WithField("container", l.rec.ContainerID)
-		if err != nil {
-			log.WithError(err).Warn("audit log append failed again; retrying")
+		switch ok, more := p.appendLate(); {
+		case !more:
+			return
+		case ok:
+			wait = 100 * time.Millisecond
+		default:
 			wait = min(wait*2, 5*time.Second)
-			continue
-		}
-		p.mu.Lock()
-		p.late = p.late[1:]
-		p.mu.Unlock()
-		wait = 100 * time.Millisecond
-		if got != nil {
-			log.WithField("seq", got.Seq).Info("recorded start late")
 		}
 	}
+}
+
+// appendLate appends the oldest late start: ok says it is done with
+// (written, or written before by another writer), more that starts are
+// left to append (when none is, retrying is over).
+func (p *Plugin) appendLate() (ok, more bool) {
+	p.mu.Lock()
+	if len(p.late) == 0 {
+		p.retrying = false
+		p.mu.Unlock()
+		return false, false
+	}
+	l := p.late[0]
+	p.mu.Unlock()
+	rec := l.rec
+	if l.dropped > 0 {
+		c := *rec
+		c.Error = vocab.Cut(fmt.Sprintf("%s; %d starts waiting before it were dropped (more than %d waited): their containers ran unrecorded", rec.Error, l.dropped, MaxLate), vocab.MaxRecordedError)
+		rec = &c
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
+	got, err := p.log().AppendStart(ctx, rec, l.pid, l.startTime)
+	cancel()
+	log := p.logger().WithField("container", l.rec.ContainerID)
+	if err != nil {
+		log.WithError(err).Warn("audit log append failed again; retrying")
+		return false, true
+	}
+	p.mu.Lock()
+	p.late = p.late[1:]
+	p.mu.Unlock()
+	if got != nil {
+		log.WithField("seq", got.Seq).Info("recorded start late")
+	}
+	return true, true
+}
+
+// flushLate stops the goroutine that appends late starts, tries for
+// [shipWait] to append those left and returns how many the log did not
+// take (the starts dropped beyond [MaxLate] included).
+func (p *Plugin) flushLate() int {
+	p.mu.Lock()
+	p.flushing = true
+	if p.stopLate != nil {
+		close(p.stopLate)
+		p.stopLate = nil
+	}
+	p.mu.Unlock()
+	p.retried.Wait()
+	deadline := time.Now().Add(shipWait)
+	for time.Now().Before(deadline) {
+		if ok, more := p.appendLate(); !more {
+			break
+		} else if !ok {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	lost := len(p.late)
+	for _, l := range p.late {
+		lost += l.dropped
+	}
+	if lost > 0 {
+		p.logger().WithField("lost", lost).Error("stopping with start records the audit log did not take; they are lost")
+	}
+	return lost
 }
 
 func (p *Plugin) timeout() time.Duration {

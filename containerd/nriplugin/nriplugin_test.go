@@ -114,7 +114,7 @@ func testPlugin(t *testing.T, crictl string, withHook bool) {
 // startPlugin registers p (with a logger to the test log unless it has
 // one) on d's NRI socket until the test ends, when it must still be
 // connected.
-func startPlugin(t *testing.T, d *ctrdtest.Daemon, p *Plugin) {
+func startPlugin(t *testing.T, d *ctrdtest.Daemon, p *Plugin) (stop func() error) {
 	t.Helper()
 	if p.Logger == nil {
 		p.Logger = ctrdtest.Logger(t, "nri: ")
@@ -125,11 +125,18 @@ func startPlugin(t *testing.T, d *ctrdtest.Daemon, p *Plugin) {
 	var wg sync.WaitGroup
 	var runErr error
 	wg.Go(func() { runErr = p.Run(ctx, d.NRISocket, "10") })
-	t.Cleanup(func() {
+	stopped := false
+	stop = func() error {
 		cancel()
 		wg.Wait()
-		if runErr != nil {
-			t.Errorf("Plugin.Run: %v", runErr)
+		stopped = true
+		return runErr
+	}
+	t.Cleanup(func() {
+		if !stopped {
+			if err := stop(); err != nil {
+				t.Errorf("Plugin.Run: %v", err)
+			}
 		}
 	})
 	select {
@@ -137,6 +144,7 @@ func startPlugin(t *testing.T, d *ctrdtest.Daemon, p *Plugin) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("plugin did not register; containerd log:\n%s", d.LogTail())
 	}
+	return stop
 }
 
 // TestNRISlowAuditLog holds the audit log's lock while a container
@@ -170,8 +178,18 @@ func TestNRISlowAuditLog(t *testing.T) {
 // (check timeout 500 ms) under the given on_error; hold takes the audit
 // log's lock until the function it returns is called.
 func slowLog(t *testing.T, onError string) (*policy.Config, *ctrdtest.Daemon, string, string, string, func() func()) {
-	crictl := ctrdtest.Crictl(t)
 	t.Parallel()
+	cfg, log, d, crictl := criLog(t, onError)
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Timeout: 500 * time.Millisecond})
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("slow-pod"))
+	return cfg, d, crictl, podID, podJSON, func() func() { return holdLog(log) }
+}
+
+// criLog starts containerd 2.4 (CRI, NRI) with the pause and busybox
+// images, and returns a hook config under the given on_error, its audit
+// log, the daemon and crictl.
+func criLog(t *testing.T, onError string) (*policy.Config, *audit.Log, *ctrdtest.Daemon, string) {
+	crictl := ctrdtest.Crictl(t)
 	_, cfg := ctrdtest.HookConfig(t)
 	cfg.OnError = onError
 	log, err := audit.Open(cfg.AuditLog, audit.Options{})
@@ -182,22 +200,23 @@ func slowLog(t *testing.T, onError string) (*policy.Config, *ctrdtest.Daemon, st
 	c := d.Client(t)
 	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
 	d.ImportBusybox(t, c, "k8s.io")
-	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Timeout: 500 * time.Millisecond})
-	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("slow-pod"))
-	hold := func() func() {
-		held, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(done)
-			log.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
-				close(held)
-				<-release
-				return nil, nil
-			})
-		}()
-		<-held
-		return func() { close(release); <-done }
-	}
-	return cfg, d, crictl, podID, podJSON, hold
+	return cfg, log, d, crictl
+}
+
+// holdLog takes the audit log's lock until the function it returns is
+// called.
+func holdLog(log *audit.Log) (release func()) {
+	held, rel, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		log.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) {
+			close(held)
+			<-rel
+			return nil, nil
+		})
+	}()
+	<-held
+	return func() { close(rel); <-done }
 }
 
 // TestNRISlowAuditLogAllow is TestNRISlowAuditLog under on_error=allow:
@@ -221,6 +240,39 @@ func TestNRISlowAuditLogAllow(t *testing.T) {
 	for _, r := range recs {
 		if r.ContainerID == late && (!strings.Contains(r.Error, "written late") || r.Ancestry == nil || r.Verdict != audit.VerdictAllow) {
 			t.Errorf("late record: error %q, ancestry %v, verdict %s", r.Error, r.Ancestry != nil, r.Verdict)
+		}
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestNRILateStartsOnStop stops the plugin (SIGTERM) while a start waits
+// to be written late: the plugin writes it before Run returns when the
+// log takes it within a few seconds, and Run fails, naming the records
+// lost, when it does not. Run used to return at once, dropping them
+// without a word.
+func TestNRILateStartsOnStop(t *testing.T) {
+	t.Parallel()
+	cfg, log, d, crictl := criLog(t, policy.OnErrorAllow)
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("late-pod"))
+	for _, taken := range []bool{true, false} {
+		stop := startPlugin(t, d, &Plugin{Config: cfg, Log: log, Timeout: 500 * time.Millisecond})
+		release := holdLog(log)
+		late := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, fmt.Sprintf("late-%v", taken)), podJSON)
+		d.MustCrictl(t, crictl, "start", late)
+		var runErr error
+		if taken {
+			time.AfterFunc(time.Second, release)
+			runErr = stop()
+		} else {
+			runErr = stop()
+			release()
+		}
+		recs := audittest.Records(t, cfg.AuditLog, late)
+		switch {
+		case taken && (runErr != nil || len(recs) != 1 || !strings.Contains(recs[0].Error, "written late")):
+			t.Errorf("log taken during the stop: Run %v, %d records of the late start; want nil, one written late", runErr, len(recs))
+		case !taken && (runErr == nil || !strings.Contains(runErr.Error(), "1 start records the audit log did not take") || len(recs) != 0):
+			t.Errorf("log locked through the stop: Run %v, %d records; want an error naming 1 record lost, none", runErr, len(recs))
 		}
 	}
 	audittest.Verify(t, cfg.AuditLog)

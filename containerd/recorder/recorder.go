@@ -151,6 +151,9 @@ type pendingRecord struct {
 	startTime uint64
 	exit      *taskKey
 	other     *audit.Record
+	// time and late are an exit's record time (when the recorder
+	// learnt of it) and the note that says it was written late.
+	time, late string
 }
 
 // Run records until ctx is done; it returns ctx's error. Connection
@@ -160,20 +163,29 @@ type pendingRecord struct {
 // records still pending.
 func (r *Recorder) Run(ctx context.Context) error {
 	r.mark(ctx, StageRecorderStart, "started")
+	var lostAt time.Time
+	var lostErr error
 	defer func() {
-		// ctx is done: the stop record gets a moment of its own.
+		// ctx is done: the stop record gets a moment of its own, and
+		// a stream lost (or never had) until now its gap record.
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
+		if !lostAt.IsZero() {
+			r.gap(sctx, lostAt, lostErr, "the recorder stopped")
+		}
 		r.mark(sctx, StageRecorderStop, "stopped")
 		r.flush()
 	}()
 	minB, maxB := r.backoffs()
 	backoff := minB
-	var lostAt time.Time
-	var lostErr error
 	said := "" // the failure last warned about; its repeats are debug
 	for {
 		err := r.session(ctx, &lostAt, &lostErr)
+		if err != nil && lostAt.IsZero() {
+			// Not connected (at the start, or again after a loss):
+			// from now on, until a session records the gap.
+			lostAt, lostErr = time.Now(), err
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -201,6 +213,22 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}
 }
 
+// gap appends the record of an event stream lost (or not had) from
+// lostAt (why: err) until now, when what happened.
+func (r *Recorder) gap(ctx context.Context, lostAt time.Time, err error, what string) {
+	rec := &audit.Record{
+		Source:  audit.SourceContainerdEvents,
+		Stage:   StageEventsGap,
+		Version: vocab.Version,
+		Error: vocab.Cut(fmt.Sprintf("containerd event stream at %s not watched from %s to %s (%v): %s",
+			vocab.ContainerdAddress(r.Address), lostAt.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), err, what), 4096),
+	}
+	if err := r.Log.Append(ctx, rec); err != nil {
+		r.logger().WithError(err).Error("cannot record the event gap; will retry")
+		r.keep(pendingRecord{other: rec}, err)
+	}
+}
+
 // probeSocket checks that a unix socket address (a path, or
 // unix://PATH) accepts a connection within a second; other addresses are
 // left to the client.
@@ -225,7 +253,7 @@ func (r *Recorder) mark(ctx context.Context, stage, what string) {
 	rec := &audit.Record{Source: audit.SourceContainerdEvents, Stage: stage, Version: vocab.Version}
 	if err := r.Log.Append(ctx, rec); err != nil {
 		r.logger().WithError(err).WithField("stage", stage).Error("cannot record the recorder's own " + what + "; will retry")
-		r.keep(pendingRecord{other: rec})
+		r.keep(pendingRecord{other: rec}, err)
 	}
 }
 
@@ -281,17 +309,7 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	envs, errs := c.Subscribe(sctx, recorderFilters...)
 	log := r.logger().WithField("address", addr)
 	if !lostAt.IsZero() {
-		gap := &audit.Record{
-			Source:  audit.SourceContainerdEvents,
-			Stage:   StageEventsGap,
-			Version: vocab.Version,
-			Error: vocab.Cut(fmt.Sprintf("containerd event stream at %s lost from %s to %s (%v); starts in between are recorded from the task list",
-				addr, lostAt.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), *lostErr), 4096),
-		}
-		if err := r.Log.Append(ctx, gap); err != nil {
-			log.WithError(err).Error("cannot record the event gap; will retry")
-			r.keep(pendingRecord{other: gap})
-		}
+		r.gap(ctx, *lostAt, *lostErr, "it came back; starts in between are recorded from the task list")
 		*lostAt = time.Time{}
 	}
 	// The subscription is set up by the daemon asynchronously: a start
@@ -387,6 +405,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	slices.Sort(nss)
 	known := make(map[taskKey]uint64, len(r.known))
 	var errs []error
+	var running []taskKey
 	for _, ns := range nss {
 		nctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), rpcTimeout)
 		resp, err := c.TaskService().List(nctx, &tasksapi.ListTasksRequest{})
@@ -407,23 +426,33 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 			if t.Pid == 0 || !containerd.TaskAlive(t.Status) {
 				continue
 			}
-			k := taskKey{ns, t.ID, int(t.Pid)}
-			if st, ok := r.known[k]; ok {
-				if now, err := inspect.StartTime(k.pid); err == nil && now == st {
-					known[k] = st
-					continue
-				}
-			}
-			if st, ok := r.recordStart(ctx, c, ns, t.ID, int(t.Pid), time.Time{}); ok {
-				known[k] = st
+			running = append(running, taskKey{ns, t.ID, int(t.Pid)})
+		}
+	}
+	listed := make(map[taskKey]bool, len(running))
+	for _, k := range running {
+		listed[k] = true
+	}
+	// A known task missing from the list ended while its exit and
+	// delete events were missed (or their records failed): its exit
+	// comes before the starts found now (a restart of the container
+	// under the same ID among them).
+	for k := range r.known {
+		if !listed[k] && slices.Contains(nss, k.ns) {
+			if _, kept := known[k]; !kept {
+				r.recordExit(ctx, k)
 			}
 		}
 	}
-	// A known task missing from the list ended while its exit and
-	// delete events were missed (or their records failed).
-	for k := range r.known {
-		if _, ok := known[k]; !ok && slices.Contains(nss, k.ns) {
-			r.recordExit(ctx, k)
+	for _, k := range running {
+		if st, ok := r.known[k]; ok {
+			if now, err := inspect.StartTime(k.pid); err == nil && now == st {
+				known[k] = st
+				continue
+			}
+		}
+		if st, ok := r.recordStart(ctx, c, k.ns, k.id, k.pid, time.Time{}); ok {
+			known[k] = st
 		}
 	}
 	r.known = known
@@ -535,7 +564,8 @@ func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
 // annotations (annotations win), for policy selection and recording.
 // Keys CRI sets (io.kubernetes.cri.*, which trusted_selectors may trust)
 // come from the spec only: a pod sandbox's labels are its pod's, and
-// CRI puts no container name on a sandbox's spec for the spec to win.
+// CRI puts no container name on a sandbox's spec for the spec to win;
+// a sandbox has no container name.
 func meta(ctx context.Context, c *client.Client, id string) map[string]string {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
@@ -553,6 +583,9 @@ func meta(ctx context.Context, c *client.Client, id string) map[string]string {
 		for k, v := range containerd.SpecAnnotations(info.Spec.GetValue()) {
 			m[k] = v
 		}
+	}
+	if info.Labels[vocab.LabelCRIKind] == "sandbox" || m[vocab.CRIAnnotationPrefix+"container-type"] == "sandbox" {
+		vocab.DropSandboxContainerName(m)
 	}
 	return m
 }
@@ -660,15 +693,21 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	} else if st, err := inspect.StartTime(pid); err == nil {
 		startTime = st
 	}
+	if len(r.pending) > 0 {
+		// Behind the records waiting, in order.
+		log.Warn("start queued behind records the audit log did not take yet")
+		r.keep(pendingRecord{start: rec, pid: pid, startTime: startTime}, nil)
+		return startTime, true
+	}
 	got, err := r.Log.AppendStart(ctx, rec, pid, startTime)
 	switch {
 	case err != nil:
 		log.WithError(err).Error("audit log append failed; will retry")
-		r.keep(pendingRecord{start: rec, pid: pid, startTime: startTime})
+		r.keep(pendingRecord{start: rec, pid: pid, startTime: startTime}, err)
 		return 0, false
 	case got == nil:
 		log.Debug("start already recorded")
-	case got.Error != "":
+	case got.Ancestry == nil:
 		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict, "record_error": got.Error}).Warn("recorded start without namespaces")
 	default:
 		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Info("recorded start")
@@ -676,9 +715,26 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	return startTime, true
 }
 
-// keep queues a record whose append failed, dropping the oldest beyond
-// [MaxPending].
-func (r *Recorder) keep(p pendingRecord) {
+// keep queues a record whose append failed (err), or that comes after
+// such records, dropping the oldest beyond [MaxPending]. The record keeps
+// the time it was made and says that it was written late, and why.
+func (r *Recorder) keep(p pendingRecord, err error) {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	late := "written late: the audit log could not be written then"
+	if err != nil {
+		late += " (" + err.Error() + ")"
+	} else {
+		late += " (records before it waited)"
+	}
+	for _, rec := range []*audit.Record{p.start, p.other} {
+		if rec != nil && rec.Time == "" {
+			rec.Time = now
+			rec.Error = lateError(rec.Error, late)
+		}
+	}
+	if p.exit != nil {
+		p.time, p.late = now, late
+	}
 	r.failing = true
 	if len(r.pending) >= MaxPending {
 		if r.dropped == 0 {
@@ -716,7 +772,7 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		case p.other != nil:
 			err = r.Log.Append(ctx, p.other)
 		case p.exit != nil:
-			_, err = r.appendExit(ctx, *p.exit)
+			_, err = r.appendExit(ctx, *p.exit, p.time, p.late)
 		default:
 			_, err = r.Log.AppendStart(ctx, p.start, p.pid, p.startTime)
 		}
@@ -730,13 +786,27 @@ func (r *Recorder) retryPending(ctx context.Context) {
 	r.pending = nil // release the backing array
 }
 
+// lateError adds the note that a record was written late to its error.
+func lateError(prev, late string) string {
+	if prev != "" {
+		late = prev + "; " + late
+	}
+	return vocab.Cut(late, vocab.MaxRecordedError)
+}
+
 func (r *Recorder) recordExit(ctx context.Context, k taskKey) {
 	log := r.logger().WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid})
-	got, err := r.appendExit(ctx, k)
+	if len(r.pending) > 0 {
+		// Behind the records waiting: its start may be one of them.
+		log.Warn("exit queued behind records the audit log did not take yet")
+		r.keep(pendingRecord{exit: &k}, nil)
+		return
+	}
+	got, err := r.appendExit(ctx, k, "", "")
 	switch {
 	case err != nil:
 		log.WithError(err).Error("audit log append failed; will retry")
-		r.keep(pendingRecord{exit: &k})
+		r.keep(pendingRecord{exit: &k}, err)
 	case got != nil:
 		log.WithField("seq", got.Seq).Info("recorded exit")
 	default:
@@ -745,19 +815,27 @@ func (r *Recorder) recordExit(ctx context.Context, k taskKey) {
 }
 
 // appendExit appends the exit of task k if the recorder recorded its
-// start.
-func (r *Recorder) appendExit(ctx context.Context, k taskKey) (*audit.Record, error) {
+// start; at and late, if set, are the record's time and the note that it
+// was written late.
+func (r *Recorder) appendExit(ctx context.Context, k taskKey, at, late string) (*audit.Record, error) {
 	return r.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		// One backward search finds the start, or an exit written after
-		// it (a retried append that did reach the disk).
+		// One backward search finds the start, and the exits written
+		// after it on the way: one that refers to it is this exit (a
+		// retried append that did reach the disk). An exit of another
+		// task of the container (a restart under the same ID, its exit
+		// recorded late) is not.
 		// A start without ancestry (the process could not be inspected)
 		// has no PID: the recorder's last such start stands for it.
+		exited := map[uint64]bool{}
 		start, err := s.Last(k.id, func(rec *audit.Record) bool {
 			switch {
 			case rec.Namespace != k.ns:
 				return false
 			case rec.Stage == audit.StageExit:
-				return true
+				if rec.Ref != nil {
+					exited[rec.Ref.Seq] = true
+				}
+				return false
 			case !audit.IsStart(rec.Stage):
 				return false
 			case rec.Ancestry == nil:
@@ -765,7 +843,7 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey) (*audit.Record, er
 			}
 			return rec.PID == k.pid
 		})
-		if err != nil || start == nil || start.Stage == audit.StageExit || start.Source != audit.SourceContainerdEvents {
+		if err != nil || start == nil || exited[start.Seq] || start.Source != audit.SourceContainerdEvents {
 			return nil, err
 		}
 		return &audit.Record{
@@ -778,6 +856,8 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey) (*audit.Record, er
 			Mode:        start.Mode,
 			Ref:         &audit.Ref{Seq: start.Seq, Stage: start.Stage, Hash: start.Hash},
 			Version:     vocab.Version,
+			Time:        at,
+			Error:       late,
 		}, nil
 	})
 }

@@ -40,16 +40,7 @@ func TestRecorderRetriesAppends(t *testing.T) {
 	// step (RENAME_EXCHANGE): with a remove and a rename, a retry that
 	// came in between created a new log there, which the rename then
 	// replaced with the record the retry had written.
-	swapped := cfg.AuditLog + ".swapped"
-	if err := os.Mkdir(swapped, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	swap := func() {
-		t.Helper()
-		if err := unix.Renameat2(unix.AT_FDCWD, cfg.AuditLog, unix.AT_FDCWD, swapped, unix.RENAME_EXCHANGE); err != nil {
-			t.Fatal(err)
-		}
-	}
+	swap := swapLog(t, cfg.AuditLog)
 	breakLog := swap
 	repairLog := func() {
 		t.Helper()
@@ -205,8 +196,8 @@ func TestStartedBefore(t *testing.T) {
 
 // TestRecorderMuteDaemon runs the recorder against a socket that accepts
 // connections and never answers: it keeps retrying without hanging,
-// stops as soon as its context is cancelled, and records only its own
-// start and stop.
+// stops as soon as its context is cancelled, and records its own start
+// and stop, with the gap between them: it never watched events.
 func TestRecorderMuteDaemon(t *testing.T) {
 	t.Parallel()
 	_, cfg := ctrdtest.HookConfig(t)
@@ -231,8 +222,11 @@ func TestRecorderMuteDaemon(t *testing.T) {
 	var got []string
 	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
 		got = append(got, r.Source+"/"+r.Stage)
+		if r.Stage == StageEventsGap && !strings.Contains(r.Error, "the recorder stopped") {
+			t.Errorf("gap record: %q", r.Error)
+		}
 	}
-	want := []string{"containerd-events/" + StageRecorderStart, "containerd-events/" + StageRecorderStop}
+	want := []string{"containerd-events/" + StageRecorderStart, "containerd-events/" + StageEventsGap, "containerd-events/" + StageRecorderStop}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records against a mute daemon (-want +got):\n%s", diff)
 	}
@@ -268,6 +262,89 @@ func TestRecorderPausedTask(t *testing.T) {
 	recs := audittest.Wait(t, cfg.AuditLog, "exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) == 1 })
 	if n := audittest.Count(recs, id, evStart); n != 1 {
 		t.Errorf("%d start records, want 1", n)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// swapLog returns a function that exchanges the audit log with a
+// directory in one step (RENAME_EXCHANGE), making it unwritable, and back.
+func swapLog(t *testing.T, path string) func() {
+	t.Helper()
+	swapped := path + ".swapped"
+	if err := os.Mkdir(swapped, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := unix.Renameat2(unix.AT_FDCWD, path, unix.AT_FDCWD, swapped, unix.RENAME_EXCHANGE); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRecorderExitBehindPendingStart: the log is unwritable when a
+// container starts, and writable again, before the next retry of the
+// start, when the container ends. The exit waits behind its start and is
+// written after it; both say when they happened and that they were
+// written late. The exit used to look for its start in the log, not find
+// it and be dropped; the start got the time of the late write.
+func TestRecorderExitBehindPendingStart(t *testing.T) {
+	t.Parallel()
+	connected := make(chan struct{}, 16)
+	cfg, d, c := recorderSetup(t, func(r *Recorder) {
+		// Retries 3 s apart: the exit comes between two.
+		r.MinBackoff, r.MaxBackoff = 3*time.Second, 3*time.Second
+		prev := r.Connected
+		r.Connected = func() { prev(); connected <- struct{}{} }
+	})
+	waitConnected(t, connected, "no first connection")
+	swap := swapLog(t, cfg.AuditLog)
+	swap()
+	id := ctrdtest.Uniq("quick")
+	before := time.Now()
+	ctr, _ := d.Run(t, c, "default", id, nil)
+	time.Sleep(500 * time.Millisecond)
+	swap()
+	ctrdtest.Delete("default", ctr)
+	recs := audittest.Wait(t, cfg.AuditLog, "start and exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) == 1 })
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	for _, r := range recs {
+		if r.ContainerID != id {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, r.Time)
+		if err != nil || at.Before(before) || at.After(before.Add(2*time.Second)) || !strings.Contains(r.Error, "written late") {
+			t.Errorf("%s: time %s (the container started at %s), error %q; want the time it happened, written late", r.Stage, r.Time, before.UTC().Format(time.RFC3339Nano), r.Error)
+		}
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestRecorderGapUntilStop loses the event stream (containerd stops) and
+// stops the recorder before it comes back: an events-gap record names
+// the stretch, before the stop record. Only a reconnection used to write
+// it, so the log showed the recorder watching throughout.
+func TestRecorderGapUntilStop(t *testing.T) {
+	t.Parallel()
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	lost := make(chan struct{}, 16)
+	_, stop := runRecorder(t, d.Socket, cfgPath, func(r *Recorder) { r.StreamLost = func(error) { lost <- struct{}{} } })
+	d.Stop(t)
+	select {
+	case <-lost:
+	case <-time.After(30 * time.Second):
+		t.Fatal("stream not lost")
+	}
+	stop()
+	var stages []string
+	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
+		stages = append(stages, r.Stage)
+	}
+	if diff := cmp.Diff([]string{StageRecorderStart, StageEventsGap, StageRecorderStop}, stages); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }

@@ -8,11 +8,13 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/google/go-cmp/cmp"
 
@@ -379,6 +381,67 @@ func TestExitWhileStopped(t *testing.T) {
 	recs := audittest.Records(t, cfg.AuditLog, "")
 	if s, e := audittest.Count(recs, runs, evStart), audittest.Count(recs, runs, evExit); s != 1 || e != 0 {
 		t.Errorf("the container that runs on: %d starts, %d exits; want 1 and 0", s, e)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestRestartWhileStopped restarts a container under the same ID (a new
+// task) while the recorder is stopped: the next recorder records the old
+// task's exit, then the new task's start, and later the new task's exit.
+// The exit search took any exit of the container for the new task's, so
+// its exit was never recorded (and the old exit came after the new
+// start).
+func TestRestartWhileStopped(t *testing.T) {
+	t.Parallel()
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	c := d.Client(t)
+	d.ImportBusybox(t, c, "default")
+	_, stop := runRecorder(t, d.Socket, cfgPath, nil)
+	id := ctrdtest.Uniq("restarted")
+	ctr, _ := d.Run(t, c, "default", id, nil)
+	audittest.Wait(t, cfg.AuditLog, "the first start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
+	stop()
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), "default"), 30*time.Second)
+	defer cancel()
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task.Kill(ctx, syscall.SIGKILL)
+	<-exited
+	if _, err := task.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	task2, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runRecorder(t, d.Socket, cfgPath, nil)
+	audittest.Wait(t, cfg.AuditLog, "the old exit and the new start", func(rs []*audit.Record) bool {
+		return audittest.Count(rs, id, evStart) == 2 && audittest.Count(rs, id, evExit) == 1
+	})
+	ctrdtest.Delete("default", ctr)
+	recs := audittest.Wait(t, cfg.AuditLog, "the new exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) == 2 })
+	if diff := cmp.Diff([]string{evStart, evExit, evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	var starts []uint64
+	for _, r := range recs {
+		switch {
+		case r.ContainerID != id:
+		case r.Stage == audit.StageStart:
+			starts = append(starts, r.Seq)
+		case r.Ref == nil || len(starts) == 0 || r.Ref.Seq != starts[len(starts)-1]:
+			t.Errorf("exit seq %d refers to %v, want the start before it (starts %v)", r.Seq, r.Ref, starts)
+		}
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }

@@ -62,11 +62,17 @@ func RemoveTools() {
 	}
 }
 
-// Main runs a package's tests and then removes the commands [Tool] built:
+// Main runs a package's tests, removes the commands [Tool] built and
+// fails if a test wrote to [HostAuditLog]:
 // a TestMain of one line, func TestMain(m *testing.M) { nstest.Main(m) }.
 func Main(m *testing.M) {
+	guard := HostLogGuard()
 	code := m.Run()
 	RemoveTools()
+	if err := guard(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		code = 1
+	}
 	os.Exit(code)
 }
 
@@ -142,4 +148,27 @@ func WriteExecutable(path string, data []byte, perm os.FileMode) error {
 	syscall.ForkLock.Lock()
 	defer syscall.ForkLock.Unlock()
 	return os.WriteFile(path, data, perm)
+}
+
+// HostAuditLog is the audit log the shipped configs name: tests write
+// their own, never this one.
+const HostAuditLog = "/var/log/nsrel/audit.jsonl"
+
+// HostLogGuard notes the state of [HostAuditLog] and returns a function
+// that says, after the tests, whether it changed (an error) meanwhile.
+func HostLogGuard() func() error {
+	state := func() string {
+		fi, err := os.Stat(HostAuditLog)
+		if err != nil {
+			return "absent"
+		}
+		return fmt.Sprintf("%d bytes, modified %s", fi.Size(), fi.ModTime())
+	}
+	before := state()
+	return func() error {
+		if after := state(); after != before {
+			return fmt.Errorf("the host's %s changed while the tests ran (%s, then %s): a test wrote records to it", HostAuditLog, before, after)
+		}
+		return nil
+	}
 }

@@ -67,6 +67,14 @@ func ContainerName(keys map[string]string) string {
 	return pod + "/" + ctr
 }
 
+// DropSandboxContainerName removes the container names from the keys of
+// a pod sandbox: its labels are its pod's, so a name among them is the
+// pod author's, and CRI puts none on a sandbox.
+func DropSandboxContainerName(keys map[string]string) {
+	delete(keys, LabelContainerName)
+	delete(keys, AnnotationContainerName)
+}
+
 // UserNamespacePrefix starts the engine namespace of a container whose
 // state file a user other than root owns (a rootless runtime's):
 // "uid=1000". Such a container's name is the user's: no pod's.
