@@ -469,7 +469,13 @@ func (p *parser) regex(n *node, path string) *regexp.Regexp {
 	if !ok {
 		return nil
 	}
-	re, err := regexp.Compile("^(?:" + s + ")$")
+	// Alone first: `a)|(?:.*` is no regular expression, but wrapped it
+	// would be one that matches everything.
+	_, err := regexp.Compile(s)
+	var re *regexp.Regexp
+	if err == nil {
+		re, err = regexp.Compile("^(?:" + s + ")$")
+	}
 	if err != nil {
 		p.errorf(n, path, "bad regular expression %q: %v", s, err)
 		return nil
@@ -486,6 +492,7 @@ func (p *parser) config(n *node) *Config {
 		RecordAnnotations: DefaultRecordAnnotations,
 	}
 	names := map[string]bool{}
+	var defaultNode *node
 	trustedOK := true
 	p.object(n, "", []string{"!version", "!audit_log", "log_file", "syslog", "on_error", "deadline_ms", "rotate_bytes", "keep_files", "seal_state", "checkpoints", "record_annotations", "trusted_selectors", "policies", "!default"}, func(key string, v *node, path string) {
 		switch key {
@@ -557,12 +564,17 @@ func (p *parser) config(n *node) *Config {
 				c.Policies = append(c.Policies, b)
 			}
 		case "default":
+			defaultNode = v
 			c.Default = p.block(v, path, false)
 			if c.Default.Name == "" {
 				c.Default.Name = "default"
 			}
 		}
 	})
+	if defaultNode != nil && names[c.Default.Name] {
+		// Records name the block: two of one name cannot be told apart.
+		p.errorf(defaultNode, "default.name", "duplicate block name %q: a block of policies has it", c.Default.Name)
+	}
 	// Matches are judged once trusted_selectors is known, wherever it
 	// is in the file; if it is broken (reported already), judging them
 	// by what could be read of it would only add noise.
