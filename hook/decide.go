@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -154,14 +155,28 @@ func samePod(cfg *policy.Config, in Input) func(int) bool {
 	return nil
 }
 
+// cutRefused says why a cut state is refused whatever on_error says.
+const cutRefused = "refused whatever on_error says: a block selects by annotation, and the annotations past the cut are unknown"
+
 // Judge sets rec.Verdict: deny when the record's block enforces and a
 // rule was violated, or when ierr is set and on_error is deny; allow
 // otherwise. Call it again after adding violations (poststart's
 // comparison with the createRuntime record).
+//
+// A state cut at its size limit is refused whatever on_error says when
+// a block selects containers by annotation: the annotations past the cut
+// are unknown, so the block that should have judged it is too (a pod
+// could otherwise flood its annotations to fall under the default).
 func Judge(cfg *policy.Config, rec *audit.Record, ierr error) {
 	rec.Verdict = audit.VerdictAllow
 	if ierr != nil && cfg.OnError == policy.OnErrorDeny {
 		rec.Verdict = audit.VerdictDeny
+	}
+	if errors.Is(ierr, ErrStateCut) && cfg.SelectsByAnnotation() {
+		rec.Verdict = audit.VerdictDeny
+		if !strings.Contains(rec.Error, cutRefused) {
+			rec.Error = vocab.Cut(rec.Error+"; "+cutRefused, vocab.MaxRecordedError)
+		}
 	}
 	if rec.Mode == policy.ModeEnforce && len(rec.Violations) > 0 {
 		rec.Verdict = audit.VerdictDeny

@@ -123,20 +123,28 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 
 // outsider returns the first process in the container's own user
 // namespace l that is not the container's (it lives in neither the
-// container's PID namespace nor one below it) and not its pod's, as an
+// container's PID namespace nor one below it, or, when the container
+// joined that PID namespace, it is not its descendant) and not its pod's, as an
 // [policy.Other] that shares the namespace; nil when there is none.
 func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bool) *policy.Other {
 	if a.PIDDepth() == 0 {
 		return nil
 	}
 	own := nsrel.Ident{Dev: a.PIDNS[0].Dev, Ino: a.PIDNS[0].Ino}
+	// A container that joined a PID namespace (rather than made it, as
+	// its init) finds processes there that are not its own: only its
+	// descendants are.
+	made, merr := inspect.PIDNSInit(a.PID)
+	joined := merr == nil && !made
 	for _, pid := range l.PIDs {
 		if pid == a.PID {
 			continue
 		}
 		in, err := inspect.InPIDNS(pid, own)
 		switch {
-		case errors.Is(err, inspect.ErrGone), err == nil && in:
+		case errors.Is(err, inspect.ErrGone):
+			continue
+		case err == nil && in && (!joined || inspect.DescendsFrom(pid, a.PID)):
 			continue
 		case err != nil:
 			return &policy.Other{Ino: l.Ident.Ino, PID: pid, Name: processName(pid), Shared: true,

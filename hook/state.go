@@ -39,10 +39,14 @@ func DecodeState(r io.Reader) (*specs.State, error) {
 	return ParseState(data)
 }
 
+// ErrStateCut is the error of a state larger than [vocab.MaxStateSize]:
+// read that far, and cut there.
+var ErrStateCut = fmt.Errorf("state: larger than %d bytes", vocab.MaxStateSize)
+
 // ParseState is [DecodeState] of the state's bytes.
 func ParseState(data []byte) (*specs.State, error) {
 	if len(data) > vocab.MaxStateSize {
-		return nil, fmt.Errorf("state: larger than %d bytes", vocab.MaxStateSize)
+		return nil, ErrStateCut
 	}
 	st, ok := fastState(data)
 	if !ok {

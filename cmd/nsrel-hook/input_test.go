@@ -691,6 +691,56 @@ func TestBinaryFloodedAnnotationsSelect(t *testing.T) {
 	}
 }
 
+// TestBinaryCutStateRefused: a state over 1 MiB is read that far, and
+// the annotations past the cut are unknown. Under a config whose blocks
+// select by annotation it is refused whatever on_error says, since the
+// block that should judge it is unknown too: a pod's annotations that
+// sort before the trusted key (a Go runtime writes < as \u003c, six
+// bytes for one) pushed that key past the cut, and the container ran
+// under the laxer default block. Without such a block on_error decides.
+func TestBinaryCutStateRefused(t *testing.T) {
+	var flood []string
+	for i := range 20 {
+		flood = append(flood, fmt.Sprintf(`"a%02d":%q`, i, strings.Repeat("<", 60000)))
+	}
+	for _, selects := range []bool{true, false} {
+		t.Run(fmt.Sprintf("selects=%v", selects), func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) {
+				c["on_error"] = policy.OnErrorAllow
+				c["syslog"] = ""
+				c["default"] = map[string]any{"mode": policy.ModeAudit}
+				if selects {
+					c["trusted_selectors"] = map[string]any{"annotations": []any{vocab.AnnotationSandboxNamespace}}
+					c["policies"] = []any{map[string]any{
+						"name":  "prod",
+						"match": map[string]any{"annotations": map[string]any{`io\.kubernetes\.cri\.sandbox-namespace`: "prod-.*"}},
+						"mode":  policy.ModeEnforce,
+						"rules": map[string]any{"require_user_namespace": true},
+					}}
+				}
+			})
+			state := stateOf(idMember("cut"), pidMember(os.Getpid()), bundleMember,
+				`"annotations":{`+strings.Join(flood, ",")+`,"`+vocab.AnnotationSandboxNamespace+`":"prod-a"}`)
+			if len(state) <= vocab.MaxStateSize {
+				t.Fatalf("state of %d bytes, not over the limit", len(state))
+			}
+			r := runBinary(t, bytes.NewReader(state), "--config", e.config, "createRuntime")
+			recs := e.records(t, "")
+			if len(recs) != 1 {
+				t.Fatalf("%d records, want 1", len(recs))
+			}
+			rec := recs[0]
+			switch {
+			case selects && (r.code != 1 || rec.Verdict != audit.VerdictDeny || !strings.Contains(rec.Error, "larger than") || !strings.Contains(rec.Error, "refused whatever on_error says")):
+				t.Errorf("exit %d, record verdict %q error %q; want a refusal saying the state was cut", r.code, rec.Verdict, rec.Error)
+			case !selects && (r.code != 0 || rec.Verdict != audit.VerdictAllow):
+				t.Errorf("exit %d, record verdict %q error %q; want on_error=allow to decide", r.code, rec.Verdict, rec.Error)
+			}
+			verifyOK(t, e, 1)
+		})
+	}
+}
+
 // TestBinaryDeadlineStuckDiagnostics: with the diagnostics sent to a
 // syslog server that hangs (log_file tcp://, every entry waits up to its
 // 1 s send timeout), a stage that is logging when the deadline passes

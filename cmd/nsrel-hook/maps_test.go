@@ -157,7 +157,9 @@ func TestMapRulesRealContainers(t *testing.T) {
 // container's creator may write): the second is refused, naming the
 // first container's process, since the two share every ID; it used to
 // run, the rule skipping the container's own namespace whoever else
-// lived in it. A third, in a namespace of its own, runs.
+// lived in it. So is one that joins the first one's PID namespace as
+// well (it ran: the first one's processes were in its PID namespace).
+// A third, in a namespace of its own, runs.
 func TestJoinedUserNSRefused(t *testing.T) {
 	o := requireRuntime(t, "runc")
 	e := newEnv(t, "hook.json", func(c map[string]any) {
@@ -177,6 +179,14 @@ func TestJoinedUserNSRefused(t *testing.T) {
 	reasons := fmt.Sprint(rec.Violations)
 	if !strings.Contains(reasons, fmt.Sprintf("is also the user namespace of pid %d (sleep, cgroup ", pid)) || !strings.Contains(reasons, first) {
 		t.Errorf("violations %s; want the shared namespace named with pid %d of %s", reasons, pid, first)
+	}
+	// Its PID namespace too: the first container's processes are then in
+	// the second's PID namespace, but not its own (it did not make that
+	// namespace, and they do not descend from it).
+	both := uniqueID(t, "joined-d")
+	rec = refused(t, o, e, both, bundle.Options{UserNS: true, UserNSPath: nstest.NSPath(pid, "user"), PIDNSPath: nstest.NSPath(pid, "pid"), MapHost: base, MapSize: 65536}, policy.RuleDisjoint)
+	if reasons := fmt.Sprint(rec.Violations); !strings.Contains(reasons, fmt.Sprintf("is also the user namespace of pid %d (sleep, cgroup ", pid)) {
+		t.Errorf("joining the user and PID namespaces: violations %s; want the shared namespace named with pid %d", reasons, pid)
 	}
 	own := uniqueID(t, "joined-c")
 	if stderr, err := o.run(t, e, own, bundle.Options{UserNS: true, MapHost: base + 65536, MapSize: 65536}, true); err != nil {

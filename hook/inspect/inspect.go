@@ -297,3 +297,58 @@ func ParseStatStartTime(stat []byte) (uint64, error) {
 	}
 	return v, nil
 }
+
+// parentPID reads the parent PID (field 4) of /proc/PID/stat.
+func parentPID(pid int) (int, error) {
+	stat, err := readStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("inspect: /proc/%d/stat: no parent PID", pid)
+	}
+	fields := bytes.Fields(stat[i+1:])
+	if len(fields) < 2 {
+		return 0, fmt.Errorf("inspect: /proc/%d/stat: no parent PID", pid)
+	}
+	return strconv.Atoi(string(fields[1]))
+}
+
+// DescendsFrom reports whether process pid is a descendant of process
+// ancestor (its child, grandchild...), as the parent PIDs in /proc say
+// now: a process whose parent exited was given another (a subreaper, or
+// the init of its PID namespace) and no longer is.
+func DescendsFrom(pid, ancestor int) bool {
+	for range 256 { // deeper trees are not containers' processes
+		ppid, err := parentPID(pid)
+		if err != nil || ppid <= 1 {
+			return false
+		}
+		if ppid == ancestor {
+			return true
+		}
+		pid = ppid
+	}
+	return false
+}
+
+// PIDNSInit reports whether process pid is the init (PID 1) of its own
+// PID namespace: it made that namespace, rather than joining one whose
+// other processes were there before it (NSpid in /proc/PID/status).
+func PIDNSInit(pid int) (bool, error) {
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false, gone(pid, err)
+	}
+	for line := range bytes.Lines(status) {
+		if rest, ok := bytes.CutPrefix(line, []byte("NSpid:")); ok {
+			f := bytes.Fields(rest)
+			if len(f) == 0 {
+				break
+			}
+			return string(f[len(f)-1]) == "1", nil
+		}
+	}
+	return false, fmt.Errorf("inspect: /proc/%d/status: no NSpid", pid)
+}

@@ -122,6 +122,17 @@ type Block struct {
 	Rules Rules
 }
 
+// SelectsByAnnotation reports whether a block of policies selects
+// containers by annotation.
+func (c *Config) SelectsByAnnotation() bool {
+	for _, b := range c.Policies {
+		if b.Match != nil && len(b.Match.Annotations) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Match selects containers by ID and annotations, like podman's hooks.d
 // "when" section. Every regular expression must match the whole string.
 // All conditions given must hold. [Parse] accepts only selectors the

@@ -53,6 +53,9 @@ type Options struct {
 	UserNSPath string
 	// NoPIDNS keeps the container in the runtime's PID namespace.
 	NoPIDNS bool
+	// PIDNSPath joins the PID namespace at this path (/proc/PID/ns/pid)
+	// instead of creating one.
+	PIDNSPath string
 	// Hostname is set in the container's UTS namespace; default "nsrel".
 	Hostname string
 	// Hooks are copied into the spec.
@@ -254,7 +257,7 @@ func Spec(rootfs string, opts Options) *specs.Spec {
 		},
 	}
 	if !opts.NoPIDNS {
-		s.Linux.Namespaces = append([]specs.LinuxNamespace{{Type: specs.PIDNamespace}}, s.Linux.Namespaces...)
+		s.Linux.Namespaces = append([]specs.LinuxNamespace{{Type: specs.PIDNamespace, Path: opts.PIDNSPath}}, s.Linux.Namespaces...)
 	}
 	if opts.UserNS {
 		host, size := opts.MapHost, opts.MapSize
