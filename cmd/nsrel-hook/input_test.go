@@ -641,6 +641,15 @@ func TestRuntimeLongAnnotationRecorded(t *testing.T) {
 	}
 }
 
+// prodBlock is a block that enforces a user namespace on the containers
+// of Kubernetes namespaces prod-*, selected by a trusted CRI key.
+var prodBlock = map[string]any{
+	"name":  "prod",
+	"match": map[string]any{"annotations": map[string]any{`io\.kubernetes\.cri\.sandbox-namespace`: "prod-.*"}},
+	"mode":  policy.ModeEnforce,
+	"rules": map[string]any{"require_user_namespace": true},
+}
+
 // TestBinaryFloodedAnnotationsSelect: a state with more annotations than
 // the hook takes, all before the trusted one a block selects by (as a
 // runtime writes them, in key order), is refused as input, yet selects
@@ -663,12 +672,7 @@ func TestBinaryFloodedAnnotationsSelect(t *testing.T) {
 				c["on_error"] = policy.OnErrorAllow
 				c["syslog"] = ""
 				c["trusted_selectors"] = map[string]any{"annotations": []any{vocab.AnnotationSandboxNamespace}}
-				c["policies"] = []any{map[string]any{
-					"name":  "prod",
-					"match": map[string]any{"annotations": map[string]any{`io\.kubernetes\.cri\.sandbox-namespace`: "prod-.*"}},
-					"mode":  policy.ModeEnforce,
-					"rules": map[string]any{"require_user_namespace": true},
-				}}
+				c["policies"] = []any{prodBlock}
 				c["default"] = map[string]any{"mode": policy.ModeAudit}
 			})
 			// The test process runs in the initial user namespace: prod refuses it.
@@ -711,12 +715,7 @@ func TestBinaryCutStateRefused(t *testing.T) {
 				c["default"] = map[string]any{"mode": policy.ModeAudit}
 				if selects {
 					c["trusted_selectors"] = map[string]any{"annotations": []any{vocab.AnnotationSandboxNamespace}}
-					c["policies"] = []any{map[string]any{
-						"name":  "prod",
-						"match": map[string]any{"annotations": map[string]any{`io\.kubernetes\.cri\.sandbox-namespace`: "prod-.*"}},
-						"mode":  policy.ModeEnforce,
-						"rules": map[string]any{"require_user_namespace": true},
-					}}
+					c["policies"] = []any{prodBlock}
 				}
 			})
 			state := stateOf(idMember("cut"), pidMember(os.Getpid()), bundleMember,

@@ -269,7 +269,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		if c.container != "" {
 			picked, err = containerNamespaces(m, c.pictureFlags.types(t.Type), c.container)
 		} else {
-			picked, err = pidNamespaces(m, c.pid)
+			picked, err = pidNamespaces(m, c.pictureFlags.types(t.Type), c.pid)
 		}
 		if err != nil {
 			diag.print(syslog.Err, err.Error())

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,9 +75,13 @@ func (p *pictureFlags) check(c *config) string {
 
 // pidNamespaces returns the user and PID namespaces of process pid that
 // the model holds.
-func pidNamespaces(m *discover.Model, pid int) ([]*discover.Namespace, error) {
+func pidNamespaces(m *discover.Model, types []nsrel.Type, pid int) ([]*discover.Namespace, error) {
 	var out []*discover.Namespace
-	for _, link := range []string{"user", "pid"} {
+	for _, typ := range []nsrel.Type{nsrel.TypeUser, nsrel.TypePID} {
+		if !slices.Contains(types, typ) {
+			continue // lsuserns -p shows the process's user namespace, not its PID namespace's owner
+		}
+		link := typ.String()
 		var st unix.Stat_t
 		path := fmt.Sprintf("/proc/%d/ns/%s", pid, link)
 		if err := unix.Stat(path, &st); err != nil {

@@ -444,6 +444,19 @@ func TestPIDFilter(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "<svg") {
 		t.Errorf("--format svg: exit %d, %.200s", code, out)
 	}
+
+	// A process of the initial user namespace in a PID namespace another
+	// user namespace owns: lsuserns --pid shows its own user namespace
+	// alone; it added the owner of its PID namespace.
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(nstest.HostIDBase(t)) + 700_000, Size: 1}}
+	owner := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID, UidMappings: m, GidMappings: m},
+		nstest.RequireCmd(t, "sleep"), "infinity")
+	joined := nstest.Start(t, nil, nstest.RequireCmd(t, "nsenter"), "--pid", "-t", strconv.Itoa(owner.Pid), "--", nstest.RequireCmd(t, "sleep"), "infinity")
+	leaf := nstest.WaitLeaf(t, joined.Pid, "sleep")
+	_, out, _ = run(t, tool(nsrel.TypeUser), "--no-containers", "--pid", strconv.Itoa(leaf))
+	if want := fmt.Sprintf("user:[%d] ", nsrel.InitialUserNSIno); strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, want) {
+		t.Errorf("lsuserns --pid of a process in the initial user namespace, in another's PID namespace:\n%s\nwant one line, %s", out, want)
+	}
 }
 
 // TestWithoutGraphviz checks the graph formats when dot is not on PATH:
