@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
-	"slices"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,20 +75,30 @@ func parseMounts(data []byte) (ns []nsMount, fuse []string) {
 			ns = append(ns, nsMount{NS: name, Point: point})
 		}
 	}
-	// An overlay on a FUSE mount, or on such an overlay, in turn.
-	for added := true; added; {
-		added = false
-		for i, o := range overlays {
-			for _, l := range o.layers {
-				if slices.Contains(fuse, l) || belowAny(l, fuse) {
-					fuse = append(fuse, o.point)
-					overlays[i].layers, added = nil, true
-					break
-				}
-			}
+	// An overlay may have a layer on a FUSE mount. The layers are named
+	// as the mounter wrote them (relative, through symlinks, with
+	// escaped colons): a mount namespace with a FUSE mount, any, has
+	// every overlay taken as one on it. Else an overlay whose layers
+	// the options do not name plainly is taken so too.
+	for _, o := range overlays {
+		if len(fuse) > 0 || !plainLayers(o.layers) {
+			fuse = append(fuse, o.point)
 		}
 	}
 	return ns, fuse
+}
+
+// plainLayers reports whether every layer is a clean absolute path.
+func plainLayers(layers []string) bool {
+	if len(layers) == 0 {
+		return false
+	}
+	for _, l := range layers {
+		if !strings.HasPrefix(l, "/") || path.Clean(l) != l {
+			return false
+		}
+	}
+	return true
 }
 
 // overlayLayers returns the directories an overlay's superblock options

@@ -283,4 +283,27 @@ func TestOverlayOnFUSE(t *testing.T) {
 	if len(ns) != 1 || !belowAny(ns[0].Point, fuse) {
 		t.Errorf("nsfs mounts %v: not below FUSE", ns)
 	}
+	// With a FUSE mount anywhere in the mount namespace, every overlay
+	// counts: a layer named through a symlink (/y/lnk to the FUSE
+	// mount) does not show it.
+	data = "30 1 0:30 / /f rw - fuse.x x rw\n" +
+		"40 1 0:41 / /x rw - overlay overlay rw,lowerdir=/y/lnk,upperdir=/u2,workdir=/w2\n"
+	if _, fuse := parseMounts([]byte(data)); !slices.Equal(fuse, []string{"/f", "/x"}) {
+		t.Errorf("overlay through a symlink: FUSE-backed %q, want /f and /x", fuse)
+	}
+
+	// Layers named relative to where the mounter was, as the kernel
+	// shows them: the overlay counts even without a FUSE mount in
+	// sight (the review's lowerdir=lnk reached one that way).
+	out, err = exec.Command(nstest.RequireCmd(t, "unshare"), "-m", "--propagation", "private", "sh", "-c",
+		`cd "$1" && mount -t overlay overlay -o lowerdir=l1,upperdir=u,workdir=w o && cat /proc/self/mountinfo`, "sh", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("overlay with relative layers: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "lowerdir=l1,") {
+		t.Fatalf("the kernel did not show the relative layer:\n%s", out)
+	}
+	if _, fuse := parseMounts(out); !slices.Contains(fuse, dir+"/o") {
+		t.Errorf("overlay with relative layers: FUSE-backed %q, want %s among them", fuse, dir+"/o")
+	}
 }
