@@ -75,7 +75,9 @@ func parsePodmanNames(data []byte) map[string]string {
 	}
 	names := make(map[string]string, len(list))
 	for _, c := range list {
-		if len(c.Names) > 0 && c.Names[0] != "" {
+		// podman allows no '/' in a name: one with it (in a user's file)
+		// would read as a Kubernetes pod.
+		if len(c.Names) > 0 && c.Names[0] != "" && !strings.Contains(c.Names[0], "/") {
 			names[c.ID] = c.Names[0]
 		}
 	}

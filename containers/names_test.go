@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -78,11 +79,13 @@ func TestPodmanStoreName(t *testing.T) {
 }
 
 // FuzzParsePodmanNames checks that every name returned is the first,
-// non-empty name of a listed container.
+// non-empty name of a listed container, and holds no '/' (podman allows
+// none; a user's file with one would name a Kubernetes pod).
 func FuzzParsePodmanNames(f *testing.F) {
 	f.Add([]byte(`[{"id":"b1db","names":["myweb","alias"],"image":"","layer":"b0fa","metadata":"{}","flags":{}}]`))
 	f.Add([]byte(`[{"id":"x","names":[]},{"id":"y","names":[""]},{"id":"x","names":["dup"]}]`))
 	f.Add([]byte(`{"id":"x"}`))
+	f.Add([]byte(`[{"id":"x","names":["prod/web-0"]}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		names := parsePodmanNames(data)
 		var list []storageContainer
@@ -93,7 +96,7 @@ func FuzzParsePodmanNames(f *testing.F) {
 			return
 		}
 		for id, name := range names {
-			if name == "" || !slices.ContainsFunc(list, func(c storageContainer) bool {
+			if name == "" || strings.Contains(name, "/") || !slices.ContainsFunc(list, func(c storageContainer) bool {
 				return c.ID == id && len(c.Names) > 0 && c.Names[0] == name
 			}) {
 				t.Fatalf("name %q for %q not in %s", name, id, data)

@@ -205,7 +205,8 @@ func newNode(n *discover.Namespace) *Node {
 			Label: tree.ContainerLabel(c), ID: vocab.Escape(c.ID), Engine: vocab.Escape(c.Engine),
 			Namespace: vocab.Escape(c.Namespace), PID: c.PID,
 		}
-		if strings.Contains(c.Name, "/") {
+		// A local user's container names no pod, whatever its name.
+		if strings.Contains(c.Name, "/") && !vocab.UsersContainer(c.Namespace) {
 			nd.Containers[i].Pod = vocab.Escape(c.Name)
 		} else {
 			nd.Containers[i].Name = vocab.Escape(c.Name)

@@ -277,3 +277,29 @@ func BenchmarkLargeHost(b *testing.B) {
 		b.ReportMetric(float64(n), "bytes")
 	})
 }
+
+// TestUsersContainerNamesNoPod: a container name with a slash is a
+// Kubernetes pod's, unless a local user named the container (namespace
+// uid=UID): the user chooses its names, so it names no pod in the
+// picture's data.
+func TestUsersContainerNamesNoPod(t *testing.T) {
+	m := discover.NewModel()
+	root := &discover.Namespace{Type: nsrel.TypeUser, Ino: 4026531837, OwnerUID: 0, OwnerName: "root",
+		FoundVia: []discover.Found{{Via: discover.ViaProcess, PID: 1}},
+		Containers: []discover.Container{
+			{ID: "aaaa", Engine: "containerd", Namespace: "k8s.io", PID: 10, Name: "prod/web-0"},
+			{ID: "bbbb", Engine: "runc", Namespace: "uid=65534", PID: 11, Name: "prod/web-0"},
+		}}
+	m.Add(root)
+	m.Link()
+	g := graph.Build(m, graph.Options{})
+	var got []string
+	for _, n := range g.Nodes {
+		for _, c := range n.Containers {
+			got = append(got, c.ID+" pod="+c.Pod+" name="+c.Name)
+		}
+	}
+	if diff := cmp.Diff([]string{"aaaa pod=prod/web-0 name=", "bbbb pod= name=prod/web-0"}, got); diff != "" {
+		t.Errorf("containers (-want +got):\n%s", diff)
+	}
+}

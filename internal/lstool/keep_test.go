@@ -83,14 +83,16 @@ func TestKeepContainer(t *testing.T) {
 // name that is a Kubernetes container's, must not select the user's
 // container instead of the pod's, nor add it to the pod's; the label's
 // forms (ENGINE NAMESPACE/ID, the ID cut short as the label shows it)
-// name each.
+// name each. Nor may a user's ID that is the start of another
+// container's take over that prefix.
 func TestKeepContainerRootless(t *testing.T) {
 	m := discover.NewModel()
 	top := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: nsrel.InitialUserNSIno}
 	pod := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 100, Parent: top,
 		Containers: []discover.Container{{ID: "3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b", Engine: "containerd", Namespace: "k8s.io", Name: "shop/web-0/app"}}}
 	user := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 200, Parent: top,
-		Containers: []discover.Container{{ID: "web-0", Engine: "runc", Namespace: "uid=1000"}, {ID: "beef000000000000", Engine: "podman", Namespace: "uid=1000", Name: "shop/web-0/app"}}}
+		Containers: []discover.Container{{ID: "web-0", Engine: "runc", Namespace: "uid=1000"}, {ID: "beef000000000000", Engine: "podman", Namespace: "uid=1000", Name: "shop/web-0/app"},
+			{ID: "3f1c2a", Engine: "runc", Namespace: "uid=1000"}}}
 	for _, n := range []*discover.Namespace{top, pod, user} {
 		m.Add(n)
 	}
@@ -108,6 +110,10 @@ func TestKeepContainerRootless(t *testing.T) {
 		{"containerd k8s.io/3f1c2a9b7e0d", 100, ""}, // as labelled
 		{"k8s.io/3f1c2a9b7e0d", 100, ""},
 		{"podman uid=1000/beef00000000", 200, ""},
+		// The user's whole ID is the start of the pod's: the user's
+		// container took it over.
+		{"3f1c2a", 0, `container "3f1c2a" is ambiguous: it names runc uid=1000/3f1c2a, a local user's, and starts the ID of containerd k8s.io/3f1c2a9b7e0d`},
+		{"runc uid=1000/3f1c2a", 200, ""},
 	} {
 		keep, err := lstool.KeepContainer(m, nsrel.TypeUser, tc.arg)
 		switch {

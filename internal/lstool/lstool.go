@@ -464,6 +464,7 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 	named := make(map[string][]*discover.Namespace) // IDs with a name that is not a pod's
 	prefixed := make(map[string][]*discover.Namespace)
 	nameOf := make(map[string]bool) // containers arg is a name (or pod name) of
+	users := make(map[string]bool)  // containers of a local user (uid=UID)
 	for _, n := range m.Namespaces {
 		if !slices.Contains(types, n.Type) {
 			continue
@@ -477,6 +478,7 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 			// that form counts too, and where two share it, it is
 			// ambiguous.
 			ident, short := labelForms(c)
+			users[ident] = vocab.UsersContainer(c.Namespace)
 			if arg == c.ID || arg == ident || arg == short || arg == afterEngine(ident) || arg == afterEngine(short) {
 				byID[ident] = append(byID[ident], n)
 			}
@@ -523,10 +525,27 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 	default:
 		return nil, fmt.Errorf("no running container named %q or with an ID starting with it", q)
 	}
-	for _, ns := range matches {
+	for ident, ns := range matches {
+		// A local user's ID or name must not take over what the
+		// argument also abbreviates: another container's ID.
+		if others := otherKeys(prefixed, ident); users[ident] && len(others) > 0 {
+			return nil, fmt.Errorf("container %q is ambiguous: it names %s, a local user's, and starts the ID of %s (name one as ENGINE NAMESPACE/ID)", q, ident, strings.Join(others, ", "))
+		}
 		return ns, nil
 	}
 	return nil, nil
+}
+
+// otherKeys returns the keys of m other than key, sorted.
+func otherKeys(m map[string][]*discover.Namespace, key string) []string {
+	var out []string
+	for k := range m {
+		if k != key {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // labelForms returns the forms a label gives c as: ENGINE [NAMESPACE/]ID
