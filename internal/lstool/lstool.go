@@ -101,7 +101,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	return fs, c
 }
 
-func (t Tool) usage(out io.Writer, fs *flag.FlagSet) {
+func (t Tool) usage(out io.Writer, fs *flag.FlagSet) error {
 	// One write, not one per option: the help is read more often than
 	// written, and each write to a terminal or pipe is a system call.
 	w := new(strings.Builder)
@@ -161,7 +161,21 @@ Options:
 	}
 	fmt.Fprintf(w, "  (default: %s)\n", strings.Join(tree.DefaultColumns(t.Type), ","))
 	fmt.Fprintf(w, "\nExit status: 0 success, 1 failure, 2 bad usage.\nRun as root to see every namespace.\n")
-	io.WriteString(out, w.String())
+	_, err := io.WriteString(out, w.String())
+	return err
+}
+
+// written returns the exit code of a run that wrote its output with err:
+// 0, or 1 with the error said (as util-linux says a failed write).
+func (t Tool) written(err error, stderr io.Writer) int {
+	if err != nil {
+		if u := errors.Unwrap(err); u != nil {
+			err = u // "no space left on device", not the file's name
+		}
+		fmt.Fprintf(stderr, "%s: write error: %v\n", t.Name, err)
+		return 1
+	}
+	return 0
 }
 
 // Run runs the tool with args and returns the exit code.
@@ -169,8 +183,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	fs, c := t.flags()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			t.usage(stdout, fs)
-			return 0
+			return t.written(t.usage(stdout, fs), stderr)
 		}
 		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, vocab.FlagError(err))
 		return 2
@@ -180,8 +193,16 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		return 2
 	}
 	if c.version {
-		fmt.Fprintln(stdout, vocab.VersionLine(t.Name))
-		return 0
+		_, err := fmt.Fprintln(stdout, vocab.VersionLine(t.Name))
+		return t.written(err, stderr)
+	}
+	switch {
+	case fs.Changed("pid") && c.pid == 0:
+		fmt.Fprintf(stderr, "%s: --pid: want a process ID (see --help)\n", t.Name)
+		return 2
+	case fs.Changed("container") && c.container == "":
+		fmt.Fprintf(stderr, "%s: --container: want a container name or ID (see --help)\n", t.Name)
+		return 2
 	}
 	if c.noContainers && c.container != "" {
 		fmt.Fprintf(stderr, "%s: --container needs the container lookup; drop --no-containers\n", t.Name)
@@ -209,6 +230,21 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	if msg := c.pictureFlags.check(c); msg != "" {
 		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, msg)
 		return 2
+	}
+	if c.overlaps {
+		var drop []string
+		for _, f := range []struct {
+			set  bool
+			flag string
+		}{{c.list, "--list"}, {c.graphic(), "--format " + vocab.Escape(c.format)}, {c.pid != 0, "--pid"}, {c.container != "", "--container"}} {
+			if f.set {
+				drop = append(drop, f.flag)
+			}
+		}
+		if len(drop) > 0 {
+			fmt.Fprintf(stderr, "%s: --overlaps lists every overlapping pair as text or JSON: drop %s (see --help)\n", t.Name, strings.Join(drop, " and "))
+			return 2
+		}
 	}
 	target, perr := syslog.ParseTarget(c.logTo)
 	if perr != nil {

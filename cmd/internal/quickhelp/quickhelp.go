@@ -10,9 +10,14 @@ func Answer(text string, env ...string) {
 	if !answers(os.Args, os.Getenv, env) {
 		return
 	}
-	// As the flag parser's help: a failed write does not change the
-	// status.
-	os.Stdout.WriteString(text)
+	// As the flag parser's help: a failed write is said, status 1.
+	if _, err := os.Stdout.WriteString(text); err != nil {
+		if pe, ok := err.(*os.PathError); ok {
+			err = pe.Err
+		}
+		os.Stderr.WriteString(filepathBase(os.Args[0]) + ": write error: " + err.Error() + "\n")
+		os.Exit(1)
+	}
 	os.Exit(0)
 }
 
@@ -28,4 +33,15 @@ func answers(args []string, getenv func(string) string, env []string) bool {
 		}
 	}
 	return true
+}
+
+// filepathBase is filepath.Base of a command name, without importing
+// more than os.
+func filepathBase(name string) string {
+	for i := len(name) - 1; i >= 0; i-- {
+		if name[i] == '/' {
+			return name[i+1:]
+		}
+	}
+	return name
 }
