@@ -136,8 +136,7 @@ See docs/containerd.md and docs/kubernetes.md.
 func parseArgs(fs *flag.FlagSet, prog string, args []string, stdout, stderr io.Writer) (code int, done bool) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(stdout)
-			return 0, true
+			return vocab.Written(prog, printUsage(stdout), stderr), true
 		}
 		fmt.Fprintf(stderr, "%s: %s (see --help)\n", prog, vocab.FlagError(err))
 		return 2, true
@@ -150,8 +149,9 @@ func parseArgs(fs *flag.FlagSet, prog string, args []string, stdout, stderr io.W
 }
 
 // printUsage prints the help with the hook path of this build.
-func printUsage(w io.Writer) {
-	io.WriteString(w, strings.Replace(usage, "@HOOKPATH@", vocab.DefaultHookPath, 1))
+func printUsage(w io.Writer) error {
+	_, err := io.WriteString(w, strings.Replace(usage, "@HOOKPATH@", vocab.DefaultHookPath, 1))
+	return err
 }
 
 // run runs the nsrel-containerd command line (args without the program
@@ -163,11 +163,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "-h", "--help", "-help", "help":
-		printUsage(stdout)
-		return 0
+		return vocab.Written("nsrel-containerd", printUsage(stdout), stderr)
 	case "--version", "-version":
-		fmt.Fprintln(stdout, vocab.VersionLine("nsrel-containerd"))
-		return 0
+		_, err := fmt.Fprintln(stdout, vocab.VersionLine("nsrel-containerd"))
+		return vocab.Written("nsrel-containerd", err, stderr)
 	case "watch", "nri":
 		return serviceCmd(args[0], args[1:], stdout, stderr)
 	case "containers":
@@ -176,8 +175,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return installHookCmd(args[1:], stdout, stderr)
 	case "ready":
 		if len(args) == 2 && (args[1] == "-h" || args[1] == "--help" || args[1] == "-help") {
-			printUsage(stdout)
-			return 0
+			return vocab.Written("nsrel-containerd", printUsage(stdout), stderr)
 		}
 		if len(args) != 2 {
 			fmt.Fprintln(stderr, "nsrel-containerd ready: want one FILE (see --help)")

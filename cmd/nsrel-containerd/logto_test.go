@@ -14,6 +14,17 @@ import (
 	"github.com/nsrel/nsrel/internal/rsyslogtest"
 )
 
+// TestHelpToFullDisk: a help or version that cannot be written (a full
+// disk) is said, exit 1, as util-linux does; it exited 0.
+func TestHelpToFullDisk(t *testing.T) {
+	bin := nstest.Tool(t, "nsrel-containerd")
+	for _, args := range [][]string{{"--help"}, {"--version"}, {"watch", "--help"}, {"ready", "--help"}} {
+		if code, stderr := nstest.ToFullDisk(t, bin, args...); code != 1 || !strings.HasPrefix(stderr, "nsrel-containerd") || !strings.HasSuffix(stderr, ": write error: no space left on device\n") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%q to /dev/full: exit %d, stderr %q; want 1 and a write error", args, code, stderr)
+		}
+	}
+}
+
 // TestWatchLogToSyslog runs `nsrel-containerd watch --log-to` against a
 // private rsyslogd over TCP on 127.0.0.1, with no containerd to talk to:
 // its start and the unavailable event stream arrive as RFC 5424

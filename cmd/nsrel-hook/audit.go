@@ -38,8 +38,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	}
 	cmd := args[0]
 	if isHelp(cmd) {
-		printUsage(stdout)
-		return 0
+		return vocab.Written("nsrel-hook", printUsage(stdout), stderr)
 	}
 	fs := flag.NewFlagSet("audit "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -81,8 +80,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	for {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				printUsage(stdout)
-				return 0
+				return vocab.Written("nsrel-hook", printUsage(stdout), stderr)
 			}
 			fmt.Fprintf(stderr, "nsrel-hook: audit %s: %s (see --help)\n", cmd, vocab.FlagError(err))
 			return 2

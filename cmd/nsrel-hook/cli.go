@@ -88,8 +88,9 @@ refused), 2 usage error. See docs/hook.md.
 `
 
 // printUsage prints the help with the hook path of this build.
-func printUsage(w io.Writer) {
-	io.WriteString(w, strings.Replace(usage, "@HOOKPATH@", vocab.DefaultHookPath, 1))
+func printUsage(w io.Writer) error {
+	_, err := io.WriteString(w, strings.Replace(usage, "@HOOKPATH@", vocab.DefaultHookPath, 1))
+	return err
 }
 
 // mainWith runs the nsrel-hook command line (args without the program name)
@@ -108,15 +109,14 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 	version := fs.Bool("version", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(stdout)
-			return 0
+			return vocab.Written("nsrel-hook", printUsage(stdout), stderr)
 		}
 		fmt.Fprintf(stderr, "nsrel-hook: %s (see --help)\n", vocab.FlagError(err))
 		return 2
 	}
 	if *version {
-		fmt.Fprintln(stdout, vocab.VersionLine("nsrel-hook"))
-		return 0
+		_, err := fmt.Fprintln(stdout, vocab.VersionLine("nsrel-hook"))
+		return vocab.Written("nsrel-hook", err, stderr)
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
@@ -126,8 +126,7 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 	switch rest[0] {
 	case audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop:
 		if len(rest) == 2 && isHelp(rest[1]) {
-			printUsage(stdout)
-			return 0
+			return vocab.Written("nsrel-hook", printUsage(stdout), stderr)
 		}
 		if len(rest) != 1 {
 			fmt.Fprintf(stderr, "nsrel-hook: unexpected arguments after %s (see --help)\n", rest[0])
@@ -139,8 +138,7 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 	case "audit":
 		return auditCmd(*config, rest[1:], stdout, stderr)
 	case "help":
-		printUsage(stdout)
-		return 0
+		return vocab.Written("nsrel-hook", printUsage(stdout), stderr)
 	}
 	fmt.Fprintf(stderr, "nsrel-hook: unknown stage or command %s (see --help)\n", strconv.Quote(rest[0]))
 	return 2

@@ -279,6 +279,16 @@ func TestMainUsage(t *testing.T) {
 	}
 }
 
+// TestHelpToFullDisk: a help or version that cannot be written (a full
+// disk) is said, exit 1, as util-linux does; it exited 0.
+func TestHelpToFullDisk(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"--version"}, {"audit", "--help"}, {"createRuntime", "--help"}} {
+		if code, stderr := nstest.ToFullDisk(t, hookBin, args...); code != 1 || stderr != "nsrel-hook: write error: no space left on device\n" {
+			t.Errorf("%q to /dev/full: exit %d, stderr %q; want 1 and a write error", args, code, stderr)
+		}
+	}
+}
+
 func TestMainVerifyTampered(t *testing.T) {
 	e := newEnv(t, "hook.json", nil)
 	for i := 0; i < 3; i++ {

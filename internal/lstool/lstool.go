@@ -165,25 +165,12 @@ Options:
 	return err
 }
 
-// written returns the exit code of a run that wrote its output with err:
-// 0, or 1 with the error said (as util-linux says a failed write).
-func (t Tool) written(err error, stderr io.Writer) int {
-	if err != nil {
-		if u := errors.Unwrap(err); u != nil {
-			err = u // "no space left on device", not the file's name
-		}
-		fmt.Fprintf(stderr, "%s: write error: %v\n", t.Name, err)
-		return 1
-	}
-	return 0
-}
-
 // Run runs the tool with args and returns the exit code.
 func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) int {
 	fs, c := t.flags()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return t.written(t.usage(stdout, fs), stderr)
+			return vocab.Written(t.Name, t.usage(stdout, fs), stderr)
 		}
 		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, vocab.FlagError(err))
 		return 2
@@ -194,7 +181,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	}
 	if c.version {
 		_, err := fmt.Fprintln(stdout, vocab.VersionLine(t.Name))
-		return t.written(err, stderr)
+		return vocab.Written(t.Name, err, stderr)
 	}
 	switch {
 	case fs.Changed("pid") && c.pid == 0:

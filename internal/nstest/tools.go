@@ -1,6 +1,8 @@
 package nstest
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -171,4 +173,27 @@ func HostLogGuard() func() error {
 		}
 		return nil
 	}
+}
+
+// ToFullDisk runs the command bin with args, its stdout /dev/full (every
+// write fails with ENOSPC), and returns its exit status and stderr.
+func ToFullDisk(t testing.TB, bin string, args ...string) (int, string) {
+	t.Helper()
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = full, &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stderr.String()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return 0, stderr.String()
 }

@@ -1,6 +1,9 @@
 package vocab
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -61,4 +64,19 @@ func FlagError(err error) string {
 		return "bad option syntax " + Escape(m[1])
 	}
 	return Escape(msg)
+}
+
+// Written returns the exit status of a command named prog that wrote
+// its output (a help, a version line) with err: 0, or 1 with
+// "PROG: write error: REASON" on stderr, as util-linux says a failed
+// write (a full disk, a closed pipe).
+func Written(prog string, err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	if u := errors.Unwrap(err); u != nil {
+		err = u // "no space left on device", not the file's name
+	}
+	fmt.Fprintf(stderr, "%s: write error: %v\n", prog, err)
+	return 1
 }
