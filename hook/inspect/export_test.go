@@ -19,11 +19,12 @@ func PinnedViaPidfd(pfd, pid int) (bool, error) {
 	return via, nil
 }
 
-// AfterProcPass has f run between Live's pass over /proc and its reads of
-// the maps until restore is called.
-func AfterProcPass(f func()) (restore func()) {
-	afterProcPass = f
-	return func() { afterProcPass = nil }
+// BeforeMapsRead has f run before Live reads a namespace's maps through
+// process pid, and between (once) before its second pass over /proc,
+// until restore is called.
+func BeforeMapsRead(f func(pid int), between func()) (restore func()) {
+	beforeMapsRead, betweenPasses = f, between
+	return func() { beforeMapsRead, betweenPasses = nil, nil }
 }
 
 // Alive is the liveness check of a pinned process.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -163,50 +164,127 @@ func BenchmarkProcess(b *testing.B) {
 	}
 }
 
-// TestLiveFirstProcessExits: a user namespace whose lowest-PID process
-// exits between the scan's pass over /proc and the read of its maps is
-// read through its next process, not dropped as if it mapped nothing
-// (disjoint_from_running passed a container whose IDs another running
-// namespace still mapped).
+// TestLiveFirstProcessExits: a user namespace whose first process found
+// exits before its maps are read is read through its next process, not
+// dropped as if it mapped nothing (disjoint_from_running passed a
+// container whose IDs another running namespace still mapped).
 func TestLiveFirstProcessExits(t *testing.T) {
 	nstest.RequireRoot(t)
-	nsenter := nstest.RequireCmd(t, "nsenter")
-	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 3900000, Size: 1000}}
-	first := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: ids, GidMappings: ids}, nstest.RequireCmd(t, "sleep"), "infinity")
-	second := nstest.Start(t, nil, nsenter, "-U", "-t", strconv.Itoa(first.Pid), "--preserve-credentials", "sleep", "infinity")
-	second.Pid = nstest.WaitLeaf(t, second.Pid, "sleep")
-	if second.Pid < first.Pid {
-		t.Skipf("PIDs wrapped: %d < %d", second.Pid, first.Pid)
-	}
-	link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", first.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l2, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", second.Pid)); l2 != link {
-		t.Fatalf("the second process is in %s, not %s", l2, link)
-	}
-	restore := inspect.AfterProcPass(func() {
-		syscall.Kill(-first.Cmd.Process.Pid, syscall.SIGKILL)
-		for {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d/ns", first.Pid)); err != nil {
-				return
-			}
-			time.Sleep(time.Millisecond)
+	link, pids, _ := churnNS(t, 3900000, 2)
+	first := pids[0]
+	restore := inspect.BeforeMapsRead(func(pid int) {
+		if pid == first {
+			killWait(t, pid)
 		}
-	})
+	}, nil)
 	scan, err := inspect.Live(time.Time{})
 	restore()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range scan.Namespaces {
-		if fmt.Sprintf("user:[%d]", l.Ident.Ino) != link {
-			continue
-		}
-		if l.Err != nil || l.PID != second.Pid || len(l.Maps.UID) != 1 || l.Maps.UID[0].Outside != 3900000 {
-			t.Errorf("%s after its first process exited: pid %d, maps %+v, err %v; want its maps through pid %d", link, l.PID, l.Maps, l.Err, second.Pid)
-		}
-		return
+	l := findNS(t, scan, link)
+	if l.Err != nil || l.PID != pids[1] || len(l.Maps.UID) != 1 || l.Maps.UID[0].Outside != 3900000 {
+		t.Errorf("%s after its first process exited: pid %d, maps %+v, err %v; want its maps through pid %d", link, l.PID, l.Maps, l.Err, pids[1])
 	}
-	t.Errorf("%s not found by the scan", link)
+}
+
+// TestLiveChurningNamespace: a user namespace whose every process exits
+// before its maps can be read, as one whose processes keep forking and
+// exiting (each found is gone when read), cannot be checked when a
+// second pass over /proc finds it again; the scan took it for gone, and
+// disjoint_from_running passed a container whose IDs it mapped (a review
+// got 18 of 20 such containers through). Found no more, it is gone.
+func TestLiveChurningNamespace(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, again := range []bool{true, false} {
+		t.Run(fmt.Sprintf("again=%v", again), func(t *testing.T) {
+			link, pids, enter := churnNS(t, 3910000+map[bool]uint32{true: 0, false: 1000}[again], 3)
+			churned := map[int]bool{}
+			for _, p := range pids {
+				churned[p] = true
+			}
+			restore := inspect.BeforeMapsRead(func(pid int) {
+				if churned[pid] {
+					killWait(t, pid)
+				}
+			}, func() {
+				if again {
+					churned[enter()] = true // the next one, killed in turn
+				}
+			})
+			scan, err := inspect.Live(time.Time{})
+			restore()
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := findNS(t, scan, link)
+			switch {
+			case again && (l.Err == nil || errors.Is(l.Err, inspect.ErrGone) || !strings.Contains(l.Err.Error(), "keep forking and exiting")):
+				t.Errorf("found again in the second pass: err %v; want one saying it cannot be read", l.Err)
+			case !again && !errors.Is(l.Err, inspect.ErrGone):
+				t.Errorf("found no more: err %v; want it gone", l.Err)
+			}
+		})
+	}
+}
+
+// churnNS starts n processes in a new user namespace mapping 1000 IDs
+// from host, the first making it, and returns the namespace's link, the
+// processes and a function that starts one more in it (the namespace
+// held by a descriptor meanwhile, even with no process in it).
+func churnNS(t *testing.T, host uint32, n int) (string, []int, func() int) {
+	t.Helper()
+	nsenter, sleep := nstest.RequireCmd(t, "nsenter"), nstest.RequireCmd(t, "sleep")
+	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(host), Size: 1000}}
+	first := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: ids, GidMappings: ids}, sleep, "infinity")
+	link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", first.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", first.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+	path := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), held.Fd())
+	enter := func() int {
+		p := nstest.Start(t, nil, nsenter, "--user="+path, "--preserve-credentials", sleep, "infinity")
+		pid := nstest.WaitLeaf(t, p.Pid, "sleep")
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid)); l != link {
+			t.Fatalf("pid %d is in %s, not %s", pid, l, link)
+		}
+		return pid
+	}
+	pids := []int{first.Pid}
+	for len(pids) < n {
+		pids = append(pids, enter())
+	}
+	slices.Sort(pids)
+	return link, pids, enter
+}
+
+// killWait kills process pid and waits until its namespace links are
+// gone.
+func killWait(t *testing.T, pid int) {
+	t.Helper()
+	syscall.Kill(pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if _, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid)); err != nil {
+			return
+		}
+	}
+	t.Fatalf("pid %d still there 10 s after SIGKILL", pid)
+}
+
+// findNS returns the namespace with link from scan; it fails the test
+// when the scan did not find it.
+func findNS(t *testing.T, scan *inspect.Scan, link string) inspect.LiveUserNS {
+	t.Helper()
+	for _, l := range scan.Namespaces {
+		if fmt.Sprintf("user:[%d]", l.Ident.Ino) == link {
+			return l
+		}
+	}
+	t.Fatalf("%s not found by the scan", link)
+	return inspect.LiveUserNS{}
 }

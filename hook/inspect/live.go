@@ -3,6 +3,7 @@ package inspect
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -20,11 +21,11 @@ import (
 type LiveUserNS struct {
 	// Ident is the namespace.
 	Ident nsrel.Ident
-	// PID is the process its maps were read through: the lowest PID in
-	// it that was still there when they were read.
+	// PID is the process its maps were read through: the first found
+	// in it that was still there when they were read.
 	PID int
 	// PIDs are the processes the scan found in it, lowest first: when
-	// one exits or leaves, the namespace is read through the next one.
+	// one exits or leaves, the namespace is read through another.
 	PIDs []int
 	// Maps are its maps relative to the caller's user namespace
 	// (without SetGroups); Err says why they could not be read.
@@ -79,84 +80,145 @@ func (l *LiveOnce) Get() (*Scan, error) {
 var ErrIncomplete = errors.New("scan of the running processes did not finish in time")
 
 // Live scans /proc for the user namespaces processes live in now, other
-// than the caller's own, and reads each one's maps through the first
-// process found in it ([ReadPinned]: pinned by a pidfd, so a PID reused
-// during the scan cannot lend its maps to another namespace). Processes
-// that exit during the scan are skipped. With a non-zero deadline, a scan
-// still running at the deadline stops with an error matching
-// [ErrIncomplete]; an unreadable /proc is an error too: a caller that
-// needs every namespace must not take a partial answer for a whole one.
-// Processes the caller may not read are listed in [Scan.Denied].
-// Threads are not read: a thread in another user namespace than its
-// process is not found.
+// than the caller's own, and reads each one's maps through a process
+// found in it ([ReadPinned]: pinned by a pidfd, so a PID reused during
+// the scan cannot lend its maps to another namespace), right when the
+// namespace is first met: a namespace whose processes exit quickly is
+// read before its process goes. When every process found in a namespace
+// went before its maps could be read, a second pass over /proc looks for
+// it again: found again and still unread (its processes keep forking and
+// exiting), it cannot be checked (an error); not found, it is gone. With
+// a non-zero deadline, a scan still running at the deadline stops with
+// an error matching [ErrIncomplete]; an unreadable /proc is an error
+// too: a caller that needs every namespace must not take a partial
+// answer for a whole one. Processes the caller may not read are listed
+// in [Scan.Denied]. Threads are not read: a thread in another user
+// namespace than its process is not found.
 func Live(deadline time.Time) (*Scan, error) {
 	self, err := ownUserNS()
 	if err != nil {
 		return nil, err
 	}
+	s := &liveScan{self: self, deadline: deadline, byID: map[nsrel.Ident]int{}}
+	if _, err := s.pass(nil); err != nil {
+		return nil, err
+	}
+	unread := map[nsrel.Ident]bool{}
+	for i := range s.out {
+		if s.out[i].Err != nil && goneErr(s.out[i].Err) {
+			unread[s.out[i].Ident] = true
+		}
+	}
+	if len(unread) > 0 {
+		if betweenPasses != nil {
+			betweenPasses()
+		}
+		again, err := s.pass(unread)
+		if err != nil {
+			return nil, err
+		}
+		for i := range s.out {
+			l := &s.out[i]
+			if again[l.Ident] && l.Err != nil && goneErr(l.Err) {
+				l.Err = fmt.Errorf("inspect: user:[%d]: every process found in it exited before its maps could be read, in two passes over /proc (its processes keep forking and exiting)", l.Ident.Ino)
+			}
+		}
+	}
+	for i := range s.out {
+		slices.Sort(s.out[i].PIDs)
+		s.out[i].PIDs = slices.Compact(s.out[i].PIDs)
+	}
+	slices.SortFunc(s.out, func(a, b LiveUserNS) int { return a.PIDs[0] - b.PIDs[0] })
+	slices.Sort(s.denied)
+	return &Scan{Namespaces: s.out, Denied: slices.Compact(s.denied)}, nil
+}
+
+// liveScan is a [Live] scan under way.
+type liveScan struct {
+	self     nsrel.Ident
+	deadline time.Time
+	out      []LiveUserNS
+	byID     map[nsrel.Ident]int // index in out
+	denied   []int
+	entries  int // /proc entries read, for the deadline's error
+}
+
+// goneErr reports whether err says that a process exited or left its
+// namespace: the namespace may be read through another.
+func goneErr(err error) bool { return errors.Is(err, ErrGone) || errors.Is(err, errLeft) }
+
+// pass reads /proc once, a few entries at a time, each one's user
+// namespace link as soon as it is listed, and the maps of a namespace as
+// soon as one of its processes is met while they are unread. With only
+// set, it looks at those namespaces alone and returns those it met.
+func (s *liveScan) pass(only map[nsrel.Ident]bool) (map[nsrel.Ident]bool, error) {
 	d, err := os.Open("/proc")
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("inspect: read /proc: %w", err)
-	}
-	found := map[nsrel.Ident][]int{}
-	var denied []int
+	met := map[nsrel.Ident]bool{}
 	buf := make([]byte, 64)
-	for i, name := range names {
-		pid, err := strconv.Atoi(name)
-		if err != nil || pid <= 0 {
-			continue
+	for {
+		names, err := d.Readdirnames(256)
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("inspect: read /proc: %w", err)
 		}
-		if i%64 == 0 && !deadline.IsZero() && time.Now().After(deadline) {
-			return nil, fmt.Errorf("inspect: %w (%d of %d /proc entries read)", ErrIncomplete, i, len(names))
-		}
-		ino, err := userNSIno("/proc/"+name+"/ns/user", buf)
-		if err != nil {
-			if err == unix.ENOENT || err == unix.ESRCH {
-				continue // exited
-			}
-			if err == unix.EACCES || err == unix.EPERM {
-				denied = append(denied, pid)
+		for _, name := range names {
+			pid, err := strconv.Atoi(name)
+			if err != nil || pid <= 0 {
 				continue
 			}
-			return nil, fmt.Errorf("inspect: %w", os.NewSyscallError("readlink /proc/"+name+"/ns/user", err))
+			if s.entries++; s.entries%64 == 0 && !s.deadline.IsZero() && time.Now().After(s.deadline) {
+				return nil, fmt.Errorf("inspect: %w (%d /proc entries read)", ErrIncomplete, s.entries)
+			}
+			ino, err := userNSIno("/proc/"+name+"/ns/user", buf)
+			if err != nil {
+				if err == unix.ENOENT || err == unix.ESRCH {
+					continue // exited
+				}
+				if err == unix.EACCES || err == unix.EPERM {
+					s.denied = append(s.denied, pid)
+					continue
+				}
+				return nil, fmt.Errorf("inspect: %w", os.NewSyscallError("readlink /proc/"+name+"/ns/user", err))
+			}
+			// Every namespace file lives on the one nsfs device.
+			id := nsrel.Ident{Dev: s.self.Dev, Ino: ino}
+			if id == s.self || only != nil && !only[id] {
+				continue
+			}
+			met[id] = true
+			i, ok := s.byID[id]
+			if !ok {
+				i = len(s.out)
+				s.byID[id] = i
+				s.out = append(s.out, LiveUserNS{Ident: id, PID: pid})
+			}
+			l := &s.out[i]
+			l.PIDs = append(l.PIDs, pid)
+			if ok && (l.Err == nil || !goneErr(l.Err)) {
+				continue // read already, or unreadable for another reason
+			}
+			if beforeMapsRead != nil {
+				beforeMapsRead(pid)
+			}
+			l.PID = pid
+			l.Maps, l.Err = readLive(pid, id, false)
 		}
-		// Every namespace file lives on the one nsfs device.
-		id := nsrel.Ident{Dev: self.Dev, Ino: ino}
-		if id == self {
-			continue
+		if err == io.EOF || len(names) == 0 {
+			return met, nil
 		}
-		found[id] = append(found[id], pid)
 	}
-	if afterProcPass != nil {
-		afterProcPass()
-	}
-	out := make([]LiveUserNS, 0, len(found))
-	for id, pids := range found {
-		slices.Sort(pids)
-		out = append(out, LiveUserNS{Ident: id, PID: pids[0], PIDs: pids})
-	}
-	slices.SortFunc(out, func(a, b LiveUserNS) int { return a.PID - b.PID })
-	for i := range out {
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			return nil, fmt.Errorf("inspect: %w (maps of %d of %d user namespaces read)", ErrIncomplete, i, len(out))
-		}
-		out[i].Err = out[i].WithProcess(func(pid int) (err error) {
-			out[i].Maps, err = readLive(pid, out[i].Ident, false)
-			return err
-		})
-	}
-	slices.Sort(denied)
-	return &Scan{Namespaces: out, Denied: denied}, nil
 }
 
-// afterProcPass, when set by a test, runs between [Live]'s pass over
-// /proc and its reads of the maps.
-var afterProcPass func()
+// beforeMapsRead and betweenPasses, when set by a test, run before [Live]
+// reads a namespace's maps through process pid, and before its second
+// pass over /proc.
+var (
+	beforeMapsRead func(pid int)
+	betweenPasses  func()
+)
 
 // userNSIno reads the inode of a user namespace link with readlink(2),
 // a third of the cost of stat(2) on /proc/PID/ns/user (which follows the
