@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -75,10 +76,20 @@ func (g *Graph) AddHistory(path string) error {
 		a.Verified = true
 		a.Verdict = fmt.Sprintf("chain verified: %d records, seq %d to %d", sum.Records, sum.FirstSeq, sum.LastSeq)
 	}
-	byID := make(map[string][]*Node)
+	// A record belongs to the containers with its ID, in its containerd
+	// namespace when it names one (the hook's records name none). A local
+	// user's container (namespace uid=UID) has no records: the log is
+	// root's, and the user picks its IDs, a root container's too.
+	type holder struct {
+		n  *Node
+		ns string
+	}
+	byID := make(map[string][]holder)
 	for _, n := range g.Nodes {
 		for _, c := range n.Containers {
-			byID[c.ID] = append(byID[c.ID], n)
+			if !vocab.UsersContainer(c.Namespace) {
+				byID[c.ID] = append(byID[c.ID], holder{n, c.Namespace})
+			}
 		}
 	}
 	for l, err := range snap.Lines() {
@@ -89,7 +100,13 @@ func (g *Graph) AddHistory(path string) error {
 		if err != nil {
 			continue
 		}
-		nodes := byID[vocab.Escape(r.ContainerID)]
+		var nodes []*Node
+		ns := vocab.Escape(r.Namespace)
+		for _, h := range byID[vocab.Escape(r.ContainerID)] {
+			if (ns == "" || ns == h.ns) && !slices.Contains(nodes, h.n) {
+				nodes = append(nodes, h.n)
+			}
+		}
 		if len(nodes) == 0 {
 			continue
 		}

@@ -27,6 +27,8 @@ func TestHistory(t *testing.T) {
 		{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "other", Verdict: audit.VerdictDeny},
 		{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Mode: "audit",
 			Violations: []audit.Violation{{Rule: "max_user_depth", Reason: "depth 3 > 2 <script>"}}},
+		// Another container of that ID, in a containerd namespace.
+		{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Verdict: audit.VerdictAllow},
 	} {
 		if err := l.Append(context.Background(), r); err != nil {
 			t.Fatal(err)
@@ -36,7 +38,9 @@ func TestHistory(t *testing.T) {
 		m := chainModel(2)
 		for _, n := range m.Namespaces {
 			if len(n.Processes) > 0 && n.Ino != 100 {
-				n.Containers = []discover.Container{{ID: "web-1", Engine: "runc", PID: 42}}
+				// And a local user's, which chose root's ID: the log is
+				// root's, none of it is the user's.
+				n.Containers = []discover.Container{{ID: "web-1", Engine: "runc", PID: 42}, {ID: "web-1", Engine: "runc", Namespace: "uid=1000", PID: 43}}
 			}
 		}
 		return graph.Build(m, graph.Options{})
@@ -46,7 +50,7 @@ func TestHistory(t *testing.T) {
 	if err := g.AddHistory(path); err != nil {
 		t.Fatal(err)
 	}
-	want := &graph.Audit{Path: path, Verified: true, Verdict: "chain verified: 3 records, seq 1 to 3", Records: 2}
+	want := &graph.Audit{Path: path, Verified: true, Verdict: "chain verified: 4 records, seq 1 to 4", Records: 2}
 	if diff := cmp.Diff(want, g.Audit); diff != "" {
 		t.Errorf("audit (-want +got):\n%s", diff)
 	}
