@@ -132,6 +132,11 @@ func (l Local) List(ctx context.Context) ([]discover.Container, error) {
 			return nil, err
 		}
 	}
+	// A source that did not read everything in time says so.
+	var pe *PartialError
+	if errors.As(err, &pe) {
+		return cs, pe
+	}
 	return cs, nil
 }
 

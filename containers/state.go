@@ -87,37 +87,83 @@ func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 	if roots == nil {
 		roots = DefaultRoots()
 	}
-	var (
-		out  []discover.Container
-		errs []error
-		read int
-	)
+	// Each root is read on its own, at once: one that is slow (a
+	// user's root with 300,000 directories in it) does not hold the
+	// others, and at the deadline what was read is returned, with an
+	// error naming the roots not read.
+	type job struct{ rt, dir string }
+	var jobs []job
 	for _, r := range roots {
 		dirs := []string{r.Dir}
 		if strings.ContainsAny(r.Dir, "*?[") {
 			dirs, _ = filepath.Glob(r.Dir)
 		}
 		for _, dir := range dirs {
-			if err := ctx.Err(); err != nil {
-				return out, errors.Join(append(errs, err)...)
-			}
-			cs, err := listRoot(r.Runtime, dir)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
+			jobs = append(jobs, job{r.Runtime, dir})
+		}
+	}
+	type result struct {
+		cs  []discover.Container
+		err error
+	}
+	results := make([]*result, len(jobs))
+	done := make(chan int, len(jobs))
+	sem := make(chan struct{}, 4)
+	for i, j := range jobs {
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cs, err := listRoot(j.rt, j.dir)
+			results[i] = &result{cs, err}
+			done <- i
+		}()
+	}
+	finished := make([]bool, len(jobs))
+	for n := 0; n < len(jobs); n++ {
+		select {
+		case i := <-done:
+			finished[i] = true
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	var (
+		out  []discover.Container
+		errs []error
+		read int
+	)
+	for i, j := range jobs {
+		switch r := results[i]; {
+		case !finished[i]:
+			errs = append(errs, fmt.Errorf("%s state %s: not read in time", j.rt, j.dir))
+		case r.err != nil:
+			errs = append(errs, r.err)
+		default:
 			read++
-			out = append(out, cs...)
+			out = append(out, r.cs...)
 		}
 	}
 	// Callers drop a failed source's containers, so an unreadable root
 	// (e.g. root's /run/runc for an unprivileged user) fails the source
-	// only when no root could be read at all.
+	// only when no root could be read at all; a root not read in time
+	// is said with the containers of the others.
 	if read == 0 && len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if ctx.Err() != nil && len(errs) > 0 {
+		return out, &PartialError{errors.Join(errs...)}
+	}
 	return out, nil
 }
+
+// PartialError is the error of a source that returned some containers
+// but not all it should have (a state root not read in time): show
+// them, and say that others may be missing.
+type PartialError struct{ Err error }
+
+func (e *PartialError) Error() string { return e.Err.Error() }
+func (e *PartialError) Unwrap() error { return e.Err }
 
 // validID reports whether id has the container ID syntax runc and crun
 // accept, [A-Za-z0-9_+.-]+ (a loop: a regexp would be compiled at every
@@ -136,7 +182,13 @@ func validID(id string) bool {
 	return true
 }
 
+// beforeListRoot, when set by a test, runs before a root is read.
+var beforeListRoot func(dir string)
+
 func listRoot(rt, dir string) ([]discover.Container, error) {
+	if beforeListRoot != nil {
+		beforeListRoot(dir)
+	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

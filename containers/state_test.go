@@ -2,11 +2,14 @@ package containers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -35,6 +38,40 @@ func TestStateSourceRunc(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, Merge(got)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestStateSourceSlowRoot: a root that does not answer in time (a
+// user's root with 300,000 directories took 2 s; here one held back)
+// leaves the others' containers shown, real runc containers, and the
+// source says which root it did not read, through Local too. The whole
+// source used to time out, every local container hidden.
+func TestStateSourceSlowRoot(t *testing.T) {
+	nstest.RequireRoot(t)
+	root := filepath.Join(t.TempDir(), "runc")
+	pid := runtest.Runc(t, root, ctrdtest.Uniq("fast-1"), false, nil)
+	slow := t.TempDir()
+	release := make(chan struct{})
+	beforeListRoot = func(dir string) {
+		if dir == slow {
+			<-release
+		}
+	}
+	t.Cleanup(func() { close(release); beforeListRoot = nil })
+	for _, src := range []discover.ContainerSource{
+		&StateSource{Roots: []Root{{EngineRunc, slow}, {EngineRunc, root}}},
+		Local{&StateSource{Roots: []Root{{EngineRunc, slow}, {EngineRunc, root}}}, &AuditSource{Path: filepath.Join(t.TempDir(), "none.jsonl")}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		got, err := src.List(ctx)
+		cancel()
+		var pe *PartialError
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "runc state "+slow+": not read in time") {
+			t.Errorf("%T: error %v; want one naming the root not read", src, err)
+		}
+		if diff := cmp.Diff([]discover.Container{{ID: ctrdtest.Uniq("fast-1"), Engine: EngineRunc, PID: pid}}, Merge(got)); diff != "" {
+			t.Errorf("%T: containers (-want +got):\n%s", src, diff)
+		}
 	}
 }
 

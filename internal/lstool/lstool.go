@@ -383,6 +383,10 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// The sources' own deadline comes a little earlier, so that what a
+	// source read by then (state roots but a slow one) arrives in time.
+	sctx, scancel := context.WithTimeout(ctx, timeout-min(timeout/10, 200*time.Millisecond))
+	defer scancel()
 	type result struct {
 		i   int
 		cs  []discover.Container
@@ -391,7 +395,7 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 	results := make(chan result, len(sources))
 	for i, s := range sources {
 		go func() {
-			cs, err := s.List(ctx)
+			cs, err := s.List(sctx)
 			results <- result{i, cs, err}
 		}()
 	}
@@ -412,6 +416,9 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 		switch {
 		case r == nil:
 			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", vocab.Escape(s.Name()), timeout))
+		case errors.As(r.err, new(*containers.PartialError)):
+			notices = append(notices, fmt.Sprintf("containers: %s: %s; containers there are not shown", vocab.Escape(s.Name()), vocab.Escape(firstLine(r.err))))
+			all = append(all, r.cs...)
 		case r.err != nil && !verbose && errors.Is(r.err, fs.ErrNotExist):
 		case r.err != nil:
 			notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", vocab.Escape(s.Name()), vocab.Escape(firstLine(r.err))))

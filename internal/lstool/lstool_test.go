@@ -312,16 +312,20 @@ func TestSlowAndFailingSources(t *testing.T) {
 	nstest.RequireRoot(t)
 	slow := &fakeSource{name: "slow", delay: 20 * time.Second}
 	bad := &fakeSource{name: "containerd", err: errors.New("connection refused\nsecond line")}
+	// A source that read part: its containers shown, the rest said.
+	partial := &fakeSource{name: "runtime-state", cs: []discover.Container{{ID: "shown-1", Engine: "runc", PID: os.Getpid()}},
+		err: &containers.PartialError{Err: errors.New("runc state /run/user/1000/runc: not read in time")}}
 	start := time.Now()
-	code, out, errOut := run(t, tool(nsrel.TypeUser, slow, bad), "--container-timeout", "300ms")
+	code, out, errOut := run(t, tool(nsrel.TypeUser, slow, bad, partial), "--container-timeout", "300ms")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v with a source that hangs; the deadline did not hold", d)
 	}
-	if code != 0 || !strings.HasPrefix(out, "user:[4026531837] owner root (0)\n") {
-		t.Errorf("exit %d, stdout %q; want the tree", code, out)
+	if code != 0 || !strings.HasPrefix(out, "user:[4026531837] owner root (0) containers: runc shown-1\n") {
+		t.Errorf("exit %d, stdout %q; want the tree, with the partial source's container", code, out)
 	}
 	for _, want := range []string{
 		"lsuserns: notice: containers: slow did not answer within 300ms; containers not shown\n",
+		"lsuserns: notice: containers: runtime-state: runc state /run/user/1000/runc: not read in time; containers there are not shown\n",
 		"lsuserns: notice: containers: containerd: connection refused; its containers are not shown\n",
 	} {
 		if strings.Count(errOut, want) != 1 {
