@@ -29,6 +29,11 @@ type Hook struct {
 	Inspect inspect.Func
 	// Source is recorded as the writer; empty means audit.SourceOCIHook.
 	Source string
+	// Decided, if set, is called with whether the container is refused
+	// once the verdict is final, before the record is appended
+	// (createRuntime, poststart): a caller whose deadline passes before
+	// the record is written still knows.
+	Decided func(deny bool)
 }
 
 // Result is the outcome of a stage.
@@ -62,14 +67,25 @@ func (h *Hook) input(stage string, st *specs.State) Input {
 
 func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Result, error) {
 	rec, ierr := Decide(h.Config, h.input(stage, st))
+	if stage == audit.StageCreateRuntime {
+		h.decided(rec)
+	}
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
 		if stage == audit.StagePoststart {
 			h.compare(s, rec)
 			Judge(h.Config, rec, ierr)
+			h.decided(rec)
 		}
 		return rec, nil
 	})
 	return h.finish(rec, ierr, aerr)
+}
+
+// decided passes rec's final verdict to h.Decided.
+func (h *Hook) decided(rec *audit.Record) {
+	if h.Decided != nil {
+		h.Decided(rec.Verdict == audit.VerdictDeny)
+	}
 }
 
 // compare sets rec.Ref to the container's createRuntime record and adds

@@ -183,6 +183,7 @@ func (h *Hook) RunBadInput(ctx context.Context, stage string, st *specs.State, i
 	if stage == audit.StageCreateRuntime || stage == audit.StagePoststart {
 		rec, _ = Decide(h.Config, h.input(stage, st))
 		RefusedInput(h.Config, rec, what, ierr)
+		h.decided(rec)
 	} else {
 		rec = Record(h.Config, h.input(stage, st))
 		rec.Error = vocab.Cut(what, vocab.MaxRecordedError)

@@ -191,6 +191,53 @@ func TestMainDeadline(t *testing.T) {
 	}
 }
 
+// TestBinaryDeadlineRefusal: the policy refuses the container, and the
+// deadline passes while the record waits for the log's lock: the
+// container is refused under on_error=allow too, as when the record
+// cannot be written; a container the policy allows gets on_error's
+// status. The deadline's exit used to take on_error's status for both.
+func TestBinaryDeadlineRefusal(t *testing.T) {
+	for _, enforce := range []bool{true, false} {
+		t.Run(fmt.Sprintf("enforce=%v", enforce), func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) {
+				c["on_error"] = policy.OnErrorAllow
+				c["deadline_ms"] = 300
+				c["syslog"] = ""
+				mode := policy.ModeAudit
+				if enforce {
+					mode = policy.ModeEnforce
+				}
+				// The test process is in the initial user namespace.
+				c["default"] = map[string]any{"mode": mode, "rules": map[string]any{"require_user_namespace": true}}
+			})
+			f, err := os.OpenFile(e.log+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+				t.Fatal(err)
+			}
+			// The binary, whose lock wait ends at the deadline, and the
+			// stage in this process, whose caller gives up at the
+			// deadline (the watchdog's path) first.
+			r := runBinary(t, strings.NewReader(selfState("locked")), "--config", e.config, "createRuntime")
+			code, _, stderr := run(selfState("locked-in-process"), "--config", e.config, "createRuntime")
+			for _, got := range []struct {
+				code   int
+				stderr string
+			}{{r.code, r.stderr}, {code, stderr}} {
+				switch {
+				case enforce && (got.code != 1 || !strings.Contains(got.stderr, "refused by nsrel policy")):
+					t.Errorf("refused: exit %d, stderr %q; want 1 and the refusal", got.code, got.stderr)
+				case !enforce && got.code != 0:
+					t.Errorf("allowed: exit %d, stderr %q; want 0 (on_error=allow)", got.code, got.stderr)
+				}
+			}
+		})
+	}
+}
+
 // TestBinaryDeadline runs the binary with a stdin that never ends: the
 // hook stops reading at half of deadline_ms, records the container with
 // what it read, and exits with the on_error status and one line on

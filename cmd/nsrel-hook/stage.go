@@ -89,6 +89,10 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	// deadline passing after that (a slow fdatasync) must not contradict
 	// what the record says.
 	var written atomic.Pointer[audit.Record]
+	// refused is set once the verdict is a refusal, before the record is
+	// written: it stands at the deadline whatever on_error says, as it
+	// does when the record cannot be written.
+	var refused atomic.Bool
 	missed := func() int {
 		if r := written.Load(); r != nil {
 			code := 0
@@ -100,11 +104,16 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			boundedLog(process, func() { logger.WithField("stage", stage).Warn(msg) })
 			return code
 		}
+		code := failExit
 		msg := fmt.Sprintf("%s: internal deadline of %d ms passed; the container may not be recorded (on_error=%s)", stage, cfg.DeadlineMS, cfg.OnError)
+		if refused.Load() && stage != audit.StagePoststop {
+			code = 1
+			msg = fmt.Sprintf("%s: internal deadline of %d ms passed before the record was written; the container is refused by nsrel policy, whatever on_error says, and may not be recorded", stage, cfg.DeadlineMS)
+		}
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
 		toSyslog(cfg.Syslog, msg)
 		boundedLog(process, func() { logger.WithField("stage", stage).Error(msg) })
-		return failExit
+		return code
 	}
 	wd.reset(deadline, missed)
 
@@ -133,7 +142,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			}
 			return outcome{nil, err, st.ID}
 		}
-		h := &hook.Hook{Config: cfg, Log: log, Logger: logger}
+		h := &hook.Hook{Config: cfg, Log: log, Logger: logger, Decided: refused.Store}
 		if rerr != nil || perr != nil {
 			if rerr != nil && len(data) == 0 {
 				perr = nil // nothing to parse: the read says it all
