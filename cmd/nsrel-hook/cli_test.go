@@ -176,18 +176,24 @@ func TestMainOnError(t *testing.T) {
 
 func TestMainDeadline(t *testing.T) {
 	e := newEnv(t, "hook.json", func(c map[string]any) { c["on_error"] = "deny"; c["deadline_ms"] = 100 })
-	f, err := os.OpenFile(e.log+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	holdLock(t, e.log)
 	start := time.Now()
 	code, _, stderr := run(selfState("slow"), "--config", e.config, "createRuntime")
 	if took := time.Since(start); code != 1 || took > 2*time.Second {
 		t.Errorf("exit %d after %v, stderr %q", code, took, stderr)
+	}
+}
+
+// holdLock takes the audit log's lock until the test ends.
+func holdLock(t *testing.T, log string) {
+	t.Helper()
+	f, err := os.OpenFile(log+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -210,14 +216,7 @@ func TestBinaryDeadlineRefusal(t *testing.T) {
 				// The test process is in the initial user namespace.
 				c["default"] = map[string]any{"mode": mode, "rules": map[string]any{"require_user_namespace": true}}
 			})
-			f, err := os.OpenFile(e.log+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-				t.Fatal(err)
-			}
+			holdLock(t, e.log)
 			// The binary, whose lock wait ends at the deadline, and the
 			// stage in this process, whose caller gives up at the
 			// deadline (the watchdog's path) first.
