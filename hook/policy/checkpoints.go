@@ -17,6 +17,7 @@ const (
 // file and syslog (see [audit.CheckpointOptions]).
 func (p *parser) checkpoints(n *node, path string) *audit.CheckpointOptions {
 	c := &audit.CheckpointOptions{EveryRecords: DefaultCheckpointRecords, EverySeconds: DefaultCheckpointSeconds}
+	before := len(p.errs)
 	p.object(n, path, []string{"every_records", "every_seconds", "file", "syslog"}, func(key string, v *node, path string) {
 		switch key {
 		case "every_records":
@@ -47,6 +48,10 @@ func (p *parser) checkpoints(n *node, path string) *audit.CheckpointOptions {
 			}
 		}
 	})
+	if n.Kind == 'o' && c.File == "" && len(c.Syslog) == 0 && len(p.errs) == before {
+		// Checkpoints that go nowhere pin nothing.
+		p.errorf(n, path, "needs a destination: \"file\" or \"syslog\" (or both)")
+	}
 	return c
 }
 
