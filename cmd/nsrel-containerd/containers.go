@@ -27,17 +27,21 @@ func containersCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	src := &containerd.Source{Address: vocab.ContainerdAddress(*address), Timeout: *timeout}
+	// What was listed is printed even when a namespace failed: the error
+	// names it, and the status says the list is not whole.
 	cs, err := src.List(context.Background())
-	if err != nil {
+	if err != nil && len(cs) == 0 {
 		fmt.Fprintf(stderr, "nsrel-containerd: %s\n", vocab.OneLine(err))
 		return 1
 	}
 	if cs == nil {
 		io.WriteString(stdout, "[]\n")
-		return 0
+	} else if werr := vocab.WriteSafeJSON(stdout, cs, false); werr != nil {
+		fmt.Fprintf(stderr, "nsrel-containerd: write: %v\n", werr)
+		return 1
 	}
-	if err := vocab.WriteSafeJSON(stdout, cs, false); err != nil {
-		fmt.Fprintf(stderr, "nsrel-containerd: write: %v\n", err)
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-containerd: %s (its containers are not listed)\n", vocab.OneLine(err))
 		return 1
 	}
 	return 0

@@ -63,7 +63,13 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 		name string
 		data []byte
 		mode os.FileMode
-	}{{installedConfig, cfg, 0o644}, {installedHook, hook, 0o755}} {
+	}{
+		// The hook first: a new config may use keys an old hook refuses
+		// (every container then meets on_error), while a new hook reads
+		// the old config.
+		{installedHook, hook, 0o755},
+		{installedConfig, cfg, 0o644},
+	} {
 		p := filepath.Join(*dest, f.name)
 		if err := replaceFile(p, f.data, f.mode); err != nil {
 			fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))

@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -49,9 +53,52 @@ func TestInstallHook(t *testing.T) {
 	if len(entries) != 2 {
 		t.Errorf("%d files in the destination, want 2 (no temporary files left)", len(entries))
 	}
+	// The hook is installed first: when it cannot be, the config stays
+	// the one the installed hook reads (a new config may use keys an
+	// old hook refuses).
+	os.WriteFile(cfg, []byte(`{"version": 1, "audit_log": "/var/log/nsrel/audit.jsonl", "default": {"name": "third", "mode": "audit"}}`), 0o600)
+	saved := filepath.Join(t.TempDir(), "saved")
+	os.Rename(filepath.Join(dest, "nsrel-hook"), saved)
+	os.MkdirAll(filepath.Join(dest, "nsrel-hook", "busy"), 0o755) // no rename over a non-empty directory
+	if code := run([]string{"install-hook", "--dest", dest, "--hook", hook, "--config", cfg}, &out, &errb); code != 1 {
+		t.Errorf("hook not installable: exit %d; want 1", code)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dest, "hook.json")); !strings.Contains(string(got), "second") {
+		t.Errorf("the config was replaced although the hook was not: %s", got)
+	}
+	os.RemoveAll(filepath.Join(dest, "nsrel-hook"))
+	os.Rename(saved, filepath.Join(dest, "nsrel-hook"))
 	ready := filepath.Join(dir, "ready")
 	os.WriteFile(ready, nil, 0o644)
 	if code := run([]string{"ready", ready}, &out, &errb); code != 0 {
 		t.Errorf("ready with the file present: exit %d", code)
+	}
+}
+
+// TestContainersPartial: `containers` with one containerd namespace that
+// does not answer (its shim stopped) prints the other namespaces'
+// containers, names the failed one on stderr and exits 1. It printed
+// nothing.
+func TestContainersPartial(t *testing.T) {
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	c := d.Client(t)
+	ok, stuck := ctrdtest.Uniq("answers"), ctrdtest.Uniq("stuck")
+	d.Run(t, c, "aaa", ok, nil)
+	_, pid := d.Run(t, c, "zzz", stuck, nil)
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	shim, _ := strconv.Atoi(fields[1])
+	if err := syscall.Kill(shim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(shim, syscall.SIGCONT) })
+	var out, errb bytes.Buffer
+	code := run([]string{"containers", "--address", d.Socket, "--timeout", "1s"}, &out, &errb)
+	if code != 1 || !strings.Contains(out.String(), `"id":"`+ok+`"`) || strings.Contains(out.String(), stuck) ||
+		!strings.Contains(errb.String(), `namespace "zzz"`) || strings.Count(errb.String(), "\n") != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1, the answering namespace's container, one line naming the other", code, out.String(), errb.String())
 	}
 }
