@@ -310,7 +310,10 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	if name == "watch" {
 		r := &recorder.Recorder{Address: vocab.ContainerdAddress(*address), Config: cfg, Log: log, Logger: logger,
 			StreamLost: func(error) { m.Error(metrics.ErrContainerd) }}
-		r.Run(ctx)
+		if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
+			return 1
+		}
 	} else {
 		p := &nriplugin.Plugin{Config: cfg, Log: log, Logger: logger, Timeout: *timeout, Inject: inject}
 		if *readyFile != "" {

@@ -156,12 +156,13 @@ type pendingRecord struct {
 	time, late string
 }
 
-// Run records until ctx is done; it returns ctx's error. Connection
-// failures are logged and retried, never returned. It appends a
+// Run records until ctx is done; it returns ctx's error, or one that
+// counts the records lost when the log did not take them before the stop.
+// Connection failures are logged and retried, never returned. It appends a
 // [StageRecorderStart] record first and a [StageRecorderStop] record
 // last, and before it returns it tries once more (for 2 s) to append
 // records still pending.
-func (r *Recorder) Run(ctx context.Context) error {
+func (r *Recorder) Run(ctx context.Context) (err error) {
 	r.mark(ctx, StageRecorderStart, "started")
 	var lostAt time.Time
 	var lostErr error
@@ -174,7 +175,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 			r.gap(sctx, lostAt, lostErr, "the recorder stopped")
 		}
 		r.mark(sctx, StageRecorderStop, "stopped")
-		r.flush()
+		if lost := r.flush(); lost > 0 {
+			err = fmt.Errorf("stopping with %d records the audit log did not take; they are lost", lost)
+		}
 	}()
 	minB, maxB := r.backoffs()
 	backoff := minB
@@ -258,17 +261,20 @@ func (r *Recorder) mark(ctx context.Context, stage, what string) {
 }
 
 // flush tries once more, briefly, to append the pending records when
-// the recorder stops, and says how many are lost if that fails.
-func (r *Recorder) flush() {
+// the recorder stops, and says and returns how many are lost if that
+// fails.
+func (r *Recorder) flush() int {
 	if len(r.pending) == 0 && r.dropped == 0 {
-		return
+		return 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	r.retryPending(ctx)
-	if n := len(r.pending) + r.dropped; n > 0 {
+	n := len(r.pending) + r.dropped
+	if n > 0 {
 		r.logger().WithField("lost", n).Error("stopping with records the audit log did not take; they are lost")
 	}
+	return n
 }
 
 func (r *Recorder) backoffs() (minB, maxB time.Duration) {
@@ -437,11 +443,11 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	// delete events were missed (or their records failed): its exit
 	// comes before the starts found now (a restart of the container
 	// under the same ID among them).
+	// (A namespace deleted since had all its containers, and tasks,
+	// removed first.)
 	for k := range r.known {
-		if !listed[k] && slices.Contains(nss, k.ns) {
-			if _, kept := known[k]; !kept {
-				r.recordExit(ctx, k)
-			}
+		if _, kept := known[k]; !listed[k] && !kept {
+			r.recordExit(ctx, k)
 		}
 	}
 	for _, k := range running {

@@ -15,6 +15,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -347,4 +349,30 @@ func TestRecorderGapUntilStop(t *testing.T) {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
 	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestRecorderStopLosesRecords stops the recorder while the audit log
+// cannot be written and a start waits: Run says how many records were
+// lost (watch then exits 1); it returned the context's error, as for a
+// clean stop.
+func TestRecorderStopLosesRecords(t *testing.T) {
+	t.Parallel()
+	cfgPath, cfg, d, c := busyboxDaemon(t)
+	logger, hook := logtest.NewNullLogger()
+	_, stop := runRecorderErr(t, d.Socket, cfgPath, func(r *Recorder) { r.Logger = logger })
+	swap := swapLog(t, cfg.AuditLog)
+	swap()
+	defer swap()
+	d.Run(t, c, "default", ctrdtest.Uniq("lost"), nil)
+	// Until the start's append failed and the start waits.
+	for deadline := time.Now().Add(30 * time.Second); !slices.ContainsFunc(hook.AllEntries(), func(e *logrus.Entry) bool {
+		return e.Message == "audit log append failed; will retry"
+	}); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the start's append did not fail within 30 s")
+		}
+	}
+	if err := stop(); err == nil || !strings.Contains(err.Error(), "records the audit log did not take; they are lost") {
+		t.Errorf("Run = %v; want the records lost named", err)
+	}
 }

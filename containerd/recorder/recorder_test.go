@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -40,6 +41,14 @@ func startRecorder(t *testing.T, addr, cfgPath string, mod func(*Recorder)) <-ch
 // recorder before the test ends.
 func runRecorder(t *testing.T, addr, cfgPath string, mod func(*Recorder)) (<-chan struct{}, func()) {
 	t.Helper()
+	connected, stop := runRecorderErr(t, addr, cfgPath, mod)
+	return connected, func() { stop() }
+}
+
+// runRecorderErr is runRecorder whose stop function returns what Run
+// returned.
+func runRecorderErr(t *testing.T, addr, cfgPath string, mod func(*Recorder)) (<-chan struct{}, func() error) {
+	t.Helper()
 	cfg, err := policy.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -57,9 +66,10 @@ func runRecorder(t *testing.T, addr, cfgPath string, mod func(*Recorder)) (<-cha
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { r.Run(ctx) })
-	stop := func() { cancel(); wg.Wait() }
-	t.Cleanup(stop)
+	var runErr error
+	wg.Go(func() { runErr = r.Run(ctx) })
+	stop := func() error { cancel(); wg.Wait(); return runErr }
+	t.Cleanup(func() { stop() })
 	waitConnected(t, connected, "recorder did not connect")
 	return connected, stop
 }
@@ -82,6 +92,18 @@ func recorderSetup(t *testing.T, mod func(*Recorder)) (*policy.Config, *ctrdtest
 	d.ImportBusybox(t, c, "default")
 	startRecorder(t, d.Socket, cfgPath, mod)
 	return cfg, d, c
+}
+
+// busyboxDaemon starts a containerd 2.x daemon with the busybox image in
+// namespace "default" and returns a hook config (its path too), the
+// daemon and a client.
+func busyboxDaemon(t *testing.T) (string, *policy.Config, *ctrdtest.Daemon, *client.Client) {
+	t.Helper()
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	c := d.Client(t)
+	d.ImportBusybox(t, c, "default")
+	return cfgPath, cfg, d, c
 }
 
 // waitConnected waits for the recorder's next (re)connection.
@@ -356,10 +378,7 @@ func TestExitNotOtherDaemons(t *testing.T) {
 // nothing for the one that runs on (not a second start either). That
 // exit used to go unrecorded for good: a new recorder knew no task.
 func TestExitWhileStopped(t *testing.T) {
-	cfgPath, cfg := ctrdtest.HookConfig(t)
-	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
-	c := d.Client(t)
-	d.ImportBusybox(t, c, "default")
+	cfgPath, cfg, d, c := busyboxDaemon(t)
 	run := func() (stop func(), waitWalks func(int)) {
 		_, stop = runRecorder(t, d.Socket, cfgPath, func(r *Recorder) { r.Resync = 200 * time.Millisecond; waitWalks = countWalks(t, r) })
 		return stop, waitWalks
@@ -393,10 +412,7 @@ func TestExitWhileStopped(t *testing.T) {
 // start).
 func TestRestartWhileStopped(t *testing.T) {
 	t.Parallel()
-	cfgPath, cfg := ctrdtest.HookConfig(t)
-	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
-	c := d.Client(t)
-	d.ImportBusybox(t, c, "default")
+	cfgPath, cfg, d, c := busyboxDaemon(t)
 	_, stop := runRecorder(t, d.Socket, cfgPath, nil)
 	id := ctrdtest.Uniq("restarted")
 	ctr, _ := d.Run(t, c, "default", id, nil)
@@ -444,4 +460,40 @@ func TestRestartWhileStopped(t *testing.T) {
 		}
 	}
 	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestExitOfDeletedNamespace: a container ends, and its containerd
+// namespace is deleted, while no recorder runs: the next recorder records
+// its exit. Exits of known tasks in namespaces no longer listed were
+// dropped.
+func TestExitOfDeletedNamespace(t *testing.T) {
+	t.Parallel()
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	c := d.Client(t)
+	ns := "short-lived"
+	_, stop := runRecorder(t, d.Socket, cfgPath, nil)
+	id := ctrdtest.Uniq("in-deleted-ns")
+	ctr, _ := d.Run(t, c, ns, id, nil)
+	audittest.Wait(t, cfg.AuditLog, "the start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
+	stop()
+	ctrdtest.Delete(ns, ctr)
+	ctx := namespaces.WithNamespace(context.Background(), ns)
+	imgs, err := c.ImageService().List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range imgs {
+		if err := c.ImageService().Delete(ctx, img.Name, images.SynchronousDelete()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.NamespaceService().Delete(context.Background(), ns); err != nil {
+		t.Fatalf("delete namespace %s: %v", ns, err)
+	}
+	runRecorder(t, d.Socket, cfgPath, nil)
+	recs := audittest.Wait(t, cfg.AuditLog, "the exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) == 1 })
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
 }
