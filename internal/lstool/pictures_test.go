@@ -454,7 +454,7 @@ func TestPIDFilter(t *testing.T) {
 	joined := nstest.Start(t, nil, nstest.RequireCmd(t, "nsenter"), "--pid", "-t", strconv.Itoa(owner.Pid), "--", nstest.RequireCmd(t, "sleep"), "infinity")
 	leaf := nstest.WaitLeaf(t, joined.Pid, "sleep")
 	_, out, _ = run(t, tool(nsrel.TypeUser), "--no-containers", "--pid", strconv.Itoa(leaf))
-	if want := fmt.Sprintf("user:[%d] ", nsrel.InitialUserNSIno); strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, want) {
+	if want := fmt.Sprintf("user:[%d] ", uint64(nsrel.InitialUserNSIno)); strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, want) {
 		t.Errorf("lsuserns --pid of a process in the initial user namespace, in another's PID namespace:\n%s\nwant one line, %s", out, want)
 	}
 }
