@@ -171,6 +171,7 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 		// a stream lost (or never had) until now its gap record.
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
+		// Behind the records waiting, which flush writes first.
 		if !lostAt.IsZero() {
 			r.gap(sctx, lostAt, lostErr, "the recorder stopped")
 		}
@@ -184,7 +185,7 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 	said := "" // the failure last warned about; its repeats are debug
 	for {
 		err := r.session(ctx, &lostAt, &lostErr)
-		if err != nil && lostAt.IsZero() {
+		if err != nil && lostAt.IsZero() && ctx.Err() == nil {
 			// Not connected (at the start, or again after a loss):
 			// from now on, until a session records the gap.
 			lostAt, lostErr = time.Now(), err
@@ -226,8 +227,19 @@ func (r *Recorder) gap(ctx context.Context, lostAt time.Time, err error, what st
 		Error: vocab.Cut(fmt.Sprintf("containerd event stream at %s not watched from %s to %s (%v): %s",
 			vocab.ContainerdAddress(r.Address), lostAt.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), err, what), 4096),
 	}
+	r.appendOwn(ctx, rec, "the event gap")
+}
+
+// appendOwn appends one of the recorder's own records (its start, stop,
+// a gap), behind the records waiting if any, queued if the log refuses
+// it.
+func (r *Recorder) appendOwn(ctx context.Context, rec *audit.Record, what string) {
+	if len(r.pending) > 0 {
+		r.keep(pendingRecord{other: rec}, nil)
+		return
+	}
 	if err := r.Log.Append(ctx, rec); err != nil {
-		r.logger().WithError(err).Error("cannot record the event gap; will retry")
+		r.logger().WithError(err).WithField("stage", rec.Stage).Error("cannot record " + what + "; will retry")
 		r.keep(pendingRecord{other: rec}, err)
 	}
 }
@@ -253,11 +265,7 @@ func probeSocket(addr string) error {
 // mark appends a record of the recorder's own start or stop (queued if
 // the log refuses it).
 func (r *Recorder) mark(ctx context.Context, stage, what string) {
-	rec := &audit.Record{Source: audit.SourceContainerdEvents, Stage: stage, Version: vocab.Version}
-	if err := r.Log.Append(ctx, rec); err != nil {
-		r.logger().WithError(err).WithField("stage", stage).Error("cannot record the recorder's own " + what + "; will retry")
-		r.keep(pendingRecord{other: rec}, err)
-	}
+	r.appendOwn(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: stage, Version: vocab.Version}, "the recorder's own "+what)
 }
 
 // flush tries once more, briefly, to append the pending records when
@@ -747,6 +755,10 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 			r.droppedSince = time.Now()
 		}
 		r.dropped++
+		if d := r.pending[0].start; d != nil {
+			// Its task may run on: the next walk records it again.
+			delete(r.known, taskKey{d.Namespace, d.ContainerID, r.pending[0].pid})
+		}
 		r.pending = slices.Delete(r.pending, 0, 1)
 	}
 	r.pending = append(r.pending, p)
@@ -761,7 +773,7 @@ func (r *Recorder) retryPending(ctx context.Context) {
 			Source:  audit.SourceContainerdEvents,
 			Stage:   StageEventsGap,
 			Version: vocab.Version,
-			Error: fmt.Sprintf("the audit log could not be written from %s to %s; %d start or exit records were dropped (more than %d waited)",
+			Error: fmt.Sprintf("the audit log could not be written from %s to %s; %d records (starts, exits, the recorder's own) were dropped (more than %d waited)",
 				r.droppedSince.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), r.dropped, MaxPending),
 		}
 		if err := r.Log.Append(ctx, gap); err != nil {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -374,5 +375,92 @@ func TestRecorderStopLosesRecords(t *testing.T) {
 	}
 	if err := stop(); err == nil || !strings.Contains(err.Error(), "records the audit log did not take; they are lost") {
 		t.Errorf("Run = %v; want the records lost named", err)
+	}
+}
+
+// TestRecorderQueuedStartDropped: a start queued behind records the log
+// did not take, then dropped with them beyond MaxPending, is recorded by
+// a later walk, its container still running. It stayed among the known
+// tasks, which walks skip, and was never recorded.
+func TestRecorderQueuedStartDropped(t *testing.T) {
+	t.Parallel()
+	cfgPath, cfg, d, c := busyboxDaemon(t)
+	var r *Recorder
+	var queued atomic.Bool
+	flooded := make(chan struct{})
+	_, _ = runRecorder(t, d.Socket, cfgPath, func(rr *Recorder) {
+		r = rr
+		rr.Resync = 200 * time.Millisecond
+		rr.walked = func() {
+			// In the recorder's goroutine: once the second start waits
+			// behind the first, flood the queue so that both are dropped.
+			if queued.Load() && len(r.pending) >= 2 && !isClosed(flooded) {
+				for range MaxPending {
+					r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
+				}
+				close(flooded)
+			}
+		}
+	})
+	swap := swapLog(t, cfg.AuditLog)
+	swap()
+	first, second := ctrdtest.Uniq("first"), ctrdtest.Uniq("second")
+	d.Run(t, c, "default", first, nil)
+	d.Run(t, c, "default", second, nil)
+	queued.Store(true)
+	select {
+	case <-flooded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the starts did not wait in the queue")
+	}
+	swap()
+	audittest.Wait(t, cfg.AuditLog, "both starts", func(rs []*audit.Record) bool {
+		return audittest.Count(rs, first, evStart) == 1 && audittest.Count(rs, second, evStart) == 1
+	})
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestRecorderStopAfterWaiting: records wait for the log, the log takes
+// records again and the recorder stops before its next retry: the
+// waiting start is written before the stop record, which comes last.
+func TestRecorderStopAfterWaiting(t *testing.T) {
+	t.Parallel()
+	cfgPath, cfg, d, c := busyboxDaemon(t)
+	logger, hook := logtest.NewNullLogger()
+	_, stop := runRecorderErr(t, d.Socket, cfgPath, func(r *Recorder) {
+		r.Logger = logger
+		r.MinBackoff, r.MaxBackoff = time.Minute, time.Minute // no retry before the stop
+	})
+	swap := swapLog(t, cfg.AuditLog)
+	swap()
+	id := ctrdtest.Uniq("waits")
+	d.Run(t, c, "default", id, nil)
+	for deadline := time.Now().Add(30 * time.Second); !slices.ContainsFunc(hook.AllEntries(), func(e *logrus.Entry) bool {
+		return e.Message == "audit log append failed; will retry"
+	}); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the start's append did not fail within 30 s")
+		}
+	}
+	swap()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
+		got = append(got, r.Stage)
+	}
+	if diff := cmp.Diff([]string{StageRecorderStart, audit.StageStart, StageRecorderStop}, got); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
 	}
 }

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,7 +47,7 @@ func runRecorder(t *testing.T, addr, cfgPath string, mod func(*Recorder)) (<-cha
 }
 
 // runRecorderErr is runRecorder whose stop function returns what Run
-// returned.
+// returned, nil for a clean stop.
 func runRecorderErr(t *testing.T, addr, cfgPath string, mod func(*Recorder)) (<-chan struct{}, func() error) {
 	t.Helper()
 	cfg, err := policy.Load(cfgPath)
@@ -68,7 +69,14 @@ func runRecorderErr(t *testing.T, addr, cfgPath string, mod func(*Recorder)) (<-
 	var wg sync.WaitGroup
 	var runErr error
 	wg.Go(func() { runErr = r.Run(ctx) })
-	stop := func() error { cancel(); wg.Wait(); return runErr }
+	stop := func() error {
+		cancel()
+		wg.Wait()
+		if errors.Is(runErr, context.Canceled) {
+			return nil // a clean stop
+		}
+		return runErr
+	}
 	t.Cleanup(func() { stop() })
 	waitConnected(t, connected, "recorder did not connect")
 	return connected, stop
