@@ -124,6 +124,17 @@ type Plugin struct {
 	retried  sync.WaitGroup
 	// flushing is set once Run appends the late starts itself.
 	flushing bool
+	// active counts the checks under way ([Plugin.start]); Run waits
+	// for them before it appends the late starts, since a check cut
+	// short by the stop may add one.
+	active int
+	// writing is the late start being appended, which a drop beyond
+	// MaxLate must not take.
+	writing *audit.Record
+	// unreported counts starts dropped beyond MaxLate whose count no
+	// record carries (the record that should have said it was another
+	// writer's already): Run counts them as lost.
+	unreported int
 	// shipping is Log as [Plugin.Run] uses it: shipping checkpoints in
 	// the background, so that no answer waits for their destinations.
 	shipping *audit.Log
@@ -182,8 +193,13 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) (err error) {
 	// runtime's connection is gone: no request adds any then); those
 	// the log does not take are lost, and Run says so.
 	defer func() {
-		if lost := p.flushLate(); lost > 0 && err == nil {
-			err = fmt.Errorf("nri: stopping with %d start records the audit log did not take; they are lost", lost)
+		if lost := p.flushLate(); lost > 0 {
+			lerr := fmt.Errorf("stopping with %d start records the audit log did not take; they are lost", lost)
+			if err == nil {
+				err = fmt.Errorf("nri: %w", lerr)
+			} else {
+				err = fmt.Errorf("%w; %w", err, lerr)
+			}
 		}
 	}()
 	closed := make(chan struct{})
@@ -387,6 +403,14 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 }
 
 func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string) error {
+	p.mu.Lock()
+	p.active++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.active--
+		p.mu.Unlock()
+	}()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
@@ -469,13 +493,18 @@ func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err e
 	l := lateStart{rec: rec, pid: pid, startTime: startTime}
 	p.mu.Lock()
 	if len(p.late) == MaxLate {
-		p.logger().WithField("container", p.late[0].rec.ContainerID).Error("dropped a start to append later: too many are waiting")
-		l.dropped = p.late[0].dropped + 1
-		if len(p.late) > 1 {
-			p.late[1].dropped += l.dropped
+		// The oldest, unless it is being written: then the next.
+		i := 0
+		if p.late[0].rec == p.writing {
+			i = 1
+		}
+		p.logger().WithField("container", p.late[i].rec.ContainerID).Error("dropped a start to append later: too many are waiting")
+		l.dropped = p.late[i].dropped + 1
+		if len(p.late) > i+1 {
+			p.late[i+1].dropped += l.dropped
 			l.dropped = 0
 		}
-		p.late = p.late[1:]
+		p.late = slices.Delete(p.late, i, i+1)
 	}
 	p.late = append(p.late, l)
 	start := !p.retrying && !p.flushing
@@ -526,7 +555,13 @@ func (p *Plugin) appendLate() (ok, more bool) {
 		return false, false
 	}
 	l := p.late[0]
+	p.writing = l.rec
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.writing = nil
+		p.mu.Unlock()
+	}()
 	rec := l.rec
 	if l.dropped > 0 {
 		c := *rec
@@ -542,7 +577,17 @@ func (p *Plugin) appendLate() (ok, more bool) {
 		return false, true
 	}
 	p.mu.Lock()
-	p.late = p.late[1:]
+	p.late = p.late[1:] // still l: a drop does not take the one being written
+	if got == nil && l.dropped > 0 {
+		// Another writer's record stood for it: the count of the starts
+		// dropped before it goes to the next, or is lost with them.
+		if len(p.late) > 0 {
+			p.late[0].dropped += l.dropped
+		} else {
+			p.unreported += l.dropped
+			log.WithField("dropped", l.dropped).Error("starts dropped beyond MaxLate are recorded nowhere")
+		}
+	}
 	p.mu.Unlock()
 	if got != nil {
 		log.WithField("seq", got.Seq).Info("recorded start late")
@@ -563,6 +608,16 @@ func (p *Plugin) flushLate() int {
 	p.mu.Unlock()
 	p.retried.Wait()
 	deadline := time.Now().Add(shipWait)
+	// Checks cut short by the stop (the runtime gone) may still add a
+	// start to append: wait for them, as long as one may take.
+	for wait := time.Now().Add(p.timeout()); time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
+		p.mu.Lock()
+		n := p.active
+		p.mu.Unlock()
+		if n == 0 {
+			break
+		}
+	}
 	for time.Now().Before(deadline) {
 		if ok, more := p.appendLate(); !more {
 			break
@@ -572,7 +627,7 @@ func (p *Plugin) flushLate() int {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lost := len(p.late)
+	lost := len(p.late) + p.unreported
 	for _, l := range p.late {
 		lost += l.dropped
 	}

@@ -3,6 +3,7 @@ package nriplugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -452,5 +453,66 @@ func TestNRIRefusalUnrecorded(t *testing.T) {
 		if r.ContainerID == id && (r.Verdict != audit.VerdictDeny || !strings.Contains(r.Error, "written late")) {
 			t.Errorf("record: verdict %s, error %q; want deny, written late", r.Verdict, r.Error)
 		}
+	}
+}
+
+// TestNRIStopDuringCheck stops the plugin while a container's check
+// waits for the audit log: the check, cut short, leaves its start to be
+// written late, and Run waits for it and writes it once the log takes
+// it. The start was dropped: Run appended the late starts before the
+// check had added its own.
+func TestNRIStopDuringCheck(t *testing.T) {
+	t.Parallel()
+	cfg, log, d, crictl := criLog(t, policy.OnErrorAllow)
+	p := &Plugin{Config: cfg, Log: log, Timeout: 2 * time.Second}
+	stop := startPlugin(t, d, p)
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("stop-pod"))
+	release := holdLog(log)
+	id := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "checked"), podJSON)
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		d.Crictl(crictl, "start", id)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		n := p.active
+		p.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the container's check did not start")
+		}
+	}
+	time.AfterFunc(time.Second, release)
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v; want nil, the start written", err)
+	}
+	<-started
+	if recs := audittest.Records(t, cfg.AuditLog, id); len(recs) != 1 {
+		t.Errorf("%d records of the container checked during the stop, want 1", len(recs))
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestLateDrops: beyond MaxLate the oldest start waiting is dropped, but
+// not the one being written (it was taken from under the write, and the
+// next one, never written, went with it); the count of drops goes to the
+// next start's record, or, when another writer recorded that start, to
+// the one after it, else it is counted as lost at the stop.
+func TestLateDrops(t *testing.T) {
+	_, cfg := ctrdtest.HookConfig(t)
+	p := &Plugin{Config: cfg, flushing: true}
+	recs := make([]*audit.Record, MaxLate)
+	for i := range recs {
+		recs[i] = &audit.Record{ContainerID: fmt.Sprintf("c%05d", i)}
+		p.late = append(p.late, lateStart{rec: recs[i]})
+	}
+	p.writing = recs[0]
+	p.appendLater(&audit.Record{ContainerID: "new"}, 1, 1, errors.New("log full"))
+	if len(p.late) != MaxLate || p.late[0].rec != recs[0] || p.late[1].rec != recs[2] || p.late[1].dropped != 1 {
+		t.Fatalf("after a drop while the oldest is written: head %s, next %s (dropped %d); want c00000, then c00002 carrying 1",
+			p.late[0].rec.ContainerID, p.late[1].rec.ContainerID, p.late[1].dropped)
 	}
 }
