@@ -158,7 +158,12 @@ const HostAuditLog = "/var/log/nsrel/audit.jsonl"
 
 // HostLogGuard notes the state of [HostAuditLog] and returns a function
 // that says, after the tests, whether it changed (an error) meanwhile.
+// It checks only under CI=true, on a machine where no nsrel runs: where
+// one does, its records change the file.
 func HostLogGuard() func() error {
+	if os.Getenv("CI") != "true" {
+		return func() error { return nil }
+	}
 	state := func() string {
 		fi, err := os.Stat(HostAuditLog)
 		if err != nil {
