@@ -77,6 +77,14 @@ func (s *HelperSource) List(ctx context.Context) ([]discover.Container, error) {
 	if timeout <= 0 {
 		timeout = vocab.DefaultContainerdTimeout
 	}
+	// The helper's own deadline comes before the caller's, so that what
+	// it says of a namespace that did not answer, and what it listed,
+	// arrive before the caller gives up on it.
+	if d, ok := ctx.Deadline(); ok {
+		if left := time.Until(d) - 150*time.Millisecond; left > 100*time.Millisecond && left < timeout {
+			timeout = left
+		}
+	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, helper, "containers", "--address", addr, "--timeout", timeout.String())
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -92,6 +100,11 @@ func (s *HelperSource) List(ctx context.Context) ([]discover.Container, error) {
 		msg = strings.TrimPrefix(msg, HelperName+": ")
 		if msg == "" {
 			msg = err.Error()
+		}
+		// A namespace that failed: the others' containers were listed.
+		var cs []discover.Container
+		if json.Unmarshal(stdout.Bytes(), &cs) == nil && len(cs) > 0 {
+			return cs, &PartialError{errors.New(msg)}
 		}
 		return nil, errors.New(msg)
 	}

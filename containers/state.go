@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -87,7 +88,7 @@ func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 	if roots == nil {
 		roots = DefaultRoots()
 	}
-	// Each root is read on its own, at once: one that is slow (a
+	// Each root is read on its own, all at once: one that is slow (a
 	// user's root with 300,000 directories in it) does not hold the
 	// others, and at the deadline what was read is returned, with an
 	// error naming the roots not read.
@@ -103,56 +104,57 @@ func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 		}
 	}
 	type result struct {
+		i   int
 		cs  []discover.Container
 		err error
 	}
-	results := make([]*result, len(jobs))
-	done := make(chan int, len(jobs))
-	sem := make(chan struct{}, 4)
+	done := make(chan result, len(jobs))
+	hook := beforeListRoot.Load()
 	for i, j := range jobs {
 		go func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+			if hook != nil {
+				(*hook)(j.dir)
+			}
 			cs, err := listRoot(j.rt, j.dir)
-			results[i] = &result{cs, err}
-			done <- i
+			done <- result{i, cs, err}
 		}()
 	}
 	finished := make([]bool, len(jobs))
-	for n := 0; n < len(jobs); n++ {
-		select {
-		case i := <-done:
-			finished[i] = true
-			continue
-		case <-ctx.Done():
-		}
-		break
-	}
 	var (
 		out  []discover.Container
 		errs []error
+		late []error
 		read int
 	)
-	for i, j := range jobs {
-		switch r := results[i]; {
-		case !finished[i]:
-			errs = append(errs, fmt.Errorf("%s state %s: not read in time", j.rt, j.dir))
-		case r.err != nil:
-			errs = append(errs, r.err)
-		default:
+wait:
+	for range jobs {
+		select {
+		case r := <-done:
+			finished[r.i] = true
+			if r.err != nil {
+				errs = append(errs, r.err)
+				continue
+			}
 			read++
 			out = append(out, r.cs...)
+		case <-ctx.Done():
+			break wait
 		}
 	}
-	// Callers drop a failed source's containers, so an unreadable root
-	// (e.g. root's /run/runc for an unprivileged user) fails the source
-	// only when no root could be read at all; a root not read in time
-	// is said with the containers of the others.
+	for i, j := range jobs {
+		if !finished[i] {
+			late = append(late, fmt.Errorf("%s state %s: not read in time", j.rt, j.dir))
+		}
+	}
+	// A root not read in time is said with the containers of the others
+	// (none, maybe); callers drop a failed source's containers, so an
+	// unreadable root (e.g. root's /run/runc for an unprivileged user)
+	// fails the source only when no root could be read at all.
+	if len(late) > 0 {
+		return out, &PartialError{errors.Join(late...)}
+	}
 	if read == 0 && len(errs) > 0 {
 		return nil, errors.Join(errs...)
-	}
-	if ctx.Err() != nil && len(errs) > 0 {
-		return out, &PartialError{errors.Join(errs...)}
 	}
 	return out, nil
 }
@@ -183,12 +185,9 @@ func validID(id string) bool {
 }
 
 // beforeListRoot, when set by a test, runs before a root is read.
-var beforeListRoot func(dir string)
+var beforeListRoot atomic.Pointer[func(dir string)]
 
 func listRoot(rt, dir string) ([]discover.Container, error) {
-	if beforeListRoot != nil {
-		beforeListRoot(dir)
-	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

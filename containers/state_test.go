@@ -52,12 +52,13 @@ func TestStateSourceSlowRoot(t *testing.T) {
 	pid := runtest.Runc(t, root, ctrdtest.Uniq("fast-1"), false, nil)
 	slow := t.TempDir()
 	release := make(chan struct{})
-	beforeListRoot = func(dir string) {
+	hook := func(dir string) {
 		if dir == slow {
 			<-release
 		}
 	}
-	t.Cleanup(func() { close(release); beforeListRoot = nil })
+	beforeListRoot.Store(&hook)
+	t.Cleanup(func() { close(release); beforeListRoot.Store(nil) })
 	for _, src := range []discover.ContainerSource{
 		&StateSource{Roots: []Root{{EngineRunc, slow}, {EngineRunc, root}}},
 		Local{&StateSource{Roots: []Root{{EngineRunc, slow}, {EngineRunc, root}}}, &AuditSource{Path: filepath.Join(t.TempDir(), "none.jsonl")}},
@@ -72,6 +73,15 @@ func TestStateSourceSlowRoot(t *testing.T) {
 		if diff := cmp.Diff([]discover.Container{{ID: ctrdtest.Uniq("fast-1"), Engine: EngineRunc, PID: pid}}, Merge(got)); diff != "" {
 			t.Errorf("%T: containers (-want +got):\n%s", src, diff)
 		}
+	}
+	// The slow root alone (with one missing): it is said too, and only
+	// it; no root read is no reason to be silent.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	got, err := (&StateSource{Roots: []Root{{EngineRunc, filepath.Join(t.TempDir(), "absent")}, {EngineCrun, slow}}}).List(ctx)
+	var pe *PartialError
+	if !errors.As(err, &pe) || err.Error() != "crun state "+slow+": not read in time" || len(got) != 0 {
+		t.Errorf("the slow root alone: %v, %v; want no container and the root named alone", got, err)
 	}
 }
 

@@ -92,7 +92,9 @@ func TestKeepContainerRootless(t *testing.T) {
 		Containers: []discover.Container{{ID: "3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b", Engine: "containerd", Namespace: "k8s.io", Name: "shop/web-0/app"}}}
 	user := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 200, Parent: top,
 		Containers: []discover.Container{{ID: "web-0", Engine: "runc", Namespace: "uid=1000"}, {ID: "beef000000000000", Engine: "podman", Namespace: "uid=1000", Name: "shop/web-0/app"},
-			{ID: "3f1c2a", Engine: "runc", Namespace: "uid=1000"}}}
+			{ID: "3f1c2a", Engine: "runc", Namespace: "uid=1000"},
+			{ID: "bbbb000000000000", Engine: "podman", Namespace: "uid=1000", Name: "3f1c2a9b"},
+			{ID: "web", Engine: "runc", Namespace: "uid=1000"}, {ID: "web-2", Engine: "runc", Namespace: "uid=1000"}}}
 	for _, n := range []*discover.Namespace{top, pod, user} {
 		m.Add(n)
 	}
@@ -114,6 +116,10 @@ func TestKeepContainerRootless(t *testing.T) {
 		// container took it over.
 		{"3f1c2a", 0, `container "3f1c2a" is ambiguous: it names runc uid=1000/3f1c2a, a local user's, and starts the ID of containerd k8s.io/3f1c2a9b7e0d`},
 		{"runc uid=1000/3f1c2a", 200, ""},
+		// A name of the user's, likewise.
+		{"3f1c2a9b", 0, `container "3f1c2a9b" is ambiguous: it names uid=1000/3f1c2a9b, a local user's, and starts the ID of containerd k8s.io/3f1c2a9b7e0d`},
+		// The user's own IDs, one the start of the other: the whole one.
+		{"web", 200, ""},
 	} {
 		keep, err := lstool.KeepContainer(m, nsrel.TypeUser, tc.arg)
 		switch {

@@ -223,7 +223,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		for _, f := range []struct {
 			set  bool
 			flag string
-		}{{c.list, "--list"}, {c.graphic(), "--format " + vocab.Escape(c.format)}, {c.pid != 0, "--pid"}, {c.container != "", "--container"}} {
+		}{{c.list, "--list (and --output, --noheadings, --raw)"}, {c.graphic(), "--format " + vocab.Escape(c.format)}, {c.pid != 0, "--pid"}, {c.container != "", "--container"}} {
 			if f.set {
 				drop = append(drop, f.flag)
 			}
@@ -493,8 +493,8 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 	byName := make(map[string][]*discover.Namespace)
 	named := make(map[string][]*discover.Namespace) // IDs with a name that is not a pod's
 	prefixed := make(map[string][]*discover.Namespace)
-	nameOf := make(map[string]bool) // containers arg is a name (or pod name) of
-	users := make(map[string]bool)  // containers of a local user (uid=UID)
+	nameOf := make(map[string]bool)  // containers arg is a name (or pod name) of
+	owner := make(map[string]string) // the uid=UID namespace of a local user's container or name group, by key
 	for _, n := range m.Namespaces {
 		if !slices.Contains(types, n.Type) {
 			continue
@@ -508,12 +508,17 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 			// that form counts too, and where two share it, it is
 			// ambiguous.
 			ident, short := labelForms(c)
-			users[ident] = vocab.UsersContainer(c.Namespace)
+			if vocab.UsersContainer(c.Namespace) {
+				owner[ident] = c.Namespace
+			}
 			if arg == c.ID || arg == ident || arg == short || arg == afterEngine(ident) || arg == afterEngine(short) {
 				byID[ident] = append(byID[ident], n)
 			}
 			for _, k := range nameKeys(c) {
 				if k.key == arg {
+					if vocab.UsersContainer(c.Namespace) {
+						owner[k.group] = c.Namespace
+					}
 					byName[k.group] = append(byName[k.group], n)
 					nameOf[ident] = true
 					if !k.pod {
@@ -555,27 +560,24 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 	default:
 		return nil, fmt.Errorf("no running container named %q or with an ID starting with it", q)
 	}
-	for ident, ns := range matches {
+	for key, ns := range matches {
 		// A local user's ID or name must not take over what the
-		// argument also abbreviates: another container's ID.
-		if others := otherKeys(prefixed, ident); users[ident] && len(others) > 0 {
-			return nil, fmt.Errorf("container %q is ambiguous: it names %s, a local user's, and starts the ID of %s (name one as ENGINE NAMESPACE/ID)", q, ident, strings.Join(others, ", "))
+		// argument also abbreviates: another owner's container ID.
+		if user := owner[key]; user != "" {
+			var others []string
+			for k := range prefixed {
+				if owner[k] != user {
+					others = append(others, vocab.Escape(k))
+				}
+			}
+			if len(others) > 0 {
+				slices.Sort(others)
+				return nil, fmt.Errorf("container %q is ambiguous: it names %s, a local user's, and starts the ID of %s (name one as ENGINE NAMESPACE/ID)", q, vocab.Escape(key), strings.Join(others, ", "))
+			}
 		}
 		return ns, nil
 	}
 	return nil, nil
-}
-
-// otherKeys returns the keys of m other than key, sorted.
-func otherKeys(m map[string][]*discover.Namespace, key string) []string {
-	var out []string
-	for k := range m {
-		if k != key {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // labelForms returns the forms a label gives c as: ENGINE [NAMESPACE/]ID

@@ -121,7 +121,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"pid 0", []string{"--pid", "0"}, 2, "", "--pid: want a process ID"},
 		{"empty container", []string{"--container", ""}, 2, "", "--container: want a container name or ID"},
 		{"overlaps as a picture", []string{"--overlaps", "--format", "svg"}, 2, "", "--overlaps lists every overlapping pair as text or JSON: drop --format svg"},
-		{"overlaps of a process", []string{"--overlaps", "-p", "1", "-l"}, 2, "", "drop --list and --pid"},
+		{"overlaps of a process", []string{"--overlaps", "-p", "1", "-l"}, 2, "", "drop --list (and --output, --noheadings, --raw) and --pid"},
 		{"audit log without html", []string{"--audit-log", "/x", "--format", "svg"}, 2, "", "--audit-log needs --format html"},
 		{"missing audit log", []string{"--no-containers", "--format", "html", "--audit-log", "/nonexistent/audit.jsonl"}, 1, "",
 			"lsuserns: audit log: audit: open /nonexistent: no such file or directory\n"},

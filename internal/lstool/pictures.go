@@ -73,8 +73,8 @@ func (p *pictureFlags) check(c *config) string {
 	return ""
 }
 
-// pidNamespaces returns the user and PID namespaces of process pid that
-// the model holds.
+// pidNamespaces returns the namespaces of process pid of the given types
+// (user, PID) that the model holds.
 func pidNamespaces(m *discover.Model, types []nsrel.Type, pid int) ([]*discover.Namespace, error) {
 	var out []*discover.Namespace
 	for _, typ := range []nsrel.Type{nsrel.TypeUser, nsrel.TypePID} {
