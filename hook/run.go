@@ -67,9 +67,9 @@ func (h *Hook) input(stage string, st *specs.State) Input {
 
 func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Result, error) {
 	rec, ierr := Decide(h.Config, h.input(stage, st))
-	if stage == audit.StageCreateRuntime {
-		h.decided(rec)
-	}
+	// At poststart the comparison under the lock can only add a
+	// violation: a refusal decided here stands.
+	h.decided(rec)
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
 		if stage == audit.StagePoststart {
 			h.compare(s, rec)

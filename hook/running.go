@@ -124,7 +124,8 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 // outsider returns the first process in the container's own user
 // namespace l that is not the container's (it lives in neither the
 // container's PID namespace nor one below it, or, when the container
-// joined that PID namespace, it is not its descendant) and not its pod's, as an
+// joined that PID namespace, it is not its descendant and started before
+// it) and not its pod's, as an
 // [policy.Other] that shares the namespace; nil when there is none.
 func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bool) *policy.Other {
 	if a.PIDDepth() == 0 {
@@ -144,7 +145,10 @@ func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bo
 		switch {
 		case errors.Is(err, inspect.ErrGone):
 			continue
-		case err == nil && in && (!joined || inspect.DescendsFrom(pid, a.PID)):
+		case err == nil && in && (!joined || inspect.DescendsFrom(pid, a.PID) || !startedBefore(pid, a.StartTime)):
+			// Of a joined PID namespace, the processes that were there
+			// before the container's are not its own: a daemon it
+			// forked, given to the namespace's init, came after.
 			continue
 		case err != nil:
 			return &policy.Other{Ino: l.Ident.Ino, PID: pid, Name: processName(pid), Shared: true,
@@ -155,6 +159,14 @@ func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bo
 		return &policy.Other{Ino: l.Ident.Ino, PID: pid, Name: processName(pid), Shared: true}
 	}
 	return nil
+}
+
+// startedBefore reports whether process pid started before the start
+// time (clock ticks since boot) of the container's process; a process
+// gone or unreadable did not.
+func startedBefore(pid int, start uint64) bool {
+	st, err := inspect.StartTime(pid)
+	return err == nil && st < start
 }
 
 // SamePodCgroup returns a samePod for [RunningPod]: a process is of the

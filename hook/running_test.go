@@ -484,3 +484,60 @@ func TestRunningSharedUserNS(t *testing.T) {
 		t.Errorf("another pod's sandbox: %q; want it named", got)
 	}
 }
+
+// TestRunningJoinedPIDNSDaemon: a container with a user namespace of its
+// own that joined another container's PID namespace forks a daemon
+// (double fork: the daemon's parent exits, and the namespace's init
+// takes it). The daemon, in the container's user namespace and not its
+// descendant, came after it: it is the container's, not another's. The
+// rule reported it as sharing all the container's IDs.
+func TestRunningJoinedPIDNSDaemon(t *testing.T) {
+	nstest.RequireRoot(t)
+	sleep := nstest.RequireCmd(t, "sleep")
+	base := nstest.HostIDBase(t) + 600_000
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
+	other := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID, UidMappings: m, GidMappings: m}, sleep, "infinity")
+	// The container: the other's PID namespace, a user namespace of its
+	// own; its daemon forked by a subshell that exits at once.
+	ctr := nstest.Start(t, nil, nstest.RequireCmd(t, "nsenter"), "--pid=/proc/"+strconv.Itoa(other.Pid)+"/ns/pid", "--",
+		nstest.RequireCmd(t, "unshare"), "-U", "--map-root-user", "sh", "-c", "(sleep 1002 &); exec sleep 1001")
+	leaf := nstest.WaitLeaf(t, ctr.Pid, "sleep")
+	// The daemon: the other process in the container's user namespace.
+	own, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", leaf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var daemon int
+	for deadline := time.Now().Add(10 * time.Second); daemon == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no daemon")
+		}
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == leaf {
+				continue
+			}
+			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid)); l == own {
+				daemon = pid
+			}
+		}
+	}
+	t.Cleanup(func() { syscall.Kill(daemon, syscall.SIGKILL) })
+	if inspect.DescendsFrom(daemon, leaf) {
+		t.Fatalf("the daemon %d still descends from the container's process %d", daemon, leaf)
+	}
+	a, err := inspect.Process(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := hook.RunningFrom(a, inspect.NewLiveOnce(time.Second))
+	if run.Err != nil {
+		t.Fatal(run.Err)
+	}
+	for _, v := range (&policy.Rules{DisjointFromRunning: true}).EvaluateRunning(a, run) {
+		if strings.Contains(v.Reason, "also the user namespace of") {
+			t.Errorf("the container's own daemon reported: %s", v.Reason)
+		}
+	}
+}

@@ -222,10 +222,12 @@ func TestBinaryDeadlineRefusal(t *testing.T) {
 			// deadline (the watchdog's path) first.
 			r := runBinary(t, strings.NewReader(selfState("locked")), "--config", e.config, "createRuntime")
 			code, _, stderr := run(selfState("locked-in-process"), "--config", e.config, "createRuntime")
+			// Poststart refuses too (its comparison only adds violations).
+			pcode, _, pstderr := run(selfState("locked-poststart"), "--config", e.config, "poststart")
 			for _, got := range []struct {
 				code   int
 				stderr string
-			}{{r.code, r.stderr}, {code, stderr}} {
+			}{{r.code, r.stderr}, {code, stderr}, {pcode, pstderr}} {
 				switch {
 				case enforce && (got.code != 1 || !strings.Contains(got.stderr, "refused by nsrel policy")):
 					t.Errorf("refused: exit %d, stderr %q; want 1 and the refusal", got.code, got.stderr)
@@ -328,7 +330,7 @@ func TestMainUsage(t *testing.T) {
 // TestHelpToFullDisk: a help or version that cannot be written (a full
 // disk) is said, exit 1, as util-linux does; it exited 0.
 func TestHelpToFullDisk(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"--version"}, {"audit", "--help"}, {"createRuntime", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"--version"}, {"audit", "--help"}, {"createRuntime", "--help"}, {"policy", "--help"}, {"policy", "check", "-h"}} {
 		if code, stderr := nstest.ToFullDisk(t, hookBin, args...); code != 1 || stderr != "nsrel-hook: write error: no space left on device\n" {
 			t.Errorf("%q to /dev/full: exit %d, stderr %q; want 1 and a write error", args, code, stderr)
 		}

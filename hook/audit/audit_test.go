@@ -1239,44 +1239,85 @@ func TestRetentionOfWhollyDamagedFile(t *testing.T) {
 // rotated file and every line of the current one, so the next append's
 // damage record lists lines of both files. Retention removes the rotated
 // file first: the damage record's lines are then in part in a file
-// retention removed, and the log verifies after every append.
+// retention removed, and the log verifies after every append, also when
+// seal-init recorded the damage (its seal-start record first). A line of
+// the files given deleted is no line of a removed file: verify fails.
 func TestRetentionOfDamageAcrossFiles(t *testing.T) {
-	l, path := newLog(t, audit.Options{RotateBytes: 2048, KeepFiles: 2})
-	for {
-		appendN(t, l, 1)
-		if files, _ := l.Files(); len(files) == 2 && len(readLines(t, path)) == 3 {
-			break
-		}
-	}
-	files, _ := l.Files()
-	zeroLine(t, files[0], len(readLines(t, files[0]))-1)
-	for i := range 3 {
-		zeroLine(t, path, i)
-	}
-	appendN(t, l, 1)
-	for r, err := range audit.Records(path) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Stage == audit.StageDamaged && len(r.Damage) != 4 {
-			t.Fatalf("damage record lists %d lines, want 4 (1 rotated, 3 current)", len(r.Damage))
-		}
-	}
-	audittest.AckDamage(t, l, path)
-	for i := range 60 {
-		appendN(t, l, 1)
-		for _, shipped := range []bool{false, true} {
-			s, err := verify(t, l, audit.VerifyOptions{Shipped: shipped})
-			if err != nil {
-				t.Fatalf("after %d appends (shipped %v): %v", i+1, shipped, err)
+	for _, seal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("seal=%v", seal), func(t *testing.T) {
+			opts := audit.Options{RotateBytes: 2048, KeepFiles: 2}
+			if seal {
+				opts.SealState = filepath.Join(t.TempDir(), "state", "audit.seal")
 			}
-			if i == 0 && !shipped {
-				// The rotated file is gone, the current one's lines stay.
-				if len(s.Damage) != 1 || len(s.Damage[0].Lines) != 4 || !strings.HasSuffix(s.Damage[0].Lines[0], "not in the files given") || strings.Contains(s.Damage[0].Lines[1], "not in") {
-					t.Fatalf("damage %+v, want one record, its first line not in the files given, the others in them", s.Damage)
+			l, path := newLog(t, opts)
+			for {
+				appendN(t, l, 1)
+				if files, _ := l.Files(); len(files) == 2 && len(readLines(t, path)) == 3 {
+					break
 				}
 			}
+			files, _ := l.Files()
+			zeroLine(t, files[0], len(readLines(t, files[0]))-1)
+			for i := range 3 {
+				zeroLine(t, path, i)
+			}
+			if seal {
+				if _, _, err := l.StartSealing(context.Background(), false); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				appendN(t, l, 1)
+			}
+			for r, err := range audit.Records(path) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Stage == audit.StageDamaged && len(r.Damage) != 4 {
+					t.Fatalf("damage record lists %d lines, want 4 (1 rotated, 3 current)", len(r.Damage))
+				}
+			}
+			audittest.AckDamage(t, l, path)
+			// (A shipper's copy holds the rotated file's lines: they were
+			// shipped before retention removed them.)
+			for i := range 60 {
+				appendN(t, l, 1)
+				s, err := verify(t, l, audit.VerifyOptions{})
+				if err != nil {
+					t.Fatalf("after %d appends: %v", i+1, err)
+				}
+				if i == 0 {
+					// The rotated file is gone, the current one's lines stay.
+					if len(s.Damage) != 1 || len(s.Damage[0].Lines) != 4 || !strings.HasSuffix(s.Damage[0].Lines[0], "not in the files given") || strings.Contains(s.Damage[0].Lines[1], "not in") {
+						t.Fatalf("damage %+v, want one record, its first line not in the files given, the others in them", s.Damage)
+					}
+					deletedDamagedLine(t, l)
+				}
+			}
+		})
+	}
+}
+
+// deletedDamagedLine verifies a copy of l's files whose first line (a
+// damaged one) is deleted: it must fail.
+func deletedDamagedLine(t *testing.T, l *audit.Log) {
+	t.Helper()
+	files, err := l.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var copies []string
+	for i, f := range files {
+		lines := readLines(t, f)
+		if i == 0 {
+			lines = lines[1:]
 		}
+		c := filepath.Join(dir, filepath.Base(f))
+		writeLines(t, c, lines)
+		copies = append(copies, c)
+	}
+	if _, err := audit.Verify(copies, audit.VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "no retention record removed") {
+		t.Errorf("a damaged line deleted from %s: verify %v; want a failure naming lines no retention removed", filepath.Base(files[0]), err)
 	}
 }
 

@@ -494,6 +494,10 @@ type verifier struct {
 	// lines keep no place: shipped matches them (see shippedTorn).
 	torn    *tornLine
 	shipped shippedTorn
+	// absent are the files (base names) of damaged lines that damage
+	// records list and the files given lack, with the record's seq:
+	// retention must have removed them (checked at the end).
+	absent map[string]uint64
 }
 
 // tornLine is a torn line an append ended with [TornMark].
@@ -613,13 +617,15 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	// been sealed (their keys destroyed: no crash explains that).
 	sealStartsHere := r.Stage == StageSealStart && (v.prev == nil || v.prev.Seal == "")
 	var absent []DamagedLine
-	if v.prev == nil && r.Prev != "" && r.Stage == StageDamaged && len(listed) > len(v.damaged) {
+	chainStart := v.prev == nil || v.prev == v.first && v.prev.Stage == StageSealStart
+	if chainStart && r.Prev != "" && r.Stage == StageDamaged && len(listed) > len(v.damaged) {
 		// The chain starts after files retention removed, and the
 		// damage record's first lines were at the end of the last of
 		// them; the lines it lists after those must be the damaged
 		// lines met.
 		n := len(listed) - len(v.damaged)
 		absent, listed = listed[:n], listed[n:]
+		v.noteAbsent(absent, r.Seq)
 	}
 	if len(v.damaged) > 0 && !sealStartsHere && !tornEnds {
 		// At the chain's start the damage record may follow records
@@ -645,6 +651,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		// removed, or dropped as repeats from a shipper's copy (two
 		// crashes can zero lines of one length). The damage still
 		// wants its acknowledgement.
+		v.noteAbsent(r.Damage, r.Seq)
 		v.addDamage(DamageReport{Record: r, Lines: notGiven(r.Damage)})
 	}
 	if p := v.chain(l, r); p != nil {
@@ -681,6 +688,22 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	}
 	v.prev = r
 	return nil
+}
+
+// noteAbsent notes the files of damaged lines the record seq lists that
+// the files given lack (a shipper's copy needs none: it drops repeats).
+func (v *verifier) noteAbsent(lines []DamagedLine, seq uint64) {
+	if v.opts.Shipped {
+		return
+	}
+	if v.absent == nil {
+		v.absent = map[string]uint64{}
+	}
+	for _, d := range lines {
+		if _, ok := v.absent[d.File]; !ok {
+			v.absent[d.File] = seq
+		}
+	}
 }
 
 // notGiven names damaged lines that are not in the files given.
@@ -897,6 +920,16 @@ func (v *verifier) end() *Problem {
 	}
 	if v.opts.Anchor != "" && !v.anchored {
 		return &Problem{File: last, Line: 0, Reason: fmt.Sprintf("no record has the anchor hash %s (records removed from the end, or the log rewritten)", v.opts.Anchor)}
+	}
+	// Damaged lines the files given lack were in files retention removed
+	// (a retention record names each), unless files were removed by hand
+	// (Partial).
+	if !v.opts.Partial {
+		for _, file := range slices.Sorted(maps.Keys(v.absent)) {
+			if !slices.ContainsFunc(v.s.Dropped, func(d Dropped) bool { return d.File == file }) {
+				return &Problem{File: last, Seq: v.absent[file], Reason: fmt.Sprintf("the damage record seq %d lists damaged lines of %s, which the files given lack and no retention record removed (lines deleted?)", v.absent[file], file)}
+			}
+		}
 	}
 	if p := v.keysProblem(); p != nil {
 		return p

@@ -288,3 +288,68 @@ func findNS(t *testing.T, scan *inspect.Scan, link string) inspect.LiveUserNS {
 	t.Fatalf("%s not found by the scan", link)
 	return inspect.LiveUserNS{}
 }
+
+// TestLiveOnlyProcessLeft: the one process of a user namespace leaves it
+// (unshare -U) before its maps are read, and the second pass finds the
+// namespace no more: it is gone, as if the process had exited. It was
+// taken for one that cannot be checked, and disjoint_from_running
+// refused containers because of it.
+func TestLiveOnlyProcessLeft(t *testing.T) {
+	nstest.RequireRoot(t)
+	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 3920000, Size: 1000}}
+	// Root of the namespace (a mapped ID), which may make one below,
+	// when told (SIGUSR1); no child meanwhile, so it is the only one.
+	p := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: ids, GidMappings: ids, Credential: &syscall.Credential{}},
+		nstest.RequireCmd(t, "sh"), "-c", `trap 'exec unshare -U sleep 1000' USR1; while :; do :; done`)
+	// Until its trap is set: SIGUSR1 would kill it before.
+	for deadline := time.Now().Add(10 * time.Second); !catches(p.Pid, syscall.SIGUSR1); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the shell set no trap")
+		}
+	}
+	link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", p.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", p.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	restore := inspect.BeforeMapsRead(func(pid int) {
+		if pid != p.Pid {
+			return
+		}
+		syscall.Kill(pid, syscall.SIGUSR1)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid)); l != link && l != "" {
+				return
+			}
+		}
+		t.Error("the process did not leave its user namespace")
+	}, nil)
+	scan, err := inspect.Live(time.Time{})
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := findNS(t, scan, link); !errors.Is(l.Err, inspect.ErrGone) || !strings.Contains(l.Err.Error(), "left") {
+		t.Errorf("its only process left it: err %v; want it gone, having left", l.Err)
+	}
+}
+
+// catches reports whether process pid catches signal sig (SigCgt in
+// /proc/PID/status).
+func catches(pid int, sig syscall.Signal) bool {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return false
+}

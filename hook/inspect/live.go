@@ -119,8 +119,14 @@ func Live(deadline time.Time) (*Scan, error) {
 		}
 		for i := range s.out {
 			l := &s.out[i]
-			if again[l.Ident] && l.Err != nil && goneErr(l.Err) {
+			switch {
+			case l.Err == nil || !goneErr(l.Err):
+			case again[l.Ident]:
 				l.Err = fmt.Errorf("inspect: user:[%d]: every process found in it exited before its maps could be read, in two passes over /proc (its processes keep forking and exiting)", l.Ident.Ino)
+			case !errors.Is(l.Err, ErrGone):
+				// Its processes left it (setns, unshare), and none is in it
+				// now: gone, as if they had exited.
+				l.Err = fmt.Errorf("inspect: user:[%d]: %w (%w)", l.Ident.Ino, ErrGone, l.Err)
 			}
 		}
 	}
