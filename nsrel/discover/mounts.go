@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,13 +24,14 @@ type nsMount struct {
 }
 
 // parseMounts returns the nsfs mounts listed in a /proc/PID/mountinfo
-// file (see proc(5)) and the mount points whose lookups may ask a FUSE
-// server: FUSE mounts (fuse, fuseblk, fuse.NAME) and overlays with a
-// layer on one (revalidating an overlay's dentry revalidates its
-// layers'), unescaped. Lines that do not parse are skipped: the file
-// comes from the kernel, but mount points are chosen by whoever mounted
-// them.
-func parseMounts(data []byte) (ns []nsMount, fuse []string) {
+// file (see proc(5)), the mount points whose lookups ask a FUSE server:
+// FUSE mounts (fuse, fuseblk, fuse.NAME) and overlays with a layer on one
+// (revalidating an overlay's dentry revalidates its layers'), and the
+// points of every overlay (over), whose layers may be on a FUSE mount
+// mountinfo does not show; all unescaped. Lines that do not parse are
+// skipped: the file comes from the kernel, but mount points are chosen
+// by whoever mounted them.
+func parseMounts(data []byte) (ns []nsMount, fuse, over []string) {
 	type overlay struct {
 		point  string
 		layers []string
@@ -75,30 +76,27 @@ func parseMounts(data []byte) (ns []nsMount, fuse []string) {
 			ns = append(ns, nsMount{NS: name, Point: point})
 		}
 	}
-	// An overlay may have a layer on a FUSE mount. The layers are named
-	// as the mounter wrote them (relative, through symlinks, with
-	// escaped colons): a mount namespace with a FUSE mount, any, has
-	// every overlay taken as one on it. Else an overlay whose layers
-	// the options do not name plainly is taken so too.
+	// An overlay on a FUSE mount that mountinfo shows, or on such an
+	// overlay, in turn. Mountinfo cannot show every such overlay (a
+	// layer named relative to the mounter or through a symlink, a FUSE
+	// mount detached since): every overlay's point is returned too, and
+	// a mount point below one is opened from the lookup cache alone.
+	for added := true; added; {
+		added = false
+		for i, o := range overlays {
+			for _, l := range o.layers {
+				if slices.Contains(fuse, l) || belowAny(l, fuse) {
+					fuse = append(fuse, o.point)
+					overlays[i].layers, added = nil, true
+					break
+				}
+			}
+		}
+	}
 	for _, o := range overlays {
-		if len(fuse) > 0 || !plainLayers(o.layers) {
-			fuse = append(fuse, o.point)
-		}
+		over = append(over, o.point)
 	}
-	return ns, fuse
-}
-
-// plainLayers reports whether every layer is a clean absolute path.
-func plainLayers(layers []string) bool {
-	if len(layers) == 0 {
-		return false
-	}
-	for _, l := range layers {
-		if !strings.HasPrefix(l, "/") || path.Clean(l) != l {
-			return false
-		}
-	}
-	return true
+	return ns, fuse, over
 }
 
 // overlayLayers returns the directories an overlay's superblock options
@@ -294,7 +292,7 @@ func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 		stx.Mask&unix.STATX_MNT_ID != 0 && !rootMount(data, stx.Mnt_id) {
 		return errChrooted
 	}
-	ms, fuse := parseMounts(data)
+	ms, fuse, over := parseMounts(data)
 	if len(ms) == 0 {
 		return inMnt()
 	}
@@ -318,10 +316,23 @@ func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 			w.s.belowFUSE.Add(1)
 			continue
 		}
-		w.mount(root, pid, mntIno, m)
+		// Below an overlay, the path is resolved from the lookup cache
+		// alone (RESOLVE_CACHED: the RCU walk, which never sleeps, and a
+		// FUSE layer's revalidation cannot wait for its server there);
+		// a mount point's path stays in the cache while it is mounted.
+		w.mount(root, pid, mntIno, m, belowOrAt(m.Point, over))
 	}
 	return nil
 }
+
+// belowOrAt reports whether path lies at or below one of points.
+func belowOrAt(path string, points []string) bool {
+	return slices.Contains(points, path) || belowAny(path, points)
+}
+
+// resolveCached is RESOLVE_CACHED (openat2(2), Linux 5.12): fail with
+// EAGAIN rather than resolve a component the lookup cache lacks.
+const resolveCached = 0x20
 
 // readAt reads the whole file path below dfd.
 func readAt(dfd int, path string) ([]byte, error) {
@@ -340,20 +351,29 @@ func readAt(dfd int, path string) ([]byte, error) {
 
 // mount opens the mount point m below root (the root directory of a
 // process in the mount namespace mntIno) and records the namespace.
-func (w *worker) mount(root, pid int, mntIno uint64, m nsMount) {
+func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool) {
 	// The path is resolved inside the process's root, with ".." kept
 	// inside it and without symlinks: a hostile mount point cannot make
 	// us open a file outside, nor lead the walk into a FUSE mount the
 	// check above did not see (mountinfo gives a mount point as the path
 	// the kernel resolved, which has no symlink in it). O_PATH opens
 	// nothing yet.
-	fd, err := unix.Openat2(root, m.Point, &unix.OpenHow{
+	how := &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS,
-	})
+	}
+	if cachedOnly {
+		how.Resolve |= resolveCached
+	}
+	fd, err := unix.Openat2(root, m.Point, how)
 	if err != nil {
-		if isPerm(err) {
+		switch {
+		case isPerm(err):
 			w.s.deniedMnt.Add(1)
+		case cachedOnly && err == unix.EAGAIN:
+			// Not resolvable without a lookup that could wait for a
+			// FUSE server below the overlay: counted, not opened.
+			w.s.belowFUSE.Add(1)
 		}
 		return
 	}

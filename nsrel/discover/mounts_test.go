@@ -3,6 +3,7 @@ package discover
 import (
 	"bufio"
 	"cmp"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,38 +112,40 @@ func TestMountPointHostile(t *testing.T) {
 		{"/proc/self/root" + root + "/run/real", realIno, false},
 		{"/run/real", realIno, true},
 	} {
-		t.Run(tc.point, func(t *testing.T) {
-			s := &scanner{nodes: make(map[Key]*node), nsdev: self.Dev, wantUser: true, procfd: procfd}
-			defer s.unpin()
-			w := newWorker(s)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				w.mount(rootfd, 1, 4026532000, nsMount{NS: nsrel.Name{Type: nsrel.TypeUser, Ino: tc.ino}, Point: tc.point})
-			}()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("opening the mount point blocks")
-			}
-			var got []Key
-			for k := range s.nodes {
-				got = append(got, k)
-			}
-			var want []Key
-			if tc.want {
-				// The namespace and its parent, the initial one.
-				want = []Key{{self.Dev, tc.ino}, {self.Dev, self.Ino}}
-			}
-			sortKeys(got)
-			sortKeys(want)
-			if diff := gocmp.Diff(want, got); diff != "" {
-				t.Errorf("namespaces recorded (-want +got):\n%s", diff)
-			}
-			if n := s.nodes[Key{self.Dev, tc.ino}]; tc.want && (n == nil || len(n.ns.FoundVia) != 1 || n.ns.FoundVia[0].Via != ViaMount) {
-				t.Errorf("found via %+v, want one mount", n)
-			}
-		})
+		for _, cached := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s cached=%v", tc.point, cached), func(t *testing.T) {
+				s := &scanner{nodes: make(map[Key]*node), nsdev: self.Dev, wantUser: true, procfd: procfd}
+				defer s.unpin()
+				w := newWorker(s)
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					w.mount(rootfd, 1, 4026532000, nsMount{NS: nsrel.Name{Type: nsrel.TypeUser, Ino: tc.ino}, Point: tc.point}, cached)
+				}()
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					t.Fatal("opening the mount point blocks")
+				}
+				var got []Key
+				for k := range s.nodes {
+					got = append(got, k)
+				}
+				var want []Key
+				if tc.want {
+					// The namespace and its parent, the initial one.
+					want = []Key{{self.Dev, tc.ino}, {self.Dev, self.Ino}}
+				}
+				sortKeys(got)
+				sortKeys(want)
+				if diff := gocmp.Diff(want, got); diff != "" {
+					t.Errorf("namespaces recorded (-want +got):\n%s", diff)
+				}
+				if n := s.nodes[Key{self.Dev, tc.ino}]; tc.want && (n == nil || len(n.ns.FoundVia) != 1 || n.ns.FoundVia[0].Via != ViaMount) {
+					t.Errorf("found via %+v, want one mount", n)
+				}
+			})
+		}
 	}
 }
 
@@ -161,8 +164,6 @@ func TestMountBelowFUSE(t *testing.T) {
 	nstest.RequireRoot(t)
 	_, err := os.Stat("/dev/fuse")
 	nstest.Require(t, err == nil, "/dev/fuse: %v", err)
-	sh := nstest.RequireCmd(t, "sh")
-	unshare := nstest.RequireCmd(t, "unshare")
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "a/b"), 0o755); err != nil {
 		t.Fatal(err)
@@ -172,37 +173,11 @@ func TestMountBelowFUSE(t *testing.T) {
 	}
 	held := nstest.UserChain(t, 1)
 	script := `mount --bind "$1" "$2/a/b/x" && exec 3<>/dev/fuse && mount -i -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 nsrel-test "$2/a" && echo ok && exec sleep infinity`
-	cmd := exec.Command(unshare, "-m", "--propagation", "private", sh, "-c", script, "sh", nstest.NSPath(held.Pid, "user"), dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	if line := inMountNS(t, script, nstest.NSPath(held.Pid, "user"), dir); line != "ok" {
+		t.Fatalf("the FUSE mount: %q", line)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Its end closes /dev/fuse: the connection is aborted and a
-		// lookup still waiting fails.
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ok\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("the FUSE mount: %q %s", line, stderr.String())
-	}
-	done := make(chan *Model, 1)
-	go func() {
-		m, err := Discover(Options{})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- m
-	}()
 	select {
-	case m := <-done:
+	case m := <-discoverAsync(t):
 		if m == nil {
 			return
 		}
@@ -224,7 +199,7 @@ func TestFusePoints(t *testing.T) {
 32 1 0:32 / /f rw - fuse nsrel-test rw
 33 1 0:4 user:[4026532176] /x/ns rw - nsfs nsfs rw
 `)
-	ns, got := parseMounts(data)
+	ns, got, _ := parseMounts(data)
 	if want := []string{"/home/a b", "/mnt/ntfs", "/f"}; !slices.Equal(got, want) || len(ns) != 1 || ns[0].Point != "/x/ns" {
 		t.Errorf("parseMounts = %v, %q, want the nsfs mount at /x/ns and FUSE at %q", ns, got, want)
 	}
@@ -256,9 +231,9 @@ func TestOverlayOnFUSE(t *testing.T) {
 	if err != nil {
 		t.Fatalf("overlay: %v: %s", err, out)
 	}
-	_, fuse := parseMounts(out)
-	if len(fuse) != 0 {
-		t.Errorf("no FUSE below the overlay, yet %q", fuse)
+	_, fuse, over := parseMounts(out)
+	if len(fuse) != 0 || !slices.Equal(over, []string{dir + "/o"}) {
+		t.Errorf("no FUSE below the overlay, yet %q; overlays %q, want %s", fuse, over, dir+"/o")
 	}
 	var line string
 	for _, l := range strings.Split(string(out), "\n") {
@@ -276,25 +251,25 @@ func TestOverlayOnFUSE(t *testing.T) {
 	data := "30 1 0:30 / " + dir + "/l1 rw - fuse.x x rw\n" + line + "\n" +
 		"40 1 0:41 / /x rw - overlay overlay rw,lowerdir=" + strings.Fields(pre)[4] + "/sub,upperdir=/u2,workdir=/w2\n" +
 		"41 1 0:4 user:[4026532176] /x/ns rw - nsfs nsfs rw\n"
-	ns, fuse := parseMounts([]byte(data))
+	ns, fuse, _ := parseMounts([]byte(data))
 	if want := []string{dir + "/l1", dir + "/o", "/x"}; !slices.Equal(fuse, want) {
 		t.Errorf("FUSE-backed %q, want %q", fuse, want)
 	}
 	if len(ns) != 1 || !belowAny(ns[0].Point, fuse) {
 		t.Errorf("nsfs mounts %v: not below FUSE", ns)
 	}
-	// With a FUSE mount anywhere in the mount namespace, every overlay
-	// counts: a layer named through a symlink (/y/lnk to the FUSE
-	// mount) does not show it.
+	// A layer named through a symlink (/y/lnk to the FUSE mount) does
+	// not show its FUSE mount: the overlay is among the overlays, whose
+	// mount points are opened from the lookup cache alone.
 	data = "30 1 0:30 / /f rw - fuse.x x rw\n" +
 		"40 1 0:41 / /x rw - overlay overlay rw,lowerdir=/y/lnk,upperdir=/u2,workdir=/w2\n"
-	if _, fuse := parseMounts([]byte(data)); !slices.Equal(fuse, []string{"/f", "/x"}) {
-		t.Errorf("overlay through a symlink: FUSE-backed %q, want /f and /x", fuse)
+	if _, fuse, over := parseMounts([]byte(data)); !slices.Equal(fuse, []string{"/f"}) || !slices.Equal(over, []string{"/x"}) {
+		t.Errorf("overlay through a symlink: FUSE %q, overlays %q; want /f, /x", fuse, over)
 	}
 
 	// Layers named relative to where the mounter was, as the kernel
-	// shows them: the overlay counts even without a FUSE mount in
-	// sight (the review's lowerdir=lnk reached one that way).
+	// shows them (the review's lowerdir=lnk reached a FUSE mount that
+	// way).
 	out, err = exec.Command(nstest.RequireCmd(t, "unshare"), "-m", "--propagation", "private", "sh", "-c",
 		`cd "$1" && mount -t overlay overlay -o lowerdir=l1,upperdir=u,workdir=w o && cat /proc/self/mountinfo`, "sh", dir).CombinedOutput()
 	if err != nil {
@@ -303,7 +278,99 @@ func TestOverlayOnFUSE(t *testing.T) {
 	if !strings.Contains(string(out), "lowerdir=l1,") {
 		t.Fatalf("the kernel did not show the relative layer:\n%s", out)
 	}
-	if _, fuse := parseMounts(out); !slices.Contains(fuse, dir+"/o") {
-		t.Errorf("overlay with relative layers: FUSE-backed %q, want %s among them", fuse, dir+"/o")
+	if _, _, over := parseMounts(out); !slices.Contains(over, dir+"/o") {
+		t.Errorf("overlay with relative layers: overlays %q, want %s among them", over, dir+"/o")
 	}
+}
+
+// TestMountBelowOverlay bind-mounts two user namespaces, held by nothing
+// else, below two overlays (one with plain layers, one whose layers are
+// named relative to the mounter, as the kernel then shows them) in a
+// mount namespace that also has a FUSE mount elsewhere, whose server
+// never reads: both are found, opened from the lookup cache. A rule that
+// took every overlay of such a mount namespace for one on FUSE hid them.
+func TestMountBelowOverlay(t *testing.T) {
+	nstest.RequireRoot(t)
+	_, err := os.Stat("/dev/fuse")
+	nstest.Require(t, err == nil, "/dev/fuse: %v", err)
+	script := `set -e; d=$1
+mkdir -p $d/l $d/u $d/w $d/o $d/l2 $d/u2 $d/w2 $d/o2 $d/f
+mount -t overlay o -o lowerdir=$d/l,upperdir=$d/u,workdir=$d/w $d/o
+cd $d && mount -t overlay o2 -o lowerdir=l2,upperdir=u2,workdir=w2 o2
+touch $d/o/x $d/o2/y
+for target in $d/o/x $d/o2/y; do
+	unshare -U sleep 1000 & p=$!
+	while [ "$(readlink /proc/$p/ns/user)" = "$(readlink /proc/self/ns/user)" ]; do sleep 0.01; done
+	mount --bind /proc/$p/ns/user $target
+	kill $p; wait $p || true
+done
+exec 3<>/dev/fuse
+mount -i -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 nsrel-test $d/f
+echo ok $(stat -L -c %i $d/o/x) $(stat -L -c %i $d/o2/y)
+exec sleep infinity`
+	line := inMountNS(t, script, t.TempDir())
+	f := strings.Fields(line)
+	if len(f) != 3 || f[0] != "ok" {
+		t.Fatalf("setup: %q", line)
+	}
+	var m *Model
+	select {
+	case m = <-discoverAsync(t):
+	case <-time.After(60 * time.Second):
+		t.Fatal("the scan still waits after 60 s")
+	}
+	if m == nil {
+		return
+	}
+	for i, where := range []string{"an overlay with plain layers", "an overlay with relative layers"} {
+		ino, _ := strconv.ParseUint(f[i+1], 10, 64)
+		n := m.Lookup(nsrel.TypeUser, ino)
+		if n == nil || !slices.ContainsFunc(n.FoundVia, func(f Found) bool { return f.Via == ViaMount }) {
+			t.Errorf("user:[%d], bind-mounted below %s: %+v; want it found through the mount", ino, where, n)
+		}
+	}
+}
+
+// inMountNS runs the shell script with args in a mount namespace of its
+// own until the test ends (its end closes a /dev/fuse it opened: the
+// connection is aborted and a lookup still waiting fails) and returns
+// the first line it writes, without its newline, and what it said on
+// stderr when it wrote none.
+func inMountNS(t *testing.T, script string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(nstest.RequireCmd(t, "unshare"), append([]string{"-m", "--propagation", "private", nstest.RequireCmd(t, "sh"), "-c", script, "sh"}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return "no line: " + stderr.String()
+	}
+	return strings.TrimSuffix(line, "\n")
+}
+
+// discoverAsync runs Discover in the background and sends its model
+// (nil on error, which fails the test).
+func discoverAsync(t *testing.T) <-chan *Model {
+	done := make(chan *Model, 1)
+	go func() {
+		m, err := Discover(Options{})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- m
+	}()
+	return done
 }

@@ -146,6 +146,6 @@ func BenchmarkLookupUsers(b *testing.B) {
 
 // nsMounts is parseMounts's nsfs mounts.
 func nsMounts(data []byte) []nsMount {
-	ns, _ := parseMounts(data)
+	ns, _, _ := parseMounts(data)
 	return ns
 }
