@@ -184,11 +184,14 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 	backoff := minB
 	said := "" // the failure last warned about; its repeats are debug
 	for {
+		attempt := time.Now()
 		err := r.session(ctx, &lostAt, &lostErr)
-		if err != nil && lostAt.IsZero() && ctx.Err() == nil {
+		if err != nil && lostAt.IsZero() {
 			// Not connected (at the start, or again after a loss):
-			// from now on, until a session records the gap.
-			lostAt, lostErr = time.Now(), err
+			// since this attempt began, until a session records the
+			// gap (or the stop does: an attempt the stop cut short
+			// never watched either).
+			lostAt, lostErr = attempt, err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -535,6 +538,14 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 	}
 	switch e := ev.(type) {
 	case *eventsapi.TaskStart:
+		k := taskKey{env.Namespace, e.ContainerID, int(e.Pid)}
+		if st, ok := r.known[k]; ok {
+			// A walk recorded it before its event came (a start without
+			// namespaces, which the log's search cannot tell, included).
+			if now, err := inspect.StartTime(k.pid); err == nil && now == st {
+				break
+			}
+		}
 		if st, ok := r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid), env.Timestamp); ok {
 			if r.known == nil {
 				r.known = make(map[taskKey]uint64)
