@@ -1319,6 +1319,21 @@ func deletedDamagedLine(t *testing.T, l *audit.Log) {
 	if _, err := audit.Verify(copies, audit.VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "no retention record removed") {
 		t.Errorf("a damaged line deleted from %s: verify %v; want a failure naming lines no retention removed", filepath.Base(files[0]), err)
 	}
+	// A retention record appended for that file, as root on the node
+	// could, does not excuse it: the file is given; nor does --partial.
+	forged, err := audit.Open(copies[len(copies)-1], audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := forged.Append(context.Background(), &audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention,
+		Dropped: &audit.Dropped{File: filepath.Base(files[0]), FirstSeq: 1, LastSeq: 1, LastHash: strings.Repeat("0", 64)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, partial := range []bool{false, true} {
+		if _, err := audit.Verify(copies, audit.VerifyOptions{Partial: partial}); err == nil {
+			t.Errorf("a damaged line deleted, a retention record forged for its file (partial %v): verify passed", partial)
+		}
+	}
 }
 
 // TestDamageNamesRotatedFile zeroes the last line of a file that the

@@ -495,9 +495,9 @@ type verifier struct {
 	torn    *tornLine
 	shipped shippedTorn
 	// absent are the files (base names) of damaged lines that damage
-	// records list and the files given lack, with the record's seq:
-	// retention must have removed them (checked at the end).
-	absent map[string]uint64
+	// records list and the files given lack: retention must have
+	// removed them (checked at the end).
+	absent map[string]absentLines
 }
 
 // tornLine is a torn line an append ended with [TornMark].
@@ -625,7 +625,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		// lines met.
 		n := len(listed) - len(v.damaged)
 		absent, listed = listed[:n], listed[n:]
-		v.noteAbsent(absent, r.Seq)
+		v.noteAbsent(absent, r.Seq, true)
 	}
 	if len(v.damaged) > 0 && !sealStartsHere && !tornEnds {
 		// At the chain's start the damage record may follow records
@@ -651,7 +651,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		// removed, or dropped as repeats from a shipper's copy (two
 		// crashes can zero lines of one length). The damage still
 		// wants its acknowledgement.
-		v.noteAbsent(r.Damage, r.Seq)
+		v.noteAbsent(r.Damage, r.Seq, v.prev == nil || v.prev == v.first && v.prev.Stage == StageSealStart)
 		v.addDamage(DamageReport{Record: r, Lines: notGiven(r.Damage)})
 	}
 	if p := v.chain(l, r); p != nil {
@@ -692,18 +692,26 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 
 // noteAbsent notes the files of damaged lines the record seq lists that
 // the files given lack (a shipper's copy needs none: it drops repeats).
-func (v *verifier) noteAbsent(lines []DamagedLine, seq uint64) {
+func (v *verifier) noteAbsent(lines []DamagedLine, seq uint64, atStart bool) {
 	if v.opts.Shipped {
 		return
 	}
 	if v.absent == nil {
-		v.absent = map[string]uint64{}
+		v.absent = map[string]absentLines{}
 	}
 	for _, d := range lines {
 		if _, ok := v.absent[d.File]; !ok {
-			v.absent[d.File] = seq
+			v.absent[d.File] = absentLines{seq, atStart}
 		}
 	}
+}
+
+// absentLines says which damage record (seq) lists lines of a file the
+// files given lack, and whether it is at the start of the chain given
+// (where --partial excuses them: files removed by hand).
+type absentLines struct {
+	seq     uint64
+	atStart bool
 }
 
 // notGiven names damaged lines that are not in the files given.
@@ -921,14 +929,19 @@ func (v *verifier) end() *Problem {
 	if v.opts.Anchor != "" && !v.anchored {
 		return &Problem{File: last, Line: 0, Reason: fmt.Sprintf("no record has the anchor hash %s (records removed from the end, or the log rewritten)", v.opts.Anchor)}
 	}
-	// Damaged lines the files given lack were in files retention removed
-	// (a retention record names each), unless files were removed by hand
-	// (Partial).
-	if !v.opts.Partial {
-		for _, file := range slices.Sorted(maps.Keys(v.absent)) {
-			if !slices.ContainsFunc(v.s.Dropped, func(d Dropped) bool { return d.File == file }) {
-				return &Problem{File: last, Seq: v.absent[file], Reason: fmt.Sprintf("the damage record seq %d lists damaged lines of %s, which the files given lack and no retention record removed (lines deleted?)", v.absent[file], file)}
-			}
+	// Damaged lines the files given lack were in files retention removed:
+	// a retention record names each, a file not given, whose records came
+	// before the damage record. At the chain's start, --partial excuses
+	// them (files removed by hand).
+	given := map[string]bool{}
+	for _, f := range v.s.Files {
+		given[filepath.Base(f)] = true
+	}
+	for _, file := range slices.Sorted(maps.Keys(v.absent)) {
+		a := v.absent[file]
+		removed := slices.ContainsFunc(v.s.Dropped, func(d Dropped) bool { return d.File == file && d.LastSeq < a.seq })
+		if given[file] || !removed && !(v.opts.Partial && a.atStart) {
+			return &Problem{File: last, Seq: a.seq, Reason: fmt.Sprintf("the damage record seq %d lists damaged lines of %s, which the files given lack and no retention record removed (lines deleted?)", a.seq, file)}
 		}
 	}
 	if p := v.keysProblem(); p != nil {
