@@ -81,7 +81,7 @@ func (s *HelperSource) List(ctx context.Context) ([]discover.Container, error) {
 	// it says of a namespace that did not answer, and what it listed,
 	// arrive before the caller gives up on it.
 	if d, ok := ctx.Deadline(); ok {
-		if left := time.Until(d) - 150*time.Millisecond; left > 100*time.Millisecond && left < timeout {
+		if left := time.Until(d) - 300*time.Millisecond; left > 100*time.Millisecond && left < timeout {
 			timeout = left
 		}
 	}

@@ -607,7 +607,6 @@ func (p *Plugin) flushLate() int {
 	}
 	p.mu.Unlock()
 	p.retried.Wait()
-	deadline := time.Now().Add(shipWait)
 	// Checks cut short by the stop (the runtime gone) may still add a
 	// start to append: wait for them, as long as one may take.
 	for wait := time.Now().Add(p.timeout()); time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
@@ -618,6 +617,7 @@ func (p *Plugin) flushLate() int {
 			break
 		}
 	}
+	deadline := time.Now().Add(shipWait)
 	for time.Now().Before(deadline) {
 		if ok, more := p.appendLate(); !more {
 			break

@@ -124,6 +124,10 @@ type Recorder struct {
 	// seeded is set once known holds the tasks the log says the
 	// recorder saw start and not end ([Recorder.seedKnown]).
 	seeded bool
+	// forget are tasks whose queued start was dropped (beyond
+	// MaxPending) during a walk, which rebuilds known: it leaves them
+	// out, so that the next walk records them again.
+	forget map[taskKey]bool
 	// walked, set by tests, is called after each walk.
 	walked func()
 }
@@ -399,6 +403,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 		defer r.walked()
 	}
 	r.failing = false
+	r.forget = nil // drops before this walk left r.known already
 	r.retryPending(ctx)
 	// A quiet node still ships its chain's head when a checkpoint is due.
 	if err := r.Log.CheckpointIfDue(ctx); err != nil {
@@ -472,6 +477,10 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 			known[k] = st
 		}
 	}
+	for k := range r.forget {
+		delete(known, k)
+	}
+	r.forget = nil
 	r.known = known
 	return errors.Join(errs...)
 }
@@ -768,7 +777,12 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 		r.dropped++
 		if d := r.pending[0].start; d != nil {
 			// Its task may run on: the next walk records it again.
-			delete(r.known, taskKey{d.Namespace, d.ContainerID, r.pending[0].pid})
+			k := taskKey{d.Namespace, d.ContainerID, r.pending[0].pid}
+			delete(r.known, k)
+			if r.forget == nil {
+				r.forget = map[taskKey]bool{}
+			}
+			r.forget[k] = true
 		}
 		r.pending = slices.Delete(r.pending, 0, 1)
 	}

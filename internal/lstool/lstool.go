@@ -223,7 +223,8 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		for _, f := range []struct {
 			set  bool
 			flag string
-		}{{c.list, "--list (and --output, --noheadings, --raw)"}, {c.graphic(), "--format " + vocab.Escape(c.format)}, {c.pid != 0, "--pid"}, {c.container != "", "--container"}} {
+		}{{fs.Changed("list"), "--list"}, {fs.Changed("output"), "--output"}, {fs.Changed("noheadings"), "--noheadings"}, {fs.Changed("raw"), "--raw"},
+			{c.graphic(), "--format " + vocab.Escape(c.format)}, {c.pid != 0, "--pid"}, {c.container != "", "--container"}} {
 			if f.set {
 				drop = append(drop, f.flag)
 			}

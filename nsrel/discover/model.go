@@ -268,9 +268,9 @@ func (m *Model) Notice() string {
 	fuse := ""
 	switch {
 	case m.BelowFUSE == 1:
-		fuse = "did not open 1 namespace bind mount below a FUSE mount (its server could block the lookup for good)"
+		fuse = "did not open 1 namespace bind mount below a FUSE mount, or an overlay that may be on one (its server could block the lookup for good)"
 	case m.BelowFUSE > 1:
-		fuse = fmt.Sprintf("did not open %d namespace bind mounts below FUSE mounts (their servers could block the lookup for good)", m.BelowFUSE)
+		fuse = fmt.Sprintf("did not open %d namespace bind mounts below FUSE mounts, or overlays that may be on one (their servers could block the lookup for good)", m.BelowFUSE)
 	}
 	d := m.Denied
 	if !d.Any() {

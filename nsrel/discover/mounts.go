@@ -366,13 +366,19 @@ func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool)
 		how.Resolve |= resolveCached
 	}
 	fd, err := unix.Openat2(root, m.Point, how)
+	// A mount or unmount anywhere ends an RCU walk too: a few tries tell
+	// that from a lookup the cache cannot answer, which fails each time.
+	for try := 0; cachedOnly && err == unix.EAGAIN && try < 4; try++ {
+		fd, err = unix.Openat2(root, m.Point, how)
+	}
 	if err != nil {
 		switch {
 		case isPerm(err):
 			w.s.deniedMnt.Add(1)
-		case cachedOnly && err == unix.EAGAIN:
+		case cachedOnly && (err == unix.EAGAIN || err == unix.EINVAL):
 			// Not resolvable without a lookup that could wait for a
-			// FUSE server below the overlay: counted, not opened.
+			// FUSE server below the overlay (EINVAL: a kernel before
+			// 5.12 has no cache-only resolution): counted, not opened.
 			w.s.belowFUSE.Add(1)
 		}
 		return
