@@ -175,7 +175,7 @@ func Judge(cfg *policy.Config, rec *audit.Record, ierr error) {
 	if errors.Is(ierr, ErrStateCut) && cfg.SelectsByAnnotation() {
 		rec.Verdict = audit.VerdictDeny
 		if !strings.Contains(rec.Error, cutRefused) {
-			rec.Error = vocab.Cut(rec.Error+"; "+cutRefused, vocab.MaxRecordedError)
+			rec.Error = vocab.JoinErrors(rec.Error, cutRefused)
 		}
 	}
 	if rec.Mode == policy.ModeEnforce && len(rec.Violations) > 0 {

@@ -197,10 +197,7 @@ func (h *Hook) RunBadInput(ctx context.Context, stage string, st *specs.State, i
 // record's own error, and judges the verdict again: on_error weighs the
 // input error as any other, an enforcing block's violations still deny.
 func RefusedInput(cfg *policy.Config, rec *audit.Record, what string, ierr error) {
-	if rec.Error != "" {
-		what += "; " + rec.Error
-	}
-	rec.Error = vocab.Cut(what, vocab.MaxRecordedError)
+	rec.Error = vocab.JoinErrors(what, rec.Error)
 	Judge(cfg, rec, ierr)
 }
 

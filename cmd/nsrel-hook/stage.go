@@ -308,10 +308,7 @@ func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr, 
 	if inputErr != nil {
 		what += "; the state was refused (" + vocab.Cut(oneLine(inputErr), vocab.MaxRecordedError/4) + "); the record keeps what could be read of it"
 	}
-	if rec.Error != "" {
-		what += "; " + rec.Error
-	}
-	rec.Error = vocab.Cut(what, vocab.MaxRecordedError)
+	rec.Error = vocab.JoinErrors(what, rec.Error)
 	rec.Policy, rec.Mode = "", ""
 	log, err := audit.Open(sv.AuditLog, audit.Options{SealState: sv.SealState, Version: vocab.Version})
 	if err != nil {

@@ -485,11 +485,7 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 // start meanwhile. The goroutine ends when nothing is left to append.
 func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err error) {
 	rec.Time = time.Now().UTC().Format(time.RFC3339Nano)
-	late := "written late: the audit log could not be written at the start (" + err.Error() + ")"
-	if rec.Error != "" {
-		late = rec.Error + "; " + late
-	}
-	rec.Error = vocab.Cut(late, vocab.MaxRecordedError)
+	rec.Error = vocab.JoinErrors(rec.Error, "written late: the audit log could not be written at the start ("+err.Error()+")")
 	l := lateStart{rec: rec, pid: pid, startTime: startTime}
 	p.mu.Lock()
 	if len(p.late) == MaxLate {
@@ -565,7 +561,7 @@ func (p *Plugin) appendLate() (ok, more bool) {
 	rec := l.rec
 	if l.dropped > 0 {
 		c := *rec
-		c.Error = vocab.Cut(fmt.Sprintf("%s; %d starts waiting before it were dropped (more than %d waited): their containers ran unrecorded", rec.Error, l.dropped, MaxLate), vocab.MaxRecordedError)
+		c.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("%d starts waiting before it were dropped (more than %d waited): their containers ran unrecorded", l.dropped, MaxLate))
 		rec = &c
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())

@@ -428,6 +428,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	known := make(map[taskKey]uint64, len(r.known))
 	var errs []error
 	var running []taskKey
+	listed := make(map[taskKey]bool)
 	for _, ns := range nss {
 		nctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), rpcTimeout)
 		resp, err := c.TaskService().List(nctx, &tasksapi.ListTasksRequest{})
@@ -448,12 +449,10 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 			if t.Pid == 0 || !containerd.TaskAlive(t.Status) {
 				continue
 			}
-			running = append(running, taskKey{ns, t.ID, int(t.Pid)})
+			k := taskKey{ns, t.ID, int(t.Pid)}
+			running = append(running, k)
+			listed[k] = true
 		}
-	}
-	listed := make(map[taskKey]bool, len(running))
-	for _, k := range running {
-		listed[k] = true
 	}
 	// A known task missing from the list ended while its exit and
 	// delete events were missed (or their records failed): its exit
@@ -467,11 +466,9 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 		}
 	}
 	for _, k := range running {
-		if st, ok := r.known[k]; ok {
-			if now, err := inspect.StartTime(k.pid); err == nil && now == st {
-				known[k] = st
-				continue
-			}
+		if st, ok := r.stillKnown(k); ok {
+			known[k] = st
+			continue
 		}
 		if st, ok := r.recordStart(ctx, c, k.ns, k.id, k.pid, time.Time{}); ok {
 			known[k] = st
@@ -547,13 +544,10 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 	}
 	switch e := ev.(type) {
 	case *eventsapi.TaskStart:
-		k := taskKey{env.Namespace, e.ContainerID, int(e.Pid)}
-		if st, ok := r.known[k]; ok {
+		if _, ok := r.stillKnown(taskKey{env.Namespace, e.ContainerID, int(e.Pid)}); ok {
 			// A walk recorded it before its event came (a start without
 			// namespaces, which the log's search cannot tell, included).
-			if now, err := inspect.StartTime(k.pid); err == nil && now == st {
-				break
-			}
+			break
 		}
 		if st, ok := r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid), env.Timestamp); ok {
 			if r.known == nil {
@@ -584,6 +578,18 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 			r.taskGone(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
 		}
 	}
+}
+
+// stillKnown returns the start time of task k when the recorder knows
+// it recorded its start and its process still has that start time (not
+// a PID reused since).
+func (r *Recorder) stillKnown(k taskKey) (uint64, bool) {
+	st, ok := r.known[k]
+	if !ok {
+		return 0, false
+	}
+	now, err := inspect.StartTime(k.pid)
+	return st, err == nil && now == st
 }
 
 // taskGone records the exit of task k.
@@ -763,7 +769,7 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 	for _, rec := range []*audit.Record{p.start, p.other} {
 		if rec != nil && rec.Time == "" {
 			rec.Time = now
-			rec.Error = lateError(rec.Error, late)
+			rec.Error = vocab.JoinErrors(rec.Error, late)
 		}
 	}
 	if p.exit != nil {
@@ -827,14 +833,6 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		r.pending = slices.Delete(r.pending, 0, 1)
 	}
 	r.pending = nil // release the backing array
-}
-
-// lateError adds the note that a record was written late to its error.
-func lateError(prev, late string) string {
-	if prev != "" {
-		late = prev + "; " + late
-	}
-	return vocab.Cut(late, vocab.MaxRecordedError)
 }
 
 func (r *Recorder) recordExit(ctx context.Context, k taskKey) {

@@ -365,14 +365,7 @@ func TestRecorderStopLosesRecords(t *testing.T) {
 	swap()
 	defer swap()
 	d.Run(t, c, "default", ctrdtest.Uniq("lost"), nil)
-	// Until the start's append failed and the start waits.
-	for deadline := time.Now().Add(30 * time.Second); !slices.ContainsFunc(hook.AllEntries(), func(e *logrus.Entry) bool {
-		return e.Message == "audit log append failed; will retry"
-	}); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the start's append did not fail within 30 s")
-		}
-	}
+	waitAppendFailed(t, hook)
 	if err := stop(); err == nil || !strings.Contains(err.Error(), "records the audit log did not take; they are lost") {
 		t.Errorf("Run = %v; want the records lost named", err)
 	}
@@ -445,13 +438,7 @@ func TestRecorderStopAfterWaiting(t *testing.T) {
 	swap()
 	id := ctrdtest.Uniq("waits")
 	d.Run(t, c, "default", id, nil)
-	for deadline := time.Now().Add(30 * time.Second); !slices.ContainsFunc(hook.AllEntries(), func(e *logrus.Entry) bool {
-		return e.Message == "audit log append failed; will retry"
-	}); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the start's append did not fail within 30 s")
-		}
-	}
+	waitAppendFailed(t, hook)
 	swap()
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -462,5 +449,18 @@ func TestRecorderStopAfterWaiting(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{StageRecorderStart, audit.StageStart, StageRecorderStop}, got); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
+	}
+}
+
+// waitAppendFailed waits until the recorder logged a failed append: the
+// start waits for the log.
+func waitAppendFailed(t *testing.T, hook *logtest.Hook) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !slices.ContainsFunc(hook.AllEntries(), func(e *logrus.Entry) bool {
+		return e.Message == "audit log append failed; will retry"
+	}); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the start's append did not fail within 30 s")
+		}
 	}
 }

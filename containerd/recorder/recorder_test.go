@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -426,21 +425,11 @@ func TestRestartWhileStopped(t *testing.T) {
 	ctr, _ := d.Run(t, c, "default", id, nil)
 	audittest.Wait(t, cfg.AuditLog, "the first start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
 	stop()
+	if err := ctrdtest.DeleteTask("default", ctr); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), "default"), 30*time.Second)
 	defer cancel()
-	task, err := ctr.Task(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exited, err := task.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	task.Kill(ctx, syscall.SIGKILL)
-	<-exited
-	if _, err := task.Delete(ctx); err != nil {
-		t.Fatal(err)
-	}
 	task2, err := ctr.NewTask(ctx, cio.NullIO)
 	if err != nil {
 		t.Fatal(err)

@@ -291,11 +291,7 @@ func (r *Record) shrink(n int) bool {
 		return false
 	}
 	// The note first: an error near its limit must not cut it away.
-	note := fmt.Sprintf("the record was longer than a record may be (%d bytes, over %d): %s", n, MaxLine, cut)
-	if r.Error != "" {
-		note += "; " + r.Error
-	}
-	r.Error = vocab.Cut(note, vocab.MaxRecordedError)
+	r.Error = vocab.JoinErrors(fmt.Sprintf("the record was longer than a record may be (%d bytes, over %d): %s", n, MaxLine, cut), r.Error)
 	return true
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
 // MaxDepth bounds the chain walks; the kernel allows 33 user and 32 PID
@@ -234,12 +235,8 @@ func procState(pid int) (state byte, threads int, ok bool) {
 	if err != nil {
 		return 0, 0, false
 	}
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	fields := bytes.Fields(stat[i+1:])
-	if len(fields) < 18 {
+	fields, ok := statFields(stat, 18)
+	if !ok {
 		return 0, 0, false
 	}
 	threads, err = strconv.Atoi(string(fields[17]))
@@ -282,13 +279,12 @@ func readStat(pid int) ([]byte, error) {
 // of a /proc/PID/stat file. The command name (field 2) may hold spaces and
 // parentheses, so fields are counted after its last ')'.
 func ParseStatStartTime(stat []byte) (uint64, error) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("inspect: malformed /proc/PID/stat: no ')'")
-	}
-	fields := bytes.Fields(stat[i+1:])
 	// fields[0] is field 3 (state), so field 22 is fields[19].
-	if len(fields) < 20 {
+	fields, ok := statFields(stat, 20)
+	switch {
+	case fields == nil:
+		return 0, errors.New("inspect: malformed /proc/PID/stat: no ')'")
+	case !ok:
 		return 0, errors.New("inspect: malformed /proc/PID/stat: too few fields")
 	}
 	v, err := strconv.ParseUint(string(fields[19]), 10, 64)
@@ -304,15 +300,24 @@ func parentPID(pid int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("inspect: /proc/%d/stat: no parent PID", pid)
-	}
-	fields := bytes.Fields(stat[i+1:])
-	if len(fields) < 2 {
+	fields, ok := statFields(stat, 2)
+	if !ok {
 		return 0, fmt.Errorf("inspect: /proc/%d/stat: no parent PID", pid)
 	}
 	return strconv.Atoi(string(fields[1]))
+}
+
+// statFields returns the fields of a /proc/PID/stat line after the
+// command name (in parentheses, which it may itself hold): fields[0] is
+// field 3, the state (nil without the parentheses). ok is false when
+// there are fewer than n.
+func statFields(stat []byte, n int) (fields [][]byte, ok bool) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil, false
+	}
+	fields = bytes.Fields(stat[i+1:])
+	return fields, len(fields) >= n
 }
 
 // DescendsFrom reports whether process pid is a descendant of process
@@ -337,7 +342,9 @@ func DescendsFrom(pid, ancestor int) bool {
 // PID namespace: it made that namespace, rather than joining one whose
 // other processes were there before it (NSpid in /proc/PID/status).
 func PIDNSInit(pid int) (bool, error) {
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	// Plain system calls, as readStat: os.ReadFile would set up the
+	// runtime's poller on the hook's path.
+	status, err := idmap.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return false, gone(pid, err)
 	}

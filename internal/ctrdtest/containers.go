@@ -158,19 +158,31 @@ func (d *Daemon) Run(t testing.TB, c *client.Client, ns, id string, o *RunOpts) 
 // Delete kills the task and deletes the container, ignoring
 // errors (the daemon may be gone already).
 func Delete(ns string, ctr client.Container) {
+	DeleteTask(ns, ctr)
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 20*time.Second)
 	defer cancel()
-	if task, err := ctr.Task(ctx, nil); err == nil {
-		task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
-		if ch, err := task.Wait(ctx); err == nil {
-			select {
-			case <-ch:
-			case <-ctx.Done():
-			}
-		}
-		task.Delete(ctx, client.WithProcessKill)
-	}
 	ctr.Delete(ctx, client.WithSnapshotCleanup)
+}
+
+// DeleteTask kills the container's task, waits for it to exit and
+// deletes it, leaving the container for a new task; it returns why it
+// could not (the daemon may be gone already).
+func DeleteTask(ns string, ctr client.Container) error {
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 20*time.Second)
+	defer cancel()
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		return err
+	}
+	task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
+	if ch, err := task.Wait(ctx); err == nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+	_, err = task.Delete(ctx, client.WithProcessKill)
+	return err
 }
 
 // CtrRun starts container id in namespace ns from the busybox image with

@@ -184,12 +184,18 @@ func HostLogGuard() func() error {
 // write fails with ENOSPC), and returns its exit status and stderr.
 func ToFullDisk(t testing.TB, bin string, args ...string) (int, string) {
 	t.Helper()
+	return ToFullDiskCmd(t, exec.Command(bin, args...))
+}
+
+// ToFullDiskCmd is [ToFullDisk] of cmd, set up but for its stdout and
+// stderr.
+func ToFullDiskCmd(t testing.TB, cmd *exec.Cmd) (int, string) {
+	t.Helper()
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer full.Close()
-	cmd := exec.Command(bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = full, &stderr
 	err = cmd.Run()

@@ -16,3 +16,16 @@ const MaxRecordedValue = 1024
 
 // MaxRecordedError bounds the error text kept in an audit record.
 const MaxRecordedError = 4096
+
+// JoinErrors joins two notes of an audit record's error, first then
+// then, with "; " (either may be empty), cut at [MaxRecordedError]:
+// what is said first survives the cut.
+func JoinErrors(first, then string) string {
+	switch {
+	case first == "":
+		first = then
+	case then != "":
+		first += "; " + then
+	}
+	return Cut(first, MaxRecordedError)
+}

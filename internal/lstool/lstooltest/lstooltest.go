@@ -129,21 +129,13 @@ func CheckHelp(t *testing.T, file, text string) {
 		arg string
 		env []string
 	}{{"--help", nil}, {"", []string{runEnv + "=--help"}}, {"", []string{runEnv + "=-V"}}} {
-		full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
 		cmd := exec.Command(os.Args[0])
 		if tc.arg != "" {
 			cmd.Args = append(cmd.Args, tc.arg)
 		}
-		var e bytes.Buffer
-		cmd.Env, cmd.Stdout, cmd.Stderr = append(os.Environ(), append(tc.env, "CONTAINERD_ADDRESS=")...), full, &e
-		err = cmd.Run()
-		full.Close()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.HasSuffix(e.String(), ": write error: no space left on device\n") {
-			t.Errorf("%s %v to /dev/full: %v, stderr %q; want exit 1 and a write error", tc.arg, tc.env, err, e.String())
+		cmd.Env = append(os.Environ(), append(tc.env, "CONTAINERD_ADDRESS=")...)
+		if code, stderr := nstest.ToFullDiskCmd(t, cmd); code != 1 || !strings.HasSuffix(stderr, ": write error: no space left on device\n") {
+			t.Errorf("%s %v to /dev/full: exit %d, stderr %q; want exit 1 and a write error", tc.arg, tc.env, code, stderr)
 		}
 	}
 	// --help as the argument too, so that the early help sees it: it
