@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -89,9 +90,14 @@ func (s *AuditSource) List(ctx context.Context) ([]discover.Container, error) {
 	// record decides whether it may still run. Only the head of a line
 	// is read to know that; lines are decoded in full for the deciding
 	// starts (and older starts of the same process, for annotations the
-	// newest lacks).
-	decided := map[string]bool{}
-	live := map[string]*audit.Record{}
+	// newest lacks). A container ID names one container per engine
+	// namespace: a stop in one namespace does not end a container of the
+	// same ID in another. A record without a namespace (the hook's: the
+	// OCI state has none) may be of any.
+	type key struct{ id, ns string }
+	stops := map[string][]string{} // the namespaces of the stops met, per ID
+	decided := map[key]bool{}
+	live := map[key]*audit.Record{}
 	budget := int64(MaxAuditTail)
 files:
 	for i := len(snap.Files()) - 1; i >= 0 && budget > 0; i-- {
@@ -106,28 +112,33 @@ files:
 			if !ok || h.ContainerID == "" {
 				continue
 			}
-			isStart, isStop := audit.IsStart(h.Stage), h.Stage == audit.StagePoststop || h.Stage == audit.StageExit
-			if !isStart && !isStop {
+			id := h.ContainerID
+			if h.Stage == audit.StagePoststop || h.Stage == audit.StageExit {
+				switch cur := stops[id]; {
+				case slices.Contains(cur, ""): // ends them all already
+				case h.Namespace == "":
+					stops[id] = endsAll // never appended to
+				case !slices.Contains(cur, h.Namespace):
+					stops[id] = append(cur, h.Namespace)
+				}
 				continue
 			}
-			id := h.ContainerID
-			if !decided[id] {
-				decided[id] = true
-				if isStart {
+			if !audit.IsStart(h.Stage) {
+				continue
+			}
+			k := key{id, h.Namespace}
+			if !decided[k] {
+				decided[k] = true
+				if !stoppedIn(stops[id], h.Namespace) {
 					if r := decodeStart(line, id); r != nil {
-						live[id] = r
+						live[k] = r
 					}
 				}
 				continue
 			}
-			if cur := live[id]; cur != nil && isStart && (cur.Annotations == nil || cur.Namespace == "") {
+			if cur := live[k]; cur != nil && cur.Annotations == nil {
 				if r := decodeStart(line, id); r != nil && r.PID == cur.PID && r.StartTime == cur.StartTime {
-					if cur.Annotations == nil {
-						cur.Annotations = r.Annotations
-					}
-					if cur.Namespace == "" {
-						cur.Namespace = r.Namespace
-					}
+					cur.Annotations = r.Annotations
 				}
 			}
 		}
@@ -135,6 +146,7 @@ files:
 			return nil, err
 		}
 	}
+	// Merge joins a hook's and a recorder's start of one process.
 	var out []discover.Container
 	for _, r := range live {
 		st := State{ID: r.ContainerID, PID: r.PID, StartTime: r.StartTime}
@@ -144,6 +156,20 @@ files:
 		out = append(out, discover.Container{ID: r.ContainerID, Engine: EngineAuditLog, Namespace: r.Namespace, PID: r.PID, Name: vocab.ContainerName(r.Annotations)})
 	}
 	return Merge(out), nil
+}
+
+// endsAll is the stops of an ID after a stop without a namespace.
+var endsAll = []string{""}
+
+// stoppedIn reports whether a stop in one of the namespaces stops ends a
+// start in namespace ns: one in the same namespace, or either without one.
+func stoppedIn(stops []string, ns string) bool {
+	for _, s := range stops {
+		if s == ns || s == "" || ns == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeStart decodes a start record of container id with a process

@@ -209,3 +209,51 @@ func TestAuditSourceTornStart(t *testing.T) {
 		t.Fatalf("listed %+v (%v), want crio-1", got, err)
 	}
 }
+
+// TestAuditSourceNamespaces checks that a container ID is one container
+// per engine namespace: a stop of the same ID in another containerd
+// namespace does not hide a running container, while a stop without a
+// namespace (the hook's poststop) or in the start's own namespace ends it.
+func TestAuditSourceNamespaces(t *testing.T) {
+	pid, anc, log, path := sleepingLog(t, audit.Options{})
+	hookStart := func(id string) *audit.Record {
+		return &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: id, Ancestry: anc,
+			Annotations: map[string]string{vocab.AnnotationContainerName: "web"}}
+	}
+	start := func(id, ns string) *audit.Record {
+		return &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: id, Namespace: ns, Ancestry: anc}
+	}
+	exit := func(id, ns string) *audit.Record {
+		return &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: id, Namespace: ns}
+	}
+	for _, r := range []*audit.Record{
+		// Runs in "b"; the same ID exits in "a" later.
+		hookStart("shared"), start("shared", "b"), exit("shared", "a"),
+		// Started in "a" and in "b"; only "a"'s exited.
+		start("two", "a"), start("two", "b"), exit("two", "a"),
+		// Exited in its own namespace.
+		hookStart("own"), start("own", "b"), exit("own", "b"),
+		// The hook's poststop ends it whatever the namespace.
+		start("hook-stop", "b"), {Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "hook-stop"},
+		// A hook-only container whose exit the recorder saw.
+		hookStart("hook-only"), exit("hook-only", "k8s.io"),
+		// Restarted in "b" after its exit there.
+		start("again", "b"), exit("again", "b"), start("again", "b"),
+	} {
+		if err := log.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := (&AuditSource{Path: path}).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []discover.Container{
+		{ID: "shared", Engine: EngineAuditLog, Namespace: "b", PID: pid},
+		{ID: "two", Engine: EngineAuditLog, Namespace: "b", PID: pid},
+		{ID: "again", Engine: EngineAuditLog, Namespace: "b", PID: pid},
+	}
+	if diff := cmp.Diff(Merge(want), got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}

@@ -819,10 +819,13 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 type Head struct {
 	Seq                              uint64
 	Host, Source, Stage, ContainerID string
+	// Namespace is the engine's namespace, when the line has one.
+	Namespace string
 }
 
 // PeekHead reads the head of a record line written by nsrel (format,
-// seq, time, host, source, stage and container_id first, in that order)
+// seq, time, host, source, stage and container_id first, in that order,
+// then bundle and namespace when there)
 // without decoding the rest of it or checking its hash: a cheap look at
 // which container and stage a line is about, for readers that skip most
 // lines (the container source of lsuserns). ok is false when the line
@@ -846,5 +849,7 @@ func PeekHead(line []byte) (h Head, ok bool) {
 	h.Source = c.strAt(true, "source")
 	h.Stage = c.strAt(true, "stage")
 	h.ContainerID = c.strAt(true, "container_id")
+	c.skipOptStr("bundle")
+	c.optStr("namespace", &h.Namespace)
 	return h, c.ok
 }

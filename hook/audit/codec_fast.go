@@ -132,6 +132,28 @@ func (c *canon) optStr(key string, dst *string) {
 	}
 }
 
+// skipOptStr skips an omitempty string member, if there, without
+// unescaping it.
+func (c *canon) skipOptStr(key string) {
+	if !c.peekKey(true, key) {
+		return
+	}
+	if c.i >= len(c.b) || c.b[c.i] != '"' {
+		c.ok = false
+		return
+	}
+	for j := c.i + 1; j < len(c.b); j++ {
+		switch c.b[j] {
+		case '\\':
+			j++
+		case '"':
+			c.i = j + 1
+			return
+		}
+	}
+	c.ok = false
+}
+
 // idRangesAt reads ,"key": and a list of [inside,outside,count] (null:
 // nil), as appendIDRange writes them.
 func (c *canon) idRangesAt(key string) []IDRange {

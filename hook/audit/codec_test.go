@@ -242,6 +242,8 @@ func FuzzPeekHead(f *testing.F) {
 		{Seq: 1, Time: "t", Host: "h", Source: SourceOCIHook, Stage: StageCreateRuntime, ContainerID: "a",
 			Annotations: map[string]string{"stage": "poststop", "container_id": "b"}},
 		{Seq: 7, Source: "audit", Stage: StageTornTail, Torn: `{"seq":1,"stage":"x"`},
+		{Seq: 8, Source: SourceContainerdEvents, Stage: StageExit, ContainerID: "c", Bundle: "/b", Namespace: "k8s.io"},
+		{Seq: 9, Source: SourceContainerdEvents, Stage: StageExit, ContainerID: "c", Namespace: "a\"namespace\":\"b"},
 	} {
 		line, err := r.Encode()
 		if err != nil {
@@ -256,7 +258,7 @@ func FuzzPeekHead(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !ok || h != (Head{r.Seq, r.Host, r.Source, r.Stage, r.ContainerID}) {
+		if !ok || h != (Head{r.Seq, r.Host, r.Source, r.Stage, r.ContainerID, r.Namespace}) {
 			t.Fatalf("PeekHead %+v (ok %v), Decode %+v", h, ok, r)
 		}
 	})
