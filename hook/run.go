@@ -97,7 +97,10 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) {
 		return r.Stage == audit.StageCreateRuntime && r.Ancestry != nil
 	})
 	if err != nil {
+		// A search past the deadline (or a read error): the record says
+		// the comparison was not made.
 		h.logger().WithError(err).Warn("searching the createRuntime record")
+		rec.Error = vocab.JoinErrors(rec.Error, "searching the createRuntime record: "+err.Error())
 		return
 	}
 	if prev == nil {

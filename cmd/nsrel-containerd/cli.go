@@ -86,7 +86,7 @@ Options:
                       (default /etc/nsrel/hook.json)
   --address SOCK      containerd socket (default $CONTAINERD_ADDRESS, else
                       /run/containerd/containerd.sock)
-  --log-level LEVEL   debug, info, warn or error (default info)
+  --log-level LEVEL   trace, debug, info, warn, error, fatal or panic (default info)
   --log-to TARGET     where diagnostics go: stderr (default), syslog
                       (/dev/log), unix:///PATH or tcp://HOST:PORT (syslog,
                       RFC 5424 with structured data), journald or

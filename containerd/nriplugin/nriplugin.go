@@ -458,7 +458,7 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 		// Refusing is still the plugin's to do.
 		if rec.Verdict == audit.VerdictDeny {
 			// The message names the record there is.
-			if prev, err := p.log().Searcher().Last(id, audit.StartMatcher(pid, startTime)); err == nil && prev != nil {
+			if prev, err := p.log().Searcher().WithContext(ctx).Last(id, audit.StartMatcher(pid, startTime)); err == nil && prev != nil {
 				rec.Seq = prev.Seq
 			}
 			msg := hook.DenyMessage(rec)

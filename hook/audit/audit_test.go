@@ -678,6 +678,46 @@ func TestSearcherBackwards(t *testing.T) {
 	}
 }
 
+// TestSearchStopsWithContext checks that a search under the log's lock
+// stops when the append's context ends (a cold page cache must not hold a
+// container start, and every other writer, past its deadline): the append
+// fails with the context's error, writes nothing, and leaves the lock free.
+// A searcher without a context searches to the end.
+func TestSearchStopsWithContext(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 64*31)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	looks := 0
+	audit.SlowSearches(t, 100*time.Millisecond, func() { looks++ })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	got, err := l.AppendStart(ctx, rec("new"), 4242, 99)
+	if got != nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "search of") {
+		t.Fatalf("AppendStart with a search past its deadline = %v, %v; want the search's deadline error", got, err)
+	}
+	if looks >= 31 {
+		t.Errorf("the search looked at its context %d times: it read the whole file", looks)
+	}
+	if after, err := os.ReadFile(path); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("the failed append changed the log (%v)", err)
+	}
+	cctx, ccancel := context.WithCancel(context.Background())
+	ccancel()
+	if r, err := l.Searcher().WithContext(cctx).Last("c0", nil); r != nil || !errors.Is(err, context.Canceled) {
+		t.Errorf("Last with a cancelled context = %v, %v", r, err)
+	}
+	audit.SlowSearches(t, 0, nil)
+	if r, err := l.Searcher().Last("c0", nil); err != nil || r == nil || r.Seq != 1 {
+		t.Errorf("Last(c0) without a context = %v, %v; want seq 1", r, err)
+	}
+	if err := l.Append(context.Background(), rec("after")); err != nil {
+		t.Errorf("append after the stopped search: %v", err)
+	}
+}
+
 // TestEveryByteEditCaught changes each byte of one record in turn: verify
 // must name that record every time.
 func TestEveryByteEditCaught(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"os"
 	"testing"
+	"time"
 )
 
 // ForgeSealer plays an attacker who read the node's sealing state (its
@@ -47,3 +48,16 @@ func (l *Log) CheckpointsFileForTest() string { return l.opts.Checkpoints.File }
 // PauseBeforeTornWrite makes every append that found a torn tail call
 // pause right before its write.
 func PauseBeforeTornWrite(pause func()) { testHookTornWrite = pause }
+
+// SlowSearches makes every search with a context sleep d and call look
+// (if not nil) at each look at its context, as a search reading a cold
+// page cache would take long, until the test ends.
+func SlowSearches(t testing.TB, d time.Duration, look func()) {
+	searchedLines = func() {
+		if look != nil {
+			look()
+		}
+		time.Sleep(d)
+	}
+	t.Cleanup(func() { searchedLines = nil })
+}

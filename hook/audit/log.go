@@ -130,7 +130,7 @@ func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, er
 		l.appended(start, err)
 		return nil, err
 	}
-	ckpt, rec, err := l.appendLocked(build)
+	ckpt, rec, err := l.appendLocked(ctx, build)
 	if settle != nil {
 		err = settle(rec, err)
 	}
@@ -152,7 +152,7 @@ func (l *Log) appended(start time.Time, err error) {
 	}
 }
 
-func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint, *Record, error) {
+func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, error)) (*Checkpoint, *Record, error) {
 	f, err := openRegular(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
 	if err != nil {
 		return nil, nil, err
@@ -228,7 +228,7 @@ func (l *Log) appendLocked(build func(*Searcher) (*Record, error)) (*Checkpoint,
 	}
 	// Even when build fails, what the log must record is written: the
 	// torn bytes, for one, which the write goes over.
-	r, berr := build(&Searcher{log: l})
+	r, berr := build(&Searcher{log: l, ctx: ctx})
 	switch {
 	case berr != nil || r == nil:
 		r = nil

@@ -13,6 +13,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // Line is one line of a log file as [Lines] yields it.
@@ -154,13 +156,24 @@ func Records(files ...string) iter.Seq2[*Record, error] {
 }
 
 // Searcher finds records in a log, newest file first. [Log.AppendWith]
-// hands one to its build function.
-type Searcher struct{ log *Log }
+// hands one to its build function, bound to the append's context: a
+// search that outlasts it (a cold page cache under a container start's
+// deadline, with the log's lock held) stops with the context's error.
+type Searcher struct {
+	log *Log
+	ctx context.Context // nil: none
+}
 
-// Searcher returns a searcher over the log's records. Outside
-// [Log.AppendWith] it does not hold the lock, so records may be appended
-// while it searches.
+// Searcher returns a searcher over the log's records, without a
+// context (see [Searcher.WithContext]). Outside [Log.AppendWith] it does
+// not hold the lock, so records may be appended while it searches.
 func (l *Log) Searcher() *Searcher { return &Searcher{log: l} }
+
+// WithContext returns a searcher like s whose searches stop with ctx's
+// error once ctx is done.
+func (s *Searcher) WithContext(ctx context.Context) *Searcher {
+	return &Searcher{log: s.log, ctx: ctx}
+}
 
 // Last returns the last record of the given container for which match
 // (nil: any) returns true, or nil. It reads the newest file first, from
@@ -172,7 +185,7 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 	// The current file first: the directory is listed for rotated files
 	// only when the record is not there (a hook's earlier stage is
 	// almost always in it).
-	r, err := lastIn(s.log.path, containerID, needle, match)
+	r, err := lastIn(s.ctx, s.log.path, containerID, needle, match)
 	if err != nil || r != nil {
 		return r, err
 	}
@@ -181,7 +194,7 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 		return nil, err
 	}
 	for i := len(files) - 1; i >= 0 && i >= len(files)-SearchFiles; i-- {
-		if r, err := lastIn(files[i], containerID, needle, match); err != nil || r != nil {
+		if r, err := lastIn(s.ctx, files[i], containerID, needle, match); err != nil || r != nil {
 			return r, err
 		}
 	}
@@ -189,14 +202,24 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 }
 
 // lastIn is [Searcher.Last] in one file; a file that does not exist
-// (not created yet, rotated away meanwhile) holds no record.
-func lastIn(file, containerID string, needle []byte, match func(*Record) bool) (*Record, error) {
+// (not created yet, rotated away meanwhile) holds no record. It looks at
+// ctx (nil: none) every [searchCheck] lines.
+func lastIn(ctx context.Context, file, containerID string, needle []byte, match func(*Record) bool) (*Record, error) {
+	n := 0
 	for line, err := range LinesBackward(file) {
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, nil
 			}
 			return nil, err
+		}
+		if n++; ctx != nil && n%searchCheck == 0 {
+			if searchedLines != nil {
+				searchedLines()
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("audit: search of %s for container %s stopped: %w", file, vocab.Printable(containerID), err)
+			}
 		}
 		if !bytes.Contains(line, needle) {
 			continue
@@ -211,6 +234,12 @@ func lastIn(file, containerID string, needle []byte, match func(*Record) bool) (
 	}
 	return nil, nil
 }
+
+// searchCheck is how many lines a search reads between looks at its
+// context; searchedLines, if set (by tests), is called at each look.
+const searchCheck = 64
+
+var searchedLines func()
 
 // SearchFiles bounds how many rotated files [Searcher.Last] reads besides
 // the current one, so that a hook looking for a container the log never

@@ -93,7 +93,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVar(&c.noMounts, "no-mounts", false, "do not look for namespaces held by bind mounts")
 	if t.Type == nsrel.TypeUser {
 		fs.BoolVar(&c.overlaps, "overlaps", false, "instead of the tree, list every pair of user namespaces (with their containers) whose maps share host UIDs or GIDs; exit 1 if there is any")
-		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners (faster; misses a user namespace that only owns such a namespace)")
+		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners nor the network namespaces of the processes' sockets (faster; misses a user namespace that only owns such a namespace)")
 	}
 	fs.StringVar(&c.logTo, "log-to", "stderr", "where notices and errors go (`TARGET`): stderr, syslog (/dev/log), unix:///PATH or tcp://HOST:PORT (syslog), journald or journald:///PATH; see docs/observability.md")
 	fs.BoolVarP(&c.version, "version", "V", false, "print the version and exit")
