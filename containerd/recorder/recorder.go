@@ -679,8 +679,8 @@ func startedBefore(startTicks uint64, t time.Time) bool {
 // recordStart records the start of task id (process pid) in namespace
 // ns unless the log has it; at is when containerd published the start
 // (zero for tasks found by a walk). It returns the process start time and true
-// when the log holds the start (now or before), false when it must be
-// tried again.
+// when the log holds the start (now or before) or will (queued), false
+// when it must be tried again.
 func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int, at time.Time) (uint64, bool) {
 	log := r.logger().WithFields(logrus.Fields{"namespace": ns, "container": id, "pid": pid})
 	if id == "" || pid <= 0 {
@@ -742,9 +742,12 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	got, err := r.Log.AppendStart(ctx, rec, pid, startTime)
 	switch {
 	case err != nil:
+		// Queued, as behind other records: the task is known from now
+		// on, so that its end (a /containers/delete when the shim's
+		// exit event is lost, a walk) queues its exit behind it.
 		log.WithError(err).Error("audit log append failed; will retry")
 		r.keep(pendingRecord{start: rec, pid: pid, startTime: startTime}, err)
-		return 0, false
+		return startTime, true
 	case got == nil:
 		log.Debug("start already recorded")
 	case got.Ancestry == nil:

@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	eventsapi "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/typeurl/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
@@ -463,4 +466,51 @@ func waitAppendFailed(t *testing.T, hook *logtest.Hook) {
 			t.Fatal("the start's append did not fail within 30 s")
 		}
 	}
+}
+
+// TestQueuedStartEndsWithoutExitEvent: a start the audit log refused is
+// queued; the container is deleted and only /containers/delete arrives
+// (a shim deleted right after the kill may exit before it publishes
+// /tasks/exit and /tasks/delete). The exit is queued behind the start and
+// both are written. The queued start was not a known task, so
+// /containers/delete found nothing and the exit was never recorded (seen
+// in TestRecorderExitBehindPendingStart under load). The events are
+// handed to the recorder directly: containerd decides which it loses.
+func TestQueuedStartEndsWithoutExitEvent(t *testing.T) {
+	t.Parallel()
+	_, cfg, d, c := busyboxDaemon(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
+	id := ctrdtest.Uniq("lost-exit")
+	ctr, pid := d.Run(t, c, "default", id, nil)
+	ctx := context.Background()
+	envelope := func(ev any) *events.Envelope {
+		a, err := typeurl.MarshalAny(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &events.Envelope{Timestamp: time.Now(), Namespace: "default", Event: a}
+	}
+	// The log exists (Run's own start record) before it is swapped.
+	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageRecorderStart}); err != nil {
+		t.Fatal(err)
+	}
+	swap := swapLog(t, cfg.AuditLog)
+	swap()
+	r.handle(ctx, c, envelope(&eventsapi.TaskStart{ContainerID: id, Pid: pid}))
+	if len(r.pending) != 1 {
+		t.Fatalf("%d records queued; want the start", len(r.pending))
+	}
+	swap()
+	ctrdtest.Delete("default", ctr)
+	r.handle(ctx, c, envelope(&eventsapi.ContainerDelete{ID: id}))
+	r.retryPending(ctx)
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	audittest.Verify(t, cfg.AuditLog)
 }
