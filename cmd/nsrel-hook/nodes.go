@@ -201,23 +201,30 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			// shipper sent again go at the end, below).
 			switch r := accountant(line, head, rec); {
 			case r == nil:
+			// A record sent again takes no line: the one pending may be
+			// another node's with the same bytes, which that node's
+			// record wants (the copy, if any, goes to the record's host
+			// at the end).
 			case r.Stage == audit.StageTornTail:
 				key := r.TornKey()
-				again := repeat(r)
-				served, err := place(host, func(t tornLine) bool { return t.key == key })
-				if err != nil {
-					return nil, err
+				served := repeat(r)
+				if !served {
+					if served, err = place(host, func(t tornLine) bool { return t.key == key }); err != nil {
+						return nil, err
+					}
 				}
-				noteRecord(lastT, unservedT, key, host, served || again)
+				noteRecord(lastT, unservedT, key, host, served)
 			default:
 				again := repeat(r)
 				for _, d := range r.Damage {
 					lk := d.Key()
-					served, err := place(host, func(t tornLine) bool { return t.lk == lk })
-					if err != nil {
-						return nil, err
+					served := again
+					if !served {
+						if served, err = place(host, func(t tornLine) bool { return t.lk == lk }); err != nil {
+							return nil, err
+						}
 					}
-					noteRecord(lastL, unservedL, lk, host, served || again)
+					noteRecord(lastL, unservedL, lk, host, served)
 				}
 			}
 			if err := write(host, line, nil); err != nil {
@@ -457,16 +464,27 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 		} else if p != nil {
 			p.File = strings.Join(logs, ", ")
 		}
-		if p != nil {
-			// A place the reason names (where a missing record comes
-			// later, the other line with the same seq) is in the node's
-			// split file too, which is gone when verify ends.
-			if f, ok := split.files[h]; ok {
-				p.Reason = regexp.MustCompile(regexp.QuoteMeta(f)+`:(\d+)`).ReplaceAllStringFunc(p.Reason, func(m string) string {
+		// A place a reason names (where a missing record comes later,
+		// the other line with the same seq) or a damaged line is in the
+		// node's split file too, which is gone when verify ends.
+		if f, ok := split.files[h]; ok {
+			at := regexp.MustCompile(regexp.QuoteMeta(f) + `:(\d+)`)
+			relocate := func(s string) string {
+				return at.ReplaceAllStringFunc(s, func(m string) string {
 					n, _ := strconv.Atoi(m[len(f)+1:])
 					file, line := split.locate(logs, h, n)
 					return fmt.Sprintf("%s:%d", file, line)
 				})
+			}
+			if p != nil {
+				p.Reason = relocate(p.Reason)
+			}
+			if s != nil {
+				for i := range s.Damage {
+					for j, l := range s.Damage[i].Lines {
+						s.Damage[i].Lines[j] = relocate(l)
+					}
+				}
 			}
 		}
 		if report(verifyResult{Log: strings.Join(logs, ", "), Node: h}, "node "+vocab.Printable(h), s, err, o, asJSON, stdout, stderr) {

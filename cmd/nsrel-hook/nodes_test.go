@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -190,4 +191,43 @@ func TestVerifyNodesTornLineListedByDamage(t *testing.T) {
 	// node-b's torn-tail record sent twice, before node-a's torn line:
 	// the copy waits for no line of its own.
 	run([][]byte{b[0], b[1], b[2], b[3], b[3], a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], b[4], b[5]}, "--shipped")
+}
+
+// TestVerifyNodesRepeatTakesNoLine: a shipper's repeat of node-a's
+// torn-tail record comes while node-c's torn line, with the same bytes,
+// waits for node-c's damage record. The repeat used to take that line,
+// and node-c failed: its damage record listed a line the copy did not
+// hold.
+func TestVerifyNodesRepeatTakesNoLine(t *testing.T) {
+	frag := `{"format":"1.3","seq":3,"ti`
+	a, c := tornNodeLog(t, "node-a", frag), cutNodeLog(t, "node-c", frag, true)
+	mixed := filepath.Join(t.TempDir(), "mixed.jsonl")
+	for _, lines := range [][][]byte{
+		{c[0], c[1], a[0], a[1], a[2], a[3], c[2], a[3], c[3], c[4], c[5], c[6], c[7], a[4], a[5]},
+		{c[0], c[1], a[0], a[1], a[2], a[3], c[2], c[3], c[4], c[5], c[6], c[7], a[4], a[5], a[3]},
+	} {
+		if err := os.WriteFile(mixed, bytes.Join(lines, nil), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		checkVerify(t, 0, []string{"nodes: 2 intact (node-c, node-a), 0 FAILED"}, "--nodes", "--shipped", mixed)
+	}
+}
+
+// TestVerifyNodesDamageLines: the damaged lines a node's summary lists
+// are located in the collector's file, as a plain verify of it does, in
+// text and JSON; they named the temporary file of the node's lines.
+func TestVerifyNodesDamageLines(t *testing.T) {
+	a := cutNodeLog(t, "node-a", `{"format":"1.3","seq":3,"ti`, true)
+	b := tornNodeLog(t, "node-b", `{"format":"1.3","seq":3,"time":"2026-12-0`)
+	mixed := filepath.Join(t.TempDir(), "mixed.jsonl")
+	// node-b's first line first: node-a's lines 2 and 3 are the file's 3 and 4.
+	if err := os.WriteFile(mixed, bytes.Join(append([][]byte{b[0]}, append(a, b[1:]...)...), nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("(%s:3, %s:4, edited)", mixed, mixed)
+	checkVerify(t, 0, []string{"node node-a: OK", want}, "--nodes", mixed)
+	code, out, stderr := runBin(t, "", "audit", "verify", "--nodes", "--json", mixed)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf(`"%s:3"`, mixed)) || strings.Contains(out+stderr, "nsrel-verify-nodes-") {
+		t.Errorf("--nodes --json: exit %d, want the damaged lines at %s:3 and :4\n%s%s", code, mixed, out, stderr)
+	}
 }
