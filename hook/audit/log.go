@@ -412,26 +412,16 @@ func (l *Log) lock(ctx context.Context) (func(), error) {
 // checks the lock file: whoever may replace or write it could hold the
 // lock and stop every writer.
 func (l *Log) openLock(flags int) (*os.File, error) {
-	dir := filepath.Dir(l.path)
-	if err := safefile.CheckDirs(dir); err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
+	open := safefile.OpenTrusted
+	if flags&unix.O_CREAT != 0 {
+		// A writer's first use makes the log's directory, private to
+		// root: a missing directory must not silently turn auditing
+		// off. (Checked again once the lock is open: in a sticky
+		// directory someone else may have made it first.)
+		open = safefile.OpenPrivate
 	}
-	lf, err := openRegular(l.path+".lock", flags)
-	if errors.Is(err, fs.ErrNotExist) && flags&unix.O_CREAT != 0 {
-		// First use: make the log's directory, private to root. A
-		// missing directory must not silently turn auditing off.
-		// Checked again once made: in a sticky directory someone else
-		// may have made it first.
-		if err := safefile.MkdirAll(dir); err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
-		}
-		lf, err = openRegular(l.path+".lock", flags)
-	}
+	lf, err := open(l.path+".lock", flags, false)
 	if err != nil {
-		return nil, err
-	}
-	if err := safefile.CheckOwner(lf, l.path+".lock", false); err != nil {
-		lf.Close()
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	return lf, nil

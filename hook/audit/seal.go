@@ -243,16 +243,9 @@ func initSeal(path string, replace bool, pre *VerifyKey) (VerifyKey, error) {
 	if replace {
 		flags = unix.O_RDWR | unix.O_CREAT
 	}
-	if err := safefile.CheckDirs(dirOf(path)); err != nil {
-		return k, fmt.Errorf("audit: sealing state: %w", err)
-	}
-	f, err := safefile.OpenRegular(path, flags)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := safefile.MkdirAll(dirOf(path)); err != nil {
-			return k, fmt.Errorf("audit: sealing state: %w", err)
-		}
-		f, err = safefile.OpenRegular(path, flags)
-	}
+	// In a directory of its own: in one others may write (sticky /tmp),
+	// anyone could plant a file, or a hard link, under its name.
+	f, err := safefile.OpenPrivate(path, flags, true)
 	if errors.Is(err, fs.ErrExist) {
 		return k, errStateExists(path)
 	}
@@ -260,9 +253,6 @@ func initSeal(path string, replace bool, pre *VerifyKey) (VerifyKey, error) {
 		return k, fmt.Errorf("audit: sealing state: %w", err)
 	}
 	defer f.Close()
-	if err := safefile.CheckOwner(f, path, true); err != nil {
-		return k, fmt.Errorf("audit: sealing state: %w", err)
-	}
 	st := &sealState{ID: k.ID, Key: k.Key}
 	if _, err := f.WriteAt(st.marshal(), 0); err != nil {
 		return k, fmt.Errorf("audit: sealing state: %w", err)

@@ -301,3 +301,96 @@ func TestReadLimited(t *testing.T) {
 		t.Errorf("from offset 4: %q, %v", got, err)
 	}
 }
+
+// TestOpenRaced: in a sticky directory another user makes the missing
+// directory, or puts a symlink to a directory of root's in its place,
+// between the checks and the open (a loop of mkdir and rmdir wins this
+// within seconds). The open is refused: the file opened is checked again
+// once open. It used to be taken, and root wrote the audit log, its
+// lock, the sealing state or the diagnostics log into the other user's
+// directory (or, through the symlink, anywhere).
+func TestOpenRaced(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, tc := range []struct {
+		name string
+		race func(t *testing.T, dir, d string)
+	}{
+		{"directory made", func(t *testing.T, dir, d string) {
+			if err := os.Mkdir(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			os.Chown(d, 65534, 65534)
+		}},
+		{"symlink put", func(t *testing.T, dir, d string) {
+			if err := os.Symlink(filepath.Join(dir, "rootonly"), d); err != nil {
+				t.Fatal(err)
+			}
+			os.Lchown(d, 65534, 65534)
+		}},
+	} {
+		for _, open := range []struct {
+			name string
+			f    func(string) (*os.File, error)
+		}{
+			{"OpenPrivate", func(p string) (*os.File, error) {
+				return safefile.OpenPrivate(p, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT, false)
+			}},
+			{"OpenTrusted", func(p string) (*os.File, error) { return safefile.OpenTrusted(p, unix.O_RDONLY, false) }},
+		} {
+			t.Run(tc.name+"/"+open.name, func(t *testing.T) {
+				dir := t.TempDir()
+				if err := os.Mkdir(filepath.Join(dir, "rootonly"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				file(t, filepath.Join(dir, "rootonly"), "f", 0o600) // for the read
+				tmp := filepath.Join(dir, "tmp")
+				if err := os.Mkdir(tmp, 0o777); err != nil {
+					t.Fatal(err)
+				}
+				os.Chmod(tmp, os.ModeSticky|0o777)
+				d := filepath.Join(tmp, "nsrel")
+				safefile.BeforeOpen(t, func() {
+					tc.race(t, dir, d)
+					if _, err := os.Stat(filepath.Join(d, "f")); err != nil && open.name == "OpenTrusted" {
+						file(t, d, "f", 0o600) // their file, for the read
+						os.Chown(filepath.Join(d, "f"), 0, 0)
+					}
+				})
+				f, err := open.f(filepath.Join(d, "f"))
+				if err == nil {
+					f.Close()
+					t.Fatalf("%s opened in a directory another user made or linked", filepath.Join(d, "f"))
+				}
+				if !errors.Is(err, safefile.ErrUntrusted) {
+					t.Errorf("%v; want it refused as untrusted", err)
+				}
+			})
+		}
+	}
+}
+
+// TestSecretLinks: a secret with another name (a hard link someone
+// made to it, or it to a file of theirs) is refused; one name is fine.
+func TestSecretLinks(t *testing.T) {
+	dir := t.TempDir()
+	p := file(t, dir, "secret", 0o600)
+	f, err := safefile.OpenTrusted(p, unix.O_RDWR, true)
+	if err != nil {
+		t.Fatalf("one name: %v", err)
+	}
+	f.Close()
+	if err := os.Link(p, filepath.Join(dir, "other")); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := safefile.OpenTrusted(p, unix.O_RDWR, true); !errors.Is(err, safefile.ErrUntrusted) {
+		if f != nil {
+			f.Close()
+		}
+		t.Errorf("two names: %v; want it refused", err)
+	}
+	if f, err := safefile.OpenTrusted(p, unix.O_RDONLY, false); err != nil {
+		t.Errorf("two names, not a secret: %v", err)
+	} else {
+		f.Close()
+	}
+}

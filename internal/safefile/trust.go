@@ -52,6 +52,12 @@ func checkStat(path string, st *unix.Stat_t, secret bool) error {
 	if secret && mode&0o044 != 0 {
 		return fmt.Errorf("%s: readable by %s (mode %04o): refusing a secret others can read (chmod go-r): %w", path, who(mode, 0o040, 0o004), mode, ErrUntrusted)
 	}
+	if secret && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 {
+		// Another name of the file: where someone else linked it (a
+		// root file linked into their directory), writing the secret
+		// writes that file.
+		return fmt.Errorf("%s: has %d links: refusing a secret with other names (keep one): %w", path, st.Nlink, ErrUntrusted)
+	}
 	return nil
 }
 
@@ -73,21 +79,30 @@ func who(mode, group, other uint32) string {
 // link of root's to a name in /tmp cannot lead through another user's
 // link.
 func CheckDirs(dir string) error {
+	_, err := checkDirs(dir)
+	return err
+}
+
+// checkDirs is [CheckDirs], and says whether every directory on the way
+// existed (complete): when one did not, someone else may make it (in a
+// sticky directory) or put a symlink there between the check and the
+// caller's open, which [recheck] then catches.
+func checkDirs(dir string) (complete bool, err error) {
 	if !filepath.IsAbs(dir) {
-		return fmt.Errorf("%s: not an absolute path", dir)
+		return false, fmt.Errorf("%s: not an absolute path", dir)
 	}
 	if err := noDotDot(dir); err != nil {
-		return err
+		return false, err
 	}
 	p := filepath.Clean(dir)
 	for range maxSymlinks {
-		link, rest, err := checkPath(p)
+		link, rest, missing, err := checkPath(p)
 		if err != nil || link == "" {
-			return err // without a symlink on the way, the path is the real one
+			return !missing, err // without a symlink on the way, the path is the real one
 		}
 		target, err := os.Readlink(link)
 		if err != nil {
-			return fmt.Errorf("%s: %w", dir, err)
+			return false, fmt.Errorf("%s: %w", dir, err)
 		}
 		// Not cleaned: ".." after a symlink is the parent of its
 		// target, which the walk, going through real directories only,
@@ -97,7 +112,7 @@ func CheckDirs(dir string) error {
 		}
 		p = target + "/" + rest
 	}
-	return fmt.Errorf("%s: more than %d symlinks on the way: %w", dir, maxSymlinks, ErrUntrusted)
+	return false, fmt.Errorf("%s: more than %d symlinks on the way: %w", dir, maxSymlinks, ErrUntrusted)
 }
 
 // noDotDot refuses a path with a ".." in it: lexically a/link/.. is a,
@@ -117,8 +132,8 @@ const maxSymlinks = 40
 // checkPath walks the components of an absolute, clean path from /,
 // checking each directory, up to the first symlink: it returns the
 // link's path (its owner checked; "" when there is none) and the rest of
-// the path after it.
-func checkPath(p string) (link, rest string, err error) {
+// the path after it, or, missing, that a directory does not exist.
+func checkPath(p string) (link, rest string, missing bool, err error) {
 	cur := "/"
 	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	if p == "/" {
@@ -126,18 +141,18 @@ func checkPath(p string) (link, rest string, err error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(cur, &st); err != nil {
-		return "", "", &os.PathError{Op: "lstat", Path: cur, Err: err}
+		return "", "", false, &os.PathError{Op: "lstat", Path: cur, Err: err}
 	}
 	if err := checkDir(cur, &st); err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	for i, part := range parts {
 		next := filepath.Join(cur, part)
 		if err := unix.Lstat(next, &st); err != nil {
 			if err == unix.ENOENT {
-				return "", "", nil
+				return "", "", true, nil
 			}
-			return "", "", &os.PathError{Op: "lstat", Path: next, Err: err}
+			return "", "", false, &os.PathError{Op: "lstat", Path: next, Err: err}
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFLNK:
@@ -147,19 +162,19 @@ func checkPath(p string) (link, rest string, err error) {
 			// trusted directory of their choice: its owner must be
 			// trusted like any entry's.
 			if euid := uint32(os.Geteuid()); st.Uid != 0 && st.Uid != euid {
-				return "", "", fmt.Errorf("%s: a symlink owned by uid %d, not root or uid %d: refusing it: %w", next, st.Uid, euid, ErrUntrusted)
+				return "", "", false, fmt.Errorf("%s: a symlink owned by uid %d, not root or uid %d: refusing it: %w", next, st.Uid, euid, ErrUntrusted)
 			}
-			return next, strings.Join(parts[i+1:], "/"), nil
+			return next, strings.Join(parts[i+1:], "/"), false, nil
 		case unix.S_IFDIR:
 			if err := checkDir(next, &st); err != nil {
-				return "", "", err
+				return "", "", false, err
 			}
 		default:
-			return "", "", fmt.Errorf("%s: not a directory: %w", next, ErrUntrusted)
+			return "", "", false, fmt.Errorf("%s: not a directory: %w", next, ErrUntrusted)
 		}
 		cur = next
 	}
-	return "", "", nil
+	return "", "", false, nil
 }
 
 func checkDir(path string, st *unix.Stat_t) error {
@@ -197,27 +212,80 @@ func CheckPrivateDir(dir string) error {
 // OpenTrusted opens path with [OpenRegular] after checking its
 // directories ([CheckDirs]), and checks the file itself ([CheckOwner]).
 func OpenTrusted(path string, flags int, secret bool) (*os.File, error) {
+	return open(path, flags, secret, false)
+}
+
+// open is [OpenTrusted], and with private [OpenPrivate].
+func open(path string, flags int, secret, private bool) (*os.File, error) {
 	if err := noDotDot(path); err != nil {
 		return nil, err
 	}
-	if err := CheckDirs(filepath.Dir(path)); err != nil {
-		return nil, err
-	}
-	f, err := OpenRegular(path, flags)
-	return checkOpened(f, err, path, secret)
-}
-
-// checkOpened checks f, just opened from path (unless err says it was
-// not), with [CheckOwner], and closes it when that fails.
-func checkOpened(f *os.File, err error, path string, secret bool) (*os.File, error) {
+	dir := filepath.Dir(path)
+	complete, err := checkDirs(dir)
 	if err != nil {
 		return nil, err
+	}
+	if private {
+		if err := CheckPrivateDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	if beforeOpen != nil {
+		beforeOpen()
+	}
+	f, err := OpenRegular(path, flags)
+	if private && errors.Is(err, fs.ErrNotExist) && flags&unix.O_CREAT != 0 {
+		if err := MkdirAll(dir); err != nil {
+			return nil, err
+		}
+		f, err = OpenRegular(path, flags)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !complete {
+		if err := Recheck(f, path, private); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	if err := CheckOwner(f, path, secret); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// beforeOpen, set by tests only, runs between the checks of the
+// directories and the open: where another user races.
+var beforeOpen func()
+
+// Recheck checks, after f was opened from path in a directory that did
+// not exist when [CheckDirs] checked the way there, that the way is
+// trusted now (and the directory private, with private:
+// [CheckPrivateDir]) and that path is still the file f. A directory made
+// meanwhile by someone else (in a sticky directory), or a symlink put in
+// its place, could have led the open into their directory; a file whose
+// directories are trusted once it is open stays where it is (nobody else
+// may rename it).
+func Recheck(f *os.File, path string, private bool) error {
+	dir := filepath.Dir(path)
+	if err := CheckDirs(dir); err != nil {
+		return err
+	}
+	if private {
+		if err := CheckPrivateDir(dir); err != nil {
+			return err
+		}
+	}
+	var now, opened unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &opened); err != nil {
+		return &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if err := unix.Lstat(path, &now); err != nil || now.Dev != opened.Dev || now.Ino != opened.Ino {
+		return fmt.Errorf("%s: replaced while it was opened (its directory was made meanwhile): refusing it: %w", path, ErrUntrusted)
+	}
+	return nil
 }
 
 // MkdirAll creates dir (an absolute path) and the directories missing
@@ -240,22 +308,5 @@ func MkdirAll(dir string) error {
 // ([CheckPrivateDir]); missing directories are made with [MkdirAll]; the
 // file is opened with [OpenRegular] and checked with [CheckOwner].
 func OpenPrivate(path string, flags int, secret bool) (*os.File, error) {
-	if err := noDotDot(path); err != nil {
-		return nil, err
-	}
-	dir := filepath.Dir(path)
-	if err := CheckDirs(dir); err != nil {
-		return nil, err
-	}
-	if err := CheckPrivateDir(dir); err != nil {
-		return nil, err
-	}
-	f, err := OpenRegular(path, flags)
-	if errors.Is(err, fs.ErrNotExist) && flags&unix.O_CREAT != 0 {
-		if err := MkdirAll(dir); err != nil {
-			return nil, err
-		}
-		f, err = OpenRegular(path, flags)
-	}
-	return checkOpened(f, err, path, secret)
+	return open(path, flags, secret, true)
 }
