@@ -123,10 +123,13 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	}
 	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor, CheckpointLog: checkpointLog, Shipped: shipped}
 	for _, k := range keys {
-		vk, err := readKey(k)
+		vk, warning, err := readKey(k)
 		if err != nil {
 			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --key: %s\n", vocab.OneLine(err))
 			return 2
+		}
+		if warning != "" {
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: warning: --key: %s\n", vocab.Printable(warning))
 		}
 		opts.Keys = append(opts.Keys, vk)
 	}
@@ -209,16 +212,28 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 }
 
 // readKey reads a verification key given as KEY or @FILE (the file keeps
-// the key out of the process list and the shell history).
-func readKey(s string) (audit.VerifyKey, error) {
+// the key out of the process list and the shell history; a pipe, such as
+// <(pass show nsrel), works too). The key makes seals as well as checks
+// them: a file others may read is worth a warning.
+func readKey(s string) (k audit.VerifyKey, warning string, err error) {
 	if name, ok := strings.CutPrefix(s, "@"); ok {
-		data, err := os.ReadFile(name)
+		f, err := os.Open(name)
 		if err != nil {
-			return audit.VerifyKey{}, err
+			return k, "", err
+		}
+		defer f.Close()
+		// A key is under 100 bytes: /dev/zero is not read whole.
+		data, err := io.ReadAll(io.LimitReader(f, 4096))
+		if err != nil {
+			return k, "", fmt.Errorf("%s: %w", name, err)
+		}
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o044 != 0 {
+			warning = fmt.Sprintf("%s is readable by others (mode %04o): whoever reads the key can make seals, not only check them (chmod go-r, or keep it off this machine)", name, st.Mode().Perm())
 		}
 		s = string(data)
 	}
-	return audit.ParseVerifyKey(s)
+	k, err = audit.ParseVerifyKey(s)
+	return k, warning, err
 }
 
 // verifyResult is one log's result in `audit verify --json`.
@@ -663,7 +678,7 @@ func sealInitCmd(configPath string, replace bool, stdout, stderr io.Writer) int 
 	defer signal.Reset(syscall.SIGPIPE)
 	show := func(key audit.VerifyKey) error {
 		_, err := fmt.Fprintf(stdout, `Verification key for %s, shown once: keep it off this node (a password
-manager, another host); whoever has it can check the seals, not make them:
+manager, the auditor's host); whoever has it can check the seals and make them too:
 
 %s
 

@@ -446,3 +446,31 @@ func TestVerifyCheckpointsOfHosts(t *testing.T) {
 	checkVerify(t, 1, []string{"checkpoints of 4 hosts", "pick the log's with --host"}, "--checkpoints", ckpts, e.log)
 	checkVerify(t, 1, []string{"no checkpoint of host \"nowhere\""}, "--host", "nowhere", "--checkpoints", ckpts, e.log)
 }
+
+// TestVerifyKeyFile: --key @FILE reads at most a few KiB (@/dev/zero
+// used to read until memory ran out), takes a pipe, and warns about a
+// key file others may read: the key makes seals as well as checks them.
+func TestVerifyKeyFile(t *testing.T) {
+	_, keyFile := newVerifyKey(t)
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(log, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runBin(t, "", "audit", "verify", "--key", "@/dev/zero", log)
+	if code != 2 || !strings.Contains(stderr, "--key: not an nsrel verification key") {
+		t.Errorf("--key @/dev/zero: exit %d, %s; want 2, not a key", code, stderr)
+	}
+	if _, _, stderr := runBin(t, "", "audit", "verify", "--key", "@"+keyFile, log); strings.Contains(stderr, "warning") {
+		t.Errorf("a key file only its owner reads: %s", stderr)
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, stderr := runBin(t, "", "audit", "verify", "--key", "@"+keyFile, log); !strings.Contains(stderr, "warning: --key: "+keyFile+" is readable by others (mode 0644): whoever reads the key can make seals") {
+		t.Errorf("a key file others may read: no warning in %s", stderr)
+	}
+	cmd := exec.Command("bash", "-c", `"$0" audit verify --key @<(cat "$1") "$2"`, hookBin, keyFile, log)
+	if out, err := cmd.CombinedOutput(); bytes.Contains(out, []byte("--key: ")) {
+		t.Errorf("--key from a pipe: %v\n%s", err, out)
+	}
+}
