@@ -266,6 +266,8 @@ type verifyResult struct {
 	Reordered int            `json:"reordered"`
 	Problem   *audit.Problem `json:"problem,omitempty"`
 	Error     string         `json:"error,omitempty"`
+	// Unattributed (--nodes): lines that name no node.
+	Unattributed int `json:"unattributed_lines,omitempty"`
 }
 
 // damageResult is recorded damage in `audit verify --json`.

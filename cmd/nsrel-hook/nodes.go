@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,10 +27,18 @@ type byHost struct {
 	// torn lines it got that do not name it (see locate).
 	count map[string]int
 	torn  map[string][]placedLine
+	// keys are the sealing keys whose seals each host's lines carry
+	// (seals not checked), when asked for.
+	keys map[string]map[audit.SealID]bool
 	// unattributed counts the lines that name no host: not a record,
 	// damaged, longer than a record may be, or cut short at the end.
 	unattributed int
 }
+
+// maxOpenSplit bounds the split files open at once: a collector's
+// stream may name any number of hosts (any peer it accepts can name
+// one).
+const maxOpenSplit = 256
 
 // linePos is a line of the files split: its file (index) and number.
 type linePos struct{ file, line int32 }
@@ -64,40 +71,90 @@ type tornLine struct {
 
 // splitByHost reads the lines of files (a collector's mixed stream, or
 // per-node files) and writes each record line to the file of its host in
-// dir. A torn line that an append ended with audit.TornMark names its
-// host only when the fragment got that far: it goes to the host of the
-// torn-tail record that holds its bytes, right before that record.
-func splitByHost(files []string, dir string) (*byHost, error) {
-	b := &byHost{files: map[string]string{}, count: map[string]int{}, torn: map[string][]placedLine{}}
-	outs := map[string]*bufio.Writer{}
-	var closers []*os.File
+// dir, for the hosts in want (all when want is nil). A torn line that an
+// append ended with audit.TornMark names its host only when the fragment
+// got that far, and a damaged line (a crash's zeroes) names none: such a
+// line goes to the host of the torn-tail or damage record that holds its
+// bytes, right before that record. With keys, it notes the sealing keys
+// each host's lines carry, the hosts not wanted too.
+func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*byHost, error) {
+	b := &byHost{files: map[string]string{}, count: map[string]int{}, torn: map[string][]placedLine{}, keys: map[string]map[audit.SealID]bool{}}
+	type out struct {
+		f *os.File
+		w *bufio.Writer
+	}
+	outs := map[string]out{}
+	var opened []string // hosts with their file open, oldest first
+	closeOut := func(host string) error {
+		o := outs[host]
+		delete(outs, host)
+		err := o.w.Flush()
+		if cerr := o.f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	var inputs []*os.File
 	defer func() {
-		for _, f := range closers {
+		for _, f := range inputs {
 			f.Close()
+		}
+		for h := range outs {
+			closeOut(h)
 		}
 	}()
 	// write writes line to host's file; at is where a line that does
 	// not name host came from.
 	write := func(host string, line []byte, at *linePos) error {
-		w, ok := outs[host]
+		if want != nil && !want[host] {
+			return nil
+		}
+		o, ok := outs[host]
 		if !ok {
-			p := filepath.Join(dir, strconv.Itoa(len(b.hosts))+".jsonl")
-			out, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if len(opened) == maxOpenSplit {
+				if err := closeOut(opened[0]); err != nil {
+					return err
+				}
+				opened = opened[1:]
+			}
+			flags := os.O_WRONLY | os.O_APPEND
+			p, known := b.files[host]
+			if !known {
+				p = filepath.Join(dir, strconv.Itoa(len(b.hosts))+".jsonl")
+				flags |= os.O_CREATE | os.O_EXCL
+			}
+			f, err := os.OpenFile(p, flags, 0o600)
 			if err != nil {
 				return err
 			}
-			closers = append(closers, out)
-			w = bufio.NewWriter(out)
-			outs[host] = w
-			b.hosts = append(b.hosts, host)
-			b.files[host] = p
+			if !known {
+				b.hosts = append(b.hosts, host)
+				b.files[host] = p
+			}
+			o = out{f, bufio.NewWriter(f)}
+			outs[host] = o
+			opened = append(opened, host)
 		}
-		w.Write(line)
+		o.w.Write(line)
 		b.count[host]++
 		if at != nil {
 			b.torn[host] = append(b.torn[host], placedLine{b.count[host], *at})
 		}
-		return w.WriteByte('\n')
+		return o.w.WriteByte('\n')
+	}
+	noteKey := func(host string, line []byte, rec *audit.Record) {
+		if rec == nil {
+			var err error
+			if rec, err = audit.Decode(line); err != nil {
+				return
+			}
+		}
+		if p, err := audit.ParseSeal(rec.Seal); rec.Seal != "" && err == nil {
+			if b.keys[host] == nil {
+				b.keys[host] = map[audit.SealID]bool{}
+			}
+			b.keys[host][p.ID] = true
+		}
 	}
 	var pending []tornLine
 	pendingBytes := 0
@@ -159,7 +216,7 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, f)
+		inputs = append(inputs, f)
 		r := bufio.NewReaderSize(f, 64<<10)
 		for n := int32(1); ; n++ {
 			line, err := readLine(r)
@@ -173,9 +230,12 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 			head, rec, ok := headOf(line)
 			host := head.Host
 			if !ok {
-				key, torn := audit.TornLineKey(line)
-				if !torn {
-					b.unattributed++
+				// A torn line, or another a damage record may list (a
+				// crash's zeroes): held for the record (a torn-tail
+				// record takes only a torn line: key is zero for others).
+				key, _ := audit.TornLineKey(line)
+				if line == nil {
+					b.unattributed++ // longer than a record may be, or cut short
 					continue
 				}
 				t := tornLine{key, audit.LineKeyOf(line), nil, at}
@@ -227,6 +287,9 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 					noteRecord(lastL, unservedL, lk, host, served)
 				}
 			}
+			if keys {
+				noteKey(host, line, rec)
+			}
 			if err := write(host, line, nil); err != nil {
 				return nil, err
 			}
@@ -243,8 +306,9 @@ func splitByHost(files []string, dir string) (*byHost, error) {
 		}
 		b.unattributed++
 	}
-	for _, w := range outs {
-		if err := w.Flush(); err != nil {
+	for len(opened) > 0 {
+		err := closeOut(opened[0])
+		if opened = opened[1:]; err != nil {
 			return nil, err
 		}
 	}
@@ -407,29 +471,65 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	split, err := splitByHost(logs, dir)
+	var wanted map[string]bool
+	if len(want) > 0 {
+		wanted = map[string]bool{}
+		for _, h := range want {
+			wanted[h] = true
+		}
+	}
+	split, err := splitByHost(logs, dir, wanted, len(opts.Keys) > 0)
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
 		return 1
 	}
+	byHost := map[string][]audit.Checkpoint{}
+	for _, c := range opts.Checkpoints {
+		byHost[c.Host] = append(byHost[c.Host], c)
+	}
 	nodes := want
 	if len(nodes) == 0 {
 		nodes = split.hosts
-		for _, c := range opts.Checkpoints {
-			if _, ok := split.files[c.Host]; !ok && !slices.Contains(nodes, c.Host) {
-				nodes = append(nodes, c.Host) // checkpoints, but no records left
+		// Checkpoints, but no records left: a node whose records never
+		// came, or lines anyone who reaches the collector can add. With
+		// keys, only a host with a checkpoint a given key sealed counts
+		// (its node made it); the others are ignored, with a note.
+		var ghosts []string
+		for h := range byHost {
+			if _, ok := split.files[h]; !ok {
+				ghosts = append(ghosts, h)
 			}
 		}
+		slices.Sort(ghosts)
+		sealed := map[string]bool{}
+		if len(opts.Keys) > 0 && len(ghosts) > 0 {
+			var cs []audit.Checkpoint
+			for _, h := range ghosts {
+				cs = append(cs, byHost[h]...)
+			}
+			sealed = audit.SealedHosts(cs, opts.Keys)
+		}
+		var ignored []string
+		for _, h := range ghosts {
+			if len(opts.Keys) == 0 || sealed[h] {
+				nodes = append(nodes, h)
+			} else {
+				ignored = append(ignored, h)
+			}
+		}
+		if len(ignored) > 0 {
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: note: checkpoints of %d host(s) without records ignored (%s): none sealed by a given key (forged, or of a node whose key is not given)\n",
+				len(ignored), audit.QuotedFew(ignored))
+		}
 	}
-	// The keys each node's lines carry, to say so when a checkpoint
+	// The hosts whose lines carry each key, to say so when a checkpoint
 	// sealed by another node's key fails a node (it judges the node it
-	// names all the same: see audit.VerifyOptions.OtherChainKeys).
-	chainKeys := map[string]map[audit.SealID]bool{}
-	if len(opts.Keys) > 0 {
-		for h, f := range split.files {
-			if chainKeys[h], err = audit.ChainKeys(f); err != nil {
-				fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
-				return 1
+	// names all the same: see audit.VerifyOptions.OtherChainKey).
+	owners := map[audit.SealID][]string{}
+	for h, keys := range split.keys {
+		for id := range keys {
+			if len(owners[id]) < 2 {
+				owners[id] = append(owners[id], h)
 			}
 		}
 	}
@@ -437,16 +537,14 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 	for _, h := range nodes {
 		o := opts
 		o.KeysOfOthers = true // each node's chain has its own keys
-		o.OtherChainKeys = map[audit.SealID]bool{}
-		for g, keys := range chainKeys {
-			if g != h {
-				maps.Copy(o.OtherChainKeys, keys)
-			}
+		o.OtherChainKey = func(id audit.SealID) bool {
+			hs := owners[id]
+			return len(hs) > 1 || len(hs) == 1 && hs[0] != h
 		}
 		var s *audit.Summary
 		var err error
 		if ckpts {
-			o.Checkpoints, err = audit.CheckpointsOf(opts.Checkpoints, h)
+			o.Checkpoints, err = audit.CheckpointsOf(byHost[h], h)
 		}
 		if err == nil {
 			if f, ok := split.files[h]; ok {
@@ -499,7 +597,11 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 	}
 	if split.unattributed > 0 {
 		status = 1
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: FAILED: %d line(s) name no node (not a record, damaged, or cut short): they may belong to any node's chain\n", split.unattributed)
+		msg := fmt.Sprintf("%d line(s) name no node (not a record, damaged, or cut short): they may belong to any node's chain", split.unattributed)
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: FAILED: %s\n", msg)
+		if asJSON {
+			vocab.WriteSafeJSON(stdout, verifyResult{Log: strings.Join(logs, ", "), Files: logs, Error: msg, Unattributed: split.unattributed}, false)
+		}
 	}
 	if !asJSON {
 		fmt.Fprintf(stdout, "nodes: %d intact%s, %d FAILED%s\n", len(intact), listed(intact), len(failed), listed(failed))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -84,8 +85,10 @@ func TestVerifyNodesTornLine(t *testing.T) {
 	frag := `{"format":"1.3","seq":3,"ti`
 	a2, b2 := tornNodeLog(t, "node-a", frag), tornNodeLog(t, "node-b", frag)
 	run(0, ok, [][]byte{a2[0], b2[0], a2[1], b2[1], a2[2], b2[2], a2[3], b2[3], a2[4], b2[4], a2[5], b2[5]})
-	// node-a's torn line without its record: a line of any node.
+	// node-a's torn line without its record: a line of any node (in
+	// JSON too).
 	run(1, []string{"node node-a: OK: 2 records", "FAILED: 1 line(s) name no node"}, [][]byte{a[0], a[1], a[2], b[0], b[1], b[2], b[3]})
+	run(1, []string{`"ok":false,`, `"unattributed_lines":1}`}, [][]byte{a[0], a[1], a[2], b[0], b[1], b[2], b[3]}, "--json")
 	// node-b's last record edited: named at its line of the stream.
 	edited := bytes.Replace(b[5], []byte(`"node-b-1"`), []byte(`"node-b-X"`), 1)
 	run(1, []string{"node node-b: FAILED: " + mixed + ":12:", "nodes: 1 intact (node-a), 1 FAILED (node-b)"},
@@ -230,4 +233,134 @@ func TestVerifyNodesDamageLines(t *testing.T) {
 	if code != 0 || !strings.Contains(out, fmt.Sprintf(`"%s:3"`, mixed)) || strings.Contains(out+stderr, "nsrel-verify-nodes-") {
 		t.Errorf("--nodes --json: exit %d, want the damaged lines at %s:3 and :4\n%s%s", code, mixed, out, stderr)
 	}
+}
+
+// TestVerifyNodesGhostCheckpoints: checkpoints of a host with no record
+// in the stream. With --key, one no given key sealed is a line anyone
+// who reaches the collector can add: ignored, with a note (it failed the
+// whole run); one a given key sealed is its node's, whose records are
+// missing: that node fails. Without keys nothing tells them apart: it
+// fails.
+func TestVerifyNodesGhostCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state", "audit.seal")
+	key, err := audit.InitSeal(state, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(keyFile, []byte(key.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath, ck := filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "ckpt.jsonl")
+	l, err := audit.Open(logPath, audit.Options{Host: "node-a", SealState: state, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: ck}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	genuine, err := os.ReadFile(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := fmt.Sprintf(`{"type":"nsrel-checkpoint","format":"1","host":"ghost","log":"/x","seq":1,"hash":"%s","seal":"%s.1.%s","time":"2026-12-04T00:00:00Z"}`+"\n",
+		strings.Repeat("ab", 32), key.ID, strings.Repeat("cd", 32))
+	if err := os.WriteFile(ck, append(bytes.Clone(genuine), forged...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 0, []string{"nodes: 1 intact (node-a), 0 FAILED", `checkpoints of 1 host(s) without records ignored ("ghost")`},
+		"--nodes", "--key", "@"+keyFile, "--checkpoints", ck, logPath)
+	checkVerify(t, 1, []string{"nodes: 1 intact (node-a), 1 FAILED (ghost)"}, "--nodes", "--checkpoints", ck, logPath)
+	// node-a's records lost on the way (another log in their place):
+	// its sealed checkpoints fail it.
+	other := filepath.Join(dir, "other.jsonl")
+	ol, err := audit.Open(other, audit.Options{Host: "node-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ol.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 1, []string{"2 FAILED (node-b, node-a)", "node node-a: no record of node node-a"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", ck, other)
+}
+
+// TestVerifyNodesManyHosts: a stream naming more hosts than split files
+// stay open (lines of 600 hosts interleaved) verifies each; with --key,
+// every host's keys are known to the others (one map, not a copy per
+// node: that was quadratic).
+func TestVerifyNodesManyHosts(t *testing.T) {
+	const hosts = 600
+	var lines [][]byte
+	prev := make([]string, hosts)
+	for seq := uint64(1); seq <= 2; seq++ {
+		for i := range hosts {
+			r := &audit.Record{Seq: seq, Prev: prev[i], Time: "2026-12-03T08:00:00Z", Host: fmt.Sprintf("h%04d", i), Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "x"}
+			line, err := r.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev[i] = r.Hash
+			lines = append(lines, line)
+		}
+	}
+	mixed := filepath.Join(t.TempDir(), "mixed.jsonl")
+	if err := os.WriteFile(mixed, bytes.Join(lines, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Fewer descriptors than hosts: one split file open per host ran out.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = 400
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) })
+	checkVerify(t, 0, []string{"node h0000: OK: 2 records", "node h0599: OK: 2 records", fmt.Sprintf("nodes: %d intact", hosts)}, "--nodes", mixed)
+	checkVerify(t, 0, []string{"node h0300: OK: 2 records", "nodes: 1 intact (h0300), 0 FAILED"}, "--nodes", "--node", "h0300", mixed)
+}
+
+// TestVerifyNodesHeadlessDamage: a damaged line whose head is gone (a
+// crash's zeroes) names no node; the damage record that lists it does:
+// --nodes gives it to that node, which verifies as its own log does. It
+// used to count as a line of no node and fail the node as "deleted".
+func TestVerifyNodesHeadlessDamage(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{Host: "node-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func() {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add()
+	add()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\x00\x00\x00\x00\n")
+	f.Close()
+	add()
+	audittest.AckDamage(t, l, path)
+	b := tornNodeLog(t, "node-b", `{"format":"1.3","seq":3,"ti`)
+	a, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 0, []string{"OK"}, path)
+	mixed := filepath.Join(dir, "mixed.jsonl")
+	if err := os.WriteFile(mixed, append(append(bytes.Clone(b[0]), a...), bytes.Join(b[1:], nil)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 0, []string{"nodes: 2 intact (node-b, node-a), 0 FAILED"}, "--nodes", mixed)
+	checkVerify(t, 0, []string{"nodes: 2 intact (node-b, node-a), 0 FAILED"}, "--nodes", "--shipped", mixed)
 }

@@ -377,12 +377,12 @@ func TestCheckpointsKeyReplacedThenCut(t *testing.T) {
 		opts audit.VerifyOptions
 	}{
 		{"alone", audit.VerifyOptions{Keys: keys, Checkpoints: cps}},
-		{"among nodes", audit.VerifyOptions{Keys: append(keys, okey), KeysOfOthers: true, OtherChainKeys: others, Checkpoints: cps}},
+		{"among nodes", audit.VerifyOptions{Keys: append(keys, okey), KeysOfOthers: true, OtherChainKey: func(id audit.SealID) bool { return others[id] }, Checkpoints: cps}},
 		// A line added to the collector's stream under another host
 		// carries a seal of the cut-off key: it must not make that key
 		// another node's.
 		{"among nodes, the key stolen", audit.VerifyOptions{Keys: append(keys, okey), KeysOfOthers: true,
-			OtherChainKeys: map[audit.SealID]bool{okey.ID: true, k2.ID: true}, Checkpoints: cps}},
+			OtherChainKey: func(id audit.SealID) bool { return id == okey.ID || id == k2.ID }, Checkpoints: cps}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := audit.Verify([]string{cut}, tc.opts); err == nil || !strings.Contains(err.Error(), "seals no record left in the log") {
@@ -836,7 +836,7 @@ func TestCheckpointsForged(t *testing.T) {
 		if err != nil || !others[okey.ID] {
 			t.Fatalf("the other chain's keys: %v, %v", others, err)
 		}
-		_, err = verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{okey, key}, KeysOfOthers: true, OtherChainKeys: others, Checkpoints: cps})
+		_, err = verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{okey, key}, KeysOfOthers: true, OtherChainKey: func(id audit.SealID) bool { return others[id] }, Checkpoints: cps})
 		if err == nil || !strings.Contains(err.Error(), "another node's relabelled with this node's host") {
 			t.Errorf("%v; want a failure saying the checkpoint is another node's", err)
 		}

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -13,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -525,4 +527,51 @@ func (s *sealer) commit(n int) error {
 		return fmt.Errorf("sync %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// SealedHosts returns the hosts of the checkpoints among cs that carry a
+// seal of one of keys whose tag checks: checkpoints a node made, not
+// lines anyone could add to a collector's stream. Each key is derived
+// once, up to the epochs its checkpoints claim in increasing order and
+// at most [MaxSealDerive]: a forged far epoch costs no more than that,
+// and holds up no nearer one.
+func SealedHosts(cs []Checkpoint, keys []VerifyKey) map[string]bool {
+	type sealed struct {
+		epoch     uint64
+		tag, hash []byte
+		host      string
+	}
+	first := map[SealID][32]byte{}
+	for _, k := range keys {
+		first[k.ID] = k.Key
+	}
+	byKey := map[SealID][]sealed{}
+	for _, c := range cs {
+		p, err := ParseSeal(c.Seal)
+		if c.Seal == "" || err != nil || p.Epoch > MaxSealDerive {
+			continue
+		}
+		h, err := hex.DecodeString(c.Hash)
+		if _, ok := first[p.ID]; !ok || err != nil || len(h) != sha256.Size {
+			continue
+		}
+		byKey[p.ID] = append(byKey[p.ID], sealed{p.Epoch, p.Tag, h, c.Host})
+	}
+	out := map[string]bool{}
+	for id, ss := range byKey {
+		slices.SortFunc(ss, func(a, b sealed) int { return cmp.Compare(a.epoch, b.epoch) })
+		k, e := first[id], uint64(0)
+		for _, s := range ss {
+			if out[s.host] {
+				continue
+			}
+			for ; e < s.epoch; e++ {
+				k = nextSealKey(k)
+			}
+			if hmac.Equal(sealTag(k, id, e, s.hash), s.tag) {
+				out[s.host] = true
+			}
+		}
+	}
+	return out
 }

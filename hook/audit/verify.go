@@ -294,14 +294,14 @@ type VerifyOptions struct {
 	// were given, and root after T could have rewritten the whole chain
 	// under a key of its own.
 	KeysOfOthers bool
-	// OtherChainKeys, with KeysOfOthers, are the keys whose seals the
-	// other chains' lines carry ([ChainKeys], seals not checked): only
-	// to say so when a checkpoint sealed by one of them fails this
-	// chain. Such a checkpoint is not set aside as another node's: a
-	// line anyone adds to a collector's stream can carry any seal, and
-	// one that stole the key of records cut off this chain would hide
-	// the cut.
-	OtherChainKeys map[SealID]bool
+	// OtherChainKey, with KeysOfOthers, if set, says whether the other
+	// chains' lines carry seals of a key ([ChainKeys], seals not
+	// checked): only to say so when a checkpoint sealed by one of them
+	// fails this chain. Such a checkpoint is not set aside as another
+	// node's: a line anyone adds to a collector's stream can carry any
+	// seal, and one that stole the key of records cut off this chain
+	// would hide the cut.
+	OtherChainKey func(SealID) bool
 	// Shipped says that the files are a copy a shipper delivered (a
 	// collector's): records it sent again byte for byte are dropped and
 	// records it sent out of order put back into chain order before the
@@ -1071,7 +1071,7 @@ func (v *verifier) ofThisLog(cs []Checkpoint, last string) ([]Checkpoint, *Probl
 	case len(logs) <= 1:
 		return cs, nil
 	default:
-		return nil, &Problem{File: last, Reason: fmt.Sprintf("the checkpoints name %d logs (%s): pick this log's with --checkpoint-log PATH (the path the node wrote it at), or give the sealing key (--key), whose seals tell", len(logs), quotedFew(logs))}
+		return nil, &Problem{File: last, Reason: fmt.Sprintf("the checkpoints name %d logs (%s): pick this log's with --checkpoint-log PATH (the path the node wrote it at), or give the sealing key (--key), whose seals tell", len(logs), QuotedFew(logs))}
 	}
 	for _, c := range cs {
 		if c.Log == want {
@@ -1146,7 +1146,7 @@ func (v *verifier) checkpointSeal(c Checkpoint, last string, removed bool) *Prob
 	if _, ok := v.offsets[p.ID]; !ok && v.s.CheckpointsSealed && !removed {
 		// (A key whose records retention removed seals none left.)
 		whose := "another log's (name this log's path with --checkpoint-log)"
-		if v.opts.OtherChainKeys[p.ID] {
+		if v.opts.OtherChainKey != nil && v.opts.OtherChainKey(p.ID) {
 			whose = "another node's relabelled with this node's host (lines of another node carry that key)"
 		}
 		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s (seq %d) is sealed by key %s, a key given, which seals no record left in the log: the records it sealed were cut off (after seal-init --replace, say), or the checkpoint is %s", c.Time, c.Seq, p.ID, whose)}
@@ -1219,12 +1219,12 @@ func CheckpointsOf(cs []Checkpoint, host string) ([]Checkpoint, error) {
 // several hosts (hosts, in any order) for one log.
 func CheckpointHostsError(hosts []string) error {
 	slices.Sort(hosts)
-	return fmt.Errorf("checkpoints of %d hosts (%s): pick the log's with --host", len(hosts), quotedFew(hosts))
+	return fmt.Errorf("checkpoints of %d hosts (%s): pick the log's with --host", len(hosts), QuotedFew(hosts))
 }
 
-// quotedFew quotes the first 8 of names, joined, and counts the rest:
+// QuotedFew quotes the first 8 of names, joined, and counts the rest:
 // names from checkpoints are anyone's to multiply.
-func quotedFew(names []string) string {
+func QuotedFew(names []string) string {
 	const few = 8
 	var b strings.Builder
 	for i, n := range names[:min(len(names), few)] {
