@@ -3,6 +3,7 @@ package audit
 import (
 	"container/heap"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 )
@@ -111,7 +112,25 @@ func shippedLines(snap *Snapshot, sum *Summary, visit func(Line, *Record, error)
 }
 
 func (o *shipOrder) line(l Line) *Problem {
-	if l.Torn || l.Long > 0 {
+	if l.Torn {
+		if p := o.release(); p != nil {
+			return p
+		}
+		return o.visit(l, nil, nil)
+	}
+	if l.Long > 0 {
+		// Longer than any record (not decoded), sent again byte for
+		// byte, like any other line that is not a record: the chain
+		// judged it the first time.
+		var sum digest
+		if b, err := hex.DecodeString(l.Sum); err == nil && len(b) == sha256.Size {
+			sum = digest(b[:len(sum)])
+			if o.damaged[sum] {
+				o.sum.Repeated++
+				return nil
+			}
+			o.rememberDamaged(sum)
+		}
 		if p := o.release(); p != nil {
 			return p
 		}
@@ -133,12 +152,7 @@ func (o *shipOrder) line(l Line) *Problem {
 				return p
 			}
 		}
-		if len(o.damaged) < maxDamagedRemembered {
-			if o.damaged == nil {
-				o.damaged = map[digest]bool{}
-			}
-			o.damaged[sum] = true
-		}
+		o.rememberDamaged(sum)
 		return o.visit(l, nil, derr)
 	}
 	if h, ok := o.held[r.Seq]; ok {
@@ -178,6 +192,17 @@ func (o *shipOrder) line(l Line) *Problem {
 		return o.drain()
 	}
 	return nil
+}
+
+// rememberDamaged remembers the digest of a line that is not a record,
+// to tell a repeat of it.
+func (o *shipOrder) rememberDamaged(sum digest) {
+	if len(o.damaged) < maxDamagedRemembered {
+		if o.damaged == nil {
+			o.damaged = map[digest]bool{}
+		}
+		o.damaged[sum] = true
+	}
 }
 
 // pass checks a record in its place in chain order.

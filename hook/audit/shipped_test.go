@@ -231,3 +231,34 @@ func TestShippedRepeatedDamage(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedLongLineRepeated: a line longer than any record (damage a
+// crash left, recorded and acknowledged) in a log a shipper sent twice
+// whole is a repeat, as a shorter damaged line is. It failed verify as
+// shipped ("not recorded yet").
+func TestShippedLongLineRepeated(t *testing.T) {
+	for _, damaged := range [][]byte{bytes.Repeat([]byte("x"), audit.MaxLine+10), []byte("garbage")} {
+		l, path := newLog(t, audit.Options{Host: "h"})
+		appendN(t, l, 2)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(append(damaged, '\n'))
+		f.Close()
+		appendN(t, l, 1)
+		audittest.AckDamage(t, l, path)
+		appendN(t, l, 1)
+		lines := fileLines(t, path)
+		var twice []int
+		for range 2 {
+			for i := range lines {
+				twice = append(twice, i)
+			}
+		}
+		s, err := audit.Verify([]string{copyOf(t, lines, twice)}, audit.VerifyOptions{Shipped: true})
+		if err != nil || s.Repeated != len(lines) {
+			t.Errorf("a damaged line of %d bytes, the log sent twice: %v (%d repeated); want it verified, %d repeated", len(damaged), err, s.Repeated, len(lines))
+		}
+	}
+}
