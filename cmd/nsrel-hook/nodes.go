@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -23,10 +24,9 @@ import (
 type byHost struct {
 	hosts []string          // in the order they first appear
 	files map[string]string // host -> file of its lines
-	// count is, for each host, how many lines its file has; torn the
-	// torn lines it got that do not name it (see locate).
-	count map[string]int
-	torn  map[string][]placedLine
+	// Next to each file, FILE.pos says where each of its lines came
+	// from: a linePos per line (8 bytes, little-endian file index and
+	// line number), for locate; on the disk, as the lines are.
 	// keys are the sealing keys whose seals each host's lines carry
 	// (seals not checked), when asked for.
 	keys map[string]map[audit.SealID]bool
@@ -42,13 +42,6 @@ const maxOpenSplit = 256
 
 // linePos is a line of the files split: its file (index) and number.
 type linePos struct{ file, line int32 }
-
-// placedLine is a line of a host's file (n, from 1) and where it came
-// from.
-type placedLine struct {
-	n  int
-	at linePos
-}
 
 // maxTornPending bounds the torn lines (audit.TornMark) that name no
 // host held until their torn-tail record tells whose they are, and the
@@ -78,21 +71,17 @@ type tornLine struct {
 // bytes, right before that record. With keys, it notes the sealing keys
 // each host's lines carry, the hosts not wanted too.
 func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*byHost, error) {
-	b := &byHost{files: map[string]string{}, count: map[string]int{}, torn: map[string][]placedLine{}, keys: map[string]map[audit.SealID]bool{}}
+	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]bool{}}
 	type out struct {
-		f *os.File
-		w *bufio.Writer
+		f, pf *os.File
+		w, pw *bufio.Writer
 	}
 	outs := map[string]out{}
 	var opened []string // hosts with their file open, oldest first
 	closeOut := func(host string) error {
 		o := outs[host]
 		delete(outs, host)
-		err := o.w.Flush()
-		if cerr := o.f.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		return errors.Join(o.w.Flush(), o.f.Close(), o.pw.Flush(), o.pf.Close())
 	}
 	var inputs []*os.File
 	defer func() {
@@ -103,9 +92,8 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 			closeOut(h)
 		}
 	}()
-	// write writes line to host's file; at is where a line that does
-	// not name host came from.
-	write := func(host string, line []byte, at *linePos) error {
+	// write writes line, which came from at, to host's file.
+	write := func(host string, line []byte, at linePos) error {
 		if want != nil && !want[host] {
 			return nil
 		}
@@ -127,19 +115,21 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 			if err != nil {
 				return err
 			}
+			pf, err := os.OpenFile(p+".pos", flags, 0o600)
+			if err != nil {
+				f.Close()
+				return err
+			}
 			if !known {
 				b.hosts = append(b.hosts, host)
 				b.files[host] = p
 			}
-			o = out{f, bufio.NewWriter(f)}
+			o = out{f, pf, bufio.NewWriter(f), bufio.NewWriter(pf)}
 			outs[host] = o
 			opened = append(opened, host)
 		}
 		o.w.Write(line)
-		b.count[host]++
-		if at != nil {
-			b.torn[host] = append(b.torn[host], placedLine{b.count[host], *at})
-		}
+		o.pw.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(at.file)), uint32(at.line)))
 		return o.w.WriteByte('\n')
 	}
 	noteKey := func(host string, line []byte, rec *audit.Record) {
@@ -204,7 +194,7 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 		if i < 0 {
 			return false, nil
 		}
-		if err := write(host, pending[i].data, &pending[i].at); err != nil {
+		if err := write(host, pending[i].data, pending[i].at); err != nil {
 			return false, err
 		}
 		pendingBytes -= len(pending[i].data)
@@ -240,7 +230,7 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 				}
 				t := tornLine{key, audit.LineKeyOf(line), nil, at}
 				if h := serve(t); h != "" {
-					if err := write(h, line, &at); err != nil {
+					if err := write(h, line, at); err != nil {
 						return nil, err
 					}
 					continue
@@ -290,7 +280,7 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 			if keys {
 				noteKey(host, line, rec)
 			}
-			if err := write(host, line, nil); err != nil {
+			if err := write(host, line, at); err != nil {
 				return nil, err
 			}
 		}
@@ -299,7 +289,7 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 	// shipped, repeats), or lines no record holds.
 	for _, p := range pending {
 		if h := lastHost(p); h != "" {
-			if err := write(h, p.data, &p.at); err != nil {
+			if err := write(h, p.data, p.at); err != nil {
 				return nil, err
 			}
 			continue
@@ -346,17 +336,11 @@ func lastIndex[T any](s []T, f func(T) bool) int {
 	return -1
 }
 
-// hostOf returns the host a record line names: in its head as nsrel
-// writes it (a damaged line whose head is whole goes to its node's
-// chain, which reports it), or in the record a line of another member
-// order decodes to. Keys match exactly, as the record decoder's do.
-func hostOf(line []byte) (string, bool) {
-	h, _, ok := headOf(line)
-	return h.Host, ok
-}
-
-// headOf returns the head of a record line, as hostOf finds it, and the
-// record when it had to decode the line for it.
+// headOf returns the head of a record line and, when it had to decode
+// the line for it, the record: in its head as nsrel writes it (a damaged
+// line whose head is whole goes to its node's chain, which reports it),
+// or in the record a line of another member order decodes to. Keys match
+// exactly, as the record decoder's do.
 func headOf(line []byte) (audit.Head, *audit.Record, bool) {
 	if line == nil {
 		return audit.Head{}, nil, false
@@ -386,44 +370,18 @@ func accountant(line []byte, h audit.Head, r *audit.Record) *audit.Record {
 	return r
 }
 
-// locate returns where the n-th line (from 1) of host's file came from:
-// a torn line placed there, or the line of the files that is the k-th
-// to name host, k counting the others.
+// locate returns where the n-th line (from 1) of host's file came from,
+// as its .pos file says.
 func (b *byHost) locate(files []string, host string, n int) (string, int) {
-	k := n
-	for _, p := range b.torn[host] {
-		switch {
-		case p.n == n:
-			return files[p.at.file], int(p.at.line)
-		case p.n < n:
-			k--
-		}
-	}
-	return nthLine(files, host, k)
-}
-
-// nthLine finds the n-th line (from 1) that names host in files: the
-// file and its line number there.
-func nthLine(files []string, host string, n int) (string, int) {
-	for _, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			break
-		}
-		r := bufio.NewReaderSize(f, 64<<10)
-		for i := 1; ; i++ {
-			line, err := readLine(r)
-			if err != nil {
-				break
-			}
-			if h, ok := hostOf(line); ok && h == host {
-				if n--; n == 0 {
-					f.Close()
-					return name, i
-				}
+	if f, err := os.Open(b.files[host] + ".pos"); err == nil {
+		defer f.Close()
+		var buf [8]byte
+		if _, err := f.ReadAt(buf[:], int64(n-1)*8); err == nil && n > 0 {
+			fi, line := binary.LittleEndian.Uint32(buf[:4]), binary.LittleEndian.Uint32(buf[4:])
+			if int(fi) < len(files) {
+				return files[fi], int(line)
 			}
 		}
-		f.Close()
 	}
 	return strings.Join(files, ", "), 0
 }
