@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/containerd/nriplugin"
 	"github.com/nsrel/nsrel/containerd/recorder"
@@ -23,6 +24,7 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/logging"
 	"github.com/nsrel/nsrel/internal/metrics"
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
@@ -322,7 +324,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 			os.Remove(*readyFile)
 			defer os.Remove(*readyFile)
 			p.Registered = func() {
-				if err := os.WriteFile(*readyFile, []byte("registered\n"), 0o644); err != nil {
+				if err := writeReady(*readyFile); err != nil {
 					logger.WithError(err).Error("cannot write the ready file")
 				}
 			}
@@ -334,6 +336,17 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info(prog + " stopped")
 	return 0
+}
+
+// writeReady writes the ready file: not through a symlink, nor into a
+// FIFO or a device, whoever may write its directory.
+func writeReady(path string) error {
+	f, err := safefile.OpenRegular(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("registered\n")
+	return errors.Join(err, f.Close())
 }
 
 func validIndex(s string) bool {

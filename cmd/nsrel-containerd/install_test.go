@@ -5,10 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/nsrel/nsrel/containers"
-	"github.com/nsrel/nsrel/internal/ctrdtest"
-	"github.com/nsrel/nsrel/internal/nstest"
-	"github.com/nsrel/nsrel/nsrel/discover"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +13,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/containers"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
 // TestInstallHook installs a hook and a config into a directory, twice
@@ -136,4 +139,40 @@ func stopShim(t *testing.T, pid int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(shim, syscall.SIGCONT) })
+}
+
+// TestWriteReady: the ready file is written as a regular file, not
+// through a symlink someone put in its place (its target untouched), nor
+// into a FIFO (without blocking); os.WriteFile followed the link and
+// truncated its target.
+func TestWriteReady(t *testing.T) {
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	if err := writeReady(ready); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeReady(ready); err != nil {
+		t.Errorf("again: %v", err)
+	}
+	target := filepath.Join(dir, "precious")
+	if err := os.WriteFile(target, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeReady(link); err == nil {
+		t.Error("written through a symlink")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep" {
+		t.Errorf("the symlink's target now holds %q", b)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeReady(fifo); err == nil {
+		t.Error("written into a FIFO")
+	}
 }
