@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	"github.com/nsrel/nsrel/containers"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
@@ -122,8 +121,14 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 	var out []discover.Container
 	for _, ctr := range ctrs {
 		pid, ok := pids[ctr.ID]
-		if !ok || !procExists(pid) {
+		if !ok {
 			continue
+		}
+		// The process as containerd named it: a later one given the
+		// same PID is told apart by its start time.
+		start, err := inspect.StartTime(pid)
+		if err != nil {
+			continue // gone
 		}
 		labels := ctr.Labels
 		if labels[vocab.LabelCRIKind] == "sandbox" {
@@ -141,15 +146,11 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 			Engine:    containers.EngineContainerd,
 			Namespace: ns,
 			PID:       pid,
+			StartTime: start,
 			Name:      name,
 		})
 	}
 	return out, nil
-}
-
-func procExists(pid int) bool {
-	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
-	return err == nil
 }
 
 // specPodName returns the pod and container name (see

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nsrel/nsrel/containers"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
@@ -59,8 +60,11 @@ func checkTrees(t *testing.T, env []string, args []string, want []discover.Conta
 				for _, got := range e.Containers {
 					if got.ID == c.ID && got.PID == c.PID {
 						on = append(on, e.Ino)
-						if diff := cmp.Diff(c, got); diff != "" {
+						if diff := cmp.Diff(c, got, ignoreStart); diff != "" {
 							t.Errorf("%s --json: container (-want +got):\n%s", tc.tool, diff)
+						}
+						if st, err := inspect.StartTime(c.PID); err != nil || got.StartTime != st {
+							t.Errorf("%s --json: container %s: start_time %d, the process's %d (%v)", tc.tool, c.ID, got.StartTime, st, err)
 						}
 					}
 				}

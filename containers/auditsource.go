@@ -153,7 +153,7 @@ files:
 		if r.StartTime == 0 || !st.Alive(0) {
 			continue
 		}
-		out = append(out, discover.Container{ID: r.ContainerID, Engine: EngineAuditLog, Namespace: r.Namespace, PID: r.PID, Name: vocab.ContainerName(r.Annotations)})
+		out = append(out, discover.Container{ID: r.ContainerID, Engine: EngineAuditLog, Namespace: r.Namespace, PID: r.PID, StartTime: r.StartTime, Name: vocab.ContainerName(r.Annotations)})
 	}
 	return Merge(out), nil
 }

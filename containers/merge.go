@@ -63,6 +63,9 @@ func Merge(lists ...[]discover.Container) []discover.Container {
 			if keep.Name == "" {
 				keep.Name = other.Name
 			}
+			if keep.StartTime == 0 {
+				keep.StartTime = other.StartTime
+			}
 			if keep.Namespace == "" && keep.Engine == other.Engine {
 				keep.Namespace = other.Namespace
 			}

@@ -129,7 +129,7 @@ func TestAddDockerNames(t *testing.T) {
 	want[0].Name = "web"
 	want[7].Name = "web"
 	AddDockerNames(cs, root)
-	if diff := cmp.Diff(want, cs); diff != "" {
+	if diff := cmp.Diff(want, cs, ignoreStart); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

@@ -430,7 +430,7 @@ func (st State) Alive(fileUID uint32) bool {
 // containerd's CRI), or nerdctl's; podman's names are added by
 // [StateSource] from podman's storage.
 func (st State) Container(runtime string) discover.Container {
-	c := discover.Container{ID: st.ID, Engine: runtime, PID: st.PID, Name: vocab.ContainerName(st.Annotations)}
+	c := discover.Container{ID: st.ID, Engine: runtime, PID: st.PID, StartTime: st.StartTime, Name: vocab.ContainerName(st.Annotations)}
 	parts := strings.Split(filepath.Clean(st.Bundle), "/")
 	n := len(parts)
 	switch {

@@ -36,8 +36,15 @@ func TestStateSourceRunc(t *testing.T) {
 		{ID: ctrdtest.Uniq("zoo-1"), Engine: EngineRunc, PID: a},
 		{ID: ctrdtest.Uniq("zoo-2"), Engine: EngineRunc, PID: b},
 	}
-	if diff := cmp.Diff(want, Merge(got)); diff != "" {
+	if diff := cmp.Diff(want, Merge(got), ignoreStart); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+	// The start time runc recorded, which tells the process from a later
+	// one with its PID (lsuserns checks it after reading the namespaces).
+	for _, c := range got {
+		if st, err := inspect.StartTime(c.PID); err != nil || c.StartTime != st {
+			t.Errorf("%s: start time %d; the process's is %d (%v)", c.ID, c.StartTime, st, err)
+		}
 	}
 }
 
@@ -70,7 +77,7 @@ func TestStateSourceSlowRoot(t *testing.T) {
 		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "runc state "+slow+": not read in time") {
 			t.Errorf("%T: error %v; want one naming the root not read", src, err)
 		}
-		if diff := cmp.Diff([]discover.Container{{ID: ctrdtest.Uniq("fast-1"), Engine: EngineRunc, PID: pid}}, Merge(got)); diff != "" {
+		if diff := cmp.Diff([]discover.Container{{ID: ctrdtest.Uniq("fast-1"), Engine: EngineRunc, PID: pid}}, Merge(got), ignoreStart); diff != "" {
 			t.Errorf("%T: containers (-want +got):\n%s", src, diff)
 		}
 	}
@@ -155,7 +162,7 @@ func TestStateSourceValidates(t *testing.T) {
 		{ID: "nerd", Engine: EngineContainerd, Namespace: "default", PID: p.Pid, Name: "web"},
 		{ID: "good", Engine: EngineRunc, PID: p.Pid},
 	}
-	if diff := cmp.Diff(Merge(want), Merge(got)); diff != "" {
+	if diff := cmp.Diff(Merge(want), Merge(got), ignoreStart); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 
@@ -195,7 +202,7 @@ func TestParseState(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
 			}
-			if diff := cmp.Diff(tc.want, got); !tc.wantErr && diff != "" {
+			if diff := cmp.Diff(tc.want, got, ignoreStart); !tc.wantErr && diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -261,7 +268,7 @@ func TestMerge(t *testing.T) {
 			[]discover.Container{runc, userPodman, userRunc}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, Merge(tc.lists...)); diff != "" {
+			if diff := cmp.Diff(tc.want, Merge(tc.lists...), ignoreStart); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -277,7 +284,7 @@ func TestStateSourcePodman(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []discover.Container{{ID: id, Engine: EnginePodman, PID: pid, Name: runtest.PodmanName()}}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreStart); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
@@ -299,7 +306,7 @@ func TestRootsFromEnv(t *testing.T) {
 		if (err != nil) != tc.wantErr {
 			t.Errorf("%q: err = %v", tc.env, err)
 		}
-		if diff := cmp.Diff(tc.want, got); diff != "" {
+		if diff := cmp.Diff(tc.want, got, ignoreStart); diff != "" {
 			t.Errorf("%q (-want +got):\n%s", tc.env, diff)
 		}
 	}
@@ -337,7 +344,7 @@ func TestLocal(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v", err)
 			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
+			if diff := cmp.Diff(tc.want, got, ignoreStart); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -354,7 +361,7 @@ func TestStateSourceCrun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]discover.Container{{ID: id, Engine: EngineCrun, PID: pid}}, got); diff != "" {
+	if diff := cmp.Diff([]discover.Container{{ID: id, Engine: EngineCrun, PID: pid}}, got, ignoreStart); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
@@ -411,7 +418,7 @@ func TestStateSourceRootless(t *testing.T) {
 		{ID: "pod1", Engine: EnginePodman, Namespace: "uid=4242", PID: p.Pid},
 		{ID: "nerd1", Engine: EngineRunc, Namespace: "uid=4242", PID: p.Pid, Name: "web"},
 	}
-	if diff := cmp.Diff(Merge(want), Merge(got)); diff != "" {
+	if diff := cmp.Diff(Merge(want), Merge(got), ignoreStart); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/graph"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
@@ -434,8 +435,10 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 
 // Annotate attaches each container to the user and PID namespaces of its
 // process (stat /proc/PID/ns/user and /proc/PID/ns/pid), in the order
-// given. Containers whose process is gone are dropped; a container whose
-// namespace is not in the model (it appeared after the scan) is skipped.
+// given. Containers whose process is gone are dropped, and so are those
+// whose PID a later process has (its start time, when the source knew
+// it, read after the stats); a container whose namespace is not in the
+// model (it appeared after the scan) is skipped.
 func Annotate(m *discover.Model, cs []discover.Container) {
 	if len(cs) == 0 {
 		return
@@ -451,14 +454,25 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 			continue
 		}
 		seen[id] = true
+		var at []*discover.Namespace
 		for _, link := range []string{"user", "pid"} {
 			var st unix.Stat_t
 			if unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", c.PID, link), &st) != nil {
 				continue
 			}
 			if n := byKey[discover.Key{Dev: st.Dev, Ino: st.Ino}]; n != nil {
-				n.Containers = append(n.Containers, c)
+				at = append(at, n)
 			}
+		}
+		if c.StartTime != 0 && len(at) > 0 {
+			// Read after the stats: the same start time then means the
+			// namespaces were the container's process's.
+			if now, err := inspect.StartTime(c.PID); err != nil || now != c.StartTime {
+				continue
+			}
+		}
+		for _, n := range at {
+			n.Containers = append(n.Containers, c)
 		}
 	}
 }

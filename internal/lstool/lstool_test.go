@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/containers"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/lstool"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -676,5 +677,46 @@ func writeRuncState(t *testing.T, root, id string, pid int, uid int) {
 		if err := os.Chown(p, uid, uid); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestAnnotateStartTime: a container whose PID a later process has (its
+// start time is not the one its source knew) is not put on that
+// process's namespaces; one with the right start time is, and so is one
+// whose source knew none.
+func TestAnnotateStartTime(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := cmd.Process.Pid
+	start, err := inspect.StartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := discover.Discover(discover.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lstool.Annotate(m, []discover.Container{
+		{ID: "right", Engine: "runc", PID: pid, StartTime: start},
+		{ID: "reused", Engine: "runc", PID: pid, StartTime: start + 1},
+		{ID: "unknown", Engine: "runc", PID: pid},
+	})
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st); err != nil {
+		t.Fatal(err)
+	}
+	n := m.Namespaces[discover.Key{Dev: st.Dev, Ino: st.Ino}]
+	if n == nil {
+		t.Fatal("the process's user namespace is not in the model")
+	}
+	var ids []string
+	for _, c := range n.Containers {
+		ids = append(ids, c.ID)
+	}
+	if diff := cmp.Diff([]string{"right", "unknown"}, ids); diff != "" {
+		t.Errorf("containers on the namespace (-want +got):\n%s", diff)
 	}
 }

@@ -19,6 +19,10 @@ type Container struct {
 	Namespace string `json:"namespace"`
 	// PID is the host PID of the container's init process.
 	PID int `json:"pid"`
+	// StartTime is that process's start time (clock ticks since boot,
+	// field 22 of /proc/PID/stat) when the source knew it, else 0: it
+	// tells the process from a later one given the same PID.
+	StartTime uint64 `json:"start_time,omitempty"`
 	// Name is a human name: Kubernetes "pod-namespace/pod-name" from CRI
 	// labels, a podman container name, or "".
 	Name string `json:"name"`
