@@ -1508,3 +1508,27 @@ func TestDamageRecordBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestLockReadableByOthers: a lock file others may read (an operator's
+// chmod -R a+rX for a log reader) lets any user hold a shared lock and
+// stop every writer: writers refuse it, saying so; readers still read.
+func TestLockReadableByOthers(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 1)
+	if err := os.Chmod(path+".lock", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := l.Append(context.Background(), rec("c"))
+	if !errors.Is(err, safefile.ErrUntrusted) || !strings.Contains(err.Error(), "anyone who opens it can hold the lock") {
+		t.Errorf("append with a lock others may read: %v; want it refused", err)
+	}
+	if _, err := audit.Verify([]string{path}, audit.VerifyOptions{}); err != nil {
+		t.Errorf("verify: %v", err)
+	}
+	if err := os.Chmod(path+".lock", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), rec("c")); err != nil {
+		t.Errorf("append once it is private again: %v", err)
+	}
+}

@@ -424,6 +424,18 @@ func (l *Log) openLock(flags int) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
+	if flags&unix.O_CREAT != 0 {
+		// Whoever can open the lock can hold it (a shared lock needs
+		// only a read): every writer would wait out its deadline.
+		var st unix.Stat_t
+		if err := unix.Fstat(int(lf.Fd()), &st); err != nil || st.Mode&0o044 != 0 {
+			lf.Close()
+			if err != nil {
+				return nil, fmt.Errorf("audit: fstat %s.lock: %w", l.path, err)
+			}
+			return nil, fmt.Errorf("audit: %s.lock: readable by group or others (mode %04o): anyone who opens it can hold the lock and stop every writer: refusing it (chmod go-r): %w", l.path, st.Mode&0o7777, safefile.ErrUntrusted)
+		}
+	}
 	return lf, nil
 }
 
