@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"container/list"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -35,10 +38,17 @@ type byHost struct {
 	unattributed int
 }
 
-// maxOpenSplit bounds the split files open at once: a collector's
-// stream may name any number of hosts (any peer it accepts can name
-// one).
-const maxOpenSplit = 256
+// openSplitHosts bounds the hosts whose split files (two each) are open
+// at once: a collector's stream may name any number of hosts (any peer
+// it accepts can name one). A quarter of the descriptors the process may
+// have, at most 4096 hosts.
+func openSplitHosts() int {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return 64
+	}
+	return int(min(max(lim.Cur/4, 8), 4096))
+}
 
 // linePos is a line of the files split: its file (index) and number.
 type linePos struct{ file, line int32 }
@@ -77,10 +87,14 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 		w, pw *bufio.Writer
 	}
 	outs := map[string]out{}
-	var opened []string // hosts with their file open, oldest first
+	// The hosts with their files open, least recently written first.
+	opened, elem := list.New(), map[string]*list.Element{}
+	maxOpen := openSplitHosts()
 	closeOut := func(host string) error {
 		o := outs[host]
 		delete(outs, host)
+		opened.Remove(elem[host])
+		delete(elem, host)
 		return errors.Join(o.w.Flush(), o.f.Close(), o.pw.Flush(), o.pf.Close())
 	}
 	var inputs []*os.File
@@ -98,12 +112,13 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 			return nil
 		}
 		o, ok := outs[host]
-		if !ok {
-			if len(opened) == maxOpenSplit {
-				if err := closeOut(opened[0]); err != nil {
+		if ok {
+			opened.MoveToBack(elem[host])
+		} else {
+			if opened.Len() >= maxOpen {
+				if err := closeOut(opened.Front().Value.(string)); err != nil {
 					return err
 				}
-				opened = opened[1:]
 			}
 			flags := os.O_WRONLY | os.O_APPEND
 			p, known := b.files[host]
@@ -126,7 +141,7 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 			}
 			o = out{f, pf, bufio.NewWriter(f), bufio.NewWriter(pf)}
 			outs[host] = o
-			opened = append(opened, host)
+			elem[host] = opened.PushBack(host)
 		}
 		o.w.Write(line)
 		o.pw.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(at.file)), uint32(at.line)))
@@ -296,9 +311,8 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 		}
 		b.unattributed++
 	}
-	for len(opened) > 0 {
-		err := closeOut(opened[0])
-		if opened = opened[1:]; err != nil {
+	for opened.Len() > 0 {
+		if err := closeOut(opened.Front().Value.(string)); err != nil {
 			return nil, err
 		}
 	}
@@ -445,41 +459,6 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 	for _, c := range opts.Checkpoints {
 		byHost[c.Host] = append(byHost[c.Host], c)
 	}
-	nodes := want
-	if len(nodes) == 0 {
-		nodes = split.hosts
-		// Checkpoints, but no records left: a node whose records never
-		// came, or lines anyone who reaches the collector can add. With
-		// keys, only a host with a checkpoint a given key sealed counts
-		// (its node made it); the others are ignored, with a note.
-		var ghosts []string
-		for h := range byHost {
-			if _, ok := split.files[h]; !ok {
-				ghosts = append(ghosts, h)
-			}
-		}
-		slices.Sort(ghosts)
-		sealed := map[string]bool{}
-		if len(opts.Keys) > 0 && len(ghosts) > 0 {
-			var cs []audit.Checkpoint
-			for _, h := range ghosts {
-				cs = append(cs, byHost[h]...)
-			}
-			sealed = audit.SealedHosts(cs, opts.Keys)
-		}
-		var ignored []string
-		for _, h := range ghosts {
-			if len(opts.Keys) == 0 || sealed[h] {
-				nodes = append(nodes, h)
-			} else {
-				ignored = append(ignored, h)
-			}
-		}
-		if len(ignored) > 0 {
-			fmt.Fprintf(stderr, "nsrel-hook: audit verify: note: checkpoints of %d host(s) without records ignored (%s): none sealed by a given key (forged, or of a node whose key is not given)\n",
-				len(ignored), audit.QuotedFew(ignored))
-		}
-	}
 	// The hosts whose lines carry each key, to say so when a checkpoint
 	// sealed by another node's key fails a node (it judges the node it
 	// names all the same: see audit.VerifyOptions.OtherChainKey).
@@ -490,6 +469,10 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 				owners[id] = append(owners[id], h)
 			}
 		}
+	}
+	nodes := want
+	if len(nodes) == 0 {
+		nodes = append(split.hosts, ghostNodes(split, byHost, owners, opts.Keys, stderr)...)
 	}
 	var intact, failed []string
 	for _, h := range nodes {
@@ -565,6 +548,64 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 		fmt.Fprintf(stdout, "nodes: %d intact%s, %d FAILED%s\n", len(intact), listed(intact), len(failed), listed(failed))
 	}
 	return status
+}
+
+// ghostNodes returns the hosts with checkpoints (byHost) but no record in
+// the split stream, in order, that are nodes to verify (and fail: their
+// records are gone). Without keys, all of them: nothing tells a node's
+// checkpoint from a line anyone who reaches the collector adds. With
+// keys, as for a node with records, a checkpoint counts unless it is
+// unsealed, sealed by a given key with a tag that does not check, or a
+// copy relabelled with another host (the seal does not cover the host):
+// its key is one that other hosts' records carry (owners). (A record
+// line added to carry a ghost's key fails its own host.) The others are
+// ignored, with a note.
+func ghostNodes(split *byHost, byHost map[string][]audit.Checkpoint, owners map[audit.SealID][]string, keys []audit.VerifyKey, stderr io.Writer) []string {
+	var ghosts []string
+	for h := range byHost {
+		if _, ok := split.files[h]; !ok {
+			ghosts = append(ghosts, h)
+		}
+	}
+	slices.Sort(ghosts)
+	if len(keys) == 0 || len(ghosts) == 0 {
+		return ghosts
+	}
+	given := map[audit.SealID]bool{}
+	for _, k := range keys {
+		given[k.ID] = true
+	}
+	counts := map[string]bool{}
+	var toCheck []audit.Checkpoint
+	for _, h := range ghosts {
+		for _, c := range byHost[h] {
+			p, err := audit.ParseSeal(c.Seal)
+			if c.Seal == "" || err != nil || len(owners[p.ID]) > 0 {
+				continue
+			}
+			if !given[p.ID] {
+				counts[h] = true // as a node whose key is not given
+				break
+			}
+			toCheck = append(toCheck, c)
+		}
+	}
+	for h := range audit.SealedHosts(toCheck, keys) {
+		counts[h] = true
+	}
+	var nodes, ignored []string
+	for _, h := range ghosts {
+		if counts[h] {
+			nodes = append(nodes, h)
+		} else {
+			ignored = append(ignored, h)
+		}
+	}
+	if len(ignored) > 0 {
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: note: checkpoints of %d host(s) without records ignored (%s): unsealed, forged, or copies of other hosts' relabelled\n",
+			len(ignored), audit.QuotedFew(ignored))
+	}
+	return nodes
 }
 
 // listed returns " (a, b)" for a list of names, "" for none.

@@ -271,9 +271,33 @@ func TestVerifyNodesGhostCheckpoints(t *testing.T) {
 	if err := os.WriteFile(ck, append(bytes.Clone(genuine), forged...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	checkVerify(t, 0, []string{"nodes: 1 intact (node-a), 0 FAILED", `checkpoints of 1 host(s) without records ignored ("ghost")`},
+	// A genuine sealed checkpoint of node-a copied under another host:
+	// the seal does not cover the host, but node-a's records carry the
+	// key.
+	last := bytes.Split(bytes.TrimSpace(genuine), []byte("\n"))
+	relabelled := bytes.Replace(last[len(last)-1], []byte(`"host":"node-a"`), []byte(`"host":"copy"`), 1)
+	if err := os.WriteFile(ck, append(append(bytes.Clone(genuine), forged...), append(relabelled, '\n')...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 0, []string{"nodes: 1 intact (node-a), 0 FAILED", `checkpoints of 2 host(s) without records ignored ("copy", "ghost")`},
 		"--nodes", "--key", "@"+keyFile, "--checkpoints", ck, logPath)
-	checkVerify(t, 1, []string{"nodes: 1 intact (node-a), 1 FAILED (ghost)"}, "--nodes", "--checkpoints", ck, logPath)
+	checkVerify(t, 1, []string{"nodes: 1 intact (node-a), 2 FAILED (copy, ghost)"}, "--nodes", "--checkpoints", ck, logPath)
+	// node-b, sealed by a key not given, whose records all got lost:
+	// it fails, as it would with records.
+	bstate := filepath.Join(dir, "b", "audit.seal")
+	if _, err := audit.InitSeal(bstate, false); err != nil {
+		t.Fatal(err)
+	}
+	bck := filepath.Join(dir, "b-ckpt.jsonl")
+	bl, err := audit.Open(filepath.Join(dir, "b.jsonl"), audit.Options{Host: "node-b", SealState: bstate, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: bck}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bl.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 1, []string{"nodes: 1 intact (node-a), 1 FAILED (node-b)", "no record of node node-b"},
+		"--nodes", "--key", "@"+keyFile, "--checkpoints", ck, "--checkpoints", bck, logPath)
 	// node-a's records lost on the way (another log in their place):
 	// its sealed checkpoints fail it.
 	other := filepath.Join(dir, "other.jsonl")
@@ -284,7 +308,9 @@ func TestVerifyNodesGhostCheckpoints(t *testing.T) {
 	if err := ol.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "b"}); err != nil {
 		t.Fatal(err)
 	}
-	checkVerify(t, 1, []string{"2 FAILED (node-b, node-a)", "node node-a: no record of node node-a"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", ck, other)
+	// (The copy under "copy" cannot be told from node-a's own now: no
+	// record carries node-a's key.)
+	checkVerify(t, 1, []string{"3 FAILED (node-b, copy, node-a)", "node node-a: no record of node node-a"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", ck, other)
 }
 
 // TestVerifyNodesManyHosts: a stream naming more hosts than split files
@@ -310,18 +336,24 @@ func TestVerifyNodesManyHosts(t *testing.T) {
 	if err := os.WriteFile(mixed, bytes.Join(lines, nil), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Fewer descriptors than hosts: one split file open per host ran out.
+	checkVerify(t, 0, []string{"node h0000: OK: 2 records", "node h0599: OK: 2 records", fmt.Sprintf("nodes: %d intact", hosts)}, "--nodes", mixed)
+	// In this process, with fewer descriptors than hosts (a child's Go
+	// runtime raises its limit): one split file open per host ran out.
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
 	low := lim
-	low.Cur = 400
+	low.Cur = 200
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) })
-	checkVerify(t, 0, []string{"node h0000: OK: 2 records", "node h0599: OK: 2 records", fmt.Sprintf("nodes: %d intact", hosts)}, "--nodes", mixed)
+	var out, errb bytes.Buffer
+	code := verifyNodes([]string{mixed}, nil, audit.VerifyOptions{}, false, false, &out, &errb)
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if want := fmt.Sprintf("nodes: %d intact", hosts); code != 0 || !strings.Contains(out.String(), want) {
+		t.Errorf("with 200 descriptors: exit %d, want 0 and %q\n%.2000s%s", code, want, out.String(), errb.String())
+	}
 	checkVerify(t, 0, []string{"node h0300: OK: 2 records", "nodes: 1 intact (h0300), 0 FAILED"}, "--nodes", "--node", "h0300", mixed)
 }
 
