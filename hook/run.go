@@ -70,14 +70,20 @@ func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Resul
 	// At poststart the comparison under the lock can only add a
 	// violation: a refusal decided here stands.
 	h.decided(rec)
+	var note func()
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
 		if stage == audit.StagePoststart {
-			h.compare(s, rec)
+			note = h.compare(s, rec)
 			Judge(h.Config, rec, ierr)
 			h.decided(rec)
 		}
 		return rec, nil
 	})
+	if note != nil {
+		// Logged once the lock is free: the diagnostics may go to a
+		// syslog server that is slow to take them.
+		note()
+	}
 	return h.finish(rec, ierr, aerr)
 }
 
@@ -89,8 +95,9 @@ func (h *Hook) decided(rec *audit.Record) {
 }
 
 // compare sets rec.Ref to the container's createRuntime record and adds
-// a violation when the ancestry changed since.
-func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) {
+// a violation when the ancestry changed since. It returns what to log
+// (nil: nothing), for after the log's lock is released.
+func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) func() {
 	// The container's latest createRuntime record, whatever its PID: a
 	// different PID now is itself a difference.
 	prev, err := s.Last(rec.ContainerID, func(r *audit.Record) bool {
@@ -99,17 +106,16 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) {
 	if err != nil {
 		// A search past the deadline (or a read error): the record says
 		// the comparison was not made.
-		h.logger().WithError(err).Warn("searching the createRuntime record")
 		rec.Error = vocab.JoinErrors(rec.Error, "searching the createRuntime record: "+err.Error())
-		return
+		return func() { h.logger().WithError(err).Warn("searching the createRuntime record") }
 	}
 	if prev == nil {
-		h.logger().WithField("container", rec.ContainerID).Info("no createRuntime record to compare with")
-		return
+		id := rec.ContainerID
+		return func() { h.logger().WithField("container", id).Info("no createRuntime record to compare with") }
 	}
 	rec.Ref = &audit.Ref{Seq: prev.Seq, Stage: prev.Stage, Hash: prev.Hash}
 	if rec.Ancestry == nil {
-		return
+		return nil
 	}
 	if diffs := policy.Compare(prev.Ancestry, rec.Ancestry); len(diffs) > 0 {
 		rec.Violations = append(rec.Violations, audit.Violation{
@@ -117,6 +123,7 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) {
 			Reason: fmt.Sprintf("differs from the createRuntime record seq %d: %s", prev.Seq, strings.Join(diffs, "; ")),
 		})
 	}
+	return nil
 }
 
 func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {

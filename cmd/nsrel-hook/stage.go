@@ -190,9 +190,11 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			// The hook's message names the container.
 			msg = fmt.Sprintf("%s: container not recorded: %s", stage, vocab.OneLine(errors.New(o.res.Message)))
 		}
-		logger.WithFields(logrus.Fields{"stage": stage, "container": o.id}).WithError(o.err).Error("hook failed; no record written")
+		// The runtime's and syslog's line first: the diagnostics may
+		// wait for a slow target.
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
 		toSyslog(cfg.Syslog, msg)
+		logger.WithFields(logrus.Fields{"stage": stage, "container": o.id}).WithError(o.err).Error("hook failed; no record written")
 		if o.res != nil && o.res.Deny {
 			return 1
 		}

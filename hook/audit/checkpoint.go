@@ -170,8 +170,9 @@ func ReadCheckpoints(files ...string) iter.Seq2[Checkpoint, error] {
 func (l *Log) checkpointState() string { return l.path + ".checkpoint" }
 
 // checkpointDue decides, under the lock, whether the append that ended
-// with last emits a checkpoint, and if so records it as the last one.
-func (l *Log) checkpointDue(last *Record, force bool) *Checkpoint {
+// with last emits a checkpoint, and if so records it as the last one;
+// it passes what goes wrong to warn (said after the lock is released).
+func (l *Log) checkpointDue(last *Record, force bool, warn func(error)) *Checkpoint {
 	o := l.opts.Checkpoints
 	if o == nil || last == nil {
 		return nil
@@ -179,13 +180,13 @@ func (l *Log) checkpointDue(last *Record, force bool) *Checkpoint {
 	now := l.opts.Now().UTC()
 	f, err := openRegular(l.checkpointState(), unix.O_RDWR|unix.O_CREAT)
 	if err != nil {
-		l.warn(fmt.Errorf("checkpoint state: %w", err))
+		warn(fmt.Errorf("checkpoint state: %w", err))
 		return nil
 	}
 	defer f.Close()
 	prev, ok, err := readCheckpointState(f)
 	if err != nil {
-		l.warn(fmt.Errorf("checkpoint state: %w", err))
+		warn(fmt.Errorf("checkpoint state: %w", err))
 		return nil
 	}
 	if ok && !force && last.Seq >= prev.Seq && last.Seq-prev.Seq < uint64(o.EveryRecords) {
@@ -461,17 +462,21 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 		return err
 	}
 	var c *Checkpoint
+	var warns []error
 	f, err := openRegular(l.path, unix.O_RDONLY)
 	if err == nil {
 		var last *Record
 		if last, _, err = l.lastGood(f); err == nil && last != nil {
-			c = l.checkpointDue(last, false)
+			c = l.checkpointDue(last, false, func(err error) { warns = append(warns, err) })
 		}
 		f.Close()
 	} else if errors.Is(err, fs.ErrNotExist) {
 		err = nil
 	}
 	unlock()
+	for _, w := range warns {
+		l.warn(w)
+	}
 	if c != nil {
 		l.shipAfter(ctx, c)
 	}

@@ -998,3 +998,42 @@ func TestCheckpointNamesBounded(t *testing.T) {
 		t.Errorf("CheckpointsOf: %.300v (%d bytes)", err, len(fmt.Sprint(err)))
 	}
 }
+
+// TestWarnAfterUnlock: the warnings of an append (here, a checkpoint
+// state that cannot be opened) are given to Options.Warn once the log's
+// lock is free: the hook's warnings go to its diagnostics, which may be a
+// syslog server slow to take them, while other writers wait for the lock.
+// Another writer appends from within Warn; it waited out its deadline
+// when Warn was called under the lock.
+func TestWarnAfterUnlock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	other, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned []error
+	var inner error
+	l, err := audit.Open(path, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(dir, "cp.jsonl")},
+		Warn: func(err error) {
+			warned = append(warned, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			inner = other.Append(ctx, rec("other"))
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path+".checkpoint", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), rec("c")); err != nil {
+		t.Fatal(err)
+	}
+	if len(warned) == 0 || !strings.Contains(warned[0].Error(), "checkpoint state") {
+		t.Fatalf("warnings %v; want the checkpoint state's", warned)
+	}
+	if inner != nil {
+		t.Errorf("an append from within Warn: %v; want the lock free", inner)
+	}
+}

@@ -130,11 +130,17 @@ func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, er
 		l.appended(start, err)
 		return nil, err
 	}
-	ckpt, rec, err := l.appendLocked(ctx, build)
+	var warns []error
+	ckpt, rec, err := l.appendLocked(ctx, build, &warns)
 	if settle != nil {
 		err = settle(rec, err)
 	}
 	unlock()
+	// Said once the lock is free: a warning goes to the diagnostics,
+	// which may be a syslog server that is slow to take it.
+	for _, w := range warns {
+		l.warn(w)
+	}
 	l.appended(start, err)
 	if ckpt != nil {
 		// Shipped outside the lock: a slow syslog server must not hold
@@ -152,7 +158,8 @@ func (l *Log) appended(start time.Time, err error) {
 	}
 }
 
-func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, error)) (*Checkpoint, *Record, error) {
+func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, error), warns *[]error) (*Checkpoint, *Record, error) {
+	warn := func(err error) { *warns = append(*warns, err) }
 	f, err := openRegular(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
 	if err != nil {
 		return nil, nil, err
@@ -194,7 +201,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 			}
 			f.Close()
 			f = nf
-			if dropped, drop, err = l.retention(); err != nil {
+			if dropped, drop, err = l.retention(warn); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -332,7 +339,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	// A failed commit leaves the keys on the disk, not a hole: the next
 	// append evolves the state past the records written.
 	if err := s.commit(written); err != nil {
-		l.warn(fmt.Errorf("audit: sealing state: %w (the keys of the records just written stay on the disk until an append rewrites it)", err))
+		warn(fmt.Errorf("audit: sealing state: %w (the keys of the records just written stay on the disk until an append rewrites it)", err))
 	}
 	for _, name := range drop {
 		os.Remove(name)
@@ -340,7 +347,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	if len(drop) > 0 {
 		syncDir(filepath.Dir(l.path))
 	}
-	ckpt := l.checkpointDue(last, len(dropped) > 0)
+	ckpt := l.checkpointDue(last, len(dropped) > 0, warn)
 	if berr != nil {
 		return ckpt, nil, berr
 	}
@@ -832,7 +839,7 @@ func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, string, error) {
 
 // retention returns the rotated files beyond KeepFiles, oldest first,
 // with what their removal must record.
-func (l *Log) retention() ([]Dropped, []string, error) {
+func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 	if l.opts.KeepFiles <= 0 {
 		return nil, nil, nil
 	}
@@ -872,7 +879,7 @@ func (l *Log) retention() ([]Dropped, []string, error) {
 			// Keep what cannot be described, and the files after it:
 			// removing a later one would cut a hole in the chain. Verify
 			// shows why.
-			l.warn(fmt.Errorf("audit: retention stops at %s: it cannot be described (no record in it decodes): it and the files after it are kept", name))
+			warn(fmt.Errorf("audit: retention stops at %s: it cannot be described (no record in it decodes): it and the files after it are kept", name))
 			break
 		}
 		dropped = append(dropped, Dropped{File: filepath.Base(name), FirstSeq: first, LastSeq: last.Seq, LastHash: last.Hash})

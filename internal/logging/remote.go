@@ -92,7 +92,20 @@ type sender struct {
 	flushing bool
 	// dropped counts entries dropped since the goroutine last said so.
 	dropped atomic.Int64
+	// spent is how long a sender without a queue (the hook's) has
+	// waited for its target, and gaveUp set once it stopped waiting
+	// (a failure, or [SyncBudget] spent): from then on entries go to
+	// stderr at once. Guarded by mu.
+	spent  time.Duration
+	gaveUp bool
 }
+
+// SyncBudget bounds how long a logger that sends as it logs (the hook's,
+// whose stage has a deadline, and which may log while others wait for
+// the audit log's lock) waits for its target over its whole life: a
+// target that is slow, stopped or full costs at most this, then the
+// entries go to stderr.
+const SyncBudget = 150 * time.Millisecond
 
 // queued is an entry formatted for the target, with what stderr needs
 // when it cannot be sent.
@@ -109,7 +122,7 @@ func (s *sender) Levels() []logrus.Level { return logrus.AllLevels }
 func (s *sender) Fire(e *logrus.Entry) error {
 	q := s.format(e)
 	if s.wake == nil {
-		s.send(q)
+		s.sendSync(q)
 		return nil
 	}
 	s.enqueue(q)
@@ -215,15 +228,42 @@ func (s *sender) droppedNote(n int64) queued {
 }
 
 func (s *sender) send(q queued) {
-	var d syslog.Dest
-	if s.t.Kind == "journald" {
-		d = syslog.Dest{Network: "unixgram", Address: s.t.Journal}
-	} else {
-		d = s.t.Syslog
-	}
-	if err := syslog.Send(context.Background(), d, q.msg); err != nil {
+	if err := syslog.Send(context.Background(), s.dest(), q.msg); err != nil {
 		s.fallback.WithError(err).WithField("target", s.t.String()).Error("cannot send diagnostics; the entry follows on stderr")
 		s.toStderr(q)
+	}
+}
+
+func (s *sender) dest() syslog.Dest {
+	if s.t.Kind == "journald" {
+		return syslog.Dest{Network: "unixgram", Address: s.t.Journal}
+	}
+	return s.t.Syslog
+}
+
+// sendSync sends q at once, within what is left of [SyncBudget]; after
+// a failure, or once the budget is spent, q and every later entry go to
+// stderr.
+func (s *sender) sendSync(q queued) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gaveUp {
+		s.toStderr(q)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), SyncBudget-s.spent)
+	start := time.Now()
+	err := syslog.Send(ctx, s.dest(), q.msg)
+	cancel()
+	s.spent += time.Since(start)
+	switch {
+	case err != nil:
+		s.gaveUp = true
+		s.fallback.WithError(err).WithField("target", s.t.String()).Error("cannot send diagnostics; this entry and the next ones follow on stderr")
+		s.toStderr(q)
+	case s.spent >= SyncBudget:
+		s.gaveUp = true
+		s.fallback.WithField("target", s.t.String()).Errorf("diagnostics took %v of the %v they may wait for the target; the next entries follow on stderr", s.spent.Round(time.Millisecond), SyncBudget)
 	}
 }
 

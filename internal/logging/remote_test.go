@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -203,4 +204,36 @@ func stuckService(t *testing.T) (*logrus.Logger, *nstest.LockedBuffer) {
 	}
 	stderr := new(nstest.LockedBuffer)
 	return Service(tg, "nsrel-containerd", stderr, logrus.InfoLevel), stderr
+}
+
+// TestSyncSenderBudget logs through the hook's logger (a log_file that
+// is a syslog target: sent as logged) to a unix datagram socket whose
+// reader never reads: once its queue is full every send blocks. The
+// entries cost at most SyncBudget in all, then go to stderr after one
+// line that says why; each used to wait up to syslog.Timeout (1 s), the
+// hook's stage past its deadline, with the audit log's lock held.
+func TestSyncSenderBudget(t *testing.T) {
+	sock := t.TempDir() + "/full.sock"
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var stderr nstest.LockedBuffer
+	l, closeLog := File("unix://"+sock, "nsrel-hook", &stderr)
+	defer closeLog()
+	const n = 50
+	start := time.Now()
+	for i := range n {
+		l.WithField("i", i).Warn("policy violated")
+	}
+	// SyncBudget (150 ms), with room for a loaded machine; each entry
+	// waiting 1 s took 40 s.
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("%d entries took %v", n, took)
+	}
+	s := stderr.String()
+	if strings.Count(s, "follow on stderr") != 1 || !strings.Contains(s, `msg="policy violated" i=49`) {
+		t.Errorf("stderr: %.2000s", s)
+	}
 }
