@@ -197,32 +197,6 @@ func TestOpenPrivate(t *testing.T) {
 	}
 }
 
-// TestMkdirAllMadeByOther: a directory someone else made where the
-// writer would have made it (between its check and its mkdir, in a
-// sticky directory) is refused, not taken as made.
-func TestMkdirAllMadeByOther(t *testing.T) {
-	nstest.RequireRoot(t)
-	tmp := filepath.Join(t.TempDir(), "tmp")
-	if err := os.Mkdir(tmp, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(tmp, os.ModeSticky|0o777)
-	if err := safefile.MkdirAll(filepath.Join(tmp, "mine", "sub")); err != nil {
-		t.Errorf("new directories: %v", err)
-	}
-	theirs := filepath.Join(tmp, "theirs")
-	if err := os.Mkdir(theirs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	os.Chown(theirs, 65534, 65534)
-	if err := safefile.MkdirAll(theirs); !errors.Is(err, safefile.ErrUntrusted) {
-		t.Errorf("a directory another user made: %v; want it refused", err)
-	}
-	if err := safefile.MkdirAll(filepath.Join(theirs, "sub")); !errors.Is(err, safefile.ErrUntrusted) {
-		t.Errorf("below a directory another user made: %v; want it refused", err)
-	}
-}
-
 func file(t *testing.T, dir, name string, mode os.FileMode) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -356,13 +330,24 @@ func TestOpenRaced(t *testing.T) {
 						os.Chown(filepath.Join(d, "f"), 0, 0)
 					}
 				})
-				f, err := open.f(filepath.Join(d, "f"))
+				name := "f"
+				if open.name == "OpenPrivate" {
+					name = "new"
+				}
+				f, err := open.f(filepath.Join(d, name))
 				if err == nil {
 					f.Close()
-					t.Fatalf("%s opened in a directory another user made or linked", filepath.Join(d, "f"))
+					t.Fatalf("%s opened in a directory another user made or linked", filepath.Join(d, name))
 				}
 				if !errors.Is(err, safefile.ErrUntrusted) {
 					t.Errorf("%v; want it refused as untrusted", err)
+				}
+				// Nothing made where their directory or link leads.
+				if _, err := os.Lstat(filepath.Join(dir, "rootonly", "new")); err == nil {
+					t.Error("the file was made where the symlink leads")
+				}
+				if _, err := os.Lstat(filepath.Join(d, "new")); err == nil && tc.name == "directory made" {
+					t.Error("the file was made in their directory")
 				}
 			})
 		}

@@ -3,7 +3,6 @@ package safefile
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -233,11 +232,13 @@ func open(path string, flags int, secret, private bool) (*os.File, error) {
 	if beforeOpen != nil {
 		beforeOpen()
 	}
-	f, err := OpenRegular(path, flags)
-	if private && errors.Is(err, fs.ErrNotExist) && flags&unix.O_CREAT != 0 {
-		if err := MkdirAll(dir); err != nil {
-			return nil, err
-		}
+	var f *os.File
+	if private && !complete && flags&unix.O_CREAT != 0 {
+		// Made here, one directory at a time from the last that was
+		// there, and the file in the last one: never through a
+		// directory or symlink someone else put on the way meanwhile.
+		f, err = createBelow(dir, filepath.Base(path), path, flags)
+	} else {
 		f, err = OpenRegular(path, flags)
 	}
 	if err != nil {
@@ -254,6 +255,71 @@ func open(path string, flags int, secret, private bool) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// createBelow makes the directories of dir (an absolute, clean path
+// whose way [CheckDirs] found trusted as far as it existed) that are
+// missing, 0700, and opens base in it with flags (O_CREAT among them).
+// It starts from the deepest directory there is, checked again once open
+// (someone else may have made it since), makes each missing one with
+// mkdirat(2) and opens it with O_NOFOLLOW, checking it, and opens the
+// file relative to the last: a directory or symlink someone else put on
+// the way is refused, and nothing is made where it leads.
+func createBelow(dir, base, path string, flags int) (*os.File, error) {
+	top, missing := dir, []string(nil)
+	for {
+		var st unix.Stat_t
+		err := unix.Stat(top, &st)
+		if err == nil {
+			break
+		}
+		if err != unix.ENOENT || top == "/" {
+			return nil, &os.PathError{Op: "stat", Path: top, Err: err}
+		}
+		missing = append([]string{filepath.Base(top)}, missing...)
+		top = filepath.Dir(top)
+	}
+	fd, err := unix.Open(top, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: top, Err: err}
+	}
+	defer func() { unix.Close(fd) }()
+	if complete, err := checkDirs(top); err != nil || !complete {
+		if err == nil {
+			err = fmt.Errorf("%s: removed while it was checked: %w", top, ErrUntrusted)
+		}
+		return nil, err
+	}
+	var now, opened unix.Stat_t
+	if err := unix.Stat(top, &now); err != nil || unix.Fstat(fd, &opened) != nil || now.Dev != opened.Dev || now.Ino != opened.Ino {
+		return nil, fmt.Errorf("%s: replaced while it was opened: refusing it: %w", top, ErrUntrusted)
+	}
+	at := top
+	for _, name := range missing {
+		at = filepath.Join(at, name)
+		if err := unix.Mkdirat(fd, name, 0o700); err != nil && err != unix.EEXIST {
+			return nil, &os.PathError{Op: "mkdir", Path: at, Err: err}
+		}
+		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			// A symlink put in its place (O_PATH|O_NOFOLLOW takes the
+			// link, O_DIRECTORY then refuses it), or a file.
+			return nil, fmt.Errorf("%s: not a directory (made by someone else meanwhile?): refusing it: %w", at, ErrUntrusted)
+		}
+		unix.Close(fd)
+		fd = next
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return nil, &os.PathError{Op: "fstat", Path: at, Err: err}
+		}
+		if err := checkDir(at, &st); err != nil {
+			return nil, err
+		}
+		if mode := st.Mode & 0o7777; mode&0o022 != 0 {
+			return nil, fmt.Errorf("%s: writable by %s (mode %04o): refusing it: %w", at, who(mode, 0o020, 0o002), mode, ErrUntrusted)
+		}
+	}
+	return openRegularAt(fd, base, path, flags)
 }
 
 // beforeOpen, set by tests only, runs between the checks of the
@@ -288,25 +354,15 @@ func Recheck(f *os.File, path string, private bool) error {
 	return nil
 }
 
-// MkdirAll creates dir (an absolute path) and the directories missing
-// above it, 0700, and then checks them all by the trust rule
-// ([CheckDirs]): in a directory others may write (sticky /tmp), someone
-// else may have made the missing directory between the caller's check
-// and this call, and [os.MkdirAll] takes a directory that exists as
-// made; such a directory is theirs and refused.
-func MkdirAll(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return CheckDirs(dir)
-}
-
 // OpenPrivate opens a file the caller writes (flags may hold O_CREAT;
 // made 0600) in a directory only root or the effective user may write:
 // its directories are checked by the trust rule ([CheckDirs]) and its
 // own must not be a sticky directory others may write
-// ([CheckPrivateDir]); missing directories are made with [MkdirAll]; the
-// file is opened with [OpenRegular] and checked with [CheckOwner].
+// ([CheckPrivateDir]); missing directories are made 0700, one at a
+// time relative to the last, so that none is made, nor the file, where
+// a directory or symlink someone else put on the way meanwhile leads;
+// the file is opened as [OpenRegular] does and checked with
+// [CheckOwner].
 func OpenPrivate(path string, flags int, secret bool) (*os.File, error) {
 	return open(path, flags, secret, true)
 }
