@@ -2,7 +2,9 @@ package hook_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -53,5 +55,44 @@ func TestHookAsLibrary(t *testing.T) {
 	}
 	if _, err := h.Run(context.Background(), "prestart", &specs.State{ID: "x"}); err == nil {
 		t.Error("unknown stage accepted")
+	}
+}
+
+// TestPoststartSearchFails: at poststart the search for the
+// createRuntime record stops at the deadline (here one already passed
+// when the uncontended lock was taken, behind the lines of 100 other
+// containers): the comparison is not made, the record says why, and
+// on_error decides, as for what could not be inspected. With on_error
+// deny it was allowed.
+func TestPoststartSearchFails(t *testing.T) {
+	for _, onError := range []string{policy.OnErrorAllow, policy.OnErrorDeny} {
+		cfg, err := policy.Parse("lib.json", []byte(`{"version":1,"audit_log":"/x","on_error":"`+onError+`","default":{"name":"d","mode":"audit"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		log, err := audit.Open(path, audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		anc := &audit.Ancestry{PID: 77, StartTime: 5, User: []audit.UserNS{{Ino: nsrel.InitialUserNSIno}}, PIDNS: []audit.PIDNS{{Ino: nsrel.InitialPIDNSIno}}}
+		h := &hook.Hook{Config: cfg, Log: log, Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) { return anc, nil }}
+		if _, err := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: "c", Pid: 77}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			if err := log.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: fmt.Sprint("other-", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		res, err := h.Run(ctx, audit.StagePoststart, &specs.State{ID: "c", Pid: 77})
+		if res == nil || res.Record == nil {
+			t.Fatalf("%s: %+v, %v", onError, res, err)
+		}
+		if !strings.Contains(res.Record.Error, "searching the createRuntime record") || res.Deny != (onError == policy.OnErrorDeny) {
+			t.Errorf("on_error %s: deny %v, record error %q; want the search's failure recorded and on_error to decide", onError, res.Deny, res.Record.Error)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -73,8 +74,11 @@ func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Resul
 	var note func()
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
 		if stage == audit.StagePoststart {
-			note = h.compare(s, rec)
-			Judge(h.Config, rec, ierr)
+			var cerr error
+			note, cerr = h.compare(s, rec)
+			// A comparison that could not be made is weighed as what
+			// could not be inspected: on_error decides.
+			Judge(h.Config, rec, cmp.Or(ierr, cerr))
 			h.decided(rec)
 		}
 		return rec, nil
@@ -96,8 +100,9 @@ func (h *Hook) decided(rec *audit.Record) {
 
 // compare sets rec.Ref to the container's createRuntime record and adds
 // a violation when the ancestry changed since. It returns what to log
-// (nil: nothing), for after the log's lock is released.
-func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) func() {
+// (nil: nothing), for after the log's lock is released, and why the
+// comparison could not be made (the record says so too).
+func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) (func(), error) {
 	// The container's latest createRuntime record, whatever its PID: a
 	// different PID now is itself a difference.
 	prev, err := s.Last(rec.ContainerID, func(r *audit.Record) bool {
@@ -107,15 +112,15 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) func() {
 		// A search past the deadline (or a read error): the record says
 		// the comparison was not made.
 		rec.Error = vocab.JoinErrors(rec.Error, "searching the createRuntime record: "+err.Error())
-		return func() { h.logger().WithError(err).Warn("searching the createRuntime record") }
+		return func() { h.logger().WithError(err).Warn("searching the createRuntime record") }, err
 	}
 	if prev == nil {
 		id := rec.ContainerID
-		return func() { h.logger().WithField("container", id).Info("no createRuntime record to compare with") }
+		return func() { h.logger().WithField("container", id).Info("no createRuntime record to compare with") }, nil
 	}
 	rec.Ref = &audit.Ref{Seq: prev.Seq, Stage: prev.Stage, Hash: prev.Hash}
 	if rec.Ancestry == nil {
-		return nil
+		return nil, nil
 	}
 	if diffs := policy.Compare(prev.Ancestry, rec.Ancestry); len(diffs) > 0 {
 		rec.Violations = append(rec.Violations, audit.Violation{
@@ -123,7 +128,7 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) func() {
 			Reason: fmt.Sprintf("differs from the createRuntime record seq %d: %s", prev.Seq, strings.Join(diffs, "; ")),
 		})
 	}
-	return nil
+	return nil, nil
 }
 
 func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {

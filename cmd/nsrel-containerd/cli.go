@@ -339,10 +339,22 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 }
 
 // writeReady writes the ready file: not through a symlink, nor into a
-// FIFO or a device, whoever may write its directory.
+// FIFO or a device, nor into a file with another name (a hard link
+// someone made to a file of root's), whoever may write its directory.
 func writeReady(path string) error {
-	f, err := safefile.OpenRegular(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC)
+	f, err := safefile.OpenRegular(path, unix.O_WRONLY|unix.O_CREAT)
 	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Nlink != 1 {
+		return fmt.Errorf("%s: has %d links: refusing to write it", path, st.Nlink)
+	}
+	if err := f.Truncate(0); err != nil {
 		return err
 	}
 	_, err = f.WriteString("registered\n")

@@ -168,6 +168,16 @@ func TestWriteReady(t *testing.T) {
 	if b, _ := os.ReadFile(target); string(b) != "keep" {
 		t.Errorf("the symlink's target now holds %q", b)
 	}
+	linked := filepath.Join(dir, "linked")
+	if err := os.Link(target, linked); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeReady(linked); err == nil {
+		t.Error("written into a file with another name")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep" {
+		t.Errorf("the hard link's file now holds %q", b)
+	}
 	fifo := filepath.Join(dir, "fifo")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)

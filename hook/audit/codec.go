@@ -825,7 +825,7 @@ type Head struct {
 
 // PeekHead reads the head of a record line written by nsrel (format,
 // seq, time, host, source, stage and container_id first, in that order,
-// then bundle and namespace when there)
+// then bundle and namespace when there and readable)
 // without decoding the rest of it or checking its hash: a cheap look at
 // which container and stage a line is about, for readers that skip most
 // lines (the container source of lsuserns). ok is false when the line
@@ -849,7 +849,16 @@ func PeekHead(line []byte) (h Head, ok bool) {
 	h.Source = c.strAt(true, "source")
 	h.Stage = c.strAt(true, "stage")
 	h.ContainerID = c.strAt(true, "container_id")
-	c.skipOptStr("bundle")
-	c.optStr("namespace", &h.Namespace)
-	return h, c.ok
+	if !c.ok {
+		return h, false
+	}
+	// The namespace, when the line is whole that far: a line damaged
+	// after its head still names its host and container.
+	rest := *c
+	rest.skipOptStr("bundle")
+	var ns string
+	if rest.optStr("namespace", &ns); rest.ok {
+		h.Namespace = ns
+	}
+	return h, true
 }

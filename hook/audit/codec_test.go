@@ -287,3 +287,23 @@ func FuzzDecodePaths(f *testing.F) {
 		}
 	})
 }
+
+// TestPeekHeadDamagedAfterHead: a line whose head is whole and whose
+// bundle is damaged still names its host and container (verify --nodes
+// gives it to its node's chain, which reports it).
+func TestPeekHeadDamagedAfterHead(t *testing.T) {
+	r := &Record{Seq: 3, Time: "t", Host: "node-a", Source: SourceOCIHook, Stage: StageCreateRuntime, ContainerID: "c", Bundle: "/b", Namespace: "k8s.io"}
+	line, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := bytes.Replace(line, []byte(`"bundle":"/b"`), []byte(`"bundle":"/b`+"\x00\x00"), 1)
+	damaged = bytes.Replace(damaged, []byte(`","namespace"`), []byte(`\q"namespace"`), 1)
+	h, ok := PeekHead(damaged)
+	if !ok || h.Host != "node-a" || h.ContainerID != "c" || h.Namespace != "" {
+		t.Errorf("PeekHead = %+v, %v; want node-a's container c, no namespace", h, ok)
+	}
+	if h, ok := PeekHead(line); !ok || h.Namespace != "k8s.io" {
+		t.Errorf("whole line: %+v, %v", h, ok)
+	}
+}
