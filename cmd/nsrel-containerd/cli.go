@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/containerd/nriplugin"
 	"github.com/nsrel/nsrel/containerd/recorder"
@@ -24,7 +23,6 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/logging"
 	"github.com/nsrel/nsrel/internal/metrics"
-	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
@@ -338,27 +336,24 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// writeReady writes the ready file: not through a symlink, nor into a
-// FIFO or a device, nor into a file with another name (a hard link
-// someone made to a file of root's), whoever may write its directory.
+// writeReady writes the ready file under a new name in its directory
+// (O_EXCL: nothing there is followed or written) and renames it onto
+// path: whatever someone who may write the directory put at path (a
+// symlink, a FIFO, a hard link to a file of root's) is replaced, never
+// written through.
 func writeReady(path string) error {
-	f, err := safefile.OpenRegular(path, unix.O_WRONLY|unix.O_CREAT)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return err
-	}
-	if st.Nlink != 1 {
-		return fmt.Errorf("%s: has %d links: refusing to write it", path, st.Nlink)
-	}
-	if err := f.Truncate(0); err != nil {
-		return err
-	}
 	_, err = f.WriteString("registered\n")
-	return errors.Join(err, f.Close())
+	if err = errors.Join(err, f.Close()); err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 func validIndex(s string) bool {

@@ -40,14 +40,14 @@ type byHost struct {
 
 // openSplitHosts bounds the hosts whose split files (two each) are open
 // at once: a collector's stream may name any number of hosts (any peer
-// it accepts can name one). A quarter of the descriptors the process may
-// have, at most 4096 hosts.
+// it accepts can name one). Their files take a quarter of the
+// descriptors the process may have, at most 4096 hosts.
 func openSplitHosts() int {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		return 64
 	}
-	return int(min(max(lim.Cur/4, 8), 4096))
+	return int(min(max(lim.Cur/8, 8), 4096))
 }
 
 // linePos is a line of the files split: its file (index) and number.
@@ -554,12 +554,13 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 // the split stream, in order, that are nodes to verify (and fail: their
 // records are gone). Without keys, all of them: nothing tells a node's
 // checkpoint from a line anyone who reaches the collector adds. With
-// keys, as for a node with records, a checkpoint counts unless it is
-// unsealed, sealed by a given key with a tag that does not check, or a
-// copy relabelled with another host (the seal does not cover the host):
-// its key is one that other hosts' records carry (owners). (A record
-// line added to carry a ghost's key fails its own host.) The others are
-// ignored, with a note.
+// keys, a host counts when a given key sealed one of its checkpoints
+// (the tag checks) that is not a copy relabelled with another host (the
+// seal does not cover the host): one whose key other hosts' records
+// carry (owners). (A record line added to carry a ghost's key fails its
+// own host.) The others are ignored, with a note naming the keys not
+// given that their seals name: anyone can make up a seal, and failing on
+// it would let anyone who can send a checkpoint raise the alarm.
 func ghostNodes(split *byHost, byHost map[string][]audit.Checkpoint, owners map[audit.SealID][]string, keys []audit.VerifyKey, stderr io.Writer) []string {
 	var ghosts []string
 	for h := range byHost {
@@ -577,17 +578,19 @@ func ghostNodes(split *byHost, byHost map[string][]audit.Checkpoint, owners map[
 	}
 	counts := map[string]bool{}
 	var toCheck []audit.Checkpoint
+	var notGiven []string
 	for _, h := range ghosts {
 		for _, c := range byHost[h] {
 			p, err := audit.ParseSeal(c.Seal)
-			if c.Seal == "" || err != nil || len(owners[p.ID]) > 0 {
-				continue
+			switch {
+			case c.Seal == "" || err != nil || len(owners[p.ID]) > 0:
+			case !given[p.ID]:
+				if id := p.ID.String(); !slices.Contains(notGiven, id) && len(notGiven) < 8 {
+					notGiven = append(notGiven, id)
+				}
+			default:
+				toCheck = append(toCheck, c)
 			}
-			if !given[p.ID] {
-				counts[h] = true // as a node whose key is not given
-				break
-			}
-			toCheck = append(toCheck, c)
 		}
 	}
 	for h := range audit.SealedHosts(toCheck, keys) {
@@ -602,8 +605,12 @@ func ghostNodes(split *byHost, byHost map[string][]audit.Checkpoint, owners map[
 		}
 	}
 	if len(ignored) > 0 {
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: note: checkpoints of %d host(s) without records ignored (%s): unsealed, forged, or copies of other hosts' relabelled\n",
-			len(ignored), audit.QuotedFew(ignored))
+		also := ""
+		if len(notGiven) > 0 {
+			also = "; some are sealed by keys not given (" + strings.Join(notGiven, ", ") + "): if those are your nodes', their records are missing: verify with their keys"
+		}
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: note: checkpoints of %d host(s) without records ignored (%s): none sealed by a given key, or copies of other hosts' relabelled%s\n",
+			len(ignored), audit.QuotedFew(ignored), also)
 	}
 	return nodes
 }
