@@ -196,8 +196,29 @@ func (l *Log) checkpointDue(last *Record, force bool, warn func(error)) *Checkpo
 		}
 	}
 	c := &Checkpoint{Host: last.Host, Log: l.path, Seq: last.Seq, Hash: last.Hash, Seal: last.Seal, Time: now.Format(time.RFC3339Nano)}
-	writeCheckpointState(f, c)
+	// Until a destination took it (it is shipped once the lock is
+	// released: a hook killed at its deadline meanwhile never says so),
+	// the state has the next checkpoint due as for one that reached
+	// none; the shipment that gets through says otherwise.
+	writeCheckpointState(f, l.unshipped(c))
 	return c
+}
+
+// unshipped returns c as the checkpoint state holds it until c reached a
+// destination: with checkpoints due by time, its time moved back so that
+// the next is due [RetryAfter] after it (at most EverySeconds), not a
+// whole EverySeconds: the checkpoint lost would otherwise wait its full
+// turn.
+func (l *Log) unshipped(c *Checkpoint) *Checkpoint {
+	o := l.opts.Checkpoints
+	t, err := time.Parse(time.RFC3339Nano, c.Time)
+	if o.EverySeconds <= 0 || err != nil {
+		return c
+	}
+	every := time.Duration(o.EverySeconds) * time.Second
+	back := *c
+	back.Time = t.Add(min(RetryAfter, every) - every).Format(time.RFC3339Nano)
+	return &back
 }
 
 // readCheckpointState reads the checkpoint in the checkpoint state f;
@@ -255,11 +276,11 @@ func (l *Log) ship(ctx context.Context, c *Checkpoint) {
 			sent(DestKind(d), err)
 		}
 	}
-	if shipped && o.Shipped != nil {
-		o.Shipped(c)
-	}
-	if !shipped {
-		l.retrySoon(c)
+	if shipped {
+		l.confirmShipped(c)
+		if o.Shipped != nil {
+			o.Shipped(c)
+		}
 	}
 }
 
@@ -270,26 +291,21 @@ func (l *Log) ship(ctx context.Context, c *Checkpoint) {
 // a collector is unreachable.
 const RetryAfter = 30 * time.Second
 
-// retrySoon makes the next checkpoint due RetryAfter after c, which
-// reached no destination, by moving c's time back in the checkpoint
-// state, under the log's lock and only while the state still holds c.
-// With checkpoints due by count only it does nothing.
-func (l *Log) retrySoon(c *Checkpoint) {
-	o := l.opts.Checkpoints
-	if o.EverySeconds <= 0 {
-		return
-	}
-	t, err := time.Parse(time.RFC3339Nano, c.Time)
-	if err != nil {
+// confirmShipped puts c, which reached a destination, in the checkpoint
+// state in place of its unshipped form (see [Log.unshipped]), under the
+// log's lock and only while the state still holds that.
+func (l *Log) confirmShipped(c *Checkpoint) {
+	back := l.unshipped(c)
+	if back == c {
 		return
 	}
 	// Not the caller's context: the lock is taken for a moment, and a
-	// run whose deadline passed must not wait for it.
+	// run whose deadline passed must not wait for it. (Failing, the next
+	// checkpoint comes RetryAfter after c: one more, no harm.)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	unlock, err := l.lock(ctx)
 	if err != nil {
-		l.warn(fmt.Errorf("checkpoint of seq %d reached no destination, and its retry could not be set: %w", c.Seq, err))
 		return
 	}
 	defer unlock()
@@ -298,13 +314,10 @@ func (l *Log) retrySoon(c *Checkpoint) {
 		return
 	}
 	defer f.Close()
-	if prev, ok, err := readCheckpointState(f); err != nil || !ok || prev != *c {
+	if prev, ok, err := readCheckpointState(f); err != nil || !ok || prev != *back {
 		return // a later checkpoint was made since
 	}
-	wait := min(RetryAfter, time.Duration(o.EverySeconds)*time.Second)
-	back := *c
-	back.Time = t.Add(wait - time.Duration(o.EverySeconds)*time.Second).Format(time.RFC3339Nano)
-	writeCheckpointState(f, &back)
+	writeCheckpointState(f, c)
 }
 
 // dropShipment says that c will not be shipped (err: why), to
