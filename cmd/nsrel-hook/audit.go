@@ -133,6 +133,20 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Keys = append(opts.Keys, vk)
 	}
+	if allNodes || len(nodes) > 0 {
+		if anchor != "" && (allNodes || len(nodes) > 1) {
+			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --anchor is the hash of one node's record: give it with a single --node (see --help)")
+			return 2
+		}
+		if host != "" {
+			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --host picks one log's checkpoints; with --node or --nodes each node gets its own (see --help)")
+			return 2
+		}
+		// Each node's checkpoints go to a file of its own, read when
+		// the node is verified: a fleet's checkpoints are not held in
+		// memory at once.
+		return verifyNodes(logs, nodes, checkpoints, opts, asJSON, stdout, stderr)
+	}
 	// A collector's file holds every node's checkpoints: keep only those
 	// of the hosts verified (for one log without --host, of the first
 	// host met; CheckpointsOf refuses several), their host and log
@@ -188,17 +202,6 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	if len(checkpoints) > 0 && read == 0 {
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no checkpoint in %s\n", vocab.Printable(strings.Join(checkpoints, ", ")))
 		return 1
-	}
-	if allNodes || len(nodes) > 0 {
-		if anchor != "" && (allNodes || len(nodes) > 1) {
-			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --anchor is the hash of one node's record: give it with a single --node (see --help)")
-			return 2
-		}
-		if host != "" {
-			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --host picks one log's checkpoints; with --node or --nodes each node gets its own (see --help)")
-			return 2
-		}
-		return verifyNodes(logs, nodes, opts, len(checkpoints) > 0, asJSON, stdout, stderr)
 	}
 	if len(checkpoints) > 0 {
 		cs, err := audit.CheckpointsOf(opts.Checkpoints, host)

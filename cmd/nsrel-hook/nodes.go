@@ -3,20 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"container/list"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -36,18 +32,6 @@ type byHost struct {
 	// unattributed counts the lines that name no host: not a record,
 	// damaged, longer than a record may be, or cut short at the end.
 	unattributed int
-}
-
-// openSplitHosts bounds the hosts whose split files (two each) are open
-// at once: a collector's stream may name any number of hosts (any peer
-// it accepts can name one). Their files take a quarter of the
-// descriptors the process may have, at most 4096 hosts.
-func openSplitHosts() int {
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		return 64
-	}
-	return int(min(max(lim.Cur/8, 8), 4096))
 }
 
 // linePos is a line of the files split: its file (index) and number.
@@ -82,70 +66,32 @@ type tornLine struct {
 // each host's lines carry, the hosts not wanted too.
 func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*byHost, error) {
 	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]bool{}}
-	type out struct {
-		f, pf *os.File
-		w, pw *bufio.Writer
-	}
-	outs := map[string]out{}
-	// The hosts with their files open, least recently written first.
-	opened, elem := list.New(), map[string]*list.Element{}
-	maxOpen := openSplitHosts()
-	closeOut := func(host string) error {
-		o := outs[host]
-		delete(outs, host)
-		opened.Remove(elem[host])
-		delete(elem, host)
-		return errors.Join(o.w.Flush(), o.f.Close(), o.pw.Flush(), o.pf.Close())
-	}
+	// A host's lines, and where each came from (.pos); a quarter of the
+	// descriptors.
+	out := newSpool(dir, "", 4, ".jsonl", ".jsonl.pos")
 	var inputs []*os.File
 	defer func() {
 		for _, f := range inputs {
 			f.Close()
 		}
-		for h := range outs {
-			closeOut(h)
-		}
+		out.close()
 	}()
 	// write writes line, which came from at, to host's file.
 	write := func(host string, line []byte, at linePos) error {
 		if want != nil && !want[host] {
 			return nil
 		}
-		o, ok := outs[host]
-		if ok {
-			opened.MoveToBack(elem[host])
-		} else {
-			if opened.Len() >= maxOpen {
-				if err := closeOut(opened.Front().Value.(string)); err != nil {
-					return err
-				}
-			}
-			flags := os.O_WRONLY | os.O_APPEND
-			p, known := b.files[host]
-			if !known {
-				p = filepath.Join(dir, strconv.Itoa(len(b.hosts))+".jsonl")
-				flags |= os.O_CREATE | os.O_EXCL
-			}
-			f, err := os.OpenFile(p, flags, 0o600)
-			if err != nil {
-				return err
-			}
-			pf, err := os.OpenFile(p+".pos", flags, 0o600)
-			if err != nil {
-				f.Close()
-				return err
-			}
-			if !known {
-				b.hosts = append(b.hosts, host)
-				b.files[host] = p
-			}
-			o = out{f, pf, bufio.NewWriter(f), bufio.NewWriter(pf)}
-			outs[host] = o
-			elem[host] = opened.PushBack(host)
+		w, err := out.writers(host)
+		if err != nil {
+			return err
 		}
-		o.w.Write(line)
-		o.pw.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(at.file)), uint32(at.line)))
-		return o.w.WriteByte('\n')
+		if _, known := b.files[host]; !known {
+			b.hosts = append(b.hosts, host)
+			b.files[host] = out.path(host) + ".jsonl"
+		}
+		w[0].Write(line)
+		w[1].Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(at.file)), uint32(at.line)))
+		return w[0].WriteByte('\n')
 	}
 	noteKey := func(host string, line []byte, rec *audit.Record) {
 		if rec == nil {
@@ -311,10 +257,8 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 		}
 		b.unattributed++
 	}
-	for opened.Len() > 0 {
-		if err := closeOut(opened.Front().Value.(string)); err != nil {
-			return nil, err
-		}
+	if err := out.close(); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -432,10 +376,9 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 
 // verifyNodes verifies, in the files a collector received, the records
 // of each node in want (every node with records or checkpoints when want
-// is empty) as a chain of its own, against that node's checkpoints
-// (ckpts: checkpoint files were given; opts holds those of the nodes
-// wanted), and says which nodes are intact.
-func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bool, stdout, stderr io.Writer) int {
+// is empty) as a chain of its own, against that node's checkpoints among
+// those of the files ckptFiles, and says which nodes are intact.
+func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
 	dir, err := os.MkdirTemp("", "nsrel-verify-nodes-")
 	if err != nil {
@@ -450,14 +393,15 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 			wanted[h] = true
 		}
 	}
+	ckpts, err := spoolCheckpoints(ckptFiles, dir, wanted)
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
+		return 1
+	}
 	split, err := splitByHost(logs, dir, wanted, len(opts.Keys) > 0)
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
 		return 1
-	}
-	byHost := map[string][]audit.Checkpoint{}
-	for _, c := range opts.Checkpoints {
-		byHost[c.Host] = append(byHost[c.Host], c)
 	}
 	// The hosts whose lines carry each key, to say so when a checkpoint
 	// sealed by another node's key fails a node (it judges the node it
@@ -472,7 +416,7 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 	}
 	nodes := want
 	if len(nodes) == 0 {
-		nodes = append(split.hosts, ghostNodes(split, byHost, owners, opts.Keys, stderr)...)
+		nodes = append(split.hosts, ghostNodes(split, ckpts, owners, opts.Keys, stderr)...)
 	}
 	var intact, failed []string
 	for _, h := range nodes {
@@ -484,8 +428,11 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 		}
 		var s *audit.Summary
 		var err error
-		if ckpts {
-			o.Checkpoints, err = audit.CheckpointsOf(byHost[h], h)
+		if len(ckptFiles) > 0 {
+			var cs []audit.Checkpoint
+			if cs, err = ckpts.of(h); err == nil {
+				o.Checkpoints, err = audit.CheckpointsOf(cs, h)
+			}
 		}
 		if err == nil {
 			if f, ok := split.files[h]; ok {
@@ -561,9 +508,9 @@ func verifyNodes(logs, want []string, opts audit.VerifyOptions, ckpts, asJSON bo
 // own host.) The others are ignored, with a note naming the keys not
 // given that their seals name: anyone can make up a seal, and failing on
 // it would let anyone who can send a checkpoint raise the alarm.
-func ghostNodes(split *byHost, byHost map[string][]audit.Checkpoint, owners map[audit.SealID][]string, keys []audit.VerifyKey, stderr io.Writer) []string {
+func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][]string, keys []audit.VerifyKey, stderr io.Writer) []string {
 	var ghosts []string
-	for h := range byHost {
+	for _, h := range ckpts.hosts {
 		if _, ok := split.files[h]; !ok {
 			ghosts = append(ghosts, h)
 		}
@@ -580,7 +527,8 @@ func ghostNodes(split *byHost, byHost map[string][]audit.Checkpoint, owners map[
 	var toCheck []audit.Checkpoint
 	var notGiven []string
 	for _, h := range ghosts {
-		for _, c := range byHost[h] {
+		cs, _ := ckpts.of(h) // read before: a failure to read it again fails the node later
+		for _, c := range cs {
 			p, err := audit.ParseSeal(c.Seal)
 			switch {
 			case c.Seal == "" || err != nil || len(owners[p.ID]) > 0:
@@ -613,6 +561,58 @@ func ghostNodes(split *byHost, byHost map[string][]audit.Checkpoint, owners map[
 			len(ignored), audit.QuotedFew(ignored), also)
 	}
 	return nodes
+}
+
+// hostCheckpoints are the checkpoints of each host, in a file of its own.
+type hostCheckpoints struct {
+	hosts []string // in the order they first appear
+	paths map[string]string
+}
+
+// spoolCheckpoints reads the checkpoints of files and writes each to the
+// file of its host in dir, for the hosts in want (all when want is nil).
+// Files given with none in them are an error.
+func spoolCheckpoints(files []string, dir string, want map[string]bool) (*hostCheckpoints, error) {
+	out := newSpool(dir, "ckpt-", 8, "")
+	defer out.close()
+	read := 0
+	for c, err := range audit.ReadCheckpoints(files...) {
+		if err != nil {
+			return nil, err
+		}
+		read++
+		if want != nil && !want[c.Host] {
+			continue
+		}
+		w, err := out.writers(c.Host)
+		if err != nil {
+			return nil, err
+		}
+		w[0].Write(c.Line())
+	}
+	if len(files) > 0 && read == 0 {
+		return nil, fmt.Errorf("no checkpoint in %s", vocab.Printable(strings.Join(files, ", ")))
+	}
+	if err := out.close(); err != nil {
+		return nil, err
+	}
+	return &hostCheckpoints{hosts: out.hosts, paths: out.paths}, nil
+}
+
+// of reads host's checkpoints (none when it has no file).
+func (hc *hostCheckpoints) of(host string) ([]audit.Checkpoint, error) {
+	var cs []audit.Checkpoint
+	p, ok := hc.paths[host]
+	if !ok {
+		return nil, nil
+	}
+	for c, err := range audit.ReadCheckpoints(p) {
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
 }
 
 // listed returns " (a, b)" for a list of names, "" for none.

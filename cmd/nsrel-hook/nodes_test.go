@@ -345,7 +345,18 @@ func TestVerifyNodesManyHosts(t *testing.T) {
 	if err := os.WriteFile(mixed, bytes.Join(lines, nil), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Each host's checkpoint of its last record, interleaved too.
+	var cps []byte
+	for i := range hosts {
+		c := audit.Checkpoint{Host: fmt.Sprintf("h%04d", i), Log: "/var/log/nsrel/audit.jsonl", Seq: 2, Hash: prev[i], Time: "2026-12-03T08:00:01Z"}
+		cps = append(cps, c.Line()...)
+	}
+	ck := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+	if err := os.WriteFile(ck, cps, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	checkVerify(t, 0, []string{"node h0000: OK: 2 records", "node h0599: OK: 2 records", fmt.Sprintf("nodes: %d intact", hosts)}, "--nodes", mixed)
+	checkVerify(t, 0, []string{"node h0599: 1 checkpoint(s) of host h0599 match the log", fmt.Sprintf("nodes: %d intact", hosts)}, "--nodes", "--checkpoints", ck, mixed)
 	// In this process, with fewer descriptors than hosts (a child's Go
 	// runtime raises its limit): one split file open per host ran out.
 	var lim syscall.Rlimit
@@ -358,9 +369,9 @@ func TestVerifyNodesManyHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	code := verifyNodes([]string{mixed}, nil, audit.VerifyOptions{}, false, false, &out, &errb)
+	code := verifyNodes([]string{mixed}, nil, []string{ck}, audit.VerifyOptions{}, false, &out, &errb)
 	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	if want := fmt.Sprintf("nodes: %d intact", hosts); code != 0 || !strings.Contains(out.String(), want) {
+	if want := fmt.Sprintf("nodes: %d intact", hosts); code != 0 || !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "node h0300: 1 checkpoint(s) of host h0300 match the log") {
 		t.Errorf("with 200 descriptors: exit %d, want 0 and %q\n%.2000s%s", code, want, out.String(), errb.String())
 	}
 	checkVerify(t, 0, []string{"node h0300: OK: 2 records", "nodes: 1 intact (h0300), 0 FAILED"}, "--nodes", "--node", "h0300", mixed)
