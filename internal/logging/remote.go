@@ -297,7 +297,7 @@ func fields(e *logrus.Entry) [][2]string {
 		if err, ok := v.(error); ok {
 			v = err.Error()
 		}
-		out = append(out, [2]string{k, vocab.Printable(vocab.Cut(fmt.Sprint(v), maxValue))})
+		out = append(out, [2]string{k, printableCut(fmt.Sprint(v))})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
 	return out
@@ -307,6 +307,13 @@ func fields(e *logrus.Entry) [][2]string {
 // socket's buffer.
 const maxValue = 8192
 
+// printableCut returns s escaped ([vocab.Printable]) and cut to
+// maxValue bytes, after escaping too: an escape is up to 4 bytes for
+// one, and a container controls some of the text.
+func printableCut(s string) string {
+	return vocab.Cut(vocab.Printable(vocab.Cut(s, maxValue)), maxValue)
+}
+
 // SyslogEntry formats e as an RFC 5424 message: MSGID "diag", the
 // fields as SD-PARAMs of [syslog.SDID], the message as MSG.
 func SyslogEntry(e *logrus.Entry, host, app string) []byte {
@@ -315,7 +322,7 @@ func SyslogEntry(e *logrus.Entry, host, app string) []byte {
 		params = append(params, syslog.Param{Name: f[0], Value: f[1]})
 	}
 	return syslog.MessageSD(e.Time, severity(e.Level), host, app, "diag", syslog.SDID, params,
-		[]byte(vocab.Printable(vocab.Cut(e.Message, maxValue))))
+		[]byte(printableCut(e.Message)))
 }
 
 // JournalEntry encodes e in journald's native protocol
@@ -325,7 +332,7 @@ func SyslogEntry(e *logrus.Entry, host, app string) []byte {
 // case, characters other than A-Z, 0-9 and _ made _).
 func JournalEntry(e *logrus.Entry, app string) []byte {
 	var b []byte
-	b = syslog.AppendJournalField(b, "MESSAGE", vocab.Printable(vocab.Cut(e.Message, maxValue)))
+	b = syslog.AppendJournalField(b, "MESSAGE", printableCut(e.Message))
 	b = syslog.AppendJournalField(b, "PRIORITY", fmt.Sprint(severity(e.Level)))
 	b = syslog.AppendJournalField(b, "SYSLOG_IDENTIFIER", app)
 	b = syslog.AppendJournalField(b, "SYSLOG_FACILITY", "10")

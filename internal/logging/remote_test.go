@@ -237,3 +237,20 @@ func TestSyncSenderBudget(t *testing.T) {
 		t.Errorf("stderr: %.2000s", s)
 	}
 }
+
+// TestValueCutAfterEscaping: a value of control characters a container
+// chose is cut to 8 KiB after it is escaped (each escape is 4 bytes),
+// not only before (it was 32 KiB).
+func TestValueCutAfterEscaping(t *testing.T) {
+	e := &logrus.Entry{Logger: logrus.New(), Time: time.Now(), Level: logrus.WarnLevel, Message: strings.Repeat("\x1b", 8000),
+		Data: logrus.Fields{"container": strings.Repeat("\x01", 8000)}}
+	msg := SyslogEntry(e, "h", "nsrel-hook")
+	if n := len(msg); n > 3*8192 {
+		t.Errorf("message of %d bytes", n)
+	}
+	for _, f := range fields(e) {
+		if len(f[1]) > 8192 {
+			t.Errorf("%s: %d bytes", f[0], len(f[1]))
+		}
+	}
+}
