@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/google/go-cmp/cmp"
@@ -220,12 +221,38 @@ func TestInjectionBookkeeping(t *testing.T) {
 	if adj, _, _ := p2.CreateContainer(ctx, &api.PodSandbox{Id: "third"}, &api.Container{Id: "i"}); adj != nil {
 		t.Errorf("injection after the node's refusal: %v", adj)
 	}
+	// ProbeAfter later, one container is injected again (a pod author
+	// can make two pods' creations fail at will): undone, injection
+	// stays off; taken, it is on again.
+	p2.ProbeAfter = time.Nanosecond
+	fourth := &api.PodSandbox{Id: "fourth"}
+	if adj, _, _ := p2.CreateContainer(ctx, fourth, &api.Container{Id: "j"}); adj == nil {
+		t.Fatal("no probe after ProbeAfter")
+	}
+	if adj, _, _ := p2.CreateContainer(ctx, fourth, &api.Container{Id: "k"}); adj != nil {
+		t.Error("a second probe while one is under way")
+	}
+	p2.StopContainer(ctx, fourth, &api.Container{Id: "j"})
+	p2.RemoveContainer(ctx, fourth, &api.Container{Id: "j"})
+	if !p2.Refused() {
+		t.Fatal("an undone probe turned injection on")
+	}
+	if adj, _, _ := p2.CreateContainer(ctx, fourth, &api.Container{Id: "l"}); adj == nil {
+		t.Fatal("no probe after an undone one")
+	}
+	p2.PostCreateContainer(ctx, fourth, &api.Container{Id: "l"})
+	if p2.Refused() {
+		t.Fatal("a probe the runtime took left injection off")
+	}
+	if adj, _, _ := p2.CreateContainer(ctx, &api.PodSandbox{Id: "fifth"}, &api.Container{Id: "m"}); adj == nil {
+		t.Error("no injection once a probe was taken")
+	}
 	var got []string
 	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
 		got = append(got, r.ContainerID+" "+r.Source+"/"+r.Stage)
 	}
 	want := []string{"b nri/" + StageHookMissing, "b nri/start", "c nri/" + StageInjectionRefused, "e nri/" + StageInjectionRefused,
-		"g nri/" + StageInjectionRefused, "h nri/" + StageInjectionRefused}
+		"g nri/" + StageInjectionRefused, "h nri/" + StageInjectionRefused, "l nri/" + StageInjectionResumed}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}

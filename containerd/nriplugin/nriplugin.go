@@ -1,6 +1,7 @@
 package nriplugin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,14 @@ const StageInjectionRefused = "hook-injection-refused"
 // final spec (a runtime that drops hook adjustments): the plugin
 // validates it at StartContainer instead.
 const StageHookMissing = "hook-missing"
+
+// StageInjectionResumed is the stage of the record [Plugin] writes when
+// the runtime took an injection again after the plugin stopped
+// injecting on the node (see [Plugin.ProbeAfter]).
+const StageInjectionResumed = "hook-injection-resumed"
+
+// DefaultProbeAfter is [Plugin.ProbeAfter] when zero.
+const DefaultProbeAfter = 5 * time.Minute
 
 // Injection says which nsrel-hook the plugin injects, as host paths:
 // the runtime runs the hook on the host, not in the plugin's container.
@@ -94,6 +103,14 @@ type Plugin struct {
 	// getting the plugin dropped. While [Plugin.Run] runs, checkpoints
 	// are shipped after the answer ([audit.Log.ShipInBackground]).
 	Timeout time.Duration
+	// ProbeAfter is how long after it stopped injecting on the node
+	// the plugin injects into one container again, to see whether the
+	// runtime takes it now ([DefaultProbeAfter] if zero): undone
+	// creations in two pods look like a validator refusing every hook,
+	// but a pod author can cause them at will (on a plugin that just
+	// started, before any injection was confirmed), and injection must
+	// not stay off for the node's other pods.
+	ProbeAfter time.Duration
 	// CheckpointEvery is how often [Plugin.Run] asks whether a
 	// checkpoint is due by time although nothing was appended
 	// ([audit.Log.CheckpointIfDue]), so that a quiet node still ships
@@ -112,6 +129,11 @@ type Plugin struct {
 	// happened in two pods while no injection was ever confirmed.
 	refusedPods map[string]bool
 	refused     bool
+	// refusedAt is when injection stopped on the node, or the last
+	// probe was undone; probing is the container of the probe under
+	// way ("" when none).
+	refusedAt time.Time
+	probing   string
 	// late are starts allowed under on_error=allow whose append failed,
 	// oldest first, appended later (see [Plugin.appendLater]); retrying
 	// says the goroutine that appends them runs.
@@ -268,8 +290,14 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.refused || p.refusedPods[pod.GetId()] {
+	if p.refusedPods[pod.GetId()] {
 		return nil, nil, nil
+	}
+	if p.refused {
+		if p.probing != "" || time.Since(p.refusedAt) < cmp.Or(p.ProbeAfter, DefaultProbeAfter) {
+			return nil, nil, nil
+		}
+		p.probing = ctr.GetId() // one container, to see whether the runtime takes it now
 	}
 	// A hook the spec has already (containerd's base_runtime_spec) is
 	// not added a second time.
@@ -286,14 +314,22 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	return adj, nil, nil
 }
 
-// PostCreateContainer confirms that the runtime took the injection.
-func (p *Plugin) PostCreateContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) error {
+// PostCreateContainer confirms that the runtime took the injection; a
+// probe that got through turns injection on again on the node.
+func (p *Plugin) PostCreateContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) error {
 	p.mu.Lock()
+	resumed := false
 	if _, ok := p.pending[ctr.GetId()]; ok {
 		p.confirmed = true
 		delete(p.pending, ctr.GetId())
+		if ctr.GetId() == p.probing {
+			p.probing, p.refused, resumed = "", false, true
+		}
 	}
 	p.mu.Unlock()
+	if resumed {
+		p.note(ctx, ctr.GetId(), StageInjectionResumed, "the runtime took an injection again after injection had stopped on this node: injecting again")
+	}
 	return nil
 }
 
@@ -326,6 +362,12 @@ func (p *Plugin) undone(ctx context.Context, id string) {
 	p.mu.Lock()
 	podID, wasPending := p.pending[id]
 	delete(p.pending, id)
+	if wasPending && id == p.probing {
+		// Still refused: try again later.
+		p.probing, p.refusedAt = "", time.Now()
+		p.mu.Unlock()
+		return
+	}
 	firstInPod := wasPending && !p.refused && !p.refusedPods[podID]
 	if firstInPod {
 		if p.refusedPods == nil {
@@ -335,12 +377,12 @@ func (p *Plugin) undone(ctx context.Context, id string) {
 	}
 	node := firstInPod && !p.confirmed && len(p.refusedPods) >= 2
 	if node {
-		p.refused = true
+		p.refused, p.refusedAt = true, time.Now()
 	}
 	p.mu.Unlock()
 	switch {
 	case node:
-		p.note(ctx, id, StageInjectionRefused, "the runtime undid the creation of a container nsrel-hook was injected into, in a second pod, and never took an injection (a validator refusing OCI hook adjustments?): no more injection on this node, validating at StartContainer")
+		p.note(ctx, id, StageInjectionRefused, "the runtime undid the creation of a container nsrel-hook was injected into, in a second pod, and never took an injection (a validator refusing OCI hook adjustments?): no more injection on this node, validating at StartContainer; one container is injected again now and then to see whether the runtime takes it")
 	case firstInPod:
 		p.note(ctx, id, StageInjectionRefused, "the runtime undid the creation of a container nsrel-hook was injected into (a validator refusing OCI hook adjustments, or another failure of this container): no more injection into its pod "+vocab.Printable(podID)+", validating at StartContainer")
 	}
