@@ -7,3 +7,7 @@ func SetAfterProcesses(f func()) (restore func()) {
 	afterProcesses = f
 	return func() { afterProcesses = nil }
 }
+
+// HelpersStarted returns how many mount namespace helper processes this
+// process has started.
+func HelpersStarted() int64 { return helpersStarted.Load() }

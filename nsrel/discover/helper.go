@@ -1,11 +1,11 @@
 package discover
 
 import (
-	"bufio"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,76 +21,166 @@ func init() {
 	}
 }
 
-// runHelper is the helper process that lets the scan read a mount
-// namespace no usable task is in: it joins the mount namespace open as
-// its fd 3 (setns(2) with CLONE_NEWNS, on the main thread, after
-// unshare(CLONE_FS), which a multi-threaded process needs), says "ok" on
-// stdout and waits until stdin closes. Meanwhile the scan reads the
-// namespace's mount table and opens its mount points through
-// /proc/HELPER, whose root is the namespace's root. It runs in a package
-// initializer, on the main thread, before the program's main; it never
-// returns.
+// runHelper is the helper process that lets the scan read mount
+// namespaces no usable task is in. Its fd 3 is a SOCK_SEQPACKET socket:
+// for each message, which carries a mount namespace's descriptor
+// (SCM_RIGHTS), it joins that namespace (setns(2) with CLONE_NEWNS, on
+// the main thread, after unshare(CLONE_FS), which a multi-threaded
+// process needs) and answers "ok" or "error ERRNO"; meanwhile the scan
+// reads the namespace's mount table and opens its mount points through
+// /proc/HELPER, whose root is the namespace's root, and then sends the
+// next. It exits when the socket closes. One helper serves a worker's
+// whole scan: 1,000 mount namespaces held by descriptors cost one fork
+// and exec per worker, not 1,000. It runs in a package initializer, on
+// the main thread, before the program's main; it never returns.
 func runHelper() {
-	err := unix.Unshare(unix.CLONE_FS)
-	if err == nil {
-		err = unix.Setns(3, unix.CLONE_NEWNS)
+	reply := func(msg string) {
+		for {
+			if _, err := unix.SendmsgN(3, []byte(msg), nil, nil, unix.MSG_NOSIGNAL); err != unix.EINTR {
+				return
+			}
+		}
 	}
-	if err != nil {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		errno, _ := err.(unix.Errno)
-		os.Stdout.WriteString("error " + strconv.Itoa(int(errno)) + "\n")
+		reply("error " + strconv.Itoa(int(errno)))
 		os.Exit(1)
 	}
-	unix.Close(3)
-	os.Stdout.WriteString("ok\n")
-	var b [1]byte
+	buf := make([]byte, 16)
+	oob := make([]byte, unix.CmsgSpace(4))
 	for {
-		if n, err := unix.Read(0, b[:]); n <= 0 && err != unix.EINTR {
+		n, oobn, _, _, err := unix.Recvmsg(3, buf, oob, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 && oobn == 0 {
 			os.Exit(0)
 		}
+		fd := -1
+		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
+			if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
+				fd = fds[0]
+			}
+		}
+		if fd < 0 {
+			reply("error " + strconv.Itoa(int(unix.EBADF)))
+			continue
+		}
+		err = unix.Setns(fd, unix.CLONE_NEWNS)
+		unix.Close(fd)
+		if err != nil {
+			errno, _ := err.(unix.Errno)
+			reply("error " + strconv.Itoa(int(errno)))
+			continue
+		}
+		reply("ok")
 	}
 }
 
-// mountsByHelper reads the nsfs bind mounts of the mount namespace of nd
-// (pinned) through a helper process that joins it: this binary again
+// helpersStarted counts the helper processes started (for tests).
+var helpersStarted atomic.Int64
+
+// mountHelper is a worker's helper process (see runHelper) and its end
+// of the socket.
+type mountHelper struct {
+	cmd  *exec.Cmd
+	sock int
+}
+
+// startHelper starts a helper process: this binary again
 // (/proc/self/exe), with helperEnv set. It costs a fork and exec, about
-// as much as starting the binary, and happens only for mount namespaces
-// without a usable task: held by an fd or a bind mount only, or all of
-// whose tasks are chrooted or gone.
-func (w *worker) mountsByHelper(nd *node) error {
-	fd, err := unix.FcntlInt(uintptr(nd.fd), unix.F_DUPFD_CLOEXEC, 0)
+// as much as starting the binary, once per worker that meets a mount
+// namespace without a usable task.
+func startHelper() (*mountHelper, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ns := os.NewFile(uintptr(fd), "mntns")
-	defer ns.Close()
+	theirs := os.NewFile(uintptr(fds[1]), "helper-socket")
+	defer theirs.Close()
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"nsrel-mount-helper"}
 	cmd.Env = []string{helperEnv + "=1"}
-	cmd.ExtraFiles = []*os.File{ns}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		stdin.Close()
-		return err
-	}
+	cmd.ExtraFiles = []*os.File{theirs}
 	if err := cmd.Start(); err != nil {
-		stdin.Close()
+		unix.Close(fds[0])
+		return nil, err
+	}
+	helpersStarted.Add(1)
+	return &mountHelper{cmd: cmd, sock: fds[0]}, nil
+}
+
+// join has the helper join the mount namespace open as fd.
+func (h *mountHelper) join(fd int) error {
+	var err error
+	for {
+		if err = unix.Sendmsg(h.sock, []byte("j"), unix.UnixRights(fd), nil, unix.MSG_NOSIGNAL); err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
 		return err
 	}
-	defer func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	line, _ := bufio.NewReader(stdout).ReadString('\n')
-	if line != "ok\n" {
-		if n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "error "))); err == nil {
-			return unix.Errno(n)
+	buf := make([]byte, 32)
+	n := 0
+	for {
+		if n, err = unix.Read(h.sock, buf); err != unix.EINTR {
+			break
+		}
+	}
+	switch line := string(buf[:max(n, 0)]); {
+	case err != nil:
+		return err
+	case line == "ok":
+		return nil
+	case n == 0:
+		return unix.ECHILD // the helper is gone
+	default:
+		if errno, err := strconv.Atoi(strings.TrimPrefix(line, "error ")); err == nil {
+			return unix.Errno(errno)
 		}
 		return unix.ECHILD
 	}
-	return w.mountsOf(nd.ns.Ino, task{pid: cmd.Process.Pid}, 0)
+}
+
+// close ends the helper.
+func (h *mountHelper) close() {
+	unix.Close(h.sock)
+	h.cmd.Process.Kill()
+	h.cmd.Wait()
+}
+
+// mountsByHelper reads the nsfs bind mounts of the mount namespace of nd
+// (pinned) through the worker's helper process, which joins it (started
+// at the first such namespace, and again if it died). It happens only
+// for mount namespaces without a usable task: held by an fd or a bind
+// mount only, or all of whose tasks are chrooted or gone.
+func (w *worker) mountsByHelper(nd *node) error {
+	for range 2 {
+		if w.helper == nil {
+			h, err := startHelper()
+			if err != nil {
+				return err
+			}
+			w.helper = h
+		}
+		err := w.helper.join(nd.fd)
+		if err == unix.ECHILD || err == unix.EPIPE || err == unix.ECONNRESET {
+			w.closeHelper() // gone: start another
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return w.mountsOf(nd.ns.Ino, task{pid: w.helper.cmd.Process.Pid}, 0)
+	}
+	return unix.ECHILD
+}
+
+// closeHelper ends the worker's helper process, if any.
+func (w *worker) closeHelper() {
+	if w.helper != nil {
+		w.helper.close()
+		w.helper = nil
+	}
 }

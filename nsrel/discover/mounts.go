@@ -180,6 +180,11 @@ func unescapeMount(s string) string {
 // process that joins it (see helper.go); nothing is forked when every
 // mount namespace has a usable task.
 func (s *scanner) scanMounts(ws []*worker) {
+	defer func() {
+		for _, w := range ws {
+			w.closeHelper()
+		}
+	}()
 	read := make(map[Key]bool)
 	for {
 		var todo []*node

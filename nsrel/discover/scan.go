@@ -436,6 +436,9 @@ type worker struct {
 	// when none is open.
 	pidfd   int
 	pidfdOf task
+	// helper joins the mount namespaces without a usable task (see
+	// mountsByHelper); nil until one is met.
+	helper *mountHelper
 }
 
 func newWorker(s *scanner) *worker {
