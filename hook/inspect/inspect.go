@@ -294,19 +294,6 @@ func ParseStatStartTime(stat []byte) (uint64, error) {
 	return v, nil
 }
 
-// parentPID reads the parent PID (field 4) of /proc/PID/stat.
-func parentPID(pid int) (int, error) {
-	stat, err := readStat(pid)
-	if err != nil {
-		return 0, err
-	}
-	fields, ok := statFields(stat, 2)
-	if !ok {
-		return 0, fmt.Errorf("inspect: /proc/%d/stat: no parent PID", pid)
-	}
-	return strconv.Atoi(string(fields[1]))
-}
-
 // statFields returns the fields of a /proc/PID/stat line after the
 // command name (in parentheses, which it may itself hold): fields[0] is
 // field 3, the state (nil without the parentheses). ok is false when
@@ -323,19 +310,45 @@ func statFields(stat []byte, n int) (fields [][]byte, ok bool) {
 // DescendsFrom reports whether process pid is a descendant of process
 // ancestor (its child, grandchild...), as the parent PIDs in /proc say
 // now: a process whose parent exited was given another (a subreaper, or
-// the init of its PID namespace) and no longer is.
+// the init of its PID namespace) and no longer is. A parent that started
+// after its child is a later process given the parent's PID while the
+// walk read the chain: the chain is broken there, and pid does not
+// descend.
 func DescendsFrom(pid, ancestor int) bool {
+	ppid, start, err := parentAndStart(pid)
 	for range 256 { // deeper trees are not containers' processes
-		ppid, err := parentPID(pid)
 		if err != nil || ppid <= 1 {
 			return false
 		}
 		if ppid == ancestor {
 			return true
 		}
-		pid = ppid
+		var pstart uint64
+		if ppid, pstart, err = parentAndStart(ppid); err == nil && pstart > start {
+			return false
+		}
+		start = pstart
 	}
 	return false
+}
+
+// parentAndStart reads the parent PID and the start time of process pid
+// from one read of its /proc/PID/stat.
+func parentAndStart(pid int) (int, uint64, error) {
+	stat, err := readStat(pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	fields, ok := statFields(stat, 2)
+	if !ok {
+		return 0, 0, fmt.Errorf("inspect: /proc/%d/stat: no parent PID", pid)
+	}
+	ppid, err := strconv.Atoi(string(fields[1]))
+	if err != nil {
+		return 0, 0, err
+	}
+	start, err := ParseStatStartTime(stat)
+	return ppid, start, err
 }
 
 // PIDNSInit reports whether process pid is the init (PID 1) of its own

@@ -353,3 +353,24 @@ func catches(pid int, sig syscall.Signal) bool {
 	}
 	return false
 }
+
+// TestDescendsFrom walks a real chain: this process, a shell, its sleep.
+// Each parent started no later than its child (a later process given a
+// parent's PID mid-walk breaks the chain instead of continuing it).
+func TestDescendsFrom(t *testing.T) {
+	sh := nstest.Start(t, nil, nstest.RequireCmd(t, "sh"), "-c", "sleep 60 & wait")
+	leaf := nstest.WaitLeaf(t, sh.Pid, "sleep")
+	for _, tc := range []struct {
+		pid, ancestor int
+		want          bool
+	}{
+		{leaf, sh.Pid, true},
+		{leaf, os.Getpid(), true},
+		{sh.Pid, leaf, false},
+		{os.Getpid(), sh.Pid, false},
+	} {
+		if got := inspect.DescendsFrom(tc.pid, tc.ancestor); got != tc.want {
+			t.Errorf("DescendsFrom(%d, %d) = %v, want %v", tc.pid, tc.ancestor, got, tc.want)
+		}
+	}
+}
