@@ -69,7 +69,10 @@ itself runs the hook's check, veto and record; a container the hook
 recorded is not recorded again. When the runtime refuses the injection
 (containerd's default NRI validator with reject_oci_hook_adjustment; that
 container's creation fails once and the kubelet retries), nri records a
-"hook-injection-refused" record, stops injecting and checks at start only.
+"hook-injection-refused" record, stops injecting and checks at start only
+(in that pod, or, when creations failed in two pods and none was ever
+taken, on the node, injecting into one container again every 5 minutes
+to see whether the runtime takes it now).
 
 install-hook copies nsrel-hook (by default the one beside this
 executable) and the config (checked first) into DIR as DIR/nsrel-hook and

@@ -185,8 +185,11 @@ func TestInjectionBookkeeping(t *testing.T) {
 		t.Fatal("a confirmed, later removed container turned injection off")
 	}
 
-	// Started without the hook in its final spec (no pid: recorded with
-	// an error, allowed by on_error).
+	// Injected, and started without the hook in its final spec (a
+	// runtime that drops hook adjustments; no pid: recorded with an
+	// error, allowed by on_error).
+	p.CreateContainer(ctx, pod, &api.Container{Id: "b"})
+	p.PostCreateContainer(ctx, pod, &api.Container{Id: "b"})
 	if err := p.StartContainer(ctx, pod, &api.Container{Id: "b"}); err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +229,10 @@ func TestInjectionBookkeeping(t *testing.T) {
 	// stays off; taken, it is on again.
 	p2.ProbeAfter = time.Nanosecond
 	fourth := &api.PodSandbox{Id: "fourth"}
+	// A container whose spec has the hook already is no probe.
+	if adj, _, _ := p2.CreateContainer(ctx, fourth, &api.Container{Id: "has", Hooks: hooked}); adj != nil {
+		t.Errorf("a spec with the hook got an adjustment: %v", adj)
+	}
 	if adj, _, _ := p2.CreateContainer(ctx, fourth, &api.Container{Id: "j"}); adj == nil {
 		t.Fatal("no probe after ProbeAfter")
 	}
@@ -234,16 +241,23 @@ func TestInjectionBookkeeping(t *testing.T) {
 	}
 	p2.StopContainer(ctx, fourth, &api.Container{Id: "j"})
 	p2.RemoveContainer(ctx, fourth, &api.Container{Id: "j"})
-	if !p2.Refused() {
-		t.Fatal("an undone probe turned injection on")
+	if !p2.Refused() || !p2.RefusedIn(fourth.Id) {
+		t.Fatal("an undone probe turned injection on, or left its pod to take the next")
 	}
-	if adj, _, _ := p2.CreateContainer(ctx, fourth, &api.Container{Id: "l"}); adj == nil {
+	if adj, _, _ := p2.CreateContainer(ctx, fourth, &api.Container{Id: "k2"}); adj != nil {
+		t.Error("a probe in the pod whose probe was undone")
+	}
+	sixth := &api.PodSandbox{Id: "sixth"}
+	if adj, _, _ := p2.CreateContainer(ctx, sixth, &api.Container{Id: "l"}); adj == nil {
 		t.Fatal("no probe after an undone one")
 	}
-	p2.PostCreateContainer(ctx, fourth, &api.Container{Id: "l"})
+	p2.PostCreateContainer(ctx, sixth, &api.Container{Id: "l"})
 	if p2.Refused() {
 		t.Fatal("a probe the runtime took left injection off")
 	}
+	// k, created without the hook while injection was off, starts now:
+	// not a container whose hook the runtime dropped.
+	p2.StartContainer(ctx, fourth, &api.Container{Id: "k"})
 	if adj, _, _ := p2.CreateContainer(ctx, &api.PodSandbox{Id: "fifth"}, &api.Container{Id: "m"}); adj == nil {
 		t.Error("no injection once a probe was taken")
 	}
@@ -252,7 +266,7 @@ func TestInjectionBookkeeping(t *testing.T) {
 		got = append(got, r.ContainerID+" "+r.Source+"/"+r.Stage)
 	}
 	want := []string{"b nri/" + StageHookMissing, "b nri/start", "c nri/" + StageInjectionRefused, "e nri/" + StageInjectionRefused,
-		"g nri/" + StageInjectionRefused, "h nri/" + StageInjectionRefused, "l nri/" + StageInjectionResumed}
+		"g nri/" + StageInjectionRefused, "h nri/" + StageInjectionRefused, "l nri/" + StageInjectionResumed, "k nri/start"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}

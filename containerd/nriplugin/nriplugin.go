@@ -134,6 +134,9 @@ type Plugin struct {
 	// way ("" when none).
 	refusedAt time.Time
 	probing   string
+	// injected are the containers the plugin injected into, until they
+	// start or are removed: only those can lack the hook at start.
+	injected map[string]bool
 	// late are starts allowed under on_error=allow whose append failed,
 	// oldest first, appended later (see [Plugin.appendLater]); retrying
 	// says the goroutine that appends them runs.
@@ -293,17 +296,21 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	if p.refusedPods[pod.GetId()] {
 		return nil, nil, nil
 	}
-	if p.refused {
-		if p.probing != "" || time.Since(p.refusedAt) < cmp.Or(p.ProbeAfter, DefaultProbeAfter) {
-			return nil, nil, nil
-		}
-		p.probing = ctr.GetId() // one container, to see whether the runtime takes it now
+	if p.refused && (p.probing != "" || time.Since(p.refusedAt) < cmp.Or(p.ProbeAfter, DefaultProbeAfter)) {
+		return nil, nil, nil
 	}
 	// A hook the spec has already (containerd's base_runtime_spec) is
 	// not added a second time.
 	if slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
 		return nil, nil, nil
 	}
+	if p.refused {
+		p.probing = ctr.GetId() // one container, to see whether the runtime takes it now
+	}
+	if p.injected == nil {
+		p.injected = map[string]bool{}
+	}
+	p.injected[ctr.GetId()] = true
 	if p.pending == nil {
 		p.pending = map[string]string{}
 	}
@@ -362,9 +369,15 @@ func (p *Plugin) undone(ctx context.Context, id string) {
 	p.mu.Lock()
 	podID, wasPending := p.pending[id]
 	delete(p.pending, id)
+	delete(p.injected, id)
 	if wasPending && id == p.probing {
-		// Still refused: try again later.
+		// Still refused: try again later, not in this pod (a pod author
+		// whose creations always fail would otherwise take every probe).
 		p.probing, p.refusedAt = "", time.Now()
+		if p.refusedPods == nil {
+			p.refusedPods = map[string]bool{}
+		}
+		p.refusedPods[podID] = true
 		p.mu.Unlock()
 		return
 	}
@@ -422,7 +435,11 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	// One deadline for the whole request, the note included.
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
-	if p.Inject != nil && !p.RefusedIn(pod.GetId()) && !slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
+	p.mu.Lock()
+	injected := p.injected[ctr.GetId()]
+	delete(p.injected, ctr.GetId())
+	p.mu.Unlock()
+	if injected && !slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
 		p.note(ctx, ctr.GetId(), StageHookMissing, "the container's final spec lacks the injected nsrel-hook: validating at StartContainer")
 	}
 	md := maps.Clone(ctr.GetLabels())

@@ -211,11 +211,11 @@ func (l *Log) checkpointDue(last *Record, force bool, warn func(error)) *Checkpo
 // turn.
 func (l *Log) unshipped(c *Checkpoint) *Checkpoint {
 	o := l.opts.Checkpoints
-	t, err := time.Parse(time.RFC3339Nano, c.Time)
-	if o.EverySeconds <= 0 || err != nil {
-		return c
-	}
 	every := time.Duration(o.EverySeconds) * time.Second
+	t, err := time.Parse(time.RFC3339Nano, c.Time)
+	if every <= RetryAfter || err != nil {
+		return c // due as soon either way: nothing to confirm
+	}
 	back := *c
 	back.Time = t.Add(min(RetryAfter, every) - every).Format(time.RFC3339Nano)
 	return &back

@@ -307,11 +307,20 @@ func fields(e *logrus.Entry) [][2]string {
 // socket's buffer.
 const maxValue = 8192
 
-// printableCut returns s escaped ([vocab.Printable]) and cut to
-// maxValue bytes, after escaping too: an escape is up to 4 bytes for
-// one, and a container controls some of the text.
+// printableCut returns s escaped ([vocab.Printable]) and cut so that it
+// is at most maxValue bytes also once an RFC 5424 SD-PARAM escapes its
+// '"', '\' and ']': an escape takes several bytes for one, and a
+// container controls some of the text.
 func printableCut(s string) string {
-	return vocab.Cut(vocab.Printable(vocab.Cut(s, maxValue)), maxValue)
+	s = vocab.Printable(vocab.Cut(s, maxValue))
+	for {
+		n := len(s) + strings.Count(s, `"`) + strings.Count(s, `\`) + strings.Count(s, "]")
+		if n <= maxValue {
+			return s
+		}
+		// In proportion (escapes may be most of it), then again.
+		s = vocab.Cut(s, min(len(s)-1, len(s)*maxValue/n))
+	}
 }
 
 // SyslogEntry formats e as an RFC 5424 message: MSGID "diag", the
