@@ -213,7 +213,7 @@ func TestDeepestPIDChain(t *testing.T) {
 // killWait kills the process group of p and waits until pid and every
 // other member of the group (also zombies, which still count as members
 // of their PID namespaces) are gone.
-func killWait(t *testing.T, p *nstest.Proc, pid int) {
+func killWait(t testing.TB, p *nstest.Proc, pid int) {
 	t.Helper()
 	pgid := p.Cmd.Process.Pid
 	syscall.Kill(-pgid, syscall.SIGKILL)
@@ -239,7 +239,7 @@ func holdByFD(t *testing.T, path string) *nstest.Proc {
 }
 
 // holdFiles starts a sleep with files as its fds 3, 4, ... (nil: closed).
-func holdFiles(t *testing.T, files []*os.File) *nstest.Proc {
+func holdFiles(t testing.TB, files []*os.File) *nstest.Proc {
 	t.Helper()
 	sleep := nstest.RequireCmd(t, "sleep")
 	cmd := exec.Command(sleep, "infinity")
