@@ -630,5 +630,13 @@ func listed(names []string) string {
 	if len(names) == 0 {
 		return ""
 	}
+	if len(names) > maxListed {
+		// Each is named on its own line above; a fleet's would make
+		// this one unreadable.
+		return " (" + strings.Join(names[:maxListed], ", ") + fmt.Sprintf(" and %d more)", len(names)-maxListed)
+	}
 	return " (" + strings.Join(names, ", ") + ")"
 }
+
+// maxListed bounds the names the summary line of --nodes lists.
+const maxListed = 20

@@ -375,6 +375,8 @@ func TestVerifyNodesManyHosts(t *testing.T) {
 		t.Errorf("with 200 descriptors: exit %d, want 0 and %q\n%.2000s%s", code, want, out.String(), errb.String())
 	}
 	checkVerify(t, 0, []string{"node h0300: OK: 2 records", "nodes: 1 intact (h0300), 0 FAILED"}, "--nodes", "--node", "h0300", mixed)
+	// The summary names 20, and counts the rest.
+	checkVerify(t, 0, []string{"h0019 and 580 more), 0 FAILED"}, "--nodes", mixed)
 }
 
 // TestVerifyNodesHeadlessDamage: a damaged line whose head is gone (a
