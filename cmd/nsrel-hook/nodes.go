@@ -497,22 +497,20 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	return status
 }
 
-// maxGhostCandidates bounds the checkpoints of one host without records
-// whose seals ghostNodes checks: a node's own are all good, so a few
-// tell, and forged ones must not fill the memory.
-const maxGhostCandidates = 16
-
-// ghostNodes returns the hosts with checkpoints (byHost) but no record in
-// the split stream, in order, that are nodes to verify (and fail: their
+// ghostNodes returns the hosts with checkpoints but no record in the
+// split stream, in order, that are nodes to verify (and fail: their
 // records are gone). Without keys, all of them: nothing tells a node's
 // checkpoint from a line anyone who reaches the collector adds. With
 // keys, a host counts when a given key sealed one of its checkpoints
 // (the tag checks) that is not a copy relabelled with another host (the
 // seal does not cover the host): one whose key other hosts' records
 // carry (owners). (A record line added to carry a ghost's key fails its
-// own host.) The others are ignored, with a note naming the keys not
-// given that their seals name: anyone can make up a seal, and failing on
-// it would let anyone who can send a checkpoint raise the alarm.
+// own host.) Each host's checkpoints are read from its file one at a
+// time until one counts: forged ones cost time, not memory, and cannot
+// hide a node's own. The others are ignored, with a note naming the keys
+// not given that their seals name: anyone can make up a seal, and
+// failing on it would let anyone who can send a checkpoint raise the
+// alarm.
 func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][]string, keys []audit.VerifyKey, stderr io.Writer) []string {
 	var ghosts []string
 	for _, h := range ckpts.hosts {
@@ -524,19 +522,18 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 	if len(keys) == 0 || len(ghosts) == 0 {
 		return ghosts
 	}
+	sc := audit.NewSealChecker(keys)
 	given := map[audit.SealID]bool{}
 	for _, k := range keys {
 		given[k.ID] = true
 	}
-	counts := map[string]bool{}
-	var toCheck []audit.Checkpoint
-	var notGiven []string
+	var nodes, ignored, notGiven []string
 	for _, h := range ghosts {
-		cs, _ := ckpts.of(h) // read before: a failure to read it again fails the node later
-		candidates := 0
-		for _, c := range cs {
-			if candidates == maxGhostCandidates {
-				break // anyone can add lines: a few per host are checked
+		counts := false
+		for c, err := range audit.ReadCheckpoints(ckpts.paths[h]) {
+			if err != nil {
+				counts = true // unreadable: it fails when verified
+				break
 			}
 			p, err := audit.ParseSeal(c.Seal)
 			switch {
@@ -545,18 +542,14 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 				if id := p.ID.String(); !slices.Contains(notGiven, id) && len(notGiven) < 8 {
 					notGiven = append(notGiven, id)
 				}
-			default:
-				toCheck = append(toCheck, c)
-				candidates++
+			case sc.Sealed(c):
+				counts = true
+			}
+			if counts {
+				break
 			}
 		}
-	}
-	for h := range audit.SealedHosts(toCheck, keys) {
-		counts[h] = true
-	}
-	var nodes, ignored []string
-	for _, h := range ghosts {
-		if counts[h] {
+		if counts {
 			nodes = append(nodes, h)
 		} else {
 			ignored = append(ignored, h)

@@ -320,6 +320,18 @@ func TestVerifyNodesGhostCheckpoints(t *testing.T) {
 	// (The copy under "copy" cannot be told from node-a's own now: no
 	// record carries node-a's key.)
 	checkVerify(t, 1, []string{"3 FAILED (node-b, copy, node-a)", "node node-a: no record of node node-a"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", ck, other)
+	// Forged checkpoints of node-a claiming the given key, put before
+	// its own, do not crowd them out (only the first 16 were checked).
+	var crowd []byte
+	for i := range 40 {
+		crowd = fmt.Appendf(crowd, `{"type":"nsrel-checkpoint","format":"1","host":"node-a","log":"/x","seq":%d,"hash":"%s","seal":"%s.%d.%s","time":"2026-12-04T00:00:00Z"}`+"\n",
+			i+1, strings.Repeat("ab", 32), key.ID, i, strings.Repeat("cd", 32))
+	}
+	crowded := filepath.Join(dir, "crowded.jsonl")
+	if err := os.WriteFile(crowded, append(crowd, genuine...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 1, []string{"2 FAILED (node-b, node-a)", "node node-a: no record of node node-a"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", crowded, other)
 }
 
 // TestVerifyNodesManyHosts: a stream naming more hosts than split files

@@ -321,3 +321,59 @@ func TestNRIInjectionPodFailure(t *testing.T) {
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }
+
+// TestProbeResolvedAtStart: a probe whose PostCreateContainer was not
+// seen (containerd ignores a plugin's failure there) is resolved when it
+// starts, by its final spec; and an injection the runtime confirms while
+// injection is off (made before it stopped) turns it on again. A lost
+// PostCreateContainer left the probe under way for good.
+func TestProbeResolvedAtStart(t *testing.T) {
+	_, cfg := ctrdtest.HookConfig(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inj := &Injection{Hook: "/opt/nsrel/nsrel-hook", Config: "/opt/nsrel/hook.json"}
+	ctx := t.Context()
+	hooked := &api.Hooks{CreateRuntime: []*api.Hook{{Path: inj.Hook}}}
+	refuse := func(p *Plugin) {
+		for _, pod := range []string{"a", "b"} {
+			p.CreateContainer(ctx, &api.PodSandbox{Id: pod}, &api.Container{Id: pod})
+			p.StopContainer(ctx, &api.PodSandbox{Id: pod}, &api.Container{Id: pod})
+			p.RemoveContainer(ctx, &api.PodSandbox{Id: pod}, &api.Container{Id: pod})
+		}
+		if !p.Refused() {
+			t.Fatal("injection still on")
+		}
+	}
+	for _, withHook := range []bool{false, true} {
+		p := &Plugin{Config: cfg, Log: log, Inject: inj, ProbeAfter: time.Nanosecond}
+		refuse(p)
+		pod := &api.PodSandbox{Id: "c"}
+		if adj, _, _ := p.CreateContainer(ctx, pod, &api.Container{Id: "probe"}); adj == nil {
+			t.Fatal("no probe")
+		}
+		started := &api.Container{Id: "probe"}
+		if withHook {
+			started.Hooks = hooked
+		}
+		p.StartContainer(ctx, pod, started)
+		if p.Refused() == withHook {
+			t.Errorf("probe started with the hook %v: refused on the node %v", withHook, p.Refused())
+		}
+		if !withHook {
+			if adj, _, _ := p.CreateContainer(ctx, &api.PodSandbox{Id: "d"}, &api.Container{Id: "next"}); adj == nil {
+				t.Error("no probe after one that started without the hook")
+			}
+		}
+	}
+	// Injected before injection stopped on the node, confirmed after.
+	p := &Plugin{Config: cfg, Log: log, Inject: inj}
+	early := &api.PodSandbox{Id: "early"}
+	p.CreateContainer(ctx, early, &api.Container{Id: "early"})
+	refuse(p)
+	p.PostCreateContainer(ctx, early, &api.Container{Id: "early"})
+	if p.Refused() {
+		t.Error("an injection the runtime confirmed left injection off on the node")
+	}
+}

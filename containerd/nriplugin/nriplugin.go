@@ -329,7 +329,9 @@ func (p *Plugin) PostCreateContainer(ctx context.Context, _ *api.PodSandbox, ctr
 	if _, ok := p.pending[ctr.GetId()]; ok {
 		p.confirmed = true
 		delete(p.pending, ctr.GetId())
-		if ctr.GetId() == p.probing {
+		// The probe, or a container injected before injection stopped
+		// on the node: the runtime takes injections now.
+		if p.refused {
 			p.probing, p.refused, resumed = "", false, true
 		}
 	}
@@ -435,11 +437,27 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	// One deadline for the whole request, the note included.
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
+	hasHook := p.Inject != nil && slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook)
 	p.mu.Lock()
 	injected := p.injected[ctr.GetId()]
 	delete(p.injected, ctr.GetId())
+	resumed := false
+	if ctr.GetId() == p.probing {
+		// The probe starts, and its PostCreateContainer was not seen
+		// (containerd ignores a plugin's failure there): its final spec
+		// tells.
+		delete(p.pending, ctr.GetId())
+		if p.probing = ""; hasHook {
+			p.refused, p.confirmed, resumed = false, true, true
+		} else {
+			p.refusedAt = time.Now()
+		}
+	}
 	p.mu.Unlock()
-	if injected && !slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
+	if resumed {
+		p.note(ctx, ctr.GetId(), StageInjectionResumed, "the runtime took an injection again after injection had stopped on this node: injecting again")
+	}
+	if injected && !hasHook {
 		p.note(ctx, ctr.GetId(), StageHookMissing, "the container's final spec lacks the injected nsrel-hook: validating at StartContainer")
 	}
 	md := maps.Clone(ctr.GetLabels())

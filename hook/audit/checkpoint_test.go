@@ -1037,3 +1037,82 @@ func TestWarnAfterUnlock(t *testing.T) {
 		t.Errorf("an append from within Warn: %v; want the lock free", inner)
 	}
 }
+
+// TestSealChecker checks checkpoints one at a time, in any order: a
+// node's own are sealed; one with its tag, hash or seal changed, or of a
+// key not given, or claiming an epoch beyond MaxSealDerive, is not.
+func TestSealChecker(t *testing.T) {
+	dir := t.TempDir()
+	l, _, key := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(dir, "cp.jsonl")}})
+	appendN(t, l, 10)
+	cps := readCheckpoints(t, l.CheckpointsFileForTest())
+	if len(cps) < 10 {
+		t.Fatalf("%d checkpoints", len(cps))
+	}
+	sc := audit.NewSealChecker([]audit.VerifyKey{key})
+	for i := len(cps) - 1; i >= 0; i-- {
+		if !sc.Sealed(cps[i]) {
+			t.Errorf("checkpoint of seq %d (seal %s) not sealed", cps[i].Seq, cps[i].Seal)
+		}
+	}
+	for i := range cps {
+		if !sc.Sealed(cps[i]) {
+			t.Errorf("checkpoint of seq %d not sealed the second time", cps[i].Seq)
+		}
+	}
+	bad := cps[3]
+	bad.Hash = strings.Repeat("ab", 32)
+	p, err := audit.ParseSeal(cps[3].Seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	far := cps[3]
+	far.Seal = fmt.Sprintf("%s.%d.%x", p.ID, audit.MaxSealDerive+1, p.Tag)
+	other := audit.NewSealChecker([]audit.VerifyKey{{ID: key.ID}})
+	for name, ok := range map[string]bool{
+		"hash changed":         sc.Sealed(bad),
+		"beyond MaxSealDerive": sc.Sealed(far),
+		"another key":          other.Sealed(cps[3]),
+		"no seal":              sc.Sealed(audit.Checkpoint{Host: "x", Hash: cps[3].Hash}),
+	} {
+		if ok {
+			t.Errorf("%s: taken as sealed", name)
+		}
+	}
+}
+
+// TestSealCheckerStride checks seals around the keys the checker keeps
+// (every 4096th), in decreasing and then increasing order.
+func TestSealCheckerStride(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "audit.seal")
+	key, err := audit.InitSeal(state, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := audit.ForgeSealer(t, data) // the node's own keys, from its first state
+	want := map[int]bool{0: true, 1: true, 4095: true, 4096: true, 4097: true, 8191: true, 8192: true, 9000: true}
+	var cps []audit.Checkpoint
+	for e := 0; e <= 9000; e++ {
+		hash := fmt.Sprintf("%064x", e)
+		s := seal(uint64(e+1), hash)
+		if want[e] {
+			cps = append(cps, audit.Checkpoint{Host: "h", Seq: uint64(e + 1), Hash: hash, Seal: s})
+		}
+	}
+	sc := audit.NewSealChecker([]audit.VerifyKey{key})
+	for i := len(cps) - 1; i >= 0; i-- {
+		if !sc.Sealed(cps[i]) {
+			t.Errorf("seal %s not taken (decreasing)", cps[i].Seal)
+		}
+	}
+	sc = audit.NewSealChecker([]audit.VerifyKey{key})
+	for _, c := range cps {
+		if !sc.Sealed(c) {
+			t.Errorf("seal %s not taken (increasing)", c.Seal)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -14,7 +13,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -529,49 +527,57 @@ func (s *sealer) commit(n int) error {
 	return nil
 }
 
-// SealedHosts returns the hosts of the checkpoints among cs that carry a
-// seal of one of keys whose tag checks: checkpoints a node made, not
-// lines anyone could add to a collector's stream. Each key is derived
-// once, up to the epochs its checkpoints claim in increasing order and
-// at most [MaxSealDerive]: a forged far epoch costs no more than that,
-// and holds up no nearer one.
-func SealedHosts(cs []Checkpoint, keys []VerifyKey) map[string]bool {
-	type sealed struct {
-		epoch     uint64
-		tag, hash []byte
-		host      string
-	}
-	first := map[SealID][32]byte{}
+// SealChecker checks the seals of checkpoints one at a time against
+// keys: whether a checkpoint is one a node made, not a line anyone could
+// add to a collector's stream. It derives each key once, as far as the
+// epochs checked claim and at most [MaxSealDerive], and keeps every
+// [sealStride]-th key: a checkpoint whose epoch is below the farthest
+// derived costs at most sealStride derivations, in any order.
+type SealChecker struct {
+	keys  map[SealID][][32]byte // keys[id][i]: the key of epoch i*sealStride
+	epoch map[SealID]uint64     // the farthest epoch derived
+	cur   map[SealID][32]byte   // its key
+}
+
+// sealStride is how many keys apart [SealChecker] keeps one.
+const sealStride = 4096
+
+// NewSealChecker returns a [SealChecker] of keys.
+func NewSealChecker(keys []VerifyKey) *SealChecker {
+	sc := &SealChecker{keys: map[SealID][][32]byte{}, epoch: map[SealID]uint64{}, cur: map[SealID][32]byte{}}
 	for _, k := range keys {
-		first[k.ID] = k.Key
+		sc.keys[k.ID] = [][32]byte{k.Key}
+		sc.epoch[k.ID] = 0
+		sc.cur[k.ID] = k.Key
 	}
-	byKey := map[SealID][]sealed{}
-	for _, c := range cs {
-		p, err := ParseSeal(c.Seal)
-		if c.Seal == "" || err != nil || p.Epoch > MaxSealDerive {
-			continue
-		}
-		h, err := hex.DecodeString(c.Hash)
-		if _, ok := first[p.ID]; !ok || err != nil || len(h) != sha256.Size {
-			continue
-		}
-		byKey[p.ID] = append(byKey[p.ID], sealed{p.Epoch, p.Tag, h, c.Host})
+	return sc
+}
+
+// Sealed reports whether c carries a seal of one of the keys whose tag
+// checks.
+func (sc *SealChecker) Sealed(c Checkpoint) bool {
+	p, err := ParseSeal(c.Seal)
+	if c.Seal == "" || err != nil || p.Epoch > MaxSealDerive {
+		return false
 	}
-	out := map[string]bool{}
-	for id, ss := range byKey {
-		slices.SortFunc(ss, func(a, b sealed) int { return cmp.Compare(a.epoch, b.epoch) })
-		k, e := first[id], uint64(0)
-		for _, s := range ss {
-			if out[s.host] {
-				continue
-			}
-			for ; e < s.epoch; e++ {
-				k = nextSealKey(k)
-			}
-			if hmac.Equal(sealTag(k, id, e, s.hash), s.tag) {
-				out[s.host] = true
+	kept, ok := sc.keys[p.ID]
+	h, err := hex.DecodeString(c.Hash)
+	if !ok || err != nil || len(h) != sha256.Size {
+		return false
+	}
+	// Derive on, keeping every sealStride-th key, up to the epoch.
+	if e, k := sc.epoch[p.ID], sc.cur[p.ID]; e < p.Epoch {
+		for e < p.Epoch {
+			k = nextSealKey(k)
+			if e++; e%sealStride == 0 {
+				kept = append(kept, k)
 			}
 		}
+		sc.keys[p.ID], sc.epoch[p.ID], sc.cur[p.ID] = kept, e, k
 	}
-	return out
+	k := kept[p.Epoch/sealStride]
+	for e := p.Epoch / sealStride * sealStride; e < p.Epoch; e++ {
+		k = nextSealKey(k)
+	}
+	return hmac.Equal(sealTag(k, p.ID, p.Epoch, h), p.Tag)
 }

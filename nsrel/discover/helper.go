@@ -26,7 +26,7 @@ func init() {
 // for each message, which carries a mount namespace's descriptor
 // (SCM_RIGHTS), it joins that namespace (setns(2) with CLONE_NEWNS, on
 // the main thread, after unshare(CLONE_FS), which a multi-threaded
-// process needs) and answers "ok" or "error ERRNO"; meanwhile the scan
+// process needs before each) and answers "ok" or "error ERRNO"; meanwhile the scan
 // reads the namespace's mount table and opens its mount points through
 // /proc/HELPER, whose root is the namespace's root, and then sends the
 // next. It exits when the socket closes. One helper serves a worker's
@@ -40,11 +40,6 @@ func runHelper() {
 				return
 			}
 		}
-	}
-	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		errno, _ := err.(unix.Errno)
-		reply("error " + strconv.Itoa(int(errno)))
-		os.Exit(1)
 	}
 	buf := make([]byte, 16)
 	oob := make([]byte, unix.CmsgSpace(4))
@@ -66,7 +61,13 @@ func runHelper() {
 			reply("error " + strconv.Itoa(int(unix.EBADF)))
 			continue
 		}
-		err = unix.Setns(fd, unix.CLONE_NEWNS)
+		// Before each join: a thread the runtime started since (the
+		// garbage collector's) shares this one's filesystem state, and
+		// setns(CLONE_NEWNS) refuses a shared one (EINVAL).
+		err = unix.Unshare(unix.CLONE_FS)
+		if err == nil {
+			err = unix.Setns(fd, unix.CLONE_NEWNS)
+		}
 		unix.Close(fd)
 		if err != nil {
 			errno, _ := err.(unix.Errno)
@@ -90,8 +91,9 @@ type mountHelper struct {
 // startHelper starts a helper process: this binary again
 // (/proc/self/exe), with helperEnv set. It costs a fork and exec, about
 // as much as starting the binary, once per worker that meets a mount
-// namespace without a usable task.
-func startHelper() (*mountHelper, error) {
+// namespace without a usable task. env is added to its environment (for
+// tests).
+func startHelper(env ...string) (*mountHelper, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -100,7 +102,7 @@ func startHelper() (*mountHelper, error) {
 	defer theirs.Close()
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"nsrel-mount-helper"}
-	cmd.Env = []string{helperEnv + "=1"}
+	cmd.Env = append([]string{helperEnv + "=1"}, env...)
 	cmd.ExtraFiles = []*os.File{theirs}
 	if err := cmd.Start(); err != nil {
 		unix.Close(fds[0])
@@ -165,8 +167,8 @@ func (w *worker) mountsByHelper(nd *node) error {
 			w.helper = h
 		}
 		err := w.helper.join(nd.fd)
-		if err == unix.ECHILD || err == unix.EPIPE || err == unix.ECONNRESET {
-			w.closeHelper() // gone: start another
+		if err != nil && !isPerm(err) {
+			w.closeHelper() // gone or unusable: try once with another
 			continue
 		}
 		if err != nil {
@@ -174,7 +176,7 @@ func (w *worker) mountsByHelper(nd *node) error {
 		}
 		return w.mountsOf(nd.ns.Ino, task{pid: w.helper.cmd.Process.Pid}, 0)
 	}
-	return unix.ECHILD
+	return unix.ECHILD // the namespace's mounts are not read
 }
 
 // closeHelper ends the worker's helper process, if any.
