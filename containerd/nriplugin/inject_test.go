@@ -367,6 +367,20 @@ func TestProbeResolvedAtStart(t *testing.T) {
 			}
 		}
 	}
+	// Injected, its PostCreateContainer not seen, started with the hook
+	// and stopped normally, in two pods: no refusal (left pending, each
+	// stop read as an undone creation, and two turned injection off).
+	p0 := &Plugin{Config: cfg, Log: log, Inject: inj}
+	for _, pod := range []string{"x", "y"} {
+		sb := &api.PodSandbox{Id: pod}
+		p0.CreateContainer(ctx, sb, &api.Container{Id: pod})
+		p0.StartContainer(ctx, sb, &api.Container{Id: pod, Hooks: hooked})
+		p0.StopContainer(ctx, sb, &api.Container{Id: pod})
+		p0.RemoveContainer(ctx, sb, &api.Container{Id: pod})
+	}
+	if p0.RefusedIn("x") || p0.Refused() {
+		t.Errorf("normal stops of injected containers whose PostCreateContainer was missed: refused in the pod %v, on the node %v", p0.RefusedIn("x"), p0.Refused())
+	}
 	// Injected before injection stopped on the node, confirmed after.
 	p := &Plugin{Config: cfg, Log: log, Inject: inj}
 	early := &api.PodSandbox{Id: "early"}

@@ -442,15 +442,20 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	injected := p.injected[ctr.GetId()]
 	delete(p.injected, ctr.GetId())
 	resumed := false
-	if ctr.GetId() == p.probing {
-		// The probe starts, and its PostCreateContainer was not seen
-		// (containerd ignores a plugin's failure there): its final spec
-		// tells.
+	if _, ok := p.pending[ctr.GetId()]; ok {
+		// Injected, and its PostCreateContainer was not seen (containerd
+		// ignores a plugin's failure there): its final spec tells
+		// whether the runtime took the injection. (Left pending, its
+		// normal stop would read as a refused injection.)
 		delete(p.pending, ctr.GetId())
-		if p.probing = ""; hasHook {
-			p.refused, p.confirmed, resumed = false, true, true
-		} else {
-			p.refusedAt = time.Now()
+		switch {
+		case hasHook:
+			p.confirmed = true
+			if p.refused {
+				p.refused, p.probing, resumed = false, "", true
+			}
+		case ctr.GetId() == p.probing:
+			p.probing, p.refusedAt = "", time.Now()
 		}
 	}
 	p.mu.Unlock()

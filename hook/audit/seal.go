@@ -539,8 +539,11 @@ type SealChecker struct {
 	cur   map[SealID][32]byte   // its key
 }
 
-// sealStride is how many keys apart [SealChecker] keeps one.
-const sealStride = 4096
+// sealStride is how many keys apart [SealChecker] keeps one: at most
+// 8 MiB of keys per key at MaxSealDerive, and a check costs at most 256
+// derivations (about 0.25 ms) below the farthest epoch derived, forged
+// ones too (a given key's ID is in every seal it made).
+const sealStride = 256
 
 // NewSealChecker returns a [SealChecker] of keys.
 func NewSealChecker(keys []VerifyKey) *SealChecker {

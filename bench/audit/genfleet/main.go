@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/nsrel/nsrel/hook/audit"
 )
@@ -48,7 +47,7 @@ func main() {
 	}
 }
 
-func host(i int) string { return "node-" + strings.Repeat("0", 5-len(fmt.Sprint(i))) + fmt.Sprint(i) }
+func host(i int) string { return fmt.Sprintf("node-%05d", i) }
 
 func write(name string, fill func(*bufio.Writer) error) {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
