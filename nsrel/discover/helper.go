@@ -1,6 +1,7 @@
 package discover
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -158,6 +159,7 @@ func (h *mountHelper) close() {
 // for mount namespaces without a usable task: held by an fd or a bind
 // mount only, or all of whose tasks are chrooted or gone.
 func (w *worker) mountsByHelper(nd *node) error {
+	var first error
 	for range 2 {
 		if w.helper == nil {
 			h, err := startHelper()
@@ -169,6 +171,9 @@ func (w *worker) mountsByHelper(nd *node) error {
 		err := w.helper.join(nd.fd)
 		if err != nil && !isPerm(err) {
 			w.closeHelper() // gone or unusable: try once with another
+			if first == nil {
+				first = fmt.Errorf("mount namespace helper: %w", err)
+			}
 			continue
 		}
 		if err != nil {
@@ -176,7 +181,7 @@ func (w *worker) mountsByHelper(nd *node) error {
 		}
 		return w.mountsOf(nd.ns.Ino, task{pid: w.helper.cmd.Process.Pid}, 0)
 	}
-	return unix.ECHILD // the namespace's mounts are not read
+	return first // the namespace's mounts are not read
 }
 
 // closeHelper ends the worker's helper process, if any.

@@ -3,6 +3,7 @@ package discover
 import (
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -66,5 +67,28 @@ func TestHelperJoinsMany(t *testing.T) {
 		if err := h.join(fd); err != nil {
 			t.Fatalf("join %d: %v", i, err)
 		}
+	}
+}
+
+// TestHelperJoinFails: a descriptor the helper cannot join (not a mount
+// namespace: EINVAL) costs a second helper, then gives the first
+// helper's error, which the scan counts and says (see TestNotice); the
+// scan used to take it silently, as ECHILD.
+func TestHelperJoinFails(t *testing.T) {
+	nstest.RequireRoot(t)
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	w := &worker{}
+	defer w.closeHelper()
+	before := helpersStarted.Load()
+	err = w.mountsByHelper(&node{fd: fd})
+	if err == nil || !strings.Contains(err.Error(), "mount namespace helper: invalid argument") {
+		t.Errorf("mountsByHelper of /dev/null: %v", err)
+	}
+	if n := helpersStarted.Load() - before; n != 2 {
+		t.Errorf("%d helpers started; want 2 (one replaced)", n)
 	}
 }

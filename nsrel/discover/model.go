@@ -165,6 +165,11 @@ type Model struct {
 	// forever: a namespace held only by such a mount is not in the
 	// model.
 	BelowFUSE int
+	// UnreadMounts counts the mount namespaces whose nsfs bind mounts
+	// could not be read for another reason than permission (the helper
+	// that joins them failed); UnreadWhy is the first reason.
+	UnreadMounts int
+	UnreadWhy    string
 }
 
 // NewModel returns an empty model. Add namespaces with [Model.Add] and
@@ -272,14 +277,28 @@ func (m *Model) Notice() string {
 	case m.BelowFUSE > 1:
 		fuse = fmt.Sprintf("did not open %d namespace bind mounts below FUSE mounts, or overlays that may be on one (their servers could block the lookup for good)", m.BelowFUSE)
 	}
+	switch {
+	case m.UnreadMounts == 1:
+		fuse = join(fuse, "could not read the bind mounts of 1 mount namespace ("+m.UnreadWhy+")")
+	case m.UnreadMounts > 1:
+		fuse = join(fuse, fmt.Sprintf("could not read the bind mounts of %d mount namespaces (%s, ...)", m.UnreadMounts, m.UnreadWhy))
+	}
 	d := m.Denied
 	if !d.Any() {
 		return fuse
 	}
-	if fuse != "" {
-		return deniedNotice(d) + "; " + fuse
+	return join(deniedNotice(d), fuse)
+}
+
+// join joins two parts of a notice ("" when there is none).
+func join(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
 	}
-	return deniedNotice(d)
+	return a + "; " + b
 }
 
 // deniedNotice says what d counts.

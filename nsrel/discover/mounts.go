@@ -226,8 +226,15 @@ func (w *worker) mountNS(nd *node) {
 	case isPerm(err):
 		w.s.deniedMnt.Add(1)
 	default:
-		if err := w.mountsByHelper(nd); err != nil && isPerm(err) {
+		switch err := w.mountsByHelper(nd); {
+		case err == nil:
+		case isPerm(err):
 			w.s.deniedMnt.Add(1)
+		default:
+			// Counted and said: a namespace held only by a bind mount
+			// in it would be missing from the trees.
+			w.s.unreadMnt.Add(1)
+			w.s.unreadWhy.CompareAndSwap(nil, err.Error())
 		}
 	}
 }

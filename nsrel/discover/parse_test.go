@@ -123,6 +123,17 @@ func TestNotice(t *testing.T) {
 			t.Errorf("Notice(%+v) = %q, want prefix %q", tc.d, got, tc.want)
 		}
 	}
+	for _, tc := range []struct {
+		m    Model
+		want string
+	}{
+		{Model{UnreadMounts: 1, UnreadWhy: "mount namespace helper: invalid argument"}, "could not read the bind mounts of 1 mount namespace (mount namespace helper: invalid argument)"},
+		{Model{UnreadMounts: 3, UnreadWhy: "x", BelowFUSE: 1}, "did not open 1 namespace bind mount below a FUSE mount, or an overlay that may be on one (its server could block the lookup for good); could not read the bind mounts of 3 mount namespaces (x, ...)"},
+	} {
+		if got := tc.m.Notice(); got != tc.want {
+			t.Errorf("Notice() = %q, want %q", got, tc.want)
+		}
+	}
 }
 
 // BenchmarkLookupUsers names the owners of a host through the name

@@ -95,6 +95,10 @@ type scanner struct {
 	readers map[uint64][]task
 
 	deniedFDs, deniedMnt, deniedLinks atomic.Int64
+	// unreadMnt counts the mount namespaces the helper could not read,
+	// unreadWhy holds the first reason (a string).
+	unreadMnt atomic.Int64
+	unreadWhy atomic.Value
 	// belowFUSE counts nsfs bind mounts not opened: below a FUSE mount.
 	belowFUSE  atomic.Int64
 	deniedPIDs []int // processes whose links were denied; under mu
@@ -241,6 +245,10 @@ func (s *scanner) model() *Model {
 		Links:     int(s.deniedLinks.Load()),
 	}
 	m.BelowFUSE = int(s.belowFUSE.Load())
+	m.UnreadMounts = int(s.unreadMnt.Load())
+	if why, ok := s.unreadWhy.Load().(string); ok {
+		m.UnreadWhy = why
+	}
 	return m
 }
 
