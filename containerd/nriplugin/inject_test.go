@@ -381,6 +381,23 @@ func TestProbeResolvedAtStart(t *testing.T) {
 	if p0.RefusedIn("x") || p0.Refused() {
 		t.Errorf("normal stops of injected containers whose PostCreateContainer was missed: refused in the pod %v, on the node %v", p0.RefusedIn("x"), p0.Refused())
 	}
+	// A probe of which nothing more is heard (no PostCreateContainer,
+	// start or removal) is given up ProbeAfter later: another is tried.
+	// (A second probe while one is under way: TestInjectionBookkeeping.)
+	ps := &Plugin{Config: cfg, Log: log, Inject: inj, ProbeAfter: 50 * time.Millisecond, ProbeGiveUp: 50 * time.Millisecond}
+	refuse(ps)
+	time.Sleep(60 * time.Millisecond)
+	if adj, _, _ := ps.CreateContainer(ctx, &api.PodSandbox{Id: "s1"}, &api.Container{Id: "silent"}); adj == nil {
+		t.Fatal("no probe")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if adj, _, _ := ps.CreateContainer(ctx, &api.PodSandbox{Id: "s3"}, &api.Container{Id: "s3"}); adj != nil {
+		t.Error("a probe right after the silent one was given up")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if adj, _, _ := ps.CreateContainer(ctx, &api.PodSandbox{Id: "s4"}, &api.Container{Id: "s4"}); adj == nil {
+		t.Error("no probe after the silent one was given up")
+	}
 	// Injected before injection stopped on the node, confirmed after.
 	p := &Plugin{Config: cfg, Log: log, Inject: inj}
 	early := &api.PodSandbox{Id: "early"}

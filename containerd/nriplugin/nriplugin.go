@@ -111,6 +111,11 @@ type Plugin struct {
 	// started, before any injection was confirmed), and injection must
 	// not stay off for the node's other pods.
 	ProbeAfter time.Duration
+	// ProbeGiveUp is how long after a probe of which nothing more was
+	// heard (its PostCreateContainer, start and removal all missed) the
+	// plugin gives it up and may try another (ProbeAfter, at least
+	// [DefaultProbeAfter], if zero).
+	ProbeGiveUp time.Duration
 	// CheckpointEvery is how often [Plugin.Run] asks whether a
 	// checkpoint is due by time although nothing was appended
 	// ([audit.Log.CheckpointIfDue]), so that a quiet node still ships
@@ -134,6 +139,7 @@ type Plugin struct {
 	// way ("" when none).
 	refusedAt time.Time
 	probing   string
+	probedAt  time.Time
 	// injected are the containers the plugin injected into, until they
 	// start or are removed: only those can lack the hook at start.
 	injected map[string]bool
@@ -296,7 +302,15 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	if p.refusedPods[pod.GetId()] {
 		return nil, nil, nil
 	}
-	if p.refused && (p.probing != "" || time.Since(p.refusedAt) < cmp.Or(p.ProbeAfter, DefaultProbeAfter)) {
+	probeAfter := cmp.Or(p.ProbeAfter, DefaultProbeAfter)
+	if p.probing != "" && time.Since(p.probedAt) >= cmp.Or(p.ProbeGiveUp, max(probeAfter, DefaultProbeAfter)) {
+		// Neither taken, undone nor started since (its events were
+		// missed): given up, so that another can be tried.
+		delete(p.pending, p.probing)
+		delete(p.injected, p.probing)
+		p.probing, p.refusedAt = "", time.Now()
+	}
+	if p.refused && (p.probing != "" || time.Since(p.refusedAt) < probeAfter) {
 		return nil, nil, nil
 	}
 	// A hook the spec has already (containerd's base_runtime_spec) is
@@ -305,7 +319,7 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 		return nil, nil, nil
 	}
 	if p.refused {
-		p.probing = ctr.GetId() // one container, to see whether the runtime takes it now
+		p.probing, p.probedAt = ctr.GetId(), time.Now() // one container, to see whether the runtime takes it now
 	}
 	if p.injected == nil {
 		p.injected = map[string]bool{}
