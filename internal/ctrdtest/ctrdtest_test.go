@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nsrel/nsrel/nsrel"
@@ -63,5 +65,38 @@ func TestDaemonLifecycle(t *testing.T) {
 				t.Errorf("pid after restart = %d, want %d", task.Pid(), pid)
 			}
 		})
+	}
+}
+
+// TestTeardownRemovesShimSocket: a shim killed (not shut down) leaves
+// its socket in /run/containerd/s; the teardown removes it. Such
+// sockets were left behind by the suite now and then.
+func TestTeardownRemovesShimSocket(t *testing.T) {
+	for _, f := range Flavors() {
+		var socks []string
+		t.Run(f.Name, func(t *testing.T) {
+			d := Start(t, f, nil)
+			c := d.Client(t)
+			d.Run(t, c, "default", fmt.Sprintf("sock-%d", os.Getpid()), nil)
+			for _, s := range d.shimSockets() {
+				if _, err := os.Stat(s); err == nil {
+					socks = append(socks, s)
+				}
+			}
+			if len(socks) == 0 {
+				t.Fatalf("no shim socket among %v", d.shimSockets())
+			}
+			// The shim killed: its socket stays.
+			for _, pid := range Mentioning("containerd-shim") {
+				if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); strings.Contains(string(b), d.Socket) {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		})
+		for _, s := range socks {
+			if _, err := os.Stat(s); err == nil {
+				t.Errorf("%s: %s left after the teardown", f.Name, s)
+			}
+		}
 	}
 }

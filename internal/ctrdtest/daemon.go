@@ -2,6 +2,7 @@ package ctrdtest
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -355,6 +356,13 @@ func RemoveCgroups(parent string) []string {
 // teardown kills and deletes every container, stops the daemon, kills
 // whatever survived, detaches leftover mounts and removes the directory.
 func (d *Daemon) teardown(t testing.TB) {
+	socks := d.shimSockets()
+	defer func() {
+		// A shim killed, not shut down, leaves its socket behind.
+		for _, s := range socks {
+			os.Remove(s)
+		}
+	}()
 	d.mu.Lock()
 	running := d.cmd != nil
 	d.mu.Unlock()
@@ -382,6 +390,22 @@ func (d *Daemon) teardown(t testing.TB) {
 	if err := os.RemoveAll(d.Dir); err != nil {
 		t.Errorf("%s teardown: %v", d.Flavor.Name, err)
 	}
+}
+
+// shimSockets returns the paths of the sockets the shims of the tasks in
+// the daemon's state directory listen on (and their debug sockets), as
+// containerd names them: /run/containerd/s/ and the SHA-256 of
+// ADDRESS/NAMESPACE/ID.
+func (d *Daemon) shimSockets() []string {
+	tasks, _ := filepath.Glob(filepath.Join(d.State, "io.containerd.runtime.v2.task", "*", "*"))
+	var out []string
+	for _, task := range tasks {
+		ns, id := filepath.Base(filepath.Dir(task)), filepath.Base(task)
+		for _, p := range []string{filepath.Join(d.Socket, ns, id), filepath.Join(d.Socket, ns, id, "debug")} {
+			out = append(out, fmt.Sprintf("/run/containerd/s/%x", sha256.Sum256([]byte(p))))
+		}
+	}
+	return out
 }
 
 func (d *Daemon) deleteAll(ctx context.Context) error {
