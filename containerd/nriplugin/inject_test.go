@@ -203,6 +203,13 @@ func TestInjectionBookkeeping(t *testing.T) {
 	if !p.RefusedIn(pod.Id) || p.Refused() {
 		t.Fatalf("an undone creation: refused in its pod %v, on the node %v; want its pod only", p.RefusedIn(pod.Id), p.Refused())
 	}
+	// A removed pod is forgotten (the list grew with every refused pod).
+	gone := &api.PodSandbox{Id: "gone"}
+	undo(p, gone, "g0")
+	p.RemovePodSandbox(ctx, gone)
+	if p.RefusedIn(gone.Id) {
+		t.Error("a removed pod still refused")
+	}
 	if adj, _, _ := p.CreateContainer(ctx, pod, &api.Container{Id: "d"}); adj != nil {
 		t.Errorf("injection into the pod after a refusal: %v", adj)
 	}
@@ -265,7 +272,7 @@ func TestInjectionBookkeeping(t *testing.T) {
 	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
 		got = append(got, r.ContainerID+" "+r.Source+"/"+r.Stage)
 	}
-	want := []string{"b nri/" + StageHookMissing, "b nri/start", "c nri/" + StageInjectionRefused, "e nri/" + StageInjectionRefused,
+	want := []string{"b nri/" + StageHookMissing, "b nri/start", "c nri/" + StageInjectionRefused, "g0 nri/" + StageInjectionRefused, "e nri/" + StageInjectionRefused,
 		"g nri/" + StageInjectionRefused, "h nri/" + StageInjectionRefused, "l nri/" + StageInjectionResumed, "k nri/start"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
