@@ -85,12 +85,11 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 		if err != nil {
 			return err
 		}
-		if _, known := b.files[host]; !known {
-			b.hosts = append(b.hosts, host)
-			b.files[host] = out.path(host) + ".jsonl"
-		}
 		w[0].Write(line)
-		w[1].Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(at.file)), uint32(at.line)))
+		var pos [8]byte
+		binary.LittleEndian.PutUint32(pos[:4], uint32(at.file))
+		binary.LittleEndian.PutUint32(pos[4:], uint32(at.line))
+		w[1].Write(pos[:])
 		return w[0].WriteByte('\n')
 	}
 	noteKey := func(host string, line []byte, rec *audit.Record) {
@@ -259,6 +258,10 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 	}
 	if err := out.close(); err != nil {
 		return nil, err
+	}
+	b.hosts = out.hosts
+	for h, p := range out.paths {
+		b.files[h] = p + ".jsonl"
 	}
 	return b, nil
 }
@@ -453,7 +456,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		// A place a reason names (where a missing record comes later,
 		// the other line with the same seq) or a damaged line is in the
 		// node's split file too, which is gone when verify ends.
-		if f, ok := split.files[h]; ok {
+		if f, ok := split.files[h]; ok && (p != nil || s != nil && len(s.Damage) > 0) {
 			at := regexp.MustCompile(regexp.QuoteMeta(f) + `:(\d+)`)
 			relocate := func(s string) string {
 				return at.ReplaceAllStringFunc(s, func(m string) string {

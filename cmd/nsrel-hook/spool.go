@@ -45,9 +45,6 @@ func newSpool(dir, prefix string, share uint64, suffixes ...string) *spool {
 		outs: map[string]spoolOut{}, lru: list.New(), elem: map[string]*list.Element{}}
 }
 
-// path returns host's file ("" when nothing was written for it).
-func (s *spool) path(host string) string { return s.paths[host] }
-
 // writers returns host's streams, opening its files (made at the first
 // write) when they are not.
 func (s *spool) writers(host string) ([]*bufio.Writer, error) {
