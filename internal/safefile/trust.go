@@ -290,8 +290,7 @@ func createBelow(dir, base, path string, flags int) (*os.File, error) {
 		}
 		return nil, err
 	}
-	var now, opened unix.Stat_t
-	if err := unix.Stat(top, &now); err != nil || unix.Fstat(fd, &opened) != nil || now.Dev != opened.Dev || now.Ino != opened.Ino {
+	if !isFile(fd, top, unix.Stat) {
 		return nil, fmt.Errorf("%s: replaced while it was opened: refusing it: %w", top, ErrUntrusted)
 	}
 	at := top
@@ -312,11 +311,10 @@ func createBelow(dir, base, path string, flags int) (*os.File, error) {
 		if err := unix.Fstat(fd, &st); err != nil {
 			return nil, &os.PathError{Op: "fstat", Path: at, Err: err}
 		}
-		if err := checkDir(at, &st); err != nil {
+		// Not even a sticky directory others may write: one made for
+		// us is private.
+		if err := checkStat(at, &st, false); err != nil {
 			return nil, err
-		}
-		if mode := st.Mode & 0o7777; mode&0o022 != 0 {
-			return nil, fmt.Errorf("%s: writable by %s (mode %04o): refusing it: %w", at, who(mode, 0o020, 0o002), mode, ErrUntrusted)
 		}
 	}
 	return openRegularAt(fd, base, path, flags)
@@ -344,14 +342,17 @@ func Recheck(f *os.File, path string, private bool) error {
 			return err
 		}
 	}
-	var now, opened unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &opened); err != nil {
-		return &os.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	if err := unix.Lstat(path, &now); err != nil || now.Dev != opened.Dev || now.Ino != opened.Ino {
+	if !isFile(int(f.Fd()), path, unix.Lstat) {
 		return fmt.Errorf("%s: replaced while it was opened (its directory was made meanwhile): refusing it: %w", path, ErrUntrusted)
 	}
 	return nil
+}
+
+// isFile reports whether path, as stat (unix.Stat or unix.Lstat) reads
+// it, is the file open as fd.
+func isFile(fd int, path string, stat func(string, *unix.Stat_t) error) bool {
+	var now, opened unix.Stat_t
+	return unix.Fstat(fd, &opened) == nil && stat(path, &now) == nil && now.Dev == opened.Dev && now.Ino == opened.Ino
 }
 
 // OpenPrivate opens a file the caller writes (flags may hold O_CREAT;
