@@ -217,7 +217,7 @@ func (l *Log) unshipped(c *Checkpoint) *Checkpoint {
 		return c // due as soon either way: nothing to confirm
 	}
 	back := *c
-	back.Time = t.Add(min(RetryAfter, every) - every).Format(time.RFC3339Nano)
+	back.Time = t.Add(RetryAfter - every).Format(time.RFC3339Nano)
 	return &back
 }
 
