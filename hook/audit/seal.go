@@ -534,9 +534,14 @@ func (s *sealer) commit(n int) error {
 // [sealStride]-th key: a checkpoint whose epoch is below the farthest
 // derived costs at most sealStride derivations, in any order.
 type SealChecker struct {
-	keys  map[SealID][][32]byte // keys[id][i]: the key of epoch i*sealStride
-	epoch map[SealID]uint64     // the farthest epoch derived
-	cur   map[SealID][32]byte   // its key
+	chains map[SealID]*sealChain
+}
+
+// sealChain is what a [SealChecker] derived of one key.
+type sealChain struct {
+	kept  [][32]byte // kept[i]: the key of epoch i*sealStride
+	epoch uint64     // the farthest epoch derived
+	cur   [32]byte   // its key
 }
 
 // sealStride is how many keys apart [SealChecker] keeps one: at most
@@ -547,11 +552,9 @@ const sealStride = 256
 
 // NewSealChecker returns a [SealChecker] of keys.
 func NewSealChecker(keys []VerifyKey) *SealChecker {
-	sc := &SealChecker{keys: map[SealID][][32]byte{}, epoch: map[SealID]uint64{}, cur: map[SealID][32]byte{}}
+	sc := &SealChecker{chains: map[SealID]*sealChain{}}
 	for _, k := range keys {
-		sc.keys[k.ID] = [][32]byte{k.Key}
-		sc.epoch[k.ID] = 0
-		sc.cur[k.ID] = k.Key
+		sc.chains[k.ID] = &sealChain{kept: [][32]byte{k.Key}, cur: k.Key}
 	}
 	return sc
 }
@@ -563,24 +566,26 @@ func (sc *SealChecker) Sealed(c Checkpoint) bool {
 	if c.Seal == "" || err != nil || p.Epoch > MaxSealDerive {
 		return false
 	}
-	kept, ok := sc.keys[p.ID]
+	ch, ok := sc.chains[p.ID]
 	h, err := hex.DecodeString(c.Hash)
 	if !ok || err != nil || len(h) != sha256.Size {
 		return false
 	}
-	// Derive on, keeping every sealStride-th key, up to the epoch.
-	if e, k := sc.epoch[p.ID], sc.cur[p.ID]; e < p.Epoch {
-		for e < p.Epoch {
-			k = nextSealKey(k)
-			if e++; e%sealStride == 0 {
-				kept = append(kept, k)
+	var k [32]byte
+	if p.Epoch >= ch.epoch {
+		// Derive on, keeping every sealStride-th key, up to the epoch.
+		for ch.epoch < p.Epoch {
+			ch.cur = nextSealKey(ch.cur)
+			if ch.epoch++; ch.epoch%sealStride == 0 {
+				ch.kept = append(ch.kept, ch.cur)
 			}
 		}
-		sc.keys[p.ID], sc.epoch[p.ID], sc.cur[p.ID] = kept, e, k
-	}
-	k := kept[p.Epoch/sealStride]
-	for e := p.Epoch / sealStride * sealStride; e < p.Epoch; e++ {
-		k = nextSealKey(k)
+		k = ch.cur
+	} else {
+		k = ch.kept[p.Epoch/sealStride]
+		for e := p.Epoch / sealStride * sealStride; e < p.Epoch; e++ {
+			k = nextSealKey(k)
+		}
 	}
 	return hmac.Equal(sealTag(k, p.ID, p.Epoch, h), p.Tag)
 }
