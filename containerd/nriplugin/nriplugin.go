@@ -308,7 +308,7 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 		// missed): given up, so that another can be tried.
 		delete(p.pending, p.probing)
 		delete(p.injected, p.probing)
-		p.probing, p.refusedAt = "", time.Now()
+		p.probeFailed()
 	}
 	if p.refused && (p.probing != "" || time.Since(p.refusedAt) < probeAfter) {
 		return nil, nil, nil
@@ -341,19 +341,39 @@ func (p *Plugin) PostCreateContainer(ctx context.Context, _ *api.PodSandbox, ctr
 	p.mu.Lock()
 	resumed := false
 	if _, ok := p.pending[ctr.GetId()]; ok {
-		p.confirmed = true
-		delete(p.pending, ctr.GetId())
-		// The probe, or a container injected before injection stopped
-		// on the node: the runtime takes injections now.
-		if p.refused {
-			p.probing, p.refused, resumed = "", false, true
-		}
+		resumed = p.taken(ctr.GetId())
 	}
 	p.mu.Unlock()
 	if resumed {
-		p.note(ctx, ctr.GetId(), StageInjectionResumed, "the runtime took an injection again after injection had stopped on this node: injecting again")
+		p.noteResumed(ctx, ctr.GetId())
 	}
 	return nil
+}
+
+// taken notes, under p.mu, that the runtime took the injection into
+// the pending container id, and reports whether that turned injection
+// on again on the node: the probe, or a container injected before it
+// stopped.
+func (p *Plugin) taken(id string) bool {
+	delete(p.pending, id)
+	p.confirmed = true
+	if !p.refused {
+		return false
+	}
+	p.refused, p.probing = false, ""
+	return true
+}
+
+// noteResumed records that injection is on again on the node, as the
+// runtime took the injection into container id.
+func (p *Plugin) noteResumed(ctx context.Context, id string) {
+	p.note(ctx, id, StageInjectionResumed, "the runtime took an injection again after injection had stopped on this node: injecting again")
+}
+
+// probeFailed notes, under p.mu, that the probe under way was refused
+// or is given up: another is tried ProbeAfter from now.
+func (p *Plugin) probeFailed() {
+	p.probing, p.refusedAt = "", time.Now()
 }
 
 // StopContainer notices a creation the runtime undid after an injection
@@ -397,7 +417,7 @@ func (p *Plugin) undone(ctx context.Context, id string) {
 	if wasPending && id == p.probing {
 		// Still refused: try again later, not in this pod (a pod author
 		// whose creations always fail would otherwise take every probe).
-		p.probing, p.refusedAt = "", time.Now()
+		p.probeFailed()
 		if p.refusedPods == nil {
 			p.refusedPods = map[string]bool{}
 		}
@@ -469,20 +489,15 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 		// ignores a plugin's failure there): its final spec tells
 		// whether the runtime took the injection. (Left pending, its
 		// normal stop would read as a refused injection.)
-		delete(p.pending, ctr.GetId())
-		switch {
-		case hasHook:
-			p.confirmed = true
-			if p.refused {
-				p.refused, p.probing, resumed = false, "", true
-			}
-		case ctr.GetId() == p.probing:
-			p.probing, p.refusedAt = "", time.Now()
+		if hasHook {
+			resumed = p.taken(ctr.GetId())
+		} else if delete(p.pending, ctr.GetId()); ctr.GetId() == p.probing {
+			p.probeFailed()
 		}
 	}
 	p.mu.Unlock()
 	if resumed {
-		p.note(ctx, ctr.GetId(), StageInjectionResumed, "the runtime took an injection again after injection had stopped on this node: injecting again")
+		p.noteResumed(ctx, ctr.GetId())
 	}
 	if injected && !hasHook {
 		p.note(ctx, ctr.GetId(), StageHookMissing, "the container's final spec lacks the injected nsrel-hook: validating at StartContainer")
