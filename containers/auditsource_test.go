@@ -31,7 +31,7 @@ func TestAuditSource(t *testing.T) {
 	pid, anc, log, path := sleepingLog(t, audit.Options{})
 	stale := *anc
 	stale.StartTime++
-	for _, r := range []*audit.Record{
+	got := listAfter(t, log, path, []*audit.Record{
 		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "crio-1", Ancestry: anc,
 			Annotations: map[string]string{"io.kubernetes.pod.name": "api-0", "io.kubernetes.pod.namespace": "prod"}},
 		{Source: audit.SourceOCIHook, Stage: audit.StagePoststart, ContainerID: "crio-1", Ancestry: anc},
@@ -46,15 +46,7 @@ func TestAuditSource(t *testing.T) {
 		{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: "exited"},
 		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "reused", Ancestry: &stale},
 		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "no-process", Error: "gone"},
-	} {
-		if err := log.Append(context.Background(), r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := (&AuditSource{Path: path}).List(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	want := []discover.Container{
 		{ID: "crio-1", Engine: EngineAuditLog, PID: pid, Name: "prod/api-0"},
 		{ID: "ev-1", Engine: EngineAuditLog, Namespace: "moby", PID: pid},
@@ -69,7 +61,7 @@ func TestAuditSource(t *testing.T) {
 		}
 	}
 
-	got, err = (&AuditSource{Path: filepath.Join(t.TempDir(), "absent.jsonl")}).List(context.Background())
+	got, err := (&AuditSource{Path: filepath.Join(t.TempDir(), "absent.jsonl")}).List(context.Background())
 	if err != nil || len(got) != 0 {
 		t.Errorf("missing log: %v, %v; want nothing, no error", got, err)
 	}
@@ -220,6 +212,22 @@ func TestAuditSourceTornStart(t *testing.T) {
 	}
 }
 
+// listAfter appends recs to log and returns what an AuditSource of path
+// lists.
+func listAfter(t *testing.T, log *audit.Log, path string, recs []*audit.Record) []discover.Container {
+	t.Helper()
+	for _, r := range recs {
+		if err := log.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := (&AuditSource{Path: path}).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // TestAuditSourceNamespaces checks that a container ID is one container
 // per engine namespace: a stop of the same ID in another containerd
 // namespace does not hide a running container, while a stop without a
@@ -236,7 +244,7 @@ func TestAuditSourceNamespaces(t *testing.T) {
 	exit := func(id, ns string) *audit.Record {
 		return &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: id, Namespace: ns}
 	}
-	for _, r := range []*audit.Record{
+	got := listAfter(t, log, path, []*audit.Record{
 		// Runs in "b"; the same ID exits in "a" later.
 		hookStart("shared"), start("shared", "b"), exit("shared", "a"),
 		// Started in "a" and in "b"; only "a"'s exited.
@@ -249,15 +257,7 @@ func TestAuditSourceNamespaces(t *testing.T) {
 		hookStart("hook-only"), exit("hook-only", "k8s.io"),
 		// Restarted in "b" after its exit there.
 		start("again", "b"), exit("again", "b"), start("again", "b"),
-	} {
-		if err := log.Append(context.Background(), r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := (&AuditSource{Path: path}).List(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	want := []discover.Container{
 		{ID: "shared", Engine: EngineAuditLog, Namespace: "b", PID: pid},
 		{ID: "two", Engine: EngineAuditLog, Namespace: "b", PID: pid},
