@@ -504,16 +504,17 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 // split stream, in order, that are nodes to verify (and fail: their
 // records are gone). Without keys, all of them: nothing tells a node's
 // checkpoint from a line anyone who reaches the collector adds. With
-// keys, a host counts when a given key sealed one of its checkpoints
-// (the tag checks) that is not a copy relabelled with another host (the
-// seal does not cover the host): one whose key other hosts' records
-// carry (owners). (A record line added to carry a ghost's key fails its
-// own host.) Each host's checkpoints are read from its file one at a
-// time until one counts: forged ones cost time, not memory, and cannot
-// hide a node's own. The others are ignored, with a note naming the keys
-// not given that their seals name: anyone can make up a seal, and
-// failing on it would let anyone who can send a checkpoint raise the
-// alarm.
+// keys, a host counts when a given key sealed one of its checkpoints:
+// its checkpoint seal checks (format 1.1: the seal covers the host), or,
+// for one without (format 1.0: the seal covers the record's hash alone),
+// its tag checks and it is not a copy relabelled with another host: one
+// whose key other hosts' records carry (owners). (A record line added to
+// carry a ghost's key fails its own host.) Each host's checkpoints are
+// read from its file one at a time until one counts: forged ones cost
+// time, not memory, and cannot hide a node's own. The others are
+// ignored, with a note naming the keys not given that their seals name:
+// anyone can make up a seal, and failing on it would let anyone who can
+// send a checkpoint raise the alarm.
 func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][]string, keys []audit.VerifyKey, stderr io.Writer) []string {
 	var ghosts []string
 	for _, h := range ckpts.hosts {
@@ -540,13 +541,15 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 			}
 			p, err := audit.ParseSeal(c.Seal)
 			switch {
-			case c.Seal == "" || err != nil || len(owners[p.ID]) > 0:
+			case c.Seal == "" || err != nil || len(owners[p.ID]) > 0 && (c.CheckpointSeal == "" || !given[p.ID]):
 			case !given[p.ID]:
 				if id := p.ID.String(); !slices.Contains(notGiven, id) && len(notGiven) < 8 {
 					notGiven = append(notGiven, id)
 				}
-			case sc.Sealed(c):
-				counts = true
+			case c.CheckpointSeal != "":
+				counts = sc.HeadSealed(c)
+			default:
+				counts = sc.Sealed(c)
 			}
 			if counts {
 				break

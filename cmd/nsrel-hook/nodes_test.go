@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -317,9 +318,48 @@ func TestVerifyNodesGhostCheckpoints(t *testing.T) {
 	if err := ol.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "b"}); err != nil {
 		t.Fatal(err)
 	}
-	// (The copy under "copy" cannot be told from node-a's own now: no
-	// record carries node-a's key.)
-	checkVerify(t, 1, []string{"3 FAILED (node-b, copy, node-a)", "node node-a: no record of node node-a"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", ck, other)
+	// The copy under "copy" is told from node-a's own by its checkpoint
+	// seal, which covers the host.
+	checkVerify(t, 1, []string{"2 FAILED (node-b, node-a)", `ignored ("copy", "ghost")`, "node node-a: no record of node node-a"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", ck, other)
+	// A record line of another host that carries node-a's key (a line
+	// of node-a's log relabelled and sent to the collector) does not
+	// make node-a's checkpoints copies: their checkpoint seals name
+	// node-a. (It fails the host it names.)
+	alog, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	olog, err := os.ReadFile(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := audit.Decode(bytes.SplitAfter(alog, []byte("\n"))[1])
+	if err != nil || rec.Seal == "" {
+		t.Fatalf("node-a's second record: %+v, %v", rec, err)
+	}
+	rec.Host, rec.Seq, rec.Prev = "node-c", 1, ""
+	aline, err := rec.Encode() // its hash made anew, its seal kept
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolen := filepath.Join(dir, "stolen.jsonl")
+	if err := os.WriteFile(stolen, append(olog, aline...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 1, []string{"3 FAILED (node-b, node-c, node-a)", "node node-a: no record of node node-a"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", ck, stolen)
+	// Checkpoints of format 1.0 (no checkpoint seal): the copy cannot be
+	// told from node-a's own when no record carries node-a's key, and
+	// node-a's are taken for copies when one does.
+	var old []byte
+	for _, line := range bytes.SplitAfter(append(append(bytes.Clone(genuine), forged...), append(relabelled, '\n')...), []byte("\n")) {
+		old = append(old, regexp.MustCompile(`,"checkpoint_seal":"[^"]*"`).ReplaceAll(line, nil)...)
+	}
+	oldCk := filepath.Join(dir, "ckpt-1.0.jsonl")
+	if err := os.WriteFile(oldCk, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 1, []string{"3 FAILED (node-b, copy, node-a)", "node node-a: no record of node node-a"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", oldCk, other)
+	checkVerify(t, 1, []string{"2 FAILED (node-b, node-c)", `ignored ("copy", "ghost", "node-a")`}, "--nodes", "--key", "@"+keyFile, "--checkpoints", oldCk, stolen)
 	// Forged checkpoints of node-a claiming the given key, put before
 	// its own, do not crowd them out (only the first 16 were checked).
 	var crowd []byte

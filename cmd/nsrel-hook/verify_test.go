@@ -387,8 +387,13 @@ func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 	json.Unmarshal([]byte(bcps[len(bcps)-1]), &relabelled)
 	relabelled["host"] = "node-a"
 	extra, _ := json.Marshal(relabelled)
+	// Without its checkpoint seal, as a checkpoint of format 1.0, which
+	// sealed the record's hash alone.
+	delete(relabelled, "checkpoint_seal")
+	bare, _ := json.Marshal(relabelled)
 	ckpts := write("checkpoints.jsonl", read(a.cps), bcps)
-	relabelledCkpts := write("relabelled.jsonl", read(a.cps), bcps, []string{string(extra) + "\n"})
+	sealedCkpts := write("relabelled-sealed.jsonl", read(a.cps), bcps, []string{string(extra) + "\n"})
+	relabelledCkpts := write("relabelled.jsonl", read(a.cps), bcps, []string{string(bare) + "\n"})
 	keyArgs := []string{}
 	for _, k := range slices.Concat(a.keys, b.keys) {
 		keyArgs = append(keyArgs, "--key", k)
@@ -398,6 +403,11 @@ func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 	if code, out, stderr := runBin(t, "", append(args, whole)...); code != 0 || !strings.Contains(out, "nodes: 2 intact") {
 		t.Errorf("the whole logs: exit %d\n%s%s", code, out, stderr)
 	}
+	sealedArgs := append([]string{"audit", "verify", "--nodes", "--checkpoints", sealedCkpts}, keyArgs...)
+	if code, out, stderr := runBin(t, "", append(sealedArgs, whole)...); code != 0 || !strings.Contains(out, "nodes: 2 intact") ||
+		!strings.Contains(out+stderr, "host, log, seq or time changed") {
+		t.Errorf("a checkpoint of node B relabelled as node A's, its checkpoint seal kept: exit %d\n%s%s", code, out, stderr)
+	}
 	relabelledArgs := append([]string{"audit", "verify", "--nodes", "--checkpoints", relabelledCkpts}, keyArgs...)
 	code, out, stderr := runBin(t, "", append(relabelledArgs, whole)...)
 	if code != 1 || !strings.Contains(out+stderr, "another node's relabelled with this node's host") || !strings.Contains(out, "1 intact (node-b), 1 FAILED (node-a)") {
@@ -405,7 +415,7 @@ func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 	}
 	cut := write("cut.jsonl", read(a.log.Path())[:4], read(b.log.Path()))
 	code, out, stderr = runBin(t, "", append(args, cut)...)
-	if code != 1 || !strings.Contains(out+stderr, "seals no record left in the log") || !strings.Contains(out, "1 intact (node-b), 1 FAILED (node-a)") {
+	if code != 1 || !strings.Contains(out+stderr, "seals no record left in the log, and its checkpoint seal shows that node node-a wrote it") || !strings.Contains(out, "1 intact (node-b), 1 FAILED (node-a)") {
 		t.Errorf("node A cut after its key was replaced: exit %d\n%s%s", code, out, stderr)
 	}
 }

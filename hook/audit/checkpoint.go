@@ -86,18 +86,25 @@ type Checkpoint struct {
 	Seal string `json:"seal,omitempty"`
 	// Time is when the checkpoint was made (RFC 3339, UTC).
 	Time string `json:"time"`
+	// CheckpointSeal (format 1.1, when Seal is set and the sealing state
+	// was in step) seals all of the above under the key of the epoch
+	// after Seal's, "ID.EPOCH.TAG": the host, log, seq and time are the
+	// node's too, not only the hash.
+	CheckpointSeal string `json:"checkpoint_seal,omitempty"`
 }
 
 // Line returns the checkpoint as one JSON line (newline included):
-// {"type":"nsrel-checkpoint","format":"1",...}.
+// {"type":"nsrel-checkpoint","format":"1.1",...}. (Format 1.0 had no
+// checkpoint_seal; readers ignore members they do not know.)
 func (c *Checkpoint) Line() []byte {
-	b := []byte(`{"type":"` + CheckpointType + `","format":"1"`)
+	b := []byte(`{"type":"` + CheckpointType + `","format":"1.1"`)
 	b = appendJSONString(appendKey(b, true, "host"), c.Host)
 	b = appendJSONString(appendKey(b, true, "log"), c.Log)
 	b = strconv.AppendUint(appendKey(b, true, "seq"), c.Seq, 10)
 	b = appendJSONString(appendKey(b, true, "hash"), c.Hash)
 	b = appendOptString(b, "seal", c.Seal)
 	b = appendJSONString(appendKey(b, true, "time"), c.Time)
+	b = appendOptString(b, "checkpoint_seal", c.CheckpointSeal)
 	return append(b, '}', '\n')
 }
 
@@ -131,6 +138,8 @@ func ParseCheckpoint(line []byte) (c Checkpoint, ok bool) {
 			c.Seal = v.Str
 		case "time":
 			c.Time = v.Str
+		case "checkpoint_seal":
+			c.CheckpointSeal = v.Str
 		}
 	}
 	return c, typ && c.Seq > 0 && len(c.Hash) == 64
@@ -170,9 +179,10 @@ func ReadCheckpoints(files ...string) iter.Seq2[Checkpoint, error] {
 func (l *Log) checkpointState() string { return l.path + ".checkpoint" }
 
 // checkpointDue decides, under the lock, whether the append that ended
-// with last emits a checkpoint, and if so records it as the last one;
-// it passes what goes wrong to warn (said after the lock is released).
-func (l *Log) checkpointDue(last *Record, force bool, warn func(error)) *Checkpoint {
+// with last emits a checkpoint, and if so has seal give it its
+// checkpoint seal and records it as the last one; it passes what goes
+// wrong to warn (said after the lock is released).
+func (l *Log) checkpointDue(last *Record, force bool, seal func(*Checkpoint), warn func(error)) *Checkpoint {
 	o := l.opts.Checkpoints
 	if o == nil || last == nil {
 		return nil
@@ -196,6 +206,7 @@ func (l *Log) checkpointDue(last *Record, force bool, warn func(error)) *Checkpo
 		}
 	}
 	c := &Checkpoint{Host: last.Host, Log: l.path, Seq: last.Seq, Hash: last.Hash, Seal: last.Seal, Time: now.Format(time.RFC3339Nano)}
+	seal(c)
 	// Until a destination took it (it is shipped once the lock is
 	// released: a hook killed at its deadline meanwhile never says so),
 	// the state has the next checkpoint due as for one that reached
@@ -480,7 +491,14 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 	if err == nil {
 		var last *Record
 		if last, _, err = l.lastGood(f); err == nil && last != nil {
-			c = l.checkpointDue(last, false, func(err error) { warns = append(warns, err) })
+			seal := func(c *Checkpoint) {
+				// The sealing state, read for its key (the records'
+				// keys are gone): nothing is written to it.
+				s, _ := l.sealerFor(last)
+				s.sealCheckpoint(c)
+				s.close()
+			}
+			c = l.checkpointDue(last, false, seal, func(err error) { warns = append(warns, err) })
 		}
 		f.Close()
 	} else if errors.Is(err, fs.ErrNotExist) {

@@ -181,6 +181,42 @@ func TestCheckpointTriggers(t *testing.T) {
 	}
 }
 
+// TestCheckpointIfDueSealed: a quiet node's checkpoint (nothing appended)
+// carries a checkpoint seal too, under the key the sealing state holds,
+// and verify takes it; the sealing state is left as it was.
+func TestCheckpointIfDueSealed(t *testing.T) {
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	file := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, _, key := sealedLog(t, audit.Options{Host: "node-a", Now: clock, Checkpoints: &audit.CheckpointOptions{EveryRecords: 100, EverySeconds: 60, File: file}})
+	appendN(t, l, 3)
+	state, err := os.ReadFile(l.SealStateForTest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(61 * time.Second)
+	mu.Unlock()
+	if err := l.CheckpointIfDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cps := readCheckpoints(t, file)
+	last := cps[len(cps)-1]
+	if len(cps) != 2 || last.Time != clock().Format(time.RFC3339Nano) || last.CheckpointSeal == "" {
+		t.Fatalf("checkpoints %+v; want a second one, made now, with a checkpoint seal", cps)
+	}
+	if !audit.NewSealChecker([]audit.VerifyKey{key}).HeadSealed(last) {
+		t.Errorf("the quiet node's checkpoint seal does not check: %+v", last)
+	}
+	if after, err := os.ReadFile(l.SealStateForTest()); err != nil || !bytes.Equal(after, state) {
+		t.Errorf("the sealing state changed: %v", err)
+	}
+	if s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: cps}); err != nil || s.Checkpoints != 2 {
+		t.Errorf("verify: %v, %+v", err, s)
+	}
+}
+
 // TestCheckpointRetry: a checkpoint that reached no destination (a
 // collector's TCP port nothing listens on) is tried again with the head
 // of the chain RetryAfter later, not a whole every_seconds later; one
@@ -385,8 +421,19 @@ func TestCheckpointsKeyReplacedThenCut(t *testing.T) {
 			OtherChainKey: func(id audit.SealID) bool { return id == okey.ID || id == k2.ID }, Checkpoints: cps}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := audit.Verify([]string{cut}, tc.opts); err == nil || !strings.Contains(err.Error(), "seals no record left in the log") {
+			if _, err := audit.Verify([]string{cut}, tc.opts); err == nil || !strings.Contains(err.Error(), "seals no record left in the log, and its checkpoint seal shows that node node-a wrote it") {
 				t.Errorf("%v; want the cut found", err)
+			}
+			// Of format 1.0 (no checkpoint seal), the checkpoints may
+			// also be another log's or node's.
+			o := tc.opts
+			o.Checkpoints = nil
+			for _, c := range cps {
+				c.CheckpointSeal = ""
+				o.Checkpoints = append(o.Checkpoints, c)
+			}
+			if _, err := audit.Verify([]string{cut}, o); err == nil || !strings.Contains(err.Error(), "seals no record left in the log: the records it sealed were cut off") {
+				t.Errorf("format 1.0: %v; want the cut found", err)
 			}
 		})
 	}
@@ -758,6 +805,10 @@ func TestCheckpointsForged(t *testing.T) {
 	}
 	at := func(seq uint64) audit.Checkpoint { return genuine[seq-1] }
 	withSeq := func(c audit.Checkpoint, seq uint64) audit.Checkpoint { c.Seq = seq; return c }
+	// A copy without its checkpoint seal reads as a checkpoint of format
+	// 1.0, whose seal covered the record's hash alone.
+	bare := func(c audit.Checkpoint) audit.Checkpoint { c.CheckpointSeal = ""; return c }
+	with := func(c audit.Checkpoint, f func(*audit.Checkpoint)) audit.Checkpoint { f(&c); return c }
 	idAt := func(epoch uint64) string {
 		return key.ID.String() + "." + strconv.FormatUint(epoch, 10) + "." + strings.Repeat("0", 64)
 	}
@@ -774,6 +825,13 @@ func TestCheckpointsForged(t *testing.T) {
 		{"the key's ID, beyond the end", fake(7000, strings.Repeat("c", 64), idAt(6999)), "beyond the last record", audit.CheckpointForged},
 		{"a genuine one's seq changed", withSeq(at(4), 9999), "sealed again", audit.CheckpointAltered},
 		{"a genuine one moved to another seq", withSeq(at(4), 5), "sealed again", audit.CheckpointAltered},
+		{"a genuine one of format 1.0 moved", withSeq(bare(at(4)), 5), "sealed again", audit.CheckpointAltered},
+		{"a genuine one's host changed", with(at(4), func(c *audit.Checkpoint) { c.Host = "node-b" }), "", audit.CheckpointHeadForged},
+		{"a genuine one's log changed", with(at(4), func(c *audit.Checkpoint) { c.Log = "/elsewhere" }), "", audit.CheckpointHeadForged},
+		{"a genuine one's time changed", with(at(4), func(c *audit.Checkpoint) { c.Time = "2030-01-01T00:00:00Z" }), "", audit.CheckpointHeadForged},
+		{"a checkpoint seal of the wrong epoch", with(at(4), func(c *audit.Checkpoint) { c.CheckpointSeal = at(5).CheckpointSeal }), "", audit.CheckpointHeadForged},
+		{"a checkpoint seal made up", with(at(4), func(c *audit.Checkpoint) { c.CheckpointSeal = idAt(4) }), "", audit.CheckpointHeadForged},
+		{"a checkpoint seal that does not parse", with(at(4), func(c *audit.Checkpoint) { c.CheckpointSeal = "x" }), "", audit.CheckpointHeadForged},
 		{"the key's ID, epoch 2^62", fake(1<<62+1, strings.Repeat("d", 64), idAt(1<<62)), "beyond the last record", audit.CheckpointTooFar},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -822,21 +880,28 @@ func TestCheckpointsForged(t *testing.T) {
 
 	// A collector's nodes, each verified alone with every node's key: a
 	// checkpoint of another node, genuine there and relabelled with this
-	// node's host, fails this node, saying whose key it is: setting it
-	// aside by the key the other node's lines carry let a line anyone
-	// adds steal the key of records cut off this chain (see
-	// TestCheckpointsKeyReplacedThenCut).
+	// node's host, is ignored: its checkpoint seal does not check. One of
+	// format 1.0 (no checkpoint seal: its host is not sealed) fails this
+	// node, saying whose key it is: setting it aside by the key the other
+	// node's lines carry let a line anyone adds steal the key of records
+	// cut off this chain (see TestCheckpointsKeyReplacedThenCut).
 	t.Run("another node's", func(t *testing.T) {
 		ol, _, okey := sealedLog(t, audit.Options{Host: "node-b", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "cp.jsonl")}})
 		appendN(t, ol, 12)
 		other := readCheckpoints(t, ol.CheckpointsFileForTest())[11]
 		other.Host = "node-a"
-		cps := append(append([]audit.Checkpoint{}, genuine...), other)
 		others, err := audit.ChainKeys(ol.Path())
 		if err != nil || !others[okey.ID] {
 			t.Fatalf("the other chain's keys: %v, %v", others, err)
 		}
-		_, err = verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{okey, key}, KeysOfOthers: true, OtherChainKey: func(id audit.SealID) bool { return others[id] }, Checkpoints: cps})
+		opts := audit.VerifyOptions{Keys: []audit.VerifyKey{okey, key}, KeysOfOthers: true, OtherChainKey: func(id audit.SealID) bool { return others[id] }}
+		opts.Checkpoints = append(append([]audit.Checkpoint{}, genuine...), other)
+		s, err := verify(t, l, opts)
+		if err != nil || len(s.IgnoredCheckpoints) != 1 || s.IgnoredCheckpoints[0].Reason != audit.CheckpointHeadForged {
+			t.Errorf("%v, ignored %+v; want the relabelled checkpoint ignored: %s", err, s.IgnoredCheckpoints, audit.CheckpointHeadForged)
+		}
+		opts.Checkpoints = append(append([]audit.Checkpoint{}, genuine...), bare(other))
+		_, err = verify(t, l, opts)
 		if err == nil || !strings.Contains(err.Error(), "another node's relabelled with this node's host") {
 			t.Errorf("%v; want a failure saying the checkpoint is another node's", err)
 		}
@@ -1058,6 +1123,28 @@ func TestSealChecker(t *testing.T) {
 	for i := range cps {
 		if !sc.Sealed(cps[i]) {
 			t.Errorf("checkpoint of seq %d not sealed the second time", cps[i].Seq)
+		}
+	}
+	for i := len(cps) - 1; i >= 0; i-- {
+		if cps[i].CheckpointSeal == "" || !sc.HeadSealed(cps[i]) {
+			t.Errorf("checkpoint of seq %d (checkpoint seal %q) not head-sealed", cps[i].Seq, cps[i].CheckpointSeal)
+		}
+	}
+	for name, change := range map[string]func(*audit.Checkpoint){
+		"host":            func(c *audit.Checkpoint) { c.Host = "node-b" },
+		"log":             func(c *audit.Checkpoint) { c.Log += ".1" },
+		"seq":             func(c *audit.Checkpoint) { c.Seq++ },
+		"time":            func(c *audit.Checkpoint) { c.Time = "2030-01-01T00:00:00Z" },
+		"checkpoint seal": func(c *audit.Checkpoint) { c.CheckpointSeal = cps[4].CheckpointSeal },
+		"none":            func(c *audit.Checkpoint) { c.CheckpointSeal = "" },
+	} {
+		c := cps[3]
+		change(&c)
+		if sc.HeadSealed(c) {
+			t.Errorf("%s changed: head-sealed", name)
+		}
+		if !sc.Sealed(c) && name != "seq" {
+			t.Errorf("%s changed: the record's seal no longer checks", name)
 		}
 	}
 	bad := cps[3]

@@ -61,3 +61,6 @@ func SlowSearches(t testing.TB, d time.Duration, look func()) {
 	}
 	t.Cleanup(func() { searchedLines = nil })
 }
+
+// SealStateForTest returns the sealing state path of the log's options.
+func (l *Log) SealStateForTest() string { return l.opts.SealState }

@@ -347,7 +347,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	if len(drop) > 0 {
 		syncDir(filepath.Dir(l.path))
 	}
-	ckpt := l.checkpointDue(last, len(dropped) > 0, warn)
+	ckpt := l.checkpointDue(last, len(dropped) > 0, s.sealCheckpoint, warn)
 	if berr != nil {
 		return ckpt, nil, berr
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -107,14 +108,49 @@ func nextSealKey(k [32]byte) [32]byte {
 // sealTag is the tag of the record with the given hash (32 bytes),
 // sealed with key k at epoch under id.
 func sealTag(k [32]byte, id SealID, epoch uint64, hash []byte) []byte {
+	m := tagMAC(k, "nsrel seal v1\x00", id, epoch)
+	m.Write(hash)
+	return m.Sum(nil)
+}
+
+// headTag is the tag of a checkpoint's own seal (checkpoint format 1.1):
+// an HMAC, under the key of epoch, of everything c says but its own seal
+// (its seq, hash, record seal, host, log and time, each string with its
+// length first). epoch is the one after that of the record c names: the
+// key the node holds when it makes c (the record's own key is gone by
+// then), which no record has used yet.
+func headTag(k [32]byte, id SealID, epoch uint64, c *Checkpoint) []byte {
+	m := tagMAC(k, "nsrel checkpoint seal v1\x00", id, epoch)
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], c.Seq)
+	m.Write(n[:])
+	for _, s := range []string{c.Hash, c.Seal, c.Host, c.Log, c.Time} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		m.Write(n[:])
+		m.Write([]byte(s))
+	}
+	return m.Sum(nil)
+}
+
+// tagMAC starts a tag's HMAC under k: what it is (domain, which tells a
+// record's tag from a checkpoint's and from the next key), then id and
+// epoch.
+func tagMAC(k [32]byte, domain string, id SealID, epoch uint64) hash.Hash {
 	m := hmac.New(sha256.New, k[:])
-	m.Write([]byte("nsrel seal v1\x00"))
+	m.Write([]byte(domain))
 	m.Write(id[:])
 	var e [8]byte
 	binary.BigEndian.PutUint64(e[:], epoch)
 	m.Write(e[:])
-	m.Write(hash)
-	return m.Sum(nil)
+	return m
+}
+
+// headSealOf returns the checkpoint seal of c parsed, when it is one a
+// node could have made: of the key of c's record seal (p), at the next
+// epoch.
+func headSealOf(c *Checkpoint, p ParsedSeal) (ParsedSeal, bool) {
+	q, err := ParseSeal(c.CheckpointSeal)
+	return q, err == nil && q.ID == p.ID && q.Epoch == p.Epoch+1
 }
 
 // formatSeal is the seal member's value: "ID.EPOCH.TAG".
@@ -191,8 +227,9 @@ type keyChain struct {
 	key   [32]byte
 	// pending are the checkpoints sealed with this key whose tag is not
 	// checked yet (indices into verifier.want), by increasing epoch:
-	// each is checked when the chain passes its epoch.
-	pending []int
+	// each is checked when the chain passes its epoch; headPending the
+	// same for their checkpoint seals.
+	pending, headPending []int
 	// logEpoch is the epoch the chain's records took the key to.
 	logEpoch uint64
 }
@@ -460,6 +497,20 @@ func openSealer(path string) (*sealer, error) {
 	return &sealer{f: f, path: path, state: st}, nil
 }
 
+// sealCheckpoint gives c its checkpoint seal, under the state's key,
+// when the state is at the epoch after that of the record c names (as
+// right after the append that sealed it); otherwise c keeps none.
+func (s *sealer) sealCheckpoint(c *Checkpoint) {
+	if s == nil || c.Seal == "" {
+		return
+	}
+	p, err := ParseSeal(c.Seal)
+	if err != nil || p.ID != s.state.ID || s.state.Epoch != p.Epoch+1 {
+		return
+	}
+	c.CheckpointSeal = formatSeal(s.state.ID, s.state.Epoch, headTag(s.state.Key, s.state.ID, s.state.Epoch, c))
+}
+
 func (s *sealer) close() {
 	if s != nil {
 		s.f.Close()
@@ -562,30 +613,52 @@ func NewSealChecker(keys []VerifyKey) *SealChecker {
 // Sealed reports whether c carries a seal of one of the keys whose tag
 // checks.
 func (sc *SealChecker) Sealed(c Checkpoint) bool {
+	_, _, ok := sc.sealed(&c)
+	return ok
+}
+
+// HeadSealed reports whether c carries a seal of one of the keys whose
+// tag checks and a checkpoint seal of the same key that checks too: c's
+// host, log, seq and time are then those the node wrote, not only its
+// hash (checkpoint format 1.1).
+func (sc *SealChecker) HeadSealed(c Checkpoint) bool {
+	p, ch, ok := sc.sealed(&c)
+	if !ok {
+		return false
+	}
+	q, ok := headSealOf(&c, p)
+	return ok && hmac.Equal(headTag(sc.key(ch, q.Epoch), q.ID, q.Epoch, &c), q.Tag)
+}
+
+// sealed checks c's record seal; it returns the seal and its key's chain.
+func (sc *SealChecker) sealed(c *Checkpoint) (ParsedSeal, *sealChain, bool) {
 	p, err := ParseSeal(c.Seal)
 	if c.Seal == "" || err != nil || p.Epoch > MaxSealDerive {
-		return false
+		return p, nil, false
 	}
 	ch, ok := sc.chains[p.ID]
 	h, err := hex.DecodeString(c.Hash)
 	if !ok || err != nil || len(h) != sha256.Size {
-		return false
+		return p, nil, false
 	}
-	var k [32]byte
-	if p.Epoch >= ch.epoch {
+	return p, ch, hmac.Equal(sealTag(sc.key(ch, p.Epoch), p.ID, p.Epoch, h), p.Tag)
+}
+
+// key returns the key of epoch e of ch (e at most MaxSealDerive+1).
+func (sc *SealChecker) key(ch *sealChain, e uint64) [32]byte {
+	if e >= ch.epoch {
 		// Derive on, keeping every sealStride-th key, up to the epoch.
-		for ch.epoch < p.Epoch {
+		for ch.epoch < e {
 			ch.cur = nextSealKey(ch.cur)
 			if ch.epoch++; ch.epoch%sealStride == 0 {
 				ch.kept = append(ch.kept, ch.cur)
 			}
 		}
-		k = ch.cur
-	} else {
-		k = ch.kept[p.Epoch/sealStride]
-		for e := p.Epoch / sealStride * sealStride; e < p.Epoch; e++ {
-			k = nextSealKey(k)
-		}
+		return ch.cur
 	}
-	return hmac.Equal(sealTag(k, p.ID, p.Epoch, h), p.Tag)
+	k := ch.kept[e/sealStride]
+	for i := e / sealStride * sealStride; i < e; i++ {
+		k = nextSealKey(k)
+	}
+	return k
 }

@@ -240,8 +240,12 @@ type IgnoredCheckpoint struct {
 const (
 	CheckpointNotSealed = "not sealed by a given key (forged or foreign, or made before sealing started)"
 	CheckpointForged    = "its seal does not check with the key (forged)"
-	CheckpointAltered   = "its seq is not that of the record its seal names (altered)"
-	CheckpointTooFar    = "sealed further beyond the log than verify derives keys (MaxSealDerive): not checked"
+	// CheckpointHeadForged: the record's seal checks, the checkpoint's
+	// own does not: a copy of a genuine checkpoint with its host, log,
+	// seq or time changed.
+	CheckpointHeadForged = "its checkpoint seal does not check with the key (host, log, seq or time changed)"
+	CheckpointAltered    = "its seq is not that of the record its seal names (altered)"
+	CheckpointTooFar     = "sealed further beyond the log than verify derives keys (MaxSealDerive): not checked"
 	// CheckpointOtherLog is a checkpoint of another log of the host
 	// (keys given or not).
 	CheckpointOtherLog = "of another log (its \"log\" names another path than the one chosen)"
@@ -362,8 +366,12 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 			continue
 		}
 		v.cps[i].seal, v.cps[i].parsed = p, true
+		v.cps[i].head, v.cps[i].headParsed = headSealOf(&v.want[i], p)
 		if kc, ok := v.keys[p.ID]; ok {
 			kc.pending = append(kc.pending, i)
+			if v.cps[i].headParsed {
+				kc.headPending = append(kc.headPending, i)
+			}
 			if v.bySeal == nil {
 				v.bySeal = map[sealAt][]int{}
 			}
@@ -372,6 +380,7 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 	}
 	for _, kc := range v.keys {
 		slices.SortStableFunc(kc.pending, func(a, b int) int { return cmp.Compare(v.cps[a].seal.Epoch, v.cps[b].seal.Epoch) })
+		slices.SortStableFunc(kc.headPending, func(a, b int) int { return cmp.Compare(v.cps[a].head.Epoch, v.cps[b].head.Epoch) })
 	}
 	if opts.Shipped {
 		if p := shippedLines(snap, v.s, v.decoded); p != nil {
@@ -437,6 +446,11 @@ type cpSeal struct {
 	// rec is the record of the chain sealed with the same key and epoch
 	// (its seal checked), if the chain holds it: its seq and hash.
 	rec *Ref
+	// head is the checkpoint's own seal (format 1.1), headParsed when it
+	// is of the same key as seal, at the next epoch; headChecked and
+	// headOK as for the tag.
+	head                            ParsedSeal
+	headParsed, headChecked, headOK bool
 }
 
 // sealAt is a key and an epoch of it.
@@ -475,6 +489,9 @@ type verifier struct {
 	// unsealed is the highest seq of a record without a seal.
 	unsealed uint64
 	anchored bool
+	// whole are the checkpoints whose checkpoint seal checked: their
+	// host, log and seq are the node's.
+	whole map[Checkpoint]bool
 	// at keeps the records checkpoints ask about, by seq.
 	want []Checkpoint
 	// wantSeq holds the seqs the checkpoints name, at those of the
@@ -882,7 +899,8 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 
 // keyAt returns the key of epoch e of the sealing id, deriving it from
 // the last key kc derived (e must not be below that epoch), and checks
-// the tags of the checkpoints sealed at the epochs it passes.
+// the tags and checkpoint seals of the checkpoints sealed at the epochs
+// it passes.
 func (v *verifier) keyAt(id SealID, kc *keyChain, e uint64) [32]byte {
 	for {
 		for len(kc.pending) > 0 && v.cps[kc.pending[0]].seal.Epoch <= kc.epoch {
@@ -893,6 +911,14 @@ func (v *verifier) keyAt(id SealID, kc *keyChain, e uint64) [32]byte {
 				c.tagOK = len(h) == sha256.Size && hmac.Equal(sealTag(kc.key, id, kc.epoch, h), c.seal.Tag)
 			}
 			kc.pending = kc.pending[1:]
+		}
+		for len(kc.headPending) > 0 && v.cps[kc.headPending[0]].head.Epoch <= kc.epoch {
+			c := &v.cps[kc.headPending[0]]
+			if c.head.Epoch == kc.epoch {
+				c.headChecked = true
+				c.headOK = hmac.Equal(headTag(kc.key, id, kc.epoch, &v.want[kc.headPending[0]]), c.head.Tag)
+			}
+			kc.headPending = kc.headPending[1:]
 		}
 		if kc.epoch >= e {
 			return kc.key
@@ -1019,6 +1045,9 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 		if reason == "" && !cs.checked {
 			v.keyAt(cs.seal.ID, kc, cs.seal.Epoch)
 		}
+		if reason == "" && cs.headParsed && !cs.headChecked {
+			v.keyAt(cs.head.ID, kc, cs.head.Epoch)
+		}
 		switch {
 		case reason != "":
 		case !cs.tagOK:
@@ -1027,10 +1056,18 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 			// The seal covers the hash, not the seq: the record it
 			// names is in the chain, at another seq.
 			reason = CheckpointAltered
+		case c.CheckpointSeal != "" && !cs.headOK:
+			reason = CheckpointHeadForged
 		}
 		if reason != "" {
 			v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, reason})
 			continue
+		}
+		if cs.headOK {
+			if v.whole == nil {
+				v.whole = map[Checkpoint]bool{}
+			}
+			v.whole[c] = true
 		}
 		out = append(out, c)
 	}
@@ -1145,6 +1182,9 @@ func (v *verifier) checkpointSeal(c Checkpoint, last string, removed bool) *Prob
 	}
 	if _, ok := v.offsets[p.ID]; !ok && v.s.CheckpointsSealed && !removed {
 		// (A key whose records retention removed seals none left.)
+		if v.whole[c] {
+			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s (seq %d) is sealed by key %s, a key given, which seals no record left in the log, and its checkpoint seal shows that node %s wrote it for log %s: the records it sealed were cut off (after seal-init --replace, say), or that path is another log of the node (name this log's path with --checkpoint-log)", c.Time, c.Seq, p.ID, c.Host, c.Log)}
+		}
 		whose := "another log's (name this log's path with --checkpoint-log)"
 		if v.opts.OtherChainKey != nil && v.opts.OtherChainKey(p.ID) {
 			whose = "another node's relabelled with this node's host (lines of another node carry that key)"
