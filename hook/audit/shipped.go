@@ -332,6 +332,9 @@ type shippedTorn struct {
 	// metLines are the damaged lines met: a later repeat of one is
 	// dropped before verify sees it.
 	metLines map[LineKey]bool
+	// full is set when wanted or held had no room for one more: lines
+	// missing from the copy could then go unseen, so it fails.
+	full bool
 }
 
 // met notes a damaged line (a torn one too) met.
@@ -457,6 +460,8 @@ func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere
 		}
 		if len(st.wanted) < maxDamagedRemembered {
 			st.wanted[lk] = r.Seq
+		} else {
+			st.full = true
 		}
 	}
 	if j > 0 {
@@ -473,8 +478,10 @@ func (st *shippedTorn) hold(seq uint64) {
 	if st.held == nil {
 		st.held = map[uint64]bool{}
 	}
-	if len(st.held) < maxDamagedRemembered {
+	if len(st.held) < maxDamagedRemembered || st.held[seq] {
 		st.held[seq] = true
+	} else {
+		st.full = true
 	}
 }
 
@@ -489,6 +496,9 @@ func (st *shippedTorn) end(last string) *Problem {
 			}
 		}
 		return &Problem{File: at.file, Line: at.line, Reason: fmt.Sprintf("ended as a torn line, but no torn-tail record holds its bytes (%d such line(s))", st.n)}
+	}
+	if st.full {
+		return &Problem{File: last, Reason: fmt.Sprintf("damage records list more than %d lines the copy holds elsewhere or lacks: past that, lines missing from it would go unseen (verify the node's own log, which checks each)", maxDamagedRemembered)}
 	}
 	// Lines all elsewhere are those of a file retention removed, or
 	// dropped as repeats: such a record still wants its ack. A line met

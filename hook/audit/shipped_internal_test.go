@@ -3,8 +3,10 @@ package audit
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -54,5 +56,29 @@ func TestShipOrderBounded(t *testing.T) {
 	}
 	if len(o.held) != 0 || len(o.order) != 0 || most > 1 || sum.Reordered != 100 || o.next != 201 {
 		t.Errorf("after 100 swapped pairs: %d held, %d in the heap (at most %d), %d reordered, next %d; want 0, 0 (1), 100, 201", len(o.held), len(o.order), most, sum.Reordered, o.next)
+	}
+}
+
+// TestShippedTornFull: damage records that list more lines the copy does
+// not hold where they list them than the tables keep fail the copy: past
+// the bound, a line missing from it went unseen.
+func TestShippedTornFull(t *testing.T) {
+	damage := func(n int) *Record {
+		r := &Record{Seq: 7}
+		for i := range n {
+			r.Damage = append(r.Damage, DamagedLine{File: "audit.jsonl", Offset: int64(i) * 10, Bytes: 9, SHA256: fmt.Sprintf("%064x", i), Kind: "zeroed"})
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		lines int
+		full  bool
+	}{{maxDamagedRemembered, false}, {maxDamagedRemembered + 1, true}} {
+		var st shippedTorn
+		st.damage(damage(tc.lines), nil)
+		p := st.end("copy.jsonl")
+		if tc.full != (p != nil && strings.Contains(p.Reason, "lines missing from it would go unseen")) {
+			t.Errorf("%d lines listed elsewhere: %v; want a failure: %v", tc.lines, p, tc.full)
+		}
 	}
 }
