@@ -67,6 +67,11 @@ func (s *Source) List(ctx context.Context) ([]discover.Container, error) {
 	if err := containers.CheckSocket(addr); err != nil {
 		return nil, err
 	}
+	// Its PIDs must be this namespace's (a containerd in a container seen
+	// from the host would put its containers on other processes here).
+	if err := CheckPeerPIDNamespace(addr); err != nil {
+		return nil, err
+	}
 	c, err := client.New(s.address(), client.WithTimeout(timeout))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)

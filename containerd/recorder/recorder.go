@@ -266,7 +266,9 @@ func probeSocket(addr string) error {
 	if err != nil {
 		return fmt.Errorf("containerd socket %s: %w", path, err)
 	}
-	return conn.Close()
+	conn.Close()
+	// The PIDs its events name must be this namespace's.
+	return containerd.CheckPeerPIDNamespace(path)
 }
 
 // mark appends a record of the recorder's own start or stop (queued if
@@ -366,6 +368,13 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 		case <-ctx.Done():
 			return nil
 		case env, ok := <-envs:
+			if ctx.Err() != nil {
+				// Stopping (select picks at random among ready cases):
+				// an event handled now would be judged without what
+				// containerd no longer answers. The next recorder's
+				// first walk catches up, as after any stop.
+				return nil
+			}
 			if !ok {
 				envs = nil
 				continue
@@ -460,10 +469,18 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	// under the same ID among them).
 	// (A namespace deleted since had all its containers, and tasks,
 	// removed first.)
+	// A task whose process still runs with the start time known is not
+	// ended, though the list lacks it: containerd leaves out a task
+	// whose shim did not answer in time (a loaded node, a stopped shim).
 	for k := range r.known {
-		if _, kept := known[k]; !listed[k] && !kept {
-			r.recordExit(ctx, k)
+		if _, kept := known[k]; listed[k] || kept {
+			continue
 		}
+		if st, ok := r.stillKnown(k); ok {
+			known[k] = st
+			continue
+		}
+		r.recordExit(ctx, k)
 	}
 	for _, k := range running {
 		if st, ok := r.stillKnown(k); ok {
@@ -562,9 +579,12 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		}
 	case *eventsapi.ContainerDelete:
 		// Published by containerd itself, unlike the shim's task events:
-		// the container's task, if the recorder knew it, is gone.
+		// the container's task, if the recorder knew it, is gone. Not a
+		// task whose process still runs: the container created again
+		// under the same ID, its new task found by a walk before this
+		// event was handled.
 		for k := range r.known {
-			if k.ns == env.Namespace && k.id == e.ID {
+			if _, runs := r.stillKnown(k); k.ns == env.Namespace && k.id == e.ID && !runs {
 				r.taskGone(ctx, k)
 			}
 		}
@@ -606,12 +626,15 @@ func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
 // come from the spec only: a pod sandbox's labels are its pod's, and
 // CRI puts no container name on a sandbox's spec for the spec to win;
 // a sandbox has no container name.
-func meta(ctx context.Context, c *client.Client, id string) map[string]string {
+// A container gone has none (nil, nil); an error is a failure to ask.
+func meta(ctx context.Context, c *client.Client, id string) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	info, err := c.ContainerService().Get(ctx, id)
-	if err != nil {
-		return nil
+	if err = errgrpc.ToNative(err); errdefs.IsNotFound(err) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", errUnverified, vocab.Printable(id), err)
 	}
 	m := make(map[string]string, len(info.Labels))
 	for k, v := range info.Labels {
@@ -627,7 +650,7 @@ func meta(ctx context.Context, c *client.Client, id string) map[string]string {
 	if info.Labels[vocab.LabelCRIKind] == "sandbox" || m[vocab.CRIAnnotationPrefix+"container-type"] == "sandbox" {
 		vocab.DropSandboxContainerName(m)
 	}
-	return m
+	return m, nil
 }
 
 // errUnverified marks a failure to ask containerd about a task: the
@@ -712,9 +735,14 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		}
 		return anc, nil
 	}
-	md := meta(namespaces.WithNamespace(ctx, ns), c, id)
-	rec, ierr := hook.Decide(r.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceContainerdEvents,
-		ID: id, Namespace: ns, PID: pid, Meta: md, Inspect: verified})
+	// Without its labels and annotations the start would be judged
+	// under another policy block than its own.
+	md, ierr := meta(namespaces.WithNamespace(ctx, ns), c, id)
+	var rec *audit.Record
+	if ierr == nil {
+		rec, ierr = hook.Decide(r.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceContainerdEvents,
+			ID: id, Namespace: ns, PID: pid, Meta: md, Inspect: verified})
+	}
 	if errors.Is(ierr, errUnverified) {
 		log.WithError(ierr).Warn("start not recorded yet; retrying at the next walk")
 		r.failing = true
@@ -870,9 +898,16 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, at, late string) (
 		// recorded late) is not.
 		// A start without ancestry (the process could not be inspected)
 		// has no PID: the recorder's last such start stands for it.
+		// The hook's and the NRI plugin's starts name no containerd
+		// namespace: one of the task's process ends the search (the
+		// start is theirs, the recorder writes no exit), which else
+		// went through every file searched, under the log's lock, at
+		// each exit of such a container.
 		exited := map[uint64]bool{}
 		start, err := s.Last(k.id, func(rec *audit.Record) bool {
 			switch {
+			case rec.Namespace == "" && rec.Source != audit.SourceContainerdEvents:
+				return audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.PID == k.pid
 			case rec.Namespace != k.ns:
 				return false
 			case rec.Stage == audit.StageExit:

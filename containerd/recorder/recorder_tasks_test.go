@@ -1,0 +1,219 @@
+package recorder
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+)
+
+// parentPID returns the parent of process pid.
+func parentPID(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	n, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRecorderSlowShim: containerd leaves out of its task list a task
+// whose shim does not answer in time (here: stopped for two walks). The
+// task still runs; a walk took it for ended, wrote its exit, and the real
+// exit later was taken for recorded.
+func TestRecorderSlowShim(t *testing.T) {
+	var waitWalks func(int)
+	cfg, d, c := recorderSetup(t, func(r *Recorder) { r.Resync = 200 * time.Millisecond; waitWalks = countWalks(t, r) })
+	id := ctrdtest.Uniq("slowshim")
+	ctr, pid := d.Run(t, c, "default", id, nil)
+	audittest.Wait(t, cfg.AuditLog, "start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
+	shim := parentPID(t, int(pid))
+	if err := syscall.Kill(shim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			syscall.Kill(shim, syscall.SIGCONT)
+		}
+	}()
+	waitWalks(2)
+	syscall.Kill(shim, syscall.SIGCONT)
+	stopped = false
+	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 0 {
+		t.Errorf("%d exit records while the task ran (its shim slow to answer), want 0", n)
+	}
+	ctrdtest.Delete("default", ctr)
+	audittest.Wait(t, cfg.AuditLog, "exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) == 1 })
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestRecorderContainerDeleteKeepsNewTask: container X is deleted and
+// created again under the same ID while the recorder is busy, and a walk
+// (the resync timer picked before the queued events) finds the new task:
+// the old container's /containers/delete must end the old task only. It
+// ended every known task of X, the running new one too, whose real exit
+// was then taken for recorded.
+func TestRecorderContainerDeleteKeepsNewTask(t *testing.T) {
+	var r *Recorder
+	var c *client.Client
+	var d *ctrdtest.Daemon
+	var first atomic.Pointer[client.Container]
+	var trigger, done atomic.Bool
+	var second atomic.Pointer[client.Container]
+	fired := make(chan struct{})
+	id := ctrdtest.Uniq("reused")
+	cfg, dd, cc := recorderSetup(t, func(rr *Recorder) {
+		r = rr
+		rr.Resync = 200 * time.Millisecond
+		rr.walked = func() {
+			if !trigger.Load() || done.Swap(true) {
+				return
+			}
+			// In the recorder's goroutine: the events queue meanwhile.
+			ctrdtest.Delete("default", *first.Load())
+			ctr, _ := d.Run(t, c, "default", id, nil)
+			second.Store(&ctr)
+			r.walk(context.Background(), c) // a walk before the queued events
+			close(fired)
+		}
+	})
+	d, c = dd, cc
+	ctr, _ := d.Run(t, c, "default", id, nil)
+	first.Store(&ctr)
+	audittest.Wait(t, cfg.AuditLog, "start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
+	trigger.Store(true)
+	select {
+	case <-fired:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no walk in 60 s")
+	}
+	// The old task's exit, and nothing for the new one while it runs.
+	audittest.Wait(t, cfg.AuditLog, "the old task's exit", func(rs []*audit.Record) bool {
+		return audittest.Count(rs, id, evStart) == 2 && audittest.Count(rs, id, evExit) >= 1
+	})
+	time.Sleep(time.Second) // the queued /containers/delete handled
+	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 1 {
+		t.Errorf("%d exit records while the new task runs, want 1 (the old task's)", n)
+	}
+	ctrdtest.Delete("default", *second.Load())
+	audittest.Wait(t, cfg.AuditLog, "the new task's exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) == 2 })
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestRecorderStartWithoutLabels: a start handled while containerd does
+// not answer for the container's labels (here: the recorder stopping,
+// its context cancelled) was judged without them, under the default
+// block instead of its own; it is left for the next walk now, as a start
+// containerd cannot confirm.
+func TestRecorderStartWithoutLabels(t *testing.T) {
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	c := d.Client(t)
+	d.ImportBusybox(t, c, "default")
+	id := ctrdtest.Uniq("labelled")
+	_, pid := d.Run(t, c, "default", id, &ctrdtest.RunOpts{Labels: map[string]string{"nsrel.test/tier": "strict"}})
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "hook.json")
+	if err := os.WriteFile(cfgPath, []byte(`{"version": 1, "audit_log": "/unused",
+	"trusted_selectors": {"annotations": ["nsrel.test/tier"]},
+	"record_annotations": ["nsrel.test/tier"],
+	"policies": [{"name": "strict", "match": {"annotations": {"nsrel\\.test/tier": "strict"}}, "mode": "audit", "rules": {}}],
+	"default": {"name": "default", "mode": "audit"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := policy.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cancelled := range []bool{false, true} {
+		path := filepath.Join(dir, "live.jsonl")
+		if cancelled {
+			path = filepath.Join(dir, "cancelled.jsonl")
+		}
+		log, err := audit.Open(path, audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &Recorder{Config: cfg, Log: log}
+		ctx, cancel := context.WithCancel(context.Background())
+		if cancelled {
+			cancel()
+		}
+		_, ok := r.recordStart(ctx, c, "default", id, int(pid), time.Now())
+		cancel()
+		var blocks []string
+		for rec, err := range audit.Records(path) {
+			if err == nil && rec.ContainerID == id {
+				blocks = append(blocks, rec.Policy)
+			}
+		}
+		switch {
+		case !cancelled && (!ok || len(blocks) != 1 || blocks[0] != "strict"):
+			t.Errorf("recorded %v under blocks %q; want once under strict", ok, blocks)
+		case cancelled && (ok || len(blocks) != 0):
+			t.Errorf("with containerd not answering: recorded %v under blocks %q; want it left for the next walk", ok, blocks)
+		}
+	}
+}
+
+// TestExitOfAnotherSourcesStart: the exit of a task whose start nsrel-hook
+// recorded (no containerd namespace in its records) is not the
+// recorder's to write. The search for the recorder's start went on past
+// the hook's, through every file searched (under the log's lock, at each
+// exit of such a container), and took an earlier start of the container
+// the recorder wrote without namespaces for this task's.
+func TestExitOfAnotherSourcesStart(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "audit.jsonl")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, rec := range []*audit.Record{
+		// An earlier task of web, recorded without namespaces, ended
+		// while no recorder ran.
+		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: "web", Error: "pid 100 of task web exited or was reused"},
+		// The recorder's start of db.
+		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: "db", Ancestry: &audit.Ancestry{PID: 4343, StartTime: 98}},
+		// nsrel-hook's start of web's next task.
+		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "web", Ancestry: &audit.Ancestry{PID: 4242, StartTime: 99}},
+	} {
+		if err := log.Append(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Recorder{Log: log}
+	r.recordExit(ctx, taskKey{"default", "web", 4242})
+	r.recordExit(ctx, taskKey{"default", "db", 4343})
+	var exits []string
+	for rec, err := range audit.Records(path) {
+		if err == nil && rec.Stage == audit.StageExit {
+			exits = append(exits, rec.ContainerID+" of seq "+strconv.FormatUint(rec.Ref.Seq, 10))
+		}
+	}
+	if len(exits) != 1 || exits[0] != "db of seq 2" {
+		t.Errorf("exits %q; want db's alone (web's start is nsrel-hook's)", exits)
+	}
+}
