@@ -217,11 +217,20 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, maxB)
-		if err == nil {
-			backoff = minB
-		}
+		backoff = nextBackoff(backoff, minB, maxB, err == nil, time.Since(attempt))
 	}
+}
+
+// nextBackoff is the wait before the connection attempt after one that
+// waited cur: doubled up to maxB, and minB again after a session that
+// connected and lasted longer than maxB. A stream that breaks right after
+// each connection (a daemon or proxy that accepts and drops it) must not
+// be retried every minB, each time with a gap record and a walk.
+func nextBackoff(cur, minB, maxB time.Duration, connected bool, lasted time.Duration) time.Duration {
+	if connected && lasted > maxB {
+		return minB
+	}
+	return min(cur*2, maxB)
 }
 
 // gap appends the record of an event stream lost (or not had) from

@@ -217,3 +217,28 @@ func TestExitOfAnotherSourcesStart(t *testing.T) {
 		t.Errorf("exits %q; want db's alone (web's start is nsrel-hook's)", exits)
 	}
 }
+
+// TestNextBackoff: a session that connected and lasted starts the waits
+// again from the least; one that broke at once (a stream dropped right
+// after each connection) or did not connect doubles them, so that such a
+// stream is not retried, each time with a gap record and a walk, every
+// 100 ms.
+func TestNextBackoff(t *testing.T) {
+	const minB, maxB = 100 * time.Millisecond, 5 * time.Second
+	for _, tc := range []struct {
+		cur       time.Duration
+		connected bool
+		lasted    time.Duration
+		want      time.Duration
+	}{
+		{minB, false, time.Second, 2 * minB},
+		{4 * time.Second, false, time.Second, maxB},
+		{2 * time.Second, true, time.Millisecond, 4 * time.Second},
+		{maxB, true, time.Millisecond, maxB},
+		{maxB, true, time.Minute, minB},
+	} {
+		if got := nextBackoff(tc.cur, minB, maxB, tc.connected, tc.lasted); got != tc.want {
+			t.Errorf("after %v, connected %v, lasting %v: %v; want %v", tc.cur, tc.connected, tc.lasted, got, tc.want)
+		}
+	}
+}
