@@ -531,7 +531,7 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 	for _, k := range keys {
 		given[k.ID] = true
 	}
-	var nodes, ignored, notGiven []string
+	var nodes, ignored, notGiven, borrowed []string
 	for _, h := range ghosts {
 		counts := false
 		for c, err := range audit.ReadCheckpoints(ckpts.paths[h]) {
@@ -546,10 +546,17 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 				if id := p.ID.String(); !slices.Contains(notGiven, id) && len(notGiven) < 8 {
 					notGiven = append(notGiven, id)
 				}
-			case c.CheckpointSeal != "":
-				counts = sc.HeadSealed(c)
+			case c.CheckpointSeal != "" && sc.HeadSealed(c):
+				counts = true
+				if len(owners[p.ID]) > 0 && len(borrowed) < 8 {
+					// Lines of another host carry its key (and those
+					// lines are not authenticated here).
+					borrowed = append(borrowed, fmt.Sprintf("%s (key %s, which lines of %s carry)", vocab.Printable(h), p.ID, vocab.Printable(owners[p.ID][0])))
+				}
 			default:
-				counts = sc.Sealed(c)
+				// A checkpoint seal that does not check falls back to the
+				// rule of format 1.0 (one changed on the way, say).
+				counts = len(owners[p.ID]) == 0 && sc.Sealed(c)
 			}
 			if counts {
 				break
@@ -568,6 +575,10 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 		}
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: note: checkpoints of %d host(s) without records ignored (%s): none sealed by a given key, or copies of other hosts' relabelled%s\n",
 			len(ignored), audit.QuotedFew(ignored), also)
+	}
+	if len(borrowed) > 0 {
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: note: hosts without records counted by checkpoint seals of keys other hosts' lines carry: %s: their records are gone, or whoever held that key on the other host (root there, reading its sealing state) made those checkpoints\n",
+			strings.Join(borrowed, ", "))
 	}
 	return nodes
 }

@@ -508,6 +508,11 @@ func (s *sealer) sealCheckpoint(c *Checkpoint) {
 	if err != nil || p.ID != s.state.ID || s.state.Epoch != p.Epoch+1 {
 		return
 	}
+	// Sealed as a reader reads it: its line carries strings that are not
+	// UTF-8 (a log path, in the library) with U+FFFD in their place.
+	if read, ok := ParseCheckpoint(c.Line()); ok {
+		*c = read
+	}
 	c.CheckpointSeal = formatSeal(s.state.ID, s.state.Epoch, headTag(s.state.Key, s.state.ID, s.state.Epoch, c))
 }
 

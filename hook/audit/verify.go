@@ -1182,11 +1182,17 @@ func (v *verifier) checkpointSeal(c Checkpoint, last string, removed bool) *Prob
 	}
 	if _, ok := v.offsets[p.ID]; !ok && v.s.CheckpointsSealed && !removed {
 		// (A key whose records retention removed seals none left.)
-		if v.whole[c] {
+		other := v.opts.OtherChainKey != nil && v.opts.OtherChainKey(p.ID)
+		switch {
+		case v.whole[c] && other:
+			// Made with that key naming this node: by its node, or by
+			// whoever read that node's sealing state.
+			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s (seq %d) is sealed by key %s, a key given, which seals no record left in the log; lines of another node carry that key, and the checkpoint seal that names this node checks: this node's records sealed by that key were cut off, or whoever held the key on the other node (root there, reading its sealing state) made the checkpoint", c.Time, c.Seq, p.ID)}
+		case v.whole[c]:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s (seq %d) is sealed by key %s, a key given, which seals no record left in the log, and its checkpoint seal shows that node %s wrote it for log %s: the records it sealed were cut off (after seal-init --replace, say), or that path is another log of the node (name this log's path with --checkpoint-log)", c.Time, c.Seq, p.ID, c.Host, c.Log)}
 		}
 		whose := "another log's (name this log's path with --checkpoint-log)"
-		if v.opts.OtherChainKey != nil && v.opts.OtherChainKey(p.ID) {
+		if other {
 			whose = "another node's relabelled with this node's host (lines of another node carry that key)"
 		}
 		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s (seq %d) is sealed by key %s, a key given, which seals no record left in the log: the records it sealed were cut off (after seal-init --replace, say), or the checkpoint is %s", c.Time, c.Seq, p.ID, whose)}
