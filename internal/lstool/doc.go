@@ -17,5 +17,5 @@
 //
 // For lsuserns it also reads each user namespace's ID maps ([ReadMaps])
 // and runs the node-wide --overlaps check ([Overlaps]: exit 1 when two
-// containers share host IDs).
+// containers share host IDs, and when the check is incomplete).
 package lstool

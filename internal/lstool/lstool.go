@@ -93,7 +93,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVar(&c.noFDs, "no-fds", false, "do not look for namespaces held by open file descriptors")
 	fs.BoolVar(&c.noMounts, "no-mounts", false, "do not look for namespaces held by bind mounts")
 	if t.Type == nsrel.TypeUser {
-		fs.BoolVar(&c.overlaps, "overlaps", false, "instead of the tree, list every pair of user namespaces (with their containers) whose maps share host UIDs or GIDs; exit 1 if there is any")
+		fs.BoolVar(&c.overlaps, "overlaps", false, "instead of the tree, list every pair of user namespaces (with their containers) whose maps share host UIDs or GIDs; exit 1 if there is any, and also when the check is incomplete (some user namespace's maps or some processes' namespaces could not be read)")
 		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners nor the network namespaces of the processes' sockets (faster; misses a user namespace that only owns such a namespace)")
 	}
 	fs.StringVar(&c.logTo, "log-to", "stderr", "where notices and errors go (`TARGET`): stderr, syslog (/dev/log), unix:///PATH or tcp://HOST:PORT (syslog), journald or journald:///PATH; see docs/observability.md")
@@ -276,8 +276,9 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	if n := m.Notice(); n != "" {
 		diag.print(syslog.Notice, "notice: "+n)
 	}
-	if n := HiddenNotice(); n != "" {
-		diag.print(syslog.Notice, "notice: "+n)
+	hidden := HiddenNotice()
+	if hidden != "" {
+		diag.print(syslog.Notice, "notice: "+hidden)
 	}
 
 	var opts tree.Options
@@ -309,7 +310,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	code := 0
 	switch {
 	case c.overlaps:
-		code, err = overlapCheck(stdout, m, opts.Maps, c.json || c.format == "json")
+		code, err = overlapCheck(stdout, m, opts.Maps, c.json || c.format == "json", hidden != "")
 	case c.graphic():
 		err = t.picture(ctx, &c.pictureFlags, m, opts.Keep, stdout, stderr)
 	case c.json || c.format == "json":

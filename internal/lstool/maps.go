@@ -201,8 +201,10 @@ func nsLabel(n *discover.Namespace) string {
 	return s
 }
 
-// writeOverlaps prints the node-wide check in text.
-func writeOverlaps(w io.Writer, pairs []Overlap, unchecked []Unchecked, checked int) error {
+// writeOverlaps prints the node-wide check in text. An incomplete
+// check ends with a line saying what it could not read, instead of
+// saying that no two namespaces overlap.
+func writeOverlaps(w io.Writer, pairs []Overlap, unchecked []Unchecked, checked int, unread string) error {
 	var b strings.Builder
 	for _, p := range pairs {
 		fmt.Fprintf(&b, "overlap: %s\n     and: %s\n", nsLabel(p.A), nsLabel(p.B))
@@ -216,16 +218,45 @@ func writeOverlaps(w io.Writer, pairs []Overlap, unchecked []Unchecked, checked 
 	for _, u := range unchecked {
 		fmt.Fprintf(&b, "not checked: %s: maps %s\n", nsLabel(u.NS), vocab.Escape(u.Reason))
 	}
-	switch len(pairs) {
-	case 0:
+	switch {
+	case len(pairs) == 0 && unread == "":
 		fmt.Fprintf(&b, "no two user namespaces share host IDs (%d checked)\n", checked)
-	case 1:
+	case len(pairs) == 0:
+		fmt.Fprintf(&b, "check incomplete: %s; no two of the %d checked share host IDs\n", unread, checked)
+	case len(pairs) == 1:
 		fmt.Fprintf(&b, "1 pair of user namespaces shares host IDs (%d checked)\n", checked)
 	default:
 		fmt.Fprintf(&b, "%d pairs of user namespaces share host IDs (%d checked)\n", len(pairs), checked)
 	}
+	if len(pairs) > 0 && unread != "" {
+		fmt.Fprintf(&b, "check incomplete: %s\n", unread)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// unreadText says what an incomplete check could not read: user
+// namespaces whose maps are unreadable, processes whose namespaces the
+// scan could not read (deniedProcs) or could not see (hidden: hidepid).
+// "" when the check is complete.
+func unreadText(unchecked, deniedProcs int, hidden bool) string {
+	var parts []string
+	switch {
+	case unchecked == 1:
+		parts = append(parts, "1 user namespace could not be checked")
+	case unchecked > 1:
+		parts = append(parts, strconv.Itoa(unchecked)+" user namespaces could not be checked")
+	}
+	switch {
+	case deniedProcs == 1:
+		parts = append(parts, "the namespaces of 1 process could not be read")
+	case deniedProcs > 1:
+		parts = append(parts, "the namespaces of "+strconv.Itoa(deniedProcs)+" processes could not be read")
+	}
+	if hidden {
+		parts = append(parts, "/proc hides other users' processes")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // OverlapDoc is the JSON output of the node-wide check (docs/json.md).
@@ -233,6 +264,9 @@ type OverlapDoc struct {
 	Overlaps  []OverlapEntry   `json:"overlaps"`
 	Checked   int              `json:"checked"`
 	Unchecked []UncheckedEntry `json:"unchecked"`
+	// Complete is false when some user namespace could not be checked
+	// or the scan could not read or see some processes' namespaces.
+	Complete bool `json:"complete"`
 }
 
 // OverlapEntry is one overlapping pair; uids and gids are [first, count]
@@ -277,8 +311,8 @@ func pairsOf(s idmap.Spans) [][2]uint64 {
 }
 
 // writeOverlapsJSON prints the node-wide check as an [OverlapDoc].
-func writeOverlapsJSON(w io.Writer, pairs []Overlap, unchecked []Unchecked, checked int) error {
-	doc := OverlapDoc{Overlaps: []OverlapEntry{}, Checked: checked, Unchecked: []UncheckedEntry{}}
+func writeOverlapsJSON(w io.Writer, pairs []Overlap, unchecked []Unchecked, checked int, complete bool) error {
+	doc := OverlapDoc{Overlaps: []OverlapEntry{}, Checked: checked, Unchecked: []UncheckedEntry{}, Complete: complete}
 	for _, p := range pairs {
 		doc.Overlaps = append(doc.Overlaps, OverlapEntry{A: nsRef(p.A), B: nsRef(p.B), UIDs: pairsOf(p.UIDs), GIDs: pairsOf(p.GIDs)})
 	}
@@ -289,16 +323,20 @@ func writeOverlapsJSON(w io.Writer, pairs []Overlap, unchecked []Unchecked, chec
 }
 
 // overlapCheck runs --overlaps: the pairs in text or JSON, exit status 1
-// when there is any.
-func overlapCheck(w io.Writer, m *discover.Model, maps map[discover.Key]*tree.Maps, asJSON bool) (int, error) {
+// when there is any, and also when the check is incomplete: a user
+// namespace could not be checked, or the scan could not read the
+// namespaces of some processes ([discover.Denied]) or could not see
+// them (hidden: /proc's hidepid).
+func overlapCheck(w io.Writer, m *discover.Model, maps map[discover.Key]*tree.Maps, asJSON, hidden bool) (int, error) {
 	pairs, unchecked, checked := Overlaps(m, maps)
+	unread := unreadText(len(unchecked), m.Denied.Processes, hidden)
 	var err error
 	if asJSON {
-		err = writeOverlapsJSON(w, pairs, unchecked, checked)
+		err = writeOverlapsJSON(w, pairs, unchecked, checked, unread == "")
 	} else {
-		err = writeOverlaps(w, pairs, unchecked, checked)
+		err = writeOverlaps(w, pairs, unchecked, checked, unread)
 	}
-	if len(pairs) > 0 {
+	if len(pairs) > 0 || unread != "" {
 		return 1, err
 	}
 	return 0, err
@@ -309,7 +347,7 @@ func overlapsExample(t nsrel.Type) string {
 	if t != nsrel.TypeUser {
 		return ""
 	}
-	return "  lsuserns --overlaps             # node check: exit 1 if two containers share host IDs\n"
+	return "  lsuserns --overlaps             # node check: exit 1 if two containers share host IDs or some could not be checked\n"
 }
 
 // written returns a map that was read as it is, and an empty one (not

@@ -2,13 +2,16 @@ package lstool_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -217,5 +220,45 @@ func TestMapsNotWritten(t *testing.T) {
 	}
 	if _, out, _ := run(t, tool(nsrel.TypeUser), "--overlaps", "--no-containers"); strings.Contains(out, "pid "+pid+": maps \n") || strings.Contains(out, "pid "+pid+": maps\n") {
 		t.Errorf("--overlaps reports the namespace as not checked without a reason:\n%s", out)
+	}
+}
+
+// TestOverlapsIncomplete: a check that could not read every user
+// namespace does not pass. A user namespace held only by an fd has no
+// process to read its maps through: --overlaps lists it as not checked,
+// ends with a line saying the check is incomplete and exits 1 (also with
+// --json, whose "complete" is false). Run as an unprivileged user, the
+// tool cannot read root's processes' namespaces: the same.
+func TestOverlapsIncomplete(t *testing.T) {
+	nstest.RequireRoot(t)
+	held := nstest.UserChain(t, 1)
+	userIno := ino(t, held.Pid, "user")
+	holdByFD(t, nstest.NSPath(held.Pid, "user"))
+	gone(t, held)
+
+	code, out, errOut := run(t, tool(nsrel.TypeUser), "--overlaps", "--no-containers")
+	notChecked := fmt.Sprintf("not checked: user:[%d]: maps not readable (no process in this namespace)\n", userIno)
+	last := regexp.MustCompile(`\ncheck incomplete: [1-9][0-9]* user namespaces? could not be checked[^\n]*\n$`)
+	if code != 1 || !strings.Contains(out, notChecked) || !last.MatchString(out) || strings.Contains(out, "no two user namespaces share host IDs") {
+		t.Errorf("--overlaps with an fd-held user namespace: exit %d, want 1 with %q and a last line saying the check is incomplete:\n%s%s", code, notChecked, out, errOut)
+	}
+	code, out, errOut = run(t, tool(nsrel.TypeUser), "--overlaps", "--json", "--no-containers")
+	var doc lstool.OverlapDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("--overlaps --json: %v\n%s", err, out)
+	}
+	if code != 1 || doc.Complete || !slices.ContainsFunc(doc.Unchecked, func(u lstool.UncheckedEntry) bool { return u.Ino == userIno }) {
+		t.Errorf("--overlaps --json with an fd-held user namespace: exit %d, complete %v, want 1 and false:\n%s%s", code, doc.Complete, out, errOut)
+	}
+
+	// As nobody: root's processes' namespaces cannot be read.
+	cmd := exec.Command(nstest.Tool(t, "lsuserns"), "--overlaps", "--no-containers")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !regexp.MustCompile(`(?m)^check incomplete: `).MatchString(stdout.String()) || !strings.Contains(stdout.String(), "the namespaces of ") {
+		t.Errorf("--overlaps as nobody: %v, want exit 1 and a line saying the check is incomplete:\n%s%s", err, stdout.String(), stderr.String())
 	}
 }

@@ -142,19 +142,7 @@ func buildScenario(t *testing.T) *scenario {
 	s.held = nsrel.Name{Type: nsrel.TypePID, Ino: ino(t, held.Pid, "pid")}
 	add(nsrel.TypePID, s.held.Ino)
 	add(nsrel.TypeUser, chain(t, nstest.NSPath(held.Pid, "user"))...)
-	f, err := os.Open(nstest.NSPath(held.Pid, "pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sleep := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
-	sleep.ExtraFiles = []*os.File{f}
-	sleep.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	err = sleep.Start()
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	holdByFD(t, nstest.NSPath(held.Pid, "pid"))
 	gone(t, held)
 
 	s.pod = "default/web-0"
@@ -172,6 +160,25 @@ func buildScenario(t *testing.T) *scenario {
 		add(nsrel.TypePID, chain(t, nstest.NSPath(pid, "pid"))...)
 	}
 	return s
+}
+
+// holdByFD starts a sleep that holds the namespace at path open (fd 3)
+// until the test ends.
+func holdByFD(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleep := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
+	sleep.ExtraFiles = []*os.File{f}
+	sleep.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = sleep.Start()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
 }
 
 // chromium runs headless Chromium from Debian with a profile of its own
