@@ -267,7 +267,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		NoFDs:        c.noFDs,
 		NoMounts:     c.noMounts,
 		NoOtherTypes: c.noOtherTypes,
-		Comm:         c.json || c.details || c.format != "text" || c.list && slices.Contains(listColumns, "COMMAND"),
+		Comm:         c.json || c.details || c.overlaps || c.format != "text" || c.list && slices.Contains(listColumns, "COMMAND"),
 	})
 	if err != nil {
 		diag.print(syslog.Err, err.Error())

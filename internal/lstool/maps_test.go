@@ -262,3 +262,17 @@ func TestOverlapsIncomplete(t *testing.T) {
 		t.Errorf("--overlaps as nobody: %v, want exit 1 and a line saying the check is incomplete:\n%s%s", err, stdout.String(), stderr.String())
 	}
 }
+
+// TestOverlapsCommand: a namespace without containers is labelled by its
+// first process with its command name, as --details names it. Two
+// unshare -Ur namespaces both map host UID 0.
+func TestOverlapsCommand(t *testing.T) {
+	nstest.RequireRoot(t)
+	a, b := nstest.UserChain(t, 1), nstest.UserChain(t, 1)
+	_, out, errOut := run(t, tool(nsrel.TypeUser), "--overlaps", "--no-containers")
+	for _, p := range []*nstest.Proc{a, b} {
+		if want := fmt.Sprintf("user:[%d] pid %d sleep\n", ino(t, p.Pid, "user"), p.Pid); !strings.Contains(out, want) {
+			t.Errorf("--overlaps lacks %q:\n%s%s", want, out, errOut)
+		}
+	}
+}
