@@ -77,11 +77,11 @@ func (n *Node) Lines() []string {
 	} else {
 		l = append(l, n.Name)
 	}
-	owner := "owner " + n.Owner
-	if n.OwnerNS != "" {
-		owner = "owner " + n.OwnerNS + " " + n.Owner
+	if owners, many := n.owners(); many {
+		l = append(l, "owners "+owners)
+	} else {
+		l = append(l, "owner "+owners)
 	}
-	l = append(l, owner)
 	switch np := len(n.Processes); {
 	case np > 0:
 		var b strings.Builder
@@ -109,6 +109,19 @@ func (n *Node) Lines() []string {
 		}
 	}
 	return l
+}
+
+// owners is the node's owner as its label and the report's table say
+// it: "[OWNER_NS ]OWNER", or "A, B" for a folded node whose namespaces
+// have different owners (many reports whether there are several).
+func (n *Node) owners() (s string, many bool) {
+	switch {
+	case len(n.Owners) > 1:
+		return strings.Join(n.Owners, ", "), true
+	case n.OwnerNS != "":
+		return n.OwnerNS + " " + n.Owner, false
+	}
+	return n.Owner, false
 }
 
 // quote makes s a DOT string: backslashes and double quotes escaped,

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -65,6 +66,10 @@ type Node struct {
 	// OwnerNS, for a PID namespace, the owning user namespace's name.
 	Owner   string `json:"owner"`
 	OwnerNS string `json:"owner_ns,omitempty"`
+	// Owners, for a folded node whose namespaces have different owners,
+	// names each owner once, as "OWNER_NS OWNER" ("OWNER" for user
+	// namespaces), in chain order; Owner and OwnerNS are the first's.
+	Owners []string `json:"owners,omitempty"`
 	// Processes are the namespace's processes, sorted by PID.
 	Processes []Process `json:"processes"`
 	// Found says how the namespace was found, as the trees print it.
@@ -97,7 +102,8 @@ type Container struct {
 }
 
 // Edge is a parent edge (From is the parent) or an ownership edge (From
-// is the PID namespace, To its owning user namespace).
+// is the PID namespace, To its owning user namespace). A folded node has
+// one ownership edge to each of its owners.
 type Edge struct {
 	From string `json:"from"`
 	To   string `json:"to"`
@@ -138,6 +144,9 @@ func Build(m *discover.Model, o Options) *Graph {
 		}
 		if nd.Chain != nil {
 			nd.Chain = append(nd.Chain, n.Ino)
+			if o := ownerText(n); !slices.Contains(nd.Owners, o) {
+				nd.Owners = append(nd.Owners, o)
+			}
 		}
 		nodeOf[n] = nd
 		if n.Type == nsrel.TypePID && n.Owner != nil {
@@ -153,9 +162,20 @@ func Build(m *discover.Model, o Options) *Graph {
 		}
 	}
 	g.Processes, g.Containers = len(pids), len(ctrs)
+	for _, nd := range g.Nodes {
+		if len(nd.Owners) < 2 {
+			nd.Owners = nil
+		}
+	}
+	// The namespaces of a folded node share its edges.
+	seen := make(map[Edge]bool)
 	for _, n := range owned {
 		if from, to := nodeOf[n], nodeOf[n.Owner]; from != nil && to != nil {
-			g.Edges = append(g.Edges, Edge{From: from.ID, To: to.ID, Kind: "owner"})
+			e := Edge{From: from.ID, To: to.ID, Kind: "owner"}
+			if !seen[e] {
+				seen[e] = true
+				g.Edges = append(g.Edges, e)
+			}
 		}
 	}
 	return g
@@ -174,6 +194,16 @@ func runLength(n *discover.Namespace, shown func([]*discover.Namespace) []*disco
 		n = kids[0]
 	}
 	return l
+}
+
+// ownerText is n's owner as a node shows it: "OWNER_NS OWNER" for a PID
+// namespace, "OWNER" for a user namespace.
+func ownerText(n *discover.Namespace) string {
+	uid, name := n.UID()
+	if n.Type != nsrel.TypeUser && n.Owner != nil {
+		return n.Owner.Name().String() + " " + tree.Owner(uid, name)
+	}
+	return tree.Owner(uid, name)
 }
 
 func newNode(n *discover.Namespace) *Node {

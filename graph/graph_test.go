@@ -129,6 +129,87 @@ func TestCollapse(t *testing.T) {
 	}
 }
 
+// TestCollapseOwners: a folded chain of PID namespaces has one
+// ownership edge per owner, not one per folded namespace, and its label
+// names every owner when they differ.
+func TestCollapseOwners(t *testing.T) {
+	build := func(owners ...int) *discover.Model {
+		m := discover.NewModel()
+		root := &discover.Namespace{Type: nsrel.TypeUser, Ino: 100, OwnerUID: 0, OwnerName: "root", Processes: []discover.Process{{PID: 1, Comm: "init"}}}
+		m.Add(root)
+		users := map[int]*discover.Namespace{}
+		for _, o := range owners {
+			if users[o] == nil {
+				users[o] = &discover.Namespace{Type: nsrel.TypeUser, Ino: uint64(100 + o), Parent: root, Owner: root, OwnerUID: int64(1000 + o),
+					Processes: []discover.Process{{PID: 10 + o, Comm: "sh"}}}
+				m.Add(users[o])
+			}
+		}
+		prev := &discover.Namespace{Type: nsrel.TypePID, Ino: 200, Owner: root, OwnerUID: -1, Processes: root.Processes}
+		m.Add(prev)
+		for i, o := range owners {
+			p := &discover.Namespace{Type: nsrel.TypePID, Ino: 201 + uint64(i), Parent: prev, Owner: users[o], OwnerUID: -1,
+				FoundVia: []discover.Found{{Via: discover.ViaParent, Of: "pid:[" + strconv.Itoa(202+i) + "]"}}}
+			m.Add(p)
+			prev = p
+		}
+		last := &discover.Namespace{Type: nsrel.TypePID, Ino: 201 + uint64(len(owners)), Parent: prev, Owner: users[owners[len(owners)-1]], OwnerUID: -1,
+			Processes: []discover.Process{{PID: 99, Comm: "sleep"}}}
+		m.Add(last)
+		m.Link()
+		return m
+	}
+	owns := func(g *graph.Graph) []graph.Edge {
+		var out []graph.Edge
+		for _, e := range g.Edges {
+			if e.Kind == "owner" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	folded := func(g *graph.Graph) *graph.Node {
+		for _, n := range g.Nodes {
+			if n.ID == "pid_201" {
+				return n
+			}
+		}
+		t.Fatalf("no node pid_201")
+		return nil
+	}
+
+	// Five folded namespaces, one owner: one edge, one owner.
+	g := graph.Build(build(1, 1, 1, 1, 1), graph.Options{Collapse: 3})
+	want := []graph.Edge{{"pid_200", "user_100", "owner"}, {"pid_201", "user_101", "owner"}, {"pid_206", "user_101", "owner"}}
+	if diff := cmp.Diff(want, owns(g)); diff != "" {
+		t.Errorf("one owner: ownership edges (-want +got):\n%s", diff)
+	}
+	if got := folded(g).Lines()[2]; got != "owner user:[101] 1001" {
+		t.Errorf("one owner: label line %q", got)
+	}
+	var dot strings.Builder
+	if err := g.DOT(&dot); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(dot.String(), "pid_201 -> user_101 "); n != 1 {
+		t.Errorf("one owner: %d DOT edges pid_201 -> user_101, want 1:\n%s", n, dot.String())
+	}
+
+	// Two owners: an edge to each, both named.
+	g = graph.Build(build(1, 1, 2, 2, 2), graph.Options{Collapse: 3})
+	want = []graph.Edge{{"pid_200", "user_100", "owner"}, {"pid_201", "user_101", "owner"}, {"pid_201", "user_102", "owner"}, {"pid_206", "user_102", "owner"}}
+	if diff := cmp.Diff(want, owns(g)); diff != "" {
+		t.Errorf("two owners: ownership edges (-want +got):\n%s", diff)
+	}
+	n := folded(g)
+	if diff := cmp.Diff([]string{"user:[101] 1001", "user:[102] 1002"}, n.Owners); diff != "" {
+		t.Errorf("two owners: Owners (-want +got):\n%s", diff)
+	}
+	if got := n.Lines()[2]; got != "owners user:[101] 1001, user:[102] 1002" {
+		t.Errorf("two owners: label line %q", got)
+	}
+}
+
 func TestBranches(t *testing.T) {
 	m := synthetic(30, 100)
 	var picked []*discover.Namespace

@@ -129,11 +129,8 @@ func writeRow(b *bytes.Buffer, n *Node) {
 	if n.NSID != 0 {
 		b.WriteString(" (ID " + strconv.FormatUint(n.NSID, 10) + ")")
 	}
-	b.WriteString("</td><td>")
-	if n.OwnerNS != "" {
-		b.WriteString(text(n.OwnerNS) + " ")
-	}
-	b.WriteString(text(n.Owner) + "</td><td>" + text(procSummary(n)) + "</td><td>")
+	owners, _ := n.owners()
+	b.WriteString("</td><td>" + text(owners) + "</td><td>" + text(procSummary(n)) + "</td><td>")
 	for _, c := range n.Containers {
 		b.WriteString(`<div class="ctr">` + text(c.Label) + "</div>")
 	}
