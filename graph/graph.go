@@ -3,7 +3,6 @@ package graph
 import (
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
@@ -91,7 +90,8 @@ type Container struct {
 	// Label is the trees' label ([tree.ContainerLabel]).
 	Label string `json:"label"`
 	// ID is the full ID, Engine and Namespace the engine's, Name the
-	// human name ("" when none), Pod the Kubernetes pod
+	// human name ("" when none; a Kubernetes container's own name, "app"
+	// of "shop/web-0/app"), Pod the Kubernetes pod
 	// ("pod-namespace/pod-name", "" when none); PID the host PID.
 	ID        string `json:"id"`
 	Engine    string `json:"engine"`
@@ -236,11 +236,11 @@ func newNode(n *discover.Namespace) *Node {
 			Namespace: vocab.Escape(c.Namespace), PID: c.PID,
 		}
 		// A local user's container names no pod, whatever its name.
-		if strings.Contains(c.Name, "/") && !vocab.UsersContainer(c.Namespace) {
-			nd.Containers[i].Pod = vocab.Escape(c.Name)
-		} else {
-			nd.Containers[i].Name = vocab.Escape(c.Name)
+		pod, name := "", c.Name
+		if !vocab.UsersContainer(c.Namespace) {
+			pod, name = vocab.SplitContainerName(c.Name)
 		}
+		nd.Containers[i].Pod, nd.Containers[i].Name = vocab.Escape(pod), vocab.Escape(name)
 	}
 	return nd
 }

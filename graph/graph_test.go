@@ -359,19 +359,13 @@ func BenchmarkLargeHost(b *testing.B) {
 	})
 }
 
-// TestUsersContainerNamesNoPod: a container name with a slash is a
-// Kubernetes pod's, unless a local user named the container (namespace
-// uid=UID): the user chooses its names, so it names no pod in the
-// picture's data.
-func TestUsersContainerNamesNoPod(t *testing.T) {
+// containerNames builds the graph of an initial user namespace with
+// containers cs, and returns it with its containers as "ID pod=POD
+// name=NAME".
+func containerNames(cs ...discover.Container) (*graph.Graph, []string) {
 	m := discover.NewModel()
-	root := &discover.Namespace{Type: nsrel.TypeUser, Ino: 4026531837, OwnerUID: 0, OwnerName: "root",
-		FoundVia: []discover.Found{{Via: discover.ViaProcess, PID: 1}},
-		Containers: []discover.Container{
-			{ID: "aaaa", Engine: "containerd", Namespace: "k8s.io", PID: 10, Name: "prod/web-0"},
-			{ID: "bbbb", Engine: "runc", Namespace: "uid=65534", PID: 11, Name: "prod/web-0"},
-		}}
-	m.Add(root)
+	m.Add(&discover.Namespace{Type: nsrel.TypeUser, Ino: 4026531837, OwnerUID: 0, OwnerName: "root",
+		FoundVia: []discover.Found{{Via: discover.ViaProcess, PID: 1}}, Containers: cs})
 	m.Link()
 	g := graph.Build(m, graph.Options{})
 	var got []string
@@ -380,7 +374,41 @@ func TestUsersContainerNamesNoPod(t *testing.T) {
 			got = append(got, c.ID+" pod="+c.Pod+" name="+c.Name)
 		}
 	}
+	return g, got
+}
+
+// TestUsersContainerNamesNoPod: a container name with a slash is a
+// Kubernetes pod's, unless a local user named the container (namespace
+// uid=UID): the user chooses its names, so it names no pod in the
+// picture's data.
+func TestUsersContainerNamesNoPod(t *testing.T) {
+	_, got := containerNames(
+		discover.Container{ID: "aaaa", Engine: "containerd", Namespace: "k8s.io", PID: 10, Name: "prod/web-0"},
+		discover.Container{ID: "bbbb", Engine: "runc", Namespace: "uid=65534", PID: 11, Name: "prod/web-0"},
+	)
 	if diff := cmp.Diff([]string{"aaaa pod=prod/web-0 name=", "bbbb pod= name=prod/web-0"}, got); diff != "" {
 		t.Errorf("containers (-want +got):\n%s", diff)
+	}
+}
+
+// TestKubernetesContainerNames: a Kubernetes container's name,
+// "pod-namespace/pod-name/container", splits into its pod and its own
+// name; a pod sandbox's "pod-namespace/pod-name" is a pod; a name
+// without a slash is a name. The report's data carries them so.
+func TestKubernetesContainerNames(t *testing.T) {
+	g, got := containerNames(
+		discover.Container{ID: "aaaa", Engine: "containerd", Namespace: "k8s.io", PID: 10, Name: "shop/web-0/app"},
+		discover.Container{ID: "bbbb", Engine: "containerd", Namespace: "k8s.io", PID: 11, Name: "shop/web-0"},
+		discover.Container{ID: "cccc", Engine: "podman", PID: 12, Name: "db"},
+	)
+	if diff := cmp.Diff([]string{"aaaa pod=shop/web-0 name=app", "bbbb pod=shop/web-0 name=", "cccc pod= name=db"}, got); diff != "" {
+		t.Errorf("containers (-want +got):\n%s", diff)
+	}
+	var page bytes.Buffer
+	if err := g.HTML(&page, graph.HTMLOptions{NoSVG: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if want := `"id":"aaaa","engine":"containerd","namespace":"k8s.io","name":"app","pod":"shop/web-0"`; !strings.Contains(page.String(), want) {
+		t.Errorf("the report's data lacks %s", want)
 	}
 }

@@ -480,3 +480,33 @@ func TestWithoutGraphviz(t *testing.T) {
 		t.Errorf("html without dot: exit %d, stderr %q, stdout %.3000s", code, errOut, out)
 	}
 }
+
+// TestReportKubernetesNames: in the report, a Kubernetes container
+// "shop/web-0/app" shows its pod and its own name in its details, and a
+// search for its whole name finds it (Chromium).
+func TestReportKubernetesNames(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireCmd(t, "chromium")
+	p := nstest.UserChain(t, 1)
+	src := &fakeSource{name: "containerd", cs: []discover.Container{{ID: "k8sctr-" + strconv.Itoa(p.Pid), Engine: "containerd", Namespace: "k8s.io", PID: p.Pid, Name: "shop/web-0/app"}}}
+	code, page, errOut := run(t, tool(nsrel.TypeUser, src), "--format", "html", "-p", strconv.Itoa(p.Pid))
+	if code != 0 {
+		t.Fatalf("--format html: exit %d: %s", code, errOut)
+	}
+	report := filepath.Join(t.TempDir(), "report.html")
+	if err := os.WriteFile(report, []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := graphID(nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, p.Pid, "user")})
+	ctr := "k8sctr-" + strconv.Itoa(p.Pid)
+	for frag, want := range map[string]string{
+		"#ns=" + id:         "<dd>containerd k8s.io " + ctr + " pod shop/web-0 name app, PID " + strconv.Itoa(p.Pid) + "</dd>",
+		"#q=shop/web-0/app": `<li class="result" data-id="` + id + `">container containerd k8s.io/` + ctr + " (pod shop/web-0, container app) in user:[",
+	} {
+		dom := string(chromium(t, "--dump-dom", "file://"+report+frag))
+		if !strings.Contains(dom, want) {
+			i := strings.Index(dom, `<div id="results">`)
+			t.Errorf("%s: the report lacks %q: %.1500s", frag, want, dom[max(i, 0):])
+		}
+	}
+}

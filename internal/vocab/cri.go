@@ -67,6 +67,23 @@ func ContainerName(keys map[string]string) string {
 	return pod + "/" + ctr
 }
 
+// SplitContainerName splits a name [ContainerName] returns into the
+// Kubernetes pod and the container's own name: "ns/pod/ctr" is pod
+// "ns/pod" and name "ctr", a pod sandbox's "ns/pod" is pod "ns/pod" and
+// no name, and any other name is a name of no pod. A local user's
+// container ([UsersContainer]) names no pod whatever its name: do not
+// split its name.
+func SplitContainerName(name string) (pod, ctr string) {
+	switch strings.Count(name, "/") {
+	case 2:
+		i := strings.LastIndexByte(name, '/')
+		return name[:i], name[i+1:]
+	case 1:
+		return name, ""
+	}
+	return "", name
+}
+
 // DropSandboxContainerName removes the container names from the keys of
 // a pod sandbox: its labels are its pod's, so a name among them is the
 // pod author's, and CRI puts none on a sandbox.

@@ -191,3 +191,17 @@ func TestWriteSafeJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitContainerName(t *testing.T) {
+	for _, tc := range []struct{ name, pod, ctr string }{
+		{"", "", ""},
+		{"db", "", "db"},
+		{"shop/web-0", "shop/web-0", ""},
+		{"shop/web-0/app", "shop/web-0", "app"},
+		{"a/b/c/d", "", "a/b/c/d"},
+	} {
+		if pod, ctr := SplitContainerName(tc.name); pod != tc.pod || ctr != tc.ctr {
+			t.Errorf("SplitContainerName(%q) = %q, %q, want %q, %q", tc.name, pod, ctr, tc.pod, tc.ctr)
+		}
+	}
+}
