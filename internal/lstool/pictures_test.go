@@ -510,3 +510,31 @@ func TestReportKubernetesNames(t *testing.T) {
 		}
 	}
 }
+
+// TestReportMalformedHash: a link whose search is not valid percent
+// encoding (#q=%E0%A4%A) still searches, for the text as written, rather
+// than stopping the page's script with "URI malformed" (Chromium).
+func TestReportMalformedHash(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireCmd(t, "chromium")
+	p := nstest.UserChain(t, 1)
+	code, page, errOut := run(t, tool(nsrel.TypeUser), "--format", "html", "--no-containers", "-p", strconv.Itoa(p.Pid))
+	if code != 0 {
+		t.Fatalf("--format html: exit %d: %s", code, errOut)
+	}
+	report := filepath.Join(t.TempDir(), "report.html")
+	if err := os.WriteFile(report, []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom := string(chromium(t, "--dump-dom", "file://"+report+"#q=%E0%A4%A"))
+	if want := "<p>Nothing matches \u201c%E0%A4%A\u201d.</p>"; !strings.Contains(dom, want) {
+		i := strings.Index(dom, `<div id="results">`)
+		t.Errorf("#q=%%E0%%A4%%A: the results lack %q: %.600s", want, dom[max(i, 0):])
+	}
+	// A valid one alongside still works: the namespace's details open.
+	id := graphID(nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, p.Pid, "user")})
+	dom = string(chromium(t, "--dump-dom", "file://"+report+"#ns="+id))
+	if want := "<h2>user:[" + strconv.FormatUint(ino(t, p.Pid, "user"), 10) + "]</h2>"; !strings.Contains(dom, want) {
+		t.Errorf("#ns=%s: no details %q", id, want)
+	}
+}
