@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/tree"
 )
 
 // reportHTML is the page with {{name}} markers where [Graph.HTML] puts
@@ -134,7 +135,7 @@ func writeRow(b *bytes.Buffer, n *Node) {
 	for _, c := range n.Containers {
 		b.WriteString(`<div class="ctr">` + text(c.Label) + "</div>")
 	}
-	b.WriteString("</td><td>" + text(strings.Join(n.Found, ", ")) + "</td></tr>\n")
+	b.WriteString("</td><td>" + text(foundSummary(n)) + "</td></tr>\n")
 }
 
 // text escapes s for HTML text and quoted attribute values; a NUL
@@ -151,6 +152,17 @@ func inlineSVG(b []byte) string {
 		return s[i:]
 	}
 	return ""
+}
+
+// foundSummary is how a node was found, for the table: the first
+// [tree.MaxDetailProcs] ways, then "+N more", as the --details line says
+// it (a process may hold thousands of fds to one namespace; the details
+// list them all).
+func foundSummary(n *Node) string {
+	if len(n.Found) <= tree.MaxDetailProcs {
+		return strings.Join(n.Found, ", ")
+	}
+	return strings.Join(n.Found[:tree.MaxDetailProcs], ", ") + " +" + strconv.Itoa(len(n.Found)-tree.MaxDetailProcs) + " more"
 }
 
 // procSummary is the processes of a node for the table: "3: 1 systemd, 2

@@ -19,8 +19,8 @@ const (
 	contLast   = "    "
 )
 
-// MaxDetailProcs is how many processes a --details line lists before
-// "+N more" (JSON lists all).
+// MaxDetailProcs is how many processes, and how many ways a namespace
+// was found, a --details line lists before "+N more" (JSON lists all).
 const MaxDetailProcs = 8
 
 // Options controls rendering.
@@ -194,26 +194,31 @@ func ShortID(id string) string {
 func writeDetails(b *strings.Builder, n *discover.Namespace) {
 	if len(n.Processes) > 0 {
 		b.WriteString("; processes: ")
-		for i, p := range n.Processes {
-			if i == MaxDetailProcs {
-				b.WriteString(" +" + strconv.Itoa(len(n.Processes)-i) + " more")
-				break
-			}
-			if i > 0 {
-				b.WriteString(", ")
-			}
+		writeCapped(b, len(n.Processes), func(i int) {
+			p := n.Processes[i]
 			b.WriteString(strconv.Itoa(p.PID))
 			if p.Comm != "" {
 				b.WriteString(" " + vocab.Escape(p.Comm))
 			}
-		}
+		})
 	}
+	// A process may hold thousands of fds to one namespace.
 	b.WriteString("; found via: ")
-	for i, f := range n.FoundVia {
+	writeCapped(b, len(n.FoundVia), func(i int) { b.WriteString(FoundLabel(n.FoundVia[i])) })
+}
+
+// writeCapped writes items 0 to n-1 with item, separated by ", ", up to
+// MaxDetailProcs of them, then " +N more" for the rest.
+func writeCapped(b *strings.Builder, n int, item func(i int)) {
+	for i := range n {
+		if i == MaxDetailProcs {
+			b.WriteString(" +" + strconv.Itoa(n-i) + " more")
+			return
+		}
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(FoundLabel(f))
+		item(i)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -180,5 +182,28 @@ func TestContainerLabel(t *testing.T) {
 		if got := tree.ContainerLabel(tc.c); got != tc.want {
 			t.Errorf("ContainerLabel(%+v) = %q, want %q", tc.c, got, tc.want)
 		}
+	}
+}
+
+// TestDetailsFoundCapped: "found via" lists the first MaxDetailProcs
+// ways and "+N more", as the processes do; JSON lists them all.
+func TestDetailsFoundCapped(t *testing.T) {
+	m := discover.NewModel()
+	n := &discover.Namespace{Type: nsrel.TypeUser, Ino: 4026531837, OwnerUID: 0, OwnerName: "root"}
+	for fd := 3; fd < 3+tree.MaxDetailProcs+12; fd++ {
+		n.FoundVia = append(n.FoundVia, discover.Found{Via: discover.ViaFD, PID: 7, Path: "/proc/7/fd/" + strconv.Itoa(fd)})
+	}
+	m.Add(n)
+	m.Link()
+	var first []string
+	for _, f := range n.FoundVia[:tree.MaxDetailProcs] {
+		first = append(first, tree.FoundLabel(f))
+	}
+	want := "user:[4026531837] owner root (0); found via: " + strings.Join(first, ", ") + " +12 more"
+	if got := tree.Label(n, true); got != want {
+		t.Errorf("Label with details:\n%s\nwant\n%s", got, want)
+	}
+	if got := tree.Entries(m, nsrel.TypeUser, tree.Options{}); len(got[0].FoundVia) != tree.MaxDetailProcs+12 {
+		t.Errorf("JSON: %d ways found, want all %d", len(got[0].FoundVia), tree.MaxDetailProcs+12)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,23 +163,25 @@ func buildScenario(t *testing.T) *scenario {
 	return s
 }
 
-// holdByFD starts a sleep that holds the namespace at path open (fd 3)
-// until the test ends.
-func holdByFD(t *testing.T, path string) {
+// holdByFD starts a sleep that holds the namespace at path open (fd 3,
+// and up to fd 2+n with n > 1) until the test ends, and returns its PID.
+func holdByFD(t *testing.T, path string, n ...int) int {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sleep := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
-	sleep.ExtraFiles = []*os.File{f}
+	for range slices.Max(append(n, 1)) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		sleep.ExtraFiles = append(sleep.ExtraFiles, f)
+	}
 	sleep.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	err = sleep.Start()
-	f.Close()
-	if err != nil {
+	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	return sleep.Process.Pid
 }
 
 // chromium runs headless Chromium from Debian with a profile of its own
@@ -481,6 +484,21 @@ func TestWithoutGraphviz(t *testing.T) {
 	}
 }
 
+// writeReport writes the report of tl --format html with args to a file
+// and returns its path.
+func writeReport(t *testing.T, tl lstool.Tool, args ...string) string {
+	t.Helper()
+	code, page, errOut := run(t, tl, append([]string{"--format", "html"}, args...)...)
+	if code != 0 {
+		t.Fatalf("--format html %v: exit %d: %s", args, code, errOut)
+	}
+	report := filepath.Join(t.TempDir(), "report.html")
+	if err := os.WriteFile(report, []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return report
+}
+
 // TestReportKubernetesNames: in the report, a Kubernetes container
 // "shop/web-0/app" shows its pod and its own name in its details, and a
 // search for its whole name finds it (Chromium).
@@ -489,14 +507,7 @@ func TestReportKubernetesNames(t *testing.T) {
 	nstest.RequireCmd(t, "chromium")
 	p := nstest.UserChain(t, 1)
 	src := &fakeSource{name: "containerd", cs: []discover.Container{{ID: "k8sctr-" + strconv.Itoa(p.Pid), Engine: "containerd", Namespace: "k8s.io", PID: p.Pid, Name: "shop/web-0/app"}}}
-	code, page, errOut := run(t, tool(nsrel.TypeUser, src), "--format", "html", "-p", strconv.Itoa(p.Pid))
-	if code != 0 {
-		t.Fatalf("--format html: exit %d: %s", code, errOut)
-	}
-	report := filepath.Join(t.TempDir(), "report.html")
-	if err := os.WriteFile(report, []byte(page), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	report := writeReport(t, tool(nsrel.TypeUser, src), "-p", strconv.Itoa(p.Pid))
 	id := graphID(nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, p.Pid, "user")})
 	ctr := "k8sctr-" + strconv.Itoa(p.Pid)
 	for frag, want := range map[string]string{
@@ -518,14 +529,7 @@ func TestReportMalformedHash(t *testing.T) {
 	nstest.RequireRoot(t)
 	nstest.RequireCmd(t, "chromium")
 	p := nstest.UserChain(t, 1)
-	code, page, errOut := run(t, tool(nsrel.TypeUser), "--format", "html", "--no-containers", "-p", strconv.Itoa(p.Pid))
-	if code != 0 {
-		t.Fatalf("--format html: exit %d: %s", code, errOut)
-	}
-	report := filepath.Join(t.TempDir(), "report.html")
-	if err := os.WriteFile(report, []byte(page), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	report := writeReport(t, tool(nsrel.TypeUser), "--no-containers", "-p", strconv.Itoa(p.Pid))
 	dom := string(chromium(t, "--dump-dom", "file://"+report+"#q=%E0%A4%A"))
 	if want := "<p>Nothing matches \u201c%E0%A4%A\u201d.</p>"; !strings.Contains(dom, want) {
 		i := strings.Index(dom, `<div id="results">`)
@@ -536,5 +540,42 @@ func TestReportMalformedHash(t *testing.T) {
 	dom = string(chromium(t, "--dump-dom", "file://"+report+"#ns="+id))
 	if want := "<h2>user:[" + strconv.FormatUint(ino(t, p.Pid, "user"), 10) + "]</h2>"; !strings.Contains(dom, want) {
 		t.Errorf("#ns=%s: no details %q", id, want)
+	}
+}
+
+// TestFoundViaCapped: a process holding many fds to a namespace: the
+// --details line and the report's table name the first
+// tree.MaxDetailProcs ways it was found and "+N more"; --json and the
+// report's details (Chromium) list them all.
+func TestFoundViaCapped(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireCmd(t, "chromium")
+	const fds = tree.MaxDetailProcs + 12
+	p := nstest.UserChain(t, 1)
+	holder := holdByFD(t, nstest.NSPath(p.Pid, "user"), fds)
+	name := nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, p.Pid, "user")}
+	pid := strconv.Itoa(p.Pid)
+	fdWay := fmt.Sprintf("fd /proc/%d/fd/", holder)
+
+	_, out, _ := run(t, tool(nsrel.TypeUser), "--details", "--no-containers", "-p", pid)
+	line, _ := lineOf(t, out, name)
+	// process PID, then 7 of the fds, and 13 more.
+	if n := strings.Count(line, fdWay); n != tree.MaxDetailProcs-1 || !strings.Contains(line, " +13 more;") {
+		t.Errorf("--details: %d fds named, want %d, and +13 more: %s", n, tree.MaxDetailProcs-1, line)
+	}
+	_, out, _ = run(t, tool(nsrel.TypeUser), "--json", "--no-containers", "-p", pid)
+	if n := strings.Count(out, fmt.Sprintf(`"path": "/proc/%d/fd/`, holder)); n != fds {
+		t.Errorf("--json: %d fds, want %d", n, fds)
+	}
+
+	report := writeReport(t, tool(nsrel.TypeUser), "--no-containers", "-p", pid)
+	dom := string(chromium(t, "--dump-dom", "file://"+report+"#ns="+graphID(name)))
+	row := regexp.MustCompile(`<tr id="row-` + graphID(name) + `"[^\n]*`).FindString(dom)
+	if n := strings.Count(row, fdWay); n != tree.MaxDetailProcs-1 || !strings.Contains(row, " +13 more</td>") {
+		t.Errorf("the table: %d fds named, want %d, and +13 more: %s", n, tree.MaxDetailProcs-1, row)
+	}
+	i := strings.Index(dom, `<div id="details">`)
+	if n := strings.Count(dom[max(i, 0):], "<li>"+fdWay); n != fds {
+		t.Errorf("the details: %d fds listed, want %d: %.3000s", n, fds, dom[max(i, 0):])
 	}
 }
