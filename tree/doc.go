@@ -17,7 +17,9 @@
 // Children are sorted by inode; several roots (when the caller cannot see
 // the top of the hierarchy) print as separate trees. Everything that comes
 // from processes or containers (command names, container IDs and names,
-// mount paths) is escaped with [vocab.Escape] before it reaches a terminal.
+// mount paths) is escaped with [vocab.Escape] before it reaches a terminal;
+// a container name that could read as a separator is quoted as well
+// ([ContainerLabel]).
 //
 // With [Options].Maps (which lsuserns reads, see [Maps]) user namespaces
 // also show their ID maps: at the end of a --details line and as "maps"

@@ -137,8 +137,13 @@ func Owner(uid int64, name string) string {
 // characters, then " (NAME)" when it has a name. A Kubernetes name
 // "pod-namespace/pod-name" prints as "(pod pod-namespace/pod-name)", and
 // "pod-namespace/pod-name/container" as "(pod pod-namespace/pod-name,
-// container container)": "containerd k8s.io/3f1c2a9b7e0d (pod
-// default/web-0, container app)", "runc zoo-1", "podman 0a1b2c3d4e5f (web)".
+// container container)" ([vocab.SplitContainerName]): "containerd
+// k8s.io/3f1c2a9b7e0d (pod default/web-0, container app)", "runc zoo-1",
+// "podman 0a1b2c3d4e5f (web)". A local user's container names no pod,
+// whatever its name. Each name is quoted when it holds anything but
+// ASCII letters, digits and ._-:@+= (a pod's name also its one "/"), see
+// [quoteName]: a container's name cannot read as a separator or as
+// another container's label.
 func ContainerLabel(c discover.Container) string {
 	var b strings.Builder
 	b.WriteString(vocab.Escape(c.Engine))
@@ -148,31 +153,42 @@ func ContainerLabel(c discover.Container) string {
 		b.WriteByte('/')
 	}
 	b.WriteString(vocab.Escape(ShortID(c.ID)))
-	if c.Name != "" && vocab.UsersContainer(c.Namespace) {
-		// A user's container: its name is the user's, no pod's, and
-		// quoted whole, so that no comma or parenthesis in it reads as
-		// a label of another container.
-		b.WriteString(" (" + strconv.Quote(c.Name) + ")")
+	if c.Name == "" {
 		return b.String()
 	}
-	if c.Name != "" {
-		b.WriteString(" (")
-		pod, ctr := c.Name, ""
-		if strings.Count(c.Name, "/") == 2 {
-			i := strings.LastIndexByte(c.Name, '/')
-			pod, ctr = c.Name[:i], c.Name[i+1:]
-		}
-		if strings.Contains(pod, "/") {
-			b.WriteString("pod ")
-		}
-		b.WriteString(vocab.Escape(pod))
-		if ctr != "" {
-			b.WriteString(", container ")
-			b.WriteString(vocab.Escape(ctr))
-		}
-		b.WriteByte(')')
+	pod, name := "", c.Name
+	if !vocab.UsersContainer(c.Namespace) {
+		pod, name = vocab.SplitContainerName(c.Name)
 	}
+	b.WriteString(" (")
+	if pod != "" {
+		b.WriteString("pod " + quoteName(pod, true))
+		if name != "" {
+			b.WriteString(", container " + quoteName(name, false))
+		}
+	} else {
+		b.WriteString(quoteName(name, false))
+	}
+	b.WriteByte(')')
 	return b.String()
+}
+
+// quoteName returns a container's name (or a part of it) as a label
+// shows it: as it is when it holds only ASCII letters, digits and
+// ._-:@+= (and slashes, for a pod: pod, its own, is the name of a pod
+// "pod-namespace/pod-name"), else in double quotes, escaped with
+// [vocab.Escape] and with \" for a quote, so that no comma, parenthesis,
+// space or look-alike in it reads as the label's own.
+func quoteName(s string, pod bool) string {
+	plain := s != ""
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._-:@+=", c) >= 0 || pod && c == '/'
+	}
+	if plain {
+		return s
+	}
+	return `"` + strings.ReplaceAll(vocab.Escape(s), `"`, `\"`) + `"`
 }
 
 // ShortID cuts a generated hexadecimal ID (containerd, Docker, CRI, podman:

@@ -168,7 +168,7 @@ func TestContainerLabel(t *testing.T) {
 	}{
 		{discover.Container{ID: "3f1c2a9b7e0d5a6b", Engine: "containerd", Namespace: "k8s.io", Name: "default/web-0"}, "containerd k8s.io/3f1c2a9b7e0d (pod default/web-0)"},
 		{discover.Container{ID: "3f1c2a9b7e0d5a6b", Engine: "containerd", Namespace: "k8s.io", Name: "default/web-0/app"}, "containerd k8s.io/3f1c2a9b7e0d (pod default/web-0, container app)"},
-		{discover.Container{ID: "a", Engine: "cri-o", Name: "a/b/c/d"}, "cri-o a (pod a/b/c/d)"},
+		{discover.Container{ID: "a", Engine: "cri-o", Name: "a/b/c/d"}, `cri-o a ("a/b/c/d")`},
 		{discover.Container{ID: "zoo-1", Engine: "runc"}, "runc zoo-1"},
 		{discover.Container{ID: "nsrel-demo-ok-8098", Engine: "runc"}, "runc nsrel-demo-ok-8098"},
 		{discover.Container{ID: "3F1C2A9B7E0D5A6B7C8D", Engine: "runc"}, "runc 3F1C2A9B7E0D5A6B7C8D"},
@@ -176,8 +176,18 @@ func TestContainerLabel(t *testing.T) {
 		{discover.Container{ID: "abc", Engine: "podman", Name: "db"}, "podman abc (db)"},
 		// A user's container: its name quoted whole, never a pod's.
 		{discover.Container{ID: "evil", Engine: "runc", Namespace: "uid=4242", Name: "shop/web-0/app"}, `runc uid=4242/evil ("shop/web-0/app")`},
-		{discover.Container{ID: "evil2", Engine: "runc", Namespace: "uid=4242", Name: "x), containerd k8s.io/3f1c2a9b7e0d (pod kube-system/etcd-0\u202e"}, `runc uid=4242/evil2 ("x), containerd k8s.io/3f1c2a9b7e0d (pod kube-system/etcd-0\u202e")`},
-		{discover.Container{ID: "x\x1b", Engine: "crun", Name: "n\n"}, `crun x\x1b (n\x0a)`},
+		{discover.Container{ID: "evil2", Engine: "runc", Namespace: "uid=4242", Name: "x), containerd k8s.io/3f1c2a9b7e0d (pod kube-system/etcd-0\u202e"}, `runc uid=4242/evil2 ("x), containerd k8s.io/3f1c2a9b7e0d (pod kube-system/etcd-0\u{202e}")`},
+		{discover.Container{ID: "x\x1b", Engine: "crun", Name: "n\n"}, `crun x\x1b ("n\x0a")`},
+		// Any name that could fake a separator is quoted, root's too.
+		{discover.Container{ID: "ctr2", Engine: "runc", Name: "ok), runc fake (spoof"}, `runc ctr2 ("ok), runc fake (spoof")`},
+		{discover.Container{ID: "c", Engine: "containerd", Namespace: "k8s.io", Name: "shop/web-0/app, container x"}, `containerd k8s.io/c (pod shop/web-0, container "app, container x")`},
+		{discover.Container{ID: "c", Engine: "containerd", Namespace: "k8s.io", Name: "shop/web-0 (x)/app"}, `containerd k8s.io/c (pod "shop/web-0 (x)", container app)`},
+		{discover.Container{ID: "c", Engine: "podman", Name: `db", "x`}, `podman c ("db\", \"x")`},
+		{discover.Container{ID: "c", Engine: "podman", Name: "db\uff0c podman x"}, "podman c (\"db\uff0c podman x\")"},
+		{discover.Container{ID: "c", Engine: "podman", Name: "web_1.prod-x:8@a+b=c"}, `podman c (web_1.prod-x:8@a+b=c)`},
+		// A user's name names no pod: its slashes are quoted as any
+		// other punctuation; a plain name is as root's.
+		{discover.Container{ID: "c", Engine: "runc", Namespace: "uid=4242", Name: "db"}, `runc uid=4242/c (db)`},
 	} {
 		if got := tree.ContainerLabel(tc.c); got != tc.want {
 			t.Errorf("ContainerLabel(%+v) = %q, want %q", tc.c, got, tc.want)
