@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -46,14 +47,20 @@ type Audit struct {
 
 // AddHistory verifies the audit log at path (with its rotated files, as
 // nsrel-hook verify does) and then attaches the records of every shown
-// container to the nodes it lives on. A chain that does not verify is
+// container to the nodes it lives on. A relative path is taken from the
+// working directory; [Audit].Path is path as given. A chain that does not verify is
 // still read, and the verdict says what is wrong; an error is returned
 // only when the log cannot be read at all.
 func (g *Graph) AddHistory(path string) error {
 	// Under the log's shared lock, as verify reads it: files listed and
 	// then opened without it can miss one a writer rotates meanwhile,
 	// which reads as records deleted.
-	l, err := audit.Open(path, audit.Options{})
+	// audit.Open wants the path the log's writers use: absolute.
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	l, err := audit.Open(abs, audit.Options{})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}

@@ -579,3 +579,22 @@ func TestFoundViaCapped(t *testing.T) {
 		t.Errorf("the details: %d fds listed, want %d: %.3000s", n, fds, dom[max(i, 0):])
 	}
 }
+
+// TestAuditLogRelative: --audit-log takes a path relative to the
+// working directory, and the report names it as given.
+func TestAuditLogRelative(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := t.TempDir()
+	l, err := audit.Open(filepath.Join(dir, "log", "audit.jsonl"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: vocab.StageCreateRuntime, ContainerID: "rel-1", Verdict: audit.VerdictAllow, Mode: "enforce"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	code, page, errOut := run(t, tool(nsrel.TypeUser), "--format", "html", "--no-containers", "-p", strconv.Itoa(os.Getpid()), "--audit-log", "log/audit.jsonl")
+	if want := `<div id="audit" class="audit ok">Audit log log/audit.jsonl: chain verified: 1 records, seq 1 to 1;`; code != 0 || !strings.Contains(page, want) {
+		t.Errorf("--audit-log log/audit.jsonl: exit %d, %s; want %q in the report", code, errOut, want)
+	}
+}
