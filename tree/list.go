@@ -107,7 +107,7 @@ func ParseColumns(s string, t nsrel.Type) ([]string, error) {
 	for _, name := range strings.Split(s, ",") {
 		name = strings.ToUpper(strings.TrimSpace(name))
 		if column(name) == nil {
-			return nil, fmt.Errorf("unknown column %q (one of %s)", vocab.Escape(name), columnNames())
+			return nil, fmt.Errorf("unknown column %s (one of %s)", vocab.Quote(name), columnNames())
 		}
 		out = append(out, name)
 	}
@@ -152,7 +152,7 @@ func List(w io.Writer, m *discover.Model, t nsrel.Type, o Options, lo ListOption
 	cols := make([]*Column, len(names))
 	for i, name := range names {
 		if cols[i] = column(name); cols[i] == nil {
-			return fmt.Errorf("unknown column %q", vocab.Escape(name))
+			return fmt.Errorf("unknown column %s", vocab.Quote(name))
 		}
 	}
 	var rows [][]string

@@ -176,9 +176,8 @@ func ContainerLabel(c discover.Container) string {
 // quoteName returns a container's name (or a part of it) as a label
 // shows it: as it is when it holds only ASCII letters, digits and
 // ._-:@+= (and slashes, for a pod: pod, its own, is the name of a pod
-// "pod-namespace/pod-name"), else in double quotes, escaped with
-// [vocab.Escape] and with \" for a quote, so that no comma, parenthesis,
-// space or look-alike in it reads as the label's own.
+// "pod-namespace/pod-name"), else quoted with [vocab.Quote], so that no
+// comma, parenthesis, space or look-alike in it reads as the label's own.
 func quoteName(s string, pod bool) string {
 	plain := s != ""
 	for i := 0; i < len(s) && plain; i++ {
@@ -188,7 +187,7 @@ func quoteName(s string, pod bool) string {
 	if plain {
 		return s
 	}
-	return `"` + strings.ReplaceAll(vocab.Escape(s), `"`, `\"`) + `"`
+	return vocab.Quote(s)
 }
 
 // ShortID cuts a generated hexadecimal ID (containerd, Docker, CRI, podman:

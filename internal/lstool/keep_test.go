@@ -59,7 +59,7 @@ func TestKeepContainer(t *testing.T) {
 		{"app", nil, `container name "app" is ambiguous: it matches shop/web-0/app, shop/web-1/app`},
 		{"f00d", []uint64{top.Ino, 100}, ""},
 		{"twin", nil, `container name "twin" is ambiguous: containers 1111000000000000, 2222000000000000 have it`},
-		{"\x1b[31m", nil, `"\\x1b[31m"`},
+		{"\x1b[31m", nil, `container named "\x1b[31m" or`},
 	} {
 		keep, err := lstool.KeepContainer(m, nsrel.TypeUser, tc.prefix)
 		if tc.err != "" {

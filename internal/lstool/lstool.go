@@ -547,11 +547,11 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 			}
 		}
 	}
-	q := vocab.Escape(arg)
+	q := vocab.Quote(arg)
 	var matches map[string][]*discover.Namespace
 	switch {
 	case len(byID) > 1:
-		return nil, fmt.Errorf("container ID %q is ambiguous: it is that of %s (name one as ENGINE NAMESPACE/ID)", q, sortedKeys(byID))
+		return nil, fmt.Errorf("container ID %s is ambiguous: it is that of %s (name one as ENGINE NAMESPACE/ID)", q, sortedKeys(byID))
 	case len(byID) == 1:
 		// One container's ID may be another's name (runc IDs are
 		// anyone's to choose, a rootless user's too): neither wins.
@@ -559,22 +559,22 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 			delete(nameOf, id)
 		}
 		if len(nameOf) > 0 {
-			return nil, fmt.Errorf("container %q is ambiguous: it is the ID of %s and a name of %s (name one as ENGINE NAMESPACE/ID)", q, sortedKeys(byID), sortedKeys(nameOf))
+			return nil, fmt.Errorf("container %s is ambiguous: it is the ID of %s and a name of %s (name one as ENGINE NAMESPACE/ID)", q, sortedKeys(byID), sortedKeys(nameOf))
 		}
 		matches = byID
 	case len(byName) > 1:
-		return nil, fmt.Errorf("container name %q is ambiguous: it matches %s", q, sortedKeys(byName))
+		return nil, fmt.Errorf("container name %s is ambiguous: it matches %s", q, sortedKeys(byName))
 	case len(named) > 1:
 		// nerdctl, for one, lets containers share a name.
-		return nil, fmt.Errorf("container name %q is ambiguous: containers %s have it", q, sortedKeys(named))
+		return nil, fmt.Errorf("container name %s is ambiguous: containers %s have it", q, sortedKeys(named))
 	case len(byName) == 1:
 		matches = byName
 	case len(prefixed) > 1:
-		return nil, fmt.Errorf("container ID prefix %q is ambiguous: it matches %s", q, sortedKeys(prefixed))
+		return nil, fmt.Errorf("container ID prefix %s is ambiguous: it matches %s", q, sortedKeys(prefixed))
 	case len(prefixed) == 1:
 		matches = prefixed
 	default:
-		return nil, fmt.Errorf("no running container named %q or with an ID starting with it", q)
+		return nil, fmt.Errorf("no running container named %s or with an ID starting with it", q)
 	}
 	for key, ns := range matches {
 		// A local user's ID or name must not take over what the
@@ -588,7 +588,7 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 			}
 			if len(others) > 0 {
 				slices.Sort(others)
-				return nil, fmt.Errorf("container %q is ambiguous: it names %s, a local user's, and starts the ID of %s (name one as ENGINE NAMESPACE/ID)", q, vocab.Escape(key), strings.Join(others, ", "))
+				return nil, fmt.Errorf("container %s is ambiguous: it names %s, a local user's, and starts the ID of %s (name one as ENGINE NAMESPACE/ID)", q, vocab.Escape(key), strings.Join(others, ", "))
 			}
 		}
 		return ns, nil

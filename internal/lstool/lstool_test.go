@@ -115,6 +115,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"argument", []string{"extra"}, 2, "", `unexpected argument "extra"`},
 		{"conflict", []string{"--no-containers", "--container", "x"}, 2, "", "--container needs the container lookup"},
 		{"bad format", []string{"--format", "png"}, 2, "", `--format "png": want text, json, dot, svg or html`},
+		// Escaped once: \x1b, not \\x1b.
+		{"hostile format", []string{"--format", "\x1bdot\""}, 2, "", `lsuserns: --format "\x1bdot\"": want`},
+		{"hostile column", []string{"-o", "NS,\x1b"}, 2, "", `lsuserns: --output: unknown column "\x1b"`},
 		{"json and dot", []string{"--json", "--format", "dot"}, 2, "", "--json and --format dot contradict each other"},
 		{"collapse 1", []string{"--format", "dot", "--collapse", "1"}, 2, "", "--collapse: want 0 (off) or 2 or more"},
 		{"negative pid", []string{"--pid", "-3"}, 2, "", "--pid: want a process ID"},

@@ -56,7 +56,7 @@ func (p *pictureFlags) check(c *config) string {
 	switch p.format {
 	case "text", "json", "dot", "svg", "html":
 	default:
-		return fmt.Sprintf("--format %q: want text, json, dot, svg or html", vocab.Escape(p.format))
+		return fmt.Sprintf("--format %s: want text, json, dot, svg or html", vocab.Quote(p.format))
 	}
 	switch {
 	case c.json && p.format != "text" && p.format != "json":

@@ -54,6 +54,14 @@ func Escape(s string) string {
 	return b.String()
 }
 
+// Quote returns s in double quotes, escaped once: with [Escape], and a
+// double quote in it as \" (which Escape leaves alone). For messages and
+// labels that quote what a user or a container gave; fmt's %q of an
+// escaped string would escape its backslashes again.
+func Quote(s string) string {
+	return `"` + strings.ReplaceAll(Escape(s), `"`, `\"`) + `"`
+}
+
 func hex2(c byte) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{digits[c>>4], digits[c&15]})

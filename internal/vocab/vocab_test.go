@@ -205,3 +205,16 @@ func TestSplitContainerName(t *testing.T) {
 		}
 	}
 }
+
+func TestQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"png", `"png"`},
+		{"\x1bdot", `"\x1bdot"`},
+		{`a"b\c`, `"a\"b\\c"`},
+		{"x\u202e", `"x\u{202e}"`},
+	} {
+		if got := Quote(tc.in); got != tc.want {
+			t.Errorf("Quote(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
