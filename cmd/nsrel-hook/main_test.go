@@ -72,6 +72,9 @@ type env struct {
 	// poststart adds the opt-in poststart hook (config/poststart) to the
 	// shipped hooks that runcHooks and hooksDir return.
 	poststart bool
+	// defaultHooksDir makes podmanRun put the hooks.d files where podman
+	// reads them without --hooks-dir, in a mount namespace of its own.
+	defaultHooksDir bool
 }
 
 // newEnv writes the shipped config file ../../config/<shipped> with the

@@ -131,7 +131,22 @@ func (e *env) podmanRun(t *testing.T, rootfs string, extra ...string) (string, s
 	// --tmpdir too: podman's default, /run/libpod, is shared with every
 	// other podman on the host (other packages' tests included).
 	global := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "runroot"), "--tmpdir", filepath.Join(store, "tmp"),
-		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--hooks-dir", e.hooksDir(t), "--runtime", runc}
+		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", runc}
+	prefix := []string{podman}
+	if e.defaultHooksDir {
+		// The directory podman and CRI-O read by default, in a mount
+		// namespace of the run's own: a tmpfs over /usr/share/containers
+		// with its files copied in, and the hooks.d files added.
+		share := filepath.Join(e.dir, "share")
+		if err := os.MkdirAll(share, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		const script = `set -e; cp -a /usr/share/containers/. "$1"; mount -t tmpfs -o mode=0755 nsrel-test /usr/share/containers; cp -a "$1/." /usr/share/containers/
+mkdir -p /usr/share/containers/oci/hooks.d; cp "$2"/*.json /usr/share/containers/oci/hooks.d/; shift 2; exec "$@"`
+		prefix = []string{nstest.RequireCmd(t, "unshare"), "--mount", "--propagation", "private", "sh", "-c", script, "sh", share, e.hooksDir(t), podman}
+	} else {
+		global = append(global, "--hooks-dir", e.hooksDir(t))
+	}
 	image := []string{"--rootfs", rootfs}
 	if strings.HasSuffix(rootfs, ".tar") {
 		const name = "localhost/nsrel-test:latest"
@@ -145,7 +160,7 @@ func (e *env) podmanRun(t *testing.T, rootfs string, extra ...string) (string, s
 	args = append(append(append(args, extra...), image...), command...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, podman, args...)
+	cmd := exec.CommandContext(ctx, prefix[0], append(prefix[1:], args...)...)
 	errFile, err := os.Create(filepath.Join(e.dir, "podman.stderr"))
 	if err != nil {
 		t.Fatal(err)
@@ -226,10 +241,13 @@ func TestPodmanHooksDir(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, poststart := range []bool{false, true} {
-		t.Run(fmt.Sprintf("audit/poststart=%v", poststart), func(t *testing.T) {
+	for _, tc := range []struct{ poststart, defaultDir bool }{{false, false}, {true, false}, {false, true}} {
+		poststart := tc.poststart
+		// defaultDir: the files where podman reads them without
+		// --hooks-dir (as README says to install them).
+		t.Run(fmt.Sprintf("audit/poststart=%v/default-dir=%v", poststart, tc.defaultDir), func(t *testing.T) {
 			e := newEnv(t, "hook.json", nil)
-			e.poststart = poststart
+			e.poststart, e.defaultHooksDir = poststart, tc.defaultDir
 			cid, stderr, err := e.podman(t, rootfs, false)
 			if err != nil {
 				t.Fatalf("podman run: %v\n%s", err, stderr)
