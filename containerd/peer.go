@@ -3,6 +3,9 @@ package containerd
 import (
 	"fmt"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -38,18 +41,36 @@ func CheckPeerPIDNamespace(path string) error {
 	if cred.Pid == 0 {
 		return fmt.Errorf("the process serving %s lives in a PID namespace this one cannot see: the container PIDs it sends would name other processes here (run on the host's PID namespace: hostPID: true in a pod)", path)
 	}
-	// The peer's PID namespace, read while the connection holds it (a
-	// peer that exited meanwhile, its PID taken, is not worth a check:
-	// the daemon it was is gone).
-	var own, peer unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/pid", &own); err != nil {
-		return fmt.Errorf("the PID namespace of this process: %w", err)
+	// The peer is visible here, so it lives in this PID namespace or
+	// below: below, its NSpid line (its PID in each namespace from the
+	// one /proc belongs to down to its own) is longer than this
+	// process's. (status needs no ptrace access, unlike ns/pid: the
+	// NRI plugin without CAP_SYS_PTRACE must still say what it lacks.)
+	own, err := nspidDepth("self")
+	if err != nil {
+		return err
 	}
-	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/pid", cred.Pid), &peer); err != nil {
-		return fmt.Errorf("the PID namespace of the process serving %s (pid %d): %w", path, cred.Pid, err)
+	peer, err := nspidDepth(strconv.Itoa(int(cred.Pid)))
+	if err != nil {
+		return fmt.Errorf("the process serving %s (pid %d): %w", path, cred.Pid, err)
 	}
-	if own.Ino != peer.Ino || own.Dev != peer.Dev {
-		return fmt.Errorf("the process serving %s (pid %d here) lives in another PID namespace (pid:[%d], this one pid:[%d]): the container PIDs it sends are in its numbering and would name other processes here (run in its PID namespace, or talk to a containerd of this one)", path, cred.Pid, peer.Ino, own.Ino)
+	if peer != own {
+		return fmt.Errorf("the process serving %s (pid %d here) lives in a PID namespace below this one: the container PIDs it sends are in its numbering and would name other processes here (run in its PID namespace, or talk to a containerd of this one)", path, cred.Pid)
 	}
 	return nil
+}
+
+// nspidDepth returns how many PID namespaces the process pid ("self")
+// has a PID in, from the one /proc belongs to down to its own.
+func nspidDepth(pid string) (int, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			return len(strings.Fields(rest)), nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/%s/status has no NSpid line", pid)
 }

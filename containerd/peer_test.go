@@ -78,10 +78,10 @@ func TestPeerPIDNamespace(t *testing.T) {
 			t.Fatal("the server in a child PID namespace did not listen in 10 s")
 		}
 	}
-	if err := CheckPeerPIDNamespace(child); err == nil || !strings.Contains(err.Error(), "lives in another PID namespace") {
+	if err := CheckPeerPIDNamespace(child); err == nil || !strings.Contains(err.Error(), "lives in a PID namespace below this one") {
 		t.Errorf("a peer in a child PID namespace: %v; want it refused", err)
 	}
-	if _, err := NewSource("unix://" + child).List(context.Background()); err == nil || !strings.Contains(err.Error(), "lives in another PID namespace") {
+	if _, err := NewSource("unix://" + child).List(context.Background()); err == nil || !strings.Contains(err.Error(), "lives in a PID namespace below this one") {
 		t.Errorf("the source's lookup of a daemon in a child PID namespace: %v; want it refused", err)
 	}
 }

@@ -72,8 +72,8 @@ func (n *Node) PodConfig(t testing.TB, ds *appsv1.DaemonSet, name string) string
 
 // ContainerConfig writes the CRI container config of container c of the
 // DaemonSet's pod template (an init container or a container): image,
-// command, mounts, capabilities, read-only root, no_new_privs, run as
-// user, host PID, resource limits.
+// command, mounts, capabilities, read-only root, no_new_privs, AppArmor
+// and SELinux options, run as user, host PID, resource limits.
 func (n *Node) ContainerConfig(t testing.TB, ds *appsv1.DaemonSet, c corev1.Container) string {
 	t.Helper()
 	spec := &ds.Spec.Template.Spec
@@ -129,6 +129,15 @@ func (n *Node) ContainerConfig(t testing.TB, ds *appsv1.DaemonSet, c corev1.Cont
 		sc["privileged"] = s.Privileged != nil && *s.Privileged
 		sc["readonly_rootfs"] = s.ReadOnlyRootFilesystem != nil && *s.ReadOnlyRootFilesystem
 		sc["no_new_privs"] = s.AllowPrivilegeEscalation != nil && !*s.AllowPrivilegeEscalation
+		if a := s.AppArmorProfile; a != nil {
+			if a.Type != corev1.AppArmorProfileTypeUnconfined {
+				t.Fatalf("AppArmor profile %s: only Unconfined is translated", a.Type)
+			}
+			sc["apparmor"] = map[string]any{"profile_type": 1} // Unconfined
+		}
+		if o := s.SELinuxOptions; o != nil {
+			sc["selinux_options"] = map[string]any{"user": o.User, "role": o.Role, "type": o.Type, "level": o.Level}
+		}
 	}
 	if psc := spec.SecurityContext; psc != nil && psc.RunAsUser != nil {
 		sc["run_as_user"] = map[string]any{"value": *psc.RunAsUser}
