@@ -265,10 +265,12 @@ type verifyResult struct {
 	Dropped            []audit.Dropped           `json:"dropped"`
 	// Repeated and Reordered: --shipped dropped records sent again and
 	// put back records sent out of order.
-	Repeated  int            `json:"repeated"`
-	Reordered int            `json:"reordered"`
-	Problem   *audit.Problem `json:"problem,omitempty"`
-	Error     string         `json:"error,omitempty"`
+	Repeated  int `json:"repeated"`
+	Reordered int `json:"reordered"`
+	// Empty: --shipped skipped empty lines.
+	Empty   int            `json:"empty_lines"`
+	Problem *audit.Problem `json:"problem,omitempty"`
+	Error   string         `json:"error,omitempty"`
 	// Unattributed (--nodes): lines that name no node.
 	Unattributed int `json:"unattributed_lines,omitempty"`
 }
@@ -311,7 +313,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		res.CheckpointsRetained = s.CheckpointsRetained
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
 		res.Dropped = append(res.Dropped, s.Dropped...)
-		res.Repeated, res.Reordered = s.Repeated, s.Reordered
+		res.Repeated, res.Reordered, res.Empty = s.Repeated, s.Reordered, s.Empty
 		for _, t := range s.TornTails {
 			res.TornTails = append(res.TornTails, t.Seq)
 		}
@@ -374,6 +376,9 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		ignoredNotes(stdout, name+": ", s)
 	} else {
 		fmt.Fprintf(stdout, "%s: no checkpoints given: records cut off the end (or a removed current file) cannot be told (--checkpoints FILE)\n", name)
+	}
+	if s.Empty > 0 {
+		fmt.Fprintf(stdout, "%s: note: as shipped, %d empty line(s) skipped (a shipper delivers a crash's line of NUL bytes empty; the node's own log holds its bytes)\n", name, s.Empty)
 	}
 	if s.Repeated+s.Reordered > 0 {
 		fmt.Fprintf(stdout, "%s: note: as shipped, %d record(s) came out of chain order and %d line(s) repeated byte for byte: put back in order and dropped\n", name, s.Reordered, s.Repeated)

@@ -29,6 +29,10 @@ type byHost struct {
 	// keys are the sealing keys whose seals each host's lines carry
 	// (seals not checked), when asked for.
 	keys map[string]map[audit.SealID]bool
+	// empty counts the empty lines skipped: what a shipper makes of a
+	// crash's line of NUL bytes (rsyslog drops them), which holds
+	// nothing to check or attribute.
+	empty int
 	// unattributed counts the lines that name no host: not a record,
 	// damaged, longer than a record may be, or cut short at the end.
 	unattributed int
@@ -64,7 +68,7 @@ type tornLine struct {
 // line goes to the host of the torn-tail or damage record that holds its
 // bytes, right before that record. With keys, it notes the sealing keys
 // each host's lines carry, the hosts not wanted too.
-func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*byHost, error) {
+func splitByHost(files []string, dir string, want map[string]bool, keys, shipped bool) (*byHost, error) {
 	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]bool{}}
 	// A host's lines, and where each came from (.pos); a quarter of the
 	// descriptors.
@@ -175,6 +179,16 @@ func splitByHost(files []string, dir string, want map[string]bool, keys bool) (*
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if line != nil && len(line) == 0 {
+				// Skipped as shipped (see audit.Summary.Empty); else it
+				// names no node, as before: a node's chain wants its
+				// damaged lines as they were.
+				b.empty++
+				if !shipped {
+					b.unattributed++
+				}
+				continue
 			}
 			at := linePos{int32(fi), n}
 			head, rec, ok := headOf(line)
@@ -401,7 +415,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
 		return 1
 	}
-	split, err := splitByHost(logs, dir, wanted, len(opts.Keys) > 0)
+	split, err := splitByHost(logs, dir, wanted, len(opts.Keys) > 0, opts.Shipped)
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
 		return 1
@@ -486,9 +500,15 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	if len(failed) > 0 {
 		status = 1
 	}
+	if split.empty > 0 && opts.Shipped {
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: note: %d empty line(s) skipped (a shipper delivers a crash's line of NUL bytes empty; the node's own log holds its bytes)\n", split.empty)
+	}
 	if split.unattributed > 0 {
 		status = 1
 		msg := fmt.Sprintf("%d line(s) name no node (not a record, damaged, or cut short): they may belong to any node's chain", split.unattributed)
+		if split.empty > 0 {
+			msg += fmt.Sprintf("; %d of them empty, which is how a shipper delivers a crash's line of NUL bytes: verify a shipper's copy with --shipped", split.empty)
+		}
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: FAILED: %s\n", msg)
 		if asJSON {
 			vocab.WriteSafeJSON(stdout, verifyResult{Log: strings.Join(logs, ", "), Files: logs, Error: msg, Unattributed: split.unattributed}, false)

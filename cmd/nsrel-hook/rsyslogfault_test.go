@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/rsyslogtest"
 )
@@ -24,24 +26,9 @@ import (
 // where it was: the collector got the fragment glued to the rest of the
 // first record, a line the node never had, and its copy failed.)
 func TestShippedRsyslogTornTail(t *testing.T) {
-	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files")
-	coll, recvAudit, recvCkpts, port := startCollector(t, "")
-	node, e, nodeConf, ckptFile := shipNode(t, port)
-	node.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", nodeConf))
-
-	n := shipStages(t, e, "a")
-	rsyslogtest.WaitLines(t, recvAudit, n, node, coll)
-	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Short of the host: --nodes learns whose it is from its record.
-	_, err = f.WriteString(`{"format":"1.2","seq":3,"time":"2026-12-04T00:00:00.123456789Z","ho`)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFileRead(t, node, e.log)
+	s := crashShipping(t, []byte(`{"format":"1.2","seq":3,"time":"2026-12-04T00:00:00.123456789Z","ho`))
+	node, coll, e, n, recvAudit, recvCkpts, ckptFile := s.node, s.coll, s.e, s.n, s.recvAudit, s.recvCkpts, s.ckptFile
 	n += shipStages(t, e, "b") + 1 // and the torn-tail record
 
 	nodeLines, err := rsyslogtest.Lines(e.log)
@@ -158,4 +145,91 @@ func TestShippedRsyslogRotationWhileDown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestShippedRsyslogZeroedLine: a crash leaves a line of NUL bytes in the
+// node's log, which the next append records as damage. rsyslog (imfile,
+// the shipped node config) delivers that line to the collector empty, so
+// the copy never verified. As shipped (and with --nodes) the empty line
+// is skipped, with a note; the node's own log keeps and checks its
+// bytes.
+func TestShippedRsyslogZeroedLine(t *testing.T) {
+	s := crashShipping(t, append(bytes.Repeat([]byte{0}, 8), '\n'))
+	node, coll, e, n, recvAudit, recvCkpts, ckptFile := s.node, s.coll, s.e, s.n, s.recvAudit, s.recvCkpts, s.ckptFile
+	n += shipStages(t, e, "b") + 1 // and the damage record
+	var damage uint64
+	for _, r := range audittest.Records(t, e.log, "") {
+		if r.Stage == audit.StageDamaged {
+			damage = r.Seq
+		}
+	}
+	if code, out, stderr := runBin(t, "", "--config", e.config, "audit", "ack", strconv.FormatUint(damage, 10), "--reason", "a crash's zeroes"); code != 0 {
+		t.Fatalf("ack: exit %d\n%s%s", code, out, stderr)
+	}
+	n++
+	if code, out, stderr := runBin(t, "", "audit", "verify", e.log); code != 0 {
+		t.Fatalf("the node's log: exit %d\n%s%s", code, out, stderr)
+	}
+	nodeLines, err := rsyslogtest.Lines(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shipped [][]byte // as rsyslog delivers them: the NUL bytes dropped
+	for _, l := range nodeLines {
+		shipped = append(shipped, bytes.ReplaceAll(l, []byte{0}, nil))
+	}
+	nodeCkpts, err := rsyslogtest.Lines(ckptFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitAllLines(t, recvAudit, shipped, node, coll)
+	if !equalLines(t, "received records", got, shipped) {
+		t.FailNow()
+	}
+	waitAllLines(t, recvCkpts, nodeCkpts, node, coll)
+	if out := verifyCopy(t, n, recvCkpts, recvAudit, "--shipped"); !strings.Contains(out, "1 empty line(s) skipped") {
+		t.Errorf("verify --shipped does not note the empty line:\n%s", out)
+	}
+	verifyCopy(t, n, recvCkpts, recvAudit, "--nodes", "--shipped")
+	// Not as shipped, the copy lacks a damaged line: it fails, saying
+	// how to verify it.
+	for _, flags := range [][]string{nil, {"--nodes"}} {
+		args := append(append([]string{"audit", "verify"}, flags...), "--checkpoints", recvCkpts, recvAudit)
+		if code, out, stderr := runBin(t, "", args...); code != 1 || slices.Contains(flags, "--nodes") && !strings.Contains(stderr, "1 of them empty") {
+			t.Errorf("%s: exit %d, want 1 (and --nodes saying why)\n%s%s", strings.Join(args, " "), code, out, stderr)
+		}
+	}
+}
+
+// crashed is a node shipping to a collector through the shipped rsyslog
+// configs, whose log got what a crash leaves after its first records.
+type crashed struct {
+	node, coll                     *rsyslogtest.Daemon
+	e                              *env
+	n                              int // records in the log
+	recvAudit, recvCkpts, ckptFile string
+}
+
+// crashShipping starts the collector and the node, runs a container's
+// stages, waits for their records at the collector, appends left to the
+// node's log as a crash would leave it and waits for rsyslog to read it.
+func crashShipping(t *testing.T, left []byte) crashed {
+	t.Helper()
+	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files")
+	coll, recvAudit, recvCkpts, port := startCollector(t, "")
+	node, e, nodeConf, ckptFile := shipNode(t, port)
+	node.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", nodeConf))
+	n := shipStages(t, e, "a")
+	rsyslogtest.WaitLines(t, recvAudit, n, node, coll)
+	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Write(left)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFileRead(t, node, e.log)
+	return crashed{node, coll, e, n, recvAudit, recvCkpts, ckptFile}
 }

@@ -222,8 +222,9 @@ type Summary struct {
 	IgnoredCheckpoints []IgnoredCheckpoint
 	// Repeated counts the lines of a shipper's copy dropped as repeats
 	// of a record byte for byte, Reordered the records that came after
-	// records later in the chain (VerifyOptions.Shipped).
-	Repeated, Reordered int
+	// records later in the chain, Empty its empty lines skipped (rsyslog
+	// delivers a crash's line of NUL bytes empty) (VerifyOptions.Shipped).
+	Repeated, Reordered, Empty int
 }
 
 // IgnoredCheckpoint is a checkpoint verify did not hold against the
