@@ -5,8 +5,8 @@ BIN     ?= bin
 VERSION ?= 0.1.0
 
 # Install directories (GNU conventions; DESTDIR is prepended to all).
-# The config stays in /etc whatever the prefix: the runtimes' hook
-# entries and the binaries' defaults name /etc/nsrel/hook.json.
+# SYSCONFDIR (the config's /etc, whatever the prefix) goes into the
+# runtimes' hook entries and the binaries' default config path.
 PREFIX         ?= /usr/local
 BINDIR         ?= $(PREFIX)/bin
 SBINDIR        ?= $(PREFIX)/sbin
@@ -25,7 +25,8 @@ DESTDIR        ?=
 COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS = -X github.com/nsrel/nsrel/internal/vocab.Version=$(VERSION) \
 	-X github.com/nsrel/nsrel/internal/vocab.Commit=$(COMMIT) \
-	-X github.com/nsrel/nsrel/internal/vocab.DefaultHookPath=$(SBINDIR)/nsrel-hook -buildid= $(EXTRA_LDFLAGS)
+	-X github.com/nsrel/nsrel/internal/vocab.DefaultHookPath=$(SBINDIR)/nsrel-hook \
+	-X github.com/nsrel/nsrel/internal/vocab.DefaultHookConfig=$(SYSCONFDIR)/nsrel/hook.json -buildid= $(EXTRA_LDFLAGS)
 # Static binaries (CGO_ENABLED=0: the net package would otherwise link
 # libc through its cgo resolver): nsrel-hook starts 0.9 ms faster at each
 # stage without the dynamic loader (docs/BENCHMARKS.md).

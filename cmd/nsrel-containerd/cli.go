@@ -86,7 +86,7 @@ plugin (and removes when it starts and when it stops).
 
 Options:
   --config FILE       nsrel-hook configuration: audit log, policy, annotations
-                      (default /etc/nsrel/hook.json)
+                      (default @CONFIG@)
   --address SOCK      containerd socket (default $CONTAINERD_ADDRESS, else
                       /run/containerd/containerd.sock)
   --log-level LEVEL   trace, debug, info, warn, error, fatal or panic (default info)
@@ -153,7 +153,7 @@ func parseArgs(fs *flag.FlagSet, prog string, args []string, stdout, stderr io.W
 
 // printUsage prints the help with the hook path of this build.
 func printUsage(w io.Writer) error {
-	_, err := io.WriteString(w, strings.Replace(usage, "@HOOKPATH@", vocab.DefaultHookPath, 1))
+	_, err := io.WriteString(w, strings.NewReplacer("@HOOKPATH@", vocab.DefaultHookPath, "@CONFIG@", vocab.DefaultHookConfig).Replace(usage))
 	return err
 }
 

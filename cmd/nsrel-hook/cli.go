@@ -40,7 +40,7 @@ on. audit seal-init turns on forward-secure sealing and prints the
 verification key once: store it off the node.
 
 Options:
-  --config FILE        configuration (default /etc/nsrel/hook.json)
+  --config FILE        configuration (default @CONFIG@)
   --version            print the version and exit
   --partial            verify: accept a chain whose older files were removed
   --anchor HASH        verify: also require a record with this hash (the last
@@ -73,10 +73,10 @@ Options:
 Examples:
   # a runc config.json hook entry
   "createRuntime": [{"path": "@HOOKPATH@",
-      "args": ["nsrel-hook", "--config", "/etc/nsrel/hook.json", "createRuntime"],
+      "args": ["nsrel-hook", "--config", "@CONFIG@", "createRuntime"],
       "timeout": 5}]
 
-  nsrel-hook policy check /etc/nsrel/hook.json
+  nsrel-hook policy check @CONFIG@
   nsrel-hook audit verify                       # exit 0 only if the chain is intact
   nsrel-hook audit verify --key @/root/nsrel.key --checkpoints checkpoints.jsonl
   nsrel-hook audit verify --key @a.key --key @b.key --checkpoints ckpt.jsonl --nodes /var/log/fleet/audit.jsonl
@@ -89,7 +89,7 @@ refused), 2 usage error. See docs/hook.md.
 
 // printUsage prints the help with the hook path of this build.
 func printUsage(w io.Writer) error {
-	_, err := io.WriteString(w, strings.Replace(usage, "@HOOKPATH@", vocab.DefaultHookPath, 1))
+	_, err := io.WriteString(w, strings.NewReplacer("@HOOKPATH@", vocab.DefaultHookPath, "@CONFIG@", vocab.DefaultHookConfig).Replace(usage))
 	return err
 }
 

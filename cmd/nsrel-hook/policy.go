@@ -13,7 +13,7 @@ import (
 
 func policyCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 && isHelp(args[0]) || len(args) == 2 && args[0] == "check" && isHelp(args[1]) {
-		_, err := fmt.Fprintln(stdout, "usage: nsrel-hook policy check FILE\n\nValidates a config file and prints what each policy block matches.\nexample: nsrel-hook policy check /etc/nsrel/hook.json")
+		_, err := fmt.Fprintln(stdout, "usage: nsrel-hook policy check FILE\n\nValidates a config file and prints what each policy block matches.\nexample: nsrel-hook policy check "+vocab.DefaultHookConfig)
 		return vocab.Written("nsrel-hook", err, stderr)
 	}
 	if len(args) == 0 || args[0] != "check" {

@@ -50,7 +50,7 @@ func run(t *testing.T, dir string, args ...string) string {
 // ownPath matches an absolute path of nsrel's own files in a shipped
 // file: its binaries, configs, docs and units. Runtime paths (the audit
 // log, sockets) are made at run time and not checked.
-var ownPath = regexp.MustCompile(`(?:^|[^A-Za-z0-9_./-]|file://)(/(?:usr|etc|lib)/[A-Za-z0-9_./-]*nsrel[A-Za-z0-9_./-]*)`)
+var ownPath = regexp.MustCompile(`(?:^|[^A-Za-z0-9_./-]|file://)(/(?:usr|etc|lib|opt/etc)/[A-Za-z0-9_./-]*nsrel[A-Za-z0-9_./-]*)`)
 
 // TestInstall installs with two prefixes and checks that every path of
 // nsrel's own that an installed file names exists in the DESTDIR, that
@@ -63,9 +63,11 @@ func TestInstall(t *testing.T) {
 		name string
 		vars []string
 		pre  string
+		etc  string // SYSCONFDIR
 	}{
-		{"default", nil, "/usr/local"},
-		{"usr", []string{"PREFIX=/usr", "SYSTEMDUNITDIR=/lib/systemd/system"}, "/usr"},
+		{"default", nil, "/usr/local", "/etc"},
+		{"usr", []string{"PREFIX=/usr", "SYSTEMDUNITDIR=/lib/systemd/system"}, "/usr", "/etc"},
+		{"sysconfdir", []string{"SYSCONFDIR=/opt/etc"}, "/usr/local", "/opt/etc"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dest := makeInstall(t, tc.vars...)
@@ -87,13 +89,13 @@ func TestInstall(t *testing.T) {
 					// Only nsrel's install paths; the runtime paths (/var,
 					// /run) and those inside the node-agent container
 					// (/etc/nsrel-k8s, /opt/nsrel) are made elsewhere.
-					if !strings.HasPrefix(p, "/usr/") && !strings.HasPrefix(p, "/lib/") && !strings.HasPrefix(p, "/etc/nsrel/") {
+					if !strings.HasPrefix(p, "/usr/") && !strings.HasPrefix(p, "/lib/") && !strings.HasPrefix(p, tc.etc+"/nsrel/") {
 						continue
 					}
 					if _, err := os.Stat(filepath.Join(dest, p)); err != nil {
 						t.Errorf("%s names %s, which the install does not have", strings.TrimPrefix(path, dest), p)
 					}
-					if !strings.HasPrefix(p, tc.pre+"/") && !strings.HasPrefix(p, "/etc/") {
+					if !strings.HasPrefix(p, tc.pre+"/") && !strings.HasPrefix(p, tc.etc+"/") {
 						t.Errorf("%s names %s, outside PREFIX %s", strings.TrimPrefix(path, dest), p, tc.pre)
 					}
 					checked = append(checked, p)
@@ -103,7 +105,7 @@ func TestInstall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{tc.pre + "/sbin/nsrel-hook", tc.pre + "/sbin/nsrel-containerd", "/etc/nsrel/hook.json", tc.pre + "/share/doc/nsrel/containerd.md"} {
+			for _, want := range []string{tc.pre + "/sbin/nsrel-hook", tc.pre + "/sbin/nsrel-containerd", tc.etc + "/nsrel/hook.json", tc.pre + "/share/doc/nsrel/containerd.md"} {
 				if !contains(checked, want) {
 					t.Errorf("no installed file names %s", want)
 				}
@@ -134,7 +136,7 @@ func TestInstall(t *testing.T) {
 			// The README's steps after make install, with the installed
 			// binaries first on PATH and the installed config.
 			for _, args := range [][]string{
-				{"sbin/nsrel-hook", "policy", "check", dest + "/etc/nsrel/hook.json"},
+				{"sbin/nsrel-hook", "policy", "check", dest + tc.etc + "/nsrel/hook.json"},
 				{"sbin/nsrel-hook", "policy", "check", dest + tc.pre + "/share/nsrel/hook-enforce.json"},
 				{"bin/lsuserns", "--version"}, {"bin/lspidns", "--version"}, {"sbin/nsrel-hook", "--version"}, {"sbin/nsrel-containerd", "--version"},
 			} {
@@ -160,9 +162,14 @@ func TestInstall(t *testing.T) {
 				}
 				f.Close()
 			}
-			// The hook's help shows the hook path of this build.
-			if out := run(t, "", filepath.Join(dest, tc.pre, "sbin/nsrel-hook"), "--help"); !strings.Contains(out, `"path": "`+tc.pre+`/sbin/nsrel-hook"`) {
-				t.Errorf("nsrel-hook --help does not show %s/sbin/nsrel-hook:\n%s", tc.pre, out)
+			// The hook's help shows the hook path of this build, and
+			// both commands' the config path (their default).
+			if out := run(t, "", filepath.Join(dest, tc.pre, "sbin/nsrel-hook"), "--help"); !strings.Contains(out, `"path": "`+tc.pre+`/sbin/nsrel-hook"`) ||
+				!strings.Contains(out, "(default "+tc.etc+"/nsrel/hook.json)") {
+				t.Errorf("nsrel-hook --help does not show %s/sbin/nsrel-hook and %s/nsrel/hook.json:\n%s", tc.pre, tc.etc, out)
+			}
+			if out := run(t, "", filepath.Join(dest, tc.pre, "sbin/nsrel-containerd"), "--help"); !strings.Contains(out, "(default "+tc.etc+"/nsrel/hook.json)") {
+				t.Errorf("nsrel-containerd --help does not show %s/nsrel/hook.json:\n%s", tc.etc, out)
 			}
 		})
 	}

@@ -3,15 +3,19 @@ package vocab
 // Install paths of the shipped configuration (config/runc/hooks.json,
 // config/hooks.d, config/containerd).
 const (
-	// DefaultHookConfig is nsrel-hook's config file when --config is not
-	// given.
-	DefaultHookConfig = "/etc/nsrel/hook.json"
 	// DefaultHookTimeout is the runtime's hook timeout in seconds that
 	// the shipped configs set; the hook config's deadline_ms stays below.
 	DefaultHookTimeout = 5
 	// DefaultAuditLog is where the shipped hook config puts the audit log.
 	DefaultAuditLog = "/var/log/nsrel/audit.jsonl"
 )
+
+// DefaultHookConfig is the config file of nsrel-hook, nsrel-containerd
+// and the trees' audit-log source when none is given: $(SYSCONFDIR)/nsrel/
+// hook.json of `make install`, which sets it with -ldflags "-X
+// github.com/nsrel/nsrel/internal/vocab.DefaultHookConfig=..." from
+// SYSCONFDIR.
+var DefaultHookConfig = "/etc/nsrel/hook.json"
 
 // DefaultHookPath is where the shipped runtime configs expect the
 // nsrel-hook binary: $(SBINDIR)/nsrel-hook of `make install`. A build
