@@ -68,7 +68,7 @@ SHIPPED = hook.json hook-enforce.json hook-enforce-cri.json runc/hooks.json \
 	hooks.d/nsrel-createRuntime.json hooks.d/nsrel-poststop.json \
 	poststart/nsrel-poststart.json poststart/runc-hooks.json \
 	containerd/base-runtime-spec.json containerd/config-v1.toml containerd/config-v2.toml \
-	rsyslog/nsrel-node.conf rsyslog/nsrel-collector.conf
+	rsyslog/nsrel-node.conf rsyslog/nsrel-collector.conf logrotate/nsrel
 
 # Installs the binaries, man pages, completions, the example configs
 # (under $(DATADIR)/nsrel), the systemd units (not enabled) and the docs;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: Debian packages (runc,
 # crun, podman, containerd 1.6, busybox-static, util-linux tools, uidmap,
-# rsyslog and rsyslog-relp for the shipping tests, hyperfine and GNU time for the
+# rsyslog and rsyslog-relp for the shipping tests, logrotate, hyperfine and GNU time for the
 # benchmarks, systemd-analyze, graphviz, chromium, lintian,
 # libnss-extrausers, zsh, fish, man-db, prometheus for promtool,
 # systemd-journal-remote) and
@@ -47,6 +47,8 @@ have systemd-analyze && [ -x /lib/systemd/systemd-journald ] && have journalctl 
 # they need the binary and its modules, not a system logger. rsyslogd is
 # in /usr/sbin, which a user's PATH may lack: ask dpkg.
 installed rsyslog || need_apt+=(rsyslog)
+# The shipped logrotate config is run by its test.
+have logrotate || need_apt+=(logrotate)
 # ... and its RELP modules (with TLS): the shipped configs forward over
 # RELP (docs/observability.md, "Shipping records and checkpoints").
 installed rsyslog-relp || need_apt+=(rsyslog-relp)
