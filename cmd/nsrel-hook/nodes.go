@@ -431,9 +431,12 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 			}
 		}
 	}
+	// One checker for every node: a checkpoint forged at a far epoch
+	// costs its deriving once per key, not once per node.
+	opts.Seals = audit.NewSealChecker(opts.Keys)
 	nodes := want
 	if len(nodes) == 0 {
-		nodes = append(split.hosts, ghostNodes(split, ckpts, owners, opts.Keys, stderr)...)
+		nodes = append(split.hosts, ghostNodes(split, ckpts, owners, opts.Keys, opts.Seals, stderr)...)
 	}
 	var intact, failed []string
 	for _, h := range nodes {
@@ -535,7 +538,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 // ignored, with a note naming the keys not given that their seals name:
 // anyone can make up a seal, and failing on it would let anyone who can
 // send a checkpoint raise the alarm.
-func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][]string, keys []audit.VerifyKey, stderr io.Writer) []string {
+func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][]string, keys []audit.VerifyKey, sc *audit.SealChecker, stderr io.Writer) []string {
 	var ghosts []string
 	for _, h := range ckpts.hosts {
 		if _, ok := split.files[h]; !ok {
@@ -546,7 +549,6 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 	if len(keys) == 0 || len(ghosts) == 0 {
 		return ghosts
 	}
-	sc := audit.NewSealChecker(keys)
 	given := map[audit.SealID]bool{}
 	for _, k := range keys {
 		given[k.ID] = true

@@ -110,7 +110,8 @@ func (c *Checkpoint) Line() []byte {
 
 // ParseCheckpoint reads a checkpoint line. Text before the first '{' is
 // ignored, so that lines a syslog collector wrote with its own prefix
-// read too; ok is false for a line that is not a checkpoint.
+// read too; ok is false for a line that is not a checkpoint, or names a
+// host, log or time longer than a node writes.
 func ParseCheckpoint(line []byte) (c Checkpoint, ok bool) {
 	i := strings.IndexByte(string(line), '{')
 	if i < 0 {
@@ -142,8 +143,21 @@ func ParseCheckpoint(line []byte) (c Checkpoint, ok bool) {
 			c.CheckpointSeal = v.Str
 		}
 	}
-	return c, typ && c.Seq > 0 && len(c.Hash) == 64
+	// A node's checkpoint names a host name, a path and an RFC 3339
+	// time: longer ones are lines someone else made, which would only
+	// cost memory and be repeated in messages.
+	short := len(c.Host) <= maxCheckpointHost && len(c.Log) <= maxCheckpointLog && len(c.Time) <= maxCheckpointTime
+	return c, typ && c.Seq > 0 && len(c.Hash) == 64 && short
 }
+
+// The longest host, log and time a checkpoint may name: a host name
+// (at most 253 bytes in the DNS, 64 from uname), a path (PATH_MAX) and
+// an RFC 3339 time with nanoseconds and an offset.
+const (
+	maxCheckpointHost = 1024
+	maxCheckpointLog  = 4096
+	maxCheckpointTime = 64
+)
 
 // ReadCheckpoints yields the checkpoints in the files (JSON Lines, or a
 // collector's syslog file), skipping other lines, those longer than

@@ -1236,3 +1236,52 @@ func TestCheckpointSealNonUTF8(t *testing.T) {
 		t.Errorf("verify: %v", err)
 	}
 }
+
+// TestSealsShared: a checkpoint forged at a far epoch of a given key
+// makes verify derive that key so far (up to a minute at MaxSealDerive).
+// Verifies that share a SealChecker (--nodes: one per run) derive it
+// once, not once per node and key.
+func TestSealsShared(t *testing.T) {
+	const far = 1 << 16
+	la, _, ka := sealedLog(t, audit.Options{Host: "node-a"})
+	lb, _, kb := sealedLog(t, audit.Options{Host: "node-b"})
+	appendN(t, la, 2)
+	appendN(t, lb, 2)
+	keys := []audit.VerifyKey{ka, kb}
+	seals := audit.NewSealChecker(keys)
+	for _, l := range []*audit.Log{la, lb} {
+		var cps []audit.Checkpoint
+		for _, k := range keys {
+			cps = append(cps, audit.Checkpoint{Host: "x", Log: "/x", Seq: far + 1, Hash: strings.Repeat("ab", 32),
+				Seal: fmt.Sprintf("%s.%d.%s", k.ID, far, strings.Repeat("cd", 32)), Time: "2026-12-05T00:00:00Z"})
+		}
+		s, err := verify(t, l, audit.VerifyOptions{Keys: keys, KeysOfOthers: true, Checkpoints: cps, Seals: seals})
+		if err == nil || len(s.IgnoredCheckpoints) != 2 || s.IgnoredCheckpoints[0].Reason != audit.CheckpointForged {
+			t.Errorf("%s: %v, ignored %+v; want both forged checkpoints ignored (and none left to judge)", l.Path(), err, s.IgnoredCheckpoints)
+		}
+	}
+	if n := seals.DerivedForTest(); n != 2*far {
+		t.Errorf("%d keys derived for two logs and two keys; want %d: each key once", n, 2*far)
+	}
+}
+
+// TestParseCheckpointLong: a line naming a host, log or time longer than
+// a node writes is not a checkpoint: it would cost memory and be repeated
+// in messages (a 1 MB time made a 1 MB error line).
+func TestParseCheckpointLong(t *testing.T) {
+	c := audit.Checkpoint{Host: "node-a", Log: "/var/log/nsrel/audit.jsonl", Seq: 3, Hash: strings.Repeat("ab", 32), Time: "2026-12-05T00:00:00.123456789Z"}
+	if _, ok := audit.ParseCheckpoint(c.Line()); !ok {
+		t.Fatalf("%s: not a checkpoint", c.Line())
+	}
+	for name, f := range map[string]func(*audit.Checkpoint){
+		"host": func(c *audit.Checkpoint) { c.Host = strings.Repeat("h", 1025) },
+		"log":  func(c *audit.Checkpoint) { c.Log = "/" + strings.Repeat("l", 4096) },
+		"time": func(c *audit.Checkpoint) { c.Time = strings.Repeat("9", 65) },
+	} {
+		long := c
+		f(&long)
+		if _, ok := audit.ParseCheckpoint(long.Line()); ok {
+			t.Errorf("a checkpoint with a %s of %d bytes read as one", name, len(long.Line()))
+		}
+	}
+}

@@ -64,3 +64,6 @@ func SlowSearches(t testing.TB, d time.Duration, look func()) {
 
 // SealStateForTest returns the sealing state path of the log's options.
 func (l *Log) SealStateForTest() string { return l.opts.SealState }
+
+// DerivedForTest returns how many keys the checker derived.
+func (sc *SealChecker) DerivedForTest() uint64 { return sc.derived }

@@ -591,6 +591,8 @@ func (s *sealer) commit(n int) error {
 // derived costs at most sealStride derivations, in any order.
 type SealChecker struct {
 	chains map[SealID]*sealChain
+	// derived counts the keys derived (tests).
+	derived uint64
 }
 
 // sealChain is what a [SealChecker] derived of one key.
@@ -649,12 +651,23 @@ func (sc *SealChecker) sealed(c *Checkpoint) (ParsedSeal, *sealChain, bool) {
 	return p, ch, hmac.Equal(sealTag(sc.key(ch, p.Epoch), p.ID, p.Epoch, h), p.Tag)
 }
 
+// keyAt returns the key of epoch e of the key id, if it is one of the
+// checker's and e at most MaxSealDerive+1.
+func (sc *SealChecker) keyAt(id SealID, e uint64) ([32]byte, bool) {
+	ch, ok := sc.chains[id]
+	if !ok || e > MaxSealDerive+1 {
+		return [32]byte{}, false
+	}
+	return sc.key(ch, e), true
+}
+
 // key returns the key of epoch e of ch (e at most MaxSealDerive+1).
 func (sc *SealChecker) key(ch *sealChain, e uint64) [32]byte {
 	if e >= ch.epoch {
 		// Derive on, keeping every sealStride-th key, up to the epoch.
 		for ch.epoch < e {
 			ch.cur = nextSealKey(ch.cur)
+			sc.derived++
 			if ch.epoch++; ch.epoch%sealStride == 0 {
 				ch.kept = append(ch.kept, ch.cur)
 			}
