@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -510,8 +511,10 @@ func (s *sealer) sealCheckpoint(c *Checkpoint) {
 	}
 	// Sealed as a reader reads it: its line carries strings that are not
 	// UTF-8 (a log path, in the library) with U+FFFD in their place.
-	if read, ok := ParseCheckpoint(c.Line()); ok {
-		*c = read
+	if !utf8.ValidString(c.Host) || !utf8.ValidString(c.Log) || !utf8.ValidString(c.Time) || !utf8.ValidString(c.Hash) || !utf8.ValidString(c.Seal) {
+		if read, ok := ParseCheckpoint(c.Line()); ok {
+			*c = read
+		}
 	}
 	c.CheckpointSeal = formatSeal(s.state.ID, s.state.Epoch, headTag(s.state.Key, s.state.ID, s.state.Epoch, c))
 }
