@@ -150,7 +150,7 @@ type taskKey struct {
 // again when retried), an exit, or another record (a gap) appended as it
 // is.
 type pendingRecord struct {
-	start     *audit.Record // with pid and startTime
+	start     *audit.Record // with pid and startTime (an exit's too)
 	pid       int
 	startTime uint64
 	exit      *taskKey
@@ -190,6 +190,7 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 	for {
 		attempt := time.Now()
 		err := r.session(ctx, &lostAt, &lostErr)
+		lasted := time.Since(attempt) // the session's, not the wait's after it
 		if err != nil && lostAt.IsZero() {
 			// Not connected (at the start, or again after a loss):
 			// since this attempt began, until a session records the
@@ -217,7 +218,7 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
-		backoff = nextBackoff(backoff, minB, maxB, err == nil, time.Since(attempt))
+		backoff = nextBackoff(backoff, minB, maxB, err == nil, lasted)
 	}
 }
 
@@ -489,7 +490,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 			known[k] = st
 			continue
 		}
-		r.recordExit(ctx, k)
+		r.recordExit(ctx, k, r.known[k])
 	}
 	for _, k := range running {
 		if st, ok := r.stillKnown(k); ok {
@@ -593,7 +594,10 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		// under the same ID, its new task found by a walk before this
 		// event was handled.
 		for k := range r.known {
-			if _, runs := r.stillKnown(k); k.ns == env.Namespace && k.id == e.ID && !runs {
+			if k.ns != env.Namespace || k.id != e.ID {
+				continue
+			}
+			if _, runs := r.stillKnown(k); !runs {
 				r.taskGone(ctx, k)
 			}
 		}
@@ -610,22 +614,22 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 }
 
 // stillKnown returns the start time of task k when the recorder knows
-// it recorded its start and its process still has that start time (not
-// a PID reused since).
+// it recorded its start and its process still runs with that start time
+// (not a PID reused since, not a zombie a hung shim did not reap).
 func (r *Recorder) stillKnown(k taskKey) (uint64, bool) {
 	st, ok := r.known[k]
 	if !ok {
 		return 0, false
 	}
-	now, err := inspect.StartTime(k.pid)
-	return st, err == nil && now == st
+	return st, inspect.Runs(k.pid, st)
 }
 
 // taskGone records the exit of task k.
 func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
+	st := r.known[k]
 	delete(r.known, k)
 	if k.id != "" && k.pid > 0 {
-		r.recordExit(ctx, k)
+		r.recordExit(ctx, k, st)
 	}
 }
 
@@ -744,13 +748,20 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		}
 		return anc, nil
 	}
-	// Without its labels and annotations the start would be judged
-	// under another policy block than its own.
-	md, ierr := meta(namespaces.WithNamespace(ctx, ns), c, id)
-	var rec *audit.Record
-	if ierr == nil {
-		rec, ierr = hook.Decide(r.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceContainerdEvents,
-			ID: id, Namespace: ns, PID: pid, Meta: md, Inspect: verified})
+	// Without its labels and annotations the start is judged under the
+	// default block, maybe not its own: while the recorder stops, it is
+	// left to the next recorder's first walk; otherwise (containerd slow
+	// to answer) recorded so, saying why, rather than lost if the task
+	// ends before the next walk.
+	md, merr := meta(namespaces.WithNamespace(ctx, ns), c, id)
+	if merr != nil && ctx.Err() != nil {
+		log.WithError(merr).Warn("start not recorded: stopping; the next recorder's first walk records it if it still runs")
+		return 0, false
+	}
+	rec, ierr := hook.Decide(r.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceContainerdEvents,
+		ID: id, Namespace: ns, PID: pid, Meta: md, Inspect: verified})
+	if merr != nil && rec != nil {
+		rec.Error = vocab.JoinErrors(rec.Error, "judged without the container's labels and annotations, which containerd did not give: "+merr.Error())
 	}
 	if errors.Is(ierr, errUnverified) {
 		log.WithError(ierr).Warn("start not recorded yet; retrying at the next walk")
@@ -861,7 +872,7 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		case p.other != nil:
 			err = r.Log.Append(ctx, p.other)
 		case p.exit != nil:
-			_, err = r.appendExit(ctx, *p.exit, p.time, p.late)
+			_, err = r.appendExit(ctx, *p.exit, p.startTime, p.time, p.late)
 		default:
 			_, err = r.Log.AppendStart(ctx, p.start, p.pid, p.startTime)
 		}
@@ -875,19 +886,21 @@ func (r *Recorder) retryPending(ctx context.Context) {
 	r.pending = nil // release the backing array
 }
 
-func (r *Recorder) recordExit(ctx context.Context, k taskKey) {
+// recordExit records the exit of task k, whose process started at
+// startTime (0: not known).
+func (r *Recorder) recordExit(ctx context.Context, k taskKey, startTime uint64) {
 	log := r.logger().WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid})
 	if len(r.pending) > 0 {
 		// Behind the records waiting: its start may be one of them.
 		log.Warn("exit queued behind records the audit log did not take yet")
-		r.keep(pendingRecord{exit: &k}, nil)
+		r.keep(pendingRecord{exit: &k, startTime: startTime}, nil)
 		return
 	}
-	got, err := r.appendExit(ctx, k, "", "")
+	got, err := r.appendExit(ctx, k, startTime, "", "")
 	switch {
 	case err != nil:
 		log.WithError(err).Error("audit log append failed; will retry")
-		r.keep(pendingRecord{exit: &k}, err)
+		r.keep(pendingRecord{exit: &k, startTime: startTime}, err)
 	case got != nil:
 		log.WithField("seq", got.Seq).Info("recorded exit")
 	default:
@@ -898,7 +911,7 @@ func (r *Recorder) recordExit(ctx context.Context, k taskKey) {
 // appendExit appends the exit of task k if the recorder recorded its
 // start; at and late, if set, are the record's time and the note that it
 // was written late.
-func (r *Recorder) appendExit(ctx context.Context, k taskKey, at, late string) (*audit.Record, error) {
+func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, at, late string) (*audit.Record, error) {
 	return r.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
 		// One backward search finds the start, and the exits written
 		// after it on the way: one that refers to it is this exit (a
@@ -908,15 +921,16 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, at, late string) (
 		// A start without ancestry (the process could not be inspected)
 		// has no PID: the recorder's last such start stands for it.
 		// The hook's and the NRI plugin's starts name no containerd
-		// namespace: one of the task's process ends the search (the
-		// start is theirs, the recorder writes no exit), which else
-		// went through every file searched, under the log's lock, at
-		// each exit of such a container.
+		// namespace: one of the task's process (its PID and start time)
+		// ends the search (the start is theirs, the recorder writes no
+		// exit), which else went through every file searched, under
+		// the log's lock, at each exit of such a container. (A later
+		// task of the container that took the PID is another process.)
 		exited := map[uint64]bool{}
 		start, err := s.Last(k.id, func(rec *audit.Record) bool {
 			switch {
 			case rec.Namespace == "" && rec.Source != audit.SourceContainerdEvents:
-				return audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.PID == k.pid
+				return audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.PID == k.pid && (startTime == 0 || rec.StartTime == startTime)
 			case rec.Namespace != k.ns:
 				return false
 			case rec.Stage == audit.StageExit:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -66,6 +67,52 @@ func TestRecorderSlowShim(t *testing.T) {
 	audittest.Verify(t, cfg.AuditLog)
 }
 
+// TestRecorderZombieHungShim: a container's process that exited while
+// its shim hangs (stopped) is a zombie nobody reaps: it has its start
+// time still, but it does not run. The walks record its exit, once,
+// whatever comes after the shim resumes.
+func TestRecorderZombieHungShim(t *testing.T) {
+	var waitWalks func(int)
+	cfg, d, c := recorderSetup(t, func(r *Recorder) { r.Resync = 200 * time.Millisecond; waitWalks = countWalks(t, r) })
+	id := ctrdtest.Uniq("zombie")
+	ctr, pid := d.Run(t, c, "default", id, nil)
+	audittest.Wait(t, cfg.AuditLog, "start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
+	shim := parentPID(t, int(pid))
+	if err := syscall.Kill(shim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			syscall.Kill(shim, syscall.SIGCONT)
+		}
+	}()
+	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := string(b); s[strings.LastIndexByte(s, ')')+2] == 'Z' {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the container's process is not a zombie after 10 s")
+		}
+	}
+	audittest.Wait(t, cfg.AuditLog, "the exit of the zombie", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) == 1 })
+	syscall.Kill(shim, syscall.SIGCONT)
+	stopped = false
+	ctrdtest.Delete("default", ctr)
+	waitWalks(3)
+	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 1 {
+		t.Errorf("%d exit records, want 1", n)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
 // TestRecorderContainerDeleteKeepsNewTask: container X is deleted and
 // created again under the same ID while the recorder is busy, and a walk
 // (the resync timer picked before the queued events) finds the new task:
@@ -119,11 +166,13 @@ func TestRecorderContainerDeleteKeepsNewTask(t *testing.T) {
 	audittest.Verify(t, cfg.AuditLog)
 }
 
-// TestRecorderStartWithoutLabels: a start handled while containerd does
-// not answer for the container's labels (here: the recorder stopping,
-// its context cancelled) was judged without them, under the default
-// block instead of its own; it is left for the next walk now, as a start
-// containerd cannot confirm.
+// TestRecorderStartWithoutLabels: a start handled while the recorder
+// stops (its context cancelled: containerd does not answer for the
+// container's labels) was judged without them, under the default block
+// instead of its own; it is left for the next recorder's first walk now.
+// (Where containerd is only slow to answer, the start is recorded under
+// the default block with an error saying so, rather than lost if the
+// task ends before the next walk: not simulated here.)
 func TestRecorderStartWithoutLabels(t *testing.T) {
 	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
 	c := d.Client(t)
@@ -179,7 +228,9 @@ func TestRecorderStartWithoutLabels(t *testing.T) {
 // recorder's to write. The search for the recorder's start went on past
 // the hook's, through every file searched (under the log's lock, at each
 // exit of such a container), and took an earlier start of the container
-// the recorder wrote without namespaces for this task's.
+// the recorder wrote without namespaces for this task's. An earlier task
+// the recorder recorded, whose PID the hook's task took, still gets its
+// exit (told apart by start time).
 func TestExitOfAnotherSourcesStart(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o700); err != nil {
@@ -195,6 +246,9 @@ func TestExitOfAnotherSourcesStart(t *testing.T) {
 		// An earlier task of web, recorded without namespaces, ended
 		// while no recorder ran.
 		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: "web", Error: "pid 100 of task web exited or was reused"},
+		// The recorder's start of the next task of web, whose exit is
+		// late (the PID is taken again below).
+		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: "web", Ancestry: &audit.Ancestry{PID: 4242, StartTime: 50}},
 		// The recorder's start of db.
 		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: "db", Ancestry: &audit.Ancestry{PID: 4343, StartTime: 98}},
 		// nsrel-hook's start of web's next task.
@@ -205,16 +259,17 @@ func TestExitOfAnotherSourcesStart(t *testing.T) {
 		}
 	}
 	r := &Recorder{Log: log}
-	r.recordExit(ctx, taskKey{"default", "web", 4242})
-	r.recordExit(ctx, taskKey{"default", "db", 4343})
+	r.recordExit(ctx, taskKey{"default", "web", 4242}, 99)
+	r.recordExit(ctx, taskKey{"default", "web", 4242}, 50)
+	r.recordExit(ctx, taskKey{"default", "db", 4343}, 98)
 	var exits []string
 	for rec, err := range audit.Records(path) {
 		if err == nil && rec.Stage == audit.StageExit {
 			exits = append(exits, rec.ContainerID+" of seq "+strconv.FormatUint(rec.Ref.Seq, 10))
 		}
 	}
-	if len(exits) != 1 || exits[0] != "db of seq 2" {
-		t.Errorf("exits %q; want db's alone (web's start is nsrel-hook's)", exits)
+	if want := []string{"web of seq 2", "db of seq 3"}; !slices.Equal(exits, want) {
+		t.Errorf("exits %q; want %q (the last task of web is nsrel-hook's)", exits, want)
 	}
 }
 

@@ -218,6 +218,15 @@ func StartTime(pid int) (uint64, error) {
 	return ParseStatStartTime(stat)
 }
 
+// Runs reports whether process pid runs with the given start time: it
+// is not gone, its PID not taken by another process, and it has not
+// exited (a zombie its parent has not reaped: a stopped or hung
+// container shim's).
+func Runs(pid int, startTime uint64) bool {
+	st, err := StartTime(pid)
+	return err == nil && st == startTime && !allExited(pid)
+}
+
 // allExited reports whether every thread of process pid has exited (a
 // zombie, or dead and being reaped: state Z or X) or the process is
 // gone. A process whose thread-group leader exited while its other

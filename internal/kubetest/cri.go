@@ -135,9 +135,21 @@ func (n *Node) ContainerConfig(t testing.TB, ds *appsv1.DaemonSet, c corev1.Cont
 			}
 			sc["apparmor"] = map[string]any{"profile_type": 1} // Unconfined
 		}
-		if o := s.SELinuxOptions; o != nil {
-			sc["selinux_options"] = map[string]any{"user": o.User, "role": o.Role, "type": o.Type, "level": o.Level}
+	}
+	// SELinux options: the container's, else the pod's; AppArmor: only
+	// the container's is translated.
+	var se *corev1.SELinuxOptions
+	if psc := spec.SecurityContext; psc != nil {
+		se = psc.SELinuxOptions
+		if psc.AppArmorProfile != nil {
+			t.Fatalf("a pod-level AppArmor profile: not translated")
 		}
+	}
+	if s := c.SecurityContext; s != nil && s.SELinuxOptions != nil {
+		se = s.SELinuxOptions
+	}
+	if se != nil {
+		sc["selinux_options"] = map[string]any{"user": se.User, "role": se.Role, "type": se.Type, "level": se.Level}
 	}
 	if psc := spec.SecurityContext; psc != nil && psc.RunAsUser != nil {
 		sc["run_as_user"] = map[string]any{"value": *psc.RunAsUser}
