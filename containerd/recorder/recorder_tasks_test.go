@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -36,6 +37,19 @@ func parentPID(t *testing.T, pid int) int {
 	return n
 }
 
+// stopShim stops the shim of the task whose process is pid (its parent)
+// and returns what resumes it; the test's end resumes it too.
+func stopShim(t *testing.T, pid int) (resume func()) {
+	t.Helper()
+	shim := parentPID(t, pid)
+	if err := syscall.Kill(shim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resume = sync.OnceFunc(func() { syscall.Kill(shim, syscall.SIGCONT) })
+	t.Cleanup(resume)
+	return resume
+}
+
 // TestRecorderSlowShim: containerd leaves out of its task list a task
 // whose shim does not answer in time (here: stopped for two walks). The
 // task still runs; a walk took it for ended, wrote its exit, and the real
@@ -46,19 +60,9 @@ func TestRecorderSlowShim(t *testing.T) {
 	id := ctrdtest.Uniq("slowshim")
 	ctr, pid := d.Run(t, c, "default", id, nil)
 	audittest.Wait(t, cfg.AuditLog, "start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
-	shim := parentPID(t, int(pid))
-	if err := syscall.Kill(shim, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	stopped := true
-	defer func() {
-		if stopped {
-			syscall.Kill(shim, syscall.SIGCONT)
-		}
-	}()
+	resume := stopShim(t, int(pid))
 	waitWalks(2)
-	syscall.Kill(shim, syscall.SIGCONT)
-	stopped = false
+	resume()
 	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 0 {
 		t.Errorf("%d exit records while the task ran (its shim slow to answer), want 0", n)
 	}
@@ -77,16 +81,7 @@ func TestRecorderZombieHungShim(t *testing.T) {
 	id := ctrdtest.Uniq("zombie")
 	ctr, pid := d.Run(t, c, "default", id, nil)
 	audittest.Wait(t, cfg.AuditLog, "start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
-	shim := parentPID(t, int(pid))
-	if err := syscall.Kill(shim, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	stopped := true
-	defer func() {
-		if stopped {
-			syscall.Kill(shim, syscall.SIGCONT)
-		}
-	}()
+	resume := stopShim(t, int(pid))
 	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +98,7 @@ func TestRecorderZombieHungShim(t *testing.T) {
 		}
 	}
 	audittest.Wait(t, cfg.AuditLog, "the exit of the zombie", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) == 1 })
-	syscall.Kill(shim, syscall.SIGCONT)
-	stopped = false
+	resume()
 	ctrdtest.Delete("default", ctr)
 	waitWalks(3)
 	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 1 {
