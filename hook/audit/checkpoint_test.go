@@ -1243,7 +1243,7 @@ func TestCheckpointSealNonUTF8(t *testing.T) {
 // once, not once per node and key.
 func TestSealsShared(t *testing.T) {
 	const far = 1 << 16
-	la, _, ka := sealedLog(t, audit.Options{Host: "node-a"})
+	la, _, ka := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "cp.jsonl")}})
 	lb, _, kb := sealedLog(t, audit.Options{Host: "node-b"})
 	appendN(t, la, 2)
 	appendN(t, lb, 2)
@@ -1262,6 +1262,22 @@ func TestSealsShared(t *testing.T) {
 	}
 	if n := seals.DerivedForTest(); n != 2*far {
 		t.Errorf("%d keys derived for two logs and two keys; want %d: each key once", n, 2*far)
+	}
+	// A chain's own checkpoints (the newest a step beyond its records)
+	// take their keys from the chain's, derived on: not from the shared
+	// checker, which derives from the first key (twice the work) and
+	// only up to an absolute epoch (a key past 2^26 records had its
+	// genuine checkpoints ignored, and a cut passed).
+	own := audit.NewSealChecker(keys)
+	cps := readCheckpoints(t, la.CheckpointsFileForTest())
+	if len(cps) == 0 {
+		t.Fatal("no checkpoints")
+	}
+	if s, err := verify(t, la, audit.VerifyOptions{Keys: keys, KeysOfOthers: true, Checkpoints: cps, Seals: own}); err != nil || s.Checkpoints != len(cps) {
+		t.Errorf("node-a's own checkpoints: %v, %+v", err, s)
+	}
+	if n := own.DerivedForTest(); n != 0 {
+		t.Errorf("%d keys derived by the shared checker for a chain's own checkpoints; want 0", n)
 	}
 }
 

@@ -340,9 +340,10 @@ type shippedTorn struct {
 	// metLines are the damaged lines met: a later repeat of one is
 	// dropped before verify sees it.
 	metLines map[LineKey]bool
-	// full is set when wanted or held had no room for one more: lines
-	// missing from the copy could then go unseen, so it fails.
-	full bool
+	// full is set when wanted had no room for one more, heldFull when
+	// held had none: lines missing from the copy could then go unseen,
+	// so it fails (held only for a wanted line of a record it may miss).
+	full, heldFull bool
 }
 
 // met notes a damaged line (a torn one too) met.
@@ -489,7 +490,7 @@ func (st *shippedTorn) hold(seq uint64) {
 	if len(st.held) < maxDamagedRemembered || st.held[seq] {
 		st.held[seq] = true
 	} else {
-		st.full = true
+		st.heldFull = true
 	}
 }
 
@@ -506,7 +507,7 @@ func (st *shippedTorn) end(last string) *Problem {
 		return &Problem{File: at.file, Line: at.line, Reason: fmt.Sprintf("ended as a torn line, but no torn-tail record holds its bytes (%d such line(s))", st.n)}
 	}
 	if st.full {
-		return &Problem{File: last, Reason: fmt.Sprintf("damage records list more than %d lines the copy holds elsewhere or lacks: past that, lines missing from it would go unseen (verify the node's own log, which checks each)", maxDamagedRemembered)}
+		return st.fullProblem(last)
 	}
 	// Lines all elsewhere are those of a file retention removed, or
 	// dropped as repeats: such a record still wants its ack. A line met
@@ -515,6 +516,11 @@ func (st *shippedTorn) end(last string) *Problem {
 	var seq uint64
 	n := 0
 	for lk, s := range st.wanted {
+		if !st.held[s] && st.heldFull {
+			// Whether the copy holds others of its lines went
+			// unrecorded.
+			return st.fullProblem(last)
+		}
 		if !st.held[s] || st.metLines[lk] {
 			continue
 		}
@@ -527,6 +533,11 @@ func (st *shippedTorn) end(last string) *Problem {
 		return nil
 	}
 	return &Problem{File: last, Seq: seq, Reason: fmt.Sprintf("the damage record at seq %d lists a line (%d bytes, SHA-256 %s) the copy does not hold, with others it holds (%d such line(s))", seq, first.Bytes, first.SHA256, n)}
+}
+
+// fullProblem says that the tables ran out of room.
+func (st *shippedTorn) fullProblem(last string) *Problem {
+	return &Problem{File: last, Reason: fmt.Sprintf("more than %d damage records or damaged lines to match in the copy: past that, lines missing from it would go unseen (verify the node's own log, which checks each)", maxDamagedRemembered)}
 }
 
 // decr counts one key of m down, dropping it at 0.

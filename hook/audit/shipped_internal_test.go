@@ -81,4 +81,19 @@ func TestShippedTornFull(t *testing.T) {
 			t.Errorf("%d lines listed elsewhere: %v; want a failure: %v", tc.lines, p, tc.full)
 		}
 	}
+	// A genuine copy of a node with more damage records than that, each
+	// holding its lines where they belong: nothing is wanted, it passes
+	// (every one of them was held: a record the copy holds lines of).
+	var st shippedTorn
+	for seq := uint64(1); seq <= maxDamagedRemembered+1; seq++ {
+		st.hold(seq)
+	}
+	if p := st.end("copy.jsonl"); p != nil {
+		t.Errorf("%d damage records with their lines in place: %v", maxDamagedRemembered+1, p)
+	}
+	// A line wanted of a record whose holding went unrecorded fails.
+	st.wanted = map[LineKey]uint64{{SHA256: fmt.Sprintf("%064x", 1), Bytes: 9}: maxDamagedRemembered + 1}
+	if p := st.end("copy.jsonl"); p == nil || !strings.Contains(p.Reason, "lines missing from it would go unseen") {
+		t.Errorf("a wanted line of a record past the bound: %v; want a failure", p)
+	}
 }

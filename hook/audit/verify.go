@@ -904,9 +904,10 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 	return nil
 }
 
-// checkFar checks the tag and checkpoint seal of checkpoint i that the
-// chain's records did not reach (beyond its last record, or of a key
-// that seals none here), with keys from the shared [SealChecker].
+// checkFar checks the tag and checkpoint seal of checkpoint i of a key
+// that seals no record here (another node's, or one whose records were
+// cut), with keys from the shared [SealChecker]: with --nodes every
+// node's verify asks for them.
 func (v *verifier) checkFar(i int) {
 	cs, c := &v.cps[i], &v.want[i]
 	if v.opts.Seals == nil {
@@ -1072,7 +1073,17 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 			// checkpoint in between.
 			reason = CheckpointTooFar
 		}
-		if reason == "" {
+		if _, ours := v.offsets[cs.seal.ID]; reason == "" && ours {
+			// A key of this chain: derived on from its records' (the
+			// newest checkpoint is a step or two beyond them), however
+			// far its epochs go.
+			if !cs.checked {
+				v.keyAt(cs.seal.ID, kc, cs.seal.Epoch)
+			}
+			if cs.headParsed && !cs.headChecked {
+				v.keyAt(cs.head.ID, kc, cs.head.Epoch)
+			}
+		} else if reason == "" {
 			v.checkFar(i)
 		}
 		switch {
