@@ -433,7 +433,10 @@ func (st *shippedTorn) record(r *Record) {
 // of the rest, it returns those that match damaged, in their order (the
 // record must list all of damaged, as always), and those listed but met
 // before (repeats) or still to come, which it notes.
-func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere []DamagedLine) {
+//
+// emptied says that the copy had empty lines, skipped: a line of NUL
+// bytes (kind "zeroed") may be one of them, as a shipper delivers it.
+func (st *shippedTorn) damage(r *Record, damaged []damagedAt, emptied bool) (listed, elsewhere []DamagedLine) {
 	var rest []DamagedLine
 	for _, d := range r.Damage {
 		lk := d.Key()
@@ -457,6 +460,9 @@ func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere
 		if st.metLines[lk] {
 			st.hold(r.Seq) // met before: a repeat of it was dropped
 			continue
+		}
+		if emptied && allZero(d) {
+			continue // delivered empty, and skipped
 		}
 		later = append(later, lk)
 	}
@@ -533,6 +539,16 @@ func (st *shippedTorn) end(last string) *Problem {
 		return nil
 	}
 	return &Problem{File: last, Seq: seq, Reason: fmt.Sprintf("the damage record at seq %d lists a line (%d bytes, SHA-256 %s) the copy does not hold, with others it holds (%d such line(s))", seq, first.Bytes, first.SHA256, n)}
+}
+
+// allZero reports whether the damaged line d was NUL bytes only (its
+// digest tells): a shipper delivers such a line empty.
+func allZero(d DamagedLine) bool {
+	if d.Kind != "zeroed" || d.Bytes <= 0 || d.Bytes > MaxLine {
+		return false
+	}
+	sum := sha256.Sum256(make([]byte, d.Bytes))
+	return hex.EncodeToString(sum[:]) == d.SHA256
 }
 
 // fullProblem says that the tables ran out of room.

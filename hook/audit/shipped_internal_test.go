@@ -75,7 +75,7 @@ func TestShippedTornFull(t *testing.T) {
 		full  bool
 	}{{maxDamagedRemembered, false}, {maxDamagedRemembered + 1, true}} {
 		var st shippedTorn
-		st.damage(damage(tc.lines), nil)
+		st.damage(damage(tc.lines), nil, false)
 		p := st.end("copy.jsonl")
 		if tc.full != (p != nil && strings.Contains(p.Reason, "lines missing from it would go unseen")) {
 			t.Errorf("%d lines listed elsewhere: %v; want a failure: %v", tc.lines, p, tc.full)

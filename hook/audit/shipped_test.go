@@ -262,3 +262,46 @@ func TestShippedLongLineRepeated(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedZeroedAndGarbled: one damage record lists a line of NUL
+// bytes and a garbled line. A shipper (rsyslog) delivers the first empty,
+// which the copy as shipped skips: the record's other line is there, and
+// the first was wanted as missing. A line that was not all NUL bytes is
+// still wanted.
+func TestShippedZeroedAndGarbled(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 1)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(append(bytes.Repeat([]byte{0}, 8), '\n'))
+	f.Write([]byte("garbage\n"))
+	f.Close()
+	appendN(t, l, 1) // the damage record lists both
+	audittest.AckDamage(t, l, path)
+	if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+		t.Fatalf("the node's log: %v", err)
+	}
+	for _, tc := range []struct {
+		name     string
+		from, to []byte
+		ok       bool
+	}{
+		{"NUL bytes delivered empty", bytes.Repeat([]byte{0}, 8), nil, true},
+		{"the garbled line deleted", []byte("garbage\n"), nil, false},
+	} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp := filepath.Join(t.TempDir(), "copy.jsonl")
+		if err := os.WriteFile(cp, bytes.Replace(data, tc.from, tc.to, 1), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := audit.Verify([]string{cp}, audit.VerifyOptions{Shipped: true})
+		if tc.ok && (err != nil || s.Empty != 1) || !tc.ok && err == nil {
+			t.Errorf("%s: %v, %+v; want ok %v", tc.name, err, s, tc.ok)
+		}
+	}
+}

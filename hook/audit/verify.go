@@ -622,7 +622,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		v.shipped.record(r)
 		tornEnds = true
 	case v.opts.Shipped && r.Stage == StageDamaged:
-		listed, elsewhere = v.shipped.damage(r, v.damaged)
+		listed, elsewhere = v.shipped.damage(r, v.damaged, v.s.Empty > 0)
 	case v.torn != nil && r.Stage == StageTornTail && r.TornKey() == v.torn.key:
 		v.torn, tornEnds = nil, true
 	case v.torn == nil && len(v.damaged) == 0 && r.Stage == StageTornTail && r.TornSHA256 != "" && r.TornBytes+len(TornMark) < MaxLine:
