@@ -493,7 +493,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 		r.recordExit(ctx, k, r.known[k])
 	}
 	for _, k := range running {
-		if st, ok := r.stillKnown(k); ok {
+		if st, ok := r.sameProcess(k); ok {
 			known[k] = st
 			continue
 		}
@@ -550,7 +550,7 @@ func (r *Recorder) seedKnown() {
 		if _, ok := r.known[o.k]; ok {
 			continue
 		}
-		if st, err := inspect.StartTime(o.k.pid); err == nil && st == o.st {
+		if inspect.Runs(o.k.pid, o.st) {
 			continue // still runs
 		}
 		r.known[o.k] = o.st
@@ -571,7 +571,7 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 	}
 	switch e := ev.(type) {
 	case *eventsapi.TaskStart:
-		if _, ok := r.stillKnown(taskKey{env.Namespace, e.ContainerID, int(e.Pid)}); ok {
+		if _, ok := r.sameProcess(taskKey{env.Namespace, e.ContainerID, int(e.Pid)}); ok {
 			// A walk recorded it before its event came (a start without
 			// namespaces, which the log's search cannot tell, included).
 			break
@@ -611,6 +611,18 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 			r.taskGone(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
 		}
 	}
+}
+
+// sameProcess returns the start time of task k when the recorder knows
+// it recorded its start and its PID is still that process's (running,
+// or a zombie not reaped yet): its start is recorded.
+func (r *Recorder) sameProcess(k taskKey) (uint64, bool) {
+	st, ok := r.known[k]
+	if !ok {
+		return 0, false
+	}
+	now, err := inspect.StartTime(k.pid)
+	return st, err == nil && now == st
 }
 
 // stillKnown returns the start time of task k when the recorder knows
@@ -761,7 +773,15 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	rec, ierr := hook.Decide(r.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceContainerdEvents,
 		ID: id, Namespace: ns, PID: pid, Meta: md, Inspect: verified})
 	if merr != nil && rec != nil {
+		// Judged as an inspection that failed (on_error decides), and
+		// refused where a block selects by annotation: the default
+		// block may not be its own (as for a state the hook had to
+		// cut).
 		rec.Error = vocab.JoinErrors(rec.Error, "judged without the container's labels and annotations, which containerd did not give: "+merr.Error())
+		hook.Judge(r.Config, rec, errors.Join(ierr, merr))
+		if r.Config.SelectsByAnnotation() {
+			rec.Verdict = audit.VerdictDeny
+		}
 	}
 	if errors.Is(ierr, errUnverified) {
 		log.WithError(ierr).Warn("start not recorded yet; retrying at the next walk")
@@ -943,7 +963,7 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 			case rec.Ancestry == nil:
 				return rec.Source == audit.SourceContainerdEvents
 			}
-			return rec.PID == k.pid
+			return rec.PID == k.pid && (startTime == 0 || rec.StartTime == 0 || rec.StartTime == startTime)
 		})
 		if err != nil || start == nil || exited[start.Seq] || start.Source != audit.SourceContainerdEvents {
 			return nil, err

@@ -215,6 +215,24 @@ func TestRecorderStartWithoutLabels(t *testing.T) {
 			t.Errorf("with containerd not answering: recorded %v under blocks %q; want it left for the next walk", ok, blocks)
 		}
 	}
+	// containerd down while the recorder runs on (its context alive):
+	// recorded under the default block, saying why, and refused, since a
+	// block that selects by annotation may have been its own.
+	d.Stop(t)
+	defer d.Restart(t) // its teardown deletes the container
+	path := filepath.Join(dir, "down.jsonl")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Config: cfg, Log: log}
+	if _, ok := r.recordStart(context.Background(), c, "default", id, int(pid), time.Now()); !ok {
+		t.Fatal("with containerd down: not recorded")
+	}
+	recs := audittest.Records(t, path, "")
+	if len(recs) != 1 || recs[0].Policy != "default" || recs[0].Verdict != audit.VerdictDeny || !strings.Contains(recs[0].Error, "judged without the container's labels") {
+		t.Errorf("with containerd down: %+v; want one start under the default block, refused, saying why", recs)
+	}
 }
 
 // TestExitOfAnotherSourcesStart: the exit of a task whose start nsrel-hook
@@ -243,6 +261,10 @@ func TestExitOfAnotherSourcesStart(t *testing.T) {
 		// The recorder's start of the next task of web, whose exit is
 		// late (the PID is taken again below).
 		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: "web", Ancestry: &audit.Ancestry{PID: 4242, StartTime: 50}},
+		// Two tasks of api the recorder recorded, the second with the
+		// PID of the first, whose exit comes late.
+		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: "api", Ancestry: &audit.Ancestry{PID: 5151, StartTime: 50}},
+		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: "api", Ancestry: &audit.Ancestry{PID: 5151, StartTime: 99}},
 		// The recorder's start of db.
 		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: "db", Ancestry: &audit.Ancestry{PID: 4343, StartTime: 98}},
 		// nsrel-hook's start of web's next task.
@@ -256,13 +278,15 @@ func TestExitOfAnotherSourcesStart(t *testing.T) {
 	r.recordExit(ctx, taskKey{"default", "web", 4242}, 99)
 	r.recordExit(ctx, taskKey{"default", "web", 4242}, 50)
 	r.recordExit(ctx, taskKey{"default", "db", 4343}, 98)
+	r.recordExit(ctx, taskKey{"default", "api", 5151}, 50)
+	r.recordExit(ctx, taskKey{"default", "api", 5151}, 99)
 	var exits []string
 	for rec, err := range audit.Records(path) {
 		if err == nil && rec.Stage == audit.StageExit {
 			exits = append(exits, rec.ContainerID+" of seq "+strconv.FormatUint(rec.Ref.Seq, 10))
 		}
 	}
-	if want := []string{"web of seq 2", "db of seq 3"}; !slices.Equal(exits, want) {
+	if want := []string{"web of seq 2", "db of seq 5", "api of seq 3", "api of seq 4"}; !slices.Equal(exits, want) {
 		t.Errorf("exits %q; want %q (the last task of web is nsrel-hook's)", exits, want)
 	}
 }

@@ -433,10 +433,7 @@ func (st *shippedTorn) record(r *Record) {
 // of the rest, it returns those that match damaged, in their order (the
 // record must list all of damaged, as always), and those listed but met
 // before (repeats) or still to come, which it notes.
-//
-// emptied says that the copy had empty lines, skipped: a line of NUL
-// bytes (kind "zeroed") may be one of them, as a shipper delivers it.
-func (st *shippedTorn) damage(r *Record, damaged []damagedAt, emptied bool) (listed, elsewhere []DamagedLine) {
+func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere []DamagedLine) {
 	var rest []DamagedLine
 	for _, d := range r.Damage {
 		lk := d.Key()
@@ -460,9 +457,6 @@ func (st *shippedTorn) damage(r *Record, damaged []damagedAt, emptied bool) (lis
 		if st.metLines[lk] {
 			st.hold(r.Seq) // met before: a repeat of it was dropped
 			continue
-		}
-		if emptied && allZero(d) {
-			continue // delivered empty, and skipped
 		}
 		later = append(later, lk)
 	}
@@ -502,7 +496,11 @@ func (st *shippedTorn) hold(seq uint64) {
 
 // end reports a torn line nothing accounted for, or a line a damage
 // record wants that never came.
-func (st *shippedTorn) end(last string) *Problem {
+//
+// emptied says that the copy had empty lines, skipped: a line of NUL
+// bytes only may be one of them, as a shipper delivers it, and is not
+// wanted.
+func (st *shippedTorn) end(last string, emptied bool) *Problem {
 	if st.n > 0 {
 		var at damagedAt
 		for _, w := range st.waiting {
@@ -527,7 +525,7 @@ func (st *shippedTorn) end(last string) *Problem {
 			// unrecorded.
 			return st.fullProblem(last)
 		}
-		if !st.held[s] || st.metLines[lk] {
+		if !st.held[s] || st.metLines[lk] || emptied && allZero(lk) {
 			continue
 		}
 		n++
@@ -541,14 +539,14 @@ func (st *shippedTorn) end(last string) *Problem {
 	return &Problem{File: last, Seq: seq, Reason: fmt.Sprintf("the damage record at seq %d lists a line (%d bytes, SHA-256 %s) the copy does not hold, with others it holds (%d such line(s))", seq, first.Bytes, first.SHA256, n)}
 }
 
-// allZero reports whether the damaged line d was NUL bytes only (its
+// allZero reports whether the damaged line lk was NUL bytes only (its
 // digest tells): a shipper delivers such a line empty.
-func allZero(d DamagedLine) bool {
-	if d.Kind != "zeroed" || d.Bytes <= 0 || d.Bytes > MaxLine {
+func allZero(lk LineKey) bool {
+	if lk.Bytes <= 0 || lk.Bytes > MaxLine {
 		return false
 	}
-	sum := sha256.Sum256(make([]byte, d.Bytes))
-	return hex.EncodeToString(sum[:]) == d.SHA256
+	sum := sha256.Sum256(make([]byte, lk.Bytes))
+	return hex.EncodeToString(sum[:]) == lk.SHA256
 }
 
 // fullProblem says that the tables ran out of room.

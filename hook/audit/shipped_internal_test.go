@@ -75,8 +75,8 @@ func TestShippedTornFull(t *testing.T) {
 		full  bool
 	}{{maxDamagedRemembered, false}, {maxDamagedRemembered + 1, true}} {
 		var st shippedTorn
-		st.damage(damage(tc.lines), nil, false)
-		p := st.end("copy.jsonl")
+		st.damage(damage(tc.lines), nil)
+		p := st.end("copy.jsonl", false)
 		if tc.full != (p != nil && strings.Contains(p.Reason, "lines missing from it would go unseen")) {
 			t.Errorf("%d lines listed elsewhere: %v; want a failure: %v", tc.lines, p, tc.full)
 		}
@@ -88,12 +88,12 @@ func TestShippedTornFull(t *testing.T) {
 	for seq := uint64(1); seq <= maxDamagedRemembered+1; seq++ {
 		st.hold(seq)
 	}
-	if p := st.end("copy.jsonl"); p != nil {
+	if p := st.end("copy.jsonl", false); p != nil {
 		t.Errorf("%d damage records with their lines in place: %v", maxDamagedRemembered+1, p)
 	}
 	// A line wanted of a record whose holding went unrecorded fails.
 	st.wanted = map[LineKey]uint64{{SHA256: fmt.Sprintf("%064x", 1), Bytes: 9}: maxDamagedRemembered + 1}
-	if p := st.end("copy.jsonl"); p == nil || !strings.Contains(p.Reason, "lines missing from it would go unseen") {
+	if p := st.end("copy.jsonl", false); p == nil || !strings.Contains(p.Reason, "lines missing from it would go unseen") {
 		t.Errorf("a wanted line of a record past the bound: %v; want a failure", p)
 	}
 }

@@ -622,7 +622,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		v.shipped.record(r)
 		tornEnds = true
 	case v.opts.Shipped && r.Stage == StageDamaged:
-		listed, elsewhere = v.shipped.damage(r, v.damaged, v.s.Empty > 0)
+		listed, elsewhere = v.shipped.damage(r, v.damaged)
 	case v.torn != nil && r.Stage == StageTornTail && r.TornKey() == v.torn.key:
 		v.torn, tornEnds = nil, true
 	case v.torn == nil && len(v.damaged) == 0 && r.Stage == StageTornTail && r.TornSHA256 != "" && r.TornBytes+len(TornMark) < MaxLine:
@@ -969,7 +969,7 @@ func (v *verifier) end() *Problem {
 	if len(v.damaged) > 0 {
 		return v.damageProblem("not recorded yet: the next append records it")
 	}
-	if p := v.shipped.end(last); p != nil {
+	if p := v.shipped.end(last, v.s.Empty > 0); p != nil {
 		return p
 	}
 	retained := false // the chain starts where retention removed files
