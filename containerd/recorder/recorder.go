@@ -781,6 +781,7 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		hook.Judge(r.Config, rec, errors.Join(ierr, merr))
 		if r.Config.SelectsByAnnotation() {
 			rec.Verdict = audit.VerdictDeny
+			rec.Error = vocab.JoinErrors(rec.Error, "refused whatever on_error says: a policy block selects by annotation, and the default block may not be this container's")
 		}
 	}
 	if errors.Is(ierr, errUnverified) {
