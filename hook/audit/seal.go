@@ -146,6 +146,19 @@ func tagMAC(k [32]byte, domain string, id SealID, epoch uint64) hash.Hash {
 	return m
 }
 
+// sealChecks reports whether seal p of checkpoint c (its record's seal)
+// checks under k, the key of p's epoch.
+func sealChecks(k [32]byte, p ParsedSeal, c *Checkpoint) bool {
+	h, err := hex.DecodeString(c.Hash)
+	return err == nil && len(h) == sha256.Size && hmac.Equal(sealTag(k, p.ID, p.Epoch, h), p.Tag)
+}
+
+// headChecks reports whether checkpoint seal q of c checks under k, the
+// key of q's epoch.
+func headChecks(k [32]byte, q ParsedSeal, c *Checkpoint) bool {
+	return hmac.Equal(headTag(k, q.ID, q.Epoch, c), q.Tag)
+}
+
 // headSealOf returns the checkpoint seal of c parsed, when it is one a
 // node could have made: of the key of c's record seal (p), at the next
 // epoch.
@@ -637,7 +650,7 @@ func (sc *SealChecker) HeadSealed(c Checkpoint) bool {
 		return false
 	}
 	q, ok := headSealOf(&c, p)
-	return ok && hmac.Equal(headTag(sc.key(ch, q.Epoch), q.ID, q.Epoch, &c), q.Tag)
+	return ok && headChecks(sc.key(ch, q.Epoch), q, &c)
 }
 
 // sealed checks c's record seal; it returns the seal and its key's chain.
@@ -651,7 +664,7 @@ func (sc *SealChecker) sealed(c *Checkpoint) (ParsedSeal, *sealChain, bool) {
 	if !ok || err != nil || len(h) != sha256.Size {
 		return p, nil, false
 	}
-	return p, ch, hmac.Equal(sealTag(sc.key(ch, p.Epoch), p.ID, p.Epoch, h), p.Tag)
+	return p, ch, sealChecks(sc.key(ch, p.Epoch), p, c)
 }
 
 // keyAt returns the key of epoch e of the key id, if it is one of the

@@ -892,7 +892,7 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 				p.Epoch, p.ID, p.Epoch-kc.epoch, kc.epoch, MaxSealDerive)
 		}
 		h, _ := hex.DecodeString(r.Hash)
-		if !hmac.Equal(sealTag(v.keyAt(p.ID, kc, p.Epoch), p.ID, p.Epoch, h), p.Tag) {
+		if !hmac.Equal(sealTag(v.keyAt(kc, p.Epoch), p.ID, p.Epoch, h), p.Tag) {
 			return bad("the seal does not match the record (altered after it was sealed, or forged)")
 		}
 		kc.logEpoch = p.Epoch
@@ -914,40 +914,34 @@ func (v *verifier) checkFar(i int) {
 		v.opts.Seals = NewSealChecker(v.opts.Keys)
 	}
 	if !cs.checked {
-		h, err := hex.DecodeString(c.Hash)
-		if k, ok := v.opts.Seals.keyAt(cs.seal.ID, cs.seal.Epoch); ok && err == nil && len(h) == sha256.Size {
-			cs.checked = true
-			cs.tagOK = hmac.Equal(sealTag(k, cs.seal.ID, cs.seal.Epoch, h), cs.seal.Tag)
+		if k, ok := v.opts.Seals.keyAt(cs.seal.ID, cs.seal.Epoch); ok {
+			cs.checked, cs.tagOK = true, sealChecks(k, cs.seal, c)
 		}
 	}
 	if cs.headParsed && !cs.headChecked {
 		if k, ok := v.opts.Seals.keyAt(cs.head.ID, cs.head.Epoch); ok {
-			cs.headChecked = true
-			cs.headOK = hmac.Equal(headTag(k, cs.head.ID, cs.head.Epoch, c), cs.head.Tag)
+			cs.headChecked, cs.headOK = true, headChecks(k, cs.head, c)
 		}
 	}
 }
 
-// keyAt returns the key of epoch e of the sealing id, deriving it from
+// keyAt returns the key of epoch e of kc's sealing, deriving it from
 // the last key kc derived (e must not be below that epoch), and checks
 // the tags and checkpoint seals of the checkpoints sealed at the epochs
 // it passes.
-func (v *verifier) keyAt(id SealID, kc *keyChain, e uint64) [32]byte {
+func (v *verifier) keyAt(kc *keyChain, e uint64) [32]byte {
 	for {
 		for len(kc.pending) > 0 && v.cps[kc.pending[0]].seal.Epoch <= kc.epoch {
 			c := &v.cps[kc.pending[0]]
 			if c.seal.Epoch == kc.epoch {
-				h, _ := hex.DecodeString(v.want[kc.pending[0]].Hash)
-				c.checked = true
-				c.tagOK = len(h) == sha256.Size && hmac.Equal(sealTag(kc.key, id, kc.epoch, h), c.seal.Tag)
+				c.checked, c.tagOK = true, sealChecks(kc.key, c.seal, &v.want[kc.pending[0]])
 			}
 			kc.pending = kc.pending[1:]
 		}
 		for len(kc.headPending) > 0 && v.cps[kc.headPending[0]].head.Epoch <= kc.epoch {
 			c := &v.cps[kc.headPending[0]]
 			if c.head.Epoch == kc.epoch {
-				c.headChecked = true
-				c.headOK = hmac.Equal(headTag(kc.key, id, kc.epoch, &v.want[kc.headPending[0]]), c.head.Tag)
+				c.headChecked, c.headOK = true, headChecks(kc.key, c.head, &v.want[kc.headPending[0]])
 			}
 			kc.headPending = kc.headPending[1:]
 		}
@@ -1078,10 +1072,10 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 			// newest checkpoint is a step or two beyond them), however
 			// far its epochs go.
 			if !cs.checked {
-				v.keyAt(cs.seal.ID, kc, cs.seal.Epoch)
+				v.keyAt(kc, cs.seal.Epoch)
 			}
 			if cs.headParsed && !cs.headChecked {
-				v.keyAt(cs.head.ID, kc, cs.head.Epoch)
+				v.keyAt(kc, cs.head.Epoch)
 			}
 		} else if reason == "" {
 			v.checkFar(i)
