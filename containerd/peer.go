@@ -26,7 +26,13 @@ func CheckPeerPIDNamespace(path string) error {
 		return err
 	}
 	defer c.Close()
-	raw, err := c.(*net.UnixConn).SyscallConn()
+	return CheckPeerConn(c.(*net.UnixConn), path)
+}
+
+// CheckPeerConn is [CheckPeerPIDNamespace] on a connection the caller
+// opened to the socket at path.
+func CheckPeerConn(c *net.UnixConn, path string) error {
+	raw, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}

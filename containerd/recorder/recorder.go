@@ -262,8 +262,8 @@ func (r *Recorder) appendOwn(ctx context.Context, rec *audit.Record, what string
 }
 
 // probeSocket checks that a unix socket address (a path, or
-// unix://PATH) accepts a connection within a second; other addresses are
-// left to the client.
+// unix://PATH) accepts a connection within a second, from a process in
+// this PID namespace; other addresses are left to the client.
 func probeSocket(addr string) error {
 	path, ok := strings.CutPrefix(addr, "unix://")
 	if !ok && strings.Contains(addr, "://") {
@@ -276,9 +276,9 @@ func probeSocket(addr string) error {
 	if err != nil {
 		return fmt.Errorf("containerd socket %s: %w", path, err)
 	}
-	conn.Close()
+	defer conn.Close()
 	// The PIDs its events name must be this namespace's.
-	return containerd.CheckPeerPIDNamespace(path)
+	return containerd.CheckPeerConn(conn.(*net.UnixConn), path)
 }
 
 // mark appends a record of the recorder's own start or stop (queued if
