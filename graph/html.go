@@ -135,7 +135,9 @@ func writeRow(b *bytes.Buffer, n *Node) {
 	for _, c := range n.Containers {
 		b.WriteString(`<div class="ctr">` + text(c.Label) + "</div>")
 	}
-	b.WriteString("</td><td>" + text(foundSummary(n)) + "</td></tr>\n")
+	// A process may hold thousands of fds to one namespace: the first
+	// ways, as the --details line says it (the details list them all).
+	b.WriteString("</td><td>" + text(tree.CappedList(n.Found)) + "</td></tr>\n")
 }
 
 // text escapes s for HTML text and quoted attribute values; a NUL
@@ -152,17 +154,6 @@ func inlineSVG(b []byte) string {
 		return s[i:]
 	}
 	return ""
-}
-
-// foundSummary is how a node was found, for the table: the first
-// [tree.MaxDetailProcs] ways, then "+N more", as the --details line says
-// it (a process may hold thousands of fds to one namespace; the details
-// list them all).
-func foundSummary(n *Node) string {
-	if len(n.Found) <= tree.MaxDetailProcs {
-		return strings.Join(n.Found, ", ")
-	}
-	return strings.Join(n.Found[:tree.MaxDetailProcs], ", ") + " +" + strconv.Itoa(len(n.Found)-tree.MaxDetailProcs) + " more"
 }
 
 // procSummary is the processes of a node for the table: "3: 1 systemd, 2

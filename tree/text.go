@@ -222,6 +222,15 @@ func writeDetails(b *strings.Builder, n *discover.Namespace) {
 	writeCapped(b, len(n.FoundVia), func(i int) { b.WriteString(FoundLabel(n.FoundVia[i])) })
 }
 
+// CappedList joins items with ", ", up to [MaxDetailProcs] of them, then
+// " +N more" for the rest, as a --details line lists processes and the
+// ways a namespace was found.
+func CappedList(items []string) string {
+	var b strings.Builder
+	writeCapped(&b, len(items), func(i int) { b.WriteString(items[i]) })
+	return b.String()
+}
+
 // writeCapped writes items 0 to n-1 with item, separated by ", ", up to
 // MaxDetailProcs of them, then " +N more" for the rest.
 func writeCapped(b *strings.Builder, n int, item func(i int)) {

@@ -151,9 +151,9 @@ func parseArgs(fs *flag.FlagSet, prog string, args []string, stdout, stderr io.W
 	return 0, false
 }
 
-// printUsage prints the help with the hook path of this build.
+// printUsage prints the help with the hook and config paths of this build.
 func printUsage(w io.Writer) error {
-	_, err := io.WriteString(w, strings.NewReplacer("@HOOKPATH@", vocab.DefaultHookPath, "@CONFIG@", vocab.DefaultHookConfig).Replace(usage))
+	_, err := io.WriteString(w, vocab.ExpandPaths(usage))
 	return err
 }
 

@@ -304,6 +304,11 @@ func verifyCmd(logs []string, opts audit.VerifyOptions, asJSON bool, stdout, std
 // named by label): a JSON line with asJSON, else lines on stdout or
 // stderr. s is nil when the log could not be read. It returns whether
 // the log verified.
+// emptySkipped says that --shipped skipped n empty lines, and why.
+func emptySkipped(n int) string {
+	return fmt.Sprintf("%d empty line(s) skipped (a shipper delivers a crash's line of NUL bytes empty; the node's own log holds its bytes)", n)
+}
+
 func report(res verifyResult, label string, s *audit.Summary, err error, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) bool {
 	res.Files, res.TornTails, res.SealIDs, res.Damage, res.Dropped = []string{}, []uint64{}, []string{}, []damageResult{}, []audit.Dropped{}
 	res.CheckpointsIgnored = []audit.IgnoredCheckpoint{}
@@ -378,7 +383,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		fmt.Fprintf(stdout, "%s: no checkpoints given: records cut off the end (or a removed current file) cannot be told (--checkpoints FILE)\n", name)
 	}
 	if s.Empty > 0 {
-		fmt.Fprintf(stdout, "%s: note: as shipped, %d empty line(s) skipped (a shipper delivers a crash's line of NUL bytes empty; the node's own log holds its bytes)\n", name, s.Empty)
+		fmt.Fprintf(stdout, "%s: note: as shipped, %s\n", name, emptySkipped(s.Empty))
 	}
 	if s.Repeated+s.Reordered > 0 {
 		fmt.Fprintf(stdout, "%s: note: as shipped, %d record(s) came out of chain order and %d line(s) repeated byte for byte: put back in order and dropped\n", name, s.Reordered, s.Repeated)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -87,9 +86,9 @@ Exit status: 0 success (or container allowed), 1 failure (or container
 refused), 2 usage error. See docs/hook.md.
 `
 
-// printUsage prints the help with the hook path of this build.
+// printUsage prints the help with the hook and config paths of this build.
 func printUsage(w io.Writer) error {
-	_, err := io.WriteString(w, strings.NewReplacer("@HOOKPATH@", vocab.DefaultHookPath, "@CONFIG@", vocab.DefaultHookConfig).Replace(usage))
+	_, err := io.WriteString(w, vocab.ExpandPaths(usage))
 	return err
 }
 

@@ -504,7 +504,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		status = 1
 	}
 	if split.empty > 0 && opts.Shipped {
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: note: %d empty line(s) skipped (a shipper delivers a crash's line of NUL bytes empty; the node's own log holds its bytes)\n", split.empty)
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: note: %s\n", emptySkipped(split.empty))
 	}
 	if split.unattributed > 0 {
 		status = 1

@@ -1,5 +1,7 @@
 package vocab
 
+import "strings"
+
 // Install paths of the shipped configuration (config/runc/hooks.json,
 // config/hooks.d, config/containerd).
 const (
@@ -23,3 +25,9 @@ var DefaultHookConfig = "/etc/nsrel/hook.json"
 // "-X github.com/nsrel/nsrel/internal/vocab.DefaultHookPath=/usr/sbin/nsrel-hook"
 // (the Makefile does, from SBINDIR).
 var DefaultHookPath = "/usr/local/sbin/nsrel-hook"
+
+// ExpandPaths puts this build's paths into a help text: @HOOKPATH@
+// becomes [DefaultHookPath] and @CONFIG@ [DefaultHookConfig].
+func ExpandPaths(s string) string {
+	return strings.NewReplacer("@HOOKPATH@", DefaultHookPath, "@CONFIG@", DefaultHookConfig).Replace(s)
+}
