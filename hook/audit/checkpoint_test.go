@@ -1301,3 +1301,129 @@ func TestParseCheckpointLong(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointReach: verify derives a key at most CheckpointReach
+// beyond its last record in the chain or the farthest of its checkpoints
+// that checked (lowered to 4 here), so a line forged at a far epoch of a
+// given key costs that reach, not up to MaxSealDerive (about a minute)
+// per node and key; genuine checkpoints beyond a cut, at most
+// every_records apart, still reach each other.
+func TestCheckpointReach(t *testing.T) {
+	audit.SetCheckpointReach(t, 4)
+	l, path, key := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(t.TempDir(), "cp.jsonl")}})
+	appendN(t, l, 19)
+	genuine := readCheckpoints(t, l.CheckpointsFileForTest())
+	if len(genuine) != 20 {
+		t.Fatalf("%d checkpoints", len(genuine))
+	}
+	keys := []audit.VerifyKey{key}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	cut := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(cut, bytes.Join(lines[:5], nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	last := genuine[len(genuine)-1]
+	p, err := audit.ParseSeal(last.Seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := func(epoch uint64) audit.Checkpoint {
+		c := last
+		c.Seq, c.Hash, c.CheckpointSeal = last.Seq+epoch-p.Epoch, strings.Repeat("ab", 32), ""
+		c.Seal = fmt.Sprintf("%s.%d.%s", p.ID, epoch, strings.Repeat("cd", 32))
+		return c
+	}
+	reasons := func(s *audit.Summary) map[string]int {
+		m := map[string]int{}
+		for _, ic := range s.IgnoredCheckpoints {
+			m[ic.Reason]++
+		}
+		return m
+	}
+
+	// Cut to 5 records: the 15 checkpoints beyond, one record apart,
+	// reach each other from the last record and show the cut.
+	s, err := audit.Verify([]string{cut}, audit.VerifyOptions{Keys: keys, Checkpoints: genuine})
+	if err == nil || !strings.Contains(err.Error(), "beyond the last record") || len(s.IgnoredCheckpoints) != 0 {
+		t.Errorf("cut, every checkpoint: %v, ignored %+v; want the cut found", err, s.IgnoredCheckpoints)
+	}
+	// Six checkpoints lost after the cut: those beyond are out of reach
+	// and ignored (a genuine one needs CheckpointReach records'
+	// checkpoints lost on their way).
+	gap := append(append([]audit.Checkpoint{}, genuine[:5]...), genuine[11:]...)
+	s, err = audit.Verify([]string{cut}, audit.VerifyOptions{Keys: keys, Checkpoints: gap})
+	if err != nil || reasons(s)[audit.CheckpointTooFar] != 9 {
+		t.Errorf("cut, checkpoints 6 to 11 lost: %v, ignored %v; want the 9 beyond reach ignored", err, reasons(s))
+	}
+
+	// The whole log: a forged line at the reach's end is checked (and
+	// ignored as forged), one further is not checked at all.
+	for _, tc := range []struct {
+		epoch  uint64
+		reason string
+	}{
+		{p.Epoch + 4, audit.CheckpointForged},
+		{p.Epoch + 5, audit.CheckpointTooFar},
+		{audit.MaxSealDerive - 1, audit.CheckpointTooFar},
+	} {
+		c := forged(tc.epoch)
+		s, err := verify(t, l, audit.VerifyOptions{Keys: keys, Checkpoints: append(append([]audit.Checkpoint{}, genuine...), c)})
+		if err != nil || len(s.IgnoredCheckpoints) != 1 || s.IgnoredCheckpoints[0].Reason != tc.reason {
+			t.Errorf("forged at epoch %d (last record's %d): %v, ignored %+v; want %q", tc.epoch, p.Epoch, err, s.IgnoredCheckpoints, tc.reason)
+		}
+	}
+
+	// A SealChecker (a key that seals no record of the chain verified,
+	// --nodes' ghosts) told of every checkpoint first checks them in
+	// increasing epoch, whatever order it is asked in: the forged far one
+	// asked first derives nothing beyond the genuine ones' reach.
+	sc := audit.NewSealChecker(keys)
+	far := forged(audit.MaxSealDerive - 1)
+	sc.Expect(far)
+	for _, c := range genuine {
+		sc.Expect(c)
+	}
+	if sc.Sealed(far) || sc.HeadSealed(far) {
+		t.Error("forged far checkpoint taken as sealed")
+	}
+	if n := sc.DerivedForTest(); n > p.Epoch+1 {
+		t.Errorf("%d keys derived for a forged checkpoint at epoch %d; want at most %d (the genuine ones')", n, far.Seq, p.Epoch+1)
+	}
+	for _, c := range genuine {
+		if !sc.HeadSealed(c) {
+			t.Errorf("genuine checkpoint of seq %d not head-sealed", c.Seq)
+		}
+	}
+	// A collector's stream that starts beyond the reach of the first key
+	// (records and checkpoints before it removed): kept, then checked
+	// from the lowest.
+	sc = audit.NewSealChecker(keys)
+	sc.Expect(far)
+	for _, c := range genuine[10:] {
+		sc.Expect(c)
+	}
+	if sc.Sealed(far) {
+		t.Error("forged far checkpoint taken as sealed")
+	}
+	for _, c := range genuine[10:] {
+		if !sc.HeadSealed(c) {
+			t.Errorf("genuine checkpoint of seq %d not head-sealed (stream starting at seq 11)", c.Seq)
+		}
+	}
+	if n := sc.DerivedForTest(); n > p.Epoch+1 {
+		t.Errorf("%d keys derived (stream starting at seq 11); want at most %d", n, p.Epoch+1)
+	}
+	// Without the genuine ones, nothing bounds the first: it is derived
+	// as far as it claims (up to MaxSealDerive), once per key.
+	sc = audit.NewSealChecker(keys)
+	if sc.Sealed(forged(p.Epoch + 100)) {
+		t.Error("forged checkpoint taken as sealed")
+	}
+	if n := sc.DerivedForTest(); n != p.Epoch+100 {
+		t.Errorf("%d keys derived; want %d", n, p.Epoch+100)
+	}
+}
