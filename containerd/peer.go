@@ -47,6 +47,12 @@ func CheckPeerConn(c *net.UnixConn, path string) error {
 	if cred.Pid == 0 {
 		return fmt.Errorf("the process serving %s lives in a PID namespace this one cannot see: the container PIDs it sends would name other processes here (run on the host's PID namespace: hostPID: true in a pod)", path)
 	}
+	// /proc must number processes as this PID namespace does, which
+	// SO_PEERCRED's PID is in (not so with a parent's /proc in a child
+	// PID namespace: unshare --pid without --mount-proc).
+	if self, err := os.Readlink("/proc/self"); err != nil || self != strconv.Itoa(os.Getpid()) {
+		return fmt.Errorf("/proc is not of this process's PID namespace (this process is pid %d, /proc/self is %q): the PIDs the process serving %s sends cannot be checked (mount a /proc of this PID namespace)", os.Getpid(), self, path)
+	}
 	// The peer is visible here, so it lives in this PID namespace or
 	// below: below, its NSpid line (its PID in each namespace from the
 	// one /proc belongs to down to its own) is longer than this

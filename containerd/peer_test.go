@@ -18,6 +18,10 @@ import (
 // own).
 const peerServeEnv = "NSREL_TEST_PEER_SERVE"
 
+// peerCheckEnv makes the test binary check a peer of its own PID
+// namespace with the parent's /proc, in the directory its value names.
+const peerCheckEnv = "NSREL_TEST_PEER_CHECK"
+
 // TestPeerPIDNamespace: a daemon on the caller's PID namespace passes; one
 // the caller sees in a child PID namespace (a containerd in a container,
 // such as a kind node, seen from the host) numbers its processes its own
@@ -40,6 +44,20 @@ func TestPeerPIDNamespace(t *testing.T) {
 			}()
 		}
 	}
+	if os.Getenv(peerCheckEnv) != "" {
+		// In a PID namespace of its own with the parent's /proc: check a
+		// peer of this namespace (this very process).
+		path := filepath.Join(os.Getenv(peerCheckEnv), "self.sock")
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go closeAccepted(ln)
+		if err := CheckPeerPIDNamespace(path); err == nil || !strings.Contains(err.Error(), "/proc is not of this process's PID namespace") {
+			t.Fatalf("a peer of this PID namespace, with the parent's /proc: %v; want /proc named", err)
+		}
+		return
+	}
 	nstest.RequireRoot(t)
 	unshare := nstest.RequireCmd(t, "unshare")
 	dir := t.TempDir()
@@ -49,15 +67,7 @@ func TestPeerPIDNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go closeAccepted(ln)
 	if err := CheckPeerPIDNamespace(here); err != nil {
 		t.Errorf("a peer in this PID namespace: %v", err)
 	}
@@ -83,5 +93,25 @@ func TestPeerPIDNamespace(t *testing.T) {
 	}
 	if _, err := NewSource("unix://" + child).List(context.Background()); err == nil || !strings.Contains(err.Error(), "lives in a PID namespace below this one") {
 		t.Errorf("the source's lookup of a daemon in a child PID namespace: %v; want it refused", err)
+	}
+
+	// Checked from a child PID namespace with this one's /proc, the peer's
+	// PID named another process there: the message blamed the peer.
+	check := exec.Command(unshare, "--pid", "--fork", "--kill-child", os.Args[0], "-test.run=^TestPeerPIDNamespace$", "-test.v")
+	check.Env = append(os.Environ(), peerCheckEnv+"="+dir)
+	if out, err := check.CombinedOutput(); err != nil || !strings.Contains(string(out), "--- PASS") {
+		t.Errorf("check from a child PID namespace with the parent's /proc: %v\n%s", err, out)
+	}
+}
+
+// closeAccepted accepts connections on ln and closes them, until ln is
+// closed.
+func closeAccepted(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
 	}
 }
