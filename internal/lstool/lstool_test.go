@@ -124,6 +124,8 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"pid and container", []string{"--pid", "1", "--container", "x"}, 2, "", "--pid and --container: give one"},
 		{"pid 0", []string{"--pid", "0"}, 2, "", "--pid: want a process ID"},
 		{"empty container", []string{"--container", ""}, 2, "", "--container: want a container name or ID"},
+		{"zero container timeout", []string{"--container-timeout", "0"}, 2, "", "lsuserns: --container-timeout 0s: want a positive duration (see --help)\n"},
+		{"negative container timeout", []string{"--container-timeout", "-1s"}, 2, "", "lsuserns: --container-timeout -1s: want a positive duration (see --help)\n"},
 		{"overlaps as a picture", []string{"--overlaps", "--format", "svg"}, 2, "", "--overlaps lists every overlapping pair as text or JSON: drop --format svg"},
 		{"overlaps of a process", []string{"--overlaps", "-p", "1", "-l"}, 2, "", "drop --list and --pid"},
 		{"overlaps raw", []string{"--overlaps", "--raw"}, 2, "", "drop --raw ("},
