@@ -191,6 +191,9 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	case fs.Changed("container") && c.container == "":
 		fmt.Fprintf(stderr, "%s: --container: want a container name or ID (see --help)\n", t.Name)
 		return 2
+	case fs.Changed("output") && strings.TrimSpace(c.output) == "":
+		fmt.Fprintf(stderr, "%s: --output: want a comma-separated list of columns (see --help)\n", t.Name)
+		return 2
 	case c.timeout <= 0:
 		fmt.Fprintf(stderr, "%s: --container-timeout %v: want a positive duration (see --help)\n", t.Name, c.timeout)
 		return 2
