@@ -112,8 +112,9 @@ Options:
   --inject-hook PATH  nsrel-hook's path on the host, injected at createRuntime
                       and poststop (default @HOOKPATH@);
                       "none" injects nothing and checks at start only
-  --hook-config PATH  the config file the injected hook reads, a host path
-                      (default: --config)
+  --hook-config PATH  the config file the injected hook reads, an absolute
+                      host path (default: --config, which must then be
+                      absolute)
   --ready-file FILE   nri: written once the runtime accepted the plugin
   --dest DIR          install-hook: the directory to install into (required)
   --hook FILE         install-hook: the nsrel-hook to copy (default: beside
@@ -263,14 +264,23 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	var inject *nriplugin.Injection
 	if injectHook != nil && *injectHook != "none" {
 		inject = &nriplugin.Injection{Hook: *injectHook, Config: *hookConfig}
+		// The paths go into the container's spec, for the runtime and
+		// the hook on the host: a relative one is refused, not resolved
+		// here (this process may not see the host's file system).
+		configFlag := "--hook-config"
 		if inject.Config == "" {
-			inject.Config = *config
+			inject.Config, configFlag = *config, "--config"
 		}
-		for _, p := range []string{inject.Hook, inject.Config} {
-			if !filepath.IsAbs(p) {
-				fmt.Fprintf(stderr, "%s: --inject-hook and --hook-config want absolute paths, not %q (see --help)\n", prog, p)
-				return 2
+		for _, p := range []struct{ flag, path string }{{"--inject-hook", inject.Hook}, {configFlag, inject.Config}} {
+			if filepath.IsAbs(p.path) {
+				continue
 			}
+			if p.flag == "--config" {
+				fmt.Fprintf(stderr, "%s: --config %s is relative: with no --hook-config, the injected hook reads it and needs an absolute path (see --help)\n", prog, vocab.Quote(p.path))
+			} else {
+				fmt.Fprintf(stderr, "%s: %s wants an absolute path, not %s (see --help)\n", prog, p.flag, vocab.Quote(p.path))
+			}
+			return 2
 		}
 	}
 	cfg, err := policy.Load(*config)

@@ -157,6 +157,37 @@ func TestMainUsage(t *testing.T) {
 	}
 }
 
+// TestNRIRelativeInjection checks that a relative path for the injected
+// hook or its config is refused naming the flag it came from: --config
+// when no --hook-config was given.
+func TestNRIRelativeInjection(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nri", "--inject-hook", "relative/nsrel-hook"}, "nsrel-containerd nri: --inject-hook wants an absolute path, not \"relative/nsrel-hook\" (see --help)\n"},
+		{[]string{"nri", "--hook-config", "hook.json"}, "nsrel-containerd nri: --hook-config wants an absolute path, not \"hook.json\" (see --help)\n"},
+		{[]string{"nri", "--config", "/etc/nsrel/hook.json", "--hook-config", "hook.json"}, "nsrel-containerd nri: --hook-config wants an absolute path, not \"hook.json\" (see --help)\n"},
+		{[]string{"nri", "--config", "rel.json"}, "nsrel-containerd nri: --config \"rel.json\" is relative: with no --hook-config, the injected hook reads it and needs an absolute path (see --help)\n"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(tc.args, &out, &errb); code != 2 || errb.String() != tc.want {
+			t.Errorf("Main(%q) = %d, stderr %q; want 2, %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+	// With --inject-hook none, or an absolute --hook-config, a relative
+	// --config is only read by nri (here: not found, exit 1).
+	for _, args := range [][]string{
+		{"nri", "--config", "nonexistent/hook.json", "--inject-hook", "none"},
+		{"nri", "--config", "nonexistent/hook.json", "--hook-config", "/opt/nsrel/hook.json"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "config: ") {
+			t.Errorf("Main(%q) = %d, stderr %q; want 1 and the config's error", args, code, errb.String())
+		}
+	}
+}
+
 // TestWatchUnwritableLog checks that watch refuses to start, with one
 // clear line, when the audit log cannot be written.
 func TestWatchUnwritableLog(t *testing.T) {
