@@ -27,7 +27,9 @@ const HelperName = "nsrel-containerd"
 // or unix://PATH; other schemes are not checked): a missing socket is the
 // common "not installed or not running" case, said plainly instead of
 // after a dial timeout. The error matches [fs.ErrNotExist] when there is
-// no file.
+// no file, and [fs.ErrPermission] when the path cannot be searched (a
+// user other than root, before /run/containerd, mode 0700): then whether
+// a socket is there is not known, and the error says so.
 func CheckSocket(addr string) error {
 	path := strings.TrimPrefix(addr, "unix://")
 	if strings.Contains(path, "://") {
@@ -37,6 +39,9 @@ func CheckSocket(addr string) error {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("cannot reach the socket at %s: %w", path, err)
 		}
 		return fmt.Errorf("no socket at %s (not running?): %w", path, err)
 	}

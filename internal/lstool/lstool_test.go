@@ -380,6 +380,25 @@ func TestQuietAndOnce(t *testing.T) {
 	}
 }
 
+// TestSocketDenied runs lsuserns as nobody with the containerd socket in
+// a directory only root may search (as /run/containerd, mode 0700): the
+// notice says the socket cannot be reached, not that there is none.
+func TestSocketDenied(t *testing.T) {
+	nstest.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "containerd.sock") // t.TempDir is root's, mode 0700
+	cmd := exec.Command(nstest.Tool(t, "lsuserns"), "--containerd-address", sock, "--no-fds", "--no-mounts")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("lsuserns as nobody: %v\n%s", err, stderr.String())
+	}
+	want := "lsuserns: notice: containers: containerd: cannot reach the socket at " + sock + ": permission denied; its containers are not shown\n"
+	if !strings.Contains(stderr.String(), want) || strings.Contains(stderr.String(), "no socket at") {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
+
 func TestContainerdAddress(t *testing.T) {
 	var got lstool.SourceConfig
 	tl := lstool.Tool{Name: "lsuserns", Type: nsrel.TypeUser, Sources: func(c lstool.SourceConfig) []discover.ContainerSource {
