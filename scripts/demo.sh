@@ -87,9 +87,10 @@ sed -e "s#/usr/local/sbin/nsrel-hook#$BIN/nsrel-hook#" -e "s#/etc/nsrel/hook.jso
 run "$BIN/nsrel-hook" policy check "$WORK/hook.json"
 
 step "0. Forward-secure sealing: the key on the node evolves with every record"
-run "$BIN/nsrel-hook" --config "$WORK/hook.json" audit seal-init | tee "$WORK/seal-init.out"
-# On a real node the key goes off the node at once; the demo keeps it here.
-grep '^nsrel-seal-v1:' "$WORK/seal-init.out" >"$WORK/verify.key"
+run "$BIN/nsrel-hook" --config "$WORK/hook.json" audit seal-init | (umask 077 && tee "$WORK/seal-init.out")
+# On a real node the key goes off the node at once; the demo keeps it here,
+# readable by root only (verify warns of a key file others can read).
+(umask 077 && grep '^nsrel-seal-v1:' "$WORK/seal-init.out" >"$WORK/verify.key")
 
 step "1. A container in its own user namespace: allowed and recorded"
 "$WORK/mkbundle" --userns --hooks "$WORK/hooks.json" "$WORK/ok" sleep 600 >/dev/null

@@ -54,6 +54,10 @@ func TestDemoScript(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
+	// The key file is root's alone: verify does not warn of it.
+	if strings.Contains(string(out), "is readable by others") {
+		t.Errorf("demo output warns of a readable file:\n%s", out)
+	}
 	// Its temporary directory is gone.
 	for _, line := range strings.Split(string(out), "\n") {
 		if i := strings.Index(line, "/tmp/nsrel-demo."); i >= 0 {
