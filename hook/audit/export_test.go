@@ -67,10 +67,3 @@ func (l *Log) SealStateForTest() string { return l.opts.SealState }
 
 // DerivedForTest returns how many keys the checker derived.
 func (sc *SealChecker) DerivedForTest() uint64 { return sc.derived }
-
-// SetCheckpointReach sets how far beyond a key's last record or
-// checkpoint that checked verify derives it, until the test ends.
-func SetCheckpointReach(t testing.TB, n uint64) {
-	checkpointReach = n
-	t.Cleanup(func() { checkpointReach = CheckpointReach })
-}

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -15,7 +14,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -607,14 +605,6 @@ func (s *sealer) commit(n int) error {
 // epochs checked claim and at most [MaxSealDerive], and keeps every
 // [sealStride]-th key: a checkpoint whose epoch is below the farthest
 // derived costs at most sealStride derivations, in any order.
-//
-// Once a checkpoint of a key checked, the checker derives that key at
-// most [CheckpointReach] beyond the farthest that did: a node's
-// checkpoints are at most every_records apart, and a line forged at a
-// far epoch of a given key (its ID is in every seal it made) costs that
-// reach, not up to MaxSealDerive. The checkpoints given to [SealChecker.Expect]
-// are checked first, in increasing epoch, when a check asks for a key
-// beyond them: the answer does not depend on the order of the checks.
 type SealChecker struct {
 	chains map[SealID]*sealChain
 	// derived counts the keys derived (tests).
@@ -626,48 +616,7 @@ type sealChain struct {
 	kept  [][32]byte // kept[i]: the key of epoch i*sealStride
 	epoch uint64     // the farthest epoch derived
 	cur   [32]byte   // its key
-	// checked: a checkpoint of the key checked, the farthest at epoch
-	// checkedAt.
-	checked   bool
-	checkedAt uint64
-	// expected are checkpoints of the key not checked yet, sorted by
-	// epoch when sorted.
-	expected []expectedSeal
-	sorted   bool
-	keep     int // how many are kept before the lowest are checked
 }
-
-// expectedSeal is a checkpoint given to [SealChecker.Expect]: its
-// record's seal and hash.
-type expectedSeal struct {
-	p ParsedSeal
-	c *Checkpoint
-}
-
-// reach is the farthest epoch ch's key may be derived to.
-func (ch *sealChain) reach() uint64 {
-	if !ch.checked {
-		return MaxSealDerive + 1
-	}
-	return min(ch.checkedAt+checkpointReach, MaxSealDerive+1)
-}
-
-// CheckpointReach is how many keys beyond the farthest checkpoint of a
-// key that checked (or, in a chain verified, the key's last record)
-// verify derives to check another: four times the most records a node
-// appends between two checkpoints (every_records, at most
-// [MaxCheckpointRecords]), so that a few lost checkpoints in a row
-// leave the next one checked. A checkpoint further than that is not
-// checked (ignored, [CheckpointTooFar]): a genuine one needs that many
-// records' checkpoints lost on their way.
-const CheckpointReach = 4 * MaxCheckpointRecords
-
-// checkpointReach is CheckpointReach (tests lower it).
-var checkpointReach uint64 = CheckpointReach
-
-// MaxCheckpointRecords is the most records a node may append between
-// two checkpoints (the setting every_records).
-const MaxCheckpointRecords = 1 << 16
 
 // sealStride is how many keys apart [SealChecker] keeps one: at most
 // 8 MiB of keys per key at MaxSealDerive, and a check costs at most 256
@@ -682,36 +631,6 @@ func NewSealChecker(keys []VerifyKey) *SealChecker {
 		sc.chains[k.ID] = &sealChain{kept: [][32]byte{k.Key}, cur: k.Key}
 	}
 	return sc
-}
-
-// Expect tells the checker of a checkpoint it may be asked to check (all
-// of a run's, before any check): checkpoints of a key are checked in
-// increasing epoch, and those that check let the key be derived
-// [CheckpointReach] further. One within that reach of the keys derived
-// is checked at once; the others are kept until a check asks for a key
-// beyond them, or until many are kept (a stream that starts at a far
-// epoch of a key): then the lowest are checked.
-func (sc *SealChecker) Expect(c Checkpoint) {
-	p, err := ParseSeal(c.Seal)
-	if c.Seal == "" || err != nil || p.Epoch > MaxSealDerive {
-		return
-	}
-	ch, ok := sc.chains[p.ID]
-	if !ok {
-		return
-	}
-	if p.Epoch <= ch.epoch+checkpointReach && (!ch.checked || p.Epoch <= ch.reach()) {
-		if sealChecks(sc.derive(ch, p.Epoch), p, &c) {
-			ch.note(p.Epoch)
-		}
-		return
-	}
-	ch.expected = append(ch.expected, expectedSeal{p, &c})
-	ch.sorted = false
-	if len(ch.expected) > max(ch.keep, 4096) {
-		sc.settle(ch, MaxSealDerive+2)
-		ch.keep = 2 * len(ch.expected)
-	}
 }
 
 // Sealed reports whether c carries a seal of one of the keys whose tag
@@ -731,11 +650,7 @@ func (sc *SealChecker) HeadSealed(c Checkpoint) bool {
 		return false
 	}
 	q, ok := headSealOf(&c, p)
-	if !ok {
-		return false
-	}
-	k, ok := sc.key(ch, q.Epoch)
-	return ok && headChecks(k, q, &c)
+	return ok && headChecks(sc.key(ch, q.Epoch), q, &c)
 }
 
 // sealed checks c's record seal; it returns the seal and its key's chain.
@@ -745,67 +660,25 @@ func (sc *SealChecker) sealed(c *Checkpoint) (ParsedSeal, *sealChain, bool) {
 		return p, nil, false
 	}
 	ch, ok := sc.chains[p.ID]
-	if !ok {
+	h, err := hex.DecodeString(c.Hash)
+	if !ok || err != nil || len(h) != sha256.Size {
 		return p, nil, false
 	}
-	k, ok := sc.key(ch, p.Epoch)
-	if !ok || !sealChecks(k, p, c) {
-		return p, nil, false
-	}
-	ch.note(p.Epoch)
-	return p, ch, true
-}
-
-// note records that a checkpoint of ch's key at epoch e checked.
-func (ch *sealChain) note(e uint64) {
-	if !ch.checked || e > ch.checkedAt {
-		ch.checked, ch.checkedAt = true, e
-	}
+	return p, ch, sealChecks(sc.key(ch, p.Epoch), p, c)
 }
 
 // keyAt returns the key of epoch e of the key id, if it is one of the
-// checker's and e within its reach (see [SealChecker]).
+// checker's and e at most MaxSealDerive+1.
 func (sc *SealChecker) keyAt(id SealID, e uint64) ([32]byte, bool) {
 	ch, ok := sc.chains[id]
-	if !ok {
+	if !ok || e > MaxSealDerive+1 {
 		return [32]byte{}, false
 	}
-	return sc.key(ch, e)
+	return sc.key(ch, e), true
 }
 
-// key returns the key of epoch e of ch, if e is within its reach: the
-// expected checkpoints below e are checked first.
-func (sc *SealChecker) key(ch *sealChain, e uint64) ([32]byte, bool) {
-	if e > ch.epoch {
-		sc.settle(ch, e)
-		if e > ch.reach() {
-			return [32]byte{}, false
-		}
-	}
-	return sc.derive(ch, e), true
-}
-
-// settle checks the expected checkpoints of ch below epoch e within
-// reach, in increasing epoch.
-func (sc *SealChecker) settle(ch *sealChain, e uint64) {
-	if !ch.sorted {
-		slices.SortStableFunc(ch.expected, func(a, b expectedSeal) int { return cmp.Compare(a.p.Epoch, b.p.Epoch) })
-		ch.sorted = true
-	}
-	for len(ch.expected) > 0 && ch.expected[0].p.Epoch < e && ch.expected[0].p.Epoch <= ch.reach() {
-		x := ch.expected[0]
-		ch.expected = ch.expected[1:]
-		if sealChecks(sc.derive(ch, x.p.Epoch), x.p, x.c) {
-			ch.note(x.p.Epoch)
-		}
-	}
-	if len(ch.expected) == 0 {
-		ch.expected = nil
-	}
-}
-
-// derive returns the key of epoch e of ch (e at most MaxSealDerive+1).
-func (sc *SealChecker) derive(ch *sealChain, e uint64) [32]byte {
+// key returns the key of epoch e of ch (e at most MaxSealDerive+1).
+func (sc *SealChecker) key(ch *sealChain, e uint64) [32]byte {
 	if e >= ch.epoch {
 		// Derive on, keeping every sealStride-th key, up to the epoch.
 		for ch.epoch < e {

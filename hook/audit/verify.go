@@ -246,7 +246,7 @@ const (
 	// seq or time changed.
 	CheckpointHeadForged = "its checkpoint seal does not check with the key (host, log, seq or time changed)"
 	CheckpointAltered    = "its seq is not that of the record its seal names (altered)"
-	CheckpointTooFar     = "sealed further beyond the log's records and checkpoints of its key than verify derives keys: not checked"
+	CheckpointTooFar     = "sealed further beyond the log than verify derives keys (MaxSealDerive): not checked"
 	// CheckpointOtherLog is a checkpoint of another log of the host
 	// (keys given or not).
 	CheckpointOtherLog = "of another log (its \"log\" names another path than the one chosen)"
@@ -912,9 +912,6 @@ func (v *verifier) checkFar(i int) {
 	cs, c := &v.cps[i], &v.want[i]
 	if v.opts.Seals == nil {
 		v.opts.Seals = NewSealChecker(v.opts.Keys)
-		for _, c := range v.want {
-			v.opts.Seals.Expect(c)
-		}
 	}
 	if !cs.checked {
 		if k, ok := v.opts.Seals.keyAt(cs.seal.ID, cs.seal.Epoch); ok {
@@ -1042,41 +1039,6 @@ func (v *verifier) end() *Problem {
 	return nil
 }
 
-// beyondReach returns the checkpoints of this chain's keys (indices
-// into v.want) sealed beyond the reach of its records: more than
-// [CheckpointReach] keys beyond the key's last record and beyond every
-// checkpoint before them that checks. It derives the keys of those
-// within reach, in increasing epoch: a line forged at a far epoch of the
-// key costs no more than that reach (a genuine one beyond it needs that
-// many records' checkpoints lost on their way).
-func (v *verifier) beyondReach() map[int]bool {
-	var far map[int]bool
-	for id := range v.offsets {
-		kc, ok := v.keys[id]
-		if !ok {
-			continue
-		}
-		reach := kc.logEpoch + checkpointReach
-		pending := slices.Clone(kc.pending) // keyAt takes those it passes
-		for j, i := range pending {
-			cs := &v.cps[i]
-			if cs.seal.Epoch > reach {
-				if far == nil {
-					far = map[int]bool{}
-				}
-				for _, i := range pending[j:] {
-					far[i] = true
-				}
-				break
-			}
-			if v.keyAt(kc, cs.seal.Epoch); cs.tagOK {
-				reach = max(reach, cs.seal.Epoch+checkpointReach)
-			}
-		}
-	}
-	return far
-}
-
 // authenticCheckpoints returns the checkpoints to hold against the
 // chain: with keys for it, those whose seals the keys authenticate (the
 // rest go to IgnoredCheckpoints with the reason); without, all.
@@ -1091,31 +1053,32 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 		return v.want
 	}
 	v.s.CheckpointsSealed = true
-	far := v.beyondReach()
 	var out []Checkpoint
 	for i, c := range v.want {
 		cs := &v.cps[i]
 		kc, given := v.keys[cs.seal.ID]
-		_, ours := v.offsets[cs.seal.ID]
 		reason := ""
 		switch {
 		case !cs.parsed || !given:
 			reason = CheckpointNotSealed
-		case ours && far[i]:
+		case !cs.checked && cs.seal.Epoch > kc.logEpoch && cs.seal.Epoch-kc.logEpoch > MaxSealDerive:
+			// Beyond the log by more than verify derives: a genuine
+			// one needs that many records cut off the end with no
+			// checkpoint in between.
 			reason = CheckpointTooFar
-		case ours:
+		}
+		if _, ours := v.offsets[cs.seal.ID]; reason == "" && ours {
 			// A key of this chain: derived on from its records' (the
-			// newest checkpoint is a step or two beyond them).
+			// newest checkpoint is a step or two beyond them), however
+			// far its epochs go.
 			if !cs.checked {
 				v.keyAt(kc, cs.seal.Epoch)
 			}
 			if cs.headParsed && !cs.headChecked {
 				v.keyAt(kc, cs.head.Epoch)
 			}
-		default:
-			if v.checkFar(i); !cs.checked {
-				reason = CheckpointTooFar
-			}
+		} else if reason == "" {
+			v.checkFar(i)
 		}
 		switch {
 		case reason != "":

@@ -21,7 +21,7 @@ func (p *parser) checkpoints(n *node, path string) *audit.CheckpointOptions {
 	p.object(n, path, []string{"every_records", "every_seconds", "file", "syslog"}, func(key string, v *node, path string) {
 		switch key {
 		case "every_records":
-			if x, ok := p.integer(v, path, 1, audit.MaxCheckpointRecords); ok {
+			if x, ok := p.integer(v, path, 1, 1<<30); ok {
 				c.EveryRecords = int(x)
 			}
 		case "every_seconds":

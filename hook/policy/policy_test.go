@@ -60,9 +60,6 @@ func TestParseErrors(t *testing.T) {
 		{"default named as a block", `{"version":1,"audit_log":"/a","trusted_selectors":{"id":true},"policies":[{"name":"default","mode":"audit","match":{"id":"x"}}],"default":{"mode":"enforce"}}`, []string{"default.name: duplicate block name \"default\""}},
 		{"default named as a block, explicitly", `{"version":1,"audit_log":"/a","default":{"name":"a","mode":"enforce"},"trusted_selectors":{"id":true},"policies":[{"name":"a","mode":"audit","match":{"id":"x"}}]}`, []string{"default.name: duplicate block name \"a\""}},
 		{"checkpoints nowhere", `{"version":1,"audit_log":"/a","checkpoints":{},"default":{"mode":"audit"}}`, []string{"checkpoints: needs a destination"}},
-		// verify derives keys only so far beyond a checkpoint that checked
-		// (audit.CheckpointReach): checkpoints further apart go unchecked.
-		{"checkpoints too rare", `{"version":1,"audit_log":"/a","checkpoints":{"every_records":65537,"file":"/c"},"default":{"mode":"audit"}}`, []string{"checkpoints.every_records: must be between 1 and 65536, not 65537"}},
 		{"checkpoints to no syslog", `{"version":1,"audit_log":"/a","checkpoints":{"every_records":5,"syslog":[]},"default":{"mode":"audit"}}`, []string{"checkpoints: needs a destination"}},
 		{"duplicate names", `{"version":1,"audit_log":"/a","trusted_selectors":{"id":true},"policies":[{"name":"a","mode":"audit","match":{"id":"x"}},{"name":"a","mode":"audit","match":{"id":"y"}}],"default":{"mode":"audit"}}`, []string{"policies[1].name: duplicate block name"}},
 		{"depth range", `{"version":1,"audit_log":"/a","default":{"mode":"audit","rules":{"user_depth_max":34}}}`, []string{"default.rules.user_depth_max: must be between 0 and 33"}},
