@@ -14,7 +14,10 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -166,7 +169,8 @@ func splitByHost(files []string, dir string, want map[string]bool, keys, shipped
 		return true, nil
 	}
 	for fi, name := range files {
-		f, err := os.Open(name)
+		// As verify opens a log: a FIFO would block, a symlink is refused.
+		f, err := safefile.OpenRegular(name, unix.O_RDONLY)
 		if err != nil {
 			return nil, err
 		}

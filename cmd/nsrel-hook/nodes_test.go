@@ -16,6 +16,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
@@ -588,5 +591,48 @@ func TestVerifyNodesRootMintedCheckpoint(t *testing.T) {
 		"counted by checkpoint seals of keys other hosts' lines carry: node-z (key " + head.Seal[:16] + ", which lines of node-a carry)"}, args...)
 	if code, out, stderr := runBin(t, "", append([]string{"audit", "verify"}, args...)...); strings.Contains(out+stderr, "shows that node node-b wrote it") {
 		t.Errorf("exit %d: node-b said to have written a checkpoint made with node-a's key\n%s%s", code, out, stderr)
+	}
+}
+
+// TestVerifyNodesRefusesFIFO: `audit verify --nodes` given a FIFO as a
+// log or as a checkpoints file refuses it at once (exit 1, the path
+// named), as a plain verify refuses a log that is not a regular file;
+// both were opened with open(2) as is, which blocks until a writer
+// comes, and verify hung for good.
+func TestVerifyNodesRefusesFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "audit.jsonl")
+	l, err := audit.Open(log, audit.Options{Host: "node-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"audit", "verify", "--nodes", fifo},
+		{"audit", "verify", "--nodes", "--checkpoints", fifo, log},
+	} {
+		type result struct {
+			code           int
+			stdout, stderr string
+		}
+		done := make(chan result, 1)
+		go func() {
+			code, stdout, stderr := run("", args...)
+			done <- result{code, stdout, stderr}
+		}()
+		select {
+		case r := <-done:
+			if r.code != 1 || !strings.Contains(r.stderr, fifo+": refusing a FIFO") {
+				t.Errorf("%v: exit %d, stderr %q; want 1 and the FIFO refused", args, r.code, r.stderr)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%v: still blocked after 5 s", args)
+		}
 	}
 }

@@ -162,11 +162,13 @@ const (
 // ReadCheckpoints yields the checkpoints in the files (JSON Lines, or a
 // collector's syslog file), skipping other lines, those longer than
 // [MaxLine] too: anyone who reaches the collector can add a line, and
-// one too long must not keep the others from counting.
+// one too long must not keep the others from counting. A file is opened
+// as the log's files are: a symlink, FIFO, device or directory is refused
+// (an error matching [safefile.ErrNotRegular]), without blocking.
 func ReadCheckpoints(files ...string) iter.Seq2[Checkpoint, error] {
 	return func(yield func(Checkpoint, error) bool) {
 		for _, file := range files {
-			f, err := os.Open(file)
+			f, err := openRegular(file, unix.O_RDONLY)
 			if err != nil {
 				yield(Checkpoint{}, err)
 				return

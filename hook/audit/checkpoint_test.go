@@ -1301,3 +1301,44 @@ func TestParseCheckpointLong(t *testing.T) {
 		}
 	}
 }
+
+// TestReadCheckpointsRefusesNonRegular checks that a checkpoints file
+// named to `audit verify --checkpoints` (or --nodes) that is a FIFO, a
+// symlink or a directory is refused at once, as the log's files are: a
+// FIFO was opened with open(2) as is, which blocks until a writer comes,
+// and verify hung for good.
+func TestReadCheckpointsRefusesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "checkpoints.jsonl")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, link, dir} {
+		errc := make(chan error, 1)
+		go func() {
+			var first error
+			for _, err := range audit.ReadCheckpoints(path) {
+				if err != nil && first == nil {
+					first = err
+				}
+			}
+			errc <- first
+		}()
+		select {
+		case err := <-errc:
+			if !errors.Is(err, safefile.ErrNotRegular) {
+				t.Errorf("%s: %v, want a refusal matching safefile.ErrNotRegular", path, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: ReadCheckpoints still blocked after 5 s", path)
+		}
+	}
+}
