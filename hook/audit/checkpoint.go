@@ -192,7 +192,7 @@ func ReadCheckpoints(files ...string) iter.Seq2[Checkpoint, error] {
 
 // checkpointState is the file next to the log that holds the last
 // checkpoint, to know when the next is due.
-func (l *Log) checkpointState() string { return l.path + ".checkpoint" }
+func (l *Log) checkpointState() string { return l.path + checkpointSuffix }
 
 // checkpointDue decides, under the lock, whether the append that ended
 // with last emits a checkpoint, and if so has seal give it its

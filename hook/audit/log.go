@@ -425,7 +425,7 @@ func (l *Log) openLock(flags int) (*os.File, error) {
 		// directory someone else may have made it first.)
 		open = safefile.OpenPrivate
 	}
-	lf, err := open(l.path+".lock", flags, false)
+	lf, err := open(l.path+lockSuffix, flags, false)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -958,6 +958,36 @@ func rotatedSeq(suffix string) (uint64, bool) {
 	seq, err := strconv.ParseUint(digits, 10, 64)
 	return seq, err == nil
 }
+
+// FileOf says whether path names one of the files the log at log writes
+// (log and path clean, absolute): the log itself, its lock (LOG.lock),
+// its checkpoint state (LOG.checkpoint) or a rotated file (LOG. and 12
+// to 20 digits, which retention removes); what says which, for a
+// refusal. Another file the same name took would be written over, or
+// read as the log's.
+func FileOf(log, path string) (what string, ok bool) {
+	rest, ok := strings.CutPrefix(path, log)
+	switch {
+	case !ok:
+		return "", false
+	case rest == "":
+		return "the audit log", true
+	case rest == lockSuffix:
+		return "the audit log's lock", true
+	case rest == checkpointSuffix:
+		return "the audit log's checkpoint state", true
+	}
+	if _, ok := rotatedSeq(rest); ok {
+		return "a rotated file of the audit log", true
+	}
+	return "", false
+}
+
+// The suffixes of the log's lock and checkpoint state after its path.
+const (
+	lockSuffix       = ".lock"
+	checkpointSuffix = ".checkpoint"
+)
 
 // rotated lists the rotated files of the log, oldest first.
 func (l *Log) rotated() ([]string, error) {

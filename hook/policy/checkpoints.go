@@ -30,6 +30,9 @@ func (p *parser) checkpoints(n *node, path string) *audit.CheckpointOptions {
 			}
 		case "file":
 			c.File = p.absPath(v, path, true)
+			if c.File != "" {
+				p.written = append(p.written, writtenFile{v, path, c.File})
+			}
 		case "syslog":
 			if v.Kind != 'a' {
 				p.errorf(v, path, "must be an array of destinations (unix:///PATH, tcp://HOST:PORT), not %s", kindName(v.Kind))

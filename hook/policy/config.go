@@ -347,6 +347,17 @@ type parser struct {
 	// checked against trusted_selectors once the whole file is read
 	// (the key may come after the policies).
 	selectors []selector
+	// written are the files besides the audit log the config names
+	// (log_file, seal_state, checkpoints.file), checked against the log
+	// and each other once the whole file is read.
+	written []writtenFile
+}
+
+// writtenFile is a file a setting names that a writer writes.
+type writtenFile struct {
+	n    *node
+	key  string // its key path
+	path string
 }
 
 // selector is the ID or one annotation key a block's match names.
@@ -515,6 +526,9 @@ func (p *parser) config(n *node) *Config {
 			c.AuditLog = p.absPath(v, path, false)
 		case "log_file":
 			c.LogFile = p.logFile(v, path)
+			if strings.HasPrefix(c.LogFile, "/") {
+				p.written = append(p.written, writtenFile{v, path, c.LogFile})
+			}
 		case "syslog":
 			c.Syslog = p.syslogDest(v, path)
 		case "on_error":
@@ -541,6 +555,9 @@ func (p *parser) config(n *node) *Config {
 			}
 		case "seal_state":
 			c.SealState = p.absPath(v, path, true)
+			if c.SealState != "" {
+				p.written = append(p.written, writtenFile{v, path, c.SealState})
+			}
 		case "checkpoints":
 			c.Checkpoints = p.checkpoints(v, path)
 		case "record_annotations":
@@ -592,7 +609,30 @@ func (p *parser) config(n *node) *Config {
 	if trustedOK {
 		p.checkTrust(&c.TrustedSelectors)
 	}
+	p.checkWritten(c.AuditLog)
 	return c
+}
+
+// checkWritten refuses a file a setting names (log_file, seal_state,
+// checkpoints.file) that is one of the audit log's own (the log, its
+// lock, its checkpoint state, a rotated file: [audit.FileOf]) or the
+// file another of those settings names: two writers of one file mix
+// what they write (diagnostics in the log or the sealing state, the
+// sealing key in the checkpoints shippers send off the node), and
+// retention removes a rotated file's name.
+func (p *parser) checkWritten(auditLog string) {
+	for i, w := range p.written {
+		if what, ok := audit.FileOf(auditLog, w.path); auditLog != "" && ok {
+			p.errorf(w.n, w.key, "must not be %s (%s): the log's writers use that name", what, w.path)
+			continue
+		}
+		for _, o := range p.written[:i] {
+			if o.path == w.path {
+				p.errorf(w.n, w.key, "must not be the file %s names too (%s): one file cannot hold both", o.key, w.path)
+				break
+			}
+		}
+	}
 }
 
 // trusted parses trusted_selectors.

@@ -25,3 +25,47 @@ func TestLogFileTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestWrittenFilesApart checks that log_file, seal_state and
+// checkpoints.file are refused, with one line naming the key, when one
+// is a file of the audit log's (the log, LOG.lock, LOG.checkpoint, a
+// rotated LOG.NNNNNNNNNNNN, which retention removes) or names the file
+// another of them names: each such config was accepted, and two writers
+// mixed their contents in one file (diagnostics in the log or the
+// sealing state, the sealing key in the checkpoints shipped off the
+// node). Names next to the log's that are not its own stay allowed.
+func TestWrittenFilesApart(t *testing.T) {
+	const log = "/var/lib/nsrel/audit.jsonl"
+	cfg := func(members string) []byte {
+		return []byte(`{"version":1,"audit_log":"` + log + `",` + members + `,"default":{"mode":"audit"}}`)
+	}
+	for _, tc := range []struct{ members, want string }{
+		{`"log_file":"` + log + `"`, "log_file: must not be the audit log (" + log + ")"},
+		{`"checkpoints":{"file":"` + log + `"}`, "checkpoints.file: must not be the audit log (" + log + ")"},
+		{`"seal_state":"` + log + `"`, "seal_state: must not be the audit log (" + log + ")"},
+		{`"log_file":"` + log + `.lock"`, "log_file: must not be the audit log's lock"},
+		{`"log_file":"` + log + `.checkpoint"`, "log_file: must not be the audit log's checkpoint state"},
+		{`"seal_state":"` + log + `.checkpoint"`, "seal_state: must not be the audit log's checkpoint state"},
+		{`"log_file":"` + log + `.000000000001"`, "log_file: must not be a rotated file of the audit log"},
+		{`"checkpoints":{"file":"` + log + `.18446744073709551615"}`, "checkpoints.file: must not be a rotated file of the audit log"},
+		{`"log_file":"/var/lib/nsrel/x","seal_state":"/var/lib/nsrel/x"`, "seal_state: must not be the file log_file names too (/var/lib/nsrel/x)"},
+		{`"seal_state":"/var/lib/nsrel/x","checkpoints":{"file":"/var/lib/nsrel/x"}`, "checkpoints.file: must not be the file seal_state names too"},
+		{`"checkpoints":{"file":"/var/lib/nsrel/x"},"log_file":"/var/lib/nsrel/x"`, "log_file: must not be the file checkpoints.file names too"},
+	} {
+		_, err := policy.Parse("hook.json", cfg(tc.members))
+		if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want one line with %q", tc.members, err, tc.want)
+		}
+	}
+	for _, members := range []string{
+		`"log_file":"` + log + `.log","seal_state":"` + log + `.seal","checkpoints":{"file":"` + log + `.ckpt"}`,
+		`"log_file":"` + log + `.00000000001"`,
+		`"log_file":"` + log + `.99999999999999999999"`,
+		`"log_file":"` + log + `x.lock"`,
+		`"log_file":"unix:///var/lib/nsrel/audit.jsonl"`,
+	} {
+		if _, err := policy.Parse("hook.json", cfg(members)); err != nil {
+			t.Errorf("%s: %v", members, err)
+		}
+	}
+}
