@@ -287,7 +287,7 @@ func (l *Log) ship(ctx context.Context, c *Checkpoint) {
 		}
 	}
 	if o.File != "" {
-		err := appendFile(o.File, line)
+		err := appendFile(ctx, o.File, line)
 		if err != nil {
 			l.warn(fmt.Errorf("checkpoint file: %w", err))
 		}
@@ -471,16 +471,41 @@ func (l *Log) shipQueued() {
 	}
 }
 
-// appendFile appends data to a file shippers read (created 0600, with
-// its directory 0700), in one write. Its directories must be trusted and
-// its own writable by root only ([safefile.OpenPrivate]): whoever could
-// swap them could read, cut or add to what is shipped.
-func appendFile(path string, data []byte) error {
-	f, err := safefile.OpenPrivate(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT, false)
+// appendFile appends data, one line, to a file shippers read (created
+// 0600, with its directory 0700), in one write. Its directories must be
+// trusted and its own writable by root only ([safefile.OpenPrivate]):
+// whoever could swap them could read, cut or add to what is shipped.
+//
+// A line of its own: when the file does not end with a newline (a write
+// cut short by a full disk, or a writer killed mid-write, left part of a
+// line), a newline goes first, in the same write, so that the line is
+// not glued onto the fragment where no reader would parse it. Writers
+// ship after the log's lock is released, so the file's own lock
+// (flock(2), waited for until ctx is done or [syslog.Timeout], as a
+// syslog destination is) makes looking at its end and writing one step.
+// A write cut short is an error: the line did not get there whole.
+func appendFile(ctx context.Context, path string, data []byte) error {
+	f, err := safefile.OpenPrivate(path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT, false)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	ctx, cancel := context.WithTimeout(ctx, syslog.Timeout)
+	defer cancel()
+	// Closing f releases the lock; flockWait closes it on failure.
+	if _, err := flockWait(ctx, f, unix.LOCK_EX); err != nil {
+		return err
+	}
+	size, err := fileSize(f)
+	if err == nil && size > 0 {
+		end := make([]byte, 1)
+		if _, err = f.ReadAt(end, size-1); err == nil && end[0] != '\n' {
+			data = append([]byte{'\n'}, data...)
+		}
+	}
+	if err == nil {
+		// os.File.Write says why a write came short (ENOSPC).
+		_, err = f.Write(data)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

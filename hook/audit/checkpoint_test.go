@@ -1342,3 +1342,104 @@ func TestReadCheckpointsRefusesNonRegular(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointAfterCutLine: a checkpoint written after a line cut
+// short in the checkpoints file (a writer killed mid-write; a full disk)
+// is a line of its own, which readers parse: it was glued onto the
+// fragment, counted as shipped, and no reader could parse it. The
+// checkpoint whose write the full disk cut short is not counted as
+// shipped. (A 16 KiB tmpfs is mounted for the full disk: root.)
+func TestCheckpointAfterCutLine(t *testing.T) {
+	type result struct {
+		seq uint64
+		err error
+	}
+	logWith := func(t *testing.T, file string) (*audit.Log, *[]result, *[]uint64) {
+		var sent []result
+		var shipped []uint64
+		l, _ := newLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: file,
+			Sent: func(c *audit.Checkpoint, kind string, err error) {
+				if kind == audit.DestFile {
+					sent = append(sent, result{c.Seq, err})
+				}
+			},
+			Shipped: func(c *audit.Checkpoint) { shipped = append(shipped, c.Seq) },
+		}})
+		return l, &sent, &shipped
+	}
+	seqs := func(file string) []uint64 {
+		var out []uint64
+		for _, c := range readCheckpoints(t, file) {
+			out = append(out, c.Seq)
+		}
+		return out
+	}
+	addTo := func(t *testing.T, file string, data []byte) {
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+
+	t.Run("killed writer", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+		l, _, _ := logWith(t, file)
+		appendN(t, l, 1)
+		line := readCheckpoints(t, file)[0].Line()
+		addTo(t, file, line[:len(line)/2])
+		appendN(t, l, 1)
+		if got := seqs(file); !slices.Equal(got, []uint64{1, 2}) {
+			t.Errorf("checkpoints read: seq %v, want [1 2]", got)
+		}
+	})
+
+	t.Run("full disk", func(t *testing.T) {
+		nstest.RequireRoot(t)
+		mnt := t.TempDir()
+		if err := unix.Mount("tmpfs", mnt, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=16k,mode=0700"); err != nil {
+			nstest.Require(t, false, "mount a tmpfs: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+		file := filepath.Join(mnt, "checkpoints.jsonl")
+		l, sent, shipped := logWith(t, file)
+		appendN(t, l, 1)
+		// A line of padding (no checkpoint) that leaves 60 bytes of the
+		// file's page: the next checkpoint needs another page.
+		st, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addTo(t, file, append(bytes.Repeat([]byte("x"), int(4096-60-1-st.Size())), '\n'))
+		filler, err := os.Create(filepath.Join(mnt, "filler"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := filler.Write(make([]byte, 4096)); err != nil {
+				break
+			}
+		}
+		filler.Close()
+		appendN(t, l, 1)
+		if data, err := os.ReadFile(file); err != nil || len(data) != 4096 || data[len(data)-1] == '\n' {
+			t.Fatalf("the full disk left no cut line (%d bytes, %v)", len(data), err)
+		}
+		if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 1)
+		if len(*sent) != 3 || (*sent)[0].err != nil || !errors.Is((*sent)[1].err, unix.ENOSPC) || (*sent)[2].err != nil {
+			t.Errorf("written to the file: %+v; want seq 1 and 3, seq 2 failing with ENOSPC", *sent)
+		}
+		if !slices.Equal(*shipped, []uint64{1, 3}) {
+			t.Errorf("shipped: seq %v, want [1 3] (seq 2 was cut short)", *shipped)
+		}
+		if got := seqs(file); !slices.Equal(got, []uint64{1, 3}) {
+			t.Errorf("checkpoints read: seq %v, want [1 3]", got)
+		}
+	})
+}
