@@ -13,7 +13,7 @@ import (
 
 func policyCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 && isHelp(args[0]) || len(args) == 2 && args[0] == "check" && isHelp(args[1]) {
-		_, err := fmt.Fprintln(stdout, "usage: nsrel-hook policy check FILE\n\nValidates a config file and prints what each policy block matches.\nexample: nsrel-hook policy check "+vocab.DefaultHookConfig)
+		_, err := fmt.Fprintln(stdout, "usage: nsrel-hook policy check FILE\n\nValidates a config file, checks the local sockets it sends to (as every\nsend does), and prints what each policy block matches.\nexample: nsrel-hook policy check "+vocab.DefaultHookConfig)
 		return vocab.Written("nsrel-hook", err, stderr)
 	}
 	if len(args) == 0 || args[0] != "check" {
@@ -28,6 +28,13 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "nsrel-hook: %s\n", vocab.Printable(line))
+		}
+		return 1
+	}
+	// Each send checks its socket too; the stage's Load does not.
+	if err := cfg.CheckSockets(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "nsrel-hook: %s: %s\n", vocab.Printable(args[1]), vocab.Printable(line))
 		}
 		return 1
 	}

@@ -286,6 +286,56 @@ func TestCheckpointRetry(t *testing.T) {
 	}
 }
 
+// TestCheckpointSyslogUntrusted: a checkpoints syslog destination that
+// is a socket in a directory another user owns, or one another user
+// bound, is refused as a checkpoints file there is (the checkpoint is
+// not sent, and not counted as shipped): whoever bound it received the
+// checkpoints and could swallow them, and they counted as shipped.
+func TestCheckpointSyslogUntrusted(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := t.TempDir()
+	theirs := filepath.Join(dir, "theirs")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.PacketConn
+	for _, p := range []string{filepath.Join(theirs, "log.sock"), filepath.Join(dir, "bound.sock"), filepath.Join(dir, "log.sock")} {
+		c, err := net.ListenPacket("unixgram", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(filepath.Join(dir, "bound.sock"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		name string
+		ok   bool
+	}{{"in another user's directory", false}, {"bound by another user", false}, {"trusted", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := conns[i].LocalAddr().String()
+			var sent []error
+			shipped := 0
+			l, _ := newLog(t, audit.Options{Warn: func(error) {}, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1,
+				Syslog:  []syslog.Dest{{Network: "unixgram", Address: addr}},
+				Sent:    func(c *audit.Checkpoint, kind string, err error) { sent = append(sent, err) },
+				Shipped: func(*audit.Checkpoint) { shipped++ },
+			}})
+			appendN(t, l, 1)
+			conns[i].SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			_, _, rerr := conns[i].ReadFrom(make([]byte, 4096))
+			if len(sent) != 1 || (sent[0] == nil) != tc.ok || (!tc.ok && !errors.Is(sent[0], safefile.ErrUntrusted)) || (shipped == 1) != tc.ok || (rerr == nil) != tc.ok {
+				t.Errorf("%s: sent %v, shipped %d, received %v; want ok %v", addr, sent, shipped, rerr == nil, tc.ok)
+			}
+		})
+	}
+}
+
 // TestCheckpointFileUntrusted: the checkpoint file is what shippers
 // read off the node: in a directory others may write (a group-writable
 // /var/log) or swap, or owned by someone else, it is not written (the

@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/syslog"
 )
 
@@ -86,4 +88,40 @@ func (p *parser) syslogDest(n *node, path string) *syslog.Dest {
 		return nil
 	}
 	return &d
+}
+
+// CheckSockets checks the local sockets the config sends to (log_file,
+// syslog, checkpoints.syslog) as every send does ([syslog.Send],
+// [safefile.CheckSocket]), for `nsrel-hook policy check`; [Load] does
+// not, since the hook loads the config at every stage, and a socket
+// may come and go with its daemon. It returns one error a line, each
+// naming the key and the destination, for the sockets refused as
+// untrusted (one missing now is not one).
+func (c *Config) CheckSockets() error {
+	var errs []error
+	check := func(key, target string, d syslog.Dest) {
+		if d.Network != "unixgram" {
+			return
+		}
+		if err := safefile.CheckSocket(d.Address); errors.Is(err, safefile.ErrUntrusted) {
+			errs = append(errs, fmt.Errorf("%s: %s: %w", key, target, err))
+		}
+	}
+	if t, err := syslog.ParseTarget(c.LogFile); err == nil && c.LogFile != "" && c.LogFile[0] != '/' {
+		switch t.Kind {
+		case "syslog":
+			check("log_file", c.LogFile, t.Syslog)
+		case "journald":
+			check("log_file", c.LogFile, syslog.Dest{Network: "unixgram", Address: t.Journal})
+		}
+	}
+	if c.Syslog != nil {
+		check("syslog", c.Syslog.String(), *c.Syslog)
+	}
+	if c.Checkpoints != nil {
+		for i, d := range c.Checkpoints.Syslog {
+			check(fmt.Sprintf("checkpoints.syslog[%d]", i), d.String(), d)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -1,11 +1,16 @@
 package policy_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 // TestLogFileTargets checks log_file: a clean absolute path or a syslog
@@ -66,6 +71,68 @@ func TestWrittenFilesApart(t *testing.T) {
 	} {
 		if _, err := policy.Parse("hook.json", cfg(members)); err != nil {
 			t.Errorf("%s: %v", members, err)
+		}
+	}
+}
+
+// TestCheckSockets checks what `nsrel-hook policy check` says of the
+// local sockets a config sends to: one in a directory another user owns,
+// or one another user bound, is named with its key, one line each, as
+// every send refuses it (it was sent to as it was, and its owner
+// received root's diagnostics and checkpoints); a trusted one, or one
+// missing now (its daemon down), passes.
+func TestCheckSockets(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := t.TempDir()
+	theirs := filepath.Join(dir, "theirs")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(theirs, "log.sock"), filepath.Join(dir, "bound.sock"), filepath.Join(dir, "log.sock")} {
+		c, err := net.ListenPacket("unixgram", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(filepath.Join(dir, "bound.sock"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	mine, inTheirs, bound, missing := filepath.Join(dir, "log.sock"), filepath.Join(theirs, "log.sock"), filepath.Join(dir, "bound.sock"), filepath.Join(dir, "missing.sock")
+	cfg := func(logFile, sys string, ckpts ...string) []byte {
+		b, _ := json.Marshal(map[string]any{"version": 1, "audit_log": "/a", "log_file": logFile, "syslog": sys,
+			"checkpoints": map[string]any{"syslog": ckpts}, "default": map[string]any{"mode": "audit"}})
+		return b
+	}
+	for _, tc := range []struct {
+		config []byte
+		want   []string
+	}{
+		{cfg("unix://"+mine, "unix://"+mine, "unix://"+mine, "tcp://127.0.0.1:514"), nil},
+		{cfg("journald://"+missing, "unix://"+missing, "unix://"+missing), nil},
+		{cfg("journald://"+inTheirs, "unix://"+bound, "unix://"+mine, "unix://"+inTheirs), []string{
+			"log_file: journald://" + inTheirs + ": " + theirs + ": owned by uid 65534",
+			"syslog: unix://" + bound + ": " + bound + ": a socket owned by uid 65534",
+			"checkpoints.syslog[1]: unix://" + inTheirs + ": " + theirs + ": owned by uid 65534",
+		}},
+	} {
+		c, err := policy.Parse("hook.json", tc.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		if err := c.CheckSockets(); err != nil {
+			lines = strings.Split(err.Error(), "\n")
+		}
+		ok := len(lines) == len(tc.want)
+		for i := 0; ok && i < len(lines); i++ {
+			ok = strings.HasPrefix(lines[i], tc.want[i]) && strings.HasSuffix(lines[i], ": not trusted")
+		}
+		if !ok {
+			t.Errorf("%s:\n got %q\nwant %q", tc.config, lines, tc.want)
 		}
 	}
 }

@@ -18,9 +18,9 @@ const module = "github.com/nsrel/nsrel/"
 // added to both.
 var layers = map[string]int{
 	"internal/vocab":         0,
-	"internal/safefile":      0,
+	"internal/safefile":      -1,
 	"internal/syslog":        0,
-	"internal/linuxonly":     -1,
+	"internal/linuxonly":     -2,
 	"internal/bigstack":      -1,
 	"cmd/internal/quickhelp": -1,
 	"cmd/lsuserns/help":      0,

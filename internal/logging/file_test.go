@@ -2,11 +2,13 @@ package logging
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nsrel/nsrel/internal/nstest"
 )
@@ -87,5 +89,41 @@ func TestFileInUntrustedDir(t *testing.T) {
 	}
 	if s := stderr.String(); strings.Count(s, "\n") != 1 || !strings.Contains(s, "not trusted") {
 		t.Errorf("stderr: %q", s)
+	}
+}
+
+// TestTargetInUntrustedDir: a log_file (or --log-to) socket in a
+// directory another user owns is refused as a file there is: the user
+// who binds it there received root's diagnostics, text from containers
+// in them. Nothing is sent; stderr says why, and the entries follow
+// there.
+func TestTargetInUntrustedDir(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, scheme := range []string{"unix://", "journald://"} {
+		theirs := filepath.Join(t.TempDir(), "theirs")
+		if err := os.Mkdir(theirs, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sock := filepath.Join(theirs, "log.sock")
+		c, err := net.ListenPacket("unixgram", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := os.Chown(theirs, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		os.Lchown(sock, 65534, 65534)
+		var stderr bytes.Buffer
+		l, closeLog := File(scheme+sock, "nsrel-hook", &stderr)
+		l.WithField("container", "victim").Error("container refused")
+		closeLog()
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, _, err := c.ReadFrom(make([]byte, 65536)); err == nil {
+			t.Errorf("%s: %d bytes sent to a socket in a directory of uid 65534's", scheme, n)
+		}
+		if s := stderr.String(); !strings.Contains(s, "not trusted") || !strings.Contains(s, "container=victim") {
+			t.Errorf("%s: stderr %q; want why, and the entry", scheme, s)
+		}
 	}
 }

@@ -60,7 +60,7 @@ func openRegularAt(dirfd int, name, path string, flags int) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// kind names the type of a file that is not a regular one, for refusals.
+// kind names the type of a file, for refusals.
 func kind(mode uint32) string {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFIFO:
@@ -75,6 +75,8 @@ func kind(mode uint32) string {
 		return "a directory"
 	case unix.S_IFLNK:
 		return "a symlink"
+	case unix.S_IFREG:
+		return "a regular file"
 	}
 	return fmt.Sprintf("a file of type %#o", mode&unix.S_IFMT)
 }

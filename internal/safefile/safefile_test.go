@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -378,4 +379,129 @@ func TestSecretLinks(t *testing.T) {
 	} else {
 		f.Close()
 	}
+}
+
+// TestCheckSocket checks the trust rule on the sockets diagnostics and
+// checkpoints are sent to (syslog, journald), made for each case below a
+// private, trusted temporary directory: a socket in a directory another
+// user owns or may write, or one another user bound, was sent to as it
+// was, and they received what was sent.
+func TestCheckSocket(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir string) string // returns the socket's path
+		ok    bool
+	}{
+		{"trusted", func(t *testing.T, dir string) string { return sock(t, dir, "s") }, true},
+		{"mode 0666", func(t *testing.T, dir string) string {
+			p := sock(t, dir, "s")
+			os.Chmod(p, 0o666)
+			return p
+		}, true},
+		{"bound by another user", func(t *testing.T, dir string) string {
+			p := sock(t, dir, "s")
+			os.Lchown(p, 65534, 65534)
+			return p
+		}, false},
+		{"in another user's directory", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "user")
+			os.Mkdir(d, 0o755)
+			p := sock(t, d, "s")
+			os.Chown(d, 65534, 65534)
+			return p
+		}, false},
+		{"in a directory others may write", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "open")
+			os.Mkdir(d, 0o777)
+			os.Chmod(d, 0o777)
+			return sock(t, d, "s")
+		}, false},
+		{"root's in a sticky directory of root's", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "tmp")
+			os.Mkdir(d, 0o777)
+			os.Chmod(d, os.ModeSticky|0o777)
+			return sock(t, d, "s")
+		}, true},
+		{"another user's in a sticky directory of root's", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "tmp")
+			os.Mkdir(d, 0o777)
+			os.Chmod(d, os.ModeSticky|0o777)
+			p := sock(t, d, "s")
+			os.Lchown(p, 65534, 65534)
+			return p
+		}, false},
+		{"through root's symlink (/dev/log)", func(t *testing.T, dir string) string {
+			real := filepath.Join(dir, "run")
+			os.Mkdir(real, 0o755)
+			l := filepath.Join(dir, "log")
+			os.Symlink(sock(t, real, "dev-log"), l)
+			return l
+		}, true},
+		{"through root's relative symlink with ..", func(t *testing.T, dir string) string {
+			os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755)
+			sock(t, filepath.Join(dir, "a"), "s")
+			l := filepath.Join(dir, "a", "b", "log")
+			os.Symlink("../s", l)
+			return l
+		}, true},
+		{"through another user's symlink", func(t *testing.T, dir string) string {
+			l := filepath.Join(dir, "log")
+			os.Symlink(sock(t, dir, "s"), l)
+			os.Lchown(l, 65534, 65534)
+			return l
+		}, false},
+		{"through root's symlink into another user's directory", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "user")
+			os.Mkdir(d, 0o755)
+			l := filepath.Join(dir, "log")
+			os.Symlink(sock(t, d, "s"), l)
+			os.Chown(d, 65534, 65534)
+			return l
+		}, false},
+		{"through a directory symlink of another user's", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "run")
+			os.Mkdir(d, 0o755)
+			sock(t, d, "s")
+			l := filepath.Join(dir, "link")
+			os.Symlink(d, l)
+			os.Lchown(l, 65534, 65534)
+			return filepath.Join(l, "s")
+		}, false},
+		{"a regular file", func(t *testing.T, dir string) string { return file(t, dir, "f", 0o600) }, false},
+		{"missing", func(t *testing.T, dir string) string { return filepath.Join(dir, "missing") }, false},
+		{"a symlink loop", func(t *testing.T, dir string) string {
+			os.Symlink(filepath.Join(dir, "b"), filepath.Join(dir, "a"))
+			os.Symlink(filepath.Join(dir, "a"), filepath.Join(dir, "b"))
+			return filepath.Join(dir, "a")
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.setup(t, t.TempDir())
+			err := safefile.CheckSocket(p)
+			if (err == nil) != tc.ok {
+				t.Errorf("CheckSocket(%s): %v; want ok %v", p, err, tc.ok)
+			}
+		})
+	}
+	// The owner's and the directory's refusals say why, as a file's do.
+	dir := t.TempDir()
+	p := sock(t, dir, "s")
+	os.Lchown(p, 65534, 65534)
+	if err := safefile.CheckSocket(p); !errors.Is(err, safefile.ErrUntrusted) || err.Error() != fmt.Sprintf("%s: a socket owned by uid 65534, not root or uid 0: refusing it: not trusted", p) {
+		t.Errorf("CheckSocket(%s): %v", p, err)
+	}
+}
+
+// sock binds a Unix datagram socket named name in dir, closed when the
+// test ends, and returns its path.
+func sock(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: p, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return p
 }

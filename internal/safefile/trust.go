@@ -93,7 +93,14 @@ func checkDirs(dir string) (complete bool, err error) {
 	if err := noDotDot(dir); err != nil {
 		return false, err
 	}
-	p := filepath.Clean(dir)
+	return walkDirs(filepath.Clean(dir))
+}
+
+// walkDirs is [checkDirs] of an absolute path p, which may hold ".."
+// after a symlink (a link's target, not cleaned: the walk takes ".." as
+// the kernel does, through real directories only).
+func walkDirs(p string) (complete bool, err error) {
+	dir := p
 	for range maxSymlinks {
 		link, rest, missing, err := checkPath(p)
 		if err != nil || link == "" {
@@ -184,6 +191,67 @@ func checkDir(path string, st *unix.Stat_t) error {
 		return nil
 	}
 	return checkStat(path, st, false)
+}
+
+// CheckSocket checks a Unix socket that a process is about to connect
+// to and send to (a syslog or journald socket), before it connects: its
+// directories by the trust rule ([CheckDirs]), and the socket itself,
+// which must be a socket owned by root or the effective user (its mode
+// says nothing: whoever may write a socket sends to its listener). A
+// symlink in the last component (/dev/log is one to journald's socket
+// on systemd) is followed as in a directory path: the link must be
+// owned by root or the effective user, and the target's directories and
+// the target are checked the same way. Whoever else could bind the
+// socket, or swap it or a directory on the way, would receive what is
+// sent and could swallow it. Once this passes, nobody else can change
+// what the path names (every directory on the way is trusted), so
+// connecting after the check connects to the socket checked.
+func CheckSocket(path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%s: not an absolute path", path)
+	}
+	if err := noDotDot(path); err != nil {
+		return err
+	}
+	p := filepath.Clean(path)
+	euid := uint32(os.Geteuid())
+	for range maxSymlinks {
+		i := strings.LastIndexByte(p, '/')
+		dir, base := p[:i], p[i+1:]
+		if dir == "" {
+			dir = "/"
+		}
+		if base == "" || base == "." || base == ".." {
+			return fmt.Errorf("%s: not a socket: refusing it", p)
+		}
+		if _, err := walkDirs(dir); err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return &os.PathError{Op: "lstat", Path: p, Err: err}
+		}
+		if st.Uid != 0 && st.Uid != euid {
+			return fmt.Errorf("%s: %s owned by uid %d, not root or uid %d: refusing it: %w", p, kind(st.Mode), st.Uid, euid, ErrUntrusted)
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFSOCK:
+			return nil
+		case unix.S_IFLNK:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			// Not cleaned, as in a directory path (see walkDirs).
+			if !strings.HasPrefix(target, "/") {
+				target = dir + "/" + target
+			}
+			p = target
+		default:
+			return fmt.Errorf("%s: %s, not a socket: refusing it", p, kind(st.Mode))
+		}
+	}
+	return fmt.Errorf("%s: more than %d symlinks on the way: %w", path, maxSymlinks, ErrUntrusted)
 }
 
 // CheckPrivateDir checks that dir (if it exists) is not a sticky

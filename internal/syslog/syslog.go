@@ -4,8 +4,10 @@
 // failed or as it happens: the audit log's checkpoints, the line a hook
 // prints when it could not record a container, and the binaries'
 // diagnostics with structured data ([MessageSD]). It holds no connection
-// between messages. [ParseTarget] parses where diagnostics go (stderr,
-// syslog or journald), for package logging and the hook's config.
+// between messages, and checks a local socket before each one
+// ([safefile.CheckSocket]). [ParseTarget] parses where diagnostics go
+// (stderr, syslog or journald), for package logging and the hook's
+// config.
 package syslog
 
 import (
@@ -17,6 +19,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/nsrel/nsrel/internal/safefile"
 )
 
 // Dest is one syslog destination.
@@ -153,8 +157,17 @@ func field(s string, n int) string {
 const Timeout = time.Second
 
 // Send sends one message to d, giving up at ctx's deadline or after
-// [Timeout].
+// [Timeout]. A local socket is checked first ([safefile.CheckSocket]):
+// it must be a socket owned by root or the effective user, in
+// directories nobody else may write or swap, as a file written there
+// would have to be; whoever else bound it would receive the message and
+// could swallow it. (A TCP destination is whatever listens there.)
 func Send(ctx context.Context, d Dest, msg []byte) error {
+	if d.Network == "unixgram" {
+		if err := safefile.CheckSocket(d.Address); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
 	var dialer net.Dialer
