@@ -47,7 +47,7 @@ func hooksAt(path, config string, stages []string) (specs.Hooks, error) {
 	timeout := vocab.DefaultHookTimeout
 	var hs specs.Hooks
 	for _, stage := range stages {
-		h := []specs.Hook{{Path: path, Args: []string{"nsrel-hook", "--config", config, stage}, Timeout: &timeout}}
+		h := []specs.Hook{{Path: path, Args: []string{vocab.HookName, "--config", config, stage}, Timeout: &timeout}}
 		switch stage {
 		case vocab.StageCreateRuntime:
 			hs.CreateRuntime = h

@@ -1,6 +1,7 @@
 package nriplugin
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/containerd/nri/pkg/api"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nsrel/nsrel/containerd"
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
@@ -413,5 +415,92 @@ func TestProbeResolvedAtStart(t *testing.T) {
 	p.PostCreateContainer(ctx, early, &api.Container{Id: "early"})
 	if p.Refused() {
 		t.Error("an injection the runtime confirmed left injection off on the node")
+	}
+}
+
+// TestInjectionBesideBaseSpecHook: containerd's base_runtime_spec runs
+// nsrel-hook from one path (a host install) and the plugin injects it
+// from another (the DaemonSet's /opt/nsrel/nsrel-hook). The plugin sees
+// the hook the spec has and adds none: the container has one
+// createRuntime and one poststop record. It compared the paths only,
+// and the hook ran twice at each stage, two start and two exit records
+// per container.
+func TestInjectionBesideBaseSpecHook(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	hookBin := nstest.Tool(t, "nsrel-hook")
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	dir := filepath.Dir(cfgPath)
+	injected := filepath.Join(dir, "opt", "nsrel", "nsrel-hook")
+	data, err := os.ReadFile(hookBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(injected), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(injected, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := ctrdtest.LoadSpec(t, ctrdtest.ShippedSpec(t))
+	h := containerd.Hooks(hookBin, cfgPath)
+	spec.Hooks = &h
+	sj, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specPath := filepath.Join(dir, "base-spec.json")
+	if err := os.WriteFile(specPath, sj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true, ExtraConfig: ctrdtest.ShippedFragment(t, ctrdtest.V2(), specPath)})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Inject: &Injection{Hook: injected, Config: cfgPath}})
+
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("twice-pod"))
+	id := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "ctr"), podJSON)
+	d.MustCrictl(t, crictl, "start", id)
+	d.MustCrictl(t, crictl, "stop", id)
+	got := audittest.SourceStages(audittest.Records(t, cfg.AuditLog, ""), id)
+	if diff := cmp.Diff([]string{"oci-hook/createRuntime", "oci-hook/poststop"}, got); diff != "" {
+		t.Errorf("records of the container (-want +got):\n%s", diff)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestHookRecognised: a spec runs nsrel-hook already when a createRuntime
+// hook's path or args[0] names nsrel-hook, at the injected path or not;
+// the plugin then adds no second one. Other hooks do not count.
+func TestHookRecognised(t *testing.T) {
+	_, cfg := ctrdtest.HookConfig(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inj := &Injection{Hook: "/opt/nsrel/nsrel-hook", Config: "/opt/nsrel/hook.json"}
+	for _, tc := range []struct {
+		name   string
+		hook   *api.Hook
+		inject bool
+	}{
+		{"injected path", &api.Hook{Path: inj.Hook}, false},
+		{"host install", &api.Hook{Path: "/usr/local/sbin/nsrel-hook", Args: []string{"nsrel-hook", "--config", "/etc/nsrel/hook.json", "createRuntime"}}, false},
+		{"path only", &api.Hook{Path: "/usr/sbin/nsrel-hook"}, false},
+		{"args[0] only", &api.Hook{Path: "/usr/libexec/nsrel/hook-1.4", Args: []string{"nsrel-hook", "createRuntime"}}, false},
+		{"another hook", &api.Hook{Path: "/usr/bin/nvidia-ctk", Args: []string{"nvidia-ctk", "hook"}}, true},
+		{"a name that only contains it", &api.Hook{Path: "/usr/bin/not-nsrel-hook", Args: []string{"not-nsrel-hook"}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Plugin{Config: cfg, Log: log, Inject: inj}
+			adj, _, _ := p.CreateContainer(t.Context(), &api.PodSandbox{Id: "pod"}, &api.Container{Id: "c", Hooks: &api.Hooks{CreateRuntime: []*api.Hook{tc.hook}}})
+			if (adj != nil) != tc.inject {
+				t.Errorf("adjustment %v; want one: %v", adj, tc.inject)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -313,8 +314,9 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	if p.refused && (p.probing != "" || time.Since(p.refusedAt) < probeAfter) {
 		return nil, nil, nil
 	}
-	// A hook the spec has already (containerd's base_runtime_spec) is
-	// not added a second time.
+	// A spec that runs nsrel-hook already (containerd's
+	// base_runtime_spec, at whatever path: [Plugin.isHook]) is not given
+	// it a second time.
 	if slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook) {
 		return nil, nil, nil
 	}
@@ -445,7 +447,20 @@ func (p *Plugin) undone(ctx context.Context, id string) {
 	}
 }
 
-func (p *Plugin) isHook(h *api.Hook) bool { return h.GetPath() == p.Inject.Hook }
+// isHook reports whether h runs nsrel-hook: at the path the plugin
+// injects, or at any other path (a base_runtime_spec's, a host install
+// beside the DaemonSet's), told by the file name of its path or its
+// args[0] ([vocab.HookName]).
+func (p *Plugin) isHook(h *api.Hook) bool {
+	if p.Inject != nil && h.GetPath() == p.Inject.Hook {
+		return true
+	}
+	if path.Base(h.GetPath()) == vocab.HookName {
+		return true
+	}
+	args := h.GetArgs()
+	return len(args) > 0 && path.Base(args[0]) == vocab.HookName
+}
 
 // Refused reports whether the plugin stopped injecting on the node, so
 // that it validates at StartContainer only.

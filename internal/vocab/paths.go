@@ -26,6 +26,12 @@ var DefaultHookConfig = "/etc/nsrel/hook.json"
 // (the Makefile does, from SBINDIR).
 var DefaultHookPath = "/usr/local/sbin/nsrel-hook"
 
+// HookName is nsrel-hook's file name, wherever it is installed, and the
+// args[0] of the hooks [DefaultHookPath]'s runtime configs and the NRI
+// plugin's injection give it: a spec hook whose path or args[0] ends in
+// it runs nsrel-hook.
+const HookName = "nsrel-hook"
+
 // ExpandPaths puts this build's paths into a help text: @HOOKPATH@
 // becomes [DefaultHookPath] and @CONFIG@ [DefaultHookConfig].
 func ExpandPaths(s string) string {
