@@ -71,8 +71,10 @@ type Injection struct {
 // process, evaluates the nsrel-hook policy, appends a start record (source
 // [audit.SourceNRI]) unless nsrel-hook already recorded this process, and in
 // enforce mode refuses a violating container by failing the request, so
-// the runtime does not start it. NRI only sees CRI (Kubernetes)
-// containers, not ctr or Go client ones.
+// the runtime does not start it. A container it refuses has a deny record
+// in the log, its own after another writer's record that allowed the
+// start. NRI only sees CRI (Kubernetes) containers, not ctr or Go client
+// ones.
 type Plugin struct {
 	// Config is the nsrel-hook configuration (policy, annotations, on_error).
 	Config *policy.Config
@@ -92,7 +94,10 @@ type Plugin struct {
 	// NRI adjustment, so that the runtime runs the hook's check, veto
 	// and record at the stage that can refuse. StartContainer still
 	// checks; it records nothing when the hook did (one start record
-	// per container). When the runtime undoes an injected creation
+	// per container), and a failure of its own check (its inspection,
+	// the audit log's lock, its scan's time) does not override the
+	// hook's record: only a rule its check found broken does, with a
+	// deny record of its own. When the runtime undoes an injected creation
 	// before PostCreateContainer, the plugin writes a
 	// [StageInjectionRefused] record and stops injecting into that pod
 	// (on the node: see [Plugin.RemoveContainer]).
@@ -288,7 +293,7 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	vocab.DropSandboxContainerName(md)
 	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
 	md[vocab.CRIAnnotationPrefix+"container-type"], md[vocab.CRIAnnotationPrefix+"sandbox-id"], md[vocab.CRIAnnotationPrefix+"sandbox-uid"] = "sandbox", pod.GetId(), pod.GetUid()
-	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md)
+	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md, false)
 }
 
 // CreateContainer adds nsrel-hook at createRuntime and poststop to the
@@ -494,7 +499,10 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	// One deadline for the whole request, the note included.
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
-	hasHook := p.Inject != nil && slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook)
+	// The final spec runs nsrel-hook at createRuntime: the injected one,
+	// or one the spec had already.
+	hooked := slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook)
+	hasHook := p.Inject != nil && hooked
 	p.mu.Lock()
 	injected := p.injected[ctr.GetId()]
 	delete(p.injected, ctr.GetId())
@@ -533,10 +541,21 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	// (trusted_selectors in docs/hook.md) cannot be picked by a container
 	// of another pod.
 	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
-	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md)
+	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md, hooked)
 }
 
-func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string) error {
+// start checks the process pid of container id (its annotations md),
+// records the start unless another writer did, and refuses what is to be
+// refused. hooked says that the container's final spec runs nsrel-hook
+// at createRuntime: then the hook's record of the process, when the log
+// holds one, is the check that counts, made at the stage that can
+// refuse; the plugin's own check overrides it only with a refusal for
+// what it found ([policy.Found]), never for what it could not do (an
+// inspection that failed, the audit log's lock it waited for in vain, a
+// scan out of time), and that refusal is recorded. Whatever the plugin
+// refuses has a deny record in the log: appended now, written late, or
+// there already.
+func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string, hooked bool) error {
 	p.mu.Lock()
 	p.active++
 	p.mu.Unlock()
@@ -548,6 +567,19 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
+	// The hook's record, looked up first and without the log's lock: a
+	// lock another writer holds past the check's time must not turn the
+	// hook's check into a refusal.
+	var hookRec *audit.Record
+	if hooked && pid > 0 {
+		var err error
+		hookRec, err = p.log().Searcher().WithContext(ctx).Last(id, func(r *audit.Record) bool {
+			return r.Source == audit.SourceOCIHook && audit.StartMatcher(pid, 0)(r)
+		})
+		if err != nil {
+			log.WithError(err).Warn("cannot look for nsrel-hook's record of the start")
+		}
+	}
 	// The hook's limits on a state's annotations, so that the plugin
 	// decides as the hook would for the same container.
 	limitErr := hook.LimitAnnotations(md, hook.SalvageKeep(p.Config))
@@ -568,7 +600,12 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	if rec.Ancestry != nil {
 		startTime = rec.StartTime
 	}
-	got, err := p.log().AppendStart(ctx, rec, pid, startTime)
+	if hookRec != nil && (startTime == 0 || hookRec.StartTime == startTime) && (hookRec.Verdict == audit.VerdictDeny || !found(rec)) {
+		// The hook's record stands, and there is nothing to add to it:
+		// the log's lock is not even needed.
+		return p.follow(log, rec, hookRec)
+	}
+	got, prev, err := p.appendStart(ctx, rec, pid, startTime, hooked)
 	if err != nil {
 		log.WithError(err).Error("audit log append failed")
 		if rec.Verdict == audit.VerdictDeny {
@@ -579,6 +616,13 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 			return errors.New("nsrel: " + msg)
 		}
 		if p.Config.OnError == policy.OnErrorDeny {
+			// Refused: the record says so once the log takes it (the
+			// hook, or the event recorder, may have recorded the start
+			// allowed meanwhile).
+			refused := *rec
+			refused.Verdict = audit.VerdictDeny
+			refused.Error = vocab.JoinErrors(rec.Error, "refused (on_error=deny): the audit record could not be written at the start")
+			p.appendLater(&refused, pid, startTime, err)
 			return fmt.Errorf("nsrel: container %s: cannot write the audit record (on_error=deny): %w", vocab.Printable(id), err)
 		}
 		// The container runs: its record is written late, not lost.
@@ -589,15 +633,10 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 		// Another writer recorded this start first: nsrel-hook, or the
 		// event recorder, which sees a sandbox's task start before the
 		// runtime asks the plugin and cannot refuse anything itself.
-		// Refusing is still the plugin's to do.
-		if rec.Verdict == audit.VerdictDeny {
-			// The message names the record there is.
-			if prev, err := p.log().Searcher().WithContext(ctx).Last(id, audit.StartMatcher(pid, startTime)); err == nil && prev != nil {
-				rec.Seq = prev.Seq
-			}
-			msg := hook.DenyMessage(rec)
-			log.WithField("verdict", rec.Verdict).Warn(msg + ", written by another writer")
-			return errors.New("nsrel: " + msg)
+		// Refusing is still the plugin's to do; nsrel-hook's record in
+		// a spec that runs it is the check that counts.
+		if rec.Verdict == audit.VerdictDeny || hooked && prev.Source == audit.SourceOCIHook {
+			return p.follow(log, rec, prev)
 		}
 		log.Debug("start already recorded (nsrel-hook or the event recorder)")
 		return nil
@@ -612,11 +651,67 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	return nil
 }
 
-// appendLater keeps a start whose append failed under on_error=allow
-// (or that the policy refused) and appends it once the log takes it, retrying in the background with
-// backoff (100 ms to 5 s): the record says when the start was and that
-// it was written late, and is skipped if another writer recorded the
-// start meanwhile. The goroutine ends when nothing is left to append.
+// found reports whether rec is a refusal for what the plugin's check
+// found ([policy.Found]): a rule an enforcing block says was broken.
+func found(rec *audit.Record) bool {
+	return rec.Verdict == audit.VerdictDeny && rec.Mode == policy.ModeEnforce && policy.Found(rec.Violations)
+}
+
+// follow answers as prev, another writer's record of the start, says:
+// refused when it is a refusal, else allowed (rec, the plugin's own
+// decision, is a refusal only for what the plugin could not check,
+// which prev, nsrel-hook's check at createRuntime, did check).
+func (p *Plugin) follow(log logrus.FieldLogger, rec, prev *audit.Record) error {
+	log = log.WithFields(logrus.Fields{"seq": prev.Seq, "source": prev.Source, "verdict": prev.Verdict})
+	if prev.Verdict == audit.VerdictDeny {
+		msg := hook.DenyMessage(prev)
+		log.Warn(msg + ", written by another writer")
+		return errors.New("nsrel: " + msg)
+	}
+	if rec.Verdict == audit.VerdictDeny || rec.Error != "" {
+		log.WithField("plugin-error", rec.Error).Warn("the plugin's own check failed; nsrel-hook's record of the start stands: allowed")
+		return nil
+	}
+	log.Debug("start already recorded (nsrel-hook or the event recorder)")
+	return nil
+}
+
+// appendStart appends rec, the start of the process pid (startTime 0:
+// unknown), under the log's lock, unless the log holds a start record
+// of the same process already (prev, whoever wrote it): then it returns
+// nil, except when rec refuses a start prev allowed, which the log must
+// say, so rec is appended after prev, noting it. When hooked, a record
+// of nsrel-hook's (which ran at createRuntime in the final spec) is not
+// overridden by a refusal for what the plugin could not check.
+func (p *Plugin) appendStart(ctx context.Context, rec *audit.Record, pid int, startTime uint64, hooked bool) (got, prev *audit.Record, err error) {
+	got, err = p.log().AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
+		var err error
+		prev, err = s.Last(rec.ContainerID, audit.StartMatcher(pid, startTime))
+		switch {
+		case err != nil:
+			return nil, err
+		case prev == nil:
+			return rec, nil
+		case rec.Verdict != audit.VerdictDeny || prev.Verdict == audit.VerdictDeny:
+			return nil, nil
+		case hooked && prev.Source == audit.SourceOCIHook && !found(rec):
+			return nil, nil
+		}
+		over := *rec
+		over.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("refused by the NRI plugin at the start, although the %s record seq %d allowed it", prev.Source, prev.Seq))
+		return &over, nil
+	})
+	return got, prev, err
+}
+
+// appendLater keeps a start whose append failed under on_error=allow,
+// or a refusal (by the policy, or by on_error=deny for the failed
+// append), and appends it once the log takes it, retrying in the
+// background with backoff (100 ms to 5 s): the record says when the
+// start was and that it was written late, and is skipped if another
+// writer recorded the start meanwhile, unless the record is a refusal
+// and the other writer's is not. The goroutine ends when nothing is
+// left to append.
 func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err error) {
 	rec.Time = time.Now().UTC().Format(time.RFC3339Nano)
 	rec.Error = vocab.JoinErrors(rec.Error, "written late: the audit log could not be written at the start ("+err.Error()+")")
@@ -699,7 +794,9 @@ func (p *Plugin) appendLate() (ok, more bool) {
 		rec = &c
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
-	got, err := p.log().AppendStart(ctx, rec, l.pid, l.startTime)
+	// A refusal is written even after another writer's record allowing
+	// the start: the container did not run.
+	got, _, err := p.appendStart(ctx, rec, l.pid, l.startTime, false)
 	cancel()
 	log := p.logger().WithField("container", l.rec.ContainerID)
 	if err != nil {

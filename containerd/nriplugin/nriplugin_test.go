@@ -152,8 +152,10 @@ func startPlugin(t *testing.T, d *ctrdtest.Daemon, p *Plugin) (stop func() error
 // starts: the plugin's check runs out of time before containerd's plugin
 // request timeout and, under on_error=deny, refuses the container,
 // instead of being disconnected by containerd (which would then start
-// the container unchecked). The plugin stays connected and checks the
-// next container.
+// the container unchecked). The refusal is recorded once the lock is
+// released (it was not recorded at all: another writer's "allow" could
+// be the only record of a container that never ran). The plugin stays
+// connected and checks the next container.
 func TestNRISlowAuditLog(t *testing.T) {
 	cfg, d, crictl, podID, podJSON, hold := slowLog(t, policy.OnErrorDeny)
 	release := hold()
@@ -166,10 +168,16 @@ func TestNRISlowAuditLog(t *testing.T) {
 	if out, _, _ := d.Crictl(crictl, "inspect", "-o", "go-template", "--template", "{{.status.state}}", slow); out == "CONTAINER_RUNNING" {
 		t.Errorf("container started although its check ran out of time")
 	}
+	recs := audittest.Wait(t, cfg.AuditLog, "the refusal, written late", func(rs []*audit.Record) bool { return len(audittest.SourceStages(rs, slow)) > 0 })
+	for _, r := range recs {
+		if r.ContainerID == slow && (r.Verdict != audit.VerdictDeny || !strings.Contains(r.Error, "refused (on_error=deny)") || !strings.Contains(r.Error, "written late")) {
+			t.Errorf("record of the refused container: verdict %s, error %q; want deny, refused (on_error=deny), written late", r.Verdict, r.Error)
+		}
+	}
 
 	next := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "next"), podJSON)
 	d.MustCrictl(t, crictl, "start", next)
-	recs := audittest.Records(t, cfg.AuditLog, "")
+	recs = audittest.Records(t, cfg.AuditLog, "")
 	if diff := cmp.Diff([]string{"nri/start"}, audittest.SourceStages(recs, next)); diff != "" {
 		t.Errorf("the next container after the timeout (-want +got):\n%s", diff)
 	}

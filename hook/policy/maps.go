@@ -93,7 +93,7 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 	uids, gids, err := HostMaps(a)
 	if err != nil {
 		for _, rule := range r.mapRules() {
-			add(rule, "cannot be checked: %v", err)
+			add(rule, Unchecked+": %v", err)
 		}
 		return
 	}
@@ -126,7 +126,7 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 			if r.AllowedSubIDUser != "" {
 				sub, err := readSubID(SubIDFiles[i], r.AllowedSubIDUser)
 				if err != nil {
-					add(RuleAllowedRanges, "cannot be checked: %v", err)
+					add(RuleAllowedRanges, Unchecked+": %v", err)
 					continue
 				}
 				allowed = append(append(idmap.Spans{}, allowed...), sub...)
@@ -168,10 +168,10 @@ const MaxDisjointListed = 64
 func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *Running, add func(rule, format string, args ...any)) {
 	switch {
 	case run == nil:
-		add(RuleDisjoint, "cannot be checked: the running processes were not scanned")
+		add(RuleDisjoint, Unchecked+": the running processes were not scanned")
 		return
 	case run.Err != nil:
-		add(RuleDisjoint, "cannot be checked: %v", run.Err)
+		add(RuleDisjoint, Unchecked+": %v", run.Err)
 		return
 	case a.UserDepth() == 0:
 		add(RuleDisjoint, "the container runs in the initial user namespace %s: it shares every host ID", userName(a, 0))
@@ -213,14 +213,14 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 		other := fmt.Sprintf("%s of pid %d (%s)", nsrel.Name{Type: nsrel.TypeUser, Ino: o.Ino}, o.PID, o.Name)
 		if o.Shared {
 			if o.Err != "" {
-				add(RuleDisjoint, "cannot be checked against pid %d (%s) in %s: %s", o.PID, o.Name, userName(a, 0), o.Err)
+				add(RuleDisjoint, Unchecked+" against pid %d (%s) in %s: %s", o.PID, o.Name, userName(a, 0), o.Err)
 			} else {
 				add(RuleDisjoint, "%s is also the user namespace of pid %d (%s), outside the container: it shares all its IDs", userName(a, 0), o.PID, o.Name)
 			}
 			continue
 		}
 		if o.Err != "" {
-			add(RuleDisjoint, "cannot be checked against %s: %s", other, o.Err)
+			add(RuleDisjoint, Unchecked+" against %s: %s", other, o.Err)
 			continue
 		}
 		if ov := idmap.Overlap(hu, o.UIDs); ov != nil {

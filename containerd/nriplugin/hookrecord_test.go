@@ -1,0 +1,185 @@
+package nriplugin
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
+)
+
+// TestNRIHookRecordStands: the injected nsrel-hook checked a container
+// at createRuntime and recorded it allowed; at StartContainer the
+// plugin's own check fails under on_error=deny, its inspection failing
+// or another writer holding the audit log's lock past the check's time.
+// The hook's record stands: the container runs, and its one start record
+// is the hook's. The plugin refused it, with no record saying so, the
+// log saying "allow" for a container that never ran.
+func TestNRIHookRecordStands(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	hookBin := nstest.Tool(t, "nsrel-hook")
+	for _, failure := range []string{"inspection", "locked-log"} {
+		t.Run(failure, func(t *testing.T) {
+			t.Parallel()
+			cfgPath, cfg := ctrdtest.ConfigWith(t, `"on_error": "deny",
+	"default": {"name": "default", "mode": "audit", "rules": {"require_pid_namespace": true}}`)
+			log, err := audit.Open(cfg.AuditLog, audit.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, err := audit.Open(cfg.AuditLog, audit.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+			c := d.Client(t)
+			d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+			d.ImportBusybox(t, c, "k8s.io")
+			p := &Plugin{Config: cfg, Log: log, Inject: &Injection{Hook: hookBin, Config: cfgPath}}
+			// The pod's sandbox is checked as usual; then the plugin's
+			// inspection fails, or the log's lock is taken from under
+			// it, until the test releases it.
+			var podStarted atomic.Bool
+			var once sync.Once
+			held := make(chan func(), 1)
+			p.Inspect = func(pid int, l *inspect.LiveOnce) (*audit.Ancestry, error) {
+				if !podStarted.Load() {
+					return inspect.ProcessWith(pid, l)
+				}
+				if failure == "inspection" {
+					return nil, fmt.Errorf("inspection failed on purpose")
+				}
+				once.Do(func() { held <- holdLog(other) })
+				return inspect.ProcessWith(pid, l)
+			}
+			startPlugin(t, d, p)
+			podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("stands-pod"))
+			podStarted.Store(true)
+			id := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "ctr"), podJSON)
+			_, stderr, err := d.Crictl(crictl, "start", id)
+			if failure == "locked-log" {
+				select {
+				case release := <-held:
+					release()
+				default:
+					t.Error("the plugin did not check the container")
+				}
+			}
+			if err != nil {
+				t.Errorf("start: %v, stderr %q; want the hook's allowed start to stand", err, stderr)
+			}
+			if out, _, _ := d.Crictl(crictl, "inspect", "-o", "go-template", "--template", "{{.status.state}}", id); out != "CONTAINER_RUNNING" {
+				t.Errorf("container state %q, want CONTAINER_RUNNING", out)
+			}
+			recs := audittest.Records(t, cfg.AuditLog, id)
+			if diff := cmp.Diff([]string{"oci-hook/createRuntime"}, audittest.SourceStages(recs, id)); diff != "" {
+				t.Errorf("records of the container (-want +got):\n%s", diff)
+			}
+			audittest.Verify(t, cfg.AuditLog)
+		})
+	}
+}
+
+// TestNRIRefusalOverHookRecord: the injected hook's config lets a
+// container run (audit), the plugin's enforces a user namespace for it:
+// the hook records the start allowed at createRuntime, and the plugin,
+// whose check found the rule broken, refuses it at StartContainer. Its
+// refusal is in the log, after the hook's record and naming it, and the
+// message names the refusal's record. The plugin refused naming the
+// hook's "allow" record as its own, the log saying the container that
+// never ran was allowed.
+func TestNRIRefusalOverHookRecord(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	hookBin := nstest.Tool(t, "nsrel-hook")
+	cfgPath, cfg := enforcingConfig(t)
+	hookCfg := filepath.Join(filepath.Dir(cfgPath), "lenient.json")
+	if err := os.WriteFile(hookCfg, fmt.Appendf(nil, `{"version": 1, "audit_log": %q, "on_error": "allow", "default": {"name": "lenient", "mode": "audit"}}`,
+		cfg.AuditLog), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Inject: &Injection{Hook: hookBin, Config: hookCfg}})
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("over-pod"))
+	bad := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "bad"), podJSON)
+	_, stderr, err := d.Crictl(crictl, "start", bad)
+	if out, _, _ := d.Crictl(crictl, "inspect", "-o", "go-template", "--template", "{{.status.state}}", bad); out == "CONTAINER_RUNNING" {
+		t.Errorf("refused container is running")
+	}
+	var starts []*audit.Record
+	for _, r := range audittest.Records(t, cfg.AuditLog, bad) {
+		if audit.IsStart(r.Stage) {
+			starts = append(starts, r)
+		}
+	}
+	var got []string
+	for _, r := range starts {
+		got = append(got, fmt.Sprintf("%s/%s %s %s", r.Source, r.Stage, r.Policy, r.Verdict))
+	}
+	if diff := cmp.Diff([]string{"oci-hook/createRuntime lenient allow", "nri/start strict deny"}, got); diff != "" {
+		t.Fatalf("start records (-want +got):\n%s", diff)
+	}
+	if want := fmt.Sprintf("the oci-hook record seq %d allowed it", starts[0].Seq); !strings.Contains(starts[1].Error, want) {
+		t.Errorf("the refusal's error %q does not say %q", starts[1].Error, want)
+	}
+	if want := fmt.Sprintf("(audit record seq %d)", starts[1].Seq); err == nil || !strings.Contains(stderr, "require_user_namespace") || !strings.Contains(stderr, want) {
+		t.Errorf("start: err %v, stderr %q; want the refusal naming its record, %s", err, stderr, want)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestNRIRefusalOverAllowRecord: another writer (the event recorder,
+// under a config that does not enforce) recorded a pod sandbox's start
+// allowed before the plugin was asked; the plugin's block refuses it.
+// Its deny record follows the other writer's, naming it, and the
+// refusal names the deny record. The plugin refused naming the other
+// writer's "allow" record.
+func TestNRIRefusalOverAllowRecord(t *testing.T) {
+	_, cfg := ctrdtest.ConfigWith(t, usernsRequired)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := os.Getpid() // in the host's user namespace: refused
+	anc, err := inspect.Process(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ctrdtest.Uniq("pod")
+	allowed := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: id, Ancestry: anc,
+		Policy: "lenient", Mode: "audit", Verdict: audit.VerdictAllow}
+	if err := log.Append(t.Context(), allowed); err != nil {
+		t.Fatal(err)
+	}
+	p := &Plugin{Config: cfg, Log: log}
+	err = p.RunPodSandbox(t.Context(), &api.PodSandbox{Id: id, Name: "web-0", Namespace: "shop", Pid: uint32(pid)})
+	recs := audittest.Records(t, cfg.AuditLog, id)
+	if diff := cmp.Diff([]string{"containerd-events/start", "nri/start"}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Fatalf("records (-want +got):\n%s", diff)
+	}
+	deny := recs[1]
+	if deny.Verdict != audit.VerdictDeny || !strings.Contains(deny.Error, fmt.Sprintf("the containerd-events record seq %d allowed it", recs[0].Seq)) {
+		t.Errorf("the plugin's record: verdict %s, error %q; want deny, naming the record it overrides", deny.Verdict, deny.Error)
+	}
+	if want := fmt.Sprintf("(audit record seq %d)", deny.Seq); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("RunPodSandbox: %v; want a refusal naming %s", err, want)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
