@@ -2,6 +2,7 @@ package nriplugin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -193,4 +194,87 @@ func TestNRISandboxContainerNameLabel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNRIContainerCRIKeys trusts io.kubernetes.cri.container-name and
+// container-type (keys CRI sets on a container's spec, over the pod
+// author's) and exempts containers named "legacy", and sandboxes, from
+// the enforcing default. A container named "forger" whose CRI config
+// claims every io.kubernetes.cri.* key (container-name legacy,
+// container-type sandbox, another pod's sandbox-id) is still refused
+// by the default, and its record holds the names the runtime gave: the
+// annotations NRI sends are the spec's with the CRI config's copied over
+// them. The plugin took the container's claims, and ran the forger in
+// the host's user namespace.
+func TestNRIContainerCRIKeys(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	keys := []string{"container-name", "container-type", "sandbox-id", "sandbox-uid", "sandbox-name", "sandbox-namespace", "image-name"}
+	var recorded []string
+	for _, k := range keys {
+		recorded = append(recorded, fmt.Sprintf("%q", vocab.CRIAnnotationPrefix+k))
+	}
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow",
+	"record_annotations": [`+strings.Join(recorded, ", ")+`],
+	"trusted_selectors": {"annotations": ["io.kubernetes.cri.container-name", "io.kubernetes.cri.container-type"]},
+	"policies": [
+		{"name": "sandboxes", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-type": "sandbox"}}, "mode": "audit"},
+		{"name": "legacy", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "legacy"}}, "mode": "audit"}],
+	"default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log}) // no injection: the plugin decides
+	podName := ctrdtest.Uniq("forge-pod")
+	podID, podJSON := d.RunPod(t, crictl, podName)
+
+	claims := map[string]string{}
+	for _, k := range keys {
+		claims[vocab.CRIAnnotationPrefix+k] = "claimed"
+	}
+	claims[vocab.AnnotationContainerName] = "legacy"
+	claims[vocab.CRIAnnotationPrefix+"container-type"] = "sandbox"
+	ann, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrJSON := filepath.Join(t.TempDir(), "forger.json")
+	if err := os.WriteFile(ctrJSON, fmt.Appendf(nil, `{"metadata":{"name":"forger"},"image":{"image":%q},"command":["sleep","3600"],"linux":{},"annotations":%s}`,
+		ctrdtest.ImageName, ann), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	forger := d.MustCrictl(t, crictl, "create", podID, ctrJSON, podJSON)
+	if _, stderr, err := d.Crictl(crictl, "start", forger); err == nil || !strings.Contains(stderr, "refused by nsrel policy") || !strings.Contains(stderr, "userns-required") {
+		t.Errorf("start of the forger: err %v, stderr %q; want the default block's refusal", err, stderr)
+	}
+	recs := audittest.Records(t, cfg.AuditLog, forger)
+	if len(recs) != 1 {
+		t.Fatalf("%d records of the forger, want 1", len(recs))
+	}
+	got := recs[0].Annotations
+	want := map[string]string{
+		vocab.AnnotationContainerName: "forger", vocab.CRIAnnotationPrefix + "container-type": "container",
+		vocab.AnnotationSandboxID: podID, vocab.AnnotationSandboxName: podName, vocab.AnnotationSandboxNamespace: "shop",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("recorded %s = %q, want %q", k, got[k], v)
+		}
+	}
+	if got[vocab.CRIAnnotationPrefix+"image-name"] == "" {
+		t.Error("no image-name recorded: the runtime sends the image")
+	}
+	for _, k := range keys {
+		if got[vocab.CRIAnnotationPrefix+k] == "claimed" {
+			t.Errorf("recorded %s is the container's claim", vocab.CRIAnnotationPrefix+k)
+		}
+	}
+	if recs[0].Policy != "userns-required" || recs[0].Verdict != audit.VerdictDeny {
+		t.Errorf("block %q verdict %s; want userns-required, deny", recs[0].Policy, recs[0].Verdict)
+	}
+	audittest.Verify(t, cfg.AuditLog)
 }

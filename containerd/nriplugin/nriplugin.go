@@ -529,19 +529,36 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	if md == nil {
 		md = map[string]string{}
 	}
-	// Labels never carry the keys CRI sets (it sets them as the
-	// container's annotations, over the author's): none is taken from
-	// them.
-	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, vocab.CRIAnnotationPrefix) })
 	maps.Copy(md, ctr.GetAnnotations())
-	// The pod's name and namespace come from the runtime, the container's
-	// labels and annotations from whoever made the container: always take
-	// the pod's, over anything the container claims, so that a policy
-	// block selected by the trusted io.kubernetes.cri.sandbox-namespace
-	// (trusted_selectors in docs/hook.md) cannot be picked by a container
-	// of another pod.
-	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
+	criKeys(md, pod, ctr)
 	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md, hooked)
+}
+
+// criKeys sets in md, a container's labels and annotations as NRI sends
+// them, the keys containerd's CRI sets on a container's spec
+// (io.kubernetes.cri.*), from the pod and container the runtime sends,
+// and removes every other key of theirs. A trusted selector
+// (trusted_selectors in docs/hook.md) may name them, and none can come
+// from the container's creator: CRI sets them as the container's
+// annotations over the author's, but labels never carry them, and the
+// annotations NRI sends are the spec's with the container's CRI config
+// annotations copied over them (containerd 2.4), so that a container
+// claiming io.kubernetes.cri.container-name or container-type could
+// pick a block meant for others. The image is the one the runtime
+// resolved, named as containerd names it. A key the runtime sends no
+// value for (a container name, an ID, an image) is left out.
+func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
+	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, vocab.CRIAnnotationPrefix) })
+	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
+	md[vocab.CRIAnnotationPrefix+"container-type"] = "container"
+	for k, v := range map[string]string{
+		vocab.AnnotationContainerName: ctr.GetName(), vocab.AnnotationSandboxID: pod.GetId(),
+		vocab.CRIAnnotationPrefix + "sandbox-uid": pod.GetUid(), vocab.CRIAnnotationPrefix + "image-name": ctr.GetImage().GetName(),
+	} {
+		if v != "" {
+			md[k] = v
+		}
+	}
 }
 
 // start checks the process pid of container id (its annotations md),
