@@ -81,8 +81,8 @@ type Plugin struct {
 	// Log is the audit log to append to.
 	Log *audit.Log
 	// Logger receives diagnostics; nil discards them. Entries are logged
-	// inside requests: a logger that sends them over the network must
-	// not wait for it (logging.Service queues them).
+	// inside requests: a logger must not wait for its target, stderr
+	// included (logging.Service queues them).
 	Logger logrus.FieldLogger
 	// Inspect reads a process's ancestry; nil means
 	// [inspect.ProcessWith] (see [hook.Input]).

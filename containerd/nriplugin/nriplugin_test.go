@@ -399,6 +399,63 @@ func TestNRIStuckDiagnostics(t *testing.T) {
 	audittest.Verify(t, cfg.AuditLog)
 }
 
+// TestNRIStalledStderr runs the plugin with its diagnostics to stderr
+// (the default --log-to) and a stderr that takes nothing (a pipe nobody
+// reads, a stalled journald): every write blocks. The plugin still
+// registers, records and refuses a violating container within its check
+// time, and stays connected for the next; once stderr takes writes
+// again the entries are there. Entries to stderr were written inside the
+// request: the answer waited for stderr, containerd dropped the plugin
+// after its 2 s and started containers unchecked.
+func TestNRIStalledStderr(t *testing.T) {
+	t.Parallel()
+	_, cfg := enforcingConfig(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crictl := ctrdtest.Crictl(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	stderr := new(nstest.StalledWriter)
+	// Should the plugin wait for stderr after all, the test is not
+	// left hanging at its stop.
+	time.AfterFunc(45*time.Second, stderr.Release)
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Logger: logging.Service(syslog.Target{Kind: "stderr"}, "nsrel-containerd", stderr, logrus.InfoLevel)})
+	t.Cleanup(stderr.Release) // before the plugin's stop
+
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("stalled-pod"))
+	bad := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "bad"), podJSON)
+	t0 := time.Now()
+	_, stderrOut, err := d.Crictl(crictl, "start", bad)
+	if took := time.Since(t0); err == nil || !strings.Contains(stderrOut, "refused by nsrel policy") {
+		t.Errorf("start of the violating container (%v): err %v, stderr %q; want the plugin's refusal", took, err, stderrOut)
+	}
+	if out, _, _ := d.Crictl(crictl, "inspect", "-o", "go-template", "--template", "{{.status.state}}", bad); out == "CONTAINER_RUNNING" {
+		t.Errorf("refused container is running")
+	}
+	good := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "good"), podJSON)
+	d.MustCrictl(t, crictl, "start", good)
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	for _, tc := range []struct{ id, verdict string }{{podID, audit.VerdictAllow}, {bad, audit.VerdictDeny}, {good, audit.VerdictAllow}} {
+		if diff := cmp.Diff([]string{"nri/start"}, audittest.SourceStages(recs, tc.id)); diff != "" {
+			t.Errorf("%s: records (-want +got):\n%s", tc.id, diff)
+		}
+	}
+	if strings.Contains(stderr.String(), "refused by nsrel policy") {
+		t.Fatal("stderr took an entry while it was stalled")
+	}
+	stderr.Release()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "refused by nsrel policy"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refusal is not on stderr once it takes writes:\n%s", stderr.String())
+		}
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
 // TestNRIQuietCheckpoint: a node where no container starts still ships
 // its chain's head when a checkpoint is due by time (every_seconds), as
 // the event recorder does: the plugin asks while it runs. It emitted

@@ -23,15 +23,17 @@ import (
 // app (the syslog APP-NAME, journald's SYSLOG_IDENTIFIER) writing to t.
 // For syslog and journald every entry is one message, its fields
 // structured (an RFC 5424 SD element [syslog.SDID], journal fields
-// NSREL_*), formatted as it is logged and sent by a goroutine of the
-// logger's own, in order: logging never waits for the target, so a
-// slow or unreachable syslog server cannot hold up a decision the
-// service must make within a deadline (the NRI plugin's). At most
-// [QueueLen] entries wait; when the queue is full an entry is dropped,
-// counted ([Dropped]), and the next entry sent is preceded by one that
-// says how many were dropped. An entry that cannot be sent is written to
-// stderr as text, after a line that says why. [Flush] waits for what is
-// queued before the process exits.
+// NSREL_*); for stderr it is a line of text, as [Stderr] writes it. It
+// is formatted as it is logged and sent (or written) by a goroutine of
+// the logger's own, in order: logging never waits for the target, so a
+// slow or unreachable syslog server, or a stderr nobody reads (a full
+// pipe, a stalled journald), cannot hold up a decision the service must
+// make within a deadline (the NRI plugin's). At most [QueueLen] entries
+// wait; when the queue is full an entry is dropped, counted
+// ([Dropped]), and the next entry sent is preceded by one that says how
+// many were dropped. An entry that cannot be sent to syslog or journald
+// is written to stderr as text, after a line that says why. [Flush]
+// waits for what is queued before the process exits.
 func Service(t syslog.Target, app string, stderr io.Writer, level logrus.Level) *logrus.Logger {
 	return service(t, app, stderr, level, true)
 }
@@ -41,14 +43,14 @@ func Service(t syslog.Target, app string, stderr io.Writer, level logrus.Level) 
 // own deadline and must not leave entries behind).
 func service(t syslog.Target, app string, stderr io.Writer, level logrus.Level, async bool) *logrus.Logger {
 	l := Stderr(stderr, level)
-	if t.Kind == "stderr" {
+	if t.Kind == "stderr" && !async {
 		return l
 	}
 	fallback := Stderr(stderr, level)
 	l.Out = io.Discard
 	l.Formatter = nothing{}
 	host, _ := os.Hostname()
-	s := &sender{t: t, app: app, host: host, fallback: fallback}
+	s := &sender{t: t, app: app, host: host, fallback: fallback, stderr: stderr}
 	if async {
 		s.wake = make(chan struct{}, 1)
 		go s.run()
@@ -70,12 +72,15 @@ type nothing struct{}
 func (nothing) Format(*logrus.Entry) ([]byte, error) { return nil, nil }
 
 // sender is the logrus hook that sends every entry to syslog or
-// journald: at once, or through queue when it is set.
+// journald, at once or through queue when it is set, or writes it to
+// stderr through queue.
 type sender struct {
 	t        syslog.Target
 	app      string
 	host     string
 	fallback *logrus.Logger
+	// stderr is the writer of a sender whose target is "stderr".
+	stderr io.Writer
 
 	// wake is set for a queued sender: the goroutine sends what is
 	// queued, and waits on wake when nothing is.
@@ -154,9 +159,14 @@ func (s *sender) enqueue(q queued) {
 // entry may be sent after the caller changed them.
 func (s *sender) format(e *logrus.Entry) queued {
 	q := queued{level: e.Level, data: maps.Clone(e.Data), time: e.Time, text: e.Message}
-	if s.t.Kind == "journald" {
+	switch s.t.Kind {
+	case "journald":
 		q.msg = JournalEntry(e, s.app)
-	} else {
+	case "stderr":
+		// The line [Stderr] writes; a formatting error leaves it empty,
+		// as Stderr writes nothing then.
+		q.msg, _ = s.fallback.Formatter.Format(e)
+	default:
 		q.msg = SyslogEntry(e, s.host, s.app)
 	}
 	return q
@@ -228,6 +238,11 @@ func (s *sender) droppedNote(n int64) queued {
 }
 
 func (s *sender) send(q queued) {
+	if s.t.Kind == "stderr" {
+		// Nowhere else to write it when stderr fails.
+		s.stderr.Write(q.msg)
+		return
+	}
 	if err := syslog.Send(context.Background(), s.dest(), q.msg); err != nil {
 		s.fallback.WithError(err).WithField("target", s.t.String()).Error("cannot send diagnostics; the entry follows on stderr")
 		s.toStderr(q)
@@ -382,10 +397,11 @@ var dropped atomic.Uint64
 func Dropped() uint64 { return dropped.Load() }
 
 // Flush waits until every [Service] logger has sent what it had queued,
-// at most d; an entry still queued or being sent then is written to
-// stderr as text, after a line that says why, as one that could not be
-// sent, and so is every entry logged after that. Call it before the
-// process exits.
+// at most d; an entry still queued or being sent to syslog or journald
+// then is written to stderr as text, after a line that says why, as one
+// that could not be sent, and so is every entry logged after that. A
+// logger to stderr keeps its queue: stderr did not take it in time, and
+// there is nowhere else to write it. Call it before the process exits.
 func Flush(d time.Duration) {
 	senders.Lock()
 	all := slices.Clone(senders.all)
@@ -394,6 +410,9 @@ func Flush(d time.Duration) {
 	for _, s := range all {
 		for s.pending() && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
+		}
+		if s.t.Kind == "stderr" {
+			continue
 		}
 		// An entry being sent when time ran out may still get through
 		// after this, but lost it must not be: what is in flight or

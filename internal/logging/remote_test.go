@@ -255,3 +255,81 @@ func TestValueCutAfterEscaping(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceStderrNeverWaits logs through Service to a stderr that
+// takes nothing (every write blocks, as on a pipe nobody reads): no
+// entry waits for it. The entries go through the bounded queue the
+// syslog and journald targets use; beyond QueueLen they are dropped and
+// counted, and once stderr takes writes again the entries come in the
+// order they were logged, the note of the drops before the next. The
+// stderr target wrote each entry as it was logged: the NRI plugin's
+// answer waited for stderr, past the runtime's timeout.
+func TestServiceStderrNeverWaits(t *testing.T) {
+	var w nstest.StalledWriter
+	defer w.Release()
+	l := Service(syslog.Target{Kind: "stderr"}, "nsrel-containerd", &w, logrus.InfoLevel)
+	before := Dropped()
+	n := QueueLen + 10
+	logged := make(chan time.Duration, 1)
+	go func() {
+		var longest time.Duration
+		for i := range n {
+			t0 := time.Now()
+			l.WithField("i", i).Warn("refused by nsrel policy")
+			longest = max(longest, time.Since(t0))
+		}
+		logged <- longest
+	}()
+	select {
+	case longest := <-logged:
+		if longest > 200*time.Millisecond {
+			t.Errorf("an entry took %v to log", longest)
+		}
+	case <-time.After(5 * time.Second):
+		w.Release()
+		t.Fatal("logging waits for stderr")
+	}
+	// The goroutine holds one entry (its write blocks), the queue
+	// QueueLen: the rest were dropped.
+	dropped := Dropped() - before
+	if dropped < 9 || dropped > 10 {
+		t.Errorf("%d entries dropped, want 9 or 10", dropped)
+	}
+	w.Release()
+	// Once the queue is written, an entry logged has room again.
+	last := fmt.Sprintf(`msg="refused by nsrel policy" i=%d`+"\n", n-int(dropped)-1)
+	wait := func(s string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(w.String(), s); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%q is not on stderr:\n%.2000s", s, w.String())
+			}
+		}
+	}
+	wait(last)
+	l.Warn("after")
+	wait("msg=after")
+	// In order: the entries kept, the note of the drops among them (before
+	// the first entry taken after them), the one logged after the release.
+	var nums []int
+	notes := 0
+	lines := strings.Split(strings.TrimSpace(w.String()), "\n")
+	for _, line := range lines[:len(lines)-1] {
+		var i int
+		if _, err := fmt.Sscanf(line[strings.Index(line, "msg="):], `msg="refused by nsrel policy" i=%d`, &i); err == nil {
+			nums = append(nums, i)
+		} else if strings.Contains(line, fmt.Sprintf(`msg="diagnostics dropped: the queue to stderr was full" dropped=%d`, dropped)) {
+			notes++
+		} else {
+			t.Errorf("line %q", line)
+		}
+	}
+	for i, got := range nums {
+		if got != i {
+			t.Fatalf("entry %d on stderr is i=%d: out of order", i, got)
+		}
+	}
+	if len(nums) != n-int(dropped) || notes != 1 || !strings.Contains(lines[len(lines)-1], "msg=after") {
+		t.Errorf("%d entries, %d notes of drops, last line %q; want %d, 1, the entry after", len(nums), notes, lines[len(lines)-1], n-int(dropped))
+	}
+}
