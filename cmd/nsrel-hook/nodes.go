@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -169,8 +167,9 @@ func splitByHost(files []string, dir string, want map[string]bool, keys, shipped
 		return true, nil
 	}
 	for fi, name := range files {
-		// As verify opens a log: a FIFO would block, a symlink is refused.
-		f, err := safefile.OpenRegular(name, unix.O_RDONLY)
+		// A collector's stream: a symlink or a pipe is read, a FIFO not
+		// waited for, a device or directory refused.
+		f, err := safefile.OpenInput(name)
 		if err != nil {
 			return nil, err
 		}
@@ -441,6 +440,12 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	nodes := want
 	if len(nodes) == 0 {
 		nodes = append(split.hosts, ghostNodes(split, ckpts, owners, opts.Keys, opts.Seals, stderr)...)
+	}
+	if len(nodes) == 0 {
+		// Nothing verified is not a fleet found intact (an empty copy
+		// from a collector that writes elsewhere, a pipe that failed).
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no node's records in %s\n", vocab.Printable(strings.Join(logs, ", ")))
+		return 1
 	}
 	var intact, failed []string
 	for _, h := range nodes {

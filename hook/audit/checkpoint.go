@@ -163,14 +163,14 @@ const (
 // collector's syslog file), skipping other lines, those longer than
 // [MaxLine] too: anyone who reaches the collector can add a line, and
 // one too long must not keep the others from counting. A file is opened
-// as the log's files are: a symlink, FIFO, device or directory is refused
-// (an error matching [safefile.ErrNotRegular]), without blocking.
+// with [safefile.OpenInput]: a symlink or a pipe is read (a FIFO without
+// a writer as empty, not waited for), a device or directory refused.
 func ReadCheckpoints(files ...string) iter.Seq2[Checkpoint, error] {
 	return func(yield func(Checkpoint, error) bool) {
 		for _, file := range files {
-			f, err := openRegular(file, unix.O_RDONLY)
+			f, err := safefile.OpenInput(file)
 			if err != nil {
-				yield(Checkpoint{}, err)
+				yield(Checkpoint{}, fmt.Errorf("audit: %w", err))
 				return
 			}
 			for l, err := range linesIn(f, file, -1) {

@@ -1352,43 +1352,61 @@ func TestParseCheckpointLong(t *testing.T) {
 	}
 }
 
-// TestReadCheckpointsRefusesNonRegular checks that a checkpoints file
-// named to `audit verify --checkpoints` (or --nodes) that is a FIFO, a
-// symlink or a directory is refused at once, as the log's files are: a
-// FIFO was opened with open(2) as is, which blocks until a writer comes,
-// and verify hung for good.
-func TestReadCheckpointsRefusesNonRegular(t *testing.T) {
+// TestReadCheckpointsInputs: the checkpoints files named to `audit
+// verify --checkpoints` (or --nodes) are a user's input: a symlink (a
+// collector's "current") and a pipe (<(zcat FILE.gz), /dev/stdin) are
+// read; a FIFO without a writer reads as empty at once (open(2) as is
+// blocked until a writer came, and verify hung for good); a directory or
+// device is refused.
+func TestReadCheckpointsInputs(t *testing.T) {
 	dir := t.TempDir()
+	c := audit.Checkpoint{Host: "node-a", Log: "/var/log/nsrel/audit.jsonl", Seq: 3, Hash: strings.Repeat("ab", 32), Time: "2026-12-05T00:00:00Z"}
+	file := filepath.Join(dir, "checkpoints.jsonl")
+	if err := os.WriteFile(file, c.Line(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "current")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
 	fifo := filepath.Join(dir, "fifo")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(dir, "checkpoints.jsonl")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
+	r, w, err := os.Pipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	link := filepath.Join(dir, "link")
-	if err := os.Symlink(file, link); err != nil {
-		t.Fatal(err)
-	}
-	for _, path := range []string{fifo, link, dir} {
-		errc := make(chan error, 1)
+	defer r.Close()
+	go func() { w.Write(c.Line()); w.Close() }()
+	pipe := fmt.Sprintf("/proc/self/fd/%d", r.Fd())
+	read := func(path string) (n int, err error) {
+		done := make(chan struct{})
 		go func() {
-			var first error
-			for _, err := range audit.ReadCheckpoints(path) {
-				if err != nil && first == nil {
-					first = err
+			defer close(done)
+			for _, e := range audit.ReadCheckpoints(path) {
+				if e != nil {
+					err = e
+					return
 				}
+				n++
 			}
-			errc <- first
 		}()
 		select {
-		case err := <-errc:
-			if !errors.Is(err, safefile.ErrNotRegular) {
-				t.Errorf("%s: %v, want a refusal matching safefile.ErrNotRegular", path, err)
-			}
+		case <-done:
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: ReadCheckpoints still blocked after 5 s", path)
+		}
+		return n, err
+	}
+	for path, want := range map[string]int{link: 1, pipe: 1, fifo: 0} {
+		if n, err := read(path); n != want || err != nil {
+			t.Errorf("%s: %d checkpoints, %v; want %d", path, n, err, want)
+		}
+	}
+	for _, path := range []string{dir, "/dev/zero"} {
+		if _, err := read(path); !errors.Is(err, safefile.ErrNotRegular) {
+			t.Errorf("%s: %v, want a refusal matching safefile.ErrNotRegular", path, err)
 		}
 	}
 }

@@ -41,12 +41,19 @@ func openRegularAt(dirfd int, name, path string, flags int) (*os.File, error) {
 	case err != nil:
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
+	return fileOf(fd, path, func(t uint32) bool { return t != unix.S_IFREG })
+}
+
+// fileOf returns fd, opened O_NONBLOCK, as a blocking file named path,
+// unless refuse says no to its type (closing it then, with an error
+// matching [ErrNotRegular]).
+func fileOf(fd int, path string, refuse func(uint32) bool) (*os.File, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if refuse(st.Mode & unix.S_IFMT) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s: refusing %s: %w", path, kind(st.Mode), ErrNotRegular)
 	}
@@ -58,6 +65,23 @@ func openRegularAt(dirfd int, name, path string, flags int) (*os.File, error) {
 		return nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
 	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// OpenInput opens a file a user names as input to read (a collector's
+// stream, its checkpoints): a symlink is followed and a pipe works
+// (/dev/stdin, <(zcat FILE.gz)); a FIFO is opened without waiting for a
+// writer (one without any reads as empty). A directory or device is
+// refused with an error matching [ErrNotRegular]; other failures are
+// [*fs.PathError]s.
+func OpenInput(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	for err == unix.EINTR {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fileOf(fd, path, func(t uint32) bool { return t == unix.S_IFDIR || t == unix.S_IFCHR || t == unix.S_IFBLK })
 }
 
 // kind names the type of a file, for refusals.
