@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -429,6 +430,13 @@ func TestContainerdAddress(t *testing.T) {
 // TestSeveralRoots).
 func TestMain(m *testing.M) {
 	if os.Getenv("NSREL_LSTOOL_HELPER") == "lsuserns" {
+		if n, err := strconv.ParseUint(os.Getenv("NSREL_LSTOOL_NOFILE"), 10, 64); err == nil {
+			// TestMoreNamespacesThanFDs: before anything opens a file.
+			if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: n, Max: n}); err != nil {
+				fmt.Fprintln(os.Stderr, "setrlimit:", err)
+				os.Exit(3)
+			}
+		}
 		os.Exit(lstool.Run(context.Background(), tool(nsrel.TypeUser), []string{"--no-containers"}, os.Stdout, os.Stderr))
 	}
 	code := m.Run()
@@ -490,6 +498,35 @@ func TestSeveralRoots(t *testing.T) {
 	}
 	if n := strings.Count(stderr.String(), "notice: could not read"); n != 1 {
 		t.Errorf("stderr %q, want one notice", stderr.String())
+	}
+}
+
+// TestMoreNamespacesThanFDs runs lsuserns --no-containers with
+// RLIMIT_NOFILE lower than the number of user namespaces (the scan holds
+// each open): it must not die (the Go runtime could not set up its
+// poller once the scan had used every descriptor: exit 2, "fatal error:
+// runtime: eventfd failed"), and must print the tree it could build, say
+// in the notice that it ran out of descriptors and exit 1.
+func TestMoreNamespacesThanFDs(t *testing.T) {
+	nstest.RequireRoot(t)
+	const limit = 64
+	nstest.HoldUserNamespaces(t, 2*limit)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "NSREL_LSTOOL_HELPER=lsuserns", "NSREL_LSTOOL_NOFILE="+strconv.Itoa(limit))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != 1 || !strings.Contains(stderr.String(), "lsuserns: notice: ") || !strings.Contains(stderr.String(), "ran out of file descriptors (too many open files)") {
+		t.Errorf("exit %d, stderr %q; want exit 1 and a notice that the scan ran out of file descriptors", code, stderr.String())
+	}
+	if want := fmt.Sprintf("user:[%d] owner ", nsrel.InitialUserNSIno); !strings.HasPrefix(stdout.String(), want) {
+		t.Errorf("stdout %.200q; want the tree it could build, from %q", stdout.String(), want)
 	}
 }
 

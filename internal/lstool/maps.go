@@ -237,9 +237,10 @@ func writeOverlaps(w io.Writer, pairs []Overlap, unchecked []Unchecked, checked 
 
 // unreadText says what an incomplete check could not read: user
 // namespaces whose maps are unreadable, processes whose namespaces the
-// scan could not read (deniedProcs) or could not see (hidden: hidepid).
+// scan could not read (deniedProcs) or could not see (hidden: hidepid),
+// files it could not open for want of file descriptors (outOfFDs).
 // "" when the check is complete.
-func unreadText(unchecked, deniedProcs int, hidden bool) string {
+func unreadText(unchecked, deniedProcs, outOfFDs int, hidden bool) string {
 	var parts []string
 	switch {
 	case unchecked == 1:
@@ -256,6 +257,9 @@ func unreadText(unchecked, deniedProcs int, hidden bool) string {
 	if hidden {
 		parts = append(parts, "/proc hides other users' processes")
 	}
+	if outOfFDs > 0 {
+		parts = append(parts, "the scan ran out of file descriptors")
+	}
 	return strings.Join(parts, ", ")
 }
 
@@ -265,7 +269,8 @@ type OverlapDoc struct {
 	Checked   int              `json:"checked"`
 	Unchecked []UncheckedEntry `json:"unchecked"`
 	// Complete is false when some user namespace could not be checked
-	// or the scan could not read or see some processes' namespaces.
+	// or the scan could not read or see some processes' namespaces, or
+	// ran out of file descriptors.
 	Complete bool `json:"complete"`
 }
 
@@ -326,10 +331,10 @@ func writeOverlapsJSON(w io.Writer, pairs []Overlap, unchecked []Unchecked, chec
 // when there is any, and also when the check is incomplete: a user
 // namespace could not be checked, or the scan could not read the
 // namespaces of some processes ([discover.Denied]) or could not see
-// them (hidden: /proc's hidepid).
+// them (hidden: /proc's hidepid), or ran out of file descriptors.
 func overlapCheck(w io.Writer, m *discover.Model, maps map[discover.Key]*tree.Maps, asJSON, hidden bool) (int, error) {
 	pairs, unchecked, checked := Overlaps(m, maps)
-	unread := unreadText(len(unchecked), m.Denied.Processes, hidden)
+	unread := unreadText(len(unchecked), m.Denied.Processes, m.OutOfFDs, hidden)
 	var err error
 	if asJSON {
 		err = writeOverlapsJSON(w, pairs, unchecked, checked, unread == "")

@@ -242,6 +242,37 @@ func Ino(t testing.TB, pid int, typ string) uint64 {
 	return st.Ino
 }
 
+// HoldUserNamespaces starts n processes, each in a user namespace of its
+// own (unshare -U sleep infinity, from one shell), killed when the test
+// ends, and waits (up to 30 s) until they all run.
+func HoldUserNamespaces(t testing.TB, n int) {
+	t.Helper()
+	sh := RequireCmd(t, "sh")
+	RequireCmd(t, "unshare")
+	RequireCmd(t, "sleep")
+	p := Start(t, nil, sh, "-c", `i=0; while [ $i -lt $0 ]; do unshare -U sleep infinity & i=$((i+1)); done; wait`, strconv.Itoa(n))
+	self := Ino(t, os.Getpid(), "user")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Pid, p.Pid))
+		running := 0
+		for _, c := range strings.Fields(string(b)) {
+			comm, _ := os.ReadFile("/proc/" + c + "/comm")
+			var st syscall.Stat_t
+			if strings.TrimSpace(string(comm)) == "sleep" && syscall.Stat("/proc/"+c+"/ns/user", &st) == nil && st.Ino != self {
+				running++
+			}
+		}
+		if running == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d processes in user namespaces of their own after 30s", running, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // ReportQuantiles reports the median and 90th percentile of t as the
 // benchmark metrics median-NAME-UNIT and p90-NAME-UNIT (t is sorted).
 func ReportQuantiles(b *testing.B, name string, t []time.Duration, unit time.Duration, unitName string) {

@@ -525,10 +525,15 @@ func TestMultiThreadedProcessAndComm(t *testing.T) {
 	}
 }
 
-// TestMain runs the unprivileged helper of TestNotRoot when asked to.
+// TestMain runs the unprivileged helper of TestNotRoot, or the scan of
+// TestMoreNamespacesThanFDs under a lower RLIMIT_NOFILE, when asked to.
 func TestMain(m *testing.M) {
-	if os.Getenv("NSREL_DISCOVER_HELPER") == "1" {
+	switch os.Getenv("NSREL_DISCOVER_HELPER") {
+	case "1":
 		notRootHelper()
+		return
+	case "nofile":
+		lowNofileHelper()
 		return
 	}
 	os.Exit(m.Run())

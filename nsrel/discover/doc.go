@@ -31,8 +31,10 @@
 // inode cannot be reused by another namespace while it runs; the model
 // also records the kernel's never reused ID (NS_GET_ID, Linux 6.18).
 // Processes that exit during the scan are skipped silently. What could not
-// be read for lack of privilege is counted in [Model.Denied] and summed up
-// by [Model.Notice].
+// be read for lack of privilege is counted in [Model.Denied], what could
+// not be opened for want of file descriptors (more namespaces than
+// RLIMIT_NOFILE allows) in [Model.OutOfFDs], and [Model.Notice] sums them
+// up.
 //
 // The scan is built for speed: one O_PATH directory fd per process, with
 // fstatat(2), readlinkat(2) and openat(2) relative to it, only the

@@ -170,6 +170,14 @@ type Model struct {
 	// that joins them failed); UnreadWhy is the first reason.
 	UnreadMounts int
 	UnreadWhy    string
+	// OutOfFDs counts the files the scan could not open because no file
+	// descriptor was left: the process had as many open as its
+	// RLIMIT_NOFILE allows (EMFILE), or the system ran out (ENFILE). The
+	// scan holds every namespace it found open until it ends, so a host
+	// with more namespaces than the limit runs it out. A process,
+	// namespace or mount table not opened is missing from the model, and
+	// so is what only it would have shown: the model is incomplete.
+	OutOfFDs int
 }
 
 // NewModel returns an empty model. Add namespaces with [Model.Add] and
@@ -270,12 +278,12 @@ func (m *Model) Lookup(t nsrel.Type, ino uint64) *Namespace {
 // Notice returns one line saying what could not be read, or "" when
 // nothing was denied or left out.
 func (m *Model) Notice() string {
-	fuse := ""
+	fuse := outOfFDsNotice(m.OutOfFDs)
 	switch {
 	case m.BelowFUSE == 1:
-		fuse = "did not open 1 namespace bind mount below a FUSE mount, or an overlay that may be on one (its server could block the lookup for good)"
+		fuse = join(fuse, "did not open 1 namespace bind mount below a FUSE mount, or an overlay that may be on one (its server could block the lookup for good)")
 	case m.BelowFUSE > 1:
-		fuse = fmt.Sprintf("did not open %d namespace bind mounts below FUSE mounts, or overlays that may be on one (their servers could block the lookup for good)", m.BelowFUSE)
+		fuse = join(fuse, fmt.Sprintf("did not open %d namespace bind mounts below FUSE mounts, or overlays that may be on one (their servers could block the lookup for good)", m.BelowFUSE))
 	}
 	switch {
 	case m.UnreadMounts == 1:
@@ -288,6 +296,25 @@ func (m *Model) Notice() string {
 		return fuse
 	}
 	return join(deniedNotice(d), fuse)
+}
+
+// outOfFDsNotice says that n opens found no file descriptor left, with
+// the limit; "" when n is 0.
+func outOfFDsNotice(n int) string {
+	if n == 0 {
+		return ""
+	}
+	files := "1 file"
+	if n > 1 {
+		files = strconv.Itoa(n) + " files"
+	}
+	limit := ""
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
+		limit = " of " + strconv.FormatUint(rl.Cur, 10)
+	}
+	return "ran out of file descriptors (too many open files): could not open " + files +
+		", so namespaces, parents or owners may be missing (the scan holds every namespace it finds open; raise the limit" + limit + ": ulimit -n)"
 }
 
 // join joins two parts of a notice ("" when there is none).

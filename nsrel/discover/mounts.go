@@ -225,11 +225,14 @@ func (w *worker) mountNS(nd *node) {
 	case err == nil:
 	case isPerm(err):
 		w.s.deniedMnt.Add(1)
+	case w.s.short(err):
+		// No descriptor left: a helper would need some too.
 	default:
 		switch err := w.mountsByHelper(nd); {
 		case err == nil:
 		case isPerm(err):
 			w.s.deniedMnt.Add(1)
+		case w.s.short(err):
 		default:
 			// Counted and said: a namespace held only by a bind mount
 			// in it would be missing from the trees.
@@ -245,11 +248,12 @@ var errChrooted = errors.New("chrooted")
 // mounts reads the nsfs bind mounts of the mount namespace mntIno through
 // the first of the tasks that is still there, still in it and not
 // chrooted. It returns the error of the last one tried, ESRCH if there
-// are none, and stops at a permission error.
+// are none, and stops at a permission error or when no file descriptor
+// is left (EMFILE, ENFILE).
 func (w *worker) mounts(mntIno uint64, readers []task) error {
 	err := error(unix.ESRCH)
 	for _, r := range readers {
-		if err = w.mountsOf(mntIno, r, r.pid); err == nil || isPerm(err) {
+		if err = w.mountsOf(mntIno, r, r.pid); err == nil || isPerm(err) || err == unix.EMFILE || err == unix.ENFILE {
 			return err
 		}
 		// Exited, reused, moved to another mount namespace or
@@ -387,6 +391,7 @@ func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool)
 		switch {
 		case isPerm(err):
 			w.s.deniedMnt.Add(1)
+		case w.s.short(err):
 		case cachedOnly && (err == unix.EAGAIN || err == unix.EINVAL):
 			// Not resolvable without a lookup that could wait for a
 			// FUSE server below the overlay (EINVAL: a kernel before
@@ -408,6 +413,7 @@ func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool)
 	}
 	rfd, err := reopenNS(w.s.procfd, fd, k)
 	if err != nil {
+		w.s.short(err)
 		return
 	}
 	w.s.add(k, m.NS.Type, f, "", rfd)

@@ -100,8 +100,26 @@ type scanner struct {
 	unreadMnt atomic.Int64
 	unreadWhy atomic.Value
 	// belowFUSE counts nsfs bind mounts not opened: below a FUSE mount.
-	belowFUSE  atomic.Int64
+	belowFUSE atomic.Int64
+	// noFDs counts the opens that failed for want of a file descriptor
+	// (EMFILE, ENFILE); see short.
+	noFDs      atomic.Int64
 	deniedPIDs []int // processes whose links were denied; under mu
+}
+
+// short counts err if it says that no file descriptor was left (EMFILE:
+// the process has as many open as its RLIMIT_NOFILE allows; ENFILE: the
+// system is out), and reports whether it did. The scan holds every
+// namespace it found open until it ends (see node): past the limit, it
+// cannot open processes, namespaces or mount tables, and what only they
+// would have shown is missing from the model. That is counted, never
+// skipped silently ([Model.OutOfFDs]).
+func (s *scanner) short(err error) bool {
+	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+		s.noFDs.Add(1)
+		return true
+	}
+	return false
 }
 
 // denyProcess counts a process whose namespaces could not be read.
@@ -117,9 +135,11 @@ var afterProcesses func()
 
 // Discover scans the host for namespaces and returns the model. It fails
 // only when /proc cannot be read at all; everything else (vanished
-// processes, denied reads) is skipped, and denied reads are counted in
-// [Model.Denied].
+// processes, denied reads) is skipped, denied reads are counted in
+// [Model.Denied], and opens that found no file descriptor left in
+// [Model.OutOfFDs].
 func Discover(opts Options) (*Model, error) {
+	initPoller()
 	s := &scanner{
 		opts:    opts,
 		self:    os.Getpid(),
@@ -182,7 +202,25 @@ func Discover(opts Options) (*Model, error) {
 	if !opts.NoMounts {
 		s.scanMounts(ws)
 	}
+	// The namespaces' files are closed before the owners' names are
+	// looked up (which reads /etc/passwd and may run getent): a scan that
+	// used every descriptor the limit allows leaves them some.
+	s.unpin()
 	return s.model(), nil
+}
+
+// initPoller makes sure the Go runtime's poller is set up before the
+// scan may use every file descriptor the limit allows. The runtime sets
+// it up (an epoll instance and an eventfd) when the program first opens
+// an [os.File], and dies ("fatal error: runtime: eventfd failed") if it
+// cannot: a program that had opened none before (lsuserns
+// --no-containers) died so at the owner lookup after a scan that had run
+// out of descriptors, and would when its first file were opened during
+// such a scan (a container source's connection, a helper's start).
+func initPoller() {
+	if f, err := os.Open("/proc"); err == nil {
+		f.Close()
+	}
 }
 
 // scanProcesses scans every process in /proc with the workers, while
@@ -245,6 +283,7 @@ func (s *scanner) model() *Model {
 		Links:     int(s.deniedLinks.Load()),
 	}
 	m.BelowFUSE = int(s.belowFUSE.Load())
+	m.OutOfFDs = int(s.noFDs.Load())
 	m.UnreadMounts = int(s.unreadMnt.Load())
 	if why, ok := s.unreadWhy.Load().(string); ok {
 		m.UnreadWhy = why
@@ -317,10 +356,14 @@ func (s *scanner) add(k Key, t nsrel.Type, f Found, comm string, fd int) *node {
 	return nd
 }
 
-// unpin closes the nsfs files the nodes hold.
+// unpin closes the nsfs files the nodes hold; a second call closes
+// nothing.
 func (s *scanner) unpin() {
 	for _, nd := range s.nodes {
-		unix.Close(nd.fd)
+		if nd.fd >= 0 {
+			unix.Close(nd.fd)
+			nd.fd = -1
+		}
 	}
 }
 
@@ -373,6 +416,8 @@ func (s *scanner) resolve(n *Namespace, fd int) {
 			p.Close()
 		} else if s.outside(n, err) {
 			s.deniedLinks.Add(1)
+		} else {
+			s.short(err)
 		}
 	}
 	if n.Type == nsrel.TypeUser {
@@ -385,6 +430,8 @@ func (s *scanner) resolve(n *Namespace, fd int) {
 		o.Close()
 	} else if errors.Is(err, os.ErrPermission) {
 		s.deniedLinks.Add(1)
+	} else {
+		s.short(err)
 	}
 }
 
@@ -412,6 +459,7 @@ func (s *scanner) reach(h *nsrel.Namespace, t nsrel.Type, f Found) *Namespace {
 	}
 	fd, err := unix.FcntlInt(uintptr(h.Fd()), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
+		s.short(err)
 		return nil
 	}
 	if nd := s.add(k, t, f, "", fd); nd != nil {
@@ -553,7 +601,8 @@ func (w *worker) process(pid int) {
 	s := w.s
 	pdfd, err := w.openPID(s.procfd, pid)
 	if err != nil {
-		return // exited
+		s.short(err) // else exited
+		return
 	}
 	defer closeFD(pdfd)
 	defer w.closePidfd()
@@ -660,6 +709,7 @@ func (w *worker) liveThread(dfd, pid int) (int, int) {
 	}
 	tfd, err := unix.Openat(dfd, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
+		w.s.short(err)
 		return -1, 0
 	}
 	defer unix.Close(tfd)
@@ -674,6 +724,7 @@ func (w *worker) liveThread(dfd, pid int) (int, int) {
 		}
 		fd, err := unix.Openat(tfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
+			w.s.short(err)
 			continue
 		}
 		if _, err := w.readKey(fd, pathMnt); err == nil {
@@ -699,6 +750,7 @@ func (w *worker) threads(dfd int, cur task) {
 	s := w.s
 	tfd, err := unix.Openat(dfd, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
+		s.short(err)
 		return
 	}
 	defer unix.Close(tfd)
@@ -760,20 +812,24 @@ func (w *worker) threads(dfd int, cur task) {
 		if fd, err := unix.Openat(tfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
 			w.fds(fd, th)
 			unix.Close(fd)
+		} else {
+			s.short(err)
 		}
 	}
 }
 
 // linkAt records the namespace k found at path below dfd and resolves it
 // if it is new. It returns nil if k is new and could not be opened (the
-// process exited, the fd was closed, the PID was reused): then nothing is
-// recorded and a later reference may add it.
+// process exited, the fd was closed, the PID was reused; no descriptor
+// left, which is counted): then nothing is recorded and a later reference
+// may add it.
 func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm string) *node {
 	if nd := w.s.record(k, t, f, comm, w.since); nd != nil {
 		return nd
 	}
 	pfd, err := unix.Openat(dfd, path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
+		w.s.short(err)
 		return nil
 	}
 	// The link may have changed since it was read (an fd replaced, a PID
@@ -781,6 +837,7 @@ func (w *worker) linkAt(dfd int, path string, k Key, t nsrel.Type, f Found, comm
 	fd, err := reopenNS(w.s.procfd, pfd, k)
 	unix.Close(pfd)
 	if err != nil {
+		w.s.short(err)
 		return nil
 	}
 	return w.s.add(k, t, f, comm, fd)
@@ -857,6 +914,7 @@ func reopenNS(procfd, pfd int, k Key) (int, error) {
 func (w *worker) comm(dfd int) string {
 	fd, err := unix.Openat(dfd, "comm", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
+		w.s.short(err)
 		return ""
 	}
 	n, err := unix.Read(fd, w.lbuf)
@@ -910,6 +968,7 @@ func (w *worker) fds(dfd int, cur task) {
 		if isPerm(err) {
 			s.deniedFDs.Add(1)
 		}
+		s.short(err)
 		return
 	}
 	defer unix.Close(ffd)
@@ -993,12 +1052,14 @@ func (w *worker) socket(cur task, path string, ino uint64) {
 			fd, err = unix.PidfdOpen(cur.pid, 0)
 		}
 		if err != nil {
+			w.s.short(err)
 			return
 		}
 		w.pidfd, w.pidfdOf = fd, cur
 	}
 	sfd, err := unix.PidfdGetfd(w.pidfd, num, 0)
 	if err != nil {
+		w.s.short(err)
 		return
 	}
 	// The fd may have been replaced since its link was read, or the PID
@@ -1012,6 +1073,7 @@ func (w *worker) socket(cur task, path string, ino uint64) {
 	nfd, err := unix.IoctlRetInt(sfd, unix.SIOCGSKNS)
 	unix.Close(sfd)
 	if err != nil {
+		w.s.short(err)
 		return
 	}
 	if err := unix.Fstat(nfd, &st); err != nil {
