@@ -8,3 +8,12 @@ func SetIoctlGetID(f func(fd int) (uint64, error)) (restore func()) {
 	noNSID.Store(false)
 	return func() { ioctlGetID = old; noNSID.Store(false) }
 }
+
+// SetThreadFDs replaces /proc/thread-self/fd/, where a path is reopened
+// after its check, to play a system without /proc, and returns a
+// function that restores it.
+func SetThreadFDs(dir string) (restore func()) {
+	old := threadFDs
+	threadFDs = dir
+	return func() { threadFDs = old }
+}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -443,4 +445,80 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(m.Run())
+}
+
+// TestNotNamespaceNeverOpened gives Open and every query on a Path a FIFO
+// and a regular file: each must fail at once with ErrNotNamespace (and
+// ENOTTY), without opening the file for reading, which for the FIFO
+// waited for a writer for good.
+func TestNotNamespaceNeverOpened(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("not a namespace\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	calls := []struct {
+		name string
+		fn   func(string) error
+	}{
+		{"Open", func(p string) error { ns, err := nsrel.Open(p); ns.Close(); return err }},
+		{"TypeOf", func(p string) error { _, err := nsrel.TypeOf(nsrel.Path(p)); return err }},
+		{"Parent", func(p string) error { ns, err := nsrel.Parent(nsrel.Path(p)); ns.Close(); return err }},
+		{"OwnerUserNS", func(p string) error { ns, err := nsrel.OwnerUserNS(nsrel.Path(p)); ns.Close(); return err }},
+		{"OwnerUID", func(p string) error { _, err := nsrel.OwnerUID(nsrel.Path(p)); return err }},
+		{"Identify", func(p string) error { _, err := nsrel.Identify(nsrel.Path(p)); return err }},
+		{"NameOf", func(p string) error { _, err := nsrel.NameOf(nsrel.Path(p)); return err }},
+		{"ID", func(p string) error { _, err := nsrel.ID(nsrel.Path(p)); return err }},
+	}
+	for _, path := range []string{fifo, file} {
+		for _, c := range calls {
+			t.Run(filepath.Base(path)+"/"+c.name, func(t *testing.T) {
+				nstest.NoFDLeak(t)
+				done := make(chan error, 1)
+				go func() { done <- c.fn(path) }()
+				var err error
+				select {
+				case err = <-done:
+				case <-time.After(10 * time.Second):
+					// Release the blocked open with a writer.
+					if fd, werr := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); werr == nil {
+						unix.Close(fd)
+					}
+					<-done
+					t.Fatalf("%s(%s) still blocked after 10s: the file was opened for reading", c.name, path)
+				}
+				for _, w := range []error{nsrel.ErrNotNamespace, unix.ENOTTY} {
+					if !errors.Is(err, w) {
+						t.Errorf("%s(%s) = %v, want an error matching %v", c.name, path, err, w)
+					}
+				}
+				if e := new(nsrel.Error); !errors.As(err, &e) || !strings.HasPrefix(err.Error(), "nsrel: "+path+": ") {
+					t.Errorf("%s(%s) = %v (%T), want an *nsrel.Error naming the path", c.name, path, err, err)
+				}
+			})
+		}
+	}
+}
+
+// TestOpenWithoutProc opens namespaces as on a system without /proc,
+// where a checked path is opened again by name (O_NONBLOCK, O_NOCTTY)
+// and checked to be the same file.
+func TestOpenWithoutProc(t *testing.T) {
+	nstest.NoFDLeak(t)
+	defer nsrel.SetThreadFDs(filepath.Join(t.TempDir(), "none") + "/")()
+	ns, err := nsrel.Open("/proc/self/ns/user")
+	if err != nil {
+		t.Fatalf("Open without /proc/thread-self: %v", err)
+	}
+	defer ns.Close()
+	if typ, err := nsrel.TypeOf(nsrel.Path("/proc/self/ns/pid")); err != nil || typ != nsrel.TypePID {
+		t.Errorf("TypeOf(/proc/self/ns/pid) = %v, %v; want pid", typ, err)
+	}
+	if _, err := nsrel.Open("/dev/null"); !errors.Is(err, nsrel.ErrNotNamespace) {
+		t.Errorf("Open(/dev/null) = %v, want ErrNotNamespace", err)
+	}
 }

@@ -2,6 +2,7 @@ package nsrel
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -22,22 +23,75 @@ type Ref interface {
 
 // Path refers to a namespace by a filesystem path such as
 // "/proc/self/ns/user", "/proc/1234/ns/pid" or a bind mount of one. Each
-// query opens the path (O_RDONLY, O_CLOEXEC) and closes it again.
+// query opens the path and closes it again; a file that is not a
+// namespace is never opened for reading (see [Open]).
 type Path string
 
 // String returns the path.
 func (p Path) String() string { return string(p) }
 
 func (p Path) with(fn func(fd int) error) error {
-	fd, err := unix.Open(string(p), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	for err == unix.EINTR {
-		fd, err = unix.Open(string(p), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	}
+	fd, err := openNS(string(p))
 	if err != nil {
-		return &os.PathError{Op: "open", Path: string(p), Err: err}
+		return err
 	}
 	defer unix.Close(fd)
 	return fn(fd)
+}
+
+// openNS opens the namespace file at path for the nsfs ioctls. It opens
+// the path with O_PATH first, which opens nothing (opening a FIFO for
+// reading waits for a writer, for good if none comes; opening a device
+// can have effects of its own), checks with fstatfs(2) that the file is
+// on nsfs, and only then opens that very file for reading, through
+// /proc/thread-self/fd (Linux 3.17). Errors are an [*os.PathError] for
+// path, or unix.ENOTTY, as the ioctls answer, for a file that is not a
+// namespace.
+func openNS(path string) (int, error) {
+	pfd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	for err == unix.EINTR {
+		pfd, err = unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(pfd)
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(pfd, &sfs); err != nil {
+		return -1, &os.PathError{Op: "fstatfs", Path: path, Err: err}
+	}
+	if sfs.Type != unix.NSFS_MAGIC {
+		return -1, unix.ENOTTY
+	}
+	// The thread's own fd table: the same as the process's unless the
+	// thread unshared it (CLONE_FILES), so the thread stays put.
+	runtime.LockOSThread()
+	fd, err := unix.Open(threadFDs+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	runtime.UnlockOSThread()
+	if err == unix.ENOENT {
+		// No /proc: open the path again, which may since have become
+		// another file: not one that blocks (O_NONBLOCK) or becomes the
+		// controlling terminal (O_NOCTTY), and checked to be the same.
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+		if err == nil && !sameFile(fd, pfd) {
+			unix.Close(fd)
+			return -1, &os.PathError{Op: "open", Path: path, Err: unix.ESTALE}
+		}
+	}
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fd, nil
+}
+
+// threadFDs is where openNS reopens a descriptor; a variable so that
+// tests can play a system without /proc.
+var threadFDs = "/proc/thread-self/fd/"
+
+// sameFile reports whether the descriptors a and b are the same file.
+func sameFile(a, b int) bool {
+	var sa, sb unix.Stat_t
+	return unix.Fstat(a, &sa) == nil && unix.Fstat(b, &sb) == nil && sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 // FD refers to a namespace by an open file descriptor. nsrel borrows the
@@ -98,19 +152,20 @@ type Namespace struct {
 
 // Open opens a namespace path (e.g. "/proc/1234/ns/user") and returns an
 // owning handle. It fails with an error matching ErrNotNamespace if the
-// file is not a namespace.
+// file is not a namespace, without opening it for reading: the path is
+// opened with O_PATH and checked to be on nsfs (fstatfs(2)) first, then
+// that file is opened through /proc/thread-self/fd, so a FIFO (whose
+// open would wait for a writer) or a device (whose open may do something)
+// is never opened.
 //
 // Open does not go through os.OpenFile, which on Linux would try to add
 // the descriptor to the Go runtime's poller (setting up epoll and failing
 // an epoll_ctl for a file it cannot poll): a hook is a new process per
 // container stage, and that set-up is a measurable part of its life.
 func Open(path string) (*Namespace, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	for err == unix.EINTR {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	}
+	fd, err := openNS(path)
 	if err != nil {
-		return nil, &Error{Op: "open", Ref: path, Err: &os.PathError{Op: "open", Path: path, Err: err}}
+		return nil, newError("open", Path(path), -1, err)
 	}
 	ns := NewNamespace(fd, path)
 	if _, err := TypeOf(ns); err != nil {
