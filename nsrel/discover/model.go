@@ -170,6 +170,14 @@ type Model struct {
 	// that joins them failed); UnreadWhy is the first reason.
 	UnreadMounts int
 	UnreadWhy    string
+	// UnopenedMounts counts the nsfs bind mounts a mount table listed
+	// (and still listed after the attempt) whose mount point could not
+	// be opened: another mount covers it, the path no longer leads there
+	// (a directory renamed or replaced by a symlink), or the reader's
+	// root has been mounted over. A namespace held only by such a mount
+	// is not in the model. UnopenedWhy is the first reason.
+	UnopenedMounts int
+	UnopenedWhy    string
 	// OutOfFDs counts the files the scan could not open because no file
 	// descriptor was left: the process had as many open as its
 	// RLIMIT_NOFILE allows (EMFILE), or the system ran out (ENFILE). The
@@ -290,6 +298,12 @@ func (m *Model) Notice() string {
 		fuse = join(fuse, "could not read the bind mounts of 1 mount namespace ("+m.UnreadWhy+")")
 	case m.UnreadMounts > 1:
 		fuse = join(fuse, fmt.Sprintf("could not read the bind mounts of %d mount namespaces (%s, ...)", m.UnreadMounts, m.UnreadWhy))
+	}
+	switch {
+	case m.UnopenedMounts == 1:
+		fuse = join(fuse, "could not open 1 namespace bind mount that a mount table lists ("+m.UnopenedWhy+")")
+	case m.UnopenedMounts > 1:
+		fuse = join(fuse, fmt.Sprintf("could not open %d namespace bind mounts that mount tables list (%s, ...)", m.UnopenedMounts, m.UnopenedWhy))
 	}
 	d := m.Denied
 	if !d.Any() {

@@ -21,6 +21,8 @@ type nsMount struct {
 	NS nsrel.Name
 	// Point is the mount point, unescaped, as the mount namespace sees it.
 	Point string
+	// ID is the mount's ID (the first field).
+	ID uint64
 }
 
 // parseMounts returns the nsfs mounts listed in a /proc/PID/mountinfo
@@ -73,7 +75,8 @@ func parseMounts(data []byte) (ns []nsMount, fuse, over []string) {
 			if err != nil || !strings.HasPrefix(point, "/") {
 				continue
 			}
-			ns = append(ns, nsMount{NS: name, Point: point})
+			id, _ := strconv.ParseUint(f[0], 10, 64)
+			ns = append(ns, nsMount{NS: name, Point: point, ID: id})
 		}
 	}
 	// An overlay on a FUSE mount that mountinfo shows, or on such an
@@ -327,6 +330,7 @@ func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 	// one a user made with allow_other where /etc/fuse.conf has
 	// user_allow_other (one a user made in a user namespace refuses root
 	// at once). Such mounts are counted, not opened.
+	var failed []unopened
 	for _, m := range ms {
 		if belowAny(m.Point, fuse) {
 			w.s.belowFUSE.Add(1)
@@ -336,10 +340,51 @@ func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 		// alone (RESOLVE_CACHED: the RCU walk, which never sleeps, and a
 		// FUSE layer's revalidation cannot wait for its server there);
 		// a mount point's path stays in the cache while it is mounted.
-		w.mount(root, pid, mntIno, m, belowOrAt(m.Point, over))
+		if err := w.mount(root, pid, mntIno, m, belowOrAt(m.Point, over)); err != nil {
+			failed = append(failed, unopened{m, err})
+		}
+	}
+	if len(failed) > 0 {
+		w.countUnopened(dfd, mntIno, failed)
 	}
 	return nil
 }
+
+// unopened is an nsfs mount that mount could not open, and why.
+type unopened struct {
+	m   nsMount
+	err error
+}
+
+// countUnopened notes, for [Model.UnopenedMounts], the nsfs mounts of the
+// mount namespace mntIno that could not be opened (failed) and are still
+// listed, with the same ID at the same point, in the mount table of the
+// task whose /proc directory is dfd: one unmounted meanwhile held nothing
+// the scan missed, while one still there holds a namespace the model
+// lacks unless another reference found it (see scanner.model): its mount
+// point is no longer reachable by its path (mounted over, renamed,
+// replaced by a symlink, the reader's root mounted over).
+func (w *worker) countUnopened(dfd int, mntIno uint64, failed []unopened) {
+	data, err := readAt(dfd, "mountinfo")
+	if err != nil {
+		return
+	}
+	if k, err := w.readKey(dfd, pathMnt); err != nil || k.Ino != mntIno {
+		return // moved: its table is another namespace's
+	}
+	ms, _, _ := parseMounts(data)
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	for _, f := range failed {
+		if slices.Contains(ms, f.m) {
+			w.s.unopened = append(w.s.unopened, f)
+		}
+	}
+}
+
+// errCovered says that the file at an nsfs mount's point is not that
+// namespace: another mount covers it.
+var errCovered = errors.New("another file is there (mounted over)")
 
 // belowOrAt reports whether path lies at or below one of points.
 func belowOrAt(path string, points []string) bool {
@@ -366,8 +411,10 @@ func readAt(dfd int, path string) ([]byte, error) {
 }
 
 // mount opens the mount point m below root (the root directory of a
-// process in the mount namespace mntIno) and records the namespace.
-func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool) {
+// process in the mount namespace mntIno) and records the namespace. It
+// returns why it could not, unless that is counted already (permission,
+// FUSE, no descriptor left).
+func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool) error {
 	// The path is resolved inside the process's root, with ".." kept
 	// inside it and without symlinks: a hostile mount point cannot make
 	// us open a file outside, nor lead the walk into a FUSE mount the
@@ -381,11 +428,11 @@ func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool)
 	if cachedOnly {
 		how.Resolve |= resolveCached
 	}
-	fd, err := unix.Openat2(root, m.Point, how)
+	fd, err := openBelow(root, m.Point, how)
 	// A mount or unmount anywhere ends an RCU walk too: a few tries tell
 	// that from a lookup the cache cannot answer, which fails each time.
 	for try := 0; cachedOnly && err == unix.EAGAIN && try < 4; try++ {
-		fd, err = unix.Openat2(root, m.Point, how)
+		fd, err = openBelow(root, m.Point, how)
 	}
 	if err != nil {
 		switch {
@@ -397,26 +444,67 @@ func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool)
 			// FUSE server below the overlay (EINVAL: a kernel before
 			// 5.12 has no cache-only resolution): counted, not opened.
 			w.s.belowFUSE.Add(1)
+		default:
+			return err
 		}
-		return
+		return nil
 	}
 	defer unix.Close(fd)
 	// Something else may be mounted on top, or it changed.
 	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Ino != m.NS.Ino || st.Dev != w.s.nsdev {
-		return
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Ino != m.NS.Ino || st.Dev != w.s.nsdev {
+		return errCovered
 	}
 	k := Key{st.Dev, st.Ino}
 	f := Found{Via: ViaMount, PID: pid, Path: m.Point, MountNS: mntIno}
 	if w.s.record(k, m.NS.Type, f, "", pinned) != nil {
-		return
+		return nil
 	}
 	rfd, err := reopenNS(w.s.procfd, fd, k)
 	if err != nil {
-		w.s.short(err)
-		return
+		if w.s.short(err) {
+			return nil
+		}
+		return err
 	}
 	w.s.add(k, m.NS.Type, f, "", rfd)
+	return nil
+}
+
+// openBelow is openat2(2) of path below dirfd with how, in pieces when
+// path is too long for one call: the kernel takes paths shorter than
+// PATH_MAX (4,096 bytes) only, while a mount point, mounted through a
+// path relative to a directory, can be deeper (ENAMETOOLONG hid it).
+// Each piece, cut at a slash, is opened as a directory relative to the
+// last (O_PATH, with how's RESOLVE flags: in the root, no symlinks), so
+// the walk is what one call's would be.
+func openBelow(dirfd int, path string, how *unix.OpenHow) (int, error) {
+	dir := dirfd
+	defer func() {
+		if dir != dirfd {
+			unix.Close(dir)
+		}
+	}()
+	for len(path) >= unix.PathMax {
+		i := strings.LastIndexByte(path[:unix.PathMax], '/')
+		if i <= 0 {
+			return -1, unix.ENAMETOOLONG
+		}
+		dhow := *how
+		dhow.Flags = unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+		fd, err := unix.Openat2(dir, path[:i], &dhow)
+		if err != nil {
+			return -1, err
+		}
+		if dir != dirfd {
+			unix.Close(dir)
+		}
+		dir, path = fd, path[i+1:]
+	}
+	return unix.Openat2(dir, path, how)
 }
 
 // unwrapErrno returns the errno inside a *os.PathError, or err.

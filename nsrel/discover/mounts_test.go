@@ -380,3 +380,73 @@ func discoverAsync(t *testing.T) <-chan *Model {
 	}()
 	return done
 }
+
+// TestOpenBelowLongPath opens paths longer than PATH_MAX below a root
+// directory in pieces: a file deep down opens; a symlink deep down, or
+// ".." components that would climb out of the root, do not lead out of
+// it.
+func TestOpenBelowLongPath(t *testing.T) {
+	nstest.NoFDLeak(t)
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootfd)
+	// 30 directories of 200 bytes, the last holding "file" and a
+	// symlink "link" to the root's parent.
+	dfd, _ := unix.FcntlInt(uintptr(rootfd), unix.F_DUPFD_CLOEXEC, 0)
+	var names []string
+	for i := range 30 {
+		name := fmt.Sprintf("d%0199d", i)
+		if err := unix.Mkdirat(dfd, name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		unix.Close(dfd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dfd, names = next, append(names, name)
+	}
+	fd, err := unix.Openat(dfd, "file", unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	if err := unix.Symlinkat(outside, dfd, "link"); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(dfd)
+	deep := "/" + strings.Join(names, "/")
+	how := &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS,
+	}
+	fd, err = openBelow(rootfd, deep+"/file", how)
+	if err != nil {
+		t.Fatalf("open %d bytes below the root: %v", len(deep)+5, err)
+	}
+	unix.Close(fd)
+	if fd, err := openBelow(rootfd, deep+"/link/secret", how); err == nil {
+		unix.Close(fd)
+		t.Errorf("opened through a symlink %d bytes down", len(deep))
+	}
+	rel, err := filepath.Rel(filepath.Dir(root), outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Up to the root, one more, and across: outside without the root.
+	up := deep + strings.Repeat("/..", len(names)+1) + "/" + rel + "/secret"
+	if fd, err := openBelow(rootfd, up, how); err == nil {
+		unix.Close(fd)
+		t.Errorf("opened a file outside the root through %d bytes of ..", len(up))
+	}
+}

@@ -16,16 +16,16 @@ func TestParseNSMounts(t *testing.T) {
 	}{
 		{"none", "22 1 0:21 / /proc rw,nosuid - proc proc rw\n", nil},
 		{"user", "42 27 0:4 user:[4026532177] /tmp/nsx rw - nsfs nsfs rw\n",
-			[]nsMount{{nsrel.Name{Type: nsrel.TypeUser, Ino: 4026532177}, "/tmp/nsx"}}},
+			[]nsMount{{nsrel.Name{Type: nsrel.TypeUser, Ino: 4026532177}, "/tmp/nsx", 42}}},
 		{"escaped space and optional fields", "42 27 0:4 net:[4026532300] /run/a\\040b rw shared:5 master:1 - nsfs nsfs rw",
-			[]nsMount{{nsrel.Name{Type: nsrel.TypeNet, Ino: 4026532300}, "/run/a b"}}},
+			[]nsMount{{nsrel.Name{Type: nsrel.TypeNet, Ino: 4026532300}, "/run/a b", 42}}},
 		{"newline in path", "1 2 0:4 pid:[7] /x\\012y rw - nsfs nsfs rw\n",
-			[]nsMount{{nsrel.Name{Type: nsrel.TypePID, Ino: 7}, "/x\ny"}}},
+			[]nsMount{{nsrel.Name{Type: nsrel.TypePID, Ino: 7}, "/x\ny", 1}}},
 		{"bad root", "1 2 0:4 / /x rw - nsfs nsfs rw\n", nil},
 		{"relative point", "1 2 0:4 user:[7] x rw - nsfs nsfs rw\n", nil},
 		{"short", "1 2 0:4 - nsfs nsfs rw\n", nil},
 		{"two", "1 2 0:4 user:[7] /a rw - nsfs nsfs rw\n3 4 0:5 / /b rw - ext4 /dev/x rw\n5 6 0:4 mnt:[9] /c rw - nsfs nsfs rw",
-			[]nsMount{{nsrel.Name{Type: nsrel.TypeUser, Ino: 7}, "/a"}, {nsrel.Name{Type: nsrel.TypeMount, Ino: 9}, "/c"}}},
+			[]nsMount{{nsrel.Name{Type: nsrel.TypeUser, Ino: 7}, "/a", 1}, {nsrel.Name{Type: nsrel.TypeMount, Ino: 9}, "/c", 5}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, nsMounts([]byte(tc.in))); diff != "" {
@@ -128,6 +128,8 @@ func TestNotice(t *testing.T) {
 		want string
 	}{
 		{Model{UnreadMounts: 1, UnreadWhy: "mount namespace helper: invalid argument"}, "could not read the bind mounts of 1 mount namespace (mount namespace helper: invalid argument)"},
+		{Model{UnopenedMounts: 1, UnopenedWhy: "file name too long"}, "could not open 1 namespace bind mount that a mount table lists (file name too long)"},
+		{Model{UnopenedMounts: 2, UnopenedWhy: "y", UnreadMounts: 1, UnreadWhy: "x"}, "could not read the bind mounts of 1 mount namespace (x); could not open 2 namespace bind mounts that mount tables list (y, ...)"},
 		{Model{UnreadMounts: 3, UnreadWhy: "x", BelowFUSE: 1}, "did not open 1 namespace bind mount below a FUSE mount, or an overlay that may be on one (its server could block the lookup for good); could not read the bind mounts of 3 mount namespaces (x, ...)"},
 	} {
 		if got := tc.m.Notice(); got != tc.want {

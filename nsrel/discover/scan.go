@@ -105,6 +105,9 @@ type scanner struct {
 	// (EMFILE, ENFILE); see short.
 	noFDs      atomic.Int64
 	deniedPIDs []int // processes whose links were denied; under mu
+	// unopened are the nsfs mounts still listed whose mount point could
+	// not be opened (see countUnopened); under mu.
+	unopened []unopened
 }
 
 // short counts err if it says that no file descriptor was left (EMFILE:
@@ -284,6 +287,16 @@ func (s *scanner) model() *Model {
 	}
 	m.BelowFUSE = int(s.belowFUSE.Load())
 	m.OutOfFDs = int(s.noFDs.Load())
+	for _, u := range s.unopened {
+		// A mount of a namespace found otherwise hides nothing: both are
+		// alive, so the same inode is the same namespace.
+		if nd := s.nodes[Key{s.nsdev, u.m.NS.Ino}]; nd != nil && nd.ns.Type == u.m.NS.Type {
+			continue
+		}
+		if m.UnopenedMounts++; m.UnopenedWhy == "" {
+			m.UnopenedWhy = u.err.Error()
+		}
+	}
 	m.UnreadMounts = int(s.unreadMnt.Load())
 	if why, ok := s.unreadWhy.Load().(string); ok {
 		m.UnreadWhy = why

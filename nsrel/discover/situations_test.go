@@ -35,6 +35,8 @@ func init() {
 		situationThreads()
 	case "socket":
 		situationSocket()
+	case "deep":
+		situationDeep()
 	}
 	fmt.Println("error: unknown situation")
 	os.Exit(2)
