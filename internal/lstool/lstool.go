@@ -431,11 +431,11 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 		case r == nil:
 			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", vocab.Escape(s.Name()), timeout))
 		case errors.As(r.err, new(*containers.PartialError)):
-			notices = append(notices, fmt.Sprintf("containers: %s: %s; containers there are not shown", vocab.Escape(s.Name()), vocab.Escape(firstLine(r.err))))
+			notices = append(notices, fmt.Sprintf("containers: %s: %s; containers there are not shown", vocab.Escape(s.Name()), vocab.Escape(r.err.Error())))
 			all = append(all, r.cs...)
 		case r.err != nil && !verbose && errors.Is(r.err, fs.ErrNotExist):
 		case r.err != nil:
-			notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", vocab.Escape(s.Name()), vocab.Escape(firstLine(r.err))))
+			notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", vocab.Escape(s.Name()), vocab.Escape(r.err.Error())))
 		default:
 			all = append(all, r.cs...)
 		}

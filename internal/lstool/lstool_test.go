@@ -337,7 +337,7 @@ func TestSlowAndFailingSources(t *testing.T) {
 	for _, want := range []string{
 		"lsuserns: notice: containers: slow did not answer within 300ms; containers not shown\n",
 		"lsuserns: notice: containers: runtime-state: runc state /run/user/1000/runc: not read in time; containers there are not shown\n",
-		"lsuserns: notice: containers: containerd: connection refused; its containers are not shown\n",
+		"lsuserns: notice: containers: containerd: connection refused\\x0asecond line; its containers are not shown\n",
 	} {
 		if strings.Count(errOut, want) != 1 {
 			t.Errorf("stderr %q lacks one %q", errOut, want)
@@ -397,6 +397,21 @@ func TestSocketDenied(t *testing.T) {
 	want := "lsuserns: notice: containers: containerd: cannot reach the socket at " + sock + ": permission denied; its containers are not shown\n"
 	if !strings.Contains(stderr.String(), want) || strings.Contains(stderr.String(), "no socket at") {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
+
+// TestSourceErrorEscaped names a containerd socket with a newline in it:
+// the notice that there is no socket there shows the whole path, the
+// newline escaped, on one line (it showed the path up to the newline).
+func TestSourceErrorEscaped(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "no") + "\nsuch.sock"
+	tl := lstool.Tool{Name: "lsuserns", Type: nsrel.TypeUser, Sources: func(c lstool.SourceConfig) []discover.ContainerSource {
+		return []discover.ContainerSource{&containers.HelperSource{Address: c.ContainerdAddress, Timeout: c.Timeout}}
+	}}
+	_, _, errOut := run(t, tl, "--containerd-address", sock, "--verbose", "--no-fds", "--no-mounts")
+	want := "lsuserns: notice: containers: containerd: no socket at " + strings.ReplaceAll(sock, "\n", `\x0a`) + " (not running?): no such file or directory; its containers are not shown\n"
+	if !strings.Contains(errOut, want) {
+		t.Errorf("stderr %q, want %q", errOut, want)
 	}
 }
 
