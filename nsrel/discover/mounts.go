@@ -153,6 +153,24 @@ func rootMount(data []byte, id uint64) bool {
 	return false
 }
 
+// rootCovered reports whether the mountinfo data lists a mount at "/"
+// whose parent is the mount with ID id: one mounted over it.
+func rootCovered(data []byte, id uint64) bool {
+	for len(data) > 0 {
+		var line []byte
+		line, data = nextLine(data)
+		f := bytes.Fields(line)
+		if len(f) > 4 && string(f[4]) == "/" {
+			mid, err1 := strconv.ParseUint(string(f[0]), 10, 64)
+			parent, err2 := strconv.ParseUint(string(f[1]), 10, 64)
+			if err1 == nil && err2 == nil && parent == id && mid != id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // unescapeMount undoes the octal escapes (\040 for space, \011, \012,
 // \134) the kernel writes in mountinfo paths.
 func unescapeMount(s string) string {
@@ -248,6 +266,10 @@ func (w *worker) mountNS(nd *node) {
 // errChrooted says that a task's root is not its mount namespace's root.
 var errChrooted = errors.New("chrooted")
 
+// errRootCovered says that a task's root has been mounted over since it
+// was set: the namespace's root, which setns(2) gives, is that mount.
+var errRootCovered = errors.New("its root is mounted over")
+
 // mounts reads the nsfs bind mounts of the mount namespace mntIno through
 // the first of the tasks that is still there, still in it and not
 // chrooted. It returns the error of the last one tried, ESRCH if there
@@ -273,7 +295,9 @@ func (w *worker) mounts(mntIno uint64, readers []task) error {
 // task that changed its mount namespace gives an error instead of another
 // namespace's mounts. A task whose root is not a mount's root listed as
 // "/" in its own mount table is chrooted (it sees only the mounts below
-// its root): errChrooted.
+// its root): errChrooted. A task whose root was mounted over (a mount at
+// "/" on its root mount) resolves paths below the covered mount, where
+// the mounts on the upper one are not: errRootCovered.
 func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 	dfd, err := w.openPID(w.s.procfd, r.pid)
 	if err != nil {
@@ -310,6 +334,9 @@ func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 ||
 		stx.Mask&unix.STATX_MNT_ID != 0 && !rootMount(data, stx.Mnt_id) {
 		return errChrooted
+	}
+	if stx.Mask&unix.STATX_MNT_ID != 0 && rootCovered(data, stx.Mnt_id) {
+		return errRootCovered
 	}
 	ms, fuse, over := parseMounts(data)
 	if len(ms) == 0 {

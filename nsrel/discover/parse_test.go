@@ -142,6 +142,21 @@ func TestNotice(t *testing.T) {
 	}
 }
 
+func TestRootCovered(t *testing.T) {
+	const data = "21 1 0:20 / / rw - ext4 /dev/sda rw\n" +
+		"30 21 0:30 / /proc rw - proc proc rw\n" +
+		"40 21 0:40 / / rw - tmpfs t rw\n" +
+		"41 40 0:4 user:[7] /x rw - nsfs nsfs rw\n"
+	for _, tc := range []struct {
+		id   uint64
+		want bool
+	}{{21, true}, {40, false}, {30, false}, {99, false}} {
+		if got := rootCovered([]byte(data), tc.id); got != tc.want {
+			t.Errorf("rootCovered(%d) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+}
+
 // BenchmarkLookupUsers names the owners of a host through the name
 // service, as every run of the trees does once: "passwd" all in
 // /etc/passwd (no getent run), "nss" with a UID the file lacks (one

@@ -37,6 +37,8 @@ func init() {
 		situationSocket()
 	case "deep":
 		situationDeep()
+	case "join":
+		situationJoin()
 	}
 	fmt.Println("error: unknown situation")
 	os.Exit(2)
