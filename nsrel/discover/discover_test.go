@@ -525,8 +525,9 @@ func TestMultiThreadedProcessAndComm(t *testing.T) {
 	}
 }
 
-// TestMain runs the unprivileged helper of TestNotRoot, or the scan of
-// TestMoreNamespacesThanFDs under a lower RLIMIT_NOFILE, when asked to.
+// TestMain runs the unprivileged helper of TestNotRoot, the scan of
+// TestMoreNamespacesThanFDs under a lower RLIMIT_NOFILE, or that of
+// TestChildPIDNamespaceHostProc, when asked to.
 func TestMain(m *testing.M) {
 	switch os.Getenv("NSREL_DISCOVER_HELPER") {
 	case "1":
@@ -534,6 +535,9 @@ func TestMain(m *testing.M) {
 		return
 	case "nofile":
 		lowNofileHelper()
+		return
+	case "pidns":
+		childPIDNSHelper()
 		return
 	}
 	os.Exit(m.Run())

@@ -99,14 +99,17 @@ var helpersStarted atomic.Int64
 type mountHelper struct {
 	cmd  *exec.Cmd
 	sock int
+	// pid is the helper's PID as the scan's /proc numbers it (see
+	// procPID).
+	pid int
 }
 
 // startHelper starts a helper process: this binary again
 // (/proc/self/exe), with helperEnv set. It costs a fork and exec, about
 // as much as starting the binary, once per worker that meets a mount
-// namespace without a usable task. env is added to its environment (for
-// tests).
-func startHelper(env ...string) (*mountHelper, error) {
+// namespace without a usable task. procfd is the scan's /proc; env is
+// added to its environment (for tests).
+func startHelper(procfd int, env ...string) (*mountHelper, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -122,7 +125,34 @@ func startHelper(env ...string) (*mountHelper, error) {
 		return nil, err
 	}
 	helpersStarted.Add(1)
-	return &mountHelper{cmd: cmd, sock: fds[0]}, nil
+	return &mountHelper{cmd: cmd, sock: fds[0], pid: procPID(procfd, cmd.Process.Pid)}, nil
+}
+
+// procPID returns the PID of this process's child pid as the /proc open
+// as procfd numbers it: the "Pid:" of a pidfd's fdinfo there (Linux 5.4)
+// is the PID in that /proc's PID namespace, which is an ancestor of this
+// process's when it runs in a child PID namespace with the host's /proc
+// (unshare -p -f). pid itself if that cannot be read.
+func procPID(procfd, pid int) int {
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return pid
+	}
+	defer unix.Close(pfd)
+	data, err := readAt(procfd, "thread-self/fdinfo/"+strconv.Itoa(pfd))
+	if err != nil {
+		return pid
+	}
+	for len(data) > 0 {
+		var line []byte
+		line, data = nextLine(data)
+		if v, ok := strings.CutPrefix(string(line), "Pid:"); ok {
+			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return pid
 }
 
 // join has the helper join the mount namespace open as fd.
@@ -174,7 +204,7 @@ func (w *worker) mountsByHelper(nd *node) error {
 	var first error
 	for range 2 {
 		if w.helper == nil {
-			h, err := startHelper()
+			h, err := startHelper(w.s.procfd)
 			if err != nil {
 				return err
 			}
@@ -191,7 +221,7 @@ func (w *worker) mountsByHelper(nd *node) error {
 		if err != nil {
 			return err
 		}
-		return w.mountsOf(nd.ns.Ino, task{pid: w.helper.cmd.Process.Pid}, 0)
+		return w.mountsOf(nd.ns.Ino, task{pid: w.helper.pid}, 0)
 	}
 	return first // the namespace's mounts are not read
 }

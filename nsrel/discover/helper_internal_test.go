@@ -54,7 +54,7 @@ func TestHelperJoinsMany(t *testing.T) {
 	defer unix.Close(own)
 	// A garbage collection at every turn: the runtime starts its
 	// threads early.
-	h, err := startHelper("GOGC=1")
+	h, err := startHelper(-1, "GOGC=1") // no /proc: its PID is not read
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,12 @@ func TestHelperJoinFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	w := &worker{}
+	procfd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(procfd)
+	w := &worker{s: &scanner{procfd: procfd}}
 	defer w.closeHelper()
 	before := helpersStarted.Load()
 	err = w.mountsByHelper(&node{fd: fd})

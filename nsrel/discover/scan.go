@@ -78,14 +78,20 @@ var viaBit = map[Via]uint8{
 }
 
 type scanner struct {
-	opts     Options
-	procfd   int
-	self     int
-	nsdev    uint64 // the device of nsfs
-	fdCount  bool   // the size of /proc/PID/fd is the number of fds (Linux 6.2)
-	wantUser bool
-	wantPID  bool
-	roles    uint8 // the reasons to read links (role...) this scan has
+	opts   Options
+	procfd int
+	// self is this process's PID as /proc numbers it (see procSelf), -1
+	// if /proc does not list it; foreignPIDs is set when that is not
+	// os.Getpid(): /proc belongs to an ancestor PID namespace (unshare
+	// -p -f with the host's /proc), whose PIDs system calls such as
+	// kcmp(2) would take for other processes.
+	self        int
+	foreignPIDs bool
+	nsdev       uint64 // the device of nsfs
+	fdCount     bool   // the size of /proc/PID/fd is the number of fds (Linux 6.2)
+	wantUser    bool
+	wantPID     bool
+	roles       uint8 // the reasons to read links (role...) this scan has
 
 	mu    sync.Mutex
 	nodes map[Key]*node
@@ -145,7 +151,6 @@ func Discover(opts Options) (*Model, error) {
 	initPoller()
 	s := &scanner{
 		opts:    opts,
-		self:    os.Getpid(),
 		nodes:   make(map[Key]*node, 256),
 		readers: make(map[uint64][]task),
 	}
@@ -179,6 +184,8 @@ func Discover(opts Options) (*Model, error) {
 	}
 	s.procfd = fd
 	defer unix.Close(fd)
+	s.self = procSelf(fd)
+	s.foreignPIDs = s.self != os.Getpid()
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/ns/user", &st); err != nil {
 		return nil, &os.PathError{Op: "stat", Path: "/proc/self/ns/user", Err: err}
@@ -210,6 +217,23 @@ func Discover(opts Options) (*Model, error) {
 	// used every descriptor the limit allows leaves them some.
 	s.unpin()
 	return s.model(), nil
+}
+
+// procSelf returns this process's PID as the /proc open as procfd
+// numbers it (its "self" link), which is os.Getpid() only when that /proc
+// belongs to this process's PID namespace; -1 when it does not list this
+// process.
+func procSelf(procfd int) int {
+	buf := make([]byte, 32)
+	n, err := unix.Readlinkat(procfd, "self", buf)
+	if err != nil {
+		return -1
+	}
+	pid, err := strconv.Atoi(string(buf[:n]))
+	if err != nil {
+		return -1
+	}
+	return pid
 }
 
 // initPoller makes sure the Go runtime's poller is set up before the
@@ -796,7 +820,7 @@ func (w *worker) threads(dfd int, cur task) {
 			// that shares it with the task read for the process
 			// (kcmp(2) KCMP_FS, far cheaper than a readlinkat) is in
 			// that task's mount namespace.
-			if i == linkMnt && w.have[i] {
+			if i == linkMnt && w.have[i] && !s.foreignPIDs {
 				if r, err := kcmp(ref, tid, kcmpFS); err == nil && r == 0 {
 					continue
 				}
@@ -819,8 +843,12 @@ func (w *worker) threads(dfd int, cur task) {
 		// One kcmp(2) (Linux 3.5, CONFIG_CHECKPOINT_RESTORE) tells whether
 		// the thread shares the fd table read for the process; without
 		// it every thread's table is read.
-		if r, err := kcmp(ref, tid, kcmpFiles); err == nil && r == 0 {
-			continue // the process's fd table
+		// Not with /proc of an ancestor PID namespace: kcmp(2) takes
+		// PIDs of this one.
+		if !s.foreignPIDs {
+			if r, err := kcmp(ref, tid, kcmpFiles); err == nil && r == 0 {
+				continue // the process's fd table
+			}
 		}
 		if fd, err := unix.Openat(tfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
 			w.fds(fd, th)
