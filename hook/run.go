@@ -62,12 +62,16 @@ func (h *Hook) Run(ctx context.Context, stage string, st *specs.State) (*Result,
 	return nil, fmt.Errorf("unknown stage %q (want one of %s)", stage, strings.Join(vocab.HookStages, ", "))
 }
 
-func (h *Hook) input(stage string, st *specs.State) Input {
-	return Input{Stage: stage, Source: h.Source, ID: st.ID, Bundle: st.Bundle, PID: st.Pid, Meta: st.Annotations, Inspect: h.Inspect}
+// input is what Decide needs of st. The scan of the running processes,
+// and the work on what it found, leave the append its share of ctx's
+// deadline ([BudgetWithin]).
+func (h *Hook) input(ctx context.Context, stage string, st *specs.State) Input {
+	return Input{Stage: stage, Source: h.Source, ID: st.ID, Bundle: st.Bundle, PID: st.Pid, Meta: st.Annotations, Inspect: h.Inspect,
+		Budget: BudgetWithin(ctx, h.Config)}
 }
 
 func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Result, error) {
-	rec, ierr := Decide(h.Config, h.input(stage, st))
+	rec, ierr := Decide(h.Config, h.input(ctx, stage, st))
 	// At poststart the comparison under the lock can only add a
 	// violation: a refusal decided here stands.
 	h.decided(rec)
@@ -132,7 +136,7 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) (func(), error) {
 }
 
 func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
-	rec := Record(h.Config, h.input(audit.StagePoststop, st))
+	rec := Record(h.Config, h.input(ctx, audit.StagePoststop, st))
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
 		start, err := s.Last(st.ID, func(r *audit.Record) bool { return audit.IsStart(r.Stage) })
 		if err != nil {

@@ -63,6 +63,11 @@ func RunningFrom(a *audit.Ancestry, live *inspect.LiveOnce) *policy.Running {
 // a container that joined another's user namespace shares all its IDs.
 // A container in the initial PID namespace cannot be told from the
 // processes around it and is not checked this way.
+//
+// The work on what the scan found (the walks up from the namespaces that
+// overlap the container's, the names of their processes, the search for
+// an outsider) ends at the scan's deadline too, with an error matching
+// [inspect.ErrIncomplete].
 func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int) bool) *policy.Running {
 	if len(a.User) == 0 {
 		return &policy.Running{Err: errors.New("no user namespace chain")}
@@ -78,10 +83,19 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 		chain[nsrel.Ident{Dev: u.Dev, Ino: u.Ino}] = true
 	}
 	uids, gids, merr := policy.HostMaps(a)
+	// What the scan found is worked through within the scan's budget
+	// too: each namespace that overlaps the container's is walked up
+	// (NS_GET_PARENT) and its process named, and a user may make
+	// thousands of nested ones.
+	late := pastDeadline(live.Deadline())
 	for i := range scan.Namespaces {
 		l := &scan.Namespaces[i]
 		if l.Ident == own {
-			if o := outsider(a, l, samePod); o != nil {
+			o, err := outsider(a, l, samePod, late)
+			if err != nil {
+				return &policy.Running{Err: err, Denied: scan.Denied}
+			}
+			if o != nil {
 				run.Others = append(run.Others, *o)
 			}
 			continue
@@ -94,11 +108,17 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 			if errors.Is(l.Err, inspect.ErrGone) {
 				continue // every process in it exited since the scan: it maps nothing now
 			}
+			if err := late(); err != nil {
+				return &policy.Running{Err: err, Denied: scan.Denied}
+			}
 			o.Err = l.Err.Error()
 		} else {
 			o.UIDs, o.GIDs = l.Maps.UID.Host(), l.Maps.GID.Host()
 			if merr == nil && idmap.Overlap(uids.Host(), o.UIDs) == nil && idmap.Overlap(gids.Host(), o.GIDs) == nil {
 				continue // disjoint: nothing to report, no need to know more
+			}
+			if err := late(); err != nil {
+				return &policy.Running{Err: err, Denied: scan.Denied}
 			}
 			var below bool
 			err := l.WithProcess(func(pid int) (err error) {
@@ -127,9 +147,12 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 // joined that PID namespace, it is not its descendant and started before
 // it) and not its pod's, as an
 // [policy.Other] that shares the namespace; nil when there is none.
-func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bool) *policy.Other {
+//
+// late says when the scan's budget ran out: the search then stops with
+// its error.
+func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bool, late func() error) (*policy.Other, error) {
 	if a.PIDDepth() == 0 {
-		return nil
+		return nil, nil
 	}
 	own := nsrel.Ident{Dev: a.PIDNS[0].Dev, Ino: a.PIDNS[0].Ino}
 	// A container that joined a PID namespace (rather than made it, as
@@ -140,6 +163,9 @@ func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bo
 	for _, pid := range l.PIDs {
 		if pid == a.PID {
 			continue
+		}
+		if err := late(); err != nil {
+			return nil, err
 		}
 		in, err := inspect.InPIDNS(pid, own)
 		switch {
@@ -152,13 +178,35 @@ func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bo
 			continue
 		case err != nil:
 			return &policy.Other{Ino: l.Ident.Ino, PID: pid, Name: processName(pid), Shared: true,
-				Err: "cannot tell whether it is the container's: " + err.Error()}
+				Err: "cannot tell whether it is the container's: " + err.Error()}, nil
 		case samePod != nil && samePod(pid):
 			continue
 		}
-		return &policy.Other{Ino: l.Ident.Ino, PID: pid, Name: processName(pid), Shared: true}
+		return &policy.Other{Ino: l.Ident.Ino, PID: pid, Name: processName(pid), Shared: true}, nil
 	}
-	return nil
+	return nil, nil
+}
+
+// beforeCheck, when set (by the tests), runs before each step of
+// [RunningPod]'s work after the scan that checks the scan's deadline,
+// with that deadline.
+var beforeCheck func(deadline time.Time)
+
+// pastDeadline returns a check that says, once deadline passed (never
+// for a zero one), that the work on the scan did not finish in time, as
+// the scan itself says ([inspect.ErrIncomplete]).
+func pastDeadline(deadline time.Time) func() error {
+	steps := 0
+	return func() error {
+		if beforeCheck != nil {
+			beforeCheck(deadline)
+		}
+		steps++
+		if deadline.IsZero() || !time.Now().After(deadline) {
+			return nil
+		}
+		return fmt.Errorf("inspect: %w: its budget ran out after %d checks of the namespaces it found", inspect.ErrIncomplete, steps-1)
+	}
 }
 
 // startedBefore reports whether process pid started before the start

@@ -181,11 +181,11 @@ func (h *Hook) RunBadInput(ctx context.Context, stage string, st *specs.State, i
 	what := "the state was refused (" + vocab.Cut(why, vocab.MaxRecordedError/2) + "); the record keeps what could be read of it"
 	var rec *audit.Record
 	if stage == audit.StageCreateRuntime || stage == audit.StagePoststart {
-		rec, _ = Decide(h.Config, h.input(stage, st))
+		rec, _ = Decide(h.Config, h.input(ctx, stage, st))
 		RefusedInput(h.Config, rec, what, ierr)
 		h.decided(rec)
 	} else {
-		rec = Record(h.Config, h.input(stage, st))
+		rec = Record(h.Config, h.input(ctx, stage, st))
 		rec.Error = vocab.Cut(what, vocab.MaxRecordedError)
 	}
 	_, aerr := h.Log.AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) { return rec, nil })

@@ -49,11 +49,12 @@ type Scan struct {
 // decision: the maps of a nested container's ancestors ([ProcessWith])
 // and disjoint_from_running read the same scan instead of two.
 type LiveOnce struct {
-	budget  time.Duration
-	once    sync.Once
-	scanned atomic.Bool
-	scan    *Scan
-	err     error
+	budget   time.Duration
+	once     sync.Once
+	scanned  atomic.Bool
+	deadline time.Time
+	scan     *Scan
+	err      error
 }
 
 // NewLiveOnce returns a LiveOnce whose scan may take budget from its
@@ -66,14 +67,24 @@ func (l *LiveOnce) Scanned() bool { return l.scanned.Load() }
 // Get scans at the first call and returns that scan at every call.
 func (l *LiveOnce) Get() (*Scan, error) {
 	l.once.Do(func() {
-		var deadline time.Time
 		if l.budget != 0 {
-			deadline = time.Now().Add(l.budget)
+			l.deadline = time.Now().Add(l.budget)
 		}
-		l.scan, l.err = Live(deadline)
+		l.scan, l.err = Live(l.deadline)
 		l.scanned.Store(true)
 	})
 	return l.scan, l.err
+}
+
+// Deadline returns when the budget of the scan, counted from its start,
+// runs out: zero before the first [LiveOnce.Get] and for a scan without
+// a limit. A caller that goes on to work through what the scan found
+// stops there too.
+func (l *LiveOnce) Deadline() time.Time {
+	if !l.scanned.Load() {
+		return time.Time{}
+	}
+	return l.deadline
 }
 
 // ErrIncomplete matches errors of a scan that ran out of time.

@@ -166,15 +166,17 @@ func (r *Rules) mapRules() []string {
 const MaxDisjointListed = 64
 
 func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *Running, add func(rule, format string, args ...any)) {
+	// A container in the initial user namespace breaks the rule whatever
+	// runs: it needs no scan (hook.Decide makes none).
 	switch {
+	case a.UserDepth() == 0:
+		add(RuleDisjoint, "the container runs in the initial user namespace %s: it shares every host ID", userName(a, 0))
+		return
 	case run == nil:
 		add(RuleDisjoint, Unchecked+": the running processes were not scanned")
 		return
 	case run.Err != nil:
 		add(RuleDisjoint, Unchecked+": %v", run.Err)
-		return
-	case a.UserDepth() == 0:
-		add(RuleDisjoint, "the container runs in the initial user namespace %s: it shares every host ID", userName(a, 0))
 		return
 	}
 	// At most MaxDisjointListed violations, then one that counts the
