@@ -79,7 +79,7 @@ func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Resul
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
 		if stage == audit.StagePoststart {
 			var cerr error
-			note, cerr = h.compare(s, rec)
+			note, cerr = h.compare(s, rec, st.Pid)
 			// A comparison that could not be made is weighed as what
 			// could not be inspected: on_error decides.
 			Judge(h.Config, rec, cmp.Or(ierr, cerr))
@@ -102,16 +102,27 @@ func (h *Hook) decided(rec *audit.Record) {
 	}
 }
 
-// compare sets rec.Ref to the container's createRuntime record and adds
-// a violation when the ancestry changed since. It returns what to log
-// (nil: nothing), for after the log's lock is released, and why the
-// comparison could not be made (the record says so too).
-func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) (func(), error) {
-	// The container's latest createRuntime record, whatever its PID: a
-	// different PID now is itself a difference.
+// compare sets rec.Ref to the createRuntime record of the container's
+// process pid and adds a violation when the ancestry changed since. It
+// returns what to log (nil: nothing), for after the log's lock is
+// released, and why the comparison could not be made (the record says
+// so too).
+func (h *Hook) compare(s *audit.Searcher, rec *audit.Record, pid int) (func(), error) {
+	// The latest createRuntime record of this process (its PID, and its
+	// start time when it still runs), unless a poststop of the ID came
+	// after it: runc reuses a container's ID once it is deleted, and an
+	// earlier container's record is not this one's
+	// (TestPoststartReusedID).
 	prev, err := s.Last(rec.ContainerID, func(r *audit.Record) bool {
-		return r.Stage == audit.StageCreateRuntime && r.Ancestry != nil
+		if r.Stage == audit.StagePoststop {
+			return true
+		}
+		return r.Stage == audit.StageCreateRuntime && r.Ancestry != nil && r.PID == pid &&
+			(rec.Ancestry == nil || r.StartTime == rec.Ancestry.StartTime)
 	})
+	if prev != nil && prev.Stage == audit.StagePoststop {
+		prev = nil
+	}
 	if err != nil {
 		// A search past the deadline (or a read error): the record says
 		// the comparison was not made.
@@ -138,7 +149,15 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record) (func(), error) {
 func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
 	rec := Record(h.Config, h.input(ctx, audit.StagePoststop, st))
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		start, err := s.Last(st.ID, func(r *audit.Record) bool { return audit.IsStart(r.Stage) })
+		// The container's last start record, unless a poststop of the
+		// ID came after it: that start was an earlier container's, whose
+		// ID runc reused (TestPoststopReusedID).
+		start, err := s.Last(st.ID, func(r *audit.Record) bool {
+			return audit.IsStart(r.Stage) || r.Stage == audit.StagePoststop
+		})
+		if start != nil && start.Stage == audit.StagePoststop {
+			start = nil
+		}
 		if err != nil {
 			rec.Error = "searching the start record: " + err.Error()
 		} else if start != nil {

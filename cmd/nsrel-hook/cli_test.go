@@ -411,22 +411,42 @@ func TestShowEscapesHostileData(t *testing.T) {
 	}
 }
 
-// TestPoststartSeesChangedAncestry records createRuntime for one process
-// and poststart for another (in its own user and PID namespaces): the
+// TestPoststartSeesChangedAncestry records createRuntime for a process
+// in the host's user namespace and poststart once it moved into one of
+// its own (unshare -U, which keeps its PID and start time): the
 // difference is an ancestry_unchanged violation, which enforce mode
-// refuses.
+// refuses. (poststart compares with the createRuntime record of the same
+// process only: TestPoststartReusedID.)
 func TestPoststartSeesChangedAncestry(t *testing.T) {
 	nstest.RequireRoot(t)
-	other := nstest.PIDChain(t, 1)
+	sh, unshare := nstest.RequireCmd(t, "sh"), nstest.RequireCmd(t, "unshare")
+	sleep := nstest.RequireCmd(t, "sleep")
 	for _, mode := range []string{policy.ModeAudit, policy.ModeEnforce} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t, "hook.json", func(c map[string]any) {
 				c["default"] = map[string]any{"mode": mode}
 			})
-			if code, _, stderr := run(selfState("moved"), "--config", e.config, "createRuntime"); code != 0 {
+			cmd := exec.Command(sh, "-c", `read x; exec "$0" -U "$1" infinity`, unshare, sleep)
+			in, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			pid := cmd.Process.Pid
+			host := nstest.Ino(t, pid, "user")
+			st := strings.Replace(selfState("moved"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, pid), 1)
+			if code, _, stderr := run(st, "--config", e.config, "createRuntime"); code != 0 {
 				t.Fatal(stderr)
 			}
-			st := strings.Replace(selfState("moved"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, other.Pid), 1)
+			in.Write([]byte("\n"))
+			for deadline := time.Now().Add(10 * time.Second); nstest.Ino(t, pid, "user") == host; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the process did not move to a user namespace of its own")
+				}
+			}
 			code, _, stderr := run(st, "--config", e.config, "poststart")
 			if want := map[string]int{policy.ModeAudit: 0, policy.ModeEnforce: 1}[mode]; code != want {
 				t.Errorf("poststart exit %d, want %d (stderr %q)", code, want, stderr)
@@ -479,14 +499,22 @@ func TestMainVerifyJSON(t *testing.T) {
 
 // TestPoststartAfterExit: a short-lived container may be gone when
 // poststart runs; that is recorded, not treated as an internal error,
-// even with on_error=deny.
+// even with on_error=deny; the record refers to the createRuntime record
+// of the same PID.
 func TestPoststartAfterExit(t *testing.T) {
 	e := newEnv(t, "hook.json", func(c map[string]any) { c["on_error"] = "deny" })
-	if code, _, stderr := run(selfState("short"), "--config", e.config, "createRuntime"); code != 0 {
+	short := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
+	if err := short.Start(); err != nil {
+		t.Fatal(err)
+	}
+	st := strings.Replace(selfState("short"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, short.Process.Pid), 1)
+	code, _, stderr := run(st, "--config", e.config, "createRuntime")
+	short.Process.Kill()
+	short.Wait()
+	if code != 0 {
 		t.Fatal(stderr)
 	}
-	gone := strings.Replace(selfState("short"), fmt.Sprintf(`"pid":%d`, os.Getpid()), `"pid":4194303`, 1)
-	code, _, stderr := run(gone, "--config", e.config, "poststart")
+	code, _, stderr = run(st, "--config", e.config, "poststart")
 	if code != 0 || stderr != "" {
 		t.Errorf("poststart of an exited process: exit %d, stderr %q", code, stderr)
 	}
