@@ -3,9 +3,12 @@ package hook_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -94,5 +97,35 @@ func TestPoststartSearchFails(t *testing.T) {
 		if !strings.Contains(res.Record.Error, "searching the createRuntime record") || res.Deny != (onError == policy.OnErrorDeny) {
 			t.Errorf("on_error %s: deny %v, record error %q; want the search's failure recorded and on_error to decide", onError, res.Deny, res.Record.Error)
 		}
+	}
+}
+
+// TestPoststopUnrecordedMessage: a poststop whose record cannot be
+// written (here the log's lock is held past the deadline) says that
+// poststop never refuses, not what on_error would decide: with
+// on_error=deny it said "on_error=allow: allowed".
+func TestPoststopUnrecordedMessage(t *testing.T) {
+	cfg, err := policy.Parse("lib.json", []byte(`{"version":1,"audit_log":"/x","on_error":"deny","default":{"name":"d","mode":"audit"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	res, err := (&hook.Hook{Config: cfg, Log: log}).Run(ctx, audit.StagePoststop, &specs.State{ID: "web"})
+	if err == nil || res.Deny || res.Record != nil || !strings.Contains(res.Message, "cannot write the audit record (poststop never refuses)") {
+		t.Errorf("result %+v, %v; want the record unwritten, not refused, and a message that says poststop never refuses", res, err)
 	}
 }

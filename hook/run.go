@@ -188,7 +188,7 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 			return res, aerr
 		}
 		res.Deny = h.Config.OnError == policy.OnErrorDeny && rec.Stage != audit.StagePoststop
-		res.Message = fmt.Sprintf("container %s: cannot write the audit record (%s): %v", vocab.Printable(rec.ContainerID), decision(res.Deny), aerr)
+		res.Message = fmt.Sprintf("container %s: cannot write the audit record (%s): %v", vocab.Printable(rec.ContainerID), decision(rec.Stage, res.Deny), aerr)
 		return res, aerr
 	}
 	log = log.WithField("seq", rec.Seq)
@@ -232,11 +232,16 @@ func verdictWhy(rec *audit.Record, deny bool) string {
 	if deny && rec.Mode == policy.ModeEnforce && len(rec.Violations) > 0 {
 		return fmt.Sprintf("refused by nsrel policy %q (enforce): %s", rec.Policy, rules(rec.Violations))
 	}
-	return decision(deny)
+	return decision(rec.Stage, deny)
 }
 
-func decision(deny bool) string {
-	if deny {
+// decision says what on_error decided at stage; poststop never refuses,
+// whatever on_error says (TestPoststopMessages).
+func decision(stage string, deny bool) string {
+	switch {
+	case stage == audit.StagePoststop:
+		return "poststop never refuses"
+	case deny:
 		return "on_error=deny: refused"
 	}
 	return "on_error=allow: allowed"

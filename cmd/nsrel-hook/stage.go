@@ -105,7 +105,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			return code
 		}
 		code := failExit
-		msg := fmt.Sprintf("%s: internal deadline of %d ms passed; the container may not be recorded (on_error=%s)", stage, cfg.DeadlineMS, cfg.OnError)
+		msg := fmt.Sprintf("%s: internal deadline of %d ms passed; the container may not be recorded (%s)", stage, cfg.DeadlineMS, onError(cfg, stage))
 		if refused.Load() && stage != audit.StagePoststop {
 			code = 1
 			msg = fmt.Sprintf("%s: internal deadline of %d ms passed before the record was written; the container is refused by nsrel policy, whatever on_error says, and may not be recorded", stage, cfg.DeadlineMS)
@@ -185,7 +185,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	switch {
 	case o.res == nil || o.res.Record == nil:
 		// Nothing was recorded: say so everywhere an operator looks.
-		msg := fmt.Sprintf("%s: container %snot recorded: %s (on_error=%s)", stage, named(o.id), vocab.OneLine(o.err), cfg.OnError)
+		msg := fmt.Sprintf("%s: container %snot recorded: %s (%s)", stage, named(o.id), vocab.OneLine(o.err), onError(cfg, stage))
 		if o.res != nil && o.res.Message != "" {
 			// The hook's message names the container.
 			msg = fmt.Sprintf("%s: container not recorded: %s", stage, vocab.OneLine(errors.New(o.res.Message)))
@@ -445,6 +445,15 @@ func boundedLog(process bool, log func()) {
 // deadlineGrace is how long after the internal deadline the process
 // ends a stage that is still running.
 const deadlineGrace = 50 * time.Millisecond
+
+// onError names what decides a run that could not record the container
+// at stage: on_error, but at poststop, which never refuses.
+func onError(cfg *policy.Config, stage string) string {
+	if stage == audit.StagePoststop {
+		return "poststop never refuses"
+	}
+	return "on_error=" + cfg.OnError
+}
 
 // named returns the container ID id escaped and followed by a space, ""
 // for none: for "container ID not recorded".
