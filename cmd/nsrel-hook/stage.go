@@ -93,22 +93,33 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	// written: it stands at the deadline whatever on_error says, as it
 	// does when the record cannot be written.
 	var refused atomic.Bool
+	// id holds the container's ID once the state is read, for the
+	// deadline's line.
+	var id atomic.Pointer[string]
 	missed := func() int {
+		container := "the container "
+		if p := id.Load(); p != nil && *p != "" {
+			container = "container " + named(*p)
+		}
 		if r := written.Load(); r != nil {
 			code := 0
 			if r.Verdict == audit.VerdictDeny {
 				code = 1
 			}
-			msg := fmt.Sprintf("%s: internal deadline of %d ms passed after the record (seq %d, %s) was written; its verdict stands", stage, cfg.DeadlineMS, r.Seq, r.Verdict)
+			whose := "the record"
+			if r.ContainerID != "" {
+				whose = "the record of container " + vocab.Printable(r.ContainerID)
+			}
+			msg := fmt.Sprintf("%s: internal deadline of %d ms passed after %s (seq %d, %s) was written; its verdict stands", stage, cfg.DeadlineMS, whose, r.Seq, r.Verdict)
 			fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
 			boundedLog(process, func() { logger.WithField("stage", stage).Warn(msg) })
 			return code
 		}
 		code := failExit
-		msg := fmt.Sprintf("%s: internal deadline of %d ms passed; the container may not be recorded (%s)", stage, cfg.DeadlineMS, onError(cfg, stage))
+		msg := fmt.Sprintf("%s: internal deadline of %d ms passed; %smay not be recorded (%s)", stage, cfg.DeadlineMS, container, onError(cfg, stage))
 		if refused.Load() && stage != audit.StagePoststop {
 			code = 1
-			msg = fmt.Sprintf("%s: internal deadline of %d ms passed before the record was written; the container is refused by nsrel policy, whatever on_error says, and may not be recorded", stage, cfg.DeadlineMS)
+			msg = fmt.Sprintf("%s: internal deadline of %d ms passed before the record was written; %sis refused by nsrel policy, whatever on_error says, and may not be recorded", stage, cfg.DeadlineMS, container)
 		}
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
 		toSyslog(cfg.Syslog, msg)
@@ -134,6 +145,9 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			}
 		}
 		st, perr := hook.ParseState(data)
+		if perr == nil && st != nil {
+			id.Store(&st.ID)
+		}
 		log, err := audit.Open(cfg.AuditLog, opts)
 		if err != nil {
 			// The container still gets named where the failure is said.
@@ -148,6 +162,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 				perr = nil // nothing to parse: the read says it all
 			}
 			salvaged := hook.SalvageState(data, hook.SalvageKeep(cfg))
+			id.Store(&salvaged.ID)
 			res, err := h.RunBadInput(ctx, stage, salvaged, errors.Join(rerr, perr))
 			return outcome{res, err, salvaged.ID}
 		}

@@ -36,3 +36,24 @@ func TestPoststopMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadlineNamesContainer: the line of a deadline passed before the
+// record was written names the container (escaped: the ID is the
+// container creator's to choose) once the state is read; it said only
+// "the container".
+func TestDeadlineNamesContainer(t *testing.T) {
+	for _, tc := range []struct{ id, want string }{
+		{"web-1", "container web-1 may not be recorded (on_error=allow)"},
+		{"web\x1b[2J", `container "web\x1b[2J" may not be recorded (on_error=allow)`},
+	} {
+		e := newEnv(t, "hook.json", func(c map[string]any) {
+			c["deadline_ms"] = 200
+			c["syslog"] = ""
+		})
+		holdLock(t, e.log)
+		code, _, stderr := run(selfState(tc.id), "--config", e.config, "createRuntime")
+		if code != 0 || !strings.Contains(stderr, "internal deadline of 200 ms passed; "+tc.want) {
+			t.Errorf("exit %d, stderr %q; want 0 and %q", code, stderr, tc.want)
+		}
+	}
+}
