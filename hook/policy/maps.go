@@ -16,6 +16,12 @@ import (
 // then GIDs (subuid(5)).
 var SubIDFiles = [2]string{"/etc/subuid", "/etc/subgid"}
 
+// PasswdFile is where allowed_subid_user's name is resolved to its UID,
+// or its UID to its name: a subordinate ID file may name the user in
+// either form (subuid(5)). The hook starts no process, so users only the
+// name service knows (LDAP, SSSD) are matched in the form configured.
+var PasswdFile = "/etc/passwd"
+
 // Running is what a scan of the processes running now found, for
 // disjoint_from_running: the user namespaces of other containers (and
 // of any other process in a user namespace of its own), without the
@@ -118,13 +124,18 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 		}
 	}
 	if len(r.AllowedHostRanges) > 0 || r.AllowedSubIDUser != "" {
+		var users []string
+		if r.AllowedSubIDUser != "" {
+			passwd, _ := idmap.ReadFile(PasswdFile) // unreadable: the form configured only
+			users = idmap.SubIDUsers(passwd, r.AllowedSubIDUser)
+		}
 		for i, k := range []struct {
 			what string
 			m    idmap.Map
 		}{{"UIDs", uids}, {"GIDs", gids}} {
 			allowed := r.AllowedHostRanges
 			if r.AllowedSubIDUser != "" {
-				sub, err := readSubID(SubIDFiles[i], r.AllowedSubIDUser)
+				sub, err := readSubID(SubIDFiles[i], users)
 				if err != nil {
 					add(RuleAllowedRanges, Unchecked+": %v", err)
 					continue
@@ -234,12 +245,12 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 	}
 }
 
-func readSubID(path, user string) (idmap.Spans, error) {
+func readSubID(path string, users []string) (idmap.Spans, error) {
 	b, err := idmap.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	s, err := idmap.ParseSubID(b, user)
+	s, err := idmap.ParseSubID(b, users...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

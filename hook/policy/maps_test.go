@@ -82,6 +82,44 @@ func TestMapRules(t *testing.T) {
 	}
 }
 
+// TestSubIDUserNameOrUID: allowed_subid_user takes the lines of
+// /etc/subuid and /etc/subgid that name the user or its UID, as
+// subuid(5) and newuidmap do, the one resolved to the other through
+// /etc/passwd; it took only lines in the form configured, and refused a
+// container in a range granted to the UID of the user it named.
+func TestSubIDUserNameOrUID(t *testing.T) {
+	dir := t.TempDir()
+	sub, passwd := filepath.Join(dir, "subuid"), filepath.Join(dir, "passwd")
+	if err := os.WriteFile(sub, []byte("1000:100000:65536\ncontainers:300000:65536\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(passwd, []byte("alice:x:1000:1000::/home/alice:/bin/sh\ncontainers:x:999:999::/:/usr/sbin/nologin\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oldSub, oldPasswd := policy.SubIDFiles, policy.PasswdFile
+	policy.SubIDFiles, policy.PasswdFile = [2]string{sub, sub}, passwd
+	t.Cleanup(func() { policy.SubIDFiles, policy.PasswdFile = oldSub, oldPasswd })
+	alice := []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}
+	containers := []audit.IDRange{{Inside: 0, Outside: 300000, Count: 65536}}
+	for _, tc := range []struct {
+		user string
+		ids  []audit.IDRange
+		want int // violations
+	}{
+		{"alice", alice, 0},
+		{"1000", alice, 0},
+		{"999", containers, 0},
+		{"containers", containers, 0},
+		{"alice", containers, 2},
+		{"999", alice, 2},
+	} {
+		v := rules(t, `{"allowed_subid_user":"`+tc.user+`"}`).Evaluate(mapped(tc.ids, tc.ids))
+		if len(v) != tc.want {
+			t.Errorf("allowed_subid_user %q: violations %+v, want %d", tc.user, v, tc.want)
+		}
+	}
+}
+
 func TestDisjointRule(t *testing.T) {
 	r := rules(t, `{"disjoint_from_running":true}`)
 	a := mapped([]audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}, []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}})

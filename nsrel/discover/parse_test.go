@@ -47,26 +47,6 @@ func FuzzParseNSMounts(f *testing.F) {
 	})
 }
 
-func TestParsePasswd(t *testing.T) {
-	in := "root:x:0:0:root:/root:/bin/bash\n# comment\n+nis::::::\nbad line\nalice:x:1000:1000::/home/alice:/bin/sh\nalias:x:0:0::/:/bin/sh\nneg:x:-1:0::/:\nbig:x:4294967296:0::/:\n:x:5:5::/:\nnolf:x:7:7::/:"
-	want := map[uint32]string{0: "root", 1000: "alice", 7: "nolf"}
-	if diff := cmp.Diff(want, parsePasswd([]byte(in))); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-}
-
-func FuzzParsePasswd(f *testing.F) {
-	f.Add([]byte("root:x:0:0:root:/root:/bin/bash\n"))
-	f.Add([]byte("a:b:c\n::::\n#x\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, name := range parsePasswd(data) {
-			if name == "" || strings.ContainsAny(name, ":\n") {
-				t.Fatalf("bad name %q", name)
-			}
-		}
-	})
-}
-
 func TestParseLink(t *testing.T) {
 	for _, tc := range []struct {
 		in   string

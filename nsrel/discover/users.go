@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
 // getentPaths are where getent(1) may be; it is run by absolute path.
@@ -38,7 +40,7 @@ func lookupUsers(path string, uids []uint32) map[uint32]string {
 	}
 	users := map[uint32]string{}
 	if data, err := os.ReadFile(file); err == nil {
-		users = parsePasswd(data)
+		users = idmap.ParsePasswd(data)
 	}
 	if path != "" {
 		return users
@@ -84,39 +86,13 @@ func getent(uids []uint32) (map[uint32]string, bool) {
 		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 2) {
 			return nil, false
 		}
-		for uid, name := range parsePasswd(out) {
+		for uid, name := range idmap.ParsePasswd(out) {
 			if slices.Contains(batch, uid) {
 				users[uid] = name
 			}
 		}
 	}
 	return users, true
-}
-
-// parsePasswd parses passwd(5) lines "name:password:UID:GID:..." into a
-// UID to name map; the first entry for a UID wins. Comments, NIS "+"/"-"
-// lines and malformed lines are skipped.
-func parsePasswd(data []byte) map[uint32]string {
-	users := make(map[uint32]string)
-	for len(data) > 0 {
-		var line []byte
-		line, data = nextLine(data)
-		if len(line) == 0 || line[0] == '#' || line[0] == '+' || line[0] == '-' {
-			continue
-		}
-		f := bytes.SplitN(line, []byte(":"), 4)
-		if len(f) < 4 || len(f[0]) == 0 {
-			continue
-		}
-		uid, err := strconv.ParseUint(string(f[2]), 10, 32)
-		if err != nil {
-			continue
-		}
-		if _, ok := users[uint32(uid)]; !ok {
-			users[uint32(uid)] = string(f[0])
-		}
-	}
-	return users
 }
 
 // nextLine splits data after its first line and returns the line without

@@ -283,10 +283,15 @@ var ErrNoEntry = errors.New("no subordinate ID entry")
 
 // ParseSubID returns the ranges a subordinate ID file (/etc/subuid,
 // /etc/subgid: lines "NAME:FIRST:COUNT", subuid(5)) grants the user
-// whose name or numeric ID is user. Empty lines and lines starting with
-// '#' are skipped; a malformed line is an error naming it. A user with no
-// entry is an error matching [ErrNoEntry].
-func ParseSubID(b []byte, user string) (Spans, error) {
+// whose name or numeric ID is users[0], on lines that name it in any of
+// the forms users lists (its name and its UID: [SubIDUsers]). Empty
+// lines and lines starting with '#' are skipped; a malformed line is an
+// error naming it. A user with no entry is an error matching
+// [ErrNoEntry].
+func ParseSubID(b []byte, users ...string) (Spans, error) {
+	if len(users) == 0 {
+		return nil, fmt.Errorf("idmap: no user: %w", ErrNoEntry)
+	}
 	var out Spans
 	for n, line := range bytes.Split(b, []byte{'\n'}) {
 		line = bytes.TrimSpace(line)
@@ -302,12 +307,69 @@ func ParseSubID(b []byte, user string) (Spans, error) {
 		if err1 != nil || err2 != nil || first+count > 1<<32 {
 			return nil, fmt.Errorf("idmap: subordinate ID line %d: FIRST and COUNT must be 32-bit numbers within 2^32", n+1)
 		}
-		if string(f[0]) == user {
+		if slices.Contains(users, string(f[0])) {
 			out = append(out, Span{First: first, Count: count})
 		}
 	}
 	if out.Normal().Count() == 0 {
-		return nil, fmt.Errorf("idmap: user %q: %w", user, ErrNoEntry)
+		return nil, fmt.Errorf("idmap: user %q: %w", users[0], ErrNoEntry)
 	}
 	return out.Normal(), nil
+}
+
+// SubIDUsers returns the forms in which a subordinate ID file may name
+// user (a name or a numeric UID), for [ParseSubID]: user itself, then
+// its UID when user is a name, or the name of the UID when it is a
+// number, as passwd (the content of passwd(5)) says. subuid(5) and
+// newuidmap(1) take a line with either form.
+func SubIDUsers(passwd []byte, user string) []string {
+	users := []string{user}
+	pw := ParsePasswd(passwd)
+	if uid, err := strconv.ParseUint(user, 10, 32); err == nil {
+		if name, ok := pw[uint32(uid)]; ok && name != user {
+			users = append(users, name)
+		}
+		return users
+	}
+	var uids []uint32
+	for uid, name := range pw {
+		if name == user {
+			uids = append(uids, uid)
+		}
+	}
+	slices.Sort(uids)
+	for _, uid := range uids {
+		users = append(users, strconv.FormatUint(uint64(uid), 10))
+	}
+	return users
+}
+
+// ParsePasswd parses passwd(5) lines "name:password:UID:GID:..." into a
+// UID to name map; the first entry for a UID wins. Comments, NIS "+"/"-"
+// lines and malformed lines are skipped.
+func ParsePasswd(data []byte) map[uint32]string {
+	users := make(map[uint32]string)
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(line) == 0 || line[0] == '#' || line[0] == '+' || line[0] == '-' {
+			continue
+		}
+		f := bytes.SplitN(line, []byte(":"), 4)
+		if len(f) < 4 || len(f[0]) == 0 {
+			continue
+		}
+		uid, err := strconv.ParseUint(string(f[2]), 10, 32)
+		if err != nil {
+			continue
+		}
+		if _, ok := users[uint32(uid)]; !ok {
+			users[uint32(uid)] = string(f[0])
+		}
+	}
+	return users
 }

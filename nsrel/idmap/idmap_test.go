@@ -3,7 +3,9 @@ package idmap_test
 import (
 	"errors"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -110,6 +112,46 @@ func TestParseSubID(t *testing.T) {
 	}
 	if _, err := idmap.ParseSubID([]byte("alice:1\n"), "alice"); err == nil {
 		t.Error("malformed line accepted")
+	}
+}
+
+// TestSubIDUsers: a subordinate ID file may name a user by name or by
+// UID (subuid(5), newuidmap(1)): a name is matched with its UID too, a
+// UID with its name, as passwd says; allowed_subid_user matched only the
+// form configured.
+func TestSubIDUsers(t *testing.T) {
+	passwd := []byte("root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\ncontainers:x:999:999::/:/usr/sbin/nologin\n")
+	file := []byte("1000:100000:65536\ncontainers:200000:65536\n0:300000:10\n")
+	for _, tc := range []struct {
+		user  string
+		forms []string
+		want  idmap.Spans
+	}{
+		{"alice", []string{"alice", "1000"}, idmap.Spans{{100000, 65536}}},
+		{"1000", []string{"1000", "alice"}, idmap.Spans{{100000, 65536}}},
+		{"999", []string{"999", "containers"}, idmap.Spans{{200000, 65536}}},
+		{"containers", []string{"containers", "999"}, idmap.Spans{{200000, 65536}}},
+		{"root", []string{"root", "0"}, idmap.Spans{{300000, 10}}},
+		{"4242", []string{"4242"}, nil},
+		{"bob", []string{"bob"}, nil},
+	} {
+		forms := idmap.SubIDUsers(passwd, tc.user)
+		if d := cmp.Diff(tc.forms, forms); d != "" {
+			t.Errorf("SubIDUsers(%q) (-want +got):\n%s", tc.user, d)
+		}
+		got, err := idmap.ParseSubID(file, forms...)
+		if tc.want == nil {
+			if !errors.Is(err, idmap.ErrNoEntry) || !strings.Contains(err.Error(), strconv.Quote(tc.user)) {
+				t.Errorf("%s: %v, %v; want no entry for %q", tc.user, got, err, tc.user)
+			}
+			continue
+		}
+		if d := cmp.Diff(tc.want, got); err != nil || d != "" {
+			t.Errorf("%s: %v (-want +got):\n%s", tc.user, err, d)
+		}
+	}
+	if got := idmap.SubIDUsers(nil, "alice"); !slices.Equal(got, []string{"alice"}) {
+		t.Errorf("without passwd: %q", got)
 	}
 }
 
@@ -233,4 +275,23 @@ func TestReadOwn(t *testing.T) {
 	if got, err := idmap.ReadOwn(false); err != nil || !cmp.Equal(got, want) {
 		t.Errorf("ReadOwn(false) = %+v, %v; want /proc/self's %+v", got, err, want)
 	}
+}
+func TestParsePasswd(t *testing.T) {
+	in := "root:x:0:0:root:/root:/bin/bash\n# comment\n+nis::::::\nbad line\nalice:x:1000:1000::/home/alice:/bin/sh\nalias:x:0:0::/:/bin/sh\nneg:x:-1:0::/:\nbig:x:4294967296:0::/:\n:x:5:5::/:\nnolf:x:7:7::/:"
+	want := map[uint32]string{0: "root", 1000: "alice", 7: "nolf"}
+	if diff := cmp.Diff(want, idmap.ParsePasswd([]byte(in))); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func FuzzParsePasswd(f *testing.F) {
+	f.Add([]byte("root:x:0:0:root:/root:/bin/bash\n"))
+	f.Add([]byte("a:b:c\n::::\n#x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, name := range idmap.ParsePasswd(data) {
+			if name == "" || strings.ContainsAny(name, ":\n") {
+				t.Fatalf("bad name %q", name)
+			}
+		}
+	})
 }
