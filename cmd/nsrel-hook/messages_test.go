@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -54,6 +55,44 @@ func TestDeadlineNamesContainer(t *testing.T) {
 		code, _, stderr := run(selfState(tc.id), "--config", e.config, "createRuntime")
 		if code != 0 || !strings.Contains(stderr, "internal deadline of 200 ms passed; "+tc.want) {
 			t.Errorf("exit %d, stderr %q; want 0 and %q", code, stderr, tc.want)
+		}
+	}
+}
+
+// TestPolicyCheckEscapes: `nsrel-hook policy check` prints the config's
+// paths, annotation keys and patterns escaped, as the tools print every
+// string they did not write: a terminal escape in one cleared the
+// screen or hid text. A recorded annotation key must be one (as a
+// trusted one): not empty, without control characters or spaces.
+func TestPolicyCheckEscapes(t *testing.T) {
+	const esc, bidi = "\x1b[2J", "\u202e"
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		dir := filepath.Dir(c["audit_log"].(string))
+		c["audit_log"] = filepath.Join(dir, "audit"+esc+".jsonl")
+		c["log_file"] = filepath.Join(dir, "hook"+esc+".log")
+		c["seal_state"] = filepath.Join(dir, "seal\a")
+		c["checkpoints"].(map[string]any)["file"] = filepath.Join(dir, "cp"+esc)
+		c["record_annotations"] = []any{"io.kubernetes.pod.name", "key" + bidi}
+		c["trusted_selectors"] = map[string]any{"annotations": []any{"sel" + bidi}}
+		c["policies"] = []any{map[string]any{"name": "p", "mode": "audit", "match": map[string]any{"annotations": map[string]any{"sel" + bidi: "v\x1b\\[2J"}}}}
+	})
+	code, stdout, stderr := run("", "policy", "check", e.config)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if strings.ContainsAny(stdout, "\x1b\a"+bidi) {
+		t.Errorf("unescaped config strings in:\n%s", stdout)
+	}
+	for _, want := range []string{`audit\x1b[2J.jsonl"`, `hook\x1b[2J.log"`, `seal\a"`, `cp\x1b[2J"`, `"key\u202e"`, `annotation "sel\u202e" = "v\x1b\\[2J"`} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no %s in:\n%s", want, stdout)
+		}
+	}
+	for _, key := range []string{"", "a key", "key\x1b"} {
+		e := newEnv(t, "hook.json", func(c map[string]any) { c["record_annotations"] = []any{"io.kubernetes.pod.name", key} })
+		code, stdout, stderr := run("", "policy", "check", e.config)
+		if code != 1 || stdout != "" || !strings.Contains(stderr, "record_annotations[1]: must be an annotation key") {
+			t.Errorf("record_annotations key %q: exit %d, stdout %q, stderr %q; want refused", key, code, stdout, stderr)
 		}
 	}
 }

@@ -44,7 +44,10 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 	if cfg.KeepFiles > 0 {
 		keep = strconv.Itoa(cfg.KeepFiles)
 	}
-	fmt.Fprintf(&b, "audit log:   %s (rotate at %d bytes, keep %s rotated files)\n", cfg.AuditLog, cfg.RotateBytes, keep)
+	// The config's strings are printed escaped, as everything else the
+	// tools print that they did not write (a path or a key may hold
+	// terminal escapes).
+	fmt.Fprintf(&b, "audit log:   %s (rotate at %d bytes, keep %s rotated files)\n", vocab.Printable(cfg.AuditLog), cfg.RotateBytes, keep)
 	switch {
 	case cfg.SealState == "":
 		b.WriteString("sealing:     off (no seal_state)\n")
@@ -53,30 +56,34 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 		if _, err := os.Lstat(cfg.SealState); err == nil {
 			state = "set up"
 		}
-		fmt.Fprintf(&b, "sealing:     %s (%s)\n", cfg.SealState, state)
+		fmt.Fprintf(&b, "sealing:     %s (%s)\n", vocab.Printable(cfg.SealState), state)
 	}
 	if c := cfg.Checkpoints; c != nil {
 		var to []string
 		if c.File != "" {
-			to = append(to, c.File)
+			to = append(to, vocab.Printable(c.File))
 		}
 		for _, d := range c.Syslog {
-			to = append(to, "syslog "+d.String())
+			to = append(to, "syslog "+vocab.Printable(d.String()))
 		}
 		fmt.Fprintf(&b, "checkpoints: every %d records or %d s, to %s\n", c.EveryRecords, c.EverySeconds, strings.Join(to, ", "))
 	} else {
 		b.WriteString("checkpoints: off\n")
 	}
-	logFile := cfg.LogFile
+	logFile := vocab.Printable(cfg.LogFile)
 	if logFile == "" {
 		logFile = "(none)"
 	}
 	if cfg.Syslog != nil {
-		logFile += "; unrecorded runs also to syslog " + cfg.Syslog.String()
+		logFile += "; unrecorded runs also to syslog " + vocab.Printable(cfg.Syslog.String())
 	}
 	fmt.Fprintf(&b, "diagnostics: %s\n", logFile)
 	fmt.Fprintf(&b, "on_error:    %s; deadline %d ms\n", cfg.OnError, cfg.DeadlineMS)
-	fmt.Fprintf(&b, "records annotations: %s\n", strings.Join(cfg.RecordAnnotations, ", "))
+	keys := make([]string, len(cfg.RecordAnnotations))
+	for i, k := range cfg.RecordAnnotations {
+		keys[i] = vocab.Printable(k)
+	}
+	fmt.Fprintf(&b, "records annotations: %s\n", strings.Join(keys, ", "))
 	fmt.Fprintf(&b, "trusted selectors:   %s\n", cfg.TrustedSelectors.Describe())
 	for i := range cfg.Policies {
 		blk := &cfg.Policies[i]

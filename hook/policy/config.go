@@ -567,7 +567,15 @@ func (p *parser) config(n *node) *Config {
 			}
 			c.RecordAnnotations = []string{}
 			for i, e := range v.Elems {
-				if s, ok := p.str(e, fmt.Sprintf("%s[%d]", path, i)); ok {
+				ep := fmt.Sprintf("%s[%d]", path, i)
+				s, ok := p.str(e, ep)
+				switch {
+				case !ok:
+				case s == "" || len(s) > 253 || strings.ContainsFunc(s, func(r rune) bool { return r <= 0x20 || r == 0x7f }):
+					// As trusted_selectors.annotations: records and the
+					// tools' lines name the key.
+					p.errorf(e, ep, "must be an annotation key: 1 to 253 printable characters without spaces")
+				default:
 					c.RecordAnnotations = append(c.RecordAnnotations, s)
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 )
 
@@ -170,17 +171,18 @@ func eqID(a, b *uint64) bool {
 }
 
 // Describe returns a short description of what the block selects and
-// checks, for `nsrel-hook policy check`.
+// checks, for `nsrel-hook policy check`; the config's keys and patterns
+// in it are escaped ([vocab.Printable]).
 func (b *Block) Describe() []string {
 	var out []string
 	sel := "every container not selected above"
 	if b.Match != nil {
 		var parts []string
 		if b.Match.ID != nil {
-			parts = append(parts, "id ~ "+trimAnchor(b.Match.ID.String()))
+			parts = append(parts, "id ~ "+vocab.Printable(trimAnchor(b.Match.ID.String())))
 		}
 		for _, am := range b.Match.Annotations {
-			parts = append(parts, "annotation "+am.Key+" = "+trimAnchor(am.Value.String()))
+			parts = append(parts, "annotation "+vocab.Printable(am.Key)+" = "+vocab.Printable(trimAnchor(am.Value.String())))
 		}
 		sel = "containers with " + strings.Join(parts, " and ")
 	}
@@ -235,7 +237,7 @@ func (b *Block) Describe() []string {
 func (t *TrustedSelectors) Describe() string {
 	var parts []string
 	for _, k := range t.Annotations {
-		parts = append(parts, "annotation "+k)
+		parts = append(parts, "annotation "+vocab.Printable(k))
 	}
 	if t.ID {
 		parts = append(parts, "container ID")
