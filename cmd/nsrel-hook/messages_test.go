@@ -1,11 +1,16 @@
 package main
 
 import (
+	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 // TestPoststopMessages: poststop never refuses, and its lines say so
@@ -94,5 +99,50 @@ func TestPolicyCheckEscapes(t *testing.T) {
 		if code != 1 || stdout != "" || !strings.Contains(stderr, "record_annotations[1]: must be an annotation key") {
 			t.Errorf("record_annotations key %q: exit %d, stdout %q, stderr %q; want refused", key, code, stdout, stderr)
 		}
+	}
+}
+
+// TestPolicyCheckAsUser: `policy check` run by a user other than root
+// trusts that user's files and sockets as root's, which the hook (run by
+// root) refuses: a socket of the user's passed with OK alone. It says so.
+func TestPolicyCheckAsUser(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "nsrel-policy-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	theirs := filepath.Join(dir, "theirs")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(theirs, "log.sock")
+	c, err := net.ListenPacket("unixgram", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, p := range []string{theirs, sock} {
+		if err := os.Lchown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	config := filepath.Join(dir, "hook.json")
+	if err := os.WriteFile(config, []byte(`{"version":1,"audit_log":"/var/log/nsrel/audit.jsonl","syslog":"unix://`+sock+`","default":{"mode":"audit"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(hookBin, "policy", "check", config)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || !strings.Contains(stdout.String(), "OK") ||
+		!strings.Contains(stderr.String(), "note: checked as uid 65534, not root: files and sockets of uid 65534 pass here, and the hook (run by root) refuses them") {
+		t.Errorf("policy check as uid 65534: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if code, _, stderr := run("", "policy", "check", config); code != 1 || !strings.Contains(stderr, "not trusted") {
+		t.Errorf("policy check as root: exit %d, %s; want the socket refused", code, stderr)
 	}
 }
