@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,21 +114,7 @@ func TestPolicyCheckAsUser(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	theirs := filepath.Join(dir, "theirs")
-	if err := os.Mkdir(theirs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(theirs, "log.sock")
-	c, err := net.ListenPacket("unixgram", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for _, p := range []string{theirs, sock} {
-		if err := os.Lchown(p, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, sock := nstest.TheirSocket(t, dir)
 	config := filepath.Join(dir, "hook.json")
 	if err := os.WriteFile(config, []byte(`{"version":1,"audit_log":"/var/log/nsrel/audit.jsonl","syslog":"unix://`+sock+`","default":{"mode":"audit"}}`), 0o644); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package logging
 
 import (
 	"bytes"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,20 +99,7 @@ func TestFileInUntrustedDir(t *testing.T) {
 func TestTargetInUntrustedDir(t *testing.T) {
 	nstest.RequireRoot(t)
 	for _, scheme := range []string{"unix://", "journald://"} {
-		theirs := filepath.Join(t.TempDir(), "theirs")
-		if err := os.Mkdir(theirs, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		sock := filepath.Join(theirs, "log.sock")
-		c, err := net.ListenPacket("unixgram", sock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := os.Chown(theirs, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
-		os.Lchown(sock, 65534, 65534)
+		c, sock := nstest.TheirSocket(t, t.TempDir())
 		var stderr bytes.Buffer
 		l, closeLog := File(scheme+sock, "nsrel-hook", &stderr)
 		l.WithField("container", "victim").Error("container refused")

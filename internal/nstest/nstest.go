@@ -2,8 +2,10 @@ package nstest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -279,4 +281,28 @@ func ReportQuantiles(b *testing.B, name string, t []time.Duration, unit time.Dur
 	slices.Sort(t)
 	b.ReportMetric(float64(t[len(t)/2])/float64(unit), "median-"+name+"-"+unitName)
 	b.ReportMetric(float64(t[len(t)*9/10])/float64(unit), "p90-"+name+"-"+unitName)
+}
+
+// TheirSocket makes dir/theirs, a directory of uid 65534 (nobody), and
+// binds a datagram socket in it, log.sock, owned by that user too: a
+// socket an unprivileged user made, which root must not send to. It
+// returns the socket, closed when the test ends, and its path.
+func TheirSocket(t testing.TB, dir string) (net.PacketConn, string) {
+	t.Helper()
+	theirs := filepath.Join(dir, "theirs")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(theirs, "log.sock")
+	c, err := net.ListenPacket("unixgram", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for _, p := range []string{theirs, sock} {
+		if err := os.Lchown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, sock
 }
