@@ -16,7 +16,9 @@ DOCDIR         ?= $(DATADIR)/doc/nsrel
 SYSCONFDIR     ?= /etc
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 BASHCOMPDIR    ?= $(DATADIR)/bash-completion/completions
-ZSHCOMPDIR     ?= $(DATADIR)/zsh/vendor-completions
+# zsh looks in /usr/local/share/zsh/site-functions (its built-in $fpath); the
+# Debian package uses /usr/share/zsh/vendor-completions (scripts/deb.sh).
+ZSHCOMPDIR     ?= $(DATADIR)/zsh/site-functions
 FISHCOMPDIR    ?= $(DATADIR)/fish/vendor_completions.d
 DESTDIR        ?=
 

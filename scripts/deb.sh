@@ -20,7 +20,7 @@ mkdir -p "$root/DEBIAN"
 # hardening-no-pie): the hook's start-up on every container start is
 # measured without it (docs/BENCHMARKS.md).
 make --no-print-directory install BIN="$work/build" GO="$GO" VERSION="$VERSION" DESTDIR="$root" EXTRA_LDFLAGS="-s -w" \
-	PREFIX=/usr SYSTEMDUNITDIR=/lib/systemd/system >/dev/null
+	PREFIX=/usr SYSTEMDUNITDIR=/lib/systemd/system ZSHCOMPDIR=/usr/share/zsh/vendor-completions >/dev/null
 doc="$root/usr/share/doc/nsrel"
 # Debian wants compressed man pages and changelog, and the licence terms.
 gzip -9n "$root"/usr/share/man/man*/*

@@ -96,6 +96,14 @@ func TestDebianPackage(t *testing.T) {
 			t.Errorf("installed package: %v", err)
 		}
 	}
+	// zsh finds the completions (Debian's place for a package's).
+	const zshComp = "/usr/share/zsh/vendor-completions/_lsuserns"
+	if _, err := os.Stat(zshComp); err != nil {
+		t.Errorf("installed package: %v", err)
+	}
+	if fpath := zshFpath(t, nstest.RequireCmd(t, "zsh")); !contains(fpath, filepath.Dir(zshComp)) {
+		t.Errorf("%s is not on zsh's $fpath %q", filepath.Dir(zshComp), fpath)
+	}
 	// Nothing is switched on: no hook file where podman or CRI-O read them.
 	for _, dir := range []string{"/etc/containers/oci/hooks.d", "/usr/share/containers/oci/hooks.d"} {
 		if m, _ := filepath.Glob(filepath.Join(dir, "nsrel*")); len(m) > 0 {

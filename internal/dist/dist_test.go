@@ -175,6 +175,12 @@ func TestInstall(t *testing.T) {
 	}
 }
 
+// zshFpath is zsh's built-in $fpath (no startup file read).
+func zshFpath(t *testing.T, zsh string) []string {
+	t.Helper()
+	return strings.Fields(run(t, "", zsh, "-f", "-c", "print -l -- $fpath"))
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -218,7 +224,7 @@ func TestManAndCompletions(t *testing.T) {
 			}
 			rendered := strings.ReplaceAll(out.String(), "\u2010", "-")
 			bashFile := filepath.Join(pre, "share/bash-completion/completions", c.name)
-			zshFile := filepath.Join(pre, "share/zsh/vendor-completions", "_"+c.name)
+			zshFile := filepath.Join(pre, "share/zsh/site-functions", "_"+c.name)
 			fishFile := filepath.Join(pre, "share/fish/vendor_completions.d", c.name+".fish")
 			scripts := map[string]string{}
 			for _, f := range []string{bashFile, zshFile, fishFile} {
@@ -237,6 +243,11 @@ func TestManAndCompletions(t *testing.T) {
 						t.Errorf("%s lacks --%s", filepath.Base(file), f.Long)
 					}
 				}
+			}
+			// zsh finds the file where make install puts it by default
+			// (PREFIX /usr/local): a directory on its built-in $fpath.
+			if fpath := zshFpath(t, zsh); !contains(fpath, filepath.Dir(strings.TrimPrefix(zshFile, dest))) {
+				t.Errorf("make install puts %s in a directory not on zsh's $fpath %q", strings.TrimPrefix(zshFile, dest), fpath)
 			}
 			// The shells accept the scripts.
 			run(t, "", zsh, "-n", zshFile)
