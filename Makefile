@@ -76,12 +76,14 @@ SHIPPED = hook.json hook-enforce.json hook-enforce-cri.json runc/hooks.json \
 # (under $(DATADIR)/nsrel), the systemd units (not enabled) and the docs;
 # the configs in /etc/nsrel (hook.json in audit mode, hook-enforce.json,
 # hook-enforce-cri.json, containerd-base-spec.json) only where there are
-# none (an admin's config is never overwritten; the enforcing configs and
+# none (an admin's config is never overwritten, nor the mode of an
+# existing SYSCONFDIR/nsrel; the enforcing configs and
 # the base spec do nothing until a hook entry or containerd names them). Runtimes are not reconfigured: see README.
 install: doc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
-		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/nsrel
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)
+	[ -d $(DESTDIR)$(SYSCONFDIR)/nsrel ] || install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/nsrel
 	install -m 0755 $(BIN)/lsuserns $(BIN)/lspidns $(DESTDIR)$(BINDIR)/
 	install -m 0755 $(BIN)/nsrel-hook $(BIN)/nsrel-containerd $(DESTDIR)$(SBINDIR)/
 	install -m 0644 $(BIN)/doc/man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/

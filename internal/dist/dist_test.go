@@ -27,9 +27,53 @@ var commands = []struct{ name, dir, section string }{
 func makeInstall(t *testing.T, vars ...string) string {
 	t.Helper()
 	dest := t.TempDir()
+	makeInstallInto(t, dest, vars...)
+	return dest
+}
+
+// makeInstallInto runs `make install` into DESTDIR dest, which may hold
+// files already.
+func makeInstallInto(t *testing.T, dest string, vars ...string) {
+	t.Helper()
 	run(t, "", append([]string{nstest.RequireCmd(t, "make"), "--no-print-directory", "install",
 		"DESTDIR=" + dest, "BIN=" + filepath.Join(t.TempDir(), "bin")}, vars...)...)
-	return dest
+}
+
+// TestInstallKeepsConfig installs over an /etc/nsrel that an admin made
+// private (mode 0700, a hook.json of mode 0600): make install leaves the
+// directory's mode, the file and its mode as they were, and adds only
+// the configs that are missing.
+func TestInstallKeepsConfig(t *testing.T) {
+	t.Parallel()
+	dest := t.TempDir()
+	etc := filepath.Join(dest, "etc/nsrel")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(etc, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mine := []byte("{\"mode\": \"audit\"}\n")
+	if err := os.WriteFile(filepath.Join(etc, "hook.json"), mine, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	makeInstallInto(t, dest)
+	for _, c := range []struct {
+		path string
+		mode os.FileMode
+	}{{etc, os.ModeDir | 0o700}, {filepath.Join(etc, "hook.json"), 0o600}, {filepath.Join(etc, "hook-enforce.json"), 0o644}} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if fi.Mode() != c.mode {
+			t.Errorf("%s: mode %v after make install, want %v", strings.TrimPrefix(c.path, dest), fi.Mode(), c.mode)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(etc, "hook.json")); err != nil || !bytes.Equal(got, mine) {
+		t.Errorf("make install changed the admin's hook.json: %q, %v", got, err)
+	}
 }
 
 func run(t *testing.T, dir string, args ...string) string {
