@@ -58,6 +58,10 @@ size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 glibc=$(objdump -T "$root"/usr/bin/lsuserns "$root"/usr/sbin/nsrel-* 2>/dev/null |
 	grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1 || true)
 # The binaries are static (make build): no Depends unless one links libc.
+# Suggests: the runtimes the hook serves; graphviz for lsuserns and
+# lspidns --format svg and html (they run dot); rsyslog-relp and
+# logrotate for the example configs in /usr/share/nsrel/rsyslog and
+# logrotate.
 depends=
 [ -n "$glibc" ] && depends="Depends: libc6 (>= $glibc)"
 cat >"$root/DEBIAN/control" <<CONTROL
@@ -67,7 +71,7 @@ Architecture: $arch
 Maintainer: nsrel maintainers <nsrel@users.noreply.github.com>
 Installed-Size: $size
 ${depends:+$depends
-}Suggests: runc | crun, podman, containerd
+}Suggests: runc | crun, podman, containerd, graphviz, rsyslog-relp, logrotate
 Section: admin
 Priority: optional
 Homepage: https://github.com/nsrel/nsrel

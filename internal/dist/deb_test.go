@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,6 +72,15 @@ func TestDebianPackage(t *testing.T) {
 	for _, s := range []string{"preinst", "postinst", "prerm", "postrm", "config"} {
 		if strings.Contains(ctl, " "+s+" ") || strings.Contains(ctl, " "+s+"\n") {
 			t.Errorf("the package has a %s script:\n%s", s, ctl)
+		}
+	}
+
+	// What the package suggests: Graphviz for --format svg and html (dot),
+	// rsyslog-relp and logrotate for the example configs it ships.
+	suggests := strings.TrimSpace(run(t, "", dpkgDeb, "--field", deb, "Suggests"))
+	for _, want := range []string{"graphviz", "rsyslog-relp", "logrotate"} {
+		if !slices.Contains(strings.FieldsFunc(suggests, func(r rune) bool { return r == ',' || r == '|' || r == ' ' }), want) {
+			t.Errorf("Suggests: %s lacks %s", suggests, want)
 		}
 	}
 
