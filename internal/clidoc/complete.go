@@ -213,7 +213,8 @@ func dedup(in []string) []string {
 	return out
 }
 
-// Zsh writes a zsh completion function (a file _NAME on $fpath).
+// Zsh writes a zsh completion function (a file _NAME on $fpath, or
+// `source` it after compinit).
 func (p *Page) Zsh(w io.Writer) error {
 	next, opts := p.levels()
 	var b strings.Builder
@@ -257,7 +258,11 @@ func (p *Page) Zsh(w io.Writer) error {
 	}
 	b.WriteString("\tesac\n")
 	b.WriteString("\t_describe -t commands " + zquote(p.Name) + " cands\n}\n")
-	fmt.Fprintf(&b, "compdef _%s %s\n", p.ident(), p.Name)
+	// Autoloaded from $fpath (compinit reads the #compdef line), the file
+	// is the body of _NAME: its first run only defines the function
+	// above, so it calls it too, or the first Tab of a session would
+	// complete nothing. Sourced, it registers the function.
+	fmt.Fprintf(&b, "if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then\n\t_%s \"$@\"\nelse\n\tcompdef _%s %s\nfi\n", p.ident(), p.ident(), p.Name)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
