@@ -48,7 +48,7 @@ type Flag struct {
 // Command is one subcommand path of the synopsis.
 type Command struct {
 	Path  []string // e.g. ["audit", "verify"]
-	Flags []string // long names of the flags its synopsis line shows
+	Flags []string // long names of the flags its synopsis line shows after the subcommand
 }
 
 var (
@@ -224,15 +224,23 @@ func commands(name string, synopsis []string) []Command {
 		depth := 0
 		done := false
 		for _, f := range fields[1:] {
+			// Options before the first subcommand word are the command's
+			// own ("nsrel-hook [--config FILE] audit verify"): Go's flag
+			// parsing takes them there only, so they are not tied to
+			// the subcommand.
 			if depth > 0 || strings.HasPrefix(f, "[") {
 				depth += strings.Count(f, "[") - strings.Count(f, "]")
 				for _, m := range flagRE.FindAllStringSubmatch(f, -1) {
-					flags = append(flags, m[1])
+					if len(path) > 0 {
+						flags = append(flags, m[1])
+					}
 				}
 				continue
 			}
 			if strings.HasPrefix(f, "--") {
-				flags = append(flags, flagRE.FindStringSubmatch(f)[1])
+				if len(path) > 0 {
+					flags = append(flags, flagRE.FindStringSubmatch(f)[1])
+				}
 				continue
 			}
 			if done {

@@ -77,3 +77,17 @@ func TestParseRefusesUnreadOptions(t *testing.T) {
 		t.Errorf("Parse with an undocumented synopsis option: %v", err)
 	}
 }
+
+// TestCommandsTieOptionsAfterSubcommand: an option the synopsis shows
+// before the subcommand is the command's own, not the subcommand's.
+func TestCommandsTieOptionsAfterSubcommand(t *testing.T) {
+	got := commands("demo", []string{
+		"demo [--config FILE] audit verify [--json] [LOG...]",
+		"demo watch [--config FILE] --address SOCK",
+		"demo --version",
+	})
+	want := []Command{{Path: []string{"audit", "verify"}, Flags: []string{"json"}}, {Path: []string{"watch"}, Flags: []string{"config", "address"}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("commands (-want +got):\n%s", diff)
+	}
+}

@@ -308,17 +308,24 @@ func (p *Page) Fish(w io.Writer) error {
 				args = append(args, "-x")
 			}
 		}
-		// An option tied to subcommands is offered after them only.
-		var where []string
+		// An option tied to subcommands is offered after them only; one
+		// of a command with subcommands (--config) before them only.
+		var where, conds []string
 		for k, ls := range opts {
-			if k != "" && contains(ls, f.Long) && !contains(opts[""], f.Long) {
+			if k != "" && contains(ls, f.Long) {
 				parts := strings.Fields(k)
 				where = append(where, parts[len(parts)-1])
 			}
 		}
+		if contains(opts[""], f.Long) && len(next[""]) > 0 {
+			conds = append(conds, "not __fish_seen_subcommand_from "+strings.Join(next[""], " "))
+		}
 		if len(where) > 0 {
 			sort.Strings(where)
-			args = append(args, "-n", zquote("__fish_seen_subcommand_from "+strings.Join(dedup(where), " ")))
+			conds = append(conds, "__fish_seen_subcommand_from "+strings.Join(dedup(where), " "))
+		}
+		if len(conds) > 0 {
+			args = append(args, "-n", zquote(strings.Join(conds, "; or ")))
 		}
 		args = append(args, "-d", zquote(zdesc(f.Help)))
 		b.WriteString(strings.Join(args, " ") + "\n")

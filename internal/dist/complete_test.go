@@ -95,3 +95,76 @@ func TestZshFirstTab(t *testing.T) {
 		}
 	}
 }
+
+// TestCompleteOptionsWhereTaken: bash, fish and zsh offer an option of a
+// command with subcommands where its flag parsing takes it.
+// nsrel-hook's --config goes before the subcommand (nsrel-hook audit
+// verify --config exits 2: unknown option), nsrel-containerd's after it.
+func TestCompleteOptionsWhereTaken(t *testing.T) {
+	t.Parallel()
+	bash := nstest.RequireCmd(t, "bash")
+	fish := nstest.RequireCmd(t, "fish")
+	zsh := nstest.RequireCmd(t, "zsh")
+	dest := makeInstall(t)
+	share := filepath.Join(dest, "usr/local/share")
+	hook := filepath.Join(dest, "usr/local/sbin/nsrel-hook")
+	if out, err := exec.Command(hook, "audit", "verify", "--config", "/dev/null").CombinedOutput(); exitCode(err) != 2 || !strings.Contains(string(out), "unknown option --config") {
+		t.Fatalf("nsrel-hook audit verify --config: %v %s; the test assumes it is refused", err, out)
+	}
+	for _, tc := range []struct {
+		line       string // the words before the one completed ("--")
+		offer, not string
+	}{
+		{"nsrel-hook", "--config", ""},
+		{"nsrel-hook audit verify", "--partial", "--config"},
+		{"nsrel-hook --config /etc/nsrel/hook.json audit show", "--json", "--config"},
+		{"nsrel-hook audit", "", "--config"},
+		{"nsrel-hook poststop", "", "--config"},
+		{"nsrel-containerd watch", "--config", "--version"},
+		{"nsrel-containerd", "--version", "--config"},
+	} {
+		name := strings.Fields(tc.line)[0]
+		fn := "_" + strings.ReplaceAll(name, "-", "_")
+		got := map[string]string{
+			"bash": run(t, "", bash, "-c", `source "$1"; COMP_WORDS=($2 --); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); `+fn+`; printf '%s\n' "${COMPREPLY[@]}"`,
+				"bash", filepath.Join(share, "bash-completion/completions", name), tc.line),
+			"fish": run(t, "", fish, "-c", `source $argv[1]; complete -C "$argv[2] --"`,
+				filepath.Join(share, "fish/vendor_completions.d", name+".fish"), tc.line),
+		}
+		for shell, out := range got {
+			var words []string
+			for _, l := range strings.Split(out, "\n") {
+				if f := strings.Fields(l); len(f) > 0 {
+					words = append(words, f[0])
+				}
+			}
+			if tc.offer != "" && !contains(words, tc.offer) {
+				t.Errorf("%s: %s -- offers %q, not %s", shell, tc.line, words, tc.offer)
+			}
+			if tc.not != "" && contains(words, tc.not) {
+				t.Errorf("%s: %s -- offers %s: %q", shell, tc.line, tc.not, words)
+			}
+		}
+		// zsh: one Tab after the start of the option.
+		for _, opt := range []string{tc.offer, tc.not} {
+			if opt == "" {
+				continue
+			}
+			typed := tc.line + " " + opt[:len(opt)-1]
+			want := strings.TrimPrefix(typed, name+" ")
+			if opt == tc.offer {
+				want = strings.TrimPrefix(tc.line+" "+opt, name+" ")
+			}
+			if got := zshTab(t, zsh, filepath.Join(share, "zsh/site-functions"), typed, false); strings.TrimSpace(got) != strings.TrimSpace(want) {
+				t.Errorf("zsh, one Tab after %q: the command got %q, want %q", typed, got, want)
+			}
+		}
+	}
+}
+
+func exitCode(err error) int {
+	if e, ok := err.(*exec.ExitError); ok {
+		return e.ExitCode()
+	}
+	return -1
+}
