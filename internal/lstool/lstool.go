@@ -161,6 +161,15 @@ Options:
 		fmt.Fprintf(w, "  %-11s %s\n", c.Name, c.Help)
 	}
 	fmt.Fprintf(w, "  (default: %s)\n", strings.Join(tree.DefaultColumns(t.Type), ","))
+	w.WriteString(`
+Environment:
+  CONTAINERD_ADDRESS   containerd socket path, if --containerd-address is not
+                       given
+  NSREL_RUNTIME_ROOTS  runc and crun state roots to read instead of the
+                       defaults: runc=/DIR,crun=/DIR,... (DIR may be a glob)
+  NSREL_AUDIT_LOG      nsrel-hook audit log to find containers in (default:
+                       the audit_log of nsrel-hook's default config)
+`)
 	fmt.Fprintf(w, "\nExit status: 0 success, 1 failure, 2 bad usage.\nRun as root to see every namespace.\n")
 	_, err := io.WriteString(out, w.String())
 	return err

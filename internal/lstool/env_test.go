@@ -1,0 +1,99 @@
+package lstool_test
+
+import (
+	"bytes"
+	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nsrel/nsrel/internal/lstool"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel"
+)
+
+// envRead returns the environment variables that the packages of this
+// module that pkg is built from read by name (os.Getenv or os.LookupEnv
+// of a string literal; markers the commands set for their own re-exec
+// are named by constants and not counted).
+func envRead(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command(nstest.RequireCmd(t, "go"), "list", "-deps",
+		"-f", `{{if and .Module (eq .Module.Path "github.com/nsrel/nsrel")}}{{.Dir}}{{"\t"}}{{join .GoFiles "\t"}}{{end}}`, pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	seen := map[string]bool{}
+	fset := token.NewFileSet()
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Split(line, "\t")
+		for _, name := range fields[1:] {
+			f, err := parser.ParseFile(fset, filepath.Join(fields[0], name), nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok || len(call.Args) != 1 {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok || (sel.Sel.Name != "Getenv" && sel.Sel.Name != "LookupEnv") {
+					return true
+				}
+				if x, ok := sel.X.(*ast.Ident); !ok || x.Name != "os" {
+					return true
+				}
+				if lit, ok := call.Args[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					if v, err := strconv.Unquote(lit.Value); err == nil {
+						seen[v] = true
+					}
+				}
+				return true
+			})
+		}
+	}
+	var names []string
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// TestHelpNamesEnvironment: every environment variable the code of
+// lsuserns and lspidns reads is described in the Environment section of
+// their --help (and so in their man pages).
+func TestHelpNamesEnvironment(t *testing.T) {
+	for _, tool := range []lstool.Tool{{Name: "lsuserns", Type: nsrel.TypeUser}, {Name: "lspidns", Type: nsrel.TypePID}} {
+		t.Run(tool.Name, func(t *testing.T) {
+			names := envRead(t, "github.com/nsrel/nsrel/cmd/"+tool.Name)
+			for _, want := range []string{"CONTAINERD_ADDRESS", "NSREL_AUDIT_LOG", "NSREL_RUNTIME_ROOTS"} {
+				if !slices.Contains(names, want) {
+					t.Errorf("the scan of the code found %q, not %s: it misses reads", names, want)
+				}
+			}
+			var out, errb bytes.Buffer
+			if code := lstool.Run(context.Background(), tool, []string{"--help"}, &out, &errb); code != 0 {
+				t.Fatalf("--help: exit %d, %s", code, errb.String())
+			}
+			_, env, ok := strings.Cut(out.String(), "\nEnvironment:\n")
+			if !ok {
+				t.Fatalf("--help has no Environment section:\n%s", out.String())
+			}
+			env, _, _ = strings.Cut(env, "\n\n")
+			for _, n := range names {
+				if !strings.Contains("\n"+env, "\n  "+n+" ") {
+					t.Errorf("the code reads $%s, which the Environment section of --help does not describe:\n%s", n, env)
+				}
+			}
+		})
+	}
+}
