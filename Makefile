@@ -103,8 +103,11 @@ install: doc
 		install -m 0644 $(DESTDIR)$(DATADIR)/nsrel/containerd/base-runtime-spec.json $(DESTDIR)$(SYSCONFDIR)/nsrel/containerd-base-spec.json
 
 # Removes what install put there, except /etc/nsrel (config) and the
-# audit log (evidence).
+# audit log (evidence); first warns when a runtime's config still names
+# the hook or the base spec (scripts/in-use.sh: the runtime would fail to
+# start containers), and removes anyway.
 uninstall:
+	@NSREL_ROOT='$(DESTDIR)' sh scripts/in-use.sh $(SBINDIR)/nsrel-hook $(SYSCONFDIR)/nsrel/containerd-base-spec.json
 	rm -f $(DESTDIR)$(BINDIR)/lsuserns $(DESTDIR)$(BINDIR)/lspidns \
 		$(DESTDIR)$(SBINDIR)/nsrel-hook $(DESTDIR)$(SBINDIR)/nsrel-containerd \
 		$(DESTDIR)$(MANDIR)/man1/lsuserns.1 $(DESTDIR)$(MANDIR)/man1/lspidns.1 \
@@ -115,7 +118,9 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)/nsrel $(DESTDIR)$(DOCDIR)
 
 # A Debian package (dpkg-deb, no debhelper) in $(BIN)/: installs with
-# PREFIX=/usr; it has no maintainer scripts (nothing restarts a container runtime).
+# PREFIX=/usr; its maintainer scripts never restart or reconfigure a
+# container runtime (prerm warns on removal and stops nsrel's units,
+# postinst restarts those that run on upgrade: scripts/deb.sh).
 deb:
 	BIN=$(BIN) VERSION=$(VERSION) GO=$(GO) ./scripts/deb.sh
 

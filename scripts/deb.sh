@@ -2,10 +2,13 @@
 # Builds the nsrel Debian package with dpkg-deb (no debhelper, no source
 # package): `make install` into a staging root with PREFIX=/usr, plus the
 # control files. The package ships the units and the hooks.d files
-# without enabling anything, and has no maintainer scripts: installing,
-# upgrading or purging it never restarts or reconfigures a container
-# runtime. Purging keeps the audit log (/var/log/nsrel, /var/lib/nsrel):
-# it is evidence.
+# without enabling anything; installing, upgrading or purging it never
+# restarts or reconfigures a container runtime. Its two maintainer
+# scripts: prerm, on removal, warns when a runtime's config still names
+# the hook or the base spec (scripts/in-use.sh; the removal goes on) and
+# stops nsrel's units; postinst, on upgrade, has systemd reread the units
+# and restarts those that run. Purging keeps the audit log
+# (/var/log/nsrel, /var/lib/nsrel): it is evidence.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
@@ -54,6 +57,41 @@ nsrel: statically-linked-binary [usr/sbin/nsrel-hook]
 OVERRIDES
 # The admin's config: dpkg keeps local changes on upgrade.
 printf '%s\n' /etc/nsrel/hook.json /etc/nsrel/hook-enforce.json /etc/nsrel/hook-enforce-cri.json /etc/nsrel/containerd-base-spec.json >"$root/DEBIAN/conffiles"
+# Maintainer scripts. Nothing runs against systemd in a root dpkg was
+# pointed at (DPKG_ROOT) or on a system without systemd.
+units="nsrel-watch.service nsrel-nri.service"
+{
+	cat <<PRERM
+#!/bin/sh
+# nsrel prerm: on removal, warn when a container runtime still names the
+# hook or containerd's base spec (every container it applies to would
+# fail to start), and stop nsrel's units. The removal goes on regardless.
+set -e
+if [ "\$1" = remove ]; then
+	NSREL_ROOT="\${DPKG_ROOT:-}" sh -s /usr/sbin/nsrel-hook /etc/nsrel/containerd-base-spec.json <<'INUSE' || true
+PRERM
+	sed 1d scripts/in-use.sh
+	cat <<PRERM
+INUSE
+	if [ -z "\${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
+		deb-systemd-invoke stop $units >/dev/null || true
+	fi
+fi
+exit 0
+PRERM
+} >"$root/DEBIAN/prerm"
+cat >"$root/DEBIAN/postinst" <<POSTINST
+#!/bin/sh
+# nsrel postinst: on upgrade, systemd rereads the units and those that
+# run restart with the new binaries; a first install enables and starts
+# nothing.
+set -e
+if [ "\$1" = configure ] && [ -n "\$2" ] && [ -z "\${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
+	systemctl --system daemon-reload >/dev/null || true
+	deb-systemd-invoke try-restart $units >/dev/null || true
+fi
+exit 0
+POSTINST
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 glibc=$(objdump -T "$root"/usr/bin/lsuserns "$root"/usr/sbin/nsrel-* 2>/dev/null |
 	grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1 || true)
@@ -90,5 +128,6 @@ Description: Linux namespace relationships, visible and auditable
 CONTROL
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$root/DEBIAN/md5sums"
 chmod 0644 "$root/DEBIAN/"*
+chmod 0755 "$root/DEBIAN/prerm" "$root/DEBIAN/postinst"
 dpkg-deb --root-owner-group -Zxz --build "$root" "$BIN/" >/dev/null
 echo "$BIN/nsrel_${VERSION}_$arch.deb"

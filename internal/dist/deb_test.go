@@ -1,6 +1,7 @@
 package dist
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,14 +67,18 @@ func TestDebianPackage(t *testing.T) {
 		}
 	}
 
-	// No maintainer scripts: nothing runs on install, upgrade or purge,
-	// so no container runtime is restarted or reconfigured.
-	ctl := run(t, "", dpkgDeb, "--info", deb)
+	// The maintainer scripts: prerm and postinst only (nothing runs
+	// before install or after removal), valid sh, doing what they say
+	// (checkMaintainerScripts).
+	control := t.TempDir()
+	run(t, "", dpkgDeb, "--control", deb, control)
 	for _, s := range []string{"preinst", "postinst", "prerm", "postrm", "config"} {
-		if strings.Contains(ctl, " "+s+" ") || strings.Contains(ctl, " "+s+"\n") {
-			t.Errorf("the package has a %s script:\n%s", s, ctl)
+		_, err := os.Stat(filepath.Join(control, s))
+		if want := s == "prerm" || s == "postinst"; (err == nil) != want {
+			t.Errorf("the package has a %s script: %v, want %v", s, err == nil, want)
 		}
 	}
+	checkMaintainerScripts(t, deb, control)
 
 	// What the package suggests: Graphviz for --format svg and html (dot),
 	// rsyslog-relp and logrotate for the example configs it ships.
@@ -125,6 +130,113 @@ func TestDebianPackage(t *testing.T) {
 	for _, f := range []string{"/usr/bin/lsuserns", "/usr/sbin/nsrel-hook", "/etc/nsrel/hook.json", "/usr/share/nsrel"} {
 		if _, err := os.Lstat(f); err == nil {
 			t.Errorf("%s is still there after the purge", f)
+		}
+	}
+}
+
+// checkMaintainerScripts runs the package's prerm and postinst (in the
+// directory control) as dpkg would, against the package's files unpacked
+// into a root of their own (DPKG_ROOT) and, for what they ask systemd,
+// in a mount namespace whose /run says systemd runs, with deb-systemd-
+// invoke and systemctl first on PATH logging their arguments.
+func checkMaintainerScripts(t *testing.T, deb, control string) {
+	t.Helper()
+	sh := nstest.RequireCmd(t, "sh")
+	prerm, postinst := filepath.Join(control, "prerm"), filepath.Join(control, "postinst")
+	for _, f := range []string{prerm, postinst} {
+		run(t, "", sh, "-n", f)
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s: %v, want mode 0755", f, fi.Mode())
+		}
+	}
+	script := func(env []string, args ...string) (string, string) {
+		t.Helper()
+		cmd := exec.Command(sh, args...)
+		cmd.Env = append(os.Environ(), env...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+		}
+		return out.String(), errb.String()
+	}
+
+	// Removing with a runtime that still names the hook or the base
+	// spec: loud warnings naming the files, and exit 0.
+	root := t.TempDir()
+	run(t, "", nstest.RequireCmd(t, "dpkg-deb"), "--extract", deb, root)
+	enable := map[string]string{
+		"etc/containers/oci/hooks.d/nsrel-createRuntime.json":  "usr/share/nsrel/hooks.d/nsrel-createRuntime.json",
+		"usr/share/containers/oci/hooks.d/nsrel-poststop.json": "usr/share/nsrel/hooks.d/nsrel-poststop.json",
+		"etc/containerd/config.toml":                           "usr/share/nsrel/containerd/config-v2.toml",
+		"etc/containerd/conf.d/nsrel.toml":                     "usr/share/nsrel/containerd/config-v2.toml",
+		"etc/containers/oci/hooks.d/other.json":                "", // another hook: not named
+	}
+	for dst, src := range enable {
+		data := []byte(`{"version": "1.0.0", "hook": {"path": "/usr/bin/other-hook"}}`)
+		if src != "" {
+			var err error
+			if data, err = os.ReadFile(filepath.Join(root, src)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, dst)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, dst), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errOut := script([]string{"DPKG_ROOT=" + root}, prerm, "remove")
+	for _, want := range []string{"WARNING: these container runtime configs still name /usr/sbin/nsrel-hook",
+		"  /etc/containers/oci/hooks.d/nsrel-createRuntime.json\n", "  /usr/share/containers/oci/hooks.d/nsrel-poststop.json\n",
+		"WARNING: containerd's config still names the base runtime spec\n/etc/nsrel/containerd-base-spec.json",
+		"  /etc/containerd/config.toml\n", "  /etc/containerd/conf.d/nsrel.toml\n", "FAIL TO START", "FAILS TO LOAD", "Removing nsrel"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("prerm remove with the hook enabled: stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if out != "" || strings.Contains(errOut, "other.json") || strings.Contains(errOut, root) {
+		t.Errorf("prerm remove: stdout %q; stderr names another hook's file or the root:\n%s", out, errOut)
+	}
+	// Not on upgrade (the hook stays), and not where nothing names it.
+	if out, errOut := script([]string{"DPKG_ROOT=" + root}, prerm, "upgrade", "0.1.1"); out+errOut != "" {
+		t.Errorf("prerm upgrade said %q", out+errOut)
+	}
+	if out, errOut := script([]string{"DPKG_ROOT=" + t.TempDir()}, prerm, "remove"); out+errOut != "" {
+		t.Errorf("prerm remove with no runtime config said %q", out+errOut)
+	}
+
+	// systemd: the units stop on removal, and restart (if they run) on
+	// upgrade after a daemon-reload; a first install touches nothing.
+	unshare := nstest.RequireCmd(t, "unshare")
+	bin := t.TempDir()
+	log := filepath.Join(t.TempDir(), "log")
+	for _, c := range []string{"deb-systemd-invoke", "systemctl"} {
+		if err := os.WriteFile(filepath.Join(bin, c), []byte("#!/bin/sh\necho \""+c+" $*\" >>"+log+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{prerm, "remove"}, "deb-systemd-invoke stop nsrel-watch.service nsrel-nri.service\n"},
+		{[]string{prerm, "upgrade", "0.1.1"}, ""},
+		{[]string{postinst, "configure", "0.0.9"}, "systemctl --system daemon-reload\ndeb-systemd-invoke try-restart nsrel-watch.service nsrel-nri.service\n"},
+		{[]string{postinst, "configure", ""}, ""},
+	} {
+		os.Remove(log)
+		args := append([]string{"--mount", "--propagation", "private", sh, "-c",
+			`mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && exec "$@"`, "sh", sh}, tc.args...)
+		cmd := exec.Command(unshare, args...)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "DPKG_ROOT=")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s under systemd: %v\n%s", strings.Join(tc.args, " "), err, out)
+		}
+		got, _ := os.ReadFile(log)
+		if string(got) != tc.want {
+			t.Errorf("%s under systemd ran %q, want %q", strings.Join(tc.args, " "), got, tc.want)
 		}
 	}
 }

@@ -338,3 +338,53 @@ func TestManAndCompletions(t *testing.T) {
 		})
 	}
 }
+
+// TestUninstallWarns: make uninstall, with podman's hooks.d and
+// containerd's config in the DESTDIR still naming the installed hook and
+// base spec, warns on stderr, naming the files, and removes nsrel all
+// the same; with nothing naming them it says nothing.
+func TestUninstallWarns(t *testing.T) {
+	t.Parallel()
+	mk := nstest.RequireCmd(t, "make")
+	for _, enabled := range []bool{true, false} {
+		dest := makeInstall(t)
+		if enabled {
+			for dst, src := range map[string]string{
+				"etc/containers/oci/hooks.d/nsrel-createRuntime.json": "usr/local/share/nsrel/hooks.d/nsrel-createRuntime.json",
+				"etc/containerd/config.toml":                          "usr/local/share/nsrel/containerd/config-v2.toml",
+			} {
+				data, err := os.ReadFile(filepath.Join(dest, src))
+				if err != nil {
+					t.Fatal(err)
+				}
+				os.MkdirAll(filepath.Dir(filepath.Join(dest, dst)), 0o755)
+				if err := os.WriteFile(filepath.Join(dest, dst), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		cmd := exec.Command(mk, "--no-print-directory", "uninstall", "DESTDIR="+dest)
+		cmd.Dir = nstest.RepoFile(t, ".")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("make uninstall: %v\n%s%s", err, out.String(), errb.String())
+		}
+		if _, err := os.Lstat(filepath.Join(dest, "usr/local/sbin/nsrel-hook")); err == nil {
+			t.Errorf("make uninstall (runtimes naming the hook %v) left usr/local/sbin/nsrel-hook", enabled)
+		}
+		if !enabled {
+			if errb.Len() > 0 {
+				t.Errorf("make uninstall with nothing naming the hook: stderr %s", errb.String())
+			}
+			continue
+		}
+		for _, want := range []string{"WARNING: these container runtime configs still name /usr/local/sbin/nsrel-hook",
+			"  /etc/containers/oci/hooks.d/nsrel-createRuntime.json\n",
+			"WARNING: containerd's config still names the base runtime spec\n/etc/nsrel/containerd-base-spec.json", "  /etc/containerd/config.toml\n"} {
+			if !strings.Contains(errb.String(), want) {
+				t.Errorf("make uninstall: stderr lacks %q:\n%s", want, errb.String())
+			}
+		}
+	}
+}
