@@ -19,14 +19,17 @@ import (
 	"github.com/nsrel/nsrel/internal/nstest"
 )
 
-// TestNRIHookRecordStands: the injected nsrel-hook checked a container
-// at createRuntime and recorded it allowed; at StartContainer the
-// plugin's own check fails under on_error=deny, its inspection failing
-// or another writer holding the audit log's lock past the check's time.
-// The hook's record stands: the container runs, and its one start record
-// is the hook's. The plugin refused it, with no record saying so, the
-// log saying "allow" for a container that never ran.
-func TestNRIHookRecordStands(t *testing.T) {
+// TestNRIRefusalOverHookRecordOnError: the injected nsrel-hook checked
+// a container at createRuntime and recorded it allowed (its block
+// audits); at StartContainer the plugin's own check fails under
+// on_error=deny, its inspection failing or another writer holding the
+// audit log's lock past the check's time. The plugin decides by its own
+// check and on_error: it refuses the container, and its deny record
+// follows the hook's allow record, naming it (at once, or written late
+// once the lock is released); the refusal never names the hook's record
+// as its own. The plugin had followed the hook's record and let the
+// container run.
+func TestNRIRefusalOverHookRecordOnError(t *testing.T) {
 	crictl := ctrdtest.Crictl(t)
 	hookBin := nstest.Tool(t, "nsrel-hook")
 	for _, failure := range []string{"inspection", "locked-log"} {
@@ -64,7 +67,7 @@ func TestNRIHookRecordStands(t *testing.T) {
 				return inspect.ProcessWith(pid, l)
 			}
 			startPlugin(t, d, p)
-			podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("stands-pod"))
+			podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("onerror-pod"))
 			podStarted.Store(true)
 			id := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "ctr"), podJSON)
 			_, stderr, err := d.Crictl(crictl, "start", id)
@@ -76,19 +79,85 @@ func TestNRIHookRecordStands(t *testing.T) {
 					t.Error("the plugin did not check the container")
 				}
 			}
-			if err != nil {
-				t.Errorf("start: %v, stderr %q; want the hook's allowed start to stand", err, stderr)
+			if err == nil {
+				t.Errorf("start succeeded; want the plugin's refusal (on_error=deny)")
 			}
-			if out, _, _ := d.Crictl(crictl, "inspect", "-o", "go-template", "--template", "{{.status.state}}", id); out != "CONTAINER_RUNNING" {
-				t.Errorf("container state %q, want CONTAINER_RUNNING", out)
+			if out, _, _ := d.Crictl(crictl, "inspect", "-o", "go-template", "--template", "{{.status.state}}", id); out == "CONTAINER_RUNNING" {
+				t.Errorf("refused container is running")
 			}
-			recs := audittest.Records(t, cfg.AuditLog, id)
-			if diff := cmp.Diff([]string{"oci-hook/createRuntime"}, audittest.SourceStages(recs, id)); diff != "" {
-				t.Errorf("records of the container (-want +got):\n%s", diff)
+			recs := audittest.Wait(t, cfg.AuditLog, "the plugin's refusal", func(rs []*audit.Record) bool { return len(audittest.SourceStages(rs, id)) >= 2 })
+			var starts []*audit.Record
+			for _, r := range recs {
+				if r.ContainerID == id && audit.IsStart(r.Stage) {
+					starts = append(starts, r)
+				}
+			}
+			var got []string
+			for _, r := range starts {
+				got = append(got, fmt.Sprintf("%s/%s %s", r.Source, r.Stage, r.Verdict))
+			}
+			if diff := cmp.Diff([]string{"oci-hook/createRuntime allow", "nri/start deny"}, got); diff != "" {
+				t.Fatalf("start records (-want +got):\n%s", diff)
+			}
+			if want := fmt.Sprintf("the oci-hook record seq %d allowed it", starts[0].Seq); !strings.Contains(starts[1].Error, want) {
+				t.Errorf("the refusal's error %q does not say %q", starts[1].Error, want)
+			}
+			if hookSeq := fmt.Sprintf("(audit record seq %d)", starts[0].Seq); strings.Contains(stderr, hookSeq) {
+				t.Errorf("the refusal %q names the hook's allow record as its own", stderr)
+			}
+			if failure == "inspection" {
+				if want := fmt.Sprintf("(audit record seq %d)", starts[1].Seq); !strings.Contains(stderr, want) {
+					t.Errorf("start stderr %q; want the refusal naming its record, %s", stderr, want)
+				}
+			} else if !strings.Contains(starts[1].Error, "written late") {
+				t.Errorf("the refusal's error %q does not say it was written late", starts[1].Error)
 			}
 			audittest.Verify(t, cfg.AuditLog)
 		})
 	}
+}
+
+// TestNRIAuditModeHookRecord: nsrel-hook ran with a config that only
+// audits (hook audits, plugin enforces) and recorded the start allowed,
+// listing the broken rule; the plugin enforces that rule under
+// on_error=deny and its own inspection fails. The plugin refuses, with a
+// deny record after the hook's, naming it. It had followed the hook's
+// "allow" and let the container run.
+func TestNRIAuditModeHookRecord(t *testing.T) {
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "deny", "default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := os.Getpid()
+	anc, err := inspect.Process(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ctrdtest.Uniq("ctr")
+	hookRec := &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: id, Ancestry: anc,
+		Policy: "userns-required", Mode: "audit", Verdict: audit.VerdictAllow,
+		Violations: []audit.Violation{{Rule: "require_user_namespace", Reason: "the container runs in the host's user namespace"}}}
+	if err := log.Append(t.Context(), hookRec); err != nil {
+		t.Fatal(err)
+	}
+	p := &Plugin{Config: cfg, Log: log, Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) {
+		return nil, fmt.Errorf("inspection failed on purpose")
+	}}
+	ctr := &api.Container{Id: id, Name: "c", Pid: uint32(pid), Hooks: &api.Hooks{CreateRuntime: []*api.Hook{{Path: "/opt/nsrel/nsrel-hook", Args: []string{"nsrel-hook", "createRuntime"}}}}}
+	err = p.StartContainer(t.Context(), &api.PodSandbox{Id: "pod", Name: "p", Namespace: "ns"}, ctr)
+	recs := audittest.Records(t, cfg.AuditLog, id)
+	if diff := cmp.Diff([]string{"oci-hook/createRuntime", "nri/start"}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Fatalf("records (-want +got):\n%s", diff)
+	}
+	deny := recs[1]
+	if deny.Verdict != audit.VerdictDeny || !strings.Contains(deny.Error, fmt.Sprintf("the oci-hook record seq %d allowed it", recs[0].Seq)) {
+		t.Errorf("the plugin's record: verdict %s, error %q; want deny, naming the hook's record", deny.Verdict, deny.Error)
+	}
+	if want := fmt.Sprintf("(audit record seq %d)", deny.Seq); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("StartContainer: %v; want a refusal naming %s", err, want)
+	}
+	audittest.Verify(t, cfg.AuditLog)
 }
 
 // TestNRIRefusalOverHookRecord: the injected hook's config lets a

@@ -94,10 +94,9 @@ type Plugin struct {
 	// NRI adjustment, so that the runtime runs the hook's check, veto
 	// and record at the stage that can refuse. StartContainer still
 	// checks; it records nothing when the hook did (one start record
-	// per container), and a failure of its own check (its inspection,
-	// the audit log's lock, its scan's time) does not override the
-	// hook's record: only a rule its check found broken does, with a
-	// deny record of its own. When the runtime undoes an injected creation
+	// per container), and refuses by its own check and on_error
+	// whatever the hook's record says, appending a deny record of its
+	// own after the hook's allow record. When the runtime undoes an injected creation
 	// before PostCreateContainer, the plugin writes a
 	// [StageInjectionRefused] record and stops injecting into that pod
 	// (on the node: see [Plugin.RemoveContainer]).
@@ -293,7 +292,7 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	vocab.DropSandboxContainerName(md)
 	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
 	md[vocab.CRIAnnotationPrefix+"container-type"], md[vocab.CRIAnnotationPrefix+"sandbox-id"], md[vocab.CRIAnnotationPrefix+"sandbox-uid"] = "sandbox", pod.GetId(), pod.GetUid()
-	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md, false)
+	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md)
 }
 
 // CreateContainer adds nsrel-hook at createRuntime and poststop to the
@@ -499,10 +498,7 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	// One deadline for the whole request, the note included.
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
-	// The final spec runs nsrel-hook at createRuntime: the injected one,
-	// or one the spec had already.
-	hooked := slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook)
-	hasHook := p.Inject != nil && hooked
+	hasHook := p.Inject != nil && slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook)
 	p.mu.Lock()
 	injected := p.injected[ctr.GetId()]
 	delete(p.injected, ctr.GetId())
@@ -531,7 +527,7 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	}
 	maps.Copy(md, ctr.GetAnnotations())
 	criKeys(md, pod, ctr)
-	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md, hooked)
+	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md)
 }
 
 // criKeys sets in md, a container's labels and annotations as NRI sends
@@ -563,16 +559,12 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 
 // start checks the process pid of container id (its annotations md),
 // records the start unless another writer did, and refuses what is to be
-// refused. hooked says that the container's final spec runs nsrel-hook
-// at createRuntime: then the hook's record of the process, when the log
-// holds one, is the check that counts, made at the stage that can
-// refuse; the plugin's own check overrides it only with a refusal for
-// what it found ([policy.Found]), never for what it could not do (an
-// inspection that failed, the audit log's lock it waited for in vain, a
-// scan out of time), and that refusal is recorded. Whatever the plugin
-// refuses has a deny record in the log: appended now, written late, or
-// there already.
-func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string, hooked bool) error {
+// refused: by its own check and on_error, whatever another writer
+// (nsrel-hook, the event recorder) recorded. Whatever the plugin refuses
+// has a deny record in the log: its own, appended now (after another
+// writer's record that allowed the start, naming it) or written late, or
+// another writer's refusal there already.
+func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string) error {
 	p.mu.Lock()
 	p.active++
 	p.mu.Unlock()
@@ -584,19 +576,6 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
-	// The hook's record, looked up first and without the log's lock: a
-	// lock another writer holds past the check's time must not turn the
-	// hook's check into a refusal.
-	var hookRec *audit.Record
-	if hooked && pid > 0 {
-		var err error
-		hookRec, err = p.log().Searcher().WithContext(ctx).Last(id, func(r *audit.Record) bool {
-			return r.Source == audit.SourceOCIHook && audit.StartMatcher(pid, 0)(r)
-		})
-		if err != nil {
-			log.WithError(err).Warn("cannot look for nsrel-hook's record of the start")
-		}
-	}
 	// The hook's limits on a state's annotations, so that the plugin
 	// decides as the hook would for the same container.
 	limitErr := hook.LimitAnnotations(md, hook.SalvageKeep(p.Config))
@@ -617,12 +596,7 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	if rec.Ancestry != nil {
 		startTime = rec.StartTime
 	}
-	if hookRec != nil && (startTime == 0 || hookRec.StartTime == startTime) && (hookRec.Verdict == audit.VerdictDeny || !found(rec)) {
-		// The hook's record stands, and there is nothing to add to it:
-		// the log's lock is not even needed.
-		return p.follow(log, rec, hookRec)
-	}
-	got, prev, err := p.appendStart(ctx, rec, pid, startTime, hooked)
+	got, prev, err := p.appendStart(ctx, rec, pid, startTime)
 	if err != nil {
 		log.WithError(err).Error("audit log append failed")
 		if rec.Verdict == audit.VerdictDeny {
@@ -650,10 +624,13 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 		// Another writer recorded this start first: nsrel-hook, or the
 		// event recorder, which sees a sandbox's task start before the
 		// runtime asks the plugin and cannot refuse anything itself.
-		// Refusing is still the plugin's to do; nsrel-hook's record in
-		// a spec that runs it is the check that counts.
-		if rec.Verdict == audit.VerdictDeny || hooked && prev.Source == audit.SourceOCIHook {
-			return p.follow(log, rec, prev)
+		// A refusal of the plugin's over a record that allowed the
+		// start was appended (got); here the other writer refused it
+		// too, and its record is the refusal's.
+		if rec.Verdict == audit.VerdictDeny {
+			msg := hook.DenyMessage(prev)
+			log.WithFields(logrus.Fields{"seq": prev.Seq, "source": prev.Source, "verdict": prev.Verdict}).Warn(msg + ", written by another writer")
+			return errors.New("nsrel: " + msg)
 		}
 		log.Debug("start already recorded (nsrel-hook or the event recorder)")
 		return nil
@@ -668,39 +645,12 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	return nil
 }
 
-// found reports whether rec is a refusal for what the plugin's check
-// found ([policy.Found]): a rule an enforcing block says was broken.
-func found(rec *audit.Record) bool {
-	return rec.Verdict == audit.VerdictDeny && rec.Mode == policy.ModeEnforce && policy.Found(rec.Violations)
-}
-
-// follow answers as prev, another writer's record of the start, says:
-// refused when it is a refusal, else allowed (rec, the plugin's own
-// decision, is a refusal only for what the plugin could not check,
-// which prev, nsrel-hook's check at createRuntime, did check).
-func (p *Plugin) follow(log logrus.FieldLogger, rec, prev *audit.Record) error {
-	log = log.WithFields(logrus.Fields{"seq": prev.Seq, "source": prev.Source, "verdict": prev.Verdict})
-	if prev.Verdict == audit.VerdictDeny {
-		msg := hook.DenyMessage(prev)
-		log.Warn(msg + ", written by another writer")
-		return errors.New("nsrel: " + msg)
-	}
-	if rec.Verdict == audit.VerdictDeny || rec.Error != "" {
-		log.WithField("plugin-error", rec.Error).Warn("the plugin's own check failed; nsrel-hook's record of the start stands: allowed")
-		return nil
-	}
-	log.Debug("start already recorded (nsrel-hook or the event recorder)")
-	return nil
-}
-
 // appendStart appends rec, the start of the process pid (startTime 0:
 // unknown), under the log's lock, unless the log holds a start record
 // of the same process already (prev, whoever wrote it): then it returns
 // nil, except when rec refuses a start prev allowed, which the log must
-// say, so rec is appended after prev, noting it. When hooked, a record
-// of nsrel-hook's (which ran at createRuntime in the final spec) is not
-// overridden by a refusal for what the plugin could not check.
-func (p *Plugin) appendStart(ctx context.Context, rec *audit.Record, pid int, startTime uint64, hooked bool) (got, prev *audit.Record, err error) {
+// say, so rec is appended after prev, noting it.
+func (p *Plugin) appendStart(ctx context.Context, rec *audit.Record, pid int, startTime uint64) (got, prev *audit.Record, err error) {
 	got, err = p.log().AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
 		var err error
 		prev, err = s.Last(rec.ContainerID, audit.StartMatcher(pid, startTime))
@@ -710,8 +660,6 @@ func (p *Plugin) appendStart(ctx context.Context, rec *audit.Record, pid int, st
 		case prev == nil:
 			return rec, nil
 		case rec.Verdict != audit.VerdictDeny || prev.Verdict == audit.VerdictDeny:
-			return nil, nil
-		case hooked && prev.Source == audit.SourceOCIHook && !found(rec):
 			return nil, nil
 		}
 		over := *rec
@@ -813,7 +761,7 @@ func (p *Plugin) appendLate() (ok, more bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
 	// A refusal is written even after another writer's record allowing
 	// the start: the container did not run.
-	got, _, err := p.appendStart(ctx, rec, l.pid, l.startTime, false)
+	got, _, err := p.appendStart(ctx, rec, l.pid, l.startTime)
 	cancel()
 	log := p.logger().WithField("container", l.rec.ContainerID)
 	if err != nil {

@@ -95,12 +95,6 @@ func (r *Rules) EvaluateRunning(a *audit.Ancestry, run *Running) []audit.Violati
 // passed, though nothing was found wrong.
 const Unchecked = "cannot be checked"
 
-// Found reports whether vs hold a violation that was found, not only
-// rules that could not be checked ([Unchecked]).
-func Found(vs []audit.Violation) bool {
-	return slices.ContainsFunc(vs, func(v audit.Violation) bool { return !strings.HasPrefix(v.Reason, Unchecked) })
-}
-
 // NeedsRunning reports whether r has disjoint_from_running, whose check
 // needs a scan of the running processes.
 func (r *Rules) NeedsRunning() bool { return r.DisjointFromRunning }
