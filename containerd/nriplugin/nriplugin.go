@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
+	nrilog "github.com/containerd/nri/pkg/log"
 	"github.com/containerd/nri/pkg/stub"
 	"github.com/sirupsen/logrus"
 
@@ -80,9 +81,10 @@ type Plugin struct {
 	Config *policy.Config
 	// Log is the audit log to append to.
 	Log *audit.Log
-	// Logger receives diagnostics; nil discards them. Entries are logged
-	// inside requests: a logger must not wait for its target, stderr
-	// included (logging.Service queues them).
+	// Logger receives diagnostics, the NRI stub's included; nil discards
+	// them. Entries are logged inside requests and the registration: a
+	// logger must not wait for its target, stderr included
+	// (logging.Service queues them).
 	Logger logrus.FieldLogger
 	// Inspect reads a process's ancestry; nil means
 	// [inspect.ProcessWith] (see [hook.Input]).
@@ -239,8 +241,11 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) (err error) {
 		}
 	}()
 	closed := make(chan struct{})
+	// The stub's own diagnostics go to the plugin's logger: left to
+	// itself it logs through logrus's standard logger, straight to
+	// stderr and waiting for it, in its registration and Configure too.
 	s, err := stub.New(p, stub.WithPluginName("nsrel"), stub.WithPluginIdx(idx), stub.WithSocketPath(socket),
-		stub.WithOnClose(func() { close(closed) }))
+		stub.WithOnClose(func() { close(closed) }), stub.WithLogger(stubLogger{p.logger()}))
 	if err != nil {
 		return fmt.Errorf("nri: %w", err)
 	}
@@ -827,6 +832,21 @@ func (p *Plugin) flushLate() int {
 		p.logger().WithField("lost", lost).Error("stopping with start records the audit log did not take; they are lost")
 	}
 	return lost
+}
+
+// stubLogger is the NRI stub's logger ([nrilog.Logger]) over the
+// plugin's.
+type stubLogger struct{ l logrus.FieldLogger }
+
+var _ nrilog.Logger = stubLogger{}
+
+func (s stubLogger) Debugf(_ context.Context, format string, args ...any) {
+	s.l.Debugf(format, args...)
+}
+func (s stubLogger) Infof(_ context.Context, format string, args ...any) { s.l.Infof(format, args...) }
+func (s stubLogger) Warnf(_ context.Context, format string, args ...any) { s.l.Warnf(format, args...) }
+func (s stubLogger) Errorf(_ context.Context, format string, args ...any) {
+	s.l.Errorf(format, args...)
 }
 
 func (p *Plugin) timeout() time.Duration {

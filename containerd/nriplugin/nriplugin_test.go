@@ -456,6 +456,54 @@ func TestNRIStalledStderr(t *testing.T) {
 	audittest.Verify(t, cfg.AuditLog)
 }
 
+// TestNRIStubStalledStderr: stderr takes nothing (a full pipe, a
+// stalled journald) from before the plugin starts. The plugin registers
+// and answers, and the NRI stub's own lines (its registration and
+// Configure) go to the plugin's logger. The stub logged through logrus's
+// standard logger, straight to stderr and waiting for it, so the plugin
+// never registered. Not parallel: it stalls the standard logger of the
+// whole test binary.
+func TestNRIStubStalledStderr(t *testing.T) {
+	_, cfg := enforcingConfig(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crictl := ctrdtest.Crictl(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	stderr := new(nstest.StalledWriter)
+	std := logrus.StandardLogger()
+	out := std.Out
+	std.SetOutput(stderr)
+	t.Cleanup(func() { std.SetOutput(out) })
+	// Should the plugin wait for stderr after all, the test is not
+	// left hanging at its stop (startPlugin gives up after 30 s).
+	time.AfterFunc(45*time.Second, stderr.Release)
+	var diag nstest.LockedBuffer
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Logger: logging.Service(syslog.Target{Kind: "stderr"}, "nsrel-containerd", &diag, logrus.InfoLevel)})
+	t.Cleanup(stderr.Release) // before the plugin's stop
+
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("stub-stalled-pod"))
+	bad := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "bad"), podJSON)
+	if _, stderrOut, err := d.Crictl(crictl, "start", bad); err == nil || !strings.Contains(stderrOut, "refused by nsrel policy") {
+		t.Errorf("start of the violating container: err %v, stderr %q; want the plugin's refusal", err, stderrOut)
+	}
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	for _, id := range []string{podID, bad} {
+		if diff := cmp.Diff([]string{"nri/start"}, audittest.SourceStages(recs, id)); diff != "" {
+			t.Errorf("%s: records (-want +got):\n%s", id, diff)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(diag.String(), "Registering plugin 10-nsrel"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stub's registration is not in the plugin's diagnostics:\n%s", diag.String())
+		}
+	}
+}
+
 // TestNRIQuietCheckpoint: a node where no container starts still ships
 // its chain's head when a checkpoint is due by time (every_seconds), as
 // the event recorder does: the plugin asks while it runs. It emitted
