@@ -289,11 +289,17 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger := logging.Service(target, "nsrel-containerd", stderr, lvl)
+	// A line written to stderr directly comes after the diagnostics
+	// logged before it, which the logger writes from its queue.
+	fatalf := func(format string, args ...any) {
+		logging.Flush(flushWait)
+		fmt.Fprintf(stderr, format, args...)
+	}
 	warn := func(err error) { logger.WithError(err).Warn("audit log") }
 	m := metrics.New(name)
 	log, err := audit.Open(cfg.AuditLog, m.Instrument(cfg.AuditOptions(vocab.Version, warn)))
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		fatalf("%s: %v\n", prog, err)
 		return 1
 	}
 	// Fail at once, with one clear line, when the audit log cannot be
@@ -304,7 +310,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	_, err = log.AppendWith(pctx, func(*audit.Searcher) (*audit.Record, error) { return nil, nil })
 	cancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: cannot write the audit log %s: %s\n", prog, vocab.Printable(cfg.AuditLog), vocab.Printable(err.Error()))
+		fatalf("%s: cannot write the audit log %s: %s\n", prog, vocab.Printable(cfg.AuditLog), vocab.Printable(err.Error()))
 		return 1
 	}
 
@@ -324,7 +330,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		r := &recorder.Recorder{Address: vocab.ContainerdAddress(*address), Config: cfg, Log: log, Logger: logger,
 			StreamLost: func(error) { m.Error(metrics.ErrContainerd) }}
 		if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
+			fatalf("%s: %s\n", prog, vocab.OneLine(err))
 			return 1
 		}
 	} else {
@@ -341,7 +347,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if err := p.Run(ctx, *socket, *index); err != nil {
-			fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
+			fatalf("%s: %s\n", prog, vocab.OneLine(err))
 			return 1
 		}
 	}

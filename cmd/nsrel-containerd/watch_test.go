@@ -231,3 +231,32 @@ func TestWatchMissingSocket(t *testing.T) {
 	}
 	w.stop(t)
 }
+
+// slowEntries is a stderr on which a logger's entries (lines with a
+// level= field) take 200 ms to be written, and other lines none.
+type slowEntries struct{ nstest.LockedBuffer }
+
+func (w *slowEntries) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("level=")) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	return w.LockedBuffer.Write(p)
+}
+
+// TestFatalLineLast: a service that fails after it logged (nri at a
+// socket that does not exist) writes its one line of failure to stderr
+// after the diagnostics logged before it. The line went straight to
+// stderr while the logger still had them queued, so it came before them.
+func TestFatalLineLast(t *testing.T) {
+	cfgPath, _ := ctrdtest.ConfigWith(t, `"default": {"mode": "audit"}`)
+	var out bytes.Buffer
+	var errb slowEntries
+	args := []string{"nri", "--config", cfgPath, "--socket", filepath.Join(t.TempDir(), "none.sock"), "--inject-hook", "none", "--metrics-address", ""}
+	if code := run(args, &out, &errb); code != 1 {
+		t.Errorf("exit %d, want 1; stderr:\n%s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+	if !strings.Contains(errb.String(), "nsrel-containerd nri starting") || !strings.HasPrefix(lines[len(lines)-1], "nsrel-containerd nri: nri: ") {
+		t.Errorf("stderr %q; want the failure last, after the entries logged before it", lines)
+	}
+}

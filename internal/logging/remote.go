@@ -33,7 +33,8 @@ import (
 // ([Dropped]), and the next entry sent is preceded by one that says how
 // many were dropped. An entry that cannot be sent to syslog or journald
 // is written to stderr as text, after a line that says why. [Flush]
-// waits for what is queued before the process exits.
+// waits for what is queued before the process exits, or before a line
+// written to the same stderr directly.
 func Service(t syslog.Target, app string, stderr io.Writer, level logrus.Level) *logrus.Logger {
 	return service(t, app, stderr, level, true)
 }
@@ -88,7 +89,9 @@ type sender struct {
 	// mu guards queue, the entries waiting (at most QueueLen);
 	// inFlight, what the goroutine took from queue and has not sent
 	// yet (an entry and the note of drops before it); and flushing, set
-	// by [Flush] when its time is up: from then on entries go to stderr.
+	// by [Flush] when its time is up (for a stderr target, once it is
+	// written what was queued): from then on entries go to stderr as
+	// they are logged.
 	// An entry is always in exactly one of queue and inFlight until it
 	// is sent or written to stderr, so Flush sees every one.
 	mu       sync.Mutex
@@ -400,8 +403,12 @@ func Dropped() uint64 { return dropped.Load() }
 // at most d; an entry still queued or being sent to syslog or journald
 // then is written to stderr as text, after a line that says why, as one
 // that could not be sent, and so is every entry logged after that. A
-// logger to stderr keeps its queue: stderr did not take it in time, and
-// there is nowhere else to write it. Call it before the process exits.
+// logger to stderr that wrote what it had queued writes every entry
+// logged after that as it is logged; one that did not keeps its queue:
+// stderr did not take it in time, and there is nowhere else to write it.
+// Call it before the process exits, and before writing to the same
+// stderr directly, so that the line comes after the entries logged
+// before it.
 func Flush(d time.Duration) {
 	senders.Lock()
 	all := slices.Clone(senders.all)
@@ -412,6 +419,14 @@ func Flush(d time.Duration) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		if s.t.Kind == "stderr" {
+			// Once stderr took what was queued, what is logged from now
+			// on is written as it is logged, in order after it: a queue
+			// nothing would write before the process exits loses it.
+			s.mu.Lock()
+			if len(s.queue) == 0 && len(s.inFlight) == 0 {
+				s.flushing = true
+			}
+			s.mu.Unlock()
 			continue
 		}
 		// An entry being sent when time ran out may still get through

@@ -333,3 +333,48 @@ func TestServiceStderrNeverWaits(t *testing.T) {
 		t.Errorf("%d entries, %d notes of drops, last line %q; want %d, 1, the entry after", len(nums), notes, lines[len(lines)-1], n-int(dropped))
 	}
 }
+
+// slowWriter takes 100 ms for each write.
+type slowWriter struct{ nstest.LockedBuffer }
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(100 * time.Millisecond)
+	return w.LockedBuffer.Write(p)
+}
+
+// TestServiceStderrAfterFlush: a Service logger to stderr logs, Flush
+// writes the entry, and what is logged after Flush (a goroutine still at
+// work when the process exits, the line about stopping) is written as it
+// is logged, after it, since nothing writes a queue after the exit; a
+// stderr that took nothing by then keeps its queue, which it writes once
+// it takes writes. The entries logged after Flush were queued, and lost
+// at os.Exit.
+func TestServiceStderrAfterFlush(t *testing.T) {
+	var w slowWriter
+	l := Service(syslog.Target{Kind: "stderr"}, "nsrel-containerd", &w, logrus.InfoLevel)
+	l.Error("before")
+	Flush(5 * time.Second)
+	l.Error("after flush")
+	if s := w.String(); !strings.Contains(s, `msg=before`) || !strings.Contains(s, `msg="after flush"`) || strings.Index(s, "before") > strings.Index(s, "after flush") {
+		t.Errorf("stderr once the entry after Flush was logged: %q; want both, in order", s)
+	}
+
+	var stalled nstest.StalledWriter
+	l = Service(syslog.Target{Kind: "stderr"}, "nsrel-containerd", &stalled, logrus.InfoLevel)
+	l.Error("before")
+	t0 := time.Now()
+	Flush(100 * time.Millisecond)
+	l.Error("after flush")
+	if took := time.Since(t0); took > 2*time.Second {
+		t.Errorf("Flush and an entry to a stalled stderr took %v", took)
+	}
+	stalled.Release()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stalled.String(), "after flush"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stalled stderr, released: %q; want both entries", stalled.String())
+		}
+	}
+	if s := stalled.String(); strings.Index(s, "before") > strings.Index(s, "after flush") {
+		t.Errorf("stalled stderr, released: %q; want the entries in order", s)
+	}
+}
