@@ -150,8 +150,9 @@ type Plugin struct {
 	// injected are the containers the plugin injected into, until they
 	// start or are removed: only those can lack the hook at start.
 	injected map[string]bool
-	// late are starts allowed under on_error=allow whose append failed,
-	// oldest first, appended later (see [Plugin.appendLater]); retrying
+	// late are starts whose append failed, allowed under on_error=allow
+	// or refused, oldest first, appended later (see
+	// [Plugin.appendLater]); retrying
 	// says the goroutine that appends them runs.
 	late     []lateStart
 	retrying bool
@@ -172,7 +173,7 @@ type Plugin struct {
 	// unreported counts starts dropped beyond MaxLate whose count no
 	// record carries (the record that should have said it was another
 	// writer's already): Run counts them as lost.
-	unreported int
+	unreported lateCount
 	// shipping is Log as [Plugin.Run] uses it: shipping checkpoints in
 	// the background, so that no answer waits for their destinations.
 	shipping *audit.Log
@@ -186,7 +187,51 @@ type lateStart struct {
 	startTime uint64
 	// dropped counts the starts dropped before this one (beyond
 	// [MaxLate]): its record says so.
-	dropped int
+	dropped lateCount
+}
+
+// lateCount counts late starts dropped or lost: ran, those allowed
+// (their containers ran), and refused, the refusals (their containers
+// did not run, though another writer's record may say allowed).
+type lateCount struct{ ran, refused int }
+
+// countOf is the count of rec, one start.
+func countOf(rec *audit.Record) lateCount {
+	if rec.Verdict == audit.VerdictDeny {
+		return lateCount{refused: 1}
+	}
+	return lateCount{ran: 1}
+}
+
+func (c lateCount) plus(o lateCount) lateCount {
+	return lateCount{ran: c.ran + o.ran, refused: c.refused + o.refused}
+}
+
+func (c lateCount) zero() bool { return c == lateCount{} }
+
+// dropped says, for a record's error, that the starts c counts were
+// dropped before it.
+func (c lateCount) dropped() string {
+	var s string
+	if c.ran > 0 {
+		s = fmt.Sprintf("%d starts waiting before it were dropped (more than %d waited): their containers ran unrecorded", c.ran, MaxLate)
+	}
+	if c.refused > 0 {
+		s = vocab.JoinErrors(s, fmt.Sprintf("%d refusals waiting before it were dropped (more than %d waited): their containers did not run, which no record of the NRI plugin says", c.refused, MaxLate))
+	}
+	return s
+}
+
+// lost says that the starts c counts are lost at the stop.
+func (c lateCount) lost() error {
+	var msgs []string
+	if c.ran > 0 {
+		msgs = append(msgs, fmt.Sprintf("stopping with %d start records the audit log did not take; they are lost", c.ran))
+	}
+	if c.refused > 0 {
+		msgs = append(msgs, fmt.Sprintf("stopping with %d refusal records the audit log did not take (their containers did not run); they are lost", c.refused))
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // shipWait bounds how long [Plugin.Run] waits, when it stops, for the
@@ -198,7 +243,8 @@ const shipWait = 5 * time.Second
 const DefaultCheckpointEvery = 30 * time.Second
 
 // MaxLate bounds the starts the plugin keeps to append later; beyond it
-// the oldest is dropped, with an error in the diagnostics.
+// the oldest refusal is dropped (the oldest start when none waits), with
+// an error in the diagnostics, and the next record written says so.
 const MaxLate = 10000
 
 // Run registers the plugin as "nsrel" (index idx, e.g. "10") on the
@@ -231,8 +277,8 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) (err error) {
 	// runtime's connection is gone: no request adds any then); those
 	// the log does not take are lost, and Run says so.
 	defer func() {
-		if lost := p.flushLate(); lost > 0 {
-			lerr := fmt.Errorf("stopping with %d start records the audit log did not take; they are lost", lost)
+		if lost := p.flushLate(); !lost.zero() {
+			lerr := lost.lost()
 			if err == nil {
 				err = fmt.Errorf("nri: %w", lerr)
 			} else {
@@ -688,16 +734,13 @@ func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err e
 	l := lateStart{rec: rec, pid: pid, startTime: startTime}
 	p.mu.Lock()
 	if len(p.late) == MaxLate {
-		// The oldest, unless it is being written: then the next.
-		i := 0
-		if p.late[0].rec == p.writing {
-			i = 1
-		}
-		p.logger().WithField("container", p.late[i].rec.ContainerID).Error("dropped a start to append later: too many are waiting")
-		l.dropped = p.late[i].dropped + 1
+		i := p.toDrop()
+		p.logger().WithFields(logrus.Fields{"container": p.late[i].rec.ContainerID, "verdict": p.late[i].rec.Verdict}).Error("dropped a start to append later: too many are waiting")
+		gone := p.late[i].dropped.plus(countOf(p.late[i].rec))
 		if len(p.late) > i+1 {
-			p.late[i+1].dropped += l.dropped
-			l.dropped = 0
+			p.late[i+1].dropped = p.late[i+1].dropped.plus(gone)
+		} else {
+			l.dropped = l.dropped.plus(gone)
 		}
 		p.late = slices.Delete(p.late, i, i+1)
 	}
@@ -712,6 +755,26 @@ func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err e
 	if start {
 		go p.retryLate(stop)
 	}
+}
+
+// toDrop returns, under p.mu, the index of the late start to drop when
+// [MaxLate] wait: the oldest refusal, else the oldest start, never the
+// one being written. A refusal's container did not run, and the start
+// records of containers that ran are what the log is for: a pod author
+// who gets many containers refused while the log cannot be written
+// must not push the records of the containers that ran out of the
+// queue.
+func (p *Plugin) toDrop() int {
+	first := 0
+	if p.late[0].rec == p.writing {
+		first = 1
+	}
+	for i := first; i < len(p.late); i++ {
+		if p.late[i].rec.Verdict == audit.VerdictDeny {
+			return i
+		}
+	}
+	return first
 }
 
 // retryLate appends the late starts, with backoff, until none is left or
@@ -758,9 +821,9 @@ func (p *Plugin) appendLate() (ok, more bool) {
 		p.mu.Unlock()
 	}()
 	rec := l.rec
-	if l.dropped > 0 {
+	if !l.dropped.zero() {
 		c := *rec
-		c.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("%d starts waiting before it were dropped (more than %d waited): their containers ran unrecorded", l.dropped, MaxLate))
+		c.Error = vocab.JoinErrors(rec.Error, l.dropped.dropped())
 		rec = &c
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
@@ -775,14 +838,14 @@ func (p *Plugin) appendLate() (ok, more bool) {
 	}
 	p.mu.Lock()
 	p.late = p.late[1:] // still l: a drop does not take the one being written
-	if got == nil && l.dropped > 0 {
+	if got == nil && !l.dropped.zero() {
 		// Another writer's record stood for it: the count of the starts
 		// dropped before it goes to the next, or is lost with them.
 		if len(p.late) > 0 {
-			p.late[0].dropped += l.dropped
+			p.late[0].dropped = p.late[0].dropped.plus(l.dropped)
 		} else {
-			p.unreported += l.dropped
-			log.WithField("dropped", l.dropped).Error("starts dropped beyond MaxLate are recorded nowhere")
+			p.unreported = p.unreported.plus(l.dropped)
+			log.WithFields(logrus.Fields{"dropped": l.dropped.ran, "dropped_refusals": l.dropped.refused}).Error("starts dropped beyond MaxLate are recorded nowhere")
 		}
 	}
 	p.mu.Unlock()
@@ -794,8 +857,8 @@ func (p *Plugin) appendLate() (ok, more bool) {
 
 // flushLate stops the goroutine that appends late starts, tries for
 // [shipWait] to append those left and returns how many the log did not
-// take (the starts dropped beyond [MaxLate] included).
-func (p *Plugin) flushLate() int {
+// take (the starts dropped beyond [MaxLate] included), refusals apart.
+func (p *Plugin) flushLate() lateCount {
 	p.mu.Lock()
 	p.flushing = true
 	if p.stopLate != nil {
@@ -824,12 +887,12 @@ func (p *Plugin) flushLate() int {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lost := len(p.late) + p.unreported
+	lost := p.unreported
 	for _, l := range p.late {
-		lost += l.dropped
+		lost = lost.plus(l.dropped).plus(countOf(l.rec))
 	}
-	if lost > 0 {
-		p.logger().WithField("lost", lost).Error("stopping with start records the audit log did not take; they are lost")
+	if !lost.zero() {
+		p.logger().WithFields(logrus.Fields{"lost": lost.ran, "lost_refusals": lost.refused}).Error("stopping with start records the audit log did not take; they are lost")
 	}
 	return lost
 }

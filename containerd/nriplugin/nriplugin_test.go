@@ -624,8 +624,82 @@ func TestLateDrops(t *testing.T) {
 	}
 	p.writing = recs[0]
 	p.appendLater(&audit.Record{ContainerID: "new"}, 1, 1, errors.New("log full"))
-	if len(p.late) != MaxLate || p.late[0].rec != recs[0] || p.late[1].rec != recs[2] || p.late[1].dropped != 1 {
+	if len(p.late) != MaxLate || p.late[0].rec != recs[0] || p.late[1].rec != recs[2] || p.late[1].dropped != (lateCount{ran: 1}) {
 		t.Fatalf("after a drop while the oldest is written: head %s, next %s (dropped %d); want c00000, then c00002 carrying 1",
 			p.late[0].rec.ContainerID, p.late[1].rec.ContainerID, p.late[1].dropped)
+	}
+}
+
+// TestLateDropsRefusals: beyond MaxLate a refusal waiting (the
+// container did not run) is dropped before any start of a container that
+// ran, and the records and the stop count and word them apart: the next
+// record written says how many starts were dropped, whose containers ran
+// unrecorded, and how many refusals, whose containers did not run; Run's
+// error at the stop names the refusals lost apart from the starts. The
+// oldest was dropped whatever it was, and every drop or loss was worded
+// "their containers ran unrecorded", refusals included.
+func TestLateDropsRefusals(t *testing.T) {
+	_, cfg := ctrdtest.HookConfig(t)
+	start := func(id, verdict string) *audit.Record {
+		return &audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: id, Policy: "default", Mode: policy.ModeEnforce, Verdict: verdict}
+	}
+	// Which is dropped: the refusal, not the oldest start; with no
+	// refusal waiting, the oldest start.
+	p := &Plugin{Config: cfg, flushing: true}
+	for i := range MaxLate {
+		verdict := audit.VerdictAllow
+		if i == 5 {
+			verdict = audit.VerdictDeny
+		}
+		p.late = append(p.late, lateStart{rec: start(fmt.Sprintf("c%05d", i), verdict)})
+	}
+	p.appendLater(start("new-allowed", audit.VerdictAllow), 1, 1, errors.New("log full"))
+	if len(p.late) != MaxLate || p.late[0].rec.ContainerID != "c00000" || p.late[5].rec.ContainerID != "c00006" || p.late[5].dropped != (lateCount{refused: 1}) {
+		t.Fatalf("after a drop: head %s, [5] %s (dropped %+v); want c00000, then c00006 carrying 1 refusal",
+			p.late[0].rec.ContainerID, p.late[5].rec.ContainerID, p.late[5].dropped)
+	}
+	p.appendLater(start("new-refused", audit.VerdictDeny), 1, 1, errors.New("log full"))
+	if p.late[0].rec.ContainerID != "c00001" || p.late[0].dropped != (lateCount{ran: 1}) || p.late[MaxLate-1].rec.ContainerID != "new-refused" {
+		t.Fatalf("after a second drop: head %s (dropped %+v), last %s; want c00001 carrying 1 start, new-refused",
+			p.late[0].rec.ContainerID, p.late[0].dropped, p.late[MaxLate-1].rec.ContainerID)
+	}
+
+	// What the records say.
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = &Plugin{Config: cfg, Log: log, flushing: true}
+	p.late = []lateStart{{rec: start("next", audit.VerdictAllow), pid: 1, startTime: 1, dropped: lateCount{ran: 2, refused: 3}}}
+	if lost := p.flushLate(); !lost.zero() {
+		t.Errorf("flushLate: %+v lost, want none", lost)
+	}
+	recs := audittest.Records(t, cfg.AuditLog, "next")
+	if len(recs) != 1 {
+		t.Fatalf("%d records of the start after the drops, want 1", len(recs))
+	}
+	for _, want := range []string{"2 starts waiting before it were dropped (more than 10000 waited): their containers ran unrecorded",
+		"3 refusals waiting before it were dropped (more than 10000 waited): their containers did not run"} {
+		if !strings.Contains(recs[0].Error, want) {
+			t.Errorf("the record's error %q does not say %q", recs[0].Error, want)
+		}
+	}
+
+	// What the stop says of those the log does not take.
+	other, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := holdLog(other)
+	defer release()
+	p = &Plugin{Config: cfg, Log: log, flushing: true, Timeout: 50 * time.Millisecond}
+	p.late = []lateStart{{rec: start("ran", audit.VerdictAllow), pid: 2, startTime: 2},
+		{rec: start("refused", audit.VerdictDeny), pid: 3, startTime: 3, dropped: lateCount{refused: 1}}}
+	lost := p.flushLate()
+	if lost != (lateCount{ran: 1, refused: 2}) {
+		t.Errorf("flushLate: %+v lost, want 1 start and 2 refusals", lost)
+	}
+	if want := "stopping with 1 start records the audit log did not take; they are lost; stopping with 2 refusal records the audit log did not take (their containers did not run); they are lost"; lost.lost().Error() != want {
+		t.Errorf("the stop says %q, want %q", lost.lost(), want)
 	}
 }
