@@ -11,11 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/sirupsen/logrus"
+
 	"github.com/nsrel/nsrel/containerd/recorder"
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/logging"
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -202,7 +208,8 @@ func TestNRISandboxContainerNameLabel(t *testing.T) {
 // the enforcing default. A container named "forger" whose CRI config
 // claims every io.kubernetes.cri.* key (container-name legacy,
 // container-type sandbox, another pod's sandbox-id) is still refused
-// by the default, and its record holds the names the runtime gave: the
+// by the default, and its record holds the names the runtime gave (no
+// image name: the plugin has none it can trust, TestNRIImageName): the
 // annotations NRI sends are the spec's with the CRI config's copied over
 // them. The plugin took the container's claims, and ran the forger in
 // the host's user namespace.
@@ -265,8 +272,8 @@ func TestNRIContainerCRIKeys(t *testing.T) {
 			t.Errorf("recorded %s = %q, want %q", k, got[k], v)
 		}
 	}
-	if got[vocab.CRIAnnotationPrefix+"image-name"] == "" {
-		t.Error("no image-name recorded: the runtime sends the image")
+	if v, ok := got[vocab.AnnotationImageName]; ok {
+		t.Errorf("recorded %s = %q; the plugin has no trustworthy image name (TestNRIImageName)", vocab.AnnotationImageName, v)
 	}
 	for _, k := range keys {
 		if got[vocab.CRIAnnotationPrefix+k] == "claimed" {
@@ -275,6 +282,65 @@ func TestNRIContainerCRIKeys(t *testing.T) {
 	}
 	if recs[0].Policy != "userns-required" || recs[0].Verdict != audit.VerdictDeny {
 		t.Errorf("block %q verdict %s; want userns-required, deny", recs[0].Policy, recs[0].Verdict)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestNRIImageName trusts io.kubernetes.cri.image-name and exempts, by
+// a block selecting on it, the containers of the busybox image under
+// another name (docker.io/aaa/copy:1) that someone else tagged the same
+// content with, and any a container's CRI config claims. The plugin has
+// no trustworthy image name: the block never matches in it, the default
+// refuses the container, its record lacks the key, and the plugin says
+// so at its start. It took NRI's image name, one of containerd's names
+// of the image's content (sorted first: the copy's), which differs from
+// the name the container was created with that the hook and the
+// recorder see, and which whoever pulls or tags the same content
+// chooses.
+func TestNRIImageName(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow",
+	"record_annotations": ["io.kubernetes.cri.image-name"],
+	"trusted_selectors": {"annotations": ["io.kubernetes.cri.image-name", "io.kubernetes.cri.container-type"]},
+	"policies": [
+		{"name": "sandboxes", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-type": "sandbox"}}, "mode": "audit"},
+		{"name": "copies", "match": {"annotations": {"io\\.kubernetes\\.cri\\.image-name": "docker\\.io/aaa/.*"}}, "mode": "audit"}],
+	"default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	img := d.ImportBusybox(t, c, "k8s.io")
+	ctx := namespaces.WithNamespace(context.Background(), "k8s.io")
+	if _, err := c.ImageService().Create(ctx, images.Image{Name: "docker.io/aaa/copy:1", Target: img.Target()}); err != nil {
+		t.Fatal(err)
+	}
+	var diag nstest.LockedBuffer
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Logger: logging.Stderr(&diag, logrus.InfoLevel)})
+	if s := diag.String(); !strings.Contains(s, "no trustworthy image name") || !strings.Contains(s, `blocks="\"copies\""`) {
+		t.Errorf("no warning at the start naming the block that selects on the image name:\n%s", s)
+	}
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("image-pod"))
+	for i, ann := range []string{`{}`, `{"io.kubernetes.cri.image-name": "docker.io/aaa/copy:1"}`} {
+		ctrJSON := filepath.Join(t.TempDir(), "c.json")
+		if err := os.WriteFile(ctrJSON, fmt.Appendf(nil, `{"metadata":{"name":"c%d"},"image":{"image":%q},"command":["sleep","3600"],"linux":{},"annotations":%s}`,
+			i, ctrdtest.ImageName, ann), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		id := d.MustCrictl(t, crictl, "create", podID, ctrJSON, podJSON)
+		if _, stderr, err := d.Crictl(crictl, "start", id); err == nil || !strings.Contains(stderr, "userns-required") {
+			t.Errorf("annotations %s: start: err %v, stderr %q; want the default block's refusal", ann, err, stderr)
+		}
+		recs := audittest.Records(t, cfg.AuditLog, id)
+		if len(recs) != 1 {
+			t.Fatalf("annotations %s: %d records, want 1", ann, len(recs))
+		}
+		if v, ok := recs[0].Annotations[vocab.AnnotationImageName]; ok || recs[0].Policy != "userns-required" {
+			t.Errorf("annotations %s: block %q, recorded image name %q (%v); want userns-required and none", ann, recs[0].Policy, v, ok)
+		}
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }

@@ -254,6 +254,7 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) (err error) {
 	if socket == "" {
 		socket = DefaultSocket
 	}
+	p.warnImageName()
 	// The runtime's PIDs must be this process's: it pins them.
 	if err := containerd.CheckPeerPIDNamespace(socket); err != nil {
 		return fmt.Errorf("nri: %w", err)
@@ -326,6 +327,28 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) (err error) {
 			cancel()
 		}
 	}
+}
+
+// warnImageName says, at the start, what the config asks of
+// [vocab.AnnotationImageName] that the plugin cannot do: it has no
+// trustworthy value of it (see criKeys), so blocks selecting on it never
+// match here and records lack it.
+func (p *Plugin) warnImageName() {
+	var blocks []string
+	for _, b := range p.Config.Policies {
+		if b.Match != nil && slices.ContainsFunc(b.Match.Annotations, func(m policy.AnnotationMatch) bool { return m.Key == vocab.AnnotationImageName }) {
+			blocks = append(blocks, vocab.Quote(b.Name))
+		}
+	}
+	recorded := slices.Contains(p.Config.RecordAnnotations, vocab.AnnotationImageName)
+	if len(blocks) == 0 && !recorded {
+		return
+	}
+	log := p.logger().WithField("annotation", vocab.AnnotationImageName)
+	if len(blocks) > 0 {
+		log = log.WithField("blocks", strings.Join(blocks, ","))
+	}
+	log.Warn("the NRI plugin has no trustworthy image name (NRI sends one of containerd's names of the image's content, which whoever pulls or tags the same content chooses): blocks that select on it never match here, and its records lack it")
 }
 
 // RunPodSandbox records (and may refuse) the pod's sandbox container.
@@ -591,16 +614,22 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 // annotations NRI sends are the spec's with the container's CRI config
 // annotations copied over them (containerd 2.4), so that a container
 // claiming io.kubernetes.cri.container-name or container-type could
-// pick a block meant for others. The image is the one the runtime
-// resolved, named as containerd names it. A key the runtime sends no
-// value for (a container name, an ID, an image) is left out.
+// pick a block meant for others. A key the runtime sends no value for
+// (a container name, an ID) is left out, and so is the image's name
+// ([vocab.AnnotationImageName]), which the plugin has no trustworthy
+// value of: the name NRI sends is one of the names containerd holds for
+// the image's content, which whoever pulls or tags the same content
+// chooses (not the name the container was created with, which the spec
+// and nsrel-hook have), and the annotations NRI sends may be a CRI
+// client's. A block selecting on it never matches in the plugin
+// ([Plugin.Run] says so at its start).
 func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, vocab.CRIAnnotationPrefix) })
 	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
 	md[vocab.CRIAnnotationPrefix+"container-type"] = "container"
 	for k, v := range map[string]string{
 		vocab.AnnotationContainerName: ctr.GetName(), vocab.AnnotationSandboxID: pod.GetId(),
-		vocab.CRIAnnotationPrefix + "sandbox-uid": pod.GetUid(), vocab.CRIAnnotationPrefix + "image-name": ctr.GetImage().GetName(),
+		vocab.CRIAnnotationPrefix + "sandbox-uid": pod.GetUid(),
 	} {
 		if v != "" {
 			md[k] = v

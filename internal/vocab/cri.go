@@ -16,6 +16,9 @@ const (
 	// AnnotationSandboxID is the pod sandbox a CRI container belongs to
 	// (on the sandbox itself: its own ID).
 	AnnotationSandboxID = "io.kubernetes.cri.sandbox-id"
+	// AnnotationImageName is the image a CRI container was created
+	// from, as its creator named it.
+	AnnotationImageName = "io.kubernetes.cri.image-name"
 	// CRIAnnotationPrefix starts the annotation keys containerd's CRI
 	// sets itself, on a container's OCI spec. A label with such a key is
 	// someone else's: a pod sandbox's labels are its pod's, which the
