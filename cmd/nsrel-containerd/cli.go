@@ -289,6 +289,9 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger := logging.Service(target, "nsrel-containerd", stderr, lvl)
+	// What libraries log (ttrpc under the NRI stub, containerd's client)
+	// goes through the same queue, not straight to stderr.
+	logging.Standard(logger)
 	// A line written to stderr directly comes after the diagnostics
 	// logged before it, which the logger writes from its queue.
 	fatalf := func(format string, args ...any) {

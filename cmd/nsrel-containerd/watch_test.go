@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/nsrel/nsrel/containerd/recorder"
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
@@ -258,5 +260,34 @@ func TestFatalLineLast(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
 	if !strings.Contains(errb.String(), "nsrel-containerd nri starting") || !strings.HasPrefix(lines[len(lines)-1], "nsrel-containerd nri: nri: ") {
 		t.Errorf("stderr %q; want the failure last, after the entries logged before it", lines)
+	}
+}
+
+// TestStandardLoggerThroughService: what a library logs through logrus's
+// standard logger (ttrpc under the NRI stub, containerd's client) while
+// a service runs goes through the service's logger, to its stderr and
+// queue, not straight to the process's stderr, where a stderr nobody
+// reads would hold the library (in the NRI plugin's requests too).
+func TestStandardLoggerThroughService(t *testing.T) {
+	std := logrus.StandardLogger()
+	out, formatter, level, hooks := std.Out, std.Formatter, std.GetLevel(), std.Hooks
+	t.Cleanup(func() {
+		std.SetOutput(out)
+		std.SetFormatter(formatter)
+		std.SetLevel(level)
+		std.ReplaceHooks(hooks)
+	})
+	cfgPath, _ := ctrdtest.ConfigWith(t, `"default": {"mode": "audit"}`)
+	var stdout bytes.Buffer
+	var stderr nstest.LockedBuffer
+	args := []string{"nri", "--config", cfgPath, "--socket", filepath.Join(t.TempDir(), "none.sock"), "--inject-hook", "none", "--metrics-address", ""}
+	if code := run(args, &stdout, &stderr); code != 1 {
+		t.Errorf("exit %d, want 1; stderr:\n%s", code, stderr.String())
+	}
+	logrus.WithField("stream", 3).Error("ttrpc: received message on inactive stream")
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "inactive stream"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the standard logger's entry is not on the service's stderr:\n%s", stderr.String())
+		}
 	}
 }

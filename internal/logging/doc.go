@@ -4,7 +4,8 @@
 // native protocol ([SyslogEntry], [JournalEntry]; the targets are parsed
 // by syslog.ParseTarget); a service's logger ([Service]) queues its
 // entries, to any of these targets, and never waits for the target
-// ([Flush]); and the logger of a library type whose caller gave none
+// ([Flush]), what libraries log through logrus's standard logger
+// included ([Standard]); and the logger of a library type whose caller gave none
 // ([OrDiscard]).
 // Diagnostics are never the audit log: they say what a binary did and
 // why it failed, in UTC.

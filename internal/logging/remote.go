@@ -448,3 +448,29 @@ func Flush(d time.Duration) {
 		}
 	}
 }
+
+// Standard sends what is logged through logrus's standard logger to l
+// instead of straight to stderr: libraries log there (containerd/log,
+// which ttrpc under the NRI stub and containerd's client use), and a
+// write to a stderr nobody reads would wait inside them, in a request
+// with a deadline too. l's level applies; an entry at panic or fatal
+// level is passed on at error level (the standard logger still panics
+// or exits). It replaces the standard logger's hooks.
+func Standard(l *logrus.Logger) {
+	std := logrus.StandardLogger()
+	std.SetOutput(io.Discard)
+	std.SetFormatter(nothing{})
+	std.SetLevel(l.GetLevel())
+	std.ReplaceHooks(logrus.LevelHooks{})
+	std.AddHook(forward{l})
+}
+
+// forward is the standard logger's hook that passes entries to l.
+type forward struct{ l *logrus.Logger }
+
+func (forward) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (f forward) Fire(e *logrus.Entry) error {
+	f.l.WithFields(e.Data).WithTime(e.Time).Log(max(e.Level, logrus.ErrorLevel), e.Message)
+	return nil
+}

@@ -378,3 +378,47 @@ func TestServiceStderrAfterFlush(t *testing.T) {
 		t.Errorf("stalled stderr, released: %q; want the entries in order", s)
 	}
 }
+
+// TestStandardNeverWaits: what a library logs through logrus's standard
+// logger (the NRI stub's ttrpc, containerd's client) goes through a
+// Service logger once Standard is set, so a stderr that takes nothing
+// does not hold it; once stderr takes writes, the entry is there, at
+// error level for a panic. It went straight to stderr, waiting for it.
+func TestStandardNeverWaits(t *testing.T) {
+	std := logrus.StandardLogger()
+	out, formatter, level, hooks := std.Out, std.Formatter, std.GetLevel(), std.Hooks
+	t.Cleanup(func() {
+		std.SetOutput(out)
+		std.SetFormatter(formatter)
+		std.SetLevel(level)
+		std.ReplaceHooks(hooks)
+	})
+	var stderr nstest.StalledWriter
+	defer stderr.Release()
+	Standard(Service(syslog.Target{Kind: "stderr"}, "nsrel-containerd", &stderr, logrus.InfoLevel))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		logrus.WithField("stream", 3).Error("ttrpc: received message on inactive stream")
+		logrus.Debug("below the level")
+		func() {
+			defer func() { _ = recover() }()
+			logrus.Panic("a library panics")
+		}()
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the standard logger waited for a stalled stderr")
+	}
+	stderr.Release()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "a library panics"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stderr, released: %q; want the entries", stderr.String())
+		}
+	}
+	s := stderr.String()
+	if !strings.Contains(s, `level=error msg="ttrpc: received message on inactive stream" stream=3`) || !strings.Contains(s, `level=error msg="a library panics"`) || strings.Contains(s, "below the level") {
+		t.Errorf("stderr %q; want both errors, not the debug entry", s)
+	}
+}
