@@ -261,8 +261,11 @@ func (p *Page) Zsh(w io.Writer) error {
 	// Autoloaded from $fpath (compinit reads the #compdef line), the file
 	// is the body of _NAME: its first run only defines the function
 	// above, so it calls it too, or the first Tab of a session would
-	// complete nothing. Sourced, it registers the function.
-	fmt.Fprintf(&b, "if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then\n\t_%s \"$@\"\nelse\n\tcompdef _%s %s\nfi\n", p.ident(), p.ident(), p.Name)
+	// complete nothing. Either way it registers that function for the
+	// command: its name is not the file's where NAME has a dash
+	// (_nsrel_hook in _nsrel-hook), and the file's function would
+	// otherwise run this body again at the next Tab and offer nothing.
+	fmt.Fprintf(&b, "compdef _%s %s\nif [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then\n\t_%s \"$@\"\nfi\n", p.ident(), p.Name, p.ident())
 	_, err := io.WriteString(w, b.String())
 	return err
 }

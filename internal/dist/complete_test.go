@@ -16,22 +16,26 @@ import (
 
 // zshDriver runs an interactive zsh on a pseudo-terminal (zsh/zpty),
 // waits for its prompt, types the line $2 and a Tab then Enter, and
-// prints what the command received. The interactive zsh reads only
-// $ZDOTDIR's startup files: compinit with the completions directory $1
-// first on $fpath, and the command $3 as a function that prints its
-// arguments.
+// prints what the command received; then again, in the same session.
+// The interactive zsh reads only $ZDOTDIR's startup files: compinit
+// with the completions directory $1 first on $fpath, and the command
+// $3 as a function that prints its arguments.
 const zshDriver = `
 zmodload zsh/zpty || exit 1
 zpty z env ZDOTDIR=$ZDOTDIR TERM=dumb zsh -i
 zpty -r z out '*READY> *'
-zpty -w -n z "$2"$'\t\n'
-zpty -r z out '*GOT:\[*\]*'
-print -r -- "$out"
+for i in 1 2; do
+	zpty -w -n z "$2"$'\t\n'
+	zpty -r z out '*GOT:\[*\]*'
+	print -r -- "$out"
+	zpty -r z out '*READY> *'
+done
 zpty -d z
 `
 
 // zshTab returns the arguments the command got after a new interactive
-// zsh session completed line with one Tab, from the completion files in
+// zsh session completed line with one Tab (twice in the session: both
+// when they differ), from the completion files in
 // dir: autoloaded through $fpath, as an installed _NAME is, or, if
 // sourced, read with `source` after compinit.
 func zshTab(t *testing.T, zsh, dir, line string, sourced bool) string {
@@ -60,18 +64,23 @@ func zshTab(t *testing.T, zsh, dir, line string, sourced bool) string {
 	if err != nil {
 		t.Fatalf("zsh (zpty) typing %q and Tab: %v\n%s", line, err, out)
 	}
-	m := regexp.MustCompile(`GOT:\[(.*)\]`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("zsh (zpty) typing %q and Tab: no GOT line\n%q", line, out)
+	m := regexp.MustCompile(`GOT:\[(.*)\]`).FindAllSubmatch(out, -1)
+	if len(m) != 2 {
+		t.Fatalf("zsh (zpty) typing %q and Tab twice: %d GOT lines\n%q", line, len(m), out)
 	}
-	return string(m[1])
+	if string(m[0][1]) != string(m[1][1]) {
+		return fmt.Sprintf("%s, then %s", m[0][1], m[1][1])
+	}
+	return string(m[0][1])
 }
 
 // TestZshFirstTab types a command line into a new interactive zsh, the
 // completion functions autoloaded from the directory make install fills,
-// and presses Tab once: the first Tab of a session completes (an
-// autoloaded file that only defined the function would not), and so
-// does the file read with source after compinit.
+// and presses Tab once, then again: the first Tab of a session completes
+// (an autoloaded file that only defined the function would not), and so
+// does the second (nsrel-hook's file defines _nsrel_hook, not the
+// autoloaded _nsrel-hook, which then only ran compdef), and so does the
+// file read with source after compinit.
 func TestZshFirstTab(t *testing.T) {
 	t.Parallel()
 	zsh := nstest.RequireCmd(t, "zsh")
