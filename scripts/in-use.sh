@@ -5,30 +5,33 @@
 # BASESPEC: the runtime would run a hook that is gone and fail to start
 # every container it names it for. It reads containerd's config.toml and
 # its conf.d drop-ins and the OCI hooks.d directories of podman and CRI-O,
-# below $NSREL_ROOT (default /: a DESTDIR or dpkg's DPKG_ROOT). It only
-# warns: it exits 0 whatever it finds, and never stops the removal.
+# below $NSREL_ROOT (default /: a DESTDIR or dpkg's DPKG_ROOT), leaving
+# out TOML comments. It only warns: it exits 0 whatever it finds, and
+# never stops the removal.
 hook=$1
 spec=$2
 root=${NSREL_ROOT:-}
 root=${root%/}
+# A hook entry may name the hook at another path of the same file
+# (/sbin on a merged /usr) or escape its slashes (JSON's \/): its name,
+# followed by the end of the JSON string, is what is looked for.
+name="${hook##*/}\""
 
-# naming STRING FILE...: the FILEs (without $root) that contain STRING.
+# naming STRING FILE...: the FILEs (without $root) that contain STRING
+# outside comment lines (# in TOML; JSON has none).
 naming() {
 	s=$1
 	shift
 	for f; do
-		if [ -f "$f" ] && grep -qF -e "$s" "$f" 2>/dev/null; then
+		if [ -f "$f" ] && grep -v '^[[:space:]]*#' "$f" 2>/dev/null | grep -qF -e "$s"; then
 			printf '  %s\n' "${f#"$root"}"
 		fi
 	done
 }
 
-containerd="$root/etc/containerd/config.toml $root/etc/containerd/conf.d/*.toml"
-hooksd="$root/etc/containers/oci/hooks.d/*.json $root/usr/share/containers/oci/hooks.d/*.json"
-# shellcheck disable=SC2086 # the globs are meant to expand
-hooks=$(naming "$hook" $hooksd $containerd)
-# shellcheck disable=SC2086
-specs=$(naming "$spec" $containerd)
+hooks=$(naming "$name" "$root"/etc/containers/oci/hooks.d/*.json "$root"/usr/share/containers/oci/hooks.d/*.json \
+	"$root"/etc/containerd/config.toml "$root"/etc/containerd/conf.d/*.toml)
+specs=$(naming "$spec" "$root"/etc/containerd/config.toml "$root"/etc/containerd/conf.d/*.toml)
 
 if [ -n "$hooks" ]; then
 	cat >&2 <<EOF
@@ -37,6 +40,8 @@ which is being removed:
 $hooks
 nsrel: every container these hook entries apply to will FAIL TO START
 until you take nsrel's hook out of them (README: "Removing nsrel").
+nsrel: (only these places were read: a hooks_dir set elsewhere, other
+containerd imports and bundles' config.json may name it too)
 EOF
 fi
 if [ -n "$specs" ]; then

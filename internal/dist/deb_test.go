@@ -171,10 +171,16 @@ func checkMaintainerScripts(t *testing.T, deb, control string) {
 		"etc/containerd/config.toml":                           "usr/share/nsrel/containerd/config-v2.toml",
 		"etc/containerd/conf.d/nsrel.toml":                     "usr/share/nsrel/containerd/config-v2.toml",
 		"etc/containers/oci/hooks.d/other.json":                "", // another hook: not named
+		// The hook at /sbin (merged /usr), slashes escaped, and the spec
+		// named in a comment only (as the shipped fragments' comments do).
+		"etc/containers/oci/hooks.d/escaped.json": `{"version": "1.0.0", "hook": {"path": "\/sbin\/nsrel-hook"}}`,
+		"etc/containerd/conf.d/commented.toml":    "# base_runtime_spec = \"/etc/nsrel/containerd-base-spec.json\"\n  # /usr/sbin/nsrel-hook\n",
 	}
 	for dst, src := range enable {
 		data := []byte(`{"version": "1.0.0", "hook": {"path": "/usr/bin/other-hook"}}`)
-		if src != "" {
+		if strings.HasPrefix(src, "{") || strings.HasPrefix(src, "#") {
+			data = []byte(src)
+		} else if src != "" {
 			var err error
 			if data, err = os.ReadFile(filepath.Join(root, src)); err != nil {
 				t.Fatal(err)
@@ -191,12 +197,13 @@ func checkMaintainerScripts(t *testing.T, deb, control string) {
 	for _, want := range []string{"WARNING: these container runtime configs still name /usr/sbin/nsrel-hook",
 		"  /etc/containers/oci/hooks.d/nsrel-createRuntime.json\n", "  /usr/share/containers/oci/hooks.d/nsrel-poststop.json\n",
 		"WARNING: containerd's config still names the base runtime spec\n/etc/nsrel/containerd-base-spec.json",
-		"  /etc/containerd/config.toml\n", "  /etc/containerd/conf.d/nsrel.toml\n", "FAIL TO START", "FAILS TO LOAD", "Removing nsrel"} {
+		"  /etc/containerd/config.toml\n", "  /etc/containerd/conf.d/nsrel.toml\n", "  /etc/containers/oci/hooks.d/escaped.json\n",
+		"FAIL TO START", "FAILS TO LOAD", "Removing nsrel"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("prerm remove with the hook enabled: stderr lacks %q:\n%s", want, errOut)
 		}
 	}
-	if out != "" || strings.Contains(errOut, "other.json") || strings.Contains(errOut, root) {
+	if out != "" || strings.Contains(errOut, "other.json") || strings.Contains(errOut, "commented.toml") || strings.Contains(errOut, root) {
 		t.Errorf("prerm remove: stdout %q; stderr names another hook's file or the root:\n%s", out, errOut)
 	}
 	// Not on upgrade (the hook stays), and not where nothing names it.
