@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -437,6 +439,9 @@ func TestIdentifyMatchesStat(t *testing.T) {
 // TestMain checks that the tests run in the initial user and PID
 // namespaces, which several cases use as the top of a hierarchy.
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(fakeProcEnv); mode != "" {
+		fakeProcChild(mode)
+	}
 	for typ, ino := range map[string]uint64{"user": nsrel.InitialUserNSIno, "pid": nsrel.InitialPIDNSIno} {
 		var st unix.Stat_t
 		if err := unix.Stat("/proc/self/ns/"+typ, &st); err != nil || st.Ino != ino {
@@ -520,5 +525,104 @@ func TestOpenWithoutProc(t *testing.T) {
 	}
 	if _, err := nsrel.Open("/dev/null"); !errors.Is(err, nsrel.ErrNotNamespace) {
 		t.Errorf("Open(/dev/null) = %v, want ErrNotNamespace", err)
+	}
+}
+
+// fakeProcEnv makes the test binary, started by TestOpenFakeProc in a
+// mount namespace of its own, play a /proc that is not procfs.
+const fakeProcEnv = "NSREL_TEST_FAKE_PROC"
+
+// fakeProcChild bind-mounts its user namespace on $DIR/user and its UTS
+// namespace on $DIR/other, mounts a tmpfs on /proc whose
+// thread-self/fd/N are symlinks to $DIR/fifo (mode "fifo") or to
+// $DIR/other (mode "other"), opens $DIR/user, and prints "user INO" and
+// what it opened as "got NAME" or "error ERR". It exits.
+func fakeProcChild(mode string) {
+	dir := os.Getenv("DIR")
+	fail := func(step string, err error) {
+		fmt.Printf("setup %s: %v\n", step, err)
+		os.Exit(1)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/user", &st); err != nil {
+		fail("stat", err)
+	}
+	for name, ns := range map[string]string{"user": "user", "other": "uts"} {
+		if err := unix.Mount("/proc/self/ns/"+ns, filepath.Join(dir, name), "", unix.MS_BIND, ""); err != nil {
+			fail("bind "+name, err)
+		}
+	}
+	if err := unix.Mount("fakeproc", "/proc", "tmpfs", 0, ""); err != nil {
+		fail("mount /proc", err)
+	}
+	fds := "/proc/thread-self/fd"
+	if err := os.MkdirAll(fds, 0o755); err != nil {
+		fail("mkdir", err)
+	}
+	target := filepath.Join(dir, mode)
+	for n := 0; n < 1024; n++ {
+		if err := os.Symlink(target, filepath.Join(fds, strconv.Itoa(n))); err != nil {
+			fail("symlink", err)
+		}
+	}
+	fmt.Printf("user %d\n", st.Ino)
+	done := make(chan string, 1)
+	go func() {
+		ns, err := nsrel.Open(filepath.Join(dir, "user"))
+		if err != nil {
+			done <- "error " + err.Error()
+			return
+		}
+		defer ns.Close()
+		name, err := nsrel.NameOf(ns)
+		if err != nil {
+			done <- "error NameOf: " + err.Error()
+			return
+		}
+		done <- "got " + name.String()
+	}()
+	select {
+	case r := <-done:
+		fmt.Println(r)
+	case <-time.After(10 * time.Second):
+		fmt.Println("blocked: still opening after 10s")
+	}
+	os.Exit(0)
+}
+
+// TestOpenFakeProc opens a namespace where /proc is a tmpfs whose
+// /proc/thread-self/fd/N are symlinks to a FIFO or to another
+// namespace: the reopen through it was taken as it came, so Open blocked
+// on the FIFO or returned the other namespace. It must open the
+// namespace the path names, as without /proc.
+func TestOpenFakeProc(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, mode := range []string{"fifo", "other"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"user", "other"} {
+				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command("/proc/self/exe")
+			cmd.Env = append(os.Environ(), fakeProcEnv+"="+mode, "DIR="+dir)
+			// Go makes the new mount namespace's mounts private.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("child: %v\n%s", err, out)
+			}
+			var ino uint64
+			if _, err := fmt.Sscanf(string(out), "user %d\n", &ino); err != nil {
+				t.Fatalf("child said %q", out)
+			}
+			if want := fmt.Sprintf("user %d\ngot user:[%d]\n", ino, ino); string(out) != want {
+				t.Errorf("Open with thread-self/fd/N linking to %s: child said\n%s\nwant\n%s", mode, out, want)
+			}
+		})
 	}
 }

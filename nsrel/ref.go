@@ -47,6 +47,17 @@ func (p Path) with(fn func(fd int) error) error {
 // /proc/thread-self/fd (Linux 3.17). Errors are an [*os.PathError] for
 // path, or unix.ENOTTY, as the ioctls answer, for a file that is not a
 // namespace.
+//
+// The reopened file is checked to be the O_PATH one (device and inode,
+// so on nsfs too): a /proc that is not procfs (a tmpfs mounted there,
+// its thread-self/fd/N a symlink to anything) hands back another file.
+// That open is O_NONBLOCK|O_NOCTTY, so such a file, a FIFO, does not
+// block and a terminal does not become the controlling one, and it is
+// closed again: the answer is then as without /proc. Without /proc the
+// path itself is opened a second time, the same way and with the same
+// check; a file put in its place between the two opens (a FIFO, a
+// device) is thus opened, though not blocked on, before it is refused
+// with ESTALE.
 func openNS(path string) (int, error) {
 	pfd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	for err == unix.EINTR {
@@ -63,16 +74,21 @@ func openNS(path string) (int, error) {
 	if sfs.Type != unix.NSFS_MAGIC {
 		return -1, unix.ENOTTY
 	}
+	const reopen = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY
 	// The thread's own fd table: the same as the process's unless the
 	// thread unshared it (CLONE_FILES), so the thread stays put.
 	runtime.LockOSThread()
-	fd, err := unix.Open(threadFDs+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(threadFDs+strconv.Itoa(pfd), reopen, 0)
 	runtime.UnlockOSThread()
+	if err == nil && !sameFile(fd, pfd) {
+		// Not procfs's magic link: /proc is something else.
+		unix.Close(fd)
+		fd, err = -1, unix.ENOENT
+	}
 	if err == unix.ENOENT {
 		// No /proc: open the path again, which may since have become
-		// another file: not one that blocks (O_NONBLOCK) or becomes the
-		// controlling terminal (O_NOCTTY), and checked to be the same.
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+		// another file.
+		fd, err = unix.Open(path, reopen, 0)
 		if err == nil && !sameFile(fd, pfd) {
 			unix.Close(fd)
 			return -1, &os.PathError{Op: "open", Path: path, Err: unix.ESTALE}
@@ -156,7 +172,12 @@ type Namespace struct {
 // opened with O_PATH and checked to be on nsfs (fstatfs(2)) first, then
 // that file is opened through /proc/thread-self/fd, so a FIFO (whose
 // open would wait for a writer) or a device (whose open may do something)
-// is never opened.
+// is never opened. The file opened is checked to be the one checked;
+// where /proc/thread-self/fd does not give it back (no /proc, or a /proc
+// that is not procfs), the path is opened again by name, O_NONBLOCK and
+// O_NOCTTY, and checked the same way: a FIFO or device put in the
+// path's place between the two opens is then opened, without blocking,
+// before it is refused (ESTALE).
 //
 // Open does not go through os.OpenFile, which on Linux would try to add
 // the descriptor to the Go runtime's poller (setting up epoll and failing
