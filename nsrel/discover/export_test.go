@@ -11,3 +11,6 @@ func SetAfterProcesses(f func()) (restore func()) {
 // HelpersStarted returns how many mount namespace helper processes this
 // process has started.
 func HelpersStarted() int64 { return helpersStarted.Load() }
+
+// UnopenedKeys returns the namespaces m.UnopenedNS counts.
+func UnopenedKeys(m *Model) []Key { return m.unopened }

@@ -170,14 +170,20 @@ type Model struct {
 	// that joins them failed); UnreadWhy is the first reason.
 	UnreadMounts int
 	UnreadWhy    string
-	// UnopenedMounts counts the nsfs bind mounts a mount table listed
-	// (and still listed after the attempt) whose mount point could not
-	// be opened: another mount covers it, the path no longer leads there
-	// (a directory renamed or replaced by a symlink), or the reader's
-	// root has been mounted over. A namespace held only by such a mount
-	// is not in the model. UnopenedWhy is the first reason.
-	UnopenedMounts int
-	UnopenedWhy    string
+	// UnopenedNS counts the namespaces not in the model that nsfs bind
+	// mounts a mount table listed (and still listed after the attempt)
+	// hold, but whose mount points could not be opened: another mount
+	// covers it, the path no longer leads there (a directory renamed or
+	// replaced by a symlink), or the reader's root has been mounted
+	// over. Only namespaces of the types the scan reads from every
+	// process's links count: user and PID namespaces as asked for in
+	// [Options.Types], the mount namespaces when bind mounts are read,
+	// and every type when user namespaces are asked for without
+	// [Options.NoOtherTypes]. UnopenedWhy is the first reason.
+	UnopenedNS  int
+	UnopenedWhy string
+	// unopened are the namespaces UnopenedNS counts (for tests).
+	unopened []Key
 	// OutOfFDs counts the files the scan could not open because no file
 	// descriptor was left: the process had as many open as its
 	// RLIMIT_NOFILE allows (EMFILE), or the system ran out (ENFILE). The
@@ -300,10 +306,10 @@ func (m *Model) Notice() string {
 		fuse = join(fuse, fmt.Sprintf("could not read the bind mounts of %d mount namespaces (%s, ...)", m.UnreadMounts, m.UnreadWhy))
 	}
 	switch {
-	case m.UnopenedMounts == 1:
-		fuse = join(fuse, "could not open 1 namespace bind mount that a mount table lists ("+m.UnopenedWhy+")")
-	case m.UnopenedMounts > 1:
-		fuse = join(fuse, fmt.Sprintf("could not open %d namespace bind mounts that mount tables list (%s, ...)", m.UnopenedMounts, m.UnopenedWhy))
+	case m.UnopenedNS == 1:
+		fuse = join(fuse, "could not open 1 namespace through the bind mounts that mount tables list ("+m.UnopenedWhy+")")
+	case m.UnopenedNS > 1:
+		fuse = join(fuse, fmt.Sprintf("could not open %d namespaces through the bind mounts that mount tables list (%s, ...)", m.UnopenedNS, m.UnopenedWhy))
 	}
 	d := m.Denied
 	if !d.Any() {

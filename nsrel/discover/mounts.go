@@ -383,7 +383,7 @@ type unopened struct {
 	err error
 }
 
-// countUnopened notes, for [Model.UnopenedMounts], the nsfs mounts of the
+// countUnopened notes, for [Model.UnopenedNS], the nsfs mounts of the
 // mount namespace mntIno that could not be opened (failed) and are still
 // listed, with the same ID at the same point, in the mount table of the
 // task whose /proc directory is dfd: one unmounted meanwhile held nothing

@@ -108,8 +108,8 @@ func TestNotice(t *testing.T) {
 		want string
 	}{
 		{Model{UnreadMounts: 1, UnreadWhy: "mount namespace helper: invalid argument"}, "could not read the bind mounts of 1 mount namespace (mount namespace helper: invalid argument)"},
-		{Model{UnopenedMounts: 1, UnopenedWhy: "file name too long"}, "could not open 1 namespace bind mount that a mount table lists (file name too long)"},
-		{Model{UnopenedMounts: 2, UnopenedWhy: "y", UnreadMounts: 1, UnreadWhy: "x"}, "could not read the bind mounts of 1 mount namespace (x); could not open 2 namespace bind mounts that mount tables list (y, ...)"},
+		{Model{UnopenedNS: 1, UnopenedWhy: "file name too long"}, "could not open 1 namespace through the bind mounts that mount tables list (file name too long)"},
+		{Model{UnopenedNS: 2, UnopenedWhy: "y", UnreadMounts: 1, UnreadWhy: "x"}, "could not read the bind mounts of 1 mount namespace (x); could not open 2 namespaces through the bind mounts that mount tables list (y, ...)"},
 		{Model{UnreadMounts: 3, UnreadWhy: "x", BelowFUSE: 1}, "did not open 1 namespace bind mount below a FUSE mount, or an overlay that may be on one (its server could block the lookup for good); could not read the bind mounts of 3 mount namespaces (x, ...)"},
 	} {
 		if got := tc.m.Notice(); got != tc.want {

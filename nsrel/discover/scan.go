@@ -311,13 +311,27 @@ func (s *scanner) model() *Model {
 	}
 	m.BelowFUSE = int(s.belowFUSE.Load())
 	m.OutOfFDs = int(s.noFDs.Load())
+	counted := make(map[Key]bool)
 	for _, u := range s.unopened {
-		// A mount of a namespace found otherwise hides nothing: both are
-		// alive, so the same inode is the same namespace.
-		if nd := s.nodes[Key{s.nsdev, u.m.NS.Ino}]; nd != nil && nd.ns.Type == u.m.NS.Type {
+		// Only namespaces of the types read from every process's links
+		// count: one of another type that a process holds is not in the
+		// model (lspidns records no net or user namespace of a process,
+		// lsuserns --no-other-types no net or PID namespace), so its
+		// mount would be counted although it hides nothing. A namespace
+		// counts once, however many mounts of it (a shared mount in
+		// many mount namespaces) could not be opened.
+		k := Key{s.nsdev, u.m.NS.Ino}
+		if !s.readsLinks(u.m.NS.Type) || counted[k] {
 			continue
 		}
-		if m.UnopenedMounts++; m.UnopenedWhy == "" {
+		// A mount of a namespace found otherwise hides nothing: both are
+		// alive, so the same inode is the same namespace.
+		if nd := s.nodes[k]; nd != nil && nd.ns.Type == u.m.NS.Type {
+			continue
+		}
+		counted[k] = true
+		m.unopened = append(m.unopened, k)
+		if m.UnopenedNS++; m.UnopenedWhy == "" {
 			m.UnopenedWhy = u.err.Error()
 		}
 	}
@@ -431,6 +445,18 @@ func (s *scanner) note(nd *node, f Found, comm string) {
 // type t (the types asked for in [Options].Types).
 func (s *scanner) lists(t nsrel.Type) bool {
 	return t == nsrel.TypeUser && s.wantUser || t == nsrel.TypePID && s.wantPID
+}
+
+// readsLinks reports whether the scan reads the processes' links to
+// namespaces of type t (nsLinks, by the scan's roles): then a namespace
+// of that type that a process holds is in the model.
+func (s *scanner) readsLinks(t nsrel.Type) bool {
+	for _, l := range nsLinks {
+		if l.typ == t && l.role&s.roles != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // resolve asks the kernel about the namespace open as fd: ID, owner UID,
