@@ -48,13 +48,16 @@ func parseMounts(data []byte) (ns []nsMount, fuse, over []string) {
 		if sep < 0 {
 			continue
 		}
-		after := bytes.Fields(line[sep+3:])
-		if len(after) == 0 {
+		// Most lines are of none of the types wanted: they are skipped
+		// without allocating (this runs for every line of every mount
+		// table the scan reads).
+		fstype, after := nextField(line[sep+3:])
+		if len(fstype) == 0 {
 			continue
 		}
-		fstype := string(after[0])
-		isFUSE := fstype == "fuse" || fstype == "fuseblk" || strings.HasPrefix(fstype, "fuse.")
-		if fstype != "nsfs" && !isFUSE && fstype != "overlay" {
+		isFUSE := string(fstype) == "fuse" || string(fstype) == "fuseblk" || bytes.HasPrefix(fstype, []byte("fuse."))
+		isOverlay := string(fstype) == "overlay"
+		if string(fstype) != "nsfs" && !isFUSE && !isOverlay {
 			continue
 		}
 		f := strings.Fields(string(line[:sep]))
@@ -66,9 +69,11 @@ func parseMounts(data []byte) (ns []nsMount, fuse, over []string) {
 		switch {
 		case isFUSE:
 			fuse = append(fuse, point)
-		case fstype == "overlay":
-			if len(after) >= 3 {
-				overlays = append(overlays, overlay{point, overlayLayers(string(after[2]))})
+		case isOverlay:
+			// The source, then the superblock's options.
+			_, after = nextField(after)
+			if opts, _ := nextField(after); len(opts) > 0 {
+				overlays = append(overlays, overlay{point, overlayLayers(string(opts))})
 			}
 		default:
 			name, err := nsrel.ParseName(unescapeMount(f[3]))
@@ -137,38 +142,65 @@ func belowAny(path string, points []string) bool {
 	return false
 }
 
-// rootMount reports whether the mountinfo data lists the mount with ID id
-// at the mount point "/".
-func rootMount(data []byte, id uint64) bool {
-	for len(data) > 0 {
+// rootMounts reports whether the mountinfo data lists the mount with ID
+// id (a task's root) at the mount point "/" (root; else the task is
+// chrooted), and whether it lists another mount at "/" whose parent is
+// that one (covered: mounted over it). It reads the data once and
+// allocates nothing, as it runs for every mount table the scan reads; it
+// stops once both are known.
+func rootMounts(data []byte, id uint64) (root, covered bool) {
+	for len(data) > 0 && !(root && covered) {
 		var line []byte
 		line, data = nextLine(data)
-		f := bytes.Fields(line)
-		if len(f) > 4 && string(f[4]) == "/" {
-			if v, err := strconv.ParseUint(string(f[0]), 10, 64); err == nil && v == id {
-				return true
-			}
+		// id parent major:minor root mountpoint ...
+		var f [5][]byte
+		rest := line
+		for i := range f {
+			f[i], rest = nextField(rest)
+		}
+		if string(f[4]) != "/" {
+			continue
+		}
+		mid, ok := parseID(f[0])
+		if !ok {
+			continue
+		}
+		if mid == id {
+			root = true
+		} else if parent, ok := parseID(f[1]); ok && parent == id {
+			covered = true
 		}
 	}
-	return false
+	return root, covered
 }
 
-// rootCovered reports whether the mountinfo data lists a mount at "/"
-// whose parent is the mount with ID id: one mounted over it.
-func rootCovered(data []byte, id uint64) bool {
-	for len(data) > 0 {
-		var line []byte
-		line, data = nextLine(data)
-		f := bytes.Fields(line)
-		if len(f) > 4 && string(f[4]) == "/" {
-			mid, err1 := strconv.ParseUint(string(f[0]), 10, 64)
-			parent, err2 := strconv.ParseUint(string(f[1]), 10, 64)
-			if err1 == nil && err2 == nil && parent == id && mid != id {
-				return true
-			}
-		}
+// parseID parses a mount ID, a decimal number, without allocating.
+func parseID(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
 	}
-	return false
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
+}
+
+// nextField returns the first field of b, a part of a mountinfo line,
+// and what follows it. Fields are separated by spaces (mountinfo escapes
+// whitespace inside a field); leading spaces are skipped. Unlike
+// bytes.Fields, it allocates nothing.
+func nextField(b []byte) (field, rest []byte) {
+	for len(b) > 0 && b[0] == ' ' {
+		b = b[1:]
+	}
+	if i := bytes.IndexByte(b, ' '); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
 }
 
 // unescapeMount undoes the octal escapes (\040 for space, \011, \012,
@@ -331,12 +363,16 @@ func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 	if err := unix.Statx(dfd, "root", unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID, &stx); err != nil {
 		return err
 	}
-	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 ||
-		stx.Mask&unix.STATX_MNT_ID != 0 && !rootMount(data, stx.Mnt_id) {
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 {
 		return errChrooted
 	}
-	if stx.Mask&unix.STATX_MNT_ID != 0 && rootCovered(data, stx.Mnt_id) {
-		return errRootCovered
+	if stx.Mask&unix.STATX_MNT_ID != 0 {
+		switch root, covered := rootMounts(data, stx.Mnt_id); {
+		case !root:
+			return errChrooted
+		case covered:
+			return errRootCovered
+		}
 	}
 	ms, fuse, over := parseMounts(data)
 	if len(ms) == 0 {

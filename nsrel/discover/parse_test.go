@@ -1,6 +1,8 @@
 package discover
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -126,14 +128,41 @@ func TestRootCovered(t *testing.T) {
 	const data = "21 1 0:20 / / rw - ext4 /dev/sda rw\n" +
 		"30 21 0:30 / /proc rw - proc proc rw\n" +
 		"40 21 0:40 / / rw - tmpfs t rw\n" +
-		"41 40 0:4 user:[7] /x rw - nsfs nsfs rw\n"
+		"41 40 0:4 user:[7] /x rw - nsfs nsfs rw\n" +
+		"50 40 0:50 /sub /chroot rw - tmpfs u rw\n" +
+		"x 40 0:51 / / rw - tmpfs bad rw\n" +
+		"60 x 0:52 / / rw - tmpfs bad rw\n" +
+		"61"
 	for _, tc := range []struct {
-		id   uint64
-		want bool
-	}{{21, true}, {40, false}, {30, false}, {99, false}} {
-		if got := rootCovered([]byte(data), tc.id); got != tc.want {
-			t.Errorf("rootCovered(%d) = %v, want %v", tc.id, got, tc.want)
+		id            uint64
+		root, covered bool
+	}{{21, true, true}, {40, true, false}, {30, false, false}, {50, false, false}, {99, false, false}, {60, true, false}} {
+		if root, covered := rootMounts([]byte(data), tc.id); root != tc.root || covered != tc.covered {
+			t.Errorf("rootMounts(%d) = %v, %v; want %v, %v", tc.id, root, covered, tc.root, tc.covered)
 		}
+	}
+	if n := testing.AllocsPerRun(100, func() { rootMounts([]byte(data), 40) }); n != 0 {
+		t.Errorf("rootMounts allocates %v times per call, want 0", n)
+	}
+}
+
+// TestParseMountsAllocs: a mount table's lines of types the scan does
+// not want (most of them) cost no allocation.
+func TestParseMountsAllocs(t *testing.T) {
+	var b strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&b, "%d 1 0:%d / /m/m%d rw,relatime shared:%d - tmpfs t%d rw,size=4k\n", i+100, i+100, i, i, i)
+	}
+	data := []byte(b.String())
+	// One line of each wanted type; their allocations do not grow with
+	// the table.
+	data = append(data, "2000 1 0:4 user:[7] /x rw - nsfs nsfs rw\n2001 1 0:60 / /f rw - fuse.sshfs h:/ rw\n2002 1 0:61 / /o rw - overlay o rw,lowerdir=/f/l,upperdir=/u,workdir=/w\n"...)
+	ns, fuse, over := parseMounts(data)
+	if len(ns) != 1 || !slices.Equal(fuse, []string{"/f", "/o"}) || !slices.Equal(over, []string{"/o"}) {
+		t.Fatalf("parseMounts = %v, %q, %q", ns, fuse, over)
+	}
+	if n := testing.AllocsPerRun(20, func() { parseMounts(data) }); n > 20 {
+		t.Errorf("parseMounts of 1,003 lines allocates %v times, want at most 20", n)
 	}
 }
 
@@ -160,4 +189,37 @@ func BenchmarkLookupUsers(b *testing.B) {
 func nsMounts(data []byte) []nsMount {
 	ns, _, _ := parseMounts(data)
 	return ns
+}
+
+// mountTable returns a mountinfo file of n tmpfs mounts below a root
+// mount (ID 21) and a few nsfs mounts, as the scan reads one per mount
+// namespace.
+func mountTable(n int) []byte {
+	var b strings.Builder
+	b.WriteString("21 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n")
+	for i := range n {
+		fmt.Fprintf(&b, "%d 21 0:%d / /tmp/w/m%d rw,relatime shared:%d - tmpfs t%d rw,size=4k,inode64\n", i+100, i+100, i, i+2, i)
+		if i%256 == 0 {
+			fmt.Fprintf(&b, "%d 21 0:4 user:[%d] /run/ns/u%d rw - nsfs nsfs rw\n", i+5000, 4026532000+i, i)
+		}
+	}
+	return []byte(b.String())
+}
+
+// BenchmarkMountTable checks a task's root against a mount table of
+// 1,024 mounts and picks its nsfs mounts, as the scan does for every
+// mount namespace it reads (go test ./nsrel/discover -run '^$' -bench
+// MountTable -benchmem).
+func BenchmarkMountTable(b *testing.B) {
+	data := mountTable(1024)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if root, covered := rootMounts(data, 21); !root || covered {
+			b.Fatal("root not found")
+		}
+		if ns, _, _ := parseMounts(data); len(ns) != 4 {
+			b.Fatalf("%d nsfs mounts", len(ns))
+		}
+	}
 }
