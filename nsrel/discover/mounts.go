@@ -70,8 +70,14 @@ func parseMounts(data []byte) (ns []nsMount, fuse, over []string) {
 		case isFUSE:
 			fuse = append(fuse, point)
 		case isOverlay:
-			// The source, then the superblock's options.
-			_, after = nextField(after)
+			// The source, then the superblock's options, each followed
+			// by one space: an overlay mounted with an empty source
+			// shows "overlay  rw,lowerdir=...".
+			if i := bytes.IndexByte(after, ' '); i >= 0 {
+				after = after[i+1:]
+			} else {
+				after = nil
+			}
 			if opts, _ := nextField(after); len(opts) > 0 {
 				overlays = append(overlays, overlay{point, overlayLayers(string(opts))})
 			}

@@ -287,6 +287,26 @@ func TestOverlayOnFUSE(t *testing.T) {
 	if _, _, over := parseMounts(out); !slices.Contains(over, dir+"/o") {
 		t.Errorf("overlay with relative layers: overlays %q, want %s among them", over, dir+"/o")
 	}
+
+	// An empty source, which mountinfo shows as nothing between two
+	// spaces ("overlay  rw,lowerdir=..."): the options were taken for
+	// the source, and the overlay was none.
+	out, err = exec.Command(nstest.RequireCmd(t, "unshare"), "-m", "--propagation", "private", "sh", "-c",
+		`mount -t overlay "" -o "$1" "$2" && cat /proc/self/mountinfo`, "sh", opts, dir+"/o").CombinedOutput()
+	if err != nil {
+		t.Fatalf("overlay with an empty source: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), " - overlay  rw,") {
+		t.Fatalf("the kernel did not show an empty source:\n%s", out)
+	}
+	if _, _, over := parseMounts(out); !slices.Contains(over, dir+"/o") {
+		t.Errorf("overlay with an empty source: overlays %q, want %s among them", over, dir+"/o")
+	}
+	data = "30 1 0:30 / /f rw - fuse.x x rw\n" +
+		"40 1 0:41 / /x rw - overlay  rw,lowerdir=/f/l,upperdir=/u2,workdir=/w2\n"
+	if _, fuse, _ := parseMounts([]byte(data)); !slices.Equal(fuse, []string{"/f", "/x"}) {
+		t.Errorf("overlay with an empty source on FUSE: FUSE-backed %q, want /f, /x", fuse)
+	}
 }
 
 // TestMountBelowOverlay bind-mounts two user namespaces, held by nothing
