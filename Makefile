@@ -16,9 +16,14 @@ DOCDIR         ?= $(DATADIR)/doc/nsrel
 SYSCONFDIR     ?= /etc
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 BASHCOMPDIR    ?= $(DATADIR)/bash-completion/completions
-# zsh looks in /usr/local/share/zsh/site-functions (its built-in $fpath); the
-# Debian package uses /usr/share/zsh/vendor-completions (scripts/deb.sh).
+# zsh's built-in $fpath has /usr/local/share/zsh/site-functions and, on
+# Debian and Ubuntu, /usr/share/zsh/vendor-completions (not
+# /usr/share/zsh/site-functions): the Debian package uses the latter too.
+ifeq ($(PREFIX),/usr)
+ZSHCOMPDIR     ?= $(DATADIR)/zsh/vendor-completions
+else
 ZSHCOMPDIR     ?= $(DATADIR)/zsh/site-functions
+endif
 FISHCOMPDIR    ?= $(DATADIR)/fish/vendor_completions.d
 DESTDIR        ?=
 

@@ -388,3 +388,22 @@ func TestUninstallWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestZshCompletionDir: make install puts the zsh completions on zsh's
+// built-in $fpath for both prefixes: /usr/local/share/zsh/site-functions
+// and, with PREFIX=/usr, Debian's /usr/share/zsh/vendor-completions
+// (/usr/share/zsh/site-functions is not on it).
+func TestZshCompletionDir(t *testing.T) {
+	t.Parallel()
+	fpath := zshFpath(t, nstest.RequireCmd(t, "zsh"))
+	for _, prefix := range []string{"/usr/local", "/usr"} {
+		dest := makeInstall(t, "PREFIX="+prefix)
+		files, err := filepath.Glob(filepath.Join(dest, prefix, "share/zsh/*/_lsuserns"))
+		if err != nil || len(files) != 1 {
+			t.Fatalf("PREFIX=%s: zsh completion files %q, %v", prefix, files, err)
+		}
+		if dir := filepath.Dir(strings.TrimPrefix(files[0], dest)); !contains(fpath, dir) {
+			t.Errorf("PREFIX=%s: make install puts the zsh completions in %s, not on zsh's $fpath %q", prefix, dir, fpath)
+		}
+	}
+}
