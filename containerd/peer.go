@@ -50,7 +50,11 @@ func CheckPeerConn(c *net.UnixConn, path string) error {
 	// /proc must number processes as this PID namespace does, which
 	// SO_PEERCRED's PID is in (not so with a parent's /proc in a child
 	// PID namespace: unshare --pid without --mount-proc).
-	if self, err := os.Readlink("/proc/self"); err != nil || self != strconv.Itoa(os.Getpid()) {
+	self, err := os.Readlink("/proc/self")
+	if err != nil {
+		return fmt.Errorf("the PIDs the process serving %s sends cannot be checked: %w", path, err)
+	}
+	if self != strconv.Itoa(os.Getpid()) {
 		return fmt.Errorf("/proc is not of this process's PID namespace (this process is pid %d, /proc/self is %q): the PIDs the process serving %s sends cannot be checked (mount a /proc of this PID namespace)", os.Getpid(), self, path)
 	}
 	// The peer is visible here, so it lives in this PID namespace or
