@@ -540,7 +540,7 @@ func TestMoreNamespacesThanFDs(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr.String(), "lsuserns: notice: ") || !strings.Contains(stderr.String(), "ran out of file descriptors (too many open files)") {
 		t.Errorf("exit %d, stderr %q; want exit 1 and a notice that the scan ran out of file descriptors", code, stderr.String())
 	}
-	if want := fmt.Sprintf("user:[%d] owner ", nsrel.InitialUserNSIno); !strings.HasPrefix(stdout.String(), want) {
+	if want := fmt.Sprintf("user:[%d] owner ", uint64(nsrel.InitialUserNSIno)); !strings.HasPrefix(stdout.String(), want) {
 		t.Errorf("stdout %.200q; want the tree it could build, from %q", stdout.String(), want)
 	}
 }

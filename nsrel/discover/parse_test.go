@@ -200,7 +200,7 @@ func mountTable(n int) []byte {
 	for i := range n {
 		fmt.Fprintf(&b, "%d 21 0:%d / /tmp/w/m%d rw,relatime shared:%d - tmpfs t%d rw,size=4k,inode64\n", i+100, i+100, i, i+2, i)
 		if i%256 == 0 {
-			fmt.Fprintf(&b, "%d 21 0:4 user:[%d] /run/ns/u%d rw - nsfs nsfs rw\n", i+5000, 4026532000+i, i)
+			fmt.Fprintf(&b, "%d 21 0:4 user:[%d] /run/ns/u%d rw - nsfs nsfs rw\n", i+5000, 4026532000+uint64(i), i)
 		}
 	}
 	return []byte(b.String())
