@@ -129,42 +129,28 @@ func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 	return rec, ierr
 }
 
-// notScanned is the record's note when an enforcing block is broken
-// before disjoint_from_running would need its scan.
-const notScanned = policy.RuleDisjoint + ": not checked: the block enforces and its other rules already refuse the container"
-
-// evaluate checks the container's ancestry (rec's) against b's rules:
-// first those that need no scan of the running processes, then
-// disjoint_from_running, only when its verdict can still matter. A
-// container in the initial user namespace breaks it whatever runs (it
-// shares every host ID), and one an enforcing block already refuses is
-// refused whatever the scan finds: neither scans, so that whoever can
-// make the scan slow (a user with thousands of user namespaces) cannot
-// make it miss the deadline, where on_error=allow would let through
-// what the policy refuses (TestRefusedWithoutScan).
+// evaluate checks the container's ancestry (rec's) against b's rules,
+// with one scan of the running processes when disjoint_from_running
+// needs it. Every rule is evaluated, whatever the others found: the
+// record lists every violation (the containerd event recorder cannot
+// refuse, and a warning is all an audit block gives), and a rule that
+// could not be checked is not mistaken for one found broken
+// ([policy.Found]). The scan, and the walk of what it found, end at the
+// scan's deadline ([RunningPod]): that, not skipping them, keeps a
+// refusal within the caller's deadline (TestRunningChecksInTime).
+//
+// A container in the initial user namespace shares every host ID with
+// the host's processes: it breaks disjoint_from_running without a scan
+// (TestRefusedWithoutScan).
 func evaluate(cfg *policy.Config, in Input, b *policy.Block, rec *audit.Record, live *inspect.LiveOnce) []audit.Violation {
-	if !b.Rules.NeedsRunning() {
-		return b.Rules.EvaluateRunning(rec.Ancestry, nil)
-	}
-	rest, disjoint := b.Rules, policy.Rules{DisjointFromRunning: true}
-	rest.DisjointFromRunning = false
-	v := rest.EvaluateRunning(rec.Ancestry, nil)
 	var run *policy.Running
-	switch {
-	case rec.Ancestry.UserDepth() == 0:
-		// The rule is broken without a scan.
-	case b.Mode == policy.ModeEnforce && len(v) > 0:
-		rec.Error = vocab.JoinErrors(rec.Error, notScanned)
-		return v
-	default:
+	if b.Rules.NeedsRunning() && rec.Ancestry.UserDepth() > 0 {
 		run = RunningPod(rec.Ancestry, live, samePod(cfg, in))
 		if note := deniedNote(run.Denied); note != "" {
-			rec.Error = vocab.Cut(note, vocab.MaxRecordedError)
+			rec.Error = vocab.JoinErrors(rec.Error, note)
 		}
 	}
-	// disjoint_from_running comes last among the rules, so the
-	// violations keep the rules' order.
-	return append(v, disjoint.EvaluateRunning(rec.Ancestry, run)...)
+	return b.Rules.EvaluateRunning(rec.Ancestry, run)
 }
 
 // samePod returns how to tell the processes of the container's pod,

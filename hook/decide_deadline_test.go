@@ -66,38 +66,51 @@ func nobodyNamespaces(t *testing.T, chains, depth int) {
 	}
 }
 
-// TestRefusedWithoutScan: a container an enforcing block refuses by a
-// rule that needs no scan of the running processes (here one in the
-// initial user namespace under require_user_namespace) is refused and
-// recorded without the scan disjoint_from_running would need, and a
-// container in the initial user namespace breaks that rule without one
-// in any mode. The scan, and the walk of every user namespace that
-// overlaps the container's, ran first: with 30,000 nested user
-// namespaces made by nobody, a review had the hook miss its 250 ms
-// deadline 4 times in 5, and on_error=allow let the refused container
-// run unrecorded.
+// TestRefusedWithoutScan: a container in the initial user namespace
+// breaks disjoint_from_running without a scan of the running processes,
+// in any mode, and is refused in time under enforce. A container other
+// rules of an enforcing block refuse (here one that maps host root,
+// under host_root_unmapped) is still checked against every rule: its
+// record lists the user namespaces it shares IDs with (nobody's), as an
+// audit block's does, with no error. Such a container used to be refused
+// without the scan, its record's error saying disjoint_from_running was
+// not checked: every enforce refusal counted as an error, and the
+// overlaps went unrecorded.
 func TestRefusedWithoutScan(t *testing.T) {
 	nstest.RequireRoot(t)
 	nobodyNamespaces(t, 100, 20)
 	host := nstest.Start(t, nil, nstest.RequireCmd(t, "sleep"), "infinity").Pid
-	nested := inspectedSleep(t, 0) // maps host root: host_root_unmapped
+	nested := inspectedSleep(t, 0) // maps host root, and nobody's 65534
 	for _, tc := range []struct {
 		name, mode, rules string
 		pid               int
-		want              []string
-		deny              bool
+		// want are the rules broken, in order, before those of
+		// disjoint_from_running's findings (scan).
+		want       []string
+		scan, deny bool
 	}{
 		{"host enforce", policy.ModeEnforce, `"require_user_namespace":true,"disjoint_from_running":true`, host,
-			[]string{policy.RuleRequireUserNS, policy.RuleDisjoint}, true},
+			[]string{policy.RuleRequireUserNS, policy.RuleDisjoint}, false, true},
 		{"host audit", policy.ModeAudit, `"require_user_namespace":true,"disjoint_from_running":true`, host,
-			[]string{policy.RuleRequireUserNS, policy.RuleDisjoint}, false},
+			[]string{policy.RuleRequireUserNS, policy.RuleDisjoint}, false, false},
 		{"host disjoint only", policy.ModeEnforce, `"disjoint_from_running":true`, host,
-			[]string{policy.RuleDisjoint}, true},
+			[]string{policy.RuleDisjoint}, false, true},
 		{"nested enforce", policy.ModeEnforce, `"host_root_unmapped":true,"disjoint_from_running":true`, nested.PID,
-			[]string{policy.RuleHostRootUnmapped, policy.RuleHostRootUnmapped}, true},
+			[]string{policy.RuleHostRootUnmapped, policy.RuleHostRootUnmapped}, true, true},
+		{"nested audit", policy.ModeAudit, `"host_root_unmapped":true,"disjoint_from_running":true`, nested.PID,
+			[]string{policy.RuleHostRootUnmapped, policy.RuleHostRootUnmapped}, true, false},
+		// The other rule cannot be checked (no subordinate ID files):
+		// the overlaps found still are (policy.Found).
+		{"nested unchecked", policy.ModeEnforce, `"allowed_subid_user":"nobody","disjoint_from_running":true`, nested.PID,
+			[]string{policy.RuleAllowedRanges, policy.RuleAllowedRanges}, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := policy.Parse("c.json", []byte(`{"version":1,"audit_log":"/x","on_error":"allow","deadline_ms":250,
+			dir := t.TempDir()
+			defer func(f [2]string) { policy.SubIDFiles = f }(policy.SubIDFiles)
+			policy.SubIDFiles = [2]string{filepath.Join(dir, "subuid"), filepath.Join(dir, "subgid")}
+			// deadline_ms leaves the scan half of the caller's 5 s:
+			// room to find every overlap on a loaded machine.
+			cfg, err := policy.Parse("c.json", []byte(`{"version":1,"audit_log":"/x","on_error":"allow","deadline_ms":10000,
 				"default":{"name":"d","mode":"`+tc.mode+`","rules":{`+tc.rules+`}}}`))
 			if err != nil {
 				t.Fatal(err)
@@ -111,31 +124,53 @@ func TestRefusedWithoutScan(t *testing.T) {
 				live = l
 				return inspect.ProcessWith(pid, l)
 			}}
-			// Room for an fdatasync on a loaded machine: no scan is
-			// what keeps the decision within any deadline.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			res, err := h.Run(ctx, audit.StageCreateRuntime, &specs.State{ID: "c", Pid: tc.pid})
 			if err != nil || res.Record == nil || res.Record.Seq != 1 {
 				t.Fatalf("not recorded: %+v, %v", res, err)
 			}
-			if live.Scanned() {
-				t.Error("the running processes were scanned")
+			if ctx.Err() != nil {
+				t.Error("recorded after the deadline")
+			}
+			if live.Scanned() != tc.scan {
+				t.Errorf("scanned %v, want %v", live.Scanned(), tc.scan)
 			}
 			if res.Deny != tc.deny {
 				t.Errorf("deny %v, want %v", res.Deny, tc.deny)
 			}
-			if d := cmp.Diff(tc.want, audittest.Rules(res.Record)); d != "" {
+			got := audittest.Rules(res.Record)
+			var found []audit.Violation
+			if tc.scan {
+				// Then one violation per overlapping namespace of
+				// nobody's (64 listed, one counting the rest).
+				n := min(len(got), len(tc.want))
+				got, found = got[:n], res.Record.Violations[n:]
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
 				t.Errorf("violations (-want +got):\n%s", d)
 			}
 			for _, v := range res.Record.Violations {
-				if v.Rule == policy.RuleDisjoint && !strings.Contains(v.Reason, "initial user namespace") {
+				if v.Rule == policy.RuleDisjoint && !tc.scan && !strings.Contains(v.Reason, "initial user namespace") {
 					t.Errorf("disjoint_from_running: %s", v.Reason)
 				}
 			}
-			// Not checked when other rules refuse; broken, and said
-			// so, in the initial user namespace.
-			if notChecked := strings.Contains(res.Record.Error, "disjoint_from_running: not checked"); notChecked != !slices.Contains(tc.want, policy.RuleDisjoint) {
+			if tc.scan {
+				if !policy.Found(found) || !slices.ContainsFunc(found, func(v audit.Violation) bool {
+					return v.Rule == policy.RuleDisjoint && strings.Contains(v.Reason, "host UIDs 65534 of") && strings.Contains(v.Reason, "(sleep")
+				}) {
+					t.Errorf("no overlap with nobody's namespaces found: %+v", found)
+				}
+				for _, v := range found {
+					if v.Rule != policy.RuleDisjoint {
+						t.Errorf("after the scan: %+v", v)
+					}
+				}
+			}
+			// Refused or not, the rule was checked: no error says it
+			// was not (processes the hook may not read are named, as
+			// ever).
+			if strings.Contains(res.Record.Error, policy.RuleDisjoint+": not checked") {
 				t.Errorf("record error %q", res.Record.Error)
 			}
 		})

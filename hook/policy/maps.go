@@ -181,7 +181,7 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 	// runs: it needs no scan (hook.Decide makes none).
 	switch {
 	case a.UserDepth() == 0:
-		add(RuleDisjoint, "the container runs in the initial user namespace %s: it shares every host ID", userName(a, 0))
+		add(RuleDisjoint, "the container runs in the initial user namespace %s: it shares every host ID with the host's processes (no scan needed to tell)", userName(a, 0))
 		return
 	case run == nil:
 		add(RuleDisjoint, Unchecked+": the running processes were not scanned")
