@@ -13,8 +13,11 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
 )
+
+func itoa64(x uint64) string { return strconv.FormatUint(x, 10) }
 
 // reuseHook returns a Hook under an enforcing block without rules (only
 // ancestry_unchanged can refuse) whose inspection returns procs[pid].
@@ -37,12 +40,21 @@ func reuseHook(t *testing.T, procs map[int]*audit.Ancestry) *hook.Hook {
 }
 
 // proc is the ancestry of a process pid with a start time in a user
-// namespace userIno.
+// namespace userIno. A start time below fakeStart is offset by it: no
+// process of the boot has it, so that the hook's poststop sees none of
+// them run ([inspect.Runs]).
 func proc(pid int, start, userIno uint64) *audit.Ancestry {
+	if start < fakeStart {
+		start += fakeStart
+	}
 	return &audit.Ancestry{PID: pid, StartTime: start,
 		User:  []audit.UserNS{{Ino: userIno}, {Ino: nsrel.InitialUserNSIno}},
 		PIDNS: []audit.PIDNS{{Ino: 4026532100 + uint64(pid)}, {Ino: nsrel.InitialPIDNSIno}}}
 }
+
+// fakeStart is a start time (clock ticks since boot) no process reaches:
+// about 3,500 years at 100 ticks a second.
+const fakeStart = 1 << 43
 
 // runStage runs stage for container id with process pid and returns the
 // result, failing the test on an error.
@@ -57,11 +69,14 @@ func runStage(t *testing.T, h *hook.Hook, stage, id string, pid int) *hook.Resul
 
 // TestPoststartReusedID: runc reuses a container's ID once it is
 // deleted. A poststart compares the ancestry with the createRuntime
-// record of the same process (PID and start time) only, and not with
-// one a poststop of the ID followed: a container "web" whose
-// createRuntime record is missing was refused (and runc kills a
-// container whose poststart fails) for differing from an earlier "web".
+// record of the same process (PID and start time) only: a container
+// "web" whose createRuntime record is missing was refused (and runc
+// kills a container whose poststart fails) for differing from an
+// earlier "web". Without a record of its process, the poststart record
+// says which is missing in its error (it was silent, a diagnostics line
+// at most), and the rules alone judge it.
 func TestPoststartReusedID(t *testing.T) {
+	const s9, s10 = fakeStart + 9, fakeStart + 10
 	for _, tc := range []struct {
 		name string
 		// stages before the poststart of pid 200, "create:PID" or "stop"
@@ -69,13 +84,24 @@ func TestPoststartReusedID(t *testing.T) {
 		poststart *audit.Ancestry
 		wantRef   uint64 // 0: none
 		deny      bool
+		wantErr   string
 	}{
-		{"earlier container stopped", []string{"create:100", "stop"}, proc(200, 9, 4026532300), 0, false},
-		{"this one's record after a stop", []string{"create:100", "stop", "create:200"}, proc(200, 9, 4026532300), 3, false},
-		{"earlier container not stopped", []string{"create:100"}, proc(200, 9, 4026532300), 0, false},
-		{"same PID, another process", []string{"create:200"}, proc(200, 10, 4026532300), 0, false},
-		{"ancestry changed", []string{"create:200"}, proc(200, 9, 4026532301), 1, true},
-		{"process gone", []string{"create:100", "stop", "create:200"}, nil, 3, false},
+		{"earlier container stopped", []string{"create:100", "stop"}, proc(200, 9, 4026532300), 0, false,
+			"ancestry_unchanged: not compared: no createRuntime record of pid 200 (start time " + itoa64(s9) + "); the latest for the ID, seq 1, is of pid 100 (start time " + itoa64(fakeStart+5) + ")"},
+		{"this one's record after a stop", []string{"create:100", "stop", "create:200"}, proc(200, 9, 4026532300), 3, false, ""},
+		{"earlier container not stopped", []string{"create:100"}, proc(200, 9, 4026532300), 0, false,
+			"ancestry_unchanged: not compared: no createRuntime record of pid 200 (start time " + itoa64(s9) + "); the latest for the ID, seq 1, is of pid 100 (start time " + itoa64(fakeStart+5) + ")"},
+		{"same PID, another process", []string{"create:200"}, proc(200, 10, 4026532300), 0, false,
+			"ancestry_unchanged: not compared: no createRuntime record of pid 200 (start time " + itoa64(s10) + "); the latest for the ID, seq 1, is of pid 200 (start time " + itoa64(s9) + ")"},
+		{"no record of the ID", nil, proc(200, 9, 4026532300), 0, false,
+			"ancestry_unchanged: not compared: no createRuntime record of pid 200 (start time " + itoa64(s9) + "); the ID has none"},
+		{"ancestry changed", []string{"create:200"}, proc(200, 9, 4026532301), 1, true, ""},
+		{"process gone", []string{"create:100", "stop", "create:200"}, nil, 3, false, "process"},
+		// The process's own record counts whatever poststop follows:
+		// runc frees the ID before an earlier container's poststop.
+		{"poststop after this one's record", []string{"create:100", "create:200", "stop"}, proc(200, 9, 4026532300), 2, false, ""},
+		{"process gone, earlier one stopped", []string{"create:200", "stop"}, nil, 0, false,
+			"ancestry_unchanged: not compared: no createRuntime record of pid 200; the latest for the ID, seq 1, is of pid 200 (start time " + itoa64(s9) + ")"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			procs := map[int]*audit.Ancestry{100: proc(100, 5, 4026532200), 200: proc(200, 9, 4026532300)}
@@ -97,22 +123,74 @@ func TestPoststartReusedID(t *testing.T) {
 			if ref != tc.wantRef || res.Deny != tc.deny {
 				t.Errorf("ref %d, deny %v (violations %+v); want ref %d, deny %v", ref, res.Deny, res.Record.Violations, tc.wantRef, tc.deny)
 			}
+			if tc.wantErr == "" && res.Record.Error != "" || !strings.Contains(res.Record.Error, tc.wantErr) {
+				t.Errorf("error %q, want %q", res.Record.Error, tc.wantErr)
+			}
+			if tc.wantErr != "" && tc.wantRef == 0 && !strings.HasSuffix(res.Record.Error, tc.wantErr) {
+				t.Errorf("error %q, want it to end in %q", res.Record.Error, tc.wantErr)
+			}
 		})
+	}
+}
+
+// TestPoststartLatePoststop: runc removes a container's state, freeing
+// its ID, before it runs its poststop hooks, so an earlier container's
+// poststop record can come after the createRuntime record of a new
+// container of the same ID. That poststop refers to the earlier
+// container's start record, not to the new one's, whose process runs;
+// and the new container's poststart compares with its own record. The
+// poststop referred to the latest start record, and the poststart took
+// any poststop as the end of the ID's records: it compared nothing.
+func TestPoststartLatePoststop(t *testing.T) {
+	pid := nstest.Start(t, nil, nstest.RequireCmd(t, "sleep"), "infinity").Pid
+	st, err := inspect.StartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sleep's ancestry, but for its start time, is made up.
+	running := func(userIno uint64) *audit.Ancestry {
+		a := proc(pid, 0, userIno)
+		a.StartTime = st
+		return a
+	}
+	procs := map[int]*audit.Ancestry{100: proc(100, 5, 4026532200), pid: running(4026532300)}
+	h := reuseHook(t, procs)
+	runStage(t, h, audit.StageCreateRuntime, "web", 100) // seq 1
+	runStage(t, h, audit.StageCreateRuntime, "web", pid) // seq 2: the new container
+	if res := runStage(t, h, audit.StagePoststop, "web", 0); res.Record.Ref == nil || res.Record.Ref.Seq != 1 {
+		t.Errorf("the earlier container's poststop: ref %+v, want seq 1", res.Record.Ref)
+	}
+	res := runStage(t, h, audit.StagePoststart, "web", pid)
+	if res.Record.Ref == nil || res.Record.Ref.Seq != 2 || res.Record.Error != "" || res.Deny {
+		t.Errorf("poststart: ref %+v, error %q, deny %v; want ref seq 2, no error", res.Record.Ref, res.Record.Error, res.Deny)
+	}
+	// Its ancestry changed: the comparison says so.
+	procs[pid] = running(4026532301)
+	if res := runStage(t, h, audit.StagePoststart, "web", pid); !res.Deny || res.Record.Ref == nil || res.Record.Ref.Seq != 2 {
+		t.Errorf("changed: ref %+v, deny %v; want ref seq 2, refused", res.Record.Ref, res.Deny)
 	}
 }
 
 // TestPoststopReusedID: a poststop refers to the container's start
 // record, not to that of an earlier container of the same ID that a
-// poststop already closed.
+// poststop already closed, directly or through the poststart record
+// that refers to it.
 func TestPoststopReusedID(t *testing.T) {
-	h := reuseHook(t, map[int]*audit.Ancestry{100: proc(100, 5, 4026532200)})
-	runStage(t, h, audit.StageCreateRuntime, "web", 100)
-	if res := runStage(t, h, audit.StagePoststop, "web", 0); res.Record.Ref == nil || res.Record.Ref.Seq != 1 {
-		t.Fatalf("first poststop: ref %+v, want seq 1", res.Record.Ref)
-	}
-	// A second "web", whose start was not recorded, stops.
-	res := runStage(t, h, audit.StagePoststop, "web", 0)
-	if res.Record.Ref != nil || res.Record.Error != "no start record for this container" {
-		t.Errorf("second poststop: ref %+v, error %q; want no ref, no start record", res.Record.Ref, res.Record.Error)
+	for _, withPoststart := range []bool{false, true} {
+		h := reuseHook(t, map[int]*audit.Ancestry{100: proc(100, 5, 4026532200)})
+		runStage(t, h, audit.StageCreateRuntime, "web", 100)
+		want := uint64(1)
+		if withPoststart {
+			runStage(t, h, audit.StagePoststart, "web", 100)
+			want = 2
+		}
+		if res := runStage(t, h, audit.StagePoststop, "web", 0); res.Record.Ref == nil || res.Record.Ref.Seq != want {
+			t.Fatalf("first poststop: ref %+v, want seq %d", res.Record.Ref, want)
+		}
+		// A second "web", whose start was not recorded, stops.
+		res := runStage(t, h, audit.StagePoststop, "web", 0)
+		if res.Record.Ref != nil || res.Record.Error != "no start record for this container" {
+			t.Errorf("poststart %v: second poststop: ref %+v, error %q; want no ref, no start record", withPoststart, res.Record.Ref, res.Record.Error)
+		}
 	}
 }

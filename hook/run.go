@@ -108,21 +108,38 @@ func (h *Hook) decided(rec *audit.Record) {
 // released, and why the comparison could not be made (the record says
 // so too).
 func (h *Hook) compare(s *audit.Searcher, rec *audit.Record, pid int) (func(), error) {
-	// The latest createRuntime record of this process (its PID, and its
-	// start time when it still runs), unless a poststop of the ID came
-	// after it: runc reuses a container's ID once it is deleted, and an
-	// earlier container's record is not this one's
-	// (TestPoststartReusedID).
-	prev, err := s.Last(rec.ContainerID, func(r *audit.Record) bool {
-		if r.Stage == audit.StagePoststop {
-			return true
-		}
-		return r.Stage == audit.StageCreateRuntime && r.Ancestry != nil && r.PID == pid &&
-			(rec.Ancestry == nil || r.StartTime == rec.Ancestry.StartTime)
-	})
-	if prev != nil && prev.Stage == audit.StagePoststop {
-		prev = nil
+	// The latest createRuntime record of this process: its PID and
+	// start time, which no other process of the boot has. runc reuses a
+	// container's ID once it is deleted, and an earlier container's
+	// record is not this one's (TestPoststartReusedID). Its poststop
+	// may even land after this one's createRuntime record (runc removes
+	// the state, freeing the ID, before it runs poststop hooks), so a
+	// poststop closes only the start record it refers to, and only
+	// matters when the process is gone and its PID alone is known
+	// (TestPoststartLatePoststop).
+	var start uint64
+	if rec.Ancestry != nil {
+		start = rec.Ancestry.StartTime
 	}
+	stopped := map[uint64]bool{}
+	var latest *audit.Record
+	prev, err := s.Last(rec.ContainerID, func(r *audit.Record) bool {
+		closes(stopped, r)
+		switch r.Stage {
+		case audit.StageCreateRuntime:
+			if latest == nil {
+				latest = r
+			}
+			if r.Ancestry == nil || r.PID != pid {
+				return false
+			}
+			if rec.Ancestry != nil {
+				return r.StartTime == start
+			}
+			return !stopped[r.Seq]
+		}
+		return false
+	})
 	if err != nil {
 		// A search past the deadline (or a read error): the record says
 		// the comparison was not made.
@@ -130,8 +147,10 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record, pid int) (func(), e
 		return func() { h.logger().WithError(err).Warn("searching the createRuntime record") }, err
 	}
 	if prev == nil {
-		id := rec.ContainerID
-		return func() { h.logger().WithField("container", id).Info("no createRuntime record to compare with") }, nil
+		// Not an error of inspection: the verdict stays the rules'. The
+		// record says what is missing (and counts as one with an error).
+		rec.Error = vocab.JoinErrors(rec.Error, notCompared(pid, rec.Ancestry, latest))
+		return nil, nil
 	}
 	rec.Ref = &audit.Ref{Seq: prev.Seq, Stage: prev.Stage, Hash: prev.Hash}
 	if rec.Ancestry == nil {
@@ -146,17 +165,65 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record, pid int) (func(), e
 	return nil, nil
 }
 
+// closes adds to stopped the start records r closes, for a search of
+// the log backwards, which meets a record after those it refers to: a
+// poststop closes its start record, and a start record closed closes
+// the one it refers to (a poststart's createRuntime record). It reports
+// whether r is a poststop.
+func closes(stopped map[uint64]bool, r *audit.Record) bool {
+	stop := r.Stage == audit.StagePoststop
+	if r.Ref != nil && (stop || audit.IsStart(r.Stage) && stopped[r.Seq]) {
+		stopped[r.Ref.Seq] = true
+	}
+	return stop
+}
+
+// notCompared is the note of a poststart record that found no
+// createRuntime record of the container's process pid (whose ancestry a
+// is, nil when it is gone) to compare with; latest is the ID's latest
+// createRuntime record, if any.
+func notCompared(pid int, a *audit.Ancestry, latest *audit.Record) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: not compared: no createRuntime record of pid %d", policy.RuleAncestryUnchanged, pid)
+	if a != nil {
+		fmt.Fprintf(&b, " (start time %d)", a.StartTime)
+	}
+	switch {
+	case latest == nil:
+		b.WriteString("; the ID has none")
+	case latest.Ancestry == nil:
+		fmt.Fprintf(&b, "; the latest for the ID, seq %d, holds no process", latest.Seq)
+	default:
+		fmt.Fprintf(&b, "; the latest for the ID, seq %d, is of pid %d (start time %d)", latest.Seq, latest.PID, latest.StartTime)
+	}
+	return b.String()
+}
+
 func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
 	rec := Record(h.Config, h.input(ctx, audit.StagePoststop, st))
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		// The container's last start record, unless a poststop of the
-		// ID came after it: that start was an earlier container's, whose
-		// ID runc reused (TestPoststopReusedID).
+		// The container's last start record that no later poststop
+		// refers to (else that start was an earlier container's, whose
+		// ID runc reused: TestPoststopReusedID), and whose process no
+		// longer runs when there is such a one: runc frees the ID before
+		// it runs poststop hooks, so a new container of the ID may have
+		// recorded its start already (TestPoststartLatePoststop).
+		stopped := map[uint64]bool{}
+		var running *audit.Record
 		start, err := s.Last(st.ID, func(r *audit.Record) bool {
-			return audit.IsStart(r.Stage) || r.Stage == audit.StagePoststop
+			if closes(stopped, r) || !audit.IsStart(r.Stage) || stopped[r.Seq] {
+				return false
+			}
+			if r.Ancestry != nil && inspect.Runs(r.PID, r.StartTime) {
+				if running == nil {
+					running = r
+				}
+				return false
+			}
+			return true
 		})
-		if start != nil && start.Stage == audit.StagePoststop {
-			start = nil
+		if start == nil {
+			start = running
 		}
 		if err != nil {
 			rec.Error = "searching the start record: " + err.Error()
