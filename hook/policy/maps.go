@@ -125,8 +125,10 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 	}
 	if len(r.AllowedHostRanges) > 0 || r.AllowedSubIDUser != "" {
 		var users []string
+		var perr error // passwd unreadable: the form configured only, and outside ranges say so
 		if r.AllowedSubIDUser != "" {
-			passwd, _ := idmap.ReadFile(PasswdFile) // unreadable: the form configured only
+			var passwd []byte
+			passwd, perr = idmap.ReadFileLimit(PasswdFile, idmap.MaxPasswdFile)
 			users = idmap.SubIDUsers(passwd, r.AllowedSubIDUser)
 		}
 		for i, k := range []struct {
@@ -137,13 +139,13 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 			if r.AllowedSubIDUser != "" {
 				sub, err := readSubID(SubIDFiles[i], users)
 				if err != nil {
-					add(RuleAllowedRanges, Unchecked+": %v", err)
+					add(RuleAllowedRanges, Unchecked+": %v%s", err, passwdNote(perr, r.AllowedSubIDUser))
 					continue
 				}
 				allowed = append(append(idmap.Spans{}, allowed...), sub...)
 			}
 			if out := idmap.Outside(k.m.Host(), allowed); out != nil {
-				add(RuleAllowedRanges, "host %s %s of %s lie outside the allowed ranges %s", k.what, out, userName(a, 0), allowed.Normal())
+				add(RuleAllowedRanges, "host %s %s of %s lie outside the allowed ranges %s%s", k.what, out, userName(a, 0), allowed.Normal(), passwdNote(perr, r.AllowedSubIDUser))
 			}
 		}
 	}
@@ -245,8 +247,22 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 	}
 }
 
+// passwdNote says, for a violation of allowed_host_ranges, that the
+// passwd file could not be read (err), so that only the lines naming
+// user in the form configured counted; "" when it was read.
+func passwdNote(err error, user string) string {
+	if err == nil {
+		return ""
+	}
+	other := "UID"
+	if _, nerr := strconv.ParseUint(user, 10, 32); nerr == nil {
+		other = "name"
+	}
+	return fmt.Sprintf(" (%v: only the subordinate ID lines naming %q as configured counted, not those naming it by %s)", err, user, other)
+}
+
 func readSubID(path string, users []string) (idmap.Spans, error) {
-	b, err := idmap.ReadFile(path)
+	b, err := idmap.ReadFileLimit(path, idmap.MaxSubIDFile)
 	if err != nil {
 		return nil, err
 	}

@@ -120,6 +120,54 @@ func TestSubIDUserNameOrUID(t *testing.T) {
 	}
 }
 
+// TestSubIDLargeFiles: allowed_subid_user reads /etc/passwd and the
+// subordinate ID files whole, up to idmap.MaxPasswdFile and
+// idmap.MaxSubIDFile. They were read up to 16 KiB: a larger passwd
+// silently lost the UID of the user named (a range granted to the UID
+// refused), a larger subuid made the rule "cannot be checked" for every
+// container. A passwd that cannot be read is named in the violation.
+func TestSubIDLargeFiles(t *testing.T) {
+	dir := t.TempDir()
+	var pw, sub strings.Builder
+	for i := range 20000 { // about 1 MB of passwd, 600 KB of subuid
+		fmt.Fprintf(&pw, "user%d:x:%d:%d:User number %d:/home/user%d:/bin/bash\n", i, 2000+i, 2000+i, i, i)
+		fmt.Fprintf(&sub, "user%d:%d:65536\n", i, 10000000+i*65536)
+	}
+	pw.WriteString("alice:x:1000:1000::/home/alice:/bin/sh\n")
+	sub.WriteString("1000:100000:65536\n")
+	subFile, passwd := filepath.Join(dir, "subuid"), filepath.Join(dir, "passwd")
+	if err := os.WriteFile(subFile, []byte(sub.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(passwd, []byte(pw.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oldSub, oldPasswd := policy.SubIDFiles, policy.PasswdFile
+	t.Cleanup(func() { policy.SubIDFiles, policy.PasswdFile = oldSub, oldPasswd })
+	policy.SubIDFiles, policy.PasswdFile = [2]string{subFile, subFile}, passwd
+	alice := []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}
+	if v := rules(t, `{"allowed_subid_user":"alice"}`).Evaluate(mapped(alice, alice)); v != nil {
+		t.Errorf("large files: %+v", v)
+	}
+	// A passwd that cannot be read (here a directory): alice's lines by
+	// UID do not count, and the violations say why.
+	policy.PasswdFile = dir
+	v := rules(t, `{"allowed_subid_user":"alice"}`).Evaluate(mapped(alice, alice))
+	want := "cannot be checked: " + subFile + ": idmap: user \"alice\": no subordinate ID entry (read " + dir + ": is a directory: only the subordinate ID lines naming \"alice\" as configured counted, not those naming it by UID)"
+	if len(v) != 2 || !strings.Contains(v[0].Reason, want) {
+		t.Errorf("unreadable passwd: %+v; want %q", v, want)
+	}
+	// With a line naming alice: her range by UID lies outside it.
+	if err := os.WriteFile(subFile, []byte(sub.String()+"alice:200000:10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v = rules(t, `{"allowed_subid_user":"alice"}`).Evaluate(mapped(alice, alice))
+	want = "host UIDs 100000-165535 of user:[4026532900] lie outside the allowed ranges 200000-200009 (read " + dir + ": is a directory: only the subordinate ID lines naming \"alice\" as configured counted, not those naming it by UID)"
+	if len(v) != 2 || v[0].Reason != want {
+		t.Errorf("unreadable passwd: %+v; want %q", v, want)
+	}
+}
+
 func TestDisjointRule(t *testing.T) {
 	r := rules(t, `{"disjoint_from_running":true}`)
 	a := mapped([]audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}, []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}})

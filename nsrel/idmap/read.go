@@ -135,11 +135,39 @@ func ReadFile(path string) ([]byte, error) {
 	return ReadFileAt(unix.AT_FDCWD, "", path)
 }
 
+// MaxPasswdFile and MaxSubIDFile bound the passwd(5) and subuid(5)
+// files [ReadFileLimit] reads for allowed_subid_user. A passwd line
+// takes 40 to 100 bytes (name, GECOS, home, shell), a subordinate ID
+// line 20 to 40 (NAME:FIRST:COUNT): 16 MiB of passwd and 4 MiB of
+// subordinate IDs hold well over 100,000 users each, more than a
+// node's files name (sites with more keep them in a directory service),
+// while the bounds keep what a file can make the hook hold in memory
+// small. Either was read only up to the 16 KiB of a /proc file: a
+// 17 KB /etc/passwd, not rare, lost the resolution of names to UIDs,
+// and a larger /etc/subuid made allowed_host_ranges "cannot be checked"
+// for every container.
+const (
+	MaxPasswdFile = 16 << 20
+	MaxSubIDFile  = 4 << 20
+)
+
+// ReadFileLimit is [ReadFile] of a file of up to about limit bytes: a
+// larger one is an error matching unix.EFBIG.
+func ReadFileLimit(path string, limit int) ([]byte, error) {
+	return readFileAt(unix.AT_FDCWD, "", path, limit)
+}
+
 // ReadFileAt is [ReadFile] of name relative to dirfd (the directory dir,
 // for messages). A read that returns less than asked ends the file: /proc
 // files (seq files) return all that fits in one read, regular files
 // read short only at their end.
 func ReadFileAt(dirfd int, dir, name string) ([]byte, error) {
+	return readFileAt(dirfd, dir, name, maxFile)
+}
+
+// readFileAt is [ReadFileAt] with a bound: a file that fills a buffer
+// of limit bytes or more is too big.
+func readFileAt(dirfd int, dir, name string, limit int) ([]byte, error) {
 	path := name
 	if dir != "" {
 		path = dir + "/" + name
@@ -156,7 +184,7 @@ func ReadFileAt(dirfd int, dir, name string) ([]byte, error) {
 	n := 0
 	for {
 		if n == len(buf) {
-			if len(buf) >= maxFile {
+			if len(buf) >= limit {
 				return nil, &fs.PathError{Op: "read", Path: path, Err: unix.EFBIG}
 			}
 			buf = append(buf, make([]byte, len(buf))...)
