@@ -17,8 +17,8 @@ import (
 var SubIDFiles = [2]string{"/etc/subuid", "/etc/subgid"}
 
 // PasswdFile is where allowed_subid_user's name is resolved to its UID,
-// or its UID to its name: a subordinate ID file may name the user in
-// either form (subuid(5)). The hook starts no process, so users only the
+// or its UID to its names ([idmap.SubIDUsers]): a subordinate ID file
+// may name the user in either form (subuid(5)). The hook starts no process, so users only the
 // name service knows (LDAP, SSSD) are matched in the form configured.
 var PasswdFile = "/etc/passwd"
 

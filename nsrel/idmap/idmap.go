@@ -318,37 +318,51 @@ func ParseSubID(b []byte, users ...string) (Spans, error) {
 }
 
 // SubIDUsers returns the forms in which a subordinate ID file may name
-// user (a name or a numeric UID), for [ParseSubID]: user itself, then
-// its UID when user is a name, or the name of the UID when it is a
-// number, as passwd (the content of passwd(5)) says. subuid(5) and
-// newuidmap(1) take a line with either form.
+// user (a name or a numeric UID), for [ParseSubID], resolved as
+// getpwnam(3) and then getpwuid(3) would through passwd (the content of
+// passwd(5)): a user the first passwd entry of that name names (an
+// all-digit name too) gives user and that entry's UID; else a number
+// gives user, the UID in decimal when user spells it otherwise ("01000"),
+// and the name of every entry with that UID (root and its alias toor);
+// else user alone. subuid(5) and newuidmap(1) take a line naming the user
+// in either form. A later entry of a name already seen does not count.
 func SubIDUsers(passwd []byte, user string) []string {
 	users := []string{user}
-	pw := ParsePasswd(passwd)
-	if uid, err := strconv.ParseUint(user, 10, 32); err == nil {
-		if name, ok := pw[uint32(uid)]; ok && name != user {
-			users = append(users, name)
+	add := func(s string) {
+		if !slices.Contains(users, s) {
+			users = append(users, s)
 		}
+	}
+	entries := passwdEntries(passwd)
+	for _, e := range entries {
+		if e.name == user {
+			add(strconv.FormatUint(uint64(e.uid), 10))
+			return users
+		}
+	}
+	uid, err := strconv.ParseUint(user, 10, 32)
+	if err != nil {
 		return users
 	}
-	var uids []uint32
-	for uid, name := range pw {
-		if name == user {
-			uids = append(uids, uid)
+	add(strconv.FormatUint(uid, 10))
+	for _, e := range entries {
+		if uint64(e.uid) == uid {
+			add(e.name)
 		}
-	}
-	slices.Sort(uids)
-	for _, uid := range uids {
-		users = append(users, strconv.FormatUint(uint64(uid), 10))
 	}
 	return users
 }
 
-// ParsePasswd parses passwd(5) lines "name:password:UID:GID:..." into a
-// UID to name map; the first entry for a UID wins. Comments, NIS "+"/"-"
-// lines and malformed lines are skipped.
-func ParsePasswd(data []byte) map[uint32]string {
-	users := make(map[uint32]string)
+// passwdEntry is a passwd(5) line's name and UID.
+type passwdEntry struct {
+	name string
+	uid  uint32
+}
+
+// passwdEntries returns passwd's entries in the file's order, skipping
+// what [ParsePasswd] skips.
+func passwdEntries(data []byte) []passwdEntry {
+	var out []passwdEntry
 	for len(data) > 0 {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -367,8 +381,19 @@ func ParsePasswd(data []byte) map[uint32]string {
 		if err != nil {
 			continue
 		}
-		if _, ok := users[uint32(uid)]; !ok {
-			users[uint32(uid)] = string(f[0])
+		out = append(out, passwdEntry{name: string(f[0]), uid: uint32(uid)})
+	}
+	return out
+}
+
+// ParsePasswd parses passwd(5) lines "name:password:UID:GID:..." into a
+// UID to name map; the first entry for a UID wins. Comments, NIS "+"/"-"
+// lines and malformed lines are skipped.
+func ParsePasswd(data []byte) map[uint32]string {
+	users := make(map[uint32]string)
+	for _, e := range passwdEntries(data) {
+		if _, ok := users[e.uid]; !ok {
+			users[e.uid] = e.name
 		}
 	}
 	return users
