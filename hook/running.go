@@ -67,7 +67,7 @@ func RunningFrom(a *audit.Ancestry, live *inspect.LiveOnce) *policy.Running {
 // The work on what the scan found (the walks up from the namespaces that
 // overlap the container's, the names of their processes, the search for
 // an outsider) ends at the scan's deadline too, with an error matching
-// [inspect.ErrIncomplete].
+// [inspect.ErrIncomplete] and the others found until then.
 func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int) bool) *policy.Running {
 	if len(a.User) == 0 {
 		return &policy.Running{Err: errors.New("no user namespace chain")}
@@ -77,6 +77,12 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 		return &policy.Running{Err: err}
 	}
 	run := &policy.Running{Denied: scan.Denied}
+	// stop ends the work at the deadline (err) with what it found: an
+	// overlap found is a violation all the same.
+	stop := func(err error) *policy.Running {
+		run.Err = err
+		return run
+	}
 	own := nsrel.Ident{Dev: a.User[0].Dev, Ino: a.User[0].Ino}
 	chain := map[nsrel.Ident]bool{}
 	for _, u := range a.User {
@@ -93,7 +99,7 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 		if l.Ident == own {
 			o, err := outsider(a, l, samePod, late)
 			if err != nil {
-				return &policy.Running{Err: err, Denied: scan.Denied}
+				return stop(err)
 			}
 			if o != nil {
 				run.Others = append(run.Others, *o)
@@ -109,7 +115,7 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 				continue // every process in it exited since the scan: it maps nothing now
 			}
 			if err := late(); err != nil {
-				return &policy.Running{Err: err, Denied: scan.Denied}
+				return stop(err)
 			}
 			o.Err = l.Err.Error()
 		} else {
@@ -118,7 +124,7 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 				continue // disjoint: nothing to report, no need to know more
 			}
 			if err := late(); err != nil {
-				return &policy.Running{Err: err, Denied: scan.Denied}
+				return stop(err)
 			}
 			var below bool
 			err := l.WithProcess(func(pid int) (err error) {

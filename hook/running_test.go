@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
@@ -538,6 +540,51 @@ func TestRunningJoinedPIDNSDaemon(t *testing.T) {
 	for _, v := range (&policy.Rules{DisjointFromRunning: true}).EvaluateRunning(a, run) {
 		if strings.Contains(v.Reason, "also the user namespace of") {
 			t.Errorf("the container's own daemon reported: %s", v.Reason)
+		}
+	}
+}
+
+// TestRunningLateKeepsFound: when the walk of what the scan found runs
+// past the scan's deadline, the overlaps it found until then are kept
+// with the error, and disjoint_from_running lists them as found, besides
+// "cannot be checked" for the rest. They were thrown away: a container
+// sharing IDs with another was recorded as merely not checked, which the
+// NRI plugin does not count as found (policy.Found).
+func TestRunningLateKeepsFound(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := nstest.HostIDBase(t) + 900_000
+	a := inspectedSleep(t, base)
+	var others []int
+	for range 3 {
+		others = append(others, userNSSleeps(t, 1, base)...)
+	}
+	checks := 0
+	defer hook.BeforeCheck(func(deadline time.Time) {
+		// The third overlap's check comes after the deadline: two
+		// were walked (one, should another namespace take a check).
+		if checks++; checks == 3 {
+			time.Sleep(time.Until(deadline) + time.Millisecond)
+		}
+	})()
+	run := hook.Running(a, 2*time.Second)
+	if !errors.Is(run.Err, inspect.ErrIncomplete) {
+		t.Fatalf("err %v, want the deadline's", run.Err)
+	}
+	if len(run.Others) < 1 || len(run.Others) > 2 {
+		t.Fatalf("%d others found before the deadline, want 1 or 2: %+v", len(run.Others), run.Others)
+	}
+	v := (&policy.Rules{DisjointFromRunning: true}).EvaluateRunning(a, run)
+	if len(v) == 0 || !strings.HasPrefix(v[0].Reason, policy.Unchecked+": inspect: scan of the running processes did not finish in time") || !policy.Found(v) {
+		t.Errorf("violations %+v: want cannot be checked, then what was found", v)
+	}
+	for _, o := range run.Others {
+		if !slices.Contains(others, o.PID) {
+			t.Errorf("found pid %d, not one of %v", o.PID, others)
+		}
+		want := "host UIDs " + itoa(base) + "-" + itoa(base+65535) + " of " + nsrel.Name{Type: nsrel.TypeUser, Ino: a.User[0].Ino}.String() +
+			" are also mapped by user:[" + strconv.FormatUint(o.Ino, 10) + "] of pid " + strconv.Itoa(o.PID)
+		if !slices.ContainsFunc(v, func(x audit.Violation) bool { return strings.HasPrefix(x.Reason, want) }) {
+			t.Errorf("no violation %q in %+v", want, v)
 		}
 	}
 }

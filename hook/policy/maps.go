@@ -33,7 +33,8 @@ type Running struct {
 	// (recorded, not a violation: see docs/hook.md).
 	Denied []int
 	// Err is set when the scan failed or did not finish: the rule is
-	// then violated, never passed.
+	// then violated, never passed. Others then hold what was found
+	// before, which counts as found (a walk that ran out of time).
 	Err error
 }
 
@@ -189,8 +190,9 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 		add(RuleDisjoint, Unchecked+": the running processes were not scanned")
 		return
 	case run.Err != nil:
+		// What was found before counts too: an overlap found is a
+		// violation, whatever was not checked (Found).
 		add(RuleDisjoint, Unchecked+": %v", run.Err)
-		return
 	}
 	// At most MaxDisjointListed violations, then one that counts the
 	// rest: whoever may create user namespaces that map the same host

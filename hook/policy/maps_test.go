@@ -193,6 +193,18 @@ func TestDisjointRule(t *testing.T) {
 	if v := r.EvaluateRunning(a, &policy.Running{}); v != nil {
 		t.Errorf("nothing else running: %v", v)
 	}
+	// A walk out of time lists what it found before, and what it could
+	// not check: found (it threw the overlaps away).
+	late := &policy.Running{Err: errors.New("out of time"), Others: run.Others[1:2]}
+	got = nil
+	for _, v := range r.EvaluateRunning(a, late) {
+		got = append(got, v.Reason)
+	}
+	want = []string{"cannot be checked: out of time",
+		"host UIDs 165000-165535 of user:[4026532900] are also mapped by user:[2] of pid 20 (sleep, cgroup /b)"}
+	if d := cmp.Diff(want, got); d != "" || !policy.Found(r.EvaluateRunning(a, late)) {
+		t.Errorf("out of time with an overlap found (-want +got):\n%s", d)
+	}
 	// Records without maps (older writers) fail the map rules closed.
 	old := &audit.Ancestry{User: a.User}
 	if v := r.EvaluateRunning(old, &policy.Running{}); len(v) != 1 || !strings.Contains(v[0].Reason, "no ID maps") {
