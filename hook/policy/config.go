@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -571,10 +573,10 @@ func (p *parser) config(n *node) *Config {
 				s, ok := p.str(e, ep)
 				switch {
 				case !ok:
-				case s == "" || len(s) > 253 || strings.ContainsFunc(s, func(r rune) bool { return r <= 0x20 || r == 0x7f }):
+				case !annotationKey(s):
 					// As trusted_selectors.annotations: records and the
 					// tools' lines name the key.
-					p.errorf(e, ep, "must be an annotation key: 1 to 253 printable characters without spaces")
+					p.errorf(e, ep, "must be an annotation key: 1 to %d printable characters without spaces", maxAnnotationKey)
 				default:
 					c.RecordAnnotations = append(c.RecordAnnotations, s)
 				}
@@ -643,6 +645,21 @@ func (p *parser) checkWritten(auditLog string) {
 	}
 }
 
+// maxAnnotationKey is the longest annotation key Kubernetes accepts: a
+// DNS subdomain prefix of up to 253 bytes, '/', and a name of up to 63.
+const maxAnnotationKey = 253 + 1 + 63
+
+// annotationKey reports whether s may be a key of record_annotations and
+// trusted_selectors.annotations: 1 to [maxAnnotationKey] bytes of valid
+// UTF-8, every rune printable (unicode.IsPrint: no control character, C0
+// or C1, no bidirectional or other formatting mark) and none a space.
+// Every Kubernetes key passes (ASCII letters, digits, '-', '_', '.' and
+// one '/'); the tools' lines and the records name the key.
+func annotationKey(s string) bool {
+	return s != "" && len(s) <= maxAnnotationKey && utf8.ValidString(s) &&
+		!strings.ContainsFunc(s, func(r rune) bool { return r == ' ' || !unicode.IsPrint(r) })
+}
+
 // trusted parses trusted_selectors.
 func (p *parser) trusted(n *node, path string) TrustedSelectors {
 	var t TrustedSelectors
@@ -659,8 +676,8 @@ func (p *parser) trusted(n *node, path string) TrustedSelectors {
 				s, ok := p.str(e, ep)
 				switch {
 				case !ok:
-				case s == "" || len(s) > 253 || strings.ContainsFunc(s, func(r rune) bool { return r <= 0x20 || r == 0x7f }):
-					p.errorf(e, ep, "must be an annotation key: 1 to 253 printable characters without spaces")
+				case !annotationKey(s):
+					p.errorf(e, ep, "must be an annotation key: 1 to %d printable characters without spaces", maxAnnotationKey)
 				case strings.ContainsAny(s, `\()[]{}|*+?^$`):
 					p.errorf(e, ep, "must be an annotation key as the runtime writes it (such as %q), not a pattern", vocab.AnnotationSandboxNamespace)
 				case slices.Contains(t.Annotations, s):

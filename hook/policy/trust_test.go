@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -62,9 +63,9 @@ func TestParseUntrustedSelectors(t *testing.T) {
 		{"annotation not a string", withPolicies(`{"annotations":[1]}`, `{"id":"x"}`),
 			[]string{`trusted_selectors.annotations[0]: must be a string, not a number`}},
 		{"empty key", withPolicies(`{"annotations":[""]}`, `{"id":"x"}`),
-			[]string{`trusted_selectors.annotations[0]: must be an annotation key: 1 to 253 printable characters without spaces`}},
+			[]string{`trusted_selectors.annotations[0]: must be an annotation key: 1 to 317 printable characters without spaces`}},
 		{"key with a space", withPolicies(`{"annotations":["a b"]}`, `{"id":"x"}`),
-			[]string{`trusted_selectors.annotations[0]: must be an annotation key: 1 to 253`}},
+			[]string{`trusted_selectors.annotations[0]: must be an annotation key: 1 to 317`}},
 		{"key as a pattern", withPolicies(`{"annotations":["io\\.kubernetes\\.cri\\.sandbox-namespace"]}`, `{"id":"x"}`),
 			[]string{`trusted_selectors.annotations[0]: must be an annotation key as the runtime writes it (such as "io.kubernetes.cri.sandbox-namespace"), not a pattern`}},
 		{"wildcard key", withPolicies(`{"annotations":["io.kubernetes.*"]}`, `{"id":"x"}`),
@@ -286,4 +287,51 @@ func ExampleParse_untrustedSelectors() {
 	// Output:
 	// hook.json:4:32: policies[0].match.annotations["io\\.kubernetes\\.pod\\.namespace"]: annotation "io.kubernetes.pod.namespace" is not in trusted_selectors.annotations: a container's creator sets its own annotations (runc, crun, podman, CRI-O), so a container could pick this block; list the key there only if your runtime sets it, as containerd's CRI plugin sets io.kubernetes.cri.sandbox-namespace from the pod
 	// hook.json:5:62: policies[1].match.id: the container ID is not trusted (trusted_selectors.id): whoever creates a container chooses its ID (runc, crun, ctr), so a container could pick this block; trust it only if nobody else can create containers that run this hook
+}
+
+// TestAnnotationKeys: record_annotations and trusted_selectors take the
+// same annotation keys: every key Kubernetes accepts (up to 317 bytes: a
+// 253-byte DNS prefix, '/', a 63-byte name), of printable characters
+// without spaces. Both stopped at 253 bytes, refusing valid Kubernetes
+// keys (a config naming one refuses every container at createRuntime),
+// and let C1 controls and bidirectional marks through, though the error
+// says printable.
+func TestAnnotationKeys(t *testing.T) {
+	label := strings.Repeat("a", 63)
+	prefix := strings.Join([]string{label, label, label, strings.Repeat("b", 61)}, ".") // 253 bytes
+	longest := prefix + "/" + strings.Repeat("N", 62) + "1"
+	if len(longest) != 317 {
+		t.Fatalf("longest key %d bytes", len(longest))
+	}
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{longest, true},
+		{prefix, true},
+		{"io.kubernetes.cri.sandbox-namespace", true},
+		{"app.kubernetes.io/name", true},
+		{"Example.com/My_Key.v-1", true},
+		{"a", true},
+		{longest + "x", false},
+		{"", false},
+		{"a b", false},
+		{"a\tb", false},
+		{"a\u0085b", false}, // C1 next line
+		{"a\u009bb", false}, // C1 CSI
+		{"a\u202eb", false}, // bidirectional override
+		{"a\u200bb", false}, // zero-width space
+		{"a\u00a0b", false}, // no-break space
+	} {
+		js, _ := json.Marshal(tc.key)
+		for _, where := range []string{
+			`"record_annotations":[` + string(js) + `]`,
+			`"trusted_selectors":{"annotations":[` + string(js) + `]}`,
+		} {
+			_, err := policy.Parse("x.json", []byte(`{"version":1,"audit_log":"/a",`+where+`,"default":{"mode":"enforce"}}`))
+			if tc.ok && err != nil || !tc.ok && (err == nil || !strings.Contains(err.Error(), "must be an annotation key: 1 to 317 printable characters without spaces")) {
+				t.Errorf("%s (%d bytes): %v, want ok %v", where[:min(len(where), 60)], len(tc.key), err, tc.ok)
+			}
+		}
+	}
 }
