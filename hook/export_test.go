@@ -6,6 +6,6 @@ import "time"
 // RunningPod's work on what the scan found that checks that deadline,
 // until restore is called.
 func BeforeCheck(f func(deadline time.Time)) (restore func()) {
-	beforeCheck = f
-	return func() { beforeCheck = nil }
+	beforeCheck.Store(&f)
+	return func() { beforeCheck.Store(nil) }
 }

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -195,17 +196,19 @@ func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bo
 
 // beforeCheck, when set (by the tests), runs before each step of
 // [RunningPod]'s work after the scan that checks the scan's deadline,
-// with that deadline.
-var beforeCheck func(deadline time.Time)
+// with that deadline. It is loaded once per [RunningPod], atomically: a
+// test may set it while another's decision still runs.
+var beforeCheck atomic.Pointer[func(deadline time.Time)]
 
 // pastDeadline returns a check that says, once deadline passed (never
 // for a zero one), that the work on the scan did not finish in time, as
 // the scan itself says ([inspect.ErrIncomplete]).
 func pastDeadline(deadline time.Time) func() error {
 	steps := 0
+	before := beforeCheck.Load()
 	return func() error {
-		if beforeCheck != nil {
-			beforeCheck(deadline)
+		if before != nil {
+			(*before)(deadline)
 		}
 		steps++
 		if deadline.IsZero() || !time.Now().After(deadline) {

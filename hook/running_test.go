@@ -588,3 +588,33 @@ func TestRunningLateKeepsFound(t *testing.T) {
 		}
 	}
 }
+
+// TestBeforeCheckConcurrent: the tests' hook into RunningPod's checks
+// may be set while a decision runs in another goroutine (a test's
+// leftover, the NRI plugin's): it was a plain variable read at each
+// check, a data race `go test -race` reports here.
+func TestBeforeCheckConcurrent(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := nstest.HostIDBase(t) + 900_000
+	a := inspectedSleep(t, base)
+	userNSSleeps(t, 1, base) // an overlap: its walk checks the deadline
+	done := make(chan *policy.Running)
+	go func() {
+		var run *policy.Running
+		for range 20 {
+			run = hook.Running(a, 5*time.Second)
+		}
+		done <- run
+	}()
+	for running := true; running; {
+		select {
+		case run := <-done:
+			if run.Err != nil || len(run.Others) == 0 {
+				t.Errorf("err %v, others %+v; want the overlap", run.Err, run.Others)
+			}
+			running = false
+		default:
+			hook.BeforeCheck(func(time.Time) {})()
+		}
+	}
+}
