@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,14 @@ type Input struct {
 	// [inspect.ProcessWith]. Decide passes it the decision's one scan of
 	// the running processes.
 	Inspect inspect.Func
+	// Unknown are annotation keys the writer has no trustworthy value
+	// of (the NRI plugin's image name), left out of Meta: a block that
+	// selects on one of them and whose other selectors match may be the
+	// container's ([policy.Config.Unsure]), so each such block that
+	// enforces is evaluated too, and the first that refuses the
+	// container judges it (the record names it). An audit block cannot
+	// exempt that way.
+	Unknown []string
 	// Budget bounds that scan from its start (0: [RunningBudget];
 	// negative: no time left); a caller with a deadline of its own
 	// passes what fits in it ([BudgetWithin]).
@@ -123,10 +132,50 @@ func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 		}
 	} else {
 		rec.Ancestry = anc
-		rec.Violations = evaluate(cfg, in, b, rec, live)
+		if u := unsure(cfg, in, rec, live); u != nil {
+			*rec = *u
+		} else {
+			rec.Violations = evaluate(cfg, in, b, rec, live)
+		}
 	}
 	Judge(cfg, rec, ierr)
 	return rec, ierr
+}
+
+// unsure evaluates rec's container, under [Input.Unknown], against
+// each enforcing block that may be its block in place of the one
+// selected without the unknown keys ([policy.Config.Unsure]), in
+// order, and returns the record of the first that refuses it (rules
+// broken, or not checked), which names that block and says why it
+// judged; nil when none refuses.
+func unsure(cfg *policy.Config, in Input, rec *audit.Record, live *inspect.LiveOnce) *audit.Record {
+	if len(in.Unknown) == 0 {
+		return nil
+	}
+	for _, b := range cfg.Unsure(in.ID, in.Meta, in.Unknown) {
+		if b.Mode != policy.ModeEnforce {
+			continue
+		}
+		r := *rec
+		r.Policy, r.Mode = b.Name, b.Mode
+		if r.Violations = evaluate(cfg, in, b, &r, live); len(r.Violations) > 0 {
+			r.Error = vocab.JoinErrors(r.Error, fmt.Sprintf("judged by block %s, which selects on %s: this writer has no trustworthy value of it, so the block may be the container's, and it refuses it",
+				vocab.Quote(b.Name), strings.Join(unknownIn(b, in.Unknown), ", ")))
+			return &r
+		}
+	}
+	return nil
+}
+
+// unknownIn returns the keys of unknown b selects on.
+func unknownIn(b *policy.Block, unknown []string) []string {
+	var keys []string
+	for _, am := range b.Match.Annotations {
+		if slices.Contains(unknown, am.Key) {
+			keys = append(keys, am.Key)
+		}
+	}
+	return keys
 }
 
 // evaluate checks the container's ancestry (rec's) against b's rules,

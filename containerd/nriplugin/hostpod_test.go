@@ -344,3 +344,48 @@ func TestNRIImageName(t *testing.T) {
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }
+
+// TestNRIImageNameFailsClosed: a block that selects on
+// io.kubernetes.cri.image-name and enforces (untrusted-images, requiring
+// a user namespace) comes before a default in audit mode. The plugin has
+// no trustworthy image name, so that block may be the container's: a
+// container without a user namespace, created with the image name
+// docker.io/untrusted/x:1 in its spec, is refused by the plugin, and its
+// record names the block. The plugin left the block out, picked the
+// default and let the container run.
+func TestNRIImageNameFailsClosed(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow",
+	"trusted_selectors": {"annotations": ["io.kubernetes.cri.image-name"]},
+	"policies": [
+		{"name": "untrusted-images", "mode": "enforce", "rules": {"require_user_namespace": true},
+		 "match": {"annotations": {"io\\.kubernetes\\.cri\\.image-name": "docker\\.io/untrusted/.*"}}}],
+	"default": {"mode": "audit"}`)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	d.ImportBusybox(t, c, "k8s.io")
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log}) // no injection: the plugin decides
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("untrusted-pod"))
+	ctrJSON := filepath.Join(t.TempDir(), "c.json")
+	if err := os.WriteFile(ctrJSON, fmt.Appendf(nil, `{"metadata":{"name":"u"},"image":{"image":%q},"command":["sleep","3600"],"linux":{},"annotations":{%q: "docker.io/untrusted/x:1"}}`,
+		ctrdtest.ImageName, vocab.AnnotationImageName), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := d.MustCrictl(t, crictl, "create", podID, ctrJSON, podJSON)
+	if _, stderr, err := d.Crictl(crictl, "start", id); err == nil || !strings.Contains(stderr, "refused by nsrel policy") || !strings.Contains(stderr, "untrusted-images") {
+		t.Errorf("start: err %v, stderr %q; want the refusal of block untrusted-images", err, stderr)
+	}
+	recs := audittest.Records(t, cfg.AuditLog, id)
+	if len(recs) != 1 {
+		t.Fatalf("%d records of the container, want 1", len(recs))
+	}
+	if r := recs[0]; r.Policy != "untrusted-images" || r.Mode != policy.ModeEnforce || r.Verdict != audit.VerdictDeny || !strings.Contains(r.Error, "judged by block") {
+		t.Errorf("record: block %q mode %s verdict %s error %q; want untrusted-images, enforce, deny, saying why that block judged", r.Policy, r.Mode, r.Verdict, r.Error)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}

@@ -331,8 +331,9 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) (err error) {
 
 // warnImageName says, at the start, what the config asks of
 // [vocab.AnnotationImageName] that the plugin cannot do: it has no
-// trustworthy value of it (see criKeys), so blocks selecting on it never
-// match here and records lack it.
+// trustworthy value of it (see criKeys), so a block selecting on it
+// that enforces judges, here, every container its other selectors
+// select, one in audit mode exempts none, and records lack the key.
 func (p *Plugin) warnImageName() {
 	var blocks []string
 	for _, b := range p.Config.Policies {
@@ -348,7 +349,7 @@ func (p *Plugin) warnImageName() {
 	if len(blocks) > 0 {
 		log = log.WithField("blocks", strings.Join(blocks, ","))
 	}
-	log.Warn("the NRI plugin has no trustworthy image name (NRI sends one of containerd's names of the image's content, which whoever pulls or tags the same content chooses): blocks that select on it never match here, and its records lack it")
+	log.Warn("the NRI plugin has no trustworthy image name (NRI sends one of containerd's names of the image's content, which whoever pulls or tags the same content chooses): a block that selects on it and enforces refuses here every container its other selectors select and it refuses (it may be the container's block), one in audit mode exempts none, and the plugin's records lack the name")
 }
 
 // RunPodSandbox records (and may refuse) the pod's sandbox container.
@@ -366,7 +367,9 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	vocab.DropSandboxContainerName(md)
 	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
 	md[vocab.CRIAnnotationPrefix+"container-type"], md[vocab.CRIAnnotationPrefix+"sandbox-id"], md[vocab.CRIAnnotationPrefix+"sandbox-uid"] = "sandbox", pod.GetId(), pod.GetUid()
-	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md)
+	// CRI sets no image name on a sandbox's spec: a block selecting on
+	// it does not select a sandbox, in the hook or here.
+	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md, nil)
 }
 
 // CreateContainer adds nsrel-hook at createRuntime and poststop to the
@@ -601,7 +604,7 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	}
 	maps.Copy(md, ctr.GetAnnotations())
 	criKeys(md, pod, ctr)
-	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md)
+	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md, []string{vocab.AnnotationImageName})
 }
 
 // criKeys sets in md, a container's labels and annotations as NRI sends
@@ -621,8 +624,12 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 // the image's content, which whoever pulls or tags the same content
 // chooses (not the name the container was created with, which the spec
 // and nsrel-hook have), and the annotations NRI sends may be a CRI
-// client's. A block selecting on it never matches in the plugin
-// ([Plugin.Run] says so at its start).
+// client's. A block selecting on it is never the one the plugin
+// selects; it may be the container's all the same, so each such block
+// whose other selectors match that comes before the one selected is
+// weighed too, failing closed: an enforcing one that refuses the
+// container refuses it ([hook.Input.Unknown]), an audit one exempts
+// nothing ([Plugin.Run] says so at its start).
 func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, vocab.CRIAnnotationPrefix) })
 	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
@@ -637,14 +644,15 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 	}
 }
 
-// start checks the process pid of container id (its annotations md),
+// start checks the process pid of container id (its annotations md,
+// without the keys unknown, whose values the plugin cannot trust),
 // records the start unless another writer did, and refuses what is to be
 // refused: by its own check and on_error, whatever another writer
 // (nsrel-hook, the event recorder) recorded. Whatever the plugin refuses
 // has a deny record in the log: its own, appended now (after another
 // writer's record that allowed the start, naming it) or written late, or
 // another writer's refusal there already.
-func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string) error {
+func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string, unknown []string) error {
 	p.mu.Lock()
 	p.active++
 	p.mu.Unlock()
@@ -666,7 +674,7 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	// time (half of deadline_ms would overrun containerd's request
 	// timeout once deadline_ms passes 4 s, and containerd would drop the
 	// plugin: containers started unchecked).
-	rec, _ := hook.Decide(p.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceNRI, ID: id, PID: pid, Meta: md, Inspect: p.Inspect,
+	rec, _ := hook.Decide(p.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceNRI, ID: id, PID: pid, Meta: md, Unknown: unknown, Inspect: p.Inspect,
 		Budget: hook.BudgetWithin(ctx, p.Config)})
 	if limitErr != nil {
 		hook.RefusedInput(p.Config, rec, "the container's annotations were refused ("+limitErr.Error()+"); the record keeps what the limits allow",

@@ -22,6 +22,47 @@ func (c *Config) Select(id string, annotations map[string]string) *Block {
 	return &c.Default
 }
 
+// Unsure returns the blocks that may select the container in place of
+// the one [Config.Select] picks when the values of the annotation keys
+// unknown are not known (taken as absent there, so that a block
+// selecting on one never matches): in order, every block before that
+// one that selects on one of them and whose other selectors match the
+// container. The first block that matches is the container's, so one of
+// these is when its unknown keys match: a writer that cannot tell must
+// weigh each of them (see hook.Input.Unknown).
+func (c *Config) Unsure(id string, annotations map[string]string, unknown []string) []*Block {
+	var out []*Block
+	for i := range c.Policies {
+		m := c.Policies[i].Match
+		if m.Matches(id, annotations) {
+			break
+		}
+		if m.matchesUnless(id, annotations, unknown) {
+			out = append(out, &c.Policies[i])
+		}
+	}
+	return out
+}
+
+// matchesUnless reports whether m selects on one of the keys unknown
+// and all its other selectors select the container.
+func (m *Match) matchesUnless(id string, annotations map[string]string, unknown []string) bool {
+	if m == nil || m.ID != nil && !m.ID.MatchString(id) {
+		return false
+	}
+	uses := false
+	for _, am := range m.Annotations {
+		if slices.Contains(unknown, am.Key) {
+			uses = true
+			continue
+		}
+		if v, ok := annotations[am.Key]; !ok || !am.Value.MatchString(v) {
+			return false
+		}
+	}
+	return uses
+}
+
 // Matches reports whether m selects the container. A nil Match selects
 // every container.
 func (m *Match) Matches(id string, annotations map[string]string) bool {

@@ -326,3 +326,46 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// TestUnsure: with the image name unknown, the blocks that may select a
+// container in place of the one picked without it are, in order, those
+// before it that select on the image name and whose other selectors
+// match; none after the block picked (the first match wins), and none
+// whose other selectors do not match. The NRI plugin, which has no
+// trustworthy image name, picked the later block and let through what
+// an enforcing image-name block refuses.
+func TestUnsure(t *testing.T) {
+	const img = `"io\\.kubernetes\\.cri\\.image-name"`
+	const name = `"io\\.kubernetes\\.cri\\.container-name"`
+	c, err := policy.Parse("x.json", []byte(`{"version": 1, "audit_log": "/a",
+	"trusted_selectors": {"annotations": ["io.kubernetes.cri.image-name", "io.kubernetes.cri.container-name"]},
+	"policies": [
+		{"name": "untrusted", "mode": "enforce", "match": {"annotations": {`+img+`: "docker\\.io/untrusted/.*"}}},
+		{"name": "web-images", "mode": "enforce", "match": {"annotations": {`+img+`: "web/.*", `+name+`: "web"}}},
+		{"name": "legacy", "mode": "audit", "match": {"annotations": {`+name+`: "legacy"}}},
+		{"name": "exempt-images", "mode": "audit", "match": {"annotations": {`+img+`: "corp/.*"}}}],
+	"default": {"mode": "enforce"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown := []string{"io.kubernetes.cri.image-name"}
+	for _, tc := range []struct {
+		container string
+		want      []string
+	}{
+		{"legacy", []string{"untrusted"}},
+		{"web", []string{"untrusted", "web-images", "exempt-images"}},
+		{"other", []string{"untrusted", "exempt-images"}},
+	} {
+		var got []string
+		for _, b := range c.Unsure("id", map[string]string{"io.kubernetes.cri.container-name": tc.container}, unknown) {
+			got = append(got, b.Name)
+		}
+		if d := cmp.Diff(tc.want, got); d != "" {
+			t.Errorf("container %s: blocks (-want +got):\n%s", tc.container, d)
+		}
+	}
+	if got := c.Unsure("id", map[string]string{"io.kubernetes.cri.container-name": "x"}, nil); got != nil {
+		t.Errorf("nothing unknown: %d blocks, want none", len(got))
+	}
+}
