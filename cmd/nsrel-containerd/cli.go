@@ -293,10 +293,12 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	// goes through the same queue, not straight to stderr.
 	logging.Standard(logger)
 	// A line written to stderr directly comes after the diagnostics
-	// logged before it, which the logger writes from its queue.
+	// logged before it, which the logger writes from its queue; it is
+	// given up after fatalWait, so that the failure exits even when
+	// nobody reads stderr.
 	fatalf := func(format string, args ...any) {
 		logging.Flush(flushWait)
-		fmt.Fprintf(stderr, format, args...)
+		writeWithin(stderr, fatalWait, fmt.Sprintf(format, args...))
 	}
 	warn := func(err error) { logger.WithError(err).Warn("audit log") }
 	m := metrics.New(name)
@@ -356,6 +358,29 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info(prog + " stopped")
 	return 0
+}
+
+// fatalWait bounds the write of the line a failing service ends with
+// (after [flushWait] for the diagnostics before it).
+const fatalWait = time.Second
+
+// writeWithin writes s to w, waiting at most d: a write that takes
+// longer (a stderr nobody reads: a full pipe, a stalled journald) is
+// left to finish, or not, in the background, so that the caller goes on
+// to exit, and the service's supervisor restarts it. It used to wait for
+// good, and the failed service never exited (TestFatalToStalledStderr).
+func writeWithin(w io.Writer, d time.Duration, s string) {
+	done := make(chan struct{})
+	go func() {
+		io.WriteString(w, s)
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // writeReady writes the ready file under a new name in its directory

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/nstest"
@@ -82,5 +86,54 @@ func waitFor(t *testing.T, d *rsyslogtest.Daemon, out, s string) [][]byte {
 			t.Fatalf("no %q in rsyslog's output:\n%s\n%s", s, bytes.Join(lines, []byte("\n")), d.Output())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFatalToStalledStderr runs `nsrel-containerd nri` with a stderr
+// nobody reads (a pipe filled up) and an NRI socket that is not there:
+// the plugin fails, and exits 1 once its diagnostics and its last line
+// are given up (3 s, then 1 s, then 3 s in main), so that systemd
+// restarts it. The last line waited for good, and the process never
+// exited.
+func TestFatalToStalledStderr(t *testing.T) {
+	bin := nstest.Tool(t, "nsrel-containerd")
+	cfgPath, _ := ctrdtest.HookConfig(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fd := int(w.Fd()) // blocking from now on, as the child gets it
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	for buf := make([]byte, 4096); ; {
+		if _, err := unix.Write(fd, buf); errors.Is(err, unix.EAGAIN) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "nri", "--config", cfgPath, "--metrics-address", "", "--inject-hook", "none",
+		"--socket", filepath.Join(t.TempDir(), "none.sock"))
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if code := cmd.ProcessState.ExitCode(); code != 1 {
+			t.Errorf("exit %d (%v), want 1", code, err)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("nsrel-containerd nri did not exit within 60 s of failing with a stalled stderr")
 	}
 }
