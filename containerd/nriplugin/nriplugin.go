@@ -174,6 +174,10 @@ type Plugin struct {
 	// record carries (the record that should have said it was another
 	// writer's already): Run counts them as lost.
 	unreported lateCount
+	// droppedNew counts the refusals dropped as they came, beyond
+	// MaxLate (and the drops their records were to carry), for the
+	// next start queued to say; Run counts them as lost if none is.
+	droppedNew lateCount
 	// shipping is Log as [Plugin.Run] uses it: shipping checkpoints in
 	// the background, so that no answer waits for their destinations.
 	shipping *audit.Log
@@ -243,8 +247,10 @@ const shipWait = 5 * time.Second
 const DefaultCheckpointEvery = 30 * time.Second
 
 // MaxLate bounds the starts the plugin keeps to append later; beyond it
-// the oldest refusal is dropped (the oldest start when none waits), with
-// an error in the diagnostics, and the next record written says so.
+// the oldest refusal waiting is dropped, else the refusal that comes,
+// else the oldest start (the start of a container that ran goes only
+// for another), with an error in the diagnostics, and the record
+// queued after the one dropped says so.
 const MaxLate = 10000
 
 // Run registers the plugin as "nsrel" (index idx, e.g. "10") on the
@@ -770,8 +776,19 @@ func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err e
 	rec.Error = vocab.JoinErrors(rec.Error, "written late: the audit log could not be written at the start ("+err.Error()+")")
 	l := lateStart{rec: rec, pid: pid, startTime: startTime}
 	p.mu.Lock()
+	// The drops of refusals that came when the queue was full go to
+	// the next start queued.
+	l.dropped, p.droppedNew = p.droppedNew, lateCount{}
 	if len(p.late) == MaxLate {
-		i := p.toDrop()
+		i := p.toDrop(rec)
+		if i < 0 {
+			// No refusal waits, and this is one: it goes, not the
+			// start of a container that ran.
+			p.logger().WithFields(logrus.Fields{"container": rec.ContainerID, "verdict": rec.Verdict}).Error("dropped a refusal to append later: too many starts are waiting")
+			p.droppedNew = l.dropped.plus(countOf(rec))
+			p.mu.Unlock()
+			return
+		}
 		p.logger().WithFields(logrus.Fields{"container": p.late[i].rec.ContainerID, "verdict": p.late[i].rec.Verdict}).Error("dropped a start to append later: too many are waiting")
 		gone := p.late[i].dropped.plus(countOf(p.late[i].rec))
 		if len(p.late) > i+1 {
@@ -795,13 +812,14 @@ func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err e
 }
 
 // toDrop returns, under p.mu, the index of the late start to drop when
-// [MaxLate] wait: the oldest refusal, else the oldest start, never the
-// one being written. A refusal's container did not run, and the start
-// records of containers that ran are what the log is for: a pod author
-// who gets many containers refused while the log cannot be written
-// must not push the records of the containers that ran out of the
-// queue.
-func (p *Plugin) toDrop() int {
+// [MaxLate] wait and rec comes: the oldest refusal, else the oldest
+// start, never the one being written; -1 when no refusal waits and rec
+// is one, which is dropped then. A refusal's container did not run, and
+// the start records of containers that ran are what the log is for: a
+// pod author who gets many containers refused while the log cannot be
+// written must not push the records of the containers that ran out of
+// the queue.
+func (p *Plugin) toDrop(rec *audit.Record) int {
 	first := 0
 	if p.late[0].rec == p.writing {
 		first = 1
@@ -810,6 +828,9 @@ func (p *Plugin) toDrop() int {
 		if p.late[i].rec.Verdict == audit.VerdictDeny {
 			return i
 		}
+	}
+	if rec.Verdict == audit.VerdictDeny {
+		return -1
 	}
 	return first
 }
@@ -924,7 +945,7 @@ func (p *Plugin) flushLate() lateCount {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lost := p.unreported
+	lost := p.unreported.plus(p.droppedNew)
 	for _, l := range p.late {
 		lost = lost.plus(l.dropped).plus(countOf(l.rec))
 	}

@@ -632,7 +632,9 @@ func TestLateDrops(t *testing.T) {
 
 // TestLateDropsRefusals: beyond MaxLate a refusal waiting (the
 // container did not run) is dropped before any start of a container that
-// ran, and the records and the stop count and word them apart: the next
+// ran, and so is a refusal that comes when none waits (it pushed the
+// oldest start out, whose container ran: docs/containerd.md said
+// otherwise); the records and the stop count and word them apart: the next
 // record written says how many starts were dropped, whose containers ran
 // unrecorded, and how many refusals, whose containers did not run; Run's
 // error at the stop names the refusals lost apart from the starts. The
@@ -658,10 +660,30 @@ func TestLateDropsRefusals(t *testing.T) {
 		t.Fatalf("after a drop: head %s, [5] %s (dropped %+v); want c00000, then c00006 carrying 1 refusal",
 			p.late[0].rec.ContainerID, p.late[5].rec.ContainerID, p.late[5].dropped)
 	}
+	// With no refusal waiting, a refusal that comes is dropped, not
+	// the start of a container that ran, and the next start queued
+	// carries it; it pushed the oldest start out.
 	p.appendLater(start("new-refused", audit.VerdictDeny), 1, 1, errors.New("log full"))
-	if p.late[0].rec.ContainerID != "c00001" || p.late[0].dropped != (lateCount{ran: 1}) || p.late[MaxLate-1].rec.ContainerID != "new-refused" {
-		t.Fatalf("after a second drop: head %s (dropped %+v), last %s; want c00001 carrying 1 start, new-refused",
-			p.late[0].rec.ContainerID, p.late[0].dropped, p.late[MaxLate-1].rec.ContainerID)
+	if p.late[0].rec.ContainerID != "c00000" || p.late[MaxLate-1].rec.ContainerID != "new-allowed" || p.droppedNew != (lateCount{refused: 1}) {
+		t.Fatalf("after a refusal came: head %s, last %s, refusals dropped as they came %+v; want c00000, new-allowed, 1",
+			p.late[0].rec.ContainerID, p.late[MaxLate-1].rec.ContainerID, p.droppedNew)
+	}
+	p.appendLater(start("next-allowed", audit.VerdictAllow), 1, 1, errors.New("log full"))
+	if p.late[0].rec.ContainerID != "c00001" || p.late[0].dropped != (lateCount{ran: 1}) ||
+		p.late[MaxLate-1].rec.ContainerID != "next-allowed" || p.late[MaxLate-1].dropped != (lateCount{refused: 1}) || !p.droppedNew.zero() {
+		t.Fatalf("after a start came: head %s (dropped %+v), last %s (dropped %+v); want c00001 carrying 1 start, next-allowed carrying 1 refusal",
+			p.late[0].rec.ContainerID, p.late[0].dropped, p.late[MaxLate-1].rec.ContainerID, p.late[MaxLate-1].dropped)
+	}
+	// A refusal dropped as it came, with nothing queued after it, is
+	// lost at the stop.
+	p = &Plugin{Config: cfg, flushing: true, Timeout: 50 * time.Millisecond}
+	for i := range MaxLate {
+		p.late = append(p.late, lateStart{rec: start(fmt.Sprintf("c%05d", i), audit.VerdictAllow)})
+	}
+	p.appendLater(start("refused-last", audit.VerdictDeny), 1, 1, errors.New("log full"))
+	p.late = nil
+	if lost := p.flushLate(); lost != (lateCount{refused: 1}) {
+		t.Errorf("flushLate: %+v lost, want the refusal dropped as it came", lost)
 	}
 
 	// What the records say.
