@@ -454,8 +454,12 @@ func Flush(d time.Duration) {
 // which ttrpc under the NRI stub and containerd's client use), and a
 // write to a stderr nobody reads would wait inside them, in a request
 // with a deadline too. l's level applies; an entry at panic or fatal
-// level is passed on at error level (the standard logger still panics
-// or exits). It replaces the standard logger's hooks.
+// level is passed on at error level, and then the standard logger
+// panics or exits, which would lose it in the queue: the panic waits,
+// at most [StandardWait], for the [Service] loggers to send what they
+// queued, and a logrus exit (a fatal entry of any logger) is preceded
+// by [Flush] for as long (logrus.RegisterExitHandler). It replaces the
+// standard logger's hooks.
 func Standard(l *logrus.Logger) {
 	std := logrus.StandardLogger()
 	std.SetOutput(io.Discard)
@@ -463,7 +467,15 @@ func Standard(l *logrus.Logger) {
 	std.SetLevel(l.GetLevel())
 	std.ReplaceHooks(logrus.LevelHooks{})
 	std.AddHook(forward{l})
+	exitFlush.Do(func() { logrus.RegisterExitHandler(func() { Flush(StandardWait) }) })
 }
+
+// StandardWait bounds how long an entry at panic or fatal level that
+// [Standard] passes on waits to be sent before the panic or the exit.
+const StandardWait = 2 * time.Second
+
+// exitFlush registers the exit handler of [Standard] once.
+var exitFlush sync.Once
 
 // forward is the standard logger's hook that passes entries to l.
 type forward struct{ l *logrus.Logger }
@@ -472,5 +484,25 @@ func (forward) Levels() []logrus.Level { return logrus.AllLevels }
 
 func (f forward) Fire(e *logrus.Entry) error {
 	f.l.WithFields(e.Data).WithTime(e.Time).Log(max(e.Level, logrus.ErrorLevel), e.Message)
+	if e.Level == logrus.PanicLevel {
+		// The panic may end the process. Not Flush: a panic recovered
+		// must leave the queues as they are (after Flush, an entry to
+		// stderr is written as it is logged, waiting for stderr).
+		drain(StandardWait)
+	}
 	return nil
+}
+
+// drain waits until every [Service] logger has sent what it had
+// queued, at most d.
+func drain(d time.Duration) {
+	senders.Lock()
+	all := slices.Clone(senders.all)
+	senders.Unlock()
+	deadline := time.Now().Add(d)
+	for _, s := range all {
+		for s.pending() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }

@@ -382,8 +382,9 @@ func TestServiceStderrAfterFlush(t *testing.T) {
 // TestStandardNeverWaits: what a library logs through logrus's standard
 // logger (the NRI stub's ttrpc, containerd's client) goes through a
 // Service logger once Standard is set, so a stderr that takes nothing
-// does not hold it; once stderr takes writes, the entry is there, at
-// error level for a panic. It went straight to stderr, waiting for it.
+// does not hold it for good (a panic waits StandardWait for it); once
+// stderr takes writes, the entry is there, at error level for a panic.
+// It went straight to stderr, waiting for it.
 func TestStandardNeverWaits(t *testing.T) {
 	std := logrus.StandardLogger()
 	out, formatter, level, hooks := std.Out, std.Formatter, std.GetLevel(), std.Hooks
@@ -408,7 +409,7 @@ func TestStandardNeverWaits(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // the panic waits StandardWait
 		t.Fatal("the standard logger waited for a stalled stderr")
 	}
 	stderr.Release()
@@ -420,5 +421,39 @@ func TestStandardNeverWaits(t *testing.T) {
 	s := stderr.String()
 	if !strings.Contains(s, `level=error msg="ttrpc: received message on inactive stream" stream=3`) || !strings.Contains(s, `level=error msg="a library panics"`) || strings.Contains(s, "below the level") {
 		t.Errorf("stderr %q; want both errors, not the debug entry", s)
+	}
+}
+
+// TestStandardPanicFatalSent: an entry at panic or fatal level logged
+// through logrus's standard logger, once Standard is set, is on stderr
+// (a slow one) when the standard logger panics or exits. It was queued
+// behind the entries before it and lost: logrus panics or calls
+// os.Exit right after the hooks, and nothing flushed the queue.
+func TestStandardPanicFatalSent(t *testing.T) {
+	std := logrus.StandardLogger()
+	out, formatter, level, hooks, exit := std.Out, std.Formatter, std.GetLevel(), std.Hooks, std.ExitFunc
+	t.Cleanup(func() {
+		std.SetOutput(out)
+		std.SetFormatter(formatter)
+		std.SetLevel(level)
+		std.ReplaceHooks(hooks)
+		std.ExitFunc = exit
+	})
+	var w slowWriter
+	Standard(Service(syslog.Target{Kind: "stderr"}, "nsrel-containerd", &w, logrus.InfoLevel))
+	logrus.Error("before the panic")
+	func() {
+		defer func() { _ = recover() }()
+		logrus.Panic("a library panics")
+	}()
+	if s := w.String(); !strings.Contains(s, `level=error msg="a library panics"`) {
+		t.Errorf("stderr when the standard logger panicked: %q; want the entry", s)
+	}
+	exited := -1
+	std.ExitFunc = func(code int) { exited = code }
+	logrus.Error("before the exit")
+	logrus.Fatal("a library gives up")
+	if s := w.String(); exited != 1 || !strings.Contains(s, `level=error msg="a library gives up"`) {
+		t.Errorf("exit %d, stderr when the standard logger exited: %q; want 1 and the entry", exited, s)
 	}
 }
