@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/google/go-cmp/cmp"
@@ -49,7 +50,11 @@ func TestNRIRefusalOverHookRecordOnError(t *testing.T) {
 			c := d.Client(t)
 			d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
 			d.ImportBusybox(t, c, "k8s.io")
-			p := &Plugin{Config: cfg, Log: log, Inject: &Injection{Hook: hookBin, Config: cfgPath}}
+			// A check timeout well below containerd's 2 s request
+			// timeout (as slowLog's): with the default 1.5 s, a loaded
+			// machine could make containerd drop the plugin while it
+			// waits for the locked log.
+			p := &Plugin{Config: cfg, Log: log, Inject: &Injection{Hook: hookBin, Config: cfgPath}, Timeout: 500 * time.Millisecond}
 			// The pod's sandbox is checked as usual; then the plugin's
 			// inspection fails, or the log's lock is taken from under
 			// it, until the test releases it.
