@@ -369,13 +369,38 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	// sets (io.kubernetes.cri.*, which trusted_selectors may trust) come
 	// from the runtime's pod only, as CRI sets them on the sandbox's
 	// spec; a sandbox has no container name.
-	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, vocab.CRIAnnotationPrefix) })
-	vocab.DropSandboxContainerName(md)
-	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
-	md[vocab.CRIAnnotationPrefix+"container-type"], md[vocab.CRIAnnotationPrefix+"sandbox-id"], md[vocab.CRIAnnotationPrefix+"sandbox-uid"] = "sandbox", pod.GetId(), pod.GetUid()
+	sandboxKeys(md, pod)
 	// CRI sets no image name on a sandbox's spec: a block selecting on
 	// it does not select a sandbox, in the hook or here.
 	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md, nil)
+}
+
+// sandboxKeys sets in md, a pod's labels and annotations as NRI sends
+// them, the keys containerd's CRI sets on a sandbox's spec
+// (io.kubernetes.cri.*), from the pod the runtime sends, and removes
+// every other key of theirs (and a container name, which a sandbox has
+// not): container-type sandbox, and the pod's ID, UID, name and
+// namespace, each when the runtime sends it (see [setSent]).
+func sandboxKeys(md map[string]string, pod *api.PodSandbox) {
+	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, vocab.CRIAnnotationPrefix) })
+	vocab.DropSandboxContainerName(md)
+	md[vocab.CRIAnnotationPrefix+"container-type"] = "sandbox"
+	setSent(md, map[string]string{
+		vocab.AnnotationSandboxID: pod.GetId(), vocab.CRIAnnotationPrefix + "sandbox-uid": pod.GetUid(),
+		vocab.AnnotationSandboxName: pod.GetName(), vocab.AnnotationSandboxNamespace: pod.GetNamespace(),
+	})
+}
+
+// setSent sets in md each key of kv whose value the runtime sent (not
+// empty); one it did not send is left out, as from a spec CRI wrote,
+// so that a block selecting on it (even with a pattern that matches
+// the empty string) selects as it would in nsrel-hook.
+func setSent(md, kv map[string]string) {
+	for k, v := range kv {
+		if v != "" {
+			md[k] = v
+		}
+	}
 }
 
 // CreateContainer adds nsrel-hook at createRuntime and poststop to the
@@ -623,8 +648,9 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 // annotations NRI sends are the spec's with the container's CRI config
 // annotations copied over them (containerd 2.4), so that a container
 // claiming io.kubernetes.cri.container-name or container-type could
-// pick a block meant for others. A key the runtime sends no value for
-// (a container name, an ID) is left out, and so is the image's name
+// pick a block meant for others. container-type is "container"; a key
+// the runtime sends no value for (a name, an ID) is left out
+// ([setSent]), and so is the image's name
 // ([vocab.AnnotationImageName]), which the plugin has no trustworthy
 // value of: the name NRI sends is one of the names containerd holds for
 // the image's content, which whoever pulls or tags the same content
@@ -638,16 +664,12 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 // nothing ([Plugin.Run] says so at its start).
 func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 	maps.DeleteFunc(md, func(k, _ string) bool { return strings.HasPrefix(k, vocab.CRIAnnotationPrefix) })
-	md[vocab.AnnotationSandboxName], md[vocab.AnnotationSandboxNamespace] = pod.GetName(), pod.GetNamespace()
 	md[vocab.CRIAnnotationPrefix+"container-type"] = "container"
-	for k, v := range map[string]string{
+	setSent(md, map[string]string{
 		vocab.AnnotationContainerName: ctr.GetName(), vocab.AnnotationSandboxID: pod.GetId(),
-		vocab.CRIAnnotationPrefix + "sandbox-uid": pod.GetUid(),
-	} {
-		if v != "" {
-			md[k] = v
-		}
-	}
+		vocab.CRIAnnotationPrefix + "sandbox-uid": pod.GetUid(), vocab.AnnotationSandboxName: pod.GetName(),
+		vocab.AnnotationSandboxNamespace: pod.GetNamespace(),
+	})
 }
 
 // start checks the process pid of container id (its annotations md,
@@ -656,8 +678,9 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 // refused: by its own check and on_error, whatever another writer
 // (nsrel-hook, the event recorder) recorded. Whatever the plugin refuses
 // has a deny record in the log: its own, appended now (after another
-// writer's record that allowed the start, naming it) or written late, or
-// another writer's refusal there already.
+// writer's record that allowed the start, naming it) or written late
+// (unless dropped beyond [MaxLate] or lost at the stop, which the
+// diagnostics say), or another writer's refusal there already.
 func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string, unknown []string) error {
 	p.mu.Lock()
 	p.active++

@@ -84,3 +84,39 @@ func TestNRIPodNamespaceFromRuntime(t *testing.T) {
 		})
 	}
 }
+
+// TestCRIKeysSentOnly: the io.kubernetes.cri.* keys the plugin sets for
+// a container or a sandbox are container-type and those the runtime
+// sent a value for; one it sent empty (no pod name or namespace) is
+// left out, as from the spec nsrel-hook reads, and a claim of the
+// container's or the pod's is removed all the same. sandbox-name and
+// sandbox-namespace were always set, empty when not sent, so that a
+// block whose pattern matches the empty string selected in the plugin
+// what it does not select in the hook (docs/hook.md said "each when the
+// runtime sends it").
+func TestCRIKeysSentOnly(t *testing.T) {
+	claims := func() map[string]string {
+		return map[string]string{vocab.AnnotationSandboxName: "claimed", vocab.AnnotationSandboxNamespace: "claimed", "app": "x"}
+	}
+	pod := &api.PodSandbox{Id: "pod-id"}
+	md := claims()
+	criKeys(md, pod, &api.Container{Name: "c"})
+	want := map[string]string{"app": "x", vocab.CRIAnnotationPrefix + "container-type": "container", vocab.AnnotationContainerName: "c", vocab.AnnotationSandboxID: "pod-id"}
+	if d := cmp.Diff(want, md); d != "" {
+		t.Errorf("container (-want +got):\n%s", d)
+	}
+	md = claims()
+	sandboxKeys(md, pod)
+	want = map[string]string{"app": "x", vocab.CRIAnnotationPrefix + "container-type": "sandbox", vocab.AnnotationSandboxID: "pod-id"}
+	if d := cmp.Diff(want, md); d != "" {
+		t.Errorf("sandbox (-want +got):\n%s", d)
+	}
+	pod = &api.PodSandbox{Id: "pod-id", Uid: "u", Name: "n", Namespace: "ns"}
+	md = claims()
+	sandboxKeys(md, pod)
+	want = map[string]string{"app": "x", vocab.CRIAnnotationPrefix + "container-type": "sandbox", vocab.AnnotationSandboxID: "pod-id",
+		vocab.CRIAnnotationPrefix + "sandbox-uid": "u", vocab.AnnotationSandboxName: "n", vocab.AnnotationSandboxNamespace: "ns"}
+	if d := cmp.Diff(want, md); d != "" {
+		t.Errorf("sandbox with every key sent (-want +got):\n%s", d)
+	}
+}
