@@ -183,8 +183,8 @@ func unknownIn(b *policy.Block, unknown []string) []string {
 // needs it. Every rule is evaluated, whatever the others found: the
 // record lists every violation (the containerd event recorder cannot
 // refuse, and a warning is all an audit block gives), and a rule that
-// could not be checked is not mistaken for one found broken
-// ([policy.Found]). The scan, and the walk of what it found, end at the
+// could not be checked is not mistaken for one found broken (its
+// violation's reason starts with [policy.Unchecked]). The scan, and the walk of what it found, end at the
 // scan's deadline ([RunningPod]): that, not skipping them, keeps a
 // refusal within the caller's deadline (TestRunningChecksInTime).
 //

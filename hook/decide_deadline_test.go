@@ -100,7 +100,7 @@ func TestRefusedWithoutScan(t *testing.T) {
 		{"nested audit", policy.ModeAudit, `"host_root_unmapped":true,"disjoint_from_running":true`, nested.PID,
 			[]string{policy.RuleHostRootUnmapped, policy.RuleHostRootUnmapped}, true, false},
 		// The other rule cannot be checked (no subordinate ID files):
-		// the overlaps found still are (policy.Found).
+		// the overlaps found still are, as violations of their own.
 		{"nested unchecked", policy.ModeEnforce, `"allowed_subid_user":"nobody","disjoint_from_running":true`, nested.PID,
 			[]string{policy.RuleAllowedRanges, policy.RuleAllowedRanges}, true, true},
 	} {

@@ -548,8 +548,8 @@ func TestRunningJoinedPIDNSDaemon(t *testing.T) {
 // past the scan's deadline, the overlaps it found until then are kept
 // with the error, and disjoint_from_running lists them as found, besides
 // "cannot be checked" for the rest. They were thrown away: a container
-// sharing IDs with another was recorded as merely not checked, which the
-// NRI plugin does not count as found (policy.Found).
+// sharing IDs with another was recorded as merely not checked (a
+// violation whose reason starts with policy.Unchecked).
 func TestRunningLateKeepsFound(t *testing.T) {
 	nstest.RequireRoot(t)
 	base := nstest.HostIDBase(t) + 900_000

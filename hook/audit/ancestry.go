@@ -39,7 +39,8 @@ type Ancestry struct {
 	// PID is the process, as the inspector sees it.
 	PID int `json:"pid"`
 	// StartTime is field 22 of /proc/PID/stat: the start time in clock
-	// ticks since boot. With PID it names a process uniquely.
+	// ticks since boot. With PID it names a process uniquely within one
+	// boot (after a reboot, another process can have both).
 	StartTime uint64 `json:"start_time"`
 	// User is the user namespace chain: User[0] is the process's own,
 	// each next entry the parent, the last the top the inspector can see

@@ -190,8 +190,9 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 		add(RuleDisjoint, Unchecked+": the running processes were not scanned")
 		return
 	case run.Err != nil:
-		// What was found before counts too: an overlap found is a
-		// violation, whatever was not checked (Found).
+		// What was found before counts too: each overlap found is a
+		// violation of its own, beside this one for what was not
+		// checked.
 		add(RuleDisjoint, Unchecked+": %v", run.Err)
 	}
 	// At most MaxDisjointListed violations, then one that counts the
