@@ -16,10 +16,11 @@ import (
 // then GIDs (subuid(5)).
 var SubIDFiles = [2]string{"/etc/subuid", "/etc/subgid"}
 
-// PasswdFile is where allowed_subid_user's name is resolved to its UID,
-// or its UID to its names ([idmap.SubIDUsers]): a subordinate ID file
-// may name the user in either form (subuid(5)). The hook starts no process, so users only the
-// name service knows (LDAP, SSSD) are matched in the form configured.
+// PasswdFile is where allowed_subid_user's value is resolved to a UID,
+// and the UID to the names whose lines count ([idmap.SubIDUsers]): a
+// subordinate ID file may name the user by name or by UID (subuid(5)).
+// The hook starts no process, so users only the name service knows
+// (LDAP, SSSD) are matched in the form configured.
 var PasswdFile = "/etc/passwd"
 
 // Running is what a scan of the processes running now found, for

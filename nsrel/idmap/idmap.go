@@ -318,14 +318,17 @@ func ParseSubID(b []byte, users ...string) (Spans, error) {
 }
 
 // SubIDUsers returns the forms in which a subordinate ID file may name
-// user (a name or a numeric UID), for [ParseSubID], resolved as
-// getpwnam(3) and then getpwuid(3) would through passwd (the content of
-// passwd(5)): a user the first passwd entry of that name names (an
-// all-digit name too) gives user and that entry's UID; else a number
-// gives user, the UID in decimal when user spells it otherwise ("01000"),
-// and the name of every entry with that UID (root and its alias toor);
-// else user alone. subuid(5) and newuidmap(1) take a line naming the user
-// in either form. A later entry of a name already seen does not count.
+// user (a name or a numeric UID), for [ParseSubID], as newuidmap(1) and
+// newgidmap(1) of shadow 4.3 and later take them (find_range in its
+// lib/subordinateio.c), through passwd (the content of passwd(5)). user
+// is resolved to a UID as getpwnam(3) would, by the first passwd entry
+// of that name (an all-digit name too), else as a number ("01000" is
+// 1000); a line then counts when it names that UID in decimal or names a
+// user whose first passwd entry has that UID: the caller's own name and
+// every alias of its UID (root and toor both, whichever is configured),
+// but not a name whose first entry has another UID. The result is user,
+// the UID in decimal, then those names in the file's order; user alone
+// when it is neither a name passwd has nor a number.
 func SubIDUsers(passwd []byte, user string) []string {
 	users := []string{user}
 	add := func(s string) {
@@ -334,21 +337,27 @@ func SubIDUsers(passwd []byte, user string) []string {
 		}
 	}
 	entries := passwdEntries(passwd)
+	uid, found := uint64(0), false
 	for _, e := range entries {
 		if e.name == user {
-			add(strconv.FormatUint(uint64(e.uid), 10))
+			uid, found = uint64(e.uid), true
+			break
+		}
+	}
+	if !found {
+		n, err := strconv.ParseUint(user, 10, 32)
+		if err != nil {
 			return users
 		}
-	}
-	uid, err := strconv.ParseUint(user, 10, 32)
-	if err != nil {
-		return users
+		uid = n
 	}
 	add(strconv.FormatUint(uid, 10))
+	seen := make(map[string]bool)
 	for _, e := range entries {
-		if uint64(e.uid) == uid {
+		if !seen[e.name] && uint64(e.uid) == uid {
 			add(e.name)
 		}
+		seen[e.name] = true
 	}
 	return users
 }

@@ -116,18 +116,19 @@ func TestParseSubID(t *testing.T) {
 }
 
 // TestSubIDUsers: a subordinate ID file may name a user by name or by
-// UID (subuid(5), newuidmap(1)). The user configured is resolved as
-// getpwnam, then getpwuid, would: a name (an all-digit one too) by the
-// first passwd entry of that name, to its UID; else a number to every
-// name of that UID (root and its alias toor). An alias of a UID was not
-// found by name, a UID gave only its first name, a duplicate name every
-// UID it had, and an all-digit name was taken as a UID.
+// UID (subuid(5)), and newuidmap(1) (shadow 4.3 and later) takes a line
+// naming the caller's UID in decimal or any user whose first passwd
+// entry has that UID. The user configured is resolved as getpwnam would:
+// a name (an all-digit one too) by the first passwd entry of that name,
+// else a number. toor and root both gave the lines of their own name and
+// "0" only, not those of the other name of UID 0; a number gave the name
+// of a later entry of a name whose first entry has another UID (dup).
 func TestSubIDUsers(t *testing.T) {
 	passwd := []byte("root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\ncontainers:x:999:999::/:/usr/sbin/nologin\n" +
 		"toor:x:0:0::/root:/bin/sh\ndup:x:2000:2000::/:/bin/sh\ndup:x:2001:2001::/:/bin/sh\n4242x:x:4242:4242::/:/bin/sh\n" +
 		"1234:x:3000:3000::/:/bin/sh\nbob:x:1234:1234::/:/bin/sh\n")
 	file := []byte("1000:100000:65536\ncontainers:200000:65536\n0:300000:10\ntoor:400000:10\n2001:500000:10\ndup:600000:10\n" +
-		"3000:700000:10\nbob:800000:10\n")
+		"3000:700000:10\nbob:800000:10\nroot:900000:10\n")
 	for _, tc := range []struct {
 		user  string
 		forms []string
@@ -138,9 +139,10 @@ func TestSubIDUsers(t *testing.T) {
 		{"01000", []string{"01000", "1000", "alice"}, idmap.Spans{{100000, 65536}}},
 		{"999", []string{"999", "containers"}, idmap.Spans{{200000, 65536}}},
 		{"containers", []string{"containers", "999"}, idmap.Spans{{200000, 65536}}},
-		{"root", []string{"root", "0"}, idmap.Spans{{300000, 10}}},
-		{"toor", []string{"toor", "0"}, idmap.Spans{{300000, 10}, {400000, 10}}},
-		{"0", []string{"0", "root", "toor"}, idmap.Spans{{300000, 10}, {400000, 10}}},
+		{"root", []string{"root", "0", "toor"}, idmap.Spans{{300000, 10}, {400000, 10}, {900000, 10}}},
+		{"toor", []string{"toor", "0", "root"}, idmap.Spans{{300000, 10}, {400000, 10}, {900000, 10}}},
+		{"0", []string{"0", "root", "toor"}, idmap.Spans{{300000, 10}, {400000, 10}, {900000, 10}}},
+		{"2001", []string{"2001"}, idmap.Spans{{500000, 10}}},
 		{"dup", []string{"dup", "2000"}, idmap.Spans{{600000, 10}}},
 		{"1234", []string{"1234", "3000"}, idmap.Spans{{700000, 10}}},
 		{"4242", []string{"4242", "4242x"}, nil},
