@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -330,48 +331,90 @@ func ParseSubID(b []byte, users ...string) (Spans, error) {
 // the UID in decimal, then those names in the file's order; user alone
 // when it is neither a name passwd has nor a number.
 func SubIDUsers(passwd []byte, user string) []string {
+	// Nothing but the result is built (a 16 MiB passwd is read at each
+	// check: BenchmarkSubIDUsers). One scan parses every entry, for the
+	// names of the UID; the rest search for the line of a name.
 	users := []string{user}
 	add := func(s string) {
 		if !slices.Contains(users, s) {
 			users = append(users, s)
 		}
 	}
-	entries := passwdEntries(passwd)
-	uid, found := uint64(0), false
-	for _, e := range entries {
-		if e.name == user {
-			uid, found = uint64(e.uid), true
-			break
-		}
-	}
+	uid, found := firstEntry(passwd, user)
 	if !found {
 		n, err := strconv.ParseUint(user, 10, 32)
 		if err != nil {
 			return users
 		}
-		uid = n
+		uid = uint32(n)
 	}
-	add(strconv.FormatUint(uid, 10))
-	seen := make(map[string]bool)
-	for _, e := range entries {
-		if !seen[e.name] && uint64(e.uid) == uid {
-			add(e.name)
+	add(strconv.FormatUint(uint64(uid), 10))
+	var names []string // of entries with that UID, each once, in the file's order
+	for rest := passwd; ; {
+		name, id, r, ok := nextPasswdEntry(rest)
+		if !ok {
+			break
 		}
-		seen[e.name] = true
+		rest = r
+		if id == uid && indexName(names, name) < 0 {
+			names = append(names, string(name))
+		}
+	}
+	for _, name := range names {
+		// A later entry of a name whose first has another UID does not
+		// count.
+		if id, ok := firstEntry(passwd, name); ok && id == uid {
+			add(name)
+		}
 	}
 	return users
 }
 
-// passwdEntry is a passwd(5) line's name and UID.
-type passwdEntry struct {
-	name string
-	uid  uint32
+// firstEntry returns the UID of passwd's first entry named name, as
+// [nextPasswdEntry] takes entries, finding its line without parsing the
+// others.
+func firstEntry(passwd []byte, name string) (uid uint32, ok bool) {
+	if name == "" {
+		return 0, false
+	}
+	key := append([]byte(name), ':')
+	for off := 0; ; off++ {
+		i := bytes.Index(passwd[off:], key)
+		if i < 0 {
+			return 0, false
+		}
+		off += i
+		if off > 0 && passwd[off-1] != '\n' {
+			continue
+		}
+		line := passwd[off:]
+		if j := bytes.IndexByte(line, '\n'); j >= 0 {
+			line = line[:j]
+		}
+		if n, id, _, ok := nextPasswdEntry(line); ok && string(n) == name {
+			return id, true
+		}
+	}
 }
 
-// passwdEntries returns passwd's entries in the file's order, skipping
-// what [ParsePasswd] skips.
-func passwdEntries(data []byte) []passwdEntry {
-	var out []passwdEntry
+// indexName returns the index of name in names, or -1, without
+// allocating.
+func indexName(names []string, name []byte) int {
+	for i, n := range names {
+		if n == string(name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// nextPasswdEntry returns the name and UID of the first entry of data,
+// in passwd(5) lines "name:password:UID:GID:...", and what follows its
+// line; ok is false when no entry is left. Empty lines, comments, NIS
+// "+"/"-" lines and malformed lines (fewer than four fields, an empty
+// name, a UID that is not a 32-bit decimal number) are skipped. It
+// allocates nothing: a passwd file may be 16 MiB ([MaxPasswdFile]).
+func nextPasswdEntry(data []byte) (name []byte, uid uint32, rest []byte, ok bool) {
 	for len(data) > 0 {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -382,17 +425,41 @@ func passwdEntries(data []byte) []passwdEntry {
 		if len(line) == 0 || line[0] == '#' || line[0] == '+' || line[0] == '-' {
 			continue
 		}
-		f := bytes.SplitN(line, []byte(":"), 4)
-		if len(f) < 4 || len(f[0]) == 0 {
+		i := bytes.IndexByte(line, ':')
+		if i <= 0 {
 			continue
 		}
-		uid, err := strconv.ParseUint(string(f[2]), 10, 32)
-		if err != nil {
+		name, line = line[:i], line[i+1:]
+		if i = bytes.IndexByte(line, ':'); i < 0 { // password
 			continue
 		}
-		out = append(out, passwdEntry{name: string(f[0]), uid: uint32(uid)})
+		line = line[i+1:]
+		if i = bytes.IndexByte(line, ':'); i < 0 {
+			continue
+		}
+		if uid, ok = parseUint32(line[:i]); ok {
+			return name, uid, data, true
+		}
 	}
-	return out
+	return nil, 0, nil, false
+}
+
+// parseUint32 parses b as strconv.ParseUint(string(b), 10, 32) would,
+// without allocating.
+func parseUint32(b []byte) (uint32, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n = n*10 + uint64(c-'0'); n > math.MaxUint32 {
+			return 0, false
+		}
+	}
+	return uint32(n), true
 }
 
 // ParsePasswd parses passwd(5) lines "name:password:UID:GID:..." into a
@@ -400,10 +467,14 @@ func passwdEntries(data []byte) []passwdEntry {
 // lines and malformed lines are skipped.
 func ParsePasswd(data []byte) map[uint32]string {
 	users := make(map[uint32]string)
-	for _, e := range passwdEntries(data) {
-		if _, ok := users[e.uid]; !ok {
-			users[e.uid] = e.name
+	for {
+		name, uid, rest, ok := nextPasswdEntry(data)
+		if !ok {
+			return users
+		}
+		data = rest
+		if _, ok := users[uid]; !ok {
+			users[uid] = string(name)
 		}
 	}
-	return users
 }
