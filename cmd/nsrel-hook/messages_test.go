@@ -66,9 +66,11 @@ func TestDeadlineNamesContainer(t *testing.T) {
 // TestPolicyCheckEscapes: `nsrel-hook policy check` prints the config's
 // paths, annotation keys and patterns escaped, as the tools print every
 // string they did not write: a terminal escape in one cleared the
-// screen or hid text. A recorded annotation key must be one (as a
-// trusted one): not empty, without control, formatting or bidirectional
-// characters or spaces (TestAnnotationKeys has the rest).
+// screen or hid text. A recorded annotation key (as a trusted one) must
+// not be empty nor hold a C0 control character or DEL; one with a C1,
+// bidirectional or formatting character or a space, which an earlier
+// release took, is taken and printed escaped (TestAnnotationKeys has the
+// rest).
 func TestPolicyCheckEscapes(t *testing.T) {
 	const esc, bidi = "\x1b[2J", "\u202e"
 	e := newEnv(t, "hook.json", func(c map[string]any) {
@@ -92,11 +94,18 @@ func TestPolicyCheckEscapes(t *testing.T) {
 			t.Errorf("no %s in:\n%s", want, stdout)
 		}
 	}
-	for _, key := range []string{"", "a key", "key\x1b", "key" + bidi, "key\u0085"} {
+	for _, key := range []string{"", "key\x1b", "key\x7f"} {
 		e := newEnv(t, "hook.json", func(c map[string]any) { c["record_annotations"] = []any{"io.kubernetes.pod.name", key} })
 		code, stdout, stderr := run("", "policy", "check", e.config)
-		if code != 1 || stdout != "" || !strings.Contains(stderr, "record_annotations[1]: must be an annotation key") {
+		if code != 1 || stdout != "" || !strings.Contains(stderr, "record_annotations[1]: must be an annotation key: not empty, without control characters (C0 or DEL)") {
 			t.Errorf("record_annotations key %q: exit %d, stdout %q, stderr %q; want refused", key, code, stdout, stderr)
+		}
+	}
+	for key, want := range map[string]string{"a key": "a key", "key" + bidi: `"key\u202e"`, "key\u0085": `"key\u0085"`, "key\u00a0": `"key\u00a0"`} {
+		e := newEnv(t, "hook.json", func(c map[string]any) { c["record_annotations"] = []any{"io.kubernetes.pod.name", key} })
+		code, stdout, stderr := run("", "policy", "check", e.config)
+		if code != 0 || strings.ContainsAny(stdout, bidi+"\u0085\u00a0") || !strings.Contains(stdout, "records annotations: io.kubernetes.pod.name, "+want+"\n") {
+			t.Errorf("record_annotations key %q: exit %d, stderr %q; want taken and printed as %s in:\n%s", key, code, stderr, want, stdout)
 		}
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -576,7 +574,7 @@ func (p *parser) config(n *node) *Config {
 				case !annotationKey(s):
 					// As trusted_selectors.annotations: records and the
 					// tools' lines name the key.
-					p.errorf(e, ep, "must be an annotation key: 1 to %d printable characters without spaces", maxAnnotationKey)
+					p.errorf(e, ep, "must be an annotation key: %s", annotationKeyRule)
 				default:
 					c.RecordAnnotations = append(c.RecordAnnotations, s)
 				}
@@ -645,19 +643,24 @@ func (p *parser) checkWritten(auditLog string) {
 	}
 }
 
-// maxAnnotationKey is the longest annotation key Kubernetes accepts: a
-// DNS subdomain prefix of up to 253 bytes, '/', and a name of up to 63.
-const maxAnnotationKey = 253 + 1 + 63
+// annotationKeyRule is what annotationKey takes, for the errors.
+const annotationKeyRule = "not empty, without control characters (C0 or DEL)"
 
 // annotationKey reports whether s may be a key of record_annotations and
-// trusted_selectors.annotations: 1 to [maxAnnotationKey] bytes of valid
-// UTF-8, every rune printable (unicode.IsPrint: no control character, C0
-// or C1, no bidirectional or other formatting mark) and none a space.
-// Every Kubernetes key passes (ASCII letters, digits, '-', '_', '.' and
-// one '/'); the tools' lines and the records name the key.
+// trusted_selectors.annotations: not empty, and no byte of it a C0
+// control character or DEL, which trusted_selectors keys never could be
+// (nor record_annotations keys since 87c3e14). Nothing else is refused,
+// of any length: trusted_selectors keys were refused only empty, over
+// 253 bytes, with a control character, a space or DEL, and
+// record_annotations keys not at all, so refusing a key such as
+// "a\u00a0b" (or one with a space, a soft hyphen, a zero-width,
+// bidirectional, C1, private-use or unassigned character) would stop a
+// config that loaded from loading, and the hook would refuse every
+// container. The tools' lines escape such a key (vocab.Printable), the
+// records hold it as JSON, and a key the runtime does not write never
+// matches. encoding/json gives the config's strings as valid UTF-8.
 func annotationKey(s string) bool {
-	return s != "" && len(s) <= maxAnnotationKey && utf8.ValidString(s) &&
-		!strings.ContainsFunc(s, func(r rune) bool { return r == ' ' || !unicode.IsPrint(r) })
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // trusted parses trusted_selectors.
@@ -677,7 +680,7 @@ func (p *parser) trusted(n *node, path string) TrustedSelectors {
 				switch {
 				case !ok:
 				case !annotationKey(s):
-					p.errorf(e, ep, "must be an annotation key: 1 to %d printable characters without spaces", maxAnnotationKey)
+					p.errorf(e, ep, "must be an annotation key: %s", annotationKeyRule)
 				case strings.ContainsAny(s, `\()[]{}|*+?^$`):
 					p.errorf(e, ep, "must be an annotation key as the runtime writes it (such as %q), not a pattern", vocab.AnnotationSandboxNamespace)
 				case slices.Contains(t.Annotations, s):

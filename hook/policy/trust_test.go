@@ -63,9 +63,9 @@ func TestParseUntrustedSelectors(t *testing.T) {
 		{"annotation not a string", withPolicies(`{"annotations":[1]}`, `{"id":"x"}`),
 			[]string{`trusted_selectors.annotations[0]: must be a string, not a number`}},
 		{"empty key", withPolicies(`{"annotations":[""]}`, `{"id":"x"}`),
-			[]string{`trusted_selectors.annotations[0]: must be an annotation key: 1 to 317 printable characters without spaces`}},
-		{"key with a space", withPolicies(`{"annotations":["a b"]}`, `{"id":"x"}`),
-			[]string{`trusted_selectors.annotations[0]: must be an annotation key: 1 to 317`}},
+			[]string{`trusted_selectors.annotations[0]: must be an annotation key: not empty, without control characters (C0 or DEL)`}},
+		{"key with a tab", withPolicies(`{"annotations":["a\tb"]}`, `{"id":"x"}`),
+			[]string{`trusted_selectors.annotations[0]: must be an annotation key: not empty`}},
 		{"key as a pattern", withPolicies(`{"annotations":["io\\.kubernetes\\.cri\\.sandbox-namespace"]}`, `{"id":"x"}`),
 			[]string{`trusted_selectors.annotations[0]: must be an annotation key as the runtime writes it (such as "io.kubernetes.cri.sandbox-namespace"), not a pattern`}},
 		{"wildcard key", withPolicies(`{"annotations":["io.kubernetes.*"]}`, `{"id":"x"}`),
@@ -289,13 +289,15 @@ func ExampleParse_untrustedSelectors() {
 	// hook.json:5:62: policies[1].match.id: the container ID is not trusted (trusted_selectors.id): whoever creates a container chooses its ID (runc, crun, ctr), so a container could pick this block; trust it only if nobody else can create containers that run this hook
 }
 
-// TestAnnotationKeys: record_annotations and trusted_selectors take the
-// same annotation keys: every key Kubernetes accepts (up to 317 bytes: a
-// 253-byte DNS prefix, '/', a 63-byte name), of printable characters
-// without spaces. Both stopped at 253 bytes, refusing valid Kubernetes
-// keys (a config naming one refuses every container at createRuntime),
-// and let C1 controls and bidirectional marks through, though the error
-// says printable.
+// TestAnnotationKeys: record_annotations and trusted_selectors.annotations
+// take every key trusted_selectors took before annotationKey (1 to 253
+// bytes without a control character, space or DEL), Kubernetes' longest,
+// and keys of any length; they refuse an empty key and C0 control
+// characters and DEL, which trusted_selectors never took (and
+// record_annotations not since 87c3e14). annotationKey refused no-break
+// and zero-width spaces, soft hyphens, C1, bidirectional, private-use and
+// unassigned characters, and keys over 317 bytes: such a config no longer
+// loaded and the hook refused every container.
 func TestAnnotationKeys(t *testing.T) {
 	label := strings.Repeat("a", 63)
 	prefix := strings.Join([]string{label, label, label, strings.Repeat("b", 61)}, ".") // 253 bytes
@@ -313,15 +315,25 @@ func TestAnnotationKeys(t *testing.T) {
 		{"app.kubernetes.io/name", true},
 		{"Example.com/My_Key.v-1", true},
 		{"a", true},
-		{longest + "x", false},
+		{longest + "x", true},
+		{strings.Repeat("k", 4096), true},
+		{"a b", true},
+		{"a\u0085b", true},     // C1 next line
+		{"a\u009bb", true},     // C1 CSI
+		{"a\u202eb", true},     // bidirectional override
+		{"a\u200bb", true},     // zero-width space
+		{"a\u200db", true},     // zero-width joiner
+		{"a\u00a0b", true},     // no-break space
+		{"a\u00adb", true},     // soft hyphen
+		{"a\ue000b", true},     // private use
+		{"a\U000e0080b", true}, // unassigned
+		{"a\ufffdb", true},     // what encoding/json makes of invalid UTF-8
 		{"", false},
-		{"a b", false},
 		{"a\tb", false},
-		{"a\u0085b", false}, // C1 next line
-		{"a\u009bb", false}, // C1 CSI
-		{"a\u202eb", false}, // bidirectional override
-		{"a\u200bb", false}, // zero-width space
-		{"a\u00a0b", false}, // no-break space
+		{"a\nb", false},
+		{"a\x1bb", false},
+		{"\x00", false},
+		{"a\x7fb", false}, // DEL
 	} {
 		js, _ := json.Marshal(tc.key)
 		for _, where := range []string{
@@ -329,9 +341,15 @@ func TestAnnotationKeys(t *testing.T) {
 			`"trusted_selectors":{"annotations":[` + string(js) + `]}`,
 		} {
 			_, err := policy.Parse("x.json", []byte(`{"version":1,"audit_log":"/a",`+where+`,"default":{"mode":"enforce"}}`))
-			if tc.ok && err != nil || !tc.ok && (err == nil || !strings.Contains(err.Error(), "must be an annotation key: 1 to 317 printable characters without spaces")) {
+			if tc.ok && err != nil || !tc.ok && (err == nil || !strings.Contains(err.Error(), "must be an annotation key: not empty, without control characters (C0 or DEL)")) {
 				t.Errorf("%s (%d bytes): %v, want ok %v", where[:min(len(where), 60)], len(tc.key), err, tc.ok)
 			}
+		}
+	}
+	// Invalid UTF-8 in the file reaches the parser as U+FFFD: taken.
+	for _, where := range []string{`"record_annotations":["a` + "\xff" + `b"]`, `"trusted_selectors":{"annotations":["a` + "\xff" + `b"]}`} {
+		if _, err := policy.Parse("x.json", []byte(`{"version":1,"audit_log":"/a",`+where+`,"default":{"mode":"enforce"}}`)); err != nil {
+			t.Errorf("%q: %v", where, err)
 		}
 	}
 }
