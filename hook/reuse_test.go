@@ -101,7 +101,9 @@ func TestPoststartReusedID(t *testing.T) {
 		// runc frees the ID before an earlier container's poststop.
 		{"poststop after this one's record", []string{"create:100", "create:200", "stop"}, proc(200, 9, 4026532300), 2, false, ""},
 		{"process gone, earlier one stopped", []string{"create:200", "stop"}, nil, 0, false,
-			"ancestry_unchanged: not compared: no createRuntime record of pid 200; the latest for the ID, seq 1, is of pid 200 (start time " + itoa64(s9) + ")"},
+			"ancestry_unchanged: not compared: the createRuntime record of pid 200, seq 1, was closed by poststop seq 2"},
+		{"process gone, stopped, a later one", []string{"create:200", "stop", "create:100"}, nil, 0, false,
+			"ancestry_unchanged: not compared: the createRuntime record of pid 200, seq 1, was closed by poststop seq 2; the latest for the ID, seq 3, is of pid 100 (start time " + itoa64(fakeStart+5) + ")"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			procs := map[int]*audit.Ancestry{100: proc(100, 5, 4026532200), 200: proc(200, 9, 4026532300)}
@@ -193,4 +195,57 @@ func TestPoststopReusedID(t *testing.T) {
 			t.Errorf("poststart %v: second poststop: ref %+v, error %q; want no ref, no start record", withPoststart, res.Record.Ref, res.Record.Error)
 		}
 	}
+}
+
+// TestPoststopPID: runc frees a container's ID before its poststop
+// hooks run, so an earlier container A's poststop can come after the
+// createRuntime record of a new container B of the ID. When both
+// processes are gone, nothing in the log tells their start records
+// apart; a runtime that gives the process's PID at poststop does (runc
+// 1.1 and crun 1.8 give none). A's poststop referred to B's record even
+// so, and B's poststart then said it found no createRuntime record of
+// its PID, naming that very record as the ID's latest. Now a start
+// record of another PID is not the container's, and without a PID the
+// poststart says which poststop closed its record.
+func TestPoststopPID(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// the PIDs the runtime gives at A's and B's poststops
+		pidA, pidB int
+		// the start records A's poststop and B's poststart refer to
+		refA, refStart uint64
+		wantErr        string
+	}{
+		{"PID given", 100, 200, 2, 3, "process exited during inspection"},
+		{"no PID", 0, 0, 3, 0, "process exited during inspection; " +
+			"ancestry_unchanged: not compared: the createRuntime record of pid 200, seq 3, was closed by poststop seq 4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			procs := map[int]*audit.Ancestry{100: proc(100, 5, 4026532200), 200: proc(200, 9, 4026532300)}
+			h := reuseHook(t, procs)
+			runStage(t, h, audit.StageCreateRuntime, "web", 100) // seq 1: A
+			runStage(t, h, audit.StagePoststart, "web", 100)     // seq 2
+			runStage(t, h, audit.StageCreateRuntime, "web", 200) // seq 3: B
+			procs[200] = nil                                     // B's process exits
+			if got := ref(runStage(t, h, audit.StagePoststop, "web", tc.pidA)); got != tc.refA {
+				t.Errorf("A's poststop (seq 4): ref %d, want %d", got, tc.refA)
+			}
+			res := runStage(t, h, audit.StagePoststart, "web", 200) // seq 5
+			if got := ref(res); got != tc.refStart || res.Record.Error != tc.wantErr {
+				t.Errorf("B's poststart: ref %d, error %q; want ref %d, error %q", got, res.Record.Error, tc.refStart, tc.wantErr)
+			}
+			// B's poststart record, of no process, is its latest start.
+			if got := ref(runStage(t, h, audit.StagePoststop, "web", tc.pidB)); got != 5 {
+				t.Errorf("B's poststop: ref %d, want 5", got)
+			}
+		})
+	}
+}
+
+// ref is the seq of the record res's record refers to, 0 if none.
+func ref(res *hook.Result) uint64 {
+	if res.Record.Ref == nil {
+		return 0
+	}
+	return res.Record.Ref.Seq
 }

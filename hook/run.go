@@ -121,8 +121,10 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record, pid int) (func(), e
 	if rec.Ancestry != nil {
 		start = rec.Ancestry.StartTime
 	}
-	stopped := map[uint64]bool{}
-	var latest *audit.Record
+	stopped := map[uint64]uint64{}
+	// latest is the ID's latest createRuntime record; closed the latest
+	// of the gone process's PID that a poststop closed.
+	var latest, closed *audit.Record
 	prev, err := s.Last(rec.ContainerID, func(r *audit.Record) bool {
 		closes(stopped, r)
 		switch r.Stage {
@@ -136,7 +138,13 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record, pid int) (func(), e
 			if rec.Ancestry != nil {
 				return r.StartTime == start
 			}
-			return !stopped[r.Seq]
+			if stopped[r.Seq] != 0 {
+				if closed == nil {
+					closed = r
+				}
+				return false
+			}
+			return true
 		}
 		return false
 	})
@@ -149,7 +157,7 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record, pid int) (func(), e
 	if prev == nil {
 		// Not an error of inspection: the verdict stays the rules'. The
 		// record says what is missing (and counts as one with an error).
-		rec.Error = vocab.JoinErrors(rec.Error, notCompared(pid, rec.Ancestry, latest))
+		rec.Error = vocab.JoinErrors(rec.Error, notCompared(pid, rec.Ancestry, latest, closed, stopped))
 		return nil, nil
 	}
 	rec.Ref = &audit.Ref{Seq: prev.Seq, Stage: prev.Stage, Hash: prev.Hash}
@@ -165,15 +173,20 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record, pid int) (func(), e
 	return nil, nil
 }
 
-// closes adds to stopped the start records r closes, for a search of
-// the log backwards, which meets a record after those it refers to: a
-// poststop closes its start record, and a start record closed closes
-// the one it refers to (a poststart's createRuntime record). It reports
-// whether r is a poststop.
-func closes(stopped map[uint64]bool, r *audit.Record) bool {
+// closes adds to stopped, by their seq, the start records r closes and
+// the poststop that closes them, for a search of the log backwards,
+// which meets a record after those it refers to: a poststop closes its
+// start record, and a start record closed closes the one it refers to (a
+// poststart's createRuntime record). It reports whether r is a poststop.
+func closes(stopped map[uint64]uint64, r *audit.Record) bool {
 	stop := r.Stage == audit.StagePoststop
-	if r.Ref != nil && (stop || audit.IsStart(r.Stage) && stopped[r.Seq]) {
-		stopped[r.Ref.Seq] = true
+	if r.Ref != nil {
+		switch {
+		case stop:
+			stopped[r.Ref.Seq] = r.Seq
+		case audit.IsStart(r.Stage) && stopped[r.Seq] != 0:
+			stopped[r.Ref.Seq] = stopped[r.Seq]
+		}
 	}
 	return stop
 }
@@ -181,12 +194,24 @@ func closes(stopped map[uint64]bool, r *audit.Record) bool {
 // notCompared is the note of a poststart record that found no
 // createRuntime record of the container's process pid (whose ancestry a
 // is, nil when it is gone) to compare with; latest is the ID's latest
-// createRuntime record, if any.
-func notCompared(pid int, a *audit.Ancestry, latest *audit.Record) string {
+// createRuntime record, if any, and closed, for a process gone, the
+// latest of its PID, which a poststop closed (stopped[closed.Seq] is that
+// poststop's seq), if any.
+func notCompared(pid int, a *audit.Ancestry, latest, closed *audit.Record, stopped map[uint64]uint64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: not compared: no createRuntime record of pid %d", policy.RuleAncestryUnchanged, pid)
-	if a != nil {
-		fmt.Fprintf(&b, " (start time %d)", a.StartTime)
+	if closed != nil {
+		// A poststop of the ID that refers to it, when both containers'
+		// processes were gone and the runtime gave no PID at poststop
+		// (runc, crun): it may have been an earlier container's.
+		fmt.Fprintf(&b, "%s: not compared: the createRuntime record of pid %d, seq %d, was closed by poststop seq %d", policy.RuleAncestryUnchanged, pid, closed.Seq, stopped[closed.Seq])
+		if latest == closed {
+			return b.String()
+		}
+	} else {
+		fmt.Fprintf(&b, "%s: not compared: no createRuntime record of pid %d", policy.RuleAncestryUnchanged, pid)
+		if a != nil {
+			fmt.Fprintf(&b, " (start time %d)", a.StartTime)
+		}
 	}
 	switch {
 	case latest == nil:
@@ -204,15 +229,21 @@ func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
 		// The container's last start record that no later poststop
 		// refers to (else that start was an earlier container's, whose
-		// ID runc reused: TestPoststopReusedID), and whose process no
-		// longer runs when there is such a one: runc frees the ID before
+		// ID runc reused: TestPoststopReusedID). runc frees the ID before
 		// it runs poststop hooks, so a new container of the ID may have
-		// recorded its start already (TestPoststartLatePoststop).
-		stopped := map[uint64]bool{}
+		// recorded its start already (TestPoststartLatePoststop): when
+		// the runtime names the container's process (runc 1.1 and crun
+		// 1.8 give no PID at poststop), a start record of another PID
+		// is not this container's (TestPoststopPID); without it, one
+		// whose process no longer runs is preferred.
+		stopped := map[uint64]uint64{}
 		var running *audit.Record
 		start, err := s.Last(st.ID, func(r *audit.Record) bool {
-			if closes(stopped, r) || !audit.IsStart(r.Stage) || stopped[r.Seq] {
+			if closes(stopped, r) || !audit.IsStart(r.Stage) || stopped[r.Seq] != 0 {
 				return false
+			}
+			if st.Pid > 0 && r.Ancestry != nil {
+				return r.PID == st.Pid
 			}
 			if r.Ancestry != nil && inspect.Runs(r.PID, r.StartTime) {
 				if running == nil {
