@@ -249,3 +249,50 @@ func ref(res *hook.Result) uint64 {
 	}
 	return res.Record.Ref.Seq
 }
+
+// TestPoststopOwnSource: a poststop refers to a start record of its own
+// writer, and to another's (the containerd event recorder's start, which
+// it writes for a process of which it finds no start record, as after a
+// restart when the hook's is in a file rotated out of its search) only
+// without one: it took the latest start record whoever wrote it, and
+// left the hook's open.
+func TestPoststopOwnSource(t *testing.T) {
+	// A process that runs: a new container of the ID whose start the
+	// hook recorded before the earlier container's poststop.
+	pid := nstest.Start(t, nil, nstest.RequireCmd(t, "sleep"), "infinity").Pid
+	st, err := inspect.StartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := proc(pid, 0, 4026532300)
+	running.StartTime = st
+	for _, tc := range []struct {
+		name string
+		// the hook's createRuntime record before the recorder's start of
+		// pid 100, and after it
+		before, after int // 0: none
+		want          uint64
+	}{
+		{"the hook's and the recorder's", 100, 0, 1},
+		{"the recorder's alone", 0, 0, 1},
+		// Its process is gone: the recorder's is of this container.
+		{"the recorder's and the hook's of a process that runs", 0, pid, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := reuseHook(t, map[int]*audit.Ancestry{100: proc(100, 5, 4026532200), pid: running})
+			if tc.before != 0 {
+				runStage(t, h, audit.StageCreateRuntime, "web", tc.before)
+			}
+			recorded := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "web", Ancestry: proc(100, 5, 4026532200)}
+			if err := h.Log.Append(context.Background(), recorded); err != nil {
+				t.Fatal(err)
+			}
+			if tc.after != 0 {
+				runStage(t, h, audit.StageCreateRuntime, "web", tc.after)
+			}
+			if got := ref(runStage(t, h, audit.StagePoststop, "web", 0)); got != tc.want {
+				t.Errorf("poststop: ref %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

@@ -227,35 +227,7 @@ func notCompared(pid int, a *audit.Ancestry, latest, closed *audit.Record, stopp
 func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
 	rec := Record(h.Config, h.input(ctx, audit.StagePoststop, st))
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		// The container's last start record that no later poststop
-		// refers to (else that start was an earlier container's, whose
-		// ID runc reused: TestPoststopReusedID). runc frees the ID before
-		// it runs poststop hooks, so a new container of the ID may have
-		// recorded its start already (TestPoststartLatePoststop): when
-		// the runtime names the container's process (runc 1.1 and crun
-		// 1.8 give no PID at poststop), a start record of another PID
-		// is not this container's (TestPoststopPID); without it, one
-		// whose process no longer runs is preferred.
-		stopped := map[uint64]uint64{}
-		var running *audit.Record
-		start, err := s.Last(st.ID, func(r *audit.Record) bool {
-			if closes(stopped, r) || !audit.IsStart(r.Stage) || stopped[r.Seq] != 0 {
-				return false
-			}
-			if st.Pid > 0 && r.Ancestry != nil {
-				return r.PID == st.Pid
-			}
-			if r.Ancestry != nil && inspect.Runs(r.PID, r.StartTime) {
-				if running == nil {
-					running = r
-				}
-				return false
-			}
-			return true
-		})
-		if start == nil {
-			start = running
-		}
+		start, err := stopStart(s, st.ID, st.Pid, rec.Source)
 		if err != nil {
 			rec.Error = "searching the start record: " + err.Error()
 		} else if start != nil {
@@ -266,6 +238,58 @@ func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
 		return rec, nil
 	})
 	return h.finish(rec, nil, aerr)
+}
+
+// stopStart returns the start record that a poststop of container id,
+// whose process the runtime gave as pid (0: none), written by source,
+// refers to: the container's last start record that no later poststop
+// refers to (else that start was an earlier container's, whose ID runc
+// reused: TestPoststopReusedID).
+//
+// runc frees the ID before it runs poststop hooks, so a new container of
+// the ID may have recorded its start already (TestPoststartLatePoststop):
+// when the runtime names the container's process (runc 1.1 and crun 1.8
+// give no PID at poststop), a start record of another PID is not this
+// container's (TestPoststopPID); without it, one whose process no longer
+// runs is preferred. And of the container's start records, source's own
+// are preferred: another writer's (the containerd event recorder's
+// start, written when it found none of the process) is taken only
+// without one, lest source's stay open (TestPoststopOwnSource).
+func stopStart(s *audit.Searcher, id string, pid int, source string) (*audit.Record, error) {
+	stopped := map[uint64]uint64{}
+	// fallback[k] is the latest start record of rank k met: 2 for a
+	// process that runs, plus 1 for another writer's.
+	var fallback [4]*audit.Record
+	start, err := s.Last(id, func(r *audit.Record) bool {
+		if closes(stopped, r) || !audit.IsStart(r.Stage) || stopped[r.Seq] != 0 {
+			return false
+		}
+		k := 0
+		switch {
+		case pid > 0 && r.Ancestry != nil:
+			if r.PID != pid {
+				return false
+			}
+		case r.Ancestry != nil && inspect.Runs(r.PID, r.StartTime):
+			k = 2
+		}
+		if r.Source != source {
+			k++
+		}
+		if k == 0 {
+			return true
+		}
+		if fallback[k] == nil {
+			fallback[k] = r
+		}
+		return false
+	})
+	for _, r := range fallback {
+		if start == nil {
+			start = r
+		}
+	}
+	return start, err
 }
 
 // finish turns the record and the errors met into a Result.
