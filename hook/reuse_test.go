@@ -296,3 +296,49 @@ func TestPoststopOwnSource(t *testing.T) {
 		})
 	}
 }
+
+// TestPoststopDuplicate: a second poststop of a container (or one of a
+// container whose start records are all closed) searched the whole
+// search window, the current file and four rotated ones, under the
+// log's lock, delaying every other container's createRuntime. It now
+// stops at a start record of its PID that a poststop closed (when the
+// runtime gives the PID), and after passing more poststops than other
+// containers of the ID can leave after its start: the older open start
+// record that a search reading on would take stays unread.
+func TestPoststopDuplicate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// stages before the poststop, "create:PID" or "stop:PID" (the
+		// PID the runtime gives at poststop, 0 for none)
+		before []string
+		pid    int
+		want   uint64 // the start record referred to, 0 for none
+		// the error
+		wantErr string
+	}{
+		{"second stop of a PID", []string{"create:100", "create:100", "stop:100"}, 100, 0,
+			"no start record for this container: the stop of pid 100 is recorded already, by poststop seq 3 (start record seq 2)"},
+		{"second stop without PID", []string{"create:300", "create:100", "stop:0", "create:100", "stop:0", "create:100", "stop:0"}, 0, 0,
+			"no start record for this container since the ID's last 3 poststops (searched no further)"},
+		// An earlier container's late poststop and a later container's
+		// whole life come between this one's start and its poststop.
+		{"two poststops after the start", []string{"create:200", "create:100", "stop:200", "create:300", "stop:300"}, 0, 2, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := reuseHook(t, map[int]*audit.Ancestry{100: proc(100, 5, 4026532200), 200: proc(200, 9, 4026532300), 300: proc(300, 7, 4026532400)})
+			for _, s := range tc.before {
+				stage, pid, _ := strings.Cut(s, ":")
+				n, _ := strconv.Atoi(pid)
+				if stage == "create" {
+					runStage(t, h, audit.StageCreateRuntime, "web", n)
+				} else {
+					runStage(t, h, audit.StagePoststop, "web", n)
+				}
+			}
+			res := runStage(t, h, audit.StagePoststop, "web", tc.pid)
+			if got := ref(res); got != tc.want || res.Record.Error != tc.wantErr {
+				t.Errorf("poststop: ref %d, error %q; want ref %d, error %q", got, res.Record.Error, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

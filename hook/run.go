@@ -227,13 +227,13 @@ func notCompared(pid int, a *audit.Ancestry, latest, closed *audit.Record, stopp
 func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
 	rec := Record(h.Config, h.input(ctx, audit.StagePoststop, st))
 	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		start, err := stopStart(s, st.ID, st.Pid, rec.Source)
+		start, why, err := stopStart(s, st.ID, st.Pid, rec.Source)
 		if err != nil {
 			rec.Error = "searching the start record: " + err.Error()
 		} else if start != nil {
 			rec.Ref = &audit.Ref{Seq: start.Seq, Stage: start.Stage, Hash: start.Hash}
 		} else {
-			rec.Error = "no start record for this container"
+			rec.Error = why
 		}
 		return rec, nil
 	})
@@ -244,7 +244,8 @@ func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
 // whose process the runtime gave as pid (0: none), written by source,
 // refers to: the container's last start record that no later poststop
 // refers to (else that start was an earlier container's, whose ID runc
-// reused: TestPoststopReusedID).
+// reused: TestPoststopReusedID). Without one it returns why, for the
+// record's error.
 //
 // runc frees the ID before it runs poststop hooks, so a new container of
 // the ID may have recorded its start already (TestPoststartLatePoststop):
@@ -255,13 +256,35 @@ func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
 // are preferred: another writer's (the containerd event recorder's
 // start, written when it found none of the process) is taken only
 // without one, lest source's stay open (TestPoststopOwnSource).
-func stopStart(s *audit.Searcher, id string, pid int, source string) (*audit.Record, error) {
+//
+// The search, under the log's lock, stops where no start record of the
+// container can be further back: at a start record of pid that a
+// poststop closed (this stop is recorded already), and at the poststop
+// after [laterStops] (TestPoststopDuplicate).
+func stopStart(s *audit.Searcher, id string, pid int, source string) (start *audit.Record, why string, err error) {
 	stopped := map[uint64]uint64{}
 	// fallback[k] is the latest start record of rank k met: 2 for a
 	// process that runs, plus 1 for another writer's.
 	var fallback [4]*audit.Record
-	start, err := s.Last(id, func(r *audit.Record) bool {
-		if closes(stopped, r) || !audit.IsStart(r.Stage) || stopped[r.Seq] != 0 {
+	stops := 0
+	var done *audit.Record // a start record of pid closed
+	start, err = s.Last(id, func(r *audit.Record) bool {
+		if closes(stopped, r) {
+			if stops++; stops > laterStops {
+				why = fmt.Sprintf("no start record for this container since the ID's last %d poststops (searched no further)", stops)
+				return true
+			}
+			return false
+		}
+		if !audit.IsStart(r.Stage) {
+			return false
+		}
+		if stopped[r.Seq] != 0 {
+			if pid > 0 && r.Ancestry != nil && r.PID == pid {
+				done = r
+				why = fmt.Sprintf("no start record for this container: the stop of pid %d is recorded already, by poststop seq %d (start record seq %d)", pid, stopped[r.Seq], r.Seq)
+				return true
+			}
 			return false
 		}
 		k := 0
@@ -284,13 +307,34 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (*audit.Rec
 		}
 		return false
 	})
+	if err != nil || done != nil {
+		// Recorded already: no other writer's start record of the
+		// process is taken for a second stop.
+		return nil, why, err
+	}
+	if start != nil && !audit.IsStart(start.Stage) {
+		start = nil // the search gave up
+	}
 	for _, r := range fallback {
 		if start == nil {
 			start = r
 		}
 	}
-	return start, err
+	if start == nil && why == "" {
+		why = "no start record for this container"
+	}
+	return start, why, nil
 }
+
+// laterStops is how many poststops of other containers of an ID can come
+// after a container's start record and before its poststop: runc frees
+// the ID before it runs poststop hooks, so an earlier container's
+// poststop can come late, and a later container may even start and stop
+// before the poststop hooks of this one run. A poststop search that
+// passes more stops there: what it would read (the whole search window,
+// tens of MiB, under the log's lock, as for a duplicate poststop) holds
+// no start record of this container.
+const laterStops = 2
 
 // finish turns the record and the errors met into a Result.
 func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
