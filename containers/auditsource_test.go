@@ -267,3 +267,94 @@ func TestAuditSourceNamespaces(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// TestAuditSourceLatePoststop: runc frees a container's ID before it
+// runs the poststop hooks, so an earlier container's poststop record can
+// come after the start records of a new container of the ID, whose
+// process runs. That poststop refers to the earlier container's start
+// record and ends it alone (and, through a poststart record, its
+// createRuntime record): any later stop of an ID ended every earlier
+// start, and the running container was not listed.
+func TestAuditSourceLatePoststop(t *testing.T) {
+	pid, anc, log, path := sleepingLog(t, audit.Options{})
+	// The earlier container's process is gone: its start time differs.
+	gone := *anc
+	gone.StartTime++
+	ctx := context.Background()
+	appendRec := func(r *audit.Record) *audit.Record {
+		t.Helper()
+		if err := log.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	refTo := func(r *audit.Record) *audit.Ref { return &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash} }
+	hookRec := func(stage, id string, a *audit.Ancestry, ref *audit.Record) *audit.Record {
+		r := &audit.Record{Source: audit.SourceOCIHook, Stage: stage, ContainerID: id, Ancestry: a}
+		if ref != nil {
+			r.Ref = refTo(ref)
+		}
+		return appendRec(r)
+	}
+	// "web": the earlier container, then the new one, then the earlier
+	// one's poststop.
+	a := hookRec(audit.StageCreateRuntime, "web", &gone, nil)
+	hookRec(audit.StageCreateRuntime, "web", anc, nil)
+	hookRec(audit.StagePoststop, "web", nil, a)
+	// "api": the same with poststart records; the earlier container's
+	// poststop refers to its poststart record.
+	a = hookRec(audit.StageCreateRuntime, "api", &gone, nil)
+	aps := hookRec(audit.StagePoststart, "api", &gone, a)
+	b := hookRec(audit.StageCreateRuntime, "api", anc, nil)
+	hookRec(audit.StagePoststart, "api", anc, b)
+	hookRec(audit.StagePoststop, "api", nil, aps)
+	// "job": a poststop referring to the poststart record ends the
+	// createRuntime record too (the process here runs: the stop alone
+	// ends it).
+	a = hookRec(audit.StageCreateRuntime, "job", anc, nil)
+	hookRec(audit.StagePoststop, "job", nil, hookRec(audit.StagePoststart, "job", anc, a))
+	// "db": the new container's own poststop ends it too.
+	a = hookRec(audit.StageCreateRuntime, "db", &gone, nil)
+	b = hookRec(audit.StageCreateRuntime, "db", anc, nil)
+	hookRec(audit.StagePoststop, "db", nil, a)
+	hookRec(audit.StagePoststop, "db", nil, b)
+	// "recorded": the recorder's exit ends the start it refers to.
+	b = appendRec(&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "recorded", Namespace: "k8s.io", Ancestry: anc})
+	appendRec(&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: "recorded", Namespace: "k8s.io", Ref: refTo(b)})
+	got, err := (&AuditSource{Path: path}).List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []discover.Container{
+		{ID: "web", Engine: EngineAuditLog, PID: pid},
+		{ID: "api", Engine: EngineAuditLog, PID: pid},
+	}
+	if diff := cmp.Diff(Merge(want), got, ignoreStart); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestRefOf: the reference of a record line is read without decoding
+// it, and text that looks like one inside a string is not taken for it.
+func TestRefOf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ann  map[string]string
+		ref  *audit.Ref
+		want uint64
+	}{
+		{"reference", nil, &audit.Ref{Seq: 42, Stage: audit.StageCreateRuntime, Hash: "x"}, 42},
+		{"none", nil, nil, 0},
+		{"look-alike key and value", map[string]string{`,"ref":{"seq":7,`: `,"ref":{"seq":8,`}, nil, 0},
+		{"look-alike and reference", map[string]string{"ref": `,"ref":{"seq":8,`}, &audit.Ref{Seq: 42, Stage: audit.StagePoststart, Hash: "x"}, 42},
+	} {
+		r := &audit.Record{Seq: 50, Time: "2026-12-05T00:00:00Z", Host: "h", Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "web", Annotations: tc.ann, Ref: tc.ref, Version: "x"}
+		line, err := r.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := refOf(line); got != tc.want {
+			t.Errorf("%s: %d, want %d (%s)", tc.name, got, tc.want, line)
+		}
+	}
+}
