@@ -410,14 +410,7 @@ func Dropped() uint64 { return dropped.Load() }
 // stderr directly, so that the line comes after the entries logged
 // before it.
 func Flush(d time.Duration) {
-	senders.Lock()
-	all := slices.Clone(senders.all)
-	senders.Unlock()
-	deadline := time.Now().Add(d)
-	for _, s := range all {
-		for s.pending() && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
+	for _, s := range drain(d) {
 		if s.t.Kind == "stderr" {
 			// Once stderr took what was queued, what is logged from now
 			// on is written as it is logged, in order after it: a queue
@@ -494,8 +487,8 @@ func (f forward) Fire(e *logrus.Entry) error {
 }
 
 // drain waits until every [Service] logger has sent what it had
-// queued, at most d.
-func drain(d time.Duration) {
+// queued, at most d, and returns them.
+func drain(d time.Duration) []*sender {
 	senders.Lock()
 	all := slices.Clone(senders.all)
 	senders.Unlock()
@@ -505,4 +498,5 @@ func drain(d time.Duration) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	return all
 }
