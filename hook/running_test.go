@@ -24,6 +24,11 @@ import (
 	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
+// scanBudget bounds the tests' scans of the running processes: room for
+// a machine loaded by other packages' tests (a scan takes milliseconds;
+// one second was not always enough there).
+const scanBudget = 10 * time.Second
+
 // userNSSleeps starts n sleeps, each in a user namespace of its own
 // mapping 65536 IDs from first + i*65536 (first + n*65536 must stay
 // below 2^32), and returns their PIDs.
@@ -64,7 +69,7 @@ func TestRunningFindsOverlaps(t *testing.T) {
 	// on its last ID only.
 	over := userNSSleeps(t, 1, base+65535)
 	over = append(over, userNSSleeps(t, 1, base+131071)...)
-	run := hook.Running(a, time.Second)
+	run := hook.Running(a, scanBudget)
 	if run.Err != nil {
 		t.Fatal(run.Err)
 	}
@@ -114,7 +119,7 @@ func TestRunningZombieNotRunning(t *testing.T) {
 	})
 	reported := func() bool {
 		t.Helper()
-		run := hook.Running(a, time.Second)
+		run := hook.Running(a, scanBudget)
 		if run.Err != nil {
 			t.Fatal(run.Err)
 		}
@@ -152,7 +157,7 @@ func TestRunningLeaderExited(t *testing.T) {
 	base := nstest.HostIDBase(t) + 700_000
 	a := inspectedSleep(t, base)
 	pid := nstest.StartLeaderExited(t, userNSAttr(base))
-	run := hook.Running(a, time.Second)
+	run := hook.Running(a, scanBudget)
 	if run.Err != nil {
 		t.Fatal(run.Err)
 	}
@@ -181,7 +186,7 @@ func TestRunningFirstProcessExits(t *testing.T) {
 	first := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}, nstest.RequireCmd(t, "sleep"), "infinity")
 	second := nstest.Start(t, nil, nstest.RequireCmd(t, "nsenter"), "-U", "-t", strconv.Itoa(first.Pid), "--preserve-credentials", "sleep", "infinity")
 	second.Pid = nstest.WaitLeaf(t, second.Pid, "sleep")
-	live := inspect.NewLiveOnce(time.Second)
+	live := inspect.NewLiveOnce(scanBudget)
 	if _, err := live.Get(); err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +286,7 @@ func BenchmarkRunning100(b *testing.B) {
 	r := &policy.Rules{DisjointFromRunning: true}
 	var others int
 	for b.Loop() {
-		run := hook.Running(a, time.Second)
+		run := hook.Running(a, scanBudget)
 		others = len(run.Others)
 		if run.Err != nil {
 			b.Fatal(run.Err)
@@ -343,7 +348,7 @@ func TestMapsNotWrittenNotChecked(t *testing.T) {
 	}
 	r := &policy.Rules{HostRootUnmapped: true, AllowedHostRanges: idmap.Spans{{First: 100000, Count: 65536}}, DisjointFromRunning: true}
 	got := map[string]string{}
-	for _, v := range r.EvaluateRunning(a, hook.Running(a, time.Second)) {
+	for _, v := range r.EvaluateRunning(a, hook.Running(a, scanBudget)) {
 		got[v.Rule] = v.Reason
 	}
 	for _, rule := range []string{policy.RuleHostRootUnmapped, policy.RuleAllowedRanges, policy.RuleDisjoint} {
@@ -447,10 +452,10 @@ func TestRunningSharedUserNS(t *testing.T) {
 		}
 		return strings.Join(out, "\n")
 	}
-	if got := shared(hook.RunningFrom(a, inspect.NewLiveOnce(time.Second))); !strings.Contains(got, "outside the container: it shares all its IDs") {
+	if got := shared(hook.RunningFrom(a, inspect.NewLiveOnce(scanBudget))); !strings.Contains(got, "outside the container: it shares all its IDs") {
 		t.Errorf("not a pod: %q; want the shared namespace reported", got)
 	}
-	if got := shared(hook.RunningPod(a, inspect.NewLiveOnce(time.Second), hook.SamePodCgroup(leaf))); got != "" {
+	if got := shared(hook.RunningPod(a, inspect.NewLiveOnce(scanBudget), hook.SamePodCgroup(leaf))); got != "" {
 		t.Errorf("the pod's own sandbox: %q; want nothing", got)
 	}
 	// Decide lets the pod's cgroup decide only for a CRI pod's container
@@ -481,7 +486,7 @@ func TestRunningSharedUserNS(t *testing.T) {
 	}
 
 	move(sandbox.Pid, "other/sandbox")
-	got := shared(hook.RunningPod(a, inspect.NewLiveOnce(time.Second), hook.SamePodCgroup(leaf)))
+	got := shared(hook.RunningPod(a, inspect.NewLiveOnce(scanBudget), hook.SamePodCgroup(leaf)))
 	if !strings.Contains(got, fmt.Sprintf("is also the user namespace of pid %d (sleep, cgroup ", sandbox.Pid)) {
 		t.Errorf("another pod's sandbox: %q; want it named", got)
 	}
@@ -533,7 +538,7 @@ func TestRunningJoinedPIDNSDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := hook.RunningFrom(a, inspect.NewLiveOnce(time.Second))
+	run := hook.RunningFrom(a, inspect.NewLiveOnce(scanBudget))
 	if run.Err != nil {
 		t.Fatal(run.Err)
 	}
