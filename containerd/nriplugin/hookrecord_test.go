@@ -38,18 +38,12 @@ func TestNRIRefusalOverHookRecordOnError(t *testing.T) {
 			t.Parallel()
 			cfgPath, cfg := ctrdtest.ConfigWith(t, `"on_error": "deny",
 	"default": {"name": "default", "mode": "audit", "rules": {"require_pid_namespace": true}}`)
-			log, err := audit.Open(cfg.AuditLog, audit.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			log := openLog(t, cfg.AuditLog)
 			other, err := audit.Open(cfg.AuditLog, audit.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
-			c := d.Client(t)
-			d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
-			d.ImportBusybox(t, c, "k8s.io")
+			d, _, _ := criDaemon(t)
 			// A check timeout well below containerd's 2 s request
 			// timeout (as slowLog's): with the default 1.5 s, a loaded
 			// machine could make containerd drop the plugin while it
@@ -130,10 +124,7 @@ func TestNRIRefusalOverHookRecordOnError(t *testing.T) {
 // "allow" and let the container run.
 func TestNRIAuditModeHookRecord(t *testing.T) {
 	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "deny", "default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	pid := os.Getpid()
 	anc, err := inspect.Process(pid)
 	if err != nil {
@@ -182,14 +173,8 @@ func TestNRIRefusalOverHookRecord(t *testing.T) {
 		cfg.AuditLog), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
-	c := d.Client(t)
-	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
-	d.ImportBusybox(t, c, "k8s.io")
+	log := openLog(t, cfg.AuditLog)
+	d, _, _ := criDaemon(t)
 	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Inject: &Injection{Hook: hookBin, Config: hookCfg}})
 	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("over-pod"))
 	bad := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "bad"), podJSON)
@@ -227,10 +212,7 @@ func TestNRIRefusalOverHookRecord(t *testing.T) {
 // writer's "allow" record.
 func TestNRIRefusalOverAllowRecord(t *testing.T) {
 	_, cfg := ctrdtest.ConfigWith(t, usernsRequired)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	pid := os.Getpid() // in the host's user namespace: refused
 	anc, err := inspect.Process(pid)
 	if err != nil {

@@ -36,10 +36,7 @@ func hostPods(t *testing.T, members string, withRecorder bool) (*policy.Config, 
 	t.Helper()
 	crictl := ctrdtest.Crictl(t)
 	_, cfg := ctrdtest.ConfigWith(t, members)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
 	d.ImportImage(t, d.Client(t), "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
 	if withRecorder {
@@ -227,14 +224,8 @@ func TestNRIContainerCRIKeys(t *testing.T) {
 		{"name": "sandboxes", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-type": "sandbox"}}, "mode": "audit"},
 		{"name": "legacy", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-name": "legacy"}}, "mode": "audit"}],
 	"default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
-	c := d.Client(t)
-	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
-	d.ImportBusybox(t, c, "k8s.io")
+	log := openLog(t, cfg.AuditLog)
+	d, _, _ := criDaemon(t)
 	startPlugin(t, d, &Plugin{Config: cfg, Log: log}) // no injection: the plugin decides
 	podName := ctrdtest.Uniq("forge-pod")
 	podID, podJSON := d.RunPod(t, crictl, podName)
@@ -306,14 +297,8 @@ func TestNRIImageName(t *testing.T) {
 		{"name": "sandboxes", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-type": "sandbox"}}, "mode": "audit"},
 		{"name": "copies", "match": {"annotations": {"io\\.kubernetes\\.cri\\.image-name": "docker\\.io/aaa/.*"}}, "mode": "audit"}],
 	"default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
-	c := d.Client(t)
-	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
-	img := d.ImportBusybox(t, c, "k8s.io")
+	log := openLog(t, cfg.AuditLog)
+	d, c, img := criDaemon(t)
 	ctx := namespaces.WithNamespace(context.Background(), "k8s.io")
 	if _, err := c.ImageService().Create(ctx, images.Image{Name: "docker.io/aaa/copy:1", Target: img.Target()}); err != nil {
 		t.Fatal(err)
@@ -361,14 +346,8 @@ func TestNRIImageNameFailsClosed(t *testing.T) {
 		{"name": "untrusted-images", "mode": "enforce", "rules": {"require_user_namespace": true},
 		 "match": {"annotations": {"io\\.kubernetes\\.cri\\.image-name": "docker\\.io/untrusted/.*"}}}],
 	"default": {"mode": "audit"}`)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
-	c := d.Client(t)
-	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
-	d.ImportBusybox(t, c, "k8s.io")
+	log := openLog(t, cfg.AuditLog)
+	d, _, _ := criDaemon(t)
 	startPlugin(t, d, &Plugin{Config: cfg, Log: log}) // no injection: the plugin decides
 	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("untrusted-pod"))
 	ctrJSON := filepath.Join(t.TempDir(), "c.json")

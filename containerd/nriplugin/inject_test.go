@@ -52,10 +52,7 @@ func TestNRIInjection(t *testing.T) {
 
 func testInjection(t *testing.T, crictl, hookBin string, refuse bool) {
 	cfgPath, cfg := enforcingConfig(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	opts := &ctrdtest.Options{CRI: true, NRI: true}
 	if refuse {
 		opts.ExtraConfig = refusingValidator
@@ -162,10 +159,7 @@ func enforcingConfig(t *testing.T) (string, *policy.Config) {
 // and checked.
 func TestInjectionBookkeeping(t *testing.T) {
 	_, cfg := ctrdtest.HookConfig(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	inj := &Injection{Hook: "/opt/nsrel/nsrel-hook", Config: "/opt/nsrel/hook.json"}
 	p := &Plugin{Config: cfg, Log: log, Inject: inj}
 	ctx := t.Context()
@@ -291,10 +285,7 @@ func TestNRIInjectionPodFailure(t *testing.T) {
 	crictl := ctrdtest.Crictl(t)
 	hookBin := nstest.Tool(t, "nsrel-hook")
 	cfgPath, cfg := enforcingConfig(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true, ExtraConfig: `
 [plugins."io.containerd.nri.v1.nri".default_validator]
   enable = true
@@ -338,10 +329,7 @@ func TestNRIInjectionPodFailure(t *testing.T) {
 // PostCreateContainer left the probe under way for good.
 func TestProbeResolvedAtStart(t *testing.T) {
 	_, cfg := ctrdtest.HookConfig(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	inj := &Injection{Hook: "/opt/nsrel/nsrel-hook", Config: "/opt/nsrel/hook.json"}
 	ctx := t.Context()
 	hooked := &api.Hooks{CreateRuntime: []*api.Hook{{Path: inj.Hook}}}
@@ -441,10 +429,7 @@ func TestInjectionBesideBaseSpecHook(t *testing.T) {
 	if err := os.WriteFile(injected, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	spec := ctrdtest.LoadSpec(t, ctrdtest.ShippedSpec(t))
 	h := containerd.Hooks(hookBin, cfgPath)
 	spec.Hooks = &h
@@ -478,10 +463,7 @@ func TestInjectionBesideBaseSpecHook(t *testing.T) {
 // the plugin then adds no second one. Other hooks do not count.
 func TestHookRecognised(t *testing.T) {
 	_, cfg := ctrdtest.HookConfig(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	inj := &Injection{Hook: "/opt/nsrel/nsrel-hook", Config: "/opt/nsrel/hook.json"}
 	for _, tc := range []struct {
 		name   string

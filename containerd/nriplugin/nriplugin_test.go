@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/nri/pkg/api"
 	"github.com/google/go-cmp/cmp"
 	"github.com/sirupsen/logrus"
@@ -47,10 +48,7 @@ func TestNRIPlugin(t *testing.T) {
 func testPlugin(t *testing.T, crictl string, withHook bool) {
 	cfgPath, cfg := enforcingConfig(t)
 	dir := filepath.Dir(cfgPath)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 
 	opts := &ctrdtest.Options{CRI: true, NRI: true}
 	if withHook {
@@ -201,14 +199,8 @@ func criLog(t *testing.T, onError string) (*policy.Config, *audit.Log, *ctrdtest
 	crictl := ctrdtest.Crictl(t)
 	_, cfg := ctrdtest.HookConfig(t)
 	cfg.OnError = onError
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
-	c := d.Client(t)
-	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
-	d.ImportBusybox(t, c, "k8s.io")
+	log := openLog(t, cfg.AuditLog)
+	d, _, _ := criDaemon(t)
 	return cfg, log, d, crictl
 }
 
@@ -295,13 +287,10 @@ func TestNRIWithoutPID(t *testing.T) {
 		t.Run(onError, func(t *testing.T) {
 			_, cfg := ctrdtest.HookConfig(t)
 			cfg.OnError = onError
-			log, err := audit.Open(cfg.AuditLog, audit.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			log := openLog(t, cfg.AuditLog)
 			p := &Plugin{Config: cfg, Log: log}
 			id := ctrdtest.Uniq("nopid-" + onError)
-			err = p.StartContainer(context.Background(), &api.PodSandbox{Name: "web-0", Namespace: "shop"}, &api.Container{Id: id})
+			err := p.StartContainer(context.Background(), &api.PodSandbox{Name: "web-0", Namespace: "shop"}, &api.Container{Id: id})
 			if (err != nil) != (onError == policy.OnErrorDeny) || err != nil && !strings.Contains(err.Error(), "refused by nsrel (on_error=deny") {
 				t.Errorf("StartContainer without pid: %v", err)
 			}
@@ -354,10 +343,7 @@ func TestNRIStuckDiagnostics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
-	c := d.Client(t)
-	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
-	d.ImportBusybox(t, c, "k8s.io")
+	d, _, _ := criDaemon(t)
 	startPlugin(t, d, &Plugin{Config: cfg, Log: log, Logger: logger})
 
 	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("stuck-pod"))
@@ -410,15 +396,9 @@ func TestNRIStuckDiagnostics(t *testing.T) {
 func TestNRIStalledStderr(t *testing.T) {
 	t.Parallel()
 	_, cfg := enforcingConfig(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	crictl := ctrdtest.Crictl(t)
-	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
-	c := d.Client(t)
-	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
-	d.ImportBusybox(t, c, "k8s.io")
+	d, _, _ := criDaemon(t)
 	stderr := new(nstest.StalledWriter)
 	// Should the plugin wait for stderr after all, the test is not
 	// left hanging at its stop.
@@ -465,15 +445,9 @@ func TestNRIStalledStderr(t *testing.T) {
 // whole test binary.
 func TestNRIStubStalledStderr(t *testing.T) {
 	_, cfg := enforcingConfig(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	crictl := ctrdtest.Crictl(t)
-	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
-	c := d.Client(t)
-	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
-	d.ImportBusybox(t, c, "k8s.io")
+	d, _, _ := criDaemon(t)
 	stderr := new(nstest.StalledWriter)
 	std := logrus.StandardLogger()
 	out := std.Out
@@ -547,14 +521,11 @@ func TestNRIRefusalUnrecorded(t *testing.T) {
 	if err := os.Mkdir(cfg.AuditLog, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	p := &Plugin{Config: cfg, Log: log}
 	id := ctrdtest.Uniq("refused-unrecorded")
 	// The test process runs in the host's user namespace: refused.
-	err = p.StartContainer(context.Background(), &api.PodSandbox{Name: "web-0", Namespace: "shop"}, &api.Container{Id: id, Pid: uint32(os.Getpid())})
+	err := p.StartContainer(context.Background(), &api.PodSandbox{Name: "web-0", Namespace: "shop"}, &api.Container{Id: id, Pid: uint32(os.Getpid())})
 	if err == nil || !strings.Contains(err.Error(), `refused by nsrel policy "userns-required"`) || !strings.Contains(err.Error(), "could not be written") {
 		t.Fatalf("StartContainer: %v; want the refusal, saying the record could not be written", err)
 	}
@@ -687,10 +658,7 @@ func TestLateDropsRefusals(t *testing.T) {
 	}
 
 	// What the records say.
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	p = &Plugin{Config: cfg, Log: log, flushing: true}
 	p.late = []lateStart{{rec: start("next", audit.VerdictAllow), pid: 1, startTime: 1, dropped: lateCount{ran: 2, refused: 3}}}
 	if lost := p.flushLate(); !lost.zero() {
@@ -724,4 +692,26 @@ func TestLateDropsRefusals(t *testing.T) {
 	if want := "stopping with 1 start records the audit log did not take; they are lost; stopping with 2 refusal records the audit log did not take (their containers did not run); they are lost"; lost.lost().Error() != want {
 		t.Errorf("the stop says %q, want %q", lost.lost(), want)
 	}
+}
+
+// criDaemon starts containerd 2.4 with CRI and NRI, imports the pause
+// image (running /bin/sleep infinity) and busybox into k8s.io, and
+// returns the daemon, a client of it and the busybox image.
+func criDaemon(t *testing.T) (*ctrdtest.Daemon, *client.Client, client.Image) {
+	t.Helper()
+	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
+	c := d.Client(t)
+	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
+	return d, c, d.ImportBusybox(t, c, "k8s.io")
+}
+
+// openLog opens the audit log at path with default options, failing
+// the test if it cannot.
+func openLog(t *testing.T, path string) *audit.Log {
+	t.Helper()
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log
 }
