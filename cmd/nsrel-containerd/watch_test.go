@@ -269,14 +269,7 @@ func TestFatalLineLast(t *testing.T) {
 // queue, not straight to the process's stderr, where a stderr nobody
 // reads would hold the library (in the NRI plugin's requests too).
 func TestStandardLoggerThroughService(t *testing.T) {
-	std := logrus.StandardLogger()
-	out, formatter, level, hooks := std.Out, std.Formatter, std.GetLevel(), std.Hooks
-	t.Cleanup(func() {
-		std.SetOutput(out)
-		std.SetFormatter(formatter)
-		std.SetLevel(level)
-		std.ReplaceHooks(hooks)
-	})
+	nstest.RestoreStandardLogger(t)
 	cfgPath, _ := ctrdtest.ConfigWith(t, `"default": {"mode": "audit"}`)
 	var stdout bytes.Buffer
 	var stderr nstest.LockedBuffer

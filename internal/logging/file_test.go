@@ -65,11 +65,7 @@ func TestFileInUntrustedDir(t *testing.T) {
 	dir := t.TempDir()
 	varlog := filepath.Join(dir, "varlog")
 	target := filepath.Join(dir, "target")
-	for _, d := range []string{varlog, target} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nstest.Mkdirs(t, 0o700, varlog, target)
 	os.Chmod(varlog, 0o775)
 	// What a member of the group does: its own symlink where the log's
 	// directory was.

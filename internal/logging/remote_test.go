@@ -393,14 +393,7 @@ func TestServiceStderrAfterFlush(t *testing.T) {
 // stderr takes writes, the entry is there, at error level for a panic.
 // It went straight to stderr, waiting for it.
 func TestStandardNeverWaits(t *testing.T) {
-	std := logrus.StandardLogger()
-	out, formatter, level, hooks := std.Out, std.Formatter, std.GetLevel(), std.Hooks
-	t.Cleanup(func() {
-		std.SetOutput(out)
-		std.SetFormatter(formatter)
-		std.SetLevel(level)
-		std.ReplaceHooks(hooks)
-	})
+	nstest.RestoreStandardLogger(t)
 	var stderr nstest.StalledWriter
 	defer stderr.Release()
 	Standard(Service(syslog.Target{Kind: "stderr"}, "nsrel-containerd", &stderr, logrus.InfoLevel))

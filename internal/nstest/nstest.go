@@ -306,3 +306,14 @@ func TheirSocket(t testing.TB, dir string) (net.PacketConn, string) {
 	}
 	return c, sock
 }
+
+// Mkdirs makes each of dirs with perm (less the umask), failing the
+// test if it cannot.
+func Mkdirs(t testing.TB, perm os.FileMode, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		if err := os.Mkdir(d, perm); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -27,11 +27,7 @@ func TestSendChecksSocket(t *testing.T) {
 	dir := t.TempDir()
 	mine := filepath.Join(dir, "mine")
 	theirs := filepath.Join(dir, "theirs")
-	for _, d := range []string{mine, theirs} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nstest.Mkdirs(t, 0o755, mine, theirs)
 	listen := func(path string) net.PacketConn {
 		c, err := net.ListenPacket("unixgram", path)
 		if err != nil {
@@ -99,11 +95,7 @@ func TestSendChecksSocketAsUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	own, other := filepath.Join(dir, "own"), filepath.Join(dir, "other")
-	for _, d := range []string{own, other} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nstest.Mkdirs(t, 0o755, own, other)
 	for _, tc := range []struct {
 		path string
 		uid  int
