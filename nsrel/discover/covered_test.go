@@ -1,7 +1,6 @@
 package discover_test
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -32,10 +31,7 @@ func situationJoin() {
 	if err != nil {
 		die("setns", err)
 	}
-	unix.Close(3)
-	go stay()
-	fmt.Println("ready")
-	select {}
+	closeReady()
 }
 
 // TestReaderRootMountedOver mounts a tmpfs over "/" in a mount namespace

@@ -25,15 +25,7 @@ func deepDir(t *testing.T, base string) (dirs []string, target string) {
 	}
 	for i := 0; len(base)+i*201 < unix.PathMax+200; i++ {
 		name := fmt.Sprintf("d%0200d", i)
-		if err := unix.Mkdirat(dfd, name, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		next, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		unix.Close(dfd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dfd = next
+		dfd = nstest.MkdirDown(t, dfd, name)
 		dirs = append(dirs, name)
 	}
 	defer unix.Close(dfd)
@@ -70,10 +62,7 @@ func situationDeep() {
 			die("bind mount over", err)
 		}
 	}
-	unix.Close(3)
-	go stay()
-	fmt.Println("ready")
-	select {}
+	closeReady()
 }
 
 // TestMountPointLongerThanPathMax bind-mounts a user namespace, held by

@@ -1,7 +1,6 @@
 package discover
 
 import (
-	"bufio"
 	"cmp"
 	"fmt"
 	"os"
@@ -365,26 +364,7 @@ exec sleep infinity`
 func inMountNS(t *testing.T, script string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(nstest.RequireCmd(t, "unshare"), append([]string{"-m", "--propagation", "private", nstest.RequireCmd(t, "sh"), "-c", script, "sh"}, args...)...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return "no line: " + stderr.String()
-	}
-	return strings.TrimSuffix(line, "\n")
+	return nstest.FirstLine(t, cmd, func() { cmd.Process.Kill() })
 }
 
 // discoverAsync runs Discover in the background and sends its model
@@ -426,15 +406,7 @@ func TestOpenBelowLongPath(t *testing.T) {
 	var names []string
 	for i := range 30 {
 		name := fmt.Sprintf("d%0199d", i)
-		if err := unix.Mkdirat(dfd, name, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		next, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		unix.Close(dfd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dfd, names = next, append(names, name)
+		dfd, names = nstest.MkdirDown(t, dfd, name), append(names, name)
 	}
 	fd, err := unix.Openat(dfd, "file", unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
 	if err != nil {

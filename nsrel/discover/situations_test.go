@@ -58,6 +58,15 @@ func stay() {
 	}
 }
 
+// closeReady closes fd 3, says "ready" on stdout and blocks for good,
+// stay keeping the process alive.
+func closeReady() {
+	unix.Close(3)
+	go stay()
+	fmt.Println("ready")
+	select {}
+}
+
 // situationLeader: fd 3 holds a namespace; the mount namespace is private
 // (the parent started us with CLONE_NEWNS) and has the file $BIND_SRC
 // bind-mounted on $BIND_DST. Then the main thread, the thread-group

@@ -1,7 +1,6 @@
 package discover_test
 
 import (
-	"bufio"
 	"cmp"
 	"os/exec"
 	"slices"
@@ -118,24 +117,5 @@ exec sleep infinity`
 func firstLine(t *testing.T, cmd *exec.Cmd) string {
 	t.Helper()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		return "no line: " + stderr.String()
-	}
-	return strings.TrimSuffix(line, "\n")
+	return nstest.FirstLine(t, cmd, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 }
