@@ -2,7 +2,6 @@ package hook_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,11 +42,7 @@ func TestRecordHostileAnnotations(t *testing.T) {
 	if ierr == nil || rec.Error == "" || rec.Ancestry != nil {
 		t.Errorf("no process: error %v, record error %q, ancestry %v; want an error and no ancestry", ierr, rec.Error, rec.Ancestry)
 	}
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log, path := tempLog(t)
 	if err := log.Append(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}

@@ -69,15 +69,7 @@ func TestHookAsLibrary(t *testing.T) {
 // deny it was allowed.
 func TestPoststartSearchFails(t *testing.T) {
 	for _, onError := range []string{policy.OnErrorAllow, policy.OnErrorDeny} {
-		cfg, err := policy.Parse("lib.json", []byte(`{"version":1,"audit_log":"/x","on_error":"`+onError+`","default":{"name":"d","mode":"audit"}}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(t.TempDir(), "audit.jsonl")
-		log, err := audit.Open(path, audit.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg, log, _ := auditOnly(t, onError)
 		anc := &audit.Ancestry{PID: 77, StartTime: 5, User: []audit.UserNS{{Ino: nsrel.InitialUserNSIno}}, PIDNS: []audit.PIDNS{{Ino: nsrel.InitialPIDNSIno}}}
 		h := &hook.Hook{Config: cfg, Log: log, Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) { return anc, nil }}
 		if _, err := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: "c", Pid: 77}); err != nil {
@@ -105,15 +97,7 @@ func TestPoststartSearchFails(t *testing.T) {
 // poststop never refuses, not what on_error would decide: with
 // on_error=deny it said "on_error=allow: allowed".
 func TestPoststopUnrecordedMessage(t *testing.T) {
-	cfg, err := policy.Parse("lib.json", []byte(`{"version":1,"audit_log":"/x","on_error":"deny","default":{"name":"d","mode":"audit"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, log, path := auditOnly(t, policy.OnErrorDeny)
 	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -128,4 +112,29 @@ func TestPoststopUnrecordedMessage(t *testing.T) {
 	if err == nil || res.Deny || res.Record != nil || !strings.Contains(res.Message, "cannot write the audit record (poststop never refuses)") {
 		t.Errorf("result %+v, %v; want the record unwritten, not refused, and a message that says poststop never refuses", res, err)
 	}
+}
+
+// auditOnly parses a config whose one block, the default "d", audits,
+// under on_error onError, and opens an audit log in a new temporary
+// directory; it returns the config, the log and the log's path.
+func auditOnly(t *testing.T, onError string) (*policy.Config, *audit.Log, string) {
+	t.Helper()
+	cfg, err := policy.Parse("lib.json", []byte(`{"version":1,"audit_log":"/x","on_error":"`+onError+`","default":{"name":"d","mode":"audit"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, path := tempLog(t)
+	return cfg, log, path
+}
+
+// tempLog opens an audit log, audit.jsonl, in a new temporary
+// directory, and returns it and its path.
+func tempLog(t *testing.T) (*audit.Log, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log, path
 }

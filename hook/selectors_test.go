@@ -28,11 +28,7 @@ func shippedHook(t *testing.T, name string, inspectFn inspect.Func) (*hook.Hook,
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log, path := tempLog(t)
 	return &hook.Hook{Config: cfg, Log: log, Inspect: inspectFn}, path
 }
 
