@@ -410,6 +410,7 @@ func Dropped() uint64 { return dropped.Load() }
 // stderr directly, so that the line comes after the entries logged
 // before it.
 func Flush(d time.Duration) {
+	deadline := time.Now().Add(d)
 	for _, s := range drain(d) {
 		if s.t.Kind == "stderr" {
 			// Once stderr took what was queued, what is logged from now
@@ -433,12 +434,26 @@ func Flush(d time.Duration) {
 			left = append(left, s.droppedNote(n))
 		}
 		s.mu.Unlock()
-		if len(left) > 0 {
+		if len(left) == 0 {
+			continue
+		}
+		// stderr may be stalled too (journald behind both): the writes
+		// wait at most what is left of d, and a second, so that the
+		// process still exits (TestFlushStalledStderr).
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
 			s.fallback.WithField("target", s.t.String()).Error("diagnostics not sent in time before exit; the entries follow on stderr")
+			for _, q := range left {
+				s.toStderr(q)
+			}
+		}()
+		t := time.NewTimer(max(time.Until(deadline), 0) + time.Second)
+		select {
+		case <-done:
+		case <-t.C:
 		}
-		for _, q := range left {
-			s.toStderr(q)
-		}
+		t.Stop()
 	}
 }
 

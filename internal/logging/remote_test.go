@@ -457,3 +457,29 @@ func TestStandardPanicFatalSent(t *testing.T) {
 		t.Errorf("exit %d, stderr when the standard logger exited: %q; want 1 and the entry", exited, s)
 	}
 }
+
+// TestFlushStalledStderr: Flush of a service whose target does not take
+// its entries writes them to stderr; a stderr that does not take them
+// either (journald behind both, under systemd) held Flush, so a failing
+// watch or nri never exited. It returns within what is left of its time
+// and a second.
+func TestFlushStalledStderr(t *testing.T) {
+	tg, err := syslog.ParseTarget("tcp://" + nstest.StuckListener(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr nstest.StalledWriter
+	defer stderr.Release()
+	l := Service(tg, "nsrel-containerd", &stderr, logrus.InfoLevel)
+	l.Warn("refused by nsrel policy")
+	done := make(chan struct{})
+	go func() {
+		Flush(100 * time.Millisecond)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Flush still waiting for a stalled stderr after 30 s")
+	}
+}
