@@ -539,6 +539,9 @@ func TestMain(m *testing.M) {
 	case "pidns":
 		childPIDNSHelper()
 		return
+	case "fakeproc":
+		fakeProcHelper()
+		return
 	}
 	os.Exit(m.Run())
 }

@@ -184,6 +184,17 @@ func Discover(opts Options) (*Model, error) {
 	}
 	s.procfd = fd
 	defer unix.Close(fd)
+	// Everything the scan reads comes from /proc, and reopenNS opens
+	// namespaces through its thread-self/fd links: anything else mounted
+	// there (a tmpfs whose links point to a FIFO) would give made-up
+	// answers or block.
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil {
+		return nil, &os.PathError{Op: "statfs", Path: "/proc", Err: err}
+	}
+	if sfs.Type != unix.PROC_SUPER_MAGIC {
+		return nil, &os.PathError{Op: "open", Path: "/proc", Err: errNotProc}
+	}
 	s.self = procSelf(fd)
 	s.foreignPIDs = s.self != os.Getpid()
 	var st unix.Stat_t
@@ -974,8 +985,11 @@ func reopenNS(procfd, pfd int, k Key) (int, error) {
 	if sfs.Type != unix.NSFS_MAGIC || (k != Key{} && (Key{st.Dev, st.Ino}) != k) {
 		return -1, unix.ESTALE
 	}
-	return unix.Openat(procfd, "thread-self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	return unix.Openat(procfd, "thread-self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 }
+
+// errNotProc is the error of a scan whose /proc is not a proc file system.
+var errNotProc = errors.New("not a proc file system (procfs)")
 
 // comm reads /proc/PID/comm.
 func (w *worker) comm(dfd int) string {
