@@ -74,22 +74,15 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nsrel-hook: unknown audit command %s (want verify, show, ack or seal-init; see --help)\n", strconv.Quote(cmd))
 		return 2
 	}
-	// Flags may follow the positional arguments (audit ack 12 --reason x).
-	var pos []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return vocab.Written("nsrel-hook", printUsage(stdout), stderr)
-			}
-			fmt.Fprintf(stderr, "nsrel-hook: audit %s: %s (see --help)\n", cmd, vocab.FlagError(err))
-			return 2
+	// Flags may follow the positional arguments (audit ack 12 --reason x);
+	// "--" ends them.
+	pos, err := vocab.ParseInterspersed(fs, args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return vocab.Written("nsrel-hook", printUsage(stdout), stderr)
 		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+		fmt.Fprintf(stderr, "nsrel-hook: audit %s: %s (see --help)\n", cmd, vocab.FlagError(err))
+		return 2
 	}
 	switch cmd {
 	case "ack":

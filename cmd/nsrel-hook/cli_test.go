@@ -717,3 +717,37 @@ func TestVerifyCannotLock(t *testing.T) {
 		}
 	})
 }
+
+// TestDoubleDashOperands: after "--" every argument is a LOG, also one
+// named like an option; only the first after "--" was, so `audit verify
+// -- f.jsonl -h` printed the help and exited 0 without verifying.
+func TestDoubleDashOperands(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	if code, _, stderr := run(selfState("dd-1"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	log, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"-h", "--b.jsonl"} {
+		if err := os.WriteFile(filepath.Join(dir, name), log, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	for _, args := range [][]string{
+		{"audit", "verify", "--", "--b.jsonl", "-h"},
+		{"audit", "verify", "--", "-h", "--b.jsonl"},
+		{"audit", "verify", e.log, "--", "-h"},
+	} {
+		code, stdout, stderr := run("", args...)
+		if code != 0 || strings.Count(stdout, "OK:") != len(args)-3 || stderr != "" {
+			t.Errorf("%q: exit %d\nstdout %s\nstderr %s", args, code, stdout, stderr)
+		}
+	}
+	if code, stdout, stderr := run("", "audit", "show", "--", "-h"); code != 0 || !strings.Contains(stdout, "dd-1") {
+		t.Errorf("audit show -- -h: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+}

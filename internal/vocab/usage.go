@@ -2,6 +2,7 @@ package vocab
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"regexp"
@@ -79,4 +80,53 @@ func Written(prog string, err error, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "%s: write error: %v\n", prog, err)
 	return 1
+}
+
+// ParseInterspersed parses args with fs as getopt_long does: options may
+// follow operands (audit ack 12 --reason x), and "--" ends the options,
+// every argument after it an operand even if it starts with "-". It
+// returns the operands in order. fs.Parse alone stops at the first
+// operand, and parsing what follows it again would take the operands
+// after a "--" for options.
+func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if endedOptions(fs, args[:len(args)-len(rest)]) {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// endedOptions reports whether what fs.Parse consumed ends with the "--"
+// that ends the options, not with "--" as an option's value
+// (--reason --): it walks them as the flag package does.
+func endedOptions(fs *flag.FlagSet, consumed []string) bool {
+	for i := 0; i < len(consumed); i++ {
+		a := consumed[i]
+		if a == "--" {
+			return true
+		}
+		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		i++ // its value
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -52,5 +53,44 @@ func TestFlagError(t *testing.T) {
 	}
 	if got := FlagError(errors.New("something\nelse")); got != "something" {
 		t.Errorf("other error: %q", got)
+	}
+}
+
+// TestParseInterspersed: options after operands, and "--" ending the
+// options for good, as getopt_long; "--" as an option's value is a value.
+func TestParseInterspersed(t *testing.T) {
+	for _, c := range []struct {
+		args      []string
+		pos       []string
+		reason    string
+		json, bad bool
+	}{
+		{args: []string{"12", "--reason", "x"}, pos: []string{"12"}, reason: "x"},
+		{args: []string{"a", "--json", "b"}, pos: []string{"a", "b"}, json: true},
+		{args: []string{"--", "--a", "--b"}, pos: []string{"--a", "--b"}},
+		{args: []string{"f", "--", "-h", "--json"}, pos: []string{"f", "-h", "--json"}},
+		{args: []string{"f", "--json", "--", "g", "--", "-x"}, pos: []string{"f", "g", "--", "-x"}, json: true},
+		{args: []string{"--reason", "--", "f", "--json"}, pos: []string{"f"}, reason: "--", json: true},
+		{args: []string{"--reason=--", "--", "--json"}, pos: []string{"--json"}, reason: "--"},
+		{args: []string{"--json", "--", "--reason", "x"}, pos: []string{"--reason", "x"}, json: true},
+		{args: []string{"f", "--bogus"}, bad: true},
+		{args: []string{"-"}, pos: []string{"-"}},
+		{args: nil},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		reason := fs.String("reason", "", "")
+		asJSON := fs.Bool("json", false, "")
+		pos, err := ParseInterspersed(fs, c.args)
+		if (err != nil) != c.bad {
+			t.Errorf("%q: error %v", c.args, err)
+			continue
+		}
+		if c.bad {
+			continue
+		}
+		if !slices.Equal(pos, c.pos) || *reason != c.reason || *asJSON != c.json {
+			t.Errorf("%q: operands %q, --reason %q, --json %v; want %q, %q, %v", c.args, pos, *reason, *asJSON, c.pos, c.reason, c.json)
+		}
 	}
 }
