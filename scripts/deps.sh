@@ -39,6 +39,8 @@ have unshare || need_apt+=(util-linux)
 have lsns || need_apt+=(util-linux)
 have newuidmap || need_apt+=(uidmap)
 have hyperfine || need_apt+=(hyperfine)
+# strace injects system call failures (a failing fdatasync) into the hook.
+have strace || need_apt+=(strace)
 [ -x /usr/bin/time ] || need_apt+=(time)
 # systemd: systemd-analyze verifies the shipped units; systemd-journald
 # and journalctl run in the journald tests (TestShippedRsyslogJournald).

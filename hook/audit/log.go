@@ -334,7 +334,15 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 		l.opts.Written(r)
 	}
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return nil, nil, fmt.Errorf("audit: fdatasync %s: %w", l.path, err)
+		// The lines are in the log, for every reader from now on, and
+		// the caller's verdict stands with them (as for a deadline
+		// passed once Written was called): failing the append would
+		// have the caller act against its own record (refuse a
+		// container the log says was allowed). What a failed sync
+		// leaves in doubt is whether they survive a crash: said.
+		if written > 0 {
+			warn(fmt.Errorf("audit: fdatasync %s: %w (seq %d to %d are written but may not survive a crash)", l.path, err, last.Seq-uint64(written)+1, last.Seq))
+		}
 	}
 	// A failed commit leaves the keys on the disk, not a hole: the next
 	// append evolves the state past the records written.
