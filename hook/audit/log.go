@@ -856,6 +856,12 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 	var dropped []Dropped
 	var names []string
 	old := files[:len(files)-l.opts.KeepFiles]
+	// One record per file removed, in the append that rotates: a burst
+	// (keep_files set on a log of thousands of rotated files) is spread
+	// over the next rotations, so that an append stays short under the
+	// lock and a crash in it leaves the sealing state well within
+	// MaxSealLag of the log.
+	old = old[:min(len(old), MaxRetainedPerRotation)]
 	for i, name := range old {
 		rf, err := openRegular(name, unix.O_RDONLY)
 		if err != nil {
@@ -893,6 +899,10 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 	}
 	return dropped, names, nil
 }
+
+// MaxRetainedPerRotation bounds how many rotated files one rotation
+// removes; the rest go at the next rotations.
+const MaxRetainedPerRotation = 256
 
 // damageOf returns the first record of file when it is the damage record
 // of damaged lines in the file named base (and of no other file).

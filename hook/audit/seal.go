@@ -555,11 +555,16 @@ func (s *sealer) advance(id SealID, e uint64) error {
 	if lag := e - s.state.Epoch; lag > MaxSealLag {
 		return fmt.Errorf("%s is %d records behind the log (restored from an older copy?): start a new sealing key (seal-init --replace)", s.path, lag)
 	}
+	s.evolve(e)
+	return nil
+}
+
+// evolve moves the state to epoch e, destroying the keys before it.
+func (s *sealer) evolve(e uint64) {
 	for s.state.Epoch < e {
 		s.state.Key = nextSealKey(s.state.Key)
 		s.state.Epoch++
 	}
-	return nil
 }
 
 // keys returns the keys of the next n records and the first one's
@@ -587,9 +592,9 @@ func (s *sealer) commit(n int) error {
 	if s == nil || n == 0 {
 		return nil
 	}
-	if err := s.advance(s.state.ID, s.state.Epoch+uint64(n)); err != nil {
-		return err
-	}
+	// The n keys were handed out by this sealer: no lag check (advance's
+	// is for a state restored from an older copy).
+	s.evolve(s.state.Epoch + uint64(n))
 	if _, err := s.f.WriteAt(s.state.marshal(), 0); err != nil {
 		return fmt.Errorf("write %s: %w", s.path, err)
 	}

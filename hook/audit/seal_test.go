@@ -903,3 +903,62 @@ func TestSealedDamage(t *testing.T) {
 		}
 	})
 }
+
+// TestRetentionBurstSpread: keep_files set on a log of many rotated files
+// removes at most MaxRetainedPerRotation of them per rotation, one
+// retention record each, so the append stays short and its sealing state
+// moves on (a burst of more than MaxSealLag records in one append left
+// the state "restored from an older copy" and every later record
+// unsealed); the rest go at the next rotations, and the log verifies
+// with its key throughout.
+func TestRetentionBurstSpread(t *testing.T) {
+	l, path, key := sealedLog(t, audit.Options{})
+	n := audit.MaxRetainedPerRotation + 40
+	for i := range n + 5 {
+		if err := l.Append(context.Background(), rec(fmt.Sprint("c", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As rotation with keep_files 0 leaves it: one record per rotated
+	// file, the last ones in the current file.
+	lines := readLines(t, path)
+	for i, ln := range lines[:n] {
+		if err := os.WriteFile(fmt.Sprintf("%s.%012d", path, i+1), ln, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeLines(t, path, lines[n:])
+	var warns []error
+	l2, err := audit.Open(path, audit.Options{RotateBytes: 1, KeepFiles: 1, SealState: l.SealStateForTest(),
+		Warn: func(err error) { warns = append(warns, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, rotated int) {
+		t.Helper()
+		files, err := l2.Files()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files)-1 != rotated {
+			t.Errorf("%s: %d rotated files, want %d", when, len(files)-1, rotated)
+		}
+		if _, err := audit.Verify(files, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}); err != nil {
+			t.Errorf("%s: verify --key: %v", when, err)
+		}
+		if len(warns) > 0 {
+			t.Errorf("%s: warnings %v", when, warns)
+		}
+	}
+	r := rec("first-rotation")
+	if err := l2.Append(context.Background(), r); err != nil || r.Seal == "" {
+		t.Fatalf("append: %v, seal %q", err, r.Seal)
+	}
+	// n+1 rotated files (the current one just rotated), 256 removed.
+	check("after the first rotation", n+1-audit.MaxRetainedPerRotation)
+	r = rec("second-rotation")
+	if err := l2.Append(context.Background(), r); err != nil || r.Seal == "" {
+		t.Fatalf("append: %v, seal %q", err, r.Seal)
+	}
+	check("after the second rotation", 1)
+}
