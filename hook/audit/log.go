@@ -391,6 +391,23 @@ func (l *Log) sealerFor(last *Record) (*sealer, string) {
 		s.introduce = true
 	case last.Seal == "":
 		s.introduce = last.SealError == ""
+		if last.SealError == "" {
+			break
+		}
+		// Unsealed records that say why, after sealed ones: the state
+		// could not be used for a while. It may still be behind the
+		// last sealed record (a crash before its commit), so it is
+		// evolved past that record, or the next record would be sealed
+		// with that record's key, which the node keeps meanwhile.
+		p, err := l.lastSeal()
+		if err != nil || p == nil {
+			break
+		}
+		s.introduce = p.ID != s.state.ID
+		if err := s.advance(p.ID, p.Epoch+1); err != nil {
+			s.close()
+			return nil, "sealing state: " + err.Error()
+		}
 	default:
 		p, err := ParseSeal(last.Seal)
 		if err != nil {
@@ -405,6 +422,37 @@ func (l *Log) sealerFor(last *Record) (*sealer, string) {
 		}
 	}
 	return s, ""
+}
+
+// lastSeal returns the seal of the last sealed record of the log, in
+// the current file or any rotated one, or nil. It reads backwards,
+// skipping lines without a seal before decoding; it runs only when an
+// append follows unsealed records.
+func (l *Log) lastSeal() (*ParsedSeal, error) {
+	files, err := l.rotated()
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, l.path)
+	needle := []byte(`"seal":"`)
+	for i := len(files) - 1; i >= 0; i-- {
+		for line, err := range LinesBackward(files[i]) {
+			if errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Contains(line, needle) {
+				continue
+			}
+			if r, err := Decode(line); err == nil && r.Seal != "" {
+				p, err := ParseSeal(r.Seal)
+				return &p, err
+			}
+		}
+	}
+	return nil, nil
 }
 
 // lock takes the exclusive lock on PATH.lock, polling until ctx is done

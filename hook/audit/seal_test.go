@@ -962,3 +962,53 @@ func TestRetentionBurstSpread(t *testing.T) {
 	}
 	check("after the second rotation", 1)
 }
+
+// TestSealAfterUnsealedStretch: a state left one behind by a crash (the
+// record written, the state not yet rewritten), then unsealed records
+// (the state unusable for a while: readable by others), then the state
+// usable again. The next record must be sealed past the last sealed one:
+// it was sealed with that record's key again, which stayed on the node
+// the whole stretch.
+func TestSealAfterUnsealedStretch(t *testing.T) {
+	l, _, _ := sealedLog(t, audit.Options{})
+	appendN(t, l, 2)
+	state := l.SealStateForTest()
+	before, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastSealed := rec("last-sealed")
+	if err := l.Append(context.Background(), lastSealed); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, before, 0o600); err != nil { // the crash
+		t.Fatal(err)
+	}
+	if err := os.Chmod(state, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		r := rec(fmt.Sprint("unsealed-", i))
+		if err := l.Append(context.Background(), r); err != nil || r.Seal != "" || r.SealError == "" {
+			t.Fatalf("append with the state readable by others: %v, seal %q, seal_error %q", err, r.Seal, r.SealError)
+		}
+	}
+	if err := os.Chmod(state, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := rec("sealed-again")
+	if err := l.Append(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	p0, err := audit.ParseSeal(lastSealed.Seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, err := audit.ParseSeal(r.Seal)
+	if err != nil {
+		t.Fatalf("record after the stretch: %v (seal %q, seal_error %q)", err, r.Seal, r.SealError)
+	}
+	if p1.ID != p0.ID || p1.Epoch != p0.Epoch+1 {
+		t.Errorf("record after the stretch sealed with %s epoch %d; the last sealed one before it with %s epoch %d: want the next epoch", p1.ID, p1.Epoch, p0.ID, p0.Epoch)
+	}
+}
