@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"os"
 	"os/signal"
@@ -602,7 +601,9 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 		// Not the config's log: the config's sealing state and
 		// checkpoints are its log's, and one key must never seal two
 		// logs (nor their checkpoints mix).
-		opts = audit.Options{Version: vocab.Version}
+		// A sealed log goes on sealed only with its own state: an
+		// unsealed record after sealed ones fails verify.
+		opts = audit.Options{Version: vocab.Version, RefuseUnsealed: true}
 	}
 	l, err := audit.Open(path, opts)
 	if err != nil {
@@ -613,17 +614,6 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 	defer cancel()
 	var ack *audit.Record
 	_, err = l.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		if other {
-			// A sealed log goes on sealed only with its own state: an
-			// unsealed record after sealed ones fails verify.
-			sealed, err := lastSealed(path)
-			if err != nil {
-				return nil, err
-			}
-			if sealed {
-				return nil, fmt.Errorf("%s is sealed and is not the audit_log of %s: acknowledge with the config that writes it (--config)", path, cfg.File)
-			}
-		}
 		d, err := s.Last("", func(r *audit.Record) bool { return r.Seq == seq })
 		if err != nil {
 			return nil, err
@@ -634,29 +624,15 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 		ack = &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: reason}
 		return ack, nil
 	})
+	if errors.Is(err, audit.ErrSealedLog) {
+		err = fmt.Errorf("%s is sealed and is not the audit_log of %s: acknowledge with the config that writes it (--config)", path, cfg.File)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: damage at seq %d acknowledged by seq %d\n", vocab.Printable(path), seq, ack.Seq)
 	return 0
-}
-
-// lastSealed reports whether the last record of the log's current file
-// that decodes is sealed.
-func lastSealed(path string) (bool, error) {
-	for line, err := range audit.LinesBackward(path) {
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if r, err := audit.Decode(line); err == nil {
-			return r.Seal != "", nil
-		}
-	}
-	return false, nil
 }
 
 // sealInitCmd sets up forward-secure sealing for the config's audit log

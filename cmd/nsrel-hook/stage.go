@@ -327,7 +327,10 @@ func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr, 
 	}
 	rec.Error = vocab.JoinErrors(what, rec.Error)
 	rec.Policy, rec.Mode = "", ""
-	log, err := audit.Open(sv.AuditLog, audit.Options{SealState: sv.SealState, Version: vocab.Version})
+	// A seal_state the salvage could not reach (a syntax error before
+	// it) must not leave an unsealed record in a sealed log: that fails
+	// verify for good, and the run is said on stderr and to syslog.
+	log, err := audit.Open(sv.AuditLog, audit.Options{SealState: sv.SealState, Version: vocab.Version, RefuseUnsealed: true})
 	if err != nil {
 		return err
 	}

@@ -594,6 +594,21 @@ func TestAuditAck(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "is sealed and is not the audit_log of") {
 		t.Errorf("ack of another sealed log: exit %d, stderr %q; want it refused", code, stderr)
 	}
+	// Its current file empty (a crash right after a rotation's rename):
+	// the ack looked at the current file only and wrote unsealed.
+	if err := os.Rename(sealedLog, sealedLog+".000000000001"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sealedLog, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = run("", "--config", e.config, "audit", "ack", damageSeq(sealedLog+".000000000001"), "--reason", "checked", sealedLog)
+	if code != 1 || !strings.Contains(stderr, "is sealed and is not the audit_log of") {
+		t.Errorf("ack of another sealed log with an empty current file: exit %d, stderr %q; want it refused", code, stderr)
+	}
+	if fi, err := os.Stat(sealedLog); err != nil || fi.Size() != 0 {
+		t.Errorf("ack of another sealed log with an empty current file wrote to it (%v)", err)
+	}
 }
 
 // TestRootlessRunStepsAside runs the hook as a rootless runtime does
@@ -658,5 +673,52 @@ func TestRootlessRunStepsAside(t *testing.T) {
 	}
 	if recs := audittest.Records(t, e.log, ""); len(recs) != 1 || recs[0].ContainerID != "rootful" {
 		t.Errorf("records %+v, want the rootful container's", recs)
+	}
+}
+
+// TestBrokenConfigKeepsSealedLog: a config with a syntax error before its
+// seal_state (the salvage of the log's path stops there) wrote the
+// run's record unsealed into the sealed log, which then failed verify
+// for good (no ack covers an unsealed record). The record is not written
+// now; the run says so, as any unrecorded run, and the log verifies.
+func TestBrokenConfigKeepsSealedLog(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	code, out, stderr := run("", "--config", e.config, "audit", "seal-init")
+	if code != 0 {
+		t.Fatalf("seal-init: exit %d: %s", code, stderr)
+	}
+	key := strings.TrimSpace(strings.Split(out, "\n\n")[1])
+	createRuntime(t, e, "before")
+	good, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(good), `"on_error": "allow",`, `"on_error": "allow"`, 1)
+	if broken == string(good) || !strings.Contains(broken, `"seal_state"`) {
+		t.Fatalf("cannot break the config:\n%s", good)
+	}
+	if err := os.WriteFile(e.config, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, stage := range []string{audit.StageCreateRuntime, audit.StagePoststop} {
+		state := stateOf(idMember("broken-"+stage), pidMember(os.Getpid()), bundleMember)
+		if r := runBinary(t, bytes.NewReader(state), "--config", e.config, stage); !strings.Contains(r.stderr, "JSON syntax error") {
+			t.Errorf("%s with a broken config: exit %d, stderr %q", stage, r.code, r.stderr)
+		}
+	}
+	diag, _ := os.ReadFile(filepath.Join(e.dir, "hook.log"))
+	if n := strings.Count(string(diag), "cannot record the config error"); n != 2 || !strings.Contains(string(diag), "an unsealed record would fail verify") {
+		t.Errorf("diagnostics do not say twice that the config error cannot be recorded in the sealed log:\n%s", diag)
+	}
+	if recs := e.records(t, ""); len(recs) != 2 { // seal-start, before
+		t.Errorf("%d records after the broken runs, want 2", len(recs))
+	}
+	if err := os.WriteFile(e.config, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	createRuntime(t, e, "after")
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
+		t.Errorf("verify after the broken runs: exit %d: %s%s", code, out, stderr)
 	}
 }

@@ -41,6 +41,13 @@ type Options struct {
 	// Warn, if set, receives problems that do not fail an append (a
 	// checkpoint that could not be shipped).
 	Warn func(error)
+	// RefuseUnsealed makes an append fail (ErrSealedLog) rather than
+	// write unsealed records after sealed ones when SealState is "": for
+	// writers that do not know the log's sealing state (a config that
+	// could not be read up to its seal_state; an operator's record in a
+	// log not of its config). Such records fail verify for good, so a
+	// writer that merely lacks the setting must not write them.
+	RefuseUnsealed bool
 	// Written, if set, is called with the caller's record (nil if none)
 	// right after its line was written, before it is synced: from then
 	// on the record is in the log, whatever happens to the process.
@@ -251,6 +258,9 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 
 	s, sealErr := l.sealerFor(last)
 	defer s.close()
+	if s == nil && sealErr != "" && l.opts.SealState == "" && l.opts.RefuseUnsealed {
+		return nil, nil, fmt.Errorf("audit: %s: %w", l.path, ErrSealedLog)
+	}
 	var keys [][32]byte
 	var first uint64
 	if s != nil {
@@ -423,6 +433,10 @@ func (l *Log) sealerFor(last *Record) (*sealer, string) {
 	}
 	return s, ""
 }
+
+// ErrSealedLog is the error of an append with [Options.RefuseUnsealed]
+// to a sealed log.
+var ErrSealedLog = errors.New("the log is sealed and this writer has no sealing state (seal_state): an unsealed record would fail verify")
 
 // lastSeal returns the seal of the last sealed record of the log, in
 // the current file or any rotated one, or nil. It reads backwards,
