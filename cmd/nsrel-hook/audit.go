@@ -610,20 +610,24 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
 		return 1
 	}
+	// The damage record is looked for in every file, however old
+	// (verify fails until it is acknowledged, and keep_files 0 keeps it
+	// for ever), before the lock is taken: a long search must not hold
+	// up container starts. Records do not change once written.
+	sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
+	defer scancel()
+	d, err := l.Searcher().WithContext(sctx).Everywhere().Last("", func(r *audit.Record) bool { return r.Seq == seq })
+	if err == nil && (d == nil || d.Stage != audit.StageDamaged) {
+		err = fmt.Errorf("seq %d is not a damage record of %s (see audit verify)", seq, path)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
+		return 1
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var ack *audit.Record
-	_, err = l.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		d, err := s.Last("", func(r *audit.Record) bool { return r.Seq == seq })
-		if err != nil {
-			return nil, err
-		}
-		if d == nil || d.Stage != audit.StageDamaged {
-			return nil, fmt.Errorf("seq %d is not a damage record of %s (see audit verify)", seq, path)
-		}
-		ack = &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: reason}
-		return ack, nil
-	})
+	ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: reason}
+	err = l.Append(ctx, ack)
 	if errors.Is(err, audit.ErrSealedLog) {
 		err = fmt.Errorf("%s is sealed and is not the audit_log of %s: acknowledge with the config that writes it (--config)", path, cfg.File)
 	}

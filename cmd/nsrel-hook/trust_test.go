@@ -684,11 +684,7 @@ func TestRootlessRunStepsAside(t *testing.T) {
 func TestBrokenConfigKeepsSealedLog(t *testing.T) {
 	nstest.RequireRoot(t)
 	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
-	code, out, stderr := run("", "--config", e.config, "audit", "seal-init")
-	if code != 0 {
-		t.Fatalf("seal-init: exit %d: %s", code, stderr)
-	}
-	key := strings.TrimSpace(strings.Split(out, "\n\n")[1])
+	key := sealInit(t, e)
 	createRuntime(t, e, "before")
 	good, err := os.ReadFile(e.config)
 	if err != nil {
@@ -720,5 +716,41 @@ func TestBrokenConfigKeepsSealedLog(t *testing.T) {
 	createRuntime(t, e, "after")
 	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
 		t.Errorf("verify after the broken runs: exit %d: %s%s", code, out, stderr)
+	}
+}
+
+// TestAckOldDamage: audit ack searched only the current file and the four
+// newest rotated ones, so damage further back (kept for ever with
+// keep_files 0) could never be acknowledged and verify failed for good.
+func TestAckOldDamage(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = ""; c["rotate_bytes"] = 4096 })
+	key := sealInit(t, e)
+	createRuntime(t, e, "d0")
+	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("zzzz damaged\n")
+	f.Close()
+	createRuntime(t, e, "d1") // records the damage
+	var damageSeq uint64
+	for _, r := range e.records(t, "") {
+		if r.Stage == audit.StageDamaged {
+			damageSeq = r.Seq
+		}
+	}
+	for i := 0; ; i++ {
+		files, _ := filepath.Glob(e.log + ".[0-9]*")
+		if len(files) > audit.SearchFiles+1 {
+			break
+		}
+		createRuntime(t, e, fmt.Sprint("later-", i))
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "ack", strconv.FormatUint(damageSeq, 10), "--reason", "checked: power loss"); code != 0 {
+		t.Fatalf("ack of damage %d rotated files back: exit %d: %s%s", audit.SearchFiles+2, code, out, stderr)
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
+		t.Errorf("verify after the ack: exit %d: %s%s", code, out, stderr)
 	}
 }

@@ -162,6 +162,7 @@ func Records(files ...string) iter.Seq2[*Record, error] {
 type Searcher struct {
 	log *Log
 	ctx context.Context // nil: none
+	all bool            // every rotated file, not SearchFiles
 }
 
 // Searcher returns a searcher over the log's records, without a
@@ -172,14 +173,22 @@ func (l *Log) Searcher() *Searcher { return &Searcher{log: l} }
 // WithContext returns a searcher like s whose searches stop with ctx's
 // error once ctx is done.
 func (s *Searcher) WithContext(ctx context.Context) *Searcher {
-	return &Searcher{log: s.log, ctx: ctx}
+	return &Searcher{log: s.log, ctx: ctx, all: s.all}
+}
+
+// Everywhere returns a searcher like s that reads every rotated file,
+// not only the newest [SearchFiles]: for an operator's search (audit
+// ack), which may go far back, outside the log's lock.
+func (s *Searcher) Everywhere() *Searcher {
+	return &Searcher{log: s.log, ctx: s.ctx, all: true}
 }
 
 // Last returns the last record of the given container for which match
 // (nil: any) returns true, or nil. It reads the newest file first, from
 // its end backwards, and stops at the first match; lines that cannot
 // mention the container are skipped before they are decoded. It searches
-// the current file and at most [SearchFiles] rotated files.
+// the current file and at most [SearchFiles] rotated files (every one
+// with [Searcher.Everywhere]).
 func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, error) {
 	needle := appendJSONString([]byte(`"container_id":`), containerID)
 	// The current file first: the directory is listed for rotated files
@@ -193,7 +202,7 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 	if err != nil {
 		return nil, err
 	}
-	for i := len(files) - 1; i >= 0 && i >= len(files)-SearchFiles; i-- {
+	for i := len(files) - 1; i >= 0 && (s.all || i >= len(files)-SearchFiles); i-- {
 		if r, err := lastIn(s.ctx, files[i], containerID, needle, match); err != nil || r != nil {
 			return r, err
 		}
