@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -401,7 +402,11 @@ func (l *Log) undoSealStart(id SealID, old []byte, err error) error {
 		return fmt.Errorf("%w; a record sealed with the new key (seq %d) is in the log all the same: sealing is on with the key shown", err, seq)
 	}
 	if old == nil {
-		os.Remove(l.opts.SealState)
+		// Durably: a state back after a power loss would seal with a
+		// key the operator was told is not used.
+		if os.Remove(l.opts.SealState) == nil {
+			syncDir(filepath.Dir(l.opts.SealState))
+		}
 		return err
 	}
 	if werr := writeSealState(l.opts.SealState, old); werr != nil {
