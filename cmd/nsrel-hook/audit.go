@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -642,6 +644,13 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 // sealInitCmd sets up forward-secure sealing for the config's audit log
 // and prints the verification key, once.
 func sealInitCmd(configPath string, replace bool, stdout, stderr io.Writer) int {
+	if isDevNull(stdout) {
+		// Writes to /dev/null succeed: the key would be lost with no
+		// error to stop sealing. A closed stdout is /dev/null too (Go
+		// opens it there at start).
+		fmt.Fprintln(stderr, "nsrel-hook: audit seal-init: stdout is /dev/null: the verification key would be shown to nobody; nothing written (run it with stdout a terminal, a file or a pipe)")
+		return 1
+	}
 	cfg, err := policy.Load(configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit seal-init: %s\n", vocab.OneLine(err))
@@ -685,4 +694,23 @@ Verify with: nsrel-hook audit verify --key KEY    (or --key @FILE)
 		return 1
 	}
 	return 0
+}
+
+// isDevNull reports whether w is a file open on /dev/null (the character
+// device 1:3, whatever its name).
+func isDevNull(w io.Writer) bool {
+	f, ok := w.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	serr := errors.New("no fd")
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), &st) }); err != nil || serr != nil {
+		return false
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == unix.Mkdev(1, 3)
 }

@@ -420,6 +420,35 @@ func TestBinarySealInitKeyNotShown(t *testing.T) {
 	}
 }
 
+// TestBinarySealInitDevNull: seal-init with stdout /dev/null, or closed
+// (which Go opens on /dev/null), writes the key where nobody reads it
+// and no write fails: it refuses, exit 1, and writes nothing. It used
+// to start sealing under the lost key and exit 0.
+func TestBinarySealInitDevNull(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	seal := filepath.Join(e.dir, "audit.seal")
+	setConfig(t, e, "seal_state", seal)
+	for name, script := range map[string]string{"/dev/null": `exec "$0" "$@" >/dev/null`, "closed": `exec "$0" "$@" >&-`} {
+		cmd := exec.Command("/bin/sh", "-c", script, hookBin, "--config", e.config, "audit", "seal-init")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 1 || strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), "stdout is /dev/null") {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and one line why", name, code, stderr.String())
+		}
+		if _, err := os.Stat(seal); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: sealing state after a key nobody saw: %v", name, err)
+		}
+		if n := recordCount(t, e.log); n != 0 {
+			t.Errorf("%s: %d record(s) written", name, n)
+		}
+	}
+}
+
 // sealInit runs `audit seal-init` with e's config and returns the
 // verification key it showed.
 func sealInit(t *testing.T, e *env) string {
