@@ -59,6 +59,9 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
 		return 1
 	}
+	// What was installed is said as it is; a line that cannot be
+	// written (a full disk) stops nothing, and is said at the end.
+	out := &vocab.CheckedWriter{W: stdout}
 	for _, f := range []struct {
 		name string
 		data []byte
@@ -75,9 +78,9 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
 			return 1
 		}
-		fmt.Fprintf(stdout, "installed %s\n", vocab.Printable(p))
+		fmt.Fprintf(out, "installed %s\n", vocab.Printable(p))
 	}
-	return 0
+	return vocab.Written(prog, out.Err, stderr)
 }
 
 // replaceFile writes data to a new file beside path, syncs it and

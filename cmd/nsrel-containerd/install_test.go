@@ -85,6 +85,27 @@ func TestInstallHook(t *testing.T) {
 	}
 }
 
+// TestInstallHookToFullDisk: install-hook whose "installed" lines
+// cannot be written (a full disk) installs both files and says the
+// write error, exit 1; it exited 0.
+func TestInstallHookToFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	hook := filepath.Join(dir, "nsrel-hook")
+	cfg := filepath.Join(dir, "hook.json")
+	os.WriteFile(hook, []byte("#!/bin/true\n"), 0o700)
+	os.WriteFile(cfg, []byte(`{"version": 1, "audit_log": "/var/log/nsrel/audit.jsonl", "default": {"mode": "audit"}}`), 0o600)
+	dest := t.TempDir()
+	code, stderr := nstest.ToFullDisk(t, nstest.Tool(t, "nsrel-containerd"), "install-hook", "--dest", dest, "--hook", hook, "--config", cfg)
+	if code != 1 || stderr != "nsrel-containerd install-hook: write error: no space left on device\n" {
+		t.Errorf("exit %d, stderr %q; want 1 and a write error", code, stderr)
+	}
+	for _, name := range []string{"nsrel-hook", "hook.json"} {
+		if _, err := os.Stat(filepath.Join(dest, name)); err != nil {
+			t.Errorf("not installed: %v", err)
+		}
+	}
+}
+
 // TestContainersPartial: `containers` with one containerd namespace that
 // does not answer (its shim stopped) prints the other namespaces'
 // containers, names the failed one on stderr and exits 1. It printed

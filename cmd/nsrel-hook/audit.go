@@ -139,7 +139,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		// Each node's checkpoints go to a file of its own, read when
 		// the node is verified: a fleet's checkpoints are not held in
 		// memory at once.
-		return verifyNodes(logs, nodes, checkpoints, opts, asJSON, stdout, stderr)
+		return verified(func(w io.Writer) int { return verifyNodes(logs, nodes, checkpoints, opts, asJSON, w, stderr) }, stdout, stderr)
 	}
 	// A collector's file holds every node's checkpoints: keep only those
 	// of the hosts verified (for one log without --host, of the first
@@ -205,7 +205,17 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Checkpoints = cs
 	}
-	return verifyCmd(logs, opts, asJSON, stdout, stderr)
+	return verified(func(w io.Writer) int { return verifyCmd(logs, opts, asJSON, w, stderr) }, stdout, stderr)
+}
+
+// verified runs a verify that prints to stdout and returns its status,
+// or 1 with a write error when what it printed could not be written
+// (a report half written is no report). A verify that failed exits 1
+// all the same: the write error is said too.
+func verified(verify func(stdout io.Writer) int, stdout, stderr io.Writer) int {
+	w := &vocab.CheckedWriter{W: stdout}
+	status := verify(w)
+	return max(status, vocab.Written("nsrel-hook", w.Err, stderr))
 }
 
 // readKey reads a verification key given as KEY or @FILE (the file keeps
@@ -637,8 +647,8 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: damage at seq %d acknowledged by seq %d\n", vocab.Printable(path), seq, ack.Seq)
-	return 0
+	_, err = fmt.Fprintf(stdout, "%s: damage at seq %d acknowledged by seq %d\n", vocab.Printable(path), seq, ack.Seq)
+	return vocab.Written("nsrel-hook", err, stderr)
 }
 
 // sealInitCmd sets up forward-secure sealing for the config's audit log

@@ -337,6 +337,58 @@ func TestHelpToFullDisk(t *testing.T) {
 	}
 }
 
+// TestReportToFullDisk: verify (text, --json, --nodes), policy check
+// and ack whose output cannot be written (a full disk) say so, exit 1,
+// as help and show do; they exited 0 with nothing printed. A verify
+// that failed exits 1 all the same.
+func TestReportToFullDisk(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	for _, id := range []string{"w1", "w2"} {
+		if code, _, stderr := run(selfState(id), "--config", e.config, "createRuntime"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	const writeError = "nsrel-hook: write error: no space left on device\n"
+	for _, args := range [][]string{
+		{"audit", "verify", e.log},
+		{"audit", "verify", "--json", e.log},
+		{"audit", "verify", "--nodes", e.log},
+		{"audit", "verify", "--json", "--nodes", e.log},
+		{"policy", "check", e.config},
+	} {
+		if code, stderr := nstest.ToFullDisk(t, hookBin, args...); code != 1 || stderr != writeError {
+			t.Errorf("%q to /dev/full: exit %d, stderr %q; want 1 and a write error", args, code, stderr)
+		}
+	}
+
+	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("zzzz damaged\n")
+	f.Close()
+	if code, _, stderr := run(selfState("w3"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	// Verify fails (damage not acknowledged), and cannot say so on stdout.
+	if code, stderr := nstest.ToFullDisk(t, hookBin, "audit", "verify", "--json", e.log); code != 1 || !strings.HasSuffix(stderr, writeError) {
+		t.Errorf("failed verify --json to /dev/full: exit %d, stderr %q; want 1 and a write error", code, stderr)
+	}
+	var damage uint64
+	for _, r := range e.records(t, "") {
+		if r.Stage == audit.StageDamaged {
+			damage = r.Seq
+		}
+	}
+	code, stderr := nstest.ToFullDisk(t, hookBin, "--config", e.config, "audit", "ack", fmt.Sprint(damage), "--reason", "checked")
+	if code != 1 || stderr != writeError {
+		t.Errorf("ack to /dev/full: exit %d, stderr %q; want 1 and a write error", code, stderr)
+	}
+	if code, out, stderr := run("", "audit", "verify", e.log); code != 0 {
+		t.Errorf("the ack whose line was not written was not recorded: exit %d: %s%s", code, out, stderr)
+	}
+}
+
 func TestMainVerifyTampered(t *testing.T) {
 	e := newEnv(t, "hook.json", nil)
 	for i := 0; i < 3; i++ {

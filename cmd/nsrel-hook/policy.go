@@ -101,6 +101,6 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 	for _, l := range cfg.Default.Describe() {
 		b.WriteString("  " + l + "\n")
 	}
-	io.WriteString(stdout, b.String())
-	return 0
+	_, err = io.WriteString(stdout, b.String())
+	return vocab.Written("nsrel-hook", err, stderr)
 }

@@ -82,6 +82,24 @@ func Written(prog string, err error, stderr io.Writer) int {
 	return 1
 }
 
+// CheckedWriter passes writes to W until one fails, and then keeps its
+// error in Err and writes nothing more: a command that prints many
+// lines checks Err once, at the end, and says the failure through
+// [Written] (a report half written to a full disk is no report).
+type CheckedWriter struct {
+	W   io.Writer
+	Err error
+}
+
+func (c *CheckedWriter) Write(p []byte) (int, error) {
+	if c.Err != nil {
+		return 0, c.Err
+	}
+	n, err := c.W.Write(p)
+	c.Err = err
+	return n, err
+}
+
 // ParseInterspersed parses args with fs as getopt_long does: options may
 // follow operands (audit ack 12 --reason x), and "--" ends the options,
 // every argument after it an operand even if it starts with "-". It

@@ -3,8 +3,10 @@ package vocab
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -94,3 +96,23 @@ func TestParseInterspersed(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckedWriter(t *testing.T) {
+	var b strings.Builder
+	w := &CheckedWriter{W: &b}
+	fmt.Fprint(w, "one\n")
+	if w.Err != nil || b.String() != "one\n" {
+		t.Fatalf("after a write: %q, %v", b.String(), w.Err)
+	}
+	fail := &CheckedWriter{W: failWriter{}}
+	fmt.Fprint(fail, "a")
+	if n, err := fail.Write([]byte("b")); n != 0 || !errors.Is(err, errFull) || !errors.Is(fail.Err, errFull) {
+		t.Errorf("after a failed write: %d, %v, Err %v", n, err, fail.Err)
+	}
+}
+
+var errFull = errors.New("full")
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errFull }
