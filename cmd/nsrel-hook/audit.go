@@ -95,6 +95,8 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		return sealInitCmd(configPath, replace, stdout, stderr)
 	}
+	// A node named twice is verified, and counted, once.
+	nodes = uniq(nodes)
 	if (allNodes || len(nodes) > 0) && len(pos) == 0 {
 		fmt.Fprintln(stderr, "nsrel-hook: audit verify: --node and --nodes need the collector's LOG files (see --help)")
 		return 2
@@ -216,6 +218,17 @@ func verified(verify func(stdout io.Writer) int, stdout, stderr io.Writer) int {
 	w := &vocab.CheckedWriter{W: stdout}
 	status := verify(w)
 	return max(status, vocab.Written("nsrel-hook", w.Err, stderr))
+}
+
+// uniq returns l without repeats, in the order of their first place.
+func uniq(l []string) []string {
+	var out []string
+	for _, v := range l {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // readKey reads a verification key given as KEY or @FILE (the file keeps

@@ -654,3 +654,17 @@ func TestVerifyNodesInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyNodeRepeated: a node named twice with --node is verified
+// and counted once. It was verified twice, "nodes: 2 intact (vm, vm)".
+func TestVerifyNodeRepeated(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	if code, _, stderr := run(selfState("n1"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	host := e.records(t, "")[0].Host
+	code, out, stderr := run("", "audit", "verify", "--node", host, "--node", host, e.log)
+	if want := "nodes: 1 intact (" + host + "), 0 FAILED\n"; code != 0 || !strings.HasSuffix(out, want) || strings.Count(out, ": OK: ") != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 0 and %q", code, out, stderr, want)
+	}
+}
