@@ -122,6 +122,12 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		vk, warning, err := readKey(k)
 		if err != nil {
 			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --key: %s\n", vocab.OneLine(err))
+			// A key file that cannot be opened or read fails as a
+			// --checkpoints file does; a key that does not parse is
+			// a usage error.
+			if errors.As(err, new(*os.PathError)) {
+				return 1
+			}
 			return 2
 		}
 		if warning != "" {
@@ -245,7 +251,7 @@ func readKey(s string) (k audit.VerifyKey, warning string, err error) {
 		// A key is under 100 bytes: /dev/zero is not read whole.
 		data, err := io.ReadAll(io.LimitReader(f, 4096))
 		if err != nil {
-			return k, "", fmt.Errorf("%s: %w", name, err)
+			return k, "", err // an *os.PathError naming the file
 		}
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o044 != 0 {
 			warning = fmt.Sprintf("%s is readable by others (mode %04o): whoever reads the key can make seals, not only check them (chmod go-r, or keep it off this machine)", name, st.Mode().Perm())

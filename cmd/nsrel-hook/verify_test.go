@@ -470,6 +470,14 @@ func TestVerifyKeyFile(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "--key: not an nsrel verification key") {
 		t.Errorf("--key @/dev/zero: exit %d, %s; want 2, not a key", code, stderr)
 	}
+	// A key file that cannot be read fails (exit 1) as a --checkpoints
+	// file does; it was a usage error (exit 2).
+	for _, name := range []string{filepath.Join(t.TempDir(), "missing"), t.TempDir()} {
+		code, _, stderr := runBin(t, "", "audit", "verify", "--key", "@"+name, log)
+		if code != 1 || !strings.HasPrefix(stderr, "nsrel-hook: audit verify: --key: ") || !strings.Contains(stderr, name+": ") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("--key @%s: exit %d, %q; want 1 and one line naming the file", name, code, stderr)
+		}
+	}
 	if _, _, stderr := runBin(t, "", "audit", "verify", "--key", "@"+keyFile, log); strings.Contains(stderr, "warning") {
 		t.Errorf("a key file only its owner reads: %s", stderr)
 	}
