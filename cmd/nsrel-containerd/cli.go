@@ -152,6 +152,16 @@ func parseArgs(fs *flag.FlagSet, prog string, args []string, stdout, stderr io.W
 	return 0, false
 }
 
+// emptyConfig refuses an empty --config, with one line: filepath.Abs
+// would take it for the working directory.
+func emptyConfig(prog, config string, stderr io.Writer) bool {
+	if config != "" {
+		return false
+	}
+	fmt.Fprintf(stderr, "%s: %s (see --help)\n", prog, vocab.EmptyValue("--config", "a file"))
+	return true
+}
+
 // printUsage prints the help with the hook and config paths of this build.
 func printUsage(w io.Writer) error {
 	_, err := io.WriteString(w, vocab.ExpandPaths(usage))
@@ -238,6 +248,9 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	}
 	if code, done := parseArgs(fs, prog, args, stdout, stderr); done {
 		return code
+	}
+	if emptyConfig(prog, *config, stderr) {
+		return 2
 	}
 	lvl, err := logrus.ParseLevel(*level)
 	if err != nil {

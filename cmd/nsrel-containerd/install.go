@@ -31,6 +31,9 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 	if code, done := parseArgs(fs, prog, args, stdout, stderr); done {
 		return code
 	}
+	if emptyConfig(prog, *config, stderr) {
+		return 2
+	}
 	if !filepath.IsAbs(*dest) {
 		fmt.Fprintf(stderr, "%s: --dest %q: want an absolute directory (see --help)\n", prog, *dest)
 		return 2

@@ -206,3 +206,20 @@ func TestWriteReady(t *testing.T) {
 		t.Errorf("%d entries in the directory; want the ready file and the target, no temporary left", len(ents))
 	}
 }
+
+// TestEmptyConfig: an empty --config is a usage error naming the
+// option; it was taken for the working directory ("refusing a
+// directory").
+func TestEmptyConfig(t *testing.T) {
+	for _, args := range [][]string{
+		{"watch", "--config", ""},
+		{"nri", "--config="},
+		{"install-hook", "--dest", t.TempDir(), "--hook", "/bin/true", "--config", ""},
+	} {
+		var out, errb bytes.Buffer
+		want := "nsrel-containerd " + args[0] + ": option --config needs a file, not an empty string (see --help)\n"
+		if code := run(args, &out, &errb); code != 2 || errb.String() != want {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", args, code, errb.String(), want)
+		}
+	}
+}

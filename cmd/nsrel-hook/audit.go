@@ -85,6 +85,9 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nsrel-hook: audit %s: %s (see --help)\n", cmd, vocab.FlagError(err))
 		return 2
 	}
+	if code := emptyPaths("audit "+cmd, configPath, pos, cmd == "ack", stderr); code != 0 {
+		return code
+	}
 	switch cmd {
 	case "ack":
 		return ackCmd(configPath, pos, reason, stdout, stderr)
@@ -224,6 +227,24 @@ func verified(verify func(stdout io.Writer) int, stdout, stderr io.Writer) int {
 	w := &vocab.CheckedWriter{W: stdout}
 	status := verify(w)
 	return max(status, vocab.Written("nsrel-hook", w.Err, stderr))
+}
+
+// emptyPaths refuses (exit 2) an empty --config or LOG of the command
+// cmd, which filepath.Abs would take for the working directory; with
+// seq, the first operand is a SEQ, not a LOG. The stages take an empty
+// --config for a config that does not load instead (runStage).
+func emptyPaths(cmd, configPath string, operands []string, seq bool, stderr io.Writer) int {
+	if configPath == "" {
+		fmt.Fprintf(stderr, "nsrel-hook: %s: %s (see --help)\n", cmd, vocab.EmptyValue("--config", "a file"))
+		return 2
+	}
+	for i, o := range operands {
+		if o == "" && !(seq && i == 0) {
+			fmt.Fprintf(stderr, "nsrel-hook: %s: LOG needs a path, not an empty string (see --help)\n", cmd)
+			return 2
+		}
+	}
+	return 0
 }
 
 // uniq returns l without repeats, in the order of their first place.

@@ -133,7 +133,7 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 		}
 		return runStage(*config, rest[0], stdin, stderr, process)
 	case "policy":
-		return policyCmd(rest[1:], stdout, stderr)
+		return policyCmd(*config, rest[1:], stdout, stderr)
 	case "audit":
 		return auditCmd(*config, rest[1:], stdout, stderr)
 	case "help":

@@ -303,6 +303,18 @@ func TestMainUsage(t *testing.T) {
 		{"extra args", "", []string{"--config", e.config, "poststop", "x"}, 2, "", "unexpected arguments"},
 		{"missing config at createRuntime", "{}", []string{"--config", "/nonexistent/hook.json", "createRuntime"}, 1, "", "no such file"},
 		{"missing config at poststart", "{}", []string{"--config", "/nonexistent/hook.json", "poststart"}, 0, "", "no such file"},
+		// An empty path is no file (it was taken for the working
+		// directory): at a stage, a config that does not load, as the
+		// runtime expects of a broken one; elsewhere a usage error.
+		{"empty config at createRuntime", "{}", []string{"--config=", "createRuntime"}, 1, "", "nsrel-hook: createRuntime: config: an empty path names no file\n"},
+		{"empty config at poststop", "{}", []string{"--config", "", "poststop"}, 0, "", "nsrel-hook: poststop: config: an empty path names no file\n"},
+		{"empty config audit show", "", []string{"--config=", "audit", "show"}, 2, "", "nsrel-hook: audit show: option --config needs a file, not an empty string (see --help)\n"},
+		{"empty config audit verify", "", []string{"--config", "", "audit", "verify"}, 2, "", "nsrel-hook: audit verify: option --config needs a file"},
+		{"empty config policy check", "", []string{"--config=", "policy", "check", e.config}, 2, "", "nsrel-hook: policy check: option --config needs a file"},
+		{"empty LOG verify", "", []string{"audit", "verify", ""}, 2, "", "nsrel-hook: audit verify: LOG needs a path, not an empty string (see --help)\n"},
+		{"empty LOG show", "", []string{"audit", "show", ""}, 2, "", "nsrel-hook: audit show: LOG needs a path"},
+		{"empty LOG ack", "", []string{"--config", e.config, "audit", "ack", "1", "--reason", "x", ""}, 2, "", "nsrel-hook: audit ack: LOG needs a path"},
+		{"empty FILE policy check", "", []string{"policy", "check", ""}, 2, "", "nsrel-hook: policy check: FILE needs a path"},
 		{"bad state", "not json", []string{"--config", e.config, "createRuntime"}, 0, "", "state:"},
 		{"policy usage", "", []string{"policy"}, 2, "", "usage"},
 		{"policy check shipped", "", []string{"policy", "check", "../../config/hook-enforce.json"}, 0, "default \"userns-required\"", ""},

@@ -11,7 +11,7 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
-func policyCmd(args []string, stdout, stderr io.Writer) int {
+func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 && isHelp(args[0]) || len(args) == 2 && args[0] == "check" && isHelp(args[1]) {
 		_, err := fmt.Fprintln(stdout, "usage: nsrel-hook policy check FILE\n\nValidates a config file, checks the local sockets it sends to (as every\nsend does), and prints what each policy block matches.\nexample: nsrel-hook policy check "+vocab.DefaultHookConfig)
 		return vocab.Written("nsrel-hook", err, stderr)
@@ -22,6 +22,14 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) != 2 || strings.HasPrefix(args[1], "-") {
 		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook policy check FILE")
+		return 2
+	}
+	if configPath == "" {
+		fmt.Fprintf(stderr, "nsrel-hook: policy check: %s (see --help)\n", vocab.EmptyValue("--config", "a file"))
+		return 2
+	}
+	if args[1] == "" {
+		fmt.Fprintln(stderr, "nsrel-hook: policy check: FILE needs a path, not an empty string (see --help)")
 		return 2
 	}
 	cfg, err := policy.Load(args[1])

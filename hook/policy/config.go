@@ -247,6 +247,10 @@ func Load(path string) (*Config, error) {
 
 // readConfig reads a trusted config file, at most MaxFileSize+1 bytes.
 func readConfig(path string) ([]byte, error) {
+	if path == "" {
+		// filepath.Abs would make it the working directory.
+		return nil, errors.New("config: an empty path names no file")
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)

@@ -67,6 +67,14 @@ func FlagError(err error) string {
 	return Escape(msg)
 }
 
+// EmptyValue words the usage error of an option given an empty value
+// where it needs a name, as [FlagError] words the others: "option
+// --config needs a file, not an empty string" (what is "a file"). An
+// empty path is no path: taken as one, it is the working directory.
+func EmptyValue(option, what string) string {
+	return "option " + option + " needs " + what + ", not an empty string"
+}
+
 // Written returns the exit status of a command named prog that wrote
 // its output (a help, a version line) with err: 0, or 1 with
 // "PROG: write error: REASON" on stderr, as util-linux says a failed
