@@ -188,18 +188,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "install-hook":
 		return installHookCmd(args[1:], stdout, stderr)
 	case "ready":
-		if len(args) == 2 && (args[1] == "-h" || args[1] == "--help" || args[1] == "-help") {
-			return vocab.Written("nsrel-containerd", printUsage(stdout), stderr)
-		}
-		if len(args) != 2 {
-			fmt.Fprintln(stderr, "nsrel-containerd ready: want one FILE (see --help)")
-			return 2
-		}
-		if _, err := os.Stat(args[1]); err != nil {
-			fmt.Fprintf(stderr, "nsrel-containerd ready: not ready: %s\n", vocab.Printable(err.Error()))
-			return 1
-		}
-		return 0
+		return readyCmd(args[1:], stdout, stderr)
 	}
 	if strings.HasPrefix(args[0], "-") {
 		// Worded as every nsrel command words an unknown option.
@@ -208,6 +197,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "nsrel-containerd: unknown command %q (see --help)\n", args[0])
 	return 2
+}
+
+// readyCmd exits 0 if its one FILE exists. It is parsed as the other
+// commands are: an unknown option is a usage error, not a file that is
+// not there, and "--" lets FILE start with "-".
+func readyCmd(args []string, stdout, stderr io.Writer) int {
+	const prog = "nsrel-containerd ready"
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	pos, err := vocab.ParseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return vocab.Written("nsrel-containerd", printUsage(stdout), stderr)
+		}
+		fmt.Fprintf(stderr, "%s: %s (see --help)\n", prog, vocab.FlagError(err))
+		return 2
+	}
+	switch {
+	case len(pos) != 1:
+		fmt.Fprintf(stderr, "%s: want one FILE (see --help)\n", prog)
+		return 2
+	case pos[0] == "":
+		fmt.Fprintf(stderr, "%s: FILE needs a path, not an empty string (see --help)\n", prog)
+		return 2
+	}
+	if _, err := os.Stat(pos[0]); err != nil {
+		fmt.Fprintf(stderr, "%s: not ready: %s\n", prog, vocab.Printable(err.Error()))
+		return 1
+	}
+	return 0
 }
 
 // validListenAddress reports whether addr is an address to listen on:

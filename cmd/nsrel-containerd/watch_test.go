@@ -157,6 +157,20 @@ func TestMainUsage(t *testing.T) {
 	if run([]string{"--bogus"}, &out, &errb); errb.String() != "nsrel-containerd: unknown option --bogus (see --help)\n" {
 		t.Errorf("--bogus: stderr %q", errb.String())
 	}
+	// ready is parsed as the other commands: --bogus was taken for a
+	// file that is not there (exit 1), and "--" was refused.
+	errb.Reset()
+	if code := run([]string{"ready", "--bogus"}, &out, &errb); code != 2 || errb.String() != "nsrel-containerd ready: unknown option --bogus (see --help)\n" {
+		t.Errorf("ready --bogus: exit %d, stderr %q", code, errb.String())
+	}
+	ready := filepath.Join(t.TempDir(), "-ready")
+	if err := os.WriteFile(ready, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := run([]string{"ready", "--", ready}, &out, &errb); code != 0 {
+		t.Errorf("ready -- FILE: exit %d, stderr %q", code, errb.String())
+	}
 }
 
 // TestNRIRelativeInjection checks that a relative path for the injected

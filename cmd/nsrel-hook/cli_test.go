@@ -317,6 +317,13 @@ func TestMainUsage(t *testing.T) {
 		{"empty FILE policy check", "", []string{"policy", "check", ""}, 2, "", "nsrel-hook: policy check: FILE needs a path"},
 		{"bad state", "not json", []string{"--config", e.config, "createRuntime"}, 0, "", "state:"},
 		{"policy usage", "", []string{"policy"}, 2, "", "usage"},
+		// Parsed with a flag set: an unknown option is named, and "--"
+		// ends the options. Both were a bare usage line.
+		{"policy check bad option", "", []string{"policy", "check", "--bogus"}, 2, "", "nsrel-hook: policy check: unknown option --bogus (see --help)\n"},
+		{"policy check bad option after FILE", "", []string{"policy", "check", e.config, "--bogus"}, 2, "", "nsrel-hook: policy check: unknown option --bogus (see --help)\n"},
+		{"policy check --", "", []string{"policy", "check", "--", e.config}, 0, ": OK\n", ""},
+		{"policy check -- dash FILE", "", []string{"policy", "check", "--", "-nonexistent.json"}, 1, "", "-nonexistent.json"},
+		{"policy check two FILEs", "", []string{"policy", "check", e.config, e.config}, 2, "", "usage: nsrel-hook policy check FILE"},
 		{"policy check shipped", "", []string{"policy", "check", "../../config/hook-enforce.json"}, 0, "default \"userns-required\"", ""},
 		{"policy check bad", "", []string{"policy", "check", "cli_test.go"}, 1, "", "cli_test.go:1:1:"},
 		{"audit usage", "", []string{"audit"}, 2, "", "usage"},

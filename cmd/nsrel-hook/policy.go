@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,28 +13,46 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
+// policyHelp prints the help of policy check.
+func policyHelp(stdout, stderr io.Writer) int {
+	_, err := fmt.Fprintln(stdout, "usage: nsrel-hook policy check FILE\n\nValidates a config file, checks the local sockets it sends to (as every\nsend does), and prints what each policy block matches.\nexample: nsrel-hook policy check "+vocab.DefaultHookConfig)
+	return vocab.Written("nsrel-hook", err, stderr)
+}
+
 func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 && isHelp(args[0]) || len(args) == 2 && args[0] == "check" && isHelp(args[1]) {
-		_, err := fmt.Fprintln(stdout, "usage: nsrel-hook policy check FILE\n\nValidates a config file, checks the local sockets it sends to (as every\nsend does), and prints what each policy block matches.\nexample: nsrel-hook policy check "+vocab.DefaultHookConfig)
-		return vocab.Written("nsrel-hook", err, stderr)
+		return policyHelp(stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "check" {
 		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook policy check FILE")
 		return 2
 	}
-	if len(args) != 2 || strings.HasPrefix(args[1], "-") {
+	// Parsed as every subcommand is: an unknown option is named, and
+	// "--" lets FILE start with "-".
+	fs := flag.NewFlagSet("policy check", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	pos, err := vocab.ParseInterspersed(fs, args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return policyHelp(stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "nsrel-hook: policy check: %s (see --help)\n", vocab.FlagError(err))
+		return 2
+	}
+	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook policy check FILE")
 		return 2
 	}
+	file := pos[0]
 	if configPath == "" {
 		fmt.Fprintf(stderr, "nsrel-hook: policy check: %s (see --help)\n", vocab.EmptyValue("--config", "a file"))
 		return 2
 	}
-	if args[1] == "" {
+	if file == "" {
 		fmt.Fprintln(stderr, "nsrel-hook: policy check: FILE needs a path, not an empty string (see --help)")
 		return 2
 	}
-	cfg, err := policy.Load(args[1])
+	cfg, err := policy.Load(file)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "nsrel-hook: %s\n", vocab.Printable(line))
@@ -42,7 +62,7 @@ func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	// Each send checks its socket too; the stage's Load does not.
 	if err := cfg.CheckSockets(); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stderr, "nsrel-hook: %s: %s\n", vocab.Printable(args[1]), vocab.Printable(line))
+			fmt.Fprintf(stderr, "nsrel-hook: %s: %s\n", vocab.Printable(file), vocab.Printable(line))
 		}
 		return 1
 	}
@@ -52,7 +72,7 @@ func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nsrel-hook: note: checked as uid %d, not root: files and sockets of uid %d pass here, and the hook (run by root) refuses them\n", uid, uid)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: OK\n", vocab.Printable(args[1]))
+	fmt.Fprintf(&b, "%s: OK\n", vocab.Printable(file))
 	keep := "all"
 	if cfg.KeepFiles > 0 {
 		keep = strconv.Itoa(cfg.KeepFiles)
