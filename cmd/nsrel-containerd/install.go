@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -62,6 +63,10 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
 		return 1
 	}
+	if err := checkDir(*dest); err != nil {
+		fmt.Fprintf(stderr, "%s: --dest %s: %s\n", prog, vocab.Printable(*dest), vocab.OneLine(err))
+		return 1
+	}
 	// What was installed is said as it is; a line that cannot be
 	// written (a full disk) stops nothing, and is said at the end.
 	out := &vocab.CheckedWriter{W: stdout}
@@ -91,7 +96,12 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 func replaceFile(path string, data []byte, mode os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return err
+		// Its error names the temporary file, which nobody knows of.
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("install %s: cannot create a file in %s: %w", path, filepath.Dir(path), err)
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
@@ -112,4 +122,19 @@ func replaceFile(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("install %s: %w", path, err)
 	}
 	return nil
+}
+
+// checkDir returns why dir is not a directory to install into: it does
+// not exist, or is something else. (A directory that cannot be written
+// is said when its first file cannot be created.)
+func checkDir(dir string) error {
+	st, err := os.Stat(dir)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err // the path is named with the option
+	}
+	if err == nil && !st.IsDir() {
+		err = errors.New("not a directory")
+	}
+	return err
 }

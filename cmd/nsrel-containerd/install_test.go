@@ -223,3 +223,28 @@ func TestEmptyConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallHookBadDest: a --dest that is missing, or is no directory,
+// or cannot be written is named with its option, or its directory; the
+// error named the random temporary file it could not create
+// ("open /missing/dir/.nsrel-hook.3654905804: no such file or directory").
+func TestInstallHookBadDest(t *testing.T) {
+	dir := t.TempDir()
+	hook := filepath.Join(dir, "nsrel-hook")
+	cfg := filepath.Join(dir, "hook.json")
+	os.WriteFile(hook, []byte("#!/bin/true\n"), 0o700)
+	os.WriteFile(cfg, []byte(`{"version": 1, "audit_log": "/var/log/nsrel/audit.jsonl", "default": {"mode": "audit"}}`), 0o600)
+	missing := filepath.Join(dir, "missing", "dir")
+	for dest, want := range map[string]string{
+		missing: "nsrel-containerd install-hook: --dest " + missing + ": no such file or directory\n",
+		cfg:     "nsrel-containerd install-hook: --dest " + cfg + ": not a directory\n",
+	} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"install-hook", "--dest", dest, "--hook", hook, "--config", cfg}, &out, &errb); code != 1 || errb.String() != want {
+			t.Errorf("--dest %s: exit %d, stderr %q; want 1 and %q", dest, code, errb.String(), want)
+		}
+	}
+	if err := replaceFile(filepath.Join(missing, "x"), nil, 0o644); err == nil || err.Error() != "install "+missing+"/x: cannot create a file in "+missing+": no such file or directory" {
+		t.Errorf("replaceFile into a missing directory: %v", err)
+	}
+}
