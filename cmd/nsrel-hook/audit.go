@@ -120,6 +120,18 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		return showCmd(logs[0], container, asJSON, stdout, stderr)
 	}
+	if host != "" && (allNodes || len(nodes) > 0) {
+		fmt.Fprintln(stderr, "nsrel-hook: audit verify: --host picks one log's checkpoints; with --node or --nodes each node gets its own (see --help)")
+		return 2
+	}
+	// Both pick among the checkpoints given: without any they would
+	// be ignored, and the verify taken for one that checked them.
+	for _, o := range []struct{ name, value string }{{"--host", host}, {"--checkpoint-log", checkpointLog}} {
+		if o.value != "" && len(checkpoints) == 0 {
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s picks among the checkpoints given: it needs --checkpoints FILE (see --help)\n", o.name)
+			return 2
+		}
+	}
 	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor, CheckpointLog: checkpointLog, Shipped: shipped}
 	for _, k := range keys {
 		vk, warning, err := readKey(k)
@@ -141,10 +153,6 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	if allNodes || len(nodes) > 0 {
 		if anchor != "" && (allNodes || len(nodes) > 1) {
 			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --anchor is the hash of one node's record: give it with a single --node (see --help)")
-			return 2
-		}
-		if host != "" {
-			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --host picks one log's checkpoints; with --node or --nodes each node gets its own (see --help)")
 			return 2
 		}
 		// Each node's checkpoints go to a file of its own, read when

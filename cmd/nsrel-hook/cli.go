@@ -51,11 +51,12 @@ Options:
   --checkpoints FILE   verify: check the log against shipped checkpoints;
                        may be repeated; with --key, only checkpoints
                        sealed by a given key count (others are ignored)
-  --host HOST          verify: the host whose checkpoints to use
+  --host HOST          verify: the host whose checkpoints to use (needs
+                       --checkpoints)
   --checkpoint-log PATH
                        verify: use the checkpoints of the log the node
                        wrote at PATH (needed when the host's checkpoints
-                       name several logs)
+                       name several logs; needs --checkpoints)
   --shipped            verify: the LOGs are a copy a shipper delivered (a
                        collector's): put records sent out of order back in
                        chain order and drop records sent again byte for

@@ -311,6 +311,10 @@ func TestMainUsage(t *testing.T) {
 		{"empty config audit show", "", []string{"--config=", "audit", "show"}, 2, "", "nsrel-hook: audit show: option --config needs a file, not an empty string (see --help)\n"},
 		{"empty config audit verify", "", []string{"--config", "", "audit", "verify"}, 2, "", "nsrel-hook: audit verify: option --config needs a file"},
 		{"empty config policy check", "", []string{"--config=", "policy", "check", e.config}, 2, "", "nsrel-hook: policy check: option --config needs a file"},
+		// They pick among the checkpoints given: without any, they were
+		// silently ignored.
+		{"host without checkpoints", "", []string{"audit", "verify", "--host", "node-a", e.log}, 2, "", "nsrel-hook: audit verify: --host picks among the checkpoints given: it needs --checkpoints FILE (see --help)\n"},
+		{"checkpoint-log without checkpoints", "", []string{"audit", "verify", "--checkpoint-log", "/var/log/nsrel/audit.jsonl", e.log}, 2, "", "nsrel-hook: audit verify: --checkpoint-log picks among the checkpoints given: it needs --checkpoints FILE"},
 		{"empty LOG verify", "", []string{"audit", "verify", ""}, 2, "", "nsrel-hook: audit verify: LOG needs a path, not an empty string (see --help)\n"},
 		{"empty LOG show", "", []string{"audit", "show", ""}, 2, "", "nsrel-hook: audit show: LOG needs a path"},
 		{"empty LOG ack", "", []string{"--config", e.config, "audit", "ack", "1", "--reason", "x", ""}, 2, "", "nsrel-hook: audit ack: LOG needs a path"},
