@@ -434,14 +434,21 @@ func (l *Log) sealerFor(last *Record) (*sealer, string) {
 	return s, ""
 }
 
+// MaxSealSearch bounds how many lines [Log.lastSeal] reads.
+const MaxSealSearch = 1024
+
 // ErrSealedLog is the error of an append with [Options.RefuseUnsealed]
 // to a sealed log.
 var ErrSealedLog = errors.New("the log is sealed and this writer has no sealing state (seal_state): an unsealed record would fail verify")
 
-// lastSeal returns the seal of the last sealed record of the log, in
-// the current file or any rotated one, or nil. It reads backwards,
-// skipping lines without a seal before decoding; it runs only when an
-// append follows unsealed records.
+// lastSeal returns the seal of the last sealed record among the last
+// [MaxSealSearch] lines of the log (the current file, then the rotated
+// ones), or nil. It reads backwards, skipping lines without a seal
+// before decoding; it runs only when an append follows unsealed records
+// that say why, with a state that opens. The bound keeps that cheap
+// where every append does so (a state too far behind the log, which
+// stays unusable until seal-init --replace); a key behind a longer
+// stretch has been on the node that long already.
 func (l *Log) lastSeal() (*ParsedSeal, error) {
 	files, err := l.rotated()
 	if err != nil {
@@ -449,6 +456,7 @@ func (l *Log) lastSeal() (*ParsedSeal, error) {
 	}
 	files = append(files, l.path)
 	needle := []byte(`"seal":"`)
+	n := 0
 	for i := len(files) - 1; i >= 0; i-- {
 		for line, err := range LinesBackward(files[i]) {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -456,6 +464,9 @@ func (l *Log) lastSeal() (*ParsedSeal, error) {
 			}
 			if err != nil {
 				return nil, err
+			}
+			if n++; n > MaxSealSearch {
+				return nil, nil
 			}
 			if !bytes.Contains(line, needle) {
 				continue
