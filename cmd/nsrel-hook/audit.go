@@ -655,7 +655,8 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 			return 1
 		}
 	}
-	opts := cfg.AuditOptions(vocab.Version, nil)
+	warn := warnTo(stderr, "audit ack")
+	opts := cfg.AuditOptions(vocab.Version, warn)
 	other := filepath.Clean(path) != filepath.Clean(cfg.AuditLog)
 	if other {
 		// Not the config's log: the config's sealing state and
@@ -663,7 +664,7 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 		// logs (nor their checkpoints mix).
 		// A sealed log goes on sealed only with its own state: an
 		// unsealed record after sealed ones fails verify.
-		opts = audit.Options{Version: vocab.Version, RefuseUnsealed: true}
+		opts = audit.Options{Version: vocab.Version, RefuseUnsealed: true, Warn: warn}
 	}
 	l, err := audit.Open(path, opts)
 	if err != nil {
@@ -718,7 +719,7 @@ func sealInitCmd(configPath string, replace bool, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "nsrel-hook: audit seal-init: %s sets no seal_state (e.g. \"seal_state\": \"/var/lib/nsrel/audit.seal\")\n", vocab.Printable(cfg.File))
 		return 1
 	}
-	l, err := audit.Open(cfg.AuditLog, cfg.AuditOptions(vocab.Version, nil))
+	l, err := audit.Open(cfg.AuditLog, cfg.AuditOptions(vocab.Version, warnTo(stderr, "audit seal-init")))
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit seal-init: %s\n", vocab.OneLine(err))
 		return 1
@@ -771,4 +772,13 @@ func isDevNull(w io.Writer) bool {
 		return false
 	}
 	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == unix.Mkdev(1, 3)
+}
+
+// warnTo returns an audit.Options.Warn for an operator's command: one
+// line on stderr per problem that did not fail the append (a sync that
+// failed after the write, a checkpoint not shipped).
+func warnTo(stderr io.Writer, cmd string) func(error) {
+	return func(err error) {
+		fmt.Fprintf(stderr, "nsrel-hook: %s: warning: %s\n", cmd, vocab.OneLine(err))
+	}
 }

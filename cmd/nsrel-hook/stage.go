@@ -291,7 +291,8 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 	recorded := false
 	if sv.AuditLog != "" {
 		deadline := start.Add(policy.DefaultDeadlineMS * time.Millisecond)
-		if err := recordConfigError(sv, stage, st, cerr, inputErr, deadline); err != nil {
+		warn := func(err error) { logger.WithError(err).Warn("config error record") }
+		if err := recordConfigError(sv, stage, st, cerr, inputErr, deadline, warn); err != nil {
 			logger.WithError(err).Error("cannot record the config error")
 		} else {
 			recorded = true
@@ -306,7 +307,7 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 // load: with the process's ancestry when the state names one, and the
 // verdict of a refusal at createRuntime. inputErr, if set, says why the
 // state was not taken as it was (st is then what could be read of it).
-func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr, inputErr error, deadline time.Time) error {
+func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr, inputErr error, deadline time.Time, warn func(error)) error {
 	cfg := &policy.Config{AuditLog: sv.AuditLog, SealState: sv.SealState, OnError: policy.OnErrorDeny,
 		RecordAnnotations: policy.DefaultRecordAnnotations, Default: policy.Block{Name: "(config error)", Mode: policy.ModeAudit}}
 	in := hook.Input{Stage: stage, Source: audit.SourceOCIHook, ID: st.ID, Bundle: st.Bundle, PID: st.Pid, Meta: st.Annotations}
@@ -330,7 +331,7 @@ func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr, 
 	// A seal_state the salvage could not reach (a syntax error before
 	// it) must not leave an unsealed record in a sealed log: that fails
 	// verify for good, and the run is said on stderr and to syslog.
-	log, err := audit.Open(sv.AuditLog, audit.Options{SealState: sv.SealState, Version: vocab.Version, RefuseUnsealed: true})
+	log, err := audit.Open(sv.AuditLog, audit.Options{SealState: sv.SealState, Version: vocab.Version, RefuseUnsealed: true, Warn: warn})
 	if err != nil {
 		return err
 	}

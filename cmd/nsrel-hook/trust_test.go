@@ -746,6 +746,24 @@ func TestBrokenConfigKeepsSealedLog(t *testing.T) {
 	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
 		t.Errorf("verify after the broken runs: exit %d: %s%s", code, out, stderr)
 	}
+	// Sealing turned off (no seal_state): the runs are recorded
+	// unsealed, saying why, and so is a broken config's, since the log
+	// no longer ends sealed.
+	setConfig(t, e, "seal_state", "")
+	createRuntime(t, e, "unsealed")
+	good, err = os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken = strings.Replace(string(good), `"on_error": "allow",`, `"on_error": "allow"`, 1)
+	if err := os.WriteFile(e.config, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := stateOf(idMember("broken-unsealed"), pidMember(os.Getpid()), bundleMember)
+	runBinary(t, bytes.NewReader(state), "--config", e.config, audit.StageCreateRuntime)
+	if recs := e.records(t, "broken-unsealed"); len(recs) != 1 {
+		t.Errorf("a broken config's run after unsealed records: %d records, want 1", len(recs))
+	}
 }
 
 // TestAckOldDamage: audit ack searched only the current file and the four

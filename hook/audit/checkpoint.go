@@ -535,7 +535,10 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 			seal := func(c *Checkpoint) {
 				// The sealing state, read for its key (the records'
 				// keys are gone): nothing is written to it.
-				s, _ := l.sealerFor(last)
+				if last.Seal == "" {
+					return // no key to seal it with
+				}
+				s, _ := l.sealerFor(last, false)
 				s.sealCheckpoint(c)
 				s.close()
 			}

@@ -256,9 +256,9 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 		return nil, nil, berr
 	}
 
-	s, sealErr := l.sealerFor(last)
+	s, sealErr := l.sealerFor(last, r != nil && r.Stage == StageSealStart)
 	defer s.close()
-	if s == nil && sealErr != "" && l.opts.SealState == "" && l.opts.RefuseUnsealed {
+	if s == nil && last != nil && last.Seal != "" && l.opts.SealState == "" && l.opts.RefuseUnsealed {
 		return nil, nil, fmt.Errorf("audit: %s: %w", l.path, ErrSealedLog)
 	}
 	var keys [][32]byte
@@ -343,19 +343,28 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	if l.opts.Written != nil {
 		l.opts.Written(r)
 	}
+	synced := true
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		// The lines are in the log, for every reader from now on, and
 		// the caller's verdict stands with them (as for a deadline
 		// passed once Written was called): failing the append would
 		// have the caller act against its own record (refuse a
 		// container the log says was allowed). What a failed sync
-		// leaves in doubt is whether they survive a crash: said.
+		// leaves in doubt is whether they survive a crash: said. Until
+		// an append syncs, the state keeps their keys and no
+		// checkpoint names them, as after a crash before the sync: if
+		// the lines are lost, the next records take their seqs and
+		// keys, and no checkpoint shipped contradicts the log.
+		synced = false
 		if written > 0 {
 			warn(fmt.Errorf("audit: fdatasync %s: %w (seq %d to %d are written but may not survive a crash)", l.path, err, last.Seq-uint64(written)+1, last.Seq))
 		}
 	}
 	// A failed commit leaves the keys on the disk, not a hole: the next
 	// append evolves the state past the records written.
+	if !synced {
+		written = 0
+	}
 	if err := s.commit(written); err != nil {
 		warn(fmt.Errorf("audit: sealing state: %w (the keys of the records just written stay on the disk until an append rewrites it)", err))
 	}
@@ -365,7 +374,10 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	if len(drop) > 0 {
 		syncDir(filepath.Dir(l.path))
 	}
-	ckpt := l.checkpointDue(last, len(dropped) > 0, s.sealCheckpoint, warn)
+	var ckpt *Checkpoint
+	if synced {
+		ckpt = l.checkpointDue(last, len(dropped) > 0, s.sealCheckpoint, warn)
+	}
 	if berr != nil {
 		return ckpt, nil, berr
 	}
@@ -373,9 +385,10 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 }
 
 // sealerFor opens the sealing state for an append whose chain ends with
-// last. It returns the sealer (nil when sealing is off) and, when the
-// records cannot be sealed although they should be, why.
-func (l *Log) sealerFor(last *Record) (*sealer, string) {
+// last; newKey says the append introduces the state's key (seal-init's
+// seal-start record). It returns the sealer (nil when sealing is off)
+// and, when the records cannot be sealed although they should be, why.
+func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 	if l.opts.SealState == "" {
 		if last != nil && (last.Seal != "" || last.SealError != "") {
 			return nil, "no sealing state configured (seal_state), though the records before are sealed"
@@ -401,22 +414,36 @@ func (l *Log) sealerFor(last *Record) (*sealer, string) {
 		s.introduce = true
 	case last.Seal == "":
 		s.introduce = last.SealError == ""
-		if last.SealError == "" {
+		if last.SealError == "" || newKey {
+			// Not sealed before, or a new key from seal-init: nothing
+			// to check the state against.
+			s.introduce = true
 			break
 		}
 		// Unsealed records that say why, after sealed ones: the state
-		// could not be used for a while. It may still be behind the
-		// last sealed record (a crash before its commit), so it is
-		// evolved past that record, or the next record would be sealed
-		// with that record's key, which the node keeps meanwhile.
+		// could not be used for a while. It may be behind the last
+		// sealed record (a crash before its commit: the next record
+		// would reuse that record's key, which the node kept
+		// meanwhile) or far behind it (restored from an older copy), so
+		// it seals again only once checked against that record.
+		if strings.HasPrefix(last.SealError, sealStopped) {
+			// Found stale before: stays so until seal-init --replace,
+			// without reading the log again at every append.
+			s.close()
+			return nil, last.SealError
+		}
 		p, err := l.lastSeal()
-		if err != nil || p == nil {
-			break
+		if err == nil && p == nil {
+			err = fmt.Errorf("no sealed record in the last %d lines of the log (or retention removed it)", MaxSealSearch)
+		}
+		if err != nil {
+			s.close()
+			return nil, sealStopped + "sealing state " + l.opts.SealState + " cannot be checked against the last sealed record: " + err.Error()
 		}
 		s.introduce = p.ID != s.state.ID
 		if err := s.advance(p.ID, p.Epoch+1); err != nil {
 			s.close()
-			return nil, "sealing state: " + err.Error()
+			return nil, sealStopped + "sealing state: " + err.Error()
 		}
 	default:
 		p, err := ParseSeal(last.Seal)
@@ -428,11 +455,17 @@ func (l *Log) sealerFor(last *Record) (*sealer, string) {
 		// between leaves it behind the log.
 		if err := s.advance(p.ID, p.Epoch+1); err != nil {
 			s.close()
-			return nil, "sealing state: " + err.Error()
+			return nil, sealStopped + "sealing state: " + err.Error()
 		}
 	}
 	return s, ""
 }
+
+// sealStopped starts the seal_error of a record unsealed because the
+// sealing state could not be trusted against the log (too far behind
+// it, or not checkable): records stay unsealed, each with it, until
+// seal-init --replace starts a new key.
+const sealStopped = "sealing stopped until seal-init --replace: "
 
 // MaxSealSearch bounds how many lines [Log.lastSeal] reads.
 const MaxSealSearch = 1024

@@ -558,7 +558,7 @@ func (s *sealer) advance(id SealID, e uint64) error {
 		return nil
 	}
 	if lag := e - s.state.Epoch; lag > MaxSealLag {
-		return fmt.Errorf("%s is %d records behind the log (restored from an older copy?): start a new sealing key (seal-init --replace)", s.path, lag)
+		return fmt.Errorf("%s is %d records behind the log (restored from an older copy?)", s.path, lag)
 	}
 	s.evolve(e)
 	return nil

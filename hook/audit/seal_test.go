@@ -430,6 +430,17 @@ func TestSealStateRestored(t *testing.T) {
 	if r.Seal != "" || !strings.Contains(r.SealError, "records behind the log") {
 		t.Errorf("record after a restored state: seal %q, error %q", r.Seal, r.SealError)
 	}
+	// And the records after it: the restored keys sealed the next one,
+	// the unsealed record not being checked against.
+	for i := range 2 {
+		r := rec(fmt.Sprint("later-", i))
+		if err := l.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Seal != "" || !strings.HasPrefix(r.SealError, "sealing stopped until seal-init --replace: ") || !strings.Contains(r.SealError, "records behind the log") {
+			t.Errorf("record %d after a restored state: seal %q, error %q", i+2, r.Seal, r.SealError)
+		}
+	}
 	var prob *audit.Problem
 	if _, err := verify(t, l, audit.VerifyOptions{}); !errors.As(err, &prob) {
 		t.Errorf("verify: %v", err)
@@ -1010,5 +1021,48 @@ func TestSealAfterUnsealedStretch(t *testing.T) {
 	}
 	if p1.ID != p0.ID || p1.Epoch != p0.Epoch+1 {
 		t.Errorf("record after the stretch sealed with %s epoch %d; the last sealed one before it with %s epoch %d: want the next epoch", p1.ID, p1.Epoch, p0.ID, p0.Epoch)
+	}
+}
+
+// TestSealStoppedWhenUncheckable: a state left behind by a crash, then an
+// unsealed stretch longer than the search for the last sealed record
+// reaches (or whose last sealed record retention removed): the state
+// cannot be checked against the log, so records stay unsealed, saying
+// so, until seal-init --replace; it sealed on with whatever key it held,
+// the last sealed record's among them.
+func TestSealStoppedWhenUncheckable(t *testing.T) {
+	l, _, _ := sealedLog(t, audit.Options{})
+	appendN(t, l, 1)
+	state := l.SealStateForTest()
+	before, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 1)
+	if err := os.WriteFile(state, before, 0o600); err != nil { // the crash
+		t.Fatal(err)
+	}
+	if err := os.Chmod(state, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, audit.MaxSealSearch)
+	if err := os.Chmod(state, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		r := rec(fmt.Sprint("after-", i))
+		if err := l.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Seal != "" || !strings.HasPrefix(r.SealError, "sealing stopped until seal-init --replace: ") {
+			t.Errorf("record %d after the stretch: seal %q, error %q", i, r.Seal, r.SealError)
+		}
+	}
+	if _, _, err := l.StartSealing(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	r := rec("new-key")
+	if err := l.Append(context.Background(), r); err != nil || r.Seal == "" {
+		t.Errorf("record after seal-init --replace: %v, seal %q, error %q", err, r.Seal, r.SealError)
 	}
 }
