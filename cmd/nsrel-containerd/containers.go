@@ -34,11 +34,14 @@ func containersCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nsrel-containerd: %s\n", vocab.OneLine(err))
 		return 1
 	}
+	var werr error
 	if cs == nil {
-		io.WriteString(stdout, "[]\n")
-	} else if werr := vocab.WriteSafeJSON(stdout, cs, false); werr != nil {
-		fmt.Fprintf(stderr, "nsrel-containerd: write: %v\n", werr)
-		return 1
+		_, werr = io.WriteString(stdout, "[]\n")
+	} else {
+		werr = vocab.WriteSafeJSON(stdout, cs, false)
+	}
+	if werr != nil {
+		return vocab.Written("nsrel-containerd", werr, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-containerd: %s (its containers are not listed)\n", vocab.OneLine(err))

@@ -248,3 +248,20 @@ func TestInstallHookBadDest(t *testing.T) {
 		t.Errorf("replaceFile into a missing directory: %v", err)
 	}
 }
+
+// TestContainersToFullDisk: `containers` whose list cannot be written (a
+// full disk) says so, exit 1, the empty list too; that one was not
+// checked, exit 0.
+func TestContainersToFullDisk(t *testing.T) {
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	code, stderr := nstest.ToFullDisk(t, nstest.Tool(t, "nsrel-containerd"), "containers", "--address", d.Socket, "--timeout", "5s")
+	if code != 1 || stderr != "nsrel-containerd: write error: no space left on device\n" {
+		t.Errorf("containers (none) to /dev/full: exit %d, stderr %q; want 1 and a write error", code, stderr)
+	}
+	c := d.Client(t)
+	d.Run(t, c, "aaa", ctrdtest.Uniq("listed"), nil)
+	code, stderr = nstest.ToFullDisk(t, nstest.Tool(t, "nsrel-containerd"), "containers", "--address", d.Socket, "--timeout", "5s")
+	if code != 1 || stderr != "nsrel-containerd: write error: no space left on device\n" {
+		t.Errorf("containers (one) to /dev/full: exit %d, stderr %q; want 1 and a write error", code, stderr)
+	}
+}

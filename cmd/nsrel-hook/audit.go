@@ -104,6 +104,12 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "nsrel-hook: audit verify: --node and --nodes need the collector's LOG files (see --help)")
 		return 2
 	}
+	if cmd == "verify" {
+		// Usage errors first, whether or not a config must load.
+		if code := verifyUsage(host, checkpointLog, allNodes || len(nodes) > 0, checkpoints, keys, stderr); code != 0 {
+			return code
+		}
+	}
 	logs := pos
 	if len(logs) == 0 {
 		cfg, err := policy.Load(configPath)
@@ -119,18 +125,6 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return showCmd(logs[0], container, asJSON, stdout, stderr)
-	}
-	if host != "" && (allNodes || len(nodes) > 0) {
-		fmt.Fprintln(stderr, "nsrel-hook: audit verify: --host picks one log's checkpoints; with --node or --nodes each node gets its own (see --help)")
-		return 2
-	}
-	// Both pick among the checkpoints given: without any they would
-	// be ignored, and the verify taken for one that checked them.
-	for _, o := range []struct{ name, value string }{{"--host", host}, {"--checkpoint-log", checkpointLog}} {
-		if o.value != "" && len(checkpoints) == 0 {
-			fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s picks among the checkpoints given: it needs --checkpoints FILE (see --help)\n", o.name)
-			return 2
-		}
 	}
 	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor, CheckpointLog: checkpointLog, Shipped: shipped}
 	for _, k := range keys {
@@ -249,6 +243,36 @@ func emptyPaths(cmd, configPath string, operands []string, seq bool, stderr io.W
 	for i, o := range operands {
 		if o == "" && !(seq && i == 0) {
 			fmt.Fprintf(stderr, "nsrel-hook: %s: LOG needs a path, not an empty string (see --help)\n", cmd)
+			return 2
+		}
+	}
+	return 0
+}
+
+// verifyUsage checks the verify options that depend on each other, and
+// the file options for empty values: a usage error (2) or 0.
+func verifyUsage(host, checkpointLog string, nodes bool, checkpoints, keys []string, stderr io.Writer) int {
+	if host != "" && nodes {
+		fmt.Fprintln(stderr, "nsrel-hook: audit verify: --host picks one log's checkpoints; with --node or --nodes each node gets its own (see --help)")
+		return 2
+	}
+	// Both pick among the checkpoints given: without any they would be
+	// ignored, and the verify taken for one that checked them.
+	for _, o := range []struct{ name, value string }{{"--host", host}, {"--checkpoint-log", checkpointLog}} {
+		if o.value != "" && len(checkpoints) == 0 {
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s picks among the checkpoints given: it needs --checkpoints FILE (see --help)\n", o.name)
+			return 2
+		}
+	}
+	for _, c := range checkpoints {
+		if c == "" {
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s (see --help)\n", vocab.EmptyValue("--checkpoints", "a file"))
+			return 2
+		}
+	}
+	for _, k := range keys {
+		if k == "" || k == "@" {
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s (see --help)\n", vocab.EmptyValue("--key", "a key or @FILE"))
 			return 2
 		}
 	}
@@ -614,8 +638,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 		start = end
 	}
 	if err := out.Flush(); err != nil {
-		fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
-		return 1
+		return vocab.Written("nsrel-hook", err, stderr) // worded as every failed write
 	}
 	if bad > 0 {
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: skipped %d damaged or torn line(s); run `nsrel-hook audit verify`\n", bad)

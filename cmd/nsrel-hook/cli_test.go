@@ -315,6 +315,10 @@ func TestMainUsage(t *testing.T) {
 		// silently ignored.
 		{"host without checkpoints", "", []string{"audit", "verify", "--host", "node-a", e.log}, 2, "", "nsrel-hook: audit verify: --host picks among the checkpoints given: it needs --checkpoints FILE (see --help)\n"},
 		{"checkpoint-log without checkpoints", "", []string{"audit", "verify", "--checkpoint-log", "/var/log/nsrel/audit.jsonl", e.log}, 2, "", "nsrel-hook: audit verify: --checkpoint-log picks among the checkpoints given: it needs --checkpoints FILE"},
+		// Usage errors before a config must load (no LOG given).
+		{"host without checkpoints, no config", "", []string{"--config", "/nonexistent/hook.json", "audit", "verify", "--host", "node-a"}, 2, "", "it needs --checkpoints FILE"},
+		{"empty checkpoints", "", []string{"audit", "verify", "--checkpoints", "", e.log}, 2, "", "nsrel-hook: audit verify: option --checkpoints needs a file, not an empty string (see --help)\n"},
+		{"empty key file", "", []string{"audit", "verify", "--key", "@", e.log}, 2, "", "nsrel-hook: audit verify: option --key needs a key or @FILE, not an empty string (see --help)\n"},
 		{"empty LOG verify", "", []string{"audit", "verify", ""}, 2, "", "nsrel-hook: audit verify: LOG needs a path, not an empty string (see --help)\n"},
 		{"empty LOG show", "", []string{"audit", "show", ""}, 2, "", "nsrel-hook: audit show: LOG needs a path"},
 		{"empty LOG ack", "", []string{"--config", e.config, "audit", "ack", "1", "--reason", "x", ""}, 2, "", "nsrel-hook: audit ack: LOG needs a path"},
@@ -378,6 +382,8 @@ func TestReportToFullDisk(t *testing.T) {
 		{"audit", "verify", "--nodes", e.log},
 		{"audit", "verify", "--json", "--nodes", e.log},
 		{"policy", "check", e.config},
+		{"audit", "show", e.log},
+		{"audit", "show", "--json", e.log},
 	} {
 		if code, stderr := nstest.ToFullDisk(t, hookBin, args...); code != 1 || stderr != writeError {
 			t.Errorf("%q to /dev/full: exit %d, stderr %q; want 1 and a write error", args, code, stderr)
