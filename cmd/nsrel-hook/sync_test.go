@@ -38,11 +38,10 @@ func TestSyncFailureVerdictStands(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("createRuntime with fdatasync failing: %v: %s", err, stderr.String())
 	}
-	// The state keeps the record's key until an append syncs, as after
-	// a crash before the sync: were the line lost, the next record
-	// would take its seq with that key, and verify would pass.
-	if after, _ := os.ReadFile(sealState); !bytes.Equal(after, stateBefore) {
-		t.Error("the sealing state moved past a record whose sync failed")
+	// The record's key is gone all the same: a disk that keeps failing
+	// must not keep every key on the node.
+	if after, _ := os.ReadFile(sealState); bytes.Equal(after, stateBefore) {
+		t.Error("the sealing state kept the key of a record whose sync failed")
 	}
 	recs := e.records(t, "sync-eio")
 	if len(recs) != 1 || recs[0].Verdict != audit.VerdictAllow {
@@ -97,5 +96,49 @@ func TestSyncFailureWarnsOperator(t *testing.T) {
 	}
 	if code, _, stderr := eio("audit", "ack", fmt.Sprint(seq), "--reason", "checked"); code != 0 || !strings.Contains(stderr, "nsrel-hook: audit ack: warning: ") || !strings.Contains(stderr, want) {
 		t.Errorf("ack with fdatasync failing: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestSyncFailureKeepsRetainedFiles: the append that rotates and removes
+// old files records their removal; when its sync fails, those records
+// may be lost, so the files stay (they were removed all the same, and a
+// crash then left a chain starting without a record of what went). The
+// next rotation removes and records them.
+func TestSyncFailureKeepsRetainedFiles(t *testing.T) {
+	nstest.RequireRoot(t)
+	strace := nstest.RequireCmd(t, "strace")
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = ""; c["rotate_bytes"] = 4096; c["keep_files"] = 1 })
+	key := sealInit(t, e)
+	rotated := func() []string {
+		files, _ := filepath.Glob(e.log + ".[0-9]*")
+		return files
+	}
+	// Until the next append rotates with a file to remove.
+	for i := 0; ; i++ {
+		fi, err := os.Stat(e.log)
+		if err == nil && fi.Size() >= 4096 && len(rotated()) == 1 {
+			break
+		}
+		createRuntime(t, e, fmt.Sprint("r", i))
+	}
+	before := rotated()
+	state := stateOf(idMember("rotate-eio"), pidMember(os.Getpid()), bundleMember)
+	cmd := exec.Command(strace, "-f", "-o", "/dev/null", "-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO", hookBin, "--config", e.config, audit.StageCreateRuntime)
+	cmd.Stdin = bytes.NewReader(state)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("createRuntime with fdatasync failing: %v: %s", err, out)
+	}
+	after := rotated()
+	if len(after) != len(before)+1 || after[0] != before[0] {
+		t.Errorf("rotated files before the failed sync %q, after %q: want the old one kept and one more", before, after)
+	}
+	for i := 0; len(rotated()) > 1; i++ {
+		if i == 100 {
+			t.Fatalf("rotated files never back to keep_files: %q", rotated())
+		}
+		createRuntime(t, e, fmt.Sprint("later-", i))
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
+		t.Errorf("verify: exit %d: %s%s", code, out, stderr)
 	}
 }

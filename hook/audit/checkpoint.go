@@ -532,6 +532,14 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 	if err == nil {
 		var last *Record
 		if last, _, err = l.lastGood(f); err == nil && last != nil {
+			// A checkpoint names only records on the disk: an append
+			// whose sync failed emitted none, and one shipped now
+			// would contradict the log were they lost.
+			if serr := unix.Fdatasync(int(f.Fd())); serr != nil {
+				f.Close()
+				unlock()
+				return fmt.Errorf("audit: fdatasync %s before a checkpoint: %w (no checkpoint emitted)", l.path, serr)
+			}
 			seal := func(c *Checkpoint) {
 				// The sealing state, read for its key (the records'
 				// keys are gone): nothing is written to it.

@@ -357,22 +357,27 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 		// keys, and no checkpoint shipped contradicts the log.
 		synced = false
 		if written > 0 {
-			warn(fmt.Errorf("audit: fdatasync %s: %w (seq %d to %d are written but may not survive a crash)", l.path, err, last.Seq-uint64(written)+1, last.Seq))
+			warn(fmt.Errorf("audit: fdatasync %s: %w (seq %d to %d are written but may not survive a crash; if they are lost, verify will say that keys sealed no record)", l.path, err, last.Seq-uint64(written)+1, last.Seq))
 		}
 	}
 	// A failed commit leaves the keys on the disk, not a hole: the next
-	// append evolves the state past the records written.
-	if !synced {
-		written = 0
-	}
+	// append evolves the state past the records written. After a failed
+	// sync the keys go all the same (a disk that keeps failing must not
+	// keep every key on the node, nor stop sealing): were the lines
+	// lost, verify names the keys that sealed no record, which the
+	// warning above explains.
 	if err := s.commit(written); err != nil {
 		warn(fmt.Errorf("audit: sealing state: %w (the keys of the records just written stay on the disk until an append rewrites it)", err))
 	}
-	for _, name := range drop {
-		os.Remove(name)
-	}
-	if len(drop) > 0 {
-		syncDir(filepath.Dir(l.path))
+	if synced {
+		// The files go only once their retention records are on the
+		// disk; otherwise the next rotation removes and records them.
+		for _, name := range drop {
+			os.Remove(name)
+		}
+		if len(drop) > 0 {
+			syncDir(filepath.Dir(l.path))
+		}
 	}
 	var ckpt *Checkpoint
 	if synced {
@@ -433,12 +438,14 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 			return nil, last.SealError
 		}
 		p, err := l.lastSeal()
-		if err == nil && p == nil {
-			err = fmt.Errorf("no sealed record in the last %d lines of the log (or retention removed it)", MaxSealSearch)
-		}
 		if err != nil {
+			// A read error may pass: the next append looks again.
 			s.close()
-			return nil, sealStopped + "sealing state " + l.opts.SealState + " cannot be checked against the last sealed record: " + err.Error()
+			return nil, "sealing state " + l.opts.SealState + " not checked against the last sealed record: " + err.Error()
+		}
+		if p == nil {
+			s.close()
+			return nil, fmt.Sprintf("%ssealing state %s cannot be checked against the last sealed record: none in the last %d lines of the log (or retention removed it)", sealStopped, l.opts.SealState, MaxSealSearch)
 		}
 		s.introduce = p.ID != s.state.ID
 		if err := s.advance(p.ID, p.Epoch+1); err != nil {
@@ -457,6 +464,14 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 			s.close()
 			return nil, sealStopped + "sealing state: " + err.Error()
 		}
+	}
+	if s.introduce && s.state.Epoch != 0 && !newKey {
+		// A key is introduced at epoch 0 (seal-init): one at a later
+		// epoch has sealed records before, in this log or another (a
+		// copy of an older state put back, the log moved aside), and
+		// its next keys may have too.
+		s.close()
+		return nil, fmt.Sprintf("%ssealing state %s holds key %s at epoch %d, which the log's last records do not continue: a key that sealed records before (an older state put back, or the log moved aside?)", sealStopped, l.opts.SealState, s.state.ID, s.state.Epoch)
 	}
 	return s, ""
 }

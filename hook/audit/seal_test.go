@@ -1066,3 +1066,59 @@ func TestSealStoppedWhenUncheckable(t *testing.T) {
 		t.Errorf("record after seal-init --replace: %v, seal %q, error %q", err, r.Seal, r.SealError)
 	}
 }
+
+// TestIntroduceOnlyAtEpochZero: a state whose key sealed records before
+// (an older state put back after seal-init --replace, or a log moved
+// aside with its state kept) was introduced again at its later epoch
+// with a seal-start record: its keys sealed records twice, and verify
+// failed on the seal-start record without any seal_error saying why.
+// Records stay unsealed now, saying why, until seal-init --replace.
+func TestIntroduceOnlyAtEpochZero(t *testing.T) {
+	ctx := context.Background()
+	t.Run("older state put back", func(t *testing.T) {
+		l, _, _ := sealedLog(t, audit.Options{})
+		appendN(t, l, 2)
+		old, err := os.ReadFile(l.SealStateForTest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 1)
+		if _, _, err := l.StartSealing(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 1)
+		if err := os.WriteFile(l.SealStateForTest(), old, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			r := rec(fmt.Sprint("after-", i))
+			if err := l.Append(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Seal != "" || !strings.HasPrefix(r.SealError, "sealing stopped until seal-init --replace: ") || !strings.Contains(r.SealError, "a key that sealed records before") {
+				t.Errorf("record %d after an older state was put back: seal %q, error %q", i, r.Seal, r.SealError)
+			}
+		}
+	})
+	t.Run("log moved aside", func(t *testing.T) {
+		l, path, _ := sealedLog(t, audit.Options{})
+		appendN(t, l, 3)
+		if err := os.Rename(path, path+".aside"); err != nil {
+			t.Fatal(err)
+		}
+		r := rec("fresh")
+		if err := l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Seal != "" || !strings.HasPrefix(r.SealError, "sealing stopped until seal-init --replace: ") {
+			t.Errorf("first record of a fresh log with a used state: seal %q, error %q", r.Seal, r.SealError)
+		}
+		if _, _, err := l.StartSealing(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		r = rec("new-key")
+		if err := l.Append(ctx, r); err != nil || r.Seal == "" {
+			t.Errorf("after seal-init --replace: %v, seal %q, error %q", err, r.Seal, r.SealError)
+		}
+	})
+}
