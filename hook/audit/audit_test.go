@@ -42,6 +42,10 @@ func TestMain(m *testing.M) {
 		appendForever(path)
 		return
 	}
+	if path := os.Getenv(checkpointDueEnv); path != "" {
+		checkpointDue(path)
+		return
+	}
 	if path := os.Getenv(pausedEnv); path != "" {
 		audit.PauseBeforeTornWrite(func() {
 			os.Stdout.WriteString("paused\n")

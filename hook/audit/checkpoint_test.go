@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -1510,4 +1511,47 @@ func TestCheckpointAfterCutLine(t *testing.T) {
 			t.Errorf("checkpoints read: seq %v, want [1 3]", got)
 		}
 	})
+}
+
+// checkpointDueEnv makes the test binary call CheckpointIfDue on the log
+// it names (checkpoints to its .cp file, due an hour on) and print the
+// error.
+const checkpointDueEnv = "NSREL_TEST_CHECKPOINT_DUE"
+
+func checkpointDue(path string) {
+	l, err := audit.Open(path, audit.Options{Now: func() time.Time { return time.Now().Add(time.Hour) },
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1000, EverySeconds: 60, File: path + ".cp"}})
+	if err == nil {
+		err = l.CheckpointIfDue(context.Background())
+	}
+	fmt.Println(err)
+}
+
+// TestCheckpointIfDueSyncFails: a checkpoint names only records on the
+// disk, so one due on a quiet node is emitted after a sync of the log
+// that works (an append whose sync failed emits none); the sync failing
+// (EIO injected with strace), none is.
+func TestCheckpointIfDueSyncFails(t *testing.T) {
+	strace := nstest.RequireCmd(t, "strace")
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 2)
+	for _, inject := range []bool{true, false} {
+		args := []string{"-f", "-o", "/dev/null", "-e", "trace=fdatasync"}
+		if inject {
+			args = append(args, "-e", "inject=fdatasync:error=EIO")
+		}
+		cmd := exec.Command(strace, append(args, os.Args[0])...)
+		cmd.Env = append(os.Environ(), checkpointDueEnv+"="+path)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v: %s", err, out)
+		}
+		_, serr := os.Stat(path + ".cp")
+		switch {
+		case inject && (!strings.Contains(string(out), "before a checkpoint") || serr == nil):
+			t.Errorf("sync failing: child said %q, checkpoints file: %v; want an error and no checkpoint", out, serr)
+		case !inject && (string(out) != "<nil>\n" || serr != nil):
+			t.Errorf("sync working: child said %q, checkpoints file: %v; want a checkpoint", out, serr)
+		}
+	}
 }
