@@ -477,8 +477,9 @@ type placed struct {
 }
 
 type verifier struct {
-	s    *Summary
-	opts VerifyOptions
+	dropped *droppedIdx // built once the chain is read ([verifier.droppedIndex])
+	s       *Summary
+	opts    VerifyOptions
 	// prev is the last good record; first the first.
 	prev, first *Record
 	lastFile    string
@@ -990,7 +991,8 @@ func (v *verifier) end() *Problem {
 	}
 	for _, file := range slices.Sorted(maps.Keys(v.absent)) {
 		a := v.absent[file]
-		removed := slices.ContainsFunc(v.s.Dropped, func(d Dropped) bool { return d.File == file && d.LastSeq < a.seq })
+		first, ok := v.droppedIndex().firstLast[file]
+		removed := ok && first < a.seq
 		if given[file] || !removed && !(v.opts.Partial && a.atStart) {
 			return &Problem{File: last, Seq: a.seq, Reason: fmt.Sprintf("the damage record seq %d lists damaged lines of %s, which the files given lack and no retention record removed (lines deleted?)", a.seq, file)}
 		}
@@ -1239,12 +1241,50 @@ func (v *verifier) checkpointSeal(c Checkpoint, last string, removed bool) *Prob
 }
 
 func (v *verifier) droppedHas(seq uint64) bool {
+	spans := v.droppedIndex().spans
+	// The first span starting after seq; the one before it may hold it.
+	i, _ := slices.BinarySearchFunc(spans, seq, func(d [2]uint64, seq uint64) int {
+		if d[0] > seq {
+			return 1
+		}
+		return -1
+	})
+	return i > 0 && seq <= spans[i-1][1]
+}
+
+// droppedIdx indexes the retention records read, once the chain is read:
+// a chain of many of them, with as many damaged lines or checkpoints to
+// look them up for, took their product in time.
+type droppedIdx struct {
+	firstLast map[string]uint64 // file -> the lowest LastSeq recorded for it
+	spans     [][2]uint64       // FirstSeq..LastSeq, sorted and merged
+}
+
+func (v *verifier) droppedIndex() *droppedIdx {
+	if v.dropped != nil {
+		return v.dropped
+	}
+	x := &droppedIdx{firstLast: map[string]uint64{}}
 	for _, d := range v.s.Dropped {
-		if seq >= d.FirstSeq && seq <= d.LastSeq {
-			return true
+		if l, ok := x.firstLast[d.File]; !ok || d.LastSeq < l {
+			x.firstLast[d.File] = d.LastSeq
+		}
+		if d.FirstSeq <= d.LastSeq {
+			x.spans = append(x.spans, [2]uint64{d.FirstSeq, d.LastSeq})
 		}
 	}
-	return false
+	slices.SortFunc(x.spans, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+	merged := x.spans[:0]
+	for _, sp := range x.spans {
+		if n := len(merged); n > 0 && sp[0] <= merged[n-1][1] {
+			merged[n-1][1] = max(merged[n-1][1], sp[1])
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	x.spans = merged
+	v.dropped = x
+	return x
 }
 
 // peekSeq reads the seq a line claims, for problem reports.
