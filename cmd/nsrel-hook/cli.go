@@ -51,8 +51,8 @@ Options:
   --checkpoints FILE   verify: check the log against shipped checkpoints;
                        may be repeated; with --key, only checkpoints
                        sealed by a given key count (others are ignored)
-  --host HOST          verify: the host whose checkpoints to use (needs
-                       --checkpoints)
+  --host HOST          verify: the host whose checkpoints to use, among
+                       those --checkpoints gives
   --checkpoint-log PATH
                        verify: use the checkpoints of the log the node
                        wrote at PATH (needed when the host's checkpoints

@@ -18,6 +18,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/clidoc"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
@@ -830,5 +831,18 @@ func TestDoubleDashOperands(t *testing.T) {
 	}
 	if code, stdout, stderr := run("", "audit", "show", "--", "-h"); code != 0 || !strings.Contains(stdout, "dd-1") {
 		t.Errorf("audit show -- -h: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+}
+
+// TestHelpReadsAsManPage: the help is what the man page and the shell
+// completions are made from at install (clidoc): a line clidoc cannot
+// read failed only there, in make install and the package build.
+func TestHelpReadsAsManPage(t *testing.T) {
+	var b bytes.Buffer
+	if err := printUsage(&b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clidoc.Parse("nsrel-hook", "8", b.String()); err != nil {
+		t.Error(err)
 	}
 }
