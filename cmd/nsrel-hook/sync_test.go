@@ -142,3 +142,46 @@ func TestSyncFailureKeepsRetainedFiles(t *testing.T) {
 		t.Errorf("verify: exit %d: %s%s", code, out, stderr)
 	}
 }
+
+// TestSyncFailureLostSealStart: seal-init (with or without --replace)
+// whose fdatasync fails, then a crash that loses its seal-start record:
+// the state had moved past epoch 0 of a key no record introduced, and
+// every later record was unsealed until another seal-init --replace. It
+// stays at epoch 0 now, and the next append introduces the key.
+func TestSyncFailureLostSealStart(t *testing.T) {
+	nstest.RequireRoot(t)
+	strace := nstest.RequireCmd(t, "strace")
+	for _, replace := range []bool{false, true} {
+		t.Run(fmt.Sprint("replace=", replace), func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+			args := []string{"-f", "-o", "/dev/null", "-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO", hookBin, "--config", e.config, "audit", "seal-init"}
+			var keys []string
+			if replace {
+				keys = append(keys, sealInit(t, e))
+				args = append(args, "--replace")
+			}
+			createRuntime(t, e, "before")
+			fi, err := os.Stat(e.log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(strace, args...).Output()
+			if err != nil {
+				t.Fatalf("seal-init with fdatasync failing: %v", err)
+			}
+			keys = append(keys, shownKey(string(out)))
+			if err := os.Truncate(e.log, fi.Size()); err != nil { // the crash
+				t.Fatal(err)
+			}
+			createRuntime(t, e, "after")
+			createRuntime(t, e, "after2")
+			vargs := []string{"--config", e.config, "audit", "verify"}
+			for _, k := range keys {
+				vargs = append(vargs, "--key", k)
+			}
+			if code, out, stderr := run("", vargs...); code != 0 {
+				t.Errorf("verify: exit %d: %s%s", code, out, stderr)
+			}
+		})
+	}
+}

@@ -350,14 +350,16 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 		// passed once Written was called): failing the append would
 		// have the caller act against its own record (refuse a
 		// container the log says was allowed). What a failed sync
-		// leaves in doubt is whether they survive a crash: said. Until
-		// an append syncs, the state keeps their keys and no
-		// checkpoint names them, as after a crash before the sync: if
-		// the lines are lost, the next records take their seqs and
-		// keys, and no checkpoint shipped contradicts the log.
+		// leaves in doubt is whether they survive a crash: said. No
+		// checkpoint names them (one shipped would contradict the log
+		// were they lost).
 		synced = false
 		if written > 0 {
-			warn(fmt.Errorf("audit: fdatasync %s: %w (seq %d to %d are written but may not survive a crash; if they are lost, verify will say that keys sealed no record)", l.path, err, last.Seq-uint64(written)+1, last.Seq))
+			lost := "verify will say that keys sealed no record"
+			if keys != nil && first == 0 {
+				lost = "the next append introduces the sealing key again"
+			}
+			warn(fmt.Errorf("audit: fdatasync %s: %w (seq %d to %d are written but may not survive a crash; if they are lost, %s)", l.path, err, last.Seq-uint64(written)+1, last.Seq, lost))
 		}
 	}
 	// A failed commit leaves the keys on the disk, not a hole: the next
@@ -366,6 +368,12 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	// keep every key on the node, nor stop sealing): were the lines
 	// lost, verify names the keys that sealed no record, which the
 	// warning above explains.
+	if !synced && keys != nil && first == 0 {
+		// Except for an append that introduced its key (epoch 0): were
+		// its seal-start record lost, a state past epoch 0 would be a
+		// key no record introduced, which is not introduced again.
+		written = 0
+	}
 	if err := s.commit(written); err != nil {
 		warn(fmt.Errorf("audit: sealing state: %w (the keys of the records just written stay on the disk until an append rewrites it)", err))
 	}
@@ -432,6 +440,12 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 		// meanwhile) or far behind it (restored from an older copy), so
 		// it seals again only once checked against that record.
 		if strings.HasPrefix(last.SealError, sealStopped) {
+			if s.state.Epoch == 0 {
+				// A new key (seal-init --replace that stopped before
+				// its seal-start record): introduced now.
+				s.introduce = true
+				break
+			}
 			// Found stale before: stays so until seal-init --replace,
 			// without reading the log again at every append.
 			s.close()

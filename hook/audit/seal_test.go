@@ -1122,3 +1122,44 @@ func TestIntroduceOnlyAtEpochZero(t *testing.T) {
 		}
 	})
 }
+
+// TestSealStoppedThenNewKey: sealing stopped (an older state put back),
+// then seal-init --replace stopped after writing its new state and
+// before its seal-start record (a crash): the next append introduces the
+// new key, as for any key no record introduced; it took the stop's old
+// reason and wrote unsealed.
+func TestSealStoppedThenNewKey(t *testing.T) {
+	ctx := context.Background()
+	l, _, _ := sealedLog(t, audit.Options{})
+	appendN(t, l, 3)
+	state := l.SealStateForTest()
+	old, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 1)
+	if _, _, err := l.StartSealing(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := rec("stopped")
+	if err := l.Append(ctx, r); err != nil || !strings.HasPrefix(r.SealError, "sealing stopped until seal-init --replace: ") {
+		t.Fatalf("append after an older state was put back: %v, seal %q, error %q", err, r.Seal, r.SealError)
+	}
+	k, err := audit.InitSeal(state, true) // the crash: no seal-start record
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		r := rec(fmt.Sprint("after-", i))
+		if err := l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		p, err := audit.ParseSeal(r.Seal)
+		if err != nil || p.ID != k.ID {
+			t.Errorf("record %d after the new state: seal %q (%v), error %q; want sealed with %s", i, r.Seal, err, r.SealError, k.ID)
+		}
+	}
+}
