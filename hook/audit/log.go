@@ -422,49 +422,50 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 	// with a record sealed with another key, or with none (an unsealed
 	// record that says why it is not sealed does not count: the key it
 	// could not use is the one before).
+	stop := func(why string) (*sealer, string) {
+		s.close()
+		return nil, stopReason(s.state.ID, why)
+	}
 	switch {
 	case last == nil:
 		s.introduce = true
+	case last.Seal == "" && (last.SealError == "" || newKey):
+		// Not sealed before, or a new key from seal-init: nothing to
+		// check the state against.
+		s.introduce = true
 	case last.Seal == "":
-		s.introduce = last.SealError == ""
-		if last.SealError == "" || newKey {
-			// Not sealed before, or a new key from seal-init: nothing
-			// to check the state against.
-			s.introduce = true
-			break
-		}
 		// Unsealed records that say why, after sealed ones: the state
 		// could not be used for a while. It may be behind the last
 		// sealed record (a crash before its commit: the next record
 		// would reuse that record's key, which the node kept
 		// meanwhile) or far behind it (restored from an older copy), so
 		// it seals again only once checked against that record.
-		if strings.HasPrefix(last.SealError, sealStopped) {
-			if s.state.Epoch == 0 {
-				// A new key (seal-init --replace that stopped before
-				// its seal-start record): introduced now.
-				s.introduce = true
-				break
-			}
-			// Found stale before: stays so until seal-init --replace,
-			// without reading the log again at every append.
+		if id, ok := stoppedKey(last.SealError); ok && (id == s.state.ID.String() || s.state.Epoch != 0) {
+			// Found stale before (this key, or another used one):
+			// stays so until seal-init --replace, without reading the
+			// log again at every append.
 			s.close()
-			return nil, last.SealError
+			if id == s.state.ID.String() {
+				return nil, last.SealError
+			}
+			return stop(fmt.Sprintf("holds key %s at epoch %d, which the log's last records do not continue: a key that sealed records before", s.state.ID, s.state.Epoch))
 		}
-		p, err := l.lastSeal()
-		if err != nil {
+		p, complete, err := l.lastSeal()
+		switch {
+		case err != nil:
 			// A read error may pass: the next append looks again.
 			s.close()
 			return nil, "sealing state " + l.opts.SealState + " not checked against the last sealed record: " + err.Error()
-		}
-		if p == nil {
-			s.close()
-			return nil, fmt.Sprintf("%ssealing state %s cannot be checked against the last sealed record: none in the last %d lines of the log (or retention removed it)", sealStopped, l.opts.SealState, MaxSealSearch)
-		}
-		s.introduce = p.ID != s.state.ID
-		if err := s.advance(p.ID, p.Epoch+1); err != nil {
-			s.close()
-			return nil, sealStopped + "sealing state: " + err.Error()
+		case p == nil && complete && s.state.Epoch == 0:
+			// No record of the log is sealed: a new key.
+			s.introduce = true
+		case p == nil:
+			return stop(fmt.Sprintf("cannot be checked against the last sealed record: none in the last %d lines of the log (or retention removed it)", MaxSealSearch))
+		default:
+			s.introduce = p.ID != s.state.ID
+			if err := s.advance(p.ID, p.Epoch+1); err != nil {
+				return stop(err.Error())
+			}
 		}
 	default:
 		p, err := ParseSeal(last.Seal)
@@ -475,17 +476,30 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 		// The state is written after the records it sealed: a crash in
 		// between leaves it behind the log.
 		if err := s.advance(p.ID, p.Epoch+1); err != nil {
-			s.close()
-			return nil, sealStopped + "sealing state: " + err.Error()
+			return stop(err.Error())
 		}
 	}
-	if s.introduce && s.state.Epoch != 0 && !newKey {
-		// A key is introduced at epoch 0 (seal-init): one at a later
-		// epoch has sealed records before, in this log or another (a
-		// copy of an older state put back, the log moved aside), and
-		// its next keys may have too.
-		s.close()
-		return nil, fmt.Sprintf("%ssealing state %s holds key %s at epoch %d, which the log's last records do not continue: a key that sealed records before (an older state put back, or the log moved aside?)", sealStopped, l.opts.SealState, s.state.ID, s.state.Epoch)
+	if s.introduce && !newKey {
+		// A key is introduced at epoch 0, once (seal-init, or the append
+		// after a seal-init that stopped before its seal-start record).
+		// One at a later epoch, or one a record of the log carries
+		// already, has sealed records before, in this log or another
+		// (a copy of an older state put back, the log moved aside, a
+		// seal-start lost after failed syncs), and its next keys may
+		// have too.
+		if s.state.Epoch != 0 {
+			return stop(fmt.Sprintf("holds key %s at epoch %d, which the log's last records do not continue: a key that sealed records before (an older state put back, the log moved aside, or its seal-start record lost after failed syncs?)", s.state.ID, s.state.Epoch))
+		}
+		if last != nil {
+			used, err := l.keyUsed(s.state.ID)
+			if err != nil {
+				s.close()
+				return nil, "sealing state " + l.opts.SealState + " not checked against the log: " + err.Error()
+			}
+			if used {
+				return stop(fmt.Sprintf("holds key %s at epoch 0, which records of the log carry already: a key that sealed records before (an older state put back?)", s.state.ID))
+			}
+		}
 	}
 	return s, ""
 }
@@ -496,6 +510,21 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 // seal-init --replace starts a new key.
 const sealStopped = "sealing stopped until seal-init --replace: "
 
+// stopReason is the seal_error of records unsealed because the state of
+// key id cannot be trusted: sealStopped, the key, and why.
+func stopReason(id SealID, why string) string {
+	return sealStopped + "sealing state of key " + id.String() + ": " + why
+}
+
+// stoppedKey returns the key a stopReason names.
+func stoppedKey(reason string) (string, bool) {
+	rest, ok := strings.CutPrefix(reason, sealStopped+"sealing state of key ")
+	if !ok || len(rest) < 2*len(SealID{}) {
+		return "", false
+	}
+	return rest[:2*len(SealID{})], true
+}
+
 // MaxSealSearch bounds how many lines [Log.lastSeal] reads.
 const MaxSealSearch = 1024
 
@@ -505,19 +534,53 @@ var ErrSealedLog = errors.New("the log is sealed and this writer has no sealing 
 
 // lastSeal returns the seal of the last sealed record among the last
 // [MaxSealSearch] lines of the log (the current file, then the rotated
-// ones), or nil. It reads backwards, skipping lines without a seal
-// before decoding; it runs only when an append follows unsealed records
-// that say why, with a state that opens. The bound keeps that cheap
-// where every append does so (a state too far behind the log, which
-// stays unusable until seal-init --replace); a key behind a longer
-// stretch has been on the node that long already.
-func (l *Log) lastSeal() (*ParsedSeal, error) {
+// ones), or nil, and whether it read the whole log. It reads backwards,
+// skipping lines without a seal before decoding; it runs only when an
+// append follows unsealed records that say why, with a state that
+// opens. The bound keeps that cheap where every append does so (a state
+// too far behind the log, which stays unusable until seal-init
+// --replace); a key behind a longer stretch has been on the node that
+// long already.
+func (l *Log) lastSeal() (*ParsedSeal, bool, error) {
+	var p *ParsedSeal
+	complete, err := l.backward([]byte(`"seal":"`), func(r *Record) bool {
+		if r.Seal == "" {
+			return false
+		}
+		ps, err := ParseSeal(r.Seal)
+		if err != nil {
+			return false
+		}
+		p = &ps
+		return true
+	})
+	return p, complete, err
+}
+
+// keyUsed reports whether a record among the last [MaxSealSearch] lines
+// of the log is sealed with key id or introduces it: before a key is
+// introduced (a state at epoch 0 no seal-init record names), so that an
+// older state put back does not seal again with keys it used.
+func (l *Log) keyUsed(id SealID) (bool, error) {
+	used := false
+	_, err := l.backward([]byte(id.String()), func(r *Record) bool {
+		if p, err := ParseSeal(r.Seal); (err == nil && p.ID == id) || r.SealID == id.String() {
+			used = true
+		}
+		return used
+	})
+	return used, err
+}
+
+// backward calls found with the records of the last [MaxSealSearch]
+// lines of the log whose line holds needle, newest first, until found
+// returns true; it says whether it read the whole log.
+func (l *Log) backward(needle []byte, found func(*Record) bool) (bool, error) {
 	files, err := l.rotated()
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	files = append(files, l.path)
-	needle := []byte(`"seal":"`)
 	n := 0
 	for i := len(files) - 1; i >= 0; i-- {
 		for line, err := range LinesBackward(files[i]) {
@@ -525,21 +588,20 @@ func (l *Log) lastSeal() (*ParsedSeal, error) {
 				break
 			}
 			if err != nil {
-				return nil, err
+				return false, err
 			}
 			if n++; n > MaxSealSearch {
-				return nil, nil
+				return false, nil
 			}
 			if !bytes.Contains(line, needle) {
 				continue
 			}
-			if r, err := Decode(line); err == nil && r.Seal != "" {
-				p, err := ParseSeal(r.Seal)
-				return &p, err
+			if r, err := Decode(line); err == nil && found(r) {
+				return false, nil
 			}
 		}
 	}
-	return nil, nil
+	return true, nil
 }
 
 // lock takes the exclusive lock on PATH.lock, polling until ctx is done

@@ -354,6 +354,18 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 		}
 		pre = &k
 	}
+	if replace {
+		// The log's own records an append owes (the damage record of
+		// lines a crash damaged, a torn tail's, retention's) go first,
+		// sealed with the state replaced: verify judges damaged sealed
+		// lines by the key that sealed them, which a record of the new
+		// key after its seal-start cannot show. (A log not sealed yet
+		// has them after the seal-start record, sealed with the new
+		// key.)
+		if _, err := l.appendWith(ctx, func(*Searcher) (*Record, error) { return nil, nil }, nil); err != nil {
+			return key, nil, err
+		}
+	}
 	created := false
 	// old is the state replaced, put back if the seal-start record did
 	// not reach the log: a failed --replace must leave the log sealed as

@@ -1163,3 +1163,152 @@ func TestSealStoppedThenNewKey(t *testing.T) {
 		}
 	}
 }
+
+// epochZeroLog returns a log with a sealing state just made at epoch 0
+// (no record introduces it yet), the state's path, its key and bytes.
+func epochZeroLog(t *testing.T) (*audit.Log, string, audit.VerifyKey, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state", "audit.seal")
+	l, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{SealState: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := audit.InitSeal(state, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, state, key, zero
+}
+
+// TestEpochZeroKeyOnce: a state at epoch 0 is introduced only while no
+// record of the log carries its key. An epoch-0 copy put back (after the
+// log went far on, or after seal-init --replace moved it to another key),
+// or left by a crash before its first commit and then checked against
+// nothing, sealed again with keys that had sealed records (after a stop,
+// from the second append). A log never sealed, whose new state was
+// unreadable for an append, introduces it once readable.
+func TestEpochZeroKeyOnce(t *testing.T) {
+	ctx := context.Background()
+	reused := func(t *testing.T, l *audit.Log, id audit.SealID) {
+		t.Helper()
+		used := map[uint64]int{}
+		for r, err := range audit.Records(l.Path()) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p, err := audit.ParseSeal(r.Seal); err == nil && p.ID == id {
+				if used[p.Epoch]++; used[p.Epoch] > 1 {
+					t.Errorf("key %s epoch %d sealed two records (seq %d)", id, p.Epoch, r.Seq)
+				}
+			}
+		}
+	}
+	stopped := func(t *testing.T, l *audit.Log, n int) {
+		t.Helper()
+		for i := range n {
+			r := rec(fmt.Sprint("after-", i))
+			if err := l.Append(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Seal != "" || !strings.HasPrefix(r.SealError, "sealing stopped until seal-init --replace: ") {
+				t.Errorf("append %d: seal %q, error %q; want it unsealed, sealing stopped", i, r.Seal, r.SealError)
+			}
+		}
+	}
+	t.Run("epoch-0 copy put back far behind", func(t *testing.T) {
+		l, state, key, zero := epochZeroLog(t)
+		appendN(t, l, 2)
+		lines := readLines(t, l.Path())
+		last := len(lines) - 1
+		p, _ := audit.ParseSeal(sealOf(t, lines[last]))
+		lines[last] = bytes.Replace(lines[last], []byte("."+uitoa(p.Epoch)+"."), []byte(fmt.Sprintf(".%d.", audit.MaxSealLag+2)), 1)
+		writeLines(t, l.Path(), lines)
+		if err := os.WriteFile(state, zero, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stopped(t, l, 3)
+		reused(t, l, key.ID)
+	})
+	t.Run("crash at epoch 0, then a long stretch", func(t *testing.T) {
+		l, state, key, zero := epochZeroLog(t)
+		appendN(t, l, 1)
+		if err := os.WriteFile(state, zero, 0o600); err != nil { // the crash
+			t.Fatal(err)
+		}
+		if err := os.Chmod(state, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, audit.MaxSealSearch)
+		if err := os.Chmod(state, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stopped(t, l, 3)
+		reused(t, l, key.ID)
+	})
+	t.Run("epoch-0 copy put back after replace", func(t *testing.T) {
+		l, state, key, zero := epochZeroLog(t)
+		appendN(t, l, 2)
+		if _, _, err := l.StartSealing(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 1)
+		if err := os.WriteFile(state, zero, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stopped(t, l, 2)
+		reused(t, l, key.ID)
+	})
+	t.Run("never sealed, state unreadable once", func(t *testing.T) {
+		l, state, key, _ := epochZeroLog(t)
+		if err := os.Chmod(state, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 1)
+		if err := os.Chmod(state, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := rec("readable")
+		if err := l.Append(ctx, r); err != nil || r.Seal == "" {
+			t.Fatalf("append with the state readable again: %v, seal %q, error %q", err, r.Seal, r.SealError)
+		}
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}); err != nil {
+			t.Errorf("verify: %v", err)
+		}
+	})
+}
+
+// TestReplaceAfterCrashDamage: a crash damaged the last sealed line (its
+// key not yet destroyed), then seal-init --replace: its append wrote the
+// damage record after its seal-start, sealed with the new key, which
+// verify cannot judge damaged sealed lines by: the log failed for good.
+// The damage record is written first now, with the key before.
+func TestReplaceAfterCrashDamage(t *testing.T) {
+	ctx := context.Background()
+	l, path, keyA := sealedLog(t, audit.Options{})
+	appendN(t, l, 2)
+	state := l.SealStateForTest()
+	before, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 1)
+	lines := readLines(t, path)
+	lines[len(lines)-1] = append(bytes.Repeat([]byte{0}, len(lines[len(lines)-1])-1), '\n')
+	writeLines(t, path, lines)
+	if err := os.WriteFile(state, before, 0o600); err != nil { // the crash
+		t.Fatal(err)
+	}
+	keyB, _, err := l.StartSealing(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audittest.AckDamage(t, l, path)
+	if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA, keyB}}); err != nil {
+		t.Errorf("verify after a crash, seal-init --replace and an ack: %v", err)
+	}
+}
