@@ -166,6 +166,31 @@ func (l *Log) appended(start time.Time, err error) {
 }
 
 func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, error), warns *[]error) (*Checkpoint, *Record, error) {
+	return l.appendLockedIf(ctx, build, warns, false)
+}
+
+// flushSealed writes the records the log owes (a damage, torn-tail or
+// retention record), before seal-init --replace, when the state seals
+// on the chain's last key; otherwise it writes nothing (they go after
+// the seal-start record, with the new key).
+func (l *Log) flushSealed(ctx context.Context) error {
+	unlock, err := l.lock(ctx)
+	if err != nil {
+		return err
+	}
+	var warns []error
+	_, _, err = l.appendLockedIf(ctx, func(*Searcher) (*Record, error) { return nil, nil }, &warns, true)
+	unlock()
+	for _, w := range warns {
+		l.warn(w)
+	}
+	return err
+}
+
+// appendLockedIf is appendLocked; with onlySealed it writes nothing
+// unless the records would be sealed with the key of the chain's last
+// record.
+func (l *Log) appendLockedIf(ctx context.Context, build func(*Searcher) (*Record, error), warns *[]error, onlySealed bool) (*Checkpoint, *Record, error) {
 	warn := func(err error) { *warns = append(*warns, err) }
 	f, err := openRegular(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
 	if err != nil {
@@ -258,6 +283,9 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 
 	s, sealErr := l.sealerFor(last, r != nil && r.Stage == StageSealStart)
 	defer s.close()
+	if onlySealed && (s == nil || s.introduce) {
+		return nil, nil, nil
+	}
 	if s == nil && last != nil && last.Seal != "" && l.opts.SealState == "" && l.opts.RefuseUnsealed {
 		return nil, nil, fmt.Errorf("audit: %s: %w", l.path, ErrSealedLog)
 	}
@@ -440,15 +468,22 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 		// would reuse that record's key, which the node kept
 		// meanwhile) or far behind it (restored from an older copy), so
 		// it seals again only once checked against that record.
-		if id, ok := stoppedKey(last.SealError); ok && (id == s.state.ID.String() || s.state.Epoch != 0) {
-			// Found stale before (this key, or another used one):
-			// stays so until seal-init --replace, without reading the
-			// log again at every append.
-			s.close()
-			if id == s.state.ID.String() {
+		if id, ok := stoppedKey(last.SealError); ok {
+			switch {
+			case id == s.state.ID.String():
+				// Found stale before: stays so until seal-init
+				// --replace, without reading the log again at every
+				// append.
+				s.close()
 				return nil, last.SealError
+			case s.state.Epoch != 0:
+				return stop(fmt.Sprintf("at epoch %d, which the log's last records do not continue: a key that sealed records before", s.state.Epoch))
 			}
-			return stop(fmt.Sprintf("holds key %s at epoch %d, which the log's last records do not continue: a key that sealed records before", s.state.ID, s.state.Epoch))
+			// A new key (seal-init --replace whose seal-start record
+			// did not reach the log): introduced, once checked unused
+			// below.
+			s.introduce = true
+			break
 		}
 		p, complete, err := l.lastSeal()
 		switch {
@@ -582,6 +617,7 @@ func (l *Log) backward(needle []byte, found func(*Record) bool) (bool, error) {
 	}
 	files = append(files, l.path)
 	n := 0
+	first := uint64(1) // the seq of the earliest line read
 	for i := len(files) - 1; i >= 0; i-- {
 		for line, err := range LinesBackward(files[i]) {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -593,6 +629,9 @@ func (l *Log) backward(needle []byte, found func(*Record) bool) (bool, error) {
 			if n++; n > MaxSealSearch {
 				return false, nil
 			}
+			if h, ok := PeekHead(line); ok {
+				first = h.Seq
+			}
 			if !bytes.Contains(line, needle) {
 				continue
 			}
@@ -601,7 +640,8 @@ func (l *Log) backward(needle []byte, found func(*Record) bool) (bool, error) {
 			}
 		}
 	}
-	return true, nil
+	// Records retention removed (or lost) before it were not read.
+	return first == 1, nil
 }
 
 // lock takes the exclusive lock on PATH.lock, polling until ctx is done

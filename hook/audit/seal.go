@@ -359,10 +359,10 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 		// lines a crash damaged, a torn tail's, retention's) go first,
 		// sealed with the state replaced: verify judges damaged sealed
 		// lines by the key that sealed them, which a record of the new
-		// key after its seal-start cannot show. (A log not sealed yet
-		// has them after the seal-start record, sealed with the new
-		// key.)
-		if _, err := l.appendWith(ctx, func(*Searcher) (*Record, error) { return nil, nil }, nil); err != nil {
+		// key after its seal-start cannot show. (Where the state
+		// replaced cannot seal on the chain, they go after the
+		// seal-start record, sealed with the new key.)
+		if err := l.flushSealed(ctx); err != nil {
 			return key, nil, err
 		}
 	}

@@ -1129,6 +1129,12 @@ func TestIntroduceOnlyAtEpochZero(t *testing.T) {
 // new key, as for any key no record introduced; it took the stop's old
 // reason and wrote unsealed.
 func TestSealStoppedThenNewKey(t *testing.T) {
+	for _, stretch := range []int{0, audit.MaxSealSearch + 5} {
+		t.Run(fmt.Sprint("stopped for ", stretch, " records"), func(t *testing.T) { sealStoppedThenNewKey(t, stretch) })
+	}
+}
+
+func sealStoppedThenNewKey(t *testing.T, stretch int) {
 	ctx := context.Background()
 	l, _, _ := sealedLog(t, audit.Options{})
 	appendN(t, l, 3)
@@ -1148,6 +1154,7 @@ func TestSealStoppedThenNewKey(t *testing.T) {
 	if err := l.Append(ctx, r); err != nil || !strings.HasPrefix(r.SealError, "sealing stopped until seal-init --replace: ") {
 		t.Fatalf("append after an older state was put back: %v, seal %q, error %q", err, r.Seal, r.SealError)
 	}
+	appendN(t, l, stretch) // stopped, unsealed
 	k, err := audit.InitSeal(state, true) // the crash: no seal-start record
 	if err != nil {
 		t.Fatal(err)
@@ -1263,6 +1270,26 @@ func TestEpochZeroKeyOnce(t *testing.T) {
 		stopped(t, l, 2)
 		reused(t, l, key.ID)
 	})
+	t.Run("retention removed its records", func(t *testing.T) {
+		l, state, key, zero := epochZeroLog(t)
+		l2, err := audit.Open(l.Path(), audit.Options{SealState: state, RotateBytes: 3000, KeepFiles: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l2, 1)
+		if err := os.WriteFile(state, zero, 0o600); err != nil { // the crash
+			t.Fatal(err)
+		}
+		if err := os.Chmod(state, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l2, 20) // rotations remove the file of its records
+		if err := os.Chmod(state, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stopped(t, l2, 2)
+		reused(t, l2, key.ID)
+	})
 	t.Run("never sealed, state unreadable once", func(t *testing.T) {
 		l, state, key, _ := epochZeroLog(t)
 		if err := os.Chmod(state, 0o644); err != nil {
@@ -1311,4 +1338,60 @@ func TestReplaceAfterCrashDamage(t *testing.T) {
 	if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA, keyB}}); err != nil {
 		t.Errorf("verify after a crash, seal-init --replace and an ack: %v", err)
 	}
+}
+
+// TestReplaceFlushOnlySealed: seal-init --replace writes the records the
+// log owes before its seal-start only when the state replaced seals on
+// the chain's last key. With the state missing, they were written
+// unsealed before it, and verify failed for good; with a state no record
+// introduced, they introduced and were sealed with the key being
+// replaced. They go after the seal-start record, with the new key.
+func TestReplaceFlushOnlySealed(t *testing.T) {
+	ctx := context.Background()
+	t.Run("state missing", func(t *testing.T) {
+		l, path, keyA := sealedLog(t, audit.Options{})
+		appendN(t, l, 2)
+		tear(t, path, []byte(`{"seq":4,"sta`))
+		if err := os.Remove(l.SealStateForTest()); err != nil {
+			t.Fatal(err)
+		}
+		keyB, _, err := l.StartSealing(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 1)
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA, keyB}}); err != nil {
+			t.Errorf("verify: %v", err)
+		}
+	})
+	t.Run("state no record introduced", func(t *testing.T) {
+		// An unsealed log, then a seal-init that stopped before its
+		// seal-start record (a crash tore it).
+		l, state := newLog(t, audit.Options{})
+		appendN(t, l, 2)
+		l, err := audit.Open(l.Path(), audit.Options{SealState: state + ".seal"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyA, err := audit.InitSeal(state+".seal", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tear(t, l.Path(), []byte(`{"seq":3,"sta`))
+		keyB, _, err := l.StartSealing(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r, err := range audit.Records(l.Path()) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p, err := audit.ParseSeal(r.Seal); err == nil && p.ID == keyA.ID {
+				t.Errorf("seq %d (%s) sealed with the key replaced", r.Seq, r.Stage)
+			}
+		}
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{keyB}}); err != nil {
+			t.Errorf("verify with the new key: %v", err)
+		}
+	})
 }
