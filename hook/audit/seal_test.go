@@ -1154,7 +1154,7 @@ func sealStoppedThenNewKey(t *testing.T, stretch int) {
 	if err := l.Append(ctx, r); err != nil || !strings.HasPrefix(r.SealError, "sealing stopped until seal-init --replace: ") {
 		t.Fatalf("append after an older state was put back: %v, seal %q, error %q", err, r.Seal, r.SealError)
 	}
-	appendN(t, l, stretch) // stopped, unsealed
+	appendN(t, l, stretch)                // stopped, unsealed
 	k, err := audit.InitSeal(state, true) // the crash: no seal-start record
 	if err != nil {
 		t.Fatal(err)
