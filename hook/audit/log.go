@@ -617,7 +617,7 @@ func (l *Log) backward(needle []byte, found func(*Record) bool) (bool, error) {
 	}
 	files = append(files, l.path)
 	n := 0
-	first := uint64(1) // the seq of the earliest line read
+	first, parsed := uint64(1), true // the seq of the earliest line read
 	for i := len(files) - 1; i >= 0; i-- {
 		for line, err := range LinesBackward(files[i]) {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -629,7 +629,8 @@ func (l *Log) backward(needle []byte, found func(*Record) bool) (bool, error) {
 			if n++; n > MaxSealSearch {
 				return false, nil
 			}
-			if h, ok := PeekHead(line); ok {
+			var h Head
+			if h, parsed = PeekHead(line); parsed {
 				first = h.Seq
 			}
 			if !bytes.Contains(line, needle) {
@@ -640,7 +641,13 @@ func (l *Log) backward(needle []byte, found func(*Record) bool) (bool, error) {
 			}
 		}
 	}
-	// Records retention removed (or lost) before it were not read.
+	// Records retention removed (or lost) before it were not read. An
+	// earliest line that does not parse (a crash zeroed it) is taken
+	// by its file: a rotated file is named by the seq of its first line.
+	if !parsed {
+		seq, ok := rotatedSeq(strings.TrimPrefix(files[0], l.path))
+		return len(files) == 1 || ok && seq == 1, nil
+	}
 	return first == 1, nil
 }
 

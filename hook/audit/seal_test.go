@@ -1290,6 +1290,22 @@ func TestEpochZeroKeyOnce(t *testing.T) {
 		stopped(t, l2, 2)
 		reused(t, l2, key.ID)
 	})
+	t.Run("never sealed, first line zeroed, state unreadable once", func(t *testing.T) {
+		l, state, _, _ := epochZeroLog(t)
+		if err := os.Chmod(state, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 3)
+		lines := readLines(t, l.Path())
+		lines[0] = append(make([]byte, len(lines[0])-1), '\n') // a crash zeroed it
+		writeLines(t, l.Path(), lines)
+		if err := os.Chmod(state, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if r := rec("readable"); l.Append(ctx, r) != nil || r.Seal == "" {
+			t.Errorf("append with the state readable again: seal %q, error %q", r.Seal, r.SealError)
+		}
+	})
 	t.Run("never sealed, state unreadable once", func(t *testing.T) {
 		l, state, key, _ := epochZeroLog(t)
 		if err := os.Chmod(state, 0o644); err != nil {
