@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	gocmp "github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
@@ -69,7 +70,12 @@ exec sleep infinity`
 	}{{live["net"], "net"}, {live["user"], "user"}, {live["pid"], "pid"}, {gone["user"], "user"}, {gone["pid"], "pid"}} {
 		args = append(args, "/proc/"+strconv.Itoa(p.p.Pid)+"/ns/"+p.typ)
 	}
-	line := firstLine(t, exec.Command(nstest.RequireCmd(t, "unshare"), append([]string{"-m", "--propagation", "private", nstest.RequireCmd(t, "sh"), "-c", script, "sh"}, args...)...))
+	// On one CPU: this kernel (6.18) numbers mount namespaces from
+	// per-CPU batches, so one made on another CPU after the script's
+	// own can have the lower number, and binding its file then fails
+	// with EINVAL (the check against mount namespace loops takes the
+	// lower number for the older namespace): about one run in ten did.
+	line := firstLine(t, exec.Command(nstest.RequireCmd(t, "taskset"), append([]string{"-c", oneCPU(t), nstest.RequireCmd(t, "unshare"), "-m", "--propagation", "private", nstest.RequireCmd(t, "sh"), "-c", script, "sh"}, args...)...))
 	f := strings.Fields(line)
 	if len(f) != 2 || f[0] != "ok" {
 		t.Fatalf("set-up: %q", line)
@@ -118,4 +124,20 @@ func firstLine(t *testing.T, cmd *exec.Cmd) string {
 	t.Helper()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return nstest.FirstLine(t, cmd, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+}
+
+// oneCPU returns a CPU this process may run on, for taskset -c.
+func oneCPU(t *testing.T) string {
+	t.Helper()
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	for cpu := range 1024 {
+		if set.IsSet(cpu) {
+			return strconv.Itoa(cpu)
+		}
+	}
+	t.Fatal("no CPU in this process's affinity mask")
+	return ""
 }
