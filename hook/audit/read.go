@@ -227,7 +227,11 @@ func lastIn(ctx context.Context, file, containerID string, needle []byte, match 
 				searchedLines()
 			}
 			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("audit: search of %s for container %s stopped: %w", file, vocab.Printable(containerID), err)
+				what := "container " + vocab.Printable(containerID)
+				if containerID == "" {
+					what = "a record" // an operator's search (audit ack)
+				}
+				return nil, fmt.Errorf("audit: search of %s for %s stopped: %w", file, what, err)
 			}
 		}
 		if !bytes.Contains(line, needle) {

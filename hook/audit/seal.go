@@ -405,7 +405,7 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 // of a seal-start record of key id failed (err); the caller holds the
 // log's lock. The state old replaced is written back (none: the new one
 // removed), unless a record sealed with the new key reached the log
-// whole (the sync failed, or a write stopped after the seal-start record
+// whole (a write stopped after the seal-start record
 // and before the records after it): the key shown then seals on, since
 // the state put back could not seal what follows. It returns err, with
 // what became of the state.
