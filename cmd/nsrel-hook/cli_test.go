@@ -391,12 +391,7 @@ func TestReportToFullDisk(t *testing.T) {
 		}
 	}
 
-	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("zzzz damaged\n")
-	f.Close()
+	garble(t, e.log)
 	if code, _, stderr := run(selfState("w3"), "--config", e.config, "createRuntime"); code != 0 {
 		t.Fatal(stderr)
 	}

@@ -13,19 +13,36 @@ import (
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/rsyslogtest"
 )
 
 // runBin runs the hook binary with stdin and args.
 func runBin(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(hookBin, args...)
+	return runProgram(t, stdin, hookBin, args...)
+}
+
+// runBinEIO runs the hook binary as runBin does, with every fdatasync
+// it makes failing with EIO after the write (strace injects it): a disk
+// error the sync reports.
+func runBinEIO(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	strace := nstest.RequireCmd(t, "strace")
+	return runProgram(t, stdin, strace, append([]string{"-f", "-o", "/dev/null", "-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO", hookBin}, args...)...)
+}
+
+// runProgram runs the program with stdin and args, failing the test if
+// it could not start.
+func runProgram(t *testing.T, stdin, program string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(program, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if cmd.ProcessState == nil {
-		t.Fatalf("nsrel-hook %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("%s %s: %v", filepath.Base(program), strings.Join(args, " "), err)
 	}
 	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
 }

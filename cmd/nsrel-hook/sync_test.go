@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,7 +19,6 @@ import (
 // diagnostics say the records may not survive a crash.
 func TestSyncFailureVerdictStands(t *testing.T) {
 	nstest.RequireRoot(t)
-	strace := nstest.RequireCmd(t, "strace")
 	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = ""; c["on_error"] = "deny" })
 	if code, _, stderr := run("", "--config", e.config, "audit", "seal-init"); code != 0 {
 		t.Fatalf("seal-init: exit %d: %s", code, stderr)
@@ -31,12 +29,9 @@ func TestSyncFailureVerdictStands(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := stateOf(idMember("sync-eio"), pidMember(os.Getpid()), bundleMember)
-	cmd := exec.Command(strace, "-f", "-o", "/dev/null", "-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO", hookBin, "--config", e.config, audit.StageCreateRuntime)
-	cmd.Stdin = bytes.NewReader(state)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("createRuntime with fdatasync failing: %v: %s", err, stderr.String())
+	code, _, stderr := runBinEIO(t, string(state), "--config", e.config, audit.StageCreateRuntime)
+	if code != 0 {
+		t.Fatalf("createRuntime with fdatasync failing: exit %d: %s", code, stderr)
 	}
 	// The record's key is gone all the same: a disk that keeps failing
 	// must not keep every key on the node.
@@ -48,8 +43,8 @@ func TestSyncFailureVerdictStands(t *testing.T) {
 		t.Fatalf("records of sync-eio: %+v", recs)
 	}
 	diag, _ := os.ReadFile(filepath.Join(e.dir, "hook.log"))
-	if want := "may not survive a crash"; !strings.Contains(string(diag)+stderr.String(), want) {
-		t.Errorf("diagnostics do not say %q:\n%s\nstderr %s", want, diag, stderr.String())
+	if want := "may not survive a crash"; !strings.Contains(string(diag)+stderr, want) {
+		t.Errorf("diagnostics do not say %q:\n%s\nstderr %s", want, diag, stderr)
 	}
 	if code, out, errs := run("", "audit", "verify", e.log); code != 0 {
 		t.Errorf("verify: exit %d\n%s%s", code, out, errs)
@@ -61,40 +56,18 @@ func TestSyncFailureVerdictStands(t *testing.T) {
 // stderr (their logs were opened without a warning sink: said nowhere).
 func TestSyncFailureWarnsOperator(t *testing.T) {
 	nstest.RequireRoot(t)
-	strace := nstest.RequireCmd(t, "strace")
 	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
 	eio := func(args ...string) (int, string, string) {
-		cmd := exec.Command(strace, append([]string{"-f", "-o", "/dev/null", "-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO", hookBin, "--config", e.config}, args...)...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, stdout.String(), stderr.String()
+		return runBinEIO(t, "", append([]string{"--config", e.config}, args...)...)
 	}
 	const want = "may not survive a crash"
 	if code, _, stderr := eio("audit", "seal-init"); code != 0 || !strings.Contains(stderr, "nsrel-hook: audit seal-init: warning: ") || !strings.Contains(stderr, want) {
 		t.Errorf("seal-init with fdatasync failing: exit %d, stderr %q", code, stderr)
 	}
 	createRuntime(t, e, "w1")
-	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("zzzz damaged\n")
-	f.Close()
+	garble(t, e.log)
 	createRuntime(t, e, "w2")
-	var seq uint64
-	for _, r := range e.records(t, "") {
-		if r.Stage == audit.StageDamaged {
-			seq = r.Seq
-		}
-	}
-	if code, _, stderr := eio("audit", "ack", fmt.Sprint(seq), "--reason", "checked"); code != 0 || !strings.Contains(stderr, "nsrel-hook: audit ack: warning: ") || !strings.Contains(stderr, want) {
+	if code, _, stderr := eio("audit", "ack", damageSeq(t, e.log), "--reason", "checked"); code != 0 || !strings.Contains(stderr, "nsrel-hook: audit ack: warning: ") || !strings.Contains(stderr, want) {
 		t.Errorf("ack with fdatasync failing: exit %d, stderr %q", code, stderr)
 	}
 }
@@ -106,13 +79,9 @@ func TestSyncFailureWarnsOperator(t *testing.T) {
 // next rotation removes and records them.
 func TestSyncFailureKeepsRetainedFiles(t *testing.T) {
 	nstest.RequireRoot(t)
-	strace := nstest.RequireCmd(t, "strace")
 	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = ""; c["rotate_bytes"] = 4096; c["keep_files"] = 1 })
 	key := sealInit(t, e)
-	rotated := func() []string {
-		files, _ := filepath.Glob(e.log + ".[0-9]*")
-		return files
-	}
+	rotated := func() []string { return rotatedFiles(e) }
 	// Until the next append rotates with a file to remove.
 	for i := 0; ; i++ {
 		fi, err := os.Stat(e.log)
@@ -123,10 +92,8 @@ func TestSyncFailureKeepsRetainedFiles(t *testing.T) {
 	}
 	before := rotated()
 	state := stateOf(idMember("rotate-eio"), pidMember(os.Getpid()), bundleMember)
-	cmd := exec.Command(strace, "-f", "-o", "/dev/null", "-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO", hookBin, "--config", e.config, audit.StageCreateRuntime)
-	cmd.Stdin = bytes.NewReader(state)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("createRuntime with fdatasync failing: %v: %s", err, out)
+	if code, _, stderr := runBinEIO(t, string(state), "--config", e.config, audit.StageCreateRuntime); code != 0 {
+		t.Fatalf("createRuntime with fdatasync failing: exit %d: %s", code, stderr)
 	}
 	after := rotated()
 	if len(after) != len(before)+1 || after[0] != before[0] {
@@ -150,11 +117,10 @@ func TestSyncFailureKeepsRetainedFiles(t *testing.T) {
 // stays at epoch 0 now, and the next append introduces the key.
 func TestSyncFailureLostSealStart(t *testing.T) {
 	nstest.RequireRoot(t)
-	strace := nstest.RequireCmd(t, "strace")
 	for _, replace := range []bool{false, true} {
 		t.Run(fmt.Sprint("replace=", replace), func(t *testing.T) {
 			e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
-			args := []string{"-f", "-o", "/dev/null", "-e", "trace=fdatasync", "-e", "inject=fdatasync:error=EIO", hookBin, "--config", e.config, "audit", "seal-init"}
+			args := []string{"--config", e.config, "audit", "seal-init"}
 			var keys []string
 			if replace {
 				keys = append(keys, sealInit(t, e))
@@ -165,11 +131,11 @@ func TestSyncFailureLostSealStart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := exec.Command(strace, args...).Output()
-			if err != nil {
-				t.Fatalf("seal-init with fdatasync failing: %v", err)
+			code, out, stderr := runBinEIO(t, "", args...)
+			if code != 0 {
+				t.Fatalf("seal-init with fdatasync failing: exit %d: %s", code, stderr)
 			}
-			keys = append(keys, shownKey(string(out)))
+			keys = append(keys, shownKey(out))
 			if err := os.Truncate(e.log, fi.Size()); err != nil { // the crash
 				t.Fatal(err)
 			}

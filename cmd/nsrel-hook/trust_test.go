@@ -526,6 +526,39 @@ func TestBinarySealInitReplaceAppendFails(t *testing.T) {
 	}
 }
 
+// garble appends a line that is no record to the log at path, as a
+// crash or an edit leaves one: the next append records it as damaged.
+func garble(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("zzzz damaged\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// damageSeq returns the seq of the first damage record in the log at
+// path (its current file), for audit ack.
+func damageSeq(t *testing.T, path string) string {
+	t.Helper()
+	for _, r := range audittest.Records(t, path, "") {
+		if r.Stage == audit.StageDamaged {
+			return strconv.FormatUint(r.Seq, 10)
+		}
+	}
+	t.Fatalf("no damage record in %s", path)
+	return ""
+}
+
+// rotatedFiles lists the rotated files of e's log, oldest first.
+func rotatedFiles(e *env) []string {
+	files, _ := filepath.Glob(e.log + ".[0-9]*")
+	return files
+}
+
 // TestAuditAck acknowledges recorded damage in the config's sealed log
 // and in another log: the other log is written without the config's
 // sealing state and checkpoints (one key sealed two logs, and the main
@@ -537,37 +570,18 @@ func TestAuditAck(t *testing.T) {
 	checkpoints := filepath.Join(e.dir, "checkpoints.jsonl")
 	setConfig(t, e, "seal_state", seal)
 	key := sealInit(t, e)
-	damage := func(path string) {
-		t.Helper()
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString("zzzz damaged\n")
-		f.Close()
-	}
-	damageSeq := func(path string) string {
-		t.Helper()
-		for _, r := range audittest.Records(t, path, "") {
-			if r.Stage == audit.StageDamaged {
-				return strconv.FormatUint(r.Seq, 10)
-			}
-		}
-		t.Fatalf("no damage record in %s", path)
-		return ""
-	}
 	verify := func(args ...string) (int, string) {
 		code, out, stderr := run("", append([]string{"--config", e.config, "audit", "verify"}, args...)...)
 		return code, out + stderr
 	}
 
 	createRuntime(t, e, "a1")
-	damage(e.log)
+	garble(t, e.log)
 	createRuntime(t, e, "a2")
 	if code, out := verify("--key", key); code == 0 || !strings.Contains(out, "not acknowledged") {
 		t.Fatalf("verify with unacknowledged damage: exit %d: %s", code, out)
 	}
-	if code, out, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(e.log), "--reason", "checked"); code != 0 {
+	if code, out, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(t, e.log), "--reason", "checked"); code != 0 {
 		t.Fatalf("ack: exit %d: %s%s", code, out, stderr)
 	}
 	if code, out := verify("--key", key); code != 0 {
@@ -582,11 +596,11 @@ func TestAuditAck(t *testing.T) {
 	}
 	ctx := context.Background()
 	ol.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "b1"})
-	damage(other)
+	garble(t, other)
 	ol.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "b2"})
 	stateBefore, _ := os.ReadFile(seal)
 	cpBefore, _ := os.ReadFile(checkpoints)
-	if code, out, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(other), "--reason", "checked", other); code != 0 {
+	if code, out, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(t, other), "--reason", "checked", other); code != 0 {
 		t.Fatalf("ack of another log: exit %d: %s%s", code, out, stderr)
 	}
 	if after, _ := os.ReadFile(seal); !bytes.Equal(stateBefore, after) {
@@ -617,9 +631,9 @@ func TestAuditAck(t *testing.T) {
 	if _, _, err := sl.StartSealing(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	damage(sealedLog)
+	garble(t, sealedLog)
 	sl.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "c1"})
-	code, _, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(sealedLog), "--reason", "checked", sealedLog)
+	code, _, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(t, sealedLog), "--reason", "checked", sealedLog)
 	if code != 1 || !strings.Contains(stderr, "is sealed and is not the audit_log of") {
 		t.Errorf("ack of another sealed log: exit %d, stderr %q; want it refused", code, stderr)
 	}
@@ -631,7 +645,7 @@ func TestAuditAck(t *testing.T) {
 	if err := os.WriteFile(sealedLog, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr = run("", "--config", e.config, "audit", "ack", damageSeq(sealedLog+".000000000001"), "--reason", "checked", sealedLog)
+	code, _, stderr = run("", "--config", e.config, "audit", "ack", damageSeq(t, sealedLog+".000000000001"), "--reason", "checked", sealedLog)
 	if code != 1 || !strings.Contains(stderr, "is sealed and is not the audit_log of") {
 		t.Errorf("ack of another sealed log with an empty current file: exit %d, stderr %q; want it refused", code, stderr)
 	}
@@ -774,27 +788,13 @@ func TestAckOldDamage(t *testing.T) {
 	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = ""; c["rotate_bytes"] = 4096 })
 	key := sealInit(t, e)
 	createRuntime(t, e, "d0")
-	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("zzzz damaged\n")
-	f.Close()
+	garble(t, e.log)
 	createRuntime(t, e, "d1") // records the damage
-	var damageSeq uint64
-	for _, r := range e.records(t, "") {
-		if r.Stage == audit.StageDamaged {
-			damageSeq = r.Seq
-		}
-	}
-	for i := 0; ; i++ {
-		files, _ := filepath.Glob(e.log + ".[0-9]*")
-		if len(files) > audit.SearchFiles+1 {
-			break
-		}
+	seq := damageSeq(t, e.log)
+	for i := 0; len(rotatedFiles(e)) <= audit.SearchFiles+1; i++ {
 		createRuntime(t, e, fmt.Sprint("later-", i))
 	}
-	if code, out, stderr := run("", "--config", e.config, "audit", "ack", strconv.FormatUint(damageSeq, 10), "--reason", "checked: power loss"); code != 0 {
+	if code, out, stderr := run("", "--config", e.config, "audit", "ack", seq, "--reason", "checked: power loss"); code != 0 {
 		t.Fatalf("ack of damage %d rotated files back: exit %d: %s%s", audit.SearchFiles+2, code, out, stderr)
 	}
 	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
