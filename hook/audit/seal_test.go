@@ -881,9 +881,7 @@ func TestSealedDamage(t *testing.T) {
 		}
 		appendN(t, l, 1)
 		zeroLast(t, path)
-		if err := os.WriteFile(state, before, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		putState(t, state, before)
 		l, err = audit.Open(path, audit.Options{SealState: state})
 		if err != nil {
 			t.Fatal(err)
@@ -992,9 +990,7 @@ func TestSealAfterUnsealedStretch(t *testing.T) {
 	if err := l.Append(context.Background(), lastSealed); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(state, before, 0o600); err != nil { // the crash
-		t.Fatal(err)
-	}
+	putState(t, state, before) // the crash
 	if err := os.Chmod(state, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -1039,16 +1035,8 @@ func TestSealStoppedWhenUncheckable(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, l, 1)
-	if err := os.WriteFile(state, before, 0o600); err != nil { // the crash
-		t.Fatal(err)
-	}
-	if err := os.Chmod(state, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	appendN(t, l, audit.MaxSealSearch)
-	if err := os.Chmod(state, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	putState(t, state, before) // the crash
+	unusableFor(t, l, state, audit.MaxSealSearch)
 	for i := range 2 {
 		r := rec(fmt.Sprint("after-", i))
 		if err := l.Append(context.Background(), r); err != nil {
@@ -1087,9 +1075,7 @@ func TestIntroduceOnlyAtEpochZero(t *testing.T) {
 			t.Fatal(err)
 		}
 		appendN(t, l, 1)
-		if err := os.WriteFile(l.SealStateForTest(), old, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		putState(t, l.SealStateForTest(), old)
 		for i := range 2 {
 			r := rec(fmt.Sprint("after-", i))
 			if err := l.Append(ctx, r); err != nil {
@@ -1147,9 +1133,7 @@ func sealStoppedThenNewKey(t *testing.T, stretch int) {
 	if _, _, err := l.StartSealing(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(state, old, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	putState(t, state, old)
 	r := rec("stopped")
 	if err := l.Append(ctx, r); err != nil || !strings.HasPrefix(r.SealError, "sealing stopped until seal-init --replace: ") {
 		t.Fatalf("append after an older state was put back: %v, seal %q, error %q", err, r.Seal, r.SealError)
@@ -1235,25 +1219,15 @@ func TestEpochZeroKeyOnce(t *testing.T) {
 		p, _ := audit.ParseSeal(sealOf(t, lines[last]))
 		lines[last] = bytes.Replace(lines[last], []byte("."+uitoa(p.Epoch)+"."), []byte(fmt.Sprintf(".%d.", audit.MaxSealLag+2)), 1)
 		writeLines(t, l.Path(), lines)
-		if err := os.WriteFile(state, zero, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		putState(t, state, zero)
 		stopped(t, l, 3)
 		reused(t, l, key.ID)
 	})
 	t.Run("crash at epoch 0, then a long stretch", func(t *testing.T) {
 		l, state, key, zero := epochZeroLog(t)
 		appendN(t, l, 1)
-		if err := os.WriteFile(state, zero, 0o600); err != nil { // the crash
-			t.Fatal(err)
-		}
-		if err := os.Chmod(state, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		appendN(t, l, audit.MaxSealSearch)
-		if err := os.Chmod(state, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		putState(t, state, zero) // the crash
+		unusableFor(t, l, state, audit.MaxSealSearch)
 		stopped(t, l, 3)
 		reused(t, l, key.ID)
 	})
@@ -1264,9 +1238,7 @@ func TestEpochZeroKeyOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		appendN(t, l, 1)
-		if err := os.WriteFile(state, zero, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		putState(t, state, zero)
 		stopped(t, l, 2)
 		reused(t, l, key.ID)
 	})
@@ -1277,44 +1249,24 @@ func TestEpochZeroKeyOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		appendN(t, l2, 1)
-		if err := os.WriteFile(state, zero, 0o600); err != nil { // the crash
-			t.Fatal(err)
-		}
-		if err := os.Chmod(state, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		appendN(t, l2, 20) // rotations remove the file of its records
-		if err := os.Chmod(state, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		putState(t, state, zero)      // the crash
+		unusableFor(t, l2, state, 20) // rotations remove the file of its records
 		stopped(t, l2, 2)
 		reused(t, l2, key.ID)
 	})
 	t.Run("never sealed, first line zeroed, state unreadable once", func(t *testing.T) {
 		l, state, _, _ := epochZeroLog(t)
-		if err := os.Chmod(state, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		appendN(t, l, 3)
+		unusableFor(t, l, state, 3)
 		lines := readLines(t, l.Path())
 		lines[0] = append(make([]byte, len(lines[0])-1), '\n') // a crash zeroed it
 		writeLines(t, l.Path(), lines)
-		if err := os.Chmod(state, 0o600); err != nil {
-			t.Fatal(err)
-		}
 		if r := rec("readable"); l.Append(ctx, r) != nil || r.Seal == "" {
 			t.Errorf("append with the state readable again: seal %q, error %q", r.Seal, r.SealError)
 		}
 	})
 	t.Run("never sealed, state unreadable once", func(t *testing.T) {
 		l, state, key, _ := epochZeroLog(t)
-		if err := os.Chmod(state, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		appendN(t, l, 1)
-		if err := os.Chmod(state, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		unusableFor(t, l, state, 1)
 		r := rec("readable")
 		if err := l.Append(ctx, r); err != nil || r.Seal == "" {
 			t.Fatalf("append with the state readable again: %v, seal %q, error %q", err, r.Seal, r.SealError)
@@ -1343,9 +1295,7 @@ func TestReplaceAfterCrashDamage(t *testing.T) {
 	lines := readLines(t, path)
 	lines[len(lines)-1] = append(bytes.Repeat([]byte{0}, len(lines[len(lines)-1])-1), '\n')
 	writeLines(t, path, lines)
-	if err := os.WriteFile(state, before, 0o600); err != nil { // the crash
-		t.Fatal(err)
-	}
+	putState(t, state, before) // the crash
 	keyB, _, err := l.StartSealing(ctx, true)
 	if err != nil {
 		t.Fatal(err)
@@ -1410,4 +1360,28 @@ func TestReplaceFlushOnlySealed(t *testing.T) {
 			t.Errorf("verify with the new key: %v", err)
 		}
 	})
+}
+
+// putState writes data to the sealing state at state: the state as it
+// was before an append (a crash before its commit), or an older copy put
+// back.
+func putState(t *testing.T, state string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(state, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// unusableFor makes the sealing state at state unusable (readable by
+// others) for n appends to l, which are written unsealed, saying why,
+// then usable again.
+func unusableFor(t *testing.T, l *audit.Log, state string, n int) {
+	t.Helper()
+	if err := os.Chmod(state, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, n)
+	if err := os.Chmod(state, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
