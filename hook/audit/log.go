@@ -124,13 +124,15 @@ const maxDamagedLines = 4096
 // Files are checked before use (owner, mode, directories: see package
 // safefile); a log, lock or state that fails is refused.
 func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, error)) (*Record, error) {
-	return l.appendWith(ctx, build, nil)
+	return l.appendWith(ctx, build, nil, false)
 }
 
 // appendWith is [Log.AppendWith] with settle, if set, called under the
 // log's lock right after the append with its record and error: what it
-// returns is the append's error.
-func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, error), settle func(*Record, error) error) (*Record, error) {
+// returns is the append's error. With onlySealed it writes nothing
+// unless the records would be sealed with the key of the chain's last
+// record.
+func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, error), settle func(*Record, error) error, onlySealed bool) (*Record, error) {
 	start := time.Now()
 	unlock, err := l.lock(ctx)
 	if err != nil {
@@ -138,7 +140,7 @@ func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, er
 		return nil, err
 	}
 	var warns []error
-	ckpt, rec, err := l.appendLocked(ctx, build, &warns)
+	ckpt, rec, err := l.appendLocked(ctx, build, &warns, onlySealed)
 	if settle != nil {
 		err = settle(rec, err)
 	}
@@ -165,32 +167,16 @@ func (l *Log) appended(start time.Time, err error) {
 	}
 }
 
-func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, error), warns *[]error) (*Checkpoint, *Record, error) {
-	return l.appendLockedIf(ctx, build, warns, false)
-}
-
 // flushSealed writes the records the log owes (a damage, torn-tail or
 // retention record), before seal-init --replace, when the state seals
 // on the chain's last key; otherwise it writes nothing (they go after
 // the seal-start record, with the new key).
 func (l *Log) flushSealed(ctx context.Context) error {
-	unlock, err := l.lock(ctx)
-	if err != nil {
-		return err
-	}
-	var warns []error
-	_, _, err = l.appendLockedIf(ctx, func(*Searcher) (*Record, error) { return nil, nil }, &warns, true)
-	unlock()
-	for _, w := range warns {
-		l.warn(w)
-	}
+	_, err := l.appendWith(ctx, func(*Searcher) (*Record, error) { return nil, nil }, nil, true)
 	return err
 }
 
-// appendLockedIf is appendLocked; with onlySealed it writes nothing
-// unless the records would be sealed with the key of the chain's last
-// record.
-func (l *Log) appendLockedIf(ctx context.Context, build func(*Searcher) (*Record, error), warns *[]error, onlySealed bool) (*Checkpoint, *Record, error) {
+func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, error), warns *[]error, onlySealed bool) (*Checkpoint, *Record, error) {
 	warn := func(err error) { *warns = append(*warns, err) }
 	f, err := openRegular(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
 	if err != nil {

@@ -394,7 +394,7 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 			err = l.undoSealStart(key.ID, old, err)
 		}
 		return err
-	})
+	}, false)
 	if err != nil {
 		return key, nil, err
 	}

@@ -1385,3 +1385,41 @@ func unusableFor(t *testing.T, l *audit.Log, state string, n int) {
 		t.Fatal(err)
 	}
 }
+
+// TestReplaceFlushShipsCheckpoint: the records seal-init --replace writes
+// first (here the retention records of the rotation it makes) emit their
+// checkpoint: it was recorded as the last one emitted and never written
+// to the checkpoints file (nor shipped), and the append was not counted
+// in the metrics.
+func TestReplaceFlushShipsCheckpoint(t *testing.T) {
+	cp := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, path, _ := sealedLog(t, audit.Options{RotateBytes: 4096, KeepFiles: 1, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1000, File: cp}})
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("the log never reached a rotation that removes a file")
+		}
+		appendN(t, l, 1)
+		files, _ := l.Files()
+		if fi, err := os.Stat(path); err == nil && fi.Size() >= 4096 && len(files) == 2 {
+			break // the next append rotates and removes a file
+		}
+	}
+	before := readCheckpoints(t, cp)
+	if _, _, err := l.StartSealing(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	var retention uint64
+	files, _ := l.Files()
+	for r, err := range audit.Records(files...) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Stage == audit.StageRetention {
+			retention = r.Seq
+		}
+	}
+	after := readCheckpoints(t, cp)
+	if retention == 0 || len(after) == len(before) || after[len(after)-1].Seq < retention {
+		t.Errorf("retention record at seq %d; checkpoints before %d, after %+v: want one at or after it", retention, len(before), after)
+	}
+}
