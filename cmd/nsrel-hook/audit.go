@@ -99,7 +99,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		return sealInitCmd(configPath, replace, stdout, stderr)
 	}
 	// A node named twice is verified, and counted, once.
-	nodes = uniq(nodes)
+	nodes = vocab.Dedup(nodes)
 	if (allNodes || len(nodes) > 0) && len(pos) == 0 {
 		fmt.Fprintln(stderr, "nsrel-hook: audit verify: --node and --nodes need the collector's LOG files (see --help)")
 		return 2
@@ -277,17 +277,6 @@ func verifyUsage(host, checkpointLog string, nodes bool, checkpoints, keys []str
 		}
 	}
 	return 0
-}
-
-// uniq returns l without repeats, in the order of their first place.
-func uniq(l []string) []string {
-	var out []string
-	for _, v := range l {
-		if !slices.Contains(out, v) {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // readKey reads a verification key given as KEY or @FILE (the file keeps

@@ -5,6 +5,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // The completion scripts know, for each word position, which subcommand
@@ -167,7 +169,7 @@ func (p *Page) Bash(w io.Writer) error {
 		var ws []string
 		ws = append(ws, next[k]...)
 		ws = append(ws, p.optionWords(p.optionsAt(k, opts))...)
-		fmt.Fprintf(&b, "\t%q) words=%q ;;\n", "/"+strings.ReplaceAll(k, " ", "/"), strings.Join(dedup(ws), " "))
+		fmt.Fprintf(&b, "\t%q) words=%q ;;\n", "/"+strings.ReplaceAll(k, " ", "/"), strings.Join(vocab.Dedup(ws), " "))
 	}
 	b.WriteString("\tesac\n")
 	b.WriteString("\tCOMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n}\n")
@@ -196,18 +198,6 @@ func (p *Page) optionWords(longs []string) []string {
 		out = append(out, "--"+f.Long)
 		if f.Short != "" {
 			out = append(out, "-"+f.Short)
-		}
-	}
-	return out
-}
-
-func dedup(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
 		}
 	}
 	return out
@@ -325,7 +315,7 @@ func (p *Page) Fish(w io.Writer) error {
 		}
 		if len(where) > 0 {
 			sort.Strings(where)
-			conds = append(conds, "__fish_seen_subcommand_from "+strings.Join(dedup(where), " "))
+			conds = append(conds, "__fish_seen_subcommand_from "+strings.Join(vocab.Dedup(where), " "))
 		}
 		if len(conds) > 0 {
 			args = append(args, "-n", zquote(strings.Join(conds, "; or ")))
@@ -346,7 +336,7 @@ func fishAfter(pre string, next map[string][]string) string {
 			all = append(all, ws...)
 		}
 		sort.Strings(all)
-		return "not __fish_seen_subcommand_from " + strings.Join(dedup(all), " ")
+		return "not __fish_seen_subcommand_from " + strings.Join(vocab.Dedup(all), " ")
 	}
 	parts := strings.Fields(pre)
 	cond := "__fish_seen_subcommand_from " + parts[len(parts)-1]

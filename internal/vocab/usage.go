@@ -156,3 +156,17 @@ func endedOptions(fs *flag.FlagSet, consumed []string) bool {
 	}
 	return false
 }
+
+// Dedup returns l without repeats, in the order of their first place: a
+// value given twice on a command line counts once.
+func Dedup(l []string) []string {
+	seen := make(map[string]bool, len(l))
+	var out []string
+	for _, v := range l {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}

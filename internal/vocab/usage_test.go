@@ -116,3 +116,15 @@ var errFull = errors.New("full")
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errFull }
+
+func TestDedup(t *testing.T) {
+	for _, c := range []struct{ in, want []string }{
+		{nil, nil},
+		{[]string{"a"}, []string{"a"}},
+		{[]string{"b", "a", "b", "c", "a", ""}, []string{"b", "a", "c", ""}},
+	} {
+		if got := Dedup(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("Dedup(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
