@@ -99,11 +99,34 @@ func TestSyncFailureKeepsRetainedFiles(t *testing.T) {
 	if len(after) != len(before)+1 || after[0] != before[0] {
 		t.Errorf("rotated files before the failed sync %q, after %q: want the old one kept and one more", before, after)
 	}
+	// retained returns the seqs of the log's retention records
+	// that name the file kept, each checked for saying what a failed
+	// sync leaves.
+	retained := func() []uint64 {
+		var seqs []uint64
+		for _, r := range e.records(t, "") {
+			if r.Stage != audit.StageRetention || r.Dropped == nil || r.Dropped.File != filepath.Base(before[0]) {
+				continue
+			}
+			seqs = append(seqs, r.Seq)
+			if !strings.Contains(r.Error, "if the sync fails, the file stays") {
+				t.Errorf("retention record seq %d: %q does not say what a failed sync leaves", r.Seq, r.Error)
+			}
+		}
+		return seqs
+	}
+	first := retained()
+	if len(first) != 1 {
+		t.Fatalf("retention records naming %s after the failed sync: seqs %v, want one", before[0], first)
+	}
 	for i := 0; len(rotated()) > 1; i++ {
 		if i == 100 {
 			t.Fatalf("rotated files never back to keep_files: %q", rotated())
 		}
 		createRuntime(t, e, fmt.Sprint("later-", i))
+	}
+	if again := retained(); len(again) == 0 || again[len(again)-1] <= first[0] {
+		t.Errorf("retention records naming %s after the next rotation: seqs %v, want one after seq %d", before[0], again, first[0])
 	}
 	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
 		t.Errorf("verify: exit %d: %s%s", code, out, stderr)

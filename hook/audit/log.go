@@ -249,7 +249,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	}
 	for _, d := range dropped {
 		pending = append(pending, &Record{Source: SourceAudit, Stage: StageRetention, Dropped: &d,
-			Error: fmt.Sprintf("removed by retention (keep_files %d); a checkpoint of the chain up to here is emitted with this record", l.opts.KeepFiles)})
+			Error: fmt.Sprintf("removed by retention (keep_files %d) once this record is synced, with a checkpoint of the chain up to here (if the sync fails, the file stays and the next rotation records it again)", l.opts.KeepFiles)})
 	}
 	// Even when build fails, what the log must record is written: the
 	// torn bytes, for one, which the write goes over.
