@@ -12,7 +12,9 @@ package syslog
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -162,6 +164,15 @@ const Timeout = time.Second
 // directories nobody else may write or swap, as a file written there
 // would have to be; whoever else bound it would receive the message and
 // could swallow it. (A TCP destination is whatever listens there.)
+//
+// Over TCP a message counts as sent only once the server read it: Send
+// closes its side after the message and waits for the server to close
+// its own, which a syslog server does once it read everything before
+// the end of the stream (RFC 6587 leaves closing to the sender). A
+// write alone only says the local kernel took the bytes: a collector
+// that hangs, or a port that speaks another protocol (syslog over TLS),
+// took them too. A server that keeps the connection open until the
+// deadline, or sends anything back, is an error ([ErrNotConfirmed]).
 func Send(ctx context.Context, d Dest, msg []byte) error {
 	if d.Network == "unixgram" {
 		if err := safefile.CheckSocket(d.Address); err != nil {
@@ -183,6 +194,37 @@ func Send(ctx context.Context, d Dest, msg []byte) error {
 		// RFC 6587 octet counting: "LEN SP MSG".
 		msg = append([]byte(strconv.Itoa(len(msg))+" "), msg...)
 	}
-	_, err = conn.Write(msg)
-	return err
+	if _, err = conn.Write(msg); err != nil {
+		return err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		return confirm(tc)
+	}
+	return nil
+}
+
+// ErrNotConfirmed matches the error of a message sent over TCP that the
+// server did not confirm it read ([Send]).
+var ErrNotConfirmed = errors.New("not confirmed read by the server")
+
+// confirm ends the stream of c after a message and waits, until c's
+// deadline, for the server to end its own: it did once it read the
+// message.
+func confirm(c *net.TCPConn) error {
+	if err := c.CloseWrite(); err != nil {
+		return err
+	}
+	var b [64]byte
+	n, err := c.Read(b[:])
+	switch {
+	case n > 0:
+		return fmt.Errorf("%w: it sent data back (%d bytes; not a plain syslog receiver, a TLS port?)", ErrNotConfirmed, n)
+	case errors.Is(err, io.EOF):
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("%w: it did not close the connection after the message in time", ErrNotConfirmed)
+	case err == nil:
+		return fmt.Errorf("%w: an empty read", ErrNotConfirmed)
+	}
+	return fmt.Errorf("%w: %w", ErrNotConfirmed, err)
 }
