@@ -216,8 +216,12 @@ func (l *Log) checkpointDue(last *Record, force bool, seal func(*Checkpoint), wa
 		return nil
 	}
 	if ok && !force && last.Seq >= prev.Seq && last.Seq-prev.Seq < uint64(o.EveryRecords) {
+		// A last checkpoint later than now (the clock was stepped back
+		// since) makes the next due now: waiting until the clock passes
+		// it again would leave the records appended meanwhile unpinned
+		// for as long as the clock was ahead (TestCheckpointClockBack).
 		t, err := time.Parse(time.RFC3339Nano, prev.Time)
-		if o.EverySeconds <= 0 || (err == nil && now.Sub(t) < time.Duration(o.EverySeconds)*time.Second) {
+		if o.EverySeconds <= 0 || (err == nil && !t.After(now) && now.Sub(t) < time.Duration(o.EverySeconds)*time.Second) {
 			return nil
 		}
 	}

@@ -287,6 +287,51 @@ func TestCheckpointRetry(t *testing.T) {
 	}
 }
 
+// TestCheckpointClockBack: a checkpoint made while the clock was ahead
+// (a wrong RTC before NTP set it) left a last checkpoint time in the
+// future, and none was due by time, at appends or on a quiet node
+// (CheckpointIfDue), until the clock passed it again: 48 hours of
+// records unpinned here. The next is due at once now, then every
+// every_seconds again.
+func TestCheckpointClockBack(t *testing.T) {
+	now := time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC) // ahead
+	clock := func() time.Time { return now }
+	var made []uint64
+	l, _ := newLog(t, audit.Options{Now: clock, Warn: func(error) {}, Checkpoints: &audit.CheckpointOptions{
+		EveryRecords: 1000, EverySeconds: 300, File: filepath.Join(t.TempDir(), "ckpt.jsonl"),
+		Sent: func(c *audit.Checkpoint, kind string, err error) {
+			if err != nil {
+				t.Errorf("checkpoint seq %d: %v", c.Seq, err)
+			}
+			made = append(made, c.Seq)
+		}}})
+	appendN(t, l, 1) // the first: always
+	now = time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC) // set right
+	appendN(t, l, 1)                                  // due at once
+	now = now.Add(10 * time.Second)
+	appendN(t, l, 1) // not yet
+	now = now.Add(300 * time.Second)
+	appendN(t, l, 1) // due by time
+	if want := []uint64{1, 2, 4}; !slicesEqual(made, want) {
+		t.Errorf("checkpoints at appends: seqs %v, want %v", made, want)
+	}
+
+	// On a quiet node: CheckpointIfDue.
+	made = nil
+	now = time.Date(2028, 1, 1, 0, 0, 0, 0, time.UTC)
+	appendN(t, l, 1) // seq 5, due by time, made ahead
+	now = time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	for range 2 { // due at once, then not for every_seconds
+		if err := l.CheckpointIfDue(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(10 * time.Second)
+	}
+	if want := []uint64{5, 5}; !slicesEqual(made, want) {
+		t.Errorf("checkpoints on a quiet node: seqs %v, want %v", made, want)
+	}
+}
+
 // TestCheckpointSyslogUntrusted: a checkpoints syslog destination that
 // is a socket in a directory another user owns, or one another user
 // bound, is refused as a checkpoints file there is (the checkpoint is
