@@ -290,8 +290,15 @@ func (l *Log) ship(ctx context.Context, c *Checkpoint) {
 			o.Sent(c, kind, err)
 		}
 	}
+	// why adds to a failure why ctx ended, where it did.
+	why := func(err error) error {
+		if err != nil && ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
+			return fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+		}
+		return err
+	}
 	if o.File != "" {
-		err := appendFile(ctx, o.File, line)
+		err := why(appendFile(ctx, o.File, line))
 		if err != nil {
 			l.warn(fmt.Errorf("checkpoint file: %w", err))
 		}
@@ -300,7 +307,7 @@ func (l *Log) ship(ctx context.Context, c *Checkpoint) {
 	if len(o.Syslog) > 0 {
 		msg := syslog.Message(l.opts.Now(), syslog.Info, c.Host, "nsrel", "checkpoint", line[:len(line)-1])
 		for _, d := range o.Syslog {
-			err := syslog.Send(ctx, d, msg)
+			err := why(syslog.Send(ctx, d, msg))
 			if err != nil {
 				l.warn(fmt.Errorf("checkpoint to syslog %s: %w", d, err))
 			}
@@ -383,7 +390,15 @@ type shipper struct {
 	running bool
 	stopped bool
 	idle    *sync.Cond
+	// ctx is the shipments' context; stop cancels it, with
+	// errServiceStopped, for the one under way.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
+
+// errServiceStopped is why a checkpoint [Log.ShipInBackground] had not
+// shipped when stop returned was not.
+var errServiceStopped = errors.New("the service stopped first")
 
 // ShipInBackground returns a log for the same files and options whose
 // appends (and [Log.CheckpointIfDue]) do not ship the checkpoint they
@@ -396,10 +411,13 @@ type shipper struct {
 // the oldest is dropped ([ErrShipQueueFull], said to Options.Warn and
 // [CheckpointOptions.Sent]). stop waits until the checkpoints queued
 // were shipped or ctx is done; those still waiting then are dropped the
-// same way. Appends after stop ship before they return again.
+// same way, and the one being shipped gives up at once, each
+// destination it did not reach reported to Sent as failed. Appends after
+// stop ship before they return again.
 func (l *Log) ShipInBackground() (bg *Log, stop func(context.Context)) {
 	s := &shipper{}
 	s.idle = sync.NewCond(&s.mu)
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	bg = &Log{path: l.path, opts: l.opts, shipper: s}
 	return bg, func(ctx context.Context) {
 		done := make(chan struct{})
@@ -422,8 +440,17 @@ func (l *Log) ShipInBackground() (bg *Log, stop func(context.Context)) {
 		s.idle.Broadcast()
 		s.mu.Unlock()
 		<-done
+		// The checkpoint under way, if any, gives up and says so
+		// itself; it must have before stop returns (the process exits
+		// next), and a send stops at once when its context ends.
+		s.cancel(errServiceStopped)
+		s.mu.Lock()
+		for s.running {
+			s.idle.Wait()
+		}
+		s.mu.Unlock()
 		for _, c := range left {
-			bg.dropShipment(c, fmt.Errorf("the service stopped first: %w", ctx.Err()))
+			bg.dropShipment(c, fmt.Errorf("%w: %w", errServiceStopped, ctx.Err()))
 		}
 	}
 }
@@ -471,7 +498,7 @@ func (l *Log) shipQueued() {
 		c := s.queue[0]
 		s.queue = s.queue[1:]
 		s.mu.Unlock()
-		l.ship(context.Background(), c)
+		l.ship(s.ctx, c)
 	}
 }
 

@@ -190,6 +190,9 @@ func Send(ctx context.Context, d Dest, msg []byte) error {
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
+	// Cancelled before its deadline, a send blocked on a full socket
+	// or waiting for the server gives up at once.
+	defer context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })()
 	if d.Network == "tcp" {
 		// RFC 6587 octet counting: "LEN SP MSG".
 		msg = append([]byte(strconv.Itoa(len(msg))+" "), msg...)
