@@ -305,9 +305,9 @@ func TestCheckpointClockBack(t *testing.T) {
 			}
 			made = append(made, c.Seq)
 		}}})
-	appendN(t, l, 1) // the first: always
+	appendN(t, l, 1)                                   // the first: always
 	now = time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC) // set right
-	appendN(t, l, 1)                                  // due at once
+	appendN(t, l, 1)                                   // due at once
 	now = now.Add(10 * time.Second)
 	appendN(t, l, 1) // not yet
 	now = now.Add(300 * time.Second)
