@@ -1,6 +1,7 @@
 package lstool
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -119,12 +120,25 @@ func readlinkIno(path string) (uint64, error) {
 	return name.Ino, nil
 }
 
-// Overlap is a pair of user namespaces in different branches of the tree
-// whose maps share host IDs.
+// Overlap is a set of user namespaces, of at least two branches of the
+// tree, that all map the host IDs UIDs and GIDs: namespaces whose maps
+// give the same host IDs form one class, and an Overlap is either a
+// class of several branches or two classes whose host IDs meet. Members
+// lists at most [maxMembers] of them, A and B (the first two) in
+// different branches; NotListed counts the rest. Pairs is how many pairs
+// of namespaces in different branches it stands for.
 type Overlap struct {
-	A, B       *discover.Namespace
+	Members    []*discover.Namespace
+	NotListed  int
+	Pairs      int
 	UIDs, GIDs idmap.Spans
 }
+
+// A is the first namespace of o, B the second, in another branch.
+func (o Overlap) A() *discover.Namespace { return o.Members[0] }
+
+// B is the second namespace of o, in another branch than [Overlap.A].
+func (o Overlap) B() *discover.Namespace { return o.Members[1] }
 
 // Unchecked is a user namespace whose maps could not be read, so that no
 // overlap of it could be found.
@@ -133,53 +147,157 @@ type Unchecked struct {
 	Reason string
 }
 
-// Overlaps finds every pair of user namespaces that map a host UID or
-// GID in common, except a namespace and its own descendants (a nested
+// Limits of the check's report: many user namespaces mapping the same
+// host IDs (any user can make thousands, each mapping their own UID)
+// are reported once with maxMembers of them named, and at most
+// maxOverlaps overlaps are listed, so that the report, and the memory
+// it takes, stay linear in the namespaces rather than in their pairs.
+const (
+	maxMembers  = 10
+	maxOverlaps = 1000
+)
+
+// OverlapReport is the result of [Overlaps].
+type OverlapReport struct {
+	// Overlaps lists at most maxOverlaps overlaps; NotListed counts the
+	// others.
+	Overlaps  []Overlap
+	NotListed int
+	// Pairs counts the pairs of namespaces in different branches that
+	// share host IDs, over all overlaps (listed or not).
+	Pairs     int
+	Unchecked []Unchecked
+	// Checked counts the namespaces compared.
+	Checked int
+}
+
+// Overlaps finds the user namespaces that map a host UID or GID in
+// common, except a namespace and its own descendants (a nested
 // namespace maps a part of its parent's IDs by construction). Each
 // branch below a root of the tree (the host's user namespace when run
-// there) is one container or one unrelated user: since a descendant's host IDs lie within its
-// ancestor's, only the shallowest namespaces with readable maps of each
-// branch are compared, across branches. checked counts those.
-func Overlaps(m *discover.Model, maps map[discover.Key]*tree.Maps) (pairs []Overlap, unchecked []Unchecked, checked int) {
-	type rep struct {
-		n      *discover.Namespace
-		branch int
-		uids   idmap.Spans
-		gids   idmap.Spans
+// there) is one container or one unrelated user: since a descendant's
+// host IDs lie within its ancestor's, only the shallowest namespaces
+// with readable maps of each branch are compared, across branches.
+// Namespaces with the same host IDs are grouped into one class first, so
+// that the work is in the number of distinct host ID sets squared, not
+// in the number of namespaces squared.
+func Overlaps(m *discover.Model, maps map[discover.Key]*tree.Maps) OverlapReport {
+	type class struct {
+		uids, gids idmap.Spans
+		members    []*discover.Namespace
+		branches   []int       // of members, in order
+		perBranch  map[int]int // members per branch
 	}
-	var reps []rep
+	var r OverlapReport
+	var classes []*class
+	byKey := map[string]*class{}
 	var collect func(n *discover.Namespace, branch int)
 	collect = func(n *discover.Namespace, branch int) {
 		if mp := maps[n.Key()]; mp != nil && mp.HostUIDMap != nil {
-			reps = append(reps, rep{n, branch, mp.HostUIDMap.Host(), mp.HostGIDMap.Host()})
+			u, g := mp.HostUIDMap.Host().Normal(), mp.HostGIDMap.Host().Normal()
+			key := u.String() + "|" + g.String()
+			c := byKey[key]
+			if c == nil {
+				c = &class{uids: u, gids: g, perBranch: map[int]int{}}
+				byKey[key] = c
+				classes = append(classes, c)
+			}
+			c.members = append(c.members, n)
+			c.branches = append(c.branches, branch)
+			c.perBranch[branch]++
+			r.Checked++
 			return
 		} else if mp != nil {
-			unchecked = append(unchecked, Unchecked{n, mp.Error})
+			r.Unchecked = append(r.Unchecked, Unchecked{n, mp.Error})
 		}
 		for _, c := range n.Children {
 			collect(c, branch)
 		}
 	}
 	branch := 0
-	for _, r := range m.Roots(nsrel.TypeUser) {
-		for _, c := range r.Children {
+	for _, root := range m.Roots(nsrel.TypeUser) {
+		for _, c := range root.Children {
 			branch++
 			collect(c, branch)
 		}
 	}
-	for i := range reps {
-		for j := i + 1; j < len(reps); j++ {
-			a, b := reps[i], reps[j]
-			if a.branch == b.branch {
+	add := func(o Overlap) {
+		r.Pairs += o.Pairs
+		if len(r.Overlaps) >= maxOverlaps {
+			r.NotListed++
+			return
+		}
+		r.Overlaps = append(r.Overlaps, o)
+	}
+	// list names the members of x (and y, when not nil) with a and b
+	// first, then the others, up to maxMembers.
+	list := func(x, y *class, a, b int) ([]*discover.Namespace, int) {
+		total := len(x.members)
+		if y != nil {
+			total += len(y.members)
+		}
+		out := make([]*discover.Namespace, 0, min(total, maxMembers))
+		var picked []*discover.Namespace
+		if y == nil {
+			picked = []*discover.Namespace{x.members[a], x.members[b]}
+		} else {
+			picked = []*discover.Namespace{x.members[a], y.members[b]}
+		}
+		out = append(out, picked...)
+		for _, c := range []*class{x, y} {
+			if c == nil {
 				continue
 			}
-			u, g := idmap.Overlap(a.uids, b.uids), idmap.Overlap(a.gids, b.gids)
-			if u != nil || g != nil {
-				pairs = append(pairs, Overlap{A: a.n, B: b.n, UIDs: u, GIDs: g})
+			for _, n := range c.members {
+				if len(out) == maxMembers {
+					break
+				}
+				if n != picked[0] && n != picked[1] {
+					out = append(out, n)
+				}
 			}
 		}
+		return out, total - len(out)
 	}
-	return pairs, unchecked, len(reps)
+	for i, x := range classes {
+		// A class of several branches: every pair of its members in
+		// different branches shares all of its host IDs.
+		if len(x.perBranch) > 1 && (len(x.uids) > 0 || len(x.gids) > 0) {
+			pairs := len(x.members) * (len(x.members) - 1) / 2
+			for _, k := range x.perBranch {
+				pairs -= k * (k - 1) / 2
+			}
+			b := slices.IndexFunc(x.branches, func(br int) bool { return br != x.branches[0] })
+			members, more := list(x, nil, 0, b)
+			add(Overlap{Members: members, NotListed: more, Pairs: pairs, UIDs: x.uids, GIDs: x.gids})
+		}
+		for _, y := range classes[i+1:] {
+			u, g := idmap.Overlap(x.uids, y.uids), idmap.Overlap(x.gids, y.gids)
+			if u == nil && g == nil {
+				continue
+			}
+			pairs := len(x.members) * len(y.members)
+			small, large := x.perBranch, y.perBranch
+			if len(small) > len(large) {
+				small, large = large, small
+			}
+			for br, k := range small {
+				pairs -= k * large[br]
+			}
+			if pairs == 0 {
+				continue // all in one branch
+			}
+			// A member of y in another branch than x's first; else all
+			// of y is in one branch, and some member of x is not.
+			a, b := 0, slices.IndexFunc(y.branches, func(br int) bool { return br != x.branches[0] })
+			if b < 0 {
+				a, b = slices.IndexFunc(x.branches, func(br int) bool { return br != y.branches[0] }), 0
+			}
+			members, more := list(x, y, a, b)
+			add(Overlap{Members: members, NotListed: more, Pairs: pairs, UIDs: u, GIDs: g})
+		}
+	}
+	return r
 }
 
 // nsLabel names a namespace with its containers, or its first process.
@@ -201,38 +319,50 @@ func nsLabel(n *discover.Namespace) string {
 	return s
 }
 
-// writeOverlaps prints the node-wide check in text. An incomplete
-// check ends with a line saying what it could not read, instead of
-// saying that no two namespaces overlap.
-func writeOverlaps(w io.Writer, pairs []Overlap, unchecked []Unchecked, checked int, unread string) error {
-	var b strings.Builder
-	for _, p := range pairs {
-		fmt.Fprintf(&b, "overlap: %s\n     and: %s\n", nsLabel(p.A), nsLabel(p.B))
-		if p.UIDs != nil {
-			fmt.Fprintf(&b, "    host UIDs %s\n", p.UIDs)
+// writeOverlaps prints the node-wide check in text, as it goes (the
+// report is bounded by [Overlaps]). An incomplete check ends with a line
+// saying what it could not read, instead of saying that no two
+// namespaces overlap.
+func writeOverlaps(w io.Writer, r OverlapReport, unread string) error {
+	b := bufio.NewWriter(w)
+	for _, o := range r.Overlaps {
+		fmt.Fprintf(b, "overlap: %s\n", nsLabel(o.A()))
+		for _, n := range o.Members[1:] {
+			fmt.Fprintf(b, "     and: %s\n", nsLabel(n))
 		}
-		if p.GIDs != nil {
-			fmt.Fprintf(&b, "    host GIDs %s\n", p.GIDs)
+		switch {
+		case o.NotListed == 1:
+			fmt.Fprintf(b, "     and 1 more user namespace\n")
+		case o.NotListed > 1:
+			fmt.Fprintf(b, "     and %d more user namespaces\n", o.NotListed)
+		}
+		if o.UIDs != nil {
+			fmt.Fprintf(b, "    host UIDs %s\n", o.UIDs)
+		}
+		if o.GIDs != nil {
+			fmt.Fprintf(b, "    host GIDs %s\n", o.GIDs)
 		}
 	}
-	for _, u := range unchecked {
-		fmt.Fprintf(&b, "not checked: %s: maps %s\n", nsLabel(u.NS), vocab.Escape(u.Reason))
+	if r.NotListed > 0 {
+		fmt.Fprintf(b, "%d more overlaps not listed\n", r.NotListed)
+	}
+	for _, u := range r.Unchecked {
+		fmt.Fprintf(b, "not checked: %s: maps %s\n", nsLabel(u.NS), vocab.Escape(u.Reason))
 	}
 	switch {
-	case len(pairs) == 0 && unread == "":
-		fmt.Fprintf(&b, "no two user namespaces share host IDs (%d checked)\n", checked)
-	case len(pairs) == 0:
-		fmt.Fprintf(&b, "check incomplete: %s; no two of the %d checked share host IDs\n", unread, checked)
-	case len(pairs) == 1:
-		fmt.Fprintf(&b, "1 pair of user namespaces shares host IDs (%d checked)\n", checked)
+	case r.Pairs == 0 && unread == "":
+		fmt.Fprintf(b, "no two user namespaces share host IDs (%d checked)\n", r.Checked)
+	case r.Pairs == 0:
+		fmt.Fprintf(b, "check incomplete: %s; no two of the %d checked share host IDs\n", unread, r.Checked)
+	case r.Pairs == 1:
+		fmt.Fprintf(b, "1 pair of user namespaces shares host IDs (%d checked)\n", r.Checked)
 	default:
-		fmt.Fprintf(&b, "%d pairs of user namespaces share host IDs (%d checked)\n", len(pairs), checked)
+		fmt.Fprintf(b, "%d pairs of user namespaces share host IDs (%d checked)\n", r.Pairs, r.Checked)
 	}
-	if len(pairs) > 0 && unread != "" {
-		fmt.Fprintf(&b, "check incomplete: %s\n", unread)
+	if r.Pairs > 0 && unread != "" {
+		fmt.Fprintf(b, "check incomplete: %s\n", unread)
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.Flush()
 }
 
 // unreadText says what an incomplete check could not read: user
@@ -265,7 +395,11 @@ func unreadText(unchecked, deniedProcs, outOfFDs int, hidden bool) string {
 
 // OverlapDoc is the JSON output of the node-wide check (docs/json.md).
 type OverlapDoc struct {
-	Overlaps  []OverlapEntry   `json:"overlaps"`
+	Overlaps []OverlapEntry `json:"overlaps"`
+	// OverlapsNotListed counts the overlaps beyond the listed ones.
+	OverlapsNotListed int `json:"overlaps_not_listed"`
+	// Pairs counts the pairs of namespaces that share host IDs.
+	Pairs     int              `json:"pairs"`
 	Checked   int              `json:"checked"`
 	Unchecked []UncheckedEntry `json:"unchecked"`
 	// Complete is false when some user namespace could not be checked
@@ -274,13 +408,18 @@ type OverlapDoc struct {
 	Complete bool `json:"complete"`
 }
 
-// OverlapEntry is one overlapping pair; uids and gids are [first, count]
-// spans of host IDs both map (empty when none).
+// OverlapEntry is one overlap: namespaces a and b (in different
+// branches) and others all map the host IDs uids and gids, [first,
+// count] spans (empty when none); more counts the namespaces beyond
+// those listed, pairs the pairs in different branches it stands for.
 type OverlapEntry struct {
-	A    NSRef       `json:"a"`
-	B    NSRef       `json:"b"`
-	UIDs [][2]uint64 `json:"uids"`
-	GIDs [][2]uint64 `json:"gids"`
+	A      NSRef       `json:"a"`
+	B      NSRef       `json:"b"`
+	Others []NSRef     `json:"others"`
+	More   int         `json:"more"`
+	Pairs  int         `json:"pairs"`
+	UIDs   [][2]uint64 `json:"uids"`
+	GIDs   [][2]uint64 `json:"gids"`
 }
 
 // NSRef names a user namespace in the check's JSON.
@@ -316,32 +455,36 @@ func pairsOf(s idmap.Spans) [][2]uint64 {
 }
 
 // writeOverlapsJSON prints the node-wide check as an [OverlapDoc].
-func writeOverlapsJSON(w io.Writer, pairs []Overlap, unchecked []Unchecked, checked int, complete bool) error {
-	doc := OverlapDoc{Overlaps: []OverlapEntry{}, Checked: checked, Unchecked: []UncheckedEntry{}, Complete: complete}
-	for _, p := range pairs {
-		doc.Overlaps = append(doc.Overlaps, OverlapEntry{A: nsRef(p.A), B: nsRef(p.B), UIDs: pairsOf(p.UIDs), GIDs: pairsOf(p.GIDs)})
+func writeOverlapsJSON(w io.Writer, r OverlapReport, complete bool) error {
+	doc := OverlapDoc{Overlaps: []OverlapEntry{}, OverlapsNotListed: r.NotListed, Pairs: r.Pairs, Checked: r.Checked, Unchecked: []UncheckedEntry{}, Complete: complete}
+	for _, o := range r.Overlaps {
+		e := OverlapEntry{A: nsRef(o.A()), B: nsRef(o.B()), Others: []NSRef{}, More: o.NotListed, Pairs: o.Pairs, UIDs: pairsOf(o.UIDs), GIDs: pairsOf(o.GIDs)}
+		for _, n := range o.Members[2:] {
+			e.Others = append(e.Others, nsRef(n))
+		}
+		doc.Overlaps = append(doc.Overlaps, e)
 	}
-	for _, u := range unchecked {
+	for _, u := range r.Unchecked {
 		doc.Unchecked = append(doc.Unchecked, UncheckedEntry{NSRef: nsRef(u.NS), Reason: u.Reason})
 	}
 	return vocab.WriteSafeJSON(w, doc, true)
 }
 
-// overlapCheck runs --overlaps: the pairs in text or JSON, exit status 1
-// when there is any, and also when the check is incomplete: a user
-// namespace could not be checked, or the scan could not read the
+// overlapCheck runs --overlaps: the overlaps in text or JSON, exit
+// status 1 when there is any, and also when the check is incomplete: a
+// user namespace could not be checked, or the scan could not read the
 // namespaces of some processes ([discover.Denied]) or could not see
 // them (hidden: /proc's hidepid), or ran out of file descriptors.
 func overlapCheck(w io.Writer, m *discover.Model, maps map[discover.Key]*tree.Maps, asJSON, hidden bool) (int, error) {
-	pairs, unchecked, checked := Overlaps(m, maps)
-	unread := unreadText(len(unchecked), m.Denied.Processes, m.OutOfFDs, hidden)
+	r := Overlaps(m, maps)
+	unread := unreadText(len(r.Unchecked), m.Denied.Processes, m.OutOfFDs, hidden)
 	var err error
 	if asJSON {
-		err = writeOverlapsJSON(w, pairs, unchecked, checked, unread == "")
+		err = writeOverlapsJSON(w, r, unread == "")
 	} else {
-		err = writeOverlaps(w, pairs, unchecked, checked, unread)
+		err = writeOverlaps(w, r, unread)
 	}
-	if len(pairs) > 0 || unread != "" {
+	if r.Pairs > 0 || unread != "" {
 		return 1, err
 	}
 	return 0, err

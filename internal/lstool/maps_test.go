@@ -181,16 +181,16 @@ func TestOverlapsModel(t *testing.T) {
 		host.Key(): span(0, 4294967295), a.Key(): span(100000, 65536), a1.Key(): span(100000, 10),
 		b.Key(): span(165536, 65536), c.Key(): {Error: "not readable (no process in this namespace)"}, c1.Key(): span(200000, 5),
 	}
-	pairs, unchecked, checked := lstool.Overlaps(m, maps)
-	if len(pairs) != 1 || pairs[0].A != b || pairs[0].B != c1 || pairs[0].UIDs.String() != "200000-200004" {
-		t.Errorf("pairs %+v", pairs)
+	r := lstool.Overlaps(m, maps)
+	if len(r.Overlaps) != 1 || r.Pairs != 1 || r.Overlaps[0].A() != b || r.Overlaps[0].B() != c1 || len(r.Overlaps[0].Members) != 2 || r.Overlaps[0].UIDs.String() != "200000-200004" {
+		t.Errorf("overlaps %+v", r.Overlaps)
 	}
-	if len(unchecked) != 1 || unchecked[0].NS != c || checked != 3 {
-		t.Errorf("unchecked %+v, checked %d", unchecked, checked)
+	if len(r.Unchecked) != 1 || r.Unchecked[0].NS != c || r.Checked != 3 {
+		t.Errorf("unchecked %+v, checked %d", r.Unchecked, r.Checked)
 	}
 	maps[c1.Key()] = span(300000, 5)
-	if pairs, _, _ := lstool.Overlaps(m, maps); len(pairs) != 0 {
-		t.Errorf("disjoint branches: pairs %+v", pairs)
+	if r := lstool.Overlaps(m, maps); len(r.Overlaps) != 0 || r.Pairs != 0 {
+		t.Errorf("disjoint branches: overlaps %+v", r.Overlaps)
 	}
 }
 
@@ -274,5 +274,113 @@ func TestOverlapsCommand(t *testing.T) {
 		if want := fmt.Sprintf("user:[%d] pid %d sleep\n", ino(t, p.Pid, "user"), p.Pid); !strings.Contains(out, want) {
 			t.Errorf("--overlaps lacks %q:\n%s%s", want, out, errOut)
 		}
+	}
+}
+
+// TestOverlapsGrouped checks the grouping on a model: 30 namespaces of
+// 30 branches mapping the same host UID are one overlap naming the
+// first ten and counting the rest, with every pair counted; a namespace
+// whose host IDs only meet theirs is a second overlap; two namespaces of
+// one branch are not a pair.
+func TestOverlapsGrouped(t *testing.T) {
+	m := discover.NewModel()
+	host := &discover.Namespace{Type: nsrel.TypeUser, Ino: 1}
+	m.Add(host)
+	maps := map[discover.Key]*tree.Maps{}
+	add := func(ino uint64, parent *discover.Namespace, first, count uint32) *discover.Namespace {
+		n := &discover.Namespace{Type: nsrel.TypeUser, Ino: ino, Parent: parent, Owner: parent}
+		m.Add(n)
+		mp := idmapOf(first, count)
+		maps[n.Key()] = &tree.Maps{HostUIDMap: mp, HostGIDMap: mp}
+		return n
+	}
+	for i := range 30 {
+		add(uint64(100+i), host, 1000, 1)
+	}
+	wide := add(200, host, 900, 200) // meets the 30 at 1000
+	// One branch whose namespace has no readable maps and two children
+	// mapping the same ID: they stand in for it, and are not a pair.
+	holder := &discover.Namespace{Type: nsrel.TypeUser, Ino: 300, Parent: host, Owner: host}
+	m.Add(holder)
+	maps[holder.Key()] = &tree.Maps{Error: "not readable (no process in this namespace)"}
+	add(301, holder, 5000, 1)
+	add(302, holder, 5000, 1)
+	m.Link()
+
+	r := lstool.Overlaps(m, maps)
+	if r.Checked != 33 || r.Pairs != 30*29/2+30 || r.NotListed != 0 || len(r.Overlaps) != 2 {
+		t.Fatalf("checked %d, pairs %d, not listed %d, %d overlaps; want 33, %d, 0, 2", r.Checked, r.Pairs, r.NotListed, len(r.Overlaps), 30*29/2+30)
+	}
+	same, meet := r.Overlaps[0], r.Overlaps[1]
+	if len(same.Members) != 10 || same.NotListed != 20 || same.Pairs != 30*29/2 || same.UIDs.String() != "1000" || same.GIDs.String() != "1000" {
+		t.Errorf("the same UID: %d listed, %d more, %d pairs, UIDs %s", len(same.Members), same.NotListed, same.Pairs, same.UIDs)
+	}
+	if len(meet.Members) != 10 || meet.NotListed != 21 || meet.Pairs != 30 || meet.B() != wide || meet.UIDs.String() != "1000" {
+		t.Errorf("the wide one: %d listed, %d more, %d pairs, B %v, UIDs %s", len(meet.Members), meet.NotListed, meet.Pairs, meet.B().Name(), meet.UIDs)
+	}
+
+	var out strings.Builder
+	code, err := lstool.OverlapCheck(&out, m, maps, false, false)
+	if code != 1 || err != nil || strings.Count(out.String(), "\n") > 40 ||
+		!strings.Contains(out.String(), "     and 20 more user namespaces\n    host UIDs 1000\n    host GIDs 1000\n") ||
+		!strings.HasSuffix(out.String(), "465 pairs of user namespaces share host IDs (33 checked)\ncheck incomplete: 1 user namespace could not be checked\n") {
+		t.Errorf("text: exit %d, %v:\n%s", code, err, out.String())
+	}
+	out.Reset()
+	code, err = lstool.OverlapCheck(&out, m, maps, true, false)
+	var doc lstool.OverlapDoc
+	if jerr := json.Unmarshal([]byte(out.String()), &doc); jerr != nil || code != 1 || err != nil {
+		t.Fatalf("json: exit %d, %v, %v:\n%s", code, err, jerr, out.String())
+	}
+	if doc.Pairs != 465 || doc.OverlapsNotListed != 0 || len(doc.Overlaps) != 2 || len(doc.Overlaps[0].Others) != 8 || doc.Overlaps[0].More != 20 || doc.Overlaps[0].Pairs != 435 {
+		t.Errorf("json:\n%s", out.String())
+	}
+}
+
+// TestOverlapsManySameUID: 300 real user namespaces (unshare -Ur, one
+// sleep each, all mapping host UID and GID 0) overlap pairwise, 44,850
+// pairs; --overlaps names the shared IDs once with a bounded list of
+// namespaces and counts the pairs, rather than printing every pair.
+func TestOverlapsManySameUID(t *testing.T) {
+	nstest.RequireRoot(t)
+	const n = 300
+	sh := nstest.RequireCmd(t, "sh")
+	nstest.RequireCmd(t, "unshare")
+	p := nstest.Start(t, nil, sh, "-c", `i=0; while [ $i -lt $0 ]; do unshare -Ur sleep infinity & i=$((i+1)); done; wait`, strconv.Itoa(n))
+	self := ino(t, os.Getpid(), "user")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Pid, p.Pid))
+		running := 0
+		for _, c := range strings.Fields(string(b)) {
+			comm, _ := os.ReadFile("/proc/" + c + "/comm")
+			m, _ := os.ReadFile("/proc/" + c + "/uid_map")
+			var st syscall.Stat_t
+			if strings.TrimSpace(string(comm)) == "sleep" && len(m) > 0 && syscall.Stat("/proc/"+c+"/ns/user", &st) == nil && st.Ino != self {
+				running++
+			}
+		}
+		if running == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d processes in user namespaces of their own after 30s", running, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	code, out, errOut := run(t, tool(nsrel.TypeUser), "--overlaps", "--no-containers")
+	pairs := regexp.MustCompile(`(?m)^([0-9]+) pairs of user namespaces share host IDs`).FindStringSubmatch(out)
+	if code != 1 || pairs == nil || len(out) > 64<<10 || !strings.Contains(out, "    host UIDs 0\n    host GIDs 0\n") ||
+		!regexp.MustCompile(`(?m)^     and [0-9]+ more user namespaces$`).MatchString(out) {
+		t.Fatalf("--overlaps with %d namespaces mapping UID 0: exit %d, %d bytes, want 1, under 64 KiB, naming host UID 0 once with the rest counted:\n%.4000s%s", n, code, len(out), out, errOut)
+	}
+	if got, _ := strconv.Atoi(pairs[1]); got < n*(n-1)/2 {
+		t.Errorf("%d pairs, want at least %d", got, n*(n-1)/2)
+	}
+	code, out, _ = run(t, tool(nsrel.TypeUser), "--overlaps", "--json", "--no-containers")
+	var doc lstool.OverlapDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != 1 || len(out) > 64<<10 || doc.Pairs < n*(n-1)/2 {
+		t.Errorf("--overlaps --json: exit %d, %d bytes, %d pairs, %v", code, len(out), doc.Pairs, err)
 	}
 }

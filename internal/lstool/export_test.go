@@ -1,0 +1,4 @@
+package lstool
+
+// OverlapCheck is overlapCheck, for the benchmarks.
+var OverlapCheck = overlapCheck
