@@ -6,25 +6,46 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/nsrel"
 )
 
 // HiddenNotice returns a notice when /proc hides other users' processes
 // from the caller (proc(5) mount option hidepid=invisible or
-// hidepid=ptraceable, and the caller is neither root nor in the group of
-// the gid= option): the tree then misses the namespaces only such
-// processes use, and nothing else would tell. "" otherwise.
+// hidepid=ptraceable, and the caller is neither privileged nor in the
+// group of the gid= option): the tree then misses the namespaces only
+// such processes use, and nothing else would tell. Privileged is
+// CAP_SYS_PTRACE in the initial user namespace: root of a child user
+// namespace is as hidden from as any user. "" otherwise.
 func HiddenNotice() string {
 	info, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return ""
 	}
 	groups, _ := os.Getgroups()
-	return hiddenNotice(info, os.Geteuid(), append(groups, os.Getegid()))
+	return hiddenNotice(info, privileged(), append(groups, os.Getegid()))
+}
+
+// privileged reports whether the caller sees every process through a
+// hidepid /proc: it is in the initial user namespace and has
+// CAP_SYS_PTRACE there (the capability ptrace access checks ask for).
+func privileged() bool {
+	if self, err := readlinkIno("/proc/self/ns/user"); err != nil || self != nsrel.InitialUserNSIno {
+		return false
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[unix.CAP_SYS_PTRACE/32].Effective&(1<<(unix.CAP_SYS_PTRACE%32)) != 0
 }
 
 // hiddenNotice is [HiddenNotice] for a mountinfo(5) text and a caller.
-func hiddenNotice(mountinfo []byte, euid int, groups []int) string {
-	if euid == 0 {
+func hiddenNotice(mountinfo []byte, privileged bool, groups []int) string {
+	if privileged {
 		return ""
 	}
 	var opts string
@@ -56,5 +77,5 @@ func hiddenNotice(mountinfo []byte, euid int, groups []int) string {
 	if gid >= 0 && slices.Contains(groups, gid) {
 		return ""
 	}
-	return "/proc is mounted with hidepid=" + hidepid + ": other users' processes are hidden, so namespaces only they use are missing (run as root to see every namespace)"
+	return "/proc is mounted with hidepid=" + hidepid + ": other users' processes are hidden, so namespaces only they use are missing (run as root in the initial user namespace to see every namespace)"
 }

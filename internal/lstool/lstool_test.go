@@ -576,13 +576,18 @@ func TestHidepidNotice(t *testing.T) {
 	for _, tc := range []struct {
 		name, mount string
 		notice      bool
+		root        bool // as root (euid 0) of a user namespace of nobody's
 	}{
-		{"hidepid=invisible", "mount -t proc -o hidepid=invisible proc /proc && ", true},
-		{"host proc", "", false},
+		{"hidepid=invisible", "mount -t proc -o hidepid=invisible proc /proc && ", true, false},
+		{"host proc", "", false, false},
+		{"hidepid=invisible, root of a child user namespace", "mount -t proc -o hidepid=invisible proc /proc && ", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			script := tc.mount + `exec "$0" --reuid 65534 --regid 65534 --clear-groups "$1"`
-			cmd := exec.Command(unshare, "-m", "--propagation", "private", sh, "-c", script, setpriv, bin)
+			if tc.root {
+				script = tc.mount + `exec "$0" --reuid 65534 --regid 65534 --clear-groups "$2" -Ur "$1"`
+			}
+			cmd := exec.Command(unshare, "-m", "--propagation", "private", sh, "-c", script, setpriv, bin, unshare)
 			cmd.Env = append(os.Environ(), "NSREL_LSTOOL_HELPER=lsuserns")
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
