@@ -19,8 +19,9 @@ var getentPaths = []string{"/usr/bin/getent", "/bin/getent"}
 // maxGetentArgs bounds the UIDs asked in one getent run.
 const maxGetentArgs = 512
 
-// getentTimeout bounds the name service's answer (a slow LDAP server).
-const getentTimeout = 2 * time.Second
+// getentTimeout bounds the name service's answer (a slow LDAP server):
+// one deadline for all getent runs of a lookup, however many UIDs.
+var getentTimeout = 2 * time.Second
 
 // lookupUsers returns the names of uids. With path "" it reads
 // /etc/passwd and asks the system's name service, through getent(1)
@@ -52,16 +53,17 @@ func lookupUsers(path string, uids []uint32) map[uint32]string {
 		}
 	}
 	if len(missing) > 0 {
-		if more, ok := getent(missing); ok {
-			maps.Copy(users, more)
-		}
+		maps.Copy(users, getent(missing))
 	}
 	return users
 }
 
-// getent asks getent(1) passwd for uids; false when it cannot be run or
-// fails other than with "some key not found" (exit status 2).
-func getent(uids []uint32) (map[uint32]string, bool) {
+// getent asks getent(1) passwd for uids, maxGetentArgs at a time, all
+// runs within one getentTimeout. It returns the names the runs that
+// succeeded (exit status 0, or 2: some key not found) gave; a run that
+// fails or runs out of time loses only its own UIDs, and none is started
+// after the deadline.
+func getent(uids []uint32) map[uint32]string {
 	bin := ""
 	for _, p := range getentPaths {
 		if _, err := os.Stat(p); err == nil {
@@ -69,22 +71,26 @@ func getent(uids []uint32) (map[uint32]string, bool) {
 			break
 		}
 	}
-	if bin == "" {
-		return nil, false
-	}
 	users := make(map[uint32]string, len(uids))
+	if bin == "" {
+		return users
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), getentTimeout)
+	defer cancel()
 	for batch := range slices.Chunk(uids, maxGetentArgs) {
+		if ctx.Err() != nil {
+			break
+		}
 		args := []string{"passwd"}
 		for _, u := range batch {
 			args = append(args, strconv.FormatUint(uint64(u), 10))
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), getentTimeout)
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = []string{"LC_ALL=C"}
+		cmd.WaitDelay = 100 * time.Millisecond // a child left holding stdout
 		out, err := cmd.Output()
-		cancel()
 		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 2) {
-			return nil, false
+			continue
 		}
 		for uid, name := range idmap.ParsePasswd(out) {
 			if slices.Contains(batch, uid) {
@@ -92,7 +98,7 @@ func getent(uids []uint32) (map[uint32]string, bool) {
 			}
 		}
 	}
-	return users, true
+	return users
 }
 
 // nextLine splits data after its first line and returns the line without
