@@ -2,12 +2,19 @@ package lstool_test
 
 import (
 	"bytes"
+	"context"
+	"maps"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/rsyslogtest"
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 )
 
@@ -59,5 +66,49 @@ func TestLogTo(t *testing.T) {
 	}
 	if code, _, stderr := run(t, tool(nsrel.TypeUser), "--log-to", "file"); code != 2 || !strings.Contains(stderr, "--log-to") {
 		t.Errorf("--log-to file: exit %d, stderr %q; want 2", code, stderr)
+	}
+}
+
+// TestPictureNoticesLogTo: the report's notices (Graphviz missing, an
+// audit log whose chain does not verify) go where --log-to sends the
+// other diagnostics, not to stderr.
+func TestPictureNoticesLogTo(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "log", "audit.jsonl")
+	l, err := audit.Open(logPath, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: vocab.StageCreateRuntime, ContainerID: "notice-1", Verdict: audit.VerdictAllow, Mode: "enforce"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.WriteString("not a record\n")
+		f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	journal, datagrams := rsyslogtest.JournalSocket(t)
+	t.Setenv("PATH", t.TempDir()) // no dot
+	code, page, stderr := run(t, tool(nsrel.TypeUser), "--log-to", "journald://"+journal, "--format", "html", "--no-containers", "-p", strconv.Itoa(os.Getpid()), "--audit-log", logPath)
+	if code != 0 || stderr != "" || !strings.Contains(page, "chain NOT verified") {
+		t.Fatalf("exit %d, stderr %q; want 0, nothing on stderr and a report saying the chain is not verified", code, stderr)
+	}
+	want := map[string]bool{"notice: audit log " + logPath + ": chain NOT verified": false, "notice: Graphviz (dot) could not draw it": false}
+	for i := 0; i < 50 && slices.Contains(slices.Collect(maps.Values(want)), false); i++ {
+		got := string(rsyslogtest.Datagram(t, datagrams)) // fails after a while without one
+		for w := range want {
+			if strings.Contains(got, "MESSAGE="+w) && strings.Contains(got, "PRIORITY=5\n") {
+				want[w] = true
+			}
+		}
+	}
+	for w, seen := range want {
+		if !seen {
+			t.Errorf("no journal datagram with %q at priority 5", w)
+		}
 	}
 }

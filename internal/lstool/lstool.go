@@ -327,7 +327,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	case c.overlaps:
 		code, err = overlapCheck(stdout, m, opts.Maps, c.json || c.format == "json", hidden != "")
 	case c.graphic():
-		err = t.picture(ctx, &c.pictureFlags, m, opts.Keep, stdout, stderr)
+		err = t.picture(ctx, &c.pictureFlags, m, opts.Keep, stdout, diag)
 	case c.json || c.format == "json":
 		err = tree.JSON(stdout, m, t.Type, opts)
 	default:

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/graph"
+	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
@@ -99,7 +100,7 @@ func pidNamespaces(m *discover.Model, types []nsrel.Type, pid int) ([]*discover.
 
 // picture writes the graph formats. keep is the --container or --pid
 // filter (nil: everything).
-func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, keep func(*discover.Namespace) bool, stdout, stderr io.Writer) error {
+func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, keep func(*discover.Namespace) bool, stdout io.Writer, diag diagnostics) error {
 	g := graph.Build(m, graph.Options{Keep: keep, Collapse: p.collapse})
 	if p.format == "dot" {
 		return g.DOT(stdout)
@@ -109,7 +110,7 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 			return &pictureError{err}
 		}
 		if !g.Audit.Verified {
-			fmt.Fprintf(stderr, "%s: notice: audit log %s: %s\n", t.Name, g.Audit.Path, g.Audit.Verdict)
+			diag.print(syslog.Notice, "notice: audit log "+vocab.Escape(g.Audit.Path)+": "+vocab.Escape(g.Audit.Verdict))
 		}
 	}
 	var svg []byte
@@ -121,7 +122,7 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 		var warnings string
 		svg, warnings, err = g.SVG(ctx, dot)
 		if w, _, _ := strings.Cut(strings.TrimSpace(warnings), "\n"); w != "" {
-			fmt.Fprintf(stderr, "%s: notice: dot: %s\n", t.Name, vocab.Escape(w))
+			diag.print(syslog.Notice, "notice: dot: "+vocab.Escape(w))
 		}
 	}
 	if err != nil {
@@ -129,7 +130,7 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 			return &pictureError{fmt.Errorf("--format svg: Graphviz: %w", err)}
 		}
 		noSVG = "Graphviz (dot) could not draw it: " + firstLine(err)
-		fmt.Fprintf(stderr, "%s: notice: %s; the report has no picture\n", t.Name, vocab.Escape(noSVG))
+		diag.print(syslog.Notice, "notice: "+vocab.Escape(noSVG)+"; the report has no picture")
 	}
 	if p.format == "svg" {
 		_, err := stdout.Write(svg)
