@@ -183,3 +183,25 @@ func TestListAndShortOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestPIDParentAboveNotice runs lspidns as root of the initial user
+// namespace in a new PID namespace (unshare -pf): the parent of its own
+// PID namespace lies above it, which no privilege shows; the notice says
+// so, not that it is outside the user namespace or that root would see
+// it.
+func TestPIDParentAboveNotice(t *testing.T) {
+	nstest.RequireRoot(t)
+	cmd := exec.Command(nstest.RequireCmd(t, "unshare"), "-pf", "--kill-child", nstest.Tool(t, "lspidns"), "--no-containers")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	// (Reading the host's PID 1 from there may be refused as well.)
+	got := stderr.String()
+	if !strings.HasPrefix(got, "lspidns: notice: could not read ") || strings.Count(got, "\n") != 1 ||
+		!strings.Contains(got, "the parent of 1 PID namespace (above this PID namespace)") || strings.Contains(got, "outside this user namespace") ||
+		!strings.HasSuffix(got, "; run in the initial PID namespace to see everything)\n") || strings.Contains(got, "as root") {
+		t.Errorf("stderr %q; want one notice saying the parent of 1 PID namespace is above this one, to be seen from the initial PID namespace", got)
+	}
+}

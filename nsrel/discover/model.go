@@ -140,15 +140,19 @@ type Denied struct {
 	FDDirs int
 	// MountNS: mount namespaces whose mountinfo or mounts could not be read.
 	MountNS int
-	// Links: parents or owners the kernel refused to return although the
-	// namespace is not the initial one (they lie outside the caller's
-	// user namespace).
+	// Links: parents of user namespaces and owners the kernel refused to
+	// return although the namespace is not the initial one (they lie
+	// outside the caller's user namespace).
 	Links int
+	// PIDParents: parents of PID namespaces the kernel refused to return
+	// although the namespace is not the initial one (they lie above the
+	// caller's PID namespace, whatever its privilege).
+	PIDParents int
 }
 
 // Any reports whether anything was denied.
 func (d Denied) Any() bool {
-	return d.Processes != 0 || d.FDDirs != 0 || d.MountNS != 0 || d.Links != 0
+	return d.Processes != 0 || d.FDDirs != 0 || d.MountNS != 0 || d.Links != 0 || d.PIDParents != 0
 }
 
 // MaxDeniedPIDs is how many denied PIDs [Denied.PIDs] keeps.
@@ -374,12 +378,33 @@ func deniedNotice(d Denied) string {
 	add(d.FDDirs, "the open files of", "process", "processes")
 	add(d.MountNS, "the bind mounts of", "mount namespace", "mount namespaces")
 	add(d.Links, "the parent or owner of", "namespace (outside this user namespace)", "namespaces (outside this user namespace)")
-	hint := "permission denied"
+	add(d.PIDParents, "the parent of", "PID namespace (above this PID namespace)", "PID namespaces (above this PID namespace)")
 	var st syscall.Stat_t
-	if os.Geteuid() != 0 || syscall.Stat("/proc/self/ns/user", &st) != nil || st.Ino != nsrel.InitialUserNSIno {
-		hint += "; run as root in the initial user namespace to see everything"
+	initialUser := os.Geteuid() == 0 && syscall.Stat("/proc/self/ns/user", &st) == nil && st.Ino == nsrel.InitialUserNSIno
+	initialPID := syscall.Stat("/proc/self/ns/pid", &st) == nil && st.Ino == nsrel.InitialPIDNSIno
+	return "could not read " + strings.Join(parts, ", ") + " (" + deniedHint(d, initialUser, initialPID) + ")"
+}
+
+// deniedHint says why d's reads were refused and where to run to see
+// everything: as root in the initial user namespace for what privilege
+// hides, in the initial PID namespace for the parents of PID namespaces
+// above the caller's (which no privilege returns).
+func deniedHint(d Denied, initialUser, initialPID bool) string {
+	var where []string
+	if !initialUser && (d.Processes != 0 || d.FDDirs != 0 || d.MountNS != 0 || d.Links != 0) {
+		where = append(where, "as root in the initial user namespace")
 	}
-	return "could not read " + strings.Join(parts, ", ") + " (" + hint + ")"
+	if !initialPID && d.PIDParents != 0 {
+		where = append(where, "in the initial PID namespace")
+	}
+	hint := "permission denied"
+	if d.PIDParents != 0 && d.PIDParents == d.Links+d.PIDParents+d.Processes+d.FDDirs+d.MountNS {
+		hint = "the kernel shows no PID namespace above the caller's"
+	}
+	if len(where) > 0 {
+		hint += "; run " + strings.Join(where, " and ") + " to see everything"
+	}
+	return hint
 }
 
 var viaOrder = map[Via]int{

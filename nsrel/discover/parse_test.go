@@ -87,6 +87,26 @@ func FuzzParseLink(f *testing.F) {
 	})
 }
 
+// TestDeniedHint: what the notice says to do depends on what was
+// refused and where the caller runs: the parent of a PID namespace
+// above the caller's is refused to root as well.
+func TestDeniedHint(t *testing.T) {
+	for _, tc := range []struct {
+		d                       Denied
+		initialUser, initialPID bool
+		want                    string
+	}{
+		{Denied{Processes: 1}, false, true, "permission denied; run as root in the initial user namespace to see everything"},
+		{Denied{Processes: 1}, true, true, "permission denied"},
+		{Denied{PIDParents: 1}, true, false, "the kernel shows no PID namespace above the caller's; run in the initial PID namespace to see everything"},
+		{Denied{PIDParents: 1, Links: 1}, false, false, "permission denied; run as root in the initial user namespace and in the initial PID namespace to see everything"},
+	} {
+		if got := deniedHint(tc.d, tc.initialUser, tc.initialPID); got != tc.want {
+			t.Errorf("deniedHint(%+v, %v, %v) = %q, want %q", tc.d, tc.initialUser, tc.initialPID, got, tc.want)
+		}
+	}
+}
+
 func TestNotice(t *testing.T) {
 	for _, tc := range []struct {
 		d    Denied
@@ -98,6 +118,8 @@ func TestNotice(t *testing.T) {
 		{Denied{Processes: 7, PIDs: []int{1, 2, 3, 4, 5}}, "could not read the namespaces of 7 processes [PID 1 2 3 4 5 ...] ("},
 		{Denied{Processes: 41, MountNS: 2}, "could not read the namespaces of 41 processes, the bind mounts of 2 mount namespaces ("},
 		{Denied{FDDirs: 3, Links: 1}, "could not read the open files of 3 processes, the parent or owner of 1 namespace (outside this user namespace) ("},
+		{Denied{PIDParents: 2}, "could not read the parent of 2 PID namespaces (above this PID namespace) ("},
+		{Denied{Links: 1, PIDParents: 1}, "could not read the parent or owner of 1 namespace (outside this user namespace), the parent of 1 PID namespace (above this PID namespace) ("},
 	} {
 		m := &Model{Denied: tc.d}
 		got := m.Notice()

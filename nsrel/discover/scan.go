@@ -100,7 +100,7 @@ type scanner struct {
 	// reading its mount table when joining it is not allowed.
 	readers map[uint64][]task
 
-	deniedFDs, deniedMnt, deniedLinks atomic.Int64
+	deniedFDs, deniedMnt, deniedLinks, deniedPIDParents atomic.Int64
 	// unreadMnt counts the mount namespaces the helper could not read,
 	// unreadWhy holds the first reason (a string).
 	unreadMnt atomic.Int64
@@ -314,11 +314,12 @@ func (s *scanner) model() *Model {
 	m.Link()
 	slices.Sort(s.deniedPIDs)
 	m.Denied = Denied{
-		Processes: len(s.deniedPIDs),
-		PIDs:      s.deniedPIDs[:min(len(s.deniedPIDs), MaxDeniedPIDs)],
-		FDDirs:    int(s.deniedFDs.Load()),
-		MountNS:   int(s.deniedMnt.Load()),
-		Links:     int(s.deniedLinks.Load()),
+		Processes:  len(s.deniedPIDs),
+		PIDs:       s.deniedPIDs[:min(len(s.deniedPIDs), MaxDeniedPIDs)],
+		FDDirs:     int(s.deniedFDs.Load()),
+		MountNS:    int(s.deniedMnt.Load()),
+		Links:      int(s.deniedLinks.Load()),
+		PIDParents: int(s.deniedPIDParents.Load()),
 	}
 	m.BelowFUSE = int(s.belowFUSE.Load())
 	m.OutOfFDs = int(s.noFDs.Load())
@@ -488,6 +489,8 @@ func (s *scanner) resolve(n *Namespace, fd int) {
 		if err == nil {
 			n.Parent = s.reach(p, n.Type, Found{Via: ViaParent, Of: n.Name().String()})
 			p.Close()
+		} else if s.outside(n, err) && n.Type == nsrel.TypePID {
+			s.deniedPIDParents.Add(1)
 		} else if s.outside(n, err) {
 			s.deniedLinks.Add(1)
 		} else {
