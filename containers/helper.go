@@ -102,7 +102,9 @@ func (s *HelperSource) List(ctx context.Context) ([]discover.Container, error) {
 		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
 			msg = msg[i+1:]
 		}
-		msg = strings.TrimPrefix(msg, HelperName+": ")
+		// Its errors name the subcommand (older helpers: the
+		// command only).
+		msg = strings.TrimPrefix(strings.TrimPrefix(msg, HelperName+" containers: "), HelperName+": ")
 		if msg == "" {
 			msg = err.Error()
 		}

@@ -31,7 +31,7 @@ func containersCmd(args []string, stdout, stderr io.Writer) int {
 	// names it, and the status says the list is not whole.
 	cs, err := src.List(context.Background())
 	if err != nil && len(cs) == 0 {
-		fmt.Fprintf(stderr, "nsrel-containerd: %s\n", vocab.OneLine(err))
+		fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
 		return 1
 	}
 	var werr error
@@ -41,10 +41,10 @@ func containersCmd(args []string, stdout, stderr io.Writer) int {
 		werr = vocab.WriteSafeJSON(stdout, cs, false)
 	}
 	if werr != nil {
-		return vocab.Written("nsrel-containerd", werr, stderr)
+		return vocab.Written(prog, werr, stderr)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "nsrel-containerd: %s (its containers are not listed)\n", vocab.OneLine(err))
+		fmt.Fprintf(stderr, "%s: %s (its containers are not listed)\n", prog, vocab.OneLine(err))
 		return 1
 	}
 	return 0

@@ -122,7 +122,7 @@ func TestContainersPartial(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run([]string{"containers", "--address", d.Socket, "--timeout", "1s"}, &out, &errb)
 	if code != 1 || !strings.Contains(out.String(), `"id":"`+ok+`"`) || strings.Contains(out.String(), `"id":"`+stuck+`"`) ||
-		!strings.Contains(errb.String(), `namespace "zzz"`) || strings.Count(errb.String(), "\n") != 1 {
+		!strings.HasPrefix(errb.String(), "nsrel-containerd containers: ") || !strings.Contains(errb.String(), `namespace "zzz"`) || strings.Count(errb.String(), "\n") != 1 {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 1, the answering namespace's container, one line naming the other", code, out.String(), errb.String())
 	}
 	// The trees' helper source takes the list and the error alike.
@@ -141,7 +141,7 @@ func TestContainersPartial(t *testing.T) {
 		t.Errorf("helper source: %v, %v; want the answering namespace's container", cs, err)
 	case err == nil:
 		t.Logf("containerd answered every namespace this time: %v", cs)
-	case !errors.As(err, &pe) || !strings.Contains(err.Error(), `namespace "`):
+	case !errors.As(err, &pe) || !strings.Contains(err.Error(), `namespace "`) || strings.HasPrefix(err.Error(), "nsrel-containerd"):
 		t.Errorf("helper source: %v; want a partial answer naming the namespace", err)
 	}
 }
@@ -255,13 +255,13 @@ func TestInstallHookBadDest(t *testing.T) {
 func TestContainersToFullDisk(t *testing.T) {
 	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
 	code, stderr := nstest.ToFullDisk(t, nstest.Tool(t, "nsrel-containerd"), "containers", "--address", d.Socket, "--timeout", "5s")
-	if code != 1 || stderr != "nsrel-containerd: write error: no space left on device\n" {
+	if code != 1 || stderr != "nsrel-containerd containers: write error: no space left on device\n" {
 		t.Errorf("containers (none) to /dev/full: exit %d, stderr %q; want 1 and a write error", code, stderr)
 	}
 	c := d.Client(t)
 	d.Run(t, c, "aaa", ctrdtest.Uniq("listed"), nil)
 	code, stderr = nstest.ToFullDisk(t, nstest.Tool(t, "nsrel-containerd"), "containers", "--address", d.Socket, "--timeout", "5s")
-	if code != 1 || stderr != "nsrel-containerd: write error: no space left on device\n" {
+	if code != 1 || stderr != "nsrel-containerd containers: write error: no space left on device\n" {
 		t.Errorf("containers (one) to /dev/full: exit %d, stderr %q; want 1 and a write error", code, stderr)
 	}
 }
