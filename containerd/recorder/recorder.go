@@ -130,6 +130,9 @@ type Recorder struct {
 	forget map[taskKey]bool
 	// walked, set by tests, is called after each walk.
 	walked func()
+	// waiting, set by tests, is called with each wait before a
+	// connection attempt.
+	waiting func(time.Duration)
 }
 
 // DefaultResync is how often [Recorder] walks the running tasks while
@@ -185,8 +188,8 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 		}
 	}()
 	minB, maxB := r.backoffs()
-	backoff := minB
-	said := "" // the failure last warned about; its repeats are debug
+	var backoff time.Duration // the last wait; none yet
+	said := ""                // the failure last warned about; its repeats are debug
 	for {
 		attempt := time.Now()
 		err := r.session(ctx, &lostAt, &lostErr)
@@ -200,6 +203,12 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		// Chosen before the wait: after a long session the wait is
+		// minB, not the last outage's.
+		backoff = nextBackoff(backoff, minB, maxB, err == nil, lasted)
+		if r.waiting != nil {
+			r.waiting(backoff)
 		}
 		if err != nil {
 			r.streamLost(err)
@@ -218,17 +227,17 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
-		backoff = nextBackoff(backoff, minB, maxB, err == nil, lasted)
 	}
 }
 
-// nextBackoff is the wait before the connection attempt after one that
-// waited cur: doubled up to maxB, and minB again after a session that
-// connected and lasted longer than maxB. A stream that breaks right after
-// each connection (a daemon or proxy that accepts and drops it) must not
-// be retried every minB, each time with a gap record and a walk.
+// nextBackoff is the wait after a session (connected or not, that
+// lasted lasted) when the wait before it was cur (0: none): minB at
+// first and after a session that connected and lasted longer than maxB,
+// else cur doubled up to maxB. A stream that breaks right after each
+// connection (a daemon or proxy that accepts and drops it) must not be
+// retried every minB, each time with a gap record and a walk.
 func nextBackoff(cur, minB, maxB time.Duration, connected bool, lasted time.Duration) time.Duration {
-	if connected && lasted > maxB {
+	if cur <= 0 || connected && lasted > maxB {
 		return minB
 	}
 	return min(cur*2, maxB)

@@ -305,6 +305,8 @@ func TestNextBackoff(t *testing.T) {
 		lasted    time.Duration
 		want      time.Duration
 	}{
+		{0, false, time.Second, minB},
+		{0, true, time.Millisecond, minB},
 		{minB, false, time.Second, 2 * minB},
 		{4 * time.Second, false, time.Second, maxB},
 		{2 * time.Second, true, time.Millisecond, 4 * time.Second},
@@ -314,5 +316,70 @@ func TestNextBackoff(t *testing.T) {
 		if got := nextBackoff(tc.cur, minB, maxB, tc.connected, tc.lasted); got != tc.want {
 			t.Errorf("after %v, connected %v, lasting %v: %v; want %v", tc.cur, tc.connected, tc.lasted, got, tc.want)
 		}
+	}
+}
+
+// TestRecorderBackoffAfterLongSession: once a session lasted longer than
+// MaxBackoff, the wait before the next connection attempt is MinBackoff,
+// not the wait the outage before that session had grown to (the wait
+// used to be chosen after waiting).
+func TestRecorderBackoffAfterLongSession(t *testing.T) {
+	const minB, maxB = 20 * time.Millisecond, 300 * time.Millisecond
+	_, cfg := ctrdtest.HookConfig(t)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "c.sock")
+	pointTo := func(target string) {
+		tmp := filepath.Join(dir, "tmp.sock")
+		if err := os.Symlink(target, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pointTo(filepath.Join(dir, "none.sock"))
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var waits []time.Duration
+	waited := func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(waits)
+	}
+	until := func(what string, ok func([]time.Duration) bool) []time.Duration {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if w := waited(); ok(w) {
+				return w
+			}
+		}
+		t.Fatalf("%s: waits %v", what, waited())
+		return nil
+	}
+	connected := make(chan struct{}, 4)
+	r := &Recorder{Address: link, Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: "), MinBackoff: minB, MaxBackoff: maxB,
+		Connected: func() { connected <- struct{}{} },
+		waiting:   func(d time.Duration) { mu.Lock(); waits = append(waits, d); mu.Unlock() }}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	// No daemon there: the waits grow to MaxBackoff.
+	w := until("waits grown to MaxBackoff", func(w []time.Duration) bool { return slices.Contains(w, maxB) })
+	if w[0] != minB || w[1] != 2*minB {
+		t.Errorf("first waits %v; want %v, %v, ...", w, minB, 2*minB)
+	}
+	pointTo(d.Socket)
+	waitConnected(t, connected, "recorder did not connect")
+	n := len(waited())
+	time.Sleep(3 * maxB) // a session longer than MaxBackoff
+	d.Stop(t)
+	w = until("a wait after the session", func(w []time.Duration) bool { return len(w) > n })
+	if w[n] != minB {
+		t.Errorf("wait after a session of more than %v: %v; want %v (waits %v)", maxB, w[n], minB, w)
 	}
 }
