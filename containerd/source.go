@@ -165,25 +165,32 @@ func specPodName(spec []byte) string {
 	if !bytes.Contains(spec, []byte(vocab.AnnotationSandboxName)) {
 		return ""
 	}
-	return vocab.ContainerName(SpecAnnotations(spec))
+	a, _ := SpecAnnotations(spec) // a name is not worth more
+	return vocab.ContainerName(a)
 }
 
 // MaxSpec bounds the container spec read for annotations.
 const MaxSpec = 4 << 20
 
-// SpecAnnotations returns the annotations of an OCI spec (JSON), nil if
-// it is larger than [MaxSpec] or does not decode.
-func SpecAnnotations(spec []byte) map[string]string {
+// ErrSpecUnread is the error of a spec whose annotations are unknown:
+// larger than [MaxSpec], or not JSON.
+var ErrSpecUnread = errors.New("container spec not read for its annotations")
+
+// SpecAnnotations returns the annotations of an OCI spec (JSON). A spec
+// larger than [MaxSpec] or that does not decode has none known: nil and
+// an error wrapping [ErrSpecUnread] (a caller choosing a policy by
+// annotation must not take that for a spec without annotations).
+func SpecAnnotations(spec []byte) (map[string]string, error) {
 	if len(spec) > MaxSpec {
-		return nil
+		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrSpecUnread, len(spec), MaxSpec)
 	}
 	var s struct {
 		Annotations map[string]string `json:"annotations"`
 	}
-	if json.Unmarshal(spec, &s) != nil {
-		return nil
+	if err := json.Unmarshal(spec, &s); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrSpecUnread, vocab.Printable(err.Error()))
 	}
-	return s.Annotations
+	return s.Annotations, nil
 }
 
 // TaskAlive says whether a task in this status has its process: running,

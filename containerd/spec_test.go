@@ -2,7 +2,9 @@ package containerd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -121,6 +123,28 @@ func TestWithHookRecords(t *testing.T) {
 				}
 				audittest.Verify(t, cfg.AuditLog)
 			})
+		}
+	}
+}
+
+// TestSpecAnnotationsUnread: a spec larger than MaxSpec, or that does not
+// decode, has its annotations unknown (ErrSpecUnread), not none: a
+// caller choosing a policy block by annotation used to take it for a
+// spec without annotations.
+func TestSpecAnnotationsUnread(t *testing.T) {
+	if a, err := SpecAnnotations([]byte(`{"annotations": {"tier": "strict"}}`)); err != nil || a["tier"] != "strict" {
+		t.Errorf("small spec: %v, %v", a, err)
+	}
+	if a, err := SpecAnnotations([]byte(`{}`)); err != nil || a != nil {
+		t.Errorf("spec without annotations: %v, %v", a, err)
+	}
+	big := []byte(`{"annotations": {"tier": "strict", "filler": "` + strings.Repeat("x", MaxSpec) + `"}}`)
+	for name, spec := range map[string][]byte{"too large": big, "not JSON": []byte("{\x1b[31m")} {
+		a, err := SpecAnnotations(spec)
+		if a != nil || !errors.Is(err, ErrSpecUnread) {
+			t.Errorf("%s: %v, %v; want nil and ErrSpecUnread", name, a, err)
+		} else if strings.ContainsRune(err.Error(), '\x1b') {
+			t.Errorf("%s: error not escaped: %q", name, err)
 		}
 	}
 }

@@ -660,7 +660,10 @@ func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
 // come from the spec only: a pod sandbox's labels are its pod's, and
 // CRI puts no container name on a sandbox's spec for the spec to win;
 // a sandbox has no container name.
-// A container gone has none (nil, nil); an error is a failure to ask.
+// A container gone has none (nil, nil); an error is a failure to ask
+// (errUnverified), or a spec whose annotations are unknown
+// ([containerd.ErrSpecUnread]: too large, undecodable), returned with
+// the labels.
 func meta(ctx context.Context, c *client.Client, id string) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
@@ -676,15 +679,18 @@ func meta(ctx context.Context, c *client.Client, id string) (map[string]string, 
 			m[k] = v
 		}
 	}
+	var serr error
 	if info.Spec != nil {
-		for k, v := range containerd.SpecAnnotations(info.Spec.GetValue()) {
+		var a map[string]string
+		a, serr = containerd.SpecAnnotations(info.Spec.GetValue())
+		for k, v := range a {
 			m[k] = v
 		}
 	}
 	if info.Labels[vocab.LabelCRIKind] == "sandbox" || m[vocab.CRIAnnotationPrefix+"container-type"] == "sandbox" {
 		vocab.DropSandboxContainerName(m)
 	}
-	return m, nil
+	return m, serr
 }
 
 // errUnverified marks a failure to ask containerd about a task: the
@@ -786,7 +792,14 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		// refused where a block selects by annotation: the default
 		// block may not be its own (as for a state the hook had to
 		// cut).
-		rec.Error = vocab.JoinErrors(rec.Error, "judged without the container's labels and annotations, which containerd did not give: "+merr.Error())
+		if errors.Is(merr, containerd.ErrSpecUnread) {
+			// A spec too large (a container could pad its spec to
+			// fall under the default block) or undecodable: as the
+			// hook does a state it had to cut.
+			rec.Error = vocab.JoinErrors(rec.Error, "judged without the annotations of the container's spec (its labels only): "+merr.Error())
+		} else {
+			rec.Error = vocab.JoinErrors(rec.Error, "judged without the container's labels and annotations, which containerd did not give: "+merr.Error())
+		}
 		hook.Judge(r.Config, rec, errors.Join(ierr, merr))
 		if r.Config.SelectsByAnnotation() {
 			rec.Verdict = audit.VerdictDeny

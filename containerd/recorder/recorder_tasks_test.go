@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/oci"
 
+	"github.com/nsrel/nsrel/containerd"
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
@@ -381,5 +383,70 @@ func TestRecorderBackoffAfterLongSession(t *testing.T) {
 	w = until("a wait after the session", func(w []time.Duration) bool { return len(w) > n })
 	if w[n] != minB {
 		t.Errorf("wait after a session of more than %v: %v; want %v (waits %v)", maxB, w[n], minB, w)
+	}
+}
+
+// TestRecorderOversizedSpec: a container whose spec is larger than
+// containerd.MaxSpec (padded with an annotation) has its annotations
+// unknown. It was judged under the default block, allowed, with no word
+// in its record; now, as the hook does with a state it had to cut, its
+// record says so, on_error decides, and it is refused whatever on_error
+// says where a block selects by annotation. A container with the same
+// annotation and a small spec is judged under its own block.
+func TestRecorderOversizedSpec(t *testing.T) {
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	c := d.Client(t)
+	d.ImportBusybox(t, c, "default")
+	small, big := ctrdtest.Uniq("smallspec"), ctrdtest.Uniq("bigspec")
+	_, smallPID := d.Run(t, c, "default", small, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{oci.WithAnnotations(map[string]string{"tier": "strict"})}})
+	_, bigPID := d.Run(t, c, "default", big, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{
+		oci.WithAnnotations(map[string]string{"tier": "strict", "filler": strings.Repeat("x", containerd.MaxSpec)})}})
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, onError, policies string
+		want                    string // the big spec's verdict
+		refused                 bool
+	}{
+		{"by-annotation", "allow", `[{"name": "strict", "match": {"annotations": {"tier": "strict"}}, "mode": "audit", "rules": {}}]`, audit.VerdictDeny, true},
+		{"by-id-allow", "allow", `[{"name": "strict", "match": {"id": "^none$"}, "mode": "audit", "rules": {}}]`, audit.VerdictAllow, false},
+		{"by-id-deny", "deny", `[{"name": "strict", "match": {"id": "^none$"}, "mode": "audit", "rules": {}}]`, audit.VerdictDeny, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfgPath := filepath.Join(dir, tc.name+".json")
+			if err := os.WriteFile(cfgPath, []byte(`{"version": 1, "audit_log": "/unused", "on_error": "`+tc.onError+`",
+	"trusted_selectors": {"annotations": ["tier"], "id": true},
+	"policies": `+tc.policies+`,
+	"default": {"name": "default", "mode": "audit"}}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := policy.Load(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, tc.name+".jsonl")
+			log, err := audit.Open(path, audit.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &Recorder{Config: cfg, Log: log}
+			for id, pid := range map[string]uint32{small: smallPID, big: bigPID} {
+				if _, ok := r.recordStart(context.Background(), c, "default", id, int(pid), time.Now()); !ok {
+					t.Fatalf("%s not recorded", id)
+				}
+			}
+			for _, rec := range audittest.Records(t, path, "") {
+				switch rec.ContainerID {
+				case small:
+					if tc.refused && rec.Policy != "strict" || rec.Verdict != audit.VerdictAllow || rec.Error != "" {
+						t.Errorf("small spec: policy %q, verdict %s, error %q", rec.Policy, rec.Verdict, rec.Error)
+					}
+				case big:
+					if rec.Verdict != tc.want || !strings.Contains(rec.Error, "judged without the annotations of the container's spec") ||
+						!strings.Contains(rec.Error, "more than") || strings.Contains(rec.Error, "refused whatever on_error says") != tc.refused {
+						t.Errorf("big spec: policy %q, verdict %s, error %q; want verdict %s, the spec named, refused %v", rec.Policy, rec.Verdict, rec.Error, tc.want, tc.refused)
+					}
+				}
+			}
+		})
 	}
 }
