@@ -128,6 +128,13 @@ type Recorder struct {
 	// MaxPending) during a walk, which rebuilds known: it leaves them
 	// out, so that the next walk records them again.
 	forget map[taskKey]bool
+	// openRunning are the tasks whose start the log says the recorder
+	// recorded, without exit, and whose process still ran when the
+	// recorder started ([Recorder.seedKnown]), until a walk finds them
+	// known or their process gone twice: an exit event for one (ended
+	// before the first walk listed the tasks) is recorded. Walks never
+	// record their exits (another daemon's tasks may be among them).
+	openRunning map[taskKey]openStart
 	// walked, set by tests, is called after each walk.
 	walked func()
 	// waiting, set by tests, is called with each wait before a
@@ -147,6 +154,13 @@ const MaxPending = 4096
 type taskKey struct {
 	ns, id string
 	pid    int
+}
+
+// openStart is an entry of Recorder.openRunning: the process's start
+// time, and whether a walk found it gone.
+type openStart struct {
+	startTime uint64
+	gone      bool
 }
 
 // pendingRecord is a record whose append failed: a start (deduplicated
@@ -515,6 +529,15 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	}
 	r.forget = nil
 	r.known = known
+	// An open start found gone now keeps its entry until the next walk:
+	// its exit event may still be on its way.
+	for k, o := range r.openRunning {
+		if _, ok := known[k]; ok || o.gone {
+			delete(r.openRunning, k)
+		} else if !inspect.Runs(k.pid, o.startTime) {
+			r.openRunning[k] = openStart{o.startTime, true}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -560,7 +583,13 @@ func (r *Recorder) seedKnown() {
 			continue
 		}
 		if inspect.Runs(o.k.pid, o.st) {
-			continue // still runs
+			// Still runs: the first walk makes it known if listed; an
+			// exit event for it before then is recorded.
+			if r.openRunning == nil {
+				r.openRunning = map[taskKey]openStart{}
+			}
+			r.openRunning[o.k] = openStart{startTime: o.st}
+			continue
 		}
 		r.known[o.k] = o.st
 	}
@@ -592,9 +621,11 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 			r.known[taskKey{env.Namespace, e.ContainerID, int(e.Pid)}] = st
 		}
 	case *eventsapi.TaskExit:
-		// Exec'd processes exit too; only the init process ends the container.
+		// Exec'd processes exit too; only the init process ends the
+		// container. An exec may be given the container's ID as its
+		// own: its PID is not the init's, not a known task's.
 		if e.ID == e.ContainerID {
-			r.taskGone(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
+			r.taskEnded(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
 		}
 	case *eventsapi.ContainerDelete:
 		// Published by containerd itself, unlike the shim's task events:
@@ -617,9 +648,36 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		// when both are lost, /containers/delete or the next walk
 		// records it.
 		if e.ID == "" || e.ID == e.ContainerID {
-			r.taskGone(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
+			r.taskEnded(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
 		}
 	}
+}
+
+// taskEnded records the exit of task k, named by an exit or delete
+// event, if the recorder knows it: a task it does not know has no start
+// of its to refer to (every start it recorded or queued is known, and
+// every task whose start it recorded before it started is known or
+// among openRunning). Searching the log for one (a task created and
+// never started, an exec given the container's ID, the second of a
+// task's exit and delete events) held the log's lock, and the hook's
+// appends behind it, for as long as the search took; and a start
+// recorded without namespaces, which names no PID, was taken for an
+// exec's.
+func (r *Recorder) taskEnded(ctx context.Context, k taskKey) {
+	if o, ok := r.openRunning[k]; ok {
+		delete(r.openRunning, k)
+		if _, known := r.known[k]; !known {
+			if r.known == nil {
+				r.known = make(map[taskKey]uint64)
+			}
+			r.known[k] = o.startTime
+		}
+	}
+	if _, ok := r.known[k]; !ok {
+		r.logger().WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid}).Debug("end of a task the recorder did not record (or recorded ended already)")
+		return
+	}
+	r.taskGone(ctx, k)
 }
 
 // sameProcess returns the start time of task k when the recorder knows

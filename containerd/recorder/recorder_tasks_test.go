@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,11 +14,19 @@ import (
 	"testing"
 	"time"
 
+	eventsapi "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/typeurl/v2"
+	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/nsrel/nsrel/containerd"
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
@@ -448,5 +457,182 @@ func TestRecorderOversizedSpec(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// exitSearches counts the recorder's searches of the log for a start
+// that found none to end (logged at debug level).
+func exitSearches(h *logtest.Hook) int {
+	n := 0
+	for _, e := range h.AllEntries() {
+		if e.Message == "exit not recorded: recorded already, or its start was not the recorder's" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRecorderExitSearchOnlyKnownTasks: the exit and delete events of a
+// task created and never started, of execs (one given the container's
+// ID as its own) and the second of a task's exit and delete events no
+// longer search the log for a start (under its lock, which the hook's
+// appends wait for: 66-210 ms with four 16 MiB rotated files); a
+// container the recorder recorded still gets its exit, once.
+func TestRecorderExitSearchOnlyKnownTasks(t *testing.T) {
+	hook := logtest.NewLocal(logrus.New())
+	cfg, d, c := recorderSetup(t, func(r *Recorder) { r.Logger.(*logrus.Logger).AddHook(hook) })
+	ctx := ctrdtest.Context(t, "default")
+	created := ctrdtest.Uniq("created")
+	cctr, _ := d.Run(t, c, "default", created, &ctrdtest.RunOpts{NoStart: true})
+	task, err := cctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.Delete(ctx, client.WithProcessKill); err != nil {
+		t.Fatal(err)
+	}
+	id := ctrdtest.Uniq("execs")
+	ctr, _ := d.Run(t, c, "default", id, nil)
+	audittest.Wait(t, cfg.AuditLog, "the start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
+	runExec(t, ctx, ctr, "exec1")
+	runExec(t, ctx, ctr, id)
+	ctrdtest.Delete("default", ctr)
+	recs := audittest.Wait(t, cfg.AuditLog, "the exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) > 0 })
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records of %s (-want +got):\n%s", id, diff)
+	}
+	if n := len(audittest.SourceStages(recs, created)); n != 0 {
+		t.Errorf("%d records of the task never started", n)
+	}
+	if n := exitSearches(hook); n != 0 {
+		t.Errorf("%d searches of the log for the start of a task the recorder did not know", n)
+	}
+}
+
+// runExec runs true in the task of ctr as exec execID and deletes it.
+func runExec(t *testing.T, ctx context.Context, ctr client.Container, execID string) {
+	t.Helper()
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := ctr.Spec(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pspec := spec.Process
+	pspec.Args = []string{"true"}
+	p, err := task.Exec(ctx, execID, pspec, cio.NullIO)
+	if err != nil {
+		t.Fatalf("exec %s: %v", execID, err)
+	}
+	ch, err := p.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("exec %s did not exit", execID)
+	}
+	if _, err := p.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecorderExecNamedLikeContainer: an exec given the container's ID
+// as its own (containerd accepts it) ends; its exit event has the ID of
+// an init's. With the start recorded without namespaces (which names no
+// PID), an exit was recorded while the container ran on, and its real
+// exit was then skipped. Only the known init PID ends the task now.
+func TestRecorderExecNamedLikeContainer(t *testing.T) {
+	id := ctrdtest.Uniq("execid")
+	var victim atomic.Int64
+	cfg, d, c := recorderSetup(t, func(r *Recorder) {
+		r.Inspect = func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+			if int64(pid) == victim.Load() {
+				return nil, fmt.Errorf("inspect: pid %d: permission denied", pid)
+			}
+			return inspect.ProcessWith(pid, live)
+		}
+	})
+	ctr, _ := d.Run(t, c, "default", id, &ctrdtest.RunOpts{NoStart: true})
+	ctx := ctrdtest.Context(t, "default")
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim.Store(int64(task.Pid()))
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	audittest.Wait(t, cfg.AuditLog, "the start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) > 0 })
+	runExec(t, ctx, ctr, id)
+	// A container started after the exec: its start record comes after
+	// the exec's events were handled.
+	other := ctrdtest.Uniq("after")
+	d.Run(t, c, "default", other, nil)
+	recs := audittest.Wait(t, cfg.AuditLog, "the next start", func(rs []*audit.Record) bool { return audittest.Count(rs, other, evStart) > 0 })
+	if n := audittest.Count(recs, id, evExit); n != 0 {
+		t.Errorf("%d exit records while the container still runs", n)
+	}
+	ctrdtest.Delete("default", ctr)
+	recs = audittest.Wait(t, cfg.AuditLog, "the exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) > 0 })
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+}
+
+// TestExitOfOpenStartBeforeFirstWalk: a recorder that starts finds in the
+// log a start of the recorder's without exit whose process still runs;
+// the container ends before the first walk lists the tasks, and its exit
+// event comes after that walk. Exit events of tasks the recorder does not
+// know are skipped, but that task's exit is recorded (handed to the
+// recorder directly: the timing cannot be arranged with containerd).
+func TestExitOfOpenStartBeforeFirstWalk(t *testing.T) {
+	_, cfg, d, c := busyboxDaemon(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ctrdtest.Uniq("open")
+	ctr, pid := d.Run(t, c, "default", id, nil)
+	ctx := context.Background()
+	first := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "first: ")}
+	if _, ok := first.recordStart(ctx, c, "default", id, int(pid), time.Now()); !ok {
+		t.Fatal("start not recorded")
+	}
+	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
+	r.seeded = true // as the first walk does, before it lists the tasks
+	r.seedKnown()
+	if err := ctrdtest.DeleteTask("default", ctr); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.walk(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if recs := audittest.Records(t, cfg.AuditLog, ""); audittest.Count(recs, id, evExit) != 0 {
+		t.Fatal("the walk recorded the exit: the open start was taken for a task it ended")
+	}
+	a, err := typeurl.MarshalAny(&eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.handle(ctx, c, &events.Envelope{Timestamp: time.Now(), Namespace: "default", Event: a})
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	// A walk after the one that found the process gone forgets it.
+	for range 2 {
+		if err := r.walk(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(r.openRunning) != 0 {
+		t.Errorf("open starts kept: %v", r.openRunning)
 	}
 }
