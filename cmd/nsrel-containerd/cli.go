@@ -49,8 +49,9 @@ containerd namespace and appends an audit record (source
 "containerd-events") to the nsrel-hook audit chain for every container
 start that nsrel-hook did not record itself: containers started with ctr,
 by Docker (namespace "moby") or by any client without the hook. It
-reconnects when containerd restarts, records the gap, and then records the
-running containers it missed; records the audit log refuses are retried.
+reconnects when containerd restarts or stops answering, records the gap,
+and then records the running containers it missed; records the audit
+log refuses are retried.
 It records its own start and stop, and runs until SIGTERM or SIGINT;
 it exits 1 at once if it cannot write the audit log. Diagnostics go to
 stderr (the journal under systemd) unless --log-to says otherwise.

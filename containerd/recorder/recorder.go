@@ -49,7 +49,9 @@ const (
 var recorderFilters = []string{`topic=="/tasks/start"`, `topic=="/tasks/exit"`, `topic=="/tasks/delete"`, `topic=="/containers/delete"`}
 
 // rpcTimeout bounds each request the recorder makes, so that a daemon
-// that stops answering leads to a reconnection, not a hang.
+// that stops answering does not hang it: a walk that fails so, with a
+// health check unanswered too, leads to a reconnection and a gap record
+// ([Recorder.stalled]).
 const rpcTimeout = 10 * time.Second
 
 // Recorder appends an audit record for every container start (and the
@@ -371,8 +373,13 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	// The subscription is set up by the daemon asynchronously: a start
 	// between this walk and that moment has no event, and the next walk
 	// (Resync) records it.
-	if err := r.walk(ctx, c); err != nil {
+	began := time.Now()
+	err = r.walk(ctx, c)
+	if err != nil {
 		log.WithError(err).Warn("catching up with running tasks")
+	}
+	if r.stalled(ctx, c, err, began, lostAt, lostErr) {
+		return nil
 	}
 	log.Info("subscribed to containerd task events")
 	if r.Connected != nil {
@@ -427,8 +434,13 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 			r.streamLost(err)
 			return nil
 		case <-timer.C:
-			if err := r.walk(ctx, c); err != nil {
+			began := time.Now()
+			err := r.walk(ctx, c)
+			if err != nil {
 				log.WithError(err).Warn("walking running tasks")
+			}
+			if r.stalled(ctx, c, err, began, lostAt, lostErr) {
+				return nil
 			}
 			timer.Reset(next())
 		}
@@ -437,6 +449,37 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 		}
 	}
 }
+
+// stalled reports whether containerd stopped answering: a walk (begun
+// at began) failed with walkErr, and containerd does not answer a health
+// check within 5 s either. The event stream of a daemon that stopped
+// (SIGSTOP, a hung daemon) does not break: the session is then ended as
+// for a stream lost, from began (lostAt and lostErr), so that the
+// recorder reconnects and writes the gap once the daemon answers again.
+// A walk that failed for a namespace or the audit log, with containerd
+// answering, is not a stall.
+func (r *Recorder) stalled(ctx context.Context, c *client.Client, walkErr error, began time.Time, lostAt *time.Time, lostErr *error) bool {
+	if walkErr == nil || errors.Is(walkErr, errWalkPostponed) || ctx.Err() != nil {
+		return false
+	}
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ok, err := c.IsServing(hctx)
+	cancel()
+	if ctx.Err() != nil || err == nil && ok {
+		return false
+	}
+	err = fmt.Errorf("containerd stopped answering: %w (health check: %v)", walkErr, err)
+	if lostAt.IsZero() {
+		*lostAt, *lostErr = began, err
+	}
+	r.logger().WithError(err).Warn("containerd event stream given up; reconnecting")
+	r.streamLost(err)
+	return true
+}
+
+// errWalkPostponed is the error of a walk left for later: the audit log
+// is not writable.
+var errWalkPostponed = errors.New("audit log not writable; walk postponed")
 
 // walk retries pending records, then records every running task that has
 // no start record yet, and rebuilds the set of known tasks.
@@ -454,7 +497,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	if r.failing {
 		// Starts found now would only queue behind the pending ones,
 		// again at every retry.
-		return errors.New("audit log not writable; walk postponed")
+		return errWalkPostponed
 	}
 	if !r.seeded {
 		r.seeded = true

@@ -519,3 +519,51 @@ func TestQueuedStartEndsWithoutExitEvent(t *testing.T) {
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }
+
+// TestRecorderStalledDaemon stops (SIGSTOP) the daemon for longer than a
+// request's deadline: its event stream does not break, and the recorder's
+// walks only timed out, every resync, without a reconnection or a gap
+// record. A walk that fails with a health check unanswered too now ends
+// the session: once the daemon answers again the recorder reconnects and
+// records the gap.
+func TestRecorderStalledDaemon(t *testing.T) {
+	cfgPath, cfg, d, _ := busyboxDaemon(t)
+	lost := make(chan error, 16)
+	connected := startRecorder(t, d.Socket, cfgPath, func(r *Recorder) {
+		r.Resync = 200 * time.Millisecond
+		r.StreamLost = func(err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		}
+	})
+	pid := d.Pid()
+	if pid == 0 {
+		t.Fatal("no daemon process")
+	}
+	t.Cleanup(func() { unix.Kill(pid, unix.SIGCONT) })
+	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-lost:
+		if !strings.Contains(err.Error(), "stopped answering") {
+			t.Errorf("stream lost: %v; want the daemon named as not answering", err)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("the recorder did not give up on a daemon stopped for 45 s")
+	}
+	if err := unix.Kill(pid, unix.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, connected, "the recorder did not reconnect once the daemon answered again")
+	recs := audittest.Wait(t, cfg.AuditLog, "the gap record", func(rs []*audit.Record) bool {
+		return slices.ContainsFunc(rs, func(r *audit.Record) bool { return r.Stage == StageEventsGap })
+	})
+	for _, r := range recs {
+		if r.Stage == StageEventsGap && !strings.Contains(r.Error, "stopped answering") {
+			t.Errorf("gap record: %q; want it to say the daemon stopped answering", r.Error)
+		}
+	}
+}

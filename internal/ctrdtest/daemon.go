@@ -287,6 +287,16 @@ func (d *Daemon) Stop(t testing.TB) {
 	}
 }
 
+// Pid returns the daemon's process ID, 0 when it is stopped.
+func (d *Daemon) Pid() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cmd == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
 // Restart stops and starts the daemon on the same directories.
 func (d *Daemon) Restart(t testing.TB) {
 	t.Helper()
