@@ -120,25 +120,29 @@ func readlinkIno(path string) (uint64, error) {
 	return name.Ino, nil
 }
 
-// Overlap is a set of user namespaces, of at least two branches of the
-// tree, that all map the host IDs UIDs and GIDs: namespaces whose maps
-// give the same host IDs form one class, and an Overlap is either a
-// class of several branches or two classes whose host IDs meet. Members
-// lists at most [maxMembers] of them, A and B (the first two) in
-// different branches; NotListed counts the rest. Pairs is how many pairs
-// of namespaces in different branches it stands for.
-type Overlap struct {
+// Shared is a range of host IDs (UIDs or GIDs) that user namespaces of
+// at least two branches of the tree all map: an elementary interval of
+// the sweep in [Overlaps], over which the set of namespaces mapping it
+// does not change. Namespaces counts them, Branches their branches;
+// Members names at most [maxMembers] of them (those with containers
+// first), NotListed counts the rest.
+type Shared struct {
+	GIDs       bool // false: host UIDs
+	IDs        idmap.Span
+	Namespaces int
+	Branches   int
 	Members    []*discover.Namespace
 	NotListed  int
-	Pairs      int
-	UIDs, GIDs idmap.Spans
+	containers bool // some namespace mapping it has containers
 }
 
-// A is the first namespace of o, B the second, in another branch.
-func (o Overlap) A() *discover.Namespace { return o.Members[0] }
-
-// B is the second namespace of o, in another branch than [Overlap.A].
-func (o Overlap) B() *discover.Namespace { return o.Members[1] }
+// Kind is "UIDs" or "GIDs".
+func (s Shared) Kind() string {
+	if s.GIDs {
+		return "GIDs"
+	}
+	return "UIDs"
+}
 
 // Unchecked is a user namespace whose maps could not be read, so that no
 // overlap of it could be found.
@@ -147,64 +151,87 @@ type Unchecked struct {
 	Reason string
 }
 
-// Limits of the check's report: many user namespaces mapping the same
-// host IDs (any user can make thousands, each mapping their own UID)
-// are reported once with maxMembers of them named, and at most
-// maxOverlaps overlaps are listed, so that the report, and the memory
-// it takes, stay linear in the namespaces rather than in their pairs.
+// Limits of the check's report: a shared range names maxMembers of the
+// namespaces mapping it (any user can make thousands, each mapping their
+// own UID) and at most maxShared ranges are listed, so that the report
+// stays bounded whatever the namespaces.
 const (
-	maxMembers  = 10
-	maxOverlaps = 1000
+	maxMembers = 10
+	maxShared  = 1000
 )
 
 // OverlapReport is the result of [Overlaps].
 type OverlapReport struct {
-	// Overlaps lists at most maxOverlaps overlaps; NotListed counts the
-	// others.
-	Overlaps  []Overlap
+	// Shared lists at most maxShared shared ranges, those mapped by a
+	// namespace with containers first, then by host ID (UIDs before
+	// GIDs at the same ID); NotListed counts the others.
+	Shared    []Shared
 	NotListed int
-	// Pairs counts the pairs of namespaces in different branches that
-	// share host IDs, over all overlaps (listed or not).
-	Pairs     int
+	// Ranges counts the shared ranges, listed or not; Involved the
+	// namespaces that map some shared range.
+	Ranges    int
+	Involved  int
 	Unchecked []Unchecked
 	// Checked counts the namespaces compared.
 	Checked int
 }
 
-// Overlaps finds the user namespaces that map a host UID or GID in
-// common, except a namespace and its own descendants (a nested
-// namespace maps a part of its parent's IDs by construction). Each
-// branch below a root of the tree (the host's user namespace when run
-// there) is one container or one unrelated user: since a descendant's
-// host IDs lie within its ancestor's, only the shallowest namespaces
-// with readable maps of each branch are compared, across branches.
-// Namespaces with the same host IDs are grouped into one class first, so
-// that the work is in the number of distinct host ID sets squared, not
-// in the number of namespaces squared.
+// checkedNS is a namespace the sweep compares.
+type checkedNS struct {
+	ns         *discover.Namespace
+	branch     int32
+	containers bool
+	uids, gids idmap.Spans
+}
+
+// event starts or ends a span of host IDs of namespace ns at pos.
+type event struct {
+	pos uint64
+	ns  int32
+	end bool
+}
+
+// activeSet is a set of namespace indexes with O(1) add and remove: a
+// slice and each member's place in it (pos, shared by the sets of one
+// sweep, a namespace being in at most one).
+type activeSet struct{ list []int32 }
+
+func (a *activeSet) add(i int32, pos []int32) {
+	pos[i] = int32(len(a.list))
+	a.list = append(a.list, i)
+}
+
+func (a *activeSet) remove(i int32, pos []int32) {
+	k, last := pos[i], a.list[len(a.list)-1]
+	a.list[k], pos[last] = last, k
+	a.list = a.list[:len(a.list)-1]
+}
+
+// Overlaps finds the host UIDs and GIDs that user namespaces of
+// different branches map in common: a namespace and its own descendants
+// are not compared (a nested namespace maps a part of its parent's IDs
+// by construction). Each branch below a root of the tree (the host's
+// user namespace when run there) is one container or one unrelated
+// user: since a descendant's host IDs lie within its ancestor's, only
+// the shallowest namespaces with readable maps of each branch are
+// compared.
+//
+// For UIDs and for GIDs, the starts and ends of every compared
+// namespace's host spans are sorted and swept in order, keeping the set
+// of namespaces mapping the current ID, how many of each branch, how
+// many branches and how many with containers; every interval between
+// two events where two branches or more are active is a shared range.
+// The work is O(S log S) in the number of spans S plus what is listed
+// (at most maxShared ranges of maxMembers names), whatever the number of
+// namespaces or pairs; memory is linear in S.
 func Overlaps(m *discover.Model, maps map[discover.Key]*tree.Maps) OverlapReport {
-	type class struct {
-		uids, gids idmap.Spans
-		members    []*discover.Namespace
-		branches   []int       // of members, in order
-		perBranch  map[int]int // members per branch
-	}
 	var r OverlapReport
-	var classes []*class
-	byKey := map[string]*class{}
-	var collect func(n *discover.Namespace, branch int)
-	collect = func(n *discover.Namespace, branch int) {
+	var checked []checkedNS
+	var collect func(n *discover.Namespace, branch int32)
+	collect = func(n *discover.Namespace, branch int32) {
 		if mp := maps[n.Key()]; mp != nil && mp.HostUIDMap != nil {
-			u, g := mp.HostUIDMap.Host().Normal(), mp.HostGIDMap.Host().Normal()
-			key := u.String() + "|" + g.String()
-			c := byKey[key]
-			if c == nil {
-				c = &class{uids: u, gids: g, perBranch: map[int]int{}}
-				byKey[key] = c
-				classes = append(classes, c)
-			}
-			c.members = append(c.members, n)
-			c.branches = append(c.branches, branch)
-			c.perBranch[branch]++
+			checked = append(checked, checkedNS{ns: n, branch: branch, containers: len(n.Containers) > 0,
+				uids: mp.HostUIDMap.Host().Normal(), gids: mp.HostGIDMap.Host().Normal()})
 			r.Checked++
 			return
 		} else if mp != nil {
@@ -214,90 +241,144 @@ func Overlaps(m *discover.Model, maps map[discover.Key]*tree.Maps) OverlapReport
 			collect(c, branch)
 		}
 	}
-	branch := 0
+	var branches int32
 	for _, root := range m.Roots(nsrel.TypeUser) {
 		for _, c := range root.Children {
-			branch++
-			collect(c, branch)
+			collect(c, branches)
+			branches++
 		}
 	}
-	add := func(o Overlap) {
-		r.Pairs += o.Pairs
-		if len(r.Overlaps) >= maxOverlaps {
-			r.NotListed++
-			return
-		}
-		r.Overlaps = append(r.Overlaps, o)
+	involved := make([]bool, len(checked))
+	var withC, others []Shared // each sorted by host ID, at most maxShared
+	for _, gids := range []bool{false, true} {
+		wc, o := sweep(checked, int(branches), gids, involved, &r)
+		withC, others = append(withC, wc...), append(others, o...)
 	}
-	// list names the members of x (and y, when not nil) with a and b
-	// first, then the others, up to maxMembers.
-	list := func(x, y *class, a, b int) ([]*discover.Namespace, int) {
-		total := len(x.members)
-		if y != nil {
-			total += len(y.members)
-		}
-		out := make([]*discover.Namespace, 0, min(total, maxMembers))
-		var picked []*discover.Namespace
-		if y == nil {
-			picked = []*discover.Namespace{x.members[a], x.members[b]}
-		} else {
-			picked = []*discover.Namespace{x.members[a], y.members[b]}
-		}
-		out = append(out, picked...)
-		for _, c := range []*class{x, y} {
-			if c == nil {
-				continue
-			}
-			for _, n := range c.members {
-				if len(out) == maxMembers {
-					break
-				}
-				if n != picked[0] && n != picked[1] {
-					out = append(out, n)
-				}
-			}
-		}
-		return out, total - len(out)
-	}
-	for i, x := range classes {
-		// A class of several branches: every pair of its members in
-		// different branches shares all of its host IDs.
-		if len(x.perBranch) > 1 && (len(x.uids) > 0 || len(x.gids) > 0) {
-			pairs := len(x.members) * (len(x.members) - 1) / 2
-			for _, k := range x.perBranch {
-				pairs -= k * (k - 1) / 2
-			}
-			b := slices.IndexFunc(x.branches, func(br int) bool { return br != x.branches[0] })
-			members, more := list(x, nil, 0, b)
-			add(Overlap{Members: members, NotListed: more, Pairs: pairs, UIDs: x.uids, GIDs: x.gids})
-		}
-		for _, y := range classes[i+1:] {
-			u, g := idmap.Overlap(x.uids, y.uids), idmap.Overlap(x.gids, y.gids)
-			if u == nil && g == nil {
-				continue
-			}
-			pairs := len(x.members) * len(y.members)
-			small, large := x.perBranch, y.perBranch
-			if len(small) > len(large) {
-				small, large = large, small
-			}
-			for br, k := range small {
-				pairs -= k * large[br]
-			}
-			if pairs == 0 {
-				continue // all in one branch
-			}
-			// A member of y in another branch than x's first; else all
-			// of y is in one branch, and some member of x is not.
-			a, b := 0, slices.IndexFunc(y.branches, func(br int) bool { return br != x.branches[0] })
-			if b < 0 {
-				a, b = slices.IndexFunc(x.branches, func(br int) bool { return br != y.branches[0] }), 0
-			}
-			members, more := list(x, y, a, b)
-			add(Overlap{Members: members, NotListed: more, Pairs: pairs, UIDs: u, GIDs: g})
+	for _, x := range involved {
+		if x {
+			r.Involved++
 		}
 	}
+	byID := func(a, b Shared) int {
+		if c := cmpUint(a.IDs.First, b.IDs.First); c != 0 {
+			return c
+		}
+		return cmpBool(a.GIDs, b.GIDs)
+	}
+	slices.SortStableFunc(withC, byID)
+	slices.SortStableFunc(others, byID)
+	r.Shared = append(withC[:min(len(withC), maxShared)], others[:min(len(others), maxShared-min(len(withC), maxShared))]...)
+	r.NotListed = r.Ranges - len(r.Shared)
 	return r
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// sweep runs the sweep of [Overlaps] over the host UIDs (or GIDs) of
+// checked, counting shared ranges in r.Ranges and marking involved the
+// namespaces active during one. It returns the first maxShared shared
+// ranges mapped by a namespace with containers and the first maxShared
+// of the others, each in host ID order.
+func sweep(checked []checkedNS, branches int, gids bool, involved []bool, r *OverlapReport) (withC, others []Shared) {
+	var events []event
+	for i, c := range checked {
+		spans := c.uids
+		if gids {
+			spans = c.gids
+		}
+		for _, s := range spans {
+			events = append(events, event{s.First, int32(i), false}, event{s.First + s.Count, int32(i), true})
+		}
+	}
+	slices.SortFunc(events, func(a, b event) int {
+		if c := cmpUint(a.pos, b.pos); c != 0 {
+			return c
+		}
+		return int(a.ns) - int(b.ns)
+	})
+	var (
+		pos        = make([]int32, len(checked))
+		seenAt     = make([]int, len(checked)) // shared intervals seen at activation
+		perBranch  = make([]int32, branches)
+		activeC    activeSet // active namespaces with containers
+		activeO    activeSet // and without
+		branchesOn int
+		sharedSeen int // shared intervals so far
+	)
+	for k := 0; k < len(events); {
+		at := events[k].pos
+		for ; k < len(events) && events[k].pos == at; k++ {
+			e := events[k]
+			c := &checked[e.ns]
+			set := &activeO
+			if c.containers {
+				set = &activeC
+			}
+			if e.end {
+				if sharedSeen > seenAt[e.ns] {
+					involved[e.ns] = true
+				}
+				set.remove(e.ns, pos)
+				if perBranch[c.branch]--; perBranch[c.branch] == 0 {
+					branchesOn--
+				}
+				continue
+			}
+			seenAt[e.ns] = sharedSeen
+			set.add(e.ns, pos)
+			if perBranch[c.branch]++; perBranch[c.branch] == 1 {
+				branchesOn++
+			}
+		}
+		if branchesOn < 2 || k == len(events) {
+			continue
+		}
+		// [at, next event) is mapped by every active namespace.
+		sharedSeen++
+		r.Ranges++
+		list := &others
+		if len(activeC.list) > 0 {
+			list = &withC
+		}
+		if len(*list) >= maxShared {
+			continue
+		}
+		s := Shared{GIDs: gids, IDs: idmap.Span{First: at, Count: events[k].pos - at}, Namespaces: len(activeC.list) + len(activeO.list),
+			Branches: branchesOn, containers: len(activeC.list) > 0}
+		for _, set := range []*activeSet{&activeC, &activeO} {
+			for _, i := range set.list[:min(len(set.list), maxMembers-len(s.Members))] {
+				s.Members = append(s.Members, checked[i].ns)
+			}
+		}
+		// Listed by inode, those with containers first, for a stable report.
+		slices.SortFunc(s.Members, func(a, b *discover.Namespace) int {
+			if c := cmpBool(len(b.Containers) > 0, len(a.Containers) > 0); c != 0 {
+				return c
+			}
+			return cmpUint(a.Ino, b.Ino)
+		})
+		s.NotListed = s.Namespaces - len(s.Members)
+		*list = append(*list, s)
+	}
+	return withC, others
 }
 
 // nsLabel names a namespace with its containers, or its first process.
@@ -325,41 +406,37 @@ func nsLabel(n *discover.Namespace) string {
 // namespaces overlap.
 func writeOverlaps(w io.Writer, r OverlapReport, unread string) error {
 	b := bufio.NewWriter(w)
-	for _, o := range r.Overlaps {
-		fmt.Fprintf(b, "overlap: %s\n", nsLabel(o.A()))
-		for _, n := range o.Members[1:] {
-			fmt.Fprintf(b, "     and: %s\n", nsLabel(n))
+	for _, s := range r.Shared {
+		fmt.Fprintf(b, "overlap: host %s %s mapped by %d user namespaces in %d branches:\n", s.Kind(), s.IDs, s.Namespaces, s.Branches)
+		for _, n := range s.Members {
+			fmt.Fprintf(b, "    %s\n", nsLabel(n))
 		}
-		switch {
-		case o.NotListed == 1:
-			fmt.Fprintf(b, "     and 1 more user namespace\n")
-		case o.NotListed > 1:
-			fmt.Fprintf(b, "     and %d more user namespaces\n", o.NotListed)
-		}
-		if o.UIDs != nil {
-			fmt.Fprintf(b, "    host UIDs %s\n", o.UIDs)
-		}
-		if o.GIDs != nil {
-			fmt.Fprintf(b, "    host GIDs %s\n", o.GIDs)
+		if s.NotListed > 0 {
+			fmt.Fprintf(b, "    and %d more\n", s.NotListed)
 		}
 	}
-	if r.NotListed > 0 {
-		fmt.Fprintf(b, "%d more overlaps not listed\n", r.NotListed)
+	switch {
+	case r.NotListed == 1:
+		fmt.Fprintf(b, "1 more shared host ID range not listed\n")
+	case r.NotListed > 1:
+		fmt.Fprintf(b, "%d more shared host ID ranges not listed\n", r.NotListed)
 	}
 	for _, u := range r.Unchecked {
 		fmt.Fprintf(b, "not checked: %s: maps %s\n", nsLabel(u.NS), vocab.Escape(u.Reason))
 	}
-	switch {
-	case r.Pairs == 0 && unread == "":
-		fmt.Fprintf(b, "no two user namespaces share host IDs (%d checked)\n", r.Checked)
-	case r.Pairs == 0:
-		fmt.Fprintf(b, "check incomplete: %s; no two of the %d checked share host IDs\n", unread, r.Checked)
-	case r.Pairs == 1:
-		fmt.Fprintf(b, "1 pair of user namespaces shares host IDs (%d checked)\n", r.Checked)
-	default:
-		fmt.Fprintf(b, "%d pairs of user namespaces share host IDs (%d checked)\n", r.Pairs, r.Checked)
+	ranges := "ranges"
+	if r.Ranges == 1 {
+		ranges = "range"
 	}
-	if r.Pairs > 0 && unread != "" {
+	switch {
+	case r.Ranges == 0 && unread == "":
+		fmt.Fprintf(b, "no two user namespaces share host IDs (%d checked)\n", r.Checked)
+	case r.Ranges == 0:
+		fmt.Fprintf(b, "check incomplete: %s; no two of the %d checked share host IDs\n", unread, r.Checked)
+	default:
+		fmt.Fprintf(b, "%d host ID %s shared across branches by %d user namespaces (%d checked)\n", r.Ranges, ranges, r.Involved, r.Checked)
+	}
+	if r.Ranges > 0 && unread != "" {
 		fmt.Fprintf(b, "check incomplete: %s\n", unread)
 	}
 	return b.Flush()
@@ -395,31 +472,34 @@ func unreadText(unchecked, deniedProcs, outOfFDs int, hidden bool) string {
 
 // OverlapDoc is the JSON output of the node-wide check (docs/json.md).
 type OverlapDoc struct {
+	// Overlaps lists at most 1,000 shared host ID ranges.
 	Overlaps []OverlapEntry `json:"overlaps"`
-	// OverlapsNotListed counts the overlaps beyond the listed ones.
+	// OverlapsNotListed counts the shared ranges beyond the listed ones.
 	OverlapsNotListed int `json:"overlaps_not_listed"`
-	// Pairs counts the pairs of namespaces that share host IDs.
-	Pairs     int              `json:"pairs"`
-	Checked   int              `json:"checked"`
-	Unchecked []UncheckedEntry `json:"unchecked"`
+	// SharedRanges counts every shared range, listed or not; Involved
+	// the namespaces mapping some shared range.
+	SharedRanges int              `json:"shared_ranges"`
+	Involved     int              `json:"namespaces_involved"`
+	Checked      int              `json:"checked"`
+	Unchecked    []UncheckedEntry `json:"unchecked"`
 	// Complete is false when some user namespace could not be checked
 	// or the scan could not read or see some processes' namespaces, or
 	// ran out of file descriptors.
 	Complete bool `json:"complete"`
 }
 
-// OverlapEntry is one overlap: namespaces a and b (in different
-// branches) and others all map the host IDs uids and gids, [first,
-// count] spans (empty when none); more counts the namespaces beyond
-// those listed, pairs the pairs in different branches it stands for.
+// OverlapEntry is one shared range: host IDs of Kind ("uid" or "gid")
+// First to First+Count-1, mapped by Namespaces user namespaces of
+// Branches branches, up to 10 of them listed (those with containers
+// first) and More not listed.
 type OverlapEntry struct {
-	A      NSRef       `json:"a"`
-	B      NSRef       `json:"b"`
-	Others []NSRef     `json:"others"`
-	More   int         `json:"more"`
-	Pairs  int         `json:"pairs"`
-	UIDs   [][2]uint64 `json:"uids"`
-	GIDs   [][2]uint64 `json:"gids"`
+	Kind       string  `json:"kind"`
+	First      uint64  `json:"first"`
+	Count      uint64  `json:"count"`
+	Namespaces int     `json:"namespaces"`
+	Branches   int     `json:"branches"`
+	Listed     []NSRef `json:"listed"`
+	More       int     `json:"more"`
 }
 
 // NSRef names a user namespace in the check's JSON.
@@ -446,21 +526,17 @@ func nsRef(n *discover.Namespace) NSRef {
 	return r
 }
 
-func pairsOf(s idmap.Spans) [][2]uint64 {
-	out := [][2]uint64{}
-	for _, x := range s {
-		out = append(out, [2]uint64{x.First, x.Count})
-	}
-	return out
-}
-
 // writeOverlapsJSON prints the node-wide check as an [OverlapDoc].
 func writeOverlapsJSON(w io.Writer, r OverlapReport, complete bool) error {
-	doc := OverlapDoc{Overlaps: []OverlapEntry{}, OverlapsNotListed: r.NotListed, Pairs: r.Pairs, Checked: r.Checked, Unchecked: []UncheckedEntry{}, Complete: complete}
-	for _, o := range r.Overlaps {
-		e := OverlapEntry{A: nsRef(o.A()), B: nsRef(o.B()), Others: []NSRef{}, More: o.NotListed, Pairs: o.Pairs, UIDs: pairsOf(o.UIDs), GIDs: pairsOf(o.GIDs)}
-		for _, n := range o.Members[2:] {
-			e.Others = append(e.Others, nsRef(n))
+	doc := OverlapDoc{Overlaps: []OverlapEntry{}, OverlapsNotListed: r.NotListed, SharedRanges: r.Ranges, Involved: r.Involved,
+		Checked: r.Checked, Unchecked: []UncheckedEntry{}, Complete: complete}
+	for _, s := range r.Shared {
+		e := OverlapEntry{Kind: "uid", First: s.IDs.First, Count: s.IDs.Count, Namespaces: s.Namespaces, Branches: s.Branches, Listed: []NSRef{}, More: s.NotListed}
+		if s.GIDs {
+			e.Kind = "gid"
+		}
+		for _, n := range s.Members {
+			e.Listed = append(e.Listed, nsRef(n))
 		}
 		doc.Overlaps = append(doc.Overlaps, e)
 	}
@@ -470,8 +546,8 @@ func writeOverlapsJSON(w io.Writer, r OverlapReport, complete bool) error {
 	return vocab.WriteSafeJSON(w, doc, true)
 }
 
-// overlapCheck runs --overlaps: the overlaps in text or JSON, exit
-// status 1 when there is any, and also when the check is incomplete: a
+// overlapCheck runs --overlaps: the shared host ID ranges in text or
+// JSON, exit status 1 when there is any, and also when the check is incomplete: a
 // user namespace could not be checked, or the scan could not read the
 // namespaces of some processes ([discover.Denied]) or could not see
 // them (hidden: /proc's hidepid), or ran out of file descriptors.
@@ -484,7 +560,7 @@ func overlapCheck(w io.Writer, m *discover.Model, maps map[discover.Key]*tree.Ma
 	} else {
 		err = writeOverlaps(w, r, unread)
 	}
-	if r.Pairs > 0 || unread != "" {
+	if r.Ranges > 0 || unread != "" {
 		return 1, err
 	}
 	return 0, err
