@@ -16,6 +16,6 @@
 //	}
 //
 // For lsuserns it also reads each user namespace's ID maps ([ReadMaps])
-// and runs the node-wide --overlaps check ([Overlaps]: exit 1 when two
-// containers share host IDs, and when the check is incomplete).
+// and runs the node-wide --overlaps check ([Overlaps]: exit 1 when user
+// namespaces of two branches share host IDs, and when the check is incomplete).
 package lstool

@@ -93,7 +93,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVar(&c.noFDs, "no-fds", false, "do not look for namespaces held by open file descriptors")
 	fs.BoolVar(&c.noMounts, "no-mounts", false, "do not look for namespaces held by bind mounts")
 	if t.Type == nsrel.TypeUser {
-		fs.BoolVar(&c.overlaps, "overlaps", false, "instead of the tree, list every pair of user namespaces (with their containers) whose maps share host UIDs or GIDs; exit 1 if there is any, and also when the check is incomplete (some user namespace's maps or some processes' namespaces could not be read)")
+		fs.BoolVar(&c.overlaps, "overlaps", false, "instead of the tree, list the host UID and GID ranges that user namespaces (with their containers) of different branches share; exit 1 if there is any, and also when the check is incomplete (some user namespace's maps or some processes' namespaces could not be read)")
 		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners nor the network namespaces of the processes' sockets (faster; misses a user namespace that only owns such a namespace)")
 	}
 	fs.StringVar(&c.logTo, "log-to", "stderr", "where notices and errors go (`TARGET`): stderr, syslog (/dev/log), unix:///PATH or tcp://HOST:PORT (syslog), journald or journald:///PATH; see docs/observability.md")
@@ -246,7 +246,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 			}
 		}
 		if len(drop) > 0 {
-			fmt.Fprintf(stderr, "%s: --overlaps lists every overlapping pair as text or JSON: drop %s (see --help)\n", t.Name, strings.Join(drop, " and "))
+			fmt.Fprintf(stderr, "%s: --overlaps lists the shared host IDs as text or JSON: drop %s (see --help)\n", t.Name, strings.Join(drop, " and "))
 			return 2
 		}
 	}

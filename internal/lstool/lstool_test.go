@@ -130,7 +130,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"empty container", []string{"--container", ""}, 2, "", "--container: want a container name or ID"},
 		{"zero container timeout", []string{"--container-timeout", "0"}, 2, "", "lsuserns: --container-timeout 0s: want a positive duration (see --help)\n"},
 		{"negative container timeout", []string{"--container-timeout", "-1s"}, 2, "", "lsuserns: --container-timeout -1s: want a positive duration (see --help)\n"},
-		{"overlaps as a picture", []string{"--overlaps", "--format", "svg"}, 2, "", "--overlaps lists every overlapping pair as text or JSON: drop --format svg"},
+		{"overlaps as a picture", []string{"--overlaps", "--format", "svg"}, 2, "", "--overlaps lists the shared host IDs as text or JSON: drop --format svg"},
 		{"overlaps of a process", []string{"--overlaps", "-p", "1", "-l"}, 2, "", "drop --list and --pid"},
 		{"overlaps raw", []string{"--overlaps", "--raw"}, 2, "", "drop --raw ("},
 		{"audit log without html", []string{"--audit-log", "/x", "--format", "svg"}, 2, "", "--audit-log needs --format html"},
