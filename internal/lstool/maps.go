@@ -133,7 +133,6 @@ type Shared struct {
 	Branches   int
 	Members    []*discover.Namespace
 	NotListed  int
-	containers bool // some namespace mapping it has containers
 }
 
 // Kind is "UIDs" or "GIDs".
@@ -298,13 +297,19 @@ func cmpBool(a, b bool) int {
 // ranges mapped by a namespace with containers and the first maxShared
 // of the others, each in host ID order.
 func sweep(checked []checkedNS, branches int, gids bool, involved []bool, r *OverlapReport) (withC, others []Shared) {
-	var events []event
-	for i, c := range checked {
-		spans := c.uids
+	spansOf := func(c checkedNS) idmap.Spans {
 		if gids {
-			spans = c.gids
+			return c.gids
 		}
-		for _, s := range spans {
+		return c.uids
+	}
+	n := 0
+	for _, c := range checked {
+		n += len(spansOf(c))
+	}
+	events := make([]event, 0, 2*n)
+	for i, c := range checked {
+		for _, s := range spansOf(c) {
 			events = append(events, event{s.First, int32(i), false}, event{s.First + s.Count, int32(i), true})
 		}
 	}
@@ -362,7 +367,7 @@ func sweep(checked []checkedNS, branches int, gids bool, involved []bool, r *Ove
 			continue
 		}
 		s := Shared{GIDs: gids, IDs: idmap.Span{First: at, Count: events[k].pos - at}, Namespaces: len(activeC.list) + len(activeO.list),
-			Branches: branchesOn, containers: len(activeC.list) > 0}
+			Branches: branchesOn}
 		for _, set := range []*activeSet{&activeC, &activeO} {
 			for _, i := range set.list[:min(len(set.list), maxMembers-len(s.Members))] {
 				s.Members = append(s.Members, checked[i].ns)

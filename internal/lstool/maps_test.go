@@ -58,9 +58,9 @@ func kernelMap(t *testing.T, in, pid int, file string) [][3]uint32 {
 // B disjoint from A, C overlapping A by 536 IDs, and D disjoint from all,
 // with a nested user namespace below its own (created and mapped from
 // D's namespace, as a process in D would, mapping 0-9 to D's 50-59). lsuserns --details and --json show the maps the kernel
-// shows, composed to host IDs for the nested one; --overlaps finds
-// exactly the pair A, C among them (not D and its nested namespace) and
-// exits 1.
+// shows, composed to host IDs for the nested one; --overlaps reports
+// host UIDs and GIDs 65000-65535 of the range as shared by A and C only
+// (not D and its nested namespace) and exits 1.
 func TestOverlapsRealContainers(t *testing.T) {
 	nstest.RequireRoot(t)
 	_, err := os.Stat(bundle.DefaultBusybox)
