@@ -1,6 +1,7 @@
 package lstool_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -372,9 +373,12 @@ func nsPID(t *testing.T, pid int) int {
 // mount table there is a copy of the host's, which may hold nsfs bind
 // mounts of other tests' user namespaces: "not checked" lines and the
 // "check incomplete" line they cause are dropped from the text output.
+// It is killed after 2 minutes (it takes well under a second).
 func runInside(t *testing.T, pid int, args ...string) (code int, out, errOut string) {
 	t.Helper()
-	cmd := exec.Command(nstest.RequireCmd(t, "nsenter"), append([]string{"-t", strconv.Itoa(pid), "-p", "-m", "--", nstest.Tool(t, "lsuserns")}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nstest.RequireCmd(t, "nsenter"), append([]string{"-t", strconv.Itoa(pid), "-p", "-m", "--", nstest.Tool(t, "lsuserns")}, args...)...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
