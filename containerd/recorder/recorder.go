@@ -132,11 +132,20 @@ type Recorder struct {
 	forget map[taskKey]bool
 	// openRunning are the tasks whose start the log says the recorder
 	// recorded, without exit, and whose process still ran when the
-	// recorder started ([Recorder.seedKnown]), until a walk finds them
-	// known or their process gone twice: an exit event for one (ended
-	// before the first walk listed the tasks) is recorded. Walks never
-	// record their exits (another daemon's tasks may be among them).
-	openRunning map[taskKey]openStart
+	// recorder started ([Recorder.seedKnown]), with their process start
+	// time, until a walk makes them known or they end: an exit or delete
+	// event, a /containers/delete of a task whose process is gone, or a
+	// walk that finds the process gone and the container this daemon's
+	// ([Recorder.endOpenRunning]). One whose container this daemon does
+	// not have (another daemon's, whose recorder writes the same log) is
+	// kept: only the seeded set, never grown.
+	openRunning map[taskKey]uint64
+	// openByID are the containers (namespace and ID) of starts the log
+	// says the recorder recorded without namespaces (no PID) and without
+	// exit, when it started, until a walk makes a task of theirs known
+	// or an exit, delete or /containers/delete event of the init ends
+	// them ([Recorder.openInitEnded]).
+	openByID map[nsID]bool
 	// walked, set by tests, is called after each walk.
 	walked func()
 	// waiting, set by tests, is called with each wait before a
@@ -158,12 +167,8 @@ type taskKey struct {
 	pid    int
 }
 
-// openStart is an entry of Recorder.openRunning: the process's start
-// time, and whether a walk found it gone.
-type openStart struct {
-	startTime uint64
-	gone      bool
-}
+// nsID names a container.
+type nsID struct{ ns, id string }
 
 // pendingRecord is a record whose append failed: a start (deduplicated
 // again when retried), an exit, or another record (a gap) appended as it
@@ -558,6 +563,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 		}
 		r.recordExit(ctx, k, r.known[k])
 	}
+	r.endOpenRunning(ctx, c, listed)
 	for _, k := range running {
 		if st, ok := r.sameProcess(k); ok {
 			known[k] = st
@@ -572,16 +578,43 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	}
 	r.forget = nil
 	r.known = known
-	// An open start found gone now keeps its entry until the next walk:
-	// its exit event may still be on its way.
-	for k, o := range r.openRunning {
-		if _, ok := known[k]; ok || o.gone {
+	for k := range r.openRunning {
+		if _, ok := known[k]; ok {
 			delete(r.openRunning, k)
-		} else if !inspect.Runs(k.pid, o.startTime) {
-			r.openRunning[k] = openStart{o.startTime, true}
 		}
 	}
+	for k := range known {
+		delete(r.openByID, nsID{k.ns, k.id})
+	}
 	return errors.Join(errs...)
+}
+
+// endOpenRunning records the exit of the open starts ([Recorder.openRunning])
+// that the walk did not list and whose process is gone (exited, or a
+// zombie its shim did not reap) when this daemon has their container:
+// their exit event may be late (a stopped shim), or lost with the
+// task's delete event. The log's search (under its lock) writes no
+// second exit for the start if the event, or another recorder, wrote
+// one. A container this daemon does not have keeps its entry: another
+// daemon's task, whose recorder records the exit, or this daemon's
+// deleted, whose /containers/delete event ends it.
+func (r *Recorder) endOpenRunning(ctx context.Context, c *client.Client, listed map[taskKey]bool) {
+	for k, st := range r.openRunning {
+		if listed[k] || inspect.Runs(k.pid, st) {
+			continue
+		}
+		gctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, k.ns), rpcTimeout)
+		_, err := c.ContainerService().Get(gctx, k.id)
+		cancel()
+		if err = errgrpc.ToNative(err); errdefs.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			r.logger().WithError(err).WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid}).Warn("cannot ask containerd about a container whose process ended; retrying at the next walk")
+			continue
+		}
+		delete(r.openRunning, k)
+		r.recordExit(ctx, k, st)
+	}
 }
 
 // seedKnown adds to known the tasks whose start a recorder recorded and
@@ -591,8 +624,9 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 // their exit recorded, as any known task a walk misses (they ended while
 // no recorder ran). A process that still runs may be a task of another
 // daemon whose recorder writes the same log (records do not say which
-// daemon): it is left to the walks. A start recorded without namespaces
-// has no PID to tell its task by: it is left out.
+// daemon): it is left to the walks and events ([Recorder.openRunning]).
+// A start recorded without namespaces has no PID to tell its task by: its
+// container is kept ([Recorder.openByID]) for the events of its init.
 func (r *Recorder) seedKnown() {
 	files, err := r.Log.Files()
 	if err != nil {
@@ -607,6 +641,7 @@ func (r *Recorder) seedKnown() {
 		st uint64
 	}
 	open := map[uint64]start{} // by the start record's seq
+	openIDs := map[uint64]nsID{}
 	for rec, err := range audit.Records(files...) {
 		switch {
 		case err != nil:
@@ -614,9 +649,20 @@ func (r *Recorder) seedKnown() {
 		case rec.Source != audit.SourceContainerdEvents:
 		case audit.IsStart(rec.Stage) && rec.Ancestry != nil:
 			open[rec.Seq] = start{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime}
+		case audit.IsStart(rec.Stage):
+			if rec.ContainerID != "" {
+				openIDs[rec.Seq] = nsID{rec.Namespace, rec.ContainerID}
+			}
 		case rec.Stage == audit.StageExit && rec.Ref != nil:
 			delete(open, rec.Ref.Seq)
+			delete(openIDs, rec.Ref.Seq)
 		}
+	}
+	for _, n := range openIDs {
+		if r.openByID == nil {
+			r.openByID = map[nsID]bool{}
+		}
+		r.openByID[n] = true
 	}
 	if r.known == nil {
 		r.known = make(map[taskKey]uint64, len(open))
@@ -629,9 +675,9 @@ func (r *Recorder) seedKnown() {
 			// Still runs: the first walk makes it known if listed; an
 			// exit event for it before then is recorded.
 			if r.openRunning == nil {
-				r.openRunning = map[taskKey]openStart{}
+				r.openRunning = map[taskKey]uint64{}
 			}
-			r.openRunning[o.k] = openStart{startTime: o.st}
+			r.openRunning[o.k] = o.st
 			continue
 		}
 		r.known[o.k] = o.st
@@ -668,7 +714,7 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		// container. An exec may be given the container's ID as its
 		// own: its PID is not the init's, not a known task's.
 		if e.ID == e.ContainerID {
-			r.taskEnded(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
+			r.taskEnded(ctx, c, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
 		}
 	case *eventsapi.ContainerDelete:
 		// Published by containerd itself, unlike the shim's task events:
@@ -684,6 +730,19 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 				r.taskGone(ctx, k)
 			}
 		}
+		// So do open starts of a previous recorder (their exit and delete
+		// events lost, or late), but not a process that still runs (a task
+		// of another daemon's container of the same name).
+		for k, st := range r.openRunning {
+			if k.ns == env.Namespace && k.id == e.ID && !inspect.Runs(k.pid, st) {
+				delete(r.openRunning, k)
+				r.recordExit(ctx, k, st)
+			}
+		}
+		if n := (nsID{env.Namespace, e.ID}); r.openByID[n] {
+			delete(r.openByID, n)
+			r.recordExit(ctx, taskKey{n.ns, n.id, 0}, 0)
+		}
 	case *eventsapi.TaskDelete:
 		// A shim deleted right after its task was killed may exit before
 		// it published /tasks/exit (and /tasks/delete, which the shim
@@ -691,7 +750,7 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		// when both are lost, /containers/delete or the next walk
 		// records it.
 		if e.ID == "" || e.ID == e.ContainerID {
-			r.taskEnded(ctx, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
+			r.taskEnded(ctx, c, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
 		}
 	}
 }
@@ -699,28 +758,57 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 // taskEnded records the exit of task k, named by an exit or delete
 // event, if the recorder knows it: a task it does not know has no start
 // of its to refer to (every start it recorded or queued is known, and
-// every task whose start it recorded before it started is known or
-// among openRunning). Searching the log for one (a task created and
+// every task whose start it recorded before it started and did not see
+// end is known, among openRunning, or its container among openByID).
+// Searching the log for one (a task created and
 // never started, an exec given the container's ID, the second of a
 // task's exit and delete events) held the log's lock, and the hook's
 // appends behind it, for as long as the search took; and a start
 // recorded without namespaces, which names no PID, was taken for an
 // exec's.
-func (r *Recorder) taskEnded(ctx context.Context, k taskKey) {
-	if o, ok := r.openRunning[k]; ok {
+func (r *Recorder) taskEnded(ctx context.Context, c *client.Client, k taskKey) {
+	if st, ok := r.openRunning[k]; ok {
 		delete(r.openRunning, k)
 		if _, known := r.known[k]; !known {
 			if r.known == nil {
 				r.known = make(map[taskKey]uint64)
 			}
-			r.known[k] = o.startTime
+			r.known[k] = st
 		}
+	}
+	if _, ok := r.known[k]; !ok && r.openInitEnded(ctx, c, k) {
+		delete(r.openByID, nsID{k.ns, k.id})
+		r.recordExit(ctx, k, 0)
+		return
 	}
 	if _, ok := r.known[k]; !ok {
 		r.logger().WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid}).Debug("end of a task the recorder did not record (or recorded ended already)")
 		return
 	}
 	r.taskGone(ctx, k)
+}
+
+// openInitEnded reports whether an exit or delete event of process k
+// ends a start a previous recorder recorded without namespaces
+// ([Recorder.openByID]): containerd no longer has the task, or runs it
+// stopped or with k's PID (its init's). A task that runs with another
+// PID was an exec given the container's ID. When containerd does not
+// answer, the entry is kept for the container's next event.
+func (r *Recorder) openInitEnded(ctx context.Context, c *client.Client, k taskKey) bool {
+	if !r.openByID[nsID{k.ns, k.id}] {
+		return false
+	}
+	gctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, k.ns), rpcTimeout)
+	resp, err := c.TaskService().Get(gctx, &tasksapi.GetRequest{ContainerID: k.id})
+	cancel()
+	if err = errgrpc.ToNative(err); errdefs.IsNotFound(err) {
+		return true
+	} else if err != nil {
+		r.logger().WithError(err).WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid}).Warn("cannot ask containerd whether the task of a start recorded without namespaces ended; left to its next event")
+		return false
+	}
+	p := resp.GetProcess()
+	return int(p.GetPid()) == k.pid || !containerd.TaskAlive(p.GetStatus())
 }
 
 // sameProcess returns the start time of task k when the recorder knows

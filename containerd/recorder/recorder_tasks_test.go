@@ -586,13 +586,11 @@ func TestRecorderExecNamedLikeContainer(t *testing.T) {
 	}
 }
 
-// TestExitOfOpenStartBeforeFirstWalk: a recorder that starts finds in the
-// log a start of the recorder's without exit whose process still runs;
-// the container ends before the first walk lists the tasks, and its exit
-// event comes after that walk. Exit events of tasks the recorder does not
-// know are skipped, but that task's exit is recorded (handed to the
-// recorder directly: the timing cannot be arranged with containerd).
-func TestExitOfOpenStartBeforeFirstWalk(t *testing.T) {
+// openStartSetup runs a container whose start a first recorder records
+// (without namespaces if noNS) and returns a recorder seeded as the first
+// walk does before it lists the tasks, with the container and its PID.
+func openStartSetup(t *testing.T, noNS bool) (*policy.Config, *client.Client, *Recorder, string, client.Container, uint32) {
+	t.Helper()
 	_, cfg, d, c := busyboxDaemon(t)
 	log, err := audit.Open(cfg.AuditLog, audit.Options{})
 	if err != nil {
@@ -600,39 +598,158 @@ func TestExitOfOpenStartBeforeFirstWalk(t *testing.T) {
 	}
 	id := ctrdtest.Uniq("open")
 	ctr, pid := d.Run(t, c, "default", id, nil)
-	ctx := context.Background()
 	first := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "first: ")}
-	if _, ok := first.recordStart(ctx, c, "default", id, int(pid), time.Now()); !ok {
+	if noNS {
+		first.Inspect = func(int, *inspect.LiveOnce) (*audit.Ancestry, error) {
+			return nil, fmt.Errorf("inspect: pid %d: permission denied", pid)
+		}
+	}
+	if _, ok := first.recordStart(context.Background(), c, "default", id, int(pid), time.Now()); !ok {
 		t.Fatal("start not recorded")
+	}
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if i := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == id }); i < 0 || (recs[i].Ancestry == nil) != noNS {
+		t.Fatalf("start record %d: want it without namespaces: %v", i, noNS)
 	}
 	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
 	r.seeded = true // as the first walk does, before it lists the tasks
 	r.seedKnown()
-	if err := ctrdtest.DeleteTask("default", ctr); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.walk(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	if recs := audittest.Records(t, cfg.AuditLog, ""); audittest.Count(recs, id, evExit) != 0 {
-		t.Fatal("the walk recorded the exit: the open start was taken for a task it ended")
-	}
-	a, err := typeurl.MarshalAny(&eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid})
+	return cfg, c, r, id, ctr, pid
+}
+
+// handEvent hands ev, published in namespace "default", to r.
+func handEvent(t *testing.T, r *Recorder, c *client.Client, ev any) {
+	t.Helper()
+	a, err := typeurl.MarshalAny(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.handle(ctx, c, &events.Envelope{Timestamp: time.Now(), Namespace: "default", Event: a})
+	r.handle(context.Background(), c, &events.Envelope{Timestamp: time.Now(), Namespace: "default", Event: a})
+}
+
+// TestExitOfOpenStartBeforeFirstWalk: a recorder that starts finds in the
+// log a start of the recorder's without exit whose process still runs;
+// the container's task ends before the first walk lists the tasks. Exit
+// events of tasks the recorder does not know are skipped, but that
+// task's exit is recorded, once, whether its exit event comes before
+// the walk or after it (the walk, which finds the process gone and the
+// container this daemon's, records it then). Events are handed to the
+// recorder directly: the timing cannot be arranged with containerd.
+func TestExitOfOpenStartBeforeFirstWalk(t *testing.T) {
+	for _, eventFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("event-first=%v", eventFirst), func(t *testing.T) {
+			cfg, c, r, id, ctr, pid := openStartSetup(t, false)
+			if err := ctrdtest.DeleteTask("default", ctr); err != nil {
+				t.Fatal(err)
+			}
+			exit := &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid}
+			if eventFirst {
+				handEvent(t, r, c, exit)
+			}
+			for range 2 {
+				if err := r.walk(context.Background(), c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			handEvent(t, r, c, exit)
+			handEvent(t, r, c, &eventsapi.TaskDelete{ContainerID: id, Pid: pid})
+			recs := audittest.Records(t, cfg.AuditLog, "")
+			if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+			if len(r.openRunning) != 0 {
+				t.Errorf("open starts kept: %v", r.openRunning)
+			}
+		})
+	}
+}
+
+// TestExitOfOpenStartLostEvents: the container of an open start (as in
+// TestExitOfOpenStartBeforeFirstWalk) is deleted while its exit and
+// delete events are lost. The walks, which find the process gone and the
+// container not this daemon's (it may be another daemon's), record
+// nothing, but keep the open start: the /containers/delete event records
+// its exit, once. Walks forgot it after finding it gone twice, and
+// /containers/delete ended only the tasks the recorder had seen run.
+func TestExitOfOpenStartLostEvents(t *testing.T) {
+	cfg, c, r, id, ctr, pid := openStartSetup(t, false)
+	ctrdtest.Delete("default", ctr)
+	for range 3 {
+		if err := r.walk(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 0 {
+		t.Fatalf("%d exits recorded by walks for a container this daemon does not have", n)
+	}
+	handEvent(t, r, c, &eventsapi.ContainerDelete{ID: id})
+	handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid})
+	handEvent(t, r, c, &eventsapi.ContainerDelete{ID: id})
 	recs := audittest.Records(t, cfg.AuditLog, "")
 	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
-	// A walk after the one that found the process gone forgets it.
-	for range 2 {
-		if err := r.walk(ctx, c); err != nil {
-			t.Fatal(err)
-		}
+}
+
+// TestExitOfOpenStartWithoutNamespaces: a start a previous recorder
+// recorded without namespaces (no PID) and without exit: an exit event of
+// an exec given the container's ID records nothing, the init's exit
+// event records the exit, once. Such starts were not seeded: the first
+// walk made the task known only if it listed it, and the exit was
+// skipped.
+func TestExitOfOpenStartWithoutNamespaces(t *testing.T) {
+	cfg, c, r, id, ctr, pid := openStartSetup(t, true)
+	handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid + 100000})
+	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 0 {
+		t.Fatalf("%d exits recorded for an exec's exit while the container runs", n)
 	}
-	if len(r.openRunning) != 0 {
-		t.Errorf("open starts kept: %v", r.openRunning)
+	if err := ctrdtest.DeleteTask("default", ctr); err != nil {
+		t.Fatal(err)
 	}
+	handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid})
+	handEvent(t, r, c, &eventsapi.TaskDelete{ContainerID: id, Pid: pid})
+	handEvent(t, r, c, &eventsapi.ContainerDelete{ID: id})
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+}
+
+// TestLateExitOfOpenStart: a recorder starts while the shim of a
+// container whose start the previous recorder recorded is stopped (its
+// task missing from containerd's task list); the container's process is
+// killed and the walks find it gone; its exit event comes when the shim
+// resumes, after them. The exit is recorded once. Walks forgot the open
+// start after finding its process gone twice, and the late event was
+// then skipped: no exit at all.
+func TestLateExitOfOpenStart(t *testing.T) {
+	cfgPath, cfg, d, c := busyboxDaemon(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ctrdtest.Uniq("late-exit")
+	ctr, pid := d.Run(t, c, "default", id, nil)
+	first := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "first: ")}
+	if _, ok := first.recordStart(context.Background(), c, "default", id, int(pid), time.Now()); !ok {
+		t.Fatal("start not recorded")
+	}
+	resume := stopShim(t, int(pid))
+	var waitWalks func(int)
+	startRecorder(t, d.Socket, cfgPath, func(r *Recorder) { r.Resync = 300 * time.Millisecond; waitWalks = countWalks(t, r) })
+	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitWalks(3)
+	resume()
+	audittest.Wait(t, cfg.AuditLog, "the exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) > 0 })
+	// The exit and delete events come after the shim resumes; the
+	// container's deletion ends the task's last events.
+	ctrdtest.Delete("default", ctr)
+	waitWalks(3)
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	audittest.Verify(t, cfg.AuditLog)
 }
