@@ -51,7 +51,9 @@ start that nsrel-hook did not record itself: containers started with ctr,
 by Docker (namespace "moby") or by any client without the hook. It
 reconnects when containerd restarts or stops answering, records the gap,
 and then records the running containers it missed; records the audit
-log refuses are retried.
+log refuses are retried. A containerd that stops answering is noticed at
+the next walk of the running tasks, up to 30 s plus about 15 s later; one
+whose health service still answers is not.
 It records its own start and stop, and runs until SIGTERM or SIGINT;
 it exits 1 at once if it cannot write the audit log. Diagnostics go to
 stderr (the journal under systemd) unless --log-to says otherwise.

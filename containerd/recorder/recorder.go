@@ -369,6 +369,13 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
+	// contact is the last moment before which every event is handled or
+	// covered by a walk: the subscription, then the start of each walk
+	// that succeeded (it lists the tasks then) and the publication of
+	// each event handled. A session that ends discards the events
+	// received and not handled, all published after it: the gap starts
+	// there, not when the failure was seen.
+	contact := time.Now()
 	envs, errs := c.Subscribe(sctx, recorderFilters...)
 	log := r.logger().WithField("address", addr)
 	if !lostAt.IsZero() {
@@ -382,8 +389,10 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	err = r.walk(ctx, c)
 	if err != nil {
 		log.WithError(err).Warn("catching up with running tasks")
+	} else {
+		contact = began
 	}
-	if r.stalled(ctx, c, err, began, lostAt, lostErr) {
+	if r.stalled(ctx, c, err, contact, lostAt, lostErr) {
 		return nil
 	}
 	log.Info("subscribed to containerd task events")
@@ -425,6 +434,9 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 				continue
 			}
 			r.handle(ctx, c, env)
+			if env != nil && env.Timestamp.After(contact) {
+				contact = env.Timestamp
+			}
 		case err := <-errs:
 			if ctx.Err() != nil {
 				return nil
@@ -433,7 +445,7 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 				err = io.EOF
 			}
 			if lostAt.IsZero() {
-				*lostAt, *lostErr = time.Now(), err
+				*lostAt, *lostErr = contact, err
 			}
 			log.WithError(err).Warn("containerd event stream lost; reconnecting")
 			r.streamLost(err)
@@ -443,8 +455,10 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 			err := r.walk(ctx, c)
 			if err != nil {
 				log.WithError(err).Warn("walking running tasks")
+			} else if began.After(contact) {
+				contact = began
 			}
-			if r.stalled(ctx, c, err, began, lostAt, lostErr) {
+			if r.stalled(ctx, c, err, contact, lostAt, lostErr) {
 				return nil
 			}
 			timer.Reset(next())
@@ -455,15 +469,17 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	}
 }
 
-// stalled reports whether containerd stopped answering: a walk (begun
-// at began) failed with walkErr, and containerd does not answer a health
-// check within 5 s either. The event stream of a daemon that stopped
-// (SIGSTOP, a hung daemon) does not break: the session is then ended as
-// for a stream lost, from began (lostAt and lostErr), so that the
-// recorder reconnects and writes the gap once the daemon answers again.
+// stalled reports whether containerd stopped answering: a walk failed
+// with walkErr, and containerd does not answer a health check within 5 s
+// either. The event stream of a daemon that stopped (SIGSTOP, a hung
+// daemon) does not break: the session is then ended as for a stream
+// lost, from contact (lostAt and lostErr: the session's last contact,
+// before the failed walk and before any event received and not handled,
+// which the session's end discards), so that the recorder reconnects and
+// writes the gap once the daemon answers again.
 // A walk that failed for a namespace or the audit log, with containerd
 // answering, is not a stall.
-func (r *Recorder) stalled(ctx context.Context, c *client.Client, walkErr error, began time.Time, lostAt *time.Time, lostErr *error) bool {
+func (r *Recorder) stalled(ctx context.Context, c *client.Client, walkErr error, contact time.Time, lostAt *time.Time, lostErr *error) bool {
 	if walkErr == nil || errors.Is(walkErr, errWalkPostponed) || ctx.Err() != nil {
 		return false
 	}
@@ -475,7 +491,7 @@ func (r *Recorder) stalled(ctx context.Context, c *client.Client, walkErr error,
 	}
 	err = fmt.Errorf("containerd stopped answering: %w (health check: %v)", walkErr, err)
 	if lostAt.IsZero() {
-		*lostAt, *lostErr = began, err
+		*lostAt, *lostErr = contact, err
 	}
 	r.logger().WithError(err).Warn("containerd event stream given up; reconnecting")
 	r.streamLost(err)

@@ -543,6 +543,7 @@ func TestRecorderStalledDaemon(t *testing.T) {
 		t.Fatal("no daemon process")
 	}
 	t.Cleanup(func() { unix.Kill(pid, unix.SIGCONT) })
+	stoppedAt := time.Now()
 	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -562,8 +563,21 @@ func TestRecorderStalledDaemon(t *testing.T) {
 		return slices.ContainsFunc(rs, func(r *audit.Record) bool { return r.Stage == StageEventsGap })
 	})
 	for _, r := range recs {
-		if r.Stage == StageEventsGap && !strings.Contains(r.Error, "stopped answering") {
+		if r.Stage != StageEventsGap {
+			continue
+		}
+		if !strings.Contains(r.Error, "stopped answering") {
 			t.Errorf("gap record: %q; want it to say the daemon stopped answering", r.Error)
+		}
+		// From the last contact (the last walk that succeeded, the last
+		// event handled), before the daemon stopped: events received and
+		// not handled are discarded with the session. It began at the
+		// failed walk, maybe after events it never handled.
+		from, _, _ := strings.Cut(r.Error[strings.Index(r.Error, " not watched from ")+len(" not watched from "):], " to ")
+		if at, err := time.Parse(time.RFC3339Nano, from); err != nil {
+			t.Errorf("gap record %q: no start time: %v", r.Error, err)
+		} else if at.After(stoppedAt) {
+			t.Errorf("gap from %s, after the daemon was stopped (%s): events before it may be lost", at, stoppedAt.UTC())
 		}
 	}
 }
