@@ -21,6 +21,7 @@ import (
 	"github.com/containerd/typeurl/v2"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/nsrel/nsrel/containerd"
 	"github.com/nsrel/nsrel/hook"
@@ -143,8 +144,8 @@ type Recorder struct {
 	// openByID are the containers (namespace and ID) of starts the log
 	// says the recorder recorded without namespaces (no PID) and without
 	// exit, when it started, until a walk makes a task of theirs known
-	// or an exit, delete or /containers/delete event of the init ends
-	// them ([Recorder.openInitEnded]).
+	// or an exit or delete event of the init ends them
+	// ([Recorder.openInitEnded]).
 	openByID map[nsID]bool
 	// walked, set by tests, is called after each walk.
 	walked func()
@@ -730,7 +731,7 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		// container. An exec may be given the container's ID as its
 		// own: its PID is not the init's, not a known task's.
 		if e.ID == e.ContainerID {
-			r.taskEnded(ctx, c, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
+			r.taskEnded(ctx, c, taskKey{env.Namespace, e.ContainerID, int(e.Pid)}, protoTime(e.ExitedAt))
 		}
 	case *eventsapi.ContainerDelete:
 		// Published by containerd itself, unlike the shim's task events:
@@ -755,10 +756,11 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 				r.recordExit(ctx, k, st)
 			}
 		}
-		if n := (nsID{env.Namespace, e.ID}); r.openByID[n] {
-			delete(r.openByID, n)
-			r.recordExit(ctx, taskKey{n.ns, n.id, 0}, 0)
-		}
+		// Not a start recorded without namespaces (openByID): it names
+		// no PID, and records do not say which daemon ran it, so the
+		// delete of this daemon's container of the name cannot tell it
+		// from a container of another daemon whose recorder writes the
+		// same log, which may still run (TestOpenByIDOtherDaemonDelete).
 	case *eventsapi.TaskDelete:
 		// A shim deleted right after its task was killed may exit before
 		// it published /tasks/exit (and /tasks/delete, which the shim
@@ -766,7 +768,7 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		// when both are lost, /containers/delete or the next walk
 		// records it.
 		if e.ID == "" || e.ID == e.ContainerID {
-			r.taskEnded(ctx, c, taskKey{env.Namespace, e.ContainerID, int(e.Pid)})
+			r.taskEnded(ctx, c, taskKey{env.Namespace, e.ContainerID, int(e.Pid)}, protoTime(e.ExitedAt))
 		}
 	}
 }
@@ -782,7 +784,7 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 // appends behind it, for as long as the search took; and a start
 // recorded without namespaces, which names no PID, was taken for an
 // exec's.
-func (r *Recorder) taskEnded(ctx context.Context, c *client.Client, k taskKey) {
+func (r *Recorder) taskEnded(ctx context.Context, c *client.Client, k taskKey, exited time.Time) {
 	if st, ok := r.openRunning[k]; ok {
 		delete(r.openRunning, k)
 		if _, known := r.known[k]; !known {
@@ -792,7 +794,7 @@ func (r *Recorder) taskEnded(ctx context.Context, c *client.Client, k taskKey) {
 			r.known[k] = st
 		}
 	}
-	if _, ok := r.known[k]; !ok && r.openInitEnded(ctx, c, k) {
+	if _, ok := r.known[k]; !ok && r.openInitEnded(ctx, c, k, exited) {
 		delete(r.openByID, nsID{k.ns, k.id})
 		r.recordExit(ctx, k, 0)
 		return
@@ -804,13 +806,17 @@ func (r *Recorder) taskEnded(ctx context.Context, c *client.Client, k taskKey) {
 	r.taskGone(ctx, k)
 }
 
-// openInitEnded reports whether an exit or delete event of process k
-// ends a start a previous recorder recorded without namespaces
-// ([Recorder.openByID]): containerd no longer has the task, or runs it
-// stopped or with k's PID (its init's). A task that runs with another
-// PID was an exec given the container's ID. When containerd does not
-// answer, the entry is kept for the container's next event.
-func (r *Recorder) openInitEnded(ctx context.Context, c *client.Client, k taskKey) bool {
+// openInitEnded reports whether an exit or delete event of process k,
+// which exited at exited, ends a start a previous recorder recorded
+// without namespaces ([Recorder.openByID]): containerd no longer has the
+// task, or runs it stopped or with k's PID (its init's), or runs a new
+// task of the container, whose process started after k exited (the
+// container started again before this event was handled:
+// TestOpenByIDRestartedTask). A task whose process started before k
+// exited runs on: k was an exec given the container's ID. When
+// containerd does not answer, the entry is kept for the container's
+// next event.
+func (r *Recorder) openInitEnded(ctx context.Context, c *client.Client, k taskKey, exited time.Time) bool {
 	if !r.openByID[nsID{k.ns, k.id}] {
 		return false
 	}
@@ -824,7 +830,11 @@ func (r *Recorder) openInitEnded(ctx context.Context, c *client.Client, k taskKe
 		return false
 	}
 	p := resp.GetProcess()
-	return int(p.GetPid()) == k.pid || !containerd.TaskAlive(p.GetStatus())
+	if int(p.GetPid()) == k.pid || !containerd.TaskAlive(p.GetStatus()) {
+		return true
+	}
+	st, err := inspect.StartTime(int(p.GetPid()))
+	return err == nil && !exited.IsZero() && !startedBefore(st, exited)
 }
 
 // sameProcess returns the start time of task k when the recorder knows
@@ -1219,3 +1229,12 @@ func (r *Recorder) streamLost(err error) {
 }
 
 func (r *Recorder) logger() logrus.FieldLogger { return logging.OrDiscard(r.Logger) }
+
+// protoTime returns the time of a protobuf timestamp, zero for none
+// (AsTime would give 1970).
+func protoTime(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
+}

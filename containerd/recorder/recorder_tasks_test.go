@@ -18,11 +18,13 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/typeurl/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/nsrel/nsrel/containerd"
 	"github.com/nsrel/nsrel/hook/audit"
@@ -699,7 +701,7 @@ func TestExitOfOpenStartLostEvents(t *testing.T) {
 // skipped.
 func TestExitOfOpenStartWithoutNamespaces(t *testing.T) {
 	cfg, c, r, id, ctr, pid := openStartSetup(t, true)
-	handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid + 100000})
+	handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid + 100000, ExitedAt: timestamppb.Now()})
 	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 0 {
 		t.Fatalf("%d exits recorded for an exec's exit while the container runs", n)
 	}
@@ -752,4 +754,48 @@ func TestLateExitOfOpenStart(t *testing.T) {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
 	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestOpenByIDRestartedTask: a start a previous recorder recorded
+// without namespaces; its container's task ends and a new task of the
+// container starts before the old task's exit event is handled. The old
+// start gets its exit: the task that runs now started after the old one
+// exited, so it is not an exec that outlived it. It was taken for one
+// (another PID than the event's), the exit skipped and the start left
+// open for good.
+func TestOpenByIDRestartedTask(t *testing.T) {
+	cfg, c, r, id, ctr, pid := openStartSetup(t, true)
+	if err := ctrdtest.DeleteTask("default", ctr); err != nil {
+		t.Fatal(err)
+	}
+	exited := timestamppb.Now()
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), "default"), 20*time.Second)
+	defer cancel()
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctrdtest.DeleteTask("default", ctr) })
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitedAt: exited})
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+}
+
+// TestOpenByIDOtherDaemonDelete: a start a previous recorder recorded
+// without namespaces whose container still runs, and a /containers/delete
+// event of the same namespace and ID (another daemon's container of the
+// name, whose recorder writes the same log: records do not say which
+// daemon ran a container). No exit is recorded: one was, for a container
+// that still ran, and its real exit was then skipped as recorded.
+func TestOpenByIDOtherDaemonDelete(t *testing.T) {
+	cfg, c, r, id, _, pid := openStartSetup(t, true)
+	handEvent(t, r, c, &eventsapi.ContainerDelete{ID: id})
+	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 0 {
+		t.Errorf("%d exits recorded while pid %d of the container runs", n, pid)
+	}
 }
