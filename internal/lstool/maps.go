@@ -124,8 +124,11 @@ func readlinkIno(path string) (uint64, error) {
 // at least two branches of the tree all map: an elementary interval of
 // the sweep in [Overlaps], over which the set of namespaces mapping it
 // does not change. Namespaces counts them, Branches their branches;
-// Members names at most [maxMembers] of them (those with containers
-// first), NotListed counts the rest.
+// Members names at most [maxMembers] of them: one of each branch first
+// (one with containers where the branch has one, those branches first),
+// then the others with containers, then the rest, in an order the sweep
+// leaves unspecified; they are sorted with containers first, then by
+// inode. NotListed counts the rest.
 type Shared struct {
 	GIDs       bool // false: host UIDs
 	IDs        idmap.Span
@@ -152,18 +155,23 @@ type Unchecked struct {
 
 // Limits of the check's report: a shared range names maxMembers of the
 // namespaces mapping it (any user can make thousands, each mapping their
-// own UID) and at most maxShared ranges are listed, so that the report
+// own UID), at most maxShared ranges are listed, and a named namespace
+// shows at most maxRefItems of its containers and (JSON) PIDs, the same
+// namespace being named in up to maxShared ranges, so that the report
 // stays bounded whatever the namespaces.
 const (
-	maxMembers = 10
-	maxShared  = 1000
+	maxMembers  = 10
+	maxShared   = 1000
+	maxRefItems = 10
 )
 
 // OverlapReport is the result of [Overlaps].
 type OverlapReport struct {
-	// Shared lists at most maxShared shared ranges, those mapped by a
-	// namespace with containers first, then by host ID (UIDs before
-	// GIDs at the same ID); NotListed counts the others.
+	// Shared lists at most maxShared shared ranges: those that
+	// namespaces with containers of two branches or more map first, then
+	// those that such namespaces of one branch map, then the others;
+	// within each, by host ID (UIDs before GIDs at the same ID).
+	// NotListed counts the others.
 	Shared    []Shared
 	NotListed int
 	// Ranges counts the shared ranges, listed or not; Involved the
@@ -248,10 +256,13 @@ func Overlaps(m *discover.Model, maps map[discover.Key]*tree.Maps) OverlapReport
 		}
 	}
 	involved := make([]bool, len(checked))
-	var withC, others []Shared // each sorted by host ID, at most maxShared
+	var ranked [3][]Shared // by rank, each at most maxShared per kind
+	st := newSweepState(checked, int(branches))
 	for _, gids := range []bool{false, true} {
-		wc, o := sweep(checked, int(branches), gids, involved, &r)
-		withC, others = append(withC, wc...), append(others, o...)
+		rk := st.sweep(gids, involved, &r)
+		for i := range ranked {
+			ranked[i] = append(ranked[i], rk[i]...)
+		}
 	}
 	for _, x := range involved {
 		if x {
@@ -264,9 +275,10 @@ func Overlaps(m *discover.Model, maps map[discover.Key]*tree.Maps) OverlapReport
 		}
 		return cmpBool(a.GIDs, b.GIDs)
 	}
-	slices.SortStableFunc(withC, byID)
-	slices.SortStableFunc(others, byID)
-	r.Shared = append(withC[:min(len(withC), maxShared)], others[:min(len(others), maxShared-min(len(withC), maxShared))]...)
+	for i := len(ranked) - 1; i >= 0; i-- {
+		slices.SortStableFunc(ranked[i], byID)
+		r.Shared = append(r.Shared, ranked[i][:min(len(ranked[i]), maxShared-len(r.Shared))]...)
+	}
 	r.NotListed = r.Ranges - len(r.Shared)
 	return r
 }
@@ -292,11 +304,17 @@ func cmpBool(a, b bool) int {
 }
 
 // sweep runs the sweep of [Overlaps] over the host UIDs (or GIDs) of
-// checked, counting shared ranges in r.Ranges and marking involved the
-// namespaces active during one. It returns the first maxShared shared
-// ranges mapped by a namespace with containers and the first maxShared
-// of the others, each in host ID order.
-func sweep(checked []checkedNS, branches int, gids bool, involved []bool, r *OverlapReport) (withC, others []Shared) {
+// st.checked, counting shared ranges in r.Ranges and marking involved the
+// namespaces active during one. It returns, by rank, the first maxShared
+// shared ranges in host ID order of each rank: rank 2 for the ranges that
+// namespaces with containers of two branches or more map, 1 for those
+// that such namespaces of one branch map, 0 for the others. Ranking by
+// container branches rather than by "some namespace with containers"
+// keeps a range two containers share listed when namespaces without
+// containers split one container's range into thousands of shared ranges
+// at lower IDs.
+func (st *sweepState) sweep(gids bool, involved []bool, r *OverlapReport) (ranked [3][]Shared) {
+	checked := st.checked
 	spansOf := func(c checkedNS) idmap.Spans {
 		if gids {
 			return c.gids
@@ -320,60 +338,87 @@ func sweep(checked []checkedNS, branches int, gids bool, involved []bool, r *Ove
 		return int(a.ns) - int(b.ns)
 	})
 	var (
-		pos        = make([]int32, len(checked))
-		seenAt     = make([]int, len(checked)) // shared intervals seen at activation
-		perBranch  = make([]int32, branches)
-		activeC    activeSet // active namespaces with containers
-		activeO    activeSet // and without
-		branchesOn int
-		sharedSeen int // shared intervals so far
+		pos, posB, seenAt, perBranch, perBranchC = st.pos, st.posB, st.seenAt, st.perBranch, st.perBranchC
+		branchPos, branchCPos, inBranch          = st.branchPos, st.branchCPos, st.inBranch
+		activeC, activeO, branchesOn, branchesC  = &st.activeC, &st.activeO, &st.branchesOn, &st.branchesC
+		sharedSeen                               int // shared intervals so far
 	)
 	for k := 0; k < len(events); {
 		at := events[k].pos
 		for ; k < len(events) && events[k].pos == at; k++ {
 			e := events[k]
 			c := &checked[e.ns]
-			set := &activeO
+			set := activeO
 			if c.containers {
-				set = &activeC
+				set = activeC
 			}
 			if e.end {
 				if sharedSeen > seenAt[e.ns] {
 					involved[e.ns] = true
 				}
 				set.remove(e.ns, pos)
+				inBranch[setOf(*c)].remove(e.ns, posB)
 				if perBranch[c.branch]--; perBranch[c.branch] == 0 {
-					branchesOn--
+					branchesOn.remove(c.branch, branchPos)
+				}
+				if c.containers {
+					if perBranchC[c.branch]--; perBranchC[c.branch] == 0 {
+						branchesC.remove(c.branch, branchCPos)
+					}
 				}
 				continue
 			}
 			seenAt[e.ns] = sharedSeen
 			set.add(e.ns, pos)
+			inBranch[setOf(*c)].add(e.ns, posB)
 			if perBranch[c.branch]++; perBranch[c.branch] == 1 {
-				branchesOn++
+				branchesOn.add(c.branch, branchPos)
+			}
+			if c.containers {
+				if perBranchC[c.branch]++; perBranchC[c.branch] == 1 {
+					branchesC.add(c.branch, branchCPos)
+				}
 			}
 		}
-		if branchesOn < 2 || k == len(events) {
+		if len(branchesOn.list) < 2 || k == len(events) {
 			continue
 		}
 		// [at, next event) is mapped by every active namespace.
 		sharedSeen++
 		r.Ranges++
-		list := &others
-		if len(activeC.list) > 0 {
-			list = &withC
-		}
+		list := &ranked[min(len(branchesC.list), 2)]
 		if len(*list) >= maxShared {
 			continue
 		}
 		s := Shared{GIDs: gids, IDs: idmap.Span{First: at, Count: events[k].pos - at}, Namespaces: len(activeC.list) + len(activeO.list),
-			Branches: branchesOn}
-		for _, set := range []*activeSet{&activeC, &activeO} {
-			for _, i := range set.list[:min(len(set.list), maxMembers-len(s.Members))] {
-				s.Members = append(s.Members, checked[i].ns)
+			Branches: len(branchesOn.list)}
+		// Named: one namespace of each branch (one with containers
+		// where the branch has one, those branches first), then the
+		// others with containers, then the rest, up to maxMembers; at
+		// most 2·maxMembers steps whatever the number active.
+		pick := func(i int32) { s.Members = append(s.Members, checked[i].ns) }
+		for _, b := range branchesC.list[:min(len(branchesC.list), maxMembers)] {
+			pick(inBranch[2*b].list[0])
+		}
+		for _, b := range branchesOn.list {
+			if len(s.Members) >= maxMembers {
+				break
+			}
+			if perBranchC[b] == 0 {
+				pick(inBranch[2*b+1].list[0])
 			}
 		}
-		// Listed by inode, those with containers first, for a stable report.
+		for _, set := range []*activeSet{activeC, activeO} {
+			for _, i := range set.list {
+				if len(s.Members) >= maxMembers {
+					break
+				}
+				if !slices.Contains(s.Members, checked[i].ns) {
+					pick(i)
+				}
+			}
+		}
+		// Shown with containers first, then by inode, for a stable report.
 		slices.SortFunc(s.Members, func(a, b *discover.Namespace) int {
 			if c := cmpBool(len(b.Containers) > 0, len(a.Containers) > 0); c != 0 {
 				return c
@@ -383,19 +428,72 @@ func sweep(checked []checkedNS, branches int, gids bool, involved []bool, r *Ove
 		s.NotListed = s.Namespaces - len(s.Members)
 		*list = append(*list, s)
 	}
-	return withC, others
+	return ranked
 }
 
-// nsLabel names a namespace with its containers, or its first process.
+// sweepState is what [sweepState.sweep] keeps of the active namespaces
+// and branches; every set is empty and every count 0 again at the end of
+// a sweep, so that one state serves the UID and the GID sweeps.
+type sweepState struct {
+	checked    []checkedNS
+	pos        []int32 // place in activeC or activeO
+	posB       []int32 // place in inBranch
+	seenAt     []int   // shared intervals seen at activation
+	perBranch  []int32 // active namespaces of each branch
+	perBranchC []int32 // of them with containers
+	branchPos  []int32 // place in branchesOn
+	branchCPos []int32 // place in branchesC
+	// The active namespaces of branch b with containers are
+	// inBranch[2b], those without inBranch[2b+1]: slices of one array
+	// with room for all of them (checked holds each branch's namespaces
+	// together, as [Overlaps] collects them), without an allocation per
+	// branch.
+	inBranch   []activeSet
+	activeC    activeSet // active namespaces with containers
+	activeO    activeSet // and without
+	branchesOn activeSet // branches with an active namespace
+	branchesC  activeSet // with an active namespace with containers
+}
+
+func newSweepState(checked []checkedNS, branches int) *sweepState {
+	st := &sweepState{checked: checked, pos: make([]int32, len(checked)), posB: make([]int32, len(checked)), seenAt: make([]int, len(checked)),
+		perBranch: make([]int32, branches), perBranchC: make([]int32, branches), branchPos: make([]int32, branches), branchCPos: make([]int32, branches),
+		inBranch: make([]activeSet, 2*branches)}
+	counts := make([]int, 2*branches)
+	for _, c := range checked {
+		counts[setOf(c)]++
+	}
+	backing := make([]int32, len(checked))
+	off := 0
+	for k, cnt := range counts {
+		st.inBranch[k].list = backing[off:off:(off + cnt)]
+		off += cnt
+	}
+	return st
+}
+
+// setOf is the index in sweep's inBranch of c's set.
+func setOf(c checkedNS) int32 {
+	if c.containers {
+		return 2 * c.branch
+	}
+	return 2*c.branch + 1
+}
+
+// nsLabel names a namespace with its containers (the first
+// maxRefItems, then how many more), or its first process.
 func nsLabel(n *discover.Namespace) string {
 	var parts []string
-	for _, c := range n.Containers {
+	for _, c := range n.Containers[:min(len(n.Containers), maxRefItems)] {
 		parts = append(parts, tree.ContainerLabel(c))
 	}
 	s := n.Name().String()
 	switch {
 	case len(parts) > 0:
 		s += " containers: " + strings.Join(parts, ", ")
+		if more := len(n.Containers) - len(parts); more > 0 {
+			s += " and " + strconv.Itoa(more) + " more"
+		}
 	case len(n.Processes) > 0:
 		s += " pid " + strconv.Itoa(n.Processes[0].PID)
 		if c := n.Processes[0].Comm; c != "" {
@@ -496,7 +594,7 @@ type OverlapDoc struct {
 // OverlapEntry is one shared range: host IDs of Kind ("uid" or "gid")
 // First to First+Count-1, mapped by Namespaces user namespaces of
 // Branches branches, up to 10 of them listed (those with containers
-// first) and More not listed.
+// first, one of each branch) and More not listed.
 type OverlapEntry struct {
 	Kind       string  `json:"kind"`
 	First      uint64  `json:"first"`
@@ -507,11 +605,14 @@ type OverlapEntry struct {
 	More       int     `json:"more"`
 }
 
-// NSRef names a user namespace in the check's JSON.
+// NSRef names a user namespace in the check's JSON: its first
+// maxRefItems containers and PIDs, and how many more it has.
 type NSRef struct {
-	Ino        uint64               `json:"ino"`
-	Containers []discover.Container `json:"containers"`
-	PIDs       []int                `json:"pids"`
+	Ino            uint64               `json:"ino"`
+	Containers     []discover.Container `json:"containers"`
+	ContainersMore int                  `json:"containers_more"`
+	PIDs           []int                `json:"pids"`
+	PIDsMore       int                  `json:"pids_more"`
 }
 
 // UncheckedEntry is a namespace whose maps could not be read.
@@ -521,11 +622,12 @@ type UncheckedEntry struct {
 }
 
 func nsRef(n *discover.Namespace) NSRef {
-	r := NSRef{Ino: n.Ino, Containers: slices.Clone(n.Containers), PIDs: []int{}}
+	r := NSRef{Ino: n.Ino, Containers: slices.Clone(n.Containers[:min(len(n.Containers), maxRefItems)]), PIDs: []int{},
+		ContainersMore: max(len(n.Containers)-maxRefItems, 0), PIDsMore: max(len(n.Processes)-maxRefItems, 0)}
 	if r.Containers == nil {
 		r.Containers = []discover.Container{}
 	}
-	for _, p := range n.Processes {
+	for _, p := range n.Processes[:min(len(n.Processes), maxRefItems)] {
 		r.PIDs = append(r.PIDs, p.PID)
 	}
 	return r

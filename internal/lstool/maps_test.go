@@ -691,3 +691,111 @@ func TestOverlapsManySameUID(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlapsRankedByContainerBranches: namespaces that share host IDs
+// with one container's namespace only cannot push a range two
+// containers of different branches share out of the 1,000 listed. C
+// (containers) maps 0-9999; 1,200 namespaces without containers, each
+// in a branch of its own, map 0, 2, 4, …, splitting C's range into 1,200
+// shared single IDs (per kind) below the 900000-900009 that containers
+// A and B share: that range is listed first, then those involving one
+// container branch, by host ID.
+func TestOverlapsRankedByContainerBranches(t *testing.T) {
+	specs := []sweepNS{
+		{ino: 10, spans: [][2]uint32{{0, 10000}}, containers: true},
+		{ino: 20, spans: [][2]uint32{{900000, 10}}, containers: true},
+		{ino: 30, spans: [][2]uint32{{900000, 10}}, containers: true},
+	}
+	for i := range 1200 {
+		specs = append(specs, sweepNS{ino: uint64(1000 + i), spans: [][2]uint32{{uint32(2 * i), 1}}})
+	}
+	m, maps := sweepModel(0, specs...)
+	r := lstool.Overlaps(m, maps)
+	if r.Ranges != 2402 || len(r.Shared) != 1000 || r.NotListed != 1402 {
+		t.Fatalf("%d ranges, %d listed, %d not listed; want 2402, 1000, 1402", r.Ranges, len(r.Shared), r.NotListed)
+	}
+	for i, want := range []string{"UIDs 900000-900009 2/2 [20 30]", "GIDs 900000-900009 2/2 [20 30]", "UIDs 0 2/2 [10 1000]", "GIDs 0 2/2 [10 1000]", "UIDs 2 2/2 [10 1001]"} {
+		if got := describe(lstool.OverlapReport{Shared: r.Shared[i : i+1]}); got != want {
+			t.Errorf("shared range %d: %s, want %s", i, got, want)
+		}
+	}
+}
+
+// TestOverlapsNamesBranches: 12 namespaces with containers in one
+// branch (children of an unreadable one) and one without containers in
+// another all map host ID 1000: the 10 named include the second
+// branch's, with the containers' first.
+func TestOverlapsNamesBranches(t *testing.T) {
+	specs := []sweepNS{{ino: 40}}
+	for i := range 12 {
+		specs = append(specs, sweepNS{ino: uint64(41 + i), parent: 40, spans: [][2]uint32{{1000, 1}}, containers: true})
+	}
+	specs = append(specs, sweepNS{ino: 60, spans: [][2]uint32{{1000, 1}}})
+	m, maps := sweepModel(1_000_000, specs...)
+	r := lstool.Overlaps(m, maps)
+	if got, want := describe(r), "UIDs 1000 13/2 [41 42 43 44 45 46 47 48 49 60] +3; GIDs 1001000 13/2 [41 42 43 44 45 46 47 48 49 60] +3"; got != want {
+		t.Errorf("shared %s, want %s", got, want)
+	}
+	// Three branches with containers and nine without, one namespace
+	// each, plus eight more with containers in the first branch: one of
+	// each branch is named before the first branch's others.
+	specs = []sweepNS{{ino: 100}}
+	for i := range 9 {
+		specs = append(specs, sweepNS{ino: uint64(101 + i), parent: 100, spans: [][2]uint32{{1000, 1}}, containers: true})
+	}
+	specs = append(specs, sweepNS{ino: 200, spans: [][2]uint32{{1000, 1}}, containers: true}, sweepNS{ino: 300, spans: [][2]uint32{{1000, 1}}, containers: true})
+	for i := range 9 {
+		specs = append(specs, sweepNS{ino: uint64(400 + i), spans: [][2]uint32{{1000, 1}}})
+	}
+	m, maps = sweepModel(0, specs...)
+	r = lstool.Overlaps(m, maps)
+	if got, want := describe(lstool.OverlapReport{Shared: r.Shared[:1]}), "UIDs 1000 20/12 [101 200 300 400 401 402 403 404 405 406] +10"; got != want {
+		t.Errorf("shared %s, want %s", got, want)
+	}
+}
+
+// TestOverlapsJSONBounded: a namespace with 340 host spans, 5,000
+// processes and 50 containers, each span shared with another namespace,
+// is named in 680 entries: each names its first 10 PIDs and 10
+// containers and counts the rest, so that the document stays small (it
+// was 64.8 MB); the text names 10 containers too.
+func TestOverlapsJSONBounded(t *testing.T) {
+	var spans [][2]uint32
+	for i := range 340 {
+		spans = append(spans, [2]uint32{uint32(10 * i), 1})
+	}
+	m, maps := sweepModel(1_000_000, sweepNS{ino: 10, spans: spans, containers: true}, sweepNS{ino: 20, spans: [][2]uint32{{0, 3400}}}, sweepNS{ino: 30})
+	for _, n := range m.Of(nsrel.TypeUser) {
+		if n.Ino != 10 && n.Ino != 30 {
+			continue
+		}
+		n.Containers = nil
+		for i := range 50 {
+			n.Containers = append(n.Containers, discover.Container{ID: fmt.Sprintf("web-%d-%d", n.Ino, i), Engine: "runc"})
+		}
+		for i := range 5000 {
+			n.Processes = append(n.Processes, discover.Process{PID: 100000 + i})
+		}
+	}
+	var out strings.Builder
+	if _, err := lstool.OverlapCheck(&out, m, maps, true, false); err != nil {
+		t.Fatal(err)
+	}
+	var doc lstool.OverlapDoc
+	if err := json.Unmarshal([]byte(out.String()), &doc); err != nil || len(doc.Overlaps) != 680 || len(out.String()) > 2<<20 {
+		t.Fatalf("%d entries, %d bytes, %v; want 680, under 2 MiB", len(doc.Overlaps), len(out.String()), err)
+	}
+	refs := []lstool.NSRef{doc.Unchecked[0].NSRef}
+	for _, e := range doc.Overlaps {
+		refs = append(refs, e.Listed[0])
+	}
+	for _, ref := range refs {
+		if ref.Ino != 10 && ref.Ino != 30 || len(ref.PIDs) != 10 || ref.PIDs[0] != 100000 || ref.PIDsMore != 4990 || len(ref.Containers) != 10 || ref.ContainersMore != 40 {
+			t.Fatalf("user:[%d]: %d pids, %d more, %d containers, %d more; want 10, 4990, 10, 40", ref.Ino, len(ref.PIDs), ref.PIDsMore, len(ref.Containers), ref.ContainersMore)
+		}
+	}
+	out.Reset()
+	if _, err := lstool.OverlapCheck(&out, m, maps, false, false); err != nil || !strings.Contains(out.String(), "    user:[10] containers: runc web-10-0, runc web-10-1, runc web-10-2, runc web-10-3, runc web-10-4, runc web-10-5, runc web-10-6, runc web-10-7, runc web-10-8, runc web-10-9 and 40 more\n") || len(out.String()) > 1<<20 {
+		t.Errorf("text: %v, %d bytes:\n%.2000s", err, len(out.String()), out.String())
+	}
+}
