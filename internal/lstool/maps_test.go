@@ -394,12 +394,20 @@ func nsPID(t *testing.T, pid int) int {
 // mount table there is a copy of the host's, which may hold nsfs bind
 // mounts of other tests' user namespaces: "not checked" lines and the
 // "check incomplete" line they cause are dropped from the text output.
-// It is killed after 2 minutes (it takes well under a second).
+// After 2 minutes (it takes well under a second) nsenter and pid are
+// killed: pid is the PID namespace's init, whose death kills lsuserns,
+// nsenter's child there, which would otherwise hold the output pipes
+// open; Wait gives up on the pipes 10 s later whatever happens.
 func runInside(t *testing.T, pid int, args ...string) (code int, out, errOut string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, nstest.RequireCmd(t, "nsenter"), append([]string{"-t", strconv.Itoa(pid), "-p", "-m", "--", nstest.Tool(t, "lsuserns")}, args...)...)
+	cmd.Cancel = func() error {
+		syscall.Kill(pid, syscall.SIGKILL)
+		return cmd.Process.Kill()
+	}
+	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
