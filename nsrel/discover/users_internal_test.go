@@ -49,7 +49,7 @@ func TestGetentBatchFails(t *testing.T) {
 	const first = 3000000000
 	runs := standInGetent(t, `shift
 for u in "$@"; do
-	[ "$u" = `+fmt.Sprint(first+512)+` ] && exit 1
+	[ "$u" = `+fmt.Sprint(uint32(first+512))+` ] && exit 1
 	echo "u$u:x:$u:$u::/:/bin/sh"
 done
 `, 30*time.Second)
