@@ -1230,10 +1230,11 @@ func (r *Recorder) streamLost(err error) {
 
 func (r *Recorder) logger() logrus.FieldLogger { return logging.OrDiscard(r.Logger) }
 
-// protoTime returns the time of a protobuf timestamp, zero for none
-// (AsTime would give 1970).
+// protoTime returns the time of a protobuf timestamp, zero for none, an
+// empty or an invalid one (AsTime would give 1970 for the first two: any
+// process would seem to have started after it).
 func protoTime(t *timestamppb.Timestamp) time.Time {
-	if t == nil {
+	if t == nil || (t.GetSeconds() == 0 && t.GetNanos() == 0) || !t.IsValid() {
 		return time.Time{}
 	}
 	return t.AsTime()

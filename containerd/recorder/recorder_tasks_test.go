@@ -701,9 +701,14 @@ func TestExitOfOpenStartLostEvents(t *testing.T) {
 // skipped.
 func TestExitOfOpenStartWithoutNamespaces(t *testing.T) {
 	cfg, c, r, id, ctr, pid := openStartSetup(t, true)
-	handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid + 100000, ExitedAt: timestamppb.Now()})
-	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 0 {
-		t.Fatalf("%d exits recorded for an exec's exit while the container runs", n)
+	// An exec's exit, with its time, without, and with an empty one (a
+	// shim that sends it so: read as 1970, any task seemed to have
+	// started after it).
+	for _, at := range []*timestamppb.Timestamp{timestamppb.Now(), nil, {}} {
+		handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid + 100000, ExitedAt: at})
+		if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 0 {
+			t.Fatalf("%d exits recorded for an exec's exit (exited at %v) while the container runs", n, at)
+		}
 	}
 	if err := ctrdtest.DeleteTask("default", ctr); err != nil {
 		t.Fatal(err)
