@@ -552,26 +552,7 @@ func runExec(t *testing.T, ctx context.Context, ctr client.Container, execID str
 // exit was then skipped. Only the known init PID ends the task now.
 func TestRecorderExecNamedLikeContainer(t *testing.T) {
 	id := ctrdtest.Uniq("execid")
-	var victim atomic.Int64
-	cfg, d, c := recorderSetup(t, func(r *Recorder) {
-		r.Inspect = func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
-			if int64(pid) == victim.Load() {
-				return nil, fmt.Errorf("inspect: pid %d: permission denied", pid)
-			}
-			return inspect.ProcessWith(pid, live)
-		}
-	})
-	ctr, _ := d.Run(t, c, "default", id, &ctrdtest.RunOpts{NoStart: true})
-	ctx := ctrdtest.Context(t, "default")
-	task, err := ctr.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatal(err)
-	}
-	victim.Store(int64(task.Pid()))
-	if err := task.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	audittest.Wait(t, cfg.AuditLog, "the start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) > 0 })
+	cfg, d, c, ctr, ctx := runUninspected(t, id, nil)
 	runExec(t, ctx, ctr, id)
 	// A container started after the exec: its start record comes after
 	// the exec's events were handled.

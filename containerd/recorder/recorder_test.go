@@ -289,29 +289,11 @@ func TestRecorderBurst(t *testing.T) {
 // long as it ran), its start time taken for 0.
 func TestNoNamespacesRecordedOnce(t *testing.T) {
 	id := ctrdtest.Uniq("no-namespaces")
-	var victim atomic.Int64
 	var waitWalks func(int)
-	cfg, d, c := recorderSetup(t, func(r *Recorder) {
+	cfg, _, _, _, _ := runUninspected(t, id, func(r *Recorder) {
 		r.Resync = 200 * time.Millisecond
 		waitWalks = countWalks(t, r)
-		r.Inspect = func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
-			if int64(pid) == victim.Load() {
-				return nil, fmt.Errorf("inspect: pid %d: open /proc/%d/ns/user: permission denied", pid, pid)
-			}
-			return inspect.ProcessWith(pid, live)
-		}
 	})
-	ctr, _ := d.Run(t, c, "default", id, &ctrdtest.RunOpts{NoStart: true})
-	ctx := ctrdtest.Context(t, "default")
-	task, err := ctr.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatal(err)
-	}
-	victim.Store(int64(task.Pid()))
-	if err := task.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	audittest.Wait(t, cfg.AuditLog, "the start record", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) > 0 })
 	waitWalks(3)
 	recs := audittest.Records(t, cfg.AuditLog, "")
 	if n := audittest.Count(recs, id, evStart); n != 1 {
@@ -493,4 +475,37 @@ func TestExitOfDeletedNamespace(t *testing.T) {
 	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
+}
+
+// runUninspected starts a recorder (mod, if not nil, sets it up) and
+// container id, whose inspection the recorder is refused (as without
+// CAP_SYS_PTRACE for a process of another UID), and waits for its start
+// record, without namespaces. It returns the daemon, a client of it, the
+// container and the context of its namespace.
+func runUninspected(t *testing.T, id string, mod func(*Recorder)) (*policy.Config, *ctrdtest.Daemon, *client.Client, client.Container, context.Context) {
+	t.Helper()
+	var victim atomic.Int64
+	cfg, d, c := recorderSetup(t, func(r *Recorder) {
+		if mod != nil {
+			mod(r)
+		}
+		r.Inspect = func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+			if int64(pid) == victim.Load() {
+				return nil, fmt.Errorf("inspect: pid %d: open /proc/%d/ns/user: permission denied", pid, pid)
+			}
+			return inspect.ProcessWith(pid, live)
+		}
+	})
+	ctr, _ := d.Run(t, c, "default", id, &ctrdtest.RunOpts{NoStart: true})
+	ctx := ctrdtest.Context(t, "default")
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim.Store(int64(task.Pid()))
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	audittest.Wait(t, cfg.AuditLog, "the start record", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) > 0 })
+	return cfg, d, c, ctr, ctx
 }
