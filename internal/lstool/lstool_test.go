@@ -134,6 +134,10 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"overlaps of a process", []string{"--overlaps", "-p", "1", "-l"}, 2, "", "drop --list and --pid"},
 		{"overlaps raw", []string{"--overlaps", "--raw"}, 2, "", "drop --raw ("},
 		{"audit log without html", []string{"--audit-log", "/x", "--format", "svg"}, 2, "", "--audit-log needs --format html"},
+		// Taken and ignored before.
+		{"collapse of the tree", []string{"--collapse", "3"}, 2, "", "--collapse needs --format dot, svg or html"},
+		{"collapse of JSON", []string{"--json", "--collapse", "3"}, 2, "", "--collapse needs --format dot, svg or html"},
+		{"title of an svg", []string{"--format", "svg", "--title", "x"}, 2, "", "--title needs --format html"},
 		{"missing audit log", []string{"--no-containers", "--format", "html", "--audit-log", "/nonexistent/audit.jsonl"}, 1, "",
 			"lsuserns: audit log: audit: open /nonexistent: no such file or directory\n"},
 		{"gone pid", []string{"--no-containers", "--pid", "2147483647"}, 1, "", "lsuserns: --pid 2147483647: stat /proc/2147483647/ns/user: no such file or directory\n"},

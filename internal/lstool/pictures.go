@@ -70,6 +70,10 @@ func (p *pictureFlags) check(c *config) string {
 		return "--pid and --container: give one"
 	case p.auditLog != "" && p.format != "html":
 		return "--audit-log needs --format html"
+	case p.collapse != 0 && p.format != "dot" && p.format != "svg" && p.format != "html":
+		return "--collapse needs --format dot, svg or html"
+	case p.title != "" && p.format != "html":
+		return "--title needs --format html"
 	}
 	return ""
 }
