@@ -72,9 +72,10 @@ const rpcTimeout = 10 * time.Second
 // quick exit is never attributed to the container (the record then has
 // an error and no ancestry).
 //
-// When the event stream breaks (containerd restarts), the recorder
-// reconnects with backoff and appends a [StageEventsGap] record naming
-// the gap; after every (re)connection, and every [Recorder.Resync] while
+// When the event stream breaks (containerd restarts), or containerd
+// stops answering (a walk fails and a 5 s health check gets no answer),
+// the recorder reconnects with backoff and appends a [StageEventsGap]
+// record naming the gap from its last contact; after every (re)connection, and every [Recorder.Resync] while
 // connected, it walks the running tasks and records those it has no
 // start for, so starts during the gap are recorded late rather than lost.
 // Records that could not be appended (read-only or full disk) are kept

@@ -593,8 +593,9 @@ type OverlapDoc struct {
 
 // OverlapEntry is one shared range: host IDs of Kind ("uid" or "gid")
 // First to First+Count-1, mapped by Namespaces user namespaces of
-// Branches branches, up to 10 of them listed (those with containers
-// first, one of each branch) and More not listed.
+// Branches branches, up to 10 of them listed (one of each branch
+// first, one with containers where the branch has one, then others
+// with containers, then the rest) and More not listed.
 type OverlapEntry struct {
 	Kind       string  `json:"kind"`
 	First      uint64  `json:"first"`
@@ -678,7 +679,7 @@ func overlapsExample(t nsrel.Type) string {
 	if t != nsrel.TypeUser {
 		return ""
 	}
-	return "  lsuserns --overlaps             # node check: exit 1 if two containers share host IDs or some could not be checked\n"
+	return "  lsuserns --overlaps             # node check: exit 1 if user namespaces of two branches share host IDs or some could not be checked\n"
 }
 
 // written returns a map that was read as it is, and an empty one (not

@@ -170,9 +170,11 @@ const Timeout = time.Second
 // its own, which a syslog server does once it read everything before
 // the end of the stream (RFC 6587 leaves closing to the sender). A
 // write alone only says the local kernel took the bytes: a collector
-// that hangs, or a port that speaks another protocol (syslog over TLS),
-// took them too. A server that keeps the connection open until the
-// deadline, or sends anything back, is an error ([ErrNotConfirmed]).
+// that hangs took them too. A server that keeps the connection open
+// until the deadline, or sends anything back (a port of another
+// protocol that answers), is an error ([ErrNotConfirmed]); one that
+// reads and closes counts, whatever it did with the bytes (a TLS
+// listener given plain text does so: only RELP acknowledges messages).
 func Send(ctx context.Context, d Dest, msg []byte) error {
 	if d.Network == "unixgram" {
 		if err := safefile.CheckSocket(d.Address); err != nil {
