@@ -279,42 +279,53 @@ func (l *Log) warn(err error) {
 }
 
 // ship writes c to the checkpoint file and sends it to every syslog
-// destination; failures go to Options.Warn.
-func (l *Log) ship(ctx context.Context, c *Checkpoint) {
+// destination, those in parallel (a destination that does not answer
+// costs its send's time once, not once per destination); failures go
+// to Options.Warn, and each destination's outcome to
+// [CheckpointOptions.Sent], file first, then the syslog destinations in
+// order. report, when not nil, is asked before each report whether it
+// may be made: false once the shipment was given up
+// ([Log.ShipInBackground]'s stop reported its destinations itself).
+func (l *Log) ship(ctx context.Context, c *Checkpoint, report func() bool) {
 	o := l.opts.Checkpoints
 	line := c.Line()
 	shipped := false
-	sent := func(kind string, err error) {
+	sent := func(kind, what string, err error) {
+		if report != nil && !report() {
+			return
+		}
+		if err != nil && ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
+			// Why ctx ended, where it did.
+			err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+		}
+		if err != nil {
+			l.warn(fmt.Errorf("checkpoint %s: %w", what, err))
+		}
 		shipped = shipped || err == nil
 		if o.Sent != nil {
 			o.Sent(c, kind, err)
 		}
 	}
-	// why adds to a failure why ctx ended, where it did.
-	why := func(err error) error {
-		if err != nil && ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
-			return fmt.Errorf("%w (%w)", err, context.Cause(ctx))
-		}
-		return err
-	}
 	if o.File != "" {
-		err := why(appendFile(ctx, o.File, line))
-		if err != nil {
-			l.warn(fmt.Errorf("checkpoint file: %w", err))
-		}
-		sent(DestFile, err)
+		sent(DestFile, "file", appendFile(ctx, o.File, line))
 	}
 	if len(o.Syslog) > 0 {
 		msg := syslog.Message(l.opts.Now(), syslog.Info, c.Host, "nsrel", "checkpoint", line[:len(line)-1])
-		for _, d := range o.Syslog {
-			err := why(syslog.Send(ctx, d, msg))
-			if err != nil {
-				l.warn(fmt.Errorf("checkpoint to syslog %s: %w", d, err))
+		errs := make([]error, len(o.Syslog))
+		if len(o.Syslog) == 1 {
+			errs[0] = syslog.Send(ctx, o.Syslog[0], msg)
+		} else {
+			var wg sync.WaitGroup
+			for i, d := range o.Syslog {
+				wg.Go(func() { errs[i] = syslog.Send(ctx, d, msg) })
 			}
-			sent(DestKind(d), err)
+			wg.Wait()
+		}
+		for i, d := range o.Syslog {
+			sent(DestKind(d), "to syslog "+d.String(), errs[i])
 		}
 	}
-	if shipped {
+	if shipped && (report == nil || report()) {
 		l.confirmShipped(c)
 		if o.Shipped != nil {
 			o.Shipped(c)
@@ -359,18 +370,24 @@ func (l *Log) confirmShipped(c *Checkpoint) {
 }
 
 // dropShipment says that c will not be shipped (err: why), to
-// Options.Warn and for every destination to [CheckpointOptions.Sent].
-func (l *Log) dropShipment(c *Checkpoint, err error) {
+// Options.Warn and for every destination to [CheckpointOptions.Sent],
+// but the first from (those a shipment given up reported already, in
+// [Log.ship]'s order).
+func (l *Log) dropShipment(c *Checkpoint, err error, from int) {
 	o := l.opts.Checkpoints
 	l.warn(fmt.Errorf("checkpoint of seq %d not shipped: %w", c.Seq, err))
 	if o.Sent == nil {
 		return
 	}
+	var kinds []string
 	if o.File != "" {
-		o.Sent(c, DestFile, err)
+		kinds = append(kinds, DestFile)
 	}
 	for _, d := range o.Syslog {
-		o.Sent(c, DestKind(d), err)
+		kinds = append(kinds, DestKind(d))
+	}
+	for _, k := range kinds[min(from, len(kinds)):] {
+		o.Sent(c, k, err)
 	}
 }
 
@@ -394,7 +411,18 @@ type shipper struct {
 	// errServiceStopped, for the one under way.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// reported counts the destinations the shipment under way reported;
+	// abandoned is set by a stop that gave it up and reported the others
+	// itself.
+	inflight  *Checkpoint
+	reported  int
+	abandoned bool
 }
+
+// ShipGrace is how long [Log.ShipInBackground]'s stop waits, after its
+// context ended, for the checkpoint under way: a send gives up at once,
+// but a write to a hung disk may not.
+const ShipGrace = time.Second
 
 // errServiceStopped is why a checkpoint [Log.ShipInBackground] had not
 // shipped when stop returned was not.
@@ -412,18 +440,21 @@ var errServiceStopped = errors.New("the service stopped first")
 // [CheckpointOptions.Sent]). stop waits until the checkpoints queued
 // were shipped or ctx is done; those still waiting then are dropped the
 // same way, and the one being shipped gives up at once, each
-// destination it did not reach reported to Sent as failed. Appends after
-// stop ship before they return again.
+// destination it did not reach reported to Sent as failed (by stop
+// itself if it has not ended [ShipGrace] later: a hung disk). Appends
+// after stop ship before they return again.
 func (l *Log) ShipInBackground() (bg *Log, stop func(context.Context)) {
 	s := &shipper{}
 	s.idle = sync.NewCond(&s.mu)
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	bg = &Log{path: l.path, opts: l.opts, shipper: s}
-	return bg, func(ctx context.Context) {
+	// waitIdle waits until cond holds (under s.mu, checked at each
+	// change of the shipper) or stop is closed.
+	waitIdle := func(cond func() bool, stop <-chan struct{}) bool {
 		done := make(chan struct{})
 		go func() {
 			s.mu.Lock()
-			for s.running && !s.stopped {
+			for !cond() {
 				s.idle.Wait()
 			}
 			s.mu.Unlock()
@@ -431,26 +462,37 @@ func (l *Log) ShipInBackground() (bg *Log, stop func(context.Context)) {
 		}()
 		select {
 		case <-done:
-		case <-ctx.Done():
+			return true
+		case <-stop:
+			return false
 		}
+	}
+	return bg, func(ctx context.Context) {
+		waitIdle(func() bool { return !s.running || s.stopped }, ctx.Done())
 		s.mu.Lock()
 		s.stopped = true
 		left := s.queue
 		s.queue = nil
 		s.idle.Broadcast()
 		s.mu.Unlock()
-		<-done
 		// The checkpoint under way, if any, gives up and says so
 		// itself; it must have before stop returns (the process exits
-		// next), and a send stops at once when its context ends.
+		// next): a send stops at once when its context ends, and
+		// what does not (a write to a hung disk) gets ShipGrace.
 		s.cancel(errServiceStopped)
-		s.mu.Lock()
-		for s.running {
-			s.idle.Wait()
+		grace, cancel := context.WithTimeout(context.Background(), ShipGrace)
+		defer cancel()
+		if !waitIdle(func() bool { return !s.running }, grace.Done()) {
+			s.mu.Lock()
+			s.abandoned = true
+			c, from := s.inflight, s.reported
+			s.mu.Unlock()
+			if c != nil {
+				bg.dropShipment(c, fmt.Errorf("%w: its shipment did not end %v after it was cancelled (a hung disk?)", errServiceStopped, ShipGrace), from)
+			}
 		}
-		s.mu.Unlock()
 		for _, c := range left {
-			bg.dropShipment(c, fmt.Errorf("%w: %w", errServiceStopped, ctx.Err()))
+			bg.dropShipment(c, fmt.Errorf("%w: %w", errServiceStopped, ctx.Err()), 0)
 		}
 	}
 }
@@ -460,13 +502,13 @@ func (l *Log) ShipInBackground() (bg *Log, stop func(context.Context)) {
 func (l *Log) shipAfter(ctx context.Context, c *Checkpoint) {
 	s := l.shipper
 	if s == nil {
-		l.ship(ctx, c)
+		l.ship(ctx, c, nil)
 		return
 	}
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
-		l.ship(ctx, c)
+		l.ship(ctx, c, nil)
 		return
 	}
 	var drop *Checkpoint
@@ -478,7 +520,7 @@ func (l *Log) shipAfter(ctx context.Context, c *Checkpoint) {
 	s.running = true
 	s.mu.Unlock()
 	if drop != nil {
-		l.dropShipment(drop, ErrShipQueueFull)
+		l.dropShipment(drop, ErrShipQueueFull, 0)
 	}
 	if start {
 		go l.shipQueued()
@@ -497,8 +539,20 @@ func (l *Log) shipQueued() {
 		}
 		c := s.queue[0]
 		s.queue = s.queue[1:]
+		s.inflight, s.reported = c, 0
 		s.mu.Unlock()
-		l.ship(s.ctx, c)
+		l.ship(s.ctx, c, func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.abandoned {
+				return false
+			}
+			s.reported++
+			return true
+		})
+		s.mu.Lock()
+		s.inflight = nil
+		s.mu.Unlock()
 	}
 }
 

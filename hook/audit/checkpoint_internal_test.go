@@ -42,7 +42,7 @@ func TestCheckpointUnshippedRetries(t *testing.T) {
 		t.Fatalf("no checkpoint %v after one never shipped", RetryAfter+time.Second)
 	}
 	// Shipped: not due again before every_seconds.
-	l.ship(context.Background(), c)
+	l.ship(context.Background(), c, nil)
 	now = now.Add(RetryAfter + time.Second)
 	last.Seq = 3
 	if c := due(); c != nil {

@@ -1601,3 +1601,125 @@ func TestCheckpointIfDueSyncFails(t *testing.T) {
 		}
 	}
 }
+
+// TestShipParallel: a checkpoint goes to its syslog destinations at
+// once, not one after the other: two TCP servers that each take their
+// message only once the other's connection arrived both get it. One
+// after the other, a server that does not answer cost its send's whole
+// time once per destination, the container start with it.
+func TestShipParallel(t *testing.T) {
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	both := make(chan struct{})
+	go func() { arrived.Wait(); close(both) }()
+	var dests []syslog.Dest
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			arrived.Done()
+			select {
+			case <-both:
+				io.Copy(io.Discard, c)
+			case <-time.After(10 * time.Second):
+			}
+		}()
+		dests = append(dests, syslog.Dest{Network: "tcp", Address: ln.Addr().String()})
+	}
+	var mu sync.Mutex
+	var got []string
+	l, _ := newLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, Syslog: dests,
+		Sent: func(c *audit.Checkpoint, kind string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, fmt.Sprintf("%s %v", kind, err))
+		}}})
+	appendN(t, l, 1)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"tcp <nil>", "tcp <nil>"}; !slices.Equal(got, want) {
+		t.Errorf("sent %q, want %q", got, want)
+	}
+}
+
+// TestShipInBackgroundStopHungShipment: stop gives the checkpoint under
+// way ShipGrace after cancelling it; one that does not end by then (a
+// write to a hung disk, here a Sent callback that hangs) is reported
+// by stop itself for the destinations it had not reported, once each,
+// and stop returns. It waited for it without bound.
+func TestShipInBackgroundStopHungShipment(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "log.sock")
+	uconn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uconn.Close()
+	hang := make(chan struct{})
+	var released sync.Once
+	release := func() { released.Do(func() { close(hang) }) }
+	t.Cleanup(release)
+	var mu sync.Mutex
+	sent := map[string][]string{}
+	log, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{Warn: func(error) {},
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(dir, "ckpt.jsonl"), Syslog: []syslog.Dest{{Network: "unixgram", Address: sock}},
+			Sent: func(c *audit.Checkpoint, kind string, err error) {
+				mu.Lock()
+				sent[kind] = append(sent[kind], fmt.Sprintf("%d %v", c.Seq, err == nil))
+				mu.Unlock()
+				if kind == audit.DestFile {
+					<-hang // the disk hangs
+				}
+			}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg, stop := log.ShipInBackground()
+	if err := bg.Append(context.Background(), &audit.Record{Source: "test", Stage: audit.StageStart, ContainerID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(sent[audit.DestFile])
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the checkpoint was not taken for shipping in 10 s")
+		}
+	}
+	stopped := make(chan struct{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		stop(ctx)
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("stop did not return in 30 s with its shipment hung")
+	}
+	mu.Lock()
+	if fmt.Sprint(sent) != fmt.Sprint(map[string][]string{audit.DestFile: {"1 true"}, audit.DestUnix: {"1 false"}}) {
+		t.Errorf("when stop returned: sent %v; want the file's report and the socket's, as not shipped", sent)
+	}
+	mu.Unlock()
+	release()
+	// The shipment, going on, reports nothing more.
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent[audit.DestUnix]) != 1 {
+		t.Errorf("socket reported %v; want once", sent[audit.DestUnix])
+	}
+}
