@@ -41,6 +41,10 @@ have newuidmap || need_apt+=(uidmap)
 have hyperfine || need_apt+=(hyperfine)
 # strace injects system call failures (a failing fdatasync) into the hook.
 have strace || need_apt+=(strace)
+# iptables and ip drop a checkpoint's packets in a private network
+# namespace (TestSendTCPRefusedSender). In /usr/sbin: ask dpkg.
+installed iptables || need_apt+=(iptables)
+installed iproute2 || need_apt+=(iproute2)
 [ -x /usr/bin/time ] || need_apt+=(time)
 # systemd: systemd-analyze verifies the shipped units; systemd-journald
 # and journalctl run in the journald tests (TestShippedRsyslogJournald).

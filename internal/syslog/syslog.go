@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsrel/nsrel/internal/safefile"
 )
 
@@ -203,7 +205,7 @@ func Send(ctx context.Context, d Dest, msg []byte) error {
 		return err
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
-		return confirm(tc)
+		return confirm(ctx, tc)
 	}
 	return nil
 }
@@ -214,10 +216,14 @@ var ErrNotConfirmed = errors.New("not confirmed read by the server")
 
 // confirm ends the stream of c after a message and waits, until c's
 // deadline, for the server to end its own: it did once it read the
-// message.
-func confirm(c *net.TCPConn) error {
+// message. A server that closed before the message reached it (it
+// refused the sender: rsyslog's AllowedSender) ends its stream too, and
+// answers the message with a reset, which may come after: the stream's
+// end counts once the message and the end of ours are acknowledged,
+// with no reset ([acked]).
+func confirm(ctx context.Context, c *net.TCPConn) error {
 	if err := c.CloseWrite(); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrNotConfirmed, err)
 	}
 	var b [64]byte
 	n, err := c.Read(b[:])
@@ -225,11 +231,49 @@ func confirm(c *net.TCPConn) error {
 	case n > 0:
 		return fmt.Errorf("%w: it sent data back (%d bytes; not a plain syslog receiver, a TLS port?)", ErrNotConfirmed, n)
 	case errors.Is(err, io.EOF):
-		return nil
+		return acked(ctx, c)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("%w: it did not close the connection after the message in time", ErrNotConfirmed)
 	case err == nil:
 		return fmt.Errorf("%w: an empty read", ErrNotConfirmed)
 	}
 	return fmt.Errorf("%w: %w", ErrNotConfirmed, err)
+}
+
+// acked waits, until ctx is done, until the kernel says that
+// everything c sent was acknowledged (TCP_INFO's unacked segments: the
+// message and the end of the stream), with no reset since (SO_ERROR).
+// A server that closed before the message reached it answers it with a
+// reset, never an acknowledgement. Right after a server that read the
+// message closed, both were acknowledged long before.
+func acked(ctx context.Context, c *net.TCPConn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNotConfirmed, err)
+	}
+	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 20*time.Millisecond) {
+		var info *unix.TCPInfo
+		var soErr int
+		var gerr error
+		if err := raw.Control(func(fd uintptr) {
+			if soErr, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil {
+				info, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+			}
+		}); err != nil {
+			gerr = err
+		}
+		switch {
+		case gerr != nil:
+			return fmt.Errorf("%w: %w", ErrNotConfirmed, gerr)
+		case soErr != 0:
+			return fmt.Errorf("%w: it closed and then reset the connection (%w): it did not read the message", ErrNotConfirmed, unix.Errno(soErr))
+		case info.Unacked == 0:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: it closed the connection without acknowledging the message in time (it refused the sender?)", ErrNotConfirmed)
+		case <-time.After(wait):
+		}
+	}
 }
