@@ -852,17 +852,7 @@ func TestShipInBackground(t *testing.T) {
 	// server, for syslog.Timeout), seq 5 waits behind it: stop's
 	// deadline comes while it does. Without this wait a goroutine that
 	// was scheduled late had not taken seq 4 yet when stop gave up.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		mu.Lock()
-		n := len(sent[audit.DestFile])
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("seq 4 was not taken for shipping in 10 s")
-		}
-	}
+	waitFileSent(t, &mu, sent, "seq 4")
 	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
 	stop(ctx)
 	cancel()
@@ -1686,17 +1676,7 @@ func TestShipInBackgroundStopHungShipment(t *testing.T) {
 	if err := bg.Append(context.Background(), &audit.Record{Source: "test", Stage: audit.StageStart, ContainerID: "c"}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		mu.Lock()
-		n := len(sent[audit.DestFile])
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the checkpoint was not taken for shipping in 10 s")
-		}
-	}
+	waitFileSent(t, &mu, sent, "the checkpoint")
 	stopped := make(chan struct{})
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -1721,5 +1701,23 @@ func TestShipInBackgroundStopHungShipment(t *testing.T) {
 	defer mu.Unlock()
 	if len(sent[audit.DestUnix]) != 1 {
 		t.Errorf("socket reported %v; want once", sent[audit.DestUnix])
+	}
+}
+
+// waitFileSent waits until sent (under mu) has a report for the
+// checkpoint file: what, a checkpoint in the background, was taken for
+// shipping (its file is written first).
+func waitFileSent(t *testing.T, mu *sync.Mutex, sent map[string][]string, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(sent[audit.DestFile])
+		mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not taken for shipping in 10 s", what)
+		}
 	}
 }

@@ -30,23 +30,6 @@ import (
 // counted shipped, never retried, no failure to alert on).
 func TestSendTCPConfirmed(t *testing.T) {
 	msg := syslog.Message(time.Now(), syslog.Info, "node", "nsrel", "checkpoint", []byte(`{"seq":1}`))
-	serve := func(t *testing.T, handle func(net.Conn)) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go handle(c)
-			}
-		}()
-		return ln.Addr().String()
-	}
 	t.Run("read", func(t *testing.T) {
 		got := make(chan string, 1)
 		addr := serve(t, func(c net.Conn) {
@@ -116,21 +99,7 @@ func TestSendTCPRefusedSender(t *testing.T) {
 		}
 	}
 	t.Run("closes at accept", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-		sendAll(t, ln.Addr().String())
+		sendAll(t, serve(t, func(c net.Conn) { c.Close() }))
 	})
 	// The race made sure: in a network namespace of its own, the
 	// message's packets never reach the server, which closes at accept;
@@ -209,4 +178,24 @@ action(type="omfile" file=%q)
 			t.Errorf("the refusing rsyslogd wrote %q", b)
 		}
 	})
+}
+
+// serve listens on 127.0.0.1 until the test ends, handing each
+// connection to handle, and returns its address.
+func serve(t *testing.T, handle func(net.Conn)) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln.Addr().String()
 }
