@@ -283,15 +283,16 @@ func (l *Log) warn(err error) {
 // costs its send's time once, not once per destination); failures go
 // to Options.Warn, and each destination's outcome to
 // [CheckpointOptions.Sent], file first, then the syslog destinations in
-// order. report, when not nil, is asked before each report whether it
+// order. report, when not nil, is asked before each report (count
+// true) and before the shipment is confirmed (count false) whether it
 // may be made: false once the shipment was given up
 // ([Log.ShipInBackground]'s stop reported its destinations itself).
-func (l *Log) ship(ctx context.Context, c *Checkpoint, report func() bool) {
+func (l *Log) ship(ctx context.Context, c *Checkpoint, report func(count bool) bool) {
 	o := l.opts.Checkpoints
 	line := c.Line()
 	shipped := false
 	sent := func(kind, what string, err error) {
-		if report != nil && !report() {
+		if report != nil && !report(true) {
 			return
 		}
 		if err != nil && ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
@@ -325,7 +326,7 @@ func (l *Log) ship(ctx context.Context, c *Checkpoint, report func() bool) {
 			sent(DestKind(d), "to syslog "+d.String(), errs[i])
 		}
 	}
-	if shipped && (report == nil || report()) {
+	if shipped && (report == nil || report(false)) {
 		l.confirmShipped(c)
 		if o.Shipped != nil {
 			o.Shipped(c)
@@ -375,10 +376,6 @@ func (l *Log) confirmShipped(c *Checkpoint) {
 // [Log.ship]'s order).
 func (l *Log) dropShipment(c *Checkpoint, err error, from int) {
 	o := l.opts.Checkpoints
-	l.warn(fmt.Errorf("checkpoint of seq %d not shipped: %w", c.Seq, err))
-	if o.Sent == nil {
-		return
-	}
 	var kinds []string
 	if o.File != "" {
 		kinds = append(kinds, DestFile)
@@ -386,7 +383,17 @@ func (l *Log) dropShipment(c *Checkpoint, err error, from int) {
 	for _, d := range o.Syslog {
 		kinds = append(kinds, DestKind(d))
 	}
-	for _, k := range kinds[min(from, len(kinds)):] {
+	if from >= len(kinds) {
+		// Every destination reported how it went: given up while it
+		// confirmed the shipment (its state then says not shipped, and
+		// it is made again).
+		return
+	}
+	l.warn(fmt.Errorf("checkpoint of seq %d not shipped: %w", c.Seq, err))
+	if o.Sent == nil {
+		return
+	}
+	for _, k := range kinds[from:] {
 		o.Sent(c, k, err)
 	}
 }
@@ -541,13 +548,15 @@ func (l *Log) shipQueued() {
 		s.queue = s.queue[1:]
 		s.inflight, s.reported = c, 0
 		s.mu.Unlock()
-		l.ship(s.ctx, c, func() bool {
+		l.ship(s.ctx, c, func(count bool) bool {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			if s.abandoned {
 				return false
 			}
-			s.reported++
+			if count {
+				s.reported++
+			}
 			return true
 		})
 		s.mu.Lock()

@@ -585,13 +585,7 @@ func slicesEqual(a, b []uint64) bool {
 // TestCheckpointSyslog receives checkpoints on a local datagram socket
 // and over TCP, as RFC 5424 messages whose MSG is the checkpoint's line.
 func TestCheckpointSyslog(t *testing.T) {
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "log.sock")
-	uconn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uconn.Close()
+	sock, uconn := listenDgram(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -852,7 +846,7 @@ func TestShipInBackground(t *testing.T) {
 	// server, for syslog.Timeout), seq 5 waits behind it: stop's
 	// deadline comes while it does. Without this wait a goroutine that
 	// was scheduled late had not taken seq 4 yet when stop gave up.
-	waitFileSent(t, &mu, sent, "seq 4")
+	waitSent(t, &mu, sent, audit.DestFile, "seq 4")
 	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
 	stop(ctx)
 	cancel()
@@ -1642,76 +1636,91 @@ func TestShipParallel(t *testing.T) {
 
 // TestShipInBackgroundStopHungShipment: stop gives the checkpoint under
 // way ShipGrace after cancelling it; one that does not end by then (a
-// write to a hung disk, here a Sent callback that hangs) is reported
-// by stop itself for the destinations it had not reported, once each,
-// and stop returns. It waited for it without bound.
+// write to a hung disk, here a Sent callback that hangs) is reported by
+// stop itself for the destinations it had not reported, once each, and
+// stop returns: it waited for it without bound. When every destination
+// had reported (the last report hangs), no warning says it was not
+// shipped, against what Sent was told.
 func TestShipInBackgroundStopHungShipment(t *testing.T) {
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "log.sock")
-	uconn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uconn.Close()
-	hang := make(chan struct{})
-	var released sync.Once
-	release := func() { released.Do(func() { close(hang) }) }
-	t.Cleanup(release)
-	var mu sync.Mutex
-	sent := map[string][]string{}
-	log, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{Warn: func(error) {},
-		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(dir, "ckpt.jsonl"), Syslog: []syslog.Dest{{Network: "unixgram", Address: sock}},
-			Sent: func(c *audit.Checkpoint, kind string, err error) {
+	for _, tc := range []struct {
+		name       string
+		file       bool   // a checkpoint file besides the socket
+		hangs      string // the destination whose report hangs
+		want       map[string][]string
+		notShipped bool // a warning says it was not shipped
+	}{
+		{"file hangs", true, audit.DestFile, map[string][]string{audit.DestFile: {"1 true"}, audit.DestUnix: {"1 false"}}, true},
+		{"all reported", false, audit.DestUnix, map[string][]string{audit.DestUnix: {"1 true"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock, _ := listenDgram(t)
+			dir := filepath.Dir(sock)
+			hang := make(chan struct{})
+			var released sync.Once
+			release := func() { released.Do(func() { close(hang) }) }
+			t.Cleanup(release)
+			var mu sync.Mutex
+			sent := map[string][]string{}
+			var warnings []string
+			opts := &audit.CheckpointOptions{EveryRecords: 1, Syslog: []syslog.Dest{{Network: "unixgram", Address: sock}},
+				Sent: func(c *audit.Checkpoint, kind string, err error) {
+					mu.Lock()
+					sent[kind] = append(sent[kind], fmt.Sprintf("%d %v", c.Seq, err == nil))
+					mu.Unlock()
+					if kind == tc.hangs {
+						<-hang // the disk hangs
+					}
+				}}
+			if tc.file {
+				opts.File = filepath.Join(dir, "ckpt.jsonl")
+			}
+			log, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{Checkpoints: opts,
+				Warn: func(err error) { mu.Lock(); warnings = append(warnings, err.Error()); mu.Unlock() }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bg, stop := log.ShipInBackground()
+			if err := bg.Append(context.Background(), &audit.Record{Source: "test", Stage: audit.StageStart, ContainerID: "c"}); err != nil {
+				t.Fatal(err)
+			}
+			waitSent(t, &mu, sent, tc.hangs, "the checkpoint")
+			stopped := make(chan struct{})
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				defer cancel()
+				stop(ctx)
+				close(stopped)
+			}()
+			select {
+			case <-stopped:
+			case <-time.After(30 * time.Second):
+				t.Fatal("stop did not return in 30 s with its shipment hung")
+			}
+			check := func(when string) {
 				mu.Lock()
-				sent[kind] = append(sent[kind], fmt.Sprintf("%d %v", c.Seq, err == nil))
-				mu.Unlock()
-				if kind == audit.DestFile {
-					<-hang // the disk hangs
+				defer mu.Unlock()
+				w := strings.Join(warnings, "\n")
+				if fmt.Sprint(sent) != fmt.Sprint(tc.want) || strings.Contains(w, "not shipped") != tc.notShipped {
+					t.Errorf("%s: sent %v, warnings %q; want %v, a warning saying not shipped: %v", when, sent, warnings, tc.want, tc.notShipped)
 				}
-			}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bg, stop := log.ShipInBackground()
-	if err := bg.Append(context.Background(), &audit.Record{Source: "test", Stage: audit.StageStart, ContainerID: "c"}); err != nil {
-		t.Fatal(err)
-	}
-	waitFileSent(t, &mu, sent, "the checkpoint")
-	stopped := make(chan struct{})
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		stop(ctx)
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-time.After(30 * time.Second):
-		t.Fatal("stop did not return in 30 s with its shipment hung")
-	}
-	mu.Lock()
-	if fmt.Sprint(sent) != fmt.Sprint(map[string][]string{audit.DestFile: {"1 true"}, audit.DestUnix: {"1 false"}}) {
-		t.Errorf("when stop returned: sent %v; want the file's report and the socket's, as not shipped", sent)
-	}
-	mu.Unlock()
-	release()
-	// The shipment, going on, reports nothing more.
-	time.Sleep(100 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(sent[audit.DestUnix]) != 1 {
-		t.Errorf("socket reported %v; want once", sent[audit.DestUnix])
+			}
+			check("when stop returned")
+			release()
+			// The shipment, going on, reports nothing more.
+			time.Sleep(100 * time.Millisecond)
+			check("after the shipment went on")
+		})
 	}
 }
 
-// waitFileSent waits until sent (under mu) has a report for the
-// checkpoint file: what, a checkpoint in the background, was taken for
-// shipping (its file is written first).
-func waitFileSent(t *testing.T, mu *sync.Mutex, sent map[string][]string, what string) {
+// waitSent waits until sent (under mu) has a report for a destination
+// of kind: what, a checkpoint in the background, was taken for shipping
+// (a file is written first).
+func waitSent(t *testing.T, mu *sync.Mutex, sent map[string][]string, kind, what string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		mu.Lock()
-		n := len(sent[audit.DestFile])
+		n := len(sent[kind])
 		mu.Unlock()
 		if n > 0 {
 			return
@@ -1720,4 +1729,17 @@ func waitFileSent(t *testing.T, mu *sync.Mutex, sent map[string][]string, what s
 			t.Fatalf("%s was not taken for shipping in 10 s", what)
 		}
 	}
+}
+
+// listenDgram listens on a datagram socket in a directory of its own
+// until the test ends, and returns its path.
+func listenDgram(t *testing.T) (string, *net.UnixConn) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "log.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return sock, c
 }
