@@ -384,17 +384,23 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 		r.gap(ctx, *lostAt, *lostErr, "it came back; starts in between are recorded from the task list")
 		*lostAt = time.Time{}
 	}
+	// walked walks the running tasks (warning: what a failure is said
+	// as), moves contact to the walk's start when it succeeded, and
+	// reports whether containerd stopped answering.
+	walked := func(warning string) bool {
+		began := time.Now()
+		err := r.walk(ctx, c)
+		if err != nil {
+			log.WithError(err).Warn(warning)
+		} else if began.After(contact) {
+			contact = began
+		}
+		return r.stalled(ctx, c, err, contact, lostAt, lostErr)
+	}
 	// The subscription is set up by the daemon asynchronously: a start
 	// between this walk and that moment has no event, and the next walk
 	// (Resync) records it.
-	began := time.Now()
-	err = r.walk(ctx, c)
-	if err != nil {
-		log.WithError(err).Warn("catching up with running tasks")
-	} else {
-		contact = began
-	}
-	if r.stalled(ctx, c, err, contact, lostAt, lostErr) {
+	if walked("catching up with running tasks") {
 		return nil
 	}
 	log.Info("subscribed to containerd task events")
@@ -453,14 +459,7 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 			r.streamLost(err)
 			return nil
 		case <-timer.C:
-			began := time.Now()
-			err := r.walk(ctx, c)
-			if err != nil {
-				log.WithError(err).Warn("walking running tasks")
-			} else if began.After(contact) {
-				contact = began
-			}
-			if r.stalled(ctx, c, err, contact, lostAt, lostErr) {
+			if walked("walking running tasks") {
 				return nil
 			}
 			timer.Reset(next())
