@@ -79,7 +79,7 @@ func Merge(lists ...[]discover.Container) []discover.Container {
 	// Users' containers after root's: a row or a picture's node lists
 	// the first few, and a user picks its engine's name.
 	slices.SortFunc(out, func(a, b discover.Container) int {
-		return cmp.Or(boolCompare(vocab.UsersContainer(a.Namespace), vocab.UsersContainer(b.Namespace)), cmp.Compare(a.Engine, b.Engine), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
+		return cmp.Or(CompareBool(vocab.UsersContainer(a.Namespace), vocab.UsersContainer(b.Namespace)), cmp.Compare(a.Engine, b.Engine), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.ID, b.ID), cmp.Compare(a.PID, b.PID))
 	})
 	return out
 }
@@ -143,8 +143,10 @@ func (l Local) List(ctx context.Context) ([]discover.Container, error) {
 	return cs, nil
 }
 
-// boolCompare orders false before true.
-func boolCompare(a, b bool) int {
+// CompareBool orders false before true, as [cmp.Compare] orders numbers:
+// for sorts that put one kind of entry (containers of a user, namespaces
+// with containers) apart.
+func CompareBool(a, b bool) int {
 	switch {
 	case a == b:
 		return 0

@@ -2,6 +2,7 @@ package lstool
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
@@ -270,10 +272,10 @@ func Overlaps(m *discover.Model, maps map[discover.Key]*tree.Maps) OverlapReport
 		}
 	}
 	byID := func(a, b Shared) int {
-		if c := cmpUint(a.IDs.First, b.IDs.First); c != 0 {
+		if c := cmp.Compare(a.IDs.First, b.IDs.First); c != 0 {
 			return c
 		}
-		return cmpBool(a.GIDs, b.GIDs)
+		return containers.CompareBool(a.GIDs, b.GIDs)
 	}
 	for i := len(ranked) - 1; i >= 0; i-- {
 		slices.SortStableFunc(ranked[i], byID)
@@ -281,26 +283,6 @@ func Overlaps(m *discover.Model, maps map[discover.Key]*tree.Maps) OverlapReport
 	}
 	r.NotListed = r.Ranges - len(r.Shared)
 	return r
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpBool(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return 1
-	}
-	return -1
 }
 
 // sweep runs the sweep of [Overlaps] over the host UIDs (or GIDs) of
@@ -332,7 +314,7 @@ func (st *sweepState) sweep(gids bool, involved []bool, r *OverlapReport) (ranke
 		}
 	}
 	slices.SortFunc(events, func(a, b event) int {
-		if c := cmpUint(a.pos, b.pos); c != 0 {
+		if c := cmp.Compare(a.pos, b.pos); c != 0 {
 			return c
 		}
 		return int(a.ns) - int(b.ns)
@@ -420,10 +402,10 @@ func (st *sweepState) sweep(gids bool, involved []bool, r *OverlapReport) (ranke
 		}
 		// Shown with containers first, then by inode, for a stable report.
 		slices.SortFunc(s.Members, func(a, b *discover.Namespace) int {
-			if c := cmpBool(len(b.Containers) > 0, len(a.Containers) > 0); c != 0 {
+			if c := containers.CompareBool(len(b.Containers) > 0, len(a.Containers) > 0); c != 0 {
 				return c
 			}
-			return cmpUint(a.Ino, b.Ino)
+			return cmp.Compare(a.Ino, b.Ino)
 		})
 		s.NotListed = s.Namespaces - len(s.Members)
 		*list = append(*list, s)
