@@ -89,11 +89,7 @@ func TestInstallHook(t *testing.T) {
 // cannot be written (a full disk) installs both files and says the
 // write error, exit 1; it exited 0.
 func TestInstallHookToFullDisk(t *testing.T) {
-	dir := t.TempDir()
-	hook := filepath.Join(dir, "nsrel-hook")
-	cfg := filepath.Join(dir, "hook.json")
-	os.WriteFile(hook, []byte("#!/bin/true\n"), 0o700)
-	os.WriteFile(cfg, []byte(`{"version": 1, "audit_log": "/var/log/nsrel/audit.jsonl", "default": {"mode": "audit"}}`), 0o600)
+	_, hook, cfg := installFiles(t)
 	dest := t.TempDir()
 	code, stderr := nstest.ToFullDisk(t, nstest.Tool(t, "nsrel-containerd"), "install-hook", "--dest", dest, "--hook", hook, "--config", cfg)
 	if code != 1 || stderr != "nsrel-containerd install-hook: write error: no space left on device\n" {
@@ -229,11 +225,7 @@ func TestEmptyConfig(t *testing.T) {
 // error named the random temporary file it could not create
 // ("open /missing/dir/.nsrel-hook.3654905804: no such file or directory").
 func TestInstallHookBadDest(t *testing.T) {
-	dir := t.TempDir()
-	hook := filepath.Join(dir, "nsrel-hook")
-	cfg := filepath.Join(dir, "hook.json")
-	os.WriteFile(hook, []byte("#!/bin/true\n"), 0o700)
-	os.WriteFile(cfg, []byte(`{"version": 1, "audit_log": "/var/log/nsrel/audit.jsonl", "default": {"mode": "audit"}}`), 0o600)
+	dir, hook, cfg := installFiles(t)
 	missing := filepath.Join(dir, "missing", "dir")
 	for dest, want := range map[string]string{
 		missing: "nsrel-containerd install-hook: --dest " + missing + ": no such file or directory\n",
@@ -264,4 +256,17 @@ func TestContainersToFullDisk(t *testing.T) {
 	if code != 1 || stderr != "nsrel-containerd containers: write error: no space left on device\n" {
 		t.Errorf("containers (one) to /dev/full: exit %d, stderr %q; want 1 and a write error", code, stderr)
 	}
+}
+
+// installFiles writes a hook (a script) and a config that loads, for
+// install-hook to install, in a directory of the test's: the directory,
+// the hook and the config.
+func installFiles(t *testing.T) (dir, hook, cfg string) {
+	t.Helper()
+	dir = t.TempDir()
+	hook = filepath.Join(dir, "nsrel-hook")
+	cfg = filepath.Join(dir, "hook.json")
+	os.WriteFile(hook, []byte("#!/bin/true\n"), 0o700)
+	os.WriteFile(cfg, []byte(`{"version": 1, "audit_log": "/var/log/nsrel/audit.jsonl", "default": {"mode": "audit"}}`), 0o600)
+	return dir, hook, cfg
 }

@@ -574,12 +574,37 @@ func TestRecorderExecNamedLikeContainer(t *testing.T) {
 // walk does before it lists the tasks, with the container and its PID.
 func openStartSetup(t *testing.T, noNS bool) (*policy.Config, *client.Client, *Recorder, string, client.Container, uint32) {
 	t.Helper()
-	_, cfg, d, c := busyboxDaemon(t)
+	o := recordOpenStart(t, "open", noNS)
+	r := &Recorder{Config: o.cfg, Log: o.log, Logger: ctrdtest.Logger(t, "recorder: ")}
+	r.seeded = true // as the first walk does, before it lists the tasks
+	r.seedKnown()
+	return o.cfg, o.c, r, o.id, o.ctr, o.pid
+}
+
+// openStart is a container whose start a first recorder recorded and
+// that runs on, the start open, for the next recorder to find.
+type openStart struct {
+	cfgPath string
+	cfg     *policy.Config
+	log     *audit.Log
+	d       *ctrdtest.Daemon
+	c       *client.Client
+	id      string
+	ctr     client.Container
+	pid     uint32
+}
+
+// recordOpenStart runs a container (its ID prefixed so) on a daemon of
+// its own and has a first recorder record its start, without namespaces
+// if noNS.
+func recordOpenStart(t *testing.T, prefix string, noNS bool) openStart {
+	t.Helper()
+	cfgPath, cfg, d, c := busyboxDaemon(t)
 	log, err := audit.Open(cfg.AuditLog, audit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := ctrdtest.Uniq("open")
+	id := ctrdtest.Uniq(prefix)
 	ctr, pid := d.Run(t, c, "default", id, nil)
 	first := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "first: ")}
 	if noNS {
@@ -594,10 +619,7 @@ func openStartSetup(t *testing.T, noNS bool) (*policy.Config, *client.Client, *R
 	if i := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == id }); i < 0 || (recs[i].Ancestry == nil) != noNS {
 		t.Fatalf("start record %d: want it without namespaces: %v", i, noNS)
 	}
-	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
-	r.seeded = true // as the first walk does, before it lists the tasks
-	r.seedKnown()
-	return cfg, c, r, id, ctr, pid
+	return openStart{cfgPath, cfg, log, d, c, id, ctr, pid}
 }
 
 // handEvent hands ev, published in namespace "default", to r.
@@ -711,17 +733,8 @@ func TestExitOfOpenStartWithoutNamespaces(t *testing.T) {
 // start after finding its process gone twice, and the late event was
 // then skipped: no exit at all.
 func TestLateExitOfOpenStart(t *testing.T) {
-	cfgPath, cfg, d, c := busyboxDaemon(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := ctrdtest.Uniq("late-exit")
-	ctr, pid := d.Run(t, c, "default", id, nil)
-	first := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "first: ")}
-	if _, ok := first.recordStart(context.Background(), c, "default", id, int(pid), time.Now()); !ok {
-		t.Fatal("start not recorded")
-	}
+	o := recordOpenStart(t, "late-exit", false)
+	cfgPath, cfg, d, id, ctr, pid := o.cfgPath, o.cfg, o.d, o.id, o.ctr, o.pid
 	resume := stopShim(t, int(pid))
 	var waitWalks func(int)
 	startRecorder(t, d.Socket, cfgPath, func(r *Recorder) { r.Resync = 300 * time.Millisecond; waitWalks = countWalks(t, r) })

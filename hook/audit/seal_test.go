@@ -875,14 +875,11 @@ func TestSealedDamage(t *testing.T) {
 		l, path, key := sealedLog(t, audit.Options{})
 		appendN(t, l, 2)
 		state := filepath.Join(filepath.Dir(path), "state", "audit.seal")
-		before, err := os.ReadFile(state)
-		if err != nil {
-			t.Fatal(err)
-		}
+		before := takeState(t, state)
 		appendN(t, l, 1)
 		zeroLast(t, path)
 		putState(t, state, before)
-		l, err = audit.Open(path, audit.Options{SealState: state})
+		l, err := audit.Open(path, audit.Options{SealState: state})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -982,10 +979,7 @@ func TestSealAfterUnsealedStretch(t *testing.T) {
 	l, _, _ := sealedLog(t, audit.Options{})
 	appendN(t, l, 2)
 	state := l.SealStateForTest()
-	before, err := os.ReadFile(state)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := takeState(t, state)
 	lastSealed := rec("last-sealed")
 	if err := l.Append(context.Background(), lastSealed); err != nil {
 		t.Fatal(err)
@@ -1030,10 +1024,7 @@ func TestSealStoppedWhenUncheckable(t *testing.T) {
 	l, _, _ := sealedLog(t, audit.Options{})
 	appendN(t, l, 1)
 	state := l.SealStateForTest()
-	before, err := os.ReadFile(state)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := takeState(t, state)
 	appendN(t, l, 1)
 	putState(t, state, before) // the crash
 	unusableFor(t, l, state, audit.MaxSealSearch)
@@ -1066,10 +1057,7 @@ func TestIntroduceOnlyAtEpochZero(t *testing.T) {
 	t.Run("older state put back", func(t *testing.T) {
 		l, _, _ := sealedLog(t, audit.Options{})
 		appendN(t, l, 2)
-		old, err := os.ReadFile(l.SealStateForTest())
-		if err != nil {
-			t.Fatal(err)
-		}
+		old := takeState(t, l.SealStateForTest())
 		appendN(t, l, 1)
 		if _, _, err := l.StartSealing(ctx, true); err != nil {
 			t.Fatal(err)
@@ -1125,10 +1113,7 @@ func sealStoppedThenNewKey(t *testing.T, stretch int) {
 	l, _, _ := sealedLog(t, audit.Options{})
 	appendN(t, l, 3)
 	state := l.SealStateForTest()
-	old, err := os.ReadFile(state)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := takeState(t, state)
 	appendN(t, l, 1)
 	if _, _, err := l.StartSealing(ctx, true); err != nil {
 		t.Fatal(err)
@@ -1169,10 +1154,7 @@ func epochZeroLog(t *testing.T) (*audit.Log, string, audit.VerifyKey, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zero, err := os.ReadFile(state)
-	if err != nil {
-		t.Fatal(err)
-	}
+	zero := takeState(t, state)
 	return l, state, key, zero
 }
 
@@ -1287,10 +1269,7 @@ func TestReplaceAfterCrashDamage(t *testing.T) {
 	l, path, keyA := sealedLog(t, audit.Options{})
 	appendN(t, l, 2)
 	state := l.SealStateForTest()
-	before, err := os.ReadFile(state)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := takeState(t, state)
 	appendN(t, l, 1)
 	lines := readLines(t, path)
 	lines[len(lines)-1] = append(bytes.Repeat([]byte{0}, len(lines[len(lines)-1])-1), '\n')
@@ -1360,6 +1339,17 @@ func TestReplaceFlushOnlySealed(t *testing.T) {
 			t.Errorf("verify with the new key: %v", err)
 		}
 	})
+}
+
+// takeState returns the bytes of the sealing state at state, for
+// [putState] to put back.
+func takeState(t *testing.T, state string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // putState writes data to the sealing state at state: the state as it
