@@ -768,12 +768,9 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 // nil, except when rec refuses a start prev allowed, which the log must
 // say, so rec is appended after prev, noting it.
 func (p *Plugin) appendStart(ctx context.Context, rec *audit.Record, pid int, startTime uint64) (got, prev *audit.Record, err error) {
-	got, err = p.log().AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		var err error
-		prev, err = s.Last(rec.ContainerID, audit.StartMatcher(pid, startTime))
+	got, err = p.log().AppendAfterLast(ctx, rec.ContainerID, audit.StartMatcher(pid, startTime), func(last *audit.Record) (*audit.Record, error) {
+		prev = last
 		switch {
-		case err != nil:
-			return nil, err
 		case prev == nil:
 			return rec, nil
 		case rec.Verdict != audit.VerdictDeny || prev.Verdict == audit.VerdictDeny:

@@ -190,11 +190,48 @@ func (s *Searcher) Everywhere() *Searcher {
 // the current file and at most [SearchFiles] rotated files (every one
 // with [Searcher.Everywhere]).
 func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, error) {
+	return s.last(containerID, match, nil)
+}
+
+// searchMark is what a search read of each file (see [Searcher.last]),
+// newest first: files[0] is the current file (its identity zero when it
+// did not exist). A search under the log's lock trusts what one before it
+// found only where the same files are still in place.
+type searchMark struct {
+	files []searchedFile
+	prev  *Record // what it found, if anything
+}
+
+// searchedFile is a file a search read: its name and identity, and the
+// end of its last complete line then (lines after it were appended
+// since).
+type searchedFile struct {
+	name     string
+	dev, ino uint64
+	size     int64
+	end      int64
+}
+
+// last is [Searcher.Last], noting in mark (if not nil) the files it read
+// and what it found.
+func (s *Searcher) last(containerID string, match func(*Record) bool, mark *searchMark) (*Record, error) {
 	needle := appendJSONString([]byte(`"container_id":`), containerID)
+	in := func(file string) (*Record, error) {
+		var seen *searchedFile
+		if mark != nil {
+			mark.files = append(mark.files, searchedFile{name: file})
+			seen = &mark.files[len(mark.files)-1]
+		}
+		r, err := lastIn(s.ctx, file, 0, seen, containerID, needle, match)
+		if mark != nil {
+			mark.prev = r
+		}
+		return r, err
+	}
 	// The current file first: the directory is listed for rotated files
 	// only when the record is not there (a hook's earlier stage is
 	// almost always in it).
-	r, err := lastIn(s.ctx, s.log.path, containerID, needle, match)
+	r, err := in(s.log.path)
 	if err != nil || r != nil {
 		return r, err
 	}
@@ -203,26 +240,92 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 		return nil, err
 	}
 	for i := len(files) - 1; i >= 0 && (s.all || i >= len(files)-SearchFiles); i-- {
-		if r, err := lastIn(s.ctx, files[i], containerID, needle, match); err != nil || r != nil {
+		if r, err := in(files[i]); err != nil || r != nil {
 			return r, err
 		}
 	}
 	return nil, nil
 }
 
-// lastIn is [Searcher.Last] in one file; a file that does not exist
-// (not created yet, rotated away meanwhile) holds no record. It looks at
-// ctx (nil: none) every [searchCheck] lines.
-func lastIn(ctx context.Context, file, containerID string, needle []byte, match func(*Record) bool) (*Record, error) {
-	n := 0
-	for line, err := range LinesBackward(file) {
+// since returns what [Searcher.Last] would, for a search of the same
+// container and match that mark notes, made before the log's lock was
+// taken: the last matching record among the lines appended to the
+// current file since then, else what that search found. It returns
+// false when the files that search read are no longer the log's search
+// window as they were (a rotation, retention, a file replaced): then
+// only a search of its own is sure.
+func (s *Searcher) since(mark *searchMark, containerID string, match func(*Record) bool) (*Record, bool, error) {
+	if len(mark.files) == 0 || mark.files[0].name != s.log.path || mark.files[0].ino == 0 {
+		return nil, false, nil
+	}
+	if len(mark.files) > 1 || mark.prev == nil {
+		// The rotated files it read are still the window's newest,
+		// the same files; when it found nothing, it read them all.
+		files, err := s.log.rotated()
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, nil
+			return nil, false, err
+		}
+		window := len(files)
+		if !s.all {
+			window = min(window, SearchFiles)
+		}
+		if len(mark.files)-1 > window || mark.prev == nil && len(mark.files)-1 != window {
+			return nil, false, nil
+		}
+		for j, m := range mark.files[1:] {
+			var st unix.Stat_t
+			if files[len(files)-1-j] != m.name || unix.Lstat(m.name, &st) != nil || st.Dev != m.dev || st.Ino != m.ino {
+				return nil, false, nil
 			}
+		}
+	}
+	cur := mark.files[0]
+	now := searchedFile{name: cur.name}
+	r, err := lastIn(s.ctx, cur.name, cur.end, &now, containerID, appendJSONString([]byte(`"container_id":`), containerID), match)
+	switch {
+	case err != nil:
+		return nil, false, err
+	case now.dev != cur.dev || now.ino != cur.ino || now.size < cur.end:
+		return nil, false, nil // another file now, or cut: r is not from the lines appended since
+	case r != nil:
+		return r, true, nil
+	}
+	return mark.prev, true, nil
+}
+
+// lastIn is [Searcher.Last] in one file, among its lines that start at
+// from or after; a file that does not exist (not created yet, rotated
+// away meanwhile) holds no record. It notes in seen (if not nil) the
+// file's identity, size and the end of its last complete line. It looks
+// at ctx (nil: none) every [searchCheck] lines.
+func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, needle []byte, match func(*Record) bool) (*Record, error) {
+	f, err := openRegular(file, unix.O_RDONLY)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("audit: fstat %s: %w", file, err)
+	}
+	if seen != nil {
+		seen.dev, seen.ino, seen.size = st.Dev, st.Ino, st.Size
+	}
+	n := 0
+	for line, err := range linesBackwardIn(f, file, st.Size) {
+		if err != nil {
 			return nil, err
 		}
-		if n++; ctx != nil && n%searchCheck == 0 {
+		if n++; n == 1 && seen != nil {
+			seen.end = line.Offset + int64(len(line.Data)) + line.Long + 1
+		}
+		if line.Offset < from {
+			return nil, nil
+		}
+		if ctx != nil && n%searchCheck == 0 {
 			if searchedLines != nil {
 				searchedLines()
 			}
@@ -234,10 +337,10 @@ func lastIn(ctx context.Context, file, containerID string, needle []byte, match 
 				return nil, fmt.Errorf("audit: search of %s for %s stopped: %w", file, what, err)
 			}
 		}
-		if !bytes.Contains(line, needle) {
+		if !bytes.Contains(line.Data, needle) {
 			continue
 		}
-		r, derr := Decode(line)
+		r, derr := Decode(line.Data)
 		if derr != nil || r.ContainerID != containerID {
 			continue
 		}
@@ -299,10 +402,17 @@ func linesBackwardIn(f *os.File, file string, size int64) iter.Seq2[Line, error]
 		chunk := 8 << 10
 		pos := nl + 1 // pending holds bytes [pos, pos+len(pending))
 		var pending []byte
+		// nls holds the offsets in pending of its newlines but the
+		// last, in order, found with one forward scan of each chunk
+		// read (IndexByte is many times faster than a search backwards
+		// for each line).
+		var nls []int
 		for {
 			if len(pending) > 0 {
 				body := pending[:len(pending)-1] // without its final newline
-				if i := bytes.LastIndexByte(body, '\n'); i >= 0 {
+				if k := len(nls) - 1; k >= 0 {
+					i := nls[k]
+					nls = nls[:k]
 					if !yield(Line{File: file, Offset: pos + int64(i) + 1, Data: body[i+1:]}, nil) {
 						return
 					}
@@ -339,6 +449,17 @@ func linesBackwardIn(f *os.File, file string, size int64) iter.Seq2[Line, error]
 				return
 			}
 			copy(buf[n:], pending)
+			// What pending held has no newline but its last: the
+			// chunk read holds every other.
+			nls = nls[:0]
+			for i, scan := 0, buf[:min(int(n), len(buf)-1)]; ; {
+				j := bytes.IndexByte(scan[i:], '\n')
+				if j < 0 {
+					break
+				}
+				nls = append(nls, i+j)
+				i += j + 1
+			}
 			pending, pos = buf, pos-n
 			chunk = 64 << 10
 		}
@@ -363,17 +484,50 @@ func (l *Log) HasStart(containerID string, pid int, startTime uint64) (bool, err
 // AppendStart appends r, the start of the process pid with the given
 // start time (0: unknown), unless the log already holds a start record
 // (see [StartMatcher]) of the same container and process, whoever wrote
-// it: the check and the append happen under the log's lock. It returns
-// the record appended, or nil when the start was recorded already. The
-// containerd event recorder and the NRI plugin use it so that a
-// container nsrel-hook recorded is not recorded twice.
+// it: the check and the append happen under the log's lock (see
+// [Log.AppendAfterLast]). It returns the record appended, or nil when
+// the start was recorded already. The containerd event recorder and the
+// NRI plugin use it so that a container nsrel-hook recorded is not
+// recorded twice.
 func (l *Log) AppendStart(ctx context.Context, r *Record, pid int, startTime uint64) (*Record, error) {
-	return l.AppendWith(ctx, func(s *Searcher) (*Record, error) {
-		prev, err := s.Last(r.ContainerID, StartMatcher(pid, startTime))
-		if err != nil || prev != nil {
-			return nil, err
+	return l.AppendAfterLast(ctx, r.ContainerID, StartMatcher(pid, startTime), func(prev *Record) (*Record, error) {
+		if prev != nil {
+			return nil, nil
 		}
 		return r, nil
+	})
+}
+
+// AppendAfterLast is [Log.AppendWith] for a build that needs the last
+// record of containerID that match selects ([Searcher.Last]): build gets
+// it (nil: none) under the log's lock, and returns the record to append
+// (nil: none). The search reads the log before the lock is taken, and
+// under it only the lines appended since, once it has checked that the
+// files it read are still the log's (else it searches again, under the
+// lock): the search for a container the log does not hold reads the
+// whole search window, tens of MiB, which would hold up every other
+// writer (a container start waiting for its record) all that time.
+// match must depend on the record only. A search that ctx ends fails
+// the append, which then writes nothing.
+func (l *Log) AppendAfterLast(ctx context.Context, containerID string, match func(*Record) bool, build func(prev *Record) (*Record, error)) (*Record, error) {
+	var mark searchMark
+	if _, err := (&Searcher{log: l, ctx: ctx}).last(containerID, match, &mark); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// A file that could not be read now: under the lock, the
+		// search says whether it still cannot.
+		mark = searchMark{}
+	}
+	return l.AppendWith(ctx, func(s *Searcher) (*Record, error) {
+		prev, ok, err := s.since(&mark, containerID, match)
+		if err == nil && !ok {
+			prev, err = s.Last(containerID, match)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return build(prev)
 	})
 }
 

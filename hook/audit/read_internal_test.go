@@ -1,0 +1,80 @@
+package audit
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// TestLinesBackwardMatchesForward checks that linesBackwardIn yields the
+// lines Lines does, in reverse, with their offsets: lines of every length
+// around its chunk sizes, empty lines, lines too long to be a record (one
+// far beyond MaxLine), and a torn last line, which neither yields.
+func TestLinesBackwardMatchesForward(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 40 {
+		var b bytes.Buffer
+		lines := rng.IntN(400)
+		for i := range lines {
+			n := rng.IntN(1500)
+			switch rng.IntN(40) {
+			case 0:
+				n = 0
+			case 1:
+				n = 8<<10 - 1 + rng.IntN(3) // around the first chunk
+			case 2:
+				n = 64<<10 - 1 + rng.IntN(3)
+			case 3:
+				if round%8 == 0 {
+					n = MaxLine + 200<<10 // beyond a line and a chunk
+				}
+			}
+			b.Write(bytes.Repeat([]byte{byte('a' + i%26)}, n))
+			b.WriteByte('\n')
+		}
+		if round%2 == 1 {
+			b.WriteString(`{"torn`)
+		}
+		path := filepath.Join(t.TempDir(), "lines")
+		if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		type line struct {
+			off, long int64
+			data, sum string
+		}
+		var want, got []line
+		for l, err := range Lines(path) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !l.Torn {
+				want = append(want, line{l.Offset, l.Long, string(l.Data), l.Sum})
+			}
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for l, err := range linesBackwardIn(f, path, int64(b.Len())) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, line{l.Offset, l.Long, string(l.Data), l.Sum})
+		}
+		f.Close()
+		slices.Reverse(got)
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d lines backwards, %d forwards", round, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("round %d, line %d: backwards offset %d long %d len %d; forwards offset %d long %d len %d", round, i,
+					got[i].off, got[i].long, len(got[i].data), want[i].off, want[i].long, len(want[i].data))
+			}
+		}
+	}
+}
