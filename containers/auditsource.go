@@ -141,7 +141,10 @@ files:
 				continue
 			}
 			if ended[h.Seq] {
-				// Of the starts, only a poststart refers to a record.
+				// Of the starts, a poststart refers to a record that
+				// may hold a process (its createRuntime record); a
+				// recorder's start refers only to one of its starts
+				// without namespaces, which is never listed.
 				if h.Stage == audit.StagePoststart {
 					if ref := refOf(line); ref != 0 {
 						ended[ref] = true

@@ -146,7 +146,9 @@ type Recorder struct {
 	// says the recorder recorded without namespaces (no PID) and without
 	// exit, when it started, until a walk makes a task of theirs known
 	// or an exit or delete event of the init ends them
-	// ([Recorder.openInitEnded]).
+	// ([Recorder.openInitEnded]). A start recorded for a task of theirs
+	// meanwhile refers to such a start when it may be the same task's
+	// ([Recorder.appendStart]), so that the task's exit ends both.
 	openByID map[nsID]bool
 	// walked, set by tests, is called after each walk.
 	walked func()
@@ -176,9 +178,10 @@ type nsID struct{ ns, id string }
 // again when retried), an exit, or another record (a gap) appended as it
 // is.
 type pendingRecord struct {
-	start     *audit.Record // with pid and startTime (an exit's too)
+	start     *audit.Record // with pid, startTime and byID (an exit's startTime too)
 	pid       int
 	startTime uint64
+	byID      bool
 	exit      *taskKey
 	other     *audit.Record
 	// time and late are an exit's record time (when the recorder
@@ -674,6 +677,12 @@ func (r *Recorder) seedKnown() {
 			delete(open, rec.Ref.Seq)
 			delete(openIDs, rec.Ref.Seq)
 		}
+		if err == nil && rec.Source == audit.SourceContainerdEvents && audit.IsStart(rec.Stage) && rec.Ref != nil {
+			// The start without namespaces this one records again
+			// ([Recorder.appendStart]): the exit that ends this one
+			// ends both.
+			delete(openIDs, rec.Ref.Seq)
+		}
 	}
 	for _, n := range openIDs {
 		if r.openByID == nil {
@@ -945,13 +954,20 @@ const clockTick = 10 * time.Millisecond
 // cut to a tick, and a tick and a millisecond of margin cover that and
 // reading the clocks.
 func startedBefore(startTicks uint64, t time.Time) bool {
+	start, ok := processStart(startTicks)
+	return ok && start.Add(clockTick+time.Millisecond).Before(t)
+}
+
+// processStart returns the time a process with the given start time
+// (clock ticks since boot) started, cut down to a tick; false when the
+// clock cannot be read.
+func processStart(startTicks uint64) (time.Time, bool) {
 	var ts unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
-		return false
+		return time.Time{}, false
 	}
 	boot := time.Now().Add(-time.Duration(ts.Nano()))
-	start := boot.Add(time.Duration(startTicks) * clockTick)
-	return start.Add(clockTick + time.Millisecond).Before(t)
+	return boot.Add(time.Duration(startTicks) * clockTick), true
 }
 
 // recordStart records the start of task id (process pid) in namespace
@@ -1039,20 +1055,23 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	} else if st, err := inspect.StartTime(pid); err == nil {
 		startTime = st
 	}
+	// Taken now: the walk that makes the task known forgets the
+	// container's entry, maybe before a queued start is appended.
+	byID := r.openByID[nsID{ns, id}]
 	if len(r.pending) > 0 {
 		// Behind the records waiting, in order.
 		log.Warn("start queued behind records the audit log did not take yet")
-		r.keep(pendingRecord{start: rec, pid: pid, startTime: startTime}, nil)
+		r.keep(pendingRecord{start: rec, pid: pid, startTime: startTime, byID: byID}, nil)
 		return startTime, true
 	}
-	got, err := r.Log.AppendStart(ctx, rec, pid, startTime)
+	got, err := r.appendStart(ctx, rec, pid, startTime, byID)
 	switch {
 	case err != nil:
 		// Queued, as behind other records: the task is known from now
 		// on, so that its end (a /containers/delete when the shim's
 		// exit event is lost, a walk) queues its exit behind it.
 		log.WithError(err).Error("audit log append failed; will retry")
-		r.keep(pendingRecord{start: rec, pid: pid, startTime: startTime}, err)
+		r.keep(pendingRecord{start: rec, pid: pid, startTime: startTime, byID: byID}, err)
 		return startTime, true
 	case got == nil:
 		log.Debug("start already recorded")
@@ -1061,7 +1080,70 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	default:
 		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Info("recorded start")
 	}
+	if got != nil && got.Ref != nil {
+		log.WithFields(logrus.Fields{"seq": got.Seq, "ref": got.Ref.Seq}).Info("start recorded again: the earlier record, without namespaces, ends with this one")
+	}
 	return startTime, true
+}
+
+// appendStart appends start record rec of process pid, which started at
+// startTime, unless the log has a start of that process
+// ([audit.Log.AppendStart]). byID says that its container was among
+// [Recorder.openByID] when the start was made: a previous recorder
+// recorded a start of it without namespaces, which names no process, and
+// no exit. A recorder started later lists the task of such a start and
+// records it again (with namespaces, or without if it cannot inspect the
+// process either), and the task's exit refers to that second record: the
+// first stayed without exit for good, a container that to the log never
+// stopped (TestOpenByIDWalkedTask). So when the log's last start of the
+// container in its namespace is the recorder's without namespaces,
+// without exit, and the process may have run when it was recorded, rec
+// refers to it: the same task's start, recorded again, which ends when
+// rec does (a start ended ends the one it refers to, as a poststop ends
+// a poststart and its createRuntime record). A process that surely
+// started after that record (its start time, cut down to a tick, more
+// than a millisecond after the record's time, for reading the clocks) is
+// another task's: of the container started again while no recorder ran,
+// or of another daemon's container of the same name, whose recorder
+// writes the same log and which may run on (TestOpenByIDWalkedNewTask).
+// Its exit does not end that start.
+func (r *Recorder) appendStart(ctx context.Context, rec *audit.Record, pid int, startTime uint64, byID bool) (*audit.Record, error) {
+	if !byID || startTime == 0 {
+		return r.Log.AppendStart(ctx, rec, pid, startTime)
+	}
+	same := audit.StartMatcher(pid, startTime)
+	return r.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
+		rec.Ref = nil // an append retried searches again
+		// One backward search finds a start of the process (rec is
+		// not appended, as AppendStart does) or goes through the
+		// container's records, meeting the exits in the namespace
+		// before the last start there.
+		exited := map[uint64]bool{}
+		var last *audit.Record
+		prev, err := s.Last(rec.ContainerID, func(x *audit.Record) bool {
+			switch {
+			case same(x):
+				return true
+			case last != nil || x.Namespace != rec.Namespace:
+			case x.Stage == audit.StageExit && x.Ref != nil:
+				exited[x.Ref.Seq] = true
+			case audit.IsStart(x.Stage):
+				last = x
+			}
+			return false
+		})
+		if err != nil || prev != nil {
+			return nil, err
+		}
+		if last == nil || last.Source != audit.SourceContainerdEvents || last.Ancestry != nil || exited[last.Seq] {
+			return rec, nil
+		}
+		at, err := time.Parse(time.RFC3339Nano, last.Time)
+		if start, ok := processStart(startTime); err == nil && ok && !start.Add(-time.Millisecond).After(at) {
+			rec.Ref = &audit.Ref{Seq: last.Seq, Stage: last.Stage, Hash: last.Hash}
+		}
+		return rec, nil
+	})
 }
 
 // keep queues a record whose append failed (err), or that comes after
@@ -1132,7 +1214,7 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		case p.exit != nil:
 			_, err = r.appendExit(ctx, *p.exit, p.startTime, p.time, p.late)
 		default:
-			_, err = r.Log.AppendStart(ctx, p.start, p.pid, p.startTime)
+			_, err = r.appendStart(ctx, p.start, p.pid, p.startTime, p.byID)
 		}
 		if err != nil {
 			log.WithError(err).WithField("pending", len(r.pending)).Error("audit log still not writable")

@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -797,4 +798,187 @@ func TestOpenByIDOtherDaemonDelete(t *testing.T) {
 	if n := audittest.Count(audittest.Records(t, cfg.AuditLog, ""), id, evExit); n != 0 {
 		t.Errorf("%d exits recorded while pid %d of the container runs", n, pid)
 	}
+}
+
+// unendedStarts returns the seqs of the recorder's start records of id
+// that no exit ends, directly or through a later start of the
+// recorder's that refers to them and is ended.
+func unendedStarts(recs []*audit.Record, id string) []uint64 {
+	ended := map[uint64]bool{}
+	// Newest first: a record is met before those it refers to.
+	for i := len(recs) - 1; i >= 0; i-- {
+		r := recs[i]
+		if r.ContainerID == id && r.Source == audit.SourceContainerdEvents && r.Ref != nil && (r.Stage == audit.StageExit || ended[r.Seq]) {
+			ended[r.Ref.Seq] = true
+		}
+	}
+	var open []uint64
+	for _, r := range recs {
+		if r.ContainerID == id && r.Source == audit.SourceContainerdEvents && r.Stage == audit.StageStart && !ended[r.Seq] {
+			open = append(open, r.Seq)
+		}
+	}
+	return open
+}
+
+// recorderStarts returns the recorder's start records of id.
+func recorderStarts(recs []*audit.Record, id string) []*audit.Record {
+	var starts []*audit.Record
+	for _, r := range recs {
+		if r.ContainerID == id && r.Source == audit.SourceContainerdEvents && r.Stage == audit.StageStart {
+			starts = append(starts, r)
+		}
+	}
+	return starts
+}
+
+// deleteAndSettle deletes ctr (daemon d, client c) and waits for the start
+// record of a container run after it: the deleted container's events
+// are handled by then.
+func deleteAndSettle(t *testing.T, cfg *policy.Config, d *ctrdtest.Daemon, c *client.Client, ctr client.Container, prefix string) []*audit.Record {
+	t.Helper()
+	ctrdtest.Delete("default", ctr)
+	next := ctrdtest.Uniq(prefix + "-next")
+	d.Run(t, c, "default", next, nil)
+	return audittest.Wait(t, cfg.AuditLog, "the next container's start", func(rs []*audit.Record) bool { return audittest.Count(rs, next, evStart) > 0 })
+}
+
+// TestOpenByIDWalkedTask: a start a previous recorder recorded without
+// namespaces (its inspection refused), of a container that runs on; the
+// next recorder's first walk lists the task and records its start again
+// (with namespaces, or without where inspection is still refused),
+// referring to the first: the same task's start, recorded again. The
+// task's exit refers to the second start and so ends both. The walk's
+// start referred to nothing and the exit ended it alone: the first start
+// stayed without exit, a container that to the log never stopped.
+func TestOpenByIDWalkedTask(t *testing.T) {
+	for _, inspected := range []bool{true, false} {
+		t.Run(fmt.Sprintf("inspected=%v", inspected), func(t *testing.T) {
+			o := recordOpenStart(t, "walked", true)
+			startRecorder(t, o.d.Socket, o.cfgPath, func(r *Recorder) {
+				if !inspected {
+					r.Inspect = func(pid int, _ *inspect.LiveOnce) (*audit.Ancestry, error) {
+						return nil, fmt.Errorf("inspect: pid %d: permission denied", pid)
+					}
+				}
+			})
+			// The recorder connected after its first walk.
+			starts := recorderStarts(audittest.Records(t, o.cfg.AuditLog, ""), o.id)
+			if len(starts) != 2 {
+				t.Fatalf("%d start records after the first walk, want 2", len(starts))
+			}
+			if starts[1].Ref == nil || starts[1].Ref.Seq != starts[0].Seq || starts[1].Ref.Hash != starts[0].Hash || (starts[1].Ancestry != nil) != inspected {
+				t.Errorf("the walk's start: ref %+v, namespaces %v; want a ref to seq %d, namespaces %v", starts[1].Ref, starts[1].Ancestry != nil, starts[0].Seq, inspected)
+			}
+			// A recorder started now keeps the container apart only for
+			// a start without namespaces that is the last one (the first
+			// is the walk's start's now).
+			next := &Recorder{Log: o.log}
+			next.seedKnown()
+			if want := map[nsID]bool{{"default", o.id}: true}; !inspected && !maps.Equal(next.openByID, want) || inspected && len(next.openByID) != 0 {
+				t.Errorf("a recorder started after the walk keeps apart %v", next.openByID)
+			}
+			recs := deleteAndSettle(t, o.cfg, o.d, o.c, o.ctr, "walked")
+			if diff := cmp.Diff([]string{evStart, evStart, evExit}, audittest.SourceStages(recs, o.id)); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+			if open := unendedStarts(recs, o.id); len(open) != 0 {
+				t.Errorf("start records %v without exit after the container's exit", open)
+			}
+			audittest.Verify(t, o.cfg.AuditLog)
+		})
+	}
+}
+
+// TestOpenByIDWalkedNewTask: as in TestOpenByIDWalkedTask, but the task
+// the next recorder's walk lists started after the start without
+// namespaces was recorded: a new task of the container (started again
+// while no recorder ran: the first task's exit was missed), or a
+// container of the same namespace and ID on another daemon, whose
+// recorder writes the same log (the first start's container runs on
+// there). The walk's start does not refer to the first one, and the
+// listed task's exit ends its own start only: ending the first too would
+// end the other daemon's container while it runs, or the earlier task's
+// start at a time it did not end.
+func TestOpenByIDWalkedNewTask(t *testing.T) {
+	for _, otherDaemon := range []bool{false, true} {
+		t.Run(fmt.Sprintf("other-daemon=%v", otherDaemon), func(t *testing.T) {
+			o := recordOpenStart(t, "new-task", true)
+			firstStart, err := inspect.StartTime(int(o.pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, c, ctr := o.d, o.c, o.ctr
+			if otherDaemon {
+				d = ctrdtest.Start(t, ctrdtest.V2(), nil)
+				c = d.Client(t)
+				d.ImportBusybox(t, c, "default")
+				ctr, _ = d.Run(t, c, "default", o.id, nil)
+			} else {
+				if err := ctrdtest.DeleteTask("default", ctr); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), "default"), 20*time.Second)
+				defer cancel()
+				task, err := ctr.NewTask(ctx, cio.NullIO)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := task.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			startRecorder(t, d.Socket, o.cfgPath, nil)
+			starts := recorderStarts(audittest.Records(t, o.cfg.AuditLog, ""), o.id)
+			if len(starts) != 2 {
+				t.Fatalf("%d start records after the first walk, want 2", len(starts))
+			}
+			if starts[1].Ref != nil {
+				t.Errorf("the walk's start refers to seq %d, the start of another task", starts[1].Ref.Seq)
+			}
+			recs := deleteAndSettle(t, o.cfg, d, c, ctr, "new-task")
+			if diff := cmp.Diff([]string{evStart, evStart, evExit}, audittest.SourceStages(recs, o.id)); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+			if open := unendedStarts(recs, o.id); !slices.Equal(open, []uint64{starts[0].Seq}) {
+				t.Errorf("start records without exit: %v; want the first only, seq %d", open, starts[0].Seq)
+			}
+			if otherDaemon && !inspect.Runs(int(o.pid), firstStart) {
+				t.Errorf("the other daemon's container no longer runs")
+			}
+			audittest.Verify(t, o.cfg.AuditLog)
+		})
+	}
+}
+
+// TestOpenByIDWalkedTaskQueued: as in TestOpenByIDWalkedTask, with the
+// audit log unwritable at the walk that lists the task: its start is
+// queued, and the walk forgets the container's start without namespaces
+// (the task is known). Appended at the next walk, the start still refers
+// to it, and the task's exit ends both.
+func TestOpenByIDWalkedTaskQueued(t *testing.T) {
+	cfg, c, r, id, ctr, pid := openStartSetup(t, true)
+	ctx := context.Background()
+	swap := swapLog(t, cfg.AuditLog)
+	swap()
+	r.walk(ctx, c) // fails: the start is queued
+	if len(r.pending) != 1 || len(r.openByID) != 0 {
+		t.Fatalf("%d records queued, containers kept %v; want the start queued, none kept", len(r.pending), r.openByID)
+	}
+	swap()
+	if err := r.walk(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctrdtest.DeleteTask("default", ctr); err != nil {
+		t.Fatal(err)
+	}
+	handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitedAt: timestamppb.Now()})
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if diff := cmp.Diff([]string{evStart, evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	if open := unendedStarts(recs, id); len(open) != 0 {
+		t.Errorf("start records %v without exit after the container's exit", open)
+	}
+	audittest.Verify(t, cfg.AuditLog)
 }

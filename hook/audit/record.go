@@ -132,7 +132,9 @@ type Record struct {
 	Error string `json:"error,omitempty"`
 	// Ref points to an earlier record this one follows up (poststart and
 	// poststop point to the container's start record, an ack to the
-	// damage it acknowledges).
+	// damage it acknowledges, a containerd event recorder's start to its
+	// earlier start of the same task, recorded without namespaces, which
+	// ends with it).
 	Ref *Ref `json:"ref,omitempty"`
 	// Torn holds the bytes of a torn line that was cut off (stage
 	// [StageTornTail]), at most [MaxTornKept] of them.
