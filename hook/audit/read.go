@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -206,11 +207,32 @@ type searchMark struct {
 // end of its last complete line then (lines after it were appended
 // since).
 type searchedFile struct {
-	name     string
-	dev, ino uint64
-	size     int64
-	end      int64
+	name string
+	id   fileID
+	size int64
+	end  int64
 }
+
+// fileID tells files apart: the device and inode, and the birth time,
+// so that a file retention removed and a later one given its inode
+// number are not taken for one (where the file system keeps birth times;
+// ext4, xfs, btrfs and tmpfs do).
+type fileID struct {
+	dev, ino   uint64
+	born, nsec int64
+}
+
+// statxID returns the identity and size of the file statx(2) describes.
+func statxID(st *unix.Statx_t) (fileID, int64) {
+	id := fileID{dev: unix.Mkdev(st.Dev_major, st.Dev_minor), ino: st.Ino}
+	if st.Mask&unix.STATX_BTIME != 0 {
+		id.born, id.nsec = st.Btime.Sec, int64(st.Btime.Nsec)
+	}
+	return id, int64(st.Size)
+}
+
+// statxMask is what statxID needs.
+const statxMask = unix.STATX_TYPE | unix.STATX_INO | unix.STATX_SIZE | unix.STATX_BTIME
 
 // last is [Searcher.Last], noting in mark (if not nil) the files it read
 // and what it found.
@@ -255,7 +277,7 @@ func (s *Searcher) last(containerID string, match func(*Record) bool, mark *sear
 // window as they were (a rotation, retention, a file replaced): then
 // only a search of its own is sure.
 func (s *Searcher) since(mark *searchMark, containerID string, match func(*Record) bool) (*Record, bool, error) {
-	if len(mark.files) == 0 || mark.files[0].name != s.log.path || mark.files[0].ino == 0 {
+	if len(mark.files) == 0 || mark.files[0].name != s.log.path || mark.files[0].id == (fileID{}) {
 		return nil, false, nil
 	}
 	if len(mark.files) > 1 || mark.prev == nil {
@@ -273,8 +295,11 @@ func (s *Searcher) since(mark *searchMark, containerID string, match func(*Recor
 			return nil, false, nil
 		}
 		for j, m := range mark.files[1:] {
-			var st unix.Stat_t
-			if files[len(files)-1-j] != m.name || unix.Lstat(m.name, &st) != nil || st.Dev != m.dev || st.Ino != m.ino {
+			var st unix.Statx_t
+			if files[len(files)-1-j] != m.name || unix.Statx(unix.AT_FDCWD, m.name, unix.AT_SYMLINK_NOFOLLOW, statxMask, &st) != nil {
+				return nil, false, nil
+			}
+			if id, _ := statxID(&st); id != m.id {
 				return nil, false, nil
 			}
 		}
@@ -285,7 +310,7 @@ func (s *Searcher) since(mark *searchMark, containerID string, match func(*Recor
 	switch {
 	case err != nil:
 		return nil, false, err
-	case now.dev != cur.dev || now.ino != cur.ino || now.size < cur.end:
+	case now.id != cur.id || now.size < cur.end:
 		return nil, false, nil // another file now, or cut: r is not from the lines appended since
 	case r != nil:
 		return r, true, nil
@@ -296,8 +321,12 @@ func (s *Searcher) since(mark *searchMark, containerID string, match func(*Recor
 // lastIn is [Searcher.Last] in one file, among its lines that start at
 // from or after; a file that does not exist (not created yet, rotated
 // away meanwhile) holds no record. It notes in seen (if not nil) the
-// file's identity, size and the end of its last complete line. It looks
-// at ctx (nil: none) every [searchCheck] lines.
+// file's identity, size and the end of its last complete line, and then
+// reads only a file owned by root or the effective user that others
+// cannot write: a search before the log's lock is taken has not had the
+// log's directory checked (a file someone else made there, before the
+// log's writer did, is refused, and the search made again under the
+// lock). It looks at ctx (nil: none) every [searchCheck] lines.
 func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, needle []byte, match func(*Record) bool) (*Record, error) {
 	f, err := openRegular(file, unix.O_RDONLY)
 	if err != nil {
@@ -307,15 +336,19 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 		return nil, err
 	}
 	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, fmt.Errorf("audit: fstat %s: %w", file, err)
+	var st unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, statxMask, &st); err != nil {
+		return nil, fmt.Errorf("audit: statx %s: %w", file, err)
 	}
+	id, size := statxID(&st)
 	if seen != nil {
-		seen.dev, seen.ino, seen.size = st.Dev, st.Ino, st.Size
+		if err := safefile.CheckOwner(f, file, false); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		seen.id, seen.size = id, size
 	}
 	n := 0
-	for line, err := range linesBackwardIn(f, file, st.Size) {
+	for line, err := range linesBackwardIn(f, file, size) {
 		if err != nil {
 			return nil, err
 		}
@@ -519,6 +552,9 @@ func (l *Log) AppendAfterLast(ctx context.Context, containerID string, match fun
 		// search says whether it still cannot.
 		mark = searchMark{}
 	}
+	if testHookBeforeLock != nil {
+		testHookBeforeLock(&mark)
+	}
 	return l.AppendWith(ctx, func(s *Searcher) (*Record, error) {
 		prev, ok, err := s.since(&mark, containerID, match)
 		if err == nil && !ok {
@@ -530,6 +566,10 @@ func (l *Log) AppendAfterLast(ctx context.Context, containerID string, match fun
 		return build(prev)
 	})
 }
+
+// testHookBeforeLock, set by tests only, is called by
+// [Log.AppendAfterLast] between its search and the lock.
+var testHookBeforeLock func(*searchMark)
 
 // StartMatcher returns a match function for [Searcher.Last] that selects
 // start records of the process pid with the given start time (0: any).
