@@ -11,6 +11,7 @@ import (
 	"io"
 	"iter"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -161,9 +162,10 @@ func Records(files ...string) iter.Seq2[*Record, error] {
 // search that outlasts it (a cold page cache under a container start's
 // deadline, with the log's lock held) stops with the context's error.
 type Searcher struct {
-	log *Log
-	ctx context.Context // nil: none
-	all bool            // every rotated file, not SearchFiles
+	log  *Log
+	ctx  context.Context // nil: none
+	all  bool            // every rotated file, not SearchFiles
+	mark *searchMark     // notes what a search reads ([AppendAfterSearch])
 }
 
 // Searcher returns a searcher over the log's records, without a
@@ -174,14 +176,14 @@ func (l *Log) Searcher() *Searcher { return &Searcher{log: l} }
 // WithContext returns a searcher like s whose searches stop with ctx's
 // error once ctx is done.
 func (s *Searcher) WithContext(ctx context.Context) *Searcher {
-	return &Searcher{log: s.log, ctx: ctx, all: s.all}
+	return &Searcher{log: s.log, ctx: ctx, all: s.all, mark: s.mark}
 }
 
 // Everywhere returns a searcher like s that reads every rotated file,
 // not only the newest [SearchFiles]: for an operator's search (audit
 // ack), which may go far back, outside the log's lock.
 func (s *Searcher) Everywhere() *Searcher {
-	return &Searcher{log: s.log, ctx: s.ctx, all: true}
+	return &Searcher{log: s.log, ctx: s.ctx, all: true, mark: s.mark}
 }
 
 // Last returns the last record of the given container for which match
@@ -191,16 +193,58 @@ func (s *Searcher) Everywhere() *Searcher {
 // the current file and at most [SearchFiles] rotated files (every one
 // with [Searcher.Everywhere]).
 func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, error) {
-	return s.last(containerID, match, nil)
+	mark := s.mark
+	if mark != nil {
+		if mark.used {
+			// One search is marked: a second one invalidates the mark.
+			mark.invalid = true
+			mark = nil
+		} else {
+			mark.used, mark.id, mark.all = true, containerID, s.all
+		}
+	}
+	needle := appendJSONString([]byte(`"container_id":`), containerID)
+	in := func(file string) (*Record, error) {
+		var seen *searchedFile
+		if mark != nil {
+			mark.files = append(mark.files, searchedFile{name: file})
+			seen = &mark.files[len(mark.files)-1]
+		}
+		r, err := lastIn(s.ctx, file, 0, seen, containerID, needle, match)
+		if mark != nil {
+			mark.found = r != nil
+		}
+		return r, err
+	}
+	// The current file first: the directory is listed for rotated files
+	// only when the record is not there (a hook's earlier stage is
+	// almost always in it).
+	r, err := in(s.log.path)
+	if err != nil || r != nil {
+		return r, err
+	}
+	files, err := s.log.rotated()
+	if err != nil {
+		return nil, err
+	}
+	for i := len(files) - 1; i >= 0 && (s.all || i >= len(files)-SearchFiles); i-- {
+		if r, err := in(files[i]); err != nil || r != nil {
+			return r, err
+		}
+	}
+	return nil, nil
 }
 
-// searchMark is what a search read of each file (see [Searcher.last]),
-// newest first: files[0] is the current file (its identity zero when it
-// did not exist). A search under the log's lock trusts what one before it
-// found only where the same files are still in place.
+// searchMark is what a search before the log's lock read ([AppendAfterSearch]):
+// the container it searched for, and the files it read, newest first:
+// files[0] is the current file (its identity zero when it did not
+// exist), and found says it found a record in the last.
 type searchMark struct {
-	files []searchedFile
-	prev  *Record // what it found, if anything
+	used, invalid bool // a search was made; another one too
+	id            string
+	all           bool // of [Searcher.Everywhere]
+	files         []searchedFile
+	found         bool
 }
 
 // searchedFile is a file a search read: its name and identity, and the
@@ -234,88 +278,43 @@ func statxID(st *unix.Statx_t) (fileID, int64) {
 // statxMask is what statxID needs.
 const statxMask = unix.STATX_TYPE | unix.STATX_INO | unix.STATX_SIZE | unix.STATX_BTIME
 
-// last is [Searcher.Last], noting in mark (if not nil) the files it read
-// and what it found.
-func (s *Searcher) last(containerID string, match func(*Record) bool, mark *searchMark) (*Record, error) {
-	needle := appendJSONString([]byte(`"container_id":`), containerID)
-	in := func(file string) (*Record, error) {
-		var seen *searchedFile
-		if mark != nil {
-			mark.files = append(mark.files, searchedFile{name: file})
-			seen = &mark.files[len(mark.files)-1]
-		}
-		r, err := lastIn(s.ctx, file, 0, seen, containerID, needle, match)
-		if mark != nil {
-			mark.prev = r
-		}
-		return r, err
+// unchanged reports whether the search mark notes, made before the log's
+// lock was taken, would find the same now: the files it read are the
+// log's search window as they were (no rotation, retention or file
+// replaced since; when it found nothing, it read the whole window), and
+// the lines appended to the current file since hold no record of the
+// container it searched for. Anything else (an error too) is false: only
+// a search of its own is sure then.
+func (s *Searcher) unchanged(mark *searchMark) bool {
+	if !mark.used || mark.invalid || len(mark.files) == 0 || mark.files[0].name != s.log.path || mark.files[0].id == (fileID{}) {
+		return false
 	}
-	// The current file first: the directory is listed for rotated files
-	// only when the record is not there (a hook's earlier stage is
-	// almost always in it).
-	r, err := in(s.log.path)
-	if err != nil || r != nil {
-		return r, err
-	}
-	files, err := s.log.rotated()
-	if err != nil {
-		return nil, err
-	}
-	for i := len(files) - 1; i >= 0 && (s.all || i >= len(files)-SearchFiles); i-- {
-		if r, err := in(files[i]); err != nil || r != nil {
-			return r, err
-		}
-	}
-	return nil, nil
-}
-
-// since returns what [Searcher.Last] would, for a search of the same
-// container and match that mark notes, made before the log's lock was
-// taken: the last matching record among the lines appended to the
-// current file since then, else what that search found. It returns
-// false when the files that search read are no longer the log's search
-// window as they were (a rotation, retention, a file replaced): then
-// only a search of its own is sure.
-func (s *Searcher) since(mark *searchMark, containerID string, match func(*Record) bool) (*Record, bool, error) {
-	if len(mark.files) == 0 || mark.files[0].name != s.log.path || mark.files[0].id == (fileID{}) {
-		return nil, false, nil
-	}
-	if len(mark.files) > 1 || mark.prev == nil {
-		// The rotated files it read are still the window's newest,
-		// the same files; when it found nothing, it read them all.
+	if len(mark.files) > 1 || !mark.found {
 		files, err := s.log.rotated()
 		if err != nil {
-			return nil, false, err
+			return false
 		}
 		window := len(files)
-		if !s.all {
+		if !mark.all {
 			window = min(window, SearchFiles)
 		}
-		if len(mark.files)-1 > window || mark.prev == nil && len(mark.files)-1 != window {
-			return nil, false, nil
+		if len(mark.files)-1 > window || !mark.found && len(mark.files)-1 != window {
+			return false
 		}
 		for j, m := range mark.files[1:] {
 			var st unix.Statx_t
 			if files[len(files)-1-j] != m.name || unix.Statx(unix.AT_FDCWD, m.name, unix.AT_SYMLINK_NOFOLLOW, statxMask, &st) != nil {
-				return nil, false, nil
+				return false
 			}
 			if id, _ := statxID(&st); id != m.id {
-				return nil, false, nil
+				return false
 			}
 		}
 	}
 	cur := mark.files[0]
 	now := searchedFile{name: cur.name}
-	r, err := lastIn(s.ctx, cur.name, cur.end, &now, containerID, appendJSONString([]byte(`"container_id":`), containerID), match)
-	switch {
-	case err != nil:
-		return nil, false, err
-	case now.id != cur.id || now.size < cur.end:
-		return nil, false, nil // another file now, or cut: r is not from the lines appended since
-	case r != nil:
-		return r, true, nil
-	}
-	return mark.prev, true, nil
+	r, err := lastIn(s.ctx, cur.name, cur.end, &now, mark.id, appendJSONString([]byte(`"container_id":`), mark.id), nil)
+	return err == nil && r == nil && now.id == cur.id && now.size >= cur.end
 }
 
 // lastIn is [Searcher.Last] in one file, among its lines that start at
@@ -534,32 +533,13 @@ func (l *Log) AppendStart(ctx context.Context, r *Record, pid int, startTime uin
 // AppendAfterLast is [Log.AppendWith] for a build that needs the last
 // record of containerID that match selects ([Searcher.Last]): build gets
 // it (nil: none) under the log's lock, and returns the record to append
-// (nil: none). The search reads the log before the lock is taken, and
-// under it only the lines appended since, once it has checked that the
-// files it read are still the log's (else it searches again, under the
-// lock): the search for a container the log does not hold reads the
-// whole search window, tens of MiB, which would hold up every other
-// writer (a container start waiting for its record) all that time.
-// match must depend on the record only. A search that ctx ends fails
-// the append, which then writes nothing.
+// (nil: none). The search is made before the lock is taken
+// ([AppendAfterSearch]). A search that fails fails the append, which then
+// writes nothing of the caller's.
 func (l *Log) AppendAfterLast(ctx context.Context, containerID string, match func(*Record) bool, build func(prev *Record) (*Record, error)) (*Record, error) {
-	var mark searchMark
-	if _, err := (&Searcher{log: l, ctx: ctx}).last(containerID, match, &mark); err != nil {
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		// A file that could not be read now: under the lock, the
-		// search says whether it still cannot.
-		mark = searchMark{}
-	}
-	if testHookBeforeLock != nil {
-		testHookBeforeLock(&mark)
-	}
-	return l.AppendWith(ctx, func(s *Searcher) (*Record, error) {
-		prev, ok, err := s.since(&mark, containerID, match)
-		if err == nil && !ok {
-			prev, err = s.Last(containerID, match)
-		}
+	return AppendAfterSearch(ctx, l, func(s *Searcher) (*Record, error) {
+		return s.Last(containerID, match)
+	}, func(prev *Record, err error) (*Record, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -567,8 +547,50 @@ func (l *Log) AppendAfterLast(ctx context.Context, containerID string, match fun
 	})
 }
 
+// AppendAfterSearch is [Log.AppendWith] for a build that needs what a
+// search of the log for one container finds: search, which must read the
+// log through one [Searcher.Last] call of the searcher it is given, and
+// whose result depends on the records it reads (and on nothing the lock
+// guards), runs before the lock is taken, with at most half of ctx's time
+// left; under the lock, build gets its result and error, and search runs
+// again first only when its result may have changed: a record of the
+// container was appended since, the files it read are no longer the
+// log's (a rotation, retention), or it failed. The search for a
+// container the log does not hold reads the whole search window, tens of
+// MiB, which under the lock would keep every other writer (a container
+// start waiting for its record) waiting all that time.
+func AppendAfterSearch[T any](ctx context.Context, l *Log, search func(*Searcher) (T, error), build func(T, error) (*Record, error)) (*Record, error) {
+	mark := &searchMark{}
+	early, cancel := halfTime(ctx)
+	found, err := search(&Searcher{log: l, ctx: early, mark: mark})
+	cancel()
+	if err != nil {
+		mark = nil
+	}
+	if testHookBeforeLock != nil {
+		testHookBeforeLock(mark)
+	}
+	return l.AppendWith(ctx, func(s *Searcher) (*Record, error) {
+		if mark == nil || !s.unchanged(mark) {
+			found, err = search(s)
+		}
+		return build(found, err)
+	})
+}
+
+// halfTime returns a context done when ctx is, or once half of the time
+// ctx has left has passed.
+func halfTime(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Until(deadline)/2)
+}
+
 // testHookBeforeLock, set by tests only, is called by
-// [Log.AppendAfterLast] between its search and the lock.
+// [AppendAfterSearch] between its search and the lock, with the search's
+// mark (nil after an error).
 var testHookBeforeLock func(*searchMark)
 
 // StartMatcher returns a match function for [Searcher.Last] that selects

@@ -20,33 +20,35 @@ func startOf(id string) *Record {
 		Ancestry: &Ancestry{PID: 4242, StartTime: 99}, Verdict: VerdictAllow, Version: "test"}
 }
 
-// TestSinceChecksEachGuard checks that the search under the lock trusts
-// what the search before it found only while every file that search
-// read is still the log's, as it was: a mark changed in any one way (as
-// a rotation, retention or a file replaced would change what it notes)
-// makes it search again, so that build gets the container's start the
-// log holds (in its oldest file), not the record the mark names.
-func TestSinceChecksEachGuard(t *testing.T) {
+// TestUnchangedChecksEachGuard checks that the search before the log's
+// lock is made again under it whenever its result may have changed, and
+// only then: a mark changed in any one way (as a rotation, retention or
+// a file replaced would change what it notes), or a record of the
+// container appended since, makes it search again; records of other
+// containers appended since do not.
+func TestUnchangedChecksEachGuard(t *testing.T) {
 	old := SearchFiles
 	SearchFiles = 1000
 	t.Cleanup(func() { SearchFiles = old })
-	forged := startOf("victim")
-	forged.Seq = 1000
 	for _, tc := range []struct {
 		name   string
-		change func(*searchMark)
+		change func(*Log, *searchMark)
+		again  bool
 	}{
-		{"unchanged", func(*searchMark) {}},
-		{"current inode", func(m *searchMark) { m.files[0].id.ino++ }},
-		{"current device", func(m *searchMark) { m.files[0].id.dev++ }},
-		{"current birth time", func(m *searchMark) { m.files[0].id.nsec++ }},
-		{"current cut below the end read", func(m *searchMark) { m.files[0].end = m.files[0].size + 1 }},
-		{"current not there then", func(m *searchMark) { m.files[0].id = fileID{} }},
-		{"rotated file's inode", func(m *searchMark) { m.files[1].id.ino++ }},
-		{"rotated file's birth time", func(m *searchMark) { m.files[2].id.born++ }},
-		{"rotated files swapped", func(m *searchMark) { m.files[1], m.files[2] = m.files[2], m.files[1] }},
+		{"unchanged", func(*Log, *searchMark) {}, false},
+		{"others' records appended", func(l *Log, _ *searchMark) { appendStarts(t, l, "other", "another") }, false},
+		{"the container's record appended", func(l *Log, _ *searchMark) { appendStarts(t, l, "other", "victim", "other") }, true},
+		{"current inode", func(_ *Log, m *searchMark) { m.files[0].id.ino++ }, true},
+		{"current device", func(_ *Log, m *searchMark) { m.files[0].id.dev++ }, true},
+		{"current birth time", func(_ *Log, m *searchMark) { m.files[0].id.nsec++ }, true},
+		{"current cut below the end read", func(_ *Log, m *searchMark) { m.files[0].end = m.files[0].size + 1 }, true},
+		{"current not there then", func(_ *Log, m *searchMark) { m.files[0].id = fileID{} }, true},
+		{"rotated file's inode", func(_ *Log, m *searchMark) { m.files[1].id.ino++ }, true},
+		{"rotated file's birth time", func(_ *Log, m *searchMark) { m.files[2].id.born++ }, true},
+		{"rotated files swapped", func(_ *Log, m *searchMark) { m.files[1], m.files[2] = m.files[2], m.files[1] }, true},
 		// Found nothing in fewer files than the window holds now.
-		{"window smaller then", func(m *searchMark) { m.files, m.prev = m.files[:len(m.files)-1], nil }},
+		{"window smaller then", func(_ *Log, m *searchMark) { m.files, m.found = m.files[:len(m.files)-1], false }, true},
+		{"a second search", func(_ *Log, m *searchMark) { m.invalid = true }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.jsonl")
@@ -54,37 +56,76 @@ func TestSinceChecksEachGuard(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, id := range append([]string{"victim"}, slices.Repeat([]string{"other"}, 20)...) {
-				if err := l.Append(context.Background(), startOf(id)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			beforeLock(t, func(m *searchMark) {
-				if len(m.files) < 4 || m.prev == nil || m.prev.Seq != 1 {
-					t.Fatalf("the search read %d files and found %v; want the start, seq 1, in the oldest of 3 rotated files or more", len(m.files), m.prev)
-				}
-				m.prev = forged
-				tc.change(m)
-			})
+			appendStarts(t, l, append([]string{"victim"}, slices.Repeat([]string{"other"}, 20)...)...)
 			// Without rotation: this append must not rotate.
 			if l, err = Open(path, Options{}); err != nil {
 				t.Fatal(err)
 			}
-			var prev *Record
-			if _, err := l.AppendAfterLast(context.Background(), "victim", StartMatcher(4242, 99), func(p *Record) (*Record, error) {
-				prev = p
-				return nil, nil
+			beforeLock(t, func(m *searchMark) {
+				if m == nil || len(m.files) < 4 || !m.found {
+					t.Fatalf("the search read %+v; want the start found in the oldest of 3 rotated files or more", m)
+				}
+				tc.change(l, m)
+			})
+			searches := 0
+			var got *Record
+			if _, err := AppendAfterSearch(context.Background(), l, func(s *Searcher) (*Record, error) {
+				searches++
+				return s.Last("victim", StartMatcher(4242, 99))
+			}, func(r *Record, err error) (*Record, error) {
+				got = r
+				return nil, err
 			}); err != nil {
 				t.Fatal(err)
 			}
-			want := uint64(1)
-			if tc.name == "unchanged" {
-				want = forged.Seq
+			if want := map[bool]int{false: 1, true: 2}[tc.again]; searches != want {
+				t.Errorf("%d searches; want %d", searches, want)
 			}
-			if prev == nil || prev.Seq != want {
-				t.Errorf("build got %v; want seq %d", prev, want)
+			if got == nil || (got.Seq == 1) == (tc.name == "the container's record appended") {
+				t.Errorf("build got %v; want the container's last start", got)
 			}
 		})
+	}
+}
+
+// appendStarts appends a start record of each container.
+func appendStarts(t *testing.T, l *Log, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if err := l.Append(context.Background(), startOf(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSecondSearchInvalidatesMark checks that a search function that
+// searches twice (the mark notes one search) is searched again under
+// the lock.
+func TestSecondSearchInvalidatesMark(t *testing.T) {
+	l, err := Open(filepath.Join(t.TempDir(), "audit.jsonl"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendStarts(t, l, "a", "b")
+	searches := 0
+	if _, err := AppendAfterSearch(context.Background(), l, func(s *Searcher) (bool, error) {
+		searches++
+		a, err := s.Last("a", nil)
+		if err != nil {
+			return false, err
+		}
+		b, err := s.Last("b", nil)
+		return a != nil && b != nil, err
+	}, func(both bool, err error) (*Record, error) {
+		if !both || err != nil {
+			t.Errorf("build got %v, %v", both, err)
+		}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if searches != 2 {
+		t.Errorf("%d searches; want 2", searches)
 	}
 }
 
@@ -136,7 +177,7 @@ func TestSearchBeforeLockRefusesUntrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	read := true
-	beforeLock(t, func(m *searchMark) { read = len(m.files) > 0 || m.prev != nil })
+	beforeLock(t, func(m *searchMark) { read = m != nil })
 	_, err = l.AppendStart(context.Background(), startOf("victim"), 4242, 99)
 	if read {
 		t.Error("the search before the lock read a file another user owns")
