@@ -1083,6 +1083,15 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	if got != nil && got.Ref != nil {
 		log.WithFields(logrus.Fields{"seq": got.Seq, "ref": got.Ref.Seq}).Info("start recorded again: the earlier record, without namespaces, ends with this one")
 	}
+	if byID {
+		// Served: the earlier start ends with this one, or is not this
+		// task's (its process started after it, or it is ended, or
+		// not the last in the namespace): a container has one task,
+		// so this daemon's is gone, and another daemon's is not this
+		// recorder's to end. Kept, each later start of the container
+		// would search the whole window for it again.
+		delete(r.openByID, nsID{ns, id})
+	}
 	return startTime, true
 }
 
@@ -1106,14 +1115,22 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 // another task's: of the container started again while no recorder ran,
 // or of another daemon's container of the same name, whose recorder
 // writes the same log and which may run on (TestOpenByIDWalkedNewTask).
-// Its exit does not end that start.
+// Its exit does not end that start. (The comparison takes the wall
+// clock as not stepped between the two records: docs/containerd.md.)
 func (r *Recorder) appendStart(ctx context.Context, rec *audit.Record, pid int, startTime uint64, byID bool) (*audit.Record, error) {
 	if !byID || startTime == 0 {
 		return r.Log.AppendStart(ctx, rec, pid, startTime)
 	}
 	same := audit.StartMatcher(pid, startTime)
-	return r.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		rec.Ref = nil // an append retried searches again
+	type found struct {
+		prev, last *audit.Record
+		exited     bool
+	}
+	// Searched before the log's lock is taken ([audit.AppendAfterSearch]):
+	// a start of the process is not found, so the search goes through
+	// the whole search window when the container has no start in the
+	// namespace (one another daemon's recorder left, say).
+	return audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (found, error) {
 		// One backward search finds a start of the process (rec is
 		// not appended, as AppendStart does) or goes through the
 		// container's records, meeting the exits in the namespace
@@ -1132,10 +1149,18 @@ func (r *Recorder) appendStart(ctx context.Context, rec *audit.Record, pid int, 
 			}
 			return false
 		})
-		if err != nil || prev != nil {
+		f := found{prev: prev, last: last}
+		if last != nil {
+			f.exited = exited[last.Seq]
+		}
+		return f, err
+	}, func(f found, err error) (*audit.Record, error) {
+		rec.Ref = nil // an append retried searches again
+		if err != nil || f.prev != nil {
 			return nil, err
 		}
-		if last == nil || last.Source != audit.SourceContainerdEvents || last.Ancestry != nil || exited[last.Seq] {
+		last := f.last
+		if last == nil || last.Source != audit.SourceContainerdEvents || last.Ancestry != nil || f.exited {
 			return rec, nil
 		}
 		at, err := time.Parse(time.RFC3339Nano, last.Time)
