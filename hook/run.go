@@ -76,17 +76,25 @@ func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Resul
 	// violation: a refusal decided here stands.
 	h.decided(rec)
 	var note func()
-	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
-		if stage == audit.StagePoststart {
+	var aerr error
+	if stage == audit.StagePoststart {
+		// The createRuntime record is searched for before the log's
+		// lock is taken, and again under it only if the container's
+		// records changed meanwhile ([audit.AppendAfterSearch]).
+		_, aerr = audit.AppendAfterSearch(ctx, h.Log, func(s *audit.Searcher) (earlier, error) {
+			return createRuntimeOf(s, rec.ContainerID, st.Pid, rec.Ancestry)
+		}, func(e earlier, serr error) (*audit.Record, error) {
 			var cerr error
-			note, cerr = h.compare(s, rec, st.Pid)
+			note, cerr = h.compare(rec, st.Pid, e, serr)
 			// A comparison that could not be made is weighed as what
 			// could not be inspected: on_error decides.
 			Judge(h.Config, rec, cmp.Or(ierr, cerr))
 			h.decided(rec)
-		}
-		return rec, nil
-	})
+			return rec, nil
+		})
+	} else {
+		_, aerr = h.Log.AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) { return rec, nil })
+	}
 	if note != nil {
 		// Logged once the lock is free: the diagnostics may go to a
 		// syslog server that is slow to take them.
@@ -102,45 +110,47 @@ func (h *Hook) decided(rec *audit.Record) {
 	}
 }
 
-// compare sets rec.Ref to the createRuntime record of the container's
-// process pid and adds a violation when the ancestry changed since. It
-// returns what to log (nil: nothing), for after the log's lock is
-// released, and why the comparison could not be made (the record says
-// so too).
-func (h *Hook) compare(s *audit.Searcher, rec *audit.Record, pid int) (func(), error) {
-	// The latest createRuntime record of this process: its PID and
-	// start time, which no other process of the boot has. runc reuses a
-	// container's ID once it is deleted, and an earlier container's
-	// record is not this one's (TestPoststartReusedID). Its poststop
-	// may even land after this one's createRuntime record (runc removes
-	// the state, freeing the ID, before it runs poststop hooks), so a
-	// poststop closes only the start record it refers to, and only
-	// matters when the process is gone and its PID alone is known
-	// (TestPoststartLatePoststop).
+// earlier is what [createRuntimeOf] found: the createRuntime record to
+// compare with (prev), the ID's latest createRuntime record, the latest
+// of the gone process's PID that a poststop closed, and the start records
+// that poststops closed (by seq, with the poststop's seq).
+type earlier struct {
+	prev, latest, closed *audit.Record
+	stopped              map[uint64]uint64
+}
+
+// createRuntimeOf searches for the latest createRuntime record of the
+// container id's process pid, whose ancestry a is (nil when it is gone):
+// its PID and start time, which no other process of the boot has. runc
+// reuses a container's ID once it is deleted, and an earlier container's
+// record is not this one's (TestPoststartReusedID). Its poststop may even
+// land after this one's createRuntime record (runc removes the state,
+// freeing the ID, before it runs poststop hooks), so a poststop closes
+// only the start record it refers to, and only matters when the process
+// is gone and its PID alone is known (TestPoststartLatePoststop).
+func createRuntimeOf(s *audit.Searcher, id string, pid int, a *audit.Ancestry) (earlier, error) {
 	var start uint64
-	if rec.Ancestry != nil {
-		start = rec.Ancestry.StartTime
+	if a != nil {
+		start = a.StartTime
 	}
-	stopped := map[uint64]uint64{}
-	// latest is the ID's latest createRuntime record; closed the latest
-	// of the gone process's PID that a poststop closed.
-	var latest, closed *audit.Record
-	prev, err := s.Last(rec.ContainerID, func(r *audit.Record) bool {
-		closes(stopped, r)
+	e := earlier{stopped: map[uint64]uint64{}}
+	var err error
+	e.prev, err = s.Last(id, func(r *audit.Record) bool {
+		closes(e.stopped, r)
 		switch r.Stage {
 		case audit.StageCreateRuntime:
-			if latest == nil {
-				latest = r
+			if e.latest == nil {
+				e.latest = r
 			}
 			if r.Ancestry == nil || r.PID != pid {
 				return false
 			}
-			if rec.Ancestry != nil {
+			if a != nil {
 				return r.StartTime == start
 			}
-			if stopped[r.Seq] != 0 {
-				if closed == nil {
-					closed = r
+			if e.stopped[r.Seq] != 0 {
+				if e.closed == nil {
+					e.closed = r
 				}
 				return false
 			}
@@ -148,6 +158,16 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record, pid int) (func(), e
 		}
 		return false
 	})
+	return e, err
+}
+
+// compare sets rec.Ref to the createRuntime record of the container's
+// process pid that the search found (e, or its error err) and adds a
+// violation when the ancestry changed since. It returns what to log
+// (nil: nothing), for after the log's lock is released, and why the
+// comparison could not be made (the record says so too).
+func (h *Hook) compare(rec *audit.Record, pid int, e earlier, err error) (func(), error) {
+	prev := e.prev
 	if err != nil {
 		// A search past the deadline (or a read error): the record says
 		// the comparison was not made.
@@ -157,7 +177,7 @@ func (h *Hook) compare(s *audit.Searcher, rec *audit.Record, pid int) (func(), e
 	if prev == nil {
 		// Not an error of inspection: the verdict stays the rules'. The
 		// record says what is missing (and counts as one with an error).
-		rec.Error = vocab.JoinErrors(rec.Error, notCompared(pid, rec.Ancestry, latest, closed, stopped))
+		rec.Error = vocab.JoinErrors(rec.Error, notCompared(pid, rec.Ancestry, e.latest, e.closed, e.stopped))
 		return nil, nil
 	}
 	rec.Ref = &audit.Ref{Seq: prev.Seq, Stage: prev.Stage, Hash: prev.Hash}
@@ -226,8 +246,19 @@ func notCompared(pid int, a *audit.Ancestry, latest, closed *audit.Record, stopp
 
 func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
 	rec := Record(h.Config, h.input(ctx, audit.StagePoststop, st))
-	_, aerr := h.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
+	type found struct {
+		start *audit.Record
+		why   string
+	}
+	// Searched before the log's lock is taken, and again under it only
+	// if the container's records changed meanwhile: a container the log
+	// does not hold (started before nsrel was installed) is searched
+	// for through the whole window ([audit.AppendAfterSearch]).
+	_, aerr := audit.AppendAfterSearch(ctx, h.Log, func(s *audit.Searcher) (found, error) {
 		start, why, err := stopStart(s, st.ID, st.Pid, rec.Source)
+		return found{start, why}, err
+	}, func(f found, err error) (*audit.Record, error) {
+		start, why := f.start, f.why
 		if err != nil {
 			rec.Error = "searching the start record: " + err.Error()
 		} else if start != nil {
@@ -257,7 +288,7 @@ func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
 // start, written when it found none of the process) is taken only
 // without one, lest source's stay open (TestPoststopOwnSource).
 //
-// The search, under the log's lock, stops where no start record of the
+// The search stops where no start record of the
 // container can be further back: at a start record of pid that a
 // poststop closed (this stop is recorded already), and at the poststop
 // after [laterStops] (TestPoststopDuplicate).

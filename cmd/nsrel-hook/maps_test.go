@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -77,6 +78,16 @@ func TestMapRulesRealContainers(t *testing.T) {
 	pid, err := o.pid(e, first)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// runc may return before the container's init has executed its
+	// command: the refusal below names the process by its name then.
+	for i := 0; ; i++ {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && string(comm) == "sleep\n" {
+			break
+		} else if i == 1000 {
+			t.Fatalf("the first container's process is %q after 10 s, not sleep (%v)", comm, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	recs := e.records(t, first)
 	if len(recs) != 1 { // createRuntime while it runs
