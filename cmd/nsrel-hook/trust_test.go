@@ -483,9 +483,11 @@ func createRuntime(t *testing.T, e *env, id string) {
 
 // TestBinarySealInitReplaceAppendFails runs seal-init --replace whose
 // seal-start record cannot be written (the file size limit, RLIMIT_FSIZE,
-// stops the append part-way, as a full disk would): it exits 1, the
-// sealing state it replaced is put back, and the log goes on sealed with
-// the old key, which verifies it. It used to remove the new state and
+// stops the append part-way, as a full disk would; its seal-end record
+// is written): it exits 1, the sealing state it replaced is put back, and
+// the log goes on sealed with the old key, which verifies it. When its
+// seal-end record cannot be written, it exits 1 before it replaces the
+// state. It used to remove the new state and
 // leave the log unsealed from then on.
 func TestBinarySealInitReplaceAppendFails(t *testing.T) {
 	nstest.RequireRoot(t)
@@ -493,27 +495,69 @@ func TestBinarySealInitReplaceAppendFails(t *testing.T) {
 	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
 	seal := filepath.Join(e.dir, "audit.seal")
 	setConfig(t, e, "seal_state", seal)
-	key := sealInit(t, e)
+	key1 := sealInit(t, e)
 	createRuntime(t, e, "before")
-	before, err := os.ReadFile(seal)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Room for 40 bytes of the seal-end record: nothing changes but a
+	// torn line, which the next append records.
 	st, err := os.Stat(e.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Room for 40 bytes of the seal-start record, not for all of it.
+	before, err := os.ReadFile(seal)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(prlimit, fmt.Sprintf("--fsize=%d", st.Size()+40), hookBin, "--config", e.config, "audit", "seal-init", "--replace")
 	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	err = cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "the record ending the sealing key replaced was not written, sealing not started") {
+		t.Fatalf("seal-init --replace, its seal-end record over the size limit: exit %d (%v), stderr %q; want 1 and that sealing was not started", code, err, stderr.String())
+	}
+	oneLine(t, "seal-init --replace", stderr.String())
+	if after, _ := os.ReadFile(seal); !bytes.Equal(before, after) {
+		t.Errorf("the sealing state %q; want it as it was, %q", after, before)
+	}
+	createRuntime(t, e, "after-torn")
+	// A seal-init --replace that works: its seal-end record (the line
+	// before its seal-start) is as long as the next one's, but for its
+	// time (RFC 3339 with up to 9 digits of nanoseconds).
+	out, err := exec.Command(hookBin, "--config", e.config, "audit", "seal-init", "--replace").Output()
+	if err != nil {
+		t.Fatalf("seal-init --replace: %v", err)
+	}
+	key := shownKey(string(out))
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(data), "\n"), "\n")
+	sealEnd := int64(len(lines[len(lines)-2]))
+	if !strings.Contains(lines[len(lines)-2], `"stage":"seal-end"`) {
+		t.Fatalf("the line before the seal-start record: %q; want the seal-end record", lines[len(lines)-2])
+	}
+	createRuntime(t, e, "before-2")
+	if before, err = os.ReadFile(seal); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = os.Stat(e.log); err != nil {
+		t.Fatal(err)
+	}
+	// Room for the seal-end record and 40 bytes (31 to 49) of the
+	// seal-start record, not for all of it.
+	cmd = exec.Command(prlimit, fmt.Sprintf("--fsize=%d", st.Size()+sealEnd+40), hookBin, "--config", e.config, "audit", "seal-init", "--replace")
+	stderr.Reset()
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	err = cmd.Run()
 	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "the sealing state replaced was put back") {
 		t.Fatalf("seal-init --replace over the size limit: exit %d (%v), stderr %q; want 1 and that the state was put back", code, err, stderr.String())
 	}
 	oneLine(t, "seal-init --replace", stderr.String())
-	if after, _ := os.ReadFile(seal); !bytes.Equal(before, after) {
-		t.Error("the sealing state differs from the one replaced")
+	// The state replaced, one key on: it sealed the seal-end record.
+	after, _ := os.ReadFile(seal)
+	bf, af := strings.Fields(string(before)), strings.Fields(string(after))
+	if epoch, err := strconv.ParseUint(bf[3], 10, 64); err != nil || len(af) != 5 || af[2] != bf[2] || af[3] != fmt.Sprintf("%020d", epoch+1) {
+		t.Errorf("the sealing state %q; want the one replaced (%q), one key on", after, before)
 	}
 	t.Logf("seal-init --replace: %s", stderr.String())
 	createRuntime(t, e, "after")
@@ -521,8 +565,8 @@ func TestBinarySealInitReplaceAppendFails(t *testing.T) {
 	if last := recs[len(recs)-1]; last.ContainerID != "after" || last.Seal == "" || last.SealError != "" {
 		t.Errorf("the record after: container %q seal %q seal_error %q", last.ContainerID, last.Seal, last.SealError)
 	}
-	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
-		t.Errorf("verify with the old key: exit %d: %s%s", code, out, stderr)
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key1, "--key", key); code != 0 {
+		t.Errorf("verify with the old keys: exit %d: %s%s", code, out, stderr)
 	}
 }
 

@@ -413,7 +413,8 @@ func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 	if code != 1 || !strings.Contains(out+stderr, "another node's relabelled with this node's host") || !strings.Contains(out, "1 intact (node-b), 1 FAILED (node-a)") {
 		t.Errorf("a checkpoint of node B relabelled as node A's: exit %d\n%s%s", code, out, stderr)
 	}
-	cut := write("cut.jsonl", read(a.log.Path())[:4], read(b.log.Path()))
+	// A's seal-start, 3 records and seal-end: all its first key sealed.
+	cut := write("cut.jsonl", read(a.log.Path())[:5], read(b.log.Path()))
 	code, out, stderr = runBin(t, "", append(args, cut)...)
 	if code != 1 || !strings.Contains(out+stderr, "seals no record left in the log, and its checkpoint seal shows that node node-a wrote it") || !strings.Contains(out, "1 intact (node-b), 1 FAILED (node-a)") {
 		t.Errorf("node A cut after its key was replaced: exit %d\n%s%s", code, out, stderr)

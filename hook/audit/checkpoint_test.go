@@ -492,7 +492,7 @@ func TestCheckpointsKeyReplacedThenCut(t *testing.T) {
 	appendN(t, l, 3)
 	lines := readLines(t, path)
 	cut := filepath.Join(t.TempDir(), "audit.jsonl")
-	writeLines(t, cut, lines[:4]) // the first seal-start and three records: K1's
+	writeLines(t, cut, lines[:5]) // the first seal-start, three records and the seal-end: K1's
 	cps := readCheckpoints(t, cpFile)
 	keys := []audit.VerifyKey{k1, k2}
 	if _, err := audit.Verify([]string{path}, audit.VerifyOptions{Keys: keys, Checkpoints: cps}); err != nil {

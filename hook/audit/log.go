@@ -129,10 +129,9 @@ func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, er
 
 // appendWith is [Log.AppendWith] with settle, if set, called under the
 // log's lock right after the append with its record and error: what it
-// returns is the append's error. With onlySealed it writes nothing
-// unless the records would be sealed with the key of the chain's last
-// record.
-func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, error), settle func(*Record, error) error, onlySealed bool) (*Record, error) {
+// returns is the append's error. With ifSealed it writes nothing unless
+// the chain's records are sealed, or should be ([sealedChain]).
+func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, error), settle func(*Record, error) error, ifSealed bool) (*Record, error) {
 	start := time.Now()
 	unlock, err := l.lock(ctx)
 	if err != nil {
@@ -140,7 +139,7 @@ func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, er
 		return nil, err
 	}
 	var warns []error
-	ckpt, rec, err := l.appendLocked(ctx, build, &warns, onlySealed)
+	ckpt, rec, err := l.appendLocked(ctx, build, &warns, ifSealed)
 	if settle != nil {
 		err = settle(rec, err)
 	}
@@ -167,16 +166,7 @@ func (l *Log) appended(start time.Time, err error) {
 	}
 }
 
-// flushSealed writes the records the log owes (a damage, torn-tail or
-// retention record), before seal-init --replace, when the state seals
-// on the chain's last key; otherwise it writes nothing (they go after
-// the seal-start record, with the new key).
-func (l *Log) flushSealed(ctx context.Context) error {
-	_, err := l.appendWith(ctx, func(*Searcher) (*Record, error) { return nil, nil }, nil, true)
-	return err
-}
-
-func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, error), warns *[]error, onlySealed bool) (*Checkpoint, *Record, error) {
+func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, error), warns *[]error, ifSealed bool) (*Checkpoint, *Record, error) {
 	warn := func(err error) { *warns = append(*warns, err) }
 	f, err := openRegular(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
 	if err != nil {
@@ -263,15 +253,12 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	default:
 		pending = append(pending, r)
 	}
-	if len(pending) == 0 {
+	if len(pending) == 0 || ifSealed && !sealedChain(last) {
 		return nil, nil, berr
 	}
 
 	s, sealErr := l.sealerFor(last, r != nil && r.Stage == StageSealStart)
 	defer s.close()
-	if onlySealed && (s == nil || s.introduce) {
-		return nil, nil, nil
-	}
 	if s == nil && last != nil && last.Seal != "" && l.opts.SealState == "" && l.opts.RefuseUnsealed {
 		return nil, nil, fmt.Errorf("audit: %s: %w", l.path, ErrSealedLog)
 	}
@@ -286,6 +273,10 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 				Error: "a sealing key no record introduced: the first record it seals names it"}}, pending...)
 		}
 		first, keys = s.keys(len(pending))
+	}
+	var gapAt uint64 // the seq of the record whose seal shows keys without records
+	if keys != nil && s.skipped > 0 && last != nil && last.Seal != "" {
+		gapAt = last.Seq + 1
 	}
 	var out []byte
 	written := 0
@@ -357,6 +348,9 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	if l.opts.Written != nil {
 		l.opts.Written(r)
 	}
+	if gapAt != 0 && written > 0 {
+		warn(fmt.Errorf("audit: sealing state %s was %d key(s) past the log's last record sealed with key %s: the records those keys sealed are not in the log (cut off its end, or lost in a crash after a failed sync); verify fails at seq %d, sealed with the next key", s.path, s.skipped, s.state.ID, gapAt))
+	}
 	synced := true
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		// The lines are in the log, for every reader from now on, and
@@ -417,7 +411,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 // and, when the records cannot be sealed although they should be, why.
 func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 	if l.opts.SealState == "" {
-		if last != nil && (last.Seal != "" || last.SealError != "") {
+		if sealedChain(last) {
 			return nil, "no sealing state configured (seal_state), though the records before are sealed"
 		}
 		return nil, ""
@@ -427,7 +421,7 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 		return nil, "sealing state: " + err.Error()
 	}
 	if s == nil {
-		if last != nil && (last.Seal != "" || last.SealError != "") {
+		if sealedChain(last) {
 			return nil, "sealing state " + l.opts.SealState + " is missing, though the records before are sealed"
 		}
 		return nil, ""
@@ -523,6 +517,12 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 		}
 	}
 	return s, ""
+}
+
+// sealedChain reports whether the records of a chain that ends with
+// last are sealed, or should be: last is sealed, or unsealed saying why.
+func sealedChain(last *Record) bool {
+	return last != nil && (last.Seal != "" || last.SealError != "")
 }
 
 // sealStopped starts the seal_error of a record unsealed because the

@@ -55,6 +55,12 @@ const (
 	// StageSealStart marks the first record sealed with a new sealing
 	// key ([Record.SealID]).
 	StageSealStart = "seal-start"
+	// StageSealEnd marks the last record sealed with a key that
+	// seal-init replaces: written with the sealing state replaced before
+	// the new key's [StageSealStart] record, it shows whether that state
+	// sealed on where the log's records of its key end (see
+	// [Log.StartSealing]).
+	StageSealEnd = "seal-end"
 	// StageRetention marks the removal of a rotated file by retention
 	// ([Record.Dropped]).
 	StageRetention = "retention"

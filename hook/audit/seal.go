@@ -260,7 +260,9 @@ var ErrSealStateExists = errors.New("sealing state exists")
 // records it sealed. The first record appended after it is sealed with
 // the new key and must be a [StageSealStart] record naming it:
 // [Log.StartSealing] does both under the log's lock (an append that
-// meets a key no record introduced writes that record itself).
+// meets a key no record introduced writes that record itself), after it
+// ended the key replaced with a [StageSealEnd] record; InitSeal alone
+// writes none, and records cut off the end before it do not show.
 func InitSeal(path string, replace bool) (VerifyKey, error) {
 	return initSeal(path, replace, nil)
 }
@@ -325,6 +327,15 @@ func initSeal(path string, replace bool, pre *VerifyKey) (VerifyKey, error) {
 // key, the first record the key seals. It returns the verification key
 // and that record. When the record could not be written sealed, a state
 // it wrote is removed again (nobody saw its key), and the error says why.
+//
+// When the log's records are sealed (or should be), an append before
+// writes a [StageSealEnd] record with the state replaced, as any append
+// would: sealed where that state seals on the log's last key, so that
+// its epoch shows keys that sealed no record in the log (records cut
+// off the end, the state moved on past them), and unsealed, saying why,
+// where the state is missing or cannot seal on: verify fails at it. The
+// new key would otherwise hide either from verify, starting a chain of
+// its own right after the last record left.
 func (l *Log) StartSealing(ctx context.Context, replace bool) (VerifyKey, *Record, error) {
 	return l.StartSealingShown(ctx, replace, nil)
 }
@@ -340,31 +351,29 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 	if l.opts.SealState == "" {
 		return key, nil, errors.New("audit: no sealing state configured (seal_state)")
 	}
+	if _, err := os.Lstat(l.opts.SealState); err == nil && !replace {
+		return key, nil, errStateExists(l.opts.SealState)
+	}
 	var pre *VerifyKey
 	if show != nil {
 		k, err := newVerifyKey()
 		if err != nil {
 			return key, nil, err
 		}
-		if _, err := os.Lstat(l.opts.SealState); err == nil && !replace {
-			return key, nil, errStateExists(l.opts.SealState)
-		}
 		if err := show(k); err != nil {
 			return key, nil, fmt.Errorf("audit: the verification key could not be shown, sealing not started: %w", err)
 		}
 		pre = &k
 	}
-	if replace {
-		// The log's own records an append owes (the damage record of
-		// lines a crash damaged, a torn tail's, retention's) go first,
-		// sealed with the state replaced: verify judges damaged sealed
-		// lines by the key that sealed them, which a record of the new
-		// key after its seal-start cannot show. (Where the state
-		// replaced cannot seal on the chain, they go after the
-		// seal-start record, sealed with the new key.)
-		if err := l.flushSealed(ctx); err != nil {
-			return key, nil, err
-		}
+	// The key replaced ends with a record of its own, after the log's
+	// own records an append owes (the damage record of lines a crash
+	// damaged, a torn tail's, retention's), all sealed with the state
+	// replaced: verify judges damaged sealed lines by the key that
+	// sealed them, which a record of the new key after its seal-start
+	// cannot show. (In a log not sealed before they go after the
+	// seal-start record, sealed with the new key.)
+	if err := l.endKey(ctx); err != nil {
+		return key, nil, err
 	}
 	created := false
 	// old is the state replaced, put back if the seal-start record did
@@ -399,6 +408,23 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 		return key, nil, err
 	}
 	return key, r, nil
+}
+
+// endKey appends, when the log's records are sealed or should be
+// ([sealedChain]), the records the log owes and a [StageSealEnd] record,
+// sealed with the sealing state as it is (see [Log.StartSealing]).
+func (l *Log) endKey(ctx context.Context) error {
+	r, err := l.appendWith(ctx, func(*Searcher) (*Record, error) {
+		return &Record{Source: SourceAudit, Stage: StageSealEnd,
+			Error: "seal-init ends the sealing key of the records before here, to start a new one (a seal-start record introduces it)"}, nil
+	}, nil, true)
+	if err != nil {
+		return fmt.Errorf("audit: the record ending the sealing key replaced was not written, sealing not started: %w", err)
+	}
+	if r != nil && r.Seal == "" {
+		l.warn(fmt.Errorf("audit: seq %d, which ends the sealing key replaced, is not sealed (%s): verify fails there, as after any append the sealing state cannot seal", r.Seq, r.SealError))
+	}
+	return nil
 }
 
 // undoSealStart puts the sealing state back as it was before the append
@@ -498,6 +524,10 @@ type sealer struct {
 	// introduce is set when no record in the log introduced the state's
 	// key yet: the first record it seals must be a seal-start record.
 	introduce bool
+	// skipped counts the keys the state is past the log's last record
+	// of its key: keys that sealed no record in the log, which the next
+	// seal shows.
+	skipped uint64
 }
 
 // openSealer opens the sealing state for an append. It returns nil, nil
@@ -564,9 +594,13 @@ func (s *sealer) close() {
 const MaxSealLag = 4096
 
 // advance makes the state at least epoch e (after a record sealed with
-// e-1 that the state does not know of).
+// e-1 that the state does not know of), and notes how many keys it is
+// past e (skipped).
 func (s *sealer) advance(id SealID, e uint64) error {
 	if id != s.state.ID || s.state.Epoch >= e {
+		if id == s.state.ID {
+			s.skipped = s.state.Epoch - e
+		}
 		return nil
 	}
 	if lag := e - s.state.Epoch; lag > MaxSealLag {

@@ -303,8 +303,9 @@ func TestSealingNewKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, l, 2)
+	// K1's seal-start, 2 records and seal-end; K2's seal-start and 2.
 	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key1, key2}})
-	if err != nil || s.SealsVerified != 6 || len(s.SealIDs) != 2 {
+	if err != nil || s.SealsVerified != 7 || len(s.SealIDs) != 2 {
 		t.Errorf("two keys: %+v, %v", s, err)
 	}
 	// With keys given, every seal must be checked: a key without its
@@ -316,7 +317,7 @@ func TestSealingNewKey(t *testing.T) {
 	audit.BurnEpoch(t, statePath)
 	appendN(t, l, 1)
 	var p *audit.Problem
-	if _, err := verify(t, l, audit.VerifyOptions{}); !errors.As(err, &p) || p.Seq != 7 || !strings.Contains(p.Reason, "1 key(s) sealed no record") {
+	if _, err := verify(t, l, audit.VerifyOptions{}); !errors.As(err, &p) || p.Seq != 8 || !strings.Contains(p.Reason, "1 key(s) sealed no record") {
 		t.Errorf("a key without a record: %v", err)
 	}
 }
@@ -1286,11 +1287,14 @@ func TestReplaceAfterCrashDamage(t *testing.T) {
 }
 
 // TestReplaceFlushOnlySealed: seal-init --replace writes the records the
-// log owes before its seal-start only when the state replaced seals on
-// the chain's last key. With the state missing, they were written
-// unsealed before it, and verify failed for good; with a state no record
+// log owes before its seal-start with the state replaced only in a log
+// sealed before. In a log never sealed, with a state no record
 // introduced, they introduced and were sealed with the key being
-// replaced. They go after the seal-start record, with the new key.
+// replaced: they go after the seal-start record, with the new key. In a
+// sealed log whose state is missing they go before it, unsealed, saying
+// why, with the seal-end record: verify fails there, as after any
+// append without the state (they went after the seal-start, and the
+// log verified: see TestCutThenSealInit).
 func TestReplaceFlushOnlySealed(t *testing.T) {
 	ctx := context.Background()
 	t.Run("state missing", func(t *testing.T) {
@@ -1305,8 +1309,19 @@ func TestReplaceFlushOnlySealed(t *testing.T) {
 			t.Fatal(err)
 		}
 		appendN(t, l, 1)
-		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA, keyB}}); err != nil {
-			t.Errorf("verify: %v", err)
+		var stages []string
+		for r, err := range audit.Records(path) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			stages = append(stages, r.Stage)
+		}
+		if want := []string{audit.StageSealStart, audit.StageCreateRuntime, audit.StageCreateRuntime, audit.StageTornTail, audit.StageSealEnd, audit.StageSealStart, audit.StageCreateRuntime}; !slices.Equal(stages, want) {
+			t.Errorf("records %v, want %v", stages, want)
+		}
+		var p *audit.Problem
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA, keyB}}); !errors.As(err, &p) || p.Seq != 4 || !strings.Contains(p.Reason, "not sealed") || !strings.Contains(p.Reason, "is missing") {
+			t.Errorf("verify: %v; want it to fail at seq 4, not sealed, the state missing", err)
 		}
 	})
 	t.Run("state no record introduced", func(t *testing.T) {
@@ -1412,4 +1427,194 @@ func TestReplaceFlushShipsCheckpoint(t *testing.T) {
 	if retention == 0 || len(after) == len(before) || after[len(after)-1].Seq < retention {
 		t.Errorf("retention record at seq %d; checkpoints before %d, after %+v: want one at or after it", retention, len(before), after)
 	}
+}
+
+// TestCutThenSealInit: root on the node after T cuts the records after
+// the last checkpoint shipped, and the next append is seal-init, as an
+// operator runs it after an incident. The state replaced had moved on
+// past the records cut, which the next append with it shows (keys that
+// sealed no record); seal-init started the new key right after the last
+// record left, and verify passed with both keys and every checkpoint.
+// The key replaced now ends with a seal-end record sealed with the state
+// as it is: its epoch shows the cut, a state put in its place (missing,
+// of a key of root's own, or at the right epoch without the key) fails
+// verify at it too.
+func TestCutThenSealInit(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		replace bool
+		// state does to the sealing state what root does after the cut.
+		state func(t *testing.T, state string, last audit.ParsedSeal)
+		want  string
+	}{
+		{"replace", true, nil, "2 key(s) sealed no record (records removed from the end before seal-init"},
+		{"state removed, then seal-init", false, func(t *testing.T, state string, _ audit.ParsedSeal) {
+			if err := os.Remove(state); err != nil {
+				t.Fatal(err)
+			}
+		}, "not sealed, though the log is sealed since seq 1: sealing state " + "%s is missing"},
+		{"state removed, then replace", true, func(t *testing.T, state string, _ audit.ParsedSeal) {
+			if err := os.Remove(state); err != nil {
+				t.Fatal(err)
+			}
+		}, "is missing"},
+		{"a key of root's own", true, func(t *testing.T, state string, _ audit.ParsedSeal) {
+			if _, err := audit.InitSeal(state, true); err != nil {
+				t.Fatal(err)
+			}
+		}, "for which no verification key was given"},
+		{"the key's next epoch, another key", true, func(t *testing.T, state string, last audit.ParsedSeal) {
+			var k [32]byte
+			k[0] = 1
+			putState(t, state, []byte(fmt.Sprintf("nsrel-seal 1 %s %020d %s\n", last.ID, last.Epoch+1, hex.EncodeToString(k[:]))))
+		}, "the seal does not match the record"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var warns []string
+			cp := filepath.Join(t.TempDir(), "cp.jsonl")
+			l, path, k1 := sealedLog(t, audit.Options{Host: "node-a", Warn: func(err error) { warns = append(warns, err.Error()) },
+				Checkpoints: &audit.CheckpointOptions{EveryRecords: 5, File: cp}})
+			appendN(t, l, 12) // seq 1 to 13; checkpoints at 1, 6 and 11
+			cps := readCheckpoints(t, cp)
+			if last := cps[len(cps)-1].Seq; last != 11 {
+				t.Fatalf("the last checkpoint names seq %d, want 11", last)
+			}
+			lines := readLines(t, path)
+			writeLines(t, path, lines[:11]) // root after T: seq 12 and 13 cut
+			if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{k1}, Checkpoints: cps}); err != nil {
+				t.Fatalf("after the cut, past the last checkpoint: %v", err)
+			}
+			p, err := audit.ParseSeal(sealOf(t, lines[10]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.state != nil {
+				tc.state(t, l.SealStateForTest(), p)
+			}
+			k2, _, err := l.StartSealing(ctx, tc.replace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendN(t, l, 3)
+			var stages []string
+			for r, err := range audit.Records(path) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Seq > 11 {
+					stages = append(stages, r.Stage)
+				}
+			}
+			if !slices.Contains(stages, audit.StageSealEnd) || stages[len(stages)-4] != audit.StageSealStart {
+				t.Errorf("records after the cut: %v; want a seal-end, then the seal-start and 3 records", stages)
+			}
+			want := tc.want
+			if strings.Contains(want, "%s") {
+				want = fmt.Sprintf(want, l.SealStateForTest())
+			}
+			var prob *audit.Problem
+			_, err = verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{k1, k2}, Checkpoints: readCheckpoints(t, cp)})
+			if !errors.As(err, &prob) || !strings.Contains(prob.Reason, want) {
+				t.Errorf("verify after the cut and seal-init: %v; want it to fail: %s", err, want)
+			}
+			if tc.state == nil && (len(warns) == 0 || !strings.Contains(strings.Join(warns, "\n"), "2 key(s) past the log's last record sealed with key "+k1.ID.String())) {
+				t.Errorf("warnings %q; want one saying the state was 2 keys past the log", warns)
+			}
+		})
+	}
+}
+
+// TestSealInitKeepsLegitFlows: the seal-end record seal-init writes
+// before its seal-start keeps a healthy log verifying: seal-init
+// --replace, also after a crash left a state behind the log, and after a
+// seal-init that stopped between its new state and its seal-start record
+// (the next append, or the next seal-init --replace, introduces that
+// key), with every key it printed.
+func TestSealInitKeepsLegitFlows(t *testing.T) {
+	ctx := context.Background()
+	stagesOf := func(t *testing.T, path string) []string {
+		t.Helper()
+		var stages []string
+		for r, err := range audit.Records(path) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			stages = append(stages, r.Stage)
+		}
+		return stages
+	}
+	cr := audit.StageCreateRuntime
+	t.Run("replace", func(t *testing.T) {
+		l, path, k1 := sealedLog(t, audit.Options{})
+		appendN(t, l, 2)
+		k2, _, err := l.StartSealing(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 1)
+		if got, want := stagesOf(t, path), []string{audit.StageSealStart, cr, cr, audit.StageSealEnd, audit.StageSealStart, cr}; !slices.Equal(got, want) {
+			t.Errorf("records %v, want %v", got, want)
+		}
+		if s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{k1, k2}}); err != nil || s.SealsVerified != 6 {
+			t.Errorf("verify: %+v, %v", s, err)
+		}
+	})
+	t.Run("replace after a crash left the state behind", func(t *testing.T) {
+		l, _, k1 := sealedLog(t, audit.Options{})
+		appendN(t, l, 2)
+		state := l.SealStateForTest()
+		before := takeState(t, state)
+		appendN(t, l, 1)
+		putState(t, state, before) // the crash
+		k2, _, err := l.StartSealing(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 1)
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{k1, k2}}); err != nil {
+			t.Errorf("verify: %v", err)
+		}
+	})
+	// seal-init stopped after its seal-end record and its new state,
+	// before its seal-start record.
+	stopped := func(t *testing.T) (*audit.Log, string, audit.VerifyKey, audit.VerifyKey) {
+		t.Helper()
+		l, path, k1 := sealedLog(t, audit.Options{})
+		appendN(t, l, 2)
+		if _, _, err := l.StartSealing(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		lines := readLines(t, path)
+		writeLines(t, path, lines[:len(lines)-1]) // its seal-start record
+		k2, err := audit.InitSeal(l.SealStateForTest(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l, path, k1, k2
+	}
+	t.Run("seal-init stopped, then an append", func(t *testing.T) {
+		l, path, k1, k2 := stopped(t)
+		appendN(t, l, 1)
+		if got, want := stagesOf(t, path), []string{audit.StageSealStart, cr, cr, audit.StageSealEnd, audit.StageSealStart, cr}; !slices.Equal(got, want) {
+			t.Errorf("records %v, want %v", got, want)
+		}
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{k1, k2}}); err != nil {
+			t.Errorf("verify: %v", err)
+		}
+	})
+	t.Run("seal-init stopped, then seal-init --replace", func(t *testing.T) {
+		l, path, k1, k2 := stopped(t)
+		k3, _, err := l.StartSealing(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 1)
+		if got, want := stagesOf(t, path), []string{audit.StageSealStart, cr, cr, audit.StageSealEnd, audit.StageSealStart, audit.StageSealEnd, audit.StageSealStart, cr}; !slices.Equal(got, want) {
+			t.Errorf("records %v, want %v", got, want)
+		}
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{k1, k2, k3}}); err != nil {
+			t.Errorf("verify: %v", err)
+		}
+	})
 }

@@ -870,8 +870,13 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 			// the disk (a failed write or a crash hands it to the next
 			// append): every key seals a record. Keys without one are
 			// records removed, or replaced and sealed again later.
-			return bad("sealed with key %d after key %d: %d key(s) sealed no record (records removed, or replaced and sealed again after they were sealed)",
-				p.Epoch, v.lastEpoch, p.Epoch-v.lastEpoch-1)
+			why := "records removed, or replaced and sealed again after they were sealed"
+			if r.Stage == StageSealEnd {
+				// seal-init's record with the state it replaced.
+				why = "records removed from the end before seal-init started a new key: the sealing state it replaced had moved on past them"
+			}
+			return bad("sealed with key %d after key %d: %d key(s) sealed no record (%s)",
+				p.Epoch, v.lastEpoch, p.Epoch-v.lastEpoch-1, why)
 		}
 	}
 	v.lastEpoch = p.Epoch
