@@ -353,6 +353,19 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 	}
 	if _, err := os.Lstat(l.opts.SealState); err == nil && !replace {
 		return key, nil, errStateExists(l.opts.SealState)
+	} else if err == nil {
+		// A state the new one could not be written over (of the wrong
+		// mode or owner, a directory) fails now, before the seal-end
+		// record: a failed seal-init leaves the log as it was.
+		f, err := safefile.OpenPrivate(l.opts.SealState, unix.O_RDWR, true)
+		if err != nil {
+			return key, nil, fmt.Errorf("audit: sealing state: %w", err)
+		}
+		f.Close()
+	} else if err := safefile.CheckDirs(filepath.Dir(l.opts.SealState)); err != nil {
+		return key, nil, fmt.Errorf("audit: sealing state: %w", err)
+	} else if err := safefile.CheckPrivateDir(filepath.Dir(l.opts.SealState)); err != nil {
+		return key, nil, fmt.Errorf("audit: sealing state: %w", err)
 	}
 	var pre *VerifyKey
 	if show != nil {

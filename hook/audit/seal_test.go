@@ -1618,3 +1618,45 @@ func TestSealInitKeepsLegitFlows(t *testing.T) {
 		}
 	})
 }
+
+// TestSealInitUnwritableStateWritesNothing checks that a seal-init
+// --replace whose state cannot be written over (of the wrong mode, a
+// directory) fails before it writes anything: it wrote the seal-end
+// record first, unsealed, which failed verify for good, and then
+// failed.
+func TestSealInitUnwritableStateWritesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, state string)
+	}{
+		{"mode 0644", func(t *testing.T, state string) {
+			if err := os.Chmod(state, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a directory", func(t *testing.T, state string) {
+			if err := os.Remove(state); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(state, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, path, _ := sealedLog(t, audit.Options{})
+			appendN(t, l, 2)
+			tc.make(t, l.SealStateForTest())
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := l.StartSealing(context.Background(), true); err == nil {
+				t.Fatal("seal-init --replace over an unwritable state succeeded")
+			}
+			if after, err := os.ReadFile(path); err != nil || !bytes.Equal(after, before) {
+				t.Errorf("the failed seal-init changed the log (%v): %d bytes, then %d", err, len(before), len(after))
+			}
+		})
+	}
+}
