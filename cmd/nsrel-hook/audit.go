@@ -144,6 +144,9 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Keys = append(opts.Keys, vk)
 	}
+	if checkpointLog != "" && len(opts.Keys) > 0 {
+		fmt.Fprintln(stderr, "nsrel-hook: audit verify: note: --checkpoint-log is not used with --key: every checkpoint a given key seals is held against the log, whatever path it names (give only this log's keys)")
+	}
 	if allNodes || len(nodes) > 0 {
 		if anchor != "" && (allNodes || len(nodes) > 1) {
 			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --anchor is the hash of one node's record: give it with a single --node (see --help)")
@@ -156,8 +159,24 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	}
 	// A collector's file holds every node's checkpoints: keep only those
 	// of the hosts verified (for one log without --host, of the first
-	// host met; CheckpointsOf refuses several), their host and log
-	// names shared.
+	// host met; several are refused, as CheckpointsOf refuses them),
+	// their host and log names shared. With keys, a checkpoint whose
+	// seal names a given key is kept whatever host it names: verify
+	// holds it against the log when the seal checks (root on the node
+	// after T could rename the node, cut its log and send a checkpoint
+	// of the new name; choosing that name must not set the genuine ones
+	// aside), and ignores it, with a note, when it does not.
+	given := map[audit.SealID]bool{}
+	for _, k := range opts.Keys {
+		given[k.ID] = true
+	}
+	sealedByGiven := func(c audit.Checkpoint) bool {
+		if len(given) == 0 || c.Seal == "" {
+			return false
+		}
+		p, err := audit.ParseSeal(c.Seal)
+		return err == nil && given[p.ID]
+	}
 	keepHost := func(h string) bool { return true }
 	switch {
 	case host != "":
@@ -190,7 +209,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		read++
-		if !keepHost(c.Host) {
+		if !sealedByGiven(c) && !keepHost(c.Host) {
 			if len(others) < 1<<12 {
 				others[c.Host] = true
 			}
@@ -210,15 +229,11 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no checkpoint in %s\n", vocab.Printable(strings.Join(checkpoints, ", ")))
 		return 1
 	}
-	if len(checkpoints) > 0 {
-		cs, err := audit.CheckpointsOf(opts.Checkpoints, host)
-		if err != nil {
-			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
-			return 1
-		}
-		opts.Checkpoints = cs
+	if len(checkpoints) > 0 && len(opts.Checkpoints) == 0 {
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: no checkpoint of host %s\n", strconv.Quote(host))
+		return 1
 	}
-	return verified(func(w io.Writer) int { return verifyCmd(logs, opts, asJSON, w, stderr) }, stdout, stderr)
+	return verified(func(w io.Writer) int { return verifyCmd(logs, host, opts, asJSON, w, stderr) }, stdout, stderr)
 }
 
 // verified runs a verify that prints to stdout and returns its status,
@@ -324,7 +339,9 @@ type verifyResult struct {
 	// CheckpointsRetained: checkpoints of records retention removed.
 	CheckpointsRetained int `json:"checkpoints_retained"`
 	// CheckpointsSealed: keys authenticated the checkpoints counted.
-	CheckpointsSealed  bool                      `json:"checkpoints_sealed"`
+	CheckpointsSealed bool `json:"checkpoints_sealed"`
+	// CheckpointHosts: the hosts the checkpoints counted name.
+	CheckpointHosts    []string                  `json:"checkpoint_hosts"`
 	CheckpointsIgnored []audit.IgnoredCheckpoint `json:"checkpoints_ignored"`
 	Damage             []damageResult            `json:"damage"`
 	Dropped            []audit.Dropped           `json:"dropped"`
@@ -353,13 +370,30 @@ type damageResult struct {
 // a log.
 const readerMemoryLimit = 32 << 20
 
-func verifyCmd(logs []string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
+// verifyCmd verifies each of logs and reports it; host is the host
+// --host chose the checkpoints of ("" for none).
+func verifyCmd(logs []string, host string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
 	status := 0
 	for _, lg := range logs {
 		s, err := verifyLog(lg, opts)
-		if !report(verifyResult{Log: lg}, vocab.Printable(lg), s, err, opts, asJSON, stdout, stderr) {
+		ok := report(verifyResult{Log: lg}, vocab.Printable(lg), s, err, opts, asJSON, stdout, stderr)
+		if !ok {
 			status = 1
+		}
+		if host != "" && s != nil && s.Records > 0 && s.Host != host && !asJSON {
+			// The records are the node's word for its name (sealed, with
+			// keys): a checkpoint of another name is not this log's,
+			// unless a given key seals it.
+			w, prefix := stdout, vocab.Printable(lg)+": "
+			if !ok {
+				w, prefix = stderr, "nsrel-hook: audit verify: "
+			}
+			how := fmt.Sprintf("only the checkpoints of %s were held against the log (without --key, a checkpoint's host is its word)", vocab.Printable(host))
+			if len(opts.Keys) > 0 {
+				how = fmt.Sprintf("checkpoints a given key seals were held against the log whatever host they name, and of the others only those of %s", vocab.Printable(host))
+			}
+			fmt.Fprintf(w, "%snote: --host %s is not the host the records name (%s): %s\n", prefix, vocab.Printable(host), vocab.Printable(s.Host), how)
 		}
 	}
 	return status
@@ -376,11 +410,11 @@ func emptySkipped(n int) string {
 
 func report(res verifyResult, label string, s *audit.Summary, err error, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) bool {
 	res.Files, res.TornTails, res.SealIDs, res.Damage, res.Dropped = []string{}, []uint64{}, []string{}, []damageResult{}, []audit.Dropped{}
-	res.CheckpointsIgnored = []audit.IgnoredCheckpoint{}
+	res.CheckpointsIgnored, res.CheckpointHosts = []audit.IgnoredCheckpoint{}, []string{}
 	if s != nil {
 		res.Files, res.Records, res.Host, res.FirstSeq, res.LastSeq, res.LastHash = s.Files, s.Records, s.Host, s.FirstSeq, s.LastSeq, s.LastHash
 		res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
-		res.CheckpointsRetained = s.CheckpointsRetained
+		res.CheckpointsRetained, res.CheckpointHosts = s.CheckpointsRetained, append(res.CheckpointHosts, s.CheckpointHosts...)
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
 		res.Dropped = append(res.Dropped, s.Dropped...)
 		res.Repeated, res.Reordered, res.Empty = s.Repeated, s.Reordered, s.Empty
@@ -439,7 +473,14 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		if s.CheckpointsSealed {
 			how = ", each sealed by a given key"
 		}
-		fmt.Fprintf(stdout, "%s: %d checkpoint(s) of host %s match the log%s\n", name, s.Checkpoints, vocab.Printable(opts.Checkpoints[0].Host), how)
+		hosts := "host " + vocab.Printable(opts.Checkpoints[0].Host)
+		switch {
+		case len(s.CheckpointHosts) == 1:
+			hosts = "host " + vocab.Printable(s.CheckpointHosts[0])
+		case len(s.CheckpointHosts) > 1:
+			hosts = "hosts " + vocab.Printable(audit.QuotedFew(s.CheckpointHosts))
+		}
+		fmt.Fprintf(stdout, "%s: %d checkpoint(s) of %s match the log%s\n", name, s.Checkpoints, hosts, how)
 		if s.CheckpointsRetained > 0 {
 			fmt.Fprintf(stdout, "%s: note: %d checkpoint(s) name records the log says retention removed: not checked against records; root on the node after T could have removed them the same way, and only a collector's copy holds them (verify it)\n", name, s.CheckpointsRetained)
 		}

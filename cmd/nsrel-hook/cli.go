@@ -47,16 +47,20 @@ Options:
                        the end)
   --key KEY            verify: check the seals with this verification key
                        (@FILE reads it from FILE); may be repeated: give
-                       every key of the log (a seal no key checks fails)
+                       every key of the log and no other (a seal no key
+                       checks fails, and so does a checkpoint another
+                       log's key seals)
   --checkpoints FILE   verify: check the log against shipped checkpoints;
                        may be repeated; with --key, only checkpoints
                        sealed by a given key count (others are ignored)
   --host HOST          verify: the host whose checkpoints to use, among
-                       those --checkpoints gives
+                       those --checkpoints gives (with --key, also every
+                       checkpoint a given key seals, whatever its host)
   --checkpoint-log PATH
                        verify: use the checkpoints of the log the node
-                       wrote at PATH (needed when the host's checkpoints
-                       name several logs; needs --checkpoints)
+                       wrote at PATH (needed without --key when the host's
+                       checkpoints name several logs; with --key not
+                       used; needs --checkpoints)
   --shipped            verify: the LOGs are a copy a shipper delivered (a
                        collector's): put records sent out of order back in
                        chain order and drop records sent again byte for

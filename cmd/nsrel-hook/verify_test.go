@@ -98,7 +98,8 @@ func TestVerifyFarEpoch(t *testing.T) {
 // record the log holds. Without --key verify cannot tell them from the
 // node's (the documented limit) and reports tampering; with --key they
 // are ignored and said so, and verify passes; the node's checkpoints
-// still catch records cut off the end.
+// still catch records cut off the end, whatever path (--checkpoint-log)
+// or host (--host) is named.
 func TestVerifyForgedCheckpoints(t *testing.T) {
 	e := newEnv(t, "hook.json", func(c map[string]any) {
 		c["syslog"] = ""
@@ -188,6 +189,42 @@ func TestVerifyForgedCheckpoints(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "FAILED") || !strings.Contains(stderr, "names seq 4, beyond the last record (seq 3)") ||
 		!strings.Contains(stderr, "note: 2 checkpoint(s) ignored") {
 		t.Errorf("records cut, with --key: exit %d, want 1, the node's checkpoint and the ignored ones\n%s%s", code, out, stderr)
+	}
+
+	// Root also moved the cut log (a new audit_log, or a renamed node)
+	// and sent a copy of the genuine checkpoint of its new last record
+	// naming the new path, or the new host name, without the checkpoint
+	// seal that covers them. Naming that path (--checkpoint-log) or
+	// host (--host) set the node's genuine checkpoints aside, and the
+	// cut log passed; they judge it all the same now, with a note.
+	moved, renamed := genuine[2], genuine[2]
+	moved.Log, moved.CheckpointSeal = cut, ""
+	renamed.Host, renamed.CheckpointSeal = "node-z", ""
+	sent := coll
+	add("root", moved)
+	ckptsMoved := filepath.Join(t.TempDir(), "authpriv.log")
+	if err := os.WriteFile(ckptsMoved, coll, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	coll = sent
+	add("root", renamed)
+	ckptsRenamed := filepath.Join(t.TempDir(), "authpriv.log")
+	if err := os.WriteFile(ckptsRenamed, coll, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		note string
+	}{
+		{[]string{"--checkpoints", ckptsMoved, "--checkpoint-log", cut}, "note: --checkpoint-log is not used with --key"},
+		{[]string{"--checkpoints", ckptsRenamed, "--host", "node-z"}, "note: --host node-z is not the host the records name (" + genuine[0].Host + "): checkpoints a given key seals were held against the log"},
+		{[]string{"--checkpoints", ckptsRenamed, "--host", genuine[0].Host}, "FAILED"},
+	} {
+		args := append([]string{"audit", "verify", "--key", "@" + keyFile}, append(tc.args, cut)...)
+		code, out, stderr = runBin(t, "", args...)
+		if code != 1 || !strings.Contains(stderr, "names seq 4, beyond the last record (seq 3)") || !strings.Contains(stderr, tc.note) {
+			t.Errorf("nsrel-hook %s: exit %d, want 1, the node's checkpoint and %q\n%s%s", strings.Join(args, " "), code, tc.note, out, stderr)
+		}
 	}
 }
 

@@ -455,6 +455,9 @@ func TestCheckpointLogRelabelled(t *testing.T) {
 	writeLines(t, moved, readLines(t, path)[:5]) // seq 1 to 5 of 9
 	relabelled := genuine[4]                     // seq 5, the new last record
 	relabelled.Log = moved
+	stripped := relabelled // its record seal genuine, its checkpoint seal dropped (as format 1.0)
+	stripped.CheckpointSeal = ""
+	_, _, otherKey := sealedLog(t, audit.Options{Host: "node-a"})
 	forged := audit.Checkpoint{Host: "node-a", Log: moved, Seq: 5, Hash: relabelled.Hash}
 	for _, tc := range []struct {
 		name string
@@ -465,6 +468,13 @@ func TestCheckpointLogRelabelled(t *testing.T) {
 		{"with the key, a forged one", audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: append(append([]audit.Checkpoint{}, genuine...), forged)}, "beyond the last record"},
 		{"without the key", audit.VerifyOptions{Checkpoints: append(append([]audit.Checkpoint{}, genuine...), forged)}, "the checkpoints name 2 logs"},
 		{"without the key, the old path named", audit.VerifyOptions{CheckpointLog: path, Checkpoints: append(append([]audit.Checkpoint{}, genuine...), forged)}, "beyond the last record"},
+		// The path named sets aside no checkpoint a given key seals:
+		// the genuine ones of the old path judge the log all the same
+		// (they were set aside, and the cut log passed).
+		{"with the key, the new path named, a forged one", audit.VerifyOptions{Keys: []audit.VerifyKey{key}, CheckpointLog: moved, Checkpoints: append(append([]audit.Checkpoint{}, genuine...), forged)}, "beyond the last record"},
+		{"with the key, the new path named, a relabelled one", audit.VerifyOptions{Keys: []audit.VerifyKey{key}, CheckpointLog: moved, Checkpoints: append(append([]audit.Checkpoint{}, genuine...), relabelled)}, "beyond the last record"},
+		{"with the key, the new path named, a stripped one", audit.VerifyOptions{Keys: []audit.VerifyKey{key}, CheckpointLog: moved, Checkpoints: append(append([]audit.Checkpoint{}, genuine...), stripped)}, "beyond the last record"},
+		{"with the key and another's, the new path named", audit.VerifyOptions{Keys: []audit.VerifyKey{key, otherKey}, CheckpointLog: moved, Checkpoints: append(append([]audit.Checkpoint{}, genuine...), stripped)}, "beyond the last record"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := audit.Verify([]string{moved}, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -1065,14 +1075,18 @@ func TestCheckpointsOfTwoLogs(t *testing.T) {
 	}
 	t.Run("both logs' keys", func(t *testing.T) {
 		// Keys given are this chain's: B's checkpoints, sealed by a key
-		// given, judge A until --checkpoint-log names A's path.
+		// given, judge A, whatever path --checkpoint-log names (it set
+		// them aside, and so could set aside A's own after root moved
+		// A: TestCheckpointLogRelabelled): only A's key is to be given.
 		keys := []audit.VerifyKey{keyA, keyB}
-		if _, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: keys, Checkpoints: mixed}); err == nil || !strings.Contains(err.Error(), "name this log's path with --checkpoint-log") {
-			t.Errorf("%v; want a failure naming --checkpoint-log", err)
+		for _, cl := range []string{"", pathA} {
+			if _, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: keys, Checkpoints: mixed, CheckpointLog: cl}); err == nil || !strings.Contains(err.Error(), "give only this log's keys") {
+				t.Errorf("--checkpoint-log %q: %v; want a failure saying to give only this log's keys", cl, err)
+			}
 		}
-		s, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: keys, Checkpoints: mixed, CheckpointLog: pathA})
-		if err != nil || s.Checkpoints != len(cpsA) || !ignoredB(s, audit.CheckpointOtherLog) {
-			t.Errorf("%v, %+v", err, s)
+		s, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA}, Checkpoints: mixed, CheckpointLog: pathB})
+		if err != nil || s.Checkpoints != len(cpsA) || !ignoredB(s, audit.CheckpointNotSealed) {
+			t.Errorf("A's key, --checkpoint-log of B (not used with keys): %v, %+v", err, s)
 		}
 	})
 	t.Run("a copy, with the key", func(t *testing.T) {

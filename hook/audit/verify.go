@@ -217,6 +217,10 @@ type Summary struct {
 	// CheckpointsSealed says that verification keys authenticated every
 	// checkpoint counted in Checkpoints (their seals checked).
 	CheckpointsSealed bool
+	// CheckpointHosts are the hosts the checkpoints counted name, in the
+	// order met (at most 64 of them). With keys, a
+	// checkpoint a given key seals counts whatever host it names.
+	CheckpointHosts []string
 	// IgnoredCheckpoints are checkpoints given that were not held
 	// against the chain, each with why (see [VerifySnapshot]).
 	IgnoredCheckpoints []IgnoredCheckpoint
@@ -248,9 +252,13 @@ const (
 	CheckpointAltered    = "its seq is not that of the record its seal names (altered)"
 	CheckpointTooFar     = "sealed further beyond the log than verify derives keys (MaxSealDerive): not checked"
 	// CheckpointOtherLog is a checkpoint of another log of the host
-	// (keys given or not).
+	// (without keys for the chain: with them, the seals pick).
 	CheckpointOtherLog = "of another log (its \"log\" names another path than the one chosen)"
 )
+
+// maxCheckpointHosts bounds Summary.CheckpointHosts: a checkpoint copied
+// with its host changed keeps its seal's tag, and anyone may add copies.
+const maxCheckpointHosts = 64
 
 // MaxSealDerive is how many keys verify derives to reach the key of one
 // seal, from the last key it derived for that sealing (at first its
@@ -280,17 +288,22 @@ type VerifyOptions struct {
 	Keys []VerifyKey
 	// Checkpoints are checkpoints of this log shipped off the node: every
 	// one must match it (see [VerifySnapshot]); pick a host's from a
-	// collector's mixed stream first ([CheckpointsOf]). With Keys, only
-	// those sealed by one of them count.
+	// collector's mixed stream first ([CheckpointsOf]), keeping, with
+	// Keys, every one whose seal names one of them, whatever host it
+	// names (a host chosen must not set a genuine one aside). With Keys,
+	// only those sealed by one of them count.
 	Checkpoints []Checkpoint
 	// CheckpointLog, if set, is the path the node wrote this log at, as
 	// its checkpoints name it (their "log"): without Keys, checkpoints
 	// of other logs are ignored. Unset, the checkpoints must all name
 	// one log: a host may keep several, a collector's copy of a log is
 	// at another path than the one its checkpoints name, and the "log"
-	// of a checkpoint is not sealed, so the log's own path cannot pick.
-	// With Keys for this chain, the seals tell which checkpoints are
-	// this log's, and CheckpointLog is not needed.
+	// of a checkpoint is not sealed in format 1.0 (nor in any of an
+	// unsealed log), so the log's own path cannot pick. With Keys for
+	// this chain, CheckpointLog is not used: every checkpoint a key
+	// authenticates judges the chain, whatever path it names (root on
+	// the node after T could move a log it cut and name the new path;
+	// see [verifier.ofThisLog]), and the keys given must be this log's.
 	CheckpointLog string
 	// KeysOfOthers says that Keys may be those of other chains (a
 	// collector's nodes, each verified alone): a seal of another key
@@ -353,8 +366,9 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 // with the reason (Checkpoint… constants) and do not judge the chain, and
 // if none counts the chain fails. Without keys every checkpoint counts.
 // A counting checkpoint whose key seals no record left in the chain
-// fails it. Of the checkpoints that count, those of another log of the
-// host (opts.CheckpointLog) are ignored too.
+// fails it. Without keys, the checkpoints of another log of the host
+// (opts.CheckpointLog) are ignored too; with keys, the path a checkpoint
+// names sets none aside.
 // It returns the summary and, if the chain does not hold, the first
 // [*Problem].
 func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
@@ -497,6 +511,9 @@ type verifier struct {
 	// unsealed is the highest seq of a record without a seal.
 	unsealed uint64
 	anchored bool
+	// authed: keys for this chain authenticate the checkpoints (see
+	// authenticCheckpoints).
+	authed bool
 	// whole are the checkpoints whose checkpoint seal checked: their
 	// host, log and seq are the node's.
 	whole map[Checkpoint]bool
@@ -1012,6 +1029,14 @@ func (v *verifier) end() *Problem {
 	if len(v.want) > 0 && len(judged) == 0 {
 		return &Problem{File: last, Reason: fmt.Sprintf("none of the %d checkpoint(s) given can be used: %s", len(v.want), v.s.IgnoredCheckpoints[0].Reason)}
 	}
+	v.s.CheckpointsSealed = v.authed
+	seenHost := map[string]bool{}
+	for _, c := range judged {
+		if !seenHost[c.Host] && len(seenHost) < maxCheckpointHosts {
+			seenHost[c.Host] = true
+			v.s.CheckpointHosts = append(v.s.CheckpointHosts, c.Host)
+		}
+	}
 	for _, c := range judged {
 		removed := v.droppedHas(c.Seq) || retained && c.Seq < v.s.FirstSeq
 		if removed && !v.at[c.Seq].ok {
@@ -1059,7 +1084,7 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 	if len(v.keys) == 0 || v.opts.KeysOfOthers && !ours {
 		return v.want
 	}
-	v.s.CheckpointsSealed = true
+	v.authed = true
 	var out []Checkpoint
 	for i, c := range v.want {
 		cs := &v.cps[i]
@@ -1114,19 +1139,22 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 }
 
 // ofThisLog returns the checkpoints among cs that are this log's; the
-// others go to IgnoredCheckpoints. A checkpoint's "log" (the path the
-// node wrote the log at) is not sealed, so it decides nothing that a
-// seal can: with keys for this chain (CheckpointsSealed), a checkpoint
-// sealed by one of this chain's keys is this log's, whatever path it
-// names (one key seals one log), and one sealed by another given key is
-// another log's. Without keys, checkpoints are taken at their word: when
-// they name several logs, CheckpointLog must say which is this one (root
-// on the node after T could otherwise move a log it cut to a new path
-// and name that path in one checkpoint of its own, and the genuine
-// checkpoints of the old path would be set aside unseen).
+// others go to IgnoredCheckpoints. With keys for this chain (authed),
+// every checkpoint a given key authenticates is this log's, whatever
+// path it names: one key seals one log, and a checkpoint seal (format
+// 1.1) that checks is the node's word for the path it names, which
+// root on the node after T may have moved the log from after cutting
+// it (and sent one checkpoint of its own naming the new path: a path
+// given with CheckpointLog must not set the genuine ones aside). One
+// sealed by another given key judges the log too, and fails it when
+// its key seals nothing left in it: give only this log's keys.
+// CheckpointLog is not used then. Without keys, checkpoints are taken
+// at their word: when they name several logs, CheckpointLog must say
+// which is this one (else root could set the genuine checkpoints of the
+// old path aside in the same way, unseen).
 func (v *verifier) ofThisLog(cs []Checkpoint, last string) ([]Checkpoint, *Problem) {
 	var out []Checkpoint
-	if v.s.CheckpointsSealed && v.opts.CheckpointLog == "" {
+	if v.authed {
 		// Every checkpoint a given key authenticates judges the chain:
 		// the keys given are this chain's (or, with KeysOfOthers, were
 		// left in when no other chain holds them). One whose key seals
@@ -1219,7 +1247,7 @@ func (v *verifier) checkpointSeal(c Checkpoint, last string, removed bool) *Prob
 	if err != nil {
 		return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d with an unreadable seal: %v", c.Time, c.Seq, err)}
 	}
-	if _, ok := v.offsets[p.ID]; !ok && v.s.CheckpointsSealed && !removed {
+	if _, ok := v.offsets[p.ID]; !ok && v.authed && !removed {
 		// (A key whose records retention removed seals none left.)
 		other := v.opts.OtherChainKey != nil && v.opts.OtherChainKey(p.ID)
 		switch {
@@ -1228,9 +1256,9 @@ func (v *verifier) checkpointSeal(c Checkpoint, last string, removed bool) *Prob
 			// whoever read that node's sealing state.
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s (seq %d) is sealed by key %s, a key given, which seals no record left in the log; lines of another node carry that key, and the checkpoint seal that names this node checks: this node's records sealed by that key were cut off, or whoever held the key on the other node (root there, reading its sealing state) made the checkpoint", c.Time, c.Seq, p.ID)}
 		case v.whole[c]:
-			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s (seq %d) is sealed by key %s, a key given, which seals no record left in the log, and its checkpoint seal shows that node %s wrote it for log %s: the records it sealed were cut off (after seal-init --replace, say), or that path is another log of the node (name this log's path with --checkpoint-log)", c.Time, c.Seq, p.ID, c.Host, c.Log)}
+			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s (seq %d) is sealed by key %s, a key given, which seals no record left in the log, and its checkpoint seal shows that node %s wrote it for log %s: the records it sealed were cut off (after seal-init --replace, say), or that path is another log of the node, whose key was given too (give only this log's keys: every checkpoint a given key seals is held against the log, whatever path it names)", c.Time, c.Seq, p.ID, c.Host, c.Log)}
 		}
-		whose := "another log's (name this log's path with --checkpoint-log)"
+		whose := "another log's, whose key was given too (give only this log's keys: every checkpoint a given key seals is held against the log, whatever path it names)"
 		if other {
 			whose = "another node's relabelled with this node's host (lines of another node carry that key)"
 		}
