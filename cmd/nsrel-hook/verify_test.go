@@ -99,7 +99,7 @@ func TestVerifyFarEpoch(t *testing.T) {
 // node's (the documented limit) and reports tampering; with --key they
 // are ignored and said so, and verify passes; the node's checkpoints
 // still catch records cut off the end, whatever path (--checkpoint-log)
-// or host (--host) is named.
+// or host (--host) is named, and with --key an emptied log fails.
 func TestVerifyForgedCheckpoints(t *testing.T) {
 	e := newEnv(t, "hook.json", func(c map[string]any) {
 		c["syslog"] = ""
@@ -225,6 +225,20 @@ func TestVerifyForgedCheckpoints(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, "names seq 4, beyond the last record (seq 3)") || !strings.Contains(stderr, tc.note) {
 			t.Errorf("nsrel-hook %s: exit %d, want 1, the node's checkpoint and %q\n%s%s", strings.Join(args, " "), code, tc.note, out, stderr)
 		}
+	}
+
+	// Root empties the log: with --key, no record is no seal either.
+	if err := os.Truncate(cut, 0); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = runBin(t, "", "audit", "verify", "--key", "@"+keyFile, cut)
+	if code != 1 || !strings.Contains(stderr, "FAILED: "+cut+": no record, though verification keys were given") {
+		t.Errorf("emptied, with --key: exit %d, want 1 and no record said\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = runBin(t, "", "audit", "verify", "--json", "--key", "@"+keyFile, cut)
+	res = verifyResult{}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 || res.OK || res.CheckpointsSealed || res.Problem == nil {
+		t.Errorf("emptied, --json with --key: exit %d, %+v (%v)\n%s%s", code, res, err, out, stderr)
 	}
 }
 

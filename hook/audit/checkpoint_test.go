@@ -484,6 +484,32 @@ func TestCheckpointLogRelabelled(t *testing.T) {
 	}
 }
 
+// TestVerifyEmptiedWithKey: root on the node after T empties a sealed
+// log (or writes it again without records). With keys given, a log
+// without records has no seal, and fails as a log without seals does
+// (it passed, 0 records, and said its checkpoints sealed though there
+// were none); without keys it is an empty chain. Checkpoints are said
+// sealed only when some were counted.
+func TestVerifyEmptiedWithKey(t *testing.T) {
+	l, path, key := sealedLog(t, audit.Options{Host: "node-a"})
+	appendN(t, l, 3)
+	s, err := audit.Verify([]string{path}, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
+	if err != nil || s.CheckpointsSealed {
+		t.Errorf("sealed log, no checkpoints: %v, checkpoints sealed %v; want it to pass, and no checkpoints said sealed", err, s.CheckpointsSealed)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	s, err = audit.Verify([]string{path}, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
+	var p *audit.Problem
+	if !errors.As(err, &p) || p.File != path || !strings.Contains(p.Reason, "no record, though verification keys were given") || s.CheckpointsSealed {
+		t.Errorf("emptied, with the key: %v, checkpoints sealed %v; want a problem of %s saying no record though keys were given", err, s.CheckpointsSealed, path)
+	}
+	if s, err := audit.Verify([]string{path}, audit.VerifyOptions{}); err != nil || s.Records != 0 {
+		t.Errorf("emptied, without a key: %v, %+v; want an empty chain", err, s)
+	}
+}
+
 // TestCheckpointsKeyReplacedThenCut: root on the node after T removes
 // every record after a seal-init --replace (all that the new key sealed),
 // which leaves a consistent chain sealed by the old key alone. The

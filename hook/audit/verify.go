@@ -215,7 +215,8 @@ type Summary struct {
 	// (and root on the node after T can write one: see docs/hook.md).
 	Checkpoints, CheckpointsRetained int
 	// CheckpointsSealed says that verification keys authenticated every
-	// checkpoint counted in Checkpoints (their seals checked).
+	// checkpoint counted in Checkpoints (their seals checked); false
+	// when none was counted.
 	CheckpointsSealed bool
 	// CheckpointHosts are the hosts the checkpoints counted name, in the
 	// order met (at most 64 of them). With keys, a
@@ -1029,7 +1030,8 @@ func (v *verifier) end() *Problem {
 	if len(v.want) > 0 && len(judged) == 0 {
 		return &Problem{File: last, Reason: fmt.Sprintf("none of the %d checkpoint(s) given can be used: %s", len(v.want), v.s.IgnoredCheckpoints[0].Reason)}
 	}
-	v.s.CheckpointsSealed = v.authed
+	// Sealed checkpoints only when there are checkpoints to say so of.
+	v.s.CheckpointsSealed = v.authed && len(judged) > 0
 	seenHost := map[string]bool{}
 	for _, c := range judged {
 		if !seenHost[c.Host] && len(seenHost) < maxCheckpointHosts {
@@ -1190,10 +1192,18 @@ func (v *verifier) ofThisLog(cs []Checkpoint, last string) ([]Checkpoint, *Probl
 // keysProblem: with verification keys given, every seal must be checked
 // with one. A key without a verification key can be one made on the
 // node after T (a seal-start record introduces any key), and a log with
-// no seal at all can be one written again without them.
+// no seal at all can be one written again without them, or emptied: a
+// log without records has no seal either.
 func (v *verifier) keysProblem() *Problem {
-	if len(v.keys) == 0 || v.s.Records == 0 {
+	if len(v.keys) == 0 {
 		return nil
+	}
+	if v.s.Records == 0 {
+		file := v.lastFile
+		if len(v.s.Files) > 0 {
+			file = v.s.Files[0]
+		}
+		return &Problem{File: file, Reason: "no record, though verification keys were given (a sealed log emptied, or its files removed?)"}
 	}
 	var unknown []SealID
 	for id := range v.offsets {
