@@ -544,3 +544,43 @@ func TestVerifyKeyFile(t *testing.T) {
 		t.Errorf("--key from a pipe: %v\n%s", err, out)
 	}
 }
+
+// TestVerifyForeignRotatedFile: a copy of the log verified in a
+// directory others may write (sticky, as /tmp), where another user put
+// a file under a rotated file's name: verify read it as the log's and
+// reported the genuine records as tampered with (FAILED). It refuses the
+// file now, naming it and its owner, exit 1 without a verdict.
+func TestVerifyForeignRotatedFile(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	if code, _, stderr := runBin(t, shipState("foreign-rotated", "creating", "web"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatalf("createRuntime: exit %d: %s", code, stderr)
+	}
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil { // as /tmp
+		t.Fatal(err)
+	}
+	cp := filepath.Join(dir, "evidence.jsonl")
+	if err := os.WriteFile(cp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runBin(t, "", "audit", "verify", cp); code != 0 {
+		t.Fatalf("the copy alone: exit %d\n%s%s", code, out, stderr)
+	}
+	planted := cp + ".000000000001"
+	if err := os.WriteFile(planted, []byte("junk\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(planted, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runBin(t, "", "audit", "verify", cp)
+	if want := "nsrel-hook: audit verify: audit: " + planted + ": owned by uid 65534, not root or uid 0: refusing it"; code != 1 || !strings.HasPrefix(stderr, want) ||
+		strings.Contains(stderr, "FAILED") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("with another user's file beside it: exit %d, want 1 and one line %q...\n%s%s", code, want, out, stderr)
+	}
+}

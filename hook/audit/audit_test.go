@@ -1580,3 +1580,79 @@ func BenchmarkVerifyRetentionDamage(b *testing.B) {
 		}
 	}
 }
+
+// TestSnapshotRefusesForeignRotatedFile: a copy of a log verified in a
+// directory others may write (sticky, as /tmp): a file another user put
+// there under a rotated file's name was read as the log's and the
+// genuine records reported as tampered with. Such a file (owned by
+// another user, or writable by others) is refused, naming it and its
+// owner, with an error that is no tampering verdict (no *Problem); a
+// rotated file of root's is still the log's, and judged.
+func TestSnapshotRefusesForeignRotatedFile(t *testing.T) {
+	nstest.RequireRoot(t)
+	src := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(src, audit.Options{Host: "node-a", Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 3)
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		uid   int
+		mode  os.FileMode
+		want  string // in the refusal, "" for none
+		judge bool   // the file is read as the log's
+	}{
+		{"another user's", 65534, 0o644, `owned by uid 65534, not root or uid 0: refusing it: not trusted`, false},
+		{"writable by others", 0, 0o646, "writable by others (mode 0646)", false},
+		{"writable by its group", 0, 0o660, "writable by group (mode 0660)", false},
+		{"root's", 0, 0o600, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil { // as /tmp
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "audit.jsonl")
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			planted := path + ".000000000001"
+			if err := os.WriteFile(planted, []byte("junk\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(planted, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(planted, tc.uid, tc.uid); err != nil {
+				t.Fatal(err)
+			}
+			lc, err := audit.Open(path, audit.Options{Host: "-", Version: "-"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := lc.Snapshot(context.Background())
+			if !tc.judge {
+				if err == nil {
+					snap.Close()
+				}
+				var p *audit.Problem
+				if err == nil || !errors.Is(err, safefile.ErrUntrusted) || errors.As(err, &p) || !strings.Contains(err.Error(), planted+": "+tc.want) {
+					t.Errorf("snapshot: %v; want %s refused: %q", err, planted, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("snapshot: %v", err)
+			}
+			defer snap.Close()
+			if _, err := audit.VerifySnapshot(snap, audit.VerifyOptions{}); !errors.As(err, new(*audit.Problem)) || !strings.Contains(err.Error(), planted) {
+				t.Errorf("verify: %v; want the rotated file of root's judged as the log's", err)
+			}
+		})
+	}
+}

@@ -643,7 +643,8 @@ func (l *Log) lock(ctx context.Context) (func(), error) {
 	// Writers create and rename files in the log's directory by name:
 	// nobody else may write there (openLock opens the lock as a private
 	// file: safefile.CheckPrivateDir; readers, such as a verify of a
-	// copy in /tmp, need not care).
+	// copy in /tmp, need not care: Snapshot refuses a rotated file
+	// someone else owns or may write).
 	lf, err := l.openLock(unix.O_RDWR | unix.O_CREAT)
 	if err != nil {
 		return nil, err

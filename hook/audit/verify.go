@@ -13,12 +13,15 @@ import (
 	"iter"
 	"maps"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/internal/safefile"
 )
 
 // Snapshot is a log's files as they were at one moment, open, each with
@@ -41,6 +44,15 @@ type snapFile struct {
 // files and note their sizes (so no append is half-written in what it
 // sees), waiting for writers until ctx is done. Without a lock file
 // (nothing was ever appended by a writer) it takes none. Close it.
+//
+// A rotated file must be owned by root or the effective user and
+// writable by neither group nor others ([safefile.CheckOwner], as
+// writers check the current file): the log's file is the one the caller
+// named, but its rotated files are whatever the directory holds under
+// their names, and in a directory others may write (a copy in /tmp)
+// anyone may add one, which verify would read as the log's and report
+// as tampering. Such a file is refused, with an error that wraps
+// [safefile.ErrUntrusted] and is no [*Problem].
 func (l *Log) Snapshot(ctx context.Context) (*Snapshot, error) {
 	lf, err := l.openLock(unix.O_RDONLY)
 	switch {
@@ -58,7 +70,35 @@ func (l *Log) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return SnapshotFiles(names)
+	s, err := SnapshotFiles(names)
+	if err != nil {
+		return nil, err
+	}
+	for _, sf := range s.files {
+		if sf.name == l.path {
+			continue
+		}
+		if err := safefile.CheckOwner(sf.f, sf.name, false); err != nil {
+			owner := ownerName(sf.f)
+			s.Close()
+			return nil, fmt.Errorf("audit: %w%s; it would be read as a rotated file of %s: anyone who can write its directory may have put it there (verify a copy in a directory of your own)", err, owner, l.path)
+		}
+	}
+	return s, nil
+}
+
+// ownerName is " (owner NAME)" for f's owner, when the user database
+// names it; "" otherwise.
+func ownerName(f *os.File) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ""
+	}
+	u, err := user.LookupId(strconv.FormatUint(uint64(st.Uid), 10))
+	if err != nil {
+		return ""
+	}
+	return " (owner " + strconv.Quote(u.Username) + ")"
 }
 
 // SnapshotFiles opens files (in chain order) as a snapshot without any
