@@ -144,9 +144,6 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Keys = append(opts.Keys, vk)
 	}
-	if checkpointLog != "" && len(opts.Keys) > 0 {
-		fmt.Fprintln(stderr, "nsrel-hook: audit verify: note: --checkpoint-log is not used with --key: every checkpoint a given key seals is held against the log, whatever path it names (give only this log's keys)")
-	}
 	if allNodes || len(nodes) > 0 {
 		if anchor != "" && (allNodes || len(nodes) > 1) {
 			fmt.Fprintln(stderr, "nsrel-hook: audit verify: --anchor is the hash of one node's record: give it with a single --node (see --help)")

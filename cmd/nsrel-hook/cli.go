@@ -58,9 +58,10 @@ Options:
                        checkpoint a given key seals, whatever its host)
   --checkpoint-log PATH
                        verify: use the checkpoints of the log the node
-                       wrote at PATH (needed without --key when the host's
-                       checkpoints name several logs; with --key not
-                       used; needs --checkpoints)
+                       wrote at PATH (needed when the host's checkpoints
+                       name several logs; with --key, checkpoints a key of
+                       the log's records seals count whatever path they
+                       name; needs --checkpoints)
   --shipped            verify: the LOGs are a copy a shipper delivered (a
                        collector's): put records sent out of order back in
                        chain order and drop records sent again byte for

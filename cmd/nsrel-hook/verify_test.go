@@ -216,7 +216,7 @@ func TestVerifyForgedCheckpoints(t *testing.T) {
 		args []string
 		note string
 	}{
-		{[]string{"--checkpoints", ckptsMoved, "--checkpoint-log", cut}, "note: --checkpoint-log is not used with --key"},
+		{[]string{"--checkpoints", ckptsMoved, "--checkpoint-log", cut}, "FAILED"},
 		{[]string{"--checkpoints", ckptsRenamed, "--host", "node-z"}, "note: --host node-z is not the host the records name (" + genuine[0].Host + "): checkpoints a given key seals were held against the log"},
 		{[]string{"--checkpoints", ckptsRenamed, "--host", genuine[0].Host}, "FAILED"},
 	} {

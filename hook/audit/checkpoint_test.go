@@ -1100,19 +1100,22 @@ func TestCheckpointsOfTwoLogs(t *testing.T) {
 		})
 	}
 	t.Run("both logs' keys", func(t *testing.T) {
-		// Keys given are this chain's: B's checkpoints, sealed by a key
-		// given, judge A, whatever path --checkpoint-log names (it set
-		// them aside, and so could set aside A's own after root moved
-		// A: TestCheckpointLogRelabelled): only A's key is to be given.
+		// B's checkpoints, sealed by a key given but none of A's
+		// records, judge A (and fail it) unless --checkpoint-log names
+		// A's path, which sets them aside; A's own, sealed by a key of
+		// A's chain, judge it whatever path it names
+		// (TestCheckpointLogRelabelled).
 		keys := []audit.VerifyKey{keyA, keyB}
-		for _, cl := range []string{"", pathA} {
-			if _, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: keys, Checkpoints: mixed, CheckpointLog: cl}); err == nil || !strings.Contains(err.Error(), "give only this log's keys") {
-				t.Errorf("--checkpoint-log %q: %v; want a failure saying to give only this log's keys", cl, err)
-			}
+		if _, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: keys, Checkpoints: mixed}); err == nil || !strings.Contains(err.Error(), "give only this log's keys") {
+			t.Errorf("without --checkpoint-log: %v; want a failure saying to give only this log's keys", err)
 		}
-		s, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA}, Checkpoints: mixed, CheckpointLog: pathB})
+		s, err := audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: keys, Checkpoints: mixed, CheckpointLog: pathA})
+		if err != nil || s.Checkpoints != len(cpsA) || !ignoredB(s, audit.CheckpointOtherLog) {
+			t.Errorf("--checkpoint-log of A: %v, %+v", err, s)
+		}
+		s, err = audit.Verify([]string{copyA}, audit.VerifyOptions{Keys: []audit.VerifyKey{keyA}, Checkpoints: mixed, CheckpointLog: pathB})
 		if err != nil || s.Checkpoints != len(cpsA) || !ignoredB(s, audit.CheckpointNotSealed) {
-			t.Errorf("A's key, --checkpoint-log of B (not used with keys): %v, %+v", err, s)
+			t.Errorf("A's key, --checkpoint-log of B (A's own checkpoints judge it): %v, %+v", err, s)
 		}
 	})
 	t.Run("a copy, with the key", func(t *testing.T) {

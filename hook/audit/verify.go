@@ -341,10 +341,11 @@ type VerifyOptions struct {
 	// at another path than the one its checkpoints name, and the "log"
 	// of a checkpoint is not sealed in format 1.0 (nor in any of an
 	// unsealed log), so the log's own path cannot pick. With Keys for
-	// this chain, CheckpointLog is not used: every checkpoint a key
-	// authenticates judges the chain, whatever path it names (root on
-	// the node after T could move a log it cut and name the new path;
-	// see [verifier.ofThisLog]), and the keys given must be this log's.
+	// this chain, every checkpoint a key of the chain authenticates
+	// judges it, whatever path it names (root on the node after T could
+	// move a log it cut and name the new path; see [verifier.ofThisLog]);
+	// CheckpointLog then only sets aside those of other given keys (the
+	// host's other logs) that name another path.
 	CheckpointLog string
 	// KeysOfOthers says that Keys may be those of other chains (a
 	// collector's nodes, each verified alone): a seal of another key
@@ -1189,8 +1190,8 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 // it (and sent one checkpoint of its own naming the new path: a path
 // given with CheckpointLog must not set the genuine ones aside). One
 // sealed by another given key judges the log too, and fails it when
-// its key seals nothing left in it: give only this log's keys.
-// CheckpointLog is not used then. Without keys, checkpoints are taken
+// its key seals nothing left in it, unless CheckpointLog names another
+// path than it does (the host's other log, whose keys were given too). Without keys, checkpoints are taken
 // at their word: when they name several logs, CheckpointLog must say
 // which is this one (else root could set the genuine checkpoints of the
 // old path aside in the same way, unseen).
@@ -1201,7 +1202,22 @@ func (v *verifier) ofThisLog(cs []Checkpoint, last string) ([]Checkpoint, *Probl
 		// the keys given are this chain's (or, with KeysOfOthers, were
 		// left in when no other chain holds them). One whose key seals
 		// nothing left in the chain fails it (see the judging loop).
-		return cs, nil
+		// With CheckpointLog, one whose key seals none of the chain's
+		// records (another log's of the host, whose keys were given
+		// too) judges it only when it names that path; one sealed by a
+		// key of the chain judges it whatever path it names.
+		if v.opts.CheckpointLog == "" {
+			return cs, nil
+		}
+		for _, c := range cs {
+			p, err := ParseSeal(c.Seal)
+			if _, ours := v.offsets[p.ID]; err != nil || ours || c.Log == v.opts.CheckpointLog {
+				out = append(out, c)
+			} else {
+				v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, CheckpointOtherLog})
+			}
+		}
+		return out, nil
 	}
 	var logs []string
 	seen := map[string]bool{}
