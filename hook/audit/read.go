@@ -11,7 +11,6 @@ import (
 	"io"
 	"iter"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -551,19 +550,23 @@ func (l *Log) AppendAfterLast(ctx context.Context, containerID string, match fun
 // search of the log for one container finds: search, which must read the
 // log through one [Searcher.Last] call of the searcher it is given, and
 // whose result depends on the records it reads (and on nothing the lock
-// guards), runs before the lock is taken, with at most half of ctx's time
-// left; under the lock, build gets its result and error, and search runs
-// again first only when its result may have changed: a record of the
-// container was appended since, the files it read are no longer the
-// log's (a rotation, retention), or it failed. The search for a
+// guards), runs before the lock is taken, with ctx's time; under the
+// lock, build gets its result and error, and search runs again first
+// only when its result may have changed: a record of the container was
+// appended since, the files it read are no longer the log's (a
+// rotation, retention), or it failed other than by running out of time
+// (the lock, when free, is still taken then, for build to record the
+// failure: [Log.AppendWith] tries it once whatever ctx). The search for a
 // container the log does not hold reads the whole search window, tens of
 // MiB, which under the lock would keep every other writer (a container
 // start waiting for its record) waiting all that time.
 func AppendAfterSearch[T any](ctx context.Context, l *Log, search func(*Searcher) (T, error), build func(T, error) (*Record, error)) (*Record, error) {
 	mark := &searchMark{}
-	early, cancel := halfTime(ctx)
-	found, err := search(&Searcher{log: l, ctx: early, mark: mark})
-	cancel()
+	found, err := search(&Searcher{log: l, ctx: ctx, mark: mark})
+	// Out of time, the search is not made again under the lock (it would
+	// run out as well): build gets its error, and the lock is still
+	// taken if free, for the record that says so (a poststop's).
+	late := err != nil && ctx.Err() != nil
 	if err != nil {
 		mark = nil
 	}
@@ -571,21 +574,11 @@ func AppendAfterSearch[T any](ctx context.Context, l *Log, search func(*Searcher
 		testHookBeforeLock(mark)
 	}
 	return l.AppendWith(ctx, func(s *Searcher) (*Record, error) {
-		if mark == nil || !s.unchanged(mark) {
+		if !late && (mark == nil || !s.unchanged(mark)) {
 			found, err = search(s)
 		}
 		return build(found, err)
 	})
-}
-
-// halfTime returns a context done when ctx is, or once half of the time
-// ctx has left has passed.
-func halfTime(ctx context.Context) (context.Context, context.CancelFunc) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, time.Until(deadline)/2)
 }
 
 // testHookBeforeLock, set by tests only, is called by

@@ -2,10 +2,12 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 // beforeLock makes AppendAfterLast call f between its search and the
@@ -184,5 +186,55 @@ func TestSearchBeforeLockRefusesUntrusted(t *testing.T) {
 	}
 	if err == nil {
 		t.Error("AppendStart in a directory another user owns succeeded")
+	}
+}
+
+// TestSearchBeforeLockHasTheTime checks that the search before the lock
+// has the whole of the append's time (with half, a search that needed
+// more than half ran out, and ran again under the lock, from the start,
+// past the deadline: a poststop lost its reference to the start record),
+// and that one out of time is not made again under the lock: build gets
+// its error, with the lock taken.
+func TestSearchBeforeLockHasTheTime(t *testing.T) {
+	l, err := Open(filepath.Join(t.TempDir(), "audit.jsonl"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendStarts(t, l, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	want, _ := ctx.Deadline()
+	searches := 0
+	if _, err := AppendAfterSearch(ctx, l, func(s *Searcher) (*Record, error) {
+		searches++
+		if got, ok := s.ctx.Deadline(); !ok || !got.Equal(want) {
+			t.Errorf("search %d: deadline %v (%v); want the append's, %v", searches, got, ok, want)
+		}
+		return s.Last("a", nil)
+	}, func(r *Record, err error) (*Record, error) {
+		if r == nil || err != nil {
+			t.Errorf("build got %v, %v", r, err)
+		}
+		return nil, nil
+	}); err != nil || searches != 1 {
+		t.Fatalf("%d searches, %v; want 1", searches, err)
+	}
+
+	late, cancelLate := context.WithCancel(context.Background())
+	searches = 0
+	built := false
+	_, err = AppendAfterSearch(late, l, func(s *Searcher) (*Record, error) {
+		searches++
+		cancelLate() // out of time during the search
+		return nil, late.Err()
+	}, func(r *Record, err error) (*Record, error) {
+		built = true
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("build got %v, %v; want the search's error", r, err)
+		}
+		return startOf("b"), nil
+	})
+	if err != nil || searches != 1 || !built {
+		t.Errorf("a search out of time: %d searches, built %v, %v; want 1, built, the record appended", searches, built, err)
 	}
 }
