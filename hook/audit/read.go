@@ -202,14 +202,13 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 			mark.used, mark.id, mark.all = true, containerID, s.all
 		}
 	}
-	needle := appendJSONString([]byte(`"container_id":`), containerID)
 	in := func(file string) (*Record, error) {
 		var seen *searchedFile
 		if mark != nil {
 			mark.files = append(mark.files, searchedFile{name: file})
 			seen = &mark.files[len(mark.files)-1]
 		}
-		r, err := lastIn(s.ctx, file, 0, seen, containerID, needle, match)
+		r, err := lastIn(s.ctx, file, 0, seen, containerID, match)
 		if mark != nil {
 			mark.found = r != nil
 		}
@@ -226,7 +225,7 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 	if err != nil {
 		return nil, err
 	}
-	for i := len(files) - 1; i >= 0 && (s.all || i >= len(files)-SearchFiles); i-- {
+	for i := len(files) - 1; i >= len(files)-window(len(files), s.all); i-- {
 		if r, err := in(files[i]); err != nil || r != nil {
 			return r, err
 		}
@@ -293,11 +292,8 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 		if err != nil {
 			return false
 		}
-		window := len(files)
-		if !mark.all {
-			window = min(window, SearchFiles)
-		}
-		if len(mark.files)-1 > window || !mark.found && len(mark.files)-1 != window {
+		n := window(len(files), mark.all)
+		if len(mark.files)-1 > n || !mark.found && len(mark.files)-1 != n {
 			return false
 		}
 		for j, m := range mark.files[1:] {
@@ -312,7 +308,7 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 	}
 	cur := mark.files[0]
 	now := searchedFile{name: cur.name}
-	r, err := lastIn(s.ctx, cur.name, cur.end, &now, mark.id, appendJSONString([]byte(`"container_id":`), mark.id), nil)
+	r, err := lastIn(s.ctx, cur.name, cur.end, &now, mark.id, nil)
 	return err == nil && r == nil && now.id == cur.id && now.size >= cur.end
 }
 
@@ -325,7 +321,8 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 // log's directory checked (a file someone else made there, before the
 // log's writer did, is refused, and the search made again under the
 // lock). It looks at ctx (nil: none) every [searchCheck] lines.
-func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, needle []byte, match func(*Record) bool) (*Record, error) {
+func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, match func(*Record) bool) (*Record, error) {
+	needle := appendJSONString([]byte(`"container_id":`), containerID)
 	f, err := openRegular(file, unix.O_RDONLY)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -387,6 +384,15 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 const searchCheck = 64
 
 var searchedLines func()
+
+// window is how many of n rotated files a search reads, newest first:
+// every one with all ([Searcher.Everywhere]), else at most [SearchFiles].
+func window(n int, all bool) int {
+	if all {
+		return n
+	}
+	return min(n, SearchFiles)
+}
 
 // SearchFiles bounds how many rotated files [Searcher.Last] reads besides
 // the current one, so that a hook looking for a container the log never

@@ -362,9 +362,7 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 			return key, nil, fmt.Errorf("audit: sealing state: %w", err)
 		}
 		f.Close()
-	} else if err := safefile.CheckDirs(filepath.Dir(l.opts.SealState)); err != nil {
-		return key, nil, fmt.Errorf("audit: sealing state: %w", err)
-	} else if err := safefile.CheckPrivateDir(filepath.Dir(l.opts.SealState)); err != nil {
+	} else if err := safefile.CheckPrivateDirs(filepath.Dir(l.opts.SealState)); err != nil {
 		return key, nil, fmt.Errorf("audit: sealing state: %w", err)
 	}
 	var pre *VerifyKey

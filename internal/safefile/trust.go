@@ -276,6 +276,16 @@ func CheckPrivateDir(dir string) error {
 	return nil
 }
 
+// CheckPrivateDirs checks the way to dir ([CheckDirs]) and that dir is
+// private ([CheckPrivateDir]): what [OpenPrivate] checks before it
+// creates a file there.
+func CheckPrivateDirs(dir string) error {
+	if err := CheckDirs(dir); err != nil {
+		return err
+	}
+	return CheckPrivateDir(dir)
+}
+
 // OpenTrusted opens path with [OpenRegular] after checking its
 // directories ([CheckDirs]), and checks the file itself ([CheckOwner]).
 func OpenTrusted(path string, flags int, secret bool) (*os.File, error) {
@@ -402,13 +412,12 @@ var beforeOpen func()
 // may rename it).
 func Recheck(f *os.File, path string, private bool) error {
 	dir := filepath.Dir(path)
-	if err := CheckDirs(dir); err != nil {
-		return err
-	}
+	check := CheckDirs
 	if private {
-		if err := CheckPrivateDir(dir); err != nil {
-			return err
-		}
+		check = CheckPrivateDirs
+	}
+	if err := check(dir); err != nil {
+		return err
 	}
 	if !isFile(int(f.Fd()), path, unix.Lstat) {
 		return fmt.Errorf("%s: replaced while it was opened (its directory was made meanwhile): refusing it: %w", path, ErrUntrusted)
