@@ -19,7 +19,6 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/cio"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/typeurl/v2"
 	"github.com/google/go-cmp/cmp"
@@ -765,21 +764,9 @@ func TestLateExitOfOpenStart(t *testing.T) {
 // open for good.
 func TestOpenByIDRestartedTask(t *testing.T) {
 	cfg, c, r, id, ctr, pid := openStartSetup(t, true)
-	if err := ctrdtest.DeleteTask("default", ctr); err != nil {
-		t.Fatal(err)
-	}
-	exited := timestamppb.Now()
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), "default"), 20*time.Second)
-	defer cancel()
-	task, err := ctr.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatal(err)
-	}
+	between, _ := ctrdtest.RestartTask(t, "default", ctr)
 	t.Cleanup(func() { ctrdtest.DeleteTask("default", ctr) })
-	if err := task.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitedAt: exited})
+	handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitedAt: timestamppb.New(between)})
 	recs := audittest.Records(t, cfg.AuditLog, "")
 	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
@@ -915,18 +902,7 @@ func TestOpenByIDWalkedNewTask(t *testing.T) {
 				d.ImportBusybox(t, c, "default")
 				ctr, _ = d.Run(t, c, "default", o.id, nil)
 			} else {
-				if err := ctrdtest.DeleteTask("default", ctr); err != nil {
-					t.Fatal(err)
-				}
-				ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), "default"), 20*time.Second)
-				defer cancel()
-				task, err := ctr.NewTask(ctx, cio.NullIO)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := task.Start(ctx); err != nil {
-					t.Fatal(err)
-				}
+				ctrdtest.RestartTask(t, "default", ctr)
 			}
 			startRecorder(t, d.Socket, o.cfgPath, nil)
 			starts := recorderStarts(audittest.Records(t, o.cfg.AuditLog, ""), o.id)

@@ -407,18 +407,7 @@ func TestRestartWhileStopped(t *testing.T) {
 	ctr, _ := d.Run(t, c, "default", id, nil)
 	audittest.Wait(t, cfg.AuditLog, "the first start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
 	stop()
-	if err := ctrdtest.DeleteTask("default", ctr); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), "default"), 30*time.Second)
-	defer cancel()
-	task2, err := ctr.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task2.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctrdtest.RestartTask(t, "default", ctr)
 	runRecorder(t, d.Socket, cfgPath, nil)
 	audittest.Wait(t, cfg.AuditLog, "the old exit and the new start", func(rs []*audit.Record) bool {
 		return audittest.Count(rs, id, evStart) == 2 && audittest.Count(rs, id, evExit) == 1

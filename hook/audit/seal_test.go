@@ -1309,14 +1309,7 @@ func TestReplaceFlushOnlySealed(t *testing.T) {
 			t.Fatal(err)
 		}
 		appendN(t, l, 1)
-		var stages []string
-		for r, err := range audit.Records(path) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			stages = append(stages, r.Stage)
-		}
-		if want := []string{audit.StageSealStart, audit.StageCreateRuntime, audit.StageCreateRuntime, audit.StageTornTail, audit.StageSealEnd, audit.StageSealStart, audit.StageCreateRuntime}; !slices.Equal(stages, want) {
+		if stages, want := stagesOf(t, path), []string{audit.StageSealStart, audit.StageCreateRuntime, audit.StageCreateRuntime, audit.StageTornTail, audit.StageSealEnd, audit.StageSealStart, audit.StageCreateRuntime}; !slices.Equal(stages, want) {
 			t.Errorf("records %v, want %v", stages, want)
 		}
 		var p *audit.Problem
@@ -1533,17 +1526,6 @@ func TestCutThenSealInit(t *testing.T) {
 // key), with every key it printed.
 func TestSealInitKeepsLegitFlows(t *testing.T) {
 	ctx := context.Background()
-	stagesOf := func(t *testing.T, path string) []string {
-		t.Helper()
-		var stages []string
-		for r, err := range audit.Records(path) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			stages = append(stages, r.Stage)
-		}
-		return stages
-	}
 	cr := audit.StageCreateRuntime
 	t.Run("replace", func(t *testing.T) {
 		l, path, k1 := sealedLog(t, audit.Options{})

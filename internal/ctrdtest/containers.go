@@ -185,6 +185,28 @@ func DeleteTask(ns string, ctr client.Container) error {
 	return err
 }
 
+// RestartTask ends the task of container ctr in namespace ns
+// ([DeleteTask]) and starts a new one, as a container started again
+// under its ID. It returns a time between the two (after the old task
+// exited, before the new one was made) and the new task's PID.
+func RestartTask(t testing.TB, ns string, ctr client.Container) (time.Time, uint32) {
+	t.Helper()
+	if err := DeleteTask(ns, ctr); err != nil {
+		t.Fatal(err)
+	}
+	between := time.Now()
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 30*time.Second)
+	defer cancel()
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return between, task.Pid()
+}
+
 // CtrRun starts container id in namespace ns from the busybox image with
 // the flavor's ctr (`ctr run -d`), its runc state in the daemon's runc
 // root, its FIFOs in the daemon's directory and its cgroup below the
