@@ -433,6 +433,9 @@ func (c *campaign) lineEdits() error {
 	notShipped := [nWays]bool{true, true, true, false}
 	const repeatKind = "a record repeated byte for byte: as shipped, dropped (a shipper's resend)"
 	const reorderKind = "records out of order: as shipped, put back in chain order (a shipper's resend)"
+	// As shipped, an empty line is skipped and counted: rsyslog delivers
+	// a crash's line of NUL bytes empty. It holds no record.
+	const emptyKind = "an empty line: as shipped, skipped and counted (rsyslog delivers a crash's line of NUL bytes empty)"
 	type group struct {
 		name string
 		muts []mutation
@@ -470,7 +473,11 @@ func (c *campaign) lineEdits() error {
 			lines := append([][]byte{}, s.lines[:j]...)
 			lines = append(lines, []byte(g))
 			lines = append(lines, s.lines[j:]...)
-			garbage = append(garbage, mutation{desc: fmt.Sprintf("%q inserted before line %d", g, j+1), write: writeAll(join(lines)), must: all})
+			m := mutation{desc: fmt.Sprintf("%q inserted before line %d", g, j+1), write: writeAll(join(lines)), must: all}
+			if g == "" {
+				m.must, m.kind = notShipped, emptyKind
+			}
+			garbage = append(garbage, m)
 		}
 	}
 	groups = append(groups, group{"a garbage, non-record or empty line inserted at every place", garbage})
