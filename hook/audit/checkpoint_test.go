@@ -1786,3 +1786,70 @@ func listenDgram(t *testing.T) (string, *net.UnixConn) {
 	t.Cleanup(func() { c.Close() })
 	return sock, c
 }
+
+// TestCheckpointsAlteredOfRemoved: a copy of a genuine checkpoint with
+// its seq changed and its checkpoint seal left out, which anyone who can
+// add a line to the collector's file can make, failed an intact log as
+// "sealed again" when the record it names is not in the chain (removed
+// by retention), and as "seals no record left" when its key's records
+// are all removed. Ignored now, as altered: the node's checkpoints whose
+// checkpoint seals check say where its epochs are. Root's chain sealed
+// again under another offset still fails by them (TestRootAfterTRewrites).
+func TestCheckpointsAlteredOfRemoved(t *testing.T) {
+	dir := t.TempDir()
+	l, _, k1 := sealedLog(t, audit.Options{Host: "node-a", RotateBytes: 4096, KeepFiles: 2,
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: filepath.Join(dir, "cp.jsonl")}})
+	appendN(t, l, 5)
+	k2, _, err := l.StartSealing(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 60)
+	genuine := readCheckpoints(t, l.CheckpointsFileForTest())
+	keys := []audit.VerifyKey{k1, k2}
+	s, err := verify(t, l, audit.VerifyOptions{Keys: keys, Checkpoints: genuine})
+	if err != nil || s.FirstSeq < 20 || len(s.IgnoredCheckpoints) != 0 {
+		t.Fatalf("genuine: %v, first seq %d, ignored %+v", err, s.FirstSeq, s.IgnoredCheckpoints)
+	}
+	// The last checkpoint of each key whose record retention removed.
+	var old1, old2 audit.Checkpoint
+	for _, c := range genuine {
+		p, err := audit.ParseSeal(c.Seal)
+		switch {
+		case err != nil || c.Seq >= s.FirstSeq || c.CheckpointSeal == "":
+		case p.ID == k1.ID:
+			old1 = c
+		case p.ID == k2.ID:
+			old2 = c
+		}
+	}
+	if old1.Seal == "" || old2.Seal == "" {
+		t.Fatalf("no removed checkpoint of each key: %+v %+v", old1, old2)
+	}
+	for _, tc := range []struct {
+		name string
+		c    audit.Checkpoint
+		seq  uint64
+	}{
+		{"the current key's, at the next seq", old2, old2.Seq + 1},
+		{"the current key's, at seq 1", old2, 1},
+		{"the current key's, at a seq in the chain", old2, s.FirstSeq + 3},
+		{"the current key's, beyond the end", old2, 9999},
+		{"the removed key's, at a seq in the chain", old1, s.FirstSeq + 3},
+		{"the removed key's, beyond the end", old1, 9999},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			altered := tc.c
+			altered.Seq, altered.CheckpointSeal = tc.seq, ""
+			s, err := verify(t, l, audit.VerifyOptions{Keys: keys, Checkpoints: append(slices.Clone(genuine), altered)})
+			if err != nil || len(s.IgnoredCheckpoints) != 1 || s.IgnoredCheckpoints[0].Checkpoint != altered ||
+				s.IgnoredCheckpoints[0].Reason != audit.CheckpointAltered {
+				t.Errorf("%v, ignored %+v; want it ignored as altered", err, s.IgnoredCheckpoints)
+			}
+			// Without the key, checkpoints are taken at their word.
+			if _, err := verify(t, l, audit.VerifyOptions{Checkpoints: append(slices.Clone(genuine), altered)}); err == nil {
+				t.Error("without the key: passed")
+			}
+		})
+	}
+}

@@ -698,6 +698,21 @@ func TestRootAfterTRewrites(t *testing.T) {
 		}
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, "were sealed again")
 		fails(t, l, audit.VerifyOptions{Checkpoints: shipped}, "were sealed again")
+		// Checkpoints without checkpoint seals (format 1.0), whose seq
+		// is their word: they fail it too, with copies of them at
+		// other seqs beside them or not; so do the node's checkpoints
+		// whose checkpoint seals cover their seq beside such copies
+		// (TestCheckpointsAlteredOfRemoved: the copies are ignored).
+		var bare, copies []audit.Checkpoint
+		for _, c := range shipped {
+			c.CheckpointSeal = ""
+			bare = append(bare, c)
+			c.Seq += 7
+			copies = append(copies, c)
+		}
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: bare}, "were sealed again")
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: append(slices.Clone(bare), copies...)}, "were sealed again")
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: append(slices.Clone(shipped), copies...)}, "were sealed again")
 	})
 
 	t.Run("every record removed behind a retention record at its place", func(t *testing.T) {

@@ -404,7 +404,10 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 // counts only if it is sealed by one of the keys and its tag checks,
 // and, when the
 // chain holds the record sealed at the same key and epoch with its hash,
-// names that record's seq; the others go to Summary.IgnoredCheckpoints
+// names that record's seq; without a checkpoint seal (which covers the
+// seq), it must name the seq the chain's records of the key put at its
+// epoch also when the chain does not hold that record (retention
+// removed it, or it is beyond the end); the others go to Summary.IgnoredCheckpoints
 // with the reason (Checkpoint… constants) and do not judge the chain, and
 // if none counts the chain fails. Without keys every checkpoint counts.
 // A counting checkpoint whose key seals no record left in the chain
@@ -1128,21 +1131,24 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 		return v.want
 	}
 	v.authed = true
-	var out []Checkpoint
-	for i, c := range v.want {
+	reasons := make([]string, len(v.want))
+	// sealedSeq holds, for each key, the offsets (seq minus epoch) of
+	// its checkpoints whose checkpoint seal checks, which covers their
+	// seq: where the node put each epoch of the key.
+	var sealedSeq map[SealID][]uint64
+	for i := range v.want {
 		cs := &v.cps[i]
 		kc, given := v.keys[cs.seal.ID]
-		reason := ""
 		switch {
 		case !cs.parsed || !given:
-			reason = CheckpointNotSealed
+			reasons[i] = CheckpointNotSealed
 		case !cs.checked && cs.seal.Epoch > kc.logEpoch && cs.seal.Epoch-kc.logEpoch > MaxSealDerive:
 			// Beyond the log by more than verify derives: a genuine
 			// one needs that many records cut off the end with no
 			// checkpoint in between.
-			reason = CheckpointTooFar
+			reasons[i] = CheckpointTooFar
 		}
-		if _, ours := v.offsets[cs.seal.ID]; reason == "" && ours {
+		if _, ours := v.offsets[cs.seal.ID]; reasons[i] == "" && ours {
 			// A key of this chain: derived on from its records' (the
 			// newest checkpoint is a step or two beyond them), however
 			// far its epochs go.
@@ -1152,9 +1158,22 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 			if cs.headParsed && !cs.headChecked {
 				v.keyAt(kc, cs.head.Epoch)
 			}
-		} else if reason == "" {
+		} else if reasons[i] == "" {
 			v.checkFar(i)
 		}
+		if reasons[i] == "" && cs.tagOK && cs.headOK {
+			if sealedSeq == nil {
+				sealedSeq = map[SealID][]uint64{}
+			}
+			if off := v.want[i].Seq - cs.seal.Epoch; !slices.Contains(sealedSeq[cs.seal.ID], off) {
+				sealedSeq[cs.seal.ID] = append(sealedSeq[cs.seal.ID], off)
+			}
+		}
+	}
+	var out []Checkpoint
+	for i, c := range v.want {
+		cs, reason := &v.cps[i], reasons[i]
+		offs := sealedSeq[cs.seal.ID]
 		switch {
 		case reason != "":
 		case !cs.tagOK:
@@ -1165,6 +1184,18 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 			reason = CheckpointAltered
 		case c.CheckpointSeal != "" && !cs.headOK:
 			reason = CheckpointHeadForged
+		case c.CheckpointSeal == "" && len(offs) > 0 && !slices.Contains(offs, c.Seq-cs.seal.Epoch):
+			// Its seq, which no checkpoint seal covers, is not where
+			// the node's checkpoints of the key whose checkpoint seals
+			// check put its epoch: a copy of a genuine checkpoint with
+			// its seq changed (and its checkpoint seal left out), which
+			// anyone who can add a line to the collector's file can
+			// make. Held against the chain where the chain does not
+			// hold its record (removed by retention, or beyond the
+			// end), it failed an intact log as "sealed again". A chain
+			// root sealed again under another offset after T still
+			// fails: by the checkpoints whose seals cover their seq.
+			reason = CheckpointAltered
 		}
 		if reason != "" {
 			v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, reason})
