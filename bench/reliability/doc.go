@@ -26,10 +26,16 @@
 //     then space freed and appended again.
 //   - concurrent: many hook processes started at once.
 //   - badinput: one run per kind of hostile or broken input.
+//   - inject: lines anyone who can write to a collector's checkpoint
+//     file adds (the node's genuine checkpoints copied with a member
+//     changed, with and without their checkpoint seal; made-up ones),
+//     one at a time beside the genuine ones, verified with the key: the
+//     intact log must pass, the log with its last record cut off must
+//     fail; on the sample and on a log retention removed records of.
 //
-// The sample log of the first three classes is made in-process through
-// audit.Log and hook.Hook (real ancestry of a sleep process the campaign
-// starts); the other classes run the nsrel-hook binary, built from the
+// The sample log of the tampering classes (bytes, lines, forge, inject)
+// is made in-process through audit.Log and hook.Hook (real ancestry of a
+// sleep process the campaign starts); the other classes run the nsrel-hook binary, built from the
 // working tree, with config/hook.json rewritten to paths in a temporary
 // directory and sealing set up with `nsrel-hook audit seal-init`.
 //

@@ -32,6 +32,7 @@ var classes = []struct {
 	{"diskfull", (*campaign).diskFull},
 	{"concurrent", (*campaign).concurrent},
 	{"badinput", (*campaign).badInput},
+	{"inject", (*campaign).injection},
 }
 
 // config holds the campaign's sizes (flags).
