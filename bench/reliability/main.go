@@ -93,7 +93,7 @@ func main() {
 
 func run() int {
 	var c campaign
-	only := flag.String("only", "", "run only these classes (comma-separated: bytes,lines,forge,kill,diskfull,concurrent,badinput)")
+	only := flag.String("only", "", "run only these classes (comma-separated: bytes,lines,forge,kill,diskfull,concurrent,badinput,inject)")
 	seed := flag.Uint64("seed", 0, "random seed of the kill and disk-full classes (0: from the clock)")
 	flag.IntVar(&c.cfg.containers, "containers", 12, "containers in the sample log of the bytes, lines and forge classes (2 or 3 records each)")
 	flag.IntVar(&c.cfg.killRuns, "kill-runs", 1000, "nsrel-hook runs in the kill class")
