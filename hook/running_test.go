@@ -35,6 +35,13 @@ const scanBudget = 10 * time.Second
 func userNSSleeps(tb testing.TB, n int, first uint32) []int {
 	tb.Helper()
 	sleep := nstest.RequireCmd(tb, "sleep")
+	if first >= 1_000_000_000 {
+		// In nstest.HostIDBase's ranges: within this process's own, or
+		// another package's test running alongside sees its IDs mapped.
+		if base := nstest.HostIDBase(tb); first < base || uint64(first)+uint64(n)*65536 > uint64(base)+nstest.HostIDSpan {
+			tb.Fatalf("userNSSleeps: %d x 65536 IDs from %d leave this test's host IDs %d..%d", n, first, base, uint64(base)+nstest.HostIDSpan-1)
+		}
+	}
 	pids := make([]int, n)
 	for i := range n {
 		pids[i] = nstest.Start(tb, userNSAttr(first+uint32(i)*65536), sleep, "infinity").Pid
@@ -233,7 +240,7 @@ func TestRunningOutOfTime(t *testing.T) {
 // a deadline leaves, at most RunningBudget, and "none" once it passed.
 func TestDecideBudget(t *testing.T) {
 	nstest.RequireRoot(t)
-	pids := userNSSleeps(t, 1, nstest.HostIDBase(t)+950_000)
+	pids := userNSSleeps(t, 1, nstest.HostIDBase(t)+930_000)
 	cfg, err := policy.Parse("budget.json", []byte(`{"version":1,"audit_log":"/x",
 		"default":{"name":"disjoint","mode":"enforce","rules":{"disjoint_from_running":true}}}`))
 	if err != nil {
