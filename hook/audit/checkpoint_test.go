@@ -1812,7 +1812,7 @@ func TestCheckpointsAlteredOfRemoved(t *testing.T) {
 		t.Fatalf("genuine: %v, first seq %d, ignored %+v", err, s.FirstSeq, s.IgnoredCheckpoints)
 	}
 	// The last checkpoint of each key whose record retention removed.
-	var old1, old2 audit.Checkpoint
+	var old1, old2, first2 audit.Checkpoint
 	for _, c := range genuine {
 		p, err := audit.ParseSeal(c.Seal)
 		switch {
@@ -1821,6 +1821,9 @@ func TestCheckpointsAlteredOfRemoved(t *testing.T) {
 			old1 = c
 		case p.ID == k2.ID:
 			old2 = c
+			if first2.Seal == "" {
+				first2 = c // no checkpoint of an earlier record of the key
+			}
 		}
 	}
 	if old1.Seal == "" || old2.Seal == "" {
@@ -1837,6 +1840,8 @@ func TestCheckpointsAlteredOfRemoved(t *testing.T) {
 		{"the current key's, beyond the end", old2, 9999},
 		{"the removed key's, at a seq in the chain", old1, s.FirstSeq + 3},
 		{"the removed key's, beyond the end", old1, 9999},
+		{"the current key's first, beyond the end", first2, 9999},
+		{"the current key's first, at the next seq", first2, first2.Seq + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			altered := tc.c
@@ -1852,4 +1857,22 @@ func TestCheckpointsAlteredOfRemoved(t *testing.T) {
 			}
 		})
 	}
+	// The node's own checkpoint without a checkpoint seal (its sealing
+	// state was not in step): a copy of it moved is told by the key's
+	// checkpoints of earlier records, whose checkpoint seals check.
+	t.Run("a copy of a checkpoint the node wrote without checkpoint seal", func(t *testing.T) {
+		cps := slices.Clone(genuine)
+		var altered audit.Checkpoint
+		for i := range cps {
+			if cps[i] == old2 {
+				cps[i].CheckpointSeal = ""
+				altered = cps[i]
+			}
+		}
+		altered.Seq = 9999
+		s, err := verify(t, l, audit.VerifyOptions{Keys: keys, Checkpoints: append(cps, altered)})
+		if err != nil || len(s.IgnoredCheckpoints) != 1 || s.IgnoredCheckpoints[0].Checkpoint != altered {
+			t.Errorf("%v, ignored %+v; want the copy ignored as altered", err, s.IgnoredCheckpoints)
+		}
+	})
 }

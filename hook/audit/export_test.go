@@ -67,3 +67,26 @@ func (l *Log) SealStateForTest() string { return l.opts.SealState }
 
 // DerivedForTest returns how many keys the checker derived.
 func (sc *SealChecker) DerivedForTest() uint64 { return sc.derived }
+
+// ForgeCheckpoint gives c, whose Seal is set, the checkpoint seal root
+// after T can make with the sealing state it read: of the epoch after
+// c's record's, derived from the state's, which must not be later.
+func ForgeCheckpoint(t testing.TB, state []byte, c *Checkpoint) {
+	st, err := parseSealState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseSeal(c.Seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := p.Epoch + 1
+	if e < st.Epoch {
+		t.Fatalf("ForgeCheckpoint: the state is at epoch %d, past %d", st.Epoch, e)
+	}
+	k := st.Key
+	for i := st.Epoch; i < e; i++ {
+		k = nextSealKey(k)
+	}
+	c.CheckpointSeal = formatSeal(st.ID, e, headTag(k, st.ID, e, c))
+}

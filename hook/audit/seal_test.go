@@ -685,6 +685,11 @@ func TestRootAfterTRewrites(t *testing.T) {
 
 	t.Run("everything removed behind a forged retention record", func(t *testing.T) {
 		l, path, key, shipped, forge := setup(t)
+		lines := readLines(t, path)
+		state, err := os.ReadFile(filepath.Join(filepath.Dir(path), "state", "audit.seal"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		// Seq 20 on, sealed from epoch 12: a key introduced at seq 8,
 		// which only the checkpoints contradict.
 		var recs [][]byte
@@ -713,6 +718,25 @@ func TestRootAfterTRewrites(t *testing.T) {
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: bare}, "were sealed again")
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: append(slices.Clone(bare), copies...)}, "were sealed again")
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: append(slices.Clone(shipped), copies...)}, "were sealed again")
+		// Root also ships checkpoints with checkpoint seals of its own
+		// (of the epochs it holds keys for): of its last record, and of
+		// the last record sealed before T at another seq. They must not
+		// make the node's checkpoints without checkpoint seals read as
+		// copies with their seq changed (review).
+		forged := readLines(t, path)
+		var own []audit.Checkpoint
+		for i, line := range [][]byte{forged[len(forged)-1], lines[len(lines)-1]} {
+			r, err := audit.Decode(bytes.TrimSuffix(line, []byte("\n")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// At the seqs root's chain puts their epochs (12 at 20).
+			c := audit.Checkpoint{Host: shipped[0].Host, Log: shipped[0].Log, Seq: []uint64{22, 19}[i], Hash: r.Hash, Seal: r.Seal, Time: "2026-12-03T09:00:00Z"}
+			audit.ForgeCheckpoint(t, state, &c)
+			own = append(own, c)
+		}
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: append(slices.Clone(bare), own...)}, "were sealed again")
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: append(append(slices.Clone(bare), own...), copies...)}, "were sealed again")
 	})
 
 	t.Run("every record removed behind a retention record at its place", func(t *testing.T) {

@@ -1132,10 +1132,9 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 	}
 	v.authed = true
 	reasons := make([]string, len(v.want))
-	// sealedSeq holds, for each key, the offsets (seq minus epoch) of
-	// its checkpoints whose checkpoint seal checks, which covers their
-	// seq: where the node put each epoch of the key.
-	var sealedSeq map[SealID][]uint64
+	// Where the checkpoints whose checkpoint seal checks (which covers
+	// their seq) put their records: see sealedSeqs.
+	var sealed sealedSeqs
 	for i := range v.want {
 		cs := &v.cps[i]
 		kc, given := v.keys[cs.seal.ID]
@@ -1162,18 +1161,12 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 			v.checkFar(i)
 		}
 		if reasons[i] == "" && cs.tagOK && cs.headOK {
-			if sealedSeq == nil {
-				sealedSeq = map[SealID][]uint64{}
-			}
-			if off := v.want[i].Seq - cs.seal.Epoch; !slices.Contains(sealedSeq[cs.seal.ID], off) {
-				sealedSeq[cs.seal.ID] = append(sealedSeq[cs.seal.ID], off)
-			}
+			sealed.add(&v.want[i], cs.seal)
 		}
 	}
 	var out []Checkpoint
 	for i, c := range v.want {
 		cs, reason := &v.cps[i], reasons[i]
-		offs := sealedSeq[cs.seal.ID]
 		switch {
 		case reason != "":
 		case !cs.tagOK:
@@ -1184,17 +1177,15 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 			reason = CheckpointAltered
 		case c.CheckpointSeal != "" && !cs.headOK:
 			reason = CheckpointHeadForged
-		case c.CheckpointSeal == "" && len(offs) > 0 && !slices.Contains(offs, c.Seq-cs.seal.Epoch):
-			// Its seq, which no checkpoint seal covers, is not where
-			// the node's checkpoints of the key whose checkpoint seals
-			// check put its epoch: a copy of a genuine checkpoint with
-			// its seq changed (and its checkpoint seal left out), which
-			// anyone who can add a line to the collector's file can
-			// make. Held against the chain where the chain does not
-			// hold its record (removed by retention, or beyond the
-			// end), it failed an intact log as "sealed again". A chain
-			// root sealed again under another offset after T still
-			// fails: by the checkpoints whose seals cover their seq.
+		case c.CheckpointSeal == "" && sealed.moved(&c, cs.seal):
+			// Its seq, which no checkpoint seal covers, is not where the
+			// node's checkpoints whose checkpoint seals check put its
+			// record: a copy of a genuine checkpoint with its seq
+			// changed (and its checkpoint seal left out), which anyone
+			// who can add a line to the collector's file can make. Held
+			// against the chain where the chain does not hold its
+			// record (removed by retention, or beyond the end), it
+			// failed an intact log as "sealed again".
 			reason = CheckpointAltered
 		}
 		if reason != "" {
@@ -1210,6 +1201,71 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 		out = append(out, c)
 	}
 	return out
+}
+
+// sealedSeqs holds where the checkpoints whose checkpoint seal checks
+// (which covers their seq) put their records, to tell a checkpoint
+// without one whose seq was changed (a copy anyone can add to a
+// collector's file) from the node's.
+//
+// Root on the node after T holds the keys from the epoch E of its
+// sealing state on: it can make a checkpoint seal for a record sealed
+// at E-1 or later (the checkpoint seal is of the epoch after the
+// record's), at any seq. So only two things count: the seqs that
+// checkpoints with the same record seal name (root can add one only for
+// the record of E-1, the last before T), and the offsets (seq minus
+// epoch) of the key's checkpoints of records sealed at earlier epochs
+// than the record in question (below E-1 for any record sealed before T:
+// the node's). A chain root sealed again after T under another offset
+// is still failed by the node's checkpoints of records before T.
+type sealedSeqs struct {
+	// bySeal: the record seals of the checkpoints, and at: their seqs.
+	bySeal map[string]bool
+	at     map[sealSeq]bool
+	// first: for each key and offset, the earliest epoch of a record
+	// a checkpoint puts there; earliest: the key's earliest of all.
+	first    map[SealID]map[uint64]uint64
+	earliest map[SealID]uint64
+}
+
+// sealSeq is a record seal and a seq a checkpoint names with it.
+type sealSeq struct {
+	seal string
+	seq  uint64
+}
+
+func (s *sealedSeqs) add(c *Checkpoint, p ParsedSeal) {
+	if s.bySeal == nil {
+		s.bySeal, s.at, s.first, s.earliest = map[string]bool{}, map[sealSeq]bool{}, map[SealID]map[uint64]uint64{}, map[SealID]uint64{}
+	}
+	// Not bounded: only the node and root after T can make them, and
+	// a bound would let root's push the node's out.
+	s.bySeal[c.Seal], s.at[sealSeq{c.Seal, c.Seq}] = true, true
+	off := c.Seq - p.Epoch
+	if s.first[p.ID] == nil {
+		s.first[p.ID] = map[uint64]uint64{}
+	}
+	if e, ok := s.first[p.ID][off]; !ok || p.Epoch < e {
+		s.first[p.ID][off] = p.Epoch
+	}
+	if e, ok := s.earliest[p.ID]; !ok || p.Epoch < e {
+		s.earliest[p.ID] = p.Epoch
+	}
+}
+
+// moved says whether c (with record seal p) names another seq than the
+// checkpoints of its record seal, or than the key's checkpoints of
+// earlier records put its epoch at.
+func (s *sealedSeqs) moved(c *Checkpoint, p ParsedSeal) bool {
+	if s.bySeal[c.Seal] && !s.at[sealSeq{c.Seal, c.Seq}] {
+		return true
+	}
+	e, ok := s.earliest[p.ID]
+	if !ok || e >= p.Epoch {
+		return false
+	}
+	at, ok := s.first[p.ID][c.Seq-p.Epoch]
+	return !ok || at >= p.Epoch
 }
 
 // ofThisLog returns the checkpoints among cs that are this log's; the
