@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"runtime/debug"
@@ -447,6 +448,10 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no node's records in %s\n", vocab.Printable(strings.Join(logs, ", ")))
 		return 1
 	}
+	var elsewhere sealedElsewhere
+	if len(opts.Keys) > 0 {
+		elsewhere = findSealedElsewhere(ckpts, nodes, owners, opts.Seals)
+	}
 	var intact, failed []string
 	for _, h := range nodes {
 		o := opts
@@ -455,6 +460,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 			hs := owners[id]
 			return len(hs) > 1 || len(hs) == 1 && hs[0] != h
 		}
+		o.SealedElsewhere = func(c audit.Checkpoint) bool { return elsewhere.sealed(c, h, owners) }
 		var s *audit.Summary
 		var err error
 		if len(ckptFiles) > 0 {
@@ -612,6 +618,76 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 			strings.Join(borrowed, ", "))
 	}
 	return nodes
+}
+
+// sealedElsewhere holds, for the checkpoints of the nodes verified that
+// have no checkpoint seal and are sealed by a key whose records are
+// another host's (owners), the ones that host has a checkpoint of with
+// the same record seal and a checkpoint seal that checks: anyone may
+// have copied that one and relabelled it. Found before the nodes are
+// verified, in one pass over the candidates' hosts and one over their
+// owners' checkpoints, whatever the number of nodes.
+type sealedElsewhere map[string]bool // by owner host and record seal
+
+func findSealedElsewhere(ckpts *hostCheckpoints, nodes []string, owners map[audit.SealID][]string, sc *audit.SealChecker) sealedElsewhere {
+	found := sealedElsewhere{}
+	if ckpts == nil || sc == nil {
+		return found
+	}
+	want := map[string]map[string]bool{} // owner host: record seals
+	for _, h := range nodes {
+		p, ok := ckpts.paths[h]
+		if !ok {
+			continue
+		}
+		for c, err := range audit.ReadCheckpoints(p) {
+			if err != nil {
+				break // it fails when the node is verified
+			}
+			sp, err := audit.ParseSeal(c.Seal)
+			if c.CheckpointSeal != "" || c.Seal == "" || err != nil {
+				continue
+			}
+			for _, o := range owners[sp.ID] {
+				if o != h {
+					if want[o] == nil {
+						want[o] = map[string]bool{}
+					}
+					want[o][c.Seal] = true
+				}
+			}
+		}
+	}
+	for _, o := range slices.Sorted(maps.Keys(want)) {
+		p, ok := ckpts.paths[o]
+		if !ok {
+			continue
+		}
+		for c, err := range audit.ReadCheckpoints(p) {
+			if err != nil {
+				break
+			}
+			if key := o + "\x00" + c.Seal; c.Host == o && c.CheckpointSeal != "" && want[o][c.Seal] && !found[key] && sc.HeadSealed(c) {
+				found[key] = true
+			}
+		}
+	}
+	return found
+}
+
+// sealed says whether c, a checkpoint of host self, is a copy of another
+// host's (see [sealedElsewhere]).
+func (f sealedElsewhere) sealed(c audit.Checkpoint, self string, owners map[audit.SealID][]string) bool {
+	p, err := audit.ParseSeal(c.Seal)
+	if err != nil {
+		return false
+	}
+	for _, o := range owners[p.ID] {
+		if o != self && f[o+"\x00"+c.Seal] {
+			return true
+		}
+	}
+	return false
 }
 
 // hostCheckpoints are the checkpoints of each host, in a file of its own.

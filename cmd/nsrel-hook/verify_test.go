@@ -374,8 +374,10 @@ func TestVerifyMovedLogRelabelledCheckpoint(t *testing.T) {
 // verified with all the keys given. Node A's records after its
 // seal-init --replace were cut: the checkpoints its new key sealed
 // judge it and it fails, where they were set aside as another node's.
-// A checkpoint of node B relabelled with node A's host fails A, saying
-// that B's lines carry its key.
+// A checkpoint of node B relabelled with node A's host is ignored when
+// B's own checkpoint of the record, whose checkpoint seal checks, is
+// among those given, and fails A, saying that B's lines carry its key,
+// when it is not.
 func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 	dir := t.TempDir()
 	type node struct {
@@ -460,9 +462,20 @@ func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 		t.Errorf("a checkpoint of node B relabelled as node A's, its checkpoint seal kept: exit %d\n%s%s", code, out, stderr)
 	}
 	relabelledArgs := append([]string{"audit", "verify", "--nodes", "--checkpoints", relabelledCkpts}, keyArgs...)
+	// Without its checkpoint seal (anyone can make the copy): node B's
+	// own checkpoint of the same record, whose checkpoint seal checks,
+	// tells it is B's; it failed node A (review).
 	code, out, stderr := runBin(t, "", append(relabelledArgs, whole)...)
-	if code != 1 || !strings.Contains(out+stderr, "another node's relabelled with this node's host") || !strings.Contains(out, "1 intact (node-b), 1 FAILED (node-a)") {
+	if code != 0 || !strings.Contains(out, "nodes: 2 intact") || !strings.Contains(out+stderr, "1 checkpoint(s) ignored: "+audit.CheckpointRelabelled) {
 		t.Errorf("a checkpoint of node B relabelled as node A's: exit %d\n%s%s", code, out, stderr)
+	}
+	// Where node B's checkpoints are not given, nothing tells: node A
+	// fails, saying that B's lines carry the key (and B fails, without
+	// checkpoints).
+	onlyA := write("relabelled-no-b.jsonl", read(a.cps), []string{string(bare) + "\n"})
+	code, out, stderr = runBin(t, "", append(append([]string{"audit", "verify", "--nodes", "--checkpoints", onlyA}, keyArgs...), whole)...)
+	if code != 1 || !strings.Contains(stderr, "node node-a: FAILED") || !strings.Contains(stderr, "another node's relabelled with this node's host") {
+		t.Errorf("a checkpoint of node B relabelled as node A's, B's checkpoints not given: exit %d\n%s%s", code, out, stderr)
 	}
 	// A's seal-start, 3 records and seal-end: all its first key sealed.
 	cut := write("cut.jsonl", read(a.log.Path())[:5], read(b.log.Path()))

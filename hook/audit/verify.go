@@ -295,6 +295,9 @@ const (
 	// CheckpointOtherLog is a checkpoint of another log of the host
 	// (without keys for the chain: with them, the seals pick).
 	CheckpointOtherLog = "of another log (its \"log\" names another path than the one chosen)"
+	// CheckpointRelabelled: a copy of another host's checkpoint with
+	// this host's name (VerifyOptions.SealedElsewhere).
+	CheckpointRelabelled = "a copy of another host's checkpoint relabelled with this host (a checkpoint of that host with the same record seal has a checkpoint seal that checks)"
 )
 
 // maxCheckpointHosts bounds Summary.CheckpointHosts: a checkpoint copied
@@ -362,6 +365,13 @@ type VerifyOptions struct {
 	// seal, and one that stole the key of records cut off this chain
 	// would hide the cut.
 	OtherChainKey func(SealID) bool
+	// SealedElsewhere, with OtherChainKey, if set, says whether a
+	// checkpoint of another host whose checkpoint seal checks has the
+	// record seal of c: a checkpoint without checkpoint seal sealed by
+	// another chain's key is then a copy of that one relabelled with
+	// this host (anyone can make one), ignored, not held against the
+	// chain.
+	SealedElsewhere func(c Checkpoint) bool
 	// Seals, if set, derives the keys of checkpoints beyond the chain's
 	// records (made by [NewSealChecker] with Keys): verifies that share
 	// one derive each key once (a checkpoint forged at a far epoch costs
@@ -1187,6 +1197,16 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 			// record (removed by retention, or beyond the end), it
 			// failed an intact log as "sealed again".
 			reason = CheckpointAltered
+		case c.CheckpointSeal == "" && v.opts.SealedElsewhere != nil && v.opts.OtherChainKey != nil &&
+			v.opts.OtherChainKey(cs.seal.ID) && v.opts.SealedElsewhere(c):
+			// Another host's lines carry its key, and that host's
+			// checkpoint of the same record, whose checkpoint seal
+			// covers the host, names that host: held against this
+			// chain it failed an intact node as "another node's
+			// relabelled". Root on this node after T could make such
+			// a checkpoint seal for this node's key only for the last
+			// record sealed before T on (see sealedSeqs).
+			reason = CheckpointRelabelled
 		}
 		if reason != "" {
 			v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, reason})
