@@ -175,16 +175,16 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		return err == nil && given[p.ID]
 	}
 	keepHost := func(h string) bool { return true }
+	first, firstSet := "", false
 	switch {
 	case host != "":
 		keepHost = func(h string) bool { return h == host }
 	case len(nodes) > 0:
 		keepHost = func(h string) bool { return slices.Contains(nodes, h) }
 	case !allNodes:
-		first := ""
 		keepHost = func(h string) bool {
-			if first == "" {
-				first = h
+			if !firstSet {
+				first, firstSet = h, true
 			}
 			return h == first
 		}
@@ -215,10 +215,12 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		c.Host, c.Log = intern(c.Host), intern(c.Log)
 		opts.Checkpoints = append(opts.Checkpoints, c)
 	}
-	if host == "" && len(nodes) == 0 && !allNodes && len(others) > 0 {
+	if host == "" && len(nodes) == 0 && !allNodes && len(others) > 0 && len(given) == 0 {
 		// Several hosts' checkpoints for one log, as CheckpointsOf
-		// refuses them.
-		err := audit.CheckpointHostsError(append(slices.Collect(maps.Keys(others)), opts.Checkpoints[0].Host))
+		// refuses them. (With keys, those no given key seals count
+		// for nothing: another host's added to the file, which anyone
+		// can, must not refuse the log.)
+		err := audit.CheckpointHostsError(append(slices.Collect(maps.Keys(others)), first))
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
 		return 1
 	}

@@ -597,3 +597,43 @@ func TestVerifyForeignRotatedFile(t *testing.T) {
 		t.Errorf("with another user's file beside it: exit %d, want 1 and one line %q...\n%s%s", code, want, out, stderr)
 	}
 }
+
+// TestVerifyKeysIgnoreOtherHostsLines: with keys, lines of other hosts
+// that no given key seals, which anyone can add to a collector's file,
+// count for nothing: without --host they refused the log ("checkpoints
+// of 3 hosts: pick the log's with --host"), whatever line came first
+// (review).
+func TestVerifyKeysIgnoreOtherHostsLines(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["syslog"] = ""
+		c["checkpoints"].(map[string]any)["every_records"] = 1
+	})
+	setConfig(t, e, "seal_state", filepath.Join(e.dir, "audit.seal"))
+	code, out, stderr := runBin(t, "", "--config", e.config, "audit", "seal-init")
+	paras := strings.Split(out, "\n\n")
+	if code != 0 || len(paras) < 2 {
+		t.Fatalf("seal-init: exit %d\n%s%s", code, out, stderr)
+	}
+	key := strings.TrimSpace(paras[1])
+	for _, id := range []string{"k-0", "k-1"} {
+		if code, _, stderr := runBin(t, shipState(id, "creating", "web"), "--config", e.config, "createRuntime"); code != 0 || stderr != "" {
+			t.Fatalf("createRuntime: exit %d: %s", code, stderr)
+		}
+	}
+	own, err := os.ReadFile(filepath.Join(e.dir, "checkpoints.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var coll []byte
+	for _, h := range []string{"x", "y"} {
+		c := audit.Checkpoint{Host: h, Log: "/var/log/nsrel/audit.jsonl", Seq: 9999, Hash: strings.Repeat("ab", 32), Time: "2026-12-04T00:00:00Z"}
+		coll = append(coll, c.Line()...)
+	}
+	ckpts := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+	if err := os.WriteFile(ckpts, append(coll, own...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 0, []string{"OK: 3 records", "note: 1 checkpoint(s) ignored: " + audit.CheckpointNotSealed}, "--key", key, "--checkpoints", ckpts, e.log)
+	// Without keys, the hosts must be picked from.
+	checkVerify(t, 1, []string{"checkpoints of 3 hosts (", "pick the log's with --host"}, "--checkpoints", ckpts, e.log)
+}
