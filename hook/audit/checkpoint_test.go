@@ -1876,3 +1876,37 @@ func TestCheckpointsAlteredOfRemoved(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckpointOfEveryKeysFirstRecord: a key's seal-start record always
+// gets a checkpoint with a checkpoint seal, whatever every_records says:
+// it says where the key's epochs are, so that a line without checkpoint
+// seal naming a record of the key at another seq (made up from the
+// record's hash and seal, for a record no checkpoint named) is ignored
+// rather than failing the intact log (review).
+func TestCheckpointOfEveryKeysFirstRecord(t *testing.T) {
+	dir := t.TempDir()
+	l, _, k1 := sealedLog(t, audit.Options{Host: "node-a", RotateBytes: 4096, KeepFiles: 2,
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 5, File: filepath.Join(dir, "cp.jsonl")}})
+	appendN(t, l, 2)
+	k2, start, err := l.StartSealing(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := appendN(t, l, 81)
+	genuine := readCheckpoints(t, l.CheckpointsFileForTest())
+	if !slices.ContainsFunc(genuine, func(c audit.Checkpoint) bool { return c.Seq == start.Seq && c.CheckpointSeal != "" }) {
+		t.Fatalf("no checkpoint of the seal-start record, seq %d: %+v", start.Seq, genuine)
+	}
+	keys := []audit.VerifyKey{k1, k2}
+	s, err := verify(t, l, audit.VerifyOptions{Keys: keys, Checkpoints: genuine})
+	if err != nil || s.FirstSeq <= start.Seq+1 {
+		t.Fatalf("genuine: %v, first seq %d", err, s.FirstSeq)
+	}
+	for _, r := range []*audit.Record{start, recs[0]} {
+		madeUp := audit.Checkpoint{Host: "node-a", Log: genuine[0].Log, Seq: r.Seq + 1, Hash: r.Hash, Seal: r.Seal, Time: "2026-12-06T00:00:00Z"}
+		s, err := verify(t, l, audit.VerifyOptions{Keys: keys, Checkpoints: append(slices.Clone(genuine), madeUp)})
+		if err != nil || len(s.IgnoredCheckpoints) != 1 || s.IgnoredCheckpoints[0].Reason != audit.CheckpointAltered {
+			t.Errorf("record seq %d named at seq %d: %v, ignored %+v; want it ignored as altered", r.Seq, madeUp.Seq, err, s.IgnoredCheckpoints)
+		}
+	}
+}

@@ -397,7 +397,11 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	}
 	var ckpt *Checkpoint
 	if synced {
-		ckpt = l.checkpointDue(last, len(dropped) > 0, s.sealCheckpoint, warn)
+		// A key's first record (seal-start) always gets a checkpoint:
+		// with its checkpoint seal it says where the key's epochs are,
+		// so that verify tells a copy of any later checkpoint of the
+		// key moved to another seq (sealedSeqs) from the node's.
+		ckpt = l.checkpointDue(last, len(dropped) > 0 || last != nil && last.Stage == StageSealStart, s.sealCheckpoint, warn)
 	}
 	if berr != nil {
 		return ckpt, nil, berr
