@@ -450,7 +450,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	}
 	var elsewhere sealedElsewhere
 	if len(opts.Keys) > 0 {
-		elsewhere = findSealedElsewhere(ckpts, nodes, owners, opts.Seals)
+		elsewhere = findSealedElsewhere(ckpts, split, nodes, owners, opts.Seals)
 	}
 	var intact, failed []string
 	for _, h := range nodes {
@@ -622,19 +622,24 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 
 // sealedElsewhere holds, for the checkpoints of the nodes verified that
 // have no checkpoint seal and are sealed by a key whose records are
-// another host's (owners), the ones that host has a checkpoint of with
-// the same record seal and a checkpoint seal that checks: anyone may
-// have copied that one and relabelled it. Found before the nodes are
-// verified, in one pass over the candidates' hosts and one over their
-// owners' checkpoints, whatever the number of nodes.
-type sealedElsewhere map[string]bool // by owner host and record seal
+// another host's (owners), those whose hash is that of a record line of
+// that host: a copy of that host's checkpoint relabelled, which anyone
+// can make. A record's hash covers its host, so no record of the node
+// the copy names has it, and no line added to the stream can give
+// another host a record of this node's hash. (A checkpoint seal of the
+// other host does not tell: root on this node after T can make one, of
+// this node's key, for its last record before T, naming a host whose
+// lines it sends with this node's key.) Found before the nodes are
+// verified, in one pass over the candidates' checkpoints and one over
+// their owners' records.
+type sealedElsewhere map[string]bool // by owner host and record hash
 
-func findSealedElsewhere(ckpts *hostCheckpoints, nodes []string, owners map[audit.SealID][]string, sc *audit.SealChecker) sealedElsewhere {
+func findSealedElsewhere(ckpts *hostCheckpoints, split *byHost, nodes []string, owners map[audit.SealID][]string, sc *audit.SealChecker) sealedElsewhere {
 	found := sealedElsewhere{}
 	if ckpts == nil || sc == nil {
 		return found
 	}
-	want := map[string]map[string]bool{} // owner host: record seals
+	want := map[string]map[string]bool{} // owner host: record hashes
 	for _, h := range nodes {
 		p, ok := ckpts.paths[h]
 		if !ok {
@@ -648,27 +653,37 @@ func findSealedElsewhere(ckpts *hostCheckpoints, nodes []string, owners map[audi
 			if c.CheckpointSeal != "" || c.Seal == "" || err != nil {
 				continue
 			}
+			var others []string
 			for _, o := range owners[sp.ID] {
-				if o != h {
-					if want[o] == nil {
-						want[o] = map[string]bool{}
-					}
-					want[o][c.Seal] = true
+				if o != h && !want[o][c.Hash] {
+					others = append(others, o)
 				}
+			}
+			// Only copies of seals the keys made: a made-up one
+			// is ignored as forged all the same, and would only
+			// grow the set.
+			if len(others) == 0 || !sc.Sealed(c) {
+				continue
+			}
+			for _, o := range others {
+				if want[o] == nil {
+					want[o] = map[string]bool{}
+				}
+				want[o][c.Hash] = true
 			}
 		}
 	}
 	for _, o := range slices.Sorted(maps.Keys(want)) {
-		p, ok := ckpts.paths[o]
+		f, ok := split.files[o]
 		if !ok {
 			continue
 		}
-		for c, err := range audit.ReadCheckpoints(p) {
+		for r, err := range audit.Records(f) {
 			if err != nil {
 				break
 			}
-			if key := o + "\x00" + c.Seal; c.Host == o && c.CheckpointSeal != "" && want[o][c.Seal] && !found[key] && sc.HeadSealed(c) {
-				found[key] = true
+			if r.Host == o && want[o][r.Hash] {
+				found[o+"\x00"+r.Hash] = true
 			}
 		}
 	}
@@ -683,7 +698,7 @@ func (f sealedElsewhere) sealed(c audit.Checkpoint, self string, owners map[audi
 		return false
 	}
 	for _, o := range owners[p.ID] {
-		if o != self && f[o+"\x00"+c.Seal] {
+		if o != self && f[o+"\x00"+c.Hash] {
 			return true
 		}
 	}

@@ -375,9 +375,8 @@ func TestVerifyMovedLogRelabelledCheckpoint(t *testing.T) {
 // seal-init --replace were cut: the checkpoints its new key sealed
 // judge it and it fails, where they were set aside as another node's.
 // A checkpoint of node B relabelled with node A's host is ignored when
-// B's own checkpoint of the record, whose checkpoint seal checks, is
-// among those given, and fails A, saying that B's lines carry its key,
-// when it is not.
+// its hash is that of a record of B in the stream, and fails A when B's
+// records are not there.
 func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 	dir := t.TempDir()
 	type node struct {
@@ -462,20 +461,19 @@ func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 		t.Errorf("a checkpoint of node B relabelled as node A's, its checkpoint seal kept: exit %d\n%s%s", code, out, stderr)
 	}
 	relabelledArgs := append([]string{"audit", "verify", "--nodes", "--checkpoints", relabelledCkpts}, keyArgs...)
-	// Without its checkpoint seal (anyone can make the copy): node B's
-	// own checkpoint of the same record, whose checkpoint seal checks,
-	// tells it is B's; it failed node A (review).
+	// Without its checkpoint seal (anyone can make the copy): its hash
+	// is that of a record of node B, which names B; it failed node A
+	// (review).
 	code, out, stderr := runBin(t, "", append(relabelledArgs, whole)...)
 	if code != 0 || !strings.Contains(out, "nodes: 2 intact") || !strings.Contains(out+stderr, "1 checkpoint(s) ignored: "+audit.CheckpointRelabelled) {
 		t.Errorf("a checkpoint of node B relabelled as node A's: exit %d\n%s%s", code, out, stderr)
 	}
-	// Where node B's checkpoints are not given, nothing tells: node A
-	// fails, saying that B's lines carry the key (and B fails, without
-	// checkpoints).
-	onlyA := write("relabelled-no-b.jsonl", read(a.cps), []string{string(bare) + "\n"})
-	code, out, stderr = runBin(t, "", append(append([]string{"audit", "verify", "--nodes", "--checkpoints", onlyA}, keyArgs...), whole)...)
-	if code != 1 || !strings.Contains(stderr, "node node-a: FAILED") || !strings.Contains(stderr, "another node's relabelled with this node's host") {
-		t.Errorf("a checkpoint of node B relabelled as node A's, B's checkpoints not given: exit %d\n%s%s", code, out, stderr)
+	// Where node B's records are not in the stream, nothing tells:
+	// node A fails.
+	onlyA := write("only-a.jsonl", read(a.log.Path()))
+	code, out, stderr = runBin(t, "", append(relabelledArgs, onlyA)...)
+	if code != 1 || !strings.Contains(stderr, "node node-a: FAILED") || !strings.Contains(stderr, "which seals no record left in the log") {
+		t.Errorf("a checkpoint of node B relabelled as node A's, B's records not given: exit %d\n%s%s", code, out, stderr)
 	}
 	// A's seal-start, 3 records and seal-end: all its first key sealed.
 	cut := write("cut.jsonl", read(a.log.Path())[:5], read(b.log.Path()))
@@ -636,4 +634,92 @@ func TestVerifyKeysIgnoreOtherHostsLines(t *testing.T) {
 	checkVerify(t, 0, []string{"OK: 3 records", "note: 1 checkpoint(s) ignored: " + audit.CheckpointNotSealed}, "--key", key, "--checkpoints", ckpts, e.log)
 	// Without keys, the hosts must be picked from.
 	checkVerify(t, 1, []string{"checkpoints of 3 hosts (", "pick the log's with --host"}, "--checkpoints", ckpts, e.log)
+}
+
+// TestVerifyNodesRootBorrowsOwnKey: root on node A after T cuts A's last
+// records and sends, under a host of its making, records sealed with
+// A's key (from A's sealing state) and checkpoints of them with
+// checkpoint seals. A's checkpoints without checkpoint seal (format 1.0)
+// must still fail A: lines of another host carrying A's key, and that
+// host's checkpoint seals, do not make A's checkpoints copies of that
+// host's (only a hash of that host's records does; review of ff0b9c2).
+func TestVerifyNodesRootBorrowsOwnKey(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	open := func(host, state string) *audit.Log {
+		t.Helper()
+		d := filepath.Join(dir, host)
+		l, err := audit.Open(filepath.Join(d, "audit.jsonl"), audit.Options{Host: host, SealState: state,
+			Checkpoints: &audit.CheckpointOptions{EveryRecords: 3, File: filepath.Join(d, "checkpoints.jsonl")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	state := filepath.Join(dir, "node-a.seal")
+	a := open("node-a", state)
+	key, _, err := a.StartSealing(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 9 {
+		if err := a.Append(ctx, &audit.Record{Source: "test", Stage: audit.StagePoststop, ContainerID: fmt.Sprint("c", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(path string) []string {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.SplitAfter(string(data), "\n")
+		return lines[:len(lines)-1]
+	}
+	// A's checkpoints as a node before format 1.1 wrote them.
+	var bare []string
+	for c, err := range audit.ReadCheckpoints(filepath.Join(dir, "node-a", "checkpoints.jsonl")) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.CheckpointSeal = ""
+		bare = append(bare, string(c.Line()))
+	}
+	recordsA := read(a.Path())
+	if len(bare) < 3 || len(recordsA) != 10 {
+		t.Fatalf("%d checkpoints, %d records", len(bare), len(recordsA))
+	}
+	// Root after T: a copy of A's sealing state sealing the records of
+	// a host of its own, whose log makes checkpoints of them.
+	stolen, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xState := filepath.Join(dir, "node-x.seal")
+	if err := os.WriteFile(xState, stolen, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	x := open("node-x", xState)
+	for i := range 3 {
+		if err := x.Append(ctx, &audit.Record{Source: "test", Stage: audit.StagePoststop, ContainerID: fmt.Sprint("x", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(name string, lines ...[]string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(strings.Join(slices.Concat(lines...), "")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ckpts := write("checkpoints.jsonl", bare, read(filepath.Join(dir, "node-x", "checkpoints.jsonl")))
+	stream := write("stream.jsonl", recordsA[:7], read(x.Path()))
+	code, out, stderr := runBin(t, "", "audit", "verify", "--nodes", "--key", key.String(), "--checkpoints", ckpts, stream)
+	if code != 1 || !strings.Contains(stderr, "node node-a: FAILED") || !strings.Contains(stderr, "names seq 10, beyond the last record (seq 7)") {
+		t.Errorf("A cut, root's host with A's key beside it: exit %d\n%s%s", code, out, stderr)
+	}
+	// The intact stream passes A.
+	whole := write("whole.jsonl", recordsA, read(x.Path()))
+	if code, out, stderr := runBin(t, "", "audit", "verify", "--nodes", "--node", "node-a", "--key", key.String(), "--checkpoints", ckpts, whole); code != 0 {
+		t.Errorf("A intact: exit %d\n%s%s", code, out, stderr)
+	}
 }

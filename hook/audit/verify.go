@@ -297,7 +297,7 @@ const (
 	CheckpointOtherLog = "of another log (its \"log\" names another path than the one chosen)"
 	// CheckpointRelabelled: a copy of another host's checkpoint with
 	// this host's name (VerifyOptions.SealedElsewhere).
-	CheckpointRelabelled = "a copy of another host's checkpoint relabelled with this host (a checkpoint of that host with the same record seal has a checkpoint seal that checks)"
+	CheckpointRelabelled = "a copy of another host's checkpoint relabelled with this host (its hash is that of a record of that host)"
 )
 
 // maxCheckpointHosts bounds Summary.CheckpointHosts: a checkpoint copied
@@ -365,12 +365,12 @@ type VerifyOptions struct {
 	// seal, and one that stole the key of records cut off this chain
 	// would hide the cut.
 	OtherChainKey func(SealID) bool
-	// SealedElsewhere, with OtherChainKey, if set, says whether a
-	// checkpoint of another host whose checkpoint seal checks has the
-	// record seal of c: a checkpoint without checkpoint seal sealed by
-	// another chain's key is then a copy of that one relabelled with
-	// this host (anyone can make one), ignored, not held against the
-	// chain.
+	// SealedElsewhere, with OtherChainKey, if set, says whether c's
+	// hash is that of a record of another host (a record's hash covers
+	// its host): a checkpoint without checkpoint seal sealed by another
+	// chain's key is then a copy of that host's checkpoint relabelled
+	// with this host (anyone can make one), ignored, not held against
+	// the chain.
 	SealedElsewhere func(c Checkpoint) bool
 	// Seals, if set, derives the keys of checkpoints beyond the chain's
 	// records (made by [NewSealChecker] with Keys): verifies that share
@@ -1199,13 +1199,10 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 			reason = CheckpointAltered
 		case c.CheckpointSeal == "" && v.opts.SealedElsewhere != nil && v.opts.OtherChainKey != nil &&
 			v.opts.OtherChainKey(cs.seal.ID) && v.opts.SealedElsewhere(c):
-			// Another host's lines carry its key, and that host's
-			// checkpoint of the same record, whose checkpoint seal
-			// covers the host, names that host: held against this
-			// chain it failed an intact node as "another node's
-			// relabelled". Root on this node after T could make such
-			// a checkpoint seal for this node's key only for the last
-			// record sealed before T on (see sealedSeqs).
+			// Another host's lines carry its key, and its hash is that
+			// of a record of that host, which names that host: held
+			// against this chain it failed an intact node as "another
+			// node's relabelled".
 			reason = CheckpointRelabelled
 		}
 		if reason != "" {
