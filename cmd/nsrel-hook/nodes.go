@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"regexp"
 	"runtime/debug"
@@ -428,8 +427,8 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	// sealed by another node's key fails a node (it judges the node it
 	// names all the same: see audit.VerifyOptions.OtherChainKey).
 	owners := map[audit.SealID][]string{}
-	for h, keys := range split.keys {
-		for id := range keys {
+	for _, h := range split.hosts { // in the order the stream names them, not a map's
+		for id := range split.keys[h] {
 			if len(owners[id]) < 2 {
 				owners[id] = append(owners[id], h)
 			}
@@ -450,7 +449,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	}
 	var elsewhere sealedElsewhere
 	if len(opts.Keys) > 0 {
-		elsewhere = findSealedElsewhere(ckpts, split, nodes, owners, opts.Seals)
+		elsewhere = findSealedElsewhere(ckpts, split, nodes, opts.Seals)
 	}
 	var intact, failed []string
 	for _, h := range nodes {
@@ -460,7 +459,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 			hs := owners[id]
 			return len(hs) > 1 || len(hs) == 1 && hs[0] != h
 		}
-		o.SealedElsewhere = func(c audit.Checkpoint) bool { return elsewhere.sealed(c, h, owners) }
+		o.SealedElsewhere = func(c audit.Checkpoint) bool { return elsewhere.sealed(c, h) }
 		var s *audit.Summary
 		var err error
 		if len(ckptFiles) > 0 {
@@ -621,25 +620,24 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 }
 
 // sealedElsewhere holds, for the checkpoints of the nodes verified that
-// have no checkpoint seal and are sealed by a key whose records are
-// another host's (owners), those whose hash is that of a record line of
-// that host: a copy of that host's checkpoint relabelled, which anyone
-// can make. A record's hash covers its host, so no record of the node
-// the copy names has it, and no line added to the stream can give
-// another host a record of this node's hash. (A checkpoint seal of the
-// other host does not tell: root on this node after T can make one, of
-// this node's key, for its last record before T, naming a host whose
-// lines it sends with this node's key.) Found before the nodes are
-// verified, in one pass over the candidates' checkpoints and one over
-// their owners' records.
-type sealedElsewhere map[string]bool // by owner host and record hash
+// have no checkpoint seal and whose record seal checks under a given
+// key, the host of the record line in the stream whose hash theirs is,
+// if any. A record's hash covers its host, so a checkpoint naming
+// another host than its record's is a copy relabelled, which anyone can
+// make, and no line added to the stream can give another host a record
+// of a node's hash. (A checkpoint seal of the other host does not tell:
+// root on a node after T can make one, of the node's key, for its last
+// record before T, naming a host whose lines it sends with that key.)
+// Found before the nodes are verified, in one pass over their
+// checkpoints and one over the stream's records (decoding only those
+// whose hash is asked for).
+type sealedElsewhere map[string]string // record hash: host
 
-func findSealedElsewhere(ckpts *hostCheckpoints, split *byHost, nodes []string, owners map[audit.SealID][]string, sc *audit.SealChecker) sealedElsewhere {
-	found := sealedElsewhere{}
+func findSealedElsewhere(ckpts *hostCheckpoints, split *byHost, nodes []string, sc *audit.SealChecker) sealedElsewhere {
 	if ckpts == nil || sc == nil {
-		return found
+		return nil
 	}
-	want := map[string]map[string]bool{} // owner host: record hashes
+	want := map[string]bool{} // record hashes
 	for _, h := range nodes {
 		p, ok := ckpts.paths[h]
 		if !ok {
@@ -649,41 +647,30 @@ func findSealedElsewhere(ckpts *hostCheckpoints, split *byHost, nodes []string, 
 			if err != nil {
 				break // it fails when the node is verified
 			}
-			sp, err := audit.ParseSeal(c.Seal)
-			if c.CheckpointSeal != "" || c.Seal == "" || err != nil {
-				continue
-			}
-			var others []string
-			for _, o := range owners[sp.ID] {
-				if o != h && !want[o][c.Hash] {
-					others = append(others, o)
-				}
-			}
-			// Only copies of seals the keys made: a made-up one
-			// is ignored as forged all the same, and would only
-			// grow the set.
-			if len(others) == 0 || !sc.Sealed(c) {
-				continue
-			}
-			for _, o := range others {
-				if want[o] == nil {
-					want[o] = map[string]bool{}
-				}
-				want[o][c.Hash] = true
+			// Only copies of seals the keys made: a made-up one is
+			// ignored as forged all the same, and would only grow the
+			// set.
+			if c.CheckpointSeal == "" && c.Seal != "" && !want[c.Hash] && sc.Sealed(c) {
+				want[c.Hash] = true
 			}
 		}
 	}
-	for _, o := range slices.Sorted(maps.Keys(want)) {
-		f, ok := split.files[o]
-		if !ok {
-			continue
-		}
-		for r, err := range audit.Records(f) {
+	found := sealedElsewhere{}
+	if len(want) == 0 {
+		return found
+	}
+	hashKey := []byte(`,"hash":"`)
+	for _, h := range split.hosts {
+		for l, err := range audit.Lines(split.files[h]) {
 			if err != nil {
 				break
 			}
-			if r.Host == o && want[o][r.Hash] {
-				found[o+"\x00"+r.Hash] = true
+			i := bytes.LastIndex(l.Data, hashKey) + len(hashKey)
+			if i < len(hashKey) || len(l.Data) < i+64 || !want[string(l.Data[i:i+64])] {
+				continue
+			}
+			if r, err := audit.Decode(l.Data); err == nil && r.Hash == string(l.Data[i:i+64]) {
+				found[r.Hash] = r.Host
 			}
 		}
 	}
@@ -692,17 +679,9 @@ func findSealedElsewhere(ckpts *hostCheckpoints, split *byHost, nodes []string, 
 
 // sealed says whether c, a checkpoint of host self, is a copy of another
 // host's (see [sealedElsewhere]).
-func (f sealedElsewhere) sealed(c audit.Checkpoint, self string, owners map[audit.SealID][]string) bool {
-	p, err := audit.ParseSeal(c.Seal)
-	if err != nil {
-		return false
-	}
-	for _, o := range owners[p.ID] {
-		if o != self && f[o+"\x00"+c.Hash] {
-			return true
-		}
-	}
-	return false
+func (f sealedElsewhere) sealed(c audit.Checkpoint, self string) bool {
+	host, ok := f[c.Hash]
+	return ok && host != self
 }
 
 // hostCheckpoints are the checkpoints of each host, in a file of its own.

@@ -1910,3 +1910,58 @@ func TestCheckpointOfEveryKeysFirstRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointOfKeyIntroducedWithOthers: seal-init on a log whose last
+// line is torn appends its seal-start record with the torn tail's record
+// after it; that append emits a checkpoint too, of its last record, so
+// that a line naming a later record of the key at another seq is told
+// from the node's (review: only an append whose last record was the
+// seal-start emitted one).
+func TestCheckpointOfKeyIntroducedWithOthers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	opts := audit.Options{Host: "node-a", RotateBytes: 4096, KeepFiles: 2, SealState: filepath.Join(dir, "state", "audit.seal"),
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 5, File: filepath.Join(dir, "cp.jsonl")}}
+	l, err := audit.Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"format":"1.3","seq":3,"ti`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	key, start, err := l.StartSealing(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := appendN(t, l, 81)
+	genuine := readCheckpoints(t, l.CheckpointsFileForTest())
+	var keyFirst *audit.Checkpoint
+	for i, c := range genuine {
+		if p, err := audit.ParseSeal(c.Seal); err == nil && p.ID == key.ID && c.CheckpointSeal != "" {
+			keyFirst = &genuine[i]
+			break
+		}
+	}
+	if keyFirst == nil || keyFirst.Seq > start.Seq+1 {
+		t.Fatalf("the key's first checkpoint %+v, seal-start at seq %d: want one of the append that introduced it", keyFirst, start.Seq)
+	}
+	keys := []audit.VerifyKey{key}
+	s, err := verify(t, l, audit.VerifyOptions{Keys: keys, Checkpoints: genuine})
+	if err != nil || s.FirstSeq <= keyFirst.Seq+2 {
+		t.Fatalf("genuine: %v, first seq %d", err, s.FirstSeq)
+	}
+	r := recs[0] // the first record after that append
+	madeUp := audit.Checkpoint{Host: "node-a", Log: genuine[0].Log, Seq: r.Seq + 1, Hash: r.Hash, Seal: r.Seal, Time: "2026-12-06T00:00:00Z"}
+	s, err = verify(t, l, audit.VerifyOptions{Keys: keys, Checkpoints: append(slices.Clone(genuine), madeUp)})
+	// (The checkpoints of the records before sealing started are
+	// ignored too: not sealed by a given key.)
+	if err != nil || !slices.Contains(s.IgnoredCheckpoints, audit.IgnoredCheckpoint{Checkpoint: madeUp, Reason: audit.CheckpointAltered}) {
+		t.Errorf("record seq %d named at seq %d: %v, ignored %+v; want it ignored as altered", r.Seq, madeUp.Seq, err, s.IgnoredCheckpoints)
+	}
+}

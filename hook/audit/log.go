@@ -397,11 +397,14 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	}
 	var ckpt *Checkpoint
 	if synced {
-		// A key's first record (seal-start) always gets a checkpoint:
-		// with its checkpoint seal it says where the key's epochs are,
-		// so that verify tells a copy of any later checkpoint of the
-		// key moved to another seq (sealedSeqs) from the node's.
-		ckpt = l.checkpointDue(last, len(dropped) > 0 || last != nil && last.Stage == StageSealStart, s.sealCheckpoint, warn)
+		// An append that introduced a key (its seal-start record, at
+		// epoch 0, with the records after it in the same append: a
+		// torn tail's record, the first record of a key seal-init
+		// could not write) always emits a checkpoint: with its
+		// checkpoint seal it says where the key's epochs are, so that
+		// verify tells a copy of any later checkpoint of the key moved
+		// to another seq (sealedSeqs) from the node's.
+		ckpt = l.checkpointDue(last, len(dropped) > 0 || keys != nil && first == 0, s.sealCheckpoint, warn)
 	}
 	if berr != nil {
 		return ckpt, nil, berr

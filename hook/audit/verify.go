@@ -365,12 +365,11 @@ type VerifyOptions struct {
 	// seal, and one that stole the key of records cut off this chain
 	// would hide the cut.
 	OtherChainKey func(SealID) bool
-	// SealedElsewhere, with OtherChainKey, if set, says whether c's
-	// hash is that of a record of another host (a record's hash covers
-	// its host): a checkpoint without checkpoint seal sealed by another
-	// chain's key is then a copy of that host's checkpoint relabelled
-	// with this host (anyone can make one), ignored, not held against
-	// the chain.
+	// SealedElsewhere, if set, says whether c's hash is that of a
+	// record of another host (a record's hash covers its host): a
+	// checkpoint without checkpoint seal is then a copy of that host's
+	// checkpoint relabelled with this host (anyone can make one),
+	// ignored, not held against the chain.
 	SealedElsewhere func(c Checkpoint) bool
 	// Seals, if set, derives the keys of checkpoints beyond the chain's
 	// records (made by [NewSealChecker] with Keys): verifies that share
@@ -1197,12 +1196,10 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 			// record (removed by retention, or beyond the end), it
 			// failed an intact log as "sealed again".
 			reason = CheckpointAltered
-		case c.CheckpointSeal == "" && v.opts.SealedElsewhere != nil && v.opts.OtherChainKey != nil &&
-			v.opts.OtherChainKey(cs.seal.ID) && v.opts.SealedElsewhere(c):
-			// Another host's lines carry its key, and its hash is that
-			// of a record of that host, which names that host: held
-			// against this chain it failed an intact node as "another
-			// node's relabelled".
+		case c.CheckpointSeal == "" && v.opts.SealedElsewhere != nil && v.opts.SealedElsewhere(c):
+			// Its hash is that of a record of another host, which
+			// names that host: held against this chain it failed an
+			// intact node as "another node's relabelled".
 			reason = CheckpointRelabelled
 		}
 		if reason != "" {
