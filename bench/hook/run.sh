@@ -66,8 +66,9 @@ if [ -n "${AUDIT_DIR:-}" ]; then
 fi
 sed -e "s#/var/log/nsrel/#$LOGDIR/#g" -e "s#/var/lib/nsrel/#$LOGDIR/#g" -e 's#"unix:///dev/log"##' \
 	config/hook.json >"$WORK/hook.json"
-# Sealing on, as users run it (the verification key is not needed here).
-"$WORK/nsrel-hook" --config "$WORK/hook.json" audit seal-init >/dev/null
+# Sealing on, as users run it (the verification key is not needed here;
+# seal-init refuses to print it to /dev/null).
+"$WORK/nsrel-hook" --config "$WORK/hook.json" audit seal-init >"$WORK/seal-init.out"
 # The runc hooks snippet at all three stages (the opt-in one), pointed
 # at the built hook, and the same with /bin/true; the shipped snippet
 # (createRuntime and poststop).
