@@ -34,6 +34,9 @@ type byHost struct {
 	// crash's line of NUL bytes (rsyslog drops them), which holds
 	// nothing to check or attribute.
 	empty int
+	// hashHost holds the host of each record line whose hash was asked
+	// for (see sealedElsewhere), of the hosts not wanted too.
+	hashHost map[string]string
 	// unattributed counts the lines that name no host: not a record,
 	// damaged, longer than a record may be, or cut short at the end.
 	unattributed int
@@ -68,9 +71,10 @@ type tornLine struct {
 // got that far, and a damaged line (a crash's zeroes) names none: such a
 // line goes to the host of the torn-tail or damage record that holds its
 // bytes, right before that record. With keys, it notes the sealing keys
-// each host's lines carry, the hosts not wanted too.
-func splitByHost(files []string, dir string, want map[string]bool, keys, shipped bool) (*byHost, error) {
-	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]bool{}}
+// each host's lines carry, the hosts not wanted too; and the host of the
+// record lines whose hash is in hashes (of any host).
+func splitByHost(files []string, dir string, want map[string]bool, keys, shipped bool, hashes map[string]bool) (*byHost, error) {
+	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]bool{}, hashHost: map[string]string{}}
 	// A host's lines, and where each came from (.pos); a quarter of the
 	// descriptors.
 	out := newSpool(dir, "", 4, ".jsonl", ".jsonl.pos")
@@ -257,6 +261,13 @@ func splitByHost(files []string, dir string, want map[string]bool, keys, shipped
 			if keys {
 				noteKey(host, line, rec)
 			}
+			if h, ok := hashOfLine(line); ok && hashes[h] {
+				// Decoded: the hash checked against the bytes, which
+				// hold the host.
+				if r, err := audit.Decode(line); err == nil && r.Hash == h {
+					b.hashHost[h] = r.Host
+				}
+			}
 			if err := write(host, line, at); err != nil {
 				return nil, err
 			}
@@ -418,7 +429,18 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
 		return 1
 	}
-	split, err := splitByHost(logs, dir, wanted, len(opts.Keys) > 0, opts.Shipped)
+	// One checker for every node: a checkpoint forged at a far epoch
+	// costs its deriving once per key, not once per node.
+	opts.Seals = audit.NewSealChecker(opts.Keys)
+	var candidates map[string]bool
+	if len(opts.Keys) > 0 {
+		hosts := want
+		if len(hosts) == 0 {
+			hosts = ckpts.hosts
+		}
+		candidates = relabelCandidates(ckpts, hosts, opts.Seals)
+	}
+	split, err := splitByHost(logs, dir, wanted, len(opts.Keys) > 0, opts.Shipped, candidates)
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
 		return 1
@@ -434,9 +456,6 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 			}
 		}
 	}
-	// One checker for every node: a checkpoint forged at a far epoch
-	// costs its deriving once per key, not once per node.
-	opts.Seals = audit.NewSealChecker(opts.Keys)
 	nodes := want
 	if len(nodes) == 0 {
 		nodes = append(split.hosts, ghostNodes(split, ckpts, owners, opts.Keys, opts.Seals, stderr)...)
@@ -447,10 +466,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no node's records in %s\n", vocab.Printable(strings.Join(logs, ", ")))
 		return 1
 	}
-	var elsewhere sealedElsewhere
-	if len(opts.Keys) > 0 {
-		elsewhere = findSealedElsewhere(ckpts, split, nodes, opts.Seals)
-	}
+	elsewhere := sealedElsewhere(split.hashHost)
 	var intact, failed []string
 	for _, h := range nodes {
 		o := opts
@@ -619,26 +635,16 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 	return nodes
 }
 
-// sealedElsewhere holds, for the checkpoints of the nodes verified that
-// have no checkpoint seal and whose record seal checks under a given
-// key, the host of the record line in the stream whose hash theirs is,
-// if any. A record's hash covers its host, so a checkpoint naming
-// another host than its record's is a copy relabelled, which anyone can
-// make, and no line added to the stream can give another host a record
-// of a node's hash. (A checkpoint seal of the other host does not tell:
-// root on a node after T can make one, of the node's key, for its last
-// record before T, naming a host whose lines it sends with that key.)
-// Found before the nodes are verified, in one pass over their
-// checkpoints and one over the stream's records (decoding only those
-// whose hash is asked for).
-type sealedElsewhere map[string]string // record hash: host
-
-func findSealedElsewhere(ckpts *hostCheckpoints, split *byHost, nodes []string, sc *audit.SealChecker) sealedElsewhere {
-	if ckpts == nil || sc == nil {
-		return nil
-	}
-	want := map[string]bool{} // record hashes
-	for _, h := range nodes {
+// relabelCandidates returns the hashes of the checkpoints of hosts that
+// have no checkpoint seal and whose record seal checks under a given key:
+// splitByHost finds the host of the record line of each, if the stream
+// holds it, and a checkpoint naming another host than its record's is a
+// copy relabelled, which anyone can make (see sealedElsewhere). Only
+// copies of seals the keys made: a made-up one is ignored as forged all
+// the same, and would only grow the set.
+func relabelCandidates(ckpts *hostCheckpoints, hosts []string, sc *audit.SealChecker) map[string]bool {
+	want := map[string]bool{}
+	for _, h := range hosts {
 		p, ok := ckpts.paths[h]
 		if !ok {
 			continue
@@ -647,38 +653,36 @@ func findSealedElsewhere(ckpts *hostCheckpoints, split *byHost, nodes []string, 
 			if err != nil {
 				break // it fails when the node is verified
 			}
-			// Only copies of seals the keys made: a made-up one is
-			// ignored as forged all the same, and would only grow the
-			// set.
 			if c.CheckpointSeal == "" && c.Seal != "" && !want[c.Hash] && sc.Sealed(c) {
 				want[c.Hash] = true
 			}
 		}
 	}
-	found := sealedElsewhere{}
-	if len(want) == 0 {
-		return found
-	}
-	hashKey := []byte(`,"hash":"`)
-	for _, h := range split.hosts {
-		for l, err := range audit.Lines(split.files[h]) {
-			if err != nil {
-				break
-			}
-			i := bytes.LastIndex(l.Data, hashKey) + len(hashKey)
-			if i < len(hashKey) || len(l.Data) < i+64 || !want[string(l.Data[i:i+64])] {
-				continue
-			}
-			if r, err := audit.Decode(l.Data); err == nil && r.Hash == string(l.Data[i:i+64]) {
-				found[r.Hash] = r.Host
-			}
-		}
-	}
-	return found
+	return want
 }
 
+// hashOfLine returns the hash a record line ends with (not checked).
+func hashOfLine(line []byte) (string, bool) {
+	key := []byte(`,"hash":"`)
+	i := bytes.LastIndex(line, key) + len(key)
+	if i < len(key) || len(line) < i+64 {
+		return "", false
+	}
+	return string(line[i : i+64]), true
+}
+
+// sealedElsewhere holds the host of each record line of the stream whose
+// hash a checkpoint without checkpoint seal has (relabelCandidates). A
+// record's hash covers its host, so a checkpoint naming another host
+// than its record's is a copy of that host's relabelled, and no line
+// added to the stream can give another host a record of a node's hash.
+// (A checkpoint seal of the other host would not tell: root on a node
+// after T can make one, of the node's key, for its last record before
+// T, naming a host whose lines it sends with that key.)
+type sealedElsewhere map[string]string // record hash: host
+
 // sealed says whether c, a checkpoint of host self, is a copy of another
-// host's (see [sealedElsewhere]).
+// host's.
 func (f sealedElsewhere) sealed(c audit.Checkpoint, self string) bool {
 	host, ok := f[c.Hash]
 	return ok && host != self

@@ -470,6 +470,10 @@ func TestVerifyNodesKeyReplacedThenCut(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "nodes: 2 intact") || !strings.Contains(out+stderr, "1 checkpoint(s) ignored: "+audit.CheckpointRelabelled) {
 		t.Errorf("a checkpoint of node B relabelled as node A's: exit %d\n%s%s", code, out, stderr)
 	}
+	// With --node: B's records are read for it all the same (review).
+	if code, out, stderr := runBin(t, "", append(append(slices.Clone(relabelledArgs), "--node", "node-a"), whole)...); code != 0 || !strings.Contains(out, "node node-a: OK") {
+		t.Errorf("a checkpoint of node B relabelled as node A's, --node node-a: exit %d\n%s%s", code, out, stderr)
+	}
 	// Record lines of hosts made up from B's, carrying B's key (their
 	// seals no longer check), once kept B out of the two hosts noted
 	// per key, in map order: A then failed in half the runs (review).
