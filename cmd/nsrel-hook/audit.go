@@ -199,7 +199,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		return v
 	}
-	read, others := 0, map[string]bool{}
+	read, others, otherLines := 0, map[string]bool{}, 0
 	for c, err := range audit.ReadCheckpoints(checkpoints...) {
 		if err != nil {
 			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
@@ -210,6 +210,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 			if len(others) < 1<<12 {
 				others[c.Host] = true
 			}
+			otherLines++
 			continue
 		}
 		c.Host, c.Log = intern(c.Host), intern(c.Log)
@@ -232,7 +233,10 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: no checkpoint of host %s\n", strconv.Quote(host))
 		return 1
 	}
-	return verified(func(w io.Writer) int { return verifyCmd(logs, host, opts, asJSON, w, stderr) }, stdout, stderr)
+	if host != "" || len(nodes) > 0 || allNodes {
+		otherLines = 0 // set aside as asked
+	}
+	return verified(func(w io.Writer) int { return verifyCmd(logs, host, otherLines, opts, asJSON, w, stderr) }, stdout, stderr)
 }
 
 // verified runs a verify that prints to stdout and returns its status,
@@ -370,8 +374,10 @@ type damageResult struct {
 const readerMemoryLimit = 32 << 20
 
 // verifyCmd verifies each of logs and reports it; host is the host
-// --host chose the checkpoints of ("" for none).
-func verifyCmd(logs []string, host string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
+// --host chose the checkpoints of ("" for none); others counts the
+// checkpoint lines of other hosts than the first, sealed by no given
+// key, that were set aside without --host.
+func verifyCmd(logs []string, host string, others int, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
 	status := 0
 	for _, lg := range logs {
@@ -379,6 +385,13 @@ func verifyCmd(logs []string, host string, opts audit.VerifyOptions, asJSON bool
 		ok := report(verifyResult{Log: lg}, vocab.Printable(lg), s, err, opts, asJSON, stdout, stderr)
 		if !ok {
 			status = 1
+		}
+		if others > 0 && s != nil && !asJSON {
+			w, prefix := stdout, vocab.Printable(lg)+": "
+			if !ok {
+				w, prefix = stderr, "nsrel-hook: audit verify: "
+			}
+			fmt.Fprintf(w, "%snote: %d checkpoint line(s) of other hosts, sealed by no key given, set aside\n", prefix, others)
 		}
 		if host != "" && s != nil && s.Records > 0 && s.Host != host && !asJSON {
 			// The records are the node's word for its name (sealed, with

@@ -654,7 +654,8 @@ func TestVerifyKeysIgnoreOtherHostsLines(t *testing.T) {
 	if err := os.WriteFile(ckpts, append(coll, own...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	checkVerify(t, 0, []string{"OK: 3 records", "note: 1 checkpoint(s) ignored: " + audit.CheckpointNotSealed}, "--key", key, "--checkpoints", ckpts, e.log)
+	checkVerify(t, 0, []string{"OK: 3 records", "note: 1 checkpoint(s) ignored: " + audit.CheckpointNotSealed,
+		"note: 1 checkpoint line(s) of other hosts, sealed by no key given, set aside"}, "--key", key, "--checkpoints", ckpts, e.log)
 	// Without keys, the hosts must be picked from.
 	checkVerify(t, 1, []string{"checkpoints of 3 hosts (", "pick the log's with --host"}, "--checkpoints", ckpts, e.log)
 }
