@@ -261,11 +261,14 @@ func splitByHost(files []string, dir string, want map[string]bool, keys, shipped
 			if keys {
 				noteKey(host, line, rec)
 			}
-			if h, ok := hashOfLine(line); ok && hashes[h] {
-				// Decoded: the hash checked against the bytes, which
-				// hold the host.
-				if r, err := audit.Decode(line); err == nil && r.Hash == h {
-					b.hashHost[h] = r.Host
+			if len(hashes) > 0 {
+				if h, ok := hashOfLine(line); ok && hashes[h] && b.hashHost[h] == "" {
+					// Decoded: the hash checked against the bytes,
+					// which hold the host (one decoded line fixes it
+					// for the copies).
+					if r, err := audit.Decode(line); err == nil && r.Hash == h {
+						b.hashHost[h] = r.Host
+					}
 				}
 			}
 			if err := write(host, line, at); err != nil {
