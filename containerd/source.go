@@ -17,6 +17,8 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	corecontainers "github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 
 	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/hook/inspect"
@@ -117,11 +119,32 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		return nil, fmt.Errorf("list containers: %w", ctrsErr)
 	}
 	pids := make(map[string]int, len(resp.Tasks))
+	listed := make(map[string]bool, len(resp.Tasks))
 	for _, t := range resp.Tasks {
+		listed[t.ID] = true
 		if t.Pid == 0 || !TaskAlive(t.Status) {
 			continue
 		}
 		pids[t.ID] = int(t.Pid)
+	}
+	// containerd 2.x leaves out of the list, without an error, a task
+	// whose shim did not answer its state call in time (a stopped or
+	// stuck shim): a container without a listed task is asked for its
+	// own, and one whose task does not answer fails the namespace, as a
+	// list that fails does. (Usually none: containers without a task
+	// have none to find, at one quick call each.)
+	for _, ctr := range ctrs {
+		if listed[ctr.ID] {
+			continue
+		}
+		got, err := c.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: ctr.ID})
+		switch {
+		case errdefs.IsNotFound(errgrpc.ToNative(err)):
+		case err != nil:
+			return nil, fmt.Errorf("task of container %s: %w", vocab.Printable(ctr.ID), err)
+		case got.Process != nil && got.Process.Pid != 0 && TaskAlive(got.Process.Status):
+			pids[ctr.ID] = int(got.Process.Pid) // started since the list
+		}
 	}
 	var out []discover.Container
 	for _, ctr := range ctrs {

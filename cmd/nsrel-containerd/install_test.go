@@ -156,6 +156,38 @@ func stopShim(t *testing.T, pid int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(shim, syscall.SIGCONT) })
+	// The stop takes effect when each of the shim's threads next runs:
+	// on a loaded machine, after the query began, which the shim then
+	// answered (seen once in CI). Wait, bounded, until every thread is
+	// stopped.
+	for i := 0; ; i++ {
+		if allStopped(shim) {
+			return
+		}
+		if i == 10000 {
+			t.Fatalf("shim %d not stopped 10 s after SIGSTOP", shim)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allStopped says whether every thread of process pid is stopped (state
+// T in its stat).
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		if fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(fields) == 0 || fields[0] != "T" {
+			return false
+		}
+	}
+	return true
 }
 
 // TestWriteReady: the ready file is written under a new name and
