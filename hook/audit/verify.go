@@ -414,9 +414,10 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 // and, when the
 // chain holds the record sealed at the same key and epoch with its hash,
 // names that record's seq; without a checkpoint seal (which covers the
-// seq), it must name the seq the chain's records of the key put at its
-// epoch also when the chain does not hold that record (retention
-// removed it, or it is beyond the end); the others go to Summary.IgnoredCheckpoints
+// seq), it must not name another seq than the checkpoints with one put
+// its record at (those of the same record seal, or of earlier records
+// of its key: see sealedSeqs), nor be the copy of another host's that
+// opts.SealedElsewhere says; the others go to Summary.IgnoredCheckpoints
 // with the reason (Checkpoint… constants) and do not judge the chain, and
 // if none counts the chain fails. Without keys every checkpoint counts.
 // A counting checkpoint whose key seals no record left in the chain
