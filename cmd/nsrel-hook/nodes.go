@@ -262,7 +262,7 @@ func splitByHost(files []string, dir string, want map[string]bool, keys, shipped
 				noteKey(host, line, rec)
 			}
 			if len(hashes) > 0 {
-				if h, ok := hashOfLine(line); ok && hashes[h] && b.hashHost[h] == "" {
+				if h, ok := audit.PeekHash(line); ok && hashes[h] && b.hashHost[h] == "" {
 					// Decoded: the hash checked against the bytes,
 					// which hold the host (one decoded line fixes it
 					// for the copies).
@@ -662,16 +662,6 @@ func relabelCandidates(ckpts *hostCheckpoints, hosts []string, sc *audit.SealChe
 		}
 	}
 	return want
-}
-
-// hashOfLine returns the hash a record line ends with (not checked).
-func hashOfLine(line []byte) (string, bool) {
-	key := []byte(`,"hash":"`)
-	i := bytes.LastIndex(line, key) + len(key)
-	if i < len(key) || len(line) < i+64 {
-		return "", false
-	}
-	return string(line[i : i+64]), true
 }
 
 // sealedElsewhere holds the host of each record line of the stream whose

@@ -352,6 +352,13 @@ func Decode(line []byte) (*Record, error) {
 	return r, nil
 }
 
+// PeekHash returns the hash a record line ends with, where [Decode]
+// finds it, without checking it against the line's bytes (Decode does).
+func PeekHash(line []byte) (string, bool) {
+	_, hash, _, ok := splitLine(bytes.TrimSuffix(line, []byte{'\n'}))
+	return hash, ok
+}
+
 // splitLine finds the hash and the seal at the end of a line: it ends
 // with ,"hash":"<64 hex>"} or ,"hash":"<64 hex>","seal":"<seal>"}. hashAt
 // is where ,"hash" starts. Both are structure: inside a JSON string every
