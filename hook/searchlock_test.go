@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 )
 
 // TestStageSearchesBeforeLock checks that poststop and poststart search
@@ -22,7 +23,7 @@ import (
 // installed, say), the search reads the whole search window, and every
 // other writer (a container start waiting for its record) waited all
 // that time. With the lock held by the test, each stage must read the
-// whole current file (this process's rchar) before it waits; then it
+// whole current file (this process's bytes read) before it waits; then it
 // records that it found no start.
 func TestStageSearchesBeforeLock(t *testing.T) {
 	for _, stage := range []string{audit.StagePoststop, audit.StagePoststart} {
@@ -37,7 +38,7 @@ func TestStageSearchesBeforeLock(t *testing.T) {
 			if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
 				t.Fatal(err)
 			}
-			before := rchar(t)
+			before := audittest.BytesRead(t)
 			type result struct {
 				err  error
 				note string
@@ -64,7 +65,7 @@ func TestStageSearchesBeforeLock(t *testing.T) {
 				}
 			}
 			defer end() // the stage done before the log's directory goes
-			for i := 0; rchar(t)-before < 8<<20; i++ {
+			for i := 0; audittest.BytesRead(t)-before < 8<<20; i++ {
 				select {
 				case r = <-done:
 					ended = true
@@ -72,7 +73,7 @@ func TestStageSearchesBeforeLock(t *testing.T) {
 				default:
 				}
 				if i == 1000 {
-					t.Fatalf("the stage read %d bytes in 10 s with the lock held; want the whole file, 8 MiB, read before the lock", rchar(t)-before)
+					t.Fatalf("the stage read %d bytes in 10 s with the lock held; want the whole file, 8 MiB, read before the lock", audittest.BytesRead(t)-before)
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
@@ -107,24 +108,4 @@ func fillLog(t *testing.T, l *audit.Log, size int) string {
 		t.Fatal(err)
 	}
 	return files[0]
-}
-
-// rchar returns how many bytes this process has read (proc(5)).
-func rchar(t *testing.T) int {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(data)) {
-		if v, ok := strings.CutPrefix(line, "rchar: "); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no rchar in /proc/self/io")
-	return 0
 }

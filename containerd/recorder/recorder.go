@@ -1273,11 +1273,22 @@ func (r *Recorder) recordExit(ctx context.Context, k taskKey, startTime uint64) 
 	}
 }
 
-// appendExit appends the exit of task k if the recorder recorded its
-// start; at and late, if set, are the record's time and the note that it
-// was written late.
+// appendExit appends the exit of task k if the recorder or the NRI
+// plugin recorded its start; at and late, if set, are the record's time
+// and the note that it was written late. The NRI plugin writes no end of
+// the starts it records (a container it checked itself, the hook not
+// injected; a sandbox it recorded before the recorder did): the
+// recorder's exit ends them, as it ends its own. nsrel-hook's starts end
+// with its poststop. The search runs before the log's lock is taken
+// ([audit.AppendAfterSearch]): the start of a container that ran for
+// weeks is in a rotated file, tens of MiB back, and every other writer
+// (a container start waiting for its record) waited that long.
 func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, at, late string) (*audit.Record, error) {
-	return r.Log.AppendWith(ctx, func(s *audit.Searcher) (*audit.Record, error) {
+	type found struct {
+		start  *audit.Record
+		exited bool
+	}
+	return audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (found, error) {
 		// One backward search finds the start, and the exits written
 		// after it on the way: one that refers to it is this exit (a
 		// retried append that did reach the disk). An exit of another
@@ -1287,10 +1298,10 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		// has no PID: the recorder's last such start stands for it.
 		// The hook's and the NRI plugin's starts name no containerd
 		// namespace: one of the task's process (its PID and start time)
-		// ends the search (the start is theirs, the recorder writes no
-		// exit), which else went through every file searched, under
-		// the log's lock, at each exit of such a container. (A later
-		// task of the container that took the PID is another process.)
+		// ends the search (the hook's is not the recorder's to end),
+		// which else went through every file searched at each exit of
+		// such a container. (A later task of the container that took
+		// the PID is another process.)
 		exited := map[uint64]bool{}
 		start, err := s.Last(k.id, func(rec *audit.Record) bool {
 			switch {
@@ -1310,7 +1321,14 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 			}
 			return rec.PID == k.pid && (startTime == 0 || rec.StartTime == 0 || rec.StartTime == startTime)
 		})
-		if err != nil || start == nil || exited[start.Seq] || start.Source != audit.SourceContainerdEvents {
+		f := found{start: start}
+		if start != nil {
+			f.exited = exited[start.Seq]
+		}
+		return f, err
+	}, func(f found, err error) (*audit.Record, error) {
+		start := f.start
+		if err != nil || start == nil || f.exited || start.Source != audit.SourceContainerdEvents && start.Source != audit.SourceNRI {
 			return nil, err
 		}
 		return &audit.Record{

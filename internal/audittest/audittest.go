@@ -6,6 +6,9 @@ package audittest
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,4 +129,26 @@ func AckDamage(t testing.TB, l *audit.Log, file string) *audit.Record {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// BytesRead returns how many bytes this process has read (rchar of
+// /proc/self/io, proc(5)): a test that holds a log's lock sees with it
+// that a search went through the log before it waited for the lock.
+func BytesRead(t testing.TB) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "rchar: "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no rchar in /proc/self/io")
+	return 0
 }

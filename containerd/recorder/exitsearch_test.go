@@ -1,0 +1,171 @@
+package recorder
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
+)
+
+// exitsOf returns, for each exit record of container id in the log at
+// path, the seq of the start it ends.
+func exitsOf(t *testing.T, path, id string) []uint64 {
+	t.Helper()
+	var ends []uint64
+	for _, rec := range audittest.Records(t, path, id) {
+		if rec.Stage == audit.StageExit {
+			if rec.Ref == nil {
+				t.Fatalf("exit seq %d refers to no start", rec.Seq)
+			}
+			ends = append(ends, rec.Ref.Seq)
+		}
+	}
+	return ends
+}
+
+// TestExitOfNRIStart: the NRI plugin writes no end of the starts it
+// records (a container it checked itself, the hook not injected; a
+// sandbox it recorded before the recorder did), and the recorder, whose
+// own start of the task the plugin's stood for, wrote no exit either:
+// the container ran for good to the log. The recorder's exit ends it,
+// once (an exit retried finds the one written); nsrel-hook's start of a
+// task still gets no exit from the recorder (its poststop ends it).
+func TestExitOfNRIStart(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "audit.jsonl")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, rec := range []*audit.Record{
+		{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "sandbox", Ancestry: &audit.Ancestry{PID: 4242, StartTime: 77}},
+		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "hooked", Ancestry: &audit.Ancestry{PID: 4343, StartTime: 78}},
+	} {
+		if err := log.Append(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Recorder{Log: log}
+	// The recorder's start of the sandbox's task, as recordStart makes
+	// it: the plugin's stands for it.
+	got, err := r.appendStart(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io",
+		ContainerID: "sandbox", Ancestry: &audit.Ancestry{PID: 4242, StartTime: 77}}, 4242, 77, false)
+	if err != nil || got != nil {
+		t.Fatalf("the recorder's start: %+v, %v; want none, the plugin's recorded it", got, err)
+	}
+	for range 2 {
+		r.recordExit(ctx, taskKey{"k8s.io", "sandbox", 4242}, 77)
+		r.recordExit(ctx, taskKey{"k8s.io", "hooked", 4343}, 78)
+	}
+	if ends := exitsOf(t, path, "sandbox"); len(ends) != 1 || ends[0] != 1 {
+		t.Errorf("exits of the sandbox end starts %v; want [1], the plugin's start, once", ends)
+	}
+	if ends := exitsOf(t, path, "hooked"); len(ends) != 0 {
+		t.Errorf("exits of the hook's container end starts %v; want none (its poststop ends it)", ends)
+	}
+}
+
+// TestExitSearchesBeforeLock: the exit of a task the recorder knows
+// searched the log for its start under the log's lock; the start of a
+// container that ran for weeks lies tens of MiB back, and every other
+// writer (a starting container's hook, the NRI plugin's check, each
+// with its deadline) waited while that was read: 30 such exits in a
+// row, a node being drained, kept an append waiting 1.5 s. With the lock
+// held by the test, the exit must read the whole current file (this
+// process's bytes read) before it waits; once the lock is free, it
+// refers to the start.
+func TestExitSearchesBeforeLock(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "audit.jsonl")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default",
+		ContainerID: "old", Ancestry: &audit.Ancestry{PID: 4242, StartTime: 50}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		if err := log.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime,
+			ContainerID: "other-" + strconv.Itoa(i), Ancestry: &audit.Ancestry{PID: 1000 + i, StartTime: 60}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The start, then about 8 MiB of other containers' records (the
+	// search looks for the container's ID only: the copies' seqs do
+	// not matter to it).
+	const size = 8 << 20
+	rest := all[len(first):]
+	data := append(first, bytes.Repeat(rest, size/len(rest)+1)...)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lf, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	before := audittest.BytesRead(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&Recorder{Log: log}).recordExit(ctx, taskKey{"default", "old", 4242}, 50)
+	}()
+	locked := true
+	unlock := func() {
+		if locked {
+			unix.Flock(int(lf.Fd()), unix.LOCK_UN)
+			locked = false
+			<-done
+		}
+	}
+	defer unlock() // the exit handled before the log's directory goes
+	for i := 0; audittest.BytesRead(t)-before < size; i++ {
+		select {
+		case <-done:
+			t.Fatal("the exit was handled with the log's lock held by the test")
+		default:
+		}
+		if i == 1000 {
+			t.Fatalf("the exit read %d bytes in 10 s with the lock held; want the whole file, 8 MiB, read before the lock", audittest.BytesRead(t)-before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	unlock()
+	var exit *audit.Record
+	for rec, err := range audit.Records(path) {
+		if err == nil && rec.Stage == audit.StageExit {
+			exit = rec
+		}
+	}
+	if exit == nil || exit.ContainerID != "old" || exit.Ref == nil || exit.Ref.Seq != 1 {
+		t.Errorf("exit %+v; want the exit of old, referring to its start, seq 1", exit)
+	}
+}
