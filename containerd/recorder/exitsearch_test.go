@@ -31,14 +31,9 @@ func exitsOf(t *testing.T, path, id string) []uint64 {
 	return ends
 }
 
-// TestExitOfNRIStart: the NRI plugin writes no end of the starts it
-// records (a container it checked itself, the hook not injected; a
-// sandbox it recorded before the recorder did), and the recorder, whose
-// own start of the task the plugin's stood for, wrote no exit either:
-// the container ran for good to the log. The recorder's exit ends it,
-// once (an exit retried finds the one written); nsrel-hook's start of a
-// task still gets no exit from the recorder (its poststop ends it).
-func TestExitOfNRIStart(t *testing.T) {
+// tempLog opens a log in a directory of the test's own.
+func tempLog(t *testing.T) (string, *audit.Log) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -48,6 +43,18 @@ func TestExitOfNRIStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return path, log
+}
+
+// TestExitOfNRIStart: the NRI plugin writes no end of the starts it
+// records (a container it checked itself, the hook not injected; a
+// sandbox it recorded before the recorder did), and the recorder, whose
+// own start of the task the plugin's stood for, wrote no exit either:
+// the container ran for good to the log. The recorder's exit ends it,
+// once (an exit retried finds the one written); nsrel-hook's start of a
+// task still gets no exit from the recorder (its poststop ends it).
+func TestExitOfNRIStart(t *testing.T) {
+	path, log := tempLog(t)
 	ctx := context.Background()
 	for _, rec := range []*audit.Record{
 		{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "sandbox", Ancestry: &audit.Ancestry{PID: 4242, StartTime: 77}},
@@ -87,15 +94,7 @@ func TestExitOfNRIStart(t *testing.T) {
 // process's bytes read) before it waits; once the lock is free, it
 // refers to the start.
 func TestExitSearchesBeforeLock(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "audit.jsonl")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, log := tempLog(t)
 	ctx := context.Background()
 	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default",
 		ContainerID: "old", Ancestry: &audit.Ancestry{PID: 4242, StartTime: 50}}); err != nil {
