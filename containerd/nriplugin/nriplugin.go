@@ -151,9 +151,10 @@ type Plugin struct {
 	// start or are removed: only those can lack the hook at start.
 	injected map[string]bool
 	// late are starts whose append failed, allowed under on_error=allow
-	// or refused, oldest first, appended later (see
-	// [Plugin.appendLater]); retrying
-	// says the goroutine that appends them runs.
+	// or refused, and the plugin's own records whose append failed
+	// ([Plugin.note]), oldest first, appended later in that order (see
+	// [Plugin.appendLater]); retrying says the goroutine that appends
+	// them runs.
 	late     []lateStart
 	retrying bool
 	// stopLate, closed when [Plugin.Run] returns, stops the goroutine
@@ -161,13 +162,13 @@ type Plugin struct {
 	// Run appends what is left itself.
 	stopLate chan struct{}
 	retried  sync.WaitGroup
-	// flushing is set once Run appends the late starts itself.
+	// flushing is set once Run appends the late records itself.
 	flushing bool
-	// active counts the checks under way ([Plugin.start]); Run waits
-	// for them before it appends the late starts, since a check cut
-	// short by the stop may add one.
+	// active counts the checks and notes under way ([Plugin.start],
+	// [Plugin.note]); Run waits for them before it appends the late
+	// records, since one cut short by the stop may add one.
 	active int
-	// writing is the late start being appended, which a drop beyond
+	// writing is the late record being appended, which a drop beyond
 	// MaxLate must not take.
 	writing *audit.Record
 	// unreported counts starts dropped beyond MaxLate whose count no
@@ -184,36 +185,45 @@ type Plugin struct {
 }
 
 // lateStart is a start record to append later, with what AppendStart
-// needs to tell whether another writer recorded the start meanwhile.
+// needs to tell whether another writer recorded the start meanwhile, or
+// a record of the plugin's own (note), appended as it is.
 type lateStart struct {
 	rec       *audit.Record
 	pid       int
 	startTime uint64
-	// dropped counts the starts dropped before this one (beyond
+	// note says rec is a record of the plugin's own ([Plugin.note]):
+	// hook-injection-refused, hook-injection-resumed or hook-missing.
+	note bool
+	// dropped counts the records dropped before this one (beyond
 	// [MaxLate]): its record says so.
 	dropped lateCount
 }
 
-// lateCount counts late starts dropped or lost: ran, those allowed
-// (their containers ran), and refused, the refusals (their containers
-// did not run, though another writer's record may say allowed).
-type lateCount struct{ ran, refused int }
+// lateCount counts late records dropped or lost: ran, the starts
+// allowed (their containers ran), refused, the refusals (their
+// containers did not run, though another writer's record may say
+// allowed), and notes, the plugin's own records (where it stopped or
+// resumed injecting, or found the hook missing).
+type lateCount struct{ ran, refused, notes int }
 
-// countOf is the count of rec, one start.
-func countOf(rec *audit.Record) lateCount {
-	if rec.Verdict == audit.VerdictDeny {
+// countOf is the count of l, one record.
+func countOf(l lateStart) lateCount {
+	switch {
+	case l.note:
+		return lateCount{notes: 1}
+	case l.rec.Verdict == audit.VerdictDeny:
 		return lateCount{refused: 1}
 	}
 	return lateCount{ran: 1}
 }
 
 func (c lateCount) plus(o lateCount) lateCount {
-	return lateCount{ran: c.ran + o.ran, refused: c.refused + o.refused}
+	return lateCount{ran: c.ran + o.ran, refused: c.refused + o.refused, notes: c.notes + o.notes}
 }
 
 func (c lateCount) zero() bool { return c == lateCount{} }
 
-// dropped says, for a record's error, that the starts c counts were
+// dropped says, for a record's error, that the records c counts were
 // dropped before it.
 func (c lateCount) dropped() string {
 	var s string
@@ -223,10 +233,13 @@ func (c lateCount) dropped() string {
 	if c.refused > 0 {
 		s = vocab.JoinErrors(s, fmt.Sprintf("%d refusals waiting before it were dropped (more than %d waited): their containers did not run, which no record of the NRI plugin says", c.refused, MaxLate))
 	}
+	if c.notes > 0 {
+		s = vocab.JoinErrors(s, fmt.Sprintf("%d records of the NRI plugin's own waiting before it were dropped (more than %d waited): where it stopped or resumed injecting nsrel-hook, or found it missing, is not recorded", c.notes, MaxLate))
+	}
 	return s
 }
 
-// lost says that the starts c counts are lost at the stop.
+// lost says that the records c counts are lost at the stop.
 func (c lateCount) lost() error {
 	var msgs []string
 	if c.ran > 0 {
@@ -234,6 +247,9 @@ func (c lateCount) lost() error {
 	}
 	if c.refused > 0 {
 		msgs = append(msgs, fmt.Sprintf("stopping with %d refusal records the audit log did not take (their containers did not run); they are lost", c.refused))
+	}
+	if c.notes > 0 {
+		msgs = append(msgs, fmt.Sprintf("stopping with %d records of the plugin's own (hook injection refused or resumed, hook missing) the audit log did not take; they are lost", c.notes))
 	}
 	return errors.New(strings.Join(msgs, "; "))
 }
@@ -246,11 +262,12 @@ const shipWait = 5 * time.Second
 // checkpoint is due by time, as the event recorder does at each resync.
 const DefaultCheckpointEvery = 30 * time.Second
 
-// MaxLate bounds the starts the plugin keeps to append later; beyond it
-// the oldest refusal waiting is dropped, else the refusal that comes,
-// else the oldest start (the start of a container that ran goes only
-// for another), with an error in the diagnostics, and the record
-// queued after the one dropped says so.
+// MaxLate bounds the records the plugin keeps to append later (starts,
+// and its own: see [Plugin.note]); beyond it the oldest refusal waiting
+// is dropped, else the refusal that comes, else the oldest record (the
+// start of a container that ran goes only for another start or note),
+// with an error in the diagnostics, and the record queued after the one
+// dropped says so.
 const MaxLate = 10000
 
 // Run registers the plugin as "nsrel" (index idx, e.g. "10") on the
@@ -280,8 +297,8 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) (err error) {
 		stopShipping(sctx)
 		cancel()
 	}()
-	// Starts still waiting for the log get a last try (after the
-	// runtime's connection is gone: no request adds any then); those
+	// Starts and notes still waiting for the log get a last try (after
+	// the runtime's connection is gone: no request adds any then); those
 	// the log does not take are lost, and Run says so.
 	defer func() {
 		if lost := p.flushLate(); !lost.zero() {
@@ -590,14 +607,33 @@ func (p *Plugin) RefusedIn(podID string) bool {
 	return p.refused || p.refusedPods[podID]
 }
 
-// note appends a record of the plugin's own (no verdict) and logs it.
+// note appends a record of the plugin's own (no verdict) and logs it;
+// one the log does not take in time is written late, in the queue of
+// the late starts ([Plugin.appendLater]).
 func (p *Plugin) note(ctx context.Context, id, stage, msg string) {
+	defer p.busy()()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "stage": stage})
 	log.Warn(msg)
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
-	if err := p.log().Append(ctx, &audit.Record{Source: audit.SourceNRI, Stage: stage, ContainerID: id, Error: msg, Version: vocab.Version}); err != nil {
+	rec := audit.Record{Source: audit.SourceNRI, Stage: stage, ContainerID: id, Error: msg, Version: vocab.Version}
+	c := rec // the append fills in what it writes
+	if err := p.log().Append(ctx, &c); err != nil {
 		log.WithError(err).Error("audit log append failed")
+		p.queueLate(lateStart{rec: &rec, note: true}, "the audit log could not be written then", err)
+	}
+}
+
+// busy counts a check or note under way ([Plugin.flushLate] waits for
+// them) until the function it returns is called.
+func (p *Plugin) busy() (done func()) {
+	p.mu.Lock()
+	p.active++
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		p.active--
+		p.mu.Unlock()
 	}
 }
 
@@ -682,14 +718,7 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 // (unless dropped beyond [MaxLate] or lost at the stop, which the
 // diagnostics say), or another writer's refusal there already.
 func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string, unknown []string) error {
-	p.mu.Lock()
-	p.active++
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.active--
-		p.mu.Unlock()
-	}()
+	defer p.busy()()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
@@ -792,12 +821,20 @@ func (p *Plugin) appendStart(ctx context.Context, rec *audit.Record, pid int, st
 // and the other writer's is not. The goroutine ends when nothing is
 // left to append.
 func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err error) {
+	p.queueLate(lateStart{rec: rec, pid: pid, startTime: startTime}, "the audit log could not be written at the start", err)
+}
+
+// queueLate queues l, a start or a note, to be appended once the log
+// takes it, after those waiting ([Plugin.appendLater]): its record
+// keeps the time it was made and says it was written late, and why
+// (why, then err).
+func (p *Plugin) queueLate(l lateStart, why string, err error) {
+	rec := l.rec
 	rec.Time = time.Now().UTC().Format(time.RFC3339Nano)
-	rec.Error = vocab.JoinErrors(rec.Error, "written late: the audit log could not be written at the start ("+err.Error()+")")
-	l := lateStart{rec: rec, pid: pid, startTime: startTime}
+	rec.Error = vocab.JoinErrors(rec.Error, "written late: "+why+" ("+err.Error()+")")
 	p.mu.Lock()
 	// The drops of refusals that came when the queue was full go to
-	// the next start queued.
+	// the next record queued.
 	l.dropped, p.droppedNew = p.droppedNew, lateCount{}
 	if len(p.late) == MaxLate {
 		i := p.toDrop(rec)
@@ -805,12 +842,12 @@ func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err e
 			// No refusal waits, and this is one: it goes, not the
 			// start of a container that ran.
 			p.logger().WithFields(logrus.Fields{"container": rec.ContainerID, "verdict": rec.Verdict}).Error("dropped a refusal to append later: too many starts are waiting")
-			p.droppedNew = l.dropped.plus(countOf(rec))
+			p.droppedNew = l.dropped.plus(countOf(l))
 			p.mu.Unlock()
 			return
 		}
-		p.logger().WithFields(logrus.Fields{"container": p.late[i].rec.ContainerID, "verdict": p.late[i].rec.Verdict}).Error("dropped a start to append later: too many are waiting")
-		gone := p.late[i].dropped.plus(countOf(p.late[i].rec))
+		p.logger().WithFields(logrus.Fields{"container": p.late[i].rec.ContainerID, "stage": p.late[i].rec.Stage, "verdict": p.late[i].rec.Verdict}).Error("dropped a record to append later: too many are waiting")
+		gone := p.late[i].dropped.plus(countOf(p.late[i]))
 		if len(p.late) > i+1 {
 			p.late[i+1].dropped = p.late[i+1].dropped.plus(gone)
 		} else {
@@ -831,14 +868,14 @@ func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err e
 	}
 }
 
-// toDrop returns, under p.mu, the index of the late start to drop when
+// toDrop returns, under p.mu, the index of the late record to drop when
 // [MaxLate] wait and rec comes: the oldest refusal, else the oldest
-// start, never the one being written; -1 when no refusal waits and rec
-// is one, which is dropped then. A refusal's container did not run, and
-// the start records of containers that ran are what the log is for: a
-// pod author who gets many containers refused while the log cannot be
-// written must not push the records of the containers that ran out of
-// the queue.
+// record (a start or a note), never the one being written; -1 when no
+// refusal waits and rec is one, which is dropped then. A refusal's
+// container did not run, and the start records of containers that ran
+// are what the log is for: a pod author who gets many containers
+// refused while the log cannot be written must not push the records of
+// the containers that ran out of the queue.
 func (p *Plugin) toDrop(rec *audit.Record) int {
 	first := 0
 	if p.late[0].rec == p.writing {
@@ -855,8 +892,8 @@ func (p *Plugin) toDrop(rec *audit.Record) int {
 	return first
 }
 
-// retryLate appends the late starts, with backoff, until none is left or
-// stop is closed.
+// retryLate appends the late records, with backoff, until none is left
+// or stop is closed.
 func (p *Plugin) retryLate(stop <-chan struct{}) {
 	defer p.retried.Done()
 	wait := 100 * time.Millisecond
@@ -880,9 +917,9 @@ func (p *Plugin) retryLate(stop <-chan struct{}) {
 	}
 }
 
-// appendLate appends the oldest late start: ok says it is done with
-// (written, or written before by another writer), more that starts are
-// left to append (when none is, retrying is over).
+// appendLate appends the oldest late record: ok says it is done with
+// (written, or, a start, written before by another writer), more that
+// records are left to append (when none is, retrying is over).
 func (p *Plugin) appendLate() (ok, more bool) {
 	p.mu.Lock()
 	if len(p.late) == 0 {
@@ -905,9 +942,15 @@ func (p *Plugin) appendLate() (ok, more bool) {
 		rec = &c
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
-	// A refusal is written even after another writer's record allowing
-	// the start: the container did not run.
-	got, _, err := p.appendStart(ctx, rec, l.pid, l.startTime)
+	var got *audit.Record
+	var err error
+	if l.note {
+		got, err = p.log().AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) { c := *rec; return &c, nil })
+	} else {
+		// A refusal is written even after another writer's record
+		// allowing the start: the container did not run.
+		got, _, err = p.appendStart(ctx, rec, l.pid, l.startTime)
+	}
 	cancel()
 	log := p.logger().WithField("container", l.rec.ContainerID)
 	if err != nil {
@@ -928,14 +971,15 @@ func (p *Plugin) appendLate() (ok, more bool) {
 	}
 	p.mu.Unlock()
 	if got != nil {
-		log.WithField("seq", got.Seq).Info("recorded start late")
+		log.WithFields(logrus.Fields{"seq": got.Seq, "stage": got.Stage}).Info("recorded late")
 	}
 	return true, true
 }
 
-// flushLate stops the goroutine that appends late starts, tries for
+// flushLate stops the goroutine that appends late records, tries for
 // [shipWait] to append those left and returns how many the log did not
-// take (the starts dropped beyond [MaxLate] included), refusals apart.
+// take (those dropped beyond [MaxLate] included), refusals and notes
+// apart.
 func (p *Plugin) flushLate() lateCount {
 	p.mu.Lock()
 	p.flushing = true
@@ -945,8 +989,9 @@ func (p *Plugin) flushLate() lateCount {
 	}
 	p.mu.Unlock()
 	p.retried.Wait()
-	// Checks cut short by the stop (the runtime gone) may still add a
-	// start to append: wait for them, as long as one may take.
+	// Checks and notes cut short by the stop (the runtime gone) may
+	// still add a record to append: wait for them, as long as one may
+	// take.
 	for wait := time.Now().Add(p.timeout()); time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
 		p.mu.Lock()
 		n := p.active
@@ -967,10 +1012,10 @@ func (p *Plugin) flushLate() lateCount {
 	defer p.mu.Unlock()
 	lost := p.unreported.plus(p.droppedNew)
 	for _, l := range p.late {
-		lost = lost.plus(l.dropped).plus(countOf(l.rec))
+		lost = lost.plus(l.dropped).plus(countOf(l))
 	}
 	if !lost.zero() {
-		p.logger().WithFields(logrus.Fields{"lost": lost.ran, "lost_refusals": lost.refused}).Error("stopping with start records the audit log did not take; they are lost")
+		p.logger().WithFields(logrus.Fields{"lost": lost.ran, "lost_refusals": lost.refused, "lost_notes": lost.notes}).Error("stopping with records the audit log did not take; they are lost")
 	}
 	return lost
 }
