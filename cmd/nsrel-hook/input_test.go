@@ -348,6 +348,100 @@ func TestBinaryStdinHeldOpen(t *testing.T) {
 	}
 }
 
+// TestReadInputTimeUp calls readInput with its time already up, as the
+// stage does when loading the config took it: what the pipe holds is
+// still taken, so a state the runtime wrote and closed is read whole (a
+// large one too, past the first buffer and a default pipe's 64 KiB), and
+// only a stdin left open says so, with what came before. The read used
+// to check the time before its first read: it returned nothing and
+// "stdin was not closed in time (0 bytes read)", and the stage recorded a
+// container with neither ID nor PID.
+func TestReadInputTimeUp(t *testing.T) {
+	whole := stateOf(idMember("time-up"), pidMember(os.Getpid()), bundleMember)
+	large := stateOf(idMember("time-up-large"), `"annotations":{"a":`+jsonString(strings.Repeat("x", 300<<10))+`}`)
+	tests := []struct {
+		name string
+		data []byte
+		open bool // the writer is left open
+	}{
+		{"whole", whole, false},
+		{"large", large, false},
+		{"empty", nil, false},
+		{"open", whole[:20], true},
+		{"open empty", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			defer w.Close()
+			// Room for the whole state with nobody reading yet.
+			if _, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, max(len(tt.data), 4096)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(tt.data); err != nil {
+				t.Fatal(err)
+			}
+			if !tt.open {
+				w.Close()
+			}
+			data, err := readInput(r, time.Now().Add(-time.Millisecond))
+			if !bytes.Equal(data, tt.data) {
+				t.Errorf("read %d bytes %q, want %d bytes %q", len(data), vocab.Cut(string(data), 80), len(tt.data), vocab.Cut(string(tt.data), 80))
+			}
+			switch want := fmt.Sprintf("stdin was not closed in time (%d bytes read)", len(tt.data)); {
+			case tt.open && (!errors.Is(err, errStdin) || err.Error() != want):
+				t.Errorf("error %v, want %q", err, want)
+			case !tt.open && err != nil:
+				t.Errorf("error %v, want none: stdin was closed", err)
+			}
+		})
+	}
+}
+
+// TestConfigErrorStateTimeUp: a config that does not load, found so
+// late that the time for stdin (half the default deadline) is up, still
+// has the state the runtime wrote and closed meanwhile recorded whole:
+// the record names the container and the ancestry of its process, and
+// says nothing of stdin. It used to be recorded with neither ID nor PID
+// and the error "stdin was not closed in time (0 bytes read)".
+func TestConfigErrorStateTimeUp(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["syslog"] = ""
+		c["default"].(map[string]any)["rules"].(map[string]any)["no_such_rule"] = true
+	})
+	_, cerr := policy.Load(e.config)
+	if cerr == nil {
+		t.Fatal("the config loads")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := w.Write(stateOf(idMember("cfg-late"), pidMember(os.Getpid()), bundleMember)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	// The record's append has the other half.
+	start := time.Now().Add(-policy.DefaultDeadlineMS * time.Millisecond / 2)
+	var stderr strings.Builder
+	unrecordedConfig(e.config, audit.StageCreateRuntime, r, &stderr, cerr, start)
+	oneLine(t, "stderr", stderr.String())
+	recs := e.records(t, "")
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1 (stderr %q)", len(recs), stderr.String())
+	}
+	rec := recs[0]
+	if rec.ContainerID != "cfg-late" || recordedPID(rec) != os.Getpid() || strings.Contains(rec.Error, "stdin") || rec.Verdict != audit.VerdictDeny {
+		t.Errorf("record id %q pid %d verdict %q error %q; want cfg-late, %d, deny, the config error alone", rec.ContainerID, recordedPID(rec), rec.Verdict, rec.Error, os.Getpid())
+	}
+	verifyOK(t, e, 1)
+}
+
 // TestBinaryConfigErrorRecorded runs every stage with a trusted config
 // that does not load (an unknown rule) but names its audit log: each run
 // is recorded there, with the config error and what could be read of the

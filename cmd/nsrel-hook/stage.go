@@ -357,7 +357,10 @@ var errStdin = errors.New("stdin was not closed")
 
 // readInput reads the state from r until EOF, at most MaxStateSize+1
 // bytes, and, when r is a file (the runtime's pipe), at most until until:
-// a state left open is taken as far as it came.
+// a state left open is taken as far as it came. Once the time is up, what
+// is already in the pipe is still taken, without waiting for more: a
+// state the runtime wrote and closed while the config loaded is read
+// whole however long that took.
 func readInput(r io.Reader, until time.Time) ([]byte, error) {
 	f, ok := r.(*os.File)
 	if !ok {
@@ -367,10 +370,11 @@ func readInput(r io.Reader, until time.Time) ([]byte, error) {
 	buf := make([]byte, 0, 16<<10)
 	for len(buf) <= vocab.MaxStateSize {
 		wait := time.Until(until)
+		timeout := int(wait.Milliseconds()) + 1
 		if wait <= 0 {
-			return buf, fmt.Errorf("%w in time (%d bytes read)", errStdin, len(buf))
+			timeout = 0 // what the pipe holds, or its end, and no wait
 		}
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(wait.Milliseconds())+1)
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, timeout)
 		if err == unix.EINTR {
 			continue
 		}
@@ -378,7 +382,10 @@ func readInput(r io.Reader, until time.Time) ([]byte, error) {
 			return buf, fmt.Errorf("read state: poll: %w", err)
 		}
 		if n == 0 {
-			continue // the time check above ends it
+			if wait <= 0 {
+				return buf, fmt.Errorf("%w in time (%d bytes read)", errStdin, len(buf))
+			}
+			continue // the next poll takes what came meanwhile, without waiting
 		}
 		if cap(buf)-len(buf) < 4096 {
 			buf = append(buf, make([]byte, len(buf))...)[:len(buf)]
