@@ -229,16 +229,18 @@ const cutRefused = "refused whatever on_error says: a block selects by annotatio
 // otherwise. Call it again after adding violations (poststart's
 // comparison with the createRuntime record).
 //
-// A state cut at its size limit is refused whatever on_error says when
-// a block selects containers by annotation: the annotations past the cut
-// are unknown, so the block that should have judged it is too (a pod
-// could otherwise flood its annotations to fall under the default).
+// A state cut at its size limit ([ErrStateCut]), or where its input
+// stopped before it was whole ([ErrStateUnended]), is refused whatever
+// on_error says when a block selects containers by annotation: the
+// annotations past the cut are unknown, so the block that should have
+// judged it is too (a pod could otherwise flood its annotations to fall
+// under the default).
 func Judge(cfg *policy.Config, rec *audit.Record, ierr error) {
 	rec.Verdict = audit.VerdictAllow
 	if ierr != nil && cfg.OnError == policy.OnErrorDeny {
 		rec.Verdict = audit.VerdictDeny
 	}
-	if errors.Is(ierr, ErrStateCut) && cfg.SelectsByAnnotation() {
+	if (errors.Is(ierr, ErrStateCut) || errors.Is(ierr, ErrStateUnended)) && cfg.SelectsByAnnotation() {
 		rec.Verdict = audit.VerdictDeny
 		if !strings.Contains(rec.Error, cutRefused) {
 			rec.Error = vocab.JoinErrors(rec.Error, cutRefused)

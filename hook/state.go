@@ -43,6 +43,13 @@ func DecodeState(r io.Reader) (*specs.State, error) {
 // read that far, and cut there.
 var ErrStateCut = fmt.Errorf("state: larger than %d bytes", vocab.MaxStateSize)
 
+// ErrStateUnended marks the error of a state whose input did not end in
+// time (a runtime that left stdin open) before the bytes read held a
+// whole state: cut where the reading stopped, and judged as a state cut
+// at its size limit ([ErrStateCut]) is. A whole state whose input stayed
+// open is not cut: its annotations are all known.
+var ErrStateUnended = errors.New("state cut")
+
 // ParseState is [DecodeState] of the state's bytes.
 func ParseState(data []byte) (*specs.State, error) {
 	if len(data) > vocab.MaxStateSize {

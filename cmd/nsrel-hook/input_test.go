@@ -442,6 +442,68 @@ func TestConfigErrorStateTimeUp(t *testing.T) {
 	verifyOK(t, e, 1)
 }
 
+// TestBinaryStdinCutRefused is TestBinaryCutStateRefused for a state cut
+// where its stdin stopped: a runtime that wrote part of the state and
+// left stdin open past the time for it. Under a config whose blocks
+// select by annotation such a state is refused whatever on_error says,
+// since the annotations past the cut are unknown; without such a block
+// on_error decides, and so it does for a whole state whose stdin stayed
+// open (its annotations are all known). Judge used to refuse only a
+// state cut at its size limit: this one was judged by the block its
+// partial annotations selected, and ran under on_error allow.
+func TestBinaryStdinCutRefused(t *testing.T) {
+	whole := stateOf(idMember("held"), pidMember(os.Getpid()), bundleMember, `"annotations":{"a":"b"}`)
+	cut := whole[:len(whole)-2] // inside the annotations
+	for _, tc := range []struct {
+		name    string
+		state   []byte
+		selects bool
+		refused bool
+	}{
+		{"cut/selects", cut, true, true},
+		{"cut/no-select", cut, false, false},
+		{"whole/selects", whole, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) {
+				c["on_error"] = policy.OnErrorAllow
+				c["syslog"] = ""
+				c["default"] = map[string]any{"mode": policy.ModeAudit}
+				if tc.selects {
+					c["trusted_selectors"] = map[string]any{"annotations": []any{vocab.AnnotationSandboxNamespace}}
+					c["policies"] = []any{prodBlock}
+				}
+			})
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close() // held open until the hook is done
+			if _, err := w.Write(tc.state); err != nil {
+				t.Fatal(err)
+			}
+			run := runBinary(t, r, "--config", e.config, audit.StageCreateRuntime)
+			r.Close()
+			oneLine(t, "stderr", run.stderr)
+			recs := e.records(t, "")
+			if len(recs) != 1 {
+				t.Fatalf("%d records, want 1 (stderr %q)", len(recs), run.stderr)
+			}
+			rec := recs[0]
+			if rec.ContainerID != "held" || !strings.Contains(rec.Error, "stdin was not closed in time") || !strings.Contains(run.stderr, "stdin was not closed in time") {
+				t.Errorf("record id %q error %q, stderr %q; want held, saying stdin stayed open", rec.ContainerID, rec.Error, run.stderr)
+			}
+			switch {
+			case tc.refused && (run.code != 1 || rec.Verdict != audit.VerdictDeny || !strings.Contains(rec.Error, "state cut: stdin was not closed in time") || !strings.Contains(rec.Error, "refused whatever on_error says")):
+				t.Errorf("exit %d, record verdict %q error %q; want a refusal saying the state was cut", run.code, rec.Verdict, rec.Error)
+			case !tc.refused && (run.code != 0 || rec.Verdict != audit.VerdictAllow || strings.Contains(rec.Error, "refused whatever")):
+				t.Errorf("exit %d, record verdict %q error %q; want on_error=allow to decide", run.code, rec.Verdict, rec.Error)
+			}
+			verifyOK(t, e, 1)
+		})
+	}
+}
+
 // TestBinaryConfigErrorRecorded runs every stage with a trusted config
 // that does not load (an unknown rule) but names its audit log: each run
 // is recorded there, with the config error and what could be read of the

@@ -145,6 +145,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			}
 		}
 		st, perr := hook.ParseState(data)
+		rerr = cutInput(rerr, perr)
 		if perr == nil && st != nil {
 			id.Store(&st.ID)
 		}
@@ -278,6 +279,7 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 	// container where the failure is said.
 	data, rerr := readInput(stdin, start.Add(policy.DefaultDeadlineMS*time.Millisecond/2))
 	st, perr := hook.ParseState(data)
+	rerr = cutInput(rerr, perr)
 	var inputErr error
 	if rerr != nil || perr != nil {
 		// No config: keep the annotations recorded by default.
@@ -402,6 +404,17 @@ func readInput(r io.Reader, until time.Time) ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// cutInput returns rerr, the error of [readInput], marked
+// [hook.ErrStateUnended] when the read stopped before EOF and what it
+// read does not hold a whole state (perr, [hook.ParseState]'s error, is
+// set): the annotations past the cut are unknown.
+func cutInput(rerr, perr error) error {
+	if errors.Is(rerr, errStdin) && perr != nil {
+		return fmt.Errorf("%w: %w", hook.ErrStateUnended, rerr)
+	}
+	return rerr
 }
 
 // watchdog ends the process with the status its function returns if the
