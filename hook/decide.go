@@ -240,7 +240,7 @@ func Judge(cfg *policy.Config, rec *audit.Record, ierr error) {
 	if ierr != nil && cfg.OnError == policy.OnErrorDeny {
 		rec.Verdict = audit.VerdictDeny
 	}
-	if (errors.Is(ierr, ErrStateCut) || errors.Is(ierr, ErrStateUnended)) && cfg.SelectsByAnnotation() {
+	if cutJudged(cfg, ierr) {
 		rec.Verdict = audit.VerdictDeny
 		if !strings.Contains(rec.Error, cutRefused) {
 			rec.Error = vocab.JoinErrors(rec.Error, cutRefused)
@@ -249,4 +249,10 @@ func Judge(cfg *policy.Config, rec *audit.Record, ierr error) {
 	if rec.Mode == policy.ModeEnforce && len(rec.Violations) > 0 {
 		rec.Verdict = audit.VerdictDeny
 	}
+}
+
+// cutJudged reports whether ierr is the error of a cut state that [Judge]
+// refuses whatever on_error says under cfg.
+func cutJudged(cfg *policy.Config, ierr error) bool {
+	return (errors.Is(ierr, ErrStateCut) || errors.Is(ierr, ErrStateUnended)) && cfg.SelectsByAnnotation()
 }

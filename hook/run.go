@@ -397,11 +397,11 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 			if id == "" {
 				id = "(no ID)"
 			}
-			res.Message = fmt.Sprintf("container %s: %v (%s; audit record seq %d)", id, ierr, verdictWhy(rec, res.Deny), rec.Seq)
+			res.Message = fmt.Sprintf("container %s: %v (%s; audit record seq %d)", id, ierr, verdictWhy(h.Config, rec, res.Deny, ierr), rec.Seq)
 			return res, ierr
 		}
 		log.WithError(ierr).Error("inspection failed")
-		res.Message = fmt.Sprintf("container %s: cannot inspect its namespaces (%s): %v", vocab.Printable(rec.ContainerID), verdictWhy(rec, res.Deny), ierr)
+		res.Message = fmt.Sprintf("container %s: cannot inspect its namespaces (%s): %v", vocab.Printable(rec.ContainerID), verdictWhy(h.Config, rec, res.Deny, ierr), ierr)
 		return res, ierr
 	}
 	if rec.Verdict == audit.VerdictDeny {
@@ -423,11 +423,14 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 
 // verdictWhy says what decided the verdict of a record written despite
 // an error: the enforcing block when it was violated (the state of a
-// refused input still selects a block and is inspected), on_error
-// otherwise.
-func verdictWhy(rec *audit.Record, deny bool) string {
+// refused input still selects a block and is inspected), the cut of a
+// state [Judge] refuses whatever on_error says, on_error otherwise.
+func verdictWhy(cfg *policy.Config, rec *audit.Record, deny bool, ierr error) string {
 	if deny && rec.Mode == policy.ModeEnforce && len(rec.Violations) > 0 {
 		return fmt.Sprintf("refused by nsrel policy %q (enforce): %s", rec.Policy, rules(rec.Violations))
+	}
+	if deny && cutJudged(cfg, ierr) {
+		return cutRefused
 	}
 	return decision(rec.Stage, deny)
 }

@@ -450,7 +450,8 @@ func TestConfigErrorStateTimeUp(t *testing.T) {
 // on_error decides, and so it does for a whole state whose stdin stayed
 // open (its annotations are all known). Judge used to refuse only a
 // state cut at its size limit: this one was judged by the block its
-// partial annotations selected, and ran under on_error allow.
+// partial annotations selected, and ran under on_error allow. The line
+// on stderr says what decided, as in TestBinaryCutStateRefused.
 func TestBinaryStdinCutRefused(t *testing.T) {
 	whole := stateOf(idMember("held"), pidMember(os.Getpid()), bundleMember, `"annotations":{"a":"b"}`)
 	cut := whole[:len(whole)-2] // inside the annotations
@@ -498,6 +499,9 @@ func TestBinaryStdinCutRefused(t *testing.T) {
 				t.Errorf("exit %d, record verdict %q error %q; want a refusal saying the state was cut", run.code, rec.Verdict, rec.Error)
 			case !tc.refused && (run.code != 0 || rec.Verdict != audit.VerdictAllow || strings.Contains(rec.Error, "refused whatever")):
 				t.Errorf("exit %d, record verdict %q error %q; want on_error=allow to decide", run.code, rec.Verdict, rec.Error)
+			}
+			if want := map[bool]string{true: "refused whatever on_error says", false: "on_error=allow: allowed"}[tc.refused]; !strings.Contains(run.stderr, want) {
+				t.Errorf("stderr %q does not say %q", run.stderr, want)
 			}
 			verifyOK(t, e, 1)
 		})
@@ -867,6 +871,8 @@ func TestBinaryFloodedAnnotationsSelect(t *testing.T) {
 // sort before the trusted key (a Go runtime writes < as \u003c, six
 // bytes for one) pushed that key past the cut, and the container ran
 // under the laxer default block. Without such a block on_error decides.
+// The line on stderr says which of the two decided (it used to say
+// "on_error=deny: refused" under on_error allow).
 func TestBinaryCutStateRefused(t *testing.T) {
 	var flood []string
 	for i := range 20 {
@@ -899,6 +905,9 @@ func TestBinaryCutStateRefused(t *testing.T) {
 				t.Errorf("exit %d, record verdict %q error %q; want a refusal saying the state was cut", r.code, rec.Verdict, rec.Error)
 			case !selects && (r.code != 0 || rec.Verdict != audit.VerdictAllow):
 				t.Errorf("exit %d, record verdict %q error %q; want on_error=allow to decide", r.code, rec.Verdict, rec.Error)
+			}
+			if want := map[bool]string{true: "refused whatever on_error says", false: "on_error=allow: allowed"}[selects]; !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr %q does not say %q", r.stderr, want)
 			}
 			verifyOK(t, e, 1)
 		})
