@@ -75,32 +75,67 @@ func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Resul
 	// At poststart the comparison under the lock can only add a
 	// violation: a refusal decided here stands.
 	h.decided(rec)
-	var note func()
-	var aerr error
-	if stage == audit.StagePoststart {
-		// The createRuntime record is searched for before the log's
-		// lock is taken, and again under it only if the container's
-		// records changed meanwhile ([audit.AppendAfterSearch]).
-		_, aerr = audit.AppendAfterSearch(ctx, h.Log, func(s *audit.Searcher) (earlier, error) {
-			return createRuntimeOf(s, rec.ContainerID, st.Pid, rec.Ancestry)
-		}, func(e earlier, serr error) (*audit.Record, error) {
-			var cerr error
-			note, cerr = h.compare(rec, st.Pid, e, serr)
-			// A comparison that could not be made is weighed as what
-			// could not be inspected: on_error decides.
-			Judge(h.Config, rec, cmp.Or(ierr, cerr))
-			h.decided(rec)
-			return rec, nil
-		})
-	} else {
-		_, aerr = h.Log.AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) { return rec, nil })
+	aerr := h.appendStart(ctx, rec, st.Pid, func(cerr error) {
+		// A comparison that could not be made is weighed as what could
+		// not be inspected: on_error decides.
+		Judge(h.Config, rec, cmp.Or(ierr, cerr))
+	})
+	return h.finish(rec, ierr, aerr)
+}
+
+// AppendWithRef appends rec, a record of stage rec.Stage that the
+// caller made for a container whose process the runtime gave as pid
+// (nsrel-hook's record of a run whose config does not load), referring
+// to the container's earlier record as [Hook.Run]'s records do: at
+// poststart rec is compared with the createRuntime record of its
+// process, judge (nil: none) then setting the verdict again, given why
+// the comparison could not be made (nil if it was); at poststop it
+// refers to the container's start record.
+func (h *Hook) AppendWithRef(ctx context.Context, rec *audit.Record, pid int, judge func(cerr error)) error {
+	switch rec.Stage {
+	case audit.StagePoststart:
+		if judge == nil {
+			judge = func(error) {}
+		}
+		return h.appendStart(ctx, rec, pid, judge)
+	case audit.StagePoststop:
+		return h.appendStop(ctx, rec, pid)
 	}
+	return h.appendAsIs(ctx, rec)
+}
+
+// appendStart appends rec, a start record of the container's process
+// pid. At poststart the container's createRuntime record is searched
+// for first, before the log's lock is taken, and again under it only if
+// the container's records changed meanwhile ([audit.AppendAfterSearch]),
+// and rec compared with it ([Hook.compare]); judge then sets the verdict
+// again, given why the comparison could not be made (nil if it was).
+func (h *Hook) appendStart(ctx context.Context, rec *audit.Record, pid int, judge func(cerr error)) error {
+	if rec.Stage != audit.StagePoststart {
+		return h.appendAsIs(ctx, rec)
+	}
+	var note func()
+	_, aerr := audit.AppendAfterSearch(ctx, h.Log, func(s *audit.Searcher) (earlier, error) {
+		return createRuntimeOf(s, rec.ContainerID, pid, rec.Ancestry)
+	}, func(e earlier, serr error) (*audit.Record, error) {
+		var cerr error
+		note, cerr = h.compare(rec, pid, e, serr)
+		judge(cerr)
+		h.decided(rec)
+		return rec, nil
+	})
 	if note != nil {
 		// Logged once the lock is free: the diagnostics may go to a
 		// syslog server that is slow to take them.
 		note()
 	}
-	return h.finish(rec, ierr, aerr)
+	return aerr
+}
+
+// appendAsIs appends rec, which refers to no earlier record.
+func (h *Hook) appendAsIs(ctx context.Context, rec *audit.Record) error {
+	_, err := h.Log.AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) { return rec, nil })
+	return err
 }
 
 // decided passes rec's final verdict to h.Decided.
@@ -246,29 +281,36 @@ func notCompared(pid int, a *audit.Ancestry, latest, closed *audit.Record, stopp
 
 func (h *Hook) stop(ctx context.Context, st *specs.State) (*Result, error) {
 	rec := Record(h.Config, h.input(ctx, audit.StagePoststop, st))
+	return h.finish(rec, nil, h.appendStop(ctx, rec, st.Pid))
+}
+
+// appendStop appends rec, the poststop record of a container whose
+// process the runtime gave as pid (0: none), with a ref to its start
+// record ([stopStart]), or an error that says why it has none. The
+// start record is searched for before the log's lock is taken, and
+// again under it only if the container's records changed meanwhile: a
+// container the log does not hold (started before nsrel was installed)
+// is searched for through the whole window ([audit.AppendAfterSearch]).
+func (h *Hook) appendStop(ctx context.Context, rec *audit.Record, pid int) error {
 	type found struct {
 		start *audit.Record
 		why   string
 	}
-	// Searched before the log's lock is taken, and again under it only
-	// if the container's records changed meanwhile: a container the log
-	// does not hold (started before nsrel was installed) is searched
-	// for through the whole window ([audit.AppendAfterSearch]).
 	_, aerr := audit.AppendAfterSearch(ctx, h.Log, func(s *audit.Searcher) (found, error) {
-		start, why, err := stopStart(s, st.ID, st.Pid, rec.Source)
+		start, why, err := stopStart(s, rec.ContainerID, pid, rec.Source)
 		return found{start, why}, err
 	}, func(f found, err error) (*audit.Record, error) {
 		start, why := f.start, f.why
 		if err != nil {
-			rec.Error = "searching the start record: " + err.Error()
+			rec.Error = vocab.JoinErrors(rec.Error, "searching the start record: "+err.Error())
 		} else if start != nil {
 			rec.Ref = &audit.Ref{Seq: start.Seq, Stage: start.Stage, Hash: start.Hash}
 		} else {
-			rec.Error = why
+			rec.Error = vocab.JoinErrors(rec.Error, why)
 		}
 		return rec, nil
 	})
-	return h.finish(rec, nil, aerr)
+	return aerr
 }
 
 // stopStart returns the start record that a poststop of container id,

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -17,6 +18,17 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
+
+// Salvaged is what [SalvageState] read of a refused state.
+type Salvaged struct {
+	*specs.State
+	// WholeID is set when ID is the state's ID as written: there, not
+	// cut, and read without U+FFFD replacing anything (an ID holding
+	// one, or invalid UTF-8, as [ParseState] checks). Only such an ID
+	// is searched by for the container's earlier records ([Hook.RunBadInput]):
+	// another container's ID may be its cut.
+	WholeID bool
+}
 
 // SalvageState reads what it can of a state [DecodeState] refused (too
 // large, too many or too long annotations, an ID or bundle too long,
@@ -33,32 +45,41 @@ import (
 // state flooded with annotations that come before them (runtimes write
 // them in key order) then selects the same block as it would whole, and
 // its record still names the pod.
-func SalvageState(data []byte, keep func(key string) bool) *specs.State {
-	st := &specs.State{}
+func SalvageState(data []byte, keep func(key string) bool) *Salvaged {
+	sv := &Salvaged{State: &specs.State{}}
+	st := sv.State
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	if t, err := d.Token(); err != nil || t != json.Delim('{') {
-		return st
+		return sv
 	}
 	for d.More() {
 		t, err := d.Token()
 		if err != nil {
-			return st
+			return sv
 		}
 		key, _ := t.(string)
 		switch key {
 		case "id", "bundle", "status", "ociVersion":
+			off := d.InputOffset()
 			t, err := d.Token()
 			if err != nil {
-				return st
+				return sv
 			}
 			s, ok := t.(string)
 			if !ok {
+				// Not a string: skipped whole, lest its members be read
+				// as the state's.
+				if skipRest(d, t) != nil {
+					return sv
+				}
 				continue
 			}
 			switch key {
 			case "id":
 				st.ID = vocab.Cut(s, MaxIDLen)
+				sv.WholeID = s != "" && len(s) <= MaxIDLen &&
+					(!strings.ContainsRune(s, utf8.RuneError) || validJSONString(bytes.TrimLeft(data[off:d.InputOffset()], ": \t\r\n")))
 			case "bundle":
 				st.Bundle = vocab.Cut(s, MaxBundleLen)
 			case "status":
@@ -69,7 +90,7 @@ func SalvageState(data []byte, keep func(key string) bool) *specs.State {
 		case "pid":
 			t, err := d.Token()
 			if err != nil {
-				return st
+				return sv
 			}
 			if n, ok := t.(json.Number); ok {
 				if pid, err := n.Int64(); err == nil && pid > 0 && pid < vocab.PIDLimit {
@@ -78,15 +99,15 @@ func SalvageState(data []byte, keep func(key string) bool) *specs.State {
 			}
 		case "annotations":
 			if !salvageAnnotations(d, st, keep) {
-				return st
+				return sv
 			}
 		default:
 			if skipValue(d) != nil {
-				return st
+				return sv
 			}
 		}
 	}
-	return st
+	return sv
 }
 
 // SalvageKeep returns the keep function of [SalvageState] for cfg: the
@@ -167,28 +188,59 @@ func skipRest(d *json.Decoder, t json.Token) error {
 var ErrInput = errors.New("refused input")
 
 // RunBadInput records stage for a container whose state could not be
-// read as it was (inputErr says why; st is what [SalvageState] kept): at
+// read as it was (inputErr says why; sv is what [SalvageState] kept): at
 // createRuntime and poststart the process named by the salvaged PID is
 // inspected and the policy evaluated as usual, and the record says what
 // was wrong with the input; on_error decides the verdict, as for any
-// other internal error. It returns the Result and an error matching
+// other internal error (and a cut state is refused when a block selects
+// by annotation: [Judge]). With the state's ID read whole
+// ([Salvaged.WholeID]), the record refers to the container's earlier
+// one as [Hook.Run]'s does: a poststart is compared with the
+// createRuntime record of its process, a poststop refers to its start
+// record (else a container's creator could flood its annotations to
+// have its poststart not compared, or its stop end another container's
+// start of the ID). It returns the Result and an error matching
 // [ErrInput].
-func (h *Hook) RunBadInput(ctx context.Context, stage string, st *specs.State, inputErr error) (*Result, error) {
+func (h *Hook) RunBadInput(ctx context.Context, stage string, sv *Salvaged, inputErr error) (*Result, error) {
 	ierr := fmt.Errorf("%w: %w", ErrInput, inputErr)
+	st := sv.State
 	// One line, as the record's other errors: a held-open stdin and the
 	// partial state it left are two errors joined.
 	why := strings.ReplaceAll(inputErr.Error(), "\n", "; ")
 	what := "the state was refused (" + vocab.Cut(why, vocab.MaxRecordedError/2) + "); the record keeps what could be read of it"
+	if stage == audit.StagePoststart || stage == audit.StagePoststop {
+		switch {
+		case sv.WholeID:
+			what += ", and its ID was searched by for the container's earlier record"
+		case st.ID == "":
+			what += "; no earlier record of the container was searched for: it names no ID"
+		default:
+			what += "; no earlier record of the container was searched for: its ID was not read whole"
+		}
+	}
 	var rec *audit.Record
+	var aerr error
 	if stage == audit.StageCreateRuntime || stage == audit.StagePoststart {
 		rec, _ = Decide(h.Config, h.input(ctx, stage, st))
 		RefusedInput(h.Config, rec, what, ierr)
 		h.decided(rec)
+		if stage == audit.StagePoststart && sv.WholeID {
+			// The comparison can only add a violation; on_error still
+			// weighs the input error, and a cut state is still refused
+			// where a block selects by annotation.
+			aerr = h.appendStart(ctx, rec, st.Pid, func(error) { Judge(h.Config, rec, ierr) })
+		} else {
+			aerr = h.appendAsIs(ctx, rec)
+		}
 	} else {
 		rec = Record(h.Config, h.input(ctx, stage, st))
 		rec.Error = vocab.Cut(what, vocab.MaxRecordedError)
+		if stage == audit.StagePoststop && sv.WholeID {
+			aerr = h.appendStop(ctx, rec, st.Pid)
+		} else {
+			aerr = h.appendAsIs(ctx, rec)
+		}
 	}
-	_, aerr := h.Log.AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) { return rec, nil })
 	return h.finish(rec, ierr, aerr)
 }
 

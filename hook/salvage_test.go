@@ -1,14 +1,21 @@
 package hook_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/nsrel/nsrel/hook"
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -65,6 +72,9 @@ func FuzzSalvageState(f *testing.F) {
 		if len(st.ID) > hook.MaxIDLen || len(st.Bundle) > hook.MaxBundleLen || st.Pid < 0 || st.Pid >= vocab.PIDLimit {
 			t.Fatalf("limits: id %d bytes, bundle %d, pid %d", len(st.ID), len(st.Bundle), st.Pid)
 		}
+		if st.WholeID && (st.ID == "" || !bytes.Contains(data, []byte(`"id"`))) {
+			t.Fatalf("ID %q taken whole from a state without one", st.ID)
+		}
 		others := 0
 		for k, v := range st.Annotations {
 			if keep(k) {
@@ -107,5 +117,121 @@ func TestLimitAnnotations(t *testing.T) {
 	long := map[string]string{"k": strings.Repeat("v", hook.MaxAnnotationValue+1)}
 	if err := hook.LimitAnnotations(long, nil); err == nil || len(long["k"]) != vocab.MaxRecordedValue {
 		t.Errorf("a long value: %v, %d bytes left", err, len(long["k"]))
+	}
+}
+
+// TestBadInputRefersBack: a poststart or poststop whose state is refused
+// (an annotation over the limit, which the container's creator chooses)
+// refers to the container's earlier record as one of a state taken whole
+// does, its ID and PID read from what was salvaged. The poststart was
+// recorded without comparison (its changed ancestry allowed under an
+// enforcing block) and the poststop without a ref, which the container
+// lookup takes for the end of every earlier start of the ID: here of the
+// victim's, whose ID the creator reused. An ID not read whole (cut:
+// another container's may be its cut) is not searched by, and the
+// record says so.
+func TestBadInputRefersBack(t *testing.T) {
+	bad := errors.New("state: annotation longer than 65536 bytes")
+	salvaged := func(pid int, whole bool) *hook.Salvaged {
+		return &hook.Salvaged{State: &specs.State{ID: "web", Pid: pid}, WholeID: whole}
+	}
+	procs := map[int]*audit.Ancestry{100: proc(100, 5, 4026532200), 200: proc(200, 9, 4026532300)}
+	h := reuseHook(t, procs)
+	runStage(t, h, audit.StageCreateRuntime, "web", 100) // seq 1: the victim, which runs on
+	runStage(t, h, audit.StageCreateRuntime, "web", 200) // seq 2: the creator's, of the same ID
+	procs[200] = proc(200, 9, 4026532301)                // moved to another user namespace
+	badRun := func(stage string, sv *hook.Salvaged) *hook.Result {
+		t.Helper()
+		res, err := h.RunBadInput(context.Background(), stage, sv, bad)
+		if !errors.Is(err, hook.ErrInput) || res == nil || res.Record == nil {
+			t.Fatalf("%s: %+v, %v", stage, res, err)
+		}
+		if !strings.HasPrefix(res.Record.Error, "the state was refused (state: annotation longer than 65536 bytes); the record keeps what could be read of it") {
+			t.Errorf("%s: error %q does not say first that the state was refused", stage, res.Record.Error)
+		}
+		return res
+	}
+	const searched = ", and its ID was searched by for the container's earlier record"
+	res := badRun(audit.StagePoststart, salvaged(200, true)) // seq 3
+	if d := cmp.Diff([]string{policy.RuleAncestryUnchanged}, audittest.Rules(res.Record)); d != "" || ref(res) != 2 || !res.Deny {
+		t.Errorf("poststart: ref %d, deny %v, rules (-want +got):\n%s", ref(res), res.Deny, d)
+	}
+	if !strings.Contains(res.Record.Error, searched) {
+		t.Errorf("poststart: error %q does not say the ID was searched by", res.Record.Error)
+	}
+	if res := badRun(audit.StagePoststop, salvaged(200, true)); ref(res) != 3 || !strings.Contains(res.Record.Error, searched) { // seq 4
+		t.Errorf("the creator's poststop: ref %d, error %q; want its poststart record, seq 3", ref(res), res.Record.Error)
+	}
+	if res := runStage(t, h, audit.StagePoststop, "web", 0); ref(res) != 1 { // seq 5
+		t.Errorf("the victim's poststop: ref %d, want 1", ref(res))
+	}
+	// Not read whole: not searched by.
+	const notWhole = "; no earlier record of the container was searched for: its ID was not read whole"
+	runStage(t, h, audit.StageCreateRuntime, "web", 200) // seq 6
+	for _, stage := range []string{audit.StagePoststart, audit.StagePoststop} {
+		res := badRun(stage, salvaged(200, false))
+		if ref(res) != 0 || len(res.Record.Violations) != 0 || res.Deny || !strings.HasSuffix(res.Record.Error, notWhole) {
+			t.Errorf("%s of an ID not read whole: ref %d, deny %v, violations %+v, error %q; want none, allowed, and the error to end in %q",
+				stage, ref(res), res.Deny, res.Record.Violations, res.Record.Error, notWhole)
+		}
+	}
+}
+
+// TestBadInputComparedStillCut: the poststart of a state cut at its size
+// limit, compared with its createRuntime record and found unchanged, is
+// still refused whatever on_error says under a config whose blocks
+// select by annotation (the block that should judge it is unknown), and
+// allowed by on_error allow without one.
+func TestBadInputComparedStillCut(t *testing.T) {
+	for _, selects := range []bool{true, false} {
+		conf := `{"version":1,"audit_log":"/x","on_error":"allow","default":{"name":"d","mode":"audit"}}`
+		if selects {
+			conf = `{"version":1,"audit_log":"/x","on_error":"allow","trusted_selectors":{"annotations":["io.kubernetes.cri.sandbox-namespace"]},` +
+				`"policies":[{"name":"prod","mode":"audit","match":{"annotations":{"io\\.kubernetes\\.cri\\.sandbox-namespace":"prod-.*"}}}],"default":{"name":"d","mode":"audit"}}`
+		}
+		cfg, err := policy.Parse("cut.json", []byte(conf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		log, _ := tempLog(t)
+		anc := proc(100, 5, 4026532200)
+		h := &hook.Hook{Config: cfg, Log: log, Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) { return anc, nil }}
+		runStage(t, h, audit.StageCreateRuntime, "web", 100)
+		res, err := h.RunBadInput(context.Background(), audit.StagePoststart, &hook.Salvaged{State: &specs.State{ID: "web", Pid: 100}, WholeID: true}, hook.ErrStateCut)
+		if !errors.Is(err, hook.ErrStateCut) || ref(res) != 1 || len(res.Record.Violations) != 0 {
+			t.Fatalf("selects %v: ref %d, violations %+v, %v; want the createRuntime record, unchanged", selects, ref(res), res.Record.Violations, err)
+		}
+		if res.Deny != selects || strings.Contains(res.Record.Error, "refused whatever on_error says") != selects {
+			t.Errorf("selects %v: deny %v, error %q", selects, res.Deny, res.Record.Error)
+		}
+	}
+}
+
+// TestSalvageStateWholeID: the salvaged ID is whole when it is there as
+// written: not cut, not replaced in part by U+FFFD (invalid UTF-8 or an
+// unpaired surrogate, not a U+FFFD written as such), and a string.
+func TestSalvageStateWholeID(t *testing.T) {
+	for _, tc := range []struct {
+		state string
+		id    string
+		whole bool
+	}{
+		{`{"id":"web","annotations":{"a":1`, "web", true},
+		{`{"id":"` + strings.Repeat("i", hook.MaxIDLen) + `","pid":-1}`, strings.Repeat("i", hook.MaxIDLen), true},
+		{`{"id":"` + strings.Repeat("i", hook.MaxIDLen+1) + `"}`, strings.Repeat("i", hook.MaxIDLen), false},
+		{"{\"id\" : \"bad\xffid\"}", "bad\uFFFDid", false},
+		{`{"id":"bad\ud800id"}`, "bad\uFFFDid", false},
+		{`{"id": "ok\ufffdid"}`, "ok\uFFFDid", true},
+		{"{\"id\":\"ok\uFFFDid\"}", "ok\uFFFDid", true},
+		{`{"bundle":"/b"}`, "", false},
+		{`{"id":""}`, "", false},
+		// An ID that is not a string is skipped whole: its members are
+		// not the state's.
+		{`{"id":{"id":"victim","pid":7}}`, "", false},
+	} {
+		sv := hook.SalvageState([]byte(tc.state), nil)
+		if sv.ID != tc.id || sv.WholeID != tc.whole || sv.Pid != 0 {
+			t.Errorf("%.60q: ID %.40q, whole %v, pid %d; want %.40q, %v, 0", tc.state, sv.ID, sv.WholeID, sv.Pid, tc.id, tc.whole)
+		}
 	}
 }

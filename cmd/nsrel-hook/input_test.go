@@ -512,7 +512,10 @@ func TestBinaryStdinCutRefused(t *testing.T) {
 // that does not load (an unknown rule) but names its audit log: each run
 // is recorded there, with the config error and what could be read of the
 // state (also when the state is itself refused), and createRuntime
-// refuses whatever on_error says.
+// refuses whatever on_error says. The poststart and poststop records
+// refer to the container's earlier record as those of a config that
+// loads do (they referred to none; a refused state's ID is searched by
+// only when read whole).
 func TestBinaryConfigErrorRecorded(t *testing.T) {
 	for _, mode := range []string{policy.OnErrorAllow, policy.OnErrorDeny} {
 		t.Run(mode, func(t *testing.T) {
@@ -529,11 +532,17 @@ func TestBinaryConfigErrorRecorded(t *testing.T) {
 				id           string
 				verdict      string
 				also         string // more the record's error says
+				ref          uint64 // the record referred to (0: none)
 			}{
-				{audit.StageCreateRuntime, string(stateOf(idMember("cfg"), pidMember(self), bundleMember)), 1, "cfg", audit.VerdictDeny, ""},
-				{audit.StagePoststart, string(stateOf(idMember("cfg"), pidMember(self), bundleMember)), 0, "cfg", "", ""},
-				{audit.StagePoststop, string(stateOf(idMember("cfg"), bundleMember)), 0, "cfg", "", ""},
-				{audit.StageCreateRuntime, string(stateOf(idMember(longID), pidMember(self), bundleMember)), 1, longID[:1024], audit.VerdictDeny, "container id longer than 1024 bytes"},
+				{audit.StageCreateRuntime, string(stateOf(idMember("cfg"), pidMember(self), bundleMember)), 1, "cfg", audit.VerdictDeny, "", 0},
+				{audit.StagePoststart, string(stateOf(idMember("cfg"), pidMember(self), bundleMember)), 0, "cfg", "", "", 1},
+				{audit.StagePoststop, string(stateOf(idMember("cfg"), bundleMember)), 0, "cfg", "", "", 2},
+				{audit.StageCreateRuntime, string(stateOf(idMember(longID), pidMember(self), bundleMember)), 1, longID[:1024], audit.VerdictDeny, "container id longer than 1024 bytes", 0},
+				// A refused state's ID read whole is searched by, one
+				// cut is not.
+				{audit.StageCreateRuntime, string(stateOf(idMember("cfg-2"), pidMember(self), bundleMember)), 1, "cfg-2", audit.VerdictDeny, "", 0},
+				{audit.StagePoststop, `{"id":"cfg-2","bundle":`, 0, "cfg-2", "", "its ID was searched by for the container's earlier record", 5},
+				{audit.StagePoststop, string(stateOf(idMember(longID), bundleMember)), 0, longID[:1024], "", "no earlier record of the container was searched for: its ID was not read whole", 0},
 			}
 			for i, rr := range runs {
 				r := runBinary(t, strings.NewReader(rr.state), "--config", e.config, rr.stage)
@@ -559,6 +568,13 @@ func TestBinaryConfigErrorRecorded(t *testing.T) {
 				}
 				if rec.Stage != audit.StagePoststop && rec.Ancestry == nil {
 					t.Errorf("seq %d: no ancestry for a live process", rec.Seq)
+				}
+				var ref uint64
+				if rec.Ref != nil {
+					ref = rec.Ref.Seq
+				}
+				if ref != rr.ref {
+					t.Errorf("seq %d: ref %d, want %d (error %q)", rec.Seq, ref, rr.ref, rec.Error)
 				}
 			}
 			verifyOK(t, e, len(runs))
@@ -949,4 +965,83 @@ func TestBinaryDeadlineStuckDiagnostics(t *testing.T) {
 	if recs := e.records(t, "stuck-diag"); len(recs) != 1 || recs[0].Verdict != audit.VerdictAllow {
 		t.Errorf("records %+v", recs)
 	}
+}
+
+// TestBinaryRefusedStateRefersBack: a poststart whose state is refused
+// (an annotation over 64 KiB, which the container's creator chooses) is
+// compared with the createRuntime record of its process, as one of a
+// state taken whole is: a process that moved to a user namespace of its
+// own between createRuntime and poststart (unshare -U, which keeps its
+// PID and start time) breaks ancestry_unchanged, which an enforcing
+// block refuses under on_error allow. It was recorded without ref or
+// comparison and allowed. The poststop of a refused state (4097
+// annotations) refers to the container's start record: it referred to
+// none, which the container lookup takes for the end of every earlier
+// start of the ID.
+func TestBinaryRefusedStateRefersBack(t *testing.T) {
+	nstest.RequireRoot(t)
+	sh, unshare := nstest.RequireCmd(t, "sh"), nstest.RequireCmd(t, "unshare")
+	sleep := nstest.RequireCmd(t, "sleep")
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["on_error"] = policy.OnErrorAllow
+		c["syslog"] = ""
+		c["default"] = map[string]any{"mode": policy.ModeEnforce}
+	})
+	cmd := exec.Command(sh, "-c", `read x; exec "$0" -U "$1" infinity`, unshare, sleep)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := cmd.Process.Pid
+	host := nstest.Ino(t, pid, "user")
+	long := stateOf(idMember("c"), pidMember(pid), bundleMember, `"annotations":{"a":"`+strings.Repeat("v", 65537)+`"}`)
+	if r := runBinary(t, bytes.NewReader(long), "--config", e.config, "createRuntime"); r.code != 0 {
+		t.Fatalf("createRuntime: exit %d, want 0 (on_error allow): %s", r.code, r.stderr)
+	}
+	in.Write([]byte("\n"))
+	for deadline := time.Now().Add(10 * time.Second); nstest.Ino(t, pid, "user") == host; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the process did not move to a user namespace of its own")
+		}
+	}
+	r := runBinary(t, bytes.NewReader(long), "--config", e.config, "poststart")
+	if r.code != 1 || !strings.Contains(r.stderr, policy.RuleAncestryUnchanged) {
+		t.Errorf("poststart: exit %d, stderr %q; want 1 and the rule named", r.code, r.stderr)
+	}
+	var many []string
+	for i := range 4097 {
+		many = append(many, fmt.Sprintf(`"k%d":"v"`, i))
+	}
+	if r := runBinary(t, bytes.NewReader(stateOf(idMember("c"), pidMember(pid), bundleMember, `"annotations":{`+strings.Join(many, ",")+`}`)), "--config", e.config, "poststop"); r.code != 0 {
+		t.Errorf("poststop: exit %d: %s", r.code, r.stderr)
+	}
+	recs := e.records(t, "c")
+	if len(recs) != 3 {
+		t.Fatalf("records %v, want createRuntime, poststart, poststop", audittest.Stages(recs))
+	}
+	if a := recs[0].Ancestry; a == nil || a.UserDepth() != 0 {
+		t.Fatalf("createRuntime recorded %+v, want user namespace depth 0", a)
+	}
+	for i, want := range []struct {
+		ref  uint64
+		also string // the record's error says, after the refusal
+	}{{0, ""}, {1, "its ID was searched by"}, {2, "its ID was searched by"}} {
+		rec := recs[i]
+		var ref uint64
+		if rec.Ref != nil {
+			ref = rec.Ref.Seq
+		}
+		if ref != want.ref || !strings.Contains(rec.Error, "the state was refused") || !strings.Contains(rec.Error, want.also) {
+			t.Errorf("%s: ref %d, error %q; want ref %d, the refusal and %q said", rec.Stage, ref, rec.Error, want.ref, want.also)
+		}
+	}
+	v := recs[1].Violations
+	if len(v) != 1 || v[0].Rule != policy.RuleAncestryUnchanged || !strings.Contains(v[0].Reason, "user namespace depth 0 became 1") || recs[1].Verdict != audit.VerdictDeny {
+		t.Errorf("poststart: verdict %q, violations %+v; want deny for %s", recs[1].Verdict, v, policy.RuleAncestryUnchanged)
+	}
+	verifyOK(t, e, 3)
 }

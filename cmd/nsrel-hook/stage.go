@@ -153,7 +153,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		if err != nil {
 			// The container still gets named where the failure is said.
 			if perr != nil || st == nil {
-				st = hook.SalvageState(data, hook.SalvageKeep(cfg))
+				st = hook.SalvageState(data, hook.SalvageKeep(cfg)).State
 			}
 			return outcome{nil, err, st.ID}
 		}
@@ -281,9 +281,11 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 	st, perr := hook.ParseState(data)
 	rerr = cutInput(rerr, perr)
 	var inputErr error
+	wholeID := true
 	if rerr != nil || perr != nil {
 		// No config: keep the annotations recorded by default.
-		st = hook.SalvageState(data, hook.SalvageKeep(&policy.Config{RecordAnnotations: policy.DefaultRecordAnnotations}))
+		sv := hook.SalvageState(data, hook.SalvageKeep(&policy.Config{RecordAnnotations: policy.DefaultRecordAnnotations}))
+		st, wholeID = sv.State, sv.WholeID
 		if rerr != nil && len(data) == 0 {
 			perr = nil // nothing to parse: the read says it all
 		}
@@ -294,7 +296,7 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 	if sv.AuditLog != "" {
 		deadline := start.Add(policy.DefaultDeadlineMS * time.Millisecond)
 		warn := func(err error) { logger.WithError(err).Warn("config error record") }
-		if err := recordConfigError(sv, stage, st, cerr, inputErr, deadline, warn); err != nil {
+		if err := recordConfigError(sv, stage, st, wholeID, cerr, inputErr, deadline, warn); err != nil {
 			logger.WithError(err).Error("cannot record the config error")
 		} else {
 			recorded = true
@@ -306,10 +308,14 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 }
 
 // recordConfigError appends the record of a run whose config did not
-// load: with the process's ancestry when the state names one, and the
-// verdict of a refusal at createRuntime. inputErr, if set, says why the
-// state was not taken as it was (st is then what could be read of it).
-func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr, inputErr error, deadline time.Time, warn func(error)) error {
+// load: with the process's ancestry when the state names one, the
+// verdict of a refusal at createRuntime, and, at poststart and poststop,
+// the ref to the container's earlier record that [hook.Hook.Run] would
+// have made (a poststart compared with its createRuntime record). inputErr,
+// if set, says why the state was not taken as it was (st is then what
+// could be read of it, and wholeID says whether its ID was read whole:
+// only then is it searched by, as [hook.Hook.RunBadInput] does).
+func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, wholeID bool, cerr, inputErr error, deadline time.Time, warn func(error)) error {
 	cfg := &policy.Config{AuditLog: sv.AuditLog, SealState: sv.SealState, OnError: policy.OnErrorDeny,
 		RecordAnnotations: policy.DefaultRecordAnnotations, Default: policy.Block{Name: "(config error)", Mode: policy.ModeAudit}}
 	in := hook.Input{Stage: stage, Source: audit.SourceOCIHook, ID: st.ID, Bundle: st.Bundle, PID: st.Pid, Meta: st.Annotations}
@@ -325,8 +331,20 @@ func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr, 
 	}
 	oneLine := func(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 	what := "the config does not load: " + vocab.Cut(oneLine(cerr), vocab.MaxRecordedError/2)
+	search := stage == audit.StagePoststart || stage == audit.StagePoststop
 	if inputErr != nil {
 		what += "; the state was refused (" + vocab.Cut(oneLine(inputErr), vocab.MaxRecordedError/4) + "); the record keeps what could be read of it"
+		if search {
+			switch {
+			case wholeID:
+				what += ", and its ID was searched by for the container's earlier record"
+			case st.ID == "":
+				what += "; no earlier record of the container was searched for: it names no ID"
+			default:
+				what += "; no earlier record of the container was searched for: its ID was not read whole"
+			}
+		}
+		search = search && wholeID
 	}
 	rec.Error = vocab.JoinErrors(what, rec.Error)
 	rec.Policy, rec.Mode = "", ""
@@ -339,7 +357,12 @@ func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, cerr, 
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	return log.Append(ctx, rec)
+	if !search {
+		return log.Append(ctx, rec)
+	}
+	// No verdict at poststart: the comparison adds its violation, if
+	// any, to what the record says.
+	return (&hook.Hook{Config: cfg, Log: log}).AppendWithRef(ctx, rec, st.Pid, nil)
 }
 
 // toSyslog sends a line to syslog (authpriv.err) at d (nil: nowhere),
