@@ -342,3 +342,69 @@ func TestPoststopDuplicate(t *testing.T) {
 		})
 	}
 }
+
+// TestPoststopOthersOfID: containers of the same ID run alongside one
+// another under other runtime roots (runc --root), and every poststop of
+// theirs counted towards the poststops past which a search gives up:
+// three of them, started and stopped during the life of a container,
+// left its poststop without a ref (the ID's start records all looked
+// closed, and the container lookup takes a stop without one for the end
+// of every earlier start of the ID). Where the runtime gives the PID, a
+// poststop that closed another process's start record is no longer
+// counted; those without a ref, or closing a start record that holds no
+// process, still are, and without a PID every poststop is
+// (TestPoststopDuplicate).
+func TestPoststopOthersOfID(t *testing.T) {
+	const gone = 999 // a process that was gone when its start was recorded
+	for _, tc := range []struct {
+		name string
+		// stages after the createRuntime of pid 100 (seq 1) and before
+		// its poststop, "create:PID", "poststart:PID" or "stop:PID" (the
+		// PID the runtime gives at poststop), and "gone:PID" for a
+		// process that exits
+		between []string
+		pid     int // given at the poststop of 100
+		want    uint64
+		wantErr string
+	}{
+		{"three others' lives", []string{"create:201", "stop:201", "create:202", "stop:202", "create:203", "stop:203"}, 100, 1, ""},
+		{"three others' lives, overlapping", []string{"create:201", "create:202", "create:203", "stop:201", "stop:202", "stop:203"}, 100, 1, ""},
+		{"three others' with a poststart each", []string{"create:201", "poststart:201", "stop:201", "create:202", "poststart:202", "stop:202", "create:203", "poststart:203", "stop:203"}, 100, 1, ""},
+		// Their poststarts, of processes gone, hold none: the
+		// createRuntime records they refer to tell.
+		{"three others' gone at poststart", []string{"create:201", "gone:201", "poststart:201", "stop:201", "create:202", "gone:202", "poststart:202", "stop:202",
+			"create:203", "gone:203", "poststart:203", "stop:203"}, 100, 1, ""},
+		{"three stops without a start record", []string{"stop:301", "stop:302", "stop:303"}, 100, 0,
+			"no start record for this container since the ID's last 3 poststops that closed no start record of another process (searched no further)"},
+		{"three stops of starts of no process", []string{"create:999", "stop:999", "create:999", "stop:999", "create:999", "stop:999"}, 100, 0,
+			"no start record for this container since the ID's last 3 poststops that closed no start record of another process (searched no further)"},
+		{"three others' lives, no PID", []string{"create:201", "stop:201", "create:202", "stop:202", "create:203", "stop:203"}, 0, 0,
+			"no start record for this container since the ID's last 3 poststops (searched no further)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			procs := map[int]*audit.Ancestry{100: proc(100, 5, 4026532200)}
+			for _, pid := range []int{201, 202, 203} {
+				procs[pid] = proc(pid, uint64(pid), 4026532000+uint64(pid))
+			}
+			h := reuseHook(t, procs)
+			runStage(t, h, audit.StageCreateRuntime, "web", 100)
+			for _, s := range tc.between {
+				stage, p, _ := strings.Cut(s, ":")
+				pid, _ := strconv.Atoi(p)
+				if stage == "gone" {
+					delete(procs, pid)
+					continue
+				}
+				stage = map[string]string{"create": audit.StageCreateRuntime, "poststart": audit.StagePoststart, "stop": audit.StagePoststop}[stage]
+				// A process gone at createRuntime is an inspection error.
+				if res, err := h.Run(context.Background(), stage, &specs.State{ID: "web", Pid: pid}); res == nil || res.Record == nil || err != nil && pid != gone {
+					t.Fatalf("%s: %+v, %v", s, res, err)
+				}
+			}
+			res := runStage(t, h, audit.StagePoststop, "web", tc.pid)
+			if got := ref(res); got != tc.want || res.Record.Error != tc.wantErr {
+				t.Errorf("poststop: ref %d, error %q; want ref %d, error %q", got, res.Record.Error, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

@@ -333,31 +333,61 @@ func (h *Hook) appendStop(ctx context.Context, rec *audit.Record, pid int) error
 // The search stops where no start record of the
 // container can be further back: at a start record of pid that a
 // poststop closed (this stop is recorded already), and at the poststop
-// after [laterStops] (TestPoststopDuplicate).
+// after [laterStops] (TestPoststopDuplicate). With pid given, a poststop
+// that closed a start record of another process is not counted (it is
+// known once that record is met): it cannot be this container's, and
+// other containers of the ID, run alongside under another runtime root,
+// can leave any number of them (TestPoststopOthersOfID).
 func stopStart(s *audit.Searcher, id string, pid int, source string) (start *audit.Record, why string, err error) {
 	stopped := map[uint64]uint64{}
 	// fallback[k] is the latest start record of rank k met: 2 for a
 	// process that runs, plus 1 for another writer's.
 	var fallback [4]*audit.Record
 	stops := 0
+	// pending holds, with pid given, the poststops (by seq) met with a
+	// ref whose start record is not met yet: counted only if that holds
+	// no process, whose PID could be pid.
+	pending := map[uint64]bool{}
+	gaveUp := false
+	count := func() bool {
+		if stops++; stops > laterStops {
+			gaveUp = true
+			if pid > 0 {
+				why = fmt.Sprintf("no start record for this container since the ID's last %d poststops that closed no start record of another process (searched no further)", stops)
+			} else {
+				why = fmt.Sprintf("no start record for this container since the ID's last %d poststops (searched no further)", stops)
+			}
+		}
+		return gaveUp
+	}
 	var done *audit.Record // a start record of pid closed
 	start, err = s.Last(id, func(r *audit.Record) bool {
 		if closes(stopped, r) {
-			if stops++; stops > laterStops {
-				why = fmt.Sprintf("no start record for this container since the ID's last %d poststops (searched no further)", stops)
-				return true
+			if pid > 0 && r.Ref != nil {
+				pending[r.Seq] = true
+				return false
 			}
-			return false
+			return count()
 		}
 		if !audit.IsStart(r.Stage) {
 			return false
 		}
-		if stopped[r.Seq] != 0 {
+		if stop := stopped[r.Seq]; stop != 0 {
 			if pid > 0 && r.Ancestry != nil && r.PID == pid {
 				done = r
-				why = fmt.Sprintf("no start record for this container: the stop of pid %d is recorded already, by poststop seq %d (start record seq %d)", pid, stopped[r.Seq], r.Seq)
+				why = fmt.Sprintf("no start record for this container: the stop of pid %d is recorded already, by poststop seq %d (start record seq %d)", pid, stop, r.Seq)
 				return true
 			}
+			switch {
+			case !pending[stop]:
+			case r.Ancestry != nil:
+				delete(pending, stop) // another process's
+			case r.Ref == nil || !audit.IsStart(r.Ref.Stage):
+				delete(pending, stop)
+				return count()
+			}
+			// A start record of no process that refers to another
+			// (a poststart's createRuntime record): that one tells.
 			return false
 		}
 		k := 0
@@ -385,8 +415,8 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 		// process is taken for a second stop.
 		return nil, why, err
 	}
-	if start != nil && !audit.IsStart(start.Stage) {
-		start = nil // the search gave up
+	if gaveUp {
+		start = nil
 	}
 	for _, r := range fallback {
 		if start == nil {
@@ -406,7 +436,10 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 // before the poststop hooks of this one run. A poststop search that
 // passes more stops there: what it would read (the whole search window,
 // tens of MiB, under the log's lock, as for a duplicate poststop) holds
-// no start record of this container.
+// no start record of this container. Where the runtime gives the PID,
+// the stops that closed another process's start record are not counted
+// ([stopStart]): containers of the ID run alongside this one can leave
+// any number.
 const laterStops = 2
 
 // finish turns the record and the errors met into a Result.

@@ -841,3 +841,51 @@ func TestHelpReadsAsManPage(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestMainPoststopOthersOfID runs the stages of four containers of one ID
+// (as runc under different --root directories may run them), real
+// processes each: the victim's createRuntime, then three others' whole
+// lives (createRuntime, exit, poststop with the PID), then the victim's
+// exit and poststop. The victim's poststop refers to its createRuntime
+// record: it had none, the search giving up after the others' three
+// poststops, which closed start records of other processes.
+func TestMainPoststopOthersOfID(t *testing.T) {
+	sleep := nstest.RequireCmd(t, "sleep")
+	e := newEnv(t, "hook.json", nil)
+	start := func() *exec.Cmd {
+		cmd := exec.Command(sleep, "infinity")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	stage := func(stage string, pid int) {
+		t.Helper()
+		st := strings.Replace(selfState("victim"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, pid), 1)
+		if code, _, stderr := run(st, "--config", e.config, stage); code != 0 {
+			t.Fatalf("%s of pid %d: exit %d: %s", stage, pid, code, stderr)
+		}
+	}
+	exit := func(cmd *exec.Cmd) {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	victim := start()
+	stage("createRuntime", victim.Process.Pid)
+	for range 3 {
+		other := start()
+		stage("createRuntime", other.Process.Pid)
+		exit(other)
+		stage("poststop", other.Process.Pid)
+	}
+	exit(victim)
+	stage("poststop", victim.Process.Pid)
+	recs := e.records(t, "victim")
+	if len(recs) != 8 {
+		t.Fatalf("records %v, want 8", audittest.Stages(recs))
+	}
+	if last := recs[7]; last.Ref == nil || last.Ref.Seq != recs[0].Seq || last.Error != "" {
+		t.Errorf("the victim's poststop: ref %+v, error %q; want its createRuntime record, seq %d", last.Ref, last.Error, recs[0].Seq)
+	}
+}
