@@ -488,6 +488,36 @@ func TestShowEscapesHostileData(t *testing.T) {
 	}
 }
 
+// mover starts a process in the host's user namespace and returns its
+// PID and a function that has it move to a user namespace of its own
+// (unshare -U, which keeps its PID and start time) and waits, bounded,
+// until it did.
+func mover(t *testing.T) (pid int, move func()) {
+	t.Helper()
+	sh, unshare := nstest.RequireCmd(t, "sh"), nstest.RequireCmd(t, "unshare")
+	sleep := nstest.RequireCmd(t, "sleep")
+	cmd := exec.Command(sh, "-c", `read x; exec "$0" -U "$1" infinity`, unshare, sleep)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid = cmd.Process.Pid
+	host := nstest.Ino(t, pid, "user")
+	return pid, func() {
+		t.Helper()
+		in.Write([]byte("\n"))
+		for deadline := time.Now().Add(10 * time.Second); nstest.Ino(t, pid, "user") == host; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the process did not move to a user namespace of its own")
+			}
+		}
+	}
+}
+
 // TestPoststartSeesChangedAncestry records createRuntime for a process
 // in the host's user namespace and poststart once it moved into one of
 // its own (unshare -U, which keeps its PID and start time): the
@@ -496,34 +526,17 @@ func TestShowEscapesHostileData(t *testing.T) {
 // process only: TestPoststartReusedID.)
 func TestPoststartSeesChangedAncestry(t *testing.T) {
 	nstest.RequireRoot(t)
-	sh, unshare := nstest.RequireCmd(t, "sh"), nstest.RequireCmd(t, "unshare")
-	sleep := nstest.RequireCmd(t, "sleep")
 	for _, mode := range []string{policy.ModeAudit, policy.ModeEnforce} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t, "hook.json", func(c map[string]any) {
 				c["default"] = map[string]any{"mode": mode}
 			})
-			cmd := exec.Command(sh, "-c", `read x; exec "$0" -U "$1" infinity`, unshare, sleep)
-			in, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			pid := cmd.Process.Pid
-			host := nstest.Ino(t, pid, "user")
+			pid, move := mover(t)
 			st := strings.Replace(selfState("moved"), fmt.Sprintf(`"pid":%d`, os.Getpid()), fmt.Sprintf(`"pid":%d`, pid), 1)
 			if code, _, stderr := run(st, "--config", e.config, "createRuntime"); code != 0 {
 				t.Fatal(stderr)
 			}
-			in.Write([]byte("\n"))
-			for deadline := time.Now().Add(10 * time.Second); nstest.Ino(t, pid, "user") == host; time.Sleep(5 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("the process did not move to a user namespace of its own")
-				}
-			}
+			move()
 			code, _, stderr := run(st, "--config", e.config, "poststart")
 			if want := map[string]int{policy.ModeAudit: 0, policy.ModeEnforce: 1}[mode]; code != want {
 				t.Errorf("poststart exit %d, want %d (stderr %q)", code, want, stderr)

@@ -980,34 +980,17 @@ func TestBinaryDeadlineStuckDiagnostics(t *testing.T) {
 // start of the ID.
 func TestBinaryRefusedStateRefersBack(t *testing.T) {
 	nstest.RequireRoot(t)
-	sh, unshare := nstest.RequireCmd(t, "sh"), nstest.RequireCmd(t, "unshare")
-	sleep := nstest.RequireCmd(t, "sleep")
 	e := newEnv(t, "hook.json", func(c map[string]any) {
 		c["on_error"] = policy.OnErrorAllow
 		c["syslog"] = ""
 		c["default"] = map[string]any{"mode": policy.ModeEnforce}
 	})
-	cmd := exec.Command(sh, "-c", `read x; exec "$0" -U "$1" infinity`, unshare, sleep)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	pid := cmd.Process.Pid
-	host := nstest.Ino(t, pid, "user")
+	pid, move := mover(t)
 	long := stateOf(idMember("c"), pidMember(pid), bundleMember, `"annotations":{"a":"`+strings.Repeat("v", 65537)+`"}`)
 	if r := runBinary(t, bytes.NewReader(long), "--config", e.config, "createRuntime"); r.code != 0 {
 		t.Fatalf("createRuntime: exit %d, want 0 (on_error allow): %s", r.code, r.stderr)
 	}
-	in.Write([]byte("\n"))
-	for deadline := time.Now().Add(10 * time.Second); nstest.Ino(t, pid, "user") == host; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the process did not move to a user namespace of its own")
-		}
-	}
+	move()
 	r := runBinary(t, bytes.NewReader(long), "--config", e.config, "poststart")
 	if r.code != 1 || !strings.Contains(r.stderr, policy.RuleAncestryUnchanged) {
 		t.Errorf("poststart: exit %d, stderr %q; want 1 and the rule named", r.code, r.stderr)

@@ -40,18 +40,7 @@ func hostPods(t *testing.T, members string, withRecorder bool) (*policy.Config, 
 	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
 	d.ImportImage(t, d.Client(t), "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
 	if withRecorder {
-		connected := make(chan struct{}, 16)
-		r := &recorder.Recorder{Address: d.Socket, Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: "),
-			MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Connected: func() { connected <- struct{}{} }}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { r.Run(ctx) })
-		t.Cleanup(func() { cancel(); wg.Wait() })
-		select {
-		case <-connected:
-		case <-time.After(30 * time.Second):
-			t.Fatal("recorder did not connect")
-		}
+		runRecorder(t, d, cfg, log)
 	}
 	startPlugin(t, d, &Plugin{Config: cfg, Log: log})
 	return cfg, func(name, extra string) (bool, string) {
@@ -65,6 +54,24 @@ func hostPods(t *testing.T, members string, withRecorder bool) (*policy.Config, 
 			d.Crictl(crictl, "rmp", "-f", id)
 		}
 		return err == nil, stderr
+	}
+}
+
+// runRecorder runs the event recorder on d's events, writing log, until
+// the test ends; it returns once the recorder connected.
+func runRecorder(t *testing.T, d *ctrdtest.Daemon, cfg *policy.Config, log *audit.Log) {
+	t.Helper()
+	connected := make(chan struct{}, 16)
+	r := &recorder.Recorder{Address: d.Socket, Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: "),
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Connected: func() { connected <- struct{}{} }}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	select {
+	case <-connected:
+	case <-time.After(30 * time.Second):
+		t.Fatal("recorder did not connect")
 	}
 }
 

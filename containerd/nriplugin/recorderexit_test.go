@@ -1,12 +1,8 @@
 package nriplugin
 
 import (
-	"context"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/nsrel/nsrel/containerd/recorder"
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
@@ -27,18 +23,7 @@ func TestNRIRecorderEndsPluginStarts(t *testing.T) {
 	c := d.Client(t)
 	d.ImportImage(t, c, "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
 	d.ImportBusybox(t, c, "k8s.io")
-	connected := make(chan struct{}, 16)
-	r := &recorder.Recorder{Address: d.Socket, Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: "),
-		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Connected: func() { connected <- struct{}{} }}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { r.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	select {
-	case <-connected:
-	case <-time.After(30 * time.Second):
-		t.Fatal("recorder did not connect")
-	}
+	runRecorder(t, d, cfg, log)
 	startPlugin(t, d, &Plugin{Config: cfg, Log: log})
 	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("ends-pod"))
 	ctr := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, "app"), podJSON)

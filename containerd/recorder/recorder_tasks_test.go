@@ -258,15 +258,7 @@ func TestRecorderStartWithoutLabels(t *testing.T) {
 // the recorder recorded, whose PID the hook's task took, still gets its
 // exit (told apart by start time).
 func TestExitOfAnotherSourcesStart(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "audit.jsonl")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, log := tempLog(t)
 	ctx := context.Background()
 	for _, rec := range []*audit.Record{
 		// An earlier task of web, recorded without namespaces, ended
