@@ -196,6 +196,14 @@ type Model struct {
 	// namespace or mount table not opened is missing from the model, and
 	// so is what only it would have shown: the model is incomplete.
 	OutOfFDs int
+	// SkippedSockets counts the open sockets not asked for their network
+	// namespace because copying them (pidfd_getfd(2)) would have changed
+	// them: net_cls or net_prio is bound to a cgroup v1 hierarchy, and
+	// their process is in another cgroup there than the scan, whose class
+	// ID and priority index a copy gives the socket. A network namespace
+	// held only by such a socket, and a user namespace only it owns, is
+	// missing from the model.
+	SkippedSockets int
 }
 
 // NewModel returns an empty model. Add namespaces with [Model.Add] and
@@ -315,12 +323,21 @@ func (m *Model) Notice() string {
 	case m.UnopenedNS > 1:
 		fuse = join(fuse, fmt.Sprintf("could not open %d namespaces through the bind mounts that mount tables list (%s, ...)", m.UnopenedNS, m.UnopenedWhy))
 	}
+	switch {
+	case m.SkippedSockets == 1:
+		fuse = join(fuse, "did not ask 1 socket for its network namespace, which may be missing: "+skippedWhy)
+	case m.SkippedSockets > 1:
+		fuse = join(fuse, fmt.Sprintf("did not ask %d sockets for their network namespaces, which may be missing: %s", m.SkippedSockets, skippedWhy))
+	}
 	d := m.Denied
 	if !d.Any() {
 		return fuse
 	}
 	return join(deniedNotice(d), fuse)
 }
+
+// skippedWhy says why sockets were not asked ([Model.SkippedSockets]).
+const skippedWhy = "their processes are in other net_cls or net_prio cgroups (cgroup v1) than this one, and a copy (pidfd_getfd) would give a socket this one's class ID and priority index"
 
 // outOfFDsNotice says that n opens found no file descriptor left, with
 // the limit; "" when n is 0.

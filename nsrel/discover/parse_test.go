@@ -135,6 +135,8 @@ func TestNotice(t *testing.T) {
 		{Model{UnopenedNS: 1, UnopenedWhy: "file name too long"}, "could not open 1 namespace through the bind mounts that mount tables list (file name too long)"},
 		{Model{UnopenedNS: 2, UnopenedWhy: "y", UnreadMounts: 1, UnreadWhy: "x"}, "could not read the bind mounts of 1 mount namespace (x); could not open 2 namespaces through the bind mounts that mount tables list (y, ...)"},
 		{Model{UnreadMounts: 3, UnreadWhy: "x", BelowFUSE: 1}, "did not open 1 namespace bind mount below a FUSE mount, or an overlay that may be on one (its server could block the lookup for good); could not read the bind mounts of 3 mount namespaces (x, ...)"},
+		{Model{SkippedSockets: 1}, "did not ask 1 socket for its network namespace, which may be missing: " + skippedWhy},
+		{Model{UnopenedNS: 1, UnopenedWhy: "y", SkippedSockets: 3}, "could not open 1 namespace through the bind mounts that mount tables list (y); did not ask 3 sockets for their network namespaces, which may be missing: " + skippedWhy},
 	} {
 		if got := tc.m.Notice(); got != tc.want {
 			t.Errorf("Notice() = %q, want %q", got, tc.want)
@@ -242,6 +244,44 @@ func BenchmarkMountTable(b *testing.B) {
 		}
 		if ns, _, _ := parseMounts(data); len(ns) != 4 {
 			b.Fatalf("%d nsfs mounts", len(ns))
+		}
+	}
+}
+
+func TestNetHierarchies(t *testing.T) {
+	for _, tc := range []struct {
+		name, cgroups string
+		want          []int
+	}{
+		{"unified", "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t0\t80\t1\nnet_cls\t0\t80\t1\nnet_prio\t0\t80\t1\n", nil},
+		{"net_cls bound", "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t6\t1\nnet_cls\t10\t1\t1\nnet_prio\t0\t5\t1\n", []int{10}},
+		{"bound together (systemd)", "net_cls\t4\t1\t1\nnet_prio\t4\t1\t1\n", []int{4}},
+		{"bound apart", "net_cls\t4\t1\t1\nnet_prio\t7\t1\t1\n", []int{4, 7}},
+		{"disabled (cgroup_disable=net_cls)", "net_cls\t4\t1\t0\n", nil},
+		{"no such controller", "cpu\t1\t6\t1\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, netHierarchies([]byte(tc.cgroups))); diff != "" {
+				t.Errorf("netHierarchies (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestNetCgroups(t *testing.T) {
+	const data = "12:net_cls,net_prio:/a/b\n10:net_cls:/x:y\n9:name=systemd:/\n0::/user.slice\n"
+	for _, tc := range []struct {
+		hier []int
+		want []string
+		ok   bool
+	}{
+		{[]int{12}, []string{"/a/b"}, true},
+		{[]int{10, 12}, []string{"/x:y", "/a/b"}, true},
+		{[]int{12, 3}, []string{"/a/b", ""}, false},
+	} {
+		got, ok := netCgroups([]byte(data), tc.hier)
+		if diff := cmp.Diff(tc.want, got); diff != "" || ok != tc.ok {
+			t.Errorf("netCgroups(%v) = %v, want %v (-want +got):\n%s", tc.hier, ok, tc.ok, diff)
 		}
 	}
 }

@@ -149,8 +149,8 @@ func situationThreads() {
 	select {}
 }
 
-// situationSocket: a socket created in the network namespace $NET, which
-// this process then leaves; it prints the socket's fd, the namespace's
+// situationSocket: a socket created in the network namespace $NET (and
+// bound with $BIND set), which this process then leaves; it prints the socket's fd, the namespace's
 // inode and that of its owning user namespace, as the kernel says them.
 func situationSocket() {
 	runtime.LockOSThread()
@@ -168,6 +168,13 @@ func situationSocket() {
 	sock, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 	if err != nil {
 		die("socket", err)
+	}
+	if os.Getenv("BIND") != "" {
+		// Bound (any address, a free port), the socket is in the UDP
+		// table, so that sock_diag lists it.
+		if err := unix.Bind(sock, &unix.SockaddrInet4{}); err != nil {
+			die("bind", err)
+		}
 	}
 	if err := unix.Setns(self, unix.CLONE_NEWNET); err != nil {
 		die("setns back", err)
