@@ -206,9 +206,17 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	case c.timeout <= 0:
 		fmt.Fprintf(stderr, "%s: --container-timeout %v: want a positive duration (see --help)\n", t.Name, c.timeout)
 		return 2
+	// An empty path is no path: it was the default socket, or no
+	// audit log at all, without a word.
+	case fs.Changed("containerd-address") && c.containerdAddress == "":
+		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, vocab.EmptyValue("--containerd-address", "a socket path"))
+		return 2
+	case fs.Changed("audit-log") && c.auditLog == "":
+		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, vocab.EmptyValue("--audit-log", "a file"))
+		return 2
 	}
 	if c.noContainers && c.container != "" {
-		fmt.Fprintf(stderr, "%s: --container needs the container lookup; drop --no-containers\n", t.Name)
+		fmt.Fprintf(stderr, "%s: --container needs the container lookup; drop --no-containers (see --help)\n", t.Name)
 		return 2
 	}
 	var columns []string

@@ -117,7 +117,11 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"raw and dot", []string{"-r", "--format", "dot"}, 2, "", "--list (and --output, --noheadings, --raw) print a text table"},
 		{"pid tool has no --no-other-types", []string{"--no-other-types"}, 2, "", "unknown option --no-other-types"},
 		{"argument", []string{"extra"}, 2, "", `unexpected argument "extra"`},
-		{"conflict", []string{"--no-containers", "--container", "x"}, 2, "", "--container needs the container lookup"},
+		{"conflict", []string{"--no-containers", "--container", "x"}, 2, "", "lsuserns: --container needs the container lookup; drop --no-containers (see --help)\n"},
+		{"empty containerd address", []string{"--containerd-address="}, 2, "", "lsuserns: option --containerd-address needs a socket path, not an empty string (see --help)\n"},
+		{"empty containerd address, separate", []string{"--containerd-address", ""}, 2, "", "lsuserns: option --containerd-address needs a socket path, not an empty string (see --help)\n"},
+		{"empty audit log", []string{"--format", "html", "--audit-log="}, 2, "", "lsuserns: option --audit-log needs a file, not an empty string (see --help)\n"},
+		{"empty audit log without html", []string{"--audit-log="}, 2, "", "lsuserns: option --audit-log needs a file, not an empty string (see --help)\n"},
 		{"bad format", []string{"--format", "png"}, 2, "", `--format "png": want text, json, dot, svg or html`},
 		// Escaped once: \x1b, not \\x1b.
 		{"hostile format", []string{"--format", "\x1bdot\""}, 2, "", `lsuserns: --format "\x1bdot\"": want`},
