@@ -82,13 +82,8 @@ func (s *HelperSource) List(ctx context.Context) ([]discover.Container, error) {
 	if timeout <= 0 {
 		timeout = vocab.DefaultContainerdTimeout
 	}
-	// The helper's own deadline comes before the caller's, so that what
-	// it says of a namespace that did not answer, and what it listed,
-	// arrive before the caller gives up on it.
 	if d, ok := ctx.Deadline(); ok {
-		if left := time.Until(d) - 300*time.Millisecond; left > 100*time.Millisecond && left < timeout {
-			timeout = left
-		}
+		timeout = helperTimeout(timeout, time.Until(d))
 	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, helper, "containers", "--address", addr, "--timeout", timeout.String())
@@ -96,6 +91,14 @@ func (s *HelperSource) List(ctx context.Context) ([]discover.Container, error) {
 	cmd.Env = []string{} // the address is on the command line; nothing else is needed
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
+			// Killed at the caller's deadline all the same (a loaded
+			// machine). The helper prints its list, one JSON array,
+			// once every namespace has answered or failed: if the
+			// array is whole, its namespaces are.
+			var cs []discover.Container
+			if json.Unmarshal(stdout.Bytes(), &cs) == nil && len(cs) > 0 {
+				return cs, &PartialError{fmt.Errorf("%s did not exit before the deadline (%w): a namespace that failed may not be named", HelperName, ctx.Err())}
+			}
 			return nil, ctx.Err()
 		}
 		msg := strings.TrimSpace(stderr.String())
@@ -120,6 +123,21 @@ func (s *HelperSource) List(ctx context.Context) ([]discover.Container, error) {
 		return nil, fmt.Errorf("%s containers: %w", helper, err)
 	}
 	return cs, nil
+}
+
+// helperTimeout returns the --timeout of a helper run with left until the
+// caller's deadline, at most timeout: strictly inside the caller's
+// deadline, so that what the helper says of a namespace that did not
+// answer, and what it listed, arrive before the caller gives up on it
+// (and kills it). 300 ms are kept for its start and exit, or half of
+// what is left when that is short (a --container-timeout below about
+// half a second kept the whole timeout before, and one stuck namespace
+// hid every namespace's containers).
+func helperTimeout(timeout, left time.Duration) time.Duration {
+	h := left - min(300*time.Millisecond, left/2)
+	// At least 1 ms: the helper refuses 0, and the caller's deadline
+	// ends the run anyway.
+	return max(min(timeout, h), time.Millisecond)
 }
 
 // FindHelper returns the path of nsrel-containerd: next to the running

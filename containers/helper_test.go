@@ -1,11 +1,13 @@
 package containers
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsrel/nsrel/internal/safefile"
 )
@@ -36,5 +38,62 @@ func TestFindHelper(t *testing.T) {
 	}
 	if _, err := findHelper([]string{empty}); err == nil || !strings.Contains(err.Error(), "is not installed (looked in "+filepath.Join(empty, HelperName)) {
 		t.Errorf("findHelper(empty): %v", err)
+	}
+}
+
+func TestHelperTimeout(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tc := range []struct {
+		timeout, left, want time.Duration
+	}{
+		{5 * time.Second, 30 * time.Second, 5 * time.Second}, // the caller's deadline is far
+		{5 * time.Second, 2 * time.Second, 1700 * ms},        // 300 ms kept
+		{400 * ms, 355 * ms, 177500 * time.Microsecond},      // --container-timeout 400ms: half kept
+		{400 * ms, 600 * ms, 300 * ms},
+		{1 * time.Second, 0, ms}, // the deadline passed: the run is ended anyway
+		{1 * time.Second, -5 * ms, ms},
+	} {
+		got := helperTimeout(tc.timeout, tc.left)
+		if got != tc.want {
+			t.Errorf("helperTimeout(%v, %v) = %v, want %v", tc.timeout, tc.left, got, tc.want)
+		}
+		if tc.left > 0 && got >= tc.left {
+			t.Errorf("helperTimeout(%v, %v) = %v: not inside the caller's deadline", tc.timeout, tc.left, got)
+		}
+	}
+}
+
+// TestHelperKilledAfterList: a helper that printed its list and was
+// killed before it exited (the caller's context ended) gives that list,
+// as a partial answer; before, nothing but the context's error.
+func TestHelperKilledAfterList(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "containerd.sock") // only checked to exist
+	printed := filepath.Join(dir, "printed")
+	helper := filepath.Join(dir, HelperName)
+	script := "#!/bin/sh\nprintf '[{\"id\":\"c1\",\"engine\":\"containerd\",\"namespace\":\"aaa\",\"pid\":1}]\\n'\n: > " + printed + "\nexec sleep 3600\n"
+	for p, data := range map[string]string{sock: "", helper: script} {
+		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Cancelled once the list is out (bounded: 10 s), as a
+		// deadline would end it.
+		defer cancel()
+		for range 10000 {
+			if _, err := os.Stat(printed); err == nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	src := &HelperSource{Address: sock, Helper: helper, Timeout: time.Minute}
+	cs, err := src.List(ctx)
+	var pe *PartialError
+	if len(cs) != 1 || cs[0].ID != "c1" || !errors.As(err, &pe) || !errors.Is(err, context.Canceled) {
+		t.Errorf("List = %+v, %v; want container c1 and a partial error", cs, err)
 	}
 }
