@@ -573,8 +573,10 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	// A task whose process still runs with the start time known is not
 	// ended, though the list lacks it: containerd leaves out a task
 	// whose shim did not answer in time (a loaded node, a stopped shim).
-	for k := range r.known {
-		if _, kept := known[k]; listed[k] || kept {
+	// One listed whose PID is now another process's ([replaced]) ended:
+	// the listed task is the container's next, which got its PID.
+	for k, st := range r.known {
+		if _, kept := known[k]; kept || listed[k] && !replaced(k.pid, st) {
 			continue
 		}
 		if st, ok := r.stillKnown(k); ok {
@@ -610,7 +612,8 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 }
 
 // endOpenRunning records the exit of the open starts ([Recorder.openRunning])
-// that the walk did not list and whose process is gone (exited, or a
+// that the walk did not list, or listed with their PID now another
+// process's ([replaced]), and whose process is gone (exited, or a
 // zombie its shim did not reap) when this daemon has their container:
 // their exit event may be late (a stopped shim), or lost with the
 // task's delete event. The log's search (under its lock) writes no
@@ -620,7 +623,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 // deleted, whose /containers/delete event ends it.
 func (r *Recorder) endOpenRunning(ctx context.Context, c *client.Client, listed map[taskKey]bool) {
 	for k, st := range r.openRunning {
-		if listed[k] || inspect.Runs(k.pid, st) {
+		if inspect.Runs(k.pid, st) || listed[k] && !replaced(k.pid, st) {
 			continue
 		}
 		gctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, k.ns), rpcTimeout)
@@ -724,16 +727,21 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 	}
 	switch e := ev.(type) {
 	case *eventsapi.TaskStart:
-		if _, ok := r.sameProcess(taskKey{env.Namespace, e.ContainerID, int(e.Pid)}); ok {
+		k := taskKey{env.Namespace, e.ContainerID, int(e.Pid)}
+		if _, ok := r.sameProcess(k); ok {
 			// A walk recorded it before its event came (a start without
 			// namespaces, which the log's search cannot tell, included).
 			break
 		}
+		// A task of the container known, or open, with this PID and
+		// another process: an earlier task whose exit and delete events
+		// were lost, its PID given to the new one. It ended first.
+		r.endReplaced(ctx, k)
 		if st, ok := r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid), env.Timestamp); ok {
 			if r.known == nil {
 				r.known = make(map[taskKey]uint64)
 			}
-			r.known[taskKey{env.Namespace, e.ContainerID, int(e.Pid)}] = st
+			r.known[k] = st
 		}
 	case *eventsapi.TaskExit:
 		// Exec'd processes exit too; only the init process ends the
@@ -779,6 +787,31 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		if e.ID == "" || e.ID == e.ContainerID {
 			r.taskEnded(ctx, c, taskKey{env.Namespace, e.ContainerID, int(e.Pid)}, protoTime(e.ExitedAt))
 		}
+	}
+}
+
+// replaced reports whether the process of PID pid is not the one that
+// started at startTime (0: not known), though a process has that PID:
+// another took the PID. A PID without a process is left to the events
+// and walks that follow (a task that just exited).
+func replaced(pid int, startTime uint64) bool {
+	now, err := inspect.StartTime(pid)
+	return startTime != 0 && err == nil && now != startTime
+}
+
+// endReplaced records the exit of task k, known or open
+// ([Recorder.openRunning]), when its PID is now another process's
+// ([replaced]): a new task of the container that got the PID (its exit
+// and delete events lost, or a restart while no recorder ran). It was
+// taken for still running: its start stayed without exit, and the new
+// task's start replaced it among the known.
+func (r *Recorder) endReplaced(ctx context.Context, k taskKey) {
+	if st, ok := r.known[k]; ok && replaced(k.pid, st) {
+		r.taskGone(ctx, k)
+	}
+	if st, ok := r.openRunning[k]; ok && replaced(k.pid, st) {
+		delete(r.openRunning, k)
+		r.recordExit(ctx, k, st)
 	}
 }
 
