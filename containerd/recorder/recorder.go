@@ -193,8 +193,9 @@ type pendingRecord struct {
 // counts the records lost when the log did not take them before the stop.
 // Connection failures are logged and retried, never returned. It appends a
 // [StageRecorderStart] record first and a [StageRecorderStop] record
-// last, and before it returns it tries once more (for 2 s) to append
-// records still pending.
+// last, after a [StageEventsGap] record when the stream was lost until
+// the stop or the stop discarded events, and before it returns it tries
+// once more (for 2 s) to append records still pending.
 func (r *Recorder) Run(ctx context.Context) (err error) {
 	r.mark(ctx, StageRecorderStart, "started")
 	var lostAt time.Time
@@ -377,10 +378,12 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	// contact is the last moment before which every event is handled or
 	// covered by a walk: the subscription, then the start of each walk
 	// that succeeded (it lists the tasks then) and the publication of
-	// each event handled. A session that ends discards the events
-	// received and not handled, all published after it: the gap starts
-	// there, not when the failure was seen.
+	// each event handled, but not past a start left to be tried again
+	// (held, until a walk succeeds). A session that ends discards the
+	// events received and not handled, all published after it: the gap
+	// starts there, not when the failure was seen.
 	contact := time.Now()
+	held := false
 	envs, errs := c.Subscribe(sctx, recorderFilters...)
 	log := r.logger().WithField("address", addr)
 	if !lostAt.IsZero() {
@@ -388,23 +391,52 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 		*lostAt = time.Time{}
 	}
 	// walked walks the running tasks (warning: what a failure is said
-	// as), moves contact to the walk's start when it succeeded, and
-	// reports whether containerd stopped answering.
+	// as), moves contact to the walk's start when it succeeded (not one
+	// the stop cut short: it may have given up starts), and reports
+	// whether containerd stopped answering.
 	walked := func(warning string) bool {
 		began := time.Now()
 		err := r.walk(ctx, c)
-		if err != nil {
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
 			log.WithError(err).Warn(warning)
-		} else if began.After(contact) {
-			contact = began
+		default:
+			held = false
+			if began.After(contact) {
+				contact = began
+			}
 		}
 		return r.stalled(ctx, c, err, contact, lostAt, lostErr)
+	}
+	// stopped ends the session at a stop. One that came while it walked
+	// or handled an event (busy), or with an event received, discards
+	// events published since contact (those received, queued behind, and
+	// the starts given up, which containerd no longer answers for): they
+	// are the gap Run records before its stop record, rather than a
+	// stretch the log says was watched. The next recorder's first walk
+	// records the starts of tasks that still run, as after any stop.
+	stopped := func(busy bool) error {
+		if !busy {
+			select {
+			case env := <-envs:
+				busy = env != nil
+			default:
+			}
+		}
+		if busy && lostAt.IsZero() {
+			*lostAt, *lostErr = contact, errStopBusy
+		}
+		return nil
 	}
 	// The subscription is set up by the daemon asynchronously: a start
 	// between this walk and that moment has no event, and the next walk
 	// (Resync) records it.
 	if walked("catching up with running tasks") {
 		return nil
+	}
+	if ctx.Err() != nil {
+		return stopped(true)
 	}
 	log.Info("subscribed to containerd task events")
 	if r.Connected != nil {
@@ -431,26 +463,28 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 		wasFailing := r.failing
 		select {
 		case <-ctx.Done():
-			return nil
+			return stopped(false)
 		case env, ok := <-envs:
 			if ctx.Err() != nil {
 				// Stopping (select picks at random among ready cases):
 				// an event handled now would be judged without what
-				// containerd no longer answers. The next recorder's
-				// first walk catches up, as after any stop.
-				return nil
+				// containerd no longer answers.
+				return stopped(ok && env != nil)
 			}
 			if !ok {
 				envs = nil
 				continue
 			}
-			r.handle(ctx, c, env)
-			if env != nil && env.Timestamp.After(contact) {
+			held = !r.handle(ctx, c, env) || held
+			if !held && env != nil && env.Timestamp.After(contact) {
 				contact = env.Timestamp
+			}
+			if ctx.Err() != nil {
+				return stopped(true)
 			}
 		case err := <-errs:
 			if ctx.Err() != nil {
-				return nil
+				return stopped(false)
 			}
 			if err == nil {
 				err = io.EOF
@@ -464,6 +498,9 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 		case <-timer.C:
 			if walked("walking running tasks") {
 				return nil
+			}
+			if ctx.Err() != nil {
+				return stopped(true)
 			}
 			timer.Reset(next())
 		}
@@ -501,6 +538,11 @@ func (r *Recorder) stalled(ctx context.Context, c *client.Client, walkErr error,
 	r.streamLost(err)
 	return true
 }
+
+// errStopBusy is the cause a gap record gives when the recorder stopped
+// while it handled an event or walked, or with an event received: the
+// events published since the last contact were not all handled.
+var errStopBusy = errors.New("events published since were not all handled at the stop (it came while the recorder handled an event or walked, or with an event received); the next recorder's first walk records the tasks that still run")
 
 // errWalkPostponed is the error of a walk left for later: the audit log
 // is not writable.
@@ -713,14 +755,17 @@ func (r *Recorder) seedKnown() {
 	}
 }
 
-func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Envelope) {
+// handle handles one event. It returns false for a start left to be
+// tried again (containerd did not answer, the recorder stops), which the
+// session's contact must not pass.
+func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Envelope) bool {
 	if env == nil || env.Event == nil {
-		return
+		return true
 	}
 	ev, err := typeurl.UnmarshalAny(env.Event)
 	if err != nil {
 		r.logger().WithError(err).WithField("topic", vocab.Printable(env.Topic)).Warn("undecodable event")
-		return
+		return true
 	}
 	if l := r.logger(); logging.IsDebug(l) {
 		l.WithFields(logrus.Fields{"topic": vocab.Printable(env.Topic), "namespace": vocab.Printable(env.Namespace), "event": vocab.Printable(fmt.Sprint(ev))}).Debug("event")
@@ -737,12 +782,14 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		// another process: an earlier task whose exit and delete events
 		// were lost, its PID given to the new one. It ended first.
 		r.endReplaced(ctx, k)
-		if st, ok := r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid), env.Timestamp); ok {
-			if r.known == nil {
-				r.known = make(map[taskKey]uint64)
-			}
-			r.known[k] = st
+		st, ok := r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid), env.Timestamp)
+		if !ok {
+			return false
 		}
+		if r.known == nil {
+			r.known = make(map[taskKey]uint64)
+		}
+		r.known[k] = st
 	case *eventsapi.TaskExit:
 		// Exec'd processes exit too; only the init process ends the
 		// container. An exec may be given the container's ID as its
@@ -788,6 +835,7 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 			r.taskEnded(ctx, c, taskKey{env.Namespace, e.ContainerID, int(e.Pid)}, protoTime(e.ExitedAt))
 		}
 	}
+	return true
 }
 
 // replaced reports whether the process of PID pid is not the one that

@@ -49,6 +49,13 @@ func runRecorder(t *testing.T, addr, cfgPath string, mod func(*Recorder)) (<-cha
 // returned, nil for a clean stop.
 func runRecorderErr(t *testing.T, addr, cfgPath string, mod func(*Recorder)) (<-chan struct{}, func() error) {
 	t.Helper()
+	return runRecorderCtx(t, context.Background(), addr, cfgPath, mod)
+}
+
+// runRecorderCtx is runRecorderErr with the recorder stopped when parent
+// is done too (its stop function then waits for Run to return).
+func runRecorderCtx(t *testing.T, parent context.Context, addr, cfgPath string, mod func(*Recorder)) (<-chan struct{}, func() error) {
+	t.Helper()
 	cfg, err := policy.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +71,7 @@ func runRecorderErr(t *testing.T, addr, cfgPath string, mod func(*Recorder)) (<-
 	if mod != nil {
 		mod(r)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	var wg sync.WaitGroup
 	var runErr error
 	wg.Go(func() { runErr = r.Run(ctx) })
