@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -114,7 +111,7 @@ func TestContainersPartial(t *testing.T) {
 	stuck := ctrdtest.Uniq("stuck")
 	_, first := d.Run(t, c, "zzz", stuck, nil)
 	_, second := d.Run(t, c, "yyy", ctrdtest.Uniq("stuck-later"), nil)
-	stopShim(t, int(first))
+	ctrdtest.StopShim(t, int(first))
 	var out, errb bytes.Buffer
 	code := run([]string{"containers", "--address", d.Socket, "--timeout", "1s"}, &out, &errb)
 	if code != 1 || !strings.Contains(out.String(), `"id":"`+ok+`"`) || strings.Contains(out.String(), `"id":"`+stuck+`"`) ||
@@ -125,7 +122,7 @@ func TestContainersPartial(t *testing.T) {
 	// (A shim stopped anew: containerd may answer without one that
 	// timed out before; which namespace fails then varies.)
 	src := &containers.HelperSource{Address: d.Socket, Helper: nstest.Tool(t, "nsrel-containerd"), Timeout: time.Second}
-	stopShim(t, int(second))
+	ctrdtest.StopShim(t, int(second))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cs, err := src.List(ctx)
@@ -140,54 +137,6 @@ func TestContainersPartial(t *testing.T) {
 	case !errors.As(err, &pe) || !strings.Contains(err.Error(), `namespace "`) || strings.HasPrefix(err.Error(), "nsrel-containerd"):
 		t.Errorf("helper source: %v; want a partial answer naming the namespace", err)
 	}
-}
-
-// stopShim stops (SIGSTOP) the shim of the container process pid until
-// the test ends: containerd's requests to it get no answer.
-func stopShim(t *testing.T, pid int) {
-	t.Helper()
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	shim, _ := strconv.Atoi(fields[1])
-	if err := syscall.Kill(shim, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(shim, syscall.SIGCONT) })
-	// The stop takes effect when each of the shim's threads next runs:
-	// on a loaded machine, after the query began, which the shim then
-	// answered (seen once in CI). Wait, bounded, until every thread is
-	// stopped.
-	for i := 0; ; i++ {
-		if allStopped(shim) {
-			return
-		}
-		if i == 10000 {
-			t.Fatalf("shim %d not stopped 10 s after SIGSTOP", shim)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// allStopped says whether every thread of process pid is stopped (state
-// T in its stat).
-func allStopped(pid int) bool {
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil || len(tasks) == 0 {
-		return false
-	}
-	for _, task := range tasks {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
-		if err != nil {
-			return false
-		}
-		if fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(fields) == 0 || fields[0] != "T" {
-			return false
-		}
-	}
-	return true
 }
 
 // TestWriteReady: the ready file is written under a new name and
