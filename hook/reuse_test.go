@@ -408,3 +408,29 @@ func TestPoststopOthersOfID(t *testing.T) {
 		})
 	}
 }
+
+// TestPoststopNoProcessStart: with the PID given, a start record of no
+// process (its inspection found the process gone) is taken only without
+// a start record of the PID. Another container of the ID, whose creator
+// had its process exit before nsrel-hook inspected it (a createRuntime
+// hook of its own ahead of nsrel-hook), left such a record after this
+// container's start, and this container's poststop referred to it,
+// leaving its own start record open.
+func TestPoststopNoProcessStart(t *testing.T) {
+	procs := map[int]*audit.Ancestry{100: proc(100, 5, 4026532200)}
+	h := reuseHook(t, procs)
+	runStage(t, h, audit.StageCreateRuntime, "web", 100) // seq 1
+	if res, _ := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: "web", Pid: 300}); res == nil || res.Record == nil || res.Record.Ancestry != nil {
+		t.Fatalf("the other container's createRuntime: %+v; want a record of no process", res)
+	}
+	delete(procs, 100)
+	if res := runStage(t, h, audit.StagePoststop, "web", 100); res.Record.Ref == nil || res.Record.Ref.Seq != 1 {
+		t.Errorf("poststop of pid 100 refers to %+v; want its createRuntime record, seq 1", res.Record.Ref)
+	}
+	// Without a start record of its PID, a poststop still takes the
+	// record of no process (its own container's, whose process was gone
+	// at createRuntime).
+	if res := runStage(t, h, audit.StagePoststop, "web", 300); res.Record.Ref == nil || res.Record.Ref.Seq != 2 {
+		t.Errorf("poststop of pid 300 refers to %+v; want the record of no process, seq 2", res.Record.Ref)
+	}
+}

@@ -324,8 +324,9 @@ func (h *Hook) appendStop(ctx context.Context, rec *audit.Record, pid int) error
 // the ID may have recorded its start already (TestPoststartLatePoststop):
 // when the runtime names the container's process (runc 1.1 and crun 1.8
 // give no PID at poststop), a start record of another PID is not this
-// container's (TestPoststopPID); without it, one whose process no longer
-// runs is preferred. And of the container's start records, source's own
+// container's (TestPoststopPID), and one of no process is taken only
+// without a start record of the PID (TestPoststopNoProcessStart);
+// without it, one whose process no longer runs is preferred. And of the container's start records, source's own
 // are preferred: another writer's (the containerd event recorder's
 // start, written when it found none of the process) is taken only
 // without one, lest source's stay open (TestPoststopOwnSource).
@@ -341,7 +342,8 @@ func (h *Hook) appendStop(ctx context.Context, rec *audit.Record, pid int) error
 func stopStart(s *audit.Searcher, id string, pid int, source string) (start *audit.Record, why string, err error) {
 	stopped := map[uint64]uint64{}
 	// fallback[k] is the latest start record of rank k met: 2 for a
-	// process that runs, plus 1 for another writer's.
+	// process that runs (with pid given: for a start record of no
+	// process), plus 1 for another writer's.
 	var fallback [4]*audit.Record
 	stops := 0
 	// pending holds, with pid given, the poststops (by seq) met with a
@@ -361,6 +363,14 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 		return gaveUp
 	}
 	var done *audit.Record // a start record of pid closed
+	// refersTo maps, with pid given, the seq of a start record that a
+	// later start record of no process refers to (a poststart's
+	// createRuntime record) to the latest such record: the one referred
+	// to tells whose it is, and the latest is the container's start
+	// (ending it ends both). took is the record taken for the one the
+	// search stopped at.
+	refersTo := map[uint64]*audit.Record{}
+	var took *audit.Record
 	start, err = s.Last(id, func(r *audit.Record) bool {
 		if closes(stopped, r) {
 			if pid > 0 && r.Ref != nil {
@@ -396,6 +406,19 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 			if r.PID != pid {
 				return false
 			}
+			if later := refersTo[r.Seq]; later != nil {
+				r = later
+			}
+		case pid > 0:
+			// A start record of no process (its inspection failed: it
+			// exited first) may be another container's of the ID, whose
+			// creator had its process exit before it was inspected:
+			// taken only without a start record of pid, unless it
+			// refers to one (above).
+			if r.Ref != nil && audit.IsStart(r.Ref.Stage) && refersTo[r.Ref.Seq] == nil {
+				refersTo[r.Ref.Seq] = r
+			}
+			k = 2
 		case r.Ancestry != nil && inspect.Runs(r.PID, r.StartTime):
 			k = 2
 		}
@@ -403,6 +426,7 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 			k++
 		}
 		if k == 0 {
+			took = r
 			return true
 		}
 		if fallback[k] == nil {
@@ -417,6 +441,8 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 	}
 	if gaveUp {
 		start = nil
+	} else if start != nil && took != nil {
+		start = took
 	}
 	for _, r := range fallback {
 		if start == nil {
@@ -538,8 +564,14 @@ func UnrecordedDenyMessage(rec *audit.Record, err error) string {
 
 func denyReason(rec *audit.Record) string {
 	if rec.Mode != policy.ModeEnforce || len(rec.Violations) == 0 {
-		// Refused for what could not be checked, not by a rule.
-		return fmt.Sprintf("container %s refused by nsrel (on_error=deny, policy %q): %s", vocab.Printable(rec.ContainerID), rec.Policy, rec.Error)
+		// Refused for what could not be checked, not by a rule: by
+		// on_error, or by the cut of a state whatever on_error says
+		// ([Judge]).
+		why := "on_error=deny"
+		if strings.Contains(rec.Error, cutRefused) {
+			why = "a cut state"
+		}
+		return fmt.Sprintf("container %s refused by nsrel (%s, policy %q): %s", vocab.Printable(rec.ContainerID), why, rec.Policy, rec.Error)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "container %s refused by nsrel policy %q (enforce): ", vocab.Printable(rec.ContainerID), rec.Policy)

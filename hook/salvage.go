@@ -92,10 +92,17 @@ func SalvageState(data []byte, keep func(key string) bool) *Salvaged {
 			if err != nil {
 				return sv
 			}
-			if n, ok := t.(json.Number); ok {
-				if pid, err := n.Int64(); err == nil && pid > 0 && pid < vocab.PIDLimit {
-					st.Pid = int(pid)
+			n, ok := t.(json.Number)
+			if !ok {
+				// Not a number: skipped whole, lest its members be read
+				// as the state's.
+				if skipRest(d, t) != nil {
+					return sv
 				}
+				continue
+			}
+			if pid, err := n.Int64(); err == nil && pid > 0 && pid < vocab.PIDLimit {
+				st.Pid = int(pid)
 			}
 		case "annotations":
 			if !salvageAnnotations(d, st, keep) {

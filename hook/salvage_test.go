@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -228,10 +230,58 @@ func TestSalvageStateWholeID(t *testing.T) {
 		// An ID that is not a string is skipped whole: its members are
 		// not the state's.
 		{`{"id":{"id":"victim","pid":7}}`, "", false},
+		// So is a PID that is not a number.
+		{`{"pid":{"id":"victim","pid":7},"id":"mine"}`, "mine", true},
+		{`{"pid":[{"id":"victim"}],"id":"mine"}`, "mine", true},
 	} {
 		sv := hook.SalvageState([]byte(tc.state), nil)
 		if sv.ID != tc.id || sv.WholeID != tc.whole || sv.Pid != 0 {
 			t.Errorf("%.60q: ID %.40q, whole %v, pid %d; want %.40q, %v, 0", tc.state, sv.ID, sv.WholeID, sv.Pid, tc.id, tc.whole)
 		}
+	}
+}
+
+// TestSalvageStatePIDNotNumber: a PID that is not a number is skipped
+// whole: the annotations of an object there were taken for the state's
+// (a trusted selector among them), and what followed it was lost.
+func TestSalvageStatePIDNotNumber(t *testing.T) {
+	const key = "io.kubernetes.cri.sandbox-namespace"
+	sv := hook.SalvageState([]byte(`{"id":"mine","pid":{"annotations":{"`+key+`":"kube-system"}},"annotations":{"`+key+`":"shop"}}`), nil)
+	if got := sv.Annotations[key]; got != "shop" || sv.Pid != 0 {
+		t.Errorf("annotation %q, pid %d; want the state's own, shop, and no PID", got, sv.Pid)
+	}
+}
+
+// TestUnrecordedCutMessage: a cut state refused whatever on_error says (a
+// block selects by annotation) whose record could not be written was
+// said on stderr as refused by "on_error=deny" under on_error allow.
+func TestUnrecordedCutMessage(t *testing.T) {
+	cfg, err := policy.Parse("cut.json", []byte(`{"version":1,"audit_log":"/x","on_error":"allow",
+		"trusted_selectors":{"annotations":["io.kubernetes.cri.sandbox-namespace"]},
+		"policies":[{"name":"prod","mode":"audit","match":{"annotations":{"io\\.kubernetes\\.cri\\.sandbox-namespace":"prod-.*"}}}],
+		"default":{"name":"d","mode":"audit"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "logdir")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The log's directory becomes a file: the append fails.
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	anc := proc(100, 5, 4026532200)
+	h := &hook.Hook{Config: cfg, Log: log, Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) { return anc, nil }}
+	res, err := h.RunBadInput(context.Background(), audit.StageCreateRuntime, &hook.Salvaged{State: &specs.State{ID: "web", Pid: 100}, WholeID: true}, hook.ErrStateCut)
+	if err == nil || res == nil || !res.Deny || strings.Contains(res.Message, "on_error=deny") || !strings.Contains(res.Message, "a cut state") {
+		t.Errorf("result %+v, %v; want a refusal said to be for the cut state, not on_error", res, err)
 	}
 }

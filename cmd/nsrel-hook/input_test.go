@@ -348,6 +348,28 @@ func TestBinaryStdinHeldOpen(t *testing.T) {
 	}
 }
 
+// TestStdinHeldOpenParsedID: a whole state whose stdin stayed open is
+// recorded as parsed, as it is when stdin is closed: its ID is the one the
+// parser takes (the last of the members that name it in any case), not
+// the "id" member a salvage of a refused state reads.
+func TestStdinHeldOpenParsedID(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["deadline_ms"] = 200; c["syslog"] = "" })
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close() // held open until the hook is done
+	if _, err := w.Write(stateOf(idMember("decoy"), `"ID":"parsed"`, pidMember(os.Getpid()), bundleMember)); err != nil {
+		t.Fatal(err)
+	}
+	run := runBinary(t, r, "--config", e.config, audit.StagePoststop)
+	r.Close()
+	recs := e.records(t, "")
+	if run.code != 0 || len(recs) != 1 || recs[0].ContainerID != "parsed" {
+		t.Errorf("exit %d, records %+v; want one record of container parsed (stderr %q)", run.code, recs, run.stderr)
+	}
+}
+
 // TestReadInputTimeUp calls readInput with its time already up, as the
 // stage does when loading the config took it: what the pipe holds is
 // still taken, so a state the runtime wrote and closed is read whole (a
@@ -388,7 +410,7 @@ func TestReadInputTimeUp(t *testing.T) {
 			if !tt.open {
 				w.Close()
 			}
-			data, err := readInput(r, time.Now().Add(-time.Millisecond))
+			data, err := readInput(r, timeUp(), 2*time.Second)
 			if !bytes.Equal(data, tt.data) {
 				t.Errorf("read %d bytes %q, want %d bytes %q", len(data), vocab.Cut(string(data), 80), len(tt.data), vocab.Cut(string(tt.data), 80))
 			}
@@ -399,6 +421,57 @@ func TestReadInputTimeUp(t *testing.T) {
 				t.Errorf("error %v, want none: stdin was closed", err)
 			}
 		})
+	}
+}
+
+// timeUp returns a start for readInput with a deadline of 2 s whose time
+// for the state (half the deadline) was up a millisecond ago.
+func timeUp() time.Time { return time.Now().Add(-time.Second - time.Millisecond) }
+
+// TestReadInputTimeUpWriter: a state larger than a default pipe's 64 KiB,
+// written in one write(2) by a runtime whose write blocked on the full
+// pipe while the config loaded, is read whole with the time up: the
+// writer refills the pipe as it is read. The read took only what the
+// pipe held when it looked, 64 KiB, and the stage took the state for
+// cut (19 of 20 runs in the review's reproduction).
+func TestReadInputTimeUpWriter(t *testing.T) {
+	dd := nstest.RequireCmd(t, "dd")
+	large := stateOf(idMember("time-up-writer"), `"annotations":{"a":`+jsonString(strings.Repeat("x", 300<<10))+`}`)
+	file := filepath.Join(t.TempDir(), "state.json")
+	if err := os.WriteFile(file, large, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One write of the whole state (bs larger than it), as a runtime
+	// writes it.
+	cmd := exec.Command(dd, "if="+file, "bs=1M", "status=none")
+	cmd.Stdout = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	// The read end closed first: a writer left blocked gets EPIPE.
+	defer func() { r.Close(); cmd.Wait() }()
+	// Until the pipe is full and the writer waits (bounded: 10 s).
+	for i := 0; ; i++ {
+		n, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ) // FIONREAD
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= 64<<10 {
+			break
+		}
+		if i == 1000 {
+			t.Fatalf("the pipe holds %d bytes after 10 s; want it full", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	data, err := readInput(r, timeUp(), 2*time.Second)
+	if err != nil || !bytes.Equal(data, large) {
+		t.Errorf("read %d of %d bytes, error %v; want the whole state", len(data), len(large), err)
 	}
 }
 

@@ -136,7 +136,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	work := func() outcome {
 		// The runtime writes the state and closes stdin at once; a state
 		// not closed within half the deadline is recorded as it is.
-		data, rerr := readInput(stdin, start.Add(time.Duration(cfg.DeadlineMS)*time.Millisecond/2))
+		data, rerr := readInput(stdin, start, time.Duration(cfg.DeadlineMS)*time.Millisecond)
 		warn := func(err error) { logger.WithError(err).Warn("audit log") }
 		opts := cfg.AuditOptions(vocab.Version, warn)
 		opts.Written = func(r *audit.Record) {
@@ -162,7 +162,13 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			if rerr != nil && len(data) == 0 {
 				perr = nil // nothing to parse: the read says it all
 			}
-			salvaged := hook.SalvageState(data, hook.SalvageKeep(cfg))
+			// A whole state whose stdin stayed open is taken as parsed:
+			// its ID is the one the state names (a salvage reads the
+			// "id" member only, the parser any case of it).
+			salvaged := &hook.Salvaged{State: st, WholeID: st != nil && st.ID != ""}
+			if perr != nil || st == nil {
+				salvaged = hook.SalvageState(data, hook.SalvageKeep(cfg))
+			}
 			id.Store(&salvaged.ID)
 			res, err := h.RunBadInput(ctx, stage, salvaged, errors.Join(rerr, perr))
 			return outcome{res, err, salvaged.ID}
@@ -277,7 +283,7 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 	defer closeLog()
 	// The state is read whether or not it can be recorded: it names the
 	// container where the failure is said.
-	data, rerr := readInput(stdin, start.Add(policy.DefaultDeadlineMS*time.Millisecond/2))
+	data, rerr := readInput(stdin, start, policy.DefaultDeadlineMS*time.Millisecond)
 	st, perr := hook.ParseState(data)
 	rerr = cutInput(rerr, perr)
 	var inputErr error
@@ -381,23 +387,32 @@ func toSyslog(d *syslog.Dest, msg string) {
 var errStdin = errors.New("stdin was not closed")
 
 // readInput reads the state from r until EOF, at most MaxStateSize+1
-// bytes, and, when r is a file (the runtime's pipe), at most until until:
-// a state left open is taken as far as it came. Once the time is up, what
-// is already in the pipe is still taken, without waiting for more: a
-// state the runtime wrote and closed while the config loaded is read
-// whole however long that took.
-func readInput(r io.Reader, until time.Time) ([]byte, error) {
+// bytes, and, when r is a file (the runtime's pipe), at most until half
+// of deadline from start: a state left open is taken as far as it came.
+// Once the time is up, the read goes on while the writer keeps the pipe
+// filling ([drainWait] at most between two reads, for a tenth of
+// deadline; then what the pipe holds, without waiting): a state the runtime wrote and closed while the config loaded is
+// read whole however long that took, a state larger than the pipe's
+// buffer included, whose writer refills it as it is read.
+func readInput(r io.Reader, start time.Time, deadline time.Duration) ([]byte, error) {
 	f, ok := r.(*os.File)
 	if !ok {
 		return hook.ReadState(r)
 	}
+	until := start.Add(deadline / 2)
+	drainEnd := until.Add(deadline / 10)
 	fd := int(f.Fd())
 	buf := make([]byte, 0, 16<<10)
 	for len(buf) <= vocab.MaxStateSize {
 		wait := time.Until(until)
-		timeout := int(wait.Milliseconds()) + 1
 		if wait <= 0 {
-			timeout = 0 // what the pipe holds, or its end, and no wait
+			// What the pipe holds, or what its writer adds within
+			// drainWait; past drainEnd, only what it holds.
+			wait = min(drainWait, time.Until(drainEnd))
+		}
+		timeout := 0
+		if wait > 0 {
+			timeout = int(wait.Milliseconds()) + 1
 		}
 		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, timeout)
 		if err == unix.EINTR {
@@ -407,10 +422,10 @@ func readInput(r io.Reader, until time.Time) ([]byte, error) {
 			return buf, fmt.Errorf("read state: poll: %w", err)
 		}
 		if n == 0 {
-			if wait <= 0 {
+			if !time.Now().Before(until) {
 				return buf, fmt.Errorf("%w in time (%d bytes read)", errStdin, len(buf))
 			}
-			continue // the next poll takes what came meanwhile, without waiting
+			continue
 		}
 		if cap(buf)-len(buf) < 4096 {
 			buf = append(buf, make([]byte, len(buf))...)[:len(buf)]
@@ -428,6 +443,12 @@ func readInput(r io.Reader, until time.Time) ([]byte, error) {
 	}
 	return buf, nil
 }
+
+// drainWait is how long, once the time for the state is up, the read
+// waits for its writer to put more in the pipe: a writer blocked on a
+// full pipe is woken as it is read, and refills it at once unless the
+// machine is loaded.
+const drainWait = 50 * time.Millisecond
 
 // cutInput returns rerr, the error of [readInput], marked
 // [hook.ErrStateUnended] when the read stopped before EOF and what it
