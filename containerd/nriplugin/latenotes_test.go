@@ -200,3 +200,59 @@ func TestLateDropsNotes(t *testing.T) {
 		t.Errorf("the stop says %q, want %q", lost.lost(), want)
 	}
 }
+
+// TestNotesInOrder: injection is refused in a pod, then on the node,
+// while the audit log is locked (both records wait); the log is freed,
+// the runtime takes a probe (injection resumed) and a container starts.
+// The hook-injection-resumed record is written after the refusals it
+// ends, behind them in the queue, saying it was written late; the start
+// is written at once, ahead of them (its check does not wait for the
+// queue). The resumed record was appended at once: seq 1, before the
+// refusals, so that read in the log's order the node was refused from
+// then on. No goroutine appends the late records here (flushing): the
+// test does (flushLate), after the probe and the start.
+func TestNotesInOrder(t *testing.T) {
+	_, cfg := ctrdtest.HookConfig(t)
+	log := openLog(t, cfg.AuditLog)
+	inj := &Injection{Hook: "/opt/nsrel/nsrel-hook", Config: "/opt/nsrel/hook.json"}
+	p := &Plugin{Config: cfg, Log: log, Inject: inj, Timeout: 100 * time.Millisecond, ProbeAfter: time.Nanosecond, flushing: true}
+	ctx := t.Context()
+	release := holdLog(log)
+	for _, pod := range []string{"a", "b"} {
+		p.CreateContainer(ctx, &api.PodSandbox{Id: pod}, &api.Container{Id: pod})
+		p.StopContainer(ctx, &api.PodSandbox{Id: pod}, &api.Container{Id: pod})
+	}
+	release()
+	if !p.Refused() {
+		t.Fatal("undone in two pods and never confirmed: injection still on")
+	}
+	if adj, _, _ := p.CreateContainer(ctx, &api.PodSandbox{Id: "c"}, &api.Container{Id: "r"}); adj == nil {
+		t.Fatal("no probe")
+	}
+	p.PostCreateContainer(ctx, &api.PodSandbox{Id: "c"}, &api.Container{Id: "r"})
+	if p.Refused() {
+		t.Fatal("the probe taken left injection off")
+	}
+	// No pid: recorded with an error, allowed by on_error.
+	if err := p.StartContainer(ctx, &api.PodSandbox{Id: "c"}, &api.Container{Id: "s"}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+	if lost := p.flushLate(); !lost.zero() {
+		t.Fatalf("flushLate: %+v lost, want none", lost)
+	}
+
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	var got []string
+	for _, r := range recs {
+		late := strings.Contains(r.Error, "written late")
+		got = append(got, fmt.Sprintf("%s nri/%s late=%v", r.ContainerID, r.Stage, late))
+	}
+	want := []string{"s nri/start late=false", "a nri/" + StageInjectionRefused + " late=true", "b nri/" + StageInjectionRefused + " late=true", "r nri/" + StageInjectionResumed + " late=true"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records in the log's order (-want +got):\n%s", diff)
+	}
+	if n := len(recs); n == len(want) && !strings.Contains(recs[n-1].Error, "written late: records the audit log had not taken waited before it") {
+		t.Errorf("the resumed record's error %q; want it written late behind the records waiting", recs[n-1].Error)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}

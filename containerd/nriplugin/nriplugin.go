@@ -151,8 +151,9 @@ type Plugin struct {
 	// start or are removed: only those can lack the hook at start.
 	injected map[string]bool
 	// late are starts whose append failed, allowed under on_error=allow
-	// or refused, and the plugin's own records whose append failed
-	// ([Plugin.note]), oldest first, appended later in that order (see
+	// or refused, and the plugin's own records whose append failed or
+	// that came while records waited ([Plugin.note]), oldest first,
+	// appended later in that order (see
 	// [Plugin.appendLater]); retrying says the goroutine that appends
 	// them runs.
 	late     []lateStart
@@ -609,14 +610,26 @@ func (p *Plugin) RefusedIn(podID string) bool {
 
 // note appends a record of the plugin's own (no verdict) and logs it;
 // one the log does not take in time is written late, in the queue of
-// the late starts ([Plugin.appendLater]).
+// the late starts ([Plugin.appendLater]), and so is one that comes
+// while records wait there, behind them without trying the log: the
+// plugin's records are written in the order they were due (appended at
+// once, a hook-injection-resumed would come before the refusals it
+// ends, and the node would read as refused from then on).
 func (p *Plugin) note(ctx context.Context, id, stage, msg string) {
 	defer p.busy()()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "stage": stage})
 	log.Warn(msg)
+	rec := audit.Record{Source: audit.SourceNRI, Stage: stage, ContainerID: id, Error: msg, Version: vocab.Version}
+	p.mu.Lock()
+	waiting := len(p.late)
+	p.mu.Unlock()
+	if waiting > 0 {
+		log.WithField("waiting", waiting).Info("written late, behind the records waiting")
+		p.queueLate(lateStart{rec: &rec, note: true}, "records the audit log had not taken waited before it", nil)
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
-	rec := audit.Record{Source: audit.SourceNRI, Stage: stage, ContainerID: id, Error: msg, Version: vocab.Version}
 	c := rec // the append fills in what it writes
 	if err := p.log().Append(ctx, &c); err != nil {
 		log.WithError(err).Error("audit log append failed")
@@ -742,6 +755,10 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 	if rec.Ancestry != nil {
 		startTime = rec.StartTime
 	}
+	// Appended now even while late records wait, ahead of them (unlike
+	// a note): the check must not wait for them, and under
+	// on_error=deny the container runs only once its record is in the
+	// log. Those written late keep the time they were due.
 	got, prev, err := p.appendStart(ctx, rec, pid, startTime)
 	if err != nil {
 		log.WithError(err).Error("audit log append failed")
@@ -825,13 +842,19 @@ func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err e
 }
 
 // queueLate queues l, a start or a note, to be appended once the log
-// takes it, after those waiting ([Plugin.appendLater]): its record
-// keeps the time it was made and says it was written late, and why
-// (why, then err).
+// takes it, after those waiting ([Plugin.appendLater]), and makes sure
+// the goroutine that appends them runs (unless Run appends them itself,
+// flushing): its record keeps the time it was made and says it was
+// written late, and why (why, then err, the append's failure; nil when
+// the log was not tried).
 func (p *Plugin) queueLate(l lateStart, why string, err error) {
 	rec := l.rec
 	rec.Time = time.Now().UTC().Format(time.RFC3339Nano)
-	rec.Error = vocab.JoinErrors(rec.Error, "written late: "+why+" ("+err.Error()+")")
+	late := "written late: " + why
+	if err != nil {
+		late += " (" + err.Error() + ")"
+	}
+	rec.Error = vocab.JoinErrors(rec.Error, late)
 	p.mu.Lock()
 	// The drops of refusals that came when the queue was full go to
 	// the next record queued.
