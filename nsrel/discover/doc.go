@@ -15,8 +15,8 @@
 //   - open file descriptors (/proc/PID/fd/N) that refer to a namespace of
 //     any type, and, when user namespaces are asked for, the network
 //     namespace of every open socket (pidfd_getfd(2) and SIOCGSKNS),
-//     but for those of processes a copy would change (other net_cls or
-//     net_prio cgroups of a v1 hierarchy; see [Model.SkippedSockets]);
+//     unless net_cls or net_prio cgroups (cgroup v1) are in use, whose
+//     values a copy would change: then of none ([Model.SkippedSockets]);
 //   - nsfs bind mounts in every mount namespace in the model: through
 //     /proc/PID/mountinfo and /proc/PID/root of a task in it that is not
 //     chrooted, or else of a short-lived helper process (this binary

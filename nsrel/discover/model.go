@@ -197,13 +197,14 @@ type Model struct {
 	// so is what only it would have shown: the model is incomplete.
 	OutOfFDs int
 	// SkippedSockets counts the open sockets not asked for their network
-	// namespace because copying them (pidfd_getfd(2)) would have changed
-	// them: net_cls or net_prio is bound to a cgroup v1 hierarchy, and
-	// their process is in another cgroup there than the scan, whose class
-	// ID and priority index a copy gives the socket. A network namespace
-	// held only by such a socket, and a user namespace only it owns, is
-	// missing from the model.
+	// namespace because copying one (pidfd_getfd(2)) could have changed
+	// it: net_cls or net_prio cgroups (cgroup v1) are in use, whose class
+	// ID and priority index a copy gives the socket (the copier's), or
+	// that could not be told. Then no socket is asked, and a network
+	// namespace held only by a socket, and a user namespace only such
+	// namespaces own, is missing from the model. SkippedWhy says why.
 	SkippedSockets int
+	SkippedWhy     string
 }
 
 // NewModel returns an empty model. Add namespaces with [Model.Add] and
@@ -323,11 +324,8 @@ func (m *Model) Notice() string {
 	case m.UnopenedNS > 1:
 		fuse = join(fuse, fmt.Sprintf("could not open %d namespaces through the bind mounts that mount tables list (%s, ...)", m.UnopenedNS, m.UnopenedWhy))
 	}
-	switch {
-	case m.SkippedSockets == 1:
-		fuse = join(fuse, "did not ask 1 socket for its network namespace, which may be missing: "+skippedWhy)
-	case m.SkippedSockets > 1:
-		fuse = join(fuse, fmt.Sprintf("did not ask %d sockets for their network namespaces, which may be missing: %s", m.SkippedSockets, skippedWhy))
+	if m.SkippedSockets > 0 {
+		fuse = join(fuse, skippedNotice(m.SkippedSockets, m.SkippedWhy))
 	}
 	d := m.Denied
 	if !d.Any() {
@@ -336,8 +334,18 @@ func (m *Model) Notice() string {
 	return join(deniedNotice(d), fuse)
 }
 
-// skippedWhy says why sockets were not asked ([Model.SkippedSockets]).
-const skippedWhy = "their processes are in other net_cls or net_prio cgroups (cgroup v1) than this one, and a copy (pidfd_getfd) would give a socket this one's class ID and priority index"
+// skippedNotice says that n sockets were not asked for their network
+// namespaces, and why ([Model.SkippedSockets]).
+func skippedNotice(n int, why string) string {
+	s := "did not ask 1 socket for its network namespace (which may be missing)"
+	if n > 1 {
+		s = fmt.Sprintf("did not ask %d sockets for their network namespaces (which may be missing)", n)
+	}
+	if why != "" {
+		s += ": " + why
+	}
+	return s
+}
 
 // outOfFDsNotice says that n opens found no file descriptor left, with
 // the limit; "" when n is 0.

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -20,36 +22,48 @@ import (
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
-// TestSocketOfOtherNetClsCgroupUnchanged: copying a socket with
-// pidfd_getfd(2) gives it the copier's net_cls class ID (and net_prio
-// index). A process in a net_cls cgroup with a class ID of its own holds
-// the only socket of a network namespace: the scan leaves the socket
-// alone (its class ID, as sock_diag reports it, is unchanged) and counts
-// it in the notice. Moved to the scan's own net_cls cgroup, the process's
-// socket is asked and its namespace found, the class ID again unchanged.
-// The test mounts the net_cls hierarchy (binding it to one if none is)
-// on a temporary directory and removes its cgroup and the mount when it
-// ends.
-func TestSocketOfOtherNetClsCgroupUnchanged(t *testing.T) {
+// TestNetClsSocketsUnchanged: copying a socket with pidfd_getfd(2) gives
+// it the copier's net_cls class ID (and net_prio index), for every holder
+// of it. A process in a net_cls cgroup with a class ID of its own holds
+// the only socket of a network namespace: the scan copies no socket (its
+// class ID, as sock_diag reports it, is unchanged) and counts the
+// sockets in the notice. The same socket shared with a process in the
+// root cgroup, the scan's (the review's reproduction: the old check let
+// that holder's copy reset it): unchanged. Under a /proc mounted with
+// subset=pid (no /proc/cgroups), with net_cls bound: no socket copied,
+// and the notice says that it cannot be told. The child cgroup removed
+// (only the root left), the namespace is found through the socket. The
+// test mounts the net_cls hierarchy (binding it to one if none is) on a
+// temporary directory; it removes its cgroup and the mount when it ends,
+// and, if it bound net_cls, waits until the kernel has let go of it.
+func TestNetClsSocketsUnchanged(t *testing.T) {
 	nstest.RequireRoot(t)
 	cgroups, err := os.ReadFile("/proc/cgroups")
 	nstest.Require(t, err == nil && strings.Contains(string(cgroups), "\nnet_cls\t"), "needs the net_cls cgroup controller (CONFIG_CGROUP_NET_CLASSID): /proc/cgroups %v", err)
 	dir := mountNetCls(t, string(cgroups))
-	ownPath := netClsPath(t, "/proc/self/cgroup")
-	if ownPath == "" {
-		t.Fatalf("setup: no net_cls line in /proc/self/cgroup with the hierarchy mounted")
+	if _, n := netClsState(t); n != 1 {
+		// Cgroups of others: the scan would copy no socket in any case.
+		nstest.Require(t, false, "net_cls has %d cgroups, not only its root", n)
 	}
-	own := filepath.Join(dir, ownPath)
+	root := filepath.Join(dir, netClsPath(t, "/proc/self/cgroup"))
+	if root != dir {
+		t.Fatalf("setup: this process is in net_cls cgroup %s, not the root", root)
+	}
 	const classID = 0x100001 // 10:1
 	child := filepath.Join(dir, "nsrel-test-"+strconv.Itoa(os.Getpid()))
 	if err := os.Mkdir(child, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		// Its processes are killed and reaped before (cleanups run last
-		// first); a bounded wait for the kernel to let go of them.
+	removed := false
+	rmChild := func() {
+		// Its processes are killed and reaped, or moved, before; a
+		// bounded wait for the kernel to let go of them.
+		if removed {
+			return
+		}
+		removed = true
 		var err error
-		for range 200 {
+		for range 1000 {
 			if err = unix.Rmdir(child); err != unix.EBUSY {
 				break
 			}
@@ -58,7 +72,8 @@ func TestSocketOfOtherNetClsCgroupUnchanged(t *testing.T) {
 		if err != nil {
 			t.Errorf("rmdir %s: %v", child, err)
 		}
-	})
+	}
+	t.Cleanup(rmChild)
 	if err := os.WriteFile(filepath.Join(child, "net_cls.classid"), []byte(strconv.Itoa(classID)), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -82,35 +97,153 @@ func TestSocketOfOtherNetClsCgroupUnchanged(t *testing.T) {
 		t.Fatalf("setup: class ID of socket:[%d] %#x after moving its process, want %#x", sockIno, got, classID)
 	}
 
-	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
-	if got := sockClassID(t, netns, sockIno); got != classID {
-		t.Errorf("the scan changed the class ID of socket:[%d] of process %d in another net_cls cgroup: %#x, was %#x", sockIno, pid, got, classID)
+	// scan scans and checks that the socket was not copied.
+	scan := func(what string) {
+		t.Helper()
+		m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+		if got := sockClassID(t, netns, sockIno); got != classID {
+			t.Errorf("%s: the scan changed the class ID of socket:[%d]: %#x, was %#x", what, sockIno, got, classID)
+		}
+		if n := m.Lookup(nsrel.TypeNet, netIno); foundVia(n, discover.ViaSocket) != nil {
+			t.Errorf("%s: net:[%d] found through a socket with net_cls cgroups in use: %+v", what, netIno, n.FoundVia)
+		}
+		const why = "net_cls or net_prio cgroups (cgroup v1) are in use, and copying a socket (pidfd_getfd) could change its class ID or priority"
+		if m.SkippedSockets < 1 || m.SkippedWhy != why || !strings.Contains(m.Notice(), fmt.Sprintf("did not ask %d socket", m.SkippedSockets)) || !strings.HasSuffix(m.Notice(), "(which may be missing): "+why) {
+			t.Errorf("%s: SkippedSockets %d, notice %q: want every socket (this one and the system's) counted and said", what, m.SkippedSockets, m.Notice())
+		}
 	}
-	if n := m.Lookup(nsrel.TypeNet, netIno); foundVia(n, discover.ViaSocket) != nil {
-		t.Errorf("net:[%d] found through the socket of a process in another net_cls cgroup: %+v", netIno, n.FoundVia)
-	}
-	if m.SkippedSockets < 1 || !strings.Contains(m.Notice(), "sockets for their network namespaces") && !strings.Contains(m.Notice(), "socket for its network namespace") {
-		t.Errorf("SkippedSockets %d, notice %q: want the skipped socket said", m.SkippedSockets, m.Notice())
-	}
+	scan("the only holder in a child cgroup")
 
-	// In the scan's own cgroup, the socket is asked.
-	if err := os.WriteFile(filepath.Join(own, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+	// The same socket also held by a process in the root cgroup.
+	sock := pidfdGetfd(t, pid, atoi(t, kv["fd"])) // all in one class: a copy changes nothing yet
+	sleep := nstest.RequireCmd(t, "sleep")
+	holder := exec.Command(sleep, "infinity")
+	holder.ExtraFiles = []*os.File{sock}
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
-	before := sockClassID(t, netns, sockIno)
-	m = discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
-	want := fmt.Sprintf("/proc/%d/fd/%s", pid, kv["fd"])
-	if f := foundVia(m.Lookup(nsrel.TypeNet, netIno), discover.ViaSocket); f == nil || f.PID != pid || f.Path != want {
-		t.Errorf("net:[%d] of the socket %s of a process in the scan's net_cls cgroup: found via socket %+v", netIno, want, f)
+	t.Cleanup(func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); holder.Wait() })
+	sock.Close()
+	// The copy gave the socket this process's class ID: moved out and
+	// back, the process gives it the child's again.
+	for _, cg := range []string{root, child} {
+		if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got := sockClassID(t, netns, sockIno); got != before {
-		t.Errorf("class ID of socket:[%d] in the scan's own cgroup: %#x, was %#x", sockIno, got, before)
+	if got := sockClassID(t, netns, sockIno); got != classID {
+		t.Fatalf("setup: class ID of socket:[%d] %#x, want %#x", sockIno, got, classID)
 	}
+	scan("shared with a process in the root cgroup")
+
+	// Under subset=pid: no /proc/cgroups, net_cls bound.
+	if sub := discoverSubsetPID(t); sub.skipped < 1 || !strings.HasPrefix(sub.why, "cannot tell whether net_cls or net_prio cgroups (cgroup v1) are in use") || sub.nets[netIno] {
+		t.Errorf("/proc with subset=pid: %+v, want every socket skipped as net_cls may be in use, net:[%d] not found", sub, netIno)
+	}
+	if got := sockClassID(t, netns, sockIno); got != classID {
+		t.Errorf("subset=pid: the scan changed the class ID of socket:[%d]: %#x, was %#x", sockIno, got, classID)
+	}
+
+	// Only the root cgroup left: the socket is asked.
+	if err := os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	rmChild()
+	waitNetClsCgroups(t, 1)
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	if f := foundVia(m.Lookup(nsrel.TypeNet, netIno), discover.ViaSocket); f == nil || f.PID != pid && f.PID != holder.Process.Pid {
+		t.Errorf("net:[%d] of socket:[%d] with only the root net_cls cgroup: found via socket %+v", netIno, sockIno, f)
+	}
+	if m.SkippedSockets != 0 {
+		t.Errorf("with only the root net_cls cgroup: SkippedSockets %d, notice %q", m.SkippedSockets, m.Notice())
+	}
+	if got := sockClassID(t, netns, sockIno); got != 0 {
+		t.Errorf("class ID of socket:[%d] in the root cgroup: %#x, want 0", sockIno, got)
+	}
+}
+
+// pidfdGetfd returns a copy of the fd num of process pid.
+func pidfdGetfd(t *testing.T, pid, num int) *os.File {
+	t.Helper()
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pfd)
+	fd, err := unix.PidfdGetfd(pfd, num, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.NewFile(uintptr(fd), "socket")
+}
+
+// subsetResult is what a scan under a /proc mounted with subset=pid
+// found (see situationSubsetPID).
+type subsetResult struct {
+	skipped int
+	why     string
+	nets    map[uint64]bool // network namespaces found through sockets
+}
+
+// discoverSubsetPID scans in a child of its own mount namespace whose
+// /proc is mounted with subset=pid.
+func discoverSubsetPID(t *testing.T) subsetResult {
+	t.Helper()
+	cmd, kv := startSituation(t, "subsetpid", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}, nil)
+	defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }()
+	why, err := url.QueryUnescape(kv["why"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := subsetResult{skipped: atoi(t, kv["skipped"]), why: why, nets: make(map[uint64]bool)}
+	for s := range strings.SplitSeq(kv["socknets"], ",") {
+		if s != "" {
+			r.nets[uint64(atoi(t, s))] = true
+		}
+	}
+	return r
+}
+
+// netClsState returns net_cls's hierarchy ID and number of cgroups, as
+// /proc/cgroups says them.
+func netClsState(t *testing.T) (hier, n int) {
+	t.Helper()
+	data, err := os.ReadFile("/proc/cgroups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if f := strings.Fields(line); len(f) >= 4 && f[0] == "net_cls" {
+			return atoi(t, f[1]), atoi(t, f[2])
+		}
+	}
+	t.Fatal("no net_cls in /proc/cgroups")
+	return 0, 0
+}
+
+// waitNetClsCgroups waits (bounded, 10 s) until net_cls's hierarchy has n
+// cgroups: a removed one counts until the kernel releases it.
+func waitNetClsCgroups(t *testing.T, n int) {
+	t.Helper()
+	got := 0
+	for range 1000 {
+		if _, got = netClsState(t); got == n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("net_cls has %d cgroups after 10 s, want %d", got, n)
 }
 
 // mountNetCls mounts the cgroup v1 hierarchy of net_cls (with the
 // controllers bound with it, per cgroups, the text of /proc/cgroups) on
 // a temporary directory, unmounted when the test ends, and returns it.
+// If that bound net_cls (its hierarchy ID was 0), the cleanup waits
+// until the cgroups removed before are released, as a hierarchy
+// unmounted with a cgroup still dying stays bound to net_cls until
+// reboot, then unmounts it and waits until net_cls is unbound; the test
+// fails if it is not (bounded, 10 s each).
 func mountNetCls(t *testing.T, cgroups string) string {
 	t.Helper()
 	hier := ""
@@ -133,9 +266,35 @@ func mountNetCls(t *testing.T, cgroups string) string {
 		nstest.Require(t, false, "cannot mount the cgroup v1 hierarchy %s: %v", strings.Join(opts, ","), err)
 	}
 	t.Cleanup(func() {
+		if hier != "0" {
+			if err := unix.Unmount(dir, 0); err != nil {
+				t.Errorf("umount %s: %v", dir, err)
+			}
+			return
+		}
+		released := false
+		for range 1000 {
+			if _, n := netClsState(t); n == 1 {
+				released = true
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !released {
+			t.Errorf("net_cls cgroups removed by the test not released after 10 s: unmounting binds net_cls until reboot")
+		}
 		if err := unix.Unmount(dir, 0); err != nil {
 			t.Errorf("umount %s: %v", dir, err)
+			return
 		}
+		for range 1000 {
+			if h, _ := netClsState(t); h == 0 {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		h, n := netClsState(t)
+		t.Errorf("net_cls still bound to hierarchy %d (%d cgroups) 10 s after the test unmounted it", h, n)
 	})
 	return dir
 }

@@ -2,11 +2,14 @@ package discover
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/nsrel"
 )
@@ -135,8 +138,8 @@ func TestNotice(t *testing.T) {
 		{Model{UnopenedNS: 1, UnopenedWhy: "file name too long"}, "could not open 1 namespace through the bind mounts that mount tables list (file name too long)"},
 		{Model{UnopenedNS: 2, UnopenedWhy: "y", UnreadMounts: 1, UnreadWhy: "x"}, "could not read the bind mounts of 1 mount namespace (x); could not open 2 namespaces through the bind mounts that mount tables list (y, ...)"},
 		{Model{UnreadMounts: 3, UnreadWhy: "x", BelowFUSE: 1}, "did not open 1 namespace bind mount below a FUSE mount, or an overlay that may be on one (its server could block the lookup for good); could not read the bind mounts of 3 mount namespaces (x, ...)"},
-		{Model{SkippedSockets: 1}, "did not ask 1 socket for its network namespace, which may be missing: " + skippedWhy},
-		{Model{UnopenedNS: 1, UnopenedWhy: "y", SkippedSockets: 3}, "could not open 1 namespace through the bind mounts that mount tables list (y); did not ask 3 sockets for their network namespaces, which may be missing: " + skippedWhy},
+		{Model{SkippedSockets: 1, SkippedWhy: netInUse}, "did not ask 1 socket for its network namespace (which may be missing): net_cls or net_prio cgroups (cgroup v1) are in use, and copying a socket (pidfd_getfd) could change its class ID or priority"},
+		{Model{UnopenedNS: 1, UnopenedWhy: "y", SkippedSockets: 3, SkippedWhy: "x"}, "could not open 1 namespace through the bind mounts that mount tables list (y); did not ask 3 sockets for their network namespaces (which may be missing): x"},
 	} {
 		if got := tc.m.Notice(); got != tc.want {
 			t.Errorf("Notice() = %q, want %q", got, tc.want)
@@ -248,40 +251,96 @@ func BenchmarkMountTable(b *testing.B) {
 	}
 }
 
-func TestNetHierarchies(t *testing.T) {
+func TestNetCgroupsInUse(t *testing.T) {
+	const head = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n"
 	for _, tc := range []struct {
 		name, cgroups string
-		want          []int
+		want          bool
 	}{
-		{"unified", "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t0\t80\t1\nnet_cls\t0\t80\t1\nnet_prio\t0\t80\t1\n", nil},
-		{"net_cls bound", "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t6\t1\nnet_cls\t10\t1\t1\nnet_prio\t0\t5\t1\n", []int{10}},
-		{"bound together (systemd)", "net_cls\t4\t1\t1\nnet_prio\t4\t1\t1\n", []int{4}},
-		{"bound apart", "net_cls\t4\t1\t1\nnet_prio\t7\t1\t1\n", []int{4, 7}},
-		{"disabled (cgroup_disable=net_cls)", "net_cls\t4\t1\t0\n", nil},
-		{"no such controller", "cpu\t1\t6\t1\n", nil},
+		// Unbound controllers count the cgroups of the unified hierarchy.
+		{"unified", head + "cpu\t0\t80\t1\nnet_cls\t0\t80\t1\nnet_prio\t0\t80\t1\n", false},
+		{"net_cls bound, root only", head + "cpu\t1\t6\t1\nnet_cls\t10\t1\t1\nnet_prio\t0\t5\t1\n", false},
+		{"net_cls bound, a child", head + "cpu\t1\t6\t1\nnet_cls\t10\t2\t1\nnet_prio\t0\t5\t1\n", true},
+		{"bound together (systemd), root only", "net_cls\t4\t1\t1\nnet_prio\t4\t1\t1\n", false},
+		{"bound together (docker), children", "net_cls\t4\t3\t1\nnet_prio\t4\t3\t1\n", true},
+		{"bound apart, net_prio has a child", "net_cls\t4\t1\t1\nnet_prio\t7\t2\t1\n", true},
+		{"disabled (cgroup_disable=net_cls)", "net_cls\t0\t1\t0\n", false},
+		{"no such controller", "cpu\t1\t6\t1\n", false},
+		{"other controllers' children", "cpu\t1\t6\t1\nmemory\t4\t150\t1\nnet_cls\t9\t1\t1\n", false},
+		{"empty", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, netHierarchies([]byte(tc.cgroups))); diff != "" {
-				t.Errorf("netHierarchies (-want +got):\n%s", diff)
+			if got := netCgroupsInUse([]byte(tc.cgroups)); got != tc.want {
+				t.Errorf("netCgroupsInUse = %v, want %v", got, tc.want)
 			}
 		})
 	}
 }
 
-func TestNetCgroups(t *testing.T) {
-	const data = "12:net_cls,net_prio:/a/b\n10:net_cls:/x:y\n9:name=systemd:/\n0::/user.slice\n"
+func TestNamesNetController(t *testing.T) {
 	for _, tc := range []struct {
-		hier []int
-		want []string
-		ok   bool
+		name, cgroup string
+		want         bool
 	}{
-		{[]int{12}, []string{"/a/b"}, true},
-		{[]int{10, 12}, []string{"/x:y", "/a/b"}, true},
-		{[]int{12, 3}, []string{"/a/b", ""}, false},
+		{"unified only", "0::/user.slice\n", false},
+		{"hybrid without them", "9:name=systemd:/\n8:pids:/\n1:cpu:/\n0::/\n", false},
+		{"net_cls alone, root", "10:net_cls:/\n0::/\n", true},
+		{"together", "12:net_cls,net_prio:/a/b\n0::/\n", true},
+		{"net_prio last", "4:cpu,net_prio:/\n", true},
+		{"named like it", "3:name=net_cls:/\n", false},
+		{"in a path", "1:cpu:/net_cls\n", false},
 	} {
-		got, ok := netCgroups([]byte(data), tc.hier)
-		if diff := cmp.Diff(tc.want, got); diff != "" || ok != tc.ok {
-			t.Errorf("netCgroups(%v) = %v, want %v (-want +got):\n%s", tc.hier, ok, tc.ok, diff)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if got := namesNetController([]byte(tc.cgroup)); got != tc.want {
+				t.Errorf("namesNetController = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestReadNetGuard: readNetGuard on a directory standing in for /proc,
+// with or without cgroups (a /proc mounted with subset=pid has none) and
+// thread-self/cgroup.
+func TestReadNetGuard(t *testing.T) {
+	const (
+		rootOnly = "net_cls\t4\t1\t1\nnet_prio\t4\t1\t1\n"
+		child    = "net_cls\t4\t2\t1\nnet_prio\t4\t2\t1\n"
+		bound    = "4:net_cls,net_prio:/\n0::/\n"
+		unbound  = "1:cpu:/\n0::/\n"
+		unknown  = "cannot tell whether net_cls or net_prio cgroups (cgroup v1) are in use ("
+	)
+	for _, tc := range []struct {
+		name, cgroups, own string // "" for no file
+		want               string // the start of the reason
+	}{
+		{"root cgroups only", rootOnly, bound, ""},
+		{"a child cgroup", child, bound, netInUse},
+		{"subset=pid, bound", "", bound, unknown + "/proc/cgroups: no such file or directory, and one of them is bound to a v1 hierarchy)"},
+		{"subset=pid, not bound", "", unbound, ""},
+		{"neither file", "", "", unknown + "/proc/cgroups: no such file or directory, /proc/thread-self/cgroup: no such file or directory)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.Mkdir(filepath.Join(dir, "thread-self"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for name, data := range map[string]string{"cgroups": tc.cgroups, "thread-self/cgroup": tc.own} {
+				if data == "" {
+					continue
+				}
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			got := readNetGuard(fd)
+			if tc.want == "" && got != "" || !strings.HasPrefix(got, tc.want) {
+				t.Errorf("readNetGuard = %q, want %q...", got, tc.want)
+			}
+		})
 	}
 }

@@ -92,10 +92,10 @@ type scanner struct {
 	wantUser    bool
 	wantPID     bool
 	roles       uint8 // the reasons to read links (role...) this scan has
-	// guard says whose sockets may be copied (see netcgroup.go); zero
-	// unless sockets are asked.
-	guard netGuard
-	// skippedSocks counts the sockets not asked because a copy would
+	// noCopy says why no socket may be copied (see netcgroup.go); ""
+	// when they may, or when sockets are not asked.
+	noCopy string
+	// skippedSocks counts the sockets not asked because a copy could
 	// have changed them (see netcgroup.go).
 	skippedSocks int
 
@@ -212,7 +212,7 @@ func Discover(opts Options) (*Model, error) {
 		s.fdCount = true
 	}
 	if s.roles&roleOwner != 0 && !opts.NoSockets && !opts.NoFDs {
-		s.guard = readNetGuard(fd)
+		s.noCopy = readNetGuard(fd)
 	}
 
 	workers := opts.Workers
@@ -280,13 +280,6 @@ func (s *scanner) scanProcesses(ws []*worker) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if s.guard.active() {
-				// Sockets are copied on this thread, whose cgroups are
-				// the ones a copy gets (see netcgroup.go).
-				runtime.LockOSThread()
-				defer runtime.UnlockOSThread()
-				w.readOwnNetCgroups()
-			}
 			for c := range chunks {
 				for _, pid := range c {
 					w.process(pid)
@@ -311,19 +304,16 @@ func (s *scanner) scanProcesses(ws []*worker) error {
 	return err
 }
 
-// countSkippedSockets counts the sockets some worker left unasked (see
-// netcgroup.go) and none asked: another process holding the same socket
-// may have been allowed.
+// countSkippedSockets counts the sockets the workers met when none may be
+// copied (see netcgroup.go), each once.
 func (s *scanner) countSkippedSockets(ws []*worker) {
+	if s.noCopy == "" {
+		return
+	}
 	skipped := make(map[uint64]bool)
 	for _, w := range ws {
-		for ino := range w.skipped {
-			skipped[ino] = true
-		}
-	}
-	for _, w := range ws {
 		for ino := range w.socks {
-			delete(skipped, ino)
+			skipped[ino] = true
 		}
 	}
 	s.skippedSocks = len(skipped)
@@ -358,7 +348,9 @@ func (s *scanner) model() *Model {
 	}
 	m.BelowFUSE = int(s.belowFUSE.Load())
 	m.OutOfFDs = int(s.noFDs.Load())
-	m.SkippedSockets = s.skippedSocks
+	if s.skippedSocks > 0 {
+		m.SkippedSockets, m.SkippedWhy = s.skippedSocks, s.noCopy
+	}
 	counted := make(map[Key]bool)
 	for _, u := range s.unopened {
 		// Only namespaces of the types read from every process's links
@@ -590,14 +582,9 @@ type worker struct {
 	known map[Key]*node
 	procs []pendingProc
 	mnt   map[uint64][]task
-	socks map[uint64]bool // socket inodes already asked for their netns
-	// skipped are the socket inodes not asked because their process is
-	// in other net_cls or net_prio cgroups (see netcgroup.go).
-	skipped map[uint64]bool
-	// own are this worker's thread's cgroups in the guard's hierarchies,
-	// ownOK false when they could not be read (no socket is copied then).
-	own   []string
-	ownOK bool
+	// socks are the socket inodes already asked for their netns, or met
+	// when none may be asked (see netcgroup.go).
+	socks map[uint64]bool
 	dents []byte
 	lbuf  []byte
 	names []string
@@ -609,11 +596,9 @@ type worker struct {
 	keys [len(nsLinksInit)]Key
 	have [len(nsLinksInit)]bool
 	// pidfd is a pidfd of pidfdOf (the current process or thread), -1
-	// when none is open; pidfdCopy says whether its sockets may be
-	// copied (mayCopy).
-	pidfd     int
-	pidfdOf   task
-	pidfdCopy bool
+	// when none is open.
+	pidfd   int
+	pidfdOf task
 	// helper joins the mount namespaces without a usable task (see
 	// mountsByHelper); nil until one is met.
 	helper *mountHelper
@@ -621,7 +606,7 @@ type worker struct {
 
 func newWorker(s *scanner) *worker {
 	return &worker{s: s, dents: make([]byte, 8<<10), lbuf: make([]byte, 256), pbuf: make([]byte, 0, 64),
-		known: make(map[Key]*node), mnt: make(map[uint64][]task), socks: make(map[uint64]bool), skipped: make(map[uint64]bool), pidfd: -1}
+		known: make(map[Key]*node), mnt: make(map[uint64][]task), socks: make(map[uint64]bool), pidfd: -1}
 }
 
 // task is a process, or one of its threads (TID non-zero), whose /proc
@@ -1160,10 +1145,14 @@ func fdProcPath(cur task, path string) string {
 // wants. Each socket is asked once per worker; a namespace this worker
 // already knows from a process's links is not recorded again. A copy
 // sets the socket's net_cls class ID and net_prio index to the scan's:
-// the sockets of a process in other such cgroups are not copied but
-// counted (see netcgroup.go).
+// when net_cls or net_prio cgroups are in use, no socket is copied, each
+// is counted (see netcgroup.go).
 func (w *worker) socket(cur task, path string, ino uint64) {
 	if w.socks[ino] {
+		return
+	}
+	w.socks[ino] = true
+	if w.s.noCopy != "" {
 		return
 	}
 	name := path
@@ -1187,13 +1176,7 @@ func (w *worker) socket(cur task, path string, ino uint64) {
 			return
 		}
 		w.pidfd, w.pidfdOf = fd, cur
-		w.pidfdCopy = w.mayCopy(cur)
 	}
-	if !w.pidfdCopy {
-		w.skipped[ino] = true
-		return
-	}
-	w.socks[ino] = true
 	sfd, err := unix.PidfdGetfd(w.pidfd, num, 0)
 	if err != nil {
 		w.s.short(err)
