@@ -89,12 +89,21 @@ func (s *HelperSource) List(ctx context.Context) ([]discover.Container, error) {
 	cmd := exec.CommandContext(ctx, helper, "containers", "--address", addr, "--timeout", timeout.String())
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = []string{} // the address is on the command line; nothing else is needed
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			// Killed at the caller's deadline all the same (a loaded
-			// machine). The helper prints its list, one JSON array,
-			// once every namespace has answered or failed: if the
-			// array is whole, its namespaces are.
+	err := cmd.Run()
+	if err != nil && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		// It exited on its own, its list whole, as the context ended
+		// (Run then reports the context's error).
+		err = nil
+	}
+	if err != nil {
+		// Killed at the caller's deadline all the same (a loaded
+		// machine); not when it exited on its own (status 1, a
+		// namespace that failed, said on stderr) just as the context
+		// ended.
+		if ctx.Err() != nil && (cmd.ProcessState == nil || !cmd.ProcessState.Exited()) {
+			// The helper prints its list, one JSON array, once every
+			// namespace has answered or failed: if the array is
+			// whole, its namespaces are.
 			var cs []discover.Container
 			if json.Unmarshal(stdout.Bytes(), &cs) == nil && len(cs) > 0 {
 				return cs, &PartialError{fmt.Errorf("%s did not exit before the deadline (%w): a namespace that failed may not be named", HelperName, ctx.Err())}

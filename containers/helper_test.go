@@ -97,3 +97,53 @@ func TestHelperKilledAfterList(t *testing.T) {
 		t.Errorf("List = %+v, %v; want container c1 and a partial error", cs, err)
 	}
 }
+
+// TestHelperExitedAsContextEnded: a helper that exited on its own with
+// status 1 (a namespace failed, said on stderr) and whose caller's
+// context ended before its output was collected gives what it said, not
+// the context's error (before: "context canceled", its stderr dropped).
+// The stand-in helper leaves a child holding its stdout and stderr, so
+// that the run is collected only after the test has cancelled the
+// context, once the helper has exited and been reaped.
+func TestHelperExitedAsContextEnded(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "containerd.sock") // only checked to exist
+	exited, cancelled := filepath.Join(dir, "exited"), filepath.Join(dir, "cancelled")
+	helper := filepath.Join(dir, HelperName)
+	// The child waits (bounded: 10 s each) until the helper is gone,
+	// says so, and until the context is cancelled.
+	script := "#!/bin/sh\n" +
+		"printf '[{\"id\":\"c1\",\"engine\":\"containerd\",\"namespace\":\"aaa\",\"pid\":1}]\\n'\n" +
+		"echo '" + HelperName + " containers: namespace zzz: connection error' >&2\n" +
+		"parent=$$\n" +
+		"(i=0; while kill -0 $parent 2>/dev/null && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; : > " + exited + "\n" +
+		" i=0; while [ ! -e " + cancelled + " ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done) &\n" +
+		"exit 1\n"
+	for p, data := range map[string]string{sock: "", helper: script} {
+		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Cancelled once the helper has exited (bounded: 10 s).
+		defer os.WriteFile(cancelled, nil, 0o644)
+		defer cancel()
+		for range 10000 {
+			if _, err := os.Stat(exited); err == nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	src := &HelperSource{Address: sock, Helper: helper, Timeout: time.Minute}
+	cs, err := src.List(ctx)
+	var pe *PartialError
+	if ctx.Err() == nil {
+		t.Fatalf("setup: the context was not cancelled before List returned (%v)", err)
+	}
+	if len(cs) != 1 || cs[0].ID != "c1" || !errors.As(err, &pe) || err.Error() != "namespace zzz: connection error" || errors.Is(err, context.Canceled) {
+		t.Errorf("List = %+v, %v; want container c1 and the helper's error about namespace zzz", cs, err)
+	}
+}
