@@ -68,29 +68,15 @@ func TestHelperTimeout(t *testing.T) {
 // as a partial answer; before, nothing but the context's error.
 func TestHelperKilledAfterList(t *testing.T) {
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "containerd.sock") // only checked to exist
 	printed := filepath.Join(dir, "printed")
-	helper := filepath.Join(dir, HelperName)
-	script := "#!/bin/sh\nprintf '[{\"id\":\"c1\",\"engine\":\"containerd\",\"namespace\":\"aaa\",\"pid\":1}]\\n'\n: > " + printed + "\nexec sleep 3600\n"
-	for p, data := range map[string]string{sock: "", helper: script} {
-		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	src := standInHelper(t, dir, "#!/bin/sh\nprintf '[{\"id\":\"c1\",\"engine\":\"containerd\",\"namespace\":\"aaa\",\"pid\":1}]\\n'\n: > "+printed+"\nexec sleep 3600\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		// Cancelled once the list is out (bounded: 10 s), as a
-		// deadline would end it.
+		// Cancelled once the list is out, as a deadline would end it.
 		defer cancel()
-		for range 10000 {
-			if _, err := os.Stat(printed); err == nil {
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitFile(printed)
 	}()
-	src := &HelperSource{Address: sock, Helper: helper, Timeout: time.Minute}
 	cs, err := src.List(ctx)
 	var pe *PartialError
 	if len(cs) != 1 || cs[0].ID != "c1" || !errors.As(err, &pe) || !errors.Is(err, context.Canceled) {
@@ -107,9 +93,7 @@ func TestHelperKilledAfterList(t *testing.T) {
 // context, once the helper has exited and been reaped.
 func TestHelperExitedAsContextEnded(t *testing.T) {
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "containerd.sock") // only checked to exist
 	exited, cancelled := filepath.Join(dir, "exited"), filepath.Join(dir, "cancelled")
-	helper := filepath.Join(dir, HelperName)
 	// The child waits (bounded: 10 s each) until the helper is gone,
 	// says so, and until the context is cancelled.
 	script := "#!/bin/sh\n" +
@@ -119,25 +103,15 @@ func TestHelperExitedAsContextEnded(t *testing.T) {
 		"(i=0; while kill -0 $parent 2>/dev/null && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; : > " + exited + "\n" +
 		" i=0; while [ ! -e " + cancelled + " ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done) &\n" +
 		"exit 1\n"
-	for p, data := range map[string]string{sock: "", helper: script} {
-		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	src := standInHelper(t, dir, script)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		// Cancelled once the helper has exited (bounded: 10 s).
+		// Cancelled once the helper has exited.
 		defer os.WriteFile(cancelled, nil, 0o644)
 		defer cancel()
-		for range 10000 {
-			if _, err := os.Stat(exited); err == nil {
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitFile(exited)
 	}()
-	src := &HelperSource{Address: sock, Helper: helper, Timeout: time.Minute}
 	cs, err := src.List(ctx)
 	var pe *PartialError
 	if ctx.Err() == nil {
@@ -145,5 +119,29 @@ func TestHelperExitedAsContextEnded(t *testing.T) {
 	}
 	if len(cs) != 1 || cs[0].ID != "c1" || !errors.As(err, &pe) || err.Error() != "namespace zzz: connection error" || errors.Is(err, context.Canceled) {
 		t.Errorf("List = %+v, %v; want container c1 and the helper's error about namespace zzz", cs, err)
+	}
+}
+
+// standInHelper writes script as a stand-in helper into dir, beside a
+// file standing in for the socket (only checked to exist), and returns a
+// source that runs it.
+func standInHelper(t *testing.T, dir, script string) *HelperSource {
+	t.Helper()
+	sock, helper := filepath.Join(dir, "containerd.sock"), filepath.Join(dir, HelperName)
+	for p, data := range map[string]string{sock: "", helper: script} {
+		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &HelperSource{Address: sock, Helper: helper, Timeout: time.Minute}
+}
+
+// waitFile waits until path exists (bounded: 10 s).
+func waitFile(path string) {
+	for range 10000 {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
