@@ -97,7 +97,7 @@ func TestMountPointLongerThanPathMax(t *testing.T) {
 				}
 				return
 			}
-			if n != nil {
+			if n := heldHere(n); n != nil {
 				t.Fatalf("user:[%d], under another mount, found via %+v", userIno, n.FoundVia)
 			}
 			// Other tests' mounts may be counted too; the reason is

@@ -530,7 +530,7 @@ func TestNetworkNamespaceHeldBySocket(t *testing.T) {
 		}
 	}
 	m = discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}, NoSockets: true})
-	if n := m.Lookup(nsrel.TypeUser, owner); n != nil {
+	if n := heldHere(m.Lookup(nsrel.TypeUser, owner)); n != nil {
 		t.Errorf("NoSockets: user:[%d] found via %+v; the test does not isolate the socket", owner, n.FoundVia)
 	}
 }

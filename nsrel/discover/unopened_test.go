@@ -109,7 +109,7 @@ exec sleep infinity`
 				t.Errorf("UnopenedNS %d, %d namespaces", m.UnopenedNS, len(discover.UnopenedKeys(m)))
 			}
 			for _, k := range []discover.Key{goneUser, gonePID} {
-				if n := m.Namespaces[k]; n != nil {
+				if n := heldHere(m.Namespaces[k]); n != nil {
 					t.Errorf("%v, held only by covered mounts, found via %+v", k, n.FoundVia)
 				}
 			}
