@@ -122,7 +122,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			msg = fmt.Sprintf("%s: internal deadline of %d ms passed before the record was written; %sis refused by nsrel policy, whatever on_error says, and may not be recorded", stage, cfg.DeadlineMS, container)
 		}
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
-		toSyslog(cfg.Syslog, msg)
+		toSyslog(cfg.Syslog, msg, time.Now()) // the process exits at once
 		boundedLog(process, func() { logger.WithField("stage", stage).Error(msg) })
 		return code
 	}
@@ -215,7 +215,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		// The runtime's and syslog's line first: the diagnostics may
 		// wait for a slow target.
 		fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
-		toSyslog(cfg.Syslog, msg)
+		toSyslog(cfg.Syslog, msg, deadline.Add(deadlineGrace))
 		logger.WithFields(logrus.Fields{"stage": stage, "container": o.id}).WithError(o.err).Error("hook failed; no record written")
 		if o.res != nil && o.res.Deny {
 			return 1
@@ -289,9 +289,13 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 	var inputErr error
 	wholeID := true
 	if rerr != nil || perr != nil {
-		// No config: keep the annotations recorded by default.
-		sv := hook.SalvageState(data, hook.SalvageKeep(&policy.Config{RecordAnnotations: policy.DefaultRecordAnnotations}))
-		st, wholeID = sv.State, sv.WholeID
+		if perr != nil || st == nil {
+			// No config: keep the annotations recorded by default.
+			sv := hook.SalvageState(data, hook.SalvageKeep(&policy.Config{RecordAnnotations: policy.DefaultRecordAnnotations}))
+			st, wholeID = sv.State, sv.WholeID
+		} else {
+			wholeID = st.ID != "" // whole, stdin held open: as parsed
+		}
 		if rerr != nil && len(data) == 0 {
 			perr = nil // nothing to parse: the read says it all
 		}
@@ -309,7 +313,7 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 		}
 	}
 	if !recorded {
-		toSyslog(sv.Syslog, msg+fmt.Sprintf(" (container %snot recorded)", named(st.ID)))
+		toSyslog(sv.Syslog, msg+fmt.Sprintf(" (container %snot recorded)", named(st.ID)), start.Add(policy.DefaultDeadlineMS*time.Millisecond+deadlineGrace))
 	}
 }
 
@@ -372,13 +376,16 @@ func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, wholeI
 }
 
 // toSyslog sends a line to syslog (authpriv.err) at d (nil: nowhere),
-// for runs that could not record the container.
-func toSyslog(d *syslog.Dest, msg string) {
+// for runs that could not record the container, trying for 200 ms at
+// most and no later than until (the stage's deadline and its grace: a
+// syslog socket that does not take the line kept the binary 200 ms past
+// it), but 10 ms at least.
+func toSyslog(d *syslog.Dest, msg string, until time.Time) {
 	if d == nil {
 		return
 	}
 	host, _ := os.Hostname()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), min(200*time.Millisecond, max(10*time.Millisecond, time.Until(until))))
 	defer cancel()
 	syslog.Send(ctx, *d, syslog.Message(time.Now(), syslog.Err, host, "nsrel-hook", "unrecorded", []byte(msg)))
 }
