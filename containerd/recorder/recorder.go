@@ -86,8 +86,11 @@ const rpcTimeout = 10 * time.Second
 //
 // Memory stays bounded over a long run: the recorder remembers only the
 // running tasks it has seen recorded (rebuilt from the task list at each
-// walk) and at most [MaxPending] unwritten records. A Recorder must not
-// run twice at once.
+// walk), at most [MaxPending] unwritten records and at most [MaxPending]
+// starts given up (containerd did not answer for the task), kept until
+// recorded: a task that ends first gets its start recorded without
+// namespaces, saying why, and its exit; a stop names those left in its
+// gap record. A Recorder must not run twice at once.
 type Recorder struct {
 	// Address is the containerd socket (see [vocab.ContainerdAddress]).
 	Address string
@@ -123,7 +126,9 @@ type Recorder struct {
 	// dropped counts pending records dropped since droppedSince.
 	dropped      int
 	droppedSince time.Time
-	// failing is set when an append failed since the last walk.
+	// failing is set when an append failed since the last walk, or a
+	// start was given up, and after a walk while any is held: the walks
+	// are then retried with backoff, not at the next resync.
 	failing bool
 	// seeded is set once known holds the tasks the log says the
 	// recorder saw start and not end ([Recorder.seedKnown]).
@@ -150,6 +155,15 @@ type Recorder struct {
 	// meanwhile refers to such a start when it may be the same task's
 	// ([Recorder.appendStart]), so that the task's exit ends both.
 	openByID map[nsID]bool
+	// held are the starts given up (containerd did not answer for the
+	// task, or the recorder stopped), at most [MaxPending]: kept until
+	// the start is recorded (or found recorded), or the task is found
+	// ended, its start then recorded without namespaces and its exit
+	// after it ([Recorder.endHeld]). While any is held, the walks are
+	// retried as for a failed append, and the session's last contact
+	// stays before the first, so that a gap (a stop, a stream lost)
+	// covers it; a stop names them in its gap record.
+	held map[taskKey]heldStart
 	// walked, set by tests, is called after each walk.
 	walked func()
 	// waiting, set by tests, is called with each wait before a
@@ -378,12 +392,21 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	// contact is the last moment before which every event is handled or
 	// covered by a walk: the subscription, then the start of each walk
 	// that succeeded (it lists the tasks then) and the publication of
-	// each event handled, but not past a start left to be tried again
-	// (held, until a walk succeeds). A session that ends discards the
-	// events received and not handled, all published after it: the gap
-	// starts there, not when the failure was seen.
-	contact := time.Now()
-	held := false
+	// each event handled, but not past the contact before a start given
+	// up that is still held ([Recorder.held]: until it is recorded, or
+	// its task's end is). A session that ends discards the events
+	// received and not handled, all published after it: the gap starts
+	// there, not when the failure was seen.
+	var contact time.Time
+	advance := func(t time.Time) {
+		if t.After(contact) {
+			contact = t
+		}
+		if since, ok := r.heldSince(); ok && since.Before(contact) {
+			contact = since
+		}
+	}
+	advance(time.Now())
 	envs, errs := c.Subscribe(sctx, recorderFilters...)
 	log := r.logger().WithField("address", addr)
 	if !lostAt.IsZero() {
@@ -392,29 +415,28 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	}
 	// walked walks the running tasks (warning: what a failure is said
 	// as), moves contact to the walk's start when it succeeded (not one
-	// the stop cut short: it may have given up starts), and reports
+	// the stop cut short), but not past a start still held, and reports
 	// whether containerd stopped answering.
 	walked := func(warning string) bool {
 		began := time.Now()
 		err := r.walk(ctx, c)
+		r.stampHeld(contact)
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
 			log.WithError(err).Warn(warning)
 		default:
-			held = false
-			if began.After(contact) {
-				contact = began
-			}
+			advance(began)
 		}
 		return r.stalled(ctx, c, err, contact, lostAt, lostErr)
 	}
 	// stopped ends the session at a stop. One that came while it walked
-	// or handled an event (busy), or with an event received, discards
-	// events published since contact (those received, queued behind, and
-	// the starts given up, which containerd no longer answers for): they
-	// are the gap Run records before its stop record, rather than a
-	// stretch the log says was watched. The next recorder's first walk
+	// or handled an event (busy), or with an event received, or with a
+	// start given up still held, discards events published since contact
+	// (those received, queued behind, and the starts given up, which
+	// containerd no longer answers for): they are the gap Run records
+	// before its stop record (which names the starts held), rather than
+	// a stretch the log says was watched. The next recorder's first walk
 	// records the starts of tasks that still run, as after any stop.
 	stopped := func(busy bool) error {
 		if !busy {
@@ -424,7 +446,15 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 			default:
 			}
 		}
-		if busy && lostAt.IsZero() {
+		if !lostAt.IsZero() {
+			return nil
+		}
+		switch held := len(r.held) > 0; {
+		case busy && held:
+			*lostAt, *lostErr = contact, fmt.Errorf("%w; %w: %s", errStopBusy, errStopHeld, r.heldNames())
+		case held:
+			*lostAt, *lostErr = contact, fmt.Errorf("%w: %s", errStopHeld, r.heldNames())
+		case busy:
 			*lostAt, *lostErr = contact, errStopBusy
 		}
 		return nil
@@ -475,9 +505,11 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 				envs = nil
 				continue
 			}
-			held = !r.handle(ctx, c, env) || held
-			if !held && env != nil && env.Timestamp.After(contact) {
-				contact = env.Timestamp
+			recorded := r.handle(ctx, c, env)
+			// A start given up: contact stays before its event.
+			r.stampHeld(contact)
+			if recorded && env != nil {
+				advance(env.Timestamp)
 			}
 			if ctx.Err() != nil {
 				return stopped(true)
@@ -544,17 +576,31 @@ func (r *Recorder) stalled(ctx context.Context, c *client.Client, walkErr error,
 // events published since the last contact were not all handled.
 var errStopBusy = errors.New("events published since were not all handled at the stop (it came while the recorder handled an event or walked, or with an event received); the next recorder's first walk records the tasks that still run")
 
+// errStopHeld is the cause a gap record gives when the recorder stopped
+// with starts given up and not recorded ([Recorder.held]), which it
+// names after it.
+var errStopHeld = errors.New("starts given up (containerd did not answer for their tasks) were not recorded by the stop; the next recorder's first walk records the tasks that still run")
+
 // errWalkPostponed is the error of a walk left for later: the audit log
 // is not writable.
 var errWalkPostponed = errors.New("audit log not writable; walk postponed")
 
 // walk retries pending records, then records every running task that has
-// no start record yet, and rebuilds the set of known tasks.
+// no start record yet, and rebuilds the set of known tasks. A start
+// given up ([Recorder.held]) is tried again if its task is listed, and
+// recorded without namespaces, with its exit, if its process is gone.
 func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	if r.walked != nil {
 		defer r.walked()
 	}
 	r.failing = false
+	defer func() {
+		if len(r.held) > 0 {
+			// Tried again soon, not at the next resync: the task may
+			// end before then.
+			r.failing = true
+		}
+	}()
 	r.forget = nil // drops before this walk left r.known already
 	r.retryPending(ctx)
 	// A quiet node still ships its chain's head when a checkpoint is due.
@@ -628,12 +674,32 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 		r.recordExit(ctx, k, r.known[k])
 	}
 	r.endOpenRunning(ctx, c, listed)
+	// A start given up whose task the list lacks, or lists with its PID
+	// now another process's, and whose process no longer runs, ended
+	// before it was recorded: recorded now, without namespaces, then
+	// its exit. One whose process runs on is kept (its shim does not
+	// answer); one listed is tried again below.
+	for k, h := range r.held {
+		if listed[k] && !replaced(k.pid, h.startTime) || inspect.Runs(k.pid, h.startTime) {
+			continue
+		}
+		r.endHeld(ctx, c, k, "a walk found its process gone")
+	}
 	for _, k := range running {
 		if st, ok := r.sameProcess(k); ok {
+			delete(r.held, k)
 			known[k] = st
 			continue
 		}
-		if st, ok := r.recordStart(ctx, c, k.ns, k.id, k.pid, time.Time{}); ok {
+		// A start given up after its event is tried again as one:
+		// a process that started before the event and has the PID
+		// now is the task's.
+		var at time.Time
+		if h, ok := r.held[k]; ok && h.event {
+			at = h.at
+		}
+		if st, ok := r.recordStart(ctx, c, k.ns, k.id, k.pid, at, nil); ok {
+			delete(r.held, k)
 			known[k] = st
 		}
 	}
@@ -781,11 +847,12 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		// A task of the container known, or open, with this PID and
 		// another process: an earlier task whose exit and delete events
 		// were lost, its PID given to the new one. It ended first.
-		r.endReplaced(ctx, k)
-		st, ok := r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid), env.Timestamp)
+		r.endReplaced(ctx, c, k)
+		st, ok := r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid), env.Timestamp, nil)
 		if !ok {
 			return false
 		}
+		delete(r.held, k)
 		if r.known == nil {
 			r.known = make(map[taskKey]uint64)
 		}
@@ -809,6 +876,13 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 			}
 			if _, runs := r.stillKnown(k); !runs {
 				r.taskGone(ctx, k)
+			}
+		}
+		// So do starts given up, whose task it does not list: recorded
+		// without namespaces, then their exit.
+		for k, h := range r.held {
+			if k.ns == env.Namespace && k.id == e.ID && !inspect.Runs(k.pid, h.startTime) {
+				r.endHeld(ctx, c, k, "its container was deleted and its process is gone")
 			}
 		}
 		// So do open starts of a previous recorder (their exit and delete
@@ -848,14 +922,18 @@ func replaced(pid int, startTime uint64) bool {
 }
 
 // endReplaced records the exit of task k, known or open
-// ([Recorder.openRunning]), when its PID is now another process's
+// ([Recorder.openRunning]), or its start given up and its exit
+// ([Recorder.endHeld]), when its PID is now another process's
 // ([replaced]): a new task of the container that got the PID (its exit
 // and delete events lost, or a restart while no recorder ran). It was
 // taken for still running: its start stayed without exit, and the new
 // task's start replaced it among the known.
-func (r *Recorder) endReplaced(ctx context.Context, k taskKey) {
+func (r *Recorder) endReplaced(ctx context.Context, c *client.Client, k taskKey) {
 	if st, ok := r.known[k]; ok && replaced(k.pid, st) {
 		r.taskGone(ctx, k)
+	}
+	if h, ok := r.held[k]; ok && replaced(k.pid, h.startTime) {
+		r.endHeld(ctx, c, k, "its PID is another process's now")
 	}
 	if st, ok := r.openRunning[k]; ok && replaced(k.pid, st) {
 		delete(r.openRunning, k)
@@ -864,7 +942,8 @@ func (r *Recorder) endReplaced(ctx context.Context, k taskKey) {
 }
 
 // taskEnded records the exit of task k, named by an exit or delete
-// event, if the recorder knows it: a task it does not know has no start
+// event, if the recorder knows it, or its start given up and its exit
+// ([Recorder.endHeld]): a task it does not know has no start
 // of its to refer to (every start it recorded or queued is known, and
 // every task whose start it recorded before it started and did not see
 // end is known, among openRunning, or its container among openByID).
@@ -875,6 +954,10 @@ func (r *Recorder) endReplaced(ctx context.Context, k taskKey) {
 // recorded without namespaces, which names no PID, was taken for an
 // exec's.
 func (r *Recorder) taskEnded(ctx context.Context, c *client.Client, k taskKey, exited time.Time) {
+	if _, ok := r.held[k]; ok {
+		r.endHeld(ctx, c, k, "containerd published its exit or delete")
+		return
+	}
 	if st, ok := r.openRunning[k]; ok {
 		delete(r.openRunning, k)
 		if _, known := r.known[k]; !known {
@@ -948,6 +1031,135 @@ func (r *Recorder) stillKnown(k taskKey) (uint64, bool) {
 		return 0, false
 	}
 	return st, inspect.Runs(k.pid, st)
+}
+
+// heldStart is a start the recorder gave up ([Recorder.held]).
+type heldStart struct {
+	// at is when containerd published the start, or when the walk that
+	// gave it up began (event false).
+	at    time.Time
+	event bool
+	// startTime is the process's start time read when it was given up
+	// (0: gone by then), which tells the task's end from a task whose
+	// shim does not answer.
+	startTime uint64
+	// err is why: containerd did not answer for the task (or the
+	// recorder stopped).
+	err error
+	// since is the session's last contact before the start was given
+	// up, which the session's contact does not pass while it is held.
+	since time.Time
+	// note is set when it is recorded without namespaces: why then.
+	note string
+}
+
+// notInspected is the inspection error a start given up is recorded
+// with when it is recorded without namespaces.
+func (h *heldStart) notInspected() error {
+	what := "the walk that listed it at " + h.at.UTC().Format(time.RFC3339Nano)
+	if h.event {
+		what = "its start event, published at " + h.at.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Errorf("not inspected: containerd did not answer for the task when the recorder handled %s (%v), and %s", what, h.err, h.note)
+}
+
+// hold keeps task k's start, given up (why: err; at: as for
+// [Recorder.recordStart]), among [Recorder.held], unless it is there
+// already (the first time given up stands), and has the walks retried
+// soon. It returns false when [MaxPending] starts are held already.
+func (r *Recorder) hold(k taskKey, at time.Time, err error) bool {
+	r.failing = true
+	if _, ok := r.held[k]; ok {
+		return true
+	}
+	if len(r.held) >= MaxPending {
+		return false
+	}
+	h := heldStart{at: at, event: !at.IsZero(), err: err}
+	if !h.event {
+		h.at = time.Now()
+	}
+	if st, err := inspect.StartTime(k.pid); err == nil {
+		h.startTime = st
+	}
+	if r.held == nil {
+		r.held = map[taskKey]heldStart{}
+	}
+	r.held[k] = h
+	return true
+}
+
+// endHeld records the start of task k, given up ([Recorder.held]), and
+// its exit, the task having ended (why: how that was learnt) before the
+// start could be recorded: without namespaces, saying why
+// ([heldStart.notInspected]), so that the log does not lack a container
+// that ran. An entry the stop cuts short is kept (the stop's gap record
+// names it).
+func (r *Recorder) endHeld(ctx context.Context, c *client.Client, k taskKey, why string) {
+	h, ok := r.held[k]
+	if !ok {
+		return
+	}
+	h.note = "the task ended (" + why + ") before its start could be recorded"
+	r.logger().WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid}).Warn("task ended before its start, given up, was recorded; recording it without namespaces, and its exit")
+	st, recorded := r.recordStart(ctx, c, k.ns, k.id, k.pid, time.Time{}, &h)
+	if !recorded {
+		return
+	}
+	delete(r.held, k)
+	r.recordExit(ctx, k, st)
+}
+
+// heldSince returns the earliest contact before a start still held
+// ([heldStart.since]); false when none is held or none has it yet.
+func (r *Recorder) heldSince() (time.Time, bool) {
+	var first time.Time
+	for _, h := range r.held {
+		if !h.since.IsZero() && (first.IsZero() || h.since.Before(first)) {
+			first = h.since
+		}
+	}
+	return first, !first.IsZero()
+}
+
+// stampHeld gives the starts held since the session's last contact
+// that contact ([heldStart.since]).
+func (r *Recorder) stampHeld(contact time.Time) {
+	for k, h := range r.held {
+		if h.since.IsZero() {
+			h.since = contact
+			r.held[k] = h
+		}
+	}
+}
+
+// heldNames names the starts held, oldest first, for a gap record.
+func (r *Recorder) heldNames() string {
+	type named struct {
+		k taskKey
+		h heldStart
+	}
+	var all []named
+	for k, h := range r.held {
+		all = append(all, named{k, h})
+	}
+	slices.SortFunc(all, func(a, b named) int { return a.h.at.Compare(b.h.at) })
+	var b strings.Builder
+	for i, n := range all {
+		if i == 20 {
+			fmt.Fprintf(&b, ", and %d more", len(all)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		what := "listed by a walk at"
+		if n.h.event {
+			what = "start event published at"
+		}
+		fmt.Fprintf(&b, "container %s in namespace %s, pid %d (%s %s: %v)", vocab.Printable(n.k.id), vocab.Printable(n.k.ns), n.k.pid, what, n.h.at.UTC().Format(time.RFC3339Nano), n.h.err)
+	}
+	return b.String()
 }
 
 // taskGone records the exit of task k.
@@ -1055,8 +1267,13 @@ func processStart(startTicks uint64) (time.Time, bool) {
 // ns unless the log has it; at is when containerd published the start
 // (zero for tasks found by a walk). It returns the process start time and true
 // when the log holds the start (now or before) or will (queued), false
-// when it must be tried again.
-func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int, at time.Time) (uint64, bool) {
+// when it must be tried again: then the start is among [Recorder.held]
+// (containerd did not answer for the task, or the recorder stops).
+// With given set (a start given up before whose task ended: [Recorder.endHeld]),
+// the process is not inspected: the start is recorded without
+// namespaces, given's note saying why, and is not given up again
+// (unless the recorder stops).
+func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int, at time.Time, given *heldStart) (uint64, bool) {
 	log := r.logger().WithFields(logrus.Fields{"namespace": ns, "container": id, "pid": pid})
 	if id == "" || pid <= 0 {
 		log.Warn("start event without container or pid")
@@ -1065,6 +1282,11 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	inspectFn := r.Inspect
 	if inspectFn == nil {
 		inspectFn = inspect.ProcessWith
+	}
+	if given != nil {
+		inspectFn = func(int, *inspect.LiveOnce) (*audit.Ancestry, error) {
+			return nil, given.notInspected()
+		}
 	}
 	verified := func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
 		anc, err := inspectFn(pid, live)
@@ -1095,6 +1317,9 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	md, merr := meta(namespaces.WithNamespace(ctx, ns), c, id)
 	if merr != nil && ctx.Err() != nil {
 		log.WithError(merr).Warn("start not recorded: stopping; the next recorder's first walk records it if it still runs")
+		// Named in the stop's gap record (beyond MaxPending held, in
+		// its window only).
+		r.hold(taskKey{ns, id, pid}, at, merr)
 		return 0, false
 	}
 	rec, ierr := hook.Decide(r.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceContainerdEvents,
@@ -1118,10 +1343,14 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 			rec.Error = vocab.JoinErrors(rec.Error, "refused whatever on_error says: a policy block selects by annotation, and the default block may not be this container's")
 		}
 	}
-	if errors.Is(ierr, errUnverified) {
-		log.WithError(ierr).Warn("start not recorded yet; retrying at the next walk")
-		r.failing = true
-		return 0, false
+	if given == nil && errors.Is(ierr, errUnverified) {
+		if r.hold(taskKey{ns, id, pid}, at, ierr) {
+			log.WithError(ierr).Warn("start not recorded yet; retrying at the next walk")
+			return 0, false
+		}
+		// Recorded now, without namespaces, as the inspection that
+		// failed, rather than dropped.
+		rec.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("recorded without namespaces: more than %d starts wait to be tried again", MaxPending))
 	}
 	// The process start time tells this start from another of the same
 	// container and PID (a restart whose PID came round again) in the
@@ -1131,10 +1360,16 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	// recorded again at every walk, and taken for any earlier start of
 	// the container with that PID.
 	var startTime uint64
-	if rec.Ancestry != nil {
+	switch {
+	case rec.Ancestry != nil:
 		startTime = rec.StartTime
-	} else if st, err := inspect.StartTime(pid); err == nil {
-		startTime = st
+	case given != nil:
+		// Read when it was given up: its PID may be another's now.
+		startTime = given.startTime
+	default:
+		if st, err := inspect.StartTime(pid); err == nil {
+			startTime = st
+		}
 	}
 	// Taken now: the walk that makes the task known forgets the
 	// container's entry, maybe before a queued start is appended.
