@@ -464,11 +464,17 @@ func TestRecorderStopAfterWaiting(t *testing.T) {
 // start waits for the log.
 func waitAppendFailed(t *testing.T, hook *logtest.Hook) {
 	t.Helper()
+	waitLogged(t, hook, "audit log append failed; will retry")
+}
+
+// waitLogged waits until the recorder logged msg (30 s at most).
+func waitLogged(t *testing.T, hook *logtest.Hook, msg string) {
+	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); !slices.ContainsFunc(hook.AllEntries(), func(e *logrus.Entry) bool {
-		return e.Message == "audit log append failed; will retry"
+		return e.Message == msg
 	}); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("the start's append did not fail within 30 s")
+			t.Fatalf("the recorder did not log %q within 30 s", msg)
 		}
 	}
 }

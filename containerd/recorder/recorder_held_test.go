@@ -4,17 +4,14 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/nsrel/nsrel/hook/audit"
-	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
 )
@@ -49,8 +46,7 @@ func TestRecorderHeldStart(t *testing.T) {
 			cfgPath, cfg, d, c := busyboxDaemon(t)
 			logger := ctrdtest.Logger(t, "recorder: ")
 			hook := logtest.NewLocal(logger)
-			inA, release := make(chan int), make(chan struct{})
-			var once sync.Once
+			inA, release := make(chan int, 1), make(chan struct{})
 			var waitWalks func(int)
 			_, stop := runRecorderCtx(t, context.Background(), d.Socket, cfgPath, func(r *Recorder) {
 				r.Logger = logger
@@ -59,23 +55,7 @@ func TestRecorderHeldStart(t *testing.T) {
 					r.MinBackoff, r.MaxBackoff = time.Hour, time.Hour
 				}
 				waitWalks = countWalks(t, r)
-				r.Inspect = func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
-					first := false
-					once.Do(func() { first = true })
-					if !first {
-						return inspect.ProcessWith(pid, live)
-					}
-					inA <- pid
-					select {
-					case <-release:
-					case <-time.After(30 * time.Second): // the test failed
-					}
-					anc, err := inspect.ProcessWith(pid, live)
-					if err == nil {
-						anc.StartTime += 1000 // not clearly before the event: containerd is asked
-					}
-					return anc, err
-				}
+				r.Inspect = holdFirstInspect(inA, release, true)
 			})
 			idA := ctrdtest.Uniq("held-a")
 			aBefore := time.Now()
@@ -131,30 +111,12 @@ func TestRecorderHeldStart(t *testing.T) {
 			if n := audittest.Count(recs, idA, evStart); n != 0 {
 				t.Fatalf("%d start records of A; want none (its shim stopped)", n)
 			}
-			if last := recs[len(recs)-1]; last.Stage != StageRecorderStop {
-				t.Fatalf("last record: %s; want the recorder stop", last.Stage)
-			}
-			gap := recs[len(recs)-2]
-			if gap.Stage != StageEventsGap {
-				t.Fatalf("record before the stop: %s; want an events gap", gap.Stage)
-			}
+			gap := gapBeforeStop(t, recs)
 			t.Logf("gap: %s", gap.Error)
 			if f, _ := gapWindow(t, gap); f.After(aBefore) || !strings.Contains(gap.Error, "container "+idA+" in namespace default") {
 				t.Errorf("gap from %s (%q); want it from before A's start (%s), naming A", f.UTC(), gap.Error, aBefore.UTC())
 			}
 			audittest.Verify(t, cfg.AuditLog)
 		})
-	}
-}
-
-// waitLogged waits until the recorder logged msg.
-func waitLogged(t *testing.T, hook *logtest.Hook, msg string) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !slices.ContainsFunc(hook.AllEntries(), func(e *logrus.Entry) bool {
-		return e.Message == msg
-	}); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the recorder did not log %q within 30 s", msg)
-		}
 	}
 }

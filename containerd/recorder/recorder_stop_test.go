@@ -32,6 +32,46 @@ func gapWindow(t *testing.T, rec *audit.Record) (from, to time.Time) {
 	return from, to
 }
 
+// holdFirstInspect returns an inspection that sends the PID of the
+// first process it is asked for on first and waits for release (30 s at
+// most) before it inspects it; with skew, that process then seems to
+// have started after the start event, so that containerd is asked for
+// the task. Later processes are inspected as they are.
+func holdFirstInspect(first chan<- int, release <-chan struct{}, skew bool) inspect.Func {
+	var once sync.Once
+	return func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+		held := false
+		once.Do(func() { held = true })
+		if !held {
+			return inspect.ProcessWith(pid, live)
+		}
+		first <- pid
+		select {
+		case <-release:
+		case <-time.After(30 * time.Second): // the test failed
+		}
+		anc, err := inspect.ProcessWith(pid, live)
+		if err == nil && skew {
+			anc.StartTime += 1000 // not clearly before the event: containerd is asked
+		}
+		return anc, err
+	}
+}
+
+// gapBeforeStop returns the events-gap record that recs must have right
+// before the recorder's stop record, last.
+func gapBeforeStop(t *testing.T, recs []*audit.Record) *audit.Record {
+	t.Helper()
+	if last := recs[len(recs)-1]; last.Stage != StageRecorderStop {
+		t.Fatalf("last record: %s; want the recorder stop", last.Stage)
+	}
+	gap := recs[len(recs)-2]
+	if gap.Stage != StageEventsGap {
+		t.Fatalf("record before the stop: %s; want an events gap", gap.Stage)
+	}
+	return gap
+}
+
 // TestRecorderStopWhileHandling stops the recorder while it handles the
 // start event of container A (its inspection held until the stop), with
 // container B started and its task deleted meanwhile, its events behind
@@ -53,28 +93,11 @@ func TestRecorderStopWhileHandling(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cfgPath, cfg, d, c := busyboxDaemon(t)
-			inA, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
+			inA, release := make(chan int, 1), make(chan struct{})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			_, stop := runRecorderCtx(t, ctx, d.Socket, cfgPath, func(r *Recorder) {
-				r.Inspect = func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
-					first := false
-					once.Do(func() { first = true })
-					if !first {
-						return inspect.ProcessWith(pid, live)
-					}
-					close(inA)
-					select {
-					case <-release:
-					case <-time.After(30 * time.Second): // the test failed
-					}
-					anc, err := inspect.ProcessWith(pid, live)
-					if err == nil && tc.giveUp {
-						anc.StartTime += 1000 // not clearly before the event: containerd is asked
-					}
-					return anc, err
-				}
+				r.Inspect = holdFirstInspect(inA, release, tc.giveUp)
 			})
 			idA, idB := ctrdtest.Uniq("stop-a"), ctrdtest.Uniq("stop-b")
 			aBefore := time.Now()
@@ -112,13 +135,7 @@ func TestRecorderStopWhileHandling(t *testing.T) {
 			if n := audittest.Count(recs, idB, evStart); n != 0 {
 				t.Errorf("%d start records of B, whose event came behind A's", n)
 			}
-			if last := recs[len(recs)-1]; last.Stage != StageRecorderStop {
-				t.Fatalf("last record: %s; want the recorder stop", last.Stage)
-			}
-			gap := recs[len(recs)-2]
-			if gap.Stage != StageEventsGap {
-				t.Fatalf("record before the stop: %s; want an events gap", gap.Stage)
-			}
+			gap := gapBeforeStop(t, recs)
 			if f, to := gapWindow(t, gap); f.After(from) || to.Before(bEnded) {
 				t.Errorf("gap from %s to %s; want it to cover %s to %s", f, to, from.UTC(), bEnded.UTC())
 			}
