@@ -434,3 +434,47 @@ func TestPoststopNoProcessStart(t *testing.T) {
 		t.Errorf("poststop of pid 300 refers to %+v; want the record of no process, seq 2", res.Record.Ref)
 	}
 }
+
+// TestPoststopNoProcessOfOtherPID: a start record of no process that
+// refers to another PID's start record (a poststart of another
+// container of the ID, whose process was gone by then) is that
+// container's: the poststop of pid 100 took it, as the latest record of
+// no process, and left its own open; the other container's poststop
+// then found its stop recorded already.
+func TestPoststopNoProcessOfOtherPID(t *testing.T) {
+	procs := map[int]*audit.Ancestry{200: proc(200, 5, 4026532200)}
+	h := reuseHook(t, procs)
+	if res, _ := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: "web", Pid: 100}); res == nil || res.Record == nil || res.Record.Ancestry != nil {
+		t.Fatalf("A's createRuntime: %+v; want a record of no process", res) // seq 1
+	}
+	runStage(t, h, audit.StageCreateRuntime, "web", 200) // seq 2: B
+	delete(procs, 200)
+	runStage(t, h, audit.StagePoststart, "web", 200) // seq 3, of no process, ref 2
+	if got := ref(runStage(t, h, audit.StagePoststop, "web", 100)); got != 1 {
+		t.Errorf("A's poststop (pid 100) refers to seq %d; want 1, its own record", got)
+	}
+	if got := ref(runStage(t, h, audit.StagePoststop, "web", 200)); got != 3 {
+		t.Errorf("B's poststop (pid 200) refers to seq %d; want 3, its poststart (ending its createRuntime record too)", got)
+	}
+}
+
+// TestPoststopPIDBeforeOwnSource: with the PID given, another writer's
+// start record of the PID is taken before the writer's own record of no
+// process: the PID tells the process's, a record of no process may be
+// any container's of the ID (the own-source rule ranks records of the
+// same kind).
+func TestPoststopPIDBeforeOwnSource(t *testing.T) {
+	procs := map[int]*audit.Ancestry{}
+	h := reuseHook(t, procs)
+	if res, _ := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: "web", Pid: 100}); res == nil || res.Record == nil || res.Record.Ancestry != nil {
+		t.Fatalf("createRuntime: %+v; want a record of no process", res) // seq 1
+	}
+	procs[100] = proc(100, 5, 4026532200)
+	h.Source = audit.SourceContainerdEvents
+	runStage(t, h, audit.StageCreateRuntime, "web", 100) // seq 2, another writer's, of the PID
+	h.Source = ""
+	delete(procs, 100)
+	if got := ref(runStage(t, h, audit.StagePoststop, "web", 100)); got != 2 {
+		t.Errorf("poststop refers to seq %d; want 2, the record of the PID", got)
+	}
+}

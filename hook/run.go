@@ -341,10 +341,13 @@ func (h *Hook) appendStop(ctx context.Context, rec *audit.Record, pid int) error
 // can leave any number of them (TestPoststopOthersOfID).
 func stopStart(s *audit.Searcher, id string, pid int, source string) (start *audit.Record, why string, err error) {
 	stopped := map[uint64]uint64{}
-	// fallback[k] is the latest start record of rank k met: 2 for a
-	// process that runs (with pid given: for a start record of no
-	// process), plus 1 for another writer's.
-	var fallback [4]*audit.Record
+	// fallback[k] are the start records of rank k met, latest first: 2
+	// for a process that runs (with pid given: for a start record of no
+	// process), plus 1 for another writer's. The latest not among
+	// others (records of no process known to be another process's: see
+	// refersTo) is taken when no record of rank 0 is found.
+	var fallback [4][]*audit.Record
+	others := map[uint64]bool{}
 	stops := 0
 	// pending holds, with pid given, the poststops (by seq) met with a
 	// ref whose start record is not met yet: counted only if that holds
@@ -363,13 +366,14 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 		return gaveUp
 	}
 	var done *audit.Record // a start record of pid closed
-	// refersTo maps, with pid given, the seq of a start record that a
-	// later start record of no process refers to (a poststart's
-	// createRuntime record) to the latest such record: the one referred
-	// to tells whose it is, and the latest is the container's start
-	// (ending it ends both). took is the record taken for the one the
-	// search stopped at.
-	refersTo := map[uint64]*audit.Record{}
+	// refersTo maps, with pid given, the seq of a start record that
+	// later start records of no process refer to (a poststart's
+	// createRuntime record) to those records, latest first: the one
+	// referred to tells whose they are (of pid: the latest is the
+	// container's start, and ending it ends both; of another PID: they
+	// are another container's). took is the record taken for the one
+	// the search stopped at.
+	refersTo := map[uint64][]*audit.Record{}
 	var took *audit.Record
 	start, err = s.Last(id, func(r *audit.Record) bool {
 		if closes(stopped, r) {
@@ -404,10 +408,13 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 		switch {
 		case pid > 0 && r.Ancestry != nil:
 			if r.PID != pid {
+				for _, later := range refersTo[r.Seq] {
+					others[later.Seq] = true
+				}
 				return false
 			}
-			if later := refersTo[r.Seq]; later != nil {
-				r = later
+			if later := refersTo[r.Seq]; len(later) > 0 {
+				r = later[0]
 			}
 		case pid > 0:
 			// A start record of no process (its inspection failed: it
@@ -415,8 +422,8 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 			// creator had its process exit before it was inspected:
 			// taken only without a start record of pid, unless it
 			// refers to one (above).
-			if r.Ref != nil && audit.IsStart(r.Ref.Stage) && refersTo[r.Ref.Seq] == nil {
-				refersTo[r.Ref.Seq] = r
+			if r.Ref != nil && audit.IsStart(r.Ref.Stage) {
+				refersTo[r.Ref.Seq] = append(refersTo[r.Ref.Seq], r)
 			}
 			k = 2
 		case r.Ancestry != nil && inspect.Runs(r.PID, r.StartTime):
@@ -429,8 +436,8 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 			took = r
 			return true
 		}
-		if fallback[k] == nil {
-			fallback[k] = r
+		if len(fallback[k]) < maxFallback {
+			fallback[k] = append(fallback[k], r)
 		}
 		return false
 	})
@@ -444,9 +451,11 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 	} else if start != nil && took != nil {
 		start = took
 	}
-	for _, r := range fallback {
-		if start == nil {
-			start = r
+	for _, rs := range fallback {
+		for _, r := range rs {
+			if start == nil && !others[r.Seq] {
+				start = r
+			}
 		}
 	}
 	if start == nil && why == "" {
@@ -454,6 +463,10 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 	}
 	return start, why, nil
 }
+
+// maxFallback bounds the start records of each rank [stopStart] keeps
+// (a reused ID's records over weeks would otherwise all be held).
+const maxFallback = 16
 
 // laterStops is how many poststops of other containers of an ID can come
 // after a container's start record and before its poststop: runc frees

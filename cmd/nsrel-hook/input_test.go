@@ -441,12 +441,28 @@ func TestReadInputTimeUpWriter(t *testing.T) {
 	if err := os.WriteFile(file, large, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The time for the state up a millisecond ago, and 1.3 s of the 2 s
+	// deadline gone (a config that took more than six tenths of it:
+	// the refills were waited for until then only).
+	for _, gone := range []time.Duration{time.Second + time.Millisecond, 1300 * time.Millisecond} {
+		r := fullPipe(t, dd, file)
+		start := time.Now().Add(-gone)
+		data, err := readInput(r, start, 2*time.Second)
+		if err != nil || !bytes.Equal(data, large) {
+			t.Errorf("%v of the deadline gone: read %d of %d bytes, error %v; want the whole state", gone, len(data), len(large), err)
+		}
+	}
+}
+
+// fullPipe returns the read end of a pipe that dd writes file into in
+// one write (bs larger than it), as a runtime writes the state, once the
+// pipe is full and dd waits.
+func fullPipe(t *testing.T, dd, file string) *os.File {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One write of the whole state (bs larger than it), as a runtime
-	// writes it.
 	cmd := exec.Command(dd, "if="+file, "bs=1M", "status=none")
 	cmd.Stdout = w
 	if err := cmd.Start(); err != nil {
@@ -454,24 +470,19 @@ func TestReadInputTimeUpWriter(t *testing.T) {
 	}
 	w.Close()
 	// The read end closed first: a writer left blocked gets EPIPE.
-	defer func() { r.Close(); cmd.Wait() }()
-	// Until the pipe is full and the writer waits (bounded: 10 s).
-	for i := 0; ; i++ {
+	t.Cleanup(func() { r.Close(); cmd.Wait() })
+	for i := 0; ; i++ { // bounded: 10 s
 		n, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ) // FIONREAD
 		if err != nil {
 			t.Fatal(err)
 		}
 		if n >= 64<<10 {
-			break
+			return r
 		}
 		if i == 1000 {
 			t.Fatalf("the pipe holds %d bytes after 10 s; want it full", n)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-	data, err := readInput(r, timeUp(), 2*time.Second)
-	if err != nil || !bytes.Equal(data, large) {
-		t.Errorf("read %d of %d bytes, error %v; want the whole state", len(data), len(large), err)
 	}
 }
 

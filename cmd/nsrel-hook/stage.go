@@ -398,16 +398,30 @@ var errStdin = errors.New("stdin was not closed")
 // of deadline from start: a state left open is taken as far as it came.
 // Once the time is up, the read goes on while the writer keeps the pipe
 // filling ([drainWait] at most between two reads, for a tenth of
-// deadline; then what the pipe holds, without waiting): a state the runtime wrote and closed while the config loaded is
-// read whole however long that took, a state larger than the pipe's
-// buffer included, whose writer refills it as it is read.
+// deadline from when the time is up or the read begins, whichever is
+// later, until nine tenths of it at most; then what the pipe holds,
+// without waiting): a state the runtime wrote and closed while the
+// config loaded is read whole (one larger than the pipe's buffer too,
+// whose writer refills it as it is read) unless the config took nine
+// tenths of the deadline.
 func readInput(r io.Reader, start time.Time, deadline time.Duration) ([]byte, error) {
 	f, ok := r.(*os.File)
 	if !ok {
 		return hook.ReadState(r)
 	}
 	until := start.Add(deadline / 2)
-	drainEnd := until.Add(deadline / 10)
+	// The refills are waited for during a tenth of the deadline from
+	// when the time is up, or from now if that was before (a config that
+	// took longer than half the deadline), but not past nine tenths of
+	// it: the stage still inspects and appends.
+	from := until
+	if now := time.Now(); now.After(from) {
+		from = now
+	}
+	drainEnd := from.Add(deadline / 10)
+	if limit := start.Add(deadline * 9 / 10); drainEnd.After(limit) {
+		drainEnd = limit
+	}
 	fd := int(f.Fd())
 	buf := make([]byte, 0, 16<<10)
 	for len(buf) <= vocab.MaxStateSize {
