@@ -11,15 +11,16 @@ import (
 // (sock_update_netprioidx) to those of the copier's cgroups, for the
 // socket, so for every holder of it (a process it was inherited by or
 // passed to, one that has it in flight or in an io_uring). Both are
-// cgroup v1 controllers, and both values belong to a cgroup. A copy
-// changes nothing only when every task is in the root cgroup of each v1
-// hierarchy net_cls or net_prio is bound to: every socket then has the
-// root's class ID and index, the copier's. Which process holds a socket
-// cannot be told for sure (holders in flight, io_uring), so the scan
-// checks the whole system, once: it copies sockets when no such
-// hierarchy has a cgroup besides its root (/proc/cgroups), and no socket
-// at all otherwise, counting those it did not ask
-// ([Model.SkippedSockets], [Model.SkippedWhy]).
+// cgroup v1 controllers, and both values belong to a cgroup; but a
+// socket keeps its values when its cgroup goes (a holder that exited in
+// it, a connection accepted after its listener moved, a thread's), so
+// not even a hierarchy with only its root cgroup left tells that a copy
+// changes nothing. The scan checks the whole system, once: it copies
+// sockets when neither controller is bound to a v1 hierarchy
+// (/proc/cgroups), and no socket at all otherwise, counting those it
+// did not ask ([Model.SkippedSockets], [Model.SkippedWhy]). (A socket
+// whose values date from a hierarchy bound earlier in the boot and
+// since dropped is still reset: docs/discovery.md.)
 
 // netInUse says why no socket is copied when net_cls or net_prio
 // cgroups are in use.
@@ -33,8 +34,8 @@ const netUnknown = "cannot tell whether net_cls or net_prio cgroups (cgroup v1) 
 // a copy changes nothing. It reads /proc/cgroups below procfd; when that
 // cannot be read (a /proc mounted with subset=pid has none), the cgroups
 // of the calling thread (/proc/thread-self/cgroup) tell whether net_cls
-// or net_prio is bound to a v1 hierarchy, but not how many cgroups it
-// has: if one is, or if that cannot be read either, no socket is copied.
+// or net_prio is bound to a v1 hierarchy: if one is, or if that cannot
+// be read either, no socket is copied.
 func readNetGuard(procfd int) string {
 	data, err := readAt(procfd, "cgroups")
 	if err == nil {
@@ -48,23 +49,20 @@ func readNetGuard(procfd int) string {
 	case ownErr != nil:
 		return fmt.Sprintf(netUnknown, fmt.Sprintf("/proc/cgroups: %v, /proc/thread-self/cgroup: %v", err, ownErr))
 	case namesNetController(own):
-		return fmt.Sprintf(netUnknown, fmt.Sprintf("/proc/cgroups: %v, and one of them is bound to a v1 hierarchy", err))
+		return netInUse
 	}
 	return ""
 }
 
 // netCgroupsInUse parses /proc/cgroups ("subsys_name hierarchy
-// num_cgroups enabled" per line) and reports whether a v1 hierarchy (a
-// non-zero ID) that an enabled net_cls or net_prio controller is bound to
-// has another cgroup than its root (num_cgroups, which counts a removed
-// cgroup until the kernel releases it, is not 1).
+// num_cgroups enabled" per line) and reports whether an enabled net_cls
+// or net_prio controller is bound to a v1 hierarchy (a non-zero ID),
+// however many cgroups it has: sockets keep the values of cgroups since
+// removed.
 func netCgroupsInUse(data []byte) bool {
 	for line := range bytes.Lines(data) {
 		f := bytes.Fields(line)
-		if len(f) < 4 || string(f[0]) != "net_cls" && string(f[0]) != "net_prio" || string(f[1]) == "0" || string(f[3]) != "1" {
-			continue
-		}
-		if string(f[2]) != "1" {
+		if len(f) >= 4 && (string(f[0]) == "net_cls" || string(f[0]) == "net_prio") && string(f[1]) != "0" && string(f[3]) == "1" {
 			return true
 		}
 	}

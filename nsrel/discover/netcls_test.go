@@ -30,9 +30,11 @@ import (
 // sockets in the notice. The same socket shared with a process in the
 // root cgroup, the scan's (the review's reproduction: the old check let
 // that holder's copy reset it): unchanged. Under a /proc mounted with
-// subset=pid (no /proc/cgroups), with net_cls bound: no socket copied,
-// and the notice says that it cannot be told. The child cgroup removed
-// (only the root left), the namespace is found through the socket. The
+// subset=pid (no /proc/cgroups), with net_cls bound: no socket copied.
+// The child cgroup removed, its process having exited there (only the
+// root left): the socket keeps the removed cgroup's class, and no
+// socket is copied either. (With net_cls unbound, the namespace is
+// found through the socket: TestNetworkNamespaceHeldBySocket.) The
 // test mounts the net_cls hierarchy (binding it to one if none is) on a
 // temporary directory; it removes its cgroup and the mount when it ends,
 // and, if it bound net_cls, waits until the kernel has let go of it.
@@ -137,30 +139,28 @@ func TestNetClsSocketsUnchanged(t *testing.T) {
 	}
 	scan("shared with a process in the root cgroup")
 
-	// Under subset=pid: no /proc/cgroups, net_cls bound.
-	if sub := discoverSubsetPID(t); sub.skipped < 1 || !strings.HasPrefix(sub.why, "cannot tell whether net_cls or net_prio cgroups (cgroup v1) are in use") || sub.nets[netIno] {
-		t.Errorf("/proc with subset=pid: %+v, want every socket skipped as net_cls may be in use, net:[%d] not found", sub, netIno)
+	// Under subset=pid: no /proc/cgroups; its own cgroups say net_cls
+	// is bound.
+	if sub := discoverSubsetPID(t); sub.skipped < 1 || !strings.HasPrefix(sub.why, "net_cls or net_prio cgroups (cgroup v1) are in use") || sub.nets[netIno] {
+		t.Errorf("/proc with subset=pid: %+v, want every socket skipped as net_cls is in use, net:[%d] not found", sub, netIno)
 	}
 	if got := sockClassID(t, netns, sockIno); got != classID {
 		t.Errorf("subset=pid: the scan changed the class ID of socket:[%d]: %#x, was %#x", sockIno, got, classID)
 	}
 
-	// Only the root cgroup left: the socket is asked.
-	if err := os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-		t.Fatal(err)
-	}
+	// The process in the child cgroup exits there and the cgroup is
+	// removed: only the root cgroup is left, and the socket, held by
+	// the process in the root cgroup, keeps the removed cgroup's class
+	// (the second review's reproduction: the check that counted the
+	// hierarchy's cgroups let the copy reset it to 0).
+	syscall.Kill(-pid, syscall.SIGKILL)
+	cmd.Wait()
 	rmChild()
 	waitNetClsCgroups(t, 1)
-	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
-	if f := foundVia(m.Lookup(nsrel.TypeNet, netIno), discover.ViaSocket); f == nil || f.PID != pid && f.PID != holder.Process.Pid {
-		t.Errorf("net:[%d] of socket:[%d] with only the root net_cls cgroup: found via socket %+v", netIno, sockIno, f)
+	if got := sockClassID(t, netns, sockIno); got != classID {
+		t.Fatalf("setup: class ID of socket:[%d] %#x after its cgroup went, want %#x", sockIno, got, classID)
 	}
-	if m.SkippedSockets != 0 {
-		t.Errorf("with only the root net_cls cgroup: SkippedSockets %d, notice %q", m.SkippedSockets, m.Notice())
-	}
-	if got := sockClassID(t, netns, sockIno); got != 0 {
-		t.Errorf("class ID of socket:[%d] in the root cgroup: %#x, want 0", sockIno, got)
-	}
+	scan("only the root cgroup left, the socket of a removed cgroup's class")
 }
 
 // pidfdGetfd returns a copy of the fd num of process pid.

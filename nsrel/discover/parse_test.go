@@ -259,14 +259,16 @@ func TestNetCgroupsInUse(t *testing.T) {
 	}{
 		// Unbound controllers count the cgroups of the unified hierarchy.
 		{"unified", head + "cpu\t0\t80\t1\nnet_cls\t0\t80\t1\nnet_prio\t0\t80\t1\n", false},
-		{"net_cls bound, root only", head + "cpu\t1\t6\t1\nnet_cls\t10\t1\t1\nnet_prio\t0\t5\t1\n", false},
+		// Bound, with its root cgroup only: sockets may keep the values
+		// of cgroups since removed.
+		{"net_cls bound, root only", head + "cpu\t1\t6\t1\nnet_cls\t10\t1\t1\nnet_prio\t0\t5\t1\n", true},
 		{"net_cls bound, a child", head + "cpu\t1\t6\t1\nnet_cls\t10\t2\t1\nnet_prio\t0\t5\t1\n", true},
-		{"bound together (systemd), root only", "net_cls\t4\t1\t1\nnet_prio\t4\t1\t1\n", false},
+		{"bound together (systemd), root only", "net_cls\t4\t1\t1\nnet_prio\t4\t1\t1\n", true},
 		{"bound together (docker), children", "net_cls\t4\t3\t1\nnet_prio\t4\t3\t1\n", true},
 		{"bound apart, net_prio has a child", "net_cls\t4\t1\t1\nnet_prio\t7\t2\t1\n", true},
 		{"disabled (cgroup_disable=net_cls)", "net_cls\t0\t1\t0\n", false},
 		{"no such controller", "cpu\t1\t6\t1\n", false},
-		{"other controllers' children", "cpu\t1\t6\t1\nmemory\t4\t150\t1\nnet_cls\t9\t1\t1\n", false},
+		{"other controllers' children", "cpu\t1\t6\t1\nmemory\t4\t150\t1\nnet_cls\t0\t150\t1\n", false},
 		{"empty", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,9 +315,10 @@ func TestReadNetGuard(t *testing.T) {
 		name, cgroups, own string // "" for no file
 		want               string // the start of the reason
 	}{
-		{"root cgroups only", rootOnly, bound, ""},
+		{"root cgroups only", rootOnly, bound, netInUse},
+		{"unbound", "net_cls\t0\t9\t1\nnet_prio\t0\t9\t1\n", unbound, ""},
 		{"a child cgroup", child, bound, netInUse},
-		{"subset=pid, bound", "", bound, unknown + "/proc/cgroups: no such file or directory, and one of them is bound to a v1 hierarchy)"},
+		{"subset=pid, bound", "", bound, netInUse},
 		{"subset=pid, not bound", "", unbound, ""},
 		{"neither file", "", "", unknown + "/proc/cgroups: no such file or directory, /proc/thread-self/cgroup: no such file or directory)"},
 	} {
