@@ -234,6 +234,10 @@ func TestNRIRefusalOverAllowRecord(t *testing.T) {
 	if deny.Verdict != audit.VerdictDeny || !strings.Contains(deny.Error, fmt.Sprintf("the containerd-events record seq %d allowed it", recs[0].Seq)) {
 		t.Errorf("the plugin's record: verdict %s, error %q; want deny, naming the record it overrides", deny.Verdict, deny.Error)
 	}
+	// And refers to it: the exit that ends the refusal ends both.
+	if deny.Ref == nil || deny.Ref.Seq != recs[0].Seq || deny.Ref.Hash != recs[0].Hash {
+		t.Errorf("the plugin's record refers to %+v; want the record it overrides, seq %d", deny.Ref, recs[0].Seq)
+	}
 	if want := fmt.Sprintf("(audit record seq %d)", deny.Seq); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("RunPodSandbox: %v; want a refusal naming %s", err, want)
 	}

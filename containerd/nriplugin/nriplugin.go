@@ -824,6 +824,11 @@ func (p *Plugin) appendStart(ctx context.Context, rec *audit.Record, pid int, st
 		}
 		over := *rec
 		over.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("refused by the NRI plugin at the start, although the %s record seq %d allowed it", prev.Source, prev.Seq))
+		// It refers to that record, as a poststart to its createRuntime
+		// record: the exit that ends it (the event recorder's, which
+		// finds it first) ends both, and the other writer's start does
+		// not stay open for good.
+		over.Ref = &audit.Ref{Seq: prev.Seq, Stage: prev.Stage, Hash: prev.Hash}
 		return &over, nil
 	})
 	return got, prev, err

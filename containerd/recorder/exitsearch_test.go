@@ -168,3 +168,34 @@ func TestExitSearchesBeforeLock(t *testing.T) {
 		t.Errorf("exit %+v; want the exit of old, referring to its start, seq 1", exit)
 	}
 }
+
+// TestExitOfRefusalOverOwnStart: the recorder recorded a sandbox's start
+// (allowed) before the NRI plugin was asked, and the plugin refused it:
+// its deny record follows, referring to the recorder's. The task's exit
+// ends the plugin's record, which the search finds first, and so the
+// recorder's too: a recorder started later does not take the recorder's
+// start for open (it did, and every later recorder searched for its exit
+// in vain, the start open for good).
+func TestExitOfRefusalOverOwnStart(t *testing.T) {
+	path, log := tempLog(t)
+	ctx := context.Background()
+	const pid, st = 4193999, 77 // a PID beyond the kernel's limit: no process has it
+	own := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "sb",
+		Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: pid, StartTime: st}}
+	if err := log.Append(ctx, own); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Append(ctx, &audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "sb", Verdict: audit.VerdictDeny,
+		Ancestry: &audit.Ancestry{PID: pid, StartTime: st}, Ref: &audit.Ref{Seq: own.Seq, Stage: own.Stage, Hash: own.Hash}}); err != nil {
+		t.Fatal(err)
+	}
+	(&Recorder{Log: log}).recordExit(ctx, taskKey{"k8s.io", "sb", pid}, st)
+	if ends := exitsOf(t, path, "sb"); len(ends) != 1 || ends[0] != 2 {
+		t.Fatalf("exits end %v; want [2], the plugin's refusal", ends)
+	}
+	r := &Recorder{Log: log}
+	r.seedKnown()
+	if len(r.known) != 0 || len(r.openRunning) != 0 {
+		t.Errorf("a recorder started later takes %v (running %v) for open; want none: the exit ended both starts", r.known, r.openRunning)
+	}
+}

@@ -773,6 +773,10 @@ func (r *Recorder) seedKnown() {
 	}
 	open := map[uint64]start{} // by the start record's seq
 	openIDs := map[uint64]nsID{}
+	// refers maps a start record that refers to another start record
+	// (the NRI plugin's refusal after the recorder's start of the same
+	// process) to it: a stop of the one ends the other too.
+	refers := map[uint64]uint64{}
 	for rec, err := range audit.Records(files...) {
 		switch {
 		case err != nil:
@@ -785,8 +789,14 @@ func (r *Recorder) seedKnown() {
 				openIDs[rec.Seq] = nsID{rec.Namespace, rec.ContainerID}
 			}
 		case rec.Stage == audit.StageExit && rec.Ref != nil:
-			delete(open, rec.Ref.Seq)
-			delete(openIDs, rec.Ref.Seq)
+			// Seqs decrease along the chain: it ends.
+			for s := rec.Ref.Seq; s != 0; s = refers[s] {
+				delete(open, s)
+				delete(openIDs, s)
+			}
+		}
+		if err == nil && audit.IsStart(rec.Stage) && rec.Ref != nil && audit.IsStart(rec.Ref.Stage) && rec.Ref.Seq < rec.Seq {
+			refers[rec.Seq] = rec.Ref.Seq
 		}
 		if err == nil && rec.Source == audit.SourceContainerdEvents && audit.IsStart(rec.Stage) && rec.Ref != nil {
 			// The start without namespaces this one records again
