@@ -441,13 +441,18 @@ func TestReadInputTimeUpWriter(t *testing.T) {
 	if err := os.WriteFile(file, large, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The time for the state up a millisecond ago, and 1.3 s of the 2 s
-	// deadline gone (a config that took more than six tenths of it:
-	// the refills were waited for until then only).
-	for _, gone := range []time.Duration{time.Second + time.Millisecond, 1300 * time.Millisecond} {
+	// A deadline of 20 s and refills waited for up to the 2 s that
+	// leaves (not 50 ms each): the test is of the read's logic, not of
+	// how soon a loaded machine runs the writer again.
+	defer func(w time.Duration) { drainWait = w }(drainWait)
+	drainWait = 2 * time.Second
+	// The time for the state up a millisecond ago, and 13 s of the
+	// deadline gone (a config that took more than six tenths of it: the
+	// refills were waited for until then only).
+	for _, gone := range []time.Duration{10*time.Second + time.Millisecond, 13 * time.Second} {
 		r := fullPipe(t, dd, file)
 		start := time.Now().Add(-gone)
-		data, err := readInput(r, start, 2*time.Second)
+		data, err := readInput(r, start, 20*time.Second)
 		if err != nil || !bytes.Equal(data, large) {
 			t.Errorf("%v of the deadline gone: read %d of %d bytes, error %v; want the whole state", gone, len(data), len(large), err)
 		}

@@ -468,8 +468,8 @@ func readInput(r io.Reader, start time.Time, deadline time.Duration) ([]byte, er
 // drainWait is how long, once the time for the state is up, the read
 // waits for its writer to put more in the pipe: a writer blocked on a
 // full pipe is woken as it is read, and refills it at once unless the
-// machine is loaded.
-const drainWait = 50 * time.Millisecond
+// machine is loaded. (A variable for tests only.)
+var drainWait = 50 * time.Millisecond
 
 // cutInput returns rerr, the error of [readInput], marked
 // [hook.ErrStateUnended] when the read stopped before EOF and what it
