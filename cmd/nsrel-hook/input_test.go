@@ -353,7 +353,7 @@ func TestBinaryStdinHeldOpen(t *testing.T) {
 // parser takes (the last of the members that name it in any case), not
 // the "id" member a salvage of a refused state reads.
 func TestStdinHeldOpenParsedID(t *testing.T) {
-	e := newEnv(t, "hook.json", func(c map[string]any) { c["deadline_ms"] = 200; c["syslog"] = "" })
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" }) // the default deadline: see TestBinaryDeadline
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
