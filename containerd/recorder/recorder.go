@@ -164,6 +164,18 @@ type Recorder struct {
 	// stays before the first, so that a gap (a stop, a stream lost)
 	// covers it; a stop names them in its gap record.
 	held map[taskKey]heldStart
+	// ended are the tasks whose start, given up, [Recorder.endHeld]
+	// recorded with their exit, by process start time, at most
+	// [MaxPending] (the oldest dropped): the task's start event, handled
+	// late (queued behind the walk that ended it, or published late by
+	// a slow shim), and a walk that lists the task before its shim
+	// reaped its process, take it for recorded and ended, rather than
+	// record its start, and then its exit, a second time. Cleared by
+	// the task's exit or delete event (its shim's last) or a walk that
+	// lists the task with its PID another process's.
+	ended map[taskKey]endedStart
+	// endedN numbers the entries of ended, oldest first.
+	endedN uint64
 	// walked, set by tests, is called after each walk.
 	walked func()
 	// waiting, set by tests, is called with each wait before a
@@ -183,6 +195,13 @@ const MaxPending = 4096
 type taskKey struct {
 	ns, id string
 	pid    int
+}
+
+// endedStart is an entry of [Recorder.ended]: the process start time
+// of the task whose start and exit [Recorder.endHeld] recorded, and
+// the entry's number (the oldest is dropped first).
+type endedStart struct {
+	startTime, n uint64
 }
 
 // nsID names a container.
@@ -686,6 +705,9 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 		r.endHeld(ctx, c, k, "a walk found its process gone")
 	}
 	for _, k := range running {
+		if r.endedAlready(k, time.Time{}) {
+			continue
+		}
 		if st, ok := r.sameProcess(k); ok {
 			delete(r.held, k)
 			known[k] = st
@@ -854,6 +876,11 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 			// namespaces, which the log's search cannot tell, included).
 			break
 		}
+		if r.endedAlready(k, env.Timestamp) {
+			// Recorded, and its exit, when its task was found ended
+			// before this event was handled.
+			break
+		}
 		// A task of the container known, or open, with this PID and
 		// another process: an earlier task whose exit and delete events
 		// were lost, its PID given to the new one. It ended first.
@@ -872,7 +899,9 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		// container. An exec may be given the container's ID as its
 		// own: its PID is not the init's, not a known task's.
 		if e.ID == e.ContainerID {
-			r.taskEnded(ctx, c, taskKey{env.Namespace, e.ContainerID, int(e.Pid)}, protoTime(e.ExitedAt))
+			k := taskKey{env.Namespace, e.ContainerID, int(e.Pid)}
+			delete(r.ended, k)
+			r.taskEnded(ctx, c, k, protoTime(e.ExitedAt))
 		}
 	case *eventsapi.ContainerDelete:
 		// Published by containerd itself, unlike the shim's task events:
@@ -916,7 +945,9 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		// when both are lost, /containers/delete or the next walk
 		// records it.
 		if e.ID == "" || e.ID == e.ContainerID {
-			r.taskEnded(ctx, c, taskKey{env.Namespace, e.ContainerID, int(e.Pid)}, protoTime(e.ExitedAt))
+			k := taskKey{env.Namespace, e.ContainerID, int(e.Pid)}
+			delete(r.ended, k)
+			r.taskEnded(ctx, c, k, protoTime(e.ExitedAt))
 		}
 	}
 	return true
@@ -1118,6 +1149,48 @@ func (r *Recorder) endHeld(ctx context.Context, c *client.Client, k taskKey, why
 	}
 	delete(r.held, k)
 	r.recordExit(ctx, k, st)
+	r.markEnded(k, st)
+}
+
+// markEnded adds task k, whose process started at startTime, to
+// [Recorder.ended], dropping the oldest entry beyond [MaxPending].
+func (r *Recorder) markEnded(k taskKey, startTime uint64) {
+	if r.ended == nil {
+		r.ended = map[taskKey]endedStart{}
+	}
+	if _, ok := r.ended[k]; !ok && len(r.ended) >= MaxPending {
+		oldest, n := taskKey{}, uint64(0)
+		for o, e := range r.ended {
+			if n == 0 || e.n < n {
+				oldest, n = o, e.n
+			}
+		}
+		delete(r.ended, oldest)
+	}
+	r.endedN++
+	r.ended[k] = endedStart{startTime, r.endedN}
+}
+
+// endedAlready reports whether task k, named by a start event published
+// at at (zero: listed by a walk), is one whose start and exit
+// [Recorder.endHeld] recorded ([Recorder.ended]): its PID has no
+// process, or the one that started then, or, for an event, one that
+// did not start before the event (a PID reused since: the task's
+// process held it from before the event until it exited). A walk that
+// lists the task with its PID another process's, or an event whose
+// process started before it with another start time, names a new task
+// of the container that got the PID: the entry goes.
+func (r *Recorder) endedAlready(k taskKey, at time.Time) bool {
+	e, ok := r.ended[k]
+	if !ok {
+		return false
+	}
+	now, err := inspect.StartTime(k.pid)
+	if err != nil || e.startTime == 0 || now == e.startTime || !at.IsZero() && !startedBefore(now, at) {
+		return true
+	}
+	delete(r.ended, k)
+	return false
 }
 
 // heldSince returns the earliest contact before a start still held

@@ -2,19 +2,124 @@ package recorder
 
 import (
 	"context"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	eventsapi "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/typeurl/v2"
 	"github.com/google/go-cmp/cmp"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
 )
+
+// eventAt returns the envelope of event ev in namespace ns, published
+// at at.
+func eventAt(t *testing.T, ns string, ev any, at time.Time) *events.Envelope {
+	t.Helper()
+	a, err := typeurl.MarshalAny(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &events.Envelope{Timestamp: at, Namespace: ns, Event: a}
+}
+
+// stopShimInInspect returns an inspection that stops the shim of
+// process pid the first time it is asked for it (containerd then gets
+// no answer for the task: the start is given up), and inspects every
+// process as it is.
+func stopShimInInspect(t *testing.T, pid int) inspect.Func {
+	first := true
+	return func(p int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+		if first && p == pid {
+			first = false
+			ctrdtest.StopShim(t, p)
+		}
+		return inspect.ProcessWith(p, live)
+	}
+}
+
+// killToZombie kills process pid, whose shim is stopped, and waits
+// until it is a zombie nobody reaps.
+func killToZombie(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !isZombie(t, pid); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the container's process is not a zombie after 10 s")
+		}
+	}
+}
+
+// isZombie reports whether process pid is a zombie.
+func isZombie(t *testing.T, pid int) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	return s[strings.LastIndexByte(s, ')')+2] == 'Z'
+}
+
+// TestRecorderHeldEndedThenLateStart: a walk gives up container A's
+// start (its shim stopped while A is inspected: containerd does not
+// answer for A's task), A's process is killed (a zombie its stopped
+// shim does not reap), and the next walk finds it gone and records A's
+// start without namespaces and its exit ([Recorder.endHeld]); A's start
+// event, handled after that walk (queued behind it, or published late
+// by the slow shim), then its exit event. The start event recorded A's
+// start a second time ("process exited during inspection": the task
+// was not among the known, and the log's search does not match a start
+// without namespaces to a process), and the exit event a second exit.
+// Now A has one start and one exit.
+func TestRecorderHeldEndedThenLateStart(t *testing.T) {
+	t.Parallel()
+	_, cfg, d, c := busyboxDaemon(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ctrdtest.Uniq("held-late-start")
+	published := time.Now()
+	_, pid := d.Run(t, c, "default", id, nil)
+	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: "), Inspect: stopShimInInspect(t, int(pid))}
+	ctx := context.Background()
+	if err := r.walk(ctx, c); err != nil {
+		t.Logf("walk 1: %v", err)
+	}
+	if _, ok := r.held[taskKey{"default", id, int(pid)}]; !ok || len(r.held) != 1 {
+		t.Fatalf("held after the first walk: %v; want A", r.held)
+	}
+	killToZombie(t, int(pid))
+	if err := r.walk(ctx, c); err != nil {
+		t.Logf("walk 2: %v", err)
+	}
+	if len(r.held) != 0 {
+		t.Fatalf("held after the second walk: %v; want none (A ended)", r.held)
+	}
+	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskStart{ContainerID: id, Pid: pid}, published))
+	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
+	recs := audittest.Records(t, cfg.AuditLog, id)
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("A's records (-want +got):\n%s", diff)
+	}
+	if len(r.ended) != 0 {
+		t.Errorf("ended after A's exit event: %v; want none", r.ended)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
 
 // TestRecorderHeldStart: the recorder gives up container A's start while
 // it runs on (containerd does not answer for A's task: its shim is
