@@ -227,7 +227,8 @@ type pendingRecord struct {
 // Connection failures are logged and retried, never returned. It appends a
 // [StageRecorderStart] record first and a [StageRecorderStop] record
 // last, after a [StageEventsGap] record when the stream was lost until
-// the stop or the stop discarded events, and before it returns it tries
+// the stop, the stop discarded events or starts given up are still held
+// (which the record names), and before it returns it tries
 // once more (for 2 s) to append records still pending.
 func (r *Recorder) Run(ctx context.Context) (err error) {
 	r.mark(ctx, StageRecorderStart, "started")
@@ -239,6 +240,20 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		// Behind the records waiting, which flush writes first.
+		if len(r.held) > 0 {
+			// Starts given up and still held: named, however the
+			// session ended (a stop, a stream lost or a daemon gone
+			// before it), and covered from the contact before them.
+			if since, ok := r.heldSince(); ok && (lostAt.IsZero() || since.Before(lostAt)) {
+				lostAt = since
+			}
+			held := fmt.Errorf("%w: %s", errStopHeld, r.heldNames())
+			if lostErr == nil {
+				lostErr = held
+			} else {
+				lostErr = fmt.Errorf("%w; %w", lostErr, held)
+			}
+		}
 		if !lostAt.IsZero() {
 			r.gap(sctx, lostAt, lostErr, "the recorder stopped")
 		}
@@ -468,13 +483,11 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 		if !lostAt.IsZero() {
 			return nil
 		}
-		switch held := len(r.held) > 0; {
-		case busy && held:
-			*lostAt, *lostErr = contact, fmt.Errorf("%w; %w: %s", errStopBusy, errStopHeld, r.heldNames())
-		case held:
-			*lostAt, *lostErr = contact, fmt.Errorf("%w: %s", errStopHeld, r.heldNames())
+		switch {
 		case busy:
 			*lostAt, *lostErr = contact, errStopBusy
+		case len(r.held) > 0:
+			*lostAt, *lostErr = contact, nil // Run names them
 		}
 		return nil
 	}

@@ -225,3 +225,60 @@ func TestRecorderHeldStart(t *testing.T) {
 		})
 	}
 }
+
+// TestRecorderHeldStopDisconnected: container A's start is given up
+// (its shim stopped while its start event is handled) and held, then
+// containerd goes away (the stream is lost) and the recorder is
+// stopped before it reconnects. The stop's gap record came from the
+// stream lost and did not name A (the session had ended already, and
+// only a stop during a session named the starts held). Now it names A
+// and starts before A's start.
+func TestRecorderHeldStopDisconnected(t *testing.T) {
+	t.Parallel()
+	cfgPath, cfg, d, c := busyboxDaemon(t)
+	logger := ctrdtest.Logger(t, "recorder: ")
+	hook := logtest.NewLocal(logger)
+	inA, release := make(chan int, 1), make(chan struct{})
+	lost := make(chan error, 16)
+	_, stop := runRecorderCtx(t, context.Background(), d.Socket, cfgPath, func(r *Recorder) {
+		r.Logger = logger
+		r.Resync = time.Hour
+		r.MinBackoff, r.MaxBackoff = time.Hour, time.Hour // no walk, no reconnection
+		r.Inspect = holdFirstInspect(inA, release, true)
+		r.StreamLost = func(err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		}
+	})
+	idA := ctrdtest.Uniq("held-disc")
+	aBefore := time.Now()
+	_, pidA := d.Run(t, c, "default", idA, nil)
+	select {
+	case <-inA:
+	case <-time.After(30 * time.Second):
+		t.Fatal("A's start not handled")
+	}
+	ctrdtest.StopShim(t, int(pidA))
+	close(release)
+	waitLogged(t, hook, "start not recorded yet; retrying at the next walk")
+	d.Stop(t)
+	select {
+	case err := <-lost:
+		t.Logf("stream lost: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("stream not lost 30 s after containerd stopped")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	t.Logf("stages: %v", audittest.Stages(recs))
+	gap := gapBeforeStop(t, recs)
+	t.Logf("gap: %s", gap.Error)
+	if f, _ := gapWindow(t, gap); f.After(aBefore) || !strings.Contains(gap.Error, "container "+idA+" in namespace default") || !strings.HasSuffix(gap.Error, ": the recorder stopped") {
+		t.Errorf("gap from %s (%q); want it from before A's start (%s), naming A", f.UTC(), gap.Error, aBefore.UTC())
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
