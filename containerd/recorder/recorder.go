@@ -89,8 +89,9 @@ const rpcTimeout = 10 * time.Second
 // walk), at most [MaxPending] unwritten records and at most [MaxPending]
 // starts given up (containerd did not answer for the task), kept until
 // recorded: a task that ends first gets its start recorded without
-// namespaces, saying why, and its exit; a stop names those left in its
-// gap record. A Recorder must not run twice at once.
+// namespaces, saying why, and its exit (at most [MaxPending] such tasks
+// are remembered until their exit event); a stop names those left in
+// its gap record. A Recorder must not run twice at once.
 type Recorder struct {
 	// Address is the containerd socket (see [vocab.ContainerdAddress]).
 	Address string
@@ -160,9 +161,8 @@ type Recorder struct {
 	// the start is recorded (or found recorded), or the task is found
 	// ended, its start then recorded without namespaces and its exit
 	// after it ([Recorder.endHeld]). While any is held, the walks are
-	// retried as for a failed append, and the session's last contact
-	// stays before the first, so that a gap (a stop, a stream lost)
-	// covers it; a stop names them in its gap record.
+	// retried as for a failed append; a stop names them in its gap
+	// record, which starts before the first ([heldStart.since]).
 	held map[taskKey]heldStart
 	// ended are the tasks whose start, given up, [Recorder.endHeld]
 	// recorded with their exit, by process start time, at most
@@ -426,18 +426,17 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	// contact is the last moment before which every event is handled or
 	// covered by a walk: the subscription, then the start of each walk
 	// that succeeded (it lists the tasks then) and the publication of
-	// each event handled, but not past the contact before a start given
-	// up that is still held ([Recorder.held]: until it is recorded, or
-	// its task's end is). A session that ends discards the events
+	// each event handled. A session that ends discards the events
 	// received and not handled, all published after it: the gap starts
-	// there, not when the failure was seen.
+	// there, not when the failure was seen. A start given up and still
+	// held ([Recorder.held]) does not hold contact back (each later gap
+	// would start there, session after session, while its task runs
+	// on): it is recorded when its task is listed or ends, and the
+	// stop's gap, which names it, starts before it (Run).
 	var contact time.Time
 	advance := func(t time.Time) {
 		if t.After(contact) {
 			contact = t
-		}
-		if since, ok := r.heldSince(); ok && since.Before(contact) {
-			contact = since
 		}
 	}
 	advance(time.Now())
@@ -449,8 +448,8 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	}
 	// walked walks the running tasks (warning: what a failure is said
 	// as), moves contact to the walk's start when it succeeded (not one
-	// the stop cut short), but not past a start still held, and reports
-	// whether containerd stopped answering.
+	// the stop cut short), and reports whether containerd stopped
+	// answering.
 	walked := func(warning string) bool {
 		began := time.Now()
 		err := r.walk(ctx, c)
@@ -538,7 +537,7 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 				continue
 			}
 			recorded := r.handle(ctx, c, env)
-			// A start given up: contact stays before its event.
+			// A start given up: the stop's gap starts before its event.
 			r.stampHeld(contact)
 			if recorded && env != nil {
 				advance(env.Timestamp)
@@ -1101,7 +1100,8 @@ type heldStart struct {
 	// recorder stopped).
 	err error
 	// since is the session's last contact before the start was given
-	// up, which the session's contact does not pass while it is held.
+	// up: the stop's gap record, which names the start, starts there
+	// if it is still held.
 	since time.Time
 	// note is set when it is recorded without namespaces: why then.
 	note string

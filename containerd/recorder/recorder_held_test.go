@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -279,6 +280,61 @@ func TestRecorderHeldStopDisconnected(t *testing.T) {
 	t.Logf("gap: %s", gap.Error)
 	if f, _ := gapWindow(t, gap); f.After(aBefore) || !strings.Contains(gap.Error, "container "+idA+" in namespace default") || !strings.HasSuffix(gap.Error, ": the recorder stopped") {
 		t.Errorf("gap from %s (%q); want it from before A's start (%s), naming A", f.UTC(), gap.Error, aBefore.UTC())
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestRecorderHeldContactNotPinned: a start given up and held whose
+// task runs on, its shim never answering (a held entry for a live
+// process containerd does not list), held back the session's last
+// contact for good, session after session: the gap record of a stream
+// lost after a second reconnection started before the first, claiming
+// the stretch watched between them unwatched. Now each stream loss's
+// gap starts in its own session, and only the stop's gap starts before
+// the held start, naming it.
+func TestRecorderHeldContactNotPinned(t *testing.T) {
+	t.Parallel()
+	cfgPath, cfg, d, _ := busyboxDaemon(t)
+	sleep := exec.Command("sleep", "600")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	st, err := inspect.StartTime(sleep.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected, stop := runRecorderCtx(t, context.Background(), d.Socket, cfgPath, func(r *Recorder) {
+		r.held = map[taskKey]heldStart{{"default", "hung-shim", sleep.Process.Pid}: {at: time.Now(), event: true, startTime: st, err: errUnverified}}
+	})
+	var restarts []time.Time
+	for range 2 {
+		restarts = append(restarts, time.Now())
+		d.Restart(t)
+		waitConnected(t, connected, "no reconnection")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	t.Logf("stages: %v", audittest.Stages(recs))
+	var gaps []*audit.Record
+	for _, x := range recs {
+		if x.Stage == StageEventsGap {
+			gaps = append(gaps, x)
+		}
+	}
+	if len(gaps) != 3 {
+		t.Fatalf("%d gap records; want 3 (2 restarts, the stop)", len(gaps))
+	}
+	for i, g := range gaps[:2] {
+		if from, _ := gapWindow(t, g); i > 0 && from.Before(restarts[i-1]) {
+			t.Errorf("gap record %d (%q) starts before restart %d (%s): the stretch watched since is claimed unwatched", i+1, g.Error, i, restarts[i-1].UTC())
+		}
+	}
+	stopGap := gapBeforeStop(t, recs)
+	if from, _ := gapWindow(t, stopGap); from.After(restarts[0]) || !strings.Contains(stopGap.Error, "container hung-shim in namespace default") {
+		t.Errorf("stop's gap record %q; want it from before the first restart (%s), naming the held start", stopGap.Error, restarts[0].UTC())
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }
