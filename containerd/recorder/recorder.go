@@ -771,7 +771,9 @@ func (r *Recorder) endOpenRunning(ctx context.Context, c *client.Client, listed 
 		gctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, k.ns), rpcTimeout)
 		_, err := c.ContainerService().Get(gctx, k.id)
 		cancel()
-		if err = errgrpc.ToNative(err); errdefs.IsNotFound(err) {
+		// The client's error is native already (errgrpc.ToNative would
+		// make it unknown: see meta).
+		if errdefs.IsNotFound(err) {
 			continue
 		} else if err != nil {
 			r.logger().WithError(err).WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid}).Warn("cannot ask containerd about a container whose process ended; retrying at the next walk")
@@ -1105,6 +1107,12 @@ type heldStart struct {
 	since time.Time
 	// note is set when it is recorded without namespaces: why then.
 	note string
+	// md and merr are the container's labels and annotations, and the
+	// failure to read them, when it was given up (metaRead), which its
+	// record is judged by ([meta]).
+	md       map[string]string
+	merr     error
+	metaRead bool
 }
 
 // notInspected is the inspection error a start given up is recorded
@@ -1117,11 +1125,12 @@ func (h *heldStart) notInspected() error {
 	return fmt.Errorf("not inspected: containerd did not answer for the task when the recorder handled %s (%v), and %s", what, h.err, h.note)
 }
 
-// hold keeps task k's start, given up (why: err; at: as for
-// [Recorder.recordStart]), among [Recorder.held], unless it is there
-// already (the first time given up stands), and has the walks retried
-// soon. It returns false when [MaxPending] starts are held already.
-func (r *Recorder) hold(k taskKey, at time.Time, err error) bool {
+// hold keeps task k's start, given up (h: why, err; at, as for
+// [Recorder.recordStart]; the container's metadata if read), among
+// [Recorder.held], unless it is there already (the first time given up
+// stands), and has the walks retried soon. It returns false when
+// [MaxPending] starts are held already.
+func (r *Recorder) hold(k taskKey, h heldStart) bool {
 	r.failing = true
 	if _, ok := r.held[k]; ok {
 		return true
@@ -1129,7 +1138,7 @@ func (r *Recorder) hold(k taskKey, at time.Time, err error) bool {
 	if len(r.held) >= MaxPending {
 		return false
 	}
-	h := heldStart{at: at, event: !at.IsZero(), err: err}
+	h.event = !h.at.IsZero()
 	if !h.event {
 		h.at = time.Now()
 	}
@@ -1280,8 +1289,11 @@ func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
 func meta(ctx context.Context, c *client.Client, id string) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
+	// The client's error is native already: errgrpc.ToNative makes an
+	// error that is not gRPC's an unknown one, and a container deleted
+	// was taken for a failure to ask (TestMetaContainerGone).
 	info, err := c.ContainerService().Get(ctx, id)
-	if err = errgrpc.ToNative(err); errdefs.IsNotFound(err) {
+	if errdefs.IsNotFound(err) {
 		return nil, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("%w %s: %w", errUnverified, vocab.Printable(id), err)
@@ -1410,12 +1422,22 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	// left to the next recorder's first walk; otherwise (containerd slow
 	// to answer) recorded so, saying why, rather than lost if the task
 	// ends before the next walk.
-	md, merr := meta(namespaces.WithNamespace(ctx, ns), c, id)
+	// A start given up keeps those containerd gave then: the container
+	// is often deleted by the time its task's end is learnt (ctr run
+	// --rm, docker run --rm), and the start was judged under the
+	// default block, or refused where a block selects by annotation.
+	var md map[string]string
+	var merr error
+	if given != nil && given.metaRead {
+		md, merr = given.md, given.merr
+	} else {
+		md, merr = meta(namespaces.WithNamespace(ctx, ns), c, id)
+	}
 	if merr != nil && ctx.Err() != nil {
 		log.WithError(merr).Warn("start not recorded: stopping; the next recorder's first walk records it if it still runs")
 		// Named in the stop's gap record (beyond MaxPending held, in
 		// its window only).
-		r.hold(taskKey{ns, id, pid}, at, merr)
+		r.hold(taskKey{ns, id, pid}, heldStart{at: at, err: merr})
 		return 0, false
 	}
 	rec, ierr := hook.Decide(r.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceContainerdEvents,
@@ -1440,7 +1462,7 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		}
 	}
 	if given == nil && errors.Is(ierr, errUnverified) {
-		if r.hold(taskKey{ns, id, pid}, at, ierr) {
+		if r.hold(taskKey{ns, id, pid}, heldStart{at: at, err: ierr, md: md, merr: merr, metaRead: true}) {
 			log.WithError(ierr).Warn("start not recorded yet; retrying at the next walk")
 			return 0, false
 		}

@@ -13,6 +13,7 @@ import (
 
 	eventsapi "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/typeurl/v2"
 	"github.com/google/go-cmp/cmp"
 	logtest "github.com/sirupsen/logrus/hooks/test"
@@ -335,6 +336,70 @@ func TestRecorderHeldContactNotPinned(t *testing.T) {
 	stopGap := gapBeforeStop(t, recs)
 	if from, _ := gapWindow(t, stopGap); from.After(restarts[0]) || !strings.Contains(stopGap.Error, "container hung-shim in namespace default") {
 		t.Errorf("stop's gap record %q; want it from before the first restart (%s), naming the held start", stopGap.Error, restarts[0].UTC())
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestMetaContainerGone: meta of a container containerd does not have
+// is none, not a failure to ask. The client's error is native already,
+// and errgrpc.ToNative, which meta applied to it, made it unknown: a
+// container deleted was judged as one whose labels containerd did not
+// give.
+func TestMetaContainerGone(t *testing.T) {
+	t.Parallel()
+	_, _, _, c := busyboxDaemon(t)
+	md, err := meta(namespaces.WithNamespace(context.Background(), "default"), c, "no-such-container")
+	if md != nil || err != nil {
+		t.Errorf("meta of no container: %v, %v; want none, no error", md, err)
+	}
+}
+
+// TestRecorderHeldMetaKept: a walk gives up container A's start
+// (containerd answered for the container, with its labels, not for its
+// task: its shim stopped while A is inspected); A is killed and its
+// container deleted (ctr run --rm, docker run --rm) before its exit
+// event is handled. A's start, recorded then without namespaces
+// ([Recorder.endHeld]), was judged under the default block, its labels
+// asked for again and gone; now under the block its labels select,
+// read when it was given up.
+func TestRecorderHeldMetaKept(t *testing.T) {
+	t.Parallel()
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow",
+	"deadline_ms": 3000,
+	"trusted_selectors": {"annotations": ["team"]},
+	"record_annotations": ["team"],
+	"policies": [{"name": "team-x", "match": {"annotations": {"team": "x"}}, "mode": "audit", "rules": {"require_user_namespace": true}}],
+	"default": {"name": "default", "mode": "audit", "rules": {"require_user_namespace": true, "require_pid_namespace": true}}`)
+	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
+	c := d.Client(t)
+	d.ImportBusybox(t, c, "default")
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ctrdtest.Uniq("held-meta")
+	ctr, pid := d.Run(t, c, "default", id, &ctrdtest.RunOpts{Labels: map[string]string{"team": "x"}})
+	shim := parentPID(t, int(pid))
+	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: "), Inspect: stopShimInInspect(t, int(pid))}
+	ctx := context.Background()
+	if err := r.walk(ctx, c); err != nil {
+		t.Logf("walk: %v", err)
+	}
+	if len(r.held) != 1 {
+		t.Fatalf("held after the walk: %v; want A", r.held)
+	}
+	killToZombie(t, int(pid))
+	if err := syscall.Kill(shim, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	ctrdtest.Delete("default", ctr)
+	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
+	recs := audittest.Records(t, cfg.AuditLog, id)
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Fatalf("A's records (-want +got):\n%s", diff)
+	}
+	if start := recs[0]; start.Policy != "team-x" || start.Annotations["team"] != "x" || start.Verdict != audit.VerdictAllow {
+		t.Errorf("A's start: block %q, annotations %v, verdict %s (%q); want team-x, team=x, allow", start.Policy, start.Annotations, start.Verdict, start.Error)
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }
