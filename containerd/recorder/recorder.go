@@ -1126,7 +1126,9 @@ func (h *heldStart) notInspected() error {
 }
 
 // hold keeps task k's start, given up (h: why, err; at, as for
-// [Recorder.recordStart]; the container's metadata if read), among
+// [Recorder.recordStart]; the process start time read before
+// containerd was asked, else read now; the container's metadata if
+// read), among
 // [Recorder.held], unless it is there already (the first time given up
 // stands), and has the walks retried soon. It returns false when
 // [MaxPending] starts are held already.
@@ -1142,8 +1144,10 @@ func (r *Recorder) hold(k taskKey, h heldStart) bool {
 	if !h.event {
 		h.at = time.Now()
 	}
-	if st, err := inspect.StartTime(k.pid); err == nil {
-		h.startTime = st
+	if h.startTime == 0 {
+		if st, err := inspect.StartTime(k.pid); err == nil {
+			h.startTime = st
+		}
 	}
 	if r.held == nil {
 		r.held = map[taskKey]heldStart{}
@@ -1396,6 +1400,12 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 			return nil, given.notInspected()
 		}
 	}
+	// asked is the process start time read right before containerd is
+	// asked whether the task runs as pid (0: not asked, or gone), which
+	// a start given up then keeps: read after the request timed out (up
+	// to rpcTimeout later), it was another process's if the PID was
+	// reused meanwhile, or none.
+	var asked uint64
 	verified := func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
 		anc, err := inspectFn(pid, live)
 		if err != nil {
@@ -1406,10 +1416,13 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		// before the event and has pid now is the container's. Otherwise
 		// (a walk, a start time too close to call) containerd must still
 		// run the task as pid.
+		if !at.IsZero() && startedBefore(anc.StartTime, at) {
+			return anc, nil
+		}
+		if st, err := inspect.StartTime(pid); err == nil {
+			asked = st
+		}
 		if !at.IsZero() {
-			if startedBefore(anc.StartTime, at) {
-				return anc, nil
-			}
 			log.WithField("event_time", at).WithField("start_ticks", anc.StartTime).Debug("process start not clearly before the event; asking containerd")
 		}
 		if err := verifyTask(ctx, c, ns, id, pid, anc.StartTime); err != nil {
@@ -1462,7 +1475,7 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		}
 	}
 	if given == nil && errors.Is(ierr, errUnverified) {
-		if r.hold(taskKey{ns, id, pid}, heldStart{at: at, err: ierr, md: md, merr: merr, metaRead: true}) {
+		if r.hold(taskKey{ns, id, pid}, heldStart{at: at, err: ierr, startTime: asked, md: md, merr: merr, metaRead: true}) {
 			log.WithError(ierr).Warn("start not recorded yet; retrying at the next walk")
 			return 0, false
 		}

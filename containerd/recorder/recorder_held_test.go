@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/typeurl/v2"
 	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -402,4 +403,75 @@ func TestRecorderHeldMetaKept(t *testing.T) {
 		t.Errorf("A's start: block %q, annotations %v, verdict %s (%q); want team-x, team=x, allow", start.Policy, start.Annotations, start.Verdict, start.Error)
 	}
 	audittest.Verify(t, cfg.AuditLog)
+}
+
+// onLog is a logrus hook that calls fire, in the logging goroutine,
+// for each entry with message msg.
+type onLog struct {
+	msg  string
+	fire func()
+}
+
+func (h onLog) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h onLog) Fire(e *logrus.Entry) error {
+	if e.Message == h.msg {
+		h.fire()
+	}
+	return nil
+}
+
+// TestRecorderHeldStartTimeAsked: container A's start event is handled
+// with A's process seeming to start after the event (containerd is
+// asked), containerd stopped (SIGSTOP) once A is inspected, and A
+// killed (its shim reaps it) as containerd is asked, whose answer does
+// not come. The start given up kept the start time read after the
+// request timed out: none (a reused PID: the new process's), so that
+// its task's end could no longer be told from a process that runs on.
+// Now it keeps the one read before containerd was asked, A's.
+func TestRecorderHeldStartTimeAsked(t *testing.T) {
+	t.Parallel()
+	_, cfg, d, c := busyboxDaemon(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ctrdtest.Uniq("held-st")
+	published := time.Now().Add(-time.Hour) // A seems to start after it
+	_, pid := d.Run(t, c, "default", id, nil)
+	st, err := inspect.StartTime(int(pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := d.Pid()
+	t.Cleanup(func() { syscall.Kill(daemon, syscall.SIGCONT) })
+	logger := ctrdtest.Logger(t, "recorder: ")
+	logger.AddHook(onLog{"process start not clearly before the event; asking containerd", func() {
+		if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+			t.Error(err)
+			return
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := inspect.StartTime(int(pid)); err != nil {
+				return // reaped by its shim
+			}
+			if time.Now().After(deadline) {
+				t.Error("A's process not reaped 10 s after SIGKILL")
+				return
+			}
+		}
+	}})
+	r := &Recorder{Config: cfg, Log: log, Logger: logger, Inspect: func(p int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+		if err := syscall.Kill(daemon, syscall.SIGSTOP); err != nil {
+			t.Error(err)
+		}
+		return inspect.ProcessWith(p, live)
+	}}
+	if r.handle(context.Background(), c, eventAt(t, "default", &eventsapi.TaskStart{ContainerID: id, Pid: pid}, published)) {
+		t.Fatal("A's start not given up")
+	}
+	h, ok := r.held[taskKey{"default", id, int(pid)}]
+	if !ok || h.startTime != st {
+		t.Errorf("held: %v; want A's start, with its process start time %d", r.held, st)
+	}
 }
