@@ -319,14 +319,17 @@ func nextBackoff(cur, minB, maxB time.Duration, connected bool, lasted time.Dura
 }
 
 // gap appends the record of an event stream lost (or not had) from
-// lostAt (why: err) until now, when what happened.
+// lostAt (why: err) until now, when what happened. The record's error
+// is cut to 4096 bytes in err, so that what stays.
 func (r *Recorder) gap(ctx context.Context, lostAt time.Time, err error, what string) {
+	head := fmt.Sprintf("containerd event stream at %s not watched from %s to %s (",
+		vocab.ContainerdAddress(r.Address), lostAt.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano))
+	tail := "): " + what
 	rec := &audit.Record{
 		Source:  audit.SourceContainerdEvents,
 		Stage:   StageEventsGap,
 		Version: vocab.Version,
-		Error: vocab.Cut(fmt.Sprintf("containerd event stream at %s not watched from %s to %s (%v): %s",
-			vocab.ContainerdAddress(r.Address), lostAt.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), err, what), 4096),
+		Error:   vocab.Cut(head+vocab.Cut(fmt.Sprint(err), max(0, 4096-len(head)-len(tail)))+tail, 4096),
 	}
 	r.appendOwn(ctx, rec, "the event gap")
 }
@@ -1242,7 +1245,14 @@ func (r *Recorder) stampHeld(contact time.Time) {
 	}
 }
 
-// heldNames names the starts held, oldest first, for a gap record.
+// maxHeldNames bounds what [Recorder.heldNames] names, in bytes: with
+// the gap record's other causes (a stop while busy, a stream lost) it
+// stays well within the record's 4096 bytes.
+const maxHeldNames = 2500
+
+// heldNames names the starts held, oldest first, for a gap record: as
+// many as fit in [maxHeldNames] bytes (one at least, its cause cut to
+// 256 bytes), then how many more there are.
 func (r *Recorder) heldNames() string {
 	type named struct {
 		k taskKey
@@ -1255,18 +1265,19 @@ func (r *Recorder) heldNames() string {
 	slices.SortFunc(all, func(a, b named) int { return a.h.at.Compare(b.h.at) })
 	var b strings.Builder
 	for i, n := range all {
-		if i == 20 {
+		what := "listed by a walk at"
+		if n.h.event {
+			what = "start event published at"
+		}
+		name := fmt.Sprintf("container %s in namespace %s, pid %d (%s %s: %s)", vocab.Printable(n.k.id), vocab.Printable(n.k.ns), n.k.pid, what, n.h.at.UTC().Format(time.RFC3339Nano), vocab.Cut(fmt.Sprint(n.h.err), 256))
+		if i > 0 && b.Len()+len(", ")+len(name) > maxHeldNames {
 			fmt.Fprintf(&b, ", and %d more", len(all)-i)
 			break
 		}
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		what := "listed by a walk at"
-		if n.h.event {
-			what = "start event published at"
-		}
-		fmt.Fprintf(&b, "container %s in namespace %s, pid %d (%s %s: %v)", vocab.Printable(n.k.id), vocab.Printable(n.k.ns), n.k.pid, what, n.h.at.UTC().Format(time.RFC3339Nano), n.h.err)
+		b.WriteString(name)
 	}
 	return b.String()
 }

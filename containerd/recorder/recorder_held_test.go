@@ -2,6 +2,8 @@ package recorder
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -473,5 +475,47 @@ func TestRecorderHeldStartTimeAsked(t *testing.T) {
 	h, ok := r.held[taskKey{"default", id, int(pid)}]
 	if !ok || h.startTime != st {
 		t.Errorf("held: %v; want A's start, with its process start time %d", r.held, st)
+	}
+}
+
+// TestHeldNamesBounded: the stop's gap record with many starts held
+// (Kubernetes IDs: 64 hex digits, namespace k8s.io), after the cause of
+// a stop while busy. heldNames named 20, each with its full cause (about
+// 6.9 KB), and the record was cut at 4096 bytes: the count of starts not
+// named ("and N more") and what happened ("the recorder stopped") were
+// lost. Now the names stop at about 2.5 KB, the count follows, and the
+// record ends with what happened.
+func TestHeldNamesBounded(t *testing.T) {
+	t.Parallel()
+	_, cfg := ctrdtest.HookConfig(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Config: cfg, Log: log, held: map[taskKey]heldStart{}}
+	now := time.Now()
+	const n = 30
+	for i := range n {
+		id := fmt.Sprintf("%064x", i+1)
+		err := fmt.Errorf("%w %s: %w", errUnverified, id, errors.New("rpc error: code = DeadlineExceeded desc = context deadline exceeded"))
+		r.held[taskKey{"k8s.io", id, 100000 + i}] = heldStart{at: now.Add(time.Duration(i) * time.Millisecond), event: true, err: err}
+	}
+	r.gap(context.Background(), now.Add(-time.Second), fmt.Errorf("%w; %w: %s", errStopBusy, errStopHeld, r.heldNames()), "the recorder stopped")
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	gap := recs[len(recs)-1]
+	t.Logf("gap record: %d bytes", len(gap.Error))
+	named := strings.Count(gap.Error, " in namespace k8s.io, pid ")
+	if named == 0 || !strings.Contains(gap.Error, fmt.Sprintf(", and %d more", n-named)) || !strings.HasSuffix(gap.Error, "): the recorder stopped") || len(gap.Error) > 4096 {
+		t.Errorf("gap record (%d bytes) names %d of %d held starts; want some, then how many more, ending with what happened: %q", len(gap.Error), named, n, gap.Error)
+	}
+	// The oldest first.
+	if first := fmt.Sprintf("container %064x in namespace", 1); !strings.Contains(gap.Error, first) {
+		t.Errorf("gap record does not name the oldest held start: %q", gap.Error)
+	}
+	// A cause longer than the record is cut, not what happened.
+	r.gap(context.Background(), now.Add(-time.Second), errors.New(strings.Repeat("x", 5000)), "the recorder stopped")
+	recs = audittest.Records(t, cfg.AuditLog, "")
+	if gap := recs[len(recs)-1]; len(gap.Error) > 4096 || !strings.HasSuffix(gap.Error, "xxx): the recorder stopped") {
+		t.Errorf("gap record with a long cause: %d bytes, ending %q; want at most 4096, ending with what happened", len(gap.Error), gap.Error[max(0, len(gap.Error)-60):])
 	}
 }
