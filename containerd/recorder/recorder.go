@@ -128,8 +128,9 @@ type Recorder struct {
 	dropped      int
 	droppedSince time.Time
 	// failing is set when an append failed since the last walk, or a
-	// start was given up, and after a walk while any is held: the walks
-	// are then retried with backoff, not at the next resync.
+	// start was given up, and after a walk while any is held (the first
+	// [heldRetryWalks] with the same ones): the walks are then retried
+	// with backoff, not at the next resync.
 	failing bool
 	// seeded is set once known holds the tasks the log says the
 	// recorder saw start and not end ([Recorder.seedKnown]).
@@ -164,6 +165,11 @@ type Recorder struct {
 	// retried as for a failed append; a stop names them in its gap
 	// record, which starts before the first ([heldStart.since]).
 	held map[taskKey]heldStart
+	// heldGen counts the changes to held; heldGenWalked is its value
+	// at the last walk, and heldWalks the walks in a row since that
+	// found the same starts held ([heldRetryWalks]).
+	heldGen, heldGenWalked uint64
+	heldWalks              int
 	// ended are the tasks whose start, given up, [Recorder.endHeld]
 	// recorded with their exit, by process start time, at most
 	// [MaxPending] (the oldest dropped): the task's start event, handled
@@ -629,10 +635,19 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 	}
 	r.failing = false
 	defer func() {
+		// Tried again soon, not at the next resync: the task may end
+		// before then. Not for good: a start whose shim hangs while
+		// its process runs on would have the walks run every
+		// MaxBackoff for as long; after heldRetryWalks walks with the
+		// same starts held, they are left to the resync.
+		if len(r.held) == 0 || r.heldGen != r.heldGenWalked {
+			r.heldGenWalked, r.heldWalks = r.heldGen, 0
+		}
 		if len(r.held) > 0 {
-			// Tried again soon, not at the next resync: the task may
-			// end before then.
-			r.failing = true
+			r.heldWalks++
+			if r.heldWalks <= heldRetryWalks {
+				r.failing = true
+			}
 		}
 	}()
 	r.forget = nil // drops before this walk left r.known already
@@ -724,7 +739,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 			continue
 		}
 		if st, ok := r.sameProcess(k); ok {
-			delete(r.held, k)
+			r.unhold(k)
 			known[k] = st
 			continue
 		}
@@ -736,7 +751,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 			at = h.at
 		}
 		if st, ok := r.recordStart(ctx, c, k.ns, k.id, k.pid, at, nil); ok {
-			delete(r.held, k)
+			r.unhold(k)
 			known[k] = st
 		}
 	}
@@ -906,7 +921,7 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		if !ok {
 			return false
 		}
-		delete(r.held, k)
+		r.unhold(k)
 		if r.known == nil {
 			r.known = make(map[taskKey]uint64)
 		}
@@ -1136,13 +1151,14 @@ func (h *heldStart) notInspected() error {
 // stands), and has the walks retried soon. It returns false when
 // [MaxPending] starts are held already.
 func (r *Recorder) hold(k taskKey, h heldStart) bool {
-	r.failing = true
 	if _, ok := r.held[k]; ok {
 		return true
 	}
 	if len(r.held) >= MaxPending {
 		return false
 	}
+	r.failing = true
+	r.heldGen++
 	h.event = !h.at.IsZero()
 	if !h.event {
 		h.at = time.Now()
@@ -1158,6 +1174,19 @@ func (r *Recorder) hold(k taskKey, h heldStart) bool {
 	r.held[k] = h
 	return true
 }
+
+// unhold drops task k's start from [Recorder.held].
+func (r *Recorder) unhold(k taskKey) {
+	if _, ok := r.held[k]; ok {
+		delete(r.held, k)
+		r.heldGen++
+	}
+}
+
+// heldRetryWalks is how many walks in a row with the same starts held
+// ([Recorder.held]) are retried with backoff; later ones come at the
+// resync.
+const heldRetryWalks = 5
 
 // endHeld records the start of task k, given up ([Recorder.held]), and
 // its exit, the task having ended (why: how that was learnt) before the
@@ -1176,7 +1205,7 @@ func (r *Recorder) endHeld(ctx context.Context, c *client.Client, k taskKey, why
 	if !recorded {
 		return
 	}
-	delete(r.held, k)
+	r.unhold(k)
 	r.recordExit(ctx, k, st)
 	r.markEnded(k, st)
 }

@@ -519,3 +519,54 @@ func TestHeldNamesBounded(t *testing.T) {
 		t.Errorf("gap record with a long cause: %d bytes, ending %q; want at most 4096, ending with what happened", len(gap.Error), gap.Error[max(0, len(gap.Error)-60):])
 	}
 }
+
+// TestRecorderHeldWalksBackOff: a start held whose task runs on, its
+// shim never answering (a held entry for a live process containerd does
+// not list), had every walk retried with backoff for as long (every
+// MaxBackoff, 5 s by default, for good). Now the walks are retried so
+// for heldRetryWalks walks with the same starts held, then left to the
+// resync, until the starts held change.
+func TestRecorderHeldWalksBackOff(t *testing.T) {
+	t.Parallel()
+	_, cfg, _, c := busyboxDaemon(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleep := exec.Command("sleep", "600")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	st, err := inspect.StartTime(sleep.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
+	r.hold(taskKey{"default", "hung-shim", sleep.Process.Pid}, heldStart{at: time.Now(), err: errUnverified, startTime: st})
+	var failing []bool
+	walks := func(n int) {
+		for range n {
+			if err := r.walk(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+			failing = append(failing, r.failing)
+		}
+	}
+	walks(heldRetryWalks + 2)
+	// Another start held: retried with backoff again.
+	r.hold(taskKey{"default", "hung-shim-2", sleep.Process.Pid}, heldStart{at: time.Now(), err: errUnverified, startTime: st})
+	walks(heldRetryWalks + 1)
+	var want []bool
+	for _, n := range []int{heldRetryWalks + 2, heldRetryWalks + 1} {
+		for i := range n {
+			want = append(want, i < heldRetryWalks)
+		}
+	}
+	if diff := cmp.Diff(want, failing); diff != "" {
+		t.Errorf("walks retried with backoff, after each walk (-want +got):\n%s", diff)
+	}
+	if len(r.held) != 2 {
+		t.Errorf("held: %v; want both kept", r.held)
+	}
+}
