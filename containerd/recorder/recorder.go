@@ -170,6 +170,9 @@ type Recorder struct {
 	// found the same starts held ([heldRetryWalks]).
 	heldGen, heldGenWalked uint64
 	heldWalks              int
+	// walkAt is when the last walk began listing the tasks: when it
+	// listed a start it gives up ([heldStart.at]).
+	walkAt time.Time
 	// ended are the tasks whose start, given up, [Recorder.endHeld]
 	// recorded with their exit, by process start time, at most
 	// [MaxPending] (the oldest dropped): the task's start event, handled
@@ -665,6 +668,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 		r.seeded = true
 		r.seedKnown()
 	}
+	r.walkAt = time.Now()
 	lctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	nss, err := c.NamespaceService().List(lctx)
 	cancel()
@@ -1109,7 +1113,7 @@ func (r *Recorder) stillKnown(k taskKey) (uint64, bool) {
 // heldStart is a start the recorder gave up ([Recorder.held]).
 type heldStart struct {
 	// at is when containerd published the start, or when the walk that
-	// gave it up began (event false).
+	// gave it up began listing the tasks (event false; [Recorder.walkAt]).
 	at    time.Time
 	event bool
 	// startTime is the process's start time read when it was given up
@@ -1161,7 +1165,10 @@ func (r *Recorder) hold(k taskKey, h heldStart) bool {
 	r.heldGen++
 	h.event = !h.at.IsZero()
 	if !h.event {
-		h.at = time.Now()
+		h.at = r.walkAt
+		if h.at.IsZero() {
+			h.at = time.Now()
+		}
 	}
 	if h.startTime == 0 {
 		if st, err := inspect.StartTime(k.pid); err == nil {
@@ -1521,7 +1528,7 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		}
 		// Recorded now, without namespaces, as the inspection that
 		// failed, rather than dropped.
-		rec.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("recorded without namespaces: more than %d starts wait to be tried again", MaxPending))
+		rec.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("recorded without namespaces: %d starts wait to be tried again already, as many as are kept", MaxPending))
 	}
 	// The process start time tells this start from another of the same
 	// container and PID (a restart whose PID came round again) in the

@@ -99,13 +99,25 @@ func TestRecorderHeldEndedThenLateStart(t *testing.T) {
 	id := ctrdtest.Uniq("held-late-start")
 	published := time.Now()
 	_, pid := d.Run(t, c, "default", id, nil)
-	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: "), Inspect: stopShimInInspect(t, int(pid))}
+	var inspected time.Time
+	stopShim := stopShimInInspect(t, int(pid))
+	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: "), Inspect: func(p int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+		if inspected.IsZero() {
+			inspected = time.Now()
+		}
+		return stopShim(p, live)
+	}}
 	ctx := context.Background()
 	if err := r.walk(ctx, c); err != nil {
 		t.Logf("walk 1: %v", err)
 	}
 	if _, ok := r.held[taskKey{"default", id, int(pid)}]; !ok || len(r.held) != 1 {
 		t.Fatalf("held after the first walk: %v; want A", r.held)
+	}
+	// Dated when the walk listed it, not when containerd's answer timed
+	// out (2 s later).
+	if h := r.held[taskKey{"default", id, int(pid)}]; h.event || h.at.After(inspected) {
+		t.Errorf("A held as listed by a walk at %s (event %v); want before it was inspected, at %s", h.at.UTC(), h.event, inspected.UTC())
 	}
 	killToZombie(t, int(pid))
 	if err := r.walk(ctx, c); err != nil {
