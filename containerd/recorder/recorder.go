@@ -180,8 +180,9 @@ type Recorder struct {
 	// a slow shim), and a walk that lists the task before its shim
 	// reaped its process, take it for recorded and ended, rather than
 	// record its start, and then its exit, a second time. Cleared by
-	// the task's exit or delete event (its shim's last) or a walk that
-	// lists the task with its PID another process's.
+	// the task's exit or delete event (its shim's last), or a start
+	// event or walk that names a new task of the container with the PID
+	// ([Recorder.endedAlready]).
 	ended map[taskKey]endedStart
 	// endedN numbers the entries of ended, oldest first.
 	endedN uint64
