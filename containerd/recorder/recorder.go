@@ -456,7 +456,13 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	envs, errs := c.Subscribe(sctx, recorderFilters...)
 	log := r.logger().WithField("address", addr)
 	if !lostAt.IsZero() {
-		r.gap(ctx, *lostAt, *lostErr, "it came back; starts in between are recorded from the task list")
+		why := *lostErr
+		if len(r.held) > 0 {
+			// Not in the gap, maybe (given up before it), but not
+			// recorded either.
+			why = fmt.Errorf("%w; %w: %s", why, errHeldKept, r.heldNames())
+		}
+		r.gap(ctx, *lostAt, why, "it came back; starts in between are recorded from the task list")
 		*lostAt = time.Time{}
 	}
 	// walked walks the running tasks (warning: what a failure is said
@@ -624,6 +630,11 @@ var errStopBusy = errors.New("events published since were not all handled at the
 // with starts given up and not recorded ([Recorder.held]), which it
 // names after it.
 var errStopHeld = errors.New("starts given up (containerd did not answer for their tasks) were not recorded by the stop; the next recorder's first walk records the tasks that still run")
+
+// errHeldKept is the cause a gap record gives, after the stream's, when
+// starts given up and not recorded ([Recorder.held]) are still kept,
+// which it names after it.
+var errHeldKept = errors.New("starts given up (containerd did not answer for their tasks) are still kept, to be recorded when a walk lists their task or it ends")
 
 // errWalkPostponed is the error of a walk left for later: the audit log
 // is not writable.

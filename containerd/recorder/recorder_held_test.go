@@ -305,9 +305,9 @@ func TestRecorderHeldStopDisconnected(t *testing.T) {
 // process containerd does not list), held back the session's last
 // contact for good, session after session: the gap record of a stream
 // lost after a second reconnection started before the first, claiming
-// the stretch watched between them unwatched. Now each stream loss's
-// gap starts in its own session, and only the stop's gap starts before
-// the held start, naming it.
+// the stretch watched between them unwatched, and named no start held.
+// Now each stream loss's gap starts in its own session and names the
+// start held, and only the stop's gap starts before the held start.
 func TestRecorderHeldContactNotPinned(t *testing.T) {
 	t.Parallel()
 	cfgPath, cfg, d, _ := busyboxDaemon(t)
@@ -346,6 +346,10 @@ func TestRecorderHeldContactNotPinned(t *testing.T) {
 	for i, g := range gaps[:2] {
 		if from, _ := gapWindow(t, g); i > 0 && from.Before(restarts[i-1]) {
 			t.Errorf("gap record %d (%q) starts before restart %d (%s): the stretch watched since is claimed unwatched", i+1, g.Error, i, restarts[i-1].UTC())
+		}
+		// Named, still kept.
+		if !strings.Contains(g.Error, "container hung-shim in namespace default") {
+			t.Errorf("gap record %d (%q) does not name the held start", i+1, g.Error)
 		}
 	}
 	stopGap := gapBeforeStop(t, recs)
