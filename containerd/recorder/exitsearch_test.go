@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/audittest"
 )
 
@@ -197,5 +198,54 @@ func TestExitOfRefusalOverOwnStart(t *testing.T) {
 	r.seedKnown()
 	if len(r.known) != 0 || len(r.openRunning) != 0 {
 		t.Errorf("a recorder started later takes %v (running %v) for open; want none: the exit ended both starts", r.known, r.openRunning)
+	}
+}
+
+// TestEndedAlready: an entry of Recorder.ended (a start recorded late,
+// with its exit, by endHeld) stands only for the task it was made for: a
+// walk listing its process not reaped yet, or, when a walk gave the
+// start up, the start event handled late. A new task of the container
+// that got the PID is recorded: a start event after the one that was
+// handled, a walk that finds another process there or an entry of no
+// start time, and any entry older than endedLifetime (a review injected
+// such entries: the new task got no start, no exit and no gap).
+func TestEndedAlready(t *testing.T) {
+	self := os.Getpid() // a process that runs, with a start time
+	st, err := inspect.StartTime(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gone = 4193999 // a PID beyond the kernel's limit: no process
+	k := func(pid int) taskKey { return taskKey{"default", "web", pid} }
+	later := time.Now().Add(time.Hour) // an event after the process started
+	for _, tc := range []struct {
+		name  string
+		pid   int
+		entry endedStart
+		at    time.Time // zero: a walk
+		want  bool
+	}{
+		{"walk, same process", self, endedStart{startTime: st}, time.Time{}, true},
+		{"walk, no process", gone, endedStart{startTime: st}, time.Time{}, true},
+		{"walk, another process", self, endedStart{startTime: st + 1}, time.Time{}, false},
+		{"walk, entry of no start time", self, endedStart{}, time.Time{}, false},
+		{"late event of a walk's start, same process", self, endedStart{startTime: st}, later, true},
+		{"late event of a walk's start, no process", gone, endedStart{startTime: st}, later, true},
+		{"event after the one handled", gone, endedStart{startTime: st, event: true}, later, false},
+		{"event, another process started before it", self, endedStart{startTime: st + 1}, later, false},
+		{"entry too old", self, endedStart{startTime: st, at: time.Now().Add(-endedLifetime - time.Minute)}, time.Time{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.entry.at.IsZero() {
+				tc.entry.at = time.Now()
+			}
+			r := &Recorder{ended: map[taskKey]endedStart{k(tc.pid): tc.entry}}
+			if got := r.endedAlready(k(tc.pid), tc.at); got != tc.want {
+				t.Errorf("endedAlready = %v, want %v", got, tc.want)
+			}
+			if _, kept := r.ended[k(tc.pid)]; kept != tc.want {
+				t.Errorf("entry kept %v, want %v", kept, tc.want)
+			}
+		})
 	}
 }

@@ -212,7 +212,19 @@ type taskKey struct {
 // the entry's number (the oldest is dropped first).
 type endedStart struct {
 	startTime, n uint64
+	// event says the start was given up at its event: that event was
+	// handled, and a later one names another task.
+	event bool
+	// at is when the entry was made: one older than [endedLifetime]
+	// names no late event any more.
+	at time.Time
 }
+
+// endedLifetime is how long an entry of [Recorder.ended] stands for a
+// late start event or a walk of a task not reaped yet: both come within
+// the shim's stall, and an older entry could only hide a new task of the
+// container that got the PID after a wrap.
+const endedLifetime = 10 * time.Minute
 
 // nsID names a container.
 type nsID struct{ ns, id string }
@@ -1226,12 +1238,13 @@ func (r *Recorder) endHeld(ctx context.Context, c *client.Client, k taskKey, why
 	}
 	r.unhold(k)
 	r.recordExit(ctx, k, st)
-	r.markEnded(k, st)
+	r.markEnded(k, st, h.event)
 }
 
-// markEnded adds task k, whose process started at startTime, to
+// markEnded adds task k, whose process started at startTime and whose
+// start was given up at its event (event) or by a walk, to
 // [Recorder.ended], dropping the oldest entry beyond [MaxPending].
-func (r *Recorder) markEnded(k taskKey, startTime uint64) {
+func (r *Recorder) markEnded(k taskKey, startTime uint64, event bool) {
 	if r.ended == nil {
 		r.ended = map[taskKey]endedStart{}
 	}
@@ -1245,29 +1258,41 @@ func (r *Recorder) markEnded(k taskKey, startTime uint64) {
 		delete(r.ended, oldest)
 	}
 	r.endedN++
-	r.ended[k] = endedStart{startTime, r.endedN}
+	r.ended[k] = endedStart{startTime: startTime, n: r.endedN, event: event, at: time.Now()}
 }
 
 // endedAlready reports whether task k, named by a start event published
 // at at (zero: listed by a walk), is one whose start and exit
-// [Recorder.endHeld] recorded ([Recorder.ended]): its PID has no
-// process, or the one that started then, or, for an event, one that
-// did not start before the event (a PID reused since: the task's
-// process held it from before the event until it exited). A walk that
-// lists the task with its PID another process's, or an event whose
-// process started before it with another start time, names a new task
-// of the container that got the PID: the entry goes.
+// [Recorder.endHeld] recorded ([Recorder.ended]). A walk: its PID's
+// process is the one that started then (a zombie its shim has not
+// reaped), or it has none. An event: the start was given up by a walk
+// (its event handled late), and the PID has no process, or the one
+// that started then, or one that did not start before the event (a PID
+// reused since: the task's process held it from before the event until
+// it exited). Anything else names a new task of the container that got
+// the PID, and the entry goes: a start event after one that was handled
+// (the start given up at its event), a walk that lists the PID with
+// another process or with an entry of no start time (one of a start
+// time it could not read: a new task is recorded rather than risked
+// unrecorded), and an entry older than [endedLifetime].
 func (r *Recorder) endedAlready(k taskKey, at time.Time) bool {
 	e, ok := r.ended[k]
 	if !ok {
 		return false
 	}
 	now, err := inspect.StartTime(k.pid)
-	if err != nil || e.startTime == 0 || now == e.startTime || !at.IsZero() && !startedBefore(now, at) {
-		return true
+	var same bool
+	switch {
+	case time.Since(e.at) > endedLifetime:
+	case at.IsZero():
+		same = err != nil || e.startTime != 0 && now == e.startTime
+	case !e.event:
+		same = err != nil || e.startTime == 0 || now == e.startTime || !startedBefore(now, at)
 	}
-	delete(r.ended, k)
-	return false
+	if !same {
+		delete(r.ended, k)
+	}
+	return same
 }
 
 // heldSince returns the earliest contact before a start still held
