@@ -141,14 +141,13 @@ files:
 				continue
 			}
 			if ended[h.Seq] {
-				// Of the starts, a poststart refers to a record that
-				// may hold a process (its createRuntime record); a
-				// recorder's start refers only to one of its starts
-				// without namespaces, which is never listed.
-				if h.Stage == audit.StagePoststart {
-					if ref := refOf(line); ref != 0 {
-						ended[ref] = true
-					}
+				// A start ended ends the one it refers to: a
+				// poststart its createRuntime record, the NRI plugin's
+				// refusal the other writer's start it overrides (the
+				// recorder's, in another namespace), a recorder's start
+				// its start without namespaces (never listed).
+				if ref := refOf(line); ref != 0 {
+					ended[ref] = true
 				}
 				continue
 			}

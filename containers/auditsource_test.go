@@ -321,6 +321,12 @@ func TestAuditSourceLatePoststop(t *testing.T) {
 	// "recorded": the recorder's exit ends the start it refers to.
 	b = appendRec(&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "recorded", Namespace: "k8s.io", Ancestry: anc})
 	appendRec(&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: "recorded", Namespace: "k8s.io", Ref: refTo(b)})
+	// "refused": the NRI plugin's refusal refers to the recorder's start
+	// it overrides; the exit that ends the refusal ends both (the
+	// recorder's start, in its own namespace, was listed).
+	b = appendRec(&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "refused", Namespace: "k8s.io", Ancestry: anc})
+	b = appendRec(&audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "refused", Ancestry: anc, Verdict: audit.VerdictDeny, Ref: refTo(b)})
+	appendRec(&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: "refused", Namespace: "k8s.io", Ref: refTo(b)})
 	got, err := (&AuditSource{Path: path}).List(ctx)
 	if err != nil {
 		t.Fatal(err)
