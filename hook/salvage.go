@@ -190,6 +190,19 @@ func skipRest(d *json.Decoder, t json.Token) error {
 	return nil
 }
 
+// SearchNote says, for the record of a refused state at poststart or
+// poststop (its ID id, read whole or not), whether the container's
+// earlier record was searched for by that ID ([Salvaged.WholeID]).
+func SearchNote(id string, whole bool) string {
+	switch {
+	case whole:
+		return ", and its ID was searched by for the container's earlier record"
+	case id == "":
+		return "; no earlier record of the container was searched for: it names no ID"
+	}
+	return "; no earlier record of the container was searched for: its ID was not read whole"
+}
+
 // ErrInput matches the errors of a state the hook could not take as it
 // was: what [RunBadInput] records.
 var ErrInput = errors.New("refused input")
@@ -216,14 +229,7 @@ func (h *Hook) RunBadInput(ctx context.Context, stage string, sv *Salvaged, inpu
 	why := strings.ReplaceAll(inputErr.Error(), "\n", "; ")
 	what := "the state was refused (" + vocab.Cut(why, vocab.MaxRecordedError/2) + "); the record keeps what could be read of it"
 	if stage == audit.StagePoststart || stage == audit.StagePoststop {
-		switch {
-		case sv.WholeID:
-			what += ", and its ID was searched by for the container's earlier record"
-		case st.ID == "":
-			what += "; no earlier record of the container was searched for: it names no ID"
-		default:
-			what += "; no earlier record of the container was searched for: its ID was not read whole"
-		}
+		what += SearchNote(st.ID, sv.WholeID)
 	}
 	var rec *audit.Record
 	var aerr error

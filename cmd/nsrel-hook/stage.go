@@ -162,13 +162,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			if rerr != nil && len(data) == 0 {
 				perr = nil // nothing to parse: the read says it all
 			}
-			// A whole state whose stdin stayed open is taken as parsed:
-			// its ID is the one the state names (a salvage reads the
-			// "id" member only, the parser any case of it).
-			salvaged := &hook.Salvaged{State: st, WholeID: st != nil && st.ID != ""}
-			if perr != nil || st == nil {
-				salvaged = hook.SalvageState(data, hook.SalvageKeep(cfg))
-			}
+			salvaged := refusedState(data, st, perr, hook.SalvageKeep(cfg))
 			id.Store(&salvaged.ID)
 			res, err := h.RunBadInput(ctx, stage, salvaged, errors.Join(rerr, perr))
 			return outcome{res, err, salvaged.ID}
@@ -289,13 +283,9 @@ func unrecordedConfig(configPath, stage string, stdin io.Reader, stderr io.Write
 	var inputErr error
 	wholeID := true
 	if rerr != nil || perr != nil {
-		if perr != nil || st == nil {
-			// No config: keep the annotations recorded by default.
-			sv := hook.SalvageState(data, hook.SalvageKeep(&policy.Config{RecordAnnotations: policy.DefaultRecordAnnotations}))
-			st, wholeID = sv.State, sv.WholeID
-		} else {
-			wholeID = st.ID != "" // whole, stdin held open: as parsed
-		}
+		// No config: keep the annotations recorded by default.
+		sv := refusedState(data, st, perr, hook.SalvageKeep(&policy.Config{RecordAnnotations: policy.DefaultRecordAnnotations}))
+		st, wholeID = sv.State, sv.WholeID
 		if rerr != nil && len(data) == 0 {
 			perr = nil // nothing to parse: the read says it all
 		}
@@ -345,14 +335,7 @@ func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, wholeI
 	if inputErr != nil {
 		what += "; the state was refused (" + vocab.Cut(oneLine(inputErr), vocab.MaxRecordedError/4) + "); the record keeps what could be read of it"
 		if search {
-			switch {
-			case wholeID:
-				what += ", and its ID was searched by for the container's earlier record"
-			case st.ID == "":
-				what += "; no earlier record of the container was searched for: it names no ID"
-			default:
-				what += "; no earlier record of the container was searched for: its ID was not read whole"
-			}
+			what += hook.SearchNote(st.ID, wholeID)
 		}
 		search = search && wholeID
 	}
@@ -373,6 +356,19 @@ func recordConfigError(sv policy.Salvaged, stage string, st *specs.State, wholeI
 	// No verdict at poststart: the comparison adds its violation, if
 	// any, to what the record says.
 	return (&hook.Hook{Config: cfg, Log: log}).AppendWithRef(ctx, rec, st.Pid, nil)
+}
+
+// refusedState returns what a stage takes of a state it could not take
+// as it was (perr: [hook.ParseState]'s error for data, st what it
+// parsed): a whole state whose stdin stayed open as parsed, its ID the
+// one the state names (a salvage reads the "id" member only, the parser
+// any case of it); else what [hook.SalvageState] reads of data, with the
+// annotations keep names.
+func refusedState(data []byte, st *specs.State, perr error, keep func(string) bool) *hook.Salvaged {
+	if perr == nil && st != nil {
+		return &hook.Salvaged{State: st, WholeID: st.ID != ""}
+	}
+	return hook.SalvageState(data, keep)
 }
 
 // toSyslog sends a line to syslog (authpriv.err) at d (nil: nowhere),
