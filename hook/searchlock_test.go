@@ -8,10 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
@@ -30,54 +28,23 @@ func TestStageSearchesBeforeLock(t *testing.T) {
 		t.Run(stage, func(t *testing.T) {
 			h := reuseHook(t, map[int]*audit.Ancestry{100: proc(100, 5, 4026532200)})
 			path := fillLog(t, h.Log, 8<<20)
-			lf, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer lf.Close()
-			if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
-				t.Fatal(err)
-			}
-			before := audittest.BytesRead(t)
 			type result struct {
 				err  error
 				note string
 			}
-			done := make(chan result, 1)
-			go func() {
+			var r result
+			audittest.ReadsBeforeLock(t, path, 8<<20, "the "+stage+" stage", func() {
 				pid := 0
 				if stage == audit.StagePoststart {
 					pid = 100
 				}
 				res, err := h.Run(context.Background(), stage, &specs.State{ID: "web", Pid: pid})
 				if err == nil && res.Record != nil {
-					done <- result{nil, res.Record.Error}
+					r = result{nil, res.Record.Error}
 					return
 				}
-				done <- result{fmt.Errorf("%+v, %v", res, err), ""}
-			}()
-			var r result
-			ended := false
-			end := func() {
-				if !ended {
-					unix.Flock(int(lf.Fd()), unix.LOCK_UN)
-					r, ended = <-done, true
-				}
-			}
-			defer end() // the stage done before the log's directory goes
-			for i := 0; audittest.BytesRead(t)-before < 8<<20; i++ {
-				select {
-				case r = <-done:
-					ended = true
-					t.Fatalf("the stage ended with the lock held: %+v", r)
-				default:
-				}
-				if i == 1000 {
-					t.Fatalf("the stage read %d bytes in 10 s with the lock held; want the whole file, 8 MiB, read before the lock", audittest.BytesRead(t)-before)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			end()
+				r = result{fmt.Errorf("%+v, %v", res, err), ""}
+			})
 			if r.err != nil || !strings.Contains(r.note, "no start record for this container") && !strings.Contains(r.note, "no createRuntime record") {
 				t.Errorf("stage: %v, record error %q; want it to say no start was found", r.err, r.note)
 			}

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/audittest"
@@ -124,41 +122,9 @@ func TestExitSearchesBeforeLock(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lf, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	before := audittest.BytesRead(t)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	audittest.ReadsBeforeLock(t, path, size, "the exit", func() {
 		(&Recorder{Log: log}).recordExit(ctx, taskKey{"default", "old", 4242}, 50)
-	}()
-	locked := true
-	unlock := func() {
-		if locked {
-			unix.Flock(int(lf.Fd()), unix.LOCK_UN)
-			locked = false
-			<-done
-		}
-	}
-	defer unlock() // the exit handled before the log's directory goes
-	for i := 0; audittest.BytesRead(t)-before < size; i++ {
-		select {
-		case <-done:
-			t.Fatal("the exit was handled with the log's lock held by the test")
-		default:
-		}
-		if i == 1000 {
-			t.Fatalf("the exit read %d bytes in 10 s with the lock held; want the whole file, 8 MiB, read before the lock", audittest.BytesRead(t)-before)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	unlock()
+	})
 	var exit *audit.Record
 	for rec, err := range audit.Records(path) {
 		if err == nil && rec.Stage == audit.StageExit {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsrel/nsrel/hook/audit"
 )
 
@@ -151,4 +153,44 @@ func BytesRead(t testing.TB) int {
 	}
 	t.Fatal("no rchar in /proc/self/io")
 	return 0
+}
+
+// ReadsBeforeLock runs run (what: what it is, for messages) with the lock
+// of the log at path held by the test, and checks that it reads size
+// bytes ([BytesRead]) before it waits for the lock: that it searches the
+// log first, not under the lock, where every other writer would wait. It
+// fails the test if run ends with the lock held, or has not read size
+// bytes in 10 s; it returns once the lock is freed and run has ended.
+func ReadsBeforeLock(t testing.TB, path string, size int, what string, run func()) {
+	t.Helper()
+	lf, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	before := BytesRead(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		run()
+	}()
+	// run ended before the caller goes on (and its log's directory).
+	defer func() {
+		unix.Flock(int(lf.Fd()), unix.LOCK_UN)
+		<-done
+	}()
+	for i := 0; BytesRead(t)-before < size; i++ {
+		select {
+		case <-done:
+			t.Fatalf("%s ended with the log's lock held by the test", what)
+		default:
+		}
+		if i == 1000 {
+			t.Fatalf("%s read %d bytes in 10 s with the lock held; want the whole file, %d bytes, read before the lock", what, BytesRead(t)-before, size)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
