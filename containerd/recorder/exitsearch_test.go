@@ -38,11 +38,17 @@ func tempLog(t *testing.T) (string, *audit.Log) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "audit.jsonl")
+	return path, openLog(t, path)
+}
+
+// openLog opens the log at path with the default options.
+func openLog(t *testing.T, path string) *audit.Log {
+	t.Helper()
 	log, err := audit.Open(path, audit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return path, log
+	return log
 }
 
 // TestExitOfNRIStart: the NRI plugin writes no end of the starts it

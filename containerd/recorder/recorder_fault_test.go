@@ -207,10 +207,7 @@ func TestStartedBefore(t *testing.T) {
 func TestRecorderMuteDaemon(t *testing.T) {
 	t.Parallel()
 	_, cfg := ctrdtest.HookConfig(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	r := &Recorder{Address: ctrdtest.MuteSocket(t), Config: cfg, Log: log, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -490,10 +487,7 @@ func waitLogged(t *testing.T, hook *logtest.Hook, msg string) {
 func TestQueuedStartEndsWithoutExitEvent(t *testing.T) {
 	t.Parallel()
 	_, cfg, d, c := busyboxDaemon(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
 	id := ctrdtest.Uniq("lost-exit")
 	ctr, pid := d.Run(t, c, "default", id, nil)

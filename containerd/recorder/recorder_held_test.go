@@ -92,10 +92,7 @@ func isZombie(t *testing.T, pid int) bool {
 func TestRecorderHeldEndedThenLateStart(t *testing.T) {
 	t.Parallel()
 	_, cfg, d, c := busyboxDaemon(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	id := ctrdtest.Uniq("held-late-start")
 	published := time.Now()
 	_, pid := d.Run(t, c, "default", id, nil)
@@ -392,10 +389,7 @@ func TestRecorderHeldMetaKept(t *testing.T) {
 	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
 	c := d.Client(t)
 	d.ImportBusybox(t, c, "default")
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	id := ctrdtest.Uniq("held-meta")
 	ctr, pid := d.Run(t, c, "default", id, &ctrdtest.RunOpts{Labels: map[string]string{"team": "x"}})
 	shim := parentPID(t, int(pid))
@@ -450,10 +444,7 @@ func (h onLog) Fire(e *logrus.Entry) error {
 func TestRecorderHeldStartTimeAsked(t *testing.T) {
 	t.Parallel()
 	_, cfg, d, c := busyboxDaemon(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	id := ctrdtest.Uniq("held-st")
 	published := time.Now().Add(-time.Hour) // A seems to start after it
 	_, pid := d.Run(t, c, "default", id, nil)
@@ -504,10 +495,7 @@ func TestRecorderHeldStartTimeAsked(t *testing.T) {
 func TestHeldNamesBounded(t *testing.T) {
 	t.Parallel()
 	_, cfg := ctrdtest.HookConfig(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	r := &Recorder{Config: cfg, Log: log, held: map[taskKey]heldStart{}}
 	now := time.Now()
 	const n = 30
@@ -545,10 +533,7 @@ func TestHeldNamesBounded(t *testing.T) {
 func TestRecorderHeldWalksBackOff(t *testing.T) {
 	t.Parallel()
 	_, cfg, _, c := busyboxDaemon(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	sleep := exec.Command("sleep", "600")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)

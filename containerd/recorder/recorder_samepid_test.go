@@ -38,10 +38,7 @@ func TestRecorderSamePIDNewTask(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			_, cfg, d, c := busyboxDaemon(t)
-			log, err := audit.Open(cfg.AuditLog, audit.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			log := openLog(t, cfg.AuditLog)
 			id := ctrdtest.Uniq("samepid")
 			_, pid := d.Run(t, c, "default", id, nil)
 			st, err := inspect.StartTime(int(pid))

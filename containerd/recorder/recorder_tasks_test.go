@@ -344,10 +344,7 @@ func TestRecorderBackoffAfterLongSession(t *testing.T) {
 		}
 	}
 	pointTo(filepath.Join(dir, "none.sock"))
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	var mu sync.Mutex
 	var waits []time.Duration
 	waited := func() []time.Duration {
@@ -592,10 +589,7 @@ type openStart struct {
 func recordOpenStart(t *testing.T, prefix string, noNS bool) openStart {
 	t.Helper()
 	cfgPath, cfg, d, c := busyboxDaemon(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	id := ctrdtest.Uniq(prefix)
 	ctr, pid := d.Run(t, c, "default", id, nil)
 	first := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "first: ")}

@@ -60,10 +60,7 @@ func runRecorderCtx(t *testing.T, parent context.Context, addr, cfgPath string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := audit.Open(cfg.AuditLog, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, cfg.AuditLog)
 	connected := make(chan struct{}, 16)
 	logger := ctrdtest.Logger(t, "recorder: ")
 	r := &Recorder{Address: addr, Config: cfg, Log: log, Logger: logger, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
