@@ -80,7 +80,9 @@ const rpcTimeout = 10 * time.Second
 // start for, so starts during the gap are recorded late rather than lost.
 // Records that could not be appended (read-only or full disk) are kept
 // (at most [MaxPending]) and retried with backoff; records dropped beyond
-// that are named in a gap record. Records carry the policy block and
+// that are named in a gap record, and the exits among them recorded
+// once the log takes records again (the log is searched for the
+// recorder's open starts whose process is gone, as when it starts). Records carry the policy block and
 // verdict of the hook config, but the recorder runs after the start and
 // cannot refuse a container: enforcing needs nsrel-hook at createRuntime.
 //
@@ -133,7 +135,9 @@ type Recorder struct {
 	// with backoff, not at the next resync.
 	failing bool
 	// seeded is set once known holds the tasks the log says the
-	// recorder saw start and not end ([Recorder.seedKnown]).
+	// recorder saw start and not end ([Recorder.seedKnown]); cleared
+	// when an exit waiting for the log is dropped (beyond MaxPending),
+	// so that a walk looks again.
 	seeded bool
 	// forget are tasks whose queued start was dropped (beyond
 	// MaxPending) during a walk, which rebuilds known: it leaves them
@@ -656,7 +660,7 @@ var errWalkPostponed = errors.New("audit log not writable; walk postponed")
 // no start record yet, and rebuilds the set of known tasks. A start
 // given up ([Recorder.held]) is tried again if its task is listed, and
 // recorded without namespaces, with its exit, if its process is gone.
-func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
+func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	if r.walked != nil {
 		defer r.walked()
 	}
@@ -666,7 +670,13 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) error {
 		// before then. Not for good: a start whose shim hangs while
 		// its process runs on would have the walks run every
 		// MaxBackoff for as long; after heldRetryWalks walks with the
-		// same starts held, they are left to the resync.
+		// same starts held, they are left to the resync. A walk
+		// postponed (the log not writable) tried none of them: it does
+		// not count, or a log unwritable for a few retries left them
+		// to the resync before any was tried.
+		if errors.Is(err, errWalkPostponed) {
+			return
+		}
 		if len(r.held) == 0 || r.heldGen != r.heldGenWalked {
 			r.heldGenWalked, r.heldWalks = r.heldGen, 0
 		}
@@ -1736,6 +1746,14 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 				r.forget = map[taskKey]bool{}
 			}
 			r.forget[k] = true
+		}
+		if r.pending[0].exit != nil {
+			// Its task ended and left the known tasks: its start stays
+			// open in the log. The first walk once the log takes
+			// records again searches it for the recorder's open starts,
+			// as after the recorder started, and records the exit of
+			// those whose process is gone.
+			r.seeded = false
 		}
 		r.pending = slices.Delete(r.pending, 0, 1)
 	}

@@ -418,6 +418,53 @@ func TestRecorderQueuedStartDropped(t *testing.T) {
 	audittest.Verify(t, cfg.AuditLog)
 }
 
+// TestRecorderQueuedExitDropped: an exit queued while the log did not
+// take records, then dropped beyond MaxPending, is recorded once the log
+// takes records again. Its task had left the known tasks already and no
+// walk looked for it again: its start stayed open in the log for good.
+func TestRecorderQueuedExitDropped(t *testing.T) {
+	t.Parallel()
+	cfgPath, cfg, d, c := busyboxDaemon(t)
+	var r *Recorder
+	flooded := make(chan struct{})
+	_, _ = runRecorder(t, d.Socket, cfgPath, func(rr *Recorder) {
+		r = rr
+		rr.Resync = 200 * time.Millisecond
+		rr.walked = func() {
+			// In the recorder's goroutine: once the exit waits, flood
+			// the queue so that it is dropped.
+			if !isClosed(flooded) && slices.ContainsFunc(r.pending, func(p pendingRecord) bool { return p.exit != nil }) {
+				for range MaxPending {
+					r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
+				}
+				close(flooded)
+			}
+		}
+	})
+	id := ctrdtest.Uniq("exitdropped")
+	ctr, _ := d.Run(t, c, "default", id, nil)
+	audittest.Wait(t, cfg.AuditLog, "the start", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evStart) == 1 })
+	swap := swapLog(t, cfg.AuditLog)
+	swap()
+	ctrdtest.Delete("default", ctr)
+	select {
+	case <-flooded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the exit did not wait in the queue")
+	}
+	swap()
+	recs := audittest.Wait(t, cfg.AuditLog, "the exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) == 1 })
+	if !slices.ContainsFunc(recs, func(r *audit.Record) bool {
+		return r.Stage == StageEventsGap && strings.Contains(r.Error, "were dropped")
+	}) {
+		t.Error("no gap record names the records dropped")
+	}
+	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}
+
 // isClosed reports whether ch is closed.
 func isClosed(ch chan struct{}) bool {
 	select {

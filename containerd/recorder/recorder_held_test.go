@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	eventsapi "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/typeurl/v2"
@@ -308,17 +308,9 @@ func TestRecorderHeldStopDisconnected(t *testing.T) {
 func TestRecorderHeldContactNotPinned(t *testing.T) {
 	t.Parallel()
 	cfgPath, cfg, d, _ := busyboxDaemon(t)
-	sleep := exec.Command("sleep", "600")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
-	st, err := inspect.StartTime(sleep.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid, st := sleeper(t)
 	connected, stop := runRecorderCtx(t, context.Background(), d.Socket, cfgPath, func(r *Recorder) {
-		r.held = map[taskKey]heldStart{{"default", "hung-shim", sleep.Process.Pid}: {at: time.Now(), event: true, startTime: st, err: errUnverified}}
+		r.held = map[taskKey]heldStart{{"default", "hung-shim", pid}: {at: time.Now(), event: true, startTime: st, err: errUnverified}}
 	})
 	var restarts []time.Time
 	for range 2 {
@@ -532,19 +524,7 @@ func TestHeldNamesBounded(t *testing.T) {
 // resync, until the starts held change.
 func TestRecorderHeldWalksBackOff(t *testing.T) {
 	t.Parallel()
-	_, cfg, _, c := busyboxDaemon(t)
-	log := openLog(t, cfg.AuditLog)
-	sleep := exec.Command("sleep", "600")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
-	st, err := inspect.StartTime(sleep.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
-	r.hold(taskKey{"default", "hung-shim", sleep.Process.Pid}, heldStart{at: time.Now(), err: errUnverified, startTime: st})
+	r, c, _, hold := hungShim(t)
 	var failing []bool
 	walks := func(n int) {
 		for range n {
@@ -554,9 +534,10 @@ func TestRecorderHeldWalksBackOff(t *testing.T) {
 			failing = append(failing, r.failing)
 		}
 	}
+	hold("hung-shim")
 	walks(heldRetryWalks + 2)
 	// Another start held: retried with backoff again.
-	r.hold(taskKey{"default", "hung-shim-2", sleep.Process.Pid}, heldStart{at: time.Now(), err: errUnverified, startTime: st})
+	hold("hung-shim-2")
 	walks(heldRetryWalks + 1)
 	var want []bool
 	for _, n := range []int{heldRetryWalks + 2, heldRetryWalks + 1} {
@@ -569,5 +550,57 @@ func TestRecorderHeldWalksBackOff(t *testing.T) {
 	}
 	if len(r.held) != 2 {
 		t.Errorf("held: %v; want both kept", r.held)
+	}
+}
+
+// TestRecorderHeldWalksPostponed: walks postponed while the log takes no
+// records (the records waiting not written) try no start held, and do
+// not count among the heldRetryWalks retried with backoff: once the log
+// takes records again, the walks are retried so as for a start just
+// held. They counted: a log unwritable for a few retries left the starts
+// held to the resync before any walk had tried them.
+func TestRecorderHeldWalksPostponed(t *testing.T) {
+	t.Parallel()
+	r, c, path, hold := hungShim(t)
+	hold("hung-shim")
+	if err := r.Log.Append(context.Background(), &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageRecorderStart}); err != nil {
+		t.Fatal(err)
+	}
+	swap := swapLog(t, path)
+	swap()
+	r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "waiting"}}, errors.New("not writable"))
+	for range heldRetryWalks + 2 {
+		if err := r.walk(context.Background(), c); !errors.Is(err, errWalkPostponed) {
+			t.Fatalf("walk with the log not writable: %v; want it postponed", err)
+		}
+	}
+	swap()
+	var failing, want []bool
+	for i := range heldRetryWalks + 1 {
+		if err := r.walk(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		failing = append(failing, r.failing)
+		want = append(want, i < heldRetryWalks)
+	}
+	if diff := cmp.Diff(want, failing); diff != "" {
+		t.Errorf("walks retried with backoff, after each walk once the log took records (-want +got):\n%s", diff)
+	}
+	if len(r.pending) != 0 || audittest.Count(audittest.Records(t, path, ""), "", audit.SourceContainerdEvents+"/"+StageEventsGap) != 1 {
+		t.Errorf("%d records waiting; want the one written", len(r.pending))
+	}
+}
+
+// hungShim returns a recorder and a daemon's client, the recorder's log
+// path, and a function that holds a start of the given container ID for
+// a process (a sleep) that runs on and that the daemon does not list:
+// a start given up whose shim never answers.
+func hungShim(t *testing.T) (*Recorder, *client.Client, string, func(id string)) {
+	t.Helper()
+	_, cfg, _, c := busyboxDaemon(t)
+	pid, st := sleeper(t)
+	r := &Recorder{Config: cfg, Log: openLog(t, cfg.AuditLog), Logger: ctrdtest.Logger(t, "recorder: ")}
+	return r, c, cfg.AuditLog, func(id string) {
+		r.hold(taskKey{"default", id, pid}, heldStart{at: time.Now(), err: errUnverified, startTime: st})
 	}
 }
