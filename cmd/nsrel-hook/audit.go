@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -106,9 +108,11 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	}
 	if cmd == "verify" {
 		// Usage errors first, whether or not a config must load.
-		if code := verifyUsage(host, checkpointLog, allNodes || len(nodes) > 0, checkpoints, keys, stderr); code != 0 {
+		if code := verifyUsage(host, checkpointLog, anchor, allNodes || len(nodes) > 0, checkpoints, keys, stderr); code != 0 {
 			return code
 		}
+		// Records name their hash in lower case.
+		anchor = strings.ToLower(anchor)
 	}
 	logs := pos
 	if len(logs) == 0 {
@@ -269,7 +273,13 @@ func emptyPaths(cmd, configPath string, operands []string, seq bool, stderr io.W
 
 // verifyUsage checks the verify options that depend on each other, and
 // the file options for empty values: a usage error (2) or 0.
-func verifyUsage(host, checkpointLog string, nodes bool, checkpoints, keys []string, stderr io.Writer) int {
+func verifyUsage(host, checkpointLog, anchor string, nodes bool, checkpoints, keys []string, stderr io.Writer) int {
+	// A hash cut short or mistyped found no record and was reported as
+	// records cut off the end.
+	if _, err := hex.DecodeString(anchor); anchor != "" && (err != nil || len(anchor) != 2*sha256.Size) {
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --anchor %s: want a record's hash, 64 hex digits (see --help)\n", vocab.Quote(anchor))
+		return 2
+	}
 	if host != "" && nodes {
 		fmt.Fprintln(stderr, "nsrel-hook: audit verify: --host picks one log's checkpoints; with --node or --nodes each node gets its own (see --help)")
 		return 2

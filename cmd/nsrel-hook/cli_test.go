@@ -318,6 +318,9 @@ func TestMainUsage(t *testing.T) {
 		{"checkpoint-log without checkpoints", "", []string{"audit", "verify", "--checkpoint-log", "/var/log/nsrel/audit.jsonl", e.log}, 2, "", "nsrel-hook: audit verify: --checkpoint-log picks among the checkpoints given: it needs --checkpoints FILE"},
 		// Usage errors before a config must load (no LOG given).
 		{"host without checkpoints, no config", "", []string{"--config", "/nonexistent/hook.json", "audit", "verify", "--host", "node-a"}, 2, "", "it needs --checkpoints FILE"},
+		// A hash mistyped was reported as records cut off the end.
+		{"anchor not a hash", "", []string{"audit", "verify", "--anchor", "nonsense", e.log}, 2, "", "nsrel-hook: audit verify: --anchor \"nonsense\": want a record's hash, 64 hex digits (see --help)\n"},
+		{"anchor cut short", "", []string{"audit", "verify", "--anchor", strings.Repeat("a", 63), e.log}, 2, "", "want a record's hash, 64 hex digits"},
 		{"empty checkpoints", "", []string{"audit", "verify", "--checkpoints", "", e.log}, 2, "", "nsrel-hook: audit verify: option --checkpoints needs a file, not an empty string (see --help)\n"},
 		{"empty key file", "", []string{"audit", "verify", "--key", "@", e.log}, 2, "", "nsrel-hook: audit verify: option --key needs a key or @FILE, not an empty string (see --help)\n"},
 		{"empty LOG verify", "", []string{"audit", "verify", ""}, 2, "", "nsrel-hook: audit verify: LOG needs a path, not an empty string (see --help)\n"},
@@ -581,6 +584,12 @@ func TestMainVerifyJSON(t *testing.T) {
 	res.Problem = nil
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 || res.OK || res.Problem == nil || !strings.Contains(res.Problem.Reason, "anchor") {
 		t.Errorf("truncated log with anchor: exit %d, %q", code, out)
+	}
+	// The anchor in upper case is the same hash: it found the first
+	// record, which it names, and reported the log cut.
+	first1 := audittest.Records(t, e.log, "")[0].Hash
+	if code, out, stderr := run("", "audit", "verify", "--anchor", strings.ToUpper(first1), e.log); code != 0 {
+		t.Errorf("anchor in upper case: exit %d, %q %q; want the record found", code, out, stderr)
 	}
 	if code, _, stderr := run("", "audit", "show", filepath.Join(e.dir, "none.jsonl")); code != 1 || !strings.Contains(stderr, "no such audit log") {
 		t.Errorf("show of a missing log: exit %d %q", code, stderr)

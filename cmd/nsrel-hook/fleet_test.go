@@ -219,5 +219,5 @@ func TestFleetVerify(t *testing.T) {
 	// Usage errors.
 	verify(2, []string{"--host picks one log's checkpoints"}, "--nodes", "--host", "node-a", mixed)
 	verify(2, []string{"need the collector's LOG files"}, "--nodes")
-	verify(2, []string{"--anchor is the hash of one node's record"}, "--nodes", "--anchor", "abc", mixed)
+	verify(2, []string{"--anchor is the hash of one node's record"}, "--nodes", "--anchor", strings.Repeat("a", 64), mixed)
 }

@@ -955,6 +955,10 @@ func TestCheckpointsForged(t *testing.T) {
 		{"a checkpoint seal of the wrong epoch", with(at(4), func(c *audit.Checkpoint) { c.CheckpointSeal = at(5).CheckpointSeal }), "", audit.CheckpointHeadForged},
 		{"a checkpoint seal made up", with(at(4), func(c *audit.Checkpoint) { c.CheckpointSeal = idAt(4) }), "", audit.CheckpointHeadForged},
 		{"a checkpoint seal that does not parse", with(at(4), func(c *audit.Checkpoint) { c.CheckpointSeal = "x" }), "", audit.CheckpointHeadForged},
+		// The hash's bytes are the genuine one's, and checked against
+		// its record seal; compared as written, it failed an intact
+		// log (TestReadCheckpointsSkipsOtherLines).
+		{"a genuine one's hash in upper case", bare(with(at(4), func(c *audit.Checkpoint) { c.Hash = strings.ToUpper(c.Hash) })), "the chain was rewritten", audit.CheckpointForged},
 		{"the key's ID, epoch 2^62", fake(1<<62+1, strings.Repeat("d", 64), idAt(1<<62)), "beyond the last record", audit.CheckpointTooFar},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1134,16 +1138,22 @@ func TestCheckpointsOfTwoLogs(t *testing.T) {
 // checkpoints, syslog prefixes, and lines longer than MaxLine (anyone
 // who reaches the collector can send one; it used to end the read with
 // "token too long", so that no checkpoint of any node counted), at the
-// end of the file too, with and without a final newline.
+// end of the file too, with and without a final newline; and a copy
+// of a genuine one with its hash in upper case, which a node never
+// writes: read, it checked against the record's seal but, compared as
+// written, failed an intact log.
 func TestReadCheckpointsSkipsOtherLines(t *testing.T) {
 	_, _, cps := checkpointed(t, 3, audit.Options{})
 	if len(cps) != 3 {
 		t.Fatalf("%d checkpoints", len(cps))
 	}
+	upper := cps[0]
+	upper.Hash = strings.ToUpper(upper.Hash)
 	long := strings.Repeat("x", audit.MaxLine+100)
 	for _, tail := range []string{"", long, long + "\n", string(cps[2].Line()[:len(cps[2].Line())-1])} {
 		var b bytes.Buffer
 		b.WriteString("not a checkpoint\n")
+		b.Write(upper.Line())
 		b.Write(cps[0].Line())
 		b.WriteString(long + "\n")
 		b.WriteString(strings.Repeat("y", audit.MaxLine-1) + "\n")

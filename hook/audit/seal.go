@@ -149,9 +149,11 @@ func tagMAC(k [32]byte, domain string, id SealID, epoch uint64) hash.Hash {
 
 // sealChecks reports whether seal p of checkpoint c (its record's seal)
 // checks under k, the key of p's epoch.
+// Only the hash as a node writes it (lower-case hex) checks: the record's
+// is compared with it as written.
 func sealChecks(k [32]byte, p ParsedSeal, c *Checkpoint) bool {
 	h, err := hex.DecodeString(c.Hash)
-	return err == nil && len(h) == sha256.Size && hmac.Equal(sealTag(k, p.ID, p.Epoch, h), p.Tag)
+	return err == nil && len(h) == sha256.Size && isHex(c.Hash) && hmac.Equal(sealTag(k, p.ID, p.Epoch, h), p.Tag)
 }
 
 // headChecks reports whether checkpoint seal q of c checks under k, the
