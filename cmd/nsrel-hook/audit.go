@@ -589,7 +589,7 @@ type lineRef struct {
 	offset int64
 	n      int32
 	ctr    int32
-	file   int16
+	file   int32
 }
 
 // showCmd prints the records of the log at path, grouped by container in
@@ -660,7 +660,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			index[id] = ci
 			order = append(order, id)
 		}
-		refs = append(refs, lineRef{offset: l.Offset, n: int32(len(l.Data)), ctr: ci, file: int16(snap.FileIndex(l.File))})
+		refs = append(refs, lineRef{offset: l.Offset, n: int32(len(l.Data)), ctr: ci, file: int32(snap.FileIndex(l.File))})
 	}
 	index = nil
 	slices.SortStableFunc(refs, func(a, b lineRef) int { return cmp.Compare(a.ctr, b.ctr) })

@@ -1656,3 +1656,46 @@ func TestSnapshotRefusesForeignRotatedFile(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendFewFDs appends to a log whose current file holds no record
+// (a rotation whose write failed leaves it so) and whose rotated files
+// outnumber the descriptors the process may open: the last record is
+// found in the newest rotated file. Every rotated file was opened before
+// the first was read, and each closed only at the end: every append
+// failed (EMFILE) until the current file held a record, and recording
+// stopped. The append runs in a child process, whose RLIMIT_NOFILE it
+// lowers.
+func TestAppendFewFDs(t *testing.T) {
+	const env = "NSREL_TEST_APPEND_FEW_FDS"
+	if path := os.Getenv(env); path != "" {
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: 32, Max: 32}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := audit.Open(path, audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Append(context.Background(), rec("after")); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Parallel()
+	l, path := newLog(t, audit.Options{RotateBytes: 1}) // one record a file
+	appendN(t, l, 64)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAppendFewFDs$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("append with RLIMIT_NOFILE 32 and 63 rotated files: %v\n%s", err, out)
+	}
+	recs := audittest.Records(t, path, "")
+	if len(recs) != 64 || recs[63].ContainerID != "after" || recs[63].Seq != 64 {
+		t.Fatalf("%d records; want 64, the last the child's, seq 64", len(recs))
+	}
+	if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+		t.Error(err)
+	}
+}

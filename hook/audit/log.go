@@ -870,37 +870,40 @@ func lastNewline(f *os.File, end int64) (int64, error) {
 func (l *Log) lastGood(f *os.File) (*Record, []DamagedLine, error) {
 	var last *Record
 	var damaged []DamagedLine
-	files := []*os.File{f}
-	var rotated []string
-	for i := 0; ; i++ {
-		if i == len(files) {
-			if rotated == nil {
-				var err error
-				if rotated, err = l.rotated(); err != nil {
-					return nil, nil, err
-				}
-				for j := len(rotated) - 1; j >= 0; j-- {
-					rf, err := openRegular(rotated[j], unix.O_RDONLY)
-					if err != nil {
-						return nil, nil, err
-					}
-					defer rf.Close()
-					files = append(files, rf)
-				}
-			}
-			if i == len(files) {
-				return last, reverse(damaged), nil
-			}
-		}
-		r, d, more, err := scanBack(files[i], maxDamagedLines-len(damaged))
+	// scan reads one file from its end; more says to go on to the next
+	// older file.
+	scan := func(f *os.File) (more bool, err error) {
+		r, d, more, err := scanBack(f, maxDamagedLines-len(damaged))
 		damaged = append(damaged, d...)
 		if last == nil {
 			last = r
 		}
-		if err != nil || r != nil && !more {
+		return err == nil && (r == nil || more), err
+	}
+	if more, err := scan(f); !more {
+		return last, reverse(damaged), err
+	}
+	rotated, err := l.rotated()
+	if err != nil {
+		return nil, nil, err
+	}
+	// One rotated file open at a time, newest first, each closed once
+	// read: they were all opened before the first was read, and closed
+	// at the end, so that more rotated files than the process may open
+	// descriptors failed every append (EMFILE) while the current file
+	// held no record (TestAppendFewFDs).
+	for j := len(rotated) - 1; j >= 0; j-- {
+		rf, err := openRegular(rotated[j], unix.O_RDONLY)
+		if err != nil {
+			return nil, nil, err
+		}
+		more, err := scan(rf)
+		rf.Close()
+		if !more {
 			return last, reverse(damaged), err
 		}
 	}
+	return last, reverse(damaged), nil
 }
 
 func reverse(d []DamagedLine) []DamagedLine {
