@@ -50,7 +50,9 @@ func hiddenNotice(mountinfo []byte, privileged bool, groups []int) string {
 	}
 	var opts string
 	for line := range bytes.Lines(mountinfo) {
-		f := strings.Fields(string(line))
+		// One space between fields, as in the scan's parse (paths
+		// may hold other whitespace, unescaped).
+		f := strings.Split(strings.TrimSuffix(string(line), "\n"), " ")
 		sep := slices.Index(f, "-")
 		if len(f) < 5 || f[4] != "/proc" || sep < 0 || sep+3 >= len(f) || f[sep+1] != "proc" {
 			continue

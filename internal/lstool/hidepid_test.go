@@ -24,6 +24,8 @@ func TestHiddenNotice(t *testing.T) {
 		{"optional fields", host + "67 49 0:42 / /proc rw shared:7 master:1 - proc proc rw,hidepid=invisible\n", false, nil, true},
 		{"last mount wins", "67 49 0:42 / /proc rw - proc proc rw,hidepid=invisible\n" + host, false, nil, false},
 		{"elsewhere", host + "67 49 0:42 / /mnt/proc rw - proc proc rw,hidepid=invisible\n", false, nil, false},
+		// Not /proc: mountinfo leaves a Unicode space unescaped.
+		{"elsewhere, a Unicode space", host + "67 49 0:42 / /proc\u00a0x rw - proc proc rw,hidepid=invisible\n", false, nil, false},
 		{"truncated", "67 49 0:42 / /proc rw - proc\n", false, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

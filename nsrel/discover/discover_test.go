@@ -336,37 +336,47 @@ func TestProcessLessHeldByFD(t *testing.T) {
 	}
 }
 
+// TestHeldByBindMountInPrivateMountNS finds a user namespace held only by
+// a bind mount in a private mount namespace, its mount point named with a
+// space (escaped in mountinfo) or with whitespace mountinfo does not
+// escape (a carriage return, Unicode spaces): the fields were split at
+// any whitespace, the point cut there, and the namespace missing from
+// every output (a user can name its own mount points so).
 func TestHeldByBindMountInPrivateMountNS(t *testing.T) {
 	nstest.RequireRoot(t)
 	nstest.NoFDLeak(t)
 	nstest.RequireCmd(t, "mount")
 	sh := nstest.RequireCmd(t, "sh")
-	chain := nstest.UserChain(t, 3)
-	path := nstest.NSPath(chain.Pid, "user")
-	want := kernelChain(t, nsrel.Path(path))
+	for _, name := range []string{"user ns", "user\rns", "user\u00a0ns", "user\u3000ns", "user\u2028ns"} {
+		t.Run(strconv.Quote(name), func(t *testing.T) {
+			chain := nstest.UserChain(t, 3)
+			path := nstest.NSPath(chain.Pid, "user")
+			want := kernelChain(t, nsrel.Path(path))
 
-	target := filepath.Join(t.TempDir(), "user ns") // a space, escaped in mountinfo
-	if err := os.WriteFile(target, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	holder := nstest.Start(t, nil, nstest.RequireCmd(t, "unshare"), "-m", "--propagation", "private",
-		sh, "-c", `mount --bind "$1" "$2" && exec sleep infinity`, "sh", path, target)
-	holder.Pid = nstest.WaitLeaf(t, holder.Pid, "sleep")
-	killWait(t, chain, chain.Pid)
+			target := filepath.Join(t.TempDir(), name)
+			if err := os.WriteFile(target, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			holder := nstest.Start(t, nil, nstest.RequireCmd(t, "unshare"), "-m", "--propagation", "private",
+				sh, "-c", `mount --bind "$1" "$2" && exec sleep infinity`, "sh", path, target)
+			holder.Pid = nstest.WaitLeaf(t, holder.Pid, "sleep")
+			killWait(t, chain, chain.Pid)
 
-	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
-	got := modelChain(t, m, nsrel.TypeUser, want[0])
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("chain of the bind-mounted namespace (-kernel +model):\n%s", diff)
-	}
-	leaf := m.Lookup(nsrel.TypeUser, want[0])
-	wantFound := discover.Found{Via: discover.ViaMount, PID: holder.Pid, Path: target, MountNS: ino(t, nstest.NSPath(holder.Pid, "mnt"))}
-	f := hasVia(leaf, discover.ViaMount)
-	if f == nil || *f != wantFound {
-		t.Errorf("found via %+v, want %+v", leaf.FoundVia, wantFound)
-	}
-	if wantFound.MountNS == ino(t, "/proc/self/ns/mnt") {
-		t.Errorf("the holder shares our mount namespace; the test proves nothing")
+			m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+			got := modelChain(t, m, nsrel.TypeUser, want[0])
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("chain of the bind-mounted namespace (-kernel +model):\n%s", diff)
+			}
+			leaf := m.Lookup(nsrel.TypeUser, want[0])
+			wantFound := discover.Found{Via: discover.ViaMount, PID: holder.Pid, Path: target, MountNS: ino(t, nstest.NSPath(holder.Pid, "mnt"))}
+			f := hasVia(leaf, discover.ViaMount)
+			if f == nil || *f != wantFound {
+				t.Errorf("found via %+v, want %+v", leaf.FoundVia, wantFound)
+			}
+			if wantFound.MountNS == ino(t, "/proc/self/ns/mnt") {
+				t.Errorf("the holder shares our mount namespace; the test proves nothing")
+			}
+		})
 	}
 }
 

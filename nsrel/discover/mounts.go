@@ -60,7 +60,12 @@ func parseMounts(data []byte) (ns []nsMount, fuse, over []string) {
 		if string(fstype) != "nsfs" && !isFUSE && !isOverlay {
 			continue
 		}
-		f := strings.Fields(string(line[:sep]))
+		// One space between fields: the kernel escapes space, tab,
+		// newline and backslash in paths, and no other character, so
+		// a split at any whitespace (strings.Fields) cut a mount point
+		// named with a carriage return or a Unicode space there, and
+		// the namespace held by it went missing.
+		f := strings.Split(string(line[:sep]), " ")
 		// id parent major:minor root mountpoint options [optional...]
 		if len(f) < 6 {
 			continue

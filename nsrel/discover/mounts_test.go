@@ -442,3 +442,22 @@ func TestOpenBelowLongPath(t *testing.T) {
 		t.Errorf("opened a file outside the root through %d bytes of ..", len(up))
 	}
 }
+
+// TestParseMountsWhitespace parses nsfs, FUSE and overlay lines whose
+// mount points hold whitespace the kernel does not escape (a carriage
+// return, Unicode spaces) beside a space it does: each point is whole.
+// A split at any whitespace cut them there.
+func TestParseMountsWhitespace(t *testing.T) {
+	for _, w := range []string{"\r", "\v", "\f", "\u0085", "\u00a0", "\u2000", "\u2028", "\u3000"} {
+		data := "41 1 0:4 user:[4026532176] /a" + w + "b\\040c rw - nsfs nsfs rw\n" +
+			"42 1 0:30 / /f" + w + "g rw shared:3 - fuse.x x rw\n" +
+			"43 1 0:41 / /o" + w + "p rw - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n"
+		ns, fuse, over := parseMounts([]byte(data))
+		if len(ns) != 1 || ns[0].Point != "/a"+w+"b c" || ns[0].NS.Ino != 4026532176 || ns[0].ID != 41 {
+			t.Errorf("%q: nsfs mounts %+v; want user:[4026532176] at %q", w, ns, "/a"+w+"b c")
+		}
+		if !slices.Equal(fuse, []string{"/f" + w + "g"}) || !slices.Equal(over, []string{"/o" + w + "p"}) {
+			t.Errorf("%q: FUSE %q, overlays %q", w, fuse, over)
+		}
+	}
+}
