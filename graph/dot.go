@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // LabelWidth is the longest label line, in characters; a longer one
@@ -167,6 +169,16 @@ func (g *Graph) SVG(ctx context.Context, dot string) (svg []byte, warnings strin
 
 // writeProcs writes the first limit processes as "1 systemd, 40 sleep",
 // then " …" if there are more.
+// listItem is an escaped name (a [Process]'s Comm, escaped by
+// vocab.Escape) as an item of a list: in double quotes when it holds a
+// list's separators, as vocab.QuoteItem quotes a name not escaped yet.
+func listItem(escaped string) string {
+	if vocab.PlainItem(escaped) {
+		return escaped
+	}
+	return `"` + strings.ReplaceAll(escaped, `"`, `\"`) + `"`
+}
+
 func writeProcs(b *strings.Builder, procs []Process, limit int) {
 	for i, p := range procs {
 		if i == limit {
@@ -178,7 +190,7 @@ func writeProcs(b *strings.Builder, procs []Process, limit int) {
 		}
 		b.WriteString(strconv.Itoa(p.PID))
 		if p.Comm != "" {
-			b.WriteString(" " + p.Comm)
+			b.WriteString(" " + listItem(p.Comm))
 		}
 	}
 }

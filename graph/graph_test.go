@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -410,5 +411,20 @@ func TestKubernetesContainerNames(t *testing.T) {
 	}
 	if want := `"id":"aaaa","engine":"containerd","namespace":"k8s.io","name":"app","pod":"shop/web-0"`; !strings.Contains(page.String(), want) {
 		t.Errorf("the report's data lacks %s", want)
+	}
+}
+
+// TestProcessNameQuoted: a process name holding a list's separators is
+// quoted in a node's label: "42 sh, 1 systemd" read as two processes,
+// PID 1 among them.
+func TestProcessNameQuoted(t *testing.T) {
+	m := discover.NewModel()
+	m.Add(&discover.Namespace{Type: nsrel.TypeUser, Ino: 4026532176, OwnerUID: 1000, OwnerName: "alice",
+		Processes: []discover.Process{{PID: 42, Comm: "sh, 1 systemd"}, {PID: 43, Comm: "a\"b\x1b"}, {PID: 44, Comm: "sleep"}}})
+	m.Link()
+	g := graph.Build(m, graph.Options{})
+	want := `3 processes: 42 "sh, 1 systemd", 43 "a\"b\x1b", 44 sleep`
+	if len(g.Nodes) != 1 || !slices.Contains(g.Nodes[0].Lines(), want) {
+		t.Errorf("labels %q; want the line %q", g.Nodes[0].Lines(), want)
 	}
 }

@@ -23,7 +23,7 @@ func TestListExact(t *testing.T) {
 4026532200 user     1 4026531837 root        1  500 pause
 4026532201 user     2 4026532200 root        0                           parent of user:[4026532202]
 4026532202 user     3 4026532201 root        0                           task 600/601
-4026532300 user     1 4026531837 alice       0                           mount /run/ns/a\x0ab in mnt:[4026532250]
+4026532300 user     1 4026531837 alice       0                           mount "/run/ns/a\x0ab" in mnt:[4026532250]
 4026532400 user     2 4026532300 4242        1 4000 evil\x1b[31m\u{202e}
 4026532999 user     0                        0                           owner of net:[4026533000]
 4026533001 user     1 4026532999 daemon      0                           process 9
@@ -57,7 +57,7 @@ func TestListRawEscapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A value with spaces stays one field.
-	if !bytes.Contains(b.Bytes(), []byte(`4026532300 mount\x20/run/ns/a\x5cx0ab\x20in\x20mnt:[4026532250]`+"\n")) {
+	if !bytes.Contains(b.Bytes(), []byte(`4026532300 mount\x20"/run/ns/a\x5cx0ab"\x20in\x20mnt:[4026532250]`+"\n")) {
 		t.Errorf("raw output:\n%s", b.String())
 	}
 }

@@ -213,7 +213,7 @@ func writeDetails(b *strings.Builder, n *discover.Namespace) {
 			p := n.Processes[i]
 			b.WriteString(strconv.Itoa(p.PID))
 			if p.Comm != "" {
-				b.WriteString(" " + vocab.Escape(p.Comm))
+				b.WriteString(" " + vocab.QuoteItem(p.Comm))
 			}
 		})
 	}
@@ -258,11 +258,11 @@ func FoundLabel(f discover.Found) string {
 	case discover.ViaTask:
 		return "task " + strconv.Itoa(f.PID) + "/" + strconv.Itoa(f.TID)
 	case discover.ViaFD:
-		return "fd " + vocab.Escape(f.Path)
+		return "fd " + vocab.QuoteItem(f.Path)
 	case discover.ViaSocket:
-		return "socket " + vocab.Escape(f.Path)
+		return "socket " + vocab.QuoteItem(f.Path)
 	case discover.ViaMount:
-		return "mount " + vocab.Escape(f.Path) + " in " + nsrel.Name{Type: nsrel.TypeMount, Ino: f.MountNS}.String()
+		return "mount " + vocab.QuoteItem(f.Path) + " in " + nsrel.Name{Type: nsrel.TypeMount, Ino: f.MountNS}.String()
 	case discover.ViaParent, discover.ViaOwner:
 		return string(f.Via) + " of " + vocab.Escape(f.Of)
 	}

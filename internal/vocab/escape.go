@@ -62,6 +62,30 @@ func Quote(s string) string {
 	return `"` + strings.ReplaceAll(Escape(s), `"`, `\"`) + `"`
 }
 
+// QuoteItem returns s as it is when it is a [PlainItem], else s
+// [Quote]d: for names a process or a container chooses, printed in a
+// list ("processes: 24323 sh, 1 systemd" was one process named
+// "sh, 1 systemd").
+func QuoteItem(s string) string {
+	if PlainItem(s) {
+		return s
+	}
+	return Quote(s)
+}
+
+// PlainItem reports whether s cannot pass for more than one item of a
+// list, or for anything but itself: non-empty printable ASCII without a
+// space, a comma, a semicolon, a double quote or a backslash (a
+// non-ASCII space could pass for a space).
+func PlainItem(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`,;"\`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func hex2(c byte) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{digits[c>>4], digits[c&15]})

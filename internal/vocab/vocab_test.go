@@ -206,6 +206,29 @@ func TestSplitContainerName(t *testing.T) {
 	}
 }
 
+// TestQuoteItem: a name that could pass for more than one item of a
+// list, or hide its own end, is quoted; a plain one is not.
+func TestQuoteItem(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"systemd", "systemd"},
+		{"kworker/0:1H", "kworker/0:1H"},
+		{"runc:[2:INIT]", "runc:[2:INIT]"},
+		{"(sd-pam)", "(sd-pam)"},
+		{"sh, 1 systemd", `"sh, 1 systemd"`},
+		{"a;b", `"a;b"`},
+		{"two words", `"two words"`},
+		{"nb\u00a0sp", `"nb\u{a0}sp"`},
+		{"\x1b[31m", `"\x1b[31m"`},
+		{`q"uote`, `"q\"uote"`},
+		{`back\slash`, `"back\\slash"`},
+		{"", `""`},
+	} {
+		if got := QuoteItem(tc.in); got != tc.want {
+			t.Errorf("QuoteItem(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestQuote(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"png", `"png"`},
