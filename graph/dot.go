@@ -162,13 +162,12 @@ func (g *Graph) SVG(ctx context.Context, dot string) (svg []byte, warnings strin
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = &in, &out, &errOut
 	if err := cmd.Run(); err != nil {
 		msg, _, _ := strings.Cut(strings.TrimSpace(errOut.String()), "\n")
-		return nil, errOut.String(), fmt.Errorf("%s -Tsvg: %w: %s", dot, err, msg)
+		// dot's message may quote the input, labels a container chose.
+		return nil, errOut.String(), fmt.Errorf("%s -Tsvg: %w: %s", dot, err, vocab.Escape(msg))
 	}
 	return out.Bytes(), errOut.String(), nil
 }
 
-// writeProcs writes the first limit processes as "1 systemd, 40 sleep",
-// then " …" if there are more.
 // listItem is an escaped name (a [Process]'s Comm, escaped by
 // vocab.Escape) as an item of a list: in double quotes when it holds a
 // list's separators, as vocab.QuoteItem quotes a name not escaped yet.
@@ -179,6 +178,8 @@ func listItem(escaped string) string {
 	return `"` + strings.ReplaceAll(escaped, `"`, `\"`) + `"`
 }
 
+// writeProcs writes the first limit processes as "1 systemd, 40 sleep",
+// then " …" if there are more.
 func writeProcs(b *strings.Builder, procs []Process, limit int) {
 	for i, p := range procs {
 		if i == limit {

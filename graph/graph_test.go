@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/xml"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -426,5 +428,21 @@ func TestProcessNameQuoted(t *testing.T) {
 	want := `3 processes: 42 "sh, 1 systemd", 43 "a\"b\x1b", 44 sleep`
 	if len(g.Nodes) != 1 || !slices.Contains(g.Nodes[0].Lines(), want) {
 		t.Errorf("labels %q; want the line %q", g.Nodes[0].Lines(), want)
+	}
+}
+
+// TestSVGErrorEscaped: what dot says when it fails (its message may
+// quote a label, which a container chose) reaches the error escaped.
+func TestSVGErrorEscaped(t *testing.T) {
+	dot := filepath.Join(t.TempDir(), "dot")
+	if err := os.WriteFile(dot, []byte("#!/bin/sh\nprintf 'Error: near \"\\033[2J\\342\\200\\256x\"\\n' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := discover.NewModel()
+	m.Add(&discover.Namespace{Type: nsrel.TypeUser, Ino: 4026532176, OwnerUID: 0, OwnerName: "root"})
+	m.Link()
+	_, _, err := graph.Build(m, graph.Options{}).SVG(context.Background(), dot)
+	if err == nil || strings.ContainsAny(err.Error(), "\x1b\u202e") || !strings.Contains(err.Error(), `near "\x1b[2J\u{202e}x"`) {
+		t.Errorf("error %q; want dot's message escaped", err)
 	}
 }
