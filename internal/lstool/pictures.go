@@ -134,7 +134,9 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 			return &pictureError{fmt.Errorf("--format svg: Graphviz: %w", err)}
 		}
 		noSVG = "Graphviz (dot) could not draw it: " + firstLine(err)
-		diag.print(syslog.Notice, "notice: "+vocab.Escape(noSVG)+"; the report has no picture")
+		// Escaped already: dot's message by Graph.SVG (escaping it
+		// again printed \\x1b for \x1b).
+		diag.print(syslog.Notice, "notice: "+noSVG+"; the report has no picture")
 	}
 	if p.format == "svg" {
 		_, err := stdout.Write(svg)

@@ -484,6 +484,20 @@ func TestWithoutGraphviz(t *testing.T) {
 	}
 }
 
+// TestGraphvizFailsEscaped: dot fails saying something a label holds (a
+// container's name, a process's): the notice has it escaped once.
+func TestGraphvizFailsEscaped(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dot"), []byte("#!/bin/sh\nprintf 'Error: near \"\\033[2Jx\"\\n' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	code, _, errOut := run(t, tool(nsrel.TypeUser), "--no-containers", "--format", "html")
+	if code != 0 || strings.Contains(errOut, "\x1b") || !strings.Contains(errOut, `: Error: near "\x1b[2Jx"; the report has no picture`) {
+		t.Errorf("html with dot failing: exit %d, stderr %q; want dot's message escaped once", code, errOut)
+	}
+}
+
 // writeReport writes the report of tl --format html with args to a file
 // and returns its path.
 func writeReport(t *testing.T, tl lstool.Tool, args ...string) string {
