@@ -479,7 +479,8 @@ func nsLabel(n *discover.Namespace) string {
 	case len(n.Processes) > 0:
 		s += " pid " + strconv.Itoa(n.Processes[0].PID)
 		if c := n.Processes[0].Comm; c != "" {
-			s += " " + vocab.Escape(c)
+			// Quoted when it could pass for more ("x: maps ok").
+			s += " " + vocab.QuoteItem(c)
 		}
 	}
 	return s
