@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,64 @@ func TestExitOfNRIStart(t *testing.T) {
 	}
 	if ends := exitsOf(t, path, "hooked"); len(ends) != 0 {
 		t.Errorf("exits of the hook's container end starts %v; want none (its poststop ends it)", ends)
+	}
+}
+
+// TestDroppedExitsKept: exits queued while the log took no records, then
+// dropped beyond MaxPending, are written after the gap record that counts
+// the records dropped, with the time they were queued and the note that
+// they were written late: the exit of the recorder's own start, and that
+// of a start the NRI plugin recorded for the task (the recorder writes
+// no start of its own for it, and a search of the log for the recorder's
+// open starts missed it). They were lost, their starts open for good.
+func TestDroppedExitsKept(t *testing.T) {
+	path, log := tempLog(t)
+	ctx := context.Background()
+	for _, rec := range []*audit.Record{
+		{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "sandbox", Ancestry: &audit.Ancestry{PID: 4242, StartTime: 77}},
+		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "ctr", Ancestry: &audit.Ancestry{PID: 4343, StartTime: 78}},
+	} {
+		if err := log.Append(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Recorder{Log: log, seeded: true}
+	swap := swapLog(t, path)
+	swap()
+	queued := time.Now()
+	r.recordExit(ctx, taskKey{"k8s.io", "sandbox", 4242}, 77)
+	r.recordExit(ctx, taskKey{"k8s.io", "ctr", 4343}, 78)
+	for range MaxPending - 1 {
+		r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
+	}
+	if len(r.pending) != MaxPending || r.dropped != 1 || len(r.droppedExits) != 1 {
+		t.Fatalf("%d pending, %d dropped, %d exits kept apart; want the first exit dropped", len(r.pending), r.dropped, len(r.droppedExits))
+	}
+	r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
+	back := time.Now() // the late writes come after
+	swap()
+	r.retryPending(ctx)
+	if len(r.pending) != 0 || r.dropped != 0 || len(r.droppedExits) != 0 || !r.seeded {
+		t.Fatalf("%d pending, %d dropped, %d exits kept apart, seeded %v; want all written, no search of the log", len(r.pending), r.dropped, len(r.droppedExits), r.seeded)
+	}
+	recs := audittest.Records(t, path, "")
+	gap := recs[2]
+	if gap.Stage != StageEventsGap || !strings.Contains(gap.Error, "2 records (starts, exits, the recorder's own) were dropped") || !strings.Contains(gap.Error, "2 exits dropped were kept apart and follow this record") {
+		t.Errorf("record 3: %s %q; want the gap naming 2 records dropped, the 2 exits following", gap.Stage, gap.Error)
+	}
+	for i, want := range []struct {
+		id  string
+		ref uint64
+	}{{"sandbox", 1}, {"ctr", 2}} {
+		e := recs[3+i]
+		at, err := time.Parse(time.RFC3339Nano, e.Time)
+		if e.Stage != audit.StageExit || e.ContainerID != want.id || e.Ref == nil || e.Ref.Seq != want.ref || err != nil ||
+			at.Before(queued) || !at.Before(back) || !strings.Contains(e.Error, "written late") {
+			t.Errorf("record %d: %s %s ref %+v time %s error %q; want the exit of %s ending seq %d, of the time it was queued, written late", e.Seq, e.Stage, e.ContainerID, e.Ref, e.Time, e.Error, want.id, want.ref)
+		}
+	}
+	if len(recs) != 3+2+MaxPending {
+		t.Errorf("%d records; want 2 starts, the gap, 2 exits and the %d waiting", len(recs), MaxPending)
 	}
 }
 

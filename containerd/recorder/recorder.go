@@ -80,8 +80,8 @@ const rpcTimeout = 10 * time.Second
 // start for, so starts during the gap are recorded late rather than lost.
 // Records that could not be appended (read-only or full disk) are kept
 // (at most [MaxPending]) and retried with backoff; records dropped beyond
-// that are named in a gap record, and the exits among them recorded
-// once the log takes records again (the log is searched for the
+// that are named in a gap record, the exits among them written after it
+// (at most [MaxPending] kept so; beyond that the log is searched for the
 // recorder's open starts whose process is gone, as when it starts). Records carry the policy block and
 // verdict of the hook config, but the recorder runs after the start and
 // cannot refuse a container: enforcing needs nsrel-hook at createRuntime.
@@ -129,6 +129,10 @@ type Recorder struct {
 	// dropped counts pending records dropped since droppedSince.
 	dropped      int
 	droppedSince time.Time
+	// droppedExits are the exits among them, oldest first, at most
+	// [MaxPending]: appended after the gap record that counts the
+	// records dropped, with the time and note they were queued with.
+	droppedExits []droppedExit
 	// failing is set when an append failed since the last walk, or a
 	// start was given up, and after a walk while any is held (the first
 	// [heldRetryWalks] with the same ones): the walks are then retried
@@ -136,7 +140,7 @@ type Recorder struct {
 	failing bool
 	// seeded is set once known holds the tasks the log says the
 	// recorder saw start and not end ([Recorder.seedKnown]); cleared
-	// when an exit waiting for the log is dropped (beyond MaxPending),
+	// when an exit dropped (beyond MaxPending) finds droppedExits full,
 	// so that a walk looks again.
 	seeded bool
 	// forget are tasks whose queued start was dropped (beyond
@@ -151,7 +155,8 @@ type Recorder struct {
 	// walk that finds the process gone and the container this daemon's
 	// ([Recorder.endOpenRunning]). One whose container this daemon does
 	// not have (another daemon's, whose recorder writes the same log) is
-	// kept: only the seeded set, never grown.
+	// kept: only the seeded set, grown only by a search of the log again
+	// after more than [MaxPending] exits were dropped (droppedExits).
 	openRunning map[taskKey]uint64
 	// openByID are the containers (namespace and ID) of starts the log
 	// says the recorder recorded without namespaces (no PID) and without
@@ -236,6 +241,14 @@ type nsID struct{ ns, id string }
 // pendingRecord is a record whose append failed: a start (deduplicated
 // again when retried), an exit, or another record (a gap) appended as it
 // is.
+// droppedExit is an exit dropped from [Recorder.pending]: its task, its
+// process's start time, and its record's time and late note.
+type droppedExit struct {
+	k          taskKey
+	startTime  uint64
+	time, late string
+}
+
 type pendingRecord struct {
 	start     *audit.Record // with pid, startTime and byID (an exit's startTime too)
 	pid       int
@@ -404,13 +417,18 @@ func (r *Recorder) mark(ctx context.Context, stage, what string) {
 // the recorder stops, and says and returns how many are lost if that
 // fails.
 func (r *Recorder) flush() int {
-	if len(r.pending) == 0 && r.dropped == 0 {
+	if len(r.pending) == 0 && r.dropped == 0 && len(r.droppedExits) == 0 {
 		return 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	r.retryPending(ctx)
+	// A dropped exit is counted in dropped until the gap record is
+	// written, then until it is.
 	n := len(r.pending) + r.dropped
+	if r.dropped == 0 {
+		n += len(r.droppedExits)
+	}
 	if n > 0 {
 		r.logger().WithField("lost", n).Error("stopping with records the audit log did not take; they are lost")
 	}
@@ -1747,13 +1765,21 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 			}
 			r.forget[k] = true
 		}
-		if r.pending[0].exit != nil {
-			// Its task ended and left the known tasks: its start stays
-			// open in the log. The first walk once the log takes
-			// records again searches it for the recorder's open starts,
-			// as after the recorder started, and records the exit of
-			// those whose process is gone.
-			r.seeded = false
+		if e := r.pending[0]; e.exit != nil {
+			// Its task ended and left the known tasks: no walk would
+			// look for it again, and its start stayed open in the log
+			// for good. Kept apart, a few words each, and written
+			// after the gap record that counts it.
+			if len(r.droppedExits) >= MaxPending {
+				// As a last resort, the first walk once the log takes
+				// records again searches it for the recorder's open
+				// starts whose process is gone, as after the recorder
+				// started (their exits then have the time they are
+				// found).
+				r.droppedExits = slices.Delete(r.droppedExits, 0, 1)
+				r.seeded = false
+			}
+			r.droppedExits = append(r.droppedExits, droppedExit{*e.exit, e.startTime, e.time, e.late})
 		}
 		r.pending = slices.Delete(r.pending, 0, 1)
 	}
@@ -1761,16 +1787,21 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 }
 
 // retryPending appends the pending records, in order, stopping at the
-// first that fails again; a gap record first names records dropped.
+// first that fails again; a gap record first names records dropped, and
+// the exits dropped come after it.
 func (r *Recorder) retryPending(ctx context.Context) {
 	log := r.logger()
 	if r.dropped > 0 {
+		msg := fmt.Sprintf("the audit log could not be written from %s to %s; %d records (starts, exits, the recorder's own) were dropped (more than %d waited)",
+			r.droppedSince.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), r.dropped, MaxPending)
+		if n := len(r.droppedExits); n > 0 {
+			msg += fmt.Sprintf("; %d exits dropped were kept apart and follow this record", n)
+		}
 		gap := &audit.Record{
 			Source:  audit.SourceContainerdEvents,
 			Stage:   StageEventsGap,
 			Version: vocab.Version,
-			Error: fmt.Sprintf("the audit log could not be written from %s to %s; %d records (starts, exits, the recorder's own) were dropped (more than %d waited)",
-				r.droppedSince.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), r.dropped, MaxPending),
+			Error:   msg,
 		}
 		if err := r.Log.Append(ctx, gap); err != nil {
 			log.WithError(err).Error("audit log still not writable")
@@ -1779,6 +1810,16 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		}
 		r.dropped = 0
 	}
+	for len(r.droppedExits) > 0 {
+		d := r.droppedExits[0]
+		if _, err := r.appendExit(ctx, d.k, d.startTime, d.time, d.late); err != nil {
+			log.WithError(err).WithField("dropped exits", len(r.droppedExits)).Error("audit log still not writable")
+			r.failing = true
+			return
+		}
+		r.droppedExits = slices.Delete(r.droppedExits, 0, 1)
+	}
+	r.droppedExits = nil
 	for len(r.pending) > 0 {
 		p := r.pending[0]
 		var err error

@@ -420,7 +420,7 @@ func TestRecorderQueuedStartDropped(t *testing.T) {
 
 // TestRecorderQueuedExitDropped: an exit queued while the log did not
 // take records, then dropped beyond MaxPending, is recorded once the log
-// takes records again. Its task had left the known tasks already and no
+// takes records again, written late (TestDroppedExitsKept: its time). Its task had left the known tasks already and no
 // walk looked for it again: its start stayed open in the log for good.
 func TestRecorderQueuedExitDropped(t *testing.T) {
 	t.Parallel()
@@ -461,6 +461,11 @@ func TestRecorderQueuedExitDropped(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	for _, r := range recs {
+		if r.ContainerID == id && r.Stage == audit.StageExit && !strings.Contains(r.Error, "written late") {
+			t.Errorf("exit %q; want it said written late", r.Error)
+		}
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }
