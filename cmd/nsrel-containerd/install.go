@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -65,6 +66,13 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := checkDir(*dest); err != nil {
 		fmt.Fprintf(stderr, "%s: --dest %s: %s\n", prog, vocab.Printable(*dest), vocab.OneLine(err))
+		return 1
+	}
+	// The runtime runs the hook installed there as root: nobody else
+	// may replace it (a directory others may write, or a way to it
+	// someone else controls). It was installed into any directory.
+	if err := safefile.CheckPrivateDirs(*dest); err != nil {
+		fmt.Fprintf(stderr, "%s: --dest: %s\n", prog, vocab.OneLine(err))
 		return 1
 	}
 	// What was installed is said as it is; a line that cannot be

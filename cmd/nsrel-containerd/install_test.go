@@ -220,6 +220,25 @@ func TestInstallHookBadDest(t *testing.T) {
 	if err := replaceFile(filepath.Join(missing, "x"), nil, 0o644); err == nil || err.Error() != "install "+missing+"/x: cannot create a file in "+missing+": no such file or directory" {
 		t.Errorf("replaceFile into a missing directory: %v", err)
 	}
+	// The runtime runs the hook installed as root: a directory others
+	// may write (where anyone could replace it) is refused, nothing
+	// installed. It took any directory.
+	for _, mode := range []os.FileMode{0o777, 0o777 | os.ModeSticky, 0o775} {
+		open := filepath.Join(dir, "open")
+		if err := os.Mkdir(open, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(open, mode); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		code := run([]string{"install-hook", "--dest", open, "--hook", hook, "--config", cfg}, &out, &errb)
+		entries, _ := os.ReadDir(open)
+		if code != 1 || !strings.HasPrefix(errb.String(), "nsrel-containerd install-hook: --dest: "+open+": writable by ") || len(entries) != 0 {
+			t.Errorf("--dest of mode %v: exit %d, stderr %q, %d files in it; want 1, the directory refused, nothing installed", mode, code, errb.String(), len(entries))
+		}
+		os.Remove(open)
+	}
 }
 
 // TestContainersToFullDisk: `containers` whose list cannot be written (a

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,5 +139,61 @@ func TestPolicyCheckAsUser(t *testing.T) {
 	}
 	if code, _, stderr := run("", "policy", "check", config); code != 1 || !strings.Contains(stderr, "not trusted") {
 		t.Errorf("policy check as root: exit %d, %s; want the socket refused", code, stderr)
+	}
+}
+
+// TestPolicyCheckWrittenDirs: `policy check` refuses a config whose
+// audit log, diagnostics file, checkpoint file or sealing state lies in
+// a directory the hook refuses to write in (writable by a group, as
+// Ubuntu's /var/log; a sticky directory anyone may write): it said OK,
+// and the hook then refused every append, each container run
+// unrecorded under on_error allow.
+func TestPolicyCheckWrittenDirs(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := t.TempDir()
+	mkdir := func(name string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ok, group, sticky := mkdir("ok", 0o700), mkdir("group", 0o775), mkdir("sticky", 0o777|os.ModeSticky)
+	n := 0
+	config := func(logDir, diagDir, cpDir, sealDir string) string {
+		n++
+		p := filepath.Join(dir, fmt.Sprintf("hook%d.json", n))
+		data := fmt.Sprintf(`{"version":1,"audit_log":%q,"log_file":%q,"checkpoints":{"file":%q},"seal_state":%q,"default":{"mode":"audit"}}`,
+			logDir+"/nsrel/audit.jsonl", diagDir+"/hook.log", cpDir+"/checkpoints.jsonl", sealDir+"/audit.seal")
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if code, out, stderr := run("", "policy", "check", config(ok, ok, ok, ok)); code != 0 || !strings.Contains(out, ": OK") {
+		t.Fatalf("private directories: exit %d, %s%s; want OK", code, out, stderr)
+	}
+	for _, tc := range []struct {
+		name   string
+		config string
+		want   []string
+	}{
+		{"audit log below a group-writable directory", config(group, ok, ok, ok), []string{"audit_log: " + group + ": writable by group (mode 0775)"}},
+		{"all four in a sticky directory", config(ok, sticky, sticky, sticky), []string{
+			"log_file: " + sticky + ": writable by group and others (mode 1777): anyone could plant files",
+			"checkpoints.file: " + sticky + ":", "seal_state: " + sticky + ":"}},
+	} {
+		code, _, stderr := run("", "policy", "check", tc.config)
+		if code != 1 {
+			t.Errorf("%s: exit %d, stderr %q; want 1", tc.name, code, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%s: stderr %q; want %q", tc.name, stderr, w)
+			}
+		}
 	}
 }

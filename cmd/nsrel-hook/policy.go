@@ -59,8 +59,11 @@ func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	// Each send checks its socket too; the stage's Load does not.
-	if err := cfg.CheckSockets(); err != nil {
+	// Each send checks its socket too, and each write the directories
+	// of its file; the stage's Load does neither. A directory refused
+	// there left every container unrecorded (on_error allow) after a
+	// check that said OK.
+	if err := errors.Join(cfg.CheckSockets(), cfg.CheckPaths()); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "nsrel-hook: %s: %s\n", vocab.Printable(file), vocab.Printable(line))
 		}

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/safefile"
@@ -88,6 +89,33 @@ func (p *parser) syslogDest(n *node, path string) *syslog.Dest {
 		return nil
 	}
 	return &d
+}
+
+// CheckPaths checks the directories of the files the hook writes
+// (audit_log, log_file when it is a path, checkpoints.file, seal_state) as
+// a writer does before it creates a file there
+// ([safefile.CheckPrivateDirs]): a directory it refuses (a /var/log
+// writable by its group, as Ubuntu ships it) fails every append, and
+// under on_error allow every container then runs unrecorded. Only a
+// refusal counts: a directory the caller cannot read (not root) is left
+// to the hook.
+func (c *Config) CheckPaths() error {
+	var errs []error
+	check := func(key, path string) {
+		if !filepath.IsAbs(path) {
+			return
+		}
+		if err := safefile.CheckPrivateDirs(filepath.Dir(path)); errors.Is(err, safefile.ErrUntrusted) {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	check("audit_log", c.AuditLog)
+	check("log_file", c.LogFile) // a path, or a syslog or journald target
+	if c.Checkpoints != nil {
+		check("checkpoints.file", c.Checkpoints.File)
+	}
+	check("seal_state", c.SealState)
+	return errors.Join(errs...)
 }
 
 // CheckSockets checks the local sockets the config sends to (log_file,
