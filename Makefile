@@ -96,10 +96,15 @@ install: doc
 	install -m 0644 $(BIN)/doc/bash/* $(DESTDIR)$(BASHCOMPDIR)/
 	install -m 0644 $(BIN)/doc/zsh/* $(DESTDIR)$(ZSHCOMPDIR)/
 	install -m 0644 $(BIN)/doc/fish/* $(DESTDIR)$(FISHCOMPDIR)/
-	for f in $(SHIPPED); do install -d $(DESTDIR)$(DATADIR)/nsrel/$$(dirname $$f) && \
-		$(SUBST) config/$$f > $(DESTDIR)$(DATADIR)/nsrel/$$f && chmod 0644 $(DESTDIR)$(DATADIR)/nsrel/$$f || exit 1; done
-	for u in nsrel-watch.service nsrel-nri.service; do \
-		$(SUBST) config/containerd/$$u > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u && chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
+	# Rendered in $(BIN), then installed: install replaces a symlink
+	# someone put at the destination (a staging tree others could
+	# write), where a redirection and chmod wrote through it.
+	for f in $(SHIPPED); do mkdir -p $(BIN)/shipped/$$(dirname $$f) && $(SUBST) config/$$f > $(BIN)/shipped/$$f && \
+		install -d $(DESTDIR)$(DATADIR)/nsrel/$$(dirname $$f) && \
+		install -m 0644 $(BIN)/shipped/$$f $(DESTDIR)$(DATADIR)/nsrel/$$f || exit 1; done
+	for u in nsrel-watch.service nsrel-nri.service; do mkdir -p $(BIN)/shipped/units && \
+		$(SUBST) config/containerd/$$u > $(BIN)/shipped/units/$$u && \
+		install -m 0644 $(BIN)/shipped/units/$$u $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	install -d $(DESTDIR)$(DOCDIR)/pictures && install -m 0644 docs/pictures/*.png $(DESTDIR)$(DOCDIR)/pictures/
 	for f in hook.json hook-enforce.json hook-enforce-cri.json; do [ -e $(DESTDIR)$(SYSCONFDIR)/nsrel/$$f ] || \

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -73,6 +74,45 @@ func TestInstallKeepsConfig(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(etc, "hook.json")); err != nil || !bytes.Equal(got, mine) {
 		t.Errorf("make install changed the admin's hook.json: %q, %v", got, err)
+	}
+}
+
+// TestInstallReplacesSymlinks: symlinks someone put in a staging tree
+// where make install writes a shipped file or a unit are replaced, the
+// files they point at left alone. The rendered files were written through
+// them with a redirection and chmod'ed 0644: a user who could write the
+// DESTDIR before root ran make install overwrote any file of root's and
+// made it readable by all.
+func TestInstallReplacesSymlinks(t *testing.T) {
+	t.Parallel()
+	dest, victimDir := t.TempDir(), t.TempDir()
+	var victims []string
+	for _, p := range []string{"usr/local/share/nsrel/hook.json", "usr/local/share/nsrel/containerd/config-v2.toml", "usr/local/lib/systemd/system/nsrel-nri.service"} {
+		victim := filepath.Join(victimDir, strconv.Itoa(len(victims)))
+		if err := os.WriteFile(victim, []byte("root's secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		victims = append(victims, victim)
+		link := filepath.Join(dest, p)
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(victim, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	makeInstallInto(t, dest)
+	for _, v := range victims {
+		got, err := os.ReadFile(v)
+		fi, serr := os.Stat(v)
+		if err != nil || string(got) != "root's secret\n" || serr != nil || fi.Mode() != 0o600 {
+			t.Errorf("%s after make install: %q, %v, mode %v; want it untouched", v, got, err, fi.Mode())
+		}
+	}
+	for _, p := range []string{"usr/local/share/nsrel/hook.json", "usr/local/lib/systemd/system/nsrel-nri.service"} {
+		if fi, err := os.Lstat(filepath.Join(dest, p)); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v, %v; want a regular file of mode 0644", p, fi, err)
+		}
 	}
 }
 
