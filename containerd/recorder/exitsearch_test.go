@@ -3,6 +3,7 @@ package recorder
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,12 +92,14 @@ func TestExitOfNRIStart(t *testing.T) {
 }
 
 // TestDroppedExitsKept: exits queued while the log took no records, then
-// dropped beyond MaxPending, are written after the gap record that counts
-// the records dropped, with the time they were queued and the note that
-// they were written late: the exit of the recorder's own start, and that
-// of a start the NRI plugin recorded for the task (the recorder writes
-// no start of its own for it, and a search of the log for the recorder's
-// open starts missed it). They were lost, their starts open for good.
+// dropped beyond MaxPending, are kept apart and written after the gap
+// record that counts the other records dropped (and says they follow),
+// before the records still queued, with the time they were queued and
+// the note that they were written late: the exit of the recorder's own
+// start, and that of a start the NRI plugin recorded for the task (the
+// recorder writes no start of its own for it, and a search of the log
+// for the recorder's open starts missed it). They were lost, their
+// starts open for good.
 func TestDroppedExitsKept(t *testing.T) {
 	path, log := tempLog(t)
 	ctx := context.Background()
@@ -111,16 +114,27 @@ func TestDroppedExitsKept(t *testing.T) {
 	r := &Recorder{Log: log, seeded: true}
 	swap := swapLog(t, path)
 	swap()
+	filler := func() pendingRecord {
+		return pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}
+	}
+	r.keep(filler(), errors.New("not writable")) // dropped, counted
 	queued := time.Now()
 	r.recordExit(ctx, taskKey{"k8s.io", "sandbox", 4242}, 77)
 	r.recordExit(ctx, taskKey{"k8s.io", "ctr", 4343}, 78)
-	for range MaxPending - 1 {
-		r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
+	for range MaxPending - 2 {
+		r.keep(filler(), nil)
 	}
-	if len(r.pending) != MaxPending || r.dropped != 1 || len(r.droppedExits) != 1 {
-		t.Fatalf("%d pending, %d dropped, %d exits kept apart; want the first exit dropped", len(r.pending), r.dropped, len(r.droppedExits))
+	if len(r.pending) != MaxPending || r.dropped != 1 || len(r.droppedExits) != 0 {
+		t.Fatalf("%d pending, %d dropped, %d exits kept apart; want the first record dropped", len(r.pending), r.dropped, len(r.droppedExits))
 	}
-	r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
+	r.keep(filler(), nil)
+	r.keep(filler(), nil)
+	if len(r.pending) != MaxPending || r.dropped != 1 || len(r.droppedExits) != 2 {
+		t.Fatalf("%d pending, %d dropped, %d exits kept apart; want both exits kept apart, not counted", len(r.pending), r.dropped, len(r.droppedExits))
+	}
+	if n := r.unwritten(); n != MaxPending+3 {
+		t.Errorf("a stop now would count %d records lost; want %d", n, MaxPending+3)
+	}
 	back := time.Now() // the late writes come after
 	swap()
 	r.retryPending(ctx)
@@ -129,8 +143,8 @@ func TestDroppedExitsKept(t *testing.T) {
 	}
 	recs := audittest.Records(t, path, "")
 	gap := recs[2]
-	if gap.Stage != StageEventsGap || !strings.Contains(gap.Error, "2 records (starts, exits, the recorder's own) were dropped") || !strings.Contains(gap.Error, "2 exits dropped were kept apart and follow this record") {
-		t.Errorf("record 3: %s %q; want the gap naming 2 records dropped, the 2 exits following", gap.Stage, gap.Error)
+	if gap.Stage != StageEventsGap || !strings.Contains(gap.Error, "; 1 records (starts, exits, the recorder's own) were dropped") || !strings.Contains(gap.Error, "; 2 exits more were kept apart and follow this record") {
+		t.Errorf("record 3: %s %q; want the gap naming 1 record dropped, the 2 exits following", gap.Stage, gap.Error)
 	}
 	for i, want := range []struct {
 		id  string

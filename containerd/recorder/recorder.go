@@ -129,9 +129,10 @@ type Recorder struct {
 	// dropped counts pending records dropped since droppedSince.
 	dropped      int
 	droppedSince time.Time
-	// droppedExits are the exits among them, oldest first, at most
-	// [MaxPending]: appended after the gap record that counts the
-	// records dropped, with the time and note they were queued with.
+	// droppedExits are the exits dropped from pending, oldest first, at
+	// most [MaxPending] (not counted in dropped): appended before the
+	// pending records, after the gap record if one is due, with the
+	// time and note they were queued with.
 	droppedExits []droppedExit
 	// failing is set when an append failed since the last walk, or a
 	// start was given up, and after a walk while any is held (the first
@@ -417,22 +418,23 @@ func (r *Recorder) mark(ctx context.Context, stage, what string) {
 // the recorder stops, and says and returns how many are lost if that
 // fails.
 func (r *Recorder) flush() int {
-	if len(r.pending) == 0 && r.dropped == 0 && len(r.droppedExits) == 0 {
+	if r.unwritten() == 0 {
 		return 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	r.retryPending(ctx)
-	// A dropped exit is counted in dropped until the gap record is
-	// written, then until it is.
-	n := len(r.pending) + r.dropped
-	if r.dropped == 0 {
-		n += len(r.droppedExits)
-	}
+	n := r.unwritten()
 	if n > 0 {
 		r.logger().WithField("lost", n).Error("stopping with records the audit log did not take; they are lost")
 	}
 	return n
+}
+
+// unwritten counts the records the log did not take yet: pending, the
+// exits dropped from them and kept apart, the others dropped.
+func (r *Recorder) unwritten() int {
+	return len(r.pending) + len(r.droppedExits) + r.dropped
 }
 
 func (r *Recorder) backoffs() (minB, maxB time.Duration) {
@@ -1752,10 +1754,7 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 	}
 	r.failing = true
 	if len(r.pending) >= MaxPending {
-		if r.dropped == 0 {
-			r.droppedSince = time.Now()
-		}
-		r.dropped++
+		dropped := 1
 		if d := r.pending[0].start; d != nil {
 			// Its task may run on: the next walk records it again.
 			k := taskKey{d.Namespace, d.ContainerID, r.pending[0].pid}
@@ -1769,7 +1768,8 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 			// Its task ended and left the known tasks: no walk would
 			// look for it again, and its start stayed open in the log
 			// for good. Kept apart, a few words each, and written
-			// after the gap record that counts it.
+			// first, as in the queue: not lost, not counted.
+			dropped = 0
 			if len(r.droppedExits) >= MaxPending {
 				// As a last resort, the first walk once the log takes
 				// records again searches it for the recorder's open
@@ -1778,9 +1778,14 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 				// found).
 				r.droppedExits = slices.Delete(r.droppedExits, 0, 1)
 				r.seeded = false
+				dropped = 1
 			}
 			r.droppedExits = append(r.droppedExits, droppedExit{*e.exit, e.startTime, e.time, e.late})
 		}
+		if r.dropped == 0 && dropped > 0 {
+			r.droppedSince = time.Now()
+		}
+		r.dropped += dropped
 		r.pending = slices.Delete(r.pending, 0, 1)
 	}
 	r.pending = append(r.pending, p)
@@ -1795,7 +1800,7 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		msg := fmt.Sprintf("the audit log could not be written from %s to %s; %d records (starts, exits, the recorder's own) were dropped (more than %d waited)",
 			r.droppedSince.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), r.dropped, MaxPending)
 		if n := len(r.droppedExits); n > 0 {
-			msg += fmt.Sprintf("; %d exits dropped were kept apart and follow this record", n)
+			msg += fmt.Sprintf("; %d exits more were kept apart and follow this record", n)
 		}
 		gap := &audit.Record{
 			Source:  audit.SourceContainerdEvents,
