@@ -96,14 +96,15 @@ install: doc
 	install -m 0644 $(BIN)/doc/bash/* $(DESTDIR)$(BASHCOMPDIR)/
 	install -m 0644 $(BIN)/doc/zsh/* $(DESTDIR)$(ZSHCOMPDIR)/
 	install -m 0644 $(BIN)/doc/fish/* $(DESTDIR)$(FISHCOMPDIR)/
-	# Rendered in $(BIN), then installed: install replaces a symlink
-	# someone put at the destination (a staging tree others could
-	# write), where a redirection and chmod wrote through it.
-	for f in $(SHIPPED); do mkdir -p $(BIN)/shipped/$$(dirname $$f) && $(SUBST) config/$$f > $(BIN)/shipped/$$f && \
+	# Rendered in $(BIN) (a file there removed first), then installed:
+	# install replaces a symlink someone put at the destination (a
+	# staging tree others could write), where a redirection and chmod
+	# wrote through it.
+	for f in $(SHIPPED); do mkdir -p $(BIN)/shipped/$$(dirname $$f) && rm -f $(BIN)/shipped/$$f && $(SUBST) config/$$f > $(BIN)/shipped/$$f && \
 		install -d $(DESTDIR)$(DATADIR)/nsrel/$$(dirname $$f) && \
 		install -m 0644 $(BIN)/shipped/$$f $(DESTDIR)$(DATADIR)/nsrel/$$f || exit 1; done
 	for u in nsrel-watch.service nsrel-nri.service; do mkdir -p $(BIN)/shipped/units && \
-		$(SUBST) config/containerd/$$u > $(BIN)/shipped/units/$$u && \
+		rm -f $(BIN)/shipped/units/$$u && $(SUBST) config/containerd/$$u > $(BIN)/shipped/units/$$u && \
 		install -m 0644 $(BIN)/shipped/units/$$u $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	install -d $(DESTDIR)$(DOCDIR)/pictures && install -m 0644 docs/pictures/*.png $(DESTDIR)$(DOCDIR)/pictures/

@@ -163,7 +163,7 @@ func (g *Graph) SVG(ctx context.Context, dot string) (svg []byte, warnings strin
 	if err := cmd.Run(); err != nil {
 		msg, _, _ := strings.Cut(strings.TrimSpace(errOut.String()), "\n")
 		// dot's message may quote the input, labels a container chose.
-		return nil, errOut.String(), fmt.Errorf("%s -Tsvg: %w: %s", dot, err, vocab.Escape(msg))
+		return nil, errOut.String(), fmt.Errorf("%s -Tsvg: %w: %s", vocab.Escape(dot), err, vocab.Escape(msg))
 	}
 	return out.Bytes(), errOut.String(), nil
 }

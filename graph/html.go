@@ -34,7 +34,9 @@ type HTMLOptions struct {
 	// SVG is the picture dot drew of the graph ([Graph.SVG]); without it
 	// the report has the table, search and details only and says why.
 	SVG []byte
-	// NoSVG says why there is no picture ("dot not found").
+	// NoSVG says why there is no picture ("dot not found"), printed as
+	// given (HTML-escaped): what a container chose in it must be escaped
+	// already, as [Graph.SVG]'s errors are.
 	NoSVG string
 }
 
@@ -107,7 +109,7 @@ func (g *Graph) HTML(w io.Writer, o HTMLOptions) error {
 			if svg := inlineSVG(o.SVG); svg != "" {
 				b.WriteString(svg)
 			} else {
-				b.WriteString("<p>No picture: " + text(vocab.Escape(o.NoSVG)) + ". The table below lists every namespace.</p>")
+				b.WriteString("<p>No picture: " + text(o.NoSVG) + ". The table below lists every namespace.</p>")
 			}
 		case "rows":
 			for _, n := range g.Nodes {

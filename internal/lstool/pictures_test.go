@@ -492,9 +492,14 @@ func TestGraphvizFailsEscaped(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", dir)
-	code, _, errOut := run(t, tool(nsrel.TypeUser), "--no-containers", "--format", "html")
+	code, out, errOut := run(t, tool(nsrel.TypeUser), "--no-containers", "--format", "html")
 	if code != 0 || strings.Contains(errOut, "\x1b") || !strings.Contains(errOut, `: Error: near "\x1b[2Jx"; the report has no picture`) {
 		t.Errorf("html with dot failing: exit %d, stderr %q; want dot's message escaped once", code, errOut)
+	}
+	// The report too: it escaped it a second time.
+	if !strings.Contains(out, `: Error: near &#34;\x1b[2Jx&#34;. The table below`) {
+		i := strings.Index(out, "No picture")
+		t.Errorf("report: %.200q; want dot's message escaped once", out[max(i, 0):])
 	}
 }
 
