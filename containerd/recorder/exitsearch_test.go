@@ -143,7 +143,7 @@ func TestDroppedExitsKept(t *testing.T) {
 	}
 	recs := audittest.Records(t, path, "")
 	gap := recs[2]
-	if gap.Stage != StageEventsGap || !strings.Contains(gap.Error, "; 1 records (starts, exits, the recorder's own) were dropped") || !strings.Contains(gap.Error, "; 2 exits more were kept apart and follow this record") {
+	if gap.Stage != StageEventsGap || !strings.Contains(gap.Error, "; 1 records (starts, exits, the recorder's own) were dropped") || !strings.Contains(gap.Error, "; 2 exits waiting, kept apart, follow this record") {
 		t.Errorf("record 3: %s %q; want the gap naming 1 record dropped, the 2 exits following", gap.Stage, gap.Error)
 	}
 	for i, want := range []struct {
@@ -159,6 +159,23 @@ func TestDroppedExitsKept(t *testing.T) {
 	}
 	if len(recs) != 3+2+MaxPending {
 		t.Errorf("%d records; want 2 starts, the gap, 2 exits and the %d waiting", len(recs), MaxPending)
+	}
+}
+
+// TestDroppedExitOfDroppedStart: an exit dropped after its task's start
+// was dropped (both waiting for the log) is not kept apart: it has no
+// start to end, and its search would end another start of the container
+// (one without namespaces matches any task's). It counts as dropped.
+func TestDroppedExitOfDroppedStart(t *testing.T) {
+	r := &Recorder{seeded: true}
+	k := taskKey{"k8s.io", "gone", 4444}
+	r.keep(pendingRecord{start: &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: k.ns, ContainerID: k.id}, pid: k.pid, startTime: 79}, errors.New("not writable"))
+	r.keep(pendingRecord{exit: &k, startTime: 79}, nil)
+	for range MaxPending {
+		r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
+	}
+	if r.dropped != 2 || len(r.droppedExits) != 0 || !r.forget[k] {
+		t.Errorf("%d dropped, %d exits kept apart, start forgotten %v; want both dropped, none kept", r.dropped, len(r.droppedExits), r.forget[k])
 	}
 }
 

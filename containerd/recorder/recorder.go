@@ -1764,11 +1764,13 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 			}
 			r.forget[k] = true
 		}
-		if e := r.pending[0]; e.exit != nil {
+		if e := r.pending[0]; e.exit != nil && !r.forget[*e.exit] {
 			// Its task ended and left the known tasks: no walk would
 			// look for it again, and its start stayed open in the log
 			// for good. Kept apart, a few words each, and written
-			// first, as in the queue: not lost, not counted.
+			// first, as in the queue: not lost, not counted. (Not one
+			// whose start was dropped before it: it has no start to
+			// end, and would end another of the container's.)
 			dropped = 0
 			if len(r.droppedExits) >= MaxPending {
 				// As a last resort, the first walk once the log takes
@@ -1800,7 +1802,7 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		msg := fmt.Sprintf("the audit log could not be written from %s to %s; %d records (starts, exits, the recorder's own) were dropped (more than %d waited)",
 			r.droppedSince.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano), r.dropped, MaxPending)
 		if n := len(r.droppedExits); n > 0 {
-			msg += fmt.Sprintf("; %d exits more were kept apart and follow this record", n)
+			msg += fmt.Sprintf("; %d exits waiting, kept apart, follow this record (each that finds its start)", n)
 		}
 		gap := &audit.Record{
 			Source:  audit.SourceContainerdEvents,

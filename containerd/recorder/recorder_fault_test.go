@@ -453,7 +453,16 @@ func TestRecorderQueuedExitDropped(t *testing.T) {
 		t.Fatal("the exit did not wait in the queue")
 	}
 	swap()
-	recs := audittest.Wait(t, cfg.AuditLog, "the exit", func(rs []*audit.Record) bool { return audittest.Count(rs, id, evExit) == 1 })
+	// The exit, and the records queued after it, all written.
+	recs := audittest.Wait(t, cfg.AuditLog, "the exit and the records after it", func(rs []*audit.Record) bool {
+		fillers := 0
+		for _, r := range rs {
+			if strings.HasPrefix(r.Error, "filler") {
+				fillers++
+			}
+		}
+		return audittest.Count(rs, id, evExit) == 1 && fillers == MaxPending
+	})
 	// Nothing was lost: no gap, and the exit comes where it was queued,
 	// before the records queued after it.
 	exit := slices.IndexFunc(recs, func(r *audit.Record) bool { return r.ContainerID == id && r.Stage == audit.StageExit })
