@@ -196,4 +196,35 @@ func TestPolicyCheckWrittenDirs(t *testing.T) {
 			}
 		}
 	}
+	// Files that exist are checked as a write opens them: an audit log
+	// someone made group-writable passed, and every append refused it.
+	for _, tc := range []struct {
+		name  string
+		setup func(files string)
+		want  string
+	}{
+		{"audit log writable by its group", func(files string) {
+			os.WriteFile(filepath.Join(files, "nsrel/audit.jsonl"), nil, 0o664)
+			os.Chmod(filepath.Join(files, "nsrel/audit.jsonl"), 0o664)
+		}, "audit_log: audit: {files}/nsrel/audit.jsonl: writable by group (mode 0664)"},
+		{"lock readable by others", func(files string) {
+			os.WriteFile(filepath.Join(files, "nsrel/audit.jsonl.lock"), nil, 0o644)
+		}, "audit_log: audit: {files}/nsrel/audit.jsonl.lock: readable by group or others (mode 0644)"},
+		{"sealing state readable by others", func(files string) {
+			os.WriteFile(filepath.Join(files, "audit.seal"), nil, 0o644)
+		}, "seal_state: {files}/audit.seal: readable by group and others (mode 0644)"},
+		{"checkpoint file a symlink", func(files string) {
+			os.Symlink("/dev/null", filepath.Join(files, "checkpoints.jsonl"))
+		}, "checkpoints.file: {files}/checkpoints.jsonl: refusing a symlink"},
+	} {
+		files := mkdir(strings.ReplaceAll(tc.name, " ", "-"), 0o700)
+		if err := os.Mkdir(filepath.Join(files, "nsrel"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		tc.setup(files)
+		code, _, stderr := run("", "policy", "check", config(files, files, files, files))
+		if want := strings.ReplaceAll(tc.want, "{files}", files); code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and %q", tc.name, code, stderr, want)
+		}
+	}
 }

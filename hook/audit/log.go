@@ -676,18 +676,52 @@ func (l *Log) openLock(flags int) (*os.File, error) {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	if flags&unix.O_CREAT != 0 {
-		// Whoever can open the lock can hold it (a shared lock needs
-		// only a read): every writer would wait out its deadline.
-		var st unix.Stat_t
-		if err := unix.Fstat(int(lf.Fd()), &st); err != nil || st.Mode&0o044 != 0 {
+		if err := checkLockMode(lf, l.path); err != nil {
 			lf.Close()
-			if err != nil {
-				return nil, fmt.Errorf("audit: fstat %s.lock: %w", l.path, err)
-			}
-			return nil, fmt.Errorf("audit: %s.lock: readable by group or others (mode %04o): anyone who opens it can hold the lock and stop every writer: refusing it (chmod go-r): %w", l.path, st.Mode&0o7777, safefile.ErrUntrusted)
+			return nil, err
 		}
 	}
 	return lf, nil
+}
+
+// checkLockMode refuses the lock file lf of the log at path when others
+// may read it: whoever can open the lock can hold it (a shared lock
+// needs only a read), and every writer would wait out its deadline.
+func checkLockMode(lf *os.File, path string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(lf.Fd()), &st); err != nil {
+		return fmt.Errorf("audit: fstat %s.lock: %w", path, err)
+	}
+	if st.Mode&0o044 != 0 {
+		return fmt.Errorf("audit: %s.lock: readable by group or others (mode %04o): anyone who opens it can hold the lock and stop every writer: refusing it (chmod go-r): %w", path, st.Mode&0o7777, safefile.ErrUntrusted)
+	}
+	return nil
+}
+
+// CheckWritable checks the audit log at path and its lock, those of them
+// that exist, as an append opens them (trusted files; a lock nobody else
+// may read), without writing anything; the directories are the caller's
+// to check ([safefile.CheckPrivateDirs]). For a check of a config before
+// the hook meets what its appends would refuse.
+func CheckWritable(path string) error {
+	var errs []error
+	for _, name := range []string{path, path + lockSuffix} {
+		f, err := safefile.OpenTrusted(name, unix.O_RDONLY, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			errs = append(errs, fmt.Errorf("audit: %w", err))
+			continue
+		}
+		if name != path {
+			err = checkLockMode(f, path)
+		}
+		f.Close()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // flockWait locks lf (how: LOCK_EX or LOCK_SH), polling until ctx is done.

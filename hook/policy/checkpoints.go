@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/syslog"
@@ -91,30 +93,47 @@ func (p *parser) syslogDest(n *node, path string) *syslog.Dest {
 	return &d
 }
 
-// CheckPaths checks the directories of the files the hook writes
-// (audit_log, log_file when it is a path, checkpoints.file, seal_state) as
-// a writer does before it creates a file there
-// ([safefile.CheckPrivateDirs]): a directory it refuses (a /var/log
-// writable by its group, as Ubuntu ships it) fails every append, and
-// under on_error allow every container then runs unrecorded. Only a
-// refusal counts: a directory the caller cannot read (not root) is left
-// to the hook.
+// CheckPaths checks the files the hook writes (audit_log and its lock,
+// log_file when it is a path, checkpoints.file, seal_state) and their
+// directories as a write does: the directories as before a file is
+// created there ([safefile.CheckPrivateDirs]), a file that exists as it
+// is opened (owner and mode; the sealing state as a secret; the lock
+// unreadable by others: [audit.CheckWritable]). What a write refuses (a
+// /var/log writable by its group, as Ubuntu ships it; an audit log
+// someone made group-writable) fails every append, and under on_error
+// allow every container then runs unrecorded. Only a refusal counts: a
+// file the caller cannot read (not root) is left to the hook.
 func (c *Config) CheckPaths() error {
 	var errs []error
-	check := func(key, path string) {
-		if !filepath.IsAbs(path) {
-			return
-		}
-		if err := safefile.CheckPrivateDirs(filepath.Dir(path)); errors.Is(err, safefile.ErrUntrusted) {
+	refused := func(key string, err error) {
+		if errors.Is(err, safefile.ErrUntrusted) || errors.Is(err, safefile.ErrNotRegular) {
 			errs = append(errs, fmt.Errorf("%s: %w", key, err))
 		}
 	}
-	check("audit_log", c.AuditLog)
-	check("log_file", c.LogFile) // a path, or a syslog or journald target
-	if c.Checkpoints != nil {
-		check("checkpoints.file", c.Checkpoints.File)
+	check := func(key, path string, secret bool) {
+		if !filepath.IsAbs(path) {
+			return // unset, or a syslog or journald target
+		}
+		if err := safefile.CheckPrivateDirs(filepath.Dir(path)); err != nil {
+			refused(key, err)
+			return
+		}
+		if key == "audit_log" {
+			refused(key, audit.CheckWritable(path))
+			return
+		}
+		f, err := safefile.OpenTrusted(path, unix.O_RDONLY, secret)
+		if err == nil {
+			f.Close()
+		}
+		refused(key, err)
 	}
-	check("seal_state", c.SealState)
+	check("audit_log", c.AuditLog, false)
+	check("log_file", c.LogFile, false)
+	if c.Checkpoints != nil {
+		check("checkpoints.file", c.Checkpoints.File, false)
+	}
+	check("seal_state", c.SealState, true)
 	return errors.Join(errs...)
 }
 
