@@ -88,6 +88,13 @@ func (s *AuditSource) List(ctx context.Context) ([]discover.Container, error) {
 		return nil, err
 	}
 	defer snap.Close()
+	// Its records are believed, not verified: only a log the hook
+	// could have written counts (a user's log planted where
+	// NSREL_AUDIT_LOG or a config names a shared directory showed the
+	// user's process as a system pod).
+	if err := snap.CheckTrusted(); err != nil {
+		return nil, err
+	}
 	// Newest record first: for each container the newest start or stop
 	// record decides whether it may still run. Only the head of a line
 	// is read to know that; lines are decoded in full for the deciding

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
@@ -64,6 +66,52 @@ func TestAuditSource(t *testing.T) {
 	got, err := (&AuditSource{Path: filepath.Join(t.TempDir(), "absent.jsonl")}).List(context.Background())
 	if err != nil || len(got) != 0 {
 		t.Errorf("missing log: %v, %v; want nothing, no error", got, err)
+	}
+}
+
+// TestAuditSourceUntrusted: the source believes the records it reads
+// without verifying them, so a log the hook would not have written is
+// refused: one in a directory anyone may write, with no lock file (a
+// user's, planted where NSREL_AUDIT_LOG or a config names a shared
+// directory, showed the user's process as a system pod: no lock was
+// taken and nothing checked), one owned by another user, one others may
+// write. It was read, its containers listed.
+func TestAuditSourceUntrusted(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(t *testing.T, path string)
+		want  string
+	}{
+		{"a sticky directory anyone may write, no lock", func(t *testing.T, path string) {
+			os.Remove(path + ".lock")
+			if err := os.Chmod(filepath.Dir(path), 0o777|os.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+		}, "writable by group and others (mode 1777): anyone could plant files"},
+		{"owned by another user, no lock", func(t *testing.T, path string) {
+			os.Remove(path + ".lock")
+			if err := os.Chown(path, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, "owned by uid 65534"},
+		{"writable by others", func(t *testing.T, path string) {
+			if err := os.Chmod(path, 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}, "writable by group and others (mode 0666)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, anc, log, path := sleepingLog(t, audit.Options{})
+			if got := listAfter(t, log, path, []*audit.Record{{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "kube-apiserver", Ancestry: anc,
+				Annotations: map[string]string{"io.kubernetes.pod.name": "kube-apiserver-node1", "io.kubernetes.pod.namespace": "kube-system"}}}); len(got) != 1 {
+				t.Fatalf("the log as written: %v; want its container", got)
+			}
+			tc.spoil(t, path)
+			got, err := (&AuditSource{Path: path}).List(context.Background())
+			if !errors.Is(err, safefile.ErrUntrusted) || !strings.Contains(err.Error(), tc.want) || len(got) != 0 {
+				t.Errorf("List: %v, %v; want nothing, refused: %s", got, err, tc.want)
+			}
+		})
 	}
 }
 

@@ -122,6 +122,28 @@ func SnapshotFiles(files []string) (*Snapshot, error) {
 	return s, nil
 }
 
+// CheckTrusted checks that every file of the snapshot is one a writer
+// would take for its own: owned by root or the effective user, writable
+// by nobody else ([safefile.CheckOwner]), in directories nobody else may
+// write ([safefile.CheckPrivateDirs]). For a reader that believes the
+// records without verifying the chain (the trees' container source):
+// a log someone else wrote or planted, say without a lock file in a
+// directory anyone may write, where no writer takes a lock and no
+// directory is checked, must not be taken for the hook's. Verify needs
+// no such check: it tells a chain anyone could have written by its
+// seals and checkpoints. The error wraps [safefile.ErrUntrusted].
+func (s *Snapshot) CheckTrusted() error {
+	for _, sf := range s.files {
+		if err := safefile.CheckPrivateDirs(filepath.Dir(sf.name)); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		if err := safefile.CheckOwner(sf.f, sf.name, false); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
+	return nil
+}
+
 // Files returns the names of the snapshot's files, in chain order.
 func (s *Snapshot) Files() []string {
 	names := make([]string, len(s.files))
