@@ -719,6 +719,17 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 		vocab.CRIAnnotationPrefix + "sandbox-uid": pod.GetUid(), vocab.AnnotationSandboxName: pod.GetName(),
 		vocab.AnnotationSandboxNamespace: pod.GetNamespace(),
 	})
+	// The names under the keys the kubelet sets as a container's labels
+	// are the labels': an annotation of the key (a pod's annotation,
+	// which containerd's pod_annotations copies into the spec) named
+	// another pod in the record, which the trees show (as the sandbox's
+	// labels win over its annotations).
+	labels := ctr.GetLabels()
+	for _, k := range []string{vocab.LabelPodName, vocab.LabelPodNamespace, vocab.LabelContainerName} {
+		if v, ok := labels[k]; ok {
+			md[k] = v
+		}
+	}
 }
 
 // start checks the process pid of container id (its annotations md,

@@ -85,6 +85,19 @@ func TestNRIPodNamespaceFromRuntime(t *testing.T) {
 	}
 }
 
+// TestKubeletLabelsWin: a container's labels under the keys the kubelet
+// sets (the pod's name and namespace, the container's name) win over its
+// annotations of the same keys (a pod's annotations, which containerd's
+// pod_annotations copies into the spec): the annotations named another
+// pod in the record, which the trees show.
+func TestKubeletLabelsWin(t *testing.T) {
+	md := map[string]string{vocab.LabelPodNamespace: "kube-system", vocab.LabelPodName: "kube-apiserver-node1", "app": "x"}
+	criKeys(md, &api.PodSandbox{Id: "pod-id"}, &api.Container{Name: "c", Labels: map[string]string{vocab.LabelPodNamespace: "shop", vocab.LabelPodName: "web-0"}})
+	if md[vocab.LabelPodNamespace] != "shop" || md[vocab.LabelPodName] != "web-0" || md["app"] != "x" {
+		t.Errorf("%v; want the labels' pod name and namespace", md)
+	}
+}
+
 // TestCRIKeysSentOnly: the io.kubernetes.cri.* keys the plugin sets for
 // a container or a sandbox are container-type and those the runtime
 // sent a value for; one it sent empty (no pod name or namespace) is
