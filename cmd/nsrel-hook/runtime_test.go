@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
@@ -265,8 +266,9 @@ func TestRecordsRealContainers(t *testing.T) {
 
 // TestEnforceRefuses runs containers under the shipped enforcing config:
 // one without a user namespace is refused at createRuntime (runc's error
-// names the rule; nothing is left running; the record says deny), one
-// with a user namespace runs.
+// names the rule; nothing is left running; the record says deny), and so
+// is one whose user namespace maps host root (0 0 65536: it passed, and
+// its root was the host's), one with a user namespace of its own runs.
 func TestEnforceRefuses(t *testing.T) {
 	for _, rt := range []string{"runc", "crun"} {
 		t.Run(rt, func(t *testing.T) {
@@ -292,11 +294,21 @@ func TestEnforceRefuses(t *testing.T) {
 			if r.Verdict != audit.VerdictDeny || r.Policy != "userns-required" || r.Mode != policy.ModeEnforce {
 				t.Errorf("record verdict %q policy %q mode %q", r.Verdict, r.Policy, r.Mode)
 			}
-			if d := cmp.Diff([]string{policy.RuleRequireUserNS, policy.RuleUserDepthMin}, audittest.Rules(r)); d != "" {
+			// The initial user namespace maps host root (UID and GID).
+			if d := cmp.Diff([]string{policy.RuleRequireUserNS, policy.RuleUserDepthMin, policy.RuleHostRootUnmapped, policy.RuleHostRootUnmapped}, audittest.Rules(r)); d != "" {
 				t.Errorf("violations (-want +got):\n%s", d)
 			}
 			if slices.Contains(audittest.Stages(recs), audit.StagePoststart) {
 				t.Errorf("a refused container was recorded as started: %v", audittest.Stages(recs))
+			}
+
+			root := uniqueID(t, rt+"-hostroot")
+			if _, err := o.run(t, e, root, bundle.Options{UserNS: true, Mappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}}}, true); err == nil {
+				t.Errorf("%s run of a container whose user namespace maps host root succeeded under enforce", rt)
+			}
+			if recs := e.records(t, root); len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny ||
+				!cmp.Equal([]string{policy.RuleHostRootUnmapped, policy.RuleHostRootUnmapped}, audittest.Rules(recs[0])) {
+				t.Errorf("host root mapped: records %+v; want refused for host_root_unmapped (UID and GID)", recs)
 			}
 
 			good := uniqueID(t, rt+"-good")
