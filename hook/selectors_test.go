@@ -44,7 +44,8 @@ func TestSelectorsNoBypass(t *testing.T) {
 	host := &audit.Ancestry{PID: 77, StartTime: 5,
 		User:  []audit.UserNS{{Ino: nsrel.InitialUserNSIno, OwnerUID: 0}},
 		PIDNS: []audit.PIDNS{{Ino: nsrel.InitialPIDNSIno, OwnerUserIno: &initialUser}}}
-	hostRules := []string{policy.RuleRequireUserNS, policy.RuleRequirePIDNS, policy.RuleUserDepthMin}
+	// The initial user namespace maps host root too (UID and GID).
+	hostRules := []string{policy.RuleRequireUserNS, policy.RuleRequirePIDNS, policy.RuleUserDepthMin, policy.RuleHostRootUnmapped, policy.RuleHostRootUnmapped}
 	podNS := map[string]string{vocab.LabelPodNamespace: "kube-system", vocab.LabelPodName: "coredns"}
 	criNS := map[string]string{vocab.AnnotationSandboxNamespace: "kube-system", vocab.AnnotationSandboxName: "coredns"}
 	both := map[string]string{vocab.LabelPodNamespace: "kube-system", vocab.AnnotationSandboxNamespace: "kube-system"}
