@@ -57,12 +57,15 @@ func DefaultRoots() []Root {
 // [discover.ContainerSource].
 //
 // State files are container-controlled input for rootless runtimes (the
-// directories belong to the user): every file is opened without following
-// symlinks, read up to [vocab.MaxStateSize], decoded leniently, and its claims
-// are checked before use: the ID must be a valid runtime ID equal to the
-// directory name, the process must exist with the start time the state
-// records (so a reused PID is not attributed), and a state file not owned
-// by root must be owned by the UID the process runs as; such a state
+// directories belong to the user): each root is opened once, and each
+// ID directory from it and each state file from that, none through a
+// symlink; a file is read up to [vocab.MaxStateSize], decoded leniently,
+// and its claims are checked before use: the ID must be a valid runtime
+// ID equal to the directory name, the process must exist with the start
+// time the state records (so a reused PID is not attributed), and a
+// state file not owned by root must be owned by the UID the process runs
+// as; in a root of a user's (see [rootUser]) a file owned by root counts
+// as that user's and one of another user's is refused. A user's state
 // (rootless) cannot claim containerd or CRI-O as its engine, nor a
 // Kubernetes pod as its name.
 type StateSource struct {
@@ -188,10 +191,27 @@ func validID(id string) bool {
 var beforeListRoot atomic.Pointer[func(dir string)]
 
 func listRoot(rt, dir string) ([]discover.Container, error) {
-	entries, err := os.ReadDir(dir)
+	// The root is opened once, without following a symlink at its last
+	// component, and listed and read through that descriptor: each ID
+	// directory is opened from it and each state file from the ID
+	// directory's, neither through a symlink. A user who swaps a
+	// directory of its own root with a symlink to root's state (between
+	// the listing and the open) then reads as a refused symlink, never
+	// as root's container under the user's name for it.
+	fd, err := openDir(unix.AT_FDCWD, dir, unix.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("%s state %s: %w", rt, dir, err)
+	}
+	d := os.NewFile(uintptr(fd), dir)
+	defer d.Close()
+	user, err := rootUser(fd, dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s state %s: %w", rt, dir, err)
+	}
+	entries, err := d.ReadDir(-1)
 	if err != nil {
 		return nil, fmt.Errorf("%s state %s: %w", rt, dir, err)
 	}
@@ -207,7 +227,7 @@ func listRoot(rt, dir string) ([]discover.Container, error) {
 	for range min(runtime.NumCPU(), len(entries), 8) {
 		wg.Go(func() {
 			for i := range next {
-				results[i] = readContainer(rt, filepath.Join(dir, entries[i].Name()), file)
+				results[i] = readContainer(rt, stateRoot{fd, dir, user}, entries[i].Name(), file)
 			}
 		})
 	}
@@ -232,6 +252,67 @@ func listRoot(rt, dir string) ([]discover.Container, error) {
 	return out, nil
 }
 
+// openDir opens the directory name relative to dirfd (unix.AT_FDCWD:
+// the working directory) with flags (unix.O_RDONLY, or unix.O_PATH for
+// one only opened from), refusing a symlink at its last component; the
+// caller closes the descriptor. Errors are [*fs.PathError]s.
+func openDir(dirfd int, name string, flags int) (int, error) {
+	const add = unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(dirfd, name, flags|add, 0)
+	for err == unix.EINTR {
+		fd, err = unix.Openat(dirfd, name, flags|add, 0)
+	}
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return fd, nil
+}
+
+// stateRoot is an open state root: its descriptor (borrowed), its path
+// (for messages and names) and the user it belongs to (see [rootUser]).
+type stateRoot struct {
+	fd   int
+	path string
+	user uint32
+}
+
+// rootUser returns the user the state root open at fd (path dir) belongs
+// to: the owner of the root, else of the nearest directory above it
+// owned by a user other than root (a user may rename and replace what is
+// below a directory of its own), else N for a root below /run/user/N
+// (a user's runtime directory); 0 (root's) when there is none.
+func rootUser(fd int, dir string) (uint32, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, &fs.PathError{Op: "fstat", Path: dir, Err: err}
+	}
+	if st.Uid != 0 {
+		return st.Uid, nil
+	}
+	dir = filepath.Clean(dir)
+	// One step per component, up to "/" (or "." for a relative root).
+	p := dir
+	for range strings.Count(dir, "/") + 1 {
+		if p == "/" || p == "." {
+			break
+		}
+		p = filepath.Dir(p)
+		if err := unix.Lstat(p, &st); err != nil {
+			return 0, &fs.PathError{Op: "lstat", Path: p, Err: err}
+		}
+		if st.Uid != 0 {
+			return st.Uid, nil
+		}
+	}
+	if rest, ok := strings.CutPrefix(dir, "/run/user/"); ok {
+		uid, _, _ := strings.Cut(rest, "/")
+		if n, err := strconv.ParseUint(uid, 10, 32); err == nil {
+			return uint32(n), nil
+		}
+	}
+	return 0, nil
+}
+
 // found is a container read from a state directory, with what its name
 // lookup needs: the bundle and the state file's owner.
 type found struct {
@@ -240,12 +321,29 @@ type found struct {
 	owner  uint32
 }
 
-// readContainer reads one container's state directory; nil when it is
-// gone, not a container, or fails validation.
-func readContainer(rt, dir, file string) *found {
-	data, owner, err := readLimited(filepath.Join(dir, file), vocab.MaxStateSize)
+// readContainer reads the state directory name of root; nil when it is
+// gone, not a container, or fails validation. The directory is opened
+// from the root's descriptor and the state file from the directory's,
+// neither through a symlink. In a root of a user's, a state file owned
+// by root counts as that user's (the user may have moved it there, or
+// swapped a directory of its own with one of root's state) and one of
+// another user's is refused.
+func readContainer(rt string, root stateRoot, name, file string) *found {
+	dir := filepath.Join(root.path, name)
+	dfd, err := openDir(root.fd, name, unix.O_PATH)
 	if err != nil {
 		return nil
+	}
+	defer unix.Close(dfd)
+	data, owner, err := readLimitedAt(dfd, file, filepath.Join(dir, file), vocab.MaxStateSize)
+	if err != nil {
+		return nil
+	}
+	if root.user != 0 && owner != root.user {
+		if owner != 0 {
+			return nil
+		}
+		owner = root.user
 	}
 	var st State
 	if rt == EngineCrun {
@@ -256,7 +354,6 @@ func readContainer(rt, dir, file string) *found {
 	if err != nil {
 		return nil
 	}
-	name := filepath.Base(dir)
 	if st.ID == "" {
 		st.ID = name
 	}
@@ -287,7 +384,13 @@ func readContainer(rt, dir, file string) *found {
 // component, refusing anything but a regular file, or one larger than
 // limit; it returns the file owner's UID.
 func readLimited(path string, limit int64) ([]byte, uint32, error) {
-	f, err := safefile.OpenRegular(path, unix.O_RDONLY)
+	return readLimitedAt(unix.AT_FDCWD, path, path, limit)
+}
+
+// readLimitedAt is [readLimited] of name relative to the directory
+// dirfd (borrowed); path names it in errors.
+func readLimitedAt(dirfd int, name, path string, limit int64) ([]byte, uint32, error) {
+	f, err := safefile.OpenRegularAt(dirfd, name, path, unix.O_RDONLY)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -422,3 +422,122 @@ func TestStateSourceRootless(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// copyState copies the state file src to root/id/file, keeping its owner
+// (root) and mode, in directories owned by uid: what a user's root holds
+// once a directory of its own was swapped with one of root's state.
+func copyState(t *testing.T, src, root, id, file string, uid int) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeState(t, root, id, file, string(data))
+	for _, d := range []string{root, filepath.Join(root, id)} {
+		if err := os.Chown(d, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStateSourceUsersRootNotRoots: a user can make a directory of its
+// own root (its rootless runtime's, /run/user/UID/crun) lead to the
+// state of root's container, swapping it with a symlink to
+// /run/crun/REALID between the listing and the open. crun's status holds
+// no ID, so the directory name, the user's choice (kube-apiserver), was
+// taken as the ID of a root container (the file is root's) with the
+// real container's PID. Here the swap's outcome, root's status of a real
+// crun container in a user's root (a copy, owned by root), and in a
+// root of root's below a directory of the user's, is not listed; nor is
+// a root that is a symlink to root's. The real container is, from its
+// own root.
+func TestStateSourceUsersRootNotRoots(t *testing.T) {
+	nstest.RequireRoot(t)
+	realRoot := filepath.Join(t.TempDir(), "crun")
+	id := ctrdtest.Uniq("crun-real")
+	pid := runtest.Crun(t, realRoot, id)
+	status := filepath.Join(realRoot, id, "status")
+
+	usersRoot := filepath.Join(t.TempDir(), "crun")
+	copyState(t, status, usersRoot, "kube-apiserver", "status", 65534)
+	home := t.TempDir()
+	if err := os.Chown(home, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	belowUsers := filepath.Join(home, "crun")
+	copyState(t, status, belowUsers, "kube-apiserver", "status", 0)
+	link := filepath.Join(t.TempDir(), "crun")
+	if err := os.Symlink(realRoot, link); err != nil {
+		t.Fatal(err)
+	}
+	real := discover.Container{ID: id, Engine: EngineCrun, PID: pid}
+	for _, tc := range []struct {
+		name    string
+		root    string
+		want    []discover.Container
+		wantErr bool
+	}{
+		{"root's root", realRoot, []discover.Container{real}, false},
+		{"root's state in a user's root", usersRoot, nil, false},
+		{"root's state in a root below a user's directory", belowUsers, nil, false},
+		{"a root that is a symlink", link, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := (&StateSource{Roots: []Root{{EngineCrun, tc.root}}}).List(context.Background())
+			if (err != nil) != tc.wantErr {
+				t.Errorf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, got, ignoreStart); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestReadContainerNoSymlink: the ID directory is opened from the
+// root's descriptor without following a symlink, so one the listing saw
+// as a directory and a user then swapped with a symlink to another
+// root's ID directory (renameat2 RENAME_EXCHANGE) is refused, in a
+// user's root as in root's. It used to be opened by its path, the
+// symlink followed, and root's state of a real crun container read as a
+// container of the user's directory name.
+func TestReadContainerNoSymlink(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	realRoot := filepath.Join(t.TempDir(), "crun")
+	id := ctrdtest.Uniq("crun-linked")
+	runtest.Crun(t, realRoot, id)
+	usersRoot := t.TempDir()
+	if err := os.Chown(usersRoot, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(realRoot, id), filepath.Join(usersRoot, "kube-apiserver")); err != nil {
+		t.Fatal(err)
+	}
+	open := func(dir string) int {
+		fd, err := openDir(unix.AT_FDCWD, dir, unix.O_RDONLY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		return fd
+	}
+	realFD, usersFD := open(realRoot), open(usersRoot)
+	for _, tc := range []struct {
+		name string
+		root stateRoot
+		id   string
+		want bool
+	}{
+		{"the real directory", stateRoot{realFD, realRoot, 0}, id, true},
+		{"a symlink in a user's root", stateRoot{usersFD, usersRoot, 65534}, "kube-apiserver", false},
+		{"a symlink in root's root", stateRoot{usersFD, usersRoot, 0}, "kube-apiserver", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := readContainer(EngineCrun, tc.root, tc.id, "status")
+			if got := f != nil; got != tc.want {
+				t.Errorf("read %v (%+v), want %v", got, f, tc.want)
+			}
+		})
+	}
+}

@@ -21,12 +21,15 @@ var ErrNotRegular = errors.New("not a regular file")
 // [ErrNotRegular]; other failures are [*fs.PathError]s. The descriptor is
 // left blocking and outside the runtime's poller.
 func OpenRegular(path string, flags int) (*os.File, error) {
-	return openRegularAt(unix.AT_FDCWD, path, path, flags)
+	return OpenRegularAt(unix.AT_FDCWD, path, path, flags)
 }
 
-// openRegularAt is [OpenRegular] of name relative to the directory dirfd
-// (unix.AT_FDCWD: the working directory); path names it in errors.
-func openRegularAt(dirfd int, name, path string, flags int) (*os.File, error) {
+// OpenRegularAt is [OpenRegular] of name relative to the directory
+// dirfd (unix.AT_FDCWD: the working directory), which it borrows and
+// does not close; path names the file in errors. With a name of one
+// component and a dirfd opened O_DIRECTORY|O_NOFOLLOW, no symlink is
+// followed anywhere below the directory.
+func OpenRegularAt(dirfd int, name, path string, flags int) (*os.File, error) {
 	fd, err := unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
 	for err == unix.EINTR {
 		fd, err = unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)

@@ -395,7 +395,7 @@ func createBelow(dir, base, path string, flags int) (*os.File, error) {
 			return nil, err
 		}
 	}
-	return openRegularAt(fd, base, path, flags)
+	return OpenRegularAt(fd, base, path, flags)
 }
 
 // beforeOpen, set by tests only, runs between the checks of the
