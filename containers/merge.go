@@ -30,6 +30,27 @@ func rank(c discover.Container) int {
 	}
 }
 
+// Key tells containers apart: entries of several sources with one Key
+// describe the same container ([Merge] keeps one of them), and entries
+// with different Keys are different containers, also when they share an
+// engine, namespace and ID (two PIDs: one of them may be a user's state
+// naming the ID of root's container).
+type Key struct {
+	PID int
+	ID  string
+	// User is the uid=UID namespace of a user's container, else "".
+	User string
+}
+
+// KeyOf returns the [Key] of c.
+func KeyOf(c discover.Container) Key {
+	k := Key{PID: c.PID, ID: c.ID}
+	if vocab.UsersContainer(c.Namespace) {
+		k.User = c.Namespace
+	}
+	return k
+}
+
 // Merge combines container lists from several sources into one, sorted
 // by engine, namespace and ID. Entries with the same PID (and ID) describe
 // the same container: the most informative is kept, and a missing name or
@@ -39,18 +60,10 @@ func rank(c discover.Container) int {
 // the user's UID) would otherwise give it the user's name and namespace,
 // or replace it.
 func Merge(lists ...[]discover.Container) []discover.Container {
-	type key struct {
-		pid  int
-		id   string
-		user string // the uid=UID namespace of a user's container
-	}
-	best := make(map[key]discover.Container)
+	best := make(map[Key]discover.Container)
 	for _, l := range lists {
 		for _, c := range l {
-			k := key{c.PID, c.ID, ""}
-			if vocab.UsersContainer(c.Namespace) {
-				k.user = c.Namespace
-			}
+			k := KeyOf(c)
 			old, ok := best[k]
 			if !ok {
 				best[k] = c

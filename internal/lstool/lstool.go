@@ -467,22 +467,25 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 // given. Containers whose process is gone are dropped, and so are those
 // whose PID a later process has (its start time, when the source knew
 // it, read after the stats); a container whose namespace is not in the
-// model (it appeared after the scan) is skipped.
+// model (it appeared after the scan) is skipped. A container is attached
+// once: an entry with the [containers.Key] of one attached before (the
+// key [containers.Merge] merges by, which tells apart entries of one ID
+// and different PIDs) is skipped; one dropped does not keep a later one
+// with its key from being attached.
 func Annotate(m *discover.Model, cs []discover.Container) {
 	if len(cs) == 0 {
 		return
 	}
 	byKey := m.Namespaces
-	seen := make(map[string]bool)
+	seen := make(map[containers.Key]bool)
 	for _, c := range cs {
 		if c.PID <= 0 {
 			continue
 		}
-		id := c.Engine + "\x00" + c.Namespace + "\x00" + c.ID
-		if seen[id] {
+		k := containers.KeyOf(c)
+		if seen[k] {
 			continue
 		}
-		seen[id] = true
 		var at []*discover.Namespace
 		for _, link := range []string{"user", "pid"} {
 			var st unix.Stat_t
@@ -502,6 +505,9 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 		}
 		for _, n := range at {
 			n.Containers = append(n.Containers, c)
+		}
+		if len(at) > 0 {
+			seen[k] = true
 		}
 	}
 }

@@ -812,3 +812,66 @@ func TestAnnotateStartTime(t *testing.T) {
 		t.Errorf("containers on the namespace (-want +got):\n%s", diff)
 	}
 }
+
+// TestAnnotateSameIDTwoPIDs: entries of one engine, namespace and ID
+// with different PIDs are different containers ([containers.Merge]
+// keeps both), and an entry that is dropped (its PID's start time is
+// not its source's) does not stand for its ID. Annotate used to skip
+// every entry after the first of an ID, attached or not: a user's fake
+// entry of a root container's ID, sorted first, hid the real one.
+func TestAnnotateSameIDTwoPIDs(t *testing.T) {
+	nstest.RequireRoot(t)
+	a, b := nstest.UserChain(t, 1), nstest.UserChain(t, 1)
+	startOf := func(pid int) uint64 {
+		s, err := inspect.StartTime(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	aStart, bStart := startOf(a.Pid), startOf(b.Pid)
+	for _, tc := range []struct {
+		name string
+		cs   []discover.Container
+		want map[int][]int // user namespace of PID: PIDs of the containers there
+	}{
+		{"first dropped", []discover.Container{
+			{ID: "kube-apiserver", Engine: "crun", PID: a.Pid, StartTime: aStart + 1},
+			{ID: "kube-apiserver", Engine: "crun", PID: b.Pid, StartTime: bStart},
+		}, map[int][]int{a.Pid: nil, b.Pid: {b.Pid}}},
+		{"both attached", []discover.Container{
+			{ID: "kube-apiserver", Engine: "crun", PID: a.Pid, StartTime: aStart},
+			{ID: "kube-apiserver", Engine: "crun", PID: b.Pid, StartTime: bStart},
+		}, map[int][]int{a.Pid: {a.Pid}, b.Pid: {b.Pid}}},
+		{"one entry twice", []discover.Container{
+			{ID: "kube-apiserver", Engine: "crun", PID: a.Pid, StartTime: aStart},
+			{ID: "kube-apiserver", Engine: "crun", PID: a.Pid, StartTime: aStart},
+		}, map[int][]int{a.Pid: {a.Pid}, b.Pid: nil}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := discover.Discover(discover.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lstool.Annotate(m, tc.cs)
+			got := make(map[int][]int)
+			for pid := range tc.want {
+				var st unix.Stat_t
+				if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st); err != nil {
+					t.Fatal(err)
+				}
+				n := m.Namespaces[discover.Key{Dev: st.Dev, Ino: st.Ino}]
+				if n == nil {
+					t.Fatalf("the user namespace of %d is not in the model", pid)
+				}
+				got[pid] = nil
+				for _, c := range n.Containers {
+					got[pid] = append(got[pid], c.PID)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("containers' PIDs by namespace (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
