@@ -56,9 +56,9 @@ func KeyOf(c discover.Container) Key {
 // the same container: the most informative is kept, and a missing name or
 // namespace is filled from the others. A user's container (namespace
 // uid=UID) is merged only with that user's: a state file of a local
-// user's that names a root container's ID and PID (a process running as
-// the user's UID) would otherwise give it the user's name and namespace,
-// or replace it.
+// user's that names a root container's ID and PID (a process the state
+// source believes to be the user's: see [State.Alive]) would otherwise
+// give it the user's name and namespace, or replace it.
 func Merge(lists ...[]discover.Container) []discover.Container {
 	best := make(map[Key]discover.Container)
 	for _, l := range lists {

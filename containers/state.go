@@ -22,6 +22,7 @@ import (
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
@@ -63,11 +64,11 @@ func DefaultRoots() []Root {
 // and its claims are checked before use: the ID must be a valid runtime
 // ID equal to the directory name, the process must exist with the start
 // time the state records (so a reused PID is not attributed), and a
-// state file not owned by root must be owned by the UID the process runs
-// as; in a root of a user's (see [rootUser]) a file owned by root counts
-// as that user's and one of another user's is refused. A user's state
-// (rootless) cannot claim containerd or CRI-O as its engine, nor a
-// Kubernetes pod as its name.
+// state file not owned by root is believed only of a process in a user
+// namespace of its owner's (see [State.Alive]); in a root of a user's
+// (see [rootUser]) a file owned by root counts as that user's and one of
+// another user's is refused. A user's state (rootless) cannot claim
+// containerd or CRI-O as its engine, nor a Kubernetes pod as its name.
 type StateSource struct {
 	// Roots to read; if nil, [RootsFromEnv], else [DefaultRoots].
 	Roots []Root
@@ -502,10 +503,25 @@ func decodeStrict(data []byte, v any) error {
 
 // Alive reports whether the state's process still is the container's:
 // it exists, its start time equals the recorded one (when recorded), and,
-// for a state file owned by fileUID other than root, it runs as that UID.
+// for a state file owned by fileUID other than root, it runs in a user
+// namespace of that user's (see [usersNamespace]). The process's own UID
+// is not checked: in a rootless container it is any of the user's
+// subordinate IDs (101000 for a user inside), and the user namespace
+// says whose the process is.
 func (st State) Alive(fileUID uint32) bool {
 	if st.PID <= 0 {
 		return false
+	}
+	var userNS *nsrel.Namespace
+	if fileUID != 0 {
+		// Opened before the start time is read: the same start time
+		// then means the namespace was the container's process's.
+		ns, err := nsrel.Open("/proc/" + strconv.Itoa(st.PID) + "/ns/user")
+		if err != nil {
+			return false
+		}
+		defer ns.Close()
+		userNS = ns
 	}
 	start, err := inspect.StartTime(st.PID)
 	if err != nil {
@@ -514,13 +530,51 @@ func (st State) Alive(fileUID uint32) bool {
 	if st.StartTime != 0 && start != st.StartTime {
 		return false
 	}
-	if fileUID != 0 {
-		var s unix.Stat_t
-		if unix.Stat("/proc/"+strconv.Itoa(st.PID), &s) != nil || s.Uid != fileUID {
-			return false
-		}
+	if userNS != nil && !usersNamespace(userNS, fileUID) {
+		return false
 	}
 	return true
+}
+
+// maxUserNSDepth bounds the walk up a user namespace's ancestors: the
+// kernel nests user namespaces 32 deep at most.
+const maxUserNSDepth = 33
+
+// usersNamespace reports whether the user namespace ns is uid's: it is
+// or descends from a child of the initial user namespace (the top one
+// the caller sees) that uid created (NS_GET_OWNER_UID), as a rootless
+// runtime's are. A process in the initial user namespace is refused
+// (a user's plain process, a root container run as the user's UID), and
+// so is one in a namespace below one of root's, even where a namespace
+// on the way was created by uid (a UID inside root's container mapped
+// to the user's): only the top one tells whose the tree is, since only
+// its owner holds capabilities in it from outside.
+func usersNamespace(ns *nsrel.Namespace, uid uint32) bool {
+	// child is the namespace below cur on the way up, nil at the start.
+	var child *nsrel.Namespace
+	cur := ns
+	var opened []*nsrel.Namespace
+	defer func() {
+		for _, n := range opened {
+			n.Close()
+		}
+	}()
+	for range maxUserNSDepth {
+		parent, err := nsrel.Parent(cur)
+		if err != nil {
+			// EPERM: cur is the top. Where the process itself runs
+			// there (child nil), or the walk failed, it cannot be
+			// told to be uid's.
+			if child == nil || !errors.Is(err, fs.ErrPermission) {
+				return false
+			}
+			owner, err := nsrel.OwnerUID(child)
+			return err == nil && owner == uid
+		}
+		opened = append(opened, parent)
+		child, cur = cur, parent
+	}
+	return false
 }
 
 // Container converts the state to a [discover.Container], telling the

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/internal/bundle"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/runtest"
@@ -261,8 +263,8 @@ func TestMerge(t *testing.T) {
 		{"name filled from audit", [][]discover.Container{{runc}, {audit}}, []discover.Container{{ID: "r", Engine: EngineRunc, PID: 11, Name: "ns/pod"}}},
 		{"different pids kept", [][]discover.Container{{runc, {ID: "r", Engine: EngineRunc, PID: 12}}}, []discover.Container{runc, {ID: "r", Engine: EngineRunc, PID: 12}}},
 		{"sorted", [][]discover.Container{{runc, ctrd}}, []discover.Container{ctrd, runc}},
-		// A user's state file naming root's container's ID and PID (its
-		// process runs as the user's UID): both stay, root's unchanged
+		// A user's state file naming root's container's ID and PID (a
+		// process Alive believes the user's): both stay, root's unchanged
 		// and first (a user picks its engine's name: crun sorts first).
 		{"a user's never merged into root's", [][]discover.Container{{runc}, {userRunc}, {userPodman}},
 			[]discover.Container{runc, userPodman, userRunc}},
@@ -388,7 +390,8 @@ func TestValidID(t *testing.T) {
 // container with the same ID.
 func TestStateSourceRootless(t *testing.T) {
 	nstest.RequireRoot(t)
-	p := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}})
+	// In a user namespace of the user's, as a rootless runtime's.
+	p := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}}, "--user")
 	start, err := inspect.StartTime(p.Pid)
 	if err != nil {
 		t.Fatal(err)
@@ -537,6 +540,85 @@ func TestReadContainerNoSymlink(t *testing.T) {
 			f := readContainer(EngineCrun, tc.root, tc.id, "status")
 			if got := f != nil; got != tc.want {
 				t.Errorf("read %v (%+v), want %v", got, f, tc.want)
+			}
+		})
+	}
+}
+
+// writeMaps writes the uid_map and gid_map of the user namespace of pid
+// (one with none yet) as root, from the initial user namespace.
+func writeMaps(t *testing.T, pid int, maps string) {
+	t.Helper()
+	for _, f := range []string{"uid_map", "gid_map"} {
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/%s", pid, f), []byte(maps), 0); err != nil {
+			t.Fatalf("write %s of %d: %v", f, pid, err)
+		}
+	}
+}
+
+// TestAliveUsersNamespace: a state file owned by a user other than root
+// is believed of a process in a user namespace that user created below
+// the initial one, or below such a namespace, whatever UID the process
+// runs as: a real runc container in the user's namespace whose process
+// runs as a user inside (host UID one of the user's subordinate IDs)
+// used to be refused, since the process's UID was not the file's. A
+// process in the initial user namespace is refused, whether a plain
+// process of the user's or root's container run as the user's UID (both
+// used to be believed), and so is one in a namespace of root's
+// container, also one the user's UID created inside it (a UID inside
+// root's container mapped to the user's).
+func TestAliveUsersNamespace(t *testing.T) {
+	nstest.RequireRoot(t)
+	const user = 4242
+	sub := nstest.HostIDBase(t) // holds a socket for the test process's life
+	nstest.NoFDLeak(t)
+	root := filepath.Join(t.TempDir(), "runc")
+
+	usersNS := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: user, Gid: user}}, "--user")
+	writeMaps(t, usersNS.Pid, fmt.Sprintf("0 %d 1\n1 %d 65536\n", user, sub))
+	rootless := runtest.RuncBundle(t, root, ctrdtest.Uniq("rootless"), bundle.Options{
+		UserNS: true, UserNSPath: nstest.NSPath(usersNS.Pid, "user"),
+		Mappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: user, Size: 1}, {ContainerID: 1, HostID: sub, Size: 65536}},
+		User:     specs.User{UID: 1000, GID: 1000},
+	})
+	usersTop := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: user, Gid: user}}, "-Ur")
+	usersNested := nstest.NestedUserNS(t, usersTop.Pid, "0 0 1")
+	plain := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: user, Gid: user}})
+	runAsUser := runtest.RuncBundle(t, root, ctrdtest.Uniq("as-user"), bundle.Options{User: specs.User{UID: user, GID: user}})
+	rootsUserNS := runtest.Runc(t, root, ctrdtest.Uniq("userns"), true, nil)
+	rootsNS := nstest.Sleep(t, nil, "--user")
+	writeMaps(t, rootsNS.Pid, fmt.Sprintf("0 %d 1\n", user))
+	belowRoots := nstest.NestedUserNS(t, rootsNS.Pid, "0 0 1")
+
+	for _, tc := range []struct {
+		name string
+		pid  int
+		uid  uint32 // the process's host UID, checked so that each row is what it says
+		want bool
+	}{
+		{"rootless runc container, a user inside", rootless, sub + 999, true},
+		{"nested in the user's namespace", usersNested, user, true},
+		{"the user's plain process", plain.Pid, user, false},
+		{"root's container run as the user's UID", runAsUser, user, false},
+		{"root's container with a user namespace", rootsUserNS, 100000, false},
+		{"created by the user's UID below a namespace of root's", belowRoots, user, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ps unix.Stat_t
+			if err := unix.Stat(fmt.Sprintf("/proc/%d", tc.pid), &ps); err != nil || ps.Uid != tc.uid {
+				t.Fatalf("pid %d runs as %d (%v), want %d", tc.pid, ps.Uid, err, tc.uid)
+			}
+			start, err := inspect.StartTime(tc.pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := State{ID: "x", PID: tc.pid, StartTime: start}
+			if got := st.Alive(user); got != tc.want {
+				t.Errorf("Alive(%d) of pid %d = %v, want %v", user, tc.pid, got, tc.want)
+			}
+			// Root's state is believed of any live process.
+			if !st.Alive(0) {
+				t.Errorf("Alive(0) of pid %d = false", tc.pid)
 			}
 		})
 	}

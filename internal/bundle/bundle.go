@@ -58,6 +58,9 @@ type Options struct {
 	PIDNSPath string
 	// Hostname is set in the container's UTS namespace; default "nsrel".
 	Hostname string
+	// User is the container process's user and group; the zero value
+	// is root.
+	User specs.User
 	// Hooks are copied into the spec.
 	Hooks *specs.Hooks
 	// Annotations are copied into the spec.
@@ -215,7 +218,7 @@ func Spec(rootfs string, opts Options) *specs.Spec {
 	s := &specs.Spec{
 		Version: SpecVersion,
 		Process: &specs.Process{
-			User: specs.User{UID: 0, GID: 0},
+			User: opts.User,
 			Args: args,
 			Env:  []string{"PATH=/bin", "HOME=/root"},
 			Cwd:  "/",

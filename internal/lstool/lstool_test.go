@@ -702,14 +702,15 @@ func TestOwnerOfJoinedNetNamespace(t *testing.T) {
 // TestRootlessIDNotRoots gives the state source two runc containers
 // with one ID: root's (a process in a user namespace of its own), and one
 // whose state file a local user wrote in its own runtime root, pointing
-// at a process of its own in the host's namespaces. The user's container
-// used to take the ID's label (the lower PID won) and root's vanished,
-// so `--container web-2` showed the host's namespaces. Each is now
-// labelled where it runs, the user's in the namespace uid=65534, and
-// the bare ID is ambiguous; the label's form names each.
+// at a process of its own in a user namespace of its own (as a rootless
+// runtime's). The user's container used to take the ID's label (the
+// lower PID won) and root's vanished, so `--container web-2` showed the
+// user's namespaces. Each is now labelled where it runs, the user's in
+// the namespace uid=65534, and the bare ID is ambiguous; the label's
+// form names each.
 func TestRootlessIDNotRoots(t *testing.T) {
 	nstest.RequireRoot(t)
-	intruder := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
+	intruder := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}, "--user")
 	real := nstest.UserChain(t, 1)
 	rootDir, userDir := t.TempDir(), t.TempDir()
 	writeRuncState(t, rootDir, "web-2", real.Pid, 0)
@@ -724,7 +725,7 @@ func TestRootlessIDNotRoots(t *testing.T) {
 	if want := " containers: runc web-2"; !strings.HasSuffix(line, want) {
 		t.Errorf("root's container: line %q, want suffix %q", line, want)
 	}
-	line, _ = lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: nsrel.InitialUserNSIno})
+	line, _ = lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, intruder.Pid, "user")})
 	if want := " containers: runc uid=65534/web-2"; !strings.HasSuffix(line, want) {
 		t.Errorf("the user's container: line %q, want suffix %q", line, want)
 	}
