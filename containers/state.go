@@ -502,14 +502,18 @@ func decodeStrict(data []byte, v any) error {
 }
 
 // Alive reports whether the state's process still is the container's:
-// it exists, its start time equals the recorded one (when recorded), and,
-// for a state file owned by fileUID other than root, it runs in a user
-// namespace of that user's (see [usersNamespace]). The process's own UID
-// is not checked: in a rootless container it is any of the user's
-// subordinate IDs (101000 for a user inside), and the user namespace
-// says whose the process is.
-func (st State) Alive(fileUID uint32) bool {
-	if st.PID <= 0 {
+// it exists, its start time equals the recorded one, and, for a state
+// file owned by fileUID other than root, it runs in a user namespace of
+// that user's (see [usersNamespace]). The process's own UID is not
+// checked: in a rootless container it is any of the user's subordinate
+// IDs (101000 for a user inside), and the user namespace says whose the
+// process is. A state that records no start time is refused when a
+// user owns it (runc and crun always record one); root's is taken at
+// its word, and the start time read is recorded in st, so that a later
+// check (lstool.Annotate's, after it read the namespaces) tells the
+// process from a later one with its PID.
+func (st *State) Alive(fileUID uint32) bool {
+	if st.PID <= 0 || (fileUID != 0 && st.StartTime == 0) {
 		return false
 	}
 	var userNS *nsrel.Namespace
@@ -533,6 +537,7 @@ func (st State) Alive(fileUID uint32) bool {
 	if userNS != nil && !usersNamespace(userNS, fileUID) {
 		return false
 	}
+	st.StartTime = start
 	return true
 }
 

@@ -623,3 +623,44 @@ func TestAliveUsersNamespace(t *testing.T) {
 		})
 	}
 }
+
+// TestAliveStartTime: a state that records no start time
+// (init_process_start 0) skipped the start-time check, so its PID could
+// be reused by another process before lsuserns attached the container.
+// A user's such state is now refused (runc and crun always record one);
+// root's is believed, with the start time read from /proc recorded, so
+// that Annotate's check after reading the namespaces applies.
+func TestAliveStartTime(t *testing.T) {
+	nstest.RequireRoot(t)
+	const user = 4242
+	usersProc := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: user, Gid: user}}, "--user")
+	start, err := inspect.StartTime(usersProc.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		Alive     bool
+		StartTime uint64
+	}
+	for _, tc := range []struct {
+		name    string
+		fileUID uint32
+		start   uint64
+		want    result
+	}{
+		{"a user's, no start time", user, 0, result{false, 0}},
+		{"a user's, the start time", user, start, result{true, start}},
+		{"a user's, another start time", user, start + 1, result{false, start + 1}},
+		{"root's, no start time", 0, 0, result{true, start}},
+		{"root's, the start time", 0, start, result{true, start}},
+		{"root's, another start time", 0, start + 1, result{false, start + 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := State{ID: "x", PID: usersProc.Pid, StartTime: tc.start}
+			alive := st.Alive(tc.fileUID)
+			if diff := cmp.Diff(tc.want, result{alive, st.StartTime}); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
