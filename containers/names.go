@@ -1,10 +1,20 @@
 package containers
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
@@ -17,46 +27,221 @@ const MaxNamesFile = 16 << 20
 // container's config in containers/ID/config.v2.json.
 const DefaultDockerRoot = "/var/lib/docker"
 
-// podmanStores caches, per podman storage directory, the names of its
-// containers, so one listing reads each storage's containers.json once.
-type podmanStores map[storeKey]map[string]string
+// MaxNamesRead bounds the bytes of podman's containers.json files one
+// listing reads, over all its roots, from files owned by root; as many
+// again may be read from the others' (rootless podman's storages, each
+// its user's, who may point a container's bundle at any storage path of
+// their own), so that users' files cannot use up what root's storage
+// needs. A file that does not fit in what is left is not read, and the
+// listing says so ([PartialError]).
+const MaxNamesRead = 2 * MaxNamesFile
 
-type storeKey struct {
-	path  string
-	owner uint32
+// maxNamesSkipped bounds how many skipped storages a listing names.
+const maxNamesSkipped = 4
+
+// nameReads is one listing's reading of podman's names, shared by its
+// roots (read at the same time): the listing's context, and what was
+// read and skipped.
+type nameReads struct {
+	ctx context.Context
+	mu  sync.Mutex
+	// read counts the bytes read from files owned by others than
+	// root ([0]) and by root ([1]).
+	read [2]int64
+	// skipped names the first storages not read and why; nskipped
+	// counts them all.
+	skipped  []error
+	nskipped int
 }
 
-// name returns the name podman gave container id, whose bundle is
-// STORAGE/overlay-containers/ID/userdata: the first of its "names" in
+func newNameReads(ctx context.Context) *nameReads { return &nameReads{ctx: ctx} }
+
+// skip records that the names in path were not read, and why.
+func (n *nameReads) skip(path, why string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.nskipped++
+	if len(n.skipped) < maxNamesSkipped {
+		n.skipped = append(n.skipped, fmt.Errorf("podman names %s: %s", path, why))
+	}
+}
+
+// take reserves size bytes of the listing's reads from files owned by
+// root or not; false when they do not fit.
+func (n *nameReads) take(root bool, size int64) bool {
+	i := 0
+	if root {
+		i = 1
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.read[i]+size > MaxNamesRead {
+		return false
+	}
+	n.read[i] += size
+	return true
+}
+
+// errs returns an error per storage whose names were not read (the
+// first [maxNamesSkipped], then one counting the others).
+func (n *nameReads) errs() []error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	errs := slices.Clone(n.skipped)
+	if more := n.nskipped - len(n.skipped); more > 0 {
+		errs = append(errs, fmt.Errorf("podman names of %d more storages not read", more))
+	}
+	return errs
+}
+
+// podmanStore is one containers.json file (one inode, whatever paths
+// lead to it) that containers of a root want their names from.
+type podmanStore struct {
+	path       string // the first path that led to it
+	dev, ino   uint64
+	owner      uint32
+	size       int64
+	containers []*found
+}
+
+// podmanStorePath returns the containers.json that names the podman
+// container id, whose bundle is STORAGE/overlay-containers/ID/userdata:
 // STORAGE/overlay-containers/containers.json (the list containers/storage
-// keeps, read without podman). The file must belong to root or to owner,
-// the owner of the container's state file (a rootless podman's storage
-// belongs to its user). "" when anything is missing or does not fit.
-func (p podmanStores) name(bundle, id string, owner uint32) string {
+// keeps, read without podman); "" when the bundle is not laid out so.
+func podmanStorePath(bundle, id string) string {
 	bundle = filepath.Clean(bundle)
 	ctrDir := filepath.Dir(bundle)
 	store := filepath.Dir(ctrDir)
 	if !filepath.IsAbs(bundle) || filepath.Base(bundle) != "userdata" || filepath.Base(ctrDir) != id || filepath.Base(store) != "overlay-containers" {
 		return ""
 	}
-	path := filepath.Join(store, "containers.json")
-	key := storeKey{path, owner}
-	names, ok := p[key]
-	if !ok {
-		names = readPodmanNames(path, owner)
-		p[key] = names
-	}
-	return names[id]
+	return filepath.Join(store, "containers.json")
 }
 
-// readPodmanNames reads containers/storage's containers.json into an ID
-// to name map; nil when it cannot be read or trusted.
-func readPodmanNames(path string, owner uint32) map[string]string {
-	data, fileOwner, err := readLimited(path, MaxNamesFile)
-	if err != nil || (fileOwner != 0 && fileOwner != owner) {
-		return nil
+// addPodmanNames gives the podman containers of one root (nil entries
+// skipped) that have no name the first of their "names" in their
+// storage's containers.json (see [podmanStorePath]). The file must
+// belong to root or to the owner of the container's state file (a
+// rootless podman's storage belongs to its user). Each file is read
+// once, however many paths lead to it (the key is its device and
+// inode), keeping only the names of the containers that lead to it;
+// within [MaxNamesRead], and while the listing's context lasts. A
+// container whose file is missing or does not fit keeps no name.
+func (n *nameReads) addPodmanNames(fs []*found) {
+	byPath := make(map[string]*podmanStore)
+	byInode := make(map[[2]uint64]*podmanStore)
+	var stores []*podmanStore
+	for _, f := range fs {
+		if f == nil || f.c.Engine != EnginePodman || f.c.Name != "" {
+			continue
+		}
+		path := podmanStorePath(f.bundle, f.c.ID)
+		if path == "" {
+			continue
+		}
+		s, seen := byPath[path]
+		if !seen {
+			if n.ctx.Err() != nil {
+				n.skip(path, "not read in time")
+				return
+			}
+			var st unix.Stat_t
+			if statRegular(path, &st) == nil && st.Size <= MaxNamesFile {
+				if s = byInode[[2]uint64{st.Dev, st.Ino}]; s == nil {
+					s = &podmanStore{path: path, dev: st.Dev, ino: st.Ino, owner: st.Uid, size: st.Size}
+					byInode[[2]uint64{st.Dev, st.Ino}] = s
+					stores = append(stores, s)
+				}
+			}
+			byPath[path] = s
+		}
+		if s != nil && (s.owner == 0 || s.owner == f.owner) {
+			s.containers = append(s.containers, f)
+		}
 	}
-	return parsePodmanNames(data)
+	for _, s := range stores {
+		if len(s.containers) == 0 {
+			continue
+		}
+		if n.ctx.Err() != nil {
+			n.skip(s.path, "not read in time")
+			return
+		}
+		if !n.take(s.owner == 0, s.size) {
+			n.skip(s.path, fmt.Sprintf("not read, over the %d bytes of names a listing reads", MaxNamesRead))
+			continue
+		}
+		names, err := n.readStore(s)
+		if cerr := n.ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+			n.skip(s.path, "not read in time")
+			return
+		}
+		for _, f := range s.containers {
+			f.c.Name = names[f.c.ID]
+		}
+	}
+}
+
+// statRegular stats path as [readLimited] would open it: a regular file,
+// no symlink at its last component.
+func statRegular(path string, st *unix.Stat_t) error {
+	f, err := safefile.OpenRegular(path, unix.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Fstat(int(f.Fd()), st)
+}
+
+// podmanRead is what a test is told of a containers.json read.
+type podmanRead struct {
+	Path    string
+	Bytes   int64 // read from the file
+	Entries int   // containers decoded
+	Kept    int   // names kept
+}
+
+// podmanReadHook, when set by a test, is told of each containers.json
+// read.
+var podmanReadHook atomic.Pointer[func(podmanRead)]
+
+// readStore reads s's file, still the one found (device and inode), up
+// to the size found, keeping the names of s's containers.
+func (n *nameReads) readStore(s *podmanStore) (map[string]string, error) {
+	f, err := safefile.OpenRegular(s.path, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, err
+	}
+	if st.Dev != s.dev || st.Ino != s.ino || st.Uid != s.owner {
+		return nil, fmt.Errorf("%s: replaced while read", s.path)
+	}
+	wanted := make(map[string]bool, len(s.containers))
+	for _, c := range s.containers {
+		wanted[c.c.ID] = true
+	}
+	r := &countReader{r: io.LimitReader(f, s.size)}
+	names, entries, err := decodePodmanNames(n.ctx, r, wanted)
+	if h := podmanReadHook.Load(); h != nil {
+		(*h)(podmanRead{s.path, r.n, entries, len(names)})
+	}
+	return names, err
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // storageContainer is what is read of a container in containers.json.
@@ -65,23 +250,57 @@ type storageContainer struct {
 	Names []string `json:"names"`
 }
 
-// parsePodmanNames decodes containers/storage's containers.json (a list
-// of {"id", "names", ...}) into an ID to first name map; nil if it does
-// not decode.
-func parsePodmanNames(data []byte) map[string]string {
-	var list []storageContainer
-	if json.Unmarshal(data, &list) != nil {
-		return nil
+// decodePodmanNames decodes containers/storage's containers.json (a list
+// of {"id", "names", ...}) one container at a time, and returns the
+// first name of those whose ID is wanted (not a map of them all, which a
+// user's file of 16 MiB would make half a million entries long), and
+// how many containers it decoded. It returns no names when the list
+// does not decode (as [json.Unmarshal] would refuse it), and ctx's
+// error when ctx ends first.
+func decodePodmanNames(ctx context.Context, r io.Reader, wanted map[string]bool) (map[string]string, int, error) {
+	dec := json.NewDecoder(r)
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, 0, err
 	}
-	names := make(map[string]string, len(list))
-	for _, c := range list {
+	names := make(map[string]string)
+	if tok == nil { // null: an empty list
+		return names, 0, endOfJSON(dec)
+	}
+	if tok != json.Delim('[') {
+		return nil, 0, errors.New("containers.json: not a list")
+	}
+	entries := 0
+	// Each container takes a byte at least.
+	for ; entries < MaxNamesFile && dec.More(); entries++ {
+		if err := ctx.Err(); err != nil {
+			return nil, entries, err
+		}
+		var c storageContainer
+		if err := dec.Decode(&c); err != nil {
+			return nil, entries, err
+		}
 		// podman allows no '/' in a name: one with it (in a user's file)
 		// would read as a Kubernetes pod.
-		if len(c.Names) > 0 && c.Names[0] != "" && !strings.Contains(c.Names[0], "/") {
+		if wanted[c.ID] && len(c.Names) > 0 && c.Names[0] != "" && !strings.Contains(c.Names[0], "/") {
 			names[c.ID] = c.Names[0]
 		}
 	}
-	return names
+	if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
+		return nil, entries, errors.Join(errors.New("containers.json: the list does not end"), err)
+	}
+	if err := endOfJSON(dec); err != nil {
+		return nil, entries, err
+	}
+	return names, entries, nil
+}
+
+// endOfJSON returns an error unless dec has nothing more than spaces.
+func endOfJSON(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.Join(errors.New("containers.json: trailing data"), err)
+	}
+	return nil
 }
 
 // AddDockerNames fills in the names of Docker's containers (containerd

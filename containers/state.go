@@ -114,12 +114,13 @@ func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 	}
 	done := make(chan result, len(jobs))
 	hook := beforeListRoot.Load()
+	names := newNameReads(ctx)
 	for i, j := range jobs {
 		go func() {
 			if hook != nil {
 				(*hook)(j.dir)
 			}
-			cs, err := listRoot(j.rt, j.dir)
+			cs, err := listRoot(j.rt, j.dir, names)
 			done <- result{i, cs, err}
 		}()
 	}
@@ -150,6 +151,7 @@ wait:
 			late = append(late, fmt.Errorf("%s state %s: not read in time", j.rt, j.dir))
 		}
 	}
+	late = append(late, names.errs()...)
 	// A root not read in time is said with the containers of the others
 	// (none, maybe); callers drop a failed source's containers, so an
 	// unreadable root (e.g. root's /run/runc for an unprivileged user)
@@ -191,7 +193,7 @@ func validID(id string) bool {
 // beforeListRoot, when set by a test, runs before a root is read.
 var beforeListRoot atomic.Pointer[func(dir string)]
 
-func listRoot(rt, dir string) ([]discover.Container, error) {
+func listRoot(rt, dir string, names *nameReads) ([]discover.Container, error) {
 	// The root is opened once, without following a symlink at its last
 	// component, and listed and read through that descriptor: each ID
 	// directory is opened from it and each state file from the ID
@@ -239,14 +241,11 @@ func listRoot(rt, dir string) ([]discover.Container, error) {
 	}
 	close(next)
 	wg.Wait()
+	names.addPodmanNames(results)
 	var out []discover.Container
-	stores := make(podmanStores)
 	for _, f := range results {
 		if f == nil {
 			continue
-		}
-		if f.c.Engine == EnginePodman && f.c.Name == "" {
-			f.c.Name = stores.name(f.bundle, f.c.ID, f.owner)
 		}
 		out = append(out, f.c)
 	}
