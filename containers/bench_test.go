@@ -50,3 +50,21 @@ func BenchmarkAuditSource(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodePodmanNames decodes a user's containers.json of 500,000
+// containers (16.3 MB, near [MaxNamesFile]) for the names of two: the
+// bytes a second at which a listing reads podman's names (within
+// [MaxNamesRead]), and the memory it takes (go test -bench
+// DecodePodmanNames -benchmem ./containers/).
+func BenchmarkDecodePodmanNames(b *testing.B) {
+	data := podmanList(500_000)
+	wanted := map[string]bool{"7": true, "7a11f": true}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		names, _, err := decodePodmanNames(context.Background(), bytes.NewReader(data), wanted)
+		if err != nil || len(names) != 2 {
+			b.Fatal(names, err)
+		}
+	}
+}

