@@ -64,7 +64,7 @@ func (n *nameReads) skip(path, why string) {
 	defer n.mu.Unlock()
 	n.nskipped++
 	if len(n.skipped) < maxNamesSkipped {
-		n.skipped = append(n.skipped, fmt.Errorf("podman names %s: %s", path, why))
+		n.skipped = append(n.skipped, fmt.Errorf("podman names %s: %s; its containers are shown without names", path, why))
 	}
 }
 
@@ -91,7 +91,7 @@ func (n *nameReads) errs() []error {
 	defer n.mu.Unlock()
 	errs := slices.Clone(n.skipped)
 	if more := n.nskipped - len(n.skipped); more > 0 {
-		errs = append(errs, fmt.Errorf("podman names of %d more storages not read", more))
+		errs = append(errs, fmt.Errorf("podman names of %d more storages not read; their containers are shown without names", more))
 	}
 	return errs
 }

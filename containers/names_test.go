@@ -220,7 +220,7 @@ type fakePodman struct {
 
 func newFakePodman(t *testing.T) *fakePodman {
 	nstest.RequireRoot(t)
-	p := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}})
+	p := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}}, "--user") // in a user namespace of the user's, as a rootless runtime's
 	start, err := inspect.StartTime(p.Pid)
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +352,7 @@ func TestPodmanNamesCap(t *testing.T) {
 	reads := readsSeen(t)
 	got, err := f.list()
 	var pe *PartialError
-	if wantErr := fmt.Sprintf("podman names %s: not read, over the %d bytes of names a listing reads", third, MaxNamesRead); !errors.As(err, &pe) || err.Error() != wantErr {
+	if wantErr := fmt.Sprintf("podman names %s: not read, over the %d bytes of names a listing reads; its containers are shown without names", third, MaxNamesRead); !errors.As(err, &pe) || err.Error() != wantErr {
 		t.Errorf("error %v; want %s", err, wantErr)
 	}
 	want := []discover.Container{f.want("u1", "one", 4242), f.want("u2", "two", 4242), f.want("u3", "", 4242), f.want("z-root", "rootweb", 0)}
@@ -388,7 +388,7 @@ func TestPodmanNamesDeadline(t *testing.T) {
 	n := newNameReads(ctx)
 	fs := []*found{{discover.Container{ID: "x", Engine: EnginePodman}, filepath.Join(dir, "overlay-containers/x/userdata"), 0}}
 	n.addPodmanNames(fs)
-	wantErr := "podman names " + filepath.Join(dir, "overlay-containers/containers.json") + ": not read in time"
+	wantErr := "podman names " + filepath.Join(dir, "overlay-containers/containers.json") + ": not read in time; its containers are shown without names"
 	if errs := n.errs(); fs[0].c.Name != "" || len(errs) != 1 || errs[0].Error() != wantErr {
 		t.Errorf("after the deadline: name %q, errors %v; want none, %q", fs[0].c.Name, errs, wantErr)
 	}

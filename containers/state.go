@@ -218,6 +218,10 @@ func listRoot(rt, dir string, names *nameReads) ([]discover.Container, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s state %s: %w", rt, dir, err)
 	}
+	// In name order, as os.ReadDir gave them: what is read first (the
+	// podman names within a listing's budget) does not depend on the
+	// directory's order.
+	slices.SortFunc(entries, func(a, b os.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	file := "state.json"
 	if rt == EngineCrun {
 		file = "status"

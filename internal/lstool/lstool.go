@@ -448,7 +448,15 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 		case r == nil:
 			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", vocab.Escape(s.Name()), timeout))
 		case errors.As(r.err, new(*containers.PartialError)):
-			notices = append(notices, fmt.Sprintf("containers: %s: %s; containers there are not shown", vocab.Escape(s.Name()), vocab.Escape(r.err.Error())))
+			// One notice a reason (joined ones were one line, with
+			// \x0a between), each saying what it costs: containers
+			// not shown, unless it says otherwise (names not read).
+			for line := range strings.SplitSeq(r.err.Error(), "\n") {
+				if !strings.Contains(line, " shown") {
+					line += "; containers there are not shown"
+				}
+				notices = append(notices, fmt.Sprintf("containers: %s: %s", vocab.Escape(s.Name()), vocab.Escape(line)))
+			}
 			all = append(all, r.cs...)
 		case r.err != nil && !verbose && errors.Is(r.err, fs.ErrNotExist):
 		case r.err != nil:

@@ -333,7 +333,8 @@ func TestSlowAndFailingSources(t *testing.T) {
 	bad := &fakeSource{name: "containerd", err: errors.New("connection refused\nsecond line")}
 	// A source that read part: its containers shown, the rest said.
 	partial := &fakeSource{name: "runtime-state", cs: []discover.Container{{ID: "shown-1", Engine: "runc", PID: os.Getpid()}},
-		err: &containers.PartialError{Err: errors.New("runc state /run/user/1000/runc: not read in time")}}
+		err: &containers.PartialError{Err: errors.Join(errors.New("runc state /run/user/1000/runc: not read in time"),
+			errors.New("podman names /home/u/.local/share/containers/storage/overlay-containers/containers.json: beyond what a listing reads; its containers are shown without names"))}}
 	start := time.Now()
 	code, out, errOut := run(t, tool(nsrel.TypeUser, slow, bad, partial), "--container-timeout", "300ms")
 	if d := time.Since(start); d > 5*time.Second {
@@ -345,6 +346,9 @@ func TestSlowAndFailingSources(t *testing.T) {
 	for _, want := range []string{
 		"lsuserns: notice: containers: slow did not answer within 300ms; containers not shown\n",
 		"lsuserns: notice: containers: runtime-state: runc state /run/user/1000/runc: not read in time; containers there are not shown\n",
+		// Each reason its own notice, saying what it costs: names
+		// skipped were said to hide containers, joined on one line.
+		"lsuserns: notice: containers: runtime-state: podman names /home/u/.local/share/containers/storage/overlay-containers/containers.json: beyond what a listing reads; its containers are shown without names\n",
 		"lsuserns: notice: containers: containerd: connection refused\\x0asecond line; its containers are not shown\n",
 	} {
 		if strings.Count(errOut, want) != 1 {
