@@ -418,6 +418,18 @@ func readLimitedAt(dirfd int, name, path string, limit int64) ([]byte, uint32, e
 // "uid=1000".
 const UserNamespacePrefix = vocab.UserNamespacePrefix
 
+// UsersUID returns the user whose state file c came from (a rootless
+// runtime's container, of engine runc, crun or podman, in engine
+// namespace "uid=UID"), false for any other container.
+func UsersUID(c discover.Container) (int64, bool) {
+	rest, ok := strings.CutPrefix(c.Namespace, UserNamespacePrefix)
+	if !ok || c.Engine != EngineRunc && c.Engine != EngineCrun && c.Engine != EnginePodman {
+		return 0, false
+	}
+	uid, err := strconv.ParseUint(rest, 10, 32)
+	return int64(uid), err == nil
+}
+
 // State is what nsrel uses of a runtime's state file.
 type State struct {
 	// ID is the container ID.

@@ -504,6 +504,14 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 				at = append(at, n)
 			}
 		}
+		if uid, ok := containers.UsersUID(c); ok {
+			// A user's container is attached only to namespaces of
+			// the user's: its state is the user's to write, and a
+			// process in a user namespace of its own but in the
+			// host's PID namespace (unshare -U) put the user's
+			// container, named as it chose, on the host's.
+			at = slices.DeleteFunc(at, func(n *discover.Namespace) bool { return !usersNamespace(n, uid) })
+		}
 		if c.StartTime != 0 && len(at) > 0 {
 			// Read after the stats: the same start time then means the
 			// namespaces were the container's process's.
@@ -519,6 +527,26 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 		}
 	}
 }
+
+// usersNamespace reports whether n is a namespace of user uid's: a user
+// namespace, or a namespace owned by one, whose chain reaches the
+// initial user namespace through a child of it that uid created.
+func usersNamespace(n *discover.Namespace, uid int64) bool {
+	u := n
+	if n.Type != nsrel.TypeUser {
+		u = n.Owner
+	}
+	for i := 0; u != nil && i <= maxUserDepth; i, u = i+1, u.Parent {
+		if p := u.Parent; p != nil && p.Parent == nil {
+			return p.Ino == nsrel.InitialUserNSIno && u.OwnerUID == uid
+		}
+	}
+	return false
+}
+
+// maxUserDepth bounds the walk up a user namespace chain: the kernel
+// nests at most 32.
+const maxUserDepth = 33
 
 // KeepContainer returns a filter for [tree.Options].Keep that keeps the
 // namespaces of type t of the container arg names, and their ancestors.

@@ -880,3 +880,60 @@ func TestAnnotateSameIDTwoPIDs(t *testing.T) {
 		})
 	}
 }
+
+// TestAnnotateUsersNamespacesOnly: a user's container (a rootless
+// runtime's state, engine namespace uid=UID) is attached only to the
+// namespaces of the user's: a process of the user's in a user namespace
+// of its own but in the host's PID namespace (unshare -U) put the user's
+// container, named as the user chose, on the host's PID namespace. One
+// with a PID namespace of its own is attached to both; root's container
+// of the same process stays attached to both.
+func TestAnnotateUsersNamespacesOnly(t *testing.T) {
+	nstest.RequireRoot(t)
+	user := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}}
+	hostPID := nstest.Sleep(t, user, "--user")
+	ownPID := nstest.Sleep(t, user, "--user", "--map-root-user", "--pid", "--fork")
+	nsOf := func(m *discover.Model, pid int, link string) *discover.Namespace {
+		t.Helper()
+		var st unix.Stat_t
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, link), &st); err != nil {
+			t.Fatal(err)
+		}
+		n := m.Namespaces[discover.Key{Dev: st.Dev, Ino: st.Ino}]
+		if n == nil {
+			t.Fatalf("the %s namespace of %d is not in the model", link, pid)
+		}
+		return n
+	}
+	m, err := discover.Discover(discover.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lstool.Annotate(m, []discover.Container{
+		{ID: "kube-apiserver", Engine: "runc", Namespace: "uid=4242", PID: hostPID.Pid},
+		{ID: "mine", Engine: "runc", Namespace: "uid=4242", PID: ownPID.Pid},
+		{ID: "claims-other-user", Engine: "runc", Namespace: "uid=4243", PID: ownPID.Pid},
+		{ID: "roots", Engine: "runc", PID: hostPID.Pid},
+	})
+	ids := func(n *discover.Namespace) []string {
+		var s []string
+		for _, c := range n.Containers {
+			s = append(s, c.ID)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		pid  int
+		link string
+		want []string
+	}{
+		{hostPID.Pid, "user", []string{"kube-apiserver", "roots"}},
+		{hostPID.Pid, "pid", []string{"roots"}},
+		{ownPID.Pid, "user", []string{"mine"}},
+		{ownPID.Pid, "pid", []string{"mine"}},
+	} {
+		if diff := cmp.Diff(tc.want, ids(nsOf(m, tc.pid, tc.link))); diff != "" {
+			t.Errorf("containers on the %s namespace of %d (-want +got):\n%s", tc.link, tc.pid, diff)
+		}
+	}
+}
