@@ -29,13 +29,14 @@ const DefaultDockerRoot = "/var/lib/docker"
 
 // MaxNamesRead bounds the bytes of podman's containers.json files one
 // listing reads, over all its roots, from files owned by root; as many
-// again may be read from the others' (rootless podman's storages, each
-// its user's, who may point a container's bundle at any storage path of
-// their own), so that users' files cannot use up what root's storage
-// needs. A file that does not fit in what is left is not read, and the
-// listing says so ([PartialError]). Decoding takes about 15 ms a MB on
-// an idle 2-CPU VM (go test -bench DecodePodmanNames ./containers/), so
-// both at most about a second.
+// again may be read from each user's (rootless podman's storages, each
+// naming only its user's containers, whose bundles the user may point
+// at any storage path of its own), so that one user's files cannot use
+// up what root's storage or another user's needs. A file that does not
+// fit in what is left is not read, and the listing says so
+// ([PartialError]). Decoding takes about 15 ms a MB on an idle 2-CPU VM
+// (go test -bench DecodePodmanNames ./containers/), so about half a
+// second a budget; the listing's deadline bounds them all.
 const MaxNamesRead = 2 * MaxNamesFile
 
 // maxNamesSkipped bounds how many skipped storages a listing names.
@@ -47,9 +48,11 @@ const maxNamesSkipped = 4
 type nameReads struct {
 	ctx context.Context
 	mu  sync.Mutex
-	// read counts the bytes read from files owned by others than
-	// root ([0]) and by root ([1]).
-	read [2]int64
+	// read counts the bytes read from files by their owner: each
+	// user's (a file of a user's names only that user's containers)
+	// and root's have a budget of their own, so that one user's files
+	// cannot take another's names, nor root's.
+	read map[uint32]int64
 	// skipped names the first storages not read and why; nskipped
 	// counts them all.
 	skipped  []error
@@ -58,29 +61,32 @@ type nameReads struct {
 
 func newNameReads(ctx context.Context) *nameReads { return &nameReads{ctx: ctx} }
 
+// ErrUnnamed ends the reasons of a [PartialError] that cost containers
+// their names only: they are listed all the same.
+var ErrUnnamed = errors.New("containers shown without names")
+
 // skip records that the names in path were not read, and why.
 func (n *nameReads) skip(path, why string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.nskipped++
 	if len(n.skipped) < maxNamesSkipped {
-		n.skipped = append(n.skipped, fmt.Errorf("podman names %s: %s; its containers are shown without names", path, why))
+		n.skipped = append(n.skipped, fmt.Errorf("podman names %s: %s; %w", path, why, ErrUnnamed))
 	}
 }
 
-// take reserves size bytes of the listing's reads from files owned by
-// root or not; false when they do not fit.
-func (n *nameReads) take(root bool, size int64) bool {
-	i := 0
-	if root {
-		i = 1
-	}
+// take reserves size bytes of the listing's reads from files of owner;
+// false when they do not fit.
+func (n *nameReads) take(owner uint32, size int64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.read[i]+size > MaxNamesRead {
+	if n.read[owner]+size > MaxNamesRead {
 		return false
 	}
-	n.read[i] += size
+	if n.read == nil {
+		n.read = map[uint32]int64{}
+	}
+	n.read[owner] += size
 	return true
 }
 
@@ -91,7 +97,7 @@ func (n *nameReads) errs() []error {
 	defer n.mu.Unlock()
 	errs := slices.Clone(n.skipped)
 	if more := n.nskipped - len(n.skipped); more > 0 {
-		errs = append(errs, fmt.Errorf("podman names of %d more storages not read; their containers are shown without names", more))
+		errs = append(errs, fmt.Errorf("podman names of %d more storages not read; %w", more, ErrUnnamed))
 	}
 	return errs
 }
@@ -169,7 +175,7 @@ func (n *nameReads) addPodmanNames(fs []*found) {
 			n.skip(s.path, "not read in time")
 			return
 		}
-		if !n.take(s.owner == 0, s.size) {
+		if !n.take(s.owner, s.size) {
 			n.skip(s.path, fmt.Sprintf("not read, over the %d bytes of names a listing reads", MaxNamesRead))
 			continue
 		}

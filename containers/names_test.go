@@ -209,13 +209,16 @@ func TestAddDockerNames(t *testing.T) {
 // fakePodman is a user's runtime root of fake podman containers, as a
 // local user can make them: state files it owns naming its own process
 // (a sleep running as uid 4242), marked io.container.manager=libpod,
-// with bundle paths of its choice.
+// with bundle paths of its choice; another user's (4243) too, naming a
+// process of that user's.
 type fakePodman struct {
 	t    *testing.T
 	root string
 	pid  int
 	// start is the process's start time.
 	start uint64
+	// other is the process of uid 4243, started at its first container.
+	other *nstest.Proc
 }
 
 func newFakePodman(t *testing.T) *fakePodman {
@@ -225,14 +228,31 @@ func newFakePodman(t *testing.T) *fakePodman {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fakePodman{t, t.TempDir(), p.Pid, start}
+	return &fakePodman{t: t, root: t.TempDir(), pid: p.Pid, start: start}
+}
+
+// proc returns the PID and start time of uid's process (4243's, or
+// 4242's for 4242 and root).
+func (f *fakePodman) proc(uid int) (int, uint64) {
+	if uid != 4243 {
+		return f.pid, f.start
+	}
+	if f.other == nil {
+		f.other = nstest.Sleep(f.t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4243, Gid: 4243}}, "--user")
+	}
+	start, err := inspect.StartTime(f.other.Pid)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.other.Pid, start
 }
 
 // add writes container id's state, owned by uid, with the bundle
 // STORE/overlay-containers/ID/userdata.
 func (f *fakePodman) add(id, store string, uid int) {
 	bundle := filepath.Join(store, "overlay-containers", id, "userdata")
-	st := fmt.Sprintf(`{"id":%q,"init_process_pid":%d,"init_process_start":%d,"config":{"labels":["bundle=%s","io.container.manager=libpod"]}}`, id, f.pid, f.start, bundle)
+	pid, start := f.proc(uid)
+	st := fmt.Sprintf(`{"id":%q,"init_process_pid":%d,"init_process_start":%d,"config":{"labels":["bundle=%s","io.container.manager=libpod"]}}`, id, pid, start, bundle)
 	if err := os.Chown(writeState(f.t, f.root, id, "state.json", st), uid, uid); err != nil {
 		f.t.Fatal(err)
 	}
@@ -246,7 +266,8 @@ func (f *fakePodman) list() ([]discover.Container, error) {
 // want is container id, named name, as a user's podman container
 // (owner 4242) or root's.
 func (f *fakePodman) want(id, name string, uid int) discover.Container {
-	c := discover.Container{ID: id, Engine: EnginePodman, PID: f.pid, Name: name}
+	pid, _ := f.proc(uid)
+	c := discover.Container{ID: id, Engine: EnginePodman, PID: pid, Name: name}
 	if uid != 0 {
 		c.Namespace = UserNamespacePrefix + strconv.Itoa(uid)
 	}
@@ -332,8 +353,9 @@ func TestPodmanNamesHugeFile(t *testing.T) {
 // TestPodmanNamesCap: a user's containers with a storage each, of 15 MiB
 // (distinct files), are named while the bytes read stay within
 // MaxNamesRead; the storage beyond is not read, and the listing says
-// so, naming it. Root's storage, read after, has a budget of its own:
-// the user's files do not take its containers' names.
+// so, naming it. Root's storage and another user's, read after, have a
+// budget of their own: the user's files do not take their containers'
+// names (users shared one: a user took another's).
 func TestPodmanNamesCap(t *testing.T) {
 	f := newFakePodman(t)
 	dir := t.TempDir()
@@ -348,26 +370,27 @@ func TestPodmanNamesCap(t *testing.T) {
 	store("u1", "one", 4242)
 	store("u2", "two", 4242)
 	third := store("u3", "three", 4242)
+	store("v-other", "others", 4243)
 	store("z-root", "rootweb", 0)
 	reads := readsSeen(t)
 	got, err := f.list()
 	var pe *PartialError
-	if wantErr := fmt.Sprintf("podman names %s: not read, over the %d bytes of names a listing reads; its containers are shown without names", third, MaxNamesRead); !errors.As(err, &pe) || err.Error() != wantErr {
+	if wantErr := fmt.Sprintf("podman names %s: not read, over the %d bytes of names a listing reads; containers shown without names", third, MaxNamesRead); !errors.As(err, &pe) || err.Error() != wantErr {
 		t.Errorf("error %v; want %s", err, wantErr)
 	}
-	want := []discover.Container{f.want("u1", "one", 4242), f.want("u2", "two", 4242), f.want("u3", "", 4242), f.want("z-root", "rootweb", 0)}
+	want := []discover.Container{f.want("u1", "one", 4242), f.want("u2", "two", 4242), f.want("u3", "", 4242), f.want("v-other", "others", 4243), f.want("z-root", "rootweb", 0)}
 	if diff := cmp.Diff(Merge(want), Merge(got), ignoreStart); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	var users, total int64
 	for _, r := range reads() {
-		if !strings.Contains(r.Path, "z-root") {
+		if strings.Contains(r.Path, "/u") {
 			users += r.Bytes
 		}
 		total += r.Bytes
 	}
-	if users > MaxNamesRead || total != 3*size {
-		t.Errorf("read %d bytes of the user's files (at most %d), %d in all; want 3 files of %d", users, MaxNamesRead, total, size)
+	if users > MaxNamesRead || total != 4*size {
+		t.Errorf("read %d bytes of the user's files (at most %d), %d in all; want 4 files of %d", users, MaxNamesRead, total, size)
 	}
 }
 
@@ -388,7 +411,7 @@ func TestPodmanNamesDeadline(t *testing.T) {
 	n := newNameReads(ctx)
 	fs := []*found{{discover.Container{ID: "x", Engine: EnginePodman}, filepath.Join(dir, "overlay-containers/x/userdata"), 0}}
 	n.addPodmanNames(fs)
-	wantErr := "podman names " + filepath.Join(dir, "overlay-containers/containers.json") + ": not read in time; its containers are shown without names"
+	wantErr := "podman names " + filepath.Join(dir, "overlay-containers/containers.json") + ": not read in time; containers shown without names"
 	if errs := n.errs(); fs[0].c.Name != "" || len(errs) != 1 || errs[0].Error() != wantErr {
 		t.Errorf("after the deadline: name %q, errors %v; want none, %q", fs[0].c.Name, errs, wantErr)
 	}

@@ -449,13 +449,21 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", vocab.Escape(s.Name()), timeout))
 		case errors.As(r.err, new(*containers.PartialError)):
 			// One notice a reason (joined ones were one line, with
-			// \x0a between), each saying what it costs: containers
-			// not shown, unless it says otherwise (names not read).
-			for line := range strings.SplitSeq(r.err.Error(), "\n") {
-				if !strings.Contains(line, " shown") {
-					line += "; containers there are not shown"
+			// \x0a between), each escaped whole (a path in it is a
+			// user's to name) and saying what it costs: containers
+			// not shown, unless only their names (ErrUnnamed).
+			var pe *containers.PartialError
+			errors.As(r.err, &pe)
+			reasons := []error{pe.Err}
+			if j, ok := pe.Err.(interface{ Unwrap() []error }); ok {
+				reasons = j.Unwrap()
+			}
+			for _, e := range reasons {
+				cost := "; containers there are not shown"
+				if errors.Is(e, containers.ErrUnnamed) {
+					cost = ""
 				}
-				notices = append(notices, fmt.Sprintf("containers: %s: %s", vocab.Escape(s.Name()), vocab.Escape(line)))
+				notices = append(notices, fmt.Sprintf("containers: %s: %s%s", vocab.Escape(s.Name()), vocab.Escape(e.Error()), cost))
 			}
 			all = append(all, r.cs...)
 		case r.err != nil && !verbose && errors.Is(r.err, fs.ErrNotExist):

@@ -334,7 +334,7 @@ func TestSlowAndFailingSources(t *testing.T) {
 	// A source that read part: its containers shown, the rest said.
 	partial := &fakeSource{name: "runtime-state", cs: []discover.Container{{ID: "shown-1", Engine: "runc", PID: os.Getpid()}},
 		err: &containers.PartialError{Err: errors.Join(errors.New("runc state /run/user/1000/runc: not read in time"),
-			errors.New("podman names /home/u/.local/share/containers/storage/overlay-containers/containers.json: beyond what a listing reads; its containers are shown without names"))}}
+			fmt.Errorf("podman names /home/u/st3\nFORGED NOTICE: shown/overlay-containers/containers.json: beyond what a listing reads; %w", containers.ErrUnnamed))}}
 	start := time.Now()
 	code, out, errOut := run(t, tool(nsrel.TypeUser, slow, bad, partial), "--container-timeout", "300ms")
 	if d := time.Since(start); d > 5*time.Second {
@@ -348,12 +348,17 @@ func TestSlowAndFailingSources(t *testing.T) {
 		"lsuserns: notice: containers: runtime-state: runc state /run/user/1000/runc: not read in time; containers there are not shown\n",
 		// Each reason its own notice, saying what it costs: names
 		// skipped were said to hide containers, joined on one line.
-		"lsuserns: notice: containers: runtime-state: podman names /home/u/.local/share/containers/storage/overlay-containers/containers.json: beyond what a listing reads; its containers are shown without names\n",
+		// A path in it, a user's to choose, escaped within its line:
+		// split on newlines it made a line of the user's.
+		"lsuserns: notice: containers: runtime-state: podman names /home/u/st3\\x0aFORGED NOTICE: shown/overlay-containers/containers.json: beyond what a listing reads; containers shown without names\n",
 		"lsuserns: notice: containers: containerd: connection refused\\x0asecond line; its containers are not shown\n",
 	} {
 		if strings.Count(errOut, want) != 1 {
 			t.Errorf("stderr %q lacks one %q", errOut, want)
 		}
+	}
+	if strings.Contains(errOut, "\nFORGED") {
+		t.Errorf("stderr %q: a line of the user's", errOut)
 	}
 }
 
