@@ -293,21 +293,40 @@ func rootUser(fd int, dir string) (uint32, error) {
 	if st.Uid != 0 {
 		return st.Uid, nil
 	}
-	dir = filepath.Clean(dir)
-	// One step per component, up to "/" (or "." for a relative root).
-	p := dir
-	for range strings.Count(dir, "/") + 1 {
-		if p == "/" || p == "." {
+	// Up from the directory opened, not along the path's text: a
+	// symlink on the way (to a directory of a user's) or a relative
+	// root (below a user's working directory) hid the user's
+	// directories from a walk of the text. ".." of the root is itself.
+	cur, err := unix.Dup(fd)
+	if err != nil {
+		return 0, &fs.PathError{Op: "dup", Path: dir, Err: err}
+	}
+	defer func() { unix.Close(cur) }()
+	top := false
+	for range maxRootDepth {
+		up, err := unix.Openat(cur, "..", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, &fs.PathError{Op: "open", Path: dir + "/..", Err: err}
+		}
+		unix.Close(cur)
+		cur = up
+		var pst unix.Stat_t
+		if err := unix.Fstat(cur, &pst); err != nil {
+			return 0, &fs.PathError{Op: "fstat", Path: dir + "/..", Err: err}
+		}
+		if pst.Uid != 0 {
+			return pst.Uid, nil
+		}
+		if pst.Dev == st.Dev && pst.Ino == st.Ino {
+			top = true // the root
 			break
 		}
-		p = filepath.Dir(p)
-		if err := unix.Lstat(p, &st); err != nil {
-			return 0, &fs.PathError{Op: "lstat", Path: p, Err: err}
-		}
-		if st.Uid != 0 {
-			return st.Uid, nil
-		}
+		st = pst
 	}
+	if !top {
+		return 0, fmt.Errorf("%s: more than %d directories above it", dir, maxRootDepth)
+	}
+	dir = filepath.Clean(dir)
 	if rest, ok := strings.CutPrefix(dir, "/run/user/"); ok {
 		uid, _, _ := strings.Cut(rest, "/")
 		if n, err := strconv.ParseUint(uid, 10, 32); err == nil {
@@ -316,6 +335,10 @@ func rootUser(fd int, dir string) (uint32, error) {
 	}
 	return 0, nil
 }
+
+// maxRootDepth bounds the walk up from a state root: deeper than a path
+// of PATH_MAX can name.
+const maxRootDepth = 2048
 
 // found is a container read from a state directory, with what its name
 // lookup needs: the bundle and the state file's owner.

@@ -664,3 +664,45 @@ func TestAliveStartTime(t *testing.T) {
 		})
 	}
 }
+
+// TestRootUserFromDirectory: the user a state root belongs to is found
+// walking up from the directory opened, not along its path's text: a
+// root-owned symlink on the way to a directory of a user's, and a
+// relative path (below a working directory of a user's), hid the user's
+// directory, and root's state there was believed as root's.
+func TestRootUserFromDirectory(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := t.TempDir()
+	users := filepath.Join(base, "u")
+	if err := os.MkdirAll(filepath.Join(users, "s", "rt"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(users, 4711, 4711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(users, "s"), filepath.Join(base, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(base, "r", "rt"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		open, name string
+		want       uint32
+	}{
+		{filepath.Join(users, "s", "rt"), filepath.Join(users, "s", "rt"), 4711},
+		{filepath.Join(base, "link", "rt"), filepath.Join(base, "link", "rt"), 4711},
+		{filepath.Join(users, "s", "rt"), "rt", 4711},
+		{filepath.Join(base, "r", "rt"), filepath.Join(base, "r", "rt"), 0},
+	} {
+		fd, err := unix.Open(tc.open, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := rootUser(fd, tc.name)
+		unix.Close(fd)
+		if err != nil || got != tc.want {
+			t.Errorf("rootUser of %s (named %q): %d, %v; want %d", tc.open, tc.name, got, err, tc.want)
+		}
+	}
+}
