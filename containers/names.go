@@ -113,17 +113,26 @@ type podmanStore struct {
 }
 
 // podmanStorePath returns the containers.json that names the podman
-// container id, whose bundle is STORAGE/overlay-containers/ID/userdata:
-// STORAGE/overlay-containers/containers.json (the list containers/storage
-// keeps, read without podman); "" when the bundle is not laid out so.
+// container id, whose bundle is STORAGE/DRIVER-containers/ID/userdata:
+// STORAGE/DRIVER-containers/containers.json (the list containers/storage
+// keeps, read without podman), DRIVER one of its graph drivers (overlay;
+// vfs, rootless podman's default where fuse-overlayfs is missing; btrfs,
+// zfs, devmapper, aufs); "" when the bundle is not laid out so.
 func podmanStorePath(bundle, id string) string {
 	bundle = filepath.Clean(bundle)
 	ctrDir := filepath.Dir(bundle)
 	store := filepath.Dir(ctrDir)
-	if !filepath.IsAbs(bundle) || filepath.Base(bundle) != "userdata" || filepath.Base(ctrDir) != id || filepath.Base(store) != "overlay-containers" {
+	if !filepath.IsAbs(bundle) || filepath.Base(bundle) != "userdata" || filepath.Base(ctrDir) != id || !podmanDrivers[filepath.Base(store)] {
 		return ""
 	}
 	return filepath.Join(store, "containers.json")
+}
+
+// podmanDrivers are the directories of containers/storage's graph
+// drivers that hold a containers.json.
+var podmanDrivers = map[string]bool{
+	"overlay-containers": true, "vfs-containers": true, "btrfs-containers": true,
+	"zfs-containers": true, "devmapper-containers": true, "aufs-containers": true,
 }
 
 // addPodmanNames gives the podman containers of one root (nil entries

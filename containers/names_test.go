@@ -53,6 +53,9 @@ func TestPodmanStoreName(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeOwned(t, filepath.Join(dir, "bad/overlay-containers/containers.json"), `{"id":"x"}`, 0)
+	// Rootless podman's storage without fuse-overlayfs: the vfs driver's
+	// (it had no name).
+	writeOwned(t, filepath.Join(dir, "vfs/vfs-containers/containers.json"), list, 1000)
 	bundle := func(store string) string { return filepath.Join(dir, store, "overlay-containers", id, "userdata") }
 	for _, tc := range []struct {
 		name, bundle, id string
@@ -62,6 +65,8 @@ func TestPodmanStoreName(t *testing.T) {
 		{"root's storage", bundle("root"), id, 0, "myweb"},
 		{"root's storage, rootless state", bundle("root"), id, 1000, "myweb"},
 		{"user's storage, user's state", bundle("user"), id, 1000, "myweb"},
+		{"vfs driver", filepath.Join(dir, "vfs/vfs-containers", id, "userdata"), id, 1000, "myweb"},
+		{"not a driver's", filepath.Join(dir, "vfs/x-containers", id, "userdata"), id, 1000, ""},
 		{"user's storage, another user's state", bundle("user"), id, 1001, ""},
 		{"user's storage, root's state", bundle("user"), id, 0, ""},
 		{"not the container's bundle", bundle("root"), "other", 0, ""},
