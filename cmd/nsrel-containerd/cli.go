@@ -249,6 +249,12 @@ func validListenAddress(addr string) bool {
 
 // serviceCmd runs watch or nri until SIGTERM or SIGINT.
 func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
+	// A stderr whose reader went away (a supervisor's log reader that
+	// died, a "| logger" that exited) fails the write (EPIPE), which
+	// the logger survives: Go's default for fd 1 and 2 killed the
+	// daemon at its next diagnostic (signal 13, no stop record; nri
+	// dropped by containerd, its containers started unchecked).
+	signal.Ignore(syscall.SIGPIPE)
 	prog := "nsrel-containerd " + name
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

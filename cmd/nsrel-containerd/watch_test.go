@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"os"
 	"os/exec"
@@ -246,6 +247,51 @@ func TestWatchMissingSocket(t *testing.T) {
 	default:
 	}
 	w.stop(t)
+}
+
+// TestWatchStderrReaderGone: watch's stderr is a pipe whose reader goes
+// away while it runs: it keeps running, and stops cleanly on SIGTERM with
+// its stop record. It died of SIGPIPE at its next diagnostic.
+func TestWatchStderrReaderGone(t *testing.T) {
+	bin := nstest.Tool(t, "nsrel-containerd")
+	cfgPath, cfg := ctrdtest.HookConfig(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "watch", "--config", cfgPath, "--address", filepath.Join(t.TempDir(), "none.sock"), "--log-level", "debug", "--metrics-address", "")
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	// The first line, then the reader goes: the retries at debug level
+	// write more.
+	if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	audittest.Wait(t, cfg.AuditLog, "the recorder's start", func(rs []*audit.Record) bool { return len(rs) > 0 })
+	select {
+	case err := <-done:
+		done <- err
+		t.Fatalf("watch exited (%v) once its stderr's reader was gone", err)
+	case <-time.After(2 * time.Second): // retries every 100 ms to 5 s: several writes meanwhile
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("watch after SIGTERM: %v; want exit 0", err)
+	}
+	done <- nil
+	recs := audittest.Records(t, cfg.AuditLog, "")
+	if last := recs[len(recs)-1]; last.Stage != recorder.StageRecorderStop {
+		t.Errorf("last record %s; want the recorder's stop", last.Stage)
+	}
 }
 
 // slowEntries is a stderr on which a logger's entries (lines with a

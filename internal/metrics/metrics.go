@@ -217,25 +217,28 @@ func Listen(addr string) (net.Listener, error) {
 // user on 127.0.0.1) could otherwise open connections until the daemon
 // has no file descriptor left to inspect a container with, or no
 // memory. A scraper needs one.
-const MaxConns = 16
+const MaxConns = 64
 
 // Serve answers scrapes of /metrics on ln until ctx is done; it closes
 // ln and returns nil then, or the error that stopped it earlier. It
 // holds at most [MaxConns] connections, and none longer than a scrape
-// needs: a request must come within 5 s (its headers) or 10 s (whole), a
-// response go out within 30 s, and an idle connection is closed after
-// 30 s.
+// needs: a request must come within 2 s (its headers) or 5 s (whole), a
+// response go out within 30 s, and a connection is closed once answered
+// (no keep-alive: one request and an idle connection held a slot for
+// 30 s, three times a scrape's default timeout, and MaxConns of them
+// kept every scrape out). A local user can still hold the slots with
+// connections that send nothing, 2 s at a time (docs/observability.md).
 func (m *Metrics) Serve(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
 	srv := &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
+		ReadHeaderTimeout: 2 * time.Second,
+		ReadTimeout:       5 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       30 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
+	srv.SetKeepAlivesEnabled(false)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(netutil.LimitListener(ln, MaxConns)) }()
 	select {
