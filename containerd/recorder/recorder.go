@@ -129,6 +129,12 @@ type Recorder struct {
 	// dropped counts pending records dropped since droppedSince.
 	dropped      int
 	droppedSince time.Time
+	// droppedStarts are the tasks whose start was dropped from pending
+	// (at most [MaxPending]), until a start of theirs is recorded or
+	// queued again, or their exit is dropped: such an exit is not kept
+	// apart (it has no start to end, and would end another of the
+	// container's). forget, which walks clear, cannot tell.
+	droppedStarts map[taskKey]bool
 	// droppedExits are the exits dropped from pending, oldest first, at
 	// most [MaxPending] (not counted in dropped): appended before the
 	// pending records, after the gap record if one is due, with the
@@ -1499,7 +1505,14 @@ func processStart(startTicks uint64) (time.Time, bool) {
 // the process is not inspected: the start is recorded without
 // namespaces, given's note saying why, and is not given up again
 // (unless the recorder stops).
-func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int, at time.Time, given *heldStart) (uint64, bool) {
+func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int, at time.Time, given *heldStart) (_ uint64, recorded bool) {
+	defer func() {
+		if recorded {
+			// Its start is in the log, or queued again: an exit of
+			// the task has a start to end.
+			delete(r.droppedStarts, taskKey{ns, id, pid})
+		}
+	}()
 	log := r.logger().WithFields(logrus.Fields{"namespace": ns, "container": id, "pid": pid})
 	if id == "" || pid <= 0 {
 		log.Warn("start event without container or pid")
@@ -1763,8 +1776,16 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 				r.forget = map[taskKey]bool{}
 			}
 			r.forget[k] = true
+			if len(r.droppedStarts) < MaxPending {
+				if r.droppedStarts == nil {
+					r.droppedStarts = map[taskKey]bool{}
+				}
+				r.droppedStarts[k] = true
+			}
 		}
-		if e := r.pending[0]; e.exit != nil && !r.forget[*e.exit] {
+		if e := r.pending[0]; e.exit != nil && r.droppedStarts[*e.exit] {
+			delete(r.droppedStarts, *e.exit)
+		} else if e.exit != nil {
 			// Its task ended and left the known tasks: no walk would
 			// look for it again, and its start stayed open in the log
 			// for good. Kept apart, a few words each, and written
