@@ -494,6 +494,13 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 	}
 	byKey := m.Namespaces
 	seen := make(map[containers.Key]bool)
+	// The top of the user namespaces seen: the caller's own (the initial
+	// one on the host; its own in a container, as `unshare -Ur lsuserns`).
+	var self discover.Key
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/user", &st) == nil {
+		self = discover.Key{Dev: st.Dev, Ino: st.Ino}
+	}
 	for _, c := range cs {
 		if c.PID <= 0 {
 			continue
@@ -518,7 +525,7 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 			// process in a user namespace of its own but in the
 			// host's PID namespace (unshare -U) put the user's
 			// container, named as it chose, on the host's.
-			at = slices.DeleteFunc(at, func(n *discover.Namespace) bool { return !usersNamespace(n, uid) })
+			at = slices.DeleteFunc(at, func(n *discover.Namespace) bool { return !usersNamespace(n, uid, self) })
 		}
 		if c.StartTime != 0 && len(at) > 0 {
 			// Read after the stats: the same start time then means the
@@ -537,16 +544,18 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 }
 
 // usersNamespace reports whether n is a namespace of user uid's: a user
-// namespace, or a namespace owned by one, whose chain reaches the
-// initial user namespace through a child of it that uid created.
-func usersNamespace(n *discover.Namespace, uid int64) bool {
+// namespace, or a namespace owned by one, whose chain reaches top (the
+// caller's own user namespace, the top of what the model sees) through a
+// child of it that uid created. A chain cut short (a parent that could
+// not be read) does not reach it.
+func usersNamespace(n *discover.Namespace, uid int64, top discover.Key) bool {
 	u := n
 	if n.Type != nsrel.TypeUser {
 		u = n.Owner
 	}
 	for i := 0; u != nil && i <= maxUserDepth; i, u = i+1, u.Parent {
 		if p := u.Parent; p != nil && p.Parent == nil {
-			return p.Ino == nsrel.InitialUserNSIno && u.OwnerUID == uid
+			return p.Dev == top.Dev && p.Ino == top.Ino && u.OwnerUID == uid
 		}
 	}
 	return false

@@ -942,3 +942,38 @@ func TestAnnotateUsersNamespacesOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestAnnotateUsersInUserNS: run inside a user namespace (unshare -Ur
+// lsuserns, a tool in an unprivileged container), where the model's
+// user namespaces end at the caller's own, a user's container in a user
+// namespace the user created below it is attached to its namespaces.
+// It was attached nowhere: the top had to be the host's initial one.
+func TestAnnotateUsersInUserNS(t *testing.T) {
+	const env = "NSREL_TEST_ANNOTATE_IN_USERNS"
+	if os.Getenv(env) == "" {
+		nstest.RequireRoot(t)
+		cmd := exec.Command(nstest.RequireCmd(t, "unshare"), "-Ur", os.Args[0], "-test.run=^TestAnnotateUsersInUserNS$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), env+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestAnnotateUsersInUserNS") {
+			t.Errorf("in a user namespace: %v\n%s", err, out)
+		}
+		return
+	}
+	p := nstest.Sleep(t, nil, "-Ur", "--pid", "--fork")
+	m, err := discover.Discover(discover.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lstool.Annotate(m, []discover.Container{{ID: "mine", Engine: "runc", Namespace: "uid=0", PID: p.Pid}})
+	for _, link := range []string{"user", "pid"} {
+		var st unix.Stat_t
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", p.Pid, link), &st); err != nil {
+			t.Fatal(err)
+		}
+		n := m.Namespaces[discover.Key{Dev: st.Dev, Ino: st.Ino}]
+		if n == nil || len(n.Containers) != 1 {
+			t.Errorf("the %s namespace of %d: %+v; want the container on it", link, p.Pid, n)
+		}
+	}
+}
