@@ -184,7 +184,20 @@ func (n *nameReads) addPodmanNames(fs []*found) {
 			n.skip(s.path, "not read in time")
 			return
 		}
-		if !n.take(s.owner, s.size) {
+		// Paid for by whose containers want it: root's storage that
+		// only users' containers name (a user's state may name any
+		// path) is theirs to pay, or a user could use up root's.
+		charge := s.owner
+		if charge == 0 {
+			charge = s.containers[0].owner
+			for _, f := range s.containers {
+				if f.owner == 0 {
+					charge = 0
+					break
+				}
+			}
+		}
+		if !n.take(charge, s.size) {
 			n.skip(s.path, fmt.Sprintf("not read, over the %d bytes of names a listing reads", MaxNamesRead))
 			continue
 		}

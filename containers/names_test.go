@@ -399,6 +399,31 @@ func TestPodmanNamesCap(t *testing.T) {
 	}
 }
 
+// TestPodmanNamesRootsStorageUsersPay: a user's containers whose
+// bundles name root's storages (a user's state may name any path) are
+// named within the user's budget, not root's: they used up root's, and
+// root's own container, read after, lost its name.
+func TestPodmanNamesRootsStorageUsersPay(t *testing.T) {
+	f := newFakePodman(t)
+	dir := t.TempDir()
+	const size = 15 << 20
+	store := func(id, name string, fileUID, stateUID int) {
+		s := filepath.Join(dir, id)
+		entry := fmt.Sprintf(`[{"id":%q,"names":[%q]}`, id, name)
+		writeOwned(t, filepath.Join(s, "overlay-containers/containers.json"), entry+strings.Repeat(" ", size-len(entry)-1)+"]", fileUID)
+		f.add(id, s, stateUID)
+	}
+	store("r1", "one", 0, 4242)
+	store("r2", "two", 0, 4242)
+	store("r3", "three", 0, 4242)
+	store("z-root", "rootweb", 0, 0)
+	got, err := f.list()
+	want := []discover.Container{f.want("r1", "one", 4242), f.want("r2", "two", 4242), f.want("r3", "", 4242), f.want("z-root", "rootweb", 0)}
+	if diff := cmp.Diff(Merge(want), Merge(got), ignoreStart); diff != "" {
+		t.Errorf("(-want +got), error %v:\n%s", err, diff)
+	}
+}
+
 // TestPodmanNamesDeadline: reading stops at the listing's deadline, in
 // the middle of a file, and a storage not read then is said.
 func TestPodmanNamesDeadline(t *testing.T) {

@@ -318,7 +318,15 @@ func rootUser(fd int, dir string) (uint32, error) {
 			return pst.Uid, nil
 		}
 		if pst.Dev == st.Dev && pst.Ino == st.Ino {
-			top = true // the root
+			// ".." is itself: the root, or a directory that claims to
+			// be (a FUSE file system a user serves can say so of any;
+			// a directory bind-mounted onto one below it): only the
+			// root ends the walk, the others fail it.
+			var rst unix.Stat_t
+			if err := unix.Stat("/", &rst); err != nil || rst.Dev != pst.Dev || rst.Ino != pst.Ino {
+				return 0, fmt.Errorf("%s: a directory above it is its own parent, and not the root", dir)
+			}
+			top = true
 			break
 		}
 		st = pst
@@ -623,7 +631,7 @@ func usersNamespace(ns *nsrel.Namespace, uid uint32) bool {
 // Container converts the state to a [discover.Container], telling the
 // managing engine where it can: containerd shims put bundles in
 // .../io.containerd.runtime.v2.task/NAMESPACE/ID; podman and CRI-O put
-// them in .../overlay-containers/ID/userdata, and podman marks its
+// them in .../DRIVER-containers/ID/userdata (see [podmanStorePath]), and podman marks its
 // containers with the annotation io.container.manager=libpod while CRI-O
 // sets io.kubernetes.cri-o.* ones. The name comes from the annotations
 // (see [vocab.ContainerName]): the Kubernetes pod and container (CRI-O,
@@ -638,7 +646,7 @@ func (st State) Container(runtime string) discover.Container {
 		c.Engine = EnginePodman
 	case st.Annotations["io.kubernetes.cri-o.ContainerType"] != "":
 		c.Engine = EngineCRIO
-	case n >= 3 && parts[n-1] == "userdata" && parts[n-2] == st.ID && parts[n-3] == "overlay-containers":
+	case n >= 3 && parts[n-1] == "userdata" && parts[n-2] == st.ID && podmanDrivers[parts[n-3]]:
 		c.Engine = EnginePodman
 	default:
 		if i := slices.Index(parts, "io.containerd.runtime.v2.task"); i >= 0 && i+2 < n && parts[i+2] == st.ID {

@@ -705,4 +705,21 @@ func TestRootUserFromDirectory(t *testing.T) {
 			t.Errorf("rootUser of %s (named %q): %d, %v; want %d", tc.open, tc.name, got, err, tc.want)
 		}
 	}
+	// A directory bind-mounted onto one below it is its own parent
+	// there: the walk stopped as at the root, and missed the user's
+	// directory above (a FUSE file system a user serves can claim as
+	// much of any directory). It fails now.
+	loop := filepath.Join(users, "s", "rt")
+	if err := unix.Mount(filepath.Join(users, "s"), loop, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(loop, unix.MNT_DETACH) })
+	fd, err := unix.Open(loop, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if got, err := rootUser(fd, loop); err == nil {
+		t.Errorf("rootUser of a directory that is its own parent: %d; want an error", got)
+	}
 }
