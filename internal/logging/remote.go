@@ -32,7 +32,13 @@ import (
 // wait; when the queue is full an entry is dropped, counted
 // ([Dropped]), and the next entry sent is preceded by one that says how
 // many were dropped. An entry that cannot be sent to syslog or journald
-// is written to stderr as text, after a line that says why. [Flush]
+// is written to stderr as text, and so is every entry for [CoolDown]
+// after that, without trying the target: a target that hangs would
+// cost each of them [syslog.Timeout]. The first entry after the
+// cool-down tries the target again. One line on stderr says when the
+// target starts failing (with the error), and one when an entry gets
+// through again (also sent to the target: how many entries went to
+// stderr meanwhile). [Flush]
 // waits for what is queued before the process exits, or before a line
 // written to the same stderr directly.
 func Service(t syslog.Target, app string, stderr io.Writer, level logrus.Level) *logrus.Logger {
@@ -43,15 +49,23 @@ func Service(t syslog.Target, app string, stderr io.Writer, level logrus.Level) 
 // service) or sent as they are logged (nsrel-hook, which exits at its
 // own deadline and must not leave entries behind).
 func service(t syslog.Target, app string, stderr io.Writer, level logrus.Level, async bool) *logrus.Logger {
+	l, _ := newService(t, app, stderr, level, async, time.Now, CoolDown)
+	return l
+}
+
+// newService is [service] with the clock that times the cool-down after
+// a failure, and its length; it also returns the sender (nil for the
+// hook's logger to stderr, which has none).
+func newService(t syslog.Target, app string, stderr io.Writer, level logrus.Level, async bool, now func() time.Time, coolDown time.Duration) (*logrus.Logger, *sender) {
 	l := Stderr(stderr, level)
 	if t.Kind == "stderr" && !async {
-		return l
+		return l, nil
 	}
 	fallback := Stderr(stderr, level)
 	l.Out = io.Discard
 	l.Formatter = nothing{}
 	host, _ := os.Hostname()
-	s := &sender{t: t, app: app, host: host, fallback: fallback, stderr: stderr}
+	s := &sender{t: t, app: app, host: host, fallback: fallback, stderr: stderr, now: now, coolDown: coolDown}
 	if async {
 		s.wake = make(chan struct{}, 1)
 		go s.run()
@@ -60,12 +74,17 @@ func service(t syslog.Target, app string, stderr io.Writer, level logrus.Level, 
 		senders.Unlock()
 	}
 	l.AddHook(s)
-	return l
+	return l, s
 }
 
 // QueueLen bounds the entries a [Service] logger keeps waiting for its
 // target.
 const QueueLen = 1024
+
+// CoolDown is how long a [Service] logger writes its entries straight
+// to stderr after its target failed one, before it tries the target
+// again with the next entry.
+const CoolDown = 15 * time.Second
 
 // nothing formats nothing: the hook sends the entry.
 type nothing struct{}
@@ -106,6 +125,22 @@ type sender struct {
 	// stderr at once. Guarded by mu.
 	spent  time.Duration
 	gaveUp bool
+
+	// now is the clock that times the cool-down after a failure of a
+	// queued sender, coolDown its length ([CoolDown]).
+	now      func() time.Time
+	coolDown time.Duration
+	// down is set from a failure of the target of a queued sender until
+	// an entry gets through again: until retry, entries go to stderr
+	// without trying the target; the first one after, tries it.
+	// downSince is when the failure began, onStderr how many entries
+	// went to stderr since. Only the goroutine uses them.
+	down      bool
+	retry     time.Time
+	downSince time.Time
+	onStderr  int64
+	// tries counts the times a queued sender tried its target.
+	tries atomic.Int64
 }
 
 // SyncBudget bounds how long a logger that sends as it logs (the hook's,
@@ -246,9 +281,37 @@ func (s *sender) send(q queued) {
 		s.stderr.Write(q.msg)
 		return
 	}
-	if err := syslog.Send(context.Background(), s.dest(), q.msg); err != nil {
-		s.fallback.WithError(err).WithField("target", s.t.String()).Error("cannot send diagnostics; the entry follows on stderr")
+	if s.down && s.now().Before(s.retry) {
 		s.toStderr(q)
+		s.onStderr++
+		return
+	}
+	s.tries.Add(1)
+	err := syslog.Send(context.Background(), s.dest(), q.msg)
+	switch {
+	case err != nil:
+		if !s.down {
+			s.down, s.downSince, s.onStderr = true, time.Now(), 0
+			s.fallback.WithError(err).Errorf("cannot send diagnostics to %s; they follow on stderr, and it is tried again every %v", s.t, s.coolDown)
+		}
+		s.retry = s.now().Add(s.coolDown)
+		s.toStderr(q)
+		s.onStderr++
+	case s.down:
+		// The line that says so goes to stderr, after the entries
+		// written there, and to the target, after this entry: what it
+		// did not get, and where that went.
+		s.down = false
+		note := &logrus.Entry{Logger: s.fallback, Time: time.Now(), Level: logrus.WarnLevel,
+			Data:    logrus.Fields{"on_stderr": s.onStderr, "since": s.downSince.UTC().Format(time.RFC3339Nano)},
+			Message: "diagnostics are sent to " + s.t.String() + " again; the entries it did not take went to stderr"}
+		s.fallback.WithFields(note.Data).WithTime(note.Time).Warn(note.Message)
+		s.mu.Lock()
+		if !s.flushing && len(s.inFlight) > 0 {
+			// Sent next, after q (inFlight[0], removed once sent).
+			s.inFlight = slices.Insert(s.inFlight, 1, s.format(note))
+		}
+		s.mu.Unlock()
 	}
 }
 

@@ -196,14 +196,18 @@ func TestFlushDropNoteInFlight(t *testing.T) {
 }
 
 // stuckService returns a Service logger whose target is a syslog server
-// over TCP that never accepts, and the buffer that is its stderr.
+// over TCP that never accepts, and the buffer that is its stderr. Its
+// cool-down is 0: every entry tries the target (as the first after each
+// CoolDown does), so that its sender is always waiting for the target,
+// which is what these tests are about.
 func stuckService(t *testing.T) (*logrus.Logger, *nstest.LockedBuffer) {
 	tg, err := syslog.ParseTarget("tcp://" + nstest.StuckListener(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stderr := new(nstest.LockedBuffer)
-	return Service(tg, "nsrel-containerd", stderr, logrus.InfoLevel), stderr
+	l, _ := newService(tg, "nsrel-containerd", stderr, logrus.InfoLevel, true, time.Now, 0)
+	return l, stderr
 }
 
 // TestSyncSenderBudget logs through the hook's logger (a log_file that
