@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,5 +297,74 @@ func waitIdle(t *testing.T, s *sender) {
 		if time.Now().After(deadline) {
 			t.Fatal("entries still queued after 30 s")
 		}
+	}
+}
+
+// TestQueueFullKeepsWarnings fills the queue of a Service logger with
+// info entries while its sender is held (its target, a TCP server that
+// accepts and never reads, failed the entry before, and its stderr takes
+// nothing: journald behind both). A warning or an error logged then
+// takes the place of the oldest info entry; an info entry is dropped
+// itself, and so is an error once only warnings and errors are queued.
+// The drops are counted by level, and noted before the entries that
+// follow once stderr takes them. The newest entry was dropped whatever
+// its level: an error behind a burst of info entries was lost.
+func TestQueueFullKeepsWarnings(t *testing.T) {
+	srv := newHungServer(t)
+	tg := syslog.Target{Kind: "syslog", Syslog: syslog.Dest{Network: "tcp", Address: srv.addr}}
+	var stderr nstest.StalledWriter
+	defer stderr.Release()
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l, s := newService(tg, "nsrel-containerd", &stderr, logrus.InfoLevel, true, clk.Now, CoolDown)
+	l.Warn("hold")
+	// Once the sender took it, it takes nothing more until stderr
+	// takes the entry, or the line that says why it was not sent.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		taken := len(s.queue) == 0 && len(s.inFlight) > 0
+		s.mu.Unlock()
+		if taken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sender did not take the first entry in 30 s")
+		}
+	}
+	var before [logrus.TraceLevel + 1]uint64
+	for _, lv := range logrus.AllLevels {
+		before[lv] = DroppedAt(lv)
+	}
+	for i := range QueueLen {
+		l.WithField("i", i).Info("routine")
+	}
+	l.Error("audit log append failed") // instead of i=0
+	l.Info("newest info")              // dropped
+	l.Warn("a warning")                // instead of i=1
+	for i := range QueueLen - 2 {      // instead of i=2...
+		l.WithField("w", i).Warn("busy") // ...and the rest
+	}
+	l.Error("one error too many") // dropped: nothing below warning is queued
+	want := map[logrus.Level]uint64{logrus.InfoLevel: QueueLen + 1, logrus.ErrorLevel: 1}
+	for _, lv := range logrus.AllLevels {
+		if got := DroppedAt(lv) - before[lv]; got != want[lv] {
+			t.Errorf("%d %s entries dropped, want %d", got, lv, want[lv])
+		}
+	}
+
+	stderr.Release()
+	waitIdle(t, s)
+	st := stderr.String()
+	note := regexp.MustCompile(`msg="diagnostics dropped: the queue to tcp://[^ ]* was full" dropped=([0-9]+)`).FindStringSubmatchIndex(st)
+	failed := strings.Index(st, `msg="audit log append failed"`)
+	switch {
+	case note == nil || st[note[2]:note[3]] != strconv.Itoa(QueueLen+2):
+		t.Errorf("no note of %d entries dropped:\n%.3000s", QueueLen+2, st)
+	case failed < 0 || failed < note[0] || !strings.Contains(st, `msg="a warning"`) || strings.Count(st, `msg=busy`) != QueueLen-2:
+		t.Errorf("the error, the warning or the %d others kept are not on stderr after the note:\n%.3000s", QueueLen-2, st)
+	case strings.Contains(st, "msg=routine") || strings.Contains(st, "newest info") || strings.Contains(st, "one error too many"):
+		t.Errorf("an entry dropped is on stderr:\n%.3000s", st)
+	}
+	if !strings.Contains(st, "msg=hold") || s.tries.Load() != 1 {
+		t.Errorf("%d tries (want 1), the held entry on stderr %v", s.tries.Load(), strings.Contains(st, "msg=hold"))
 	}
 }

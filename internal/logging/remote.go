@@ -29,16 +29,17 @@ import (
 // slow or unreachable syslog server, or a stderr nobody reads (a full
 // pipe, a stalled journald), cannot hold up a decision the service must
 // make within a deadline (the NRI plugin's). At most [QueueLen] entries
-// wait; when the queue is full an entry is dropped, counted
-// ([Dropped]), and the next entry sent is preceded by one that says how
-// many were dropped. An entry that cannot be sent to syslog or journald
-// is written to stderr as text, and so is every entry for [CoolDown]
-// after that, without trying the target: a target that hangs would
-// cost each of them [syslog.Timeout]. The first entry after the
-// cool-down tries the target again. One line on stderr says when the
-// target starts failing (with the error), and one when an entry gets
-// through again (also sent to the target: how many entries went to
-// stderr meanwhile). [Flush]
+// wait; when the queue is full a warning or an error takes the place of
+// the oldest info or debug entry queued, and otherwise the new entry is
+// dropped: a dropped entry is counted ([Dropped], [DroppedAt]), and the
+// next entry sent is preceded by one that says how many were dropped.
+// An entry that cannot be sent to syslog or journald is written to
+// stderr as text, and so is every entry for [CoolDown] after that,
+// without trying the target: a target that hangs would cost each of
+// them [syslog.Timeout]. The first entry after the cool-down tries the
+// target again. One line on stderr says when the target starts failing
+// (with the error), and one when an entry gets through again (also sent
+// to the target: how many entries went to stderr meanwhile). [Flush]
 // waits for what is queued before the process exits, or before a line
 // written to the same stderr directly.
 func Service(t syslog.Target, app string, stderr io.Writer, level logrus.Level) *logrus.Logger {
@@ -180,16 +181,35 @@ func (s *sender) enqueue(q queued) {
 		s.toStderr(q)
 		return
 	case len(s.queue) >= QueueLen:
-		s.mu.Unlock()
-		s.dropped.Add(1)
-		dropped.Add(1)
-		return
+		// A warning or an error takes the place of the oldest info or
+		// debug entry; without one, or for an entry of those levels
+		// itself, the new entry is dropped.
+		i := -1
+		if q.level <= logrus.WarnLevel {
+			i = slices.IndexFunc(s.queue, func(o queued) bool { return o.level >= logrus.InfoLevel })
+		}
+		if i < 0 {
+			s.mu.Unlock()
+			s.drop(q.level)
+			return
+		}
+		lost := s.queue[i].level
+		s.queue = slices.Delete(s.queue, i, i+1)
+		s.drop(lost)
 	}
 	s.queue = append(s.queue, q)
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// drop counts an entry at level l dropped.
+func (s *sender) drop(l logrus.Level) {
+	s.dropped.Add(1)
+	if int(l) < len(dropped) {
+		dropped[l].Add(1)
 	}
 }
 
@@ -454,13 +474,27 @@ var senders struct {
 	all []*sender
 }
 
-// dropped counts the entries every [Service] logger dropped.
-var dropped atomic.Uint64
+// dropped counts the entries every [Service] logger dropped, by level.
+var dropped [logrus.TraceLevel + 1]atomic.Uint64
 
 // Dropped returns how many diagnostics entries [Service] loggers dropped
 // because their queue was full (the target was slower than the entries
 // came), since the process started.
-func Dropped() uint64 { return dropped.Load() }
+func Dropped() uint64 {
+	var n uint64
+	for i := range dropped {
+		n += dropped[i].Load()
+	}
+	return n
+}
+
+// DroppedAt is [Dropped] for the entries at level l.
+func DroppedAt(l logrus.Level) uint64 {
+	if int(l) >= len(dropped) {
+		return 0
+	}
+	return dropped[l].Load()
+}
 
 // Flush waits until every [Service] logger has sent what it had queued,
 // at most d; an entry still queued or being sent to syslog or journald

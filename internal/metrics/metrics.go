@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/net/netutil"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -93,17 +94,23 @@ func newAt(service string, now func() time.Time) *Metrics {
 			Help:        "Seconds since a checkpoint last reached a destination of the kind dest (file, unix, tcp); NaN while none did."},
 			func() float64 { return m.shippedAge(k) }))
 	}
-	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "nsrel_diagnostics_dropped_total", ConstLabels: c,
-		Help: "Diagnostics entries dropped because the queue to the --log-to target was full."}, func() float64 { return float64(logging.Dropped()) })
+	var dropped []prometheus.Collector
+	for _, l := range logrus.AllLevels {
+		dropped = append(dropped, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "nsrel_diagnostics_dropped_total",
+			ConstLabels: prometheus.Labels{"service": service, "level": l.String()},
+			Help:        "Diagnostics entries dropped because the queue to the --log-to target was full, by the entry's level (panic, fatal, error, warning, info, debug, trace)."},
+			func() float64 { return float64(logging.DroppedAt(l)) }))
+	}
 	for _, k := range []string{ErrAuditAppend, ErrAuditWarning, ErrRecord, ErrContainerd} {
 		m.errs.WithLabelValues(k) // every kind exists from the start, at 0
 	}
 	for _, v := range []string{audit.VerdictAllow, audit.VerdictDeny} {
 		m.verdicts.WithLabelValues(v)
 	}
-	m.reg.MustRegister(m.records, m.verdicts, m.violations, m.errs, m.unhooked, m.appendDur, m.shipped, m.shipFailed, dropped,
+	m.reg.MustRegister(m.records, m.verdicts, m.violations, m.errs, m.unhooked, m.appendDur, m.shipped, m.shipFailed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(ages...)
+	m.reg.MustRegister(dropped...)
 	return m
 }
 

@@ -143,7 +143,9 @@ func TestMetricsFromAudit(t *testing.T) {
 		`nsrel_checkpoint_last_shipped_age_seconds{dest="file",service="watch"} 90`,
 		`nsrel_checkpoint_last_shipped_age_seconds{dest="unix",service="watch"} 90`,
 		`nsrel_checkpoint_last_shipped_age_seconds{dest="tcp",service="watch"} NaN`,
-		`nsrel_diagnostics_dropped_total{service="watch"} 0`)
+		`nsrel_diagnostics_dropped_total{level="error",service="watch"} 0`,
+		`nsrel_diagnostics_dropped_total{level="warning",service="watch"} 0`,
+		`nsrel_diagnostics_dropped_total{level="info",service="watch"} 0`)
 }
 
 // TestInstrumentKeepsCallbacks checks that the callbacks an Options had
