@@ -162,47 +162,55 @@ func TestDroppedExitsKept(t *testing.T) {
 	}
 }
 
-// TestDroppedExitOfDroppedStart: an exit dropped after its task's start
-// was dropped (both waiting for the log) is not kept apart: it has no
-// start to end, and its search would end another start of the container
-// (one without namespaces matches any task's). It counts as dropped;
-// also when a walk ran between the two drops (walks clear forget, which
-// told it first). A start recorded again (a walk that found the task
-// running) makes its exit one to keep again.
+// TestDroppedExitOfDroppedStart: an exit queued behind its task's start,
+// which is then dropped (both waiting for the log), is neither kept
+// apart when dropped in turn nor written from the queue: it has no start
+// to end, and its search would end another start of the container (one
+// without namespaces matches any task's). A walk between the drops
+// (walks clear forget, which first told it) changes nothing.
 func TestDroppedExitOfDroppedStart(t *testing.T) {
 	filler := func() pendingRecord {
 		return pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}
 	}
+	start := func(k taskKey) pendingRecord {
+		return pendingRecord{start: &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: k.ns, ContainerID: k.id}, pid: k.pid, startTime: 79}
+	}
 	r := &Recorder{seeded: true}
 	k := taskKey{"k8s.io", "gone", 4444}
-	r.keep(pendingRecord{start: &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: k.ns, ContainerID: k.id}, pid: k.pid, startTime: 79}, errors.New("not writable"))
+	r.keep(start(k), errors.New("not writable"))
+	r.keep(pendingRecord{exit: &k, startTime: 79}, nil)
+	for range MaxPending - 2 {
+		r.keep(filler(), nil)
+	}
+	r.keep(filler(), nil) // drops the start
+	r.forget = nil        // as a walk does
+	for range MaxPending {
+		r.keep(filler(), nil)
+	}
+	if len(r.droppedExits) != 0 {
+		t.Errorf("exits kept apart %+v; want none (its start was dropped)", r.droppedExits)
+	}
+
+	// Not dropped: written from the queue, it ended the open start
+	// without namespaces of another task of the container.
+	path, log := tempLog(t)
+	ctx := context.Background()
+	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "ctr", Error: "not inspected"}); err != nil {
+		t.Fatal(err)
+	}
+	r = &Recorder{Log: log, seeded: true}
+	k2 := taskKey{"k8s.io", "ctr", 2222}
+	r.keep(start(k2), errors.New("not writable"))
+	r.keep(pendingRecord{exit: &k2, startTime: 79}, nil)
 	for range MaxPending - 1 {
-		r.keep(filler(), nil)
+		r.keep(filler(), nil) // the last drops the start
 	}
-	r.keep(pendingRecord{exit: &k, startTime: 79}, nil) // drops the start
-	r.forget = nil                                       // as a walk does
-	for range MaxPending {
-		r.keep(filler(), nil)
+	if r.pending[0].exit == nil || !r.pending[0].noStart {
+		t.Fatalf("first queued %+v; want the exit, marked without start", r.pending[0])
 	}
-	if r.dropped != 1+MaxPending || len(r.droppedExits) != 0 || r.droppedStarts[k] {
-		t.Errorf("%d dropped, %d exits kept apart; want the start, the fillers before the exit and the exit dropped (%d), none kept", r.dropped, len(r.droppedExits), 1+MaxPending)
-	}
-	// Its start dropped, then recorded again: its exit is kept.
-	k2 := taskKey{"k8s.io", "runs-on", 4445}
-	r.keep(pendingRecord{start: &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: k2.ns, ContainerID: k2.id}, pid: k2.pid, startTime: 80}, nil)
-	for range MaxPending {
-		r.keep(filler(), nil)
-	}
-	if !r.droppedStarts[k2] {
-		t.Fatalf("the start of %v not among those dropped", k2)
-	}
-	delete(r.droppedStarts, k2) // what recordStart does once it is recorded again
-	r.keep(pendingRecord{exit: &k2, startTime: 80}, nil)
-	for range MaxPending {
-		r.keep(filler(), nil)
-	}
-	if len(r.droppedExits) != 1 || r.droppedExits[0].k != k2 {
-		t.Errorf("exits kept apart %+v; want that of %v", r.droppedExits, k2)
+	r.retryPending(ctx)
+	if ends := exitsOf(t, path, "ctr"); len(ends) != 0 || len(r.pending) != 0 {
+		t.Errorf("exits of ctr end starts %v, %d records waiting; want none written, all done", ends, len(r.pending))
 	}
 }
 

@@ -129,12 +129,6 @@ type Recorder struct {
 	// dropped counts pending records dropped since droppedSince.
 	dropped      int
 	droppedSince time.Time
-	// droppedStarts are the tasks whose start was dropped from pending
-	// (at most [MaxPending]), until a start of theirs is recorded or
-	// queued again, or their exit is dropped: such an exit is not kept
-	// apart (it has no start to end, and would end another of the
-	// container's). forget, which walks clear, cannot tell.
-	droppedStarts map[taskKey]bool
 	// droppedExits are the exits dropped from pending, oldest first, at
 	// most [MaxPending] (not counted in dropped): appended before the
 	// pending records, after the gap record if one is due, with the
@@ -266,6 +260,9 @@ type pendingRecord struct {
 	// time and late are an exit's record time (when the recorder
 	// learnt of it) and the note that says it was written late.
 	time, late string
+	// noStart marks an exit whose task's start was dropped before it
+	// was written: it is not written, nor kept apart when dropped.
+	noStart bool
 }
 
 // Run records until ctx is done; it returns ctx's error, or one that
@@ -1505,14 +1502,7 @@ func processStart(startTicks uint64) (time.Time, bool) {
 // the process is not inspected: the start is recorded without
 // namespaces, given's note saying why, and is not given up again
 // (unless the recorder stops).
-func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int, at time.Time, given *heldStart) (_ uint64, recorded bool) {
-	defer func() {
-		if recorded {
-			// Its start is in the log, or queued again: an exit of
-			// the task has a start to end.
-			delete(r.droppedStarts, taskKey{ns, id, pid})
-		}
-	}()
+func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int, at time.Time, given *heldStart) (uint64, bool) {
 	log := r.logger().WithFields(logrus.Fields{"namespace": ns, "container": id, "pid": pid})
 	if id == "" || pid <= 0 {
 		log.Warn("start event without container or pid")
@@ -1776,16 +1766,17 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 				r.forget = map[taskKey]bool{}
 			}
 			r.forget[k] = true
-			if len(r.droppedStarts) < MaxPending {
-				if r.droppedStarts == nil {
-					r.droppedStarts = map[taskKey]bool{}
+			// Its exits queued behind it have no start to end now:
+			// written or kept apart, their search would end another
+			// start of the container (one without namespaces matches
+			// any task's).
+			for i := range r.pending[1:] {
+				if e := r.pending[1+i].exit; e != nil && *e == k {
+					r.pending[1+i].noStart = true
 				}
-				r.droppedStarts[k] = true
 			}
 		}
-		if e := r.pending[0]; e.exit != nil && r.droppedStarts[*e.exit] {
-			delete(r.droppedStarts, *e.exit)
-		} else if e.exit != nil {
+		if e := r.pending[0]; e.exit != nil && !e.noStart {
 			// Its task ended and left the known tasks: no walk would
 			// look for it again, and its start stayed open in the log
 			// for good. Kept apart, a few words each, and written
@@ -1854,6 +1845,8 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		switch {
 		case p.other != nil:
 			err = r.Log.Append(ctx, p.other)
+		case p.exit != nil && p.noStart:
+			log.WithFields(logrus.Fields{"namespace": p.exit.ns, "container": p.exit.id, "pid": p.exit.pid}).Debug("exit not recorded: its start was dropped (the gap record counts it)")
 		case p.exit != nil:
 			_, err = r.appendExit(ctx, *p.exit, p.startTime, p.time, p.late)
 		default:
