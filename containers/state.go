@@ -286,9 +286,9 @@ type stateRoot struct {
 // below a directory of its own), else N for a root below /run/user/N
 // (a user's runtime directory); 0 (root's) when there is none.
 func rootUser(fd int, dir string) (uint32, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return 0, &fs.PathError{Op: "fstat", Path: dir, Err: err}
+	st, err := dirStat(fd, dir)
+	if err != nil {
+		return 0, err
 	}
 	if st.Uid != 0 {
 		return st.Uid, nil
@@ -296,7 +296,12 @@ func rootUser(fd int, dir string) (uint32, error) {
 	// Up from the directory opened, not along the path's text: a
 	// symlink on the way (to a directory of a user's) or a relative
 	// root (below a user's working directory) hid the user's
-	// directories from a walk of the text. ".." of the root is itself.
+	// directories from a walk of the text. ".." of the top is itself,
+	// in the same mount: the caller's root, or the root mount of
+	// another mount namespace (a root reached through /proc/PID/root).
+	// In another mount, it is a directory bind-mounted onto one below
+	// it: the walk goes on above (it stopped there, as at the top, and
+	// missed a user's directory above).
 	cur, err := unix.Dup(fd)
 	if err != nil {
 		return 0, &fs.PathError{Op: "dup", Path: dir, Err: err}
@@ -310,22 +315,14 @@ func rootUser(fd int, dir string) (uint32, error) {
 		}
 		unix.Close(cur)
 		cur = up
-		var pst unix.Stat_t
-		if err := unix.Fstat(cur, &pst); err != nil {
-			return 0, &fs.PathError{Op: "fstat", Path: dir + "/..", Err: err}
+		pst, err := dirStat(cur, dir+"/..")
+		if err != nil {
+			return 0, err
 		}
 		if pst.Uid != 0 {
 			return pst.Uid, nil
 		}
-		if pst.Dev == st.Dev && pst.Ino == st.Ino {
-			// ".." is itself: the root, or a directory that claims to
-			// be (a FUSE file system a user serves can say so of any;
-			// a directory bind-mounted onto one below it): only the
-			// root ends the walk, the others fail it.
-			var rst unix.Stat_t
-			if err := unix.Stat("/", &rst); err != nil || rst.Dev != pst.Dev || rst.Ino != pst.Ino {
-				return 0, fmt.Errorf("%s: a directory above it is its own parent, and not the root", dir)
-			}
+		if pst.Dev_major == st.Dev_major && pst.Dev_minor == st.Dev_minor && pst.Ino == st.Ino && pst.Mnt_id == st.Mnt_id {
 			top = true
 			break
 		}
@@ -342,6 +339,16 @@ func rootUser(fd int, dir string) (uint32, error) {
 		}
 	}
 	return 0, nil
+}
+
+// dirStat returns the owner, device, inode and mount ID of the directory
+// open at fd (STATX_MNT_ID: Linux 5.8).
+func dirStat(fd int, name string) (unix.Statx_t, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_UID|unix.STATX_INO|unix.STATX_MNT_ID, &st); err != nil {
+		return st, &fs.PathError{Op: "statx", Path: name, Err: err}
+	}
+	return st, nil
 }
 
 // maxRootDepth bounds the walk up from a state root: deeper than a path

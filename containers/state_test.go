@@ -706,9 +706,8 @@ func TestRootUserFromDirectory(t *testing.T) {
 		}
 	}
 	// A directory bind-mounted onto one below it is its own parent
-	// there: the walk stopped as at the root, and missed the user's
-	// directory above (a FUSE file system a user serves can claim as
-	// much of any directory). It fails now.
+	// there, in another mount: the walk stopped as at the root, and
+	// missed the user's directory above. It goes on above now.
 	loop := filepath.Join(users, "s", "rt")
 	if err := unix.Mount(filepath.Join(users, "s"), loop, "", unix.MS_BIND, ""); err != nil {
 		t.Fatal(err)
@@ -719,7 +718,18 @@ func TestRootUserFromDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	if got, err := rootUser(fd, loop); err == nil {
-		t.Errorf("rootUser of a directory that is its own parent: %d; want an error", got)
+	if got, err := rootUser(fd, loop); err != nil || got != 4711 {
+		t.Errorf("rootUser of a directory bind-mounted below itself: %d, %v; want 4711, the user's directory above", got, err)
+	}
+	// A root in another mount namespace, reached through /proc/PID/root:
+	// the top of that namespace ends the walk (a root of root's).
+	other := nstest.Sleep(t, nil, "--mount", "--propagation", "private")
+	fd2, err := unix.Open(fmt.Sprintf("/proc/%d/root%s", other.Pid, filepath.Join(base, "r", "rt")), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd2)
+	if got, err := rootUser(fd2, "/proc/N/root/r/rt"); err != nil || got != 0 {
+		t.Errorf("rootUser through /proc/PID/root: %d, %v; want 0 (root's)", got, err)
 	}
 }
