@@ -255,6 +255,9 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	// daemon at its next diagnostic (signal 13, no stop record; nri
 	// dropped by containerd, its containers started unchecked).
 	signal.Ignore(syscall.SIGPIPE)
+	// Not for good: an ignored signal is inherited across exec, and
+	// tests run services in their own process.
+	defer signal.Reset(syscall.SIGPIPE)
 	prog := "nsrel-containerd " + name
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
