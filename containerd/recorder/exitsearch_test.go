@@ -163,11 +163,13 @@ func TestDroppedExitsKept(t *testing.T) {
 }
 
 // TestDroppedExitOfDroppedStart: an exit queued behind its task's start,
-// which is then dropped (both waiting for the log), is neither kept
-// apart when dropped in turn nor written from the queue: it has no start
-// to end, and its search would end another start of the container (one
-// without namespaces matches any task's). A walk between the drops
-// (walks clear forget, which first told it) changes nothing.
+// which is then dropped (both waiting for the log), ends only a start of
+// its own process, written from the queue or kept apart when dropped in
+// turn: its search ended another task's start without namespaces (which
+// matches any task's). The dropped start may have been one in the log
+// already, the NRI plugin's, whose end is the recorder's exit: that one
+// it ends (an earlier fix wrote no such exit at all). A walk between the
+// drops (walks clear forget) changes nothing.
 func TestDroppedExitOfDroppedStart(t *testing.T) {
 	filler := func() pendingRecord {
 		return pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}
@@ -175,42 +177,51 @@ func TestDroppedExitOfDroppedStart(t *testing.T) {
 	start := func(k taskKey) pendingRecord {
 		return pendingRecord{start: &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: k.ns, ContainerID: k.id}, pid: k.pid, startTime: 79}
 	}
-	r := &Recorder{seeded: true}
-	k := taskKey{"k8s.io", "gone", 4444}
-	r.keep(start(k), errors.New("not writable"))
-	r.keep(pendingRecord{exit: &k, startTime: 79}, nil)
-	for range MaxPending - 2 {
-		r.keep(filler(), nil)
+	path, log := tempLog(t)
+	ctx := context.Background()
+	for _, rec := range []*audit.Record{
+		// Another task of ctr, recorded without namespaces.
+		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "ctr", Error: "not inspected"},
+		// The NRI plugin's start of sandbox's task.
+		{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "sandbox", Ancestry: &audit.Ancestry{PID: 3333, StartTime: 79}},
+	} {
+		if err := log.Append(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
 	}
-	r.keep(filler(), nil) // drops the start
-	r.forget = nil        // as a walk does
+	r := &Recorder{Log: log, seeded: true}
+	ctr, sandbox, gone := taskKey{"k8s.io", "ctr", 2222}, taskKey{"k8s.io", "sandbox", 3333}, taskKey{"k8s.io", "gone", 4444}
+	r.keep(start(ctr), errors.New("not writable"))
+	r.keep(start(sandbox), nil)
+	r.keep(pendingRecord{exit: &ctr, startTime: 79}, nil)
+	r.keep(pendingRecord{exit: &sandbox, startTime: 79}, nil)
+	for range MaxPending - 2 {
+		r.keep(filler(), nil) // the last two drop both starts
+	}
+	if !r.pending[0].noStart || !r.pending[1].noStart {
+		t.Fatalf("first queued %+v, %+v; want both exits, marked", r.pending[0], r.pending[1])
+	}
+	// gone's exit dropped too, after a walk: kept apart, marked.
+	r.keep(start(gone), nil)
+	r.keep(pendingRecord{exit: &gone, startTime: 79}, nil)
+	r.keep(filler(), nil)
+	r.keep(filler(), nil)
+	r.forget = nil // as a walk does
 	for range MaxPending {
 		r.keep(filler(), nil)
 	}
-	if len(r.droppedExits) != 0 {
-		t.Errorf("exits kept apart %+v; want none (its start was dropped)", r.droppedExits)
-	}
-
-	// Not dropped: written from the queue, it ended the open start
-	// without namespaces of another task of the container.
-	path, log := tempLog(t)
-	ctx := context.Background()
-	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "ctr", Error: "not inspected"}); err != nil {
-		t.Fatal(err)
-	}
-	r = &Recorder{Log: log, seeded: true}
-	k2 := taskKey{"k8s.io", "ctr", 2222}
-	r.keep(start(k2), errors.New("not writable"))
-	r.keep(pendingRecord{exit: &k2, startTime: 79}, nil)
-	for range MaxPending - 1 {
-		r.keep(filler(), nil) // the last drops the start
-	}
-	if r.pending[0].exit == nil || !r.pending[0].noStart {
-		t.Fatalf("first queued %+v; want the exit, marked without start", r.pending[0])
+	if len(r.droppedExits) != 3 || !r.droppedExits[2].noStart {
+		t.Fatalf("exits kept apart %+v; want ctr's, sandbox's and gone's, gone's marked", r.droppedExits)
 	}
 	r.retryPending(ctx)
-	if ends := exitsOf(t, path, "ctr"); len(ends) != 0 || len(r.pending) != 0 {
-		t.Errorf("exits of ctr end starts %v, %d records waiting; want none written, all done", ends, len(r.pending))
+	if ends := exitsOf(t, path, "ctr"); len(ends) != 0 {
+		t.Errorf("exits of ctr end starts %v; want none (its own start was never written)", ends)
+	}
+	if ends := exitsOf(t, path, "sandbox"); len(ends) != 1 || ends[0] != 2 {
+		t.Errorf("exits of sandbox end starts %v; want [2], the NRI plugin's start", ends)
+	}
+	if len(r.pending) != 0 || len(r.droppedExits) != 0 {
+		t.Errorf("%d records waiting, %d exits kept; want all done", len(r.pending), len(r.droppedExits))
 	}
 }
 

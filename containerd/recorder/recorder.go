@@ -248,6 +248,7 @@ type droppedExit struct {
 	k          taskKey
 	startTime  uint64
 	time, late string
+	noStart    bool // see [pendingRecord]
 }
 
 type pendingRecord struct {
@@ -261,7 +262,11 @@ type pendingRecord struct {
 	// learnt of it) and the note that says it was written late.
 	time, late string
 	// noStart marks an exit whose task's start was dropped before it
-	// was written: it is not written, nor kept apart when dropped.
+	// was written: it ends only a start of the task's own process
+	// (strict: not the recorder's last start without namespaces of the
+	// container, which may be another task's); the dropped start may
+	// have been one in the log already (the NRI plugin's, whose end is
+	// the recorder's exit).
 	noStart bool
 }
 
@@ -1766,23 +1771,20 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 				r.forget = map[taskKey]bool{}
 			}
 			r.forget[k] = true
-			// Its exits queued behind it have no start to end now:
-			// written or kept apart, their search would end another
-			// start of the container (one without namespaces matches
-			// any task's).
+			// Its exits queued behind it may have no start to end
+			// now: they end only a start of their own process (one
+			// without namespaces matched any task's).
 			for i := range r.pending[1:] {
 				if e := r.pending[1+i].exit; e != nil && *e == k {
 					r.pending[1+i].noStart = true
 				}
 			}
 		}
-		if e := r.pending[0]; e.exit != nil && !e.noStart {
+		if e := r.pending[0]; e.exit != nil {
 			// Its task ended and left the known tasks: no walk would
 			// look for it again, and its start stayed open in the log
 			// for good. Kept apart, a few words each, and written
-			// first, as in the queue: not lost, not counted. (Not one
-			// whose start was dropped before it: it has no start to
-			// end, and would end another of the container's.)
+			// first, as in the queue: not lost, not counted.
 			dropped = 0
 			if len(r.droppedExits) >= MaxPending {
 				// As a last resort, the first walk once the log takes
@@ -1794,7 +1796,7 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 				r.seeded = false
 				dropped = 1
 			}
-			r.droppedExits = append(r.droppedExits, droppedExit{*e.exit, e.startTime, e.time, e.late})
+			r.droppedExits = append(r.droppedExits, droppedExit{*e.exit, e.startTime, e.time, e.late, e.noStart})
 		}
 		if r.dropped == 0 && dropped > 0 {
 			r.droppedSince = time.Now()
@@ -1831,7 +1833,7 @@ func (r *Recorder) retryPending(ctx context.Context) {
 	}
 	for len(r.droppedExits) > 0 {
 		d := r.droppedExits[0]
-		if _, err := r.appendExit(ctx, d.k, d.startTime, d.time, d.late); err != nil {
+		if _, err := r.appendExit(ctx, d.k, d.startTime, d.time, d.late, d.noStart); err != nil {
 			log.WithError(err).WithField("dropped exits", len(r.droppedExits)).Error("audit log still not writable")
 			r.failing = true
 			return
@@ -1845,10 +1847,8 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		switch {
 		case p.other != nil:
 			err = r.Log.Append(ctx, p.other)
-		case p.exit != nil && p.noStart:
-			log.WithFields(logrus.Fields{"namespace": p.exit.ns, "container": p.exit.id, "pid": p.exit.pid}).Debug("exit not recorded: its start was dropped (the gap record counts it)")
 		case p.exit != nil:
-			_, err = r.appendExit(ctx, *p.exit, p.startTime, p.time, p.late)
+			_, err = r.appendExit(ctx, *p.exit, p.startTime, p.time, p.late, p.noStart)
 		default:
 			_, err = r.appendStart(ctx, p.start, p.pid, p.startTime, p.byID)
 		}
@@ -1872,7 +1872,7 @@ func (r *Recorder) recordExit(ctx context.Context, k taskKey, startTime uint64) 
 		r.keep(pendingRecord{exit: &k, startTime: startTime}, nil)
 		return
 	}
-	got, err := r.appendExit(ctx, k, startTime, "", "")
+	got, err := r.appendExit(ctx, k, startTime, "", "", false)
 	switch {
 	case err != nil:
 		log.WithError(err).Error("audit log append failed; will retry")
@@ -1894,7 +1894,12 @@ func (r *Recorder) recordExit(ctx context.Context, k taskKey, startTime uint64) 
 // ([audit.AppendAfterSearch]): the start of a container that ran for
 // weeks is in a rotated file, tens of MiB back, and every other writer
 // (a container start waiting for its record) waited that long.
-func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, at, late string) (*audit.Record, error) {
+//
+// With strict (an exit whose queued start was dropped), only a start of
+// the task's own process ends: with namespaces, its PID and start time
+// known and the same; not the recorder's last start without namespaces
+// of the container, which may be another task's.
+func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, at, late string, strict bool) (*audit.Record, error) {
 	type found struct {
 		start  *audit.Record
 		exited bool
@@ -1917,7 +1922,7 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		start, err := s.Last(k.id, func(rec *audit.Record) bool {
 			switch {
 			case rec.Namespace == "" && rec.Source != audit.SourceContainerdEvents:
-				return audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.PID == k.pid && (startTime == 0 || rec.StartTime == startTime)
+				return audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.PID == k.pid && (startTime == 0 && !strict || startTime != 0 && rec.StartTime == startTime)
 			case rec.Namespace != k.ns:
 				return false
 			case rec.Stage == audit.StageExit:
@@ -1928,7 +1933,9 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 			case !audit.IsStart(rec.Stage):
 				return false
 			case rec.Ancestry == nil:
-				return rec.Source == audit.SourceContainerdEvents
+				return rec.Source == audit.SourceContainerdEvents && !strict
+			case strict:
+				return rec.PID == k.pid && startTime != 0 && rec.StartTime == startTime
 			}
 			return rec.PID == k.pid && (startTime == 0 || rec.StartTime == 0 || rec.StartTime == startTime)
 		})
