@@ -323,6 +323,13 @@ func rootUser(fd int, dir string) (uint32, error) {
 			return pst.Uid, nil
 		}
 		if pst.Dev_major == st.Dev_major && pst.Dev_minor == st.Dev_minor && pst.Ino == st.Ino && pst.Mnt_id == st.Mnt_id {
+			// The top only when the kernel says it is a mount's root
+			// (a file system, FUSE a user serves among them, picks the
+			// inode numbers it reports, not that), or it is the
+			// caller's "/" (a chroot's, not a mount's root).
+			if pst.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 && !isSlash(pst) {
+				return 0, fmt.Errorf("%s: a directory above it is its own parent, and no mount's root", dir)
+			}
 			top = true
 			break
 		}
@@ -342,13 +349,27 @@ func rootUser(fd int, dir string) (uint32, error) {
 }
 
 // dirStat returns the owner, device, inode and mount ID of the directory
-// open at fd (STATX_MNT_ID: Linux 5.8).
+// open at fd, and whether it is a mount's root (STATX_MNT_ID,
+// STATX_ATTR_MOUNT_ROOT: Linux 5.8; an older kernel's answer, without
+// them, is an error rather than every directory in one mount).
 func dirStat(fd int, name string) (unix.Statx_t, error) {
 	var st unix.Statx_t
 	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_UID|unix.STATX_INO|unix.STATX_MNT_ID, &st); err != nil {
 		return st, &fs.PathError{Op: "statx", Path: name, Err: err}
 	}
+	if st.Mask&unix.STATX_MNT_ID == 0 || st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return st, fmt.Errorf("%s: the kernel gives no mount ID (Linux 5.8 or later)", name)
+	}
 	return st, nil
+}
+
+// isSlash reports whether st is the caller's "/".
+func isSlash(st unix.Statx_t) bool {
+	var rst unix.Statx_t
+	if unix.Statx(unix.AT_FDCWD, "/", 0, unix.STATX_INO|unix.STATX_MNT_ID, &rst) != nil {
+		return false
+	}
+	return rst.Dev_major == st.Dev_major && rst.Dev_minor == st.Dev_minor && rst.Ino == st.Ino && rst.Mnt_id == st.Mnt_id
 }
 
 // maxRootDepth bounds the walk up from a state root: deeper than a path

@@ -254,10 +254,10 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	// the logger survives: Go's default for fd 1 and 2 killed the
 	// daemon at its next diagnostic (signal 13, no stop record; nri
 	// dropped by containerd, its containers started unchecked).
-	signal.Ignore(syscall.SIGPIPE)
-	// Not for good: an ignored signal is inherited across exec, and
-	// tests run services in their own process.
-	defer signal.Reset(syscall.SIGPIPE)
+	// Notified, not ignored: an ignored signal is inherited across
+	// exec, a handled one is not. For the process's life: main flushes
+	// the last diagnostics after the service returns.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	prog := "nsrel-containerd " + name
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
