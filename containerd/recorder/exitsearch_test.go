@@ -225,6 +225,33 @@ func TestDroppedExitOfDroppedStart(t *testing.T) {
 	}
 }
 
+// TestDroppedStartByIDExit: a start queued to refer to a previous
+// recorder's start without namespaces of the container (byID), then
+// dropped: its exit, written from the queue, ends that start, as it would
+// have ended both (a strict search found nothing, and the start stayed
+// open for good).
+func TestDroppedStartByIDExit(t *testing.T) {
+	path, log := tempLog(t)
+	ctx := context.Background()
+	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "old", Error: "not inspected"}); err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Log: log, seeded: true}
+	k := taskKey{"k8s.io", "old", 5555}
+	r.keep(pendingRecord{start: &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: k.ns, ContainerID: k.id}, pid: k.pid, startTime: 79, byID: true}, errors.New("not writable"))
+	r.keep(pendingRecord{exit: &k, startTime: 79}, nil)
+	for range MaxPending - 1 {
+		r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
+	}
+	if r.pending[0].exit == nil || r.pending[0].noStart {
+		t.Fatalf("first queued %+v; want the exit, not marked", r.pending[0])
+	}
+	r.retryPending(ctx)
+	if ends := exitsOf(t, path, "old"); len(ends) != 1 || ends[0] != 1 {
+		t.Errorf("exits of old end starts %v; want [1], the previous recorder's start", ends)
+	}
+}
+
 // TestExitSearchesBeforeLock: the exit of a task the recorder knows
 // searched the log for its start under the log's lock; the start of a
 // container that ran for weeks lies tens of MiB back, and every other

@@ -1774,8 +1774,12 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 			// Its exits queued behind it may have no start to end
 			// now: they end only a start of their own process (one
 			// without namespaces matched any task's).
+			// (Not when the start referred to a start without
+			// namespaces of a previous recorder's, byID: its exit
+			// would have ended that one too, which the usual search
+			// finds.)
 			for i := range r.pending[1:] {
-				if e := r.pending[1+i].exit; e != nil && *e == k {
+				if e := r.pending[1+i].exit; e != nil && *e == k && !r.pending[0].byID {
 					r.pending[1+i].noStart = true
 				}
 			}
