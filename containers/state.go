@@ -322,14 +322,14 @@ func rootUser(fd int, dir string) (uint32, error) {
 		if pst.Uid != 0 {
 			return pst.Uid, nil
 		}
-		if pst.Dev_major == st.Dev_major && pst.Dev_minor == st.Dev_minor && pst.Ino == st.Ino && pst.Mnt_id == st.Mnt_id {
-			// The top only when the kernel says it is a mount's root
-			// (a file system, FUSE a user serves among them, picks the
-			// inode numbers it reports, not that), or it is the
-			// caller's "/" (a chroot's, not a mount's root).
-			if pst.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 && !isSlash(pst) {
-				return 0, fmt.Errorf("%s: a directory above it is its own parent, and no mount's root", dir)
-			}
+		// The top: ".." is the directory itself, in its mount, and the
+		// kernel says the directory is a mount's root, or it is the
+		// caller's "/" (a chroot's, not a mount's root). A file system
+		// picks the inode numbers it reports (FUSE a user serves: a
+		// directory and the root above it alike), not the mount IDs
+		// nor the mount-root mark: such a pair is walked past.
+		if pst.Dev_major == st.Dev_major && pst.Dev_minor == st.Dev_minor && pst.Ino == st.Ino && pst.Mnt_id == st.Mnt_id &&
+			(st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 || isSlash(st)) {
 			top = true
 			break
 		}
