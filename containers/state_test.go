@@ -721,6 +721,26 @@ func TestRootUserFromDirectory(t *testing.T) {
 	if got, err := rootUser(fd, loop); err != nil || got != 4711 {
 		t.Errorf("rootUser of a directory bind-mounted below itself: %d, %v; want 4711, the user's directory above", got, err)
 	}
+	// Roots in a mount namespace whose root is another file system
+	// (pivot_root, as a container's), reached through /proc/PID/root:
+	// the top of that namespace ends the walk (it failed when only the
+	// caller's "/" could), and a user's directory there is found.
+	pivoted := t.TempDir()
+	script := `mount -t tmpfs tmpfs "$1" && mkdir -p "$1/old" "$1/home/u/st/rt" "$1/run/runc" && chown 4711 "$1/home/u" &&
+		cd "$1" && pivot_root . old && exec /old` + bundle.DefaultBusybox + ` sleep infinity`
+	pv := nstest.Start(t, nil, nstest.RequireCmd(t, "unshare"), "--mount", "--propagation", "private", "sh", "-c", script, "sh", pivoted)
+	pv.Pid = nstest.WaitLeaf(t, pv.Pid, "busybox")
+	for name, want := range map[string]uint32{"/run/runc": 0, "/home/u/st/rt": 4711} {
+		fd, err := unix.Open(fmt.Sprintf("/proc/%d/root%s", pv.Pid, name), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := rootUser(fd, "/proc/N/root"+name)
+		unix.Close(fd)
+		if err != nil || got != want {
+			t.Errorf("rootUser of %s in a pivot_root'ed mount namespace: %d, %v; want %d", name, got, err, want)
+		}
+	}
 	// A root in another mount namespace, reached through /proc/PID/root:
 	// the top of that namespace ends the walk (a root of root's).
 	other := nstest.Sleep(t, nil, "--mount", "--propagation", "private")
