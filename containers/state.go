@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
@@ -615,10 +616,6 @@ func (st *State) Alive(fileUID uint32) bool {
 	return true
 }
 
-// maxUserNSDepth bounds the walk up a user namespace's ancestors: the
-// kernel nests user namespaces 32 deep at most.
-const maxUserNSDepth = 33
-
 // usersNamespace reports whether the user namespace ns is uid's: it is
 // or descends from a child of the initial user namespace (the top one
 // the caller sees) that uid created (NS_GET_OWNER_UID), as a rootless
@@ -638,7 +635,7 @@ func usersNamespace(ns *nsrel.Namespace, uid uint32) bool {
 			n.Close()
 		}
 	}()
-	for range maxUserNSDepth {
+	for range policy.MaxUserDepth { // the kernel's nesting limit
 		parent, err := nsrel.Parent(cur)
 		if err != nil {
 			// EPERM: cur is the top. Where the process itself runs

@@ -17,6 +17,7 @@ import (
 	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/graph"
 	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
@@ -553,17 +554,13 @@ func usersNamespace(n *discover.Namespace, uid int64, top discover.Key) bool {
 	if n.Type != nsrel.TypeUser {
 		u = n.Owner
 	}
-	for i := 0; u != nil && i <= maxUserDepth; i, u = i+1, u.Parent {
+	for i := 0; u != nil && i <= policy.MaxUserDepth; i, u = i+1, u.Parent {
 		if p := u.Parent; p != nil && p.Parent == nil {
 			return p.Dev == top.Dev && p.Ino == top.Ino && u.OwnerUID == uid
 		}
 	}
 	return false
 }
-
-// maxUserDepth bounds the walk up a user namespace chain: the kernel
-// nests at most 32.
-const maxUserDepth = 33
 
 // KeepContainer returns a filter for [tree.Options].Keep that keeps the
 // namespaces of type t of the container arg names, and their ancestors.
