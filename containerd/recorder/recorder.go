@@ -133,7 +133,7 @@ type Recorder struct {
 	// most [MaxPending] (not counted in dropped): appended before the
 	// pending records, after the gap record if one is due, with the
 	// time and note they were queued with.
-	droppedExits []droppedExit
+	droppedExits []pendingRecord
 	// failing is set when an append failed since the last walk, or a
 	// start was given up, and after a walk while any is held (the first
 	// [heldRetryWalks] with the same ones): the walks are then retried
@@ -242,15 +242,6 @@ type nsID struct{ ns, id string }
 // pendingRecord is a record whose append failed: a start (deduplicated
 // again when retried), an exit, or another record (a gap) appended as it
 // is.
-// droppedExit is an exit dropped from [Recorder.pending]: its task, its
-// process's start time, and its record's time and late note.
-type droppedExit struct {
-	k          taskKey
-	startTime  uint64
-	time, late string
-	noStart    bool // see [pendingRecord]
-}
-
 type pendingRecord struct {
 	start     *audit.Record // with pid, startTime and byID (an exit's startTime too)
 	pid       int
@@ -1787,7 +1778,7 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 		if e := r.pending[0]; e.exit != nil {
 			// Its task ended and left the known tasks: no walk would
 			// look for it again, and its start stayed open in the log
-			// for good. Kept apart, a few words each, and written
+			// for good. Kept apart (the queued record itself), and written
 			// first, as in the queue: not lost, not counted.
 			dropped = 0
 			if len(r.droppedExits) >= MaxPending {
@@ -1800,7 +1791,7 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 				r.seeded = false
 				dropped = 1
 			}
-			r.droppedExits = append(r.droppedExits, droppedExit{*e.exit, e.startTime, e.time, e.late, e.noStart})
+			r.droppedExits = append(r.droppedExits, e)
 		}
 		if r.dropped == 0 && dropped > 0 {
 			r.droppedSince = time.Now()
@@ -1837,7 +1828,7 @@ func (r *Recorder) retryPending(ctx context.Context) {
 	}
 	for len(r.droppedExits) > 0 {
 		d := r.droppedExits[0]
-		if _, err := r.appendExit(ctx, d.k, d.startTime, d.time, d.late, d.noStart); err != nil {
+		if _, err := r.appendExit(ctx, *d.exit, d.startTime, d.time, d.late, d.noStart); err != nil {
 			log.WithError(err).WithField("dropped exits", len(r.droppedExits)).Error("audit log still not writable")
 			r.failing = true
 			return
