@@ -110,7 +110,9 @@ func (c *Config) CheckPaths() error {
 			errs = append(errs, fmt.Errorf("%s: %w", key, err))
 		}
 	}
-	check := func(key, path string, secret bool) {
+	// check checks path's directories, then the file, if it exists, with
+	// checkFile.
+	check := func(key, path string, checkFile func(string) error) {
 		if !filepath.IsAbs(path) {
 			return // unset, or a syslog or journald target
 		}
@@ -118,22 +120,24 @@ func (c *Config) CheckPaths() error {
 			refused(key, err)
 			return
 		}
-		if key == "audit_log" {
-			refused(key, audit.CheckWritable(path))
-			return
-		}
-		f, err := safefile.OpenTrusted(path, unix.O_RDONLY, secret)
-		if err == nil {
-			f.Close()
-		}
-		refused(key, err)
+		refused(key, checkFile(path))
 	}
-	check("audit_log", c.AuditLog, false)
-	check("log_file", c.LogFile, false)
+	// opened checks a file as a write opens it.
+	opened := func(secret bool) func(string) error {
+		return func(path string) error {
+			f, err := safefile.OpenTrusted(path, unix.O_RDONLY, secret)
+			if err == nil {
+				f.Close()
+			}
+			return err
+		}
+	}
+	check("audit_log", c.AuditLog, audit.CheckWritable)
+	check("log_file", c.LogFile, opened(false))
 	if c.Checkpoints != nil {
-		check("checkpoints.file", c.Checkpoints.File, false)
+		check("checkpoints.file", c.Checkpoints.File, opened(false))
 	}
-	check("seal_state", c.SealState, true)
+	check("seal_state", c.SealState, opened(true))
 	return errors.Join(errs...)
 }
 
