@@ -445,16 +445,15 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 	var notices []string
 	for i, s := range sources {
 		r := got[i]
+		var pe *containers.PartialError
 		switch {
 		case r == nil:
 			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", vocab.Escape(s.Name()), timeout))
-		case errors.As(r.err, new(*containers.PartialError)):
+		case errors.As(r.err, &pe):
 			// One notice a reason (joined ones were one line, with
 			// \x0a between), each escaped whole (a path in it is a
 			// user's to name) and saying what it costs: containers
 			// not shown, unless only their names (ErrUnnamed).
-			var pe *containers.PartialError
-			errors.As(r.err, &pe)
 			reasons := []error{pe.Err}
 			if j, ok := pe.Err.(interface{ Unwrap() []error }); ok {
 				reasons = j.Unwrap()
