@@ -175,7 +175,7 @@ func listItem(escaped string) string {
 	if vocab.PlainItem(escaped) {
 		return escaped
 	}
-	return `"` + strings.ReplaceAll(escaped, `"`, `\"`) + `"`
+	return vocab.QuoteEscaped(escaped)
 }
 
 // writeProcs writes the first limit processes as "1 systemd, 40 sleep",

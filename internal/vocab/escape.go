@@ -59,7 +59,12 @@ func Escape(s string) string {
 // labels that quote what a user or a container gave; fmt's %q of an
 // escaped string would escape its backslashes again.
 func Quote(s string) string {
-	return `"` + strings.ReplaceAll(Escape(s), `"`, `\"`) + `"`
+	return QuoteEscaped(Escape(s))
+}
+
+// QuoteEscaped is [Quote] of a string [Escape]d already.
+func QuoteEscaped(escaped string) string {
+	return `"` + strings.ReplaceAll(escaped, `"`, `\"`) + `"`
 }
 
 // QuoteItem returns s as it is when it is a [PlainItem], else s
