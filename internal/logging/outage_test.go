@@ -89,6 +89,32 @@ func TestOutageTCPHung(t *testing.T) {
 	}
 }
 
+// TestOutageRecoveryAtErrorLevel is TestOutageTCPHung's outage with a
+// logger at error level: the line that says the target takes entries
+// again follows the one that said it failed, as an error. At warning
+// level it was not written at all, the outage never said to be over.
+func TestOutageRecoveryAtErrorLevel(t *testing.T) {
+	srv := newHungServer(t)
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	tg := syslog.Target{Kind: "syslog", Syslog: syslog.Dest{Network: "tcp", Address: srv.addr}}
+	var stderr nstest.LockedBuffer
+	l, s := newService(tg, "nsrel-containerd", &stderr, logrus.ErrorLevel, true, clk.Now, CoolDown)
+	l.Error("first")
+	waitIdle(t, s)
+	srv.reading.Store(true)
+	clk.Add(CoolDown)
+	l.Error("back")
+	waitIdle(t, s)
+	st := stderr.String()
+	again := regexp.MustCompile(`(?m)^.*level=error msg="diagnostics are sent to ` + regexp.QuoteMeta(tg.String()) + ` again; [^\n]*on_stderr=1`)
+	if strings.Count(st, "cannot send diagnostics to "+tg.String()) != 1 || !again.MatchString(st) {
+		t.Errorf("stderr:\n%s\nwant one line that the target failed and one, an error, that it takes entries again", st)
+	}
+	if msgs := srv.messages(); len(msgs) != 2 || !strings.HasSuffix(msgs[0], " back") || !strings.Contains(msgs[1], " again; ") {
+		t.Errorf("the server read %q; want back and the note", msgs)
+	}
+}
+
 // TestOutageUnixgramFull is TestOutageTCPHung with a local datagram
 // socket (syslog's, or journald's native protocol socket) whose reader
 // does not read, its queue full: a send waits until syslog.Timeout.

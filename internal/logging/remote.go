@@ -39,7 +39,8 @@ import (
 // them [syslog.Timeout]. The first entry after the cool-down tries the
 // target again. One line on stderr says when the target starts failing
 // (with the error), and one when an entry gets through again (also sent
-// to the target: how many entries went to stderr meanwhile). [Flush]
+// to the target: how many entries went to stderr meanwhile; a warning,
+// an error at a level that logs no warnings). [Flush]
 // waits for what is queued before the process exits, or before a line
 // written to the same stderr directly.
 func Service(t syslog.Target, app string, stderr io.Writer, level logrus.Level) *logrus.Logger {
@@ -321,11 +322,18 @@ func (s *sender) send(q queued) {
 		// The line that says so goes to stderr, after the entries
 		// written there, and to the target, after this entry: what it
 		// did not get, and where that went.
+		// A warning; an error where warnings are not logged, since the
+		// line that said the target failed is one and this one must
+		// follow it.
 		s.down = false
-		note := &logrus.Entry{Logger: s.fallback, Time: time.Now(), Level: logrus.WarnLevel,
+		level := logrus.WarnLevel
+		if !s.fallback.IsLevelEnabled(level) {
+			level = logrus.ErrorLevel
+		}
+		note := &logrus.Entry{Logger: s.fallback, Time: time.Now(), Level: level,
 			Data:    logrus.Fields{"on_stderr": s.onStderr, "since": s.downSince.UTC().Format(time.RFC3339Nano)},
 			Message: "diagnostics are sent to " + s.t.String() + " again; the entries it did not take went to stderr"}
-		s.fallback.WithFields(note.Data).WithTime(note.Time).Warn(note.Message)
+		s.fallback.WithFields(note.Data).WithTime(note.Time).Log(level, note.Message)
 		s.mu.Lock()
 		if !s.flushing && len(s.inFlight) > 0 {
 			// Sent next, after q (inFlight[0], removed once sent).
