@@ -90,6 +90,9 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	if code := emptyPaths("audit "+cmd, configPath, pos, cmd == "ack", stderr); code != 0 {
 		return code
 	}
+	if code := emptyValues("audit "+cmd, fs, nodes, stderr); code != 0 {
+		return code
+	}
 	switch cmd {
 	case "ack":
 		return ackCmd(configPath, pos, reason, stdout, stderr)
@@ -240,7 +243,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	if host != "" || len(nodes) > 0 || allNodes {
 		otherLines = 0 // set aside as asked
 	}
-	return verified(func(w io.Writer) int { return verifyCmd(logs, host, otherLines, opts, asJSON, w, stderr) }, stdout, stderr)
+	return verified(func(w io.Writer) int { return verifyCmd(logs, len(pos) > 0, host, otherLines, opts, asJSON, w, stderr) }, stdout, stderr)
 }
 
 // verified runs a verify that prints to stdout and returns its status,
@@ -271,6 +274,28 @@ func emptyPaths(cmd, configPath string, operands []string, seq bool, stderr io.W
 	return 0
 }
 
+// emptyValues refuses (exit 2) an option of the audit command cmd given
+// an empty value: unset, each means something else (no anchor, any
+// host's checkpoints, every container), and `--anchor "$PREV"` with PREV
+// unset verified without the anchor, OK. nodes are the --node values.
+func emptyValues(cmd string, fs *flag.FlagSet, nodes []string, stderr io.Writer) int {
+	what := map[string]string{"anchor": "a record's hash", "host": "a host name", "checkpoint-log": "a path", "container": "an ID or its start"}
+	empty := ""
+	fs.Visit(func(f *flag.Flag) {
+		if w, ok := what[f.Name]; ok && empty == "" && f.Value.String() == "" {
+			empty = vocab.EmptyValue("--"+f.Name, w)
+		}
+	})
+	if empty == "" && slices.Contains(nodes, "") {
+		empty = vocab.EmptyValue("--node", "a host name")
+	}
+	if empty != "" {
+		fmt.Fprintf(stderr, "nsrel-hook: %s: %s (see --help)\n", cmd, empty)
+		return 2
+	}
+	return 0
+}
+
 // verifyUsage checks the verify options that depend on each other, and
 // the file options for empty values: a usage error (2) or 0.
 func verifyUsage(host, checkpointLog, anchor string, nodes bool, checkpoints, keys []string, stderr io.Writer) int {
@@ -282,6 +307,13 @@ func verifyUsage(host, checkpointLog, anchor string, nodes bool, checkpoints, ke
 	}
 	if host != "" && nodes {
 		fmt.Fprintln(stderr, "nsrel-hook: audit verify: --host picks one log's checkpoints; with --node or --nodes each node gets its own (see --help)")
+		return 2
+	}
+	if checkpointLog != "" && !filepath.IsAbs(checkpointLog) {
+		// Checkpoints name the log's absolute path: a relative one
+		// matches none, and the verify failed for checkpoints "of
+		// another log".
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoint-log %s: want the absolute path the node wrote the log at, as its checkpoints name it (see --help)\n", vocab.Quote(checkpointLog))
 		return 2
 	}
 	// Both pick among the checkpoints given: without any they would be
@@ -383,15 +415,22 @@ type damageResult struct {
 // a log.
 const readerMemoryLimit = 32 << 20
 
-// verifyCmd verifies each of logs and reports it; host is the host
+// verifyCmd verifies each of logs and reports it (named: the LOGs were
+// given, not the config's); host is the host
 // --host chose the checkpoints of ("" for none); others counts the
 // checkpoint lines of other hosts than the first, sealed by no given
 // key, that were set aside without --host.
-func verifyCmd(logs []string, host string, others int, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
+func verifyCmd(logs []string, named bool, host string, others int, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
 	status := 0
 	for _, lg := range logs {
-		s, err := verifyLog(lg, opts)
+		o := opts
+		if named && !opts.Shipped {
+			// The command verify gives to acknowledge damage names
+			// the log verified: without it, ack wrote to the config's.
+			o.AckLog, _ = filepath.Abs(lg)
+		}
+		s, err := verifyLog(lg, o)
 		ok := report(verifyResult{Log: lg}, vocab.Printable(lg), s, err, opts, asJSON, stdout, stderr)
 		if !ok {
 			status = 1
@@ -729,6 +768,11 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 			fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
 			return 1
 		}
+	}
+	if log, what, ok := audit.LogOfFile(filepath.Clean(path)); ok {
+		// verify names the file damage is in, a rotated one too.
+		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s is %s of the audit log %s: give that log as LOG (its damage records are acknowledged in its current file)\n", vocab.Printable(path), what, vocab.Printable(log))
+		return 1
 	}
 	warn := warnTo(stderr, "audit ack")
 	opts := cfg.AuditOptions(vocab.Version, warn)

@@ -33,7 +33,7 @@ the LOGs are what a collector received from several nodes (one mixed
 stream, or a file per node): each node's records (their "host") are
 verified as a chain of their own, with that node's checkpoints, and a
 last line says which nodes are intact. audit show prints the
-records (of one container with --container). audit ack records that a
+records (with --container, of the containers whose ID starts with ID). audit ack records that a
 damaged line (its sequence number SEQ) was looked at, so recording goes
 on. audit seal-init turns on forward-secure sealing and prints the
 verification key once: store it off the node.
@@ -71,7 +71,8 @@ Options:
   --node HOST          verify: verify only the records of node HOST; may be
                        repeated
   --json               verify, show: print JSON
-  --container ID       show: only the records of this container
+  --container ID       show: only the records of containers whose ID starts
+                       with ID
   --reason TEXT        ack: what you checked (required)
   --replace            seal-init: replace an existing sealing key
 
@@ -120,6 +121,11 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 		return 2
 	}
 	if *version {
+		if len(fs.Args()) > 0 {
+			// As lsuserns and lspidns: not a version and a command.
+			fmt.Fprintf(stderr, "nsrel-hook: unexpected argument %s (see --help)\n", vocab.Quote(fs.Arg(0)))
+			return 2
+		}
 		_, err := fmt.Fprintln(stdout, vocab.VersionLine("nsrel-hook"))
 		return vocab.Written("nsrel-hook", err, stderr)
 	}

@@ -321,6 +321,17 @@ func TestMainUsage(t *testing.T) {
 		// A hash mistyped was reported as records cut off the end.
 		{"anchor not a hash", "", []string{"audit", "verify", "--anchor", "nonsense", e.log}, 2, "", "nsrel-hook: audit verify: --anchor \"nonsense\": want a record's hash, 64 hex digits (see --help)\n"},
 		{"anchor cut short", "", []string{"audit", "verify", "--anchor", strings.Repeat("a", 63), e.log}, 2, "", "want a record's hash, 64 hex digits"},
+		// Unset, each means something else: `--anchor "$PREV"` with
+		// PREV unset verified without the anchor, OK.
+		{"empty anchor", "", []string{"audit", "verify", "--anchor", "", e.log}, 2, "", "nsrel-hook: audit verify: option --anchor needs a record's hash, not an empty string (see --help)\n"},
+		{"empty host", "", []string{"audit", "verify", "--host=", "--checkpoints", e.log, e.log}, 2, "", "option --host needs a host name"},
+		{"empty checkpoint-log", "", []string{"audit", "verify", "--checkpoint-log", "", "--checkpoints", e.log, e.log}, 2, "", "option --checkpoint-log needs a path"},
+		{"empty node", "", []string{"audit", "verify", "--node", "a", "--node", "", e.log}, 2, "", "option --node needs a host name"},
+		{"empty container", "", []string{"audit", "show", "--container", "", e.log}, 2, "", "nsrel-hook: audit show: option --container needs an ID or its start"},
+		// Checkpoints name the log's absolute path: a relative one
+		// matched none, and verify failed.
+		{"relative checkpoint-log", "", []string{"audit", "verify", "--checkpoint-log", "audit.jsonl", "--checkpoints", e.log, e.log}, 2, "", "--checkpoint-log \"audit.jsonl\": want the absolute path"},
+		{"version and a command", "", []string{"--version", "audit"}, 2, "", "nsrel-hook: unexpected argument \"audit\" (see --help)\n"},
 		{"empty checkpoints", "", []string{"audit", "verify", "--checkpoints", "", e.log}, 2, "", "nsrel-hook: audit verify: option --checkpoints needs a file, not an empty string (see --help)\n"},
 		{"empty key file", "", []string{"audit", "verify", "--key", "@", e.log}, 2, "", "nsrel-hook: audit verify: option --key needs a key or @FILE, not an empty string (see --help)\n"},
 		{"empty LOG verify", "", []string{"audit", "verify", ""}, 2, "", "nsrel-hook: audit verify: LOG needs a path, not an empty string (see --help)\n"},
@@ -748,6 +759,41 @@ func TestKill9Hooks(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 40 hooks finished, %d records", len(acked), len(seen))
+}
+
+// TestVerifyCopyInOthersDirectory verifies and shows a copy of a log in
+// a directory another user owns (a collector's, made by its daemon's
+// user), the copy owned by that user too: the LOG named is read whoever
+// owns it, as the docs say. The lock's directory was checked as a
+// writer's, and both refused ("owned by uid 65534, not root").
+func TestVerifyCopyInOthersDirectory(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", nil)
+	if code, _, stderr := run(selfState("c1"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	dir := filepath.Join(t.TempDir(), "collector")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(dir, "audit.jsonl")
+	if err := os.WriteFile(copied, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, copied} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"audit", "verify", copied}, {"audit", "verify", "--shipped", copied}, {"audit", "show", copied}} {
+		if code, stdout, stderr := run("", args...); code != 0 || !strings.Contains(stdout, "c1") && !strings.Contains(stdout, ": OK: ") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want it read", args, code, stdout, stderr)
+		}
+	}
 }
 
 // TestVerifyCannotLock checks that audit verify and audit show never

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
@@ -695,6 +697,86 @@ func TestAuditAck(t *testing.T) {
 	}
 	if fi, err := os.Stat(sealedLog); err != nil || fi.Size() != 0 {
 		t.Errorf("ack of another sealed log with an empty current file wrote to it (%v)", err)
+	}
+}
+
+// TestAckNamedLog acknowledges damage in a LOG that is not the config's.
+// verify's command to acknowledge it names that LOG (quoted for a
+// shell): it named none, and the command acknowledged the same seq of
+// the config's log, with the reason meant for the other. A rotated file
+// of a log, which verify names as where damage is, is refused as LOG:
+// the ack went into it, out of its log's chain and under a lock of its
+// own, and the log failed verify for good.
+func TestAckNamedLog(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", nil)
+	createRuntime(t, e, "a1")
+	garble(t, e.log)
+	createRuntime(t, e, "a2")
+
+	other := filepath.Join(t.TempDir(), "other log.jsonl")
+	ol, err := audit.Open(other, audit.Options{RotateBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ol.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "b1"})
+	garble(t, other)
+	for _, id := range []string{"b2", "b3"} {
+		ol.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: id})
+	}
+	rotated, _ := filepath.Glob(other + ".[0-9]*")
+	if len(rotated) == 0 {
+		t.Fatal("no rotated file")
+	}
+	seq := ""
+	for _, f := range append(rotated, other) {
+		for _, r := range audittest.Records(t, f, "") {
+			if r.Stage == audit.StageDamaged {
+				seq = strconv.FormatUint(r.Seq, 10)
+			}
+		}
+	}
+	if seq != damageSeq(t, e.log) {
+		t.Fatalf("damage at seq %s of the other log, %s of the config's: want the same seq", seq, damageSeq(t, e.log))
+	}
+
+	snapshot := func() map[string]string {
+		files := map[string]string{}
+		names, _ := filepath.Glob(filepath.Join(filepath.Dir(other), "*"))
+		for _, n := range names {
+			b, _ := os.ReadFile(n)
+			files[n] = string(b)
+		}
+		return files
+	}
+	before := snapshot()
+	for _, f := range []string{rotated[0], other + ".lock"} {
+		code, _, stderr := run("", "--config", e.config, "audit", "ack", seq, "--reason", "checked", f)
+		if code != 1 || !strings.Contains(stderr, " of the audit log "+other+": give that log as LOG") {
+			t.Errorf("ack in %s: exit %d, stderr %q; want it refused, naming the log", f, code, stderr)
+		}
+	}
+	if diff := cmp.Diff(before, snapshot()); diff != "" {
+		t.Errorf("refused acks changed the other log's directory (-before +after):\n%s", diff)
+	}
+
+	code, _, stderr := run("", "--config", e.config, "audit", "verify", other)
+	want := "`nsrel-hook audit ack " + seq + " --reason TEXT '" + other + "'`"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("verify of the other log: exit %d, stderr %q; want the command %s", code, stderr, want)
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "ack", seq, "--reason", "checked", other); code != 0 {
+		t.Fatalf("the ack verify gave: exit %d: %s%s", code, out, stderr)
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", other); code != 0 {
+		t.Errorf("verify of the other log after its ack: exit %d: %s%s", code, out, stderr)
+	}
+	// The config's log: still not acknowledged, and its command names
+	// no LOG.
+	code, _, stderr = run("", "--config", e.config, "audit", "verify")
+	if want := "`nsrel-hook audit ack " + seq + " --reason TEXT`"; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("verify of the config's log: exit %d, stderr %q; want %s", code, stderr, want)
 	}
 }
 

@@ -1276,6 +1276,38 @@ func FileOf(log, path string) (what string, ok bool) {
 	return "", false
 }
 
+// LogOfFile says whether path (clean, absolute) is one of the files
+// another log beside it writes ([FileOf]): its lock, its checkpoint
+// state or a rotated file, that log's current file there, a regular
+// file. log is that log, what says which file path is of it ("a rotated
+// file", "the lock", "the checkpoint state"). An append to such
+// a file, taken for a log of its own (`audit ack` given the rotated file
+// that verify named), would add a record out of that log's chain, under
+// another lock, and fail it for good.
+func LogOfFile(path string) (log, what string, ok bool) {
+	dir, base := filepath.Split(path)
+	type cand struct{ log, what string }
+	var cands []cand
+	if b, ok := strings.CutSuffix(base, lockSuffix); ok && b != "" {
+		cands = append(cands, cand{b, "the lock"})
+	}
+	if b, ok := strings.CutSuffix(base, checkpointSuffix); ok && b != "" {
+		cands = append(cands, cand{b, "the checkpoint state"})
+	}
+	if i := strings.LastIndexByte(base, '.'); i > 0 {
+		if _, ok := rotatedSeq(base[i:]); ok {
+			cands = append(cands, cand{base[:i], "a rotated file"})
+		}
+	}
+	for _, c := range cands {
+		var st unix.Stat_t
+		if unix.Lstat(dir+c.log, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			return dir + c.log, c.what, true
+		}
+	}
+	return "", "", false
+}
+
 // The suffixes of the log's lock and checkpoint state after its path.
 const (
 	lockSuffix       = ".lock"

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/internal/safefile"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // Snapshot is a log's files as they were at one moment, open, each with
@@ -43,7 +44,9 @@ type snapFile struct {
 // Snapshot takes the log's shared lock just long enough to open its
 // files and note their sizes (so no append is half-written in what it
 // sees), waiting for writers until ctx is done. Without a lock file
-// (nothing was ever appended by a writer) it takes none. Close it.
+// (nothing was ever appended by a writer), or with one a writer would
+// refuse (in a directory others may write, owned by another user: a
+// copy), it takes none. Close it.
 //
 // A rotated file must be owned by root or the effective user and
 // writable by neither group nor others ([safefile.CheckOwner], as
@@ -57,6 +60,13 @@ func (l *Log) Snapshot(ctx context.Context) (*Snapshot, error) {
 	lf, err := l.openLock(unix.O_RDONLY)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, safefile.ErrUntrusted):
+		// A lock in a directory someone else may write, or owned by
+		// someone else: no writer appends there (they refuse it), so
+		// there is no append to wait for; it is a copy (a collector's,
+		// its daemon's), read without a lock, as Verify reads one.
+		// (Whoever can put a lock there could hold it.) Readers that
+		// believe records check the files ([Snapshot.CheckTrusted]).
 	case err != nil:
 		return nil, err
 	default:
@@ -404,6 +414,13 @@ type VerifyOptions struct {
 	// records it sent out of order put back into chain order before the
 	// chain is checked (Summary.Repeated, Summary.Reordered).
 	Shipped bool
+	// AckLog, if set, is the log to name in the command a problem of
+	// unacknowledged damage gives (`nsrel-hook audit ack SEQ --reason
+	// TEXT LOG`): the LOG the operator verified, when it is not the
+	// config's. Unset, the command names none, and acknowledges in the
+	// config's log (the node's own, also for a collector's copy, whose
+	// damage the node recorded).
+	AckLog string
 }
 
 // Verify checks the chain formed by files, in order (use [Files]); see
@@ -1142,8 +1159,12 @@ func (v *verifier) end() *Problem {
 	}
 	for _, d := range v.s.Damage {
 		if d.Ack == nil {
-			return &Problem{File: last, Seq: d.Record.Seq, Reason: fmt.Sprintf("damage recorded at seq %d (%s: %s) is not acknowledged: check it, then `nsrel-hook audit ack %d --reason TEXT`",
-				d.Record.Seq, d.Lines[0], d.Record.Damage[0].Kind, d.Record.Seq)}
+			log := ""
+			if v.opts.AckLog != "" {
+				log = " " + vocab.ShellQuote(v.opts.AckLog)
+			}
+			return &Problem{File: last, Seq: d.Record.Seq, Reason: fmt.Sprintf("damage recorded at seq %d (%s: %s) is not acknowledged: check it, then `nsrel-hook audit ack %d --reason TEXT%s`",
+				d.Record.Seq, d.Lines[0], d.Record.Damage[0].Kind, d.Record.Seq, log)}
 		}
 	}
 	return nil

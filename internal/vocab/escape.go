@@ -91,6 +91,24 @@ func PlainItem(s string) bool {
 	return s != ""
 }
 
+// ShellQuote returns s as one word of a POSIX shell command: as it is
+// when it holds only characters no shell gives a meaning
+// (A-Za-z0-9 and _@%+=:,./-), else in single quotes (a single quote
+// in it closes them, is escaped, and opens them again): for a command
+// a message tells the operator to run. It
+// escapes nothing: the message is escaped where it is printed.
+func ShellQuote(s string) string {
+	plain := s != ""
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("_@%+=:,./-", c) >= 0
+	}
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 func hex2(c byte) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{digits[c>>4], digits[c&15]})

@@ -2,6 +2,7 @@ package vocab
 
 import (
 	"encoding/json"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -239,5 +240,20 @@ func TestQuote(t *testing.T) {
 		if got := Quote(tc.in); got != tc.want {
 			t.Errorf("Quote(%q) = %s, want %s", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestShellQuote gives each string to sh as ShellQuote quotes it: the
+// shell must read it back as one word, unchanged.
+func TestShellQuote(t *testing.T) {
+	const sh = "/bin/sh" // POSIX requires it
+	for _, s := range []string{"/var/log/nsrel/audit.jsonl", "other log.jsonl", "it's", "'", "''", "$(id)", "a\"b", "`x`", "*", "a\\b", "~root", "a\nb", "-", "é"} {
+		out, err := exec.Command(sh, "-c", `printf '%s|' `+ShellQuote(s)).Output()
+		if err != nil || string(out) != s+"|" {
+			t.Errorf("sh read %s as %q (%v); want %q, one word", ShellQuote(s), out, err, s)
+		}
+	}
+	if got := ShellQuote("/var/log/nsrel/audit.jsonl"); got != "/var/log/nsrel/audit.jsonl" {
+		t.Errorf("a plain path quoted: %s", got)
 	}
 }
