@@ -442,6 +442,29 @@ func TestVerifyNodesManyHosts(t *testing.T) {
 	checkVerify(t, 0, []string{"h0019 and 580 more), 0 FAILED"}, "--nodes", mixed)
 }
 
+// TestVerifyNodesQuotesNames: host names come from whatever lines reach
+// the collector. One with a comma and a space read, in the summary, as
+// two intact nodes ("nodes: 1 intact (good-node, web-2)"), and one with
+// a parenthesis could end the list: such names are quoted, plain host
+// names are not.
+func TestVerifyNodesQuotesNames(t *testing.T) {
+	var lines []byte
+	for _, host := range []string{"good-node, web-2", "db), 0 FAILED (x", "plain-host"} {
+		r := &audit.Record{Seq: 1, Time: "2026-12-03T08:00:00Z", Host: host, Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "x"}
+		line, err := r.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, line...)
+	}
+	mixed := filepath.Join(t.TempDir(), "mixed.jsonl")
+	if err := os.WriteFile(mixed, lines, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 0, []string{`node "good-node, web-2": OK`, `node "db), 0 FAILED (x": OK`, "node plain-host: OK",
+		`nodes: 3 intact ("good-node, web-2", "db), 0 FAILED (x", plain-host), 0 FAILED`}, "--nodes", mixed)
+}
+
 // TestVerifyNodesHeadlessDamage: a damaged line whose head is gone (a
 // crash's zeroes) names no node; the damage record that lists it does:
 // --nodes gives it to that node, which verifies as its own log does. It
