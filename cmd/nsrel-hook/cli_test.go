@@ -80,7 +80,7 @@ func TestMainStagesInProcess(t *testing.T) {
 
 	// show: text and JSON, filtered by container prefix.
 	code, out, _ := run("", "--config", e.config, "audit", "show", "--container", "self")
-	if code != 0 || !strings.Contains(out, "container self-1 (pod prod/web-0)") || strings.Count(out, "\n  seq ") != 3 {
+	if code != 0 || !strings.Contains(out, "container self-1 (pod prod/web-0, by its annotations)") || strings.Count(out, "\n  seq ") != 3 {
 		t.Errorf("audit show exit %d:\n%s", code, out)
 	}
 	code, out, _ = run("", "audit", "show", "--json", "--container", "self-1", e.log)
@@ -465,6 +465,36 @@ func TestShowTornLine(t *testing.T) {
 	code, out, stderr := run("", "audit", "show", e.log)
 	if code != 0 || stderr != "" || strings.Contains(out, "container c9") || !strings.Contains(out, "torn-tail") || !strings.Contains(out, "container c1") || !strings.Contains(out, "container c2") {
 		t.Errorf("exit %d, stdout\n%s\nstderr %q", code, out, stderr)
+	}
+}
+
+// TestShowPodProvenance: show says where a pod name comes from. The
+// hook's records have it from the annotations the container's creator
+// writes (a plain runc container can name any pod): "by its
+// annotations"; the NRI plugin's from the kubelet, which wins. A
+// container ID that could pass for more (the hook takes any ID the
+// state gives, "a b (pod kube-system/coredns)") is quoted.
+func TestShowPodProvenance(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	l, err := audit.Open(e.log, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := map[string]string{"io.kubernetes.pod.name": "coredns", "io.kubernetes.pod.namespace": "kube-system"}
+	for _, r := range []*audit.Record{
+		{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "a b (pod kube-system/coredns)", Annotations: claim},
+		{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "c2", Annotations: claim},
+		{Source: audit.SourceNRI, Stage: audit.StagePoststop, ContainerID: "c2", Annotations: map[string]string{"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop"}},
+	} {
+		if err := l.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, stderr := run("", "audit", "show", e.log)
+	for _, want := range []string{"container \"a b (pod kube-system/coredns)\" (pod kube-system/coredns, by its annotations)\n", "container c2 (pod shop/web-0)\n"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("exit %d, no %q in\n%s%s", code, want, out, stderr)
+		}
 	}
 }
 

@@ -19,10 +19,17 @@ func writeContainer(w io.Writer, id string, rs []*audit.Record) {
 	if id == "" {
 		b.WriteString("log events")
 	} else {
-		b.WriteString("container " + vocab.Printable(id))
+		b.WriteString("container " + plainOrQuoted(id))
 	}
-	if name := podName(rs); name != "" {
-		b.WriteString(" (pod " + vocab.Printable(name) + ")")
+	if name, kubelet := podName(rs); name != "" {
+		// The hook's records have it from the container's annotations,
+		// which its creator writes (a plain runc container can name
+		// any pod); the NRI plugin's from the kubelet's labels.
+		by := ", by its annotations"
+		if kubelet {
+			by = ""
+		}
+		b.WriteString(" (pod " + plainOrQuoted(name) + by + ")")
 	}
 	b.WriteByte('\n')
 	for _, r := range rs {
@@ -31,14 +38,21 @@ func writeContainer(w io.Writer, id string, rs []*audit.Record) {
 	io.WriteString(w, b.String())
 }
 
-// podName returns the pod the records name (see [vocab.PodName]).
-func podName(rs []*audit.Record) string {
+// podName returns the pod the records name (see [vocab.PodName]): the
+// NRI plugin's word (kubelet), which the records of other sources cannot
+// override, else the first record's that names one.
+func podName(rs []*audit.Record) (name string, kubelet bool) {
 	for _, r := range rs {
-		if name := vocab.PodName(r.Annotations); name != "" {
-			return name
+		if n := vocab.PodName(r.Annotations); n != "" && r.Source == audit.SourceNRI {
+			return n, true
 		}
 	}
-	return ""
+	for _, r := range rs {
+		if n := vocab.PodName(r.Annotations); n != "" {
+			return n, false
+		}
+	}
+	return "", false
 }
 
 func writeRecord(b *strings.Builder, r *audit.Record) {

@@ -491,7 +491,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 			if f, ok := split.files[h]; ok {
 				s, err = audit.Verify([]string{f}, o)
 			} else {
-				err = fmt.Errorf("no record of node %s in %s", nodeName(h), vocab.Printable(strings.Join(logs, ", ")))
+				err = fmt.Errorf("no record of node %s in %s", plainOrQuoted(h), vocab.Printable(strings.Join(logs, ", ")))
 			}
 		}
 		if s != nil {
@@ -526,10 +526,10 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 				}
 			}
 		}
-		if report(verifyResult{Log: strings.Join(logs, ", "), Node: h}, "node "+nodeName(h), s, err, o, asJSON, stdout, stderr) {
-			intact = append(intact, nodeName(h))
+		if report(verifyResult{Log: strings.Join(logs, ", "), Node: h}, "node "+plainOrQuoted(h), s, err, o, asJSON, stdout, stderr) {
+			intact = append(intact, plainOrQuoted(h))
 		} else {
-			failed = append(failed, nodeName(h))
+			failed = append(failed, plainOrQuoted(h))
 		}
 	}
 	status := 0
@@ -606,7 +606,7 @@ func ghostNodes(split *byHost, ckpts *hostCheckpoints, owners map[audit.SealID][
 				if len(owners[p.ID]) > 0 && len(borrowed) < 8 {
 					// Lines of another host carry its key (and those
 					// lines are not authenticated here).
-					borrowed = append(borrowed, fmt.Sprintf("%s (key %s, which lines of %s carry)", nodeName(h), p.ID, nodeName(owners[p.ID][0])))
+					borrowed = append(borrowed, fmt.Sprintf("%s (key %s, which lines of %s carry)", plainOrQuoted(h), p.ID, plainOrQuoted(owners[p.ID][0])))
 				}
 			default:
 				// A checkpoint seal that does not check falls back to the
@@ -733,15 +733,18 @@ func (hc *hostCheckpoints) of(host string) ([]audit.Checkpoint, error) {
 	return cs, nil
 }
 
-// nodeName returns the host name h as verify --nodes prints it: as it
-// is when it is a [vocab.PlainItem] without parentheses (a host name),
-// else [vocab.Quote]d. Host names come from whatever lines reach the
-// collector: "good-node, web-2" read as two intact nodes in the summary.
-func nodeName(h string) string {
+// plainOrQuoted returns a name read from records as verify --nodes and
+// show print it: as it is when it is a [vocab.PlainItem] without
+// parentheses (a host name, a runtime's container ID), else in Go's
+// quotes and escapes, as [vocab.Printable] quotes. Host names come from whatever lines reach the
+// collector ("good-node, web-2" read as two intact nodes in the
+// summary), container IDs from the container's creator ("a b (pod
+// kube-system/coredns)").
+func plainOrQuoted(h string) string {
 	if vocab.PlainItem(h) && !strings.ContainsAny(h, "()") {
 		return h
 	}
-	return vocab.Quote(h)
+	return strconv.Quote(h)
 }
 
 // listed returns " (a, b)" for a list of names, "" for none.
