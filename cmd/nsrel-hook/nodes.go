@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"regexp"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/safefile"
@@ -408,6 +410,31 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	}
 }
 
+// removedOnSignal removes dir and ends the process of the signal when
+// SIGINT, SIGTERM or SIGHUP comes before the function it returns is
+// called: the deferred removal does not run then, and an interrupted
+// verify --nodes left its copy of the records behind in /tmp, run after
+// run.
+func removedOnSignal(dir string) (stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			os.RemoveAll(dir)
+			// Ended by the signal, as the shell expects of one.
+			signal.Reset(sig)
+			syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
+}
+
 // verifyNodes verifies, in the files a collector received, the records
 // of each node in want (every node with records or checkpoints when want
 // is empty) as a chain of its own, against that node's checkpoints among
@@ -420,6 +447,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	defer removedOnSignal(dir)()
 	var wanted map[string]bool
 	if len(want) > 0 {
 		wanted = map[string]bool{}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -463,6 +464,59 @@ func TestVerifyNodesQuotesNames(t *testing.T) {
 	}
 	checkVerify(t, 0, []string{`node "good-node, web-2": OK`, `node "db), 0 FAILED (x": OK`, "node plain-host: OK",
 		`nodes: 3 intact ("good-node, web-2", "db), 0 FAILED (x", plain-host), 0 FAILED`}, "--nodes", mixed)
+}
+
+// TestVerifyNodesInterrupted interrupts verify --nodes while it copies a
+// collector's stream (a pipe that has given half of it): its copy of the
+// records goes with it, and it ends of the signal. The deferred removal
+// did not run on SIGINT, and the copy stayed in /tmp, run after run.
+func TestVerifyNodesInterrupted(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tmp := t.TempDir()
+			fifo := filepath.Join(t.TempDir(), "stream")
+			if err := unix.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(hookBin, "audit", "verify", "--nodes", fifo)
+			cmd.Env = []string{"TMPDIR=" + tmp}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			r := &audit.Record{Seq: 1, Time: "2026-12-03T08:00:00Z", Host: "node-a", Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "x"}
+			line, err := r.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(line); err != nil {
+				t.Fatal(err)
+			}
+			// The copy is made: its directory and the node's file.
+			var spool []string
+			for i := 0; i < 1000 && len(spool) == 0; i++ {
+				spool, _ = filepath.Glob(filepath.Join(tmp, "nsrel-verify-nodes-*", "*"))
+				time.Sleep(10 * time.Millisecond)
+			}
+			if len(spool) == 0 {
+				t.Fatal("no copy of the stream in TMPDIR after 10 s")
+			}
+			cmd.Process.Signal(sig)
+			err = cmd.Wait()
+			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if !ws.Signaled() || ws.Signal() != sig {
+				t.Errorf("verify ended with %v; want the signal %v", err, sig)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("left in TMPDIR: %v", left)
+			}
+		})
+	}
 }
 
 // TestVerifyNodesHeadlessDamage: a damaged line whose head is gone (a
