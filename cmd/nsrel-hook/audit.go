@@ -134,16 +134,17 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		return showCmd(logs[0], container, asJSON, stdout, stderr)
 	}
 	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor, CheckpointLog: checkpointLog, Shipped: shipped}
+	fail := func(msg string) int { return verifyFailed(logs, msg, asJSON, stdout, stderr) }
 	for _, k := range keys {
 		vk, warning, err := readKey(k)
 		if err != nil {
-			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --key: %s\n", vocab.OneLine(err))
 			// A key file that cannot be opened or read fails as a
 			// --checkpoints file does; a key that does not parse is
 			// a usage error.
 			if errors.As(err, new(*os.PathError)) {
-				return 1
+				return fail("--key: " + vocab.OneLine(err))
 			}
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --key: %s\n", vocab.OneLine(err))
 			return 2
 		}
 		if warning != "" {
@@ -209,8 +210,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	read, others, otherLines := 0, map[string]bool{}, 0
 	for c, err := range audit.ReadCheckpoints(checkpoints...) {
 		if err != nil {
-			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
-			return 1
+			return fail("--checkpoints: " + vocab.OneLine(err))
 		}
 		read++
 		if !sealedByGiven(c) && !keepHost(c.Host) {
@@ -229,21 +229,29 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		// for nothing: another host's added to the file, which anyone
 		// can, must not refuse the log.)
 		err := audit.CheckpointHostsError(append(slices.Collect(maps.Keys(others)), first))
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
-		return 1
+		return fail("--checkpoints: " + vocab.OneLine(err))
 	}
 	if len(checkpoints) > 0 && read == 0 {
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no checkpoint in %s\n", vocab.Printable(strings.Join(checkpoints, ", ")))
-		return 1
+		return fail("no checkpoint in " + vocab.Printable(strings.Join(checkpoints, ", ")))
 	}
 	if len(checkpoints) > 0 && len(opts.Checkpoints) == 0 {
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: no checkpoint of host %s\n", strconv.Quote(host))
-		return 1
+		return fail("--checkpoints: no checkpoint of host " + strconv.Quote(host))
 	}
 	if host != "" || len(nodes) > 0 || allNodes {
 		otherLines = 0 // set aside as asked
 	}
 	return verified(func(w io.Writer) int { return verifyCmd(logs, len(pos) > 0, host, otherLines, opts, asJSON, w, stderr) }, stdout, stderr)
+}
+
+// verifyFailed says that verify of logs failed before any log's verdict
+// (msg: why): one line on stderr and, with --json, an object on stdout
+// that says so, as a log that cannot be read gives one; it returns 1.
+func verifyFailed(logs []string, msg string, asJSON bool, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", msg)
+	if asJSON {
+		vocab.WriteSafeJSON(stdout, verifyResult{Log: strings.Join(logs, ", "), Files: logs, Error: msg}, false)
+	}
+	return 1
 }
 
 // verified runs a verify that prints to stdout and returns its status,

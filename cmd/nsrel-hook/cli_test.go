@@ -468,6 +468,34 @@ func TestShowTornLine(t *testing.T) {
 	}
 }
 
+// TestVerifyJSONEarlyFailures: a verify --json that fails before any
+// log's verdict (a --checkpoints or --key file, or a collector's LOG for
+// --nodes, that cannot be read) prints one JSON object that says so, as
+// one whose LOG cannot be read does; it printed nothing on stdout.
+func TestVerifyJSONEarlyFailures(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	if code, _, stderr := run(selfState("c1"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	missing := filepath.Join(e.dir, "missing")
+	for _, args := range [][]string{
+		{"--nodes", missing},
+		{"--checkpoints", missing, e.log},
+		{"--nodes", "--checkpoints", missing, e.log},
+		{"--key", "@" + missing, e.log},
+		{"--checkpoints", e.config, e.log}, // no checkpoint in it
+	} {
+		code, stdout, stderr := run("", append([]string{"audit", "verify", "--json"}, args...)...)
+		var res struct {
+			OK    *bool  `json:"ok"`
+			Error string `json:"error"`
+		}
+		if code != 1 || strings.Count(stdout, "\n") != 1 || json.Unmarshal([]byte(stdout), &res) != nil || res.OK == nil || *res.OK || res.Error == "" || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1, one JSON object with ok false and the error, one line on stderr", args, code, stdout, stderr)
+		}
+	}
+}
+
 // TestShowPodProvenance: show says where a pod name comes from. The
 // hook's records have it from the annotations the container's creator
 // writes (a plain runc container can name any pod): "by its

@@ -441,10 +441,10 @@ func removedOnSignal(dir string) (stop func()) {
 // those of the files ckptFiles, and says which nodes are intact.
 func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
+	fail := func(msg string) int { return verifyFailed(logs, msg, asJSON, stdout, stderr) }
 	dir, err := os.MkdirTemp("", "nsrel-verify-nodes-")
 	if err != nil {
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
-		return 1
+		return fail(vocab.OneLine(err))
 	}
 	defer os.RemoveAll(dir)
 	defer removedOnSignal(dir)()
@@ -457,8 +457,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	}
 	ckpts, err := spoolCheckpoints(ckptFiles, dir, wanted)
 	if err != nil {
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --checkpoints: %s\n", vocab.OneLine(err))
-		return 1
+		return fail("--checkpoints: " + vocab.OneLine(err))
 	}
 	// One checker for every node: a checkpoint forged at a far epoch
 	// costs its deriving once per key, not once per node.
@@ -473,8 +472,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	}
 	split, err := splitByHost(logs, dir, wanted, len(opts.Keys) > 0, opts.Shipped, candidates)
 	if err != nil {
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", vocab.OneLine(err))
-		return 1
+		return fail(vocab.OneLine(err))
 	}
 	// The hosts whose lines carry each key, to say so when a checkpoint
 	// sealed by another node's key fails a node (it judges the node it
@@ -494,8 +492,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	if len(nodes) == 0 {
 		// Nothing verified is not a fleet found intact (an empty copy
 		// from a collector that writes elsewhere, a pipe that failed).
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: no node's records in %s\n", vocab.Printable(strings.Join(logs, ", ")))
-		return 1
+		return fail("no node's records in " + vocab.Printable(strings.Join(logs, ", ")))
 	}
 	elsewhere := sealedElsewhere(split.hashHost)
 	var intact, failed []string
