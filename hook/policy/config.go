@@ -801,6 +801,13 @@ func (p *parser) spans(v *node, path string) idmap.Spans {
 		p.errorf(v, path, "must be an array of [first, count] pairs, not %s", kindName(v.Kind))
 		return nil
 	}
+	if len(v.Elems) == 0 {
+		// No span allows nothing, or checks nothing: said neither way,
+		// it turned the rule off, where allowed_owner_uids [] refuses
+		// every container.
+		p.errorf(v, path, "must list at least one [first, count] pair (leave the rule out to allow any range)")
+		return nil
+	}
 	out := idmap.Spans{}
 	for i, e := range v.Elems {
 		epath := fmt.Sprintf("%s[%d]", path, i)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/nsrel/nsrel/hook/internal/fastjson"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // node is a JSON value with the byte offset where it starts, so that
@@ -33,7 +34,7 @@ func parseTreeJSON(data []byte) (*node, error) {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	p := &treeParser{d: d, data: data}
-	n, err := p.value(0)
+	n, err := p.value(0, "")
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +79,8 @@ func (p *treeParser) token() (json.Token, int, error) {
 	return tok, off, nil
 }
 
-func (p *treeParser) value(depth int) (*node, error) {
+// value parses the value at path (the key path an error names).
+func (p *treeParser) value(depth int, path string) (*node, error) {
 	if depth > maxNesting {
 		return nil, &posError{off: p.next(), msg: "nested too deeply"}
 	}
@@ -86,10 +88,10 @@ func (p *treeParser) value(depth int) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.fromToken(tok, off, depth)
+	return p.fromToken(tok, off, depth, path)
 }
 
-func (p *treeParser) fromToken(tok json.Token, off, depth int) (*node, error) {
+func (p *treeParser) fromToken(tok json.Token, off, depth int, path string) (*node, error) {
 	n := &node{Off: off}
 	switch v := tok.(type) {
 	case json.Delim:
@@ -107,10 +109,10 @@ func (p *treeParser) fromToken(tok json.Token, off, depth int) (*node, error) {
 					return nil, &posError{off: koff, msg: "object key is not a string"}
 				}
 				if seen[key] {
-					return nil, &posError{off: koff, msg: fmt.Sprintf("duplicate key %q", key)}
+					return nil, &posError{off: koff, path: join(path, key), msg: "duplicate key"}
 				}
 				seen[key] = true
-				val, err := p.value(depth + 1)
+				val, err := p.value(depth+1, join(path, key))
 				if err != nil {
 					return nil, err
 				}
@@ -122,7 +124,7 @@ func (p *treeParser) fromToken(tok json.Token, off, depth int) (*node, error) {
 		case '[':
 			n.Kind = 'a'
 			for p.d.More() {
-				val, err := p.value(depth + 1)
+				val, err := p.value(depth+1, fmt.Sprintf("%s[%d]", path, len(n.Elems)))
 				if err != nil {
 					return nil, err
 				}
@@ -158,7 +160,8 @@ type posError struct {
 
 func (e *posError) Error() string {
 	if e.path != "" {
-		return e.path + ": " + e.msg
+		// A key may hold anything: a newline split the line.
+		return vocab.Printable(e.path) + ": " + e.msg
 	}
 	return e.msg
 }

@@ -38,7 +38,15 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"unexpected end of file"}},
 		{"not an object", "[]", []string{"x.json:1:1: must be an object"}},
 		{"unknown key", "{\"version\":1,\"audit_log\":\"/a\",\n\"default\":{\"mode\":\"audit\"},\n  \"extra\":true}", []string{"x.json:3:3: extra: unknown key"}},
-		{"duplicate key", `{"version":1,"version":1}`, []string{"duplicate key \"version\""}},
+		{"duplicate key", `{"version":1,"version":1}`, []string{"x.json:1:14: version: duplicate key"}},
+		// The key path, as every other error names it.
+		{"duplicate nested key", `{"version":1,"audit_log":"/a","default":{"mode":"audit","rules":{"require_user_namespace":true,"require_user_namespace":false}}}`, []string{"default.rules.require_user_namespace: duplicate key"}},
+		{"duplicate key in a block", `{"version":1,"audit_log":"/a","policies":[{"name":"a","name":"b"}],"default":{"mode":"audit"}}`, []string{"policies[0].name: duplicate key"}},
+		// A key may hold a newline: the error stays on one line.
+		{"unknown key with a newline", "{\"version\":1,\"audit_log\":\"/a\",\"default\":{\"mode\":\"audit\"},\"bo\\ngus\":1}", []string{`"bo\ngus": unknown key`}},
+		// No span turned the rule off (allowed_owner_uids [] refuses
+		// every container).
+		{"no host ranges", `{"version":1,"audit_log":"/a","default":{"mode":"enforce","rules":{"allowed_host_ranges":[]}}}`, []string{"default.rules.allowed_host_ranges: must list at least one [first, count] pair"}},
 		{"missing required", `{"version":1}`, []string{"audit_log: missing", "default: missing"}},
 		{"wrong version", `{"version":2,"audit_log":"/a","default":{"mode":"audit"}}`, []string{"version: must be between 1 and 1"}},
 		{"relative log", `{"version":1,"audit_log":"a/b","default":{"mode":"audit"}}`, []string{"audit_log: must be a clean absolute path"}},
