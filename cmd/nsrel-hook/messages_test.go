@@ -111,6 +111,51 @@ func TestPolicyCheckEscapes(t *testing.T) {
 	}
 }
 
+// TestPolicyCheckWarnings: a config that loads but may not do what its
+// author meant gets a warning from policy check (exit 0; the hook loads
+// it as it is): a trusted annotation key that is none of those CRI sets
+// (a typo made its block exempt nothing, OK), and a block that selects
+// by a pod's or container's name, which the pod's author chooses in any
+// namespace, without the namespace. The shipped configs get none.
+func TestPolicyCheckWarnings(t *testing.T) {
+	const typo = "io.kubernetes.cri.sandbox-namespce"
+	tests := []struct {
+		name    string
+		trusted []any
+		match   map[string]any
+		want    []string
+	}{
+		{"misspelt key", []any{typo}, map[string]any{strings.ReplaceAll(typo, ".", `\.`): "prod"},
+			[]string{"warning: trusted_selectors.annotations[0]: " + typo + " is not a key containerd's CRI plugin sets"}},
+		{"container name alone", []any{"io.kubernetes.cri.container-name"}, map[string]any{"io\\.kubernetes\\.cri\\.container-name": "istio-proxy"},
+			[]string{`warning: policy "p" selects by io.kubernetes.cri.container-name, whose value the pod's author chooses in any namespace: any pod that takes it is only audited; add io.kubernetes.cri.sandbox-namespace to its match`}},
+		{"container name in a namespace", []any{"io.kubernetes.cri.container-name", "io.kubernetes.cri.sandbox-namespace"},
+			map[string]any{"io\\.kubernetes\\.cri\\.container-name": "istio-proxy", "io\\.kubernetes\\.cri\\.sandbox-namespace": "istio-system"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) {
+				c["trusted_selectors"] = map[string]any{"annotations": tt.trusted}
+				c["policies"] = []any{map[string]any{"name": "p", "mode": "audit", "match": map[string]any{"annotations": tt.match}}}
+			})
+			code, stdout, stderr := run("", "policy", "check", e.config)
+			if code != 0 || !strings.Contains(stdout, ": OK\n") || strings.Count(stderr, "warning: ") != len(tt.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 0, OK and %d warning(s)", code, stdout, stderr, len(tt.want))
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("no %q in stderr %q", w, stderr)
+				}
+			}
+		})
+	}
+	for _, f := range []string{"hook.json", "hook-enforce.json", "hook-enforce-cri.json", "../deploy/kubernetes/hook.json"} {
+		if code, _, stderr := run("", "policy", "check", filepath.Join("../../config", f)); code != 0 || strings.Contains(stderr, "warning") {
+			t.Errorf("shipped %s: exit %d, stderr %q; want 0 and no warning", f, code, stderr)
+		}
+	}
+}
+
 // TestPolicyCheckAsUser: `policy check` run by a user other than root
 // trusts that user's files and sockets as root's, which the hook (run by
 // root) refuses: a socket of the user's passed with OK alone. It says so.

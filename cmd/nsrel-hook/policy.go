@@ -69,6 +69,9 @@ func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "nsrel-hook: %s: warning: %s\n", vocab.Printable(file), w)
+	}
 	if uid := os.Geteuid(); uid != 0 {
 		// safefile trusts root's files and the caller's: the hook's
 		// caller is root.

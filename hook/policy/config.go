@@ -133,6 +133,56 @@ func (c *Config) SelectsByAnnotation() bool {
 	return false
 }
 
+// criKeys are the annotation keys containerd's CRI plugin sets on a
+// pod's containers itself (and the NRI plugin takes from the runtime).
+var criKeys = []string{vocab.AnnotationSandboxNamespace, vocab.AnnotationSandboxName, vocab.AnnotationContainerName,
+	vocab.AnnotationSandboxID, vocab.AnnotationImageName, "io.kubernetes.cri.sandbox-uid", "io.kubernetes.cri.container-type"}
+
+// Warnings returns what in c loads but may not do what its author
+// meant, one line each, for `policy check` (the hook loads such a config
+// as it is):
+//   - a trusted annotation key that is none of those containerd's CRI
+//     plugin sets: a misspelt key matches no container, and its blocks
+//     exempt nothing (every container falls to the default), and a key
+//     a container's creator writes lets it pick its block;
+//   - a block that selects by the pod's or container's name (or image,
+//     or sandbox ID) without the pod's namespace: CRI sets those keys,
+//     but their values are the pod author's to choose, in any
+//     namespace; only the namespace's is guarded by the API server.
+func (c *Config) Warnings() []string {
+	var out []string
+	for i, k := range c.TrustedSelectors.Annotations {
+		if !slices.Contains(criKeys, k) {
+			out = append(out, fmt.Sprintf("trusted_selectors.annotations[%d]: %s is not a key containerd's CRI plugin sets (%s): make sure the runtime sets it on every container and no container's creator can (a misspelt key matches no container)",
+				i, vocab.Printable(k), strings.Join(criKeys[:3], ", ")))
+		}
+	}
+	for _, b := range c.Policies {
+		if b.Match == nil {
+			continue
+		}
+		var named []string
+		namespaced := false
+		for _, a := range b.Match.Annotations {
+			switch a.Key {
+			case vocab.AnnotationSandboxNamespace:
+				namespaced = true
+			case vocab.AnnotationSandboxName, vocab.AnnotationContainerName, vocab.AnnotationImageName, vocab.AnnotationSandboxID:
+				named = append(named, a.Key)
+			}
+		}
+		if len(named) > 0 && !namespaced {
+			held := "held to this block's rules"
+			if b.Mode == ModeAudit {
+				held = "only audited"
+			}
+			out = append(out, fmt.Sprintf("policy %s selects by %s, whose value the pod's author chooses in any namespace: any pod that takes it is %s; add %s to its match",
+				strconv.Quote(b.Name), strings.Join(named, " and "), held, vocab.AnnotationSandboxNamespace))
+		}
+	}
+	return out
+}
+
 // Match selects containers by ID and annotations, like podman's hooks.d
 // "when" section. Every regular expression must match the whole string.
 // All conditions given must hold. [Parse] accepts only selectors the
