@@ -311,6 +311,22 @@ func TestEnforceRefuses(t *testing.T) {
 				t.Errorf("host root mapped: records %+v; want refused for host_root_unmapped (UID and GID)", recs)
 			}
 
+			// Host root in the 200th line: a map file returns 124 lines
+			// a read, and the first read was taken for the whole file.
+			var long []specs.LinuxIDMapping
+			for i := range 199 {
+				long = append(long, specs.LinuxIDMapping{ContainerID: uint32(i), HostID: uint32(100000 + 2*i), Size: 1})
+			}
+			long = append(long, specs.LinuxIDMapping{ContainerID: 1000, HostID: 0, Size: 1})
+			late := uniqueID(t, rt+"-lateroot")
+			if _, err := o.run(t, e, late, bundle.Options{UserNS: true, Mappings: long}, true); err == nil {
+				t.Errorf("%s run of a container whose user namespace maps host root in its 200th line succeeded under enforce", rt)
+			}
+			if recs := e.records(t, late); len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny ||
+				!cmp.Equal([]string{policy.RuleHostRootUnmapped, policy.RuleHostRootUnmapped}, audittest.Rules(recs[0])) {
+				t.Errorf("host root mapped in the 200th line: records %+v; want refused for host_root_unmapped (UID and GID)", recs)
+			}
+
 			good := uniqueID(t, rt+"-good")
 			if stderr, err := o.run(t, e, good, bundle.Options{UserNS: true}, true); err != nil {
 				t.Fatalf("container with a user namespace refused: %v\n%s", err, stderr)

@@ -2,10 +2,13 @@ package idmap_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -309,4 +312,50 @@ func FuzzParsePasswd(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadLongMap reads maps of 125 to 340 lines (the kernel's limit),
+// which a process's maps may have when root writes them. A uid_map
+// returns at most a page per read, whole lines only: 124 lines of 33
+// bytes in the first read, which ended the file, and the lines after it
+// were never checked (allowed_host_ranges, --overlaps).
+func TestReadLongMap(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, lines := range []int{124, 125, 200, 340} {
+		t.Run(strconv.Itoa(lines), func(t *testing.T) {
+			cmd := exec.Command(nstest.RequireCmd(t, "sleep"), "60")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			var want idmap.Map
+			var text strings.Builder
+			for i := range lines {
+				// Short lines: a write to a map file takes less than a page.
+				e := idmap.Range{Inside: uint32(i), Outside: uint32(1000 + 2*i), Count: 1}
+				want = append(want, e)
+				fmt.Fprintf(&text, "%d %d %d\n", e.Inside, e.Outside, e.Count)
+			}
+			dir := "/proc/" + strconv.Itoa(cmd.Process.Pid)
+			for _, f := range []string{"uid_map", "gid_map"} {
+				if err := os.WriteFile(dir+"/"+f, []byte(text.String()), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := idmap.Read(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			viaDir, _, err := idmap.ReadProc(dir, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, got := range map[string]idmap.Map{"Read uid_map": m.UID, "Read gid_map": m.GID, "ReadProc uid_map": viaDir.UID} {
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%s: %d lines, want %d (-want +got):\n%.2000s", name, len(got), lines, diff)
+				}
+			}
+		})
+	}
 }

@@ -158,9 +158,11 @@ func ReadFileLimit(path string, limit int) ([]byte, error) {
 }
 
 // ReadFileAt is [ReadFile] of name relative to dirfd (the directory dir,
-// for messages). A read that returns less than asked ends the file: /proc
-// files (seq files) return all that fits in one read, regular files
-// read short only at their end.
+// for messages). It reads until a read returns nothing: a /proc seq file
+// returns at most a page per read, whole lines only, so a read that
+// returns less than asked need not end the file (a uid_map of more than
+// 124 lines, 33 bytes each, was cut there, and the lines after never
+// checked).
 func ReadFileAt(dirfd int, dir, name string) ([]byte, error) {
 	return readFileAt(dirfd, dir, name, maxFile)
 }
@@ -196,10 +198,9 @@ func readFileAt(dirfd int, dir, name string, limit int) ([]byte, error) {
 		if err != nil {
 			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
-		short := m < len(buf)-n
-		n += m
-		if m == 0 || short {
+		if m == 0 {
 			return buf[:n], nil
 		}
+		n += m
 	}
 }
