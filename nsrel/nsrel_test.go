@@ -528,6 +528,43 @@ func TestOpenWithoutProc(t *testing.T) {
 	}
 }
 
+// TestOpenBlocking: a namespace Open returns is in blocking mode, with
+// and without /proc. It was opened O_NONBLOCK (a FIFO swapped in for the
+// path must not block the open) and left so, and os.NewFile took it for
+// a pollable file: it set up the runtime's poller (epoll_create1, an
+// eventfd, an epoll_ctl that failed), which Open exists to avoid.
+func TestOpenBlocking(t *testing.T) {
+	for _, proc := range []bool{true, false} {
+		t.Run(fmt.Sprintf("proc=%v", proc), func(t *testing.T) {
+			if !proc {
+				defer nsrel.SetThreadFDs(filepath.Join(t.TempDir(), "none") + "/")()
+			}
+			ns, err := nsrel.Open("/proc/self/ns/user")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ns.Close()
+			// Not Fd(), which would set blocking mode itself.
+			rc, err := ns.File().SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var nonblock bool
+			var nerr error
+			if err := rc.Control(func(fd uintptr) {
+				var fl int
+				fl, nerr = unix.FcntlInt(fd, unix.F_GETFL, 0)
+				nonblock = fl&unix.O_NONBLOCK != 0
+			}); err != nil || nerr != nil {
+				t.Fatal(err, nerr)
+			}
+			if nonblock {
+				t.Error("the namespace's descriptor is O_NONBLOCK")
+			}
+		})
+	}
+}
+
 // fakeProcEnv makes the test binary, started by TestOpenFakeProc in a
 // mount namespace of its own, play a /proc that is not procfs.
 const fakeProcEnv = "NSREL_TEST_FAKE_PROC"

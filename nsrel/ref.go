@@ -97,6 +97,13 @@ func openNS(path string) (int, error) {
 	if err != nil {
 		return -1, &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	// The nsfs file checked: blocking mode again, or os.NewFile would
+	// take it for a pollable file and set up the runtime's poller (epoll,
+	// an eventfd, and an epoll_ctl that fails), the cost Open avoids.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "fcntl", Path: path, Err: err}
+	}
 	return fd, nil
 }
 
