@@ -1,5 +1,12 @@
 package inspect
 
+import (
+	"strconv"
+
+	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/idmap"
+)
+
 // ForceProcFallback turns the pidfd namespace ioctls off until restore is
 // called: the tests check the /proc fallback of older kernels with it.
 func ForceProcFallback() (restore func()) {
@@ -29,3 +36,8 @@ func BeforeMapsRead(f func(pid int), between func()) (restore func()) {
 
 // Alive is the liveness check of a pinned process.
 var Alive = alive
+
+// ReadPinnedWith is [ReadPinned] reading the maps with read.
+func ReadPinnedWith(pidfd, pid int, want nsrel.Ident, read func(string) (idmap.Maps, error)) (idmap.Maps, error) {
+	return readPinned(pidfd, pid, "/proc/"+strconv.Itoa(pid), want, read)
+}

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
 func TestProcessSelf(t *testing.T) {
@@ -107,6 +109,36 @@ func TestProcessGone(t *testing.T) {
 	}
 	if _, err := inspect.Process(0); err == nil {
 		t.Error("pid 0 accepted")
+	}
+}
+
+// TestReadPinnedExitedDuringRead: a process that exits (and is reaped)
+// while its maps are read is gone, ErrGone, as everywhere else in the
+// inspection: the check after the read said it had left its user
+// namespace and dropped why.
+func TestReadPinnedExitedDuringRead(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.UserChain(t, 1)
+	if p.Pid != p.Cmd.Process.Pid {
+		t.Fatalf("the sleep (%d) is not the process started (%d)", p.Pid, p.Cmd.Process.Pid)
+	}
+	pfd, err := unix.PidfdOpen(p.Pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pfd)
+	want, err := nsrel.Identify(nsrel.Path(fmt.Sprintf("/proc/%d/ns/user", p.Pid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = inspect.ReadPinnedWith(pfd, p.Pid, want, func(dir string) (idmap.Maps, error) {
+		m, err := idmap.Read(dir)
+		p.Cmd.Process.Kill()
+		p.Cmd.Wait()
+		return m, err
+	})
+	if !errors.Is(err, inspect.ErrGone) {
+		t.Errorf("error %v; want one matching ErrGone", err)
 	}
 }
 

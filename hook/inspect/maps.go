@@ -157,6 +157,11 @@ func readPinned(pidfd, pid int, dir string, want nsrel.Ident, read func(string) 
 		return idmap.Maps{}, gone(pid, err)
 	}
 	if err := inUserNS(pid, dir, want); err != nil {
+		if errors.Is(err, ErrGone) {
+			// Exited, not moved: said as such ([ProcessWith] returns
+			// it as it is).
+			return idmap.Maps{}, err
+		}
 		return idmap.Maps{}, fmt.Errorf("inspect: pid %d left user:[%d] while its maps were read", pid, want.Ino)
 	}
 	if err := alive(pidfd, pid); err != nil {
