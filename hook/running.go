@@ -174,7 +174,7 @@ func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bo
 		if err := late(); err != nil {
 			return nil, err
 		}
-		in, err := inspect.InPIDNS(pid, own)
+		in, err := inspect.InPIDNS(pid, own, l.Ident)
 		switch {
 		case errors.Is(err, inspect.ErrGone):
 			continue

@@ -142,6 +142,35 @@ func TestReadPinnedExitedDuringRead(t *testing.T) {
 	}
 }
 
+// TestInPIDNSChecksUserNS: InPIDNS answers for the process found in the
+// user namespace given only while it is still there; a PID whose process
+// is in another (reused by a host process after the one found exited)
+// is gone. Its PID namespace was taken for the process found's, and the
+// host process for one that shares the container's user namespace from
+// outside, refusing the container.
+func TestInPIDNSChecksUserNS(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.UserChain(t, 1)
+	inner, err := nsrel.Identify(nsrel.Path(fmt.Sprintf("/proc/%d/ns/user", p.Pid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := nsrel.Identify(nsrel.Path("/proc/self/ns/user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidNS, err := nsrel.Identify(nsrel.Path("/proc/self/ns/pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in, err := inspect.InPIDNS(os.Getpid(), pidNS, host); err != nil || !in {
+		t.Errorf("InPIDNS(self, its own): %v, %v; want true", in, err)
+	}
+	if in, err := inspect.InPIDNS(os.Getpid(), pidNS, inner); !errors.Is(err, inspect.ErrGone) {
+		t.Errorf("InPIDNS(self, found in another user namespace): %v, %v; want ErrGone", in, err)
+	}
+}
+
 func TestParseStatStartTime(t *testing.T) {
 	fields := func(comm string) string {
 		f := []string{"1234", "(" + comm + ")", "S"}

@@ -336,18 +336,32 @@ func reaches(ns nsrel.Ref, target nsrel.Ident, top uint64) (bool, error) {
 	return found, err
 }
 
-// InPIDNS reports whether process pid lives in PID namespace want or
-// one below it. A process whose threads have all exited (a zombie
-// included) gives an error matching [ErrGone]; one whose leader alone
-// exited still runs.
-func InPIDNS(pid int, want nsrel.Ident) (bool, error) {
+// InPIDNS reports whether process pid, found in user namespace user,
+// lives in PID namespace want or one below it. A process whose threads
+// have all exited (a zombie included) gives an error matching [ErrGone];
+// one whose leader alone exited still runs. So does one no longer in
+// user, checked after its PID namespace was opened: the process found
+// there exited and its PID was reused (or it moved), and the PID
+// namespace read is another process's (a host process's, taken for one
+// that shares the container's user namespace from outside its PID
+// namespace, and the container refused).
+func InPIDNS(pid int, want, user nsrel.Ident) (bool, error) {
 	if allExited(pid) {
 		return false, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 	}
-	ns, err := nsrel.Open("/proc/" + strconv.Itoa(pid) + "/ns/pid")
+	dir := "/proc/" + strconv.Itoa(pid)
+	ns, err := nsrel.Open(dir + "/ns/pid")
 	if err != nil {
 		return false, gone(pid, err)
 	}
 	defer ns.Close()
+	var buf [64]byte
+	ino, err := userNSIno(dir+"/ns/user", buf[:])
+	if err != nil {
+		return false, gone(pid, os.NewSyscallError("readlink", err))
+	}
+	if ino != user.Ino {
+		return false, fmt.Errorf("inspect: pid %d is no longer in user:[%d]: %w", pid, user.Ino, ErrGone)
+	}
 	return reaches(ns, want, nsrel.InitialPIDNSIno)
 }
