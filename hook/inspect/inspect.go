@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -44,6 +45,9 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	}
 	if pid <= 0 {
 		return nil, fmt.Errorf("inspect: invalid pid %d", pid)
+	}
+	if err := procOurs(); err != nil {
+		return nil, err
 	}
 	pfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
@@ -104,6 +108,24 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	a.Maps = userMaps(a.User, own, ancestorMaps(live))
 	return a, nil
 }
+
+// procOurs checks, once per process, that /proc numbers processes as
+// this process does: pidfd_open takes a PID of the caller's PID
+// namespace, /proc/PID one of the namespace /proc was mounted for. With
+// another's (a runtime run by `unshare -p -f` without a /proc of its
+// own) the pidfd pinned one process and /proc/PID read another's start
+// time and maps, without an error.
+var procOurs = sync.OnceValue(func() error {
+	var buf [32]byte
+	n, err := unix.Readlink("/proc/self", buf[:])
+	if err != nil {
+		return fmt.Errorf("inspect: /proc does not list this process (of another PID namespace, or not procfs): %w", os.NewSyscallError("readlink /proc/self", err))
+	}
+	if self := string(buf[:n]); self != strconv.Itoa(os.Getpid()) {
+		return fmt.Errorf("inspect: /proc is another PID namespace's (it numbers this process %s, not %d): its PIDs are not the state's; run the runtime with a /proc of its own PID namespace", self, os.Getpid())
+	}
+	return nil
+})
 
 func gone(pid int, err error) error {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {

@@ -134,7 +134,14 @@ func TestReadPinnedExitedDuringRead(t *testing.T) {
 	_, err = inspect.ReadPinnedWith(pfd, p.Pid, want, func(dir string) (idmap.Maps, error) {
 		m, err := idmap.Read(dir)
 		p.Cmd.Process.Kill()
-		p.Cmd.Wait()
+		// Reaped by nstest.Start's own Wait (a second Wait would
+		// block for good): /proc/PID goes with it.
+		for i := 0; i < 1000; i++ {
+			if _, serr := os.Stat(dir); serr != nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		return m, err
 	})
 	if !errors.Is(err, inspect.ErrGone) {
@@ -168,6 +175,38 @@ func TestInPIDNSChecksUserNS(t *testing.T) {
 	}
 	if in, err := inspect.InPIDNS(os.Getpid(), pidNS, inner); !errors.Is(err, inspect.ErrGone) {
 		t.Errorf("InPIDNS(self, found in another user namespace): %v, %v; want ErrGone", in, err)
+	}
+}
+
+// foreignProcEnv makes TestForeignProc, run in a PID namespace of its
+// own with the host's /proc, inspect itself and print the outcome.
+const foreignProcEnv = "NSREL_TEST_FOREIGN_PROC"
+
+// TestForeignProc runs the test binary as PID 1 of a new PID namespace
+// that still sees the host's /proc (unshare -p -f without
+// --mount-proc): inspecting itself (PID 1 to pidfd_open, the host's init
+// to /proc/1) must fail, saying why. It gave the child's namespaces with
+// init's start time and no error.
+func TestForeignProc(t *testing.T) {
+	if os.Getenv(foreignProcEnv) != "" {
+		a, err := inspect.Process(os.Getpid())
+		if err != nil {
+			fmt.Println("error", err)
+		} else {
+			fmt.Println("inspected, start time", a.StartTime)
+		}
+		return
+	}
+	nstest.RequireRoot(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestForeignProc$")
+	cmd.Env = append(os.Environ(), foreignProcEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "error inspect: /proc is another PID namespace's (it numbers this process ") {
+		t.Errorf("in a PID namespace of its own with the host's /proc:\n%s\nwant an error that says /proc is another PID namespace's", out)
 	}
 }
 
