@@ -116,9 +116,12 @@ install: doc
 # Removes what install put there, except /etc/nsrel (config) and the
 # audit log (evidence); first warns when a runtime's config still names
 # the hook or the base spec (scripts/in-use.sh: the runtime would fail to
-# start containers), and removes anyway.
+# start containers), and removes anyway; but removes nothing while the
+# installed nsrel-containerd runs (its NRI plugin would go on injecting
+# the removed hook, and the runtime refuse every new container).
 uninstall:
-	@NSREL_ROOT='$(DESTDIR)' sh scripts/in-use.sh $(SBINDIR)/nsrel-hook $(SYSCONFDIR)/nsrel/containerd-base-spec.json
+	@NSREL_ROOT='$(DESTDIR)' sh scripts/in-use.sh $(SBINDIR)/nsrel-hook $(SYSCONFDIR)/nsrel/containerd-base-spec.json \
+		$(SBINDIR)/nsrel-containerd
 	rm -f $(DESTDIR)$(BINDIR)/lsuserns $(DESTDIR)$(BINDIR)/lspidns \
 		$(DESTDIR)$(SBINDIR)/nsrel-hook $(DESTDIR)$(SBINDIR)/nsrel-containerd \
 		$(DESTDIR)$(MANDIR)/man1/lsuserns.1 $(DESTDIR)$(MANDIR)/man1/lspidns.1 \

@@ -6,10 +6,20 @@
 # every container it names it for. It reads containerd's config.toml and
 # its conf.d drop-ins and the OCI hooks.d directories of podman and CRI-O,
 # below $NSREL_ROOT (default /: a DESTDIR or dpkg's DPKG_ROOT), leaving
-# out TOML comments. It only warns: it exits 0 whatever it finds, and
-# never stops the removal.
+# out TOML comments. It only warns about configs: it exits 0 whatever
+# it finds there, and never stops the removal for them.
+#
+# in-use.sh HOOK BASESPEC CONTAINERD (make uninstall) also looks for
+# running processes of CONTAINERD (nsrel-containerd, below $NSREL_ROOT),
+# and the units nsrel-nri.service and nsrel-watch.service where systemd
+# runs and $NSREL_ROOT is /: a running NRI plugin goes on injecting the
+# hook into every container the runtime creates, and once the hook is
+# gone the runtime refuses them all. It then says so and exits 1 (the
+# caller removes nothing); stop them first. (The Debian package's prerm
+# passes no CONTAINERD: it stops the units itself.)
 hook=$1
 spec=$2
+containerd=${3:-}
 root=${NSREL_ROOT:-}
 root=${root%/}
 # A hook entry may name the hook at another path of the same file
@@ -56,4 +66,33 @@ start. Take base_runtime_spec out and restart containerd first (README:
 "Removing nsrel").
 EOF
 fi
-exit 0
+[ -n "$containerd" ] || exit 0
+
+# The running processes whose executable is $root$containerd (the same
+# file: its device and inode), and the active units.
+pids=
+for d in /proc/[0-9]*; do
+	if [ "$d/exe" -ef "$root$containerd" ]; then
+		pids="$pids ${d#/proc/}"
+	fi
+done 2>/dev/null
+units=
+if [ -z "$root" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+	for u in nsrel-nri.service nsrel-watch.service; do
+		if systemctl is-active --quiet "$u" 2>/dev/null; then
+			units="$units $u"
+		fi
+	done
+fi
+if [ -z "$pids$units" ]; then
+	exit 0
+fi
+cat >&2 <<EOF
+nsrel: ERROR: nsrel-containerd still runs:${units:+ units$units}${units:+${pids:+;}}${pids:+ processes$pids of $containerd}.
+nsrel: a running NRI plugin (nsrel-containerd nri) goes on injecting
+$hook into every container the runtime creates: once the hook is gone,
+the runtime FAILS TO START every one of them. Nothing was removed: stop
+them first (systemctl disable --now nsrel-nri.service nsrel-watch.service),
+then remove nsrel (README: "Removing nsrel").
+EOF
+exit 1

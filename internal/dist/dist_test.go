@@ -10,7 +10,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nsrel/nsrel/internal/clidoc"
 	"github.com/nsrel/nsrel/internal/nstest"
@@ -445,5 +447,77 @@ func TestZshCompletionDir(t *testing.T) {
 		if dir := filepath.Dir(strings.TrimPrefix(files[0], dest)); !contains(fpath, dir) {
 			t.Errorf("PREFIX=%s: make install puts the zsh completions in %s, not on zsh's $fpath %q", prefix, dir, fpath)
 		}
+	}
+}
+
+// TestUninstallRefusesRunning: make uninstall while the installed
+// nsrel-containerd runs (here `watch`, waiting for a containerd that is
+// not there; the NRI plugin is the same binary) removes nothing and
+// fails, naming the process and how to stop it: a running plugin would
+// go on injecting the removed hook, and the runtime refuse every new
+// container. Once it stopped, make uninstall removes nsrel.
+func TestUninstallRefusesRunning(t *testing.T) {
+	t.Parallel()
+	mk := nstest.RequireCmd(t, "make")
+	dest := makeInstall(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hook.json")
+	if err := os.WriteFile(cfg, []byte(`{"version": 1, "audit_log": "`+dir+`/audit.jsonl", "log_file": "`+dir+`/hook.log",
+		"default": {"name": "default", "mode": "audit", "rules": {}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dest, "usr/local/sbin/nsrel-containerd")
+	var stderr nstest.LockedBuffer
+	watch := exec.Command(bin, "watch", "--config", cfg, "--address", filepath.Join(dir, "none.sock"), "--metrics-address", "")
+	watch.Stderr = &stderr
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- watch.Wait() }()
+	t.Cleanup(func() {
+		watch.Process.Kill()
+		<-done
+	})
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "watch starting"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("watch did not start:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	uninstall := func() (string, error) {
+		cmd := exec.Command(mk, "--no-print-directory", "uninstall", "DESTDIR="+dest)
+		cmd.Dir = nstest.RepoFile(t, ".")
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		err := cmd.Run()
+		return errb.String(), err
+	}
+	errOut, err := uninstall()
+	if err == nil {
+		t.Errorf("make uninstall with nsrel-containerd running succeeded:\n%s", errOut)
+	}
+	for _, want := range []string{"ERROR: nsrel-containerd still runs: processes " + strconv.Itoa(watch.Process.Pid) + " of /usr/local/sbin/nsrel-containerd.",
+		"injecting\n/usr/local/sbin/nsrel-hook", "FAILS TO START", "Nothing was removed", "systemctl disable --now nsrel-nri.service nsrel-watch.service"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("make uninstall with nsrel-containerd running: stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	for _, f := range []string{"usr/local/sbin/nsrel-hook", "usr/local/sbin/nsrel-containerd", "usr/local/lib/systemd/system/nsrel-nri.service"} {
+		if _, err := os.Lstat(filepath.Join(dest, f)); err != nil {
+			t.Errorf("make uninstall refused, yet %s: %v", f, err)
+		}
+	}
+
+	watch.Process.Signal(syscall.SIGTERM)
+	if err := <-done; err != nil {
+		t.Fatalf("watch: %v\n%s", err, stderr.String())
+	}
+	done <- nil
+	if errOut, err := uninstall(); err != nil || errOut != "" {
+		t.Fatalf("make uninstall once nsrel-containerd stopped: %v\n%s", err, errOut)
+	}
+	if _, err := os.Lstat(bin); err == nil {
+		t.Errorf("make uninstall left %s", bin)
 	}
 }
