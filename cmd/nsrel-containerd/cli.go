@@ -362,6 +362,18 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fatalf("%s: cannot write the audit log %s: %s\n", prog, vocab.Printable(cfg.AuditLog), vocab.Printable(err.Error()))
 		return 1
 	}
+	// The chain is one host's: a writer that names another host than
+	// the hook writing the same log (run in a UTS namespace of its own,
+	// as in a pod without the host's network) splits it into two nodes
+	// for audit verify --nodes, and --checkpoints refuses the mix. Said
+	// at start, not refused: after the host is renamed the last record
+	// names the old name until a new one is written, and a plugin that
+	// refused to start would inject no hook to write it.
+	if last, ok := lastHost(cfg.AuditLog); ok && last != log.Host() {
+		logger.WithFields(logrus.Fields{"audit_log": cfg.AuditLog, "log_host": last, "host": log.Host()}).Error(
+			"the audit log's last record names another host than this process: its records will fail audit verify " +
+				"(records of two hosts in one chain); run it in the host's UTS namespace (on Kubernetes: hostNetwork: true)")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -402,6 +414,30 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info(prog + " stopped")
 	return 0
+}
+
+// lastHostLines bounds how many lines at the end of the audit log
+// [lastHost] reads for one that decodes.
+const lastHostLines = 16
+
+// lastHost returns the host of the last record of the current audit
+// log file; ok is false when it has none (a new or freshly rotated
+// log), none decodes among its last lines, or it cannot be read.
+func lastHost(path string) (host string, ok bool) {
+	n := 0
+	for line, err := range audit.LinesBackward(path) {
+		if err != nil || n == lastHostLines {
+			return "", false
+		}
+		n++
+		if h, ok := audit.PeekHead(line); ok {
+			return h.Host, true
+		}
+		if r, err := audit.Decode(line); err == nil {
+			return r.Host, true
+		}
+	}
+	return "", false
 }
 
 // fatalWait bounds the write of the line a failing service ends with
