@@ -48,17 +48,12 @@ func (n *Node) relocate(spec *corev1.PodSpec, arg string) string {
 }
 
 // PodConfig writes the CRI pod sandbox config of the DaemonSet's pod
-// template (name, namespace, labels, host PID, security context) and
-// returns its path. The pod shares the host's network: there is no CNI
-// here (the template does not ask for it).
+// template (name, namespace, labels, host PID, host network, security
+// context) and returns its path.
 func (n *Node) PodConfig(t testing.TB, ds *appsv1.DaemonSet, name string) string {
 	t.Helper()
 	spec := ds.Spec.Template.Spec
-	pid := nsContainer
-	if spec.HostPID {
-		pid = nsNode
-	}
-	sc := map[string]any{"namespace_options": map[string]any{"network": nsNode, "pid": pid}}
+	sc := map[string]any{"namespace_options": namespaces(t, &spec)}
 	if psc := spec.SecurityContext; psc != nil && psc.RunAsUser != nil {
 		sc["run_as_user"] = map[string]any{"value": *psc.RunAsUser}
 	}
@@ -117,11 +112,7 @@ func (n *Node) ContainerConfig(t testing.TB, ds *appsv1.DaemonSet, c corev1.Cont
 		}
 		mounts = append(mounts, map[string]any{"container_path": inside, "host_path": host, "readonly": m.ReadOnly})
 	}
-	pid := nsContainer
-	if spec.HostPID {
-		pid = nsNode
-	}
-	sc := map[string]any{"namespace_options": map[string]any{"network": nsNode, "pid": pid}}
+	sc := map[string]any{"namespace_options": namespaces(t, spec)}
 	if s := c.SecurityContext; s != nil {
 		if s.Capabilities != nil {
 			sc["capabilities"] = map[string]any{"add_capabilities": s.Capabilities.Add, "drop_capabilities": s.Capabilities.Drop}
@@ -175,6 +166,23 @@ func (n *Node) ContainerConfig(t testing.TB, ds *appsv1.DaemonSet, c corev1.Cont
 		"linux":    map[string]any{"security_context": sc, "resources": res},
 	}
 	return writeJSON(t, c.Name+".json", cfg)
+}
+
+// namespaces returns the CRI namespace options of the pod template: host
+// PID as it says; the host's network (and with it, in containerd and
+// CRI-O, the host's UTS namespace: its host name), which the template
+// must ask for: a pod network needs a CNI plugin, which this machine
+// lacks.
+func namespaces(t testing.TB, spec *corev1.PodSpec) map[string]any {
+	t.Helper()
+	if !spec.HostNetwork {
+		t.Fatalf("the pod template has no hostNetwork: its own network and UTS namespaces need CNI, not here (and its host name would be the pod's, not the one the hook records)")
+	}
+	pid := nsContainer
+	if spec.HostPID {
+		pid = nsNode
+	}
+	return map[string]any{"network": nsNode, "pid": pid}
 }
 
 func writeJSON(t testing.TB, name string, v any) string {

@@ -46,8 +46,13 @@ func TestManifests(t *testing.T) {
 		t.Errorf("the ConfigMap's policy: %v", err)
 	}
 	spec := ds.Spec.Template.Spec
-	if !spec.HostPID || spec.HostNetwork || spec.HostIPC {
-		t.Errorf("hostPID %v hostNetwork %v hostIPC %v; want host PID only", spec.HostPID, spec.HostNetwork, spec.HostIPC)
+	// The host's network brings the host's UTS namespace: the agent's
+	// records name the host the hook's do.
+	if !spec.HostPID || !spec.HostNetwork || spec.HostIPC {
+		t.Errorf("hostPID %v hostNetwork %v hostIPC %v; want host PID and host network, no host IPC", spec.HostPID, spec.HostNetwork, spec.HostIPC)
+	}
+	if spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+		t.Errorf("dnsPolicy %q; want %s (the cluster's DNS with the host network)", spec.DNSPolicy, corev1.DNSClusterFirstWithHostNet)
 	}
 	if !slices.ContainsFunc(spec.Tolerations, func(tl corev1.Toleration) bool {
 		return tl.Operator == corev1.TolerationOpExists && tl.Key == "" && tl.Effect == ""
@@ -83,6 +88,13 @@ func TestManifests(t *testing.T) {
 		if c.ReadinessProbe == nil || c.LivenessProbe == nil {
 			t.Errorf("%s: readiness probe %v, liveness probe %v; want both", c.Name, c.ReadinessProbe, c.LivenessProbe)
 		}
+	}
+	// The metrics port, named: nri's default listener (127.0.0.1:9499,
+	// cmd/nsrel-containerd), as the command leaves it.
+	agentPorts := spec.Containers[0].Ports
+	if len(agentPorts) != 1 || agentPorts[0].Name != "metrics" || agentPorts[0].ContainerPort != 9499 ||
+		agentPorts[0].HostPort != 0 || slices.Contains(spec.Containers[0].Command, "--metrics-address") {
+		t.Errorf("agent ports %+v, command %v; want one named metrics, 9499, the default of nri's --metrics-address", agentPorts, spec.Containers[0].Command)
 	}
 	hostPaths := map[string]string{}
 	for _, v := range spec.Volumes {

@@ -187,6 +187,17 @@ func testNodeAgent(t *testing.T, crictl, build string, ptrace bool) {
 	if slices.ContainsFunc(recs, func(r *audit.Record) bool { return r.ContainerID == agentID || r.ContainerID == initID }) {
 		t.Errorf("the agent's own containers, started before it registered, were recorded")
 	}
+	// One chain, one host: the agent's records name the host as the
+	// hook's do (the pod has the host's UTS namespace).
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Host != host {
+			t.Errorf("record %d (%s %s): host %q; want the host's, %q", r.Seq, r.Source, r.Stage, r.Host, host)
+		}
+	}
 	audittest.Verify(t, auditLog)
 	if t.Failed() {
 		t.Logf("agent log:\n%s", logs(agentID))
