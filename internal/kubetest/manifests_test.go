@@ -1,6 +1,7 @@
 package kubetest
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -53,6 +54,9 @@ func TestManifests(t *testing.T) {
 	}
 	if spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
 		t.Errorf("dnsPolicy %q; want %s (the cluster's DNS with the host network)", spec.DNSPolicy, corev1.DNSClusterFirstWithHostNet)
+	}
+	if want := map[string]string{"kubernetes.io/os": "linux"}; !maps.Equal(spec.NodeSelector, want) {
+		t.Errorf("nodeSelector %v; want %v", spec.NodeSelector, want)
 	}
 	if !slices.ContainsFunc(spec.Tolerations, func(tl corev1.Toleration) bool {
 		return tl.Operator == corev1.TolerationOpExists && tl.Key == "" && tl.Effect == ""
