@@ -53,12 +53,15 @@ build:
 # The node-agent image (docs/kubernetes.md): an OCI image layout tar with
 # static nsrel-containerd and nsrel-hook and the shipped configs, written
 # without a container engine or registry. Load it on each node with
-# `ctr -n k8s.io images import $(BIN)/nsrel-node-agent.tar`.
+# `ctr -n k8s.io images import $(BIN)/nsrel-node-agent.tar`. Also the
+# agent's optional Localhost seccomp profile, for the same architecture
+# (deploy/kubernetes/seccomp).
 IMAGE ?= docker.io/nsrel/node-agent:$(VERSION)
 image:
 	$(GOBUILD) -o $(BIN)/image/ ./cmd/nsrel-containerd ./cmd/nsrel-hook
 	$(GO) run ./internal/ociimage/cmd/mkimage -bin $(BIN)/image -repo . -name $(IMAGE) \
 		-version $(VERSION) -revision $(COMMIT) -o $(BIN)/nsrel-node-agent.tar
+	$(GO) run ./internal/seccompprofile/cmd/mkseccomp -o $(BIN)/nsrel-node-agent-seccomp.json
 
 # Man pages and bash, zsh and fish completions, generated from the
 # binaries' --help (internal/clidoc), into $(BIN)/doc.

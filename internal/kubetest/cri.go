@@ -17,6 +17,10 @@ const (
 	nsNode      = 2
 )
 
+// KubeletSeccompDir is where the kubelet (with its default root
+// directory) looks for a pod's Localhost seccomp profiles.
+const KubeletSeccompDir = "/var/lib/kubelet/seccomp"
+
 // Node is where a test runs the DaemonSet's pod: every host path P of
 // the pod template is Root+P on this machine, so that the test touches
 // nothing of the real host. A host path volume mounted at its own path
@@ -68,7 +72,8 @@ func (n *Node) PodConfig(t testing.TB, ds *appsv1.DaemonSet, name string) string
 // ContainerConfig writes the CRI container config of container c of the
 // DaemonSet's pod template (an init container or a container): image,
 // command, mounts, capabilities, read-only root, no_new_privs, AppArmor
-// and SELinux options, run as user, host PID, resource limits.
+// and SELinux options, seccomp profile, run as user, host PID, resource
+// limits.
 func (n *Node) ContainerConfig(t testing.TB, ds *appsv1.DaemonSet, c corev1.Container) string {
 	t.Helper()
 	spec := &ds.Spec.Template.Spec
@@ -145,11 +150,25 @@ func (n *Node) ContainerConfig(t testing.TB, ds *appsv1.DaemonSet, c corev1.Cont
 	if psc := spec.SecurityContext; psc != nil && psc.RunAsUser != nil {
 		sc["run_as_user"] = map[string]any{"value": *psc.RunAsUser}
 	}
-	if psc := spec.SecurityContext; psc != nil && psc.SeccompProfile != nil {
-		if psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
-			t.Fatalf("seccomp profile %s: only RuntimeDefault is translated", psc.SeccompProfile.Type)
+	// seccomp: the container's profile, else the pod's. A Localhost
+	// profile is a file below the kubelet's seccomp directory on the
+	// node (here below Root).
+	var seccomp *corev1.SeccompProfile
+	if psc := spec.SecurityContext; psc != nil {
+		seccomp = psc.SeccompProfile
+	}
+	if s := c.SecurityContext; s != nil && s.SeccompProfile != nil {
+		seccomp = s.SeccompProfile
+	}
+	if seccomp != nil {
+		switch seccomp.Type {
+		case corev1.SeccompProfileTypeRuntimeDefault:
+			sc["seccomp"] = map[string]any{"profile_type": 0}
+		case corev1.SeccompProfileTypeLocalhost:
+			sc["seccomp"] = map[string]any{"profile_type": 2, "localhost_ref": n.Host(filepath.Join(KubeletSeccompDir, *seccomp.LocalhostProfile))}
+		default:
+			t.Fatalf("seccomp profile %s: only RuntimeDefault and Localhost are translated", seccomp.Type)
 		}
-		sc["seccomp"] = map[string]any{"profile_type": 0} // RuntimeDefault
 	}
 	res := map[string]any{}
 	if cpu, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {

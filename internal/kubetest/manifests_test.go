@@ -1,6 +1,7 @@
 package kubetest
 
 import (
+	"encoding/json"
 	"maps"
 	"os"
 	"path/filepath"
@@ -118,6 +119,18 @@ func TestManifests(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("host paths %v; want %v", got, want)
 	}
+	// The seccomp component gives the agent's container the Localhost
+	// profile docs/kubernetes.md says to install, and changes nothing
+	// else.
+	with := BaseWith(t, "seccomp").DaemonSets[0]
+	wsc := with.Spec.Template.Spec.Containers[0].SecurityContext
+	if p := wsc.SeccompProfile; p == nil || p.Type != corev1.SeccompProfileTypeLocalhost || p.LocalhostProfile == nil || *p.LocalhostProfile != "nsrel/node-agent.json" {
+		t.Errorf("the seccomp component gives the agent %+v; want Localhost nsrel/node-agent.json", p)
+	}
+	wsc.SeccompProfile = nil
+	if a, b := mustJSON(t, ds), mustJSON(t, with); a != b {
+		t.Errorf("the seccomp component changes more than the agent's seccomp profile:\n%s\n%s", a, b)
+	}
 	// The paths the agent tells the runtime are host paths under the
 	// hook directory the init container fills.
 	agent := spec.Containers[0]
@@ -127,6 +140,15 @@ func TestManifests(t *testing.T) {
 			t.Errorf("agent command %v: want %s under /opt/nsrel", agent.Command, flag)
 		}
 	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
 
 // makefileVersion returns the Makefile's VERSION.

@@ -9,16 +9,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/seccompprofile"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -32,7 +35,11 @@ import (
 // the one an enforcing block matches is refused, each with one start
 // record naming the pod. Run again without the agent's one added
 // capability, its inspection of the pod sandbox fails with EACCES: the
-// capability is needed.
+// capability is needed. As rendered, the agent's container can attach
+// to a host process, read its memory and copy its descriptors
+// (ptraceprobe); with the seccomp component (deploy/kubernetes/seccomp)
+// and the profile `make image` writes, it cannot, and does all of the
+// above as before.
 func TestNodeAgent(t *testing.T) {
 	crictl := ctrdtest.Crictl(t)
 	ctrdtest.Require(t, ctrdtest.V2())
@@ -46,18 +53,35 @@ func TestNodeAgent(t *testing.T) {
 		t.Fatalf("make image: %v\n%s", err, out)
 	}
 	checkImage(t, filepath.Join(build, "nsrel-node-agent.tar"))
+	cmd = exec.Command(nstest.GoTool(), "build", "-o", build, "./internal/kubetest/ptraceprobe")
+	cmd.Dir = nstest.RepoFile(t, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ptraceprobe: %v\n%s", err, out)
+	}
 	// Without its one added capability the agent cannot read the
 	// namespaces of container processes: SYS_PTRACE is needed.
-	for _, ptrace := range []bool{true, false} {
-		t.Run(map[bool]string{true: "as-rendered", false: "without-SYS_PTRACE"}[ptrace], func(t *testing.T) {
+	for _, v := range []agentVariant{{"as-rendered", true, false}, {"without-SYS_PTRACE", false, false}, {"seccomp-localhost", true, true}} {
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			testNodeAgent(t, crictl, build, ptrace)
+			testNodeAgent(t, crictl, build, v)
 		})
 	}
 }
 
-func testNodeAgent(t *testing.T, crictl, build string, ptrace bool) {
+// agentVariant is how TestNodeAgent changes the rendered base: without
+// the agent's added capability, or with the seccomp component.
+type agentVariant struct {
+	name            string
+	ptrace, seccomp bool
+}
+
+func testNodeAgent(t *testing.T, crictl, build string, v agentVariant) {
+	ptrace := v.ptrace
 	objs := Base(t)
+	if v.seccomp {
+		objs = BaseWith(t, "seccomp")
+	}
 	ds, cm := objs.DaemonSets[0], objs.ConfigMaps[0]
 	if !ptrace {
 		ds.Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Add = nil
@@ -74,6 +98,23 @@ func testNodeAgent(t *testing.T, crictl, build string, ptrace bool) {
 	t.Cleanup(func() { os.RemoveAll(root) })
 	os.Chmod(root, 0o755)
 	node := &Node{Root: root}
+	if sc := spec.Containers[0].SecurityContext; v.seccomp {
+		// The profile, installed on the node where the kubelet looks.
+		if sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeLocalhost || sc.SeccompProfile.LocalhostProfile == nil {
+			t.Fatalf("the seccomp component gives the agent seccomp profile %+v; want a Localhost one", sc.SeccompProfile)
+		}
+		prof := node.Host(filepath.Join(KubeletSeccompDir, *sc.SeccompProfile.LocalhostProfile))
+		data, err := os.ReadFile(filepath.Join(build, "nsrel-node-agent-seccomp.json"))
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(prof), 0o755)
+		}
+		if err == nil {
+			err = os.WriteFile(prof, data, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// The policy: the ConfigMap's, relocated, with a block that enforces
 	// a user namespace on containers named "bad".
@@ -145,6 +186,10 @@ func testNodeAgent(t *testing.T, crictl, build string, ptrace bool) {
 		return err == nil
 	})
 
+	if ptrace {
+		probeAgent(t, crictl, d, node, &spec, agentID, build, v.seccomp)
+	}
+
 	// A following pod: the allowed container is recorded by the injected
 	// hook, the violating one refused.
 	wname := ctrdtest.Uniq("workload")
@@ -202,6 +247,69 @@ func testNodeAgent(t *testing.T, crictl, build string, ptrace bool) {
 	if t.Failed() {
 		t.Logf("agent log:\n%s", logs(agentID))
 	}
+}
+
+// probeAgent runs ptraceprobe in the agent's container (copied into its
+// emptyDir) against a process of the host: under RuntimeDefault every
+// call succeeds (the agent can attach to any process of the node), under
+// the seccomp component's profile every one is refused with EPERM. Under
+// both it can open the process's memory and a root-owned file of its
+// root (a file of the host) for writing: the profile takes the calls
+// away, not what root with CAP_SYS_PTRACE in the host's PID namespace
+// can open (docs/kubernetes.md says so).
+func probeAgent(t *testing.T, crictl string, d *ctrdtest.Daemon, node *Node, spec *corev1.PodSpec, agentID, build string, seccomp bool) {
+	t.Helper()
+	var dir string
+	for _, m := range spec.Containers[0].VolumeMounts {
+		for _, v := range spec.Volumes {
+			if v.Name == m.Name && v.EmptyDir != nil {
+				dir = m.MountPath
+				if err := copyFile(filepath.Join(build, "ptraceprobe"), filepath.Join(node.Root, "emptydir", v.Name, "ptraceprobe")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if dir == "" {
+		t.Fatal("the agent mounts no emptyDir to run ptraceprobe from")
+	}
+	target := exec.Command("sleep", "300")
+	if err := target.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		target.Process.Kill()
+		target.Wait()
+	}()
+	hostFile := filepath.Join(t.TempDir(), "host-file")
+	if err := os.WriteFile(hostFile, []byte("root's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := d.Crictl(crictl, "exec", agentID, filepath.Join(dir, "ptraceprobe"), strconv.Itoa(target.Process.Pid), hostFile)
+	if err != nil {
+		t.Fatalf("ptraceprobe in the agent's container: %v\n%s%s", err, out, stderr)
+	}
+	var want []string
+	// ptraceprobe tries the calls the profile takes away, in this order.
+	for _, c := range seccompprofile.Denied {
+		if seccomp {
+			want = append(want, c+" operation not permitted")
+		} else {
+			want = append(want, c+" ok")
+		}
+	}
+	want = append(want, "proc_mem ok", "proc_root ok")
+	if diff := cmp.Diff(want, strings.Split(strings.TrimSpace(out), "\n")); diff != "" {
+		t.Errorf("ptraceprobe in the agent's container (seccomp component %v) (-want +got):\n%s", seccomp, diff)
+	}
+}
+
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o755)
 }
 
 // checkImage reads the image's config and manifest from the OCI layout

@@ -118,3 +118,26 @@ func Base(t testing.TB) *Objects {
 	}
 	return objs
 }
+
+// BaseWith renders an overlay of the repository's deploy/kubernetes
+// that adds the kustomize component in directory component of it (e.g.
+// "seccomp"), as docs/kubernetes.md tells a user to, and checks it as
+// [Base] does.
+func BaseWith(t testing.TB, component string) *Objects {
+	t.Helper()
+	overlay := t.TempDir()
+	// kustomize takes no absolute path for a base or a component.
+	base, err := filepath.Rel(overlay, nstest.RepoFile(t, "deploy/kubernetes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := fmt.Sprintf("resources:\n  - %s\ncomponents:\n  - %s\n", base, filepath.Join(base, component))
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	objs := Render(t, overlay)
+	if len(objs.DaemonSets) != 1 || len(objs.Namespaces) != 1 || len(objs.ConfigMaps) != 1 {
+		t.Fatalf("deploy/kubernetes with %s renders %d DaemonSets, %d namespaces, %d ConfigMaps; want one each", component, len(objs.DaemonSets), len(objs.Namespaces), len(objs.ConfigMaps))
+	}
+	return objs
+}

@@ -54,7 +54,8 @@ var layers = map[string]int{
 func support(p string) bool {
 	switch {
 	case strings.HasPrefix(p, "bench/"), strings.HasPrefix(p, "internal/bundle"), strings.HasPrefix(p, "internal/forge"), p == "internal/lstool/lstooltest",
-		strings.HasPrefix(p, "internal/clidoc"), strings.HasPrefix(p, "internal/ociimage"), p == "internal/dist":
+		strings.HasPrefix(p, "internal/clidoc"), strings.HasPrefix(p, "internal/ociimage"), p == "internal/dist",
+		strings.HasPrefix(p, "internal/seccompprofile"), strings.HasPrefix(p, "internal/kubetest/"):
 		return true
 	}
 	switch p {
