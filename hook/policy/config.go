@@ -851,13 +851,6 @@ func (p *parser) spans(v *node, path string) idmap.Spans {
 		p.errorf(v, path, "must be an array of [first, count] pairs, not %s", kindName(v.Kind))
 		return nil
 	}
-	if len(v.Elems) == 0 {
-		// No span allows nothing, or checks nothing: said neither way,
-		// it turned the rule off, where allowed_owner_uids [] refuses
-		// every container.
-		p.errorf(v, path, "must list at least one [first, count] pair (leave the rule out to allow any range)")
-		return nil
-	}
 	out := idmap.Spans{}
 	for i, e := range v.Elems {
 		epath := fmt.Sprintf("%s[%d]", path, i)
@@ -880,6 +873,7 @@ func (p *parser) spans(v *node, path string) idmap.Spans {
 
 func (p *parser) rules(n *node, path string) Rules {
 	var r Rules
+	var emptyRanges *node // allowed_host_ranges: []
 	p.object(n, path, []string{RuleRequireUserNS, RuleRequirePIDNS, RuleUserDepthMin, RuleUserDepthMax, RuleAllowedOwnerUIDs, RulePIDOwnedByUserNS,
 		RuleHostRootUnmapped, RuleMappedIDsMin, RuleMappedIDsMax, RuleAllowedRanges, RuleAllowedSubIDUser, RuleDisjoint}, func(key string, v *node, path string) {
 		switch key {
@@ -931,8 +925,18 @@ func (p *parser) rules(n *node, path string) Rules {
 			}
 		case RuleAllowedRanges:
 			r.AllowedHostRanges = p.spans(v, path)
+			if v.Kind == 'a' && len(v.Elems) == 0 {
+				emptyRanges = v
+			}
 		}
 	})
+	if emptyRanges != nil && r.AllowedSubIDUser == "" {
+		// No span and no user's subordinate IDs: said neither way
+		// whether that allows nothing or checks nothing, it turned the
+		// rule off, where allowed_owner_uids [] refuses every container.
+		// (With allowed_subid_user, [] allows that user's IDs alone.)
+		p.errorf(emptyRanges, join(path, RuleAllowedRanges), "must list at least one [first, count] pair, or go with %s (leave the rule out to allow any range)", RuleAllowedSubIDUser)
+	}
 	if r.MappedIDsMin != nil && r.MappedIDsMax != nil && *r.MappedIDsMin > *r.MappedIDsMax {
 		p.errorf(n, path, "%s (%d) is greater than %s (%d)", RuleMappedIDsMin, *r.MappedIDsMin, RuleMappedIDsMax, *r.MappedIDsMax)
 	}

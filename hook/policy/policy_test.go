@@ -46,7 +46,9 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key with a newline", "{\"version\":1,\"audit_log\":\"/a\",\"default\":{\"mode\":\"audit\"},\"bo\\ngus\":1}", []string{`"bo\ngus": unknown key`}},
 		// No span turned the rule off (allowed_owner_uids [] refuses
 		// every container).
-		{"no host ranges", `{"version":1,"audit_log":"/a","default":{"mode":"enforce","rules":{"allowed_host_ranges":[]}}}`, []string{"default.rules.allowed_host_ranges: must list at least one [first, count] pair"}},
+		{"no host ranges", `{"version":1,"audit_log":"/a","default":{"mode":"enforce","rules":{"allowed_host_ranges":[]}}}`, []string{"default.rules.allowed_host_ranges: must list at least one [first, count] pair, or go with allowed_subid_user"}},
+		// With a user's subordinate IDs, [] allows those alone: such a
+		// config loaded before and must still (TestEmptyRangesWithSubIDUser).
 		{"missing required", `{"version":1}`, []string{"audit_log: missing", "default: missing"}},
 		{"wrong version", `{"version":2,"audit_log":"/a","default":{"mode":"audit"}}`, []string{"version: must be between 1 and 1"}},
 		{"relative log", `{"version":1,"audit_log":"a/b","default":{"mode":"audit"}}`, []string{"audit_log: must be a clean absolute path"}},
@@ -375,5 +377,20 @@ func TestUnsure(t *testing.T) {
 	}
 	if got := c.Unsure("id", map[string]string{"io.kubernetes.cri.container-name": "x"}, nil); got != nil {
 		t.Errorf("nothing unknown: %d blocks, want none", len(got))
+	}
+}
+
+// TestEmptyRangesWithSubIDUser: allowed_host_ranges [] with
+// allowed_subid_user allows that user's subordinate IDs alone, as it did;
+// only [] without a user, which turned the rule off, is refused (a
+// config that stopped loading after an upgrade would refuse every
+// container).
+func TestEmptyRangesWithSubIDUser(t *testing.T) {
+	cfg, err := policy.Parse("x.json", []byte(`{"version":1,"audit_log":"/a","default":{"mode":"enforce","rules":{"allowed_host_ranges":[],"allowed_subid_user":"root"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Default.Rules; len(r.AllowedHostRanges) != 0 || r.AllowedSubIDUser != "root" {
+		t.Errorf("rules %+v; want no ranges and root's subordinate IDs", r)
 	}
 }
