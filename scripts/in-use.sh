@@ -69,10 +69,12 @@ fi
 [ -n "$containerd" ] || exit 0
 
 # The running processes whose executable is $root$containerd (the same
-# file: its device and inode), and the active units.
+# file: its device and inode; or, replaced since by make install, which
+# writes a new file, the one the kernel names "$root$containerd
+# (deleted)"), and the active units.
 pids=
 for d in /proc/[0-9]*; do
-	if [ "$d/exe" -ef "$root$containerd" ]; then
+	if [ "$d/exe" -ef "$root$containerd" ] || [ "$(readlink "$d/exe")" = "$root$containerd (deleted)" ]; then
 		pids="$pids ${d#/proc/}"
 	fi
 done 2>/dev/null

@@ -509,6 +509,23 @@ func TestUninstallRefusesRunning(t *testing.T) {
 		}
 	}
 
+	// Installed again over the running one (make install writes a new
+	// file, as install(1) does): the process runs the deleted file, which
+	// the check took for none of nsrel-containerd's.
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin+".new", data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
+	if errOut, err := uninstall(); err == nil || !strings.Contains(errOut, "ERROR: nsrel-containerd still runs: processes "+strconv.Itoa(watch.Process.Pid)) {
+		t.Errorf("make uninstall with the replaced nsrel-containerd running: %v\n%s", err, errOut)
+	}
+
 	watch.Process.Signal(syscall.SIGTERM)
 	if err := <-done; err != nil {
 		t.Fatalf("watch: %v\n%s", err, stderr.String())
