@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
-	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -109,23 +109,38 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	return a, nil
 }
 
-// procOurs checks, once per process, that /proc numbers processes as
-// this process does: pidfd_open takes a PID of the caller's PID
-// namespace, /proc/PID one of the namespace /proc was mounted for. With
-// another's (a runtime run by `unshare -p -f` without a /proc of its
-// own) the pidfd pinned one process and /proc/PID read another's start
-// time and maps, without an error.
-var procOurs = sync.OnceValue(func() error {
-	var buf [32]byte
-	n, err := unix.Readlink("/proc/self", buf[:])
+// procOurs checks that /proc numbers processes as this process does:
+// pidfd_open takes a PID of the caller's PID namespace, /proc/PID one of
+// the namespace /proc was mounted for. With another's (a runtime run by
+// `unshare -p -f` without a /proc of its own) the pidfd pinned one
+// process and /proc/PID read another's start time and maps, without an
+// error. /proc/self/status's NSpid lists this process's PID in every
+// PID namespace from /proc's down to its own: one entry when they are
+// the same. (Comparing /proc/self with getpid(2) would pass when the two
+// PIDs happen to be equal.) Once it passed it is not checked again; a
+// failure is (a long-running service's one-off read error).
+func procOurs() error {
+	if procChecked.Load() {
+		return nil
+	}
+	status, err := idmap.ReadFile("/proc/self/status")
 	if err != nil {
-		return fmt.Errorf("inspect: /proc does not list this process (of another PID namespace, or not procfs): %w", os.NewSyscallError("readlink /proc/self", err))
+		return fmt.Errorf("inspect: /proc does not list this process (of another PID namespace, or not procfs): %w", err)
 	}
-	if self := string(buf[:n]); self != strconv.Itoa(os.Getpid()) {
-		return fmt.Errorf("inspect: /proc is another PID namespace's (it numbers this process %s, not %d): its PIDs are not the state's; run the runtime with a /proc of its own PID namespace", self, os.Getpid())
+	for line := range bytes.Lines(status) {
+		if rest, ok := bytes.CutPrefix(line, []byte("NSpid:")); ok {
+			if pids := bytes.Fields(rest); len(pids) != 1 {
+				return fmt.Errorf("inspect: /proc is another PID namespace's (this process is PID %s there, %d in its own): its PIDs are not the state's; run the runtime with a /proc of its own PID namespace", pids[0], os.Getpid())
+			}
+			procChecked.Store(true)
+			return nil
+		}
 	}
-	return nil
-})
+	return errors.New("inspect: /proc/self/status has no NSpid line (Linux 4.1 and later have it)")
+}
+
+// procChecked is set once [procOurs] passed.
+var procChecked atomic.Bool
 
 func gone(pid int, err error) error {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {

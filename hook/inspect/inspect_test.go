@@ -205,7 +205,7 @@ func TestForeignProc(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if !strings.Contains(string(out), "error inspect: /proc is another PID namespace's (it numbers this process ") {
+	if !strings.Contains(string(out), "error inspect: /proc is another PID namespace's (this process is PID ") {
 		t.Errorf("in a PID namespace of its own with the host's /proc:\n%s\nwant an error that says /proc is another PID namespace's", out)
 	}
 }
