@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"slices"
@@ -414,24 +415,56 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 // SIGINT, SIGTERM or SIGHUP comes before the function it returns is
 // called: the deferred removal does not run then, and an interrupted
 // verify --nodes left its copy of the records behind in /tmp, run after
-// run.
+// run. A signal the process ignores (nohup's SIGHUP, SIGINT of a
+// script's `cmd &`) is left ignored: the copy was removed and the
+// verify went on without it, failing every node.
+//
+// The directory is first moved into a new one of its own beside it, so
+// that the copy, still being written by name, makes no file there any
+// more, and removed until nothing is left of it (a file made as it was
+// moved); a second signal then ends the process at once.
 func removedOnSignal(dir string) (stop func()) {
+	var which []os.Signal
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			which = append(which, sig)
+		}
+	}
+	if len(which) == 0 {
+		return func() {}
+	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	done := make(chan struct{})
+	signal.Notify(sigs, which...)
+	done, taken := make(chan struct{}), make(chan struct{})
 	go func() {
 		select {
 		case sig := <-sigs:
-			os.RemoveAll(dir)
+			close(taken)
+			gone := dir
+			if away, err := os.MkdirTemp(filepath.Dir(dir), "nsrel-verify-nodes-removed-"); err == nil {
+				if os.Rename(dir, filepath.Join(away, "copy")) == nil {
+					gone = away
+				} else {
+					os.Remove(away)
+				}
+			}
+			signal.Reset(which...)
+			for i := 0; i < 100 && os.RemoveAll(gone) != nil; i++ {
+			}
 			// Ended by the signal, as the shell expects of one.
-			signal.Reset(sig)
 			syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+			select {}
 		case <-done:
 		}
 	}()
 	return func() {
 		signal.Stop(sigs)
 		close(done)
+		select {
+		case <-taken:
+			select {} // the handler removes the copy and ends the process
+		default:
+		}
 	}
 }
 

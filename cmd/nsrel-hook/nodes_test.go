@@ -467,19 +467,40 @@ func TestVerifyNodesQuotesNames(t *testing.T) {
 }
 
 // TestVerifyNodesInterrupted interrupts verify --nodes while it copies a
-// collector's stream (a pipe that has given half of it): its copy of the
-// records goes with it, and it ends of the signal. The deferred removal
-// did not run on SIGINT, and the copy stayed in /tmp, run after run.
+// collector's stream (a pipe): its copy of the records goes with it, and
+// it ends of the signal. The deferred removal did not run on SIGINT, and
+// the copy stayed in /tmp, run after run. With many nodes, the signal
+// comes while the copy is still being written, a file a node (the
+// removal ran into files made meanwhile, and left them). A signal the
+// process ignores (nohup's SIGHUP) stays ignored: the copy was removed
+// and the verify went on without it, failing every node.
 func TestVerifyNodesInterrupted(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
-		t.Run(sig.String(), func(t *testing.T) {
+	tests := []struct {
+		name    string
+		sig     syscall.Signal
+		hosts   int  // nodes the stream names, written while the signal comes
+		ignored bool // the process starts with sig ignored
+	}{
+		{"SIGINT", syscall.SIGINT, 1, false},
+		{"SIGTERM", syscall.SIGTERM, 1, false},
+		{"SIGINT while copying", syscall.SIGINT, 20000, false},
+		{"SIGHUP ignored", syscall.SIGHUP, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			tmp := t.TempDir()
 			fifo := filepath.Join(t.TempDir(), "stream")
 			if err := unix.Mkfifo(fifo, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			cmd := exec.Command(hookBin, "audit", "verify", "--nodes", fifo)
+			if tt.ignored {
+				// A signal ignored at exec stays ignored, as under nohup.
+				cmd = exec.Command("/bin/sh", "-c", `trap "" `+strings.TrimPrefix(unix.SignalName(tt.sig), "SIG")+`; exec "$0" "$@"`, hookBin, "audit", "verify", "--nodes", fifo)
+			}
 			cmd.Env = []string{"TMPDIR=" + tmp}
+			var stdout bytes.Buffer
+			cmd.Stdout = &stdout
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -488,16 +509,28 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer w.Close()
-			r := &audit.Record{Seq: 1, Time: "2026-12-03T08:00:00Z", Host: "node-a", Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "x"}
-			line, err := r.Encode()
-			if err != nil {
+			line := func(i int) []byte {
+				r := &audit.Record{Seq: 1, Time: "2026-12-03T08:00:00Z", Host: fmt.Sprintf("node-%05d", i), Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "x"}
+				b, err := r.Encode()
+				if err != nil {
+					panic(err)
+				}
+				return b
+			}
+			if _, err := w.Write(line(0)); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := w.Write(line); err != nil {
-				t.Fatal(err)
-			}
-			// The copy is made: its directory and the node's file.
+			written := make(chan struct{})
+			go func() {
+				// The rest, until the reader is gone (EPIPE).
+				defer close(written)
+				for i := 1; i < tt.hosts; i++ {
+					if _, err := w.Write(line(i)); err != nil {
+						return
+					}
+				}
+			}()
+			// The copy is made: its directory and a node's file.
 			var spool []string
 			for i := 0; i < 1000 && len(spool) == 0; i++ {
 				spool, _ = filepath.Glob(filepath.Join(tmp, "nsrel-verify-nodes-*", "*"))
@@ -506,11 +539,22 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 			if len(spool) == 0 {
 				t.Fatal("no copy of the stream in TMPDIR after 10 s")
 			}
-			cmd.Process.Signal(sig)
+			cmd.Process.Signal(tt.sig)
+			if tt.ignored {
+				<-written
+				w.Close()
+			}
 			err = cmd.Wait()
+			if !tt.ignored {
+				<-written
+				w.Close()
+			}
 			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-			if !ws.Signaled() || ws.Signal() != sig {
-				t.Errorf("verify ended with %v; want the signal %v", err, sig)
+			switch {
+			case tt.ignored && (err != nil || !strings.Contains(stdout.String(), "nodes: 1 intact (node-00000), 0 FAILED")):
+				t.Errorf("verify with %v ignored: %v, stdout %q; want it to go on, and the node intact", tt.sig, err, stdout.String())
+			case !tt.ignored && (!ws.Signaled() || ws.Signal() != tt.sig):
+				t.Errorf("verify ended with %v; want the signal %v", err, tt.sig)
 			}
 			if left, _ := os.ReadDir(tmp); len(left) != 0 {
 				t.Errorf("left in TMPDIR: %v", left)
