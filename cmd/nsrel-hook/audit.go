@@ -433,10 +433,20 @@ func verifyCmd(logs []string, named bool, host string, others int, opts audit.Ve
 	status := 0
 	for _, lg := range logs {
 		o := opts
-		if named && !opts.Shipped {
+		switch {
+		case opts.Shipped:
+			o.AckOnNode = true
+		case named:
 			// The command verify gives to acknowledge damage names
-			// the log verified: without it, ack wrote to the config's.
-			o.AckLog, _ = filepath.Abs(lg)
+			// the log verified (without it, ack wrote to the
+			// config's), when a writer appends to it (it has a lock);
+			// a copy's damage is the node's to acknowledge, in its log.
+			var st unix.Stat_t
+			if unix.Lstat(lg+".lock", &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+				o.AckLog, _ = filepath.Abs(lg)
+			} else {
+				o.AckOnNode = true
+			}
 		}
 		s, err := verifyLog(lg, o)
 		ok := report(verifyResult{Log: lg}, vocab.Printable(lg), s, err, opts, asJSON, stdout, stderr)

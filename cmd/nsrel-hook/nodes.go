@@ -475,6 +475,7 @@ func removedOnSignal(dir string) (stop func()) {
 func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
 	fail := func(msg string) int { return verifyFailed(logs, msg, asJSON, stdout, stderr) }
+	opts.AckOnNode = true // a node's damage is acknowledged on the node
 	dir, err := os.MkdirTemp("", "nsrel-verify-nodes-")
 	if err != nil {
 		return fail(vocab.OneLine(err))

@@ -772,6 +772,23 @@ func TestAckNamedLog(t *testing.T) {
 	if code, out, stderr := run("", "--config", e.config, "audit", "verify", other); code != 0 {
 		t.Errorf("verify of the other log after its ack: exit %d: %s%s", code, out, stderr)
 	}
+	// A copy (no lock: no writer appends to it) is the node's to
+	// acknowledge, in its own log: an ack in the copy acknowledged
+	// nothing the node holds.
+	cp := filepath.Join(t.TempDir(), "copy.jsonl")
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{cp}, {"--shipped", cp}} {
+		code, _, stderr = run("", append([]string{"--config", e.config, "audit", "verify"}, args...)...)
+		if want := "then on the node, `nsrel-hook audit ack " + seq + " --reason TEXT` (in the log these files copy)"; code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("verify %v of a copy: exit %d, stderr %q; want %s", args, code, stderr, want)
+		}
+	}
 	// The config's log: still not acknowledged, and its command names
 	// no LOG.
 	code, _, stderr = run("", "--config", e.config, "audit", "verify")

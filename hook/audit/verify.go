@@ -418,9 +418,13 @@ type VerifyOptions struct {
 	// unacknowledged damage gives (`nsrel-hook audit ack SEQ --reason
 	// TEXT LOG`): the LOG the operator verified, when it is not the
 	// config's. Unset, the command names none, and acknowledges in the
-	// config's log (the node's own, also for a collector's copy, whose
-	// damage the node recorded).
+	// config's log.
 	AckLog string
+	// AckOnNode says that the files are a copy of a node's log (a
+	// collector's, or one copied by hand): its damage is acknowledged in
+	// the node's own log, on the node, and the command says so (an ack
+	// appended to the copy acknowledged nothing the node holds).
+	AckOnNode bool
 }
 
 // Verify checks the chain formed by files, in order (use [Files]); see
@@ -1159,12 +1163,15 @@ func (v *verifier) end() *Problem {
 	}
 	for _, d := range v.s.Damage {
 		if d.Ack == nil {
-			log := ""
-			if v.opts.AckLog != "" {
-				log = " " + vocab.ShellQuote(v.opts.AckLog)
+			how := fmt.Sprintf("`nsrel-hook audit ack %d --reason TEXT`", d.Record.Seq)
+			switch {
+			case v.opts.AckOnNode:
+				how = "on the node, " + how + " (in the log these files copy)"
+			case v.opts.AckLog != "":
+				how = fmt.Sprintf("`nsrel-hook audit ack %d --reason TEXT %s`", d.Record.Seq, vocab.ShellQuote(v.opts.AckLog))
 			}
-			return &Problem{File: last, Seq: d.Record.Seq, Reason: fmt.Sprintf("damage recorded at seq %d (%s: %s) is not acknowledged: check it, then `nsrel-hook audit ack %d --reason TEXT%s`",
-				d.Record.Seq, d.Lines[0], d.Record.Damage[0].Kind, d.Record.Seq, log)}
+			return &Problem{File: last, Seq: d.Record.Seq, Reason: fmt.Sprintf("damage recorded at seq %d (%s: %s) is not acknowledged: check it, then %s",
+				d.Record.Seq, d.Lines[0], d.Record.Damage[0].Kind, how)}
 		}
 	}
 	return nil
