@@ -411,19 +411,24 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	}
 }
 
-// removedOnSignal removes dir and ends the process of the signal when
-// SIGINT, SIGTERM or SIGHUP comes before the function it returns is
-// called: the deferred removal does not run then, and an interrupted
-// verify --nodes left its copy of the records behind in /tmp, run after
-// run. A signal the process ignores (nohup's SIGHUP, SIGINT of a
-// script's `cmd &`) is left ignored: the copy was removed and the
-// verify went on without it, failing every node.
+// removedOnSignal removes top, the private directory the copy of the
+// records is written to (in its subdirectory spool), and ends the
+// process of the signal when SIGINT, SIGTERM or SIGHUP comes before the
+// function it returns has been called: a deferred removal does not run
+// then, and an interrupted verify --nodes left its copy behind in /tmp,
+// run after run. A SIGHUP or SIGINT the process ignores (nohup's, a
+// script's `cmd &`; Go keeps those two ignored when they were so at
+// exec) is left ignored: the copy was removed and the verify went on
+// without it, failing every node.
 //
-// The directory is first moved into a new one of its own beside it, so
-// that the copy, still being written by name, makes no file there any
-// more, and removed until nothing is left of it (a file made as it was
-// moved); a second signal then ends the process at once.
-func removedOnSignal(dir string) (stop func()) {
+// spool is first moved aside within top, where nobody else may make a
+// file: the copy, still being written by name, then makes no file any
+// more (the name spool is gone, and nobody can make it again), and what
+// was moved is removed until nothing is left of it (a file made as it
+// was moved). A second signal then ends the process at once. stop waits
+// for the handler's decision: a signal taken (also one delivered just
+// before stop) ends the process, and stop never returns.
+func removedOnSignal(top, spool string) (stop func()) {
 	var which []os.Signal
 	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		if !signal.Ignored(sig) {
@@ -435,36 +440,38 @@ func removedOnSignal(dir string) (stop func()) {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, which...)
-	done, taken := make(chan struct{}), make(chan struct{})
+	handle := func(sig os.Signal) {
+		gone := filepath.Join(top, "removed")
+		if os.Rename(spool, gone) != nil {
+			gone = spool
+		}
+		signal.Reset(which...)
+		for i := 0; i < 100 && os.RemoveAll(gone) != nil; i++ {
+		}
+		for i := 0; i < 100 && os.RemoveAll(top) != nil; i++ {
+		}
+		// Ended by the signal, as the shell expects of one.
+		syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+		select {}
+	}
+	done, decided := make(chan struct{}), make(chan struct{})
 	go func() {
 		select {
 		case sig := <-sigs:
-			close(taken)
-			gone := dir
-			if away, err := os.MkdirTemp(filepath.Dir(dir), "nsrel-verify-nodes-removed-"); err == nil {
-				if os.Rename(dir, filepath.Join(away, "copy")) == nil {
-					gone = away
-				} else {
-					os.Remove(away)
-				}
-			}
-			signal.Reset(which...)
-			for i := 0; i < 100 && os.RemoveAll(gone) != nil; i++ {
-			}
-			// Ended by the signal, as the shell expects of one.
-			syscall.Kill(os.Getpid(), sig.(syscall.Signal))
-			select {}
+			handle(sig)
 		case <-done:
+			select {
+			case sig := <-sigs: // delivered before signal.Stop
+				handle(sig)
+			default:
+			}
+			close(decided)
 		}
 	}()
 	return func() {
 		signal.Stop(sigs)
 		close(done)
-		select {
-		case <-taken:
-			select {} // the handler removes the copy and ends the process
-		default:
-		}
+		<-decided
 	}
 }
 
@@ -476,12 +483,19 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
 	fail := func(msg string) int { return verifyFailed(logs, msg, asJSON, stdout, stderr) }
 	opts.AckOnNode = true // a node's damage is acknowledged on the node
-	dir, err := os.MkdirTemp("", "nsrel-verify-nodes-")
+	// The copy goes to a subdirectory of a private one (see
+	// removedOnSignal), removed while a signal still removes it too.
+	top, err := os.MkdirTemp("", "nsrel-verify-nodes-")
 	if err != nil {
 		return fail(vocab.OneLine(err))
 	}
-	defer os.RemoveAll(dir)
-	defer removedOnSignal(dir)()
+	dir := filepath.Join(top, "spool")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		os.Remove(top)
+		return fail(vocab.OneLine(err))
+	}
+	defer removedOnSignal(top, dir)()
+	defer os.RemoveAll(top)
 	var wanted map[string]bool
 	if len(want) > 0 {
 		wanted = map[string]bool{}
