@@ -439,14 +439,12 @@ func verifyCmd(logs []string, named bool, host string, others int, opts audit.Ve
 		case named:
 			// The command verify gives to acknowledge damage names
 			// the log verified (without it, ack wrote to the
-			// config's), when a writer appends to it (it has a lock);
-			// a copy's damage is the node's to acknowledge, in its log.
-			var st unix.Stat_t
-			if unix.Lstat(lg+".lock", &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-				o.AckLog, _ = filepath.Abs(lg)
-			} else {
-				o.AckOnNode = true
-			}
+			// config's), and says that a copy's damage is
+			// acknowledged in the original: nothing here tells a copy
+			// (one with its lock copied too) from a log a writer
+			// appends to (one whose lock was removed), and a guess
+			// sent the ack to the wrong log.
+			o.AckLog, _ = filepath.Abs(lg)
 		}
 		s, err := verifyLog(lg, o)
 		ok := report(verifyResult{Log: lg}, vocab.Printable(lg), s, err, opts, asJSON, stdout, stderr)

@@ -772,9 +772,10 @@ func TestAckNamedLog(t *testing.T) {
 	if code, out, stderr := run("", "--config", e.config, "audit", "verify", other); code != 0 {
 		t.Errorf("verify of the other log after its ack: exit %d: %s%s", code, out, stderr)
 	}
-	// A copy (no lock: no writer appends to it) is the node's to
-	// acknowledge, in its own log: an ack in the copy acknowledged
-	// nothing the node holds.
+	// A copy: named, with the caveat (a copy cannot be told from a log
+	// whose lock was removed, nor one with its lock copied from a
+	// writer's); a collector's is the node's to acknowledge, in its own
+	// log.
 	cp := filepath.Join(t.TempDir(), "copy.jsonl")
 	data, err := os.ReadFile(e.log)
 	if err != nil {
@@ -783,10 +784,13 @@ func TestAckNamedLog(t *testing.T) {
 	if err := os.WriteFile(cp, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{cp}, {"--shipped", cp}} {
-		code, _, stderr = run("", append([]string{"--config", e.config, "audit", "verify"}, args...)...)
-		if want := "then on the node, `nsrel-hook audit ack " + seq + " --reason TEXT` (in the log these files copy)"; code != 1 || !strings.Contains(stderr, want) {
-			t.Errorf("verify %v of a copy: exit %d, stderr %q; want %s", args, code, stderr, want)
+	for args, want := range map[string]string{
+		cp:                   "then `nsrel-hook audit ack " + seq + " --reason TEXT " + cp + "` (for a copy of a log: in the original, on the node that writes it)",
+		"--shipped\x00" + cp: "then on the node, `nsrel-hook audit ack " + seq + " --reason TEXT` (in the log these files copy)",
+	} {
+		code, _, stderr = run("", append([]string{"--config", e.config, "audit", "verify"}, strings.Split(args, "\x00")...)...)
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("verify %q of a copy: exit %d, stderr %q; want %s", args, code, stderr, want)
 		}
 	}
 	// The config's log: still not acknowledged, and its command names

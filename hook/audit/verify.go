@@ -416,14 +416,14 @@ type VerifyOptions struct {
 	Shipped bool
 	// AckLog, if set, is the log to name in the command a problem of
 	// unacknowledged damage gives (`nsrel-hook audit ack SEQ --reason
-	// TEXT LOG`): the LOG the operator verified, when it is not the
-	// config's. Unset, the command names none, and acknowledges in the
-	// config's log.
+	// TEXT LOG`): the LOG the operator verified; the command says that a
+	// copy's damage is acknowledged in the original. Unset, the command
+	// names none, and acknowledges in the config's log.
 	AckLog string
 	// AckOnNode says that the files are a copy of a node's log (a
-	// collector's, or one copied by hand): its damage is acknowledged in
-	// the node's own log, on the node, and the command says so (an ack
-	// appended to the copy acknowledged nothing the node holds).
+	// collector's): its damage is acknowledged in the node's own log, on
+	// the node, and the command says so (an ack appended to the copy
+	// acknowledges nothing the node holds).
 	AckOnNode bool
 }
 
@@ -1168,7 +1168,7 @@ func (v *verifier) end() *Problem {
 			case v.opts.AckOnNode:
 				how = "on the node, " + how + " (in the log these files copy)"
 			case v.opts.AckLog != "":
-				how = fmt.Sprintf("`nsrel-hook audit ack %d --reason TEXT %s`", d.Record.Seq, vocab.ShellQuote(v.opts.AckLog))
+				how = fmt.Sprintf("`nsrel-hook audit ack %d --reason TEXT %s` (for a copy of a log: in the original, on the node that writes it)", d.Record.Seq, vocab.ShellQuote(v.opts.AckLog))
 			}
 			return &Problem{File: last, Seq: d.Record.Seq, Reason: fmt.Sprintf("damage recorded at seq %d (%s: %s) is not acknowledged: check it, then %s",
 				d.Record.Seq, d.Lines[0], d.Record.Damage[0].Kind, how)}
