@@ -70,11 +70,14 @@ fi
 
 # The running processes whose executable is $root$containerd (the same
 # file: its device and inode; or, replaced since by make install, which
-# writes a new file, the one the kernel names "$root$containerd
-# (deleted)"), and the active units.
+# writes a new file, the one the kernel names "PATH (deleted)"), and the
+# active units.
+# The kernel names the deleted file by its resolved path: a directory
+# on the way may be a symlink (/sbin on merged-/usr systems).
+deleted="$(cd "$(dirname "$root$containerd")" 2>/dev/null && pwd -P)/$(basename "$containerd") (deleted)"
 pids=
 for d in /proc/[0-9]*; do
-	if [ "$d/exe" -ef "$root$containerd" ] || [ "$(readlink "$d/exe")" = "$root$containerd (deleted)" ]; then
+	if [ "$d/exe" -ef "$root$containerd" ] || [ "$(readlink "$d/exe")" = "$deleted" ]; then
 		pids="$pids ${d#/proc/}"
 	fi
 done 2>/dev/null

@@ -538,3 +538,48 @@ func TestUninstallRefusesRunning(t *testing.T) {
 		t.Errorf("make uninstall left %s", bin)
 	}
 }
+
+// TestInUseReplacedThroughSymlink: a running nsrel-containerd whose file
+// make install has replaced since, named through a directory that is a
+// symlink (SBINDIR=/sbin on a merged-/usr system, /sbin -> usr/sbin): the
+// kernel names the deleted file by its resolved path, which the check
+// compared with the path as given, and found nothing running.
+func TestInUseReplacedThroughSymlink(t *testing.T) {
+	t.Parallel()
+	sleep := nstest.RequireCmd(t, "sleep")
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "usr/sbin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("usr/sbin", filepath.Join(root, "sbin")); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(root, "usr/sbin/nsrel-containerd")
+	data, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// Installed again: a new file in its place.
+	if err := os.WriteFile(bin+".new", data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
+	check := exec.Command("sh", nstest.RepoFile(t, "scripts/in-use.sh"), "/sbin/nsrel-hook", "/etc/nsrel/containerd-base-spec.json", "/sbin/nsrel-containerd")
+	check.Env = append(os.Environ(), "NSREL_ROOT="+root)
+	var stderr bytes.Buffer
+	check.Stderr = &stderr
+	err = check.Run()
+	if want := "processes " + strconv.Itoa(cmd.Process.Pid) + " of /sbin/nsrel-containerd"; err == nil || !strings.Contains(stderr.String(), want) {
+		t.Errorf("in-use.sh: %v, stderr %q; want exit 1 and %q", err, stderr.String(), want)
+	}
+}
