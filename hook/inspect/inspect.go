@@ -129,7 +129,10 @@ func procOurs() error {
 	}
 	for line := range bytes.Lines(status) {
 		if rest, ok := bytes.CutPrefix(line, []byte("NSpid:")); ok {
-			if pids := bytes.Fields(rest); len(pids) != 1 {
+			switch pids := bytes.Fields(rest); {
+			case len(pids) == 0:
+				return errors.New("inspect: /proc/self/status has an empty NSpid line")
+			case len(pids) > 1:
 				return fmt.Errorf("inspect: /proc is another PID namespace's (this process is PID %s there, %d in its own): its PIDs are not the state's; run the runtime with a /proc of its own PID namespace", pids[0], os.Getpid())
 			}
 			procChecked.Store(true)
