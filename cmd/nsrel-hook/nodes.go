@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -411,68 +413,141 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	}
 }
 
-// removedOnSignal removes top, the private directory the copy of the
-// records is written to (in its subdirectory spool), and ends the
-// process of the signal when SIGINT, SIGTERM or SIGHUP comes before the
-// function it returns has been called: a deferred removal does not run
-// then, and an interrupted verify --nodes left its copy behind in /tmp,
-// run after run. A SIGHUP or SIGINT the process ignores (nohup's, a
-// script's `cmd &`; Go keeps those two ignored when they were so at
-// exec) is left ignored: the copy was removed and the verify went on
-// without it, failing every node.
+// interrupt removes the copy of the records verify --nodes makes and
+// ends the process of the signal when SIGINT, SIGTERM or SIGHUP comes
+// before stop: a deferred removal does not run then, and an interrupted
+// verify --nodes left its copy behind in /tmp, run after run. A SIGHUP
+// or SIGINT the process ignores (nohup's, a script's `cmd &`; Go keeps
+// those two ignored when they were so at exec) is left ignored: the copy
+// was removed and the verify went on without it, failing every node.
 //
+// The copy is written to spool, a subdirectory of top, a private
+// directory, through a descriptor of spool ([spool.root]): on a signal
 // spool is first moved aside within top, where nobody else may make a
-// file: the copy, still being written by name, then makes no file any
-// more (the name spool is gone, and nobody can make it again), and what
-// was moved is removed until nothing is left of it (a file made as it
-// was moved). A second signal then ends the process at once. stop waits
-// for the handler's decision: a signal taken (also one delivered just
-// before stop) ends the process, and stop never returns.
-func removedOnSignal(top, spool string) (stop func()) {
-	var which []os.Signal
+// file, and what was moved is removed until nothing is left of it (a
+// file made as it was moved), then top. Nothing is written there after
+// that, even should another user make top's freed name again in /tmp.
+// Nothing is printed either once the signal is taken: the nodes left
+// would fail for their files gone, and a verdict that fails the fleet
+// was printed before the process ended. A second signal ends the
+// process at once.
+type interrupt struct {
+	// mu is held while the copy is made (create), while a node is
+	// verified and reported, and while the verdict is printed (enter,
+	// leave); the handler takes it, and never gives it back, before it
+	// removes the copy.
+	mu         sync.Mutex
+	stopping   atomic.Bool
+	top, spool string
+	which      []os.Signal
+	sigs       chan os.Signal
+	done       chan struct{}
+	decided    chan struct{}
+}
+
+// onInterrupt starts handling the signals; stop ends it.
+func onInterrupt() *interrupt {
+	in := &interrupt{done: make(chan struct{}), decided: make(chan struct{})}
 	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		if !signal.Ignored(sig) {
-			which = append(which, sig)
+			in.which = append(in.which, sig)
 		}
 	}
-	if len(which) == 0 {
-		return func() {}
+	if len(in.which) == 0 {
+		close(in.decided)
+		return in
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, which...)
-	handle := func(sig os.Signal) {
-		gone := filepath.Join(top, "removed")
-		if os.Rename(spool, gone) != nil {
-			gone = spool
-		}
-		signal.Reset(which...)
-		for i := 0; i < 100 && os.RemoveAll(gone) != nil; i++ {
-		}
-		for i := 0; i < 100 && os.RemoveAll(top) != nil; i++ {
-		}
-		// Ended by the signal, as the shell expects of one.
-		syscall.Kill(os.Getpid(), sig.(syscall.Signal))
-		select {}
-	}
-	done, decided := make(chan struct{}), make(chan struct{})
+	in.sigs = make(chan os.Signal, 1)
+	signal.Notify(in.sigs, in.which...)
 	go func() {
 		select {
-		case sig := <-sigs:
-			handle(sig)
-		case <-done:
+		case sig := <-in.sigs:
+			in.handle(sig)
+		case <-in.done:
 			select {
-			case sig := <-sigs: // delivered before signal.Stop
-				handle(sig)
+			case sig := <-in.sigs: // delivered before signal.Stop
+				in.handle(sig)
 			default:
 			}
-			close(decided)
+			close(in.decided)
 		}
 	}()
-	return func() {
-		signal.Stop(sigs)
-		close(done)
-		<-decided
+	return in
+}
+
+// create makes top and spool: under mu, so that a signal either comes
+// before (and the process ends with nothing made) or removes them.
+func (in *interrupt) create() (spool string, err error) {
+	in.enter()
+	defer in.leave()
+	top, err := os.MkdirTemp("", "nsrel-verify-nodes-")
+	if err != nil {
+		return "", err
 	}
+	dir := filepath.Join(top, "spool")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		os.Remove(top)
+		return "", err
+	}
+	in.top, in.spool = top, dir
+	return dir, nil
+}
+
+// handle removes the copy and ends the process of sig.
+func (in *interrupt) handle(sig os.Signal) {
+	in.stopping.Store(true)
+	in.mu.Lock() // the node under way is reported first; never unlocked
+	signal.Reset(in.which...)
+	if in.top != "" {
+		gone := filepath.Join(in.top, "removed")
+		if os.Rename(in.spool, gone) != nil {
+			gone = in.spool
+		}
+		for i := 0; i < 100 && os.RemoveAll(gone) != nil; i++ {
+		}
+		for i := 0; i < 100 && os.RemoveAll(in.top) != nil; i++ {
+		}
+	}
+	// Ended by the signal, as the shell expects of one.
+	syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+	select {}
+}
+
+// quiet waits for good, for the process to end, once a signal was taken.
+func (in *interrupt) quiet() {
+	if in.stopping.Load() {
+		select {}
+	}
+}
+
+// enter takes mu, unless a signal was taken (then it waits for good);
+// leave gives it back.
+func (in *interrupt) enter() {
+	in.mu.Lock()
+	if in.stopping.Load() {
+		in.mu.Unlock()
+		select {}
+	}
+}
+
+func (in *interrupt) leave() { in.mu.Unlock() }
+
+// remove removes the copy at the end of a verify, the signals still
+// handled (one then cut the removal short); stop then ends the
+// handling, waiting for the handler's decision: a signal taken (also
+// one delivered just before) ends the process, and stop never returns.
+func (in *interrupt) remove() {
+	if in.top != "" {
+		os.RemoveAll(in.top)
+	}
+}
+
+func (in *interrupt) stop() {
+	if in.sigs != nil {
+		signal.Stop(in.sigs)
+		close(in.done)
+	}
+	<-in.decided
 }
 
 // verifyNodes verifies, in the files a collector received, the records
@@ -481,21 +556,21 @@ func removedOnSignal(top, spool string) (stop func()) {
 // those of the files ckptFiles, and says which nodes are intact.
 func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) int {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(readerMemoryLimit))
-	fail := func(msg string) int { return verifyFailed(logs, msg, asJSON, stdout, stderr) }
+	// The copy of the records goes to a private directory, removed on
+	// SIGINT, SIGTERM and SIGHUP too (see interrupt); after a signal
+	// nothing more is printed.
+	in := onInterrupt()
+	defer in.stop()
+	fail := func(msg string) int {
+		in.quiet()
+		return verifyFailed(logs, msg, asJSON, stdout, stderr)
+	}
 	opts.AckOnNode = true // a node's damage is acknowledged on the node
-	// The copy goes to a subdirectory of a private one (see
-	// removedOnSignal), removed while a signal still removes it too.
-	top, err := os.MkdirTemp("", "nsrel-verify-nodes-")
+	dir, err := in.create()
 	if err != nil {
 		return fail(vocab.OneLine(err))
 	}
-	dir := filepath.Join(top, "spool")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		os.Remove(top)
-		return fail(vocab.OneLine(err))
-	}
-	defer removedOnSignal(top, dir)()
-	defer os.RemoveAll(top)
+	defer in.remove()
 	var wanted map[string]bool
 	if len(want) > 0 {
 		wanted = map[string]bool{}
@@ -535,7 +610,9 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	}
 	nodes := want
 	if len(nodes) == 0 {
+		in.enter()
 		nodes = append(split.hosts, ghostNodes(split, ckpts, owners, opts.Keys, opts.Seals, stderr)...)
+		in.leave()
 	}
 	if len(nodes) == 0 {
 		// Nothing verified is not a fleet found intact (an empty copy
@@ -545,6 +622,9 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	elsewhere := sealedElsewhere(split.hashHost)
 	var intact, failed []string
 	for _, h := range nodes {
+		// A node is verified and reported whole, or not at all: after
+		// a signal its file is gone.
+		in.enter()
 		o := opts
 		o.KeysOfOthers = true // each node's chain has its own keys
 		o.OtherChainKey = func(id audit.SealID) bool {
@@ -604,7 +684,10 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		} else {
 			failed = append(failed, plainOrQuoted(h))
 		}
+		in.leave()
 	}
+	in.enter()
+	defer in.leave()
 	status := 0
 	if len(failed) > 0 {
 		status = 1

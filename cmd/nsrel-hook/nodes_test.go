@@ -488,7 +488,10 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 		{"SIGHUP ignored", syscall.SIGHUP, 1, true},
 		// After the verdict, as the copy is removed: the removal was
 		// cut short by the signal's default action.
-		{"SIGINT after the verdict", syscall.SIGINT, 20000, false},
+		{"SIGINT after the verdict", syscall.SIGINT, 5000, false},
+		// While the nodes are verified: the nodes left failed for their
+		// files gone, and a verdict failing the fleet was printed.
+		{"SIGTERM while verifying", syscall.SIGTERM, 5000, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -503,9 +506,14 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 				cmd = exec.Command("/bin/sh", "-c", `trap "" `+strings.TrimPrefix(unix.SignalName(tt.sig), "SIG")+`; exec "$0" "$@"`, hookBin, "audit", "verify", "--nodes", fifo)
 			}
 			cmd.Env = []string{"TMPDIR=" + tmp}
-			var stdout nstest.LockedBuffer
-			cmd.Stdout = &stdout
+			var stdout, stderr nstest.LockedBuffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			afterVerdict := strings.HasSuffix(tt.name, "after the verdict")
+			verifying := strings.HasSuffix(tt.name, "while verifying")
+			printed := "nodes: "
+			if verifying {
+				printed = "node node-"
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -544,14 +552,14 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 			if len(spool) == 0 {
 				t.Fatal("no copy of the stream in TMPDIR after 10 s")
 			}
-			if afterVerdict {
+			if afterVerdict || verifying {
 				<-written
 				w.Close()
-				for i := 0; i < 6000 && !strings.Contains(stdout.String(), "nodes: "); i++ {
+				for i := 0; i < 6000 && !strings.Contains(stdout.String(), printed); i++ {
 					time.Sleep(10 * time.Millisecond)
 				}
-				if !strings.Contains(stdout.String(), "nodes: ") {
-					t.Fatalf("no verdict after 60 s:\n%.2000s", stdout.String())
+				if !strings.Contains(stdout.String(), printed) {
+					t.Fatalf("no %q after 60 s:\n%.2000s", printed, stdout.String())
 				}
 			}
 			cmd.Process.Signal(tt.sig)
@@ -560,9 +568,12 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 				w.Close()
 			}
 			err = cmd.Wait()
-			if !tt.ignored && !afterVerdict {
+			if !tt.ignored && !afterVerdict && !verifying {
 				<-written
 				w.Close()
+			}
+			if out := stdout.String() + stderr.String(); !tt.ignored && (strings.Contains(out, ": FAILED") || strings.Contains(out, " FAILED (")) {
+				t.Errorf("interrupted, it failed nodes:\n%.1000s\n%.1000s", stdout.String(), stderr.String())
 			}
 			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 			switch {
@@ -571,7 +582,9 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 			case afterVerdict && !ws.Signaled() && err != nil:
 				// Ended on its own just before the signal: fine.
 				t.Errorf("verify ended with %v; want the signal %v or a verdict", err, tt.sig)
-			case !tt.ignored && !afterVerdict && (!ws.Signaled() || ws.Signal() != tt.sig):
+			case verifying && (!ws.Signaled() || ws.Signal() != tt.sig):
+				t.Errorf("verify ended with %v; want the signal %v", err, tt.sig)
+			case !tt.ignored && !afterVerdict && !verifying && (!ws.Signaled() || ws.Signal() != tt.sig):
 				t.Errorf("verify ended with %v; want the signal %v", err, tt.sig)
 			}
 			if left, _ := os.ReadDir(tmp); len(left) != 0 {

@@ -18,13 +18,19 @@ import (
 // any number of hosts (any peer it accepts can name one).
 type spool struct {
 	dir, prefix string
-	suffixes    []string // one stream per suffix ("" the host's file)
-	max         int      // hosts with their files open at once
-	hosts       []string // in the order they were first written
-	paths       map[string]string
-	outs        map[string]spoolOut
-	lru         *list.List // hosts with their files open, least recently written first
-	elem        map[string]*list.Element
+	// root is dir, opened at the first write: files are made and
+	// opened again through it, so that none is made elsewhere once the
+	// directory is moved or removed (an interrupted verify --nodes:
+	// another user could make its freed name again in /tmp, and a file
+	// opened again by name would follow that user's symlink).
+	root     *os.Root
+	suffixes []string // one stream per suffix ("" the host's file)
+	max      int      // hosts with their files open at once
+	hosts    []string // in the order they were first written
+	paths    map[string]string
+	outs     map[string]spoolOut
+	lru      *list.List // hosts with their files open, least recently written first
+	elem     map[string]*list.Element
 }
 
 type spoolOut struct {
@@ -57,15 +63,23 @@ func (s *spool) writers(host string) ([]*bufio.Writer, error) {
 			return nil, err
 		}
 	}
+	if s.root == nil {
+		root, err := os.OpenRoot(s.dir)
+		if err != nil {
+			return nil, err
+		}
+		s.root = root
+	}
 	flags := os.O_WRONLY | os.O_APPEND
 	p, known := s.paths[host]
 	if !known {
 		p = filepath.Join(s.dir, s.prefix+strconv.Itoa(len(s.hosts)))
 		flags |= os.O_CREATE | os.O_EXCL
 	}
+	name := filepath.Base(p)
 	var o spoolOut
 	for _, suffix := range s.suffixes {
-		f, err := os.OpenFile(p+suffix, flags, 0o600)
+		f, err := s.root.OpenFile(name+suffix, flags, 0o600)
 		if err != nil {
 			for _, f := range o.f {
 				f.Close()
@@ -96,11 +110,15 @@ func (s *spool) closeHost(host string) error {
 	return errors.Join(errs...)
 }
 
-// close flushes and closes every file open.
+// close flushes and closes every file open, and the directory.
 func (s *spool) close() error {
 	var errs []error
 	for s.lru.Len() > 0 {
 		errs = append(errs, s.closeHost(s.lru.Front().Value.(string)))
+	}
+	if s.root != nil {
+		errs = append(errs, s.root.Close())
+		s.root = nil
 	}
 	return errors.Join(errs...)
 }
