@@ -74,10 +74,13 @@ fi
 # active units.
 # The kernel names the deleted file by its resolved path: a directory
 # on the way may be a symlink (/sbin on merged-/usr systems).
-deleted="$(cd "$(dirname "$root$containerd")" 2>/dev/null && pwd -P)/$(basename "$containerd") (deleted)"
+# (CDPATH unset: cd would print, and go to, a directory of its own.)
+resolved=$(CDPATH='' cd -P -- "$(dirname -- "$root$containerd")" 2>/dev/null && pwd -P) || resolved=$(dirname -- "$root$containerd")
+deleted="$resolved/$(basename -- "$containerd") (deleted)"
 pids=
 for d in /proc/[0-9]*; do
-	if [ "$d/exe" -ef "$root$containerd" ] || [ "$(readlink "$d/exe")" = "$deleted" ]; then
+	exe=$(readlink "$d/exe")
+	if [ "$d/exe" -ef "$root$containerd" ] || [ "$exe" = "$deleted" ] || [ "$exe" = "$root$containerd (deleted)" ]; then
 		pids="$pids ${d#/proc/}"
 	fi
 done 2>/dev/null
