@@ -577,16 +577,12 @@ func TestInUseReplacedThroughSymlink(t *testing.T) {
 	check := exec.Command("sh", nstest.RepoFile(t, "scripts/in-use.sh"), "/sbin/nsrel-hook", "/etc/nsrel/containerd-base-spec.json", "/sbin/nsrel-containerd")
 	// CDPATH set, and NSREL_ROOT relative (a make DESTDIR): cd went
 	// to CDPATH's directory and printed it.
-	cdpath := t.TempDir()
-	rel, err := filepath.Rel(cdpath, root)
-	if err != nil {
+	cdpath, rel := t.TempDir(), filepath.Base(root)
+	if err := os.MkdirAll(filepath.Join(cdpath, rel, "sbin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(cdpath, "cdp", rel, "sbin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	check.Dir = cdpath
-	check.Env = append(os.Environ(), "NSREL_ROOT="+rel, "CDPATH="+filepath.Join(cdpath, "cdp"))
+	check.Dir = filepath.Dir(root)
+	check.Env = append(os.Environ(), "NSREL_ROOT="+rel, "CDPATH="+cdpath)
 	var stderr bytes.Buffer
 	check.Stderr = &stderr
 	err = check.Run()
