@@ -134,6 +134,11 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		return showCmd(logs[0], container, asJSON, stdout, stderr)
 	}
 	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor, CheckpointLog: checkpointLog, Shipped: shipped}
+	if configPath != vocab.DefaultHookConfig {
+		// Named in the command to acknowledge damage: without it, ack
+		// loads the default config and acknowledges in its log.
+		opts.AckConfig, _ = filepath.Abs(configPath)
+	}
 	fail := func(msg string) int { return verifyFailed(logs, msg, asJSON, stdout, stderr) }
 	for _, k := range keys {
 		vk, warning, err := readKey(k)

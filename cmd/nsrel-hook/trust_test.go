@@ -762,7 +762,7 @@ func TestAckNamedLog(t *testing.T) {
 	}
 
 	code, _, stderr := run("", "--config", e.config, "audit", "verify", other)
-	want := "`nsrel-hook audit ack " + seq + " --reason TEXT '" + other + "'`"
+	want := "`nsrel-hook --config " + e.config + " audit ack " + seq + " --reason TEXT '" + other + "'`"
 	if code != 1 || !strings.Contains(stderr, want) {
 		t.Fatalf("verify of the other log: exit %d, stderr %q; want the command %s", code, stderr, want)
 	}
@@ -785,8 +785,8 @@ func TestAckNamedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	for args, want := range map[string]string{
-		cp:                   "then `nsrel-hook audit ack " + seq + " --reason TEXT " + cp + "` (for a copy of a log: in the original, on the node that writes it)",
-		"--shipped\x00" + cp: "then on the node, `nsrel-hook audit ack " + seq + " --reason TEXT` (in the log these files copy)",
+		cp:                   "then `nsrel-hook --config " + e.config + " audit ack " + seq + " --reason TEXT " + cp + "` (for a copy of a log: in the original, on the node that writes it)",
+		"--shipped\x00" + cp: "then on the node, `nsrel-hook [--config FILE] audit ack " + seq + " --reason TEXT [LOG]` (in the log these files copy)",
 	} {
 		code, _, stderr = run("", append([]string{"--config", e.config, "audit", "verify"}, strings.Split(args, "\x00")...)...)
 		if code != 1 || !strings.Contains(stderr, want) {
@@ -796,7 +796,7 @@ func TestAckNamedLog(t *testing.T) {
 	// The config's log: still not acknowledged, and its command names
 	// no LOG.
 	code, _, stderr = run("", "--config", e.config, "audit", "verify")
-	if want := "`nsrel-hook audit ack " + seq + " --reason TEXT`"; code != 1 || !strings.Contains(stderr, want) {
+	if want := "`nsrel-hook --config " + e.config + " audit ack " + seq + " --reason TEXT`"; code != 1 || !strings.Contains(stderr, want) {
 		t.Errorf("verify of the config's log: exit %d, stderr %q; want %s", code, stderr, want)
 	}
 }

@@ -425,6 +425,10 @@ type VerifyOptions struct {
 	// the node, and the command says so (an ack appended to the copy
 	// acknowledges nothing the node holds).
 	AckOnNode bool
+	// AckConfig, if set, is the config to name in that command
+	// (--config): the one verify was given, when not the default, whose
+	// audit_log the command acknowledges in when it names no LOG.
+	AckConfig string
 }
 
 // Verify checks the chain formed by files, in order (use [Files]); see
@@ -1163,12 +1167,16 @@ func (v *verifier) end() *Problem {
 	}
 	for _, d := range v.s.Damage {
 		if d.Ack == nil {
-			how := fmt.Sprintf("`nsrel-hook audit ack %d --reason TEXT`", d.Record.Seq)
+			cmd := "nsrel-hook"
+			if v.opts.AckConfig != "" {
+				cmd += " --config " + vocab.ShellQuote(v.opts.AckConfig)
+			}
+			how := fmt.Sprintf("`%s audit ack %d --reason TEXT`", cmd, d.Record.Seq)
 			switch {
 			case v.opts.AckOnNode:
-				how = "on the node, " + how + " (in the log these files copy)"
+				how = fmt.Sprintf("on the node, `nsrel-hook [--config FILE] audit ack %d --reason TEXT [LOG]` (in the log these files copy)", d.Record.Seq)
 			case v.opts.AckLog != "":
-				how = fmt.Sprintf("`nsrel-hook audit ack %d --reason TEXT %s` (for a copy of a log: in the original, on the node that writes it)", d.Record.Seq, vocab.ShellQuote(v.opts.AckLog))
+				how = fmt.Sprintf("`%s audit ack %d --reason TEXT %s` (for a copy of a log: in the original, on the node that writes it)", cmd, d.Record.Seq, vocab.ShellQuote(v.opts.AckLog))
 			}
 			return &Problem{File: last, Seq: d.Record.Seq, Reason: fmt.Sprintf("damage recorded at seq %d (%s: %s) is not acknowledged: check it, then %s",
 				d.Record.Seq, d.Lines[0], d.Record.Damage[0].Kind, how)}
