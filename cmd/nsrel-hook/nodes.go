@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/safefile"
@@ -427,22 +428,24 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 // file, and what was moved is removed until nothing is left of it (a
 // file made as it was moved), then top. Nothing is written there after
 // that, even should another user make top's freed name again in /tmp.
-// Nothing is printed either once the signal is taken: the nodes left
-// would fail for their files gone, and a verdict that fails the fleet
-// was printed before the process ended. A second signal ends the
-// process at once.
+// Nothing is printed either once the signal is taken (but a write under
+// way): the nodes left would fail for their files gone, and a verdict
+// that fails the fleet was printed before the process ended. The node
+// under way is reported first, for at most lockWait (its output may be
+// blocked for good); a second signal ends the process at once.
 type interrupt struct {
 	// mu is held while the copy is made (create), while a node is
 	// verified and reported, and while the verdict is printed (enter,
 	// leave); the handler takes it, and never gives it back, before it
 	// removes the copy.
-	mu         sync.Mutex
-	stopping   atomic.Bool
-	top, spool string
-	which      []os.Signal
-	sigs       chan os.Signal
-	done       chan struct{}
-	decided    chan struct{}
+	mu       sync.Mutex
+	stopping atomic.Bool
+	// dirs are top and spool, once made.
+	dirs    atomic.Pointer[[2]string]
+	which   []os.Signal
+	sigs    chan os.Signal
+	done    chan struct{}
+	decided chan struct{}
 }
 
 // onInterrupt starts handling the signals; stop ends it.
@@ -489,23 +492,34 @@ func (in *interrupt) create() (spool string, err error) {
 		os.Remove(top)
 		return "", err
 	}
-	in.top, in.spool = top, dir
+	in.dirs.Store(&[2]string{top, dir})
 	return dir, nil
 }
+
+// lockWait bounds how long the handler waits for the node under way to
+// be reported: a write to an output nobody reads (a pager that stopped,
+// a full pipe) holds it for good.
+const lockWait = 3 * time.Second
 
 // handle removes the copy and ends the process of sig.
 func (in *interrupt) handle(sig os.Signal) {
 	in.stopping.Store(true)
-	in.mu.Lock() // the node under way is reported first; never unlocked
+	// A second signal ends the process at once.
 	signal.Reset(in.which...)
-	if in.top != "" {
-		gone := filepath.Join(in.top, "removed")
-		if os.Rename(in.spool, gone) != nil {
-			gone = in.spool
+	// The node under way is reported first (mu is never given back),
+	// within lockWait.
+	for start := time.Now(); !in.mu.TryLock() && time.Since(start) < lockWait; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d := in.dirs.Load(); d != nil {
+		top, spool := d[0], d[1]
+		gone := filepath.Join(top, "removed")
+		if os.Rename(spool, gone) != nil {
+			gone = spool
 		}
 		for i := 0; i < 100 && os.RemoveAll(gone) != nil; i++ {
 		}
-		for i := 0; i < 100 && os.RemoveAll(in.top) != nil; i++ {
+		for i := 0; i < 100 && os.RemoveAll(top) != nil; i++ {
 		}
 	}
 	// Ended by the signal, as the shell expects of one.
@@ -537,8 +551,8 @@ func (in *interrupt) leave() { in.mu.Unlock() }
 // handling, waiting for the handler's decision: a signal taken (also
 // one delivered just before) ends the process, and stop never returns.
 func (in *interrupt) remove() {
-	if in.top != "" {
-		os.RemoveAll(in.top)
+	if d := in.dirs.Load(); d != nil {
+		os.RemoveAll(d[0])
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -9,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -514,10 +516,36 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 			if verifying {
 				printed = "node node-"
 			}
+			// While verifying, its output goes to a pipe read up to the
+			// first node's line and then no more: the process is held
+			// in a write, mid-node, as by a pager that stopped reading
+			// (a signal then hung it for good).
+			var outRead *os.File
+			if verifying {
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				defer w.Close()
+				cmd.Stdout, outRead = w, r
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			defer cmd.Process.Kill()
+			if outRead != nil {
+				cmd.Stdout.(*os.File).Close()
+				go func() {
+					sc := bufio.NewScanner(outRead)
+					for sc.Scan() {
+						stdout.Write(append(sc.Bytes(), '\n'))
+						if strings.HasPrefix(sc.Text(), "node node-") {
+							return
+						}
+					}
+				}()
+			}
 			w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -562,12 +590,34 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 					t.Fatalf("no %q after 60 s:\n%.2000s", printed, stdout.String())
 				}
 			}
+			if verifying {
+				// Held: the pipe full (64 KiB), its writer waiting.
+				n := 0
+				for i := 0; i < 1000 && n < 60000; i++ {
+					n, _ = unix.IoctlGetInt(int(outRead.Fd()), unix.TIOCINQ) // FIONREAD
+					time.Sleep(10 * time.Millisecond)
+				}
+				if n < 60000 {
+					t.Fatalf("its output pipe holds %d bytes after 10 s; want it full", n)
+				}
+			}
 			cmd.Process.Signal(tt.sig)
 			if tt.ignored {
 				<-written
 				w.Close()
 			}
-			err = cmd.Wait()
+			waited := make(chan error, 1)
+			go func() { waited <- cmd.Wait() }()
+			select {
+			case err = <-waited:
+			case <-time.After(60 * time.Second):
+				cmd.Process.Kill()
+				<-waited
+				t.Fatalf("still running 60 s after %v", tt.sig)
+			}
+			if outRead != nil {
+				io.Copy(&stdout, outRead) // the rest of what it wrote
+			}
 			if !tt.ignored && !afterVerdict && !verifying {
 				<-written
 				w.Close()
