@@ -415,8 +415,8 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 }
 
 // interrupt removes the copy of the records verify --nodes makes and
-// ends the process of the signal when SIGINT, SIGTERM or SIGHUP comes
-// before stop: a deferred removal does not run then, and an interrupted
+// ends the process of the signal when SIGINT, SIGTERM, SIGHUP or SIGPIPE
+// (its output's reader gone) comes before stop: a deferred removal does not run then, and an interrupted
 // verify --nodes left its copy behind in /tmp, run after run. A SIGHUP
 // or SIGINT the process ignores (nohup's, a script's `cmd &`; Go keeps
 // those two ignored when they were so at exec) is left ignored: the copy
@@ -451,7 +451,10 @@ type interrupt struct {
 // onInterrupt starts handling the signals; stop ends it.
 func onInterrupt() *interrupt {
 	in := &interrupt{done: make(chan struct{}), decided: make(chan struct{})}
-	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+	// SIGPIPE too: a write to an output whose reader went away (`|
+	// head`) ended the process before anything removed the copy; caught,
+	// the write fails (EPIPE) and the handler ends the process of it.
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE} {
 		if !signal.Ignored(sig) {
 			in.which = append(in.which, sig)
 		}
@@ -521,6 +524,11 @@ func (in *interrupt) handle(sig os.Signal) {
 		}
 		for i := 0; i < 100 && os.RemoveAll(top) != nil; i++ {
 		}
+	}
+	if sig == syscall.SIGPIPE {
+		// Go's runtime ignores a SIGPIPE sent to itself: the status a
+		// shell shows for a process it ended, 128 + 13.
+		os.Exit(128 + int(syscall.SIGPIPE))
 	}
 	// Ended by the signal, as the shell expects of one.
 	syscall.Kill(os.Getpid(), sig.(syscall.Signal))

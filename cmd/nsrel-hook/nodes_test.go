@@ -494,6 +494,9 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 		// While the nodes are verified: the nodes left failed for their
 		// files gone, and a verdict failing the fleet was printed.
 		{"SIGTERM while verifying", syscall.SIGTERM, 5000, false},
+		// Its output's reader gone (`| head`): SIGPIPE ended it before
+		// anything removed the copy.
+		{"reader gone while verifying", syscall.SIGPIPE, 5000, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -511,7 +514,7 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 			var stdout, stderr nstest.LockedBuffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			afterVerdict := strings.HasSuffix(tt.name, "after the verdict")
-			verifying := strings.HasSuffix(tt.name, "while verifying")
+			verifying := strings.HasSuffix(tt.name, " while verifying")
 			printed := "nodes: "
 			if verifying {
 				printed = "node node-"
@@ -601,7 +604,11 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 					t.Fatalf("its output pipe holds %d bytes after 10 s; want it full", n)
 				}
 			}
-			cmd.Process.Signal(tt.sig)
+			if tt.sig == syscall.SIGPIPE {
+				outRead.Close() // the next write fails
+			} else {
+				cmd.Process.Signal(tt.sig)
+			}
 			if tt.ignored {
 				<-written
 				w.Close()
@@ -615,7 +622,7 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 				<-waited
 				t.Fatalf("still running 60 s after %v", tt.sig)
 			}
-			if outRead != nil {
+			if outRead != nil && tt.sig != syscall.SIGPIPE {
 				io.Copy(&stdout, outRead) // the rest of what it wrote
 			}
 			if !tt.ignored && !afterVerdict && !verifying {
@@ -632,7 +639,9 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 			case afterVerdict && !ws.Signaled() && err != nil:
 				// Ended on its own just before the signal: fine.
 				t.Errorf("verify ended with %v; want the signal %v or a verdict", err, tt.sig)
-			case verifying && (!ws.Signaled() || ws.Signal() != tt.sig):
+			case tt.sig == syscall.SIGPIPE && ws.ExitStatus() != 128+int(syscall.SIGPIPE):
+				t.Errorf("verify ended with %v; want exit status 141, as of SIGPIPE", err)
+			case tt.sig != syscall.SIGPIPE && verifying && (!ws.Signaled() || ws.Signal() != tt.sig):
 				t.Errorf("verify ended with %v; want the signal %v", err, tt.sig)
 			case !tt.ignored && !afterVerdict && !verifying && (!ws.Signaled() || ws.Signal() != tt.sig):
 				t.Errorf("verify ended with %v; want the signal %v", err, tt.sig)
