@@ -127,19 +127,26 @@ func procOurs() error {
 	if err != nil {
 		return fmt.Errorf("inspect: /proc does not list this process (of another PID namespace, or not procfs): %w", err)
 	}
+	switch pids := nsPIDs(status); {
+	case pids == nil:
+		return errors.New("inspect: /proc/self/status has no NSpid (Linux 4.1 and later have it)")
+	case len(pids) > 1:
+		return fmt.Errorf("inspect: /proc is another PID namespace's (this process is PID %s there, %d in its own): its PIDs are not the state's; run the runtime with a /proc of its own PID namespace", pids[0], os.Getpid())
+	}
+	procChecked.Store(true)
+	return nil
+}
+
+// nsPIDs returns the PIDs the NSpid line of a /proc/PID/status file
+// lists: the process's PID in each PID namespace from /proc's down to
+// its own. Nil when there is none, or it lists none.
+func nsPIDs(status []byte) [][]byte {
 	for line := range bytes.Lines(status) {
 		if rest, ok := bytes.CutPrefix(line, []byte("NSpid:")); ok {
-			switch pids := bytes.Fields(rest); {
-			case len(pids) == 0:
-				return errors.New("inspect: /proc/self/status has an empty NSpid line")
-			case len(pids) > 1:
-				return fmt.Errorf("inspect: /proc is another PID namespace's (this process is PID %s there, %d in its own): its PIDs are not the state's; run the runtime with a /proc of its own PID namespace", pids[0], os.Getpid())
-			}
-			procChecked.Store(true)
-			return nil
+			return bytes.Fields(rest)
 		}
 	}
-	return errors.New("inspect: /proc/self/status has no NSpid line (Linux 4.1 and later have it)")
+	return nil
 }
 
 // procChecked is set once [procOurs] passed.
@@ -410,14 +417,8 @@ func PIDNSInit(pid int) (bool, error) {
 	if err != nil {
 		return false, gone(pid, err)
 	}
-	for line := range bytes.Lines(status) {
-		if rest, ok := bytes.CutPrefix(line, []byte("NSpid:")); ok {
-			f := bytes.Fields(rest)
-			if len(f) == 0 {
-				break
-			}
-			return string(f[len(f)-1]) == "1", nil
-		}
+	if f := nsPIDs(status); len(f) > 0 {
+		return string(f[len(f)-1]) == "1", nil
 	}
 	return false, fmt.Errorf("inspect: /proc/%d/status: no NSpid", pid)
 }

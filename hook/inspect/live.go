@@ -355,13 +355,12 @@ func InPIDNS(pid int, want, user nsrel.Ident) (bool, error) {
 		return false, gone(pid, err)
 	}
 	defer ns.Close()
-	var buf [64]byte
-	ino, err := userNSIno(dir+"/ns/user", buf[:])
-	if err != nil {
-		return false, gone(pid, os.NewSyscallError("readlink", err))
-	}
-	if ino != user.Ino {
-		return false, fmt.Errorf("inspect: pid %d is no longer in user:[%d]: %w", pid, user.Ino, ErrGone)
+	if err := inUserNS(pid, dir, user); err != nil {
+		if !errors.Is(err, ErrGone) {
+			// Not the process found there: gone, for the caller.
+			err = fmt.Errorf("%w: %w", err, ErrGone)
+		}
+		return false, err
 	}
 	return reaches(ns, want, nsrel.InitialPIDNSIno)
 }

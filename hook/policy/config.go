@@ -136,7 +136,7 @@ func (c *Config) SelectsByAnnotation() bool {
 // criKeys are the annotation keys containerd's CRI plugin sets on a
 // pod's containers itself (and the NRI plugin takes from the runtime).
 var criKeys = []string{vocab.AnnotationSandboxNamespace, vocab.AnnotationSandboxName, vocab.AnnotationContainerName,
-	vocab.AnnotationSandboxID, vocab.AnnotationImageName, "io.kubernetes.cri.sandbox-uid", "io.kubernetes.cri.container-type"}
+	vocab.AnnotationSandboxID, vocab.AnnotationImageName, vocab.CRIAnnotationPrefix + "sandbox-uid", vocab.CRIAnnotationPrefix + "container-type"}
 
 // Warnings returns what in c loads but may not do what its author
 // meant, one line each, for `policy check` (the hook loads such a config
