@@ -436,8 +436,8 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 type interrupt struct {
 	// mu is held while the copy is made (create), while a node is
 	// verified and reported, and while the verdict is printed (enter,
-	// leave); the handler takes it, and never gives it back, before it
-	// removes the copy.
+	// leave); the handler takes it before it removes the copy, waiting
+	// at most lockWait, and never gives it back.
 	mu       sync.Mutex
 	stopping atomic.Bool
 	// dirs are top and spool, once made.
