@@ -507,8 +507,19 @@ const lockWait = 3 * time.Second
 // handle removes the copy and ends the process of sig.
 func (in *interrupt) handle(sig os.Signal) {
 	in.stopping.Store(true)
-	// A second signal ends the process at once.
-	signal.Reset(in.which...)
+	// A second signal ends the process at once; but SIGPIPE, which each
+	// write to the gone reader raises again (reset, the next write in
+	// the node under way ended the process before the copy was
+	// removed; the handler ends it after).
+	var reset []os.Signal
+	for _, s := range in.which {
+		if s != syscall.SIGPIPE {
+			reset = append(reset, s)
+		}
+	}
+	if len(reset) > 0 { // none would reset every signal
+		signal.Reset(reset...)
+	}
 	// The node under way is reported first (mu is never given back),
 	// within lockWait.
 	for start := time.Now(); !in.mu.TryLock() && time.Since(start) < lockWait; {
