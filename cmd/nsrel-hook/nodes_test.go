@@ -469,6 +469,25 @@ func TestVerifyNodesQuotesNames(t *testing.T) {
 		`nodes: 3 intact ("good-node, web-2", "db), 0 FAILED (x", plain-host), 0 FAILED`}, "--nodes", mixed)
 }
 
+// holdFIFO opens the FIFO at path for writing without waiting for a
+// reader: through a descriptor that reads it too, held until release
+// (which never reads it), so that a reader opening it meanwhile finds a
+// writer, and writes to w fail (EPIPE) once the reader is gone after
+// release.
+func holdFIFO(t *testing.T, path string) (w *os.File, release func()) {
+	t.Helper()
+	hold, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err = os.OpenFile(path, os.O_WRONLY, 0); err != nil {
+		hold.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hold.Close() })
+	return w, func() { hold.Close() }
+}
+
 // TestVerifyNodesInterrupted interrupts verify --nodes while it copies a
 // collector's stream (a pipe): its copy of the records goes with it, and
 // it ends of the signal. The deferred removal did not run on SIGINT, and
@@ -533,6 +552,11 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 				defer w.Close()
 				cmd.Stdout, outRead = w, r
 			}
+			// The stream's writer is there before the process opens it,
+			// which does not wait for one: opened after, the process
+			// could read the end first, and the open then waited for
+			// good.
+			w, release := holdFIFO(t, fifo)
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -548,10 +572,6 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 						}
 					}
 				}()
-			}
-			w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
 			}
 			line := func(i int) []byte {
 				r := &audit.Record{Seq: 1, Time: "2026-12-03T08:00:00Z", Host: fmt.Sprintf("node-%05d", i), Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "x"}
@@ -583,6 +603,7 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 			if len(spool) == 0 {
 				t.Fatal("no copy of the stream in TMPDIR after 10 s")
 			}
+			release() // it reads the stream: the test is its only writer
 			if afterVerdict || verifying {
 				<-written
 				w.Close()
@@ -613,6 +634,7 @@ func TestVerifyNodesInterrupted(t *testing.T) {
 				<-written
 				w.Close()
 			}
+			var err error
 			waited := make(chan error, 1)
 			go func() { waited <- cmd.Wait() }()
 			select {
