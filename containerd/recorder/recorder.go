@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"slices"
@@ -800,6 +801,10 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 			known[k] = st
 			continue
 		}
+		if st, ok := r.knownGone(k); ok {
+			known[k] = st
+			continue
+		}
 		// A start given up after its event is tried again as one:
 		// a process that started before the event and has the PID
 		// now is the task's.
@@ -963,6 +968,10 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		if _, ok := r.sameProcess(k); ok {
 			// A walk recorded it before its event came (a start without
 			// namespaces, which the log's search cannot tell, included).
+			break
+		}
+		if _, ok := r.knownGone(k); ok {
+			// As above, and its process has ended since.
 			break
 		}
 		if r.endedAlready(k, env.Timestamp) {
@@ -1150,6 +1159,24 @@ func (r *Recorder) sameProcess(k taskKey) (uint64, bool) {
 	}
 	now, err := inspect.StartTime(k.pid)
 	return st, err == nil && now == st
+}
+
+// knownGone returns the start time of task k when the recorder knows it
+// recorded its start, with the start time known, and no process has its
+// PID now: it ended (reaped), though containerd still lists it running
+// or its start event comes late. Its exit event, or the next walk that
+// does not list it, ends it. Recorded again instead, it got a second
+// start queued while the log took no records, and the start time that
+// one read (0: the process gone) replaced the known one: its exit, made
+// strict when that queued start was dropped ([Recorder.keep]), matched
+// no start and was lost.
+func (r *Recorder) knownGone(k taskKey) (uint64, bool) {
+	st, ok := r.known[k]
+	if !ok || st == 0 {
+		return 0, false
+	}
+	_, err := inspect.StartTime(k.pid)
+	return st, errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
 }
 
 // stillKnown returns the start time of task k when the recorder knows

@@ -63,14 +63,39 @@ func Wait(t testing.TB, path string, what string, ok func([]*audit.Record) bool)
 			return recs
 		}
 		if time.Now().After(deadline) {
-			var b []byte
-			for _, r := range recs {
-				b = fmt.Appendf(b, "%d %s %s %s %s\n", r.Seq, r.Source, r.Stage, r.Namespace, r.ContainerID)
-			}
-			t.Fatalf("timed out waiting for %s; records:\n%s", what, b)
+			t.Fatalf("timed out waiting for %s; records:\n%s", what, Listing(recs))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Listing lists records one a line (seq, source, stage, namespace,
+// container, error cut at 200 bytes), a run of records alike but for
+// their seq on one line.
+func Listing(recs []*audit.Record) string {
+	var b []byte
+	for i := 0; i < len(recs); {
+		r := recs[i]
+		line := func(r *audit.Record) string {
+			e := r.Error
+			if len(e) > 200 {
+				e = e[:200] + "..."
+			}
+			return fmt.Sprintf("%s %s %s %s %q", r.Source, r.Stage, r.Namespace, r.ContainerID, e)
+		}
+		l := line(r)
+		j := i + 1
+		for j < len(recs) && line(recs[j]) == l {
+			j++
+		}
+		if j-i > 1 {
+			b = fmt.Appendf(b, "%d..%d (%d records) %s\n", r.Seq, recs[j-1].Seq, j-i, l)
+		} else {
+			b = fmt.Appendf(b, "%d %s\n", r.Seq, l)
+		}
+		i = j
+	}
+	return string(b)
 }
 
 // Stages returns the stage of each record.
