@@ -43,6 +43,20 @@ func tempLog(t *testing.T) (string, *audit.Log) {
 	return path, openLog(t, path)
 }
 
+// filler is a record queued as records queued while the log takes
+// none are, its error "filler".
+func filler() pendingRecord {
+	return pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}
+}
+
+// queueFillers queues n fillers behind the records waiting, pushing the
+// oldest out beyond MaxPending.
+func queueFillers(r *Recorder, n int) {
+	for range n {
+		r.keep(filler(), nil)
+	}
+}
+
 // openLog opens the log at path with the default options.
 func openLog(t *testing.T, path string) *audit.Log {
 	t.Helper()
@@ -114,16 +128,11 @@ func TestDroppedExitsKept(t *testing.T) {
 	r := &Recorder{Log: log, seeded: true}
 	swap := swapLog(t, path)
 	swap()
-	filler := func() pendingRecord {
-		return pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}
-	}
 	r.keep(filler(), errors.New("not writable")) // dropped, counted
 	queued := time.Now()
 	r.recordExit(ctx, taskKey{"k8s.io", "sandbox", 4242}, 77)
 	r.recordExit(ctx, taskKey{"k8s.io", "ctr", 4343}, 78)
-	for range MaxPending - 2 {
-		r.keep(filler(), nil)
-	}
+	queueFillers(r, MaxPending-2)
 	if len(r.pending) != MaxPending || r.dropped != 1 || len(r.droppedExits) != 0 {
 		t.Fatalf("%d pending, %d dropped, %d exits kept apart; want the first record dropped", len(r.pending), r.dropped, len(r.droppedExits))
 	}
@@ -171,9 +180,6 @@ func TestDroppedExitsKept(t *testing.T) {
 // it ends (an earlier fix wrote no such exit at all). A walk between the
 // drops (walks clear forget) changes nothing.
 func TestDroppedExitOfDroppedStart(t *testing.T) {
-	filler := func() pendingRecord {
-		return pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}
-	}
 	start := func(k taskKey) pendingRecord {
 		return pendingRecord{start: &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: k.ns, ContainerID: k.id}, pid: k.pid, startTime: 79}
 	}
@@ -195,9 +201,7 @@ func TestDroppedExitOfDroppedStart(t *testing.T) {
 	r.keep(start(sandbox), nil)
 	r.keep(pendingRecord{exit: &ctr, startTime: 79}, nil)
 	r.keep(pendingRecord{exit: &sandbox, startTime: 79}, nil)
-	for range MaxPending - 2 {
-		r.keep(filler(), nil) // the last two drop both starts
-	}
+	queueFillers(r, MaxPending-2) // the last two drop both starts
 	if !r.pending[0].noStart || !r.pending[1].noStart {
 		t.Fatalf("first queued %+v, %+v; want both exits, marked", r.pending[0], r.pending[1])
 	}
@@ -207,9 +211,7 @@ func TestDroppedExitOfDroppedStart(t *testing.T) {
 	r.keep(filler(), nil)
 	r.keep(filler(), nil)
 	r.forget = nil // as a walk does
-	for range MaxPending {
-		r.keep(filler(), nil)
-	}
+	queueFillers(r, MaxPending)
 	if len(r.droppedExits) != 3 || !r.droppedExits[2].noStart {
 		t.Fatalf("exits kept apart %+v; want ctr's, sandbox's and gone's, gone's marked", r.droppedExits)
 	}
@@ -240,9 +242,7 @@ func TestDroppedStartByIDExit(t *testing.T) {
 	k := taskKey{"k8s.io", "old", 5555}
 	r.keep(pendingRecord{start: &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: k.ns, ContainerID: k.id}, pid: k.pid, startTime: 79, byID: true}, errors.New("not writable"))
 	r.keep(pendingRecord{exit: &k, startTime: 79}, nil)
-	for range MaxPending - 1 {
-		r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
-	}
+	queueFillers(r, MaxPending-1)
 	if r.pending[0].exit == nil || r.pending[0].noStart {
 		t.Fatalf("first queued %+v; want the exit, not marked", r.pending[0])
 	}

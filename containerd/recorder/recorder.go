@@ -145,10 +145,20 @@ type Recorder struct {
 	// when an exit dropped (beyond MaxPending) finds droppedExits full,
 	// so that a walk looks again.
 	seeded bool
+	// endsBeforeSeed are the exit and delete events of tasks the
+	// recorder did not know, handled while seeded was not set (the
+	// walks postponed while the log takes no records), at most
+	// [MaxPending]: handled again once the log was searched, which may
+	// find a previous recorder's start of theirs (a start without
+	// namespaces ends only by its init's events: [Recorder.openByID]).
+	endsBeforeSeed []endedTask
 	// forget are tasks whose queued start was dropped (beyond
-	// MaxPending) during a walk, which rebuilds known: it leaves them
-	// out, so that the next walk records them again.
-	forget map[taskKey]bool
+	// MaxPending) during a walk, which rebuilds known, with the start
+	// time of that start: it leaves them out when it finds them with
+	// that start time, so that the next walk records them again (not a
+	// later task of the container that got the PID, whose own start
+	// was not dropped).
+	forget map[taskKey]uint64
 	// openRunning are the tasks whose start the log says the recorder
 	// recorded, without exit, and whose process still ran when the
 	// recorder started ([Recorder.seedKnown]), with their process start
@@ -239,6 +249,13 @@ const endedLifetime = 10 * time.Minute
 
 // nsID names a container.
 type nsID struct{ ns, id string }
+
+// endedTask is an exit or delete event of task k, whose process exited
+// at exited (zero: not known), left for later ([Recorder.endsBeforeSeed]).
+type endedTask struct {
+	k      taskKey
+	exited time.Time
+}
 
 // pendingRecord is a record whose append failed: a start (deduplicated
 // again when retried), an exit, or another record (a gap) appended as it
@@ -721,6 +738,11 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	if !r.seeded {
 		r.seeded = true
 		r.seedKnown()
+		ends := r.endsBeforeSeed
+		r.endsBeforeSeed = nil
+		for _, e := range ends {
+			r.taskEnded(ctx, c, e.k, e.exited)
+		}
 	}
 	r.walkAt = time.Now()
 	lctx, cancel := context.WithTimeout(ctx, rpcTimeout)
@@ -817,8 +839,10 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 			known[k] = st
 		}
 	}
-	for k := range r.forget {
-		delete(known, k)
+	for k, st := range r.forget {
+		if cur, ok := known[k]; ok && cur == st {
+			delete(known, k)
+		}
 	}
 	r.forget = nil
 	r.known = known
@@ -974,6 +998,12 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 			// As above, and its process has ended since.
 			break
 		}
+		if r.lateForKnown(k, env.Timestamp) {
+			// As above, and its PID is another process's since: the
+			// task ended.
+			r.endReplaced(ctx, c, k)
+			break
+		}
 		if r.endedAlready(k, env.Timestamp) {
 			// Recorded, and its exit, when its task was found ended
 			// before this event was handled.
@@ -1106,6 +1136,18 @@ func (r *Recorder) taskEnded(ctx context.Context, c *client.Client, k taskKey, e
 			r.known[k] = st
 		}
 	}
+	if _, ok := r.known[k]; !ok && !r.seeded {
+		// The log was not searched yet for a previous recorder's starts
+		// (the first walk postponed: the log takes no records): this may
+		// end one, which nothing else would end if recorded without
+		// namespaces.
+		if len(r.endsBeforeSeed) >= MaxPending {
+			r.logger().WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid}).Warn("end of a task the recorder did not record, before the log could be searched; not kept: as many are kept already")
+			return
+		}
+		r.endsBeforeSeed = append(r.endsBeforeSeed, endedTask{k, exited})
+		return
+	}
 	if _, ok := r.known[k]; !ok && r.openInitEnded(ctx, c, k, exited) {
 		delete(r.openByID, nsID{k.ns, k.id})
 		r.recordExit(ctx, k, 0)
@@ -1177,6 +1219,23 @@ func (r *Recorder) knownGone(k taskKey) (uint64, bool) {
 	}
 	_, err := inspect.StartTime(k.pid)
 	return st, errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
+}
+
+// lateForKnown reports whether a start event of task k published at at
+// is late, for the known task k (recorded by a walk before the event was
+// handled): the process with its PID now surely started after the event
+// was published, so it is not the event's process, and the recorder
+// knows the task's start time. Recorded again, the start would be
+// another process's: a second start, without namespaces, and with that
+// process's start time, which then stood for the task's (its exit event
+// wrote a second exit).
+func (r *Recorder) lateForKnown(k taskKey, at time.Time) bool {
+	st, ok := r.known[k]
+	if !ok || st == 0 || at.IsZero() {
+		return false
+	}
+	now, err := inspect.StartTime(k.pid)
+	return err == nil && now != st && startedAfter(now, at)
 }
 
 // stillKnown returns the start time of task k when the recorder knows
@@ -1503,6 +1562,14 @@ func startedBefore(startTicks uint64, t time.Time) bool {
 	return ok && start.Add(clockTick+time.Millisecond).Before(t)
 }
 
+// startedAfter reports whether a process with the given start time
+// surely started after t (a millisecond of margin for reading the
+// clocks; the start time is cut down to a tick).
+func startedAfter(startTicks uint64, t time.Time) bool {
+	start, ok := processStart(startTicks)
+	return ok && start.After(t.Add(time.Millisecond))
+}
+
 // processStart returns the time a process with the given start time
 // (clock ticks since boot) started, cut down to a tick; false when the
 // clock cannot be read.
@@ -1783,22 +1850,28 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 		dropped := 1
 		if d := r.pending[0].start; d != nil {
 			// Its task may run on: the next walk records it again.
-			k := taskKey{d.Namespace, d.ContainerID, r.pending[0].pid}
-			delete(r.known, k)
-			if r.forget == nil {
-				r.forget = map[taskKey]bool{}
+			// (Not a later task of the container that got the PID
+			// and whose start waits behind: it stays known.)
+			k, st := taskKey{d.Namespace, d.ContainerID, r.pending[0].pid}, r.pending[0].startTime
+			if cur, ok := r.known[k]; ok && cur == st {
+				delete(r.known, k)
 			}
-			r.forget[k] = true
+			if r.forget == nil {
+				r.forget = map[taskKey]uint64{}
+			}
+			r.forget[k] = st
 			// Its exits queued behind it may have no start to end
 			// now: they end only a start of their own process (one
 			// without namespaces matched any task's).
 			// (Not when the start referred to a start without
 			// namespaces of a previous recorder's, byID: its exit
 			// would have ended that one too, which the usual search
-			// finds.)
+			// finds. Not the exit of a later task of the container
+			// with the PID, of another start time.)
 			for i := range r.pending[1:] {
-				if e := r.pending[1+i].exit; e != nil && *e == k && !r.pending[0].byID {
-					r.pending[1+i].noStart = true
+				q := &r.pending[1+i]
+				if q.exit != nil && *q.exit == k && !r.pending[0].byID && (st == 0 || q.startTime == 0 || q.startTime == st) {
+					q.noStart = true
 				}
 			}
 		}
@@ -1919,8 +1992,11 @@ func (r *Recorder) recordExit(ctx context.Context, k taskKey, startTime uint64) 
 //
 // With strict (an exit whose queued start was dropped), only a start of
 // the task's own process ends: with namespaces, its PID and start time
-// known and the same; not the recorder's last start without namespaces
-// of the container, which may be another task's.
+// the same (any start time when the exit's is not known: its process
+// was gone when its start was queued, and the start with its PID is the
+// NRI plugin's, recorded when it started, whose end is the recorder's
+// exit; else the exit was lost); not the recorder's last start without
+// namespaces of the container, which may be another task's.
 func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, at, late string, strict bool) (*audit.Record, error) {
 	type found struct {
 		start  *audit.Record
@@ -1940,27 +2016,53 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		// which else went through every file searched at each exit of
 		// such a container. (A later task of the container that took
 		// the PID is another process.)
+		// With the exit's start time known, the recorder's last start
+		// without namespaces stands for the task only if no start of
+		// its own process comes before it, up to the container's start
+		// with namespaces before it: a later task of the container
+		// recorded without namespaces (its inspection failed), this
+		// exit found by a walk after its events were lost, ended that
+		// task's start, and its own start stayed open.
 		exited := map[uint64]bool{}
-		start, err := s.Last(k.id, func(rec *audit.Record) bool {
+		var start, nsless *audit.Record
+		_, err := s.Last(k.id, func(rec *audit.Record) bool {
+			var match bool
 			switch {
 			case rec.Namespace == "" && rec.Source != audit.SourceContainerdEvents:
-				return audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.PID == k.pid && (startTime == 0 && !strict || startTime != 0 && rec.StartTime == startTime)
+				match = audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.PID == k.pid && (startTime == 0 || rec.StartTime == startTime)
 			case rec.Namespace != k.ns:
-				return false
 			case rec.Stage == audit.StageExit:
 				if rec.Ref != nil {
 					exited[rec.Ref.Seq] = true
 				}
-				return false
 			case !audit.IsStart(rec.Stage):
-				return false
 			case rec.Ancestry == nil:
-				return rec.Source == audit.SourceContainerdEvents && !strict
+				if rec.Source != audit.SourceContainerdEvents || strict {
+					break
+				}
+				if startTime != 0 {
+					if nsless == nil {
+						nsless = rec
+					}
+					break
+				}
+				match = true
 			case strict:
-				return rec.PID == k.pid && startTime != 0 && rec.StartTime == startTime
+				match = rec.PID == k.pid && (startTime == 0 || rec.StartTime == startTime)
+			default:
+				match = rec.PID == k.pid && (startTime == 0 || rec.StartTime == 0 || rec.StartTime == startTime)
+				if !match && nsless != nil {
+					return true // the start without namespaces stands
+				}
 			}
-			return rec.PID == k.pid && (startTime == 0 || rec.StartTime == 0 || rec.StartTime == startTime)
+			if match {
+				start = rec
+			}
+			return match
 		})
+		if start == nil {
+			start = nsless
+		}
 		f := found{start: start}
 		if start != nil {
 			f.exited = exited[start.Seq]

@@ -2,9 +2,7 @@ package recorder
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"runtime"
@@ -395,9 +393,7 @@ func TestRecorderQueuedStartDropped(t *testing.T) {
 			// In the recorder's goroutine: once the second start waits
 			// behind the first, flood the queue so that both are dropped.
 			if queued.Load() && len(r.pending) >= 2 && !isClosed(flooded) {
-				for range MaxPending {
-					r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
-				}
+				queueFillers(r, MaxPending)
 				close(flooded)
 			}
 		}
@@ -436,9 +432,7 @@ func TestRecorderQueuedExitDropped(t *testing.T) {
 			// In the recorder's goroutine: once the exit waits, flood
 			// the queue so that it is dropped.
 			if !isClosed(flooded) && slices.ContainsFunc(r.pending, func(p pendingRecord) bool { return p.exit != nil }) {
-				for range MaxPending {
-					r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
-				}
+				queueFillers(r, MaxPending)
 				close(flooded)
 			}
 		}
@@ -480,54 +474,6 @@ func TestRecorderQueuedExitDropped(t *testing.T) {
 		if r.ContainerID == id && r.Stage == audit.StageExit && !strings.Contains(r.Error, "written late") {
 			t.Errorf("exit %q; want it said written late", r.Error)
 		}
-	}
-	audittest.Verify(t, cfg.AuditLog)
-}
-
-// TestLateStartOfEndedTask: a walk recorded task A's start; A ended, its
-// process reaped, before A's start event was handled (queued behind the
-// walk), while the audit log took no records. The event recorded A's
-// start again: the log's search could not run, so a second start was
-// queued, with start time 0 (the process gone), which replaced the
-// known one. A's exit queued behind it; records beyond MaxPending then
-// pushed both out of the queue, and the exit, kept apart but made strict
-// by its dropped start, matched no start: lost. (Seen once in a
-// clean-clone run of TestRecorderQueuedExitDropped, through a walk that
-// listed A after its process was reaped.) Now the event finds A known,
-// its process gone, and queues nothing; the exit is written.
-func TestLateStartOfEndedTask(t *testing.T) {
-	t.Parallel()
-	_, cfg, d, c := busyboxDaemon(t)
-	r := &Recorder{Config: cfg, Log: openLog(t, cfg.AuditLog), Logger: ctrdtest.Logger(t, "recorder: ")}
-	id := ctrdtest.Uniq("late-start-ended")
-	published := time.Now()
-	ctr, pid := d.Run(t, c, "default", id, nil)
-	ctx := context.Background()
-	if err := r.walk(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	if st := r.known[taskKey{"default", id, int(pid)}]; st == 0 {
-		t.Fatalf("known after the walk: %v; want A with its start time", r.known)
-	}
-	swap := swapLog(t, cfg.AuditLog)
-	swap()
-	ctrdtest.Delete("default", ctr)
-	if _, err := inspect.StartTime(int(pid)); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("A's process after the delete: %v; want it gone", err)
-	}
-	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskStart{ContainerID: id, Pid: pid}, published))
-	if len(r.pending) != 0 {
-		t.Errorf("%d records queued by A's late start event; want none (recorded already)", len(r.pending))
-	}
-	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
-	for range MaxPending {
-		r.keep(pendingRecord{other: &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Error: "filler"}}, nil)
-	}
-	swap()
-	r.retryPending(ctx)
-	recs := audittest.Records(t, cfg.AuditLog, "")
-	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
-		t.Errorf("A's records (-want +got):\n%s\n%s", diff, audittest.Listing(recs))
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }
