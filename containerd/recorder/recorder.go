@@ -145,13 +145,8 @@ type Recorder struct {
 	// when an exit dropped (beyond MaxPending) finds droppedExits full,
 	// so that a walk looks again.
 	seeded bool
-	// endsBeforeSeed are the exit and delete events of tasks the
-	// recorder did not know, handled while seeded was not set (the
-	// walks postponed while the log takes no records), at most
-	// [MaxPending]: handled again once the log was searched, which may
-	// find a previous recorder's start of theirs (a start without
-	// namespaces ends only by its init's events: [Recorder.openByID]).
-	endsBeforeSeed []endedTask
+	// reseed is set when seeded was cleared so.
+	reseed bool
 	// forget are tasks whose queued start was dropped (beyond
 	// MaxPending) during a walk, which rebuilds known, with the start
 	// time of that start: it leaves them out when it finds them with
@@ -249,13 +244,6 @@ const endedLifetime = 10 * time.Minute
 
 // nsID names a container.
 type nsID struct{ ns, id string }
-
-// endedTask is an exit or delete event of task k, whose process exited
-// at exited (zero: not known), left for later ([Recorder.endsBeforeSeed]).
-type endedTask struct {
-	k      taskKey
-	exited time.Time
-}
 
 // pendingRecord is a record whose append failed: a start (deduplicated
 // again when retried), an exit, or another record (a gap) appended as it
@@ -730,19 +718,20 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	if err := r.Log.CheckpointIfDue(ctx); err != nil {
 		r.logger().WithError(err).Warn("checkpoint")
 	}
+	// The log is searched for a previous recorder's open starts before
+	// a walk is postponed, the log readable though it takes no records
+	// (a full disk, a read-only one): the events handled meanwhile end
+	// them (a start without namespaces, its init's events only). Not the
+	// search again after exits were let go (reseed) while records wait:
+	// the log lacks those. A log that cannot be read is searched at the
+	// next walk.
+	if !r.seeded && (!r.failing || !r.reseed) && r.seedKnown() {
+		r.seeded, r.reseed = true, false
+	}
 	if r.failing {
 		// Starts found now would only queue behind the pending ones,
 		// again at every retry.
 		return errWalkPostponed
-	}
-	if !r.seeded {
-		r.seeded = true
-		r.seedKnown()
-		ends := r.endsBeforeSeed
-		r.endsBeforeSeed = nil
-		for _, e := range ends {
-			r.taskEnded(ctx, c, e.k, e.exited)
-		}
 	}
 	r.walkAt = time.Now()
 	lctx, cancel := context.WithTimeout(ctx, rpcTimeout)
@@ -898,11 +887,12 @@ func (r *Recorder) endOpenRunning(ctx context.Context, c *client.Client, listed 
 // daemon): it is left to the walks and events ([Recorder.openRunning]).
 // A start recorded without namespaces has no PID to tell its task by: its
 // container is kept ([Recorder.openByID]) for the events of its init.
-func (r *Recorder) seedKnown() {
+// It returns false when the log's files cannot be listed.
+func (r *Recorder) seedKnown() bool {
 	files, err := r.Log.Files()
 	if err != nil {
-		r.logger().WithError(err).Warn("cannot read the audit log for the recorder's open starts; exits of containers that ended while it was stopped will not be recorded")
-		return
+		r.logger().WithError(err).Warn("cannot read the audit log for the recorder's open starts; trying again at the next walk (exits of containers that end meanwhile, recorded by a previous recorder, may not be recorded)")
+		return false
 	}
 	if n := audit.SearchFiles + 1; len(files) > n {
 		files = files[len(files)-n:]
@@ -969,6 +959,7 @@ func (r *Recorder) seedKnown() {
 		}
 		r.known[o.k] = o.st
 	}
+	return true
 }
 
 // handle handles one event. It returns false for a start left to be
@@ -1135,18 +1126,6 @@ func (r *Recorder) taskEnded(ctx context.Context, c *client.Client, k taskKey, e
 			}
 			r.known[k] = st
 		}
-	}
-	if _, ok := r.known[k]; !ok && !r.seeded {
-		// The log was not searched yet for a previous recorder's starts
-		// (the first walk postponed: the log takes no records): this may
-		// end one, which nothing else would end if recorded without
-		// namespaces.
-		if len(r.endsBeforeSeed) >= MaxPending {
-			r.logger().WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid}).Warn("end of a task the recorder did not record, before the log could be searched; not kept: as many are kept already")
-			return
-		}
-		r.endsBeforeSeed = append(r.endsBeforeSeed, endedTask{k, exited})
-		return
 	}
 	if _, ok := r.known[k]; !ok && r.openInitEnded(ctx, c, k, exited) {
 		delete(r.openByID, nsID{k.ns, k.id})
@@ -1888,7 +1867,7 @@ func (r *Recorder) keep(p pendingRecord, err error) {
 				// started (their exits then have the time they are
 				// found).
 				r.droppedExits = slices.Delete(r.droppedExits, 0, 1)
-				r.seeded = false
+				r.seeded, r.reseed = false, true
 				dropped = 1
 			}
 			r.droppedExits = append(r.droppedExits, e)
@@ -1993,14 +1972,24 @@ func (r *Recorder) recordExit(ctx context.Context, k taskKey, startTime uint64) 
 // With strict (an exit whose queued start was dropped), only a start of
 // the task's own process ends: with namespaces, its PID and start time
 // the same (any start time when the exit's is not known: its process
-// was gone when its start was queued, and the start with its PID is the
+// was gone when its start was queued, and the start of its PID is the
 // NRI plugin's, recorded when it started, whose end is the recorder's
-// exit; else the exit was lost); not the recorder's last start without
-// namespaces of the container, which may be another task's.
+// exit, or one of the recorder's with namespaces; else the exit was
+// lost); not the recorder's last start without namespaces of the
+// container, which may be another task's.
 func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, at, late string, strict bool) (*audit.Record, error) {
 	type found struct {
 		start  *audit.Record
 		exited bool
+	}
+	later := false
+	if startTime != 0 && !strict {
+		for o, st := range r.known {
+			if o.ns == k.ns && o.id == k.id && o != k && st > startTime {
+				later = true
+				break
+			}
+		}
 	}
 	return audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (found, error) {
 		// One backward search finds the start, and the exits written
@@ -2016,13 +2005,16 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		// which else went through every file searched at each exit of
 		// such a container. (A later task of the container that took
 		// the PID is another process.)
-		// With the exit's start time known, the recorder's last start
-		// without namespaces stands for the task only if no start of
-		// its own process comes before it, up to the container's start
-		// with namespaces before it: a later task of the container
-		// recorded without namespaces (its inspection failed), this
-		// exit found by a walk after its events were lost, ended that
-		// task's start, and its own start stayed open.
+		// With a later task of the container known (its process
+		// started after this exit's), the recorder's last start without
+		// namespaces stands for the task only if no start of its own
+		// process comes before it, up to the container's start with
+		// namespaces before it: the later task recorded without
+		// namespaces (its inspection failed), this exit found by a walk
+		// after its events were lost ended that task's start, and its
+		// own start stayed open. (Not always: for a container whose
+		// starts are all without namespaces that search reads the whole
+		// search window, at every exit.)
 		exited := map[uint64]bool{}
 		var start, nsless *audit.Record
 		_, err := s.Last(k.id, func(rec *audit.Record) bool {
@@ -2040,7 +2032,7 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 				if rec.Source != audit.SourceContainerdEvents || strict {
 					break
 				}
-				if startTime != 0 {
+				if later {
 					if nsless == nil {
 						nsless = rec
 					}

@@ -15,6 +15,7 @@ import (
 	eventsapi "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -232,6 +233,46 @@ func TestDroppedExitEndsNRIStart(t *testing.T) {
 	}
 }
 
+// fsImmutable is FS_IMMUTABLE_FL (linux/fs.h), which x/sys/unix lacks.
+const fsImmutable = 0x10
+
+// freezeLog returns a function that makes the log at path immutable
+// (readable, not writable: as on a full or read-only disk) or, called
+// again, writable again; the test ends with it writable.
+func freezeLog(t *testing.T, path string) func() {
+	t.Helper()
+	set := func(on bool) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+		if err != nil {
+			return err
+		}
+		if on {
+			flags |= fsImmutable
+		} else {
+			flags &^= fsImmutable
+		}
+		return unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, int(flags))
+	}
+	frozen := false
+	t.Cleanup(func() {
+		if frozen {
+			set(false)
+		}
+	})
+	return func() {
+		t.Helper()
+		if err := set(!frozen); err != nil {
+			t.Fatalf("%s: immutable %v: %v", path, !frozen, err)
+		}
+		frozen = !frozen
+	}
+}
+
 // TestExitBeforeSeedLogUnwritable: a recorder starts while the
 // audit log takes no records (its own start record queued): its walks
 // are postponed, so the log is not searched for the previous recorder's
@@ -246,7 +287,7 @@ func TestExitBeforeSeedLogUnwritable(t *testing.T) {
 			o := recordOpenStart(t, "unseeded", noNS)
 			r := &Recorder{Config: o.cfg, Log: o.log, Logger: ctrdtest.Logger(t, "recorder: ")}
 			ctx := context.Background()
-			swap := swapLog(t, o.cfg.AuditLog)
+			swap := freezeLog(t, o.cfg.AuditLog)
 			swap()
 			r.mark(ctx, StageRecorderStart, "started")
 			if err := r.walk(ctx, o.c); !errors.Is(err, errWalkPostponed) {
@@ -320,5 +361,119 @@ func TestDroppedOldStartKeepsNewTask(t *testing.T) {
 	recs := audittest.Records(t, cfg.AuditLog, "")
 	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
 		t.Errorf("B's records (-want +got):\n%s\n%s", diff, audittest.Listing(recs))
+	}
+}
+
+// endsOf returns, for the records of container id in the log at path,
+// the seq of each start and of the exit that ends it (0: none).
+func endsOf(t *testing.T, path, id string) (starts []uint64, ended map[uint64]uint64) {
+	t.Helper()
+	ended = map[uint64]uint64{}
+	for _, rec := range audittest.Records(t, path, id) {
+		switch {
+		case audit.IsStart(rec.Stage):
+			starts = append(starts, rec.Seq)
+		case rec.Stage == audit.StageExit && rec.Ref != nil:
+			ended[rec.Ref.Seq] = rec.Seq
+		}
+	}
+	return starts, ended
+}
+
+// TestExitBeforeSeedNotOfNextTask: a previous recorder recorded task A's
+// start (without namespaces, or with another start time than the
+// process now running with A's PID); the recorder starts while the log
+// takes no records. A ends (its exit event handled) and the container's
+// next task B starts (without namespaces; or with A's PID) before the
+// recorder's first walk that is not postponed. A's exit must not end
+// B's start, which runs; when the log can be read (a full or read-only
+// disk) it ends A's. (A replay of the exit events after the log was
+// searched ended B's start: the first version of the fix for
+// TestExitBeforeSeedLogUnwritable.)
+func TestExitBeforeSeedNotOfNextTask(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		samePID  bool
+		readable bool
+	}{
+		{"restart without namespaces, log readable", false, true},
+		{"restart without namespaces, log unreadable", false, false},
+		{"same PID, log readable", true, true},
+		{"same PID, log unreadable", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				r            *Recorder
+				c            *client.Client
+				path, id     string
+				ctr          client.Container
+				pidA         uint32
+				restartTaskB func() (time.Time, uint32)
+			)
+			if tc.samePID {
+				// A's start, of another process than the one running
+				// with its PID now (B, a later task that got it).
+				_, cfg, d, cl := busyboxDaemon(t)
+				c, path, id = cl, cfg.AuditLog, ctrdtest.Uniq("seed-same-pid")
+				log := openLog(t, path)
+				var pid uint32
+				ctr, pid = d.Run(t, c, "default", id, nil)
+				st, err := inspect.StartTime(int(pid))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := log.Append(context.Background(), &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: id,
+					Ancestry: &audit.Ancestry{PID: int(pid), StartTime: st - 500}}); err != nil {
+					t.Fatal(err)
+				}
+				pidA = pid
+				r = &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
+				restartTaskB = func() (time.Time, uint32) { return time.Now(), pid }
+			} else {
+				o := recordOpenStart(t, "seed-restart", true)
+				c, path, id, ctr, pidA = o.c, o.cfg.AuditLog, o.id, o.ctr, o.pid
+				var victim atomic.Int64
+				r = &Recorder{Config: o.cfg, Log: o.log, Logger: ctrdtest.Logger(t, "recorder: "),
+					Inspect: func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+						if int64(pid) == victim.Load() {
+							return nil, fmt.Errorf("inspect: pid %d: permission denied", pid)
+						}
+						return inspect.ProcessWith(pid, live)
+					}}
+				restartTaskB = func() (time.Time, uint32) {
+					between, pidB := ctrdtest.RestartTask(t, "default", ctr)
+					victim.Store(int64(pidB))
+					return between, pidB
+				}
+			}
+			ctx := context.Background()
+			swap := swapLog(t, path)
+			if tc.readable {
+				swap = freezeLog(t, path)
+			}
+			swap()
+			r.mark(ctx, StageRecorderStart, "started")
+			if err := r.walk(ctx, c); !errors.Is(err, errWalkPostponed) {
+				t.Fatalf("walk: %v; want it postponed", err)
+			}
+			exited, pidB := restartTaskB()
+			handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pidA, ExitStatus: 137, ExitedAt: timestamppb.New(exited)})
+			handEvent(t, r, c, &eventsapi.TaskStart{ContainerID: id, Pid: pidB})
+			swap()
+			if err := r.walk(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			starts, ended := endsOf(t, path, id)
+			listing := audittest.Listing(audittest.Records(t, path, id))
+			if len(starts) != 2 {
+				t.Fatalf("starts %v; want A's and B's\n%s", starts, listing)
+			}
+			if e := ended[starts[1]]; e != 0 {
+				t.Errorf("exit seq %d ends B's start (seq %d) while B runs\n%s", e, starts[1], listing)
+			}
+			if e := ended[starts[0]]; tc.readable && e == 0 {
+				t.Errorf("A's start (seq %d) not ended\n%s", starts[0], listing)
+			}
+		})
 	}
 }
