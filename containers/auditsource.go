@@ -150,8 +150,9 @@ files:
 			if ended[h.Seq] {
 				// A start ended ends the one it refers to: a
 				// poststart its createRuntime record, the NRI plugin's
-				// refusal the other writer's start it overrides (the
-				// recorder's, in another namespace), a recorder's start
+				// start the other writer's start whose verdict it
+				// overrides (the recorder's, in another namespace:
+				// refused by one, allowed by the other), a recorder's start
 				// its start without namespaces (never listed).
 				if ref := refOf(line); ref != 0 {
 					ended[ref] = true

@@ -243,3 +243,46 @@ func TestNRIRefusalOverAllowRecord(t *testing.T) {
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }
+
+// TestNRIAllowOverDenyRecord is the mirror of
+// TestNRIRefusalOverAllowRecord: another writer (the event recorder,
+// under a stricter config, or whose disjoint_from_running scan ran out)
+// recorded a pod sandbox's start as refused before the plugin was asked;
+// the plugin's own check allows it and lets the sandbox run. Its allow
+// record follows the other writer's, naming it and referring to it, so
+// that the log's last start record of the process says what happened.
+// The plugin took the refusal as its record, and the log said refused
+// for a sandbox that ran.
+func TestNRIAllowOverDenyRecord(t *testing.T) {
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`)
+	log := openLog(t, cfg.AuditLog)
+	pid := os.Getpid()
+	anc, err := inspect.Process(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ctrdtest.Uniq("pod")
+	denied := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: id, Ancestry: anc,
+		Policy: "strict", Mode: "enforce", Verdict: audit.VerdictDeny,
+		Violations: []audit.Violation{{Rule: "require_user_namespace", Reason: "initial user namespace"}}}
+	if err := log.Append(t.Context(), denied); err != nil {
+		t.Fatal(err)
+	}
+	p := &Plugin{Config: cfg, Log: log}
+	if err := p.RunPodSandbox(t.Context(), &api.PodSandbox{Id: id, Name: "web-0", Namespace: "shop", Pid: uint32(pid)}); err != nil {
+		t.Fatalf("RunPodSandbox: %v; want the sandbox allowed (an open block in audit mode)", err)
+	}
+	recs := audittest.Records(t, cfg.AuditLog, id)
+	if diff := cmp.Diff([]string{"containerd-events/start", "nri/start"}, audittest.SourceStages(recs, id)); diff != "" {
+		t.Fatalf("records (-want +got):\n%s", diff)
+	}
+	allow := recs[1]
+	if allow.Verdict != audit.VerdictAllow || !strings.Contains(allow.Error, fmt.Sprintf("the containerd-events record seq %d refused it", recs[0].Seq)) {
+		t.Errorf("the plugin's record: verdict %s, error %q; want allow, naming the record it overrides", allow.Verdict, allow.Error)
+	}
+	// And refers to it: the exit that ends the plugin's start ends both.
+	if allow.Ref == nil || allow.Ref.Seq != recs[0].Seq || allow.Ref.Hash != recs[0].Hash {
+		t.Errorf("the plugin's record refers to %+v; want the record it overrides, seq %d", allow.Ref, recs[0].Seq)
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}

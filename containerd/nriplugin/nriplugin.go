@@ -74,8 +74,10 @@ type Injection struct {
 // enforce mode refuses a violating container by failing the request, so
 // the runtime does not start it. A container it refuses has a deny record
 // in the log, its own after another writer's record that allowed the
-// start. NRI only sees CRI (Kubernetes) containers, not ctr or Go client
-// ones.
+// start; one it lets start has an allow record, its own after another
+// writer's record that refused the start (which that writer could not
+// enforce). NRI only sees CRI (Kubernetes) containers, not ctr or Go
+// client ones.
 type Plugin struct {
 	// Config is the nsrel-hook configuration (policy, annotations, on_error).
 	Config *policy.Config
@@ -740,7 +742,9 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 // has a deny record in the log: its own, appended now (after another
 // writer's record that allowed the start, naming it) or written late
 // (unless dropped beyond [MaxLate] or lost at the stop, which the
-// diagnostics say), or another writer's refusal there already.
+// diagnostics say), or another writer's refusal there already. Likewise
+// whatever it lets start has an allow record: another writer's, or its
+// own, after another writer's record that refused the start, naming it.
 func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string, unknown []string) error {
 	defer p.busy()()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
@@ -798,9 +802,10 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 		// Another writer recorded this start first: nsrel-hook, or the
 		// event recorder, which sees a sandbox's task start before the
 		// runtime asks the plugin and cannot refuse anything itself.
-		// A refusal of the plugin's over a record that allowed the
-		// start was appended (got); here the other writer refused it
-		// too, and its record is the refusal's.
+		// Where the plugin's verdict and the other writer's differ,
+		// the plugin's record was appended after it (got); here both
+		// refused, or both allowed, and the other writer's record
+		// stands for the plugin's.
 		if rec.Verdict == audit.VerdictDeny {
 			msg := hook.DenyMessage(prev)
 			log.WithFields(logrus.Fields{"seq": prev.Seq, "source": prev.Source, "verdict": prev.Verdict}).Warn(msg + ", written by another writer")
@@ -822,19 +827,28 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]st
 // appendStart appends rec, the start of the process pid (startTime 0:
 // unknown), under the log's lock, unless the log holds a start record
 // of the same process already (prev, whoever wrote it): then it returns
-// nil, except when rec refuses a start prev allowed, which the log must
-// say, so rec is appended after prev, noting it.
+// nil, except when rec and prev disagree on whether the start was
+// refused. The log's last start record of the process must say what
+// happened to it, so rec is appended after prev, noting it: a refusal
+// of a start prev allowed (the container did not run), or a start
+// allowed that prev refused (another writer's refusal, which it could
+// not enforce: the container runs).
 func (p *Plugin) appendStart(ctx context.Context, rec *audit.Record, pid int, startTime uint64) (got, prev *audit.Record, err error) {
 	got, err = p.log().AppendAfterLast(ctx, rec.ContainerID, audit.StartMatcher(pid, startTime), func(last *audit.Record) (*audit.Record, error) {
 		prev = last
-		switch {
-		case prev == nil:
+		if prev == nil {
 			return rec, nil
-		case rec.Verdict != audit.VerdictDeny || prev.Verdict == audit.VerdictDeny:
+		}
+		refuses := rec.Verdict == audit.VerdictDeny
+		if refuses == (prev.Verdict == audit.VerdictDeny) {
 			return nil, nil
 		}
 		over := *rec
-		over.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("refused by the NRI plugin at the start, although the %s record seq %d allowed it", prev.Source, prev.Seq))
+		if refuses {
+			over.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("refused by the NRI plugin at the start, although the %s record seq %d allowed it", prev.Source, prev.Seq))
+		} else {
+			over.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("allowed by the NRI plugin at the start, although the %s record seq %d refused it", prev.Source, prev.Seq))
+		}
 		// It refers to that record, as a poststart to its createRuntime
 		// record: the exit that ends it (the event recorder's, which
 		// finds it first) ends both, and the other writer's start does
@@ -850,8 +864,8 @@ func (p *Plugin) appendStart(ctx context.Context, rec *audit.Record, pid int, st
 // append), and appends it once the log takes it, retrying in the
 // background with backoff (100 ms to 5 s): the record says when the
 // start was and that it was written late, and is skipped if another
-// writer recorded the start meanwhile, unless the record is a refusal
-// and the other writer's is not. The goroutine ends when nothing is
+// writer recorded the start meanwhile, unless one of the two records
+// refuses the start and the other does not. The goroutine ends when nothing is
 // left to append.
 func (p *Plugin) appendLater(rec *audit.Record, pid int, startTime uint64, err error) {
 	p.queueLate(lateStart{rec: rec, pid: pid, startTime: startTime}, "the audit log could not be written at the start", err)
@@ -986,8 +1000,8 @@ func (p *Plugin) appendLate() (ok, more bool) {
 	if l.note {
 		got, err = p.log().AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) { c := *rec; return &c, nil })
 	} else {
-		// A refusal is written even after another writer's record
-		// allowing the start: the container did not run.
+		// Written even after another writer's record of the start
+		// when the verdicts differ: the record says what happened.
 		got, _, err = p.appendStart(ctx, rec, l.pid, l.startTime)
 	}
 	cancel()
