@@ -277,16 +277,22 @@ func ReadState(r io.Reader) ([]byte, error) {
 	return data, nil
 }
 
-// LimitAnnotations applies the state's limits on annotations to md, the
-// annotations a writer other than the hook got from its runtime (the NRI
-// plugin), so that both decide alike: nil when md is within them, else
-// why not, and md cut as [SalvageState] cuts a refused state's: the keys
-// keep accepts kept (values cut at [MaxAnnotationValue]), the others in
-// key order up to [MaxAnnotations], each cut to
-// [vocab.MaxRecordedValue]. Record the error and let on_error weigh it
-// (see [RunBadInput]).
-func LimitAnnotations(md map[string]string, keep func(key string) bool) error {
-	err := annotationsErr(md)
+// LimitAnnotations applies the state's limits on annotations to sent,
+// the annotations a writer other than the hook got from its runtime as
+// the container's spec holds them (the NRI plugin: the spec's, which
+// the hook's state carries, with the CRI config's merged), so that both
+// decide alike: nil when sent is within them, else why not, and md cut
+// as [SalvageState] cuts a refused state's. md is what the writer
+// decides by (sent, with what the writer adds that the spec does not
+// hold: the NRI plugin's labels), and may be sent itself; the keys keep
+// accepts are kept (values cut at [MaxAnnotationValue]), the others in
+// key order up to [MaxAnnotations], each cut to [vocab.MaxRecordedValue].
+// Only sent is counted: the hook never sees what the writer adds, and a
+// container whose labels take it past the limits is no more refused
+// than in the hook. Record the error and let on_error weigh it (see
+// [RunBadInput]).
+func LimitAnnotations(sent, md map[string]string, keep func(key string) bool) error {
+	err := annotationsErr(sent)
 	if err == nil {
 		return nil
 	}

@@ -98,18 +98,20 @@ func FuzzSalvageState(f *testing.F) {
 
 // TestLimitAnnotations: annotations within the limits are left alone;
 // beyond them the error says why, the kept keys stay whole, the others
-// are cut to the count in key order and to the recorded length.
+// are cut to the count in key order and to the recorded length. Only
+// the annotations sent are counted, not what a writer adds to them (the
+// NRI plugin's labels), which is cut with them.
 func TestLimitAnnotations(t *testing.T) {
 	keep := hook.SalvageKeep(&policy.Config{RecordAnnotations: []string{vocab.LabelPodName}})
 	few := map[string]string{"a": "v", vocab.LabelPodName: "web-0"}
-	if err := hook.LimitAnnotations(few, keep); err != nil || len(few) != 2 {
+	if err := hook.LimitAnnotations(few, few, keep); err != nil || len(few) != 2 {
 		t.Errorf("within the limits: %v, %v", err, few)
 	}
 	many := map[string]string{vocab.LabelPodName: strings.Repeat("w", hook.MaxAnnotationValue+1), "zz": "late"}
 	for i := range hook.MaxAnnotations {
 		many[fmt.Sprintf("a%05d", i)] = "v"
 	}
-	err := hook.LimitAnnotations(many, keep)
+	err := hook.LimitAnnotations(many, many, keep)
 	if err == nil || !strings.Contains(err.Error(), "more than 4096 annotations") {
 		t.Errorf("error %v", err)
 	}
@@ -117,8 +119,24 @@ func TestLimitAnnotations(t *testing.T) {
 		t.Errorf("%d annotations, the kept one of %d bytes, zz %q", len(many), len(many[vocab.LabelPodName]), many["zz"])
 	}
 	long := map[string]string{"k": strings.Repeat("v", hook.MaxAnnotationValue+1)}
-	if err := hook.LimitAnnotations(long, nil); err == nil || len(long["k"]) != vocab.MaxRecordedValue {
+	if err := hook.LimitAnnotations(long, long, nil); err == nil || len(long["k"]) != vocab.MaxRecordedValue {
 		t.Errorf("a long value: %v, %d bytes left", err, len(long["k"]))
+	}
+	// Only what was sent counts; what the writer adds to it is cut with
+	// it when it is past the limits.
+	sent := map[string]string{"a": "v"}
+	added := map[string]string{"a": "v", "long": strings.Repeat("v", hook.MaxAnnotationValue+1)}
+	for i := range hook.MaxAnnotations {
+		added[fmt.Sprintf("l%05d", i)] = "v"
+	}
+	if err := hook.LimitAnnotations(sent, added, keep); err != nil || len(added) != hook.MaxAnnotations+2 {
+		t.Errorf("sent within the limits, more added: %v, %d left", err, len(added))
+	}
+	for i := range hook.MaxAnnotations {
+		sent[fmt.Sprintf("s%05d", i)] = "v"
+	}
+	if err := hook.LimitAnnotations(sent, added, keep); err == nil || len(added) != hook.MaxAnnotations {
+		t.Errorf("sent past the limits: %v, %d of what was added left (want it cut to %d)", err, len(added), hook.MaxAnnotations)
 	}
 }
 

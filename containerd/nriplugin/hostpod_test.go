@@ -13,9 +13,11 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/nri/pkg/api"
 	"github.com/sirupsen/logrus"
 
 	"github.com/nsrel/nsrel/containerd/recorder"
+	"github.com/nsrel/nsrel/hook"
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
@@ -145,7 +147,8 @@ func TestNRISandboxCRIKeys(t *testing.T) {
 
 // TestNRIAnnotationLimits: a pod with more annotations than the hook
 // takes from a state is refused under on_error deny, as the hook refuses
-// such a state, and one within the limits runs; the refused pod's record
+// such a state (where the runtime passes them to the spec), and one
+// within the limits runs; the refused pod's record
 // says why and keeps the pod's names. The plugin used to take any
 // number of annotations of any length.
 func TestNRIAnnotationLimits(t *testing.T) {
@@ -172,6 +175,79 @@ func TestNRIAnnotationLimits(t *testing.T) {
 		t.Errorf("refused record %+v; want its error and the pod's name", refused)
 	}
 	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestAnnotationLimitCountsSent: the plugin counts, against the hook's
+// limit of 4096 annotations, the annotations the runtime sent, which
+// the hook's state carries (containerd's are the spec's, its
+// io.kubernetes.cri.* keys included): exactly 4096 pass, whatever the
+// pod's or container's labels and the keys the plugin sets itself; one
+// more is refused under on_error=deny, as the hook refuses such a
+// state, with the hook's error, and the record keeps the names the
+// config records. The plugin counted the labels and its own keys too,
+// and refused a pod of 4092 annotations the hook would have taken.
+func TestAnnotationLimitCountsSent(t *testing.T) {
+	// n annotations, as containerd sends them: the spec's CRI keys
+	// among them, of container type ctype ("": none of them).
+	annotations := func(n int, ctype string) map[string]string {
+		md := map[string]string{}
+		if ctype != "" {
+			md[vocab.CRIAnnotationPrefix+"container-type"] = ctype
+			md[vocab.AnnotationSandboxID] = "pod"
+			md[vocab.AnnotationSandboxName] = "web-0"
+			md[vocab.AnnotationSandboxNamespace] = "shop"
+		}
+		for i := 0; len(md) < n; i++ {
+			md[fmt.Sprintf("a%04d", i)] = "v"
+		}
+		return md
+	}
+	labels := map[string]string{}
+	for i := range 100 {
+		labels[fmt.Sprintf("l%03d", i)] = "v"
+	}
+	for _, tc := range []struct {
+		name        string
+		sandbox     bool
+		annotations map[string]string
+		labels      map[string]string
+		refused     bool
+	}{
+		{"sandbox at the limit", true, annotations(hook.MaxAnnotations, "sandbox"), nil, false},
+		{"sandbox at the limit with labels", true, annotations(hook.MaxAnnotations, "sandbox"), labels, false},
+		{"sandbox without the runtime's keys", true, annotations(hook.MaxAnnotations-4, ""), nil, false},
+		{"sandbox past the limit", true, annotations(hook.MaxAnnotations+1, "sandbox"), nil, true},
+		{"container at the limit with labels", false, annotations(hook.MaxAnnotations, "container"), labels, false},
+		{"container past the limit", false, annotations(hook.MaxAnnotations+1, "container"), nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, cfg := ctrdtest.ConfigWith(t, `"on_error": "deny", "default": {"name": "open", "mode": "audit"}`)
+			p := &Plugin{Config: cfg, Log: openLog(t, cfg.AuditLog)}
+			id := ctrdtest.Uniq("limit")
+			pod := &api.PodSandbox{Id: id, Uid: "u", Name: "web-0", Namespace: "shop", Pid: uint32(os.Getpid()), Annotations: tc.annotations, Labels: tc.labels}
+			var err error
+			if tc.sandbox {
+				err = p.RunPodSandbox(t.Context(), pod)
+			} else {
+				pod.Id, pod.Annotations, pod.Labels = "pod", nil, nil
+				err = p.StartContainer(t.Context(), pod, &api.Container{Id: id, Name: "app", Pid: uint32(os.Getpid()), Annotations: tc.annotations, Labels: tc.labels})
+			}
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("%d annotations sent, %d labels: refused: %v", len(tc.annotations), len(tc.labels), err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "more than 4096 annotations") {
+				t.Fatalf("%d annotations sent: %v; want a refusal saying why", len(tc.annotations), err)
+			}
+			recs := audittest.Records(t, cfg.AuditLog, id)
+			if len(recs) != 1 || recs[0].Verdict != audit.VerdictDeny || !strings.Contains(recs[0].Error, "more than 4096 annotations") ||
+				recs[0].Annotations[vocab.AnnotationSandboxName] != "web-0" {
+				t.Errorf("records %v; want one refusal saying why, naming the pod", audittest.Listing(recs))
+			}
+		})
+	}
 }
 
 // TestNRISandboxContainerNameLabel runs a pod whose author put

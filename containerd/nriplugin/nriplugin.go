@@ -392,7 +392,7 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	sandboxKeys(md, pod)
 	// CRI sets no image name on a sandbox's spec: a block selecting on
 	// it does not select a sandbox, in the hook or here.
-	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md, nil)
+	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md, pod.GetAnnotations(), nil)
 }
 
 // sandboxKeys sets in md, a pod's labels and annotations as NRI sends
@@ -686,7 +686,7 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	}
 	maps.Copy(md, ctr.GetAnnotations())
 	criKeys(md, pod, ctr)
-	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md, []string{vocab.AnnotationImageName})
+	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md, ctr.GetAnnotations(), []string{vocab.AnnotationImageName})
 }
 
 // criKeys sets in md, a container's labels and annotations as NRI sends
@@ -735,7 +735,8 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 }
 
 // start checks the process pid of container id (its annotations md,
-// without the keys unknown, whose values the plugin cannot trust),
+// without the keys unknown, whose values the plugin cannot trust; sent,
+// the annotations the runtime sent, which the hook's limits count),
 // records the start unless another writer did, and refuses what is to be
 // refused: by its own check and on_error, whatever another writer
 // (nsrel-hook, the event recorder) recorded. Whatever the plugin refuses
@@ -745,14 +746,24 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 // diagnostics say), or another writer's refusal there already. Likewise
 // whatever it lets start has an allow record: another writer's, or its
 // own, after another writer's record that refused the start, naming it.
-func (p *Plugin) start(ctx context.Context, id string, pid int, md map[string]string, unknown []string) error {
+func (p *Plugin) start(ctx context.Context, id string, pid int, md, sent map[string]string, unknown []string) error {
 	defer p.busy()()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
 	// The hook's limits on a state's annotations, so that the plugin
-	// decides as the hook would for the same container.
-	limitErr := hook.LimitAnnotations(md, hook.SalvageKeep(p.Config))
+	// decides as the hook would for the same container. They count the
+	// annotations the runtime sent, as the hook counts its state's,
+	// which are the spec's: containerd sends the spec's, its
+	// io.kubernetes.cri.* keys included (the plugin's own values of
+	// those keys replace them in md, adding none), merged with the pod's
+	// or container's CRI config annotations (those the runtime does not
+	// pass to the spec, through pod_annotations or
+	// container_annotations, are counted all the same: the plugin cannot
+	// tell them apart). The labels, which md holds too, are not in the
+	// spec and are not counted: a pod within the limits was refused for
+	// its labels, or for the keys the plugin adds.
+	limitErr := hook.LimitAnnotations(sent, md, hook.SalvageKeep(p.Config))
 	// A missing pid (a runtime too old to send it) cannot be inspected:
 	// the record says so and on_error decides, as for any other
 	// inspection failure.
