@@ -167,10 +167,18 @@ type Plugin struct {
 	retried  sync.WaitGroup
 	// flushing is set once Run appends the late records itself.
 	flushing bool
-	// active counts the checks and notes under way ([Plugin.start],
-	// [Plugin.note]); Run waits for them before it appends the late
-	// records, since one cut short by the stop may add one.
-	active int
+	// active counts the requests under way ([Plugin.handle]), each
+	// from its handler's entry, before any work, until the handler
+	// returns: Run waits for them before it appends the late records,
+	// since one cut short by the stop may add one, also one that had
+	// not reached its check when the stop came. stopped is set once
+	// Run counted what it could not append: a record queued later is
+	// lost, and counted so among the requests still under way then.
+	active  int
+	stopped bool
+	// entered, set by tests, is called by each handler once it counts
+	// itself under way, before any work.
+	entered func()
 	// writing is the late record being appended, which a drop beyond
 	// MaxLate must not take.
 	writing *audit.Record
@@ -206,8 +214,10 @@ type lateStart struct {
 // allowed (their containers ran), refused, the refusals (their
 // containers did not run, though another writer's record may say
 // allowed), and notes, the plugin's own records (where it stopped or
-// resumed injecting, or found the hook missing).
-type lateCount struct{ ran, refused, notes int }
+// resumed injecting, or found the hook missing); unfinished, only at
+// the stop, counts the requests still under way when Run stopped
+// waiting for them, whose records, if they make any, may be lost.
+type lateCount struct{ ran, refused, notes, unfinished int }
 
 // countOf is the count of l, one record.
 func countOf(l lateStart) lateCount {
@@ -221,7 +231,7 @@ func countOf(l lateStart) lateCount {
 }
 
 func (c lateCount) plus(o lateCount) lateCount {
-	return lateCount{ran: c.ran + o.ran, refused: c.refused + o.refused, notes: c.notes + o.notes}
+	return lateCount{ran: c.ran + o.ran, refused: c.refused + o.refused, notes: c.notes + o.notes, unfinished: c.unfinished + o.unfinished}
 }
 
 func (c lateCount) zero() bool { return c == lateCount{} }
@@ -253,6 +263,9 @@ func (c lateCount) lost() error {
 	}
 	if c.notes > 0 {
 		msgs = append(msgs, fmt.Sprintf("stopping with %d records of the plugin's own (hook injection refused or resumed, hook missing) the audit log did not take; they are lost", c.notes))
+	}
+	if c.unfinished > 0 {
+		msgs = append(msgs, fmt.Sprintf("stopping with %d requests still under way past the wait for them; a record they do not append at once is lost", c.unfinished))
 	}
 	return errors.New(strings.Join(msgs, "; "))
 }
@@ -301,8 +314,10 @@ func (p *Plugin) Run(ctx context.Context, socket, idx string) (err error) {
 		cancel()
 	}()
 	// Starts and notes still waiting for the log get a last try (after
-	// the runtime's connection is gone: no request adds any then); those
-	// the log does not take are lost, and Run says so.
+	// the runtime's connection is gone: no new request comes then, and
+	// flushLate waits for those under way); those the log does not take
+	// are lost, and Run says so, as it does of requests still under way
+	// past the wait.
 	defer func() {
 		if lost := p.flushLate(); !lost.zero() {
 			lerr := lost.lost()
@@ -380,6 +395,7 @@ func (p *Plugin) warnImageName() {
 
 // RunPodSandbox records (and may refuse) the pod's sandbox container.
 func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
+	defer p.handle()()
 	md := maps.Clone(pod.GetAnnotations())
 	if md == nil {
 		md = map[string]string{}
@@ -472,6 +488,7 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 // PostCreateContainer confirms that the runtime took the injection; a
 // probe that got through turns injection on again on the node.
 func (p *Plugin) PostCreateContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) error {
+	defer p.handle()()
 	p.mu.Lock()
 	resumed := false
 	if _, ok := p.pending[ctr.GetId()]; ok {
@@ -513,6 +530,7 @@ func (p *Plugin) probeFailed() {
 // StopContainer notices a creation the runtime undid after an injection
 // (see [Plugin.RemoveContainer]).
 func (p *Plugin) StopContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) ([]*api.ContainerUpdate, error) {
+	defer p.handle()()
 	p.undone(ctx, ctr.GetId())
 	return nil, nil
 }
@@ -539,6 +557,7 @@ func (p *Plugin) RemovePodSandbox(_ context.Context, pod *api.PodSandbox) error 
 }
 
 func (p *Plugin) RemoveContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) error {
+	defer p.handle()()
 	p.undone(ctx, ctr.GetId())
 	return nil
 }
@@ -618,7 +637,6 @@ func (p *Plugin) RefusedIn(podID string) bool {
 // once, a hook-injection-resumed would come before the refusals it
 // ends, and the node would read as refused from then on).
 func (p *Plugin) note(ctx context.Context, id, stage, msg string) {
-	defer p.busy()()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "stage": stage})
 	log.Warn(msg)
 	rec := audit.Record{Source: audit.SourceNRI, Stage: stage, ContainerID: id, Error: msg, Version: vocab.Version}
@@ -639,12 +657,21 @@ func (p *Plugin) note(ctx context.Context, id, stage, msg string) {
 	}
 }
 
-// busy counts a check or note under way ([Plugin.flushLate] waits for
-// them) until the function it returns is called.
-func (p *Plugin) busy() (done func()) {
+// handle counts a request under way ([Plugin.flushLate] waits for them)
+// until the function it returns is called. Each handler that may write
+// a record calls it first, before any work: a request counted only
+// once it reached its check or note (after the stub decoded it, and
+// the handler copied the pod's labels and annotations) was not waited
+// for by a stop that came before that, and the record it queued then
+// was neither written nor counted as lost.
+func (p *Plugin) handle() (done func()) {
 	p.mu.Lock()
 	p.active++
+	entered := p.entered
 	p.mu.Unlock()
+	if entered != nil {
+		entered()
+	}
 	return func() {
 		p.mu.Lock()
 		p.active--
@@ -654,6 +681,7 @@ func (p *Plugin) busy() (done func()) {
 
 // StartContainer records (and may refuse) a container of a pod.
 func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
+	defer p.handle()()
 	// One deadline for the whole request, the note included.
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
@@ -747,7 +775,6 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 // whatever it lets start has an allow record: another writer's, or its
 // own, after another writer's record that refused the start, naming it.
 func (p *Plugin) start(ctx context.Context, id string, pid int, md, sent map[string]string, unknown []string) error {
-	defer p.busy()()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
@@ -897,6 +924,13 @@ func (p *Plugin) queueLate(l lateStart, why string, err error) {
 	}
 	rec.Error = vocab.JoinErrors(rec.Error, late)
 	p.mu.Lock()
+	if p.stopped {
+		// Run has counted what is lost, this request among those
+		// still under way: nobody appends the record now.
+		p.mu.Unlock()
+		p.logger().WithFields(logrus.Fields{"container": rec.ContainerID, "stage": rec.Stage, "verdict": rec.Verdict}).Error("record lost: the plugin stopped before the audit log took it")
+		return
+	}
 	// The drops of refusals that came when the queue was full go to
 	// the next record queued.
 	l.dropped, p.droppedNew = p.droppedNew, lateCount{}
@@ -1040,10 +1074,12 @@ func (p *Plugin) appendLate() (ok, more bool) {
 	return true, true
 }
 
-// flushLate stops the goroutine that appends late records, tries for
-// [shipWait] to append those left and returns how many the log did not
-// take (those dropped beyond [MaxLate] included), refusals and notes
-// apart.
+// flushLate stops the goroutine that appends late records, waits for
+// the requests under way (as long as one check may take), tries for
+// [shipWait] to append the records left and returns how many the log
+// did not take (those dropped beyond [MaxLate] included), refusals and
+// notes apart, and how many requests were still under way then: a
+// record one of them queues later is lost (see [Plugin.stopped]).
 func (p *Plugin) flushLate() lateCount {
 	p.mu.Lock()
 	p.flushing = true
@@ -1053,9 +1089,8 @@ func (p *Plugin) flushLate() lateCount {
 	}
 	p.mu.Unlock()
 	p.retried.Wait()
-	// Checks and notes cut short by the stop (the runtime gone) may
-	// still add a record to append: wait for them, as long as one may
-	// take.
+	// Requests cut short by the stop (the runtime gone) may still add
+	// a record to append: wait for them, as long as one check may take.
 	for wait := time.Now().Add(p.timeout()); time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
 		p.mu.Lock()
 		n := p.active
@@ -1078,8 +1113,12 @@ func (p *Plugin) flushLate() lateCount {
 	for _, l := range p.late {
 		lost = lost.plus(l.dropped).plus(countOf(l))
 	}
+	// A request still under way counts as one whose record may be
+	// lost: from now on its record is not queued.
+	lost.unfinished = p.active
+	p.stopped = true
 	if !lost.zero() {
-		p.logger().WithFields(logrus.Fields{"lost": lost.ran, "lost_refusals": lost.refused, "lost_notes": lost.notes}).Error("stopping with records the audit log did not take; they are lost")
+		p.logger().WithFields(logrus.Fields{"lost": lost.ran, "lost_refusals": lost.refused, "lost_notes": lost.notes, "unfinished": lost.unfinished}).Error("stopping with records the audit log did not take; they are lost")
 	}
 	return lost
 }

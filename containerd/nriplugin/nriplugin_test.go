@@ -580,6 +580,94 @@ func TestNRIStopDuringCheck(t *testing.T) {
 	audittest.Verify(t, cfg.AuditLog)
 }
 
+// TestStopWaitsForRequestBeforeCheck stops the plugin (Run's deferred
+// flushLate) while a StartContainer request is under way but has not
+// reached its check yet (the stub decoding it, the handler copying the
+// pod's labels and annotations: here held at the handler's entry), with
+// the audit log unwritable under on_error=allow. The stop waits for the
+// request, whose start is queued to be written late, and writes it once
+// the log takes it. A request was counted only from its check on: the
+// stop saw none under way and said nothing was lost, and the start the
+// request queued then was neither written nor counted. A request still
+// under way when the stop gives up waiting is counted as one whose
+// record may be lost, and what it queues later is dropped, not left
+// waiting for nobody.
+func TestStopWaitsForRequestBeforeCheck(t *testing.T) {
+	_, cfg := ctrdtest.HookConfig(t) // on_error allow, audit mode
+	// A directory where the log should be: appends fail at once.
+	if err := os.Mkdir(cfg.AuditLog, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	log := openLog(t, cfg.AuditLog)
+	pod := &api.PodSandbox{Id: "pod", Name: "web-0", Namespace: "shop"}
+
+	// Stopped while the request is under way: waited for, written.
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	p := &Plugin{Config: cfg, Log: log, Timeout: 2 * time.Second, entered: func() { close(entered); <-proceed }}
+	id := ctrdtest.Uniq("in-flight")
+	done := make(chan error, 1)
+	go func() {
+		done <- p.StartContainer(context.Background(), pod, &api.Container{Id: id, Pid: uint32(os.Getpid())})
+	}()
+	<-entered
+	stopped := make(chan lateCount, 1)
+	go func() { stopped <- p.flushLate() }()
+	// The stop returns at once if it does not wait for the request.
+	var lost lateCount
+	returned := false
+	select {
+	case lost = <-stopped:
+		returned = true
+		t.Error("the stop returned while a request was under way")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(proceed)
+	if err := <-done; err != nil {
+		t.Fatalf("StartContainer: %v; want the container allowed (on_error=allow)", err)
+	}
+	if err := os.Remove(cfg.AuditLog); err != nil {
+		t.Fatal(err)
+	}
+	if !returned {
+		select {
+		case lost = <-stopped:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the stop did not return")
+		}
+	}
+	if !lost.zero() {
+		t.Errorf("the stop: %+v lost, want none (the start written)", lost)
+	}
+	if recs := audittest.Records(t, cfg.AuditLog, id); len(recs) != 1 || !strings.Contains(recs[0].Error, "written late") {
+		t.Errorf("records of the container started during the stop: %s; want its start, written late", audittest.Listing(recs))
+	}
+
+	// Still under way when the stop gives up waiting (and the log's
+	// lock held): counted, its start not queued.
+	entered, proceed = make(chan struct{}), make(chan struct{})
+	p = &Plugin{Config: cfg, Log: log, Timeout: 50 * time.Millisecond, entered: func() { close(entered); <-proceed }}
+	go func() {
+		done <- p.StartContainer(context.Background(), pod, &api.Container{Id: ctrdtest.Uniq("unfinished"), Pid: uint32(os.Getpid())})
+	}()
+	<-entered
+	lost = p.flushLate()
+	if lost != (lateCount{unfinished: 1}) {
+		t.Errorf("the stop: %+v lost, want 1 request under way", lost)
+	}
+	if want := "stopping with 1 requests still under way past the wait for them; a record they do not append at once is lost"; !lost.zero() && lost.lost().Error() != want {
+		t.Errorf("the stop says %q, want %q", lost.lost(), want)
+	}
+	release := holdLog(log)
+	close(proceed)
+	<-done
+	release()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.late) != 0 {
+		t.Errorf("%d records queued after the stop, want none (counted at the stop)", len(p.late))
+	}
+}
+
 // TestLateDrops: beyond MaxLate the oldest start waiting is dropped, but
 // not the one being written (it was taken from under the write, and the
 // next one, never written, went with it); the count of drops goes to the
