@@ -15,6 +15,7 @@ import (
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/nstest"
@@ -123,37 +124,20 @@ func TestNRIRefusalOverHookRecordOnError(t *testing.T) {
 // deny record after the hook's, naming it. It had followed the hook's
 // "allow" and let the container run.
 func TestNRIAuditModeHookRecord(t *testing.T) {
-	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "deny", "default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`)
-	log := openLog(t, cfg.AuditLog)
-	pid := os.Getpid()
-	anc, err := inspect.Process(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
 	id := ctrdtest.Uniq("ctr")
-	hookRec := &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: id, Ancestry: anc,
-		Policy: "userns-required", Mode: "audit", Verdict: audit.VerdictAllow,
-		Violations: []audit.Violation{{Rule: "require_user_namespace", Reason: "the container runs in the host's user namespace"}}}
-	if err := log.Append(t.Context(), hookRec); err != nil {
-		t.Fatal(err)
-	}
-	p := &Plugin{Config: cfg, Log: log, Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) {
+	cfg, p := afterOtherWriter(t, `"on_error": "deny", "default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`,
+		&audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: id,
+			Policy: "userns-required", Mode: "audit", Verdict: audit.VerdictAllow,
+			Violations: []audit.Violation{{Rule: "require_user_namespace", Reason: "the container runs in the host's user namespace"}}})
+	p.Inspect = func(int, *inspect.LiveOnce) (*audit.Ancestry, error) {
 		return nil, fmt.Errorf("inspection failed on purpose")
-	}}
-	ctr := &api.Container{Id: id, Name: "c", Pid: uint32(pid), Hooks: &api.Hooks{CreateRuntime: []*api.Hook{{Path: "/opt/nsrel/nsrel-hook", Args: []string{"nsrel-hook", "createRuntime"}}}}}
-	err = p.StartContainer(t.Context(), &api.PodSandbox{Id: "pod", Name: "p", Namespace: "ns"}, ctr)
-	recs := audittest.Records(t, cfg.AuditLog, id)
-	if diff := cmp.Diff([]string{"oci-hook/createRuntime", "nri/start"}, audittest.SourceStages(recs, id)); diff != "" {
-		t.Fatalf("records (-want +got):\n%s", diff)
 	}
-	deny := recs[1]
-	if deny.Verdict != audit.VerdictDeny || !strings.Contains(deny.Error, fmt.Sprintf("the oci-hook record seq %d allowed it", recs[0].Seq)) {
-		t.Errorf("the plugin's record: verdict %s, error %q; want deny, naming the hook's record", deny.Verdict, deny.Error)
-	}
+	ctr := &api.Container{Id: id, Name: "c", Pid: uint32(os.Getpid()), Hooks: &api.Hooks{CreateRuntime: []*api.Hook{{Path: "/opt/nsrel/nsrel-hook", Args: []string{"nsrel-hook", "createRuntime"}}}}}
+	err := p.StartContainer(t.Context(), &api.PodSandbox{Id: "pod", Name: "p", Namespace: "ns"}, ctr)
+	deny := checkOverride(t, cfg, id, "oci-hook/createRuntime", audit.VerdictDeny, "the oci-hook record seq %d allowed it")
 	if want := fmt.Sprintf("(audit record seq %d)", deny.Seq); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("StartContainer: %v; want a refusal naming %s", err, want)
 	}
-	audittest.Verify(t, cfg.AuditLog)
 }
 
 // TestNRIRefusalOverHookRecord: the injected hook's config lets a
@@ -211,37 +195,15 @@ func TestNRIRefusalOverHookRecord(t *testing.T) {
 // refusal names the deny record. The plugin refused naming the other
 // writer's "allow" record.
 func TestNRIRefusalOverAllowRecord(t *testing.T) {
-	_, cfg := ctrdtest.ConfigWith(t, usernsRequired)
-	log := openLog(t, cfg.AuditLog)
-	pid := os.Getpid() // in the host's user namespace: refused
-	anc, err := inspect.Process(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
 	id := ctrdtest.Uniq("pod")
-	allowed := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: id, Ancestry: anc,
-		Policy: "lenient", Mode: "audit", Verdict: audit.VerdictAllow}
-	if err := log.Append(t.Context(), allowed); err != nil {
-		t.Fatal(err)
-	}
-	p := &Plugin{Config: cfg, Log: log}
-	err = p.RunPodSandbox(t.Context(), &api.PodSandbox{Id: id, Name: "web-0", Namespace: "shop", Pid: uint32(pid)})
-	recs := audittest.Records(t, cfg.AuditLog, id)
-	if diff := cmp.Diff([]string{"containerd-events/start", "nri/start"}, audittest.SourceStages(recs, id)); diff != "" {
-		t.Fatalf("records (-want +got):\n%s", diff)
-	}
-	deny := recs[1]
-	if deny.Verdict != audit.VerdictDeny || !strings.Contains(deny.Error, fmt.Sprintf("the containerd-events record seq %d allowed it", recs[0].Seq)) {
-		t.Errorf("the plugin's record: verdict %s, error %q; want deny, naming the record it overrides", deny.Verdict, deny.Error)
-	}
-	// And refers to it: the exit that ends the refusal ends both.
-	if deny.Ref == nil || deny.Ref.Seq != recs[0].Seq || deny.Ref.Hash != recs[0].Hash {
-		t.Errorf("the plugin's record refers to %+v; want the record it overrides, seq %d", deny.Ref, recs[0].Seq)
-	}
+	cfg, p := afterOtherWriter(t, usernsRequired, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: id,
+		Policy: "lenient", Mode: "audit", Verdict: audit.VerdictAllow})
+	// The test process runs in the host's user namespace: refused.
+	err := p.RunPodSandbox(t.Context(), &api.PodSandbox{Id: id, Name: "web-0", Namespace: "shop", Pid: uint32(os.Getpid())})
+	deny := checkOverride(t, cfg, id, "containerd-events/start", audit.VerdictDeny, "the containerd-events record seq %d allowed it")
 	if want := fmt.Sprintf("(audit record seq %d)", deny.Seq); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("RunPodSandbox: %v; want a refusal naming %s", err, want)
 	}
-	audittest.Verify(t, cfg.AuditLog)
 }
 
 // TestNRIAllowOverDenyRecord is the mirror of
@@ -254,35 +216,56 @@ func TestNRIRefusalOverAllowRecord(t *testing.T) {
 // The plugin took the refusal as its record, and the log said refused
 // for a sandbox that ran.
 func TestNRIAllowOverDenyRecord(t *testing.T) {
-	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`)
+	id := ctrdtest.Uniq("pod")
+	cfg, p := afterOtherWriter(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`,
+		&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: id,
+			Policy: "strict", Mode: "enforce", Verdict: audit.VerdictDeny,
+			Violations: []audit.Violation{{Rule: "require_user_namespace", Reason: "initial user namespace"}}})
+	if err := p.RunPodSandbox(t.Context(), &api.PodSandbox{Id: id, Name: "web-0", Namespace: "shop", Pid: uint32(os.Getpid())}); err != nil {
+		t.Fatalf("RunPodSandbox: %v; want the sandbox allowed (an open block in audit mode)", err)
+	}
+	checkOverride(t, cfg, id, "containerd-events/start", audit.VerdictAllow, "the containerd-events record seq %d refused it")
+}
+
+// afterOtherWriter opens a new audit log under a config of members (as
+// ctrdtest.ConfigWith takes them) and appends prev to it: another
+// writer's record of the start of this test's process (its ancestry
+// filled in), as nsrel-hook or the event recorder write one before the
+// plugin is asked. It returns the config and a plugin on that log.
+func afterOtherWriter(t *testing.T, members string, prev *audit.Record) (*policy.Config, *Plugin) {
+	t.Helper()
+	_, cfg := ctrdtest.ConfigWith(t, members)
 	log := openLog(t, cfg.AuditLog)
-	pid := os.Getpid()
-	anc, err := inspect.Process(pid)
+	anc, err := inspect.Process(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := ctrdtest.Uniq("pod")
-	denied := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: id, Ancestry: anc,
-		Policy: "strict", Mode: "enforce", Verdict: audit.VerdictDeny,
-		Violations: []audit.Violation{{Rule: "require_user_namespace", Reason: "initial user namespace"}}}
-	if err := log.Append(t.Context(), denied); err != nil {
+	prev.Ancestry = anc
+	if err := log.Append(t.Context(), prev); err != nil {
 		t.Fatal(err)
 	}
-	p := &Plugin{Config: cfg, Log: log}
-	if err := p.RunPodSandbox(t.Context(), &api.PodSandbox{Id: id, Name: "web-0", Namespace: "shop", Pid: uint32(pid)}); err != nil {
-		t.Fatalf("RunPodSandbox: %v; want the sandbox allowed (an open block in audit mode)", err)
-	}
+	return cfg, &Plugin{Config: cfg, Log: log}
+}
+
+// checkOverride checks that the log holds two records of container id,
+// another writer's start (prev, as audittest.SourceStages names it) and
+// the plugin's after it, of verdict, whose error names the other's
+// record (says, with %d for its seq) and which refers to it, so that
+// the exit that ends the plugin's start ends both; it returns the
+// plugin's record.
+func checkOverride(t *testing.T, cfg *policy.Config, id, prev, verdict, says string) *audit.Record {
+	t.Helper()
 	recs := audittest.Records(t, cfg.AuditLog, id)
-	if diff := cmp.Diff([]string{"containerd-events/start", "nri/start"}, audittest.SourceStages(recs, id)); diff != "" {
+	if diff := cmp.Diff([]string{prev, "nri/start"}, audittest.SourceStages(recs, id)); diff != "" {
 		t.Fatalf("records (-want +got):\n%s", diff)
 	}
-	allow := recs[1]
-	if allow.Verdict != audit.VerdictAllow || !strings.Contains(allow.Error, fmt.Sprintf("the containerd-events record seq %d refused it", recs[0].Seq)) {
-		t.Errorf("the plugin's record: verdict %s, error %q; want allow, naming the record it overrides", allow.Verdict, allow.Error)
+	got := recs[1]
+	if want := fmt.Sprintf(says, recs[0].Seq); got.Verdict != verdict || !strings.Contains(got.Error, want) {
+		t.Errorf("the plugin's record: verdict %s, error %q; want %s, saying %q", got.Verdict, got.Error, verdict, want)
 	}
-	// And refers to it: the exit that ends the plugin's start ends both.
-	if allow.Ref == nil || allow.Ref.Seq != recs[0].Seq || allow.Ref.Hash != recs[0].Hash {
-		t.Errorf("the plugin's record refers to %+v; want the record it overrides, seq %d", allow.Ref, recs[0].Seq)
+	if got.Ref == nil || got.Ref.Seq != recs[0].Seq || got.Ref.Hash != recs[0].Hash {
+		t.Errorf("the plugin's record refers to %+v; want the record it overrides, seq %d", got.Ref, recs[0].Seq)
 	}
 	audittest.Verify(t, cfg.AuditLog)
+	return got
 }
