@@ -535,6 +535,14 @@ func (p *Plugin) StopContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.
 	return nil, nil
 }
 
+// RemovePodSandbox forgets the pod: whether injection stopped in it.
+func (p *Plugin) RemovePodSandbox(_ context.Context, pod *api.PodSandbox) error {
+	p.mu.Lock()
+	delete(p.refusedPods, pod.GetId())
+	p.mu.Unlock()
+	return nil
+}
+
 // RemoveContainer notices a creation the runtime undid after an
 // injection: containerd undoes a failed creation with StopContainer and
 // RemoveContainer, and a container the plugin injected that is removed
@@ -548,14 +556,6 @@ func (p *Plugin) StopContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.
 // happened in two pods while the runtime never took an injection, which
 // is what a validator refusing every hook looks like. A pod cannot turn
 // injection off for others where injection works.
-// RemovePodSandbox forgets the pod: whether injection stopped in it.
-func (p *Plugin) RemovePodSandbox(_ context.Context, pod *api.PodSandbox) error {
-	p.mu.Lock()
-	delete(p.refusedPods, pod.GetId())
-	p.mu.Unlock()
-	return nil
-}
-
 func (p *Plugin) RemoveContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) error {
 	defer p.handle()()
 	p.undone(ctx, ctr.GetId())
