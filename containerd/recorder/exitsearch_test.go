@@ -392,41 +392,57 @@ func TestEndedAlready(t *testing.T) {
 // namespaces, found at the end of the current file: the search stops
 // there. (A first fix of TestLostExitNotOfUninspectedRestart searched
 // on, through the whole search window, 8.4 MB here against 37 KB, at
-// every exit of such a container.)
+// every exit of such a container.) With a later task known, the search
+// goes on past that start for one of the process itself, and stops at
+// a record of the container made before the process started.
 func TestExitSearchWithoutNamespacesStops(t *testing.T) {
-	path, log := tempLog(t)
-	ctx := context.Background()
-	for i := range 200 {
-		if err := log.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime,
-			ContainerID: fmt.Sprintf("other-%d", i), Ancestry: &audit.Ancestry{PID: 1000 + i, StartTime: 60}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	others, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default",
-		ContainerID: "nsless", Error: "inspect: permission denied"}); err != nil {
-		t.Fatal(err)
-	}
-	all, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const size = 8 << 20
-	data := append(bytes.Repeat(others, size/len(others)+1), all[len(others):]...)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	before := audittest.BytesRead(t)
-	(&Recorder{Log: log}).recordExit(ctx, taskKey{"default", "nsless", 4242}, 77)
-	read := audittest.BytesRead(t) - before
-	t.Logf("the exit's search read %d bytes (file %d bytes)", read, len(data))
-	if read > 1<<20 {
-		t.Errorf("the exit's search read %d bytes; want well under 1 MiB: the container's start without namespaces is the file's last record", read)
-	}
-	if ends := exitsOf(t, path, "nsless"); len(ends) != 1 {
-		t.Errorf("exits end %v; want one", ends)
+	for _, later := range []bool{false, true} {
+		t.Run(fmt.Sprintf("later=%v", later), func(t *testing.T) {
+			path, log := tempLog(t)
+			ctx := context.Background()
+			for i := range 200 {
+				if err := log.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime,
+					ContainerID: fmt.Sprintf("other-%d", i), Ancestry: &audit.Ancestry{PID: 1000 + i, StartTime: 60}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			others, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Made before the process started (at boot): the search
+			// need not look before it.
+			if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Namespace: "default",
+				ContainerID: "nsless", Time: "2020-01-01T00:00:00Z"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default",
+				ContainerID: "nsless", Error: "inspect: permission denied"}); err != nil {
+				t.Fatal(err)
+			}
+			all, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const size = 8 << 20
+			data := append(bytes.Repeat(others, size/len(others)+1), all[len(others):]...)
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := &Recorder{Log: log}
+			if later {
+				r.known = map[taskKey]uint64{{"default", "nsless", 4343}: 0}
+			}
+			before := audittest.BytesRead(t)
+			r.recordExit(ctx, taskKey{"default", "nsless", 4242}, 77)
+			read := audittest.BytesRead(t) - before
+			t.Logf("the exit's search read %d bytes (file %d bytes)", read, len(data))
+			if read > 1<<20 {
+				t.Errorf("the exit's search read %d bytes; want well under 1 MiB", read)
+			}
+			if ends := exitsOf(t, path, "nsless"); len(ends) != 1 {
+				t.Errorf("exits end %v; want one", ends)
+			}
+		})
 	}
 }

@@ -1541,6 +1541,13 @@ func startedBefore(startTicks uint64, t time.Time) bool {
 	return ok && start.Add(clockTick+time.Millisecond).Before(t)
 }
 
+// madeBefore reports whether record rec was made before t and written
+// then, not late.
+func madeBefore(rec *audit.Record, t time.Time) bool {
+	at, err := time.Parse(time.RFC3339Nano, rec.Time)
+	return err == nil && at.Before(t) && !strings.Contains(rec.Error, "written late")
+}
+
 // startedAfter reports whether a process with the given start time
 // surely started after t (a millisecond of margin for reading the
 // clocks; the start time is cut down to a tick).
@@ -1982,14 +1989,20 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		start  *audit.Record
 		exited bool
 	}
+	// later: a later task of the container may be known (its process
+	// started after this exit's, or when is not known; or a previous
+	// recorder's start of the container without namespaces is open).
 	later := false
+	var startedAt time.Time
 	if startTime != 0 && !strict {
+		later = r.openByID[nsID{k.ns, k.id}]
 		for o, st := range r.known {
-			if o.ns == k.ns && o.id == k.id && o != k && st > startTime {
+			if o.ns == k.ns && o.id == k.id && o != k && (st == 0 || st > startTime) {
 				later = true
 				break
 			}
 		}
+		startedAt, _ = processStart(startTime)
 	}
 	return audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (found, error) {
 		// One backward search finds the start, and the exits written
@@ -2005,19 +2018,29 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		// which else went through every file searched at each exit of
 		// such a container. (A later task of the container that took
 		// the PID is another process.)
-		// With a later task of the container known (its process
-		// started after this exit's), the recorder's last start without
-		// namespaces stands for the task only if no start of its own
-		// process comes before it, up to the container's start with
-		// namespaces before it: the later task recorded without
-		// namespaces (its inspection failed), this exit found by a walk
-		// after its events were lost ended that task's start, and its
-		// own start stayed open. (Not always: for a container whose
-		// starts are all without namespaces that search reads the whole
-		// search window, at every exit.)
+		// With the exit's start time known, the last start without
+		// namespaces does not stand when it may be a later task's: one
+		// ended (its exit met on the way), or the first one not ended
+		// while a later task may be known (later). The search then goes
+		// on for a start of the exiting process itself, or another
+		// start without namespaces not ended, up to the container's
+		// start with namespaces before, or a record made (not late)
+		// a minute or more before the process started: records before
+		// it were appended before then, the process's start after. A
+		// walk that found a task ended, its exit and delete events
+		// lost, ended the start of the container's next task recorded
+		// without namespaces, and left its own open
+		// (TestLostExitNotOfUninspectedRestart and the tests after it).
+		// Without a later task known, the last start without namespaces
+		// not ended stands at once: a container whose starts are all
+		// without namespaces is not searched through at every exit.
 		exited := map[uint64]bool{}
-		var start, nsless *audit.Record
+		var start, cand, ended *audit.Record
 		_, err := s.Last(k.id, func(rec *audit.Record) bool {
+			on := cand != nil || ended != nil
+			if on && !startedAt.IsZero() && madeBefore(rec, startedAt.Add(-time.Minute)) {
+				return true
+			}
 			var match bool
 			switch {
 			case rec.Namespace == "" && rec.Source != audit.SourceContainerdEvents:
@@ -2029,22 +2052,23 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 				}
 			case !audit.IsStart(rec.Stage):
 			case rec.Ancestry == nil:
-				if rec.Source != audit.SourceContainerdEvents || strict {
-					break
-				}
-				if later {
-					if nsless == nil {
-						nsless = rec
+				switch {
+				case rec.Source != audit.SourceContainerdEvents || strict:
+				case startTime != 0 && exited[rec.Seq]:
+					if ended == nil {
+						ended = rec
 					}
-					break
+				case later && cand == nil:
+					cand = rec
+				default:
+					match = true
 				}
-				match = true
 			case strict:
 				match = rec.PID == k.pid && (startTime == 0 || rec.StartTime == startTime)
 			default:
 				match = rec.PID == k.pid && (startTime == 0 || rec.StartTime == 0 || rec.StartTime == startTime)
-				if !match && nsless != nil {
-					return true // the start without namespaces stands
+				if !match && on {
+					return true // the start without namespaces met stands
 				}
 			}
 			if match {
@@ -2053,7 +2077,10 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 			return match
 		})
 		if start == nil {
-			start = nsless
+			start = cand
+		}
+		if start == nil {
+			start = ended
 		}
 		f := found{start: start}
 		if start != nil {

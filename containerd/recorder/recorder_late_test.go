@@ -149,51 +149,49 @@ func TestLateStartAfterPIDReused(t *testing.T) {
 // container was started again as task B, whose start event came first
 // and whose start was recorded without namespaces (inspection failed).
 // The next walk records A's exit: it must end A's start, not B's; B's
-// exit then ends B's. (A's exit ended B's start, the container's last
-// without namespaces; B's exit found it ended, and A's start stayed
-// open.)
+// exit ends B's, before that walk or after it. (A's exit ended B's
+// start, the container's last without namespaces; B's exit found it
+// ended, and A's start stayed open. With B ended first, A's exit found
+// B's start ended and was not written: a first fix looked further only
+// with a later task known.)
 func TestLostExitNotOfUninspectedRestart(t *testing.T) {
-	_, cfg, d, c := busyboxDaemon(t)
-	var victim atomic.Int64
-	r := &Recorder{Config: cfg, Log: openLog(t, cfg.AuditLog), Logger: ctrdtest.Logger(t, "recorder: "),
-		Inspect: func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
-			if int64(pid) == victim.Load() {
-				return nil, fmt.Errorf("inspect: pid %d: open /proc/%d/ns/user: permission denied", pid, pid)
+	for _, endedFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("B ended first=%v", endedFirst), func(t *testing.T) {
+			_, cfg, d, c := busyboxDaemon(t)
+			var victim atomic.Int64
+			r := &Recorder{Config: cfg, Log: openLog(t, cfg.AuditLog), Logger: ctrdtest.Logger(t, "recorder: "),
+				Inspect: inspectFailsFor(&victim)}
+			id := ctrdtest.Uniq("lost-exit-restart")
+			ctr, pidA := d.Run(t, c, "default", id, nil)
+			walkKnows(t, r, c, id, pidA)
+			// A's exit and delete events lost; B's start event handled.
+			_, pidB := ctrdtest.RestartTask(t, "default", ctr)
+			victim.Store(int64(pidB))
+			handEvent(t, r, c, &eventsapi.TaskStart{ContainerID: id, Pid: pidB})
+			endB := func() {
+				ctrdtest.DeleteTask("default", ctr)
+				handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pidB, ExitStatus: 137})
 			}
-			return inspect.ProcessWith(pid, live)
-		}}
-	id := ctrdtest.Uniq("lost-exit-restart")
-	ctr, pidA := d.Run(t, c, "default", id, nil)
-	ctx := context.Background()
-	walkKnows(t, r, c, id, pidA)
-	// A's exit and delete events lost; B's start event handled.
-	_, pidB := ctrdtest.RestartTask(t, "default", ctr)
-	victim.Store(int64(pidB))
-	handEvent(t, r, c, &eventsapi.TaskStart{ContainerID: id, Pid: pidB})
-	if err := r.walk(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	ctrdtest.DeleteTask("default", ctr)
-	handEvent(t, r, c, &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pidB, ExitStatus: 137})
-	recs := audittest.Records(t, cfg.AuditLog, "")
-	var own []*audit.Record
-	for _, rec := range recs {
-		if rec.ContainerID == id {
-			own = append(own, rec)
-		}
-	}
-	if diff := cmp.Diff([]string{evStart, evStart, evExit, evExit}, audittest.SourceStages(recs, id)); diff != "" {
-		for _, rec := range own {
-			if rec.Ref != nil {
-				t.Logf("seq %d %s refers to seq %d", rec.Seq, rec.Stage, rec.Ref.Seq)
+			if endedFirst {
+				endB()
 			}
-		}
-		t.Fatalf("records (-want +got):\n%s\n%s", diff, audittest.Listing(recs))
+			if err := r.walk(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+			if !endedFirst {
+				endB()
+			}
+			recs := audittest.Records(t, cfg.AuditLog, "")
+			if diff := cmp.Diff([]string{evStart, evStart, evExit, evExit}, audittest.SourceStages(recs, id)); diff != "" {
+				t.Fatalf("records (-want +got):\n%s\n%s", diff, audittest.Listing(recs))
+			}
+			starts, ended := endsOf(t, cfg.AuditLog, id)
+			if ended[starts[0]] == 0 || ended[starts[1]] == 0 {
+				t.Errorf("A's start ended by %d, B's by %d; want each by its exit\n%s", ended[starts[0]], ended[starts[1]], audittest.Listing(recs))
+			}
+			audittest.Verify(t, cfg.AuditLog)
+		})
 	}
-	if own[2].Ref == nil || own[2].Ref.Seq != own[0].Seq || own[3].Ref == nil || own[3].Ref.Seq != own[1].Seq {
-		t.Errorf("A's exit ends %v, B's exit ends %v; want seq %d and %d\n%s", own[2].Ref, own[3].Ref, own[0].Seq, own[1].Seq, audittest.Listing(recs))
-	}
-	audittest.Verify(t, cfg.AuditLog)
 }
 
 // TestDroppedExitEndsNRIStart: the NRI plugin recorded task
@@ -434,12 +432,7 @@ func TestExitBeforeSeedNotOfNextTask(t *testing.T) {
 				c, path, id, ctr, pidA = o.c, o.cfg.AuditLog, o.id, o.ctr, o.pid
 				var victim atomic.Int64
 				r = &Recorder{Config: o.cfg, Log: o.log, Logger: ctrdtest.Logger(t, "recorder: "),
-					Inspect: func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
-						if int64(pid) == victim.Load() {
-							return nil, fmt.Errorf("inspect: pid %d: permission denied", pid)
-						}
-						return inspect.ProcessWith(pid, live)
-					}}
+					Inspect: inspectFailsFor(&victim)}
 				restartTaskB = func() (time.Time, uint32) {
 					between, pidB := ctrdtest.RestartTask(t, "default", ctr)
 					victim.Store(int64(pidB))
@@ -475,5 +468,47 @@ func TestExitBeforeSeedNotOfNextTask(t *testing.T) {
 				t.Errorf("A's start (seq %d) not ended\n%s", starts[0], listing)
 			}
 		})
+	}
+}
+
+// TestSeededExitNotOfOpenByIDTask: a previous recorder recorded task A's
+// start with namespaces and, A's exit missed, the container's next task
+// B's start without namespaces (inspection failed); B runs. A recorder
+// that starts finds A open with its process gone (known) and B's start
+// open without namespaces (openByID, not known). Its first walk records
+// A's exit: it must end A's start, not B's, which runs. (With B known
+// only by its container, A's exit ended B's start: a first fix of
+// TestLostExitNotOfUninspectedRestart looked only among the known.)
+func TestSeededExitNotOfOpenByIDTask(t *testing.T) {
+	_, cfg, d, c := busyboxDaemon(t)
+	log := openLog(t, cfg.AuditLog)
+	id := ctrdtest.Uniq("seed-openbyid")
+	ctr, pidA := d.Run(t, c, "default", id, nil)
+	var victim atomic.Int64
+	first := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "first: "),
+		Inspect: inspectFailsFor(&victim)}
+	ctx := context.Background()
+	if _, ok := first.recordStart(ctx, c, "default", id, int(pidA), time.Now(), nil); !ok {
+		t.Fatal("A's start not recorded")
+	}
+	_, pidB := ctrdtest.RestartTask(t, "default", ctr)
+	victim.Store(int64(pidB))
+	if _, ok := first.recordStart(ctx, c, "default", id, int(pidB), time.Now(), nil); !ok {
+		t.Fatal("B's start not recorded")
+	}
+	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
+	if err := r.walk(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	starts, ended := endsOf(t, cfg.AuditLog, id)
+	listing := audittest.Listing(audittest.Records(t, cfg.AuditLog, id))
+	if len(starts) < 2 {
+		t.Fatalf("starts %v; want A's and B's\n%s", starts, listing)
+	}
+	if ended[starts[0]] == 0 {
+		t.Errorf("A's start (seq %d) not ended\n%s", starts[0], listing)
+	}
+	if e := ended[starts[1]]; e != 0 {
+		t.Errorf("exit seq %d ends B's start (seq %d) while B runs\n%s", e, starts[1], listing)
 	}
 }

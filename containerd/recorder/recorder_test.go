@@ -470,6 +470,18 @@ func TestExitOfDeletedNamespace(t *testing.T) {
 	}
 }
 
+// inspectFailsFor returns an inspection that fails for the process
+// whose PID victim holds, as without CAP_SYS_PTRACE, and inspects the
+// others.
+func inspectFailsFor(victim *atomic.Int64) func(int, *inspect.LiveOnce) (*audit.Ancestry, error) {
+	return func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+		if int64(pid) == victim.Load() {
+			return nil, fmt.Errorf("inspect: pid %d: open /proc/%d/ns/user: permission denied", pid, pid)
+		}
+		return inspect.ProcessWith(pid, live)
+	}
+}
+
 // runUninspected starts a recorder (mod, if not nil, sets it up) and
 // container id, whose inspection the recorder is refused (as without
 // CAP_SYS_PTRACE for a process of another UID), and waits for its start
@@ -482,12 +494,7 @@ func runUninspected(t *testing.T, id string, mod func(*Recorder)) (*policy.Confi
 		if mod != nil {
 			mod(r)
 		}
-		r.Inspect = func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
-			if int64(pid) == victim.Load() {
-				return nil, fmt.Errorf("inspect: pid %d: open /proc/%d/ns/user: permission denied", pid, pid)
-			}
-			return inspect.ProcessWith(pid, live)
-		}
+		r.Inspect = inspectFailsFor(&victim)
 	})
 	ctr, _ := d.Run(t, c, "default", id, &ctrdtest.RunOpts{NoStart: true})
 	ctx := ctrdtest.Context(t, "default")
