@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -387,14 +388,12 @@ func TestEndedAlready(t *testing.T) {
 }
 
 // TestExitSearchWithoutNamespacesStops: the exit of a task recorded
-// without namespaces (its start time known, from /proc), with no later
-// task of the container known, ends the container's last start without
-// namespaces, found at the end of the current file: the search stops
-// there. (A first fix of TestLostExitNotOfUninspectedRestart searched
-// on, through the whole search window, 8.4 MB here against 37 KB, at
-// every exit of such a container.) With a later task known, the search
-// goes on past that start for one of the process itself, and stops at
-// a record of the container made before the process started.
+// without namespaces (its start time known, from /proc) ends the
+// container's last start without namespaces, found at the end of the
+// current file: the search stops there, also with another task of the
+// container known. (A first fix of TestLostExitNotOfUninspectedRestart
+// searched on, through the whole search window, 8.4 MB here against
+// 37 KB, at every exit of such a container.)
 func TestExitSearchWithoutNamespacesStops(t *testing.T) {
 	for _, later := range []bool{false, true} {
 		t.Run(fmt.Sprintf("later=%v", later), func(t *testing.T) {
@@ -410,8 +409,7 @@ func TestExitSearchWithoutNamespacesStops(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Made before the process started (at boot): the search
-			// need not look before it.
+			// An earlier record of the container.
 			if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: StageEventsGap, Namespace: "default",
 				ContainerID: "nsless", Time: "2020-01-01T00:00:00Z"}); err != nil {
 				t.Fatal(err)
@@ -442,6 +440,86 @@ func TestExitSearchWithoutNamespacesStops(t *testing.T) {
 			}
 			if ends := exitsOf(t, path, "nsless"); len(ends) != 1 {
 				t.Errorf("exits end %v; want one", ends)
+			}
+		})
+	}
+}
+
+// TestExitNotOfOthersStartWithoutNamespaces: exits found by a walk after
+// their events were lost (or an event's exit) end their own task's
+// start, never a start without namespaces the recorder knows as another
+// task's (its own, or a previous recorder's open one), whatever the
+// order of the exits, the start records' times (a clock stepped since)
+// or start times not known. Earlier, the container's last start without
+// namespaces stood for any exit: a running task's start was ended, the
+// exiting task's left open.
+func TestExitNotOfOthersStartWithoutNamespaces(t *testing.T) {
+	kA, kX, kB := taskKey{"default", "web", 100}, taskKey{"default", "web", 200}, taskKey{"default", "web", 300}
+	type start struct {
+		name  string
+		k     taskKey
+		st    uint64 // with namespaces when not 0
+		owner *taskKey
+		time  string
+	}
+	stepped := time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339Nano)
+	previous := taskKey{"default", "web", 0}
+	type exit struct {
+		k  taskKey
+		st uint64
+	}
+	for _, tc := range []struct {
+		name   string
+		starts []start
+		exits  []exit
+		ended  []string // the starts that must end; the others must not
+	}{
+		{"two lost exits, A first", []start{{"A", kA, 77, nil, ""}, {"X", kX, 0, &kX, ""}, {"B", kB, 0, &kB, ""}},
+			[]exit{{kA, 77}, {kX, 88}}, []string{"A", "X"}},
+		{"two lost exits, X first", []start{{"A", kA, 77, nil, ""}, {"X", kX, 0, &kX, ""}, {"B", kB, 0, &kB, ""}},
+			[]exit{{kX, 88}, {kA, 77}}, []string{"A", "X"}},
+		{"the middle one with namespaces", []start{{"A", kA, 77, nil, ""}, {"X", kX, 88, nil, ""}, {"B", kB, 0, &kB, ""}},
+			[]exit{{kA, 77}, {kX, 88}}, []string{"A", "X"}},
+		{"a clock stepped since the start", []start{{"A", kA, 77, nil, stepped}, {"B", kB, 0, &kB, ""}},
+			[]exit{{kA, 77}}, []string{"A"}},
+		{"an earlier task of no start time", []start{{"B", kB, 0, &kB, ""}, {"A", kA, 0, &kA, ""}},
+			[]exit{{kA, 77}}, []string{"A"}},
+		{"a previous recorder's start open", []start{{"A", kA, 77, nil, ""}, {"B", kB, 0, &previous, ""}},
+			[]exit{{kA, 77}}, []string{"A"}},
+		{"a previous recorder's start, its init's exit", []start{{"A", kA, 77, nil, ""}, {"B", kB, 0, &previous, ""}},
+			[]exit{{kA, 77}, {kB, 0}}, []string{"A", "B"}},
+		{"a start of no owner known stands", []start{{"A", kA, 0, nil, ""}},
+			[]exit{{kA, 77}}, []string{"A"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, log := tempLog(t)
+			ctx := context.Background()
+			r := &Recorder{Log: log, known: map[taskKey]uint64{}}
+			seqs := map[string]uint64{}
+			for _, s := range tc.starts {
+				rec := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: s.k.ns, ContainerID: s.k.id, Time: s.time}
+				if s.st != 0 {
+					rec.Ancestry = &audit.Ancestry{PID: s.k.pid, StartTime: s.st}
+				} else {
+					rec.Error = "inspect: permission denied"
+				}
+				if err := log.Append(ctx, rec); err != nil {
+					t.Fatal(err)
+				}
+				seqs[s.name] = rec.Seq
+				if s.owner != nil {
+					r.own(rec.Seq, *s.owner) // as recordStart or seedKnown does
+				}
+				r.known[s.k] = s.st
+			}
+			for _, e := range tc.exits {
+				r.recordExit(ctx, e.k, e.st)
+			}
+			_, ended := endsOf(t, path, "web")
+			for name, seq := range seqs {
+				if want := slices.Contains(tc.ended, name); (ended[seq] != 0) != want {
+					t.Errorf("%s's start (seq %d) ended by %d; want it ended: %v\n%s", name, seq, ended[seq], want, audittest.Listing(audittest.Records(t, path, "web")))
+				}
 			}
 		})
 	}

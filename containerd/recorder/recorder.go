@@ -147,6 +147,14 @@ type Recorder struct {
 	seeded bool
 	// reseed is set when seeded was cleared so.
 	reseed bool
+	// owner maps the seq of a start without namespaces the recorder
+	// appended to its task, and the seq of one a previous recorder left
+	// open ([Recorder.seedKnown]) to its container (PID 0), at most
+	// ownersKept, the oldest let go: the exit of another task does not
+	// end it ([Recorder.appendExit]). ownerSeqs are its seqs, oldest
+	// first.
+	owner     map[uint64]taskKey
+	ownerSeqs []uint64
 	// forget are tasks whose queued start was dropped (beyond
 	// MaxPending) during a walk, which rebuilds known, with the start
 	// time of that start: it leaves them out when it finds them with
@@ -935,11 +943,12 @@ func (r *Recorder) seedKnown() bool {
 			delete(openIDs, rec.Ref.Seq)
 		}
 	}
-	for _, n := range openIDs {
+	for seq, n := range openIDs {
 		if r.openByID == nil {
 			r.openByID = map[nsID]bool{}
 		}
 		r.openByID[n] = true
+		r.own(seq, taskKey{n.ns, n.id, 0})
 	}
 	if r.known == nil {
 		r.known = make(map[taskKey]uint64, len(open))
@@ -1541,11 +1550,39 @@ func startedBefore(startTicks uint64, t time.Time) bool {
 	return ok && start.Add(clockTick+time.Millisecond).Before(t)
 }
 
-// madeBefore reports whether record rec was made before t and written
-// then, not late.
-func madeBefore(rec *audit.Record, t time.Time) bool {
-	at, err := time.Parse(time.RFC3339Nano, rec.Time)
-	return err == nil && at.Before(t) && !strings.Contains(rec.Error, "written late")
+// ownersKept bounds [Recorder.owner].
+const ownersKept = 2 * MaxPending
+
+// own notes that the start without namespaces numbered seq is task k's
+// (PID 0: a task of k's container whose PID is not known).
+func (r *Recorder) own(seq uint64, k taskKey) {
+	if r.owner == nil {
+		r.owner = map[uint64]taskKey{}
+	}
+	if _, ok := r.owner[seq]; !ok {
+		r.ownerSeqs = append(r.ownerSeqs, seq)
+	}
+	r.owner[seq] = k
+	if len(r.ownerSeqs) > ownersKept {
+		delete(r.owner, r.ownerSeqs[0])
+		r.ownerSeqs = slices.Delete(r.ownerSeqs, 0, 1)
+	}
+}
+
+// mayOwn reports whether the start without namespaces numbered seq may
+// be task k's, whose process started at startTime (0: not known): not
+// when the recorder knows it as another task's, or as a previous
+// recorder's start of the container, whose PID it does not know, and
+// k's start time is known (k is a task it knew by its process).
+func (r *Recorder) mayOwn(seq uint64, k taskKey, startTime uint64) bool {
+	o, ok := r.owner[seq]
+	switch {
+	case !ok || o == k:
+		return true
+	case o.pid == 0:
+		return o.ns == k.ns && o.id == k.id && startTime == 0
+	}
+	return false
 }
 
 // startedAfter reports whether a process with the given start time
@@ -1716,6 +1753,7 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	case got == nil:
 		log.Debug("start already recorded")
 	case got.Ancestry == nil:
+		r.own(got.Seq, taskKey{ns, id, pid})
 		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict, "record_error": got.Error}).Warn("recorded start without namespaces")
 	default:
 		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Info("recorded start")
@@ -1931,7 +1969,11 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		case p.exit != nil:
 			_, err = r.appendExit(ctx, *p.exit, p.startTime, p.time, p.late, p.noStart)
 		default:
-			_, err = r.appendStart(ctx, p.start, p.pid, p.startTime, p.byID)
+			var got *audit.Record
+			got, err = r.appendStart(ctx, p.start, p.pid, p.startTime, p.byID)
+			if got != nil && got.Ancestry == nil {
+				r.own(got.Seq, taskKey{got.Namespace, got.ContainerID, p.pid})
+			}
 		}
 		if err != nil {
 			log.WithError(err).WithField("pending", len(r.pending)).Error("audit log still not writable")
@@ -1989,21 +2031,6 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		start  *audit.Record
 		exited bool
 	}
-	// later: a later task of the container may be known (its process
-	// started after this exit's, or when is not known; or a previous
-	// recorder's start of the container without namespaces is open).
-	later := false
-	var startedAt time.Time
-	if startTime != 0 && !strict {
-		later = r.openByID[nsID{k.ns, k.id}]
-		for o, st := range r.known {
-			if o.ns == k.ns && o.id == k.id && o != k && (st == 0 || st > startTime) {
-				later = true
-				break
-			}
-		}
-		startedAt, _ = processStart(startTime)
-	}
 	return audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (found, error) {
 		// One backward search finds the start, and the exits written
 		// after it on the way: one that refers to it is this exit (a
@@ -2011,77 +2038,40 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		// task of the container (a restart under the same ID, its exit
 		// recorded late) is not.
 		// A start without ancestry (the process could not be inspected)
-		// has no PID: the recorder's last such start stands for it.
+		// has no PID: the recorder's last such start stands for it,
+		// unless the recorder knows it as another task's start
+		// ([Recorder.owner]): a walk that found a task ended, its exit
+		// and delete events lost, ended the start of the container's
+		// next task recorded without namespaces, running or ended, and
+		// left its own open (TestLostExitNotOfUninspectedRestart and
+		// the tests after it).
 		// The hook's and the NRI plugin's starts name no containerd
 		// namespace: one of the task's process (its PID and start time)
 		// ends the search (the hook's is not the recorder's to end),
 		// which else went through every file searched at each exit of
 		// such a container. (A later task of the container that took
 		// the PID is another process.)
-		// With the exit's start time known, the last start without
-		// namespaces does not stand when it may be a later task's: one
-		// ended (its exit met on the way), or the first one not ended
-		// while a later task may be known (later). The search then goes
-		// on for a start of the exiting process itself, or another
-		// start without namespaces not ended, up to the container's
-		// start with namespaces before, or a record made (not late)
-		// a minute or more before the process started: records before
-		// it were appended before then, the process's start after. A
-		// walk that found a task ended, its exit and delete events
-		// lost, ended the start of the container's next task recorded
-		// without namespaces, and left its own open
-		// (TestLostExitNotOfUninspectedRestart and the tests after it).
-		// Without a later task known, the last start without namespaces
-		// not ended stands at once: a container whose starts are all
-		// without namespaces is not searched through at every exit.
 		exited := map[uint64]bool{}
-		var start, cand, ended *audit.Record
-		_, err := s.Last(k.id, func(rec *audit.Record) bool {
-			on := cand != nil || ended != nil
-			if on && !startedAt.IsZero() && madeBefore(rec, startedAt.Add(-time.Minute)) {
-				return true
-			}
-			var match bool
+		start, err := s.Last(k.id, func(rec *audit.Record) bool {
 			switch {
 			case rec.Namespace == "" && rec.Source != audit.SourceContainerdEvents:
-				match = audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.PID == k.pid && (startTime == 0 || rec.StartTime == startTime)
+				return audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.PID == k.pid && (startTime == 0 || rec.StartTime == startTime)
 			case rec.Namespace != k.ns:
+				return false
 			case rec.Stage == audit.StageExit:
 				if rec.Ref != nil {
 					exited[rec.Ref.Seq] = true
 				}
+				return false
 			case !audit.IsStart(rec.Stage):
+				return false
 			case rec.Ancestry == nil:
-				switch {
-				case rec.Source != audit.SourceContainerdEvents || strict:
-				case startTime != 0 && exited[rec.Seq]:
-					if ended == nil {
-						ended = rec
-					}
-				case later && cand == nil:
-					cand = rec
-				default:
-					match = true
-				}
+				return rec.Source == audit.SourceContainerdEvents && !strict && r.mayOwn(rec.Seq, k, startTime)
 			case strict:
-				match = rec.PID == k.pid && (startTime == 0 || rec.StartTime == startTime)
-			default:
-				match = rec.PID == k.pid && (startTime == 0 || rec.StartTime == 0 || rec.StartTime == startTime)
-				if !match && on {
-					return true // the start without namespaces met stands
-				}
+				return rec.PID == k.pid && (startTime == 0 || rec.StartTime == startTime)
 			}
-			if match {
-				start = rec
-			}
-			return match
+			return rec.PID == k.pid && (startTime == 0 || rec.StartTime == 0 || rec.StartTime == startTime)
 		})
-		if start == nil {
-			start = cand
-		}
-		if start == nil {
-			start = ended
-		}
 		f := found{start: start}
 		if start != nil {
 			f.exited = exited[start.Seq]

@@ -471,14 +471,33 @@ func TestExitBeforeSeedNotOfNextTask(t *testing.T) {
 	}
 }
 
+// startsEnded fails unless the log at path holds n starts of container
+// id, in order, the one at index running not ended (its task runs) and
+// those at indexes ended each ended.
+func startsEnded(t *testing.T, path, id string, n, running int, ended ...int) {
+	t.Helper()
+	starts, by := endsOf(t, path, id)
+	listing := audittest.Listing(audittest.Records(t, path, id))
+	if len(starts) != n {
+		t.Fatalf("starts %v; want %d\n%s", starts, n, listing)
+	}
+	for _, i := range ended {
+		if by[starts[i]] == 0 {
+			t.Errorf("start %d (seq %d) not ended\n%s", i, starts[i], listing)
+		}
+	}
+	if e := by[starts[running]]; e != 0 {
+		t.Errorf("exit seq %d ends start %d (seq %d), whose task runs\n%s", e, running, starts[running], listing)
+	}
+}
+
 // TestSeededExitNotOfOpenByIDTask: a previous recorder recorded task A's
 // start with namespaces and, A's exit missed, the container's next task
 // B's start without namespaces (inspection failed); B runs. A recorder
 // that starts finds A open with its process gone (known) and B's start
 // open without namespaces (openByID, not known). Its first walk records
-// A's exit: it must end A's start, not B's, which runs. (With B known
-// only by its container, A's exit ended B's start: a first fix of
-// TestLostExitNotOfUninspectedRestart looked only among the known.)
+// A's exit: it must end A's start, not B's, which runs. (A's exit ended
+// B's start, the container's last without namespaces.)
 func TestSeededExitNotOfOpenByIDTask(t *testing.T) {
 	_, cfg, d, c := busyboxDaemon(t)
 	log := openLog(t, cfg.AuditLog)
@@ -500,15 +519,75 @@ func TestSeededExitNotOfOpenByIDTask(t *testing.T) {
 	if err := r.walk(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	starts, ended := endsOf(t, cfg.AuditLog, id)
-	listing := audittest.Listing(audittest.Records(t, cfg.AuditLog, id))
-	if len(starts) < 2 {
-		t.Fatalf("starts %v; want A's and B's\n%s", starts, listing)
+	// A's ended, B's (runs) not; B's start recorded again, with
+	// namespaces, by the walk.
+	startsEnded(t, cfg.AuditLog, id, 3, 1, 0)
+}
+
+// TestTwoLostExitsRestarts: as TestLostExitNotOfUninspectedRestart
+// with one more restart: task A (inspected) ends, its exit and delete
+// events lost; task X starts (its start event handled, inspection
+// failed) and ends, its exit and delete events lost too; task B starts
+// (inspection failed) and runs. The next walk records A's and X's exits
+// (in r.known's map order). Each must end its own start; B's start,
+// whose task runs, must stay open. Repeated: the order varies.
+func TestTwoLostExitsRestarts(t *testing.T) {
+	_, cfg, d, c := busyboxDaemon(t)
+	var victim atomic.Int64
+	r := &Recorder{Config: cfg, Log: openLog(t, cfg.AuditLog), Logger: ctrdtest.Logger(t, "recorder: "),
+		Inspect: inspectFailsFor(&victim)}
+	for i := range 4 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			id := fmt.Sprintf("%s-%d", ctrdtest.Uniq("two-lost"), i)
+			ctr, pidA := d.Run(t, c, "default", id, nil)
+			walkKnows(t, r, c, id, pidA)
+			_, pidX := ctrdtest.RestartTask(t, "default", ctr)
+			victim.Store(int64(pidX))
+			handEvent(t, r, c, &eventsapi.TaskStart{ContainerID: id, Pid: pidX})
+			_, pidB := ctrdtest.RestartTask(t, "default", ctr)
+			victim.Store(int64(pidB))
+			handEvent(t, r, c, &eventsapi.TaskStart{ContainerID: id, Pid: pidB})
+			if err := r.walk(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+			startsEnded(t, cfg.AuditLog, id, 3, 2, 0, 1) // A's and X's ended, B's (runs) not
+		})
 	}
-	if ended[starts[0]] == 0 {
-		t.Errorf("A's start (seq %d) not ended\n%s", starts[0], listing)
+}
+
+// TestHeldExitNotOfUninspectedNext: task H's start is given up
+// (containerd did not answer: held, as recordStart does on
+// errUnverified); H ends and the container's next task B starts, its
+// start event handled, recorded without namespaces (inspection failed).
+// The next walk finds H gone: endHeld records H's start without
+// namespaces, after B's, then H's exit, with B known as a later task.
+// H's exit must end H's start, not B's, which runs.
+func TestHeldExitNotOfUninspectedNext(t *testing.T) {
+	_, cfg, d, c := busyboxDaemon(t)
+	var victim atomic.Int64
+	r := &Recorder{Config: cfg, Log: openLog(t, cfg.AuditLog), Logger: ctrdtest.Logger(t, "recorder: "),
+		Inspect: inspectFailsFor(&victim)}
+	id := ctrdtest.Uniq("held-next")
+	// The recorder's first walk (its log search for open starts) before
+	// the container runs.
+	if err := r.walk(context.Background(), c); err != nil {
+		t.Fatal(err)
 	}
-	if e := ended[starts[1]]; e != 0 {
-		t.Errorf("exit seq %d ends B's start (seq %d) while B runs\n%s", e, starts[1], listing)
+	ctr, pidH := d.Run(t, c, "default", id, nil)
+	kH := taskKey{"default", id, int(pidH)}
+	if !r.hold(kH, heldStart{err: errUnverified, metaRead: true}) {
+		t.Fatal("not held")
 	}
+	if r.held[kH].startTime == 0 {
+		t.Fatal("held without start time")
+	}
+	_, pidB := ctrdtest.RestartTask(t, "default", ctr)
+	victim.Store(int64(pidB))
+	handEvent(t, r, c, &eventsapi.TaskStart{ContainerID: id, Pid: pidB})
+	if err := r.walk(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	// B's start recorded first, then H's (by endHeld): H's ended, B's
+	// (runs) not.
+	startsEnded(t, cfg.AuditLog, id, 2, 0, 1)
 }
