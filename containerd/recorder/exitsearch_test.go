@@ -240,7 +240,15 @@ func TestDroppedStartByIDExit(t *testing.T) {
 	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "old", Error: "not inspected"}); err != nil {
 		t.Fatal(err)
 	}
-	r := &Recorder{Log: log, seeded: true}
+	// A start is queued byID when the first walk's search found the
+	// previous recorder's start open (it then knows it as the
+	// container's, PID unknown: an exit of a start time known passed
+	// over it, and was lost).
+	r := &Recorder{Log: log}
+	if !r.seedKnown() || !r.openByID[nsID{"k8s.io", "old"}] {
+		t.Fatal("the previous recorder's start not found open")
+	}
+	r.seeded = true
 	k := taskKey{"k8s.io", "old", 5555}
 	r.keep(pendingRecord{start: &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: k.ns, ContainerID: k.id}, pid: k.pid, startTime: 79, byID: true}, errors.New("not writable"))
 	r.keep(pendingRecord{exit: &k, startTime: 79}, nil)
@@ -522,5 +530,68 @@ func TestExitNotOfOthersStartWithoutNamespaces(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReseedKeepsOwner: the recorder appends task B's start without
+// namespaces (owned by B); B runs. Later seedKnown runs again (keep
+// clears seeded when droppedExits overflows: reseed; or the first
+// walk's search failed to list the log's files): it finds B's start
+// open and owns it as PID 0, the container's with PID unknown. B's
+// exit (start time known, read from /proc) must still end B's start.
+func TestReseedKeepsOwner(t *testing.T) {
+	path, log := tempLog(t)
+	ctx := context.Background()
+	r := &Recorder{Log: log, known: map[taskKey]uint64{}}
+	if !r.seedKnown() { // the first walk's, before B
+		t.Fatal("seedKnown")
+	}
+	kB := taskKey{"default", "web", 300}
+	rec := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: kB.ns, ContainerID: kB.id, Error: "inspect: permission denied"}
+	if err := log.Append(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	r.own(rec.Seq, kB) // as recordStart does
+	r.known[kB] = 88
+	// As keep does when droppedExits is full; the next walk searches again.
+	r.seeded, r.reseed = false, true
+	if !r.seedKnown() {
+		t.Fatal("seedKnown")
+	}
+	delete(r.openByID, nsID{kB.ns, kB.id}) // as the walk does, B known
+	r.recordExit(ctx, kB, 88)
+	if _, ended := endsOf(t, path, kB.id); ended[rec.Seq] == 0 {
+		t.Errorf("B's start (seq %d) not ended by B's exit; owner %+v\n%s", rec.Seq, r.owner[rec.Seq], audittest.Listing(audittest.Records(t, path, kB.id)))
+	}
+}
+
+// TestOwnerNotEvictedByEndedStarts: B's start without namespaces is
+// owned by B, which runs; A's (with namespaces) exit and delete events
+// were lost. Then ownersKept other starts without namespaces are
+// appended (other containers', all ended since: a node where inspection
+// fails and jobs come and go). A's exit, found by a walk, must end A's
+// start, not B's: the owners kept are the oldest-first seqs, ended or
+// not, so B's entry (still running) was let go first.
+func TestOwnerNotEvictedByEndedStarts(t *testing.T) {
+	path, log := tempLog(t)
+	ctx := context.Background()
+	kA, kB := taskKey{"default", "web", 100}, taskKey{"default", "web", 300}
+	r := &Recorder{Log: log, known: map[taskKey]uint64{}}
+	a := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: kA.ns, ContainerID: kA.id, Ancestry: &audit.Ancestry{PID: kA.pid, StartTime: 77}}
+	b := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: kB.ns, ContainerID: kB.id, Error: "inspect: permission denied"}
+	for _, rec := range []*audit.Record{a, b} {
+		if err := log.Append(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.own(b.Seq, kB)
+	r.known[kA], r.known[kB] = 77, 88
+	for i := range ownersKept { // other containers' starts, ended
+		r.own(b.Seq+1+uint64(i), taskKey{"default", "job", 1000 + i})
+		r.ownerEnded(b.Seq + 1 + uint64(i))
+	}
+	r.recordExit(ctx, kA, 77)
+	if _, ended := endsOf(t, path, "web"); ended[a.Seq] == 0 || ended[b.Seq] != 0 {
+		t.Errorf("A's start ended by %d, B's (runs) by %d; want A's ended, B's not\n%s", ended[a.Seq], ended[b.Seq], audittest.Listing(audittest.Records(t, path, "web")))
 	}
 }

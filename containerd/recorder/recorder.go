@@ -150,10 +150,10 @@ type Recorder struct {
 	// owner maps the seq of a start without namespaces the recorder
 	// appended to its task, and the seq of one a previous recorder left
 	// open ([Recorder.seedKnown]) to its container (PID 0), at most
-	// ownersKept, the oldest let go: the exit of another task does not
-	// end it ([Recorder.appendExit]). ownerSeqs are its seqs, oldest
-	// first.
-	owner     map[uint64]taskKey
+	// ownersKept, the oldest ended let go first: the exit of another
+	// task does not end it ([Recorder.appendExit]). ownerSeqs are its
+	// seqs, oldest first.
+	owner     map[uint64]owned
 	ownerSeqs []uint64
 	// forget are tasks whose queued start was dropped (beyond
 	// MaxPending) during a walk, which rebuilds known, with the start
@@ -948,7 +948,10 @@ func (r *Recorder) seedKnown() bool {
 			r.openByID = map[nsID]bool{}
 		}
 		r.openByID[n] = true
-		r.own(seq, taskKey{n.ns, n.id, 0})
+		if _, ok := r.owner[seq]; !ok {
+			// Not a start of its own, whose task it knows.
+			r.own(seq, taskKey{n.ns, n.id, 0})
+		}
 	}
 	if r.known == nil {
 		r.known = make(map[taskKey]uint64, len(open))
@@ -1553,36 +1556,76 @@ func startedBefore(startTicks uint64, t time.Time) bool {
 // ownersKept bounds [Recorder.owner].
 const ownersKept = 2 * MaxPending
 
+// owned is an entry of [Recorder.owner]: the task, and whether an exit
+// ended the start.
+type owned struct {
+	k     taskKey
+	ended bool
+}
+
 // own notes that the start without namespaces numbered seq is task k's
-// (PID 0: a task of k's container whose PID is not known).
+// (PID 0: a task of k's container whose PID is not known). Beyond
+// ownersKept the oldest entry of a start ended is let go, else the
+// oldest: a running task's start is forgotten only when as many others
+// run (or were left open).
 func (r *Recorder) own(seq uint64, k taskKey) {
 	if r.owner == nil {
-		r.owner = map[uint64]taskKey{}
+		r.owner = map[uint64]owned{}
 	}
 	if _, ok := r.owner[seq]; !ok {
 		r.ownerSeqs = append(r.ownerSeqs, seq)
 	}
-	r.owner[seq] = k
+	r.owner[seq] = owned{k: k}
 	if len(r.ownerSeqs) > ownersKept {
-		delete(r.owner, r.ownerSeqs[0])
-		r.ownerSeqs = slices.Delete(r.ownerSeqs, 0, 1)
+		i := slices.IndexFunc(r.ownerSeqs, func(q uint64) bool { return r.owner[q].ended })
+		i = max(i, 0)
+		delete(r.owner, r.ownerSeqs[i])
+		r.ownerSeqs = slices.Delete(r.ownerSeqs, i, i+1)
 	}
 }
 
-// mayOwn reports whether the start without namespaces numbered seq may
-// be task k's, whose process started at startTime (0: not known): not
-// when the recorder knows it as another task's, or as a previous
-// recorder's start of the container, whose PID it does not know, and
-// k's start time is known (k is a task it knew by its process).
-func (r *Recorder) mayOwn(seq uint64, k taskKey, startTime uint64) bool {
-	o, ok := r.owner[seq]
-	switch {
-	case !ok || o == k:
-		return true
-	case o.pid == 0:
-		return o.ns == k.ns && o.id == k.id && startTime == 0
+// ownerEnded notes that an exit ended the start numbered seq.
+func (r *Recorder) ownerEnded(seq uint64) {
+	if o, ok := r.owner[seq]; ok {
+		o.ended = true
+		r.owner[seq] = o
 	}
-	return false
+}
+
+// ownership is whether a start without namespaces is an exiting task's.
+type ownership int
+
+const (
+	notOwn   ownership = iota // another task's
+	ownMaybe                  // maybe: a start of the task itself that comes before it wins
+	ownYes                    // its own, or not known as any task's
+)
+
+// mayOwn tells whether the start without namespaces rec may be task k's,
+// whose process started at startTime (0: not known): not when the
+// recorder knows it as another task's. A previous recorder's start of
+// the container, whose PID it does not know, is the task's when its
+// start time is not known (the exit of a task that recorder recorded);
+// otherwise it may be (a start of the task queued and dropped, which
+// would have referred to it), unless the process started after the
+// record was made, unless the log holds a start of the process itself
+// before it (a task known by its process, whose start with namespaces
+// that recorder wrote: TestSeededExitNotOfOpenByIDTask).
+func (r *Recorder) mayOwn(rec *audit.Record, k taskKey, startTime uint64) ownership {
+	o, ok := r.owner[rec.Seq]
+	switch {
+	case !ok || o.k == k:
+		return ownYes
+	case o.k.pid != 0 || o.k.ns != k.ns || o.k.id != k.id:
+		return notOwn
+	case startTime == 0:
+		return ownYes
+	}
+	at, err := time.Parse(time.RFC3339Nano, rec.Time)
+	if start, ok := processStart(startTime); err != nil || !ok || start.Add(-time.Millisecond).After(at) {
+		return notOwn
+	}
+	return ownMaybe
 }
 
 // startedAfter reports whether a process with the given start time
@@ -2031,7 +2074,7 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		start  *audit.Record
 		exited bool
 	}
-	return audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (found, error) {
+	got, err := audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (found, error) {
 		// One backward search finds the start, and the exits written
 		// after it on the way: one that refers to it is this exit (a
 		// retried append that did reach the disk). An exit of another
@@ -2052,6 +2095,7 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		// such a container. (A later task of the container that took
 		// the PID is another process.)
 		exited := map[uint64]bool{}
+		var maybe *audit.Record
 		start, err := s.Last(k.id, func(rec *audit.Record) bool {
 			switch {
 			case rec.Namespace == "" && rec.Source != audit.SourceContainerdEvents:
@@ -2066,12 +2110,26 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 			case !audit.IsStart(rec.Stage):
 				return false
 			case rec.Ancestry == nil:
-				return rec.Source == audit.SourceContainerdEvents && !strict && r.mayOwn(rec.Seq, k, startTime)
+				if rec.Source != audit.SourceContainerdEvents || strict {
+					return false
+				}
+				switch r.mayOwn(rec, k, startTime) {
+				case ownYes:
+					return true
+				case ownMaybe:
+					if maybe == nil {
+						maybe = rec
+					}
+				}
+				return false
 			case strict:
 				return rec.PID == k.pid && (startTime == 0 || rec.StartTime == startTime)
 			}
 			return rec.PID == k.pid && (startTime == 0 || rec.StartTime == 0 || rec.StartTime == startTime)
 		})
+		if start == nil {
+			start = maybe
+		}
 		f := found{start: start}
 		if start != nil {
 			f.exited = exited[start.Seq]
@@ -2096,6 +2154,10 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 			Error:       late,
 		}, nil
 	})
+	if got != nil && got.Ref != nil {
+		r.ownerEnded(got.Ref.Seq)
+	}
+	return got, err
 }
 
 func (r *Recorder) streamLost(err error) {
