@@ -233,32 +233,51 @@ func TestDroppedExitOfDroppedStart(t *testing.T) {
 // recorder's start without namespaces of the container (byID), then
 // dropped: its exit, written from the queue, ends that start, as it would
 // have ended both (a strict search found nothing, and the start stayed
-// open for good).
+// open for good). Also with an earlier task X of the container, recorded
+// without namespaces by the previous recorder and ended (the search
+// stopped at X's start and the exit was lost).
 func TestDroppedStartByIDExit(t *testing.T) {
-	path, log := tempLog(t)
-	ctx := context.Background()
-	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "old", Error: "not inspected"}); err != nil {
-		t.Fatal(err)
-	}
-	// A start is queued byID when the first walk's search found the
-	// previous recorder's start open (it then knows it as the
-	// container's, PID unknown: an exit of a start time known passed
-	// over it, and was lost).
-	r := &Recorder{Log: log}
-	if !r.seedKnown() || !r.openByID[nsID{"k8s.io", "old"}] {
-		t.Fatal("the previous recorder's start not found open")
-	}
-	r.seeded = true
-	k := taskKey{"k8s.io", "old", 5555}
-	r.keep(pendingRecord{start: &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: k.ns, ContainerID: k.id}, pid: k.pid, startTime: 79, byID: true}, errors.New("not writable"))
-	r.keep(pendingRecord{exit: &k, startTime: 79}, nil)
-	queueFillers(r, MaxPending-1)
-	if r.pending[0].exit == nil || r.pending[0].noStart {
-		t.Fatalf("first queued %+v; want the exit, not marked", r.pending[0])
-	}
-	r.retryPending(ctx)
-	if ends := exitsOf(t, path, "old"); len(ends) != 1 || ends[0] != 1 {
-		t.Errorf("exits of old end starts %v; want [1], the previous recorder's start", ends)
+	for _, earlier := range []bool{false, true} {
+		t.Run(fmt.Sprintf("earlier=%v", earlier), func(t *testing.T) {
+			path, log := tempLog(t)
+			ctx := context.Background()
+			x := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "old", Error: "not inspected"}
+			recs := []*audit.Record{x}
+			if earlier {
+				recs = append(recs,
+					&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, Namespace: "k8s.io", ContainerID: "old", Ref: &audit.Ref{Seq: 1, Stage: audit.StageStart}},
+					&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "old", Error: "not inspected"})
+			}
+			for _, rec := range recs {
+				if err := log.Append(ctx, rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A start is queued byID when the first walk's search found
+			// the previous recorder's start open (it then knows it as the
+			// container's, PID unknown: an exit of a start time known
+			// passed over it, and was lost).
+			r := &Recorder{Log: log}
+			if !r.seedKnown() || !r.openByID[nsID{"k8s.io", "old"}] {
+				t.Fatal("the previous recorder's start not found open")
+			}
+			r.seeded = true
+			k := taskKey{"k8s.io", "old", 5555}
+			r.keep(pendingRecord{start: &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: k.ns, ContainerID: k.id}, pid: k.pid, startTime: 79, byID: true}, errors.New("not writable"))
+			r.keep(pendingRecord{exit: &k, startTime: 79}, nil)
+			queueFillers(r, MaxPending-1)
+			if r.pending[0].exit == nil || r.pending[0].noStart {
+				t.Fatalf("first queued %+v; want the exit, not marked", r.pending[0])
+			}
+			r.retryPending(ctx)
+			want := []uint64{recs[len(recs)-1].Seq}
+			if earlier {
+				want = []uint64{x.Seq, want[0]}
+			}
+			if ends := exitsOf(t, path, "old"); !slices.Equal(ends, want) {
+				t.Errorf("exits of old end starts %v; want %v, the last the previous recorder's start\n%s", ends, want, audittest.Listing(audittest.Records(t, path, "old")))
+			}
+		})
 	}
 }
 
@@ -565,33 +584,121 @@ func TestReseedKeepsOwner(t *testing.T) {
 	}
 }
 
-// TestOwnerNotEvictedByEndedStarts: B's start without namespaces is
-// owned by B, which runs; A's (with namespaces) exit and delete events
-// were lost. Then ownersKept other starts without namespaces are
-// appended (other containers', all ended since: a node where inspection
-// fails and jobs come and go). A's exit, found by a walk, must end A's
-// start, not B's: the owners kept are the oldest-first seqs, ended or
-// not, so B's entry (still running) was let go first.
-func TestOwnerNotEvictedByEndedStarts(t *testing.T) {
+// TestLostExitPastPreviousEndedStart: a previous recorder wrote task
+// A's start with namespaces (A's exit lost), then the next task X's
+// start without namespaces and X's exit. The recorder starts; its walk
+// records A's exit, which must end A's start. (It stopped at X's ended
+// start, known as no task's, and was not written.)
+func TestLostExitPastPreviousEndedStart(t *testing.T) {
 	path, log := tempLog(t)
 	ctx := context.Background()
-	kA, kB := taskKey{"default", "web", 100}, taskKey{"default", "web", 300}
-	r := &Recorder{Log: log, known: map[taskKey]uint64{}}
+	const gone = 4193999 // no process has it
+	kA := taskKey{"default", "web", gone}
 	a := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: kA.ns, ContainerID: kA.id, Ancestry: &audit.Ancestry{PID: kA.pid, StartTime: 77}}
-	b := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: kB.ns, ContainerID: kB.id, Error: "inspect: permission denied"}
-	for _, rec := range []*audit.Record{a, b} {
+	x := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: kA.ns, ContainerID: kA.id, Error: "inspect: permission denied"}
+	for _, rec := range []*audit.Record{a, x} {
 		if err := log.Append(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r.own(b.Seq, kB)
-	r.known[kA], r.known[kB] = 77, 88
-	for i := range ownersKept { // other containers' starts, ended
-		r.own(b.Seq+1+uint64(i), taskKey{"default", "job", 1000 + i})
-		r.ownerEnded(b.Seq + 1 + uint64(i))
+	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, Namespace: kA.ns, ContainerID: kA.id,
+		Ref: &audit.Ref{Seq: x.Seq, Stage: x.Stage, Hash: x.Hash}}); err != nil {
+		t.Fatal(err)
 	}
-	r.recordExit(ctx, kA, 77)
-	if _, ended := endsOf(t, path, "web"); ended[a.Seq] == 0 || ended[b.Seq] != 0 {
-		t.Errorf("A's start ended by %d, B's (runs) by %d; want A's ended, B's not\n%s", ended[a.Seq], ended[b.Seq], audittest.Listing(audittest.Records(t, path, "web")))
+	r := &Recorder{Log: log}
+	if !r.seedKnown() {
+		t.Fatal("seedKnown")
+	}
+	if st, ok := r.known[kA]; !ok || st != 77 {
+		t.Fatalf("known %v; want A's open start, its process gone", r.known)
+	}
+	r.recordExit(ctx, kA, 77) // as the first walk does: A not listed
+	if _, ended := endsOf(t, path, kA.id); ended[a.Seq] == 0 {
+		t.Errorf("A's start (seq %d) not ended: A's exit lost\n%s", a.Seq, audittest.Listing(audittest.Records(t, path, kA.id)))
+	}
+}
+
+// TestLostExitNotOfReRecordedStart: recorder 1 wrote task Z's start with
+// namespaces (Z's exit and delete events lost), then the container's
+// next task A's start without namespaces (S0). Recorder 2 re-recorded A
+// byID (S1, with namespaces, referring to S0). Recorder 3 starts: S0 is
+// not open to seedKnown (S1 refers to it), so not owned; Z's exit, found
+// by the first walk, must end Z's start, not S0 (A runs). At HEAD the
+// search takes S0 (not owned: ownYes).
+// TestLostExitNotOfReRecordedStart: a recorder wrote task Z's start with
+// namespaces (Z's exit lost), then task A's start S0 without namespaces;
+// the next recorder recorded A again, with namespaces, referring to S0.
+// A runs. A third recorder's walk records Z's exit: it must end Z's
+// start, not S0. (S0, recorded again, was known as no task's, and Z's
+// exit ended it.)
+func TestLostExitNotOfReRecordedStart(t *testing.T) {
+	path, log := tempLog(t)
+	ctx := context.Background()
+	self := os.Getpid() // A: a process that runs
+	stA, err := inspect.StartTime(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kZ := taskKey{"default", "web", 4193999}
+	z := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: kZ.ns, ContainerID: kZ.id, Ancestry: &audit.Ancestry{PID: kZ.pid, StartTime: 66}}
+	s0 := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: kZ.ns, ContainerID: kZ.id, Error: "inspect: permission denied"}
+	for _, rec := range []*audit.Record{z, s0} {
+		if err := log.Append(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1 := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: kZ.ns, ContainerID: kZ.id,
+		Ancestry: &audit.Ancestry{PID: self, StartTime: stA}, Ref: &audit.Ref{Seq: s0.Seq, Stage: s0.Stage, Hash: s0.Hash}}
+	if err := log.Append(ctx, s1); err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Log: log}
+	if !r.seedKnown() {
+		t.Fatal("seedKnown")
+	}
+	if _, ok := r.known[kZ]; !ok {
+		t.Fatalf("known %v; want Z", r.known)
+	}
+	r.recordExit(ctx, kZ, 66)
+	if _, ended := endsOf(t, path, kZ.id); ended[z.Seq] == 0 || ended[s0.Seq] != 0 {
+		t.Errorf("Z's start ended by %d, S0 (A's, A runs) by %d; want Z's ended, S0 not\n%s", ended[z.Seq], ended[s0.Seq], audittest.Listing(audittest.Records(t, path, kZ.id)))
+	}
+}
+
+// TestOwnersKept: task B's start without namespaces is owned by B;
+// then ownersKept starts without namespaces of other containers, all
+// ended, are owned (a node where inspection fails and jobs come and
+// go). A's exit (with namespaces; its events lost), found by a walk,
+// must end A's start, not B's, whether B runs or ended. (The oldest
+// entry, B's, was let go: A's exit ended B's running start, or stopped
+// at B's ended one, known as no task's, and was lost.)
+func TestOwnersKept(t *testing.T) {
+	for _, bEnded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("B ended=%v", bEnded), func(t *testing.T) {
+			path, log := tempLog(t)
+			ctx := context.Background()
+			kA, kB := taskKey{"default", "web", 100}, taskKey{"default", "web", 300}
+			r := &Recorder{Log: log, known: map[taskKey]uint64{kA: 77, kB: 88}}
+			a := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: kA.ns, ContainerID: kA.id, Ancestry: &audit.Ancestry{PID: kA.pid, StartTime: 77}}
+			b := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: kB.ns, ContainerID: kB.id, Error: "inspect: permission denied"}
+			for _, rec := range []*audit.Record{a, b} {
+				if err := log.Append(ctx, rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.own(b.Seq, kB) // as recordStart does
+			if bEnded {
+				r.recordExit(ctx, kB, 88)
+			}
+			for i := range ownersKept {
+				r.own(b.Seq+100+uint64(i), taskKey{"default", "job", 1000 + i})
+				r.ownerEnded(b.Seq + 100 + uint64(i))
+			}
+			r.recordExit(ctx, kA, 77)
+			_, ended := endsOf(t, path, "web")
+			if ended[a.Seq] == 0 || (ended[b.Seq] != 0) != bEnded {
+				t.Errorf("A's start ended by %d, B's by %d; want A's ended, B's only if B ended\n%s", ended[a.Seq], ended[b.Seq], audittest.Listing(audittest.Records(t, path, "web")))
+			}
+		})
 	}
 }

@@ -911,6 +911,7 @@ func (r *Recorder) seedKnown() bool {
 	}
 	open := map[uint64]start{} // by the start record's seq
 	openIDs := map[uint64]nsID{}
+	recordedAgain := map[uint64]nsID{}
 	// refers maps a start record that refers to another start record
 	// (the NRI plugin's refusal after the recorder's start of the same
 	// process) to it: a stop of the one ends the other too.
@@ -939,8 +940,17 @@ func (r *Recorder) seedKnown() bool {
 		if err == nil && rec.Source == audit.SourceContainerdEvents && audit.IsStart(rec.Stage) && rec.Ref != nil {
 			// The start without namespaces this one records again
 			// ([Recorder.appendStart]): the exit that ends this one
-			// ends both.
+			// ends both. Still its container's: not another task's
+			// to end (TestLostExitNotOfReRecordedStart).
+			if n, ok := openIDs[rec.Ref.Seq]; ok {
+				recordedAgain[rec.Ref.Seq] = n
+			}
 			delete(openIDs, rec.Ref.Seq)
+		}
+	}
+	for seq, n := range recordedAgain {
+		if _, ok := r.owner[seq]; !ok {
+			r.own(seq, taskKey{n.ns, n.id, 0})
 		}
 	}
 	for seq, n := range openIDs {
@@ -1611,19 +1621,28 @@ const (
 // record was made, unless the log holds a start of the process itself
 // before it (a task known by its process, whose start with namespaces
 // that recorder wrote: TestSeededExitNotOfOpenByIDTask).
-func (r *Recorder) mayOwn(rec *audit.Record, k taskKey, startTime uint64) ownership {
+//
+// A start the recorder knows as no task's (a previous recorder's, ended
+// or evicted from [Recorder.owner]) stands for a task of start time
+// known only when it has not ended and the process started before it
+// was made: otherwise a lost exit found by a walk stopped at it and was
+// not written (TestLostExitPastPreviousEndedStart).
+func (r *Recorder) mayOwn(rec *audit.Record, k taskKey, startTime uint64, ended bool) ownership {
 	o, ok := r.owner[rec.Seq]
 	switch {
-	case !ok || o.k == k:
+	case ok && o.k == k || startTime == 0 && (!ok || o.k.pid == 0 && o.k.ns == k.ns && o.k.id == k.id):
 		return ownYes
-	case o.k.pid != 0 || o.k.ns != k.ns || o.k.id != k.id:
+	case ok && (o.k.pid != 0 || o.k.ns != k.ns || o.k.id != k.id):
 		return notOwn
-	case startTime == 0:
-		return ownYes
+	case !ok && ended:
+		return notOwn
 	}
 	at, err := time.Parse(time.RFC3339Nano, rec.Time)
 	if start, ok := processStart(startTime); err != nil || !ok || start.Add(-time.Millisecond).After(at) {
 		return notOwn
+	}
+	if !ok {
+		return ownYes
 	}
 	return ownMaybe
 }
@@ -2113,7 +2132,7 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 				if rec.Source != audit.SourceContainerdEvents || strict {
 					return false
 				}
-				switch r.mayOwn(rec, k, startTime) {
+				switch r.mayOwn(rec, k, startTime, exited[rec.Seq]) {
 				case ownYes:
 					return true
 				case ownMaybe:
