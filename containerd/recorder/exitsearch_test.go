@@ -517,6 +517,8 @@ func TestExitNotOfOthersStartWithoutNamespaces(t *testing.T) {
 			[]exit{{kA, 77}, {kB, 0}}, []string{"A", "B"}},
 		{"a start of no owner known stands", []start{{"A", kA, 0, nil, ""}},
 			[]exit{{kA, 77}}, []string{"A"}},
+		{"an exit of no start time past an ended start of no owner", []start{{"A", kA, 0, &kA, ""}, {"X", kX, 0, nil, ""}},
+			[]exit{{kX, 88}, {kA, 0}}, []string{"A", "X"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path, log := tempLog(t)

@@ -1623,18 +1623,24 @@ const (
 // that recorder wrote: TestSeededExitNotOfOpenByIDTask).
 //
 // A start the recorder knows as no task's (a previous recorder's, ended
-// or evicted from [Recorder.owner]) stands for a task of start time
-// known only when it has not ended and the process started before it
-// was made: otherwise a lost exit found by a walk stopped at it and was
-// not written (TestLostExitPastPreviousEndedStart).
+// or let go from [Recorder.owner]) stands for no exit when it has ended,
+// and for the exit of a task of start time known only when the process
+// started before it was made: otherwise a lost exit found by a walk
+// stopped at it and was not written (TestLostExitPastPreviousEndedStart).
+// (An exit written twice then searches on for the start, through the
+// search window when its entry was let go; a start let go while its task
+// runs, beyond ownersKept running, is taken by another task's lost exit
+// made after, or by none, the clock stepped since: limits.)
 func (r *Recorder) mayOwn(rec *audit.Record, k taskKey, startTime uint64, ended bool) ownership {
 	o, ok := r.owner[rec.Seq]
 	switch {
-	case ok && o.k == k || startTime == 0 && (!ok || o.k.pid == 0 && o.k.ns == k.ns && o.k.id == k.id):
+	case ok && o.k == k:
+		return ownYes
+	case !ok && ended:
+		return notOwn
+	case startTime == 0 && (!ok || o.k.pid == 0 && o.k.ns == k.ns && o.k.id == k.id):
 		return ownYes
 	case ok && (o.k.pid != 0 || o.k.ns != k.ns || o.k.id != k.id):
-		return notOwn
-	case !ok && ended:
 		return notOwn
 	}
 	at, err := time.Parse(time.RFC3339Nano, rec.Time)
