@@ -815,12 +815,11 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 		if r.endedAlready(k, time.Time{}) {
 			continue
 		}
-		if st, ok := r.sameProcess(k); ok {
+		st, now := r.knownNow(k, time.Time{})
+		if now == pidSame {
 			r.unhold(k)
-			known[k] = st
-			continue
 		}
-		if st, ok := r.knownGone(k); ok {
+		if now == pidSame || now == pidFree {
 			known[k] = st
 			continue
 		}
@@ -911,7 +910,10 @@ func (r *Recorder) seedKnown() bool {
 	}
 	open := map[uint64]start{} // by the start record's seq
 	openIDs := map[uint64]nsID{}
-	recordedAgain := map[uint64]nsID{}
+	// byContainer are the starts without namespaces open (openIDs) or
+	// recorded again by a later start: known as their container's, PID
+	// unknown ([Recorder.owner]).
+	byContainer := map[uint64]nsID{}
 	// refers maps a start record that refers to another start record
 	// (the NRI plugin's refusal after the recorder's start of the same
 	// process) to it: a stop of the one ends the other too.
@@ -943,14 +945,9 @@ func (r *Recorder) seedKnown() bool {
 			// ends both. Still its container's: not another task's
 			// to end (TestLostExitNotOfReRecordedStart).
 			if n, ok := openIDs[rec.Ref.Seq]; ok {
-				recordedAgain[rec.Ref.Seq] = n
+				byContainer[rec.Ref.Seq] = n
 			}
 			delete(openIDs, rec.Ref.Seq)
-		}
-	}
-	for seq, n := range recordedAgain {
-		if _, ok := r.owner[seq]; !ok {
-			r.own(seq, taskKey{n.ns, n.id, 0})
 		}
 	}
 	for seq, n := range openIDs {
@@ -958,8 +955,11 @@ func (r *Recorder) seedKnown() bool {
 			r.openByID = map[nsID]bool{}
 		}
 		r.openByID[n] = true
+		byContainer[seq] = n
+	}
+	// Not a start of its own, whose task it knows.
+	for seq, n := range byContainer {
 		if _, ok := r.owner[seq]; !ok {
-			// Not a start of its own, whose task it knows.
 			r.own(seq, taskKey{n.ns, n.id, 0})
 		}
 	}
@@ -1002,16 +1002,14 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 	switch e := ev.(type) {
 	case *eventsapi.TaskStart:
 		k := taskKey{env.Namespace, e.ContainerID, int(e.Pid)}
-		if _, ok := r.sameProcess(k); ok {
+		_, now := r.knownNow(k, env.Timestamp)
+		if now == pidSame || now == pidFree {
 			// A walk recorded it before its event came (a start without
-			// namespaces, which the log's search cannot tell, included).
+			// namespaces, which the log's search cannot tell, included);
+			// its process may have ended since.
 			break
 		}
-		if _, ok := r.knownGone(k); ok {
-			// As above, and its process has ended since.
-			break
-		}
-		if r.lateForKnown(k, env.Timestamp) {
+		if now == pidTakenAfter {
 			// As above, and its PID is another process's since: the
 			// task ended.
 			r.endReplaced(ctx, c, k)
@@ -1192,51 +1190,48 @@ func (r *Recorder) openInitEnded(ctx context.Context, c *client.Client, k taskKe
 	return err == nil && !exited.IsZero() && !startedBefore(st, exited)
 }
 
-// sameProcess returns the start time of task k when the recorder knows
-// it recorded its start and its PID is still that process's (running,
-// or a zombie not reaped yet): its start is recorded.
-func (r *Recorder) sameProcess(k taskKey) (uint64, bool) {
+// pidState is what has the PID of a task the recorder knows, now
+// ([Recorder.knownNow]).
+type pidState int
+
+const (
+	pidOther      pidState = iota // not known, or none of the below
+	pidSame                       // the task's process
+	pidFree                       // no process (the task's start time known)
+	pidTakenAfter                 // another process, which surely started after the event (the task's start time known)
+)
+
+// knownNow returns the start time of task k, which the recorder knows
+// it recorded the start of, and what has its PID now, read once: the
+// task's process (a walk recorded it before its event came); no process
+// (pidFree: it ended, reaped, though containerd still lists it running
+// or its start event comes late: its exit event, or the next walk that
+// does not list it, ends it); or, for a start event published at at, a
+// process that surely started after the event (pidTakenAfter: not the
+// event's process; the task ended). Recorded again in the last two
+// cases, the task got a second start: queued while the log took no
+// records, with the start time that one read (0: the process gone),
+// which replaced the known one, so that its exit, made strict when that
+// queued start was dropped ([Recorder.keep]), matched no start and was
+// lost; or written without namespaces, with the other process's start
+// time, which then stood for the task's (its exit event wrote a second
+// exit).
+func (r *Recorder) knownNow(k taskKey, at time.Time) (uint64, pidState) {
 	st, ok := r.known[k]
 	if !ok {
-		return 0, false
+		return 0, pidOther
 	}
 	now, err := inspect.StartTime(k.pid)
-	return st, err == nil && now == st
-}
-
-// knownGone returns the start time of task k when the recorder knows it
-// recorded its start, with the start time known, and no process has its
-// PID now: it ended (reaped), though containerd still lists it running
-// or its start event comes late. Its exit event, or the next walk that
-// does not list it, ends it. Recorded again instead, it got a second
-// start queued while the log took no records, and the start time that
-// one read (0: the process gone) replaced the known one: its exit, made
-// strict when that queued start was dropped ([Recorder.keep]), matched
-// no start and was lost.
-func (r *Recorder) knownGone(k taskKey) (uint64, bool) {
-	st, ok := r.known[k]
-	if !ok || st == 0 {
-		return 0, false
+	switch {
+	case err == nil && now == st:
+		return st, pidSame
+	case st == 0:
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH):
+		return st, pidFree
+	case err == nil && !at.IsZero() && startedAfter(now, at):
+		return st, pidTakenAfter
 	}
-	_, err := inspect.StartTime(k.pid)
-	return st, errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
-}
-
-// lateForKnown reports whether a start event of task k published at at
-// is late, for the known task k (recorded by a walk before the event was
-// handled): the process with its PID now surely started after the event
-// was published, so it is not the event's process, and the recorder
-// knows the task's start time. Recorded again, the start would be
-// another process's: a second start, without namespaces, and with that
-// process's start time, which then stood for the task's (its exit event
-// wrote a second exit).
-func (r *Recorder) lateForKnown(k taskKey, at time.Time) bool {
-	st, ok := r.known[k]
-	if !ok || st == 0 || at.IsZero() {
-		return false
-	}
-	now, err := inspect.StartTime(k.pid)
-	return err == nil && now != st && startedAfter(now, at)
+	return st, pidOther
 }
 
 // stillKnown returns the start time of task k when the recorder knows
@@ -1643,14 +1638,22 @@ func (r *Recorder) mayOwn(rec *audit.Record, k taskKey, startTime uint64, ended 
 	case ok && (o.k.pid != 0 || o.k.ns != k.ns || o.k.id != k.id):
 		return notOwn
 	}
-	at, err := time.Parse(time.RFC3339Nano, rec.Time)
-	if start, ok := processStart(startTime); err != nil || !ok || start.Add(-time.Millisecond).After(at) {
+	if !startedBy(startTime, rec) {
 		return notOwn
 	}
 	if !ok {
 		return ownYes
 	}
 	return ownMaybe
+}
+
+// startedBy reports whether a process with the given start time started
+// before record rec was made (a millisecond of margin), as a start the
+// record is of did.
+func startedBy(startTicks uint64, rec *audit.Record) bool {
+	at, err := time.Parse(time.RFC3339Nano, rec.Time)
+	start, ok := processStart(startTicks)
+	return err == nil && ok && !start.Add(-time.Millisecond).After(at)
 }
 
 // startedAfter reports whether a process with the given start time
@@ -1821,7 +1824,6 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 	case got == nil:
 		log.Debug("start already recorded")
 	case got.Ancestry == nil:
-		r.own(got.Seq, taskKey{ns, id, pid})
 		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict, "record_error": got.Error}).Warn("recorded start without namespaces")
 	default:
 		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Info("recorded start")
@@ -1863,7 +1865,14 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 // writes the same log and which may run on (TestOpenByIDWalkedNewTask).
 // Its exit does not end that start. (The comparison takes the wall
 // clock as not stepped between the two records: docs/containerd.md.)
-func (r *Recorder) appendStart(ctx context.Context, rec *audit.Record, pid int, startTime uint64, byID bool) (*audit.Record, error) {
+// A start appended without namespaces is noted as task (ns, id, pid)'s
+// ([Recorder.owner]), which the record does not say.
+func (r *Recorder) appendStart(ctx context.Context, rec *audit.Record, pid int, startTime uint64, byID bool) (got *audit.Record, err error) {
+	defer func() {
+		if got != nil && got.Ancestry == nil {
+			r.own(got.Seq, taskKey{got.Namespace, got.ContainerID, pid})
+		}
+	}()
 	if !byID || startTime == 0 {
 		return r.Log.AppendStart(ctx, rec, pid, startTime)
 	}
@@ -1909,8 +1918,7 @@ func (r *Recorder) appendStart(ctx context.Context, rec *audit.Record, pid int, 
 		if last == nil || last.Source != audit.SourceContainerdEvents || last.Ancestry != nil || f.exited {
 			return rec, nil
 		}
-		at, err := time.Parse(time.RFC3339Nano, last.Time)
-		if start, ok := processStart(startTime); err == nil && ok && !start.Add(-time.Millisecond).After(at) {
+		if startedBy(startTime, last) {
 			rec.Ref = &audit.Ref{Seq: last.Seq, Stage: last.Stage, Hash: last.Hash}
 		}
 		return rec, nil
@@ -2037,11 +2045,7 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		case p.exit != nil:
 			_, err = r.appendExit(ctx, *p.exit, p.startTime, p.time, p.late, p.noStart)
 		default:
-			var got *audit.Record
-			got, err = r.appendStart(ctx, p.start, p.pid, p.startTime, p.byID)
-			if got != nil && got.Ancestry == nil {
-				r.own(got.Seq, taskKey{got.Namespace, got.ContainerID, p.pid})
-			}
+			_, err = r.appendStart(ctx, p.start, p.pid, p.startTime, p.byID)
 		}
 		if err != nil {
 			log.WithError(err).WithField("pending", len(r.pending)).Error("audit log still not writable")
