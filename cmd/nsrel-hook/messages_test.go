@@ -260,7 +260,10 @@ func TestPolicyCheckWrittenDirs(t *testing.T) {
 		}, "seal_state: {files}/audit.seal: readable by group and others (mode 0644)"},
 		{"checkpoint file a symlink", func(files string) {
 			os.Symlink("/dev/null", filepath.Join(files, "checkpoints.jsonl"))
-		}, "checkpoints.file: {files}/checkpoints.jsonl: refusing a symlink"},
+		}, "checkpoints.file: audit: {files}/checkpoints.jsonl: refusing a symlink"},
+		{"checkpoint file's lock readable by others", func(files string) {
+			os.WriteFile(filepath.Join(files, "checkpoints.jsonl.lock"), nil, 0o640)
+		}, "checkpoints.file: audit: {files}/checkpoints.jsonl.lock: readable by group or others (mode 0640)"},
 	} {
 		files := mkdir(strings.ReplaceAll(tc.name, " ", "-"), 0o700)
 		if err := os.Mkdir(filepath.Join(files, "nsrel"), 0o700); err != nil {

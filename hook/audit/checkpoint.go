@@ -208,12 +208,21 @@ func (l *Log) checkpointDue(last *Record, force bool, seal func(*Checkpoint), wa
 		return nil
 	}
 	now := l.opts.Now().UTC()
+	c := &Checkpoint{Host: last.Host, Log: l.path, Seq: last.Seq, Hash: last.Hash, Seal: last.Seal, Time: now.Format(time.RFC3339Nano)}
 	f, err := openRegular(l.checkpointState(), unix.O_RDWR|unix.O_CREAT)
 	if err != nil {
 		warn(fmt.Errorf("checkpoint state: %w", err))
 		return nil
 	}
 	defer f.Close()
+	if err := safefile.CheckOwner(f, l.checkpointState(), false); err != nil {
+		// Whoever may write it could hold checkpoints back (a last one
+		// of a later seq or time): not believed, nor written; each
+		// append emits one until it is mended.
+		warn(fmt.Errorf("checkpoint state: %w: a checkpoint at every append until it is root's alone", err))
+		seal(c)
+		return c
+	}
 	prev, ok, err := readCheckpointState(f)
 	if err != nil {
 		warn(fmt.Errorf("checkpoint state: %w", err))
@@ -229,7 +238,6 @@ func (l *Log) checkpointDue(last *Record, force bool, seal func(*Checkpoint), wa
 			return nil
 		}
 	}
-	c := &Checkpoint{Host: last.Host, Log: l.path, Seq: last.Seq, Hash: last.Hash, Seal: last.Seal, Time: now.Format(time.RFC3339Nano)}
 	seal(c)
 	// Until a destination took it (it is shipped once the lock is
 	// released: a hook killed at its deadline meanwhile never says so),
@@ -368,6 +376,9 @@ func (l *Log) confirmShipped(c *Checkpoint) {
 		return
 	}
 	defer f.Close()
+	if safefile.CheckOwner(f, l.checkpointState(), false) != nil {
+		return // not written (checkpointDue)
+	}
 	if prev, ok, err := readCheckpointState(f); err != nil || !ok || prev != *back {
 		return // a later checkpoint was made since
 	}
@@ -578,19 +589,33 @@ func (l *Log) shipQueued() {
 // cut short by a full disk, or a writer killed mid-write, left part of a
 // line), a newline goes first, in the same write, so that the line is
 // not glued onto the fragment where no reader would parse it. Writers
-// ship after the log's lock is released, so the file's own lock
-// (flock(2), waited for until ctx is done or [syslog.Timeout], as a
-// syslog destination is) makes looking at its end and writing one step.
+// ship after the log's lock is released, so a lock of the file's own
+// (flock(2) of PATH.lock, waited for until ctx is done or
+// [syslog.Timeout], as a syslog destination is) makes looking at its end
+// and writing one step. The lock is a file beside it that nobody else
+// may read ([checkLockMode]), not the file itself: a shipper, or any
+// user, that may read the file (rsyslog reads it as user syslog on
+// Ubuntu) could hold a shared lock of it and stop every checkpoint.
 // A write cut short is an error: the line did not get there whole.
 func appendFile(ctx context.Context, path string, data []byte) error {
-	f, err := safefile.OpenPrivate(path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT, false)
+	lf, err := safefile.OpenPrivate(path+lockSuffix, unix.O_RDWR|unix.O_CREAT, false)
 	if err != nil {
+		return err
+	}
+	if err := checkLockMode(lf, path+lockSuffix); err != nil {
+		lf.Close()
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, syslog.Timeout)
 	defer cancel()
-	// Closing f releases the lock; flockWait closes it on failure.
-	if _, err := flockWait(ctx, f, unix.LOCK_EX); err != nil {
+	// flockWait closes lf on failure.
+	unlock, err := flockWait(ctx, lf, unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	f, err := safefile.OpenPrivate(path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT, false)
+	if err != nil {
 		return err
 	}
 	size, err := fileSize(f)

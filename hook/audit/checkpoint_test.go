@@ -406,6 +406,11 @@ func TestCheckpointFileUntrusted(t *testing.T) {
 			os.Chown(p, 65534, 65534)
 			return p
 		}, false},
+		{"its lock readable by others", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "cp.jsonl")
+			os.WriteFile(p+".lock", nil, 0o644)
+			return p
+		}, false},
 		{"behind another user's symlink", func(t *testing.T, dir string) string {
 			d := filepath.Join(dir, "tmp")
 			os.Mkdir(d, 0o777)
@@ -435,6 +440,87 @@ func TestCheckpointFileUntrusted(t *testing.T) {
 				t.Errorf("written behind the symlink: %v", entries)
 			}
 		})
+	}
+}
+
+// TestCheckpointFileReadByOthers: a checkpoints file others may read (as
+// a shipper reading it as its own user needs: rsyslog runs as user
+// syslog on Ubuntu) is appended to although one of them holds a shared
+// flock(2) of it: writers lock PATH.lock, which nobody else may read.
+// Locking the file itself, every shipment waited out its second and no
+// checkpoint reached the file.
+func TestCheckpointFileReadByOthers(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireCmd(t, "setpriv")
+	nstest.RequireCmd(t, "flock")
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp := filepath.Join(dir, "cp.jsonl")
+	if err := os.WriteFile(cp, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(cp, 0, 65534); err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		"flock", "-s", cp, "sh", "-c", "echo locked; exec sleep 60")
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("the holder did not take its lock: %v", err)
+	}
+	var warned []error
+	l, _ := newLog(t, audit.Options{Warn: func(err error) { warned = append(warned, err) },
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: cp}})
+	appendN(t, l, 3)
+	if n := len(readCheckpoints(t, cp)); n != 3 || len(warned) != 0 {
+		t.Errorf("%d checkpoints in the file, warnings %v; want 3 and none: a reader's lock of the file stopped them", n, warned)
+	}
+}
+
+// TestCheckpointStateUntrusted: the checkpoint state (AUDIT_LOG.checkpoint)
+// says when the next checkpoint is due; one another user may write (a
+// wrong owner or mode) could hold every checkpoint back, a last one of a
+// later seq and time. It was believed: now it is neither believed nor
+// written, each append emits a checkpoint and warns.
+func TestCheckpointStateUntrusted(t *testing.T) {
+	nstest.RequireRoot(t)
+	cp := filepath.Join(t.TempDir(), "cp.jsonl")
+	var warned []error
+	l, path := newLog(t, audit.Options{Warn: func(err error) { warned = append(warned, err) },
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1000, EverySeconds: 3600, File: cp}})
+	appendN(t, l, 1) // the first record's checkpoint
+	state := path + ".checkpoint"
+	held := `{"type":"nsrel-checkpoint","format":"1.1","host":"vm","log":"` + path + `","seq":999,"hash":"00","time":"2999-01-01T00:00:00Z"}` + "\n"
+	if err := os.WriteFile(state, []byte(held), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(state, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(state, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	warned = nil
+	appendN(t, l, 2)
+	if n := len(readCheckpoints(t, cp)); n != 3 {
+		t.Errorf("%d checkpoints; want 3 (the first record's, then one per append beside a state others may write)", n)
+	}
+	if len(warned) != 2 || !errors.Is(warned[0], safefile.ErrUntrusted) {
+		t.Errorf("warnings %v; want the state refused at each append", warned)
+	}
+	if data, _ := os.ReadFile(state); string(data) != held {
+		t.Errorf("the state others may write was written: %q", data)
 	}
 }
 

@@ -676,7 +676,7 @@ func (l *Log) openLock(flags int) (*os.File, error) {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	if flags&unix.O_CREAT != 0 {
-		if err := checkLockMode(lf, l.path); err != nil {
+		if err := checkLockMode(lf, l.path+lockSuffix); err != nil {
 			lf.Close()
 			return nil, err
 		}
@@ -684,23 +684,24 @@ func (l *Log) openLock(flags int) (*os.File, error) {
 	return lf, nil
 }
 
-// checkLockMode refuses the lock file lf of the log at path when others
-// may read it: whoever can open the lock can hold it (a shared lock
-// needs only a read), and every writer would wait out its deadline.
+// checkLockMode refuses the lock file lf, at path, when others may read
+// it: whoever can open the lock can hold it (a shared lock needs only a
+// read), and every writer would wait out its deadline.
 func checkLockMode(lf *os.File, path string) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(lf.Fd()), &st); err != nil {
-		return fmt.Errorf("audit: fstat %s.lock: %w", path, err)
+		return fmt.Errorf("audit: fstat %s: %w", path, err)
 	}
 	if st.Mode&0o044 != 0 {
-		return fmt.Errorf("audit: %s.lock: readable by group or others (mode %04o): anyone who opens it can hold the lock and stop every writer: refusing it (chmod go-r): %w", path, st.Mode&0o7777, safefile.ErrUntrusted)
+		return fmt.Errorf("audit: %s: readable by group or others (mode %04o): anyone who opens it can hold the lock and stop every writer: refusing it (chmod go-r): %w", path, st.Mode&0o7777, safefile.ErrUntrusted)
 	}
 	return nil
 }
 
-// CheckWritable checks the audit log at path and its lock, those of them
-// that exist, as an append opens them (trusted files; a lock nobody else
-// may read), without writing anything; the directories are the caller's
+// CheckWritable checks the audit log (or the checkpoints file) at path
+// and its lock, PATH.lock, those of them that exist, as an append opens
+// them (trusted files; a lock nobody else may read), without writing
+// anything; the directories are the caller's
 // to check ([safefile.CheckPrivateDirs]). For a check of a config before
 // the hook meets what its appends would refuse.
 func CheckWritable(path string) error {
@@ -714,7 +715,7 @@ func CheckWritable(path string) error {
 			continue
 		}
 		if name != path {
-			err = checkLockMode(f, path)
+			err = checkLockMode(f, name)
 		}
 		f.Close()
 		if err != nil {
@@ -752,6 +753,23 @@ func flockWait(ctx context.Context, lf *os.File, how int) (func(), error) {
 func openRegular(path string, flags int) (*os.File, error) {
 	f, err := safefile.OpenRegular(path, flags)
 	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return f, nil
+}
+
+// openOwned opens a file of the log as [openRegular] does, and refuses it
+// unless root or the effective user owns it and others may not write it
+// ([safefile.CheckOwner]): what writers read of a rotated file (the
+// chain's last record, a container's start, what retention records of a
+// file it removes) must be what writers wrote, as the current file's.
+func openOwned(path string) (*os.File, error) {
+	f, err := openRegular(path, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	if err := safefile.CheckOwner(f, path, false); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	return f, nil
@@ -927,7 +945,7 @@ func (l *Log) lastGood(f *os.File) (*Record, []DamagedLine, error) {
 	// descriptors failed every append (EMFILE) while the current file
 	// held no record (TestAppendFewFDs).
 	for j := len(rotated) - 1; j >= 0; j-- {
-		rf, err := openRegular(rotated[j], unix.O_RDONLY)
+		rf, err := openOwned(rotated[j])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -1138,8 +1156,13 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 	// MaxSealLag of the log.
 	old = old[:min(len(old), MaxRetainedPerRotation)]
 	for i, name := range old {
-		rf, err := openRegular(name, unix.O_RDONLY)
-		if err != nil {
+		rf, err := openOwned(name)
+		if errors.Is(err, safefile.ErrUntrusted) {
+			// Its records cannot stand for what it held: kept, and
+			// the files after it, as one not described is.
+			warn(fmt.Errorf("%w: retention stops at it: it and the files after it are kept", err))
+			break
+		} else if err != nil {
 			return nil, nil, err
 		}
 		first, ferr := firstSeq(rf)
@@ -1182,7 +1205,7 @@ const MaxRetainedPerRotation = 256
 // damageOf returns the first record of file when it is the damage record
 // of damaged lines in the file named base (and of no other file).
 func damageOf(file, base string) (*Record, bool) {
-	f, err := openRegular(file, unix.O_RDONLY)
+	f, err := openOwned(file)
 	if err != nil {
 		return nil, false
 	}

@@ -315,12 +315,15 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 // lastIn is [Searcher.Last] in one file, among its lines that start at
 // from or after; a file that does not exist (not created yet, rotated
 // away meanwhile) holds no record. It notes in seen (if not nil) the
-// file's identity, size and the end of its last complete line, and then
-// reads only a file owned by root or the effective user that others
-// cannot write: a search before the log's lock is taken has not had the
-// log's directory checked (a file someone else made there, before the
-// log's writer did, is refused, and the search made again under the
-// lock). It looks at ctx (nil: none) every [searchCheck] lines.
+// file's identity, size and the end of its last complete line. It reads
+// only a file owned by root or the effective user that others cannot
+// write: a search before the log's lock is taken has not had the log's
+// directory checked (a file someone else made there, before the log's
+// writer did, is refused, and the search made again under the lock),
+// and under the lock a rotated file another user may write could hold a
+// start of theirs (an append of a container's start took it for
+// recorded, and recorded nothing). It looks at ctx (nil: none) every
+// [searchCheck] lines.
 func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, match func(*Record) bool) (*Record, error) {
 	needle := appendJSONString([]byte(`"container_id":`), containerID)
 	f, err := openRegular(file, unix.O_RDONLY)
@@ -336,10 +339,10 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 		return nil, fmt.Errorf("audit: statx %s: %w", file, err)
 	}
 	id, size := statxID(&st)
+	if err := safefile.CheckOwner(f, file, false); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
 	if seen != nil {
-		if err := safefile.CheckOwner(f, file, false); err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
-		}
 		seen.id, seen.size = id, size
 	}
 	n := 0

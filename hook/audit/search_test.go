@@ -3,16 +3,20 @@ package audit_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/safefile"
 )
 
 // duringSearch makes the next search with a context call do once, at its
@@ -237,5 +241,87 @@ func BenchmarkAppendStartNewID(b *testing.B) {
 			waited += <-done
 		}
 		b.ReportMetric(float64(waited.Microseconds())/1000/float64(b.N), "writer-wait-ms/op")
+	})
+}
+
+// TestRotatedFileUntrusted: what writers read of a rotated file another
+// user may write (a wrong mode or owner, root's mistake or another
+// tool's) is not believed: a start planted in it (a line with its hash,
+// which needs no key) made an append of that container's start take it
+// for recorded and record nothing; the chain's last record is not taken
+// from it; retention does not describe it by its lines, nor remove it.
+// The current file was refused so already.
+func TestRotatedFileUntrusted(t *testing.T) {
+	nstest.RequireRoot(t)
+	untrust := func(t *testing.T, file string) {
+		t.Helper()
+		if err := os.Chown(file, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(file, 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rotatedLog := func(t *testing.T, opts audit.Options) (*audit.Log, []string) {
+		t.Helper()
+		opts.RotateBytes = 4096
+		l, _ := newLog(t, opts)
+		appendN(t, l, 12)
+		files, err := l.Files()
+		if err != nil || len(files) < 3 {
+			t.Fatalf("files %v (%v); want two rotated at least", files, err)
+		}
+		return l, files
+	}
+	t.Run("a start planted", func(t *testing.T) {
+		l, files := rotatedLog(t, audit.Options{})
+		rotated := files[len(files)-2]
+		untrust(t, rotated)
+		forged := rec("victim")
+		forged.Seq, forged.Ancestry.PID, forged.Ancestry.StartTime = 3, 777, 555
+		line, err := forged.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(rotated, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(line)
+		f.Close()
+		start := rec("victim")
+		start.Ancestry.PID, start.Ancestry.StartTime = 777, 555
+		got, err := l.AppendStart(context.Background(), start, 777, 555)
+		if got != nil || !errors.Is(err, safefile.ErrUntrusted) {
+			t.Errorf("AppendStart: found %v, err %v; want the rotated file refused", got, err)
+		}
+	})
+	t.Run("the last record", func(t *testing.T) {
+		l, files := rotatedLog(t, audit.Options{})
+		untrust(t, files[len(files)-2])
+		// A current file with no record: the chain's last is read from
+		// the newest rotated file.
+		if err := os.Truncate(files[len(files)-1], 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Append(context.Background(), rec("next")); !errors.Is(err, safefile.ErrUntrusted) {
+			t.Errorf("Append: %v; want the rotated file refused", err)
+		}
+	})
+	t.Run("retention", func(t *testing.T) {
+		var warned []error
+		_, files := rotatedLog(t, audit.Options{})
+		untrust(t, files[0])
+		l2, err := audit.Open(files[len(files)-1], audit.Options{RotateBytes: 4096, KeepFiles: 1, Warn: func(err error) { warned = append(warned, err) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l2, 6)
+		if _, err := os.Stat(files[0]); err != nil {
+			t.Errorf("the untrusted rotated file was removed: %v", err)
+		}
+		if len(warned) == 0 || !errors.Is(warned[0], safefile.ErrUntrusted) || !strings.Contains(warned[0].Error(), "retention stops at it") {
+			t.Errorf("warnings %v; want retention stopped at the untrusted file", warned)
+		}
 	})
 }

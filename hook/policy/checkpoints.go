@@ -94,7 +94,7 @@ func (p *parser) syslogDest(n *node, path string) *syslog.Dest {
 }
 
 // CheckPaths checks the files the hook writes (audit_log and its lock,
-// log_file when it is a path, checkpoints.file, seal_state) and their
+// log_file when it is a path, checkpoints.file and its lock, seal_state) and their
 // directories as a write does: the directories as before a file is
 // created there ([safefile.CheckPrivateDirs]), a file that exists as it
 // is opened (owner and mode; the sealing state as a secret; the lock
@@ -135,7 +135,8 @@ func (c *Config) CheckPaths() error {
 	check("audit_log", c.AuditLog, audit.CheckWritable)
 	check("log_file", c.LogFile, opened(false))
 	if c.Checkpoints != nil {
-		check("checkpoints.file", c.Checkpoints.File, opened(false))
+		// Appended as the log is, under a lock beside it.
+		check("checkpoints.file", c.Checkpoints.File, audit.CheckWritable)
 	}
 	check("seal_state", c.SealState, opened(true))
 	return errors.Join(errs...)
