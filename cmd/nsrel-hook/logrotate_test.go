@@ -17,7 +17,6 @@ import (
 // runs of the hook write new files, which its checks accept, while the
 // chain verifies.
 func TestLogrotateConfig(t *testing.T) {
-	logrotate := nstest.RequireCmd(t, "logrotate")
 	e := newEnv(t, "hook.json", nil)
 	shipStages(t, e, "a")
 	for _, f := range []string{"hook.log", "checkpoints.jsonl"} {
@@ -25,18 +24,7 @@ func TestLogrotateConfig(t *testing.T) {
 			t.Fatalf("before rotation: %v", err)
 		}
 	}
-	data, err := os.ReadFile(filepath.Join("..", "..", "config", "logrotate", "nsrel"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(t.TempDir(), "nsrel")
-	if err := os.WriteFile(conf, []byte(strings.ReplaceAll(string(data), "/var/log/nsrel/", e.dir+"/")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	state := filepath.Join(t.TempDir(), "state")
-	if out, err := exec.Command(logrotate, "--force", "--verbose", "--state", state, conf).CombinedOutput(); err != nil {
-		t.Fatalf("logrotate: %v\n%s", err, out)
-	}
+	logrotate(t, e.dir)
 	for _, f := range []string{"hook.log", "checkpoints.jsonl"} {
 		if _, err := os.Stat(filepath.Join(e.dir, f+".1")); err != nil {
 			t.Errorf("%s not rotated: %v", f, err)
@@ -58,5 +46,24 @@ func TestLogrotateConfig(t *testing.T) {
 	}
 	if code, out, stderr := runBin(t, "", "audit", "verify", e.log); code != 0 || !strings.Contains(out, "OK: ") {
 		t.Errorf("the audit log after rotation: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// logrotate runs logrotate(8) once, forced, with the shipped config, its
+// /var/log/nsrel/ moved to dir.
+func logrotate(t *testing.T, dir string) {
+	t.Helper()
+	bin := nstest.RequireCmd(t, "logrotate")
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "logrotate", "nsrel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "nsrel")
+	if err := os.WriteFile(conf, []byte(strings.ReplaceAll(string(data), "/var/log/nsrel/", dir+"/")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	if out, err := exec.Command(bin, "--force", "--verbose", "--state", state, conf).CombinedOutput(); err != nil {
+		t.Fatalf("logrotate: %v\n%s", err, out)
 	}
 }

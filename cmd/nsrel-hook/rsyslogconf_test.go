@@ -50,7 +50,8 @@ func writeNodeConf(t *testing.T, node *rsyslogtest.Daemon, port int, log, ckptFi
 	conf = shippedRsyslog(t, "nsrel-node.conf", append([]string{
 		`target="collector.example" port="2514"`, fmt.Sprintf(`target="127.0.0.1" port="%d"`, port),
 		`"/var/log/nsrel/audit.jsonl"`, strconv.Quote(log),
-		`"/var/log/nsrel/checkpoints.jsonl"`, strconv.Quote(ckptFile)}, pairs...)...)
+		`"/var/log/nsrel/checkpoints.jsonl"`, strconv.Quote(ckptFile),
+		`"/var/log/nsrel/checkpoints.jsonl.1"`, strconv.Quote(ckptFile + ".1")}, pairs...)...)
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

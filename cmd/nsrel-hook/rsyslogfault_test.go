@@ -147,6 +147,54 @@ func TestShippedRsyslogRotationWhileDown(t *testing.T) {
 	}
 }
 
+// TestShippedCheckpointsRotated: the shipped logrotate config renames the
+// checkpoints file the shipped node config tails. imfile tails that name
+// alone and starts the new file from its first line, so checkpoints
+// written while the node's rsyslog was down and rotated away before it
+// came back never left the node (nor would the hook write them again:
+// the file took them). The node config also reads the file logrotate
+// renames it to (.1, compressed only at the next rotation), whole once
+// when it appears: every checkpoint arrives, some twice, rsyslog up or
+// down across the rotation, and the copy verifies.
+func TestShippedCheckpointsRotated(t *testing.T) {
+	nstest.Require(t, os.Geteuid() == 0, "needs root: the hook writes root's files")
+	for _, down := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rsyslog-up", true: "rsyslog-down"}[down], func(t *testing.T) {
+			coll, recvAudit, recvCkpts, port := startCollector(t, "")
+			node, e, nodeConf, ckptFile := shipNode(t, port)
+			if filepath.Dir(ckptFile) != node.Dir {
+				t.Fatalf("the checkpoints file %s is not in the node's directory %s", ckptFile, node.Dir)
+			}
+			node.StartSystem(t, fmt.Sprintf("$IncludeConfig %s\n", nodeConf))
+			n := shipStages(t, e, "a")
+			ckpts, err := rsyslogtest.Lines(ckptFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitAllLines(t, recvCkpts, ckpts, node, coll)
+			if down {
+				node.Stop(t)
+			}
+			n += shipStages(t, e, "b")
+			if ckpts, err = rsyslogtest.Lines(ckptFile); err != nil {
+				t.Fatal(err)
+			}
+			logrotate(t, node.Dir)
+			if down {
+				node.Restart(t)
+			}
+			n += shipStages(t, e, "c")
+			now, err := rsyslogtest.Lines(ckptFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitAllLines(t, recvCkpts, append(ckpts, now...), node, coll)
+			waitAllLines(t, recvAudit, chainLines(t, e.log), node, coll)
+			verifyCopy(t, n, recvCkpts, recvAudit, "--shipped")
+		})
+	}
+}
+
 // TestShippedRsyslogZeroedLine: a crash leaves a line of NUL bytes in the
 // node's log, which the next append records as damage. rsyslog (imfile,
 // the shipped node config) delivers that line to the collector empty, so
