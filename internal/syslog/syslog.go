@@ -176,7 +176,10 @@ const Timeout = time.Second
 // until the deadline, or sends anything back (a port of another
 // protocol that answers), is an error ([ErrNotConfirmed]); one that
 // reads and closes counts, whatever it did with the bytes (a TLS
-// listener given plain text does so: only RELP acknowledges messages).
+// listener given plain text does so: only RELP acknowledges messages),
+// and so does one that ended its stream before it read anything and
+// took the bytes unread (no syslog server does: the end of its stream is
+// all TCP can tell).
 func Send(ctx context.Context, d Dest, msg []byte) error {
 	if d.Network == "unixgram" {
 		if err := safefile.CheckSocket(d.Address); err != nil {
