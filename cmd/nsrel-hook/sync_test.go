@@ -174,3 +174,36 @@ func TestSyncFailureLostSealStart(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstAppendSyncsDirectory: the append that makes the audit log
+// syncs the log's directory after the file, so that a power loss cannot
+// lose the file whose first records a checkpoint may name already (the
+// chain then started again at seq 1, and verify with the checkpoints
+// took the node for tampered with). Later appends do not.
+func TestFirstAppendSyncsDirectory(t *testing.T) {
+	nstest.RequireRoot(t)
+	strace := nstest.RequireCmd(t, "strace")
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	dirSyncs := func(id string) int {
+		t.Helper()
+		trace := filepath.Join(t.TempDir(), "trace")
+		state := stateOf(idMember(id), pidMember(os.Getpid()), bundleMember)
+		if code, _, stderr := runProgram(t, string(state), strace, "-f", "-y", "-o", trace, "-e", "trace=fsync", hookBin, "--config", e.config, audit.StageCreateRuntime); code != 0 {
+			t.Fatalf("createRuntime of %s: exit %d: %s", id, code, stderr)
+		}
+		data, err := os.ReadFile(trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(data), fmt.Sprintf("<%s>) = 0", filepath.Dir(e.log)))
+	}
+	if _, err := os.Stat(e.log); err == nil {
+		t.Fatalf("%s exists before the first stage", e.log)
+	}
+	if n := dirSyncs("first"); n != 1 {
+		t.Errorf("the first append synced the log's directory %d times; want 1", n)
+	}
+	if n := dirSyncs("second"); n != 0 {
+		t.Errorf("the second append synced the log's directory %d times; want 0", n)
+	}
+}

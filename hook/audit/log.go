@@ -193,6 +193,10 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	if err != nil {
 		return nil, nil, err
 	}
+	// A log with no record yet was most likely made by this append: its
+	// name in the directory is synced with its first records, else a
+	// power loss could lose the file whose records a checkpoint names.
+	fresh := last == nil
 	var dropped []Dropped
 	var drop []string
 	if l.opts.RotateBytes > 0 && torn == nil { // with a torn tail, the next append rotates
@@ -369,6 +373,9 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 			}
 			warn(fmt.Errorf("audit: fdatasync %s: %w (seq %d to %d are written but may not survive a crash; if they are lost, %s)", l.path, err, last.Seq-uint64(written)+1, last.Seq, lost))
 		}
+	}
+	if synced && fresh {
+		syncDir(filepath.Dir(l.path))
 	}
 	// A failed commit leaves the keys on the disk, not a hole: the next
 	// append evolves the state past the records written. After a failed
