@@ -161,6 +161,10 @@ const (
 	maxCheckpointHost = 1024
 	maxCheckpointLog  = 4096
 	maxCheckpointTime = 64
+	// maxCheckpointState bounds what is read of the checkpoint state:
+	// a line with the longest host and log, each escaped whole, and
+	// room for the rest.
+	maxCheckpointState = 6*(maxCheckpointHost+maxCheckpointLog) + 4096
 )
 
 // ReadCheckpoints yields the checkpoints in the files (JSON Lines, or a
@@ -267,7 +271,14 @@ func (l *Log) unshipped(c *Checkpoint) *Checkpoint {
 // readCheckpointState reads the checkpoint in the checkpoint state f;
 // ok is false when it holds none.
 func readCheckpointState(f *os.File) (c Checkpoint, ok bool, err error) {
-	buf := make([]byte, 4096)
+	// The whole line, however long its log's path (4096 bytes cut one
+	// of a path near PATH_MAX, and a checkpoint was due at every
+	// append), up to what a checkpoint line can be.
+	size, err := fileSize(f)
+	if err != nil {
+		return c, false, err
+	}
+	buf := make([]byte, min(size, maxCheckpointState))
 	n, err := f.ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return c, false, err

@@ -524,6 +524,32 @@ func TestCheckpointStateUntrusted(t *testing.T) {
 	}
 }
 
+// TestCheckpointStateLongPath: the checkpoint state holds a line that
+// names the log; with a path near PATH_MAX the line was longer than the
+// 4096 bytes read of it, did not parse, and every append emitted a
+// checkpoint.
+func TestCheckpointStateLongPath(t *testing.T) {
+	dir := t.TempDir()
+	for len(dir) < 3800 {
+		dir = filepath.Join(dir, strings.Repeat("d", 250))
+	}
+	dir = filepath.Join(dir, strings.Repeat("e", 4040-len(dir)))
+	path := filepath.Join(dir, "audit.jsonl")
+	cp := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, err := audit.Open(path, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 3, File: cp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 5)
+	var seqs []uint64
+	for _, c := range readCheckpoints(t, cp) {
+		seqs = append(seqs, c.Seq)
+	}
+	if !slices.Equal(seqs, []uint64{1, 4}) {
+		t.Errorf("checkpoints of seq %v; want 1 and 4 (every 3 records) with a log path of %d bytes", seqs, len(path))
+	}
+}
+
 // TestCheckpointLogRelabelled: root on the node after T cuts records
 // off the end of a log, moves it to a new path and names that path in a
 // checkpoint of its own (forged, or a genuine one with its "log"
