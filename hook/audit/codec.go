@@ -761,7 +761,7 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 	case "torn":
 		r.Torn = d.str(v)
 	case "torn_bytes":
-		r.TornBytes = int(d.int(v, 32))
+		r.TornBytes = int(d.int(v, strconv.IntSize))
 	case "torn_sha256":
 		r.TornSHA256 = d.str(v)
 	case "note":
@@ -780,7 +780,7 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 				case "offset":
 					dl.Offset = d.int(v, 64)
 				case "bytes":
-					dl.Bytes = int(d.int(v, 32))
+					dl.Bytes = int(d.int(v, strconv.IntSize))
 				case "sha256":
 					dl.SHA256 = d.str(v)
 				case "kind":

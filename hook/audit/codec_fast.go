@@ -378,7 +378,7 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 	}
 	c.optStr("torn", &r.Torn)
 	if c.peekKey(true, "torn_bytes") {
-		r.TornBytes = int(c.int(32))
+		r.TornBytes = int(c.int(strconv.IntSize))
 	}
 	c.optStr("torn_sha256", &r.TornSHA256)
 	c.optStr("note", &r.Note)
@@ -392,7 +392,7 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 			c.key(true, "offset")
 			d.Offset = c.int(64)
 			c.key(true, "bytes")
-			d.Bytes = int(c.int(32))
+			d.Bytes = int(c.int(strconv.IntSize))
 			d.SHA256 = c.strAt(true, "sha256")
 			d.Kind = c.strAt(true, "kind")
 			d.Reason = c.strAt(true, "reason")

@@ -50,13 +50,15 @@ func fuzzRecord(s1, s2, s3 string, n uint64, flags uint16) *Record {
 		r.Ref = &Ref{Seq: n, Stage: s1, Hash: s2}
 	}
 	if flags&1024 != 0 {
-		r.Torn, r.TornBytes, r.TornSHA256 = s1, int(n%100000), s2
+		// Lengths past 32 bits too (a line of gigabytes): the writer's
+		// own damage record of one did not decode.
+		r.Torn, r.TornBytes, r.TornSHA256 = s1, int(n>>20), s2
 	}
 	if flags&2048 != 0 {
 		r.Note, r.SealID, r.SealError = s1, s2, s3
 	}
 	if flags&4096 != 0 {
-		r.Damage = []DamagedLine{{File: s1, Offset: int64(n >> 1), Bytes: int(n % 1000), SHA256: s2, Kind: s3, Reason: s1}, {}}
+		r.Damage = []DamagedLine{{File: s1, Offset: int64(n >> 1), Bytes: int(n >> 22), SHA256: s2, Kind: s3, Reason: s1}, {}}
 	}
 	if flags&8192 != 0 {
 		r.Dropped = &Dropped{File: s2, FirstSeq: n, LastSeq: n / 2, LastHash: s3}
