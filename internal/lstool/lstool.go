@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"time"
@@ -53,6 +54,12 @@ type Tool struct {
 // Main runs the tool with os.Args, stdout and stderr, and returns the exit
 // code for os.Exit.
 func Main(t Tool) int {
+	// A reader gone early (lsuserns | head -1) fails the write with
+	// EPIPE, which Run takes for the end of the output (exit 0). Not
+	// notified, Go's runtime ends the process of SIGPIPE at a write to
+	// standard output, even where the signal was inherited ignored
+	// (trap '' PIPE): its caller saw the tool killed.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 	return Run(context.Background(), t, os.Args[1:], os.Stdout, os.Stderr)
 }
 
@@ -352,8 +359,9 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		}
 	}
 	if errors.Is(err, unix.EPIPE) {
-		// The reader is gone (lsuserns | head -1 with SIGPIPE ignored):
-		// nothing is wrong with the listing, as util-linux's tools see it.
+		// The reader is gone (lsuserns | head -1): nothing is wrong
+		// with the listing, as util-linux's tools see it where SIGPIPE
+		// is ignored.
 		return 0
 	}
 	if err != nil {

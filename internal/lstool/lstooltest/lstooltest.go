@@ -78,6 +78,35 @@ func CheckCommand(t *testing.T, name string, typ nsrel.Type) {
 	if code, out, _ := Run(t, "--json --no-containers"); code != 0 || !strings.HasPrefix(out, "{\n  \"namespaces\": [") {
 		t.Errorf("--json: exit %d, stdout %.80q", code, out)
 	}
+	checkReaderGone(t)
+}
+
+// checkReaderGone runs the command with its output a pipe whose reader
+// is gone, SIGPIPE ignored (trap '' PIPE, inherited across exec) and
+// not: it exits 0 without a word of the write either way (TestReaderGone
+// in the docs; notices of the scan may come). Go's runtime killed it of
+// SIGPIPE, ignored or not.
+func checkReaderGone(t *testing.T) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	defer w.Close()
+	for _, trap := range []string{`trap "" PIPE; `, ""} {
+		cmd := exec.Command("/bin/sh", "-c", trap+`exec "$0"`, os.Args[0])
+		cmd.Env = append(os.Environ(), runEnv+"=--no-containers", "CONTAINERD_ADDRESS="+filepath.Join(t.TempDir(), "none.sock"))
+		var e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = w, &e
+		err := cmd.Run()
+		if cmd.ProcessState == nil {
+			t.Fatal(err)
+		}
+		if cmd.ProcessState.ExitCode() != 0 || strings.Contains(e.String(), "write") || strings.Contains(e.String(), "pipe") {
+			t.Errorf("%soutput to a pipe without a reader: %v, stderr %q; want exit 0 and nothing said of the write", trap, cmd.ProcessState, e.String())
+		}
+	}
 }
 
 // update makes CheckHelp rewrite the help file instead of checking it.
