@@ -82,7 +82,7 @@ func CheckCommand(t *testing.T, name string, typ nsrel.Type) {
 }
 
 // checkReaderGone runs the command with its output a pipe whose reader
-// is gone, SIGPIPE ignored (trap ” PIPE, inherited across exec) and
+// is gone, SIGPIPE ignored (trap "" PIPE, inherited across exec) and
 // not: it exits 0 without a word of the write either way (TestReaderGone
 // in the docs; notices of the scan may come). Go's runtime killed it of
 // SIGPIPE, ignored or not.
