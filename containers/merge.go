@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"sync"
 
@@ -130,7 +132,11 @@ func (m Multi) List(ctx context.Context) ([]discover.Container, error) {
 // merges their answers with [Merge], so a container both know appears
 // once, under the most informative engine. Unlike [Multi] it fails only
 // when every source failed: one unreadable source does not hide the
-// others' containers.
+// others' containers. It says so, though ([PartialError]): a source that
+// failed while another answered (a bad NSREL_RUNTIME_ROOTS, an audit log
+// refused as untrusted) left its containers out without a word, the
+// tools exiting 0. A source with nothing to read (no such root or log),
+// or one a user other than root may not read, is not a failure.
 type Local Multi
 
 // Name implements [discover.ContainerSource].
@@ -139,21 +145,32 @@ func (l Local) Name() string { return "runtime-state" }
 // List implements [discover.ContainerSource].
 func (l Local) List(ctx context.Context) ([]discover.Container, error) {
 	cs, err := Multi(l).List(ctx)
-	if err != nil && len(cs) == 0 {
-		var n int
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			n = len(j.Unwrap())
-		}
-		if n == len(l) {
-			return nil, err
+	if err == nil {
+		return cs, nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	if len(cs) == 0 && len(errs) == len(l) {
+		return nil, err
+	}
+	var said []error
+	for _, e := range errs {
+		var pe *PartialError
+		switch {
+		case errors.As(e, &pe):
+			said = append(said, pe.Err) // a source that did not read everything in time
+		case errors.Is(e, fs.ErrNotExist):
+		case errors.Is(e, fs.ErrPermission) && os.Geteuid() != 0:
+		default:
+			said = append(said, e)
 		}
 	}
-	// A source that did not read everything in time says so.
-	var pe *PartialError
-	if errors.As(err, &pe) {
-		return cs, pe
+	if len(said) == 0 {
+		return cs, nil
 	}
-	return cs, nil
+	return cs, &PartialError{Err: errors.Join(said...)}
 }
 
 // CompareBool orders false before true, as [cmp.Compare] orders numbers:

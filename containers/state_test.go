@@ -329,22 +329,28 @@ func (f fakeSource) List(context.Context) ([]discover.Container, error) {
 func TestLocal(t *testing.T) {
 	a := discover.Container{ID: "a", Engine: EngineRunc, PID: 5}
 	aLog := discover.Container{ID: "a", Engine: EngineAuditLog, PID: 5, Name: "ns/p"}
-	bad := fakeSource{err: os.ErrPermission}
+	bad := fakeSource{err: errors.New("NSREL_RUNTIME_ROOTS: \"run/crun\" is not runc=/DIR or crun=/DIR")}
+	missing := fakeSource{err: os.ErrNotExist}
+	// The error: none, a partial answer (the others' containers, the
+	// failure said), or a failure.
+	const none, partial, failed = 0, 1, 2
 	for _, tc := range []struct {
 		name    string
 		l       Local
 		want    []discover.Container
-		wantErr bool
+		wantErr int
 	}{
-		{"merged", Local{fakeSource{cs: []discover.Container{a}}, fakeSource{cs: []discover.Container{aLog}}}, []discover.Container{{ID: "a", Engine: EngineRunc, PID: 5, Name: "ns/p"}}, false},
-		{"one fails", Local{fakeSource{cs: []discover.Container{a}}, bad}, []discover.Container{a}, false},
-		{"one fails, other empty", Local{fakeSource{}, bad}, []discover.Container{}, false},
-		{"all fail", Local{bad, bad}, nil, true},
+		{"merged", Local{fakeSource{cs: []discover.Container{a}}, fakeSource{cs: []discover.Container{aLog}}}, []discover.Container{{ID: "a", Engine: EngineRunc, PID: 5, Name: "ns/p"}}, none},
+		{"one fails", Local{fakeSource{cs: []discover.Container{a}}, bad}, []discover.Container{a}, partial},
+		{"one fails, other empty", Local{fakeSource{}, bad}, []discover.Container{}, partial},
+		{"one has nothing to read", Local{fakeSource{cs: []discover.Container{a}}, missing}, []discover.Container{a}, none},
+		{"all fail", Local{bad, bad}, nil, failed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.l.List(context.Background())
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("err = %v", err)
+			var pe *PartialError
+			if kind := map[bool]int{true: partial, false: failed}[errors.As(err, &pe)]; err == nil && tc.wantErr != none || err != nil && kind != tc.wantErr {
+				t.Fatalf("err = %v; want %d (0 none, 1 partial, 2 failed)", err, tc.wantErr)
 			}
 			if diff := cmp.Diff(tc.want, got, ignoreStart); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)

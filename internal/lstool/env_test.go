@@ -13,10 +13,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/internal/lstool"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
 // envRead returns the environment variables that the packages of this
@@ -95,5 +98,19 @@ func TestHelpNamesEnvironment(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBadRuntimeRootsSaid: an NSREL_RUNTIME_ROOTS the state source
+// refuses (one bad entry refuses them all) left every runc, crun,
+// podman and CRI-O container out of the tree without a word while the
+// audit log answered; so did an audit log refused. A notice says so now.
+func TestBadRuntimeRootsSaid(t *testing.T) {
+	t.Setenv("NSREL_RUNTIME_ROOTS", "runc=/run/runc,crun=run/crun")
+	t.Setenv("NSREL_AUDIT_LOG", filepath.Join(t.TempDir(), "none.jsonl"))
+	src := []discover.ContainerSource{containers.Local{&containers.StateSource{}, &containers.AuditSource{}}}
+	_, notices := lstool.ListContainers(context.Background(), src, 5*time.Second, false)
+	if len(notices) != 1 || !strings.Contains(notices[0], "NSREL_RUNTIME_ROOTS") || !strings.Contains(notices[0], "not shown") {
+		t.Errorf("notices %q; want one naming NSREL_RUNTIME_ROOTS and that containers are not shown", notices)
 	}
 }

@@ -487,11 +487,12 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 }
 
 // Annotate attaches each container to the user and PID namespaces of its
-// process (stat /proc/PID/ns/user and /proc/PID/ns/pid), in the order
+// process (/proc/PID/ns/user and /proc/PID/ns/pid: [procNS]), in the order
 // given. Containers whose process is gone are dropped, and so are those
 // whose PID a later process has (its start time, when the source knew
-// it, read after the stats); a container whose namespace is not in the
-// model (it appeared after the scan) is skipped. A container is attached
+// it, read after the namespaces); a container whose namespace is not in the
+// model (it appeared after the scan, with an inode of its own or one of
+// a namespace of the model gone since) is skipped. A container is attached
 // once: an entry with the [containers.Key] of one attached before (the
 // key [containers.Merge] merges by, which tells apart entries of one ID
 // and different PIDs) is skipped; one dropped does not keep a later one
@@ -500,7 +501,6 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 	if len(cs) == 0 {
 		return
 	}
-	byKey := m.Namespaces
 	seen := make(map[containers.Key]bool)
 	// The top of the user namespaces seen: the caller's own (the initial
 	// one on the host; its own in a container, as `unshare -Ur lsuserns`).
@@ -519,11 +519,7 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 		}
 		var at []*discover.Namespace
 		for _, link := range []string{"user", "pid"} {
-			var st unix.Stat_t
-			if unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", c.PID, link), &st) != nil {
-				continue
-			}
-			if n := byKey[discover.Key{Dev: st.Dev, Ino: st.Ino}]; n != nil {
+			if n, _ := procNS(m, c.PID, link); n != nil {
 				at = append(at, n)
 			}
 		}
@@ -549,6 +545,35 @@ func Annotate(m *discover.Model, cs []discover.Container) {
 			seen[k] = true
 		}
 	}
+}
+
+// procNS returns the namespace of the model that process pid is in
+// (link: "user" or "pid"), or nil when the model does not hold it. The
+// model's namespaces are no longer held open once the scan ended: one
+// may be gone since and the kernel give its inode to a new one (it hands
+// out the lowest free), which by the inode alone was taken for the
+// model's, a container started meanwhile shown on a dead namespace's
+// node, under that one's parent. Where the kernel tells namespace IDs
+// (NS_GET_ID), which it never reuses, the ID must be the model's too.
+func procNS(m *discover.Model, pid int, link string) (*discover.Namespace, error) {
+	path := fmt.Sprintf("/proc/%d/ns/%s", pid, link)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	n := m.Namespaces[discover.Key{Dev: st.Dev, Ino: st.Ino}]
+	if n == nil || !n.HasNSID {
+		return n, nil
+	}
+	if id, err := nsrel.ID(nsrel.FD(fd)); err == nil && id != n.NSID {
+		return nil, nil
+	}
+	return n, nil
 }
 
 // usersNamespace reports whether n is a namespace of user uid's: a user

@@ -144,7 +144,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"title of an svg", []string{"--format", "svg", "--title", "x"}, 2, "", "--title needs --format html"},
 		{"missing audit log", []string{"--no-containers", "--format", "html", "--audit-log", "/nonexistent/audit.jsonl"}, 1, "",
 			"lsuserns: audit log: audit: open /nonexistent: no such file or directory\n"},
-		{"gone pid", []string{"--no-containers", "--pid", "2147483647"}, 1, "", "lsuserns: --pid 2147483647: stat /proc/2147483647/ns/user: no such file or directory\n"},
+		{"gone pid", []string{"--no-containers", "--pid", "2147483647"}, 1, "", "lsuserns: --pid 2147483647: open /proc/2147483647/ns/user: no such file or directory\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			typ := nsrel.TypeUser
@@ -893,6 +893,41 @@ func TestAnnotateSameIDTwoPIDs(t *testing.T) {
 // container, named as the user chose, on the host's PID namespace. One
 // with a PID namespace of its own is attached to both; root's container
 // of the same process stays attached to both.
+// TestAnnotateInodeReused: the model's namespaces are not held once the
+// scan ended; one gone since may have its inode given to a new one (the
+// kernel hands out the lowest free), and a container started in that
+// one was attached to the dead namespace's node, under its parent, by
+// the inode alone. The model's namespace of a live process is made to
+// stand for such a dead one (the same inode, another ID): the container
+// is not attached to it; with the model's own ID, it is.
+func TestAnnotateInodeReused(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.Sleep(t, nil, "--user", "--map-root-user", "--pid", "--fork")
+	m, err := discover.Discover(discover.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/user", p.Pid), &st); err != nil {
+		t.Fatal(err)
+	}
+	n := m.Namespaces[discover.Key{Dev: st.Dev, Ino: st.Ino}]
+	if n == nil || !n.HasNSID {
+		t.Fatalf("the user namespace of %d: %+v; want it in the model with its ID (NS_GET_ID, Linux 6.18)", p.Pid, n)
+	}
+	own := n.NSID
+	n.NSID = own + 1<<40 // a namespace of the same inode, gone since
+	lstool.Annotate(m, []discover.Container{{ID: "started-later", Engine: "runc", PID: p.Pid}})
+	if len(n.Containers) != 0 {
+		t.Errorf("a container attached to a namespace of its process's inode and another ID: %+v", n.Containers)
+	}
+	n.NSID = own
+	lstool.Annotate(m, []discover.Container{{ID: "its-own", Engine: "runc", PID: p.Pid}})
+	if len(n.Containers) != 1 || n.Containers[0].ID != "its-own" {
+		t.Errorf("containers of its own namespace: %+v; want its-own", n.Containers)
+	}
+}
+
 func TestAnnotateUsersNamespacesOnly(t *testing.T) {
 	nstest.RequireRoot(t)
 	user := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	flag "github.com/spf13/pflag"
-	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/graph"
 	"github.com/nsrel/nsrel/internal/syslog"
@@ -86,13 +85,11 @@ func pidNamespaces(m *discover.Model, types []nsrel.Type, pid int) ([]*discover.
 		if !slices.Contains(types, typ) {
 			continue // lsuserns -p shows the process's user namespace, not its PID namespace's owner
 		}
-		link := typ.String()
-		var st unix.Stat_t
-		path := fmt.Sprintf("/proc/%d/ns/%s", pid, link)
-		if err := unix.Stat(path, &st); err != nil {
-			return nil, fmt.Errorf("--pid %d: %w", pid, &os.PathError{Op: "stat", Path: path, Err: err})
+		n, err := procNS(m, pid, typ.String())
+		if err != nil {
+			return nil, fmt.Errorf("--pid %d: %w", pid, err)
 		}
-		if n := m.Namespaces[discover.Key{Dev: st.Dev, Ino: st.Ino}]; n != nil {
+		if n != nil {
 			out = append(out, n)
 		}
 	}
