@@ -662,7 +662,9 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 	}
 	var c *Checkpoint
 	var warns []error
-	f, err := openRegular(l.path, unix.O_RDONLY)
+	// Held to the rule an append holds it to: a checkpoint of a file
+	// another user may write would vouch for what they planted.
+	f, err := openOwned(l.path)
 	if err == nil {
 		var last *Record
 		if last, _, err = l.lastGood(f); err == nil && last != nil {

@@ -466,8 +466,10 @@ func TestCheckpointFileReadByOthers(t *testing.T) {
 	if err := os.Chown(cp, 0, 65534); err != nil {
 		t.Fatal(err)
 	}
+	// One process (flock(1) would fork its command, and a kill of flock
+	// left the sleep holding the lock): the shell takes the lock itself.
 	holder := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-		"flock", "-s", cp, "sh", "-c", "echo locked; exec sleep 60")
+		"sh", "-c", `exec 9<"$0" && flock -s 9 && echo locked && exec sleep 60`, cp)
 	out, err := holder.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -547,6 +549,53 @@ func TestCheckpointStateLongPath(t *testing.T) {
 	}
 	if !slices.Equal(seqs, []uint64{1, 4}) {
 		t.Errorf("checkpoints of seq %v; want 1 and 4 (every 3 records) with a log path of %d bytes", seqs, len(path))
+	}
+}
+
+// TestCheckpointIfDueUntrustedCurrent: CheckpointIfDue (the recorder's and
+// the NRI plugin's every 30 s) checkpointed the last record of a current
+// file another user may write, which appends refuse: a record planted
+// there got a checkpoint off the node vouching for it.
+func TestCheckpointIfDueUntrustedCurrent(t *testing.T) {
+	nstest.RequireRoot(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cp := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, path := newLog(t, audit.Options{Now: clock, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1000, EverySeconds: 60, File: cp}})
+	appendN(t, l, 2)
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	planted := rec("planted")
+	planted.Seq = 3
+	line, err := planted.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(line)
+	f.Close()
+	if err := l.Append(context.Background(), rec("x")); !errors.Is(err, safefile.ErrUntrusted) {
+		t.Fatalf("append to a current file others may write: %v; want it refused", err)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	err = l.CheckpointIfDue(context.Background())
+	if !errors.Is(err, safefile.ErrUntrusted) {
+		t.Errorf("CheckpointIfDue: %v; want the current file refused", err)
+	}
+	for _, c := range readCheckpoints(t, cp) {
+		if c.Seq == 3 {
+			t.Errorf("a checkpoint of seq 3, planted in a current file others may write: %+v", c)
+		}
 	}
 }
 

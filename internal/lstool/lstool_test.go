@@ -886,13 +886,6 @@ func TestAnnotateSameIDTwoPIDs(t *testing.T) {
 	}
 }
 
-// TestAnnotateUsersNamespacesOnly: a user's container (a rootless
-// runtime's state, engine namespace uid=UID) is attached only to the
-// namespaces of the user's: a process of the user's in a user namespace
-// of its own but in the host's PID namespace (unshare -U) put the user's
-// container, named as the user chose, on the host's PID namespace. One
-// with a PID namespace of its own is attached to both; root's container
-// of the same process stays attached to both.
 // TestAnnotateInodeReused: the model's namespaces are not held once the
 // scan ended; one gone since may have its inode given to a new one (the
 // kernel hands out the lowest free), and a container started in that
@@ -928,6 +921,13 @@ func TestAnnotateInodeReused(t *testing.T) {
 	}
 }
 
+// TestAnnotateUsersNamespacesOnly: a user's container (a rootless
+// runtime's state, engine namespace uid=UID) is attached only to the
+// namespaces of the user's: a process of the user's in a user namespace
+// of its own but in the host's PID namespace (unshare -U) put the user's
+// container, named as the user chose, on the host's PID namespace. One
+// with a PID namespace of its own is attached to both; root's container
+// of the same process stays attached to both.
 func TestAnnotateUsersNamespacesOnly(t *testing.T) {
 	nstest.RequireRoot(t)
 	user := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}}

@@ -83,9 +83,9 @@ func CheckCommand(t *testing.T, name string, typ nsrel.Type) {
 
 // checkReaderGone runs the command with its output a pipe whose reader
 // is gone, SIGPIPE ignored (trap "" PIPE, inherited across exec) and
-// not: it exits 0 without a word of the write either way (TestReaderGone
-// in the docs; notices of the scan may come). Go's runtime killed it of
-// SIGPIPE, ignored or not.
+// not: it exits 0 without a word of the write either way, as
+// docs/discovery.md says (notices of the scan may come). Go's runtime
+// killed it of SIGPIPE, ignored or not.
 func checkReaderGone(t *testing.T) {
 	t.Helper()
 	r, w, err := os.Pipe()
