@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -135,8 +135,9 @@ func (m Multi) List(ctx context.Context) ([]discover.Container, error) {
 // others' containers. It says so, though ([PartialError]): a source that
 // failed while another answered (a bad NSREL_RUNTIME_ROOTS, an audit log
 // refused as untrusted) left its containers out without a word, the
-// tools exiting 0. A source with nothing to read (no such root or log),
-// or one a user other than root may not read, is not a failure.
+// tools exiting 0. A source with nothing to read (no such root or log)
+// is not a failure; whether one the caller may not read is worth a
+// notice is the caller's to decide (not for an unprivileged user).
 type Local Multi
 
 // Name implements [discover.ContainerSource].
@@ -157,12 +158,14 @@ func (l Local) List(ctx context.Context) ([]discover.Container, error) {
 	}
 	var said []error
 	for _, e := range errs {
+		if u := errors.Unwrap(e); u != nil && strings.HasPrefix(e.Error(), l.Name()+": ") {
+			e = u // the state source's, named as this one is: once is enough
+		}
 		var pe *PartialError
 		switch {
 		case errors.As(e, &pe):
 			said = append(said, pe.Err) // a source that did not read everything in time
 		case errors.Is(e, fs.ErrNotExist):
-		case errors.Is(e, fs.ErrPermission) && os.Geteuid() != 0:
 		default:
 			said = append(said, e)
 		}

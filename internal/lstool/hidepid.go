@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -42,6 +43,10 @@ func privileged() bool {
 	}
 	return data[unix.CAP_SYS_PTRACE/32].Effective&(1<<(unix.CAP_SYS_PTRACE%32)) != 0
 }
+
+// unprivileged is !privileged, asked once: for the notices of container
+// sources that root's files refused.
+var unprivileged = sync.OnceValue(func() bool { return !privileged() })
 
 // hiddenNotice is [HiddenNotice] for a mountinfo(5) text and a caller.
 func hiddenNotice(mountinfo []byte, privileged bool, groups []int) string {

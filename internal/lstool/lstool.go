@@ -19,6 +19,7 @@ import (
 	"github.com/nsrel/nsrel/graph"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
@@ -467,6 +468,12 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 				reasons = j.Unwrap()
 			}
 			for _, e := range reasons {
+				if !verbose && unprivileged() && (errors.Is(e, fs.ErrPermission) || errors.Is(e, safefile.ErrUntrusted)) {
+					// Root's state and log, which a user (or root
+					// of a user's namespace, unshare -Ur) may not
+					// read or sees as nobody's: expected, not said.
+					continue
+				}
 				cost := "; containers there are not shown"
 				if errors.Is(e, containers.ErrUnnamed) {
 					cost = ""

@@ -417,6 +417,54 @@ func TestSocketDenied(t *testing.T) {
 	}
 }
 
+// TestRootsFilesQuietUnprivileged: a user (or root of a user's namespace,
+// unshare -Ur, who sees root's files as nobody's) cannot read root's
+// runtime state; while the other local source answers, that failure is
+// not said (as root it is: TestBadRuntimeRootsSaid), else every such run
+// printed a notice of what no user may read.
+func TestRootsFilesQuietUnprivileged(t *testing.T) {
+	nstest.RequireRoot(t)
+	unshare := nstest.RequireCmd(t, "unshare")
+	private := filepath.Join(t.TempDir(), "runc") // t.TempDir is root's, mode 0700
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	open := t.TempDir()
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(open), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(open, "audit.jsonl")
+	if err := os.WriteFile(log, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := nstest.Tool(t, "lsuserns")
+	for _, tc := range []struct {
+		args []string
+		log  string
+	}{
+		// The state refused, the log read (root's, trusted).
+		{[]string{bin}, log},
+		// The state refused, no log (unshare -Ur as the docs show it).
+		{[]string{unshare, "-Ur", bin}, filepath.Join(open, "none.jsonl")},
+	} {
+		args := tc.args
+		cmd := exec.Command(args[0], append(args[1:], "--no-fds", "--no-mounts")...)
+		cmd.Env = append(os.Environ(), "NSREL_RUNTIME_ROOTS=runc="+private, "NSREL_AUDIT_LOG="+tc.log)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s as nobody: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		if strings.Contains(stderr.String(), "runtime-state") {
+			t.Errorf("%s as nobody: stderr %q; want no notice of root's state or log", strings.Join(args, " "), stderr.String())
+		}
+	}
+}
+
 // TestSourceErrorEscaped names a containerd socket with a newline in it:
 // the notice that there is no socket there shows the whole path, the
 // newline escaped, on one line (it showed the path up to the newline).
