@@ -376,6 +376,14 @@ func createBelow(dir, base, path string, flags int) (*os.File, error) {
 		at = filepath.Join(at, name)
 		if err := unix.Mkdirat(fd, name, 0o700); err != nil && err != unix.EEXIST {
 			return nil, &os.PathError{Op: "mkdir", Path: at, Err: err}
+		} else if err == nil {
+			// Its name made durable where it was made: a power loss
+			// could lose the directory, and the files synced in it
+			// (an audit log whose records a checkpoint names).
+			if d, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+				unix.Fsync(d)
+				unix.Close(d)
+			}
 		}
 		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
