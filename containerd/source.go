@@ -101,8 +101,9 @@ func (s *Source) List(ctx context.Context) ([]discover.Container, error) {
 	return slices.Concat(lists...), errors.Join(errs...)
 }
 
-// listNamespace lists one containerd namespace: two RPCs (containers with
-// their labels, tasks with their PIDs) whatever the number of containers.
+// listNamespace lists one containerd namespace: three RPCs (containers
+// with their labels, tasks with their PIDs before and after their
+// processes' start times are read) whatever the number of containers.
 func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover.Container, error) {
 	var (
 		ctrs    []corecontainers.Container
@@ -118,45 +119,42 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 	if ctrsErr != nil {
 		return nil, fmt.Errorf("list containers: %w", ctrsErr)
 	}
-	pids := make(map[string]int, len(resp.Tasks))
-	listed := make(map[string]bool, len(resp.Tasks))
-	for _, t := range resp.Tasks {
-		listed[t.ID] = true
-		if t.Pid == 0 || !TaskAlive(t.Status) {
-			continue
-		}
-		pids[t.ID] = int(t.Pid)
+	pids, err := taskPIDs(ctx, c, ctrs, resp.Tasks)
+	if err != nil {
+		return nil, err
 	}
-	// containerd 2.x leaves out of the list, without an error, a task
-	// whose shim did not answer its state call in time (a stopped or
-	// stuck shim): a container without a listed task is asked for its
-	// own, and one whose task does not answer fails the namespace, as a
-	// list that fails does. (Usually none: containers without a task
-	// have none to find, at one quick call each.)
-	for _, ctr := range ctrs {
-		if listed[ctr.ID] {
-			continue
+	// The processes as containerd named them: a later one given the same
+	// PID is told apart by its start time. Read after the list, it could
+	// be that later process's (the task's exited meanwhile, and a user
+	// forked onto its PID), which the start time check then passed: the
+	// tasks are listed again, and a PID counts only if its task was alive
+	// on it at both lists, so that its process held it in between.
+	starts := make(map[string]uint64, len(pids))
+	for id, pid := range pids {
+		if start, err := inspect.StartTime(pid); err == nil {
+			starts[id] = start
 		}
-		got, err := c.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: ctr.ID})
-		switch {
-		case errdefs.IsNotFound(errgrpc.ToNative(err)):
-		case err != nil:
-			return nil, fmt.Errorf("task of container %s: %w", vocab.Printable(ctr.ID), err)
-		case got.Process != nil && got.Process.Pid != 0 && TaskAlive(got.Process.Status):
-			pids[ctr.ID] = int(got.Process.Pid) // started since the list
+	}
+	if len(starts) > 0 {
+		resp, err = c.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
+		if err != nil {
+			return nil, fmt.Errorf("list tasks: %w", err)
+		}
+		again, err := taskPIDs(ctx, c, ctrs, resp.Tasks)
+		if err != nil {
+			return nil, err
+		}
+		for id, pid := range pids {
+			if again[id] != pid {
+				delete(starts, id)
+			}
 		}
 	}
 	var out []discover.Container
 	for _, ctr := range ctrs {
-		pid, ok := pids[ctr.ID]
+		start, ok := starts[ctr.ID]
 		if !ok {
-			continue
-		}
-		// The process as containerd named it: a later one given the
-		// same PID is told apart by its start time.
-		start, err := inspect.StartTime(pid)
-		if err != nil {
-			continue // gone
+			continue // no task, or its process gone
 		}
 		labels := ctr.Labels
 		if labels[vocab.LabelCRIKind] == "sandbox" {
@@ -173,12 +171,45 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 			ID:        ctr.ID,
 			Engine:    containers.EngineContainerd,
 			Namespace: ns,
-			PID:       pid,
+			PID:       pids[ctr.ID],
 			StartTime: start,
 			Name:      name,
 		})
 	}
 	return out, nil
+}
+
+// taskPIDs returns the PIDs of the live tasks of ctrs, from a task list.
+// containerd 2.x leaves out of the list, without an error, a task whose
+// shim did not answer its state call in time (a stopped or stuck shim):
+// a container without a listed task is asked for its own, and one whose
+// task does not answer fails the namespace, as a list that fails does.
+// (Usually none: containers without a task have none to find, at one
+// quick call each.)
+func taskPIDs(ctx context.Context, c *client.Client, ctrs []corecontainers.Container, tasks []*task.Process) (map[string]int, error) {
+	pids := make(map[string]int, len(tasks))
+	listed := make(map[string]bool, len(tasks))
+	for _, t := range tasks {
+		listed[t.ID] = true
+		if t.Pid == 0 || !TaskAlive(t.Status) {
+			continue
+		}
+		pids[t.ID] = int(t.Pid)
+	}
+	for _, ctr := range ctrs {
+		if listed[ctr.ID] {
+			continue
+		}
+		got, err := c.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: ctr.ID})
+		switch {
+		case errdefs.IsNotFound(errgrpc.ToNative(err)):
+		case err != nil:
+			return nil, fmt.Errorf("task of container %s: %w", vocab.Printable(ctr.ID), err)
+		case got.Process != nil && got.Process.Pid != 0 && TaskAlive(got.Process.Status):
+			pids[ctr.ID] = int(got.Process.Pid) // started since the list
+		}
+	}
+	return pids, nil
 }
 
 // specPodName returns the pod and container name (see

@@ -99,6 +99,9 @@ type Container struct {
 	Name      string `json:"name,omitempty"`
 	Pod       string `json:"pod,omitempty"`
 	PID       int    `json:"pid"`
+	// StartTime is its process's start time (clock ticks since boot),
+	// as its source knew it; 0 when unknown.
+	StartTime uint64 `json:"start_time,omitempty"`
 }
 
 // Edge is a parent edge (From is the parent) or an ownership edge (From
@@ -233,7 +236,7 @@ func newNode(n *discover.Namespace) *Node {
 	for i, c := range n.Containers {
 		nd.Containers[i] = Container{
 			Label: tree.ContainerLabel(c), ID: vocab.Escape(c.ID), Engine: vocab.Escape(c.Engine),
-			Namespace: vocab.Escape(c.Namespace), PID: c.PID,
+			Namespace: vocab.Escape(c.Namespace), PID: c.PID, StartTime: c.StartTime,
 		}
 		// A local user's container names no pod, whatever its name.
 		pod, name := "", c.Name

@@ -50,7 +50,17 @@ type Audit struct {
 // container to the nodes it lives on. A relative path is taken from the
 // working directory; [Audit].Path is path as given. A chain that does not verify is
 // still read, and the verdict says what is wrong; an error is returned
-// only when the log cannot be read at all.
+// when the log cannot be read at all, or is one the hook could not have
+// written (a file or directory another user owns or may write: without
+// a key, whoever may write a log can make its chain verify).
+//
+// A container's records are its process's: the start records of its
+// ID (in its containerd namespace, when a record names one) with its
+// PID and start time, and the records that refer to one of those (a
+// poststart, its stop). An earlier container of the same ID (runc and
+// podman IDs are reused), or one of another engine's namespace in a
+// record that names none, had its records, refusals too, shown as the
+// running one's.
 func (g *Graph) AddHistory(path string) error {
 	// Under the log's shared lock, as verify reads it: files listed and
 	// then opened without it can miss one a writer rotates meanwhile,
@@ -75,6 +85,9 @@ func (g *Graph) AddHistory(path string) error {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	defer snap.Close()
+	if err := snap.CheckTrusted(); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
 	a := &Audit{Path: vocab.Escape(path)}
 	sum, verr := audit.VerifySnapshot(snap, audit.VerifyOptions{Partial: true})
 	if verr != nil {
@@ -83,22 +96,24 @@ func (g *Graph) AddHistory(path string) error {
 		a.Verified = true
 		a.Verdict = fmt.Sprintf("chain verified: %d records, seq %d to %d", sum.Records, sum.FirstSeq, sum.LastSeq)
 	}
-	// A record belongs to the containers with its ID, in its containerd
-	// namespace when it names one (the hook's records name none). A local
-	// user's container (namespace uid=UID) has no records: the log is
-	// root's, and the user picks its IDs, a root container's too.
+	// A local user's container (namespace uid=UID) has no records: the
+	// log is root's, and the user picks its IDs, a root container's too.
 	type holder struct {
-		n  *Node
-		ns string
+		n *Node
+		c *Container
 	}
 	byID := make(map[string][]holder)
 	for _, n := range g.Nodes {
-		for _, c := range n.Containers {
+		for i := range n.Containers {
+			c := &n.Containers[i]
 			if !vocab.UsersContainer(c.Namespace) {
-				byID[c.ID] = append(byID[c.ID], holder{n, c.Namespace})
+				byID[c.ID] = append(byID[c.ID], holder{n, c})
 			}
 		}
 	}
+	// The nodes of the records taken, by seq: a record referring to one
+	// goes where that one went.
+	taken := make(map[uint64][]*Node)
 	for l, err := range snap.Lines() {
 		if err != nil {
 			break
@@ -108,15 +123,22 @@ func (g *Graph) AddHistory(path string) error {
 			continue
 		}
 		var nodes []*Node
-		ns := vocab.Escape(r.Namespace)
-		for _, h := range byID[vocab.Escape(r.ContainerID)] {
-			if (ns == "" || ns == h.ns) && !slices.Contains(nodes, h.n) {
-				nodes = append(nodes, h.n)
+		if r.Ref != nil {
+			nodes = slices.Clone(taken[r.Ref.Seq])
+		}
+		if audit.IsStart(r.Stage) && r.Ancestry != nil {
+			ns := vocab.Escape(r.Namespace)
+			for _, h := range byID[vocab.Escape(r.ContainerID)] {
+				if (ns == "" || ns == h.c.Namespace) && r.Ancestry.PID == h.c.PID &&
+					(h.c.StartTime == 0 || r.Ancestry.StartTime == h.c.StartTime) && !slices.Contains(nodes, h.n) {
+					nodes = append(nodes, h.n)
+				}
 			}
 		}
 		if len(nodes) == 0 {
 			continue
 		}
+		taken[r.Seq] = nodes
 		a.Records++
 		e := Event{Seq: r.Seq, Time: vocab.Escape(r.Time), Source: vocab.Escape(r.Source), Stage: vocab.Escape(r.Stage),
 			ID: vocab.Escape(r.ContainerID), Policy: vocab.Escape(r.Policy), Mode: vocab.Escape(r.Mode),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nsrel/nsrel/graph"
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
@@ -22,25 +23,33 @@ func TestHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []*audit.Record{
-		{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictAllow, Mode: "enforce", Policy: "default"},
-		{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "other", Verdict: audit.VerdictDeny},
-		{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Mode: "audit",
-			Violations: []audit.Violation{{Rule: "max_user_depth", Reason: "depth 3 > 2 <script>"}}},
-		// Another container of that ID, in a containerd namespace.
-		{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Verdict: audit.VerdictAllow},
-	} {
+	// An earlier container web-1 (another process: runc IDs are reused),
+	// refused, and its stop; another ID; the running web-1, allowed in
+	// audit mode with a violation, and its poststart; another container
+	// of that ID, in a containerd namespace.
+	appendRec := func(r *audit.Record) *audit.Record {
+		t.Helper()
 		if err := l.Append(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
+		return r
 	}
+	ref := func(r *audit.Record) *audit.Ref { return &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash} }
+	earlier := appendRec(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Mode: "enforce", Policy: "default",
+		Ancestry: &audit.Ancestry{PID: 900, StartTime: 5}, Violations: []audit.Violation{{Rule: "host_root_unmapped", Reason: "the earlier container"}}})
+	appendRec(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststop", ContainerID: "web-1", Ref: ref(earlier)})
+	appendRec(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "other", Verdict: audit.VerdictDeny, Ancestry: &audit.Ancestry{PID: 42, StartTime: 7}})
+	running := appendRec(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Mode: "audit",
+		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7}, Violations: []audit.Violation{{Rule: "max_user_depth", Reason: "depth 3 > 2 <script>"}}})
+	appendRec(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: 77, StartTime: 9}})
+	appendRec(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststart", ContainerID: "web-1", Ref: ref(running)})
 	build := func() *graph.Graph {
 		m := chainModel(2)
 		for _, n := range m.Namespaces {
 			if len(n.Processes) > 0 && n.Ino != 100 {
 				// And a local user's, which chose root's ID: the log is
 				// root's, none of it is the user's.
-				n.Containers = []discover.Container{{ID: "web-1", Engine: "runc", PID: 42}, {ID: "web-1", Engine: "runc", Namespace: "uid=1000", PID: 43}}
+				n.Containers = []discover.Container{{ID: "web-1", Engine: "runc", PID: 42, StartTime: 7}, {ID: "web-1", Engine: "runc", Namespace: "uid=1000", PID: 43}}
 			}
 		}
 		return graph.Build(m, graph.Options{})
@@ -50,7 +59,7 @@ func TestHistory(t *testing.T) {
 	if err := g.AddHistory(path); err != nil {
 		t.Fatal(err)
 	}
-	want := &graph.Audit{Path: path, Verified: true, Verdict: "chain verified: 4 records, seq 1 to 4", Records: 2}
+	want := &graph.Audit{Path: path, Verified: true, Verdict: "chain verified: 6 records, seq 1 to 6", Records: 2}
 	if diff := cmp.Diff(want, g.Audit); diff != "" {
 		t.Errorf("audit (-want +got):\n%s", diff)
 	}
@@ -63,11 +72,11 @@ func TestHistory(t *testing.T) {
 		}
 	}
 	// The container lives in a user and a PID namespace: both nodes.
-	if diff := cmp.Diff([]uint64{1, 3, 1, 3}, seqs); diff != "" {
+	if diff := cmp.Diff([]uint64{4, 6, 4, 6}, seqs); diff != "" {
 		t.Errorf("history seqs (-want +got):\n%s", diff)
 	}
-	if stages[1] != "deny max_user_depth: depth 3 > 2 <script>" {
-		t.Errorf("event %q", stages[1])
+	if stages[0] != "deny max_user_depth: depth 3 > 2 <script>" {
+		t.Errorf("event %q", stages[0])
 	}
 	var page bytes.Buffer
 	if err := g.HTML(&page, graph.HTMLOptions{}); err != nil {
@@ -146,5 +155,32 @@ func TestHistoryWhileRotating(t *testing.T) {
 		if !g.Audit.Verified {
 			t.Fatalf("read %d while rotating: %s", reads, g.Audit.Verdict)
 		}
+	}
+}
+
+// TestHistoryUntrustedLog: a log another user may write (its directory
+// writable by others, here) is not read: without a key whoever may write
+// it can make its chain verify, and its records were attached to root's
+// containers under the green banner.
+func TestHistoryUntrustedLog(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "shared")
+	path := filepath.Join(dir, "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	g := graph.Build(chainModel(1), graph.Options{})
+	if err := g.AddHistory(path); err == nil || !strings.Contains(err.Error(), "not trusted") {
+		t.Errorf("AddHistory of a log in a directory others may write: %v; want it refused as not trusted", err)
+	}
+	if g.Audit != nil {
+		t.Errorf("audit %+v of a log refused", g.Audit)
 	}
 }

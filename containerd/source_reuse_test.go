@@ -1,0 +1,134 @@
+package containerd
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	containersapi "github.com/containerd/containerd/api/services/containers/v1"
+	namespacesapi "github.com/containerd/containerd/api/services/namespaces/v1"
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types/task"
+	"google.golang.org/grpc"
+
+	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/vocab"
+)
+
+// reuseNamespaces, reuseTasks and reuseContainers are a containerd's
+// services that list one namespace, k8s.io, with one pod container,
+// "web", whose task runs as pid until exited is set; the container list
+// runs between before it answers.
+type reuseNamespaces struct{ namespacesapi.UnimplementedNamespacesServer }
+
+func (reuseNamespaces) List(context.Context, *namespacesapi.ListNamespacesRequest) (*namespacesapi.ListNamespacesResponse, error) {
+	return &namespacesapi.ListNamespacesResponse{Namespaces: []*namespacesapi.Namespace{{Name: "k8s.io"}}}, nil
+}
+
+type reuseTasks struct {
+	tasksapi.UnimplementedTasksServer
+	pid    uint32
+	exited *atomic.Bool
+}
+
+func (s *reuseTasks) List(context.Context, *tasksapi.ListTasksRequest) (*tasksapi.ListTasksResponse, error) {
+	status := task.Status_RUNNING
+	if s.exited.Load() {
+		status = task.Status_STOPPED
+	}
+	return &tasksapi.ListTasksResponse{Tasks: []*task.Process{{ID: "web", Pid: s.pid, Status: status}}}, nil
+}
+
+type reuseContainers struct {
+	containersapi.UnimplementedContainersServer
+	between func()
+}
+
+func (s *reuseContainers) List(context.Context, *containersapi.ListContainersRequest) (*containersapi.ListContainersResponse, error) {
+	s.between()
+	return &containersapi.ListContainersResponse{Containers: []*containersapi.Container{{ID: "web", Labels: map[string]string{
+		vocab.LabelPodName: "web-0", vocab.LabelPodNamespace: "shop", vocab.LabelContainerName: "app"}}}}, nil
+}
+
+// TestListPIDReusedAfterTaskList: the task's process exits after the task
+// list and another process (anyone's: a user forking onto the freed PID)
+// takes its PID before the source reads the process's start time. The
+// container was reported on that process, with its start time, which
+// the trees' start time check then passed: the pod shown on the other
+// process's namespaces. The tasks are listed again now; a task no longer
+// alive on its PID is not reported. (With a containerd that answers
+// the list while the container list is under way, the exit between
+// is made deterministic here; a real one reports the task stopped once
+// its shim reaped the process, which is before the PID is free.)
+func TestListPIDReusedAfterTaskList(t *testing.T) {
+	nstest.RequireRoot(t)
+	victim := exec.Command(nstest.RequireCmd(t, "sleep"), "1000")
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := victim.Process.Pid
+	var other *exec.Cmd
+	t.Cleanup(func() {
+		victim.Process.Kill()
+		victim.Wait()
+		if other != nil {
+			other.Process.Kill()
+			other.Wait()
+		}
+	})
+	var exited atomic.Bool
+	between := func() {
+		victim.Process.Kill()
+		victim.Wait()
+		exited.Store(true)
+		for range 50 {
+			if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+				t.Error(err)
+				return
+			}
+			c := exec.Command(nstest.RequireCmd(t, "sleep"), "1000")
+			if err := c.Start(); err != nil {
+				t.Error(err)
+				return
+			}
+			if c.Process.Pid == pid {
+				other = c
+				return
+			}
+			c.Process.Kill()
+			c.Wait()
+		}
+		t.Errorf("PID %d not taken again in 50 forks", pid)
+	}
+	sock := filepath.Join(t.TempDir(), "containerd.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	namespacesapi.RegisterNamespacesServer(srv, reuseNamespaces{})
+	tasksapi.RegisterTasksServer(srv, &reuseTasks{pid: uint32(pid), exited: &exited})
+	containersapi.RegisterContainersServer(srv, &reuseContainers{between: between})
+	go srv.Serve(ln)
+	defer srv.Stop()
+
+	got, err := NewSource(sock).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == nil {
+		t.Fatal("the PID was not taken again")
+	}
+	now, _ := inspect.StartTime(pid)
+	for _, c := range got {
+		if c.PID == pid {
+			t.Errorf("container %s/%s (%s) reported on pid %d (start time %d; the process now there started at %d): its task exited, another process took the PID", c.Namespace, c.ID, c.Name, c.PID, c.StartTime, now)
+		}
+	}
+}
