@@ -21,6 +21,7 @@ import (
 	"github.com/nsrel/nsrel/containers"
 	"github.com/nsrel/nsrel/graph"
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/bundle"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/lstool"
@@ -48,9 +49,11 @@ type scenario struct {
 	mounted, held nsrel.Name
 	// mountPath is where mounted is bind-mounted.
 	mountPath string
-	// ctrs are the two containers; pod is the first one's pod.
-	ctrs []string
-	pod  string
+	// ctrs are the two containers, ctrPIDs their processes; pod is the
+	// first one's pod.
+	ctrs    []string
+	ctrPIDs []int
+	pod     string
 	// podUser is the first container's user namespace.
 	podUser nsrel.Name
 }
@@ -154,6 +157,7 @@ func buildScenario(t *testing.T) *scenario {
 		id := ctrdtest.Uniq("pic" + strconv.Itoa(i))
 		pid := runtest.RuncBundle(t, s.runcRoot, id, o)
 		s.ctrs = append(s.ctrs, id)
+		s.ctrPIDs = append(s.ctrPIDs, pid)
 		if i == 0 {
 			s.podUser = nsrel.Name{Type: nsrel.TypeUser, Ino: ino(t, pid, "user")}
 		}
@@ -302,8 +306,13 @@ func TestPicturesOfARealScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	start, err := inspect.StartTime(s.ctrPIDs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range []string{s.ctrs[0], "someone-else"} {
-		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: vocab.StageCreateRuntime, ContainerID: id, Verdict: audit.VerdictAllow, Mode: "enforce"}); err != nil {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: vocab.StageCreateRuntime, ContainerID: id, Verdict: audit.VerdictAllow, Mode: "enforce",
+			Ancestry: &audit.Ancestry{PID: s.ctrPIDs[0], StartTime: start}}); err != nil {
 			t.Fatal(err)
 		}
 	}
