@@ -25,7 +25,9 @@ import (
 // services that list one namespace, k8s.io, with one pod container,
 // "web", whose task runs as pid until exited is set; the container list
 // runs between before it answers.
-type reuseNamespaces struct{ namespacesapi.UnimplementedNamespacesServer }
+type reuseNamespaces struct {
+	namespacesapi.UnimplementedNamespacesServer
+}
 
 func (reuseNamespaces) List(context.Context, *namespacesapi.ListNamespacesRequest) (*namespacesapi.ListNamespacesResponse, error) {
 	return &namespacesapi.ListNamespacesResponse{Namespaces: []*namespacesapi.Namespace{{Name: "k8s.io"}}}, nil
