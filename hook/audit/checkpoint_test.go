@@ -564,31 +564,17 @@ func TestCheckpointIfDueUntrustedCurrent(t *testing.T) {
 	cp := filepath.Join(t.TempDir(), "cp.jsonl")
 	l, path := newLog(t, audit.Options{Now: clock, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1000, EverySeconds: 60, File: cp}})
 	appendN(t, l, 2)
-	if err := os.Chown(path, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, 0o666); err != nil {
-		t.Fatal(err)
-	}
+	untrust(t, path)
 	planted := rec("planted")
 	planted.Seq = 3
-	line, err := planted.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Write(line)
-	f.Close()
+	plant(t, path, planted)
 	if err := l.Append(context.Background(), rec("x")); !errors.Is(err, safefile.ErrUntrusted) {
 		t.Fatalf("append to a current file others may write: %v; want it refused", err)
 	}
 	mu.Lock()
 	now = now.Add(time.Hour)
 	mu.Unlock()
-	err = l.CheckpointIfDue(context.Background())
+	err := l.CheckpointIfDue(context.Background())
 	if !errors.Is(err, safefile.ErrUntrusted) {
 		t.Errorf("CheckpointIfDue: %v; want the current file refused", err)
 	}

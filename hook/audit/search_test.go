@@ -253,15 +253,6 @@ func BenchmarkAppendStartNewID(b *testing.B) {
 // The current file was refused so already.
 func TestRotatedFileUntrusted(t *testing.T) {
 	nstest.RequireRoot(t)
-	untrust := func(t *testing.T, file string) {
-		t.Helper()
-		if err := os.Chown(file, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(file, 0o666); err != nil {
-			t.Fatal(err)
-		}
-	}
 	rotatedLog := func(t *testing.T, opts audit.Options) (*audit.Log, []string) {
 		t.Helper()
 		opts.RotateBytes = 4096
@@ -279,16 +270,7 @@ func TestRotatedFileUntrusted(t *testing.T) {
 		untrust(t, rotated)
 		forged := rec("victim")
 		forged.Seq, forged.Ancestry.PID, forged.Ancestry.StartTime = 3, 777, 555
-		line, err := forged.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.OpenFile(rotated, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Write(line)
-		f.Close()
+		plant(t, rotated, forged)
 		start := rec("victim")
 		start.Ancestry.PID, start.Ancestry.StartTime = 777, 555
 		got, err := l.AppendStart(context.Background(), start, 777, 555)
@@ -324,4 +306,33 @@ func TestRotatedFileUntrusted(t *testing.T) {
 			t.Errorf("warnings %v; want retention stopped at the untrusted file", warned)
 		}
 	})
+}
+
+// untrust makes file another user's, writable by all.
+func untrust(t *testing.T, file string) {
+	t.Helper()
+	if err := os.Chown(file, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o666); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// plant appends r, encoded with its hash, to file, as someone who may
+// write it could (no key needed).
+func plant(t *testing.T, file string, r *audit.Record) {
+	t.Helper()
+	line, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(line); err != nil {
+		t.Fatal(err)
+	}
 }
