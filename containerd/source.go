@@ -128,7 +128,11 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 	// be that later process's (the task's exited meanwhile, and a user
 	// forked onto its PID), which the start time check then passed: the
 	// tasks are listed again, and a PID counts only if its task was alive
-	// on it at both lists, so that its process held it in between.
+	// on it at both lists. That narrows the window to the shim's own lag
+	// (it reports the task stopped once it handled the exit it reaped, a
+	// moment after the PID is free), not closes it. A second list that
+	// fails (the deadline spent by a slow first one) keeps the first's
+	// answer, as before it was asked, rather than fail the namespace.
 	starts := make(map[string]uint64, len(pids))
 	for id, pid := range pids {
 		if start, err := inspect.StartTime(pid); err == nil {
@@ -136,17 +140,13 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		}
 	}
 	if len(starts) > 0 {
-		resp, err = c.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
-		if err != nil {
-			return nil, fmt.Errorf("list tasks: %w", err)
-		}
-		again, err := taskPIDs(ctx, c, ctrs, resp.Tasks)
-		if err != nil {
-			return nil, err
-		}
-		for id, pid := range pids {
-			if again[id] != pid {
-				delete(starts, id)
+		if resp, err := c.TaskService().List(ctx, &tasksapi.ListTasksRequest{}); err == nil {
+			if again, err := taskPIDs(ctx, c, ctrs, resp.Tasks); err == nil {
+				for id, pid := range pids {
+					if again[id] != pid {
+						delete(starts, id)
+					}
+				}
 			}
 		}
 	}

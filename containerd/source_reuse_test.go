@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
 	namespacesapi "github.com/containerd/containerd/api/services/namespaces/v1"
@@ -37,9 +38,17 @@ type reuseTasks struct {
 	tasksapi.UnimplementedTasksServer
 	pid    uint32
 	exited *atomic.Bool
+	// hangSecond makes every list after the first wait for the
+	// caller's deadline.
+	hangSecond bool
+	lists      atomic.Int32
 }
 
-func (s *reuseTasks) List(context.Context, *tasksapi.ListTasksRequest) (*tasksapi.ListTasksResponse, error) {
+func (s *reuseTasks) List(ctx context.Context, _ *tasksapi.ListTasksRequest) (*tasksapi.ListTasksResponse, error) {
+	if s.lists.Add(1) > 1 && s.hangSecond {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	status := task.Status_RUNNING
 	if s.exited.Load() {
 		status = task.Status_STOPPED
@@ -64,10 +73,11 @@ func (s *reuseContainers) List(context.Context, *containersapi.ListContainersReq
 // container was reported on that process, with its start time, which
 // the trees' start time check then passed: the pod shown on the other
 // process's namespaces. The tasks are listed again now; a task no longer
-// alive on its PID is not reported. (With a containerd that answers
-// the list while the container list is under way, the exit between
-// is made deterministic here; a real one reports the task stopped once
-// its shim reaped the process, which is before the PID is free.)
+// alive on its PID is not reported. (The exit between the lists is
+// made deterministic here by a containerd of the test's; a real one
+// reports the task stopped a moment after its shim reaped the process,
+// which frees the PID: the second list narrows the window to that
+// moment, it does not close it.)
 func TestListPIDReusedAfterTaskList(t *testing.T) {
 	nstest.RequireRoot(t)
 	victim := exec.Command(nstest.RequireCmd(t, "sleep"), "1000")
@@ -132,5 +142,34 @@ func TestListPIDReusedAfterTaskList(t *testing.T) {
 		if c.PID == pid {
 			t.Errorf("container %s/%s (%s) reported on pid %d (start time %d; the process now there started at %d): its task exited, another process took the PID", c.Namespace, c.ID, c.Name, c.PID, c.StartTime, now)
 		}
+	}
+}
+
+// TestListSecondTaskListFails: the second task list, which shares the
+// first's deadline, does not answer in time (a slow shim): the first
+// list's answer stands, as before the second was asked; failing the
+// namespace left every container of it unshown.
+func TestListSecondTaskListFails(t *testing.T) {
+	nstest.RequireRoot(t)
+	sleeper := exec.Command(nstest.RequireCmd(t, "sleep"), "1000")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	sock := filepath.Join(t.TempDir(), "containerd.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	tasks := &reuseTasks{pid: uint32(sleeper.Process.Pid), exited: new(atomic.Bool), hangSecond: true}
+	namespacesapi.RegisterNamespacesServer(srv, reuseNamespaces{})
+	tasksapi.RegisterTasksServer(srv, tasks)
+	containersapi.RegisterContainersServer(srv, &reuseContainers{between: func() {}})
+	go srv.Serve(ln)
+	defer srv.Stop()
+	got, err := (&Source{Address: sock, Timeout: 500 * time.Millisecond}).List(context.Background())
+	if err != nil || len(got) != 1 || got[0].PID != sleeper.Process.Pid || tasks.lists.Load() != 2 {
+		t.Errorf("%d task lists, containers %+v, err %v; want the second list asked and the running container from the first", tasks.lists.Load(), got, err)
 	}
 }
