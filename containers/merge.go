@@ -151,16 +151,18 @@ func (l Local) List(ctx context.Context) ([]discover.Container, error) {
 	}
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
+		errs = slices.Clone(j.Unwrap())
+	}
+	for i, e := range errs {
+		if u := errors.Unwrap(e); u != nil && strings.HasPrefix(e.Error(), l.Name()+": ") {
+			errs[i] = u // the state source's, named as this one is: once is enough
+		}
 	}
 	if len(cs) == 0 && len(errs) == len(l) {
-		return nil, err
+		return nil, errors.Join(errs...)
 	}
 	var said []error
 	for _, e := range errs {
-		if u := errors.Unwrap(e); u != nil && strings.HasPrefix(e.Error(), l.Name()+": ") {
-			e = u // the state source's, named as this one is: once is enough
-		}
 		var pe *PartialError
 		switch {
 		case errors.As(e, &pe):

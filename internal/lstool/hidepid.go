@@ -44,9 +44,16 @@ func privileged() bool {
 	return data[unix.CAP_SYS_PTRACE/32].Effective&(1<<(unix.CAP_SYS_PTRACE%32)) != 0
 }
 
-// unprivileged is !privileged, asked once: for the notices of container
-// sources that root's files refused.
-var unprivileged = sync.OnceValue(func() bool { return !privileged() })
+// unprivileged is !privileged, and inInitialUserNS whether the caller
+// is in the initial user namespace, each asked once: for the notices of
+// container sources that root's files refused.
+var (
+	unprivileged    = sync.OnceValue(func() bool { return !privileged() })
+	inInitialUserNS = sync.OnceValue(func() bool {
+		self, err := readlinkIno("/proc/self/ns/user")
+		return err == nil && self == nsrel.InitialUserNSIno
+	})
+)
 
 // hiddenNotice is [HiddenNotice] for a mountinfo(5) text and a caller.
 func hiddenNotice(mountinfo []byte, privileged bool, groups []int) string {

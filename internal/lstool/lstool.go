@@ -468,10 +468,11 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 				reasons = j.Unwrap()
 			}
 			for _, e := range reasons {
-				if !verbose && unprivileged() && (errors.Is(e, fs.ErrPermission) || errors.Is(e, safefile.ErrUntrusted)) {
-					// Root's state and log, which a user (or root
-					// of a user's namespace, unshare -Ur) may not
-					// read or sees as nobody's: expected, not said.
+				if !verbose && (errors.Is(e, fs.ErrPermission) && unprivileged() || errors.Is(e, safefile.ErrUntrusted) && !inInitialUserNS()) {
+					// Root's state and log, which a user may not
+					// read, or which root of a user's namespace
+					// (unshare -Ur) sees as nobody's: expected, not
+					// said. (A user's own log refused is said.)
 					continue
 				}
 				cost := "; containers there are not shown"

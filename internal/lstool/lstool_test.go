@@ -421,7 +421,8 @@ func TestSocketDenied(t *testing.T) {
 // unshare -Ur, who sees root's files as nobody's) cannot read root's
 // runtime state; while the other local source answers, that failure is
 // not said (as root it is: TestBadRuntimeRootsSaid), else every such run
-// printed a notice of what no user may read.
+// printed a notice of what no user may read. A log of the user's own
+// that is refused (in a directory anyone may write) is said.
 func TestRootsFilesQuietUnprivileged(t *testing.T) {
 	nstest.RequireRoot(t)
 	unshare := nstest.RequireCmd(t, "unshare")
@@ -440,27 +441,49 @@ func TestRootsFilesQuietUnprivileged(t *testing.T) {
 	if err := os.WriteFile(log, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A user's own log in a directory anyone may write: refused, and said.
+	shared := filepath.Join(open, "shared")
+	if err := os.Mkdir(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	usersLog := filepath.Join(shared, "audit.jsonl")
+	if err := os.WriteFile(usersLog, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(usersLog, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	readable := filepath.Join(open, "runc") // root's, empty: read
+	if err := os.Mkdir(readable, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	bin := nstest.Tool(t, "lsuserns")
 	for _, tc := range []struct {
-		args []string
-		log  string
+		args      []string
+		root, log string
+		said      string // the notice wanted, "" for none
 	}{
 		// The state refused, the log read (root's, trusted).
-		{[]string{bin}, log},
+		{[]string{bin}, private, log, ""},
 		// The state refused, no log (unshare -Ur as the docs show it).
-		{[]string{unshare, "-Ur", bin}, filepath.Join(open, "none.jsonl")},
+		{[]string{unshare, "-Ur", bin}, private, filepath.Join(open, "none.jsonl"), ""},
+		// The state read, the user's log refused.
+		{[]string{bin}, readable, usersLog, "audit-log: audit: " + shared + ": writable by group and others"},
 	} {
 		args := tc.args
 		cmd := exec.Command(args[0], append(args[1:], "--no-fds", "--no-mounts")...)
-		cmd.Env = append(os.Environ(), "NSREL_RUNTIME_ROOTS=runc="+private, "NSREL_AUDIT_LOG="+tc.log)
+		cmd.Env = append(os.Environ(), "NSREL_RUNTIME_ROOTS=runc="+tc.root, "NSREL_AUDIT_LOG="+tc.log)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("%s as nobody: %v\n%s", strings.Join(args, " "), err, stderr.String())
 		}
-		if strings.Contains(stderr.String(), "runtime-state") {
-			t.Errorf("%s as nobody: stderr %q; want no notice of root's state or log", strings.Join(args, " "), stderr.String())
+		if got := stderr.String(); tc.said == "" && strings.Contains(got, "runtime-state") || tc.said != "" && !strings.Contains(got, tc.said) {
+			t.Errorf("%s as nobody, NSREL_AUDIT_LOG=%s: stderr %q; want no notice of root's state or log, and %q", strings.Join(args, " "), tc.log, got, tc.said)
 		}
 	}
 }
