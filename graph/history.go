@@ -100,94 +100,169 @@ func (g *Graph) AddHistory(path string) error {
 		a.Verified = false
 		a.Verdict += "; but others may have written it (" + vocab.Escape(vocab.OneLine(terr)) + "): verify it with its key and checkpoints"
 	}
-	// A local user's container (namespace uid=UID) has no records: the
-	// log is root's, and the user picks its IDs, a root container's too.
-	type holder struct {
-		n *Node
-		c *Container
+	// The shown containers, each once with the nodes it is on (its user
+	// and PID namespaces). A local user's container (namespace uid=UID)
+	// has no records: the log is root's, and the user picks its IDs, a
+	// root container's too.
+	type shown struct {
+		c     *Container
+		nodes []*Node
 	}
-	byID := make(map[string][]holder)
+	type shownKey struct {
+		id, ns string
+		pid    int
+		start  uint64
+	}
+	index := make(map[shownKey]*shown)
+	byID := make(map[string][]*shown)
 	for _, n := range g.Nodes {
 		for i := range n.Containers {
 			c := &n.Containers[i]
-			if !vocab.UsersContainer(c.Namespace) {
-				byID[c.ID] = append(byID[c.ID], holder{n, c})
+			if vocab.UsersContainer(c.Namespace) {
+				continue
+			}
+			k := shownKey{c.ID, c.Namespace, c.PID, c.StartTime}
+			sc := index[k]
+			if sc == nil {
+				sc = &shown{c: c}
+				index[k] = sc
+				byID[c.ID] = append(byID[c.ID], sc)
+			}
+			if !slices.Contains(sc.nodes, n) {
+				sc.nodes = append(sc.nodes, n)
 			}
 		}
 	}
-	// The records of the shown containers' IDs, in the log's order.
+	// The records of the shown containers' IDs, in the log's order, and
+	// their indexes by ID.
 	type record struct {
-		r   *audit.Record
-		ref int // the index of the record it refers to, -1 for none
+		r       *audit.Record
+		ref     int  // the index of the record it refers to, -1 for none
+		refGone bool // it refers to a record not in the snapshot (removed by retention)
 	}
 	var recs []record
+	ofID := make(map[string][]int)
 	last := make(map[uint64]int) // the latest record of each seq so far (a chain started again repeats them)
 	for l, err := range snap.Lines() {
 		if err != nil {
 			break
 		}
 		r, err := audit.Decode(l.Data)
-		if err != nil || byID[vocab.Escape(r.ContainerID)] == nil {
+		if err != nil {
+			continue
+		}
+		id := vocab.Escape(r.ContainerID)
+		if byID[id] == nil {
 			continue
 		}
 		x := record{r: r, ref: -1}
 		if r.Ref != nil {
 			if i, ok := last[r.Ref.Seq]; ok {
 				x.ref = i
+			} else {
+				x.refGone = true
 			}
 		}
 		last[r.Seq] = len(recs)
+		ofID[id] = append(ofID[id], len(recs))
 		recs = append(recs, x)
+	}
+	// own reports whether r is a record of c's process.
+	own := func(r *audit.Record, c *Container) bool {
+		return r.Ancestry != nil && r.Ancestry.PID == c.PID && (c.StartTime == 0 || r.Ancestry.StartTime == c.StartTime)
 	}
 	// For each shown container: the start records of its process (its
 	// PID and start time), and the records that refer to one taken (a
 	// poststart, a stop). A start without a process (its inspection
-	// failed: the hook's, or a recorder's start without namespaces) is
-	// the container's when it is the last start of the ID and nothing
-	// ended it: no stop of the ID, and no start of another process
-	// after it (with the records that refer to it).
+	// failed: the hook's, or a recorder's or the NRI plugin's start
+	// without namespaces) is the container's when it is the last start
+	// of the ID that could be its and nothing ended it: no stop of the
+	// ID, no start of another process after it, nor a new start of its
+	// own that does not refer to it (an earlier container's, left open
+	// by a crash, is not the running one's); and only when no other shown
+	// container of the ID could have it (a record without a namespace,
+	// the hook's, may be of any engine's).
 	nodes := make([][]*Node, len(recs))
-	for _, hs := range byID {
-		for _, h := range hs {
-			taken := make([]bool, len(recs))
+	for id, scs := range byID {
+		for _, sc := range scs {
+			c := sc.c
+			mine := func(r *audit.Record) bool { return r.Namespace == "" || vocab.Escape(r.Namespace) == c.Namespace }
+			// other reports whether another shown container of the ID
+			// could hold r (r names no namespace, or its), and with
+			// process true, whether r is a record of its process.
+			other := func(r *audit.Record, process bool) bool {
+				for _, o := range scs {
+					if o != sc && (r.Namespace == "" || vocab.Escape(r.Namespace) == o.c.Namespace) && (!process || own(r, o.c)) {
+						return true
+					}
+				}
+				return false
+			}
+			taken := make(map[int]bool)
 			cand := -1 // the start without a process that may be the container's
 			var follow []int
-			for i, x := range recs {
+			ofCand := func(x record) bool {
+				return x.ref >= 0 && cand >= 0 && (x.ref == cand || slices.Contains(follow, x.ref))
+			}
+			for _, i := range ofID[id] {
+				x := recs[i]
 				r := x.r
-				if vocab.Escape(r.ContainerID) != h.c.ID || r.Namespace != "" && vocab.Escape(r.Namespace) != h.c.Namespace {
+				if !mine(r) {
 					continue
 				}
+				start := audit.IsStart(r.Stage)
 				stop := r.Stage == audit.StagePoststop || r.Stage == audit.StageExit
 				switch {
+				case start && own(r, c):
+					taken[i] = true
+					switch {
+					case ofCand(x):
+						// A start of its process referring to the
+						// one without: the same container's.
+						taken[cand] = true
+						for _, f := range follow {
+							taken[f] = true
+						}
+						cand, follow = -1, nil
+					case r.Stage != audit.StagePoststart:
+						cand, follow = -1, nil
+					}
 				case x.ref >= 0 && taken[x.ref]:
 					taken[i] = true
-				case x.ref >= 0 && cand >= 0 && (x.ref == cand || slices.Contains(follow, x.ref)):
+				case ofCand(x):
 					if stop {
 						cand, follow = -1, nil
 					} else {
 						follow = append(follow, i)
 					}
-				case audit.IsStart(r.Stage) && r.Ancestry != nil:
-					if r.Ancestry.PID == h.c.PID && (h.c.StartTime == 0 || r.Ancestry.StartTime == h.c.StartTime) {
-						taken[i] = true
-					} else {
-						cand, follow = -1, nil // another process's
+				case start && r.Ancestry != nil:
+					// Another process's: it ends the candidate, unless
+					// it is another shown container's (of another
+					// engine's namespace, the record naming none).
+					if !other(r, true) {
+						cand, follow = -1, nil
 					}
-				case audit.IsStart(r.Stage):
+				case start && !other(r, false):
 					cand, follow = i, nil
-				case stop && x.ref < 0:
+				case start:
+					// Whose cannot be told (a record naming no
+					// namespace, another shown container's maybe):
+					// neither taken nor ending the candidate.
+				case stop && x.ref < 0 && !x.refGone:
 					cand, follow = -1, nil // ends every earlier start of the ID
 				}
 			}
 			if cand >= 0 {
 				taken[cand] = true
-				for _, i := range follow {
-					taken[i] = true
+				for _, f := range follow {
+					taken[f] = true
 				}
 			}
-			for i, t := range taken {
-				if t && !slices.Contains(nodes[i], h.n) {
-					nodes[i] = append(nodes[i], h.n)
+			for i := range taken {
+				for _, n := range sc.nodes {
+					if !slices.Contains(nodes[i], n) {
+						nodes[i] = append(nodes[i], n)
+					}
 				}
 			}
 		}

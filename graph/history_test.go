@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/nsrel/nsrel/graph"
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
@@ -241,6 +243,15 @@ func TestHistoryStartWithoutProcess(t *testing.T) {
 			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Error: "inspect: permission denied"})
 			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictAllow, Ancestry: proc(900, 5)})
 		}, nil},
+		{"an earlier container's, left open by a crash, then the running one's start", "", func(add func(*audit.Record) *audit.Record) {
+			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Error: "inspect: permission denied"})
+			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictAllow, Ancestry: proc(42, 7)})
+		}, []uint64{2}},
+		{"recorded again with its process, referring to it", "k8s.io", func(add func(*audit.Record) *audit.Record) {
+			r := add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Error: "inspect: operation not permitted"})
+			add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Ancestry: proc(42, 7), Ref: &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash}})
+			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Ancestry: proc(900, 5)})
+		}, []uint64{1, 2}},
 		{"another containerd namespace's", "k8s.io", func(add func(*audit.Record) *audit.Record) {
 			add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "moby", Error: "inspect: operation not permitted"})
 		}, nil},
@@ -274,5 +285,99 @@ func TestHistoryStartWithoutProcess(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHistoryLateStopOfRemovedStart: runc frees a container's ID before
+// its poststop hooks run, so an earlier container's poststop can come
+// after the start of a new one of the ID. Its reference names a start
+// that retention removed since: it was taken for a stop without one,
+// which ends every earlier start of the ID, and the running container's
+// only start (its inspection failed) was left out.
+func TestHistoryLateStopOfRemovedStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log", "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{RotateBytes: 1500, KeepFiles: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(r *audit.Record) *audit.Record {
+		t.Helper()
+		if err := l.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	earlier := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Ancestry: &audit.Ancestry{PID: 900, StartTime: 5}})
+	for i := range 40 {
+		add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: fmt.Sprint("filler-", i)})
+	}
+	running := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Error: "inspect: permission denied"})
+	stop := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststop", ContainerID: "web-1", Ref: &audit.Ref{Seq: earlier.Seq, Stage: earlier.Stage, Hash: earlier.Hash}})
+	g := historyGraph("")
+	if err := g.AddHistory(path); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := l.Files(); len(files) != 2 {
+		t.Fatalf("files %v; want the earlier start's removed by retention", files)
+	}
+	for _, n := range g.Nodes {
+		if len(n.Containers) == 0 {
+			continue
+		}
+		var seqs []uint64
+		for _, e := range n.History {
+			seqs = append(seqs, e.Seq)
+		}
+		if !slices.Equal(seqs, []uint64{running.Seq}) {
+			t.Errorf("node %s: history %v; want the running container's start, seq %d (the poststop, seq %d, is of seq %d)", n.ID, seqs, running.Seq, stop.Seq, earlier.Seq)
+		}
+	}
+}
+
+// TestHistorySameIDTwoContainers: two shown containers of one ID, in two
+// containerd namespaces. A start without a process and without a
+// namespace (the hook's) cannot be told whose: neither gets it. A start
+// of one's process naming no namespace does not end the other's start
+// without a process, which names its namespace.
+func TestHistorySameIDTwoContainers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log", "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*audit.Record{
+		{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Error: "inspect: operation not permitted"},
+		{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Ancestry: &audit.Ancestry{PID: 50, StartTime: 9}},
+		{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Error: "inspect: permission denied"},
+	} {
+		if err := l.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := chainModel(2)
+	var nodes []string
+	for _, n := range m.Namespaces {
+		if n.Type == nsrel.TypeUser && len(n.Processes) > 0 && n.Ino != 100 {
+			n.Containers = []discover.Container{{ID: "web-1", Engine: "containerd", Namespace: "k8s.io", PID: 42, StartTime: 7}}
+		}
+		if n.Type == nsrel.TypePID && n.Ino == 200 {
+			n.Containers = []discover.Container{{ID: "web-1", Engine: "containerd", Namespace: "moby", PID: 50, StartTime: 9}}
+		}
+	}
+	g := graph.Build(m, graph.Options{})
+	if err := g.AddHistory(path); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]uint64{}
+	for _, n := range g.Nodes {
+		if len(n.Containers) > 0 {
+			nodes = append(nodes, n.Containers[0].Namespace)
+			for _, e := range n.History {
+				got[n.Containers[0].Namespace] = append(got[n.Containers[0].Namespace], e.Seq)
+			}
+		}
+	}
+	if want := map[string][]uint64{"k8s.io": {1}, "moby": {2}}; len(nodes) != 2 || !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("histories %v (containers in %v); want %v", got, nodes, want)
 	}
 }

@@ -452,9 +452,17 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 	}
 	var all []discover.Container
 	var notices []string
+	// quiet says whether a reason a local source failed for goes
+	// unsaid: root's state and log, which a user may not read, or which
+	// root of a user's namespace (unshare -Ur) sees as nobody's, are
+	// expected to fail (a user's own log refused is said).
+	quiet := func(e error) bool {
+		return !verbose && (errors.Is(e, fs.ErrPermission) && unprivileged() || errors.Is(e, safefile.ErrUntrusted) && !inInitialUserNS())
+	}
 	for i, s := range sources {
 		r := got[i]
 		var pe *containers.PartialError
+		_, local := s.(containers.Local)
 		switch {
 		case r == nil:
 			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", vocab.Escape(s.Name()), timeout))
@@ -463,16 +471,8 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 			// \x0a between), each escaped whole (a path in it is a
 			// user's to name) and saying what it costs: containers
 			// not shown, unless only their names (ErrUnnamed).
-			reasons := []error{pe.Err}
-			if j, ok := pe.Err.(interface{ Unwrap() []error }); ok {
-				reasons = j.Unwrap()
-			}
-			for _, e := range reasons {
-				if !verbose && (errors.Is(e, fs.ErrPermission) && unprivileged() || errors.Is(e, safefile.ErrUntrusted) && !inInitialUserNS()) {
-					// Root's state and log, which a user may not
-					// read, or which root of a user's namespace
-					// (unshare -Ur) sees as nobody's: expected, not
-					// said. (A user's own log refused is said.)
+			for _, e := range reasons(pe.Err) {
+				if quiet(e) {
 					continue
 				}
 				cost := "; containers there are not shown"
@@ -482,6 +482,14 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 				notices = append(notices, fmt.Sprintf("containers: %s: %s%s", vocab.Escape(s.Name()), vocab.Escape(e.Error()), cost))
 			}
 			all = append(all, r.cs...)
+		case r.err != nil && local:
+			// Every local source failed: one notice a reason, as for
+			// a partial answer, but those expected to fail.
+			for _, e := range reasons(r.err) {
+				if !quiet(e) && (verbose || !errors.Is(e, fs.ErrNotExist)) {
+					notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", vocab.Escape(s.Name()), vocab.Escape(e.Error())))
+				}
+			}
 		case r.err != nil && !verbose && errors.Is(r.err, fs.ErrNotExist):
 		case r.err != nil:
 			notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", vocab.Escape(s.Name()), vocab.Escape(r.err.Error())))
@@ -492,6 +500,20 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 	all = containers.Merge(all)
 	containers.AddDockerNames(all, "")
 	return all, notices
+}
+
+// reasons returns the errors joined in err (errors.Join), however
+// deeply, each one notice; err alone when it joins none.
+func reasons(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, reasons(e)...)
+	}
+	return out
 }
 
 // Annotate attaches each container to the user and PID namespaces of its

@@ -470,6 +470,10 @@ func TestRootsFilesQuietUnprivileged(t *testing.T) {
 		{[]string{bin}, private, log, ""},
 		// The state refused, no log (unshare -Ur as the docs show it).
 		{[]string{unshare, "-Ur", bin}, private, filepath.Join(open, "none.jsonl"), ""},
+		// Both refused (root's log in root's private directory): no
+		// source answered, and nothing is said either.
+		{[]string{bin}, private, filepath.Join(filepath.Dir(private), "audit.jsonl"), ""},
+		{[]string{unshare, "-Ur", bin}, private, log, ""},
 		// The state read, the user's log refused.
 		{[]string{bin}, readable, usersLog, "audit-log: audit: " + shared + ": writable by group and others"},
 	} {
