@@ -20,24 +20,35 @@ import (
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
-func TestHistory(t *testing.T) {
+// historyLog makes an audit log with opts, and returns its path and a
+// function that appends a record to it and returns it (with its seq and
+// hash).
+func historyLog(t *testing.T, opts audit.Options) (string, func(*audit.Record) *audit.Record) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "log", "audit.jsonl")
-	l, err := audit.Open(path, audit.Options{})
+	l, err := audit.Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// An earlier container web-1 (another process: runc IDs are reused),
-	// refused, and its stop; another ID; the running web-1, allowed in
-	// audit mode with a violation, and its poststart; another container
-	// of that ID, in a containerd namespace.
-	appendRec := func(r *audit.Record) *audit.Record {
+	return path, func(r *audit.Record) *audit.Record {
 		t.Helper()
 		if err := l.Append(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	ref := func(r *audit.Record) *audit.Ref { return &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash} }
+}
+
+// refTo is a reference to r.
+func refTo(r *audit.Record) *audit.Ref { return &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash} }
+
+func TestHistory(t *testing.T) {
+	// An earlier container web-1 (another process: runc IDs are reused),
+	// refused, and its stop; another ID; the running web-1, allowed in
+	// audit mode with a violation, and its poststart; another container
+	// of that ID, in a containerd namespace.
+	path, appendRec := historyLog(t, audit.Options{})
+	ref := refTo
 	earlier := appendRec(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Mode: "enforce", Policy: "default",
 		Ancestry: &audit.Ancestry{PID: 900, StartTime: 5}, Violations: []audit.Violation{{Rule: "host_root_unmapped", Reason: "the earlier container"}}})
 	appendRec(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststop", ContainerID: "web-1", Ref: ref(earlier)})
@@ -232,7 +243,7 @@ func TestHistoryStartWithoutProcess(t *testing.T) {
 		}, []uint64{1}},
 		{"the NRI plugin's, and the records referring to it", "k8s.io", func(add func(*audit.Record) *audit.Record) {
 			r := add(&audit.Record{Source: audit.SourceNRI, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Verdict: audit.VerdictAllow, Error: "inspect: operation not permitted"})
-			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststart", ContainerID: "web-1", Ref: &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash}})
+			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststart", ContainerID: "web-1", Ref: refTo(r)})
 		}, []uint64{1, 2}},
 		{"an earlier container's, stopped", "", func(add func(*audit.Record) *audit.Record) {
 			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Error: "inspect: permission denied"})
@@ -249,7 +260,7 @@ func TestHistoryStartWithoutProcess(t *testing.T) {
 		}, []uint64{2}},
 		{"recorded again with its process, referring to it", "k8s.io", func(add func(*audit.Record) *audit.Record) {
 			r := add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Error: "inspect: operation not permitted"})
-			add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Ancestry: proc(42, 7), Ref: &audit.Ref{Seq: r.Seq, Stage: r.Stage, Hash: r.Hash}})
+			add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Ancestry: proc(42, 7), Ref: refTo(r)})
 			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Ancestry: proc(900, 5)})
 		}, []uint64{1, 2}},
 		{"another containerd namespace's", "k8s.io", func(add func(*audit.Record) *audit.Record) {
@@ -257,31 +268,15 @@ func TestHistoryStartWithoutProcess(t *testing.T) {
 		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "log", "audit.jsonl")
-			l, err := audit.Open(path, audit.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.recs(func(r *audit.Record) *audit.Record {
-				if err := l.Append(context.Background(), r); err != nil {
-					t.Fatal(err)
-				}
-				return r
-			})
+			path, add := historyLog(t, audit.Options{})
+			tc.recs(add)
 			g := historyGraph(tc.ns)
 			if err := g.AddHistory(path); err != nil {
 				t.Fatal(err)
 			}
-			for _, n := range g.Nodes {
-				if len(n.Containers) == 0 {
-					continue
-				}
-				var seqs []uint64
-				for _, e := range n.History {
-					seqs = append(seqs, e.Seq)
-				}
+			for id, seqs := range containersHistory(g) {
 				if !slices.Equal(seqs, tc.want) {
-					t.Errorf("node %s: history %v; want %v", n.ID, seqs, tc.want)
+					t.Errorf("node %s: history %v; want %v", id, seqs, tc.want)
 				}
 			}
 		})
@@ -295,43 +290,41 @@ func TestHistoryStartWithoutProcess(t *testing.T) {
 // which ends every earlier start of the ID, and the running container's
 // only start (its inspection failed) was left out.
 func TestHistoryLateStopOfRemovedStart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "log", "audit.jsonl")
-	l, err := audit.Open(path, audit.Options{RotateBytes: 1500, KeepFiles: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	add := func(r *audit.Record) *audit.Record {
-		t.Helper()
-		if err := l.Append(context.Background(), r); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	path, add := historyLog(t, audit.Options{RotateBytes: 1500, KeepFiles: 1})
 	earlier := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Ancestry: &audit.Ancestry{PID: 900, StartTime: 5}})
 	for i := range 40 {
 		add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: fmt.Sprint("filler-", i)})
 	}
 	running := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Error: "inspect: permission denied"})
-	stop := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststop", ContainerID: "web-1", Ref: &audit.Ref{Seq: earlier.Seq, Stage: earlier.Stage, Hash: earlier.Hash}})
+	stop := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststop", ContainerID: "web-1", Ref: refTo(earlier)})
 	g := historyGraph("")
 	if err := g.AddHistory(path); err != nil {
 		t.Fatal(err)
 	}
-	if files, _ := l.Files(); len(files) != 2 {
+	if files, _ := audit.Files(path); len(files) != 2 {
 		t.Fatalf("files %v; want the earlier start's removed by retention", files)
 	}
+	for id, seqs := range containersHistory(g) {
+		if !slices.Equal(seqs, []uint64{running.Seq}) {
+			t.Errorf("node %s: history %v; want the running container's start, seq %d (the poststop, seq %d, is of seq %d)", id, seqs, running.Seq, stop.Seq, earlier.Seq)
+		}
+	}
+}
+
+// containersHistory returns the seqs of the history of each node of g
+// with containers, by node ID.
+func containersHistory(g *graph.Graph) map[string][]uint64 {
+	out := make(map[string][]uint64)
 	for _, n := range g.Nodes {
 		if len(n.Containers) == 0 {
 			continue
 		}
-		var seqs []uint64
+		out[n.ID] = []uint64{}
 		for _, e := range n.History {
-			seqs = append(seqs, e.Seq)
-		}
-		if !slices.Equal(seqs, []uint64{running.Seq}) {
-			t.Errorf("node %s: history %v; want the running container's start, seq %d (the poststop, seq %d, is of seq %d)", n.ID, seqs, running.Seq, stop.Seq, earlier.Seq)
+			out[n.ID] = append(out[n.ID], e.Seq)
 		}
 	}
+	return out
 }
 
 // TestHistorySameIDTwoContainers: two shown containers of one ID, in two
@@ -340,19 +333,13 @@ func TestHistoryLateStopOfRemovedStart(t *testing.T) {
 // of one's process naming no namespace does not end the other's start
 // without a process, which names its namespace.
 func TestHistorySameIDTwoContainers(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "log", "audit.jsonl")
-	l, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, add := historyLog(t, audit.Options{})
 	for _, r := range []*audit.Record{
 		{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Error: "inspect: operation not permitted"},
 		{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Ancestry: &audit.Ancestry{PID: 50, StartTime: 9}},
 		{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Error: "inspect: permission denied"},
 	} {
-		if err := l.Append(context.Background(), r); err != nil {
-			t.Fatal(err)
-		}
+		add(r)
 	}
 	m := chainModel(2)
 	var nodes []string
