@@ -175,7 +175,8 @@ func (g *Graph) AddHistory(path string) error {
 	// PID and start time), and the records that refer to one taken (a
 	// poststart, a stop). A start without a process (its inspection
 	// failed: the hook's, or a recorder's or the NRI plugin's start
-	// without namespaces) is the container's when it is the last start
+	// without namespaces) that refers to no other start is the
+	// container's when it is the last start
 	// of the ID that could be its and nothing ended it: no stop of the
 	// ID, no start of another process after it, nor a new start of its
 	// own that does not refer to it (an earlier container's, left open
@@ -242,14 +243,23 @@ func (g *Graph) AddHistory(path string) error {
 					if !other(r, true) {
 						cand, follow = -1, nil
 					}
+				case start && (x.ref >= 0 || x.refGone):
+					// A start without a process that refers to
+					// another writer's start (the NRI plugin's over
+					// the recorder's, a poststart whose inspection
+					// failed): that start's container's, not this
+					// one's, unless that start was taken (above).
 				case start && !other(r, false):
 					cand, follow = i, nil
 				case start:
 					// Whose cannot be told (a record naming no
 					// namespace, another shown container's maybe):
 					// neither taken nor ending the candidate.
-				case stop && x.ref < 0 && !x.refGone:
-					cand, follow = -1, nil // ends every earlier start of the ID
+				case stop && x.ref < 0 && !x.refGone && !other(r, false):
+					// It ends every earlier start of the ID (one that
+					// another shown container could have, the hook's
+					// naming no namespace, cannot be told whose).
+					cand, follow = -1, nil
 				}
 			}
 			if cand >= 0 {

@@ -263,6 +263,16 @@ func TestHistoryStartWithoutProcess(t *testing.T) {
 			add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Ancestry: proc(42, 7), Ref: refTo(r)})
 			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Ancestry: proc(900, 5)})
 		}, []uint64{1, 2}},
+		{"the NRI plugin's over an earlier container's recorder start, ended", "k8s.io", func(add func(*audit.Record) *audit.Record) {
+			r := add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Verdict: audit.VerdictAllow, Ancestry: proc(900, 5)})
+			add(&audit.Record{Source: audit.SourceNRI, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Verdict: audit.VerdictDeny, Error: "inspect: operation not permitted", Ref: refTo(r)})
+			add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "exit", ContainerID: "web-1", Namespace: "k8s.io", Ref: refTo(r)})
+		}, nil},
+		{"an earlier container's poststart without a process, stopped", "", func(add func(*audit.Record) *audit.Record) {
+			r := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Mode: "audit", Ancestry: proc(900, 5)})
+			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststart", ContainerID: "web-1", Verdict: audit.VerdictDeny, Error: "inspect: permission denied", Ref: refTo(r)})
+			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststop", ContainerID: "web-1", Ref: refTo(r)})
+		}, nil},
 		{"another containerd namespace's", "k8s.io", func(add func(*audit.Record) *audit.Record) {
 			add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "moby", Error: "inspect: operation not permitted"})
 		}, nil},
@@ -331,13 +341,17 @@ func containersHistory(g *graph.Graph) map[string][]uint64 {
 // containerd namespaces. A start without a process and without a
 // namespace (the hook's) cannot be told whose: neither gets it. A start
 // of one's process naming no namespace does not end the other's start
-// without a process, which names its namespace.
+// without a process, which names its namespace; nor does a stop without
+// a reference naming none.
 func TestHistorySameIDTwoContainers(t *testing.T) {
 	path, add := historyLog(t, audit.Options{})
 	for _, r := range []*audit.Record{
 		{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Error: "inspect: operation not permitted"},
 		{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Ancestry: &audit.Ancestry{PID: 50, StartTime: 9}},
 		{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Error: "inspect: permission denied"},
+		// A stop of neither's start (a late poststop whose search found
+		// none), naming no namespace: whose cannot be told.
+		{Source: audit.SourceOCIHook, Stage: "poststop", ContainerID: "web-1"},
 	} {
 		add(r)
 	}

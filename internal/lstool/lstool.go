@@ -466,13 +466,13 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 		switch {
 		case r == nil:
 			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", vocab.Escape(s.Name()), timeout))
-		case errors.As(r.err, &pe):
-			// One notice a reason (joined ones were one line, with
-			// \x0a between), each escaped whole (a path in it is a
-			// user's to name) and saying what it costs: containers
-			// not shown, unless only their names (ErrUnnamed).
-			for _, e := range reasons(pe.Err) {
-				if quiet(e) {
+		case r.err != nil && local:
+			// The local sources (runtime state, audit log): one notice
+			// a reason, those that failed in part (not read in time)
+			// and those that failed whole alike, but those expected to
+			// fail; the containers of the others are shown.
+			for _, e := range reasons(r.err) {
+				if quiet(e) || !verbose && errors.Is(e, fs.ErrNotExist) {
 					continue
 				}
 				cost := "; containers there are not shown"
@@ -482,14 +482,19 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 				notices = append(notices, fmt.Sprintf("containers: %s: %s%s", vocab.Escape(s.Name()), vocab.Escape(e.Error()), cost))
 			}
 			all = append(all, r.cs...)
-		case r.err != nil && local:
-			// Every local source failed: one notice a reason, as for
-			// a partial answer, but those expected to fail.
-			for _, e := range reasons(r.err) {
-				if !quiet(e) && (verbose || !errors.Is(e, fs.ErrNotExist)) {
-					notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", vocab.Escape(s.Name()), vocab.Escape(e.Error())))
+		case errors.As(r.err, &pe):
+			// One notice a reason (joined ones were one line, with
+			// \x0a between), each escaped whole (a path in it is a
+			// user's to name) and saying what it costs: containers
+			// not shown, unless only their names (ErrUnnamed).
+			for _, e := range reasons(pe.Err) {
+				cost := "; containers there are not shown"
+				if errors.Is(e, containers.ErrUnnamed) {
+					cost = ""
 				}
+				notices = append(notices, fmt.Sprintf("containers: %s: %s%s", vocab.Escape(s.Name()), vocab.Escape(e.Error()), cost))
 			}
+			all = append(all, r.cs...)
 		case r.err != nil && !verbose && errors.Is(r.err, fs.ErrNotExist):
 		case r.err != nil:
 			notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", vocab.Escape(s.Name()), vocab.Escape(r.err.Error())))
@@ -503,8 +508,12 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 }
 
 // reasons returns the errors joined in err (errors.Join), however
-// deeply, each one notice; err alone when it joins none.
+// deeply, and those of a [containers.PartialError] among them, each one
+// notice; err alone when it joins none.
 func reasons(err error) []error {
+	if pe, ok := err.(*containers.PartialError); ok {
+		return reasons(pe.Err)
+	}
 	j, ok := err.(interface{ Unwrap() []error })
 	if !ok {
 		return []error{err}

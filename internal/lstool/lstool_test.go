@@ -45,6 +45,25 @@ func (f *fakeSource) List(ctx context.Context) ([]discover.Container, error) {
 	return f.cs, f.err
 }
 
+// TestLocalFailedWholeWithPartial: every local source failed, the runtime
+// state in part (a root not read in time, no containers) and the audit
+// log whole: each reason is said. The partial one hid the other, whose
+// containers were then left out without a word.
+func TestLocalFailedWholeWithPartial(t *testing.T) {
+	local := containers.Local{
+		&fakeSource{name: "runtime-state", err: &containers.PartialError{Err: errors.New("runc state /run/runc: not read in time")}},
+		&fakeSource{name: "audit-log", err: errors.New("audit: /var/log/nsrel: writable by group and others")},
+	}
+	_, notices := lstool.ListContainers(context.Background(), []discover.ContainerSource{local}, 5*time.Second, false)
+	want := []string{
+		"containers: runtime-state: runc state /run/runc: not read in time; containers there are not shown",
+		"containers: runtime-state: audit-log: audit: /var/log/nsrel: writable by group and others; containers there are not shown",
+	}
+	if !slices.Equal(notices, want) {
+		t.Errorf("notices %q; want %q", notices, want)
+	}
+}
+
 func tool(t nsrel.Type, sources ...discover.ContainerSource) lstool.Tool {
 	name := "lsuserns"
 	if t == nsrel.TypePID {
