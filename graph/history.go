@@ -176,13 +176,13 @@ func (g *Graph) AddHistory(path string) error {
 	// poststart, a stop). A start without a process (its inspection
 	// failed: the hook's, or a recorder's or the NRI plugin's start
 	// without namespaces) that refers to no other start is the
-	// container's when it is the last start
-	// of the ID that could be its and nothing ended it: no stop of the
-	// ID, no start of another process after it, nor a new start of its
-	// own that does not refer to it (an earlier container's, left open
-	// by a crash, is not the running one's); and only when no other shown
-	// container of the ID could have it (a record without a namespace,
-	// the hook's, may be of any engine's).
+	// container's when it is the last start of the ID that could be its
+	// and nothing ended it: no stop of the ID, no start of another
+	// process after it, nor a start of its own process by the same
+	// writer that does not refer to it (an earlier container's, left
+	// open by a crash, is not the running one's); and only when no other
+	// shown container of the ID could have it (a record without a
+	// namespace, the hook's, may be of any engine's).
 	nodes := make([][]*Node, len(recs))
 	for id, scs := range byID {
 		for _, sc := range scs {
@@ -225,7 +225,13 @@ func (g *Graph) AddHistory(path string) error {
 							taken[f] = true
 						}
 						cand, follow = -1, nil
-					case r.Stage != audit.StagePoststart:
+					case cand >= 0 && r.Stage != audit.StagePoststart && recs[cand].r.Source == r.Source:
+						// The writer's start of a new container: its
+						// earlier one without a process was an
+						// earlier container's, left open (a crash).
+						// Another writer's start of the same event
+						// (the NRI plugin's after the recorder's,
+						// without a reference to it) leaves it.
 						cand, follow = -1, nil
 					}
 				case x.ref >= 0 && taken[x.ref]:

@@ -258,6 +258,10 @@ func TestHistoryStartWithoutProcess(t *testing.T) {
 			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Error: "inspect: permission denied"})
 			add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictAllow, Ancestry: proc(42, 7)})
 		}, []uint64{2}},
+		{"the recorder's, then the NRI plugin's with its process", "k8s.io", func(add func(*audit.Record) *audit.Record) {
+			add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Verdict: audit.VerdictDeny, Mode: "audit", Error: "inspect: operation not permitted"})
+			add(&audit.Record{Source: audit.SourceNRI, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Verdict: audit.VerdictAllow, Ancestry: proc(42, 7)})
+		}, []uint64{1, 2}},
 		{"recorded again with its process, referring to it", "k8s.io", func(add func(*audit.Record) *audit.Record) {
 			r := add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Error: "inspect: operation not permitted"})
 			add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io", Ancestry: proc(42, 7), Ref: refTo(r)})
