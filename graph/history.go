@@ -157,7 +157,9 @@ func (g *Graph) AddHistory(path string) error {
 		}
 		x := record{r: r, ref: -1}
 		if r.Ref != nil {
-			if i, ok := last[r.Ref.Seq]; ok {
+			// By seq and hash: after a chain started again (its log
+			// lost) a seq may be an older record's.
+			if i, ok := last[r.Ref.Seq]; ok && recs[i].r.Hash == r.Ref.Hash {
 				x.ref = i
 			} else {
 				x.refGone = true
