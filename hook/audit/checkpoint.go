@@ -213,20 +213,19 @@ func (l *Log) checkpointDue(last *Record, force bool, seal func(*Checkpoint), wa
 	}
 	now := l.opts.Now().UTC()
 	c := &Checkpoint{Host: last.Host, Log: l.path, Seq: last.Seq, Hash: last.Hash, Seal: last.Seal, Time: now.Format(time.RFC3339Nano)}
-	f, err := openRegular(l.checkpointState(), unix.O_RDWR|unix.O_CREAT)
-	if err != nil {
-		warn(fmt.Errorf("checkpoint state: %w", err))
-		return nil
-	}
-	defer f.Close()
-	if err := safefile.CheckOwner(f, l.checkpointState(), false); err != nil {
+	f, err := openOwned(l.checkpointState(), unix.O_RDWR|unix.O_CREAT)
+	if errors.Is(err, safefile.ErrUntrusted) {
 		// Whoever may write it could hold checkpoints back (a last one
 		// of a later seq or time): not believed, nor written; each
 		// append emits one until it is mended.
 		warn(fmt.Errorf("checkpoint state: %w: a checkpoint at every append until it is root's alone", err))
 		seal(c)
 		return c
+	} else if err != nil {
+		warn(fmt.Errorf("checkpoint state: %w", err))
+		return nil
 	}
+	defer f.Close()
 	prev, ok, err := readCheckpointState(f)
 	if err != nil {
 		warn(fmt.Errorf("checkpoint state: %w", err))
@@ -271,15 +270,20 @@ func (l *Log) unshipped(c *Checkpoint) *Checkpoint {
 // readCheckpointState reads the checkpoint in the checkpoint state f;
 // ok is false when it holds none.
 func readCheckpointState(f *os.File) (c Checkpoint, ok bool, err error) {
-	// The whole line, however long its log's path (4096 bytes cut one
-	// of a path near PATH_MAX, and a checkpoint was due at every
-	// append), up to what a checkpoint line can be.
-	size, err := fileSize(f)
-	if err != nil {
-		return c, false, err
-	}
-	buf := make([]byte, min(size, maxCheckpointState))
+	buf := make([]byte, 4096)
 	n, err := f.ReadAt(buf, 0)
+	if n == len(buf) {
+		// The whole line, however long its log's path (4096 bytes cut
+		// one of a path near PATH_MAX, and a checkpoint was due at
+		// every append), up to what a checkpoint line can be; a line of
+		// an ordinary path takes the one read, without a size asked.
+		size, serr := fileSize(f)
+		if serr != nil {
+			return c, false, serr
+		}
+		buf = make([]byte, min(size, maxCheckpointState))
+		n, err = f.ReadAt(buf, 0)
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return c, false, err
 	}
@@ -382,14 +386,11 @@ func (l *Log) confirmShipped(c *Checkpoint) {
 		return
 	}
 	defer unlock()
-	f, err := openRegular(l.checkpointState(), unix.O_RDWR)
+	f, err := openOwned(l.checkpointState(), unix.O_RDWR)
 	if err != nil {
-		return
+		return // gone, or one others may write, not written (checkpointDue)
 	}
 	defer f.Close()
-	if safefile.CheckOwner(f, l.checkpointState(), false) != nil {
-		return // not written (checkpointDue)
-	}
 	if prev, ok, err := readCheckpointState(f); err != nil || !ok || prev != *back {
 		return // a later checkpoint was made since
 	}
@@ -609,12 +610,8 @@ func (l *Log) shipQueued() {
 // Ubuntu) could hold a shared lock of it and stop every checkpoint.
 // A write cut short is an error: the line did not get there whole.
 func appendFile(ctx context.Context, path string, data []byte) error {
-	lf, err := safefile.OpenPrivate(path+lockSuffix, unix.O_RDWR|unix.O_CREAT, false)
+	lf, err := createLock(path + lockSuffix)
 	if err != nil {
-		return err
-	}
-	if err := checkLockMode(lf, path+lockSuffix); err != nil {
-		lf.Close()
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, syslog.Timeout)
@@ -664,7 +661,7 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 	var warns []error
 	// Held to the rule an append holds it to: a checkpoint of a file
 	// another user may write would vouch for what they planted.
-	f, err := openOwned(l.path)
+	f, err := openOwned(l.path, unix.O_RDONLY)
 	if err == nil {
 		var last *Record
 		if last, _, err = l.lastGood(f); err == nil && last != nil {

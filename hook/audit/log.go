@@ -168,14 +168,11 @@ func (l *Log) appended(start time.Time, err error) {
 
 func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, error), warns *[]error, ifSealed bool) (*Checkpoint, *Record, error) {
 	warn := func(err error) { *warns = append(*warns, err) }
-	f, err := openRegular(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
+	f, err := openOwned(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer func() { f.Close() }()
-	if err := safefile.CheckOwner(f, l.path, false); err != nil {
-		return nil, nil, fmt.Errorf("audit: %w", err)
-	}
 
 	// A torn tail is ended with [TornMark] and a newline by the write
 	// that records its bytes, right before its record: the bytes stay
@@ -670,23 +667,31 @@ func (l *Log) lock(ctx context.Context) (func(), error) {
 // checks the lock file: whoever may replace or write it could hold the
 // lock and stop every writer.
 func (l *Log) openLock(flags int) (*os.File, error) {
-	open := safefile.OpenTrusted
 	if flags&unix.O_CREAT != 0 {
 		// A writer's first use makes the log's directory, private to
 		// root: a missing directory must not silently turn auditing
 		// off. (Checked again once the lock is open: in a sticky
 		// directory someone else may have made it first.)
-		open = safefile.OpenPrivate
+		return createLock(l.path + lockSuffix)
 	}
-	lf, err := open(l.path+lockSuffix, flags, false)
+	lf, err := safefile.OpenTrusted(l.path+lockSuffix, flags, false)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	if flags&unix.O_CREAT != 0 {
-		if err := checkLockMode(lf, l.path+lockSuffix); err != nil {
-			lf.Close()
-			return nil, err
-		}
+	return lf, nil
+}
+
+// createLock opens the lock file at path for writing, made 0600 if
+// missing, in directories only root may write ([safefile.OpenPrivate]),
+// and refuses one others may read ([checkLockMode]).
+func createLock(path string) (*os.File, error) {
+	lf, err := safefile.OpenPrivate(path, unix.O_RDWR|unix.O_CREAT, false)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	if err := checkLockMode(lf, path); err != nil {
+		lf.Close()
+		return nil, err
 	}
 	return lf, nil
 }
@@ -767,11 +772,12 @@ func openRegular(path string, flags int) (*os.File, error) {
 
 // openOwned opens a file of the log as [openRegular] does, and refuses it
 // unless root or the effective user owns it and others may not write it
-// ([safefile.CheckOwner]): what writers read of a rotated file (the
-// chain's last record, a container's start, what retention records of a
-// file it removes) must be what writers wrote, as the current file's.
-func openOwned(path string) (*os.File, error) {
-	f, err := openRegular(path, unix.O_RDONLY)
+// ([safefile.CheckOwner]): what writers read of the log's files (the
+// current one, a rotated one's last record, a container's start, what
+// retention records of a file it removes, the checkpoint state) must be
+// what writers wrote.
+func openOwned(path string, flags int) (*os.File, error) {
+	f, err := openRegular(path, flags)
 	if err != nil {
 		return nil, err
 	}
@@ -952,7 +958,7 @@ func (l *Log) lastGood(f *os.File) (*Record, []DamagedLine, error) {
 	// descriptors failed every append (EMFILE) while the current file
 	// held no record (TestAppendFewFDs).
 	for j := len(rotated) - 1; j >= 0; j-- {
-		rf, err := openOwned(rotated[j])
+		rf, err := openOwned(rotated[j], unix.O_RDONLY)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -1163,7 +1169,7 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 	// MaxSealLag of the log.
 	old = old[:min(len(old), MaxRetainedPerRotation)]
 	for i, name := range old {
-		rf, err := openOwned(name)
+		rf, err := openOwned(name, unix.O_RDONLY)
 		if errors.Is(err, safefile.ErrUntrusted) {
 			// Its records cannot stand for what it held: kept, and
 			// the files after it, as one not described is.
@@ -1212,7 +1218,7 @@ const MaxRetainedPerRotation = 256
 // damageOf returns the first record of file when it is the damage record
 // of damaged lines in the file named base (and of no other file).
 func damageOf(file, base string) (*Record, bool) {
-	f, err := openOwned(file)
+	f, err := openOwned(file, unix.O_RDONLY)
 	if err != nil {
 		return nil, false
 	}

@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
@@ -326,7 +325,7 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 // [searchCheck] lines.
 func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, match func(*Record) bool) (*Record, error) {
 	needle := appendJSONString([]byte(`"container_id":`), containerID)
-	f, err := openRegular(file, unix.O_RDONLY)
+	f, err := openOwned(file, unix.O_RDONLY)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
@@ -339,9 +338,6 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 		return nil, fmt.Errorf("audit: statx %s: %w", file, err)
 	}
 	id, size := statxID(&st)
-	if err := safefile.CheckOwner(f, file, false); err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
 	if seen != nil {
 		seen.id, seen.size = id, size
 	}
