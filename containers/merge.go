@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -111,20 +110,29 @@ func (m Multi) Name() string { return "containers" }
 
 // List implements [discover.ContainerSource].
 func (m Multi) List(ctx context.Context) ([]discover.Container, error) {
-	lists := make([][]discover.Container, len(m))
-	errs := make([]error, len(m))
+	cs, errs := listAll(ctx, m, "")
+	return cs, errors.Join(errs...)
+}
+
+// listAll asks the sources at once and returns their answers merged
+// ([Merge]) and the errors of those that failed, each named by its
+// source but one named self (said once by the caller).
+func listAll(ctx context.Context, sources []discover.ContainerSource, self string) ([]discover.Container, []error) {
+	lists := make([][]discover.Container, len(sources))
+	errs := make([]error, len(sources))
 	var wg sync.WaitGroup
-	for i, s := range m {
+	for i, s := range sources {
 		wg.Go(func() {
 			l, err := s.List(ctx)
 			lists[i] = l
-			if err != nil {
-				errs[i] = fmt.Errorf("%s: %w", s.Name(), err)
+			if err != nil && s.Name() != self {
+				err = fmt.Errorf("%s: %w", s.Name(), err)
 			}
+			errs[i] = err
 		})
 	}
 	wg.Wait()
-	return Merge(lists...), errors.Join(errs...)
+	return Merge(lists...), slices.DeleteFunc(errs, func(err error) bool { return err == nil })
 }
 
 // Local is a [discover.ContainerSource] that needs no daemon: it asks
@@ -145,18 +153,10 @@ func (l Local) Name() string { return "runtime-state" }
 
 // List implements [discover.ContainerSource].
 func (l Local) List(ctx context.Context) ([]discover.Container, error) {
-	cs, err := Multi(l).List(ctx)
-	if err == nil {
+	// The state source's errors unnamed: it is named as this one is.
+	cs, errs := listAll(ctx, l, l.Name())
+	if len(errs) == 0 {
 		return cs, nil
-	}
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = slices.Clone(j.Unwrap())
-	}
-	for i, e := range errs {
-		if u := errors.Unwrap(e); u != nil && strings.HasPrefix(e.Error(), l.Name()+": ") {
-			errs[i] = u // the state source's, named as this one is: once is enough
-		}
 	}
 	if len(cs) == 0 && len(errs) == len(l) {
 		return nil, errors.Join(errs...)

@@ -33,7 +33,7 @@ func HiddenNotice() string {
 // hidepid /proc: it is in the initial user namespace and has
 // CAP_SYS_PTRACE there (the capability ptrace access checks ask for).
 func privileged() bool {
-	if self, err := readlinkIno("/proc/self/ns/user"); err != nil || self != nsrel.InitialUserNSIno {
+	if !inInitialUserNS() {
 		return false
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
