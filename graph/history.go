@@ -107,6 +107,8 @@ func (g *Graph) AddHistory(path string) error {
 	type shown struct {
 		c     *Container
 		nodes []*Node
+		// own reports whether a record is a start of its process.
+		own func(*audit.Record) bool
 	}
 	type shownKey struct {
 		id, ns string
@@ -124,7 +126,7 @@ func (g *Graph) AddHistory(path string) error {
 			k := shownKey{c.ID, c.Namespace, c.PID, c.StartTime}
 			sc := index[k]
 			if sc == nil {
-				sc = &shown{c: c}
+				sc = &shown{c: c, own: audit.StartMatcher(c.PID, c.StartTime)}
 				index[k] = sc
 				byID[c.ID] = append(byID[c.ID], sc)
 			}
@@ -169,10 +171,6 @@ func (g *Graph) AddHistory(path string) error {
 		ofID[id] = append(ofID[id], len(recs))
 		recs = append(recs, x)
 	}
-	// own reports whether r is a record of c's process.
-	own := func(r *audit.Record, c *Container) bool {
-		return r.Ancestry != nil && r.Ancestry.PID == c.PID && (c.StartTime == 0 || r.Ancestry.StartTime == c.StartTime)
-	}
 	// For each shown container: the start records of its process (its
 	// PID and start time), and the records that refer to one taken (a
 	// poststart, a stop). A start without a process (its inspection
@@ -185,17 +183,20 @@ func (g *Graph) AddHistory(path string) error {
 	// open by a crash, is not the running one's); and only when no other
 	// shown container of the ID could have it (a record without a
 	// namespace, the hook's, may be of any engine's).
+	// holds reports whether c could have r: r names c's containerd
+	// namespace, or none (the hook's records).
+	holds := func(r *audit.Record, c *Container) bool {
+		return r.Namespace == "" || vocab.Escape(r.Namespace) == c.Namespace
+	}
 	nodes := make([][]*Node, len(recs))
 	for id, scs := range byID {
 		for _, sc := range scs {
-			c := sc.c
-			mine := func(r *audit.Record) bool { return r.Namespace == "" || vocab.Escape(r.Namespace) == c.Namespace }
 			// other reports whether another shown container of the ID
 			// could hold r (r names no namespace, or its), and with
-			// process true, whether r is a record of its process.
+			// process true, whether r is a start of its process.
 			other := func(r *audit.Record, process bool) bool {
 				for _, o := range scs {
-					if o != sc && (r.Namespace == "" || vocab.Escape(r.Namespace) == o.c.Namespace) && (!process || own(r, o.c)) {
+					if o != sc && holds(r, o.c) && (!process || o.own(r)) {
 						return true
 					}
 				}
@@ -207,25 +208,29 @@ func (g *Graph) AddHistory(path string) error {
 			ofCand := func(x record) bool {
 				return x.ref >= 0 && cand >= 0 && (x.ref == cand || slices.Contains(follow, x.ref))
 			}
+			// takeCand takes the candidate and the records referring to it.
+			takeCand := func() {
+				taken[cand] = true
+				for _, f := range follow {
+					taken[f] = true
+				}
+			}
 			for _, i := range ofID[id] {
 				x := recs[i]
 				r := x.r
-				if !mine(r) {
+				if !holds(r, sc.c) {
 					continue
 				}
 				start := audit.IsStart(r.Stage)
 				stop := r.Stage == audit.StagePoststop || r.Stage == audit.StageExit
 				switch {
-				case start && own(r, c):
+				case sc.own(r):
 					taken[i] = true
 					switch {
 					case ofCand(x):
 						// A start of its process referring to the
 						// one without: the same container's.
-						taken[cand] = true
-						for _, f := range follow {
-							taken[f] = true
-						}
+						takeCand()
 						cand, follow = -1, nil
 					case cand >= 0 && r.Stage != audit.StagePoststart && recs[cand].r.Source == r.Source:
 						// The writer's start of a new container: its
@@ -271,10 +276,7 @@ func (g *Graph) AddHistory(path string) error {
 				}
 			}
 			if cand >= 0 {
-				taken[cand] = true
-				for _, f := range follow {
-					taken[f] = true
-				}
+				takeCand()
 			}
 			for i := range taken {
 				for _, n := range sc.nodes {
