@@ -327,12 +327,5 @@ func plant(t *testing.T, file string, r *audit.Record) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Write(line); err != nil {
-		t.Fatal(err)
-	}
+	tear(t, file, line) // a whole line: Encode ends it
 }
