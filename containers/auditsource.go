@@ -170,7 +170,7 @@ files:
 				continue
 			}
 			if cur := live[k]; cur != nil && cur.Annotations == nil {
-				if r := decodeStart(line, id); r != nil && r.PID == cur.PID && r.StartTime == cur.StartTime {
+				if r := decodeStart(line, id); r != nil && r.PID == cur.PID && r.StartTime == cur.StartTime && r.BootID == cur.BootID {
 					cur.Annotations = r.Annotations
 				}
 			}
@@ -183,7 +183,7 @@ files:
 	var out []discover.Container
 	for _, r := range live {
 		st := State{ID: r.ContainerID, PID: r.PID, StartTime: r.StartTime}
-		if r.StartTime == 0 || !st.Alive(0) {
+		if r.StartTime == 0 || !r.OfThisBoot() || !st.Alive(0) {
 			continue
 		}
 		out = append(out, discover.Container{ID: r.ContainerID, Engine: EngineAuditLog, Namespace: r.Namespace, PID: r.PID, StartTime: r.StartTime, Name: vocab.ContainerName(r.Annotations)})

@@ -386,3 +386,27 @@ func TestHistorySameIDTwoContainers(t *testing.T) {
 		t.Errorf("histories %v (containers in %v); want %v", got, nodes, want)
 	}
 }
+
+// TestHistoryEarlierBoot: start times count from boot, so a container of
+// an earlier boot (a crash: no stop recorded) can have the PID and start
+// time of the one shown now. Its records are not the shown container's:
+// they were attached to its history, an earlier boot's refusal shown as
+// its own.
+func TestHistoryEarlierBoot(t *testing.T) {
+	path, add := historyLog(t, audit.Options{})
+	then := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Mode: "enforce",
+		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7, BootID: "00000000-0000-4000-8000-000000000000"}})
+	add(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststart", ContainerID: "web-1", Ref: refTo(then),
+		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7, BootID: "00000000-0000-4000-8000-000000000000"}})
+	add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictAllow,
+		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7, BootID: audit.BootID()}})
+	g := historyGraph("k8s.io")
+	if err := g.AddHistory(path); err != nil {
+		t.Fatal(err)
+	}
+	for id, seqs := range containersHistory(g) {
+		if !slices.Equal(seqs, []uint64{3}) {
+			t.Errorf("%s: history %v; want [3], this boot's start alone", id, seqs)
+		}
+	}
+}

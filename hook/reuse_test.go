@@ -47,10 +47,13 @@ func proc(pid int, start, userIno uint64) *audit.Ancestry {
 	if start < fakeStart {
 		start += fakeStart
 	}
-	return &audit.Ancestry{PID: pid, StartTime: start,
+	return &audit.Ancestry{PID: pid, StartTime: start, BootID: audit.BootID(),
 		User:  []audit.UserNS{{Ino: userIno}, {Ino: nsrel.InitialUserNSIno}},
 		PIDNS: []audit.PIDNS{{Ino: 4026532100 + uint64(pid)}, {Ino: nsrel.InitialPIDNSIno}}}
 }
+
+// earlierBoot is a boot ID no boot has.
+const earlierBoot = "00000000-0000-4000-8000-000000000000"
 
 // fakeStart is a start time (clock ticks since boot) no process reaches:
 // about 3,500 years at 100 ticks a second.
@@ -102,6 +105,10 @@ func TestPoststartReusedID(t *testing.T) {
 		{"poststop after this one's record", []string{"create:100", "create:200", "stop"}, proc(200, 9, 4026532300), 2, false, ""},
 		{"process gone, earlier one stopped", []string{"create:200", "stop"}, nil, 0, false,
 			"ancestry_unchanged: not compared: the createRuntime record of pid 200, seq 1, was closed by poststop seq 2"},
+		// A crash ended the boot of the ID's last record: this boot's
+		// process of its PID and start time is another.
+		{"same process of an earlier boot", []string{"earlier-boot:200"}, proc(200, 9, 4026532300), 0, false,
+			"ancestry_unchanged: not compared: no createRuntime record of pid 200 (start time " + itoa64(s9) + "); the latest for the ID, seq 1, is of pid 200 (start time " + itoa64(s9) + ") of another boot (" + earlierBoot + ")"},
 		{"process gone, stopped, a later one", []string{"create:200", "stop", "create:100"}, nil, 0, false,
 			"ancestry_unchanged: not compared: the createRuntime record of pid 200, seq 1, was closed by poststop seq 2; the latest for the ID, seq 3, is of pid 100 (start time " + itoa64(fakeStart+5) + ")"},
 	} {
@@ -112,6 +119,14 @@ func TestPoststartReusedID(t *testing.T) {
 				if pid, ok := strings.CutPrefix(s, "create:"); ok {
 					n, _ := strconv.Atoi(pid)
 					runStage(t, h, audit.StageCreateRuntime, "web", n)
+				} else if pid, ok := strings.CutPrefix(s, "earlier-boot:"); ok {
+					n, _ := strconv.Atoi(pid)
+					now := procs[n]
+					then := *now
+					then.BootID = earlierBoot
+					procs[n] = &then
+					runStage(t, h, audit.StageCreateRuntime, "web", n)
+					procs[n] = now
 				} else {
 					runStage(t, h, audit.StagePoststop, "web", 0)
 				}

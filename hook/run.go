@@ -181,7 +181,7 @@ func createRuntimeOf(s *audit.Searcher, id string, pid int, a *audit.Ancestry) (
 				return false
 			}
 			if a != nil {
-				return r.StartTime == start
+				return r.StartTime == start && r.OfThisBoot()
 			}
 			if e.stopped[r.Seq] != 0 {
 				if e.closed == nil {
@@ -273,6 +273,8 @@ func notCompared(pid int, a *audit.Ancestry, latest, closed *audit.Record, stopp
 		b.WriteString("; the ID has none")
 	case latest.Ancestry == nil:
 		fmt.Fprintf(&b, "; the latest for the ID, seq %d, holds no process", latest.Seq)
+	case !latest.OfThisBoot():
+		fmt.Fprintf(&b, "; the latest for the ID, seq %d, is of pid %d (start time %d) of another boot (%s)", latest.Seq, latest.PID, latest.StartTime, vocab.Printable(latest.BootID))
 	default:
 		fmt.Fprintf(&b, "; the latest for the ID, seq %d, is of pid %d (start time %d)", latest.Seq, latest.PID, latest.StartTime)
 	}
@@ -426,7 +428,7 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 				refersTo[r.Ref.Seq] = append(refersTo[r.Ref.Seq], r)
 			}
 			k = 2
-		case r.Ancestry != nil && inspect.Runs(r.PID, r.StartTime):
+		case r.Ancestry != nil && r.OfThisBoot() && inspect.Runs(r.PID, r.StartTime):
 			k = 2
 		}
 		if r.Source != source {

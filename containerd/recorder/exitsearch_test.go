@@ -365,6 +365,46 @@ func TestExitOfRefusalOverOwnStart(t *testing.T) {
 	}
 }
 
+// TestSeedKnownEarlierBoot: a start the log leaves open from an earlier
+// boot (a crash: no exit recorded) is of a process gone, whatever runs
+// on its PID with its start time now (both count from boot). Its exit is
+// for the first walk to record; it was taken for a task that still
+// runs, left to events that never come, the start open for good.
+func TestSeedKnownEarlierBoot(t *testing.T) {
+	_, log := tempLog(t)
+	ctx := context.Background()
+	pid := os.Getpid()
+	st, err := inspect.StartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ id, boot string }{{"then", "00000000-0000-4000-8000-000000000000"}, {"now", audit.BootID()}} {
+		if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: tc.id,
+			Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: pid, StartTime: st, BootID: tc.boot}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Recorder{Log: log}
+	if !r.seedKnown() {
+		t.Fatal("seedKnown failed")
+	}
+	then, now := taskKey{"k8s.io", "then", pid}, taskKey{"k8s.io", "now", pid}
+	if _, ok := r.known[then]; !ok || len(r.known) != 1 {
+		t.Errorf("known %v; want the earlier boot's task alone, for its exit", r.known)
+	}
+	if _, ok := r.openRunning[now]; !ok || len(r.openRunning) != 1 {
+		t.Errorf("open and running %v; want this boot's task alone", r.openRunning)
+	}
+	// Not the process that runs on its PID: a walk ends it, an event of
+	// a task of its key is another task's.
+	if _, runs := r.stillKnown(then); runs {
+		t.Error("the earlier boot's task is taken for one that still runs")
+	}
+	if _, now := r.knownNow(then, time.Time{}); now != pidOther {
+		t.Errorf("the process on the earlier boot's task's PID is taken for its (%v)", now)
+	}
+}
+
 // TestEndedAlready: an entry of Recorder.ended (a start recorded late,
 // with its exit, by endHeld) stands only for the task it was made for: a
 // walk listing its process not reaped yet, or, when a walk gave the

@@ -173,6 +173,11 @@ type Recorder struct {
 	// kept: only the seeded set, grown only by a search of the log again
 	// after more than [MaxPending] exits were dropped (droppedExits).
 	openRunning map[taskKey]uint64
+	// earlierBoot are the tasks of known whose start the log holds from
+	// an earlier boot (seeded, until the first walk records their exit):
+	// their PID and start time, which count from boot, may be a process's
+	// of this boot, which is another.
+	earlierBoot map[taskKey]bool
 	// openByID are the containers (namespace and ID) of starts the log
 	// says the recorder recorded without namespaces (no PID) and without
 	// exit, when it started, until a walk makes a task of theirs known
@@ -790,7 +795,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	// One listed whose PID is now another process's ([replaced]) ended:
 	// the listed task is the container's next, which got its PID.
 	for k, st := range r.known {
-		if _, kept := known[k]; kept || listed[k] && !replaced(k.pid, st) {
+		if _, kept := known[k]; kept || listed[k] && !r.earlierBoot[k] && !replaced(k.pid, st) {
 			continue
 		}
 		if st, ok := r.stillKnown(k); ok {
@@ -799,6 +804,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 		}
 		r.recordExit(ctx, k, r.known[k])
 	}
+	r.earlierBoot = nil // their exits are recorded
 	r.endOpenRunning(ctx, c, listed)
 	// A start given up whose task the list lacks, or lists with its PID
 	// now another process's, and whose process no longer runs, ended
@@ -907,6 +913,9 @@ func (r *Recorder) seedKnown() bool {
 	type start struct {
 		k  taskKey
 		st uint64
+		// earlierBoot: the record names another boot; its process
+		// runs no more, whatever runs on its PID now.
+		earlierBoot bool
 	}
 	open := map[uint64]start{} // by the start record's seq
 	openIDs := map[uint64]nsID{}
@@ -924,7 +933,7 @@ func (r *Recorder) seedKnown() bool {
 			// A file rotated away meanwhile: what was read stands.
 		case rec.Source != audit.SourceContainerdEvents:
 		case audit.IsStart(rec.Stage) && rec.Ancestry != nil:
-			open[rec.Seq] = start{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime}
+			open[rec.Seq] = start{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime, !rec.OfThisBoot()}
 		case audit.IsStart(rec.Stage):
 			if rec.ContainerID != "" {
 				openIDs[rec.Seq] = nsID{rec.Namespace, rec.ContainerID}
@@ -970,7 +979,7 @@ func (r *Recorder) seedKnown() bool {
 		if _, ok := r.known[o.k]; ok {
 			continue
 		}
-		if inspect.Runs(o.k.pid, o.st) {
+		if !o.earlierBoot && inspect.Runs(o.k.pid, o.st) {
 			// Still runs: the first walk makes it known if listed; an
 			// exit event for it before then is recorded.
 			if r.openRunning == nil {
@@ -980,6 +989,12 @@ func (r *Recorder) seedKnown() bool {
 			continue
 		}
 		r.known[o.k] = o.st
+		if o.earlierBoot {
+			if r.earlierBoot == nil {
+				r.earlierBoot = map[taskKey]bool{}
+			}
+			r.earlierBoot[o.k] = true
+		}
 	}
 	return true
 }
@@ -1218,7 +1233,7 @@ const (
 // exit).
 func (r *Recorder) knownNow(k taskKey, at time.Time) (uint64, pidState) {
 	st, ok := r.known[k]
-	if !ok {
+	if !ok || r.earlierBoot[k] {
 		return 0, pidOther
 	}
 	now, err := inspect.StartTime(k.pid)
@@ -1239,7 +1254,7 @@ func (r *Recorder) knownNow(k taskKey, at time.Time) (uint64, pidState) {
 // (not a PID reused since, not a zombie a hung shim did not reap).
 func (r *Recorder) stillKnown(k taskKey) (uint64, bool) {
 	st, ok := r.known[k]
-	if !ok {
+	if !ok || r.earlierBoot[k] {
 		return 0, false
 	}
 	return st, inspect.Runs(k.pid, st)

@@ -223,6 +223,7 @@ func appendRecord(dst []byte, r *Record) []byte {
 			dst = appendKey(dst, true, "cgroup_id")
 			dst = append(appendOptUint(dst, c.CgroupID), '}')
 		}
+		dst = appendOptString(dst, "boot_id", a.BootID)
 	}
 	dst = appendOptString(dst, "policy", r.Policy)
 	dst = appendOptString(dst, "mode", r.Mode)
@@ -702,6 +703,8 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 			})
 			a.Maps = append(a.Maps, m)
 		})
+	case "boot_id":
+		d.ancestry(r).BootID = d.str(v)
 	case "creds":
 		c := &Creds{}
 		d.ancestry(r).Creds = c

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -8,9 +9,9 @@ import (
 )
 
 // The fast path of decoding: the members of a record in exactly the
-// order and form appendRecord writes them (this version's records, and
-// 1.0's, which are the same without "format"), read in one pass without
-// building a tree. Anything else (another order, members this version
+// order and form appendRecord writes them (this version's records and
+// earlier ones', which are the same without later members), read in one
+// pass without building a tree. Anything else (another order, members this version
 // does not know, white space) makes it give up, and decodeMembers reads
 // the line. FuzzDecodePaths holds the two to the same result.
 
@@ -255,6 +256,17 @@ func (c *canon) str() string {
 	return ""
 }
 
+// knownFormats are the versions parseCanonical reads: this one and each
+// earlier one, whose members are a subset of this one's in the same
+// order (an older writer wrote none of the later members).
+var knownFormats = func() []string {
+	f := make([]string, 0, FormatMinor+1)
+	for minor := range FormatMinor + 1 {
+		f = append(f, strconv.Itoa(FormatMajor)+"."+strconv.Itoa(minor))
+	}
+	return f
+}()
+
 // parseCanonical reads body (a record's bytes up to its hash, closed)
 // written in appendRecord's order and form; ok is false for anything
 // else.
@@ -265,7 +277,7 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 	comma := false
 	if c.peekKey(false, "format") {
 		r.Format = c.str()
-		if !c.ok || r.Format != Format && r.Format != "1.0" {
+		if !c.ok || !slices.Contains(knownFormats, r.Format) {
 			return nil, false // other versions: by name
 		}
 		comma = true
@@ -353,6 +365,7 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 			cr.CgroupID = c.optUintAt(true, "cgroup_id")
 			c.lit("}")
 		}
+		c.optStr("boot_id", &a.BootID)
 	}
 	c.optStr("policy", &r.Policy)
 	c.optStr("mode", &r.Mode)

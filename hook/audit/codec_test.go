@@ -77,6 +77,10 @@ func fuzzRecord(s1, s2, s3 string, n uint64, flags uint16) *Record {
 			r.Creds.CgroupID = &cg
 		}
 	}
+	if flags&4096 != 0 && r.Ancestry != nil {
+		// Bits run short: boot_id goes with another member's.
+		r.BootID = s2
+	}
 	return r
 }
 

@@ -592,12 +592,13 @@ func AppendAfterSearch[T any](ctx context.Context, l *Log, search func(*Searcher
 var testHookBeforeLock func(*searchMark)
 
 // StartMatcher returns a match function for [Searcher.Last] that selects
-// start records of the process pid with the given start time (0: any).
+// start records of the process pid of this boot with the given start
+// time (0: any).
 func StartMatcher(pid int, startTime uint64) func(*Record) bool {
 	return func(r *Record) bool {
 		if !IsStart(r.Stage) || r.Ancestry == nil || r.PID != pid {
 			return false
 		}
-		return startTime == 0 || r.StartTime == startTime
+		return (startTime == 0 || r.StartTime == startTime) && r.OfThisBoot()
 	}
 }

@@ -84,7 +84,7 @@ const MaxLine = 1 << 20
 // new minor version, in the canonical order before "version".
 const (
 	FormatMajor = 1
-	FormatMinor = 3
+	FormatMinor = 4
 )
 
 // Format is "FormatMajor.FormatMinor".

@@ -1,0 +1,72 @@
+package audit_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/nsrel/nsrel/hook/audit"
+)
+
+// TestBootID checks that BootID is the kernel's boot ID and that a
+// record's process is taken for one of this boot only when its record
+// names this boot or none.
+func TestBootID(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.TrimSuffix(string(b), "\n")
+	if got := audit.BootID(); got != want || len(got) != 36 {
+		t.Fatalf("BootID() = %q; want %q", got, want)
+	}
+	for _, tc := range []struct {
+		boot string
+		want bool
+	}{{want, true}, {"", true}, {"00000000-0000-4000-8000-000000000000", false}} {
+		a := &audit.Ancestry{PID: 1, StartTime: 1, BootID: tc.boot}
+		if got := a.OfThisBoot(); got != tc.want {
+			t.Errorf("OfThisBoot of a record of boot %q = %v; want %v", tc.boot, got, tc.want)
+		}
+	}
+}
+
+// TestAppendStartEarlierBoot: a start record of an earlier boot with
+// the PID and start time of a process of this boot (after a crash,
+// nothing recorded the stop; a user can aim for both, which count from
+// boot) is not that process's start. AppendStart took it for one and
+// recorded nothing of the container that ran now; the history and the
+// hook's poststart took it for the container's start.
+func TestAppendStartEarlierBoot(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	earlier := rec("c")
+	earlier.BootID = "00000000-0000-4000-8000-000000000000"
+	if err := l.Append(context.Background(), earlier); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := l.HasStart("c", 4242, 99); ok || err != nil {
+		t.Errorf("HasStart with an earlier boot's start = %v, %v; want false", ok, err)
+	}
+	now := rec("c")
+	now.Source = audit.SourceContainerdEvents
+	now.BootID = audit.BootID()
+	got, err := l.AppendStart(context.Background(), now, 4242, 99)
+	if got == nil || err != nil {
+		t.Fatalf("AppendStart after an earlier boot's start = %v, %v; want it appended", got, err)
+	}
+	if n := startsOf(t, path, "c"); n != 2 {
+		t.Errorf("%d start records; want 2", n)
+	}
+	// This boot's start, and one naming no boot, are the process's.
+	for _, boot := range []string{audit.BootID(), ""} {
+		again := rec("c")
+		again.BootID = boot
+		if got, err := l.AppendStart(context.Background(), again, 4242, 99); got != nil || err != nil {
+			t.Errorf("AppendStart after a start of boot %q = %v, %v; want nothing appended", boot, got, err)
+		}
+	}
+	if !audit.StartMatcher(4242, 99)(now) || audit.StartMatcher(4242, 99)(earlier) {
+		t.Error("StartMatcher takes an earlier boot's start, or not this boot's")
+	}
+}
