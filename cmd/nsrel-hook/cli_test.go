@@ -83,6 +83,9 @@ func TestMainStagesInProcess(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "container self-1 (pod prod/web-0, by its annotations)") || strings.Count(out, "\n  seq ") != 3 {
 		t.Errorf("audit show exit %d:\n%s", code, out)
 	}
+	if want := fmt.Sprintf("        process: start time %d (clock ticks since boot), boot %s\n", recs[0].StartTime, audit.BootID()); !strings.Contains(out, want) {
+		t.Errorf("audit show does not name the process's start time and boot (%q):\n%s", want, out)
+	}
 	code, out, _ = run("", "audit", "show", "--json", "--container", "self-1", e.log)
 	if code != 0 || strings.Count(out, "\n") != 3 {
 		t.Fatalf("audit show --json exit %d:\n%s", code, out)

@@ -74,6 +74,12 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 	}
 	b.WriteByte('\n')
 	if a := r.Ancestry; a != nil {
+		// PID and start time name a process within one boot only.
+		fmt.Fprintf(b, "        process: start time %d (clock ticks since boot)", a.StartTime)
+		if a.BootID != "" {
+			b.WriteString(", boot " + vocab.Printable(a.BootID))
+		}
+		b.WriteByte('\n')
 		b.WriteString("        user: " + userChain(a) + "\n")
 		for _, m := range a.Maps {
 			if line := mapsLine(m); line != "" {
