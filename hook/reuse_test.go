@@ -493,3 +493,22 @@ func TestPoststopPIDBeforeOwnSource(t *testing.T) {
 		t.Errorf("poststop refers to seq %d; want 2, the record of the PID", got)
 	}
 }
+
+// TestPoststopEarlierBoot: a poststop of a process whose start time is
+// unknown (its createRuntime could not inspect it) took an earlier
+// boot's stopped start of the ID and PID for this container's, said its
+// stop was recorded already, and left this boot's start without an end.
+func TestPoststopEarlierBoot(t *testing.T) {
+	then := proc(200, 9, 4026532300)
+	then.BootID = earlierBoot
+	procs := map[int]*audit.Ancestry{200: then}
+	h := reuseHook(t, procs)
+	runStage(t, h, audit.StageCreateRuntime, "web", 200) // seq 1, an earlier boot's
+	runStage(t, h, audit.StagePoststop, "web", 200)      // seq 2
+	delete(procs, 200)
+	cr, _ := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: "web", Pid: 200}) // seq 3, no process
+	res := runStage(t, h, audit.StagePoststop, "web", 200)
+	if res.Record.Ref == nil || res.Record.Ref.Seq != cr.Record.Seq {
+		t.Errorf("poststop ref %+v (error %q); want seq %d, this boot's start", res.Record.Ref, res.Record.Error, cr.Record.Seq)
+	}
+}

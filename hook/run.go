@@ -177,11 +177,13 @@ func createRuntimeOf(s *audit.Searcher, id string, pid int, a *audit.Ancestry) (
 			if e.latest == nil {
 				e.latest = r
 			}
-			if r.Ancestry == nil || r.PID != pid {
+			// A record of another boot is of another process,
+			// whatever its PID and start time.
+			if r.Ancestry == nil || r.PID != pid || !r.OfThisBoot() {
 				return false
 			}
 			if a != nil {
-				return r.StartTime == start && r.OfThisBoot()
+				return r.StartTime == start
 			}
 			if e.stopped[r.Seq] != 0 {
 				if e.closed == nil {
@@ -389,7 +391,7 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 			return false
 		}
 		if stop := stopped[r.Seq]; stop != 0 {
-			if pid > 0 && r.Ancestry != nil && r.PID == pid {
+			if pid > 0 && r.Ancestry != nil && r.PID == pid && r.OfThisBoot() {
 				done = r
 				why = fmt.Sprintf("no start record for this container: the stop of pid %d is recorded already, by poststop seq %d (start record seq %d)", pid, stop, r.Seq)
 				return true
@@ -409,7 +411,7 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 		k := 0
 		switch {
 		case pid > 0 && r.Ancestry != nil:
-			if r.PID != pid {
+			if r.PID != pid || !r.OfThisBoot() { // another process
 				for _, later := range refersTo[r.Seq] {
 					others[later.Seq] = true
 				}

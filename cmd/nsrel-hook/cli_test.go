@@ -352,6 +352,9 @@ func TestMainUsage(t *testing.T) {
 		{"policy check two FILEs", "", []string{"policy", "check", e.config, e.config}, 2, "", "usage: nsrel-hook policy check FILE"},
 		{"policy check shipped", "", []string{"policy", "check", "../../config/hook-enforce.json"}, 0, "default \"userns-required\"", ""},
 		{"policy check bad", "", []string{"policy", "check", "cli_test.go"}, 1, "", "cli_test.go:1:1:"},
+		// A newline in the path is escaped: it split the error into
+		// two lines, the second one's text the path's to choose.
+		{"policy check path with newline", "", []string{"policy", "check", "/nonexistent/a\nnsrel-hook: OK"}, 1, "", "\\nnsrel-hook: OK: no such file or directory\"\n"},
 		{"audit usage", "", []string{"audit"}, 2, "", "usage"},
 		{"audit bad command", "", []string{"audit", "fix"}, 2, "", "unknown audit command"},
 		{"audit help", "", []string{"audit", "--help"}, 0, "Examples:", ""},

@@ -54,8 +54,8 @@ func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := policy.Load(file)
 	if err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stderr, "nsrel-hook: %s\n", vocab.Printable(line))
+		for _, line := range vocab.ErrorLines(err) {
+			fmt.Fprintf(stderr, "nsrel-hook: %s\n", line)
 		}
 		return 1
 	}
@@ -64,8 +64,8 @@ func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	// there left every container unrecorded (on_error allow) after a
 	// check that said OK.
 	if err := errors.Join(cfg.CheckSockets(), cfg.CheckPaths()); err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stderr, "nsrel-hook: %s: %s\n", vocab.Printable(file), vocab.Printable(line))
+		for _, line := range vocab.ErrorLines(err) {
+			fmt.Fprintf(stderr, "nsrel-hook: %s: %s\n", vocab.Printable(file), line)
 		}
 		return 1
 	}

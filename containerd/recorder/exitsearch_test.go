@@ -96,8 +96,8 @@ func TestExitOfNRIStart(t *testing.T) {
 		t.Fatalf("the recorder's start: %+v, %v; want none, the plugin's recorded it", got, err)
 	}
 	for range 2 {
-		r.recordExit(ctx, taskKey{"k8s.io", "sandbox", 4242}, 77)
-		r.recordExit(ctx, taskKey{"k8s.io", "hooked", 4343}, 78)
+		r.recordExit(ctx, taskKey{"k8s.io", "sandbox", 4242}, 77, "")
+		r.recordExit(ctx, taskKey{"k8s.io", "hooked", 4343}, 78, "")
 	}
 	if ends := exitsOf(t, path, "sandbox"); len(ends) != 1 || ends[0] != 1 {
 		t.Errorf("exits of the sandbox end starts %v; want [1], the plugin's start, once", ends)
@@ -132,8 +132,8 @@ func TestDroppedExitsKept(t *testing.T) {
 	swap()
 	r.keep(filler(), errors.New("not writable")) // dropped, counted
 	queued := time.Now()
-	r.recordExit(ctx, taskKey{"k8s.io", "sandbox", 4242}, 77)
-	r.recordExit(ctx, taskKey{"k8s.io", "ctr", 4343}, 78)
+	r.recordExit(ctx, taskKey{"k8s.io", "sandbox", 4242}, 77, "")
+	r.recordExit(ctx, taskKey{"k8s.io", "ctr", 4343}, 78, "")
 	queueFillers(r, MaxPending-2)
 	if len(r.pending) != MaxPending || r.dropped != 1 || len(r.droppedExits) != 0 {
 		t.Fatalf("%d pending, %d dropped, %d exits kept apart; want the first record dropped", len(r.pending), r.dropped, len(r.droppedExits))
@@ -321,7 +321,7 @@ func TestExitSearchesBeforeLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	audittest.ReadsBeforeLock(t, path, size, "the exit", func() {
-		(&Recorder{Log: log}).recordExit(ctx, taskKey{"default", "old", 4242}, 50)
+		(&Recorder{Log: log}).recordExit(ctx, taskKey{"default", "old", 4242}, 50, "")
 	})
 	var exit *audit.Record
 	for rec, err := range audit.Records(path) {
@@ -354,7 +354,7 @@ func TestExitOfRefusalOverOwnStart(t *testing.T) {
 		Ancestry: &audit.Ancestry{PID: pid, StartTime: st}, Ref: &audit.Ref{Seq: own.Seq, Stage: own.Stage, Hash: own.Hash}}); err != nil {
 		t.Fatal(err)
 	}
-	(&Recorder{Log: log}).recordExit(ctx, taskKey{"k8s.io", "sb", pid}, st)
+	(&Recorder{Log: log}).recordExit(ctx, taskKey{"k8s.io", "sb", pid}, st, "")
 	if ends := exitsOf(t, path, "sb"); len(ends) != 1 || ends[0] != 2 {
 		t.Fatalf("exits end %v; want [2], the plugin's refusal", ends)
 	}
@@ -402,6 +402,43 @@ func TestSeedKnownEarlierBoot(t *testing.T) {
 	}
 	if _, now := r.knownNow(then, time.Time{}); now != pidOther {
 		t.Errorf("the process on the earlier boot's task's PID is taken for its (%v)", now)
+	}
+}
+
+// TestSeedKnownSameKeyEarlierBoot: a container restarted under its ID
+// after a crash whose new task got the PID and start time of the earlier
+// boot's task, whose start the log holds open. The earlier boot's exit
+// ends that boot's start, not this boot's: the search took the newest
+// start of the PID and start time, the running task's.
+func TestSeedKnownSameKeyEarlierBoot(t *testing.T) {
+	path, log := tempLog(t)
+	ctx := context.Background()
+	pid := os.Getpid()
+	st, err := inspect.StartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const then = "00000000-0000-4000-8000-000000000000"
+	for _, boot := range []string{then, audit.BootID()} {
+		if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "c",
+			Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: pid, StartTime: st, BootID: boot}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Recorder{Log: log}
+	if !r.seedKnown() {
+		t.Fatal("seedKnown failed")
+	}
+	k := taskKey{"k8s.io", "c", pid}
+	if r.earlierBoot[k] != then {
+		t.Fatalf("earlier boot of the task %q; want %q", r.earlierBoot[k], then)
+	}
+	r.taskGone(ctx, k) // as a walk or a TaskStart of the key does
+	if ends := exitsOf(t, path, "c"); len(ends) != 1 || ends[0] != 1 {
+		t.Errorf("exits end %v; want [1], the earlier boot's start", ends)
+	}
+	if _, ok := r.earlierBoot[k]; ok {
+		t.Error("the task is still taken for the earlier boot's after its exit")
 	}
 }
 
@@ -499,7 +536,7 @@ func TestExitSearchWithoutNamespacesStops(t *testing.T) {
 				r.known = map[taskKey]uint64{{"default", "nsless", 4343}: 0}
 			}
 			before := audittest.BytesRead(t)
-			r.recordExit(ctx, taskKey{"default", "nsless", 4242}, 77)
+			r.recordExit(ctx, taskKey{"default", "nsless", 4242}, 77, "")
 			read := audittest.BytesRead(t) - before
 			t.Logf("the exit's search read %d bytes (file %d bytes)", read, len(data))
 			if read > 1<<20 {
@@ -582,7 +619,7 @@ func TestExitNotOfOthersStartWithoutNamespaces(t *testing.T) {
 				r.known[s.k] = s.st
 			}
 			for _, e := range tc.exits {
-				r.recordExit(ctx, e.k, e.st)
+				r.recordExit(ctx, e.k, e.st, "")
 			}
 			_, ended := endsOf(t, path, "web")
 			for name, seq := range seqs {
@@ -620,7 +657,7 @@ func TestReseedKeepsOwner(t *testing.T) {
 		t.Fatal("seedKnown")
 	}
 	delete(r.openByID, nsID{kB.ns, kB.id}) // as the walk does, B known
-	r.recordExit(ctx, kB, 88)
+	r.recordExit(ctx, kB, 88, "")
 	if _, ended := endsOf(t, path, kB.id); ended[rec.Seq] == 0 {
 		t.Errorf("B's start (seq %d) not ended by B's exit; owner %+v\n%s", rec.Seq, r.owner[rec.Seq], audittest.Listing(audittest.Records(t, path, kB.id)))
 	}
@@ -654,7 +691,7 @@ func TestLostExitPastPreviousEndedStart(t *testing.T) {
 	if st, ok := r.known[kA]; !ok || st != 77 {
 		t.Fatalf("known %v; want A's open start, its process gone", r.known)
 	}
-	r.recordExit(ctx, kA, 77) // as the first walk does: A not listed
+	r.recordExit(ctx, kA, 77, "") // as the first walk does: A not listed
 	if _, ended := endsOf(t, path, kA.id); ended[a.Seq] == 0 {
 		t.Errorf("A's start (seq %d) not ended: A's exit lost\n%s", a.Seq, audittest.Listing(audittest.Records(t, path, kA.id)))
 	}
@@ -701,7 +738,7 @@ func TestLostExitNotOfReRecordedStart(t *testing.T) {
 	if _, ok := r.known[kZ]; !ok {
 		t.Fatalf("known %v; want Z", r.known)
 	}
-	r.recordExit(ctx, kZ, 66)
+	r.recordExit(ctx, kZ, 66, "")
 	if _, ended := endsOf(t, path, kZ.id); ended[z.Seq] == 0 || ended[s0.Seq] != 0 {
 		t.Errorf("Z's start ended by %d, S0 (A's, A runs) by %d; want Z's ended, S0 not\n%s", ended[z.Seq], ended[s0.Seq], audittest.Listing(audittest.Records(t, path, kZ.id)))
 	}
@@ -730,13 +767,13 @@ func TestOwnersKept(t *testing.T) {
 			}
 			r.own(b.Seq, kB) // as recordStart does
 			if bEnded {
-				r.recordExit(ctx, kB, 88)
+				r.recordExit(ctx, kB, 88, "")
 			}
 			for i := range ownersKept {
 				r.own(b.Seq+100+uint64(i), taskKey{"default", "job", 1000 + i})
 				r.ownerEnded(b.Seq + 100 + uint64(i))
 			}
-			r.recordExit(ctx, kA, 77)
+			r.recordExit(ctx, kA, 77, "")
 			_, ended := endsOf(t, path, "web")
 			if ended[a.Seq] == 0 || (ended[b.Seq] != 0) != bEnded {
 				t.Errorf("A's start ended by %d, B's by %d; want A's ended, B's only if B ended\n%s", ended[a.Seq], ended[b.Seq], audittest.Listing(audittest.Records(t, path, "web")))

@@ -174,10 +174,11 @@ type Recorder struct {
 	// after more than [MaxPending] exits were dropped (droppedExits).
 	openRunning map[taskKey]uint64
 	// earlierBoot are the tasks of known whose start the log holds from
-	// an earlier boot (seeded, until the first walk records their exit):
-	// their PID and start time, which count from boot, may be a process's
-	// of this boot, which is another.
-	earlierBoot map[taskKey]bool
+	// an earlier boot, to that boot's ID (seeded, until their exit is
+	// recorded): their PID and start time, which count from boot, may
+	// be a process's of this boot, which is another. Their exit ends
+	// a start of that boot alone.
+	earlierBoot map[taskKey]string
 	// openByID are the containers (namespace and ID) of starts the log
 	// says the recorder recorded without namespaces (no PID) and without
 	// exit, when it started, until a walk makes a task of theirs known
@@ -268,6 +269,9 @@ type pendingRecord struct {
 	byID      bool
 	exit      *taskKey
 	other     *audit.Record
+	// boot is an exit's task's boot when it is an earlier one
+	// ([Recorder.earlierBoot]).
+	boot string
 	// time and late are an exit's record time (when the recorder
 	// learnt of it) and the note that says it was written late.
 	time, late string
@@ -795,16 +799,22 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	// One listed whose PID is now another process's ([replaced]) ended:
 	// the listed task is the container's next, which got its PID.
 	for k, st := range r.known {
-		if _, kept := known[k]; kept || listed[k] && !r.earlierBoot[k] && !replaced(k.pid, st) {
+		boot := r.earlierBoot[k]
+		if _, kept := known[k]; kept || listed[k] && boot == "" && !replaced(k.pid, st) {
 			continue
 		}
 		if st, ok := r.stillKnown(k); ok {
 			known[k] = st
 			continue
 		}
-		r.recordExit(ctx, k, r.known[k])
+		r.recordExit(ctx, k, st, boot)
+		if boot != "" {
+			// Not known now: a task of its key listed is this boot's,
+			// whose start the loop below records.
+			delete(r.known, k)
+			delete(r.earlierBoot, k)
+		}
 	}
-	r.earlierBoot = nil // their exits are recorded
 	r.endOpenRunning(ctx, c, listed)
 	// A start given up whose task the list lacks, or lists with its PID
 	// now another process's, and whose process no longer runs, ended
@@ -848,6 +858,11 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	}
 	r.forget = nil
 	r.known = known
+	for k := range r.earlierBoot {
+		if _, ok := known[k]; !ok {
+			delete(r.earlierBoot, k)
+		}
+	}
 	for k := range r.openRunning {
 		if _, ok := known[k]; ok {
 			delete(r.openRunning, k)
@@ -886,7 +901,7 @@ func (r *Recorder) endOpenRunning(ctx context.Context, c *client.Client, listed 
 			continue
 		}
 		delete(r.openRunning, k)
-		r.recordExit(ctx, k, st)
+		r.recordExit(ctx, k, st, "")
 	}
 }
 
@@ -913,9 +928,10 @@ func (r *Recorder) seedKnown() bool {
 	type start struct {
 		k  taskKey
 		st uint64
-		// earlierBoot: the record names another boot; its process
-		// runs no more, whatever runs on its PID now.
-		earlierBoot bool
+		// boot is the boot the record names when it is another
+		// ("" for this one): its process runs no more, whatever runs
+		// on its PID now.
+		boot string
 	}
 	open := map[uint64]start{} // by the start record's seq
 	openIDs := map[uint64]nsID{}
@@ -933,7 +949,11 @@ func (r *Recorder) seedKnown() bool {
 			// A file rotated away meanwhile: what was read stands.
 		case rec.Source != audit.SourceContainerdEvents:
 		case audit.IsStart(rec.Stage) && rec.Ancestry != nil:
-			open[rec.Seq] = start{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime, !rec.OfThisBoot()}
+			var boot string
+			if !rec.OfThisBoot() {
+				boot = rec.BootID
+			}
+			open[rec.Seq] = start{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime, boot}
 		case audit.IsStart(rec.Stage):
 			if rec.ContainerID != "" {
 				openIDs[rec.Seq] = nsID{rec.Namespace, rec.ContainerID}
@@ -979,7 +999,7 @@ func (r *Recorder) seedKnown() bool {
 		if _, ok := r.known[o.k]; ok {
 			continue
 		}
-		if !o.earlierBoot && inspect.Runs(o.k.pid, o.st) {
+		if o.boot == "" && inspect.Runs(o.k.pid, o.st) {
 			// Still runs: the first walk makes it known if listed; an
 			// exit event for it before then is recorded.
 			if r.openRunning == nil {
@@ -989,11 +1009,11 @@ func (r *Recorder) seedKnown() bool {
 			continue
 		}
 		r.known[o.k] = o.st
-		if o.earlierBoot {
+		if o.boot != "" {
 			if r.earlierBoot == nil {
-				r.earlierBoot = map[taskKey]bool{}
+				r.earlierBoot = map[taskKey]string{}
 			}
-			r.earlierBoot[o.k] = true
+			r.earlierBoot[o.k] = o.boot
 		}
 	}
 	return true
@@ -1084,7 +1104,7 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		for k, st := range r.openRunning {
 			if k.ns == env.Namespace && k.id == e.ID && !inspect.Runs(k.pid, st) {
 				delete(r.openRunning, k)
-				r.recordExit(ctx, k, st)
+				r.recordExit(ctx, k, st, "")
 			}
 		}
 		// Not a start recorded without namespaces (openByID): it names
@@ -1124,7 +1144,7 @@ func replaced(pid int, startTime uint64) bool {
 // taken for still running: its start stayed without exit, and the new
 // task's start replaced it among the known.
 func (r *Recorder) endReplaced(ctx context.Context, c *client.Client, k taskKey) {
-	if st, ok := r.known[k]; ok && replaced(k.pid, st) {
+	if st, ok := r.known[k]; ok && (r.earlierBoot[k] != "" || replaced(k.pid, st)) {
 		r.taskGone(ctx, k)
 	}
 	if h, ok := r.held[k]; ok && replaced(k.pid, h.startTime) {
@@ -1132,7 +1152,7 @@ func (r *Recorder) endReplaced(ctx context.Context, c *client.Client, k taskKey)
 	}
 	if st, ok := r.openRunning[k]; ok && replaced(k.pid, st) {
 		delete(r.openRunning, k)
-		r.recordExit(ctx, k, st)
+		r.recordExit(ctx, k, st, "")
 	}
 }
 
@@ -1164,7 +1184,7 @@ func (r *Recorder) taskEnded(ctx context.Context, c *client.Client, k taskKey, e
 	}
 	if _, ok := r.known[k]; !ok && r.openInitEnded(ctx, c, k, exited) {
 		delete(r.openByID, nsID{k.ns, k.id})
-		r.recordExit(ctx, k, 0)
+		r.recordExit(ctx, k, 0, "")
 		return
 	}
 	if _, ok := r.known[k]; !ok {
@@ -1233,7 +1253,7 @@ const (
 // exit).
 func (r *Recorder) knownNow(k taskKey, at time.Time) (uint64, pidState) {
 	st, ok := r.known[k]
-	if !ok || r.earlierBoot[k] {
+	if !ok || r.earlierBoot[k] != "" {
 		return 0, pidOther
 	}
 	now, err := inspect.StartTime(k.pid)
@@ -1254,7 +1274,7 @@ func (r *Recorder) knownNow(k taskKey, at time.Time) (uint64, pidState) {
 // (not a PID reused since, not a zombie a hung shim did not reap).
 func (r *Recorder) stillKnown(k taskKey) (uint64, bool) {
 	st, ok := r.known[k]
-	if !ok || r.earlierBoot[k] {
+	if !ok || r.earlierBoot[k] != "" {
 		return 0, false
 	}
 	return st, inspect.Runs(k.pid, st)
@@ -1363,7 +1383,7 @@ func (r *Recorder) endHeld(ctx context.Context, c *client.Client, k taskKey, why
 		return
 	}
 	r.unhold(k)
-	r.recordExit(ctx, k, st)
+	r.recordExit(ctx, k, st, "")
 	r.markEnded(k, st, h.event)
 }
 
@@ -1483,10 +1503,11 @@ func (r *Recorder) heldNames() string {
 
 // taskGone records the exit of task k.
 func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
-	st := r.known[k]
+	st, boot := r.known[k], r.earlierBoot[k]
 	delete(r.known, k)
+	delete(r.earlierBoot, k)
 	if k.id != "" && k.pid > 0 {
-		r.recordExit(ctx, k, st)
+		r.recordExit(ctx, k, st, boot)
 	}
 }
 
@@ -2043,7 +2064,7 @@ func (r *Recorder) retryPending(ctx context.Context) {
 	}
 	for len(r.droppedExits) > 0 {
 		d := r.droppedExits[0]
-		if _, err := r.appendExit(ctx, *d.exit, d.startTime, d.time, d.late, d.noStart); err != nil {
+		if _, err := r.appendExit(ctx, *d.exit, d.startTime, d.boot, d.time, d.late, d.noStart); err != nil {
 			log.WithError(err).WithField("dropped exits", len(r.droppedExits)).Error("audit log still not writable")
 			r.failing = true
 			return
@@ -2058,7 +2079,7 @@ func (r *Recorder) retryPending(ctx context.Context) {
 		case p.other != nil:
 			err = r.Log.Append(ctx, p.other)
 		case p.exit != nil:
-			_, err = r.appendExit(ctx, *p.exit, p.startTime, p.time, p.late, p.noStart)
+			_, err = r.appendExit(ctx, *p.exit, p.startTime, p.boot, p.time, p.late, p.noStart)
 		default:
 			_, err = r.appendStart(ctx, p.start, p.pid, p.startTime, p.byID)
 		}
@@ -2074,19 +2095,19 @@ func (r *Recorder) retryPending(ctx context.Context) {
 
 // recordExit records the exit of task k, whose process started at
 // startTime (0: not known).
-func (r *Recorder) recordExit(ctx context.Context, k taskKey, startTime uint64) {
+func (r *Recorder) recordExit(ctx context.Context, k taskKey, startTime uint64, boot string) {
 	log := r.logger().WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid})
 	if len(r.pending) > 0 {
 		// Behind the records waiting: its start may be one of them.
 		log.Warn("exit queued behind records the audit log did not take yet")
-		r.keep(pendingRecord{exit: &k, startTime: startTime}, nil)
+		r.keep(pendingRecord{exit: &k, startTime: startTime, boot: boot}, nil)
 		return
 	}
-	got, err := r.appendExit(ctx, k, startTime, "", "", false)
+	got, err := r.appendExit(ctx, k, startTime, boot, "", "", false)
 	switch {
 	case err != nil:
 		log.WithError(err).Error("audit log append failed; will retry")
-		r.keep(pendingRecord{exit: &k, startTime: startTime}, err)
+		r.keep(pendingRecord{exit: &k, startTime: startTime, boot: boot}, err)
 	case got != nil:
 		log.WithField("seq", got.Seq).Info("recorded exit")
 	default:
@@ -2113,7 +2134,7 @@ func (r *Recorder) recordExit(ctx context.Context, k taskKey, startTime uint64) 
 // exit, or one of the recorder's with namespaces; else the exit was
 // lost); not the recorder's last start without namespaces of the
 // container, which may be another task's.
-func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, at, late string, strict bool) (*audit.Record, error) {
+func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, boot, at, late string, strict bool) (*audit.Record, error) {
 	type found struct {
 		start  *audit.Record
 		exited bool
@@ -2138,10 +2159,22 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		// which else went through every file searched at each exit of
 		// such a container. (A later task of the container that took
 		// the PID is another process.)
+		// A task of an earlier boot ([Recorder.earlierBoot]) ends a start
+		// of its boot only, one of this boot a start that names this boot
+		// or none: a start time counts from boot, and a process of each
+		// may have the other's PID and start time.
+		ofBoot := func(rec *audit.Record) bool {
+			if boot == "" {
+				return rec.OfThisBoot()
+			}
+			return rec.Ancestry != nil && rec.BootID == boot
+		}
 		exited := map[uint64]bool{}
 		var maybe *audit.Record
 		start, err := s.Last(k.id, func(rec *audit.Record) bool {
 			switch {
+			case audit.IsStart(rec.Stage) && !ofBoot(rec):
+				return false // of another boot's task
 			case rec.Namespace == "" && rec.Source != audit.SourceContainerdEvents:
 				return audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.PID == k.pid && (startTime == 0 || rec.StartTime == startTime)
 			case rec.Namespace != k.ns:

@@ -281,11 +281,11 @@ func TestExitOfAnotherSourcesStart(t *testing.T) {
 		}
 	}
 	r := &Recorder{Log: log}
-	r.recordExit(ctx, taskKey{"default", "web", 4242}, 99)
-	r.recordExit(ctx, taskKey{"default", "web", 4242}, 50)
-	r.recordExit(ctx, taskKey{"default", "db", 4343}, 98)
-	r.recordExit(ctx, taskKey{"default", "api", 5151}, 50)
-	r.recordExit(ctx, taskKey{"default", "api", 5151}, 99)
+	r.recordExit(ctx, taskKey{"default", "web", 4242}, 99, "")
+	r.recordExit(ctx, taskKey{"default", "web", 4242}, 50, "")
+	r.recordExit(ctx, taskKey{"default", "db", 4343}, 98, "")
+	r.recordExit(ctx, taskKey{"default", "api", 5151}, 50, "")
+	r.recordExit(ctx, taskKey{"default", "api", 5151}, 99, "")
 	var exits []string
 	for rec, err := range audit.Records(path) {
 		if err == nil && rec.Stage == audit.StageExit {
@@ -943,4 +943,47 @@ func TestOpenByIDWalkedTaskQueued(t *testing.T) {
 		t.Errorf("start records %v without exit after the container's exit", open)
 	}
 	audittest.Verify(t, cfg.AuditLog)
+}
+
+// TestFirstWalkEarlierBootSameTask: after a crash, containerd runs a
+// container under its ID again and its new task gets the PID and start
+// time of the task of the boot before, whose start the log holds open.
+// The first walk records the earlier start's exit and this boot's start
+// of the running task: it recorded the exit, then took the task for
+// known (recorded already) and left it without a start.
+func TestFirstWalkEarlierBootSameTask(t *testing.T) {
+	_, cfg, d, c := busyboxDaemon(t)
+	log := openLog(t, cfg.AuditLog)
+	id := ctrdtest.Uniq("boot")
+	_, pid := d.Run(t, c, "default", id, nil)
+	st, err := inspect.StartTime(int(pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	then := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: id,
+		Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: int(pid), StartTime: st, BootID: "00000000-0000-4000-8000-000000000000"}}
+	if err := log.Append(context.Background(), then); err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
+	if err := r.walk(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	var stages []string
+	var starts, exits int
+	for _, rec := range audittest.Records(t, cfg.AuditLog, id) {
+		stages = append(stages, fmt.Sprintf("%s seq %d", rec.Stage, rec.Seq))
+		switch {
+		case audit.IsStart(rec.Stage) && rec.Ancestry != nil && rec.BootID == audit.BootID():
+			starts++
+		case rec.Stage == audit.StageExit && rec.Ref != nil && rec.Ref.Seq == then.Seq:
+			exits++
+		}
+	}
+	if starts != 1 || exits != 1 {
+		t.Errorf("records %v: %d starts of this boot, %d exits of the earlier boot's; want 1 and 1", stages, starts, exits)
+	}
+	if k := (taskKey{"default", id, int(pid)}); r.known[k] != st || r.earlierBoot[k] != "" {
+		t.Errorf("known %v, earlier boot %q; want the task known, of this boot", r.known, r.earlierBoot[k])
+	}
 }

@@ -65,12 +65,13 @@ type Ancestry struct {
 
 // OfThisBoot reports whether a's process may be one of the running
 // boot: its record names this boot, or names none (written before
-// format 1.4), or this boot's ID cannot be read. A record of an earlier
+// format 1.4, or a nil a: a record without a process), or this boot's ID
+// cannot be read. A record of an earlier
 // boot does not name a process running now, whatever its PID and start
 // time (both count from boot: after a crash another process can have
 // them).
 func (a *Ancestry) OfThisBoot() bool {
-	if a.BootID == "" {
+	if a == nil || a.BootID == "" {
 		return true
 	}
 	b := BootID()

@@ -126,6 +126,22 @@ func Printable(s string) string {
 	return s
 }
 
+// ErrorLines returns the messages of err, one per error errors.Join
+// joined (at any depth of joins), each [Printable]: a newline in one
+// message (a path's) is escaped, not the start of another line.
+func ErrorLines(err error) []string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var lines []string
+		for _, e := range j.Unwrap() {
+			if e != nil {
+				lines = append(lines, ErrorLines(e)...)
+			}
+		}
+		return lines
+	}
+	return []string{Printable(err.Error())}
+}
+
 // OneLine flattens a (possibly joined) error onto one [Printable] line.
 func OneLine(err error) string {
 	return Printable(strings.ReplaceAll(err.Error(), "\n", "; "))
