@@ -62,8 +62,9 @@ func RunningFrom(a *audit.Ancestry, live *inspect.LiveOnce) *policy.Running {
 // container (in neither the container's PID namespace nor one below it)
 // that lives in the container's own user namespace, one per namespace:
 // a container that joined another's user namespace shares all its IDs.
-// A container in the initial PID namespace cannot be told from the
-// processes around it and is not checked this way.
+// A container in the initial PID namespace (or that joined another's)
+// has as its own its descendants and the processes that started after
+// it.
 //
 // The work on what the scan found (the walks up from the namespaces that
 // overlap the container's, the names of their processes, the search for
@@ -151,22 +152,30 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 // outsider returns the first process in the container's own user
 // namespace l that is not the container's (it lives in neither the
 // container's PID namespace nor one below it, or, when the container
-// joined that PID namespace, it is not its descendant and started before
-// it) and not its pod's, as an
+// joined that PID namespace or stayed in the top one, it is not its
+// descendant and started before it) and not its pod's, as an
 // [policy.Other] that shares the namespace; nil when there is none.
 //
 // late says when the scan's budget ran out: the search then stops with
 // its error.
 func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bool, late func() error) (*policy.Other, error) {
-	if a.PIDDepth() == 0 {
-		return nil, nil
+	// A container in the PID namespace of the top of the chain (the
+	// host's: runc, crun and podman let its creator leave the PID
+	// namespace out) shares it with every process: as one that joined a
+	// PID namespace, its own are its descendants and what started after
+	// it (a daemon it forked, given to init). It was not checked, and a
+	// container that joined a running one's user namespace ran.
+	hostPID := a.PIDDepth() == 0
+	joined := hostPID
+	var own nsrel.Ident
+	if !hostPID {
+		own = nsrel.Ident{Dev: a.PIDNS[0].Dev, Ino: a.PIDNS[0].Ino}
+		// A container that joined a PID namespace (rather than made
+		// it, as its init) finds processes there that are not its
+		// own: only its descendants are.
+		made, merr := inspect.PIDNSInit(a.PID)
+		joined = merr == nil && !made
 	}
-	own := nsrel.Ident{Dev: a.PIDNS[0].Dev, Ino: a.PIDNS[0].Ino}
-	// A container that joined a PID namespace (rather than made it, as
-	// its init) finds processes there that are not its own: only its
-	// descendants are.
-	made, merr := inspect.PIDNSInit(a.PID)
-	joined := merr == nil && !made
 	for _, pid := range l.PIDs {
 		if pid == a.PID {
 			continue
@@ -174,7 +183,10 @@ func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bo
 		if err := late(); err != nil {
 			return nil, err
 		}
-		in, err := inspect.InPIDNS(pid, own, l.Ident)
+		in, err := true, error(nil)
+		if !hostPID {
+			in, err = inspect.InPIDNS(pid, own, l.Ident)
+		}
 		switch {
 		case errors.Is(err, inspect.ErrGone):
 			continue

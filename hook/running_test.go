@@ -515,7 +515,28 @@ func TestRunningJoinedPIDNSDaemon(t *testing.T) {
 	// own; its daemon forked by a subshell that exits at once.
 	ctr := nstest.Start(t, nil, nstest.RequireCmd(t, "nsenter"), "--pid=/proc/"+strconv.Itoa(other.Pid)+"/ns/pid", "--",
 		nstest.RequireCmd(t, "unshare"), "-U", "--map-root-user", "sh", "-c", "(sleep 1002 &); exec sleep 1001")
-	leaf := nstest.WaitLeaf(t, ctr.Pid, "sleep")
+	ownDaemonNotReported(t, ctr.Pid, 1)
+}
+
+// TestRunningHostPIDDaemon: as TestRunningJoinedPIDNSDaemon, in the
+// host's PID namespace, where the rule now checks the container's own
+// user namespace too (a container that joined a running one's ran): its
+// daemon, given to the host's init, is its own.
+func TestRunningHostPIDDaemon(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireCmd(t, "sleep")
+	// The container: the host's PID namespace, a user namespace of its
+	// own; its daemon forked by a subshell that exits at once.
+	ctr := nstest.Start(t, nil, nstest.RequireCmd(t, "unshare"), "-U", "--map-root-user", "sh", "-c", "(sleep 1002 &); exec sleep 1001")
+	ownDaemonNotReported(t, ctr.Pid, 0)
+}
+
+// ownDaemonNotReported waits for the container started as ctr (its leaf
+// sleep, at PID depth pidDepth, and the daemon that left it) and checks
+// that disjoint_from_running takes the daemon for the container's own.
+func ownDaemonNotReported(t *testing.T, ctr, pidDepth int) {
+	t.Helper()
+	leaf := nstest.WaitLeaf(t, ctr, "sleep")
 	// The daemon: the other process in the container's user namespace.
 	own, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", leaf))
 	if err != nil {
@@ -544,6 +565,9 @@ func TestRunningJoinedPIDNSDaemon(t *testing.T) {
 	a, err := inspect.Process(leaf)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if a.PIDDepth() != pidDepth || a.UserDepth() != 1 {
+		t.Fatalf("the container: user depth %d, PID depth %d; want 1 and %d", a.UserDepth(), a.PIDDepth(), pidDepth)
 	}
 	run := hook.RunningFrom(a, inspect.NewLiveOnce(scanBudget))
 	if run.Err != nil {

@@ -199,9 +199,25 @@ func TestJoinedUserNSRefused(t *testing.T) {
 	if reasons := fmt.Sprint(rec.Violations); !strings.Contains(reasons, fmt.Sprintf("is also the user namespace of pid %d (sleep, cgroup ", pid)) {
 		t.Errorf("joining the user and PID namespaces: violations %s; want the shared namespace named with pid %d", reasons, pid)
 	}
+	// In the host's PID namespace (the spec leaves it out): every
+	// process is in the container's PID namespace, and the first
+	// container's started before it and does not descend from it. It
+	// ran: the rule checked no container in the host's PID namespace.
+	hostPID := uniqueID(t, "joined-e")
+	rec = refused(t, o, e, hostPID, bundle.Options{UserNS: true, UserNSPath: nstest.NSPath(pid, "user"), NoPIDNS: true, MapHost: base, MapSize: 65536}, policy.RuleDisjoint)
+	if reasons := fmt.Sprint(rec.Violations); !strings.Contains(reasons, fmt.Sprintf("is also the user namespace of pid %d (sleep, cgroup ", pid)) {
+		t.Errorf("joining the user namespace from the host's PID namespace: violations %s; want the shared namespace named with pid %d", reasons, pid)
+	}
 	own := uniqueID(t, "joined-c")
 	if stderr, err := o.run(t, e, own, bundle.Options{UserNS: true, MapHost: base + 65536, MapSize: 65536}, true); err != nil {
 		t.Fatalf("a container with a namespace of its own was refused: %v\n%s", err, stderr)
+	}
+	// So does one of its own in the host's PID namespace, whose daemon
+	// (forked, its parent gone) is the container's own.
+	ownHostPID := uniqueID(t, "joined-f")
+	if stderr, err := o.run(t, e, ownHostPID, bundle.Options{UserNS: true, NoPIDNS: true, MapHost: base + 2*65536, MapSize: 65536,
+		Args: []string{"sh", "-c", "(sleep 1002 &); exec sleep 1001"}}, true); err != nil {
+		t.Fatalf("a container with a user namespace of its own in the host's PID namespace was refused: %v\n%s", err, stderr)
 	}
 	e.verify(t)
 }

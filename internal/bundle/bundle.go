@@ -51,7 +51,8 @@ type Options struct {
 	// (/proc/PID/ns/user) instead of creating one; Mappings must then
 	// repeat its maps, which runtimes check against the namespace.
 	UserNSPath string
-	// NoPIDNS keeps the container in the runtime's PID namespace.
+	// NoPIDNS keeps the container in the runtime's PID namespace (with
+	// UserNS, the runtime's /proc bound: it may mount no proc).
 	NoPIDNS bool
 	// PIDNSPath joins the PID namespace at this path (/proc/PID/ns/pid)
 	// instead of creating one.
@@ -271,6 +272,12 @@ func Spec(rootfs string, opts Options) *specs.Spec {
 			size = 65536
 		}
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: opts.UserNSPath})
+		if opts.NoPIDNS {
+			// A user namespace may mount a proc only for a PID
+			// namespace it owns: the runtime's /proc instead, as
+			// podman does for --pid=host.
+			s.Mounts[0] = specs.Mount{Destination: "/proc", Type: "bind", Source: "/proc", Options: []string{"rbind", "nosuid", "nodev", "noexec"}}
+		}
 		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: size}}
 		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: size}}
 		if len(opts.Mappings) > 0 {
