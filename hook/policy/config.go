@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"sort"
 	"strconv"
@@ -553,10 +554,21 @@ func (p *parser) regex(n *node, path string) *regexp.Regexp {
 		re, err = regexp.Compile("^(?:" + s + ")$")
 	}
 	if err != nil {
-		p.errorf(n, path, "bad regular expression %q: %v", s, err)
+		p.errorf(n, path, "bad regular expression %q: %s", s, regexpError(err))
 		return nil
 	}
 	return re
+}
+
+// regexpError is the reason a regular expression did not compile, on
+// one line: the regexp package's message quotes the expression as it
+// is, a newline in it too.
+func regexpError(err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s in %q", se.Code, se.Expr)
+	}
+	return vocab.Printable(err.Error())
 }
 
 func (p *parser) config(n *node) *Config {
@@ -828,7 +840,7 @@ func (p *parser) match(n *node, path string) *Match {
 				mp := path + "[" + strconv.Quote(mem.Key) + "]"
 				k, err := regexp.Compile(mem.Key)
 				if err != nil {
-					p.errs = append(p.errs, &posError{off: mem.KeyOff, path: mp, msg: fmt.Sprintf("bad key regular expression: %v", err)})
+					p.errs = append(p.errs, &posError{off: mem.KeyOff, path: mp, msg: "bad key regular expression: " + regexpError(err)})
 					continue
 				}
 				lit, complete := k.LiteralPrefix()

@@ -64,6 +64,9 @@ func TestParseErrors(t *testing.T) {
 		{"empty annotations", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"annotations":{}}}],"default":{"mode":"audit"}}`, []string{"policies[0].match.annotations: must name at least one annotation"}},
 		{"empty annotations with id", `{"version":1,"audit_log":"/a","trusted_selectors":{"id":true},"policies":[{"name":"a","mode":"audit","match":{"id":"x","annotations":{}}}],"default":{"mode":"audit"}}`, []string{"policies[0].match.annotations: must name at least one annotation"}},
 		{"bad regex", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"id":"("}}],"default":{"mode":"audit"}}`, []string{"policies[0].match.id: bad regular expression"}},
+		// A newline in the expression stays in the one line of its
+		// error: the regexp package's message quotes it as it is.
+		{"bad regex with newline", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"id":"kube\nsys("}}],"default":{"mode":"audit"}}`, []string{"policies[0].match.id: bad regular expression \"kube\\nsys(\": missing closing ) in \"kube\\nsys(\""}},
 		{"bad key regex", `{"version":1,"audit_log":"/a","policies":[{"name":"a","mode":"audit","match":{"annotations":{"(":"x"}}}],"default":{"mode":"audit"}}`, []string{"bad key regular expression"}},
 		// Wrapped as ^(?:...)$ it would compile and match everything.
 		{"regex breaking out", `{"version":1,"audit_log":"/a","trusted_selectors":{"id":true},"policies":[{"name":"a","mode":"audit","match":{"id":"x)|(?:.*"}}],"default":{"mode":"audit"}}`, []string{"policies[0].match.id: bad regular expression"}},
