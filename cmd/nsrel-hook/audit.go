@@ -114,9 +114,8 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		if code := verifyUsage(host, checkpointLog, anchor, allNodes || len(nodes) > 0, checkpoints, keys, stderr); code != 0 {
 			return code
 		}
-		// Records name their hash in lower case.
-		anchor = strings.ToLower(anchor)
 	}
+	anchorSeq, anchor, _ := parseAnchor(anchor)
 	logs := pos
 	if len(logs) == 0 {
 		cfg, err := policy.Load(configPath)
@@ -133,7 +132,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		return showCmd(logs[0], container, asJSON, stdout, stderr)
 	}
-	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor, CheckpointLog: checkpointLog, Shipped: shipped}
+	opts := audit.VerifyOptions{Partial: partial, Anchor: anchor, AnchorSeq: anchorSeq, CheckpointLog: checkpointLog, Shipped: shipped}
 	if configPath != vocab.DefaultHookConfig {
 		// Named in the command to acknowledge damage: without it, ack
 		// loads the default config and acknowledges in its log.
@@ -309,13 +308,30 @@ func emptyValues(cmd string, fs *flag.FlagSet, nodes []string, stderr io.Writer)
 	return 0
 }
 
+// parseAnchor reads --anchor: a record's hash (64 hex digits, either
+// case), or its seq, a colon and its hash, as verify's OK line gives
+// them. The hash comes back in lower case, as records name it.
+func parseAnchor(s string) (seq uint64, hash string, ok bool) {
+	if before, after, found := strings.Cut(s, ":"); found {
+		n, err := strconv.ParseUint(before, 10, 64)
+		if err != nil || n == 0 || strconv.FormatUint(n, 10) != before {
+			return 0, "", false
+		}
+		seq, s = n, after
+	}
+	if _, err := hex.DecodeString(s); err != nil || len(s) != 2*sha256.Size {
+		return 0, "", false
+	}
+	return seq, strings.ToLower(s), true
+}
+
 // verifyUsage checks the verify options that depend on each other, and
 // the file options for empty values: a usage error (2) or 0.
 func verifyUsage(host, checkpointLog, anchor string, nodes bool, checkpoints, keys []string, stderr io.Writer) int {
 	// A hash cut short or mistyped found no record and was reported as
 	// records cut off the end.
-	if _, err := hex.DecodeString(anchor); anchor != "" && (err != nil || len(anchor) != 2*sha256.Size) {
-		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --anchor %s: want a record's hash, 64 hex digits (see --help)\n", vocab.Quote(anchor))
+	if _, _, ok := parseAnchor(anchor); anchor != "" && !ok {
+		fmt.Fprintf(stderr, "nsrel-hook: audit verify: --anchor %s: want a record's hash, 64 hex digits, or SEQ:HASH (see --help)\n", vocab.Quote(anchor))
 		return 2
 	}
 	if host != "" && nodes {
@@ -408,9 +424,12 @@ type verifyResult struct {
 	Repeated  int `json:"repeated"`
 	Reordered int `json:"reordered"`
 	// Empty: --shipped skipped empty lines.
-	Empty   int            `json:"empty_lines"`
-	Problem *audit.Problem `json:"problem,omitempty"`
-	Error   string         `json:"error,omitempty"`
+	Empty int `json:"empty_lines"`
+	// AnchorRetained: the anchor's record (--anchor SEQ:HASH) was
+	// removed by retention; only that the chain goes past it was checked.
+	AnchorRetained bool           `json:"anchor_retained,omitempty"`
+	Problem        *audit.Problem `json:"problem,omitempty"`
+	Error          string         `json:"error,omitempty"`
 	// Unattributed (--nodes): lines that name no node.
 	Unattributed int `json:"unattributed_lines,omitempty"`
 }
@@ -499,7 +518,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		res.CheckpointsRetained, res.CheckpointHosts = s.CheckpointsRetained, append(res.CheckpointHosts, s.CheckpointHosts...)
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
 		res.Dropped = append(res.Dropped, s.Dropped...)
-		res.Repeated, res.Reordered, res.Empty = s.Repeated, s.Reordered, s.Empty
+		res.Repeated, res.Reordered, res.Empty, res.AnchorRetained = s.Repeated, s.Reordered, s.Empty, s.AnchorRetained
 		for _, t := range s.TornTails {
 			res.TornTails = append(res.TornTails, t.Seq)
 		}
@@ -585,6 +604,9 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	}
 	for _, d := range s.Dropped {
 		fmt.Fprintf(stdout, "%s: note: seq %d..%d (%s) removed by retention\n", name, d.FirstSeq, d.LastSeq, vocab.Printable(d.File))
+	}
+	if s.AnchorRetained {
+		fmt.Fprintf(stdout, "%s: note: the anchor's record was removed by retention: only that the chain goes on past its seq was checked\n", name)
 	}
 	return true
 }

@@ -17,7 +17,7 @@ containers in a tamper-evident audit log (an OCI runtime hook).
 Usage:
   nsrel-hook [--config FILE] createRuntime|poststart|poststop   < state.json
   nsrel-hook policy check FILE
-  nsrel-hook [--config FILE] audit verify [--partial] [--anchor HASH] [--key KEY] [--checkpoints FILE] [--host HOST] [--checkpoint-log PATH] [--shipped] [--nodes] [--node HOST] [--json] [LOG...]
+  nsrel-hook [--config FILE] audit verify [--partial] [--anchor [SEQ:]HASH] [--key KEY] [--checkpoints FILE] [--host HOST] [--checkpoint-log PATH] [--shipped] [--nodes] [--node HOST] [--json] [LOG...]
   nsrel-hook [--config FILE] audit show [--container ID] [--json] [LOG]
   nsrel-hook [--config FILE] audit ack SEQ --reason TEXT [LOG]
   nsrel-hook [--config FILE] audit seal-init [--replace]
@@ -42,9 +42,10 @@ Options:
   --config FILE        configuration (default @CONFIG@)
   --version            print the version and exit
   --partial            verify: accept a chain whose older files were removed
-  --anchor HASH        verify: also require a record with this hash (the last
-                       hash of an earlier verify: catches records cut off at
-                       the end)
+  --anchor [SEQ:]HASH  verify: also require a record with this hash (the last
+                       seq and hash of an earlier verify: catches records cut
+                       off at the end); with its seq, one retention removed
+                       since passes, with a note
   --key KEY            verify: check the seals with this verification key
                        (@FILE reads it from FILE); may be repeated: give
                        every key of the log and no other (a seal no key

@@ -322,7 +322,7 @@ func TestMainUsage(t *testing.T) {
 		// Usage errors before a config must load (no LOG given).
 		{"host without checkpoints, no config", "", []string{"--config", "/nonexistent/hook.json", "audit", "verify", "--host", "node-a"}, 2, "", "it needs --checkpoints FILE"},
 		// A hash mistyped was reported as records cut off the end.
-		{"anchor not a hash", "", []string{"audit", "verify", "--anchor", "nonsense", e.log}, 2, "", "nsrel-hook: audit verify: --anchor \"nonsense\": want a record's hash, 64 hex digits (see --help)\n"},
+		{"anchor not a hash", "", []string{"audit", "verify", "--anchor", "nonsense", e.log}, 2, "", "nsrel-hook: audit verify: --anchor \"nonsense\": want a record's hash, 64 hex digits, or SEQ:HASH (see --help)\n"},
 		{"anchor cut short", "", []string{"audit", "verify", "--anchor", strings.Repeat("a", 63), e.log}, 2, "", "want a record's hash, 64 hex digits"},
 		// Unset, each means something else: `--anchor "$PREV"` with
 		// PREV unset verified without the anchor, OK.
@@ -665,6 +665,15 @@ func TestMainVerifyJSON(t *testing.T) {
 	first1 := audittest.Records(t, e.log, "")[0].Hash
 	if code, out, stderr := run("", "audit", "verify", "--anchor", strings.ToUpper(first1), e.log); code != 0 {
 		t.Errorf("anchor in upper case: exit %d, %q %q; want the record found", code, out, stderr)
+	}
+	// SEQ:HASH, as the OK line gives both: the seq must be the record's.
+	if code, out, stderr := run("", "audit", "verify", "--anchor", "1:"+first1, e.log); code != 0 {
+		t.Errorf("anchor 1:HASH: exit %d, %q %q; want the record found", code, out, stderr)
+	}
+	for _, bad := range []string{"0:" + first1, "01:" + first1, "x:" + first1, ":" + first1, "1:"} {
+		if code, _, stderr := run("", "audit", "verify", "--anchor", bad, e.log); code != 2 || !strings.Contains(stderr, "or SEQ:HASH") {
+			t.Errorf("anchor %q: exit %d, %q; want a usage error", bad, code, stderr)
+		}
 	}
 	if code, _, stderr := run("", "audit", "show", filepath.Join(e.dir, "none.jsonl")); code != 1 || !strings.Contains(stderr, "no such audit log") {
 		t.Errorf("show of a missing log: exit %d %q", code, stderr)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -737,12 +738,46 @@ func TestVerifyNodesRootBorrowsOwnKey(t *testing.T) {
 	ckpts := write("checkpoints.jsonl", bare, read(filepath.Join(dir, "node-x", "checkpoints.jsonl")))
 	stream := write("stream.jsonl", recordsA[:7], read(x.Path()))
 	code, out, stderr := runBin(t, "", "audit", "verify", "--nodes", "--key", key.String(), "--checkpoints", ckpts, stream)
-	if code != 1 || !strings.Contains(stderr, "node node-a: FAILED") || !strings.Contains(stderr, "names seq 10, beyond the last record (seq 7)") {
+	if code != 1 || !strings.Contains(stderr, "node node-a: FAILED") || !strings.Contains(stderr, "names seq 10, beyond the copy's last record (seq 7): records not in the copy (yet)") {
 		t.Errorf("A cut, root's host with A's key beside it: exit %d\n%s%s", code, out, stderr)
 	}
 	// The intact stream passes A.
 	whole := write("whole.jsonl", recordsA, read(x.Path()))
 	if code, out, stderr := runBin(t, "", "audit", "verify", "--nodes", "--node", "node-a", "--key", key.String(), "--checkpoints", ckpts, whole); code != 0 {
 		t.Errorf("A intact: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// TestAnchorRetainedCLI: the routine the docs give (save the OK line's
+// last seq and hash, verify with --anchor later) under keep_files: once
+// retention removed the anchor's record, SEQ:HASH passes with a note,
+// and the hash alone fails saying retention may have removed it (it
+// only blamed records cut off or a rewritten log).
+func TestAnchorRetainedCLI(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["rotate_bytes"], c["keep_files"], c["syslog"] = 4096, 1, ""
+	})
+	for i := range 3 {
+		if code, _, stderr := run(selfState(fmt.Sprintf("a-%d", i)), "--config", e.config, "createRuntime"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	_, out, _ := run("", "audit", "verify", e.log)
+	m := regexp.MustCompile(`\(seq \d+\.\.(\d+)\) in \d+ file\(s\), last hash ([0-9a-f]{64})`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no last seq and hash in %q", out)
+	}
+	for i := range 30 {
+		if code, _, stderr := run(selfState(fmt.Sprintf("b-%d", i)), "--config", e.config, "createRuntime"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	code, out, stderr := run("", "audit", "verify", "--anchor", m[1]+":"+m[2], e.log)
+	if code != 0 || !strings.Contains(out, "note: the anchor's record was removed by retention") {
+		t.Errorf("--anchor SEQ:HASH after retention: exit %d, %q %q; want OK with a note", code, out, stderr)
+	}
+	code, out, stderr = run("", "audit", "verify", "--anchor", m[2], e.log)
+	if code != 1 || !strings.Contains(out+stderr, "or retention removed it") {
+		t.Errorf("--anchor HASH after retention: exit %d, %q %q; want a failure naming retention", code, out, stderr)
 	}
 }

@@ -1699,3 +1699,34 @@ func TestAppendFewFDs(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestAnchorAfterRetention: an anchor saved from an earlier verify whose
+// record retention since removed, in the normal way of keep_files. With
+// its seq (SEQ:HASH, both on verify's OK line) verify passes, saying so;
+// the hash alone cannot tell it from records cut off or rewritten, and
+// the error says that retention may have removed it: it only blamed
+// tampering, which an auditor acts on. A seq the chain has with another
+// hash, or beyond its end, still fails.
+func TestAnchorAfterRetention(t *testing.T) {
+	l, _ := newLog(t, audit.Options{RotateBytes: 2048, KeepFiles: 1})
+	anchor := appendN(t, l, 3)[2]
+	appendN(t, l, 40)
+	s, err := verify(t, l, audit.VerifyOptions{})
+	if err != nil || s.FirstSeq <= anchor.Seq {
+		t.Fatalf("verify: first seq %d, %v; want retention past seq %d", s.FirstSeq, err, anchor.Seq)
+	}
+	s, err = verify(t, l, audit.VerifyOptions{Anchor: anchor.Hash, AnchorSeq: anchor.Seq})
+	if err != nil || !s.AnchorRetained {
+		t.Errorf("anchor seq %d removed by retention: %v (retained %v); want it passed, said", anchor.Seq, err, s.AnchorRetained)
+	}
+	if _, err := verify(t, l, audit.VerifyOptions{Anchor: anchor.Hash}); err == nil ||
+		!strings.Contains(err.Error(), fmt.Sprintf("or retention removed it with the records before seq %d: give the anchor as SEQ:HASH", s.FirstSeq)) {
+		t.Errorf("hash alone: %v; want a failure that says retention may have removed it", err)
+	}
+	if _, err := verify(t, l, audit.VerifyOptions{Anchor: anchor.Hash, AnchorSeq: s.LastSeq}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("the record seq %d does not have the anchor hash", s.LastSeq)) {
+		t.Errorf("a seq of the chain with another hash: %v", err)
+	}
+	if _, err := verify(t, l, audit.VerifyOptions{Anchor: anchor.Hash, AnchorSeq: s.LastSeq + 1}); err == nil || !strings.Contains(err.Error(), "before the anchor's record") {
+		t.Errorf("a seq beyond the end: %v", err)
+	}
+}

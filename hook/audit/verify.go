@@ -275,6 +275,10 @@ type Summary struct {
 	Damage []DamageReport
 	// Dropped lists the rotated files retention removed.
 	Dropped []Dropped
+	// AnchorRetained says that the anchor's record (VerifyOptions.
+	// AnchorSeq) was among the records retention removed: only that the
+	// chain goes on past its seq was checked.
+	AnchorRetained bool
 	// Sealed counts the sealed records, SealsVerified those whose seal a
 	// key verified; FirstSealed is the first sealed record's seq.
 	Sealed, SealsVerified int
@@ -359,6 +363,12 @@ type VerifyOptions struct {
 	// (saved from an earlier verify): a chain without it was truncated
 	// or rewritten.
 	Anchor string
+	// AnchorSeq, if set, is the seq of the Anchor's record: a chain that
+	// goes on past it where retention removed it then passes (with
+	// Summary.AnchorRetained), and one that ends before it is said to.
+	// Without it, an anchor retention removed cannot be told from one
+	// cut off or rewritten.
+	AnchorSeq uint64
 	// Keys are verification keys of the sealings that sealed the chain
 	// ([InitSeal]): with the key, a seal proves its record unaltered.
 	Keys []VerifyKey
@@ -1103,7 +1113,9 @@ func (v *verifier) end() *Problem {
 		}
 	}
 	if v.opts.Anchor != "" && !v.anchored {
-		return &Problem{File: last, Line: 0, Reason: fmt.Sprintf("no record has the anchor hash %s (records removed from the end, or the log rewritten)", v.opts.Anchor)}
+		if p := v.anchorProblem(last, retained); p != nil {
+			return p
+		}
 	}
 	// Damaged lines the files given lack were in files retention removed:
 	// a retention record names each, a file not given, whose records came
@@ -1151,6 +1163,11 @@ func (v *verifier) end() *Problem {
 			return p
 		}
 		switch p := v.at[c.Seq]; {
+		case c.Seq > v.s.LastSeq && (v.opts.Shipped || v.opts.AckOnNode):
+			// A collector's copy: checkpoints travel by syslog as they
+			// are written, records as the shipper tails the log, later;
+			// nobody on the node can cut the collector's copy.
+			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, beyond the copy's last record (seq %d): records not in the copy (yet): still in transit (verify again), or never sent (verify the node's log)", c.Time, c.Seq, v.s.LastSeq)}
 		case c.Seq > v.s.LastSeq:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, beyond the last record (seq %d): records were cut off the end, or a current or rotated file removed", c.Time, c.Seq, v.s.LastSeq)}
 		case !p.ok && removed:
@@ -1509,6 +1526,34 @@ func (v *verifier) droppedHas(seq uint64) bool {
 		return -1
 	})
 	return i > 0 && seq <= spans[i-1][1]
+}
+
+// anchorProblem says what the chain's lack of the anchor's record means,
+// or nil when retention removed it (the anchor's seq given).
+func (v *verifier) anchorProblem(last string, retained bool) *Problem {
+	s, first := v.opts.AnchorSeq, v.s.FirstSeq
+	p := &Problem{File: last}
+	switch {
+	case s == 0:
+		p.Reason = fmt.Sprintf("no record has the anchor hash %s (records removed from the end, or the log rewritten", v.opts.Anchor)
+		if retained {
+			// Saved months ago, the record may have gone the normal
+			// way: only its seq tells.
+			p.Reason += fmt.Sprintf("; or retention removed it with the records before seq %d: give the anchor as SEQ:HASH to tell", first)
+		}
+		p.Reason += ")"
+	case v.s.Records == 0 || s > v.s.LastSeq:
+		p.Reason = fmt.Sprintf("the chain ends at seq %d, before the anchor's record (seq %d, hash %s): records removed from the end, or the log rewritten", v.s.LastSeq, s, v.opts.Anchor)
+	case s < first && (retained || v.droppedHas(s)):
+		v.s.AnchorRetained = true
+		return nil
+	case s < first:
+		p.Reason = fmt.Sprintf("the anchor's record (seq %d) is not in the files given, which start at seq %d, and no retention record removed it", s, first)
+	default:
+		p.Seq = s
+		p.Reason = fmt.Sprintf("the record seq %d does not have the anchor hash %s: the log rewritten", s, v.opts.Anchor)
+	}
+	return p
 }
 
 // droppedIdx indexes the retention records read, once the chain is read:

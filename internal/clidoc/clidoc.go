@@ -53,7 +53,7 @@ type Command struct {
 
 var (
 	headerRE = regexp.MustCompile(`^([A-Z][a-z]+(?: [a-z]+)?):(?:\s+(.*))?$`)
-	optionRE = regexp.MustCompile(`^ {2,6}(?:-([A-Za-z0-9]), )?--([A-Za-z0-9][A-Za-z0-9-]*)(?:[ =]([A-Za-z][A-Za-z0-9_.-]*))?(?:\s{2,}(.*))?$`)
+	optionRE = regexp.MustCompile(`^ {2,6}(?:-([A-Za-z0-9]), )?--([A-Za-z0-9][A-Za-z0-9-]*)(?:[ =]([A-Za-z[][A-Za-z0-9_.:[\]-]*))?(?:\s{2,}(.*))?$`)
 	flagRE   = regexp.MustCompile(`--([A-Za-z0-9][A-Za-z0-9-]*)`)
 	cmdWord  = regexp.MustCompile(`^[a-z][A-Za-z-]*$`)
 )
