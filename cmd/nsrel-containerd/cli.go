@@ -103,7 +103,8 @@ Options:
                       IP:PORT, localhost:PORT or :PORT (default
                       127.0.0.1:9498 for watch, 127.0.0.1:9499 for nri; ""
                       for none); see docs/observability.md
-  --version           print the version and exit
+  -V, --version       print the version and exit
+  -h, --help          print this help and exit
   --socket SOCK       NRI socket (default /var/run/nri/nri.sock)
   --index NN          NRI plugin index, two digits (default 10)
   --timeout D         containers: how long the query may take (default 2s);
@@ -181,7 +182,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "-h", "--help", "-help", "help":
 		return vocab.Written("nsrel-containerd", printUsage(stdout), stderr)
-	case "--version", "-version":
+	case "-V", "--version", "-version":
 		_, err := fmt.Fprintln(stdout, vocab.VersionLine("nsrel-containerd"))
 		return vocab.Written("nsrel-containerd", err, stderr)
 	case "watch", "nri":
@@ -285,7 +286,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	}
 	lvl, err := logrus.ParseLevel(*level)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: --log-level: %v (see --help)\n", prog, err)
+		fmt.Fprintf(stderr, "%s: --log-level %s: want trace, debug, info, warn, error, fatal or panic (see --help)\n", prog, vocab.Quote(*level))
 		return 2
 	}
 	if *metricsAddr != "" && !validListenAddress(*metricsAddr) {

@@ -36,8 +36,12 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 	if emptyConfig(prog, *config, stderr) {
 		return 2
 	}
+	if *dest == "" {
+		fmt.Fprintf(stderr, "%s: --dest DIR is required (see --help)\n", prog)
+		return 2
+	}
 	if !filepath.IsAbs(*dest) {
-		fmt.Fprintf(stderr, "%s: --dest %q: want an absolute directory (see --help)\n", prog, *dest)
+		fmt.Fprintf(stderr, "%s: --dest %s: want an absolute directory (see --help)\n", prog, vocab.Quote(*dest))
 		return 2
 	}
 	if *hookSrc == "" {

@@ -113,6 +113,7 @@ func TestMainUsage(t *testing.T) {
 		{nil, 2},
 		{[]string{"--help"}, 0},
 		{[]string{"--version"}, 0},
+		{[]string{"-V"}, 0},
 		{[]string{"bogus"}, 2},
 		{[]string{"watch", "--bogus"}, 2},
 		{[]string{"watch", "extra"}, 2},
@@ -149,8 +150,21 @@ func TestMainUsage(t *testing.T) {
 		if tc.code != 0 && strings.Count(strings.TrimSpace(errb.String()), "\n") != 0 {
 			t.Errorf("Main(%q): stderr is not one line: %q", tc.args, errb.String())
 		}
-		if tc.code == 0 && len(tc.args) > 0 && tc.args[len(tc.args)-1] != "--version" && !strings.Contains(out.String(), "Examples:") {
+		if tc.code == 0 && len(tc.args) > 0 && tc.args[len(tc.args)-1] != "--version" && tc.args[len(tc.args)-1] != "-V" && !strings.Contains(out.String(), "Examples:") {
 			t.Errorf("Main(%q): no usage on stdout: %q", tc.args, out.String())
+		}
+	}
+	// Worded for the user, not as the code that found it.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"install-hook"}, "nsrel-containerd install-hook: --dest DIR is required (see --help)\n"},
+		{[]string{"watch", "--log-level", "loud"}, "nsrel-containerd watch: --log-level \"loud\": want trace, debug, info, warn, error, fatal or panic (see --help)\n"},
+	} {
+		var out, errb bytes.Buffer
+		if run(tc.args, &out, &errb); errb.String() != tc.want {
+			t.Errorf("%q: stderr %q; want %q", tc.args, errb.String(), tc.want)
 		}
 	}
 	// An unknown option is worded as by the other commands.

@@ -40,7 +40,8 @@ verification key once: store it off the node.
 
 Options:
   --config FILE        configuration (default @CONFIG@)
-  --version            print the version and exit
+  -V, --version        print the version and exit
+  -h, --help           print this help and exit
   --partial            verify: accept a chain whose older files were removed
   --anchor [SEQ:]HASH  verify: also require a record with this hash (the last
                        seq and hash of an earlier verify: catches records cut
@@ -114,6 +115,7 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", vocab.DefaultHookConfig, "")
 	version := fs.Bool("version", false, "")
+	fs.BoolVar(version, "V", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return vocab.Written("nsrel-hook", printUsage(stdout), stderr)

@@ -300,6 +300,7 @@ func TestMainUsage(t *testing.T) {
 	}{
 		{"help", "", []string{"--help"}, 0, "Examples:", ""},
 		{"version", "", []string{"--version"}, 0, "nsrel-hook " + vocab.Version, ""},
+		{"version short", "", []string{"-V"}, 0, "nsrel-hook " + vocab.Version, ""},
 		{"nothing", "", nil, 2, "", "missing stage"},
 		{"unknown stage", "", []string{"prestart"}, 2, "", "unknown stage or command \"prestart\""},
 		{"hostile stage", "", []string{"\x1b[2J"}, 2, "", `"\x1b[2J"`},

@@ -108,6 +108,17 @@ func TestTerminalWidth(t *testing.T) {
 	if full := runOnTTY(t, 40, bin, append(branch, "-u")...); longest(full) <= 40 || !strings.Contains(full, leafIno) {
 		t.Errorf("-u cut the lines:\n%s", full)
 	}
+	// -r is for programs: never cut, as lsns -r (it was). Columns
+	// other tests cannot change (the initial namespace's process count
+	// changes as they run).
+	rawArgs := append(branch, "-r", "-o", "NS,TYPE,NSID,PARENT,OWNERNS,UID,USER,DEPTH")
+	raw, err := exec.Command(bin, rawArgs...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := runOnTTY(t, 40, bin, rawArgs...); got != string(raw) || longest(got) <= 40 {
+		t.Errorf("-r on a 40-column terminal:\n%s\nwant as to a pipe:\n%s", got, raw)
+	}
 }
 
 // TestListAndShortOptions checks the flat list against the tree on the

@@ -89,7 +89,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVarP(&c.list, "list", "l", false, "print a flat list, one namespace per line (tree order), instead of the tree")
 	fs.StringVarP(&c.output, "output", "o", "", "the list's `COLUMNS`, separated by commas (see Columns below; +COLUMNS adds to the default); implies --list")
 	fs.BoolVarP(&c.noHeadings, "noheadings", "n", false, "list without the header line; implies --list")
-	fs.BoolVarP(&c.raw, "raw", "r", false, "list unaligned, values separated by one space (spaces in values as \\x20); implies --list")
+	fs.BoolVarP(&c.raw, "raw", "r", false, "list unaligned, values separated by one space (spaces in values as \\x20), never cut to the terminal; implies --list")
 	fs.BoolVarP(&c.noTruncate, "notruncate", "u", false, "do not cut lines to the terminal's width (output to a pipe or file is never cut)")
 	fs.BoolVar(&c.details, "details", false, "add the processes of each namespace and how it was found")
 	fs.StringVar(&c.container, "container", "", "print only the branches leading to the namespaces of the container with this `NAME-or-ID` (an ID, also as labelled: ENGINE [NAMESPACE/]ID; a name, a Kubernetes pod or container name; or an ID prefix)")
@@ -247,6 +247,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "%s: --list (and --output, --noheadings, --raw) print a text table: drop --json or --format (see --help)\n", t.Name)
 		return 2
 	}
+	c.formatGiven = fs.Changed("format")
 	if msg := c.pictureFlags.check(c); msg != "" {
 		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, msg)
 		return 2
@@ -348,9 +349,11 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	case c.json || c.format == "json":
 		err = tree.JSON(stdout, m, t.Type, opts)
 	default:
-		// Text for people: cut to a terminal's width, as lsns does.
+		// Text for people: cut to a terminal's width, as lsns does;
+		// not -r's, which is for programs (libsmartcols cuts no raw
+		// output either).
 		out := stdout
-		if width := terminalWidth(stdout); width > 0 && !c.noTruncate {
+		if width := terminalWidth(stdout); width > 0 && !c.noTruncate && !c.raw {
 			out = &truncWriter{w: stdout, width: width}
 		}
 		if c.list {

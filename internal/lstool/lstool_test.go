@@ -146,6 +146,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"hostile format", []string{"--format", "\x1bdot\""}, 2, "", `lsuserns: --format "\x1bdot\"": want`},
 		{"hostile column", []string{"-o", "NS,\x1b"}, 2, "", `lsuserns: --output: unknown column "\x1b"`},
 		{"json and dot", []string{"--json", "--format", "dot"}, 2, "", "--json and --format dot contradict each other"},
+		{"json and text", []string{"--json", "--format", "text"}, 2, "", "--json and --format text contradict each other"},
 		{"collapse 1", []string{"--format", "dot", "--collapse", "1"}, 2, "", "--collapse: want 0 (off) or 2 or more"},
 		{"negative pid", []string{"--pid", "-3"}, 2, "", "--pid: want a process ID"},
 		{"pid and container", []string{"--pid", "1", "--container", "x"}, 2, "", "--pid and --container: give one"},

@@ -31,11 +31,14 @@ func (e *pictureError) Unwrap() error { return e.err }
 
 // pictureFlags are the flags of the graph formats (docs/pictures.md).
 type pictureFlags struct {
-	format   string
-	collapse int
-	pid      int
-	auditLog string
-	title    string
+	format string
+	// formatGiven: --format was on the command line (--json with
+	// --format text contradicts it as with another format).
+	formatGiven bool
+	collapse    int
+	pid         int
+	auditLog    string
+	title       string
 }
 
 func (p *pictureFlags) register(fs *flag.FlagSet) {
@@ -59,7 +62,7 @@ func (p *pictureFlags) check(c *config) string {
 		return fmt.Sprintf("--format %s: want text, json, dot, svg or html", vocab.Quote(p.format))
 	}
 	switch {
-	case c.json && p.format != "text" && p.format != "json":
+	case c.json && p.format != "json" && (p.format != "text" || p.formatGiven):
 		return "--json and --format " + p.format + " contradict each other"
 	case p.collapse == 1 || p.collapse < 0:
 		return "--collapse: want 0 (off) or 2 or more"
