@@ -412,6 +412,9 @@ type verifyResult struct {
 	Checkpoints   int      `json:"checkpoints"`
 	// CheckpointsRetained: checkpoints of records retention removed.
 	CheckpointsRetained int `json:"checkpoints_retained"`
+	// CheckpointedSeq: the last record a checkpoint matched (0: none);
+	// those after it no checkpoint covers.
+	CheckpointedSeq uint64 `json:"checkpointed_seq"`
 	// CheckpointsSealed: keys authenticated the checkpoints counted.
 	CheckpointsSealed bool `json:"checkpoints_sealed"`
 	// CheckpointHosts: the hosts the checkpoints counted name.
@@ -515,7 +518,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	if s != nil {
 		res.Files, res.Records, res.Host, res.FirstSeq, res.LastSeq, res.LastHash = s.Files, s.Records, s.Host, s.FirstSeq, s.LastSeq, s.LastHash
 		res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
-		res.CheckpointsRetained, res.CheckpointHosts = s.CheckpointsRetained, append(res.CheckpointHosts, s.CheckpointHosts...)
+		res.CheckpointsRetained, res.CheckpointHosts, res.CheckpointedSeq = s.CheckpointsRetained, append(res.CheckpointHosts, s.CheckpointHosts...), s.CheckpointedSeq
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
 		res.Dropped = append(res.Dropped, s.Dropped...)
 		res.Repeated, res.Reordered, res.Empty, res.AnchorRetained = s.Repeated, s.Reordered, s.Empty, s.AnchorRetained
@@ -582,6 +585,10 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 			hosts = "hosts " + vocab.Printable(audit.QuotedFew(s.CheckpointHosts))
 		}
 		fmt.Fprintf(stdout, "%s: %d checkpoint(s) of %s match the log%s\n", name, s.Checkpoints, hosts, how)
+		if s.CheckpointedSeq != 0 && s.CheckpointedSeq < s.LastSeq {
+			fmt.Fprintf(stdout, "%s: note: the last checkpoint, of %s, names seq %d: seq %d..%d are covered by no checkpoint (root on the node could have written them)\n",
+				name, vocab.Printable(s.CheckpointedTime), s.CheckpointedSeq, s.CheckpointedSeq+1, s.LastSeq)
+		}
 		if s.CheckpointsRetained > 0 {
 			fmt.Fprintf(stdout, "%s: note: %d checkpoint(s) name records the log says retention removed: not checked against records; root on the node after T could have removed them the same way, and only a collector's copy holds them (verify it)\n", name, s.CheckpointsRetained)
 		}

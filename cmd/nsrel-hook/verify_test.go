@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/nstest"
 )
 
@@ -779,5 +780,48 @@ func TestAnchorRetainedCLI(t *testing.T) {
 	code, out, stderr = run("", "audit", "verify", "--anchor", m[2], e.log)
 	if code != 1 || !strings.Contains(out+stderr, "or retention removed it") {
 		t.Errorf("--anchor HASH after retention: exit %d, %q %q; want a failure naming retention", code, out, stderr)
+	}
+}
+
+// TestVerifyUncheckpointedTail: records after the last checkpoint are
+// covered by none (root on the node later could have appended them,
+// sealed with the node's key), and verify says which (it said only how
+// many checkpoints matched); --json gives the last seq a checkpoint
+// matched.
+func TestVerifyUncheckpointedTail(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["syslog"] = ""
+		c["checkpoints"].(map[string]any)["every_records"] = 3
+		c["checkpoints"].(map[string]any)["every_seconds"] = 0
+	})
+	for i := range 5 {
+		if code, _, stderr := run(selfState(fmt.Sprintf("tail-%d", i)), "--config", e.config, "createRuntime"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	var last audit.Checkpoint
+	for c, err := range audit.ReadCheckpoints(filepath.Join(e.dir, "checkpoints.jsonl")) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = c
+	}
+	recs := audittest.Records(t, e.log, "")
+	end := recs[len(recs)-1].Seq
+	if last.Seq == 0 || last.Seq >= end {
+		t.Fatalf("last checkpoint seq %d, last record %d: want records after it", last.Seq, end)
+	}
+	ckpts := filepath.Join(e.dir, "checkpoints.jsonl")
+	code, out, stderr := run("", "audit", "verify", "--checkpoints", ckpts, e.log)
+	want := fmt.Sprintf("note: the last checkpoint, of %s, names seq %d: seq %d..%d are covered by no checkpoint", last.Time, last.Seq, last.Seq+1, end)
+	if code != 0 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %q", code, out, stderr, want)
+	}
+	code, out, _ = run("", "audit", "verify", "--json", "--checkpoints", ckpts, e.log)
+	var res struct {
+		CheckpointedSeq uint64 `json:"checkpointed_seq"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || res.CheckpointedSeq != last.Seq {
+		t.Errorf("--json: exit %d, %q: checkpointed_seq %d; want %d", code, out, res.CheckpointedSeq, last.Seq)
 	}
 }

@@ -290,6 +290,12 @@ type Summary struct {
 	// removed, which only the chain's retention records account for
 	// (and root on the node after T can write one: see docs/hook.md).
 	Checkpoints, CheckpointsRetained int
+	// CheckpointedSeq is the last record a checkpoint matched
+	// (CheckpointedTime the checkpoint's time), 0 when none did: records
+	// after it no checkpoint covers (root on the node later can write
+	// them, sealed with the node's key).
+	CheckpointedSeq  uint64
+	CheckpointedTime string
 	// CheckpointsSealed says that verification keys authenticated every
 	// checkpoint counted in Checkpoints (their seals checked); false
 	// when none was counted.
@@ -1180,6 +1186,9 @@ func (v *verifier) end() *Problem {
 			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record differs from the checkpoint of %s (hash %s, checkpoint %s): the chain was rewritten", c.Time, p.hash, c.Hash)}
 		case c.Seal != "" && p.seal != c.Seal:
 			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record's seal differs from the checkpoint of %s: the seal was changed", c.Time)}
+		}
+		if p := v.at[c.Seq]; p.ok && c.Seq > v.s.CheckpointedSeq {
+			v.s.CheckpointedSeq, v.s.CheckpointedTime = c.Seq, c.Time
 		}
 	}
 	for _, d := range v.s.Damage {
