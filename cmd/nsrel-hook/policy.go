@@ -69,7 +69,7 @@ func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	for _, w := range cfg.Warnings() {
+	for _, w := range append(cfg.Warnings(), cfg.SubIDWarnings()...) {
 		fmt.Fprintf(stderr, "nsrel-hook: %s: warning: %s\n", vocab.Printable(file), w)
 	}
 	if uid := os.Geteuid(); uid != 0 {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/idmap"
 )
@@ -283,4 +284,31 @@ func spanList(s idmap.Spans) string {
 		parts[i] = "[" + strconv.FormatUint(x.First, 10) + ", " + strconv.FormatUint(x.Count, 10) + "]"
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// SubIDWarnings says, for each block whose allowed_subid_user has no
+// subordinate UIDs or GIDs on this host (no entry in /etc/subuid or
+// /etc/subgid, or a file that cannot be read), that every container the
+// block selects is refused: the rule fails closed, and a config with a
+// misspelt user loaded and refused containers until someone read the
+// records. For `nsrel-hook policy check`; the stages read the files at
+// each decision.
+func (c *Config) SubIDWarnings() []string {
+	var out []string
+	blocks := append(slices.Clone(c.Policies), c.Default)
+	for _, b := range blocks {
+		u := b.Rules.AllowedSubIDUser
+		if u == "" {
+			continue
+		}
+		passwd, perr := idmap.ReadFileLimit(PasswdFile, idmap.MaxPasswdFile)
+		users := idmap.SubIDUsers(passwd, u)
+		for _, f := range SubIDFiles {
+			if _, err := readSubID(f, users); err != nil {
+				out = append(out, fmt.Sprintf("policy %s: allowed_subid_user %s: %s%s: every container the block selects breaks %s (cannot be checked)",
+					strconv.Quote(b.Name), vocab.Quote(u), vocab.OneLine(err), passwdNote(perr, u), RuleAllowedRanges))
+			}
+		}
+	}
+	return out
 }

@@ -266,3 +266,49 @@ func TestMapRuleParseErrors(t *testing.T) {
 func foundViolation(vs []audit.Violation) bool {
 	return slices.ContainsFunc(vs, func(v audit.Violation) bool { return !strings.HasPrefix(v.Reason, policy.Unchecked) })
 }
+
+// TestSubIDWarnings: policy check warns of a block whose
+// allowed_subid_user has no subordinate IDs on the host (a misspelt
+// user, a host without /etc/subgid): the rule fails closed, and such a
+// config said OK and refused every container it selected.
+func TestSubIDWarnings(t *testing.T) {
+	dir := t.TempDir()
+	subuid, subgid, passwd := filepath.Join(dir, "subuid"), filepath.Join(dir, "subgid"), filepath.Join(dir, "passwd")
+	if err := os.WriteFile(subuid, []byte("containers:300000:65536\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(passwd, []byte("containers:x:999:999::/:/usr/sbin/nologin\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oldSub, oldPasswd := policy.SubIDFiles, policy.PasswdFile
+	policy.SubIDFiles, policy.PasswdFile = [2]string{subuid, subgid}, passwd
+	t.Cleanup(func() { policy.SubIDFiles, policy.PasswdFile = oldSub, oldPasswd })
+	cfg, err := policy.Parse("x.json", []byte(`{"version":1,"audit_log":"/a","trusted_selectors":{"id":true},
+		"policies":[{"name":"typo","mode":"enforce","match":{"id":"a"},"rules":{"allowed_subid_user":"contaners"}}],
+		"default":{"mode":"enforce","rules":{"allowed_subid_user":"containers"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(cfg.SubIDWarnings(), "\n")
+	for _, want := range []string{
+		`policy "typo": allowed_subid_user "contaners": ` + subuid,
+		`policy "typo": allowed_subid_user "contaners": open ` + subgid,
+		`policy "default": allowed_subid_user "containers": open ` + subgid,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `"containers": `+subuid) || strings.Count(got, "\n") != 2 {
+		t.Errorf("warnings:\n%s\nwant three: none for the default block's subordinate UIDs", got)
+	}
+	if err := os.WriteFile(subgid, []byte("containers:300000:65536\ncontaners:400000:65536\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(subuid, []byte("containers:300000:65536\ncontaners:400000:65536\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.SubIDWarnings(); len(w) != 0 {
+		t.Errorf("both users with subordinate IDs: warnings %q", w)
+	}
+}
