@@ -367,11 +367,12 @@ func TestExitOfRefusalOverOwnStart(t *testing.T) {
 
 // TestSeedKnownEarlierBoot: a start the log leaves open from an earlier
 // boot (a crash: no exit recorded) is of a process gone, whatever runs
-// on its PID with its start time now (both count from boot). Its exit is
-// for the first walk to record; it was taken for a task that still
-// runs, left to events that never come, the start open for good.
+// on its PID with its start time now (both count from boot). It is not
+// a task the recorder knows: the walk that seeds it records its exit at
+// once. It was taken for a task that still runs, left to events that
+// never come, the start open for good.
 func TestSeedKnownEarlierBoot(t *testing.T) {
-	_, log := tempLog(t)
+	path, log := tempLog(t)
 	ctx := context.Background()
 	pid := os.Getpid()
 	st, err := inspect.StartTime(pid)
@@ -389,27 +390,28 @@ func TestSeedKnownEarlierBoot(t *testing.T) {
 		t.Fatal("seedKnown failed")
 	}
 	then, now := taskKey{"k8s.io", "then", pid}, taskKey{"k8s.io", "now", pid}
-	if _, ok := r.known[then]; !ok || len(r.known) != 1 {
-		t.Errorf("known %v; want the earlier boot's task alone, for its exit", r.known)
+	if len(r.known) != 0 || len(r.earlierBoot) != 1 || r.earlierBoot[0].k != then {
+		t.Errorf("known %v, earlier boot %v; want the earlier boot's task among the latter alone", r.known, r.earlierBoot)
 	}
 	if _, ok := r.openRunning[now]; !ok || len(r.openRunning) != 1 {
 		t.Errorf("open and running %v; want this boot's task alone", r.openRunning)
 	}
-	// Not the process that runs on its PID: a walk ends it, an event of
-	// a task of its key is another task's.
-	if _, runs := r.stillKnown(then); runs {
-		t.Error("the earlier boot's task is taken for one that still runs")
+	r.endEarlierBoot(ctx)
+	if ends := exitsOf(t, path, "then"); len(ends) != 1 || ends[0] != 1 {
+		t.Errorf("exits of the earlier boot's task end %v; want [1]", ends)
 	}
-	if _, now := r.knownNow(then, time.Time{}); now != pidOther {
-		t.Errorf("the process on the earlier boot's task's PID is taken for its (%v)", now)
+	if ends := exitsOf(t, path, "now"); len(ends) != 0 || len(r.earlierBoot) != 0 {
+		t.Errorf("exits of this boot's task %v, earlier boot's left %v; want none", ends, r.earlierBoot)
 	}
 }
 
 // TestSeedKnownSameKeyEarlierBoot: a container restarted under its ID
 // after a crash whose new task got the PID and start time of the earlier
 // boot's task, whose start the log holds open. The earlier boot's exit
-// ends that boot's start, not this boot's: the search took the newest
-// start of the PID and start time, the running task's.
+// ends that boot's start, and this boot's task's exit (its event before
+// any walk, say) this boot's: the exit search took the newest start of
+// the PID and start time for either, and the earlier one, which the
+// recorder held as the key's task, took the exit of the running one.
 func TestSeedKnownSameKeyEarlierBoot(t *testing.T) {
 	path, log := tempLog(t)
 	ctx := context.Background()
@@ -430,15 +432,16 @@ func TestSeedKnownSameKeyEarlierBoot(t *testing.T) {
 		t.Fatal("seedKnown failed")
 	}
 	k := taskKey{"k8s.io", "c", pid}
-	if r.earlierBoot[k] != then {
-		t.Fatalf("earlier boot of the task %q; want %q", r.earlierBoot[k], then)
+	if r.openRunning[k] != st || len(r.earlierBoot) != 1 || r.earlierBoot[0].boot != then {
+		t.Fatalf("open and running %v, earlier boot %v; want this boot's task running, the other of boot %s", r.openRunning, r.earlierBoot, then)
 	}
-	r.taskGone(ctx, k) // as a walk or a TaskStart of the key does
+	r.endEarlierBoot(ctx)
 	if ends := exitsOf(t, path, "c"); len(ends) != 1 || ends[0] != 1 {
 		t.Errorf("exits end %v; want [1], the earlier boot's start", ends)
 	}
-	if _, ok := r.earlierBoot[k]; ok {
-		t.Error("the task is still taken for the earlier boot's after its exit")
+	r.recordExit(ctx, k, st, "") // this boot's task's exit event
+	if ends := exitsOf(t, path, "c"); len(ends) != 2 || ends[1] != 2 {
+		t.Errorf("exits end %v; want [1 2]", ends)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -173,12 +174,13 @@ type Recorder struct {
 	// kept: only the seeded set, grown only by a search of the log again
 	// after more than [MaxPending] exits were dropped (droppedExits).
 	openRunning map[taskKey]uint64
-	// earlierBoot are the tasks of known whose start the log holds from
-	// an earlier boot, to that boot's ID (seeded, until their exit is
-	// recorded): their PID and start time, which count from boot, may
-	// be a process's of this boot, which is another. Their exit ends
-	// a start of that boot alone.
-	earlierBoot map[taskKey]string
+	// earlierBoot are the open starts the log holds from an earlier
+	// boot, in seq order (seeded; the walk that seeded them records
+	// their exits). Not tasks the recorder knows: their PID and start
+	// time, which count from boot, may be a process's of this boot, and
+	// a task of this boot may have their key. Each exit ends a start of
+	// its boot alone.
+	earlierBoot []openSeed
 	// openByID are the containers (namespace and ID) of starts the log
 	// says the recorder recorded without namespaces (no PID) and without
 	// exit, when it started, until a walk makes a task of theirs known
@@ -744,6 +746,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	// next walk.
 	if !r.seeded && (!r.failing || !r.reseed) && r.seedKnown() {
 		r.seeded, r.reseed = true, false
+		r.endEarlierBoot(ctx)
 	}
 	if r.failing {
 		// Starts found now would only queue behind the pending ones,
@@ -799,21 +802,14 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	// One listed whose PID is now another process's ([replaced]) ended:
 	// the listed task is the container's next, which got its PID.
 	for k, st := range r.known {
-		boot := r.earlierBoot[k]
-		if _, kept := known[k]; kept || listed[k] && boot == "" && !replaced(k.pid, st) {
+		if _, kept := known[k]; kept || listed[k] && !replaced(k.pid, st) {
 			continue
 		}
 		if st, ok := r.stillKnown(k); ok {
 			known[k] = st
 			continue
 		}
-		r.recordExit(ctx, k, st, boot)
-		if boot != "" {
-			// Not known now: a task of its key listed is this boot's,
-			// whose start the loop below records.
-			delete(r.known, k)
-			delete(r.earlierBoot, k)
-		}
+		r.recordExit(ctx, k, st, "")
 	}
 	r.endOpenRunning(ctx, c, listed)
 	// A start given up whose task the list lacks, or lists with its PID
@@ -858,11 +854,6 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	}
 	r.forget = nil
 	r.known = known
-	for k := range r.earlierBoot {
-		if _, ok := known[k]; !ok {
-			delete(r.earlierBoot, k)
-		}
-	}
 	for k := range r.openRunning {
 		if _, ok := known[k]; ok {
 			delete(r.openRunning, k)
@@ -925,15 +916,7 @@ func (r *Recorder) seedKnown() bool {
 	if n := audit.SearchFiles + 1; len(files) > n {
 		files = files[len(files)-n:]
 	}
-	type start struct {
-		k  taskKey
-		st uint64
-		// boot is the boot the record names when it is another
-		// ("" for this one): its process runs no more, whatever runs
-		// on its PID now.
-		boot string
-	}
-	open := map[uint64]start{} // by the start record's seq
+	open := map[uint64]openSeed{} // by the start record's seq
 	openIDs := map[uint64]nsID{}
 	// byContainer are the starts without namespaces open (openIDs) or
 	// recorded again by a later start: known as their container's, PID
@@ -953,7 +936,7 @@ func (r *Recorder) seedKnown() bool {
 			if !rec.OfThisBoot() {
 				boot = rec.BootID
 			}
-			open[rec.Seq] = start{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime, boot}
+			open[rec.Seq] = openSeed{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime, boot}
 		case audit.IsStart(rec.Stage):
 			if rec.ContainerID != "" {
 				openIDs[rec.Seq] = nsID{rec.Namespace, rec.ContainerID}
@@ -995,11 +978,17 @@ func (r *Recorder) seedKnown() bool {
 	if r.known == nil {
 		r.known = make(map[taskKey]uint64, len(open))
 	}
+	for _, seq := range slices.Sorted(maps.Keys(open)) {
+		if o := open[seq]; o.boot != "" {
+			r.earlierBoot = append(r.earlierBoot, o)
+			delete(open, seq)
+		}
+	}
 	for _, o := range open {
 		if _, ok := r.known[o.k]; ok {
 			continue
 		}
-		if o.boot == "" && inspect.Runs(o.k.pid, o.st) {
+		if inspect.Runs(o.k.pid, o.st) {
 			// Still runs: the first walk makes it known if listed; an
 			// exit event for it before then is recorded.
 			if r.openRunning == nil {
@@ -1009,14 +998,29 @@ func (r *Recorder) seedKnown() bool {
 			continue
 		}
 		r.known[o.k] = o.st
-		if o.boot != "" {
-			if r.earlierBoot == nil {
-				r.earlierBoot = map[taskKey]string{}
-			}
-			r.earlierBoot[o.k] = o.boot
-		}
 	}
 	return true
+}
+
+// openSeed is a start the log holds and no exit ended, of task k whose
+// process started at st.
+type openSeed struct {
+	k  taskKey
+	st uint64
+	// boot is the boot the record names when it is another ("" for
+	// this one): its process runs no more, whatever runs on its PID
+	// now.
+	boot string
+}
+
+// endEarlierBoot records the exits of the open starts of earlier boots
+// seeded: their processes ended with their boot (a crash: no exit was
+// recorded), whatever runs now with their PID and start time.
+func (r *Recorder) endEarlierBoot(ctx context.Context) {
+	for _, e := range r.earlierBoot {
+		r.recordExit(ctx, e.k, e.st, e.boot)
+	}
+	r.earlierBoot = nil
 }
 
 // handle handles one event. It returns false for a start left to be
@@ -1144,7 +1148,7 @@ func replaced(pid int, startTime uint64) bool {
 // taken for still running: its start stayed without exit, and the new
 // task's start replaced it among the known.
 func (r *Recorder) endReplaced(ctx context.Context, c *client.Client, k taskKey) {
-	if st, ok := r.known[k]; ok && (r.earlierBoot[k] != "" || replaced(k.pid, st)) {
+	if st, ok := r.known[k]; ok && replaced(k.pid, st) {
 		r.taskGone(ctx, k)
 	}
 	if h, ok := r.held[k]; ok && replaced(k.pid, h.startTime) {
@@ -1253,7 +1257,7 @@ const (
 // exit).
 func (r *Recorder) knownNow(k taskKey, at time.Time) (uint64, pidState) {
 	st, ok := r.known[k]
-	if !ok || r.earlierBoot[k] != "" {
+	if !ok {
 		return 0, pidOther
 	}
 	now, err := inspect.StartTime(k.pid)
@@ -1274,7 +1278,7 @@ func (r *Recorder) knownNow(k taskKey, at time.Time) (uint64, pidState) {
 // (not a PID reused since, not a zombie a hung shim did not reap).
 func (r *Recorder) stillKnown(k taskKey) (uint64, bool) {
 	st, ok := r.known[k]
-	if !ok || r.earlierBoot[k] != "" {
+	if !ok {
 		return 0, false
 	}
 	return st, inspect.Runs(k.pid, st)
@@ -1503,11 +1507,10 @@ func (r *Recorder) heldNames() string {
 
 // taskGone records the exit of task k.
 func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
-	st, boot := r.known[k], r.earlierBoot[k]
+	st := r.known[k]
 	delete(r.known, k)
-	delete(r.earlierBoot, k)
 	if k.id != "" && k.pid > 0 {
-		r.recordExit(ctx, k, st, boot)
+		r.recordExit(ctx, k, st, "")
 	}
 }
 

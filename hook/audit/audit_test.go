@@ -1723,6 +1723,17 @@ func TestAnchorAfterRetention(t *testing.T) {
 		!strings.Contains(err.Error(), fmt.Sprintf("or retention removed it with the records before seq %d: give the anchor as SEQ:HASH", s.FirstSeq)) {
 		t.Errorf("hash alone: %v; want a failure that says retention may have removed it", err)
 	}
+	// Where the chain still names the removed record's hash (the first
+	// record's prev, a retention record's last_hash), it must match.
+	wrong := strings.Repeat("e", 64)
+	if _, err := verify(t, l, audit.VerifyOptions{Anchor: wrong, AnchorSeq: s.FirstSeq - 1}); err == nil || !strings.Contains(err.Error(), "which retention removed, had hash") {
+		t.Errorf("a wrong hash for the record before the first: %v; want the log called rewritten", err)
+	}
+	if len(s.Dropped) > 0 && s.Dropped[0].LastSeq != s.FirstSeq-1 {
+		if _, err := verify(t, l, audit.VerifyOptions{Anchor: wrong, AnchorSeq: s.Dropped[0].LastSeq}); err == nil || !strings.Contains(err.Error(), "which retention removed, had hash") {
+			t.Errorf("a wrong hash for a removed file's last record: %v", err)
+		}
+	}
 	if _, err := verify(t, l, audit.VerifyOptions{Anchor: anchor.Hash, AnchorSeq: s.LastSeq}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("the record seq %d does not have the anchor hash", s.LastSeq)) {
 		t.Errorf("a seq of the chain with another hash: %v", err)
 	}

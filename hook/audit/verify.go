@@ -1551,9 +1551,19 @@ func (v *verifier) anchorProblem(last string, retained bool) *Problem {
 			p.Reason += fmt.Sprintf("; or retention removed it with the records before seq %d: give the anchor as SEQ:HASH to tell", first)
 		}
 		p.Reason += ")"
+	case (v.s.Records == 0 || s > v.s.LastSeq) && (v.opts.Shipped || v.opts.AckOnNode):
+		p.Reason = fmt.Sprintf("the copy ends at seq %d, before the anchor's record (seq %d, hash %s): records not in the copy (yet): still in transit (verify again), or never sent (verify the node's log)", v.s.LastSeq, s, v.opts.Anchor)
 	case v.s.Records == 0 || s > v.s.LastSeq:
 		p.Reason = fmt.Sprintf("the chain ends at seq %d, before the anchor's record (seq %d, hash %s): records removed from the end, or the log rewritten", v.s.LastSeq, s, v.opts.Anchor)
 	case s < first && (retained || v.droppedHas(s)):
+		// The chain still names the hash of the record before its first
+		// and of each removed file's last: one of those must match.
+		known, hash := v.removedHash(s)
+		if known && hash != v.opts.Anchor {
+			p.Seq = s
+			p.Reason = fmt.Sprintf("the record seq %d, which retention removed, had hash %s, not the anchor's %s: the log rewritten", s, hash, v.opts.Anchor)
+			return p
+		}
 		v.s.AnchorRetained = true
 		return nil
 	case s < first:
@@ -1563,6 +1573,21 @@ func (v *verifier) anchorProblem(last string, retained bool) *Problem {
 		p.Reason = fmt.Sprintf("the record seq %d does not have the anchor hash %s: the log rewritten", s, v.opts.Anchor)
 	}
 	return p
+}
+
+// removedHash returns the hash of record seq, before the chain's first,
+// where the chain names it: the first record's prev, or a retention
+// record's last_hash.
+func (v *verifier) removedHash(seq uint64) (bool, string) {
+	if f := v.first; f != nil && seq == f.Seq-1 {
+		return true, f.Prev
+	}
+	for _, d := range v.s.Dropped {
+		if d.LastSeq == seq {
+			return true, d.LastHash
+		}
+	}
+	return false, ""
 }
 
 // droppedIdx indexes the retention records read, once the chain is read:
