@@ -396,11 +396,21 @@ func (p *Plugin) warnImageName() {
 // RunPodSandbox records (and may refuse) the pod's sandbox container.
 func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	defer p.handle()()
-	md := maps.Clone(pod.GetAnnotations())
+	// Annotations win over labels, as for a container and in the
+	// recorder's view of the spec: a label of a key the config trusts
+	// (one an admission webhook guards on the pod's annotations) changed
+	// the pod's block. The kubelet's labels of the pod's name and
+	// namespace win over annotations of those keys, as for a container.
+	md := maps.Clone(pod.GetLabels())
 	if md == nil {
 		md = map[string]string{}
 	}
-	maps.Copy(md, pod.GetLabels())
+	maps.Copy(md, pod.GetAnnotations())
+	for _, k := range []string{vocab.LabelPodName, vocab.LabelPodNamespace} {
+		if v, ok := pod.GetLabels()[k]; ok {
+			md[k] = v
+		}
+	}
 	// The pod's author writes its labels and annotations: the keys CRI
 	// sets (io.kubernetes.cri.*, which trusted_selectors may trust) come
 	// from the runtime's pod only, as CRI sets them on the sandbox's
@@ -752,8 +762,8 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 	// The names under the keys the kubelet sets as a container's labels
 	// are the labels': an annotation of the key (a pod's annotation,
 	// which containerd's pod_annotations copies into the spec) named
-	// another pod in the record, which the trees show (as the sandbox's
-	// labels win over its annotations).
+	// another pod in the record, which the trees show (as for a
+	// sandbox).
 	labels := ctr.GetLabels()
 	for _, k := range []string{vocab.LabelPodName, vocab.LabelPodNamespace, vocab.LabelContainerName} {
 		if v, ok := labels[k]; ok {

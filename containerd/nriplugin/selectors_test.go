@@ -133,3 +133,41 @@ func TestCRIKeysSentOnly(t *testing.T) {
 		t.Errorf("sandbox with every key sent (-want +got):\n%s", d)
 	}
 }
+
+// TestSandboxAnnotationsWin: a pod's annotation of a key the config
+// trusts (one an admission webhook guards, say) is not overridden by a
+// label of the same key, which the webhook may not check: the pod's
+// labels won over its annotations, and a pod labelled tier=open ran
+// under an open block though annotated tier=locked. The kubelet's labels
+// of the pod's name and namespace still win over annotations of those
+// keys.
+func TestSandboxAnnotationsWin(t *testing.T) {
+	cfg, err := policy.Parse("x.json", []byte(`{"version":1,"audit_log":"/x",
+		"trusted_selectors":{"annotations":["example.com/tier"]},
+		"policies":[{"name":"locked","mode":"enforce","match":{"annotations":{"example\\.com/tier":"locked"}},"rules":{"require_user_namespace":true}}],
+		"default":{"mode":"audit"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initialUser := uint64(nsrel.InitialUserNSIno)
+	host := &audit.Ancestry{PID: 77, StartTime: 5,
+		User:  []audit.UserNS{{Ino: nsrel.InitialUserNSIno}},
+		PIDNS: []audit.PIDNS{{Ino: nsrel.InitialPIDNSIno, OwnerUserIno: &initialUser}}}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RecordAnnotations = append(cfg.RecordAnnotations, vocab.LabelPodName)
+	p := &Plugin{Config: cfg, Log: log, Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) { return host, nil }}
+	pod := &api.PodSandbox{Id: "sb", Name: "web-0", Namespace: "shop", Pid: 77,
+		Annotations: map[string]string{"example.com/tier": "locked", vocab.LabelPodName: "kube-apiserver"},
+		Labels:      map[string]string{"example.com/tier": "open", vocab.LabelPodName: "web-0"}}
+	if err := p.RunPodSandbox(context.Background(), pod); err == nil {
+		t.Error("a pod annotated tier=locked, labelled tier=open, in the host's user namespace ran")
+	}
+	recs := audittest.Records(t, path, "sb")
+	if len(recs) != 1 || recs[0].Policy != "locked" || recs[0].Annotations[vocab.LabelPodName] != "web-0" {
+		t.Errorf("records %+v; want one under block locked naming the kubelet's pod web-0", recs)
+	}
+}
