@@ -396,6 +396,8 @@ func (p *Plugin) warnImageName() {
 // RunPodSandbox records (and may refuse) the pod's sandbox container.
 func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	defer p.handle()()
+	ctx, cancel := p.requestContext(ctx)
+	defer cancel()
 	// Annotations win over labels, as for a container and in the
 	// recorder's view of the spec: a label of a key the config trusts
 	// (one an admission webhook guards on the pod's annotations) changed
@@ -693,7 +695,7 @@ func (p *Plugin) handle() (done func()) {
 func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
 	defer p.handle()()
 	// One deadline for the whole request, the note included.
-	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+	ctx, cancel := p.requestContext(ctx)
 	defer cancel()
 	hasHook := p.Inject != nil && slices.ContainsFunc(ctr.GetHooks().GetCreateRuntime(), p.isHook)
 	p.mu.Lock()
@@ -786,7 +788,7 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 // own, after another writer's record that refused the start, naming it.
 func (p *Plugin) start(ctx context.Context, id string, pid int, md, sent map[string]string, unknown []string) error {
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
-	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+	ctx, cancel := context.WithTimeout(ctx, p.timeout()) // the callers' requestContext's, or shorter
 	defer cancel()
 	// The hook's limits on a state's annotations, so that the plugin
 	// decides as the hook would for the same container. They count the
@@ -1153,6 +1155,27 @@ func (p *Plugin) timeout() time.Duration {
 		return DefaultTimeout
 	}
 	return p.Timeout
+}
+
+// answerMargin is the least time a request's check leaves before the
+// runtime's deadline for its answer to get back.
+const answerMargin = 100 * time.Millisecond
+
+// requestContext bounds the check of a runtime's request ctx: by the
+// plugin's timeout, and by the runtime's own deadline (ttrpc passes
+// containerd's plugin_request_timeout on) less a margin for the answer,
+// a fifth of the time left and answerMargin at least. With the
+// runtime's deadline as the check's, a check that ran out of time
+// answered too late: the runtime dropped the plugin and started the
+// container, whose only record said it was refused (containerd's
+// plugin_request_timeout at or below the plugin's --timeout).
+func (p *Plugin) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := p.timeout()
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		d = min(d, left-max(answerMargin, left/5))
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 func (p *Plugin) logger() logrus.FieldLogger { return logging.OrDiscard(p.Logger) }
