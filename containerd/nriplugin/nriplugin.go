@@ -179,6 +179,9 @@ type Plugin struct {
 	// entered, set by tests, is called by each handler once it counts
 	// itself under way, before any work.
 	entered func()
+	// synced, set by tests, is called once Synchronize's records are
+	// written (or queued to be written late).
+	synced func()
 	// writing is the late record being appended, which a drop beyond
 	// MaxLate must not take.
 	writing *audit.Record
@@ -398,6 +401,14 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	defer p.handle()()
 	ctx, cancel := p.requestContext(ctx)
 	defer cancel()
+	// CRI sets no image name on a sandbox's spec: a block selecting on
+	// it does not select a sandbox, in the hook or here.
+	return p.start(ctx, pod.GetId(), int(pod.GetPid()), sandboxMeta(pod), pod.GetAnnotations(), nil)
+}
+
+// sandboxMeta returns what selects a pod sandbox's block: its labels and
+// annotations, the keys CRI sets from the runtime's pod.
+func sandboxMeta(pod *api.PodSandbox) map[string]string {
 	// Annotations win over labels, as for a container and in the
 	// recorder's view of the spec: a label of a key the config trusts
 	// (one an admission webhook guards on the pod's annotations) changed
@@ -418,9 +429,7 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	// from the runtime's pod only, as CRI sets them on the sandbox's
 	// spec; a sandbox has no container name.
 	sandboxKeys(md, pod)
-	// CRI sets no image name on a sandbox's spec: a block selecting on
-	// it does not select a sandbox, in the hook or here.
-	return p.start(ctx, pod.GetId(), int(pod.GetPid()), md, pod.GetAnnotations(), nil)
+	return md
 }
 
 // sandboxKeys sets in md, a pod's labels and annotations as NRI sends
@@ -720,14 +729,106 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	if injected && !hasHook {
 		p.note(ctx, ctr.GetId(), StageHookMissing, "the container's final spec lacks the injected nsrel-hook: validating at StartContainer")
 	}
+	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), containerMeta(pod, ctr), ctr.GetAnnotations(), containerUnknown)
+}
+
+// containerUnknown are the keys of a container's that the plugin cannot
+// trust (see [Plugin.start]).
+var containerUnknown = []string{vocab.AnnotationImageName}
+
+// containerMeta returns what selects a container's block: its labels and
+// annotations, the keys CRI sets from the runtime's pod and container.
+func containerMeta(pod *api.PodSandbox, ctr *api.Container) map[string]string {
 	md := maps.Clone(ctr.GetLabels())
 	if md == nil {
 		md = map[string]string{}
 	}
 	maps.Copy(md, ctr.GetAnnotations())
 	criKeys(md, pod, ctr)
-	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), md, ctr.GetAnnotations(), []string{vocab.AnnotationImageName})
+	return md
 }
+
+// Synchronize records the pod sandboxes and containers that run when
+// the plugin registers (the runtime sends them all) and whose start the
+// audit log lacks: started while no plugin was connected (containerd
+// restarted, or the plugin), unchecked. Their records say so; the
+// plugin cannot refuse a container that runs. It answers at once and
+// records them in the background (a check each, and a search of the log
+// for the start of a container another writer recorded: the
+// registration must not wait for hundreds of them), as requests under
+// way (Run's stop waits for them, as for the records written late).
+// They were never recorded by the plugin, and nothing in the log said
+// the plugin had been away.
+func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	type running struct {
+		id       string
+		pid      int
+		md, sent map[string]string
+		unknown  []string
+	}
+	var todo []running
+	byID := make(map[string]*api.PodSandbox, len(pods))
+	for _, pod := range pods {
+		byID[pod.GetId()] = pod
+		if pod.GetPid() > 0 {
+			todo = append(todo, running{pod.GetId(), int(pod.GetPid()), sandboxMeta(pod), pod.GetAnnotations(), nil})
+		}
+	}
+	for _, ctr := range ctrs {
+		pod := byID[ctr.GetPodSandboxId()]
+		if ctr.GetState() != api.ContainerState_CONTAINER_RUNNING || ctr.GetPid() <= 0 || pod == nil {
+			continue
+		}
+		todo = append(todo, running{ctr.GetId(), int(ctr.GetPid()), containerMeta(pod, ctr), ctr.GetAnnotations(), containerUnknown})
+	}
+	if len(todo) == 0 {
+		if p.synced != nil {
+			p.synced()
+		}
+		return nil, nil
+	}
+	p.mu.Lock()
+	p.active++ // as a request's, without the tests' hook into requests
+	p.mu.Unlock()
+	go func() {
+		defer func() {
+			p.mu.Lock()
+			p.active--
+			p.mu.Unlock()
+			if p.synced != nil {
+				p.synced()
+			}
+		}()
+		for _, r := range todo {
+			p.recordRunning(r.id, r.pid, r.md, r.sent, r.unknown)
+		}
+	}()
+	return nil, nil
+}
+
+// recordRunning records the start of container id, found running when
+// the plugin registered ([Plugin.Synchronize]), unless the log holds a
+// start of its process: judged as at its start, but not refused, which
+// the record says.
+func (p *Plugin) recordRunning(id string, pid int, md, sent map[string]string, unknown []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
+	defer cancel()
+	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
+	rec, startTime := p.check(ctx, id, pid, md, sent, unknown)
+	rec.Error = vocab.JoinErrors(rec.Error, NotCheckedAtStart)
+	got, err := p.log().AppendStart(ctx, rec, pid, startTime)
+	switch {
+	case err != nil:
+		log.WithError(err).Error("audit log append failed")
+		p.appendLater(rec, pid, startTime, err)
+	case got != nil:
+		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Warn("recorded a start the plugin was not connected for")
+	}
+}
+
+// NotCheckedAtStart is said by the record of a container that ran
+// before the plugin registered, whose start the log lacked.
+const NotCheckedAtStart = "started while the NRI plugin was not connected (containerd or the plugin restarting): recorded when the plugin registered, not checked at its start (its verdict is what the check would have said)"
 
 // criKeys sets in md, a container's labels and annotations as NRI sends
 // them, the keys containerd's CRI sets on a container's spec
@@ -790,36 +891,7 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md, sent map[str
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
 	ctx, cancel := context.WithTimeout(ctx, p.timeout()) // the callers' requestContext's, or shorter
 	defer cancel()
-	// The hook's limits on a state's annotations, so that the plugin
-	// decides as the hook would for the same container. They count the
-	// annotations the runtime sent, as the hook counts its state's,
-	// which are the spec's: containerd sends the spec's, its
-	// io.kubernetes.cri.* keys included (the plugin's own values of
-	// those keys replace them in md, adding none), merged with the pod's
-	// or container's CRI config annotations (those the runtime does not
-	// pass to the spec, through pod_annotations or
-	// container_annotations, are counted all the same: the plugin cannot
-	// tell them apart). The labels, which md holds too, are not in the
-	// spec and are not counted: a pod within the limits was refused for
-	// its labels, or for the keys the plugin adds.
-	limitErr := hook.LimitAnnotations(sent, md, hook.SalvageKeep(p.Config))
-	// A missing pid (a runtime too old to send it) cannot be inspected:
-	// the record says so and on_error decides, as for any other
-	// inspection failure.
-	// The scan of the running processes gets what fits in the request's
-	// time (half of deadline_ms would overrun containerd's request
-	// timeout once deadline_ms passes 4 s, and containerd would drop the
-	// plugin: containers started unchecked).
-	rec, _ := hook.Decide(p.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceNRI, ID: id, PID: pid, Meta: md, Unknown: unknown, Inspect: p.Inspect,
-		Budget: hook.BudgetWithin(ctx, p.Config)})
-	if limitErr != nil {
-		hook.RefusedInput(p.Config, rec, "the container's annotations were refused ("+limitErr.Error()+"); the record keeps what the limits allow",
-			fmt.Errorf("%w: %w", hook.ErrInput, limitErr))
-	}
-	var startTime uint64
-	if rec.Ancestry != nil {
-		startTime = rec.StartTime
-	}
+	rec, startTime := p.check(ctx, id, pid, md, sent, unknown)
 	// Appended now even while late records wait, ahead of them (unlike
 	// a note): the check must not wait for them, and under
 	// on_error=deny the container runs only once its record is in the
@@ -872,6 +944,43 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md, sent map[str
 	}
 	log.Info("recorded start")
 	return nil
+}
+
+// check judges the start of container id, its process pid (see
+// [Plugin.start] for md, sent and unknown): the record to append, and
+// the process's start time (0: unknown).
+func (p *Plugin) check(ctx context.Context, id string, pid int, md, sent map[string]string, unknown []string) (*audit.Record, uint64) {
+	// The hook's limits on a state's annotations, so that the plugin
+	// decides as the hook would for the same container. They count the
+	// annotations the runtime sent, as the hook counts its state's,
+	// which are the spec's: containerd sends the spec's, its
+	// io.kubernetes.cri.* keys included (the plugin's own values of
+	// those keys replace them in md, adding none), merged with the pod's
+	// or container's CRI config annotations (those the runtime does not
+	// pass to the spec, through pod_annotations or
+	// container_annotations, are counted all the same: the plugin cannot
+	// tell them apart). The labels, which md holds too, are not in the
+	// spec and are not counted: a pod within the limits was refused for
+	// its labels, or for the keys the plugin adds.
+	limitErr := hook.LimitAnnotations(sent, md, hook.SalvageKeep(p.Config))
+	// A missing pid (a runtime too old to send it) cannot be inspected:
+	// the record says so and on_error decides, as for any other
+	// inspection failure.
+	// The scan of the running processes gets what fits in the request's
+	// time (half of deadline_ms would overrun containerd's request
+	// timeout once deadline_ms passes 4 s, and containerd would drop the
+	// plugin: containers started unchecked).
+	rec, _ := hook.Decide(p.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceNRI, ID: id, PID: pid, Meta: md, Unknown: unknown, Inspect: p.Inspect,
+		Budget: hook.BudgetWithin(ctx, p.Config)})
+	if limitErr != nil {
+		hook.RefusedInput(p.Config, rec, "the container's annotations were refused ("+limitErr.Error()+"); the record keeps what the limits allow",
+			fmt.Errorf("%w: %w", hook.ErrInput, limitErr))
+	}
+	var startTime uint64
+	if rec.Ancestry != nil {
+		startTime = rec.StartTime
+	}
+	return rec, startTime
 }
 
 // appendStart appends rec, the start of the process pid (startTime 0:

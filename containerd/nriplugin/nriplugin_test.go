@@ -256,7 +256,11 @@ func TestNRILateStartsOnStop(t *testing.T) {
 	cfg, log, d, crictl := criLog(t, policy.OnErrorAllow)
 	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("late-pod"))
 	for _, taken := range []bool{true, false} {
-		stop := startPlugin(t, d, &Plugin{Config: cfg, Log: log, Timeout: 500 * time.Millisecond})
+		// The pod and the first try's container, running when it
+		// registers, are recorded (or found recorded) first.
+		synced := make(chan struct{})
+		stop := startPlugin(t, d, &Plugin{Config: cfg, Log: log, Timeout: 500 * time.Millisecond, synced: func() { close(synced) }})
+		<-synced
 		release := holdLog(log)
 		late := d.MustCrictl(t, crictl, "create", podID, ctrdtest.CtrConfig(t, fmt.Sprintf("late-%v", taken)), podJSON)
 		d.MustCrictl(t, crictl, "start", late)
