@@ -229,8 +229,25 @@ func testNodeAgent(t *testing.T, crictl, build string, v agentVariant) {
 			}
 		}
 	}
-	if slices.ContainsFunc(recs, func(r *audit.Record) bool { return r.ContainerID == agentID || r.ContainerID == initID }) {
-		t.Errorf("the agent's own containers, started before it registered, were recorded")
+	// The agent's pod and container ran before it registered: recorded
+	// when it registered (containerd sends what runs), saying they were
+	// not checked at their start; its init container, which exited
+	// before, is not.
+	recs = audittest.Wait(t, auditLog, "the agent's own records", func(rs []*audit.Record) bool {
+		return len(audittest.SourceStages(rs, podID)) > 0 && len(audittest.SourceStages(rs, agentID)) > 0
+	})
+	for _, id := range []string{podID, agentID} {
+		for _, r := range recs {
+			if r.ContainerID == id && (r.Source != audit.SourceNRI || !strings.Contains(r.Error, "started while the NRI plugin was not connected")) {
+				t.Errorf("%s: %s %s record, error %q; want the plugin's, saying it was not checked at its start", id[:12], r.Source, r.Stage, r.Error)
+			}
+		}
+		if n := len(audittest.SourceStages(recs, id)); n != 1 {
+			t.Errorf("%s: %d records; want 1", id[:12], n)
+		}
+	}
+	if slices.ContainsFunc(recs, func(r *audit.Record) bool { return r.ContainerID == initID }) {
+		t.Errorf("the agent's init container, which exited before it registered, was recorded")
 	}
 	// One chain, one host: the agent's records name the host as the
 	// hook's do (the pod has the host's UTS namespace).
