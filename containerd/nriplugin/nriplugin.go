@@ -182,6 +182,9 @@ type Plugin struct {
 	// synced, set by tests, is called once Synchronize's records are
 	// written (or queued to be written late).
 	synced func()
+	// syncing counts Synchronize's goroutines under way, unsynced the
+	// containers they have yet to record (mu).
+	syncing, unsynced int
 	// writing is the late record being appended, which a drop beyond
 	// MaxLate must not take.
 	writing *audit.Record
@@ -219,8 +222,10 @@ type lateStart struct {
 // allowed), and notes, the plugin's own records (where it stopped or
 // resumed injecting, or found the hook missing); unfinished, only at
 // the stop, counts the requests still under way when Run stopped
-// waiting for them, whose records, if they make any, may be lost.
-type lateCount struct{ ran, refused, notes, unfinished int }
+// waiting for them, whose records, if they make any, may be lost;
+// unsynced, only at the stop, the containers found running at
+// registration ([Plugin.Synchronize]) not recorded yet.
+type lateCount struct{ ran, refused, notes, unfinished, unsynced int }
 
 // countOf is the count of l, one record.
 func countOf(l lateStart) lateCount {
@@ -234,7 +239,7 @@ func countOf(l lateStart) lateCount {
 }
 
 func (c lateCount) plus(o lateCount) lateCount {
-	return lateCount{ran: c.ran + o.ran, refused: c.refused + o.refused, notes: c.notes + o.notes, unfinished: c.unfinished + o.unfinished}
+	return lateCount{ran: c.ran + o.ran, refused: c.refused + o.refused, notes: c.notes + o.notes, unfinished: c.unfinished + o.unfinished, unsynced: c.unsynced + o.unsynced}
 }
 
 func (c lateCount) zero() bool { return c == lateCount{} }
@@ -269,6 +274,9 @@ func (c lateCount) lost() error {
 	}
 	if c.unfinished > 0 {
 		msgs = append(msgs, fmt.Sprintf("stopping with %d requests still under way past the wait for them; a record they do not append at once is lost", c.unfinished))
+	}
+	if c.unsynced > 0 {
+		msgs = append(msgs, fmt.Sprintf("stopping with %d containers found running at registration, which the audit log may lack, not recorded yet; the next registration records them", c.unsynced))
 	}
 	return errors.New(strings.Join(msgs, "; "))
 }
@@ -669,7 +677,8 @@ func (p *Plugin) note(ctx context.Context, id, stage, msg string) {
 		p.queueLate(lateStart{rec: &rec, note: true}, "records the audit log had not taken waited before it", nil)
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+	// Within the runtime's time for the request, as a check.
+	ctx, cancel := p.requestContext(ctx)
 	defer cancel()
 	c := rec // the append fills in what it writes
 	if err := p.log().Append(ctx, &c); err != nil {
@@ -788,19 +797,35 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 		return nil, nil
 	}
 	p.mu.Lock()
-	p.active++ // as a request's, without the tests' hook into requests
+	if p.flushing {
+		p.mu.Unlock()
+		return nil, nil
+	}
+	p.syncing++ // Run's stop waits for it as for a request under way
+	p.unsynced += len(todo)
 	p.mu.Unlock()
 	go func() {
 		defer func() {
 			p.mu.Lock()
-			p.active--
+			p.syncing--
 			p.mu.Unlock()
 			if p.synced != nil {
 				p.synced()
 			}
 		}()
 		for _, r := range todo {
+			// Not after Run's stop began: the rest are counted as not
+			// recorded (the next registration records them).
+			p.mu.Lock()
+			stop := p.flushing
+			p.mu.Unlock()
+			if stop {
+				return
+			}
 			p.recordRunning(r.id, r.pid, r.md, r.sent, r.unknown)
+			p.mu.Lock()
+			p.unsynced--
+			p.mu.Unlock()
 		}
 	}()
 	return nil, nil
@@ -814,9 +839,28 @@ func (p *Plugin) recordRunning(id string, pid int, md, sent map[string]string, u
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
 	defer cancel()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
-	rec, startTime := p.check(ctx, id, pid, md, sent, unknown)
+	rec, startTime, ierr := p.check(ctx, id, pid, md, sent, unknown)
+	if errors.Is(ierr, inspect.ErrGone) {
+		// Ended since the runtime listed it: no start to record that
+		// an exit could end (the recorder records such a task).
+		log.Debug("container found running at registration is gone")
+		return
+	}
 	rec.Error = vocab.JoinErrors(rec.Error, NotCheckedAtStart)
-	got, err := p.log().AppendStart(ctx, rec, pid, startTime)
+	// A start of the process, or one of the container's that names no
+	// process (its inspection failed; a CRI container ID names one
+	// container), is its start: nothing is recorded again (a start
+	// recorded without its process was recorded again at every
+	// registration).
+	same := audit.StartMatcher(pid, startTime)
+	got, err := p.log().AppendAfterLast(ctx, id, func(r *audit.Record) bool {
+		return same(r) || audit.IsStart(r.Stage) && r.Ancestry == nil
+	}, func(prev *audit.Record) (*audit.Record, error) {
+		if prev != nil {
+			return nil, nil
+		}
+		return rec, nil
+	})
 	switch {
 	case err != nil:
 		log.WithError(err).Error("audit log append failed")
@@ -828,7 +872,7 @@ func (p *Plugin) recordRunning(id string, pid int, md, sent map[string]string, u
 
 // NotCheckedAtStart is said by the record of a container that ran
 // before the plugin registered, whose start the log lacked.
-const NotCheckedAtStart = "started while the NRI plugin was not connected (containerd or the plugin restarting): recorded when the plugin registered, not checked at its start (its verdict is what the check would have said)"
+const NotCheckedAtStart = "started while the NRI plugin was not connected (containerd or the plugin restarting), or its start is not in the log's files searched: recorded when the plugin registered, not checked at its start (its verdict is what the check would have said)"
 
 // criKeys sets in md, a container's labels and annotations as NRI sends
 // them, the keys containerd's CRI sets on a container's spec
@@ -891,7 +935,7 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md, sent map[str
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
 	ctx, cancel := context.WithTimeout(ctx, p.timeout()) // the callers' requestContext's, or shorter
 	defer cancel()
-	rec, startTime := p.check(ctx, id, pid, md, sent, unknown)
+	rec, startTime, _ := p.check(ctx, id, pid, md, sent, unknown)
 	// Appended now even while late records wait, ahead of them (unlike
 	// a note): the check must not wait for them, and under
 	// on_error=deny the container runs only once its record is in the
@@ -949,7 +993,7 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md, sent map[str
 // check judges the start of container id, its process pid (see
 // [Plugin.start] for md, sent and unknown): the record to append, and
 // the process's start time (0: unknown).
-func (p *Plugin) check(ctx context.Context, id string, pid int, md, sent map[string]string, unknown []string) (*audit.Record, uint64) {
+func (p *Plugin) check(ctx context.Context, id string, pid int, md, sent map[string]string, unknown []string) (*audit.Record, uint64, error) {
 	// The hook's limits on a state's annotations, so that the plugin
 	// decides as the hook would for the same container. They count the
 	// annotations the runtime sent, as the hook counts its state's,
@@ -970,7 +1014,7 @@ func (p *Plugin) check(ctx context.Context, id string, pid int, md, sent map[str
 	// time (half of deadline_ms would overrun containerd's request
 	// timeout once deadline_ms passes 4 s, and containerd would drop the
 	// plugin: containers started unchecked).
-	rec, _ := hook.Decide(p.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceNRI, ID: id, PID: pid, Meta: md, Unknown: unknown, Inspect: p.Inspect,
+	rec, ierr := hook.Decide(p.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceNRI, ID: id, PID: pid, Meta: md, Unknown: unknown, Inspect: p.Inspect,
 		Budget: hook.BudgetWithin(ctx, p.Config)})
 	if limitErr != nil {
 		hook.RefusedInput(p.Config, rec, "the container's annotations were refused ("+limitErr.Error()+"); the record keeps what the limits allow",
@@ -980,7 +1024,7 @@ func (p *Plugin) check(ctx context.Context, id string, pid int, md, sent map[str
 	if rec.Ancestry != nil {
 		startTime = rec.StartTime
 	}
-	return rec, startTime
+	return rec, startTime, ierr
 }
 
 // appendStart appends rec, the start of the process pid (startTime 0:
@@ -1214,7 +1258,7 @@ func (p *Plugin) flushLate() lateCount {
 	// a record to append: wait for them, as long as one check may take.
 	for wait := time.Now().Add(p.timeout()); time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
 		p.mu.Lock()
-		n := p.active
+		n := p.active + p.syncing
 		p.mu.Unlock()
 		if n == 0 {
 			break
@@ -1237,9 +1281,10 @@ func (p *Plugin) flushLate() lateCount {
 	// A request still under way counts as one whose record may be
 	// lost: from now on its record is not queued.
 	lost.unfinished = p.active
+	lost.unsynced = p.unsynced
 	p.stopped = true
 	if !lost.zero() {
-		p.logger().WithFields(logrus.Fields{"lost": lost.ran, "lost_refusals": lost.refused, "lost_notes": lost.notes, "unfinished": lost.unfinished}).Error("stopping with records the audit log did not take; they are lost")
+		p.logger().WithFields(logrus.Fields{"lost": lost.ran, "lost_refusals": lost.refused, "lost_notes": lost.notes, "unfinished": lost.unfinished, "unsynced": lost.unsynced}).Error("stopping with records the audit log did not take; they are lost")
 	}
 	return lost
 }

@@ -1,12 +1,21 @@
 package nriplugin
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 // TestSynchronizeRecordsUnchecked: a container started while the plugin
@@ -52,5 +61,89 @@ func TestSynchronizeRecordsUnchecked(t *testing.T) {
 		if n := len(audittest.SourceStages(audittest.Records(t, cfg.AuditLog, ""), id)); n != 1 {
 			t.Errorf("%s: %d records; want its start's alone", id[:12], n)
 		}
+	}
+}
+
+// syncOnce runs Synchronize with pods and ctrs and waits for its
+// records.
+func syncOnce(t *testing.T, p *Plugin, pods []*api.PodSandbox, ctrs []*api.Container) {
+	t.Helper()
+	done := make(chan struct{})
+	p.synced = func() { close(done) }
+	if _, err := p.Synchronize(t.Context(), pods, ctrs); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+}
+
+// TestSynchronizeStartWithoutProcess: a start recorded when its process
+// could not be inspected names no process, and Synchronize's search by
+// process did not find it: each registration recorded the container
+// again, saying it was not checked at its start (a review found it).
+func TestSynchronizeStartWithoutProcess(t *testing.T) {
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`)
+	log := openLog(t, cfg.AuditLog)
+	fail := func(int, *inspect.LiveOnce) (*audit.Ancestry, error) {
+		return nil, errors.New("inspect: budget ran out")
+	}
+	p := &Plugin{Config: cfg, Log: log, Inspect: fail}
+	pod := &api.PodSandbox{Id: ctrdtest.Uniq("pod"), Name: "web-0", Namespace: "shop", Pid: uint32(os.Getpid())}
+	if err := p.RunPodSandbox(t.Context(), pod); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		syncOnce(t, p, []*api.PodSandbox{pod}, nil)
+	}
+	if n := len(audittest.Records(t, cfg.AuditLog, pod.Id)); n != 1 {
+		t.Errorf("%d start records of a sandbox recorded at its start; want 1", n)
+	}
+}
+
+// TestSynchronizeStop: Synchronize's records do not outlive Run's stop:
+// the stop waits for the record under way, and counts those not written
+// yet (the next registration writes them). They went on being written
+// after the stop (a review found it).
+func TestSynchronizeStop(t *testing.T) {
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`)
+	log := openLog(t, cfg.AuditLog)
+	slow := func(pid int, l *inspect.LiveOnce) (*audit.Ancestry, error) {
+		time.Sleep(150 * time.Millisecond)
+		return inspect.ProcessWith(pid, l)
+	}
+	p := &Plugin{Config: cfg, Log: log, Inspect: slow, Timeout: 200 * time.Millisecond, Logger: ctrdtest.Logger(t, "nri: ")}
+	var pods []*api.PodSandbox
+	for i := range 6 {
+		pods = append(pods, &api.PodSandbox{Id: fmt.Sprintf("%s-%d", ctrdtest.Uniq("pod"), i), Name: "web-0", Namespace: "shop", Pid: uint32(os.Getpid())})
+	}
+	done := make(chan struct{})
+	p.synced = func() { close(done) }
+	if _, err := p.Synchronize(t.Context(), pods, nil); err != nil {
+		t.Fatal(err)
+	}
+	lost := p.flushLate()
+	before := len(audittest.Records(t, cfg.AuditLog, ""))
+	<-done
+	if after := len(audittest.Records(t, cfg.AuditLog, "")); after != before || lost.unsynced != len(pods)-before || lost.unsynced == 0 {
+		t.Errorf("%d records at the stop, %d after, %d counted not recorded; want none after, the rest counted", before, after, lost.unsynced)
+	}
+	if err := lost.lost(); !strings.Contains(err.Error(), "containers found running at registration") {
+		t.Errorf("the stop's error: %v", err)
+	}
+}
+
+// TestSynchronizeGone: a container that ended between the runtime's list
+// and its check has no start to record that an exit could end (its
+// record would name no process): none is written.
+func TestSynchronizeGone(t *testing.T) {
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`)
+	log := openLog(t, cfg.AuditLog)
+	p := &Plugin{Config: cfg, Log: log}
+	cmd := exec.Command(nstest.RequireCmd(t, "true"))
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	syncOnce(t, p, []*api.PodSandbox{{Id: ctrdtest.Uniq("gone"), Name: "web-0", Namespace: "shop", Pid: uint32(cmd.Process.Pid)}}, nil)
+	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
+		t.Errorf("record of a process gone: seq %d %s/%s, error %q", r.Seq, r.Source, r.Stage, r.Error)
 	}
 }
