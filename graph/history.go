@@ -249,6 +249,11 @@ func (g *Graph) AddHistory(path string) error {
 					} else {
 						follow = append(follow, i)
 					}
+				case start && !r.OfThisBoot():
+					// An earlier boot's, with a process or without:
+					// not this container's, and the starts before it
+					// are of earlier boots too.
+					cand, follow = -1, nil
 				case start && r.Ancestry != nil:
 					// Another process's: it ends the candidate, unless
 					// it is another shown container's (of another

@@ -395,11 +395,11 @@ func TestHistorySameIDTwoContainers(t *testing.T) {
 func TestHistoryEarlierBoot(t *testing.T) {
 	path, add := historyLog(t, audit.Options{})
 	then := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Mode: "enforce",
-		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7, BootID: "00000000-0000-4000-8000-000000000000"}})
+		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7}, BootID: "00000000-0000-4000-8000-000000000000"})
 	add(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststart", ContainerID: "web-1", Ref: refTo(then),
-		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7, BootID: "00000000-0000-4000-8000-000000000000"}})
+		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7}, BootID: "00000000-0000-4000-8000-000000000000"})
 	add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictAllow,
-		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7, BootID: audit.BootID()}})
+		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7}, BootID: audit.BootID()})
 	g := historyGraph("k8s.io")
 	if err := g.AddHistory(path); err != nil {
 		t.Fatal(err)
@@ -407,6 +407,25 @@ func TestHistoryEarlierBoot(t *testing.T) {
 	for id, seqs := range containersHistory(g) {
 		if !slices.Equal(seqs, []uint64{3}) {
 			t.Errorf("%s: history %v; want [3], this boot's start alone", id, seqs)
+		}
+	}
+}
+
+// TestHistoryEarlierBootWithoutProcess: a start whose inspection failed
+// names no process, and was taken for the shown container's when the
+// ID's last start and not ended; one of an earlier boot (records name
+// their boot) is not: its container ended with its boot.
+func TestHistoryEarlierBootWithoutProcess(t *testing.T) {
+	path, add := historyLog(t, audit.Options{})
+	add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io",
+		Error: "inspect: operation not permitted", BootID: "00000000-0000-4000-8000-000000000000"})
+	g := historyGraph("k8s.io")
+	if err := g.AddHistory(path); err != nil {
+		t.Fatal(err)
+	}
+	for id, seqs := range containersHistory(g) {
+		if len(seqs) != 0 {
+			t.Errorf("%s: history %v; want none", id, seqs)
 		}
 	}
 }

@@ -47,13 +47,27 @@ func proc(pid int, start, userIno uint64) *audit.Ancestry {
 	if start < fakeStart {
 		start += fakeStart
 	}
-	return &audit.Ancestry{PID: pid, StartTime: start, BootID: audit.BootID(),
+	return &audit.Ancestry{PID: pid, StartTime: start,
 		User:  []audit.UserNS{{Ino: userIno}, {Ino: nsrel.InitialUserNSIno}},
 		PIDNS: []audit.PIDNS{{Ino: 4026532100 + uint64(pid)}, {Ino: nsrel.InitialPIDNSIno}}}
 }
 
 // earlierBoot is a boot ID no boot has.
 const earlierBoot = "00000000-0000-4000-8000-000000000000"
+
+// inEarlierBoot runs the stage of h in an earlier boot: its records
+// name that boot.
+func inEarlierBoot(t *testing.T, h *hook.Hook, stage, id string, pid int) *hook.Result {
+	t.Helper()
+	now := h.Log
+	then, err := audit.Open(now.Path(), audit.Options{BootID: earlierBoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Log = then
+	defer func() { h.Log = now }()
+	return runStage(t, h, stage, id, pid)
+}
 
 // fakeStart is a start time (clock ticks since boot) no process reaches:
 // about 3,500 years at 100 ticks a second.
@@ -121,12 +135,7 @@ func TestPoststartReusedID(t *testing.T) {
 					runStage(t, h, audit.StageCreateRuntime, "web", n)
 				} else if pid, ok := strings.CutPrefix(s, "earlier-boot:"); ok {
 					n, _ := strconv.Atoi(pid)
-					now := procs[n]
-					then := *now
-					then.BootID = earlierBoot
-					procs[n] = &then
-					runStage(t, h, audit.StageCreateRuntime, "web", n)
-					procs[n] = now
+					inEarlierBoot(t, h, audit.StageCreateRuntime, "web", n)
 				} else {
 					runStage(t, h, audit.StagePoststop, "web", 0)
 				}
@@ -499,12 +508,10 @@ func TestPoststopPIDBeforeOwnSource(t *testing.T) {
 // boot's stopped start of the ID and PID for this container's, said its
 // stop was recorded already, and left this boot's start without an end.
 func TestPoststopEarlierBoot(t *testing.T) {
-	then := proc(200, 9, 4026532300)
-	then.BootID = earlierBoot
-	procs := map[int]*audit.Ancestry{200: then}
+	procs := map[int]*audit.Ancestry{200: proc(200, 9, 4026532300)}
 	h := reuseHook(t, procs)
-	runStage(t, h, audit.StageCreateRuntime, "web", 200) // seq 1, an earlier boot's
-	runStage(t, h, audit.StagePoststop, "web", 200)      // seq 2
+	inEarlierBoot(t, h, audit.StageCreateRuntime, "web", 200) // seq 1
+	inEarlierBoot(t, h, audit.StagePoststop, "web", 200)      // seq 2
 	delete(procs, 200)
 	cr, _ := h.Run(context.Background(), audit.StageCreateRuntime, &specs.State{ID: "web", Pid: 200}) // seq 3, no process
 	res := runStage(t, h, audit.StagePoststop, "web", 200)

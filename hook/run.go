@@ -387,11 +387,13 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 			}
 			return count()
 		}
-		if !audit.IsStart(r.Stage) {
+		if !audit.IsStart(r.Stage) || !r.OfThisBoot() {
+			// An earlier boot's start, with a process or without, is
+			// another container's.
 			return false
 		}
 		if stop := stopped[r.Seq]; stop != 0 {
-			if pid > 0 && r.Ancestry != nil && r.PID == pid && r.OfThisBoot() {
+			if pid > 0 && r.Ancestry != nil && r.PID == pid {
 				done = r
 				why = fmt.Sprintf("no start record for this container: the stop of pid %d is recorded already, by poststop seq %d (start record seq %d)", pid, stop, r.Seq)
 				return true
@@ -411,7 +413,7 @@ func stopStart(s *audit.Searcher, id string, pid int, source string) (start *aud
 		k := 0
 		switch {
 		case pid > 0 && r.Ancestry != nil:
-			if r.PID != pid || !r.OfThisBoot() { // another process
+			if r.PID != pid {
 				for _, later := range refersTo[r.Seq] {
 					others[later.Seq] = true
 				}

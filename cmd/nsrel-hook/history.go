@@ -76,8 +76,8 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 	if a := r.Ancestry; a != nil {
 		// PID and start time name a process within one boot only.
 		fmt.Fprintf(b, "        process: start time %d (clock ticks since boot)", a.StartTime)
-		if a.BootID != "" {
-			b.WriteString(", boot " + vocab.Printable(a.BootID))
+		if r.BootID != "" {
+			b.WriteString(", boot " + vocab.Printable(r.BootID))
 		}
 		b.WriteByte('\n')
 		b.WriteString("        user: " + userChain(a) + "\n")

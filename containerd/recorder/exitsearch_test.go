@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -381,7 +382,7 @@ func TestSeedKnownEarlierBoot(t *testing.T) {
 	}
 	for _, tc := range []struct{ id, boot string }{{"then", "00000000-0000-4000-8000-000000000000"}, {"now", audit.BootID()}} {
 		if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: tc.id,
-			Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: pid, StartTime: st, BootID: tc.boot}}); err != nil {
+			Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: pid, StartTime: st}, BootID: tc.boot}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -405,6 +406,27 @@ func TestSeedKnownEarlierBoot(t *testing.T) {
 	}
 }
 
+// TestSeedKnownEarlierBootWithoutProcess: a start recorded without
+// namespaces (no PID) is kept for its container's events to end; one of
+// an earlier boot is no container of this boot's, whose init's events
+// would end it.
+func TestSeedKnownEarlierBootWithoutProcess(t *testing.T) {
+	_, log := tempLog(t)
+	for _, tc := range []struct{ id, boot string }{{"then", "00000000-0000-4000-8000-000000000000"}, {"now", audit.BootID()}} {
+		if err := log.Append(context.Background(), &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: tc.id,
+			Verdict: audit.VerdictAllow, Error: "inspect: permission denied", BootID: tc.boot}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Recorder{Log: log}
+	if !r.seedKnown() {
+		t.Fatal("seedKnown failed")
+	}
+	if want := map[nsID]bool{{"k8s.io", "now"}: true}; !maps.Equal(r.openByID, want) {
+		t.Errorf("open by container %v; want %v", r.openByID, want)
+	}
+}
+
 // TestSeedKnownSameKeyEarlierBoot: a container restarted under its ID
 // after a crash whose new task got the PID and start time of the earlier
 // boot's task, whose start the log holds open. The earlier boot's exit
@@ -423,7 +445,7 @@ func TestSeedKnownSameKeyEarlierBoot(t *testing.T) {
 	const then = "00000000-0000-4000-8000-000000000000"
 	for _, boot := range []string{then, audit.BootID()} {
 		if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "c",
-			Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: pid, StartTime: st, BootID: boot}}); err != nil {
+			Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: pid, StartTime: st}, BootID: boot}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -938,7 +938,9 @@ func (r *Recorder) seedKnown() bool {
 			}
 			open[rec.Seq] = openSeed{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime, boot}
 		case audit.IsStart(rec.Stage):
-			if rec.ContainerID != "" {
+			// Not an earlier boot's: its container is no task of this
+			// boot's, whose events would end it.
+			if rec.ContainerID != "" && rec.OfThisBoot() {
 				openIDs[rec.Seq] = nsID{rec.Namespace, rec.ContainerID}
 			}
 		case rec.Stage == audit.StageExit && rec.Ref != nil:
@@ -2170,7 +2172,7 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 			if boot == "" {
 				return rec.OfThisBoot()
 			}
-			return rec.Ancestry != nil && rec.BootID == boot
+			return rec.Ancestry != nil && rec.BootID == boot // by PID
 		}
 		exited := map[uint64]bool{}
 		var maybe *audit.Record

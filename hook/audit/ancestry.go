@@ -56,26 +56,6 @@ type Ancestry struct {
 	// records written before they were recorded or by an inspector on a
 	// kernel without PIDFD_GET_INFO (Linux 6.13). Format 1.2.
 	Creds *Creds `json:"creds,omitempty"`
-	// BootID is the kernel's ID of the boot the process ran in
-	// (/proc/sys/kernel/random/boot_id, [BootID]): with PID and StartTime
-	// it names the process across boots. Empty in records written before
-	// it was recorded or where the file could not be read. Format 1.4.
-	BootID string `json:"boot_id,omitempty"`
-}
-
-// OfThisBoot reports whether a's process may be one of the running
-// boot: its record names this boot, or names none (written before
-// format 1.4, or a nil a: a record without a process), or this boot's ID
-// cannot be read. A record of an earlier
-// boot does not name a process running now, whatever its PID and start
-// time (both count from boot: after a crash another process can have
-// them).
-func (a *Ancestry) OfThisBoot() bool {
-	if a == nil || a.BootID == "" {
-		return true
-	}
-	b := BootID()
-	return b == "" || a.BootID == b
 }
 
 // Creds are a process's credentials as the kernel reports them for its

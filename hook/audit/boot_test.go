@@ -9,9 +9,10 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 )
 
-// TestBootID checks that BootID is the kernel's boot ID and that a
-// record's process is taken for one of this boot only when its record
-// names this boot or none.
+// TestBootID checks that BootID is the kernel's boot ID, that a record
+// is taken for one of this boot only when it names this boot or none,
+// and that the log names this boot in every record it appends, those
+// without a process too.
 func TestBootID(t *testing.T) {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
@@ -25,9 +26,20 @@ func TestBootID(t *testing.T) {
 		boot string
 		want bool
 	}{{want, true}, {"", true}, {"00000000-0000-4000-8000-000000000000", false}} {
-		a := &audit.Ancestry{PID: 1, StartTime: 1, BootID: tc.boot}
-		if got := a.OfThisBoot(); got != tc.want {
+		r := &audit.Record{BootID: tc.boot, Ancestry: &audit.Ancestry{PID: 1, StartTime: 1}}
+		if got := r.OfThisBoot(); got != tc.want {
 			t.Errorf("OfThisBoot of a record of boot %q = %v; want %v", tc.boot, got, tc.want)
+		}
+	}
+	l, path := newLog(t, audit.Options{})
+	r := rec("c")
+	r.Ancestry = nil
+	if err := l.Append(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	for got, err := range audit.Records(path) {
+		if err != nil || got.BootID != want {
+			t.Errorf("appended record's boot %q (%v); want this boot's %q", got.BootID, err, want)
 		}
 	}
 }

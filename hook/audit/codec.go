@@ -223,7 +223,6 @@ func appendRecord(dst []byte, r *Record) []byte {
 			dst = appendKey(dst, true, "cgroup_id")
 			dst = append(appendOptUint(dst, c.CgroupID), '}')
 		}
-		dst = appendOptString(dst, "boot_id", a.BootID)
 	}
 	dst = appendOptString(dst, "policy", r.Policy)
 	dst = appendOptString(dst, "mode", r.Mode)
@@ -286,6 +285,7 @@ func appendRecord(dst []byte, r *Record) []byte {
 		dst = appendJSONString(dst, d.LastHash)
 		dst = append(dst, '}')
 	}
+	dst = appendOptString(dst, "boot_id", r.BootID)
 	dst = appendKey(dst, true, "version")
 	dst = appendJSONString(dst, r.Version)
 	dst = appendKey(dst, true, "prev")
@@ -704,7 +704,7 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 			a.Maps = append(a.Maps, m)
 		})
 	case "boot_id":
-		d.ancestry(r).BootID = d.str(v)
+		r.BootID = d.str(v)
 	case "creds":
 		c := &Creds{}
 		d.ancestry(r).Creds = c

@@ -365,7 +365,6 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 			cr.CgroupID = c.optUintAt(true, "cgroup_id")
 			c.lit("}")
 		}
-		c.optStr("boot_id", &a.BootID)
 	}
 	c.optStr("policy", &r.Policy)
 	c.optStr("mode", &r.Mode)
@@ -422,6 +421,7 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 		r.Dropped.LastHash = c.strAt(true, "last_hash")
 		c.lit("}")
 	}
+	c.optStr("boot_id", &r.BootID)
 	r.Version = c.strAt(true, "version")
 	r.Prev = c.strAt(true, "prev")
 	c.lit("}")

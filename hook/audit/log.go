@@ -60,6 +60,9 @@ type Options struct {
 	// Host and Version fill records that leave them empty; defaults: the
 	// host name and "unknown".
 	Host, Version string
+	// BootID fills records that leave it empty; default: this boot's
+	// ([BootID]).
+	BootID string
 	// Now returns the time for records without one; default time.Now.
 	Now func() time.Time
 }
@@ -86,6 +89,9 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	if opts.Version == "" {
 		opts.Version = "unknown"
+	}
+	if opts.BootID == "" {
+		opts.BootID = BootID()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -287,6 +293,9 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 		}
 		if p.Host == "" {
 			p.Host = l.opts.Host
+		}
+		if p.BootID == "" {
+			p.BootID = l.opts.BootID
 		}
 		if p.Version == "" {
 			p.Version = l.opts.Version

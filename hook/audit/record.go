@@ -165,6 +165,11 @@ type Record struct {
 	// Dropped describes the rotated file a [StageRetention] record
 	// removed. Format 1.1.
 	Dropped *Dropped `json:"dropped,omitempty"`
+	// BootID is the kernel's ID of the boot the record was made in
+	// (/proc/sys/kernel/random/boot_id, [BootID]): a record's PID and
+	// start time name a process within that boot only. Empty in records
+	// written before format 1.4, or where the file could not be read.
+	BootID string `json:"boot_id,omitempty"`
 	// Version is the version of the writer.
 	Version string `json:"version"`
 	// Prev is the hash of the record before this one, "" for the first.
@@ -406,4 +411,17 @@ func isHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// OfThisBoot reports whether r was made in the running boot: it names
+// this boot, or names none (written before format 1.4), or this boot's
+// ID cannot be read. A start record of an earlier boot does not name a
+// process running now, whatever its PID and start time (both count from
+// boot: after a crash another process can have them).
+func (r *Record) OfThisBoot() bool {
+	if r.BootID == "" {
+		return true
+	}
+	b := BootID()
+	return b == "" || r.BootID == b
 }

@@ -98,7 +98,7 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	if !viaPidfd && allExited(pid) {
 		return nil, fmt.Errorf("inspect: pid %d: %w (a zombie)", pid, ErrGone)
 	}
-	a := &audit.Ancestry{PID: pid, StartTime: start, Creds: creds, BootID: audit.BootID()}
+	a := &audit.Ancestry{PID: pid, StartTime: start, Creds: creds}
 	if a.User, err = UserChain(userNS); err != nil {
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
 	}
