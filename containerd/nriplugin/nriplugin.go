@@ -211,6 +211,9 @@ type lateStart struct {
 	// note says rec is a record of the plugin's own ([Plugin.note]):
 	// hook-injection-refused, hook-injection-resumed or hook-missing.
 	note bool
+	// running says rec is the start of a container found running at
+	// registration ([Plugin.Synchronize]): it ran, whatever its verdict.
+	running bool
 	// dropped counts the records dropped before this one (beyond
 	// [MaxLate]): its record says so.
 	dropped lateCount
@@ -232,7 +235,7 @@ func countOf(l lateStart) lateCount {
 	switch {
 	case l.note:
 		return lateCount{notes: 1}
-	case l.rec.Verdict == audit.VerdictDeny:
+	case l.rec.Verdict == audit.VerdictDeny && !l.running:
 		return lateCount{refused: 1}
 	}
 	return lateCount{ran: 1}
@@ -854,7 +857,7 @@ func (p *Plugin) recordRunning(id string, pid int, md, sent map[string]string, u
 	// registration).
 	same := audit.StartMatcher(pid, startTime)
 	got, err := p.log().AppendAfterLast(ctx, id, func(r *audit.Record) bool {
-		return same(r) || audit.IsStart(r.Stage) && r.Ancestry == nil
+		return same(r) || audit.IsStart(r.Stage) && r.Ancestry == nil && r.OfThisBoot()
 	}, func(prev *audit.Record) (*audit.Record, error) {
 		if prev != nil {
 			return nil, nil
@@ -864,7 +867,7 @@ func (p *Plugin) recordRunning(id string, pid int, md, sent map[string]string, u
 	switch {
 	case err != nil:
 		log.WithError(err).Error("audit log append failed")
-		p.appendLater(rec, pid, startTime, err)
+		p.queueLate(lateStart{rec: rec, pid: pid, startTime: startTime, running: true}, "the audit log could not be written when the plugin registered", err)
 	case got != nil:
 		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Warn("recorded a start the plugin was not connected for")
 	}
@@ -1100,7 +1103,7 @@ func (p *Plugin) queueLate(l lateStart, why string, err error) {
 	// the next record queued.
 	l.dropped, p.droppedNew = p.droppedNew, lateCount{}
 	if len(p.late) == MaxLate {
-		i := p.toDrop(rec)
+		i := p.toDrop(l)
 		if i < 0 {
 			// No refusal waits, and this is one: it goes, not the
 			// start of a container that ran.
@@ -1132,24 +1135,25 @@ func (p *Plugin) queueLate(l lateStart, why string, err error) {
 }
 
 // toDrop returns, under p.mu, the index of the late record to drop when
-// [MaxLate] wait and rec comes: the oldest refusal, else the oldest
+// [MaxLate] wait and l comes: the oldest refusal, else the oldest
 // record (a start or a note), never the one being written; -1 when no
-// refusal waits and rec is one, which is dropped then. A refusal's
+// refusal waits and l is one, which is dropped then. (A deny record of
+// a container found running at registration is no refusal: it ran.) A refusal's
 // container did not run, and the start records of containers that ran
 // are what the log is for: a pod author who gets many containers
 // refused while the log cannot be written must not push the records of
 // the containers that ran out of the queue.
-func (p *Plugin) toDrop(rec *audit.Record) int {
+func (p *Plugin) toDrop(l lateStart) int {
 	first := 0
 	if p.late[0].rec == p.writing {
 		first = 1
 	}
 	for i := first; i < len(p.late); i++ {
-		if p.late[i].rec.Verdict == audit.VerdictDeny {
+		if countOf(p.late[i]).refused > 0 {
 			return i
 		}
 	}
-	if rec.Verdict == audit.VerdictDeny {
+	if countOf(l).refused > 0 {
 		return -1
 	}
 	return first

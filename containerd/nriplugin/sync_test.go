@@ -147,3 +147,44 @@ func TestSynchronizeGone(t *testing.T) {
 		t.Errorf("record of a process gone: seq %d %s/%s, error %q", r.Seq, r.Source, r.Stage, r.Error)
 	}
 }
+
+// TestSynchronizeEarlierBootStartWithoutProcess: a start of the ID that
+// names no process counts as the container's only when of this boot: an
+// earlier boot's (records name their boot) kept a running sandbox from
+// being recorded (a review found it).
+func TestSynchronizeEarlierBootStartWithoutProcess(t *testing.T) {
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`)
+	log := openLog(t, cfg.AuditLog)
+	then, err := audit.Open(cfg.AuditLog, audit.Options{BootID: "00000000-0000-4000-8000-000000000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &api.PodSandbox{Id: ctrdtest.Uniq("pod"), Name: "web-0", Namespace: "shop", Pid: uint32(os.Getpid())}
+	if err := then.Append(t.Context(), &audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: pod.Id, Error: "inspect: budget ran out"}); err != nil {
+		t.Fatal(err)
+	}
+	syncOnce(t, &Plugin{Config: cfg, Log: log}, []*api.PodSandbox{pod}, nil)
+	if n := len(audittest.Records(t, cfg.AuditLog, pod.Id)); n != 2 {
+		t.Errorf("%d records of the ID; want the earlier boot's and this boot's", n)
+	}
+}
+
+// TestSynchronizeLateDenyRan: a container found running at registration
+// whose check says deny ran: waiting to be written late, its record is
+// counted as a start that ran, not as a refusal (whose container did not
+// run), and is not the first dropped from a full queue (a review found
+// both).
+func TestSynchronizeLateDenyRan(t *testing.T) {
+	p := &Plugin{}
+	for i := range MaxLate {
+		p.late = append(p.late, lateStart{rec: &audit.Record{ContainerID: "ran", Verdict: audit.VerdictAllow, Seq: uint64(i)}})
+	}
+	running := lateStart{rec: &audit.Record{ContainerID: "running-unchecked", Verdict: audit.VerdictDeny, Error: NotCheckedAtStart}, running: true}
+	p.late[3] = running
+	if c := countOf(running); c.ran != 1 || c.refused != 0 {
+		t.Errorf("counted %+v; want one start that ran", c)
+	}
+	if i := p.toDrop(lateStart{rec: &audit.Record{Verdict: audit.VerdictAllow}}); p.late[i].rec == running.rec {
+		t.Errorf("the running container's record is the one dropped (index %d)", i)
+	}
+}

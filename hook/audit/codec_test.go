@@ -77,7 +77,7 @@ func fuzzRecord(s1, s2, s3 string, n uint64, flags uint16) *Record {
 			r.Creds.CgroupID = &cg
 		}
 	}
-	if flags&4096 != 0 && r.Ancestry != nil {
+	if flags&4096 != 0 {
 		// Bits run short: boot_id goes with another member's.
 		r.BootID = s2
 	}

@@ -331,7 +331,7 @@ func (r *Record) line(body []byte) ([]byte, error) {
 func (r *Record) makeValidUTF8() {
 	for _, p := range []*string{&r.Time, &r.Host, &r.Source, &r.Stage, &r.ContainerID, &r.Bundle,
 		&r.Namespace, &r.Policy, &r.Mode, &r.Verdict, &r.Error, &r.Version, &r.Prev, &r.Torn,
-		&r.TornSHA256, &r.Note, &r.SealID, &r.SealError} {
+		&r.TornSHA256, &r.Note, &r.SealID, &r.SealError, &r.BootID} {
 		*p = validUTF8(*p)
 	}
 	if r.Ref != nil {

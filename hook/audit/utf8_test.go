@@ -24,6 +24,7 @@ func TestInvalidUTF8Verifies(t *testing.T) {
 			Policy: "p\xff", Violations: []Violation{{Rule: "r\xff", Reason: "why\xc3"}}, Error: "e\xff"},
 		{Stage: StageTornTail, Source: SourceOCIHook, ContainerID: "", Torn: "{\"seq\":3,\"x\":\"\xe2\x82", TornBytes: 20},
 		{Stage: StagePoststop, Source: SourceOCIHook, ContainerID: "id\xff", Ref: &Ref{Seq: 1, Stage: "createRuntime\xff", Hash: "h"}},
+		{Stage: StagePoststop, Source: SourceOCIHook, ContainerID: "b", BootID: "boot\xff"},
 	}
 	for _, r := range recs {
 		if err := l.Append(ctx, r); err != nil {
@@ -45,7 +46,7 @@ func TestInvalidUTF8Verifies(t *testing.T) {
 		got = append(got, r)
 	}
 	if len(got) != len(recs) || got[0].ContainerID != "id\uFFFD" || got[0].Annotations["k\uFFFD"] != "v\uFFFD" ||
-		!strings.HasSuffix(got[1].Torn, "\uFFFD") {
+		!strings.HasSuffix(got[1].Torn, "\uFFFD") || got[3].BootID != "boot\uFFFD" || recs[3].BootID != got[3].BootID {
 		for _, r := range got {
 			t.Logf("%q %q %q", r.ContainerID, r.Annotations, r.Torn)
 		}
