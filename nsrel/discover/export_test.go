@@ -8,13 +8,6 @@ func SetAfterProcesses(f func()) (restore func()) {
 	return func() { afterProcesses = nil }
 }
 
-// SetOnFound makes Discover call f with each way it finds a namespace,
-// and returns a function that removes it.
-func SetOnFound(f func(Key, Found)) (restore func()) {
-	onFound = f
-	return func() { onFound = nil }
-}
-
 // HelpersStarted returns how many mount namespace helper processes this
 // process has started.
 func HelpersStarted() int64 { return helpersStarted.Load() }

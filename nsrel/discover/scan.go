@@ -148,12 +148,6 @@ func (s *scanner) denyProcess(pid int) {
 // the bind mount scans.
 var afterProcesses func()
 
-// onFound, if set (by tests), is called with each way a namespace was
-// found, under the scanner's lock: [Namespace.FoundVia] keeps one of a
-// kind (another process's fd of the namespace, a scanner's pinning it
-// meanwhile, may be the one kept).
-var onFound func(Key, Found)
-
 // Discover scans the host for namespaces and returns the model. It fails
 // only when /proc cannot be read at all; everything else (vanished
 // processes, denied reads) is skipped, denied reads are counted in
@@ -467,9 +461,6 @@ func (s *scanner) unpin() {
 // note records f on nd; s.mu is held.
 func (s *scanner) note(nd *node, f Found, comm string) {
 	n := nd.ns
-	if onFound != nil {
-		onFound(Key{n.Dev, n.Ino}, f)
-	}
 	if bit := viaBit[f.Via]; bit != 0 {
 		if nd.vias&bit == 0 {
 			nd.vias |= bit

@@ -387,7 +387,7 @@ func TestExitedThreadGroupLeader(t *testing.T) {
 	} {
 		m := discoverT(t, o)
 		n := m.Lookup(nsrel.TypeUser, fdIno)
-		f := fdHeldBy(m, n, func(f discover.Found) bool { return f.PID == pid && strings.HasSuffix(f.Path, "/fd/3") })
+		f := fdHeldBy(n, func(f discover.Found) bool { return f.PID == pid && strings.HasSuffix(f.Path, "/fd/3") })
 		if f == nil {
 			t.Errorf("%v: user:[%d] held by fd 3 of %d: found via %+v", o.Types, fdIno, pid, n)
 		}
@@ -482,7 +482,7 @@ func TestPerThreadState(t *testing.T) {
 		for _, m := range []*discover.Model{users, pids} {
 			n := m.Lookup(nsrel.TypeUser, filesIno)
 			want := fmt.Sprintf("/proc/%d/task/%d/fd/3", pid, tid("files"))
-			if fdHeldBy(m, n, func(f discover.Found) bool { return f.Path == want && f.TID == tid("files") }) == nil {
+			if fdHeldBy(n, func(f discover.Found) bool { return f.Path == want && f.TID == tid("files") }) == nil {
 				t.Errorf("user:[%d] held by %s: %+v", filesIno, want, n)
 			}
 		}
