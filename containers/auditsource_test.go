@@ -16,6 +16,7 @@ import (
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
+	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -327,7 +328,7 @@ func TestAuditSourceNamespaces(t *testing.T) {
 // TestBootID.)
 func TestAuditSourceEarlierBoot(t *testing.T) {
 	pid, anc, log, path := sleepingLog(t, audit.Options{})
-	const earlier = "00000000-0000-4000-8000-000000000000"
+	const earlier = audittest.OtherBoot
 	got := listAfter(t, log, path, []*audit.Record{
 		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "before-crash", Ancestry: anc, BootID: earlier,
 			Annotations: map[string]string{"io.kubernetes.pod.name": "db-0", "io.kubernetes.pod.namespace": "prod"}},

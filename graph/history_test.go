@@ -15,6 +15,7 @@ import (
 
 	"github.com/nsrel/nsrel/graph"
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
@@ -395,9 +396,9 @@ func TestHistorySameIDTwoContainers(t *testing.T) {
 func TestHistoryEarlierBoot(t *testing.T) {
 	path, add := historyLog(t, audit.Options{})
 	then := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictDeny, Mode: "enforce",
-		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7}, BootID: "00000000-0000-4000-8000-000000000000"})
+		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7}, BootID: audittest.OtherBoot})
 	add(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststart", ContainerID: "web-1", Ref: refTo(then),
-		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7}, BootID: "00000000-0000-4000-8000-000000000000"})
+		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7}, BootID: audittest.OtherBoot})
 	add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Verdict: audit.VerdictAllow,
 		Ancestry: &audit.Ancestry{PID: 42, StartTime: 7}, BootID: audit.BootID()})
 	g := historyGraph("k8s.io")
@@ -418,7 +419,7 @@ func TestHistoryEarlierBoot(t *testing.T) {
 func TestHistoryEarlierBootWithoutProcess(t *testing.T) {
 	path, add := historyLog(t, audit.Options{})
 	add(&audit.Record{Source: audit.SourceContainerdEvents, Stage: "start", ContainerID: "web-1", Namespace: "k8s.io",
-		Error: "inspect: operation not permitted", BootID: "00000000-0000-4000-8000-000000000000"})
+		Error: "inspect: operation not permitted", BootID: audittest.OtherBoot})
 	g := historyGraph("k8s.io")
 	if err := g.AddHistory(path); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
+	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
 )
@@ -53,7 +54,7 @@ func proc(pid int, start, userIno uint64) *audit.Ancestry {
 }
 
 // earlierBoot is a boot ID no boot has.
-const earlierBoot = "00000000-0000-4000-8000-000000000000"
+const earlierBoot = audittest.OtherBoot
 
 // inEarlierBoot runs the stage of h in an earlier boot: its records
 // name that boot.

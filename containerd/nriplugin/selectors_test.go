@@ -29,10 +29,6 @@ func TestNRIPodNamespaceFromRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	initialUser := uint64(nsrel.InitialUserNSIno)
-	host := &audit.Ancestry{PID: 77, StartTime: 5,
-		User:  []audit.UserNS{{Ino: nsrel.InitialUserNSIno}},
-		PIDNS: []audit.PIDNS{{Ino: nsrel.InitialPIDNSIno, OwnerUserIno: &initialUser}}}
 	claim := map[string]string{vocab.AnnotationSandboxNamespace: "kube-system", vocab.AnnotationSandboxName: "coredns"}
 	shop := &api.PodSandbox{Id: "pod-shop", Name: "web-0", Namespace: "shop"}
 	system := &api.PodSandbox{Id: "pod-system", Name: "coredns", Namespace: "kube-system"}
@@ -65,7 +61,7 @@ func TestNRIPodNamespaceFromRuntime(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := &Plugin{Config: cfg, Log: log, Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) { return host, nil }}
+			p := &Plugin{Config: cfg, Log: log, Inspect: inspectHost}
 			err = tt.start(p)
 			recs := audittest.Records(t, path, tt.id)
 			if len(recs) != 1 {
@@ -83,6 +79,15 @@ func TestNRIPodNamespaceFromRuntime(t *testing.T) {
 			audittest.Verify(t, path)
 		})
 	}
+}
+
+// inspectHost inspects every process as PID 77 in the host's user and
+// PID namespaces: no runtime is needed to refuse it.
+func inspectHost(int, *inspect.LiveOnce) (*audit.Ancestry, error) {
+	initialUser := uint64(nsrel.InitialUserNSIno)
+	return &audit.Ancestry{PID: 77, StartTime: 5,
+		User:  []audit.UserNS{{Ino: nsrel.InitialUserNSIno}},
+		PIDNS: []audit.PIDNS{{Ino: nsrel.InitialPIDNSIno, OwnerUserIno: &initialUser}}}, nil
 }
 
 // TestKubeletLabelsWin: a container's labels under the keys the kubelet
@@ -149,17 +154,13 @@ func TestSandboxAnnotationsWin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	initialUser := uint64(nsrel.InitialUserNSIno)
-	host := &audit.Ancestry{PID: 77, StartTime: 5,
-		User:  []audit.UserNS{{Ino: nsrel.InitialUserNSIno}},
-		PIDNS: []audit.PIDNS{{Ino: nsrel.InitialPIDNSIno, OwnerUserIno: &initialUser}}}
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	log, err := audit.Open(path, audit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.RecordAnnotations = append(cfg.RecordAnnotations, vocab.LabelPodName)
-	p := &Plugin{Config: cfg, Log: log, Inspect: func(int, *inspect.LiveOnce) (*audit.Ancestry, error) { return host, nil }}
+	p := &Plugin{Config: cfg, Log: log, Inspect: inspectHost}
 	pod := &api.PodSandbox{Id: "sb", Name: "web-0", Namespace: "shop", Pid: 77,
 		Annotations: map[string]string{"example.com/tier": "locked", vocab.LabelPodName: "kube-apiserver"},
 		Labels:      map[string]string{"example.com/tier": "open", vocab.LabelPodName: "web-0"}}

@@ -155,7 +155,7 @@ func TestSynchronizeGone(t *testing.T) {
 func TestSynchronizeEarlierBootStartWithoutProcess(t *testing.T) {
 	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`)
 	log := openLog(t, cfg.AuditLog)
-	then, err := audit.Open(cfg.AuditLog, audit.Options{BootID: "00000000-0000-4000-8000-000000000000"})
+	then, err := audit.Open(cfg.AuditLog, audit.Options{BootID: audittest.OtherBoot})
 	if err != nil {
 		t.Fatal(err)
 	}

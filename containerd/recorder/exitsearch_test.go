@@ -373,23 +373,8 @@ func TestExitOfRefusalOverOwnStart(t *testing.T) {
 // once. It was taken for a task that still runs, left to events that
 // never come, the start open for good.
 func TestSeedKnownEarlierBoot(t *testing.T) {
-	path, log := tempLog(t)
 	ctx := context.Background()
-	pid := os.Getpid()
-	st, err := inspect.StartTime(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct{ id, boot string }{{"then", "00000000-0000-4000-8000-000000000000"}, {"now", audit.BootID()}} {
-		if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: tc.id,
-			Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: pid, StartTime: st}, BootID: tc.boot}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r := &Recorder{Log: log}
-	if !r.seedKnown() {
-		t.Fatal("seedKnown failed")
-	}
+	path, r, pid, _ := seedOwnStarts(t, ownStart{"then", audittest.OtherBoot}, ownStart{"now", audit.BootID()})
 	then, now := taskKey{"k8s.io", "then", pid}, taskKey{"k8s.io", "now", pid}
 	if len(r.known) != 0 || len(r.earlierBoot) != 1 || r.earlierBoot[0].k != then {
 		t.Errorf("known %v, earlier boot %v; want the earlier boot's task among the latter alone", r.known, r.earlierBoot)
@@ -406,13 +391,42 @@ func TestSeedKnownEarlierBoot(t *testing.T) {
 	}
 }
 
+// ownStart is a start seedOwnStarts appends: of container id, made in
+// boot.
+type ownStart struct{ id, boot string }
+
+// seedOwnStarts appends the recorder's starts in namespace k8s.io of
+// this test's process (its PID and start time: a process that runs), one
+// for each of starts, and seeds a recorder from the log. It returns the
+// log's path, the recorder, the PID and its start time.
+func seedOwnStarts(t *testing.T, starts ...ownStart) (string, *Recorder, int, uint64) {
+	t.Helper()
+	path, log := tempLog(t)
+	pid := os.Getpid()
+	st, err := inspect.StartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range starts {
+		if err := log.Append(context.Background(), &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: s.id,
+			Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: pid, StartTime: st}, BootID: s.boot}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Recorder{Log: log}
+	if !r.seedKnown() {
+		t.Fatal("seedKnown failed")
+	}
+	return path, r, pid, st
+}
+
 // TestSeedKnownEarlierBootWithoutProcess: a start recorded without
 // namespaces (no PID) is kept for its container's events to end; one of
 // an earlier boot is no container of this boot's, whose init's events
 // would end it.
 func TestSeedKnownEarlierBootWithoutProcess(t *testing.T) {
 	_, log := tempLog(t)
-	for _, tc := range []struct{ id, boot string }{{"then", "00000000-0000-4000-8000-000000000000"}, {"now", audit.BootID()}} {
+	for _, tc := range []struct{ id, boot string }{{"then", audittest.OtherBoot}, {"now", audit.BootID()}} {
 		if err := log.Append(context.Background(), &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: tc.id,
 			Verdict: audit.VerdictAllow, Error: "inspect: permission denied", BootID: tc.boot}); err != nil {
 			t.Fatal(err)
@@ -435,24 +449,9 @@ func TestSeedKnownEarlierBootWithoutProcess(t *testing.T) {
 // the PID and start time for either, and the earlier one, which the
 // recorder held as the key's task, took the exit of the running one.
 func TestSeedKnownSameKeyEarlierBoot(t *testing.T) {
-	path, log := tempLog(t)
 	ctx := context.Background()
-	pid := os.Getpid()
-	st, err := inspect.StartTime(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const then = "00000000-0000-4000-8000-000000000000"
-	for _, boot := range []string{then, audit.BootID()} {
-		if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "c",
-			Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: pid, StartTime: st}, BootID: boot}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r := &Recorder{Log: log}
-	if !r.seedKnown() {
-		t.Fatal("seedKnown failed")
-	}
+	const then = audittest.OtherBoot
+	path, r, pid, st := seedOwnStarts(t, ownStart{"c", then}, ownStart{"c", audit.BootID()})
 	k := taskKey{"k8s.io", "c", pid}
 	if r.openRunning[k] != st || len(r.earlierBoot) != 1 || r.earlierBoot[0].boot != then {
 		t.Fatalf("open and running %v, earlier boot %v; want this boot's task running, the other of boot %s", r.openRunning, r.earlierBoot, then)

@@ -961,7 +961,7 @@ func TestFirstWalkEarlierBootSameTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	then := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "default", ContainerID: id,
-		Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: int(pid), StartTime: st}, BootID: "00000000-0000-4000-8000-000000000000"}
+		Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: int(pid), StartTime: st}, BootID: audittest.OtherBoot}
 	if err := log.Append(context.Background(), then); err != nil {
 		t.Fatal(err)
 	}

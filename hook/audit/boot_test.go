@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 )
 
 // TestBootID checks that BootID is the kernel's boot ID, that a record
@@ -25,7 +26,7 @@ func TestBootID(t *testing.T) {
 	for _, tc := range []struct {
 		boot string
 		want bool
-	}{{want, true}, {"", true}, {"00000000-0000-4000-8000-000000000000", false}} {
+	}{{want, true}, {"", true}, {audittest.OtherBoot, false}} {
 		r := &audit.Record{BootID: tc.boot, Ancestry: &audit.Ancestry{PID: 1, StartTime: 1}}
 		if got := r.OfThisBoot(); got != tc.want {
 			t.Errorf("OfThisBoot of a record of boot %q = %v; want %v", tc.boot, got, tc.want)
@@ -53,7 +54,7 @@ func TestBootID(t *testing.T) {
 func TestAppendStartEarlierBoot(t *testing.T) {
 	l, path := newLog(t, audit.Options{})
 	earlier := rec("c")
-	earlier.BootID = "00000000-0000-4000-8000-000000000000"
+	earlier.BootID = audittest.OtherBoot
 	if err := l.Append(context.Background(), earlier); err != nil {
 		t.Fatal(err)
 	}

@@ -295,13 +295,18 @@ func spanList(s idmap.Spans) string {
 // each decision.
 func (c *Config) SubIDWarnings() []string {
 	var out []string
-	blocks := append(slices.Clone(c.Policies), c.Default)
-	for _, b := range blocks {
+	var passwd []byte
+	var perr error
+	read := false
+	for _, b := range append(slices.Clone(c.Policies), c.Default) {
 		u := b.Rules.AllowedSubIDUser
 		if u == "" {
 			continue
 		}
-		passwd, perr := idmap.ReadFileLimit(PasswdFile, idmap.MaxPasswdFile)
+		if !read { // once, for every block that needs it
+			passwd, perr = idmap.ReadFileLimit(PasswdFile, idmap.MaxPasswdFile)
+			read = true
+		}
 		users := idmap.SubIDUsers(passwd, u)
 		for _, f := range SubIDFiles {
 			if _, err := readSubID(f, users); err != nil {

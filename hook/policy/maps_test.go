@@ -39,14 +39,20 @@ func rules(t *testing.T, js string) *policy.Rules {
 	return &c.Default.Rules
 }
 
+// useIDFiles makes allowed_subid_user read the subordinate UIDs and GIDs
+// from subuid and subgid, and users from passwd, until the test ends.
+func useIDFiles(t *testing.T, subuid, subgid, passwd string) {
+	oldSub, oldPasswd := policy.SubIDFiles, policy.PasswdFile
+	policy.SubIDFiles, policy.PasswdFile = [2]string{subuid, subgid}, passwd
+	t.Cleanup(func() { policy.SubIDFiles, policy.PasswdFile = oldSub, oldPasswd })
+}
+
 func TestMapRules(t *testing.T) {
 	sub := filepath.Join(t.TempDir(), "subuid")
 	if err := os.WriteFile(sub, []byte("containers:100000:65536\nother:0:1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	old := policy.SubIDFiles
-	policy.SubIDFiles = [2]string{sub, sub}
-	t.Cleanup(func() { policy.SubIDFiles = old })
+	useIDFiles(t, sub, sub, policy.PasswdFile)
 	good := []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}
 	root := []audit.IDRange{{Inside: 0, Outside: 0, Count: 1}, {Inside: 1, Outside: 100001, Count: 65535}}
 	for _, tc := range []struct {
@@ -97,9 +103,7 @@ func TestSubIDUserNameOrUID(t *testing.T) {
 	if err := os.WriteFile(passwd, []byte("alice:x:1000:1000::/home/alice:/bin/sh\ncontainers:x:999:999::/:/usr/sbin/nologin\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	oldSub, oldPasswd := policy.SubIDFiles, policy.PasswdFile
-	policy.SubIDFiles, policy.PasswdFile = [2]string{sub, sub}, passwd
-	t.Cleanup(func() { policy.SubIDFiles, policy.PasswdFile = oldSub, oldPasswd })
+	useIDFiles(t, sub, sub, passwd)
 	alice := []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}
 	containers := []audit.IDRange{{Inside: 0, Outside: 300000, Count: 65536}}
 	for _, tc := range []struct {
@@ -143,9 +147,7 @@ func TestSubIDLargeFiles(t *testing.T) {
 	if err := os.WriteFile(passwd, []byte(pw.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	oldSub, oldPasswd := policy.SubIDFiles, policy.PasswdFile
-	t.Cleanup(func() { policy.SubIDFiles, policy.PasswdFile = oldSub, oldPasswd })
-	policy.SubIDFiles, policy.PasswdFile = [2]string{subFile, subFile}, passwd
+	useIDFiles(t, subFile, subFile, passwd)
 	alice := []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}
 	if v := rules(t, `{"allowed_subid_user":"alice"}`).Evaluate(mapped(alice, alice)); v != nil {
 		t.Errorf("large files: %+v", v)
@@ -280,9 +282,7 @@ func TestSubIDWarnings(t *testing.T) {
 	if err := os.WriteFile(passwd, []byte("containers:x:999:999::/:/usr/sbin/nologin\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	oldSub, oldPasswd := policy.SubIDFiles, policy.PasswdFile
-	policy.SubIDFiles, policy.PasswdFile = [2]string{subuid, subgid}, passwd
-	t.Cleanup(func() { policy.SubIDFiles, policy.PasswdFile = oldSub, oldPasswd })
+	useIDFiles(t, subuid, subgid, passwd)
 	cfg, err := policy.Parse("x.json", []byte(`{"version":1,"audit_log":"/a","trusted_selectors":{"id":true},
 		"policies":[{"name":"typo","mode":"enforce","match":{"id":"a"},"rules":{"allowed_subid_user":"contaners"}}],
 		"default":{"mode":"enforce","rules":{"allowed_subid_user":"containers"}}}`))

@@ -17,6 +17,10 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 )
 
+// OtherBoot is a boot ID ([audit.BootID]) no boot has: the boot of
+// records made before a crash, in tests.
+const OtherBoot = "00000000-0000-4000-8000-000000000000"
+
 // Records returns the decodable records of the log at path (none if it
 // does not exist), of container id only unless id is "".
 func Records(t testing.TB, path, id string) []*audit.Record {
