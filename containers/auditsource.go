@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,10 +30,12 @@ const MaxAuditLockWait = 5 * time.Second
 // start and not stop, whose process still runs with the recorded start
 // time. The hook is started by the runtime itself, so its records name
 // containers that no runtime root lists (CRI-O, runtimes with other
-// roots). It reads only the last [MaxAuditTail] bytes of the log, through
-// package audit's reader and decoder, under the log's shared lock (a
-// writer's append or rotation is never seen half done), and does not verify the chain (use
-// `nsrel-hook audit verify` for that): a record that does not decode is
+// roots). It reads only the last [MaxAuditTail] bytes of the log (and
+// says so, in a [PartialError], when it leaves records of this boot
+// unread), through package audit's reader and decoder, under the log's
+// shared lock (a writer's append or rotation is never seen half done),
+// and does not verify the chain (use `nsrel-hook audit verify` for
+// that): a record that does not decode is
 // skipped, and one that does only ever leads to a process that is checked
 // against /proc. AuditSource implements [discover.ContainerSource].
 type AuditSource struct {
@@ -115,14 +118,16 @@ func (s *AuditSource) List(ctx context.Context) ([]discover.Container, error) {
 	stops := map[string][]string{} // the namespaces of the stops without a reference met, per ID
 	decided := map[key]bool{}
 	live := map[key]*audit.Record{}
-	budget := int64(MaxAuditTail)
+	budget := auditTail
+	var cut error // the records left unread, when one of this boot may be
 files:
-	for i := len(snap.Files()) - 1; i >= 0 && budget > 0; i-- {
+	for i := len(snap.Files()) - 1; i >= 0; i-- {
 		for line, err := range snap.LinesBackward(i) {
 			if err != nil {
 				return nil, err
 			}
 			if budget -= int64(len(line)) + 1; budget < 0 {
+				cut = tailCut(path, line)
 				break files
 			}
 			h, ok := audit.PeekHead(line)
@@ -188,7 +193,34 @@ files:
 		}
 		out = append(out, discover.Container{ID: r.ContainerID, Engine: EngineAuditLog, Namespace: r.Namespace, PID: r.PID, StartTime: r.StartTime, Name: vocab.ContainerName(r.Annotations)})
 	}
+	if cut != nil {
+		return Merge(out), &PartialError{cut}
+	}
 	return Merge(out), nil
+}
+
+// auditTail is [MaxAuditTail], lowered by tests.
+var auditTail = int64(MaxAuditTail)
+
+// tailCut says which records of the log at path [AuditSource] left
+// unread, line being the newest of them: nil when it was written in an
+// earlier boot (no container it names runs now, nor one before it). A
+// node that starts thousands of containers a boot has more than
+// [MaxAuditTail] of its records: a container started before them that
+// only the log names (CRI-O's) was left out of the trees without a word.
+func tailCut(path string, line []byte) error {
+	size := fmt.Sprintf("%d MiB", auditTail>>20)
+	if auditTail < 1<<20 {
+		size = fmt.Sprintf("%d bytes", auditTail)
+	}
+	r, err := audit.Decode(line)
+	switch {
+	case err != nil:
+		return fmt.Errorf("audit log %s: only its last %s read", path, size)
+	case !r.OfThisBoot():
+		return nil
+	}
+	return fmt.Errorf("audit log %s: only its last %s read (records up to seq %d, %s, not read)", path, size, r.Seq, r.Time)
 }
 
 // endsAll is the stops of an ID after a stop without a namespace.

@@ -444,3 +444,64 @@ func TestRefOf(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditSourceTail: a log with more of this boot's records than the
+// source reads says so (a container started before them that only the
+// log names is not listed); one whose unread records are all of an
+// earlier boot does not.
+func TestAuditSourceTail(t *testing.T) {
+	pid, anc, log, path := sleepingLog(t, audit.Options{})
+	old := auditTail
+	t.Cleanup(func() { auditTail = old })
+	start := func(id, boot string) *audit.Record {
+		return &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: id, Ancestry: anc, BootID: boot}
+	}
+	stop := func(id, boot string) *audit.Record {
+		return &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: id, BootID: boot}
+	}
+	recs := []*audit.Record{start("early", audittest.OtherBoot), stop("early", audittest.OtherBoot), start("before-tail", ""), start("in-tail", "")}
+	for range 20 {
+		recs = append(recs, stop("other", ""))
+	}
+	got := listAfter(t, log, path, recs)
+	if len(got) != 2 {
+		t.Fatalf("whole log read: %v, want both containers", got)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	// size is the bytes of the log from the line of id's start on.
+	size := func(id string) int64 {
+		for i, l := range lines {
+			if strings.Contains(l, `"container_id":"`+id+`"`) {
+				return int64(len(strings.Join(lines[i:], "")))
+			}
+		}
+		t.Fatalf("no record of %s in %s", id, data)
+		return 0
+	}
+	cutAt := audittest.Records(t, path, "before-tail")[0].Seq
+	src := &AuditSource{Path: path}
+
+	// The tail reaches in-tail's start, not before-tail's.
+	auditTail = size("in-tail")
+	got, err = src.List(context.Background())
+	want := []discover.Container{{ID: "in-tail", Engine: EngineAuditLog, PID: pid}}
+	if diff := cmp.Diff(want, got, ignoreStart); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	var pe *PartialError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "only its last") || !strings.Contains(err.Error(), fmt.Sprintf("seq %d,", cutAt)) {
+		t.Errorf("List of a log cut in this boot's records: %v, want a PartialError naming seq %d", err, cutAt)
+	}
+
+	// Cut in the earlier boot's records: nothing left unread names a
+	// container that runs now.
+	auditTail = size("before-tail")
+	got, err = src.List(context.Background())
+	if err != nil || len(got) != 2 {
+		t.Errorf("List of a log cut in an earlier boot's records: %v, %v; want both containers and no error", got, err)
+	}
+}
