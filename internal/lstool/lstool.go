@@ -247,6 +247,11 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "%s: --list (and --output, --noheadings, --raw) print a text table: drop --json or --format (see --help)\n", t.Name)
 		return 2
 	}
+	if c.list && c.details {
+		// The list printed its columns alone, --details unheeded.
+		fmt.Fprintf(stderr, "%s: --details adds to the tree, not to --list (and --output, --noheadings, --raw): drop it, or choose the list's columns with --output (see --help)\n", t.Name)
+		return 2
+	}
 	c.formatGiven = fs.Changed("format")
 	if msg := c.pictureFlags.check(c); msg != "" {
 		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, msg)

@@ -134,6 +134,8 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"blank columns", []string{"--output", " "}, 2, "", "lsuserns: --output: want a comma-separated list of columns (see --help)\n"},
 		{"list and json", []string{"-J", "-l"}, 2, "", "--list (and --output, --noheadings, --raw) print a text table"},
 		{"raw and dot", []string{"-r", "--format", "dot"}, 2, "", "--list (and --output, --noheadings, --raw) print a text table"},
+		{"list and details", []string{"-l", "--details"}, 2, "", "--details adds to the tree"},
+		{"output and details", []string{"-o", "NS,VIA", "--details"}, 2, "", "--details adds to the tree"},
 		{"pid tool has no --no-other-types", []string{"--no-other-types"}, 2, "", "unknown option --no-other-types"},
 		{"argument", []string{"extra"}, 2, "", `unexpected argument "extra"`},
 		{"conflict", []string{"--no-containers", "--container", "x"}, 2, "", "lsuserns: --container needs the container lookup; drop --no-containers (see --help)\n"},
