@@ -142,9 +142,49 @@ func ErrorLines(err error) []string {
 	return []string{Printable(err.Error())}
 }
 
-// OneLine flattens a (possibly joined) error onto one [Printable] line.
+// OneLine flattens a (possibly joined) error onto one [Printable] line:
+// the errors errors.Join joined (also where a wrap ends with them)
+// separated by "; ", a newline within one message (a path's) escaped
+// (it was taken for a join's and the path misreported).
 func OneLine(err error) string {
-	return Printable(strings.ReplaceAll(err.Error(), "\n", "; "))
+	return Printable(flatten(err))
+}
+
+// flatten is err's message with its joins' newlines as "; ".
+func flatten(err error) string {
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		var parts []string
+		for _, c := range e.Unwrap() {
+			if c != nil {
+				parts = append(parts, flatten(c))
+			}
+		}
+		if msg := err.Error(); msg == strings.Join(joinedMessages(e.Unwrap()), "\n") {
+			return strings.Join(parts, "; ")
+		}
+	case interface{ Unwrap() error }:
+		// fmt.Errorf("...: %w", joined) ends with the joined message.
+		if inner := e.Unwrap(); inner != nil {
+			msg, in := err.Error(), inner.Error()
+			if strings.HasSuffix(msg, in) {
+				return msg[:len(msg)-len(in)] + flatten(inner)
+			}
+		}
+	}
+	return err.Error()
+}
+
+// joinedMessages is the messages of errs that errors.Join writes, one a
+// line.
+func joinedMessages(errs []error) []string {
+	var out []string
+	for _, e := range errs {
+		if e != nil {
+			out = append(out, e.Error())
+		}
+	}
+	return out
 }
 
 // Cut returns s cut to at most n bytes at a character boundary, with

@@ -2,6 +2,8 @@ package vocab
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -255,5 +257,28 @@ func TestShellQuote(t *testing.T) {
 	}
 	if got := ShellQuote("/var/log/nsrel/audit.jsonl"); got != "/var/log/nsrel/audit.jsonl" {
 		t.Errorf("a plain path quoted: %s", got)
+	}
+}
+
+// TestOneLine: joined errors are separated by "; ", also under a wrap;
+// a newline inside one message is escaped, not taken for a join's.
+func TestOneLine(t *testing.T) {
+	nl := errors.New("open /tmp/a\nb: no such file or directory")
+	joined := errors.Join(errors.New("first"), errors.New("second"))
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{errors.New("plain"), "plain"},
+		{joined, "first; second"},
+		{fmt.Errorf("config: %w", joined), "config: first; second"},
+		{errors.Join(fmt.Errorf("config: %w", joined), errors.New("third")), "config: first; second; third"},
+		{nl, `"open /tmp/a\nb: no such file or directory"`},
+		{errors.Join(nl, errors.New("x")), `"open /tmp/a\nb: no such file or directory; x"`},
+		{fmt.Errorf("%w (retried)", joined), `"first\nsecond (retried)"`},
+	} {
+		if got := OneLine(tc.err); got != tc.want {
+			t.Errorf("OneLine(%q) = %s, want %s", tc.err, got, tc.want)
+		}
 	}
 }
