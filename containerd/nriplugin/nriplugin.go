@@ -849,29 +849,62 @@ func (p *Plugin) recordRunning(id string, pid int, md, sent map[string]string, u
 		log.Debug("container found running at registration is gone")
 		return
 	}
-	rec.Error = vocab.JoinErrors(rec.Error, NotCheckedAtStart)
+	checked := rec.Error
+	rec.Error = vocab.JoinErrors(checked, NotCheckedAtStart)
 	// A start of the process, or one of the container's that names no
 	// process (its inspection failed; a CRI container ID names one
 	// container), is its start: nothing is recorded again (a start
 	// recorded without its process was recorded again at every
-	// registration).
+	// registration), unless it refused the start: the container runs
+	// all the same, which its last start record must say.
 	same := audit.StartMatcher(pid, startTime)
 	got, err := p.log().AppendAfterLast(ctx, id, func(r *audit.Record) bool {
 		return same(r) || audit.IsStart(r.Stage) && r.Ancestry == nil && r.OfThisBoot()
 	}, func(prev *audit.Record) (*audit.Record, error) {
-		if prev != nil {
+		switch {
+		case prev == nil:
+			return rec, nil
+		case !refusedRan(prev):
 			return nil, nil
 		}
-		return rec, nil
+		ran := *rec
+		ran.Verdict = audit.VerdictAllow
+		ran.Error = vocab.JoinErrors(checked, fmt.Sprintf(RanAfterRefusal, prev.Source, prev.Seq))
+		if rec.Verdict == audit.VerdictDeny {
+			ran.Error = vocab.JoinErrors(ran.Error, "the check now refuses it too")
+		}
+		// As appendStart's record over another writer's: the exit that
+		// ends it ends both.
+		ran.Ref = &audit.Ref{Seq: prev.Seq, Stage: prev.Stage, Hash: prev.Hash}
+		return &ran, nil
 	})
 	switch {
 	case err != nil:
 		log.WithError(err).Error("audit log append failed")
 		p.queueLate(lateStart{rec: rec, pid: pid, startTime: startTime, running: true}, "the audit log could not be written when the plugin registered", err)
+	case got != nil && got.Ref != nil:
+		log.WithFields(logrus.Fields{"seq": got.Seq, "refused_by": got.Ref.Seq}).Error("recorded a container running although its start was refused")
 	case got != nil:
 		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Warn("recorded a start the plugin was not connected for")
 	}
 }
+
+// refusedRan reports whether prev, the last start record of a container
+// found running, refused its start where a refusal stops a container:
+// nsrel-hook's or the plugin's (the event recorder's verdicts stop
+// nothing). The plugin's refusal answered past
+// containerd's deadline (a write or sync of the log that stalled)
+// reached nobody: containerd dropped the plugin and started the
+// container, whose only record said it was refused.
+func refusedRan(prev *audit.Record) bool {
+	return prev.Verdict == audit.VerdictDeny && (prev.Source == audit.SourceNRI || prev.Source == audit.SourceOCIHook)
+}
+
+// RanAfterRefusal, with the source and seq of the refusal, is said by
+// the record of a container found running when the plugin registered
+// whose last start record refused it. The record allows the start (the
+// container runs) and names the refusal.
+const RanAfterRefusal = "found running when the NRI plugin registered, although the %s record seq %d refused its start: the refusal did not stop it (answered after the runtime's deadline, say, when the runtime drops the plugin and starts the container)"
 
 // NotCheckedAtStart is said by the record of a container that ran
 // before the plugin registered, whose start the log lacked.

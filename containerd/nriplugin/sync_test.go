@@ -188,3 +188,42 @@ func TestSynchronizeLateDenyRan(t *testing.T) {
 		t.Errorf("the running container's record is the one dropped (index %d)", i)
 	}
 }
+
+// TestSynchronizeRefusedRan: a container found running at registration
+// whose last start record refused it (the plugin's refusal answered past
+// containerd's deadline: containerd dropped the plugin and started the
+// container) got no record, the log saying it was refused. It gets one
+// that allows the start, naming the refusal, once; a refusal by the
+// event recorder, which stops nothing, gets none.
+func TestSynchronizeRefusedRan(t *testing.T) {
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`)
+	log := openLog(t, cfg.AuditLog)
+	anc, err := inspect.Process(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &api.PodSandbox{Id: ctrdtest.Uniq("pod"), Name: "web-0", Namespace: "shop", Pid: uint32(os.Getpid())}
+	other := &api.PodSandbox{Id: ctrdtest.Uniq("other-pod"), Name: "web-1", Namespace: "shop", Pid: uint32(os.Getpid())}
+	refused := &audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: pod.Id, Ancestry: anc, Policy: "strict", Mode: "enforce", Verdict: audit.VerdictDeny}
+	if err := log.Append(t.Context(), refused); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Append(t.Context(), &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: other.Id, Ancestry: anc, Verdict: audit.VerdictDeny}); err != nil {
+		t.Fatal(err)
+	}
+	p := &Plugin{Config: cfg, Log: log}
+	for range 2 {
+		syncOnce(t, p, []*api.PodSandbox{pod, other}, nil)
+	}
+	recs := audittest.Records(t, cfg.AuditLog, pod.Id)
+	if len(recs) != 2 {
+		t.Fatalf("%d records of the refused sandbox found running:\n%s; want the refusal and one more", len(recs), audittest.Listing(recs))
+	}
+	if r := recs[1]; r.Source != audit.SourceNRI || r.Verdict != audit.VerdictAllow || r.Ref == nil || r.Ref.Seq != refused.Seq ||
+		!strings.Contains(r.Error, fmt.Sprintf(RanAfterRefusal, audit.SourceNRI, refused.Seq)) || strings.Contains(r.Error, NotCheckedAtStart) {
+		t.Errorf("record of the refused sandbox found running: %+v; want it allowed, naming the refusal", r)
+	}
+	if n := len(audittest.Records(t, cfg.AuditLog, other.Id)); n != 1 {
+		t.Errorf("%d records of a sandbox the event recorder refused; want its alone", n)
+	}
+}
