@@ -508,7 +508,9 @@ func TestVerifyJSONEarlyFailures(t *testing.T) {
 // writes (a plain runc container can name any pod): "by its
 // annotations"; the NRI plugin's from the kubelet, which wins. A
 // container ID that could pass for more (the hook takes any ID the
-// state gives, "a b (pod kube-system/coredns)") is quoted.
+// state gives, "a b (pod kube-system/coredns)") is quoted. Records of
+// one ID in two containerd namespaces name each pod and namespace (the
+// first's pod was shown for both).
 func TestShowPodProvenance(t *testing.T) {
 	e := newEnv(t, "hook.json", nil)
 	l, err := audit.Open(e.log, audit.Options{})
@@ -520,13 +522,18 @@ func TestShowPodProvenance(t *testing.T) {
 		{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "a b (pod kube-system/coredns)", Annotations: claim},
 		{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "c2", Annotations: claim},
 		{Source: audit.SourceNRI, Stage: audit.StagePoststop, ContainerID: "c2", Annotations: map[string]string{"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop"}},
+		// One ID, two containers (one a containerd namespace): the
+		// first's pod was shown for both.
+		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "c3", Namespace: "k8s.io", Annotations: claim},
+		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "c3", Namespace: "default", Annotations: map[string]string{"io.kubernetes.pod.name": "db-0", "io.kubernetes.pod.namespace": "prod"}},
 	} {
 		if err := l.Append(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
 	}
 	code, out, stderr := run("", "audit", "show", e.log)
-	for _, want := range []string{"container \"a b (pod kube-system/coredns)\" (pod kube-system/coredns, by its annotations)\n", "container c2 (pod shop/web-0)\n"} {
+	for _, want := range []string{"container \"a b (pod kube-system/coredns)\" (pod kube-system/coredns, by its annotations)\n", "container c2 (pod shop/web-0)\n",
+		"container c3 (pods kube-system/coredns, prod/db-0, by their annotations: records of more than one container)\n", "source containerd-events namespace k8s.io\n", "source containerd-events namespace default\n"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("exit %d, no %q in\n%s%s", code, want, out, stderr)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,15 +22,23 @@ func writeContainer(w io.Writer, id string, rs []*audit.Record) {
 	} else {
 		b.WriteString("container " + plainOrQuoted(id))
 	}
-	if name, kubelet := podName(rs); name != "" {
+	switch names, kubelet := podNames(rs); {
+	case kubelet:
+		b.WriteString(" (pod " + plainOrQuoted(names[0]) + ")")
+	case len(names) == 1:
 		// The hook's records have it from the container's annotations,
 		// which its creator writes (a plain runc container can name
 		// any pod); the NRI plugin's from the kubelet's labels.
-		by := ", by its annotations"
-		if kubelet {
-			by = ""
+		b.WriteString(" (pod " + plainOrQuoted(names[0]) + ", by its annotations)")
+	case len(names) > 1:
+		// Records of an ID are of every container that had it (one a
+		// containerd namespace, or one after another): the first's pod
+		// was shown for them all.
+		quoted := make([]string, len(names))
+		for i, n := range names {
+			quoted[i] = plainOrQuoted(n)
 		}
-		b.WriteString(" (pod " + plainOrQuoted(name) + by + ")")
+		b.WriteString(" (pods " + strings.Join(quoted, ", ") + ", by their annotations: records of more than one container)")
 	}
 	b.WriteByte('\n')
 	for _, r := range rs {
@@ -38,21 +47,21 @@ func writeContainer(w io.Writer, id string, rs []*audit.Record) {
 	io.WriteString(w, b.String())
 }
 
-// podName returns the pod the records name (see [vocab.PodName]): the
+// podNames returns the pods the records name (see [vocab.PodName]): the
 // NRI plugin's word (kubelet), which the records of other sources cannot
-// override, else the first record's that names one.
-func podName(rs []*audit.Record) (name string, kubelet bool) {
+// override, else each that a record names, in the order first named.
+func podNames(rs []*audit.Record) (names []string, kubelet bool) {
 	for _, r := range rs {
 		if n := vocab.PodName(r.Annotations); n != "" && r.Source == audit.SourceNRI {
-			return n, true
+			return []string{n}, true
 		}
 	}
 	for _, r := range rs {
-		if n := vocab.PodName(r.Annotations); n != "" {
-			return n, false
+		if n := vocab.PodName(r.Annotations); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
 		}
 	}
-	return "", false
+	return names, false
 }
 
 func writeRecord(b *strings.Builder, r *audit.Record) {
@@ -65,6 +74,10 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 	}
 	if r.Source != audit.SourceOCIHook {
 		fmt.Fprintf(b, " source %s", vocab.Printable(r.Source))
+	}
+	if r.Namespace != "" {
+		// A container ID names one container per containerd namespace.
+		fmt.Fprintf(b, " namespace %s", plainOrQuoted(r.Namespace))
 	}
 	if r.Ancestry != nil {
 		fmt.Fprintf(b, " pid %d", r.PID)
