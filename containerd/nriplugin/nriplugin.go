@@ -801,7 +801,19 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 	}
 	p.mu.Lock()
 	if p.flushing {
+		// Run is stopping: not recorded now, but counted (the next
+		// registration records them), or said once the count is made.
+		stopped := p.stopped
+		if !stopped {
+			p.unsynced += len(todo)
+		}
 		p.mu.Unlock()
+		if stopped {
+			p.logger().WithField("unsynced", len(todo)).Error("stopped with containers found running at registration, which the audit log may lack, not recorded; the next registration records them")
+		}
+		if p.synced != nil {
+			p.synced()
+		}
 		return nil, nil
 	}
 	p.syncing++ // Run's stop waits for it as for a request under way

@@ -131,6 +131,23 @@ func TestSynchronizeStop(t *testing.T) {
 	}
 }
 
+// TestSynchronizeAfterStopBegan: a registration whose Synchronize comes
+// once Run's stop began records nothing then, and its containers are
+// counted at the stop as not recorded (they were counted nowhere).
+func TestSynchronizeAfterStopBegan(t *testing.T) {
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`)
+	p := &Plugin{Config: cfg, Log: openLog(t, cfg.AuditLog), Logger: ctrdtest.Logger(t, "nri: ")}
+	p.flushing = true // as Run's stop sets it
+	pods := []*api.PodSandbox{{Id: ctrdtest.Uniq("pod"), Name: "web-0", Namespace: "shop", Pid: uint32(os.Getpid())}}
+	syncOnce(t, p, pods, nil)
+	if lost := p.flushLate(); lost.unsynced != 1 {
+		t.Errorf("counted at the stop: %+v; want the sandbox found running counted as not recorded", lost)
+	}
+	if n := len(audittest.Records(t, cfg.AuditLog, "")); n != 0 {
+		t.Errorf("%d records after the stop began; want none", n)
+	}
+}
+
 // TestSynchronizeGone: a container that ended between the runtime's list
 // and its check has no start to record that an exit could end (its
 // record would name no process): none is written.
