@@ -1266,9 +1266,13 @@ func (r *Recorder) knownNow(k taskKey, at time.Time) (uint64, pidState) {
 	switch {
 	case err == nil && now == st:
 		return st, pidSame
-	case st == 0:
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH):
+		// Its start time unknown too (0): a walk that found the
+		// process gone when it inspected it recorded its start
+		// without one. Recorded again, the task had two starts, and
+		// its exit ended one.
 		return st, pidFree
+	case st == 0:
 	case err == nil && !at.IsZero() && startedAfter(now, at):
 		return st, pidTakenAfter
 	}

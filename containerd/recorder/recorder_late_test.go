@@ -591,3 +591,32 @@ func TestHeldExitNotOfUninspectedNext(t *testing.T) {
 	// (runs) not.
 	startsEnded(t, cfg.AuditLog, id, 2, 0, 1)
 }
+
+// TestLateStartOfTaskGoneAtWalk: a walk listed task A, whose process
+// ended (and was reaped) before the walk inspected it: A's start was
+// recorded without namespaces and start time 0. A's start event, queued
+// behind the walk, recorded its start again, and A's exit ended one of
+// the two: the other stayed open for good (a review found it).
+func TestLateStartOfTaskGoneAtWalk(t *testing.T) {
+	t.Parallel()
+	_, cfg, d, c := busyboxDaemon(t)
+	r := &Recorder{Config: cfg, Log: openLog(t, cfg.AuditLog), Logger: ctrdtest.Logger(t, "recorder: ")}
+	id := ctrdtest.Uniq("late-start-gone")
+	published := time.Now()
+	ctr, pid := d.Run(t, c, "default", id, nil)
+	// The process ends between the walk's list and its inspection.
+	r.Inspect = func(p int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+		deleteReaped(t, ctr, pid)
+		return inspect.ProcessWith(p, live)
+	}
+	ctx := context.Background()
+	if err := r.walk(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := r.known[taskKey{"default", id, int(pid)}]; !ok || st != 0 {
+		t.Fatalf("known after the walk: %v; want %s without its start time", r.known, id)
+	}
+	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskStart{ContainerID: id, Pid: pid}, published))
+	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
+	startThenExit(t, cfg.AuditLog, id)
+}
