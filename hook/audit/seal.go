@@ -266,7 +266,11 @@ var ErrSealStateExists = errors.New("sealing state exists")
 // ended the key replaced with a [StageSealEnd] record; InitSeal alone
 // writes none, and records cut off the end before it do not show.
 func InitSeal(path string, replace bool) (VerifyKey, error) {
-	return initSeal(path, replace, nil)
+	k, touched, err := initSeal(path, replace, nil)
+	if err != nil && touched && !replace {
+		os.Remove(path) // created here, and never a whole state
+	}
+	return k, err
 }
 
 // newVerifyKey returns a new random sealing key.
@@ -284,16 +288,15 @@ func errStateExists(path string) error {
 	return fmt.Errorf("audit: sealing state %s: %w (seal-init --replace starts a new sealing key)", path, ErrSealStateExists)
 }
 
-// initSeal is [InitSeal], with the key pre made (nil: a new one).
-func initSeal(path string, replace bool, pre *VerifyKey) (VerifyKey, error) {
-	var k VerifyKey
+// initSeal is [InitSeal], with the key pre made (nil: a new one),
+// saying also whether it created or wrote the file at path, also when
+// it failed (a write or fsync that failed after: the file may hold a
+// state, or nothing).
+func initSeal(path string, replace bool, pre *VerifyKey) (k VerifyKey, touched bool, err error) {
 	if pre != nil {
 		k = *pre
-	} else {
-		var err error
-		if k, err = newVerifyKey(); err != nil {
-			return k, err
-		}
+	} else if k, err = newVerifyKey(); err != nil {
+		return k, false, err
 	}
 	flags := unix.O_RDWR | unix.O_CREAT | unix.O_EXCL
 	if replace {
@@ -303,24 +306,24 @@ func initSeal(path string, replace bool, pre *VerifyKey) (VerifyKey, error) {
 	// anyone could plant a file, or a hard link, under its name.
 	f, err := safefile.OpenPrivate(path, flags, true)
 	if errors.Is(err, fs.ErrExist) {
-		return k, errStateExists(path)
+		return k, false, errStateExists(path)
 	}
 	if err != nil {
-		return k, fmt.Errorf("audit: sealing state: %w", err)
+		return k, false, fmt.Errorf("audit: sealing state: %w", err)
 	}
 	defer f.Close()
 	st := &sealState{ID: k.ID, Key: k.Key}
 	if _, err := f.WriteAt(st.marshal(), 0); err != nil {
-		return k, fmt.Errorf("audit: sealing state: %w", err)
+		return k, true, fmt.Errorf("audit: sealing state: %w", err)
 	}
 	if err := f.Truncate(int64(sealStateLen)); err != nil {
-		return k, fmt.Errorf("audit: sealing state: %w", err)
+		return k, true, fmt.Errorf("audit: sealing state: %w", err)
 	}
 	if err := unix.Fsync(int(f.Fd())); err != nil {
-		return k, fmt.Errorf("audit: sealing state: fsync: %w", err)
+		return k, true, fmt.Errorf("audit: sealing state: fsync: %w", err)
 	}
 	syncDir(dirOf(path))
-	return k, nil
+	return k, true, nil
 }
 
 // StartSealing sets up sealing for the log: under the log's lock it
@@ -397,11 +400,18 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 		if replace {
 			old = readSealState(l.opts.SealState)
 		}
-		k, err := initSeal(l.opts.SealState, replace, pre)
+		k, touched, err := initSeal(l.opts.SealState, replace, pre)
+		if touched {
+			// Undone if anything fails from here, its own write too:
+			// an empty state left by a full disk kept every record
+			// unsealed, and a retry from starting; one whose fsync
+			// failed sealed on with a key seal-init said was not
+			// used.
+			key, created = k, true
+		}
 		if err != nil {
 			return nil, err
 		}
-		key, created = k, true
 		return &Record{Source: SourceAudit, Stage: StageSealStart, SealID: k.ID.String()}, nil
 	}, func(r *Record, err error) error {
 		if err == nil && (r == nil || r.Seal == "") {

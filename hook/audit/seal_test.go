@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
@@ -1679,5 +1682,69 @@ func TestSealInitUnwritableStateWritesNothing(t *testing.T) {
 				t.Errorf("the failed seal-init changed the log (%v): %d bytes, then %d", err, len(before), len(after))
 			}
 		})
+	}
+}
+
+// TestSealInitFullDisk: a seal-init whose write of the new sealing state
+// failed (a full disk) left the file it had created, empty: every append
+// after it was unsealed (the state "not an nsrel sealing state"), and
+// seal-init, once the disk had room, refused to start ("sealing state
+// exists"). The state is removed: the log goes on as it was, and
+// seal-init succeeds then (a review found it).
+func TestSealInitFullDisk(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	if err := os.Mkdir(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", stateDir, "tmpfs", 0, "size=16k,mode=0700"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(stateDir, unix.MNT_DETACH) })
+	state := filepath.Join(stateDir, "audit.seal")
+	l, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{SealState: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := l.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	fill := filepath.Join(stateDir, "fill")
+	f, err := os.Create(fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 512)); err != nil {
+			break
+		}
+	}
+	f.Close()
+	if _, _, err := l.StartSealing(ctx, false); !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("seal-init on a full disk: %v; want ENOSPC", err)
+	}
+	if _, err := os.Lstat(state); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the sealing state after a seal-init that failed: %v; want none", err)
+	}
+	if err := l.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "unsealed"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := audittest.Records(t, l.Path(), "unsealed")[0]; r.SealError != "" {
+		t.Errorf("a record after the seal-init that failed: seal_error %q; want none (the log unsealed as before)", r.SealError)
+	}
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := l.StartSealing(ctx, false)
+	if err != nil {
+		t.Fatalf("seal-init once the disk has room: %v", err)
+	}
+	if err := l.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "sealed"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.Verify([]string{l.Path()}, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}); err != nil {
+		t.Errorf("verify with the key: %v", err)
 	}
 }
