@@ -517,3 +517,27 @@ func TestShippedTornAndDamagedListed(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyKeepsTornTailsSmall: verify's summary keeps of each torn-tail
+// record what its report says, not the members whose size the writer
+// chose: 600 torn-tail records of 900 KB errors (a chain root on a node
+// can write and ship to a collector) held 552 MB of verify's memory (a
+// review found it).
+func TestVerifyKeepsTornTailsSmall(t *testing.T) {
+	l, _ := newLog(t, audit.Options{})
+	big := strings.Repeat("e", 512<<10)
+	for range 3 {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceAudit, Stage: audit.StageTornTail, Error: big, TornBytes: 7, Torn: "{\"seq\":"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := verify(t, l, audit.VerifyOptions{})
+	if err != nil || len(s.TornTails) != 3 {
+		t.Fatalf("verify: %v; %d torn tails", err, len(s.TornTails))
+	}
+	for _, r := range s.TornTails {
+		if r.Error != "" || r.TornBytes != 7 || r.Torn != "{\"seq\":" || r.Seq == 0 || r.Hash == "" {
+			t.Errorf("torn tail kept: seq %d, hash %q, torn %q (%d bytes), error of %d bytes; want its seq, hash and torn line, no error", r.Seq, r.Hash, r.Torn, r.TornBytes, len(r.Error))
+		}
+	}
+}

@@ -252,6 +252,8 @@ func (p *Problem) Error() string {
 // DamageReport is damage the chain recorded: the [StageDamaged] record,
 // where the damaged lines are, and the acknowledgement, if any.
 type DamageReport struct {
+	// Record is the damage record, as [Summary] keeps records: see
+	// [Summary.TornTails].
 	Record *Record
 	// Lines are file:line of each damaged line, as verify found them.
 	Lines []string
@@ -269,7 +271,13 @@ type Summary struct {
 	// record; LastHash the hash of the last.
 	FirstSeq, LastSeq uint64
 	LastHash          string
-	// TornTails lists the torn-tail records (repaired crashes).
+	// TornTails lists the torn-tail records (repaired crashes), each
+	// with its seq, time, host, source, stage, prev, hash, torn (cut to
+	// [MaxTornKept]), torn_bytes, torn_sha256 and first damaged line
+	// alone (an ack, a [DamageReport]'s Ack, with its note and ref too):
+	// the members whose size the writer chose (error, annotations, up
+	// to a MiB a record) are left out, so that a log of many such
+	// records does not hold verify's memory at the size of the log.
 	TornTails []*Record
 	// Damage lists the damage the chain recorded.
 	Damage []DamageReport
@@ -822,7 +830,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	}
 	switch r.Stage {
 	case StageTornTail:
-		v.s.TornTails = append(v.s.TornTails, r)
+		v.s.TornTails = append(v.s.TornTails, summaryRecord(r))
 	case StageRetention:
 		if r.Dropped != nil {
 			v.s.Dropped = append(v.s.Dropped, *r.Dropped)
@@ -830,7 +838,9 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	case StageAck:
 		if r.Ref != nil {
 			if i, ok := v.damageBySeq[r.Ref.Seq]; ok && v.s.Damage[i].Record.Hash == r.Ref.Hash {
-				v.s.Damage[i].Ack = r
+				ack := summaryRecord(r)
+				ack.Note, ack.Ref = r.Note, r.Ref
+				v.s.Damage[i].Ack = ack
 			}
 		}
 	}
@@ -889,7 +899,21 @@ func (v *verifier) addDamage(rep DamageReport) {
 		v.damageBySeq = map[uint64]int{}
 	}
 	v.damageBySeq[rep.Record.Seq] = len(v.s.Damage)
+	rep.Record = summaryRecord(rep.Record)
 	v.s.Damage = append(v.s.Damage, rep)
+}
+
+// summaryRecord is r as [Summary] keeps it (see [Summary.TornTails]).
+// Kept whole, 600 torn-tail records of 900 KB each held 552 MB of a
+// verify's memory (a review found it): a chain root on a node can write,
+// and ship to a collector.
+func summaryRecord(r *Record) *Record {
+	c := &Record{Format: r.Format, Seq: r.Seq, Time: r.Time, Host: r.Host, Source: r.Source, Stage: r.Stage, Prev: r.Prev, Hash: r.Hash,
+		Torn: vocab.Cut(r.Torn, MaxTornKept), TornBytes: r.TornBytes, TornSHA256: r.TornSHA256}
+	if len(r.Damage) > 0 {
+		c.Damage = []DamagedLine{r.Damage[0]}
+	}
+	return c
 }
 
 // covers reports whether a damage record lists exactly the damaged lines
