@@ -126,6 +126,12 @@ type Recorder struct {
 	// process start time, so walks skip the log search for them. Each
 	// walk rebuilds it from the task list.
 	known map[taskKey]uint64
+	// starts remembers the start record of each known task (and of a
+	// task that ended, until the walk after its exit): its exit refers
+	// to it when the log's search does not reach it (a container that
+	// ran for longer than the search window's records: its exit was
+	// not written).
+	starts map[taskKey]startRef
 	// pending are records whose append failed, oldest first.
 	pending []pendingRecord
 	// dropped counts pending records dropped since droppedSince.
@@ -854,6 +860,11 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	}
 	r.forget = nil
 	r.known = known
+	for k := range r.starts {
+		if _, ok := known[k]; !ok {
+			delete(r.starts, k) // ended, its exit recorded or given up
+		}
+	}
 	for k := range r.openRunning {
 		if _, ok := known[k]; ok {
 			delete(r.openRunning, k)
@@ -936,7 +947,7 @@ func (r *Recorder) seedKnown() bool {
 			if !rec.OfThisBoot() {
 				boot = rec.BootID
 			}
-			open[rec.Seq] = openSeed{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime, boot}
+			open[rec.Seq] = openSeed{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime, startRefOf(rec, rec.StartTime), boot}
 		case audit.IsStart(rec.Stage):
 			// Not an earlier boot's: its container is no task of this
 			// boot's, whose events would end it.
@@ -987,6 +998,7 @@ func (r *Recorder) seedKnown() bool {
 		}
 	}
 	for _, o := range open {
+		r.remember(o.k, o.ref)
 		if _, ok := r.known[o.k]; ok {
 			continue
 		}
@@ -1007,8 +1019,9 @@ func (r *Recorder) seedKnown() bool {
 // openSeed is a start the log holds and no exit ended, of task k whose
 // process started at st.
 type openSeed struct {
-	k  taskKey
-	st uint64
+	k   taskKey
+	st  uint64
+	ref startRef
 	// boot is the boot the record names when it is another ("" for
 	// this one): its process runs no more, whatever runs on its PID
 	// now.
@@ -1914,8 +1927,11 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 // ([Recorder.owner]), which the record does not say.
 func (r *Recorder) appendStart(ctx context.Context, rec *audit.Record, pid int, startTime uint64, byID bool) (got *audit.Record, err error) {
 	defer func() {
-		if got != nil && got.Ancestry == nil {
+		switch {
+		case got != nil && got.Ancestry == nil:
 			r.own(got.Seq, taskKey{got.Namespace, got.ContainerID, pid})
+		case got != nil:
+			r.remember(taskKey{got.Namespace, got.ContainerID, pid}, startRefOf(got, startTime))
 		}
 	}()
 	if !byID || startTime == 0 {
@@ -2145,8 +2161,9 @@ func (r *Recorder) recordExit(ctx context.Context, k taskKey, startTime uint64, 
 // container, which may be another task's.
 func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, boot, at, late string, strict bool) (*audit.Record, error) {
 	type found struct {
-		start  *audit.Record
-		exited bool
+		start   *audit.Record
+		exited  bool
+		endedBy map[uint64]bool // the starts the exits met end
 	}
 	got, err := audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (found, error) {
 		// One backward search finds the start, and the exits written
@@ -2216,13 +2233,21 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		if start == nil {
 			start = maybe
 		}
-		f := found{start: start}
+		f := found{start: start, endedBy: exited}
 		if start != nil {
 			f.exited = exited[start.Seq]
 		}
 		return f, err
 	}, func(f found, err error) (*audit.Record, error) {
 		start := f.start
+		if err == nil && start == nil && boot == "" {
+			// Beyond the files searched: the start the recorder
+			// remembers, unless an exit met ends it.
+			if sr, ok := r.starts[k]; ok && (startTime == 0 || sr.st == startTime) && !f.endedBy[sr.ref.Seq] {
+				start = &audit.Record{Source: audit.SourceContainerdEvents, Seq: sr.ref.Seq, Stage: sr.ref.Stage, Hash: sr.ref.Hash, Policy: sr.policy, Mode: sr.mode}
+				late = vocab.JoinErrors(late, fmt.Sprintf("its start (seq %d) is beyond the files searched", sr.ref.Seq))
+			}
+		}
 		if err != nil || start == nil || f.exited || start.Source != audit.SourceContainerdEvents && start.Source != audit.SourceNRI {
 			return nil, err
 		}
@@ -2242,8 +2267,33 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 	})
 	if got != nil && got.Ref != nil {
 		r.ownerEnded(got.Ref.Seq)
+		if sr, ok := r.starts[k]; ok && sr.ref.Seq == got.Ref.Seq {
+			delete(r.starts, k)
+		}
 	}
 	return got, err
+}
+
+// startRef is a start record as [Recorder.starts] remembers it: the
+// start time of its process, and what its exit takes from it.
+type startRef struct {
+	st           uint64
+	ref          audit.Ref
+	policy, mode string
+}
+
+// startRefOf is rec, the start of a process that started at st, as
+// [Recorder.starts] remembers it.
+func startRefOf(rec *audit.Record, st uint64) startRef {
+	return startRef{st: st, ref: audit.Ref{Seq: rec.Seq, Stage: rec.Stage, Hash: rec.Hash}, policy: rec.Policy, mode: rec.Mode}
+}
+
+// remember notes sr as the start of task k.
+func (r *Recorder) remember(k taskKey, sr startRef) {
+	if r.starts == nil {
+		r.starts = map[taskKey]startRef{}
+	}
+	r.starts[k] = sr
 }
 
 func (r *Recorder) streamLost(err error) {

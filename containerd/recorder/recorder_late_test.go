@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -619,4 +620,56 @@ func TestLateStartOfTaskGoneAtWalk(t *testing.T) {
 	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskStart{ContainerID: id, Pid: pid}, published))
 	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
 	startThenExit(t, cfg.AuditLog, id)
+}
+
+// TestExitOfStartBeyondSearch: a container ran for longer than the
+// records of the files the log's search reads (the current file and
+// audit.SearchFiles rotated ones): its exit, searching for its start,
+// found none and was not written, though the recorder knew the task; to
+// the log it ran for good (a review found it). The exit refers to the
+// start the recorder remembers, saying it is beyond the files searched;
+// a walk after the exit forgets it.
+func TestExitOfStartBeyondSearch(t *testing.T) {
+	t.Parallel()
+	_, cfg, d, c := busyboxDaemon(t)
+	log, err := audit.Open(cfg.AuditLog, audit.Options{RotateBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
+	id := ctrdtest.Uniq("long-running")
+	ctr, pid := d.Run(t, c, "default", id, nil)
+	ctx := context.Background()
+	walkKnows(t, r, c, id, pid)
+	start := audittest.Records(t, cfg.AuditLog, id)
+	if len(start) != 1 {
+		t.Fatalf("records of the container after the walk:\n%s", audittest.Listing(start))
+	}
+	// Other containers' records push its start out of the files searched.
+	for i := 0; ; i++ {
+		files, err := audit.Files(cfg.AuditLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files) > audit.SearchFiles+2 {
+			break
+		}
+		if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: fmt.Sprintf("other-%d", i), Namespace: "default"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleteReaped(t, ctr, pid)
+	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
+	recs := audittest.Records(t, cfg.AuditLog, id)
+	if len(recs) != 2 || recs[1].Stage != audit.StageExit || recs[1].Ref == nil || recs[1].Ref.Seq != start[0].Seq || recs[1].Ref.Hash != start[0].Hash ||
+		!strings.Contains(recs[1].Error, "beyond the files searched") {
+		t.Errorf("records of the container after its exit:\n%s\nwant its start and an exit that ends it", audittest.Listing(recs))
+	}
+	audittest.Verify(t, cfg.AuditLog)
+	if err := r.walk(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.starts[taskKey{"default", id, int(pid)}]; ok {
+		t.Errorf("the start still remembered after its exit and a walk")
+	}
 }
