@@ -386,6 +386,11 @@ func TestSeedKnownEarlierBoot(t *testing.T) {
 	if ends := exitsOf(t, path, "then"); len(ends) != 1 || ends[0] != 1 {
 		t.Errorf("exits of the earlier boot's task end %v; want [1]", ends)
 	}
+	// Its record's time and boot are when the recorder found it: it
+	// says so (the log said the container ran into this boot).
+	if recs := audittest.Records(t, path, "then"); !strings.Contains(recs[len(recs)-1].Error, "ended with boot "+audittest.OtherBoot) {
+		t.Errorf("the earlier boot's exit says %q; want that it ended with its boot", recs[len(recs)-1].Error)
+	}
 	if ends := exitsOf(t, path, "now"); len(ends) != 0 || len(r.earlierBoot) != 0 {
 		t.Errorf("exits of this boot's task %v, earlier boot's left %v; want none", ends, r.earlierBoot)
 	}
@@ -438,6 +443,22 @@ func TestSeedKnownEarlierBootWithoutProcess(t *testing.T) {
 	}
 	if want := map[nsID]bool{{"k8s.io", "now"}: true}; !maps.Equal(r.openByID, want) {
 		t.Errorf("open by container %v; want %v", r.openByID, want)
+	}
+	// The earlier boot's ended with its boot: its exit is recorded, once
+	// (it stayed open for good: a review found it).
+	r.endEarlierBoot(context.Background())
+	if ends := exitsOf(t, log.Path(), "then"); len(ends) != 1 || ends[0] != 1 {
+		t.Errorf("exits of the earlier boot's start without namespaces end %v; want [1]", ends)
+	}
+	r2 := &Recorder{Log: log}
+	if !r2.seedKnown() || len(r2.earlierBootByID) != 0 {
+		t.Errorf("seeded again: %d exits of earlier boots to record; want none", len(r2.earlierBootByID))
+	}
+	if ends := exitsOf(t, log.Path(), "now"); len(ends) != 0 {
+		t.Errorf("exits of this boot's start without namespaces end %v; want none", ends)
+	}
+	if recs := audittest.Records(t, log.Path(), "then"); !strings.Contains(recs[len(recs)-1].Error, "ended with boot "+audittest.OtherBoot) {
+		t.Errorf("the earlier boot's exit says %q; want that it ended with its boot", recs[len(recs)-1].Error)
 	}
 }
 

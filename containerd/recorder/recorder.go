@@ -187,6 +187,10 @@ type Recorder struct {
 	// a task of this boot may have their key. Each exit ends a start of
 	// its boot alone.
 	earlierBoot []openSeed
+	// earlierBootByID are the exits to record of the open starts the
+	// log holds from an earlier boot recorded without namespaces (no
+	// PID: no task's), seeded as earlierBoot is.
+	earlierBootByID []*audit.Record
 	// openByID are the containers (namespace and ID) of starts the log
 	// says the recorder recorded without namespaces (no PID) and without
 	// exit, when it started, until a walk makes a task of theirs known
@@ -937,6 +941,7 @@ func (r *Recorder) seedKnown() bool {
 	// (the NRI plugin's refusal after the recorder's start of the same
 	// process) to it: a stop of the one ends the other too.
 	refers := map[uint64]uint64{}
+	earlierIDs := map[uint64]*audit.Record{} // earlier boots' starts without namespaces open
 	for rec, err := range audit.Records(files...) {
 		switch {
 		case err != nil:
@@ -951,14 +956,19 @@ func (r *Recorder) seedKnown() bool {
 		case audit.IsStart(rec.Stage):
 			// Not an earlier boot's: its container is no task of this
 			// boot's, whose events would end it.
-			if rec.ContainerID != "" && rec.OfThisBoot() {
+			switch {
+			case rec.ContainerID == "":
+			case rec.OfThisBoot():
 				openIDs[rec.Seq] = nsID{rec.Namespace, rec.ContainerID}
+			default:
+				earlierIDs[rec.Seq] = rec
 			}
 		case rec.Stage == audit.StageExit && rec.Ref != nil:
 			// Seqs decrease along the chain: it ends.
 			for s := rec.Ref.Seq; s != 0; s = refers[s] {
 				delete(open, s)
 				delete(openIDs, s)
+				delete(earlierIDs, s)
 			}
 		}
 		if err == nil && audit.IsStart(rec.Stage) && rec.Ref != nil && audit.IsStart(rec.Ref.Stage) && rec.Ref.Seq < rec.Seq {
@@ -990,6 +1000,14 @@ func (r *Recorder) seedKnown() bool {
 	}
 	if r.known == nil {
 		r.known = make(map[taskKey]uint64, len(open))
+	}
+	for _, seq := range slices.Sorted(maps.Keys(earlierIDs)) {
+		// Ended with its boot, as a start of an earlier boot with a
+		// PID is (a review found it open for good).
+		start := earlierIDs[seq]
+		r.earlierBootByID = append(r.earlierBootByID, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit,
+			ContainerID: start.ContainerID, Namespace: start.Namespace, Annotations: start.Annotations, Policy: start.Policy, Mode: start.Mode,
+			Ref: &audit.Ref{Seq: start.Seq, Stage: start.Stage, Hash: start.Hash}, Version: vocab.Version, Error: endedWithBoot(start.BootID)})
 	}
 	for _, seq := range slices.Sorted(maps.Keys(open)) {
 		if o := open[seq]; o.boot != "" {
@@ -1036,6 +1054,17 @@ func (r *Recorder) endEarlierBoot(ctx context.Context) {
 		r.recordExit(ctx, e.k, e.st, e.boot)
 	}
 	r.earlierBoot = nil
+	for _, rec := range r.earlierBootByID {
+		r.appendOwn(ctx, rec, "the exit of an earlier boot's start")
+	}
+	r.earlierBootByID = nil
+}
+
+// endedWithBoot says, in the exit of a start of boot, an earlier one,
+// when its process ended: the record's time and boot are when and in
+// which boot the recorder found it.
+func endedWithBoot(boot string) string {
+	return fmt.Sprintf("its process ended with boot %s, before this one (a crash: no exit was recorded then); recorded when the recorder found it", vocab.Printable(boot))
 }
 
 // handle handles one event. It returns false for a start left to be
@@ -2160,6 +2189,9 @@ func (r *Recorder) recordExit(ctx context.Context, k taskKey, startTime uint64, 
 // lost); not the recorder's last start without namespaces of the
 // container, which may be another task's.
 func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, boot, at, late string, strict bool) (*audit.Record, error) {
+	if boot != "" {
+		late = vocab.JoinErrors(endedWithBoot(boot), late)
+	}
 	type found struct {
 		start   *audit.Record
 		exited  bool
