@@ -233,6 +233,9 @@ func newNode(n *discover.Namespace) *Node {
 	for i, f := range n.FoundVia {
 		nd.Found[i] = tree.FoundLabel(f)
 	}
+	if n.FoundViaMore > 0 {
+		nd.Found = append(nd.Found, "+"+strconv.Itoa(n.FoundViaMore)+" more fds and mounts")
+	}
 	for i, c := range n.Containers {
 		nd.Containers[i] = Container{
 			Label: tree.ContainerLabel(c), ID: vocab.Escape(c.ID), Engine: vocab.Escape(c.Engine),

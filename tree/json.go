@@ -35,8 +35,12 @@ type Entry struct {
 	OwnerName *string `json:"owner_name"`
 	// Processes in the namespace, sorted by PID.
 	Processes []discover.Process `json:"processes"`
-	// FoundVia says how it was found.
+	// FoundVia says how it was found (fds and mounts: the first
+	// [discover.MaxFoundVia] of each).
 	FoundVia []discover.Found `json:"found_via"`
+	// FoundViaMore counts the fds and mounts that hold it beyond those
+	// FoundVia lists.
+	FoundViaMore int `json:"found_via_more,omitempty"`
 	// Containers whose process lives in it.
 	Containers []discover.Container `json:"containers"`
 	// Maps are a user namespace's ID maps, when the caller read them
@@ -65,12 +69,13 @@ func Entries(m *discover.Model, t nsrel.Type, o Options) []Entry {
 
 func entry(n *discover.Namespace) Entry {
 	e := Entry{
-		Type:       n.Type.String(),
-		Ino:        n.Ino,
-		Dev:        n.Dev,
-		Processes:  n.Processes,
-		FoundVia:   n.FoundVia,
-		Containers: n.Containers,
+		Type:         n.Type.String(),
+		Ino:          n.Ino,
+		Dev:          n.Dev,
+		Processes:    n.Processes,
+		FoundVia:     n.FoundVia,
+		FoundViaMore: n.FoundViaMore,
+		Containers:   n.Containers,
 	}
 	if n.HasNSID {
 		id := n.NSID

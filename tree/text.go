@@ -219,7 +219,8 @@ func writeDetails(b *strings.Builder, n *discover.Namespace) {
 	}
 	// A process may hold thousands of fds to one namespace.
 	b.WriteString("; found via: ")
-	writeCapped(b, len(n.FoundVia), func(i int) { b.WriteString(FoundLabel(n.FoundVia[i])) })
+	// (The scan lists the first fds and mounts, and counts the others.)
+	writeCappedMore(b, len(n.FoundVia), n.FoundViaMore, func(i int) { b.WriteString(FoundLabel(n.FoundVia[i])) })
 }
 
 // CappedList joins items with ", ", up to [MaxDetailProcs] of them, then
@@ -234,15 +235,24 @@ func CappedList(items []string) string {
 // writeCapped writes items 0 to n-1 with item, separated by ", ", up to
 // MaxDetailProcs of them, then " +N more" for the rest.
 func writeCapped(b *strings.Builder, n int, item func(i int)) {
+	writeCappedMore(b, n, 0, item)
+}
+
+// writeCappedMore is [writeCapped] of a list that more items not given
+// follow.
+func writeCappedMore(b *strings.Builder, n, more int, item func(i int)) {
 	for i := range n {
 		if i == MaxDetailProcs {
-			b.WriteString(" +" + strconv.Itoa(n-i) + " more")
-			return
+			more += n - i
+			break
 		}
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		item(i)
+	}
+	if more > 0 {
+		b.WriteString(" +" + strconv.Itoa(more) + " more")
 	}
 }
 

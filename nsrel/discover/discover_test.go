@@ -833,3 +833,40 @@ func TestPIDForChildrenOfKnownNamespace(t *testing.T) {
 	}
 	t.Fatalf("PID namespace %d not found", want)
 }
+
+// TestFoundViaBounded: the fds that hold a namespace are listed up to
+// MaxFoundVia, the smallest, and the others counted: any process can
+// dup(2) a descriptor of a namespace a million times, and every one
+// listed cost the scan memory (a review made lsuserns take 265 MB).
+func TestFoundViaBounded(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	chain := nstest.UserChain(t, 1)
+	ns, err := os.Open(nstest.NSPath(chain.Pid, "user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	const dups = 3 * discover.MaxFoundVia
+	files := make([]*os.File, dups)
+	for i := range files {
+		files[i] = ns
+	}
+	holder := holdFiles(t, files)
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}, NoMounts: true, NoThreads: true})
+	n := m.Lookup(nsrel.TypeUser, ino(t, nstest.NSPath(chain.Pid, "user")))
+	fds, holders := 0, 0
+	for _, f := range n.FoundVia {
+		if f.Via == discover.ViaFD {
+			fds++
+			if f.PID == holder.Pid {
+				holders++
+			}
+		}
+	}
+	// Other scanners (other packages' tests) may hold it for a moment:
+	// they add to both.
+	if fds != discover.MaxFoundVia || fds+n.FoundViaMore < dups || holders == 0 {
+		t.Errorf("%d fds listed (%d of the holder), %d more; want %d listed and %d in all at least", fds, holders, n.FoundViaMore, discover.MaxFoundVia, dups)
+	}
+}

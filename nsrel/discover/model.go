@@ -99,10 +99,14 @@ type Namespace struct {
 	// in [Options].Types; empty for other types. Threads are not listed;
 	// see FoundVia.
 	Processes []Process
-	// FoundVia lists how it was found: every fd and mount, and at most
-	// one each of the other kinds (the smallest by PID, TID and Of), in
-	// the order of the Via constants.
+	// FoundVia lists how it was found: fds and mounts, at most
+	// [MaxFoundVia] of each (the smallest by PID, TID, mount namespace
+	// and path), and at most one each of the other kinds (the smallest
+	// by PID, TID and Of), in the order of the Via constants.
 	FoundVia []Found
+	// FoundViaMore counts the fds and mounts that hold it beyond those
+	// FoundVia lists.
+	FoundViaMore int
 	// Containers are the containers whose process lives in it; filled by
 	// the caller from [ContainerSource]s.
 	Containers []Container
@@ -231,15 +235,7 @@ func (m *Model) Link() {
 				n.FoundVia[i].PID = n.Processes[0].PID
 			}
 		}
-		slices.SortStableFunc(n.FoundVia, func(a, b Found) int {
-			if foundLess(a, b) {
-				return -1
-			}
-			if foundLess(b, a) {
-				return 1
-			}
-			return 0
-		})
+		trimFound(n)
 	}
 	for _, n := range m.Namespaces {
 		sortNS(n.Children)
@@ -438,6 +434,42 @@ var viaOrder = map[Via]int{
 
 // foundLess orders Found entries: by kind (process first, owner last),
 // then PID, TID, mount namespace, path and the namespace reached from.
+// MaxFoundVia bounds the fds, and the mounts, that [Namespace.FoundVia]
+// lists of one namespace (the rest are counted in FoundViaMore): any
+// process can dup(2) a descriptor of a namespace a million times, at 8
+// bytes each, and every one listed cost the scan about 265 bytes (a
+// review made lsuserns take 265 MB, 900 MB with --json).
+const MaxFoundVia = 64
+
+// trimFound sorts n.FoundVia and keeps the [MaxFoundVia] smallest fds
+// and mounts, counting the others in n.FoundViaMore. Trimming a list
+// again after more were added keeps the smallest of all.
+func trimFound(n *Namespace) {
+	slices.SortStableFunc(n.FoundVia, func(a, b Found) int {
+		if foundLess(a, b) {
+			return -1
+		}
+		if foundLess(b, a) {
+			return 1
+		}
+		return 0
+	})
+	kept := n.FoundVia[:0]
+	count := map[Via]int{}
+	for _, f := range n.FoundVia {
+		if f.Via == ViaFD || f.Via == ViaMount {
+			if count[f.Via] == MaxFoundVia {
+				n.FoundViaMore++
+				continue
+			}
+			count[f.Via]++
+		}
+		kept = append(kept, f)
+	}
+	clear(n.FoundVia[len(kept):])
+	n.FoundVia = kept
+}
+
 func foundLess(a, b Found) bool {
 	if a.Via != b.Via {
 		return viaOrder[a.Via] < viaOrder[b.Via]

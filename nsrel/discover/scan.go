@@ -475,6 +475,9 @@ func (s *scanner) note(nd *node, f Found, comm string) {
 		}
 	} else {
 		n.FoundVia = append(n.FoundVia, f)
+		if len(n.FoundVia) > 4*MaxFoundVia+len(viaBit) {
+			trimFound(n) // bounded while the scan goes on too
+		}
 	}
 	if f.Via == ViaProcess && s.lists(n.Type) {
 		n.Processes = append(n.Processes, Process{PID: f.PID, Comm: comm})
