@@ -89,12 +89,14 @@ func TestKeepContainerRootless(t *testing.T) {
 	m := discover.NewModel()
 	top := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: nsrel.InitialUserNSIno}
 	pod := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 100, Parent: top,
-		Containers: []discover.Container{{ID: "3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b", Engine: "containerd", Namespace: "k8s.io", Name: "shop/web-0/app"}}}
+		Containers: []discover.Container{{ID: "3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b7c8d9e0f3f1c2a9b7e0d5a6b", Engine: "containerd", Namespace: "k8s.io", Name: "shop/web-0/app"},
+			{ID: "api-5", Engine: "runc"}}}
 	user := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 200, Parent: top,
 		Containers: []discover.Container{{ID: "web-0", Engine: "runc", Namespace: "uid=1000"}, {ID: "beef000000000000", Engine: "podman", Namespace: "uid=1000", Name: "shop/web-0/app"},
 			{ID: "3f1c2a", Engine: "runc", Namespace: "uid=1000"},
 			{ID: "bbbb000000000000", Engine: "podman", Namespace: "uid=1000", Name: "3f1c2a9b"},
-			{ID: "web", Engine: "runc", Namespace: "uid=1000"}, {ID: "web-2", Engine: "runc", Namespace: "uid=1000"}}}
+			{ID: "web", Engine: "runc", Namespace: "uid=1000"}, {ID: "web-2", Engine: "runc", Namespace: "uid=1000"},
+			{ID: "cccc000000000000", Engine: "runc", Namespace: "uid=1000", Name: "runc api-5"}, {ID: "dddd000000000000", Engine: "runc", Namespace: "uid=1000", Name: "api-5"}}}
 	for _, n := range []*discover.Namespace{top, pod, user} {
 		m.Add(n)
 	}
@@ -120,6 +122,11 @@ func TestKeepContainerRootless(t *testing.T) {
 		{"3f1c2a9b", 0, `container "3f1c2a9b" is ambiguous: it names uid=1000/3f1c2a9b, a local user's, and starts the ID of containerd k8s.io/3f1c2a9b7e0d`},
 		// The user's own IDs, one the start of the other: the whole one.
 		{"web", 200, ""},
+		// Root's exact ID, in either form, against the user's names
+		// (labels of its runc state) of the same: root's (a review
+		// found both refused as ambiguous).
+		{"api-5", 100, ""},
+		{"runc api-5", 100, ""},
 	} {
 		keep, err := lstool.KeepContainer(m, nsrel.TypeUser, tc.arg)
 		switch {

@@ -720,6 +720,18 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 		// anyone's to choose, a rootless user's too): neither wins.
 		for id := range byID {
 			delete(nameOf, id)
+			if owner[id] != "" {
+				continue
+			}
+			// Not a local user's: a user's name (its to choose, a
+			// runc state's labels included) does not make another
+			// owner's exact ID ambiguous (it made --container fail
+			// for root's container, whatever form named it).
+			for n := range nameOf {
+				if owner[n] != "" {
+					delete(nameOf, n)
+				}
+			}
 		}
 		if len(nameOf) > 0 {
 			return nil, fmt.Errorf("container %s is ambiguous: it is the ID of %s and a name of %s (name one as ENGINE NAMESPACE/ID)", q, sortedKeys(byID), sortedKeys(nameOf))
