@@ -76,6 +76,9 @@ func (p *pictureFlags) check(c *config) string {
 		return "--collapse needs --format dot, svg or html"
 	case p.title != "" && p.format != "html":
 		return "--title needs --format html"
+	case c.details && p.graphic():
+		// It was accepted and changed nothing.
+		return "--details adds to the text tree and --json; --format " + p.format + " shows each namespace's processes and how it was found always: drop --details"
 	}
 	return ""
 }
