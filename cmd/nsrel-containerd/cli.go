@@ -347,7 +347,11 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	}
 	warn := func(err error) { logger.WithError(err).Warn("audit log") }
 	m := metrics.New(name)
-	log, err := audit.Open(cfg.AuditLog, m.Instrument(cfg.AuditOptions(vocab.Version, warn)))
+	opts := cfg.AuditOptions(vocab.Version, warn)
+	// Long-running, searching at every start: each rotated file is read
+	// once for the containers it holds.
+	opts.IndexRotated = true
+	log, err := audit.Open(cfg.AuditLog, m.Instrument(opts))
 	if err != nil {
 		fatalf("%s: %v\n", prog, err)
 		return 1

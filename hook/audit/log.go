@@ -65,6 +65,13 @@ type Options struct {
 	BootID string
 	// Now returns the time for records without one; default time.Now.
 	Now func() time.Time
+	// IndexRotated has searches ([Searcher.Last]) remember which
+	// container IDs each rotated file holds, reading each file once, and
+	// skip the files that hold no record of the container searched for:
+	// for a long-running writer that searches at every container start
+	// (the event recorder, the NRI plugin). A one-shot writer (the hook)
+	// would read whole files its search stops early in.
+	IndexRotated bool
 }
 
 // Log is an audit log at a path, with its rotated files. It holds no open
@@ -76,6 +83,9 @@ type Log struct {
 	// shipper, if set, ships checkpoints in the background
 	// ([Log.ShipInBackground]).
 	shipper *shipper
+	// index, with [Options.IndexRotated], remembers the container IDs
+	// of rotated files.
+	index *rotatedIndex
 }
 
 // Open returns the log at path (an absolute path; the file itself is
@@ -96,7 +106,11 @@ func Open(path string, opts Options) (*Log, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Log{path: filepath.Clean(path), opts: opts}, nil
+	l := &Log{path: filepath.Clean(path), opts: opts}
+	if opts.IndexRotated {
+		l.index = &rotatedIndex{}
+	}
+	return l, nil
 }
 
 // Path returns the path of the current file.

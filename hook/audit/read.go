@@ -207,6 +207,12 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 			mark.files = append(mark.files, searchedFile{name: file})
 			seen = &mark.files[len(mark.files)-1]
 		}
+		if x := s.log.index; x != nil && file != s.log.path && containerID != "" && x.skip(file, containerID, seen) {
+			if mark != nil {
+				mark.found = false
+			}
+			return nil, nil // a rotated file without a record of the container
+		}
 		r, err := lastIn(s.ctx, file, 0, seen, containerID, match)
 		if mark != nil {
 			mark.found = r != nil

@@ -180,7 +180,8 @@ func TestAppendStartRotatedDuringSearch(t *testing.T) {
 // leaves them), and what it costs another writer: writer-wait-ms is the
 // longest an append by another writer took during it (at least one
 // fdatasync; the whole search, while it held the log's lock), in the
-// writer sub-benchmark; alone, no other writer runs.
+// writer sub-benchmark; alone, no other writer runs; indexed, alone with
+// the rotated files indexed (Options.IndexRotated).
 func BenchmarkAppendStartNewID(b *testing.B) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "audit.jsonl")
@@ -209,6 +210,22 @@ func BenchmarkAppendStartNewID(b *testing.B) {
 	b.Run("alone", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			if _, err := l.AppendStart(context.Background(), rec("alone"+strconv.Itoa(i)), 4242, 99); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// As the event recorder and the NRI plugin search: the rotated
+	// files read once (before the timing), the current file at each.
+	indexed, err := audit.Open(path, audit.Options{IndexRotated: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := indexed.Searcher().Last("warm", nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("indexed", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if _, err := indexed.AppendStart(context.Background(), rec("indexed"+strconv.Itoa(i)), 4242, 99); err != nil {
 				b.Fatal(err)
 			}
 		}
