@@ -445,8 +445,14 @@ func TestSeedKnownEarlierBootWithoutProcess(t *testing.T) {
 		t.Errorf("open by container %v; want %v", r.openByID, want)
 	}
 	// The earlier boot's ended with its boot: its exit is recorded, once
-	// (it stayed open for good: a review found it).
+	// (it stayed open for good: a review found it), also by two
+	// recorders (two daemons') that seeded before either wrote it.
+	other := &Recorder{Log: log}
+	if !other.seedKnown() {
+		t.Fatal("seedKnown failed")
+	}
 	r.endEarlierBoot(context.Background())
+	other.endEarlierBoot(context.Background())
 	if ends := exitsOf(t, log.Path(), "then"); len(ends) != 1 || ends[0] != 1 {
 		t.Errorf("exits of the earlier boot's start without namespaces end %v; want [1]", ends)
 	}

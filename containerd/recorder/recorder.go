@@ -1055,7 +1055,27 @@ func (r *Recorder) endEarlierBoot(ctx context.Context) {
 	}
 	r.earlierBoot = nil
 	for _, rec := range r.earlierBootByID {
-		r.appendOwn(ctx, rec, "the exit of an earlier boot's start")
+		if len(r.pending) > 0 {
+			r.keep(pendingRecord{other: rec}, nil)
+			continue
+		}
+		// Unless another recorder writing the log (another daemon's)
+		// ended it meanwhile.
+		ref := rec.Ref
+		_, err := audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (*audit.Record, error) {
+			return s.Last(rec.ContainerID, func(x *audit.Record) bool {
+				return x.Stage == audit.StageExit && x.Ref != nil && x.Ref.Seq == ref.Seq && x.Ref.Hash == ref.Hash
+			})
+		}, func(ended *audit.Record, err error) (*audit.Record, error) {
+			if err != nil || ended != nil {
+				return nil, err
+			}
+			return rec, nil
+		})
+		if err != nil {
+			r.logger().WithError(err).WithField("container", rec.ContainerID).Error("cannot record the exit of an earlier boot's start; will retry")
+			r.keep(pendingRecord{other: rec}, err)
+		}
 	}
 	r.earlierBootByID = nil
 }
