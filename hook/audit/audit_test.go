@@ -1147,22 +1147,10 @@ func TestTornTailKeptOnKill(t *testing.T) {
 func TestTornTailKeptOnFullDisk(t *testing.T) {
 	nstest.RequireRoot(t)
 	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16k,mode=0700"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	smallFS(t, dir)
 	l, path, torn := tornFixture(t, dir)
 	fill := filepath.Join(dir, "fill")
-	f, err := os.Create(fill)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := f.Write(make([]byte, 512)); err != nil {
-			break
-		}
-	}
-	f.Close()
+	fillFS(t, fill, 512)
 	if err := l.Append(context.Background(), rec("full")); !errors.Is(err, unix.ENOSPC) {
 		t.Fatalf("append on a full file system: %v", err)
 	}
@@ -1739,5 +1727,32 @@ func TestAnchorAfterRetention(t *testing.T) {
 	}
 	if _, err := verify(t, l, audit.VerifyOptions{Anchor: anchor.Hash, AnchorSeq: s.LastSeq + 1}); err == nil || !strings.Contains(err.Error(), "before the anchor's record") {
 		t.Errorf("a seq beyond the end: %v", err)
+	}
+}
+
+// smallFS mounts a tmpfs of 16 KiB at dir (0700), for tests of a full
+// disk, unmounted at the test's end.
+func smallFS(t *testing.T, dir string) {
+	t.Helper()
+	nstest.RequireRoot(t)
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=16k,mode=0700"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+}
+
+// fillFS creates the file at path and writes blocks of block bytes to
+// it until the file system is full.
+func fillFS(t *testing.T, path string, block int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for {
+		if _, err := f.Write(make([]byte, block)); err != nil {
+			return
+		}
 	}
 }

@@ -1697,12 +1697,8 @@ func TestCheckpointAfterCutLine(t *testing.T) {
 	})
 
 	t.Run("full disk", func(t *testing.T) {
-		nstest.RequireRoot(t)
 		mnt := t.TempDir()
-		if err := unix.Mount("tmpfs", mnt, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=16k,mode=0700"); err != nil {
-			nstest.Require(t, false, "mount a tmpfs: %v", err)
-		}
-		t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+		smallFS(t, mnt)
 		file := filepath.Join(mnt, "checkpoints.jsonl")
 		l, sent, shipped := logWith(t, file)
 		appendN(t, l, 1)
@@ -1713,16 +1709,7 @@ func TestCheckpointAfterCutLine(t *testing.T) {
 			t.Fatal(err)
 		}
 		addTo(t, file, append(bytes.Repeat([]byte("x"), int(4096-60-1-st.Size())), '\n'))
-		filler, err := os.Create(filepath.Join(mnt, "filler"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := filler.Write(make([]byte, 4096)); err != nil {
-				break
-			}
-		}
-		filler.Close()
+		fillFS(t, filepath.Join(mnt, "filler"), 4096)
 		appendN(t, l, 1)
 		if data, err := os.ReadFile(file); err != nil || len(data) != 4096 || data[len(data)-1] == '\n' {
 			t.Fatalf("the full disk left no cut line (%d bytes, %v)", len(data), err)

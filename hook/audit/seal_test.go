@@ -1692,16 +1692,12 @@ func TestSealInitUnwritableStateWritesNothing(t *testing.T) {
 // exists"). The state is removed: the log goes on as it was, and
 // seal-init succeeds then (a review found it).
 func TestSealInitFullDisk(t *testing.T) {
-	nstest.RequireRoot(t)
 	dir := t.TempDir()
 	stateDir := filepath.Join(dir, "state")
 	if err := os.Mkdir(stateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Mount("tmpfs", stateDir, "tmpfs", 0, "size=16k,mode=0700"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Unmount(stateDir, unix.MNT_DETACH) })
+	smallFS(t, stateDir)
 	state := filepath.Join(stateDir, "audit.seal")
 	l, err := audit.Open(filepath.Join(dir, "audit.jsonl"), audit.Options{SealState: state})
 	if err != nil {
@@ -1712,16 +1708,7 @@ func TestSealInitFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill := filepath.Join(stateDir, "fill")
-	f, err := os.Create(fill)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := f.Write(make([]byte, 512)); err != nil {
-			break
-		}
-	}
-	f.Close()
+	fillFS(t, fill, 512)
 	if _, _, err := l.StartSealing(ctx, false); !errors.Is(err, unix.ENOSPC) {
 		t.Fatalf("seal-init on a full disk: %v; want ENOSPC", err)
 	}

@@ -759,14 +759,7 @@ func TestHeldByHighFD(t *testing.T) {
 		{"many fds", true, 999},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			nstest.RequireRoot(t)
-			nstest.NoFDLeak(t)
-			chain := nstest.UserChain(t, 1)
-			ns, err := os.Open(nstest.NSPath(chain.Pid, "user"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ns.Close()
+			chain, ns := userNSFile(t)
 			null, err := os.Open(os.DevNull)
 			if err != nil {
 				t.Fatal(err)
@@ -839,14 +832,7 @@ func TestPIDForChildrenOfKnownNamespace(t *testing.T) {
 // dup(2) a descriptor of a namespace a million times, and every one
 // listed cost the scan memory (a review made lsuserns take 265 MB).
 func TestFoundViaBounded(t *testing.T) {
-	nstest.RequireRoot(t)
-	nstest.NoFDLeak(t)
-	chain := nstest.UserChain(t, 1)
-	ns, err := os.Open(nstest.NSPath(chain.Pid, "user"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	chain, ns := userNSFile(t)
 	const dups = 3 * discover.MaxFoundVia
 	files := make([]*os.File, dups)
 	for i := range files {
@@ -869,4 +855,20 @@ func TestFoundViaBounded(t *testing.T) {
 	if fds != discover.MaxFoundVia || fds+n.FoundViaMore < dups || holders == 0 {
 		t.Errorf("%d fds listed (%d of the holder), %d more; want %d listed and %d in all at least", fds, holders, n.FoundViaMore, discover.MaxFoundVia, dups)
 	}
+}
+
+// userNSFile starts a process in a user namespace of its own and opens
+// that namespace (closed at the test's end, which checks that the scan
+// leaked no descriptor).
+func userNSFile(t *testing.T) (*nstest.Proc, *os.File) {
+	t.Helper()
+	nstest.RequireRoot(t)
+	nstest.NoFDLeak(t)
+	chain := nstest.UserChain(t, 1)
+	ns, err := os.Open(nstest.NSPath(chain.Pid, "user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return chain, ns
 }
