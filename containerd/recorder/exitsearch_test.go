@@ -832,3 +832,31 @@ func TestOwnersKept(t *testing.T) {
 		})
 	}
 }
+
+// TestSeedKnownEarlierBootReRecorded: an earlier boot's start recorded
+// without namespaces (A), then again with its process (B, referring to
+// A), then a crash. B's exit ends A too: A got a second exit (a review
+// found it).
+func TestSeedKnownEarlierBootReRecorded(t *testing.T) {
+	path, log := tempLog(t)
+	ctx := context.Background()
+	a := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "then",
+		Verdict: audit.VerdictAllow, Error: "inspect: permission denied", BootID: audittest.OtherBoot}
+	if err := log.Append(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	b := &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "then",
+		Verdict: audit.VerdictAllow, Ancestry: &audit.Ancestry{PID: 4193999, StartTime: 77}, BootID: audittest.OtherBoot,
+		Ref: &audit.Ref{Seq: a.Seq, Stage: a.Stage, Hash: a.Hash}}
+	if err := log.Append(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Log: log}
+	if !r.seedKnown() {
+		t.Fatal("seedKnown failed")
+	}
+	r.endEarlierBoot(ctx)
+	if ends := exitsOf(t, path, "then"); len(ends) != 1 || ends[0] != b.Seq {
+		t.Errorf("exits end %v; want one, of B (which ends A too)", ends)
+	}
+}

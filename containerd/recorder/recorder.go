@@ -983,6 +983,7 @@ func (r *Recorder) seedKnown() bool {
 				byContainer[rec.Ref.Seq] = n
 			}
 			delete(openIDs, rec.Ref.Seq)
+			delete(earlierIDs, rec.Ref.Seq) // its exit ends both (a review found two)
 		}
 	}
 	for seq, n := range openIDs {
@@ -1084,7 +1085,7 @@ func (r *Recorder) endEarlierBoot(ctx context.Context) {
 // when its process ended: the record's time and boot are when and in
 // which boot the recorder found it.
 func endedWithBoot(boot string) string {
-	return fmt.Sprintf("its process ended with boot %s, before this one (a crash: no exit was recorded then); recorded when the recorder found it", vocab.Printable(boot))
+	return fmt.Sprintf("its process ended with boot %s, before this one (no exit was recorded then: a crash, or the recorder stopped before it); recorded when the recorder found it", vocab.Printable(boot))
 }
 
 // handle handles one event. It returns false for a start left to be
@@ -1975,16 +1976,28 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 // A start appended without namespaces is noted as task (ns, id, pid)'s
 // ([Recorder.owner]), which the record does not say.
 func (r *Recorder) appendStart(ctx context.Context, rec *audit.Record, pid int, startTime uint64, byID bool) (got *audit.Record, err error) {
+	var prev *audit.Record // the start of the process the log holds
 	defer func() {
+		k := taskKey{rec.Namespace, rec.ContainerID, pid}
 		switch {
 		case got != nil && got.Ancestry == nil:
-			r.own(got.Seq, taskKey{got.Namespace, got.ContainerID, pid})
+			r.own(got.Seq, k)
 		case got != nil:
-			r.remember(taskKey{got.Namespace, got.ContainerID, pid}, startRefOf(got, startTime))
+			r.remember(k, startRefOf(got, startTime))
+		case err == nil && prev != nil && (prev.Source == audit.SourceNRI || prev.Source == audit.SourceContainerdEvents):
+			// The NRI plugin's start (the usual one of a pod's
+			// container), which the recorder's exit ends.
+			r.remember(k, startRefOf(prev, startTime))
 		}
 	}()
 	if !byID || startTime == 0 {
-		return r.Log.AppendStart(ctx, rec, pid, startTime)
+		// As [audit.Log.AppendStart], noting the start found.
+		return r.Log.AppendAfterLast(ctx, rec.ContainerID, audit.StartMatcher(pid, startTime), func(last *audit.Record) (*audit.Record, error) {
+			if prev = last; last != nil {
+				return nil, nil
+			}
+			return rec, nil
+		})
 	}
 	same := audit.StartMatcher(pid, startTime)
 	type found struct {
@@ -2021,6 +2034,7 @@ func (r *Recorder) appendStart(ctx context.Context, rec *audit.Record, pid int, 
 		return f, err
 	}, func(f found, err error) (*audit.Record, error) {
 		rec.Ref = nil // an append retried searches again
+		prev = f.prev
 		if err != nil || f.prev != nil {
 			return nil, err
 		}

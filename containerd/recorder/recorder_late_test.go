@@ -627,49 +627,64 @@ func TestLateStartOfTaskGoneAtWalk(t *testing.T) {
 // audit.SearchFiles rotated ones): its exit, searching for its start,
 // found none and was not written, though the recorder knew the task; to
 // the log it ran for good (a review found it). The exit refers to the
-// start the recorder remembers, saying it is beyond the files searched;
-// a walk after the exit forgets it.
+// start the recorder remembers, its own or the NRI plugin's that it
+// found (a pod's container: the review of the fix found it missed),
+// saying it is beyond the files searched; a walk after the exit forgets
+// it.
 func TestExitOfStartBeyondSearch(t *testing.T) {
-	t.Parallel()
-	_, cfg, d, c := busyboxDaemon(t)
-	log, err := audit.Open(cfg.AuditLog, audit.Options{RotateBytes: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
-	id := ctrdtest.Uniq("long-running")
-	ctr, pid := d.Run(t, c, "default", id, nil)
-	ctx := context.Background()
-	walkKnows(t, r, c, id, pid)
-	start := audittest.Records(t, cfg.AuditLog, id)
-	if len(start) != 1 {
-		t.Fatalf("records of the container after the walk:\n%s", audittest.Listing(start))
-	}
-	// Other containers' records push its start out of the files searched.
-	for i := 0; ; i++ {
-		files, err := audit.Files(cfg.AuditLog)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(files) > audit.SearchFiles+2 {
-			break
-		}
-		if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: fmt.Sprintf("other-%d", i), Namespace: "default"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deleteReaped(t, ctr, pid)
-	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
-	recs := audittest.Records(t, cfg.AuditLog, id)
-	if len(recs) != 2 || recs[1].Stage != audit.StageExit || recs[1].Ref == nil || recs[1].Ref.Seq != start[0].Seq || recs[1].Ref.Hash != start[0].Hash ||
-		!strings.Contains(recs[1].Error, "beyond the files searched") {
-		t.Errorf("records of the container after its exit:\n%s\nwant its start and an exit that ends it", audittest.Listing(recs))
-	}
-	audittest.Verify(t, cfg.AuditLog)
-	if err := r.walk(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := r.starts[taskKey{"default", id, int(pid)}]; ok {
-		t.Errorf("the start still remembered after its exit and a walk")
+	for _, nri := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NRI plugin's start=%v", nri), func(t *testing.T) {
+			t.Parallel()
+			_, cfg, d, c := busyboxDaemon(t)
+			log, err := audit.Open(cfg.AuditLog, audit.Options{RotateBytes: 4096})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
+			id := ctrdtest.Uniq("long-running")
+			ctr, pid := d.Run(t, c, "default", id, nil)
+			ctx := context.Background()
+			if nri {
+				anc, err := inspect.Process(int(pid))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := log.Append(ctx, &audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: id, Ancestry: anc, Verdict: audit.VerdictAllow}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			walkKnows(t, r, c, id, pid)
+			start := audittest.Records(t, cfg.AuditLog, id)
+			if len(start) != 1 {
+				t.Fatalf("records of the container after the walk:\n%s", audittest.Listing(start))
+			}
+			// Other containers' records push its start out of the files searched.
+			for i := 0; ; i++ {
+				files, err := audit.Files(cfg.AuditLog)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(files) > audit.SearchFiles+2 {
+					break
+				}
+				if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: fmt.Sprintf("other-%d", i), Namespace: "default"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deleteReaped(t, ctr, pid)
+			r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
+			recs := audittest.Records(t, cfg.AuditLog, id)
+			if len(recs) != 2 || recs[1].Stage != audit.StageExit || recs[1].Ref == nil || recs[1].Ref.Seq != start[0].Seq || recs[1].Ref.Hash != start[0].Hash ||
+				!strings.Contains(recs[1].Error, "beyond the files searched") {
+				t.Errorf("records of the container after its exit:\n%s\nwant its start and an exit that ends it", audittest.Listing(recs))
+			}
+			audittest.Verify(t, cfg.AuditLog)
+			if err := r.walk(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := r.starts[taskKey{"default", id, int(pid)}]; ok {
+				t.Errorf("the start still remembered after its exit and a walk")
+			}
+		})
 	}
 }
