@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -22,22 +21,25 @@ func writeContainer(w io.Writer, id string, rs []*audit.Record) {
 	} else {
 		b.WriteString("container " + plainOrQuoted(id))
 	}
-	switch names, kubelet := podNames(rs); {
-	case kubelet:
-		b.WriteString(" (pod " + plainOrQuoted(names[0]) + ")")
-	case len(names) == 1:
-		// The hook's records have it from the container's annotations,
-		// which its creator writes (a plain runc container can name
-		// any pod); the NRI plugin's from the kubelet's labels.
-		b.WriteString(" (pod " + plainOrQuoted(names[0]) + ", by its annotations)")
-	case len(names) > 1:
-		// Records of an ID are of every container that had it (one a
-		// containerd namespace, or one after another): the first's pod
-		// was shown for them all.
-		quoted := make([]string, len(names))
-		for i, n := range names {
-			quoted[i] = plainOrQuoted(n)
-		}
+	// The hook's records have the pod from the container's annotations,
+	// which its creator writes (a plain runc container can name any
+	// pod); the NRI plugin's from the kubelet's labels. Records of an ID
+	// are of every container that had it (one a containerd namespace, or
+	// one after another): each pod named is said (the first's was shown
+	// for them all).
+	kubelet, claimed := podNames(rs)
+	quoted := make([]string, len(claimed))
+	for i, n := range claimed {
+		quoted[i] = plainOrQuoted(n)
+	}
+	switch {
+	case kubelet != "" && len(claimed) > 0:
+		b.WriteString(" (pod " + plainOrQuoted(kubelet) + "; by their annotations, records also name " + strings.Join(quoted, ", ") + ")")
+	case kubelet != "":
+		b.WriteString(" (pod " + plainOrQuoted(kubelet) + ")")
+	case len(claimed) == 1:
+		b.WriteString(" (pod " + quoted[0] + ", by its annotations)")
+	case len(claimed) > 1:
 		b.WriteString(" (pods " + strings.Join(quoted, ", ") + ", by their annotations: records of more than one container)")
 	}
 	b.WriteByte('\n')
@@ -48,20 +50,23 @@ func writeContainer(w io.Writer, id string, rs []*audit.Record) {
 }
 
 // podNames returns the pods the records name (see [vocab.PodName]): the
-// NRI plugin's word (kubelet), which the records of other sources cannot
-// override, else each that a record names, in the order first named.
-func podNames(rs []*audit.Record) (names []string, kubelet bool) {
+// NRI plugin's word (kubelet), and each other pod a record names (by its
+// annotations), in the order first named.
+func podNames(rs []*audit.Record) (kubelet string, claimed []string) {
 	for _, r := range rs {
 		if n := vocab.PodName(r.Annotations); n != "" && r.Source == audit.SourceNRI {
-			return []string{n}, true
+			kubelet = n
+			break
 		}
 	}
+	seen := map[string]bool{kubelet: true}
 	for _, r := range rs {
-		if n := vocab.PodName(r.Annotations); n != "" && !slices.Contains(names, n) {
-			names = append(names, n)
+		if n := vocab.PodName(r.Annotations); n != "" && !seen[n] {
+			seen[n] = true
+			claimed = append(claimed, n)
 		}
 	}
-	return names, false
+	return kubelet, claimed
 }
 
 func writeRecord(b *strings.Builder, r *audit.Record) {

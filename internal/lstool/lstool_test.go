@@ -135,7 +135,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"list and json", []string{"-J", "-l"}, 2, "", "--list (and --output, --noheadings, --raw) print a text table"},
 		{"raw and dot", []string{"-r", "--format", "dot"}, 2, "", "--list (and --output, --noheadings, --raw) print a text table"},
 		{"list and details", []string{"-l", "--details"}, 2, "", "--details adds to the tree"},
-		{"dot and details", []string{"--format", "dot", "--details"}, 2, "", "--details adds to the text tree and --json"},
+		{"dot and details", []string{"--format", "dot", "--details"}, 2, "", "--details adds to the text tree; --format dot shows"},
 		{"output and details", []string{"-o", "NS,VIA", "--details"}, 2, "", "--details adds to the tree"},
 		{"pid tool has no --no-other-types", []string{"--no-other-types"}, 2, "", "unknown option --no-other-types"},
 		{"argument", []string{"extra"}, 2, "", `unexpected argument "extra"`},

@@ -78,7 +78,7 @@ func (p *pictureFlags) check(c *config) string {
 		return "--title needs --format html"
 	case c.details && p.graphic():
 		// It was accepted and changed nothing.
-		return "--details adds to the text tree and --json; --format " + p.format + " shows each namespace's processes and how it was found always: drop --details"
+		return "--details adds to the text tree; --format " + p.format + " shows each namespace's processes and how it was found always: drop --details"
 	}
 	return ""
 }
