@@ -1016,7 +1016,8 @@ func (r *Recorder) seedKnown() bool {
 			delete(open, seq)
 		}
 	}
-	for _, o := range open {
+	for _, seq := range slices.Sorted(maps.Keys(open)) {
+		o := open[seq] // the newest start of a key remembered last
 		r.remember(o.k, o.ref)
 		if _, ok := r.known[o.k]; ok {
 			continue
@@ -2306,7 +2307,7 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		return f, err
 	}, func(f found, err error) (*audit.Record, error) {
 		start := f.start
-		if err == nil && start == nil && boot == "" {
+		if err == nil && start == nil && boot == "" && !strict {
 			// Beyond the files searched: the start the recorder
 			// remembers, unless an exit met ends it.
 			if sr, ok := r.starts[k]; ok && (startTime == 0 || sr.st == startTime) && !f.endedBy[sr.ref.Seq] {
