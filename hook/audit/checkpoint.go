@@ -481,7 +481,7 @@ func (l *Log) ShipInBackground() (bg *Log, stop func(context.Context)) {
 	s := &shipper{}
 	s.idle = sync.NewCond(&s.mu)
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
-	bg = &Log{path: l.path, opts: l.opts, shipper: s}
+	bg = &Log{path: l.path, opts: l.opts, shipper: s, index: l.index}
 	// waitIdle waits until cond holds (under s.mu, checked at each
 	// change of the shipper) or stop is closed.
 	waitIdle := func(cond func() bool, stop <-chan struct{}) bool {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"hash/maphash"
 	"os"
 	"sync"
@@ -10,13 +11,13 @@ import (
 
 // rotatedIndex remembers, for the rotated files a long-running writer's
 // searches read ([Options.IndexRotated]), which container IDs each holds
-// records of: a rotated file never changes, so a search for a container
-// it holds no record of skips it. Without it, every search for a
-// container the log does not hold (the event recorder's and the NRI
+// records of: a rotated file does not change, so a search for a
+// container it holds no record of skips it. Without it, every search for
+// a container the log does not hold (the event recorder's and the NRI
 // plugin's "recorded already?" at each start) read the whole search
-// window, 5 × rotate_bytes, and a burst of starts waited for one another's
-// searches: containers that lived under a second were gone before the
-// recorder inspected them.
+// window, 5 × rotate_bytes, and a burst of starts waited for one
+// another's searches: containers that lived under a second were gone
+// before the recorder inspected them.
 type rotatedIndex struct {
 	mu    sync.Mutex
 	seed  maphash.Seed
@@ -24,11 +25,12 @@ type rotatedIndex struct {
 	tick  uint64
 }
 
-// fileIndex is what [rotatedIndex] knows of one rotated file: its size
-// and the end of its last complete line when it was read, and the hashes
-// of the container IDs of its records.
+// fileIndex is what [rotatedIndex] knows of one rotated file: its size,
+// change time and the end of its last complete line when it was read,
+// and the hashes of the container IDs of its records.
 type fileIndex struct {
 	size, end int64
+	ctime     unix.StatxTimestamp
 	ids       map[uint64]struct{}
 	used      uint64
 }
@@ -38,20 +40,24 @@ type fileIndex struct {
 // least recently used first).
 func maxIndexedFiles() int { return 2 * (SearchFiles + 1) }
 
+func newRotatedIndex() *rotatedIndex {
+	return &rotatedIndex{seed: maphash.MakeSeed(), files: map[fileID]*fileIndex{}}
+}
+
 // skip reports whether the rotated file at path surely holds no record of
-// container id, reading it once (under the index's lock: searches of the
-// same file wait for one read) if it was not read before; seen, if not
-// nil, gets the file's identity, size and the end of its last complete
-// line, as [lastIn] notes them. Any doubt (an error, a file that changed)
-// is false: the file is searched.
-func (x *rotatedIndex) skip(path, id string, seen *searchedFile) bool {
+// container id, reading it once (outside the index's lock, looking at
+// ctx: a search out of time is left to make and to fail) if it was not
+// read before, or changed since; seen, if not nil, gets the file's
+// identity, size and the end of its last complete line, as [lastIn] notes
+// them. Any doubt (an error, ctx done) is false: the file is searched.
+func (x *rotatedIndex) skip(ctx context.Context, path, id string, seen *searchedFile) bool {
 	f, err := openOwned(path, unix.O_RDONLY)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
 	var st unix.Statx_t
-	if unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, statxMask, &st) != nil {
+	if unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, statxMask|unix.STATX_CTIME, &st) != nil || st.Mask&unix.STATX_CTIME == 0 {
 		return false
 	}
 	fid, size := statxID(&st)
@@ -60,27 +66,38 @@ func (x *rotatedIndex) skip(path, id string, seen *searchedFile) bool {
 		// one given its inode could pass for one.
 		return false
 	}
+	h := maphash.String(x.seed, id)
 	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.files == nil {
-		x.files = map[fileID]*fileIndex{}
-		x.seed = maphash.MakeSeed()
-	}
 	x.tick++
 	fi := x.files[fid]
-	if fi == nil || fi.size != size {
-		if fi = x.read(f, path, size); fi == nil {
-			return false
-		}
-		x.files[fid] = fi
-		x.evict()
+	if fi != nil && fi.size == size && fi.ctime == st.Ctime {
+		fi.used = x.tick
+		_, has := fi.ids[h]
+		x.mu.Unlock()
+		return !has && x.skipped(fid, size, fi.end, seen)
 	}
-	fi.used = x.tick
-	if _, ok := fi.ids[maphash.String(x.seed, id)]; ok {
+	x.mu.Unlock()
+	// Not read, or changed in place (a repair, an edit: its change time
+	// tells, where its size may not).
+	if fi = x.read(ctx, f, path, size); fi == nil {
 		return false
 	}
+	fi.ctime = st.Ctime
+	_, has := fi.ids[h]
+	x.mu.Lock()
+	x.tick++
+	fi.used = x.tick // before evict: the newest is never the one evicted
+	x.files[fid] = fi
+	x.evict()
+	x.mu.Unlock()
+	return !has && x.skipped(fid, size, fi.end, seen)
+}
+
+// skipped notes in seen (if not nil) what a search of the skipped file
+// would have, and returns true.
+func (x *rotatedIndex) skipped(fid fileID, size, end int64, seen *searchedFile) bool {
 	if seen != nil {
-		seen.id, seen.size, seen.end = fid, size, fi.end
+		seen.id, seen.size, seen.end = fid, size, end
 	}
 	return true
 }
@@ -88,11 +105,15 @@ func (x *rotatedIndex) skip(path, id string, seen *searchedFile) bool {
 // read reads the container IDs of the records of f (path, size bytes):
 // each line's as the search decodes it (a line that does not decode
 // matches no search, and one that decodes only in part is taken by its
-// head). nil when it cannot be read.
-func (x *rotatedIndex) read(f *os.File, path string, size int64) *fileIndex {
+// head). nil when it cannot be read, or ctx is done.
+func (x *rotatedIndex) read(ctx context.Context, f *os.File, path string, size int64) *fileIndex {
 	fi := &fileIndex{size: size, ids: map[uint64]struct{}{}}
+	n := 0
 	for l, err := range linesIn(f, path, size) {
 		if err != nil {
+			return nil
+		}
+		if n++; ctx != nil && n%searchCheck == 0 && ctx.Err() != nil {
 			return nil
 		}
 		if l.Torn {
@@ -115,7 +136,8 @@ func (x *rotatedIndex) read(f *os.File, path string, size int64) *fileIndex {
 	return fi
 }
 
-// evict forgets the least recently used files beyond [maxIndexedFiles].
+// evict forgets the least recently used files beyond [maxIndexedFiles];
+// x.mu is held.
 func (x *rotatedIndex) evict() {
 	for len(x.files) > maxIndexedFiles() {
 		var oldest fileID

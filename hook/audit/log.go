@@ -108,7 +108,7 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	l := &Log{path: filepath.Clean(path), opts: opts}
 	if opts.IndexRotated {
-		l.index = &rotatedIndex{}
+		l.index = newRotatedIndex()
 	}
 	return l, nil
 }

@@ -207,7 +207,7 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 			mark.files = append(mark.files, searchedFile{name: file})
 			seen = &mark.files[len(mark.files)-1]
 		}
-		if x := s.log.index; x != nil && file != s.log.path && containerID != "" && x.skip(file, containerID, seen) {
+		if x := s.log.index; x != nil && file != s.log.path && containerID != "" && x.skip(s.ctx, file, containerID, seen) {
 			if mark != nil {
 				mark.found = false
 			}
