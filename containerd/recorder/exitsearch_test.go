@@ -860,3 +860,34 @@ func TestSeedKnownEarlierBootReRecorded(t *testing.T) {
 		t.Errorf("exits end %v; want one, of B (which ends A too)", ends)
 	}
 }
+
+// TestEarlierBootExitLogUnwritable: the exit of an earlier boot's start
+// without process that the log does not take waits apart for the next
+// walk (among the queued records, beyond MaxPending it was dropped and
+// its start stayed open for good), and is written once the log takes it.
+func TestEarlierBootExitLogUnwritable(t *testing.T) {
+	path, log := tempLog(t)
+	ctx := context.Background()
+	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "then",
+		Verdict: audit.VerdictAllow, Error: "inspect: permission denied", BootID: audittest.OtherBoot}); err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Log: log}
+	if !r.seedKnown() {
+		t.Fatal("seedKnown failed")
+	}
+	freeze := freezeLog(t, path)
+	freeze()
+	r.endEarlierBoot(ctx)
+	queueFillers(r, MaxPending+1) // records that wait meanwhile, beyond what is kept
+	if len(r.earlierBootByID) != 1 || !r.failing {
+		t.Fatalf("%d exits of earlier boots waiting, failing %v; want the one, and the recorder failing", len(r.earlierBootByID), r.failing)
+	}
+	freeze()
+	r.retryPending(ctx)
+	r.failing = false
+	r.endEarlierByID(ctx) // as the next walk does
+	if ends := exitsOf(t, path, "then"); len(ends) != 1 || ends[0] != 1 {
+		t.Errorf("exits of the earlier boot's start end %v; want [1]", ends)
+	}
+}

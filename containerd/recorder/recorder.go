@@ -743,6 +743,9 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	}()
 	r.forget = nil // drops before this walk left r.known already
 	r.retryPending(ctx)
+	if len(r.earlierBootByID) > 0 && !r.failing {
+		r.endEarlierByID(ctx)
+	}
 	// A quiet node still ships its chain's head when a checkpoint is due.
 	if err := r.Log.CheckpointIfDue(ctx); err != nil {
 		r.logger().WithError(err).Warn("checkpoint")
@@ -1002,6 +1005,7 @@ func (r *Recorder) seedKnown() bool {
 	if r.known == nil {
 		r.known = make(map[taskKey]uint64, len(open))
 	}
+	r.earlierBootByID = nil // a seed again finds them again
 	for _, seq := range slices.Sorted(maps.Keys(earlierIDs)) {
 		// Ended with its boot, as a start of an earlier boot with a
 		// PID is (a review found it open for good).
@@ -1056,13 +1060,17 @@ func (r *Recorder) endEarlierBoot(ctx context.Context) {
 		r.recordExit(ctx, e.k, e.st, e.boot)
 	}
 	r.earlierBoot = nil
-	for _, rec := range r.earlierBootByID {
-		if len(r.pending) > 0 {
-			r.keep(pendingRecord{other: rec}, nil)
-			continue
-		}
-		// Unless another recorder writing the log (another daemon's)
-		// ended it meanwhile.
+	r.endEarlierByID(ctx)
+}
+
+// endEarlierByID appends the exits of [Recorder.earlierBootByID], each
+// unless another recorder writing the log (another daemon's) ended its
+// start meanwhile; those the log does not take wait there for the next
+// walk (kept apart from the records queued, from which they would be
+// dropped beyond [MaxPending]: their starts would stay open for good).
+func (r *Recorder) endEarlierByID(ctx context.Context) {
+	for len(r.earlierBootByID) > 0 {
+		rec := r.earlierBootByID[0]
 		ref := rec.Ref
 		_, err := audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (*audit.Record, error) {
 			return s.Last(rec.ContainerID, func(x *audit.Record) bool {
@@ -1075,9 +1083,11 @@ func (r *Recorder) endEarlierBoot(ctx context.Context) {
 			return rec, nil
 		})
 		if err != nil {
-			r.logger().WithError(err).WithField("container", rec.ContainerID).Error("cannot record the exit of an earlier boot's start; will retry")
-			r.keep(pendingRecord{other: rec}, err)
+			r.logger().WithError(err).WithFields(logrus.Fields{"container": rec.ContainerID, "waiting": len(r.earlierBootByID)}).Error("cannot record the exit of an earlier boot's start; retrying at the next walk")
+			r.failing = true
+			return
 		}
+		r.earlierBootByID = slices.Delete(r.earlierBootByID, 0, 1)
 	}
 	r.earlierBootByID = nil
 }
