@@ -356,6 +356,10 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fatalf("%s: %v\n", prog, err)
 		return 1
 	}
+	if !audit.KeepsBirthTimes(filepath.Dir(cfg.AuditLog)) {
+		logger.WithField("audit_log", cfg.AuditLog).Warn("the audit log's file system keeps no birth times (ext4 with 128-byte inodes, NFS, FUSE): " +
+			"its rotated files are not indexed, and each start's search reads the current file and 4 rotated ones (short containers may be recorded without namespaces in a burst of starts)")
+	}
 	// Fail at once, with one clear line, when the audit log cannot be
 	// written (wrong path, read-only file system, a symlink or FIFO in
 	// its place): an empty append takes the lock and opens the log for

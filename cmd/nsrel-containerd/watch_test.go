@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -357,4 +358,22 @@ func TestStandardLoggerThroughService(t *testing.T) {
 			t.Fatalf("the standard logger's entry is not on the service's stderr:\n%s", stderr.String())
 		}
 	}
+}
+
+// TestWatchWarnsNoBirthTimes: on a file system that gives files no birth
+// times, the log's rotated files cannot be indexed (a later file given a
+// removed one's inode could pass for it): watch says so at its start, as
+// the searches of each start read the whole window there (a review found
+// it silent).
+func TestWatchWarnsNoBirthTimes(t *testing.T) {
+	bin := nstest.Tool(t, "nsrel-containerd")
+	mnt := nstest.NoBirthTimes(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hook.json")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `{"version": 1, "audit_log": %q, "log_file": %q, "on_error": "allow", "default": {"name": "open", "mode": "audit"}}`,
+		filepath.Join(mnt, "log", "audit.jsonl"), filepath.Join(dir, "hook.log")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := startService(t, "keeps no birth times", bin, "watch", "--config", cfg, "--address", filepath.Join(t.TempDir(), "none.sock"), "--metrics-address", "")
+	w.stop(t)
 }

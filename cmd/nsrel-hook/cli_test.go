@@ -530,6 +530,9 @@ func TestShowPodProvenance(t *testing.T) {
 		// (a review of the fix found it did).
 		{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "c4", Annotations: map[string]string{"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop"}},
 		{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "c4", Namespace: "default", Annotations: map[string]string{"io.kubernetes.pod.name": "db-0", "io.kubernetes.pod.namespace": "prod"}},
+		// Two pods of the kubelet's word (the ID taken again): both its.
+		{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "c5", Annotations: map[string]string{"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop"}},
+		{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "c5", Annotations: map[string]string{"io.kubernetes.pod.name": "db-0", "io.kubernetes.pod.namespace": "prod"}},
 	} {
 		if err := l.Append(context.Background(), r); err != nil {
 			t.Fatal(err)
@@ -538,7 +541,7 @@ func TestShowPodProvenance(t *testing.T) {
 	code, out, stderr := run("", "audit", "show", e.log)
 	for _, want := range []string{"container \"a b (pod kube-system/coredns)\" (pod kube-system/coredns, by its annotations)\n", "container c2 (pod shop/web-0; by their annotations, records also name kube-system/coredns)\n",
 		"container c3 (pods kube-system/coredns, prod/db-0, by their annotations: records of more than one container)\n", "source containerd-events namespace k8s.io\n", "source containerd-events namespace default\n",
-		"container c4 (pod shop/web-0; by their annotations, records also name prod/db-0)\n"} {
+		"container c4 (pod shop/web-0; by their annotations, records also name prod/db-0)\n", "container c5 (pods shop/web-0, prod/db-0)\n"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("exit %d, no %q in\n%s%s", code, want, out, stderr)
 		}

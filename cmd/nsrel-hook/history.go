@@ -28,19 +28,28 @@ func writeContainer(w io.Writer, id string, rs []*audit.Record) {
 	// one after another): each pod named is said (the first's was shown
 	// for them all).
 	kubelet, claimed := podNames(rs)
-	quoted := make([]string, len(claimed))
-	for i, n := range claimed {
-		quoted[i] = plainOrQuoted(n)
+	quote := func(names []string) string {
+		q := make([]string, len(names))
+		for i, n := range names {
+			q[i] = plainOrQuoted(n)
+		}
+		return strings.Join(q, ", ")
 	}
 	switch {
-	case kubelet != "" && len(claimed) > 0:
-		b.WriteString(" (pod " + plainOrQuoted(kubelet) + "; by their annotations, records also name " + strings.Join(quoted, ", ") + ")")
-	case kubelet != "":
-		b.WriteString(" (pod " + plainOrQuoted(kubelet) + ")")
+	case len(kubelet) > 0:
+		pods := " (pod "
+		if len(kubelet) > 1 {
+			pods = " (pods "
+		}
+		b.WriteString(pods + quote(kubelet))
+		if len(claimed) > 0 {
+			b.WriteString("; by their annotations, records also name " + quote(claimed))
+		}
+		b.WriteString(")")
 	case len(claimed) == 1:
-		b.WriteString(" (pod " + quoted[0] + ", by its annotations)")
+		b.WriteString(" (pod " + quote(claimed) + ", by its annotations)")
 	case len(claimed) > 1:
-		b.WriteString(" (pods " + strings.Join(quoted, ", ") + ", by their annotations: records of more than one container)")
+		b.WriteString(" (pods " + quote(claimed) + ", by their annotations: records of more than one container)")
 	}
 	b.WriteByte('\n')
 	for _, r := range rs {
@@ -50,16 +59,16 @@ func writeContainer(w io.Writer, id string, rs []*audit.Record) {
 }
 
 // podNames returns the pods the records name (see [vocab.PodName]): the
-// NRI plugin's word (kubelet), and each other pod a record names (by its
-// annotations), in the order first named.
-func podNames(rs []*audit.Record) (kubelet string, claimed []string) {
+// NRI plugin's (the kubelet's word), and each other pod a record names
+// (by its annotations), each list in the order first named.
+func podNames(rs []*audit.Record) (kubelet, claimed []string) {
+	seen := map[string]bool{}
 	for _, r := range rs {
-		if n := vocab.PodName(r.Annotations); n != "" && r.Source == audit.SourceNRI {
-			kubelet = n
-			break
+		if n := vocab.PodName(r.Annotations); n != "" && r.Source == audit.SourceNRI && !seen[n] {
+			seen[n] = true
+			kubelet = append(kubelet, n)
 		}
 	}
-	seen := map[string]bool{kubelet: true}
 	for _, r := range rs {
 		if n := vocab.PodName(r.Annotations); n != "" && !seen[n] {
 			seen[n] = true

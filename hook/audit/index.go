@@ -51,6 +51,9 @@ func newRotatedIndex() *rotatedIndex {
 // identity, size and the end of its last complete line, as [lastIn] notes
 // them. Any doubt (an error, ctx done) is false: the file is searched.
 func (x *rotatedIndex) skip(ctx context.Context, path, id string, seen *searchedFile) bool {
+	if ctx != nil && ctx.Err() != nil {
+		return false // the search fails with ctx's error, as without the index
+	}
 	f, err := openOwned(path, unix.O_RDONLY)
 	if err != nil {
 		return false
@@ -149,4 +152,14 @@ func (x *rotatedIndex) evict() {
 		}
 		delete(x.files, oldest)
 	}
+}
+
+// KeepsBirthTimes reports whether the file system of the file or
+// directory at path gives files birth times, which [Options.IndexRotated]
+// needs to tell a rotated file from a later one given its inode: without
+// them (ext4 with 128-byte inodes, NFS, FUSE), searches read the whole
+// window as without the index.
+func KeepsBirthTimes(path string) bool {
+	var st unix.Statx_t
+	return unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &st) == nil && st.Mask&unix.STATX_BTIME != 0
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 // TestIndexRotatedSameAnswers: searches of a log whose rotated files are
@@ -214,6 +215,11 @@ func TestIndexRotatedContextDone(t *testing.T) {
 	if !errors.Is(err1, context.Canceled) || !errors.Is(err2, context.Canceled) {
 		t.Errorf("searches with a done context: %v without the index, %v with it; want both canceled", err1, err2)
 	}
+	// Warm (the files read before): the same (a review found "none").
+	absentReads(t, indexed)
+	if _, err := indexed.Searcher().WithContext(ctx).Last("absent", nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("a search with a done context, the index warm: %v; want canceled", err)
+	}
 }
 
 // TestIndexRotatedChangedInPlace: a rotated file written over in place at
@@ -260,5 +266,19 @@ func TestIndexRotatedChangedInPlace(t *testing.T) {
 	}
 	if g, err := indexed.AppendStart(ctx, start(), 42, 420); g != nil || err != nil {
 		t.Errorf("AppendStart of the start the restored file holds wrote %v (%v); want nothing", seqOf(g), err)
+	}
+}
+
+// TestKeepsBirthTimes: a file system without birth times (ext4 with
+// 128-byte inodes, as older mke2fs made small ones) is told, so that
+// nsrel-containerd can say its searches are not indexed (the index needs
+// them, and searched the whole window there without a word: a review
+// found it); the test's own temporary directory keeps them.
+func TestKeepsBirthTimes(t *testing.T) {
+	if !audit.KeepsBirthTimes(t.TempDir()) {
+		t.Errorf("the test's temporary directory keeps no birth times")
+	}
+	if audit.KeepsBirthTimes(nstest.NoBirthTimes(t)) {
+		t.Errorf("ext4 with 128-byte inodes said to keep birth times")
 	}
 }

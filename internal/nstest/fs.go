@@ -1,0 +1,49 @@
+package nstest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// NoBirthTimes mounts a file system that gives files no birth times (an
+// ext4 image with 128-byte inodes, as older mke2fs made small file
+// systems, on a loop device) and returns its root, 0755; it is unmounted
+// and its loop device freed at the test's end. Needs root.
+func NoBirthTimes(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	mkfs := RequireCmd(t, "mkfs.ext4")
+	mount := RequireCmd(t, "mount")
+	umount := RequireCmd(t, "umount")
+	dir := t.TempDir()
+	img, mnt := filepath.Join(dir, "img"), filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Truncate(16 << 20)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(mkfs, "-q", "-F", "-I", "128", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	if out, err := exec.Command(mount, "-o", "loop", img, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command(umount, "-d", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	if err := os.Chmod(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return mnt
+}
