@@ -356,10 +356,6 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 		fatalf("%s: %v\n", prog, err)
 		return 1
 	}
-	if !audit.KeepsBirthTimes(filepath.Dir(cfg.AuditLog)) {
-		logger.WithField("audit_log", cfg.AuditLog).Warn("the audit log's file system keeps no birth times (ext4 with 128-byte inodes, NFS, FUSE): " +
-			"its rotated files are not indexed, and each start's search reads the current file and 4 rotated ones (short containers may be recorded without namespaces in a burst of starts)")
-	}
 	// Fail at once, with one clear line, when the audit log cannot be
 	// written (wrong path, read-only file system, a symlink or FIFO in
 	// its place): an empty append takes the lock and opens the log for
@@ -370,6 +366,12 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fatalf("%s: cannot write the audit log %s: %s\n", prog, vocab.Printable(cfg.AuditLog), vocab.Printable(err.Error()))
 		return 1
+	}
+	// The log file exists now (the empty append made it), wherever a
+	// symlink in its path leads.
+	if !audit.KeepsBirthTimes(cfg.AuditLog) {
+		logger.WithField("audit_log", cfg.AuditLog).Warn("the audit log's file system keeps no birth times (ext4 with 128-byte inodes, NFS, FUSE): " +
+			"its rotated files are not indexed, and each start's search reads the current file and 4 rotated ones (short containers may be recorded without namespaces in a burst of starts)")
 	}
 	// The chain is one host's: a writer that names another host than
 	// the hook writing the same log (run in a UTS namespace of its own,

@@ -376,4 +376,17 @@ func TestWatchWarnsNoBirthTimes(t *testing.T) {
 	}
 	w := startService(t, "keeps no birth times", bin, "watch", "--config", cfg, "--address", filepath.Join(t.TempDir(), "none.sock"), "--metrics-address", "")
 	w.stop(t)
+	// Nothing said on a file system that keeps them, also at the first
+	// start, the log's directory not made yet (a review found the
+	// warning said then, on any file system).
+	fresh := filepath.Join(t.TempDir(), "hook.json")
+	if err := os.WriteFile(fresh, fmt.Appendf(nil, `{"version": 1, "audit_log": %q, "log_file": %q, "on_error": "allow", "default": {"name": "open", "mode": "audit"}}`,
+		filepath.Join(t.TempDir(), "log", "audit.jsonl"), filepath.Join(dir, "hook2.log")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w = startService(t, "starting", bin, "watch", "--config", fresh, "--address", filepath.Join(t.TempDir(), "none.sock"), "--metrics-address", "")
+	w.stop(t)
+	if strings.Contains(w.stderr.String(), "birth times") {
+		t.Errorf("watch on a file system that keeps birth times said:\n%s", w.stderr.String())
+	}
 }

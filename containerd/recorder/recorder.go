@@ -458,6 +458,7 @@ func (r *Recorder) flush() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	r.retryPending(ctx)
+	r.endEarlierByID(ctx)
 	n := r.unwritten()
 	if n > 0 {
 		r.logger().WithField("lost", n).Error("stopping with records the audit log did not take; they are lost")
@@ -466,9 +467,10 @@ func (r *Recorder) flush() int {
 }
 
 // unwritten counts the records the log did not take yet: pending, the
-// exits dropped from them and kept apart, the others dropped.
+// exits dropped from them and kept apart, the others dropped, and the
+// exits of an earlier boot's starts waiting ([Recorder.earlierBootByID]).
 func (r *Recorder) unwritten() int {
-	return len(r.pending) + len(r.droppedExits) + r.dropped
+	return len(r.pending) + len(r.droppedExits) + r.dropped + len(r.earlierBootByID)
 }
 
 func (r *Recorder) backoffs() (minB, maxB time.Duration) {
@@ -743,9 +745,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 	}()
 	r.forget = nil // drops before this walk left r.known already
 	r.retryPending(ctx)
-	if len(r.earlierBootByID) > 0 && !r.failing {
-		r.endEarlierByID(ctx)
-	}
+	r.endEarlierByID(ctx)
 	// A quiet node still ships its chain's head when a checkpoint is due.
 	if err := r.Log.CheckpointIfDue(ctx); err != nil {
 		r.logger().WithError(err).Warn("checkpoint")
@@ -1012,7 +1012,8 @@ func (r *Recorder) seedKnown() bool {
 		start := earlierIDs[seq]
 		r.earlierBootByID = append(r.earlierBootByID, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit,
 			ContainerID: start.ContainerID, Namespace: start.Namespace, Annotations: start.Annotations, Policy: start.Policy, Mode: start.Mode,
-			Ref: &audit.Ref{Seq: start.Seq, Stage: start.Stage, Hash: start.Hash}, Version: vocab.Version, Error: endedWithBoot(start.BootID)})
+			Ref: &audit.Ref{Seq: start.Seq, Stage: start.Stage, Hash: start.Hash}, Version: vocab.Version, Error: endedWithBoot(start.BootID),
+			Time: time.Now().UTC().Format(time.RFC3339Nano)})
 	}
 	for _, seq := range slices.Sorted(maps.Keys(open)) {
 		if o := open[seq]; o.boot != "" {
@@ -1065,11 +1066,15 @@ func (r *Recorder) endEarlierBoot(ctx context.Context) {
 
 // endEarlierByID appends the exits of [Recorder.earlierBootByID], each
 // unless another recorder writing the log (another daemon's) ended its
-// start meanwhile; those the log does not take wait there for the next
-// walk (kept apart from the records queued, from which they would be
-// dropped beyond [MaxPending]: their starts would stay open for good).
+// start meanwhile, once the records queued before are written (not ahead
+// of them: the recorder's start record first). Those the log does not
+// take wait there for the next walk, saying they are written late (kept
+// apart from the records queued, from which they would be dropped beyond
+// [MaxPending]: their starts would stay open for good); a walk is not
+// postponed for them (a search that fails, a rotated file refused, would
+// postpone every walk for good).
 func (r *Recorder) endEarlierByID(ctx context.Context) {
-	for len(r.earlierBootByID) > 0 {
+	for len(r.earlierBootByID) > 0 && len(r.pending) == 0 {
 		rec := r.earlierBootByID[0]
 		ref := rec.Ref
 		_, err := audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (*audit.Record, error) {
@@ -1084,12 +1089,17 @@ func (r *Recorder) endEarlierByID(ctx context.Context) {
 		})
 		if err != nil {
 			r.logger().WithError(err).WithFields(logrus.Fields{"container": rec.ContainerID, "waiting": len(r.earlierBootByID)}).Error("cannot record the exit of an earlier boot's start; retrying at the next walk")
-			r.failing = true
+			if !strings.Contains(rec.Error, "written late") {
+				// Its time stays when it was found.
+				rec.Error = vocab.JoinErrors(rec.Error, "written late: the audit log could not be written then ("+err.Error()+")")
+			}
 			return
 		}
 		r.earlierBootByID = slices.Delete(r.earlierBootByID, 0, 1)
 	}
-	r.earlierBootByID = nil
+	if len(r.earlierBootByID) == 0 {
+		r.earlierBootByID = nil
+	}
 }
 
 // endedWithBoot says, in the exit of a start of boot, an earlier one,

@@ -154,12 +154,12 @@ func (x *rotatedIndex) evict() {
 	}
 }
 
-// KeepsBirthTimes reports whether the file system of the file or
-// directory at path gives files birth times, which [Options.IndexRotated]
-// needs to tell a rotated file from a later one given its inode: without
-// them (ext4 with 128-byte inodes, NFS, FUSE), searches read the whole
-// window as without the index.
+// KeepsBirthTimes reports whether the file at path (which must exist; a
+// symlink is followed) has a birth time, which [Options.IndexRotated]
+// needs to tell a rotated file from a later one given its inode: on a
+// file system without them (ext4 with 128-byte inodes, NFS, FUSE),
+// searches read the whole window as without the index.
 func KeepsBirthTimes(path string) bool {
 	var st unix.Statx_t
-	return unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &st) == nil && st.Mask&unix.STATX_BTIME != 0
+	return unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_BTIME, &st) == nil && st.Mask&unix.STATX_BTIME != 0
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -278,7 +279,19 @@ func TestKeepsBirthTimes(t *testing.T) {
 	if !audit.KeepsBirthTimes(t.TempDir()) {
 		t.Errorf("the test's temporary directory keeps no birth times")
 	}
-	if audit.KeepsBirthTimes(nstest.NoBirthTimes(t)) {
+	none := nstest.NoBirthTimes(t)
+	if audit.KeepsBirthTimes(none) {
 		t.Errorf("ext4 with 128-byte inodes said to keep birth times")
+	}
+	// Through a symlink: what it leads to (a review found the link's).
+	link := filepath.Join(t.TempDir(), "log")
+	if err := os.Symlink(none, link); err != nil {
+		t.Fatal(err)
+	}
+	if audit.KeepsBirthTimes(link) {
+		t.Errorf("a symlink to ext4 with 128-byte inodes said to keep birth times")
+	}
+	if audit.KeepsBirthTimes(filepath.Join(t.TempDir(), "missing")) {
+		t.Errorf("a missing file said to keep birth times")
 	}
 }
