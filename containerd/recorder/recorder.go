@@ -309,31 +309,8 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 	var lostAt time.Time
 	var lostErr error
 	defer func() {
-		// ctx is done: the stop record gets a moment of its own, and
-		// a stream lost (or never had) until now its gap record.
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		// Behind the records waiting, which flush writes first.
-		if len(r.held) > 0 {
-			// Starts given up and still held: named, however the
-			// session ended (a stop, a stream lost or a daemon gone
-			// before it), and covered from the contact before them.
-			if since, ok := r.heldSince(); ok && (lostAt.IsZero() || since.Before(lostAt)) {
-				lostAt = since
-			}
-			held := fmt.Errorf("%w: %s", errStopHeld, r.heldNames())
-			if lostErr == nil {
-				lostErr = held
-			} else {
-				lostErr = fmt.Errorf("%w; %w", lostErr, held)
-			}
-		}
-		if !lostAt.IsZero() {
-			r.gap(sctx, lostAt, lostErr, "the recorder stopped")
-		}
-		r.mark(sctx, StageRecorderStop, "stopped")
-		if lost := r.flush(); lost > 0 {
-			err = fmt.Errorf("stopping with %d records the audit log did not take; they are lost", lost)
+		if serr := r.stopRecords(lostAt, lostErr); serr != nil {
+			err = serr
 		}
 	}()
 	minB, maxB := r.backoffs()
@@ -377,6 +354,48 @@ func (r *Recorder) Run(ctx context.Context) (err error) {
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// stopRecords writes what [Recorder.Run] writes when it stops: the exits
+// of earlier boots' starts still waiting (before the stop record, or
+// left for the next recorder, whose seed finds their starts again), the
+// gap record of a stream lost (or never had) since lostAt, and the stop
+// record, the records waiting first; it returns an error that counts
+// the records the log did not take. ctx is done by then: these get a
+// moment of their own.
+func (r *Recorder) stopRecords(lostAt time.Time, lostErr error) error {
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if len(r.earlierBootByID) > 0 {
+		r.retryPending(sctx)
+		r.endEarlierByID(sctx)
+		if n := len(r.earlierBootByID); n > 0 {
+			r.logger().WithField("waiting", n).Warn("stopping with exits of an earlier boot's starts not written; the next recorder writes them (their starts are open in the log)")
+		}
+	}
+	// Behind the records waiting, which flush writes first.
+	if len(r.held) > 0 {
+		// Starts given up and still held: named, however the
+		// session ended (a stop, a stream lost or a daemon gone
+		// before it), and covered from the contact before them.
+		if since, ok := r.heldSince(); ok && (lostAt.IsZero() || since.Before(lostAt)) {
+			lostAt = since
+		}
+		held := fmt.Errorf("%w: %s", errStopHeld, r.heldNames())
+		if lostErr == nil {
+			lostErr = held
+		} else {
+			lostErr = fmt.Errorf("%w; %w", lostErr, held)
+		}
+	}
+	if !lostAt.IsZero() {
+		r.gap(sctx, lostAt, lostErr, "the recorder stopped")
+	}
+	r.mark(sctx, StageRecorderStop, "stopped")
+	if lost := r.flush(); lost > 0 {
+		return fmt.Errorf("stopping with %d records the audit log did not take; they are lost", lost)
+	}
+	return nil
 }
 
 // nextBackoff is the wait after a session (connected or not, that
@@ -458,7 +477,6 @@ func (r *Recorder) flush() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	r.retryPending(ctx)
-	r.endEarlierByID(ctx)
 	n := r.unwritten()
 	if n > 0 {
 		r.logger().WithField("lost", n).Error("stopping with records the audit log did not take; they are lost")
@@ -467,10 +485,11 @@ func (r *Recorder) flush() int {
 }
 
 // unwritten counts the records the log did not take yet: pending, the
-// exits dropped from them and kept apart, the others dropped, and the
-// exits of an earlier boot's starts waiting ([Recorder.earlierBootByID]).
+// exits dropped from them and kept apart, the others dropped (not the
+// exits of an earlier boot's starts waiting, [Recorder.earlierBootByID]:
+// the next recorder's seed finds their starts again).
 func (r *Recorder) unwritten() int {
-	return len(r.pending) + len(r.droppedExits) + r.dropped + len(r.earlierBootByID)
+	return len(r.pending) + len(r.droppedExits) + r.dropped
 }
 
 func (r *Recorder) backoffs() (minB, maxB time.Duration) {
