@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // NoBirthTimes mounts a file system that gives files no birth times (an
@@ -47,5 +49,12 @@ func NoBirthTimes(t testing.TB) string {
 	if err := os.Chmod(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// An mkfs that made larger inodes all the same (a later e2fsprogs
+	// may): not the file system asked for.
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, mnt, 0, unix.STATX_BTIME, &st); err != nil {
+		t.Fatal(err)
+	}
+	Require(t, st.Mask&unix.STATX_BTIME == 0, "mkfs.ext4 -I 128 made a file system with birth times")
 	return mnt
 }
