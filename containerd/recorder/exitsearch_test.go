@@ -870,12 +870,8 @@ func TestSeedKnownEarlierBootReRecorded(t *testing.T) {
 // written ahead of the recorder's start record, and a search that failed
 // postponing every walk for good).
 func TestEarlierBootExitLogUnwritable(t *testing.T) {
-	path, log := tempLog(t)
+	path, log := earlierStartWithoutProcess(t)
 	ctx := context.Background()
-	if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "then",
-		Verdict: audit.VerdictAllow, Error: "inspect: permission denied", BootID: audittest.OtherBoot}); err != nil {
-		t.Fatal(err)
-	}
 	r := &Recorder{Log: log}
 	if !r.seedKnown() {
 		t.Fatal("seedKnown failed")
@@ -907,12 +903,8 @@ func TestEarlierBootExitLogUnwritable(t *testing.T) {
 func TestEarlierBootExitBeforeStop(t *testing.T) {
 	for _, writable := range []bool{true, false} {
 		t.Run(fmt.Sprintf("writable at the stop=%v", writable), func(t *testing.T) {
-			path, log := tempLog(t)
+			path, log := earlierStartWithoutProcess(t)
 			ctx := context.Background()
-			if err := log.Append(ctx, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "then",
-				Verdict: audit.VerdictAllow, Error: "inspect: permission denied", BootID: audittest.OtherBoot}); err != nil {
-				t.Fatal(err)
-			}
 			r := &Recorder{Log: log}
 			r.mark(ctx, StageRecorderStart, "started")
 			if !r.seedKnown() {
@@ -948,4 +940,17 @@ func TestEarlierBootExitBeforeStop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// earlierStartWithoutProcess returns a log (and its path) that holds the
+// recorder's start of container "then" (namespace k8s.io) of an earlier
+// boot, recorded without its process, and no exit.
+func earlierStartWithoutProcess(t *testing.T) (string, *audit.Log) {
+	t.Helper()
+	path, log := tempLog(t)
+	if err := log.Append(context.Background(), &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, Namespace: "k8s.io", ContainerID: "then",
+		Verdict: audit.VerdictAllow, Error: "inspect: permission denied", BootID: audittest.OtherBoot}); err != nil {
+		t.Fatal(err)
+	}
+	return path, log
 }
