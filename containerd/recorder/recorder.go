@@ -974,7 +974,7 @@ func (r *Recorder) seedKnown() bool {
 			if !rec.OfThisBoot() {
 				boot = rec.BootID
 			}
-			open[rec.Seq] = openSeed{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, rec.StartTime, startRefOf(rec, rec.StartTime), boot}
+			open[rec.Seq] = openSeed{taskKey{rec.Namespace, rec.ContainerID, rec.PID}, startRefOf(rec, rec.StartTime), boot}
 		case audit.IsStart(rec.Stage):
 			// Not an earlier boot's: its container is no task of this
 			// boot's, whose events would end it.
@@ -1029,43 +1029,37 @@ func (r *Recorder) seedKnown() bool {
 		// Ended with its boot, as a start of an earlier boot with a
 		// PID is (a review found it open for good).
 		start := earlierIDs[seq]
-		r.earlierBootByID = append(r.earlierBootByID, &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit,
-			ContainerID: start.ContainerID, Namespace: start.Namespace, Annotations: start.Annotations, Policy: start.Policy, Mode: start.Mode,
-			Ref: &audit.Ref{Seq: start.Seq, Stage: start.Stage, Hash: start.Hash}, Version: vocab.Version, Error: endedWithBoot(start.BootID),
-			Time: time.Now().UTC().Format(time.RFC3339Nano)})
+		r.earlierBootByID = append(r.earlierBootByID, exitOf(start, taskKey{start.Namespace, start.ContainerID, 0},
+			time.Now().UTC().Format(time.RFC3339Nano), endedWithBoot(start.BootID)))
 	}
 	for _, seq := range slices.Sorted(maps.Keys(open)) {
-		if o := open[seq]; o.boot != "" {
+		o := open[seq]
+		if o.boot != "" {
 			r.earlierBoot = append(r.earlierBoot, o)
-			delete(open, seq)
+			continue
 		}
-	}
-	for _, seq := range slices.Sorted(maps.Keys(open)) {
-		o := open[seq] // the newest start of a key remembered last
-		r.remember(o.k, o.ref)
+		r.remember(o.k, o.ref) // the newest start of a key remembered last
 		if _, ok := r.known[o.k]; ok {
 			continue
 		}
-		if inspect.Runs(o.k.pid, o.st) {
+		if inspect.Runs(o.k.pid, o.ref.st) {
 			// Still runs: the first walk makes it known if listed; an
 			// exit event for it before then is recorded.
 			if r.openRunning == nil {
 				r.openRunning = map[taskKey]uint64{}
 			}
-			r.openRunning[o.k] = o.st
+			r.openRunning[o.k] = o.ref.st
 			continue
 		}
-		r.known[o.k] = o.st
+		r.known[o.k] = o.ref.st
 	}
 	return true
 }
 
-// openSeed is a start the log holds and no exit ended, of task k whose
-// process started at st.
+// openSeed is a start the log holds and no exit ended, of task k.
 type openSeed struct {
 	k   taskKey
-	st  uint64
-	ref startRef
+	ref startRef // its st, the process's start time
 	// boot is the boot the record names when it is another ("" for
 	// this one): its process runs no more, whatever runs on its PID
 	// now.
@@ -1077,7 +1071,7 @@ type openSeed struct {
 // recorded), whatever runs now with their PID and start time.
 func (r *Recorder) endEarlierBoot(ctx context.Context) {
 	for _, e := range r.earlierBoot {
-		r.recordExit(ctx, e.k, e.st, e.boot)
+		r.recordExit(ctx, e.k, e.ref.st, e.boot)
 	}
 	r.earlierBoot = nil
 	r.endEarlierByID(ctx)
@@ -2268,7 +2262,6 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 	}
 	type found struct {
 		start   *audit.Record
-		exited  bool
 		endedBy map[uint64]bool // the starts the exits met end
 	}
 	got, err := audit.AppendAfterSearch(ctx, r.Log, func(s *audit.Searcher) (found, error) {
@@ -2339,11 +2332,7 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		if start == nil {
 			start = maybe
 		}
-		f := found{start: start, endedBy: exited}
-		if start != nil {
-			f.exited = exited[start.Seq]
-		}
-		return f, err
+		return found{start: start, endedBy: exited}, err
 	}, func(f found, err error) (*audit.Record, error) {
 		start := f.start
 		if err == nil && start == nil && boot == "" && !strict {
@@ -2354,22 +2343,10 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 				late = vocab.JoinErrors(late, fmt.Sprintf("its start (seq %d) is beyond the files searched", sr.ref.Seq))
 			}
 		}
-		if err != nil || start == nil || f.exited || start.Source != audit.SourceContainerdEvents && start.Source != audit.SourceNRI {
+		if err != nil || start == nil || f.endedBy[start.Seq] || start.Source != audit.SourceContainerdEvents && start.Source != audit.SourceNRI {
 			return nil, err
 		}
-		return &audit.Record{
-			Source:      audit.SourceContainerdEvents,
-			Stage:       audit.StageExit,
-			ContainerID: k.id,
-			Namespace:   k.ns,
-			Annotations: start.Annotations,
-			Policy:      start.Policy,
-			Mode:        start.Mode,
-			Ref:         &audit.Ref{Seq: start.Seq, Stage: start.Stage, Hash: start.Hash},
-			Version:     vocab.Version,
-			Time:        at,
-			Error:       late,
-		}, nil
+		return exitOf(start, k, at, late), nil
 	})
 	if got != nil && got.Ref != nil {
 		r.ownerEnded(got.Ref.Seq)
@@ -2378,6 +2355,25 @@ func (r *Recorder) appendExit(ctx context.Context, k taskKey, startTime uint64, 
 		}
 	}
 	return got, err
+}
+
+// exitOf is the recorder's exit record of task k (its namespace and
+// container ID) that ends start; at and note, if set, are its time and
+// error.
+func exitOf(start *audit.Record, k taskKey, at, note string) *audit.Record {
+	return &audit.Record{
+		Source:      audit.SourceContainerdEvents,
+		Stage:       audit.StageExit,
+		ContainerID: k.id,
+		Namespace:   k.ns,
+		Annotations: start.Annotations,
+		Policy:      start.Policy,
+		Mode:        start.Mode,
+		Ref:         &audit.Ref{Seq: start.Seq, Stage: start.Stage, Hash: start.Hash},
+		Version:     vocab.Version,
+		Time:        at,
+		Error:       note,
+	}
 }
 
 // startRef is a start record as [Recorder.starts] remembers it: the
