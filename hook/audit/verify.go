@@ -1197,7 +1197,7 @@ func (v *verifier) end() *Problem {
 			// A collector's copy: checkpoints travel by syslog as they
 			// are written, records as the shipper tails the log, later;
 			// nobody on the node can cut the collector's copy.
-			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, beyond the copy's last record (seq %d): records not in the copy (yet): still in transit (verify again), or never sent (verify the node's log)", c.Time, c.Seq, v.s.LastSeq)}
+			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, beyond the copy's last record (seq %d): %s", c.Time, c.Seq, v.s.LastSeq, notInCopy)}
 		case c.Seq > v.s.LastSeq:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, beyond the last record (seq %d): records were cut off the end, or a current or rotated file removed", c.Time, c.Seq, v.s.LastSeq)}
 		case !p.ok && removed:
@@ -1561,6 +1561,10 @@ func (v *verifier) droppedHas(seq uint64) bool {
 	return i > 0 && seq <= spans[i-1][1]
 }
 
+// notInCopy says why a collector's copy ends before a record the
+// checkpoints or the anchor name.
+const notInCopy = "records not in the copy (yet): still in transit (verify again), or never sent (verify the node's log)"
+
 // anchorProblem says what the chain's lack of the anchor's record means,
 // or nil when retention removed it (the anchor's seq given).
 func (v *verifier) anchorProblem(last string, retained bool) *Problem {
@@ -1576,7 +1580,7 @@ func (v *verifier) anchorProblem(last string, retained bool) *Problem {
 		}
 		p.Reason += ")"
 	case (v.s.Records == 0 || s > v.s.LastSeq) && (v.opts.Shipped || v.opts.AckOnNode):
-		p.Reason = fmt.Sprintf("the copy ends at seq %d, before the anchor's record (seq %d, hash %s): records not in the copy (yet): still in transit (verify again), or never sent (verify the node's log)", v.s.LastSeq, s, v.opts.Anchor)
+		p.Reason = fmt.Sprintf("the copy ends at seq %d, before the anchor's record (seq %d, hash %s): %s", v.s.LastSeq, s, v.opts.Anchor, notInCopy)
 	case v.s.Records == 0 || s > v.s.LastSeq:
 		p.Reason = fmt.Sprintf("the chain ends at seq %d, before the anchor's record (seq %d, hash %s): records removed from the end, or the log rewritten", v.s.LastSeq, s, v.opts.Anchor)
 	case s < first && (retained || v.droppedHas(s)):
