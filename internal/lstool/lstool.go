@@ -474,28 +474,23 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 		switch {
 		case r == nil:
 			notices = append(notices, fmt.Sprintf("containers: %s did not answer within %v; containers not shown", vocab.Escape(s.Name()), timeout))
-		case r.err != nil && local:
-			// The local sources (runtime state, audit log): one notice
-			// a reason, those that failed in part (not read in time)
-			// and those that failed whole alike, but those expected to
+		case r.err != nil && local, errors.As(r.err, &pe):
+			// The local sources (runtime state, audit log), and any
+			// that failed in part: one notice a reason (joined ones
+			// were one line, with \x0a between), each escaped whole (a
+			// path in it is a user's to name) and saying what it costs:
+			// containers not shown, unless only their names
+			// (ErrUnnamed). A local source's reasons are said alike for
+			// a part and a whole that failed, but those expected to
 			// fail; the containers of the others are shown.
-			for _, e := range reasons(r.err) {
-				if quiet(e) || !verbose && errors.Is(e, fs.ErrNotExist) {
+			why := r.err
+			if !local {
+				why = pe.Err
+			}
+			for _, e := range reasons(why) {
+				if local && (quiet(e) || !verbose && errors.Is(e, fs.ErrNotExist)) {
 					continue
 				}
-				cost := "; containers there are not shown"
-				if errors.Is(e, containers.ErrUnnamed) {
-					cost = ""
-				}
-				notices = append(notices, fmt.Sprintf("containers: %s: %s%s", vocab.Escape(s.Name()), vocab.Escape(e.Error()), cost))
-			}
-			all = append(all, r.cs...)
-		case errors.As(r.err, &pe):
-			// One notice a reason (joined ones were one line, with
-			// \x0a between), each escaped whole (a path in it is a
-			// user's to name) and saying what it costs: containers
-			// not shown, unless only their names (ErrUnnamed).
-			for _, e := range reasons(pe.Err) {
 				cost := "; containers there are not shown"
 				if errors.Is(e, containers.ErrUnnamed) {
 					cost = ""
