@@ -123,8 +123,7 @@ func TestRecorderHeldEndedThenLateStart(t *testing.T) {
 	if len(r.held) != 0 {
 		t.Fatalf("held after the second walk: %v; want none (A ended)", r.held)
 	}
-	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskStart{ContainerID: id, Pid: pid}, published))
-	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
+	startEventThenExit(t, r, c, id, pid, published)
 	recs := audittest.Records(t, cfg.AuditLog, id)
 	if diff := cmp.Diff([]string{evStart, evExit}, audittest.SourceStages(recs, id)); diff != "" {
 		t.Errorf("A's records (-want +got):\n%s", diff)

@@ -77,6 +77,16 @@ func deleteReaped(t *testing.T, ctr client.Container, pid uint32) {
 	}
 }
 
+// startEventThenExit handles the start event of task id (process pid,
+// namespace default), published at published (it comes late), then
+// its exit event.
+func startEventThenExit(t *testing.T, r *Recorder, c *client.Client, id string, pid uint32, published time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskStart{ContainerID: id, Pid: pid}, published))
+	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
+}
+
 // startThenExit fails unless the log at path holds a start then an exit
 // of container id, the recorder's, and verifies.
 func startThenExit(t *testing.T, path, id string) {
@@ -135,13 +145,11 @@ func TestLateStartAfterPIDReused(t *testing.T) {
 	id := ctrdtest.Uniq("late-start-reused")
 	ctr, pid := d.Run(t, c, "default", id, nil)
 	published := time.Now()
-	ctx := context.Background()
 	walkKnows(t, r, c, id, pid)
 	deleteReaped(t, ctr, pid)
 	time.Sleep(50 * time.Millisecond) // the new process starts surely after the event
 	takePID(t, int(pid))
-	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskStart{ContainerID: id, Pid: pid}, published))
-	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
+	startEventThenExit(t, r, c, id, pid, published)
 	startThenExit(t, cfg.AuditLog, id)
 }
 
@@ -222,8 +230,7 @@ func TestDroppedExitEndsNRIStart(t *testing.T) {
 	swap := swapLog(t, cfg.AuditLog)
 	swap()
 	deleteReaped(t, ctr, pid)
-	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskStart{ContainerID: id, Pid: pid}, published))
-	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
+	startEventThenExit(t, r, c, id, pid, published)
 	queueFillers(r, MaxPending)
 	swap()
 	r.retryPending(ctx)
@@ -617,8 +624,7 @@ func TestLateStartOfTaskGoneAtWalk(t *testing.T) {
 	if st, ok := r.known[taskKey{"default", id, int(pid)}]; !ok || st != 0 {
 		t.Fatalf("known after the walk: %v; want %s without its start time", r.known, id)
 	}
-	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskStart{ContainerID: id, Pid: pid}, published))
-	r.handle(ctx, c, eventAt(t, "default", &eventsapi.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: 137}, time.Now()))
+	startEventThenExit(t, r, c, id, pid, published)
 	startThenExit(t, cfg.AuditLog, id)
 }
 
