@@ -29,9 +29,11 @@
 //     cgroup, ipc, mnt, net, pid, time and uts namespaces.
 //
 // Namespaces are keyed by the device and inode of their nsfs file, and
-// the scan holds every namespace it found open until it ends, so that an
+// the scan holds the namespaces it found open until it ends, so that an
 // inode cannot be reused by another namespace while it runs; the model
-// also records the kernel's never reused ID (NS_GET_ID, Linux 6.18).
+// also records the kernel's never reused ID (NS_GET_ID, Linux 6.18), by
+// which the scan checks the namespaces past what RLIMIT_NOFILE lets it
+// hold ([Model.ReusedInodes] counts those replaced while it ran).
 // Processes that exit during the scan are skipped silently. What could not
 // be read for lack of privilege is counted in [Model.Denied], what could
 // not be opened for want of file descriptors (more namespaces than

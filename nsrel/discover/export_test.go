@@ -14,3 +14,11 @@ func HelpersStarted() int64 { return helpersStarted.Load() }
 
 // UnopenedKeys returns the namespaces m.UnopenedNS counts.
 func UnopenedKeys(m *Model) []Key { return m.unopened }
+
+// SetNoPinIDs makes scans play a kernel without NS_GET_ID: every
+// namespace found is held open until the scan ends.
+func SetNoPinIDs() { noPinIDs = true }
+
+// ReserveFDs returns how many descriptors a scan with workers keeps free
+// of the namespaces it holds open.
+func ReserveFDs(workers int) int { return reserveFDs + reservePerWorker*workers }

@@ -1,14 +1,18 @@
 package discover
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsrel/nsrel/nsrel"
 )
 
 // helperEnv, set to "1" in the environment of a process running a binary
@@ -196,11 +200,21 @@ func (h *mountHelper) close() {
 }
 
 // mountsByHelper reads the nsfs bind mounts of the mount namespace of nd
-// (pinned) through the worker's helper process, which joins it (started
-// at the first such namespace, and again if it died). It happens only
-// for mount namespaces without a usable task: held by an fd or a bind
-// mount only, or all of whose tasks are chrooted or gone.
+// through the worker's helper process, which joins it (started at the
+// first such namespace, and again if it died). It happens only for mount
+// namespaces without a usable task: held by an fd or a bind mount only,
+// or all of whose tasks are chrooted or gone. A loose node is opened
+// again from where it was found (see reopenLoose).
 func (w *worker) mountsByHelper(nd *node) error {
+	nsfd := nd.fd
+	if nd.loose {
+		fd, err := w.reopenLoose(nd)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		nsfd = fd
+	}
 	var first error
 	for range 2 {
 		if w.helper == nil {
@@ -210,7 +224,7 @@ func (w *worker) mountsByHelper(nd *node) error {
 			}
 			w.helper = h
 		}
-		err := w.helper.join(nd.fd)
+		err := w.helper.join(nsfd)
 		if err != nil && !isPerm(err) {
 			w.closeHelper() // gone or unusable: try once with another
 			if first == nil {
@@ -232,4 +246,67 @@ func (w *worker) closeHelper() {
 		w.helper.close()
 		w.helper = nil
 	}
+}
+
+// errGone says that no reference that found a loose node's namespace
+// opens it any longer.
+var errGone = errors.New("the namespace could not be opened again where it was found")
+
+// reopenLoose opens the namespace of the loose node nd (see node) again
+// through the references that found it: a process's or thread's link, an
+// fd, or a bind mount (resolved from the dentry cache only, so that no
+// FUSE server is asked). The namespace opened must have the node's ID.
+func (w *worker) reopenLoose(nd *node) (int, error) {
+	w.s.mu.Lock()
+	found := slices.Clone(nd.ns.FoundVia)
+	w.s.mu.Unlock()
+	k := nd.ns.Key()
+	for _, f := range found {
+		var pfd int
+		var err error
+		switch f.Via {
+		case ViaProcess, ViaTask, ViaFD:
+			rel := strconv.Itoa(f.PID) + "/"
+			if f.TID != 0 {
+				rel += "task/" + strconv.Itoa(f.TID) + "/"
+			}
+			if f.Via == ViaFD {
+				rel = strings.TrimPrefix(f.Path, "/proc/")
+			} else {
+				rel += pathMnt
+			}
+			pfd, err = unix.Openat(w.s.procfd, rel, unix.O_PATH|unix.O_CLOEXEC, 0)
+		case ViaMount:
+			if f.PID == 0 {
+				continue
+			}
+			root, rerr := unix.Openat(w.s.procfd, strconv.Itoa(f.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if rerr != nil {
+				w.s.short(rerr)
+				continue
+			}
+			pfd, err = openBelow(root, f.Path, &unix.OpenHow{
+				Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+				Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS | resolveCached,
+			})
+			unix.Close(root)
+		default:
+			continue
+		}
+		if err != nil {
+			w.s.short(err)
+			continue
+		}
+		fd, err := reopenNS(w.s.procfd, pfd, k)
+		unix.Close(pfd)
+		if err != nil {
+			w.s.short(err)
+			continue
+		}
+		if id, err := nsrel.ID(nsrel.FD(fd)); err == nil && id == nd.ns.NSID {
+			return fd, nil
+		}
+		unix.Close(fd)
+	}
+	return -1, errGone
 }

@@ -194,12 +194,19 @@ type Model struct {
 	unopened []Key
 	// OutOfFDs counts the files the scan could not open because no file
 	// descriptor was left: the process had as many open as its
-	// RLIMIT_NOFILE allows (EMFILE), or the system ran out (ENFILE). The
-	// scan holds every namespace it found open until it ends, so a host
-	// with more namespaces than the limit runs it out. A process,
+	// RLIMIT_NOFILE allows (EMFILE), or the system ran out (ENFILE). On
+	// a kernel without NS_GET_ID the scan holds every namespace it found
+	// open until it ends, so a host with more namespaces than the limit
+	// runs it out (with NS_GET_ID it holds what the limit allows and
+	// checks the rest by ID). A process,
 	// namespace or mount table not opened is missing from the model, and
 	// so is what only it would have shown: the model is incomplete.
 	OutOfFDs int
+	// ReusedInodes counts the references, read while the scan ran, to
+	// an inode of a namespace it did not hold open (past its budget of
+	// descriptors) that named a new namespace: the one found there
+	// first died, and the new one is missing from the model.
+	ReusedInodes int
 	// SkippedSockets counts the open sockets not asked for their network
 	// namespace because copying one (pidfd_getfd(2)) could have changed
 	// it: net_cls or net_prio cgroups (cgroup v1) are in use, whose class
@@ -303,6 +310,12 @@ func (m *Model) Lookup(t nsrel.Type, ino uint64) *Namespace {
 func (m *Model) Notice() string {
 	fuse := outOfFDsNotice(m.OutOfFDs)
 	switch {
+	case m.ReusedInodes == 1:
+		fuse = join(fuse, "1 namespace was replaced by a new one with its inode while the scan ran: the new one is missing (run again)")
+	case m.ReusedInodes > 1:
+		fuse = join(fuse, fmt.Sprintf("%d namespaces were replaced by new ones with their inodes while the scan ran: the new ones are missing (run again)", m.ReusedInodes))
+	}
+	switch {
 	case m.BelowFUSE == 1:
 		fuse = join(fuse, "did not open 1 namespace bind mount below a FUSE mount, or an overlay that may be on one (its server could block the lookup for good)")
 	case m.BelowFUSE > 1:
@@ -359,7 +372,7 @@ func outOfFDsNotice(n int) string {
 		limit = " of " + strconv.FormatUint(rl.Cur, 10)
 	}
 	return "ran out of file descriptors (too many open files): could not open " + files +
-		", so namespaces, parents or owners may be missing (the scan holds every namespace it finds open; raise the limit" + limit + ": ulimit -n)"
+		", so namespaces, parents or owners may be missing (the scan holds the namespaces it finds open; raise the limit" + limit + ": ulimit -n)"
 }
 
 // join joins two parts of a notice ("" when there is none).

@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -14,53 +18,137 @@ import (
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
-// lowNofile is the RLIMIT_NOFILE (soft and hard) of the scans that must
-// run out of file descriptors; manyUserNS is how many user namespaces
-// the tests hold, more than that.
+// lowNofile is the RLIMIT_NOFILE (soft and hard) of the scans that hold
+// fewer descriptors than namespaces; manyUserNS is how many user
+// namespaces the tests hold, more than that.
 const (
 	lowNofile  = 64
 	manyUserNS = 2 * lowNofile
 )
 
-// lowNofileHelper lowers RLIMIT_NOFILE to lowNofile, before anything has
-// opened a file, and prints what a scan found: the scan holds every
-// namespace open, so it runs out of descriptors.
+// lowNofileHelper lowers RLIMIT_NOFILE to NSREL_NOFILE (lowNofile if
+// unset), before anything has opened a file, and prints what a scan
+// found: how many opens found no descriptor left, the user namespaces,
+// whether the user namespace NSREL_BOUND (an inode) is among them, and
+// the notice. NSREL_NOIDS=1 plays a kernel without NS_GET_ID, on which
+// the scan holds every namespace open.
 func lowNofileHelper() {
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: lowNofile, Max: lowNofile}); err != nil {
+	limit := uint64(lowNofile)
+	if n, err := strconv.ParseUint(os.Getenv("NSREL_NOFILE"), 10, 64); err == nil {
+		limit = n
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}); err != nil {
 		fmt.Println("ERROR: setrlimit:", err)
 		os.Exit(1)
+	}
+	if os.Getenv("NSREL_NOIDS") == "1" {
+		discover.SetNoPinIDs()
 	}
 	m, err := discover.Discover(discover.Options{})
 	if err != nil {
 		fmt.Println("ERROR:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("OUTOFFDS: %d\nUSERNS: %d\nNOTICE: %s\n", m.OutOfFDs, len(m.Of(nsrel.TypeUser)), m.Notice())
+	bound, _ := strconv.ParseUint(os.Getenv("NSREL_BOUND"), 10, 64)
+	fmt.Printf("OUTOFFDS: %d\nUSERNS: %d\nBOUND: %t\nNOTICE: %s\n", m.OutOfFDs, len(m.Of(nsrel.TypeUser)),
+		m.Lookup(nsrel.TypeUser, bound) != nil, m.Notice())
 }
 
-// TestMoreNamespacesThanFDs scans, with RLIMIT_NOFILE lower than the
-// number of user namespaces, in a child process that has opened no file
-// before (the Go runtime's poller is not set up yet): the scan must not
-// crash the program, and must count the opens that found no descriptor
-// left, which the notice says, instead of leaving namespaces out
-// silently.
+// nofileScan runs lowNofileHelper with env and returns what it printed:
+// the count of opens out of descriptors, of user namespaces, whether the
+// bound one was found, and the whole output.
+func nofileScan(t *testing.T, env ...string) (outOf, users int, bound bool, out string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(append(os.Environ(), "NSREL_DISCOVER_HELPER=nofile"), env...)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("scan with %q: %v\n%s", env, err, b)
+	}
+	if _, err := fmt.Sscanf(string(b), "OUTOFFDS: %d\nUSERNS: %d\nBOUND: %t\n", &outOf, &users, &bound); err != nil {
+		t.Fatalf("helper output %q: %v", b, err)
+	}
+	return outOf, users, bound, string(b)
+}
+
+// boundOnlyInFDHeldMountNS bind-mounts a user namespace that nothing
+// else holds in a mount namespace that only an fd of another process
+// holds (no task in it: the scan reads its mounts through a helper that
+// joins it), until the test ends, and returns the user namespace's inode.
+func boundOnlyInFDHeldMountNS(t *testing.T) uint64 {
+	t.Helper()
+	script := `set -e; touch "$1/x"
+unshare -U sleep 1000 & p=$!
+while [ "$(readlink /proc/$p/ns/user)" = "$(readlink /proc/self/ns/user)" ]; do sleep 0.01; done
+mount --bind /proc/$p/ns/user "$1/x"
+kill $p; wait $p || true
+echo ok $(stat -L -c %i "$1/x")
+exec sleep infinity`
+	cmd := exec.Command(nstest.RequireCmd(t, "unshare"), "-m", "--propagation", "private", nstest.RequireCmd(t, "sh"), "-c", script, "sh", t.TempDir())
+	line := nstest.FirstLine(t, cmd, func() { cmd.Process.Kill() })
+	f := strings.Fields(line)
+	if len(f) != 2 || f[0] != "ok" {
+		t.Fatalf("setup: %q", line)
+	}
+	ino, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt, err := os.Open(nstest.NSPath(cmd.Process.Pid, "mnt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mnt.Close()
+	holder := exec.Command(nstest.RequireCmd(t, "sleep"), "infinity")
+	holder.ExtraFiles = []*os.File{mnt}
+	holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	// The mount namespace's last task ends (FirstLine reaps it): the
+	// holder's fd 3 keeps the namespace.
+	cmd.Process.Kill()
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(cmd.Process.Pid, 0) == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still there 10 s after SIGKILL", cmd.Process.Pid)
+		}
+	}
+	return ino
+}
+
+// TestMoreNamespacesThanFDs scans, in a child process that has opened
+// no file before (the Go runtime's poller is not set up yet), with
+// RLIMIT_NOFILE lower than the number of user namespaces, and one user
+// namespace held only by a bind mount in a mount namespace held only by
+// an fd. With NS_GET_ID the scan holds open only what its budget allows
+// (none at a limit of 64, half at the other) and checks every other reference
+// by ID: it finds every namespace and runs out of nothing. Before, it
+// held every namespace open: it ran out of descriptors, and the bound
+// namespace, which only the mount namespace's helper could open, was
+// missing. On a kernel without NS_GET_ID it still holds every one, and
+// must count the opens that found no descriptor left, which the notice
+// says, instead of leaving namespaces out silently.
 func TestMoreNamespacesThanFDs(t *testing.T) {
 	nstest.RequireRoot(t)
+	_, err := nsrel.ID(nsrel.Path("/proc/self/ns/user"))
+	nstest.Require(t, err == nil, "NS_GET_ID (Linux 6.18): %v", err)
 	nstest.HoldUserNamespaces(t, manyUserNS)
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "NSREL_DISCOVER_HELPER=nofile")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("scan with RLIMIT_NOFILE %d: %v\n%s", lowNofile, err, out)
+	bound := strconv.FormatUint(boundOnlyInFDHeldMountNS(t), 10)
+	// 64: no namespace held; the other, about half of them.
+	mixed := strconv.Itoa(discover.ReserveFDs(runtime.GOMAXPROCS(0)) + manyUserNS/2)
+	for _, limit := range []string{"64", mixed} {
+		outOf, users, found, out := nofileScan(t, "NSREL_NOFILE="+limit, "NSREL_BOUND="+bound)
+		if outOf != 0 || users < manyUserNS+2 || !found || strings.Contains(out, "ran out of file descriptors") {
+			t.Errorf("RLIMIT_NOFILE %s, %d user namespaces held by processes and user:[%s] by a bind mount: %d opens out of descriptors, %d user namespaces, the bound one found: %t; want none, more than %d, found:\n%s",
+				limit, manyUserNS, bound, outOf, users, found, manyUserNS+1, out)
+		}
 	}
-	var outOf, users int
-	if _, err := fmt.Sscanf(string(out), "OUTOFFDS: %d\nUSERNS: %d\n", &outOf, &users); err != nil {
-		t.Fatalf("helper output %q: %v", out, err)
-	}
+	outOf, _, _, out := nofileScan(t, "NSREL_NOIDS=1")
 	if outOf == 0 {
-		t.Errorf("%d user namespaces of more than %d found with RLIMIT_NOFILE %d, and no open counted as out of descriptors:\n%s", users, manyUserNS, lowNofile, out)
+		t.Errorf("without NS_GET_ID, %d user namespaces held with RLIMIT_NOFILE %d, and no open counted as out of descriptors:\n%s", manyUserNS, lowNofile, out)
 	}
-	if want := "ran out of file descriptors (too many open files): could not open "; !strings.Contains(string(out), want) {
-		t.Errorf("notice does not say %q:\n%s", want, out)
+	if want := "ran out of file descriptors (too many open files): could not open "; !strings.Contains(out, want) {
+		t.Errorf("without NS_GET_ID: notice does not say %q:\n%s", want, out)
 	}
 }

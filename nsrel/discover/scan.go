@@ -60,17 +60,24 @@ type Options struct {
 // namespace that is dropped later because the reference that found it
 // vanished.
 //
-// Every node keeps its namespace open (fd) until the scan ends. A pinned
+// A node keeps its namespace open (fd) until the scan ends. A pinned
 // namespace cannot die, so its inode cannot be given to another
 // namespace while the scan runs: an inode read from a link afterwards
 // names this namespace and no other. seq orders the nodes' creation: a
 // link read before a node existed may have named a namespace that died
 // and left its inode to the node's, and is checked by opening it.
+//
+// Past the scan's budget of descriptors (see pinBudget), on a kernel
+// that answers NS_GET_ID, a new node is loose: resolved, then closed.
+// Every reference to a loose node is opened and its ID compared with the
+// node's, which the kernel never gives to another namespace; so a host
+// with more namespaces than RLIMIT_NOFILE allows is scanned whole.
 type node struct {
-	ns   *Namespace
-	vias uint8 // bit per Via already recorded once
-	fd   int   // the pinned nsfs file
-	seq  uint64
+	ns    *Namespace
+	vias  uint8 // bit per Via already recorded once
+	loose bool  // not pinned: references are checked by ID; set at creation
+	fd    int   // the pinned nsfs file, -1 when loose or unpinned
+	seq   uint64
 }
 
 var viaBit = map[Via]uint8{
@@ -115,7 +122,14 @@ type scanner struct {
 	belowFUSE atomic.Int64
 	// noFDs counts the opens that failed for want of a file descriptor
 	// (EMFILE, ENFILE); see short.
-	noFDs      atomic.Int64
+	noFDs atomic.Int64
+	// pins counts the pinned nodes; past budget (when ids), new nodes
+	// are loose. reused counts references to a loose node's inode that
+	// named another namespace (the node's died during the scan).
+	pins       atomic.Int64
+	budget     int64
+	ids        bool
+	reused     atomic.Int64
 	deniedPIDs []int // processes whose links were denied; under mu
 	// unopened are the nsfs mounts still listed whose mount point could
 	// not be opened (see countUnopened); under mu.
@@ -124,11 +138,12 @@ type scanner struct {
 
 // short counts err if it says that no file descriptor was left (EMFILE:
 // the process has as many open as its RLIMIT_NOFILE allows; ENFILE: the
-// system is out), and reports whether it did. The scan holds every
-// namespace it found open until it ends (see node): past the limit, it
-// cannot open processes, namespaces or mount tables, and what only they
-// would have shown is missing from the model. That is counted, never
-// skipped silently ([Model.OutOfFDs]).
+// system is out), and reports whether it did. The scan holds the
+// namespaces it found open until it ends (see node; all of them on a
+// kernel without NS_GET_ID): past the limit, it cannot open processes,
+// namespaces or mount tables, and what only they would have shown is
+// missing from the model. That is counted, never skipped silently
+// ([Model.OutOfFDs]).
 func (s *scanner) short(err error) bool {
 	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
 		s.noFDs.Add(1)
@@ -203,6 +218,7 @@ func Discover(opts Options) (*Model, error) {
 	}
 	s.self = procSelf(fd)
 	s.foreignPIDs = s.self != os.Getpid()
+	s.ids, s.budget = pinBudget(opts.Workers)
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/ns/user", &st); err != nil {
 		return nil, &os.PathError{Op: "stat", Path: "/proc/self/ns/user", Err: err}
@@ -237,6 +253,40 @@ func Discover(opts Options) (*Model, error) {
 	// used every descriptor the limit allows leaves them some.
 	s.unpin()
 	return s.model(), nil
+}
+
+// Descriptors the scan keeps free of pinned namespaces: per worker (its
+// process and thread directories, a pidfd, a chain of parents and
+// owners being resolved, a socket copy, a mount helper) and for the rest
+// of the program (the runtime, standard streams, container sources).
+const (
+	reservePerWorker = 96
+	reserveFDs       = 256
+)
+
+// noPinIDs, set by tests, plays a kernel without NS_GET_ID: every node is
+// pinned.
+var noPinIDs bool
+
+// pinBudget reports whether the kernel answers NS_GET_ID (then nodes past
+// the budget are loose, see node) and how many nodes may be pinned:
+// RLIMIT_NOFILE less what the scan's workers and the program need.
+func pinBudget(workers int) (bool, int64) {
+	if noPinIDs {
+		return false, 0
+	}
+	if _, err := nsrel.ID(nsrel.Path("/proc/self/ns/user")); err != nil {
+		return false, 0
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY {
+		return true, 0
+	}
+	b := int64(min(rl.Cur, 1<<40)) - reserveFDs - reservePerWorker*int64(workers)
+	return true, max(b, 0)
 }
 
 // procSelf returns this process's PID as the /proc open as procfd
@@ -348,6 +398,7 @@ func (s *scanner) model() *Model {
 	}
 	m.BelowFUSE = int(s.belowFUSE.Load())
 	m.OutOfFDs = int(s.noFDs.Load())
+	m.ReusedInodes = int(s.reused.Load())
 	if s.skippedSocks > 0 {
 		m.SkippedSockets, m.SkippedWhy = s.skippedSocks, s.noCopy
 	}
@@ -398,7 +449,7 @@ func (s *scanner) record(k Key, t nsrel.Type, f Found, comm string, since uint64
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	nd := s.nodes[k]
-	if nd == nil || nd.ns.Type != t || nd.seq > since {
+	if nd == nil || nd.ns.Type != t || nd.seq > since || nd.loose {
 		return nil
 	}
 	s.note(nd, f, comm)
@@ -418,31 +469,55 @@ func (s *scanner) add(k Key, t nsrel.Type, f Found, comm string, fd int) *node {
 	claim := nd == nil
 	if claim {
 		s.mu.Unlock()
-		// Only a new namespace costs this ioctl; a known one is alive
-		// (pinned) and fd, open too, has its inode, so it is the same.
-		if v, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE); err != nil || nsrel.Type(v) != t {
+		// Only a new namespace costs these ioctls; a known pinned one is
+		// alive and fd, open too, has its inode, so it is the same.
+		v, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+		if err != nil || nsrel.Type(v) != t {
 			unix.Close(fd)
 			return nil
 		}
+		n := &Namespace{Type: t, Dev: k.Dev, Ino: k.Ino, OwnerUID: -1}
+		if id, err := nsrel.ID(nsrel.FD(fd)); err == nil {
+			n.NSID, n.HasNSID = id, true
+		}
 		s.mu.Lock()
 		if nd = s.nodes[k]; nd == nil {
-			nd = &node{ns: &Namespace{Type: t, Dev: k.Dev, Ino: k.Ino, OwnerUID: -1}, fd: fd, seq: s.seq.Add(1)}
+			nd = &node{ns: n, fd: fd, seq: s.seq.Add(1)}
+			if s.ids && n.HasNSID && s.pins.Load() >= s.budget {
+				nd.loose, nd.fd = true, -1
+			} else {
+				s.pins.Add(1)
+			}
 			s.nodes[k] = nd
 		} else {
 			claim = false
 		}
 	}
 	if !claim {
+		s.mu.Unlock()
+		same := nd.ns.Type == t
+		if same && nd.loose {
+			// The node's namespace may have died and left its inode to
+			// the one fd names: only the ID tells them apart.
+			id, err := nsrel.ID(nsrel.FD(fd))
+			if err == nil && id != nd.ns.NSID {
+				s.reused.Add(1)
+			}
+			same = err == nil && id == nd.ns.NSID
+		}
 		unix.Close(fd)
-		if nd.ns.Type != t {
-			s.mu.Unlock()
+		if !same {
 			return nil
 		}
+		s.mu.Lock()
 	}
 	s.note(nd, f, comm)
 	s.mu.Unlock()
 	if claim {
 		s.resolve(nd.ns, fd)
+		if nd.loose {
+			unix.Close(fd)
+		}
 	}
 	return nd
 }
@@ -507,9 +582,6 @@ func (s *scanner) readsLinks(t nsrel.Type) bool {
 // own ancestry) to the model.
 func (s *scanner) resolve(n *Namespace, fd int) {
 	ref := nsrel.FD(fd)
-	if id, err := nsrel.ID(ref); err == nil {
-		n.NSID, n.HasNSID = id, true
-	}
 	if n.Type == nsrel.TypeUser {
 		if uid, err := nsrel.OwnerUID(ref); err == nil {
 			n.OwnerUID = int64(uid)
@@ -791,7 +863,8 @@ func (w *worker) linkOf(dfd, i int, k Key, f Found, comm string) {
 			return
 		}
 	}
-	if nd := w.linkAt(dfd, l.path, k, l.typ, f, comm); nd != nil && f.Via == ViaProcess {
+	// A loose node is not known: its inode may pass to another namespace.
+	if nd := w.linkAt(dfd, l.path, k, l.typ, f, comm); nd != nil && f.Via == ViaProcess && !nd.loose {
 		w.known[k] = nd
 	}
 }
