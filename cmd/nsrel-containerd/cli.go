@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/signal"
@@ -23,6 +24,7 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/logging"
 	"github.com/nsrel/nsrel/internal/metrics"
+	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/syslog"
 	"github.com/nsrel/nsrel/internal/vocab"
 )
@@ -408,6 +410,10 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	} else {
 		p := &nriplugin.Plugin{Config: cfg, Log: log, Logger: logger, Timeout: *timeout, Inject: inject}
 		if *readyFile != "" {
+			if err := checkReadyDir(*readyFile); err != nil {
+				fatalf("%s: --ready-file: %s\n", prog, vocab.OneLine(err))
+				return 1
+			}
 			// A file left by an earlier run (an emptyDir outlives the
 			// container) must not claim readiness before registration.
 			os.Remove(*readyFile)
@@ -472,6 +478,39 @@ func writeWithin(w io.Writer, d time.Duration, s string) {
 	case <-done:
 	case <-t.C:
 	}
+}
+
+// checkReadyDir checks the directory of the ready file, whose entry at
+// path is removed and replaced by name: the way to it must be trusted
+// ([safefile.CheckDirs]: a symlink another user planted in /tmp must not
+// lead root to remove and replace a file in a directory of that user's
+// choosing), and the directory, if it is no symlink, owned by root or
+// this user. It may be writable by others (a Kubernetes emptyDir is
+// 0777): nothing in it is followed (see writeReady).
+func checkReadyDir(path string) error {
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := safefile.CheckDirs(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	st, err := os.Lstat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // said when the file is written
+	case err != nil:
+		return err
+	case st.Mode()&fs.ModeSymlink != 0:
+		return safefile.CheckDirs(dir)
+	case !st.IsDir():
+		return fmt.Errorf("%s: not a directory", vocab.Printable(dir))
+	}
+	if uid := st.Sys().(*syscall.Stat_t).Uid; uid != 0 && int(uid) != os.Geteuid() {
+		return fmt.Errorf("%s: owned by uid %d, not root or uid %d: refusing it", vocab.Printable(dir), uid, os.Geteuid())
+	}
+	return nil
 }
 
 // writeReady writes the ready file under a new name in its directory

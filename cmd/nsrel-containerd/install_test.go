@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -181,6 +182,56 @@ func TestWriteReady(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
 		t.Errorf("%d entries in the directory; want the ready file and the target, no temporary left", len(ents))
+	}
+}
+
+// TestReadyFileDir: the ready file's directory must be reached through
+// trusted directories. A symlink another user put in /tmp, leading to a
+// directory of root's, made nri remove the file of that name there at
+// its start (and replace it once registered), although it then failed
+// to connect: nri refuses it now, at once, and the file stays. A
+// directory others may write (a Kubernetes emptyDir is 0777) of root's
+// is taken, one of another user's is not.
+func TestReadyFileDir(t *testing.T) {
+	nstest.RequireRoot(t)
+	bin := nstest.Tool(t, "nsrel-containerd")
+	cfgPath, _ := ctrdtest.HookConfig(t)
+	tmp := t.TempDir()
+	if err := os.Chmod(tmp, os.ModeSticky|0o777); err != nil { // as /tmp
+		t.Fatal(err)
+	}
+	victim := t.TempDir()
+	if err := os.WriteFile(filepath.Join(victim, "ready"), []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(tmp, "rd")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "nri", "--config", cfgPath, "--metrics-address", "", "--inject-hook", "none",
+		"--socket", filepath.Join(t.TempDir(), "none.sock"), "--ready-file", filepath.Join(link, "ready"))
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "nsrel-containerd nri: --ready-file: ") || !strings.Contains(string(out), "not trusted") {
+		t.Errorf("ready file through another user's symlink: exit %d (%v), output %q; want 1 and the refusal", code, err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(victim, "ready")); string(b) != "keep" {
+		t.Errorf("the file behind the symlink: %q, %v; want it kept", b, err)
+	}
+	open := t.TempDir()
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkReadyDir(filepath.Join(open, "ready")); err != nil {
+		t.Errorf("a directory of root's others may write: %v", err)
+	}
+	if err := os.Chown(open, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkReadyDir(filepath.Join(open, "ready")); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Errorf("a directory of uid 65534's: %v; want it refused", err)
 	}
 }
 

@@ -1569,15 +1569,9 @@ func BenchmarkVerifyRetentionDamage(b *testing.B) {
 	}
 }
 
-// TestSnapshotRefusesForeignRotatedFile: a copy of a log verified in a
-// directory others may write (sticky, as /tmp): a file another user put
-// there under a rotated file's name was read as the log's and the
-// genuine records reported as tampered with. Such a file (owned by
-// another user, or writable by others) is refused, naming it and its
-// owner, with an error that is no tampering verdict (no *Problem); a
-// rotated file of root's is still the log's, and judged.
-func TestSnapshotRefusesForeignRotatedFile(t *testing.T) {
-	nstest.RequireRoot(t)
+// threeRecords returns a log of three records, as a writer made it.
+func threeRecords(t *testing.T) []byte {
+	t.Helper()
 	src := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, err := audit.Open(src, audit.Options{Host: "node-a", Version: "test"})
 	if err != nil {
@@ -1588,6 +1582,71 @@ func TestSnapshotRefusesForeignRotatedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return data
+}
+
+// copyInSticky writes data as audit.jsonl in a new directory others may
+// write, sticky as /tmp, and returns its path.
+func copyInSticky(t *testing.T, data []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "audit.jsonl")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestSnapshotPlantedLock: a copy of a log verified in a directory
+// others may write (sticky, as /tmp), where another user put a symlink
+// (to a file of root's) or a FIFO under the lock's name, which every
+// writer refuses. The snapshot failed ("refusing a symlink"), and with
+// it verify and show of the copy; it reads the copy without a lock, as
+// with a lock of another user's, and the records verify.
+func TestSnapshotPlantedLock(t *testing.T) {
+	nstest.RequireRoot(t)
+	data := threeRecords(t)
+	for name, plant := range map[string]func(string) error{
+		"symlink": func(p string) error { return os.Symlink("/etc/passwd", p) },
+		"FIFO":    func(p string) error { return unix.Mkfifo(p, 0o600) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := copyInSticky(t, data)
+			if err := plant(path + ".lock"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(path+".lock", 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			lc, err := audit.Open(path, audit.Options{Host: "-", Version: "-"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := lc.Snapshot(context.Background())
+			if err != nil {
+				t.Fatalf("snapshot with a %s as the lock: %v", name, err)
+			}
+			snap.Close()
+			if sum, err := audit.Verify([]string{path}, audit.VerifyOptions{}); err != nil || sum.Records != 3 {
+				t.Errorf("verify with a %s as the lock: %+v, %v; want 3 records verified", name, sum, err)
+			}
+		})
+	}
+}
+
+// TestSnapshotRefusesForeignRotatedFile: a copy of a log verified in a
+// directory others may write (sticky, as /tmp): a file another user put
+// there under a rotated file's name was read as the log's and the
+// genuine records reported as tampered with. Such a file (owned by
+// another user, or writable by others) is refused, naming it and its
+// owner, with an error that is no tampering verdict (no *Problem); a
+// rotated file of root's is still the log's, and judged.
+func TestSnapshotRefusesForeignRotatedFile(t *testing.T) {
+	nstest.RequireRoot(t)
+	data := threeRecords(t)
 	for _, tc := range []struct {
 		name  string
 		uid   int
@@ -1601,14 +1660,7 @@ func TestSnapshotRefusesForeignRotatedFile(t *testing.T) {
 		{"root's", 0, 0o600, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil { // as /tmp
-				t.Fatal(err)
-			}
-			path := filepath.Join(dir, "audit.jsonl")
-			if err := os.WriteFile(path, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			path := copyInSticky(t, data)
 			planted := path + ".000000000001"
 			if err := os.WriteFile(planted, []byte("junk\n"), 0o600); err != nil {
 				t.Fatal(err)

@@ -46,7 +46,7 @@ type snapFile struct {
 // sees), waiting for writers until ctx is done. Without a lock file
 // (nothing was ever appended by a writer), or with one a writer would
 // refuse (in a directory others may write, owned by another user: a
-// copy), it takes none. Close it.
+// copy; a symlink, FIFO or directory), it takes none. Close it.
 //
 // A rotated file must be owned by root or the effective user and
 // writable by neither group nor others ([safefile.CheckOwner], as
@@ -60,9 +60,11 @@ func (l *Log) Snapshot(ctx context.Context) (*Snapshot, error) {
 	lf, err := l.openLock(unix.O_RDONLY)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-	case errors.Is(err, safefile.ErrUntrusted):
-		// A lock in a directory someone else may write, or owned by
-		// someone else: no writer appends there (they refuse it), so
+	case errors.Is(err, safefile.ErrUntrusted), errors.Is(err, safefile.ErrNotRegular):
+		// A lock in a directory someone else may write, owned by
+		// someone else, or no regular file (another user may plant a
+		// symlink or FIFO in /tmp): no writer appends there (they
+		// refuse it), so
 		// there is no append to wait for; it is a copy (a collector's,
 		// its daemon's), read without a lock, as Verify reads one.
 		// (Whoever can put a lock there could hold it.) Readers that
