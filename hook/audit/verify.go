@@ -45,8 +45,8 @@ type snapFile struct {
 // files and note their sizes (so no append is half-written in what it
 // sees), waiting for writers until ctx is done. Without a lock file
 // (nothing was ever appended by a writer), or with one a writer would
-// refuse (in a directory others may write, owned by another user: a
-// copy; a symlink, FIFO or directory), it takes none. Close it.
+// refuse (owned by another user, or anything in a directory others may
+// write: a copy), it takes none. Close it.
 //
 // A rotated file must be owned by root or the effective user and
 // writable by neither group nor others ([safefile.CheckOwner], as
@@ -60,11 +60,12 @@ func (l *Log) Snapshot(ctx context.Context) (*Snapshot, error) {
 	lf, err := l.openLock(unix.O_RDONLY)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-	case errors.Is(err, safefile.ErrUntrusted), errors.Is(err, safefile.ErrNotRegular):
-		// A lock in a directory someone else may write, owned by
-		// someone else, or no regular file (another user may plant a
-		// symlink or FIFO in /tmp): no writer appends there (they
-		// refuse it), so
+	case errors.Is(err, safefile.ErrUntrusted),
+		errors.Is(err, safefile.ErrNotRegular) && safefile.CheckPrivateDirs(filepath.Dir(l.path)) != nil:
+		// A lock in a directory someone else may write (where another
+		// user may plant a symlink or FIFO in its place: a copy in
+		// /tmp), or owned by someone else: no writer appends there
+		// (they refuse it), so
 		// there is no append to wait for; it is a copy (a collector's,
 		// its daemon's), read without a lock, as Verify reads one.
 		// (Whoever can put a lock there could hold it.) Readers that
