@@ -151,6 +151,10 @@ func parseArgs(fs *flag.FlagSet, prog string, args []string, stdout, stderr io.W
 		fmt.Fprintf(stderr, "%s: %s (see --help)\n", prog, vocab.FlagError(err))
 		return 2, true
 	}
+	if fs.NArg() == 1 && fs.Arg(0) == "help" {
+		// As `nsrel-hook audit help`: the word after a subcommand too.
+		return vocab.Written(prog, printUsage(stdout), stderr), true
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", prog, fs.Arg(0))
 		return 2, true

@@ -19,3 +19,23 @@ func TestHelpReadsAsManPage(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestHelpWord: `help` after a subcommand prints the usage, exit 0, as
+// `nsrel-hook audit help` does (it was an unexpected argument, exit 2);
+// another word still is one.
+func TestHelpWord(t *testing.T) {
+	var usage bytes.Buffer
+	if err := printUsage(&usage); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"watch", "nri", "install-hook"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{sub, "help"}, &out, &errb); code != 0 || out.String() != usage.String() || errb.Len() != 0 {
+			t.Errorf("%s help: exit %d, stderr %q, usage printed: %t; want 0 and the usage", sub, code, errb.String(), out.String() == usage.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"nri", "helpme"}, &out, &errb); code != 2 || errb.String() != "nsrel-containerd nri: unexpected argument \"helpme\" (see --help)\n" {
+		t.Errorf("nri helpme: exit %d, stderr %q; want 2, unexpected argument", code, errb.String())
+	}
+}

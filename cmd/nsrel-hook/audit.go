@@ -127,7 +127,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	}
 	if cmd == "show" {
 		if len(logs) != 1 {
-			fmt.Fprintln(stderr, "nsrel-hook: audit show takes at most one LOG")
+			fmt.Fprintln(stderr, "nsrel-hook: audit show takes at most one LOG (see --help)")
 			return 2
 		}
 		return showCmd(logs[0], container, asJSON, stdout, stderr)
@@ -253,7 +253,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 func verifyFailed(logs []string, msg string, asJSON bool, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s\n", msg)
 	if asJSON {
-		vocab.WriteSafeJSON(stdout, verifyResult{Log: strings.Join(logs, ", "), Files: logs, Error: msg}, false)
+		vocab.WriteSafeJSON(stdout, verifyResult{Log: strings.Join(logs, ", "), Files: logs, Error: msg}.lists(), false)
 	}
 	return 1
 }
@@ -387,10 +387,28 @@ func readKey(s string) (k audit.VerifyKey, warning string, err error) {
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o044 != 0 {
 			warning = fmt.Sprintf("%s is readable by others (mode %04o): whoever reads the key can make seals, not only check them (chmod go-r, or keep it off this machine)", name, st.Mode().Perm())
 		}
-		s = string(data)
+		s = keyLine(string(data))
 	}
 	k, err = audit.ParseVerifyKey(s)
 	return k, warning, err
+}
+
+// keyLine returns the key in a key file: its one line that starts with
+// the key's prefix, so that seal-init's output saved as it is (the key
+// between lines that say what it is) is a key file; the data as it is
+// when no line or more than one does (ParseVerifyKey says what is wrong).
+func keyLine(data string) string {
+	var key string
+	n := 0
+	for l := range strings.Lines(data) {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, audit.VerifyKeyPrefix) {
+			key, n = l, n+1
+		}
+	}
+	if n != 1 {
+		return data
+	}
+	return key
 }
 
 // verifyResult is one log's result in `audit verify --json`.
@@ -512,9 +530,19 @@ func emptySkipped(n int) string {
 	return fmt.Sprintf("%d empty line(s) skipped (a shipper delivers a crash's line of NUL bytes empty; the node's own log holds its bytes)", n)
 }
 
+// lists returns r with its lists empty, not null, where it has none
+// (--json: `jq '.damage[]'` fails on null), the others as they are.
+func (r verifyResult) lists() verifyResult {
+	if r.Files == nil {
+		r.Files = []string{}
+	}
+	r.TornTails, r.SealIDs, r.Damage, r.Dropped = []uint64{}, []string{}, []damageResult{}, []audit.Dropped{}
+	r.CheckpointsIgnored, r.CheckpointHosts = []audit.IgnoredCheckpoint{}, []string{}
+	return r
+}
+
 func report(res verifyResult, label string, s *audit.Summary, err error, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) bool {
-	res.Files, res.TornTails, res.SealIDs, res.Damage, res.Dropped = []string{}, []uint64{}, []string{}, []damageResult{}, []audit.Dropped{}
-	res.CheckpointsIgnored, res.CheckpointHosts = []audit.IgnoredCheckpoint{}, []string{}
+	res = verifyResult{Log: res.Log, Node: res.Node}.lists()
 	if s != nil {
 		res.Files, res.Records, res.Host, res.FirstSeq, res.LastSeq, res.LastHash = s.Files, s.Records, s.Host, s.FirstSeq, s.LastSeq, s.LastHash
 		res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
@@ -681,6 +709,24 @@ type lineRef struct {
 	file   int32
 }
 
+// showKey groups the records audit show prints: by container ID, and
+// those of no container (the log's events) apart from those of
+// containers whose state named no ID (noID).
+type showKey struct {
+	id   string
+	noID bool
+}
+
+// containerStage reports whether a record of stage is about a container
+// (a start or a stop), not an event of the log or of its writer.
+func containerStage(stage string) bool {
+	switch stage {
+	case audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop, audit.StageStart, audit.StageExit:
+		return true
+	}
+	return false
+}
+
 // showCmd prints the records of the log at path, grouped by container in
 // the order containers first appear. It reads in two passes over a
 // snapshot, so that memory stays bounded by a few words per record: the
@@ -700,8 +746,8 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	match := func(id string) bool {
 		return container == "" || id == container || strings.HasPrefix(id, container)
 	}
-	index := map[string]int32{}
-	var order []string
+	index := map[showKey]int32{}
+	var order []showKey
 	var refs []lineRef
 	bad, matched := 0, 0
 	var buf []byte
@@ -717,11 +763,11 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 		if _, torn := audit.TornLineKey(l.Data); torn {
 			continue // a crash's torn line, which the record after it holds
 		}
-		id, ok := "", false
+		id, stage, ok := "", "", false
 		if h, hok := audit.PeekHead(l.Data); hok {
-			id, ok = h.ContainerID, true
+			id, stage, ok = h.ContainerID, h.Stage, true
 		} else if r, derr := audit.Decode(l.Data); derr == nil {
-			id, ok = r.ContainerID, true
+			id, stage, ok = r.ContainerID, r.Stage, true
 		}
 		if !ok {
 			bad++
@@ -743,11 +789,14 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			out.Write(buf)
 			continue
 		}
-		ci, seen := index[id]
+		// A container's record without an ID (a state that named none)
+		// is no event of the log's.
+		k := showKey{id, id == "" && containerStage(stage)}
+		ci, seen := index[k]
 		if !seen {
 			ci = int32(len(order))
-			index[id] = ci
-			order = append(order, id)
+			index[k] = ci
+			order = append(order, k)
 		}
 		refs = append(refs, lineRef{offset: l.Offset, n: int32(len(l.Data)), ctr: ci, file: int32(snap.FileIndex(l.File))})
 	}
@@ -775,7 +824,8 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 		if start > 0 {
 			out.WriteByte('\n')
 		}
-		writeContainer(out, order[refs[start].ctr], recs)
+		k := order[refs[start].ctr]
+		writeContainer(out, k.id, k.noID, recs)
 		start = end
 	}
 	if err := out.Flush(); err != nil {
@@ -804,7 +854,7 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 		return 2
 	}
 	if strings.TrimSpace(reason) == "" {
-		fmt.Fprintln(stderr, "nsrel-hook: audit ack: --reason TEXT is required: say what you checked")
+		fmt.Fprintln(stderr, "nsrel-hook: audit ack: --reason TEXT is required: say what you checked (see --help)")
 		return 2
 	}
 	cfg, err := policy.Load(configPath)

@@ -343,7 +343,7 @@ func TestMainUsage(t *testing.T) {
 		{"empty LOG ack", "", []string{"--config", e.config, "audit", "ack", "1", "--reason", "x", ""}, 2, "", "nsrel-hook: audit ack: LOG needs a path"},
 		{"empty FILE policy check", "", []string{"policy", "check", ""}, 2, "", "nsrel-hook: policy check: FILE needs a path"},
 		{"bad state", "not json", []string{"--config", e.config, "createRuntime"}, 0, "", "state:"},
-		{"policy usage", "", []string{"policy"}, 2, "", "usage"},
+		{"policy usage", "", []string{"policy"}, 2, "", "nsrel-hook: usage: nsrel-hook policy check FILE (see --help)\n"},
 		// Parsed with a flag set: an unknown option is named, and "--"
 		// ends the options. Both were a bare usage line.
 		{"policy check bad option", "", []string{"policy", "check", "--bogus"}, 2, "", "nsrel-hook: policy check: unknown option --bogus (see --help)\n"},
@@ -364,7 +364,8 @@ func TestMainUsage(t *testing.T) {
 		{"policy help", "", []string{"policy", "--help"}, 0, "usage: nsrel-hook policy check FILE", ""},
 		{"policy check help", "", []string{"policy", "check", "-h"}, 0, "usage: nsrel-hook policy check FILE", ""},
 		{"verify missing log", "", []string{"audit", "verify", filepath.Join(e.dir, "none.jsonl")}, 1, "", "no such audit log"},
-		{"show two logs", "", []string{"audit", "show", "a", "b"}, 2, "", "at most one LOG"},
+		{"show two logs", "", []string{"audit", "show", "a", "b"}, 2, "", "nsrel-hook: audit show takes at most one LOG (see --help)\n"},
+		{"ack without reason", "", []string{"--config", e.config, "audit", "ack", "1"}, 2, "", "say what you checked (see --help)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -545,6 +546,35 @@ func TestShowPodProvenance(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("exit %d, no %q in\n%s%s", code, want, out, stderr)
 		}
+	}
+}
+
+// TestShowContainersWithoutID: the records of containers whose state
+// named no ID (a runtime's bug, or a state made by hand) are shown under
+// a heading of their own, not among the log's events (seal-start,
+// rotation, the recorder's), where a refusal was listed as one.
+func TestShowContainersWithoutID(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	l, err := audit.Open(e.log, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*audit.Record{
+		{Source: audit.SourceAudit, Stage: audit.StageRetention},
+		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, Verdict: audit.VerdictDeny},
+		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c1", Verdict: audit.VerdictAllow},
+		{Source: audit.SourceContainerdEvents, Stage: audit.StageExit},
+	} {
+		if err := l.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, stderr := run("", "audit", "show", e.log)
+	groups := strings.Split(out, "\n\n")
+	if code != 0 || len(groups) != 3 || !strings.HasPrefix(groups[0], "log events\n") || strings.Count(groups[0], "  seq ") != 1 ||
+		!strings.HasPrefix(groups[1], "containers without an ID\n") || strings.Count(groups[1], "  seq ") != 2 || !strings.Contains(groups[1], "createRuntime deny") ||
+		!strings.HasPrefix(groups[2], "container c1\n") {
+		t.Errorf("exit %d; want the log's event, the two records without an ID, then c1, each under its heading:\n%s%s", code, out, stderr)
 	}
 }
 

@@ -13,12 +13,15 @@ import (
 )
 
 // writeContainer prints the records of one container (id "": the log's
-// own events).
-func writeContainer(w io.Writer, id string, rs []*audit.Record) {
+// own events, or with noID those of containers whose state named no ID).
+func writeContainer(w io.Writer, id string, noID bool, rs []*audit.Record) {
 	var b strings.Builder
-	if id == "" {
+	switch {
+	case noID:
+		b.WriteString("containers without an ID")
+	case id == "":
 		b.WriteString("log events")
-	} else {
+	default:
 		b.WriteString("container " + plainOrQuoted(id))
 	}
 	// The hook's records have the pod from the container's annotations,

@@ -736,7 +736,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		}
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: FAILED: %s\n", msg)
 		if asJSON {
-			vocab.WriteSafeJSON(stdout, verifyResult{Log: strings.Join(logs, ", "), Files: logs, Error: msg, Unattributed: split.unattributed}, false)
+			vocab.WriteSafeJSON(stdout, verifyResult{Log: strings.Join(logs, ", "), Files: logs, Error: msg, Unattributed: split.unattributed}.lists(), false)
 		}
 	}
 	if !asJSON {

@@ -24,7 +24,7 @@ func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		return policyHelp(stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook policy check FILE")
+		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook policy check FILE (see --help)")
 		return 2
 	}
 	// Parsed as every subcommand is: an unknown option is named, and
@@ -40,7 +40,7 @@ func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook policy check FILE")
+		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook policy check FILE (see --help)")
 		return 2
 	}
 	file := pos[0]

@@ -581,6 +581,35 @@ func TestVerifyKeyFile(t *testing.T) {
 	}
 }
 
+// TestVerifyKeyFileSealInitOutput: seal-init's output saved as it is
+// (`seal-init > key`, as the docs say: store the key it prints) is a
+// key file: its one key line is the key (the whole output was "not an
+// nsrel verification key"). A file with two keys in it is refused.
+func TestVerifyKeyFileSealInitOutput(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", nil)
+	code, out, stderr := runBin(t, "", "--config", e.config, "audit", "seal-init")
+	if code != 0 {
+		t.Fatalf("seal-init: exit %d: %s", code, stderr)
+	}
+	saved := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(saved, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 0, []string{"OK: 1 records", "all 1 seals verified with the key"}, "--key", "@"+saved, e.log)
+	_, other := newVerifyKey(t)
+	okey, err := os.ReadFile(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(saved, append([]byte(out), okey...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runBin(t, "", "audit", "verify", "--key", "@"+saved, e.log); code != 2 || !strings.Contains(stderr, "--key: not an nsrel verification key") {
+		t.Errorf("a key file with two keys: exit %d, %s; want 2, not a key", code, stderr)
+	}
+}
+
 // TestVerifyForeignRotatedFile: a copy of the log verified in a
 // directory others may write (sticky, as /tmp), where another user put
 // a file under a rotated file's name: verify read it as the log's and
@@ -823,5 +852,26 @@ func TestVerifyUncheckpointedTail(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || res.CheckpointedSeq != last.Seq {
 		t.Errorf("--json: exit %d, %q: checkpointed_seq %d; want %d", code, out, res.CheckpointedSeq, last.Seq)
+	}
+}
+
+// TestVerifyJSONListsNeverNull: verify --json's object for a failure
+// before any verdict (a checkpoints file that cannot be read) has its
+// lists empty, as every other object has: they were null, on which
+// `jq '.damage[]'` fails.
+func TestVerifyJSONListsNeverNull(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	if code, _, stderr := run(selfState("j1"), "--config", e.config, audit.StageCreateRuntime); code != 0 {
+		t.Fatalf("createRuntime: exit %d: %s", code, stderr)
+	}
+	code, out, _ := run("", "audit", "verify", "--json", "--checkpoints", filepath.Join(e.dir, "none.jsonl"), e.log)
+	var res map[string]any
+	if err := json.Unmarshal([]byte(out), &res); code != 1 || err != nil {
+		t.Fatalf("exit %d, %v: %s", code, err, out)
+	}
+	for _, k := range []string{"files", "torn_tails", "seal_ids", "damage", "dropped", "checkpoints_ignored", "checkpoint_hosts"} {
+		if _, ok := res[k].([]any); !ok {
+			t.Errorf("%s: %v, want a list: %s", k, res[k], out)
+		}
 	}
 }

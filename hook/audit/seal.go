@@ -215,17 +215,18 @@ type VerifyKey struct {
 	Key [32]byte
 }
 
-const verifyKeyPrefix = "nsrel-seal-v1:"
+// VerifyKeyPrefix starts every verification key as written.
+const VerifyKeyPrefix = "nsrel-seal-v1:"
 
 // String returns the key as "nsrel-seal-v1:ID:KEY" (hex).
 func (k VerifyKey) String() string {
-	return verifyKeyPrefix + k.ID.String() + ":" + hex.EncodeToString(k.Key[:])
+	return VerifyKeyPrefix + k.ID.String() + ":" + hex.EncodeToString(k.Key[:])
 }
 
 // ParseVerifyKey reads a key written by [VerifyKey.String].
 func ParseVerifyKey(s string) (VerifyKey, error) {
 	var k VerifyKey
-	rest, ok := strings.CutPrefix(strings.TrimSpace(s), verifyKeyPrefix)
+	rest, ok := strings.CutPrefix(strings.TrimSpace(s), VerifyKeyPrefix)
 	idHex, keyHex, ok2 := strings.Cut(rest, ":")
 	id, err1 := hex.DecodeString(idHex)
 	key, err2 := hex.DecodeString(keyHex)
