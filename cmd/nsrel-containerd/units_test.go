@@ -126,6 +126,11 @@ func TestShippedUnits(t *testing.T) {
 			}
 			checkWritable(t, string(data))
 			checkMetricsReachable(t, string(data), args)
+			// A service that stops restarting leaves containers
+			// unrecorded until someone notices.
+			if r, l := unitSetting(string(data), "Restart"), unitSetting(string(data), "StartLimitIntervalSec"); !slices.Equal(r, []string{"always"}) || !slices.Equal(l, []string{"0"}) {
+				t.Errorf("Restart=%q, StartLimitIntervalSec=%q; want always, and 0 (never give up)", r, l)
+			}
 		})
 	}
 }
