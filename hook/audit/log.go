@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -772,10 +771,12 @@ func CheckWritable(path string) error {
 // whoever tried at the moment it was free, waiters slept through the
 // releases, and most hooks missed their deadline unrecorded
 // (TestBurstOfStarts). A wait given up at ctx's end leaves the goroutine
-// blocked; it drops the lock at once if it gets it later. While
-// maxAbandoned of those are blocked (a long-running process whose
-// appends keep missing their deadlines behind a writer that holds the
-// lock), it polls instead, so that they do not pile up.
+// blocked; it drops the lock at once if it gets it later. At most
+// maxBlocked waits of a process block so (each holds a thread and a
+// descriptor until the lock is free); the others poll (flockPoll): a
+// long-running process whose appends keep missing their deadlines
+// behind a writer that holds the lock, or that appends from hundreds of
+// goroutines at once, does not pile them up.
 func flockWait(ctx context.Context, lf *os.File, how int) (func(), error) {
 	fail := func(err error) (func(), error) {
 		lf.Close()
@@ -791,7 +792,9 @@ func flockWait(ctx context.Context, lf *os.File, how int) (func(), error) {
 	if ctx.Err() != nil {
 		return fail(ctx.Err())
 	}
-	if abandonedWaits.Load() >= maxAbandoned {
+	select {
+	case blockedWaits <- struct{}{}:
+	default:
 		return flockPoll(ctx, lf, how, fail)
 	}
 	// The duplicate shares lf's open file description, which holds the
@@ -800,12 +803,14 @@ func flockWait(ctx context.Context, lf *os.File, how int) (func(), error) {
 	// file.
 	dup, err := unix.FcntlInt(lf.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
+		<-blockedWaits
 		return fail(err)
 	}
 	var mu sync.Mutex
 	var abandoned bool
 	done := make(chan error, 1)
 	go func() {
+		defer func() { <-blockedWaits }()
 		var err error
 		for {
 			if err = unix.Flock(dup, how); err != unix.EINTR {
@@ -815,9 +820,6 @@ func flockWait(ctx context.Context, lf *os.File, how int) (func(), error) {
 		mu.Lock()
 		if err == nil && abandoned {
 			unix.Flock(dup, unix.LOCK_UN)
-		}
-		if abandoned {
-			abandonedWaits.Add(-1)
 		}
 		mu.Unlock()
 		unix.Close(dup)
@@ -832,7 +834,6 @@ func flockWait(ctx context.Context, lf *os.File, how int) (func(), error) {
 	case <-ctx.Done():
 		mu.Lock()
 		abandoned = true
-		abandonedWaits.Add(1)
 		mu.Unlock()
 		// Taken just now, the lock is dropped with lf (the goroutine
 		// closes its duplicate in any case).
@@ -840,11 +841,11 @@ func flockWait(ctx context.Context, lf *os.File, how int) (func(), error) {
 	}
 }
 
-// abandonedWaits counts the blocking waits of flockWait given up and
-// still blocked; past maxAbandoned, it polls.
-var abandonedWaits atomic.Int64
+// blockedWaits holds a token per wait of flockWait blocked in the kernel
+// (given up or not); when full, waits poll.
+var blockedWaits = make(chan struct{}, maxBlocked)
 
-const maxAbandoned = 16
+const maxBlocked = 16
 
 // flockPoll locks lf as flockWait does, trying LOCK_NB with sleeps of up
 // to 5 ms between tries until ctx is done.

@@ -381,9 +381,10 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		diag.print(syslog.Err, what+err.Error())
 		return 1
 	}
-	if m.OutOfFDs > 0 {
-		// The notice said so: the scan ran out of file descriptors, and
-		// what it printed may lack namespaces.
+	if m.OutOfFDs > 0 || m.ReusedInodes > 0 {
+		// The notice said so: the scan ran out of file descriptors, or
+		// a namespace replaced one it had found, and what it printed
+		// may lack namespaces.
 		return 1
 	}
 	return code

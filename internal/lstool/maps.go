@@ -533,7 +533,7 @@ func writeOverlaps(w io.Writer, r OverlapReport, unread string) error {
 // scan could not read (deniedProcs) or could not see (hidden: hidepid),
 // files it could not open for want of file descriptors (outOfFDs).
 // "" when the check is complete.
-func unreadText(unchecked, deniedProcs, outOfFDs int, hidden bool) string {
+func unreadText(unchecked, deniedProcs, outOfFDs, reused int, hidden bool) string {
 	var parts []string
 	switch {
 	case unchecked == 1:
@@ -552,6 +552,9 @@ func unreadText(unchecked, deniedProcs, outOfFDs int, hidden bool) string {
 	}
 	if outOfFDs > 0 {
 		parts = append(parts, "the scan ran out of file descriptors")
+	}
+	if reused > 0 {
+		parts = append(parts, "namespaces were replaced while the scan ran")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -644,7 +647,7 @@ func writeOverlapsJSON(w io.Writer, r OverlapReport, complete bool) error {
 // them (hidden: /proc's hidepid), or ran out of file descriptors.
 func overlapCheck(w io.Writer, m *discover.Model, maps map[discover.Key]*tree.Maps, asJSON, hidden bool) (int, error) {
 	r := Overlaps(m, maps)
-	unread := unreadText(len(r.Unchecked), m.Denied.Processes, m.OutOfFDs, hidden)
+	unread := unreadText(len(r.Unchecked), m.Denied.Processes, m.OutOfFDs, m.ReusedInodes, hidden)
 	var err error
 	if asJSON {
 		err = writeOverlapsJSON(w, r, unread == "")

@@ -47,6 +47,15 @@ func TestLooseInodeReused(t *testing.T) {
 	if s.record(k, nsrel.TypeUser, Found{Via: ViaFD, PID: 4, Path: "/proc/4/fd/3"}, "", pinned) != nil {
 		t.Error("a loose node was found without opening the reference")
 	}
+	// A namespace of another type may get the inode too (the types
+	// share inode numbers): counted as well (it was dropped silently).
+	nfd, err := unix.Open(nstest.NSPath(b.Pid, "net"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.add(k, nsrel.TypeNet, Found{Via: ViaFD, PID: 5, Path: "/proc/5/fd/3"}, "", nfd); got != nil {
+		t.Errorf("a reference to user:[%d] that opens a network namespace was taken", k.Ino)
+	}
 	var pids []int
 	for _, f := range nd.ns.FoundVia {
 		pids = append(pids, f.PID)
@@ -55,10 +64,10 @@ func TestLooseInodeReused(t *testing.T) {
 		t.Errorf("found via PIDs %v, want [1 3]", pids)
 	}
 	m := s.model()
-	if m.ReusedInodes != 1 {
-		t.Errorf("ReusedInodes %d, want 1", m.ReusedInodes)
+	if m.ReusedInodes != 2 {
+		t.Errorf("ReusedInodes %d, want 2", m.ReusedInodes)
 	}
-	if want := "1 namespace was replaced by a new one with its inode while the scan ran: the new one is missing (run again)"; m.Notice() != want {
+	if want := "2 namespaces were replaced by new ones with their inodes while the scan ran: the new ones are missing (run again)"; m.Notice() != want {
 		t.Errorf("notice %q, want %q", m.Notice(), want)
 	}
 }

@@ -152,6 +152,14 @@ func (s *scanner) short(err error) bool {
 	return false
 }
 
+// pinNext reports whether a new node is pinned: always on a kernel
+// without NS_GET_ID (or for a namespace whose ID could not be read),
+// else while the budget lasts and no open has found the descriptors
+// run out (something else holds more than the budget allowed for).
+func (s *scanner) pinNext(hasID bool) bool {
+	return !s.ids || !hasID || s.pins.Load() < s.budget && s.noFDs.Load() == 0
+}
+
 // denyProcess counts a process whose namespaces could not be read.
 func (s *scanner) denyProcess(pid int) {
 	s.mu.Lock()
@@ -285,8 +293,26 @@ func pinBudget(workers int) (bool, int64) {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY {
 		return true, 0
 	}
-	b := int64(min(rl.Cur, 1<<40)) - reserveFDs - reservePerWorker*int64(workers)
+	b := int64(min(rl.Cur, 1<<40)) - reserveFDs - reservePerWorker*int64(workers) - int64(openFDs())
 	return true, max(b, 0)
+}
+
+// openFDs counts this process's open descriptors (those it inherited
+// count against the limit too); 0 if /proc/self/fd cannot be read.
+func openFDs() int {
+	f, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n := 0
+	for {
+		names, err := f.Readdirnames(1024)
+		n += len(names)
+		if err != nil {
+			return n
+		}
+	}
 }
 
 // procSelf returns this process's PID as the /proc open as procfd
@@ -483,10 +509,10 @@ func (s *scanner) add(k Key, t nsrel.Type, f Found, comm string, fd int) *node {
 		s.mu.Lock()
 		if nd = s.nodes[k]; nd == nil {
 			nd = &node{ns: n, fd: fd, seq: s.seq.Add(1)}
-			if s.ids && n.HasNSID && s.pins.Load() >= s.budget {
-				nd.loose, nd.fd = true, -1
-			} else {
+			if s.pinNext(n.HasNSID) {
 				s.pins.Add(1)
+			} else {
+				nd.loose, nd.fd = true, -1
 			}
 			s.nodes[k] = nd
 		} else {
@@ -496,14 +522,15 @@ func (s *scanner) add(k Key, t nsrel.Type, f Found, comm string, fd int) *node {
 	if !claim {
 		s.mu.Unlock()
 		same := nd.ns.Type == t
-		if same && nd.loose {
+		if nd.loose {
 			// The node's namespace may have died and left its inode to
-			// the one fd names: only the ID tells them apart.
+			// the one fd names (of any type: the types share inode
+			// numbers): only the ID tells them apart.
 			id, err := nsrel.ID(nsrel.FD(fd))
 			if err == nil && id != nd.ns.NSID {
 				s.reused.Add(1)
 			}
-			same = err == nil && id == nd.ns.NSID
+			same = same && err == nil && id == nd.ns.NSID
 		}
 		unix.Close(fd)
 		if !same {
@@ -514,10 +541,7 @@ func (s *scanner) add(k Key, t nsrel.Type, f Found, comm string, fd int) *node {
 	s.note(nd, f, comm)
 	s.mu.Unlock()
 	if claim {
-		s.resolve(nd.ns, fd)
-		if nd.loose {
-			unix.Close(fd)
-		}
+		s.resolve(nd.ns, fd, nd.loose) // closes fd if loose
 	}
 	return nd
 }
@@ -577,41 +601,53 @@ func (s *scanner) readsLinks(t nsrel.Type) bool {
 	return false
 }
 
-// resolve asks the kernel about the namespace open as fd: ID, owner UID,
+// resolve asks the kernel about the namespace open as fd: owner UID,
 // parent and owner, adding parents and owners not seen before (and their
-// own ancestry) to the model.
-func (s *scanner) resolve(n *Namespace, fd int) {
+// own ancestry) to the model. With loose (n's node is not pinned) it
+// closes fd once asked, before it resolves the parent and owner: a chain
+// of nested namespaces being resolved holds one descriptor per level, not
+// two (at a limit of 64, chains 31 user namespaces deep ran the scan out).
+func (s *scanner) resolve(n *Namespace, fd int, loose bool) {
 	ref := nsrel.FD(fd)
 	if n.Type == nsrel.TypeUser {
 		if uid, err := nsrel.OwnerUID(ref); err == nil {
 			n.OwnerUID = int64(uid)
 		}
 	}
+	var p, o *nsrel.Namespace
+	var perr, oerr error
 	if n.Type.Hierarchical() {
-		p, err := nsrel.Parent(ref)
-		if err == nil {
+		p, perr = nsrel.Parent(ref)
+	}
+	if n.Type != nsrel.TypeUser {
+		o, oerr = nsrel.OwnerUserNS(ref)
+	}
+	if loose {
+		unix.Close(fd)
+	}
+	if n.Type.Hierarchical() {
+		if perr == nil {
 			n.Parent = s.reach(p, n.Type, Found{Via: ViaParent, Of: n.Name().String()})
 			p.Close()
-		} else if s.outside(n, err) && n.Type == nsrel.TypePID {
+		} else if s.outside(n, perr) && n.Type == nsrel.TypePID {
 			s.deniedPIDParents.Add(1)
-		} else if s.outside(n, err) {
+		} else if s.outside(n, perr) {
 			s.deniedLinks.Add(1)
 		} else {
-			s.short(err)
+			s.short(perr)
 		}
 	}
 	if n.Type == nsrel.TypeUser {
 		n.Owner = n.Parent
 		return
 	}
-	o, err := nsrel.OwnerUserNS(ref)
-	if err == nil {
+	if oerr == nil {
 		n.Owner = s.reach(o, nsrel.TypeUser, Found{Via: ViaOwner, Of: n.Name().String()})
 		o.Close()
-	} else if errors.Is(err, os.ErrPermission) {
+	} else if errors.Is(oerr, os.ErrPermission) {
 		s.deniedLinks.Add(1)
 	} else {
-		s.short(err)
+		s.short(oerr)
 	}
 }
 
@@ -642,6 +678,7 @@ func (s *scanner) reach(h *nsrel.Namespace, t nsrel.Type, f Found) *Namespace {
 		s.short(err)
 		return nil
 	}
+	h.Close() // the caller's Close is then a no-op: one descriptor per level
 	if nd := s.add(k, t, f, "", fd); nd != nil {
 		return nd.ns
 	}
