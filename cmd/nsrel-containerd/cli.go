@@ -488,9 +488,11 @@ func writeWithin(w io.Writer, d time.Duration, s string) {
 // path is removed and replaced by name: the way to it must be trusted
 // ([safefile.CheckDirs]: a symlink another user planted in /tmp must not
 // lead root to remove and replace a file in a directory of that user's
-// choosing), and the directory, if it is no symlink, owned by root or
-// this user. It may be writable by others (a Kubernetes emptyDir is
-// 0777): nothing in it is followed (see writeReady).
+// choosing), and the directory must exist (in /tmp another user could
+// make it, or a symlink there, before the file is written), and, if it
+// is no symlink, be owned by root or this user. It may be writable by
+// others (a Kubernetes emptyDir is 0777): nothing in it is followed (see
+// writeReady).
 func checkReadyDir(path string) error {
 	path, err := filepath.Abs(path)
 	if err != nil {
@@ -503,7 +505,7 @@ func checkReadyDir(path string) error {
 	st, err := os.Lstat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil // said when the file is written
+		return fmt.Errorf("%s: no such directory (make it first, root's)", vocab.Printable(dir))
 	case err != nil:
 		return err
 	case st.Mode()&fs.ModeSymlink != 0:

@@ -233,6 +233,11 @@ func TestReadyFileDir(t *testing.T) {
 	if err := checkReadyDir(filepath.Join(open, "ready")); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
 		t.Errorf("a directory of uid 65534's: %v; want it refused", err)
 	}
+	// A directory not there yet, in a sticky one: another user could
+	// make it, or a symlink there, before the file is written.
+	if err := checkReadyDir(filepath.Join(tmp, "later", "ready")); err == nil || !strings.Contains(err.Error(), "no such directory") {
+		t.Errorf("a directory that does not exist: %v; want it refused", err)
+	}
 }
 
 // TestEmptyConfig: an empty --config is a usage error naming the

@@ -98,7 +98,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		return ackCmd(configPath, pos, reason, stdout, stderr)
 	case "seal-init":
 		if len(pos) > 0 {
-			fmt.Fprintln(stderr, "nsrel-hook: audit seal-init takes no arguments: the config names the log and the sealing state")
+			fmt.Fprintln(stderr, "nsrel-hook: audit seal-init takes no arguments: the config names the log and the sealing state (see --help)")
 			return 2
 		}
 		return sealInitCmd(configPath, replace, stdout, stderr)
@@ -148,7 +148,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 			if errors.As(err, new(*os.PathError)) {
 				return fail("--key: " + vocab.OneLine(err))
 			}
-			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --key: %s\n", vocab.OneLine(err))
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: --key: %s (see --help)\n", vocab.OneLine(err))
 			return 2
 		}
 		if warning != "" {
@@ -845,12 +845,12 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 // (args[1], default the config's), with an ack record that says why.
 func ackCmd(configPath string, args []string, reason string, stdout, stderr io.Writer) int {
 	if len(args) < 1 || len(args) > 2 {
-		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook audit ack SEQ --reason TEXT [LOG]")
+		fmt.Fprintln(stderr, "nsrel-hook: usage: nsrel-hook audit ack SEQ --reason TEXT [LOG] (see --help)")
 		return 2
 	}
 	seq, err := strconv.ParseUint(args[0], 10, 64)
 	if err != nil || seq == 0 {
-		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s is not a sequence number\n", strconv.Quote(args[0]))
+		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s is not a sequence number (see --help)\n", strconv.Quote(args[0]))
 		return 2
 	}
 	if strings.TrimSpace(reason) == "" {

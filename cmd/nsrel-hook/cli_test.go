@@ -366,6 +366,10 @@ func TestMainUsage(t *testing.T) {
 		{"verify missing log", "", []string{"audit", "verify", filepath.Join(e.dir, "none.jsonl")}, 1, "", "no such audit log"},
 		{"show two logs", "", []string{"audit", "show", "a", "b"}, 2, "", "nsrel-hook: audit show takes at most one LOG (see --help)\n"},
 		{"ack without reason", "", []string{"--config", e.config, "audit", "ack", "1"}, 2, "", "say what you checked (see --help)\n"},
+		{"ack without SEQ", "", []string{"--config", e.config, "audit", "ack"}, 2, "", "nsrel-hook: usage: nsrel-hook audit ack SEQ --reason TEXT [LOG] (see --help)\n"},
+		{"ack bad SEQ", "", []string{"--config", e.config, "audit", "ack", "x", "--reason", "r"}, 2, "", "is not a sequence number (see --help)\n"},
+		{"seal-init with an argument", "", []string{"--config", e.config, "audit", "seal-init", "x"}, 2, "", "the sealing state (see --help)\n"},
+		{"key that does not parse", "", []string{"audit", "verify", "--key", "nope", e.log}, 2, "", "nsrel-hook: audit verify: --key: not an nsrel verification key (nsrel-seal-v1:ID:KEY) (see --help)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

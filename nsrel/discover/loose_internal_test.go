@@ -38,8 +38,10 @@ func TestLooseInodeReused(t *testing.T) {
 	if nd == nil || !nd.loose || nd.fd != -1 || !nd.ns.HasNSID || s.pins.Load() != 0 {
 		t.Fatalf("past the budget: node %+v; want a loose one with its ID, nothing pinned", nd)
 	}
-	if got := s.add(k, nsrel.TypeUser, Found{Via: ViaFD, PID: 2, Path: "/proc/2/fd/3"}, "", open(b.Pid)); got != nil {
-		t.Errorf("a reference to user:[%d] that opens another namespace was taken for it", k.Ino)
+	for _, path := range []string{"/proc/2/fd/3", "/proc/2/fd/4"} { // two references to one namespace count once
+		if got := s.add(k, nsrel.TypeUser, Found{Via: ViaFD, PID: 2, Path: path}, "", open(b.Pid)); got != nil {
+			t.Errorf("a reference to user:[%d] that opens another namespace was taken for it", k.Ino)
+		}
 	}
 	if got := s.add(k, nsrel.TypeUser, Found{Via: ViaFD, PID: 3, Path: "/proc/3/fd/3"}, "", open(a.Pid)); got != nd {
 		t.Errorf("a reference that opens the same namespace: node %p, want %p", got, nd)

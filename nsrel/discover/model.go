@@ -202,10 +202,10 @@ type Model struct {
 	// namespace or mount table not opened is missing from the model, and
 	// so is what only it would have shown: the model is incomplete.
 	OutOfFDs int
-	// ReusedInodes counts the references, read while the scan ran, to
-	// an inode of a namespace it did not hold open (past its budget of
-	// descriptors) that named a new namespace: the one found there
-	// first died, and the new one is missing from the model.
+	// ReusedInodes counts the namespaces, met while the scan ran at the
+	// inode of one it did not hold open (past its budget of
+	// descriptors), that were not that one: it died, and they are
+	// missing from the model.
 	ReusedInodes int
 	// SkippedSockets counts the open sockets not asked for their network
 	// namespace because copying one (pidfd_getfd(2)) could have changed

@@ -124,12 +124,13 @@ type scanner struct {
 	// (EMFILE, ENFILE); see short.
 	noFDs atomic.Int64
 	// pins counts the pinned nodes; past budget (when ids), new nodes
-	// are loose. reused counts references to a loose node's inode that
-	// named another namespace (the node's died during the scan).
+	// are loose. reused holds, by inode and ID, the namespaces met at a
+	// loose node's inode that were not the node's (it died during the
+	// scan); under mu.
 	pins       atomic.Int64
 	budget     int64
 	ids        bool
-	reused     atomic.Int64
+	reused     map[[2]uint64]bool
 	deniedPIDs []int // processes whose links were denied; under mu
 	// unopened are the nsfs mounts still listed whose mount point could
 	// not be opened (see countUnopened); under mu.
@@ -424,7 +425,7 @@ func (s *scanner) model() *Model {
 	}
 	m.BelowFUSE = int(s.belowFUSE.Load())
 	m.OutOfFDs = int(s.noFDs.Load())
-	m.ReusedInodes = int(s.reused.Load())
+	m.ReusedInodes = len(s.reused)
 	if s.skippedSocks > 0 {
 		m.SkippedSockets, m.SkippedWhy = s.skippedSocks, s.noCopy
 	}
@@ -528,7 +529,13 @@ func (s *scanner) add(k Key, t nsrel.Type, f Found, comm string, fd int) *node {
 			// numbers): only the ID tells them apart.
 			id, err := nsrel.ID(nsrel.FD(fd))
 			if err == nil && id != nd.ns.NSID {
-				s.reused.Add(1)
+				// Counted once however many references name it.
+				s.mu.Lock()
+				if s.reused == nil {
+					s.reused = make(map[[2]uint64]bool)
+				}
+				s.reused[[2]uint64{k.Ino, id}] = true
+				s.mu.Unlock()
 			}
 			same = same && err == nil && id == nd.ns.NSID
 		}
