@@ -225,6 +225,10 @@ func readyCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch {
+	case len(pos) == 1 && pos[0] == "help":
+		// As after every subcommand (and nsrel-hook's `policy check
+		// help`); a ready file is named by its path ("./help").
+		return vocab.Written("nsrel-containerd", printUsage(stdout), stderr)
 	case len(pos) != 1:
 		fmt.Fprintf(stderr, "%s: want one FILE (see --help)\n", prog)
 		return 2

@@ -28,7 +28,7 @@ func TestHelpWord(t *testing.T) {
 	if err := printUsage(&usage); err != nil {
 		t.Fatal(err)
 	}
-	for _, sub := range []string{"watch", "nri", "install-hook"} {
+	for _, sub := range []string{"watch", "nri", "install-hook", "ready"} {
 		var out, errb bytes.Buffer
 		if code := run([]string{sub, "help"}, &out, &errb); code != 0 || out.String() != usage.String() || errb.Len() != 0 {
 			t.Errorf("%s help: exit %d, stderr %q, usage printed: %t; want 0 and the usage", sub, code, errb.String(), out.String() == usage.String())
