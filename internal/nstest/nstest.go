@@ -262,13 +262,16 @@ func Ino(t testing.TB, pid int, typ string) uint64 {
 
 // HoldUserNamespaces starts n processes, each in a user namespace of its
 // own (unshare -U sleep infinity, from one shell), killed when the test
-// ends, and waits (up to 30 s) until they all run.
+// ends, and waits (up to 30 s) until they all run. They also die with the
+// shell (setpriv --pdeathsig), which dies with the test binary: one that
+// crashed or timed out left them all running.
 func HoldUserNamespaces(t testing.TB, n int) {
 	t.Helper()
 	sh := RequireCmd(t, "sh")
 	RequireCmd(t, "unshare")
+	RequireCmd(t, "setpriv")
 	RequireCmd(t, "sleep")
-	p := Start(t, nil, sh, "-c", `i=0; while [ $i -lt $0 ]; do unshare -U sleep infinity & i=$((i+1)); done; wait`, strconv.Itoa(n))
+	p := Start(t, nil, sh, "-c", `i=0; while [ $i -lt $0 ]; do unshare -U setpriv --pdeathsig KILL sleep infinity & i=$((i+1)); done; wait`, strconv.Itoa(n))
 	self := Ino(t, os.Getpid(), "user")
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -372,7 +372,7 @@ func outOfFDsNotice(n int) string {
 		limit = " of " + strconv.FormatUint(rl.Cur, 10)
 	}
 	return "ran out of file descriptors (too many open files): could not open " + files +
-		", so namespaces, parents or owners may be missing (the scan holds the namespaces it finds open; raise the limit" + limit + ": ulimit -n)"
+		", so namespaces, parents or owners may be missing (the scan needs descriptors for its own files and holds namespaces open while it can; raise the limit" + limit + ": ulimit -n)"
 }
 
 // join joins two parts of a notice ("" when there is none).

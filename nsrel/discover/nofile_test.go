@@ -30,7 +30,8 @@ const (
 // unset), before anything has opened a file, and prints what a scan
 // found: how many opens found no descriptor left, the user namespaces,
 // whether the user namespace NSREL_BOUND (an inode) is among them, and
-// the notice. NSREL_NOIDS=1 plays a kernel without NS_GET_ID, on which
+// the notice. NSREL_BOUND may list several, comma-separated: BOUND says
+// whether all are. NSREL_NOIDS=1 plays a kernel without NS_GET_ID, on which
 // the scan holds every namespace open.
 func lowNofileHelper() {
 	limit := uint64(lowNofile)
@@ -58,9 +59,12 @@ func lowNofileHelper() {
 		fmt.Println("ERROR:", err)
 		os.Exit(1)
 	}
-	bound, _ := strconv.ParseUint(os.Getenv("NSREL_BOUND"), 10, 64)
-	fmt.Printf("OUTOFFDS: %d\nUSERNS: %d\nBOUND: %t\nNOTICE: %s\n", m.OutOfFDs, len(m.Of(nsrel.TypeUser)),
-		m.Lookup(nsrel.TypeUser, bound) != nil, m.Notice())
+	found := true
+	for b := range strings.SplitSeq(os.Getenv("NSREL_BOUND"), ",") {
+		ino, _ := strconv.ParseUint(b, 10, 64)
+		found = found && m.Lookup(nsrel.TypeUser, ino) != nil
+	}
+	fmt.Printf("OUTOFFDS: %d\nUSERNS: %d\nBOUND: %t\nNOTICE: %s\n", m.OutOfFDs, len(m.Of(nsrel.TypeUser)), found, m.Notice())
 }
 
 // nofileScan runs lowNofileHelper with env and returns what it printed:
@@ -126,6 +130,47 @@ exec sleep infinity`
 	return ino
 }
 
+// boundTwoDeep bind-mounts a user namespace U that nothing else holds in
+// a mount namespace MI no task is in, bound itself in a mount namespace
+// MO that only an fd holds, until the test ends, and returns U's inode:
+// the scan reads MO's mounts through a helper that joins it, finds MI
+// there (through no process) and must join MI too.
+func boundTwoDeep(t *testing.T) uint64 {
+	t.Helper()
+	script := `set -e; D=$1; touch "$D/bu" "$D/mi"
+MO= U= MI=
+trap 'kill $MO $U $MI 2>/dev/null' EXIT
+# w waits up to 10 s for the condition $1.
+w() { i=0; until eval "$1"; do i=$((i+1)); [ $i -lt 1000 ] || { echo "not after 10 s: $1" >&2; exit 1; }; sleep 0.01; done; }
+self=$(readlink /proc/self/ns/user); selfm=$(readlink /proc/self/ns/mnt)
+# A mount namespace may hold only newer ones (the kernel refuses loops):
+# MO first, then MI, then MO binds MI.
+unshare -m --propagation private sh -c "while [ ! -s $D/go ]; do sleep 0.01; done; mount --bind \$(cat $D/go) $D/mi && exec sleep 1000" & MO=$!
+w '[ "$(readlink /proc/$MO/ns/mnt)" != "$selfm" ]'
+unshare -U sleep 1000 & U=$!
+w '[ "$(readlink /proc/$U/ns/user)" != "$self" ]'
+unshare -m --propagation private sh -c "mount --bind /proc/$U/ns/user $D/bu && exec sleep 1000" & MI=$!
+w 'grep -q " $D/bu " /proc/$MI/mountinfo 2>/dev/null'
+echo /proc/$MI/ns/mnt >"$D/go"
+w 'grep -q " $D/mi " /proc/$MO/mountinfo 2>/dev/null'
+exec 3</proc/$MO/ns/mnt
+ino=$(stat -L -c %i /proc/$U/ns/user)
+kill $U $MI $MO; wait $U $MI $MO 2>/dev/null || true
+echo ok $ino
+exec sleep infinity`
+	cmd := exec.Command(nstest.RequireCmd(t, "sh"), "-c", script, "sh", t.TempDir())
+	line := nstest.FirstLine(t, cmd, func() { cmd.Process.Kill() })
+	f := strings.Fields(line)
+	if len(f) != 2 || f[0] != "ok" {
+		t.Fatalf("setup: %q", line)
+	}
+	ino, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ino
+}
+
 // TestMoreNamespacesThanFDs scans, in a child process that has opened
 // no file before (the Go runtime's poller is not set up yet), with
 // RLIMIT_NOFILE lower than the number of user namespaces, and one user
@@ -149,7 +194,10 @@ func TestMoreNamespacesThanFDs(t *testing.T) {
 	nstest.UserChain(t, 31)
 	nstest.UserChain(t, 31)
 	nstest.PIDChain(t, 31)
-	bound := strconv.FormatUint(boundOnlyInFDHeldMountNS(t), 10)
+	// The second is bound in a mount namespace found only through a
+	// mount a helper read: it could not be opened again when not held,
+	// and its namespace was missing below any budget.
+	bound := strconv.FormatUint(boundOnlyInFDHeldMountNS(t), 10) + "," + strconv.FormatUint(boundTwoDeep(t), 10)
 	// 64: no namespace held open; the next, about half of them; the
 	// last, room for them all but for the descriptors the program
 	// holds (the budget ignored those, and the scan ran out).
@@ -157,7 +205,7 @@ func TestMoreNamespacesThanFDs(t *testing.T) {
 	for _, c := range []struct{ limit, held int }{{64, 0}, {reserve + manyUserNS/2, 0}, {reserve + manyUserNS + 24, reserve + manyUserNS - 76}} {
 		outOf, users, found, out := nofileScan(t, "NSREL_NOFILE="+strconv.Itoa(c.limit), "NSREL_HELD="+strconv.Itoa(c.held), "NSREL_BOUND="+bound)
 		if outOf != 0 || users < manyUserNS+2 || !found || strings.Contains(out, "ran out of file descriptors") {
-			t.Errorf("RLIMIT_NOFILE %d, %d descriptors held, %d user namespaces held by processes and user:[%s] by a bind mount: %d opens out of descriptors, %d user namespaces, the bound one found: %t; want none, more than %d, found:\n%s",
+			t.Errorf("RLIMIT_NOFILE %d, %d descriptors held, %d user namespaces held by processes and user:[%s] by bind mounts: %d opens out of descriptors, %d user namespaces, the bound one found: %t; want none, more than %d, found:\n%s",
 				c.limit, c.held, manyUserNS, bound, outOf, users, found, manyUserNS+1, out)
 		}
 	}

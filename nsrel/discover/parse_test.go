@@ -146,7 +146,7 @@ func TestNotice(t *testing.T) {
 		}
 	}
 	m := &Model{OutOfFDs: 2, BelowFUSE: 1, Denied: Denied{Processes: 1}}
-	if got, want := m.Notice(), "; ran out of file descriptors (too many open files): could not open 2 files, so namespaces, parents or owners may be missing (the scan holds the namespaces it finds open; raise the limit of "; !strings.Contains(got, want) || !strings.HasSuffix(got, "; did not open 1 namespace bind mount below a FUSE mount, or an overlay that may be on one (its server could block the lookup for good)") {
+	if got, want := m.Notice(), "; ran out of file descriptors (too many open files): could not open 2 files, so namespaces, parents or owners may be missing (the scan needs descriptors for its own files and holds namespaces open while it can; raise the limit of "; !strings.Contains(got, want) || !strings.HasSuffix(got, "; did not open 1 namespace bind mount below a FUSE mount, or an overlay that may be on one (its server could block the lookup for good)") {
 		t.Errorf("Notice() = %q, want %q and then the FUSE part", got, want)
 	}
 }

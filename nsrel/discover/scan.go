@@ -2,6 +2,7 @@ package discover
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"maps"
 	"os"
@@ -373,10 +374,15 @@ func (s *scanner) scanProcesses(ws []*worker) error {
 			pp.nd.ns.Processes = append(pp.nd.ns.Processes, pp.p)
 		}
 		for ino, ps := range w.mnt {
-			if old := s.readers[ino]; len(old) < 3 {
-				s.readers[ino] = append(old, ps[:min(len(ps), 3-len(old))]...)
-			}
+			s.readers[ino] = append(s.readers[ino], ps...)
 		}
+	}
+	// The 3 lowest PIDs (each worker's are its first, met in PID order)
+	// read a mount table: the PID its mounts are found through is the
+	// same from one run to the next, whichever worker met it first.
+	for ino, ps := range s.readers {
+		slices.SortFunc(ps, func(a, b task) int { return cmp.Or(cmp.Compare(a.pid, b.pid), cmp.Compare(a.tid, b.tid)) })
+		s.readers[ino] = ps[:min(len(ps), 3)]
 	}
 	return err
 }
@@ -510,7 +516,11 @@ func (s *scanner) add(k Key, t nsrel.Type, f Found, comm string, fd int) *node {
 		s.mu.Lock()
 		if nd = s.nodes[k]; nd == nil {
 			nd = &node{ns: n, fd: fd, seq: s.seq.Add(1)}
-			if s.pinNext(n.HasNSID) {
+			// A mount namespace found only through a bind mount that a
+			// helper read (in a mount namespace no usable task is in)
+			// could not be opened again for its own bind mounts: it is
+			// held whatever the budget (the descriptor is open already).
+			if s.pinNext(n.HasNSID) || t == nsrel.TypeMount && f.Via == ViaMount && f.PID == 0 {
 				s.pins.Add(1)
 			} else {
 				nd.loose, nd.fd = true, -1
