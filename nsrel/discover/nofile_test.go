@@ -98,15 +98,7 @@ kill $p; wait $p || true
 echo ok $(stat -L -c %i "$1/x")
 exec sleep infinity`
 	cmd := exec.Command(nstest.RequireCmd(t, "unshare"), "-m", "--propagation", "private", nstest.RequireCmd(t, "sh"), "-c", script, "sh", t.TempDir())
-	line := nstest.FirstLine(t, cmd, func() { cmd.Process.Kill() })
-	f := strings.Fields(line)
-	if len(f) != 2 || f[0] != "ok" {
-		t.Fatalf("setup: %q", line)
-	}
-	ino, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ino := okInode(t, cmd)
 	mnt, err := os.Open(nstest.NSPath(cmd.Process.Pid, "mnt"))
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +118,22 @@ exec sleep infinity`
 		if time.Now().After(deadline) {
 			t.Fatalf("process %d still there 10 s after SIGKILL", cmd.Process.Pid)
 		}
+	}
+	return ino
+}
+
+// okInode starts the set-up cmd, which runs until the test ends, and
+// returns the inode of its first line, "ok INODE".
+func okInode(t *testing.T, cmd *exec.Cmd) uint64 {
+	t.Helper()
+	line := nstest.FirstLine(t, cmd, func() { cmd.Process.Kill() })
+	f := strings.Fields(line)
+	if len(f) != 2 || f[0] != "ok" {
+		t.Fatalf("setup: %q", line)
+	}
+	ino, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ino
 }
@@ -159,15 +167,7 @@ kill $U $MI $MO; wait $U $MI $MO 2>/dev/null || true
 echo ok $ino
 exec sleep infinity`
 	cmd := exec.Command(nstest.RequireCmd(t, "sh"), "-c", script, "sh", t.TempDir())
-	line := nstest.FirstLine(t, cmd, func() { cmd.Process.Kill() })
-	f := strings.Fields(line)
-	if len(f) != 2 || f[0] != "ok" {
-		t.Fatalf("setup: %q", line)
-	}
-	ino, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ino := okInode(t, cmd)
 	return ino
 }
 
