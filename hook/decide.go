@@ -42,6 +42,9 @@ type Input struct {
 	// container judges it (the record names it). An audit block cannot
 	// exempt that way.
 	Unknown []string
+	// Note is said in the record's error member (what the state's
+	// decoding lost: [StateNote]).
+	Note string
 	// Budget bounds that scan from its start (0: [RunningBudget];
 	// negative: no time left); a caller with a deadline of its own
 	// passes what fits in it ([BudgetWithin]).
@@ -83,6 +86,7 @@ func record(cfg *policy.Config, in Input) (*audit.Record, *policy.Block) {
 		Policy:      b.Name,
 		Mode:        b.Mode,
 		Version:     vocab.Version,
+		Error:       in.Note,
 	}
 	if r.Source == "" {
 		r.Source = audit.SourceOCIHook
@@ -126,7 +130,7 @@ func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 		ierr = errors.New("inspect: no ancestry")
 	}
 	if ierr != nil {
-		rec.Error = vocab.Cut(ierr.Error(), vocab.MaxRecordedError)
+		rec.Error = vocab.Cut(vocab.JoinErrors(rec.Error, ierr.Error()), vocab.MaxRecordedError)
 		if in.Stage == audit.StagePoststart && errors.Is(ierr, inspect.ErrGone) {
 			ierr = nil
 		}

@@ -30,6 +30,9 @@ type Hook struct {
 	Inspect inspect.Func
 	// Source is recorded as the writer; empty means audit.SourceOCIHook.
 	Source string
+	// Note, if set, is said in each record's error member (what the
+	// state's decoding lost: [StateNote]).
+	Note string
 	// Decided, if set, is called with whether the container is refused
 	// once the verdict is final, before the record is appended
 	// (createRuntime, poststart): a caller whose deadline passes before
@@ -67,7 +70,7 @@ func (h *Hook) Run(ctx context.Context, stage string, st *specs.State) (*Result,
 // deadline ([BudgetWithin]).
 func (h *Hook) input(ctx context.Context, stage string, st *specs.State) Input {
 	return Input{Stage: stage, Source: h.Source, ID: st.ID, Bundle: st.Bundle, PID: st.Pid, Meta: st.Annotations, Inspect: h.Inspect,
-		Budget: BudgetWithin(ctx, h.Config)}
+		Note: h.Note, Budget: BudgetWithin(ctx, h.Config)}
 }
 
 func (h *Hook) start(ctx context.Context, stage string, st *specs.State) (*Result, error) {

@@ -100,6 +100,51 @@ func validID(data []byte, id string) bool {
 	return validJSONString(raw.ID)
 }
 
+// StateNote says what the state's bytes held that its decoding lost: a
+// bundle path, or an annotation key or value, of invalid UTF-8 (or an
+// unpaired surrogate escape), which both JSON readers replace with
+// U+FFFD, so that two bundles that differ only there are recorded alike.
+// The record keeps the replaced text and this note; the container is
+// judged as any other (a path need not be UTF-8). "" when nothing was
+// lost. The ID is checked by ParseState (an error).
+func StateNote(data []byte, st *specs.State) string {
+	if st == nil {
+		return ""
+	}
+	var bundle, annotations bool
+	if strings.ContainsRune(st.Bundle, utf8.RuneError) {
+		bundle = true
+	}
+	for k, v := range st.Annotations {
+		if strings.ContainsRune(k, utf8.RuneError) || strings.ContainsRune(v, utf8.RuneError) {
+			annotations = true
+			break
+		}
+	}
+	if !bundle && !annotations {
+		return ""
+	}
+	// The members encoding/json took them from (the last one winning).
+	var raw struct {
+		Bundle      json.RawMessage `json:"bundle"`
+		Annotations json.RawMessage `json:"annotations"`
+	}
+	if json.Unmarshal(data, &raw) != nil {
+		return ""
+	}
+	var lost []string
+	if bundle && !validJSONString(raw.Bundle) {
+		lost = append(lost, "the bundle path")
+	}
+	if annotations && !validJSONText(raw.Annotations) {
+		lost = append(lost, "annotations")
+	}
+	if len(lost) == 0 {
+		return ""
+	}
+	return "state: " + strings.Join(lost, " and ") + " held invalid UTF-8, recorded with U+FFFD in its place"
+}
+
 // validJSONString reports whether the JSON string literal s reads
 // without U+FFFD replacing anything: valid UTF-8, and every \u escape of
 // a surrogate part of a pair.
@@ -107,7 +152,13 @@ func validJSONString(s []byte) bool {
 	if len(s) < 2 || s[0] != '"' {
 		return true // not a string: decoding said what it is
 	}
-	s = s[1 : len(s)-1]
+	return validJSONText(s[1 : len(s)-1])
+}
+
+// validJSONText reports whether the JSON text s (a string literal's
+// inside, or a whole value) reads without U+FFFD replacing anything, as
+// validJSONString.
+func validJSONText(s []byte) bool {
 	for i := 0; i < len(s); {
 		switch c := s[i]; {
 		case c == '\\' && i+1 < len(s) && s[i+1] == 'u':

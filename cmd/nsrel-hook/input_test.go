@@ -1117,3 +1117,34 @@ func TestBinaryRefusedStateRefersBack(t *testing.T) {
 	}
 	verifyOK(t, e, 3)
 }
+
+// TestStateInvalidUTF8Note: a state whose bundle path or annotations
+// hold invalid UTF-8 (a runtime that writes the bytes as they are) is
+// recorded with U+FFFD in their place, as JSON readers decode it, and
+// with a note that says so: two bundles that differed only there were
+// recorded alike without a word. U+FFFD written as such is no loss.
+// The container is judged as any other (a path need not be UTF-8).
+func TestStateInvalidUTF8Note(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	pid := pidMember(os.Getpid())
+	for _, tc := range []struct {
+		id, state, want string
+	}{
+		{"u1", `{"id":"u1",` + pid + `,"bundle":"/tmp/` + "\xff\xfe" + `"}`, "state: the bundle path held invalid UTF-8, recorded with U+FFFD in its place"},
+		{"u2", `{"id":"u2",` + pid + `,"bundle":"/b","annotations":{"a":"` + "\xff" + `"}}`, "state: annotations held invalid UTF-8"},
+		{"u3", `{"id":"u3",` + pid + `,"bundle":"/tmp/\ud800","annotations":{"` + "\xc3" + `":"v"}}`, "state: the bundle path and annotations held invalid UTF-8"},
+		{"u4", `{"id":"u4",` + pid + `,"bundle":"/tmp/\ufffd` + "\xef\xbf\xbd" + `"}`, ""},
+	} {
+		if code, _, stderr := run(tc.state, "--config", e.config, audit.StageCreateRuntime); code != 0 {
+			t.Fatalf("%s: exit %d: %s", tc.id, code, stderr)
+		}
+		recs := e.records(t, tc.id)
+		if len(recs) != 1 || recs[0].Verdict != audit.VerdictAllow {
+			t.Fatalf("%s: records %+v; want one allow", tc.id, recs)
+		}
+		if got := recs[0].Error; tc.want == "" && strings.Contains(got, "UTF-8") || tc.want != "" && !strings.Contains(got, tc.want) {
+			t.Errorf("%s: error member %q; want %q", tc.id, got, tc.want)
+		}
+	}
+	verifyOK(t, e, 4)
+}

@@ -157,7 +157,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			}
 			return outcome{nil, err, st.ID}
 		}
-		h := &hook.Hook{Config: cfg, Log: log, Logger: logger, Decided: refused.Store}
+		h := &hook.Hook{Config: cfg, Log: log, Logger: logger, Decided: refused.Store, Note: hook.StateNote(data, st)}
 		if rerr != nil || perr != nil {
 			if rerr != nil && len(data) == 0 {
 				perr = nil // nothing to parse: the read says it all
