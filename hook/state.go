@@ -111,10 +111,7 @@ func StateNote(data []byte, st *specs.State) string {
 	if st == nil {
 		return ""
 	}
-	var bundle, annotations bool
-	if strings.ContainsRune(st.Bundle, utf8.RuneError) {
-		bundle = true
-	}
+	bundle, annotations := strings.ContainsRune(st.Bundle, utf8.RuneError), false
 	for k, v := range st.Annotations {
 		if strings.ContainsRune(k, utf8.RuneError) || strings.ContainsRune(v, utf8.RuneError) {
 			annotations = true

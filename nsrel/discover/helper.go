@@ -285,10 +285,7 @@ func (w *worker) reopenLoose(nd *node) (int, error) {
 				w.s.short(rerr)
 				continue
 			}
-			pfd, err = openBelow(root, f.Path, &unix.OpenHow{
-				Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-				Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS | resolveCached,
-			})
+			pfd, err = openMountPoint(root, f.Path, true)
 			unix.Close(root)
 		default:
 			continue

@@ -33,7 +33,7 @@ func TestLooseInodeReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := Key{st.Dev, st.Ino}
-	s := &scanner{nodes: make(map[Key]*node), ids: true, budget: 0}
+	s := &scanner{nodes: make(map[Key]*node), budget: 0}
 	nd := s.add(k, nsrel.TypeUser, Found{Via: ViaFD, PID: 1, Path: "/proc/1/fd/3"}, "", open(a.Pid))
 	if nd == nil || !nd.loose || nd.fd != -1 || !nd.ns.HasNSID || s.pins.Load() != 0 {
 		t.Fatalf("past the budget: node %+v; want a loose one with its ID, nothing pinned", nd)

@@ -484,17 +484,15 @@ func readAt(dfd int, path string) ([]byte, error) {
 	return data, nil
 }
 
-// mount opens the mount point m below root (the root directory of a
-// process in the mount namespace mntIno) and records the namespace. It
-// returns why it could not, unless that is counted already (permission,
-// FUSE, no descriptor left).
-func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool) error {
-	// The path is resolved inside the process's root, with ".." kept
-	// inside it and without symlinks: a hostile mount point cannot make
-	// us open a file outside, nor lead the walk into a FUSE mount the
-	// check above did not see (mountinfo gives a mount point as the path
-	// the kernel resolved, which has no symlink in it). O_PATH opens
-	// nothing yet.
+// openMountPoint opens (O_PATH) the mount point path below root, the
+// root directory of a process in its mount namespace; with cachedOnly
+// from the dentry cache alone (EAGAIN when a lookup would be needed).
+// The path is resolved inside the process's root, with ".." kept inside
+// it and without symlinks: a hostile mount point cannot make us open a
+// file outside, nor lead the walk into a FUSE mount the caller did not
+// see (mountinfo gives a mount point as the path the kernel resolved,
+// which has no symlink in it). O_PATH opens nothing yet.
+func openMountPoint(root int, path string, cachedOnly bool) (int, error) {
 	how := &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS,
@@ -502,12 +500,21 @@ func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool)
 	if cachedOnly {
 		how.Resolve |= resolveCached
 	}
-	fd, err := openBelow(root, m.Point, how)
+	fd, err := openBelow(root, path, how)
 	// A mount or unmount anywhere ends an RCU walk too: a few tries tell
 	// that from a lookup the cache cannot answer, which fails each time.
 	for try := 0; cachedOnly && err == unix.EAGAIN && try < 4; try++ {
-		fd, err = openBelow(root, m.Point, how)
+		fd, err = openBelow(root, path, how)
 	}
+	return fd, err
+}
+
+// mount opens the mount point m below root (the root directory of a
+// process in the mount namespace mntIno) and records the namespace. It
+// returns why it could not, unless that is counted already (permission,
+// FUSE, no descriptor left).
+func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool) error {
+	fd, err := openMountPoint(root, m.Point, cachedOnly)
 	if err != nil {
 		switch {
 		case isPerm(err):

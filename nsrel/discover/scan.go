@@ -124,13 +124,12 @@ type scanner struct {
 	// noFDs counts the opens that failed for want of a file descriptor
 	// (EMFILE, ENFILE); see short.
 	noFDs atomic.Int64
-	// pins counts the pinned nodes; past budget (when ids), new nodes
-	// are loose. reused holds, by inode and ID, the namespaces met at a
+	// pins counts the pinned nodes; past budget, new nodes are loose.
+	// reused holds, by inode and ID, the namespaces met at a
 	// loose node's inode that were not the node's (it died during the
 	// scan); under mu.
 	pins       atomic.Int64
 	budget     int64
-	ids        bool
 	reused     map[[2]uint64]bool
 	deniedPIDs []int // processes whose links were denied; under mu
 	// unopened are the nsfs mounts still listed whose mount point could
@@ -154,12 +153,12 @@ func (s *scanner) short(err error) bool {
 	return false
 }
 
-// pinNext reports whether a new node is pinned: always on a kernel
-// without NS_GET_ID (or for a namespace whose ID could not be read),
-// else while the budget lasts and no open has found the descriptors
-// run out (something else holds more than the budget allowed for).
+// pinNext reports whether a new node is pinned: always for a namespace
+// whose ID could not be read (a kernel without NS_GET_ID), else while
+// the budget lasts and no open has found the descriptors run out
+// (something else holds more than the budget allowed for).
 func (s *scanner) pinNext(hasID bool) bool {
-	return !s.ids || !hasID || s.pins.Load() < s.budget && s.noFDs.Load() == 0
+	return !hasID || noPinIDs || s.pins.Load() < s.budget && s.noFDs.Load() == 0
 }
 
 // denyProcess counts a process whose namespaces could not be read.
@@ -228,7 +227,7 @@ func Discover(opts Options) (*Model, error) {
 	}
 	s.self = procSelf(fd)
 	s.foreignPIDs = s.self != os.Getpid()
-	s.ids, s.budget = pinBudget(opts.Workers)
+	s.budget = pinBudget(opts.Workers)
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/ns/user", &st); err != nil {
 		return nil, &os.PathError{Op: "stat", Path: "/proc/self/ns/user", Err: err}
@@ -278,25 +277,18 @@ const (
 // pinned.
 var noPinIDs bool
 
-// pinBudget reports whether the kernel answers NS_GET_ID (then nodes past
-// the budget are loose, see node) and how many nodes may be pinned:
-// RLIMIT_NOFILE less what the scan's workers and the program need.
-func pinBudget(workers int) (bool, int64) {
-	if noPinIDs {
-		return false, 0
-	}
-	if _, err := nsrel.ID(nsrel.Path("/proc/self/ns/user")); err != nil {
-		return false, 0
-	}
+// pinBudget returns how many nodes may be pinned (see node): RLIMIT_NOFILE
+// less what the scan's workers and the program need.
+func pinBudget(workers int) int64 {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY {
-		return true, 0
+		return 0
 	}
 	b := int64(min(rl.Cur, 1<<40)) - reserveFDs - reservePerWorker*int64(workers) - int64(openFDs())
-	return true, max(b, 0)
+	return max(b, 0)
 }
 
 // openFDs counts this process's open descriptors (those it inherited
