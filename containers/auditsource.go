@@ -135,7 +135,7 @@ files:
 				continue
 			}
 			id := h.ContainerID
-			if h.Stage == audit.StagePoststop || h.Stage == audit.StageExit {
+			if audit.IsStop(h.Stage) {
 				if ref := refOf(line); ref != 0 {
 					ended[ref] = true
 					continue

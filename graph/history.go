@@ -222,7 +222,7 @@ func (g *Graph) AddHistory(path string) error {
 					continue
 				}
 				start := audit.IsStart(r.Stage)
-				stop := r.Stage == audit.StagePoststop || r.Stage == audit.StageExit
+				stop := audit.IsStop(r.Stage)
 				switch {
 				case sc.own(r):
 					taken[i] = true

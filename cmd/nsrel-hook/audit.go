@@ -717,16 +717,6 @@ type showKey struct {
 	noID bool
 }
 
-// containerStage reports whether a record of stage is about a container
-// (a start or a stop), not an event of the log or of its writer.
-func containerStage(stage string) bool {
-	switch stage {
-	case audit.StageCreateRuntime, audit.StagePoststart, audit.StagePoststop, audit.StageStart, audit.StageExit:
-		return true
-	}
-	return false
-}
-
 // showCmd prints the records of the log at path, grouped by container in
 // the order containers first appear. It reads in two passes over a
 // snapshot, so that memory stays bounded by a few words per record: the
@@ -789,9 +779,9 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			out.Write(buf)
 			continue
 		}
-		// A container's record without an ID (a state that named none)
-		// is no event of the log's.
-		k := showKey{id, id == "" && containerStage(stage)}
+		// A container's start or stop without an ID (a state that named
+		// none) is no event of the log's.
+		k := showKey{id, id == "" && (audit.IsStart(stage) || audit.IsStop(stage))}
 		ci, seen := index[k]
 		if !seen {
 			ci = int32(len(order))

@@ -514,6 +514,12 @@ func IsStart(stage string) bool {
 	return stage == StageCreateRuntime || stage == StagePoststart || stage == StageStart
 }
 
+// IsStop reports whether a record's stage records a container's end:
+// poststop or exit.
+func IsStop(stage string) bool {
+	return stage == StagePoststop || stage == StageExit
+}
+
 // HasStart reports whether the log already holds a start record (see
 // [IsStart]) for the container whose process is pid with the given start
 // time (field 22 of /proc/PID/stat; 0 matches any). To check and append
