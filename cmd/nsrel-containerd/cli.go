@@ -455,11 +455,8 @@ func lastHost(path string) (host string, ok bool) {
 			return "", false
 		}
 		n++
-		if h, ok := audit.PeekHead(line); ok {
+		if h, _, ok := audit.HeadOf(line); ok {
 			return h.Host, true
-		}
-		if r, err := audit.Decode(line); err == nil {
-			return r.Host, true
 		}
 	}
 	return "", false

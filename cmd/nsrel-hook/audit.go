@@ -753,12 +753,8 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 		if _, torn := audit.TornLineKey(l.Data); torn {
 			continue // a crash's torn line, which the record after it holds
 		}
-		id, stage, ok := "", "", false
-		if h, hok := audit.PeekHead(l.Data); hok {
-			id, stage, ok = h.ContainerID, h.Stage, true
-		} else if r, derr := audit.Decode(l.Data); derr == nil {
-			id, stage, ok = r.ContainerID, r.Stage, true
-		}
+		h, _, ok := audit.HeadOf(l.Data)
+		id := h.ContainerID
 		if !ok {
 			bad++
 			continue
@@ -781,7 +777,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 		}
 		// A container's start or stop without an ID (a state that named
 		// none) is no event of the log's.
-		k := showKey{id, id == "" && (audit.IsStart(stage) || audit.IsStop(stage))}
+		k := showKey{id, id == "" && (audit.IsStart(h.Stage) || audit.IsStop(h.Stage))}
 		ci, seen := index[k]
 		if !seen {
 			ci = int32(len(order))

@@ -204,7 +204,7 @@ func splitByHost(files []string, dir string, want map[string]bool, keys, shipped
 				continue
 			}
 			at := linePos{int32(fi), n}
-			head, rec, ok := headOf(line)
+			head, rec, ok := audit.HeadOf(line)
 			host := head.Host
 			if !ok {
 				// A torn line, or another a damage record may list (a
@@ -334,25 +334,7 @@ func lastIndex[T any](s []T, f func(T) bool) int {
 	return -1
 }
 
-// headOf returns the head of a record line and, when it had to decode
-// the line for it, the record: in its head as nsrel writes it (a damaged
-// line whose head is whole goes to its node's chain, which reports it),
-// or in the record a line of another member order decodes to. Keys match
-// exactly, as the record decoder's do.
-func headOf(line []byte) (audit.Head, *audit.Record, bool) {
-	if line == nil {
-		return audit.Head{}, nil, false
-	}
-	if h, ok := audit.PeekHead(line); ok {
-		return h, nil, true
-	}
-	if r, err := audit.Decode(line); err == nil {
-		return audit.Head{Seq: r.Seq, Host: r.Host, Source: r.Source, Stage: r.Stage, ContainerID: r.ContainerID}, r, true
-	}
-	return audit.Head{}, nil, false
-}
-
-// accountant returns the record line is (its head h, and r when headOf
+// accountant returns the record line is (its head h, and r when HeadOf
 // decoded it) when it is one that accounts for torn lines (a torn-tail
 // record, a damage record), or nil.
 func accountant(line []byte, h audit.Head, r *audit.Record) *audit.Record {

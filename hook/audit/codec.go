@@ -833,6 +833,26 @@ type Head struct {
 	Namespace string
 }
 
+// HeadOf returns the head of a record line and, when it had to decode
+// the line for it, the record: in its head as nsrel writes it
+// ([PeekHead]: a damaged line whose head is whole still names its
+// container and host), or in the record a line of another member order
+// decodes to. ok is false for a line that is neither (a torn line, one
+// that does not decode, nil). Keys match exactly, as the record
+// decoder's do.
+func HeadOf(line []byte) (h Head, r *Record, ok bool) {
+	if line == nil {
+		return Head{}, nil, false
+	}
+	if h, ok := PeekHead(line); ok {
+		return h, nil, true
+	}
+	if r, err := Decode(line); err == nil {
+		return Head{Seq: r.Seq, Host: r.Host, Source: r.Source, Stage: r.Stage, ContainerID: r.ContainerID, Namespace: r.Namespace}, r, true
+	}
+	return Head{}, nil, false
+}
+
 // PeekHead reads the head of a record line written by nsrel (format,
 // seq, time, host, source, stage and container_id first, in that order,
 // then bundle and namespace when there and readable)

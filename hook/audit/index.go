@@ -126,14 +126,8 @@ func (x *rotatedIndex) read(ctx context.Context, f *os.File, path string, size i
 		if l.Data == nil {
 			continue // longer than any record: no search decodes it
 		}
-		id, ok := "", false
-		if h, hok := PeekHead(l.Data); hok {
-			id, ok = h.ContainerID, true
-		} else if r, derr := Decode(l.Data); derr == nil {
-			id, ok = r.ContainerID, true
-		}
-		if ok {
-			fi.ids[maphash.String(x.seed, id)] = struct{}{}
+		if h, _, ok := HeadOf(l.Data); ok {
+			fi.ids[maphash.String(x.seed, h.ContainerID)] = struct{}{}
 		}
 	}
 	return fi
