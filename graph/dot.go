@@ -152,7 +152,9 @@ func quote(s string) string {
 
 // SVG runs dot (the path of Graphviz's dot(1)) on the graph and returns
 // the SVG it drew and what dot said on stderr (warnings; "" normally). ctx
-// bounds the run.
+// bounds the run. A run that fails, or ends without an <svg> element,
+// is an error that holds dot's first line on stderr (escaped), or
+// ctx's error when ctx ended it.
 func (g *Graph) SVG(ctx context.Context, dot string) (svg []byte, warnings string, err error) {
 	var in, out, errOut bytes.Buffer
 	if err := g.DOT(&in); err != nil {
@@ -160,10 +162,20 @@ func (g *Graph) SVG(ctx context.Context, dot string) (svg []byte, warnings strin
 	}
 	cmd := exec.CommandContext(ctx, dot, "-Tsvg")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = &in, &out, &errOut
-	if err := cmd.Run(); err != nil {
-		msg, _, _ := strings.Cut(strings.TrimSpace(errOut.String()), "\n")
+	err = cmd.Run()
+	if err != nil && ctx.Err() != nil {
+		// Killed at the deadline: "signal: killed" told nothing.
+		return nil, "", fmt.Errorf("%s -Tsvg: %w", vocab.Escape(dot), ctx.Err())
+	}
+	if err != nil {
 		// dot's message may quote the input, labels a container chose.
-		return nil, errOut.String(), fmt.Errorf("%s -Tsvg: %w: %s", vocab.Escape(dot), err, vocab.Escape(msg))
+		if msg, _, _ := strings.Cut(strings.TrimSpace(errOut.String()), "\n"); msg != "" {
+			err = fmt.Errorf("%w: %s", err, vocab.Escape(msg))
+		}
+		return nil, "", fmt.Errorf("%s -Tsvg: %w", vocab.Escape(dot), err)
+	}
+	if !bytes.Contains(out.Bytes(), []byte("<svg")) {
+		return nil, "", fmt.Errorf("%s -Tsvg: exit status 0 without an SVG document", vocab.Escape(dot))
 	}
 	return out.Bytes(), errOut.String(), nil
 }

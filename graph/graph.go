@@ -56,10 +56,12 @@ type Node struct {
 	// Name is "type:[INO]".
 	Name string `json:"name"`
 	// Ino is the inode; Chain, for a folded node, every inode folded into
-	// it, top first.
-	Ino   uint64   `json:"ino"`
-	Chain []uint64 `json:"chain,omitempty"`
-	// NSID is the kernel's namespace ID, 0 when unknown.
+	// it, top first, and ChainIDs their namespace IDs (0 when unknown).
+	Ino      uint64   `json:"ino"`
+	Chain    []uint64 `json:"chain,omitempty"`
+	ChainIDs []uint64 `json:"chain_ids,omitempty"`
+	// NSID is the kernel's namespace ID, 0 when unknown (of the topmost
+	// namespace of a folded chain).
 	NSID uint64 `json:"nsid,omitempty"`
 	// Owner is the owner as the trees print it ("root (0)", "4242", "?");
 	// OwnerNS, for a PID namespace, the owning user namespace's name.
@@ -71,8 +73,12 @@ type Node struct {
 	Owners []string `json:"owners,omitempty"`
 	// Processes are the namespace's processes, sorted by PID.
 	Processes []Process `json:"processes"`
-	// Found says how the namespace was found, as the trees print it.
-	Found []string `json:"found"`
+	// Found says how the namespace was found, as the trees print it; for
+	// a folded node, how each of its namespaces was, each way after the
+	// namespace's name ("user:[INO]: fd /proc/7/fd/3"). FoundMore counts
+	// the fds and mounts that hold them beyond those listed.
+	Found     []string `json:"found"`
+	FoundMore int      `json:"found_more,omitempty"`
 	// Containers live in it.
 	Containers []Container `json:"containers"`
 	// History is the audit history of its containers (see AddHistory).
@@ -146,7 +152,13 @@ func Build(m *discover.Model, o Options) *Graph {
 			}
 		}
 		if nd.Chain != nil {
+			foldFound(nd, n)
 			nd.Chain = append(nd.Chain, n.Ino)
+			var id uint64
+			if n.HasNSID {
+				id = n.NSID
+			}
+			nd.ChainIDs = append(nd.ChainIDs, id)
 			if o := ownerText(n); !slices.Contains(nd.Owners, o) {
 				nd.Owners = append(nd.Owners, o)
 			}
@@ -182,6 +194,25 @@ func Build(m *discover.Model, o Options) *Graph {
 		}
 	}
 	return g
+}
+
+// foldFound adds the ways n was found to the folded node nd (n is its
+// topmost namespace when nd.Chain is empty: the ways newNode listed),
+// each after n's name: a process-less namespace deep in a chain may be
+// held by a descriptor or a bind mount that is the evidence of who holds
+// it.
+func foldFound(nd *Node, n *discover.Namespace) {
+	name := n.Name().String() + ": "
+	if len(nd.Chain) == 0 {
+		for i, f := range nd.Found {
+			nd.Found[i] = name + f
+		}
+		return
+	}
+	for _, f := range n.FoundVia {
+		nd.Found = append(nd.Found, name+tree.FoundLabel(f))
+	}
+	nd.FoundMore += n.FoundViaMore
 }
 
 // runLength is the number of foldable namespaces from n down its only
@@ -233,9 +264,7 @@ func newNode(n *discover.Namespace) *Node {
 	for i, f := range n.FoundVia {
 		nd.Found[i] = tree.FoundLabel(f)
 	}
-	if n.FoundViaMore > 0 {
-		nd.Found = append(nd.Found, "+"+strconv.Itoa(n.FoundViaMore)+" more fds and mounts")
-	}
+	nd.FoundMore = n.FoundViaMore
 	for i, c := range n.Containers {
 		nd.Containers[i] = Container{
 			Label: tree.ContainerLabel(c), ID: vocab.Escape(c.ID), Engine: vocab.Escape(c.Engine),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/discover"
+	"github.com/nsrel/nsrel/tree"
 )
 
 // synthetic builds a host: the initial user and PID namespaces, users
@@ -129,6 +131,43 @@ func TestCollapse(t *testing.T) {
 	// A run shorter than Collapse stays.
 	if g := graph.Build(m, graph.Options{Collapse: 6}); len(g.Nodes) != 8 {
 		t.Errorf("collapse 6 of a run of 5: %d nodes, want 8", len(g.Nodes))
+	}
+}
+
+// TestCollapseKeepsFoundVia: a folded node lists how each of its
+// namespaces was found and each one's ID (a descriptor holding one deep
+// in the chain is who holds it), and counts the fds and mounts past
+// those listed; the report's table counts them so.
+func TestCollapseKeepsFoundVia(t *testing.T) {
+	m := chainModel(6)
+	for _, n := range m.Of(nsrel.TypeUser) {
+		if n.Ino >= 101 && n.Ino <= 105 {
+			n.NSID, n.HasNSID = 1000+n.Ino, true
+		}
+		if n.Ino == 103 {
+			for fd := 3; fd < 3+discover.MaxFoundVia; fd++ {
+				n.FoundVia = append(n.FoundVia, discover.Found{Via: discover.ViaFD, PID: 9, Path: "/proc/9/fd/" + strconv.Itoa(fd)})
+			}
+			n.FoundViaMore = 136
+		}
+	}
+	g := graph.Build(m, graph.Options{Collapse: 3})
+	nd := g.Nodes[1]
+	if diff := cmp.Diff([]uint64{1101, 1102, 1103, 1104, 1105}, nd.ChainIDs); diff != "" {
+		t.Errorf("chain IDs (-want +got):\n%s", diff)
+	}
+	if !slices.Contains(nd.Found, "user:[101]: parent of user:[102]") || !slices.Contains(nd.Found, "user:[103]: fd /proc/9/fd/3") ||
+		!slices.Contains(nd.Found, "user:[105]: parent of user:[106]") || nd.FoundMore != 136 {
+		t.Errorf("folded node found via %q, +%d more; want every namespace's, +136", nd.Found, nd.FoundMore)
+	}
+	var b bytes.Buffer
+	if err := g.HTML(&b, graph.HTMLOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// 5 parents and 64 fds listed, the first MaxDetailProcs in the table.
+	if want := fmt.Sprintf(" +%d more</td></tr>", 5+discover.MaxFoundVia-tree.MaxDetailProcs+136); !strings.Contains(b.String(), want) {
+		i := strings.Index(b.String(), `id="row-user_101"`)
+		t.Errorf("table row: %.2000s\nwant %q", b.String()[max(i, 0):], want)
 	}
 }
 

@@ -92,6 +92,9 @@ func (g *Graph) AddHistory(path string) error {
 	} else {
 		a.Verified = true
 		a.Verdict = fmt.Sprintf("chain verified: %d records, seq %d to %d", sum.Records, sum.FirstSeq, sum.LastSeq)
+		if sum.Records == 0 {
+			a.Verdict = "chain verified: the log holds no record"
+		}
 	}
 	if terr := snap.CheckTrusted(); terr != nil {
 		// Without a key, whoever may write a log can make its chain
@@ -137,8 +140,13 @@ func (g *Graph) AddHistory(path string) error {
 	}
 	// The records of the shown containers' IDs, in the log's order, and
 	// their indexes by ID.
+	// Each is kept as what the matching below reads of it (slim): a
+	// reused ID (runc's "build", run a hundred thousand times) held every
+	// record whole, and a log of a few long records took 13 times its
+	// size; the records taken are read again for their events.
 	type record struct {
 		r       *audit.Record
+		at      lineAt
 		ref     int  // the index of the record it refers to, -1 for none
 		refGone bool // it refers to a record not in the snapshot (removed by retention)
 	}
@@ -149,15 +157,17 @@ func (g *Graph) AddHistory(path string) error {
 		if err != nil {
 			break
 		}
-		r, err := audit.Decode(l.Data)
-		if err != nil {
+		h, r, ok := audit.HeadOf(l.Data)
+		if !ok || byID[vocab.Escape(h.ContainerID)] == nil {
 			continue
+		}
+		if r == nil {
+			if r, err = audit.Decode(l.Data); err != nil {
+				continue
+			}
 		}
 		id := vocab.Escape(r.ContainerID)
-		if byID[id] == nil {
-			continue
-		}
-		x := record{r: r, ref: -1}
+		x := record{r: slim(r), at: lineAt{l.File, l.Number}, ref: -1}
 		if r.Ref != nil {
 			// By seq and hash: after a chain started again (its log
 			// lost) a seq may be an older record's.
@@ -292,11 +302,26 @@ func (g *Graph) AddHistory(path string) error {
 			}
 		}
 	}
+	taken := make(map[lineAt]int)
 	for i, x := range recs {
-		if len(nodes[i]) == 0 {
+		if len(nodes[i]) > 0 {
+			taken[x.at] = i
+		}
+	}
+	// The records taken, read again whole, in the log's order.
+	for l, err := range snap.Lines() {
+		if len(taken) == 0 || err != nil {
+			break
+		}
+		i, ok := taken[lineAt{l.File, l.Number}]
+		if !ok {
 			continue
 		}
-		r := x.r
+		delete(taken, lineAt{l.File, l.Number})
+		r, err := audit.Decode(l.Data)
+		if err != nil {
+			continue // not after it decoded under the same lock
+		}
 		a.Records++
 		e := Event{Seq: r.Seq, Time: vocab.Escape(r.Time), Source: vocab.Escape(r.Source), Stage: vocab.Escape(r.Stage),
 			ID: vocab.Escape(r.ContainerID), Policy: vocab.Escape(r.Policy), Mode: vocab.Escape(r.Mode),
@@ -310,4 +335,22 @@ func (g *Graph) AddHistory(path string) error {
 	}
 	g.Audit = a
 	return nil
+}
+
+// lineAt names a line of a snapshot: its file and line number.
+type lineAt struct {
+	file string
+	n    int
+}
+
+// slim is what AddHistory's matching reads of r: its head, reference,
+// hash, boot and, for a record with a process, the process's PID and
+// start time (an Ancestry without namespaces).
+func slim(r *audit.Record) *audit.Record {
+	s := &audit.Record{Seq: r.Seq, Source: r.Source, Stage: r.Stage, ContainerID: r.ContainerID,
+		Namespace: r.Namespace, Ref: r.Ref, BootID: r.BootID, Hash: r.Hash}
+	if r.Ancestry != nil {
+		s.Ancestry = &audit.Ancestry{PID: r.PID, StartTime: r.StartTime}
+	}
+	return s
 }

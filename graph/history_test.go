@@ -430,3 +430,19 @@ func TestHistoryEarlierBootWithoutProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryEmptyLog: an empty log is verified and says it holds no
+// record ("0 records, seq 0 to 0" read as a range).
+func TestHistoryEmptyLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := historyGraph("")
+	if err := g.AddHistory(path); err != nil {
+		t.Fatal(err)
+	}
+	if !g.Audit.Verified || g.Audit.Verdict != "chain verified: the log holds no record" || g.Audit.Records != 0 {
+		t.Errorf("audit %+v of an empty log", g.Audit)
+	}
+}

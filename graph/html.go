@@ -1,7 +1,7 @@
 package graph
 
 import (
-	"bytes"
+	"bufio"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -55,8 +55,9 @@ func (g *Graph) HTML(w io.Writer, o HTMLOptions) error {
 	if err != nil {
 		return fmt.Errorf("graph: %w", err)
 	}
-	var b bytes.Buffer
-	b.Grow(len(reportHTML) + len(o.SVG) + 2*len(data))
+	// Written as it is made: a report of a long audit history is as
+	// large as the history, and a page buffered whole held it twice.
+	b := bufio.NewWriterSize(w, 64<<10)
 	fit := len(g.Nodes) <= FitNodes
 	rest := reportHTML
 	for {
@@ -87,7 +88,7 @@ func (g *Graph) HTML(w io.Writer, o HTMLOptions) error {
 		case "ctrPen":
 			b.WriteString(ctrPen)
 		case "counts":
-			fmt.Fprintf(&b, "%d namespaces, %d processes, %d containers", g.Namespaces, g.Processes, g.Containers)
+			fmt.Fprintf(b, "%d namespaces, %d processes, %d containers", g.Namespaces, g.Processes, g.Containers)
 		case "fitChecked":
 			if fit {
 				b.WriteString(" checked")
@@ -102,7 +103,7 @@ func (g *Graph) HTML(w io.Writer, o HTMLOptions) error {
 				if a.Verified {
 					class = "ok"
 				}
-				fmt.Fprintf(&b, `<div id="audit" class="audit %s">Audit log %s: %s; %d records of the shown containers</div>`,
+				fmt.Fprintf(b, `<div id="audit" class="audit %s">Audit log %s: %s; %d records of the shown containers</div>`,
 					class, text(a.Path), text(a.Verdict), a.Records)
 			}
 		case "picture":
@@ -113,7 +114,7 @@ func (g *Graph) HTML(w io.Writer, o HTMLOptions) error {
 			}
 		case "rows":
 			for _, n := range g.Nodes {
-				writeRow(&b, n)
+				writeRow(b, n)
 			}
 		case "data":
 			b.Write(data)
@@ -121,12 +122,11 @@ func (g *Graph) HTML(w io.Writer, o HTMLOptions) error {
 			return fmt.Errorf("graph: report.html: unknown field {{%s}}", name)
 		}
 	}
-	_, err = w.Write(b.Bytes())
-	return err
+	return b.Flush()
 }
 
 // writeRow writes n's row of the table.
-func writeRow(b *bytes.Buffer, n *Node) {
+func writeRow(b *bufio.Writer, n *Node) {
 	id := text(n.ID)
 	b.WriteString(`<tr id="row-` + id + `" class="ns ` + text(n.Type) + `" data-id="` + id + `"><td>` + text(n.Lines()[0]))
 	if n.NSID != 0 {
@@ -139,7 +139,7 @@ func writeRow(b *bytes.Buffer, n *Node) {
 	}
 	// A process may hold thousands of fds to one namespace: the first
 	// ways, as the --details line says it (the details list them all).
-	b.WriteString("</td><td>" + text(tree.CappedList(n.Found)) + "</td></tr>\n")
+	b.WriteString("</td><td>" + text(tree.CappedList(n.Found, n.FoundMore)) + "</td></tr>\n")
 }
 
 // text escapes s for HTML text and quoted attribute values; a NUL

@@ -224,11 +224,11 @@ func writeDetails(b *strings.Builder, n *discover.Namespace) {
 }
 
 // CappedList joins items with ", ", up to [MaxDetailProcs] of them, then
-// " +N more" for the rest, as a --details line lists processes and the
-// ways a namespace was found.
-func CappedList(items []string) string {
+// " +N more" for the rest and the more not given, as a --details line
+// lists the ways a namespace was found (FoundVia and FoundViaMore).
+func CappedList(items []string, more int) string {
 	var b strings.Builder
-	writeCapped(&b, len(items), func(i int) { b.WriteString(items[i]) })
+	writeCappedMore(&b, len(items), more, func(i int) { b.WriteString(items[i]) })
 	return b.String()
 }
 

@@ -223,6 +223,10 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	case fs.Changed("audit-log") && c.auditLog == "":
 		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, vocab.EmptyValue("--audit-log", "a file"))
 		return 2
+	case fs.Changed("title") && strings.TrimSpace(c.title) == "":
+		// It gave the default title without a word.
+		fmt.Fprintf(stderr, "%s: %s (see --help)\n", t.Name, vocab.EmptyValue("--title", "a title"))
+		return 2
 	}
 	if c.noContainers && c.container != "" {
 		fmt.Fprintf(stderr, "%s: --container needs the container lookup; drop --no-containers (see --help)\n", t.Name)

@@ -144,6 +144,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"empty containerd address, separate", []string{"--containerd-address", ""}, 2, "", "lsuserns: option --containerd-address needs a socket path, not an empty string (see --help)\n"},
 		{"empty audit log", []string{"--format", "html", "--audit-log="}, 2, "", "lsuserns: option --audit-log needs a file, not an empty string (see --help)\n"},
 		{"empty audit log without html", []string{"--audit-log="}, 2, "", "lsuserns: option --audit-log needs a file, not an empty string (see --help)\n"},
+		{"empty title", []string{"--format", "html", "--title="}, 2, "", "lsuserns: option --title needs a title, not an empty string (see --help)\n"},
 		{"bad format", []string{"--format", "png"}, 2, "", `--format "png": want text, json, dot, svg or html`},
 		// Escaped once: \x1b, not \\x1b.
 		{"hostile format", []string{"--format", "\x1bdot\""}, 2, "", `lsuserns: --format "\x1bdot\"": want`},

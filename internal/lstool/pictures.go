@@ -2,6 +2,7 @@ package lstool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,8 +20,9 @@ import (
 	"github.com/nsrel/nsrel/nsrel/discover"
 )
 
-// DotTimeout bounds dot(1)'s run for --format svg and html.
-const DotTimeout = time.Minute
+// DotTimeout bounds dot(1)'s run for --format svg and html (a variable
+// for tests).
+var DotTimeout = time.Minute
 
 // pictureError is a failure of a graph format other than writing the
 // output: dot failed, the audit log could not be read.
@@ -130,6 +132,9 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 		svg, warnings, err = g.SVG(ctx, dot)
 		if w, _, _ := strings.Cut(strings.TrimSpace(warnings), "\n"); w != "" {
 			diag.print(syslog.Notice, "notice: dot: "+vocab.Escape(w))
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("dot did not draw %d namespaces within %s: narrow the picture with --container, --pid or --collapse", g.Namespaces, DotTimeout)
 		}
 	}
 	if err != nil {

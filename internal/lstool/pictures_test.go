@@ -298,6 +298,19 @@ func TestPicturesOfARealScenario(t *testing.T) {
 	if strings.Contains(dom, `<tr id="row-user_`+strconv.FormatUint(inner, 10)) {
 		t.Errorf("--collapse 2: the folded namespace has a row of its own")
 	}
+	// A link to the folded namespace shows its node: each namespace's
+	// ID and how each was found.
+	dom = string(chromium(t, "--dump-dom", "file://"+report+"#ns=user_"+strconv.FormatUint(inner, 10)))
+	for _, want := range []string{
+		fmt.Sprintf("<h2>user:[%d]</h2>", top),
+		fmt.Sprintf("<dd>user:[%d] (ID ", top), fmt.Sprintf(") \u2192 user:[%d] (ID ", inner),
+		fmt.Sprintf("<li>user:[%d]: parent of user:[", top), fmt.Sprintf("<li>user:[%d]: parent of user:[", inner),
+	} {
+		if !strings.Contains(dom, want) {
+			i := strings.Index(dom, `<div id="details"`)
+			t.Errorf("--collapse 2, #ns= of the folded namespace: the DOM lacks %q; %.800s", want, dom[max(i, 0):])
+		}
+	}
 
 	// With the audit history of the first container, from a log that
 	// verifies: the verdict on top, the records in its details.
@@ -509,6 +522,58 @@ func TestGraphvizFailsEscaped(t *testing.T) {
 	if !strings.Contains(out, `: Error: near &#34;\x1b[2Jx&#34;. The table below`) {
 		i := strings.Index(out, "No picture")
 		t.Errorf("report: %.200q; want dot's message escaped once", out[max(i, 0):])
+	}
+}
+
+// fakeDot puts a dot(1) that runs script (sh) first on PATH.
+func fakeDot(t *testing.T, script string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dot"), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+}
+
+// TestGraphvizFailsOnce: dot fails saying two lines: --format svg says
+// so in one line (its first line was also printed as a notice), html in
+// one notice.
+func TestGraphvizFailsOnce(t *testing.T) {
+	fakeDot(t, "printf 'Error: boom\\nsecond line\\n' >&2; exit 1")
+	code, out, errOut := run(t, tool(nsrel.TypeUser), "--no-containers", "--format", "svg")
+	if code != 1 || out != "" || !strings.HasSuffix(errOut, ": exit status 1: Error: boom\n") || strings.Count(errOut, "boom") != 1 {
+		t.Errorf("svg with dot failing: exit %d, stdout %.100q, stderr %q; want one line", code, out, errOut)
+	}
+	code, _, errOut = run(t, tool(nsrel.TypeUser), "--no-containers", "--format", "html")
+	if code != 0 || strings.Count(errOut, "boom") != 1 || strings.Contains(errOut, "second line") {
+		t.Errorf("html with dot failing: exit %d, stderr %q; want one notice", code, errOut)
+	}
+}
+
+// TestGraphvizNoSVG: a dot that exits 0 without drawing is no success:
+// svg fails, html says it has no picture.
+func TestGraphvizNoSVG(t *testing.T) {
+	fakeDot(t, "cat >/dev/null; exit 0")
+	code, out, errOut := run(t, tool(nsrel.TypeUser), "--no-containers", "--format", "svg")
+	if code != 1 || out != "" || !strings.HasSuffix(errOut, "-Tsvg: exit status 0 without an SVG document\n") {
+		t.Errorf("svg with dot drawing nothing: exit %d, stdout %.100q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut = run(t, tool(nsrel.TypeUser), "--no-containers", "--format", "html")
+	if code != 0 || !strings.Contains(errOut, "without an SVG document; the report has no picture\n") ||
+		!strings.Contains(out, "<p>No picture: Graphviz (dot) could not draw it: ") {
+		t.Errorf("html with dot drawing nothing: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestGraphvizTimeout: dot past DotTimeout (thousands of namespaces a
+// user made) is said as such, with what to do, not as "signal: killed: ".
+func TestGraphvizTimeout(t *testing.T) {
+	fakeDot(t, "exec sleep 30")
+	defer func(d time.Duration) { lstool.DotTimeout = d }(lstool.DotTimeout)
+	lstool.DotTimeout = 200 * time.Millisecond
+	code, out, errOut := run(t, tool(nsrel.TypeUser), "--no-containers", "--format", "svg")
+	if code != 1 || out != "" || !regexp.MustCompile(`(?m)^lsuserns: --format svg: Graphviz: dot did not draw [0-9]+ namespaces within 200ms: narrow the picture with --container, --pid or --collapse\n\z`).MatchString(errOut) {
+		t.Errorf("svg with dot too slow: exit %d, stdout %.100q, stderr %q", code, out, errOut)
 	}
 }
 
