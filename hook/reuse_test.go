@@ -2,10 +2,13 @@ package hook_test
 
 import (
 	"context"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -109,8 +112,10 @@ func TestPoststartReusedID(t *testing.T) {
 		{"this one's record after a stop", []string{"create:100", "stop", "create:200"}, proc(200, 9, 4026532300), 3, false, ""},
 		{"earlier container not stopped", []string{"create:100"}, proc(200, 9, 4026532300), 0, false,
 			"ancestry_unchanged: not compared: no createRuntime record of pid 200 (start time " + itoa64(s9) + "); the latest for the ID, seq 1, is of pid 100 (start time " + itoa64(fakeStart+5) + ")"},
-		{"same PID, another process", []string{"create:200"}, proc(200, 10, 4026532300), 0, false,
-			"ancestry_unchanged: not compared: no createRuntime record of pid 200 (start time " + itoa64(s10) + "); the latest for the ID, seq 1, is of pid 200 (start time " + itoa64(s9) + ")"},
+		// The container's process exited and its PID is another's: a
+		// process gone, not the other's namespaces under its ID.
+		{"same PID, another process", []string{"create:200"}, proc(200, 10, 4026532300), 1, false,
+			"inspect: pid 200: process exited during inspection: the container's process (start time " + itoa64(s9) + ", createRuntime record seq 1) has exited; the pid is another process's now (start time " + itoa64(s10) + "), not recorded"},
 		{"no record of the ID", nil, proc(200, 9, 4026532300), 0, false,
 			"ancestry_unchanged: not compared: no createRuntime record of pid 200 (start time " + itoa64(s9) + "); the ID has none"},
 		{"ancestry changed", []string{"create:200"}, proc(200, 9, 4026532301), 1, true, ""},
@@ -152,6 +157,9 @@ func TestPoststartReusedID(t *testing.T) {
 			}
 			if tc.wantErr == "" && res.Record.Error != "" || !strings.Contains(res.Record.Error, tc.wantErr) {
 				t.Errorf("error %q, want %q", res.Record.Error, tc.wantErr)
+			}
+			if strings.Contains(tc.wantErr, "another process's now") && res.Record.Ancestry != nil {
+				t.Errorf("the other process's ancestry recorded: %+v", res.Record.Ancestry)
 			}
 			if tc.wantErr != "" && tc.wantRef == 0 && !strings.HasSuffix(res.Record.Error, tc.wantErr) {
 				t.Errorf("error %q, want it to end in %q", res.Record.Error, tc.wantErr)
@@ -518,5 +526,54 @@ func TestPoststopEarlierBoot(t *testing.T) {
 	res := runStage(t, h, audit.StagePoststop, "web", 200)
 	if res.Record.Ref == nil || res.Record.Ref.Seq != cr.Record.Seq {
 		t.Errorf("poststop ref %+v (error %q); want seq %d, this boot's start", res.Record.Ref, res.Record.Error, cr.Record.Seq)
+	}
+}
+
+// TestPoststartReusedPIDReal: the container's process (in a user
+// namespace, allowed at createRuntime) exits and a process of the host's
+// user namespace takes its PID before poststart. That process's
+// namespaces were recorded under the container, and the rules refused
+// the container for them; the record now says the container's process
+// is gone, records no ancestry and refers to its createRuntime record.
+func TestPoststartReusedPIDReal(t *testing.T) {
+	nstest.RequireRoot(t)
+	cfg, err := policy.Parse("reuse.json", []byte(`{"version":1,"audit_log":"/x","on_error":"deny","default":{"name":"d","mode":"enforce","rules":{"require_user_namespace":true}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(filepath.Join(t.TempDir(), "audit.jsonl"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hook.Hook{Config: cfg, Log: log}
+	base := int(nstest.HostIDBase(t)) + 800_000
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: base, Size: 1}}
+	victim := exec.Command(nstest.RequireCmd(t, "sleep"), "1000")
+	victim.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m, Pdeathsig: syscall.SIGKILL}
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := victim.Process.Pid
+	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
+	create := runStage(t, h, audit.StageCreateRuntime, "web", pid)
+	if create.Deny || create.Record.Ancestry == nil {
+		t.Fatalf("createRuntime: deny %v, %+v", create.Deny, create.Record)
+	}
+	victim.Process.Kill()
+	victim.Wait()
+	// A start time counts clock ticks (10 ms at USER_HZ 100): a process
+	// that took the PID within the victim's tick has its start time, and
+	// is compared as the container's (ancestry_unchanged refuses it).
+	time.Sleep(30 * time.Millisecond)
+	other, err := nstest.TakePID(pid, nstest.RequireCmd(t, "sleep"), "1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	res := runStage(t, h, audit.StagePoststart, "web", pid)
+	r := res.Record
+	if res.Deny || r.Ancestry != nil || len(r.Violations) > 0 || r.Ref == nil || r.Ref.Seq != create.Record.Seq ||
+		!strings.Contains(r.Error, "the container's process (start time "+strconv.FormatUint(create.Record.StartTime, 10)+", createRuntime record seq 1) has exited; the pid is another process's now") {
+		t.Errorf("poststart after the PID was taken: deny %v, ancestry %+v, violations %+v, ref %+v, error %q", res.Deny, r.Ancestry, r.Violations, r.Ref, r.Error)
 	}
 }

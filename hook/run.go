@@ -214,6 +214,21 @@ func (h *Hook) compare(rec *audit.Record, pid int, e earlier, err error) (func()
 		rec.Error = vocab.JoinErrors(rec.Error, "searching the createRuntime record: "+err.Error())
 		return func() { h.logger().WithError(err).Warn("searching the createRuntime record") }, err
 	}
+	if l := e.latest; prev == nil && rec.Ancestry != nil && l != nil && l.Ancestry != nil && l.PID == pid &&
+		l.OfThisBoot() && l.StartTime < rec.Ancestry.StartTime && e.stopped[l.Seq] == 0 {
+		// The ID's latest createRuntime record, which no poststop
+		// closed, is of this PID and of a process that started before
+		// the one there now: the container's process exited and its PID
+		// is another process's (a user can fork until it gets it). That
+		// process's namespaces and the rules' verdict on them are not
+		// the container's: recorded as a process gone, as when the
+		// inspection found it so.
+		rec.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("inspect: pid %d: %v: the container's process (start time %d, createRuntime record seq %d) has exited; the pid is another process's now (start time %d), not recorded",
+			pid, inspect.ErrGone, l.StartTime, l.Seq, rec.Ancestry.StartTime))
+		rec.Ancestry, rec.Violations = nil, nil
+		rec.Ref = &audit.Ref{Seq: l.Seq, Stage: l.Stage, Hash: l.Hash}
+		return nil, nil
+	}
 	if prev == nil {
 		// Not an error of inspection: the verdict stays the rules'. The
 		// record says what is missing (and counts as one with an error).

@@ -17,7 +17,7 @@ func ForceProcFallback() (restore func()) {
 // PinnedViaPidfd reports whether pinnedNamespaces took the pidfd ioctls
 // for pid on this kernel.
 func PinnedViaPidfd(pfd, pid int) (bool, error) {
-	u, p, via, err := pinnedNamespaces(pfd, pid)
+	u, p, _, via, err := pinnedNamespaces(pfd, pid)
 	if err != nil {
 		return false, err
 	}

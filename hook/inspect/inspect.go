@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -54,6 +55,14 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 		if errors.Is(err, unix.ESRCH) {
 			return nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 		}
+		if errors.Is(err, unix.ENOENT) {
+			// The kernel's answer for a thread that is not its
+			// process's main thread, and for a process being reaped.
+			if tgid := threadGroup(pid); tgid > 0 && tgid != pid {
+				return nil, fmt.Errorf("inspect: pid %d: not a process but a thread of process %d (pidfd_open: %w)", pid, tgid, err)
+			}
+			return nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
+		}
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, os.NewSyscallError("pidfd_open", err))
 	}
 	pidfd := os.NewFile(uintptr(pfd), "pidfd:"+strconv.Itoa(pid))
@@ -63,13 +72,12 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	if err != nil {
 		return nil, gone(pid, err)
 	}
-	userNS, pidNS, viaPidfd, err := pinnedNamespaces(pfd, pid)
+	userNS, pidNS, creds, viaPidfd, err := pinnedNamespaces(pfd, pid)
 	if err != nil {
 		return nil, err
 	}
 	defer userNS.Close()
 	defer pidNS.Close()
-	creds := pidfdCreds(pfd)
 	// The maps are read through /proc/PID too, and so checked by the
 	// pidfd below as well (ReadPinned checks the process did not move to
 	// another user namespace meanwhile).
@@ -107,6 +115,22 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	}
 	a.Maps = userMaps(a.User, own, ancestorMaps(live))
 	return a, nil
+}
+
+// threadGroup returns the Tgid of task tid from /proc/TID/status (any
+// task's ID opens there, a thread's too), or 0.
+func threadGroup(tid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := strings.Cut(string(b), "\nTgid:")
+	if !ok {
+		return 0
+	}
+	line, _, _ := strings.Cut(rest, "\n")
+	n, _ := strconv.Atoi(strings.TrimSpace(line))
+	return n
 }
 
 // procOurs checks that /proc numbers processes as this process does:

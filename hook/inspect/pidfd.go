@@ -27,32 +27,37 @@ var usePidfdIoctls = true
 //
 // A process whose thread-group leader exited while its other threads run
 // (pthread_exit(3) in main) still runs, but the leader has no namespaces
-// left to give: they are asked of a live thread's pidfd instead.
-func pinnedNamespaces(pfd, pid int) (user, pidNS *nsrel.Namespace, viaPidfd bool, err error) {
+// left to give: they are asked of a live thread's pidfd instead, and so
+// are the credentials (creds: see [pidfdCreds]), which are each
+// thread's own: the exited leader's may be another UID's than those of
+// the threads that run (a raw setresuid(2) before it exited).
+func pinnedNamespaces(pfd, pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds, viaPidfd bool, err error) {
 	if usePidfdIoctls {
+		credsFD := pfd
 		user, pidNS, err = pidfdNamespaces(pfd, pid)
 		if errors.Is(err, ErrGone) && !allExited(pid) {
 			if tfd, terr := liveThreadPidfd(pid); terr == nil {
+				defer unix.Close(tfd)
 				user, pidNS, err = pidfdNamespaces(tfd, pid)
-				unix.Close(tfd)
+				credsFD = tfd
 			}
 		}
 		if err == nil {
-			return user, pidNS, true, nil
+			return user, pidNS, pidfdCreds(credsFD), true, nil
 		}
 		if !errors.Is(err, errors.ErrUnsupported) {
-			return nil, nil, false, err
+			return nil, nil, nil, false, err
 		}
 	}
 	base := "/proc/" + strconv.Itoa(pid)
 	if user, err = nsrel.Open(base + "/ns/user"); err != nil {
-		return nil, nil, false, gone(pid, err)
+		return nil, nil, nil, false, gone(pid, err)
 	}
 	if pidNS, err = nsrel.Open(base + "/ns/pid"); err != nil {
 		user.Close()
-		return nil, nil, false, gone(pid, err)
+		return nil, nil, nil, false, gone(pid, err)
 	}
-	return user, pidNS, false, nil
+	return user, pidNS, pidfdCreds(pfd), false, nil
 }
 
 // pidfdNamespaces asks the pidfd for the user and PID namespaces.

@@ -2,6 +2,7 @@ package inspect_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -186,6 +187,21 @@ func TestLeaderExitedInspected(t *testing.T) {
 	}
 }
 
+// TestLeaderExitedCreds: a process whose leader took another UID and
+// exited runs with its live threads' credentials: the record has those,
+// not the exited leader's (the namespaces are a live thread's too).
+func TestLeaderExitedCreds(t *testing.T) {
+	nstest.RequireRoot(t)
+	pid := nstest.StartLeaderExitedAs(t, nil, 1234)
+	a, err := inspect.Process(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Creds == nil || a.Creds.UID != 0 || a.Creds.EUID != 0 || a.Creds.SUID != 0 {
+		t.Errorf("creds %+v; want the running threads' (uid 0), not the exited leader's (1234)", a.Creds)
+	}
+}
+
 // TestAlive: the liveness check polls the pidfd: a running process is
 // alive, a zombie and a reaped process are gone, and a descriptor number
 // nothing holds is an error, not a process gone.
@@ -219,5 +235,29 @@ func TestAlive(t *testing.T) {
 	// A descriptor number nothing holds (poll says POLLNVAL).
 	if err := inspect.Alive(987654, os.Getpid()); err == nil || errors.Is(err, inspect.ErrGone) {
 		t.Errorf("no descriptor: %v, want an error other than gone", err)
+	}
+}
+
+// TestThreadIDNotAProcess: a state naming a thread's ID (not its
+// process's) is refused saying so, not "no such file or directory".
+func TestThreadIDNotAProcess(t *testing.T) {
+	pid := nstest.StartLeaderExited(t, nil)
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid := 0
+	for _, e := range ents {
+		if n, _ := strconv.Atoi(e.Name()); n != pid {
+			tid = n
+			break
+		}
+	}
+	if tid == 0 {
+		t.Fatalf("process %d has no thread but its leader", pid)
+	}
+	_, err = inspect.Process(tid)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("inspect: pid %d: not a process but a thread of process %d (pidfd_open: ", tid, pid)) {
+		t.Errorf("inspect of thread %d of %d: %v", tid, pid, err)
 	}
 }

@@ -27,9 +27,22 @@ func init() {
 			time.Sleep(time.Hour)
 		}
 	}()
+	if uid, err := strconv.Atoi(os.Getenv(leaderUIDEnv)); err == nil {
+		// This thread alone (raw setresuid(2), not the C library's or
+		// Go's, which change every thread).
+		if _, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); errno != 0 {
+			os.Stdout.WriteString("setresuid: " + errno.Error() + "\n")
+			unix.Syscall(unix.SYS_EXIT_GROUP, 1, 0, 0)
+		}
+	}
 	os.Stdout.WriteString("ready\n")
 	unix.Syscall(unix.SYS_EXIT, 0, 0, 0)
 }
+
+// leaderUIDEnv, with [leaderExitsEnv], makes the leader take this UID
+// (real, effective, saved) before it exits; the other threads keep
+// theirs.
+const leaderUIDEnv = "NSREL_TEST_LEADER_UID"
 
 // StartLeaderExited starts a process (this test binary again, with attr)
 // whose thread-group leader has exited while another thread runs on:
@@ -38,8 +51,21 @@ func init() {
 // end of the test.
 func StartLeaderExited(t testing.TB, attr *syscall.SysProcAttr) int {
 	t.Helper()
+	return startLeaderExited(t, attr, leaderExitsEnv+"=1")
+}
+
+// StartLeaderExitedAs is [StartLeaderExited] of a process whose leader
+// took UID uid before it exited, its other threads not: the threads of
+// one process may run with different credentials.
+func StartLeaderExitedAs(t testing.TB, attr *syscall.SysProcAttr, uid int) int {
+	t.Helper()
+	return startLeaderExited(t, attr, leaderExitsEnv+"=1", leaderUIDEnv+"="+strconv.Itoa(uid))
+}
+
+func startLeaderExited(t testing.TB, attr *syscall.SysProcAttr, env ...string) int {
+	t.Helper()
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = []string{leaderExitsEnv + "=1"}
+	cmd.Env = env
 	if attr == nil {
 		attr = &syscall.SysProcAttr{}
 	}
