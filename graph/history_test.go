@@ -7,9 +7,13 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -445,4 +449,58 @@ func TestHistoryEmptyLog(t *testing.T) {
 	if !g.Audit.Verified || g.Audit.Verdict != "chain verified: the log holds no record" || g.Audit.Records != 0 {
 		t.Errorf("audit %+v of an empty log", g.Audit)
 	}
+}
+
+// BenchmarkHistoryReusedID: AddHistory of one container over a log that
+// holds 5,000 earlier starts of its ID by other processes (runc's
+// "build", run again and again), each with a 2,000-byte violation and a
+// 1,000-byte annotation (20 MB): time, and the most heap it held
+// (peak-heap-MiB, sampled every millisecond).
+func BenchmarkHistoryReusedID(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 5000 {
+		a := &audit.Ancestry{PID: 1000 + i, StartTime: uint64(i),
+			User:  []audit.UserNS{{Ino: 4026532000 + uint64(i)}, {Ino: nsrel.InitialUserNSIno}},
+			PIDNS: []audit.PIDNS{{Ino: 4026533000 + uint64(i)}, {Ino: nsrel.InitialPIDNSIno}}}
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime,
+			ContainerID: "build", Ancestry: a, Policy: "p", Mode: "enforce", Verdict: audit.VerdictDeny,
+			Annotations: map[string]string{"k": strings.Repeat("v", 1000)},
+			Violations:  []audit.Violation{{Rule: "r", Reason: strings.Repeat("x", 2000)}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	m := discover.NewModel()
+	m.Add(&discover.Namespace{Type: nsrel.TypeUser, Ino: 100, Processes: []discover.Process{{PID: 42}},
+		Containers: []discover.Container{{ID: "build", Engine: "runc", PID: 42, StartTime: 7}}})
+	m.Link()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+				metrics.Read(sample)
+				if v := sample[0].Value.Uint64(); v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
+	runtime.GC()
+	b.ResetTimer()
+	for b.Loop() {
+		g := graph.Build(m, graph.Options{})
+		if err := g.AddHistory(path); err != nil || g.Audit.Records != 0 {
+			b.Fatalf("%v, %+v", err, g.Audit)
+		}
+	}
+	close(done)
+	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
 }
