@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +28,13 @@ func itoa64(x uint64) string { return strconv.FormatUint(x, 10) }
 // ancestry_unchanged can refuse) whose inspection returns procs[pid].
 func reuseHook(t *testing.T, procs map[int]*audit.Ancestry) *hook.Hook {
 	t.Helper()
-	cfg, err := policy.Parse("reuse.json", []byte(`{"version":1,"audit_log":"/x","default":{"name":"d","mode":"enforce"}}`))
+	return reuseHookRules(t, procs, `{}`)
+}
+
+// reuseHookRules is reuseHook with the enforcing block's rules.
+func reuseHookRules(t *testing.T, procs map[int]*audit.Ancestry, rules string) *hook.Hook {
+	t.Helper()
+	cfg, err := policy.Parse("reuse.json", []byte(`{"version":1,"audit_log":"/x","default":{"name":"d","mode":"enforce","rules":`+rules+`}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,11 +537,11 @@ func TestPoststopEarlierBoot(t *testing.T) {
 }
 
 // TestPoststartReusedPIDReal: the container's process (in a user
-// namespace, allowed at createRuntime) exits and a process of the host's
-// user namespace takes its PID before poststart. That process's
-// namespaces were recorded under the container, and the rules refused
-// the container for them; the record now says the container's process
-// is gone, records no ancestry and refers to its createRuntime record.
+// namespace, allowed at createRuntime) exits and another process (in a
+// user namespace of its own) takes its PID before poststart. That
+// process's namespaces were recorded under the container; the record
+// now says the container's process is gone, records no ancestry and
+// refers to its createRuntime record.
 func TestPoststartReusedPIDReal(t *testing.T) {
 	nstest.RequireRoot(t)
 	cfg, err := policy.Parse("reuse.json", []byte(`{"version":1,"audit_log":"/x","on_error":"deny","default":{"name":"d","mode":"enforce","rules":{"require_user_namespace":true}}}`))
@@ -565,15 +572,63 @@ func TestPoststartReusedPIDReal(t *testing.T) {
 	// that took the PID within the victim's tick has its start time, and
 	// is compared as the container's (ancestry_unchanged refuses it).
 	time.Sleep(30 * time.Millisecond)
-	other, err := nstest.TakePID(pid, nstest.RequireCmd(t, "sleep"), "1000")
+	// In a user namespace of its own: the rules allow it (a process
+	// they refuse keeps the refusal, TestPoststartReusedPIDRefusals).
+	other, err := nstest.TakePID(pid, nstest.RequireCmd(t, "unshare"), "--user", nstest.RequireCmd(t, "sleep"), "1000")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	for deadline := time.Now().Add(5 * time.Second); nstest.Ino(t, pid, "user") == nsrel.InitialUserNSIno; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("unshare made no user namespace in 5 s")
+		}
+	}
 	res := runStage(t, h, audit.StagePoststart, "web", pid)
 	r := res.Record
 	if res.Deny || r.Ancestry != nil || len(r.Violations) > 0 || r.Ref == nil || r.Ref.Seq != create.Record.Seq ||
 		!strings.Contains(r.Error, "the container's process (start time "+strconv.FormatUint(create.Record.StartTime, 10)+", createRuntime record seq 1) has exited; the pid is another process's now") {
 		t.Errorf("poststart after the PID was taken: deny %v, ancestry %+v, violations %+v, ref %+v, error %q", res.Deny, r.Ancestry, r.Violations, r.Ref, r.Error)
+	}
+}
+
+// TestPoststartReusedPIDRefusals: a poststart whose PID the ID's latest
+// createRuntime record names with an earlier start time is recorded as
+// a process gone only when that record allowed its container and the
+// rules allow the process there now. A refused earlier container's
+// record is never closed (runc runs no poststop of it) and the running
+// container's own record may be missing: its refusal was dropped, and it
+// was said to be gone. A refusal passed on before the comparison was
+// reversed by it.
+func TestPoststartReusedPIDRefusals(t *testing.T) {
+	deep := func(pid int, start uint64) *audit.Ancestry {
+		a := proc(pid, start, 4026532300)
+		a.User = append([]audit.UserNS{{Ino: 4026532400}}, a.User...)
+		return a
+	}
+	for _, tc := range []struct {
+		name          string
+		create, later *audit.Ancestry
+	}{
+		{"refused earlier container, this one's record missing", deep(200, 5), deep(200, 9)},
+		{"the process there now refused", proc(200, 5, 4026532300), deep(200, 9)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			procs := map[int]*audit.Ancestry{200: tc.create}
+			h := reuseHookRules(t, procs, `{"user_depth_max":1}`)
+			var decided []bool
+			h.Decided = func(deny bool) { decided = append(decided, deny) }
+			runStage(t, h, audit.StageCreateRuntime, "web", 200)
+			procs[200] = tc.later
+			decided = nil
+			res := runStage(t, h, audit.StagePoststart, "web", 200)
+			if !res.Deny || res.Record.Ancestry == nil || len(res.Record.Violations) == 0 ||
+				!strings.Contains(res.Record.Error, "ancestry_unchanged: not compared: no createRuntime record of pid 200") {
+				t.Errorf("deny %v, ancestry %v, violations %+v, error %q; want the rules' refusal with what it was decided on", res.Deny, res.Record.Ancestry != nil, res.Record.Violations, res.Record.Error)
+			}
+			if slices.Contains(decided, false) {
+				t.Errorf("decided %v: a refusal passed on, then taken back", decided)
+			}
+		})
 	}
 }

@@ -215,14 +215,20 @@ func (h *Hook) compare(rec *audit.Record, pid int, e earlier, err error) (func()
 		return func() { h.logger().WithError(err).Warn("searching the createRuntime record") }, err
 	}
 	if l := e.latest; prev == nil && rec.Ancestry != nil && l != nil && l.Ancestry != nil && l.PID == pid &&
-		l.OfThisBoot() && l.StartTime < rec.Ancestry.StartTime && e.stopped[l.Seq] == 0 {
-		// The ID's latest createRuntime record, which no poststop
-		// closed, is of this PID and of a process that started before
-		// the one there now: the container's process exited and its PID
-		// is another process's (a user can fork until it gets it). That
-		// process's namespaces and the rules' verdict on them are not
-		// the container's: recorded as a process gone, as when the
-		// inspection found it so.
+		l.OfThisBoot() && l.StartTime < rec.Ancestry.StartTime && e.stopped[l.Seq] == 0 &&
+		l.Verdict != audit.VerdictDeny && rec.Verdict != audit.VerdictDeny {
+		// The ID's latest createRuntime record, which allowed its
+		// container and no poststop closed, is of this PID and of a
+		// process that started before the one there now: the
+		// container's process exited and its PID is another process's
+		// (a user can fork until it gets it). That process's namespaces
+		// are not the container's: recorded as a process gone, as when
+		// the inspection found it so. Not when that record refused its
+		// container (runc records no poststop of one: an earlier
+		// container's, and the running one's record may be missing),
+		// nor when the rules refuse this process: a refusal decided
+		// stands (it was passed on already) and the record keeps what
+		// it was decided on, with the note below.
 		rec.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("inspect: pid %d: %v: the container's process (start time %d, createRuntime record seq %d) has exited; the pid is another process's now (start time %d), not recorded",
 			pid, inspect.ErrGone, l.StartTime, l.Seq, rec.Ancestry.StartTime))
 		rec.Ancestry, rec.Violations = nil, nil
