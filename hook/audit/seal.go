@@ -241,6 +241,7 @@ func ParseVerifyKey(s string) (VerifyKey, error) {
 // keyChain derives the keys of a sealing forward from k[0], for a
 // verifier that meets epochs in increasing order ([verifier.keyAt]).
 type keyChain struct {
+	id    SealID
 	epoch uint64
 	key   [32]byte
 	// pending are the checkpoints sealed with this key whose tag is not

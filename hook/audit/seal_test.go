@@ -851,6 +851,30 @@ func TestSealEpochFarAhead(t *testing.T) {
 	}
 }
 
+// TestSealEpochFarAheadShared: verifies that share a SealChecker (--nodes:
+// every host of a stream is a chain of its own) derive the keys up to a
+// chain's far first record once, not once per chain: made-up hosts of
+// one far record each cost 37 s a host at epoch 2^26.
+func TestSealEpochFarAheadShared(t *testing.T) {
+	key, err := audit.InitSeal(filepath.Join(t.TempDir(), "audit.seal"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const far = 1 << 16
+	seals := audit.NewSealChecker([]audit.VerifyKey{key})
+	for i := range 3 {
+		path := farSealed(t, key, far+1+uint64(i), far+uint64(i))
+		_, err := audit.Verify([]string{path}, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Partial: true, Seals: seals})
+		var p *audit.Problem
+		if !errors.As(err, &p) || !strings.Contains(p.Reason, "the seal does not match the record") {
+			t.Errorf("chain %d: %v; want its forged seal found", i, err)
+		}
+	}
+	if n := seals.DerivedForTest(); n != far+2 {
+		t.Errorf("%d keys derived by the shared checker for three chains up to epoch %d; want %d (each key once)", n, far+2, far+2)
+	}
+}
+
 // TestStartSealingShowsOutsideLock: the verification key is shown before
 // the log's lock is taken: a terminal that does not take seal-init's
 // output (paused, a stalled ssh session) must not hold up the writers

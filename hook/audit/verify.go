@@ -503,7 +503,7 @@ func Verify(files []string, opts VerifyOptions) (*Summary, error) {
 func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 	v := &verifier{s: &Summary{Files: snap.Files()}, opts: opts, keys: map[SealID]*keyChain{}, at: map[uint64]placed{}}
 	for _, k := range opts.Keys {
-		v.keys[k.ID] = &keyChain{key: k.Key}
+		v.keys[k.ID] = &keyChain{id: k.ID, key: k.Key}
 	}
 	v.offsets, v.firstBy = map[SealID]uint64{}, map[SealID]*Problem{}
 	v.want = append(v.want, opts.Checkpoints...)
@@ -1098,6 +1098,9 @@ func (v *verifier) checkFar(i int) {
 // the tags and checkpoint seals of the checkpoints sealed at the epochs
 // it passes.
 func (v *verifier) keyAt(kc *keyChain, e uint64) [32]byte {
+	if e > kc.epoch+sealStride {
+		v.jump(kc, e)
+	}
 	for {
 		for len(kc.pending) > 0 && v.cps[kc.pending[0]].seal.Epoch <= kc.epoch {
 			c := &v.cps[kc.pending[0]]
@@ -1119,6 +1122,49 @@ func (v *verifier) keyAt(kc *keyChain, e uint64) [32]byte {
 		kc.key = nextSealKey(kc.key)
 		kc.epoch++
 	}
+}
+
+// jump takes kc to epoch e from the shared [SealChecker], which derives
+// each key once per run: the first record of a chain that starts after
+// seq 1 claims its epoch, and with --nodes every host of a stream has a
+// chain of its own (a made-up host's one record at epoch 2^26 cost 37 s
+// of derivations, again for each such host). The checkpoints pending
+// at the epochs passed are checked with its keys.
+func (v *verifier) jump(kc *keyChain, e uint64) {
+	if v.opts.Seals == nil {
+		v.opts.Seals = NewSealChecker(v.opts.Keys)
+	}
+	// Only from where the checker's keys are ahead of kc's: it derives
+	// from the first key, and a chain of a key that sealed millions of
+	// records would derive them all again for a checkpoint a few
+	// hundred records beyond its last.
+	ch := v.opts.Seals.chains[kc.id]
+	if ch == nil || ch.epoch < kc.epoch {
+		return
+	}
+	k, ok := v.opts.Seals.keyAt(kc.id, e)
+	if !ok {
+		return
+	}
+	for len(kc.pending) > 0 && v.cps[kc.pending[0]].seal.Epoch < e {
+		c := &v.cps[kc.pending[0]]
+		if c.seal.Epoch >= kc.epoch {
+			if ck, ok := v.opts.Seals.keyAt(kc.id, c.seal.Epoch); ok {
+				c.checked, c.tagOK = true, sealChecks(ck, c.seal, &v.want[kc.pending[0]])
+			}
+		}
+		kc.pending = kc.pending[1:]
+	}
+	for len(kc.headPending) > 0 && v.cps[kc.headPending[0]].head.Epoch < e {
+		c := &v.cps[kc.headPending[0]]
+		if c.head.Epoch >= kc.epoch {
+			if ck, ok := v.opts.Seals.keyAt(kc.id, c.head.Epoch); ok {
+				c.headChecked, c.headOK = true, headChecks(ck, c.head, &v.want[kc.headPending[0]])
+			}
+		}
+		kc.headPending = kc.headPending[1:]
+	}
+	kc.key, kc.epoch = k, e
 }
 
 // end checks what only the whole chain tells.
