@@ -888,18 +888,24 @@ func spoolCheckpoints(files []string, dir string, want map[string]bool) (*hostCh
 	return &hostCheckpoints{hosts: out.hosts, paths: out.paths}, nil
 }
 
-// of reads host's checkpoints (none when it has no file).
+// of reads host's checkpoints (none when it has no file), each once: a
+// line sent again (by the node, by anyone who reaches the collector) is
+// the same checkpoint, and 300,000 copies of one held 328 MB.
 func (hc *hostCheckpoints) of(host string) ([]audit.Checkpoint, error) {
 	var cs []audit.Checkpoint
 	p, ok := hc.paths[host]
 	if !ok {
 		return nil, nil
 	}
+	seen := map[audit.Checkpoint]bool{}
 	for c, err := range audit.ReadCheckpoints(p) {
 		if err != nil {
 			return nil, err
 		}
-		cs = append(cs, c)
+		if !seen[c] {
+			seen[c] = true
+			cs = append(cs, c)
+		}
 	}
 	return cs, nil
 }
