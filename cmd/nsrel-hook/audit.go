@@ -456,9 +456,12 @@ type verifyResult struct {
 	Empty int `json:"empty_lines"`
 	// AnchorRetained: the anchor's record (--anchor SEQ:HASH) was
 	// removed by retention; only that the chain goes past it was checked.
-	AnchorRetained bool           `json:"anchor_retained,omitempty"`
-	Problem        *audit.Problem `json:"problem,omitempty"`
-	Error          string         `json:"error,omitempty"`
+	AnchorRetained bool `json:"anchor_retained,omitempty"`
+	// AnchorContinued: the chain starts right after the anchor's record
+	// (its first record's prev is the anchor's hash): a renamed node's.
+	AnchorContinued bool           `json:"anchor_continued,omitempty"`
+	Problem         *audit.Problem `json:"problem,omitempty"`
+	Error           string         `json:"error,omitempty"`
 	// Unattributed (--nodes): lines that name no node.
 	Unattributed int `json:"unattributed_lines,omitempty"`
 }
@@ -557,7 +560,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		res.CheckpointsRetained, res.CheckpointHosts, res.CheckpointedSeq = s.CheckpointsRetained, append(res.CheckpointHosts, s.CheckpointHosts...), s.CheckpointedSeq
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
 		res.Dropped = append(res.Dropped, s.Dropped...)
-		res.Repeated, res.Reordered, res.Empty, res.AnchorRetained = s.Repeated, s.Reordered, s.Empty, s.AnchorRetained
+		res.Repeated, res.Reordered, res.Empty, res.AnchorRetained, res.AnchorContinued = s.Repeated, s.Reordered, s.Empty, s.AnchorRetained, s.AnchorContinued
 		for _, t := range s.TornTails {
 			res.TornTails = append(res.TornTails, t.Seq)
 		}
@@ -650,6 +653,9 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	}
 	if s.AnchorRetained {
 		fmt.Fprintf(stdout, "%s: note: the anchor's record was removed by retention: only that the chain goes on past its seq was checked\n", name)
+	}
+	if s.AnchorContinued {
+		fmt.Fprintf(stdout, "%s: note: the chain goes on from the anchor's record (seq %d): its first record follows it (a node renamed: verify the records before under the old name)\n", name, s.FirstSeq-1)
 	}
 	return true
 }

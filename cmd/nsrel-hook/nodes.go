@@ -608,6 +608,14 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		}
 		candidates = relabelCandidates(ckpts, hosts, opts.Seals)
 	}
+	if opts.Anchor != "" {
+		// Whose the anchor's record is: another host's, the node's
+		// old name, whose chain the node's goes on from.
+		if candidates == nil {
+			candidates = map[string]bool{}
+		}
+		candidates[opts.Anchor] = true
+	}
 	split, err := splitByHost(logs, dir, wanted, len(opts.Keys) > 0, opts.Shipped, candidates)
 	if err != nil {
 		return fail(vocab.OneLine(err))
@@ -647,6 +655,9 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 			return len(hs) > 1 || len(hs) == 1 && hs[0] != h
 		}
 		o.SealedElsewhere = func(c audit.Checkpoint) bool { return elsewhere.sealed(c, h) }
+		if o.Anchor != "" {
+			o.AnchorElsewhere = split.hashHost[o.Anchor] != "" && split.hashHost[o.Anchor] != h
+		}
 		var s *audit.Summary
 		var err error
 		if len(ckptFiles) > 0 {

@@ -928,3 +928,52 @@ func TestVerifyCheckpointLinesOnce(t *testing.T) {
 	checkVerify(t, 0, want, "--key", "@"+keyFile, "--checkpoints", dup, logPath)
 	checkVerify(t, 0, want, "--nodes", "--key", "@"+keyFile, "--checkpoints", dup, logPath)
 }
+
+// TestVerifyRenamedNodeAnchor: a node renamed goes on with its chain
+// under the new name: --nodes takes the new name's records for a chain
+// that starts after seq 1 (records deleted?), and verifying both names,
+// as the docs said to, failed too. The new name's chain verifies with the
+// old name's last record as its anchor (its OK line's seq and hash),
+// which its first record follows; another hash does not.
+func TestVerifyRenamedNodeAnchor(t *testing.T) {
+	dir := t.TempDir()
+	logPath, ck, state, keyFile := sealedNode(t, dir, "node-a", 3)
+	l, err := audit.Open(logPath, audit.Options{Host: "node-b", SealState: state, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: ck}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkVerify(t, 1, []string{"node node-b: FAILED: ", "the chain starts at seq 5, not 1"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", ck, logPath)
+	code, out, stderr := runBin(t, "", "audit", "verify", "--node", "node-a", "--key", "@"+keyFile, "--checkpoints", ck, logPath)
+	m := regexp.MustCompile(`OK: \d+ records \(seq 1\.\.(\d+)\) in 1 file\(s\), last hash ([0-9a-f]{64})`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("node-a: exit %d\n%s%s", code, out, stderr)
+	}
+	anchor := m[1] + ":" + m[2]
+	checkVerify(t, 0, []string{"node node-b: OK: 3 records (seq 5..7)", "node node-b: note: the chain goes on from the anchor's record (seq 4): its first record follows it"},
+		"--node", "node-b", "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, logPath)
+	checkVerify(t, 1, []string{"the chain starts at seq 5, not 1"},
+		"--node", "node-b", "--anchor", m[1]+":"+strings.Repeat("0", 64), "--key", "@"+keyFile, "--checkpoints", ck, logPath)
+	// Without the old name's records in the input, the records before
+	// were removed: the anchor does not stand for them.
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onlyB []byte
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if strings.Contains(line, `"host":"node-b"`) {
+			onlyB = append(onlyB, line...)
+		}
+	}
+	cut := filepath.Join(dir, "only-b.jsonl")
+	if err := os.WriteFile(cut, onlyB, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 1, []string{"the chain starts at seq 5, not 1"}, "--node", "node-b", "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, cut)
+	checkVerify(t, 1, []string{"the chain starts at seq 5, not 1"}, "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, cut)
+}
