@@ -457,11 +457,12 @@ type verifyResult struct {
 	// AnchorRetained: the anchor's record (--anchor SEQ:HASH) was
 	// removed by retention; only that the chain goes past it was checked.
 	AnchorRetained bool `json:"anchor_retained,omitempty"`
-	// AnchorContinued: the chain starts right after the anchor's record
-	// (its first record's prev is the anchor's hash): a renamed node's.
-	AnchorContinued bool           `json:"anchor_continued,omitempty"`
-	Problem         *audit.Problem `json:"problem,omitempty"`
-	Error           string         `json:"error,omitempty"`
+	// RenamedFrom (--node NEW --anchor SEQ:HASH): the host whose
+	// records hold the anchor's record, verified with the node's as one
+	// chain (a node renamed).
+	RenamedFrom string         `json:"renamed_from,omitempty"`
+	Problem     *audit.Problem `json:"problem,omitempty"`
+	Error       string         `json:"error,omitempty"`
 	// Unattributed (--nodes): lines that name no node.
 	Unattributed int `json:"unattributed_lines,omitempty"`
 }
@@ -553,14 +554,14 @@ func (r verifyResult) lists() verifyResult {
 }
 
 func report(res verifyResult, label string, s *audit.Summary, err error, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) bool {
-	res = verifyResult{Log: res.Log, Node: res.Node}.lists()
+	res = verifyResult{Log: res.Log, Node: res.Node, RenamedFrom: res.RenamedFrom}.lists()
 	if s != nil {
 		res.Files, res.Records, res.Host, res.FirstSeq, res.LastSeq, res.LastHash = s.Files, s.Records, s.Host, s.FirstSeq, s.LastSeq, s.LastHash
 		res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
 		res.CheckpointsRetained, res.CheckpointHosts, res.CheckpointedSeq = s.CheckpointsRetained, append(res.CheckpointHosts, s.CheckpointHosts...), s.CheckpointedSeq
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
 		res.Dropped = append(res.Dropped, s.Dropped...)
-		res.Repeated, res.Reordered, res.Empty, res.AnchorRetained, res.AnchorContinued = s.Repeated, s.Reordered, s.Empty, s.AnchorRetained, s.AnchorContinued
+		res.Repeated, res.Reordered, res.Empty, res.AnchorRetained = s.Repeated, s.Reordered, s.Empty, s.AnchorRetained
 		for _, t := range s.TornTails {
 			res.TornTails = append(res.TornTails, t.Seq)
 		}
@@ -601,6 +602,9 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	name := label
 	fmt.Fprintf(stdout, "%s: OK: %d records (seq %d..%d) in %d file(s), last hash %s\n",
 		name, s.Records, s.FirstSeq, s.LastSeq, len(s.Files), s.LastHash)
+	if res.RenamedFrom != "" {
+		fmt.Fprintf(stdout, "%s: note: verified as one chain with the records of host %s before it, which hold the anchor's record (a node renamed)\n", name, plainOrQuoted(res.RenamedFrom))
+	}
 	switch {
 	case s.Sealed == 0:
 		fmt.Fprintf(stdout, "%s: not sealed: the hash chain was checked; anyone who can write the log could have rewritten it whole (see audit seal-init)\n", name)
@@ -653,9 +657,6 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	}
 	if s.AnchorRetained {
 		fmt.Fprintf(stdout, "%s: note: the anchor's record was removed by retention: only that the chain goes on past its seq was checked\n", name)
-	}
-	if s.AnchorContinued {
-		fmt.Fprintf(stdout, "%s: note: the chain goes on from the anchor's record (seq %d): its first record follows it (a node renamed: verify the records before under the old name)\n", name, s.FirstSeq-1)
 	}
 	return true
 }

@@ -587,7 +587,10 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	}
 	defer in.remove()
 	var wanted map[string]bool
-	if len(want) > 0 {
+	// With an anchor (one --node), every host is split: the anchor's
+	// record may be another's, the node's old name, whose records go
+	// before the node's in its chain.
+	if len(want) > 0 && opts.Anchor == "" {
 		wanted = map[string]bool{}
 		for _, h := range want {
 			wanted[h] = true
@@ -650,25 +653,55 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		in.enter()
 		o := opts
 		o.KeysOfOthers = true // each node's chain has its own keys
+		// The hosts whose records make the node's chain: its own, and
+		// with an anchor whose record another host's lines hold, that
+		// host's before them (a node renamed: its chain goes on under
+		// the new name). Verified as one chain, they get every check one
+		// chain gets (a seal that does not follow its predecessor's, a
+		// fork of the old name's chain); the new name's records alone
+		// start after seq 1 (records deleted?).
+		chain := []string{h}
+		renamed := ""
+		if old := split.hashHost[o.Anchor]; o.Anchor != "" && old != "" && old != h {
+			chain, renamed = []string{old, h}, old
+		}
 		o.OtherChainKey = func(id audit.SealID) bool {
-			hs := owners[id]
-			return len(hs) > 1 || len(hs) == 1 && hs[0] != h
+			for _, o := range owners[id] {
+				if !slices.Contains(chain, o) {
+					return true
+				}
+			}
+			return false
 		}
-		o.SealedElsewhere = func(c audit.Checkpoint) bool { return elsewhere.sealed(c, h) }
-		if o.Anchor != "" {
-			o.AnchorElsewhere = split.hashHost[o.Anchor] != "" && split.hashHost[o.Anchor] != h
-		}
+		// A checkpoint of one of the chain's hosts (CheckpointsOf) whose
+		// hash is another host's record.
+		o.SealedElsewhere = func(c audit.Checkpoint) bool { return elsewhere.sealed(c, c.Host) }
 		var s *audit.Summary
 		var err error
 		if len(ckptFiles) > 0 {
-			var cs []audit.Checkpoint
-			if cs, err = ckpts.of(h); err == nil {
-				o.Checkpoints, err = audit.CheckpointsOf(cs, h)
+			// Each host's file holds its checkpoints only; a renamed
+			// node may have none under one name yet.
+			o.Checkpoints = nil
+			for _, ch := range chain {
+				var cs []audit.Checkpoint
+				if cs, err = ckpts.of(ch); err != nil {
+					break
+				}
+				o.Checkpoints = append(o.Checkpoints, cs...)
+			}
+			if err == nil && len(o.Checkpoints) == 0 {
+				_, err = audit.CheckpointsOf(nil, h) // none of the node
+			}
+		}
+		var files []string
+		for _, ch := range chain {
+			if f, ok := split.files[ch]; ok {
+				files = append(files, f)
 			}
 		}
 		if err == nil {
-			if f, ok := split.files[h]; ok {
-				s, err = audit.Verify([]string{f}, o)
+			if _, ok := split.files[h]; ok {
+				s, err = audit.Verify(files, o)
 			} else {
 				err = fmt.Errorf("no record of node %s in %s", plainOrQuoted(h), vocab.Printable(strings.Join(logs, ", ")))
 			}
@@ -676,21 +709,33 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		if s != nil {
 			s.Files = logs
 		}
+		// hostOf is the host whose split file f is.
+		hostOf := func(f string) string {
+			for _, ch := range chain {
+				if split.files[ch] == f {
+					return ch
+				}
+			}
+			return ""
+		}
 		var p *audit.Problem
-		if errors.As(err, &p) && p.Line > 0 {
-			p.File, p.Line = split.locate(logs, h, p.Line)
+		if errors.As(err, &p) && p.Line > 0 && hostOf(p.File) != "" {
+			p.File, p.Line = split.locate(logs, hostOf(p.File), p.Line)
 		} else if p != nil {
 			p.File = strings.Join(logs, ", ")
 		}
 		// A place a reason names (where a missing record comes later,
 		// the other line with the same seq) or a damaged line is in the
-		// node's split file too, which is gone when verify ends.
-		if f, ok := split.files[h]; ok && (p != nil || s != nil && len(s.Damage) > 0) {
+		// node's split files too, which are gone when verify ends.
+		for _, f := range files {
+			if p == nil && (s == nil || len(s.Damage) == 0) {
+				break
+			}
 			at := regexp.MustCompile(regexp.QuoteMeta(f) + `:(\d+)`)
 			relocate := func(s string) string {
 				return at.ReplaceAllStringFunc(s, func(m string) string {
 					n, _ := strconv.Atoi(m[len(f)+1:])
-					file, line := split.locate(logs, h, n)
+					file, line := split.locate(logs, hostOf(f), n)
 					return fmt.Sprintf("%s:%d", file, line)
 				})
 			}
@@ -705,7 +750,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 				}
 			}
 		}
-		if report(verifyResult{Log: strings.Join(logs, ", "), Node: h}, "node "+plainOrQuoted(h), s, err, o, asJSON, stdout, stderr) {
+		if report(verifyResult{Log: strings.Join(logs, ", "), Node: h, RenamedFrom: renamed}, "node "+plainOrQuoted(h), s, err, o, asJSON, stdout, stderr) {
 			intact = append(intact, plainOrQuoted(h))
 		} else {
 			failed = append(failed, plainOrQuoted(h))

@@ -954,7 +954,8 @@ func TestVerifyRenamedNodeAnchor(t *testing.T) {
 		t.Fatalf("node-a: exit %d\n%s%s", code, out, stderr)
 	}
 	anchor := m[1] + ":" + m[2]
-	checkVerify(t, 0, []string{"node node-b: OK: 3 records (seq 5..7)", "node node-b: note: the chain goes on from the anchor's record (seq 4): its first record follows it"},
+	checkVerify(t, 0, []string{"node node-b: OK: 7 records (seq 1..7)", "node node-b: note: verified as one chain with the records of host node-a before it, which hold the anchor's record (a node renamed)",
+		"7 checkpoint(s) of hosts "},
 		"--node", "node-b", "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, logPath)
 	checkVerify(t, 1, []string{"the chain starts at seq 5, not 1"},
 		"--node", "node-b", "--anchor", m[1]+":"+strings.Repeat("0", 64), "--key", "@"+keyFile, "--checkpoints", ck, logPath)
@@ -976,4 +977,40 @@ func TestVerifyRenamedNodeAnchor(t *testing.T) {
 	}
 	checkVerify(t, 1, []string{"the chain starts at seq 5, not 1"}, "--node", "node-b", "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, cut)
 	checkVerify(t, 1, []string{"the chain starts at seq 5, not 1"}, "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, cut)
+}
+
+// TestVerifyRenamedAnchorForgedGap: root on the node after T deletes the
+// sealed records after the old name's last checkpoint and writes on
+// with the sealing state it holds under a new name. The new name's
+// records, taken as going on from the anchor (the old name's last record
+// left) without the checks of one chain, passed; verified as one chain
+// with the old name's, the keys that sealed no record show the cut.
+func TestVerifyRenamedAnchorForgedGap(t *testing.T) {
+	dir := t.TempDir()
+	logPath, ck, state, keyFile := sealedNode(t, dir, "node-a", 12)
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	kept := strings.Join(lines[:8], "")
+	if err := os.WriteFile(logPath, []byte(kept), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := audit.Decode([]byte(strings.TrimSuffix(lines[7], "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(logPath, audit.Options{Host: "node-b", SealState: state, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: ck}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	anchor := fmt.Sprintf("%d:%s", r.Seq, r.Hash)
+	checkVerify(t, 1, []string{"sealed no record"}, "--key", "@"+keyFile, logPath)
+	checkVerify(t, 1, []string{"node node-b: FAILED: ", "sealed no record"}, "--node", "node-b", "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, logPath)
 }

@@ -290,12 +290,6 @@ type Summary struct {
 	// AnchorSeq) was among the records retention removed: only that the
 	// chain goes on past its seq was checked.
 	AnchorRetained bool
-	// AnchorContinued says that the chain starts right after the
-	// anchor's record (VerifyOptions.AnchorSeq and Anchor): its first
-	// record's prev is the anchor's hash, its seq the next. A node
-	// renamed goes on with the records of the new name so, and the
-	// anchor is the last record of the old name's chain.
-	AnchorContinued bool
 	// Sealed counts the sealed records, SealsVerified those whose seal a
 	// key verified; FirstSealed is the first sealed record's seq.
 	Sealed, SealsVerified int
@@ -392,13 +386,6 @@ type VerifyOptions struct {
 	// Without it, an anchor retention removed cannot be told from one
 	// cut off or rewritten.
 	AnchorSeq uint64
-	// AnchorElsewhere says that the Anchor's record is another chain's
-	// in the same input (with --node, another host's): the chain may
-	// then start right after it (Summary.AnchorContinued), as a renamed
-	// node's records under its new name do. Without it, a chain that
-	// starts after the anchor's record lacks it, as before: records
-	// removed.
-	AnchorElsewhere bool
 	// Keys are verification keys of the sealings that sealed the chain
 	// ([InitSeal]): with the key, a seal proves its record unaltered.
 	Keys []VerifyKey
@@ -1200,12 +1187,7 @@ func (v *verifier) end() *Problem {
 				retained = true
 			}
 		}
-		if !retained && v.opts.AnchorElsewhere && f.Seq-1 == v.opts.AnchorSeq && f.Prev == v.opts.Anchor {
-			// The records before are the anchor's chain, verified
-			// with it: the first record's hash covers its prev.
-			v.anchored, v.s.AnchorContinued = true, true
-		}
-		if !retained && !v.s.AnchorContinued && !v.opts.Partial {
+		if !retained && !v.opts.Partial {
 			return &Problem{File: v.s.Files[0], Line: 1, Seq: f.Seq, Reason: fmt.Sprintf("the chain starts at seq %d, not 1, and no retention record accounts for the records before (records deleted?)", f.Seq)}
 		}
 	}
