@@ -909,11 +909,8 @@ func TestVerifyNodeRepeated(t *testing.T) {
 func TestVerifyCheckpointLinesOnce(t *testing.T) {
 	dir := t.TempDir()
 	logPath, ck, _, keyFile := sealedNode(t, dir, "node-a", 3)
-	cps, err := os.ReadFile(ck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.SplitAfter(strings.TrimSuffix(string(cps), "\n"), "\n")
+	lines := fileLines(t, ck)
+	cps := strings.Join(lines, "")
 	c, ok := audit.ParseCheckpoint([]byte(lines[0]))
 	if !ok {
 		t.Fatalf("no checkpoint in %q", lines[0])
@@ -921,7 +918,7 @@ func TestVerifyCheckpointLinesOnce(t *testing.T) {
 	c.Seal = c.Seal[:strings.LastIndexByte(c.Seal, '.')+1] + strings.Repeat("0", 64)
 	forged := string(c.Line()) + "\n"
 	dup := filepath.Join(dir, "collected.jsonl")
-	if err := os.WriteFile(dup, []byte(strings.Repeat(string(cps), 3)+strings.Repeat(forged, 1000)), 0o600); err != nil {
+	if err := os.WriteFile(dup, []byte(strings.Repeat(cps, 3)+strings.Repeat(forged, 1000)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{fmt.Sprintf("%d checkpoint(s) of host node-a match the log", len(lines)), "note: 1 checkpoint(s) ignored: "}
@@ -961,12 +958,8 @@ func TestVerifyRenamedNodeAnchor(t *testing.T) {
 		"--node", "node-b", "--anchor", m[1]+":"+strings.Repeat("0", 64), "--key", "@"+keyFile, "--checkpoints", ck, logPath)
 	// Without the old name's records in the input, the records before
 	// were removed: the anchor does not stand for them.
-	b, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var onlyB []byte
-	for _, line := range strings.SplitAfter(string(b), "\n") {
+	for _, line := range fileLines(t, logPath) {
 		if strings.Contains(line, `"host":"node-b"`) {
 			onlyB = append(onlyB, line...)
 		}
@@ -988,11 +981,7 @@ func TestVerifyRenamedNodeAnchor(t *testing.T) {
 func TestVerifyRenamedAnchorForgedGap(t *testing.T) {
 	dir := t.TempDir()
 	logPath, ck, state, keyFile := sealedNode(t, dir, "node-a", 12)
-	b, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	lines := fileLines(t, logPath)
 	kept := strings.Join(lines[:8], "")
 	if err := os.WriteFile(logPath, []byte(kept), 0o600); err != nil {
 		t.Fatal(err)
@@ -1013,4 +1002,18 @@ func TestVerifyRenamedAnchorForgedGap(t *testing.T) {
 	anchor := fmt.Sprintf("%d:%s", r.Seq, r.Hash)
 	checkVerify(t, 1, []string{"sealed no record"}, "--key", "@"+keyFile, logPath)
 	checkVerify(t, 1, []string{"node node-b: FAILED: ", "sealed no record"}, "--node", "node-b", "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, logPath)
+}
+
+// fileLines returns the lines of the file at path, each with its newline.
+func fileLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
 }
