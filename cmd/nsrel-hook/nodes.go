@@ -606,7 +606,11 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	var candidates map[string]bool
 	if len(opts.Keys) > 0 {
 		hosts := want
-		if len(hosts) == 0 {
+		if len(hosts) == 0 || opts.Anchor != "" {
+			// With an anchor, the node's old name is a host whose
+			// checkpoints count too (known once the records are
+			// split): a copy relabelled with it is set aside as one
+			// relabelled with the node's name is.
 			hosts = ckpts.hosts
 		}
 		candidates = relabelCandidates(ckpts, hosts, opts.Seals)

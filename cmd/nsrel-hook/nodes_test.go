@@ -1017,3 +1017,53 @@ func fileLines(t *testing.T, path string) []string {
 	}
 	return lines
 }
+
+// TestVerifyRenamedRelabelledOld: another node's checkpoint relabelled
+// with a renamed node's old name (anyone who reaches the collector can
+// add one) is set aside as a copy, as one relabelled with the new name
+// is: the old name's checkpoints were not looked up for copies, and it
+// failed the renamed node.
+func TestVerifyRenamedRelabelledOld(t *testing.T) {
+	dir := t.TempDir()
+	logPath, ck, state, keyFile := sealedNode(t, dir, "node-a", 3)
+	anchor := fmt.Sprintf("%d:%s", 4, lastHash(t, logPath))
+	l, err := audit.Open(logPath, audit.Options{Host: "node-b", SealState: state, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: ck}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	xLog, xCk, _, xKey := sealedNode(t, dir, "node-x", 5)
+	stream := filepath.Join(dir, "collected.jsonl")
+	if err := os.WriteFile(stream, []byte(strings.Join(append(fileLines(t, logPath), fileLines(t, xLog)...), "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	xl := fileLines(t, xCk)
+	c, ok := audit.ParseCheckpoint([]byte(xl[len(xl)-1]))
+	if !ok {
+		t.Fatal("no checkpoint of node-x")
+	}
+	for _, host := range []string{"node-b", "node-a"} {
+		c.Host, c.CheckpointSeal = host, ""
+		cks := filepath.Join(dir, "ck-"+host)
+		if err := os.WriteFile(cks, []byte(strings.Join(fileLines(t, ck), "")+strings.Join(xl, "")+string(c.Line())+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		checkVerify(t, 0, []string{"node node-b: OK: 7 records (seq 1..7)", "1 checkpoint(s) ignored: "},
+			"--node", "node-b", "--anchor", anchor, "--key", "@"+keyFile, "--key", "@"+xKey, "--checkpoints", cks, stream)
+	}
+}
+
+// lastHash is the hash of the last record of the log file at path.
+func lastHash(t *testing.T, path string) string {
+	t.Helper()
+	lines := fileLines(t, path)
+	r, err := audit.Decode([]byte(strings.TrimSuffix(lines[len(lines)-1], "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Hash
+}
