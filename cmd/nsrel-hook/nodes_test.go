@@ -935,15 +935,7 @@ func TestVerifyCheckpointLinesOnce(t *testing.T) {
 func TestVerifyRenamedNodeAnchor(t *testing.T) {
 	dir := t.TempDir()
 	logPath, ck, state, keyFile := sealedNode(t, dir, "node-a", 3)
-	l, err := audit.Open(logPath, audit.Options{Host: "node-b", SealState: state, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: ck}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeAs(t, logPath, ck, state, "node-b", 3)
 	checkVerify(t, 1, []string{"node node-b: FAILED: ", "the chain starts at seq 5, not 1"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", ck, logPath)
 	code, out, stderr := runBin(t, "", "audit", "verify", "--node", "node-a", "--key", "@"+keyFile, "--checkpoints", ck, logPath)
 	m := regexp.MustCompile(`OK: \d+ records \(seq 1\.\.(\d+)\) in 1 file\(s\), last hash ([0-9a-f]{64})`).FindStringSubmatch(out)
@@ -990,15 +982,7 @@ func TestVerifyRenamedAnchorForgedGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := audit.Open(logPath, audit.Options{Host: "node-b", SealState: state, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: ck}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeAs(t, logPath, ck, state, "node-b", 3)
 	anchor := fmt.Sprintf("%d:%s", r.Seq, r.Hash)
 	checkVerify(t, 1, []string{"sealed no record"}, "--key", "@"+keyFile, logPath)
 	checkVerify(t, 1, []string{"node node-b: FAILED: ", "sealed no record"}, "--node", "node-b", "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, logPath)
@@ -1027,15 +1011,7 @@ func TestVerifyRenamedRelabelledOld(t *testing.T) {
 	dir := t.TempDir()
 	logPath, ck, state, keyFile := sealedNode(t, dir, "node-a", 3)
 	anchor := fmt.Sprintf("%d:%s", 4, lastHash(t, logPath))
-	l, err := audit.Open(logPath, audit.Options{Host: "node-b", SealState: state, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: ck}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeAs(t, logPath, ck, state, "node-b", 3)
 	xLog, xCk, _, xKey := sealedNode(t, dir, "node-x", 5)
 	stream := filepath.Join(dir, "collected.jsonl")
 	if err := os.WriteFile(stream, []byte(strings.Join(append(fileLines(t, logPath), fileLines(t, xLog)...), "")), 0o600); err != nil {
@@ -1066,4 +1042,20 @@ func lastHash(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return r.Hash
+}
+
+// writeAs appends n records to the sealed log at logPath (its sealing
+// state state, checkpoints ck after each) as host: a node renamed, or
+// root on the node writing on with the sealing state.
+func writeAs(t *testing.T, logPath, ck, state, host string, n int) {
+	t.Helper()
+	l, err := audit.Open(logPath, audit.Options{Host: host, SealState: state, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: ck}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
