@@ -457,10 +457,10 @@ type verifyResult struct {
 	// AnchorRetained: the anchor's record (--anchor SEQ:HASH) was
 	// removed by retention; only that the chain goes past it was checked.
 	AnchorRetained bool `json:"anchor_retained,omitempty"`
-	// RenamedFrom (--node NEW --anchor SEQ:HASH): the host whose
-	// records hold the anchor's record, verified with the node's as one
-	// chain (a node renamed).
-	RenamedFrom string         `json:"renamed_from,omitempty"`
+	// RenamedFrom (--nodes, --node): the hosts whose records the
+	// node's chain goes on from, oldest first, verified with the
+	// node's as one chain (a node renamed).
+	RenamedFrom []string       `json:"renamed_from,omitempty"`
 	Problem     *audit.Problem `json:"problem,omitempty"`
 	Error       string         `json:"error,omitempty"`
 	// Unattributed (--nodes): lines that name no node.
@@ -602,8 +602,12 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	name := label
 	fmt.Fprintf(stdout, "%s: OK: %d records (seq %d..%d) in %d file(s), last hash %s\n",
 		name, s.Records, s.FirstSeq, s.LastSeq, len(s.Files), s.LastHash)
-	if res.RenamedFrom != "" {
-		fmt.Fprintf(stdout, "%s: note: verified as one chain with the records of host %s before it, which hold the anchor's record (a node renamed)\n", name, plainOrQuoted(res.RenamedFrom))
+	if len(res.RenamedFrom) > 0 {
+		names := make([]string, len(res.RenamedFrom))
+		for i, h := range res.RenamedFrom {
+			names[i] = plainOrQuoted(h)
+		}
+		fmt.Fprintf(stdout, "%s: note: renamed: its chain goes on from the records of %s, verified with its own as one chain\n", name, strings.Join(names, ", then "))
 	}
 	switch {
 	case s.Sealed == 0:

@@ -46,9 +46,7 @@ Options:
   --anchor [SEQ:]HASH  verify: also require a record with this hash (the last
                        seq and hash of an earlier verify: catches records cut
                        off at the end); with its seq, one retention removed
-                       since passes, with a note; with --node NEW and the
-                       old name's last record, a renamed node's records
-                       under both names are verified as one chain
+                       since passes, with a note
   --key KEY            verify: check the seals with this verification key
                        (@FILE reads it from FILE); may be repeated: give
                        every key of the log and no other (a seal no key

@@ -46,6 +46,30 @@ type byHost struct {
 	// unattributed counts the lines that name no host: not a record,
 	// damaged, longer than a record may be, or cut short at the end.
 	unattributed int
+	// spans are each host's records' lowest and highest seq (see
+	// chainOf); lines counts the lines of each host's file.
+	spans map[string]*span
+	lines map[string]int
+	// ends maps the seq and hash of a host's highest record to the
+	// host, for the seqs a host's lowest record follows (made once,
+	// by chainOf).
+	ends map[end]string
+}
+
+// end is a record by its seq and hash.
+type end struct {
+	seq  uint64
+	hash string
+}
+
+// span is what chainOf needs of a host's records: the lowest seq and
+// that record's prev, the highest seq and the line of its file that
+// holds it (its hash is read when asked for).
+type span struct {
+	minSeq, maxSeq uint64
+	minPrev        string
+	maxLine        int
+	maxHash        string // "" until read
 }
 
 // linePos is a line of the files split: its file (index) and number.
@@ -80,7 +104,8 @@ type tornLine struct {
 // each host's lines carry, the hosts not wanted too; and the host of the
 // record lines whose hash is in hashes (of any host).
 func splitByHost(files []string, dir string, want map[string]bool, keys, shipped bool, hashes map[string]bool) (*byHost, error) {
-	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]bool{}, hashHost: map[string]string{}}
+	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]bool{}, hashHost: map[string]string{},
+		spans: map[string]*span{}, lines: map[string]int{}}
 	// A host's lines, and where each came from (.pos); a quarter of the
 	// descriptors.
 	out := newSpool(dir, "", 4, ".jsonl", ".jsonl.pos")
@@ -101,6 +126,7 @@ func splitByHost(files []string, dir string, want map[string]bool, keys, shipped
 			return err
 		}
 		w[0].Write(line)
+		b.lines[host]++
 		var pos [8]byte
 		binary.LittleEndian.PutUint32(pos[:4], uint32(at.file))
 		binary.LittleEndian.PutUint32(pos[4:], uint32(at.line))
@@ -280,6 +306,7 @@ func splitByHost(files []string, dir string, want map[string]bool, keys, shipped
 			if err := write(host, line, at); err != nil {
 				return nil, err
 			}
+			b.noteSpan(host, head.Seq, line, rec)
 		}
 	}
 	// Left: copies of torn lines whose records came (sent again: as
@@ -301,6 +328,107 @@ func splitByHost(files []string, dir string, want map[string]bool, keys, shipped
 		b.files[h] = p + ".jsonl"
 	}
 	return b, nil
+}
+
+// noteSpan notes the record line of host (its seq; rec, if HeadOf
+// decoded it), just written as the last line of host's file, in host's
+// span.
+func (b *byHost) noteSpan(host string, seq uint64, line []byte, rec *audit.Record) {
+	if b.lines[host] == 0 {
+		return // not a host split (not wanted)
+	}
+	sp := b.spans[host]
+	if sp == nil {
+		sp = &span{minSeq: seq + 1}
+		b.spans[host] = sp
+	}
+	if seq < sp.minSeq {
+		if rec == nil {
+			var err error
+			if rec, err = audit.Decode(line); err != nil {
+				return // damaged: verify says so
+			}
+		}
+		sp.minSeq, sp.minPrev = seq, rec.Prev
+	}
+	if seq >= sp.maxSeq {
+		sp.maxSeq, sp.maxLine = seq, b.lines[host]
+	}
+}
+
+// maxChain bounds the names of one chain (a node renamed again and
+// again) chainOf follows.
+const maxChain = 64
+
+// chainOf returns the hosts whose records make host's chain, oldest
+// first: host, and when its records start after seq 1, the host whose
+// highest record is the one before its lowest (the record its prev
+// names: the hash covers the host, so only that host's line has it), and
+// so on back. A node renamed writes on under its new name: its chain
+// goes on from its old name's last record.
+func (b *byHost) chainOf(host string) []string {
+	if b.ends == nil {
+		// The highest records of the hosts whose seq a host's lowest
+		// follows: one read of each such host's file, once (made-up
+		// hosts can be many; a lookup per host and step was their
+		// square).
+		b.ends = map[end]string{}
+		follows := map[uint64]bool{}
+		for _, sp := range b.spans {
+			if sp.minSeq > 1 {
+				follows[sp.minSeq-1] = true
+			}
+		}
+		for _, h := range b.hosts {
+			if sp := b.spans[h]; sp != nil && follows[sp.maxSeq] {
+				if e := (end{sp.maxSeq, b.maxHash(h)}); e.hash != "" && b.ends[e] == "" {
+					b.ends[e] = h
+				}
+			}
+		}
+	}
+	chain := []string{host}
+	for cur := host; len(chain) < maxChain; {
+		sp := b.spans[cur]
+		if sp == nil || sp.minSeq <= 1 {
+			break
+		}
+		prev := b.ends[end{sp.minSeq - 1, sp.minPrev}]
+		if prev == "" || slices.Contains(chain, prev) {
+			break
+		}
+		chain = append([]string{prev}, chain...)
+		cur = prev
+	}
+	return chain
+}
+
+// maxHash returns the hash of host's highest record, read from its
+// file once ("" when it does not decode).
+func (b *byHost) maxHash(host string) string {
+	sp := b.spans[host]
+	if sp.maxHash != "" || sp.maxLine == 0 {
+		return sp.maxHash
+	}
+	f, err := os.Open(b.files[host])
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	for n := 1; ; n++ {
+		line, err := readLine(r)
+		if err != nil {
+			return ""
+		}
+		if n == sp.maxLine {
+			if rec, err := audit.Decode(line); err == nil {
+				sp.maxHash = rec.Hash
+			}
+			sp.maxLine = 0 // read once
+			return sp.maxHash
+		}
+	}
 }
 
 // noteRecord notes a record of host that accounts for the torn line k:
@@ -586,17 +714,10 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		return fail(vocab.OneLine(err))
 	}
 	defer in.remove()
-	var wanted map[string]bool
-	// With an anchor (one --node), every host is split: the anchor's
-	// record may be another's, the node's old name, whose records go
-	// before the node's in its chain.
-	if len(want) > 0 && opts.Anchor == "" {
-		wanted = map[string]bool{}
-		for _, h := range want {
-			wanted[h] = true
-		}
-	}
-	ckpts, err := spoolCheckpoints(ckptFiles, dir, wanted)
+	// Every host's records and checkpoints are split, those of the
+	// nodes not named too: a node renamed goes on from its old name's
+	// records, which its chain holds (chainOf).
+	ckpts, err := spoolCheckpoints(ckptFiles, dir, nil)
 	if err != nil {
 		return fail("--checkpoints: " + vocab.OneLine(err))
 	}
@@ -605,25 +726,13 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	opts.Seals = audit.NewSealChecker(opts.Keys)
 	var candidates map[string]bool
 	if len(opts.Keys) > 0 {
-		hosts := want
-		if len(hosts) == 0 || opts.Anchor != "" {
-			// With an anchor, the node's old name is a host whose
-			// checkpoints count too (known once the records are
-			// split): a copy relabelled with it is set aside as one
-			// relabelled with the node's name is.
-			hosts = ckpts.hosts
-		}
-		candidates = relabelCandidates(ckpts, hosts, opts.Seals)
+		// Of every host: a node's old names' checkpoints count for
+		// its chain too (known once the records are split), and a
+		// copy relabelled with one is set aside as one relabelled with
+		// the node's name is.
+		candidates = relabelCandidates(ckpts, ckpts.hosts, opts.Seals)
 	}
-	if opts.Anchor != "" {
-		// Whose the anchor's record is: another host's, the node's
-		// old name, whose chain the node's goes on from.
-		if candidates == nil {
-			candidates = map[string]bool{}
-		}
-		candidates[opts.Anchor] = true
-	}
-	split, err := splitByHost(logs, dir, wanted, len(opts.Keys) > 0, opts.Shipped, candidates)
+	split, err := splitByHost(logs, dir, nil, len(opts.Keys) > 0, opts.Shipped, candidates)
 	if err != nil {
 		return fail(vocab.OneLine(err))
 	}
@@ -664,11 +773,8 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		// chain gets (a seal that does not follow its predecessor's, a
 		// fork of the old name's chain); the new name's records alone
 		// start after seq 1 (records deleted?).
-		chain := []string{h}
-		renamed := ""
-		if old := split.hashHost[o.Anchor]; o.Anchor != "" && old != "" && old != h {
-			chain, renamed = []string{old, h}, old
-		}
+		chain := split.chainOf(h)
+		renamed := chain[:len(chain)-1]
 		o.OtherChainKey = func(id audit.SealID) bool {
 			for _, o := range owners[id] {
 				if !slices.Contains(chain, o) {

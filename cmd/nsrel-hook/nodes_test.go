@@ -926,42 +926,50 @@ func TestVerifyCheckpointLinesOnce(t *testing.T) {
 	checkVerify(t, 0, want, "--nodes", "--key", "@"+keyFile, "--checkpoints", dup, logPath)
 }
 
-// TestVerifyRenamedNodeAnchor: a node renamed goes on with its chain
-// under the new name: --nodes takes the new name's records for a chain
-// that starts after seq 1 (records deleted?), and verifying both names,
-// as the docs said to, failed too. The new name's chain verifies with the
-// old name's last record as its anchor (its OK line's seq and hash),
-// which its first record follows; another hash does not.
-func TestVerifyRenamedNodeAnchor(t *testing.T) {
+// TestVerifyRenamedNode: a node renamed goes on with its chain under the
+// new name, and again under a third: --nodes took each name's records
+// for a chain of its own, the new names' starting after seq 1 (records
+// deleted?), and verifying both names, as the docs said to, failed too.
+// Each name's chain goes on from the names before it, verified as one
+// chain, and an anchor of any of its records holds; without the old
+// names' records in the input, the records before were removed.
+func TestVerifyRenamedNode(t *testing.T) {
 	dir := t.TempDir()
 	logPath, ck, state, keyFile := sealedNode(t, dir, "node-a", 3)
 	writeAs(t, logPath, ck, state, "node-b", 3)
-	checkVerify(t, 1, []string{"node node-b: FAILED: ", "the chain starts at seq 5, not 1"}, "--nodes", "--key", "@"+keyFile, "--checkpoints", ck, logPath)
-	code, out, stderr := runBin(t, "", "audit", "verify", "--node", "node-a", "--key", "@"+keyFile, "--checkpoints", ck, logPath)
-	m := regexp.MustCompile(`OK: \d+ records \(seq 1\.\.(\d+)\) in 1 file\(s\), last hash ([0-9a-f]{64})`).FindStringSubmatch(out)
-	if code != 0 || m == nil {
-		t.Fatalf("node-a: exit %d\n%s%s", code, out, stderr)
+	bLast := fmt.Sprintf("7:%s", lastHash(t, logPath))
+	writeAs(t, logPath, ck, state, "node-c", 3)
+	cLast := fmt.Sprintf("10:%s", lastHash(t, logPath))
+	keys := []string{"--key", "@" + keyFile, "--checkpoints", ck}
+	checkVerify(t, 0, []string{"node node-a: OK: 4 records (seq 1..4)",
+		"node node-b: OK: 7 records (seq 1..7)", "node node-b: note: renamed: its chain goes on from the records of node-a, verified with its own as one chain",
+		"node node-c: OK: 10 records (seq 1..10)", "node node-c: note: renamed: its chain goes on from the records of node-a, then node-b, verified",
+		"10 checkpoint(s) of hosts ", "nodes: 3 intact"}, append([]string{"--nodes"}, append(keys, logPath)...)...)
+	for _, anchor := range []string{bLast, cLast, "4:" + strings.Repeat("0", 64)} {
+		want, code := []string{"node node-c: OK: 10 records (seq 1..10)"}, 0
+		if strings.HasPrefix(anchor, "4:") {
+			want, code = []string{"node node-c: FAILED: ", "does not have the anchor hash"}, 1
+		}
+		checkVerify(t, code, want, append([]string{"--node", "node-c", "--anchor", anchor}, append(keys, logPath)...)...)
 	}
-	anchor := m[1] + ":" + m[2]
-	checkVerify(t, 0, []string{"node node-b: OK: 7 records (seq 1..7)", "node node-b: note: verified as one chain with the records of host node-a before it, which hold the anchor's record (a node renamed)",
-		"7 checkpoint(s) of hosts "},
-		"--node", "node-b", "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, logPath)
-	checkVerify(t, 1, []string{"the chain starts at seq 5, not 1"},
-		"--node", "node-b", "--anchor", m[1]+":"+strings.Repeat("0", 64), "--key", "@"+keyFile, "--checkpoints", ck, logPath)
-	// Without the old name's records in the input, the records before
-	// were removed: the anchor does not stand for them.
-	var onlyB []byte
+	code, out, _ := runBin(t, "", append([]string{"audit", "verify", "--json", "--node", "node-c"}, append(keys, logPath)...)...)
+	if code != 0 || !strings.Contains(out, `"renamed_from":["node-a","node-b"]`) {
+		t.Errorf("--json: exit %d, %s; want renamed_from node-a, node-b", code, out)
+	}
+	// Without the old names' records in the input, the records before
+	// were removed.
+	var later []byte
 	for _, line := range fileLines(t, logPath) {
-		if strings.Contains(line, `"host":"node-b"`) {
-			onlyB = append(onlyB, line...)
+		if !strings.Contains(line, `"host":"node-a"`) {
+			later = append(later, line...)
 		}
 	}
-	cut := filepath.Join(dir, "only-b.jsonl")
-	if err := os.WriteFile(cut, onlyB, 0o600); err != nil {
+	cut := filepath.Join(dir, "later.jsonl")
+	if err := os.WriteFile(cut, later, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	checkVerify(t, 1, []string{"the chain starts at seq 5, not 1"}, "--node", "node-b", "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, cut)
-	checkVerify(t, 1, []string{"the chain starts at seq 5, not 1"}, "--anchor", anchor, "--key", "@"+keyFile, "--checkpoints", ck, cut)
+	checkVerify(t, 1, []string{"node node-b: FAILED: ", "the chain starts at seq 5, not 1", "node node-c: FAILED: "}, append([]string{"--nodes"}, append(keys, cut)...)...)
+	checkVerify(t, 1, []string{"the chain starts at seq 5, not 1"}, append([]string{"--anchor", bLast}, append(keys, cut)...)...)
 }
 
 // TestVerifyRenamedAnchorForgedGap: root on the node after T deletes the
