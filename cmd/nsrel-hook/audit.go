@@ -758,7 +758,9 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	index := map[showKey]int32{}
 	var order []showKey
 	var refs []lineRef
-	bad, matched := 0, 0
+	// matched counts the records shown; damagedMatch the damaged lines
+	// whose head names a container shown (or asked for).
+	bad, matched, damagedMatch := 0, 0, 0
 	var buf []byte
 	for l, err := range snap.Lines() {
 		if err != nil {
@@ -781,13 +783,14 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 		if !match(id) {
 			continue
 		}
-		matched++
 		if asJSON {
 			// One pass: the lines as they are, checked.
 			if _, derr := audit.Decode(l.Data); derr != nil {
 				bad++
+				damagedMatch++
 				continue
 			}
+			matched++
 			// As stored (the bytes hashed), with the runes that could
 			// steer a terminal escaped: the same JSON values.
 			buf = append(vocab.AppendSafeJSON(buf[:0], l.Data), '\n')
@@ -807,6 +810,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	}
 	index = nil
 	slices.SortStableFunc(refs, func(a, b lineRef) int { return cmp.Compare(a.ctr, b.ctr) })
+	wrote := false
 	for start := 0; start < len(refs); {
 		end := start
 		for end < len(refs) && refs[end].ctr == refs[start].ctr {
@@ -822,13 +826,22 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			r, derr := audit.Decode(line)
 			if derr != nil {
 				bad++
+				damagedMatch++
 				continue
 			}
 			recs = append(recs, r)
 		}
-		if start > 0 {
+		if len(recs) == 0 {
+			// Its only lines are damaged: no group without a record
+			// (the note below counts them).
+			start = end
+			continue
+		}
+		matched += len(recs)
+		if wrote {
 			out.WriteByte('\n')
 		}
+		wrote = true
 		k := order[refs[start].ctr]
 		writeContainer(out, k.id, k.noID, recs)
 		start = end
@@ -840,7 +853,12 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: skipped %d damaged or torn line(s); run `nsrel-hook audit verify`\n", bad)
 	}
 	if container != "" && matched == 0 {
-		fmt.Fprintf(stderr, "nsrel-hook: audit show: no record of a container with an ID starting with %s in %s\n", strconv.Quote(vocab.Printable(container)), vocab.Printable(path))
+		what := ""
+		if damagedMatch > 0 {
+			// A damaged line that still names it: not "no record".
+			what = fmt.Sprintf(" that reads whole (%d damaged line(s) name one: see audit verify)", damagedMatch)
+		}
+		fmt.Fprintf(stderr, "nsrel-hook: audit show: no record of a container with an ID starting with %s in %s%s\n", strconv.Quote(vocab.Printable(container)), vocab.Printable(path), what)
 		return 1
 	}
 	return 0

@@ -480,6 +480,40 @@ func TestShowTornLine(t *testing.T) {
 	}
 }
 
+// TestShowOnlyDamagedContainer: a container whose only record is
+// damaged (its head whole) is not shown as an empty group, and show
+// --container of it says its lines are damaged and exits 1, text and
+// --json: it printed the bare header (nothing with --json) and exited 0.
+func TestShowOnlyDamagedContainer(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	for _, id := range []string{"c1", "victim"} {
+		if code, _, stderr := run(selfState(id), "--config", e.config, "createRuntime"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := bytes.LastIndexByte(data[:len(data)-1], '\n') + 1
+	if !bytes.Contains(data[last:last+300], []byte(`"container_id":"victim"`)) {
+		t.Fatalf("victim's line does not name it in its first 300 bytes: %.300s", data[last:])
+	}
+	clear(data[last+300 : last+600])
+	if err := os.WriteFile(e.log, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--container", "victim"}, {"--json", "--container", "victim"}} {
+		code, out, stderr := run("", append([]string{"audit", "show"}, append(args, e.log)...)...)
+		if code != 1 || strings.Contains(out, "victim") || !strings.Contains(stderr, `no record of a container with an ID starting with "victim" in `+e.log+` that reads whole (1 damaged line(s) name one: see audit verify)`) {
+			t.Errorf("show %v: exit %d, stdout %q, stderr %q", args, code, out, stderr)
+		}
+	}
+	if code, out, stderr := run("", "audit", "show", e.log); code != 0 || strings.Contains(out, "container victim") || !strings.Contains(out, "container c1") || !strings.Contains(stderr, "skipped 1 damaged") {
+		t.Errorf("show: exit %d, stdout %q, stderr %q; want c1 and no empty group of victim", code, out, stderr)
+	}
+}
+
 // TestVerifyJSONEarlyFailures: a verify --json that fails before any
 // log's verdict (a --checkpoints or --key file, or a collector's LOG for
 // --nodes, that cannot be read) prints one JSON object that says so, as
