@@ -590,9 +590,21 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	if res.Node != "" {
 		prefix = label + ": "
 	}
+	renamed := ""
+	if len(res.RenamedFrom) > 0 {
+		names := make([]string, len(res.RenamedFrom))
+		for i, h := range res.RenamedFrom {
+			names[i] = plainOrQuoted(h)
+		}
+		renamed = "note: renamed: its chain goes on from the records of " + strings.Join(names, ", then ") + ", verified with its own as one chain"
+	}
 	switch {
 	case res.Problem != nil:
 		fmt.Fprintf(stderr, "nsrel-hook: audit verify: %sFAILED: %s\n", prefix, vocab.OneLine(err))
+		if renamed != "" {
+			// The line named may be an old name's.
+			fmt.Fprintf(stderr, "nsrel-hook: audit verify: %s%s\n", prefix, renamed)
+		}
 		ignoredNotes(stderr, "nsrel-hook: audit verify: "+prefix, s)
 		return false
 	case err != nil:
@@ -602,12 +614,8 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	name := label
 	fmt.Fprintf(stdout, "%s: OK: %d records (seq %d..%d) in %d file(s), last hash %s\n",
 		name, s.Records, s.FirstSeq, s.LastSeq, len(s.Files), s.LastHash)
-	if len(res.RenamedFrom) > 0 {
-		names := make([]string, len(res.RenamedFrom))
-		for i, h := range res.RenamedFrom {
-			names[i] = plainOrQuoted(h)
-		}
-		fmt.Fprintf(stdout, "%s: note: renamed: its chain goes on from the records of %s, verified with its own as one chain\n", name, strings.Join(names, ", then "))
+	if renamed != "" {
+		fmt.Fprintf(stdout, "%s: %s\n", name, renamed)
 	}
 	switch {
 	case s.Sealed == 0:

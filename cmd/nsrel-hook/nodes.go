@@ -53,7 +53,8 @@ type byHost struct {
 	// ends maps the seq and hash of a host's highest record to the
 	// host, for the seqs a host's lowest record follows (made once,
 	// by chainOf).
-	ends map[end]string
+	ends       map[end]string
+	successors map[end]int
 }
 
 // end is a record by its seq and hash.
@@ -357,8 +358,11 @@ func (b *byHost) noteSpan(host string, seq uint64, line []byte, rec *audit.Recor
 }
 
 // maxChain bounds the names of one chain (a node renamed again and
-// again) chainOf follows.
-const maxChain = 64
+// again) chainOf follows: each name's records are verified again as
+// part of the chains of the names after it, so a chain of made-up names
+// hung on a node's last record costs up to maxChain verifies of the
+// node's records.
+const maxChain = 8
 
 // chainOf returns the hosts whose records make host's chain, oldest
 // first: host, and when its records start after seq 1, the host whose
@@ -374,9 +378,16 @@ func (b *byHost) chainOf(host string) []string {
 		// square).
 		b.ends = map[end]string{}
 		follows := map[uint64]bool{}
+		// How many hosts go on from each record: more than one is a
+		// fork, not a rename (made-up hosts hung on a node's last
+		// record), and none of them is taken for the node's new name
+		// (each fork verified again with the node's records cost their
+		// product).
+		b.successors = map[end]int{}
 		for _, sp := range b.spans {
 			if sp.minSeq > 1 {
 				follows[sp.minSeq-1] = true
+				b.successors[end{sp.minSeq - 1, sp.minPrev}]++
 			}
 		}
 		for _, h := range b.hosts {
@@ -393,8 +404,9 @@ func (b *byHost) chainOf(host string) []string {
 		if sp == nil || sp.minSeq <= 1 {
 			break
 		}
-		prev := b.ends[end{sp.minSeq - 1, sp.minPrev}]
-		if prev == "" || slices.Contains(chain, prev) {
+		e := end{sp.minSeq - 1, sp.minPrev}
+		prev := b.ends[e]
+		if prev == "" || b.successors[e] > 1 || slices.Contains(chain, prev) {
 			break
 		}
 		chain = append([]string{prev}, chain...)

@@ -969,6 +969,16 @@ func TestVerifyRenamedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkVerify(t, 1, []string{"node node-b: FAILED: ", "the chain starts at seq 5, not 1", "node node-c: FAILED: "}, append([]string{"--nodes"}, append(keys, cut)...)...)
+	// A failure of a chain through old names says so: the line it names
+	// may be an old name's.
+	bad := strings.Join(fileLines(t, logPath), "")
+	bad = strings.Replace(bad, `"container_id":"c"`, `"container_id":"d"`, 1) // node-a's first record after seal-start
+	tampered := filepath.Join(dir, "tampered.jsonl")
+	if err := os.WriteFile(tampered, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 1, []string{"node node-c: FAILED: ", "node node-c: note: renamed: its chain goes on from the records of node-a, then node-b"},
+		append([]string{"--node", "node-c"}, append(keys, tampered)...)...)
 	checkVerify(t, 1, []string{"the chain starts at seq 5, not 1"}, append([]string{"--anchor", bLast}, append(keys, cut)...)...)
 }
 
@@ -1066,4 +1076,40 @@ func writeAs(t *testing.T, logPath, ck, state, host string, n int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestVerifyForkNotRenamed: two hosts that each go on from a node's
+// last record are a fork, not a rename (root on the node writing on
+// twice from a copy of its sealing state, or made-up hosts hung on the
+// record): both were taken for the node's new names and passed, and
+// each fork cost a verify of the node's records (quadratic in made-up
+// hosts). Neither is linked: they fail as chains that start after seq 1,
+// and the node passes on its own.
+func TestVerifyForkNotRenamed(t *testing.T) {
+	dir := t.TempDir()
+	logPath, ck, state, keyFile := sealedNode(t, dir, "node-a", 3)
+	var forks []string
+	for _, host := range []string{"z-1", "z-2"} {
+		fdir := filepath.Join(dir, host)
+		nstest.Mkdirs(t, 0o700, fdir)
+		fl, fck, fst := filepath.Join(fdir, "audit.jsonl"), filepath.Join(fdir, "ckpt.jsonl"), filepath.Join(fdir, "audit.seal")
+		for from, to := range map[string]string{logPath: fl, ck: fck, state: fst} {
+			b, err := os.ReadFile(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(to, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeAs(t, fl, fck, fst, host, 1)
+		lines := fileLines(t, fl)
+		forks = append(forks, lines[len(lines)-1])
+	}
+	stream := filepath.Join(dir, "collected.jsonl")
+	if err := os.WriteFile(stream, []byte(strings.Join(append(fileLines(t, logPath), forks...), "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 1, []string{"node node-a: OK: 4 records (seq 1..4)", "node z-1: FAILED: ", "node z-2: FAILED: ", "the chain starts at seq 5, not 1", "nodes: 1 intact (node-a), 2 FAILED"},
+		"--nodes", "--key", "@"+keyFile, stream)
 }
