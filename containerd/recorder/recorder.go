@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -1687,6 +1689,39 @@ func verifyTask(ctx context.Context, c *client.Client, ns, id string, pid int, s
 	return nil
 }
 
+// shimChild reports whether process pid's parent is a containerd shim
+// run by root: a process of root's whose command name starts with
+// "containerd-shim" (containerd-shim-runc-v2 and the like, cut to 15
+// bytes). A container's init is its shim's child (the runtime that
+// forked it exits, and the shim is a subreaper); a process another user
+// started is not, whatever it names itself (the parent's real UID is
+// root's). False when it cannot tell.
+func shimChild(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return false
+	}
+	ppid := "/proc/" + f[1]
+	comm, err := os.ReadFile(ppid + "/comm")
+	if err != nil || !bytes.HasPrefix(comm, []byte("containerd-shim")) {
+		return false
+	}
+	status, err := os.ReadFile(ppid + "/status")
+	if err != nil {
+		return false
+	}
+	_, rest, ok := strings.Cut(string(status), "\nUid:\t")
+	return ok && strings.HasPrefix(rest, "0\t")
+}
+
 // clockTick is the unit of process start times (USER_HZ: 100 on every
 // architecture Linux containers run on).
 const clockTick = 10 * time.Millisecond
@@ -1854,12 +1889,17 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		if err != nil {
 			return nil, err
 		}
-		// The container's process held pid from before the start event
-		// until it exited, after the event: a process that started
-		// before the event and has pid now is the container's. Otherwise
-		// (a walk, a start time too close to call) containerd must still
-		// run the task as pid.
-		if !at.IsZero() && startedBefore(anc.StartTime, at) {
+		// A process that started before the event, has pid now and is
+		// its shim's child is the container's: the container's process
+		// held pid from before the event, and its shim, which reaps it,
+		// is the parent of no other process that could have taken pid
+		// since (a shim may reap a short task's process before it
+		// publishes the start: a user's process that took the PID in
+		// between started before the event too, and was recorded as
+		// the container). Otherwise (a walk, a start time too close to
+		// call, another parent) containerd must still run the task as
+		// pid.
+		if !at.IsZero() && startedBefore(anc.StartTime, at) && shimChild(pid) {
 			return anc, nil
 		}
 		if st, err := inspect.StartTime(pid); err == nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 // eventAt returns the envelope of event ev in namespace ns, published
@@ -601,5 +602,44 @@ func hungShim(t *testing.T) (*Recorder, *client.Client, string, func(id string))
 	r := &Recorder{Config: cfg, Log: openLog(t, cfg.AuditLog), Logger: ctrdtest.Logger(t, "recorder: ")}
 	return r, c, cfg.AuditLog, func(id string) {
 		r.hold(taskKey{"default", id, pid}, heldStart{at: time.Now(), err: errUnverified, startTime: st})
+	}
+}
+
+// TestStartEventPIDTakenBeforeEvent: a shim may reap a short task's
+// process before it publishes the start, and another user's process can
+// take the PID in between: it started before the event, and was recorded
+// with its namespaces as the container's. A process that is not a
+// containerd shim's child is checked with containerd, which runs no such
+// task: the start is recorded without namespaces. A container's own
+// process (its shim's child) still needs no question.
+func TestStartEventPIDTakenBeforeEvent(t *testing.T) {
+	t.Parallel()
+	_, cfg, d, c := busyboxDaemon(t)
+	log := openLog(t, cfg.AuditLog)
+	other := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}, nstest.RequireCmd(t, "sleep"), "1000")
+	id := ctrdtest.Uniq("taken")
+	_, pid := d.Run(t, c, "default", id, nil)
+	if !shimChild(int(pid)) || shimChild(other.Pid) {
+		t.Fatalf("shimChild: container's process %v, the test's child %v; want true, false", shimChild(int(pid)), shimChild(other.Pid))
+	}
+	time.Sleep(3 * clockTick) // both started well before the events
+	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
+	ghost := ctrdtest.Uniq("ghost")
+	for _, ev := range []*eventsapi.TaskStart{{ContainerID: ghost, Pid: uint32(other.Pid)}, {ContainerID: id, Pid: pid}} {
+		if !r.handle(context.Background(), c, eventAt(t, "default", ev, time.Now())) {
+			t.Fatalf("start of %s not handled", ev.ContainerID)
+		}
+	}
+	for _, rec := range audittest.Records(t, cfg.AuditLog, "") {
+		switch rec.ContainerID {
+		case ghost:
+			if rec.Ancestry != nil || !strings.Contains(rec.Error, "is gone") {
+				t.Errorf("start of %s (pid %d, another user's process): ancestry %v, error %q; want none, the task gone", ghost, other.Pid, rec.Ancestry != nil, rec.Error)
+			}
+		case id:
+			if rec.Ancestry == nil || rec.PID != int(pid) {
+				t.Errorf("start of %s: %+v; want its process's namespaces", id, rec)
+			}
+		}
 	}
 }
