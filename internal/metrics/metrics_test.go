@@ -110,6 +110,9 @@ func TestMetricsFromAudit(t *testing.T) {
 		t.Fatal("append to a directory succeeded")
 	}
 	m.Error(ErrContainerd)
+	// An exit written late (the log could not be written then) is no
+	// record error: it counted as one.
+	m.Record(&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: "b", Error: "written late: the audit log could not be written then"})
 
 	text := scrape(t, m)
 	sum := regexp.MustCompile(`\nnsrel_audit_append_duration_seconds_sum\{service="watch"\} (\S+)\n`).FindStringSubmatch(text)
@@ -122,7 +125,7 @@ func TestMetricsFromAudit(t *testing.T) {
 		`nsrel_records_total{service="watch",source="containerd-events",stage="start"} 1`,
 		`nsrel_records_total{service="watch",source="nri",stage="start"} 1`,
 		`nsrel_records_total{service="watch",source="oci-hook",stage="createRuntime"} 1`,
-		`nsrel_records_total{service="watch",source="containerd-events",stage="exit"} 1`,
+		`nsrel_records_total{service="watch",source="containerd-events",stage="exit"} 2`,
 		`nsrel_verdicts_total{service="watch",verdict="allow"} 2`,
 		`nsrel_verdicts_total{service="watch",verdict="deny"} 1`,
 		`nsrel_violations_total{rule="require_pid_namespace",service="watch"} 1`,
