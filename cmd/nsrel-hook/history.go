@@ -135,7 +135,9 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 		fmt.Fprintf(b, "        torn line of %d bytes: %s\n", r.TornBytes, strconv.Quote(r.Torn))
 	}
 	for _, d := range r.Damage {
-		fmt.Fprintf(b, "        damaged line (%s) at byte %d of %s, %d bytes, sha256 %s: %s\n", vocab.Printable(d.Kind), d.Offset, vocab.Printable(d.File), d.Bytes, vocab.Printable(d.SHA256), vocab.Printable(d.Reason))
+		// The file's name when the damage was recorded: a rotation
+		// since has renamed it (audit verify names where it is now).
+		fmt.Fprintf(b, "        damaged line (%s) at byte %d of %s (as the file was named then; audit verify says where it is now), %d bytes, sha256 %s: %s\n", vocab.Printable(d.Kind), d.Offset, vocab.Printable(d.File), d.Bytes, vocab.Printable(d.SHA256), vocab.Printable(d.Reason))
 	}
 	if d := r.Dropped; d != nil {
 		fmt.Fprintf(b, "        removed %s: seq %d..%d, last hash %s\n", vocab.Printable(d.File), d.FirstSeq, d.LastSeq, vocab.Printable(d.LastHash))
