@@ -169,11 +169,12 @@ func (m *Metrics) Instrument(o audit.Options) audit.Options {
 // Record counts a record written.
 func (m *Metrics) Record(r *audit.Record) {
 	m.records.WithLabelValues(r.Stage, r.Source).Inc()
-	if r.Error != "" && audit.IsStart(r.Stage) {
-		// A start judged without what it needed (its namespaces not
-		// read, on_error deciding): not an exit written late, or with
-		// a note, after the audit log could not be written for a while
-		// (each such outage counted every exit again).
+	if r.Error != "" && audit.IsStart(r.Stage) && r.Ancestry == nil {
+		// A start judged without its namespaces (not read: on_error
+		// decided), not a record that only says it was written late
+		// after the audit log could not be written for a while (each
+		// such outage counted every start and exit again) or carries
+		// a note.
 		m.Error(ErrRecord)
 	}
 	if r.Stage != audit.StageStart && r.Stage != audit.StageCreateRuntime {

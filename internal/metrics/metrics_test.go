@@ -113,6 +113,9 @@ func TestMetricsFromAudit(t *testing.T) {
 	// An exit written late (the log could not be written then) is no
 	// record error: it counted as one.
 	m.Record(&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: "b", Error: "written late: the audit log could not be written then"})
+	// So is a start with its namespaces written late.
+	m.Record(&audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "e", Ancestry: &audit.Ancestry{PID: 7},
+		Error: "written late: the audit log could not be written then (no space left on device)"})
 
 	text := scrape(t, m)
 	sum := regexp.MustCompile(`\nnsrel_audit_append_duration_seconds_sum\{service="watch"\} (\S+)\n`).FindStringSubmatch(text)
@@ -123,7 +126,7 @@ func TestMetricsFromAudit(t *testing.T) {
 	}
 	nstest.CheckScrape(t, text,
 		`nsrel_records_total{service="watch",source="containerd-events",stage="start"} 1`,
-		`nsrel_records_total{service="watch",source="nri",stage="start"} 1`,
+		`nsrel_records_total{service="watch",source="nri",stage="start"} 2`,
 		`nsrel_records_total{service="watch",source="oci-hook",stage="createRuntime"} 1`,
 		`nsrel_records_total{service="watch",source="containerd-events",stage="exit"} 2`,
 		`nsrel_verdicts_total{service="watch",verdict="allow"} 2`,
@@ -135,7 +138,7 @@ func TestMetricsFromAudit(t *testing.T) {
 		`nsrel_errors_total{kind="containerd_events",service="watch"} 1`,
 		`nsrel_errors_total{kind="record",service="watch"} 1`,
 		`nsrel_unhooked_containers_total{service="watch",source="containerd-events"} 1`,
-		`nsrel_unhooked_containers_total{service="watch",source="nri"} 1`,
+		`nsrel_unhooked_containers_total{service="watch",source="nri"} 2`,
 		`nsrel_audit_append_duration_seconds_count{service="watch"} 5`,
 		`nsrel_checkpoints_shipped_total{dest="file",service="watch"} 2`,
 		`nsrel_checkpoints_shipped_total{dest="unix",service="watch"} 2`,
