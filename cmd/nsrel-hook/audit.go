@@ -460,9 +460,12 @@ type verifyResult struct {
 	// RenamedFrom (--nodes, --node): the hosts whose records the
 	// node's chain goes on from, oldest first, verified with the
 	// node's as one chain (a node renamed).
-	RenamedFrom []string       `json:"renamed_from,omitempty"`
-	Problem     *audit.Problem `json:"problem,omitempty"`
-	Error       string         `json:"error,omitempty"`
+	RenamedFrom []string `json:"renamed_from,omitempty"`
+	// ChainCut: the node's chain goes on through more names than
+	// verify follows (see maxChain).
+	ChainCut bool           `json:"chain_cut,omitempty"`
+	Problem  *audit.Problem `json:"problem,omitempty"`
+	Error    string         `json:"error,omitempty"`
 	// Unattributed (--nodes): lines that name no node.
 	Unattributed int `json:"unattributed_lines,omitempty"`
 }
@@ -554,7 +557,7 @@ func (r verifyResult) lists() verifyResult {
 }
 
 func report(res verifyResult, label string, s *audit.Summary, err error, opts audit.VerifyOptions, asJSON bool, stdout, stderr io.Writer) bool {
-	res = verifyResult{Log: res.Log, Node: res.Node, RenamedFrom: res.RenamedFrom}.lists()
+	res = verifyResult{Log: res.Log, Node: res.Node, RenamedFrom: res.RenamedFrom, ChainCut: res.ChainCut}.lists()
 	if s != nil {
 		res.Files, res.Records, res.Host, res.FirstSeq, res.LastSeq, res.LastHash = s.Files, s.Records, s.Host, s.FirstSeq, s.LastSeq, s.LastHash
 		res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
@@ -597,6 +600,9 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 			names[i] = plainOrQuoted(h)
 		}
 		renamed = "note: renamed: its chain goes on from the records of " + strings.Join(names, ", then ") + ", verified with its own as one chain"
+	}
+	if res.ChainCut {
+		renamed = strings.TrimPrefix(renamed+"; ", "; ") + fmt.Sprintf("note: its chain goes on through more names than verify follows (%d): verify the node's own log, one chain whatever its host names", maxChain)
 	}
 	switch {
 	case res.Problem != nil:

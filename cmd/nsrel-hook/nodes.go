@@ -54,7 +54,7 @@ type byHost struct {
 	// host, for the seqs a host's lowest record follows (made once,
 	// by chainOf).
 	ends       map[end]string
-	successors map[end]int
+	successors map[end][]string
 }
 
 // end is a record by its seq and hash.
@@ -68,9 +68,11 @@ type end struct {
 // holds it (its hash is read when asked for).
 type span struct {
 	minSeq, maxSeq uint64
-	minPrev        string
-	maxLine        int
-	maxHash        string // "" until read
+	// minPrev, minHash and minSeal are the lowest record's.
+	minPrev, minHash, minSeal string
+	maxLine                   int
+	// maxHash and maxSeal are the highest record's, "" until read.
+	maxHash, maxSeal string
 }
 
 // linePos is a line of the files split: its file (index) and number.
@@ -350,7 +352,7 @@ func (b *byHost) noteSpan(host string, seq uint64, line []byte, rec *audit.Recor
 				return // damaged: verify says so
 			}
 		}
-		sp.minSeq, sp.minPrev = seq, rec.Prev
+		sp.minSeq, sp.minPrev, sp.minHash, sp.minSeal = seq, rec.Prev, rec.Hash, rec.Seal
 	}
 	if seq >= sp.maxSeq {
 		sp.maxSeq, sp.maxLine = seq, b.lines[host]
@@ -370,7 +372,7 @@ const maxChain = 8
 // names: the hash covers the host, so only that host's line has it), and
 // so on back. A node renamed writes on under its new name: its chain
 // goes on from its old name's last record.
-func (b *byHost) chainOf(host string) []string {
+func (b *byHost) chainOf(host string, sealed func(hash, seal string) bool) (chain []string, cut bool) {
 	if b.ends == nil {
 		// The highest records of the hosts whose seq a host's lowest
 		// follows: one read of each such host's file, once (made-up
@@ -383,11 +385,12 @@ func (b *byHost) chainOf(host string) []string {
 		// record), and none of them is taken for the node's new name
 		// (each fork verified again with the node's records cost their
 		// product).
-		b.successors = map[end]int{}
-		for _, sp := range b.spans {
-			if sp.minSeq > 1 {
+		b.successors = map[end][]string{}
+		for _, h := range b.hosts {
+			if sp := b.spans[h]; sp != nil && sp.minSeq > 1 {
 				follows[sp.minSeq-1] = true
-				b.successors[end{sp.minSeq - 1, sp.minPrev}]++
+				e := end{sp.minSeq - 1, sp.minPrev}
+				b.successors[e] = append(b.successors[e], h)
 			}
 		}
 		for _, h := range b.hosts {
@@ -398,21 +401,48 @@ func (b *byHost) chainOf(host string) []string {
 			}
 		}
 	}
-	chain := []string{host}
-	for cur := host; len(chain) < maxChain; {
+	chain = []string{host}
+	for cur := host; ; {
 		sp := b.spans[cur]
 		if sp == nil || sp.minSeq <= 1 {
 			break
 		}
 		e := end{sp.minSeq - 1, sp.minPrev}
 		prev := b.ends[e]
-		if prev == "" || b.successors[e] > 1 || slices.Contains(chain, prev) {
+		if prev == "" || slices.Contains(chain, prev) {
+			break
+		}
+		if succ := b.successors[e]; len(succ) > 1 {
+			// A fork: the one whose first record's seal follows the
+			// record's (the same key, the next epoch, a tag a given
+			// key checks) goes on from it; a line anyone added does
+			// not. None or several: no rename.
+			var ok []string
+			for _, h := range succ {
+				if s := b.spans[h]; sealFollows(b.spans[prev].maxSeal, s.minSeal) && sealed != nil && sealed(s.minHash, s.minSeal) {
+					ok = append(ok, h)
+				}
+			}
+			if len(ok) != 1 || ok[0] != cur {
+				break
+			}
+		}
+		if len(chain) == maxChain {
+			cut = true
 			break
 		}
 		chain = append([]string{prev}, chain...)
 		cur = prev
 	}
-	return chain
+	return chain, cut
+}
+
+// sealFollows reports whether seal next is of the key of seal prev, at
+// the next epoch.
+func sealFollows(prev, next string) bool {
+	p, err1 := audit.ParseSeal(prev)
+	n, err2 := audit.ParseSeal(next)
+	return prev != "" && next != "" && err1 == nil && err2 == nil && p.ID == n.ID && n.Epoch == p.Epoch+1
 }
 
 // maxHash returns the hash of host's highest record, read from its
@@ -435,7 +465,7 @@ func (b *byHost) maxHash(host string) string {
 		}
 		if n == sp.maxLine {
 			if rec, err := audit.Decode(line); err == nil {
-				sp.maxHash = rec.Hash
+				sp.maxHash, sp.maxSeal = rec.Hash, rec.Seal
 			}
 			sp.maxLine = 0 // read once
 			return sp.maxHash
@@ -785,7 +815,9 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		// chain gets (a seal that does not follow its predecessor's, a
 		// fork of the old name's chain); the new name's records alone
 		// start after seq 1 (records deleted?).
-		chain := split.chainOf(h)
+		chain, cut := split.chainOf(h, func(hash, seal string) bool {
+			return len(opts.Keys) > 0 && opts.Seals.Sealed(audit.Checkpoint{Hash: hash, Seal: seal})
+		})
 		renamed := chain[:len(chain)-1]
 		o.OtherChainKey = func(id audit.SealID) bool {
 			for _, o := range owners[id] {
@@ -872,7 +904,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 				}
 			}
 		}
-		if report(verifyResult{Log: strings.Join(logs, ", "), Node: h, RenamedFrom: renamed}, "node "+plainOrQuoted(h), s, err, o, asJSON, stdout, stderr) {
+		if report(verifyResult{Log: strings.Join(logs, ", "), Node: h, RenamedFrom: renamed, ChainCut: cut}, "node "+plainOrQuoted(h), s, err, o, asJSON, stdout, stderr) {
 			intact = append(intact, plainOrQuoted(h))
 		} else {
 			failed = append(failed, plainOrQuoted(h))

@@ -1113,3 +1113,46 @@ func TestVerifyForkNotRenamed(t *testing.T) {
 	checkVerify(t, 1, []string{"node node-a: OK: 4 records (seq 1..4)", "node z-1: FAILED: ", "node z-2: FAILED: ", "the chain starts at seq 5, not 1", "nodes: 1 intact (node-a), 2 FAILED"},
 		"--nodes", "--key", "@"+keyFile, stream)
 }
+
+// TestVerifyForkOfAddedLine: a line anyone can add (a copy of a renamed
+// node's first record under another host, unsealed, its hash made
+// again) goes on from the node's old name's last record too: taken for
+// a fork, it made the genuine rename fail as records deleted. The
+// record whose seal follows the old name's last (same key, next epoch,
+// checked with the key) is the rename; the added host fails alone.
+func TestVerifyForkOfAddedLine(t *testing.T) {
+	dir := t.TempDir()
+	logPath, ck, state, keyFile := sealedNode(t, dir, "node-a", 3)
+	writeAs(t, logPath, ck, state, "node-b", 3)
+	lines := fileLines(t, logPath)
+	r, err := audit.Decode([]byte(strings.TrimSuffix(lines[4], "\n")))
+	if err != nil || r.Host != "node-b" {
+		t.Fatalf("line 5: %v, %+v; want node-b's first record", err, r)
+	}
+	r.Host, r.Seal = "zz", ""
+	added, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := filepath.Join(dir, "added.jsonl")
+	if err := os.WriteFile(stream, []byte(strings.Join(lines, "")+string(added)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 1, []string{"node node-a: OK", "node node-b: OK: 7 records (seq 1..7)", "nodes: 2 intact (node-a, node-b), 1 FAILED (zz)"},
+		"--nodes", "--key", "@"+keyFile, "--checkpoints", ck, stream)
+}
+
+// TestVerifyRenamedPastMaxChain: a node renamed more times than verify
+// follows fails, saying its chain goes through more names (it said
+// records deleted only).
+func TestVerifyRenamedPastMaxChain(t *testing.T) {
+	dir := t.TempDir()
+	logPath, ck, state, keyFile := sealedNode(t, dir, "node-0", 1)
+	for i := 1; i <= maxChain+1; i++ {
+		writeAs(t, logPath, ck, state, "node-"+strconv.Itoa(i), 1)
+	}
+	last := "node-" + strconv.Itoa(maxChain+1)
+	checkVerify(t, 1, []string{"node " + last + ": FAILED: ", fmt.Sprintf("node %s: note: renamed: its chain goes on from the records of node-2, then ", last),
+		fmt.Sprintf("note: its chain goes on through more names than verify follows (%d)", maxChain)},
+		"--node", last, "--key", "@"+keyFile, "--checkpoints", ck, logPath)
+}
