@@ -1689,14 +1689,19 @@ func verifyTask(ctx context.Context, c *client.Client, ns, id string, pid int, s
 	return nil
 }
 
-// shimChild reports whether process pid's parent is a containerd shim
-// run by root: a process of root's whose command name starts with
-// "containerd-shim" (containerd-shim-runc-v2 and the like, cut to 15
-// bytes). A container's init is its shim's child (the runtime that
-// forked it exits, and the shim is a subreaper); a process another user
-// started is not, whatever it names itself (the parent's real UID is
-// root's). False when it cannot tell.
-func shimChild(pid int) bool {
+// shimChild reports whether process pid's parent is the containerd
+// shim of task id in namespace ns: a process of root's whose command
+// name starts with "containerd-shim" (containerd-shim-runc-v2 and the
+// like, cut to 15 bytes), started with "-namespace ns" and "-id id". A
+// container's init is its shim's child (the runtime that forked it
+// exits, and the shim is a subreaper). A process another user started
+// is not, whatever it names itself (the parent's real UID is root's);
+// nor is one of another container's (a container in the host's PID
+// namespace can double-fork a process that takes a PID, which its own
+// shim then adopts). A CRI pod's containers share their sandbox's shim,
+// whose -id is the sandbox's: they are checked with containerd. False
+// when it cannot tell.
+func shimChild(pid int, ns, id string) bool {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return false
@@ -1718,8 +1723,38 @@ func shimChild(pid int) bool {
 	if err != nil {
 		return false
 	}
-	_, rest, ok := strings.Cut(string(status), "\nUid:\t")
-	return ok && strings.HasPrefix(rest, "0\t")
+	if _, rest, ok := strings.Cut(string(status), "\nUid:\t"); !ok || !strings.HasPrefix(rest, "0\t") {
+		return false
+	}
+	cmdline, err := os.ReadFile(ppid + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	return flagValue(args, "-id") == id && flagValue(args, "-namespace") == ns
+}
+
+// flagValue returns the value of flag name in args ("-id X", "-id=X";
+// also with two dashes), or "" when it is not there or given twice.
+func flagValue(args []string, name string) string {
+	v, n := "", 0
+	name = strings.TrimLeft(name, "-")
+	for i, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		a = strings.TrimLeft(a, "-")
+		switch {
+		case a == name && i+1 < len(args):
+			v, n = args[i+1], n+1
+		case strings.HasPrefix(a, name+"="):
+			v, n = strings.TrimPrefix(a, name+"="), n+1
+		}
+	}
+	if n != 1 {
+		return ""
+	}
+	return v
 }
 
 // clockTick is the unit of process start times (USER_HZ: 100 on every
@@ -1899,7 +1934,7 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		// the container). Otherwise (a walk, a start time too close to
 		// call, another parent) containerd must still run the task as
 		// pid.
-		if !at.IsZero() && startedBefore(anc.StartTime, at) && shimChild(pid) {
+		if !at.IsZero() && startedBefore(anc.StartTime, at) && shimChild(pid, ns, id) {
 			return anc, nil
 		}
 		if st, err := inspect.StartTime(pid); err == nil {

@@ -16,8 +16,10 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/typeurl/v2"
 	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
@@ -619,22 +621,45 @@ func TestStartEventPIDTakenBeforeEvent(t *testing.T) {
 	other := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}, nstest.RequireCmd(t, "sleep"), "1000")
 	id := ctrdtest.Uniq("taken")
 	_, pid := d.Run(t, c, "default", id, nil)
-	if !shimChild(int(pid)) || shimChild(other.Pid) {
-		t.Fatalf("shimChild: container's process %v, the test's child %v; want true, false", shimChild(int(pid)), shimChild(other.Pid))
+	if !shimChild(int(pid), "default", id) || shimChild(int(pid), "default", id+"x") || shimChild(int(pid), "other", id) || shimChild(other.Pid, "default", id) {
+		t.Fatalf("shimChild: container's process %v, of another ID or namespace %v %v, the test's child %v; want true, false, false, false",
+			shimChild(int(pid), "default", id), shimChild(int(pid), "default", id+"x"), shimChild(int(pid), "other", id), shimChild(other.Pid, "default", id))
 	}
-	time.Sleep(3 * clockTick) // both started well before the events
+	// A process of a container in the host's PID namespace that a
+	// double fork left to that container's shim: a shim's child, of
+	// another task (the way to take a PID a short task left).
+	hostPID := ctrdtest.Uniq("hostpid")
+	_, hpid := d.Run(t, c, "default", hostPID, &ctrdtest.RunOpts{Args: []string{"sh", "-c", "(sleep 301 &); sleep 300"},
+		SpecOpts: []oci.SpecOpts{oci.WithHostNamespace(specs.PIDNamespace), oci.WithUIDGID(1000, 1000)}})
+	orphan := 0
+	for deadline := time.Now().Add(10 * time.Second); orphan == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no orphan of container %s (pid %d) adopted by its shim", hostPID, hpid)
+		}
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			p, err := strconv.Atoi(e.Name())
+			if err != nil || p == int(hpid) {
+				continue
+			}
+			if cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline"); string(cmd) == "sleep\x00301\x00" && shimChild(p, "default", hostPID) {
+				orphan = p
+			}
+		}
+	}
+	time.Sleep(3 * clockTick) // all started well before the events
 	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
-	ghost := ctrdtest.Uniq("ghost")
-	for _, ev := range []*eventsapi.TaskStart{{ContainerID: ghost, Pid: uint32(other.Pid)}, {ContainerID: id, Pid: pid}} {
+	ghost, ghost2 := ctrdtest.Uniq("ghost"), ctrdtest.Uniq("ghost")
+	for _, ev := range []*eventsapi.TaskStart{{ContainerID: ghost, Pid: uint32(other.Pid)}, {ContainerID: ghost2, Pid: uint32(orphan)}, {ContainerID: id, Pid: pid}} {
 		if !r.handle(context.Background(), c, eventAt(t, "default", ev, time.Now())) {
 			t.Fatalf("start of %s not handled", ev.ContainerID)
 		}
 	}
 	for _, rec := range audittest.Records(t, cfg.AuditLog, "") {
 		switch rec.ContainerID {
-		case ghost:
+		case ghost, ghost2:
 			if rec.Ancestry != nil || !strings.Contains(rec.Error, "is gone") {
-				t.Errorf("start of %s (pid %d, another user's process): ancestry %v, error %q; want none, the task gone", ghost, other.Pid, rec.Ancestry != nil, rec.Error)
+				t.Errorf("start of %s (pid %d, another user's process, or %d, another container's): ancestry %v, error %q; want none, the task gone", rec.ContainerID, other.Pid, orphan, rec.Ancestry != nil, rec.Error)
 			}
 		case id:
 			if rec.Ancestry == nil || rec.PID != int(pid) {
