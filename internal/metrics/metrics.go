@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -169,12 +170,7 @@ func (m *Metrics) Instrument(o audit.Options) audit.Options {
 // Record counts a record written.
 func (m *Metrics) Record(r *audit.Record) {
 	m.records.WithLabelValues(r.Stage, r.Source).Inc()
-	if r.Error != "" && audit.IsStart(r.Stage) && r.Ancestry == nil {
-		// A start judged without its namespaces (not read: on_error
-		// decided), not a record that only says it was written late
-		// after the audit log could not be written for a while (each
-		// such outage counted every start and exit again) or carries
-		// a note.
+	if audit.IsStart(r.Stage) && judgedWithError(r.Error) {
 		m.Error(ErrRecord)
 	}
 	if r.Stage != audit.StageStart && r.Stage != audit.StageCreateRuntime {
@@ -190,6 +186,22 @@ func (m *Metrics) Record(r *audit.Record) {
 		m.unhooked.WithLabelValues(r.Source).Inc()
 	}
 }
+
+// judgedWithError reports whether a start record's error says more
+// than that it was written late (after the audit log could not be
+// written for a while: each such outage counted every start and exit
+// again): its namespaces or its container's metadata could not be read,
+// and on_error decided.
+func judgedWithError(e string) bool {
+	if i := strings.Index(e, lateNote); i >= 0 {
+		e = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(e[:i]), ";"))
+	}
+	return e != ""
+}
+
+// lateNote starts the note of a record written late (package recorder
+// and the NRI plugin write it).
+const lateNote = "written late: "
 
 // Error counts an error of a kind (one of the Err constants).
 func (m *Metrics) Error(kind string) { m.errs.WithLabelValues(kind).Inc() }

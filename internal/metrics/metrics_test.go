@@ -113,9 +113,13 @@ func TestMetricsFromAudit(t *testing.T) {
 	// An exit written late (the log could not be written then) is no
 	// record error: it counted as one.
 	m.Record(&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageExit, ContainerID: "b", Error: "written late: the audit log could not be written then"})
-	// So is a start with its namespaces written late.
+	// So is a start with its namespaces written late; one judged
+	// without its spec's annotations (on_error decided), namespaces or
+	// not, late or not, is one.
 	m.Record(&audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "e", Ancestry: &audit.Ancestry{PID: 7},
 		Error: "written late: the audit log could not be written then (no space left on device)"})
+	m.Record(&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "f", Ancestry: &audit.Ancestry{PID: 8},
+		Error: "judged without the annotations of the container's spec; written late: the audit log could not be written then"})
 
 	text := scrape(t, m)
 	sum := regexp.MustCompile(`\nnsrel_audit_append_duration_seconds_sum\{service="watch"\} (\S+)\n`).FindStringSubmatch(text)
@@ -125,7 +129,7 @@ func TestMetricsFromAudit(t *testing.T) {
 		t.Errorf("appends took %s s in all; shipping to the hung server (1 s each) is not an append's", sum[1])
 	}
 	nstest.CheckScrape(t, text,
-		`nsrel_records_total{service="watch",source="containerd-events",stage="start"} 1`,
+		`nsrel_records_total{service="watch",source="containerd-events",stage="start"} 2`,
 		`nsrel_records_total{service="watch",source="nri",stage="start"} 2`,
 		`nsrel_records_total{service="watch",source="oci-hook",stage="createRuntime"} 1`,
 		`nsrel_records_total{service="watch",source="containerd-events",stage="exit"} 2`,
@@ -136,8 +140,8 @@ func TestMetricsFromAudit(t *testing.T) {
 		`nsrel_errors_total{kind="audit_append",service="watch"} 1`,
 		`nsrel_errors_total{kind="audit_warning",service="watch"} 2`,
 		`nsrel_errors_total{kind="containerd_events",service="watch"} 1`,
-		`nsrel_errors_total{kind="record",service="watch"} 1`,
-		`nsrel_unhooked_containers_total{service="watch",source="containerd-events"} 1`,
+		`nsrel_errors_total{kind="record",service="watch"} 2`,
+		`nsrel_unhooked_containers_total{service="watch",source="containerd-events"} 2`,
 		`nsrel_unhooked_containers_total{service="watch",source="nri"} 2`,
 		`nsrel_audit_append_duration_seconds_count{service="watch"} 5`,
 		`nsrel_checkpoints_shipped_total{dest="file",service="watch"} 2`,
