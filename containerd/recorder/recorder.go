@@ -1695,8 +1695,9 @@ func verifyTask(ctx context.Context, c *client.Client, ns, id string, pid int, s
 // like, cut to 15 bytes), started with "-namespace ns" and "-id id". A
 // container's init is its shim's child (the runtime that forked it
 // exits, and the shim is a subreaper). A process another user started
-// is not, whatever it names itself (the parent's real UID is root's);
-// nor is one of another container's (a container in the host's PID
+// is not, whatever it names itself (the parent's real UID is root's,
+// and it is in this process's mount namespace); nor is one of another
+// container's (a container in the host's PID
 // namespace can double-fork a process that takes a PID, which its own
 // shim then adopts). A CRI pod's containers share their sandbox's shim,
 // whose -id is the sandbox's: they are checked with containerd. False
@@ -1724,6 +1725,15 @@ func shimChild(pid int, ns, id string) bool {
 		return false
 	}
 	if _, rest, ok := strings.Cut(string(status), "\nUid:\t"); !ok || !strings.HasPrefix(rest, "0\t") {
+		return false
+	}
+	// In this process's mount namespace (the host's, for the shipped
+	// unit): a root container's process can name itself a shim and
+	// choose its arguments, but is in its container's mount namespace.
+	// (Run in a mount namespace of its own, as in the DaemonSet, the
+	// recorder asks containerd about every start.)
+	var own, its unix.Stat_t
+	if unix.Stat("/proc/self/ns/mnt", &own) != nil || unix.Stat(ppid+"/ns/mnt", &its) != nil || own.Dev != its.Dev || own.Ino != its.Ino {
 		return false
 	}
 	cmdline, err := os.ReadFile(ppid + "/cmdline")

@@ -647,19 +647,37 @@ func TestStartEventPIDTakenBeforeEvent(t *testing.T) {
 			}
 		}
 	}
+	// A root container's process that names itself a shim, with the
+	// arguments of the task it claims, and starts the process that
+	// takes the PID.
+	ghost, ghost2, ghost3 := ctrdtest.Uniq("ghost"), ctrdtest.Uniq("ghost"), ctrdtest.Uniq("ghost")
+	fake := ctrdtest.Uniq("fakeshim")
+	d.Run(t, c, "default", fake, &ctrdtest.RunOpts{Args: []string{"sh", "-c", "printf containerd-shim > /proc/$$/comm; sleep 302 & wait", "-namespace", "default", "-id", ghost3}})
+	posing := 0
+	for deadline := time.Now().Add(10 * time.Second); posing == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no child of container %s's process posing as a shim", fake)
+		}
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline"); string(cmd) == "sleep\x00302\x00" {
+				posing, _ = strconv.Atoi(e.Name())
+			}
+		}
+	}
 	time.Sleep(3 * clockTick) // all started well before the events
 	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
-	ghost, ghost2 := ctrdtest.Uniq("ghost"), ctrdtest.Uniq("ghost")
-	for _, ev := range []*eventsapi.TaskStart{{ContainerID: ghost, Pid: uint32(other.Pid)}, {ContainerID: ghost2, Pid: uint32(orphan)}, {ContainerID: id, Pid: pid}} {
+	for _, ev := range []*eventsapi.TaskStart{{ContainerID: ghost, Pid: uint32(other.Pid)}, {ContainerID: ghost2, Pid: uint32(orphan)}, {ContainerID: ghost3, Pid: uint32(posing)}, {ContainerID: id, Pid: pid}} {
 		if !r.handle(context.Background(), c, eventAt(t, "default", ev, time.Now())) {
 			t.Fatalf("start of %s not handled", ev.ContainerID)
 		}
 	}
 	for _, rec := range audittest.Records(t, cfg.AuditLog, "") {
 		switch rec.ContainerID {
-		case ghost, ghost2:
+		case ghost, ghost2, ghost3:
 			if rec.Ancestry != nil || !strings.Contains(rec.Error, "is gone") {
-				t.Errorf("start of %s (pid %d, another user's process, or %d, another container's): ancestry %v, error %q; want none, the task gone", rec.ContainerID, other.Pid, orphan, rec.Ancestry != nil, rec.Error)
+				t.Errorf("start of %s (pid %d, another user's process; %d, another container's; %d, a child of a process posing as its shim): ancestry %v, error %q; want none, the task gone",
+					rec.ContainerID, other.Pid, orphan, posing, rec.Ancestry != nil, rec.Error)
 			}
 		case id:
 			if rec.Ancestry == nil || rec.PID != int(pid) {
