@@ -55,6 +55,7 @@ type byHost struct {
 	// by chainOf).
 	ends       map[end]string
 	successors map[end][]string
+	forks      map[end]string // forkWinner's answers
 }
 
 // end is a record by its seq and hash.
@@ -68,9 +69,9 @@ type end struct {
 // holds it (its hash is read when asked for).
 type span struct {
 	minSeq, maxSeq uint64
-	// minPrev, minHash and minSeal are the lowest record's.
-	minPrev, minHash, minSeal string
-	maxLine                   int
+	// minPrev, minHash, minSeal and minStage are the lowest record's.
+	minPrev, minHash, minSeal, minStage string
+	maxLine                             int
 	// maxHash and maxSeal are the highest record's, "" until read.
 	maxHash, maxSeal string
 }
@@ -352,7 +353,7 @@ func (b *byHost) noteSpan(host string, seq uint64, line []byte, rec *audit.Recor
 				return // damaged: verify says so
 			}
 		}
-		sp.minSeq, sp.minPrev, sp.minHash, sp.minSeal = seq, rec.Prev, rec.Hash, rec.Seal
+		sp.minSeq, sp.minPrev, sp.minHash, sp.minSeal, sp.minStage = seq, rec.Prev, rec.Hash, rec.Seal, rec.Stage
 	}
 	if seq >= sp.maxSeq {
 		sp.maxSeq, sp.maxLine = seq, b.lines[host]
@@ -412,20 +413,8 @@ func (b *byHost) chainOf(host string, sealed func(hash, seal string) bool) (chai
 		if prev == "" || slices.Contains(chain, prev) {
 			break
 		}
-		if succ := b.successors[e]; len(succ) > 1 {
-			// A fork: the one whose first record's seal follows the
-			// record's (the same key, the next epoch, a tag a given
-			// key checks) goes on from it; a line anyone added does
-			// not. None or several: no rename.
-			var ok []string
-			for _, h := range succ {
-				if s := b.spans[h]; sealFollows(b.spans[prev].maxSeal, s.minSeal) && sealed != nil && sealed(s.minHash, s.minSeal) {
-					ok = append(ok, h)
-				}
-			}
-			if len(ok) != 1 || ok[0] != cur {
-				break
-			}
+		if len(b.successors[e]) > 1 && b.forkWinner(e, prev, sealed) != cur {
+			break
 		}
 		if len(chain) == maxChain {
 			cut = true
@@ -435,6 +424,44 @@ func (b *byHost) chainOf(host string, sealed func(hash, seal string) bool) (chai
 		cur = prev
 	}
 	return chain, cut
+}
+
+// forkWinner returns the host that goes on from record e of host prev
+// when several hosts' records do (a fork): the one whose first record's
+// seal follows the record's (the same key, the next epoch), or, after
+// an unsealed record, the one whose first record starts sealing (a
+// seal-start at epoch 0), its tag checked with a given key; a line
+// anyone added does not. "" for none or several. Each fork is settled
+// once (every host of a fork asked: their square).
+func (b *byHost) forkWinner(e end, prev string, sealed func(hash, seal string) bool) string {
+	if w, ok := b.forks[e]; ok {
+		return w
+	}
+	last := b.spans[prev].maxSeal
+	winner := ""
+	for _, h := range b.successors[e] {
+		s := b.spans[h]
+		follows := sealFollows(last, s.minSeal) || last == "" && s.minStage == audit.StageSealStart && sealStarts(s.minSeal)
+		if !follows || sealed == nil || !sealed(s.minHash, s.minSeal) {
+			continue
+		}
+		if winner != "" {
+			winner = ""
+			break
+		}
+		winner = h
+	}
+	if b.forks == nil {
+		b.forks = map[end]string{}
+	}
+	b.forks[e] = winner
+	return winner
+}
+
+// sealStarts reports whether seal is a key's first (epoch 0).
+func sealStarts(seal string) bool {
+	p, err := audit.ParseSeal(seal)
+	return err == nil && p.Epoch == 0
 }
 
 // sealFollows reports whether seal next is of the key of seal prev, at

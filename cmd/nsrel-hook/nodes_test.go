@@ -1156,3 +1156,96 @@ func TestVerifyRenamedPastMaxChain(t *testing.T) {
 		fmt.Sprintf("note: its chain goes on through more names than verify follows (%d)", maxChain)},
 		"--node", last, "--key", "@"+keyFile, "--checkpoints", ck, logPath)
 }
+
+// TestVerifyForkSealStartAtRename: a node whose old name wrote unsealed
+// and which started sealing under its new name goes on with a seal-start
+// at epoch 0: a line anyone adds (its copy under another host, unsealed)
+// made the rename unlinked (no successor's seal followed the old name's
+// last, which had none), and it failed as records deleted.
+func TestVerifyForkSealStartAtRename(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "node", "audit.jsonl")
+	state, ck := filepath.Join(dir, "node", "state", "audit.seal"), filepath.Join(dir, "node", "ckpt.jsonl")
+	l, err := audit.Open(logPath, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: ck}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err = audit.Open(logPath, audit.Options{Host: "node-b", SealState: state, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: ck}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := l.StartSealing(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(keyFile, []byte(key.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeAs(t, logPath, ck, state, "node-b", 2)
+	lines := fileLines(t, logPath)
+	r, err := audit.Decode([]byte(strings.TrimSuffix(lines[3], "\n")))
+	if err != nil || r.Stage != audit.StageSealStart {
+		t.Fatalf("line 4: %v, %+v; want node-b's seal-start", err, r)
+	}
+	r.Host, r.Seal = "zz", ""
+	added, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := filepath.Join(dir, "added.jsonl")
+	if err := os.WriteFile(stream, []byte(strings.Join(lines, "")+string(added)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// node-a fails on its own: its records are sealed by no key given.
+	checkVerify(t, 1, []string{"node node-b: OK: 6 records (seq 1..6)", "nodes: 1 intact (node-b), 2 FAILED (node-a, zz)"},
+		"--nodes", "--key", "@"+keyFile, "--checkpoints", ck, stream)
+}
+
+// TestForkSettledOnce: a fork of many made-up successors (copies of a
+// renamed node's first record under hosts anyone can name) is settled
+// once: every host of it asked about all of them, and each check of a
+// seal derives keys (3,000 such hosts: 4 s -> 45 s).
+func TestForkSettledOnce(t *testing.T) {
+	dir := t.TempDir()
+	logPath, ck, state, _ := sealedNode(t, dir, "node-a", 3)
+	writeAs(t, logPath, ck, state, "node-b", 1)
+	lines := fileLines(t, logPath)
+	r, err := audit.Decode([]byte(strings.TrimSuffix(lines[4], "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	stream := strings.Join(lines, "")
+	for i := range n {
+		r.Host = "f" + strconv.Itoa(i)
+		line, err := r.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream += string(line)
+	}
+	path := filepath.Join(dir, "stream.jsonl")
+	if err := os.WriteFile(path, []byte(stream), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	split, err := splitByHost([]string{path}, t.TempDir(), nil, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	sealed := func(string, string) bool { calls++; return true } // every copy's seal checks: none wins
+	for _, h := range split.hosts {
+		if chain, _ := split.chainOf(h, sealed); len(chain) != 1 && h != "node-a" {
+			t.Errorf("%s: chain %v; want no old name (a fork of %d)", h, chain, n+1)
+		}
+	}
+	if calls > n+1 {
+		t.Errorf("%d seal checks for a fork of %d hosts; want at most %d", calls, n+1, n+1)
+	}
+}
