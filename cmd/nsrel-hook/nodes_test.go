@@ -1124,20 +1124,7 @@ func TestVerifyForkOfAddedLine(t *testing.T) {
 	dir := t.TempDir()
 	logPath, ck, state, keyFile := sealedNode(t, dir, "node-a", 3)
 	writeAs(t, logPath, ck, state, "node-b", 3)
-	lines := fileLines(t, logPath)
-	r, err := audit.Decode([]byte(strings.TrimSuffix(lines[4], "\n")))
-	if err != nil || r.Host != "node-b" {
-		t.Fatalf("line 5: %v, %+v; want node-b's first record", err, r)
-	}
-	r.Host, r.Seal = "zz", ""
-	added, err := r.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream := filepath.Join(dir, "added.jsonl")
-	if err := os.WriteFile(stream, []byte(strings.Join(lines, "")+string(added)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	stream := withCopyAs(t, logPath, 4, "zz", func(r *audit.Record) bool { return r.Host == "node-b" })
 	checkVerify(t, 1, []string{"node node-a: OK", "node node-b: OK: 7 records (seq 1..7)", "nodes: 2 intact (node-a, node-b), 1 FAILED (zz)"},
 		"--nodes", "--key", "@"+keyFile, "--checkpoints", ck, stream)
 }
@@ -1188,20 +1175,7 @@ func TestVerifyForkSealStartAtRename(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeAs(t, logPath, ck, state, "node-b", 2)
-	lines := fileLines(t, logPath)
-	r, err := audit.Decode([]byte(strings.TrimSuffix(lines[3], "\n")))
-	if err != nil || r.Stage != audit.StageSealStart {
-		t.Fatalf("line 4: %v, %+v; want node-b's seal-start", err, r)
-	}
-	r.Host, r.Seal = "zz", ""
-	added, err := r.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream := filepath.Join(dir, "added.jsonl")
-	if err := os.WriteFile(stream, []byte(strings.Join(lines, "")+string(added)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	stream := withCopyAs(t, logPath, 3, "zz", func(r *audit.Record) bool { return r.Stage == audit.StageSealStart })
 	// node-a fails on its own: its records are sealed by no key given.
 	checkVerify(t, 1, []string{"node node-b: OK: 6 records (seq 1..6)", "nodes: 1 intact (node-b), 2 FAILED (node-a, zz)"},
 		"--nodes", "--key", "@"+keyFile, "--checkpoints", ck, stream)
@@ -1248,4 +1222,27 @@ func TestForkSettledOnce(t *testing.T) {
 	if calls > n+1 {
 		t.Errorf("%d seal checks for a fork of %d hosts; want at most %d", calls, n+1, n+1)
 	}
+}
+
+// withCopyAs writes, next to the log at logPath, the log with a copy of
+// its line i (from 0, a record want holds for) added at the end under
+// host, unsealed, its hash made again (what anyone who reaches a
+// collector can add), and returns its path.
+func withCopyAs(t *testing.T, logPath string, i int, host string, want func(*audit.Record) bool) string {
+	t.Helper()
+	lines := fileLines(t, logPath)
+	r, err := audit.Decode([]byte(strings.TrimSuffix(lines[i], "\n")))
+	if err != nil || !want(r) {
+		t.Fatalf("line %d: %v, %+v; not the record wanted", i+1, err, r)
+	}
+	r.Host, r.Seal = host, ""
+	added, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := filepath.Join(filepath.Dir(logPath), "added.jsonl")
+	if err := os.WriteFile(stream, []byte(strings.Join(lines, "")+string(added)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return stream
 }
