@@ -29,6 +29,22 @@ func CheckPeerPIDNamespace(path string) error {
 	return CheckPeerConn(c.(*net.UnixConn), path)
 }
 
+// PeerPID returns the PID of the process serving the Unix connection c
+// (SO_PEERCRED), 0 when it cannot be told.
+func PeerPID(c *net.UnixConn) int {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	pid := 0
+	raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	return pid
+}
+
 // CheckPeerConn is [CheckPeerPIDNamespace] on a connection the caller
 // opened to the socket at path.
 func CheckPeerConn(c *net.UnixConn, path string) error {

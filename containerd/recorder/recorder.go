@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	eventsapi "github.com/containerd/containerd/api/events"
@@ -101,6 +102,10 @@ const rpcTimeout = 10 * time.Second
 type Recorder struct {
 	// Address is the containerd socket (see [vocab.ContainerdAddress]).
 	Address string
+	// daemonMnt is the mount namespace of the process serving Address
+	// (containerd's, its shims'), read at each connection; nil when
+	// unknown.
+	daemonMnt atomic.Pointer[mntNS]
 	// Config is the nsrel-hook configuration: policy, annotations to
 	// record and the audit log path.
 	Config *policy.Config
@@ -446,7 +451,7 @@ func (r *Recorder) appendOwn(ctx context.Context, rec *audit.Record, what string
 // probeSocket checks that a unix socket address (a path, or
 // unix://PATH) accepts a connection within a second, from a process in
 // this PID namespace; other addresses are left to the client.
-func probeSocket(addr string) error {
+func (r *Recorder) probeSocket(addr string) error {
 	path, ok := strings.CutPrefix(addr, "unix://")
 	if !ok && strings.Contains(addr, "://") {
 		return nil
@@ -460,8 +465,21 @@ func probeSocket(addr string) error {
 	}
 	defer conn.Close()
 	// The PIDs its events name must be this namespace's.
-	return containerd.CheckPeerConn(conn.(*net.UnixConn), path)
+	if err := containerd.CheckPeerConn(conn.(*net.UnixConn), path); err != nil {
+		return err
+	}
+	// Its mount namespace, its shims' (see shimChild).
+	var st unix.Stat_t
+	if pid := containerd.PeerPID(conn.(*net.UnixConn)); pid > 0 && unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/mnt", &st) == nil {
+		r.daemonMnt.Store(&mntNS{st.Dev, st.Ino})
+	} else {
+		r.daemonMnt.Store(nil)
+	}
+	return nil
 }
+
+// mntNS names a mount namespace by its nsfs file.
+type mntNS struct{ dev, ino uint64 }
 
 // mark appends a record of the recorder's own start or stop (queued if
 // the log refuses it).
@@ -513,7 +531,7 @@ func (r *Recorder) session(ctx context.Context, lostAt *time.Time, lostErr *erro
 	addr := vocab.ContainerdAddress(r.Address)
 	// A missing socket or nobody listening is said at once, not after
 	// the client's dial timeout.
-	if err := probeSocket(addr); err != nil {
+	if err := r.probeSocket(addr); err != nil {
 		return err
 	}
 	c, err := client.New(addr, client.WithTimeout(5*time.Second))
@@ -1696,13 +1714,13 @@ func verifyTask(ctx context.Context, c *client.Client, ns, id string, pid int, s
 // container's init is its shim's child (the runtime that forked it
 // exits, and the shim is a subreaper). A process another user started
 // is not, whatever it names itself (the parent's real UID is root's,
-// and it is in this process's mount namespace); nor is one of another
+// and it is in containerd's mount namespace); nor is one of another
 // container's (a container in the host's PID
 // namespace can double-fork a process that takes a PID, which its own
 // shim then adopts). A CRI pod's containers share their sandbox's shim,
 // whose -id is the sandbox's: they are checked with containerd. False
 // when it cannot tell.
-func shimChild(pid int, ns, id string) bool {
+func shimChild(pid int, ns, id string, daemon *mntNS) bool {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return false
@@ -1727,13 +1745,12 @@ func shimChild(pid int, ns, id string) bool {
 	if _, rest, ok := strings.Cut(string(status), "\nUid:\t"); !ok || !strings.HasPrefix(rest, "0\t") {
 		return false
 	}
-	// In this process's mount namespace (the host's, for the shipped
-	// unit): a root container's process can name itself a shim and
-	// choose its arguments, but is in its container's mount namespace.
-	// (Run in a mount namespace of its own, as in the DaemonSet, the
-	// recorder asks containerd about every start.)
-	var own, its unix.Stat_t
-	if unix.Stat("/proc/self/ns/mnt", &own) != nil || unix.Stat(ppid+"/ns/mnt", &its) != nil || own.Dev != its.Dev || own.Ino != its.Ino {
+	// In containerd's mount namespace (daemon, found from the
+	// socket's peer; nil: unknown): a root container's process can
+	// name itself a shim and choose its arguments, but is in its
+	// container's mount namespace.
+	var its unix.Stat_t
+	if daemon == nil || unix.Stat(ppid+"/ns/mnt", &its) != nil || daemon.dev != its.Dev || daemon.ino != its.Ino {
 		return false
 	}
 	cmdline, err := os.ReadFile(ppid + "/cmdline")
@@ -1944,7 +1961,7 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		// the container). Otherwise (a walk, a start time too close to
 		// call, another parent) containerd must still run the task as
 		// pid.
-		if !at.IsZero() && startedBefore(anc.StartTime, at) && shimChild(pid, ns, id) {
+		if !at.IsZero() && startedBefore(anc.StartTime, at) && shimChild(pid, ns, id, r.daemonMnt.Load()) {
 			return anc, nil
 		}
 		if st, err := inspect.StartTime(pid); err == nil {

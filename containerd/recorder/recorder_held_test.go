@@ -22,12 +22,14 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // eventAt returns the envelope of event ev in namespace ns, published
@@ -621,9 +623,18 @@ func TestStartEventPIDTakenBeforeEvent(t *testing.T) {
 	other := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}, nstest.RequireCmd(t, "sleep"), "1000")
 	id := ctrdtest.Uniq("taken")
 	_, pid := d.Run(t, c, "default", id, nil)
-	if !shimChild(int(pid), "default", id) || shimChild(int(pid), "default", id+"x") || shimChild(int(pid), "other", id) || shimChild(other.Pid, "default", id) {
-		t.Fatalf("shimChild: container's process %v, of another ID or namespace %v %v, the test's child %v; want true, false, false, false",
-			shimChild(int(pid), "default", id), shimChild(int(pid), "default", id+"x"), shimChild(int(pid), "other", id), shimChild(other.Pid, "default", id))
+	// containerd's mount namespace, as the recorder reads it from the
+	// socket's peer.
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(d.Pid())+"/ns/mnt", &st); err != nil {
+		t.Fatal(err)
+	}
+	mnt := &mntNS{st.Dev, st.Ino}
+	if !shimChild(int(pid), "default", id, mnt) || shimChild(int(pid), "default", id+"x", mnt) || shimChild(int(pid), "other", id, mnt) ||
+		shimChild(other.Pid, "default", id, mnt) || shimChild(int(pid), "default", id, nil) || shimChild(int(pid), "default", id, &mntNS{st.Dev, st.Ino + 1}) {
+		t.Fatalf("shimChild: container's process %v, of another ID, namespace, mount namespace %v %v %v, the test's child %v; want true, then false",
+			shimChild(int(pid), "default", id, mnt), shimChild(int(pid), "default", id+"x", mnt), shimChild(int(pid), "other", id, mnt),
+			shimChild(int(pid), "default", id, &mntNS{st.Dev, st.Ino + 1}), shimChild(other.Pid, "default", id, mnt))
 	}
 	// A process of a container in the host's PID namespace that a
 	// double fork left to that container's shim: a shim's child, of
@@ -642,7 +653,7 @@ func TestStartEventPIDTakenBeforeEvent(t *testing.T) {
 			if err != nil || p == int(hpid) {
 				continue
 			}
-			if cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline"); string(cmd) == "sleep\x00301\x00" && shimChild(p, "default", hostPID) {
+			if cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline"); string(cmd) == "sleep\x00301\x00" && shimChild(p, "default", hostPID, mnt) {
 				orphan = p
 			}
 		}
@@ -667,6 +678,10 @@ func TestStartEventPIDTakenBeforeEvent(t *testing.T) {
 	}
 	time.Sleep(3 * clockTick) // all started well before the events
 	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}
+	// Read from the socket's peer, as each session does.
+	if err := r.probeSocket(vocab.ContainerdAddress(d.Socket)); err != nil || r.daemonMnt.Load() == nil || *r.daemonMnt.Load() != *mnt {
+		t.Fatalf("probeSocket: %v, containerd's mount namespace %v; want %v", err, r.daemonMnt.Load(), mnt)
+	}
 	for _, ev := range []*eventsapi.TaskStart{{ContainerID: ghost, Pid: uint32(other.Pid)}, {ContainerID: ghost2, Pid: uint32(orphan)}, {ContainerID: ghost3, Pid: uint32(posing)}, {ContainerID: id, Pid: pid}} {
 		if !r.handle(context.Background(), c, eventAt(t, "default", ev, time.Now())) {
 			t.Fatalf("start of %s not handled", ev.ContainerID)

@@ -32,6 +32,7 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // parentPID returns the parent of process pid.
@@ -231,14 +232,19 @@ func TestRecorderStartWithoutLabels(t *testing.T) {
 	// containerd down while the recorder runs on (its context alive):
 	// recorded under the default block, saying why, and refused, since a
 	// block that selects by annotation may have been its own.
-	d.Stop(t)
-	defer d.Restart(t) // its teardown deletes the container
 	path := filepath.Join(dir, "down.jsonl")
 	log, err := audit.Open(path, audit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &Recorder{Config: cfg, Log: log}
+	// Connected before, as a session is: containerd's mount namespace
+	// known (the shim's, where it is a shim's child).
+	if err := r.probeSocket(vocab.ContainerdAddress(d.Socket)); err != nil {
+		t.Fatal(err)
+	}
+	d.Stop(t)
+	defer d.Restart(t) // its teardown deletes the container
 	if _, ok := r.recordStart(context.Background(), c, "default", id, int(pid), time.Now(), nil); !ok {
 		t.Fatal("with containerd down: not recorded")
 	}
