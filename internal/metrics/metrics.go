@@ -170,7 +170,7 @@ func (m *Metrics) Instrument(o audit.Options) audit.Options {
 // Record counts a record written.
 func (m *Metrics) Record(r *audit.Record) {
 	m.records.WithLabelValues(r.Stage, r.Source).Inc()
-	if audit.IsStart(r.Stage) && judgedWithError(r.Error) {
+	if audit.IsStart(r.Stage) && judgedWithError(r) {
 		m.Error(ErrRecord)
 	}
 	if r.Stage != audit.StageStart && r.Stage != audit.StageCreateRuntime {
@@ -187,21 +187,20 @@ func (m *Metrics) Record(r *audit.Record) {
 	}
 }
 
-// judgedWithError reports whether a start record's error says more
-// than that it was written late (after the audit log could not be
-// written for a while: each such outage counted every start and exit
-// again): its namespaces or its container's metadata could not be read,
-// and on_error decided.
-func judgedWithError(e string) bool {
-	if i := strings.Index(e, lateNote); i >= 0 {
-		e = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(e[:i]), ";"))
-	}
-	return e != ""
+// judgedWithError reports whether start record r was judged without
+// what it needed, on_error deciding: its namespaces (none recorded,
+// the error says why) or its container's metadata could not be read.
+// Not a record whose error is a note: written late after the audit log
+// could not be written for a while (each such outage counted every
+// start and exit again), or the NRI plugin's of a container found
+// running at its registration.
+func judgedWithError(r *audit.Record) bool {
+	return r.Error != "" && (r.Ancestry == nil || strings.Contains(r.Error, metaNote))
 }
 
-// lateNote starts the note of a record written late (package recorder
-// and the NRI plugin write it).
-const lateNote = "written late: "
+// metaNote starts the error of a start judged without its container's
+// labels or annotations (package recorder writes it).
+const metaNote = "judged without the "
 
 // Error counts an error of a kind (one of the Err constants).
 func (m *Metrics) Error(kind string) { m.errs.WithLabelValues(kind).Inc() }
