@@ -26,52 +26,38 @@ func CheckPeerPIDNamespace(path string) error {
 		return err
 	}
 	defer c.Close()
-	return CheckPeerConn(c.(*net.UnixConn), path)
-}
-
-// PeerPID returns the PID of the process serving the Unix connection c
-// (SO_PEERCRED), 0 when it cannot be told.
-func PeerPID(c *net.UnixConn) int {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	pid := 0
-	raw.Control(func(fd uintptr) {
-		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-			pid = int(cred.Pid)
-		}
-	})
-	return pid
+	_, err = CheckPeerConn(c.(*net.UnixConn), path)
+	return err
 }
 
 // CheckPeerConn is [CheckPeerPIDNamespace] on a connection the caller
-// opened to the socket at path.
-func CheckPeerConn(c *net.UnixConn, path string) error {
+// opened to the socket at path; it returns the PID of the process
+// serving it (SO_PEERCRED).
+func CheckPeerConn(c *net.UnixConn, path string) (int, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var cred *unix.Ucred
 	var serr error
 	if err := raw.Control(func(fd uintptr) { cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
-		return err
+		return 0, err
 	}
 	if serr != nil {
-		return fmt.Errorf("SO_PEERCRED on %s: %w", path, serr)
+		return 0, fmt.Errorf("SO_PEERCRED on %s: %w", path, serr)
 	}
 	if cred.Pid == 0 {
-		return fmt.Errorf("the process serving %s lives in a PID namespace this one cannot see: the container PIDs it sends would name other processes here (run on the host's PID namespace: hostPID: true in a pod)", path)
+		return 0, fmt.Errorf("the process serving %s lives in a PID namespace this one cannot see: the container PIDs it sends would name other processes here (run on the host's PID namespace: hostPID: true in a pod)", path)
 	}
 	// /proc must number processes as this PID namespace does, which
 	// SO_PEERCRED's PID is in (not so with a parent's /proc in a child
 	// PID namespace: unshare --pid without --mount-proc).
 	self, err := os.Readlink("/proc/self")
 	if err != nil {
-		return fmt.Errorf("the PIDs the process serving %s sends cannot be checked: %w", path, err)
+		return 0, fmt.Errorf("the PIDs the process serving %s sends cannot be checked: %w", path, err)
 	}
 	if self != strconv.Itoa(os.Getpid()) {
-		return fmt.Errorf("/proc is not of this process's PID namespace (this process is pid %d, /proc/self is %q): the PIDs the process serving %s sends cannot be checked (mount a /proc of this PID namespace)", os.Getpid(), self, path)
+		return 0, fmt.Errorf("/proc is not of this process's PID namespace (this process is pid %d, /proc/self is %q): the PIDs the process serving %s sends cannot be checked (mount a /proc of this PID namespace)", os.Getpid(), self, path)
 	}
 	// The peer is visible here, so it lives in this PID namespace or
 	// below: below, its NSpid line (its PID in each namespace from the
@@ -80,16 +66,16 @@ func CheckPeerConn(c *net.UnixConn, path string) error {
 	// NRI plugin without CAP_SYS_PTRACE must still say what it lacks.)
 	own, err := nspidDepth("self")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	peer, err := nspidDepth(strconv.Itoa(int(cred.Pid)))
 	if err != nil {
-		return fmt.Errorf("the process serving %s (pid %d): %w", path, cred.Pid, err)
+		return 0, fmt.Errorf("the process serving %s (pid %d): %w", path, cred.Pid, err)
 	}
 	if peer != own {
-		return fmt.Errorf("the process serving %s (pid %d here) lives in a PID namespace below this one: the container PIDs it sends are in its numbering and would name other processes here (run in its PID namespace, or talk to a containerd of this one)", path, cred.Pid)
+		return 0, fmt.Errorf("the process serving %s (pid %d here) lives in a PID namespace below this one: the container PIDs it sends are in its numbering and would name other processes here (run in its PID namespace, or talk to a containerd of this one)", path, cred.Pid)
 	}
-	return nil
+	return int(cred.Pid), nil
 }
 
 // nspidDepth returns how many PID namespaces the process pid ("self")

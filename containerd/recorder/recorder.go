@@ -465,12 +465,13 @@ func (r *Recorder) probeSocket(addr string) error {
 	}
 	defer conn.Close()
 	// The PIDs its events name must be this namespace's.
-	if err := containerd.CheckPeerConn(conn.(*net.UnixConn), path); err != nil {
+	pid, err := containerd.CheckPeerConn(conn.(*net.UnixConn), path)
+	if err != nil {
 		return err
 	}
 	// Its mount namespace, its shims' (see shimChild).
 	var st unix.Stat_t
-	if pid := containerd.PeerPID(conn.(*net.UnixConn)); pid > 0 && unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/mnt", &st) == nil {
+	if unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/mnt", &st) == nil {
 		r.daemonMnt.Store(&mntNS{st.Dev, st.Ino})
 	} else {
 		r.daemonMnt.Store(nil)
@@ -1721,28 +1722,16 @@ func verifyTask(ctx context.Context, c *client.Client, ns, id string, pid int, s
 // whose -id is the sandbox's: they are checked with containerd. False
 // when it cannot tell.
 func shimChild(pid int, ns, id string, daemon *mntNS) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	parent, err := inspect.Parent(pid)
 	if err != nil {
 		return false
 	}
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return false
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 2 {
-		return false
-	}
-	ppid := "/proc/" + f[1]
+	ppid := "/proc/" + strconv.Itoa(parent)
 	comm, err := os.ReadFile(ppid + "/comm")
 	if err != nil || !bytes.HasPrefix(comm, []byte("containerd-shim")) {
 		return false
 	}
-	status, err := os.ReadFile(ppid + "/status")
-	if err != nil {
-		return false
-	}
-	if _, rest, ok := strings.Cut(string(status), "\nUid:\t"); !ok || !strings.HasPrefix(rest, "0\t") {
+	if uids, ok := inspect.StatusField(parent, "Uid"); !ok || !strings.HasPrefix(uids, "0\t") {
 		return false
 	}
 	// In containerd's mount namespace (daemon, found from the

@@ -117,20 +117,35 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	return a, nil
 }
 
-// threadGroup returns the Tgid of task tid from /proc/TID/status (any
-// task's ID opens there, a thread's too), or 0.
+// threadGroup returns the Tgid of task tid (any task's ID opens
+// /proc/TID, a thread's too), or 0.
 func threadGroup(tid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	v, _ := StatusField(tid, "Tgid")
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+// StatusField returns the value of the line name of /proc/PID/status
+// ("Uid" gives "0\t0\t0\t0"), space around it trimmed; ok is false when
+// the file cannot be read or has no such line.
+func StatusField(pid int, name string) (v string, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0
+		return "", false
 	}
-	_, rest, ok := strings.Cut(string(b), "\nTgid:")
+	_, rest, ok := strings.Cut("\n"+string(b), "\n"+name+":")
 	if !ok {
-		return 0
+		return "", false
 	}
 	line, _, _ := strings.Cut(rest, "\n")
-	n, _ := strconv.Atoi(strings.TrimSpace(line))
-	return n
+	return strings.TrimSpace(line), true
+}
+
+// Parent returns the parent PID of process pid (field 4 of
+// /proc/PID/stat).
+func Parent(pid int) (int, error) {
+	ppid, _, err := parentAndStart(pid)
+	return ppid, err
 }
 
 // procOurs checks that /proc numbers processes as this process does:
