@@ -41,7 +41,7 @@ type byHost struct {
 	// nothing to check or attribute.
 	empty int
 	// hashHost holds the host of each record line whose hash was asked
-	// for (see sealedElsewhere), of the hosts not wanted too.
+	// for (see sealedElsewhere).
 	hashHost map[string]string
 	// unattributed counts the lines that name no host: not a record,
 	// damaged, longer than a record may be, or cut short at the end.
@@ -100,14 +100,15 @@ type tornLine struct {
 
 // splitByHost reads the lines of files (a collector's mixed stream, or
 // per-node files) and writes each record line to the file of its host in
-// dir, for the hosts in want (all when want is nil). A torn line that an
+// dir, every host's (a node's old names' records are its chain's too:
+// chainOf). A torn line that an
 // append ended with audit.TornMark names its host only when the fragment
 // got that far, and a damaged line (a crash's zeroes) names none: such a
 // line goes to the host of the torn-tail or damage record that holds its
 // bytes, right before that record. With keys, it notes the sealing keys
-// each host's lines carry, the hosts not wanted too; and the host of the
-// record lines whose hash is in hashes (of any host).
-func splitByHost(files []string, dir string, want map[string]bool, keys, shipped bool, hashes map[string]bool) (*byHost, error) {
+// each host's lines carry; and the host of the record lines whose hash
+// is in hashes.
+func splitByHost(files []string, dir string, keys, shipped bool, hashes map[string]bool) (*byHost, error) {
 	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]bool{}, hashHost: map[string]string{},
 		spans: map[string]*span{}, lines: map[string]int{}}
 	// A host's lines, and where each came from (.pos); a quarter of the
@@ -122,9 +123,6 @@ func splitByHost(files []string, dir string, want map[string]bool, keys, shipped
 	}()
 	// write writes line, which came from at, to host's file.
 	write := func(host string, line []byte, at linePos) error {
-		if want != nil && !want[host] {
-			return nil
-		}
 		w, err := out.writers(host)
 		if err != nil {
 			return err
@@ -338,9 +336,6 @@ func splitByHost(files []string, dir string, want map[string]bool, keys, shipped
 // decoded it), just written as the last line of host's file, in host's
 // span.
 func (b *byHost) noteSpan(host string, seq uint64, line []byte, rec *audit.Record) {
-	if b.lines[host] == 0 {
-		return // not a host split (not wanted)
-	}
 	sp := b.spans[host]
 	if sp == nil {
 		sp = &span{minSeq: seq + 1}
@@ -786,7 +781,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	// Every host's records and checkpoints are split, those of the
 	// nodes not named too: a node renamed goes on from its old name's
 	// records, which its chain holds (chainOf).
-	ckpts, err := spoolCheckpoints(ckptFiles, dir, nil)
+	ckpts, err := spoolCheckpoints(ckptFiles, dir)
 	if err != nil {
 		return fail("--checkpoints: " + vocab.OneLine(err))
 	}
@@ -801,7 +796,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		// the node's name is.
 		candidates = relabelCandidates(ckpts, ckpts.hosts, opts.Seals)
 	}
-	split, err := splitByHost(logs, dir, nil, len(opts.Keys) > 0, opts.Shipped, candidates)
+	split, err := splitByHost(logs, dir, len(opts.Keys) > 0, opts.Shipped, candidates)
 	if err != nil {
 		return fail(vocab.OneLine(err))
 	}
@@ -836,12 +831,11 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		o := opts
 		o.KeysOfOthers = true // each node's chain has its own keys
 		// The hosts whose records make the node's chain: its own, and
-		// with an anchor whose record another host's lines hold, that
-		// host's before them (a node renamed: its chain goes on under
-		// the new name). Verified as one chain, they get every check one
-		// chain gets (a seal that does not follow its predecessor's, a
-		// fork of the old name's chain); the new name's records alone
-		// start after seq 1 (records deleted?).
+		// its old names' before them (a node renamed: its chain goes on
+		// under the new name; chainOf). Verified as one chain, they get
+		// every check one chain gets (a seal that does not follow its
+		// predecessor's, a fork of an old name's chain); the new name's
+		// records alone start after seq 1 (records deleted?).
 		chain, cut := split.chainOf(h, func(hash, seal string) bool {
 			return len(opts.Keys) > 0 && opts.Seals.Sealed(audit.Checkpoint{Hash: hash, Seal: seal})
 		})
@@ -1096,9 +1090,8 @@ type hostCheckpoints struct {
 }
 
 // spoolCheckpoints reads the checkpoints of files and writes each to the
-// file of its host in dir, for the hosts in want (all when want is nil).
-// Files given with none in them are an error.
-func spoolCheckpoints(files []string, dir string, want map[string]bool) (*hostCheckpoints, error) {
+// file of its host in dir. Files given with none in them are an error.
+func spoolCheckpoints(files []string, dir string) (*hostCheckpoints, error) {
 	out := newSpool(dir, "ckpt-", 8, "")
 	defer out.close()
 	read := 0
@@ -1107,9 +1100,6 @@ func spoolCheckpoints(files []string, dir string, want map[string]bool) (*hostCh
 			return nil, err
 		}
 		read++
-		if want != nil && !want[c.Host] {
-			continue
-		}
 		w, err := out.writers(c.Host)
 		if err != nil {
 			return nil, err

@@ -1208,7 +1208,7 @@ func TestForkSettledOnce(t *testing.T) {
 	if err := os.WriteFile(path, []byte(stream), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	split, err := splitByHost([]string{path}, t.TempDir(), nil, true, false, nil)
+	split, err := splitByHost([]string{path}, t.TempDir(), true, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
