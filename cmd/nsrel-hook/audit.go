@@ -911,6 +911,11 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s is %s of the audit log %s: give that log as LOG (its damage records are acknowledged in its current file)\n", vocab.Printable(path), what, vocab.Printable(log))
 		return 1
 	}
+	if sameFile(path, cfg.AuditLog) {
+		// The config's log by another name (a symlinked directory):
+		// written as the config writes it, with its sealing state.
+		path = cfg.AuditLog
+	}
 	warn := warnTo(stderr, "audit ack")
 	opts := cfg.AuditOptions(vocab.Version, warn)
 	other := filepath.Clean(path) != filepath.Clean(cfg.AuditLog)
@@ -933,9 +938,19 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 	// up container starts. Records do not change once written.
 	sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
 	defer scancel()
-	d, err := l.Searcher().WithContext(sctx).Everywhere().Last("", func(r *audit.Record) bool { return r.Seq == seq })
-	if err == nil && (d == nil || d.Stage != audit.StageDamaged) {
-		err = fmt.Errorf("seq %d is not a damage record of %s (see audit verify)", seq, path)
+	// The search reads the records of no container (damage, retention,
+	// operators' records), whose seqs fall going backwards: it stops at
+	// the first at or before seq, having seen any retention record of a
+	// file that held seq.
+	var dropped uint64
+	d, err := l.Searcher().WithContext(sctx).Everywhere().Last("", func(r *audit.Record) bool {
+		if r.Stage == audit.StageRetention && r.Dropped != nil && r.Dropped.FirstSeq <= seq && seq <= r.Dropped.LastSeq && dropped == 0 {
+			dropped = r.Seq
+		}
+		return r.Seq <= seq
+	})
+	if err == nil {
+		err = notDamage(l, seq, d, dropped)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
@@ -954,6 +969,66 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 	}
 	_, err = fmt.Fprintf(stdout, "%s: damage at seq %d acknowledged by seq %d\n", vocab.Printable(path), seq, ack.Seq)
 	return vocab.Written("nsrel-hook", err, stderr)
+}
+
+// notDamage says why seq is not a damage record of l that audit ack can
+// acknowledge, or returns nil if d is one. d is the newest record of no
+// container at or before seq, dropped the seq of a retention record that
+// removed the file seq was in (0: none).
+func notDamage(l *audit.Log, seq uint64, d *audit.Record, dropped uint64) error {
+	path := vocab.Printable(l.Path())
+	if d != nil && d.Seq == seq {
+		if d.Stage == audit.StageDamaged {
+			return nil
+		}
+		return fmt.Errorf("seq %d of %s is a %s record, not a damage record (see audit verify)", seq, path, vocab.Printable(d.Stage))
+	}
+	if dropped != 0 {
+		return fmt.Errorf("seq %d of %s was in a rotated file that retention removed (seq %d records the removal)", seq, path, dropped)
+	}
+	files, err := l.Files()
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("%s does not exist", path)
+	}
+	last, err := lastSeq(files)
+	switch {
+	case err != nil:
+		return err
+	case last == 0:
+		return fmt.Errorf("%s holds no record that reads whole (see audit verify)", path)
+	case seq > last:
+		return fmt.Errorf("seq %d is past the last record of %s (seq %d)", seq, path, last)
+	}
+	return fmt.Errorf("seq %d is not a damage record of %s (see audit verify)", seq, path)
+}
+
+// lastSeq returns the seq of the last record that reads whole in files
+// (chain order), 0 if none does.
+func lastSeq(files []string) (uint64, error) {
+	for i := len(files) - 1; i >= 0; i-- {
+		for line, err := range audit.LinesBackward(files[i]) {
+			if err != nil {
+				return 0, err
+			}
+			if r, err := audit.Decode(line); err == nil {
+				return r.Seq, nil
+			}
+		}
+	}
+	return 0, nil
+}
+
+// sameFile reports whether paths a and b name one existing file.
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 // sealInitCmd sets up forward-secure sealing for the config's audit log

@@ -948,3 +948,71 @@ func TestAckOldDamage(t *testing.T) {
 		t.Errorf("verify after the ack: exit %d: %s%s", code, out, stderr)
 	}
 }
+
+// TestAckNotDamage: audit ack said "not a damage record" of a log that
+// does not exist, a seq past its end and one whose file retention
+// removed; it says which. The config's sealed log named through a
+// symlinked directory was refused as "not the audit_log" (paths were
+// compared, not files): it is acknowledged, sealed with its state.
+func TestAckNotDamage(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = ""; c["rotate_bytes"] = 4096; c["keep_files"] = 1 })
+	key := sealInit(t, e)
+	ack := func(args ...string) (int, string) {
+		t.Helper()
+		code, out, stderr := run("", append([]string{"--config", e.config, "audit", "ack", "--reason", "checked"}, args...)...)
+		if code != 0 {
+			oneLine(t, "audit ack", stderr)
+		}
+		return code, out + stderr
+	}
+	createRuntime(t, e, "d0")
+	garble(t, e.log)
+	createRuntime(t, e, "d1") // records the damage
+	seq := damageSeq(t, e.log)
+	recs := e.records(t, "")
+	last := recs[len(recs)-1].Seq
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"1"}, "seq 1 of " + e.log + " is a seal-start record, not a damage record"},
+		{[]string{fmt.Sprint(last + 1)}, fmt.Sprintf("seq %d is past the last record of %s (seq %d)", last+1, e.log, last)},
+		{[]string{seq, filepath.Join(e.dir, "none.jsonl")}, filepath.Join(e.dir, "none.jsonl") + " does not exist"},
+	} {
+		if code, out := ack(c.args...); code != 1 || !strings.Contains(out, c.want) {
+			t.Errorf("ack %q: exit %d, %q; want 1 and %q", c.args, code, out, c.want)
+		}
+	}
+
+	// Through a symlinked directory: the config's log, acknowledged
+	// with its sealing state.
+	link := filepath.Join(t.TempDir(), "logs")
+	if err := os.Symlink(e.dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := ack(seq, filepath.Join(link, filepath.Base(e.log))); code != 0 {
+		t.Fatalf("ack through a symlinked directory: exit %d: %s", code, out)
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
+		t.Fatalf("verify after the ack: exit %d: %s%s", code, out, stderr)
+	}
+
+	// Retention removes the file the damage record was in.
+	n, _ := strconv.ParseUint(seq, 10, 64)
+	for i := 0; ; i++ {
+		if r := e.records(t, ""); len(r) > 0 && r[0].Seq > n+2 && len(rotatedFiles(e)) == 1 {
+			if f := audittest.Records(t, rotatedFiles(e)[0], ""); len(f) > 0 && f[0].Seq > n {
+				break
+			}
+		}
+		if i > 200 {
+			t.Fatal("retention removed no file after 200 containers")
+		}
+		createRuntime(t, e, fmt.Sprint("later-", i))
+	}
+	if code, out := ack(seq); code != 1 || !strings.Contains(out, "was in a rotated file that retention removed (seq ") {
+		t.Errorf("ack of damage retention removed: exit %d, %q", code, out)
+	}
+}
