@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -1806,5 +1807,45 @@ func fillFS(t *testing.T, path string, block int) {
 		if _, err := f.Write(make([]byte, block)); err != nil {
 			return
 		}
+	}
+}
+
+// TestHostRenamedWhileOpen: a log opened without a host (a long-running
+// writer: the event recorder, the NRI plugin) wrote the node's name of
+// when it was opened for ever, so that a node renamed while it ran had
+// records of both names interleaved in its chain (audit verify --nodes
+// failed both). Each append reads the name; a host given stays.
+func TestHostRenamedWhileOpen(t *testing.T) {
+	nstest.RequireRoot(t)
+	// A UTS namespace of this thread's own; the thread dies with the test.
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWUTS); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Sethostname([]byte("node-a")); err != nil {
+		t.Fatal(err)
+	}
+	l, path := newLog(t, audit.Options{})
+	fixed, err := audit.Open(path, audit.Options{Host: "given"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 1)
+	if err := unix.Sethostname([]byte("node-b")); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 1)
+	if err := fixed.Append(context.Background(), rec("fixed")); err != nil {
+		t.Fatal(err)
+	}
+	var hosts []string
+	for _, r := range audittest.Records(t, path, "") {
+		hosts = append(hosts, r.Host)
+	}
+	if want := []string{"node-a", "node-b", "given"}; !slices.Equal(hosts, want) {
+		t.Errorf("hosts %q; want %q", hosts, want)
+	}
+	if h := l.Host(); h != "node-b" {
+		t.Errorf("Host() %q; want node-b", h)
 	}
 }

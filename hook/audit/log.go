@@ -87,6 +87,11 @@ type Log struct {
 	// index, with [Options.IndexRotated], remembers the container IDs
 	// of rotated files.
 	index *rotatedIndex
+	// liveHost: no [Options.Host] was given; each append reads the
+	// host name, so that a long-running writer (the event recorder, the
+	// NRI plugin) goes on under a node's new name with the hook, not
+	// interleaving the old one into the chain.
+	liveHost bool
 }
 
 // Open returns the log at path (an absolute path; the file itself is
@@ -95,8 +100,9 @@ func Open(path string, opts Options) (*Log, error) {
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("audit: log path %q is not absolute", path)
 	}
-	if opts.Host == "" {
-		opts.Host, _ = os.Hostname()
+	liveHost := opts.Host == ""
+	if liveHost {
+		opts.Host = hostName("")
 	}
 	if opts.Version == "" {
 		opts.Version = "unknown"
@@ -107,7 +113,7 @@ func Open(path string, opts Options) (*Log, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	l := &Log{path: filepath.Clean(path), opts: opts}
+	l := &Log{path: filepath.Clean(path), opts: opts, liveHost: liveHost}
 	if opts.IndexRotated {
 		l.index = newRotatedIndex()
 	}
@@ -117,8 +123,27 @@ func Open(path string, opts Options) (*Log, error) {
 // Path returns the path of the current file.
 func (l *Log) Path() string { return l.path }
 
-// Host returns the host name the log writes into records.
-func (l *Log) Host() string { return l.opts.Host }
+// Host returns the host name the log writes into records (now, when
+// none was given: the node's name may change).
+func (l *Log) Host() string {
+	if l.liveHost {
+		return hostName(l.opts.Host)
+	}
+	return l.opts.Host
+}
+
+// hostName returns the node's name (uname(2)), or old when it cannot be
+// read.
+func hostName(old string) string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return old
+	}
+	if name := unix.ByteSliceToString(u.Nodename[:]); name != "" {
+		return name
+	}
+	return old
+}
 
 // Append adds r to the log. It fills Seq, Prev, Hash, Seal and, when
 // empty, Time, Host and Version. It waits for the lock until ctx is done.
@@ -302,12 +327,13 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	}
 	var out []byte
 	written := 0
+	host := l.Host()
 	for i, p := range pending {
 		if p.Time == "" {
 			p.Time = l.opts.Now().UTC().Format(time.RFC3339Nano)
 		}
 		if p.Host == "" {
-			p.Host = l.opts.Host
+			p.Host = host
 		}
 		if p.BootID == "" {
 			p.BootID = l.opts.BootID
