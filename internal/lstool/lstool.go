@@ -374,8 +374,9 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	if errors.Is(err, unix.EPIPE) {
 		// The reader is gone (lsuserns | head -1): nothing is wrong
 		// with the listing, as util-linux's tools see it where SIGPIPE
-		// is ignored.
-		return 0
+		// is ignored; the exit status is still the check's and the
+		// scan's (below).
+		err = nil
 	}
 	if err != nil {
 		what := "write: "

@@ -529,31 +529,37 @@ func writeOverlaps(w io.Writer, r OverlapReport, unread string) error {
 }
 
 // unreadText says what an incomplete check could not read: user
-// namespaces whose maps are unreadable, processes whose namespaces the
-// scan could not read (deniedProcs) or could not see (hidden: hidepid),
-// files it could not open for want of file descriptors (outOfFDs).
-// "" when the check is complete.
-func unreadText(unchecked, deniedProcs, outOfFDs, reused int, hidden bool) string {
+// namespaces whose maps are unreadable (unchecked), and whatever the
+// scan of m says it left out that could hold a user namespace or tell
+// its branch: processes whose namespaces, open files or mounts could not
+// be read or seen (hidden: hidepid), bind mounts not opened, sockets not
+// asked, parents and owners refused, files not opened for want of file
+// descriptors. "" when the check is complete.
+func unreadText(unchecked int, m *discover.Model, hidden bool) string {
 	var parts []string
-	switch {
-	case unchecked == 1:
-		parts = append(parts, "1 user namespace could not be checked")
-	case unchecked > 1:
-		parts = append(parts, strconv.Itoa(unchecked)+" user namespaces could not be checked")
+	count := func(n int, one, many string) {
+		switch {
+		case n == 1:
+			parts = append(parts, one)
+		case n > 1:
+			parts = append(parts, fmt.Sprintf(many, n))
+		}
 	}
-	switch {
-	case deniedProcs == 1:
-		parts = append(parts, "the namespaces of 1 process could not be read")
-	case deniedProcs > 1:
-		parts = append(parts, "the namespaces of "+strconv.Itoa(deniedProcs)+" processes could not be read")
-	}
+	d := m.Denied
+	count(unchecked, "1 user namespace could not be checked", "%d user namespaces could not be checked")
+	count(d.Processes, "the namespaces of 1 process could not be read", "the namespaces of %d processes could not be read")
 	if hidden {
 		parts = append(parts, "/proc hides other users' processes")
 	}
-	if outOfFDs > 0 {
+	count(d.FDDirs, "the open files of 1 process could not be read", "the open files of %d processes could not be read")
+	count(d.MountNS+m.UnreadMounts, "the mounts of 1 mount namespace could not be read", "the mounts of %d mount namespaces could not be read")
+	count(m.UnopenedNS+m.BelowFUSE, "1 namespace bind mount was not opened", "%d namespace bind mounts were not opened")
+	count(m.SkippedSockets, "1 socket was not asked for its network namespace", "%d sockets were not asked for their network namespaces")
+	count(d.Links, "1 parent or owner of a user namespace was refused", "%d parents or owners of user namespaces were refused")
+	if m.OutOfFDs > 0 {
 		parts = append(parts, "the scan ran out of file descriptors")
 	}
-	if reused > 0 {
+	if m.ReusedInodes > 0 {
 		parts = append(parts, "namespaces were replaced while the scan ran")
 	}
 	return strings.Join(parts, ", ")
@@ -647,7 +653,7 @@ func writeOverlapsJSON(w io.Writer, r OverlapReport, complete bool) error {
 // them (hidden: /proc's hidepid), or ran out of file descriptors.
 func overlapCheck(w io.Writer, m *discover.Model, maps map[discover.Key]*tree.Maps, asJSON, hidden bool) (int, error) {
 	r := Overlaps(m, maps)
-	unread := unreadText(len(r.Unchecked), m.Denied.Processes, m.OutOfFDs, m.ReusedInodes, hidden)
+	unread := unreadText(len(r.Unchecked), m, hidden)
 	var err error
 	if asJSON {
 		err = writeOverlapsJSON(w, r, unread == "")

@@ -400,6 +400,20 @@ func nsPID(t *testing.T, pid int) int {
 // open; Wait gives up on the pipes 10 s later whatever happens.
 func runInside(t *testing.T, pid int, args ...string) (code int, out, errOut string) {
 	t.Helper()
+	code, out, errOut = runInsideTo(t, pid, nil, args...)
+	var kept []string
+	for _, line := range strings.SplitAfter(out, "\n") {
+		if !strings.HasPrefix(line, "not checked: ") && !strings.HasPrefix(line, "check incomplete: ") {
+			kept = append(kept, line)
+		}
+	}
+	return code, strings.Join(kept, ""), errOut
+}
+
+// runInsideTo runs lsuserns as [runInside] does, its output to stdout
+// (nil: returned as out, unfiltered).
+func runInsideTo(t *testing.T, pid int, stdout *os.File, args ...string) (code int, out, errOut string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, nstest.RequireCmd(t, "nsenter"), append([]string{"-t", strconv.Itoa(pid), "-p", "-m", "--", nstest.Tool(t, "lsuserns")}, args...)...)
@@ -408,8 +422,11 @@ func runInside(t *testing.T, pid int, args ...string) (code int, out, errOut str
 		return cmd.Process.Kill()
 	}
 	cmd.WaitDelay = 10 * time.Second
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var output, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &output, &stderr
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
 	err := cmd.Run()
 	var exit *exec.ExitError
 	switch {
@@ -419,13 +436,70 @@ func runInside(t *testing.T, pid int, args ...string) (code int, out, errOut str
 	default:
 		t.Fatalf("nsenter: %v", err)
 	}
-	var kept []string
-	for _, line := range strings.SplitAfter(stdout.String(), "\n") {
-		if !strings.HasPrefix(line, "not checked: ") && !strings.HasPrefix(line, "check incomplete: ") {
-			kept = append(kept, line)
+	return code, output.String(), stderr.String()
+}
+
+// TestOverlapsReaderGone: a reader gone early (lsuserns --overlaps |
+// head -1) made the node check exit 0 whatever it found: the write's
+// EPIPE ends the output only, the exit status is the check's.
+func TestOverlapsReaderGone(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireCmd(t, "unshare")
+	sh := privatePIDNS(t, `unshare -Ur sleep 1000 & unshare -Ur sleep 1000 & wait`)
+	waitSleeps(t, sh, 2)
+	for _, args := range [][]string{{"--overlaps", "--no-containers"}, {"--overlaps", "--json", "--no-containers"}} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		code, _, errOut := runInsideTo(t, sh, w, args...)
+		w.Close()
+		if code != 1 || strings.Contains(errOut, "pipe") {
+			t.Errorf("lsuserns %q, its reader gone, two namespaces sharing host IDs: exit %d, stderr %q; want 1 and no word of the pipe", args, code, errOut)
 		}
 	}
-	return code, strings.Join(kept, ""), stderr.String()
+}
+
+// TestOverlapsBindMountNotOpened: a user namespace held only by a bind
+// mount that another mount covers is not opened (the notice says so);
+// --overlaps called the check complete (exit 0, "complete": true).
+func TestOverlapsBindMountNotOpened(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireCmd(t, "unshare")
+	dir := t.TempDir()
+	sh := privatePIDNS(t, `set -e
+d=$0; mkdir "$d/sub"; touch "$d/sub/u"
+unshare -U sh -c 'touch "$0/ready"; exec sleep 1000' "$d" & p=$!
+while [ ! -e "$d/ready" ]; do sleep 0.01; done
+mount --bind /proc/$p/ns/user "$d/sub/u"
+kill $p; wait $p || true
+mount -t tmpfs none "$d"
+touch "$d/covered"
+exec sleep 1000`, dir)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// The tmpfs is there once the file made in it is.
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/root%s/covered", sh, dir)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the bind mount was not covered after 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, out, errOut := runInsideTo(t, sh, nil, "--overlaps", "--no-containers")
+	if code != 1 || !regexp.MustCompile(`(?m)^check incomplete: .*namespace bind mounts? (was|were) not opened`).MatchString(out) {
+		t.Errorf("--overlaps with a covered bind mount: exit %d; want 1 and that a bind mount was not opened:\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runInsideTo(t, sh, nil, "--overlaps", "--json", "--no-containers")
+	var doc lstool.OverlapDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("--overlaps --json: %v\n%s%s", err, out, errOut)
+	}
+	if code != 1 || doc.Complete {
+		t.Errorf("--overlaps --json with a covered bind mount: exit %d, complete %v; want 1 and false:\n%s%s", code, doc.Complete, out, errOut)
+	}
 }
 
 // sleepsShared checks the text --overlaps printed (out) for n sleeps
