@@ -923,10 +923,17 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 		// Not the config's log: the config's sealing state and
 		// checkpoints are its log's, and one key must never seal two
 		// logs (nor their checkpoints mix).
-		// A sealed log goes on sealed only with its own state: an
-		// unsealed record after sealed ones fails verify.
-		opts = audit.Options{Version: vocab.Version, RefuseUnsealed: true, Warn: warn}
+		opts = audit.Options{Version: vocab.Version, Warn: warn}
 	}
+	// A sealed log goes on sealed only with its own state: an unsealed
+	// record after sealed ones fails verify for good, and an operator's
+	// record can wait until the state is put right (a config without
+	// seal_state, or whose state is missing, wrote one). Nor does the
+	// ack rotate or remove files: the config given may not be the
+	// writers' (keep_files 1 removed every rotated file, the damage
+	// acknowledged too); the writers' next append does.
+	opts.RequireSealed = true
+	opts.RotateBytes, opts.KeepFiles = 0, 0
 	l, err := audit.Open(path, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))
@@ -960,8 +967,11 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 	defer cancel()
 	ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: reason}
 	err = l.Append(ctx, ack)
-	if errors.Is(err, audit.ErrSealedLog) {
+	switch {
+	case errors.Is(err, audit.ErrSealedLog) && other:
 		err = fmt.Errorf("%s is sealed and is not the audit_log of %s: acknowledge with the config that writes it (--config)", path, cfg.File)
+	case errors.Is(err, audit.ErrSealedLog):
+		err = fmt.Errorf("%s is sealed and %s cannot seal it (%w): nothing written; acknowledge with the config that writes it, its seal_state in place", path, cfg.File, err)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))

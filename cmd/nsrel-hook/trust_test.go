@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -1014,5 +1016,72 @@ func TestAckNotDamage(t *testing.T) {
 	}
 	if code, out := ack(seq); code != 1 || !strings.Contains(out, "was in a rotated file that retention removed (seq ") {
 		t.Errorf("ack of damage retention removed: exit %d, %q", code, out)
+	}
+}
+
+// TestAckUnderAnotherConfig: audit ack of the sealed log with a config
+// that names it without seal_state, or with a seal_state that is
+// missing, wrote its record unsealed (exit 0), and verify failed for
+// good; and it rotated and removed files by that config's rotate_bytes
+// and keep_files (keep_files 1 removed the file of the damage it
+// acknowledged). It refuses, writing nothing, and neither rotates nor
+// removes a file.
+func TestAckUnderAnotherConfig(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = ""; c["rotate_bytes"] = 8192; c["keep_files"] = 0 })
+	key := sealInit(t, e)
+	createRuntime(t, e, "d0")
+	garble(t, e.log)
+	createRuntime(t, e, "d1") // records the damage
+	seq := damageSeq(t, e.log)
+	size := func() int64 {
+		st, err := os.Stat(e.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	for i := 0; len(rotatedFiles(e)) < 3 || size() <= 4096; i++ {
+		createRuntime(t, e, fmt.Sprint("later-", i))
+	}
+	other := func(edit func(c map[string]any)) string {
+		data, err := os.ReadFile(e.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c map[string]any
+		if err := json.Unmarshal(data, &c); err != nil {
+			t.Fatal(err)
+		}
+		edit(c)
+		out, _ := json.Marshal(c)
+		path := filepath.Join(t.TempDir(), "other.json")
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for name, cfg := range map[string]string{
+		"no seal_state":      other(func(c map[string]any) { delete(c, "seal_state") }),
+		"missing seal_state": other(func(c map[string]any) { c["seal_state"] = filepath.Join(e.dir, "none.seal") }),
+	} {
+		before := size()
+		code, out, stderr := run("", "--config", cfg, "audit", "ack", seq, "--reason", "checked")
+		if code != 1 || !strings.Contains(stderr, "cannot seal it") || size() != before {
+			t.Errorf("%s: ack: exit %d, %s%s, the log %d -> %d bytes; want 1, that it cannot seal, nothing written", name, code, out, stderr, before, size())
+		}
+		oneLine(t, "audit ack", stderr)
+	}
+
+	files := rotatedFiles(e)
+	keep1 := other(func(c map[string]any) { c["keep_files"] = 1; c["rotate_bytes"] = 4096 })
+	if code, out, stderr := run("", "--config", keep1, "audit", "ack", seq, "--reason", "checked"); code != 0 {
+		t.Fatalf("ack with keep_files 1: exit %d: %s%s", code, out, stderr)
+	}
+	if after := rotatedFiles(e); !slices.Equal(files, after) {
+		t.Errorf("ack with rotate_bytes 4096 (the current file larger), keep_files 1: rotated files %q -> %q; want them as they were", files, after)
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
+		t.Errorf("verify after the ack: exit %d: %s%s", code, out, stderr)
 	}
 }

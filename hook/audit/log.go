@@ -49,6 +49,13 @@ type Options struct {
 	// log not of its config). Such records fail verify for good, so a
 	// writer that merely lacks the setting must not write them.
 	RefuseUnsealed bool
+	// RequireSealed makes an append fail (ErrSealedLog) rather than
+	// write unsealed records after sealed ones for any reason: no
+	// SealState, or one that is missing or cannot be read (which writers
+	// of containers' records note in the record and write on). For an
+	// operator's record (audit ack), which can wait until the state is
+	// put right, under a config that may not be the writers'.
+	RequireSealed bool
 	// Written, if set, is called with the caller's record (nil if none)
 	// right after its line was written, before it is synced: from then
 	// on the record is in the log, whatever happens to the process.
@@ -306,7 +313,10 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 
 	s, sealErr := l.sealerFor(last, r != nil && r.Stage == StageSealStart)
 	defer s.close()
-	if s == nil && last != nil && last.Seal != "" && l.opts.SealState == "" && l.opts.RefuseUnsealed {
+	if s == nil && last != nil && last.Seal != "" && (l.opts.SealState == "" && l.opts.RefuseUnsealed || l.opts.RequireSealed) {
+		if sealErr != "" && l.opts.SealState != "" {
+			return nil, nil, fmt.Errorf("audit: %s: %w (%s)", l.path, ErrSealedLog, sealErr)
+		}
 		return nil, nil, fmt.Errorf("audit: %s: %w", l.path, ErrSealedLog)
 	}
 	var keys [][32]byte
@@ -611,8 +621,8 @@ func stoppedKey(reason string) (string, bool) {
 const MaxSealSearch = 1024
 
 // ErrSealedLog is the error of an append with [Options.RefuseUnsealed]
-// to a sealed log.
-var ErrSealedLog = errors.New("the log is sealed and this writer has no sealing state (seal_state): an unsealed record would fail verify")
+// or [Options.RequireSealed] to a sealed log it cannot seal.
+var ErrSealedLog = errors.New("the log is sealed and this writer cannot seal (no seal_state, or one it cannot use): an unsealed record would fail verify")
 
 // lastSeal returns the seal of the last sealed record among the last
 // [MaxSealSearch] lines of the log (the current file, then the rotated
