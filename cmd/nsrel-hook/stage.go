@@ -89,6 +89,17 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 	// deadline passing after that (a slow fdatasync) must not contradict
 	// what the record says.
 	var written atomic.Pointer[audit.Record]
+	// writing holds the caller's record while its line is being written,
+	// and wrote gets the write's error when it returns: a deadline
+	// passing then waits for it (up to writeGrace) rather than contradict
+	// a line that may be in the log (a stalled write of an allow record,
+	// the container refused, left an allow record for a container that
+	// never ran).
+	type inFlight struct {
+		r     *audit.Record
+		wrote chan error
+	}
+	var writing atomic.Pointer[inFlight]
 	// refused is set once the verdict is a refusal, before the record is
 	// written: it stands at the deadline whatever on_error says, as it
 	// does when the record cannot be written.
@@ -101,7 +112,21 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		if p := id.Load(); p != nil && *p != "" {
 			container = "container " + named(*p)
 		}
-		if r := written.Load(); r != nil {
+		r := written.Load()
+		stalled := false
+		if w := writing.Load(); r == nil && w != nil {
+			select {
+			case err := <-w.wrote:
+				if err == nil {
+					r = w.r
+				}
+			case <-time.After(writeGrace):
+				// Still under way: its line may land whole (or be cut,
+				// which the next append records as a torn tail).
+				r, stalled = w.r, true
+			}
+		}
+		if r != nil {
 			code := 0
 			if r.Verdict == audit.VerdictDeny {
 				code = 1
@@ -111,6 +136,9 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 				whose = "the record of container " + vocab.Printable(r.ContainerID)
 			}
 			msg := fmt.Sprintf("%s: internal deadline of %d ms passed after %s (seq %d, %s) was written; its verdict stands", stage, cfg.DeadlineMS, whose, r.Seq, r.Verdict)
+			if stalled {
+				msg = fmt.Sprintf("%s: internal deadline of %d ms passed while %s (seq %d, %s) was being written, still %s later; its verdict stands (a line cut short is recorded as a torn tail by the next append)", stage, cfg.DeadlineMS, whose, r.Seq, r.Verdict, writeGrace)
+			}
 			fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
 			boundedLog(process, func() { logger.WithField("stage", stage).Warn(msg) })
 			return code
@@ -143,6 +171,11 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			if r != nil {
 				written.Store(r)
 			}
+		}
+		opts.Writing = func(r *audit.Record) func(error) {
+			w := &inFlight{r, make(chan error, 1)}
+			writing.Store(w)
+			return func(err error) { w.wrote <- err }
 		}
 		st, perr := hook.ParseState(data)
 		rerr = cutInput(rerr, perr)
@@ -545,6 +578,10 @@ func boundedLog(process bool, log func()) {
 // deadlineGrace is how long after the internal deadline the process
 // ends a stage that is still running.
 const deadlineGrace = 50 * time.Millisecond
+
+// writeGrace is how long a deadline passed while the record's line is
+// being written waits for the write to return.
+const writeGrace = time.Second
 
 // onError names what decides a run that could not record the container
 // at stage: on_error, but at poststop, which never refuses.

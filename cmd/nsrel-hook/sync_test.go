@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/nstest"
@@ -212,5 +213,39 @@ func TestFirstAppendSyncsDirectory(t *testing.T) {
 	}
 	if n := dirSyncs("second"); n != 0 {
 		t.Errorf("the second append synced the log's directory or the one above %d times; want 0", n)
+	}
+}
+
+// TestDeadlineDuringWrite: the internal deadline passed while the
+// record's line was being written (strace holds the write's return, as a
+// stalled disk would): the hook said the container "may not be
+// recorded" and, under on_error=deny, refused it, while the log held its
+// allow record. The deadline waits for the write (up to writeGrace):
+// the verdict stands; past writeGrace too, the line being under way.
+func TestDeadlineDuringWrite(t *testing.T) {
+	nstest.RequireRoot(t)
+	strace := nstest.RequireCmd(t, "strace")
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = ""; c["on_error"] = "deny"; c["deadline_ms"] = 500 })
+	for _, c := range []struct {
+		id    string
+		delay time.Duration
+		want  string
+	}{
+		{"slow-write", 800 * time.Millisecond, "was written; its verdict stands"},
+		{"stalled-write", 1900 * time.Millisecond, "was being written, still 1s later; its verdict stands"},
+	} {
+		state := stateOf(idMember(c.id), pidMember(os.Getpid()), bundleMember)
+		code, _, stderr := runProgram(t, string(state), strace, "-f", "-o", "/dev/null", "-P", e.log, "-e", "trace=write",
+			"-e", fmt.Sprintf("inject=write:delay_exit=%d", c.delay.Microseconds()), hookBin, "--config", e.config, audit.StageCreateRuntime)
+		recs := e.records(t, c.id)
+		if len(recs) != 1 || recs[0].Verdict != audit.VerdictAllow {
+			t.Fatalf("%s: records %+v; want one allow record", c.id, recs)
+		}
+		if code != 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: the write held %s past the deadline: exit %d, stderr %q; want 0 and %q", c.id, c.delay, code, stderr, c.want)
+		}
+	}
+	if code, out, errs := run("", "audit", "verify", e.log); code != 0 {
+		t.Errorf("verify: exit %d\n%s%s", code, out, errs)
 	}
 }

@@ -60,6 +60,13 @@ type Options struct {
 	// right after its line was written, before it is synced: from then
 	// on the record is in the log, whatever happens to the process.
 	Written func(*Record)
+	// Writing, if set, is called with the caller's record right before
+	// its line is written (not when there is none); the function it
+	// returns, if not nil, is called with the write's error (nil: the
+	// line is in the log, and Written follows) as soon as the write
+	// returns. A writer whose deadline passes while the write is under
+	// way can wait for it rather than contradict the line it may leave.
+	Writing func(*Record) func(error)
 	// Appended, if set, is called by every [Log.AppendWith] (and so
 	// every append) with how long it took, waiting for the lock and
 	// syncing included, shipping a checkpoint it emitted not, and its
@@ -389,22 +396,33 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 		last = p
 		written++
 	}
+	var wrote func(error)
+	if l.opts.Writing != nil && r != nil {
+		wrote = l.opts.Writing(r)
+	}
+	var werr error
 	switch {
 	case overwrite:
 		if err := overwriteTorn(f, out, cut, cut+tornBytes); err != nil {
-			return nil, nil, fmt.Errorf("audit: append to %s over its torn tail: %w", l.path, err)
+			werr = fmt.Errorf("audit: append to %s over its torn tail: %w", l.path, err)
 		}
 	case torn != nil:
 		if err := endTorn(f, out); err != nil {
-			return nil, nil, fmt.Errorf("audit: append to %s after its torn tail: %w", l.path, err)
+			werr = fmt.Errorf("audit: append to %s after its torn tail: %w", l.path, err)
 		}
 	default:
 		if _, err := f.Write(out); err != nil {
 			// Nothing whole was written (a part is a torn tail the next
 			// append ends and records): the state on the disk still
 			// holds the keys, the next append seals with them.
-			return nil, nil, fmt.Errorf("audit: append to %s: %w", l.path, err)
+			werr = fmt.Errorf("audit: append to %s: %w", l.path, err)
 		}
+	}
+	if wrote != nil {
+		wrote(werr)
+	}
+	if werr != nil {
+		return nil, nil, werr
 	}
 	if l.opts.Written != nil {
 		l.opts.Written(r)
