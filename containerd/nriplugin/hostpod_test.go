@@ -451,3 +451,69 @@ func TestNRIImageNameFailsClosed(t *testing.T) {
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }
+
+// labelledTier is a config trusting example.com/tier (an annotation an
+// admission webhook guards) and the container type: sandboxes and the
+// tier "open" in audit mode, the default requiring a user namespace.
+const labelledTier = `"on_error": "allow",
+	"trusted_selectors": {"annotations": ["example.com/tier", "io.kubernetes.cri.container-type"]},
+	"policies": [{"name": "open", "match": {"annotations": {"example\\.com/tier": "open"}}, "mode": "audit"}%s],
+	"default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`
+
+// TestNRILabelsSelectNothing: a pod labelled example.com/tier=open, a key
+// the config trusts as an annotation, ran in the host's user namespace
+// under the block "open": the plugin and the event recorder selected
+// blocks from labels, which nsrel-hook never sees and the pod's author
+// writes. Labels select nothing: refused by the default, and recorded so
+// by both.
+func TestNRILabelsSelectNothing(t *testing.T) {
+	for _, withRecorder := range []bool{false, true} {
+		t.Run(fmt.Sprintf("recorder=%v", withRecorder), func(t *testing.T) {
+			cfg, run := hostPods(t, fmt.Sprintf(labelledTier, ""), withRecorder)
+			name := ctrdtest.Uniq("labelled-open")
+			if ran, stderr := run(name, `"labels": {"example.com/tier": "open"},`); ran {
+				t.Errorf("%s: a pod labelled tier=open ran in the host's user namespace", name)
+			} else if !strings.Contains(stderr, "refused by nsrel policy") || !strings.Contains(stderr, "userns-required") {
+				t.Errorf("%s: stderr %q; want the default block's refusal", name, stderr)
+			}
+			checkDenied(t, cfg, "userns-required")
+		})
+	}
+}
+
+// TestNRIImageLabelSelectsNothing: CRI copies an image's labels into its
+// containers' labels; a container of an image labelled
+// example.com/tier=open ran in the host's user namespace under the block
+// "open" (the plugin's and the recorder's records said so), where the
+// hook, injected, refused it. It is refused by the default, and its
+// plugin's record says so.
+func TestNRIImageLabelSelectsNothing(t *testing.T) {
+	crictl := ctrdtest.Crictl(t)
+	_, cfg := ctrdtest.ConfigWith(t, fmt.Sprintf(labelledTier,
+		`, {"name": "sandboxes", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-type": "sandbox"}}, "mode": "audit"}`))
+	log := openLog(t, cfg.AuditLog)
+	d, c, _ := criDaemon(t)
+	const image = "docker.io/nsrel/labelled:test"
+	d.ImportLabelled(t, c, "k8s.io", image, []string{"/bin/sh"}, map[string]string{"example.com/tier": "open"})
+	runRecorder(t, d, cfg, log)
+	startPlugin(t, d, &Plugin{Config: cfg, Log: log})
+	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("labelled-image"))
+	ctrJSON := filepath.Join(t.TempDir(), "c.json")
+	if err := os.WriteFile(ctrJSON, fmt.Appendf(nil, `{"metadata":{"name":"c"},"image":{"image":%q},"command":["sleep","3600"],"linux":{}}`, image), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := d.MustCrictl(t, crictl, "create", podID, ctrJSON, podJSON)
+	if _, stderr, err := d.Crictl(crictl, "start", id); err == nil || !strings.Contains(stderr, "userns-required") {
+		t.Errorf("a container of an image labelled tier=open: start: err %v, stderr %q; want the default block's refusal", err, stderr)
+	}
+	recs := audittest.Records(t, cfg.AuditLog, id)
+	if len(recs) == 0 {
+		t.Fatal("the container's start was not recorded")
+	}
+	for _, r := range recs {
+		if audit.IsStart(r.Stage) && (r.Policy != "userns-required" || r.Verdict != audit.VerdictDeny || r.Annotations["example.com/tier"] != "") {
+			t.Errorf("start by %s: block %q verdict %s annotations %v; want userns-required, deny, no tier", r.Source, r.Policy, r.Verdict, r.Annotations)
+		}
+	}
+	audittest.Verify(t, cfg.AuditLog)
+}

@@ -417,25 +417,25 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	return p.start(ctx, pod.GetId(), int(pod.GetPid()), sandboxMeta(pod), pod.GetAnnotations(), nil)
 }
 
-// sandboxMeta returns what selects a pod sandbox's block: its labels and
-// annotations, the keys CRI sets from the runtime's pod.
+// sandboxMeta returns what selects a pod sandbox's block: its
+// annotations, the kubelet's labels of its name and namespace, the keys
+// CRI sets from the runtime's pod.
 func sandboxMeta(pod *api.PodSandbox) map[string]string {
-	// Annotations win over labels, as for a container and in the
-	// recorder's view of the spec: a label of a key the config trusts
-	// (one an admission webhook guards on the pod's annotations) changed
-	// the pod's block. The kubelet's labels of the pod's name and
-	// namespace win over annotations of those keys, as for a container.
-	md := maps.Clone(pod.GetLabels())
+	// No other label: nsrel-hook never sees labels, and the pod's author
+	// writes them (a label of a key the config trusts, one an admission
+	// webhook guards on the pod's annotations, picked the pod's block).
+	// The kubelet's labels of the pod's name and namespace win over
+	// annotations of those keys, as for a container.
+	md := maps.Clone(pod.GetAnnotations())
 	if md == nil {
 		md = map[string]string{}
 	}
-	maps.Copy(md, pod.GetAnnotations())
 	for _, k := range []string{vocab.LabelPodName, vocab.LabelPodNamespace} {
 		if v, ok := pod.GetLabels()[k]; ok {
 			md[k] = v
 		}
 	}
-	// The pod's author writes its labels and annotations: the keys CRI
+	// The pod's author writes its annotations: the keys CRI
 	// sets (io.kubernetes.cri.*, which trusted_selectors may trust) come
 	// from the runtime's pod only, as CRI sets them on the sandbox's
 	// spec; a sandbox has no container name.
@@ -443,8 +443,8 @@ func sandboxMeta(pod *api.PodSandbox) map[string]string {
 	return md
 }
 
-// sandboxKeys sets in md, a pod's labels and annotations as NRI sends
-// them, the keys containerd's CRI sets on a sandbox's spec
+// sandboxKeys sets in md, a pod's annotations as NRI sends them (and
+// the kubelet's labels of its name), the keys containerd's CRI sets on a sandbox's spec
 // (io.kubernetes.cri.*), from the pod the runtime sends, and removes
 // every other key of theirs (and a container name, which a sandbox has
 // not): container-type sandbox, and the pod's ID, UID, name and
@@ -748,14 +748,17 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 // trust (see [Plugin.start]).
 var containerUnknown = []string{vocab.AnnotationImageName}
 
-// containerMeta returns what selects a container's block: its labels and
-// annotations, the keys CRI sets from the runtime's pod and container.
+// containerMeta returns what selects a container's block: its
+// annotations, the kubelet's labels of its names and the keys CRI sets
+// from the runtime's pod and container ([criKeys]). No other label:
+// nsrel-hook never sees labels, and CRI copies an image's labels into
+// its containers' (whoever built the image picked the block of a key
+// the config trusts that no annotation set).
 func containerMeta(pod *api.PodSandbox, ctr *api.Container) map[string]string {
-	md := maps.Clone(ctr.GetLabels())
+	md := maps.Clone(ctr.GetAnnotations())
 	if md == nil {
 		md = map[string]string{}
 	}
-	maps.Copy(md, ctr.GetAnnotations())
 	criKeys(md, pod, ctr)
 	return md
 }
@@ -922,8 +925,8 @@ const RanAfterRefusal = "found running when the NRI plugin registered, although 
 // before the plugin registered, whose start the log lacked.
 const NotCheckedAtStart = "started while the NRI plugin was not connected (containerd or the plugin restarting), or its start is not in the log's files searched: recorded when the plugin registered, not checked at its start (its verdict is what the check would have said)"
 
-// criKeys sets in md, a container's labels and annotations as NRI sends
-// them, the keys containerd's CRI sets on a container's spec
+// criKeys sets in md, a container's annotations as NRI sends them, the
+// kubelet's labels of its names and the keys containerd's CRI sets on a container's spec
 // (io.kubernetes.cri.*), from the pod and container the runtime sends,
 // and removes every other key of theirs. A trusted selector
 // (trusted_selectors in docs/hook.md) may name them, and none can come

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/nri/pkg/api"
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -28,9 +29,12 @@ import (
 func TestSameDecisionThreePaths(t *testing.T) {
 	d := ctrdtest.Start(t, ctrdtest.V2(), nil)
 	c := d.Client(t)
-	label := map[string]string{"nsrel.test/tier": "strict", "io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop"}
+	// The block's key an annotation of the spec (labels select
+	// nothing: the hook never sees them), the kubelet's names labels.
+	ann := map[string]string{"nsrel.test/tier": "strict"}
+	label := map[string]string{"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop"}
 	id := ctrdtest.Uniq("three-paths")
-	_, pid := d.Run(t, c, "default", id, &ctrdtest.RunOpts{UserNS: true, Labels: label})
+	_, pid := d.Run(t, c, "default", id, &ctrdtest.RunOpts{UserNS: true, Labels: label, SpecOpts: []oci.SpecOpts{oci.WithAnnotations(ann)}})
 
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "hook.json")
@@ -56,7 +60,7 @@ func TestSameDecisionThreePaths(t *testing.T) {
 
 	hookLog := open("hook")
 	h := &hook.Hook{Config: cfg, Log: hookLog}
-	if _, err := h.Run(ctx, audit.StageCreateRuntime, &specs.State{ID: id, Pid: int(pid), Annotations: label}); err != nil {
+	if _, err := h.Run(ctx, audit.StageCreateRuntime, &specs.State{ID: id, Pid: int(pid), Annotations: ann}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -68,7 +72,7 @@ func TestSameDecisionThreePaths(t *testing.T) {
 
 	nriLog := open("nri")
 	p := &nriplugin.Plugin{Config: cfg, Log: nriLog}
-	if err := p.StartContainer(ctx, &api.PodSandbox{Name: "web-0", Namespace: "shop"}, &api.Container{Id: id, Pid: pid, Labels: label}); err == nil {
+	if err := p.StartContainer(ctx, &api.PodSandbox{Name: "web-0", Namespace: "shop"}, &api.Container{Id: id, Pid: pid, Annotations: ann, Labels: label}); err == nil {
 		t.Error("the NRI plugin let a container that breaks an enforced rule start")
 	}
 

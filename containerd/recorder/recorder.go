@@ -1427,7 +1427,7 @@ type heldStart struct {
 	since time.Time
 	// note is set when it is recorded without namespaces: why then.
 	note string
-	// md and merr are the container's labels and annotations, and the
+	// md and merr are the container's annotations ([meta]), and the
 	// failure to read them, when it was given up (metaRead), which its
 	// record is judged by ([meta]).
 	md       map[string]string
@@ -1638,16 +1638,18 @@ func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
 	}
 }
 
-// meta returns the container's labels merged with its spec's
-// annotations (annotations win), for policy selection and recording.
-// Keys CRI sets (io.kubernetes.cri.*, which trusted_selectors may trust)
-// come from the spec only: a pod sandbox's labels are its pod's, and
-// CRI puts no container name on a sandbox's spec for the spec to win;
-// a sandbox has no container name.
+// meta returns the container's spec's annotations with the kubelet's
+// labels of its names over them (as the NRI plugin takes them), for
+// policy selection and recording. No other label: nsrel-hook never sees
+// labels, and they are the creator's (a pod's labels are its author's,
+// an image's labels are copied into its containers' by CRI and ctr):
+// one of a key the config trusts that no annotation set picked the
+// block. Keys CRI sets (io.kubernetes.cri.*, which trusted_selectors
+// may trust) come from the spec only; a sandbox has no container name.
 // A container gone has none (nil, nil); an error is a failure to ask
 // (errUnverified), or a spec whose annotations are unknown
 // ([containerd.ErrSpecUnread]: too large, undecodable), returned with
-// the labels.
+// the kubelet's labels.
 func meta(ctx context.Context, c *client.Client, id string) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
@@ -1660,17 +1662,15 @@ func meta(ctx context.Context, c *client.Client, id string) (map[string]string, 
 	} else if err != nil {
 		return nil, fmt.Errorf("%w %s: %w", errUnverified, vocab.Printable(id), err)
 	}
-	m := make(map[string]string, len(info.Labels))
-	for k, v := range info.Labels {
-		if !strings.HasPrefix(k, vocab.CRIAnnotationPrefix) {
-			m[k] = v
-		}
-	}
+	m := map[string]string{}
 	var serr error
 	if info.Spec != nil {
 		var a map[string]string
 		a, serr = containerd.SpecAnnotations(info.Spec.GetValue())
-		for k, v := range a {
+		maps.Copy(m, a)
+	}
+	for _, k := range []string{vocab.LabelPodName, vocab.LabelPodNamespace, vocab.LabelContainerName} {
+		if v, ok := info.Labels[k]; ok {
 			m[k] = v
 		}
 	}

@@ -367,13 +367,13 @@ func TestMetaContainerGone(t *testing.T) {
 }
 
 // TestRecorderHeldMetaKept: a walk gives up container A's start
-// (containerd answered for the container, with its labels, not for its
+// (containerd answered for the container, with its spec, not for its
 // task: its shim stopped while A is inspected); A is killed and its
 // container deleted (ctr run --rm, docker run --rm) before its exit
 // event is handled. A's start, recorded then without namespaces
-// ([Recorder.endHeld]), was judged under the default block, its labels
-// asked for again and gone; now under the block its labels select,
-// read when it was given up.
+// ([Recorder.endHeld]), was judged under the default block, its
+// annotations asked for again and gone; now under the block its
+// annotations select, read when it was given up.
 func TestRecorderHeldMetaKept(t *testing.T) {
 	t.Parallel()
 	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow",
@@ -387,7 +387,7 @@ func TestRecorderHeldMetaKept(t *testing.T) {
 	d.ImportBusybox(t, c, "default")
 	log := openLog(t, cfg.AuditLog)
 	id := ctrdtest.Uniq("held-meta")
-	ctr, pid := d.Run(t, c, "default", id, &ctrdtest.RunOpts{Labels: map[string]string{"team": "x"}})
+	ctr, pid := d.Run(t, c, "default", id, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{oci.WithAnnotations(map[string]string{"team": "x"})}})
 	shim := parentPID(t, int(pid))
 	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: "), Inspect: stopShimInInspect(t, int(pid))}
 	ctx := context.Background()

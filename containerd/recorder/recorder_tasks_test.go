@@ -176,7 +176,7 @@ func TestRecorderContainerDeleteKeepsNewTask(t *testing.T) {
 
 // TestRecorderStartWithoutLabels: a start handled while the recorder
 // stops (its context cancelled: containerd does not answer for the
-// container's labels) was judged without them, under the default block
+// container's spec annotations) was judged without them, under the default block
 // instead of its own; it is left for the next recorder's first walk now.
 // (Where containerd is only slow to answer, the start is recorded under
 // the default block with an error saying so, rather than lost if the
@@ -186,7 +186,7 @@ func TestRecorderStartWithoutLabels(t *testing.T) {
 	c := d.Client(t)
 	d.ImportBusybox(t, c, "default")
 	id := ctrdtest.Uniq("labelled")
-	_, pid := d.Run(t, c, "default", id, &ctrdtest.RunOpts{Labels: map[string]string{"nsrel.test/tier": "strict"}})
+	_, pid := d.Run(t, c, "default", id, &ctrdtest.RunOpts{SpecOpts: []oci.SpecOpts{oci.WithAnnotations(map[string]string{"nsrel.test/tier": "strict"})}})
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "hook.json")
 	if err := os.WriteFile(cfgPath, []byte(`{"version": 1, "audit_log": "/unused",

@@ -45,6 +45,14 @@ func (d *Daemon) ImportBusybox(t testing.TB, c *client.Client, ns string) client
 // namespace ns (once) and unpacks it for the overlayfs snapshotter.
 func (d *Daemon) ImportImage(t testing.TB, c *client.Client, ns, name string, cmd []string) client.Image {
 	t.Helper()
+	return d.ImportLabelled(t, c, ns, name, cmd, nil)
+}
+
+// ImportLabelled imports a busybox image as [Daemon.ImportImage] does,
+// with labels in its config (an image author's, which containers made
+// from it carry).
+func (d *Daemon) ImportLabelled(t testing.TB, c *client.Client, ns, name string, cmd []string, labels map[string]string) client.Image {
+	t.Helper()
 	importMu.Lock()
 	defer importMu.Unlock()
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 60*time.Second)
@@ -58,7 +66,7 @@ func (d *Daemon) ImportImage(t testing.TB, c *client.Client, ns, name string, cm
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := BusyboxOCITar(f, "/bin/busybox", name, cmd); err != nil {
+		if err := BusyboxOCITar(f, "/bin/busybox", name, cmd, labels); err != nil {
 			f.Close()
 			t.Fatalf("build busybox image: %v", err)
 		}

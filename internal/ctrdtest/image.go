@@ -21,8 +21,10 @@ const PauseImageName = "docker.io/nsrel/pause:test"
 // BusyboxOCITar writes an OCI image layout tar of a one-layer busybox
 // image (the static /bin/busybox, applet symlinks, /proc, /sys, /dev,
 // /tmp, /etc mount points) named name through the io.containerd.image.name
-// annotation of index.json, with cmd as its command.
-func BusyboxOCITar(w io.Writer, busybox, name string, cmd []string) error {
+// annotation of index.json, with cmd as its command and labels (nil:
+// none) as its config's labels, which CRI and ctr copy into the labels
+// of the containers made from it.
+func BusyboxOCITar(w io.Writer, busybox, name string, cmd []string, labels map[string]string) error {
 	bb, err := os.ReadFile(busybox)
 	if err != nil {
 		return err
@@ -44,7 +46,17 @@ func BusyboxOCITar(w io.Writer, busybox, name string, cmd []string) error {
 		ociimage.Entry{Name: "etc/group", Mode: 0o644, Data: []byte("root:x:0:\n")})
 	return ociimage.Write(w, ociimage.Image{
 		Name:   name,
-		Config: map[string]any{"Env": []string{"PATH=/bin"}, "Cmd": cmd},
+		Config: imageConfig(cmd, labels),
 		Layers: [][]ociimage.Entry{layer},
 	})
+}
+
+// imageConfig is the config of a busybox image: PATH, cmd and labels
+// (when not nil).
+func imageConfig(cmd []string, labels map[string]string) map[string]any {
+	c := map[string]any{"Env": []string{"PATH=/bin"}, "Cmd": cmd}
+	if labels != nil {
+		c["Labels"] = labels
+	}
+	return c
 }
