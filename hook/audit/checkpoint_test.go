@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -2107,5 +2108,65 @@ func TestCheckpointOfKeyIntroducedWithOthers(t *testing.T) {
 	// ignored too: not sealed by a given key.)
 	if err != nil || !slices.Contains(s.IgnoredCheckpoints, audit.IgnoredCheckpoint{Checkpoint: madeUp, Reason: audit.CheckpointAltered}) {
 		t.Errorf("record seq %d named at seq %d: %v, ignored %+v; want it ignored as altered", r.Seq, madeUp.Seq, err, s.IgnoredCheckpoints)
+	}
+}
+
+// TestRetentionRemoveFails: a rotated file retention cannot remove (made
+// immutable) stayed, unsaid, while the newer files after it went: the
+// kept files no longer followed one another and verify failed (records
+// deleted). The failure is said, the newer files stay with it, and once
+// it can be removed the next rotation removes them.
+func TestRetentionRemoveFails(t *testing.T) {
+	nstest.RequireRoot(t)
+	chattr := nstest.RequireCmd(t, "chattr")
+	var warned []error
+	var mu sync.Mutex
+	l, _ := newLog(t, audit.Options{RotateBytes: 4096, KeepFiles: 2, Warn: func(err error) { mu.Lock(); warned = append(warned, err); mu.Unlock() }})
+	files := func() []string {
+		f, err := l.Files()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for len(files()) < 3 {
+		appendN(t, l, 1)
+	}
+	oldest := files()[0]
+	if out, err := exec.Command(chattr, "+i", oldest).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i %s: %v: %s", oldest, err, out)
+	}
+	t.Cleanup(func() { exec.Command(chattr, "-i", oldest).Run() })
+	// Three rotations, each of which was to remove the immutable file.
+	for rotations := 0; rotations < 3; {
+		before := files()[len(files())-2]
+		appendN(t, l, 1)
+		if files()[len(files())-2] != before {
+			rotations++
+		}
+	}
+	if got := files(); got[0] != oldest || len(got) != 6 {
+		t.Fatalf("files %q; want the immutable %s first and every newer one", got, oldest)
+	}
+	mu.Lock()
+	said := len(warned) > 0 && strings.Contains(warned[0].Error(), "audit: retention: ") && strings.Contains(warned[0].Error(), "operation not permitted")
+	mu.Unlock()
+	if !said {
+		t.Errorf("warnings %v; want one saying the file could not be removed", warned)
+	}
+	if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+		t.Errorf("verify with the immutable file kept: %v", err)
+	}
+	if out, err := exec.Command(chattr, "-i", oldest).CombinedOutput(); err != nil {
+		t.Fatalf("chattr -i: %v: %s", err, out)
+	}
+	for before := files()[len(files())-2]; files()[len(files())-2] == before; {
+		appendN(t, l, 1)
+	}
+	if _, err := os.Stat(oldest); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s after the next rotation: %v; want it removed", oldest, err)
+	}
+	if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+		t.Errorf("verify after the removal: %v", err)
 	}
 }

@@ -470,8 +470,15 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	if synced {
 		// The files go only once their retention records are on the
 		// disk; otherwise the next rotation removes and records them.
+		// Oldest first, and none after one that stays (immutable, a
+		// mount point): the files kept must follow one another, or
+		// verify finds records missing between them. The next rotation
+		// records those left again and tries again.
 		for _, name := range drop {
-			os.Remove(name)
+			if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				warn(fmt.Errorf("audit: retention: %w (it stays, and so do the newer files this rotation was to remove: the next rotation records their removal again and tries again)", err))
+				break
+			}
 		}
 		if len(drop) > 0 {
 			syncDir(filepath.Dir(l.path))
