@@ -731,11 +731,11 @@ func TestAckNamedLog(t *testing.T) {
 	if len(rotated) == 0 {
 		t.Fatal("no rotated file")
 	}
-	seq := ""
+	seq, damageFile := "", ""
 	for _, f := range append(rotated, other) {
 		for _, r := range audittest.Records(t, f, "") {
 			if r.Stage == audit.StageDamaged {
-				seq = strconv.FormatUint(r.Seq, 10)
+				seq, damageFile = strconv.FormatUint(r.Seq, 10), f
 			}
 		}
 	}
@@ -762,8 +762,39 @@ func TestAckNamedLog(t *testing.T) {
 	if diff := cmp.Diff(before, snapshot()); diff != "" {
 		t.Errorf("refused acks changed the other log's directory (-before +after):\n%s", diff)
 	}
+	// The damage record's file rotated, and the current file moved
+	// aside (a crash between a rotation's rename and the new file): the
+	// rotated file was taken for a log of its own, the ack appended to
+	// it, and the log failed verify for good. Its lock tells it is the
+	// log's.
+	ol.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "b4"})
+	rotated, _ = filepath.Glob(other + ".[0-9]*")
+	for _, f := range rotated {
+		for _, r := range audittest.Records(t, f, "") {
+			if strconv.FormatUint(r.Seq, 10) == seq {
+				damageFile = f
+			}
+		}
+	}
+	if damageFile == other {
+		t.Fatal("the damage record did not rotate")
+	}
+	if err := os.Rename(other, other+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	before = snapshot()
+	code, _, stderr := run("", "--config", e.config, "audit", "ack", seq, "--reason", "checked", damageFile)
+	if code != 1 || !strings.Contains(stderr, " of the audit log "+other+": give that log as LOG") {
+		t.Errorf("ack in %s, the current file moved aside: exit %d, stderr %q; want it refused, naming the log", damageFile, code, stderr)
+	}
+	if diff := cmp.Diff(before, snapshot()); diff != "" {
+		t.Errorf("the refused ack changed the other log's directory (-before +after):\n%s", diff)
+	}
+	if err := os.Rename(other+".aside", other); err != nil {
+		t.Fatal(err)
+	}
 
-	code, _, stderr := run("", "--config", e.config, "audit", "verify", other)
+	code, _, stderr = run("", "--config", e.config, "audit", "verify", other)
 	want := "`nsrel-hook --config " + e.config + " audit ack " + seq + " --reason TEXT '" + other + "'`"
 	if code != 1 || !strings.Contains(stderr, want) {
 		t.Fatalf("verify of the other log: exit %d, stderr %q; want the command %s", code, stderr, want)

@@ -1483,8 +1483,8 @@ func FileOf(log, path string) (what string, ok bool) {
 
 // LogOfFile says whether path (clean, absolute) is one of the files
 // another log beside it writes ([FileOf]): its lock, its checkpoint
-// state or a rotated file, that log's current file there, a regular
-// file. log is that log, what says which file path is of it ("a rotated
+// state or a rotated file, that log's current file or lock there, a
+// regular file. log is that log, what says which file path is of it ("a rotated
 // file", "the lock", "the checkpoint state"). An append to such
 // a file, taken for a log of its own (`audit ack` given the rotated file
 // that verify named), would add a record out of that log's chain, under
@@ -1505,9 +1505,14 @@ func LogOfFile(path string) (log, what string, ok bool) {
 		}
 	}
 	for _, c := range cands {
-		var st unix.Stat_t
-		if unix.Lstat(dir+c.log, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-			return dir + c.log, c.what, true
+		// That log's current file, or its lock when the current file is
+		// not there (moved aside, or a crash between a rotation's rename
+		// and the new file): every append takes the lock, which stays.
+		for _, f := range []string{dir + c.log, dir + c.log + lockSuffix} {
+			var st unix.Stat_t
+			if f != path && unix.Lstat(f, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+				return dir + c.log, c.what, true
+			}
 		}
 	}
 	return "", "", false
