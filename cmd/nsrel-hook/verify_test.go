@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -872,6 +873,42 @@ func TestVerifyJSONListsNeverNull(t *testing.T) {
 	for _, k := range []string{"files", "torn_tails", "seal_ids", "damage", "dropped", "checkpoints_ignored", "checkpoint_hosts"} {
 		if _, ok := res[k].([]any); !ok {
 			t.Errorf("%s: %v, want a list: %s", k, res[k], out)
+		}
+	}
+}
+
+// TestVerifyReaderWithoutLock: a user who may read the log (a member of
+// its group) but not its lock (root's, 0600) could not verify or show
+// it: "open ....lock: permission denied". The log is read without the
+// lock, its files listed again once open.
+func TestVerifyReaderWithoutLock(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = ""; c["rotate_bytes"] = 4096 })
+	for i := 0; len(rotatedFiles(e)) < 2; i++ {
+		createRuntime(t, e, fmt.Sprint("c", i))
+	}
+	// Readable by others, as by a group: the files and directories, but
+	// the lock the hook made.
+	for _, f := range append(rotatedFiles(e), e.log) {
+		if err := os.Chmod(f, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{e.dir, filepath.Dir(e.dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := os.Stat(e.log + ".lock"); err != nil || st.Mode().Perm()&0o004 != 0 {
+		t.Fatalf("the lock: %v, %v; want one others may not read", st, err)
+	}
+	for _, args := range [][]string{{"audit", "verify", e.log}, {"audit", "show", e.log}} {
+		cmd := exec.Command(hookBin, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil || !strings.Contains(stdout.String(), "c0") && args[1] == "show" {
+			t.Errorf("%q as nobody: %v: %s%s", args, err, stdout.String(), stderr.String())
 		}
 	}
 }

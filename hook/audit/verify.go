@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -58,8 +59,15 @@ type snapFile struct {
 // [safefile.ErrUntrusted] and is no [*Problem].
 func (l *Log) Snapshot(ctx context.Context) (*Snapshot, error) {
 	lf, err := l.openLock(unix.O_RDONLY)
+	unlocked := false
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrPermission):
+		// A reader who may read the log but not its lock (root's, 0600:
+		// a member of the log's group): read without it, the files
+		// listed again after they are opened, until a rotation did not
+		// come between ([Log.stableSnapshot]).
+		unlocked = true
 	case errors.Is(err, safefile.ErrUntrusted),
 		errors.Is(err, safefile.ErrNotRegular) && safefile.CheckPrivateDirs(filepath.Dir(l.path)) != nil:
 		// A lock in a directory someone else may write (where another
@@ -79,11 +87,12 @@ func (l *Log) Snapshot(ctx context.Context) (*Snapshot, error) {
 		}
 		defer unlock()
 	}
-	names, err := l.Files()
-	if err != nil {
-		return nil, err
+	var s *Snapshot
+	if unlocked {
+		s, err = l.stableSnapshot(ctx)
+	} else {
+		s, err = l.snapshotFiles()
 	}
-	s, err := SnapshotFiles(names)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +107,83 @@ func (l *Log) Snapshot(ctx context.Context) (*Snapshot, error) {
 		}
 	}
 	return s, nil
+}
+
+// snapshotFiles opens the log's files as they are listed now.
+func (l *Log) snapshotFiles() (*Snapshot, error) {
+	names, err := l.Files()
+	if err != nil {
+		return nil, err
+	}
+	return SnapshotFiles(names)
+}
+
+// stableSnapshot opens the log's files without its lock: a snapshot
+// whose files are still the log's once they are open (the same names,
+// the current file the one opened) and whose last line is whole (or was
+// cut short at the same size the time before: a torn tail, not an
+// append under way), taken again until it is, up to 20 times.
+func (l *Log) stableSnapshot(ctx context.Context) (*Snapshot, error) {
+	torn := int64(-1) // the size of the current file ending without a newline
+	for range 20 {
+		s, err := l.snapshotFiles()
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// A file listed was renamed (rotation) or removed
+			// (retention) before it was opened.
+		case err != nil:
+			return nil, err
+		default:
+			names, err := l.Files()
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			if slices.Equal(names, s.Files()) && s.currentIs(l.path) {
+				// A last line without its newline is an append under
+				// way, unless it stays so (a torn tail).
+				tail := s.unendedTail()
+				if tail < 0 || tail == torn {
+					return s, nil
+				}
+				torn = tail
+			}
+			s.Close()
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("audit: %s was rotated or appended to each time it was read (without its lock, %s, which this user may not read: try again, or read it as root)", l.path, l.path+lockSuffix)
+}
+
+// unendedTail returns the size of the snapshot's last file when it
+// ends without a newline, -1 otherwise.
+func (s *Snapshot) unendedTail() int64 {
+	if len(s.files) == 0 {
+		return -1
+	}
+	last := s.files[len(s.files)-1]
+	b := make([]byte, 1)
+	if last.size == 0 {
+		return -1
+	}
+	if _, err := last.f.ReadAt(b, last.size-1); err != nil || b[0] == '\n' {
+		return -1
+	}
+	return last.size
+}
+
+// currentIs reports whether the snapshot's last file is the file at
+// path now (or both are missing).
+func (s *Snapshot) currentIs(path string) bool {
+	now, err := os.Lstat(path)
+	if len(s.files) == 0 || s.files[len(s.files)-1].name != path {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	opened, ferr := s.files[len(s.files)-1].f.Stat()
+	return err == nil && ferr == nil && os.SameFile(now, opened)
 }
 
 // ownerName is " (owner NAME)" for f's owner, when the user database
