@@ -694,7 +694,8 @@ func RootsFromEnv() ([]Root, error) {
 	for _, e := range strings.Split(v, ",") {
 		rt, dir, ok := strings.Cut(strings.TrimSpace(e), "=")
 		if !ok || (rt != EngineRunc && rt != EngineCrun) || !filepath.IsAbs(dir) {
-			return nil, fmt.Errorf("NSREL_RUNTIME_ROOTS: %q is not runc=/DIR or crun=/DIR", e)
+			// Quoted, not escaped: the notice escapes it ([vocab.Escape]).
+			return nil, fmt.Errorf("NSREL_RUNTIME_ROOTS: \"%s\" is not runc=/DIR or crun=/DIR", e)
 		}
 		roots = append(roots, Root{rt, dir})
 	}

@@ -88,7 +88,7 @@ func (g *Graph) AddHistory(path string) error {
 	a := &Audit{Path: vocab.Escape(path)}
 	sum, verr := audit.VerifySnapshot(snap, audit.VerifyOptions{Partial: true})
 	if verr != nil {
-		a.Verdict = "chain NOT verified: " + vocab.Escape(vocab.OneLine(verr))
+		a.Verdict = "chain NOT verified: " + vocab.Escape(vocab.Flatten(verr))
 	} else {
 		a.Verified = true
 		a.Verdict = fmt.Sprintf("chain verified: %d records, seq %d to %d", sum.Records, sum.FirstSeq, sum.LastSeq)
@@ -101,7 +101,7 @@ func (g *Graph) AddHistory(path string) error {
 		// verify: not a green banner. (A copy in /tmp, or a user's,
 		// is read all the same, under this verdict.)
 		a.Verified = false
-		a.Verdict += "; but others may have written it (" + vocab.Escape(vocab.OneLine(terr)) + "): verify it with its key and checkpoints"
+		a.Verdict += "; but others may have written it (" + vocab.Escape(vocab.Flatten(terr)) + "): verify it with its key and checkpoints"
 	}
 	// The shown containers, each once with the nodes it is on (its user
 	// and PID namespaces). A local user's container (namespace uid=UID)

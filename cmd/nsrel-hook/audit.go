@@ -872,7 +872,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			// A damaged line that still names it: not "no record".
 			what = fmt.Sprintf(" that reads whole (%d damaged line(s) name one: see audit verify)", damagedMatch)
 		}
-		fmt.Fprintf(stderr, "nsrel-hook: audit show: no record of a container with an ID starting with %s in %s%s\n", strconv.Quote(vocab.Printable(container)), vocab.Printable(path), what)
+		fmt.Fprintf(stderr, "nsrel-hook: audit show: no record of a container with an ID starting with %s in %s%s\n", vocab.Quote(container), vocab.Printable(path), what)
 		return 1
 	}
 	return 0

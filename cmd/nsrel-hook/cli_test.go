@@ -97,6 +97,11 @@ func TestMainStagesInProcess(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 1, nothing, %q", args, code, out, stderr, want)
 		}
 	}
+	// A container-controlled ID asked for, escaped once (it was quoted
+	// twice: "\"\\x1b[2J\"").
+	if code, _, stderr := run("", "audit", "show", "--container", "\x1b[2J", e.log); code != 1 || !strings.Contains(stderr, `starting with "\x1b[2J" in `) {
+		t.Errorf("audit show --container ESC[2J: exit %d, stderr %q; want 1 and the ID escaped once", code, stderr)
+	}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if _, err := audit.Decode([]byte(line)); err != nil {
 			t.Errorf("show --json line is not a record: %v", err)

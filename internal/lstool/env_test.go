@@ -113,4 +113,11 @@ func TestBadRuntimeRootsSaid(t *testing.T) {
 	if len(notices) != 1 || !strings.Contains(notices[0], "NSREL_RUNTIME_ROOTS") || !strings.Contains(notices[0], "not shown") {
 		t.Errorf("notices %q; want one naming NSREL_RUNTIME_ROOTS and that containers are not shown", notices)
 	}
+	// The entry escaped once (it was quoted with Go escapes, then
+	// escaped again: "bogus\\x1b[31m").
+	t.Setenv("NSREL_RUNTIME_ROOTS", "bogus\x1b[31m")
+	_, notices = lstool.ListContainers(context.Background(), src, 5*time.Second, false)
+	if want := `NSREL_RUNTIME_ROOTS: "bogus\x1b[31m" is not runc=/DIR`; len(notices) != 1 || !strings.Contains(notices[0], want) {
+		t.Errorf("notices %q; want one saying %s", notices, want)
+	}
 }

@@ -119,7 +119,8 @@ func (t Tool) picture(ctx context.Context, p *pictureFlags, m *discover.Model, k
 			return &pictureError{err}
 		}
 		if !g.Audit.Verified {
-			diag.print(syslog.Notice, "notice: audit log "+vocab.Escape(g.Audit.Path)+": "+vocab.Escape(g.Audit.Verdict))
+			// Both escaped already, as the page has them.
+			diag.print(syslog.Notice, "notice: audit log "+g.Audit.Path+": "+g.Audit.Verdict)
 		}
 	}
 	var svg []byte

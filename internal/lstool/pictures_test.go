@@ -705,3 +705,35 @@ func TestAuditLogRelative(t *testing.T) {
 		t.Errorf("--audit-log log/audit.jsonl: exit %d, %s; want %q in the report", code, errOut, want)
 	}
 }
+
+// TestPicturesAuditNoticeEscapedOnce: the notice of an audit log whose
+// chain does not verify escaped its path and verdict twice (three times:
+// the verdict was quoted too), so a path with ESC and a newline read
+// "y\\x1b[31m\\x0az". Once now, as the page has them.
+func TestPicturesAuditNoticeEscapedOnce(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "y\x1b[31m\nz")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "audit.jsonl")
+	l, err := audit.Open(logPath, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: vocab.StageCreateRuntime, ContainerID: "n-1", Verdict: audit.VerdictAllow, Mode: "enforce"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("not a record\n")
+	f.Close()
+	t.Setenv("PATH", t.TempDir()) // no dot
+	_, _, stderr := run(t, tool(nsrel.TypeUser), "--format", "html", "--no-containers", "-p", strconv.Itoa(os.Getpid()), "--audit-log", logPath)
+	want := "notice: audit log " + vocab.Escape(logPath) + ": chain NOT verified: "
+	if !strings.Contains(stderr, want) || strings.Contains(stderr, `\\x`) {
+		t.Errorf("stderr %q; want %q, nothing escaped twice", stderr, want)
+	}
+}

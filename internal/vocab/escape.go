@@ -150,6 +150,11 @@ func OneLine(err error) string {
 	return Printable(flatten(err))
 }
 
+// Flatten is err's message on one line as [OneLine] has it, not
+// escaped: for a caller that escapes it itself ([Escape]), which
+// OneLine's quoting would have escaped twice.
+func Flatten(err error) string { return flatten(err) }
+
 // flatten is err's message with its joins' newlines as "; ".
 func flatten(err error) string {
 	switch e := err.(type) {
