@@ -773,8 +773,9 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	var order []showKey
 	var refs []lineRef
 	// matched counts the records shown; damagedMatch the damaged lines
-	// whose head names a container shown (or asked for).
-	bad, matched, damagedMatch := 0, 0, 0
+	// whose head names a container shown (or asked for); heads the lines
+	// that read as records, at least their heads.
+	bad, matched, damagedMatch, heads := 0, 0, 0, 0
 	var buf []byte
 	for l, err := range snap.Lines() {
 		if err != nil {
@@ -794,6 +795,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			bad++
 			continue
 		}
+		heads++
 		if !match(id) {
 			continue
 		}
@@ -862,6 +864,12 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	}
 	if err := out.Flush(); err != nil {
 		return vocab.Written("nsrel-hook", err, stderr) // worded as every failed write
+	}
+	if bad > 0 && heads == 0 {
+		// Nothing but damaged lines: not a log (/etc/passwd) or one
+		// damaged whole.
+		fmt.Fprintf(stderr, "nsrel-hook: audit show: none of the %d line(s) of %s reads as a record: is it an audit log? (see audit verify)\n", bad, vocab.Printable(path))
+		return 1
 	}
 	if bad > 0 {
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: skipped %d damaged or torn line(s); run `nsrel-hook audit verify`\n", bad)

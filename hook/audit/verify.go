@@ -1261,6 +1261,11 @@ func (v *verifier) end() *Problem {
 	}
 	v.flushTorn()
 	if len(v.damaged) > 0 {
+		if v.s.Records == 0 {
+			// Nothing but damaged lines: no writer's file, most likely
+			// (/etc/passwd), which no append will ever record.
+			return v.damageProblem("no line reads as a record: is it an audit log?")
+		}
 		return v.damageProblem("not recorded yet: the next append records it")
 	}
 	if p := v.shipped.end(last, v.s.Empty > 0); p != nil {
