@@ -39,8 +39,8 @@ const usage = `nsrel-containerd records the containers containerd starts (event 
 and validates Kubernetes containers before they run (NRI plugin).
 
 Usage:
-  nsrel-containerd watch [--config FILE] [--address SOCK] [--log-level LEVEL] [--log-to TARGET] [--metrics-address ADDR]
-  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--inject-hook PATH|none] [--hook-config PATH] [--ready-file FILE] [--log-level LEVEL] [--log-to TARGET] [--metrics-address ADDR]
+  nsrel-containerd watch [--config FILE] [--address SOCK] [--host-root DIR] [--log-level LEVEL] [--log-to TARGET] [--metrics-address ADDR]
+  nsrel-containerd nri [--config FILE] [--socket SOCK] [--index NN] [--timeout D] [--inject-hook PATH|none] [--hook-config PATH] [--ready-file FILE] [--host-root DIR] [--log-level LEVEL] [--log-to TARGET] [--metrics-address ADDR]
   nsrel-containerd install-hook --dest DIR [--hook FILE] [--config FILE]
   nsrel-containerd ready FILE
   nsrel-containerd containers [--address SOCK] [--timeout D]
@@ -122,6 +122,11 @@ Options:
                       host path (default: --config, which must then be
                       absolute)
   --ready-file FILE   nri: written once the runtime accepted the plugin
+  --host-root DIR     the host's root as this process sees it (default /):
+                      allowed_subid_user reads DIR/etc/subuid, DIR/etc/subgid
+                      and DIR/etc/passwd, the files nsrel-hook reads on the
+                      host; in a pod with the host's PID namespace,
+                      /proc/1/root (the node agent's DaemonSet)
   --dest DIR          install-hook: the directory to install into (required)
   --hook FILE         install-hook: the nsrel-hook to copy (default: beside
                       this executable)
@@ -276,6 +281,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "")
 	logTo := fs.String("log-to", "stderr", "")
 	metricsAddr := fs.String("metrics-address", map[string]string{"watch": defaultWatchMetrics, "nri": defaultNRIMetrics}[name], "")
+	hostRoot := fs.String("host-root", "/", "")
 	var address, socket, index, injectHook, hookConfig, readyFile *string
 	var timeout *time.Duration
 	if name == "watch" {
@@ -294,6 +300,15 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	if emptyConfig(prog, *config, stderr) {
 		return 2
 	}
+	if !filepath.IsAbs(*hostRoot) {
+		fmt.Fprintf(stderr, "%s: --host-root wants an absolute path, not %s (see --help)\n", prog, vocab.Quote(*hostRoot))
+		return 2
+	}
+	// The files the hook reads on the host, as this process sees them
+	// (in a pod: the image's /etc holds none, and every container a
+	// block with allowed_subid_user selects was refused).
+	policy.SubIDFiles = [2]string{filepath.Join(*hostRoot, "etc/subuid"), filepath.Join(*hostRoot, "etc/subgid")}
+	policy.PasswdFile = filepath.Join(*hostRoot, "etc/passwd")
 	lvl, err := logrus.ParseLevel(*level)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: --log-level %s: want trace, debug, info, warn, error, fatal or panic (see --help)\n", prog, vocab.Quote(*level))
