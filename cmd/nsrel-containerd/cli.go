@@ -122,11 +122,14 @@ Options:
                       host path (default: --config, which must then be
                       absolute)
   --ready-file FILE   nri: written once the runtime accepted the plugin
-  --host-root DIR     the host's root as this process sees it (default /):
-                      allowed_subid_user reads DIR/etc/subuid, DIR/etc/subgid
-                      and DIR/etc/passwd, the files nsrel-hook reads on the
-                      host; in a pod with the host's PID namespace,
-                      /proc/1/root (the node agent's DaemonSet)
+  --host-root DIR     watch, nri: the host's root as this process sees it,
+                      an absolute path (default /): allowed_subid_user reads
+                      /etc/subuid, /etc/subgid and /etc/passwd within DIR
+                      (symlinks resolved there), the files nsrel-hook reads
+                      on the host; in a pod with the host's PID namespace,
+                      /proc/1/root (the node agent's DaemonSet); a block
+                      whose user has no subordinate IDs there is warned of
+                      at start
   --dest DIR          install-hook: the directory to install into (required)
   --hook FILE         install-hook: the nsrel-hook to copy (default: beside
                       this executable)
@@ -307,8 +310,7 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	// The files the hook reads on the host, as this process sees them
 	// (in a pod: the image's /etc holds none, and every container a
 	// block with allowed_subid_user selects was refused).
-	policy.SubIDFiles = [2]string{filepath.Join(*hostRoot, "etc/subuid"), filepath.Join(*hostRoot, "etc/subgid")}
-	policy.PasswdFile = filepath.Join(*hostRoot, "etc/passwd")
+	policy.HostRoot = filepath.Clean(*hostRoot)
 	lvl, err := logrus.ParseLevel(*level)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: --log-level %s: want trace, debug, info, warn, error, fatal or panic (see --help)\n", prog, vocab.Quote(*level))
@@ -369,6 +371,14 @@ func serviceCmd(name string, args []string, stdout, stderr io.Writer) int {
 	fatalf := func(format string, args ...any) {
 		logging.Flush(flushWait)
 		writeWithin(stderr, fatalWait, fmt.Sprintf(format, args...))
+	}
+	// What policy check says of allowed_subid_user, as this process
+	// reads the host's files (--host-root): a block whose user has no
+	// subordinate IDs here refuses every container it selects, which a
+	// root that cannot be read (/proc/1/root without the access it
+	// needs) made silent.
+	for _, w := range cfg.SubIDWarnings() {
+		logger.WithField("host_root", policy.HostRoot).Warn(w)
 	}
 	warn := func(err error) { logger.WithError(err).Warn("audit log") }
 	m := metrics.New(name)

@@ -20,9 +20,10 @@ import (
 // in a user namespace of the user's subordinate IDs runs when the
 // plugin reads the host's /etc/subuid, subgid and passwd under
 // --host-root (the DaemonSet's /proc/1/root; here a directory holding
-// them), and is refused when it reads a root that lacks them, as the
-// image's /etc does: the DaemonSet's plugin read its own image's files
-// and refused every such pod the hook on the host allowed.
+// them, /etc/subuid an absolute symlink resolved within it), and is
+// refused when it reads a root that lacks them, as the image's /etc
+// does, which it warns of at start: the DaemonSet's plugin read its own
+// image's files and refused every such pod the hook on the host allowed.
 func TestNRIHostRoot(t *testing.T) {
 	nstest.RequireRoot(t)
 	bin := nstest.Tool(t, "nsrel-containerd")
@@ -30,18 +31,25 @@ func TestNRIHostRoot(t *testing.T) {
 	host := nstest.HostIDBase(t)
 	cfgPath, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow",
 	"default": {"name": "subids", "mode": "enforce", "rules": {"allowed_subid_user": "kube-ids"}}`)
+	// The host's root: its /etc/subuid an absolute symlink, which a
+	// plain open through the root resolved in this process's own root.
 	root := t.TempDir()
-	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string]string{
-		"passwd": "root:x:0:0:root:/root:/bin/sh\nkube-ids:x:4321:4321::/:/bin/false\n",
-		"subuid": fmt.Sprintf("kube-ids:%d:65536\n", host),
-		"subgid": fmt.Sprintf("kube-ids:%d:65536\n", host),
-	} {
-		if err := os.WriteFile(filepath.Join(root, "etc", name), []byte(data), 0o644); err != nil {
+	for _, d := range []string{"etc", "data"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for name, data := range map[string]string{
+		"etc/passwd":  "root:x:0:0:root:/root:/bin/sh\nkube-ids:x:4321:4321::/:/bin/false\n",
+		"data/subuid": fmt.Sprintf("kube-ids:%d:65536\n", host),
+		"etc/subgid":  fmt.Sprintf("kube-ids:%d:65536\n", host),
+	} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/data/subuid", filepath.Join(root, "etc/subuid")); err != nil {
+		t.Fatal(err)
 	}
 	d := ctrdtest.Start(t, ctrdtest.V2(), &ctrdtest.Options{CRI: true, NRI: true})
 	d.ImportImage(t, d.Client(t), "k8s.io", ctrdtest.PauseImageName, []string{"/bin/sleep", "infinity"})
@@ -86,6 +94,9 @@ func TestNRIHostRoot(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("nri --host-root %s not ready after 30 s:\n%s", c.root, stderr.String())
 			}
+		}
+		if warned := strings.Contains(stderr.String(), `allowed_subid_user \"kube-ids\"`); warned == c.runs {
+			t.Errorf("--host-root %s: warned at start %v; want %v:\n%s", c.root, warned, !c.runs, stderr.String())
 		}
 		name := ctrdtest.Uniq(fmt.Sprintf("subids-%v", c.runs))
 		ran, out := runPod(name)

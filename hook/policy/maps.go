@@ -24,6 +24,21 @@ var SubIDFiles = [2]string{"/etc/subuid", "/etc/subgid"}
 // (LDAP, SSSD) are matched in the form configured.
 var PasswdFile = "/etc/passwd"
 
+// HostRoot, when not "" or "/", is the host's root as this process sees
+// it (a pod's /proc/1/root): [SubIDFiles] and [PasswdFile] are read
+// within it, an absolute symlink among them resolved there
+// ([idmap.ReadFileInRoot]), as nsrel-hook reads them on the host.
+var HostRoot string
+
+// readHostFile reads the host's file path (up to about limit bytes),
+// within [HostRoot] when it is set.
+func readHostFile(path string, limit int) ([]byte, error) {
+	if HostRoot == "" || HostRoot == "/" {
+		return idmap.ReadFileLimit(path, limit)
+	}
+	return idmap.ReadFileInRoot(HostRoot, path, limit)
+}
+
 // Running is what a scan of the processes running now found, for
 // disjoint_from_running: the user namespaces of other containers (and
 // of any other process in a user namespace of its own), without the
@@ -131,7 +146,7 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 		var perr error // passwd unreadable: the form configured only, and outside ranges say so
 		if r.AllowedSubIDUser != "" {
 			var passwd []byte
-			passwd, perr = idmap.ReadFileLimit(PasswdFile, idmap.MaxPasswdFile)
+			passwd, perr = readHostFile(PasswdFile, idmap.MaxPasswdFile)
 			users = idmap.SubIDUsers(passwd, r.AllowedSubIDUser)
 		}
 		for i, k := range []struct {
@@ -267,7 +282,7 @@ func passwdNote(err error, user string) string {
 }
 
 func readSubID(path string, users []string) (idmap.Spans, error) {
-	b, err := idmap.ReadFileLimit(path, idmap.MaxSubIDFile)
+	b, err := readHostFile(path, idmap.MaxSubIDFile)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +319,7 @@ func (c *Config) SubIDWarnings() []string {
 			continue
 		}
 		if !read { // once, for every block that needs it
-			passwd, perr = idmap.ReadFileLimit(PasswdFile, idmap.MaxPasswdFile)
+			passwd, perr = readHostFile(PasswdFile, idmap.MaxPasswdFile)
 			read = true
 		}
 		users := idmap.SubIDUsers(passwd, u)

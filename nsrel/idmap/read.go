@@ -182,6 +182,37 @@ func readFileAt(dirfd int, dir, name string, limit int) ([]byte, error) {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
+	return readFd(fd, path, limit)
+}
+
+// ReadFileInRoot is [ReadFileLimit] of the absolute path name resolved
+// within the directory root as if it were "/" (openat2 RESOLVE_IN_ROOT):
+// an absolute symlink or ".." met on the way stays inside root. For the
+// host's files read through another root (/proc/1/root from a pod),
+// where a plain open resolved an absolute symlink in the reader's own
+// root.
+func ReadFileInRoot(root, name string, limit int) ([]byte, error) {
+	path := strings.TrimSuffix(root, "/") + name
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(rootfd)
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := unix.Openat2(rootfd, strings.TrimPrefix(name, "/"), &how)
+	for err == unix.EINTR || err == unix.EAGAIN {
+		fd, err = unix.Openat2(rootfd, strings.TrimPrefix(name, "/"), &how)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	return readFd(fd, path, limit)
+}
+
+// readFd reads fd (path, for messages) to its end, failing past about
+// limit bytes.
+func readFd(fd int, path string, limit int) ([]byte, error) {
 	buf := make([]byte, 4096)
 	n := 0
 	for {
