@@ -121,9 +121,10 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 					r = w.r
 				}
 			case <-time.After(writeGrace):
-				// Still under way: its line may land whole (or be cut,
-				// which the next append records as a torn tail).
-				r, stalled = w.r, true
+				// Still under way: its line may land, or never (EIO, a
+				// soft NFS mount giving up): not recorded, as far as
+				// this run can tell; on_error decides.
+				stalled = true
 			}
 		}
 		if r != nil {
@@ -136,15 +137,15 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 				whose = "the record of container " + vocab.Printable(r.ContainerID)
 			}
 			msg := fmt.Sprintf("%s: internal deadline of %d ms passed after %s (seq %d, %s) was written; its verdict stands", stage, cfg.DeadlineMS, whose, r.Seq, r.Verdict)
-			if stalled {
-				msg = fmt.Sprintf("%s: internal deadline of %d ms passed while %s (seq %d, %s) was being written, still %s later; its verdict stands (a line cut short is recorded as a torn tail by the next append)", stage, cfg.DeadlineMS, whose, r.Seq, r.Verdict, writeGrace)
-			}
 			fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
 			boundedLog(process, func() { logger.WithField("stage", stage).Warn(msg) })
 			return code
 		}
 		code := failExit
 		msg := fmt.Sprintf("%s: internal deadline of %d ms passed; %smay not be recorded (%s)", stage, cfg.DeadlineMS, container, onError(cfg, stage))
+		if stalled {
+			msg = fmt.Sprintf("%s: internal deadline of %d ms passed while the record of %swas being written, still not written %s later; it may not be recorded (%s)", stage, cfg.DeadlineMS, container, writeGrace, onError(cfg, stage))
+		}
 		if refused.Load() && stage != audit.StagePoststop {
 			code = 1
 			msg = fmt.Sprintf("%s: internal deadline of %d ms passed before the record was written; %sis refused by nsrel policy, whatever on_error says, and may not be recorded", stage, cfg.DeadlineMS, container)
@@ -580,8 +581,9 @@ func boundedLog(process bool, log func()) {
 const deadlineGrace = 50 * time.Millisecond
 
 // writeGrace is how long a deadline passed while the record's line is
-// being written waits for the write to return.
-const writeGrace = time.Second
+// being written waits for the write to return (the binary then exits up
+// to about deadlineGrace + writeGrace past the deadline).
+const writeGrace = 500 * time.Millisecond
 
 // onError names what decides a run that could not record the container
 // at stage: on_error, but at poststop, which never refuses.

@@ -218,10 +218,12 @@ func TestFirstAppendSyncsDirectory(t *testing.T) {
 
 // TestDeadlineDuringWrite: the internal deadline passed while the
 // record's line was being written (strace holds the write's return, as a
-// stalled disk would): the hook said the container "may not be
-// recorded" and, under on_error=deny, refused it, while the log held its
-// allow record. The deadline waits for the write (up to writeGrace):
-// the verdict stands; past writeGrace too, the line being under way.
+// slow disk would): the hook said the container "may not be recorded"
+// and, under on_error=deny, refused it, while the log held its allow
+// record. The deadline waits for the write (up to writeGrace): the
+// verdict stands. A write still under way then may never land (the
+// first version took it for written, and a write that failed after the
+// wait ran the container unrecorded): on_error decides.
 func TestDeadlineDuringWrite(t *testing.T) {
 	nstest.RequireRoot(t)
 	strace := nstest.RequireCmd(t, "strace")
@@ -229,10 +231,11 @@ func TestDeadlineDuringWrite(t *testing.T) {
 	for _, c := range []struct {
 		id    string
 		delay time.Duration
+		code  int
 		want  string
 	}{
-		{"slow-write", 800 * time.Millisecond, "was written; its verdict stands"},
-		{"stalled-write", 1900 * time.Millisecond, "was being written, still 1s later; its verdict stands"},
+		{"slow-write", 800 * time.Millisecond, 0, "was written; its verdict stands"},
+		{"stalled-write", 1900 * time.Millisecond, 1, "was being written, still not written 500ms later; it may not be recorded (on_error=deny)"},
 	} {
 		state := stateOf(idMember(c.id), pidMember(os.Getpid()), bundleMember)
 		code, _, stderr := runProgram(t, string(state), strace, "-f", "-o", "/dev/null", "-P", e.log, "-e", "trace=write",
@@ -241,8 +244,35 @@ func TestDeadlineDuringWrite(t *testing.T) {
 		if len(recs) != 1 || recs[0].Verdict != audit.VerdictAllow {
 			t.Fatalf("%s: records %+v; want one allow record", c.id, recs)
 		}
-		if code != 0 || !strings.Contains(stderr, c.want) {
-			t.Errorf("%s: the write held %s past the deadline: exit %d, stderr %q; want 0 and %q", c.id, c.delay, code, stderr, c.want)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: the write held %s past the deadline: exit %d, stderr %q; want %d and %q", c.id, c.delay, code, stderr, c.code, c.want)
+		}
+	}
+	if code, out, errs := run("", "audit", "verify", e.log); code != 0 {
+		t.Errorf("verify: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestDeadlineUnderLockWritesNothing: the internal deadline passed once
+// the log's lock was taken and before the record's write (strace holds
+// the lock's return; a slow log_file, which the hook waits for before it
+// exits, gives the append time to go on): the hook said the container
+// "may not be recorded" and refused it under on_error=deny, and the
+// append wrote its allow record all the same. Nothing is written once
+// the append's context is done.
+func TestDeadlineUnderLockWritesNothing(t *testing.T) {
+	nstest.RequireRoot(t)
+	strace := nstest.RequireCmd(t, "strace")
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = ""; c["on_error"] = "deny"; c["deadline_ms"] = 500 })
+	createRuntime(t, e, "first") // the lock file exists
+	for i := range 3 {
+		id := fmt.Sprint("late-lock-", i)
+		state := stateOf(idMember(id), pidMember(os.Getpid()), bundleMember)
+		code, _, stderr := runProgram(t, string(state), strace, "-f", "-o", "/dev/null", "-P", e.log+".lock", "-P", filepath.Join(e.dir, "hook.log"),
+			"-e", "trace=flock,write", "-e", "inject=flock:delay_exit=570000", "-e", "inject=write:delay_enter=45000",
+			hookBin, "--config", e.config, audit.StageCreateRuntime)
+		if recs := e.records(t, id); code != 1 || len(recs) != 0 || !strings.Contains(stderr, "may not be recorded (on_error=deny)") {
+			t.Errorf("%s: the lock taken past the deadline: exit %d, %d records, stderr %q; want 1, none, and that it may not be recorded", id, code, len(recs), stderr)
 		}
 	}
 	if code, out, errs := run("", "audit", "verify", e.log); code != 0 {

@@ -1115,4 +1115,15 @@ func TestAckUnderAnotherConfig(t *testing.T) {
 	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 {
 		t.Errorf("verify after the ack: exit %d: %s%s", code, out, stderr)
 	}
+	// The log's last record unsealed, its sealing state gone (a hook
+	// wrote on, saying so): the ack wrote unsealed too.
+	seal := filepath.Join(e.dir, "audit.seal")
+	if err := os.Rename(seal, seal+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	createRuntime(t, e, "unsealed")
+	before := size()
+	if code, _, stderr := run("", "--config", e.config, "audit", "ack", seq, "--reason", "again"); code != 1 || !strings.Contains(stderr, "cannot seal it") || size() != before {
+		t.Errorf("ack after an unsealed record, the state missing: exit %d, %s, the log %d -> %d bytes; want 1, that it cannot seal, nothing written", code, stderr, before, size())
+	}
 }

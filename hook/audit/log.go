@@ -320,7 +320,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 
 	s, sealErr := l.sealerFor(last, r != nil && r.Stage == StageSealStart)
 	defer s.close()
-	if s == nil && last != nil && last.Seal != "" && (l.opts.SealState == "" && l.opts.RefuseUnsealed || l.opts.RequireSealed) {
+	if s == nil && (last != nil && last.Seal != "" && l.opts.SealState == "" && l.opts.RefuseUnsealed || l.opts.RequireSealed && sealedChain(last)) {
 		if sealErr != "" && l.opts.SealState != "" {
 			return nil, nil, fmt.Errorf("audit: %s: %w (%s)", l.path, ErrSealedLog, sealErr)
 		}
@@ -395,6 +395,14 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 		out = append(out, line...)
 		last = p
 		written++
+	}
+	// Nothing is written once ctx is done: a caller whose deadline
+	// passed while the lock was held (a slow read of the log's end, of
+	// the sealing state, a search) has given up on the record, and may
+	// have said so (nsrel-hook: "may not be recorded") when the line
+	// would land after all.
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("audit: append to %s: %w (nothing written)", l.path, err)
 	}
 	var wrote func(error)
 	if l.opts.Writing != nil && r != nil {
