@@ -100,6 +100,17 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		wrote chan error
 	}
 	var writing atomic.Pointer[inFlight]
+	// phase settles which comes first, the record's write or the
+	// deadline's verdict: idle, a write under way (the deadline waits
+	// for it), or decided (the write is not made: the verdict said the
+	// container may not be recorded, and a line landing after it, its
+	// allow record for a container refused, would contradict it).
+	const (
+		phaseIdle = iota
+		phaseWriting
+		phaseDecided
+	)
+	var phase atomic.Int32
 	// refused is set once the verdict is a refusal, before the record is
 	// written: it stands at the deadline whatever on_error says, as it
 	// does when the record cannot be written.
@@ -114,7 +125,11 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		}
 		r := written.Load()
 		stalled := false
-		if w := writing.Load(); r == nil && w != nil {
+		if r == nil && phase.CompareAndSwap(phaseIdle, phaseDecided) {
+			// No write under way, and none will be made; one that
+			// ended just now stored its record first.
+			r = written.Load()
+		} else if w := writing.Load(); r == nil && w != nil {
 			select {
 			case err := <-w.wrote:
 				if err == nil {
@@ -171,12 +186,21 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		opts.Written = func(r *audit.Record) {
 			if r != nil {
 				written.Store(r)
+				phase.Store(phaseIdle)
 			}
 		}
-		opts.Writing = func(r *audit.Record) func(error) {
+		opts.Writing = func(r *audit.Record) (func(error), error) {
 			w := &inFlight{r, make(chan error, 1)}
 			writing.Store(w)
-			return func(err error) { w.wrote <- err }
+			if !phase.CompareAndSwap(phaseIdle, phaseWriting) {
+				return nil, errors.New("the internal deadline passed before the write, and the run said the record may not be written")
+			}
+			return func(err error) {
+				w.wrote <- err
+				if err != nil {
+					phase.Store(phaseIdle)
+				}
+			}, nil
 		}
 		st, perr := hook.ParseState(data)
 		rerr = cutInput(rerr, perr)

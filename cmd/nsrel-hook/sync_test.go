@@ -259,7 +259,7 @@ func TestDeadlineDuringWrite(t *testing.T) {
 // exits, gives the append time to go on): the hook said the container
 // "may not be recorded" and refused it under on_error=deny, and the
 // append wrote its allow record all the same. Nothing is written once
-// the append's context is done.
+// the deadline's verdict is out (audit.Options.Writing refuses).
 func TestDeadlineUnderLockWritesNothing(t *testing.T) {
 	nstest.RequireRoot(t)
 	strace := nstest.RequireCmd(t, "strace")

@@ -65,8 +65,10 @@ type Options struct {
 	// returns, if not nil, is called with the write's error (nil: the
 	// line is in the log, and Written follows) as soon as the write
 	// returns. A writer whose deadline passes while the write is under
-	// way can wait for it rather than contradict the line it may leave.
-	Writing func(*Record) func(error)
+	// way can wait for it rather than contradict the line it may leave;
+	// one that has given up on the record already (and said so) returns
+	// an error, and nothing is written.
+	Writing func(*Record) (func(error), error)
 	// Appended, if set, is called by every [Log.AppendWith] (and so
 	// every append) with how long it took, waiting for the lock and
 	// syncing included, shipping a checkpoint it emitted not, and its
@@ -396,17 +398,14 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 		last = p
 		written++
 	}
-	// Nothing is written once ctx is done: a caller whose deadline
-	// passed while the lock was held (a slow read of the log's end, of
-	// the sealing state, a search) has given up on the record, and may
-	// have said so (nsrel-hook: "may not be recorded") when the line
-	// would land after all.
-	if err := ctx.Err(); err != nil {
-		return nil, nil, fmt.Errorf("audit: append to %s: %w (nothing written)", l.path, err)
-	}
 	var wrote func(error)
 	if l.opts.Writing != nil && r != nil {
-		wrote = l.opts.Writing(r)
+		var err error
+		if wrote, err = l.opts.Writing(r); err != nil {
+			// The caller has given up on the record (its deadline
+			// passed, and it said so): nothing is written.
+			return nil, nil, fmt.Errorf("audit: append to %s: %w (nothing written)", l.path, err)
+		}
 	}
 	var werr error
 	switch {
