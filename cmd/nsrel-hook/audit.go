@@ -868,7 +868,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	if bad > 0 && heads == 0 {
 		// Nothing but damaged lines: not a log (/etc/passwd) or one
 		// damaged whole.
-		fmt.Fprintf(stderr, "nsrel-hook: audit show: none of the %d line(s) of %s reads as a record: is it an audit log? (see audit verify)\n", bad, vocab.Printable(path))
+		fmt.Fprintf(stderr, "nsrel-hook: audit show: none of the %d line(s) of %s reads as a record: a log damaged whole, or no audit log (see audit verify)\n", bad, vocab.Printable(path))
 		return 1
 	}
 	if bad > 0 {
@@ -917,6 +917,14 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 	if log, what, ok := audit.LogOfFile(filepath.Clean(path)); ok {
 		// verify names the file damage is in, a rotated one too.
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s is %s of the audit log %s: give that log as LOG (its damage records are acknowledged in its current file)\n", vocab.Printable(path), what, vocab.Printable(log))
+		return 1
+	}
+	var st unix.Stat_t
+	if unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 {
+		// A hard link, maybe to a rotated file of a log (whose name
+		// would have told): the ack appended there broke that log's
+		// chain for good. A log's current file has one name.
+		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s has %d names (hard links): give the log's own path as LOG\n", vocab.Printable(path), st.Nlink)
 		return 1
 	}
 	if sameFile(path, cfg.AuditLog) {

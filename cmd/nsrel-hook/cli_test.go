@@ -1123,8 +1123,8 @@ func TestMainPoststopOthersOfID(t *testing.T) {
 // TestShowNotALog: audit show of a file none of whose lines is a record
 // (/etc/passwd) printed nothing, said it skipped them, and exited 0;
 // verify said the damage was "not recorded yet: the next append records
-// it", which no append to such a file ever does. Both fail, asking
-// whether it is an audit log.
+// it", which no append to such a file ever does. Show fails, and both
+// say it is a log damaged whole or none.
 func TestShowNotALog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "passwd")
 	if err := os.WriteFile(path, []byte("root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/usr/sbin/nologin\n"), 0o600); err != nil {
@@ -1132,12 +1132,12 @@ func TestShowNotALog(t *testing.T) {
 	}
 	for _, args := range [][]string{{"audit", "show", path}, {"audit", "show", "--json", path}} {
 		code, out, stderr := run("", args...)
-		if want := "nsrel-hook: audit show: none of the 2 line(s) of " + path + " reads as a record: is it an audit log? (see audit verify)\n"; code != 1 || out != "" || stderr != want {
+		if want := "nsrel-hook: audit show: none of the 2 line(s) of " + path + " reads as a record: a log damaged whole, or no audit log (see audit verify)\n"; code != 1 || out != "" || stderr != want {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 1, nothing, %q", args, code, out, stderr, want)
 		}
 	}
 	code, _, stderr := run("", "audit", "verify", path)
-	if code != 1 || !strings.Contains(stderr, "no line reads as a record: is it an audit log?") || strings.Contains(stderr, "the next append records it") {
+	if code != 1 || !strings.Contains(stderr, "no line reads as a record: a log damaged whole (its writer's next append records it) or no audit log") || strings.Contains(stderr, "the next append records it") {
 		t.Errorf("verify: exit %d, stderr %q; want 1, asking whether it is an audit log", code, stderr)
 	}
 }

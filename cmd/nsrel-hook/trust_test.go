@@ -793,6 +793,21 @@ func TestAckNamedLog(t *testing.T) {
 	if err := os.Rename(other+".aside", other); err != nil {
 		t.Fatal(err)
 	}
+	// A hard link to the rotated file, elsewhere: its name tells
+	// nothing; it was acknowledged in, and the log failed verify.
+	link := filepath.Join(t.TempDir(), "r.jsonl")
+	if err := os.Link(damageFile, link); err != nil {
+		t.Fatal(err)
+	}
+	before = snapshot()
+	code, _, stderr = run("", "--config", e.config, "audit", "ack", seq, "--reason", "checked", link)
+	if code != 1 || !strings.Contains(stderr, "has 2 names (hard links)") {
+		t.Errorf("ack in a hard link to %s: exit %d, stderr %q; want it refused", damageFile, code, stderr)
+	}
+	if diff := cmp.Diff(before, snapshot()); diff != "" {
+		t.Errorf("the refused ack changed the other log's directory (-before +after):\n%s", diff)
+	}
+	os.Remove(link)
 
 	code, _, stderr = run("", "--config", e.config, "audit", "verify", other)
 	want := "`nsrel-hook --config " + e.config + " audit ack " + seq + " --reason TEXT '" + other + "'`"

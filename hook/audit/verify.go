@@ -1262,9 +1262,10 @@ func (v *verifier) end() *Problem {
 	v.flushTorn()
 	if len(v.damaged) > 0 {
 		if v.s.Records == 0 {
-			// Nothing but damaged lines: no writer's file, most likely
-			// (/etc/passwd), which no append will ever record.
-			return v.damageProblem("no line reads as a record: is it an audit log?")
+			// Nothing but damaged lines: a log damaged whole (a crash
+			// zeroed it), whose writer's next append records it, or no
+			// log at all (/etc/passwd), which no append ever will.
+			return v.damageProblem("no line reads as a record: a log damaged whole (its writer's next append records it) or no audit log")
 		}
 		return v.damageProblem("not recorded yet: the next append records it")
 	}
