@@ -26,7 +26,9 @@ func writeContainer(w io.Writer, id string, noID bool, rs []*audit.Record) {
 	}
 	// The hook's records have the pod from the container's annotations,
 	// which its creator writes (a plain runc container can name any
-	// pod); the NRI plugin's from the kubelet's labels. Records of an ID
+	// pod); the NRI plugin's from the pod the runtime sends (the name the
+	// kubelet's labels carry, not the labels: an image's, under crictl).
+	// Records of an ID
 	// are of every container that had it (one a containerd namespace, or
 	// one after another): each pod named is said (the first's was shown
 	// for them all).
@@ -62,7 +64,7 @@ func writeContainer(w io.Writer, id string, noID bool, rs []*audit.Record) {
 }
 
 // podNames returns the pods the records name (see [vocab.PodName]): the
-// NRI plugin's (the kubelet's word), and each other pod a record names
+// NRI plugin's (the runtime's word), and each other pod a record names
 // (by its annotations), each list in the order first named.
 func podNames(rs []*audit.Record) (kubelet, claimed []string) {
 	seen := map[string]bool{}

@@ -485,16 +485,24 @@ func TestNRILabelsSelectNothing(t *testing.T) {
 // containers' labels; a container of an image labelled
 // example.com/tier=open ran in the host's user namespace under the block
 // "open" (the plugin's and the recorder's records said so), where the
-// hook, injected, refused it. It is refused by the default, and its
-// plugin's record says so.
+// hook, injected, refused it; labelled with the kubelet's keys
+// (io.kubernetes.pod.namespace kube-system), which no kubelet sets under
+// crictl, it ran under a block trusting that key and its record named
+// another pod. It is refused by the default, and its plugin's record
+// says so, naming its own pod.
 func TestNRIImageLabelSelectsNothing(t *testing.T) {
 	crictl := ctrdtest.Crictl(t)
-	_, cfg := ctrdtest.ConfigWith(t, fmt.Sprintf(labelledTier,
-		`, {"name": "sandboxes", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-type": "sandbox"}}, "mode": "audit"}`))
+	_, cfg := ctrdtest.ConfigWith(t, strings.Replace(fmt.Sprintf(labelledTier,
+		`, {"name": "sandboxes", "match": {"annotations": {"io\\.kubernetes\\.cri\\.container-type": "sandbox"}}, "mode": "audit"},
+		{"name": "kube-system", "match": {"annotations": {"io\\.kubernetes\\.pod\\.namespace": "kube-system"}}, "mode": "audit"}`),
+		`"io.kubernetes.cri.container-type"]`, `"io.kubernetes.cri.container-type", "io.kubernetes.pod.namespace"]`, 1))
 	log := openLog(t, cfg.AuditLog)
 	d, c, _ := criDaemon(t)
 	const image = "docker.io/nsrel/labelled:test"
-	d.ImportLabelled(t, c, "k8s.io", image, []string{"/bin/sh"}, map[string]string{"example.com/tier": "open"})
+	// The kubelet's keys too: where no kubelet sets them (crictl), the
+	// image's labels give them.
+	d.ImportLabelled(t, c, "k8s.io", image, []string{"/bin/sh"}, map[string]string{"example.com/tier": "open",
+		vocab.LabelPodNamespace: "kube-system", vocab.LabelPodName: "coredns-x", vocab.LabelContainerName: "coredns"})
 	runRecorder(t, d, cfg, log)
 	startPlugin(t, d, &Plugin{Config: cfg, Log: log})
 	podID, podJSON := d.RunPod(t, crictl, ctrdtest.Uniq("labelled-image"))
@@ -511,8 +519,9 @@ func TestNRIImageLabelSelectsNothing(t *testing.T) {
 		t.Fatal("the container's start was not recorded")
 	}
 	for _, r := range recs {
-		if audit.IsStart(r.Stage) && (r.Policy != "userns-required" || r.Verdict != audit.VerdictDeny || r.Annotations["example.com/tier"] != "") {
-			t.Errorf("start by %s: block %q verdict %s annotations %v; want userns-required, deny, no tier", r.Source, r.Policy, r.Verdict, r.Annotations)
+		if audit.IsStart(r.Stage) && (r.Policy != "userns-required" || r.Verdict != audit.VerdictDeny || r.Annotations["example.com/tier"] != "" ||
+			r.Annotations[vocab.LabelPodNamespace] == "kube-system" || r.Annotations[vocab.LabelPodName] == "coredns-x") {
+			t.Errorf("start by %s: block %q verdict %s annotations %v; want userns-required, deny, no tier, the pod's own names", r.Source, r.Policy, r.Verdict, r.Annotations)
 		}
 	}
 	audittest.Verify(t, cfg.AuditLog)

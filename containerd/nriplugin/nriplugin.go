@@ -424,17 +424,13 @@ func sandboxMeta(pod *api.PodSandbox) map[string]string {
 	// No other label: nsrel-hook never sees labels, and the pod's author
 	// writes them (a label of a key the config trusts, one an admission
 	// webhook guards on the pod's annotations, picked the pod's block).
-	// The kubelet's labels of the pod's name and namespace win over
-	// annotations of those keys, as for a container.
+	// The kubelet's keys of the pod's name and namespace are the pod's
+	// the runtime sends, as for a container ([kubeletKeys]).
 	md := maps.Clone(pod.GetAnnotations())
 	if md == nil {
 		md = map[string]string{}
 	}
-	for _, k := range []string{vocab.LabelPodName, vocab.LabelPodNamespace} {
-		if v, ok := pod.GetLabels()[k]; ok {
-			md[k] = v
-		}
-	}
+	kubeletKeys(md, pod, nil)
 	// The pod's author writes its annotations: the keys CRI
 	// sets (io.kubernetes.cri.*, which trusted_selectors may trust) come
 	// from the runtime's pod only, as CRI sets them on the sandbox's
@@ -957,14 +953,30 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 		vocab.CRIAnnotationPrefix + "sandbox-uid": pod.GetUid(), vocab.AnnotationSandboxName: pod.GetName(),
 		vocab.AnnotationSandboxNamespace: pod.GetNamespace(),
 	})
-	// The names under the keys the kubelet sets as a container's labels
-	// are the labels': an annotation of the key (a pod's annotation,
-	// which containerd's pod_annotations copies into the spec) named
-	// another pod in the record, which the trees show (as for a
-	// sandbox).
-	labels := ctr.GetLabels()
-	for _, k := range []string{vocab.LabelPodName, vocab.LabelPodNamespace, vocab.LabelContainerName} {
-		if v, ok := labels[k]; ok {
+	kubeletKeys(md, pod, ctr)
+}
+
+// kubeletKeys sets in md the keys the kubelet puts on a container's
+// labels (io.kubernetes.pod.name, .namespace, io.kubernetes.container.name;
+// a sandbox, ctr nil, has no container name) to the names the runtime
+// sends for the pod and the container, the ones the kubelet's labels
+// carry. Not from the labels: where no kubelet sets them (crictl, any
+// other CRI client) they are the image's, whose labels CRI copies into
+// its containers' (an image labelled io.kubernetes.pod.namespace
+// kube-system picked a block trusting that key, and named another pod
+// in the record); nor from an annotation of the key (a pod's, which
+// containerd's pod_annotations copies into the spec), which named
+// another pod in the record, which the trees show. A name the runtime
+// does not send removes the key.
+func kubeletKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
+	names := map[string]string{vocab.LabelPodName: pod.GetName(), vocab.LabelPodNamespace: pod.GetNamespace(), vocab.LabelContainerName: ""}
+	if ctr != nil {
+		names[vocab.LabelContainerName] = ctr.GetName()
+	}
+	for k, v := range names {
+		if v == "" {
+			delete(md, k)
+		} else {
 			md[k] = v
 		}
 	}

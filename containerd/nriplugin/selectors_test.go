@@ -68,7 +68,8 @@ func TestNRIPodNamespaceFromRuntime(t *testing.T) {
 				t.Fatalf("%d records, want 1", len(recs))
 			}
 			r := recs[0]
-			want := map[string]string{vocab.AnnotationSandboxName: tt.pod.Name, vocab.AnnotationSandboxNamespace: tt.pod.Namespace}
+			want := map[string]string{vocab.AnnotationSandboxName: tt.pod.Name, vocab.AnnotationSandboxNamespace: tt.pod.Namespace,
+				vocab.LabelPodName: tt.pod.Name, vocab.LabelPodNamespace: tt.pod.Namespace}
 			if d := cmp.Diff(want, r.Annotations); d != "" {
 				t.Errorf("recorded pod (-want +got):\n%s", d)
 			}
@@ -90,16 +91,23 @@ func inspectHost(int, *inspect.LiveOnce) (*audit.Ancestry, error) {
 		PIDNS: []audit.PIDNS{{Ino: nsrel.InitialPIDNSIno, OwnerUserIno: &initialUser}}}, nil
 }
 
-// TestKubeletLabelsWin: a container's labels under the keys the kubelet
-// sets (the pod's name and namespace, the container's name) win over its
-// annotations of the same keys (a pod's annotations, which containerd's
-// pod_annotations copies into the spec): the annotations named another
-// pod in the record, which the trees show.
+// TestKubeletLabelsWin: the keys the kubelet sets on a container's
+// labels (the pod's name and namespace, the container's name) are the
+// names the runtime sends for the pod and the container, over the
+// container's annotations of the same keys (a pod's annotations, which
+// containerd's pod_annotations copies into the spec: they named another
+// pod in the record, which the trees show) and over its labels (where
+// no kubelet sets them, an image's: CRI copies them into its
+// containers' labels).
 func TestKubeletLabelsWin(t *testing.T) {
 	md := map[string]string{vocab.LabelPodNamespace: "kube-system", vocab.LabelPodName: "kube-apiserver-node1", "app": "x"}
-	criKeys(md, &api.PodSandbox{Id: "pod-id"}, &api.Container{Name: "c", Labels: map[string]string{vocab.LabelPodNamespace: "shop", vocab.LabelPodName: "web-0"}})
-	if md[vocab.LabelPodNamespace] != "shop" || md[vocab.LabelPodName] != "web-0" || md["app"] != "x" {
-		t.Errorf("%v; want the labels' pod name and namespace", md)
+	image := map[string]string{vocab.LabelPodNamespace: "kube-system", vocab.LabelPodName: "coredns-x", vocab.LabelContainerName: "coredns"}
+	criKeys(md, &api.PodSandbox{Id: "pod-id", Name: "web-0", Namespace: "shop"}, &api.Container{Name: "c", Labels: image})
+	want := map[string]string{vocab.LabelPodNamespace: "shop", vocab.LabelPodName: "web-0", vocab.LabelContainerName: "c", "app": "x"}
+	for k, v := range want {
+		if md[k] != v {
+			t.Errorf("%s: %q; want %q, the runtime's", k, md[k], v)
+		}
 	}
 }
 
@@ -119,7 +127,8 @@ func TestCRIKeysSentOnly(t *testing.T) {
 	pod := &api.PodSandbox{Id: "pod-id"}
 	md := claims()
 	criKeys(md, pod, &api.Container{Name: "c"})
-	want := map[string]string{"app": "x", vocab.CRIAnnotationPrefix + "container-type": "container", vocab.AnnotationContainerName: "c", vocab.AnnotationSandboxID: "pod-id"}
+	want := map[string]string{"app": "x", vocab.CRIAnnotationPrefix + "container-type": "container", vocab.AnnotationContainerName: "c", vocab.AnnotationSandboxID: "pod-id",
+		vocab.LabelContainerName: "c"}
 	if d := cmp.Diff(want, md); d != "" {
 		t.Errorf("container (-want +got):\n%s", d)
 	}

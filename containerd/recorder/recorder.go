@@ -1638,18 +1638,19 @@ func (r *Recorder) taskGone(ctx context.Context, k taskKey) {
 	}
 }
 
-// meta returns the container's spec's annotations with the kubelet's
-// labels of its names over them (as the NRI plugin takes them), for
-// policy selection and recording. No other label: nsrel-hook never sees
-// labels, and they are the creator's (a pod's labels are its author's,
-// an image's labels are copied into its containers' by CRI and ctr):
-// one of a key the config trusts that no annotation set picked the
-// block. Keys CRI sets (io.kubernetes.cri.*, which trusted_selectors
-// may trust) come from the spec only; a sandbox has no container name.
+// meta returns the container's spec's annotations, what nsrel-hook
+// reads, for policy selection and recording. No label: nsrel-hook never
+// sees labels, and they are the creator's (a pod's labels are its
+// author's, an image's labels are copied into its containers' by CRI
+// and ctr, the kubelet's keys too where no kubelet sets them): one of a
+// key the config trusts that no annotation set picked the block, and
+// named another pod in the record. Keys CRI sets (io.kubernetes.cri.*,
+// which trusted_selectors may trust, and which name a CRI container's
+// pod) come from the spec; a sandbox has no container name.
 // A container gone has none (nil, nil); an error is a failure to ask
 // (errUnverified), or a spec whose annotations are unknown
 // ([containerd.ErrSpecUnread]: too large, undecodable), returned with
-// the kubelet's labels.
+// none.
 func meta(ctx context.Context, c *client.Client, id string) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
@@ -1668,11 +1669,6 @@ func meta(ctx context.Context, c *client.Client, id string) (map[string]string, 
 		var a map[string]string
 		a, serr = containerd.SpecAnnotations(info.Spec.GetValue())
 		maps.Copy(m, a)
-	}
-	for _, k := range []string{vocab.LabelPodName, vocab.LabelPodNamespace, vocab.LabelContainerName} {
-		if v, ok := info.Labels[k]; ok {
-			m[k] = v
-		}
 	}
 	if info.Labels[vocab.LabelCRIKind] == "sandbox" || m[vocab.CRIAnnotationPrefix+"container-type"] == "sandbox" {
 		vocab.DropSandboxContainerName(m)
