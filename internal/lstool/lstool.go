@@ -64,6 +64,22 @@ func Main(t Tool) int {
 	return Run(context.Background(), t, os.Args[1:], os.Stdout, os.Stderr)
 }
 
+// skipped names the sources of namespaces the scan was told not to read
+// (--no-threads, --no-fds, --no-mounts, --no-other-types), "" for none:
+// the overlap check cannot be complete without them.
+func (c *config) skipped() string {
+	var s []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{c.noThreads, "--no-threads"}, {c.noFDs, "--no-fds"}, {c.noMounts, "--no-mounts"}, {c.noOtherTypes, "--no-other-types"}} {
+		if f.on {
+			s = append(s, f.name)
+		}
+	}
+	return strings.Join(s, " ")
+}
+
 type config struct {
 	json, details, noContainers  bool
 	verbose                      bool
@@ -352,7 +368,7 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	code := 0
 	switch {
 	case c.overlaps:
-		code, err = overlapCheck(stdout, m, opts.Maps, c.json || c.format == "json", hidden != "")
+		code, err = overlapCheck(stdout, m, opts.Maps, c.json || c.format == "json", hidden != "", c.skipped())
 	case c.graphic():
 		err = t.picture(ctx, &c.pictureFlags, m, opts.Keep, stdout, diag)
 	case c.json || c.format == "json":

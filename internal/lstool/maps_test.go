@@ -601,7 +601,7 @@ func TestOverlapsGrouped(t *testing.T) {
 	}
 
 	var out strings.Builder
-	code, err := lstool.OverlapCheck(&out, m, maps, false, false)
+	code, err := lstool.OverlapCheck(&out, m, maps, false, false, "")
 	var want strings.Builder
 	for _, kind := range []string{"UIDs", "GIDs"} {
 		fmt.Fprintf(&want, "overlap: host %s 1000 mapped by 31 user namespaces in 31 branches:\n", kind)
@@ -618,7 +618,7 @@ func TestOverlapsGrouped(t *testing.T) {
 		t.Errorf("text: exit %d, %v, want 1 and\n%s\ngot\n%s", code, err, want.String(), out.String())
 	}
 	out.Reset()
-	code, err = lstool.OverlapCheck(&out, m, maps, true, false)
+	code, err = lstool.OverlapCheck(&out, m, maps, true, false, "")
 	var doc lstool.OverlapDoc
 	if jerr := json.Unmarshal([]byte(out.String()), &doc); jerr != nil || code != 1 || err != nil {
 		t.Fatalf("json: exit %d, %v, %v:\n%s", code, err, jerr, out.String())
@@ -734,13 +734,13 @@ func TestOverlapsCapped(t *testing.T) {
 		}
 	}
 	var out strings.Builder
-	if code, err := lstool.OverlapCheck(&out, m, maps, false, false); code != 1 || err != nil ||
+	if code, err := lstool.OverlapCheck(&out, m, maps, false, false, ""); code != 1 || err != nil ||
 		strings.Count(out.String(), "overlap: ") != 1000 || !strings.HasSuffix(out.String(), fmt.Sprintf("\n%d more shared host ID ranges not listed\n%d host ID ranges shared across branches by %d user namespaces (%d checked)\n", 2*(n-1)-1000, 2*(n-1), n, n)) {
 		t.Errorf("text: exit %d, %v:\n%.2000s", code, err, out.String())
 	}
 	out.Reset()
 	var doc lstool.OverlapDoc
-	code, err := lstool.OverlapCheck(&out, m, maps, true, false)
+	code, err := lstool.OverlapCheck(&out, m, maps, true, false, "")
 	if jerr := json.Unmarshal([]byte(out.String()), &doc); jerr != nil || code != 1 || err != nil || len(doc.Overlaps) != 1000 || doc.OverlapsNotListed != 2*(n-1)-1000 || doc.SharedRanges != 2*(n-1) || doc.Involved != n {
 		t.Errorf("json: exit %d, %v, %v, %d listed, %d not listed", code, err, jerr, len(doc.Overlaps), doc.OverlapsNotListed)
 	}
@@ -860,7 +860,7 @@ func TestOverlapsJSONBounded(t *testing.T) {
 		}
 	}
 	var out strings.Builder
-	if _, err := lstool.OverlapCheck(&out, m, maps, true, false); err != nil {
+	if _, err := lstool.OverlapCheck(&out, m, maps, true, false, ""); err != nil {
 		t.Fatal(err)
 	}
 	var doc lstool.OverlapDoc
@@ -877,7 +877,7 @@ func TestOverlapsJSONBounded(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if _, err := lstool.OverlapCheck(&out, m, maps, false, false); err != nil || !strings.Contains(out.String(), "    user:[10] containers: runc web-10-0, runc web-10-1, runc web-10-2, runc web-10-3, runc web-10-4, runc web-10-5, runc web-10-6, runc web-10-7, runc web-10-8, runc web-10-9 and 40 more\n") || len(out.String()) > 1<<20 {
+	if _, err := lstool.OverlapCheck(&out, m, maps, false, false, ""); err != nil || !strings.Contains(out.String(), "    user:[10] containers: runc web-10-0, runc web-10-1, runc web-10-2, runc web-10-3, runc web-10-4, runc web-10-5, runc web-10-6, runc web-10-7, runc web-10-8, runc web-10-9 and 40 more\n") || len(out.String()) > 1<<20 {
 		t.Errorf("text: %v, %d bytes:\n%.2000s", err, len(out.String()), out.String())
 	}
 }
@@ -890,8 +890,64 @@ func TestOverlapCheckReusedInodes(t *testing.T) {
 	m := discover.NewModel()
 	m.ReusedInodes = 1
 	var out strings.Builder
-	code, err := lstool.OverlapCheck(&out, m, map[discover.Key]*tree.Maps{}, false, false)
+	code, err := lstool.OverlapCheck(&out, m, map[discover.Key]*tree.Maps{}, false, false, "")
 	if code != 1 || err != nil || !strings.Contains(out.String(), "check incomplete: namespaces were replaced while the scan ran") {
 		t.Errorf("exit %d, %v; want 1 and the check incomplete:\n%s", code, err, out.String())
+	}
+}
+
+// TestOverlapCheckSkippedSockets: sockets not asked for their network
+// namespace (cgroup v1 net_cls or net_prio in use: every socket on the
+// node) made the check incomplete on every such node for good; the
+// notice says so, the check does not count them.
+func TestOverlapCheckSkippedSockets(t *testing.T) {
+	m := discover.NewModel()
+	m.SkippedSockets, m.SkippedWhy = 40, "net_cls"
+	var out strings.Builder
+	code, err := lstool.OverlapCheck(&out, m, map[discover.Key]*tree.Maps{}, false, false, "")
+	if code != 0 || err != nil || strings.Contains(out.String(), "incomplete") {
+		t.Errorf("exit %d, %v; want 0 and the check complete:\n%s", code, err, out.String())
+	}
+}
+
+// TestOverlapsFUSEMountOfFoundNamespace: a bind mount below a FUSE mount
+// (not opened: its server could hold the lookup for good) of a user
+// namespace a process holds too hides nothing; it made the check
+// incomplete (pods' namespace pins below a FUSE root: every such node
+// failed it).
+func TestOverlapsFUSEMountOfFoundNamespace(t *testing.T) {
+	nstest.RequireRoot(t)
+	_, err := os.Stat("/dev/fuse")
+	nstest.Require(t, err == nil, "/dev/fuse: %v", err)
+	dir := t.TempDir()
+	sh := privatePIDNS(t, `set -e
+d=$0; mkdir -p "$d/a/b"; touch "$d/a/b/x"
+unshare -U sh -c 'touch "$0/ready"; exec sleep 1000' "$d" & p=$!
+while [ ! -e "$d/ready" ]; do sleep 0.01; done
+mount --bind /proc/$p/ns/user "$d/a/b/x"
+exec 3<>/dev/fuse
+mount -i -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 nsrel-test "$d/a"
+touch "$d/fused"
+exec sleep 1000`, dir)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/root%s/fused", sh, dir)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the FUSE mount was not made after 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, out, errOut := runInsideTo(t, sh, nil, "--overlaps", "--no-containers")
+	if code != 0 || strings.Contains(out, "check incomplete") {
+		t.Errorf("--overlaps with a FUSE-covered mount of a namespace a process holds: exit %d; want 0, complete:\n%s%s", code, out, errOut)
+	}
+	// Told not to read a source: not complete.
+	for _, flag := range []string{"--no-fds", "--no-mounts", "--no-threads", "--no-other-types"} {
+		code, out, errOut = runInsideTo(t, sh, nil, "--overlaps", "--no-containers", flag)
+		if code != 1 || !strings.Contains(out, "check incomplete: the scan was told not to read some sources ("+flag+")") {
+			t.Errorf("--overlaps %s: exit %d; want 1, incomplete:\n%s%s", flag, code, out, errOut)
+		}
 	}
 }

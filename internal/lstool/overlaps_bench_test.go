@@ -62,7 +62,7 @@ func benchOverlaps(b *testing.B, model func(int) (*discover.Model, map[discover.
 				var w countingWriter
 				for b.Loop() {
 					w.n = 0
-					if code, err := lstool.OverlapCheck(&w, m, maps, c.json, false); code != 1 || err != nil {
+					if code, err := lstool.OverlapCheck(&w, m, maps, c.json, false, ""); code != 1 || err != nil {
 						b.Fatalf("exit %d, %v", code, err)
 					}
 				}

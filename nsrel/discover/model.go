@@ -168,7 +168,9 @@ type Model struct {
 	Namespaces map[Key]*Namespace
 	// Denied counts what could not be read.
 	Denied Denied
-	// BelowFUSE counts the nsfs bind mounts not opened because their
+	// BelowFUSE counts the namespaces missing from the model that nsfs
+	// bind mounts not opened may hold (each once; one a process holds
+	// too is in the model), mounts not opened because their
 	// path lies below a FUSE mount, whose server could hold the lookup
 	// forever: a namespace held only by such a mount is not in the
 	// model.

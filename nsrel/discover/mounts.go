@@ -407,7 +407,7 @@ func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 	var failed []unopened
 	for _, m := range ms {
 		if belowAny(m.Point, fuse) {
-			w.s.belowFUSE.Add(1)
+			w.s.noteBelowFUSE(m)
 			continue
 		}
 		// Below an overlay, the path is resolved from the lookup cache
@@ -428,6 +428,14 @@ func (w *worker) mountsOf(mntIno uint64, r task, pid int) error {
 type unopened struct {
 	m   nsMount
 	err error
+}
+
+// noteBelowFUSE notes an nsfs mount not opened because a FUSE server
+// could hold the lookup, for [Model.BelowFUSE].
+func (s *scanner) noteBelowFUSE(m nsMount) {
+	s.mu.Lock()
+	s.belowFUSE = append(s.belowFUSE, m)
+	s.mu.Unlock()
 }
 
 // countUnopened notes, for [Model.UnopenedNS], the nsfs mounts of the
@@ -524,7 +532,7 @@ func (w *worker) mount(root, pid int, mntIno uint64, m nsMount, cachedOnly bool)
 			// Not resolvable without a lookup that could wait for a
 			// FUSE server below the overlay (EINVAL: a kernel before
 			// 5.12 has no cache-only resolution): counted, not opened.
-			w.s.belowFUSE.Add(1)
+			w.s.noteBelowFUSE(m)
 		default:
 			return err
 		}

@@ -175,6 +175,10 @@ func TestMountBelowFUSE(t *testing.T) {
 	if line := inMountNS(t, script, nstest.NSPath(held.Pid, "user"), dir); line != "ok" {
 		t.Fatalf("the FUSE mount: %q", line)
 	}
+	// The namespace held by the mount alone: one a process holds too
+	// is in the model, and its mount hides nothing (not counted).
+	unix.Kill(-held.Cmd.Process.Pid, unix.SIGKILL)
+	held.Cmd.Wait()
 	select {
 	case m := <-discoverAsync(t):
 		if m == nil {

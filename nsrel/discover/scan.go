@@ -119,8 +119,9 @@ type scanner struct {
 	// unreadWhy holds the first reason (a string).
 	unreadMnt atomic.Int64
 	unreadWhy atomic.Value
-	// belowFUSE counts nsfs bind mounts not opened: below a FUSE mount.
-	belowFUSE atomic.Int64
+	// belowFUSE are the nsfs bind mounts not opened: below a FUSE mount
+	// (or an overlay that may be on one); under mu.
+	belowFUSE []nsMount
 	// noFDs counts the opens that failed for want of a file descriptor
 	// (EMFILE, ENFILE); see short.
 	noFDs atomic.Int64
@@ -421,7 +422,7 @@ func (s *scanner) model() *Model {
 		Links:      int(s.deniedLinks.Load()),
 		PIDParents: int(s.deniedPIDParents.Load()),
 	}
-	m.BelowFUSE = int(s.belowFUSE.Load())
+	m.BelowFUSE = s.missing(s.belowFUSE)
 	m.OutOfFDs = int(s.noFDs.Load())
 	m.ReusedInodes = len(s.reused)
 	if s.skippedSocks > 0 {
@@ -429,22 +430,10 @@ func (s *scanner) model() *Model {
 	}
 	counted := make(map[Key]bool)
 	for _, u := range s.unopened {
-		// Only namespaces of the types read from every process's links
-		// count: one of another type that a process holds is not in the
-		// model (lspidns records no net or user namespace of a process,
-		// lsuserns --no-other-types no net or PID namespace), so its
-		// mount would be counted although it hides nothing. A namespace
-		// counts once, however many mounts of it (a shared mount in
-		// many mount namespaces) could not be opened.
+		if !s.mayHide(u.m, counted) {
+			continue
+		}
 		k := Key{s.nsdev, u.m.NS.Ino}
-		if !s.readsLinks(u.m.NS.Type) || counted[k] {
-			continue
-		}
-		// A mount of a namespace found otherwise hides nothing: both are
-		// alive, so the same inode is the same namespace.
-		if nd := s.nodes[k]; nd != nil && nd.ns.Type == u.m.NS.Type {
-			continue
-		}
 		counted[k] = true
 		m.unopened = append(m.unopened, k)
 		if m.UnopenedNS++; m.UnopenedWhy == "" {
@@ -456,6 +445,41 @@ func (s *scanner) model() *Model {
 		m.UnreadWhy = why
 	}
 	return m
+}
+
+// mayHide reports whether the nsfs mount m, not opened, may hold a
+// namespace missing from the model that no mount counted already
+// (counted) holds. Only namespaces of the types read from every
+// process's links count: one of another type that a process holds is
+// not in the model (lspidns records no net or user namespace of a
+// process, lsuserns --no-other-types no net or PID namespace), so its
+// mount would be counted although it hides nothing. A namespace counts
+// once, however many mounts of it (a shared mount in many mount
+// namespaces) could not be opened. A mount of a namespace found
+// otherwise hides nothing: both are alive, so the same inode is the
+// same namespace.
+func (s *scanner) mayHide(m nsMount, counted map[Key]bool) bool {
+	k := Key{s.nsdev, m.NS.Ino}
+	if !s.readsLinks(m.NS.Type) || counted[k] {
+		return false
+	}
+	nd := s.nodes[k]
+	return nd == nil || nd.ns.Type != m.NS.Type
+}
+
+// missing counts the namespaces the nsfs mounts ms, not opened, may hold
+// that are missing from the model ([scanner.mayHide]): a mount below FUSE
+// of a namespace a process holds too hid nothing, and made the overlap
+// check incomplete on nodes whose pods' namespace pins sit below a FUSE
+// root.
+func (s *scanner) missing(ms []nsMount) int {
+	counted := make(map[Key]bool)
+	for _, m := range ms {
+		if s.mayHide(m, counted) {
+			counted[Key{s.nsdev, m.NS.Ino}] = true
+		}
+	}
+	return len(counted)
 }
 
 // pinned is the since argument of [scanner.record] for a reference the
