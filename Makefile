@@ -106,8 +106,9 @@ install: doc
 	for f in $(SHIPPED); do mkdir -p $(BIN)/shipped/$$(dirname $$f) && rm -f $(BIN)/shipped/$$f && $(SUBST) config/$$f > $(BIN)/shipped/$$f && \
 		install -d $(DESTDIR)$(DATADIR)/nsrel/$$(dirname $$f) && \
 		install -m 0644 $(BIN)/shipped/$$f $(DESTDIR)$(DATADIR)/nsrel/$$f || exit 1; done
-	for u in nsrel-watch.service nsrel-nri.service; do mkdir -p $(BIN)/shipped/units && \
-		rm -f $(BIN)/shipped/units/$$u && $(SUBST) config/containerd/$$u > $(BIN)/shipped/units/$$u && \
+	for f in containerd/nsrel-watch.service containerd/nsrel-nri.service systemd/nsrel-checkpoint.service systemd/nsrel-checkpoint.timer; do \
+		u=$$(basename $$f) && mkdir -p $(BIN)/shipped/units && \
+		rm -f $(BIN)/shipped/units/$$u && $(SUBST) config/$$f > $(BIN)/shipped/units/$$u && \
 		install -m 0644 $(BIN)/shipped/units/$$u $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	install -d $(DESTDIR)$(DOCDIR)/pictures && install -m 0644 docs/pictures/*.png $(DESTDIR)$(DOCDIR)/pictures/
@@ -129,7 +130,8 @@ uninstall:
 		$(DESTDIR)$(SBINDIR)/nsrel-hook $(DESTDIR)$(SBINDIR)/nsrel-containerd \
 		$(DESTDIR)$(MANDIR)/man1/lsuserns.1 $(DESTDIR)$(MANDIR)/man1/lspidns.1 \
 		$(DESTDIR)$(MANDIR)/man8/nsrel-hook.8 $(DESTDIR)$(MANDIR)/man8/nsrel-containerd.8 \
-		$(DESTDIR)$(SYSTEMDUNITDIR)/nsrel-watch.service $(DESTDIR)$(SYSTEMDUNITDIR)/nsrel-nri.service
+		$(DESTDIR)$(SYSTEMDUNITDIR)/nsrel-watch.service $(DESTDIR)$(SYSTEMDUNITDIR)/nsrel-nri.service \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/nsrel-checkpoint.service $(DESTDIR)$(SYSTEMDUNITDIR)/nsrel-checkpoint.timer
 	for n in lsuserns lspidns nsrel-hook nsrel-containerd; do \
 		rm -f $(DESTDIR)$(BASHCOMPDIR)/$$n $(DESTDIR)$(ZSHCOMPDIR)/_$$n $(DESTDIR)$(FISHCOMPDIR)/$$n.fish; done
 	rm -rf $(DESTDIR)$(DATADIR)/nsrel $(DESTDIR)$(DOCDIR)

@@ -59,7 +59,7 @@ OVERRIDES
 printf '%s\n' /etc/nsrel/hook.json /etc/nsrel/hook-enforce.json /etc/nsrel/hook-enforce-cri.json /etc/nsrel/containerd-base-spec.json >"$root/DEBIAN/conffiles"
 # Maintainer scripts. Nothing runs against systemd in a root dpkg was
 # pointed at (DPKG_ROOT) or on a system without systemd.
-units="nsrel-watch.service nsrel-nri.service"
+units="nsrel-watch.service nsrel-nri.service nsrel-checkpoint.timer"
 {
 	cat <<PRERM
 #!/bin/sh

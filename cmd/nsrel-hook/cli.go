@@ -21,6 +21,7 @@ Usage:
   nsrel-hook [--config FILE] audit show [--container ID] [--json] [LOG]
   nsrel-hook [--config FILE] audit ack SEQ --reason TEXT [LOG]
   nsrel-hook [--config FILE] audit seal-init [--replace]
+  nsrel-hook [--config FILE] audit checkpoint
   nsrel-hook --version
 
 The runtime runs the stages, with the OCI state on stdin. createRuntime can
@@ -36,7 +37,10 @@ last line says which nodes are intact. audit show prints the
 records (with --container, of the containers whose ID starts with ID). audit ack records that a
 damaged line (its sequence number SEQ) was looked at, so recording goes
 on. audit seal-init turns on forward-secure sealing and prints the
-verification key once: store it off the node.
+verification key once: store it off the node. audit checkpoint emits
+and ships a checkpoint when one is due by time although no container
+started (run by nsrel-checkpoint.timer on a node where only the hook
+writes the log).
 
 Options:
   --config FILE        configuration (default @CONFIG@)

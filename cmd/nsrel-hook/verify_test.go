@@ -912,3 +912,68 @@ func TestVerifyReaderWithoutLock(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditCheckpointQuietNode: on a node where only the hook writes the
+// log, a checkpoint was emitted only at an append: the records after the
+// last one were covered by none for as long as no container started,
+// and root on the node later cut them off the log, which then verified
+// with its key and checkpoints. audit checkpoint (the shipped timer's
+// command) emits one when it is due by time, and the cut fails.
+func TestAuditCheckpointQuietNode(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["syslog"] = ""
+		c["checkpoints"].(map[string]any)["every_records"] = 100
+		c["checkpoints"].(map[string]any)["every_seconds"] = 1
+	})
+	key := sealInit(t, e)
+	cpFile := filepath.Join(e.dir, "checkpoints.jsonl")
+	lastCheckpoint := func() uint64 {
+		var seq uint64
+		for c, err := range audit.ReadCheckpoints(cpFile) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq = max(seq, c.Seq)
+		}
+		return seq
+	}
+	for i := range 4 {
+		createRuntime(t, e, fmt.Sprint("quiet-", i))
+	}
+	recs := e.records(t, "")
+	last := recs[len(recs)-1].Seq
+	if got := lastCheckpoint(); got >= last {
+		t.Fatalf("checkpoint of seq %d after 4 quick starts; want one before the last record (%d)", got, last)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if code, out, stderr := run("", "--config", e.config, "audit", "checkpoint"); code != 0 || out != "" || stderr != "" {
+		t.Fatalf("audit checkpoint: exit %d, %q, %q; want 0 and nothing said", code, out, stderr)
+	}
+	if got := lastCheckpoint(); got != last {
+		t.Errorf("checkpoint of seq %d after audit checkpoint; want the last record's, %d", got, last)
+	}
+	// Not due again at once: none more.
+	before, _ := os.ReadFile(cpFile)
+	run("", "--config", e.config, "audit", "checkpoint")
+	if after, _ := os.ReadFile(cpFile); !bytes.Equal(before, after) {
+		t.Error("audit checkpoint emitted a checkpoint that was not due")
+	}
+	// Root on the node later cuts the records off: caught.
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	if err := os.WriteFile(e.log, []byte(strings.Join(lines[:2], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key, "--checkpoints", cpFile); code == 0 {
+		t.Errorf("verify of the log cut after the checkpoint: exit 0: %s%s", out, stderr)
+	}
+	// Without checkpoints by time in the config: nothing to do, exit 0.
+	setConfig(t, e, "checkpoints", map[string]any{"every_records": 100, "file": cpFile})
+	if code, _, stderr := run("", "--config", e.config, "audit", "checkpoint"); code != 0 {
+		t.Errorf("audit checkpoint without every_seconds: exit %d, %s", code, stderr)
+	}
+}

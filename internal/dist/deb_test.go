@@ -105,7 +105,7 @@ func TestDebianPackage(t *testing.T) {
 	if m := strings.TrimSpace(run(t, "", nstest.RequireCmd(t, "man"), "-w", "lsuserns")); m != "/usr/share/man/man1/lsuserns.1.gz" {
 		t.Errorf("man -w lsuserns: %s", m)
 	}
-	for _, f := range []string{"/lib/systemd/system/nsrel-watch.service", "/usr/share/nsrel/hooks.d/nsrel-createRuntime.json",
+	for _, f := range []string{"/lib/systemd/system/nsrel-watch.service", "/lib/systemd/system/nsrel-checkpoint.timer", "/usr/share/nsrel/hooks.d/nsrel-createRuntime.json",
 		"/usr/share/doc/nsrel/containerd.md", "/usr/share/bash-completion/completions/lsuserns", "/etc/nsrel/containerd-base-spec.json"} {
 		if _, err := os.Stat(f); err != nil {
 			t.Errorf("installed package: %v", err)
@@ -228,9 +228,9 @@ func checkMaintainerScripts(t *testing.T, deb, control string) {
 		args []string
 		want string
 	}{
-		{[]string{prerm, "remove"}, "deb-systemd-invoke stop nsrel-watch.service nsrel-nri.service\n"},
+		{[]string{prerm, "remove"}, "deb-systemd-invoke stop nsrel-watch.service nsrel-nri.service nsrel-checkpoint.timer\n"},
 		{[]string{prerm, "upgrade", "0.1.1"}, ""},
-		{[]string{postinst, "configure", "0.0.9"}, "systemctl --system daemon-reload\ndeb-systemd-invoke try-restart nsrel-watch.service nsrel-nri.service\n"},
+		{[]string{postinst, "configure", "0.0.9"}, "systemctl --system daemon-reload\ndeb-systemd-invoke try-restart nsrel-watch.service nsrel-nri.service nsrel-checkpoint.timer\n"},
 		{[]string{postinst, "configure", ""}, ""},
 	} {
 		os.Remove(log)

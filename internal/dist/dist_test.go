@@ -202,13 +202,15 @@ func TestInstall(t *testing.T) {
 			}
 			// systemd-analyze checks the unit (ExecStart pointed at the
 			// installed binary) and runs man(1) for its Documentation=.
+			// One directory: the timer is checked with its service.
 			analyze := nstest.RequireCmd(t, "systemd-analyze")
-			for _, u := range []string{"nsrel-watch.service", "nsrel-nri.service"} {
+			units := t.TempDir()
+			for _, u := range []string{"nsrel-watch.service", "nsrel-nri.service", "nsrel-checkpoint.service", "nsrel-checkpoint.timer"} {
 				data, err := os.ReadFile(filepath.Join(dest, unitDir, u))
 				if err != nil {
 					t.Fatal(err)
 				}
-				unit := filepath.Join(t.TempDir(), u)
+				unit := filepath.Join(units, u)
 				text := strings.ReplaceAll(string(data), "ExecStart="+tc.pre+"/sbin/", "ExecStart="+dest+tc.pre+"/sbin/")
 				if err := os.WriteFile(unit, []byte(text), 0o644); err != nil {
 					t.Fatal(err)
