@@ -279,3 +279,35 @@ func TestDeadlineUnderLockWritesNothing(t *testing.T) {
 		t.Errorf("verify: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestTornOverwriteTruncateFails: the append that writes over a torn
+// tail longer than a line cuts the old bytes left after its records;
+// when that cut failed (strace injects EIO into ftruncate), the append
+// failed, and the hook said "not recorded" and refused the container
+// under on_error=deny while its allow record was whole in the log. The
+// records stand: the failed cut is a warning, and the next append
+// records what it left as a torn tail.
+func TestTornOverwriteTruncateFails(t *testing.T) {
+	nstest.RequireRoot(t)
+	strace := nstest.RequireCmd(t, "strace")
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = ""; c["on_error"] = "deny" })
+	createRuntime(t, e, "before")
+	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(bytes.Repeat([]byte("x"), audit.MaxLine+100_000)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	state := stateOf(idMember("cut-fails"), pidMember(os.Getpid()), bundleMember)
+	code, _, stderr := runProgram(t, string(state), strace, "-f", "-o", "/dev/null", "-P", e.log, "-e", "trace=ftruncate",
+		"-e", "inject=ftruncate:error=EIO", hookBin, "--config", e.config, audit.StageCreateRuntime)
+	if recs := e.records(t, "cut-fails"); code != 0 || len(recs) != 1 || recs[0].Verdict != audit.VerdictAllow {
+		t.Fatalf("the cut after the records failed: exit %d, %d records, stderr %q; want 0 and the allow record", code, len(recs), stderr)
+	}
+	createRuntime(t, e, "after")
+	if code, out, errs := run("", "audit", "verify", e.log); code != 0 {
+		t.Errorf("verify: exit %d\n%s%s", code, out, errs)
+	}
+}

@@ -410,7 +410,10 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	var werr error
 	switch {
 	case overwrite:
-		if err := overwriteTorn(f, out, cut, cut+tornBytes); err != nil {
+		var te *truncateError
+		if err := overwriteTorn(f, out, cut, cut+tornBytes); errors.As(err, &te) {
+			warn(fmt.Errorf("audit: append to %s over its torn tail: %w", l.path, err))
+		} else if err != nil {
 			werr = fmt.Errorf("audit: append to %s over its torn tail: %w", l.path, err)
 		}
 	case torn != nil:
@@ -1069,10 +1072,27 @@ func overwriteTorn(f *os.File, out []byte, at, end int64) error {
 		off += n
 	}
 	if at+int64(len(out)) < end {
-		return f.Truncate(at + int64(len(out)))
+		if err := f.Truncate(at + int64(len(out))); err != nil {
+			// The lines are written whole: the rest of the old torn
+			// bytes after them is a torn tail the next append records.
+			// Failing the append would have the caller act against
+			// records in the log (refuse a container its allow record
+			// names).
+			return &truncateError{err}
+		}
 	}
 	return nil
 }
+
+// truncateError is [overwriteTorn]'s failure to cut the old torn bytes
+// left after the lines it wrote whole: a warning, not a failed write.
+type truncateError struct{ err error }
+
+func (e *truncateError) Error() string {
+	return fmt.Sprintf("cut the rest of the torn tail after the records written: %v (the next append records it as a torn tail)", e.err)
+}
+
+func (e *truncateError) Unwrap() error { return e.err }
 
 func fileSize(f *os.File) (int64, error) {
 	var st unix.Stat_t
