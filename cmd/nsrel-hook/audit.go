@@ -927,7 +927,7 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 		return 1
 	}
 	var st unix.Stat_t
-	if unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 {
+	if len(args) == 2 && !sameFile(path, cfg.AuditLog) && unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 {
 		// A hard link, maybe to a rotated file of a log (whose name
 		// would have told): the ack appended there broke that log's
 		// chain for good. A log's current file has one name.
@@ -1098,8 +1098,10 @@ func checkpointCmd(configPath string, stderr io.Writer) int {
 		return 1
 	}
 	if len(failed) > 0 {
-		// A checkpoint that reached no destination, said above: the
-		// timer's unit fails, for whoever watches it.
+		// A destination that did not take the checkpoint, or a seal
+		// missing, said above: the timer's unit fails, for whoever
+		// watches it (the checkpoint counts as shipped once one
+		// destination took it, and is not sent again).
 		return 1
 	}
 	return 0

@@ -1047,6 +1047,19 @@ func TestAckNotDamage(t *testing.T) {
 		t.Fatalf("verify after the ack: exit %d: %s%s", code, out, stderr)
 	}
 
+	// The config's log with a second name elsewhere (a backup's hard
+	// link): still the config's, given or not (the ack refused it).
+	hard := filepath.Join(t.TempDir(), "backup.jsonl")
+	if err := os.Link(e.log, hard); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"1"}, {"1", e.log}} {
+		if code, out := ack(args...); code != 1 || strings.Contains(out, "has 2 names") || !strings.Contains(out, "is a seal-start record") {
+			t.Errorf("ack %q with a hard link to the config's log elsewhere: exit %d, %q; want the seq judged", args, code, out)
+		}
+	}
+	os.Remove(hard)
+
 	// Retention removes the file the damage record was in.
 	n, _ := strconv.ParseUint(seq, 10, 64)
 	for i := 0; ; i++ {

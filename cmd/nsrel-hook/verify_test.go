@@ -959,6 +959,45 @@ func TestAuditCheckpointQuietNode(t *testing.T) {
 	if after, _ := os.ReadFile(cpFile); !bytes.Equal(before, after) {
 		t.Error("audit checkpoint emitted a checkpoint that was not due")
 	}
+	// Its sealing state gone: the checkpoint went out unsealed, unsaid.
+	createRuntime(t, e, "quiet-sealed")
+	time.Sleep(1100 * time.Millisecond)
+	seal := filepath.Join(e.dir, "audit.seal")
+	if err := os.Rename(seal, seal+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run("", "--config", e.config, "audit", "checkpoint"); code != 1 || !strings.Contains(stderr, "not sealed") {
+		t.Errorf("audit checkpoint, the sealing state missing: exit %d, %q; want 1 and that it is not sealed", code, stderr)
+	}
+	if err := os.Rename(seal+".aside", seal); err != nil {
+		t.Fatal(err)
+	}
+	// The current file missing, rotated files there (a rotation cut
+	// short): it did nothing, exit 0.
+	rotated := e.log + ".000000000001"
+	if err := os.Rename(e.log, rotated); err != nil {
+		t.Fatal(err)
+	}
+	createRuntime(t, e, "quiet-rotated") // makes the current file again
+	time.Sleep(1100 * time.Millisecond)
+	if err := os.Rename(e.log, e.log+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run("", "--config", e.config, "audit", "checkpoint"); code != 1 || !strings.Contains(stderr, "is missing, its rotated files are there") {
+		t.Errorf("audit checkpoint, the current file missing: exit %d, %q; want 1 and that it is missing", code, stderr)
+	}
+	if err := os.Rename(e.log+".aside", e.log); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(rotated, e.log+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	data0, _ := os.ReadFile(e.log + ".tmp")
+	data1, _ := os.ReadFile(e.log)
+	if err := os.WriteFile(e.log, append(data0, data1...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(e.log + ".tmp")
 	// Root on the node later cuts the records off: caught.
 	data, err := os.ReadFile(e.log)
 	if err != nil {
