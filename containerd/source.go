@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -156,16 +155,19 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		if !ok {
 			continue // no task, or its process gone
 		}
-		labels := ctr.Labels
-		if labels[vocab.LabelCRIKind] == "sandbox" {
-			// A sandbox's labels are its pod's: a container name
-			// among them is the pod author's, not CRI's.
-			labels = maps.Clone(labels)
-			vocab.DropSandboxContainerName(labels)
+		// The pod's and the container's names from the keys CRI sets
+		// on the spec, not from the labels: where no kubelet sets the
+		// io.kubernetes.* labels (crictl, ctr), they are the image's,
+		// which CRI and ctr copy into its containers' (an image
+		// labelled kube-system/coredns named a plain ctr container so,
+		// and a crictl container of another pod, and made a lookup of
+		// the real pod's name fail). nerdctl's name is its label.
+		var name string
+		if ctr.Spec != nil {
+			name = specPodName(ctr.Spec.GetValue(), ctr.Labels[vocab.LabelCRIKind] == "sandbox")
 		}
-		name := vocab.ContainerName(labels)
-		if name == "" && ctr.Spec != nil {
-			name = specPodName(ctr.Spec.GetValue())
+		if name == "" {
+			name = ctr.Labels[vocab.LabelNerdctlName]
 		}
 		out = append(out, discover.Container{
 			ID:        ctr.ID,
@@ -213,14 +215,26 @@ func taskPIDs(ctx context.Context, c *client.Client, ctrs []corecontainers.Conta
 }
 
 // specPodName returns the pod and container name (see
-// [vocab.ContainerName]) from the CRI annotations of a container's OCI
-// spec (JSON), decoding it only when it mentions them.
-func specPodName(spec []byte) string {
+// [vocab.ContainerName]) from the annotations CRI sets on a container's
+// OCI spec (JSON; io.kubernetes.cri.sandbox-namespace, sandbox-name,
+// container-name, none other: a pod's annotation of a kubelet key that
+// containerd's pod_annotations passes is its author's), decoding it only
+// when it mentions them. A sandbox has no container name.
+func specPodName(spec []byte, sandbox bool) string {
 	if !bytes.Contains(spec, []byte(vocab.AnnotationSandboxName)) {
 		return ""
 	}
 	a, _ := SpecAnnotations(spec) // a name is not worth more
-	return vocab.ContainerName(a)
+	cri := map[string]string{}
+	for _, k := range []string{vocab.AnnotationSandboxName, vocab.AnnotationSandboxNamespace, vocab.AnnotationContainerName} {
+		if v, ok := a[k]; ok {
+			cri[k] = v
+		}
+	}
+	if sandbox || a[vocab.CRIAnnotationPrefix+"container-type"] == "sandbox" {
+		vocab.DropSandboxContainerName(cri)
+	}
+	return vocab.ContainerName(cri)
 }
 
 // MaxSpec bounds the container spec read for annotations.

@@ -3,12 +3,14 @@ package containerd
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
@@ -34,7 +36,16 @@ func startContainers(t *testing.T, d *ctrdtest.Daemon) []discover.Container {
 	}
 	run("default", ctrdtest.Uniq("plain"), "nginx-1", &ctrdtest.RunOpts{Labels: map[string]string{vocab.LabelNerdctlName: "nginx-1"}})
 	run("default", ctrdtest.Uniq("userns"), "", &ctrdtest.RunOpts{UserNS: true})
-	run("k8s.io", ctrdtest.Uniq("web-0"), "shop/web-0/app", &ctrdtest.RunOpts{Labels: map[string]string{vocab.LabelPodName: "web-0", vocab.LabelPodNamespace: "shop", vocab.LabelContainerName: "app", "io.cri-containerd.kind": "container"}})
+	// Named by the keys CRI sets on the spec, not by the labels, which
+	// where no kubelet sets them are an image's (CRI and ctr copy an
+	// image's labels into its containers'): the kube-system pod they
+	// claim named it, and a plain ctr container too.
+	image := map[string]string{vocab.LabelPodName: "coredns-x", vocab.LabelPodNamespace: "kube-system", vocab.LabelContainerName: "coredns"}
+	cri := map[string]string{vocab.AnnotationSandboxName: "web-0", vocab.AnnotationSandboxNamespace: "shop", vocab.AnnotationContainerName: "app"}
+	labels := maps.Clone(image)
+	labels[vocab.LabelCRIKind] = "container"
+	run("k8s.io", ctrdtest.Uniq("web-0"), "shop/web-0/app", &ctrdtest.RunOpts{Labels: labels, SpecOpts: []oci.SpecOpts{oci.WithAnnotations(cri)}})
+	run("default", ctrdtest.Uniq("labelled"), "", &ctrdtest.RunOpts{Labels: image})
 	run("moby", ctrdtest.Uniq("dockerish"), "", nil)
 	d.Run(t, c, "default", ctrdtest.Uniq("notask"), &ctrdtest.RunOpts{NoStart: true})
 	return containers.Merge(want)
@@ -56,7 +67,8 @@ func TestSourceLists(t *testing.T) {
 			}
 
 			// The state roots of the same daemon find the same containers
-			// without asking it, minus the pod name it alone knows.
+			// without asking it, minus the names only its labels hold
+			// (nerdctl's); the spec's CRI keys are in the state too.
 			st := &containers.StateSource{Roots: []containers.Root{{Runtime: containers.EngineRunc, Dir: filepath.Join(d.RuncRoot, "*")}}}
 			got, err = st.List(context.Background())
 			if err != nil {
@@ -64,7 +76,9 @@ func TestSourceLists(t *testing.T) {
 			}
 			var wantState []discover.Container
 			for _, c := range want {
-				c.Name = ""
+				if c.Name != "shop/web-0/app" {
+					c.Name = ""
+				}
 				wantState = append(wantState, c)
 			}
 			if diff := cmp.Diff(wantState, containers.Merge(got), ignoreStart); diff != "" {
@@ -167,12 +181,17 @@ func TestSpecPodName(t *testing.T) {
 		{`{"annotations":{"io.kubernetes.cri.sandbox-name":"web-0","io.kubernetes.cri.sandbox-namespace":"shop"}}`, "shop/web-0"},
 		{`{"annotations":{"io.kubernetes.cri.sandbox-name":"web-0"}}`, "web-0"},
 		{`{"annotations":{"io.kubernetes.cri.sandbox-name":"web-0","io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.cri.container-name":"app"}}`, "shop/web-0/app"},
+		// A pod's annotations of the kubelet's keys (pod_annotations
+		// passes them) name nothing: the pod's author writes them.
+		{`{"annotations":{"io.kubernetes.cri.sandbox-name":"web-0","io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.pod.namespace":"kube-system","io.kubernetes.pod.name":"x"}}`, "shop/web-0"},
+		// A sandbox has no container name.
+		{`{"annotations":{"io.kubernetes.cri.container-type":"sandbox","io.kubernetes.cri.sandbox-name":"web-0","io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.cri.container-name":"app"}}`, "shop/web-0"},
 		{`{"annotations":{"other":"io.kubernetes.cri.sandbox-name"}}`, ""},
 		{`{"annotations":{"io.kubernetes.cri.sandbox-name":5}}`, ""},
 		{`not json io.kubernetes.cri.sandbox-name`, ""},
 		{``, ""},
 	} {
-		if got := specPodName([]byte(tc.spec)); got != tc.want {
+		if got := specPodName([]byte(tc.spec), false); got != tc.want {
 			t.Errorf("specPodName(%s) = %q, want %q", tc.spec, got, tc.want)
 		}
 	}
@@ -182,7 +201,7 @@ func FuzzSpecPodName(f *testing.F) {
 	f.Add([]byte(`{"annotations":{"io.kubernetes.cri.sandbox-name":"web-0","io.kubernetes.cri.sandbox-namespace":"shop"}}`))
 	f.Add([]byte(`{"process":{"args":["sh"]},"annotations":null}`))
 	f.Fuzz(func(t *testing.T, spec []byte) {
-		name := specPodName(spec)
+		name := specPodName(spec, false)
 		if name != "" && !bytes.Contains(spec, []byte(vocab.AnnotationSandboxName)) {
 			t.Fatalf("name %q from a spec without the annotation", name)
 		}

@@ -30,6 +30,11 @@ type Input struct {
 	// Meta are the container's annotations (and labels): they select the
 	// policy block, and the keys the config lists are recorded.
 	Meta map[string]string
+	// Names, if set, are recorded (the keys the config lists) over
+	// Meta's values of the same keys, and select nothing: the NRI
+	// plugin's pod and container names, which the runtime sends and the
+	// hook's annotations do not carry.
+	Names map[string]string
 	// Inspect reads a process's ancestry; nil means
 	// [inspect.ProcessWith]. Decide passes it the decision's one scan of
 	// the running processes.
@@ -92,7 +97,11 @@ func record(cfg *policy.Config, in Input) (*audit.Record, *policy.Block) {
 		r.Source = audit.SourceOCIHook
 	}
 	for _, k := range cfg.RecordAnnotations {
-		if v, ok := in.Meta[k]; ok {
+		v, ok := in.Meta[k]
+		if name, named := in.Names[k]; named {
+			v, ok = name, true
+		}
+		if ok {
 			if r.Annotations == nil {
 				r.Annotations = map[string]string{}
 			}

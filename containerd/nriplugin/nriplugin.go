@@ -414,7 +414,7 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	defer cancel()
 	// CRI sets no image name on a sandbox's spec: a block selecting on
 	// it does not select a sandbox, in the hook or here.
-	return p.start(ctx, pod.GetId(), int(pod.GetPid()), sandboxMeta(pod), pod.GetAnnotations(), nil)
+	return p.start(ctx, pod.GetId(), int(pod.GetPid()), sandboxMeta(pod), kubeletNames(pod, nil), pod.GetAnnotations(), nil)
 }
 
 // sandboxMeta returns what selects a pod sandbox's block: its
@@ -424,13 +424,13 @@ func sandboxMeta(pod *api.PodSandbox) map[string]string {
 	// No other label: nsrel-hook never sees labels, and the pod's author
 	// writes them (a label of a key the config trusts, one an admission
 	// webhook guards on the pod's annotations, picked the pod's block).
-	// The kubelet's keys of the pod's name and namespace are the pod's
-	// the runtime sends, as for a container ([kubeletKeys]).
+	// The kubelet's keys of the pod's name and namespace select as the
+	// annotations say, as in the hook; the records name the pod the
+	// runtime sends ([kubeletNames]).
 	md := maps.Clone(pod.GetAnnotations())
 	if md == nil {
 		md = map[string]string{}
 	}
-	kubeletKeys(md, pod, nil)
 	// The pod's author writes its annotations: the keys CRI
 	// sets (io.kubernetes.cri.*, which trusted_selectors may trust) come
 	// from the runtime's pod only, as CRI sets them on the sandbox's
@@ -737,7 +737,7 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 	if injected && !hasHook {
 		p.note(ctx, ctr.GetId(), StageHookMissing, "the container's final spec lacks the injected nsrel-hook: validating at StartContainer")
 	}
-	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), containerMeta(pod, ctr), ctr.GetAnnotations(), containerUnknown)
+	return p.start(ctx, ctr.GetId(), int(ctr.GetPid()), containerMeta(pod, ctr), kubeletNames(pod, ctr), ctr.GetAnnotations(), containerUnknown)
 }
 
 // containerUnknown are the keys of a container's that the plugin cannot
@@ -772,17 +772,17 @@ func containerMeta(pod *api.PodSandbox, ctr *api.Container) map[string]string {
 // the plugin had been away.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
 	type running struct {
-		id       string
-		pid      int
-		md, sent map[string]string
-		unknown  []string
+		id              string
+		pid             int
+		md, names, sent map[string]string
+		unknown         []string
 	}
 	var todo []running
 	byID := make(map[string]*api.PodSandbox, len(pods))
 	for _, pod := range pods {
 		byID[pod.GetId()] = pod
 		if pod.GetPid() > 0 {
-			todo = append(todo, running{pod.GetId(), int(pod.GetPid()), sandboxMeta(pod), pod.GetAnnotations(), nil})
+			todo = append(todo, running{pod.GetId(), int(pod.GetPid()), sandboxMeta(pod), kubeletNames(pod, nil), pod.GetAnnotations(), nil})
 		}
 	}
 	for _, ctr := range ctrs {
@@ -790,7 +790,7 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 		if ctr.GetState() != api.ContainerState_CONTAINER_RUNNING || ctr.GetPid() <= 0 || pod == nil {
 			continue
 		}
-		todo = append(todo, running{ctr.GetId(), int(ctr.GetPid()), containerMeta(pod, ctr), ctr.GetAnnotations(), containerUnknown})
+		todo = append(todo, running{ctr.GetId(), int(ctr.GetPid()), containerMeta(pod, ctr), kubeletNames(pod, ctr), ctr.GetAnnotations(), containerUnknown})
 	}
 	if len(todo) == 0 {
 		if p.synced != nil {
@@ -836,7 +836,7 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 			if stop {
 				return
 			}
-			p.recordRunning(r.id, r.pid, r.md, r.sent, r.unknown)
+			p.recordRunning(r.id, r.pid, r.md, r.names, r.sent, r.unknown)
 			p.mu.Lock()
 			p.unsynced--
 			p.mu.Unlock()
@@ -849,11 +849,11 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 // the plugin registered ([Plugin.Synchronize]), unless the log holds a
 // start of its process: judged as at its start, but not refused, which
 // the record says.
-func (p *Plugin) recordRunning(id string, pid int, md, sent map[string]string, unknown []string) {
+func (p *Plugin) recordRunning(id string, pid int, md, names, sent map[string]string, unknown []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
 	defer cancel()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
-	rec, startTime, ierr := p.check(ctx, id, pid, md, sent, unknown)
+	rec, startTime, ierr := p.check(ctx, id, pid, md, names, sent, unknown)
 	if errors.Is(ierr, inspect.ErrGone) {
 		// Ended since the runtime listed it: no start to record that
 		// an exit could end (the recorder records such a task).
@@ -953,33 +953,30 @@ func criKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
 		vocab.CRIAnnotationPrefix + "sandbox-uid": pod.GetUid(), vocab.AnnotationSandboxName: pod.GetName(),
 		vocab.AnnotationSandboxNamespace: pod.GetNamespace(),
 	})
-	kubeletKeys(md, pod, ctr)
 }
 
-// kubeletKeys sets in md the keys the kubelet puts on a container's
+// kubeletNames returns, under the keys the kubelet puts on a container's
 // labels (io.kubernetes.pod.name, .namespace, io.kubernetes.container.name;
-// a sandbox, ctr nil, has no container name) to the names the runtime
+// a sandbox, ctr nil, has no container name), the names the runtime
 // sends for the pod and the container, the ones the kubelet's labels
-// carry. Not from the labels: where no kubelet sets them (crictl, any
+// carry: for the records ([hook.Input.Names]), never to select a block,
+// which the hook and the recorder select by the spec's annotations (a
+// block trusting io.kubernetes.pod.namespace was picked by the plugin
+// alone). Not from the labels: where no kubelet sets them (crictl, any
 // other CRI client) they are the image's, whose labels CRI copies into
 // its containers' (an image labelled io.kubernetes.pod.namespace
-// kube-system picked a block trusting that key, and named another pod
-// in the record); nor from an annotation of the key (a pod's, which
-// containerd's pod_annotations copies into the spec), which named
-// another pod in the record, which the trees show. A name the runtime
-// does not send removes the key.
-func kubeletKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) {
-	names := map[string]string{vocab.LabelPodName: pod.GetName(), vocab.LabelPodNamespace: pod.GetNamespace(), vocab.LabelContainerName: ""}
-	if ctr != nil {
-		names[vocab.LabelContainerName] = ctr.GetName()
-	}
-	for k, v := range names {
-		if v == "" {
-			delete(md, k)
-		} else {
-			md[k] = v
+// kube-system named another pod in the record); nor from an annotation
+// of the key (a pod's, which containerd's pod_annotations copies into
+// the spec), which named another pod in the record, which the trees
+// show. A name the runtime does not send is left out.
+func kubeletNames(pod *api.PodSandbox, ctr *api.Container) map[string]string {
+	names := map[string]string{}
+	for k, v := range map[string]string{vocab.LabelPodName: pod.GetName(), vocab.LabelPodNamespace: pod.GetNamespace(), vocab.LabelContainerName: ctr.GetName()} {
+		if v != "" {
+			names[k] = v
 		}
 	}
+	return names
 }
 
 // start checks the process pid of container id (its annotations md,
@@ -994,11 +991,11 @@ func kubeletKeys(md map[string]string, pod *api.PodSandbox, ctr *api.Container) 
 // diagnostics say), or another writer's refusal there already. Likewise
 // whatever it lets start has an allow record: another writer's, or its
 // own, after another writer's record that refused the start, naming it.
-func (p *Plugin) start(ctx context.Context, id string, pid int, md, sent map[string]string, unknown []string) error {
+func (p *Plugin) start(ctx context.Context, id string, pid int, md, names, sent map[string]string, unknown []string) error {
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
 	ctx, cancel := context.WithTimeout(ctx, p.timeout()) // the callers' requestContext's, or shorter
 	defer cancel()
-	rec, startTime, _ := p.check(ctx, id, pid, md, sent, unknown)
+	rec, startTime, _ := p.check(ctx, id, pid, md, names, sent, unknown)
 	// Appended now even while late records wait, ahead of them (unlike
 	// a note): the check must not wait for them, and under
 	// on_error=deny the container runs only once its record is in the
@@ -1056,7 +1053,7 @@ func (p *Plugin) start(ctx context.Context, id string, pid int, md, sent map[str
 // check judges the start of container id, its process pid (see
 // [Plugin.start] for md, sent and unknown): the record to append, and
 // the process's start time (0: unknown).
-func (p *Plugin) check(ctx context.Context, id string, pid int, md, sent map[string]string, unknown []string) (*audit.Record, uint64, error) {
+func (p *Plugin) check(ctx context.Context, id string, pid int, md, names, sent map[string]string, unknown []string) (*audit.Record, uint64, error) {
 	// The hook's limits on a state's annotations, so that the plugin
 	// decides as the hook would for the same container. They count the
 	// annotations the runtime sent, as the hook counts its state's,
@@ -1077,7 +1074,7 @@ func (p *Plugin) check(ctx context.Context, id string, pid int, md, sent map[str
 	// time (half of deadline_ms would overrun containerd's request
 	// timeout once deadline_ms passes 4 s, and containerd would drop the
 	// plugin: containers started unchecked).
-	rec, ierr := hook.Decide(p.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceNRI, ID: id, PID: pid, Meta: md, Unknown: unknown, Inspect: p.Inspect,
+	rec, ierr := hook.Decide(p.Config, hook.Input{Stage: audit.StageStart, Source: audit.SourceNRI, ID: id, PID: pid, Meta: md, Names: names, Unknown: unknown, Inspect: p.Inspect,
 		Budget: hook.BudgetWithin(ctx, p.Config)})
 	if limitErr != nil {
 		hook.RefusedInput(p.Config, rec, "the container's annotations were refused ("+limitErr.Error()+"); the record keeps what the limits allow",

@@ -92,22 +92,44 @@ func inspectHost(int, *inspect.LiveOnce) (*audit.Ancestry, error) {
 }
 
 // TestKubeletLabelsWin: the keys the kubelet sets on a container's
-// labels (the pod's name and namespace, the container's name) are the
-// names the runtime sends for the pod and the container, over the
-// container's annotations of the same keys (a pod's annotations, which
-// containerd's pod_annotations copies into the spec: they named another
-// pod in the record, which the trees show) and over its labels (where
-// no kubelet sets them, an image's: CRI copies them into its
-// containers' labels).
+// labels (the pod's name and namespace, the container's name) are
+// recorded as the names the runtime sends for the pod and the
+// container, over the container's annotations of the same keys (a pod's
+// annotations, which containerd's pod_annotations copies into the spec:
+// they named another pod in the record, which the trees show) and its
+// labels (where no kubelet sets them, an image's: CRI copies them into
+// its containers' labels); and they select nothing the hook would not:
+// a block trusting io.kubernetes.pod.namespace was picked by the
+// plugin alone, from the runtime's namespace, while the hook and the
+// recorder, which read the spec's annotations, picked the default.
 func TestKubeletLabelsWin(t *testing.T) {
-	md := map[string]string{vocab.LabelPodNamespace: "kube-system", vocab.LabelPodName: "kube-apiserver-node1", "app": "x"}
-	image := map[string]string{vocab.LabelPodNamespace: "kube-system", vocab.LabelPodName: "coredns-x", vocab.LabelContainerName: "coredns"}
-	criKeys(md, &api.PodSandbox{Id: "pod-id", Name: "web-0", Namespace: "shop"}, &api.Container{Name: "c", Labels: image})
-	want := map[string]string{vocab.LabelPodNamespace: "shop", vocab.LabelPodName: "web-0", vocab.LabelContainerName: "c", "app": "x"}
-	for k, v := range want {
-		if md[k] != v {
-			t.Errorf("%s: %q; want %q, the runtime's", k, md[k], v)
-		}
+	cfg, err := policy.Parse("x.json", []byte(`{"version":1,"audit_log":"/x",
+		"trusted_selectors":{"annotations":["io.kubernetes.pod.namespace"]},
+		"record_annotations":["io.kubernetes.pod.name","io.kubernetes.pod.namespace","io.kubernetes.container.name"],
+		"policies":[{"name":"kube-system","mode":"audit","match":{"annotations":{"io\\.kubernetes\\.pod\\.namespace":"kube-system"}}}],
+		"default":{"name":"strict","mode":"enforce","rules":{"require_user_namespace":true}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Plugin{Config: cfg, Log: log, Inspect: inspectHost}
+	pod := &api.PodSandbox{Id: "pod-id", Name: "coredns", Namespace: "kube-system", Pid: 77}
+	image := map[string]string{vocab.LabelPodNamespace: "shop", vocab.LabelPodName: "web-0", vocab.LabelContainerName: "web"}
+	ann := map[string]string{vocab.LabelPodName: "claimed"}
+	if err := p.StartContainer(context.Background(), pod, &api.Container{Id: "c1", Name: "coredns", Pid: 77, Labels: image, Annotations: ann}); err == nil {
+		t.Error("a container of a kube-system pod without the annotation, in the host's user namespace, ran: the runtime's namespace picked the block")
+	}
+	recs := audittest.Records(t, path, "c1")
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
+	}
+	want := map[string]string{vocab.LabelPodNamespace: "kube-system", vocab.LabelPodName: "coredns", vocab.LabelContainerName: "coredns"}
+	if d := cmp.Diff(want, recs[0].Annotations); d != "" || recs[0].Policy != "strict" {
+		t.Errorf("block %q, recorded names (-want +got):\n%s; want strict and the runtime's names", recs[0].Policy, d)
 	}
 }
 
@@ -127,8 +149,7 @@ func TestCRIKeysSentOnly(t *testing.T) {
 	pod := &api.PodSandbox{Id: "pod-id"}
 	md := claims()
 	criKeys(md, pod, &api.Container{Name: "c"})
-	want := map[string]string{"app": "x", vocab.CRIAnnotationPrefix + "container-type": "container", vocab.AnnotationContainerName: "c", vocab.AnnotationSandboxID: "pod-id",
-		vocab.LabelContainerName: "c"}
+	want := map[string]string{"app": "x", vocab.CRIAnnotationPrefix + "container-type": "container", vocab.AnnotationContainerName: "c", vocab.AnnotationSandboxID: "pod-id"}
 	if d := cmp.Diff(want, md); d != "" {
 		t.Errorf("container (-want +got):\n%s", d)
 	}

@@ -1994,9 +1994,9 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 			// A spec too large (a container could pad its spec to
 			// fall under the default block) or undecodable: as the
 			// hook does a state it had to cut.
-			rec.Error = vocab.JoinErrors(rec.Error, "judged without the annotations of the container's spec (its labels only): "+merr.Error())
+			rec.Error = vocab.JoinErrors(rec.Error, "judged without the annotations of the container's spec: "+merr.Error())
 		} else {
-			rec.Error = vocab.JoinErrors(rec.Error, "judged without the container's labels and annotations, which containerd did not give: "+merr.Error())
+			rec.Error = vocab.JoinErrors(rec.Error, "judged without the container's annotations, which containerd did not give: "+merr.Error())
 		}
 		hook.Judge(r.Config, rec, errors.Join(ierr, merr))
 		if r.Config.SelectsByAnnotation() {

@@ -249,7 +249,7 @@ func TestRecorderStartWithoutLabels(t *testing.T) {
 		t.Fatal("with containerd down: not recorded")
 	}
 	recs := audittest.Records(t, path, "")
-	if len(recs) != 1 || recs[0].Policy != "default" || recs[0].Verdict != audit.VerdictDeny || !strings.Contains(recs[0].Error, "judged without the container's labels") ||
+	if len(recs) != 1 || recs[0].Policy != "default" || recs[0].Verdict != audit.VerdictDeny || !strings.Contains(recs[0].Error, "judged without the container's annotations") ||
 		!strings.Contains(recs[0].Error, "refused whatever on_error says") {
 		t.Errorf("with containerd down: %+v; want one start under the default block, refused, saying why", recs)
 	}

@@ -119,7 +119,7 @@ func TestMetricsFromAudit(t *testing.T) {
 	m.Record(&audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "e", Ancestry: &audit.Ancestry{PID: 7},
 		Error: "written late: the audit log could not be written then (no space left on device)"})
 	m.Record(&audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: "f", Ancestry: &audit.Ancestry{PID: 8},
-		Error: "judged without the annotations of the container's spec (its labels only): x; written late: the audit log could not be written then"})
+		Error: "judged without the annotations of the container's spec: x; written late: the audit log could not be written then"})
 	// A note of the NRI plugin (a container found running at its
 	// registration) is none either.
 	m.Record(&audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: "g", Ancestry: &audit.Ancestry{PID: 9}, Error: "started while the NRI plugin was not connected (containerd or the plugin restarting), or its start is not in the log's files searched: recorded when the plugin registered, not checked at its start"})
