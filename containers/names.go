@@ -138,8 +138,11 @@ var podmanDrivers = map[string]bool{
 // addPodmanNames gives the podman containers of one root (nil entries
 // skipped) that have no name the first of their "names" in their
 // storage's containers.json (see [podmanStorePath]). The file must
-// belong to root or to the owner of the container's state file (a
-// rootless podman's storage belongs to its user). Each file is read
+// belong to the owner of the container's state file (a rootless
+// podman's storage belongs to its user, root's to root): a user's state
+// may name any path, and one naming root's storage took a root
+// container's ID and name, which lsuserns --container then found on the
+// user's namespaces. Each file is read
 // once, however many paths lead to it (the key is its device and
 // inode), keeping only the names of the containers that lead to it;
 // within [MaxNamesRead], and while the listing's context lasts. A
@@ -172,7 +175,7 @@ func (n *nameReads) addPodmanNames(fs []*found) {
 			}
 			byPath[path] = s
 		}
-		if s != nil && (s.owner == 0 || s.owner == f.owner) {
+		if s != nil && s.owner == f.owner {
 			s.containers = append(s.containers, f)
 		}
 	}
@@ -184,20 +187,8 @@ func (n *nameReads) addPodmanNames(fs []*found) {
 			n.skip(s.path, "not read in time")
 			return
 		}
-		// Paid for by whose containers want it: root's storage that
-		// only users' containers name (a user's state may name any
-		// path) is theirs to pay, or a user could use up root's.
-		charge := s.owner
-		if charge == 0 {
-			charge = s.containers[0].owner
-			for _, f := range s.containers {
-				if f.owner == 0 {
-					charge = 0
-					break
-				}
-			}
-		}
-		if !n.take(charge, s.size) {
+		// Paid for by its owner, whose containers alone name it.
+		if !n.take(s.owner, s.size) {
 			n.skip(s.path, fmt.Sprintf("not read, over the %d bytes of names a listing reads", MaxNamesRead))
 			continue
 		}

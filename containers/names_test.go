@@ -63,7 +63,9 @@ func TestPodmanStoreName(t *testing.T) {
 		want             string
 	}{
 		{"root's storage", bundle("root"), id, 0, "myweb"},
-		{"root's storage, rootless state", bundle("root"), id, 1000, "myweb"},
+		// A user's state may name any path: root's storage gave a
+		// user's container a root container's ID and name.
+		{"root's storage, rootless state", bundle("root"), id, 1000, ""},
 		{"user's storage, user's state", bundle("user"), id, 1000, "myweb"},
 		{"vfs driver", filepath.Join(dir, "vfs/vfs-containers", id, "userdata"), id, 1000, "myweb"},
 		{"not a driver's", filepath.Join(dir, "vfs/x-containers", id, "userdata"), id, 1000, ""},
@@ -400,9 +402,11 @@ func TestPodmanNamesCap(t *testing.T) {
 }
 
 // TestPodmanNamesRootsStorageUsersPay: a user's containers whose
-// bundles name root's storages (a user's state may name any path) are
-// named within the user's budget, not root's: they used up root's, and
-// root's own container, read after, lost its name.
+// bundles name root's storages (a user's state may name any path) get
+// no name from them (they took root containers' names, which lsuserns
+// --container then found on the user's namespaces), and cost nothing:
+// they used up root's budget, and root's own container, read after,
+// lost its name.
 func TestPodmanNamesRootsStorageUsersPay(t *testing.T) {
 	f := newFakePodman(t)
 	dir := t.TempDir()
@@ -418,7 +422,7 @@ func TestPodmanNamesRootsStorageUsersPay(t *testing.T) {
 	store("r3", "three", 0, 4242)
 	store("z-root", "rootweb", 0, 0)
 	got, err := f.list()
-	want := []discover.Container{f.want("r1", "one", 4242), f.want("r2", "two", 4242), f.want("r3", "", 4242), f.want("z-root", "rootweb", 0)}
+	want := []discover.Container{f.want("r1", "", 4242), f.want("r2", "", 4242), f.want("r3", "", 4242), f.want("z-root", "rootweb", 0)}
 	if diff := cmp.Diff(Merge(want), Merge(got), ignoreStart); diff != "" {
 		t.Errorf("(-want +got), error %v:\n%s", err, diff)
 	}
