@@ -535,10 +535,11 @@ func writeOverlaps(w io.Writer, r OverlapReport, unread string) error {
 // be read or seen (hidden: hidepid), bind mounts not opened, parents
 // and owners refused, files not opened for want of file
 // descriptors. Sockets not asked for their network namespace (cgroup v1
-// net_cls or net_prio in use: every socket on the node) are not counted:
-// a user namespace only a socket's network namespace owns is rare, and
-// counting them failed the check on every such node for good. "" when
-// the check is complete.
+// net_cls or net_prio in use: every socket on the node, since asking
+// would change their class ID) count too: a user namespace only a
+// socket's network namespace owns is missing then, and any user can
+// make one (not counting them let a namespace mapping shared host IDs
+// pass). "" when the check is complete.
 func unreadText(unchecked int, m *discover.Model, hidden bool) string {
 	var parts []string
 	count := func(n int, one, many string) {
@@ -558,6 +559,7 @@ func unreadText(unchecked int, m *discover.Model, hidden bool) string {
 	count(d.FDDirs, "the open files of 1 process could not be read", "the open files of %d processes could not be read")
 	count(d.MountNS+m.UnreadMounts, "the mounts of 1 mount namespace could not be read", "the mounts of %d mount namespaces could not be read")
 	count(m.UnopenedNS+m.BelowFUSE, "1 namespace bind mount was not opened", "%d namespace bind mounts were not opened")
+	count(m.SkippedSockets, "1 socket was not asked for its network namespace (cgroup v1 net_cls or net_prio)", "%d sockets were not asked for their network namespaces (cgroup v1 net_cls or net_prio)")
 	count(d.Links, "1 parent or owner of a user namespace was refused", "%d parents or owners of user namespaces were refused")
 	if m.OutOfFDs > 0 {
 		parts = append(parts, "the scan ran out of file descriptors")
