@@ -931,7 +931,7 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 		// A hard link, maybe to a rotated file of a log (whose name
 		// would have told): the ack appended there broke that log's
 		// chain for good. A log's current file has one name.
-		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s has %d names (hard links): give the log's own path as LOG\n", vocab.Printable(path), st.Nlink)
+		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s has %d names (hard links): it may be a rotated file of a log under another name, whose chain an ack there would break; remove its other names first\n", vocab.Printable(path), st.Nlink)
 		return 1
 	}
 	if sameFile(path, cfg.AuditLog) {

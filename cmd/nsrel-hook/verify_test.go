@@ -969,6 +969,13 @@ func TestAuditCheckpointQuietNode(t *testing.T) {
 	if code, _, stderr := run("", "--config", e.config, "audit", "checkpoint"); code != 1 || !strings.Contains(stderr, "not sealed") {
 		t.Errorf("audit checkpoint, the sealing state missing: exit %d, %q; want 1 and that it is not sealed", code, stderr)
 	}
+	// A hook wrote on, unsealed, saying why: the chain is still sealed,
+	// and so the checkpoint is still said not sealed.
+	createRuntime(t, e, "quiet-unsealed")
+	time.Sleep(1100 * time.Millisecond)
+	if code, _, stderr := run("", "--config", e.config, "audit", "checkpoint"); code != 1 || !strings.Contains(stderr, "not sealed") {
+		t.Errorf("audit checkpoint after an unsealed record, the sealing state missing: exit %d, %q; want 1 and that it is not sealed", code, stderr)
+	}
 	if err := os.Rename(seal+".aside", seal); err != nil {
 		t.Fatal(err)
 	}

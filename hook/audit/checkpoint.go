@@ -676,7 +676,7 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 			seal := func(c *Checkpoint) {
 				// The sealing state, read for its key (the records'
 				// keys are gone): nothing is written to it.
-				if last.Seal == "" {
+				if !sealedChain(last) {
 					return // no key to seal it with
 				}
 				s, why := l.sealerFor(last, false)

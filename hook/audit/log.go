@@ -410,10 +410,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	var werr error
 	switch {
 	case overwrite:
-		var te *truncateError
-		if err := overwriteTorn(f, out, cut, cut+tornBytes); errors.As(err, &te) {
-			warn(fmt.Errorf("audit: append to %s over its torn tail: %w", l.path, err))
-		} else if err != nil {
+		if err := overwriteTorn(f, out, cut, cut+tornBytes); err != nil {
 			werr = fmt.Errorf("audit: append to %s over its torn tail: %w", l.path, err)
 		}
 	case torn != nil:
@@ -433,6 +430,11 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	}
 	if werr != nil {
 		return nil, nil, werr
+	}
+	if overwrite {
+		if err := cutTorn(f, cut, len(out), cut+tornBytes); err != nil {
+			warn(fmt.Errorf("audit: append to %s over its torn tail: %w", l.path, err))
+		}
 	}
 	if l.opts.Written != nil {
 		l.opts.Written(r)
@@ -1071,28 +1073,25 @@ func overwriteTorn(f *os.File, out []byte, at, end int64) error {
 		}
 		off += n
 	}
-	if at+int64(len(out)) < end {
-		if err := f.Truncate(at + int64(len(out))); err != nil {
-			// The lines are written whole: the rest of the old torn
-			// bytes after them is a torn tail the next append records.
-			// Failing the append would have the caller act against
-			// records in the log (refuse a container its allow record
-			// names).
-			return &truncateError{err}
-		}
-	}
 	return nil
 }
 
-// truncateError is [overwriteTorn]'s failure to cut the old torn bytes
-// left after the lines it wrote whole: a warning, not a failed write.
-type truncateError struct{ err error }
-
-func (e *truncateError) Error() string {
-	return fmt.Sprintf("cut the rest of the torn tail after the records written: %v (the next append records it as a torn tail)", e.err)
+// cutTorn cuts the old torn bytes left after the lines [overwriteTorn]
+// wrote whole at at (out bytes, the torn tail ending at end). It runs
+// once the write counts as done: the lines are in the log, and a cut
+// that fails or hangs (a soft NFS mount) must not have the caller act
+// against them (refuse a container its allow record names); what it
+// leaves is a torn tail the next append records. The error is a
+// warning's.
+func cutTorn(f *os.File, at int64, out int, end int64) error {
+	if at+int64(out) >= end {
+		return nil
+	}
+	if err := f.Truncate(at + int64(out)); err != nil {
+		return fmt.Errorf("cut the rest of the torn tail after the records written: %w (the next append records it as a torn tail)", err)
+	}
+	return nil
 }
-
-func (e *truncateError) Unwrap() error { return e.err }
 
 func fileSize(f *os.File) (int64, error) {
 	var st unix.Stat_t
