@@ -150,6 +150,10 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		}
 	}
 	var out []discover.Container
+	// The specs decoded for names, at most [MaxSpecNames] bytes a
+	// namespace: a spec may be 4 MiB, and a user of CRI who padded its
+	// containers' specs made the list miss its deadline.
+	budget := MaxSpecNames
 	for _, ctr := range ctrs {
 		start, ok := starts[ctr.ID]
 		if !ok {
@@ -163,8 +167,9 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		// and a crictl container of another pod, and made a lookup of
 		// the real pod's name fail). nerdctl's name is its label.
 		var name string
-		if ctr.Spec != nil {
-			name = specPodName(ctr.Spec.GetValue(), ctr.Labels[vocab.LabelCRIKind] == "sandbox")
+		if spec := ctr.Spec.GetValue(); len(spec) <= budget {
+			budget -= len(spec)
+			name = specPodName(spec, ctr.Labels[vocab.LabelCRIKind] == "sandbox")
 		}
 		if name == "" {
 			name = ctr.Labels[vocab.LabelNerdctlName]
@@ -236,6 +241,12 @@ func specPodName(spec []byte, sandbox bool) string {
 	}
 	return vocab.ContainerName(cri)
 }
+
+// MaxSpecNames bounds the bytes of specs one namespace's listing decodes
+// for the pods' names (a container past it is listed without its name):
+// 32 MiB, a thousand containers of 32 KiB specs, a few hundred
+// milliseconds.
+const MaxSpecNames = 32 << 20
 
 // MaxSpec bounds the container spec read for annotations.
 const MaxSpec = 4 << 20

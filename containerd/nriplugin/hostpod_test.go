@@ -526,3 +526,24 @@ func TestNRIImageLabelSelectsNothing(t *testing.T) {
 	}
 	audittest.Verify(t, cfg.AuditLog)
 }
+
+// TestNRIPodAnnotationOfKubeletKey: a config trusting
+// io.kubernetes.pod.namespace (the kubelet's key); a pod in namespace
+// shop annotated io.kubernetes.pod.namespace=kube-system, in the host's
+// user namespace. NRI sends every CRI annotation of the pod, which its
+// author writes, while the sandbox's spec the recorder (and the hook)
+// read holds none of them: the plugin picked the kube-system block and
+// let the pod run, the recorder recorded it refused. Both refuse it now.
+func TestNRIPodAnnotationOfKubeletKey(t *testing.T) {
+	cfg, run := hostPods(t, `"on_error": "allow",
+	"trusted_selectors": {"annotations": ["io.kubernetes.pod.namespace"]},
+	"policies": [{"name": "kube-system", "match": {"annotations": {"io\\.kubernetes\\.pod\\.namespace": "kube-system"}}, "mode": "audit"}],
+	"default": {"name": "userns-required", "mode": "enforce", "rules": {"require_user_namespace": true}}`, true)
+	name := ctrdtest.Uniq("fake-system")
+	if ran, stderr := run(name, `"annotations": {"io.kubernetes.pod.namespace": "kube-system"},`); ran {
+		t.Errorf("%s: a pod claiming namespace kube-system by its annotation ran in the host's user namespace", name)
+	} else if !strings.Contains(stderr, "userns-required") {
+		t.Errorf("%s: stderr %q; want the default block's refusal", name, stderr)
+	}
+	checkDenied(t, cfg, "userns-required")
+}

@@ -424,13 +424,13 @@ func sandboxMeta(pod *api.PodSandbox) map[string]string {
 	// No other label: nsrel-hook never sees labels, and the pod's author
 	// writes them (a label of a key the config trusts, one an admission
 	// webhook guards on the pod's annotations, picked the pod's block).
-	// The kubelet's keys of the pod's name and namespace select as the
-	// annotations say, as in the hook; the records name the pod the
+	// The kubelet's keys select nothing: the records name the pod the
 	// runtime sends ([kubeletNames]).
 	md := maps.Clone(pod.GetAnnotations())
 	if md == nil {
 		md = map[string]string{}
 	}
+	dropKubeletKeys(md)
 	// The pod's author writes its annotations: the keys CRI
 	// sets (io.kubernetes.cri.*, which trusted_selectors may trust) come
 	// from the runtime's pod only, as CRI sets them on the sandbox's
@@ -755,8 +755,23 @@ func containerMeta(pod *api.PodSandbox, ctr *api.Container) map[string]string {
 	if md == nil {
 		md = map[string]string{}
 	}
+	dropKubeletKeys(md)
 	criKeys(md, pod, ctr)
 	return md
+}
+
+// dropKubeletKeys removes from md, annotations NRI sends, the keys the
+// kubelet puts on a container's labels (io.kubernetes.pod.name,
+// .namespace, io.kubernetes.container.name): NRI sends every CRI
+// annotation of the pod's or the container's, which the pod's author
+// writes, while the spec the hook and the recorder read holds none of
+// them (but those containerd's pod_annotations passes). A pod annotated
+// io.kubernetes.pod.namespace=kube-system picked its sandbox's block in
+// the plugin alone, where the config trusted that key.
+func dropKubeletKeys(md map[string]string) {
+	for _, k := range []string{vocab.LabelPodName, vocab.LabelPodNamespace, vocab.LabelContainerName} {
+		delete(md, k)
+	}
 }
 
 // Synchronize records the pod sandboxes and containers that run when

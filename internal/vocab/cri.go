@@ -30,12 +30,15 @@ const (
 )
 
 // PodName returns "pod-namespace/pod-name" (or the name alone) from CRI
-// labels or annotations: the io.kubernetes.pod.* pair, else containerd's
-// io.kubernetes.cri.sandbox-* pair; "" when neither names a pod.
+// labels or annotations: containerd's io.kubernetes.cri.sandbox-* pair,
+// which its CRI sets over the pod's, else the io.kubernetes.pod.* pair
+// (CRI-O's annotations; under containerd a pod's annotations that
+// pod_annotations passes, which its author writes: they named a
+// kube-system pod over the pod's own name); "" when neither names a pod.
 func PodName(keys map[string]string) string {
-	name, ns := keys[LabelPodName], keys[LabelPodNamespace]
+	name, ns := keys[AnnotationSandboxName], keys[AnnotationSandboxNamespace]
 	if name == "" {
-		name, ns = keys[AnnotationSandboxName], keys[AnnotationSandboxNamespace]
+		name, ns = keys[LabelPodName], keys[LabelPodNamespace]
 	}
 	if name == "" {
 		return ""
@@ -51,17 +54,22 @@ const LabelNerdctlName = "nerdctl/name"
 
 // ContainerName returns the human name of a container from its labels or
 // annotations: for a Kubernetes container "pod-namespace/pod-name/container"
-// (the container from io.kubernetes.container.name, else containerd's
-// io.kubernetes.cri.container-name), for a pod sandbox or when the
-// container's name is unknown [PodName]'s answer; else nerdctl's name;
-// "" when none names it.
+// (the container from containerd's io.kubernetes.cri.container-name
+// where containerd's keys name the pod, else io.kubernetes.container.name),
+// for a pod sandbox (containerd's container-type sandbox: whatever
+// container name the pod's annotations claim) or when the container's
+// name is unknown [PodName]'s answer; else nerdctl's name; "" when none
+// names it.
 func ContainerName(keys map[string]string) string {
 	pod := PodName(keys)
 	if pod == "" {
 		return keys[LabelNerdctlName]
 	}
+	if keys[CRIAnnotationPrefix+"container-type"] == "sandbox" {
+		return pod
+	}
 	ctr := keys[LabelContainerName]
-	if ctr == "" {
+	if keys[AnnotationSandboxName] != "" {
 		ctr = keys[AnnotationContainerName]
 	}
 	if ctr == "" || !strings.Contains(pod, "/") || strings.Contains(ctr, "/") {

@@ -36,8 +36,9 @@ func TestPodName(t *testing.T) {
 		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop"}, "shop/web-0"},
 		{map[string]string{LabelPodNamespace: "shop"}, ""},
 		{map[string]string{AnnotationSandboxName: "db-1", AnnotationSandboxNamespace: "prod"}, "prod/db-1"},
-		// Both pairs: the io.kubernetes.pod one names the pod.
-		{map[string]string{AnnotationSandboxName: "db-1", AnnotationSandboxNamespace: "prod", LabelPodName: "web-0", LabelPodNamespace: "shop"}, "shop/web-0"},
+		// Both pairs: containerd's CRI keys name the pod (the other is
+		// a pod's annotation pod_annotations passed, its author's).
+		{map[string]string{AnnotationSandboxName: "db-1", AnnotationSandboxNamespace: "prod", LabelPodName: "web-0", LabelPodNamespace: "shop"}, "prod/db-1"},
 	} {
 		if got := PodName(tc.labels); got != tc.want {
 			t.Errorf("PodName(%v) = %q, want %q", tc.labels, got, tc.want)
@@ -58,6 +59,11 @@ func TestContainerName(t *testing.T) {
 		{map[string]string{LabelPodName: "web-0", LabelContainerName: "app"}, "web-0"},
 		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop", LabelContainerName: "a/b"}, "shop/web-0"},
 		{map[string]string{LabelNerdctlName: "nginx"}, "nginx"},
+		// containerd's keys with a pod's claims of the kubelet's: the
+		// CRI keys name it; a sandbox has no container name.
+		{map[string]string{AnnotationSandboxName: "web-0", AnnotationSandboxNamespace: "shop", AnnotationContainerName: "app",
+			LabelPodName: "evilpod", LabelPodNamespace: "kube-system", LabelContainerName: "evilctr"}, "shop/web-0/app"},
+		{map[string]string{CRIAnnotationPrefix + "container-type": "sandbox", AnnotationSandboxName: "web-0", AnnotationSandboxNamespace: "shop", LabelContainerName: "evilctr"}, "shop/web-0"},
 		{map[string]string{LabelContainerName: "app"}, ""},
 	} {
 		if got := ContainerName(tc.keys); got != tc.want {
