@@ -5,19 +5,25 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 )
 
 // TakePID starts a process of name and args that gets PID pid (free
 // now: its process exited and was reaped), through ns_last_pid (root).
 // Another process's fork (another test package's) may come between the
-// write and this one's: up to 50 tries. The caller kills and waits for
-// the process.
+// write and this one's: up to 2000 tries, none once another process
+// holds pid. The caller kills and waits for the process.
 func TakePID(pid int, name string, args ...string) (*exec.Cmd, error) {
-	for range 50 {
+	// Every process and thread made anywhere on the host between the
+	// write and the fork takes the next PID first: while other test
+	// binaries fork (a CI run's packages in parallel), 50 tries all
+	// missed. The command is made before the write, to keep the window
+	// to the fork itself.
+	for range 2000 {
+		c := exec.Command(name, args...)
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
 			return nil, err
 		}
-		c := exec.Command(name, args...)
 		if err := c.Start(); err != nil {
 			return nil, err
 		}
@@ -26,6 +32,9 @@ func TakePID(pid int, name string, args ...string) (*exec.Cmd, error) {
 		}
 		c.Process.Kill()
 		c.Wait()
+		if syscall.Kill(pid, 0) == nil {
+			return nil, fmt.Errorf("PID %d taken by another process", pid)
+		}
 	}
-	return nil, fmt.Errorf("PID %d not taken again in 50 forks", pid)
+	return nil, fmt.Errorf("PID %d not taken again in 2000 forks", pid)
 }
