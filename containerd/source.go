@@ -150,10 +150,6 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		}
 	}
 	var out []discover.Container
-	// The specs decoded for names, at most [MaxSpecNames] bytes a
-	// namespace: a spec may be 4 MiB, and a user of CRI who padded its
-	// containers' specs made the list miss its deadline.
-	budget := MaxSpecNames
 	for _, ctr := range ctrs {
 		start, ok := starts[ctr.ID]
 		if !ok {
@@ -166,12 +162,15 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		// labelled kube-system/coredns named a plain ctr container so,
 		// and a crictl container of another pod, and made a lookup of
 		// the real pod's name fail). nerdctl's name is its label.
+		// A spec is decoded for the names up to [MaxSpecNames] bytes: a
+		// spec may be 4 MiB, and a user of CRI who padded its
+		// containers' specs made the list miss its deadline. A CRI
+		// container is never named by a label (an image's).
 		var name string
-		if spec := ctr.Spec.GetValue(); len(spec) <= budget {
-			budget -= len(spec)
+		if spec := ctr.Spec.GetValue(); len(spec) <= MaxSpecNames {
 			name = specPodName(spec, ctr.Labels[vocab.LabelCRIKind] == "sandbox")
 		}
-		if name == "" {
+		if _, cri := ctr.Labels[vocab.LabelCRIKind]; name == "" && !cri {
 			name = ctr.Labels[vocab.LabelNerdctlName]
 		}
 		out = append(out, discover.Container{
@@ -242,11 +241,11 @@ func specPodName(spec []byte, sandbox bool) string {
 	return vocab.ContainerName(cri)
 }
 
-// MaxSpecNames bounds the bytes of specs one namespace's listing decodes
-// for the pods' names (a container past it is listed without its name):
-// 32 MiB, a thousand containers of 32 KiB specs, a few hundred
-// milliseconds.
-const MaxSpecNames = 32 << 20
+// MaxSpecNames bounds the spec a listing decodes for a container's pod
+// name (a larger one is listed without its name): 1 MiB, about 8 ms to
+// decode; a container's spec is some 30 KiB, and one a user padded to
+// [MaxSpec] took 26 ms, 40 of them a second.
+const MaxSpecNames = 1 << 20
 
 // MaxSpec bounds the container spec read for annotations.
 const MaxSpec = 4 << 20

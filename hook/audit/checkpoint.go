@@ -679,6 +679,12 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 				if !sealedChain(last) {
 					return // no key to seal it with
 				}
+				if last.Seal == "" {
+					// A sealed chain whose last record is unsealed (its
+					// seal error says why): nothing to seal it after.
+					warns = append(warns, fmt.Errorf("audit: checkpoint of seq %d not sealed: that record is not (%s)", last.Seq, last.SealError))
+					return
+				}
 				s, why := l.sealerFor(last, false)
 				if s == nil {
 					warns = append(warns, fmt.Errorf("audit: checkpoint of seq %d not sealed: %s", last.Seq, why))

@@ -37,7 +37,7 @@ const (
 // kube-system pod over the pod's own name); "" when neither names a pod.
 func PodName(keys map[string]string) string {
 	name, ns := keys[AnnotationSandboxName], keys[AnnotationSandboxNamespace]
-	if name == "" {
+	if name == "" || crio(keys) {
 		name, ns = keys[LabelPodName], keys[LabelPodNamespace]
 	}
 	if name == "" {
@@ -47,6 +47,18 @@ func PodName(keys map[string]string) string {
 		return ns + "/" + name
 	}
 	return name
+}
+
+// crio reports whether keys are CRI-O's annotations (it sets
+// io.kubernetes.cri-o.* and the io.kubernetes.pod.* keys itself, and no
+// io.kubernetes.cri.* key, which a pod's author may add there).
+func crio(keys map[string]string) bool {
+	for k := range keys {
+		if strings.HasPrefix(k, "io.kubernetes.cri-o.") {
+			return true
+		}
+	}
+	return false
 }
 
 // LabelNerdctlName is the label nerdctl puts the container's name in.
@@ -69,7 +81,7 @@ func ContainerName(keys map[string]string) string {
 		return pod
 	}
 	ctr := keys[LabelContainerName]
-	if keys[AnnotationSandboxName] != "" {
+	if keys[AnnotationSandboxName] != "" && !crio(keys) {
 		ctr = keys[AnnotationContainerName]
 	}
 	if ctr == "" || !strings.Contains(pod, "/") || strings.Contains(ctr, "/") {

@@ -64,6 +64,10 @@ func TestContainerName(t *testing.T) {
 		{map[string]string{AnnotationSandboxName: "web-0", AnnotationSandboxNamespace: "shop", AnnotationContainerName: "app",
 			LabelPodName: "evilpod", LabelPodNamespace: "kube-system", LabelContainerName: "evilctr"}, "shop/web-0/app"},
 		{map[string]string{CRIAnnotationPrefix + "container-type": "sandbox", AnnotationSandboxName: "web-0", AnnotationSandboxNamespace: "shop", LabelContainerName: "evilctr"}, "shop/web-0"},
+		// CRI-O sets the kubelet's keys itself, and no io.kubernetes.cri.*
+		// key, which a pod's author may add there.
+		{map[string]string{"io.kubernetes.cri-o.ContainerType": "container", LabelPodName: "web-0", LabelPodNamespace: "shop", LabelContainerName: "app",
+			AnnotationSandboxName: "coredns", AnnotationSandboxNamespace: "kube-system"}, "shop/web-0/app"},
 		{map[string]string{LabelContainerName: "app"}, ""},
 	} {
 		if got := ContainerName(tc.keys); got != tc.want {
