@@ -156,16 +156,14 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 			continue // no task, or its process gone
 		}
 		// The pod's and the container's names from the keys CRI sets
-		// on the spec, not from the labels: where no kubelet sets the
-		// io.kubernetes.* labels (crictl, ctr), they are the image's,
-		// which CRI and ctr copy into its containers' (an image
-		// labelled kube-system/coredns named a plain ctr container so,
-		// and a crictl container of another pod, and made a lookup of
-		// the real pod's name fail). nerdctl's name is its label.
-		// A spec is decoded for the names up to [MaxSpecNames] bytes: a
-		// spec may be 4 MiB, and a user of CRI who padded its
-		// containers' specs made the list miss its deadline. A CRI
-		// container is never named by a label (an image's).
+		// on the spec, decoded up to [MaxSpecNames] bytes (a spec may be
+		// 4 MiB: padded specs made the list miss its deadline). Not
+		// from the labels: where no kubelet sets the io.kubernetes.*
+		// labels (crictl, ctr), they are the image's, which CRI and ctr
+		// copy into its containers' (an image labelled
+		// kube-system/coredns named a plain ctr container so, and a
+		// crictl container of another pod); a CRI container is never
+		// named by a label. Another's name is nerdctl's label.
 		var name string
 		if spec := ctr.Spec.GetValue(); len(spec) <= MaxSpecNames {
 			name = specPodName(spec, ctr.Labels[vocab.LabelCRIKind] == "sandbox")

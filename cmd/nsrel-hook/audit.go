@@ -926,15 +926,16 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s is %s of the audit log %s: give that log as LOG (its damage records are acknowledged in its current file)\n", vocab.Printable(path), what, vocab.Printable(log))
 		return 1
 	}
+	configs := sameFile(path, cfg.AuditLog)
 	var st unix.Stat_t
-	if len(args) == 2 && !sameFile(path, cfg.AuditLog) && unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 {
+	if len(args) == 2 && !configs && unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 {
 		// A hard link, maybe to a rotated file of a log (whose name
 		// would have told): the ack appended there broke that log's
 		// chain for good. A log's current file has one name.
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s has %d names (hard links): it may be a rotated file of a log under another name, whose chain an ack there would break; remove its other names first\n", vocab.Printable(path), st.Nlink)
 		return 1
 	}
-	if sameFile(path, cfg.AuditLog) {
+	if configs {
 		// The config's log by another name (a symlinked directory):
 		// written as the config writes it, with its sealing state.
 		path = cfg.AuditLog
@@ -1081,11 +1082,9 @@ func checkpointCmd(configPath string, stderr io.Writer) int {
 		// Nothing to do, and not a failure for a timer.
 		return 0
 	}
-	var failed []error
-	warn := func(err error) {
-		failed = append(failed, err)
-		fmt.Fprintf(stderr, "nsrel-hook: audit checkpoint: warning: %s\n", vocab.OneLine(err))
-	}
+	failed := false
+	say := warnTo(stderr, "audit checkpoint")
+	warn := func(err error) { failed = true; say(err) }
 	l, err := audit.Open(cfg.AuditLog, cfg.AuditOptions(vocab.Version, warn))
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit checkpoint: %s\n", vocab.OneLine(err))
@@ -1097,7 +1096,7 @@ func checkpointCmd(configPath string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nsrel-hook: audit checkpoint: %s\n", vocab.OneLine(err))
 		return 1
 	}
-	if len(failed) > 0 {
+	if failed {
 		// A destination that did not take the checkpoint, or a seal
 		// missing, said above: the timer's unit fails, for whoever
 		// watches it (the checkpoint counts as shipped once one

@@ -418,7 +418,7 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 }
 
 // sandboxMeta returns what selects a pod sandbox's block: its
-// annotations, the kubelet's labels of its name and namespace, the keys
+// annotations but the kubelet's keys ([dropKubeletKeys]), and the keys
 // CRI sets from the runtime's pod.
 func sandboxMeta(pod *api.PodSandbox) map[string]string {
 	// No other label: nsrel-hook never sees labels, and the pod's author
@@ -439,8 +439,8 @@ func sandboxMeta(pod *api.PodSandbox) map[string]string {
 	return md
 }
 
-// sandboxKeys sets in md, a pod's annotations as NRI sends them (and
-// the kubelet's labels of its name), the keys containerd's CRI sets on a sandbox's spec
+// sandboxKeys sets in md, a pod's annotations as NRI sends them, the
+// keys containerd's CRI sets on a sandbox's spec
 // (io.kubernetes.cri.*), from the pod the runtime sends, and removes
 // every other key of theirs (and a container name, which a sandbox has
 // not): container-type sandbox, and the pod's ID, UID, name and
@@ -745,8 +745,8 @@ func (p *Plugin) StartContainer(ctx context.Context, pod *api.PodSandbox, ctr *a
 var containerUnknown = []string{vocab.AnnotationImageName}
 
 // containerMeta returns what selects a container's block: its
-// annotations, the kubelet's labels of its names and the keys CRI sets
-// from the runtime's pod and container ([criKeys]). No other label:
+// annotations but the kubelet's keys ([dropKubeletKeys]), and the keys
+// CRI sets from the runtime's pod and container ([criKeys]). No label:
 // nsrel-hook never sees labels, and CRI copies an image's labels into
 // its containers' (whoever built the image picked the block of a key
 // the config trusts that no annotation set).
@@ -937,7 +937,7 @@ const RanAfterRefusal = "found running when the NRI plugin registered, although 
 const NotCheckedAtStart = "started while the NRI plugin was not connected (containerd or the plugin restarting), or its start is not in the log's files searched: recorded when the plugin registered, not checked at its start (its verdict is what the check would have said)"
 
 // criKeys sets in md, a container's annotations as NRI sends them, the
-// kubelet's labels of its names and the keys containerd's CRI sets on a container's spec
+// keys containerd's CRI sets on a container's spec
 // (io.kubernetes.cri.*), from the pod and container the runtime sends,
 // and removes every other key of theirs. A trusted selector
 // (trusted_selectors in docs/hook.md) may name them, and none can come

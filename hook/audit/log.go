@@ -410,7 +410,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	var werr error
 	switch {
 	case overwrite:
-		if err := overwriteTorn(f, out, cut, cut+tornBytes); err != nil {
+		if err := overwriteTorn(f, out, cut); err != nil {
 			werr = fmt.Errorf("audit: append to %s over its torn tail: %w", l.path, err)
 		}
 	case torn != nil:
@@ -1040,11 +1040,11 @@ func reserve(f *os.File, off int64, n int) error {
 // stay in the file until the write that records them: the space is
 // reserved first (a full disk fails the append before a byte is
 // overwritten, where the file system can reserve), the records go in one
-// write, and only then is what is left of a longer tail cut off (a crash
-// before that leaves it as a torn tail of its own, which the next append
-// records). It serves a tail too long to end as a line (see [endTorn]):
-// no write of a record leaves one.
-func overwriteTorn(f *os.File, out []byte, at, end int64) error {
+// write, and only then is what is left of a longer tail cut off, by
+// [cutTorn] (a crash before that leaves it as a torn tail of its own,
+// which the next append records). It serves a tail too long to end as a
+// line (see [endTorn]): no write of a record leaves one.
+func overwriteTorn(f *os.File, out []byte, at int64) error {
 	if err := reserve(f, at, len(out)); err != nil {
 		return err
 	}

@@ -199,11 +199,12 @@ func ReadFileInRoot(root, name string, limit int) ([]byte, error) {
 	}
 	defer unix.Close(rootfd)
 	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-	fd, err := unix.Openat2(rootfd, strings.TrimPrefix(name, "/"), &how)
+	rel := strings.TrimPrefix(name, "/")
+	fd, err := unix.Openat2(rootfd, rel, &how)
 	// EAGAIN: a ".." met while a rename or mount raced the lookup; a
 	// few tries, not for ever.
 	for try := 0; (err == unix.EINTR || err == unix.EAGAIN) && try < 16; try++ {
-		fd, err = unix.Openat2(rootfd, strings.TrimPrefix(name, "/"), &how)
+		fd, err = unix.Openat2(rootfd, rel, &how)
 	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
