@@ -58,13 +58,7 @@ func TestNRIHostRoot(t *testing.T) {
 		podJSON := filepath.Join(t.TempDir(), "pod.json")
 		os.WriteFile(podJSON, fmt.Appendf(nil, `{"metadata":{"name":%q,"namespace":"shop","uid":%q,"attempt":0},
 		"linux":{"cgroup_parent":%q,"security_context":{"namespace_options":{"network":2,%s}}}}`, name, name+"-uid", d.CgroupParent()+"/k8s", userns), 0o644)
-		out, stderr, err := d.Crictl(crictl, "runp", podJSON)
-		if err == nil {
-			id := strings.TrimSpace(out)
-			d.Crictl(crictl, "stopp", id)
-			d.Crictl(crictl, "rmp", "-f", id)
-		}
-		return err == nil, stderr
+		return d.TryPod(crictl, podJSON)
 	}
 	for _, c := range []struct {
 		root string

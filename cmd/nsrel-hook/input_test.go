@@ -851,7 +851,13 @@ func TestBinaryConfigErrorUnrecorded(t *testing.T) {
 // setConfig sets key in the env's config file.
 func setConfig(t *testing.T, e *env, key string, v any) {
 	t.Helper()
-	data, err := os.ReadFile(e.config)
+	editConfig(t, e.config, e.config, func(c map[string]any) { c[key] = v })
+}
+
+// editConfig writes the config at from, edited, to the path to.
+func editConfig(t *testing.T, from, to string, edit func(map[string]any)) {
+	t.Helper()
+	data, err := os.ReadFile(from)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -859,9 +865,9 @@ func setConfig(t *testing.T, e *env, key string, v any) {
 	if err := json.Unmarshal(data, &c); err != nil {
 		t.Fatal(err)
 	}
-	c[key] = v
+	edit(c)
 	out, _ := json.MarshalIndent(c, "", "  ")
-	if err := os.WriteFile(e.config, out, 0o644); err != nil {
+	if err := os.WriteFile(to, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

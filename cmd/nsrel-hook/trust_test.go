@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1104,20 +1103,8 @@ func TestAckUnderAnotherConfig(t *testing.T) {
 		createRuntime(t, e, fmt.Sprint("later-", i))
 	}
 	other := func(edit func(c map[string]any)) string {
-		data, err := os.ReadFile(e.config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c map[string]any
-		if err := json.Unmarshal(data, &c); err != nil {
-			t.Fatal(err)
-		}
-		edit(c)
-		out, _ := json.Marshal(c)
 		path := filepath.Join(t.TempDir(), "other.json")
-		if err := os.WriteFile(path, out, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		editConfig(t, e.config, path, edit)
 		return path
 	}
 	for name, cfg := range map[string]string{

@@ -49,13 +49,7 @@ func hostPods(t *testing.T, members string, withRecorder bool) (*policy.Config, 
 		podJSON := filepath.Join(t.TempDir(), "pod.json")
 		os.WriteFile(podJSON, fmt.Appendf(nil, `{"metadata":{"name":%q,"namespace":"shop","uid":%q,"attempt":0}, %s
 		"linux":{"cgroup_parent":%q,"security_context":{"namespace_options":{"network":2}}}}`, name, name+"-uid", extra, d.CgroupParent()+"/k8s"), 0o644)
-		out, stderr, err := d.Crictl(crictl, "runp", podJSON)
-		if err == nil {
-			id := strings.TrimSpace(out)
-			d.Crictl(crictl, "stopp", id)
-			d.Crictl(crictl, "rmp", "-f", id)
-		}
-		return err == nil, stderr
+		return d.TryPod(crictl, podJSON)
 	}
 }
 

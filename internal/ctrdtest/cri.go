@@ -99,6 +99,19 @@ func (d *Daemon) RunPod(t testing.TB, crictl, name string) (string, string) {
 	return podID, podJSON
 }
 
+// TryPod runs the pod sandbox of the CRI config at podJSON, which may be
+// refused, and says whether it ran and what crictl printed on stderr; a
+// pod that ran is stopped and removed.
+func (d *Daemon) TryPod(crictl, podJSON string) (bool, string) {
+	out, stderr, err := d.Crictl(crictl, "runp", podJSON)
+	if err == nil {
+		id := strings.TrimSpace(out)
+		d.Crictl(crictl, "stopp", id)
+		d.Crictl(crictl, "rmp", "-f", id)
+	}
+	return err == nil, stderr
+}
+
 // CtrConfig writes a CRI container config running sleep from the busybox
 // image and returns its path.
 func CtrConfig(t testing.TB, name string) string {
