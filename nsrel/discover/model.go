@@ -189,7 +189,8 @@ type Model struct {
 	// process's links count: user and PID namespaces as asked for in
 	// [Options.Types], the mount namespaces when bind mounts are read,
 	// and every type when user namespaces are asked for without
-	// [Options.NoOtherTypes]. UnopenedWhy is the first reason.
+	// [Options.NoOtherTypes]. A namespace BelowFUSE counts is not
+	// counted again. UnopenedWhy is the first reason.
 	UnopenedNS  int
 	UnopenedWhy string
 	// unopened are the namespaces UnopenedNS counts (for tests).

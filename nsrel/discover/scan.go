@@ -422,13 +422,15 @@ func (s *scanner) model() *Model {
 		Links:      int(s.deniedLinks.Load()),
 		PIDParents: int(s.deniedPIDParents.Load()),
 	}
-	m.BelowFUSE = s.missing(s.belowFUSE)
+	// One map for both counts: a namespace whose mounts went unopened
+	// below FUSE and elsewhere is counted once, as below FUSE.
+	counted := make(map[Key]bool)
+	m.BelowFUSE = s.missing(s.belowFUSE, counted)
 	m.OutOfFDs = int(s.noFDs.Load())
 	m.ReusedInodes = len(s.reused)
 	if s.skippedSocks > 0 {
 		m.SkippedSockets, m.SkippedWhy = s.skippedSocks, s.noCopy
 	}
-	counted := make(map[Key]bool)
 	for _, u := range s.unopened {
 		if !s.mayHide(u.m, counted) {
 			continue
@@ -471,15 +473,16 @@ func (s *scanner) mayHide(m nsMount, counted map[Key]bool) bool {
 // that are missing from the model ([scanner.mayHide]): a mount below FUSE
 // of a namespace a process holds too hid nothing, and made the overlap
 // check incomplete on nodes whose pods' namespace pins sit below a FUSE
-// root.
-func (s *scanner) missing(ms []nsMount) int {
-	counted := make(map[Key]bool)
+// root. It adds them to counted, and counts none counted already.
+func (s *scanner) missing(ms []nsMount, counted map[Key]bool) int {
+	n := 0
 	for _, m := range ms {
 		if s.mayHide(m, counted) {
 			counted[Key{s.nsdev, m.NS.Ino}] = true
+			n++
 		}
 	}
-	return len(counted)
+	return n
 }
 
 // pinned is the since argument of [scanner.record] for a reference the
