@@ -673,27 +673,36 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 				unlock()
 				return fmt.Errorf("audit: fdatasync %s before a checkpoint: %w (no checkpoint emitted)", l.path, serr)
 			}
-			seal := func(c *Checkpoint) {
-				// The sealing state, read for its key (the records'
-				// keys are gone): nothing is written to it.
-				if !sealedChain(last) {
-					return // no key to seal it with
+			// The sealing state, read for its key (the records' keys
+			// are gone). It is written only when behind the log: a
+			// crash after an append, before the state's write-back
+			// landed, left the key of the log's last record on the
+			// disk, and on a quiet node no append would destroy it.
+			var s *sealer
+			var why string
+			if sealedChain(last) && last.Seal != "" {
+				if s, why = l.sealerFor(last, false); s != nil && s.behind > 0 {
+					if err := s.persist(); err != nil {
+						warns = append(warns, fmt.Errorf("audit: sealing state behind the log, not written back (the keys of records written stay on the node): %w", err))
+					}
 				}
-				if last.Seal == "" {
+			}
+			seal := func(c *Checkpoint) {
+				switch {
+				case !sealedChain(last):
+					// No key to seal it with.
+				case last.Seal == "":
 					// A sealed chain whose last record is unsealed (its
 					// seal error says why): nothing to seal it after.
 					warns = append(warns, fmt.Errorf("audit: checkpoint of seq %d not sealed: that record is not (%s)", last.Seq, last.SealError))
-					return
-				}
-				s, why := l.sealerFor(last, false)
-				if s == nil {
+				case s == nil:
 					warns = append(warns, fmt.Errorf("audit: checkpoint of seq %d not sealed: %s", last.Seq, why))
-					return
+				default:
+					s.sealCheckpoint(c)
 				}
-				s.sealCheckpoint(c)
-				s.close()
 			}
 			c = l.checkpointDue(last, false, seal, func(err error) { warns = append(warns, err) })
+			s.close()
 		}
 		f.Close()
 	} else if errors.Is(err, fs.ErrNotExist) {

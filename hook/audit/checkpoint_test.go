@@ -219,6 +219,53 @@ func TestCheckpointIfDueSealed(t *testing.T) {
 	}
 }
 
+// TestCheckpointWritesStateBehind: a crash after an append, before the
+// sealing state's write-back landed, leaves the state one key behind the
+// log: the key of the last record stays on the disk, and with it root
+// later could replace that record, or cut it and let the next append
+// reuse its seq and key, without verify noticing. On a quiet node no
+// append destroys it; the checkpoint of the timer (CheckpointIfDue) did
+// not either ("nothing is written to it"). It writes the state back now,
+// as the append would have left it, and its checkpoint is sealed.
+func TestCheckpointWritesStateBehind(t *testing.T) {
+	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	file := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, _, key := sealedLog(t, audit.Options{Host: "node-a", Now: clock, Checkpoints: &audit.CheckpointOptions{EveryRecords: 100, EverySeconds: 60, File: file}})
+	appendN(t, l, 4)
+	before, err := os.ReadFile(l.SealStateForTest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 1)
+	after, err := os.ReadFile(l.SealStateForTest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The power loss: the log's fdatasync landed, the state's write did not.
+	if err := os.WriteFile(l.SealStateForTest(), before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(61 * time.Second)
+	mu.Unlock()
+	if err := l.CheckpointIfDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(l.SealStateForTest()); err != nil || !bytes.Equal(got, after) {
+		t.Errorf("the sealing state after the quiet node's checkpoint: %v; want it past the log's last record, as the append left it (the key that sealed seq 6 stays on the disk)", err)
+	}
+	cps := readCheckpoints(t, file)
+	if last := cps[len(cps)-1]; !audit.NewSealChecker([]audit.VerifyKey{key}).HeadSealed(last) {
+		t.Errorf("the checkpoint of a state written back is not sealed: %+v", last)
+	}
+	appendN(t, l, 1)
+	if s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: readCheckpoints(t, file)}); err != nil || s.SealsVerified != s.Sealed {
+		t.Errorf("verify: %v, %+v", err, s)
+	}
+}
+
 // TestCheckpointRetry: a checkpoint that reached no destination (a
 // collector's TCP port nothing listens on) is tried again with the head
 // of the chain RetryAfter later, not a whole every_seconds later; one

@@ -553,6 +553,10 @@ type sealer struct {
 	// of its key: keys that sealed no record in the log, which the next
 	// seal shows.
 	skipped uint64
+	// behind counts the keys [sealer.advance] destroyed in memory: the
+	// state on the disk still holds them until [sealer.commit] or
+	// [sealer.persist].
+	behind uint64
 }
 
 // openSealer opens the sealing state for an append. It returns nil, nil
@@ -631,7 +635,23 @@ func (s *sealer) advance(id SealID, e uint64) error {
 	if lag := e - s.state.Epoch; lag > MaxSealLag {
 		return fmt.Errorf("%s is %d records behind the log (restored from an older copy?)", s.path, lag)
 	}
+	s.behind += e - s.state.Epoch
 	s.evolve(e)
+	return nil
+}
+
+// persist writes the state back and waits for it to reach the disk:
+// for a reader that moved a state left behind the log (a crash before a
+// commit's write-back landed) and appends nothing, so that the keys of
+// records written do not stay on the node until the next append.
+func (s *sealer) persist() error {
+	if _, err := s.f.WriteAt(s.state.marshal(), 0); err != nil {
+		return fmt.Errorf("write %s: %w", s.path, err)
+	}
+	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+		return fmt.Errorf("sync %s: %w", s.path, err)
+	}
+	s.behind = 0
 	return nil
 }
 
@@ -662,8 +682,9 @@ func (s *sealer) keys(n int) (uint64, [][32]byte) {
 // the next append, and keys of records not written stay), so a verifier
 // can demand that epochs follow each other without a gap. The state's
 // block is written back without waiting for it: a crash before it lands
-// leaves the old state, and the next append evolves it past the last
-// sealed record in the log (see [Log.sealerFor]).
+// leaves the old state, and the next append, or the next checkpoint
+// ([Log.CheckpointIfDue], which writes it back), evolves it past the
+// last sealed record in the log (see [Log.sealerFor]).
 func (s *sealer) commit(n int) error {
 	if s == nil || n == 0 {
 		return nil
