@@ -448,6 +448,9 @@ type verifyResult struct {
 	// CheckpointedSeq: the last record a checkpoint matched (0: none);
 	// those after it no checkpoint covers.
 	CheckpointedSeq uint64 `json:"checkpointed_seq"`
+	// RetentionUncovered: retention records after checkpointed_seq
+	// (root on the node later could have written them).
+	RetentionUncovered int `json:"retention_uncovered"`
 	// CheckpointsSealed: keys authenticated the checkpoints counted.
 	CheckpointsSealed bool `json:"checkpoints_sealed"`
 	// CheckpointHosts: the hosts the checkpoints counted name.
@@ -570,6 +573,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
 		res.CheckpointsRetained, res.CheckpointHosts, res.CheckpointedSeq = s.CheckpointsRetained, append(res.CheckpointHosts, s.CheckpointHosts...), s.CheckpointedSeq
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
+		res.RetentionUncovered = s.RetentionUncovered
 		res.Dropped = append(res.Dropped, s.Dropped...)
 		res.Repeated, res.Reordered, res.Empty, res.AnchorRetained = s.Repeated, s.Reordered, s.Empty, s.AnchorRetained
 		for _, t := range s.TornTails {
@@ -653,9 +657,20 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 			hosts = "hosts " + vocab.Printable(audit.QuotedFew(s.CheckpointHosts))
 		}
 		fmt.Fprintf(stdout, "%s: %d checkpoint(s) of %s match the log%s\n", name, s.Checkpoints, hosts, how)
-		if s.CheckpointedSeq != 0 && s.CheckpointedSeq < s.LastSeq {
+		switch {
+		case s.CheckpointedSeq != 0 && s.CheckpointedSeq < s.LastSeq:
 			fmt.Fprintf(stdout, "%s: note: the last checkpoint, of %s, names seq %d: seq %d..%d are covered by no checkpoint (root on the node could have written them)\n",
 				name, vocab.Printable(s.CheckpointedTime), s.CheckpointedSeq, s.CheckpointedSeq+1, s.LastSeq)
+		case s.CheckpointedSeq == 0 && s.Records > 0:
+			// Every checkpoint given names a record retention removed
+			// (or none was of this log): nothing the log holds is
+			// vouched for beyond its seals.
+			fmt.Fprintf(stdout, "%s: note: no checkpoint names a record the log holds: seq %d..%d are covered by no checkpoint (root on the node could have written them)\n",
+				name, s.FirstSeq, s.LastSeq)
+		}
+		if s.RetentionUncovered > 0 {
+			fmt.Fprintf(stdout, "%s: note: %d retention record(s), from seq %d, come after the last checkpoint: root on the node after T could have written them and removed the files they name; only a collector's copy of those files tells (verify it)\n",
+				name, s.RetentionUncovered, s.RetentionUncoveredSeq)
 		}
 		if s.CheckpointsRetained > 0 {
 			fmt.Fprintf(stdout, "%s: note: %d checkpoint(s) name records the log says retention removed: not checked against records; root on the node after T could have removed them the same way, and only a collector's copy holds them (verify it)\n", name, s.CheckpointsRetained)

@@ -266,6 +266,36 @@ func TestCheckpointWritesStateBehind(t *testing.T) {
 	}
 }
 
+// TestCheckpointedTimeLatest: a quiet node's timer checkpoints the same
+// head again and again; verify's "last checkpoint" is the latest of them
+// (it gave the first, 61 s earlier here), since the records after it
+// came after that time.
+func TestCheckpointedTimeLatest(t *testing.T) {
+	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	tick := func() { mu.Lock(); now = now.Add(61 * time.Second); mu.Unlock() }
+	file := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, _ := newLog(t, audit.Options{Host: "node-a", Now: clock, Checkpoints: &audit.CheckpointOptions{EveryRecords: 100, EverySeconds: 60, File: file}})
+	appendN(t, l, 3)
+	for range 2 {
+		tick()
+		if err := l.CheckpointIfDue(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendN(t, l, 2)
+	cps := readCheckpoints(t, file)
+	latest := cps[len(cps)-1]
+	if len(cps) != 3 || cps[1].Seq != latest.Seq {
+		t.Fatalf("checkpoints %+v; want three, the last two of one head", cps)
+	}
+	s, err := verify(t, l, audit.VerifyOptions{Checkpoints: cps})
+	if err != nil || s.CheckpointedSeq != latest.Seq || s.CheckpointedTime != latest.Time {
+		t.Errorf("verify: %v; last checkpoint seq %d of %s, want seq %d of %s (the latest)", err, s.CheckpointedSeq, s.CheckpointedTime, latest.Seq, latest.Time)
+	}
+}
+
 // TestCheckpointRetry: a checkpoint that reached no destination (a
 // collector's TCP port nothing listens on) is tried again with the head
 // of the chain RetryAfter later, not a whole every_seconds later; one

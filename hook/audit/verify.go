@@ -393,6 +393,13 @@ type Summary struct {
 	// them, sealed with the node's key).
 	CheckpointedSeq  uint64
 	CheckpointedTime string
+	// RetentionUncovered counts the retention records after
+	// CheckpointedSeq when checkpoints were given (RetentionUncoveredSeq
+	// the first one's seq): root on the node after T could have written
+	// them and removed the files they name, as it could any record no
+	// checkpoint covers.
+	RetentionUncovered    int
+	RetentionUncoveredSeq uint64
 	// CheckpointsSealed says that verification keys authenticated every
 	// checkpoint counted in Checkpoints (their seals checked); false
 	// when none was counted.
@@ -707,6 +714,8 @@ type placed struct {
 
 type verifier struct {
 	dropped *droppedIdx // built once the chain is read ([verifier.droppedIndex])
+	// retentionSeqs are the seqs of the retention records, in order.
+	retentionSeqs []uint64
 	s       *Summary
 	opts    VerifyOptions
 	// prev is the last good record; first the first.
@@ -923,6 +932,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	case StageRetention:
 		if r.Dropped != nil {
 			v.s.Dropped = append(v.s.Dropped, *r.Dropped)
+			v.retentionSeqs = append(v.retentionSeqs, r.Seq)
 		}
 	case StageAck:
 		if r.Ref != nil {
@@ -1352,8 +1362,19 @@ func (v *verifier) end() *Problem {
 		case c.Seal != "" && p.seal != c.Seal:
 			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record's seal differs from the checkpoint of %s: the seal was changed", c.Time)}
 		}
-		if p := v.at[c.Seq]; p.ok && c.Seq > v.s.CheckpointedSeq {
+		if p := v.at[c.Seq]; p.ok && (c.Seq > v.s.CheckpointedSeq || c.Seq == v.s.CheckpointedSeq && laterTime(c.Time, v.s.CheckpointedTime)) {
+			// Of a head checkpointed again and again (a quiet node's
+			// timer), the latest: the records after it came later.
 			v.s.CheckpointedSeq, v.s.CheckpointedTime = c.Seq, c.Time
+		}
+	}
+	if len(judged) > 0 {
+		for _, seq := range v.retentionSeqs {
+			if seq > v.s.CheckpointedSeq {
+				if v.s.RetentionUncovered++; v.s.RetentionUncovered == 1 {
+					v.s.RetentionUncoveredSeq = seq
+				}
+			}
 		}
 	}
 	for _, d := range v.s.Damage {
@@ -1862,4 +1883,16 @@ func QuotedFew(names []string) string {
 		fmt.Fprintf(&b, " and %d more", len(names)-few)
 	}
 	return b.String()
+}
+
+// laterTime reports whether the RFC 3339 time a is after b (false when
+// either does not parse: their strings do not compare, RFC3339Nano
+// trims trailing zeros).
+func laterTime(a, b string) bool {
+	ta, err := time.Parse(time.RFC3339Nano, a)
+	if err != nil {
+		return false
+	}
+	tb, err := time.Parse(time.RFC3339Nano, b)
+	return err == nil && ta.After(tb)
 }
