@@ -307,14 +307,16 @@ func pickCgroup(cg []byte) string {
 
 // processName says what process pid is, for a violation: its command
 // and its cgroup (which names the container for runc, crun, podman,
-// containerd and Kubernetes), escaped: both are the container's to
-// choose.
+// containerd and Kubernetes), each quoted unless plain
+// ([vocab.QuoteItem]): both are the container's to choose, and a cgroup
+// path "/web-1) (audit record seq 7); require_user_namespace: ok (x"
+// passed for more of the refusal line than a name.
 func processName(pid int) string {
 	dir := "/proc/" + strconv.Itoa(pid)
 	comm, _ := idmap.ReadFile(dir + "/comm")
-	name := vocab.Printable(vocab.Cut(string(bytes.TrimSpace(comm)), 64))
+	name := vocab.QuoteItem(vocab.Cut(string(bytes.TrimSpace(comm)), 64))
 	if cg := cgroupPath(pid); cg != "" {
-		name += ", cgroup " + vocab.Printable(vocab.Cut(cg, 256))
+		name += ", cgroup " + vocab.QuoteItem(vocab.Cut(cg, 256))
 	}
 	return name
 }

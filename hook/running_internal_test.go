@@ -1,6 +1,13 @@
 package hook
 
-import "testing"
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
 
 // TestPickCgroup: cgroup v2's path when the process has one, else a v1
 // hierarchy the runtimes and the kubelet always set, not a controller
@@ -19,4 +26,28 @@ func TestPickCgroup(t *testing.T) {
 			t.Errorf("pickCgroup(%q) = %q, want %q", tc.cg, got, tc.want)
 		}
 	}
+}
+
+// TestProcessNameQuoted: a process's command (and cgroup) are the
+// container's to choose, and were printed as they are when printable:
+// a command "s; ok (x" passed in a refusal line for more than a name.
+func TestProcessNameQuoted(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "s; ok (x")
+	if err := os.Symlink("/bin/sleep", exe); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "100")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	want := `"s; ok (x"`
+	for range 100 { // comm is set at exec
+		if name := processName(cmd.Process.Pid); strings.HasPrefix(name, want+", cgroup ") || name == want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("processName = %q, want it to start %s", processName(cmd.Process.Pid), want)
 }
