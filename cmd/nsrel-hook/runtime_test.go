@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +34,8 @@ type oci struct {
 	name string
 	// wrap, if set, runs the runtime through it (see requireRuntime).
 	wrap []string
+	// groups, if set, are the runtime's supplementary groups.
+	groups []uint32
 }
 
 func requireRuntime(t *testing.T, name string) oci {
@@ -61,11 +64,17 @@ func hybridCgroups() bool {
 
 // command returns the command for the runtime with args.
 func (o oci) command(ctx context.Context, args ...string) *exec.Cmd {
+	var cmd *exec.Cmd
 	if o.wrap == nil {
-		return exec.CommandContext(ctx, o.bin, args...)
+		cmd = exec.CommandContext(ctx, o.bin, args...)
+	} else {
+		full := append(append(append([]string(nil), o.wrap[1:]...), o.bin), args...)
+		cmd = exec.CommandContext(ctx, o.wrap[0], full...)
 	}
-	full := append(append(append([]string(nil), o.wrap[1:]...), o.bin), args...)
-	return exec.CommandContext(ctx, o.wrap[0], full...)
+	if o.groups != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Groups: o.groups}}
+	}
+	return cmd
 }
 
 // uniqueID returns a container ID no other test (or package) uses.
@@ -325,6 +334,31 @@ func TestEnforceRefuses(t *testing.T) {
 			if recs := e.records(t, late); len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny ||
 				!cmp.Equal([]string{policy.RuleHostRootUnmapped, policy.RuleHostRootUnmapped}, audittest.Rules(recs[0])) {
 				t.Errorf("host root mapped in the 200th line: records %+v; want refused for host_root_unmapped (UID and GID)", recs)
+			}
+
+			// The runtime's caller holds host GID 0 as a supplementary
+			// group: the container must not keep it. crun keeps its
+			// caller's groups when the container's creator asks
+			// (run.oci.keep_original_groups), and the container passed
+			// host_root_unmapped, reading files of the host's group 0;
+			// runc ignores the annotation, and neither keeps them
+			// without it.
+			og := o
+			og.groups = []uint32{0, 42}
+			kept := uniqueID(t, rt+"-groups")
+			_, err = og.run(t, e, kept, bundle.Options{UserNS: true, Annotations: map[string]string{"run.oci.keep_original_groups": "1"}}, true)
+			recs = e.records(t, kept)
+			if rt == "crun" {
+				if err == nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny ||
+					!cmp.Equal([]string{policy.RuleHostRootUnmapped}, audittest.Rules(recs[0])) || !strings.Contains(recs[0].Violations[0].Reason, "holds host GID 0") {
+					t.Errorf("crun keeping its caller's group 0: run %v, records %+v; want refused for host_root_unmapped (holds host GID 0)", err, recs)
+				}
+			} else if err != nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictAllow {
+				t.Errorf("runc, whose caller holds group 0, with keep_original_groups: run %v, records %+v; want allowed (runc drops the groups)", err, recs)
+			}
+			plain := uniqueID(t, rt+"-callergroups")
+			if stderr, err := og.run(t, e, plain, bundle.Options{UserNS: true}, true); err != nil {
+				t.Errorf("%s run by a caller holding group 0, without keep_original_groups, refused: %v\n%s", rt, err, stderr)
 			}
 
 			good := uniqueID(t, rt+"-good")

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 )
 
@@ -56,6 +57,34 @@ type Ancestry struct {
 	// records written before they were recorded or by an inspector on a
 	// kernel without PIDFD_GET_INFO (Linux 6.13). Format 1.2.
 	Creds *Creds `json:"creds,omitempty"`
+	// Held are the host IDs the process holds, as the inspector read
+	// them (/proc/PID/status, while the pidfd pinned it), for the
+	// policy: nil when not read. Not recorded: the record's format has
+	// no member for them (the violations they cause say them).
+	Held *HeldIDs `json:"-"`
+}
+
+// HeldIDs are the IDs a process holds, in the inspector's user
+// namespace: its real, effective, saved and filesystem UIDs and GIDs
+// and its supplementary groups. A process keeps them across
+// unshare(CLONE_NEWUSER) whatever its namespace maps: a runtime that
+// keeps its caller's groups (crun's run.oci.keep_original_groups, a
+// joined namespace whose setgroups is "deny") leaves the container host
+// GIDs its maps do not show.
+type HeldIDs struct {
+	UIDs, GIDs [4]uint32
+	Groups     []uint32
+}
+
+// HasUID reports whether the process holds host UID id.
+func (h *HeldIDs) HasUID(id uint32) bool {
+	return h != nil && (h.UIDs[0] == id || h.UIDs[1] == id || h.UIDs[2] == id || h.UIDs[3] == id)
+}
+
+// HasGID reports whether the process holds host GID id, as one of its
+// GIDs or a supplementary group.
+func (h *HeldIDs) HasGID(id uint32) bool {
+	return h != nil && (h.GIDs[0] == id || h.GIDs[1] == id || h.GIDs[2] == id || h.GIDs[3] == id || slices.Contains(h.Groups, id))
 }
 
 // Creds are a process's credentials as the kernel reports them for its

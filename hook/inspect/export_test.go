@@ -41,3 +41,6 @@ var Alive = alive
 func ReadPinnedWith(pidfd, pid int, want nsrel.Ident, read func(string) (idmap.Maps, error)) (idmap.Maps, error) {
 	return readPinned(pidfd, pid, "/proc/"+strconv.Itoa(pid), want, read)
 }
+
+// ParseHeld is parseHeld.
+var ParseHeld = parseHeld

@@ -92,6 +92,9 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	} else {
 		own = hostMaps{maps: m, ok: true}
 	}
+	// The IDs it holds, read while pinned (checked by the pidfd below
+	// too); a read that fails leaves them unknown.
+	held, _ := ReadHeld(pid)
 	// The files are open; if the pinned process is still alive now, they
 	// are its namespaces (and start is its start time), not those of a
 	// process that reused the PID. (Namespaces from the pidfd ioctls are
@@ -106,7 +109,7 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	if !viaPidfd && allExited(pid) {
 		return nil, fmt.Errorf("inspect: pid %d: %w (a zombie)", pid, ErrGone)
 	}
-	a := &audit.Ancestry{PID: pid, StartTime: start, Creds: creds}
+	a := &audit.Ancestry{PID: pid, StartTime: start, Creds: creds, Held: held}
 	if a.User, err = UserChain(userNS); err != nil {
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
 	}
@@ -139,6 +142,55 @@ func StatusField(pid int, name string) (v string, ok bool) {
 	}
 	line, _, _ := strings.Cut(rest, "\n")
 	return strings.TrimSpace(line), true
+}
+
+// ReadHeld returns the IDs process pid holds (the Uid, Gid and Groups
+// lines of /proc/PID/status), in this process's user namespace.
+func ReadHeld(pid int) (*audit.HeldIDs, error) {
+	b, err := idmap.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return nil, gone(pid, err)
+	}
+	return parseHeld(b)
+}
+
+// parseHeld reads the Uid, Gid and Groups lines of a status file.
+func parseHeld(status []byte) (*audit.HeldIDs, error) {
+	h := &audit.HeldIDs{}
+	seen := 0
+	for line := range strings.Lines(string(status)) {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || name != "Uid" && name != "Gid" && name != "Groups" {
+			continue
+		}
+		var ids []uint32
+		for f := range strings.FieldsSeq(rest) {
+			v, err := strconv.ParseUint(f, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("inspect: status %s: %q is not an ID", name, f)
+			}
+			ids = append(ids, uint32(v))
+		}
+		switch name {
+		case "Uid", "Gid":
+			if len(ids) != 4 {
+				return nil, fmt.Errorf("inspect: status %s: %d IDs, want 4", name, len(ids))
+			}
+			if name == "Uid" {
+				h.UIDs = [4]uint32(ids)
+			} else {
+				h.GIDs = [4]uint32(ids)
+			}
+			seen++
+		case "Groups":
+			h.Groups = ids
+			seen++
+		}
+	}
+	if seen != 3 {
+		return nil, errors.New("inspect: status lacks its Uid, Gid or Groups line")
+	}
+	return h, nil
 }
 
 // Parent returns the parent PID of process pid (field 4 of

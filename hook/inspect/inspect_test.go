@@ -474,3 +474,25 @@ func TestDescendsFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestReadHeld reads this process's held IDs from its status file as
+// the kernel writes it, and parses the forms it may take.
+func TestReadHeld(t *testing.T) {
+	h, err := inspect.ReadHeld(os.Getpid())
+	if err != nil || h.UIDs[0] != uint32(os.Getuid()) || h.GIDs[1] != uint32(os.Getegid()) {
+		t.Fatalf("ReadHeld(self) = %+v, %v", h, err)
+	}
+	groups, _ := os.Getgroups()
+	if len(h.Groups) != len(groups) {
+		t.Errorf("groups %v, want %v", h.Groups, groups)
+	}
+	h, err = inspect.ParseHeld([]byte("Name:\tsleep\nUid:\t100000\t100000\t100000\t100000\nGid:\t1\t2\t3\t4\nGroups:\t0 42 \nNStgid:\t5\t1\n"))
+	if err != nil || !h.HasGID(0) || !h.HasGID(42) || !h.HasGID(4) || h.HasGID(5) || !h.HasUID(100000) || h.HasUID(0) {
+		t.Errorf("parse: %+v, %v", h, err)
+	}
+	for _, bad := range []string{"Uid:\t1\t2\t3\nGid:\t1\t2\t3\t4\nGroups:\n", "Uid:\t1\t2\t3\t4\nGid:\t1\t2\t3\t4\n", "Uid:\t1\t2\t3\tx\nGid:\t1\t2\t3\t4\nGroups:\n"} {
+		if h, err := inspect.ParseHeld([]byte(bad)); err == nil {
+			t.Errorf("parse %q = %+v, want an error", bad, h)
+		}
+	}
+}

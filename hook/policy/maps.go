@@ -128,6 +128,19 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 		if gids.MapsOutside(0) {
 			add(RuleHostRootUnmapped, "host GID 0 is mapped into %s", userName(a, 0))
 		}
+		// The IDs the process holds, whatever the maps say: a runtime
+		// may leave it its caller's supplementary groups (crun's
+		// run.oci.keep_original_groups annotation, a joined namespace
+		// whose setgroups is "deny"), host GID 0 among them, with which
+		// it reads and writes what the host's group 0 may.
+		if h := a.Held; h != nil && a.UserDepth() > 0 {
+			if h.HasUID(0) && !uids.MapsOutside(0) {
+				add(RuleHostRootUnmapped, "the container's process holds host UID 0 (uid %d %d %d %d), which %s does not map", h.UIDs[0], h.UIDs[1], h.UIDs[2], h.UIDs[3], userName(a, 0))
+			}
+			if h.HasGID(0) && !gids.MapsOutside(0) {
+				add(RuleHostRootUnmapped, "the container's process holds host GID 0 (gid %d %d %d %d, groups %s), which %s does not map: its runtime kept its caller's groups", h.GIDs[0], h.GIDs[1], h.GIDs[2], h.GIDs[3], groupList(h.Groups), userName(a, 0))
+			}
+		}
 	}
 	for _, k := range []struct {
 		what string
@@ -331,4 +344,23 @@ func (c *Config) SubIDWarnings() []string {
 		}
 	}
 	return out
+}
+
+// groupList prints supplementary groups as status does ("0 42"), at most
+// 32 of them, "none" when empty.
+func groupList(g []uint32) string {
+	if len(g) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, id := range g[:min(len(g), 32)] {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strconv.FormatUint(uint64(id), 10))
+	}
+	if len(g) > 32 {
+		fmt.Fprintf(&b, " and %d more", len(g)-32)
+	}
+	return b.String()
 }

@@ -89,6 +89,41 @@ func TestMapRules(t *testing.T) {
 	}
 }
 
+// TestHostRootHeld: host_root_unmapped looked at the maps only, and a
+// container whose runtime kept its caller's supplementary groups (crun's
+// run.oci.keep_original_groups) held host GID 0 and passed; one holding
+// host UID 0 (as with a map not written) is refused too; a container in
+// the initial user namespace is refused by the maps, once.
+func TestHostRootHeld(t *testing.T) {
+	good := []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}
+	r := rules(t, `{"host_root_unmapped":true}`)
+	for _, tc := range []struct {
+		name string
+		held audit.HeldIDs
+		want []string
+	}{
+		{"mapped IDs", audit.HeldIDs{UIDs: [4]uint32{100000, 100000, 100000, 100000}, GIDs: [4]uint32{100000, 100000, 100000, 100000}, Groups: []uint32{100005}}, nil},
+		{"group 0 kept", audit.HeldIDs{UIDs: [4]uint32{100000, 100000, 100000, 100000}, GIDs: [4]uint32{100000, 100000, 100000, 100000}, Groups: []uint32{0, 42}},
+			[]string{"host_root_unmapped: the container's process holds host GID 0 (gid 100000 100000 100000 100000, groups 0 42), which user:[4026532900] does not map"}},
+		{"saved UID 0", audit.HeldIDs{UIDs: [4]uint32{100000, 100000, 0, 100000}, GIDs: [4]uint32{100000, 100000, 100000, 100000}},
+			[]string{"host_root_unmapped: the container's process holds host UID 0 (uid 100000 100000 0 100000)"}},
+	} {
+		a := mapped(good, good)
+		a.Held = &tc.held
+		var got []string
+		for _, x := range r.Evaluate(a) {
+			got = append(got, x.Rule+": "+x.Reason)
+		}
+		if len(got) != len(tc.want) || len(got) > 0 && !strings.HasPrefix(got[0], tc.want[0]) {
+			t.Errorf("%s: violations %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	host := &audit.Ancestry{PID: 7, User: []audit.UserNS{{Ino: 4026531837}}, Held: &audit.HeldIDs{Groups: []uint32{0}}}
+	if v := r.Evaluate(host); len(v) != 2 {
+		t.Errorf("the initial user namespace: %+v, want host UID and GID 0 mapped, once each", v)
+	}
+}
+
 // TestSubIDUserNameOrUID: allowed_subid_user takes the lines of
 // /etc/subuid and /etc/subgid that name the user or its UID, as
 // subuid(5) and newuidmap do, the one resolved to the other through
