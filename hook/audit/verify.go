@@ -716,8 +716,8 @@ type verifier struct {
 	dropped *droppedIdx // built once the chain is read ([verifier.droppedIndex])
 	// retentionSeqs are the seqs of the retention records, in order.
 	retentionSeqs []uint64
-	s       *Summary
-	opts    VerifyOptions
+	s             *Summary
+	opts          VerifyOptions
 	// prev is the last good record; first the first.
 	prev, first *Record
 	lastFile    string
