@@ -91,6 +91,7 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 		chain[nsrel.Ident{Dev: u.Dev, Ino: u.Ino}] = true
 	}
 	uids, gids, merr := policy.HostMaps(a)
+	hu, hg := policy.HeldSpans(a, uids, gids)
 	// What the scan found is worked through within the scan's budget
 	// too: each namespace that overlaps the container's is walked up
 	// (NS_GET_PARENT) and its process named, and a user may make
@@ -122,7 +123,20 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 			o.Err = l.Err.Error()
 		} else {
 			o.UIDs, o.GIDs = l.Maps.UID.Host(), l.Maps.GID.Host()
-			if merr == nil && idmap.Overlap(uids.Host(), o.UIDs) == nil && idmap.Overlap(gids.Host(), o.GIDs) == nil {
+			if len(l.Maps.UID) == 0 || len(l.Maps.GID) == 0 {
+				// Maps not written map nothing, and its processes hold
+				// the IDs they had before unshare(2): a container's,
+				// moved into one, hid its IDs from the check. (Read
+				// within the scan's step for the namespace: a read of
+				// each of its processes' status, as the scan read each
+				// one's link.)
+				u, g, err := l.Held()
+				if err != nil {
+					o.Err = "its maps are not written, and the IDs its processes hold could not be read: " + err.Error()
+				}
+				o.UIDs, o.GIDs = append(o.UIDs, u...).Normal(), append(o.GIDs, g...).Normal()
+			}
+			if o.Err == "" && merr == nil && idmap.Overlap(hu, o.UIDs) == nil && idmap.Overlap(hg, o.GIDs) == nil {
 				continue // disjoint: nothing to report, no need to know more
 			}
 			if err := late(); err != nil {
@@ -139,7 +153,19 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 			case err != nil:
 				o.Err = "cannot tell whether it lies below the container's: " + err.Error()
 			case below:
-				continue // the container's own nested namespace
+				// Below the container's: its own nested namespace,
+				// unless a process outside the container lives in it
+				// (the container joined a namespace whose processes
+				// moved into a child of it, which holds their IDs).
+				out, err := outsider(a, l, samePod, late)
+				if err != nil {
+					return stop(err)
+				}
+				if out != nil {
+					out.Below = true
+					run.Others = append(run.Others, *out)
+				}
+				continue
 			}
 		}
 		o.PID = l.PID

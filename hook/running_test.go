@@ -150,10 +150,13 @@ func TestRunningZombieNotRunning(t *testing.T) {
 }
 
 // userNSAttr starts a process in a user namespace of its own that maps
-// 65536 host IDs from base.
+// 65536 host IDs from base, as its root (holding host IDs base, as a
+// container's process does; without the credentials it kept host
+// root's, unmapped there, which overlap every namespace mapping host
+// root).
 func userNSAttr(base uint32) *syscall.SysProcAttr {
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
-	return &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}
+	return &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m, Credential: &syscall.Credential{}}
 }
 
 // TestRunningLeaderExited: a process in a user namespace overlapping the
@@ -652,5 +655,108 @@ func TestBeforeCheckConcurrent(t *testing.T) {
 		default:
 			hook.BeforeCheck(func(time.Time) {})()
 		}
+	}
+}
+
+// disjointReasons returns the disjoint_from_running violations of a
+// container (a) against what runs now.
+func disjointReasons(t *testing.T, a *audit.Ancestry) string {
+	t.Helper()
+	run := hook.Running(a, scanBudget)
+	if run.Err != nil {
+		t.Fatal(run.Err)
+	}
+	var reasons []string
+	for _, v := range (&policy.Rules{DisjointFromRunning: true}).EvaluateRunning(a, run) {
+		reasons = append(reasons, v.Reason)
+	}
+	return strings.Join(reasons, "\n")
+}
+
+// TestRunningUnmappedHolder: a process of a container that moves into a
+// user namespace of its own whose maps it never writes (unshare -U)
+// keeps the host IDs it had, but its namespace maps nothing: it hid
+// those IDs from disjoint_from_running, and a container in the same
+// range ran. The IDs its processes hold count for such a namespace.
+func TestRunningUnmappedHolder(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := nstest.HostIDBase(t) + 300_000
+	a := inspectedSleep(t, base)
+	id := itoa(base + 5)
+	hider := nstest.Start(t, nil, nstest.RequireCmd(t, "setpriv"), "--reuid", id, "--regid", id, "--clear-groups",
+		nstest.RequireCmd(t, "unshare"), "-U", nstest.RequireCmd(t, "sleep"), "infinity")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if m, err := os.ReadFile("/proc/" + strconv.Itoa(hider.Pid) + "/uid_map"); err == nil && len(m) == 0 && nstest.Ino(t, hider.Pid, "user") != a.User[1].Ino {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the hider did not reach its unmapped user namespace")
+		}
+	}
+	got := disjointReasons(t, a)
+	want := "host UIDs " + id + " of user:[" + strconv.FormatUint(a.User[0].Ino, 10) + "] are also mapped by user:[" + strconv.FormatUint(nstest.Ino(t, hider.Pid, "user"), 10) + "] of pid " + strconv.Itoa(hider.Pid)
+	if !strings.Contains(got, want) || !strings.Contains(got, "host GIDs "+id+" of") {
+		t.Errorf("violations:\n%s\nwant %q and its GID", got, want)
+	}
+}
+
+// TestRunningJoinedNamespaceMovedBelow: a container that joins another's
+// user namespace, whose processes have moved into a namespace below it
+// (unshare -U, then a map written), holds their IDs; the overlap with
+// that namespace was passed over as the container's own nested one, and
+// the container ran. A namespace below the container's in which a
+// process outside the container lives is reported.
+func TestRunningJoinedNamespaceMovedBelow(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := nstest.HostIDBase(t) + 400_000
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
+	// The first container: its process moves below its namespace, into
+	// one mapping its root, as the first container's root may.
+	first := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID, UidMappings: m, GidMappings: m, Credential: &syscall.Credential{}},
+		nstest.RequireCmd(t, "unshare"), "-U", "-r", nstest.RequireCmd(t, "sleep"), "infinity")
+	leaf := first.Pid // unshare execs sleep
+	var own uint64
+	var ownNS *nsrel.Namespace
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(leaf) + "/comm")
+		if strings.TrimSpace(string(comm)) == "sleep" {
+			// The namespace its process was made in: its PID
+			// namespace's owner.
+			var err error
+			if ownNS, err = nsrel.OwnerUserNS(nsrel.Path(nstest.NSPath(leaf, "pid"))); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ownNS.Close() })
+			id, err := nsrel.Identify(ownNS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			own = id.Ino
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first container's process did not move below its namespace")
+		}
+	}
+	if own == nstest.Ino(t, leaf, "user") {
+		t.Fatal("the first container's process is still in its namespace")
+	}
+	// The second joins the first's namespace, in a PID namespace of its
+	// own (made first, so that no process of the second but its own
+	// lives in the namespace it joins).
+	second := nstest.Start(t, nil, nstest.RequireCmd(t, "unshare"), "-p", "-f", "--kill-child",
+		nstest.RequireCmd(t, "nsenter"), fmt.Sprintf("--user=/proc/%d/fd/%d", os.Getpid(), ownNS.Fd()), nstest.RequireCmd(t, "sleep"), "infinity")
+	app := nstest.WaitLeaf(t, second.Pid, "sleep")
+	a, err := inspect.Process(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.User[0].Ino != own {
+		t.Fatalf("the second container is in user:[%d], want the first's, user:[%d]", a.User[0].Ino, own)
+	}
+	got := disjointReasons(t, a)
+	want := fmt.Sprintf("user:[%d], below user:[%d], is the user namespace of pid %d (sleep", nstest.Ino(t, leaf, "user"), own, leaf)
+	if !strings.Contains(got, want) {
+		t.Errorf("violations:\n%s\nwant %q", got, want)
 	}
 }

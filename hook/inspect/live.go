@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -265,6 +266,42 @@ func readLive(pid int, id nsrel.Ident, setgroups bool) (idmap.Maps, error) {
 		return idmap.Maps{}, fmt.Errorf("inspect: pid %d while its maps were read: %w user:[%d]", pid, errLeft, id.Ino)
 	}
 	return m, nil
+}
+
+// Held returns the host IDs the namespace's processes hold (their UIDs,
+// GIDs and supplementary groups, [ReadHeld]), each read while the
+// process was still in the namespace: for a namespace whose maps are not
+// written, which maps nothing, its processes hold the IDs they had
+// before unshare(2), and its maps say nothing of them. Processes gone or
+// gone elsewhere are skipped; another error stops it.
+func (l *LiveUserNS) Held() (uids, gids idmap.Spans, err error) {
+	pids := l.PIDs
+	if len(pids) == 0 {
+		pids = []int{l.PID}
+	}
+	buf := make([]byte, 64)
+	for _, pid := range pids {
+		h, err := ReadHeld(pid)
+		if err == nil {
+			var ino uint64
+			if ino, err = userNSIno("/proc/"+strconv.Itoa(pid)+"/ns/user", buf); err == nil && ino != l.Ident.Ino {
+				err = errLeft
+			}
+		}
+		switch {
+		case err != nil && (goneErr(err) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH)):
+			continue
+		case err != nil:
+			return nil, nil, fmt.Errorf("inspect: pid %d in user:[%d]: the IDs it holds: %w", pid, l.Ident.Ino, err)
+		}
+		for _, id := range h.UIDs {
+			uids = append(uids, idmap.Span{First: uint64(id), Count: 1})
+		}
+		for _, id := range append(h.GIDs[:], h.Groups...) {
+			gids = append(gids, idmap.Span{First: uint64(id), Count: 1})
+		}
+	}
+	return uids.Normal(), gids.Normal(), nil
 }
 
 // errLeft matches errors for a process that is no longer in the

@@ -69,8 +69,26 @@ type Other struct {
 	Err string
 	// Shared is set when it is the container's own user namespace and
 	// PID a process outside the container (and its pod) living in it:
-	// the container shares all its IDs with that process.
-	Shared bool
+	// the container shares all its IDs with that process. With Below, it
+	// is a namespace below the container's, in which that process
+	// lives: it holds IDs of the container's.
+	Shared, Below bool
+}
+
+// HeldSpans returns the host UIDs and GIDs the container holds: those
+// its maps (uids, gids) map, and those its process holds outside them
+// (a.Held: supplementary groups its runtime kept).
+func HeldSpans(a *audit.Ancestry, uids, gids idmap.Map) (u, g idmap.Spans) {
+	u, g = uids.Host(), gids.Host()
+	if h := a.Held; h != nil {
+		for _, id := range h.UIDs {
+			u = append(u, idmap.Span{First: uint64(id), Count: 1})
+		}
+		for _, id := range append(h.GIDs[:], h.Groups...) {
+			g = append(g, idmap.Span{First: uint64(id), Count: 1})
+		}
+	}
+	return u.Normal(), g.Normal()
 }
 
 // needsMaps reports whether a rule reads the container's maps.
@@ -243,7 +261,7 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 			outer(RuleDisjoint, "and %d more such finding(s), not listed", more)
 		}
 	}()
-	hu, hg := uids.Host(), gids.Host()
+	hu, hg := HeldSpans(a, uids, gids)
 	// Processes sharing the container's own namespace and namespaces that
 	// cannot be checked first, overlaps after: decoys with lower PIDs
 	// must not push those past the listed ones.
@@ -259,6 +277,14 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 	})
 	for _, o := range others {
 		other := fmt.Sprintf("%s of pid %d (%s)", nsrel.Name{Type: nsrel.TypeUser, Ino: o.Ino}, o.PID, o.Name)
+		if o.Shared && o.Below {
+			if o.Err != "" {
+				add(RuleDisjoint, Unchecked+" against pid %d (%s) in %s, below %s: %s", o.PID, o.Name, nsrel.Name{Type: nsrel.TypeUser, Ino: o.Ino}, userName(a, 0), o.Err)
+			} else {
+				add(RuleDisjoint, "%s, below %s, is the user namespace of pid %d (%s), outside the container: it holds IDs of the container's", nsrel.Name{Type: nsrel.TypeUser, Ino: o.Ino}, userName(a, 0), o.PID, o.Name)
+			}
+			continue
+		}
 		if o.Shared {
 			if o.Err != "" {
 				add(RuleDisjoint, Unchecked+" against pid %d (%s) in %s: %s", o.PID, o.Name, userName(a, 0), o.Err)
