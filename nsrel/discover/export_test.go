@@ -1,5 +1,7 @@
 package discover
 
+import "time"
+
 // SetAfterProcesses makes Discover call f between the process scan and
 // the bind mount scan (a pause in which a test changes the host), and
 // returns a function that removes it.
@@ -22,3 +24,19 @@ func SetNoPinIDs() { noPinIDs = true }
 // ReserveFDs returns how many descriptors a scan with workers keeps free
 // of the namespaces it holds open.
 func ReserveFDs(workers int) int { return reserveFDs + reservePerWorker*workers }
+
+// SetSockCloseWait sets how long a scan waits for its socket helper's
+// next answer, until the test ends.
+func SetSockCloseWait(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := sockCloseWait
+	sockCloseWait = d
+	t.Cleanup(func() { sockCloseWait = old })
+}
+
+// SetMaxSockHelpersLost sets how many socket helpers a scan gives up
+// before it asks no more sockets, until the test ends.
+func SetMaxSockHelpersLost(t interface{ Cleanup(func()) }, n int64) {
+	old := maxSockHelpersLost
+	maxSockHelpersLost = n
+	t.Cleanup(func() { maxSockHelpersLost = old })
+}

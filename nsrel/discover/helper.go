@@ -39,14 +39,19 @@ func init() {
 // and exec per worker, not 1,000. It runs in a package initializer, on
 // the main thread, before the program's main; it never returns.
 func runHelper() {
-	reply := func(msg string) {
+	send := func(msg string, fd int) {
+		var oob []byte
+		if fd >= 0 {
+			oob = unix.UnixRights(fd)
+		}
 		for {
-			if _, err := unix.SendmsgN(3, []byte(msg), nil, nil, unix.MSG_NOSIGNAL); err != unix.EINTR {
+			if _, err := unix.SendmsgN(3, []byte(msg), oob, nil, unix.MSG_NOSIGNAL); err != unix.EINTR {
 				return
 			}
 		}
 	}
-	buf := make([]byte, 16)
+	reply := func(msg string) { send(msg, -1) }
+	buf := make([]byte, 8<<10) // a sockRequest of sockBatch lines
 	oob := make([]byte, unix.CmsgSpace(4))
 	for {
 		n, oobn, _, _, err := unix.Recvmsg(3, buf, oob, 0)
@@ -55,6 +60,10 @@ func runHelper() {
 		}
 		if err != nil || n == 0 && oobn == 0 {
 			os.Exit(0)
+		}
+		if n > 0 && buf[0] == sockRequest {
+			helperSockets(buf[1:n], send)
+			continue
 		}
 		fd := -1
 		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
@@ -95,7 +104,8 @@ func runHelper() {
 // says EINVAL (see runHelper).
 const joinTries = 8
 
-// helpersStarted counts the helper processes started (for tests).
+// helpersStarted counts the mount namespace helper processes started
+// (for tests; socket helpers, see sockhelper.go, are not counted).
 var helpersStarted atomic.Int64
 
 // mountHelper is a worker's helper process (see runHelper) and its end
@@ -128,7 +138,6 @@ func startHelper(procfd int, env ...string) (*mountHelper, error) {
 		unix.Close(fds[0])
 		return nil, err
 	}
-	helpersStarted.Add(1)
 	return &mountHelper{cmd: cmd, sock: fds[0], pid: procPID(procfd, cmd.Process.Pid)}, nil
 }
 
@@ -222,6 +231,7 @@ func (w *worker) mountsByHelper(nd *node) error {
 			if err != nil {
 				return err
 			}
+			helpersStarted.Add(1)
 			w.helper = h
 		}
 		err := w.helper.join(nsfd)

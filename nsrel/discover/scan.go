@@ -106,6 +106,11 @@ type scanner struct {
 	// skippedSocks counts the sockets not asked because a copy could
 	// have changed them (see netcgroup.go).
 	skippedSocks int
+	// unaskedSocks counts the sockets not asked for want of a socket
+	// helper: one gave up (a copy that was another file), or too many
+	// were given up (sockHelpersLost, see sockhelper.go).
+	unaskedSocks    atomic.Int64
+	sockHelpersLost atomic.Int64
 
 	mu    sync.Mutex
 	nodes map[Key]*node
@@ -362,6 +367,7 @@ func (s *scanner) scanProcesses(ws []*worker) error {
 	close(chunks)
 	wg.Wait()
 	s.countSkippedSockets(ws)
+	s.askSockets(ws)
 	for _, w := range ws {
 		for _, pp := range w.procs {
 			pp.nd.ns.Processes = append(pp.nd.ns.Processes, pp.p)
@@ -430,6 +436,14 @@ func (s *scanner) model() *Model {
 	m.ReusedInodes = len(s.reused)
 	if s.skippedSocks > 0 {
 		m.SkippedSockets, m.SkippedWhy = s.skippedSocks, s.noCopy
+	}
+	if n := int(s.unaskedSocks.Load()); n > 0 {
+		m.SkippedSockets += n
+		why := "the process that asks them failed"
+		if s.sockHelpersLost.Load() >= maxSockHelpersLost {
+			why = "the processes that ask them closed copies that were other files by then, and " + strconv.FormatInt(maxSockHelpersLost, 10) + " of their closes did not return (files of a FUSE server that does not answer, swapped onto sockets' descriptors?): the rest were not asked"
+		}
+		m.SkippedWhy = join(m.SkippedWhy, why)
 	}
 	for _, u := range s.unopened {
 		if !s.mayHide(u.m, counted) {
@@ -743,18 +757,17 @@ type worker struct {
 	// its threads to compare with; have says which were read.
 	keys [len(nsLinksInit)]Key
 	have [len(nsLinksInit)]bool
-	// pidfd is a pidfd of pidfdOf (the current process or thread), -1
-	// when none is open.
-	pidfd   int
-	pidfdOf task
 	// helper joins the mount namespaces without a usable task (see
 	// mountsByHelper); nil until one is met.
 	helper *mountHelper
+	// pendSocks are the sockets met, to ask for their network
+	// namespaces after the process scan (see sockhelper.go).
+	pendSocks []pendingSock
 }
 
 func newWorker(s *scanner) *worker {
 	return &worker{s: s, dents: make([]byte, 8<<10), lbuf: make([]byte, 256), pbuf: make([]byte, 0, 64),
-		known: make(map[Key]*node), mnt: make(map[uint64][]task), socks: make(map[uint64]bool), pidfd: -1}
+		known: make(map[Key]*node), mnt: make(map[uint64][]task), socks: make(map[uint64]bool)}
 }
 
 // task is a process, or one of its threads (TID non-zero), whose /proc
@@ -860,7 +873,6 @@ func (w *worker) process(pid int) {
 		return
 	}
 	defer closeFD(pdfd)
-	defer w.closePidfd()
 	dfd := pdfd // the directory read: the process's, or a live thread's
 	w.since = s.seq.Load()
 	cur := task{pid: pid}
@@ -1312,62 +1324,30 @@ func (w *worker) socket(cur task, path string, ino uint64) {
 	if err != nil {
 		return
 	}
-	if w.pidfd < 0 || w.pidfdOf != cur {
-		w.closePidfd()
-		var fd int
-		if cur.tid != 0 {
-			fd, err = unix.PidfdOpen(cur.tid, unix.PIDFD_THREAD) // Linux 6.9: a pidfd of one thread
-		} else {
-			fd, err = unix.PidfdOpen(cur.pid, 0)
-		}
-		if err != nil {
-			w.s.short(err)
-			return
-		}
-		w.pidfd, w.pidfdOf = fd, cur
-	}
-	sfd, err := unix.PidfdGetfd(w.pidfd, num, 0)
-	if err != nil {
-		w.s.short(err)
-		return
-	}
-	// The fd may have been replaced since its link was read, or the PID
-	// reused: only the socket with that inode (unique among live sockets)
-	// is asked.
+	// Asked after the process scan, in a helper process (see
+	// sockhelper.go).
+	w.pendSocks = append(w.pendSocks, pendingSock{cur: cur, num: num, ino: ino, path: path})
+}
+
+// socketNS records the network namespace open as nfd of the socket p
+// (see [worker.socket]), unless a process's link found it (known).
+func (s *scanner) socketNS(p pendingSock, nfd int, known map[Key]bool) {
 	var st unix.Stat_t
-	if err := unix.Fstat(sfd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK || st.Ino != ino {
-		unix.Close(sfd)
-		return
-	}
-	nfd, err := unix.IoctlRetInt(sfd, unix.SIOCGSKNS)
-	unix.Close(sfd)
-	if err != nil {
-		w.s.short(err)
-		return
-	}
 	if err := unix.Fstat(nfd, &st); err != nil {
 		unix.Close(nfd)
 		return
 	}
 	k := Key{st.Dev, st.Ino}
-	if w.known[k] != nil {
+	if known[k] {
 		unix.Close(nfd)
 		return
 	}
-	f := Found{Via: ViaSocket, PID: cur.pid, TID: cur.tid, Path: fdProcPath(cur, path)}
-	if w.s.record(k, nsrel.TypeNet, f, "", pinned) != nil {
+	f := Found{Via: ViaSocket, PID: p.cur.pid, TID: p.cur.tid, Path: fdProcPath(p.cur, p.path)}
+	if s.record(k, nsrel.TypeNet, f, "", pinned) != nil {
 		unix.Close(nfd)
 		return
 	}
-	w.s.add(k, nsrel.TypeNet, f, "", nfd)
-}
-
-// closePidfd closes the worker's pidfd, if one is open.
-func (w *worker) closePidfd() {
-	if w.pidfd >= 0 {
-		unix.Close(w.pidfd)
-		w.pidfd = -1
-	}
+	s.add(k, nsrel.TypeNet, f, "", nfd)
 }
 
 // linkTypes maps the type names in namespace links to types.

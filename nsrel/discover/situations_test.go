@@ -43,6 +43,8 @@ func init() {
 		situationJoin()
 	case "subsetpid":
 		situationSubsetPID()
+	case "flip":
+		situationFlip()
 	}
 	fmt.Println("error: unknown situation")
 	os.Exit(2)
