@@ -144,7 +144,8 @@ Examples:
   systemctl enable --now nsrel-watch.service   # config/containerd/nsrel-watch.service
   nsrel-hook audit show --json | jq 'select(.source == "containerd-events")'
 
-Exit status: 0 stopped by a signal, 1 failure, 2 usage error.
+Exit status: 0 success (watch and nri: stopped by a signal), 1 failure, 2
+usage error.
 See docs/containerd.md and docs/kubernetes.md.
 `
 

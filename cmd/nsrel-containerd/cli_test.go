@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nsrel/nsrel/internal/clidoc"
@@ -37,5 +40,28 @@ func TestHelpWord(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"nri", "helpme"}, &out, &errb); code != 2 || errb.String() != "nsrel-containerd nri: unexpected argument \"helpme\" (see --help)\n" {
 		t.Errorf("nri helpme: exit %d, stderr %q; want 2, unexpected argument", code, errb.String())
+	}
+}
+
+// TestHelpExitStatus: the help (and the man page made from it) said exit
+// status 0 meant "stopped by a signal", though containers, ready and
+// install-hook exit 0 when they succeed; it says success now, and that
+// watch and nri end so.
+func TestHelpExitStatus(t *testing.T) {
+	var b bytes.Buffer
+	if err := printUsage(&b); err != nil {
+		t.Fatal(err)
+	}
+	help := strings.Join(strings.Fields(b.String()), " ")
+	if want := "Exit status: 0 success (watch and nri: stopped by a signal), 1 failure, 2 usage error."; !strings.Contains(help, want) {
+		t.Errorf("help says %q; want %q", help[strings.Index(help, "Exit status"):], want)
+	}
+	ready := filepath.Join(t.TempDir(), "ready")
+	if err := os.WriteFile(ready, []byte("registered\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"ready", ready}, &out, &errb); code != 0 {
+		t.Errorf("ready %s: exit %d (%s); want 0, the success the help names", ready, code, errb.String())
 	}
 }
