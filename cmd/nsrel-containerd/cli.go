@@ -85,9 +85,10 @@ DIR/hook.json, each through a temporary file renamed into place; the node
 agent's DaemonSet runs it in an init container with DIR a host path, the
 one --inject-hook and --hook-config then name.
 
-ready exits 0 if FILE exists: the probe of a Kubernetes pod whose nri was
-given --ready-file FILE, which nri writes once the runtime accepted the
-plugin (and removes when it starts and when it stops).
+ready exits 0 if FILE exists and is a regular file (not a directory): the
+probe of a Kubernetes pod whose nri was given --ready-file FILE, which nri
+writes once the runtime accepted the plugin (and removes when it starts
+and when it stops).
 
 Options:
   --config FILE       nsrel-hook configuration: audit log, policy, annotations
@@ -218,7 +219,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// readyCmd exits 0 if its one FILE exists. It is parsed as the other
+// readyCmd exits 0 if its one FILE exists and is a regular file. It is parsed as the other
 // commands are: an unknown option is a usage error, not a file that is
 // not there, and "--" lets FILE start with "-".
 func readyCmd(args []string, stdout, stderr io.Writer) int {
@@ -245,11 +246,34 @@ func readyCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: FILE needs a path, not an empty string (see --help)\n", prog)
 		return 2
 	}
-	if _, err := os.Stat(pos[0]); err != nil {
+	st, err := os.Stat(pos[0])
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: not ready: %s\n", prog, vocab.Printable(err.Error()))
 		return 1
 	}
+	if !st.Mode().IsRegular() {
+		// nri writes a regular file (writeReady); a directory there (a
+		// probe given the ready file's directory, /run/nsrel) passed
+		// before the plugin ever registered.
+		fmt.Fprintf(stderr, "%s: not ready: %s: %s, not the file nri writes once registered\n", prog, vocab.Printable(pos[0]), fileKind(st.Mode()))
+		return 1
+	}
 	return 0
+}
+
+// fileKind names the kind of file mode m is, for a message.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
 }
 
 // validListenAddress reports whether addr is an address to listen on:

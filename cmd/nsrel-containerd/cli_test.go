@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nsrel/nsrel/internal/clidoc"
@@ -63,5 +64,24 @@ func TestHelpExitStatus(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"ready", ready}, &out, &errb); code != 0 {
 		t.Errorf("ready %s: exit %d (%s); want 0, the success the help names", ready, code, errb.String())
+	}
+}
+
+// TestReadyWantsRegularFile: ready exited 0 for any path that existed,
+// so a probe given the ready file's directory (/run/nsrel, which the
+// pod's volume makes before nri registers) passed at once; the file nri
+// writes is a regular file, and only that passes now.
+func TestReadyWantsRegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, kind string }{{dir, "a directory"}, {fifo, "a FIFO"}} {
+		var out, errb bytes.Buffer
+		code := run([]string{"ready", tc.path}, &out, &errb)
+		if want := "nsrel-containerd ready: not ready: " + tc.path + ": " + tc.kind + ", not the file nri writes once registered\n"; code != 1 || errb.String() != want {
+			t.Errorf("ready %s: exit %d, stderr %q; want 1, %q", tc.path, code, errb.String(), want)
+		}
 	}
 }
