@@ -49,8 +49,9 @@ Options:
   --partial            verify: accept a chain whose older files were removed
   --anchor [SEQ:]HASH  verify: also require a record with this hash (the last
                        seq and hash of an earlier verify: catches records cut
-                       off at the end); with its seq, one retention removed
-                       since passes, with a note
+                       off at the end), and with its seq, that the record
+                       is that seq; one retention removed since then passes,
+                       with a note
   --key KEY            verify: check the seals with this verification key
                        (@FILE reads it from FILE); may be repeated: give
                        every key of the log and no other (a seal no key

@@ -1783,6 +1783,26 @@ func TestAnchorAfterRetention(t *testing.T) {
 	}
 }
 
+// TestAnchorSeqOfAnotherRecord: --anchor SEQ:HASH whose HASH is a record
+// of the chain with another seq passed: the seq was read only when no
+// record had the hash, so a mistyped or mixed-up anchor (5:HASH of seq
+// 22) checked nothing of what it claimed. It fails now, naming the
+// record's seq.
+func TestAnchorSeqOfAnotherRecord(t *testing.T) {
+	l, _ := newLog(t, audit.Options{})
+	recs := appendN(t, l, 30)
+	anchor := recs[21] // seq 22
+	if _, err := verify(t, l, audit.VerifyOptions{Anchor: anchor.Hash, AnchorSeq: anchor.Seq}); err != nil {
+		t.Fatalf("the anchor as verify printed it: %v", err)
+	}
+	for _, seq := range []uint64{5, 23} {
+		_, err := verify(t, l, audit.VerifyOptions{Anchor: anchor.Hash, AnchorSeq: seq})
+		if want := fmt.Sprintf("the record with the anchor hash %s is seq %d, not %d", anchor.Hash, anchor.Seq, seq); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--anchor %d:HASH of seq %d: %v; want a failure saying %q", seq, anchor.Seq, err, want)
+		}
+	}
+}
+
 // smallFS mounts a tmpfs of 16 KiB at dir (0700), for tests of a full
 // disk, unmounted at the test's end.
 func smallFS(t *testing.T, dir string) {

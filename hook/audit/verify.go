@@ -475,7 +475,8 @@ type VerifyOptions struct {
 	Anchor string
 	// AnchorSeq, if set, is the seq of the Anchor's record: a chain that
 	// goes on past it where retention removed it then passes (with
-	// Summary.AnchorRetained), and one that ends before it is said to.
+	// Summary.AnchorRetained), and one that ends before it is said to;
+	// a chain whose record with the Anchor hash has another seq fails.
 	// Without it, an anchor retention removed cannot be told from one
 	// cut off or rewritten.
 	AnchorSeq uint64
@@ -735,6 +736,8 @@ type verifier struct {
 	// unsealed is the highest seq of a record without a seal.
 	unsealed uint64
 	anchored bool
+	// anchorAt is the seq of the record with the anchor hash, once met.
+	anchorAt uint64
 	// authed: keys for this chain authenticate the checkpoints (see
 	// authenticCheckpoints).
 	authed bool
@@ -952,8 +955,8 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	}
 	v.s.Records++
 	v.s.LastSeq, v.s.LastHash, v.s.Host = r.Seq, r.Hash, r.Host
-	if r.Hash == v.opts.Anchor {
-		v.anchored = true
+	if r.Hash == v.opts.Anchor && !v.anchored {
+		v.anchored, v.anchorAt = true, r.Seq
 	}
 	v.prev = r
 	return nil
@@ -1297,6 +1300,12 @@ func (v *verifier) end() *Problem {
 		if p := v.anchorProblem(last, retained); p != nil {
 			return p
 		}
+	}
+	if v.anchored && v.opts.AnchorSeq != 0 && v.anchorAt != v.opts.AnchorSeq {
+		// The hash found, at another seq: the anchor saved is not what
+		// verify printed (SEQ:HASH of one record), and the seq it gives
+		// was passed over unchecked (--anchor 5:HASH-of-seq-22 passed).
+		return &Problem{File: last, Seq: v.anchorAt, Reason: fmt.Sprintf("the record with the anchor hash %s is seq %d, not %d: the anchor's seq and hash are of two records (check the saved anchor)", v.opts.Anchor, v.anchorAt, v.opts.AnchorSeq)}
 	}
 	// Damaged lines the files given lack were in files retention removed:
 	// a retention record names each, a file not given, whose records came
