@@ -299,6 +299,14 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 		return 2
 	}
 	diag := diagnostics{ctx: ctx, target: target, name: t.Name, stderr: stderr}
+	if c.pid > 0 {
+		// Before the scan: a PID that names no process was said only
+		// after it, under its notices.
+		if err := checkPID(c.pid, c.pictureFlags.types(t.Type)); err != nil {
+			diag.print(syslog.Err, err.Error())
+			return 1
+		}
+	}
 
 	// Containers are listed while /proc is scanned.
 	type listed struct {

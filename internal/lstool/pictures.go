@@ -12,6 +12,7 @@ import (
 	"time"
 
 	flag "github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/graph"
 	"github.com/nsrel/nsrel/internal/syslog"
@@ -105,6 +106,27 @@ func pidNamespaces(m *discover.Model, types []nsrel.Type, pid int) ([]*discover.
 		return nil, fmt.Errorf("--pid %d: its namespaces appeared after the scan; run again", pid)
 	}
 	return out, nil
+}
+
+// checkPID checks that the namespaces of process pid of the given types
+// can be opened, as [pidNamespaces] opens them after the scan: a process
+// that is not there is "no such process".
+func checkPID(pid int, types []nsrel.Type) error {
+	for _, typ := range []nsrel.Type{nsrel.TypeUser, nsrel.TypePID} {
+		if !slices.Contains(types, typ) {
+			continue
+		}
+		path := fmt.Sprintf("/proc/%d/ns/%s", pid, typ)
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+		if errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("--pid %d: no such process", pid)
+		}
+		if err != nil {
+			return fmt.Errorf("--pid %d: %w", pid, &os.PathError{Op: "open", Path: path, Err: err})
+		}
+		unix.Close(fd)
+	}
+	return nil
 }
 
 // picture writes the graph formats. keep is the --container or --pid
