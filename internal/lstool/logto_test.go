@@ -112,3 +112,17 @@ func TestPictureNoticesLogTo(t *testing.T) {
 		}
 	}
 }
+
+// TestLogToUnreachableSaysFallback: a --log-to target nobody answers at
+// (no /dev/log, a TCP port nobody listens on) was said in a line with
+// the error alone, and the messages then went to stderr without a word
+// of it; the line says so now.
+func TestLogToUnreachableSaysFallback(t *testing.T) {
+	for _, target := range []string{"unix://" + filepath.Join(t.TempDir(), "none"), "tcp://127.0.0.1:1"} {
+		code, _, stderr := run(t, tool(nsrel.TypeUser), "--log-to", target, "-p", "2147483647")
+		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		if code != 1 || len(lines) != 2 || !strings.HasPrefix(lines[0], "lsuserns: --log-to "+target+": ") || !strings.HasSuffix(lines[0], "; notices go to stderr") || lines[1] != "lsuserns: --pid 2147483647: no such process" {
+			t.Errorf("--log-to %s: exit %d, stderr %q; want 1, a line saying the target failed and that notices go to stderr, then the error", target, code, stderr)
+		}
+	}
+}

@@ -121,7 +121,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 		fs.BoolVar(&c.overlaps, "overlaps", false, "instead of the tree, list the host UID and GID ranges that user namespaces (with their containers) of different branches share; exit 1 if there is any, and also when the check is incomplete (some user namespace's maps or some processes' namespaces could not be read)")
 		fs.BoolVar(&c.noOtherTypes, "no-other-types", false, "do not read the processes' cgroup, ipc, mnt, net, pid, time and uts namespaces for their owners nor the network namespaces of the processes' sockets (faster; misses a user namespace that only owns such a namespace)")
 	}
-	fs.StringVar(&c.logTo, "log-to", "stderr", "where notices and errors go (`TARGET`): stderr, syslog (/dev/log), unix:///PATH or tcp://HOST:PORT (syslog), journald or journald:///PATH; see docs/observability.md")
+	fs.StringVar(&c.logTo, "log-to", "stderr", "where notices and errors go (`TARGET`): stderr, syslog (/dev/log), unix:///PATH or tcp://HOST:PORT (syslog), journald or journald:///PATH; a message it does not take goes to stderr, after a line saying why; see docs/observability.md")
 	fs.BoolVarP(&c.version, "version", "V", false, "print the version and exit")
 	fs.Usage = func() {}
 	return fs, c
@@ -435,7 +435,10 @@ func (d diagnostics) print(sev int, msg string) {
 		if err == nil {
 			return
 		}
-		fmt.Fprintf(d.stderr, "%s: --log-to %s: %v\n", d.name, d.target, err)
+		// Said with where the line goes instead: a bare error read as
+		// the tool's own failure, and the notices after it went to
+		// stderr without a word.
+		fmt.Fprintf(d.stderr, "%s: --log-to %s: %v; notices go to stderr\n", d.name, d.target, err)
 	}
 	fmt.Fprintf(d.stderr, "%s: %s\n", d.name, msg)
 }
