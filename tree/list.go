@@ -13,43 +13,46 @@ import (
 )
 
 // Column is one column of the flat list (lsns -l style): its name (as -o
-// takes it), what it holds, and whether it is a number (right-aligned).
+// takes it), what it holds, whether it is a number (right-aligned), and
+// whether its values may be cut to fit a terminal (text; see
+// [ListOptions].Width).
 type Column struct {
 	Name    string
 	Help    string
 	Numeric bool
+	Shrink  bool
 	value   func(n *discover.Namespace, depth int) string
 }
 
 // Columns are the list's columns, in the order --help lists them.
 var Columns = []Column{
-	{"NS", "namespace inode number", true, func(n *discover.Namespace, _ int) string { return strconv.FormatUint(n.Ino, 10) }},
-	{"TYPE", "namespace type (user, pid)", false, func(n *discover.Namespace, _ int) string { return n.Type.String() }},
-	{"NSID", "the kernel's 64-bit namespace ID (NS_GET_ID)", true, func(n *discover.Namespace, _ int) string {
+	{"NS", "namespace inode number", true, false, func(n *discover.Namespace, _ int) string { return strconv.FormatUint(n.Ino, 10) }},
+	{"TYPE", "namespace type (user, pid)", false, false, func(n *discover.Namespace, _ int) string { return n.Type.String() }},
+	{"NSID", "the kernel's 64-bit namespace ID (NS_GET_ID)", true, false, func(n *discover.Namespace, _ int) string {
 		if !n.HasNSID {
 			return ""
 		}
 		return strconv.FormatUint(n.NSID, 10)
 	}},
-	{"PARENT", "inode of the parent namespace", true, func(n *discover.Namespace, _ int) string {
+	{"PARENT", "inode of the parent namespace", true, false, func(n *discover.Namespace, _ int) string {
 		if n.Parent == nil {
 			return ""
 		}
 		return strconv.FormatUint(n.Parent.Ino, 10)
 	}},
-	{"OWNERNS", "inode of the owning user namespace", true, func(n *discover.Namespace, _ int) string {
+	{"OWNERNS", "inode of the owning user namespace", true, false, func(n *discover.Namespace, _ int) string {
 		if n.Owner == nil {
 			return ""
 		}
 		return strconv.FormatUint(n.Owner.Ino, 10)
 	}},
-	{"UID", "UID that created the (owning) user namespace", true, func(n *discover.Namespace, _ int) string {
+	{"UID", "UID that created the (owning) user namespace", true, false, func(n *discover.Namespace, _ int) string {
 		if uid, _ := n.UID(); uid >= 0 {
 			return strconv.FormatInt(uid, 10)
 		}
 		return ""
 	}},
-	{"USER", "its user name, else the UID", false, func(n *discover.Namespace, _ int) string {
+	{"USER", "its user name, else the UID", false, false, func(n *discover.Namespace, _ int) string {
 		uid, name := n.UID()
 		switch {
 		case name != "":
@@ -59,27 +62,27 @@ var Columns = []Column{
 		}
 		return ""
 	}},
-	{"DEPTH", "level in the tree (0 for a root)", true, func(_ *discover.Namespace, depth int) string { return strconv.Itoa(depth) }},
-	{"NPROCS", "number of processes in the namespace", true, func(n *discover.Namespace, _ int) string { return strconv.Itoa(len(n.Processes)) }},
-	{"PID", "lowest PID in the namespace", true, func(n *discover.Namespace, _ int) string {
+	{"DEPTH", "level in the tree (0 for a root)", true, false, func(_ *discover.Namespace, depth int) string { return strconv.Itoa(depth) }},
+	{"NPROCS", "number of processes in the namespace", true, false, func(n *discover.Namespace, _ int) string { return strconv.Itoa(len(n.Processes)) }},
+	{"PID", "lowest PID in the namespace", true, false, func(n *discover.Namespace, _ int) string {
 		if len(n.Processes) == 0 {
 			return ""
 		}
 		return strconv.Itoa(n.Processes[0].PID)
 	}},
-	{"COMMAND", "command of that process", false, func(n *discover.Namespace, _ int) string {
+	{"COMMAND", "command of that process", false, true, func(n *discover.Namespace, _ int) string {
 		if len(n.Processes) == 0 {
 			return ""
 		}
 		return vocab.Escape(n.Processes[0].Comm)
 	}},
-	{"VIA", "how it was found, when no process is in it", false, func(n *discover.Namespace, _ int) string {
+	{"VIA", "how it was found, when no process is in it", false, false, func(n *discover.Namespace, _ int) string {
 		if len(n.Processes) > 0 || len(n.FoundVia) == 0 {
 			return ""
 		}
 		return FoundLabel(n.FoundVia[0])
 	}},
-	{"CONTAINERS", "containers whose process is in it", false, func(n *discover.Namespace, _ int) string {
+	{"CONTAINERS", "containers whose process is in it", false, true, func(n *discover.Namespace, _ int) string {
 		var s []string
 		for _, c := range n.Containers {
 			s = append(s, ContainerLabel(c))
@@ -140,6 +143,14 @@ type ListOptions struct {
 	// Raw prints the values separated by one space, unaligned, with
 	// spaces and backslashes in values escaped (\x20, \x5c), as lsns -r.
 	Raw bool
+	// Width, if positive, is the terminal's width in columns: the text
+	// columns that may shrink (COMMAND, CONTAINERS: [Column].Shrink) are
+	// narrowed, the last first, one column at a time, down to their
+	// heading's width, and their values cut to fit, until the line fits.
+	// A number or ID is never cut: a line still too wide is printed
+	// whole (the terminal wraps it), as lsns does (libsmartcols cuts
+	// only its truncatable columns). Raw output is never fitted.
+	Width int
 }
 
 // List writes the namespaces of type t, one per line in tree order (depth
@@ -193,11 +204,17 @@ func List(w io.Writer, m *discover.Model, t nsrel.Type, o Options, lo ListOption
 			width[i] = max(width[i], TextWidth(v))
 		}
 	}
+	if lo.Width > 0 {
+		fit(width, cols, lo.Width)
+	}
 	for _, row := range rows {
 		var line strings.Builder
 		for i, v := range row {
 			if i > 0 {
 				line.WriteByte(' ')
+			}
+			if TextWidth(v) > width[i] {
+				v = CutToWidth(v, width[i])
 			}
 			pad := strings.Repeat(" ", width[i]-TextWidth(v))
 			switch {
@@ -213,4 +230,28 @@ func List(w io.Writer, m *discover.Model, t nsrel.Type, o Options, lo ListOption
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
+}
+
+// fit narrows the columns that may shrink until the table's lines (the
+// widths and one space between columns) fit in total columns, or none can
+// shrink further: each down to its heading's width, one column at a time
+// from the last, as libsmartcols shrinks lsns's COMMAND.
+func fit(width []int, cols []*Column, total int) {
+	line := len(width) - 1
+	for _, w := range width {
+		line += w
+	}
+	for line > total {
+		shrunk := false
+		for i := len(cols) - 1; i >= 0 && line > total; i-- {
+			if cols[i].Shrink && width[i] > TextWidth(cols[i].Name) {
+				width[i]--
+				line--
+				shrunk = true
+			}
+		}
+		if !shrunk {
+			return
+		}
+	}
 }

@@ -2,6 +2,7 @@ package tree_test
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -123,6 +124,85 @@ func TestTextWidth(t *testing.T) {
 	} {
 		if got := tree.TextWidth(tc.s); got != tc.want {
 			t.Errorf("TextWidth(%q) = %d, want %d", tc.s, got, tc.want)
+		}
+	}
+}
+
+// TestListFitsWidth: on a terminal the list was cut line by line at the
+// edge, so a number in a column of whole ones showed its start only (at
+// 36 columns a PARENT inode 4026531837 as 40). Now the text columns
+// (COMMAND, CONTAINERS) shrink, the last first, down to their heading's
+// width, as lsns's COMMAND does, and a line still too wide is printed
+// whole: no number or ID is cut.
+func TestListFitsWidth(t *testing.T) {
+	cols := []string{"NS", "TYPE", "NPROCS", "PID", "USER", "PARENT", "COMMAND", "CONTAINERS"}
+	narrowest := `        NS TYPE NPROCS  PID USER       PARENT COMMAND CONTAINERS
+4026531837 user      2    1 root              systemd
+4026532200 user      1  500 root   4026531837 pause   containerd
+4026532201 user      0      root   4026532200
+4026532202 user      0      root   4026532201
+4026532300 user      0      alice  4026531837
+4026532400 user      1 4000 4242   4026532300 evil\x1 runc zoo-1
+4026532999 user      0
+4026533001 user      0      daemon 4026532999
+`
+	for _, tc := range []struct {
+		width int
+		want  string
+	}{
+		{80, `        NS TYPE NPROCS  PID USER       PARENT COMMAND CONTAINERS
+4026531837 user      2    1 root              systemd
+4026532200 user      1  500 root   4026531837 pause   containerd k8s.io/3f1c2a9b
+4026532201 user      0      root   4026532200
+4026532202 user      0      root   4026532201
+4026532300 user      0      alice  4026531837
+4026532400 user      1 4000 4242   4026532300 evil\x1 runc zoo-1
+4026532999 user      0
+4026533001 user      0      daemon 4026532999
+`},
+		{65, narrowest},
+		{36, narrowest}, // 65 columns wide: printed whole, not cut
+	} {
+		t.Run(strconv.Itoa(tc.width), func(t *testing.T) {
+			var b bytes.Buffer
+			if err := tree.List(&b, synthetic(), nsrel.TypeUser, tree.Options{}, tree.ListOptions{Columns: cols, Width: tc.width}); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, b.String()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	// Without text columns nothing shrinks: the lines are as wide as
+	// without a width.
+	lo := tree.ListOptions{Columns: []string{"NS", "PARENT", "OWNERNS"}}
+	var whole, fitted bytes.Buffer
+	if err := tree.List(&whole, synthetic(), nsrel.TypeUser, tree.Options{}, lo); err != nil {
+		t.Fatal(err)
+	}
+	lo.Width = 12
+	if err := tree.List(&fitted, synthetic(), nsrel.TypeUser, tree.Options{}, lo); err != nil {
+		t.Fatal(err)
+	}
+	if fitted.String() != whole.String() {
+		t.Errorf("numbers only, at 12 columns:\n%s\nwant as without a width:\n%s", fitted.String(), whole.String())
+	}
+}
+
+func TestCutToWidth(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		w    int
+		want string
+	}{
+		{"systemd", 3, "sys"},
+		{"容器ab", 3, "容"},                 // the second wide character would cross
+		{"e\u0301e\u0301", 1, "e\u0301"}, // the mark stays with its letter
+		{"ab\xffc", 3, "ab\xff"},
+		{"short", 10, "short"},
+	} {
+		if got := tree.CutToWidth(tc.s, tc.w); got != tc.want {
+			t.Errorf("CutToWidth(%q, %d) = %q, want %q", tc.s, tc.w, got, tc.want)
 		}
 	}
 }

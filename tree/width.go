@@ -43,3 +43,22 @@ func TextWidth(s string) int {
 	}
 	return n
 }
+
+// CutToWidth returns the longest start of s that takes at most w
+// terminal columns (see [TextWidth]): a wide character that would cross
+// the edge is left out whole, and the zero-width characters after the
+// last one kept (combining marks) stay with it.
+func CutToWidth(s string, w int) string {
+	n := 0
+	for i, r := range s {
+		rw := 1
+		if r != utf8.RuneError {
+			rw = RuneWidth(r)
+		}
+		if n+rw > w {
+			return s[:i]
+		}
+		n += rw
+	}
+	return s
+}

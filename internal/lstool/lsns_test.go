@@ -121,6 +121,48 @@ func TestTerminalWidth(t *testing.T) {
 	}
 }
 
+// TestListOnNarrowTerminal: the list was cut line by line at a
+// terminal's edge, so a number showed only its start (a PARENT inode
+// 4026531837 as 40, read as a whole value in its column). On a terminal
+// too narrow for its numbers it is printed as to a pipe now, COMMAND no
+// narrower than its heading, as lsns does; the tree is still cut, never
+// inside a number.
+func TestListOnNarrowTerminal(t *testing.T) {
+	nstest.RequireRoot(t)
+	bin := nstest.Tool(t, "lsuserns")
+	leaf := nstest.UserChain(t, 3)
+	branch := []string{"--no-containers", "-p", strconv.Itoa(leaf.Pid)}
+	args := append(branch, "-o", "NS,TYPE,USER,PARENT,COMMAND")
+	pipe, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := string(pipe)
+	// COMMAND narrowed to its heading's width (the processes' names may
+	// be longer).
+	start := strings.Index(want, "COMMAND")
+	lines := strings.SplitAfter(want, "\n")
+	for i, l := range lines {
+		if l = strings.TrimSuffix(l, "\n"); len(l) > start+len("COMMAND") {
+			lines[i] = strings.TrimRight(l[:start+len("COMMAND")], " ") + "\n"
+		}
+	}
+	want = strings.Join(lines, "")
+	if got := runOnTTY(t, 30, bin, args...); got != want {
+		t.Errorf("-o NS,TYPE,USER,PARENT,COMMAND on a 30-column terminal:\n%s\nwant every number whole:\n%s", got, want)
+	}
+	tree, err := exec.Command(bin, branch...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inode := regexp.MustCompile(`user:\[([0-9]*)`)
+	for _, m := range inode.FindAllStringSubmatch(runOnTTY(t, 16, bin, branch...), -1) {
+		if m[1] != "" && !strings.Contains(string(tree), m[0]+"]") {
+			t.Errorf("the tree on a 16-column terminal shows %q, an inode cut short", m[0])
+		}
+	}
+}
+
 // TestListAndShortOptions checks the flat list against the tree on the
 // real host: the same namespaces, one line each, with the chosen columns,
 // and -p selects a process's branch as --pid does.

@@ -106,7 +106,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.StringVarP(&c.output, "output", "o", "", "the list's `COLUMNS`, separated by commas (see Columns below; +COLUMNS adds to the default); implies --list")
 	fs.BoolVarP(&c.noHeadings, "noheadings", "n", false, "list without the header line; implies --list")
 	fs.BoolVarP(&c.raw, "raw", "r", false, "list unaligned, values separated by one space (spaces in values as \\x20), never cut to the terminal; implies --list")
-	fs.BoolVarP(&c.noTruncate, "notruncate", "u", false, "do not cut lines to the terminal's width (output to a pipe or file is never cut)")
+	fs.BoolVarP(&c.noTruncate, "notruncate", "u", false, "do not cut tree lines nor narrow the list's text columns to the terminal's width (output to a pipe or file is never cut)")
 	fs.BoolVar(&c.details, "details", false, "add the processes of each namespace and how it was found")
 	fs.StringVar(&c.container, "container", "", "print only the branches leading to the namespaces of the container with this `NAME-or-ID` (an ID, also as labelled: ENGINE [NAMESPACE/]ID; a name, a Kubernetes pod or container name; or an ID prefix)")
 	c.pictureFlags.register(fs)
@@ -141,8 +141,9 @@ Print every %[2]s namespace on this host as a tree: found through every
 process and thread, open file descriptors, bind mounts in every mount
 namespace, and process-less ancestors and owners. Children are sorted by
 inode. Containers are looked up (containerd, runtime state) and shown on the
-namespaces their process lives in. On a terminal, lines are cut to its
-width (-u keeps them whole).
+namespaces their process lives in. On a terminal, tree lines are cut to
+its width, never inside a number, and the list's COMMAND and CONTAINERS
+are narrowed to fit (-u keeps them whole).
 
   %[3]s
 
@@ -382,16 +383,23 @@ func Run(ctx context.Context, t Tool, args []string, stdout, stderr io.Writer) i
 	case c.json || c.format == "json":
 		err = tree.JSON(stdout, m, t.Type, opts)
 	default:
-		// Text for people: cut to a terminal's width, as lsns does;
+		// Text for people: fitted to a terminal's width, as lsns does;
 		// not -r's, which is for programs (libsmartcols cuts no raw
 		// output either).
-		out := stdout
-		if width := terminalWidth(stdout); width > 0 && !c.noTruncate && !c.raw {
-			out = &truncWriter{w: stdout, width: width}
+		width := terminalWidth(stdout)
+		if c.noTruncate || c.raw {
+			width = 0
 		}
 		if c.list {
-			err = tree.List(out, m, t.Type, opts, tree.ListOptions{Columns: columns, NoHeadings: c.noHeadings, Raw: c.raw})
+			// The table shrinks its text columns, as lsns does; cut
+			// as lines at the edge, it printed the start of a number
+			// (an inode 4026531837 as 40) in a column of whole ones.
+			err = tree.List(stdout, m, t.Type, opts, tree.ListOptions{Columns: columns, NoHeadings: c.noHeadings, Raw: c.raw, Width: width})
 		} else {
+			out := stdout
+			if width > 0 {
+				out = &truncWriter{w: stdout, width: width}
+			}
 			err = tree.Text(out, m, t.Type, opts)
 		}
 	}

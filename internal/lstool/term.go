@@ -27,14 +27,19 @@ func terminalWidth(w io.Writer) int {
 
 // truncWriter cuts every line written through it to width terminal
 // columns (wide characters take two, combining marks none:
-// [tree.RuneWidth]), as lsns does on a terminal. Lines may arrive split
-// across writes, even inside a character.
+// [tree.RuneWidth]), as pstree does on a terminal; a number the edge
+// would cut is left out whole (an owner's UID 4242 cut to 42 read as
+// another UID, an inode cut short as another namespace's). Lines may
+// arrive split across writes, even inside a character; digits are held
+// until what follows them tells whether they fit, so the output must end
+// with a newline (the tree's does).
 type truncWriter struct {
 	w     io.Writer
 	width int
 	col   int    // columns of the current line so far
 	drop  bool   // the rest of the line is cut
 	part  []byte // the first bytes of a character split across writes
+	run   []byte // the digits last read, held: the edge may cut their number
 	buf   []byte
 }
 
@@ -77,20 +82,36 @@ func (t *truncWriter) Write(p []byte) (int, error) {
 }
 
 // add passes on one character (or one byte that is not UTF-8) unless
-// the line is cut before it.
+// the line is cut before it, or before the end of the number it is a
+// digit of.
 func (t *truncWriter) add(c []byte) {
-	if c[0] == '\n' {
+	digit := len(c) == 1 && '0' <= c[0] && c[0] <= '9'
+	switch {
+	case c[0] == '\n':
+		t.buf = append(append(t.buf, t.run...), c...)
+		t.run = t.run[:0]
 		t.col, t.drop = 0, false
-	} else if !t.drop {
-		r, _ := utf8.DecodeRune(c)
-		w := 1
-		if r != utf8.RuneError {
-			w = tree.RuneWidth(r)
+		return
+	case t.drop:
+		return
+	}
+	r, _ := utf8.DecodeRune(c)
+	w := 1
+	if r != utf8.RuneError {
+		w = tree.RuneWidth(r)
+	}
+	t.col += w
+	if t.drop = t.col > t.width; t.drop {
+		if !digit {
+			t.buf = append(t.buf, t.run...) // the number ended before the edge
 		}
-		t.col += w
-		t.drop = t.col > t.width
+		t.run = t.run[:0]
+		return
 	}
-	if !t.drop {
-		t.buf = append(t.buf, c...)
+	if digit {
+		t.run = append(t.run, c...)
+		return
 	}
+	t.buf = append(append(t.buf, t.run...), c...)
+	t.run = t.run[:0]
 }

@@ -53,3 +53,34 @@ func TestTruncWriterWide(t *testing.T) {
 		}
 	}
 }
+
+// TestTruncWriterWholeNumbers: the edge cut numbers as any text, and the
+// start of one read as another: an owner UID 4242 as 42, an inode as
+// 40265. A number the edge would cut is left out whole now (one that
+// ends at the edge stays), however the input is split across writes.
+func TestTruncWriterWholeNumbers(t *testing.T) {
+	in := "└── user:[4026532801] owner 4242\nuser:[4026531837] owner root (0)\n"
+	for _, tc := range []struct {
+		width int
+		want  string
+	}{
+		{30, "└── user:[4026532801] owner \nuser:[4026531837] owner root (\n"},
+		{31, "└── user:[4026532801] owner \nuser:[4026531837] owner root (0\n"},
+		{32, in},
+		{15, "└── user:[\nuser:[\n"},
+		{16, "└── user:[\nuser:[4026531837\n"},
+	} {
+		for i := 0; i <= len(in); i++ {
+			var b strings.Builder
+			w := &truncWriter{w: &b, width: tc.width}
+			for _, part := range []string{in[:i], in[i:]} {
+				if _, err := w.Write([]byte(part)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if b.String() != tc.want {
+				t.Fatalf("width %d, split at %d: got %q, want %q", tc.width, i, b.String(), tc.want)
+			}
+		}
+	}
+}
