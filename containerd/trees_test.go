@@ -174,7 +174,13 @@ func TestTreesWithoutContainerd(t *testing.T) {
 	crunRoot := filepath.Join(t.TempDir(), "crun")
 	crunID := ctrdtest.Uniq("crun-solo")
 	crunPID := runtest.Crun(t, crunRoot, crunID)
-	env := []string{"NSREL_RUNTIME_ROOTS=runc=" + runcRoot + ",runc=" + pmRoot + ",crun=" + crunRoot, "NSREL_AUDIT_LOG=" + filepath.Join(t.TempDir(), "none.jsonl")}
+	// An empty log: one NSREL_AUDIT_LOG names that is not there gets a
+	// notice of its own (TestNamedSourceMissingSaid).
+	emptyLog := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(emptyLog, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"NSREL_RUNTIME_ROOTS=runc=" + runcRoot + ",runc=" + pmRoot + ",crun=" + crunRoot, "NSREL_AUDIT_LOG=" + emptyLog}
 	args := []string{"--containerd-address", filepath.Join(t.TempDir(), "no.sock"), "--container-timeout", "20s"}
 	checkTrees(t, env, args, []discover.Container{
 		{ID: id, Engine: containers.EngineRunc, PID: pid},

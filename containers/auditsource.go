@@ -48,33 +48,37 @@ type AuditSource struct {
 // Name implements [discover.ContainerSource].
 func (s *AuditSource) Name() string { return "audit-log" }
 
-func (s *AuditSource) path() (string, error) {
+// path returns the log's path, and whether the user named it
+// ($NSREL_AUDIT_LOG).
+func (s *AuditSource) path() (string, bool, error) {
 	if s.Path != "" {
-		return s.Path, nil
+		return s.Path, false, nil
 	}
 	if p := os.Getenv("NSREL_AUDIT_LOG"); p != "" {
-		return p, nil
+		return p, true, nil
 	}
 	if _, err := os.Stat(vocab.DefaultHookConfig); err == nil {
 		cfg, err := policy.Load(vocab.DefaultHookConfig)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
-		return cfg.AuditLog, nil
+		return cfg.AuditLog, false, nil
 	}
-	return vocab.DefaultAuditLog, nil
+	return vocab.DefaultAuditLog, false, nil
 }
 
 // List implements [discover.ContainerSource]. A missing log (nsrel-hook
-// not installed) is no error.
+// not installed) is no error, unless $NSREL_AUDIT_LOG names it (a
+// [NamedError]).
 func (s *AuditSource) List(ctx context.Context) ([]discover.Container, error) {
-	path, err := s.path()
+	named, byEnv, err := s.path()
 	if err != nil {
 		return nil, err
 	}
 	// Under the log's shared lock, as verify reads it: files listed and
 	// then opened one by one can miss the one a writer rotates meanwhile.
-	if path, err = filepath.Abs(path); err != nil {
+	path, err := filepath.Abs(named)
+	if err != nil {
 		return nil, err
 	}
 	l, err := audit.Open(path, audit.Options{Host: "-", Version: "-"})
@@ -84,11 +88,23 @@ func (s *AuditSource) List(ctx context.Context) ([]discover.Container, error) {
 	lockCtx, cancel := context.WithTimeout(ctx, MaxAuditLockWait)
 	snap, err := l.Snapshot(lockCtx)
 	cancel()
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
+	if err == nil && len(snap.Files()) == 0 && byEnv {
+		// No log there, nor rotated files of one.
+		snap.Close()
+		if _, err = os.Lstat(path); err == nil {
+			err = fs.ErrNotExist // made since
 		}
-		return nil, err
+	}
+	if err != nil {
+		switch {
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, err
+		case !byEnv:
+			return nil, nil
+		case path != named:
+			err = fmt.Errorf("a relative path, read from the working directory: %w", err)
+		}
+		return nil, &NamedError{"NSREL_AUDIT_LOG", named, err}
 	}
 	defer snap.Close()
 	// Its records are believed, not verified: only a log the hook

@@ -135,6 +135,23 @@ func listAll(ctx context.Context, sources []discover.ContainerSource, self strin
 	return Merge(lists...), slices.DeleteFunc(errs, func(err error) bool { return err == nil })
 }
 
+// NamedError is the failure of a source the user named, in
+// $NSREL_AUDIT_LOG or an entry of $NSREL_RUNTIME_ROOTS: one missing is
+// said (a path mistyped left its containers out without a word), where a
+// default one missing only means that the runtime or hook is not
+// installed. Path is the path as named.
+type NamedError struct {
+	Env, Path string
+	Err       error
+}
+
+func (e *NamedError) Error() string {
+	// Quoted, not escaped: the notice escapes it ([vocab.Escape]).
+	return fmt.Sprintf("%s names \"%s\": %v", e.Env, e.Path, e.Err)
+}
+
+func (e *NamedError) Unwrap() error { return e.Err }
+
 // Local is a [discover.ContainerSource] that needs no daemon: it asks
 // its sources at once (normally a [StateSource] and an [AuditSource]) and
 // merges their answers with [Merge], so a container both know appears
@@ -144,7 +161,7 @@ func listAll(ctx context.Context, sources []discover.ContainerSource, self strin
 // failed while another answered (a bad NSREL_RUNTIME_ROOTS, an audit log
 // refused as untrusted) left its containers out without a word, the
 // tools exiting 0. A source with nothing to read (no such root or log)
-// is not a failure; whether one the caller may not read is worth a
+// is not a failure, unless the user named it ([NamedError]); whether one the caller may not read is worth a
 // notice is the caller's to decide (not for an unprivileged user).
 type Local Multi
 
@@ -167,7 +184,7 @@ func (l Local) List(ctx context.Context) ([]discover.Container, error) {
 		switch {
 		case errors.As(e, &pe):
 			said = append(said, pe.Err) // a source that did not read everything in time
-		case errors.Is(e, fs.ErrNotExist):
+		case errors.Is(e, fs.ErrNotExist) && !errors.As(e, new(*NamedError)):
 		default:
 			said = append(said, e)
 		}

@@ -79,20 +79,24 @@ type StateSource struct {
 func (s *StateSource) Name() string { return "runtime-state" }
 
 // List implements [discover.ContainerSource]. Missing roots are normal
-// (the runtime is not installed or never ran) and count as read; it fails
-// only when every root that exists is unreadable.
+// (the runtime is not installed or never ran) and count as read, except
+// those $NSREL_RUNTIME_ROOTS names (not a pattern): each is a
+// [NamedError] in a [PartialError], with the containers of the others; it
+// fails only when every root that exists is unreadable.
 func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 	roots := s.Roots
+	byEnv := false
 	if roots == nil {
 		env, err := RootsFromEnv()
 		if err != nil {
 			return nil, err
 		}
-		roots = env
+		roots, byEnv = env, env != nil
 	}
 	if roots == nil {
 		roots = DefaultRoots()
 	}
+	var missing []error // roots $NSREL_RUNTIME_ROOTS names that are not there
 	// Each root is read on its own, all at once: one that is slow (a
 	// user's root with 300,000 directories in it) does not hold the
 	// others, and at the deadline what was read is returned, with an
@@ -102,7 +106,14 @@ func (s *StateSource) List(ctx context.Context) ([]discover.Container, error) {
 	for _, r := range roots {
 		dirs := []string{r.Dir}
 		if strings.ContainsAny(r.Dir, "*?[") {
+			// A pattern that matches nothing is no error: it is
+			// meant for directories that come and go.
 			dirs, _ = filepath.Glob(r.Dir)
+		} else if _, err := os.Lstat(r.Dir); byEnv && errors.Is(err, fs.ErrNotExist) {
+			// Named, not there: said (a default root that is not
+			// there is a runtime not installed).
+			missing = append(missing, &NamedError{"NSREL_RUNTIME_ROOTS", r.Runtime + "=" + r.Dir, fmt.Errorf("%s state %s: %w", r.Runtime, r.Dir, err)})
+			continue
 		}
 		for _, dir := range dirs {
 			jobs = append(jobs, job{r.Runtime, dir})
@@ -157,11 +168,11 @@ wait:
 	// (none, maybe); callers drop a failed source's containers, so an
 	// unreadable root (e.g. root's /run/runc for an unprivileged user)
 	// fails the source only when no root could be read at all.
-	if len(late) > 0 {
-		return out, &PartialError{errors.Join(late...)}
+	if len(late) == 0 && read == 0 && len(errs) > 0 {
+		return nil, errors.Join(append(errs, missing...)...)
 	}
-	if read == 0 && len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if late = append(late, missing...); len(late) > 0 {
+		return out, &PartialError{errors.Join(late...)}
 	}
 	return out, nil
 }

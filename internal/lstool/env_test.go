@@ -6,6 +6,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -107,7 +108,13 @@ func TestHelpNamesEnvironment(t *testing.T) {
 // audit log answered; so did an audit log refused. A notice says so now.
 func TestBadRuntimeRootsSaid(t *testing.T) {
 	t.Setenv("NSREL_RUNTIME_ROOTS", "runc=/run/runc,crun=run/crun")
-	t.Setenv("NSREL_AUDIT_LOG", filepath.Join(t.TempDir(), "none.jsonl"))
+	// A log that is there, empty: one named and missing is said too
+	// (TestNamedSourceMissingSaid).
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(log, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NSREL_AUDIT_LOG", log)
 	src := []discover.ContainerSource{containers.Local{&containers.StateSource{}, &containers.AuditSource{}}}
 	_, notices := lstool.ListContainers(context.Background(), src, 5*time.Second, false)
 	if len(notices) != 1 || !strings.Contains(notices[0], "NSREL_RUNTIME_ROOTS") || !strings.Contains(notices[0], "not shown") {
@@ -119,5 +126,49 @@ func TestBadRuntimeRootsSaid(t *testing.T) {
 	_, notices = lstool.ListContainers(context.Background(), src, 5*time.Second, false)
 	if want := `NSREL_RUNTIME_ROOTS: "bogus\x1b[31m" is not runc=/DIR`; len(notices) != 1 || !strings.Contains(notices[0], want) {
 		t.Errorf("notices %q; want one saying %s", notices, want)
+	}
+}
+
+// TestNamedSourceMissingSaid: a container source named explicitly that
+// is not there (NSREL_AUDIT_LOG=/nonexistent, a relative path not in the
+// working directory, NSREL_RUNTIME_ROOTS=runc=/nonexistent) was passed
+// over without a word, as a default one is where the runtime or hook is
+// not installed, while a CONTAINERD_ADDRESS that is not there was said.
+// One notice each now; the default ones stay unsaid.
+func TestNamedSourceMissingSaid(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "none")
+	root := filepath.Join(dir, "runc")
+	if err := os.Mkdir(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "audit.jsonl")
+	if err := os.WriteFile(log, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	for _, tc := range []struct {
+		roots, log string
+		want       []string
+	}{
+		{"runc=" + root, missing, []string{`audit-log: NSREL_AUDIT_LOG names "` + missing + `": lstat ` + missing + `: no such file or directory; containers there are not shown`}},
+		{"runc=" + root, "rel.jsonl", []string{`audit-log: NSREL_AUDIT_LOG names "rel.jsonl": a relative path, read from the working directory: lstat ` + filepath.Join(dir, "rel.jsonl") + `: no such file or directory`}},
+		{"runc=" + root + ",crun=" + missing, log, []string{`NSREL_RUNTIME_ROOTS names "crun=` + missing + `": crun state ` + missing + `: lstat ` + missing + `: no such file or directory; containers there are not shown`}},
+		{"runc=" + missing, missing, []string{`NSREL_RUNTIME_ROOTS names "runc=` + missing + `"`, `NSREL_AUDIT_LOG names "` + missing + `"`}},
+		// A pattern matching nothing is no error: it names directories
+		// that come and go (/run/user/*/runc).
+		{"runc=" + missing + "/*", log, nil},
+	} {
+		t.Setenv("NSREL_RUNTIME_ROOTS", tc.roots)
+		t.Setenv("NSREL_AUDIT_LOG", tc.log)
+		src := []discover.ContainerSource{containers.Local{&containers.StateSource{}, &containers.AuditSource{}}}
+		_, notices := lstool.ListContainers(context.Background(), src, 5*time.Second, false)
+		ok := len(notices) == len(tc.want)
+		for i := 0; ok && i < len(notices); i++ {
+			ok = strings.Contains(notices[i], tc.want[i])
+		}
+		if !ok {
+			t.Errorf("NSREL_RUNTIME_ROOTS=%s NSREL_AUDIT_LOG=%s: notices %q; want one with each of %q", tc.roots, tc.log, notices, tc.want)
+		}
 	}
 }

@@ -529,7 +529,9 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 				why = pe.Err
 			}
 			for _, e := range reasons(why) {
-				if local && (quiet(e) || !verbose && errors.Is(e, fs.ErrNotExist)) {
+				// A source the user named that is not there is
+				// said (containers.NamedError).
+				if local && (quiet(e) || !verbose && errors.Is(e, fs.ErrNotExist) && !errors.As(e, new(*containers.NamedError))) {
 					continue
 				}
 				cost := "; containers there are not shown"
