@@ -356,6 +356,19 @@ func TestEnforceRefuses(t *testing.T) {
 			} else if err != nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictAllow {
 				t.Errorf("runc, whose caller holds group 0, with keep_original_groups: run %v, records %+v; want allowed (runc drops the groups)", err, recs)
 			}
+			// An idmapped bind mount of a host directory (crun's "idmap"
+			// option, which the container's creator sets): the
+			// container's root wrote files owned by host UID 0 there, a
+			// setuid-root one too, and host_root_unmapped passed it.
+			if rt == "crun" {
+				idm := uniqueID(t, rt+"-idmap")
+				_, err := o.run(t, e, idm, bundle.Options{UserNS: true, Mounts: []specs.Mount{{Destination: "/root", Type: "bind", Source: t.TempDir(), Options: []string{"bind", "rw", "idmap"}}}}, true)
+				recs := e.records(t, idm)
+				if err == nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny ||
+					!cmp.Equal([]string{policy.RuleHostRootUnmapped}, audittest.Rules(recs[0])) || !strings.Contains(recs[0].Violations[0].Reason, "the idmapped mount at \"") {
+					t.Errorf("crun with an idmapped bind mount: run %v, records %+v; want refused for host_root_unmapped (the idmapped mount)", err, recs)
+				}
+			}
 			plain := uniqueID(t, rt+"-callergroups")
 			if stderr, err := og.run(t, e, plain, bundle.Options{UserNS: true}, true); err != nil {
 				t.Errorf("%s run by a caller holding group 0, without keep_original_groups, refused: %v\n%s", rt, err, stderr)

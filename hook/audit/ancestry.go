@@ -62,6 +62,12 @@ type Ancestry struct {
 	// policy: nil when not read. Not recorded: the record's format has
 	// no member for them (the violations they cause say them).
 	Held *HeldIDs `json:"-"`
+	// IDMapped are the mount points (as the process sees them, escaped
+	// as mountinfo escapes them) of the idmapped mounts in the process's
+	// mount namespace, read as Held is: through one, a file the process
+	// writes may be owned by an ID its user namespace does not map (host
+	// root's). Not recorded, as Held.
+	IDMapped []string `json:"-"`
 }
 
 // HeldIDs are the IDs a process holds, in the inspector's user

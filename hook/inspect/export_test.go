@@ -44,3 +44,6 @@ func ReadPinnedWith(pidfd, pid int, want nsrel.Ident, read func(string) (idmap.M
 
 // ParseHeld is parseHeld.
 var ParseHeld = parseHeld
+
+// ParseIDMapped is parseIDMapped.
+var ParseIDMapped = parseIDMapped

@@ -95,6 +95,7 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	// The IDs it holds, read while pinned (checked by the pidfd below
 	// too); a read that fails leaves them unknown.
 	held, _ := ReadHeld(pid)
+	idmapped, _ := ReadIDMapped(pid)
 	// The files are open; if the pinned process is still alive now, they
 	// are its namespaces (and start is its start time), not those of a
 	// process that reused the PID. (Namespaces from the pidfd ioctls are
@@ -109,7 +110,7 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	if !viaPidfd && allExited(pid) {
 		return nil, fmt.Errorf("inspect: pid %d: %w (a zombie)", pid, ErrGone)
 	}
-	a := &audit.Ancestry{PID: pid, StartTime: start, Creds: creds, Held: held}
+	a := &audit.Ancestry{PID: pid, StartTime: start, Creds: creds, Held: held, IDMapped: idmapped}
 	if a.User, err = UserChain(userNS); err != nil {
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
 	}
@@ -152,6 +153,38 @@ func ReadHeld(pid int) (*audit.HeldIDs, error) {
 		return nil, gone(pid, err)
 	}
 	return parseHeld(b)
+}
+
+// ReadIDMapped returns the mount points of the idmapped mounts of process
+// pid's mount namespace (its /proc/PID/mountinfo), escaped as there.
+func ReadIDMapped(pid int) ([]string, error) {
+	b, err := idmap.ReadFile("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	if err != nil {
+		return nil, gone(pid, err)
+	}
+	return parseIDMapped(b), nil
+}
+
+// parseIDMapped returns the mount points of the mountinfo lines whose
+// mount options (the sixth field) hold "idmapped".
+func parseIDMapped(mountinfo []byte) []string {
+	var out []string
+	for line := range bytes.Lines(mountinfo) {
+		if !bytes.Contains(line, []byte("idmapped")) {
+			continue
+		}
+		f := bytes.Fields(line)
+		if len(f) < 6 {
+			continue
+		}
+		for opt := range bytes.SplitSeq(f[5], []byte{','}) {
+			if string(opt) == "idmapped" {
+				out = append(out, string(f[4]))
+				break
+			}
+		}
+	}
+	return out
 }
 
 // parseHeld reads the Uid, Gid and Groups lines of a status file.

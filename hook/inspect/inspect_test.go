@@ -496,3 +496,16 @@ func TestReadHeld(t *testing.T) {
 		}
 	}
 }
+
+// TestParseIDMapped finds the idmapped mounts by their mount options,
+// not by a mount point or a file system option that says "idmapped".
+func TestParseIDMapped(t *testing.T) {
+	mi := []byte(`22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw
+30 22 8:1 /tmp/h /run/c/rootfs/root rw,relatime,idmapped - ext4 /dev/sda1 rw
+31 22 0:40 / /idmapped rw,nosuid - tmpfs tmpfs rw,idmapped
+32 22 8:1 /x /a\040b rw,idmapped,nosuid - ext4 /dev/sda1 rw
+`)
+	if got, want := inspect.ParseIDMapped(mi), []string{"/run/c/rootfs/root", `/a\040b`}; !slices.Equal(got, want) {
+		t.Errorf("ParseIDMapped = %q, want %q", got, want)
+	}
+}

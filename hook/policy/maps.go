@@ -146,6 +146,21 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 		if gids.MapsOutside(0) {
 			add(RuleHostRootUnmapped, "host GID 0 is mapped into %s", userName(a, 0))
 		}
+		// An idmapped mount writes files under the IDs its own map
+		// gives, whatever the container's maps say: crun's and
+		// podman's "idmap" bind mount of a host directory lets the
+		// container's root write files owned by host UID 0 there (a
+		// setuid-root one too). The mount's map is not read (statmount
+		// on Linux 6.15 only tells it): refused as unchecked.
+		if a.UserDepth() > 0 {
+			for i, mp := range a.IDMapped {
+				if i == 8 {
+					add(RuleHostRootUnmapped, Unchecked+": and %d more idmapped mounts", len(a.IDMapped)-i)
+					break
+				}
+				add(RuleHostRootUnmapped, Unchecked+": the idmapped mount at %s: through it, files the container writes may be owned by host UID 0 (its ID map is not read)", vocab.Quote(vocab.Cut(mp, 256)))
+			}
+		}
 		// The IDs the process holds, whatever the maps say: a runtime
 		// may leave it its caller's supplementary groups (crun's
 		// run.oci.keep_original_groups annotation, a joined namespace

@@ -66,6 +66,8 @@ type Options struct {
 	Hooks *specs.Hooks
 	// Annotations are copied into the spec.
 	Annotations map[string]string
+	// Mounts are added to the spec's.
+	Mounts []specs.Mount
 }
 
 // Bundle is a bundle directory on disk.
@@ -293,6 +295,7 @@ func Spec(rootfs string, opts Options) *specs.Spec {
 			}
 		}
 	}
+	s.Mounts = append(s.Mounts, opts.Mounts...)
 	return s
 }
 
