@@ -122,20 +122,20 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 			}
 			o.Err = l.Err.Error()
 		} else {
-			o.UIDs, o.GIDs = l.Maps.UID.Host(), l.Maps.GID.Host()
-			if len(l.Maps.UID) == 0 || len(l.Maps.GID) == 0 {
-				// Maps not written map nothing, and its processes hold
-				// the IDs they had before unshare(2): a container's,
-				// moved into one, hid its IDs from the check. (Read
-				// within the scan's step for the namespace: a read of
-				// each of its processes' status, as the scan read each
-				// one's link.)
-				u, g, err := l.Held()
-				if err != nil {
-					o.Err = "its maps are not written, and the IDs its processes hold could not be read: " + err.Error()
-				}
-				o.UIDs, o.GIDs = append(o.UIDs, u...).Normal(), append(o.GIDs, g...).Normal()
+			// Its processes hold IDs its maps need not map: those they
+			// had before unshare(2) or setns(2). A container's process
+			// moved into a namespace whose maps are not written (which
+			// map nothing), or into one mapping other IDs, hid its IDs
+			// from the check. (A read of each process's status, as the
+			// scan read each one's link, within the scan's budget.)
+			u, g, err := l.Held(late)
+			switch {
+			case errors.Is(err, inspect.ErrIncomplete):
+				return stop(err)
+			case err != nil:
+				o.Err = "the IDs its processes hold could not be read: " + err.Error()
 			}
+			o.UIDs, o.GIDs = append(l.Maps.UID.Host(), u...).Normal(), append(l.Maps.GID.Host(), g...).Normal()
 			if o.Err == "" && merr == nil && idmap.Overlap(hu, o.UIDs) == nil && idmap.Overlap(hg, o.GIDs) == nil {
 				continue // disjoint: nothing to report, no need to know more
 			}
@@ -143,7 +143,7 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 				return stop(err)
 			}
 			var below bool
-			err := l.WithProcess(func(pid int) (err error) {
+			err = l.WithProcess(func(pid int) (err error) {
 				below, err = inspect.Descends(pid, l.Ident, own)
 				return err
 			})

@@ -677,7 +677,8 @@ func disjointReasons(t *testing.T, a *audit.Ancestry) string {
 // user namespace of its own whose maps it never writes (unshare -U)
 // keeps the host IDs it had, but its namespace maps nothing: it hid
 // those IDs from disjoint_from_running, and a container in the same
-// range ran. The IDs its processes hold count for such a namespace.
+// range ran; so did it once the maps were written to another ID. The
+// IDs a namespace's processes hold count with its maps.
 func TestRunningUnmappedHolder(t *testing.T) {
 	nstest.RequireRoot(t)
 	base := nstest.HostIDBase(t) + 300_000
@@ -697,6 +698,17 @@ func TestRunningUnmappedHolder(t *testing.T) {
 	want := "host UIDs " + id + " of user:[" + strconv.FormatUint(a.User[0].Ino, 10) + "] are also mapped by user:[" + strconv.FormatUint(nstest.Ino(t, hider.Pid, "user"), 10) + "] of pid " + strconv.Itoa(hider.Pid)
 	if !strings.Contains(got, want) || !strings.Contains(got, "host GIDs "+id+" of") {
 		t.Errorf("violations:\n%s\nwant %q and its GID", got, want)
+	}
+	// Its maps written since, to one ID outside the container's range:
+	// the process still holds base+5, which the maps do not show.
+	other := itoa(base + 200_000)
+	for _, f := range []string{"uid_map", "gid_map"} {
+		if err := os.WriteFile("/proc/"+strconv.Itoa(hider.Pid)+"/"+f, []byte("0 "+other+" 1\n"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := disjointReasons(t, a); !strings.Contains(got, want) {
+		t.Errorf("maps written to another ID: violations:\n%s\nwant %q", got, want)
 	}
 }
 

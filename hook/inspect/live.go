@@ -270,17 +270,23 @@ func readLive(pid int, id nsrel.Ident, setgroups bool) (idmap.Maps, error) {
 
 // Held returns the host IDs the namespace's processes hold (their UIDs,
 // GIDs and supplementary groups, [ReadHeld]), each read while the
-// process was still in the namespace: for a namespace whose maps are not
-// written, which maps nothing, its processes hold the IDs they had
-// before unshare(2), and its maps say nothing of them. Processes gone or
-// gone elsewhere are skipped; another error stops it.
-func (l *LiveUserNS) Held() (uids, gids idmap.Spans, err error) {
+// process was still in the namespace: a process keeps the IDs it had
+// before unshare(2) or setns(2), whatever the namespace maps (a
+// namespace whose maps are not written maps nothing). Processes gone or
+// gone elsewhere are skipped; another error stops it, and so does one
+// from stop, called before the 65th process, the 129th, and so on.
+func (l *LiveUserNS) Held(stop func() error) (uids, gids idmap.Spans, err error) {
 	pids := l.PIDs
 	if len(pids) == 0 {
 		pids = []int{l.PID}
 	}
 	buf := make([]byte, 64)
-	for _, pid := range pids {
+	for i, pid := range pids {
+		if i > 0 && i%64 == 0 && stop != nil {
+			if err := stop(); err != nil {
+				return nil, nil, err
+			}
+		}
 		h, err := ReadHeld(pid)
 		if err == nil {
 			var ino uint64

@@ -25,12 +25,12 @@ func SetNoPinIDs() { noPinIDs = true }
 // of the namespaces it holds open.
 func ReserveFDs(workers int) int { return reserveFDs + reservePerWorker*workers }
 
-// SetSockCloseWait sets how long a scan waits for its socket helper's
-// next answer, until the test ends.
-func SetSockCloseWait(t interface{ Cleanup(func()) }, d time.Duration) {
-	old := sockCloseWait
-	sockCloseWait = d
-	t.Cleanup(func() { sockCloseWait = old })
+// SetSockAnswerWait sets how long a scan waits for its socket helper's
+// answer, until the test ends.
+func SetSockAnswerWait(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := sockAnswerWait
+	sockAnswerWait = d
+	t.Cleanup(func() { sockAnswerWait = old })
 }
 
 // SetMaxSockHelpersLost sets how many socket helpers a scan gives up

@@ -39,10 +39,10 @@ func init() {
 // and exec per worker, not 1,000. It runs in a package initializer, on
 // the main thread, before the program's main; it never returns.
 func runHelper() {
-	send := func(msg string, fd int) {
+	send := func(msg string, fds []int) {
 		var oob []byte
-		if fd >= 0 {
-			oob = unix.UnixRights(fd)
+		if len(fds) > 0 {
+			oob = unix.UnixRights(fds...)
 		}
 		for {
 			if _, err := unix.SendmsgN(3, []byte(msg), oob, nil, unix.MSG_NOSIGNAL); err != unix.EINTR {
@@ -50,7 +50,7 @@ func runHelper() {
 			}
 		}
 	}
-	reply := func(msg string) { send(msg, -1) }
+	reply := func(msg string) { send(msg, nil) }
 	buf := make([]byte, 8<<10) // a sockRequest of sockBatch lines
 	oob := make([]byte, unix.CmsgSpace(4))
 	for {

@@ -439,9 +439,9 @@ func (s *scanner) model() *Model {
 	}
 	if n := int(s.unaskedSocks.Load()); n > 0 {
 		m.SkippedSockets += n
-		why := "the process that asks them failed"
+		why := "the process that asks them failed, or took too long"
 		if s.sockHelpersLost.Load() >= maxSockHelpersLost {
-			why = "the processes that ask them closed copies that were other files by then, and " + strconv.FormatInt(maxSockHelpersLost, 10) + " of their closes did not return (files of a FUSE server that does not answer, swapped onto sockets' descriptors?): the rest were not asked"
+			why = "the processes that ask them met files in sockets' places, " + strconv.FormatInt(maxSockHelpersLost, 10) + " in all (swapped onto their descriptors while they were copied: a file's close, of a FUSE server that does not answer, could hang the scan for good): the rest were not asked"
 		}
 		m.SkippedWhy = join(m.SkippedWhy, why)
 	}

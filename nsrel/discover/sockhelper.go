@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,25 +24,30 @@ import (
 // 0666; a user namespace of their own is enough) could swap a file of
 // their server onto a socket's descriptor, in a loop, and hang root's
 // scan for good: the process could not even exit (exit closes it too).
+// Every removal of a descriptor from a process's table is such a close.
 //
 // So the copies are taken, checked, asked and closed in a helper process
 // (this binary again, as the mount namespace helper), after the process
-// scan, all sockets in a few messages: the helper answers each socket
-// before it closes its copy, and a close that does not return within
-// sockCloseWait leaves that helper given up (it strands only itself) and
-// the rest to another. A scan gives up at most maxSockHelpersLost
-// helpers, then asks no more sockets and counts those it did not ask
-// ([Model.SkippedSockets]). A socket is found by its inode, which no
-// other live socket has: a copy of another file, or of another socket,
-// is not asked.
+// scan, sockBatch sockets a message each way. The helper checks each
+// copy by its /proc/self/fd link, from the dentry cache: "socket:[INO]"
+// is the socket asked; another pseudo file (another socket, a pipe)
+// closes at once and is no longer there; a path is a file, whose close
+// may never return: the helper answers the batch so far, then closes it,
+// and the scan gives that helper up at once (it strands only itself) and
+// asks the rest of another. A scan gives up at most maxSockHelpersLost
+// helpers, and spends at most sockPassTime on the sockets; then it asks
+// no more, and counts those it did not ask ([Model.SkippedSockets]).
 
-// maxSockHelpersLost is how many socket helpers a scan gives up (a close
-// that did not return) before it asks no more sockets.
+// maxSockHelpersLost is how many socket helpers a scan gives up (a copy
+// that was a file) before it asks no more sockets.
 var maxSockHelpersLost int64 = 4 // a variable for the tests
 
-// sockCloseWait is how long the scan waits for the helper's next answer
-// (a close of a copy that was not the socket comes before it).
-var sockCloseWait = 2 * time.Second // a variable for the tests
+// sockAnswerWait is how long the scan waits for the helper's answer to a
+// batch; sockPassTime bounds the whole pass.
+var (
+	sockAnswerWait = 2 * time.Second  // a variable for the tests
+	sockPassTime   = 10 * time.Second // a variable for the tests
+)
 
 // sockBatch is how many sockets one request to the helper asks.
 const sockBatch = 64
@@ -52,6 +58,17 @@ const sockBatch = 64
 // namespace, see runHelper.)
 const sockRequest = 'g'
 
+// The answers, one line per socket, in order: sockOK carries a network
+// namespace's descriptor (SCM_RIGHTS, in the order of the lines);
+// sockGone says the descriptor holds no such socket now; sockFile that it
+// holds a file, whose close the helper makes after the answer, the last
+// line of it; "error ERRNO" why the socket could not be asked.
+const (
+	sockOK   = "ok"
+	sockGone = "gone"
+	sockFile = "file"
+)
+
 // pendingSock is a socket met at descriptor num (path "fd/N") of cur.
 type pendingSock struct {
 	cur  task
@@ -61,11 +78,25 @@ type pendingSock struct {
 }
 
 // helperSockets answers a sockRequest in the helper process (req is the
-// message after its first byte): one message per line, in order: "ok"
-// with the network namespace's descriptor, "other" (the descriptor is
-// another file now), or "error ERRNO".
-func helperSockets(req []byte, send func(msg string, fd int)) {
+// message after its first byte) with one message: a line per socket, and
+// the descriptors of the sockOK ones. A file ends the answer, which is
+// sent before its copy is closed.
+func helperSockets(req []byte, send func(msg string, fds []int)) {
 	buf := make([]byte, 64)
+	var answer strings.Builder
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	say := func(line string) { answer.WriteString(line + "\n") }
+	pidfd, pidfdOf := -1, [2]uint64{}
+	defer func() {
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
+	}()
 	for line := range bytes.Lines(req) {
 		f := strings.Fields(string(line))
 		var v [4]uint64
@@ -76,57 +107,79 @@ func helperSockets(req []byte, send func(msg string, fd int)) {
 			ok = err == nil && (i == 3 || v[i] < 1<<31)
 		}
 		if !ok {
-			send("error "+strconv.Itoa(int(unix.EINVAL)), -1)
+			say("error " + strconv.Itoa(int(unix.EINVAL)))
 			continue
 		}
-		var pidfd int
+		// One pidfd per process (the lines come in PID order).
 		var err error
-		if v[1] != 0 {
-			pidfd, err = unix.PidfdOpen(int(v[1]), unix.PIDFD_THREAD) // Linux 6.9: a pidfd of one thread
-		} else {
-			pidfd, err = unix.PidfdOpen(int(v[0]), 0)
+		if pidfd < 0 || pidfdOf != [2]uint64{v[0], v[1]} {
+			if pidfd >= 0 {
+				unix.Close(pidfd)
+			}
+			if v[1] != 0 {
+				pidfd, err = unix.PidfdOpen(int(v[1]), unix.PIDFD_THREAD) // Linux 6.9: a pidfd of one thread
+			} else {
+				pidfd, err = unix.PidfdOpen(int(v[0]), 0)
+			}
+			if err != nil {
+				pidfd = -1
+			}
+			pidfdOf = [2]uint64{v[0], v[1]}
 		}
 		var sfd int
 		if err == nil {
 			sfd, err = unix.PidfdGetfd(pidfd, int(v[2]), 0)
-			unix.Close(pidfd)
 		}
 		if err != nil {
 			errno, _ := err.(unix.Errno)
-			send("error "+strconv.Itoa(int(errno)), -1)
+			say("error " + strconv.Itoa(int(errno)))
 			continue
 		}
-		// The link names the file from the dentry cache alone, asking no
-		// file system: "socket:[INO]" for a socket, a path starting "/"
-		// for a file, so no file passes for the socket.
 		n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(sfd), buf)
-		if err != nil || string(buf[:n]) != "socket:["+f[3]+"]" {
-			// Answered first: the close may never return (a FUSE file).
-			send("other", -1)
+		link := string(buf[:max(n, 0)])
+		switch {
+		case err == nil && link == "socket:["+f[3]+"]":
+		case err == nil && link != "" && link[0] != '/':
+			// Another socket, a pipe, an anonymous inode: no file
+			// system's close.
 			unix.Close(sfd)
+			say(sockGone)
 			continue
+		default:
+			say(sockFile)
+			send(answer.String(), fds)
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			fds = nil
+			unix.Close(sfd) // may never return (a FUSE file)
+			return
 		}
 		nfd, err := unix.IoctlRetInt(sfd, unix.SIOCGSKNS)
 		unix.Close(sfd)
 		if err != nil {
 			errno, _ := err.(unix.Errno)
-			send("error "+strconv.Itoa(int(errno)), -1)
+			say("error " + strconv.Itoa(int(errno)))
 			continue
 		}
-		send("ok", nfd)
-		unix.Close(nfd)
+		say(sockOK)
+		fds = append(fds, nfd)
 	}
+	send(answer.String(), fds)
 }
 
-// errHelperStuck says that the helper did not answer within sockCloseWait.
-var errHelperStuck = errors.New("the socket helper did not answer in time")
+// errHelperStuck says that the helper did not answer within
+// sockAnswerWait; errHelperFile that it met a file and was given up.
+var (
+	errHelperStuck = errors.New("the socket helper did not answer in time")
+	errHelperFile  = errors.New("the socket helper met a file in a socket's place")
+)
 
 // askSockets asks the sockets the workers met (each once) for their
 // network namespaces, through helper processes, and records those a
 // process's link did not find.
 func (s *scanner) askSockets(ws []*worker) {
 	known := make(map[Key]bool)
-	seen := make(map[uint64]bool)
 	var all []pendingSock
 	for _, w := range ws {
 		for k, nd := range w.known {
@@ -134,21 +187,48 @@ func (s *scanner) askSockets(ws []*worker) {
 				known[k] = true
 			}
 		}
-		for _, p := range w.pendSocks {
-			if !seen[p.ino] {
-				seen[p.ino] = true
-				all = append(all, p)
-			}
-		}
+		all = append(all, w.pendSocks...)
 		w.pendSocks = nil
 	}
-	// In PID order: the process a socket is found through is the same
-	// from one run to the next.
+	// In PID order, then each socket once: the process a socket is found
+	// through is the lowest that holds it, from one run to the next.
 	slices.SortFunc(all, func(a, b pendingSock) int {
 		return cmp.Or(cmp.Compare(a.cur.pid, b.cur.pid), cmp.Compare(a.cur.tid, b.cur.tid), cmp.Compare(a.num, b.num))
 	})
+	seen := make(map[uint64]bool, len(all))
+	all = slices.DeleteFunc(all, func(p pendingSock) bool {
+		dup := seen[p.ino]
+		seen[p.ino] = true
+		return dup
+	})
+	deadline := time.Now().Add(sockPassTime)
+	// Parts of at least sockPart sockets, one helper each at a time, as
+	// many at once as there are workers.
+	parts := min(len(ws), (len(all)+sockPart-1)/sockPart)
+	if parts <= 1 {
+		s.askPart(all, known, deadline)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range parts {
+		part := all[i*len(all)/parts : (i+1)*len(all)/parts]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.askPart(part, known, deadline)
+		}()
+	}
+	wg.Wait()
+}
+
+// sockPart is the fewest sockets a helper of its own asks, beside others.
+const sockPart = 512
+
+// askPart asks the sockets all through helper processes, one at a time
+// (see askSockets).
+func (s *scanner) askPart(all []pendingSock, known map[Key]bool, deadline time.Time) {
 	for len(all) > 0 {
-		if s.sockHelpersLost.Load() >= maxSockHelpersLost {
+		if s.sockHelpersLost.Load() >= maxSockHelpersLost || time.Now().After(deadline) {
 			s.unaskedSocks.Add(int64(len(all)))
 			return
 		}
@@ -158,7 +238,7 @@ func (s *scanner) askSockets(ws []*worker) {
 			s.unaskedSocks.Add(int64(len(all)))
 			return
 		}
-		done, err := h.askSockets(all, func(p pendingSock, nfd int, err error) {
+		done, err := h.askSockets(all, deadline, func(p pendingSock, nfd int, err error) {
 			switch {
 			case err == nil:
 				s.socketNS(p, nfd, known)
@@ -167,33 +247,35 @@ func (s *scanner) askSockets(ws []*worker) {
 			}
 		})
 		all = all[done:]
-		// Waited for a while only: a close after its last answer may
-		// not return either.
-		if errors.Is(err, errHelperStuck) {
-			h.abandon(0)
-		} else {
-			h.abandon(sockCloseWait)
-		}
+		// A helper that met a file or does not answer is not waited
+		// for: its close may never return.
 		switch {
-		case errors.Is(err, errHelperStuck):
+		case errors.Is(err, errHelperFile) || errors.Is(err, errHelperStuck):
+			h.abandon(0)
 			s.sockHelpersLost.Add(1)
 		case err != nil:
-			// Gone (ECHILD) or the socket failed: the rest are not asked.
+			h.abandon(sockAnswerWait)
+			// Gone (ECHILD), or its socket failed: the rest are not asked.
 			s.unaskedSocks.Add(int64(len(all)))
 			return
+		default:
+			h.abandon(sockAnswerWait)
 		}
 	}
 }
 
 // askSockets sends the helper h the sockets ps, sockBatch at a time,
 // calls f with each answer in order (a network namespace's descriptor,
-// or why there is none; "other" is no error and no descriptor: the
-// socket is no longer there), and returns how many were answered.
-func (h *mountHelper) askSockets(ps []pendingSock, f func(p pendingSock, nfd int, err error)) (int, error) {
-	buf := make([]byte, 32)
-	oob := make([]byte, unix.CmsgSpace(4))
+// or why there is none; a socket no longer there is no answer), and
+// returns how many were answered: all, or up to a file (errHelperFile).
+func (h *mountHelper) askSockets(ps []pendingSock, deadline time.Time, f func(p pendingSock, nfd int, err error)) (int, error) {
+	buf := make([]byte, sockBatch*16)
+	oob := make([]byte, unix.CmsgSpace(4*sockBatch))
 	done := 0
 	for done < len(ps) {
+		if time.Now().After(deadline) {
+			return done, errHelperStuck
+		}
 		batch := ps[done:min(len(ps), done+sockBatch)]
 		msg := []byte{sockRequest}
 		for _, p := range batch {
@@ -201,41 +283,62 @@ func (h *mountHelper) askSockets(ps []pendingSock, f func(p pendingSock, nfd int
 		}
 		var err error
 		for {
-			if err = unix.Sendmsg(h.sock, msg, nil, nil, unix.MSG_NOSIGNAL); err != unix.EINTR {
+			if err = unix.Sendmsg(h.sock, msg, nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT); err != unix.EINTR {
 				break
 			}
 		}
 		if err != nil {
 			return done, err
 		}
-		for _, p := range batch {
-			pfd := []unix.PollFd{{Fd: int32(h.sock), Events: unix.POLLIN}}
-			n, err := unix.Poll(pfd, int(sockCloseWait/time.Millisecond))
-			for err == unix.EINTR {
-				n, err = unix.Poll(pfd, int(sockCloseWait/time.Millisecond))
+		wait := min(sockAnswerWait, time.Until(deadline))
+		pfd := []unix.PollFd{{Fd: int32(h.sock), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, int(wait/time.Millisecond)+1)
+		for err == unix.EINTR {
+			n, err = unix.Poll(pfd, int(wait/time.Millisecond)+1)
+		}
+		switch {
+		case err != nil:
+			return done, err
+		case n == 0:
+			return done, errHelperStuck
+		}
+		var oobn, flags int
+		for {
+			if n, oobn, flags, _, err = unix.Recvmsg(h.sock, buf, oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT); err != unix.EINTR {
+				break
 			}
+		}
+		if err != nil {
+			return done, err
+		}
+		if n == 0 {
+			return done, unix.ECHILD // the helper is gone
+		}
+		fds := receivedFDs(oob[:oobn])
+		// Descriptors the kernel could not install (this process had
+		// none left) are dropped, with MSG_CTRUNC.
+		var short error
+		if flags&unix.MSG_CTRUNC != 0 {
+			short = unix.EMFILE
+		}
+		lines := strings.Split(strings.TrimSuffix(string(buf[:n]), "\n"), "\n")
+		for i, line := range lines {
+			if i == len(batch) {
+				break
+			}
+			p := batch[i]
 			switch {
-			case err != nil:
-				return done, err
-			case n == 0:
-				return done, errHelperStuck
-			}
-			var oobn int
-			for {
-				if n, oobn, _, _, err = unix.Recvmsg(h.sock, buf, oob, unix.MSG_CMSG_CLOEXEC); err != unix.EINTR {
-					break
+			case line == sockOK && len(fds) > 0:
+				f(p, fds[0], nil)
+				fds = fds[1:]
+			case line == sockOK:
+				f(p, -1, cmp.Or(short, error(unix.ECHILD)))
+			case line == sockGone:
+			case line == sockFile:
+				for _, fd := range fds {
+					unix.Close(fd)
 				}
-			}
-			if err != nil {
-				return done, err
-			}
-			fd := receivedFD(oob[:oobn])
-			switch line := string(buf[:n]); {
-			case line == "ok" && fd >= 0:
-				f(p, fd, nil)
-			case line == "other":
-			case n == 0:
-				return done, unix.ECHILD // the helper is gone
+				return done + i + 1, errHelperFile
 			default:
 				err := error(unix.ECHILD)
 				if errno, aerr := strconv.Atoi(strings.TrimPrefix(line, "error ")); aerr == nil {
@@ -243,37 +346,31 @@ func (h *mountHelper) askSockets(ps []pendingSock, f func(p pendingSock, nfd int
 				}
 				f(p, -1, err)
 			}
-			if fd >= 0 && string(buf[:n]) != "ok" {
-				unix.Close(fd)
-			}
-			done++
 		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		if len(lines) != len(batch) {
+			return done, unix.ECHILD // an answer cut short: not the helper's
+		}
+		done += len(batch)
 	}
 	return done, nil
 }
 
-// receivedFD returns the first descriptor an SCM_RIGHTS message carried
-// (closing any others), or -1.
-func receivedFD(oob []byte) int {
-	fd := -1
+// receivedFDs returns the descriptors SCM_RIGHTS messages carried.
+func receivedFDs(oob []byte) []int {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return -1
+		return nil
 	}
+	var out []int
 	for i := range msgs {
-		fds, err := unix.ParseUnixRights(&msgs[i])
-		if err != nil {
-			continue
-		}
-		for _, f := range fds {
-			if fd < 0 {
-				fd = f
-			} else {
-				unix.Close(f)
-			}
+		if fds, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+			out = append(out, fds...)
 		}
 	}
-	return fd
+	return out
 }
 
 // abandon ends the helper, waiting at most wait for it to exit: its
