@@ -814,18 +814,27 @@ func TestOwnerOfJoinedNetNamespace(t *testing.T) {
 	if got := foreignFDs.ReplaceAllString(line, ""); got != want || depth != 1 {
 		t.Errorf("line %q at depth %d, want %q at depth 1", line, depth, want)
 	}
-	code, out, errOut = run(t, tool(nsrel.TypeUser), "--no-containers", "--no-other-types", "--details")
-	if code != 0 {
-		t.Fatalf("--no-other-types: exit %d: %s", code, errOut)
-	}
-	if strings.Contains(out, fmt.Sprintf("user:[%d]", u)) {
-		// Only as another scanner's fd, never as the owner alone: a
-		// scanner that holds U by fd (whatever else scans the host,
-		// other packages' tests) may hold the net namespace by fd too,
-		// whose owner U then is (met once while the discover tests ran).
-		if line, _ := lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: u}); !strings.Contains(line, "found via: fd /proc/") {
-			t.Errorf("--no-other-types: output has %q", line)
+	// Only as another scanner's fd, never as the owner: a scanner that
+	// holds U by fd (whatever else scans the host, other packages'
+	// tests) may hold the net namespace by fd for a moment too, whose
+	// owner U then is (met once while the discover tests ran): a run
+	// that shows it is tried again, and one of five must not.
+	line = ""
+	for range 5 {
+		code, out, errOut = run(t, tool(nsrel.TypeUser), "--no-containers", "--no-other-types", "--details")
+		if code != 0 {
+			t.Fatalf("--no-other-types: exit %d: %s", code, errOut)
 		}
+		line = ""
+		if strings.Contains(out, fmt.Sprintf("user:[%d]", u)) {
+			line, _ = lineOf(t, out, nsrel.Name{Type: nsrel.TypeUser, Ino: u})
+		}
+		if line == "" || strings.Contains(line, "found via: fd /proc/") && !strings.Contains(line, "owner of") {
+			break
+		}
+	}
+	if line != "" && (strings.Contains(line, "owner of") || !strings.Contains(line, "found via: fd /proc/")) {
+		t.Errorf("--no-other-types: output has %q", line)
 	}
 }
 
