@@ -57,17 +57,18 @@ type Ancestry struct {
 	// records written before they were recorded or by an inspector on a
 	// kernel without PIDFD_GET_INFO (Linux 6.13). Format 1.2.
 	Creds *Creds `json:"creds,omitempty"`
-	// Held are the host IDs the process holds, as the inspector read
-	// them (/proc/PID/status, while the pidfd pinned it), for the
-	// policy: nil when not read. Not recorded: the record's format has
-	// no member for them (the violations they cause say them).
-	Held *HeldIDs `json:"-"`
-	// IDMapped are the mount points (as the process sees them, escaped
-	// as mountinfo escapes them) of the idmapped mounts in the process's
-	// mount namespace, read as Held is: through one, a file the process
-	// writes may be owned by an ID its user namespace does not map (host
-	// root's). Not recorded, as Held.
-	IDMapped []string `json:"-"`
+	// Held are the host IDs the process holds (/proc/PID/status), and
+	// IDMapped the mount points (escaped as mountinfo escapes them) of
+	// the idmapped mounts in its mount namespace, through which a file
+	// it writes may be owned by an ID its user namespace does not map
+	// (host root's): read for the policy when a rule needs them
+	// (inspect.ReadFacts, FactsRead then set), FactsErr saying why they
+	// could not be. Not recorded: the record's format has no member for
+	// them (the violations they cause say them).
+	Held      *HeldIDs `json:"-"`
+	IDMapped  []string `json:"-"`
+	FactsRead bool     `json:"-"`
+	FactsErr  string   `json:"-"`
 }
 
 // HeldIDs are the IDs a process holds, in the inspector's user

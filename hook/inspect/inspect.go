@@ -92,10 +92,6 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	} else {
 		own = hostMaps{maps: m, ok: true}
 	}
-	// The IDs it holds, read while pinned (checked by the pidfd below
-	// too); a read that fails leaves them unknown.
-	held, _ := ReadHeld(pid)
-	idmapped, _ := ReadIDMapped(pid)
 	// The files are open; if the pinned process is still alive now, they
 	// are its namespaces (and start is its start time), not those of a
 	// process that reused the PID. (Namespaces from the pidfd ioctls are
@@ -110,7 +106,7 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	if !viaPidfd && allExited(pid) {
 		return nil, fmt.Errorf("inspect: pid %d: %w (a zombie)", pid, ErrGone)
 	}
-	a := &audit.Ancestry{PID: pid, StartTime: start, Creds: creds, Held: held, IDMapped: idmapped}
+	a := &audit.Ancestry{PID: pid, StartTime: start, Creds: creds}
 	if a.User, err = UserChain(userNS); err != nil {
 		return nil, fmt.Errorf("inspect: pid %d: %w", pid, err)
 	}
@@ -153,6 +149,35 @@ func ReadHeld(pid int) (*audit.HeldIDs, error) {
 		return nil, gone(pid, err)
 	}
 	return parseHeld(b)
+}
+
+// ReadFacts reads what the policy needs beyond the namespaces of the
+// process a names (a.PID), when a rule asks for it: the IDs it holds
+// (a.Held) and its idmapped mounts (a.IDMapped), both through /proc, and
+// then checks that the process is still the one a was made of (its start
+// time): otherwise, or when a read fails, it sets a.FactsErr. It reads
+// once per ancestry.
+func ReadFacts(a *audit.Ancestry) {
+	if a.FactsRead {
+		return
+	}
+	a.FactsRead = true
+	held, err := ReadHeld(a.PID)
+	var idmapped []string
+	if err == nil {
+		idmapped, err = ReadIDMapped(a.PID)
+	}
+	if err == nil {
+		var start uint64
+		if start, err = StartTime(a.PID); err == nil && start != a.StartTime {
+			err = fmt.Errorf("inspect: pid %d: %w (another process has its PID)", a.PID, ErrGone)
+		}
+	}
+	if err != nil {
+		a.FactsErr = err.Error()
+		return
+	}
+	a.Held, a.IDMapped = held, idmapped
 }
 
 // ReadIDMapped returns the mount points of the idmapped mounts of process

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
@@ -507,5 +508,25 @@ func TestParseIDMapped(t *testing.T) {
 `)
 	if got, want := inspect.ParseIDMapped(mi), []string{"/run/c/rootfs/root", `/a\040b`}; !slices.Equal(got, want) {
 		t.Errorf("ParseIDMapped = %q, want %q", got, want)
+	}
+}
+
+// TestReadFacts reads a live process's held IDs and idmapped mounts once,
+// and says when the process is no longer the one the ancestry was made
+// of (another start time: its PID reused).
+func TestReadFacts(t *testing.T) {
+	start, err := inspect.StartTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &audit.Ancestry{PID: os.Getpid(), StartTime: start}
+	inspect.ReadFacts(a)
+	if !a.FactsRead || a.FactsErr != "" || a.Held == nil || a.Held.UIDs[0] != uint32(os.Getuid()) {
+		t.Fatalf("ReadFacts(self) = %+v", a)
+	}
+	b := &audit.Ancestry{PID: os.Getpid(), StartTime: start + 1}
+	inspect.ReadFacts(b)
+	if b.FactsErr == "" || b.Held != nil || !strings.Contains(b.FactsErr, "another process has its PID") {
+		t.Errorf("ReadFacts of a PID reused: %+v, want FactsErr", b)
 	}
 }

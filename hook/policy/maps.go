@@ -152,6 +152,9 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 		// container's root write files owned by host UID 0 there (a
 		// setuid-root one too). The mount's map is not read (statmount
 		// on Linux 6.15 only tells it): refused as unchecked.
+		if a.UserDepth() > 0 && a.FactsErr != "" {
+			add(RuleHostRootUnmapped, Unchecked+": the IDs its process holds and its mounts could not be read: %s", a.FactsErr)
+		}
 		if a.UserDepth() > 0 {
 			for i, mp := range a.IDMapped {
 				if i == 8 {

@@ -118,6 +118,11 @@ func TestHostRootHeld(t *testing.T) {
 			t.Errorf("%s: violations %q, want %q", tc.name, got, tc.want)
 		}
 	}
+	unread := mapped(good, good)
+	unread.FactsErr = "inspect: pid 7: process exited"
+	if v := r.Evaluate(unread); len(v) != 1 || !strings.HasPrefix(v[0].Reason, policy.Unchecked+": the IDs its process holds and its mounts could not be read") {
+		t.Errorf("facts not read: %+v, want not checked", v)
+	}
 	host := &audit.Ancestry{PID: 7, User: []audit.UserNS{{Ino: 4026531837}}, Held: &audit.HeldIDs{Groups: []uint32{0}}}
 	if v := r.Evaluate(host); len(v) != 2 {
 		t.Errorf("the initial user namespace: %+v, want host UID and GID 0 mapped, once each", v)
