@@ -891,14 +891,17 @@ func TestRetentionThroughTheHook(t *testing.T) {
 	for _, f := range rotated {
 		os.Remove(f)
 	}
-	cur, err := os.ReadFile(e.log)
-	if err != nil {
-		t.Fatal(err)
+	keepLastLine := func() {
+		data, err := os.ReadFile(e.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+		if err := os.WriteFile(e.log, append(lines[len(lines)-1], '\n'), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	curLines := bytes.Split(bytes.TrimSuffix(cur, []byte("\n")), []byte("\n"))
-	if err := os.WriteFile(e.log, append(curLines[len(curLines)-1], '\n'), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keepLastLine()
 	l, err := audit.Open(e.log, audit.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -907,14 +910,7 @@ func TestRetentionThroughTheHook(t *testing.T) {
 	if err := l.Append(context.Background(), forged); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(e.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
-	if err := os.WriteFile(e.log, append(lines[len(lines)-1], '\n'), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keepLastLine()
 	code, out, stderr = run("", "audit", "verify", "--checkpoints", ckpts, e.log)
 	wantNone := fmt.Sprintf("note: no checkpoint names a record the log holds: seq %d..%d are covered by no checkpoint", last.Seq+1, last.Seq+1)
 	wantRet := fmt.Sprintf("note: 1 retention record(s), from seq %d, come after the last checkpoint: root on the node after T could have written them", last.Seq+1)

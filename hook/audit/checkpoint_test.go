@@ -56,6 +56,14 @@ func readCheckpoints(t *testing.T, file string) []audit.Checkpoint {
 	return cs
 }
 
+// testClock returns a clock that says start until tick moves it on.
+func testClock(start time.Time) (clock func() time.Time, tick func(time.Duration)) {
+	var mu sync.Mutex
+	now := start
+	return func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+		func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+}
+
 // TestCheckpointsDetect checks that checkpoints shipped off the node
 // catch what the chain alone cannot: records cut off the end, the
 // current file deleted, and a chain rewritten whole (without a sealing
@@ -228,9 +236,7 @@ func TestCheckpointIfDueSealed(t *testing.T) {
 // not either ("nothing is written to it"). It writes the state back now,
 // as the append would have left it, and its checkpoint is sealed.
 func TestCheckpointWritesStateBehind(t *testing.T) {
-	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	clock, tick := testClock(time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC))
 	file := filepath.Join(t.TempDir(), "cp.jsonl")
 	l, _, key := sealedLog(t, audit.Options{Host: "node-a", Now: clock, Checkpoints: &audit.CheckpointOptions{EveryRecords: 100, EverySeconds: 60, File: file}})
 	appendN(t, l, 4)
@@ -247,9 +253,7 @@ func TestCheckpointWritesStateBehind(t *testing.T) {
 	if err := os.WriteFile(l.SealStateForTest(), before, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	now = now.Add(61 * time.Second)
-	mu.Unlock()
+	tick(61 * time.Second)
 	if err := l.CheckpointIfDue(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -271,15 +275,12 @@ func TestCheckpointWritesStateBehind(t *testing.T) {
 // (it gave the first, 61 s earlier here), since the records after it
 // came after that time.
 func TestCheckpointedTimeLatest(t *testing.T) {
-	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	tick := func() { mu.Lock(); now = now.Add(61 * time.Second); mu.Unlock() }
+	clock, tick := testClock(time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC))
 	file := filepath.Join(t.TempDir(), "cp.jsonl")
 	l, _ := newLog(t, audit.Options{Host: "node-a", Now: clock, Checkpoints: &audit.CheckpointOptions{EveryRecords: 100, EverySeconds: 60, File: file}})
 	appendN(t, l, 3)
 	for range 2 {
-		tick()
+		tick(61 * time.Second)
 		if err := l.CheckpointIfDue(context.Background()); err != nil {
 			t.Fatal(err)
 		}
