@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
@@ -360,13 +361,31 @@ func TestEnforceRefuses(t *testing.T) {
 			// option, which the container's creator sets): the
 			// container's root wrote files owned by host UID 0 there, a
 			// setuid-root one too, and host_root_unmapped passed it.
+			// So with a mount table past 16 KiB (250 more mounts): its
+			// read failed, and the check passed the container by.
 			if rt == "crun" {
-				idm := uniqueID(t, rt+"-idmap")
-				_, err := o.run(t, e, idm, bundle.Options{UserNS: true, Mounts: []specs.Mount{{Destination: "/root", Type: "bind", Source: t.TempDir(), Options: []string{"bind", "rw", "idmap"}}}}, true)
-				recs := e.records(t, idm)
-				if err == nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny ||
-					!cmp.Equal([]string{policy.RuleHostRootUnmapped}, audittest.Rules(recs[0])) || !strings.Contains(recs[0].Violations[0].Reason, "the idmapped mount at \"") {
-					t.Errorf("crun with an idmapped bind mount: run %v, records %+v; want refused for host_root_unmapped (the idmapped mount)", err, recs)
+				idmapMounts := []specs.Mount{{Destination: "/root", Type: "bind", Source: t.TempDir(), Options: []string{"bind", "rw", "idmap"}}}
+				many := append([]specs.Mount{{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"}}, idmapMounts...)
+				for i := range 250 {
+					many = append(many, specs.Mount{Destination: fmt.Sprintf("/tmp/m%d", i), Type: "tmpfs", Source: "tmpfs"})
+				}
+				for name, mounts := range map[string][]specs.Mount{"idmap": idmapMounts, "idmap-many": many} {
+					idm := uniqueID(t, rt+"-"+name)
+					_, err := o.run(t, e, idm, bundle.Options{UserNS: true, Mounts: mounts}, true)
+					recs := e.records(t, idm)
+					if err == nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny ||
+						!cmp.Equal([]string{policy.RuleHostRootUnmapped}, audittest.Rules(recs[0])) || !strings.Contains(recs[0].Violations[0].Reason, "the idmapped mount at \"") {
+						t.Errorf("crun with an idmapped bind mount (%s): run %v, records %+v; want refused for host_root_unmapped (the idmapped mount)", name, err, recs)
+					}
+				}
+				// An idmapped mount of the host's own (a systemd-homed
+				// home), which the container's mount table holds at
+				// createRuntime as a copy of the runtime's: not the
+				// container's, not refused.
+				hostIdmapMount(t)
+				hostIdm := uniqueID(t, rt+"-hostidmap")
+				if stderr, err := o.run(t, e, hostIdm, bundle.Options{UserNS: true}, true); err != nil {
+					t.Errorf("crun on a host with an idmapped mount of its own: refused: %v\n%s\n%+v", err, stderr, e.records(t, hostIdm))
 				}
 			}
 			plain := uniqueID(t, rt+"-callergroups")
@@ -448,5 +467,36 @@ func TestConcurrentContainers(t *testing.T) {
 	}
 	if s := e.verify(t); s.Records != len(vocab.ShippedStages)*n {
 		t.Errorf("%d records, want %d", s.Records, len(vocab.ShippedStages)*n)
+	}
+}
+
+// hostIdmapMount makes an idmapped bind mount of a directory of the test
+// on another in the host's mount namespace (open_tree, mount_setattr with
+// the user namespace of a process mapping 100000-165535, move_mount),
+// until the test ends.
+func hostIdmapMount(t *testing.T) {
+	t.Helper()
+	src, dst := t.TempDir(), t.TempDir()
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	p := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}, nstest.RequireCmd(t, "sleep"), "infinity")
+	userns, err := unix.Open(nstest.NSPath(p.Pid, "user"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(userns)
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		t.Fatalf("open_tree: %v", err)
+	}
+	defer unix.Close(tree)
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}); err != nil {
+		t.Fatalf("mount_setattr MOUNT_ATTR_IDMAP: %v", err)
+	}
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		t.Fatalf("move_mount: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dst, unix.MNT_DETACH) })
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); !strings.Contains(string(mi), " "+dst+" ") || !strings.Contains(string(mi), "idmapped") {
+		t.Fatalf("no idmapped mount at %s in this mount namespace", dst)
 	}
 }

@@ -1,11 +1,14 @@
 package inspect
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -144,12 +147,33 @@ func StatusField(pid int, name string) (v string, ok bool) {
 // ReadHeld returns the IDs process pid holds (the Uid, Gid and Groups
 // lines of /proc/PID/status), in this process's user namespace.
 func ReadHeld(pid int) (*audit.HeldIDs, error) {
-	b, err := idmap.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return nil, gone(pid, err)
 	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStatus+1))
+	switch {
+	case err != nil:
+		return nil, gone(pid, err)
+	case len(b) > maxStatus:
+		return nil, fmt.Errorf("inspect: pid %d: status larger than %d bytes", pid, maxStatus)
+	}
 	return parseHeld(b)
 }
+
+// maxStatus bounds a read of /proc/PID/status: its Groups line lists up
+// to 65,536 IDs (NGROUPS_MAX) of up to 10 digits. (idmap.ReadFile's 16
+// KiB took a process of 3,000 groups for unreadable.)
+const maxStatus = 1 << 20
+
+// maxMountinfo bounds a read of /proc/PID/mountinfo, a line at a time
+// (a node's table of 100,000 mounts is about 20 MB); maxMountLine bounds
+// a line (two escaped paths of up to PATH_MAX, and the rest).
+const (
+	maxMountinfo = 64 << 20
+	maxMountLine = 64 << 10
+)
 
 // ReadFacts reads what the policy needs beyond the namespaces of the
 // process a names (a.PID), when a rule asks for it: the IDs it holds
@@ -182,12 +206,65 @@ func ReadFacts(a *audit.Ancestry) {
 
 // ReadIDMapped returns the mount points of the idmapped mounts of process
 // pid's mount namespace (its /proc/PID/mountinfo), escaped as there.
+//
+// At createRuntime the process's mount namespace is still a copy of the
+// runtime's, before pivot_root(2): the runtime's own idmapped mounts (a
+// systemd-homed home) are there too, and are left out, matched by their
+// root, mount point and device in this process's mountinfo.
 func ReadIDMapped(pid int) ([]string, error) {
-	b, err := idmap.ReadFile("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	mine, err := idmappedIn("/proc/" + strconv.Itoa(pid) + "/mountinfo")
 	if err != nil {
 		return nil, gone(pid, err)
 	}
-	return parseIDMapped(b), nil
+	if len(mine) == 0 {
+		return nil, nil
+	}
+	host, err := idmappedIn("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range mine {
+		if !slices.Contains(host, m) {
+			out = append(out, m.point)
+		}
+	}
+	return out, nil
+}
+
+// idmappedMount is an idmapped mount: its device, root and mount point,
+// escaped as mountinfo escapes them.
+type idmappedMount struct{ dev, root, point string }
+
+// idmappedIn reads the mountinfo file path a line at a time, bounded,
+// and returns its idmapped mounts.
+func idmappedIn(path string) ([]idmappedMount, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, maxMountLine)
+	var out []idmappedMount
+	for read := 0; ; {
+		line, err := r.ReadSlice('\n')
+		read += len(line)
+		switch {
+		case err == bufio.ErrBufferFull:
+			return nil, fmt.Errorf("%s: a line longer than %d bytes", path, maxMountLine)
+		case read > maxMountinfo:
+			return nil, fmt.Errorf("%s: larger than %d bytes", path, maxMountinfo)
+		}
+		if m, ok := parseIDMappedLine(line); ok {
+			out = append(out, m)
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // parseIDMapped returns the mount points of the mountinfo lines whose
@@ -195,21 +272,29 @@ func ReadIDMapped(pid int) ([]string, error) {
 func parseIDMapped(mountinfo []byte) []string {
 	var out []string
 	for line := range bytes.Lines(mountinfo) {
-		if !bytes.Contains(line, []byte("idmapped")) {
-			continue
-		}
-		f := bytes.Fields(line)
-		if len(f) < 6 {
-			continue
-		}
-		for opt := range bytes.SplitSeq(f[5], []byte{','}) {
-			if string(opt) == "idmapped" {
-				out = append(out, string(f[4]))
-				break
-			}
+		if m, ok := parseIDMappedLine(line); ok {
+			out = append(out, m.point)
 		}
 	}
 	return out
+}
+
+// parseIDMappedLine parses a mountinfo line whose mount options (the
+// sixth field) hold "idmapped".
+func parseIDMappedLine(line []byte) (idmappedMount, bool) {
+	if !bytes.Contains(line, []byte("idmapped")) {
+		return idmappedMount{}, false
+	}
+	f := bytes.Fields(line)
+	if len(f) < 6 {
+		return idmappedMount{}, false
+	}
+	for opt := range bytes.SplitSeq(f[5], []byte{','}) {
+		if string(opt) == "idmapped" {
+			return idmappedMount{string(f[2]), string(f[3]), string(f[4])}, true
+		}
+	}
+	return idmappedMount{}, false
 }
 
 // parseHeld reads the Uid, Gid and Groups lines of a status file.
