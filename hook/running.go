@@ -97,6 +97,7 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 	// (NS_GET_PARENT) and its process named, and a user may make
 	// thousands of nested ones.
 	late := pastDeadline(live.Deadline())
+	heldReads := 0 // the status files read, for the deadline's checks
 	for i := range scan.Namespaces {
 		l := &scan.Namespaces[i]
 		if l.Ident == own {
@@ -128,7 +129,7 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 			// map nothing), or into one mapping other IDs, hid its IDs
 			// from the check. (A read of each process's status, as the
 			// scan read each one's link, within the scan's budget.)
-			u, g, err := l.Held(late)
+			u, g, err := l.Held(late, &heldReads)
 			switch {
 			case errors.Is(err, inspect.ErrIncomplete):
 				return stop(err)

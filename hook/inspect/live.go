@@ -274,15 +274,16 @@ func readLive(pid int, id nsrel.Ident, setgroups bool) (idmap.Maps, error) {
 // before unshare(2) or setns(2), whatever the namespace maps (a
 // namespace whose maps are not written maps nothing). Processes gone or
 // gone elsewhere are skipped; another error stops it, and so does one
-// from stop, called before the 65th process, the 129th, and so on.
-func (l *LiveUserNS) Held(stop func() error) (uids, gids idmap.Spans, err error) {
+// from stop, called before every 64th read counted in *reads (shared by
+// the namespaces of one scan, so that many small ones are bounded too).
+func (l *LiveUserNS) Held(stop func() error, reads *int) (uids, gids idmap.Spans, err error) {
 	pids := l.PIDs
 	if len(pids) == 0 {
 		pids = []int{l.PID}
 	}
 	buf := make([]byte, 64)
-	for i, pid := range pids {
-		if i > 0 && i%64 == 0 && stop != nil {
+	for _, pid := range pids {
+		if *reads++; *reads%64 == 0 && stop != nil {
 			if err := stop(); err != nil {
 				return nil, nil, err
 			}

@@ -111,6 +111,7 @@ type scanner struct {
 	// were given up (sockHelpersLost, see sockhelper.go).
 	unaskedSocks    atomic.Int64
 	sockHelpersLost atomic.Int64
+	sockPassLate    atomic.Bool // the pass ran out of time (sockPassTime)
 
 	mu    sync.Mutex
 	nodes map[Key]*node
@@ -439,8 +440,11 @@ func (s *scanner) model() *Model {
 	}
 	if n := int(s.unaskedSocks.Load()); n > 0 {
 		m.SkippedSockets += n
-		why := "the process that asks them failed, or took too long"
-		if s.sockHelpersLost.Load() >= maxSockHelpersLost {
+		why := "the process that asks them failed"
+		switch {
+		case s.sockPassLate.Load():
+			why = "asking them took longer than " + sockPassTime.String()
+		case s.sockHelpersLost.Load() >= maxSockHelpersLost:
 			why = "the processes that ask them met files in sockets' places, " + strconv.FormatInt(maxSockHelpersLost, 10) + " in all (swapped onto their descriptors while they were copied: a file's close, of a FUSE server that does not answer, could hang the scan for good): the rest were not asked"
 		}
 		m.SkippedWhy = join(m.SkippedWhy, why)

@@ -173,6 +173,7 @@ func helperSockets(req []byte, send func(msg string, fds []int)) {
 var (
 	errHelperStuck = errors.New("the socket helper did not answer in time")
 	errHelperFile  = errors.New("the socket helper met a file in a socket's place")
+	errPassTime    = errors.New("the sockets' pass ran out of time")
 )
 
 // askSockets asks the sockets the workers met (each once) for their
@@ -228,7 +229,10 @@ const sockPart = 512
 // (see askSockets).
 func (s *scanner) askPart(all []pendingSock, known map[Key]bool, deadline time.Time) {
 	for len(all) > 0 {
-		if s.sockHelpersLost.Load() >= maxSockHelpersLost || time.Now().After(deadline) {
+		if time.Now().After(deadline) {
+			s.sockPassLate.Store(true)
+		}
+		if s.sockHelpersLost.Load() >= maxSockHelpersLost || s.sockPassLate.Load() {
 			s.unaskedSocks.Add(int64(len(all)))
 			return
 		}
@@ -253,6 +257,11 @@ func (s *scanner) askPart(all []pendingSock, known map[Key]bool, deadline time.T
 		case errors.Is(err, errHelperFile) || errors.Is(err, errHelperStuck):
 			h.abandon(0)
 			s.sockHelpersLost.Add(1)
+		case errors.Is(err, errPassTime):
+			h.abandon(0)
+			s.sockPassLate.Store(true)
+			s.unaskedSocks.Add(int64(len(all)))
+			return
 		case err != nil:
 			h.abandon(sockAnswerWait)
 			// Gone (ECHILD), or its socket failed: the rest are not asked.
@@ -274,7 +283,7 @@ func (h *mountHelper) askSockets(ps []pendingSock, deadline time.Time, f func(p 
 	done := 0
 	for done < len(ps) {
 		if time.Now().After(deadline) {
-			return done, errHelperStuck
+			return done, errPassTime
 		}
 		batch := ps[done:min(len(ps), done+sockBatch)]
 		msg := []byte{sockRequest}
@@ -290,15 +299,23 @@ func (h *mountHelper) askSockets(ps []pendingSock, deadline time.Time, f func(p 
 		if err != nil {
 			return done, err
 		}
-		wait := min(sockAnswerWait, time.Until(deadline))
 		pfd := []unix.PollFd{{Fd: int32(h.sock), Events: unix.POLLIN}}
-		n, err := unix.Poll(pfd, int(wait/time.Millisecond)+1)
-		for err == unix.EINTR {
-			n, err = unix.Poll(pfd, int(wait/time.Millisecond)+1)
+		var n int
+		for {
+			// Never a negative timeout, which poll takes for none.
+			wait := min(sockAnswerWait, time.Until(deadline))
+			if wait <= 0 {
+				return done, errPassTime
+			}
+			if n, err = unix.Poll(pfd, int((wait+time.Millisecond-1)/time.Millisecond)); err != unix.EINTR {
+				break
+			}
 		}
 		switch {
 		case err != nil:
 			return done, err
+		case n == 0 && time.Now().After(deadline):
+			return done, errPassTime
 		case n == 0:
 			return done, errHelperStuck
 		}
