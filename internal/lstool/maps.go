@@ -559,7 +559,8 @@ func unreadText(unchecked int, m *discover.Model, hidden bool) string {
 	count(d.FDDirs, "the open files of 1 process could not be read", "the open files of %d processes could not be read")
 	count(d.MountNS+m.UnreadMounts, "the mounts of 1 mount namespace could not be read", "the mounts of %d mount namespaces could not be read")
 	count(m.UnopenedNS+m.BelowFUSE, "1 namespace bind mount was not opened", "%d namespace bind mounts were not opened")
-	count(m.SkippedSockets, "1 socket was not asked for its network namespace (cgroup v1 net_cls or net_prio)", "%d sockets were not asked for their network namespaces (cgroup v1 net_cls or net_prio)")
+	count(m.SkippedSockets-m.UnaskedSockets, "1 socket was not asked for its network namespace (cgroup v1 net_cls or net_prio)", "%d sockets were not asked for their network namespaces (cgroup v1 net_cls or net_prio)")
+	count(m.UnaskedSockets, "1 socket was not asked for its network namespace (see the notice)", "%d sockets were not asked for their network namespaces (see the notice)")
 	count(d.Links, "1 parent or owner of a user namespace was refused", "%d parents or owners of user namespaces were refused")
 	if m.OutOfFDs > 0 {
 		parts = append(parts, "the scan ran out of file descriptors")

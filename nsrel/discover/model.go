@@ -216,8 +216,12 @@ type Model struct {
 	// ID and priority index a copy gives the socket (the copier's), or
 	// that could not be told. Then no socket is asked, and a network
 	// namespace held only by a socket, and a user namespace only such
-	// namespaces own, is missing from the model. SkippedWhy says why.
+	// namespaces own, is missing from the model. It also counts, as
+	// UnaskedSockets does, those not asked for want of the helper
+	// process that asks them (it failed, or was given up: see
+	// sockhelper.go). SkippedWhy says why.
 	SkippedSockets int
+	UnaskedSockets int
 	SkippedWhy     string
 }
 

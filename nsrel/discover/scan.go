@@ -440,6 +440,7 @@ func (s *scanner) model() *Model {
 	}
 	if n := int(s.unaskedSocks.Load()); n > 0 {
 		m.SkippedSockets += n
+		m.UnaskedSockets = n
 		why := "the process that asks them failed"
 		switch {
 		case s.sockPassLate.Load():
