@@ -97,7 +97,14 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 	// (NS_GET_PARENT) and its process named, and a user may make
 	// thousands of nested ones.
 	late := pastDeadline(live.Deadline())
-	heldReads := 0 // the status files read, for the deadline's checks
+	// Before each status read (see LiveUserNS.Held): the deadline alone,
+	// not a step of the work late counts (the tests' beforeCheck).
+	inTime := func() error {
+		if d := live.Deadline(); !d.IsZero() && time.Now().After(d) {
+			return fmt.Errorf("inspect: %w: its budget ran out while the IDs processes hold were read", inspect.ErrIncomplete)
+		}
+		return nil
+	}
 	for i := range scan.Namespaces {
 		l := &scan.Namespaces[i]
 		if l.Ident == own {
@@ -129,7 +136,7 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 			// map nothing), or into one mapping other IDs, hid its IDs
 			// from the check. (A read of each process's status, as the
 			// scan read each one's link, within the scan's budget.)
-			u, g, err := l.Held(late, &heldReads)
+			u, g, err := l.Held(inTime)
 			switch {
 			case errors.Is(err, inspect.ErrIncomplete):
 				return stop(err)
@@ -200,8 +207,10 @@ func outsider(a *audit.Ancestry, l *inspect.LiveUserNS, samePod func(pid int) bo
 		// A container that joined a PID namespace (rather than made
 		// it, as its init) finds processes there that are not its
 		// own: only its descendants are.
+		// One that cannot be told is taken for joined: fewer processes
+		// count as its own.
 		made, merr := inspect.PIDNSInit(a.PID)
-		joined = merr == nil && !made
+		joined = merr != nil || !made
 	}
 	for _, pid := range l.PIDs {
 		if pid == a.PID {

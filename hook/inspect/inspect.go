@@ -147,19 +147,47 @@ func StatusField(pid int, name string) (v string, ok bool) {
 // ReadHeld returns the IDs process pid holds (the Uid, Gid and Groups
 // lines of /proc/PID/status), in this process's user namespace.
 func ReadHeld(pid int) (*audit.HeldIDs, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	b, err := readStatus(pid)
+	if err != nil {
+		return nil, err
+	}
+	return parseHeld(b)
+}
+
+// readStatus reads /proc/PID/status, up to maxStatus bytes.
+func readStatus(pid int) ([]byte, error) {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/status", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, gone(pid, err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxStatus+1))
+	defer unix.Close(fd)
+	b, err := io.ReadAll(io.LimitReader(fdReader(fd), maxStatus+1))
 	switch {
 	case err != nil:
 		return nil, gone(pid, err)
 	case len(b) > maxStatus:
 		return nil, fmt.Errorf("inspect: pid %d: status larger than %d bytes", pid, maxStatus)
 	}
-	return parseHeld(b)
+	return b, nil
+}
+
+// fdReader reads a descriptor with plain read(2): os.File would set up
+// the runtime's poller on the hook's path.
+type fdReader int
+
+func (r fdReader) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(r), p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 // maxStatus bounds a read of /proc/PID/status: its Groups line lists up
@@ -239,12 +267,12 @@ type idmappedMount struct{ dev, root, point string }
 // idmappedIn reads the mountinfo file path a line at a time, bounded,
 // and returns its idmapped mounts.
 func idmappedIn(path string) ([]idmappedMount, error) {
-	f, err := os.Open(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, maxMountLine)
+	defer unix.Close(fd)
+	r := bufio.NewReaderSize(fdReader(fd), maxMountLine)
 	var out []idmappedMount
 	for read := 0; ; {
 		line, err := r.ReadSlice('\n')
@@ -647,9 +675,11 @@ func parentAndStart(pid int) (int, uint64, error) {
 func PIDNSInit(pid int) (bool, error) {
 	// Plain system calls, as readStat: os.ReadFile would set up the
 	// runtime's poller on the hook's path.
-	status, err := idmap.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	// Bounded as ReadHeld's: idmap.ReadFile's 16 KiB took a process of
+	// 2,500 groups for one that made its PID namespace.
+	status, err := readStatus(pid)
 	if err != nil {
-		return false, gone(pid, err)
+		return false, err
 	}
 	if f := nsPIDs(status); len(f) > 0 {
 		return string(f[len(f)-1]) == "1", nil

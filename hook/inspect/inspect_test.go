@@ -530,3 +530,34 @@ func TestReadFacts(t *testing.T) {
 		t.Errorf("ReadFacts of a PID reused: %+v, want FactsErr", b)
 	}
 }
+
+// TestHeldChecksEachRead: the status of every process in another user
+// namespace is read for the IDs it holds, and one of 65,536 groups takes
+// 25 ms: Held asks stop before each read (it asked before every 64th,
+// and 64 such reads ran 1.6 s past the scan's budget), and stops at its
+// error.
+func TestHeldChecksEachRead(t *testing.T) {
+	self, err := nsrel.Identify(nsrel.Path("/proc/self/ns/user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for range 3 {
+		pids = append(pids, nstest.Start(t, nil, nstest.RequireCmd(t, "sleep"), "infinity").Pid)
+	}
+	l := &inspect.LiveUserNS{Ident: self, PID: pids[0], PIDs: pids}
+	calls := 0
+	if _, _, err := l.Held(func() error { calls++; return nil }); err != nil || calls != 3 {
+		t.Errorf("Held: %v after %d checks, want 3 checks, one a read", err, calls)
+	}
+	calls = 0
+	stopped := errors.New("past the deadline")
+	if _, _, err := l.Held(func() error {
+		if calls++; calls == 2 {
+			return stopped
+		}
+		return nil
+	}); !errors.Is(err, stopped) || calls != 2 {
+		t.Errorf("Held: %v after %d checks, want the second check's error", err, calls)
+	}
+}

@@ -274,16 +274,16 @@ func readLive(pid int, id nsrel.Ident, setgroups bool) (idmap.Maps, error) {
 // before unshare(2) or setns(2), whatever the namespace maps (a
 // namespace whose maps are not written maps nothing). Processes gone or
 // gone elsewhere are skipped; another error stops it, and so does one
-// from stop, called before every 64th read counted in *reads (shared by
-// the namespaces of one scan, so that many small ones are bounded too).
-func (l *LiveUserNS) Held(stop func() error, reads *int) (uids, gids idmap.Spans, err error) {
+// from stop, called before each read (a status of 65,536 groups takes
+// 25 ms to read: every read is checked against the caller's deadline).
+func (l *LiveUserNS) Held(stop func() error) (uids, gids idmap.Spans, err error) {
 	pids := l.PIDs
 	if len(pids) == 0 {
 		pids = []int{l.PID}
 	}
 	buf := make([]byte, 64)
 	for _, pid := range pids {
-		if *reads++; *reads%64 == 0 && stop != nil {
+		if stop != nil {
 			if err := stop(); err != nil {
 				return nil, nil, err
 			}
@@ -307,8 +307,11 @@ func (l *LiveUserNS) Held(stop func() error, reads *int) (uids, gids idmap.Spans
 		for _, id := range append(h.GIDs[:], h.Groups...) {
 			gids = append(gids, idmap.Span{First: uint64(id), Count: 1})
 		}
+		// Merged at each process: a namespace of many processes of
+		// many groups each holds a few spans, not millions.
+		uids, gids = uids.Normal(), gids.Normal()
 	}
-	return uids.Normal(), gids.Normal(), nil
+	return uids, gids, nil
 }
 
 // errLeft matches errors for a process that is no longer in the
