@@ -209,7 +209,9 @@ func evaluate(cfg *policy.Config, in Input, b *policy.Block, rec *audit.Record, 
 	if (b.Rules.HostRootUnmapped || b.Rules.NeedsRunning()) && rec.Ancestry.UserDepth() > 0 {
 		// The IDs its process holds and its idmapped mounts, read
 		// only for the rules that judge them.
-		inspect.ReadFacts(rec.Ancestry)
+		if inspect.ReadFacts(rec.Ancestry); rec.Ancestry.FactsGone && !strings.Contains(rec.Error, factsGoneNote) {
+			rec.Error = vocab.JoinErrors(rec.Error, factsGoneNote)
+		}
 	}
 	if b.Rules.NeedsRunning() && rec.Ancestry.UserDepth() > 0 {
 		run = RunningPod(rec.Ancestry, live, samePod(cfg, in))
@@ -219,6 +221,12 @@ func evaluate(cfg *policy.Config, in Input, b *policy.Block, rec *audit.Record, 
 	}
 	return b.Rules.EvaluateRunning(rec.Ancestry, run)
 }
+
+// factsGoneNote says, in a record, that the container's process exited
+// before what host_root_unmapped and disjoint_from_running read of it
+// (the IDs it holds, its mounts): a short job at poststart, recorded as
+// one that exited before its inspection is.
+const factsGoneNote = "the container's process exited before the IDs it holds and its mounts were read: not judged"
 
 // samePod returns how to tell the processes of the container's pod,
 // which may share its user namespace, for [RunningPod]: by the pod's

@@ -62,12 +62,14 @@ type Ancestry struct {
 	// the idmapped mounts in its mount namespace, through which a file
 	// it writes may be owned by an ID its user namespace does not map
 	// (host root's): read for the policy when a rule needs them
-	// (inspect.ReadFacts, FactsRead then set), FactsErr saying why they
-	// could not be. Not recorded: the record's format has no member for
-	// them (the violations they cause say them).
+	// (inspect.ReadFacts, FactsRead then set), FactsErr saying why one
+	// could not be, FactsGone that the process had exited by then (or
+	// its PID was another's). Not recorded: the record's format has no
+	// member for them (the violations they cause say them).
 	Held      *HeldIDs `json:"-"`
 	IDMapped  []string `json:"-"`
 	FactsRead bool     `json:"-"`
+	FactsGone bool     `json:"-"`
 	FactsErr  string   `json:"-"`
 }
 

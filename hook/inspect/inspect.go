@@ -207,29 +207,33 @@ const (
 // process a names (a.PID), when a rule asks for it: the IDs it holds
 // (a.Held) and its idmapped mounts (a.IDMapped), both through /proc, and
 // then checks that the process is still the one a was made of (its start
-// time): otherwise, or when a read fails, it sets a.FactsErr. It reads
-// once per ancestry.
+// time): otherwise it sets a.FactsGone, and a.FactsErr when a read
+// failed otherwise. It reads once per ancestry.
 func ReadFacts(a *audit.Ancestry) {
 	if a.FactsRead {
 		return
 	}
 	a.FactsRead = true
-	held, err := ReadHeld(a.PID)
-	var idmapped []string
-	if err == nil {
-		idmapped, err = ReadIDMapped(a.PID)
-	}
-	if err == nil {
-		var start uint64
-		if start, err = StartTime(a.PID); err == nil && start != a.StartTime {
-			err = fmt.Errorf("inspect: pid %d: %w (another process has its PID)", a.PID, ErrGone)
-		}
-	}
-	if err != nil {
-		a.FactsErr = err.Error()
+	held, herr := ReadHeld(a.PID)
+	idmapped, merr := ReadIDMapped(a.PID)
+	start, serr := StartTime(a.PID)
+	if serr != nil || start != a.StartTime || errors.Is(herr, ErrGone) || errors.Is(merr, ErrGone) {
+		// Exited (a short job at poststart), or its PID another's now:
+		// nothing of it to judge, as when the inspection finds it gone.
+		a.FactsGone = true
 		return
 	}
-	a.Held, a.IDMapped = held, idmapped
+	// Each read on its own: a mount table that cannot be read does not
+	// lose the IDs the process holds.
+	if herr == nil {
+		a.Held = held
+	}
+	if merr == nil {
+		a.IDMapped = idmapped
+	}
+	if err := errors.Join(herr, merr); err != nil {
+		a.FactsErr = strings.ReplaceAll(err.Error(), "\n", "; ")
+	}
 }
 
 // ReadIDMapped returns the mount points of the idmapped mounts of process

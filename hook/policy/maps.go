@@ -152,8 +152,8 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 		// container's root write files owned by host UID 0 there (a
 		// setuid-root one too). The mount's map is not read (statmount
 		// on Linux 6.15 only tells it): refused as unchecked.
-		if a.UserDepth() > 0 && a.FactsErr != "" {
-			add(RuleHostRootUnmapped, Unchecked+": the IDs its process holds and its mounts could not be read: %s", a.FactsErr)
+		if a.UserDepth() > 0 && a.FactsErr != "" && !a.FactsGone {
+			add(RuleHostRootUnmapped, Unchecked+": the IDs its process holds or its mounts could not be read: %s", a.FactsErr)
 		}
 		if a.UserDepth() > 0 {
 			for i, mp := range a.IDMapped {
@@ -260,6 +260,11 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 		// violation of its own, beside this one for what was not
 		// checked.
 		add(RuleDisjoint, Unchecked+": %v", run.Err)
+	}
+	if a.Held == nil && a.FactsErr != "" && !a.FactsGone {
+		// Its maps alone are compared: the IDs it holds beside them
+		// could not be read.
+		add(RuleDisjoint, Unchecked+": the IDs its process holds could not be read: %s", a.FactsErr)
 	}
 	// At most MaxDisjointListed violations, then one that counts the
 	// rest: whoever may create user namespaces that map the same host

@@ -120,8 +120,13 @@ func TestHostRootHeld(t *testing.T) {
 	}
 	unread := mapped(good, good)
 	unread.FactsErr = "inspect: pid 7: process exited"
-	if v := r.Evaluate(unread); len(v) != 1 || !strings.HasPrefix(v[0].Reason, policy.Unchecked+": the IDs its process holds and its mounts could not be read") {
+	if v := r.Evaluate(unread); len(v) != 1 || !strings.HasPrefix(v[0].Reason, policy.Unchecked+": the IDs its process holds or its mounts could not be read") {
 		t.Errorf("facts not read: %+v, want not checked", v)
+	}
+	gone := mapped(good, good)
+	gone.FactsRead, gone.FactsGone = true, true
+	if v := r.Evaluate(gone); len(v) != 0 {
+		t.Errorf("process gone before its facts were read: %+v, want nothing to judge", v)
 	}
 	host := &audit.Ancestry{PID: 7, User: []audit.UserNS{{Ino: 4026531837}}, Held: &audit.HeldIDs{Groups: []uint32{0}}}
 	if v := r.Evaluate(host); len(v) != 2 {
