@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"bytes"
 	"strconv"
 
 	"github.com/nsrel/nsrel/nsrel"
@@ -47,3 +48,17 @@ var ParseHeld = parseHeld
 
 // ParseIDMapped is parseIDMapped.
 var ParseIDMapped = parseIDMapped
+
+// NotCopies is notCopies of mountinfo texts.
+func NotCopies(mine, host []byte) []string {
+	parse := func(b []byte) []idmappedMount {
+		var out []idmappedMount
+		for line := range bytes.Lines(b) {
+			if m, ok := parseIDMappedLine(line); ok {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	return notCopies(parse(mine), parse(host))
+}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -255,13 +254,28 @@ func ReadIDMapped(pid int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return notCopies(mine, host), nil
+}
+
+// notCopies returns the mount points of the mounts of mine beyond the
+// copies of host's: as many of mine as host has of each are copies. A
+// mount the container's creator stacked on a copy of the host's (a
+// rootfs path chosen to be the host's mount point, the same source)
+// shows the same line twice, and was left out as a copy.
+func notCopies(mine, host []idmappedMount) []string {
+	left := make(map[idmappedMount]int, len(host))
+	for _, m := range host {
+		left[m]++
+	}
 	var out []string
 	for _, m := range mine {
-		if !slices.Contains(host, m) {
-			out = append(out, m.point)
+		if left[m] > 0 {
+			left[m]--
+			continue
 		}
+		out = append(out, m.point)
 	}
-	return out, nil
+	return out
 }
 
 // idmappedMount is an idmapped mount: its device, root and mount point,

@@ -563,3 +563,24 @@ func TestHeldChecksEachRead(t *testing.T) {
 		t.Errorf("Held: %v after %d checks, want the second check's error", err, calls)
 	}
 }
+
+// TestIDMappedNotCopies: the container's mount table at createRuntime
+// is a copy of the runtime's, with the host's idmapped mounts (a
+// systemd-homed home), which are not the container's; a mount of the
+// container's creator stacked on such a copy, at the same point from
+// the same source, shows the same line again and is the container's.
+func TestIDMappedNotCopies(t *testing.T) {
+	host := []byte("40 27 254:0 /home/a.homedir /home/a rw,relatime,idmapped - ext4 /dev/vda rw\n")
+	copyOnly := []byte("22 1 254:0 / / rw - ext4 /dev/vda rw\n90 22 254:0 /home/a.homedir /home/a rw,relatime,idmapped - ext4 /dev/vda rw\n")
+	stacked := append(append([]byte(nil), copyOnly...), "91 90 254:0 /home/a.homedir /home/a rw,relatime,idmapped - ext4 /dev/vda rw\n"...)
+	own := append(append([]byte(nil), copyOnly...), "92 22 254:0 /srv /run/c/rootfs/root rw,idmapped - ext4 /dev/vda rw\n"...)
+	for _, tc := range []struct {
+		name string
+		mine []byte
+		want []string
+	}{{"copy", copyOnly, nil}, {"stacked", stacked, []string{"/home/a"}}, {"own", own, []string{"/run/c/rootfs/root"}}} {
+		if got := inspect.NotCopies(tc.mine, host); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
