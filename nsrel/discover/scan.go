@@ -446,7 +446,7 @@ func (s *scanner) model() *Model {
 		case s.sockPassLate.Load():
 			why = "asking them took longer than " + sockPassTime.String()
 		case s.sockHelpersLost.Load() >= maxSockHelpersLost:
-			why = "the processes that ask them met files in sockets' places, " + strconv.FormatInt(maxSockHelpersLost, 10) + " in all (swapped onto their descriptors while they were copied: a file's close, of a FUSE server that does not answer, could hang the scan for good): the rest were not asked"
+			why = "the processes that ask them met files in sockets' places, or did not answer in time, " + strconv.FormatInt(maxSockHelpersLost, 10) + " in all (files swapped onto their descriptors while they were copied: a file's close, of a FUSE server that does not answer, could hang the scan for good): the rest were not asked"
 		}
 		m.SkippedWhy = join(m.SkippedWhy, why)
 	}
