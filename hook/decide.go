@@ -209,7 +209,13 @@ func evaluate(cfg *policy.Config, in Input, b *policy.Block, rec *audit.Record, 
 	if (b.Rules.HostRootUnmapped || b.Rules.NeedsRunning()) && rec.Ancestry.UserDepth() > 0 {
 		// The IDs its process holds and its idmapped mounts, read
 		// only for the rules that judge them.
-		if inspect.ReadFacts(rec.Ancestry); rec.Ancestry.FactsGone && !strings.Contains(rec.Error, factsGoneNote) {
+		inspect.ReadFacts(rec.Ancestry)
+		switch a := rec.Ancestry; {
+		case a.FactsGone && rec.Stage != audit.StagePoststart:
+			// Forgiven at poststart only, as a process gone before its
+			// inspection is: elsewhere the rules are not checked.
+			a.FactsGone, a.FactsErr = false, "its process exited before they were read"
+		case a.FactsGone && !strings.Contains(rec.Error, factsGoneNote):
 			rec.Error = vocab.JoinErrors(rec.Error, factsGoneNote)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/nsrel"
 )
 
@@ -137,4 +138,49 @@ func tempLog(t *testing.T) (*audit.Log, string) {
 		t.Fatal(err)
 	}
 	return log, path
+}
+
+// TestFactsOfExitedProcess: host_root_unmapped reads the IDs the
+// container's process holds and its mounts after its inspection; a
+// process gone by then is a short job at poststart (recorded, with a
+// note, as one gone before its inspection), but at createRuntime the
+// rule is not checked, and the enforcing block refuses (a process taken
+// for gone there passed it unchecked).
+func TestFactsOfExitedProcess(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, stage := range []string{audit.StageCreateRuntime, audit.StagePoststart} {
+		cfg, err := policy.Parse("lib.json", []byte(`{"version":1,"audit_log":"/x","on_error":"allow","default":{"name":"d","mode":"enforce","rules":{"host_root_unmapped":true}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		log, _ := tempLog(t)
+		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(nstest.HostIDBase(t)) + 990_000, Size: 1000}}
+		p := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m, Credential: &syscall.Credential{}}, nstest.RequireCmd(t, "sleep"), "infinity")
+		h := &hook.Hook{Config: cfg, Log: log, Inspect: func(pid int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+			a, err := inspect.ProcessWith(pid, live)
+			p.Cmd.Process.Kill()
+			p.Cmd.Process.Wait()
+			return a, err
+		}}
+		if stage == audit.StagePoststart {
+			if err := log.Append(context.Background(), &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "c", Verdict: audit.VerdictAllow}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := h.Run(context.Background(), stage, &specs.State{ID: "c", Pid: p.Pid})
+		if res == nil || res.Record == nil {
+			t.Fatalf("%s: %+v, %v", stage, res, err)
+		}
+		r := res.Record
+		switch stage {
+		case audit.StageCreateRuntime:
+			if !res.Deny || len(r.Violations) != 1 || !strings.Contains(r.Violations[0].Reason, "exited before they were read") {
+				t.Errorf("createRuntime: deny %v, violations %+v; want refused, not checked", res.Deny, r.Violations)
+			}
+		default:
+			if res.Deny || len(r.Violations) != 0 || !strings.Contains(r.Error, "exited before the IDs it holds and its mounts were read") {
+				t.Errorf("poststart: deny %v, violations %+v, error %q; want recorded with the note", res.Deny, r.Violations, r.Error)
+			}
+		}
+	}
 }

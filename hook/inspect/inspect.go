@@ -216,6 +216,11 @@ func ReadFacts(a *audit.Ancestry) {
 	held, herr := ReadHeld(a.PID)
 	idmapped, merr := ReadIDMapped(a.PID)
 	start, serr := StartTime(a.PID)
+	if serr != nil && !goneErrno(serr) {
+		// Not read (out of descriptors, say): not taken for gone.
+		a.FactsErr = "its start time: " + serr.Error()
+		return
+	}
 	if serr != nil || start != a.StartTime || errors.Is(herr, ErrGone) || errors.Is(merr, ErrGone) {
 		// Exited (a short job at poststart), or its PID another's now:
 		// nothing of it to judge, as when the inspection finds it gone.
@@ -233,6 +238,11 @@ func ReadFacts(a *audit.Ancestry) {
 	if err := errors.Join(herr, merr); err != nil {
 		a.FactsErr = strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
+}
+
+// goneErrno reports whether err says the process is no longer there.
+func goneErrno(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, ErrGone)
 }
 
 // ReadIDMapped returns the mount points of the idmapped mounts of process

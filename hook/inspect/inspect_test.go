@@ -531,6 +531,30 @@ func TestReadFacts(t *testing.T) {
 	if !b.FactsGone || b.FactsErr != "" || b.Held != nil {
 		t.Errorf("ReadFacts of a PID reused: %+v, want FactsGone, nothing read", b)
 	}
+	// Out of descriptors: nothing read, but the process is not gone (it
+	// was taken for gone, and the rules passed it unchecked).
+	free, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(free)
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = uint64(free) // the lowest free descriptor is past it
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	c := &audit.Ancestry{PID: os.Getpid(), StartTime: start}
+	inspect.ReadFacts(c)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if c.FactsGone || c.FactsErr == "" || !strings.Contains(c.FactsErr, "too many open files") {
+		t.Errorf("ReadFacts out of descriptors: %+v, want FactsErr, not gone", c)
+	}
 }
 
 // TestHeldChecksEachRead: the status of every process in another user
