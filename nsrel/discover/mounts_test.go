@@ -177,8 +177,18 @@ func TestMountBelowFUSE(t *testing.T) {
 	}
 	// The namespace held by the mount alone: one a process holds too
 	// is in the model, and its mount hides nothing (not counted).
-	unix.Kill(-held.Cmd.Process.Pid, unix.SIGKILL)
-	held.Cmd.Wait()
+	// Waited for by its process group, not held.Cmd.Wait: nstest.Start's
+	// goroutine waits for it too, and of two Waits at once on one Cmd
+	// one never returns (both read the single result of its output's
+	// copy): the test hung, or its cleanup said the process "did not
+	// exit after SIGKILL", once in eight runs.
+	pgid := held.Cmd.Process.Pid
+	unix.Kill(-pgid, unix.SIGKILL)
+	for deadline := time.Now().Add(10 * time.Second); unix.Kill(-pgid, 0) != unix.ESRCH; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process group %d still there after SIGKILL", pgid)
+		}
+	}
 	select {
 	case m := <-discoverAsync(t):
 		if m == nil {
