@@ -57,12 +57,8 @@ func TestNRIPodNamespaceFromRuntime(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.jsonl")
-			log, err := audit.Open(path, audit.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := &Plugin{Config: cfg, Log: log, Inspect: inspectHost}
-			err = tt.start(p)
+			p := &Plugin{Config: cfg, Log: openLog(t, path), Inspect: inspectHost}
+			err := tt.start(p)
 			recs := audittest.Records(t, path, tt.id)
 			if len(recs) != 1 {
 				t.Fatalf("%d records, want 1", len(recs))
@@ -112,10 +108,7 @@ func TestKubeletLabelsWin(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, path)
 	p := &Plugin{Config: cfg, Log: log, Inspect: inspectHost}
 	pod := &api.PodSandbox{Id: "pod-id", Name: "coredns", Namespace: "kube-system", Pid: 77}
 	image := map[string]string{vocab.LabelPodNamespace: "shop", vocab.LabelPodName: "web-0", vocab.LabelContainerName: "web"}
@@ -185,10 +178,7 @@ func TestSandboxAnnotationsWin(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := openLog(t, path)
 	cfg.RecordAnnotations = append(cfg.RecordAnnotations, vocab.LabelPodName)
 	p := &Plugin{Config: cfg, Log: log, Inspect: inspectHost}
 	pod := &api.PodSandbox{Id: "sb", Name: "web-0", Namespace: "shop", Pid: 77,

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+
+	"github.com/nsrel/nsrel/nsrel/idmap"
 )
 
 // The types below are part of the record format ([Record] embeds
@@ -94,6 +96,18 @@ func (h *HeldIDs) HasUID(id uint32) bool {
 // GIDs or a supplementary group.
 func (h *HeldIDs) HasGID(id uint32) bool {
 	return h != nil && (h.GIDs[0] == id || h.GIDs[1] == id || h.GIDs[2] == id || h.GIDs[3] == id || slices.Contains(h.Groups, id))
+}
+
+// Spans returns the UIDs and the GIDs (its GIDs and supplementary
+// groups) the process holds, as sorted merged spans.
+func (h *HeldIDs) Spans() (uids, gids idmap.Spans) {
+	for _, id := range h.UIDs {
+		uids = append(uids, idmap.Span{First: uint64(id), Count: 1})
+	}
+	for _, id := range append(h.GIDs[:], h.Groups...) {
+		gids = append(gids, idmap.Span{First: uint64(id), Count: 1})
+	}
+	return uids.Normal(), gids.Normal()
 }
 
 // Creds are a process's credentials as the kernel reports them for its

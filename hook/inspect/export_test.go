@@ -46,19 +46,28 @@ func ReadPinnedWith(pidfd, pid int, want nsrel.Ident, read func(string) (idmap.M
 // ParseHeld is parseHeld.
 var ParseHeld = parseHeld
 
-// ParseIDMapped is parseIDMapped.
-var ParseIDMapped = parseIDMapped
+// ParseIDMapped returns the mount points of the idmapped mounts of a
+// mountinfo text.
+func ParseIDMapped(mountinfo []byte) []string {
+	var out []string
+	for _, m := range idmappedOf(mountinfo) {
+		out = append(out, m.point)
+	}
+	return out
+}
+
+// idmappedOf returns the idmapped mounts of a mountinfo text.
+func idmappedOf(mountinfo []byte) []idmappedMount {
+	var out []idmappedMount
+	for line := range bytes.Lines(mountinfo) {
+		if m, ok := parseIDMappedLine(line); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 // NotCopies is notCopies of mountinfo texts.
 func NotCopies(mine, host []byte) []string {
-	parse := func(b []byte) []idmappedMount {
-		var out []idmappedMount
-		for line := range bytes.Lines(b) {
-			if m, ok := parseIDMappedLine(line); ok {
-				out = append(out, m)
-			}
-		}
-		return out
-	}
-	return notCopies(parse(mine), parse(host))
+	return notCopies(idmappedOf(mine), idmappedOf(host))
 }

@@ -323,18 +323,6 @@ func idmappedIn(path string) ([]idmappedMount, error) {
 	}
 }
 
-// parseIDMapped returns the mount points of the mountinfo lines whose
-// mount options (the sixth field) hold "idmapped".
-func parseIDMapped(mountinfo []byte) []string {
-	var out []string
-	for line := range bytes.Lines(mountinfo) {
-		if m, ok := parseIDMappedLine(line); ok {
-			out = append(out, m.point)
-		}
-	}
-	return out
-}
-
 // parseIDMappedLine parses a mountinfo line whose mount options (the
 // sixth field) hold "idmapped".
 func parseIDMappedLine(line []byte) (idmappedMount, bool) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -296,20 +295,15 @@ func (l *LiveUserNS) Held(stop func() error) (uids, gids idmap.Spans, err error)
 			}
 		}
 		switch {
-		case err != nil && (goneErr(err) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH)):
+		case err != nil && (goneErr(err) || goneErrno(err)):
 			continue
 		case err != nil:
 			return nil, nil, fmt.Errorf("inspect: pid %d in user:[%d]: the IDs it holds: %w", pid, l.Ident.Ino, err)
 		}
-		for _, id := range h.UIDs {
-			uids = append(uids, idmap.Span{First: uint64(id), Count: 1})
-		}
-		for _, id := range append(h.GIDs[:], h.Groups...) {
-			gids = append(gids, idmap.Span{First: uint64(id), Count: 1})
-		}
 		// Merged at each process: a namespace of many processes of
 		// many groups each holds a few spans, not millions.
-		uids, gids = uids.Normal(), gids.Normal()
+		u, g := h.Spans()
+		uids, gids = append(uids, u...).Normal(), append(gids, g...).Normal()
 	}
 	return uids, gids, nil
 }

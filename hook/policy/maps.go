@@ -81,12 +81,8 @@ type Other struct {
 func HeldSpans(a *audit.Ancestry, uids, gids idmap.Map) (u, g idmap.Spans) {
 	u, g = uids.Host(), gids.Host()
 	if h := a.Held; h != nil {
-		for _, id := range h.UIDs {
-			u = append(u, idmap.Span{First: uint64(id), Count: 1})
-		}
-		for _, id := range append(h.GIDs[:], h.Groups...) {
-			g = append(g, idmap.Span{First: uint64(id), Count: 1})
-		}
+		hu, hg := h.Spans()
+		u, g = append(u, hu...), append(g, hg...)
 	}
 	return u.Normal(), g.Normal()
 }

@@ -91,6 +91,10 @@ func helperSockets(req []byte, send func(msg string, fds []int)) {
 		}
 	}()
 	say := func(line string) { answer.WriteString(line + "\n") }
+	sayErr := func(err error) {
+		errno, _ := err.(unix.Errno)
+		say("error " + strconv.Itoa(int(errno)))
+	}
 	pidfd, pidfdOf := -1, [2]uint64{}
 	defer func() {
 		if pidfd >= 0 {
@@ -107,7 +111,7 @@ func helperSockets(req []byte, send func(msg string, fds []int)) {
 			ok = err == nil && (i == 3 || v[i] < 1<<31)
 		}
 		if !ok {
-			say("error " + strconv.Itoa(int(unix.EINVAL)))
+			sayErr(unix.EINVAL)
 			continue
 		}
 		// One pidfd per process (the lines come in PID order).
@@ -131,8 +135,7 @@ func helperSockets(req []byte, send func(msg string, fds []int)) {
 			sfd, err = unix.PidfdGetfd(pidfd, int(v[2]), 0)
 		}
 		if err != nil {
-			errno, _ := err.(unix.Errno)
-			say("error " + strconv.Itoa(int(errno)))
+			sayErr(err)
 			continue
 		}
 		n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(sfd), buf)
@@ -158,8 +161,7 @@ func helperSockets(req []byte, send func(msg string, fds []int)) {
 		nfd, err := unix.IoctlRetInt(sfd, unix.SIOCGSKNS)
 		unix.Close(sfd)
 		if err != nil {
-			errno, _ := err.(unix.Errno)
-			say("error " + strconv.Itoa(int(errno)))
+			sayErr(err)
 			continue
 		}
 		say(sockOK)
@@ -258,10 +260,7 @@ func (s *scanner) askPart(all []pendingSock, known map[Key]bool, deadline time.T
 			h.abandon(0)
 			s.sockHelpersLost.Add(1)
 		case errors.Is(err, errPassTime):
-			h.abandon(0)
-			s.sockPassLate.Store(true)
-			s.unaskedSocks.Add(int64(len(all)))
-			return
+			h.abandon(0) // the loop's check counts the rest
 		case err != nil:
 			h.abandon(sockAnswerWait)
 			// Gone (ECHILD), or its socket failed: the rest are not asked.
