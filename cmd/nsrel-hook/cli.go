@@ -33,10 +33,10 @@ audit verify exits 0 only if the chain is intact. With --nodes or --node,
 the LOGs are what a collector received from several nodes (one mixed
 stream, or a file per node): each node's records (their "host") are
 verified as a chain of their own, with that node's checkpoints, and a
-last line says which nodes are intact. audit show prints the
-records (with --container, of the containers whose ID starts with ID). audit ack records that a
-damaged line (its sequence number SEQ) was looked at, so recording goes
-on. audit seal-init turns on forward-secure sealing and prints the
+last line says which nodes are intact. audit show prints the records
+(with --container, of the containers whose ID starts with ID). audit ack
+records that a damaged line (its sequence number SEQ) was looked at, so
+recording goes on. audit seal-init turns on forward-secure sealing and prints the
 verification key once: store it off the node. audit checkpoint emits
 and ships a checkpoint when one is due by time although no container
 started (run by nsrel-checkpoint.timer on a node where only the hook

@@ -17,7 +17,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
@@ -374,9 +373,18 @@ func TestEnforceRefuses(t *testing.T) {
 					_, err := o.run(t, e, idm, bundle.Options{UserNS: true, Mounts: mounts}, true)
 					recs := e.records(t, idm)
 					if err == nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny ||
-						!cmp.Equal([]string{policy.RuleHostRootUnmapped}, audittest.Rules(recs[0])) || !strings.Contains(recs[0].Violations[0].Reason, "the idmapped mount at \"") {
-						t.Errorf("crun with an idmapped bind mount (%s): run %v, records %+v; want refused for host_root_unmapped (the idmapped mount)", name, err, recs)
+						!cmp.Equal([]string{policy.RuleHostRootUnmapped, policy.RuleHostRootUnmapped}, audittest.Rules(recs[0])) || !strings.Contains(recs[0].Violations[0].Reason, "maps UID 0 of its file system to host UID 100000, which the container holds") {
+						t.Errorf("crun with an idmapped bind mount (%s): run %v, records %+v; want refused for host_root_unmapped (the idmapped mount's UID and GID 0)", name, err, recs)
 					}
+				}
+				// An idmapped mount whose own map keeps UID and GID 0 of
+				// the host directory away from the container (its root
+				// writes there as UID 1000): refused whatever its map
+				// said, before its map was read. It runs.
+				toUser := uniqueID(t, rt+"-idmapuser")
+				userMount := []specs.Mount{{Destination: "/root", Type: "bind", Source: t.TempDir(), Options: []string{"bind", "rw", "idmap=uids=1000-100000-1;gids=1000-100000-1"}}}
+				if stderr, err := o.run(t, e, toUser, bundle.Options{UserNS: true, Mounts: userMount}, true); err != nil {
+					t.Errorf("crun with an idmapped bind mount mapping the container's root to UID 1000: refused: %v\n%s\n%+v", err, stderr, e.records(t, toUser))
 				}
 				// An idmapped mount of the host's own (a systemd-homed
 				// home), which the container's mount table holds at
@@ -471,32 +479,10 @@ func TestConcurrentContainers(t *testing.T) {
 }
 
 // hostIdmapMount makes an idmapped bind mount of a directory of the test
-// on another in the host's mount namespace (open_tree, mount_setattr with
-// the user namespace of a process mapping 100000-165535, move_mount),
+// on another in the host's mount namespace (mapping 100000-165535),
 // until the test ends.
 func hostIdmapMount(t *testing.T) {
 	t.Helper()
-	src, dst := t.TempDir(), t.TempDir()
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	p := nstest.Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}, nstest.RequireCmd(t, "sleep"), "infinity")
-	userns, err := unix.Open(nstest.NSPath(p.Pid, "user"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(userns)
-	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-	if err != nil {
-		t.Fatalf("open_tree: %v", err)
-	}
-	defer unix.Close(tree)
-	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}); err != nil {
-		t.Fatalf("mount_setattr MOUNT_ATTR_IDMAP: %v", err)
-	}
-	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		t.Fatalf("move_mount: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(dst, unix.MNT_DETACH) })
-	if mi, _ := os.ReadFile("/proc/self/mountinfo"); !strings.Contains(string(mi), " "+dst+" ") || !strings.Contains(string(mi), "idmapped") {
-		t.Fatalf("no idmapped mount at %s in this mount namespace", dst)
-	}
+	nstest.IDMappedMount(t, t.TempDir(), t.TempDir(), m, m)
 }

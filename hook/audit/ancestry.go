@@ -60,19 +60,18 @@ type Ancestry struct {
 	// kernel without PIDFD_GET_INFO (Linux 6.13). Format 1.2.
 	Creds *Creds `json:"creds,omitempty"`
 	// Held are the host IDs the process holds (/proc/PID/status), and
-	// IDMapped the mount points (escaped as mountinfo escapes them) of
-	// the idmapped mounts in its mount namespace, through which a file
-	// it writes may be owned by an ID its user namespace does not map
-	// (host root's): read for the policy when a rule needs them
+	// IDMapped the idmapped mounts in its mount namespace, through which
+	// a file it writes may be owned by an ID its user namespace does not
+	// map (host root's): read for the policy when a rule needs them
 	// (inspect.ReadFacts, FactsRead then set), FactsErr saying why one
 	// could not be, FactsGone that the process had exited by then (or
 	// its PID was another's). Not recorded: the record's format has no
 	// member for them (the violations they cause say them).
-	Held      *HeldIDs `json:"-"`
-	IDMapped  []string `json:"-"`
-	FactsRead bool     `json:"-"`
-	FactsGone bool     `json:"-"`
-	FactsErr  string   `json:"-"`
+	Held      *HeldIDs        `json:"-"`
+	IDMapped  []IDMappedMount `json:"-"`
+	FactsRead bool            `json:"-"`
+	FactsGone bool            `json:"-"`
+	FactsErr  string          `json:"-"`
 }
 
 // HeldIDs are the IDs a process holds, in the inspector's user
@@ -153,6 +152,17 @@ type UserMaps struct {
 
 // IDRange is one line of an ID map: Count IDs from Inside in the
 // namespace are the IDs from Outside in the other one. It is encoded as
+// IDMappedMount is an idmapped mount of a process's mount namespace.
+type IDMappedMount struct {
+	// Point is its mount point, escaped as mountinfo escapes it.
+	Point string
+	// UIDMap and GIDMap are its ID maps as statmount(2) tells them
+	// (Linux 6.15): an ID on its file system (Inside) is the host ID
+	// Outside through it. Nil when not read, Err saying why.
+	UIDMap, GIDMap []IDRange
+	Err            string
+}
+
 // the JSON array [inside, outside, count].
 type IDRange struct {
 	Inside, Outside, Count uint32

@@ -69,5 +69,17 @@ func idmappedOf(mountinfo []byte) []idmappedMount {
 
 // NotCopies is notCopies of mountinfo texts.
 func NotCopies(mine, host []byte) []string {
-	return notCopies(idmappedOf(mine), idmappedOf(host))
+	var out []string
+	for _, m := range notCopies(idmappedOf(mine), idmappedOf(host)) {
+		out = append(out, m.point)
+	}
+	return out
+}
+
+// ForceNoMountMaps has ReadIDMapped take the kernel for one that does
+// not tell an idmapped mount's maps (before Linux 6.15) until restore is
+// called.
+func ForceNoMountMaps() (restore func()) {
+	mountMapsReadable = false
+	return func() { mountMapsReadable = true }
 }

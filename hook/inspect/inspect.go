@@ -245,14 +245,15 @@ func goneErrno(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, ErrGone)
 }
 
-// ReadIDMapped returns the mount points of the idmapped mounts of process
-// pid's mount namespace (its /proc/PID/mountinfo), escaped as there.
+// ReadIDMapped returns the idmapped mounts of process pid's mount
+// namespace (its /proc/PID/mountinfo): their mount points, escaped as
+// there, and their ID maps where the kernel tells them.
 //
 // At createRuntime the process's mount namespace is still a copy of the
 // runtime's, before pivot_root(2): the runtime's own idmapped mounts (a
 // systemd-homed home) are there too, and are left out, matched by their
 // root, mount point and device in this process's mountinfo.
-func ReadIDMapped(pid int) ([]string, error) {
+func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 	mine, err := idmappedIn("/proc/" + strconv.Itoa(pid) + "/mountinfo")
 	if err != nil {
 		return nil, gone(pid, err)
@@ -264,33 +265,49 @@ func ReadIDMapped(pid int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return notCopies(mine, host), nil
+	theirs := notCopies(mine, host)
+	if len(theirs) == 0 {
+		return nil, nil
+	}
+	out := make([]audit.IDMappedMount, len(theirs))
+	for i, m := range theirs {
+		out[i].Point = m.point
+	}
+	readMountMaps(pid, out, theirs)
+	return out, nil
 }
 
-// notCopies returns the mount points of the mounts of mine beyond the
-// copies of host's: as many of mine as host has of each are copies. A
-// mount the container's creator stacked on a copy of the host's (a
-// rootfs path chosen to be the host's mount point, the same source)
-// shows the same line twice, and was left out as a copy.
-func notCopies(mine, host []idmappedMount) []string {
-	left := make(map[idmappedMount]int, len(host))
+// notCopies returns the mounts of mine beyond the copies of host's: as
+// many of mine as host has of each (device, root and mount point) are
+// copies. A mount the container's creator stacked on a copy of the
+// host's (a rootfs path chosen to be the host's mount point, the same
+// source) shows the same line twice, and was left out as a copy.
+func notCopies(mine, host []idmappedMount) []idmappedMount {
+	left := make(map[mountKey]int, len(host))
 	for _, m := range host {
-		left[m]++
+		left[m.mountKey]++
 	}
-	var out []string
+	var out []idmappedMount
 	for _, m := range mine {
-		if left[m] > 0 {
-			left[m]--
+		if left[m.mountKey] > 0 {
+			left[m.mountKey]--
 			continue
 		}
-		out = append(out, m.point)
+		out = append(out, m)
 	}
 	return out
 }
 
-// idmappedMount is an idmapped mount: its device, root and mount point,
-// escaped as mountinfo escapes them.
-type idmappedMount struct{ dev, root, point string }
+// idmappedMount is an idmapped mount: its ID in mountinfo (reused once it
+// is gone) and what tells it from the host's copies of it.
+type idmappedMount struct {
+	id uint32
+	mountKey
+}
+
+// mountKey is a mount's device, root and mount point, escaped as
+// mountinfo escapes them.
+type mountKey struct{ dev, root, point string }
 
 // idmappedIn reads the mountinfo file path a line at a time, bounded,
 // and returns its idmapped mounts.
@@ -333,9 +350,11 @@ func parseIDMappedLine(line []byte) (idmappedMount, bool) {
 	if len(f) < 6 {
 		return idmappedMount{}, false
 	}
+	// An ID not parsed is 0, no mount's: its maps are then not found.
+	id, _ := strconv.ParseUint(string(f[0]), 10, 32)
 	for opt := range bytes.SplitSeq(f[5], []byte{','}) {
 		if string(opt) == "idmapped" {
-			return idmappedMount{string(f[2]), string(f[3]), string(f[4])}, true
+			return idmappedMount{uint32(id), mountKey{string(f[2]), string(f[3]), string(f[4])}}, true
 		}
 	}
 	return idmappedMount{}, false

@@ -608,3 +608,37 @@ func TestIDMappedNotCopies(t *testing.T) {
 		}
 	}
 }
+
+// TestReadIDMappedMaps: an idmapped mount of the process's own (made in
+// the host's mount namespace, copied into the process's private one,
+// then unmounted in the host's) is read with its ID maps (statmount,
+// Linux 6.15), which the policy judges; a kernel that does not tell them
+// (forced) leaves them unknown and says why. The host's own idmapped
+// mounts are left out still.
+func TestReadIDMappedMaps(t *testing.T) {
+	nstest.RequireRoot(t)
+	src, dst := t.TempDir(), t.TempDir()
+	uids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}, {ContainerID: 70000, HostID: 5, Size: 1}}
+	gids := []syscall.SysProcIDMap{{ContainerID: 1000, HostID: 200000, Size: 10}}
+	unmount := nstest.IDMappedMount(t, src, dst, uids, gids)
+	copied := nstest.Sleep(t, nil, "--mount", "--propagation", "private")
+	if got, err := inspect.ReadIDMapped(copied.Pid); err != nil || got != nil {
+		t.Errorf("ReadIDMapped with the host's idmapped mount only = %+v, %v; want none", got, err)
+	}
+	unmount()
+	want := []audit.IDMappedMount{{
+		Point:  dst,
+		UIDMap: []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}, {Inside: 70000, Outside: 5, Count: 1}},
+		GIDMap: []audit.IDRange{{Inside: 1000, Outside: 200000, Count: 10}},
+	}}
+	got, err := inspect.ReadIDMapped(copied.Pid)
+	if err != nil || !cmp.Equal(got, want) {
+		t.Errorf("ReadIDMapped = %+v, %v; want %+v", got, err, want)
+	}
+	restore := inspect.ForceNoMountMaps()
+	got, err = inspect.ReadIDMapped(copied.Pid)
+	restore()
+	if err != nil || len(got) != 1 || got[0].Point != dst || got[0].UIDMap != nil || got[0].GIDMap != nil || !strings.Contains(got[0].Err, "Linux 6.15") {
+		t.Errorf("ReadIDMapped on a kernel without statmount's maps = %+v, %v; want the mount, no maps, and why", got, err)
+	}
+}

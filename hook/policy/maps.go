@@ -87,6 +87,29 @@ func HeldSpans(a *audit.Ancestry, uids, gids idmap.Map) (u, g idmap.Spans) {
 	return u.Normal(), g.Normal()
 }
 
+// idmappedRoot says how the idmapped mount m lets a container holding
+// host UIDs u and GIDs g own files as UID or GID 0 of the mount's file
+// system (host root's, for a host directory), or that its maps are not
+// known: nothing when it does not.
+func idmappedRoot(m audit.IDMappedMount, u, g idmap.Spans) []string {
+	at := vocab.Quote(vocab.Cut(m.Point, 256))
+	if m.UIDMap == nil || m.GIDMap == nil {
+		return []string{fmt.Sprintf(Unchecked+": the idmapped mount at %s: through it, files the container writes may be owned by host UID 0 (its ID map is not known: %s)", at, m.Err)}
+	}
+	var out []string
+	for _, k := range []struct {
+		what string
+		m    []audit.IDRange
+		held idmap.Spans
+	}{{"UID", m.UIDMap, u}, {"GID", m.GIDMap, g}} {
+		h, ok := toMap(k.m).ToOutside(0)
+		if ok && len(idmap.Overlap(k.held, idmap.Spans{{First: uint64(h), Count: 1}})) > 0 {
+			out = append(out, fmt.Sprintf("the idmapped mount at %s maps %s 0 of its file system to host %s %d, which the container holds: files it writes there are owned by %s 0 (host root's, a setuid-root one too)", at, k.what, k.what, h, k.what))
+		}
+	}
+	return out
+}
+
 // needsMaps reports whether a rule reads the container's maps.
 func (r *Rules) needsMaps() bool {
 	return r.HostRootUnmapped || r.MappedIDsMin != nil || r.MappedIDsMax != nil ||
@@ -142,22 +165,26 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 		if gids.MapsOutside(0) {
 			add(RuleHostRootUnmapped, "host GID 0 is mapped into %s", userName(a, 0))
 		}
+		if a.UserDepth() > 0 && a.FactsErr != "" && !a.FactsGone {
+			add(RuleHostRootUnmapped, Unchecked+": the IDs its process holds or its mounts could not be read: %s", a.FactsErr)
+		}
 		// An idmapped mount writes files under the IDs its own map
 		// gives, whatever the container's maps say: crun's and
 		// podman's "idmap" bind mount of a host directory lets the
 		// container's root write files owned by host UID 0 there (a
-		// setuid-root one too). The mount's map is not read (statmount
-		// on Linux 6.15 only tells it): refused as unchecked.
-		if a.UserDepth() > 0 && a.FactsErr != "" && !a.FactsGone {
-			add(RuleHostRootUnmapped, Unchecked+": the IDs its process holds or its mounts could not be read: %s", a.FactsErr)
-		}
-		if a.UserDepth() > 0 {
-			for i, mp := range a.IDMapped {
+		// setuid-root one too).
+		if a.UserDepth() > 0 && len(a.IDMapped) > 0 {
+			heldU, heldG := HeldSpans(a, uids, gids)
+			var why []string
+			for _, m := range a.IDMapped {
+				why = append(why, idmappedRoot(m, heldU, heldG)...)
+			}
+			for i, w := range why {
 				if i == 8 {
-					add(RuleHostRootUnmapped, Unchecked+": and %d more idmapped mounts", len(a.IDMapped)-i)
+					add(RuleHostRootUnmapped, "and %d more of its idmapped mounts", len(why)-i)
 					break
 				}
-				add(RuleHostRootUnmapped, Unchecked+": the idmapped mount at %s: through it, files the container writes may be owned by host UID 0 (its ID map is not read)", vocab.Quote(vocab.Cut(mp, 256)))
+				add(RuleHostRootUnmapped, "%s", w)
 			}
 		}
 		// The IDs the process holds, whatever the maps say: a runtime

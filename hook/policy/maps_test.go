@@ -134,6 +134,58 @@ func TestHostRootHeld(t *testing.T) {
 	}
 }
 
+// TestIDMappedRoot: an idmapped mount was refused whatever its maps said
+// (they were not read): a podman or crun "idmap" volume with its own map
+// that keeps UID and GID 0 of its file system away from the container's
+// IDs ran nowhere. Now it is refused when, through it, an ID the
+// container holds (mapped, or held outside its maps) is UID or GID 0 of
+// the mount's file system, and not checked when its maps are not known.
+func TestIDMappedRoot(t *testing.T) {
+	good := []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}
+	r := rules(t, `{"host_root_unmapped":true}`)
+	same := []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}  // podman's idmap: the container's own maps
+	user := []audit.IDRange{{Inside: 1000, Outside: 100000, Count: 1}}   // the container's root writes as UID 1000
+	apart := []audit.IDRange{{Inside: 0, Outside: 300000, Count: 65536}} // 0 maps to an ID the container does not hold
+	kept := []audit.IDRange{{Inside: 0, Outside: 42, Count: 1}}          // 0 maps to a group the process kept
+	for _, tc := range []struct {
+		name   string
+		mounts []audit.IDMappedMount
+		held   *audit.HeldIDs
+		want   []string
+	}{
+		{"same maps", []audit.IDMappedMount{{Point: "/run/c/rootfs/data", UIDMap: same, GIDMap: same}}, nil, []string{
+			`the idmapped mount at "/run/c/rootfs/data" maps UID 0 of its file system to host UID 100000, which the container holds`,
+			`the idmapped mount at "/run/c/rootfs/data" maps GID 0 of its file system to host GID 100000, which the container holds`}},
+		{"to a user", []audit.IDMappedMount{{Point: "/home", UIDMap: user, GIDMap: user}}, nil, nil},
+		{"apart", []audit.IDMappedMount{{Point: "/home", UIDMap: apart, GIDMap: apart}}, nil, nil},
+		{"group kept", []audit.IDMappedMount{{Point: "/srv", UIDMap: user, GIDMap: kept}}, &audit.HeldIDs{UIDs: [4]uint32{100000, 100000, 100000, 100000}, GIDs: [4]uint32{100000, 100000, 100000, 100000}, Groups: []uint32{42}}, []string{
+			`the idmapped mount at "/srv" maps GID 0 of its file system to host GID 42, which the container holds`}},
+		{"not known", []audit.IDMappedMount{{Point: "/srv", Err: "this kernel does not tell"}}, nil, []string{
+			policy.Unchecked + `: the idmapped mount at "/srv": through it, files the container writes may be owned by host UID 0 (its ID map is not known: this kernel does not tell)`}},
+		{"many", slices.Repeat([]audit.IDMappedMount{{Point: "/d", UIDMap: same, GIDMap: same}}, 5), nil, []string{
+			"the idmapped mount", "the idmapped mount", "the idmapped mount", "the idmapped mount", "the idmapped mount", "the idmapped mount", "the idmapped mount", "the idmapped mount", "and 2 more of its idmapped mounts"}},
+	} {
+		a := mapped(good, good)
+		a.IDMapped, a.Held, a.FactsRead = tc.mounts, tc.held, true
+		var got []string
+		for _, x := range r.Evaluate(a) {
+			if x.Rule != policy.RuleHostRootUnmapped {
+				t.Errorf("%s: rule %s", tc.name, x.Rule)
+			}
+			got = append(got, x.Reason)
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: violations %q, want %q", tc.name, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if !strings.HasPrefix(got[i], tc.want[i]) {
+				t.Errorf("%s: violation %q, want %q", tc.name, got[i], tc.want[i])
+			}
+		}
+	}
+}
+
 // TestSubIDUserNameOrUID: allowed_subid_user takes the lines of
 // /etc/subuid and /etc/subgid that name the user or its UID, as
 // subuid(5) and newuidmap do, the one resolved to the other through

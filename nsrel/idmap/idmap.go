@@ -104,6 +104,17 @@ func (m Map) MapsOutside(id uint32) bool {
 	return false
 }
 
+// ToOutside returns the outside ID m maps the inside ID id to, and
+// whether it maps it.
+func (m Map) ToOutside(id uint32) (uint32, bool) {
+	for _, r := range m {
+		if id >= r.Inside && uint64(id) < uint64(r.Inside)+uint64(r.Count) {
+			return r.Outside + (id - r.Inside), true
+		}
+	}
+	return 0, false
+}
+
 // Invert returns m seen from the other side: every range with inside and
 // outside swapped.
 func Invert(m Map) Map {

@@ -78,6 +78,21 @@ func TestCompose(t *testing.T) {
 	}
 }
 
+func TestToOutside(t *testing.T) {
+	m := idmap.Map{{Inside: 1000, Outside: 100000, Count: 1}, {Inside: 0, Outside: 200000, Count: 10}, {Inside: 4294967290, Outside: 5, Count: 5}}
+	for _, tc := range []struct {
+		in, out uint32
+		ok      bool
+	}{{0, 200000, true}, {9, 200009, true}, {10, 0, false}, {1000, 100000, true}, {1001, 0, false}, {4294967294, 9, true}, {4294967295, 0, false}} {
+		if out, ok := m.ToOutside(tc.in); out != tc.out || ok != tc.ok {
+			t.Errorf("ToOutside(%d) = %d, %v; want %d, %v", tc.in, out, ok, tc.out, tc.ok)
+		}
+	}
+	if _, ok := idmap.Identity().ToOutside(4294967295); ok {
+		t.Error("the identity maps 4294967295")
+	}
+}
+
 func TestSpans(t *testing.T) {
 	a := idmap.Map{{0, 100000, 65536}}.Host()
 	b := idmap.Map{{0, 165000, 65536}, {70000, 90000, 20000}}.Host()
