@@ -150,8 +150,6 @@ type UserMaps struct {
 	Error string `json:"error,omitempty"`
 }
 
-// IDRange is one line of an ID map: Count IDs from Inside in the
-// namespace are the IDs from Outside in the other one. It is encoded as
 // IDMappedMount is an idmapped mount of a process's mount namespace.
 type IDMappedMount struct {
 	// Point is its mount point, escaped as mountinfo escapes it.
@@ -163,6 +161,8 @@ type IDMappedMount struct {
 	Err            string
 }
 
+// IDRange is one line of an ID map: Count IDs from Inside in the
+// namespace are the IDs from Outside in the other one. It is encoded as
 // the JSON array [inside, outside, count].
 type IDRange struct {
 	Inside, Outside, Count uint32

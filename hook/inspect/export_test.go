@@ -69,9 +69,10 @@ func idmappedOf(mountinfo []byte) []idmappedMount {
 
 // NotCopies is notCopies of mountinfo texts.
 func NotCopies(mine, host []byte) []string {
+	m := idmappedOf(mine)
 	var out []string
-	for _, m := range notCopies(idmappedOf(mine), idmappedOf(host)) {
-		out = append(out, m.point)
+	for _, i := range notCopies(signatures(m, nil), signatures(idmappedOf(host), nil)) {
+		out = append(out, m[i].point)
 	}
 	return out
 }

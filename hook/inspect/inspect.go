@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,6 +27,13 @@ const MaxDepth = 40
 // ErrGone matches errors for a process that exited (or whose PID was
 // reused) while it was being inspected.
 var ErrGone = errors.New("process exited during inspection")
+
+// goneBefore is [ErrGone] for a process that was not there when the
+// inspection began: it exited before (or the PID was never a process's).
+type goneBefore struct{}
+
+func (goneBefore) Error() string        { return "no such process (it exited before it could be inspected)" }
+func (goneBefore) Is(target error) bool { return target == ErrGone }
 
 // Func inspects the process pid, taking any scan of the running
 // processes it needs from live (never nil): [ProcessWith], or a writer's
@@ -55,7 +63,7 @@ func ProcessWith(pid int, live *LiveOnce) (*audit.Ancestry, error) {
 	pfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		if errors.Is(err, unix.ESRCH) {
-			return nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
+			return nil, fmt.Errorf("inspect: pid %d: %w", pid, goneBefore{})
 		}
 		if errors.Is(err, unix.ENOENT) {
 			// The kernel's answer for a thread that is not its
@@ -252,7 +260,8 @@ func goneErrno(err error) bool {
 // At createRuntime the process's mount namespace is still a copy of the
 // runtime's, before pivot_root(2): the runtime's own idmapped mounts (a
 // systemd-homed home) are there too, and are left out, matched by their
-// root, mount point and device in this process's mountinfo.
+// device, root and mount point in this process's mountinfo, and by their
+// maps where the kernel tells them.
 func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 	mine, err := idmappedIn("/proc/" + strconv.Itoa(pid) + "/mountinfo")
 	if err != nil {
@@ -265,35 +274,68 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 	if err != nil {
 		return nil, err
 	}
-	theirs := notCopies(mine, host)
-	if len(theirs) == 0 {
-		return nil, nil
+	keys := make(map[mountKey]bool, len(mine))
+	for _, m := range mine {
+		keys[m.mountKey] = true
 	}
-	out := make([]audit.IDMappedMount, len(theirs))
-	for i, m := range theirs {
-		out[i].Point = m.point
+	host = slices.DeleteFunc(host, func(m idmappedMount) bool { return !keys[m.mountKey] })
+	read := mountsOf(pid, mine)
+	var hostRead []audit.IDMappedMount
+	if len(host) > 0 {
+		hostRead = mountsOf(os.Getpid(), host)
 	}
-	readMountMaps(pid, out, theirs)
+	var out []audit.IDMappedMount
+	for _, i := range notCopies(signatures(mine, read), signatures(host, hostRead)) {
+		out = append(out, read[i])
+	}
 	return out, nil
 }
 
-// notCopies returns the mounts of mine beyond the copies of host's: as
-// many of mine as host has of each (device, root and mount point) are
-// copies. A mount the container's creator stacked on a copy of the
-// host's (a rootfs path chosen to be the host's mount point, the same
-// source) shows the same line twice, and was left out as a copy.
-func notCopies(mine, host []idmappedMount) []idmappedMount {
-	left := make(map[mountKey]int, len(host))
-	for _, m := range host {
-		left[m.mountKey]++
+// mountsOf returns the idmapped mounts ms of process pid's mount
+// namespace with their maps, or why they are not known.
+func mountsOf(pid int, ms []idmappedMount) []audit.IDMappedMount {
+	out := make([]audit.IDMappedMount, len(ms))
+	for i, m := range ms {
+		out[i].Point = m.point
 	}
-	var out []idmappedMount
-	for _, m := range mine {
-		if left[m.mountKey] > 0 {
-			left[m.mountKey]--
+	readMountMaps(pid, out, ms)
+	return out
+}
+
+// signatures returns what tells the idmapped mounts ms apart from the
+// host's copies: their device, root and mount point, and their maps
+// (read) when they were read. A mount propagated from the host that
+// lands beside the creator's own at the same point, of the same root,
+// took the creator's place as the copy by its key alone.
+func signatures(ms []idmappedMount, read []audit.IDMappedMount) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		maps := "maps not read"
+		if i < len(read) && read[i].UIDMap != nil && read[i].GIDMap != nil {
+			maps = fmt.Sprint(read[i].UIDMap, read[i].GIDMap)
+		}
+		out[i] = m.dev + " " + m.root + " " + m.point + " " + maps
+	}
+	return out
+}
+
+// notCopies returns the indices of the mounts of mine beyond the copies
+// of host's, both given by their signatures: as many of mine as host has
+// of each are copies. A mount the container's creator stacked on a copy
+// of the host's (a rootfs path chosen to be the host's mount point, the
+// same source) shows the same line twice, and was left out as a copy.
+func notCopies(mine, host []string) []int {
+	left := make(map[string]int, len(host))
+	for _, m := range host {
+		left[m]++
+	}
+	var out []int
+	for i, m := range mine {
+		if left[m] > 0 {
+			left[m]--
 			continue
 		}
-		out = append(out, m)
+		out = append(out, i)
 	}
 	return out
 }

@@ -108,6 +108,11 @@ func TestProcessGone(t *testing.T) {
 	if !errors.Is(err, inspect.ErrGone) {
 		t.Errorf("error %v does not match ErrGone", err)
 	}
+	// Not there when the inspection began: it said "process exited
+	// during inspection", also of a PID no process ever had.
+	if !strings.Contains(err.Error(), "no such process (it exited before it could be inspected)") {
+		t.Errorf("error %q; want it to say the process was not there", err)
+	}
 	if _, err := inspect.Process(0); err == nil {
 		t.Error("pid 0 accepted")
 	}
@@ -622,7 +627,12 @@ func TestReadIDMappedMaps(t *testing.T) {
 	gids := []syscall.SysProcIDMap{{ContainerID: 1000, HostID: 200000, Size: 10}}
 	unmount := nstest.IDMappedMount(t, src, dst, uids, gids)
 	copied := nstest.Sleep(t, nil, "--mount", "--propagation", "private")
-	if got, err := inspect.ReadIDMapped(copied.Pid); err != nil || got != nil {
+	// Only the mounts at dst: another package's test may make idmapped
+	// mounts of its own in this mount namespace meanwhile, copied too.
+	at := func(got []audit.IDMappedMount, err error) ([]audit.IDMappedMount, error) {
+		return slices.DeleteFunc(got, func(m audit.IDMappedMount) bool { return m.Point != dst }), err
+	}
+	if got, err := at(inspect.ReadIDMapped(copied.Pid)); err != nil || len(got) != 0 {
 		t.Errorf("ReadIDMapped with the host's idmapped mount only = %+v, %v; want none", got, err)
 	}
 	unmount()
@@ -631,14 +641,54 @@ func TestReadIDMappedMaps(t *testing.T) {
 		UIDMap: []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}, {Inside: 70000, Outside: 5, Count: 1}},
 		GIDMap: []audit.IDRange{{Inside: 1000, Outside: 200000, Count: 10}},
 	}}
-	got, err := inspect.ReadIDMapped(copied.Pid)
+	got, err := at(inspect.ReadIDMapped(copied.Pid))
 	if err != nil || !cmp.Equal(got, want) {
 		t.Errorf("ReadIDMapped = %+v, %v; want %+v", got, err, want)
 	}
 	restore := inspect.ForceNoMountMaps()
-	got, err = inspect.ReadIDMapped(copied.Pid)
+	got, err = at(inspect.ReadIDMapped(copied.Pid))
 	restore()
 	if err != nil || len(got) != 1 || got[0].Point != dst || got[0].UIDMap != nil || got[0].GIDMap != nil || !strings.Contains(got[0].Err, "Linux 6.15") {
 		t.Errorf("ReadIDMapped on a kernel without statmount's maps = %+v, %v; want the mount, no maps, and why", got, err)
+	}
+}
+
+// TestIDMappedCopyByMaps: a host idmapped mount propagated into the
+// container's mount namespace after it was made lands beside the
+// creator's own idmapped mount at the same point, of the same root: the
+// two lines differ only in their maps. By device, root and mount point
+// alone the creator's mount (mapping the container's root to UID 0 of
+// the file system) was taken for the host's copy and left out, and the
+// copy's harmless maps judged. The maps tell them apart now.
+func TestIDMappedCopyByMaps(t *testing.T) {
+	nstest.RequireRoot(t)
+	shared := t.TempDir()
+	if err := unix.Mount(shared, shared, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(shared, unix.MNT_DETACH) })
+	if err := unix.Mount("", shared, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := shared+"/src", shared+"/dst"
+	nstest.Mkdirs(t, 0o755, src, dst)
+	// The container's namespace receives the host's mounts under shared.
+	c := nstest.Sleep(t, nil, "--mount", "--propagation", "slave")
+	creator := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	nstest.IDMappedMountIn(t, c.Pid, src, dst, creator, creator)
+	host := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 300000, Size: 65536}}
+	nstest.IDMappedMount(t, src, dst, host, host)
+	mi, err := os.ReadFile("/proc/" + strconv.Itoa(c.Pid) + "/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(mi), " "+dst+" "); n != 2 {
+		t.Fatalf("the container's namespace has %d mounts at %s, want 2 (its own, the host's propagated):\n%s", n, dst, mi)
+	}
+	got, err := inspect.ReadIDMapped(c.Pid)
+	got = slices.DeleteFunc(got, func(m audit.IDMappedMount) bool { return m.Point != dst })
+	want := []audit.IDMappedMount{{Point: dst, UIDMap: []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}, GIDMap: []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}}}
+	if err != nil || !cmp.Equal(got, want) {
+		t.Errorf("ReadIDMapped = %+v, %v; want the creator's mount only, %+v", got, err, want)
 	}
 }

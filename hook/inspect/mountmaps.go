@@ -214,12 +214,15 @@ func listMounts(nsid uint64, f func(uint64) (bool, error)) error {
 // buf, and returns the part of buf it wrote.
 func statmount(id, nsid, mask uint64, buf []byte) ([]byte, error) {
 	req := mntIDReq{size: mntIDReqSize1, mntID: id, param: mask, mntNsID: nsid}
-	for {
+	for try := 1; ; try++ {
 		_, _, e := unix.Syscall6(unix.SYS_STATMOUNT, uintptr(unsafe.Pointer(&req)), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0, 0)
 		switch e {
 		case 0:
 		case unix.EINTR, unix.EAGAIN:
-			continue
+			if try < 8 {
+				continue
+			}
+			return nil, e
 		case unix.ENOSYS:
 			return nil, errNoMountMaps
 		default:

@@ -1,13 +1,77 @@
 package nstest
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
+
+// idmapMountEnv makes a test binary, started by [IDMappedMountIn] in
+// another process's mount namespace, make an idmapped mount there in
+// this package's initializer and exit: USERNS, SRC and DST, a line each.
+const idmapMountEnv = "NSREL_TEST_IDMAP_MOUNT"
+
+func init() {
+	v, ok := os.LookupEnv(idmapMountEnv)
+	if !ok {
+		return
+	}
+	f := strings.Split(v, "\n")
+	if len(f) != 3 {
+		fmt.Fprintf(os.Stderr, "%s: %q\n", idmapMountEnv, v)
+		os.Exit(2)
+	}
+	if err := idmapMount(f[0], f[1], f[2]); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// idmapMount bind-mounts src on dst, idmapped with the user namespace at
+// userns (open_tree, mount_setattr, move_mount).
+func idmapMount(userns, src, dst string) error {
+	ufd, err := unix.Open(userns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ufd)
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("open_tree: %w", err)
+	}
+	defer unix.Close(tree)
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ufd)}); err != nil {
+		return fmt.Errorf("mount_setattr MOUNT_ATTR_IDMAP: %w", err)
+	}
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount: %w", err)
+	}
+	return nil
+}
+
+// IDMappedMountIn is [IDMappedMount] in the mount namespace of process
+// pid (this test binary again, through nsenter), where it stays until
+// that namespace goes.
+func IDMappedMountIn(t testing.TB, pid int, src, dst string, uids, gids []syscall.SysProcIDMap) {
+	t.Helper()
+	p := Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: uids, GidMappings: gids}, RequireCmd(t, "sleep"), "infinity")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(RequireCmd(t, "nsenter"), "--mount=/proc/"+strconv.Itoa(pid)+"/ns/mnt", "--", self)
+	cmd.Env = append(os.Environ(), idmapMountEnv+"="+NSPath(p.Pid, "user")+"\n"+src+"\n"+dst)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("idmapped mount in the mount namespace of %d: %v: %s", pid, err, out)
+	}
+}
 
 // IDMappedMount bind-mounts directory src on dst in this process's mount
 // namespace, idmapped with the user namespace of a process with maps
@@ -17,21 +81,8 @@ import (
 func IDMappedMount(t testing.TB, src, dst string, uids, gids []syscall.SysProcIDMap) (unmount func()) {
 	t.Helper()
 	p := Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: uids, GidMappings: gids}, RequireCmd(t, "sleep"), "infinity")
-	userns, err := unix.Open(NSPath(p.Pid, "user"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	if err := idmapMount(NSPath(p.Pid, "user"), src, dst); err != nil {
 		t.Fatal(err)
-	}
-	defer unix.Close(userns)
-	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-	if err != nil {
-		t.Fatalf("open_tree: %v", err)
-	}
-	defer unix.Close(tree)
-	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}); err != nil {
-		t.Fatalf("mount_setattr MOUNT_ATTR_IDMAP: %v", err)
-	}
-	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		t.Fatalf("move_mount: %v", err)
 	}
 	unmount = func() { unix.Unmount(dst, unix.MNT_DETACH) }
 	t.Cleanup(unmount)
