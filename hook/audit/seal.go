@@ -372,6 +372,15 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 	} else if err := safefile.CheckPrivateDirs(filepath.Dir(l.opts.SealState)); err != nil {
 		return key, nil, fmt.Errorf("audit: sealing state: %w", err)
 	}
+	// The log as an append opens it, before a key is shown: a log in a
+	// directory others may write, or one that is a directory, failed
+	// only after the key was shown, which then sealed nothing.
+	if err := safefile.CheckPrivateDirs(filepath.Dir(l.path)); err != nil {
+		return key, nil, fmt.Errorf("audit: sealing not started: %w", err)
+	}
+	if err := CheckWritable(l.path); err != nil {
+		return key, nil, fmt.Errorf("audit: sealing not started: %w", err)
+	}
 	var pre *VerifyKey
 	if show != nil {
 		k, err := newVerifyKey()

@@ -1759,3 +1759,51 @@ func TestSealInitFullDisk(t *testing.T) {
 		t.Errorf("verify with the key: %v", err)
 	}
 }
+
+// TestSealInitRefusedLogShowsNoKey: a seal-init whose log an append
+// refuses (in a directory others may write, or a directory itself)
+// showed the verification key, "shown once", and then failed: the
+// operator held a key that sealed nothing. It fails before the key is
+// shown now, and writes nothing.
+func TestSealInitRefusedLogShowsNoKey(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, dir string) string // the log's path
+	}{
+		{"directory writable by others", func(t *testing.T, dir string) string {
+			open := filepath.Join(dir, "open")
+			if err := os.Mkdir(open, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(open, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(open, "audit.jsonl")
+		}},
+		{"a directory", func(t *testing.T, dir string) string {
+			path := filepath.Join(dir, "audit.jsonl")
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return path
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := tc.make(t, dir)
+			state := filepath.Join(dir, "state", "audit.seal")
+			l, err := audit.Open(path, audit.Options{SealState: state})
+			if err != nil {
+				t.Fatal(err)
+			}
+			shown := false
+			_, _, err = l.StartSealingShown(context.Background(), false, func(audit.VerifyKey) error { shown = true; return nil })
+			if err == nil || shown || !strings.Contains(err.Error(), "sealing not started") {
+				t.Errorf("seal-init of a refused log: %v, key shown %v; want refused before the key is shown", err, shown)
+			}
+			if _, err := os.Lstat(state); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("sealing state after the refusal: %v, want none", err)
+			}
+		})
+	}
+}
