@@ -545,7 +545,7 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 			return res, ierr
 		}
 		log.WithError(ierr).Error("inspection failed")
-		res.Message = fmt.Sprintf("container %s: cannot inspect its namespaces (%s): %v", vocab.Printable(rec.ContainerID), verdictWhy(h.Config, rec, res.Deny, ierr), ierr)
+		res.Message = fmt.Sprintf("container %s: cannot inspect its namespaces (%s; audit record seq %d): %v", vocab.Printable(rec.ContainerID), verdictWhy(h.Config, rec, res.Deny, ierr), rec.Seq, ierr)
 		return res, ierr
 	}
 	if rec.Verdict == audit.VerdictDeny {

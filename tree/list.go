@@ -107,10 +107,11 @@ func ParseColumns(s string, t nsrel.Type) ([]string, error) {
 	if rest, ok := strings.CutPrefix(s, "+"); ok {
 		out, s = DefaultColumns(t), rest
 	}
-	for _, name := range strings.Split(s, ",") {
-		name = strings.ToUpper(strings.TrimSpace(name))
+	for _, given := range strings.Split(s, ",") {
+		name := strings.ToUpper(strings.TrimSpace(given))
 		if column(name) == nil {
-			return nil, fmt.Errorf("unknown column %s (one of %s)", vocab.Quote(name), columnNames())
+			// Said as given: upper-cased, "\x1b]0;pwn" read "\x1b]0;PWN".
+			return nil, fmt.Errorf("unknown column %s (one of %s)", vocab.Quote(given), columnNames())
 		}
 		out = append(out, name)
 	}

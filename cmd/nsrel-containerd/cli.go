@@ -211,8 +211,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return readyCmd(args[1:], stdout, stderr)
 	}
 	if strings.HasPrefix(args[0], "-") {
-		// Worded as every nsrel command words an unknown option.
-		fmt.Fprintf(stderr, "nsrel-containerd: unknown option %s (see --help)\n", vocab.Printable(args[0]))
+		// Worded as every nsrel command words an unknown option (its
+		// name, without a value given with "=").
+		name, _, _ := strings.Cut(args[0], "=")
+		fmt.Fprintf(stderr, "nsrel-containerd: unknown option %s (see --help)\n", vocab.Printable(name))
 		return 2
 	}
 	fmt.Fprintf(stderr, "nsrel-containerd: unknown command %q (see --help)\n", args[0])

@@ -170,8 +170,11 @@ func TestMainUsage(t *testing.T) {
 	}
 	// An unknown option is worded as by the other commands.
 	var out, errb bytes.Buffer
-	if run([]string{"--bogus"}, &out, &errb); errb.String() != "nsrel-containerd: unknown option --bogus (see --help)\n" {
-		t.Errorf("--bogus: stderr %q", errb.String())
+	for _, arg := range []string{"--bogus", "--bogus=1"} {
+		errb.Reset()
+		if run([]string{arg}, &out, &errb); errb.String() != "nsrel-containerd: unknown option --bogus (see --help)\n" {
+			t.Errorf("%s: stderr %q", arg, errb.String())
+		}
 	}
 	// ready is parsed as the other commands: --bogus was taken for a
 	// file that is not there (exit 1), and "--" was refused.

@@ -1051,7 +1051,9 @@ func notDamage(l *audit.Log, seq uint64, d *audit.Record, dropped uint64) error 
 	case seq > last:
 		return fmt.Errorf("seq %d is past the last record of %s (seq %d)", seq, path, last)
 	}
-	return fmt.Errorf("seq %d is not a damage record of %s (see audit verify)", seq, path)
+	// No record of no container at seq, within the log: a container's
+	// (a chain that reads whole has every seq up to its last).
+	return fmt.Errorf("seq %d of %s is a container's record, not a damage record (see audit verify)", seq, path)
 }
 
 // lastSeq returns the seq of the last record that reads whole in files

@@ -172,10 +172,11 @@ func TestMainOnError(t *testing.T) {
 			os.Remove(e.log)
 			gone := strings.Replace(selfState("gone"), fmt.Sprintf(`"pid":%d`, os.Getpid()), `"pid":4194303`, 1)
 			code, _, stderr = run(gone, "--config", e.config, "createRuntime")
-			if code != want || !strings.Contains(stderr, "cannot inspect") {
+			recs := e.records(t, "gone")
+			// The line names the record, as every stage's line does.
+			if code != want || len(recs) != 1 || !strings.Contains(stderr, fmt.Sprintf("cannot inspect its namespaces (on_error=%s: %s; audit record seq %d)", mode, map[string]string{policy.OnErrorAllow: "allowed", policy.OnErrorDeny: "refused"}[mode], recs[0].Seq)) {
 				t.Errorf("gone process: exit %d (want %d), stderr %q", code, want, stderr)
 			}
-			recs := e.records(t, "gone")
 			if len(recs) != 1 || recs[0].Error == "" || (mode == policy.OnErrorDeny) != (recs[0].Verdict == audit.VerdictDeny) {
 				t.Errorf("record for a gone process: %+v", recs)
 			}

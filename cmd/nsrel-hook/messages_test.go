@@ -102,6 +102,13 @@ func TestPolicyCheckEscapes(t *testing.T) {
 			t.Errorf("record_annotations key %q: exit %d, stdout %q, stderr %q; want refused", key, code, stdout, stderr)
 		}
 	}
+	// rotate_bytes 0 never rotates: it said "rotate at 0 bytes".
+	for rotate, want := range map[float64]string{0: "(never rotated)\n", 8192: "(rotate at 8192 bytes, keep "} {
+		e := newEnv(t, "hook.json", func(c map[string]any) { c["rotate_bytes"] = rotate })
+		if code, stdout, stderr := run("", "policy", "check", e.config); code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("rotate_bytes %v: exit %d, stderr %q; want %q in:\n%s", rotate, code, stderr, want, stdout)
+		}
+	}
 	for key, want := range map[string]string{"a key": "a key", "key" + bidi: `"key\u202e"`, "key\u0085": `"key\u0085"`, "key\u00a0": `"key\u00a0"`} {
 		e := newEnv(t, "hook.json", func(c map[string]any) { c["record_annotations"] = []any{"io.kubernetes.pod.name", key} })
 		code, stdout, stderr := run("", "policy", "check", e.config)

@@ -86,7 +86,11 @@ func policyCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 	// The config's strings are printed escaped, as everything else the
 	// tools print that they did not write (a path or a key may hold
 	// terminal escapes).
-	fmt.Fprintf(&b, "audit log:   %s (rotate at %d bytes, keep %s rotated files)\n", vocab.Printable(cfg.AuditLog), cfg.RotateBytes, keep)
+	rotate := "never rotated"
+	if cfg.RotateBytes > 0 {
+		rotate = fmt.Sprintf("rotate at %d bytes, keep %s rotated files", cfg.RotateBytes, keep)
+	}
+	fmt.Fprintf(&b, "audit log:   %s (%s)\n", vocab.Printable(cfg.AuditLog), rotate)
 	switch {
 	case cfg.SealState == "":
 		b.WriteString("sealing:     off (no seal_state)\n")

@@ -1025,6 +1025,8 @@ func TestAckNotDamage(t *testing.T) {
 		want string
 	}{
 		{[]string{"1"}, "seq 1 of " + e.log + " is a seal-start record, not a damage record"},
+		// It said "is not a damage record" of a container's record.
+		{[]string{"2"}, "seq 2 of " + e.log + " is a container's record, not a damage record"},
 		{[]string{fmt.Sprint(last + 1)}, fmt.Sprintf("seq %d is past the last record of %s (seq %d)", last+1, e.log, last)},
 		{[]string{seq, filepath.Join(e.dir, "none.jsonl")}, filepath.Join(e.dir, "none.jsonl") + " does not exist"},
 	} {

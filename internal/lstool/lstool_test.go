@@ -128,7 +128,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"unknown short option", []string{"-x"}, 2, "", "lsuserns: unknown option -x (see --help)\n"},
 		{"short option without value", []string{"-o"}, 2, "", "lsuserns: option -o needs an argument (see --help)\n"},
 		{"version", []string{"-V"}, 0, "lsuserns ", ""},
-		{"bad column", []string{"-o", "NS,bogus"}, 2, "", `lsuserns: --output: unknown column "BOGUS"`},
+		{"bad column", []string{"-o", "NS,bogus"}, 2, "", `lsuserns: --output: unknown column "bogus"`},
 		{"no columns", []string{"-o", ""}, 2, "", "lsuserns: --output: want a comma-separated list of columns (see --help)\n"},
 		{"no long columns", []string{"--output="}, 2, "", "lsuserns: --output: want a comma-separated list of columns (see --help)\n"},
 		{"blank columns", []string{"--output", " "}, 2, "", "lsuserns: --output: want a comma-separated list of columns (see --help)\n"},
@@ -148,7 +148,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"bad format", []string{"--format", "png"}, 2, "", `--format "png": want text, json, dot, svg or html`},
 		// Escaped once: \x1b, not \\x1b.
 		{"hostile format", []string{"--format", "\x1bdot\""}, 2, "", `lsuserns: --format "\x1bdot\"": want`},
-		{"hostile column", []string{"-o", "NS,\x1b"}, 2, "", `lsuserns: --output: unknown column "\x1b"`},
+		{"hostile column", []string{"-o", "NS,\x1b]0;pwn"}, 2, "", `lsuserns: --output: unknown column "\x1b]0;pwn"`},
 		{"json and dot", []string{"--json", "--format", "dot"}, 2, "", "--json and --format dot contradict each other"},
 		{"json and text", []string{"--json", "--format", "text"}, 2, "", "--json and --format text contradict each other"},
 		{"collapse 1", []string{"--format", "dot", "--collapse", "1"}, 2, "", "--collapse: want 0 (off) or 2 or more"},

@@ -50,6 +50,9 @@ func FlagError(err error) string {
 	}
 	if m := re.badValue.FindStringSubmatch(msg); m != nil {
 		reason := m[3]
+		if strings.HasPrefix(msg, "invalid boolean value") {
+			reason = "must be true or false" // flag's "parse error"; pflag's words
+		}
 		if i := strings.LastIndex(reason, ": "); i >= 0 && strings.HasPrefix(reason, "strconv.") {
 			reason = reason[i+2:] // "strconv.ParseInt: parsing "x": invalid syntax" -> "invalid syntax"
 		}

@@ -30,6 +30,9 @@ func TestFlagError(t *testing.T) {
 			pfl: `invalid value "1\x1bs" for option --timeout: must be a duration like "30s" or "5m"`},
 		{args: []string{"--count", "x"}, std: `invalid value "x" for option --count: parse error`,
 			pfl: `invalid value "x" for option --count: must be an integer`},
+		// flag said "parse error" of a boolean, pflag what it takes.
+		{args: []string{"--version=x"}, std: `invalid value "x" for option --version: must be true or false`,
+			pfl: `invalid value "x" for option --version: must be true or false`},
 		{args: []string{"-x"}, pfl: "unknown option -x", shortOnly: true},
 		{args: []string{"-c"}, pfl: "option -c needs an argument", shortOnly: true},
 		{args: []string{"-n", "x"}, pfl: `invalid value "x" for option --count: must be an integer`, shortOnly: true},
@@ -40,6 +43,7 @@ func TestFlagError(t *testing.T) {
 			std.String("config", "", "")
 			std.Duration("timeout", 0, "")
 			std.Int("count", 0, "")
+			std.Bool("version", false, "")
 			if got := FlagError(std.Parse(tc.args)); got != tc.std {
 				t.Errorf("flag %q: %q, want %q", tc.args, got, tc.std)
 			}
@@ -49,6 +53,7 @@ func TestFlagError(t *testing.T) {
 		gnu.StringP("config", "c", "", "")
 		gnu.Duration("timeout", 0, "")
 		gnu.IntP("count", "n", 0, "")
+		gnu.Bool("version", false, "")
 		if got := FlagError(gnu.Parse(tc.args)); got != tc.pfl {
 			t.Errorf("pflag %q: %q, want %q", tc.args, got, tc.pfl)
 		}
