@@ -133,7 +133,7 @@ func TestTextWidth(t *testing.T) {
 // 36 columns a PARENT inode 4026531837 as 40). Now the text columns
 // (COMMAND, CONTAINERS) shrink, the last first, down to their heading's
 // width, as lsns's COMMAND does, and a line still too wide is printed
-// whole: no number or ID is cut.
+// whole: no number or ID is cut, nor an escape (evil\x1b cut as evil\x1).
 func TestListFitsWidth(t *testing.T) {
 	cols := []string{"NS", "TYPE", "NPROCS", "PID", "USER", "PARENT", "COMMAND", "CONTAINERS"}
 	narrowest := `        NS TYPE NPROCS  PID USER       PARENT COMMAND CONTAINERS
@@ -142,7 +142,7 @@ func TestListFitsWidth(t *testing.T) {
 4026532201 user      0      root   4026532200
 4026532202 user      0      root   4026532201
 4026532300 user      0      alice  4026531837
-4026532400 user      1 4000 4242   4026532300 evil\x1 runc zoo-1
+4026532400 user      1 4000 4242   4026532300 evil    runc zoo-1
 4026532999 user      0
 4026533001 user      0      daemon 4026532999
 `
@@ -156,7 +156,7 @@ func TestListFitsWidth(t *testing.T) {
 4026532201 user      0      root   4026532200
 4026532202 user      0      root   4026532201
 4026532300 user      0      alice  4026531837
-4026532400 user      1 4000 4242   4026532300 evil\x1 runc zoo-1
+4026532400 user      1 4000 4242   4026532300 evil    runc zoo-1
 4026532999 user      0
 4026533001 user      0      daemon 4026532999
 `},
@@ -200,6 +200,12 @@ func TestCutToWidth(t *testing.T) {
 		{"e\u0301e\u0301", 1, "e\u0301"}, // the mark stays with its letter
 		{"ab\xffc", 3, "ab\xff"},
 		{"short", 10, "short"},
+		// An escape the edge would cut is left out whole: "ev\x1b[31mRED\"
+		// ended in a lone backslash where \x0a was cut.
+		{`RED\x0ax`, 4, "RED"}, {`RED\x0ax`, 6, "RED"}, {`RED\x0ax`, 7, `RED\x0a`},
+		{`a\\b`, 2, "a"}, {`a\\b`, 3, `a\\`},
+		{`a\u{202e}b`, 8, "a"}, {`a\u{202e}b`, 9, `a\u{202e}`},
+		{`"a\u00e9"`, 4, `"a`}, {`\x1b\x1b`, 5, `\x1b`},
 	} {
 		if got := tree.CutToWidth(tc.s, tc.w); got != tc.want {
 			t.Errorf("CutToWidth(%q, %d) = %q, want %q", tc.s, tc.w, got, tc.want)

@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -47,7 +48,9 @@ func TextWidth(s string) int {
 // CutToWidth returns the longest start of s that takes at most w
 // terminal columns (see [TextWidth]): a wide character that would cross
 // the edge is left out whole, and the zero-width characters after the
-// last one kept (combining marks) stay with it.
+// last one kept (combining marks) stay with it. So is an escape the edge
+// would cut (\x0a, \\, \u{202e}; s has been through [vocab.Escape]):
+// cut, "\x0a" read "\", a backslash, or "\x0" another byte.
 func CutToWidth(s string, w int) string {
 	n := 0
 	for i, r := range s {
@@ -56,9 +59,53 @@ func CutToWidth(s string, w int) string {
 			rw = RuneWidth(r)
 		}
 		if n+rw > w {
-			return s[:i]
+			return s[:escapeStart(s, i)]
 		}
 		n += rw
 	}
 	return s
+}
+
+// escapeStart returns where the escape that the cut at i falls inside
+// starts, or i when it falls between characters.
+func escapeStart(s string, i int) int {
+	for j := 0; j < i; {
+		if s[j] != '\\' {
+			j++
+			continue
+		}
+		end := j + EscapeLen(s[j:])
+		if i < end {
+			return j
+		}
+		j = end
+	}
+	return i
+}
+
+// EscapeLen returns the length of the escape s starts with (s[0] is a
+// backslash): \xHH, \u{H...}, \uHHHH, \UHHHHHHHH, or a backslash and one
+// character (\\, \n, \"), as [vocab.Escape] and Go's quoting write them.
+// It may be more than s holds: s is then the escape's start, as far as
+// it tells it ("\u" is at least 3). A \u{ not closed within 12 bytes
+// ends there.
+func EscapeLen(s string) int {
+	switch {
+	case len(s) < 2:
+		return 2
+	case s[1] == 'x':
+		return 4
+	case s[1] == 'u' && len(s) < 3:
+		return 3
+	case s[1] == 'u' && s[2] == '{':
+		if k := strings.IndexByte(s, '}'); k > 0 && k < 12 {
+			return k + 1
+		}
+		return min(len(s)+1, 12)
+	case s[1] == 'u':
+		return 6
+	case s[1] == 'U':
+		return 10
+	}
+	return 2
 }

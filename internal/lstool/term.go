@@ -3,6 +3,7 @@ package lstool
 import (
 	"io"
 	"os"
+	"strconv"
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
@@ -12,15 +13,20 @@ import (
 
 // terminalWidth returns the width in columns of the terminal w writes to,
 // or 0 when w is not a terminal (a pipe, a file): output to a terminal is
-// cut to fit, output to anything else never is.
+// cut to fit, output to anything else never is. COLUMNS, when it holds a
+// positive number, is the width, as util-linux takes it (lsns fitted a
+// terminal to COLUMNS, nsrel to the terminal's own size).
 func terminalWidth(w io.Writer) int {
 	f, ok := w.(*os.File)
 	if !ok {
 		return 0
 	}
 	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
-	if err != nil || ws.Col == 0 {
+	if err != nil {
 		return 0
+	}
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
+		return n
 	}
 	return int(ws.Col)
 }
@@ -40,6 +46,7 @@ type truncWriter struct {
 	drop  bool   // the rest of the line is cut
 	part  []byte // the first bytes of a character split across writes
 	run   []byte // the digits last read, held: the edge may cut their number
+	esc   bool   // run holds the start of an escape (\x1b), not digits
 	buf   []byte
 }
 
@@ -83,17 +90,23 @@ func (t *truncWriter) Write(p []byte) (int, error) {
 
 // add passes on one character (or one byte that is not UTF-8) unless
 // the line is cut before it, or before the end of the number it is a
-// digit of.
+// digit of, or of the escape it is part of (the tree's text has been
+// through vocab.Escape: cut, "\x0a" read "\", a backslash).
 func (t *truncWriter) add(c []byte) {
 	digit := len(c) == 1 && '0' <= c[0] && c[0] <= '9'
 	switch {
 	case c[0] == '\n':
 		t.buf = append(append(t.buf, t.run...), c...)
-		t.run = t.run[:0]
+		t.run, t.esc = t.run[:0], false
 		t.col, t.drop = 0, false
 		return
 	case t.drop:
 		return
+	}
+	if !t.esc && len(c) == 1 && c[0] == '\\' {
+		// An escape starts: the number held, if any, ended.
+		t.buf = append(t.buf, t.run...)
+		t.run, t.esc = t.run[:0], true
 	}
 	r, _ := utf8.DecodeRune(c)
 	w := 1
@@ -102,10 +115,18 @@ func (t *truncWriter) add(c []byte) {
 	}
 	t.col += w
 	if t.drop = t.col > t.width; t.drop {
-		if !digit {
+		if !digit && !t.esc {
 			t.buf = append(t.buf, t.run...) // the number ended before the edge
 		}
-		t.run = t.run[:0]
+		t.run, t.esc = t.run[:0], false
+		return
+	}
+	if t.esc {
+		t.run = append(t.run, c...)
+		if len(t.run) >= tree.EscapeLen(string(t.run)) {
+			t.buf = append(t.buf, t.run...)
+			t.run, t.esc = t.run[:0], false
+		}
 		return
 	}
 	if digit {

@@ -3,6 +3,8 @@ package lstool
 import (
 	"strings"
 	"testing"
+
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 func TestTruncWriter(t *testing.T) {
@@ -29,6 +31,49 @@ func TestTerminalWidthNotATerminal(t *testing.T) {
 	var b strings.Builder
 	if w := terminalWidth(&b); w != 0 {
 		t.Errorf("a buffer has width %d", w)
+	}
+	t.Setenv("COLUMNS", "200")
+	if w := terminalWidth(&b); w != 0 {
+		t.Errorf("a buffer with COLUMNS=200 has width %d", w)
+	}
+}
+
+// TestTerminalWidthColumns: COLUMNS sets a terminal's width, as lsns
+// takes it (nsrel used the terminal's size alone): a terminal 50 wide
+// with COLUMNS=200 is 200 wide, one of no size with COLUMNS=40 is 40; a
+// COLUMNS that is no positive number is not taken.
+func TestTerminalWidthColumns(t *testing.T) {
+	for _, tc := range []struct {
+		cols    uint16
+		columns string
+		want    int
+	}{{50, "200", 200}, {0, "40", 40}, {50, "", 50}, {50, "x", 50}, {50, "-3", 50}, {0, "", 0}} {
+		_, s := nstest.OpenPTY(t, tc.cols)
+		t.Setenv("COLUMNS", tc.columns)
+		if w := terminalWidth(s); w != tc.want {
+			t.Errorf("a terminal %d wide, COLUMNS %q: width %d, want %d", tc.cols, tc.columns, w, tc.want)
+		}
+	}
+}
+
+// TestTruncWriterEscapes: an escape the edge would cut is left out
+// whole ("\x0a" cut read "\", a backslash, or "\x0" another byte);
+// one that ends at the edge stays; a number before an escape is still
+// judged alone, however the input is split across writes.
+func TestTruncWriterEscapes(t *testing.T) {
+	in := "abc\\x0ay\n" + "ab\\x0a\n" + "a\\\\bcdefgh\n" + "ab\\u{202e}c\n" + "12\\x1b9\n" + "123456\\x1b\n"
+	want := "abc\n" + "ab\\x0a\n" + "a\\\\bcd\n" + "ab\n" + "12\\x1b\n" + "123456\n"
+	for i := 0; i <= len(in); i++ {
+		var b strings.Builder
+		w := &truncWriter{w: &b, width: 6}
+		for _, part := range []string{in[:i], in[i:]} {
+			if _, err := w.Write([]byte(part)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if b.String() != want {
+			t.Fatalf("split at %d: got %q, want %q", i, b.String(), want)
+		}
 	}
 }
 
