@@ -34,13 +34,16 @@ const (
 // which its CRI sets over the pod's, else the io.kubernetes.pod.* pair
 // (CRI-O's annotations; under containerd a pod's annotations that
 // pod_annotations passes, which its author writes: they named a
-// kube-system pod over the pod's own name); "" when neither names a pod.
+// kube-system pod over the pod's own name); "" when neither names a pod,
+// or a name or namespace holds a slash (no Kubernetes name does).
 func PodName(keys map[string]string) string {
 	name, ns := keys[AnnotationSandboxName], keys[AnnotationSandboxNamespace]
 	if name == "" || crio(keys) {
 		name, ns = keys[LabelPodName], keys[LabelPodNamespace]
 	}
-	if name == "" {
+	if name == "" || strings.Contains(name, "/") || strings.Contains(ns, "/") {
+		// No Kubernetes name holds a slash: with one, "web-0/app" in
+		// kube-system read as pod kube-system/web-0, container app.
 		return ""
 	}
 	if ns != "" {

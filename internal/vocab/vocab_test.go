@@ -39,6 +39,10 @@ func TestPodName(t *testing.T) {
 		// Both pairs: containerd's CRI keys name the pod (the other is
 		// a pod's annotation pod_annotations passed, its author's).
 		{map[string]string{AnnotationSandboxName: "db-1", AnnotationSandboxNamespace: "prod", LabelPodName: "web-0", LabelPodNamespace: "shop"}, "prod/db-1"},
+		// No Kubernetes name holds a slash: "web-0/app" in kube-system
+		// read as pod kube-system/web-0, container app.
+		{map[string]string{LabelPodName: "web-0/app", LabelPodNamespace: "kube-system"}, ""},
+		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "kube/system"}, ""},
 	} {
 		if got := PodName(tc.labels); got != tc.want {
 			t.Errorf("PodName(%v) = %q, want %q", tc.labels, got, tc.want)
