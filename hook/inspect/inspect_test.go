@@ -692,3 +692,22 @@ func TestIDMappedCopyByMaps(t *testing.T) {
 		t.Errorf("ReadIDMapped = %+v, %v; want the creator's mount only, %+v", got, err, want)
 	}
 }
+
+// BenchmarkReadIDMapped reads the idmapped mounts of a process with one
+// of its own (and the host's copies of none): the mountinfo reads, then
+// listmount and a statmount for each of its namespace's mounts until
+// the mount is found, then one for its maps. Only a container with an
+// idmapped mount of its own pays it.
+func BenchmarkReadIDMapped(b *testing.B) {
+	nstest.RequireRoot(b)
+	src, dst := b.TempDir(), b.TempDir()
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	unmount := nstest.IDMappedMount(b, src, dst, m, m)
+	p := nstest.Sleep(b, nil, "--mount", "--propagation", "private")
+	unmount()
+	for b.Loop() {
+		if got, err := inspect.ReadIDMapped(p.Pid); err != nil || len(got) == 0 || got[0].UIDMap == nil {
+			b.Fatalf("ReadIDMapped = %+v, %v", got, err)
+		}
+	}
+}
