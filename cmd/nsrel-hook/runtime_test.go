@@ -484,5 +484,7 @@ func TestConcurrentContainers(t *testing.T) {
 func hostIdmapMount(t *testing.T) {
 	t.Helper()
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	nstest.IDMappedMount(t, t.TempDir(), t.TempDir(), m, m)
+	dir := nstest.PrivateDir(t)
+	nstest.Mkdirs(t, 0o755, dir+"/src", dir+"/dst")
+	nstest.IDMappedMount(t, dir+"/src", dir+"/dst", m, m)
 }

@@ -622,7 +622,9 @@ func TestIDMappedNotCopies(t *testing.T) {
 // mounts are left out still.
 func TestReadIDMappedMaps(t *testing.T) {
 	nstest.RequireRoot(t)
-	src, dst := t.TempDir(), t.TempDir()
+	dir := nstest.PrivateDir(t)
+	src, dst := dir+"/src", dir+"/dst"
+	nstest.Mkdirs(t, 0o755, src, dst)
 	uids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}, {ContainerID: 70000, HostID: 5, Size: 1}}
 	gids := []syscall.SysProcIDMap{{ContainerID: 1000, HostID: 200000, Size: 10}}
 	unmount := nstest.IDMappedMount(t, src, dst, uids, gids)
@@ -662,7 +664,10 @@ func TestReadIDMappedMaps(t *testing.T) {
 // copy's harmless maps judged. The maps tell them apart now.
 func TestIDMappedCopyByMaps(t *testing.T) {
 	nstest.RequireRoot(t)
-	shared := t.TempDir()
+	// Shared below a private mount: its mounts reach the container's
+	// namespace, and no other.
+	shared := nstest.PrivateDir(t) + "/shared"
+	nstest.Mkdirs(t, 0o755, shared)
 	if err := unix.Mount(shared, shared, "", unix.MS_BIND, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -700,7 +705,9 @@ func TestIDMappedCopyByMaps(t *testing.T) {
 // idmapped mount of its own pays it.
 func BenchmarkReadIDMapped(b *testing.B) {
 	nstest.RequireRoot(b)
-	src, dst := b.TempDir(), b.TempDir()
+	dir := nstest.PrivateDir(b)
+	src, dst := dir+"/src", dir+"/dst"
+	nstest.Mkdirs(b, 0o755, src, dst)
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	unmount := nstest.IDMappedMount(b, src, dst, m, m)
 	p := nstest.Sleep(b, nil, "--mount", "--propagation", "private")

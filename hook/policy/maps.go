@@ -175,13 +175,27 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 		// setuid-root one too).
 		if a.UserDepth() > 0 && len(a.IDMapped) > 0 {
 			heldU, heldG := HeldSpans(a, uids, gids)
-			var why []string
+			// What is found first, then what is not checked: the line
+			// that counts the rest past eight says "cannot be checked"
+			// only of mounts none of which was found broken.
+			var why, unchecked []string
 			for _, m := range a.IDMapped {
-				why = append(why, idmappedRoot(m, heldU, heldG)...)
+				for _, w := range idmappedRoot(m, heldU, heldG) {
+					if strings.HasPrefix(w, Unchecked) {
+						unchecked = append(unchecked, w)
+					} else {
+						why = append(why, w)
+					}
+				}
 			}
+			why = append(why, unchecked...)
 			for i, w := range why {
 				if i == 8 {
-					add(RuleHostRootUnmapped, "and %d more of its idmapped mounts", len(why)-i)
+					more := "and %d more of its idmapped mounts"
+					if strings.HasPrefix(w, Unchecked) {
+						more = Unchecked + ": " + more
+					}
+					add(RuleHostRootUnmapped, more, len(why)-i)
 					break
 				}
 				add(RuleHostRootUnmapped, "%s", w)

@@ -162,6 +162,11 @@ func TestIDMappedRoot(t *testing.T) {
 			`the idmapped mount at "/srv" maps GID 0 of its file system to host GID 42, which the container holds`}},
 		{"not known", []audit.IDMappedMount{{Point: "/srv", Err: "this kernel does not tell"}}, nil, []string{
 			policy.Unchecked + `: the idmapped mount at "/srv": through it, files the container writes may be owned by host UID 0 (its ID map is not known: this kernel does not tell)`}},
+		// Found broken first; the rest past eight, all not checked, is
+		// said not checked (it read as found broken).
+		{"many not known", append(slices.Repeat([]audit.IDMappedMount{{Point: "/u", Err: "no maps"}}, 9), audit.IDMappedMount{Point: "/d", UIDMap: user, GIDMap: same}), nil, []string{
+			`the idmapped mount at "/d" maps GID 0`, policy.Unchecked + `: the idmapped mount at "/u"`, policy.Unchecked, policy.Unchecked, policy.Unchecked, policy.Unchecked, policy.Unchecked, policy.Unchecked,
+			policy.Unchecked + ": and 2 more of its idmapped mounts"}},
 		{"many", slices.Repeat([]audit.IDMappedMount{{Point: "/d", UIDMap: same, GIDMap: same}}, 5), nil, []string{
 			"the idmapped mount", "the idmapped mount", "the idmapped mount", "the idmapped mount", "the idmapped mount", "the idmapped mount", "the idmapped mount", "the idmapped mount", "and 2 more of its idmapped mounts"}},
 	} {

@@ -22,6 +22,9 @@ func runOnTTY(t *testing.T, cols uint16, bin string, args ...string) string {
 	t.Helper()
 	m, s := nstest.OpenPTY(t, cols)
 	cmd := exec.Command(bin, args...)
+	// The terminal's width alone: COLUMNS, in the tester's environment,
+	// would set it.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "COLUMNS=") })
 	cmd.Stdout = s
 	var errb bytes.Buffer
 	cmd.Stderr = &errb

@@ -73,6 +73,24 @@ func IDMappedMountIn(t testing.TB, pid int, src, dst string, uids, gids []syscal
 	}
 }
 
+// PrivateDir returns a new directory of the test that is a mount of its
+// own, private: mounts made below it do not propagate to other mount
+// namespaces (on a host whose / is shared, as systemd makes it, a test's
+// mount under /tmp reached the containers other packages' tests run
+// meanwhile). Unmounted at the test's end.
+func PrivateDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	if err := unix.Mount("", dir, "", unix.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // IDMappedMount bind-mounts directory src on dst in this process's mount
 // namespace, idmapped with the user namespace of a process with maps
 // uids and gids (open_tree, mount_setattr, move_mount): a file of UID
