@@ -253,7 +253,7 @@ func TestBinaryRefusedInput(t *testing.T) {
 			want:  "pid -7 out of range", id: "pid-negative"},
 		{name: "process exited",
 			state: func(t *testing.T) []byte { return stateOf(idMember("exited"), pidMember(exitedPID(t)), bundleMember) },
-			want:  "process exited", id: "exited"},
+			want:  "no such process (it exited before it could be inspected)", id: "exited"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
