@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -22,6 +23,7 @@ import (
 const (
 	statmountSBBasic  = 0x0001
 	statmountMntBasic = 0x0002
+	statmountMntRoot  = 0x0008
 	statmountUIDMap   = 0x2000
 	statmountGIDMap   = 0x4000
 	lsmtRoot          = ^uint64(0) // listmount from the namespace's root
@@ -31,13 +33,15 @@ const (
 	nsMntGetInfo = 0x8010b70a
 	// Offsets in struct statmount (include/uapi/linux/mount.h).
 	smMask, smDevMajor, smDevMinor, smIDOld, smAttr     = 8, 16, 20, 56, 64
+	smRoot                                              = 104
 	smUIDMapNum, smUIDMap, smGIDMapNum, smGIDMap, smStr = 152, 156, 160, 164, 512
 	// maxMountsListed bounds the mounts listed in a namespace (the
 	// mountinfo read is bounded at about as many).
 	maxMountsListed = 1 << 19
 	// mountMapsBuf holds a statmount answer with two maps of
-	// idmap.MaxLines lines of three 10-digit numbers.
-	mountMapsBuf = smStr + 2*idmap.MaxLines*33 + 64
+	// idmap.MaxLines lines of three 10-digit numbers, and a root of up
+	// to PATH_MAX.
+	mountMapsBuf = smStr + 2*idmap.MaxLines*33 + 4096 + 64
 )
 
 // mountMapsReadable is cleared by the tests to check what a kernel
@@ -115,13 +119,19 @@ func mountMaps(m *audit.IDMappedMount, mi idmappedMount, id, nsid uint64, basic 
 	if dev != mi.dev || binary.NativeEndian.Uint64(basic[smAttr:])&unix.MOUNT_ATTR_IDMAP == 0 {
 		return "changed since read (its mount ID is another mount's now)"
 	}
-	b, err := statmount(id, nsid, statmountSBBasic|statmountMntBasic|statmountUIDMap|statmountGIDMap, make([]byte, mountMapsBuf))
+	b, err := statmount(id, nsid, statmountSBBasic|statmountMntBasic|statmountMntRoot|statmountUIDMap|statmountGIDMap, make([]byte, mountMapsBuf))
 	if err != nil {
 		return "statmount: " + err.Error()
 	}
 	mask := binary.NativeEndian.Uint64(b[smMask:])
 	if mask&(statmountUIDMap|statmountGIDMap) != statmountUIDMap|statmountGIDMap {
 		return errNoMountMaps.Error()
+	}
+	// Its root too, unescaped as statmount gives it: a mount that took
+	// the ID on the same device (a container's own unmount and bind at
+	// poststart) is another mount.
+	if root, ok := cString(b, smRoot); mask&statmountMntRoot == 0 || !ok || root != unescapeMountinfo(mi.root) {
+		return "changed since read (its mount ID is another mount's now)"
 	}
 	u, uerr := mapStrings(b, smUIDMapNum, smUIDMap)
 	g, gerr := mapStrings(b, smGIDMapNum, smGIDMap)
@@ -158,6 +168,37 @@ func mapStrings(b []byte, numAt, strAt int) ([]audit.IDRange, error) {
 	}
 	return out, nil
 }
+
+// cString returns the NUL-terminated string of a statmount answer b
+// whose offset is at strAt.
+func cString(b []byte, strAt int) (string, bool) {
+	off := smStr + int(binary.NativeEndian.Uint32(b[strAt:]))
+	if off >= len(b) {
+		return "", false
+	}
+	s, _, ok := bytes.Cut(b[off:], []byte{0})
+	return string(s), ok
+}
+
+// unescapeMountinfo undoes mountinfo's escapes of a path: a space, tab,
+// newline and backslash as \040, \011, \012 and \134.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return '0' <= c && c <= '7' }
 
 // mountNSID returns the ID of process pid's mount namespace.
 func mountNSID(pid int) (uint64, error) {

@@ -79,3 +79,13 @@ func TestMountMapsChanged(t *testing.T) {
 		}
 	}
 }
+
+func TestUnescapeMountinfo(t *testing.T) {
+	for in, want := range map[string]string{
+		"/plain": "/plain", `/a\040b\011c\012d\134e`: "/a b\tc\nd\\e", `/end\04`: `/end\04`, `/x\999`: `/x\999`, `\134`: `\`,
+	} {
+		if got := unescapeMountinfo(in); got != want {
+			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
