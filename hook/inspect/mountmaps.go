@@ -19,7 +19,7 @@ import (
 // (STATMOUNT_MNT_UIDMAP and STATMOUNT_MNT_GIDMAP, Linux 6.15), which
 // takes a mount's unique ID (never reused), not the ID mountinfo shows:
 // the mounts of the process's mount namespace are listed (listmount(2))
-// and matched by the ID mountinfo shows and their device.
+// and matched by the ID mountinfo shows, their device and their root.
 const (
 	statmountSBBasic  = 0x0001
 	statmountMntBasic = 0x0002
