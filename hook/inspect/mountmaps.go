@@ -29,8 +29,10 @@ const (
 	lsmtRoot          = ^uint64(0) // listmount from the namespace's root
 	mntIDReqSize1     = 32         // struct mnt_id_req with mnt_ns_id
 	// nsMntGetInfo is NS_MNT_GET_INFO, _IOR(0xb7, 10, struct
-	// mnt_ns_info) (Linux 6.12): a mount namespace's ID.
-	nsMntGetInfo = 0x8010b70a
+	// mnt_ns_info) (Linux 6.12): a mount namespace's ID. Its direction
+	// bits are the architecture's (0x8... on most, 0x4... on ppc64le):
+	// taken from NS_GET_ID, _IOR(0xb7, 13, __u64).
+	nsMntGetInfo = unix.NS_GET_ID&^0xffff&^(8<<16) | 16<<16 | 0xb70a
 	// Offsets in struct statmount (include/uapi/linux/mount.h).
 	smMask, smDevMajor, smDevMinor, smIDOld, smAttr     = 8, 16, 20, 56, 64
 	smRoot                                              = 104

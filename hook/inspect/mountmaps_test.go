@@ -89,3 +89,12 @@ func TestUnescapeMountinfo(t *testing.T) {
 		}
 	}
 }
+
+// TestNSMntGetInfo: NS_MNT_GET_INFO is _IOR(0xb7, 10, 16 bytes) in the
+// architecture's encoding, as NS_GET_ID is _IOR(0xb7, 13, 8 bytes).
+func TestNSMntGetInfo(t *testing.T) {
+	dir := uint32(unix.NS_GET_ID) & 0xe0000000
+	if want := dir | 16<<16 | 0xb7<<8 | 10; nsMntGetInfo != want {
+		t.Errorf("NS_MNT_GET_INFO = %#x, want %#x", uint32(nsMntGetInfo), want)
+	}
+}
