@@ -795,6 +795,17 @@ const (
 
 func isPerm(err error) bool { return err == unix.EACCES || err == unix.EPERM }
 
+// exited reports whether the task whose /proc directory is dfd is gone.
+// For a task reaped since its directory was opened the kernel answers a
+// namespace or fd link's read with EACCES, not ENOENT
+// (proc_ns_get_link, proc_fd_access_allowed): a process that exited
+// during the scan was counted as one the caller may not read.
+func (w *worker) exited(dfd int) bool {
+	var st unix.Stat_t
+	err := w.fstatat(dfd, "stat", &st)
+	return err == unix.ENOENT || err == unix.ESRCH
+}
+
 // The reasons to read a namespace link; a scan reads the links whose
 // roles it has (scanner.roles).
 const (
@@ -906,7 +917,9 @@ func (w *worker) process(pid int) {
 		}
 		if err != nil {
 			if isPerm(err) && (i == linkUser || i == linkPID && !s.wantUser) {
-				s.denyProcess(pid)
+				if !w.exited(dfd) {
+					s.denyProcess(pid)
+				}
 				return
 			}
 			// pid_for_children is unreadable until the first fork after
@@ -1230,7 +1243,9 @@ func (w *worker) fds(dfd int, cur task) {
 				break // a hole: list the directory
 			}
 			if isPerm(err) {
-				s.deniedFDs.Add(1)
+				if !w.exited(dfd) {
+					s.deniedFDs.Add(1)
+				}
 				return
 			}
 			// Most links are paths ("/dev/null"); their path is
