@@ -169,7 +169,7 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 			name = specPodName(spec, ctr.Labels[vocab.LabelCRIKind] == "sandbox")
 		}
 		if _, cri := ctr.Labels[vocab.LabelCRIKind]; name == "" && !cri {
-			name = ctr.Labels[vocab.LabelNerdctlName]
+			name = vocab.NerdctlName(ctr.Labels)
 		}
 		out = append(out, discover.Container{
 			ID:        ctr.ID,

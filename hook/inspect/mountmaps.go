@@ -42,7 +42,8 @@ const (
 	maxMountsListed = 1 << 19
 	// mountMapsBuf holds a statmount answer with two maps of
 	// idmap.MaxLines lines of three 10-digit numbers, and a root of up
-	// to PATH_MAX.
+	// to PATH_MAX (a longer one is asked again with room for a
+	// mountinfo line's).
 	mountMapsBuf = smStr + 2*idmap.MaxLines*33 + 4096 + 64
 )
 
@@ -121,19 +122,25 @@ func mountMaps(m *audit.IDMappedMount, mi idmappedMount, id, nsid uint64, basic 
 	if dev != mi.dev || binary.NativeEndian.Uint64(basic[smAttr:])&unix.MOUNT_ATTR_IDMAP == 0 {
 		return "changed since read (its mount ID is another mount's now)"
 	}
-	b, err := statmount(id, nsid, statmountSBBasic|statmountMntBasic|statmountMntRoot|statmountUIDMap|statmountGIDMap, make([]byte, mountMapsBuf))
+	const mask = statmountSBBasic | statmountMntBasic | statmountMntRoot | statmountUIDMap | statmountGIDMap
+	b, err := statmount(id, nsid, mask, make([]byte, mountMapsBuf))
+	if errors.Is(err, unix.EOVERFLOW) {
+		// A root longer than the room left by two full maps: as long
+		// as mountinfo's line may be.
+		b, err = statmount(id, nsid, mask, make([]byte, mountMapsBuf+maxMountLine))
+	}
 	if err != nil {
 		return "statmount: " + err.Error()
 	}
-	mask := binary.NativeEndian.Uint64(b[smMask:])
-	if mask&(statmountUIDMap|statmountGIDMap) != statmountUIDMap|statmountGIDMap {
+	got := binary.NativeEndian.Uint64(b[smMask:])
+	if got&(statmountUIDMap|statmountGIDMap) != statmountUIDMap|statmountGIDMap {
 		return errNoMountMaps.Error()
 	}
 	// Its root too, unescaped as statmount gives it: a mount that took
 	// the ID on the same device (a container's own unmount and bind at
 	// poststart) is another mount.
-	if root, ok := cString(b, smRoot); mask&statmountMntRoot == 0 || !ok || root != unescapeMountinfo(mi.root) {
-		return "changed since read (its mount ID is another mount's now)"
+	if root, ok := cString(b, smRoot); got&statmountMntRoot == 0 || !ok || root != unescapeMountinfo(mi.root) {
+		return "changed since read (its mount ID is another mount's now, or its root was renamed or removed)"
 	}
 	u, uerr := mapStrings(b, smUIDMapNum, smUIDMap)
 	g, gerr := mapStrings(b, smGIDMapNum, smGIDMap)

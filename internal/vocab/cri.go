@@ -67,6 +67,16 @@ func crio(keys map[string]string) bool {
 // LabelNerdctlName is the label nerdctl puts the container's name in.
 const LabelNerdctlName = "nerdctl/name"
 
+// NerdctlName returns nerdctl's name of a container from its labels or
+// annotations, "" when there is none or it holds a slash: no nerdctl
+// name does, and "kube-system/web-0/app" read as a Kubernetes pod's.
+func NerdctlName(keys map[string]string) string {
+	if n := keys[LabelNerdctlName]; !strings.Contains(n, "/") {
+		return n
+	}
+	return ""
+}
+
 // ContainerName returns the human name of a container from its labels or
 // annotations: for a Kubernetes container "pod-namespace/pod-name/container"
 // (the container from containerd's io.kubernetes.cri.container-name
@@ -74,11 +84,11 @@ const LabelNerdctlName = "nerdctl/name"
 // for a pod sandbox (containerd's container-type sandbox: whatever
 // container name the pod's annotations claim) or when the container's
 // name is unknown [PodName]'s answer; else nerdctl's name; "" when none
-// names it.
+// names it (nor a nerdctl name holding a slash).
 func ContainerName(keys map[string]string) string {
 	pod := PodName(keys)
 	if pod == "" {
-		return keys[LabelNerdctlName]
+		return NerdctlName(keys)
 	}
 	if keys[CRIAnnotationPrefix+"container-type"] == "sandbox" {
 		return pod

@@ -63,6 +63,9 @@ func TestContainerName(t *testing.T) {
 		{map[string]string{LabelPodName: "web-0", LabelContainerName: "app"}, "web-0"},
 		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "shop", LabelContainerName: "a/b"}, "shop/web-0"},
 		{map[string]string{LabelNerdctlName: "nginx"}, "nginx"},
+		// No nerdctl name holds a slash: this one read as a pod's.
+		{map[string]string{LabelNerdctlName: "kube-system/web-0/app"}, ""},
+		{map[string]string{LabelPodName: "web-0/app", LabelPodNamespace: "kube-system", LabelNerdctlName: "kube-system/web-0/app"}, ""},
 		// containerd's keys with a pod's claims of the kubelet's: the
 		// CRI keys name it; a sandbox has no container name.
 		{map[string]string{AnnotationSandboxName: "web-0", AnnotationSandboxNamespace: "shop", AnnotationContainerName: "app",
