@@ -206,7 +206,7 @@ func unknownIn(b *policy.Block, unknown []string) []string {
 // (TestRefusedWithoutScan).
 func evaluate(cfg *policy.Config, in Input, b *policy.Block, rec *audit.Record, live *inspect.LiveOnce) []audit.Violation {
 	var run *policy.Running
-	if (b.Rules.HostRootUnmapped || b.Rules.NeedsRunning()) && rec.Ancestry.UserDepth() > 0 {
+	if b.Rules.NeedsFacts() && rec.Ancestry.UserDepth() > 0 {
 		// The IDs its process holds and its idmapped mounts, read
 		// only for the rules that judge them.
 		inspect.ReadFacts(rec.Ancestry)

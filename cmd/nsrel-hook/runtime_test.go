@@ -350,11 +350,29 @@ func TestEnforceRefuses(t *testing.T) {
 			recs = e.records(t, kept)
 			if rt == "crun" {
 				if err == nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny ||
-					!cmp.Equal([]string{policy.RuleHostRootUnmapped}, audittest.Rules(recs[0])) || !strings.Contains(recs[0].Violations[0].Reason, "holds host GID 0") {
-					t.Errorf("crun keeping its caller's group 0: run %v, records %+v; want refused for host_root_unmapped (holds host GID 0)", err, recs)
+					!cmp.Equal([]string{policy.RuleHostRootUnmapped, policy.RuleHeldIDsMapped}, audittest.Rules(recs[0])) || !strings.Contains(recs[0].Violations[0].Reason, "holds host GID 0") ||
+					!strings.Contains(recs[0].Violations[1].Reason, "holds host GIDs 0 42 ") {
+					t.Errorf("crun keeping its caller's group 0: run %v, records %+v; want refused for host_root_unmapped (holds host GID 0) and held_ids_mapped (0 42)", err, recs)
 				}
 			} else if err != nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictAllow {
 				t.Errorf("runc, whose caller holds group 0, with keep_original_groups: run %v, records %+v; want allowed (runc drops the groups)", err, recs)
+			}
+			// A host group other than 0 kept (disk, shadow, docker):
+			// host_root_unmapped judges ID 0 alone, and the container
+			// ran with the group's access to host files;
+			// held_ids_mapped refuses it.
+			o42 := o
+			o42.groups = []uint32{42}
+			kept42 := uniqueID(t, rt+"-group42")
+			_, err = o42.run(t, e, kept42, bundle.Options{UserNS: true, Annotations: map[string]string{"run.oci.keep_original_groups": "1"}}, true)
+			recs = e.records(t, kept42)
+			if rt == "crun" {
+				if err == nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny ||
+					!cmp.Equal([]string{policy.RuleHeldIDsMapped}, audittest.Rules(recs[0])) || !strings.Contains(recs[0].Violations[0].Reason, "holds host GIDs 42 ") {
+					t.Errorf("crun keeping its caller's group 42: run %v, records %+v; want refused for held_ids_mapped (holds host GID 42)", err, recs)
+				}
+			} else if err != nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictAllow {
+				t.Errorf("runc, whose caller holds group 42, with keep_original_groups: run %v, records %+v; want allowed (runc drops the groups)", err, recs)
 			}
 			// An idmapped bind mount of a host directory (crun's "idmap"
 			// option, which the container's creator sets): the

@@ -247,6 +247,10 @@ type Rules struct {
 	// HostRootUnmapped: neither host UID 0 nor host GID 0 may be mapped
 	// into the container's user namespace (host_root_unmapped).
 	HostRootUnmapped bool
+	// HeldIDsMapped: the container's process may hold no host UID or
+	// GID (supplementary groups included) that its user namespace does
+	// not map (held_ids_mapped).
+	HeldIDsMapped bool
 	// MappedIDsMin and MappedIDsMax bound the number of UIDs and of GIDs
 	// the container's user namespace maps (mapped_ids_min,
 	// mapped_ids_max); nil means no bound.
@@ -273,6 +277,7 @@ const (
 	RuleAllowedOwnerUIDs = "allowed_owner_uids"
 	RulePIDOwnedByUserNS = "pid_owned_by_container_user_namespace"
 	RuleHostRootUnmapped = "host_root_unmapped"
+	RuleHeldIDsMapped    = "held_ids_mapped"
 	RuleMappedIDsMin     = "mapped_ids_min"
 	RuleMappedIDsMax     = "mapped_ids_max"
 	RuleAllowedRanges    = "allowed_host_ranges"
@@ -887,7 +892,7 @@ func (p *parser) rules(n *node, path string) Rules {
 	var r Rules
 	var emptyRanges *node // allowed_host_ranges: []
 	p.object(n, path, []string{RuleRequireUserNS, RuleRequirePIDNS, RuleUserDepthMin, RuleUserDepthMax, RuleAllowedOwnerUIDs, RulePIDOwnedByUserNS,
-		RuleHostRootUnmapped, RuleMappedIDsMin, RuleMappedIDsMax, RuleAllowedRanges, RuleAllowedSubIDUser, RuleDisjoint}, func(key string, v *node, path string) {
+		RuleHostRootUnmapped, RuleHeldIDsMapped, RuleMappedIDsMin, RuleMappedIDsMax, RuleAllowedRanges, RuleAllowedSubIDUser, RuleDisjoint}, func(key string, v *node, path string) {
 		switch key {
 		case RuleRequireUserNS:
 			r.RequireUserNS = p.boolean(v, path)
@@ -917,6 +922,8 @@ func (p *parser) rules(n *node, path string) Rules {
 			r.PIDOwnedByUserNS = p.boolean(v, path)
 		case RuleHostRootUnmapped:
 			r.HostRootUnmapped = p.boolean(v, path)
+		case RuleHeldIDsMapped:
+			r.HeldIDsMapped = p.boolean(v, path)
 		case RuleDisjoint:
 			r.DisjointFromRunning = p.boolean(v, path)
 		case RuleMappedIDsMin, RuleMappedIDsMax:

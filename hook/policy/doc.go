@@ -19,7 +19,7 @@
 // reads it); violations are [audit.Violation]s, the form the audit log
 // records. [Config.Select] and [Block.Evaluate] are pure functions.
 //
-// The map rules (host_root_unmapped, mapped_ids_min/max,
+// The map rules (host_root_unmapped, held_ids_mapped, mapped_ids_min/max,
 // allowed_host_ranges with allowed_subid_user, disjoint_from_running)
 // check the container's ID maps as the ancestry records them
 // ([audit.UserMaps], composed to host IDs, see package

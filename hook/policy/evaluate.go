@@ -246,6 +246,9 @@ func (b *Block) Describe() []string {
 	if r.HostRootUnmapped {
 		rules = append(rules, RuleHostRootUnmapped)
 	}
+	if r.HeldIDsMapped {
+		rules = append(rules, RuleHeldIDsMapped)
+	}
 	if r.MappedIDsMin != nil {
 		rules = append(rules, fmt.Sprintf("%s=%d", RuleMappedIDsMin, *r.MappedIDsMin))
 	}

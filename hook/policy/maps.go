@@ -110,9 +110,47 @@ func idmappedRoot(m audit.IDMappedMount, u, g idmap.Spans) []string {
 	return out
 }
 
+// NeedsFacts reports whether a rule judges what the container's process
+// holds or mounts beyond its namespaces (inspect.ReadFacts reads it).
+func (r *Rules) NeedsFacts() bool {
+	return r.HostRootUnmapped || r.HeldIDsMapped || r.NeedsRunning()
+}
+
+// evaluateHeld adds the violations of held_ids_mapped: the host IDs the
+// container's process holds (a.Held) that its maps (uids, gids) do not
+// map. A runtime may leave it its caller's supplementary groups (crun's
+// run.oci.keep_original_groups annotation, a joined user namespace whose
+// setgroups is "deny"): with a host group such as disk, shadow or
+// docker, it reads and writes what that group may, wherever the
+// container reaches a host file; host_root_unmapped judges ID 0 alone.
+func (r *Rules) evaluateHeld(a *audit.Ancestry, uids, gids idmap.Map, add func(rule, format string, args ...any)) {
+	h := a.Held
+	if h == nil {
+		if a.FactsErr != "" && !a.FactsGone {
+			add(RuleHeldIDsMapped, Unchecked+": the IDs its process holds could not be read: %s", a.FactsErr)
+		}
+		return
+	}
+	unmapped := func(ids []uint32, m idmap.Map) []uint32 {
+		var out []uint32
+		for _, id := range ids {
+			if !m.MapsOutside(id) && !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	if u := unmapped(h.UIDs[:], uids); len(u) > 0 {
+		add(RuleHeldIDsMapped, "the container's process holds host UIDs %s (uid %d %d %d %d), which %s does not map", groupList(u), h.UIDs[0], h.UIDs[1], h.UIDs[2], h.UIDs[3], userName(a, 0))
+	}
+	if g := unmapped(append(h.GIDs[:], h.Groups...), gids); len(g) > 0 {
+		add(RuleHeldIDsMapped, "the container's process holds host GIDs %s (gid %d %d %d %d, groups %s), which %s does not map: its runtime kept its caller's groups", groupList(g), h.GIDs[0], h.GIDs[1], h.GIDs[2], h.GIDs[3], groupList(h.Groups), userName(a, 0))
+	}
+}
+
 // needsMaps reports whether a rule reads the container's maps.
 func (r *Rules) needsMaps() bool {
-	return r.HostRootUnmapped || r.MappedIDsMin != nil || r.MappedIDsMax != nil ||
+	return r.HostRootUnmapped || r.HeldIDsMapped || r.MappedIDsMin != nil || r.MappedIDsMax != nil ||
 		len(r.AllowedHostRanges) > 0 || r.AllowedSubIDUser != "" || r.DisjointFromRunning
 }
 
@@ -215,6 +253,9 @@ func (r *Rules) evaluateMaps(a *audit.Ancestry, run *Running, add func(rule, for
 			}
 		}
 	}
+	if r.HeldIDsMapped && a.UserDepth() > 0 {
+		r.evaluateHeld(a, uids, gids, add)
+	}
 	for _, k := range []struct {
 		what string
 		m    idmap.Map
@@ -266,6 +307,7 @@ func (r *Rules) mapRules() []string {
 		rule string
 	}{
 		{r.HostRootUnmapped, RuleHostRootUnmapped},
+		{r.HeldIDsMapped, RuleHeldIDsMapped},
 		{r.MappedIDsMin != nil, RuleMappedIDsMin},
 		{r.MappedIDsMax != nil, RuleMappedIDsMax},
 		{len(r.AllowedHostRanges) > 0 || r.AllowedSubIDUser != "", RuleAllowedRanges},

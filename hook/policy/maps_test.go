@@ -134,6 +134,74 @@ func TestHostRootHeld(t *testing.T) {
 	}
 }
 
+// wantPrefixes checks that the violations got start with want's, one
+// for one.
+func wantPrefixes(t *testing.T, name string, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: violations %q, want %q", name, got, want)
+		return
+	}
+	for i := range got {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("%s: violation %q, want %q", name, got[i], want[i])
+		}
+	}
+}
+
+// TestHeldIDsMapped: host_root_unmapped judges ID 0 alone, and a
+// container whose runtime kept its caller's supplementary groups (crun's
+// run.oci.keep_original_groups) held host groups such as disk (6) or
+// shadow (42) and passed. held_ids_mapped refuses every host ID the
+// process holds that its maps do not map: one violation for the UIDs,
+// one for the GIDs; not checked when they could not be read, nothing to
+// judge when the process was gone before they were read.
+func TestHeldIDsMapped(t *testing.T) {
+	good := []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}
+	r := rules(t, `{"held_ids_mapped":true}`)
+	ids := func(u, g uint32) ([4]uint32, [4]uint32) { return [4]uint32{u, u, u, u}, [4]uint32{g, g, g, g} }
+	for _, tc := range []struct {
+		name string
+		held audit.HeldIDs
+		want []string
+	}{
+		{"mapped", func() audit.HeldIDs {
+			u, g := ids(100000, 100000)
+			return audit.HeldIDs{UIDs: u, GIDs: g, Groups: []uint32{100005}}
+		}(), nil},
+		{"groups kept", func() audit.HeldIDs {
+			u, g := ids(100000, 100000)
+			return audit.HeldIDs{UIDs: u, GIDs: g, Groups: []uint32{6, 42, 100005}}
+		}(),
+			[]string{"held_ids_mapped: the container's process holds host GIDs 6 42 (gid 100000 100000 100000 100000, groups 6 42 100005), which user:[4026532900] does not map"}},
+		{"saved UID", audit.HeldIDs{UIDs: [4]uint32{100000, 100000, 1000, 100000}, GIDs: [4]uint32{100000, 100000, 100000, 100000}},
+			[]string{"held_ids_mapped: the container's process holds host UIDs 1000 (uid 100000 100000 1000 100000)"}},
+		{"both", func() audit.HeldIDs { u, g := ids(7, 8); return audit.HeldIDs{UIDs: u, GIDs: g} }(),
+			[]string{"held_ids_mapped: the container's process holds host UIDs 7 ", "held_ids_mapped: the container's process holds host GIDs 8 "}},
+	} {
+		a := mapped(good, good)
+		a.Held, a.FactsRead = &tc.held, true
+		var got []string
+		for _, x := range r.Evaluate(a) {
+			got = append(got, x.Rule+": "+x.Reason)
+		}
+		wantPrefixes(t, tc.name, got, tc.want)
+	}
+	unread := mapped(good, good)
+	unread.FactsRead, unread.FactsErr = true, "inspect: pid 7: status: too many open files"
+	if v := r.Evaluate(unread); len(v) != 1 || v[0].Rule != policy.RuleHeldIDsMapped || !strings.HasPrefix(v[0].Reason, policy.Unchecked+": the IDs its process holds could not be read") {
+		t.Errorf("held IDs not read: %+v, want not checked", v)
+	}
+	gone := mapped(good, good)
+	gone.FactsRead, gone.FactsGone = true, true
+	if v := r.Evaluate(gone); len(v) != 0 {
+		t.Errorf("process gone before its held IDs were read: %+v, want nothing to judge", v)
+	}
+	if !r.NeedsFacts() {
+		t.Error("held_ids_mapped does not ask for the facts")
+	}
+}
+
 // TestIDMappedRoot: an idmapped mount was refused whatever its maps said
 // (they were not read): a podman or crun "idmap" volume with its own map
 // that keeps UID and GID 0 of its file system away from the container's
@@ -179,15 +247,7 @@ func TestIDMappedRoot(t *testing.T) {
 			}
 			got = append(got, x.Reason)
 		}
-		if len(got) != len(tc.want) {
-			t.Errorf("%s: violations %q, want %q", tc.name, got, tc.want)
-			continue
-		}
-		for i := range got {
-			if !strings.HasPrefix(got[i], tc.want[i]) {
-				t.Errorf("%s: violation %q, want %q", tc.name, got[i], tc.want[i])
-			}
-		}
+		wantPrefixes(t, tc.name, got, tc.want)
 	}
 }
 
