@@ -207,9 +207,11 @@ func unknownIn(b *policy.Block, unknown []string) []string {
 func evaluate(cfg *policy.Config, in Input, b *policy.Block, rec *audit.Record, live *inspect.LiveOnce) []audit.Violation {
 	var run *policy.Running
 	if b.Rules.NeedsFacts() && rec.Ancestry.UserDepth() > 0 {
-		// The IDs its process holds and its idmapped mounts, read
-		// only for the rules that judge them.
-		inspect.ReadFacts(rec.Ancestry)
+		// The IDs its process holds (host_root_unmapped,
+		// held_ids_mapped, disjoint_from_running) and its idmapped
+		// mounts (host_root_unmapped), read only for the rules that
+		// judge them.
+		inspect.ReadFacts(rec.Ancestry, b.Rules.HostRootUnmapped)
 		switch a := rec.Ancestry; {
 		case a.FactsGone && rec.Stage != audit.StagePoststart:
 			// Forgiven at poststart only, as a process gone before its
@@ -229,9 +231,10 @@ func evaluate(cfg *policy.Config, in Input, b *policy.Block, rec *audit.Record, 
 }
 
 // factsGoneNote says, in a record, that the container's process exited
-// before what host_root_unmapped and disjoint_from_running read of it
-// (the IDs it holds, its mounts): a short job at poststart, recorded as
-// one that exited before its inspection is.
+// before what host_root_unmapped, held_ids_mapped and
+// disjoint_from_running read of it (the IDs it holds, its mounts): a
+// short job at poststart, recorded as one that exited before its
+// inspection is.
 const factsGoneNote = "the container's process exited before the IDs it holds and its mounts were read: not judged"
 
 // samePod returns how to tell the processes of the container's pod,

@@ -212,17 +212,21 @@ const (
 
 // ReadFacts reads what the policy needs beyond the namespaces of the
 // process a names (a.PID), when a rule asks for it: the IDs it holds
-// (a.Held) and its idmapped mounts (a.IDMapped), both through /proc, and
-// then checks that the process is still the one a was made of (its start
-// time): otherwise it sets a.FactsGone, and a.FactsErr when a read
-// failed otherwise. It reads once per ancestry.
-func ReadFacts(a *audit.Ancestry) {
+// (a.Held) and, with mounts, its idmapped mounts (a.IDMapped), both
+// through /proc, and then checks that the process is still the one a was
+// made of (its start time): otherwise it sets a.FactsGone, and a.FactsErr
+// when a read failed otherwise. It reads once per ancestry.
+func ReadFacts(a *audit.Ancestry, mounts bool) {
 	if a.FactsRead {
 		return
 	}
 	a.FactsRead = true
 	held, herr := ReadHeld(a.PID)
-	idmapped, merr := ReadIDMapped(a.PID)
+	var idmapped []audit.IDMappedMount
+	var merr error
+	if mounts {
+		idmapped, merr = ReadIDMapped(a.PID)
+	}
 	start, serr := StartTime(a.PID)
 	if serr != nil && !goneErrno(serr) {
 		// Not read (out of descriptors, say): not taken for gone.

@@ -527,12 +527,12 @@ func TestReadFacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &audit.Ancestry{PID: os.Getpid(), StartTime: start}
-	inspect.ReadFacts(a)
+	inspect.ReadFacts(a, true)
 	if !a.FactsRead || a.FactsErr != "" || a.Held == nil || a.Held.UIDs[0] != uint32(os.Getuid()) {
 		t.Fatalf("ReadFacts(self) = %+v", a)
 	}
 	b := &audit.Ancestry{PID: os.Getpid(), StartTime: start + 1}
-	inspect.ReadFacts(b)
+	inspect.ReadFacts(b, true)
 	if !b.FactsGone || b.FactsErr != "" || b.Held != nil {
 		t.Errorf("ReadFacts of a PID reused: %+v, want FactsGone, nothing read", b)
 	}
@@ -553,7 +553,7 @@ func TestReadFacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &audit.Ancestry{PID: os.Getpid(), StartTime: start}
-	inspect.ReadFacts(c)
+	inspect.ReadFacts(c, true)
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
 		t.Fatal(err)
 	}
@@ -654,6 +654,19 @@ func TestReadIDMappedMaps(t *testing.T) {
 	restore()
 	if err != nil || len(got) != 1 || got[0].Point != dst || got[0].UIDMap != nil || got[0].GIDMap != nil || !strings.Contains(got[0].Err, "Linux 6.15") {
 		t.Errorf("ReadIDMapped on a kernel without statmount's maps = %+v, %v; want the mount, no maps, and why", got, err)
+	}
+	// ReadFacts reads the mounts only when asked (held_ids_mapped alone
+	// judges the IDs the process holds).
+	start, err := inspect.StartTime(copied.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mounts := range []bool{false, true} {
+		a := &audit.Ancestry{PID: copied.Pid, StartTime: start}
+		inspect.ReadFacts(a, mounts)
+		if a.Held == nil || a.FactsErr != "" || a.FactsGone || (len(a.IDMapped) > 0) != mounts {
+			t.Errorf("ReadFacts(mounts %v) = held %v, %d idmapped mounts, error %q, gone %v", mounts, a.Held, len(a.IDMapped), a.FactsErr, a.FactsGone)
+		}
 	}
 }
 
