@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/idmap"
 )
@@ -71,7 +72,9 @@ func idmappedOf(mountinfo []byte) []idmappedMount {
 func NotCopies(mine, host []byte) []string {
 	m := idmappedOf(mine)
 	var out []string
-	for _, i := range notCopies(signatures(m, nil), signatures(idmappedOf(host), nil)) {
+	h := idmappedOf(host)
+	none := func(ms []idmappedMount) []audit.IDMappedMount { return make([]audit.IDMappedMount, len(ms)) }
+	for _, i := range notCopies(signatures(m, none(m)), signatures(h, none(h))) {
 		out = append(out, m[i].point)
 	}
 	return out

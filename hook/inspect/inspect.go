@@ -161,25 +161,19 @@ func ReadHeld(pid int) (*audit.HeldIDs, error) {
 	return parseHeld(b)
 }
 
-// readStatus reads /proc/PID/status, up to maxStatus bytes.
+// readStatus reads /proc/PID/status, up to maxStatus bytes (a larger
+// one fails with EFBIG), with plain system calls.
 func readStatus(pid int) ([]byte, error) {
-	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/status", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	b, err := idmap.ReadFileLimit("/proc/"+strconv.Itoa(pid)+"/status", maxStatus)
 	if err != nil {
 		return nil, gone(pid, err)
-	}
-	defer unix.Close(fd)
-	b, err := io.ReadAll(io.LimitReader(fdReader(fd), maxStatus+1))
-	switch {
-	case err != nil:
-		return nil, gone(pid, err)
-	case len(b) > maxStatus:
-		return nil, fmt.Errorf("inspect: pid %d: status larger than %d bytes", pid, maxStatus)
 	}
 	return b, nil
 }
 
-// fdReader reads a descriptor with plain read(2): os.File would set up
-// the runtime's poller on the hook's path.
+// fdReader reads a descriptor with plain read(2), for mountinfo's
+// bufio.Reader: os.File would set up the runtime's poller on the hook's
+// path.
 type fdReader int
 
 func (r fdReader) Read(p []byte) (int, error) {
@@ -315,7 +309,7 @@ func signatures(ms []idmappedMount, read []audit.IDMappedMount) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		maps := "maps not read"
-		if i < len(read) && read[i].UIDMap != nil && read[i].GIDMap != nil {
+		if read[i].UIDMap != nil && read[i].GIDMap != nil {
 			maps = fmt.Sprint(read[i].UIDMap, read[i].GIDMap)
 		}
 		out[i] = m.dev + " " + m.root + " " + m.point + " " + maps

@@ -114,8 +114,8 @@ func readMountMaps(pid int, ms []audit.IDMappedMount, ids []idmappedMount) {
 }
 
 // mountMaps reads the maps of mount id (unique ID) into m, whose
-// statmount(STATMOUNT_SB_BASIC|STATMOUNT_MNT_BASIC) answer is basic, and returns why it
-// could not ("" when it did).
+// statmount(STATMOUNT_SB_BASIC|STATMOUNT_MNT_BASIC) answer is basic, and
+// returns why it could not ("" when it did).
 func mountMaps(m *audit.IDMappedMount, mi idmappedMount, id, nsid uint64, basic []byte) string {
 	dev := strconv.FormatUint(uint64(binary.NativeEndian.Uint32(basic[smDevMajor:])), 10) + ":" +
 		strconv.FormatUint(uint64(binary.NativeEndian.Uint32(basic[smDevMinor:])), 10)

@@ -56,18 +56,27 @@ func idmapMount(userns, src, dst string) error {
 	return nil
 }
 
+// mapper starts a process in a user namespace of its own with maps uids
+// and gids, until the test ends, and returns the namespace's path, for
+// mount_setattr(MOUNT_ATTR_IDMAP).
+func mapper(t testing.TB, uids, gids []syscall.SysProcIDMap) string {
+	t.Helper()
+	p := Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: uids, GidMappings: gids}, RequireCmd(t, "sleep"), "infinity")
+	return NSPath(p.Pid, "user")
+}
+
 // IDMappedMountIn is [IDMappedMount] in the mount namespace of process
 // pid (this test binary again, through nsenter), where it stays until
 // that namespace goes.
 func IDMappedMountIn(t testing.TB, pid int, src, dst string, uids, gids []syscall.SysProcIDMap) {
 	t.Helper()
-	p := Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: uids, GidMappings: gids}, RequireCmd(t, "sleep"), "infinity")
+	userns := mapper(t, uids, gids)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(RequireCmd(t, "nsenter"), "--mount=/proc/"+strconv.Itoa(pid)+"/ns/mnt", "--", self)
-	cmd.Env = append(os.Environ(), idmapMountEnv+"="+NSPath(p.Pid, "user")+"\n"+src+"\n"+dst)
+	cmd.Env = append(os.Environ(), idmapMountEnv+"="+userns+"\n"+src+"\n"+dst)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("idmapped mount in the mount namespace of %d: %v: %s", pid, err, out)
 	}
@@ -98,8 +107,7 @@ func PrivateDir(t testing.TB) string {
 // test's end does too.
 func IDMappedMount(t testing.TB, src, dst string, uids, gids []syscall.SysProcIDMap) (unmount func()) {
 	t.Helper()
-	p := Start(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: uids, GidMappings: gids}, RequireCmd(t, "sleep"), "infinity")
-	if err := idmapMount(NSPath(p.Pid, "user"), src, dst); err != nil {
+	if err := idmapMount(mapper(t, uids, gids), src, dst); err != nil {
 		t.Fatal(err)
 	}
 	unmount = func() { unix.Unmount(dst, unix.MNT_DETACH) }
