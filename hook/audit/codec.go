@@ -853,6 +853,26 @@ func HeadOf(line []byte) (h Head, r *Record, ok bool) {
 	return Head{}, nil, false
 }
 
+// headSeq returns the seq of a line that starts as a record does, as
+// [PeekHead] does, without reading further or allocating.
+func headSeq(line []byte) (uint64, bool) {
+	c := &canon{b: line, ok: true}
+	seq := c.seqFirst()
+	return seq, c.ok
+}
+
+// seqFirst reads a record line's first members, its format if there
+// (not unescaped) and its seq, and returns the seq.
+func (c *canon) seqFirst() uint64 {
+	c.lit(`{`)
+	comma := false
+	if c.peekKey(false, "format") {
+		c.skipStr()
+		comma = true
+	}
+	return c.uintAt(comma, "seq")
+}
+
 // PeekHead reads the head of a record line written by nsrel (format,
 // seq, time, host, source, stage and container_id first, in that order,
 // then bundle and namespace when there and readable)
@@ -867,13 +887,7 @@ func PeekHead(line []byte) (h Head, ok bool) {
 		return Head{}, false
 	}
 	c := &canon{b: line, ok: true}
-	c.lit(`{`)
-	comma := false
-	if c.peekKey(false, "format") {
-		c.str()
-		comma = true
-	}
-	h.Seq = c.uintAt(comma, "seq")
+	h.Seq = c.seqFirst()
 	c.strAt(true, "time")
 	h.Host = c.strAt(true, "host")
 	h.Source = c.strAt(true, "source")

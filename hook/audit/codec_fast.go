@@ -136,10 +136,14 @@ func (c *canon) optStr(key string, dst *string) {
 // skipOptStr skips an omitempty string member, if there, without
 // unescaping it.
 func (c *canon) skipOptStr(key string) {
-	if !c.peekKey(true, key) {
-		return
+	if c.peekKey(true, key) {
+		c.skipStr()
 	}
-	if c.i >= len(c.b) || c.b[c.i] != '"' {
+}
+
+// skipStr skips a JSON string without unescaping it.
+func (c *canon) skipStr() {
+	if !c.ok || c.i >= len(c.b) || c.b[c.i] != '"' {
 		c.ok = false
 		return
 	}

@@ -1194,6 +1194,11 @@ func scanBack(f *os.File, max int) (last *Record, damaged []DamagedLine, more bo
 			return nil, damaged, false, err
 		}
 		r, derr := decodeLine(l)
+		if derr == nil {
+			if rerr := replayed(f, l, r.Seq); rerr != nil {
+				r, derr = nil, rerr
+			}
+		}
 		if want != nil {
 			if derr == nil && r.Stage == StageSealStart {
 				continue
@@ -1231,6 +1236,65 @@ func scanBack(f *os.File, max int) (last *Record, damaged []DamagedLine, more bo
 	return last, damaged, last != nil && want == nil, nil
 }
 
+// replayWindow bounds how many bytes before a record [replayed] reads:
+// what a crash exposes is at most what the write it cut short held
+// (every append is synced), a few records.
+const replayWindow = 16 << 10
+
+// ReplayError is why a line that decodes, at the end of the log or after
+// the last good record, is not taken for a record of the chain: a record
+// before it has its seq or a later one. It is an older record again:
+// stale blocks a crash exposed at the end of a file (a file system that
+// shows what a block held before), or a line written again. The chain
+// goes on from the last good record, as after any damaged line.
+type ReplayError struct {
+	Seq, After uint64
+}
+
+func (e *ReplayError) Error() string {
+	return fmt.Sprintf("seq %d after seq %d: an older record again (stale blocks a crash exposed, or written again)", e.Seq, e.After)
+}
+
+// replayed returns a [ReplayError] when a complete line among the
+// [replayWindow] bytes before line l of f (in f only) is a record of seq
+// or a later one: l's record, of that seq, is then not the chain's head.
+// Only lines that decode count (a damaged line's seq says nothing), and
+// only those whose seq, peeked, is seq or later are decoded: in a sound
+// log none. A read error says nothing either: the append goes on as
+// before this check.
+func replayed(f *os.File, l Line, seq uint64) error {
+	n := min(l.Offset, replayWindow)
+	if n == 0 {
+		return nil
+	}
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, l.Offset-n); err != nil {
+		return nil
+	}
+	buf = buf[:n-1] // the newline that ends the line before l
+	if n < l.Offset {
+		// The first line read may be the end of a longer one.
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			return nil
+		}
+		buf = buf[i+1:]
+	}
+	var after uint64
+	for line := range bytes.SplitSeq(buf, []byte{'\n'}) {
+		if s, ok := headSeq(line); !ok || s < max(seq, after+1) {
+			continue
+		}
+		if r, err := Decode(line); err == nil && r.Seq >= seq {
+			after = max(after, r.Seq)
+		}
+	}
+	if after == 0 {
+		return nil
+	}
+	return &ReplayError{seq, after}
+}
+
 // decodeLine decodes a line; an over-long one (see [Line]) is no record.
 func decodeLine(l Line) (*Record, error) {
 	if l.Long > 0 {
@@ -1250,7 +1314,11 @@ const maxDamageReason = 240
 // lines past what fits (verify then reports those as damage no record
 // lists, which is so).
 func damageRecord(damaged []DamagedLine) *Record {
-	msg := fmt.Sprintf("%d complete line(s) at the end of the log did not decode; the chain goes on from the last good record, the lines stay in the file: run `nsrel-hook audit verify`", len(damaged))
+	what := "did not decode"
+	if n := replays(damaged); n > 0 {
+		what = fmt.Sprintf("are not the chain's records (%d did not decode, %d repeat older records)", len(damaged)-n, n)
+	}
+	msg := fmt.Sprintf("%d complete line(s) at the end of the log %s; the chain goes on from the last good record, the lines stay in the file: run `nsrel-hook audit verify`", len(damaged), what)
 	r := &Record{Source: SourceAudit, Stage: StageDamaged, Damage: damaged, Error: msg}
 	// Room for the chain's fields the append sets (time, host, version,
 	// prev, seq, hash, seal) and their keys.
@@ -1272,6 +1340,17 @@ func damageRecord(damaged []DamagedLine) *Record {
 	return r
 }
 
+// replays counts the lines of d that are older records again.
+func replays(d []DamagedLine) int {
+	n := 0
+	for _, l := range d {
+		if l.Kind == "replayed" {
+			n++
+		}
+	}
+	return n
+}
+
 // damagedLine describes l (in file) and why it does not decode, telling
 // a crash from an edit where the bytes allow.
 func damagedLine(file string, l Line, err error) DamagedLine {
@@ -1287,6 +1366,9 @@ func damagedLine(file string, l Line, err error) DamagedLine {
 		// A crash leaves zeroed blocks where data had not reached the
 		// disk; an editor rarely writes NUL bytes.
 		d.Kind = "zeroed"
+	case errors.As(err, new(*ReplayError)):
+		// A record, but one the chain had already.
+		d.Kind = "replayed"
 	case strings.Contains(err.Error(), "hash does not match"):
 		// A well-formed record with other contents than it was hashed
 		// with: written as it is by someone, not by a crash.

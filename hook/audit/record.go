@@ -206,7 +206,8 @@ type DamagedLine struct {
 	// Kind is what the bytes look like: "zeroed" (NUL bytes, what a
 	// crash leaves where data had not reached the disk), "edited" (a
 	// record whose contents no longer match its hash), "garbled" (not a
-	// record at all: a crash or an edit).
+	// record at all: a crash or an edit), "replayed" (a record, but an
+	// older one again: after a record of its seq or a later one).
 	Kind string `json:"kind"`
 	// Reason is why the line does not decode.
 	Reason string `json:"reason"`

@@ -825,6 +825,11 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		return v.line(l)
 	}
 	v.lastFile = l.File
+	if derr == nil && !v.opts.Shipped && v.prev != nil && r.Seq <= v.prev.Seq {
+		// An older record again (a shipper's copy may hold records sent
+		// again: verify drops those that repeat one byte for byte).
+		r, derr = nil, &ReplayError{r.Seq, v.prev.Seq}
+	}
 	if derr != nil {
 		if errors.Is(derr, ErrNewerFormat) {
 			return &Problem{File: l.File, Line: l.Number, Seq: peekSeq(l.Data), Reason: derr.Error() + "; verify with the nsrel that wrote it"}
@@ -1042,6 +1047,8 @@ func (v *verifier) damageProblem(extra string) *Problem {
 		reason += " (NUL bytes: what a crash leaves where data had not reached the disk)"
 	case "edited":
 		// The reason says so.
+	case "replayed":
+		reason += " (records reordered or repeated; if this is a shipper's copy, which may hold records sent again or out of order, verify it as shipped)"
 	default:
 		reason += " (a crash or an edit)"
 	}
@@ -1058,8 +1065,6 @@ func (v *verifier) damageProblem(extra string) *Problem {
 func (v *verifier) chain(l Line, r *Record) *Problem {
 	prev := v.prev
 	switch {
-	case prev != nil && r.Seq <= prev.Seq && !v.opts.Shipped:
-		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("expected seq %d after seq %d (records reordered or repeated; if this is a shipper's copy, which may hold records sent again or out of order, verify it as shipped)", prev.Seq+1, prev.Seq)}
 	case prev != nil && r.Seq != prev.Seq+1:
 		v.missing = prev.Seq + 1
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("expected seq %d after seq %d (records deleted or reordered)", prev.Seq+1, prev.Seq)}
