@@ -126,6 +126,20 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 			}
 			b.WriteByte('\n')
 		}
+		if h := a.Held; h != nil {
+			fmt.Fprintf(b, "        held: uids %s, gids %s, groups %s\n", idList(h.UIDs[:]), idList(h.GIDs[:]), idList(h.Groups))
+		}
+		for _, m := range a.IDMapped {
+			// The point is the container's creator's text.
+			line := "idmapped mount " + vocab.Printable(m.Point)
+			if m.UIDMap != nil || m.GIDMap != nil {
+				line += ": uid_map " + rangeList(m.UIDMap) + ", gid_map " + rangeList(m.GIDMap)
+			}
+			if m.Err != "" {
+				line += " (" + vocab.Printable(m.Err) + ")"
+			}
+			b.WriteString("        " + line + "\n")
+		}
 	}
 	for _, v := range r.Violations {
 		fmt.Fprintf(b, "        violation %s: %s\n", vocab.Printable(v.Rule), vocab.Printable(v.Reason))
@@ -185,6 +199,18 @@ func mapsLine(m audit.UserMaps) string {
 		line += " (" + vocab.Printable(m.Error) + ")"
 	}
 	return line
+}
+
+// idList prints IDs joined by spaces, "(none)" for none.
+func idList(ids []uint32) string {
+	if len(ids) == 0 {
+		return "(none)"
+	}
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatUint(uint64(id), 10)
+	}
+	return strings.Join(parts, " ")
 }
 
 // rangeList prints map lines as "inside outside count" joined by "; ".

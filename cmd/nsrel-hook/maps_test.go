@@ -156,8 +156,15 @@ func TestMapRulesRealContainers(t *testing.T) {
 	if code != 0 || strings.Count(out, want) != 1 {
 		t.Errorf("audit show exit %d, want once %q:\n%s", code, want, out)
 	}
+	// The IDs host_root_unmapped judged (format 1.5): the container's
+	// root, mapped; runc leaves it no supplementary group.
+	held := fmt.Sprintf("held: uids %[1]d %[1]d %[1]d %[1]d, gids %[1]d %[1]d %[1]d %[1]d, groups (none)\n", base)
+	if strings.Count(out, held) != 1 {
+		t.Errorf("audit show, want once %q:\n%s", held, out)
+	}
 	code, out, _ = run("", "audit", "show", "--json", "--container", first, e.log)
-	if code != 0 || !strings.Contains(out, fmt.Sprintf(`"user_maps":[{"ino":%d,"uid_map":[[0,%d,65536]],"gid_map":[[0,%d,65536]],"host_uid_map":[[0,%d,65536]]`, recs0User(t, e, first), base, base, base)) {
+	if code != 0 || !strings.Contains(out, fmt.Sprintf(`"user_maps":[{"ino":%d,"uid_map":[[0,%d,65536]],"gid_map":[[0,%d,65536]],"host_uid_map":[[0,%d,65536]]`, recs0User(t, e, first), base, base, base)) ||
+		!strings.Contains(out, fmt.Sprintf(`"held":{"uids":[%[1]d,%[1]d,%[1]d,%[1]d],"gids":[%[1]d,%[1]d,%[1]d,%[1]d],"groups":[]}`, base)) {
 		t.Errorf("audit show --json exit %d:\n%s", code, out)
 	}
 }

@@ -371,6 +371,10 @@ func TestEnforceRefuses(t *testing.T) {
 					!cmp.Equal([]string{policy.RuleHeldIDsMapped}, audittest.Rules(recs[0])) || !strings.Contains(recs[0].Violations[0].Reason, "holds host GIDs 42 ") {
 					t.Errorf("crun keeping its caller's group 42: run %v, records %+v; want refused for held_ids_mapped (holds host GID 42)", err, recs)
 				}
+				// The record says what the process held (format 1.5).
+				if len(recs) > 0 && (recs[0].Held == nil || !slices.Contains(recs[0].Held.Groups, 42)) {
+					t.Errorf("crun keeping its caller's group 42: the record's held IDs %+v lack group 42", recs[0].Held)
+				}
 			} else if err != nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictAllow {
 				t.Errorf("runc, whose caller holds group 42, with keep_original_groups: run %v, records %+v; want allowed (runc drops the groups)", err, recs)
 			}
@@ -393,6 +397,10 @@ func TestEnforceRefuses(t *testing.T) {
 					if err == nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny ||
 						!cmp.Equal([]string{policy.RuleHostRootUnmapped, policy.RuleHostRootUnmapped}, audittest.Rules(recs[0])) || !strings.Contains(recs[0].Violations[0].Reason, "maps UID 0 of its file system to host UID 100000, which the container holds") {
 						t.Errorf("crun with an idmapped bind mount (%s): run %v, records %+v; want refused for host_root_unmapped (the idmapped mount's UID and GID 0)", name, err, recs)
+					}
+					// The record holds the mount and its maps.
+					if len(recs) > 0 && (len(recs[0].IDMapped) != 1 || !strings.HasSuffix(recs[0].IDMapped[0].Point, "/root") || len(recs[0].IDMapped[0].UIDMap) == 0 || len(recs[0].IDMapped[0].GIDMap) == 0) {
+						t.Errorf("crun with an idmapped bind mount (%s): the record's idmapped mounts %+v; want the one at /root, with its maps", name, recs[0].IDMapped)
 					}
 				}
 				// An idmapped mount whose own map keeps UID and GID 0 of
@@ -430,6 +438,11 @@ func TestEnforceRefuses(t *testing.T) {
 			for _, r := range recs {
 				if r.Verdict != audit.VerdictAllow || len(r.Violations) > 0 {
 					t.Errorf("seq %d: verdict %q violations %+v", r.Seq, r.Verdict, r.Violations)
+				}
+				// The IDs its rules judged, recorded: mapped ones, no
+				// supplementary group the maps leave out.
+				if r.Held == nil || r.Held.UIDs[0] == 0 || r.Held.GIDs[0] == 0 || slices.Contains(r.Held.Groups, 0) || r.IDMapped != nil {
+					t.Errorf("seq %d: held IDs %+v, idmapped mounts %+v; want the container's mapped IDs, none of host root's, no idmapped mount", r.Seq, r.Held, r.IDMapped)
 				}
 			}
 			e.verify(t)

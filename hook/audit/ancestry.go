@@ -64,11 +64,11 @@ type Ancestry struct {
 	// a file it writes may be owned by an ID its user namespace does not
 	// map (host root's): read for the policy when a rule needs them
 	// (inspect.ReadFacts, FactsRead then set), FactsErr saying why one
-	// could not be, FactsGone that the process had exited by then (or
-	// its PID was another's). Not recorded: the record's format has no
-	// member for them (the violations they cause say them).
-	Held      *HeldIDs        `json:"-"`
-	IDMapped  []IDMappedMount `json:"-"`
+	// could not be (the record's violations or error say it), FactsGone
+	// that the process had exited by then (or its PID was another's).
+	// Recorded as read (nil: not read, or none): format 1.5.
+	Held      *HeldIDs        `json:"held,omitempty"`
+	IDMapped  []IDMappedMount `json:"idmapped_mounts,omitempty"`
 	FactsRead bool            `json:"-"`
 	FactsGone bool            `json:"-"`
 	FactsErr  string          `json:"-"`
@@ -82,8 +82,9 @@ type Ancestry struct {
 // joined namespace whose setgroups is "deny") leaves the container host
 // GIDs its maps do not show.
 type HeldIDs struct {
-	UIDs, GIDs [4]uint32
-	Groups     []uint32
+	UIDs   [4]uint32 `json:"uids"`
+	GIDs   [4]uint32 `json:"gids"`
+	Groups []uint32  `json:"groups"`
 }
 
 // HasUID reports whether the process holds host UID id.
@@ -153,12 +154,13 @@ type UserMaps struct {
 // IDMappedMount is an idmapped mount of a process's mount namespace.
 type IDMappedMount struct {
 	// Point is its mount point, escaped as mountinfo escapes it.
-	Point string
+	Point string `json:"point"`
 	// UIDMap and GIDMap are its ID maps as statmount(2) tells them
 	// (Linux 6.15): an ID on its file system (Inside) is the host ID
 	// Outside through it. Nil when not read, Err saying why.
-	UIDMap, GIDMap []IDRange
-	Err            string
+	UIDMap []IDRange `json:"uid_map"`
+	GIDMap []IDRange `json:"gid_map"`
+	Err    string    `json:"error,omitempty"`
 }
 
 // IDRange is one line of an ID map: Count IDs from Inside in the

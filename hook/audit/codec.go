@@ -223,6 +223,28 @@ func appendRecord(dst []byte, r *Record) []byte {
 			dst = appendKey(dst, true, "cgroup_id")
 			dst = append(appendOptUint(dst, c.CgroupID), '}')
 		}
+		if h := a.Held; h != nil {
+			dst = appendKey(dst, true, "held")
+			dst = appendKey(append(dst, '{'), false, "uids")
+			dst = appendList(dst, h.UIDs[:], appendUint32)
+			dst = appendKey(dst, true, "gids")
+			dst = appendList(dst, h.GIDs[:], appendUint32)
+			dst = appendKey(dst, true, "groups")
+			dst = append(appendList(dst, h.Groups, appendUint32), '}')
+		}
+		if len(a.IDMapped) > 0 {
+			dst = appendKey(dst, true, "idmapped_mounts")
+			dst = appendList(dst, a.IDMapped, func(dst []byte, m IDMappedMount) []byte {
+				dst = appendKey(append(dst, '{'), false, "point")
+				dst = appendJSONString(dst, m.Point)
+				dst = appendKey(dst, true, "uid_map")
+				dst = appendList(dst, m.UIDMap, appendIDRange)
+				dst = appendKey(dst, true, "gid_map")
+				dst = appendList(dst, m.GIDMap, appendIDRange)
+				dst = appendOptString(dst, "error", m.Err)
+				return append(dst, '}')
+			})
+		}
 	}
 	dst = appendOptString(dst, "policy", r.Policy)
 	dst = appendOptString(dst, "mode", r.Mode)
@@ -309,6 +331,8 @@ func appendUserMaps(dst []byte, m UserMaps) []byte {
 	dst = appendOptString(dst, "error", m.Error)
 	return append(dst, '}')
 }
+
+func appendUint32(dst []byte, v uint32) []byte { return strconv.AppendUint(dst, uint64(v), 10) }
 
 func appendOptString(dst []byte, key, val string) []byte {
 	if val == "" {
@@ -589,6 +613,15 @@ func (d *recordDecoder) idRanges(v *fastjson.Node) []IDRange {
 	return out
 }
 
+// uint32s reads a list of IDs (null: nil).
+func (d *recordDecoder) uint32s(v *fastjson.Node) []uint32 {
+	out := []uint32{}
+	if !d.list(v, func(e *fastjson.Node) { out = append(out, uint32(d.uint(e, 32))) }) {
+		return nil
+	}
+	return out
+}
+
 func (d *recordDecoder) ancestry(r *Record) *Ancestry {
 	if r.Ancestry == nil {
 		r.Ancestry = &Ancestry{}
@@ -721,6 +754,49 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 				}
 			}
 			return false
+		})
+	case "held":
+		h := &HeldIDs{}
+		d.ancestry(r).Held = h
+		d.object(v, func(k string, v *fastjson.Node) bool {
+			switch k {
+			case "uids", "gids":
+				ids := &h.UIDs
+				if k == "gids" {
+					ids = &h.GIDs
+				}
+				if got := d.uint32s(v); len(got) != len(ids) {
+					d.fail("%s holds %d IDs: real, effective, saved and file system", k, len(ids))
+				} else {
+					copy(ids[:], got)
+				}
+			case "groups":
+				h.Groups = d.uint32s(v)
+			default:
+				return false
+			}
+			return true
+		})
+	case "idmapped_mounts":
+		a := d.ancestry(r)
+		d.list(v, func(e *fastjson.Node) {
+			var m IDMappedMount
+			d.object(e, func(k string, v *fastjson.Node) bool {
+				switch k {
+				case "point":
+					m.Point = d.str(v)
+				case "uid_map":
+					m.UIDMap = d.idRanges(v)
+				case "gid_map":
+					m.GIDMap = d.idRanges(v)
+				case "error":
+					m.Err = d.str(v)
+				default:
+					return false
+				}
+				return true
+			})
+			a.IDMapped = append(a.IDMapped, m)
 		})
 	case "policy":
 		r.Policy = d.str(v)

@@ -159,6 +159,28 @@ func (c *canon) skipStr() {
 	c.ok = false
 }
 
+// ids reads a list of IDs (null: nil).
+func (c *canon) ids() []uint32 {
+	if c.null() {
+		return nil
+	}
+	out := []uint32{}
+	c.list(func() { out = append(out, uint32(c.uint(32))) })
+	return out
+}
+
+// fixedIDs reads a list of exactly len(dst) IDs into dst.
+func (c *canon) fixedIDs(dst []uint32) {
+	c.lit("[")
+	for i := range dst {
+		if i > 0 {
+			c.lit(",")
+		}
+		dst[i] = uint32(c.uint(32))
+	}
+	c.lit("]")
+}
+
 // idRangesAt reads ,"key": and a list of [inside,outside,count] (null:
 // nil), as appendIDRange writes them.
 func (c *canon) idRangesAt(key string) []IDRange {
@@ -368,6 +390,30 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 			}
 			cr.CgroupID = c.optUintAt(true, "cgroup_id")
 			c.lit("}")
+		}
+		if c.peekKey(true, "held") {
+			h := &HeldIDs{}
+			a.Held = h
+			c.lit("{")
+			c.key(false, "uids")
+			c.fixedIDs(h.UIDs[:])
+			c.key(true, "gids")
+			c.fixedIDs(h.GIDs[:])
+			c.key(true, "groups")
+			h.Groups = c.ids()
+			c.lit("}")
+		}
+		if c.peekKey(true, "idmapped_mounts") {
+			c.list(func() {
+				var m IDMappedMount
+				c.lit("{")
+				m.Point = c.strAt(false, "point")
+				m.UIDMap = c.idRangesAt("uid_map")
+				m.GIDMap = c.idRangesAt("gid_map")
+				c.optStr("error", &m.Err)
+				c.lit("}")
+				a.IDMapped = append(a.IDMapped, m)
+			})
 		}
 	}
 	c.optStr("policy", &r.Policy)

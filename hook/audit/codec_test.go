@@ -81,6 +81,16 @@ func fuzzRecord(s1, s2, s3 string, n uint64, flags uint16) *Record {
 		// Bits run short: boot_id goes with another member's.
 		r.BootID = s2
 	}
+	if flags&(16384|32768) == 16384|32768 && r.Ancestry != nil {
+		// And held IDs and idmapped mounts with maps and creds.
+		r.Held = &HeldIDs{UIDs: [4]uint32{uint32(n), 1, 2, 4294967295}, GIDs: [4]uint32{5, uint32(n >> 32), 0, 7}}
+		if flags&16 != 0 {
+			r.Held.Groups = []uint32{uint32(n >> 5), 42}
+		} else if flags&8 != 0 {
+			r.Held.Groups = []uint32{}
+		}
+		r.IDMapped = []IDMappedMount{{Point: s3, UIDMap: []IDRange{{0, uint32(n), 1}}, GIDMap: []IDRange{}}, {Point: s1, Err: s2}}
+	}
 	return r
 }
 
@@ -274,7 +284,7 @@ func FuzzPeekHead(f *testing.F) {
 // reads members by name: whatever the fast path reads, the other reads
 // the same.
 func FuzzDecodePaths(f *testing.F) {
-	for _, flags := range []uint16{0, 0xffff, 8, 8 | 32, 4 | 512, 2048 | 4096 | 8192, 8 | 16 | 16384} {
+	for _, flags := range []uint16{0, 0xffff, 8, 8 | 32, 4 | 512, 2048 | 4096 | 8192, 8 | 16 | 16384, 8 | 16384 | 32768} {
 		r := fuzzRecord("t\u2028<", "h\n\xff", "s😀", 7, flags)
 		r.body()
 		f.Add(appendRecord(nil, r))

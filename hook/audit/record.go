@@ -84,7 +84,7 @@ const MaxLine = 1 << 20
 // new minor version, in the canonical order before "version".
 const (
 	FormatMajor = 1
-	FormatMinor = 4
+	FormatMinor = 5
 )
 
 // Format is "FormatMajor.FormatMinor".
@@ -278,9 +278,10 @@ func (r *Record) body() []byte {
 
 // shrink cuts what can make r too long to be written (a body of n
 // bytes), keeping what identifies the container and the decision, in
-// two steps: first the violations (at most 64 listed, each reason cut
-// to 512 bytes), then the ranges of its user namespaces' ID maps (each
-// map's error says so). It says so in r's error, and returns false when
+// three steps: first the violations (at most 64 listed, each reason cut
+// to 512 bytes), then the supplementary groups and idmapped mounts the
+// process held (its IDs stay), then the ranges of its user namespaces'
+// ID maps (each map's error says so). It says so in r's error, and returns false when
 // nothing is left to cut.
 func (r *Record) shrink(n int) bool {
 	const maxViolations, maxReason = 64, 512
@@ -294,6 +295,14 @@ func (r *Record) shrink(n int) bool {
 			r.Violations[i].Reason = vocab.Cut(r.Violations[i].Reason, maxReason)
 		}
 		cut = "its violations cut"
+	case r.Ancestry != nil && (r.Held != nil && r.Held.Groups != nil || r.IDMapped != nil):
+		// A process may hold 65,536 groups, a mount namespace many
+		// idmapped mounts with long points.
+		if r.Held != nil {
+			r.Held.Groups = nil
+		}
+		r.IDMapped = nil
+		cut = "the supplementary groups and idmapped mounts it held left out"
 	case r.Ancestry != nil && slices.ContainsFunc(r.Ancestry.Maps, func(m UserMaps) bool { return m.UIDMap != nil || m.GIDMap != nil }):
 		for i := range r.Ancestry.Maps {
 			m := &r.Ancestry.Maps[i]
@@ -340,6 +349,10 @@ func (r *Record) makeValidUTF8() {
 		r.Ref.Hash = validUTF8(r.Ref.Hash)
 	}
 	if r.Ancestry != nil {
+		for i := range r.IDMapped {
+			m := &r.IDMapped[i]
+			m.Point, m.Err = validUTF8(m.Point), validUTF8(m.Err)
+		}
 		for i := range r.Maps {
 			m := &r.Maps[i]
 			m.SetGroups, m.Error = validUTF8(m.SetGroups), validUTF8(m.Error)

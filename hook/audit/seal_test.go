@@ -549,8 +549,10 @@ func TestReplaceAfterSealedDamage(t *testing.T) {
 // TestTooLongRecordCut appends records too long to be written as they
 // are, to a sealed log: one with 100 violations of 20 KiB each, one with
 // the ID maps of 32 nested user namespaces of 340 ranges each (as many
-// as a map may hold). Each is written cut (the violations first, then
-// the maps' ranges), keeping the container, the block and the verdict,
+// as a map may hold), one holding 65,536 groups and 300 idmapped mounts
+// with points of 1 KiB. Each is written cut (the violations first, then
+// the groups and mounts, then the maps' ranges), keeping the container,
+// the block and the verdict,
 // its error saying what was cut, and sealed as cut; the log verifies with
 // the key. Such a container was left unrecorded.
 func TestTooLongRecordCut(t *testing.T) {
@@ -567,16 +569,25 @@ func TestTooLongRecordCut(t *testing.T) {
 		}
 		deep.Ancestry.Maps = append(deep.Ancestry.Maps, audit.UserMaps{Ino: 4026532176, UIDMap: ranges, GIDMap: ranges, HostUIDMap: ranges, HostGIDMap: ranges, SetGroups: "allow"})
 	}
+	held := rec("many-groups")
+	held.Held = &audit.HeldIDs{UIDs: [4]uint32{100000, 100000, 100000, 100000}, GIDs: [4]uint32{100000, 100000, 100000, 100000}}
+	for i := range uint32(65536) {
+		held.Held.Groups = append(held.Held.Groups, 4_000_000_000+i)
+	}
+	for i := range 300 {
+		held.IDMapped = append(held.IDMapped, audit.IDMappedMount{Point: fmt.Sprintf("/%d/%s", i, strings.Repeat("p", 1<<10)), Err: "statmount: EOPNOTSUPP"})
+	}
+	held.Ancestry.Maps = []audit.UserMaps{deep.Ancestry.Maps[0]} // a copy: deep's are cut in place
 	for _, tc := range []struct {
 		r   *audit.Record
 		cut string
-	}{{many, "its violations cut"}, {deep, "ID maps left out"}} {
+	}{{many, "its violations cut"}, {deep, "ID maps left out"}, {held, "groups and idmapped mounts it held left out"}} {
 		if err := l.Append(context.Background(), tc.r); err != nil {
 			t.Fatalf("%s: %v", tc.r.ContainerID, err)
 		}
 	}
 	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
-	if err != nil || s.Records != 3 || s.SealsVerified != 3 {
+	if err != nil || s.Records != 4 || s.SealsVerified != 4 {
 		t.Fatalf("verify: %+v, %v", s, err)
 	}
 	files, _ := l.Files()
@@ -589,7 +600,7 @@ func TestTooLongRecordCut(t *testing.T) {
 			got = append(got, r)
 		}
 	}
-	if len(got) != 2 {
+	if len(got) != 3 {
 		t.Fatalf("%d records", len(got))
 	}
 	if r := got[0]; len(r.Violations) != 64 || len(r.Violations[0].Reason) > 512 || !strings.Contains(r.Error, "its violations cut") || r.Verdict != audit.VerdictDeny {
@@ -597,6 +608,10 @@ func TestTooLongRecordCut(t *testing.T) {
 	}
 	if r := got[1]; len(r.Maps) != 32 || r.Maps[0].UIDMap != nil || r.Maps[0].Error == "" || !strings.Contains(r.Error, "ID maps left out") || r.Verdict != audit.VerdictDeny || len(r.User) != 2 {
 		t.Errorf("%s: maps %+v, error %q, verdict %s", r.ContainerID, r.Maps[0], r.Error, r.Verdict)
+	}
+	if r := got[2]; r.Held == nil || r.Held.Groups != nil || r.Held.UIDs[0] != 100000 || r.IDMapped != nil || len(r.Maps) != 1 || r.Maps[0].UIDMap == nil ||
+		!strings.Contains(r.Error, "groups and idmapped mounts it held left out") || strings.Contains(r.Error, "ID maps left out") {
+		t.Errorf("%s: held %+v (groups nil %v), %d idmapped mounts, %d maps, error %q", r.ContainerID, r.Held, r.Held != nil && r.Held.Groups == nil, len(r.IDMapped), len(r.Maps), r.Error)
 	}
 }
 

@@ -236,6 +236,10 @@ func ReadFacts(a *audit.Ancestry, mounts bool) {
 	// Each read on its own: a mount table that cannot be read does not
 	// lose the IDs the process holds.
 	if herr == nil {
+		if held.Groups == nil {
+			// Read, none: the record says [] (null: left out).
+			held.Groups = []uint32{}
+		}
 		a.Held = held
 	}
 	if merr == nil {
