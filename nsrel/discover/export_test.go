@@ -10,6 +10,13 @@ func SetAfterProcesses(f func()) (restore func()) {
 	return func() { afterProcesses = nil }
 }
 
+// SetBeforeSockets makes Discover call f before it asks the sockets met
+// for their network namespaces, until the test ends.
+func SetBeforeSockets(t interface{ Cleanup(func()) }, f func()) {
+	beforeSockets = f
+	t.Cleanup(func() { beforeSockets = nil })
+}
+
 // HelpersStarted returns how many mount namespace helper processes this
 // process has started.
 func HelpersStarted() int64 { return helpersStarted.Load() }

@@ -749,9 +749,10 @@ type worker struct {
 	known map[Key]*node
 	procs []pendingProc
 	mnt   map[uint64][]task
-	// socks are the socket inodes already asked for their netns, or met
-	// when none may be asked (see netcgroup.go).
-	socks map[uint64]bool
+	// socks counts the copies of each socket inode met (at most
+	// sockCopies are kept to ask for its netns), or the sockets met when
+	// none may be asked (see netcgroup.go).
+	socks map[uint64]uint8
 	dents []byte
 	lbuf  []byte
 	names []string
@@ -772,7 +773,7 @@ type worker struct {
 
 func newWorker(s *scanner) *worker {
 	return &worker{s: s, dents: make([]byte, 8<<10), lbuf: make([]byte, 256), pbuf: make([]byte, 0, 64),
-		known: make(map[Key]*node), mnt: make(map[uint64][]task), socks: make(map[uint64]bool)}
+		known: make(map[Key]*node), mnt: make(map[uint64][]task), socks: make(map[uint64]uint8)}
 }
 
 // task is a process, or one of its threads (TID non-zero), whose /proc
@@ -1323,16 +1324,18 @@ func fdProcPath(cur task, path string) string {
 // 2.41 does: a copy of the socket from pidfd_getfd(2) (Linux 5.6) is
 // asked SIOCGSKNS (Linux 4.9). A network namespace a process joined and
 // left, keeping only a socket, is found so; its owner is what lsuserns
-// wants. Each socket is asked once per worker; a namespace this worker
-// already knows from a process's links is not recorded again. A copy
+// wants. Each socket is asked once, through the lowest PID that holds it
+// and, if that copy is gone by then, the next (up to sockCopies per
+// worker); a namespace a process's links found is not recorded again. A copy
 // sets the socket's net_cls class ID and net_prio index to the scan's:
 // when net_cls or net_prio cgroups are in use, no socket is copied, each
 // is counted (see netcgroup.go).
 func (w *worker) socket(cur task, path string, ino uint64) {
-	if w.socks[ino] {
+	n := w.socks[ino]
+	if n == sockCopies {
 		return
 	}
-	w.socks[ino] = true
+	w.socks[ino] = n + 1
 	if w.s.noCopy != "" {
 		return
 	}

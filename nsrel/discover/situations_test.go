@@ -537,6 +537,52 @@ func TestNetworkNamespaceHeldBySocket(t *testing.T) {
 	}
 }
 
+// TestSocketFirstCopyGone: a socket holds the only reference to a
+// network namespace, and two processes hold copies of it; the one with
+// the lower PID exits after the process scan, before the sockets are
+// asked. The namespace is found through the other copy; it was asked
+// through the lowest PID only, and missed.
+func TestSocketFirstCopyGone(t *testing.T) {
+	nstest.RequireRoot(t)
+	creator := nstest.Sleep(t, nil, "-Un")
+	cmd, kv := startSituation(t, "socket", nil, nil, "NET="+nstest.NSPath(creator.Pid, "net"))
+	killWait(t, creator, creator.Pid)
+	netIno := uint64(atoi(t, kv["net"]))
+	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sfd, err := unix.PidfdGetfd(pidfd, atoi(t, kv["fd"]), 0)
+	unix.Close(pidfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := os.NewFile(uintptr(sfd), "socket")
+	holder := exec.Command("sleep", "infinity")
+	holder.ExtraFiles = []*os.File{sock}
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = holder.Start()
+	sock.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	// Whichever holds the lower PID goes (PIDs may wrap).
+	gone, stays, want := cmd, holder, fmt.Sprintf("/proc/%d/fd/3", holder.Process.Pid)
+	if holder.Process.Pid < cmd.Process.Pid {
+		gone, stays, want = holder, cmd, fmt.Sprintf("/proc/%d/fd/%s", cmd.Process.Pid, kv["fd"])
+	}
+	discover.SetBeforeSockets(t, func() {
+		gone.Process.Kill()
+		gone.Wait()
+	})
+	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	n := m.Lookup(nsrel.TypeNet, netIno)
+	if f := foundVia(n, discover.ViaSocket); f == nil || f.PID != stays.Process.Pid || f.Path != want {
+		t.Fatalf("net:[%d] held by sockets of PIDs %d (gone before the sockets' pass) and %d: %+v, want found through %s (notice %q)", netIno, gone.Process.Pid, stays.Process.Pid, n, want, m.Notice())
+	}
+}
+
 // nsenterMount runs args in the mount namespace at path (nsenter
 // --mount) and returns the output.
 func nsenterMount(t *testing.T, path string, args ...string) string {

@@ -176,12 +176,28 @@ var (
 	errHelperStuck = errors.New("the socket helper did not answer in time")
 	errHelperFile  = errors.New("the socket helper met a file in a socket's place")
 	errPassTime    = errors.New("the sockets' pass ran out of time")
+	errSockGone    = errors.New("the descriptor holds no such socket now")
 )
 
-// askSockets asks the sockets the workers met (each once) for their
-// network namespaces, through helper processes, and records those a
-// process's link did not find.
+// sockCopies bounds the copies of one socket a worker keeps to ask: a
+// socket whose first copy is gone by the sockets' pass (its process
+// exited, or closed it) is asked through the next.
+const sockCopies = 4
+
+// beforeSockets, if set (by tests), is called before the sockets' pass.
+var beforeSockets func()
+
+// askSockets asks the sockets the workers met for their network
+// namespaces, through helper processes, and records those a process's
+// link did not find. Each socket is asked once, through the lowest PID
+// that holds it (the process a socket is found through is the same from
+// one run to the next); when that copy is gone (the process exited, or
+// its descriptor holds something else now) or cannot be copied, through
+// the next one met, in PID order.
 func (s *scanner) askSockets(ws []*worker) {
+	if beforeSockets != nil {
+		beforeSockets()
+	}
 	known := make(map[Key]bool)
 	var all []pendingSock
 	for _, w := range ws {
@@ -193,43 +209,63 @@ func (s *scanner) askSockets(ws []*worker) {
 		all = append(all, w.pendSocks...)
 		w.pendSocks = nil
 	}
-	// In PID order, then each socket once: the process a socket is found
-	// through is the lowest that holds it, from one run to the next.
 	slices.SortFunc(all, func(a, b pendingSock) int {
 		return cmp.Or(cmp.Compare(a.cur.pid, b.cur.pid), cmp.Compare(a.cur.tid, b.cur.tid), cmp.Compare(a.num, b.num))
 	})
-	seen := make(map[uint64]bool, len(all))
+	// The first copy of each socket now, the others if it fails.
+	later := make(map[uint64][]pendingSock)
 	all = slices.DeleteFunc(all, func(p pendingSock) bool {
-		dup := seen[p.ino]
-		seen[p.ino] = true
+		l, dup := later[p.ino]
+		if dup && len(l) < sockCopies-1 {
+			later[p.ino] = append(l, p)
+		} else if !dup {
+			later[p.ino] = nil
+		}
 		return dup
 	})
 	deadline := time.Now().Add(sockPassTime)
-	// Parts of at least sockPart sockets, one helper each at a time, as
-	// many at once as there are workers.
-	parts := min(len(ws), (len(all)+sockPart-1)/sockPart)
-	if parts <= 1 {
-		s.askPart(all, known, deadline)
-		return
+	var mu sync.Mutex
+	for len(all) > 0 {
+		var next []pendingSock
+		failed := func(p pendingSock) {
+			mu.Lock()
+			defer mu.Unlock()
+			if l := later[p.ino]; len(l) > 0 {
+				next = append(next, l[0])
+				later[p.ino] = l[1:]
+			}
+		}
+		// Parts of at least sockPart sockets, one helper each at a
+		// time, as many at once as there are workers.
+		parts := min(len(ws), (len(all)+sockPart-1)/sockPart)
+		if parts <= 1 {
+			s.askPart(all, known, deadline, failed)
+		} else {
+			var wg sync.WaitGroup
+			for i := range parts {
+				part := all[i*len(all)/parts : (i+1)*len(all)/parts]
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s.askPart(part, known, deadline, failed)
+				}()
+			}
+			wg.Wait()
+		}
+		slices.SortFunc(next, func(a, b pendingSock) int {
+			return cmp.Or(cmp.Compare(a.cur.pid, b.cur.pid), cmp.Compare(a.cur.tid, b.cur.tid), cmp.Compare(a.num, b.num))
+		})
+		all = next
 	}
-	var wg sync.WaitGroup
-	for i := range parts {
-		part := all[i*len(all)/parts : (i+1)*len(all)/parts]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.askPart(part, known, deadline)
-		}()
-	}
-	wg.Wait()
 }
 
 // sockPart is the fewest sockets a helper of its own asks, beside others.
 const sockPart = 512
 
 // askPart asks the sockets all through helper processes, one at a time
-// (see askSockets).
-func (s *scanner) askPart(all []pendingSock, known map[Key]bool, deadline time.Time) {
+// (see askSockets), and calls failed with each whose copy was gone or
+// could not be made.
+func (s *scanner) askPart(all []pendingSock, known map[Key]bool, deadline time.Time, failed func(pendingSock)) {
 	for len(all) > 0 {
 		if time.Now().After(deadline) {
 			s.sockPassLate.Store(true)
@@ -250,6 +286,8 @@ func (s *scanner) askPart(all []pendingSock, known map[Key]bool, deadline time.T
 				s.socketNS(p, nfd, known)
 			case errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE):
 				s.short(err)
+			case errors.Is(err, errSockGone) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EBADF) || errors.Is(err, unix.EPERM):
+				failed(p)
 			}
 		})
 		all = all[done:]
@@ -274,7 +312,7 @@ func (s *scanner) askPart(all []pendingSock, known map[Key]bool, deadline time.T
 
 // askSockets sends the helper h the sockets ps, sockBatch at a time,
 // calls f with each answer in order (a network namespace's descriptor,
-// or why there is none; a socket no longer there is no answer), and
+// or why there is none: errSockGone for a socket no longer there), and
 // returns how many were answered: all, or up to a file (errHelperFile).
 func (h *mountHelper) askSockets(ps []pendingSock, deadline time.Time, f func(p pendingSock, nfd int, err error)) (int, error) {
 	buf := make([]byte, sockBatch*16)
@@ -350,6 +388,7 @@ func (h *mountHelper) askSockets(ps []pendingSock, deadline time.Time, f func(p 
 			case line == sockOK:
 				f(p, -1, cmp.Or(short, error(unix.ECHILD)))
 			case line == sockGone:
+				f(p, -1, errSockGone)
 			case line == sockFile:
 				for _, fd := range fds {
 					unix.Close(fd)
