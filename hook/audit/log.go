@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -1132,20 +1134,51 @@ func (l *Log) lastGood(f *os.File) (*Record, []DamagedLine, error) {
 	var damaged []DamagedLine
 	// scan reads one file from its end; more says to go on to the next
 	// older file.
-	scan := func(f *os.File) (more bool, err error) {
-		r, d, more, err := scanBack(f, maxDamagedLines-len(damaged))
+	scan := func(f *os.File, prev func() uint64) (more bool, err error) {
+		r, d, more, err := scanBack(f, maxDamagedLines-len(damaged), prev)
 		damaged = append(damaged, d...)
 		if last == nil {
 			last = r
 		}
 		return err == nil && (r == nil || more), err
 	}
-	if more, err := scan(f); !more {
+	// prevSeq is the seq of the last good record of the rotated file
+	// before rotated[j] (j = len(rotated): the current file), 0 for none
+	// or when it cannot be read: what an older record first in a file
+	// is held against.
+	var rotated []string
+	var rotatedErr error
+	listed := false
+	prevSeq := func(j int) func() uint64 {
+		return func() uint64 {
+			if !listed {
+				rotated, rotatedErr = l.rotated()
+				listed = true
+			}
+			j = min(j, len(rotated))
+			if rotatedErr != nil || j < 1 {
+				return 0
+			}
+			rf, err := openOwned(rotated[j-1], unix.O_RDONLY)
+			if err != nil {
+				return 0
+			}
+			defer rf.Close()
+			if r, _, _, err := scanBack(rf, maxDamagedLines, nil); err == nil && r != nil {
+				return r.Seq
+			}
+			return 0
+		}
+	}
+	if more, err := scan(f, prevSeq(math.MaxInt)); !more {
 		return last, reverse(damaged), err
 	}
-	rotated, err := l.rotated()
-	if err != nil {
-		return nil, nil, err
+	if !listed {
+		rotated, rotatedErr = l.rotated()
+		listed = true
+	}
+	if rotatedErr != nil {
+		return nil, nil, rotatedErr
 	}
 	// One rotated file open at a time, newest first, each closed once
 	// read: they were all opened before the first was read, and closed
@@ -1157,7 +1190,7 @@ func (l *Log) lastGood(f *os.File) (*Record, []DamagedLine, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		more, err := scan(rf)
+		more, err := scan(rf, prevSeq(j))
 		rf.Close()
 		if !more {
 			return last, reverse(damaged), err
@@ -1183,7 +1216,7 @@ func reverse(d []DamagedLine) []DamagedLine {
 // newest. more says that only such records were met back to the start
 // of f: a rotation may have put them first in f, and the lines they
 // stand before at the end of the file before it.
-func scanBack(f *os.File, max int) (last *Record, damaged []DamagedLine, more bool, err error) {
+func scanBack(f *os.File, max int, prev func() uint64) (last *Record, damaged []DamagedLine, more bool, err error) {
 	size, err := fileSize(f)
 	if err != nil {
 		return nil, nil, false, err
@@ -1195,7 +1228,7 @@ func scanBack(f *os.File, max int) (last *Record, damaged []DamagedLine, more bo
 		}
 		r, derr := decodeLine(l)
 		if derr == nil {
-			if rerr := replayed(f, l, r.Seq); rerr != nil {
+			if rerr := replayed(f, l, r, prev); rerr != nil {
 				r, derr = nil, rerr
 			}
 		}
@@ -1236,63 +1269,127 @@ func scanBack(f *os.File, max int) (last *Record, damaged []DamagedLine, more bo
 	return last, damaged, last != nil && want == nil, nil
 }
 
-// replayWindow bounds how many bytes before a record [replayed] reads:
-// what a crash exposes is at most what the write it cut short held
-// (every append is synced), a few records.
-const replayWindow = 16 << 10
+// replayWindow is how many bytes before a record [replayed] reads at
+// least: what a crash exposes is at most what the write it cut short
+// held (every append is synced), a few records. Past it, it reads on to
+// the nearest record, up to replayReach bytes: zeroed or garbled blocks,
+// or one long record, may come between.
+const (
+	replayWindow = 16 << 10
+	replayReach  = 4*MaxLine + replayWindow
+)
 
 // ReplayError is why a line that decodes, at the end of the log or after
 // the last good record, is not taken for a record of the chain: a record
 // before it has its seq or a later one. It is an older record again:
 // stale blocks a crash exposed at the end of a file (a file system that
 // shows what a block held before), or a line written again. The chain
-// goes on from the last good record, as after any damaged line.
+// goes on from the last good record, as after any damaged line. Other
+// is set when the record of its seq before it has another hash: not a
+// copy of it.
 type ReplayError struct {
 	Seq, After uint64
+	Other      bool
 }
 
 func (e *ReplayError) Error() string {
+	if e.Other {
+		return fmt.Sprintf("seq %d after seq %d, with other bytes than the record of seq %d before it: not that record again (forged?)", e.Seq, e.After, e.Seq)
+	}
 	return fmt.Sprintf("seq %d after seq %d: an older record again (stale blocks a crash exposed, or written again)", e.Seq, e.After)
 }
 
-// replayed returns a [ReplayError] when a complete line among the
-// [replayWindow] bytes before line l of f (in f only) is a record of seq
-// or a later one: l's record, of that seq, is then not the chain's head.
-// Only lines that decode count (a damaged line's seq says nothing), and
-// only those whose seq, peeked, is seq or later are decoded: in a sound
-// log none. A read error says nothing either: the append goes on as
-// before this check.
-func replayed(f *os.File, l Line, seq uint64) error {
+// replayed returns a [ReplayError] when a record before line l of f has
+// r's seq or a later one: r is then not the chain's head. It reads the
+// [replayWindow] bytes before l and on to the nearest record; when that
+// reaches the start of f, prev (nil: none) tells the seq of the last
+// good record of the file before f (a rotation may have put older
+// records first in a new file: read only while f is short). Only records count (a damaged line's seq
+// says nothing), and only lines whose seq, peeked, is r's or later are
+// decoded; of the others, a record's hash is checked until one is seen.
+// In a sound log nothing is decoded and one hash is checked. A read error
+// says nothing: the append goes on as before this check.
+func replayed(f *os.File, l Line, r *Record, prev func() uint64) error {
+	seq := r.Seq
+	var after uint64
+	other, seen := false, false
+	judge := func(line []byte) {
+		s, ok := headSeq(line)
+		switch {
+		case !ok:
+		case s >= seq && (s > after || s == seq && !other):
+			if p, err := Decode(line); err == nil && p.Seq >= seq {
+				after, seen = max(after, p.Seq), true
+				if p.Seq == seq && p.Hash != r.Hash {
+					other = true
+				}
+			}
+		case !seen:
+			seen = hashMatches(line)
+		}
+	}
 	n := min(l.Offset, replayWindow)
-	if n == 0 {
-		return nil
-	}
-	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, l.Offset-n); err != nil {
-		return nil
-	}
-	buf = buf[:n-1] // the newline that ends the line before l
-	if n < l.Offset {
-		// The first line read may be the end of a longer one.
-		i := bytes.IndexByte(buf, '\n')
-		if i < 0 {
+	if n > 0 {
+		buf := make([]byte, n)
+		if _, err := f.ReadAt(buf, l.Offset-n); err != nil {
 			return nil
 		}
-		buf = buf[i+1:]
-	}
-	var after uint64
-	for line := range bytes.SplitSeq(buf, []byte{'\n'}) {
-		if s, ok := headSeq(line); !ok || s < max(seq, after+1) {
-			continue
+		buf = buf[:n-1] // the newline that ends the line before l
+		if n < l.Offset {
+			// The first line read may be the end of a longer one.
+			if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+				buf = buf[i+1:]
+			} else {
+				buf = nil
+			}
 		}
-		if r, err := Decode(line); err == nil && r.Seq >= seq {
-			after = max(after, r.Seq)
+		for line := range bytes.SplitSeq(buf, []byte{'\n'}) {
+			judge(line)
+		}
+	}
+	start := n == l.Offset // read back to the start of f
+	if !seen && !start {
+		start = true
+		for p, err := range linesBackwardIn(f, f.Name(), l.Offset) {
+			if err != nil || l.Offset-p.Offset > replayReach {
+				start = false
+				break
+			}
+			if p.Long == 0 {
+				judge(p.Data)
+			}
+			if seen && l.Offset-p.Offset >= replayWindow {
+				start = false
+				break
+			}
+		}
+	}
+	if start && prev != nil {
+		// Whatever f holds before l may be older records again too.
+		if s := prev(); s >= seq {
+			after = max(after, s)
 		}
 	}
 	if after == 0 {
 		return nil
 	}
-	return &ReplayError{seq, after}
+	return &ReplayError{seq, after, other}
+}
+
+// hashMatches reports whether line is a record line whose hash matches
+// its bytes (what [Decode] checks, without decoding).
+func hashMatches(line []byte) bool {
+	at, hash, _, ok := splitLine(line)
+	if !ok {
+		return false
+	}
+	h := sha256.New()
+	h.Write(line[:at])
+	h.Write([]byte{'}'})
+	var sum [sha256.Size]byte
+	var want [sha256.Size]byte
+	n, err := hex.Decode(want[:], []byte(hash))
+	return err == nil && n == len(want) && bytes.Equal(h.Sum(sum[:0]), want[:])
 }
 
 // decodeLine decodes a line; an over-long one (see [Line]) is no record.
@@ -1344,7 +1441,7 @@ func damageRecord(damaged []DamagedLine) *Record {
 func replays(d []DamagedLine) int {
 	n := 0
 	for _, l := range d {
-		if l.Kind == "replayed" {
+		if l.Kind == "replayed" || l.Kind == "replaced" {
 			n++
 		}
 	}
@@ -1361,12 +1458,16 @@ func damagedLine(file string, l Line, err error) DamagedLine {
 	}
 	k := LineKeyOf(l.Data)
 	d.Bytes, d.SHA256 = k.Bytes, k.SHA256
+	var re *ReplayError
 	switch {
 	case bytes.IndexByte(l.Data, 0) >= 0:
 		// A crash leaves zeroed blocks where data had not reached the
 		// disk; an editor rarely writes NUL bytes.
 		d.Kind = "zeroed"
-	case errors.As(err, new(*ReplayError)):
+	case errors.As(err, &re) && re.Other:
+		// A record of a seq the chain had, with other bytes: forged.
+		d.Kind = "replaced"
+	case re != nil:
 		// A record, but one the chain had already.
 		d.Kind = "replayed"
 	case strings.Contains(err.Error(), "hash does not match"):
@@ -1463,7 +1564,7 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 				first, ferr = seq, nil
 			}
 		}
-		last, _, _, lerr := scanBack(rf, maxDamagedLines)
+		last, _, _, lerr := scanBack(rf, maxDamagedLines, nil)
 		rf.Close()
 		if ferr != nil && lerr == nil && last == nil {
 			// No line of it decodes: described by the damage record

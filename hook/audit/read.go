@@ -11,6 +11,7 @@ import (
 	"io"
 	"iter"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -201,6 +202,9 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 			mark.used, mark.id, mark.all = true, containerID, s.all
 		}
 	}
+	// The lines damage records met list (older records again among
+	// them: not the container's last) are skipped.
+	listed := map[lineAt]bool{}
 	in := func(file string) (*Record, error) {
 		var seen *searchedFile
 		if mark != nil {
@@ -213,7 +217,7 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 			}
 			return nil, nil // a rotated file without a record of the container
 		}
-		r, err := lastIn(s.ctx, file, 0, seen, containerID, match)
+		r, err := lastIn(s.ctx, file, 0, seen, containerID, match, listed)
 		if mark != nil {
 			mark.found = r != nil
 		}
@@ -313,7 +317,7 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 	}
 	cur := mark.files[0]
 	now := searchedFile{name: cur.name}
-	r, err := lastIn(s.ctx, cur.name, cur.end, &now, mark.id, nil)
+	r, err := lastIn(s.ctx, cur.name, cur.end, &now, mark.id, nil, map[lineAt]bool{})
 	return err == nil && r == nil && now.id == cur.id && now.size >= cur.end
 }
 
@@ -329,8 +333,9 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 // start of theirs (an append of a container's start took it for
 // recorded, and recorded nothing). It looks at ctx (nil: none) every
 // [searchCheck] lines.
-func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, match func(*Record) bool) (*Record, error) {
+func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, match func(*Record) bool, listed map[lineAt]bool) (*Record, error) {
 	needle := appendJSONString([]byte(`"container_id":`), containerID)
+	base := filepath.Base(file)
 	f, err := openOwned(file, unix.O_RDONLY)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -370,7 +375,14 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 				return nil, fmt.Errorf("audit: search of %s for %s stopped: %w", file, what, err)
 			}
 		}
-		if !bytes.Contains(line.Data, needle) {
+		if bytes.Contains(line.Data[:min(len(line.Data), damagedNeedleIn)], damagedNeedle) {
+			if r, err := Decode(line.Data); err == nil && r.Stage == StageDamaged {
+				for _, d := range r.Damage {
+					listed[lineAt{d.File, d.Offset}] = true
+				}
+			}
+		}
+		if !bytes.Contains(line.Data, needle) || listed[lineAt{base, line.Offset}] {
 			continue
 		}
 		r, derr := Decode(line.Data)
@@ -383,6 +395,19 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 	}
 	return nil, nil
 }
+
+// lineAt is a line of a log's file: its base name and offset, as a
+// damage record lists it.
+type lineAt struct {
+	file   string
+	offset int64
+}
+
+// damagedNeedle is in the head of a damage record, within its first
+// damagedNeedleIn bytes (a host name is at most 64).
+var damagedNeedle = []byte(`"source":"audit","stage":"damaged"`)
+
+const damagedNeedleIn = 512
 
 // searchCheck is how many lines a search reads between looks at its
 // context; searchedLines, if set (by tests), is called at each look.

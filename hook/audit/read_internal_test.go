@@ -115,7 +115,7 @@ func BenchmarkReplayed(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if err := replayed(f, last, r.Seq); err != nil {
+		if err := replayed(f, last, r, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,6 +3,9 @@ package audit_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -37,16 +40,7 @@ func TestReplayedLines(t *testing.T) {
 				name += " sealed"
 			}
 			t.Run(name, func(t *testing.T) {
-				var l *audit.Log
-				var path string
-				var keys []audit.VerifyKey
-				if sealed {
-					var key audit.VerifyKey
-					l, path, key = sealedLog(t, audit.Options{})
-					keys = []audit.VerifyKey{key}
-				} else {
-					l, path = newLog(t, audit.Options{})
-				}
+				l, path, keys := logMaybeSealed(t, sealed)
 				appendN(t, l, 5)
 				lines := readLines(t, path)
 				head := uint64(len(lines)) // seq of the last record
@@ -58,20 +52,7 @@ func TestReplayedLines(t *testing.T) {
 				}
 
 				appendN(t, l, 2)
-				var d *audit.Record
-				var seqs []uint64
-				for r, err := range audit.Records(path) {
-					if err != nil {
-						t.Fatal(err)
-					}
-					seqs = append(seqs, r.Seq)
-					if r.Stage == audit.StageDamaged {
-						d = r
-					}
-				}
-				if d == nil {
-					t.Fatalf("no damage record; seqs %v", seqs)
-				}
+				d, seqs := damageRecord(t, path)
 				if len(d.Damage) != tc.replays {
 					t.Fatalf("damage record lists %d lines, want %d: %+v", len(d.Damage), tc.replays, d.Damage)
 				}
@@ -114,5 +95,184 @@ func TestReplayedLines(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// damageRecord returns the last damage record in files and the seqs of
+// their records; it fails the test when there is none.
+func damageRecord(t *testing.T, files ...string) (*audit.Record, []uint64) {
+	t.Helper()
+	var d *audit.Record
+	var seqs []uint64
+	for r, err := range audit.Records(files...) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, r.Seq)
+		if r.Stage == audit.StageDamaged {
+			d = r
+		}
+	}
+	if d == nil {
+		t.Fatalf("no damage record; seqs %v", seqs)
+	}
+	return d, seqs
+}
+
+// logMaybeSealed returns a new log, sealed or not, and the keys to
+// verify it with.
+func logMaybeSealed(t *testing.T, sealed bool) (*audit.Log, string, []audit.VerifyKey) {
+	t.Helper()
+	if !sealed {
+		l, path := newLog(t, audit.Options{})
+		return l, path, nil
+	}
+	l, path, key := sealedLog(t, audit.Options{})
+	return l, path, []audit.VerifyKey{key}
+}
+
+// replayCase appends two records after the log at path was given its
+// replayed lines, and checks that the damage record lists want lines
+// of the kinds given, that verify passes once it is acknowledged (node
+// and shipped), and that the records after it go on from seq head.
+func replayCase(t *testing.T, l *audit.Log, head uint64, kinds ...string) {
+	t.Helper()
+	appendN(t, l, 2)
+	files, err := l.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, seqs := damageRecord(t, files...)
+	var got []string
+	for _, dl := range d.Damage {
+		got = append(got, dl.Kind)
+	}
+	if !slices.Equal(got, kinds) {
+		t.Errorf("damaged lines of kinds %q, want %q", got, kinds)
+	}
+	if d.Seq != head+1 || seqs[len(seqs)-1] != head+3 {
+		t.Errorf("damage record seq %d, last seq %d, want %d and %d (seqs %v)", d.Seq, seqs[len(seqs)-1], head+1, head+3, seqs)
+	}
+	ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}
+	if err := l.Append(context.Background(), ack); err != nil {
+		t.Fatal(err)
+	}
+	for _, shipped := range []bool{false, true} {
+		if _, err := verify(t, l, audit.VerifyOptions{Shipped: shipped}); err != nil {
+			t.Errorf("verify (shipped %v) after the ack: %v", shipped, err)
+		}
+	}
+}
+
+// TestReplayedLinesFar: the older record again comes after a record
+// longer than the 16 KiB the append reads first (a torn tail of NUL bytes
+// makes one of 25 KB), after more than 16 KiB of NUL bytes (a crash's
+// zeroed blocks), first in a file a rotation began, or with a garbled
+// line after it (verified as shipped: the copy drops the repeat, which
+// the damage record lists). Each was taken for the chain's head: the
+// append forked the chain, and verify failed for good.
+func TestReplayedLinesFar(t *testing.T) {
+	t.Run("after a long record", func(t *testing.T) {
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 2)
+		long := rec("long")
+		long.Annotations["note"] = strings.Repeat("n", 20<<10)
+		if err := l.Append(context.Background(), long); err != nil {
+			t.Fatal(err)
+		}
+		lines := readLines(t, path)
+		tear(t, path, append(bytes.TrimSuffix(lines[2], []byte("\n")), '\n'))
+		replayCase(t, l, 3, "replayed")
+	})
+	t.Run("after zeroed blocks", func(t *testing.T) {
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 5)
+		lines := readLines(t, path)
+		tear(t, path, append(append(bytes.Repeat([]byte{0}, 20000), '\n'), lines[2]...))
+		replayCase(t, l, 5, "zeroed", "replayed")
+	})
+	t.Run("first in a rotated file", func(t *testing.T) {
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 5)
+		lines := readLines(t, path)
+		if err := os.Rename(path, fmt.Sprintf("%s.%012d", path, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, append(bytes.Clone(lines[1]), lines[2]...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		replayCase(t, l, 5, "replayed", "replayed")
+	})
+	t.Run("garbled line after", func(t *testing.T) {
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 5)
+		lines := readLines(t, path)
+		tear(t, path, append(bytes.Clone(lines[2]), "garbled line\n"...))
+		replayCase(t, l, 5, "replayed", "garbled")
+	})
+}
+
+// TestReplacedRecordLine: a record line of a seq the chain has, with
+// other contents and a hash that matches them (what root on the node
+// can write), at the end of the log: the append records it as kind
+// replaced, and verify fails, acknowledged or not, plain or sealed. It
+// was recorded as an older record again, which an ack cleared.
+func TestReplacedRecordLine(t *testing.T) {
+	for _, sealed := range []bool{false, true} {
+		t.Run(fmt.Sprint("sealed ", sealed), func(t *testing.T) {
+			l, path, keys := logMaybeSealed(t, sealed)
+			appendN(t, l, 5)
+			lines := readLines(t, path)
+			forged := bytes.Replace(bytes.TrimSuffix(lines[3], []byte("\n")), []byte(`"container_id":"c`), []byte(`"container_id":"evil-c`), 1)
+			at := bytes.LastIndex(forged, []byte(`,"hash":"`))
+			forged = append(forged[:at:at], `,"hash":"`+lineHash(forged)+`"}`+"\n"...)
+			if _, err := audit.Decode(forged); err != nil {
+				t.Fatalf("setup: the forged line does not decode: %v", err)
+			}
+			tear(t, path, forged)
+			appendN(t, l, 1)
+			var d *audit.Record
+			for r, err := range audit.Records(path) {
+				if err == nil && r.Stage == audit.StageDamaged {
+					d = r
+				}
+			}
+			if d == nil || len(d.Damage) != 1 || d.Damage[0].Kind != "replaced" {
+				t.Fatalf("damage record %+v, want one line of kind replaced", d)
+			}
+			ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}
+			if err := l.Append(context.Background(), ack); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := verify(t, l, audit.VerifyOptions{Keys: keys}); err == nil || !strings.Contains(err.Error(), "with other bytes than the record of seq") {
+				t.Errorf("verify after the ack: %v, want the replaced record", err)
+			}
+			if r, err := l.Searcher().Last("evil-c2", nil); err != nil || r != nil {
+				t.Errorf("search for the forged record's container: %+v, %v; want none (the damage record lists its line)", r, err)
+			}
+		})
+	}
+}
+
+// TestSearchSkipsReplayed: once a damage record lists an older record
+// again, searches skip it: a container's last record is its own last,
+// and audit ack's search finds a damage record that an older record of
+// no container, replayed after it, hid.
+func TestSearchSkipsReplayed(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 2)
+	stop := rec("c1")
+	stop.Stage, stop.Ancestry = audit.StagePoststop, nil
+	if err := l.Append(context.Background(), stop); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	tear(t, path, lines[1]) // c1's createRuntime again
+	appendN(t, l, 1)
+	if r, err := l.Searcher().Last("c1", nil); err != nil || r == nil || r.Seq != 3 {
+		t.Errorf("c1's last record: %+v, %v; want seq 3 (poststop), not the older record again", r, err)
+	}
+	if r, err := l.Searcher().Everywhere().Last("", func(r *audit.Record) bool { return r.Seq <= 4 }); err != nil || r == nil || r.Seq != 4 || r.Stage != audit.StageDamaged {
+		t.Errorf("the record of no container at or before seq 4: %+v, %v; want the damage record", r, err)
 	}
 }

@@ -92,14 +92,16 @@ type shipOrder struct {
 	// seq; passed counts them.
 	ring   []remembered
 	passed int
-	// visit checks one line, its record decoded (or why not).
-	visit func(l Line, r *Record, derr error) *Problem
+	// visit checks one line, its record decoded (or why not); repeat
+	// is told of a record line dropped as a repeat.
+	visit  func(l Line, r *Record, derr error) *Problem
+	repeat func(l Line)
 }
 
 // shippedLines checks the lines of snap with visit in chain order (see
 // above), counting repeats and reorders in sum.
-func shippedLines(snap *Snapshot, sum *Summary, visit func(Line, *Record, error) *Problem) *Problem {
-	o := &shipOrder{snap: snap, sum: sum, held: map[uint64]heldLine{}, visit: visit}
+func shippedLines(snap *Snapshot, sum *Summary, visit func(Line, *Record, error) *Problem, repeat func(Line)) *Problem {
+	o := &shipOrder{snap: snap, sum: sum, held: map[uint64]heldLine{}, visit: visit, repeat: repeat}
 	for l, err := range snap.Lines() {
 		if err != nil {
 			return &Problem{File: l.File, Line: l.Number, Reason: err.Error()}
@@ -166,6 +168,7 @@ func (o *shipOrder) line(l Line) *Problem {
 	if h, ok := o.held[r.Seq]; ok {
 		if h.sum == sum {
 			o.sum.Repeated++
+			o.repeat(l)
 			return nil
 		}
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again with other bytes than at %s:%d (a record replaced)", r.Seq, h.name, h.number)}
@@ -173,6 +176,7 @@ func (o *shipOrder) line(l Line) *Problem {
 	if o.next != 0 && r.Seq < o.next {
 		if o.recall(r.Seq, sum) {
 			o.sum.Repeated++
+			o.repeat(l)
 			return nil
 		}
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of that seq before it (a record replaced), or more than %d records after it", r.Seq, o.next-1, maxRemembered)}

@@ -627,7 +627,14 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 		slices.SortStableFunc(kc.headPending, func(a, b int) int { return cmp.Compare(v.cps[a].head.Epoch, v.cps[b].head.Epoch) })
 	}
 	if opts.Shipped {
-		if p := shippedLines(snap, v.s, v.decoded); p != nil {
+		// A record sent again is dropped; on the node, a copy of one
+		// at the end of the log (stale blocks a crash exposed) is a
+		// damaged line a damage record lists: the copy holds it.
+		repeat := func(l Line) {
+			k := LineKeyOf(l.Data)
+			v.shipped.met(damagedAt{sum: k.SHA256, bytes: k.Bytes})
+		}
+		if p := shippedLines(snap, v.s, v.decoded, repeat); p != nil {
 			return v.s, p
 		}
 	} else {
@@ -767,6 +774,46 @@ type verifier struct {
 	// records list and the files given lack: retention must have
 	// removed them (checked at the end).
 	absent map[string]absentLines
+	// hashes are the hashes of the last records of the chain, by seq:
+	// what an older record met again is compared with.
+	hashes hashRing
+}
+
+// hashRing remembers the hashes of the last maxRingHashes records by seq,
+// and where each is.
+type hashRing struct {
+	ring []ringHash
+}
+
+type ringHash struct {
+	seq  uint64
+	hash digest
+	file string
+	line int
+}
+
+const maxRingHashes = 1 << 16
+
+func (h *hashRing) add(seq uint64, hash digest, file string, line int) {
+	if h.ring == nil {
+		h.ring = make([]ringHash, maxRingHashes)
+	}
+	h.ring[seq%maxRingHashes] = ringHash{seq, hash, file, line}
+}
+
+func (h *hashRing) at(seq uint64) (ringHash, bool) {
+	if h.ring == nil {
+		return ringHash{}, false
+	}
+	e := h.ring[seq%maxRingHashes]
+	return e, e.seq == seq && seq != 0
+}
+
+// hashDigest is the first bytes of a record's hex hash.
+func hashDigest(hash string) digest {
+	var d digest
+	hex.Decode(d[:], []byte(hash[:min(len(hash), 2*len(d))]))
+	return d
 }
 
 // tornLine is a torn line an append ended with [TornMark].
@@ -828,7 +875,12 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	if derr == nil && !v.opts.Shipped && v.prev != nil && r.Seq <= v.prev.Seq {
 		// An older record again (a shipper's copy may hold records sent
 		// again: verify drops those that repeat one byte for byte).
-		r, derr = nil, &ReplayError{r.Seq, v.prev.Seq}
+		// One with other bytes than the chain's record of its seq is
+		// no crash's: forged.
+		if at, ok := v.hashes.at(r.Seq); ok && at.hash != hashDigest(r.Hash) {
+			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of seq %d at %s:%d (a record replaced or forged, not an older record again)", r.Seq, v.prev.Seq, r.Seq, at.file, at.line)}
+		}
+		r, derr = nil, &ReplayError{r.Seq, v.prev.Seq, false}
 	}
 	if derr != nil {
 		if errors.Is(derr, ErrNewerFormat) {
@@ -911,6 +963,10 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 			}
 			return v.damageProblem(extra)
 		}
+		if i := slices.IndexFunc(listed, func(d DamagedLine) bool { return d.Kind == "replaced" }); i >= 0 {
+			d := v.damaged[i]
+			return &Problem{File: d.file, Line: d.line, Seq: d.seq, Reason: fmt.Sprintf("a record of seq %d, which the chain had, with other bytes (the damage record seq %d says so: %s): forged, not left by a crash; acknowledging does not clear this", d.seq, r.Seq, d.reason)}
+		}
 		rep := DamageReport{Record: r, Lines: notGiven(absent)}
 		for _, d := range v.damaged {
 			rep.Lines = append(rep.Lines, d.file+":"+strconv.Itoa(d.line))
@@ -954,6 +1010,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	if v.wantSeq[r.Seq] {
 		v.at[r.Seq] = placed{true, r.Hash, r.Seal, l.File, l.Number}
 	}
+	v.hashes.add(r.Seq, hashDigest(r.Hash), l.File, l.Number)
 	if v.first == nil {
 		v.first = r
 		v.s.FirstSeq = r.Seq
