@@ -127,7 +127,11 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 			b.WriteByte('\n')
 		}
 		if h := a.Held; h != nil {
-			fmt.Fprintf(b, "        held: uids %s, gids %s, groups %s\n", idList(h.UIDs[:]), idList(h.GIDs[:]), idList(h.Groups))
+			groups := idList(h.Groups)
+			if h.Groups == nil {
+				groups = "(left out: the record was too long)"
+			}
+			fmt.Fprintf(b, "        held: uids %s, gids %s, groups %s\n", idList(h.UIDs[:]), idList(h.GIDs[:]), groups)
 		}
 		for _, m := range a.IDMapped {
 			// The point is the container's creator's text.

@@ -70,8 +70,10 @@ type Ancestry struct {
 	Held      *HeldIDs        `json:"held,omitempty"`
 	IDMapped  []IDMappedMount `json:"idmapped_mounts,omitempty"`
 	FactsRead bool            `json:"-"`
-	FactsGone bool            `json:"-"`
-	FactsErr  string          `json:"-"`
+	// MountsRead says IDMapped was read (for host_root_unmapped).
+	MountsRead bool   `json:"-"`
+	FactsGone  bool   `json:"-"`
+	FactsErr   string `json:"-"`
 }
 
 // HeldIDs are the IDs a process holds, in the inspector's user

@@ -758,7 +758,9 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 	case "held":
 		h := &HeldIDs{}
 		d.ancestry(r).Held = h
+		seen := 0 // members: uids, gids and groups are all written
 		d.object(v, func(k string, v *fastjson.Node) bool {
+			seen++
 			switch k {
 			case "uids", "gids":
 				ids := &h.UIDs
@@ -777,6 +779,9 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 			}
 			return true
 		})
+		if seen != 3 && d.err == nil {
+			d.fail("held lacks uids, gids or groups")
+		}
 	case "idmapped_mounts":
 		a := d.ancestry(r)
 		d.list(v, func(e *fastjson.Node) {

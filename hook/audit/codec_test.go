@@ -323,3 +323,25 @@ func TestPeekHeadDamagedAfterHead(t *testing.T) {
 		t.Errorf("whole line: %+v, %v", h, ok)
 	}
 }
+
+// TestHeldMembersRequired: a held member without its uids, gids or
+// groups is refused (its IDs read as 0, host root's, otherwise); the
+// encoder writes all three.
+func TestHeldMembersRequired(t *testing.T) {
+	r := fuzzRecord("t", "h", "s", 7, 0xffff)
+	body := appendRecord(nil, r)
+	i := bytes.Index(body, []byte(`"held":{`))
+	if i < 0 {
+		t.Fatalf("no held member in %s", body)
+	}
+	j := bytes.Index(body[i:], []byte(`]}`))
+	if _, err := decodeMembers(body); err != nil {
+		t.Fatalf("as written: %v", err)
+	}
+	for _, held := range []string{`"held":{}`, `"held":{"uids":[1,2,3,4],"gids":[1,2,3,4]}`, `"held":{"gids":[1,2,3,4],"groups":[]}`} {
+		b := append(append(append([]byte{}, body[:i]...), held...), body[i+j+2:]...)
+		if _, err := decodeMembers(b); err == nil || !strings.Contains(err.Error(), "held lacks uids, gids or groups") {
+			t.Errorf("%s: %v", held, err)
+		}
+	}
+}

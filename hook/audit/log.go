@@ -379,6 +379,9 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 			}
 			return body
 		}
+		if p == r {
+			p.precut()
+		}
 		body := sealed()
 		line, err := p.line(body)
 		// The caller's record too long to be written: cut what made it

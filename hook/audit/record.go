@@ -295,14 +295,8 @@ func (r *Record) shrink(n int) bool {
 			r.Violations[i].Reason = vocab.Cut(r.Violations[i].Reason, maxReason)
 		}
 		cut = "its violations cut"
-	case r.Ancestry != nil && (r.Held != nil && r.Held.Groups != nil || r.IDMapped != nil):
-		// A process may hold 65,536 groups, a mount namespace many
-		// idmapped mounts with long points.
-		if r.Held != nil {
-			r.Held.Groups = nil
-		}
-		r.IDMapped = nil
-		cut = "the supplementary groups and idmapped mounts it held left out"
+	case r.Ancestry != nil && (r.Held != nil && len(r.Held.Groups) > keptGroups || len(r.IDMapped) > 0):
+		cut = r.cutFacts()
 	case r.Ancestry != nil && slices.ContainsFunc(r.Ancestry.Maps, func(m UserMaps) bool { return m.UIDMap != nil || m.GIDMap != nil }):
 		for i := range r.Ancestry.Maps {
 			m := &r.Ancestry.Maps[i]
@@ -316,6 +310,52 @@ func (r *Record) shrink(n int) bool {
 	// The note first: an error near its limit must not cut it away.
 	r.Error = vocab.JoinErrors(fmt.Sprintf("the record was longer than a record may be (%d bytes, over %d): %s", n, MaxLine, cut), r.Error)
 	return true
+}
+
+// keptGroups is how many supplementary groups a record cut keeps (11
+// KiB at most).
+const keptGroups = 1024
+
+// cutFacts keeps the first keptGroups supplementary groups of r's
+// process and leaves its idmapped mounts out (a process may hold 65,536
+// groups, a mount namespace many idmapped mounts with long points and
+// maps; the violations name those that broke a rule), and says what it
+// cut.
+func (r *Record) cutFacts() string {
+	var cut []string
+	if h := r.Held; h != nil && len(h.Groups) > keptGroups {
+		cut = append(cut, fmt.Sprintf("its supplementary groups cut to the first %d of %d", keptGroups, len(h.Groups)))
+		h.Groups = h.Groups[:keptGroups:keptGroups]
+	}
+	if len(r.IDMapped) > 0 {
+		cut = append(cut, fmt.Sprintf("its %d idmapped mounts left out", len(r.IDMapped)))
+		r.IDMapped = nil
+	}
+	return strings.Join(cut, ", ")
+}
+
+// precut cuts, before r is encoded, the groups and idmapped mounts of
+// its process when they alone may not fit in a line: encoding them all
+// first took seconds and gigabytes for 20,000 mounts with long points
+// and maps, which the container's creator chooses. The bound is what
+// they take at most (every byte of a string escaped).
+func (r *Record) precut() {
+	if r.Ancestry == nil {
+		return
+	}
+	n := 0
+	if r.Held != nil {
+		n += 11 * len(r.Held.Groups)
+	}
+	for _, m := range r.IDMapped {
+		if n > MaxLine {
+			break
+		}
+		n += 64 + 6*(len(m.Point)+len(m.Err)) + 36*(len(m.UIDMap)+len(m.GIDMap))
+	}
+	if n > MaxLine {
+		r.Error = vocab.JoinErrors(fmt.Sprintf("the record would be longer than a record may be (its process's groups and idmapped mounts alone up to %d bytes, over %d): %s", n, MaxLine, r.cutFacts()), r.Error)
+	}
 }
 
 // line assembles the record's line from its body, hash and seal.

@@ -578,16 +578,25 @@ func TestTooLongRecordCut(t *testing.T) {
 		held.IDMapped = append(held.IDMapped, audit.IDMappedMount{Point: fmt.Sprintf("/%d/%s", i, strings.Repeat("p", 1<<10)), Err: "statmount: EOPNOTSUPP"})
 	}
 	held.Ancestry.Maps = []audit.UserMaps{deep.Ancestry.Maps[0]} // a copy: deep's are cut in place
+	noGroups := rec("no-groups-deep")
+	noGroups.Held = &audit.HeldIDs{Groups: []uint32{}}
+	noGroups.Ancestry.Maps = append(noGroups.Ancestry.Maps, deep.Ancestry.Maps...) // copies: deep's are cut in place
+	mounts := rec("many-mounts")
+	mounts.Held = &audit.HeldIDs{Groups: []uint32{1, 2}}
+	for i := range 20000 {
+		mounts.IDMapped = append(mounts.IDMapped, audit.IDMappedMount{Point: fmt.Sprintf("/%d/%s", i, strings.Repeat("p", 1<<10)),
+			UIDMap: deep.Ancestry.Maps[0].UIDMap, GIDMap: deep.Ancestry.Maps[0].GIDMap})
+	}
 	for _, tc := range []struct {
 		r   *audit.Record
 		cut string
-	}{{many, "its violations cut"}, {deep, "ID maps left out"}, {held, "groups and idmapped mounts it held left out"}} {
+	}{{many, "its violations cut"}, {deep, "ID maps left out"}, {held, "groups cut"}, {noGroups, "ID maps left out"}, {mounts, "mounts left out"}} {
 		if err := l.Append(context.Background(), tc.r); err != nil {
 			t.Fatalf("%s: %v", tc.r.ContainerID, err)
 		}
 	}
 	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
-	if err != nil || s.Records != 4 || s.SealsVerified != 4 {
+	if err != nil || s.Records != 6 || s.SealsVerified != 6 {
 		t.Fatalf("verify: %+v, %v", s, err)
 	}
 	files, _ := l.Files()
@@ -600,7 +609,7 @@ func TestTooLongRecordCut(t *testing.T) {
 			got = append(got, r)
 		}
 	}
-	if len(got) != 3 {
+	if len(got) != 5 {
 		t.Fatalf("%d records", len(got))
 	}
 	if r := got[0]; len(r.Violations) != 64 || len(r.Violations[0].Reason) > 512 || !strings.Contains(r.Error, "its violations cut") || r.Verdict != audit.VerdictDeny {
@@ -609,9 +618,19 @@ func TestTooLongRecordCut(t *testing.T) {
 	if r := got[1]; len(r.Maps) != 32 || r.Maps[0].UIDMap != nil || r.Maps[0].Error == "" || !strings.Contains(r.Error, "ID maps left out") || r.Verdict != audit.VerdictDeny || len(r.User) != 2 {
 		t.Errorf("%s: maps %+v, error %q, verdict %s", r.ContainerID, r.Maps[0], r.Error, r.Verdict)
 	}
-	if r := got[2]; r.Held == nil || r.Held.Groups != nil || r.Held.UIDs[0] != 100000 || r.IDMapped != nil || len(r.Maps) != 1 || r.Maps[0].UIDMap == nil ||
-		!strings.Contains(r.Error, "groups and idmapped mounts it held left out") || strings.Contains(r.Error, "ID maps left out") {
-		t.Errorf("%s: held %+v (groups nil %v), %d idmapped mounts, %d maps, error %q", r.ContainerID, r.Held, r.Held != nil && r.Held.Groups == nil, len(r.IDMapped), len(r.Maps), r.Error)
+	if r := got[2]; r.Held == nil || len(r.Held.Groups) != 1024 || r.Held.Groups[0] != 4_000_000_000 || r.Held.UIDs[0] != 100000 || r.IDMapped != nil || len(r.Maps) != 1 || r.Maps[0].UIDMap == nil ||
+		!strings.Contains(r.Error, "its supplementary groups cut to the first 1024 of 65536, its 300 idmapped mounts left out") || strings.Contains(r.Error, "ID maps left out") {
+		t.Errorf("%s: %d groups, %d idmapped mounts, %d maps, error %q", r.ContainerID, len(r.Held.Groups), len(r.IDMapped), len(r.Maps), r.Error)
+	}
+	// A process holding no group, too long for its maps: its groups stay
+	// [] (not "left out"), and only the maps are cut.
+	if r := got[3]; r.Held == nil || r.Held.Groups == nil || len(r.Held.Groups) != 0 || !strings.Contains(r.Error, "ID maps left out") || strings.Contains(r.Error, "groups") {
+		t.Errorf("%s: held %+v (groups nil %v), error %q", r.ContainerID, r.Held, r.Held != nil && r.Held.Groups == nil, r.Error)
+	}
+	// 20,000 idmapped mounts with long points and maps: left out before
+	// the record is encoded (encoding them took seconds and gigabytes).
+	if r := got[4]; r.IDMapped != nil || len(r.Held.Groups) != 2 || !strings.Contains(r.Error, "the record would be longer than a record may be") || !strings.Contains(r.Error, "its 20000 idmapped mounts left out") {
+		t.Errorf("%s: %d idmapped mounts, %d groups, error %q", r.ContainerID, len(r.IDMapped), len(r.Held.Groups), r.Error)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/nsrel/idmap"
 )
@@ -209,22 +210,30 @@ const (
 // (a.Held) and, with mounts, its idmapped mounts (a.IDMapped), both
 // through /proc, and then checks that the process is still the one a was
 // made of (its start time): otherwise it sets a.FactsGone, and a.FactsErr
-// when a read failed otherwise. It reads once per ancestry.
+// when a read failed otherwise. It reads each once per ancestry: the
+// mounts on the first call that asks for them, also after a call that
+// did not (a block judged before the one chosen, when a key of the
+// container is unknown, may have held_ids_mapped alone).
 func ReadFacts(a *audit.Ancestry, mounts bool) {
-	if a.FactsRead {
+	heldNow, mountsNow := !a.FactsRead, mounts && !a.MountsRead
+	if !heldNow && !mountsNow || a.FactsGone {
 		return
 	}
-	a.FactsRead = true
-	held, herr := ReadHeld(a.PID)
+	a.FactsRead, a.MountsRead = true, a.MountsRead || mounts
+	var held *audit.HeldIDs
+	var herr error
+	if heldNow {
+		held, herr = ReadHeld(a.PID)
+	}
 	var idmapped []audit.IDMappedMount
 	var merr error
-	if mounts {
+	if mountsNow {
 		idmapped, merr = ReadIDMapped(a.PID)
 	}
 	start, serr := StartTime(a.PID)
 	if serr != nil && !goneErrno(serr) {
 		// Not read (out of descriptors, say): not taken for gone.
-		a.FactsErr = "its start time: " + serr.Error()
+		a.FactsErr = vocab.JoinErrors(a.FactsErr, "its start time: "+serr.Error())
 		return
 	}
 	if serr != nil || start != a.StartTime || errors.Is(herr, ErrGone) || errors.Is(merr, ErrGone) {
@@ -235,18 +244,18 @@ func ReadFacts(a *audit.Ancestry, mounts bool) {
 	}
 	// Each read on its own: a mount table that cannot be read does not
 	// lose the IDs the process holds.
-	if herr == nil {
+	if heldNow && herr == nil {
 		if held.Groups == nil {
 			// Read, none: the record says [] (null: left out).
 			held.Groups = []uint32{}
 		}
 		a.Held = held
 	}
-	if merr == nil {
+	if mountsNow && merr == nil {
 		a.IDMapped = idmapped
 	}
 	if err := errors.Join(herr, merr); err != nil {
-		a.FactsErr = strings.ReplaceAll(err.Error(), "\n", "; ")
+		a.FactsErr = vocab.JoinErrors(a.FactsErr, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 }
 

@@ -667,6 +667,14 @@ func TestReadIDMappedMaps(t *testing.T) {
 		if a.Held == nil || a.FactsErr != "" || a.FactsGone || (len(a.IDMapped) > 0) != mounts {
 			t.Errorf("ReadFacts(mounts %v) = held %v, %d idmapped mounts, error %q, gone %v", mounts, a.Held, len(a.IDMapped), a.FactsErr, a.FactsGone)
 		}
+		// Asked for the mounts after a call that did not (a block with
+		// held_ids_mapped alone judged first): read then. They were not,
+		// and host_root_unmapped passed the idmapped mount by.
+		held := a.Held
+		inspect.ReadFacts(a, true)
+		if a.Held != held || len(a.IDMapped) != 1 || a.FactsErr != "" || a.FactsGone {
+			t.Errorf("ReadFacts(mounts true) after ReadFacts(mounts %v) = held %v (read again: %v), %d idmapped mounts, error %q, gone %v", mounts, a.Held, a.Held != held, len(a.IDMapped), a.FactsErr, a.FactsGone)
+		}
 	}
 }
 
