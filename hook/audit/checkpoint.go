@@ -381,7 +381,7 @@ func (l *Log) confirmShipped(c *Checkpoint) {
 	// checkpoint comes RetryAfter after c: one more, no harm.)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	unlock, err := l.lock(ctx)
+	_, unlock, err := l.lock(ctx)
 	if err != nil {
 		return
 	}
@@ -653,7 +653,7 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 	if o == nil || o.EverySeconds <= 0 {
 		return nil
 	}
-	unlock, err := l.lock(ctx)
+	lf, unlock, err := l.lock(ctx)
 	if err != nil {
 		return err
 	}
@@ -664,7 +664,7 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 	f, err := openOwned(l.path, unix.O_RDONLY)
 	if err == nil {
 		var last *Record
-		if last, _, err = l.lastGood(f); err == nil && last != nil {
+		if last, _, err = l.lastGood(f, readHint(lf)); err == nil && last != nil {
 			// A checkpoint names only records on the disk: an append
 			// whose sync failed emitted none, and one shipped now
 			// would contradict the log were they lost.

@@ -24,7 +24,7 @@ func TestCheckpointUnshippedRetries(t *testing.T) {
 	last := &Record{Seq: 1, Host: "h", Hash: strings.Repeat("ab", 32)}
 	due := func() *Checkpoint {
 		t.Helper()
-		unlock, err := l.lock(context.Background())
+		_, unlock, err := l.lock(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -942,6 +942,24 @@ func headSeq(line []byte) (uint64, bool) {
 	return seq, c.ok
 }
 
+// damageHead reports whether line starts as a damage record does
+// (source audit, stage damaged), reading only its head: what a search
+// looks at on every line. (A container's annotations may hold the same
+// text, after its head.)
+func damageHead(line []byte) bool {
+	c := &canon{b: line, ok: true}
+	c.seqFirst()
+	for _, k := range []string{"time", "host"} {
+		c.key(true, k)
+		c.skipStr()
+	}
+	c.key(true, "source")
+	c.lit(`"` + SourceAudit + `"`)
+	c.key(true, "stage")
+	c.lit(`"` + StageDamaged + `"`)
+	return c.ok
+}
+
 // seqFirst reads a record line's first members, its format if there
 // (not unescaped) and its seq, and returns the seq.
 func (c *canon) seqFirst() uint64 {

@@ -197,13 +197,13 @@ func (l *Log) AppendWith(ctx context.Context, build func(*Searcher) (*Record, er
 // the chain's records are sealed, or should be ([sealedChain]).
 func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, error), settle func(*Record, error) error, ifSealed bool) (*Record, error) {
 	start := time.Now()
-	unlock, err := l.lock(ctx)
+	lf, unlock, err := l.lock(ctx)
 	if err != nil {
 		l.appended(start, err)
 		return nil, err
 	}
 	var warns []error
-	ckpt, rec, err := l.appendLocked(ctx, build, &warns, ifSealed)
+	ckpt, rec, err := l.appendLocked(ctx, lf, build, &warns, ifSealed)
 	if settle != nil {
 		err = settle(rec, err)
 	}
@@ -230,7 +230,7 @@ func (l *Log) appended(start time.Time, err error) {
 	}
 }
 
-func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, error), warns *[]error, ifSealed bool) (*Checkpoint, *Record, error) {
+func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searcher) (*Record, error), warns *[]error, ifSealed bool) (*Checkpoint, *Record, error) {
 	warn := func(err error) { *warns = append(*warns, err) }
 	f, err := openOwned(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
 	if err != nil {
@@ -250,7 +250,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 		return nil, nil, err
 	}
 	overwrite := torn != nil && tornBytes+int64(len(TornMark)) >= MaxLine
-	last, damaged, err := l.lastGood(f)
+	last, damaged, err := l.lastGood(f, readHint(lf))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -347,7 +347,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 		gapAt = last.Seq + 1
 	}
 	var out []byte
-	written := 0
+	written, lastLen := 0, 0
 	host := l.Host()
 	for i, p := range pending {
 		if p.Time == "" {
@@ -400,7 +400,7 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 			return nil, nil, err
 		}
 		out = append(out, line...)
-		last = p
+		last, lastLen = p, len(line)
 		written++
 	}
 	var wrote func(error)
@@ -468,6 +468,12 @@ func (l *Log) appendLocked(ctx context.Context, build func(*Searcher) (*Record, 
 	}
 	if synced && fresh {
 		syncDir(filepath.Dir(l.path))
+	}
+	if synced && written > 0 {
+		// Where the chain's head is now, for the next append.
+		if id, size, err := identity(f); err == nil {
+			writeHint(lf, headHint{file: id, start: size - int64(lastLen), end: size, seq: last.Seq, hash: last.Hash})
+		}
 	}
 	// A failed commit leaves the keys on the disk, not a hole: the next
 	// append evolves the state past the records written. After a failed
@@ -752,7 +758,7 @@ func (l *Log) backward(needle []byte, found func(*Record) bool) (bool, error) {
 
 // lock takes the exclusive lock on PATH.lock, polling until ctx is done
 // (flock itself cannot be interrupted by a deadline).
-func (l *Log) lock(ctx context.Context) (func(), error) {
+func (l *Log) lock(ctx context.Context) (*os.File, func(), error) {
 	// Writers create and rename files in the log's directory by name:
 	// nobody else may write there (openLock opens the lock as a private
 	// file: safefile.CheckPrivateDir; readers, such as a verify of a
@@ -760,9 +766,13 @@ func (l *Log) lock(ctx context.Context) (func(), error) {
 	// someone else owns or may write).
 	lf, err := l.openLock(unix.O_RDWR | unix.O_CREAT)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return flockWait(ctx, lf, unix.LOCK_EX)
+	unlock, err := flockWait(ctx, lf, unix.LOCK_EX)
+	if err != nil {
+		return nil, nil, err
+	}
+	return lf, unlock, nil
 }
 
 // openLock opens the lock file after checking the log's directories, and
@@ -1132,13 +1142,13 @@ func lastNewline(f *os.File, end int64) (int64, error) {
 // when f holds none, and the complete lines after it that do not decode,
 // oldest first. A record of a newer major format is not damage: it is
 // refused, since this version cannot know how to extend it.
-func (l *Log) lastGood(f *os.File) (*Record, []DamagedLine, error) {
+func (l *Log) lastGood(f *os.File, hint *headHint) (*Record, []DamagedLine, error) {
 	var last *Record
 	var damaged []DamagedLine
 	// scan reads one file from its end; more says to go on to the next
 	// older file.
-	scan := func(f *os.File, prev func() uint64) (more bool, err error) {
-		r, d, more, err := scanBack(f, maxDamagedLines-len(damaged), prev)
+	scan := func(f *os.File, prev func() uint64, newest func() (*os.File, error)) (more bool, err error) {
+		r, d, more, err := scanBack(f, maxDamagedLines-len(damaged), prev, chainAt(f, hint, newest))
 		damaged = append(damaged, d...)
 		if last == nil {
 			last = r
@@ -1167,13 +1177,25 @@ func (l *Log) lastGood(f *os.File) (*Record, []DamagedLine, error) {
 				return 0
 			}
 			defer rf.Close()
-			if r, _, _, err := scanBack(rf, maxDamagedLines, nil); err == nil && r != nil {
+			if r, _, _, err := scanBack(rf, maxDamagedLines, nil, nil); err == nil && r != nil {
 				return r.Seq
 			}
 			return 0
 		}
 	}
-	if more, err := scan(f, prevSeq(math.MaxInt)); !more {
+	// The newest rotated file, where the hint's head is right after a
+	// rotation.
+	newest := func() (*os.File, error) {
+		if !listed {
+			rotated, rotatedErr = l.rotated()
+			listed = true
+		}
+		if rotatedErr != nil || len(rotated) == 0 {
+			return nil, rotatedErr
+		}
+		return openOwned(rotated[len(rotated)-1], unix.O_RDONLY)
+	}
+	if more, err := scan(f, prevSeq(math.MaxInt), newest); !more {
 		return last, reverse(damaged), err
 	}
 	if !listed {
@@ -1193,7 +1215,7 @@ func (l *Log) lastGood(f *os.File) (*Record, []DamagedLine, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		more, err := scan(rf, prevSeq(j))
+		more, err := scan(rf, prevSeq(j), nil)
 		rf.Close()
 		if !more {
 			return last, reverse(damaged), err
@@ -1219,7 +1241,7 @@ func reverse(d []DamagedLine) []DamagedLine {
 // newest. more says that only such records were met back to the start
 // of f: a rotation may have put them first in f, and the lines they
 // stand before at the end of the file before it.
-func scanBack(f *os.File, max int, prev func() uint64) (last *Record, damaged []DamagedLine, more bool, err error) {
+func scanBack(f *os.File, max int, prev func() uint64, hint *chainHint) (last *Record, damaged []DamagedLine, more bool, err error) {
 	size, err := fileSize(f)
 	if err != nil {
 		return nil, nil, false, err
@@ -1231,7 +1253,7 @@ func scanBack(f *os.File, max int, prev func() uint64) (last *Record, damaged []
 		}
 		r, derr := decodeLine(l)
 		if derr == nil {
-			if rerr := replayed(f, l, r, prev); rerr != nil {
+			if rerr := replayed(f, l, r, prev, hint); rerr != nil {
 				r, derr = nil, rerr
 			}
 		}
@@ -1302,8 +1324,13 @@ func (e *ReplayError) Error() string {
 	return fmt.Sprintf("seq %d after seq %d: an older record again (stale blocks a crash exposed, or written again)", e.Seq, e.After)
 }
 
-// replayed returns a [ReplayError] when a record before line l of f has
-// r's seq or a later one: r is then not the chain's head. It reads the
+// replayed returns a [ReplayError] when r, the record on line l of f,
+// is not the chain's head but an older record again. With a hint of
+// where the last append left the head (see hint.go), the records after
+// that head are followed by their links: r is an older record when its
+// seq is not past the head they lead to. Without one (or where it does
+// not tell), a record before l of r's seq or a later one says so: it
+// reads the
 // [replayWindow] bytes before l and on to the nearest record; when that
 // reaches the start of f, prev (nil: none) tells the seq of the last
 // good record of the file before f (a rotation may have put older
@@ -1312,7 +1339,23 @@ func (e *ReplayError) Error() string {
 // decoded; of the others, a record's hash is checked until one is seen.
 // In a sound log nothing is decoded and one hash is checked. A read error
 // says nothing: the append goes on as before this check.
-func replayed(f *os.File, l Line, r *Record, prev func() uint64) error {
+func replayed(f *os.File, l Line, r *Record, prev func() uint64, hint *chainHint) error {
+	if hint != nil {
+		if decided, err := hint.judge(f, l, r); decided {
+			var re *ReplayError
+			if errors.As(err, &re) {
+				// Of the seq of a record before it, with other bytes?
+				var back *ReplayError
+				re.Other = errors.As(lookBack(f, l, r, nil), &back) && back.Other
+			}
+			return err
+		}
+	}
+	return lookBack(f, l, r, prev)
+}
+
+// lookBack is [replayed] without a hint.
+func lookBack(f *os.File, l Line, r *Record, prev func() uint64) error {
 	seq := r.Seq
 	var after uint64
 	other, seen := false, false
@@ -1508,8 +1551,19 @@ func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, string, error) {
 	if last != nil {
 		candidates = append(candidates, last.Seq+1)
 	}
+	// Never before the newest rotated file: an older record again
+	// first in the file (stale blocks a crash exposed) names no seq it
+	// holds of its own, and a name before the newest would put the file
+	// before older ones (read as the chain's middle, removed first).
+	var floor uint64
+	if rotated, err := l.rotated(); err == nil && len(rotated) > 0 {
+		floor, _ = rotatedSeq(strings.TrimPrefix(rotated[len(rotated)-1], l.path))
+	}
 	dst := ""
 	for _, seq := range candidates {
+		if seq <= floor {
+			continue
+		}
 		name := fmt.Sprintf("%s.%012d", l.path, seq)
 		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
 			dst = name
@@ -1567,7 +1621,7 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 				first, ferr = seq, nil
 			}
 		}
-		last, _, _, lerr := scanBack(rf, maxDamagedLines, nil)
+		last, _, _, lerr := scanBack(rf, maxDamagedLines, nil, nil)
 		rf.Close()
 		if ferr != nil && lerr == nil && last == nil {
 			// No line of it decodes: described by the damage record

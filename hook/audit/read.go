@@ -217,7 +217,7 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 			}
 			return nil, nil // a rotated file without a record of the container
 		}
-		r, err := lastIn(s.ctx, file, 0, seen, containerID, match, listed)
+		r, err := lastIn(s.ctx, file, 0, seen, containerID, match, listed, filepath.Base(s.log.path))
 		if mark != nil {
 			mark.found = r != nil
 		}
@@ -317,7 +317,7 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 	}
 	cur := mark.files[0]
 	now := searchedFile{name: cur.name}
-	r, err := lastIn(s.ctx, cur.name, cur.end, &now, mark.id, nil, map[lineAt]bool{})
+	r, err := lastIn(s.ctx, cur.name, cur.end, &now, mark.id, nil, map[lineAt]bool{}, filepath.Base(s.log.path))
 	return err == nil && r == nil && now.id == cur.id && now.size >= cur.end
 }
 
@@ -333,7 +333,7 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 // start of theirs (an append of a container's start took it for
 // recorded, and recorded nothing). It looks at ctx (nil: none) every
 // [searchCheck] lines.
-func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, match func(*Record) bool, listed map[lineAt]bool) (*Record, error) {
+func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, match func(*Record) bool, listed map[lineAt]bool, current string) (*Record, error) {
 	needle := appendJSONString([]byte(`"container_id":`), containerID)
 	base := filepath.Base(file)
 	f, err := openOwned(file, unix.O_RDONLY)
@@ -375,9 +375,14 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 				return nil, fmt.Errorf("audit: search of %s for %s stopped: %w", file, what, err)
 			}
 		}
-		if bytes.Contains(line.Data[:min(len(line.Data), damagedNeedleIn)], damagedNeedle) {
+		if damageHead(line.Data) {
 			if r, err := Decode(line.Data); err == nil && r.Stage == StageDamaged {
 				for _, d := range r.Damage {
+					// The current file when the record was written is
+					// the file that holds it (rotated since, perhaps).
+					if d.File == current {
+						d.File = base
+					}
 					listed[lineAt{d.File, d.Offset}] = true
 				}
 			}
@@ -402,12 +407,6 @@ type lineAt struct {
 	file   string
 	offset int64
 }
-
-// damagedNeedle is in the head of a damage record, within its first
-// damagedNeedleIn bytes (a host name is at most 64).
-var damagedNeedle = []byte(`"source":"audit","stage":"damaged"`)
-
-const damagedNeedleIn = 512
 
 // searchCheck is how many lines a search reads between looks at its
 // context; searchedLines, if set (by tests), is called at each look.

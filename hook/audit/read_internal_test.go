@@ -80,9 +80,12 @@ func TestLinesBackwardMatchesForward(t *testing.T) {
 }
 
 // BenchmarkReplayed measures what telling a replayed record from the
-// chain's head adds to every append: [replayed] over the lines before
-// the last record of a sound log of records of about 1 KB (it reads
-// [replayWindow] bytes before it and decodes none of their lines).
+// chain's head adds to every append: [replayed] on the last record of a
+// sound log of records of about 1 KB, with the hint the last append left
+// in the lock file (hint: it reads the head's line and checks its hash)
+// and without (look-back: an nsrel before the hint wrote the last
+// record; it reads [replayWindow] bytes before it and decodes none of
+// their lines).
 func BenchmarkReplayed(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "audit.jsonl")
 	l, err := Open(path, Options{})
@@ -114,9 +117,27 @@ func BenchmarkReplayed(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for b.Loop() {
-		if err := replayed(f, last, r, nil); err != nil {
-			b.Fatal(err)
-		}
+	lf, err := os.Open(path + lockSuffix)
+	if err != nil {
+		b.Fatal(err)
 	}
+	defer lf.Close()
+	b.Run("hint", func(b *testing.B) {
+		for b.Loop() {
+			h := chainAt(f, readHint(lf), nil)
+			if h == nil {
+				b.Fatal("no hint")
+			}
+			if err := replayed(f, last, r, nil, h); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("look-back", func(b *testing.B) {
+		for b.Loop() {
+			if err := replayed(f, last, r, nil, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

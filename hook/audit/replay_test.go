@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -167,10 +168,12 @@ func replayCase(t *testing.T, l *audit.Log, head uint64, kinds ...string) {
 // TestReplayedLinesFar: the older record again comes after a record
 // longer than the 16 KiB the append reads first (a torn tail of NUL bytes
 // makes one of 25 KB), after more than 16 KiB of NUL bytes (a crash's
-// zeroed blocks), first in a file a rotation began, or with a garbled
-// line after it (verified as shipped: the copy drops the repeat, which
-// the damage record lists). Each was taken for the chain's head: the
-// append forked the chain, and verify failed for good.
+// zeroed blocks), first in a file a rotation began, in a stale block of
+// thirty records or one holding a long record, or with a garbled line
+// after it (verified as shipped: the copy drops the repeat, which the
+// damage record lists). Each was taken for the chain's head: the append
+// forked the chain, and verify failed for good. Without the hint the
+// last append leaves in the lock file, the look back still tells one.
 func TestReplayedLinesFar(t *testing.T) {
 	t.Run("after a long record", func(t *testing.T) {
 		l, path := newLog(t, audit.Options{})
@@ -202,6 +205,70 @@ func TestReplayedLinesFar(t *testing.T) {
 			t.Fatal(err)
 		}
 		replayCase(t, l, 5, "replayed", "replayed")
+	})
+	t.Run("alone in a file rotated next", func(t *testing.T) {
+		// Files of seqs 1 to 4 and 5 to 8, and a current file holding
+		// only a copy of seq 2, which the next append rotates: named
+		// after seq 2, it sorted before the others, and a later append
+		// took the file of 5 to 8 for the newest (seq 9 came again).
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 8)
+		lines := readLines(t, path)
+		for _, part := range []struct {
+			first int
+			lines [][]byte
+		}{{1, lines[0:4]}, {5, lines[4:8]}} {
+			writeLines(t, fmt.Sprintf("%s.%012d", path, part.first), part.lines)
+		}
+		if err := os.WriteFile(path, lines[1], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, err := audit.Open(path, audit.Options{RotateBytes: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replayCase(t, l, 8, "replayed")
+		files, err := l.Files()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := filepath.Base(files[2]); got != fmt.Sprintf("audit.jsonl.%012d", 9) {
+			t.Errorf("the file of the older record again is %s, want it named after seq 9 (files %v)", got, files)
+		}
+	})
+	t.Run("thirty records", func(t *testing.T) {
+		// A stale block of 30 records, 26 KB, more than the 16 KiB the
+		// look back reads: the hint the last append left tells.
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 40)
+		lines := readLines(t, path)
+		tear(t, path, bytes.Join(lines[5:35], nil))
+		replayCase(t, l, 40, slices.Repeat([]string{"replayed"}, 30)...)
+	})
+	t.Run("a run with a long record", func(t *testing.T) {
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 1)
+		long := rec("long")
+		long.Annotations["note"] = strings.Repeat("n", 20<<10)
+		if err := l.Append(context.Background(), long); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 2)
+		lines := readLines(t, path)
+		tear(t, path, append(bytes.Clone(lines[1]), lines[2]...))
+		replayCase(t, l, 4, "replayed", "replayed")
+	})
+	t.Run("without a hint", func(t *testing.T) {
+		// Written by an nsrel before the hint (its lock file empty):
+		// the look back tells.
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 5)
+		if err := os.Truncate(path+".lock", 0); err != nil {
+			t.Fatal(err)
+		}
+		lines := readLines(t, path)
+		tear(t, path, lines[2])
+		replayCase(t, l, 5, "replayed")
 	})
 	t.Run("garbled line after", func(t *testing.T) {
 		l, path := newLog(t, audit.Options{})
@@ -257,7 +324,9 @@ func TestReplacedRecordLine(t *testing.T) {
 // TestSearchSkipsReplayed: once a damage record lists an older record
 // again, searches skip it: a container's last record is its own last,
 // and audit ack's search finds a damage record that an older record of
-// no container, replayed after it, hid.
+// no container, replayed after it, hid. Also once the file is rotated:
+// the damage record names it as the current file was named then (the
+// search looked for the lines under the current file's name).
 func TestSearchSkipsReplayed(t *testing.T) {
 	l, path := newLog(t, audit.Options{})
 	appendN(t, l, 2)
@@ -274,5 +343,87 @@ func TestSearchSkipsReplayed(t *testing.T) {
 	}
 	if r, err := l.Searcher().Everywhere().Last("", func(r *audit.Record) bool { return r.Seq <= 4 }); err != nil || r == nil || r.Seq != 4 || r.Stage != audit.StageDamaged {
 		t.Errorf("the record of no container at or before seq 4: %+v, %v; want the damage record", r, err)
+	}
+	rotating, err := audit.Open(path, audit.Options{RotateBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rotating.Append(context.Background(), rec("c9")); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := l.Files(); len(files) != 2 {
+		t.Fatalf("files %v, want one rotated", files)
+	}
+	if r, err := l.Searcher().Last("c1", nil); err != nil || r == nil || r.Seq != 3 {
+		t.Errorf("c1's last record after rotation: %+v, %v; want seq 3 (poststop)", r, err)
+	}
+}
+
+
+// TestShippedReplayAfterManyRepeats: a shipper's copy of a log whose
+// damage record lists an older record again, after 4,200 records each
+// sent twice: the copy dropped the repeats, and the damage record's
+// line was looked for among the first 4,096 only.
+func TestShippedReplayAfterManyRepeats(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 4200)
+	lines := readLines(t, path)
+	tear(t, path, append(bytes.Clone(lines[2]), "garbled line\n"...))
+	replayCase(t, l, 4200, "replayed", "garbled")
+	node := readLines(t, path)
+	var copied [][]byte
+	for i, line := range node {
+		copied = append(copied, line)
+		if i >= 3 && i < 4200 {
+			copied = append(copied, line) // sent again
+		}
+	}
+	cp := filepath.Join(t.TempDir(), "copy.jsonl")
+	writeLines(t, cp, copied)
+	s, err := audit.Verify([]string{cp}, audit.VerifyOptions{Shipped: true})
+	if err != nil || s.Repeated < 4197 {
+		t.Errorf("verify of the copy: %v (%d repeated)", err, s.Repeated)
+	}
+}
+
+// TestReplacedRecordLineRetained: the damage record of a replaced
+// record line stays in the log after retention removed the file that
+// held the line: verify still fails (it passed once the line was gone).
+func TestReplacedRecordLineRetained(t *testing.T) {
+	l, path := newLog(t, audit.Options{RotateBytes: 2500, KeepFiles: 1})
+	appendN(t, l, 2)
+	lines := readLines(t, path)
+	forged := bytes.Replace(bytes.TrimSuffix(lines[1], []byte("\n")), []byte(`"container_id":"c`), []byte(`"container_id":"evil-c`), 1)
+	at := bytes.LastIndex(forged, []byte(`,"hash":"`))
+	forged = append(forged[:at:at], `,"hash":"`+lineHash(forged)+`"}`+"\n"...)
+	tear(t, path, forged)
+	appendN(t, l, 1)
+	d, _ := damageRecord(t, path)
+	if len(d.Damage) != 1 || d.Damage[0].Kind != "replaced" {
+		t.Fatalf("damage record %+v, want one line of kind replaced", d)
+	}
+	ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}
+	if err := l.Append(context.Background(), ack); err != nil {
+		t.Fatal(err)
+	}
+	// Until retention removes the replaced line's file, the damage
+	// record's kept.
+	var files []string
+	for range 8 {
+		appendN(t, l, 1)
+		var err error
+		if files, err = l.Files(); err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Base(files[0]) != fmt.Sprintf("audit.jsonl.%012d", 1) {
+			break
+		}
+	}
+
+	if filepath.Base(files[0]) == fmt.Sprintf("audit.jsonl.%012d", 1) {
+		t.Fatalf("setup: the file of the replaced line is kept: %v", files)
+	}
+	if _, err := audit.Verify(files, audit.VerifyOptions{Partial: true}); err == nil || !strings.Contains(err.Error(), "with other bytes") {
+		t.Errorf("verify once retention removed the replaced line's file: %v", err)
 	}
 }

@@ -344,10 +344,36 @@ type shippedTorn struct {
 	// metLines are the damaged lines met: a later repeat of one is
 	// dropped before verify sees it.
 	metLines map[LineKey]bool
+	// repeats are the last records dropped as repeats (a ring, oldest
+	// first at next): on the node, a copy of a record at the end of the
+	// log is a damaged line a damage record lists. Records sent again
+	// are common: the ring keeps the latest, which such a damage
+	// record follows.
+	repeats    map[LineKey]int
+	repeatRing []LineKey
+	next       int
 	// full is set when wanted had no room for one more, heldFull when
 	// held had none: lines missing from the copy could then go unseen,
 	// so it fails (held only for a wanted line of a record it may miss).
 	full, heldFull bool
+}
+
+// repeated notes a record line dropped as a repeat.
+func (st *shippedTorn) repeated(k LineKey) {
+	if st.repeats == nil {
+		st.repeats = map[LineKey]int{}
+	}
+	if len(st.repeatRing) < maxDamagedRemembered {
+		st.repeatRing = append(st.repeatRing, k)
+	} else {
+		old := st.repeatRing[st.next]
+		if st.repeats[old]--; st.repeats[old] <= 0 {
+			delete(st.repeats, old)
+		}
+		st.repeatRing[st.next] = k
+		st.next = (st.next + 1) % maxDamagedRemembered
+	}
+	st.repeats[k]++
 }
 
 // met notes a damaged line (a torn one too) met.
@@ -458,7 +484,7 @@ func (st *shippedTorn) damage(r *Record, damaged []damagedAt) (listed, elsewhere
 		}
 		elsewhere = append(elsewhere, d)
 		lk := d.Key()
-		if st.metLines[lk] {
+		if st.metLines[lk] || st.repeats[lk] > 0 {
 			st.hold(r.Seq) // met before: a repeat of it was dropped
 			continue
 		}

@@ -630,10 +630,7 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 		// A record sent again is dropped; on the node, a copy of one
 		// at the end of the log (stale blocks a crash exposed) is a
 		// damaged line a damage record lists: the copy holds it.
-		repeat := func(l Line) {
-			k := LineKeyOf(l.Data)
-			v.shipped.met(damagedAt{sum: k.SHA256, bytes: k.Bytes})
-		}
+		repeat := func(l Line) { v.shipped.repeated(LineKeyOf(l.Data)) }
 		if p := shippedLines(snap, v.s, v.decoded, repeat); p != nil {
 			return v.s, p
 		}
@@ -967,6 +964,9 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 			d := v.damaged[i]
 			return &Problem{File: d.file, Line: d.line, Seq: d.seq, Reason: fmt.Sprintf("a record of seq %d, which the chain had, with other bytes (the damage record seq %d says so: %s): forged, not left by a crash; acknowledging does not clear this", d.seq, r.Seq, d.reason)}
 		}
+		if p := replacedListed(l, r, append(absent, elsewhere...)); p != nil {
+			return p
+		}
 		rep := DamageReport{Record: r, Lines: notGiven(absent)}
 		for _, d := range v.damaged {
 			rep.Lines = append(rep.Lines, d.file+":"+strconv.Itoa(d.line))
@@ -977,6 +977,9 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		v.addDamage(rep)
 		v.damaged = nil
 	} else if r.Stage == StageDamaged && len(r.Damage) > 0 && !sealStartsHere {
+		if p := replacedListed(l, r, r.Damage); p != nil {
+			return p
+		}
 		// Its lines are not in the files given: in a file retention
 		// removed, or dropped as repeats from a shipper's copy (two
 		// crashes can zero lines of one length). The damage still
@@ -1021,6 +1024,18 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		v.anchored, v.anchorAt = true, r.Seq
 	}
 	v.prev = r
+	return nil
+}
+
+// replacedListed fails the damage record r, on line l, when it lists
+// among lines a record of a seq the chain had with other bytes: forged,
+// wherever the line is now (removed by retention, elsewhere in a copy).
+func replacedListed(l Line, r *Record, lines []DamagedLine) *Problem {
+	for _, d := range lines {
+		if d.Kind == "replaced" {
+			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("the damage record lists a record of a seq the chain had, with other bytes (%s at offset %d: %s): forged, not left by a crash; acknowledging does not clear this", d.File, d.Offset, d.Reason)}
+		}
+	}
 	return nil
 }
 

@@ -1,0 +1,195 @@
+package audit
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// The chain's head as the last append left it, kept in the log's lock
+// file (PATH.lock, which only writers holding the lock write): the file
+// that holds it (its identity), where its line starts and ends, its seq
+// and its hash. An append reads it to tell the chain's records from
+// older records again after them (stale blocks a crash exposed, of any
+// length: [replayed]); where it is missing, stale or does not match the
+// file (written by an nsrel before it, or the lock file replaced), the
+// append looks back for a record of the same or a later seq instead.
+// It is written without a sync: a crash may leave an older one, which
+// the records after it, linked by their prev, bring up to date.
+
+// headHint is the head an append left.
+type headHint struct {
+	file       fileID
+	start, end int64
+	seq        uint64
+	hash       string
+}
+
+// hintSize is the hint's length in the lock file: one line, padded.
+const hintSize = 256
+
+const hintMagic = "nsrel-head/1"
+
+// readHint returns the hint in the lock file lf, or nil.
+func readHint(lf *os.File) *headHint {
+	if lf == nil {
+		return nil
+	}
+	buf := make([]byte, hintSize)
+	n, _ := lf.ReadAt(buf, 0)
+	f := strings.Fields(string(buf[:n]))
+	if len(f) != 9 || f[0] != hintMagic || len(f[8]) != 64 || !isHexBytes([]byte(f[8])) {
+		return nil
+	}
+	var v [7]uint64
+	for i := range v {
+		var err error
+		if v[i], err = strconv.ParseUint(f[1+i], 10, 64); err != nil {
+			return nil
+		}
+	}
+	h := &headHint{file: fileID{dev: v[0], ino: v[1], born: int64(v[2]), nsec: int64(v[3])}, start: int64(v[4]), end: int64(v[5]), seq: v[6], hash: f[8]}
+	if h.start < 0 || h.end <= h.start || h.end-h.start > MaxLine {
+		return nil
+	}
+	return h
+}
+
+// writeHint writes h into the lock file lf (an error leaves the hint
+// as it was, or torn: not believed).
+func writeHint(lf *os.File, h headHint) {
+	if lf == nil {
+		return
+	}
+	line := fmt.Sprintf("%s %d %d %d %d %d %d %d %s", hintMagic, h.file.dev, h.file.ino, h.file.born, h.file.nsec, h.start, h.end, h.seq, h.hash)
+	if len(line) >= hintSize {
+		return
+	}
+	buf := bytes.Repeat([]byte{' '}, hintSize)
+	copy(buf, line)
+	buf[hintSize-1] = '\n'
+	lf.WriteAt(buf, 0)
+}
+
+// identity returns f's identity and size.
+func identity(f *os.File) (fileID, int64, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, statxMask, &st); err != nil {
+		return fileID{}, 0, err
+	}
+	id, size := statxID(&st)
+	return id, size, nil
+}
+
+// chainHint is the chain's head where the records a scan of a file
+// judges begin: at offset from of the file (0: the head is in the file
+// before it), the record of seq and hash.
+type chainHint struct {
+	seq  uint64
+	hash string
+	from int64
+}
+
+// chainAt returns what the hint h tells of the head for the file f: h's
+// head when f holds it, or the head at f's start when the newest rotated
+// file (rotated, nil: none) holds it; nil when h is nil, its head's line
+// is not as it says, or neither file is h's.
+func chainAt(f *os.File, h *headHint, rotated func() (*os.File, error)) *chainHint {
+	if h == nil {
+		return nil
+	}
+	id, _, err := identity(f)
+	if err != nil {
+		return nil
+	}
+	if id == h.file {
+		if !hintedLine(f, h) {
+			return nil
+		}
+		return &chainHint{h.seq, h.hash, h.end}
+	}
+	if rotated == nil {
+		return nil
+	}
+	rf, err := rotated()
+	if err != nil || rf == nil {
+		return nil
+	}
+	defer rf.Close()
+	rid, size, err := identity(rf)
+	if err != nil || rid != h.file || !hintedLine(rf, h) {
+		return nil
+	}
+	seq, hash, ok := walkChain(rf, h.end, size, h.seq, h.hash)
+	if !ok {
+		return nil
+	}
+	return &chainHint{seq, hash, 0}
+}
+
+// hintedLine reports whether f holds h's head where h says: a record
+// line of its seq and hash.
+func hintedLine(f *os.File, h *headHint) bool {
+	buf := make([]byte, h.end-h.start)
+	if _, err := f.ReadAt(buf, h.start); err != nil || buf[len(buf)-1] != '\n' {
+		return false
+	}
+	line := buf[:len(buf)-1]
+	seq, ok := headSeq(line)
+	_, hash, _, split := splitLine(line)
+	return ok && split && seq == h.seq && hash == h.hash && hashMatches(line)
+}
+
+// walkChain follows the chain from the record of seq and hash through
+// the complete lines of f in [from, to): each record that follows it
+// (the next seq, its prev the hash) is the head after it; anything
+// else (damaged lines, older records again) leaves the head as it is.
+// ok is false when the bytes are too many or cannot be read.
+func walkChain(f *os.File, from, to int64, seq uint64, hash string) (uint64, string, bool) {
+	if to <= from {
+		return seq, hash, true
+	}
+	if to-from > replayReach {
+		return 0, "", false
+	}
+	buf := make([]byte, to-from)
+	if _, err := f.ReadAt(buf, from); err != nil {
+		return 0, "", false
+	}
+	for line := range bytes.Lines(buf) {
+		line = bytes.TrimSuffix(line, []byte{'\n'})
+		if s, ok := headSeq(line); !ok || s != seq+1 {
+			continue
+		}
+		if r, err := Decode(line); err == nil && r.Seq == seq+1 && r.Prev == hash {
+			seq, hash = r.Seq, r.Hash
+		}
+	}
+	return seq, hash, true
+}
+
+// judge tells, by the hint, whether the record r on line l of f is the
+// chain's head or an older record again (decided), or leaves it to the
+// look back (the line is before the hint's head, or too far after it).
+func (c *chainHint) judge(f *os.File, l Line, r *Record) (decided bool, err error) {
+	if l.Offset < c.from {
+		// The hinted head itself, or a line before it (the head's line
+		// damaged since: looked back for).
+		return r.Seq == c.seq && r.Hash == c.hash, nil
+	}
+	seq, _, ok := walkChain(f, c.from, l.Offset, c.seq, c.hash)
+	switch {
+	case !ok:
+		return false, nil
+	case r.Seq <= seq:
+		return true, &ReplayError{Seq: r.Seq, After: seq}
+	default:
+		// The next record, or one past a gap (records deleted, or
+		// forged): not an older record again; verify judges the rest.
+		return true, nil
+	}
+}
