@@ -774,6 +774,23 @@ type verifier struct {
 	// hashes are the hashes of the last records of the chain, by seq:
 	// what an older record met again is compared with.
 	hashes hashRing
+	// firstLine is where the first record is and its key, firstAt its
+	// file and line.
+	firstLine DamagedLine
+	firstAt   string
+}
+
+// listed reports whether a damage record the chain holds lists the line
+// at at's offset, of its key.
+func (v *verifier) listed(at DamagedLine) bool {
+	for _, rep := range v.s.Damage {
+		for _, d := range rep.Record.Damage {
+			if d.Offset == at.Offset && d.Key() == at.Key() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hashRing remembers the hashes of the last maxRingHashes records by seq,
@@ -983,9 +1000,18 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		// Its lines are not in the files given: in a file retention
 		// removed, or dropped as repeats from a shipper's copy (two
 		// crashes can zero lines of one length). The damage still
-		// wants its acknowledgement.
-		v.noteAbsent(r.Damage, r.Seq, v.prev == nil || v.prev == v.first && v.prev.Stage == StageSealStart)
-		v.addDamage(DamageReport{Record: r, Lines: notGiven(r.Damage)})
+		// wants its acknowledgement. Or the chain's first record, an
+		// older record again (end checks it against retention's).
+		lines := r.Damage
+		var first []string
+		if v.prev != nil && v.prev == v.first {
+			lines = slices.DeleteFunc(slices.Clone(lines), func(d DamagedLine) bool { return d.Offset == v.firstLine.Offset && d.Key() == v.firstLine.Key() })
+			if len(lines) < len(r.Damage) {
+				first = []string{v.firstAt}
+			}
+		}
+		v.noteAbsent(lines, r.Seq, v.prev == nil || v.prev == v.first && v.prev.Stage == StageSealStart)
+		v.addDamage(DamageReport{Record: r, Lines: append(first, notGiven(lines)...)})
 	}
 	if p := v.chain(l, r); p != nil {
 		return p
@@ -1017,6 +1043,9 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	if v.first == nil {
 		v.first = r
 		v.s.FirstSeq = r.Seq
+		v.firstLine, v.firstAt = DamagedLine{Offset: l.Offset}, l.File+":"+strconv.Itoa(l.Number)
+		k := LineKeyOf(l.Data)
+		v.firstLine.Bytes, v.firstLine.SHA256 = k.Bytes, k.SHA256
 	}
 	v.s.Records++
 	v.s.LastSeq, v.s.LastHash, v.s.Host = r.Seq, r.Hash, r.Host
@@ -1365,7 +1394,10 @@ func (v *verifier) end() *Problem {
 	retained := false // the chain starts where retention removed files
 	if f := v.first; f != nil && f.Seq != 1 {
 		for _, d := range v.s.Dropped {
-			if d.LastSeq == f.Seq-1 && d.LastHash == f.Prev {
+			// Or the first record is the removed file's last again, a
+			// line a damage record lists (stale blocks first in a new
+			// file): the chain goes on from it as from that record.
+			if d.LastSeq == f.Seq-1 && d.LastHash == f.Prev || d.LastSeq == f.Seq && d.LastHash == f.Hash && v.listed(v.firstLine) {
 				retained = true
 			}
 		}
