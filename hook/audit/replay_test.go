@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 )
 
 // TestReplayedLines: older records again at the end of the log (stale
@@ -359,7 +360,6 @@ func TestSearchSkipsReplayed(t *testing.T) {
 	}
 }
 
-
 // TestShippedReplayAfterManyRepeats: a shipper's copy of a log whose
 // damage record lists an older record again, after 4,200 records each
 // sent twice: the copy dropped the repeats, and the damage record's
@@ -398,13 +398,8 @@ func TestReplacedRecordLineRetained(t *testing.T) {
 	forged = append(forged[:at:at], `,"hash":"`+lineHash(forged)+`"}`+"\n"...)
 	tear(t, path, forged)
 	appendN(t, l, 1)
-	d, _ := damageRecord(t, path)
-	if len(d.Damage) != 1 || d.Damage[0].Kind != "replaced" {
+	if d := audittest.AckDamage(t, l, path); len(d.Damage) != 1 || d.Damage[0].Kind != "replaced" {
 		t.Fatalf("damage record %+v, want one line of kind replaced", d)
-	}
-	ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}
-	if err := l.Append(context.Background(), ack); err != nil {
-		t.Fatal(err)
 	}
 	// Until retention removes the replaced line's file, the damage
 	// record's kept.
@@ -441,13 +436,8 @@ func TestReplayFirstRetained(t *testing.T) {
 	}
 	writeLines(t, path, lines[2:3])
 	appendN(t, l, 1)
-	d, _ := damageRecord(t, path)
-	if len(d.Damage) != 1 || d.Damage[0].Kind != "replayed" {
+	if d := audittest.AckDamage(t, l, path); len(d.Damage) != 1 || d.Damage[0].Kind != "replayed" {
 		t.Fatalf("damage record %+v, want one older record again", d)
-	}
-	ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}
-	if err := l.Append(context.Background(), ack); err != nil {
-		t.Fatal(err)
 	}
 	if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {
 		t.Fatalf("verify: %v", err)
