@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -92,6 +93,16 @@ type chainHint struct {
 	seq  uint64
 	hash string
 	from int64
+	// The walk from from to the end of the file, made once (see walk):
+	// for each complete line, where it starts and the head's seq
+	// before it.
+	walked bool
+	starts []int64
+	before []uint64
+	// hashes are those of the head and the records the walk followed,
+	// by seq: a record of one of those seqs with another hash is no
+	// copy.
+	hashes map[uint64]string
 }
 
 // chainAt returns what the hint h tells of the head for the file f: h's
@@ -110,7 +121,7 @@ func chainAt(f *os.File, h *headHint, rotated func() (*os.File, error)) *chainHi
 		if !hintedLine(f, h) {
 			return nil
 		}
-		return &chainHint{h.seq, h.hash, h.end}
+		return &chainHint{seq: h.seq, hash: h.hash, from: h.end}
 	}
 	if rotated == nil {
 		return nil
@@ -124,11 +135,11 @@ func chainAt(f *os.File, h *headHint, rotated func() (*os.File, error)) *chainHi
 	if err != nil || rid != h.file || !hintedLine(rf, h) {
 		return nil
 	}
-	seq, hash, ok := walkChain(rf, h.end, size, h.seq, h.hash)
+	seq, hash, ok := walkChain(rf, h.end, size, h.seq, h.hash, nil)
 	if !ok {
 		return nil
 	}
-	return &chainHint{seq, hash, 0}
+	return &chainHint{seq: seq, hash: hash}
 }
 
 // hintedLine reports whether f holds h's head where h says: a record
@@ -148,8 +159,9 @@ func hintedLine(f *os.File, h *headHint) bool {
 // the complete lines of f in [from, to): each record that follows it
 // (the next seq, its prev the hash) is the head after it; anything
 // else (damaged lines, older records again) leaves the head as it is.
-// ok is false when the bytes are too many or cannot be read.
-func walkChain(f *os.File, from, to int64, seq uint64, hash string) (uint64, string, bool) {
+// It calls at, if not nil, with each line's start and the head's seq
+// before it. ok is false when the bytes are too many or cannot be read.
+func walkChain(f *os.File, from, to int64, seq uint64, hash string, at func(start int64, seq uint64, hash string)) (uint64, string, bool) {
 	if to <= from {
 		return seq, hash, true
 	}
@@ -160,8 +172,14 @@ func walkChain(f *os.File, from, to int64, seq uint64, hash string) (uint64, str
 	if _, err := f.ReadAt(buf, from); err != nil {
 		return 0, "", false
 	}
+	start := from
 	for line := range bytes.Lines(buf) {
+		n := int64(len(line))
 		line = bytes.TrimSuffix(line, []byte{'\n'})
+		if at != nil && n > int64(len(line)) {
+			at(start, seq, hash)
+		}
+		start += n
 		if s, ok := headSeq(line); !ok || s != seq+1 {
 			continue
 		}
@@ -170,6 +188,24 @@ func walkChain(f *os.File, from, to int64, seq uint64, hash string) (uint64, str
 		}
 	}
 	return seq, hash, true
+}
+
+// walk follows the chain once from c.from to the end of f (up to
+// replayReach bytes), noting the head before each line: a scan back
+// asks about each line from the newest, and a walk for each read a
+// stale block again per line (seconds for 4 MiB).
+func (c *chainHint) walk(f *os.File) {
+	c.walked = true
+	size, err := fileSize(f)
+	if err != nil {
+		return
+	}
+	c.hashes = map[uint64]string{c.seq: c.hash}
+	walkChain(f, c.from, min(size, c.from+replayReach), c.seq, c.hash, func(start int64, seq uint64, hash string) {
+		c.starts = append(c.starts, start)
+		c.before = append(c.before, seq)
+		c.hashes[seq] = hash
+	})
 }
 
 // judge tells, by the hint, whether the record r on line l of f is the
@@ -181,12 +217,17 @@ func (c *chainHint) judge(f *os.File, l Line, r *Record) (decided bool, err erro
 		// damaged since: looked back for).
 		return r.Seq == c.seq && r.Hash == c.hash, nil
 	}
-	seq, _, ok := walkChain(f, c.from, l.Offset, c.seq, c.hash)
-	switch {
-	case !ok:
-		return false, nil
+	if !c.walked {
+		c.walk(f)
+	}
+	i, found := slices.BinarySearch(c.starts, l.Offset)
+	if !found {
+		return false, nil // past what the walk read
+	}
+	switch seq := c.before[i]; {
 	case r.Seq <= seq:
-		return true, &ReplayError{Seq: r.Seq, After: seq}
+		h, ok := c.hashes[r.Seq]
+		return true, &ReplayError{Seq: r.Seq, After: seq, Other: ok && h != r.Hash}
 	default:
 		// The next record, or one past a gap (records deleted, or
 		// forged): not an older record again; verify judges the rest.

@@ -1169,16 +1169,24 @@ func (l *Log) lastGood(f *os.File, hint *headHint) (*Record, []DamagedLine, erro
 				listed = true
 			}
 			j = min(j, len(rotated))
-			if rotatedErr != nil || j < 1 {
+			if rotatedErr != nil {
 				return 0
 			}
-			rf, err := openOwned(rotated[j-1], unix.O_RDONLY)
-			if err != nil {
-				return 0
-			}
-			defer rf.Close()
-			if r, _, _, err := scanBack(rf, maxDamagedLines, nil, nil); err == nil && r != nil {
-				return r.Seq
+			// Back to the newest file that holds a record (one a crash
+			// zeroed holds none), a few at most.
+			for k := j - 1; k >= 0 && k >= j-maxPrevFiles; k-- {
+				rf, err := openOwned(rotated[k], unix.O_RDONLY)
+				if err != nil {
+					return 0
+				}
+				r, _, _, err := scanBack(rf, maxDamagedLines, nil, nil)
+				rf.Close()
+				if err != nil {
+					return 0
+				}
+				if r != nil {
+					return r.Seq
+				}
 			}
 			return 0
 		}
@@ -1343,19 +1351,26 @@ func replayed(f *os.File, l Line, r *Record, prev func() uint64, hint *chainHint
 	if hint != nil {
 		if decided, err := hint.judge(f, l, r); decided {
 			var re *ReplayError
-			if errors.As(err, &re) {
-				// Of the seq of a record before it, with other bytes?
+			if errors.As(err, &re) && !re.Other && len(hint.starts) <= maxLookedBack {
+				// Of the seq of a record before the hint's head, with
+				// other bytes? Looked for in a short block only (a
+				// look for each of its lines).
 				var back *ReplayError
-				re.Other = errors.As(lookBack(f, l, r, nil), &back) && back.Other
+				re.Other = errors.As(lookBack(f, l, r, nil, true), &back) && back.Other
 			}
 			return err
 		}
 	}
-	return lookBack(f, l, r, prev)
+	return lookBack(f, l, r, prev, false)
 }
 
-// lookBack is [replayed] without a hint.
-func lookBack(f *os.File, l Line, r *Record, prev func() uint64) error {
+// maxLookedBack bounds the lines after the hint's head for each of
+// which [replayed] looks back for the original of an older record.
+const maxLookedBack = 64
+
+// lookBack is [replayed] without a hint; quick, it reads the window
+// only.
+func lookBack(f *os.File, l Line, r *Record, prev func() uint64, quick bool) error {
 	seq := r.Seq
 	var after uint64
 	other, seen := false, false
@@ -1394,7 +1409,7 @@ func lookBack(f *os.File, l Line, r *Record, prev func() uint64) error {
 		}
 	}
 	start := n == l.Offset // read back to the start of f
-	if !seen && !start {
+	if !seen && !start && !quick {
 		start = true
 		for p, err := range linesBackwardIn(f, f.Name(), l.Offset) {
 			if err != nil || l.Offset-p.Offset > replayReach {
@@ -1483,6 +1498,17 @@ func damageRecord(damaged []DamagedLine) *Record {
 	return r
 }
 
+// exists reports whether a file of that name exists (or may: an error
+// other than not existing).
+func exists(name string) bool {
+	_, err := os.Lstat(name)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// maxPrevFiles bounds the rotated files an append reads back for the
+// last record before the current file.
+const maxPrevFiles = 8
+
 // replays counts the lines of d that are older records again.
 func replays(d []DamagedLine) int {
 	n := 0
@@ -1564,10 +1590,16 @@ func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, string, error) {
 		if seq <= floor {
 			continue
 		}
-		name := fmt.Sprintf("%s.%012d", l.path, seq)
-		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+		if name := fmt.Sprintf("%s.%012d", l.path, seq); !exists(name) {
 			dst = name
 			break
+		}
+	}
+	if dst == "" && floor > 0 {
+		// After the newest, whatever the file holds: the names keep the
+		// files in order, and an append is never refused for a name.
+		if name := fmt.Sprintf("%s.%012d", l.path, floor+1); !exists(name) {
+			dst = name
 		}
 	}
 	if dst == "" {
