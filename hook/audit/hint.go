@@ -94,15 +94,14 @@ type chainHint struct {
 	hash string
 	from int64
 	// The walk from from to the end of the file, made once (see walk):
-	// for each complete line, where it starts and the head's seq
-	// before it.
+	// where each record it followed starts, its seq and hash (the head
+	// after it), where it ended, and how many lines it read.
 	walked bool
 	starts []int64
-	before []uint64
-	// hashes are those of the head and the records the walk followed,
-	// by seq: a record of one of those seqs with another hash is no
-	// copy.
-	hashes map[uint64]string
+	seqs   []uint64
+	hashes []string
+	end    int64
+	lines  int
 }
 
 // chainAt returns what the hint h tells of the head for the file f: h's
@@ -161,7 +160,7 @@ func hintedLine(f *os.File, h *headHint) bool {
 // else (damaged lines, older records again) leaves the head as it is.
 // It calls at, if not nil, with each line's start and the head's seq
 // before it. ok is false when the bytes are too many or cannot be read.
-func walkChain(f *os.File, from, to int64, seq uint64, hash string, at func(start int64, seq uint64, hash string)) (uint64, string, bool) {
+func walkChain(f *os.File, from, to int64, seq uint64, hash string, at func(start int64, followed bool, seq uint64, hash string)) (uint64, string, bool) {
 	if to <= from {
 		return seq, hash, true
 	}
@@ -176,15 +175,16 @@ func walkChain(f *os.File, from, to int64, seq uint64, hash string, at func(star
 	for line := range bytes.Lines(buf) {
 		n := int64(len(line))
 		line = bytes.TrimSuffix(line, []byte{'\n'})
-		if at != nil && n > int64(len(line)) {
-			at(start, seq, hash)
-		}
+		at0, complete := start, n > int64(len(line))
 		start += n
-		if s, ok := headSeq(line); !ok || s != seq+1 {
-			continue
+		followed := false
+		if s, ok := headSeq(line); ok && s == seq+1 {
+			if r, err := Decode(line); err == nil && r.Seq == seq+1 && r.Prev == hash {
+				seq, hash, followed = r.Seq, r.Hash, true
+			}
 		}
-		if r, err := Decode(line); err == nil && r.Seq == seq+1 && r.Prev == hash {
-			seq, hash = r.Seq, r.Hash
+		if at != nil && complete {
+			at(at0, followed, seq, hash)
 		}
 	}
 	return seq, hash, true
@@ -200,12 +200,32 @@ func (c *chainHint) walk(f *os.File) {
 	if err != nil {
 		return
 	}
-	c.hashes = map[uint64]string{c.seq: c.hash}
-	walkChain(f, c.from, min(size, c.from+replayReach), c.seq, c.hash, func(start int64, seq uint64, hash string) {
-		c.starts = append(c.starts, start)
-		c.before = append(c.before, seq)
-		c.hashes[seq] = hash
+	c.end = c.from
+	walkChain(f, c.from, min(size, c.from+replayReach), c.seq, c.hash, func(start int64, followed bool, seq uint64, hash string) {
+		c.lines++
+		c.end = start + 1
+		if followed {
+			c.starts, c.seqs, c.hashes = append(c.starts, start), append(c.seqs, seq), append(c.hashes, hash)
+		}
 	})
+}
+
+// headBefore returns the head's seq and hash before the line starting
+// at off (within the walk), and the record of seq want it followed, if
+// any.
+func (c *chainHint) headBefore(off int64, want uint64) (seq uint64, hash, wantHash string) {
+	seq, hash = c.seq, c.hash
+	if want == c.seq {
+		wantHash = c.hash
+	}
+	i, _ := slices.BinarySearch(c.starts, off) // those before off
+	if i > 0 {
+		seq, hash = c.seqs[i-1], c.hashes[i-1]
+	}
+	if j, ok := slices.BinarySearch(c.seqs[:i], want); ok {
+		wantHash = c.hashes[j]
+	}
+	return seq, hash, wantHash
 }
 
 // judge tells, by the hint, whether the record r on line l of f is the
@@ -220,17 +240,19 @@ func (c *chainHint) judge(f *os.File, l Line, r *Record) (decided bool, err erro
 	if !c.walked {
 		c.walk(f)
 	}
-	i, found := slices.BinarySearch(c.starts, l.Offset)
-	if !found {
+	if l.Offset >= c.end {
 		return false, nil // past what the walk read
 	}
-	switch seq := c.before[i]; {
+	seq, hash, orig := c.headBefore(l.Offset, r.Seq)
+	switch {
 	case r.Seq <= seq:
-		h, ok := c.hashes[r.Seq]
-		return true, &ReplayError{Seq: r.Seq, After: seq, Other: ok && h != r.Hash}
+		return true, &ReplayError{Seq: r.Seq, After: seq, Other: orig != "" && orig != r.Hash}
+	case r.Seq == seq+1 && r.Prev == hash:
+		return true, nil // the record that follows the head
 	default:
-		// The next record, or one past a gap (records deleted, or
-		// forged): not an older record again; verify judges the rest.
-		return true, nil
+		// Past a gap: a damaged record of the chain between (the hint
+		// older than the log), or records deleted or forged. Looked
+		// back for.
+		return false, nil
 	}
 }

@@ -1351,7 +1351,7 @@ func replayed(f *os.File, l Line, r *Record, prev func() uint64, hint *chainHint
 	if hint != nil {
 		if decided, err := hint.judge(f, l, r); decided {
 			var re *ReplayError
-			if errors.As(err, &re) && !re.Other && len(hint.starts) <= maxLookedBack {
+			if errors.As(err, &re) && !re.Other && hint.lines <= maxLookedBack {
 				// Of the seq of a record before the hint's head, with
 				// other bytes? Looked for in a short block only (a
 				// look for each of its lines).
@@ -1595,7 +1595,7 @@ func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, string, error) {
 			break
 		}
 	}
-	if dst == "" && floor > 0 {
+	if dst == "" && floor > 0 && floor < math.MaxUint64 {
 		// After the newest, whatever the file holds: the names keep the
 		// files in order, and an append is never refused for a name.
 		if name := fmt.Sprintf("%s.%012d", l.path, floor+1); !exists(name) {

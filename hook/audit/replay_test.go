@@ -560,3 +560,40 @@ func BenchmarkAppendAfterStaleBlock(b *testing.B) {
 		})
 	}
 }
+
+// TestReplayStaleHintDamaged: the hint in the lock file is older than
+// the log (a crash lost its write; here put back), a record after it is
+// damaged, and a copy of a later record ends the log: the walk from the
+// hint cannot follow the chain past the damaged record, so the copy is
+// looked back for, and recorded. It was taken for the head (seq 13
+// written twice).
+func TestReplayStaleHintDamaged(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 10)
+	hint, err := os.ReadFile(path + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 3)
+	if err := os.WriteFile(path+".lock", hint, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	lines[10][20] ^= 1 // seq 11 damaged
+	writeLines(t, path, append(lines, lines[11]))
+	appendN(t, l, 1)
+	var seqs []uint64
+	for r, err := range audit.Records(path) {
+		if err == nil {
+			seqs = append(seqs, r.Seq)
+		}
+	}
+	d, _ := damageRecord(t, path)
+	var kinds []string
+	for _, dl := range d.Damage {
+		kinds = append(kinds, dl.Kind)
+	}
+	if want := []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 12, 14, 15}; d.Seq != 14 || !slices.Equal(kinds, []string{"replayed"}) || !slices.Equal(seqs, want) {
+		t.Errorf("seqs %v, damage record seq %d of kinds %q; want %v, seq 14 recording the copy", seqs, d.Seq, kinds, want)
+	}
+}
