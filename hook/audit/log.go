@@ -1654,6 +1654,16 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 			}
 		}
 		last, _, _, lerr := scanBack(rf, maxDamagedLines, nil, nil)
+		if lerr == nil && last != nil {
+			// The record the next file's first goes on from, when that
+			// is not the one found last (older records again at the
+			// file's end, which the look back may take for its own).
+			if next := firstRecordIn(files[i+1]); next != nil && next.Prev != last.Hash && next.Seq > 1 {
+				if r := recordAt(rf, next.Seq-1, next.Prev); r != nil {
+					last = r
+				}
+			}
+		}
 		rf.Close()
 		if ferr != nil && lerr == nil && last == nil {
 			// No line of it decodes: described by the damage record
@@ -1738,6 +1748,38 @@ func firstRecord(f *os.File) *Record {
 	sc.Buffer(make([]byte, 64<<10), MaxLine)
 	for sc.Scan() {
 		if r, err := Decode(sc.Bytes()); err == nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// firstRecordIn returns the first record of the file at path, or nil.
+func firstRecordIn(path string) *Record {
+	f, err := openOwned(path, unix.O_RDONLY)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	return firstRecord(f)
+}
+
+// recordAt returns the record of seq and hash among the last
+// maxDamagedLines lines of f, or nil.
+func recordAt(f *os.File, seq uint64, hash string) *Record {
+	size, err := fileSize(f)
+	if err != nil {
+		return nil
+	}
+	n := 0
+	for l, err := range linesBackwardIn(f, f.Name(), size) {
+		if n++; err != nil || n > maxDamagedLines {
+			return nil
+		}
+		if s, ok := headSeq(l.Data); !ok || s != seq {
+			continue
+		}
+		if r, err := Decode(l.Data); err == nil && r.Seq == seq && r.Hash == hash {
 			return r
 		}
 	}

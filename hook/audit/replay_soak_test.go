@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -13,8 +14,9 @@ import (
 
 // TestReplaySoak: random appends to logs that rotate small and keep few
 // files, sealed or not, between which a crash leaves copies of one to
-// three earlier records, a line of NUL bytes or a garbled line at the
-// end of the current file. Once every damage record is acknowledged,
+// three earlier records, or of ten to forty, a line of NUL bytes or a
+// garbled line at the end of the current file, or the lock file's hint
+// as an earlier append left it. Once every damage record is acknowledged,
 // verify passes: no append took a copy for the chain's head (a fork
 // fails verify), and every damaged line is recorded. Seeds are fixed.
 func TestReplaySoak(t *testing.T) {
@@ -29,6 +31,8 @@ func TestReplaySoak(t *testing.T) {
 				t.Fatal(err)
 			}
 			var seen [][]byte // lines met, to copy
+			var hint []byte   // a lock file saved
+			var hintAt uint64 // the newest rotated file then
 			for step := range 80 {
 				switch p := rng.IntN(20); {
 				case p < 2 && len(seen) > 0:
@@ -41,6 +45,23 @@ func TestReplaySoak(t *testing.T) {
 					tear(t, path, append(bytes.Repeat([]byte{0}, 1+rng.IntN(3000)), '\n'))
 				case p == 3:
 					tear(t, path, []byte("garbled line\n"))
+				case p == 4 && len(seen) > 0:
+					// A stale block of many records.
+					var block []byte
+					for range 10 + rng.IntN(30) {
+						block = append(block, seen[rng.IntN(len(seen))]...)
+					}
+					tear(t, path, block)
+				case p == 5 && hint != nil && newestRotated(t, l) == hintAt:
+					// The lock file as an earlier append to the same
+					// file left it (its later, unsynced writes lost in a
+					// crash). (Older, or none, as an earlier nsrel leaves
+					// it, the look back cannot tell a block of copies
+					// longer than its window: not tried here.)
+					os.WriteFile(path+".lock", hint, 0o600)
+				case p == 6:
+					hint, _ = os.ReadFile(path + ".lock")
+					hintAt = newestRotated(t, l)
 				default:
 					if err := l.Append(context.Background(), rec(fmt.Sprint("c", step))); err != nil {
 						t.Fatalf("step %d: %v", step, err)
@@ -71,8 +92,38 @@ func TestReplaySoak(t *testing.T) {
 				}
 			}
 			if _, err := verify(t, l, audit.VerifyOptions{Keys: keys}); err != nil {
+				// The files' lines: seq/stage/seal epoch, X for a line
+				// that does not decode.
+				files, _ := l.Files()
+				for _, f := range files {
+					var ss []string
+					for _, line := range readLines(t, f) {
+						if r, err := audit.Decode(bytes.TrimSuffix(line, []byte("\n"))); err != nil {
+							ss = append(ss, "X")
+						} else {
+							ss = append(ss, fmt.Sprintf("%d/%s/%s", r.Seq, r.Stage, strings.Split(r.Seal+"..", ".")[1]))
+						}
+					}
+					t.Logf("%s %v", f, ss)
+				}
 				t.Errorf("rotate %d keep %d sealed %v: verify: %v", opts.RotateBytes, opts.KeepFiles, keys != nil, err)
 			}
 		})
 	}
+}
+
+// newestRotated returns the seq in the name of l's newest rotated file
+// (0: none).
+func newestRotated(t *testing.T, l *audit.Log) uint64 {
+	t.Helper()
+	files, err := l.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		return 0
+	}
+	var n uint64
+	fmt.Sscanf(files[len(files)-2][len(l.Path())+1:], "%d", &n)
+	return n
 }
