@@ -359,11 +359,8 @@ func Decode(line []byte) (*Record, error) {
 	if _, err := hex.DecodeString(hash); err != nil || strings.ToLower(hash) != hash {
 		return nil, &DecodeError{Reason: "record hash is not 64 lower-case hex digits"}
 	}
-	body := make([]byte, 0, hashAt+1)
-	body = append(body, line[:hashAt]...)
-	body = append(body, '}')
-	sum := sha256.Sum256(body)
-	if hex.EncodeToString(sum[:]) != hash {
+	body := closedBody(line, hashAt)
+	if bodyHash(body) != hash {
 		return nil, &DecodeError{Reason: "hash does not match the contents (edited record)"}
 	}
 	r, err := decodeBody(body)
@@ -375,6 +372,21 @@ func Decode(line []byte) (*Record, error) {
 		return nil, &DecodeError{Reason: err.Error()}
 	}
 	return r, nil
+}
+
+// closedBody returns a record line's bytes up to its hash member
+// (at hashAt), closed: what its hash covers.
+func closedBody(line []byte, hashAt int) []byte {
+	body := make([]byte, 0, hashAt+1)
+	body = append(body, line[:hashAt]...)
+	return append(body, '}')
+}
+
+// bodyHash is a record's hash of its closed body: the lower-case hex
+// SHA-256 of its bytes.
+func bodyHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
 }
 
 // PeekHash returns the hash a record line ends with, where [Decode]

@@ -150,8 +150,8 @@ func hintedLine(f *os.File, h *headHint) bool {
 	}
 	line := buf[:len(buf)-1]
 	seq, ok := headSeq(line)
-	_, hash, _, split := splitLine(line)
-	return ok && split && seq == h.seq && hash == h.hash && hashMatches(line)
+	at, hash, _, split := splitLine(line)
+	return ok && split && seq == h.seq && hash == h.hash && bodyHash(closedBody(line, at)) == hash
 }
 
 // walkChain follows the chain from the record of seq and hash through

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -1159,19 +1158,14 @@ func (l *Log) lastGood(f *os.File, hint *headHint) (*Record, []DamagedLine, erro
 	// before rotated[j] (j = len(rotated): the current file), 0 for none
 	// or when it cannot be read: what an older record first in a file
 	// is held against.
-	var rotated []string
-	var rotatedErr error
-	listed := false
+	rotatedOnce := sync.OnceValues(l.rotated)
 	prevSeq := func(j int) func() uint64 {
 		return func() uint64 {
-			if !listed {
-				rotated, rotatedErr = l.rotated()
-				listed = true
-			}
-			j = min(j, len(rotated))
-			if rotatedErr != nil {
+			rotated, err := rotatedOnce()
+			if err != nil {
 				return 0
 			}
+			j = min(j, len(rotated))
 			// Back to the newest file that holds a record (one a crash
 			// zeroed holds none), a few at most.
 			for k := j - 1; k >= 0 && k >= j-maxPrevFiles; k-- {
@@ -1194,24 +1188,18 @@ func (l *Log) lastGood(f *os.File, hint *headHint) (*Record, []DamagedLine, erro
 	// The newest rotated file, where the hint's head is right after a
 	// rotation.
 	newest := func() (*os.File, error) {
-		if !listed {
-			rotated, rotatedErr = l.rotated()
-			listed = true
-		}
-		if rotatedErr != nil || len(rotated) == 0 {
-			return nil, rotatedErr
+		rotated, err := rotatedOnce()
+		if err != nil || len(rotated) == 0 {
+			return nil, err
 		}
 		return openOwned(rotated[len(rotated)-1], unix.O_RDONLY)
 	}
 	if more, err := scan(f, prevSeq(math.MaxInt), newest); !more {
 		return last, reverse(damaged), err
 	}
-	if !listed {
-		rotated, rotatedErr = l.rotated()
-		listed = true
-	}
-	if rotatedErr != nil {
-		return nil, nil, rotatedErr
+	rotated, err := rotatedOnce()
+	if err != nil {
+		return nil, nil, err
 	}
 	// One rotated file open at a time, newest first, each closed once
 	// read: they were all opened before the first was read, and closed
@@ -1441,16 +1429,7 @@ func lookBack(f *os.File, l Line, r *Record, prev func() uint64, quick bool) err
 // its bytes (what [Decode] checks, without decoding).
 func hashMatches(line []byte) bool {
 	at, hash, _, ok := splitLine(line)
-	if !ok {
-		return false
-	}
-	h := sha256.New()
-	h.Write(line[:at])
-	h.Write([]byte{'}'})
-	var sum [sha256.Size]byte
-	var want [sha256.Size]byte
-	n, err := hex.Decode(want[:], []byte(hash))
-	return err == nil && n == len(want) && bytes.Equal(h.Sum(sum[:0]), want[:])
+	return ok && bodyHash(closedBody(line, at)) == hash
 }
 
 // decodeLine decodes a line; an over-long one (see [Line]) is no record.
@@ -1695,12 +1674,7 @@ const MaxRetainedPerRotation = 256
 // damageOf returns the first record of file when it is the damage record
 // of damaged lines in the file named base (and of no other file).
 func damageOf(file, base string) (*Record, bool) {
-	f, err := openOwned(file, unix.O_RDONLY)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	r := firstRecord(f)
+	r := firstRecordIn(file)
 	if r == nil || r.Stage != StageDamaged || len(r.Damage) == 0 || slices.ContainsFunc(r.Damage, func(d DamagedLine) bool { return d.File != base }) {
 		return nil, false
 	}

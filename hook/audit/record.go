@@ -271,8 +271,7 @@ func (r *Record) body() []byte {
 	r.makeValidUTF8()
 	r.Format = Format
 	body := appendRecord(make([]byte, 0, 1024), r)
-	sum := sha256.Sum256(body)
-	r.Hash = hex.EncodeToString(sum[:])
+	r.Hash = bodyHash(body)
 	return body
 }
 

@@ -967,6 +967,9 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		absent, listed = listed[:n], listed[n:]
 		v.noteAbsent(absent, r.Seq, true)
 	}
+	if p := replacedListed(l, r); p != nil {
+		return p
+	}
 	if len(v.damaged) > 0 && !sealStartsHere && !tornEnds {
 		// At the chain's start the damage record may follow records
 		// retention removed: end() checks its prev as any first record's.
@@ -976,13 +979,6 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 				extra = fmt.Sprintf("the damage record after them (seq %d) lists %d", r.Seq, len(listed))
 			}
 			return v.damageProblem(extra)
-		}
-		if i := slices.IndexFunc(listed, func(d DamagedLine) bool { return d.Kind == "replaced" }); i >= 0 {
-			d := v.damaged[i]
-			return &Problem{File: d.file, Line: d.line, Seq: d.seq, Reason: fmt.Sprintf("a record of seq %d, which the chain had, with other bytes (the damage record seq %d says so: %s): forged, not left by a crash; acknowledging does not clear this", d.seq, r.Seq, d.reason)}
-		}
-		if p := replacedListed(l, r, append(absent, elsewhere...)); p != nil {
-			return p
 		}
 		rep := DamageReport{Record: r, Lines: notGiven(absent)}
 		for _, d := range v.damaged {
@@ -994,9 +990,6 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		v.addDamage(rep)
 		v.damaged = nil
 	} else if r.Stage == StageDamaged && len(r.Damage) > 0 && !sealStartsHere {
-		if p := replacedListed(l, r, r.Damage); p != nil {
-			return p
-		}
 		// Its lines are not in the files given: in a file retention
 		// removed, or dropped as repeats from a shipper's copy (two
 		// crashes can zero lines of one length). The damage still
@@ -1056,11 +1049,14 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	return nil
 }
 
-// replacedListed fails the damage record r, on line l, when it lists
-// among lines a record of a seq the chain had with other bytes: forged,
-// wherever the line is now (removed by retention, elsewhere in a copy).
-func replacedListed(l Line, r *Record, lines []DamagedLine) *Problem {
-	for _, d := range lines {
+// replacedListed fails a damage record r, on line l, that lists a
+// record of a seq the chain had with other bytes: forged, wherever the
+// line is (met, removed by retention, elsewhere in a copy).
+func replacedListed(l Line, r *Record) *Problem {
+	if r.Stage != StageDamaged {
+		return nil
+	}
+	for _, d := range r.Damage {
 		if d.Kind == "replaced" {
 			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("the damage record lists a record of a seq the chain had, with other bytes (%s at offset %d: %s): forged, not left by a crash; acknowledging does not clear this", d.File, d.Offset, d.Reason)}
 		}
