@@ -158,8 +158,9 @@ func hintedLine(f *os.File, h *headHint) bool {
 // the complete lines of f in [from, to): each record that follows it
 // (the next seq, its prev the hash) is the head after it; anything
 // else (damaged lines, older records again) leaves the head as it is.
-// It calls at, if not nil, with each line's start and the head's seq
-// before it. ok is false when the bytes are too many or cannot be read.
+// It calls at, if not nil, with each complete line's start, whether
+// the walk followed it, and the head after it. ok is false when the
+// bytes are too many or cannot be read.
 func walkChain(f *os.File, from, to int64, seq uint64, hash string, at func(start int64, followed bool, seq uint64, hash string)) (uint64, string, bool) {
 	if to <= from {
 		return seq, hash, true
