@@ -345,3 +345,24 @@ func TestHeldMembersRequired(t *testing.T) {
 		}
 	}
 }
+
+// TestDamageHeadDecoy: a container's annotations holding a damage
+// record's head text (its creator writes them) do not make its record
+// read as one; a damage record's line does.
+func TestDamageHeadDecoy(t *testing.T) {
+	decoy := &Record{Seq: 2, Time: "t", Host: "h", Source: SourceOCIHook, Stage: StageCreateRuntime, ContainerID: "c",
+		Annotations: map[string]string{"source": "audit", "stage": "damaged", "x": `"source":"audit","stage":"damaged"`}}
+	d := &Record{Seq: 3, Time: "t", Host: "h", Source: SourceAudit, Stage: StageDamaged, Damage: []DamagedLine{{File: "f", Kind: "zeroed"}}}
+	for _, tc := range []struct {
+		r    *Record
+		want bool
+	}{{decoy, false}, {d, true}} {
+		line, err := tc.r.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := damageHead(line); got != tc.want {
+			t.Errorf("damageHead(%s) = %v, want %v", line, got, tc.want)
+		}
+	}
+}
