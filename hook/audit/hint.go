@@ -18,7 +18,9 @@ import (
 // older records again after them (stale blocks a crash exposed, of any
 // length: [replayed]); where it is missing, stale or does not match the
 // file (written by an nsrel before it, or the lock file replaced), the
-// append looks back for a record of the same or a later seq instead.
+// append follows the links from an anchor it finds (derivedChain), and
+// looks back for a record of the same or a later seq where that does
+// not tell.
 // It is written without a sync: a crash may leave an older one, which
 // the records after it, linked by their prev, bring up to date.
 
@@ -93,6 +95,11 @@ type chainHint struct {
 	seq  uint64
 	hash string
 	from int64
+	// derive, when not nil, says the head is not known yet: the anchor
+	// chainFrom finds stands for it (prev as for [replayed]); derived
+	// says it was sought, and anchored that one was found.
+	derive            func() uint64
+	derived, anchored bool
 	// The walk from from to the end of the file, made once (see walk):
 	// where each record it followed starts, its seq and hash (the head
 	// after it), where it ended, and how many lines it read.
@@ -140,6 +147,76 @@ func chainAt(f *os.File, h *headHint, rotated func() (*os.File, error)) *chainHi
 	}
 	return &chainHint{seq: seq, hash: hash}
 }
+
+// derivedChain is the hint for a file the lock file's hint does not
+// tell of (a log last written by an nsrel before the hint, a hint a
+// crash lost or left more than a rotation behind, the lock file
+// replaced): the chain followed by its links from an anchor, sought at
+// the first judgement (see anchor). prev is as for [replayed].
+func derivedChain(prev func() uint64) *chainHint {
+	return &chainHint{derive: func() uint64 {
+		if prev == nil {
+			return 0
+		}
+		return prev()
+	}}
+}
+
+// anchor finds the record a derived hint follows the chain from: the
+// first record within the last replayReach bytes of f (all of f when
+// it is shorter) that the look back does not take for an older record
+// again (copies a rotation put first in f are), of the first
+// maxAnchors records. A stale block after it is then told by the links
+// whatever its length, where the look back reads 16 KiB. It reads those
+// bytes once more for the walk: once per append, only while the lock
+// file holds no hint of f (the append writes one).
+func (c *chainHint) anchor(f *os.File) {
+	c.derived = true
+	size, err := fileSize(f)
+	if err != nil {
+		return
+	}
+	from := max(0, size-replayReach)
+	buf := make([]byte, size-from)
+	if _, err := f.ReadAt(buf, from); err != nil {
+		return
+	}
+	start := from
+	if from > 0 {
+		// The first bytes read may be the end of a line.
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			return
+		}
+		buf, start = buf[i+1:], from+int64(i+1)
+	}
+	tried := 0
+	for line := range bytes.Lines(buf) {
+		at := start
+		start += int64(len(line))
+		data, complete := bytes.CutSuffix(line, []byte{'\n'})
+		if !complete {
+			return
+		}
+		if _, ok := headSeq(data); !ok {
+			continue
+		}
+		r, err := Decode(data)
+		if err != nil {
+			continue
+		}
+		if lookBack(f, Line{Offset: at, Data: data}, r, c.derive, false) == nil {
+			c.seq, c.hash, c.from, c.anchored = r.Seq, r.Hash, start, true
+			return
+		}
+		if tried++; tried == maxAnchors {
+			return
+		}
+	}
+}
+
+// maxAnchors bounds the records [chainHint.anchor] tries.
+const maxAnchors = 64
 
 // hintedLine reports whether f holds h's head where h says: a record
 // line of its seq and hash.
@@ -233,6 +310,16 @@ func (c *chainHint) headBefore(off int64, want uint64) (seq uint64, hash, wantHa
 // chain's head or an older record again (decided), or leaves it to the
 // look back (the line is before the hint's head, or too far after it).
 func (c *chainHint) judge(f *os.File, l Line, r *Record) (decided bool, err error) {
+	if c.derive != nil {
+		if !c.derived {
+			c.anchor(f)
+		}
+		if !c.anchored || l.Offset < c.from {
+			// No anchor, or the anchor itself or a line before it: the
+			// look back tells.
+			return false, nil
+		}
+	}
 	if l.Offset < c.from {
 		// The hinted head itself, or a line before it (the head's line
 		// damaged since: looked back for).

@@ -1147,7 +1147,11 @@ func (l *Log) lastGood(f *os.File, hint *headHint) (*Record, []DamagedLine, erro
 	// scan reads one file from its end; more says to go on to the next
 	// older file.
 	scan := func(f *os.File, prev func() uint64, newest func() (*os.File, error)) (more bool, err error) {
-		r, d, more, err := scanBack(f, maxDamagedLines-len(damaged), prev, chainAt(f, hint, newest))
+		c := chainAt(f, hint, newest)
+		if c == nil {
+			c = derivedChain(prev)
+		}
+		r, d, more, err := scanBack(f, maxDamagedLines-len(damaged), prev, c)
 		damaged = append(damaged, d...)
 		if last == nil {
 			last = r
@@ -1324,17 +1328,18 @@ func (e *ReplayError) Error() string {
 // is not the chain's head but an older record again. With a hint of
 // where the last append left the head (see hint.go), the records after
 // that head are followed by their links: r is an older record when its
-// seq is not past the head they lead to. Without one (or where it does
-// not tell), a record before l of r's seq or a later one says so: it
-// reads the
-// [replayWindow] bytes before l and on to the nearest record; when that
-// reaches the start of f, prev (nil: none) tells the seq of the last
-// good record of the file before f (a rotation may have put older
-// records first in a new file: read only while f is short). Only records count (a damaged line's seq
+// seq is not past the head they lead to (without one, from an anchor:
+// [derivedChain]). Where that does not tell, a record before l of r's
+// seq or a later one says so: it reads the [replayWindow] bytes before
+// l and on to the nearest record; when that reaches the start of f,
+// prev (nil: none) tells the seq of the last good record of the file
+// before f (a rotation may have put older records first in a new file:
+// read only while f is short). Only records count (a damaged line's seq
 // says nothing), and only lines whose seq, peeked, is r's or later are
 // decoded; of the others, a record's hash is checked until one is seen.
-// In a sound log nothing is decoded and one hash is checked. A read error
-// says nothing: the append goes on as before this check.
+// In a sound log with a hint nothing is decoded and one hash is
+// checked. A read error says nothing: the append goes on as before this
+// check.
 func replayed(f *os.File, l Line, r *Record, prev func() uint64, hint *chainHint) error {
 	if hint != nil {
 		if decided, err := hint.judge(f, l, r); decided {

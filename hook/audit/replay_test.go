@@ -272,6 +272,78 @@ func TestReplayedLinesFar(t *testing.T) {
 		tear(t, path, lines[2])
 		replayCase(t, l, 5, "replayed")
 	})
+	t.Run("thirty records without a hint", func(t *testing.T) {
+		// Written by an nsrel before the hint: the chain is followed
+		// by its links from the first record of the file.
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 40)
+		if err := os.Truncate(path+".lock", 0); err != nil {
+			t.Fatal(err)
+		}
+		lines := readLines(t, path)
+		tear(t, path, bytes.Join(lines[5:35], nil))
+		replayCase(t, l, 40, slices.Repeat([]string{"replayed"}, 30)...)
+	})
+	t.Run("thirty records, the hint two rotations behind", func(t *testing.T) {
+		// A crash lost the hints of the appends after the one kept
+		// (written without a sync): the hint names a rotated file
+		// older than the newest.
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 3)
+		hint, err := os.ReadFile(path + ".lock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := readLines(t, path)
+		for i, part := range [][][]byte{lines[:3]} {
+			writeLines(t, fmt.Sprintf("%s.%012d", path, 1+i), part)
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 3)
+		lines = readLines(t, path)
+		if err := os.Rename(path, fmt.Sprintf("%s.%012d", path, 4)); err != nil {
+			t.Fatal(err)
+		}
+		writeLines(t, path, nil)
+		appendN(t, l, 40)
+		if err := os.WriteFile(path+".lock", hint, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		lines = readLines(t, path)
+		tear(t, path, bytes.Join(lines[5:35], nil))
+		replayCase(t, l, 46, slices.Repeat([]string{"replayed"}, 30)...)
+	})
+	t.Run("thirty records after copies first, without a hint", func(t *testing.T) {
+		// The file's first lines are older records again (first in a
+		// rotated file): the chain is followed from the first record
+		// after them.
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 5)
+		lines := readLines(t, path)
+		if err := os.Rename(path, fmt.Sprintf("%s.%012d", path, 1)); err != nil {
+			t.Fatal(err)
+		}
+		writeLines(t, path, lines[2:5])
+		appendN(t, l, 1) // the damage record of the copies (seq 6), seq 7
+		files, err := l.Files()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := damageRecord(t, files...)
+		ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}
+		if err := l.Append(context.Background(), ack); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 40)
+		if err := os.Truncate(path+".lock", 0); err != nil {
+			t.Fatal(err)
+		}
+		lines = readLines(t, path)
+		tear(t, path, bytes.Join(lines[8:38], nil))
+		replayCase(t, l, 48, slices.Repeat([]string{"replayed"}, 30)...)
+	})
 	t.Run("garbled line after", func(t *testing.T) {
 		l, path := newLog(t, audit.Options{})
 		appendN(t, l, 5)
