@@ -32,6 +32,13 @@
 //     one at a time beside the genuine ones, verified with the key: the
 //     intact log must pass, the log with its last record cut off must
 //     fail; on the sample and on a log retention removed records of.
+//   - stale: older records of the log again at its end (what a crash
+//     exposes on a file system that shows what a block held before),
+//     1 to 3 or 10 to 40 of them, after NUL bytes or not, with the lock
+//     file's hint as the last append left it, as an earlier one did, or
+//     empty; between runs of real hooks on a sealed log that rotates
+//     and removes files. After each, one more run, `audit ack` of the
+//     damage recorded, and `audit verify --key --checkpoints`.
 //
 // The sample log of the tampering classes (bytes, lines, forge, inject)
 // is made in-process through audit.Log and hook.Hook (real ancestry of a

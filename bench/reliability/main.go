@@ -33,22 +33,24 @@ var classes = []struct {
 	{"concurrent", (*campaign).concurrent},
 	{"badinput", (*campaign).badInput},
 	{"inject", (*campaign).injection},
+	{"stale", (*campaign).staleBlocks},
 }
 
 // config holds the campaign's sizes (flags).
 type config struct {
-	only       map[string]bool
-	seed       uint64
-	containers int
-	killRuns   int
-	killBatch  int
-	killShare  float64
-	concurrent int
-	tmpfsKiB   int
-	fullFails  int
-	hookBin    string
-	goTool     string
-	keep       bool
+	only        map[string]bool
+	seed        uint64
+	containers  int
+	killRuns    int
+	killBatch   int
+	killShare   float64
+	concurrent  int
+	tmpfsKiB    int
+	fullFails   int
+	staleEvents int
+	hookBin     string
+	goTool      string
+	keep        bool
 }
 
 // row is one line of the report.
@@ -93,7 +95,7 @@ func main() {
 
 func run() int {
 	var c campaign
-	only := flag.String("only", "", "run only these classes (comma-separated: bytes,lines,forge,kill,diskfull,concurrent,badinput,inject)")
+	only := flag.String("only", "", "run only these classes (comma-separated: bytes,lines,forge,kill,diskfull,concurrent,badinput,inject,stale)")
 	seed := flag.Uint64("seed", 0, "random seed of the kill and disk-full classes (0: from the clock)")
 	flag.IntVar(&c.cfg.containers, "containers", 12, "containers in the sample log of the bytes, lines and forge classes (2 or 3 records each)")
 	flag.IntVar(&c.cfg.killRuns, "kill-runs", 1000, "nsrel-hook runs in the kill class")
@@ -102,12 +104,13 @@ func run() int {
 	flag.IntVar(&c.cfg.concurrent, "concurrent", 200, "hook processes started at once in the concurrent class")
 	flag.IntVar(&c.cfg.tmpfsKiB, "tmpfs-kib", 256, "size of the disk-full class's tmpfs, in KiB")
 	flag.IntVar(&c.cfg.fullFails, "full-fails", 20, "failed appends the disk-full class waits for before it frees space")
+	flag.IntVar(&c.cfg.staleEvents, "stale-events", 200, "stale blocks the stale class writes at the log's end")
 	flag.StringVar(&c.cfg.hookBin, "hook", "", "a built nsrel-hook (default: built from the working tree)")
 	flag.StringVar(&c.cfg.goTool, "go", "go", "the go command that builds nsrel-hook")
 	flag.BoolVar(&c.cfg.keep, "keep", false, "keep the temporary directory (its path is printed)")
 	flag.Parse()
 	if flag.NArg() > 0 || c.cfg.containers < 2 || c.cfg.killRuns < 1 || c.cfg.killBatch < 1 || c.cfg.concurrent < 1 ||
-		c.cfg.killShare < 0 || c.cfg.killShare > 1 || c.cfg.tmpfsKiB < 64 || c.cfg.fullFails < 1 {
+		c.cfg.killShare < 0 || c.cfg.killShare > 1 || c.cfg.tmpfsKiB < 64 || c.cfg.fullFails < 1 || c.cfg.staleEvents < 1 {
 		fmt.Fprintln(os.Stderr, "usage: reliability [-only CLASS,...] [-seed N] [-keep] [sizes] (see -help)")
 		return 2
 	}
