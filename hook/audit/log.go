@@ -12,7 +12,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1637,28 +1636,46 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 				first, ferr = seq, nil
 			}
 		}
+		if d := chainFirstIn(name, filepath.Base(l.path), maxLookedBack); ferr == nil && d != nil {
+			// Older records again first in it (a crash's stale blocks
+			// a rotation put there), which the damage record after
+			// them lists: the file's records begin with that one.
+			first = d.Seq
+		}
 		last, _, _, lerr := scanBack(rf, maxDamagedLines, nil, nil)
+		linked := true
 		if lerr == nil && last != nil {
 			// The record the next file's first goes on from, when that
 			// is not the one found last (older records again at the
 			// file's end, which the look back may take for its own).
 			if next := firstRecordIn(files[i+1]); next != nil && next.Prev != last.Hash && next.Seq > 1 {
-				if r := recordAt(rf, next.Seq-1, next.Prev); r != nil {
-					last = r
+				// Unless the next file begins with older records
+				// again, which the damage record after them lists,
+				// and that record goes on from the last found.
+				if d := chainFirstIn(files[i+1], filepath.Base(l.path), maxDamagedLines); d == nil || d.Prev != last.Hash {
+					if r := recordAt(rf, next.Seq-1, next.Prev); r != nil {
+						last = r
+					} else {
+						linked = false
+					}
 				}
 			}
 		}
-		rf.Close()
-		if ferr != nil && lerr == nil && last == nil {
-			// No line of it decodes: described by the damage record
-			// that lists its lines, first in the next file.
+		if ferr != nil && lerr == nil && last == nil || !linked {
+			// No line of it decodes, or the next file does not go on
+			// from it: when it holds no record of the chain (a crash
+			// zeroed it, or older records again fill it: two crashes
+			// in a row), it is described by the damage record that
+			// lists its lines, first in one of the next files.
 			// (keep_files > 0: a newer rotated file follows.)
-			if d, ok := damageOf(files[i+1], filepath.Base(name)); ok {
+			if d, ok := listedBy(rf, files[i+1:]); ok {
+				rf.Close()
 				dropped = append(dropped, Dropped{File: filepath.Base(name), FirstSeq: d.Seq, LastSeq: d.Seq - 1, LastHash: d.Prev})
 				names = append(names, name)
 				continue
 			}
 		}
+		rf.Close()
 		if ferr != nil || lerr != nil || last == nil {
 			// Keep what cannot be described, and the files after it:
 			// removing a later one would cut a hole in the chain. Verify
@@ -1676,15 +1693,50 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 // removes; the rest go at the next rotations.
 const MaxRetainedPerRotation = 256
 
-// damageOf returns the first record of file when it is the damage record
-// of damaged lines in the file named base (and of no other file).
-func damageOf(file, base string) (*Record, bool) {
-	r := firstRecordIn(file)
-	if r == nil || r.Stage != StageDamaged || len(r.Damage) == 0 || slices.ContainsFunc(r.Damage, func(d DamagedLine) bool { return d.File != base }) {
+// listedBy returns the damage record that lists every line of f (a
+// rotated file), first in one of the next few files after it (next,
+// oldest first; a file filled with older records again may come
+// between): a file that holds no record of the chain.
+func listedBy(f *os.File, next []string) (*Record, bool) {
+	base := filepath.Base(f.Name())
+	size, err := fileSize(f)
+	if err != nil || size == 0 {
 		return nil, false
 	}
-	return r, true
+	for _, file := range next[:min(len(next), maxPrevFiles)] {
+		d := firstRecordIn(file)
+		if d == nil || d.Stage != StageDamaged || len(d.Damage) == 0 {
+			continue
+		}
+		lists := map[DamagedLine]bool{}
+		for _, l := range d.Damage {
+			if l.File == base {
+				lists[DamagedLine{Offset: l.Offset, Bytes: l.Bytes, SHA256: l.SHA256}] = true
+			}
+		}
+		all := len(lists) > 0
+		for l, err := range linesIn(f, f.Name(), size) {
+			if err != nil || l.Torn {
+				return nil, false
+			}
+			k := damagedLine(base, l, errNotChain)
+			all = all && lists[DamagedLine{Offset: k.Offset, Bytes: k.Bytes, SHA256: k.SHA256}]
+			if !all {
+				break
+			}
+		}
+		if all {
+			return d, true
+		}
+		// A damage record of other lines (an older one again, maybe):
+		// on to the next file.
+	}
+	return nil, false
 }
+
+// errNotChain stands for why a line is no record of the chain where
+// only its key is wanted.
+var errNotChain = errors.New("not a record of the chain")
 
 // syncDir makes a rename or removal in dir durable.
 func syncDir(dir string) {
@@ -1731,6 +1783,25 @@ func firstRecord(f *os.File) *Record {
 		}
 	}
 	return nil
+}
+
+// chainFirstIn returns, when the file at path (a rotated file) begins
+// with lines the damage record after them lists (older records again
+// first in it), that damage record: the first record of the chain in
+// it. Nil otherwise. current is the base name of the log's current
+// file; it reads up to max lines.
+func chainFirstIn(path, current string, max int) *Record {
+	f, err := openOwned(path, unix.O_RDONLY)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	size, err := fileSize(f)
+	if err != nil {
+		return nil
+	}
+	_, d := listedBefore(linesIn(f, path, size), current, max)
+	return d
 }
 
 // firstRecordIn returns the first record of the file at path, or nil.

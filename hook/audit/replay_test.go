@@ -199,13 +199,7 @@ func TestReplayedLinesFar(t *testing.T) {
 	t.Run("first in a rotated file", func(t *testing.T) {
 		l, path := newLog(t, audit.Options{})
 		appendN(t, l, 5)
-		lines := readLines(t, path)
-		if err := os.Rename(path, fmt.Sprintf("%s.%012d", path, 1)); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, append(bytes.Clone(lines[1]), lines[2]...), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		copiesFirst(t, path, 1, 3)
 		replayCase(t, l, 5, "replayed", "replayed")
 	})
 	t.Run("alone in a file rotated next", func(t *testing.T) {
@@ -317,11 +311,7 @@ func TestReplayedLinesFar(t *testing.T) {
 		// after them.
 		l, path := newLog(t, audit.Options{})
 		appendN(t, l, 5)
-		lines := readLines(t, path)
-		if err := os.Rename(path, fmt.Sprintf("%s.%012d", path, 1)); err != nil {
-			t.Fatal(err)
-		}
-		writeLines(t, path, lines[2:5])
+		copiesFirst(t, path, 2, 5)
 		appendN(t, l, 1) // the damage record of the copies (seq 6), seq 7
 		files, err := l.Files()
 		if err != nil {
@@ -336,7 +326,7 @@ func TestReplayedLinesFar(t *testing.T) {
 		if err := os.Truncate(path+".lock", 0); err != nil {
 			t.Fatal(err)
 		}
-		lines = readLines(t, path)
+		lines := readLines(t, path)
 		tear(t, path, bytes.Join(lines[8:38], nil))
 		replayCase(t, l, 48, slices.Repeat([]string{"replayed"}, 30)...)
 	})
@@ -499,11 +489,7 @@ func TestReplacedRecordLineRetained(t *testing.T) {
 func TestReplayFirstRetained(t *testing.T) {
 	l, path := newLog(t, audit.Options{RotateBytes: 3000, KeepFiles: 1})
 	appendN(t, l, 3)
-	lines := readLines(t, path)
-	if err := os.Rename(path, fmt.Sprintf("%s.%012d", path, 1)); err != nil {
-		t.Fatal(err)
-	}
-	writeLines(t, path, lines[2:3])
+	copiesFirst(t, path, 2, 3)
 	appendN(t, l, 1)
 	if d := audittest.AckDamage(t, l, path); len(d.Damage) != 1 || d.Damage[0].Kind != "replayed" {
 		t.Fatalf("damage record %+v, want one older record again", d)
@@ -536,26 +522,7 @@ func TestReplayFirstRetained(t *testing.T) {
 // left for the file that held it, refused every append after.
 func TestReplayAfterTwoCrashes(t *testing.T) {
 	l, path := newLog(t, audit.Options{RotateBytes: 1})
-	appendN(t, l, 8)
-	lines := readLines(t, path)
-	last := lines[len(lines)-1]
-	writeLines(t, path, [][]byte{bytes.Repeat([]byte{0}, len(last)-1)})
-	appendN(t, l, 1)
-	all, err := l.Files()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if filepath.Base(all[1]) != fmt.Sprintf("audit.jsonl.%012d", 2) {
-		t.Fatalf("setup: files %v", all)
-	}
-	older, err := os.ReadFile(all[1]) // seq 2
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, older, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	appendN(t, l, 2)
+	twoCrashes(t, l, path)
 	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Note: "x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -664,4 +631,129 @@ func TestReplayStaleHintDamaged(t *testing.T) {
 	if want := []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 12, 14, 15}; d.Seq != 14 || !slices.Equal(kinds, []string{"replayed"}) || !slices.Equal(seqs, want) {
 		t.Errorf("seqs %v, damage record seq %d of kinds %q; want %v, seq 14 recording the copy", seqs, d.Seq, kinds, want)
 	}
+}
+
+// TestReplayAfterTwoCrashesRetained: after two crashes in a row (a
+// rotated file zeroed whole, then older records first in the next, the
+// damage record of both first in the file after), retention goes on
+// past them, and verify passes after every append, wherever the files
+// retention keeps begin: with the zeroed file first, with the file of
+// older records first, or with the damage record first. Retention
+// stopped at the zeroed file, and verify failed once it had removed the
+// files before it (the zeroed line, then an older record, taken for the
+// chain's first).
+func TestReplayAfterTwoCrashesRetained(t *testing.T) {
+	for keep := 1; keep <= 7; keep++ {
+		t.Run(fmt.Sprint("keep ", keep), func(t *testing.T) {
+			l, path := newLog(t, audit.Options{RotateBytes: 1})
+			twoCrashes(t, l, path)
+			files, err := l.Files()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, _ := damageRecord(t, files...)
+			if len(d.Damage) != 2 || d.Damage[0].Kind != "zeroed" || d.Damage[1].Kind != "replayed" {
+				t.Fatalf("setup: damage record lists %+v", d.Damage)
+			}
+			if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}); err != nil {
+				t.Fatal(err)
+			}
+			var warns []error
+			l, err = audit.Open(path, audit.Options{RotateBytes: 1, KeepFiles: keep, Warn: func(err error) { warns = append(warns, err) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 14 {
+				if err := l.Append(context.Background(), rec(fmt.Sprint("r", i))); err != nil {
+					t.Fatal(err)
+				}
+				if s, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+					files, _ := l.Files()
+					t.Fatalf("after %d appends (files %v): verify: %v", i+1, files, err)
+				} else if i == 0 && s.FirstSeq == 0 {
+					t.Fatalf("summary %+v", s)
+				}
+			}
+			if files, err := l.Files(); err != nil || len(files) != keep+1 {
+				t.Errorf("files %v (%v), want %d: retention stopped", files, err, keep+1)
+			}
+			if len(warns) > 0 {
+				t.Errorf("warnings: %v", warns)
+			}
+		})
+	}
+}
+
+// TestRetentionFirstAfterCopies: retention describes a file that begins
+// with an older record again (listed by the damage record after it) by
+// the records of the chain it holds: its first seq is the damage
+// record's, not the copy's, and its last the record before it in the
+// file retention removed before (not the record the copy goes on from).
+func TestRetentionFirstAfterCopies(t *testing.T) {
+	l, path := newLog(t, audit.Options{RotateBytes: 3000, KeepFiles: 1})
+	appendN(t, l, 3)
+	copiesFirst(t, path, 1, 2) // a copy of seq 2
+	appendN(t, l, 1)
+	audittest.AckDamage(t, l, path)
+	var dropped []audit.Dropped
+	seen := map[string]bool{}
+	for range 12 {
+		appendN(t, l, 1)
+		if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		files, err := l.Files()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r, err := range audit.Records(files...) {
+			if err == nil && r.Stage == audit.StageRetention && r.Dropped != nil && !seen[r.Dropped.File] {
+				seen[r.Dropped.File] = true
+				dropped = append(dropped, *r.Dropped)
+			}
+		}
+	}
+	if len(dropped) < 2 || dropped[0].FirstSeq != 1 || dropped[0].LastSeq != 3 || dropped[1].FirstSeq != 4 {
+		t.Errorf("retention records %+v; want the first file 1 to 3, the next from 4 (the damage record after the copy of seq 2)", dropped)
+	}
+}
+
+// copiesFirst rotates the log at path by hand (to PATH.000000000001)
+// and begins its new current file with copies of lines [from, to) of
+// the old (counted from 0): older records again that a crash exposed
+// first in a new file.
+func copiesFirst(t *testing.T, path string, from, to int) {
+	t.Helper()
+	lines := readLines(t, path)
+	if err := os.Rename(path, fmt.Sprintf("%s.%012d", path, 1)); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, path, lines[from:to])
+}
+
+// twoCrashes makes two crashes in a row on the log l at path, which
+// rotates at every append: the current file (seq 8) zeroed, then, in
+// the next, a copy of the file of seq 2; then two appends (the damage
+// record of both, seq 8, and seq 9).
+func twoCrashes(t *testing.T, l *audit.Log, path string) {
+	t.Helper()
+	appendN(t, l, 8)
+	lines := readLines(t, path)
+	writeLines(t, path, [][]byte{bytes.Repeat([]byte{0}, len(lines[len(lines)-1])-1)})
+	appendN(t, l, 1)
+	all, err := l.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(all[1]) != fmt.Sprintf("audit.jsonl.%012d", 2) {
+		t.Fatalf("setup: files %v", all)
+	}
+	older, err := os.ReadFile(all[1]) // seq 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, older, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
 }

@@ -635,6 +635,7 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 			return v.s, p
 		}
 	} else {
+		v.startListed, v.startBefore = startListed(snap)
 		// A record missing where it belongs is looked for in the rest
 		// of the files: there, the records are out of order, as a
 		// shipper's copy may hold them.
@@ -778,6 +779,92 @@ type verifier struct {
 	// file and line.
 	firstLine DamagedLine
 	firstAt   string
+	// startListed are the lines before the chain's first record that
+	// the damage record after them lists, and startBefore that record's
+	// seq (see startListed).
+	startListed map[lineAt]bool
+	startBefore uint64
+}
+
+// startListed finds where the files given begin with lines that the
+// damage record after them lists, records among them: older records
+// again first in a rotated file, after a rotated file a crash zeroed
+// whole (two crashes in a row), once retention removed the files
+// before them. The append that wrote the damage record judged them so;
+// verify takes them for damaged lines too, where it would take the
+// first of them for the chain's first record and fail. It returns the
+// lines (see [listedBefore]) and the damage record's seq.
+func startListed(snap *Snapshot) (map[lineAt]bool, uint64) {
+	files := snap.Files()
+	if len(files) == 0 {
+		return nil, 0
+	}
+	listed, d := listedBefore(snap.Lines(), filepath.Base(files[len(files)-1]), maxDamagedLines)
+	if d == nil {
+		return nil, 0
+	}
+	return listed, d.Seq
+}
+
+// listedBefore reads lines (of a log's files, from the first) for the
+// first damage record, among the first max lines, that
+// lists every line before it (seal-start records right before it
+// aside: they open its write), and at least one record: those lines
+// are no records of the chain, and the damage record is the first that
+// is. current is the base name of the log's current file (a damage
+// record names so the lines of the file it was written to). Lines are
+// matched by file and offset; verify's covers checks their keys. It
+// returns nil when lines begin with a record of seq 1 or no such
+// damage record comes.
+func listedBefore(lines iter.Seq2[Line, error], current string, max int) (map[lineAt]bool, *Record) {
+	var before []lineAt
+	seals := 0 // seal-start records right before the line
+	records := false
+	for l, err := range lines {
+		if err != nil || len(before) == max {
+			return nil, nil
+		}
+		at := lineAt{filepath.Base(l.File), l.Offset}
+		h, ok := PeekHead(l.Data)
+		if len(before) == 0 && ok && h.Seq == 1 {
+			return nil, nil
+		}
+		if ok && h.Stage == StageSealStart {
+			seals++
+		} else {
+			seals = 0
+		}
+		if ok && h.Stage == StageDamaged && damageHead(l.Data) && records {
+			if r, err := Decode(l.Data); err == nil && r.Stage == StageDamaged && r.Prev != "" && r.Seq > 1 {
+				lists := map[lineAt]bool{}
+				for _, d := range r.Damage {
+					f := d.File
+					if f == current {
+						// Written when the file holding the line was
+						// the current one.
+						f = at.file
+					}
+					lists[lineAt{f, d.Offset}] = true
+				}
+				all := true
+				for _, b := range before[:len(before)-seals] {
+					all = all && lists[b]
+				}
+				if all {
+					out := map[lineAt]bool{}
+					for _, b := range before[:len(before)-seals] {
+						out[b] = true
+					}
+					return out, r
+				}
+			}
+		}
+		if ok {
+			records = true
+		}
+		before = append(before, at)
+	}
+	return nil, nil
 }
 
 // listed reports whether a damage record the chain holds lists the line
@@ -886,6 +973,12 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		return v.line(l)
 	}
 	v.lastFile = l.File
+	if derr == nil && v.prev == nil && r.Seq < v.startBefore && v.startListed[lineAt{filepath.Base(l.File), l.Offset}] {
+		// Before the chain's first record, a line the damage record
+		// after it lists (see startListed): an older record again, as
+		// the append that wrote that record judged.
+		r, derr = nil, &ReplayError{r.Seq, v.startBefore - 1, false}
+	}
 	if derr == nil && !v.opts.Shipped && v.prev != nil && r.Seq <= v.prev.Seq {
 		// An older record again (a shipper's copy may hold records sent
 		// again: verify drops those that repeat one byte for byte).
