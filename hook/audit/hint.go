@@ -78,6 +78,29 @@ func writeHint(lf *os.File, h headHint) {
 	lf.WriteAt(buf, 0)
 }
 
+// hintHead writes the hint of the head r into the lock file lf when f
+// holds r's line among its last lines (a read that found the head
+// without appending).
+func hintHead(f, lf *os.File, r *Record) {
+	id, size, err := identity(f)
+	if err != nil {
+		return
+	}
+	n := 0
+	for l, err := range linesBackwardIn(f, f.Name(), size) {
+		if n++; err != nil || n > maxLookedBack {
+			return
+		}
+		if s, ok := headSeq(l.Data); !ok || s != r.Seq {
+			continue
+		}
+		if _, hash, _, ok := splitLine(l.Data); ok && hash == r.Hash && hashMatches(l.Data) {
+			writeHint(lf, headHint{file: id, start: l.Offset, end: l.Offset + int64(len(l.Data)) + 1, seq: r.Seq, hash: r.Hash})
+			return
+		}
+	}
+}
+
 // identity returns f's identity and size.
 func identity(f *os.File) (fileID, int64, error) {
 	var st unix.Statx_t
@@ -100,6 +123,10 @@ type chainHint struct {
 	// says it was sought, and anchored that one was found.
 	derive            func() uint64
 	derived, anchored bool
+	// floor is, when the anchor was sought in the whole file, the seq
+	// of the last good record of the file before it: no record of the
+	// file at or below it is the chain's.
+	floor uint64
 	// The walk from from to the end of the file, made once (see walk):
 	// where each record it followed starts, its seq and hash (the head
 	// after it), where it ended, and how many lines it read.
@@ -165,8 +192,10 @@ func derivedChain(prev func() uint64) *chainHint {
 // anchor finds the record a derived hint follows the chain from: the
 // first record within the last replayReach bytes of f (all of f when
 // it is shorter) that the look back does not take for an older record
-// again (copies a rotation put first in f are), of the first
-// maxAnchors records. A stale block after it is then told by the links
+// again, of the first maxAnchors records; when that is all of f, past
+// the floor, the last good record of the file before f (older records
+// a rotation put first in f, however many, are not the chain's: judge
+// says so of them too). A stale block after it is then told by the links
 // whatever its length, where the look back reads 16 KiB. It reads those
 // bytes once more for the walk: once per append, only while the lock
 // file holds no hint of f (the append writes one).
@@ -190,6 +219,12 @@ func (c *chainHint) anchor(f *os.File) {
 		}
 		buf, start = buf[i+1:], from+int64(i+1)
 	}
+	if from == 0 {
+		// Older records again first in f (a rotation after a crash),
+		// however many: the look back tells them only within 16 KiB
+		// of f's start.
+		c.floor = c.derive()
+	}
 	tried := 0
 	for line := range bytes.Lines(buf) {
 		at := start
@@ -198,7 +233,7 @@ func (c *chainHint) anchor(f *os.File) {
 		if !complete {
 			return
 		}
-		if _, ok := headSeq(data); !ok {
+		if seq, ok := headSeq(data); !ok || seq <= c.floor {
 			continue
 		}
 		r, err := Decode(data)
@@ -314,6 +349,9 @@ func (c *chainHint) judge(f *os.File, l Line, r *Record) (decided bool, err erro
 		if !c.derived {
 			c.anchor(f)
 		}
+		if r.Seq <= c.floor {
+			return true, &ReplayError{Seq: r.Seq, After: c.floor}
+		}
 		if !c.anchored || l.Offset < c.from {
 			// No anchor, or the anchor itself or a line before it: the
 			// look back tells.
@@ -333,6 +371,12 @@ func (c *chainHint) judge(f *os.File, l Line, r *Record) (decided bool, err erro
 	}
 	seq, hash, orig := c.headBefore(l.Offset, r.Seq)
 	switch {
+	case r.Seq <= seq && c.derive != nil && orig != "" && orig != r.Hash:
+		// Of a seq the walk followed, with other bytes: from an anchor
+		// the hint did not give, not told from a chain that forked
+		// there (an earlier nsrel took older records again for its
+		// head): the look back judges it, as before the anchor.
+		return false, nil
 	case r.Seq <= seq:
 		return true, &ReplayError{Seq: r.Seq, After: seq, Other: orig != "" && orig != r.Hash}
 	case r.Seq == seq+1 && r.Prev == hash:

@@ -16,9 +16,10 @@ import (
 // files, sealed or not, between which a crash leaves copies of one to
 // three earlier records, or of ten to forty, a line of NUL bytes or a
 // garbled line at the end of the current file, or the lock file's hint
-// as an earlier append left it (maybe rotations before), or none. Once every damage record is acknowledged,
-// verify passes: no append took a copy for the chain's head (a fork
-// fails verify), and every damaged line is recorded. Seeds are fixed.
+// as an earlier append left it (maybe rotations before), or none. Once
+// every damage record is acknowledged, verify passes: no append took a
+// copy for the chain's head (a fork fails verify), and every damaged
+// line is recorded. Seeds are fixed.
 func TestReplaySoak(t *testing.T) {
 	for seed := range uint64(24) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {

@@ -330,6 +330,18 @@ func TestReplayedLinesFar(t *testing.T) {
 		tear(t, path, bytes.Join(lines[8:38], nil))
 		replayCase(t, l, 48, slices.Repeat([]string{"replayed"}, 30)...)
 	})
+	t.Run("thirty records first in a file, without a hint", func(t *testing.T) {
+		// A rotation put a stale block of 26 KB first in the new file,
+		// and the hint is gone: the records of the file at or below the
+		// last of the file before are not the chain's, however many.
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 40)
+		copiesFirst(t, path, 5, 35)
+		if err := os.Truncate(path+".lock", 0); err != nil {
+			t.Fatal(err)
+		}
+		replayCase(t, l, 40, slices.Repeat([]string{"replayed"}, 30)...)
+	})
 	t.Run("garbled line after", func(t *testing.T) {
 		l, path := newLog(t, audit.Options{})
 		appendN(t, l, 5)
@@ -756,4 +768,85 @@ func twoCrashes(t *testing.T, l *audit.Log, path string) {
 		t.Fatal(err)
 	}
 	appendN(t, l, 2)
+}
+
+// TestForkedLogWithoutHint: a log an earlier nsrel forked (it took the
+// last of a stale block for its head, and went on after it) and left
+// without a hint: the records after the fork, real containers' records
+// of seqs the chain had, are not listed as replaced (forged) lines; the
+// append goes on from the fork's head, as the earlier nsrel did, and
+// verify reports the fork.
+func TestForkedLogWithoutHint(t *testing.T) {
+	l, path := newLog(t, audit.Options{})
+	appendN(t, l, 40)
+	lines := readLines(t, path)
+	tear(t, path, bytes.Join(lines[5:35], nil))
+	// The fork: records of seqs 36 to 38 after the copy of seq 35.
+	prev, err := audit.Decode(bytes.TrimSuffix(lines[34], []byte("\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fork []byte
+	for i := range 3 {
+		r := rec(fmt.Sprint("fork", i))
+		r.Time, r.Host, r.Version, r.Seq, r.Prev = prev.Time, prev.Host, prev.Version, prev.Seq+1, prev.Hash
+		line, err := r.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fork, prev = append(fork, line...), r
+	}
+	tear(t, path, fork)
+	if err := os.Truncate(path+".lock", 0); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 1)
+	files, err := l.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for r, err := range audit.Records(files...) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, r.Seq)
+		for _, d := range r.Damage {
+			if d.Kind == "replaced" {
+				t.Errorf("a record of the fork listed as replaced: %+v", d)
+			}
+		}
+	}
+	if got := seqs[len(seqs)-1]; got != 39 {
+		t.Errorf("the append's seq %d, want 39 (after the fork's head); seqs %v", got, seqs)
+	}
+}
+
+// TestCheckpointIfDueWritesHint: a quiet node's writer (the recorder, the
+// NRI plugin) that finds the head for a checkpoint without appending
+// leaves it in the lock file, so that the next append, and its own next
+// call, need not follow the chain from an anchor (without a hint, every
+// call read up to 4 MiB twice under the lock).
+func TestCheckpointIfDueWritesHint(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, path := newLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EverySeconds: 60, File: file}})
+	appendN(t, l, 5)
+	if err := os.Truncate(path+".lock", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CheckpointIfDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hint, err := os.ReadFile(path + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	last, err := audit.Decode(bytes.TrimSuffix(lines[4], []byte("\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := strings.Fields(string(hint)); len(f) != 9 || f[0] != "nsrel-head/1" || f[7] != "5" || f[8] != last.Hash {
+		t.Errorf("lock file after CheckpointIfDue: %q, want the hint of seq 5", hint)
+	}
 }
