@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
@@ -142,7 +143,8 @@ type ListOptions struct {
 	// NoHeadings leaves out the header line.
 	NoHeadings bool
 	// Raw prints the values separated by one space, unaligned, with
-	// spaces and backslashes in values escaped (\x20, \x5c), as lsns -r.
+	// spaces, backslashes and control characters in values escaped
+	// once as \xHH (\x20, \x5c, \x1b), as lsns -r.
 	Raw bool
 	// Width, if positive, is the terminal's width in columns: the text
 	// columns that may shrink (COMMAND, CONTAINERS: [Column].Shrink) are
@@ -187,13 +189,12 @@ func List(w io.Writer, m *discover.Model, t nsrel.Type, o Options, lo ListOption
 	}
 	bw := bufio.NewWriterSize(w, 32<<10)
 	if lo.Raw {
-		raw := strings.NewReplacer(`\`, `\x5c`, " ", `\x20`)
 		for _, row := range rows {
 			for i, v := range row {
 				if i > 0 {
 					bw.WriteByte(' ')
 				}
-				bw.WriteString(raw.Replace(v))
+				bw.WriteString(rawValue(v))
 			}
 			bw.WriteByte('\n')
 		}
@@ -255,4 +256,54 @@ func fit(width []int, cols []*Column, total int) {
 			return
 		}
 	}
+}
+
+// rawValue is a column's value as --raw prints it: each byte of a
+// space, a backslash, a control character or a formatting rune as \xHH,
+// as lsns -r, so that a value stays one field and decoding \xHH once
+// gives what was named, byte for byte. The text a container controls in
+// v went through [vocab.Escape] already: its \xHH are kept, its \\ of
+// a backslash is written \x5c and its \u{H} of a rune as the rune's
+// UTF-8 bytes. (Escaping v's backslashes again wrote a newline in a
+// name as \x5cx0a.)
+func rawValue(v string) string {
+	if !strings.ContainsAny(v, ` \`) {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); {
+		c := v[i]
+		n := 1
+		if c == '\\' {
+			n = min(EscapeLen(v[i:]), len(v)-i)
+		}
+		e := v[i : i+n]
+		switch {
+		case c == ' ':
+			b.WriteString(`\x20`)
+		case e == `\\`:
+			b.WriteString(`\x5c`)
+		case strings.HasPrefix(e, `\x`) && n == 4:
+			b.WriteString(e)
+		case strings.HasPrefix(e, `\u{`) && strings.HasSuffix(e, "}"):
+			r, err := strconv.ParseUint(e[3:n-1], 16, 32)
+			if err != nil || !utf8.ValidRune(rune(r)) {
+				b.WriteString(`\x5c`)
+				n = 1
+				break
+			}
+			for _, x := range utf8.AppendRune(nil, rune(r)) {
+				fmt.Fprintf(&b, `\x%02x`, x)
+			}
+		case c == '\\':
+			// Not an escape of Escape's (a quote's \"): the backslash
+			// itself.
+			b.WriteString(`\x5c`)
+			n = 1
+		default:
+			b.WriteByte(c)
+		}
+		i += n
+	}
+	return b.String()
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
 	"github.com/nsrel/nsrel/tree"
 )
@@ -57,9 +58,32 @@ func TestListRawEscapes(t *testing.T) {
 	if err := tree.List(&b, synthetic(), nsrel.TypeUser, tree.Options{}, lo); err != nil {
 		t.Fatal(err)
 	}
-	// A value with spaces stays one field.
-	if !bytes.Contains(b.Bytes(), []byte(`4026532300 mount\x20"/run/ns/a\x5cx0ab"\x20in\x20mnt:[4026532250]`+"\n")) {
+	// A value with spaces stays one field; the newline in the path is
+	// escaped once, as lsns -r would (it was \x5cx0a).
+	if !bytes.Contains(b.Bytes(), []byte(`4026532300 mount\x20"/run/ns/a\x0ab"\x20in\x20mnt:[4026532250]`+"\n")) {
 		t.Errorf("raw output:\n%s", b.String())
+	}
+}
+
+// TestRawValue: --raw's escaping of a column's value, whose text a
+// container controls went through [vocab.Escape]: once, each byte of a
+// space, a backslash, a control character or a formatting rune as \xHH
+// (as lsns -r), whatever else unchanged.
+func TestRawValue(t *testing.T) {
+	for _, tc := range []struct{ name, value, want string }{
+		{"plain", "kthreadd", "kthreadd"},
+		{"space", "a b", `a\x20b`},
+		{"control", vocab.Escape("s\x1b[31mX y"), `s\x1b[31mX\x20y`},
+		{"backslash", vocab.Escape(`a\b`), `a\x5cb`},
+		{"formatting rune", vocab.Escape("a\u202eb"), `a\xe2\x80\xaeb`},
+		{"invalid UTF-8", vocab.Escape("a\xffb"), `a\xffb`},
+		{"quoted", vocab.Quote(`a"b`), `"a\x5c"b"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tree.RawValue(tc.value); got != tc.want {
+				t.Errorf("RawValue(%q) = %q, want %q", tc.value, got, tc.want)
+			}
+		})
 	}
 }
 

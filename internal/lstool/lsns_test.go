@@ -5,10 +5,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"unicode/utf8"
 
@@ -229,5 +231,41 @@ func TestPIDParentAboveNotice(t *testing.T) {
 	if !regexp.MustCompile(`the parent of [1-9][0-9]* PID namespaces? \(above this PID namespace\)`).MatchString(line) || strings.Contains(line, "outside this user namespace") ||
 		!strings.HasSuffix(line, "; run in the initial PID namespace to see everything)") || strings.Contains(line, "as root") {
 		t.Errorf("stderr %q; want a notice saying the parent of PID namespaces is above this one, to be seen from the initial PID namespace", got)
+	}
+}
+
+// TestRawEscapesAsLsns: --raw writes a process name holding an escape
+// sequence and a space as lsns -r does, each such byte once as \xHH
+// (it wrote ESC as \x5cx1b: the table's escape, escaped again).
+func TestRawEscapesAsLsns(t *testing.T) {
+	nstest.RequireRoot(t)
+	lsns := nstest.RequireCmd(t, "lsns")
+	bin := filepath.Join(t.TempDir(), "s\x1b[31mX y")
+	data, err := os.ReadFile(nstest.RequireCmd(t, "sleep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := strconv.Itoa(cmd.Process.Pid)
+	want := `s\x1b[31mX\x20y`
+	_, out, _ := run(t, tool(nsrel.TypeUser), "-p", pid, "--raw", "--noheadings", "-o", "PID,COMMAND")
+	if line := "\n" + pid + " " + want + "\n"; !strings.Contains("\n"+out, line) {
+		t.Errorf("lsuserns --raw -o PID,COMMAND: %q, want a line %q", out, line[1:])
+	}
+	// lsns's COMMAND is the command line: the name is its first word.
+	ref, err := exec.Command(lsns, "-p", pid, "-t", "user", "--raw", "--noheadings", "-o", "PID,COMMAND").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ref), "/"+want+`\x2060`) {
+		t.Errorf("lsns -r writes %q: not the name as %q", ref, want)
 	}
 }

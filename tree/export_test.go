@@ -1,0 +1,4 @@
+package tree
+
+// RawValue is rawValue, for tests.
+var RawValue = rawValue
