@@ -1668,7 +1668,7 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 			// in a row), it is described by the damage record that
 			// lists its lines, first in one of the next files.
 			// (keep_files > 0: a newer rotated file follows.)
-			if d, ok := listedBy(rf, files[i+1:]); ok {
+			if d, ok := listedBy(rf, files[i+1:], filepath.Base(l.path)); ok {
 				rf.Close()
 				dropped = append(dropped, Dropped{File: filepath.Base(name), FirstSeq: d.Seq, LastSeq: d.Seq - 1, LastHash: d.Prev})
 				names = append(names, name)
@@ -1694,10 +1694,12 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 const MaxRetainedPerRotation = 256
 
 // listedBy returns the damage record that lists every line of f (a
-// rotated file), first in one of the next few files after it (next,
-// oldest first; a file filled with older records again may come
-// between): a file that holds no record of the chain.
-func listedBy(f *os.File, next []string) (*Record, bool) {
+// rotated file), the first record of the chain in one of the next few
+// files after it (next, oldest first; a file filled with older records
+// again may come between, and such records may come first in the file
+// that holds it: see chainFirstIn): a file that holds no record of the
+// chain. current is the base name of the log's current file.
+func listedBy(f *os.File, next []string, current string) (*Record, bool) {
 	base := filepath.Base(f.Name())
 	size, err := fileSize(f)
 	if err != nil || size == 0 {
@@ -1705,6 +1707,9 @@ func listedBy(f *os.File, next []string) (*Record, bool) {
 	}
 	for _, file := range next[:min(len(next), maxPrevFiles)] {
 		d := firstRecordIn(file)
+		if d != nil && d.Stage != StageDamaged {
+			d = chainFirstIn(file, current, maxDamagedLines)
+		}
 		if d == nil || d.Stage != StageDamaged || len(d.Damage) == 0 {
 			continue
 		}

@@ -653,12 +653,27 @@ func TestReplayStaleHintDamaged(t *testing.T) {
 // older records first, or with the damage record first. Retention
 // stopped at the zeroed file, and verify failed once it had removed the
 // files before it (the zeroed line, then an older record, taken for the
-// chain's first).
+// chain's first). Also when no rotation came at the append after the
+// second crash (the damage record after the older records, in their
+// file).
 func TestReplayAfterTwoCrashesRetained(t *testing.T) {
-	for keep := 1; keep <= 7; keep++ {
-		t.Run(fmt.Sprint("keep ", keep), func(t *testing.T) {
+	for _, tc := range []struct {
+		keep     int
+		sameFile bool
+	}{{1, false}, {2, false}, {3, false}, {4, false}, {5, false}, {6, false}, {7, false}, {2, true}, {3, true}, {4, true}, {5, true}, {6, true}} {
+		keep := tc.keep
+		t.Run(fmt.Sprint("keep ", keep, " same file ", tc.sameFile), func(t *testing.T) {
 			l, path := newLog(t, audit.Options{RotateBytes: 1})
-			twoCrashes(t, l, path)
+			last := l
+			if tc.sameFile {
+				// No rotation at the append after the second crash: its
+				// damage record follows the older record in the file.
+				var err error
+				if last, err = audit.Open(path, audit.Options{RotateBytes: 1 << 20}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			twoCrashesIn(t, l, path, last)
 			files, err := l.Files()
 			if err != nil {
 				t.Fatal(err)
@@ -749,6 +764,13 @@ func copiesFirst(t *testing.T, path string, from, to int) {
 // record of both, seq 8, and seq 9).
 func twoCrashes(t *testing.T, l *audit.Log, path string) {
 	t.Helper()
+	twoCrashesIn(t, l, path, l)
+}
+
+// twoCrashesIn is twoCrashes with the last two appends made through
+// last (a log of other options on the same path).
+func twoCrashesIn(t *testing.T, l *audit.Log, path string, last *audit.Log) {
+	t.Helper()
 	appendN(t, l, 8)
 	lines := readLines(t, path)
 	writeLines(t, path, [][]byte{bytes.Repeat([]byte{0}, len(lines[len(lines)-1])-1)})
@@ -767,7 +789,7 @@ func twoCrashes(t *testing.T, l *audit.Log, path string) {
 	if err := os.WriteFile(path, older, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, l, 2)
+	appendN(t, last, 2)
 }
 
 // TestForkedLogWithoutHint: a log an earlier nsrel forked (it took the
@@ -820,6 +842,9 @@ func TestForkedLogWithoutHint(t *testing.T) {
 	if got := seqs[len(seqs)-1]; got != 39 {
 		t.Errorf("the append's seq %d, want 39 (after the fork's head); seqs %v", got, seqs)
 	}
+	if _, err := verify(t, l, audit.VerifyOptions{}); err == nil {
+		t.Error("verify passed a forked chain")
+	}
 }
 
 // TestCheckpointIfDueWritesHint: a quiet node's writer (the recorder, the
@@ -848,5 +873,151 @@ func TestCheckpointIfDueWritesHint(t *testing.T) {
 	}
 	if f := strings.Fields(string(hint)); len(f) != 9 || f[0] != "nsrel-head/1" || f[7] != "5" || f[8] != last.Hash {
 		t.Errorf("lock file after CheckpointIfDue: %q, want the hint of seq 5", hint)
+	}
+}
+
+// TestShippedPartialAfterReplay: a collector's copy that starts after
+// the original of an older record again (verify --shipped --partial of
+// the lines shipped since some day) passes: the copy, which a damage
+// record lists, is dropped as a repeat, and the chain starts with its
+// own records; also when it comes after a damaged line (records passed
+// on already). Before, the copy was taken for the chain's first record
+// ("expected seq 5 after seq 4"), or, after records were passed on, for
+// a replaced record. An older record no damage record lists, or one of
+// other bytes, still fails.
+func TestShippedPartialAfterReplay(t *testing.T) {
+	node := func(t *testing.T, garbledFirst bool) (string, [][]byte) {
+		l, path := newLog(t, audit.Options{})
+		appendN(t, l, 10)
+		lines := readLines(t, path)
+		if garbledFirst {
+			tear(t, path, []byte("garbled line\n"))
+			appendN(t, l, 1)
+			audittest.AckDamage(t, l, path)
+		}
+		tear(t, path, lines[3]) // seq 4 again
+		appendN(t, l, 2)
+		audittest.AckDamage(t, l, path)
+		if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return path, readLines(t, path)
+	}
+	check := func(t *testing.T, lines [][]byte, from int, wantErr string) {
+		t.Helper()
+		cp := filepath.Join(t.TempDir(), "copy.jsonl")
+		writeLines(t, cp, lines[from:])
+		for _, shipped := range []bool{false, true} {
+			_, err := audit.Verify([]string{cp}, audit.VerifyOptions{Partial: true, Shipped: shipped})
+			if wantErr == "" && err != nil || wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+				t.Errorf("copy from line %d, shipped %v: verify: %v, want %q", from+1, shipped, err, wantErr)
+			}
+		}
+	}
+	for _, garbled := range []bool{false, true} {
+		t.Run(fmt.Sprint("garbled line first ", garbled), func(t *testing.T) {
+			_, lines := node(t, garbled)
+			for _, from := range []int{0, 2, 4, 5, 8} {
+				check(t, lines, from, "")
+			}
+		})
+	}
+	t.Run("not listed", func(t *testing.T) {
+		_, lines := node(t, true)
+		// Another copy of seq 3 in the collector's file, listed by no
+		// damage record.
+		extra := slices.Concat(lines[:13], [][]byte{lines[2]}, lines[13:])
+		cp := filepath.Join(t.TempDir(), "copy.jsonl")
+		writeLines(t, cp, extra[5:])
+		if _, err := audit.Verify([]string{cp}, audit.VerifyOptions{Partial: true, Shipped: true}); err == nil || !strings.Contains(err.Error(), "no damage record lists the line") {
+			t.Errorf("an older record no damage record lists: verify --shipped --partial: %v", err)
+		}
+	})
+}
+
+// TestRetainedByEarlierNsrel: a log whose rotated file retention removed
+// as an nsrel before this one described it (ending with the record the
+// older record again first in the next file goes on from, not with its
+// own last record) verifies: the chain begins with that copy, listed by
+// the damage record after it, and goes on from it. The verify that took
+// the listed copy for a damaged line failed it ("the chain starts at seq
+// 4, not 1, and no retention record accounts for the records before").
+func TestRetainedByEarlierNsrel(t *testing.T) {
+	var lines [][]byte
+	var recs []*audit.Record
+	add := func(r *audit.Record) {
+		t.Helper()
+		r.Time, r.Host = "2026-12-07T00:00:00Z", "h"
+		r.Seq = uint64(len(recs) + 1)
+		if len(recs) > 0 {
+			r.Seq, r.Prev = recs[len(recs)-1].Seq+1, recs[len(recs)-1].Hash
+		}
+		line, err := r.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, lines = append(recs, r), append(lines, line)
+	}
+	for i := range 3 {
+		add(rec(fmt.Sprint("c", i)))
+	}
+	copy3 := lines[2]
+	k := audit.LineKeyOf(bytes.TrimSuffix(copy3, []byte("\n")))
+	add(&audit.Record{Source: audit.SourceAudit, Stage: audit.StageDamaged, Error: "1 complete line(s) at the end of the log are not the chain's records",
+		Damage: []audit.DamagedLine{{File: "audit.jsonl", Offset: 0, Bytes: k.Bytes, SHA256: k.SHA256, Kind: "replayed", Reason: "seq 3 after seq 3"}}})
+	d := recs[3]
+	add(&audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: "audit.jsonl.000000000001", FirstSeq: 1, LastSeq: 2, LastHash: recs[1].Hash}})
+	add(&audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	writeLines(t, path, append([][]byte{copy3}, lines[3:]...))
+	if s, err := audit.Verify([]string{path}, audit.VerifyOptions{}); err != nil {
+		t.Errorf("verify: %v", err)
+	} else if len(s.Damage) != 1 || s.Damage[0].Ack == nil {
+		t.Errorf("damage %+v", s.Damage)
+	}
+	// A copy that does not go on to the damage record is not taken so.
+	writeLines(t, path, append([][]byte{lines[1]}, lines[3:]...))
+	if _, err := audit.Verify([]string{path}, audit.VerifyOptions{}); err == nil {
+		t.Error("verify passed a chain whose first line is listed by no damage record")
+	}
+}
+
+// TestSealStartAfterCopiesRetained: sealing started (seal-init) on a log
+// whose new file begins with an older record again: the seal-start
+// record opens the write, before the damage record that lists the copy;
+// once retention removed the original's file, verify (with the key)
+// takes the copy for a damaged line all the same.
+func TestSealStartAfterCopiesRetained(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	opts := audit.Options{RotateBytes: 3000, KeepFiles: 1}
+	l, err := audit.Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 3)
+	copiesFirst(t, path, 2, 3)
+	opts.SealState = filepath.Join(dir, "state", "audit.seal")
+	if l, err = audit.Open(path, opts); err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := l.StartSealing(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	if len(lines) < 3 || !bytes.Contains(lines[1], []byte(`"stage":"seal-start"`)) || !bytes.Contains(lines[2], []byte(`"stage":"damaged"`)) {
+		t.Fatalf("setup: %d lines: %q", len(lines), lines)
+	}
+	audittest.AckDamage(t, l, path)
+	for i := range 8 {
+		appendN(t, l, 1)
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}); err != nil {
+			files, _ := l.Files()
+			t.Fatalf("after %d appends (files %v): verify: %v", i+1, files, err)
+		}
+	}
+	if files, _ := l.Files(); filepath.Base(files[0]) == "audit.jsonl.000000000001" {
+		t.Errorf("the original's file is kept: %v", files)
 	}
 }

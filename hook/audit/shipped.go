@@ -96,6 +96,24 @@ type shipOrder struct {
 	// is told of a record line dropped as a repeat.
 	visit  func(l Line, r *Record, derr error) *Problem
 	repeat func(l Line)
+	// first is the seq of the first record passed on; listed holds the
+	// keys of the lines the damage records met list as older records
+	// again; unsure are the records dropped as repeats of a record the
+	// copy does not hold (before its first, or further back than ring
+	// reaches), which a damage record must list.
+	first  uint64
+	listed map[LineKey]bool
+	unsure []unsureRepeat
+}
+
+// unsureRepeat is a record dropped as an older record again whose
+// original the copy does not hold.
+type unsureRepeat struct {
+	name   string
+	number int
+	seq    uint64
+	after  uint64
+	key    LineKey
 }
 
 // shippedLines checks the lines of snap with visit in chain order (see
@@ -110,7 +128,15 @@ func shippedLines(snap *Snapshot, sum *Summary, visit func(Line, *Record, error)
 			return p
 		}
 	}
-	return o.release()
+	if p := o.release(); p != nil {
+		return p
+	}
+	for _, u := range o.unsure {
+		if !o.listed[u.key] {
+			return &Problem{File: u.name, Line: u.number, Seq: u.seq, Reason: fmt.Sprintf("seq %d again after seq %d; the copy does not hold the record of that seq to compare (before its first record, or more than %d records before), and no damage record lists the line as an older record again", u.seq, u.after, maxRemembered)}
+		}
+	}
+	return nil
 }
 
 func (o *shipOrder) line(l Line) *Problem {
@@ -173,10 +199,30 @@ func (o *shipOrder) line(l Line) *Problem {
 		}
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again with other bytes than at %s:%d (a record replaced)", r.Seq, h.name, h.number)}
 	}
+	if r.Stage == StageDamaged {
+		for _, d := range r.Damage {
+			if d.Kind == "replayed" && len(o.listed) < maxDamagedRemembered {
+				if o.listed == nil {
+					o.listed = map[LineKey]bool{}
+				}
+				o.listed[d.Key()] = true
+			}
+		}
+	}
 	if o.next != 0 && r.Seq < o.next {
 		if o.recall(r.Seq, sum) {
 			o.sum.Repeated++
 			o.repeat(l)
+			return nil
+		}
+		if (r.Seq < o.first || o.next-r.Seq > uint64(len(o.ring))) && len(o.unsure) < maxDamagedRemembered {
+			// Its original is not in the copy (a copy that starts
+			// later, --partial, or a record far back): an older record
+			// again (stale blocks a crash exposed on the node) if the
+			// damage record after it lists it, checked at the end.
+			o.sum.Repeated++
+			o.repeat(l)
+			o.unsure = append(o.unsure, unsureRepeat{l.File, l.Number, r.Seq, o.next - 1, LineKeyOf(l.Data)})
 			return nil
 		}
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of that seq before it (a record replaced), or more than %d records after it", r.Seq, o.next-1, maxRemembered)}
@@ -219,6 +265,9 @@ func (o *shipOrder) rememberDamaged(sum digest) {
 
 // pass checks a record in its place in chain order.
 func (o *shipOrder) pass(l Line, r *Record, sum digest) *Problem {
+	if o.next == 0 {
+		o.first = r.Seq
+	}
 	o.remember(r.Seq, sum)
 	o.next = r.Seq + 1
 	return o.visit(l, r, nil)
@@ -239,6 +288,15 @@ func (o *shipOrder) passHeld(seq uint64) *Problem {
 	r, derr := decodeLine(l)
 	if derr != nil {
 		return o.visit(l, nil, derr)
+	}
+	if o.next == 0 && o.listed[LineKeyOf(data)] {
+		// The chain's first record in the copy would be a line a damage
+		// record lists as an older record again (a copy that starts
+		// after its original, --partial): dropped as a repeat, so that
+		// the chain starts with the records that are its own.
+		o.sum.Repeated++
+		o.repeat(l)
+		return nil
 	}
 	return o.pass(l, r, h.sum)
 }

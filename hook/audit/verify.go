@@ -784,6 +784,14 @@ type verifier struct {
 	// seq (see startListed).
 	startListed map[lineAt]bool
 	startBefore uint64
+	// startCopies are the records of those lines met, in order (the
+	// first's seq and prev, the last's seq and hash), and whether each
+	// goes on from the one before: retention by an nsrel before the
+	// pre-pass described the file before them by the first.
+	startCopies         int
+	copyFirst, copyLast uint64
+	copyPrev, copyHash  string
+	copiesLinked        bool
 }
 
 // startListed finds where the files given begin with lines that the
@@ -829,11 +837,6 @@ func listedBefore(lines iter.Seq2[Line, error], current string, max int) (map[li
 		if len(before) == 0 && ok && h.Seq == 1 {
 			return nil, nil
 		}
-		if ok && h.Stage == StageSealStart {
-			seals++
-		} else {
-			seals = 0
-		}
 		if ok && h.Stage == StageDamaged && damageHead(l.Data) && records {
 			if r, err := Decode(l.Data); err == nil && r.Stage == StageDamaged && r.Prev != "" && r.Seq > 1 {
 				lists := map[lineAt]bool{}
@@ -848,7 +851,9 @@ func listedBefore(lines iter.Seq2[Line, error], current string, max int) (map[li
 				}
 				all := true
 				for _, b := range before[:len(before)-seals] {
-					all = all && lists[b]
+					if all = lists[b]; !all {
+						break
+					}
 				}
 				if all {
 					out := map[lineAt]bool{}
@@ -859,8 +864,13 @@ func listedBefore(lines iter.Seq2[Line, error], current string, max int) (map[li
 				}
 			}
 		}
-		if ok {
-			records = true
+		if ok && h.Stage == StageSealStart {
+			seals++
+		} else {
+			seals = 0
+			// A record not counting the seal-start records, which
+			// stand right before a damage record when they do.
+			records = records || ok
 		}
 		before = append(before, at)
 	}
@@ -977,6 +987,13 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		// Before the chain's first record, a line the damage record
 		// after it lists (see startListed): an older record again, as
 		// the append that wrote that record judged.
+		if v.startCopies == 0 {
+			v.copyFirst, v.copyPrev, v.copiesLinked = r.Seq, r.Prev, true
+		} else {
+			v.copiesLinked = v.copiesLinked && r.Seq == v.copyLast+1 && r.Prev == v.copyHash
+		}
+		v.startCopies++
+		v.copyLast, v.copyHash = r.Seq, r.Hash
 		r, derr = nil, &ReplayError{r.Seq, v.startBefore - 1, false}
 	}
 	if derr == nil && !v.opts.Shipped && v.prev != nil && r.Seq <= v.prev.Seq {
@@ -1487,6 +1504,15 @@ func (v *verifier) end() *Problem {
 			// line a damage record lists (stale blocks first in a new
 			// file): the chain goes on from it as from that record.
 			if d.LastSeq == f.Seq-1 && d.LastHash == f.Prev || d.LastSeq == f.Seq && d.LastHash == f.Hash && v.listed(v.firstLine) {
+				retained = true
+			}
+			// Or the chain begins with older records again its first
+			// record lists (see startListed), each going on from the
+			// one before and the first record from the last of them,
+			// and retention by an nsrel before this check described
+			// the file before them as ending where the first of them
+			// goes on from.
+			if v.startCopies > 0 && v.copiesLinked && f.Prev == v.copyHash && f.Seq == v.copyLast+1 && d.LastSeq == v.copyFirst-1 && d.LastHash == v.copyPrev {
 				retained = true
 			}
 		}
