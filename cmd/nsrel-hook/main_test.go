@@ -75,6 +75,9 @@ type env struct {
 	// defaultHooksDir makes podmanRun put the hooks.d files where podman
 	// reads them without --hooks-dir, in a mount namespace of its own.
 	defaultHooksDir bool
+	// crun makes podmanRun run podman with crun (hybrid cgroups hidden
+	// from it as requireRuntime does), not runc.
+	crun bool
 }
 
 // newEnv writes the shipped config file ../../config/<shipped> with the

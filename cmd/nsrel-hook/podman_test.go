@@ -111,7 +111,10 @@ func (e *env) podmanRun(t *testing.T, rootfs string, extra ...string) (string, s
 		extra, command = extra[:i], extra[i+1:]
 	}
 	podman := nstest.RequireCmd(t, "podman")
-	runc := nstest.RequireCmd(t, "runc")
+	runtime := nstest.RequireCmd(t, "runc")
+	if e.crun {
+		runtime = nstest.RequireCmd(t, "crun")
+	}
 	// podman wants a runroot shorter than 50 characters, so its storage
 	// cannot live in t.TempDir().
 	store, err := os.MkdirTemp("", "nsp")
@@ -131,8 +134,11 @@ func (e *env) podmanRun(t *testing.T, rootfs string, extra ...string) (string, s
 	// --tmpdir too: podman's default, /run/libpod, is shared with every
 	// other podman on the host (other packages' tests included).
 	global := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "runroot"), "--tmpdir", filepath.Join(store, "tmp"),
-		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", runc}
+		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", runtime}
 	prefix := []string{podman}
+	if e.crun {
+		prefix = append(requireRuntime(t, "crun").wrap, podman)
+	}
 	if e.defaultHooksDir {
 		// The directory podman and CRI-O read by default, in a mount
 		// namespace of the run's own: a tmpfs over /usr/share/containers
@@ -143,7 +149,7 @@ func (e *env) podmanRun(t *testing.T, rootfs string, extra ...string) (string, s
 		}
 		const script = `set -e; cp -a /usr/share/containers/. "$1"; mount -t tmpfs -o mode=0755 nsrel-test /usr/share/containers; cp -a "$1/." /usr/share/containers/
 mkdir -p /usr/share/containers/oci/hooks.d; cp "$2"/*.json /usr/share/containers/oci/hooks.d/; shift 2; exec "$@"`
-		prefix = []string{nstest.RequireCmd(t, "unshare"), "--mount", "--propagation", "private", "sh", "-c", script, "sh", share, e.hooksDir(t), podman}
+		prefix = append([]string{nstest.RequireCmd(t, "unshare"), "--mount", "--propagation", "private", "sh", "-c", script, "sh", share, e.hooksDir(t)}, prefix...)
 	} else {
 		global = append(global, "--hooks-dir", e.hooksDir(t))
 	}
@@ -299,4 +305,47 @@ func TestPodmanHooksDir(t *testing.T) {
 		}
 		e.verify(t)
 	})
+}
+
+// TestPodmanIDMappedVolume: podman's ":idmap" volume option, run by crun
+// with the shipped hooks.d files under the enforcing config: a host
+// directory mounted idmapped into a container with a user namespace of
+// its own gives its root UID 0 of the directory (files owned by host
+// root written there): refused for host_root_unmapped, the record holding
+// the mount and its maps; the same volume without ":idmap" runs.
+func TestPodmanIDMappedVolume(t *testing.T) {
+	requireRuntime(t, "crun")
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	if err := bundle.Rootfs(rootfs, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := bundle.Reachable(rootfs); err != nil {
+		t.Fatal(err)
+	}
+	if err := bundle.Chown(rootfs, 100000, 100000); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	if err := bundle.Reachable(data); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, "hook-enforce.json", nil)
+	e.crun = true
+	maps := []string{"--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"}
+	cid, stderr, err := e.podmanRun(t, rootfs, append(slices.Clone(maps), "-v", data+":/data:idmap")...)
+	recs := e.records(t, cid)
+	if err == nil || len(recs) == 0 || recs[0].Verdict != audit.VerdictDeny || !slices.Contains(audittest.Rules(recs[0]), policy.RuleHostRootUnmapped) {
+		t.Fatalf("podman run -v DIR:/data:idmap with crun: %v\n%s\nrecords %+v; want refused for %s", err, stderr, recs, policy.RuleHostRootUnmapped)
+	}
+	if m := recs[0].IDMapped; len(m) != 1 || m[0].Point != "/data" && !strings.HasSuffix(m[0].Point, "/data") || len(m[0].UIDMap) == 0 || len(m[0].GIDMap) == 0 {
+		t.Errorf("the record's idmapped mounts %+v; want /data with its maps", m)
+	}
+	cid, stderr, err = e.podmanRun(t, rootfs, append(slices.Clone(maps), "-v", data+":/data")...)
+	if err != nil {
+		t.Fatalf("podman run -v DIR:/data with crun: %v\n%s\nrecords %+v", err, stderr, e.records(t, cid))
+	}
+	if recs := e.records(t, cid); len(recs) == 0 || recs[0].Verdict != audit.VerdictAllow || len(recs[0].IDMapped) != 0 {
+		t.Errorf("records of the container without :idmap %+v; want allowed, no idmapped mount", recs)
+	}
+	e.verify(t)
 }
