@@ -143,8 +143,10 @@ type ListOptions struct {
 	// NoHeadings leaves out the header line.
 	NoHeadings bool
 	// Raw prints the values separated by one space, unaligned, with
-	// spaces, backslashes and control characters in values escaped
-	// once as \xHH (\x20, \x5c, \x1b), as lsns -r.
+	// each byte of a space, a backslash, a control or invisible
+	// character or invalid UTF-8 in values escaped once as \xHH
+	// (\x20, \x5c, \x1b), as lsns -r (which escapes every non-ASCII
+	// byte; printable non-ASCII is kept here).
 	Raw bool
 	// Width, if positive, is the terminal's width in columns: the text
 	// columns that may shrink (COMMAND, CONTAINERS: [Column].Shrink) are

@@ -883,8 +883,9 @@ func TestCheckpointIfDueWritesHint(t *testing.T) {
 // own records; also when it comes after a damaged line (records passed
 // on already). Before, the copy was taken for the chain's first record
 // ("expected seq 5 after seq 4"), or, after records were passed on, for
-// a replaced record. An older record no damage record lists, or one of
-// other bytes, still fails.
+// a replaced record. The original itself, first in the copy, is the
+// chain's first record (it was dropped too, as listed). An older record
+// no damage record lists, or one of other bytes, still fails.
 func TestShippedPartialAfterReplay(t *testing.T) {
 	node := func(t *testing.T, garbledFirst bool) (string, [][]byte) {
 		l, path := newLog(t, audit.Options{})
@@ -907,21 +908,50 @@ func TestShippedPartialAfterReplay(t *testing.T) {
 		t.Helper()
 		cp := filepath.Join(t.TempDir(), "copy.jsonl")
 		writeLines(t, cp, lines[from:])
+		first := uint64(0)
+		if r, err := audit.Decode(bytes.TrimSuffix(lines[from], []byte("\n"))); err == nil {
+			first = r.Seq
+		}
 		for _, shipped := range []bool{false, true} {
-			_, err := audit.Verify([]string{cp}, audit.VerifyOptions{Partial: true, Shipped: shipped})
+			s, err := audit.Verify([]string{cp}, audit.VerifyOptions{Partial: true, Shipped: shipped})
 			if wantErr == "" && err != nil || wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
 				t.Errorf("copy from line %d, shipped %v: verify: %v, want %q", from+1, shipped, err, wantErr)
+			}
+			// The copy's first record is its chain's first: the
+			// original of the older record again too.
+			if err == nil && s.FirstSeq != first {
+				t.Errorf("copy from line %d, shipped %v: the chain starts at seq %d, want %d", from+1, shipped, s.FirstSeq, first)
 			}
 		}
 	}
 	for _, garbled := range []bool{false, true} {
 		t.Run(fmt.Sprint("garbled line first ", garbled), func(t *testing.T) {
 			_, lines := node(t, garbled)
-			for _, from := range []int{0, 2, 4, 5, 8} {
+			for _, from := range []int{0, 2, 3, 4, 5, 8} {
 				check(t, lines, from, "")
 			}
 		})
 	}
+	t.Run("after retention, the original first", func(t *testing.T) {
+		// Files that retention left beginning with the original of the
+		// older record again at their end: verify --shipped of them,
+		// without --partial, starts there and passes.
+		var c handChain
+		for i := range 5 {
+			c.add(t, rec(fmt.Sprint("c", i)))
+		}
+		c.add(t, &audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: "audit.jsonl.000000000001", FirstSeq: 1, LastSeq: 2, LastHash: c.recs[1].Hash}})
+		file := slices.Concat(c.lines[2:6], [][]byte{c.lines[2]}) // seq 3 again
+		d := c.add(t, c.damage(file, 4))
+		c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		writeLines(t, path, append(file, c.lines[6:]...))
+		for _, shipped := range []bool{false, true} {
+			if s, err := audit.Verify([]string{path}, audit.VerifyOptions{Shipped: shipped}); err != nil || s.FirstSeq != 3 {
+				t.Errorf("shipped %v: verify: %v (first seq %d, want 3)", shipped, err, s.FirstSeq)
+			}
+		}
+	})
 	t.Run("not listed", func(t *testing.T) {
 		_, lines := node(t, true)
 		// Another copy of seq 3 in the collector's file, listed by no
@@ -943,43 +973,63 @@ func TestShippedPartialAfterReplay(t *testing.T) {
 // the listed copy for a damaged line failed it ("the chain starts at seq
 // 4, not 1, and no retention record accounts for the records before").
 func TestRetainedByEarlierNsrel(t *testing.T) {
-	var lines [][]byte
-	var recs []*audit.Record
-	add := func(r *audit.Record) {
-		t.Helper()
-		r.Time, r.Host = "2026-12-07T00:00:00Z", "h"
-		r.Seq = uint64(len(recs) + 1)
-		if len(recs) > 0 {
-			r.Seq, r.Prev = recs[len(recs)-1].Seq+1, recs[len(recs)-1].Hash
-		}
-		line, err := r.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs, lines = append(recs, r), append(lines, line)
-	}
+	var c handChain
 	for i := range 3 {
-		add(rec(fmt.Sprint("c", i)))
+		c.add(t, rec(fmt.Sprint("c", i)))
 	}
-	copy3 := lines[2]
-	k := audit.LineKeyOf(bytes.TrimSuffix(copy3, []byte("\n")))
-	add(&audit.Record{Source: audit.SourceAudit, Stage: audit.StageDamaged, Error: "1 complete line(s) at the end of the log are not the chain's records",
-		Damage: []audit.DamagedLine{{File: "audit.jsonl", Offset: 0, Bytes: k.Bytes, SHA256: k.SHA256, Kind: "replayed", Reason: "seq 3 after seq 3"}}})
-	d := recs[3]
-	add(&audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: "audit.jsonl.000000000001", FirstSeq: 1, LastSeq: 2, LastHash: recs[1].Hash}})
-	add(&audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+	file := [][]byte{c.lines[2]} // seq 3 again, first in the file
+	d := c.add(t, c.damage(file, 0))
+	c.add(t, &audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: "audit.jsonl.000000000001", FirstSeq: 1, LastSeq: 2, LastHash: c.recs[1].Hash}})
+	c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	writeLines(t, path, append([][]byte{copy3}, lines[3:]...))
+	writeLines(t, path, append(file, c.lines[3:]...))
 	if s, err := audit.Verify([]string{path}, audit.VerifyOptions{}); err != nil {
 		t.Errorf("verify: %v", err)
 	} else if len(s.Damage) != 1 || s.Damage[0].Ack == nil {
 		t.Errorf("damage %+v", s.Damage)
 	}
 	// A copy that does not go on to the damage record is not taken so.
-	writeLines(t, path, append([][]byte{lines[1]}, lines[3:]...))
+	writeLines(t, path, append([][]byte{c.lines[1]}, c.lines[3:]...))
 	if _, err := audit.Verify([]string{path}, audit.VerifyOptions{}); err == nil {
 		t.Error("verify passed a chain whose first line is listed by no damage record")
 	}
+}
+
+// handChain makes record lines by hand, chained, for shapes of a log
+// that appends do not make on demand.
+type handChain struct {
+	lines [][]byte
+	recs  []*audit.Record
+}
+
+// add chains r after the records added and returns it.
+func (c *handChain) add(t *testing.T, r *audit.Record) *audit.Record {
+	t.Helper()
+	r.Time, r.Host, r.Seq = "2026-12-07T00:00:00Z", "h", 1
+	if n := len(c.recs); n > 0 {
+		r.Seq, r.Prev = c.recs[n-1].Seq+1, c.recs[n-1].Hash
+	}
+	line, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.recs, c.lines = append(c.recs, r), append(c.lines, line)
+	return r
+}
+
+// damage is the damage record of the lines of file (the log's current
+// file, audit.jsonl) from index from on, older records again.
+func (c *handChain) damage(file [][]byte, from int) *audit.Record {
+	r := &audit.Record{Source: audit.SourceAudit, Stage: audit.StageDamaged, Error: "complete line(s) at the end of the log are not the chain's records"}
+	off := 0
+	for i, l := range file {
+		if i >= from {
+			k := audit.LineKeyOf(bytes.TrimSuffix(l, []byte("\n")))
+			r.Damage = append(r.Damage, audit.DamagedLine{File: "audit.jsonl", Offset: int64(off), Bytes: k.Bytes, SHA256: k.SHA256, Kind: "replayed", Reason: "an older record again"})
+		}
+		off += len(bytes.TrimSuffix(l, []byte("\n"))) + 1
+	}
+	return r
 }
 
 // TestSealStartAfterCopiesRetained: sealing started (seal-init) on a log

@@ -275,6 +275,11 @@ func (o *shipOrder) pass(l Line, r *Record, sum digest) *Problem {
 
 // passHeld reads the held record seq again and passes it on.
 func (o *shipOrder) passHeld(seq uint64) *Problem {
+	if o.next == 0 {
+		if dropped, p := o.dropListedStart(seq); dropped || p != nil {
+			return p
+		}
+	}
 	h := o.held[seq]
 	delete(o.held, seq)
 	data, err := o.snap.ReadLine(h.file, h.offset, h.n)
@@ -289,16 +294,53 @@ func (o *shipOrder) passHeld(seq uint64) *Problem {
 	if derr != nil {
 		return o.visit(l, nil, derr)
 	}
-	if o.next == 0 && o.listed[LineKeyOf(data)] {
-		// The chain's first record in the copy would be a line a damage
-		// record lists as an older record again (a copy that starts
-		// after its original, --partial): dropped as a repeat, so that
-		// the chain starts with the records that are its own.
+	return o.pass(l, r, h.sum)
+}
+
+// dropListedStart drops, before the chain's first record in the copy,
+// the run of held records from seq on (seq, seq+1, ...) that a damage
+// record of the copy lists each as an older record again, when a gap
+// parts the run from the records held after it, or the record after the
+// run comes before its last in the copy: older records again that come
+// before the copy's own first (a copy that starts after their
+// originals, --partial). A run that goes on to the rest in the copy's
+// order is the chain's: the originals themselves, whose bytes the
+// listed copies share.
+func (o *shipOrder) dropListedStart(seq uint64) (bool, *Problem) {
+	if len(o.listed) == 0 {
+		return false, nil
+	}
+	var run []Line
+	var last heldLine
+	for k := seq; ; k++ {
+		h, ok := o.held[k]
+		if !ok {
+			break
+		}
+		data, err := o.snap.ReadLine(h.file, h.offset, h.n)
+		if err != nil {
+			return false, &Problem{File: h.name, Line: h.number, Seq: k, Reason: err.Error()}
+		}
+		if !o.listed[LineKeyOf(data)] {
+			// The record after the run: the run goes on to it unless
+			// it came first.
+			if len(run) == 0 || h.file > last.file || h.file == last.file && h.offset > last.offset {
+				return false, nil
+			}
+			break
+		}
+		run = append(run, Line{File: h.name, Number: h.number, Offset: h.offset, Data: data})
+		last = h
+	}
+	if len(run) == len(o.held) {
+		return false, nil // nothing after them: they are the copy's chain
+	}
+	for i, l := range run {
+		delete(o.held, seq+uint64(i))
 		o.sum.Repeated++
 		o.repeat(l)
-		return nil
 	}
-	return o.pass(l, r, h.sum)
+	return true, nil
 }
 
 // drain passes on the held records that follow in chain order.

@@ -105,7 +105,7 @@ func (t Tool) flags() (*flag.FlagSet, *config) {
 	fs.BoolVarP(&c.list, "list", "l", false, "print a flat list, one namespace per line (tree order), instead of the tree")
 	fs.StringVarP(&c.output, "output", "o", "", "the list's `COLUMNS`, separated by commas (see Columns below; +COLUMNS adds to the default); implies --list")
 	fs.BoolVarP(&c.noHeadings, "noheadings", "n", false, "list without the header line; implies --list")
-	fs.BoolVarP(&c.raw, "raw", "r", false, "list unaligned, values separated by one space (spaces, backslashes and control characters in values as \\xHH, as lsns -r), never cut to the terminal; implies --list")
+	fs.BoolVarP(&c.raw, "raw", "r", false, "list unaligned, values separated by one space (each byte of a space, backslash, control or invisible character or invalid UTF-8 in a value as \\xHH, as lsns -r; printable non-ASCII kept), never cut to the terminal; implies --list")
 	fs.BoolVarP(&c.noTruncate, "notruncate", "u", false, "do not cut tree lines nor narrow the list's text columns to the terminal's width (output to a pipe or file is never cut)")
 	fs.BoolVar(&c.details, "details", false, "add the processes of each namespace and how it was found")
 	fs.StringVar(&c.container, "container", "", "print only the branches leading to the namespaces of the container with this `NAME-or-ID` (an ID, also as labelled: ENGINE [NAMESPACE/]ID; a name, a Kubernetes pod or container name; or an ID prefix)")
