@@ -38,7 +38,9 @@
 //     file's hint as the last append left it, as an earlier one did, or
 //     empty; between runs of real hooks on a sealed log that rotates
 //     and removes files. After each, one more run, `audit ack` of the
-//     damage recorded, and `audit verify --key --checkpoints`.
+//     damage recorded, and `audit verify --key --checkpoints`; at the
+//     end, a collector's copy of every line shipped, verified as
+//     shipped.
 //
 // The sample log of the tampering classes (bytes, lines, forge, inject)
 // is made in-process through audit.Log and hook.Hook (real ancestry of a

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/nsrel/nsrel/hook/audit"
 )
@@ -35,6 +37,9 @@ func (c *campaign) staleBlocks() error {
 		return err
 	}
 	lock := e.log + ".lock"
+	// What a shipper following the log's files sends: every line as it
+	// appears, older records again included (the collector's copy).
+	ship := &shipper{log: e.log}
 	var hints [][]byte // lock files saved after appends
 	kinds := []string{"1 to 3 records", "10 to 40 records", "NUL bytes, then 1 to 3 records"}
 	hintKinds := []string{"the lock file as the last append left it", "as an earlier one did", "empty"}
@@ -45,6 +50,7 @@ func (c *campaign) staleBlocks() error {
 	run := func(id string) {
 		runs++
 		r := c.appendOne(e, id)
+		ship.follow()
 		switch {
 		case r.code != 0 || r.killed || r.err != nil:
 			fails = append(fails, fmt.Sprintf("%s: exit %d: %s", id, r.code, oneLine(r.stderr.String())))
@@ -99,6 +105,7 @@ func (c *campaign) staleBlocks() error {
 		if werr != nil {
 			return werr
 		}
+		ship.follow()
 		id := fmt.Sprintf("stale-%d-after", event)
 		run(id)
 		// The damage records not acknowledged yet, acknowledged as an
@@ -127,6 +134,7 @@ func (c *campaign) staleBlocks() error {
 			}
 			acknowledged[r.Seq] = true
 			acked++
+			ship.follow()
 			listed += len(r.Damage)
 			for _, d := range r.Damage {
 				if d.Kind == "replayed" {
@@ -160,6 +168,29 @@ func (c *campaign) staleBlocks() error {
 	}
 	c.add(row{class: "9 stale blocks", variant: fmt.Sprintf("older records again at the log's end (%s; %s); then one more run, `audit ack` of its damage record, `audit verify --key --checkpoints`", strings.Join(what, ", "), strings.Join(hintWhat, ", ")),
 		cases: c.cfg.staleEvents, caught: survived, missed: c.cfg.staleEvents - survived, lost: len(lostIDs), repro: c.repro("stale", true)})
+	// The collector's copy, verified as shipped with the key and the
+	// checkpoints: the chain from seq 1, the older records again
+	// dropped as repeats their damage records list.
+	copyPath := filepath.Join(e.dir, "collector.jsonl")
+	copyErr := ship.err
+	if copyErr == nil {
+		copyErr = os.WriteFile(copyPath, ship.copy.Bytes(), 0o600)
+	}
+	if copyErr == nil {
+		args := []string{"--config", e.config, "audit", "verify", "--shipped", "--key", "@" + e.key, "--checkpoints", e.cps, copyPath}
+		if out, err := exec.Command(c.bin, args...).CombinedOutput(); err != nil {
+			copyErr = fmt.Errorf("audit verify --shipped: %v: %s", err, oneLine(string(out)))
+		}
+	}
+	copyOK := 0
+	if copyErr == nil {
+		copyOK = 1
+	}
+	c.add(row{class: "9 stale blocks", variant: "then the collector's copy of every line the log's files showed, `audit verify --shipped --key --checkpoints`",
+		cases: 1, caught: copyOK, missed: 1 - copyOK, lost: 0, repro: c.repro("stale", true)})
+	if copyErr != nil {
+		c.note("stale: the collector's copy FAILED: %v", copyErr)
+	}
 	c.note("stale: %d events, %d hook runs (rotate_bytes 32 KiB, keep_files 4, sealed, checkpoints), %d damage records acknowledged, listing %d lines (%d of them older records again); the final log: %d lines in %d files",
 		c.cfg.staleEvents, runs, acked, listed, replayed, len(scan.all)+scan.bad, countFiles(e))
 	for _, f := range first(fails, 5) {
@@ -201,4 +232,68 @@ func recordedAs(scan *logScan, id string) bool {
 		}
 	}
 	return false
+}
+
+// shipper follows a log's current file as a shipper does (rsyslog's
+// imfile): each complete line appended since it last looked, across a
+// rotation the rest of the rotated file first, into copy.
+type shipper struct {
+	log  string
+	ino  uint64
+	off  int64
+	copy bytes.Buffer
+	err  error
+}
+
+// follow takes the lines appended since the last call.
+func (s *shipper) follow() {
+	if s.err != nil {
+		return
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(s.log, &st); err != nil {
+		s.err = err
+		return
+	}
+	if s.ino != 0 && st.Ino != s.ino {
+		// Rotated: the rest of the file followed, under its new name.
+		files, err := audit.Files(s.log)
+		if err != nil {
+			s.err = err
+			return
+		}
+		found := false
+		for _, f := range files {
+			var fst syscall.Stat_t
+			if syscall.Stat(f, &fst) == nil && fst.Ino == s.ino {
+				s.take(f)
+				found = true
+			}
+		}
+		if !found {
+			s.err = fmt.Errorf("the file rotated away from %s is gone before it was shipped", s.log)
+			return
+		}
+		s.off = 0
+	}
+	s.ino = uint64(st.Ino)
+	s.take(s.log)
+}
+
+// take copies the complete lines of file from s.off on.
+func (s *shipper) take(file string) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		s.err = err
+		return
+	}
+	if int64(len(data)) < s.off {
+		s.err = fmt.Errorf("%s shrank from %d to %d bytes", file, s.off, len(data))
+		return
+	}
+	data = data[s.off:]
+	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+		s.copy.Write(data[:i+1])
+		s.off += int64(i + 1)
+	}
 }

@@ -123,6 +123,10 @@ type chainHint struct {
 	// says it was sought, and anchored that one was found.
 	derive            func() uint64
 	derived, anchored bool
+	// buf holds the bytes the anchor was sought in, from offset bufAt
+	// to the end of the file, for the walk.
+	buf   []byte
+	bufAt int64
 	// floor is, when the anchor was sought in the whole file, the seq
 	// of the last good record of the file before it: no record of the
 	// file at or below it is the chain's.
@@ -190,26 +194,27 @@ func derivedChain(prev func() uint64) *chainHint {
 }
 
 // anchor finds the record a derived hint follows the chain from: the
-// first record within the last replayReach bytes of f (all of f when
+// first record within the last derivedWindow bytes of f (all of f when
 // it is shorter) that the look back does not take for an older record
 // again, of the first maxAnchors records; when that is all of f, past
 // the floor, the last good record of the file before f (older records
 // a rotation put first in f, however many, are not the chain's: judge
 // says so of them too). A stale block after it is then told by the links
-// whatever its length, where the look back reads 16 KiB. It reads those
-// bytes once more for the walk: once per append, only while the lock
-// file holds no hint of f (the append writes one).
+// whatever its length, where the look back reads 16 KiB. The walk reads
+// the same bytes: once per append, only while the lock file holds no
+// hint of f (the append writes one).
 func (c *chainHint) anchor(f *os.File) {
 	c.derived = true
 	size, err := fileSize(f)
 	if err != nil {
 		return
 	}
-	from := max(0, size-replayReach)
+	from := max(0, size-derivedWindow)
 	buf := make([]byte, size-from)
 	if _, err := f.ReadAt(buf, from); err != nil {
 		return
 	}
+	whole := buf
 	start := from
 	if from > 0 {
 		// The first bytes read may be the end of a line.
@@ -242,6 +247,7 @@ func (c *chainHint) anchor(f *os.File) {
 		}
 		if lookBack(f, Line{Offset: at, Data: data}, r, c.derive, false) == nil {
 			c.seq, c.hash, c.from, c.anchored = r.Seq, r.Hash, start, true
+			c.buf, c.bufAt = whole, from
 			return
 		}
 		if tried++; tried == maxAnchors {
@@ -250,8 +256,15 @@ func (c *chainHint) anchor(f *os.File) {
 	}
 }
 
-// maxAnchors bounds the records [chainHint.anchor] tries.
-const maxAnchors = 64
+// maxAnchors bounds the records [chainHint.anchor] tries (each a look
+// back of 16 KiB).
+const maxAnchors = 8
+
+// derivedWindow is how many bytes at the end of a file an anchor is
+// sought in, and the walk from it reads (once: the append writes a
+// hint): what a crash's stale blocks may hold, a write that was not
+// synced, hundreds of records. The look back tells what is before it.
+const derivedWindow = 512 << 10
 
 // hintedLine reports whether f holds h's head where h says: a record
 // line of its seq and hash.
@@ -284,6 +297,13 @@ func walkChain(f *os.File, from, to int64, seq uint64, hash string, at func(star
 	if _, err := f.ReadAt(buf, from); err != nil {
 		return 0, "", false
 	}
+	seq, hash = walkLines(buf, from, seq, hash, at)
+	return seq, hash, true
+}
+
+// walkLines is walkChain through buf, the bytes of the file from
+// offset from.
+func walkLines(buf []byte, from int64, seq uint64, hash string, at func(start int64, followed bool, seq uint64, hash string)) (uint64, string) {
 	start := from
 	for line := range bytes.Lines(buf) {
 		n := int64(len(line))
@@ -300,7 +320,7 @@ func walkChain(f *os.File, from, to int64, seq uint64, hash string, at func(star
 			at(at0, followed, seq, hash)
 		}
 	}
-	return seq, hash, true
+	return seq, hash
 }
 
 // walk follows the chain once from c.from to the end of f (up to
@@ -309,18 +329,25 @@ func walkChain(f *os.File, from, to int64, seq uint64, hash string, at func(star
 // stale block again per line (seconds for 4 MiB).
 func (c *chainHint) walk(f *os.File) {
 	c.walked = true
-	size, err := fileSize(f)
-	if err != nil {
-		return
-	}
 	c.end = c.from
-	walkChain(f, c.from, min(size, c.from+replayReach), c.seq, c.hash, func(start int64, followed bool, seq uint64, hash string) {
+	note := func(start int64, followed bool, seq uint64, hash string) {
 		c.lines++
 		c.end = start + 1
 		if followed {
 			c.starts, c.seqs, c.hashes = append(c.starts, start), append(c.seqs, seq), append(c.hashes, hash)
 		}
-	})
+	}
+	if c.buf != nil {
+		// The anchor's read holds the bytes after it.
+		walkLines(c.buf[c.from-c.bufAt:], c.from, c.seq, c.hash, note)
+		c.buf = nil
+		return
+	}
+	size, err := fileSize(f)
+	if err != nil {
+		return
+	}
+	walkChain(f, c.from, min(size, c.from+replayReach), c.seq, c.hash, note)
 }
 
 // headBefore returns the head's seq and hash before the line starting
