@@ -1071,3 +1071,41 @@ func TestSealStartAfterCopiesRetained(t *testing.T) {
 		t.Errorf("the original's file is kept: %v", files)
 	}
 }
+
+// TestFarReplacedLine: a record line of a seq more than 65,536 records
+// back (further than verify keeps hashes), with other bytes than the
+// chain's record of that seq, at the end of the log and listed by a
+// damage record as an older record again and acknowledged: verify finds
+// the record in a second pass and fails (it was taken for an older
+// record again, which the ack cleared); a line of the same bytes as the
+// record passes.
+func TestFarReplacedLine(t *testing.T) {
+	var c handChain
+	for i := range 70000 {
+		c.add(t, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: fmt.Sprint("c", i)})
+	}
+	forged := *c.recs[4]
+	forged.ContainerID, forged.Hash = "forged", ""
+	forgedLine, err := forged.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		line []byte
+		want string
+	}{{"same bytes", c.lines[4], ""}, {"other bytes", forgedLine, "with other bytes than the record of seq 5"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := handChain{lines: slices.Clone(c.lines), recs: slices.Clone(c.recs)}
+			file := append(slices.Clone(c.lines), tc.line)
+			d := c.add(t, c.damage(file, len(file)-1))
+			c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			writeLines(t, path, append(file, c.lines[len(c.lines)-2:]...))
+			_, err := audit.Verify([]string{path}, audit.VerifyOptions{})
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("verify: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

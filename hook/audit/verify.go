@@ -664,6 +664,9 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 		if gap != nil {
 			return v.s, gap
 		}
+		if p := v.farCheck(snap); p != nil {
+			return v.s, p
+		}
 	}
 	if p := v.end(); p != nil {
 		return v.s, p
@@ -788,6 +791,9 @@ type verifier struct {
 	// first's seq and prev, the last's seq and hash), and whether each
 	// goes on from the one before: retention by an nsrel before the
 	// pre-pass described the file before them by the first.
+	// far are the older records again met whose seq's record was too
+	// far back for hashes: compared in a second pass.
+	far                 []farLine
 	startCopies         int
 	copyFirst, copyLast uint64
 	copyPrev, copyHash  string
@@ -875,6 +881,52 @@ func listedBefore(lines iter.Seq2[Line, error], current string, max int) (map[li
 		before = append(before, at)
 	}
 	return nil, nil
+}
+
+// farLine is an older record again whose seq's record was more than
+// maxRingHashes records back: its seq, the digest of its hash, where it
+// is, and the seq of the record before it.
+type farLine struct {
+	seq   uint64
+	hash  digest
+	file  string
+	line  int
+	after uint64
+}
+
+// farCheck reads the files again for the records of the seqs of v.far
+// (older records again further back than the ring of hashes reaches) and
+// fails the first whose record has another hash: forged, not an older
+// record again. The chain's record of a seq is the first record line of
+// that seq in the files, as no older record of it can come before it.
+func (v *verifier) farCheck(snap *Snapshot) *Problem {
+	if len(v.far) == 0 {
+		return nil
+	}
+	want := map[uint64][]int{}
+	for i, f := range v.far {
+		want[f.seq] = append(want[f.seq], i)
+	}
+	for l, err := range snap.Lines() {
+		if err != nil || len(want) == 0 {
+			break
+		}
+		seq, ok := headSeq(l.Data)
+		if !ok || want[seq] == nil {
+			continue
+		}
+		r, err := Decode(l.Data)
+		if err != nil || r.Seq != seq {
+			continue
+		}
+		for _, i := range want[seq] {
+			if f := v.far[i]; f.hash != hashDigest(r.Hash) {
+				return &Problem{File: f.file, Line: f.line, Seq: f.seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of seq %d at %s:%d (a record replaced or forged, not an older record again)", f.seq, f.after, f.seq, l.File, l.Number)}
+			}
+		}
+		delete(want, seq)
+	}
+	return nil
 }
 
 // listed reports whether a damage record the chain holds lists the line
@@ -1001,8 +1053,14 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		// again: verify drops those that repeat one byte for byte).
 		// One with other bytes than the chain's record of its seq is
 		// no crash's: forged.
-		if at, ok := v.hashes.at(r.Seq); ok && at.hash != hashDigest(r.Hash) {
+		at, ok := v.hashes.at(r.Seq)
+		if ok && at.hash != hashDigest(r.Hash) {
 			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of seq %d at %s:%d (a record replaced or forged, not an older record again)", r.Seq, v.prev.Seq, r.Seq, at.file, at.line)}
+		}
+		if !ok && r.Seq >= v.s.FirstSeq && len(v.far) < maxDamagedLines {
+			// Its record is further back than the ring reaches: compared
+			// after the chain is read, in a second pass (see farCheck).
+			v.far = append(v.far, farLine{r.Seq, hashDigest(r.Hash), l.File, l.Number, v.prev.Seq})
 		}
 		r, derr = nil, &ReplayError{r.Seq, v.prev.Seq, false}
 	}
