@@ -664,12 +664,16 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 	f, err := openOwned(l.path, unix.O_RDONLY)
 	if err == nil {
 		var last *Record
-		if last, _, err = l.lastGood(f, readHint(lf)); err == nil && last != nil {
+		var damaged []DamagedLine
+		if last, damaged, err = l.lastGood(f, readHint(lf)); err == nil && last != nil {
 			// Where the head is, for the appends after: a quiet node's
 			// writer calls this more often than it appends, and
 			// without a hint each call follows the chain from an
-			// anchor (see hint.go).
-			hintHead(f, lf, last)
+			// anchor (see hint.go). Not past damaged lines, which the
+			// next append records.
+			if len(damaged) == 0 {
+				hintHead(f, lf, last)
+			}
 			// A checkpoint names only records on the disk: an append
 			// whose sync failed emitted none, and one shipped now
 			// would contradict the log were they lost.

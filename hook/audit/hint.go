@@ -78,26 +78,27 @@ func writeHint(lf *os.File, h headHint) {
 	lf.WriteAt(buf, 0)
 }
 
-// hintHead writes the hint of the head r into the lock file lf when f
-// holds r's line among its last lines (a read that found the head
-// without appending).
+// hintHead writes the hint of the head r into the lock file lf when r's
+// line is f's last complete line: a read that found the head with no
+// damaged line after it, and appends nothing (a quiet node's checkpoint,
+// an append with nothing to write). Only the last line: an older copy of
+// the head after it (a stale block) would be hinted where the head is
+// not, and the lines before the copy never recorded.
 func hintHead(f, lf *os.File, r *Record) {
 	id, size, err := identity(f)
 	if err != nil {
 		return
 	}
-	n := 0
 	for l, err := range linesBackwardIn(f, f.Name(), size) {
-		if n++; err != nil || n > maxLookedBack {
+		if err != nil {
 			return
 		}
-		if s, ok := headSeq(l.Data); !ok || s != r.Seq {
-			continue
+		if s, ok := headSeq(l.Data); ok && s == r.Seq {
+			if _, hash, _, ok := splitLine(l.Data); ok && hash == r.Hash && hashMatches(l.Data) {
+				writeHint(lf, headHint{file: id, start: l.Offset, end: l.Offset + int64(len(l.Data)) + 1, seq: r.Seq, hash: r.Hash})
+			}
 		}
-		if _, hash, _, ok := splitLine(l.Data); ok && hash == r.Hash && hashMatches(l.Data) {
-			writeHint(lf, headHint{file: id, start: l.Offset, end: l.Offset + int64(len(l.Data)) + 1, seq: r.Seq, hash: r.Hash})
-			return
-		}
+		return
 	}
 }
 

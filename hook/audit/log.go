@@ -317,6 +317,11 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		pending = append(pending, r)
 	}
 	if len(pending) == 0 || ifSealed && !sealedChain(last) {
+		if len(pending) == 0 && last != nil {
+			// Nothing to write (the record built was not needed): the
+			// head for the next append all the same (see hint.go).
+			hintHead(f, lf, last)
+		}
 		return nil, nil, berr
 	}
 

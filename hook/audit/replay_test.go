@@ -1109,3 +1109,42 @@ func TestFarReplacedLine(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckpointAfterStaleHead: a quiet node's checkpoint after a crash
+// left copies of the last records, the head's too, at the log's end: it
+// leaves no hint at the copy of the head, and the next append records
+// the copies (the hint at the copy made the append take it for the
+// head, the copies before it never recorded: verify failed for good).
+// An append with nothing to write leaves the hint of a sound log's head.
+func TestCheckpointAfterStaleHead(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, path := newLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EverySeconds: 60, File: file}})
+	appendN(t, l, 10)
+	lines := readLines(t, path)
+	tear(t, path, append(bytes.Join(lines[7:10], nil), '\n')) // the last line has none
+	if err := os.Truncate(path+".lock", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CheckpointIfDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if hint, _ := os.ReadFile(path + ".lock"); len(bytes.TrimSpace(hint)) > 0 {
+		t.Errorf("a hint past damaged lines: %q", hint)
+	}
+	replayCase(t, l, 10, "replayed", "replayed", "replayed")
+
+	t.Run("nothing to write", func(t *testing.T) {
+		l, path := newLog(t, audit.Options{})
+		recs := appendN(t, l, 5)
+		if err := os.Truncate(path+".lock", 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.AppendWith(context.Background(), func(*audit.Searcher) (*audit.Record, error) { return nil, nil }); err != nil {
+			t.Fatal(err)
+		}
+		hint, _ := os.ReadFile(path + ".lock")
+		if f := strings.Fields(string(hint)); len(f) != 9 || f[7] != "5" || f[8] != recs[4].Hash {
+			t.Errorf("lock file after an append with nothing to write: %q, want the hint of seq 5", hint)
+		}
+	})
+}

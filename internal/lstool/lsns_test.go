@@ -2,6 +2,7 @@ package lstool_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nsrel/nsrel/internal/nstest"
@@ -264,8 +266,12 @@ func TestRawEscapesAsLsns(t *testing.T) {
 	// own: lsns fails whole when any process it sees has a newline in
 	// its name (other tests make such processes). Its COMMAND is the
 	// command line: the name is in its first word.
-	script := `unshare -U "$0" 60 & until [ "$(readlink /proc/$!/exe)" = "$0" ]; do sleep 0.01; done; "$1" -t user --raw --noheadings -o COMMAND; kill $!`
-	ref, err := exec.Command(nstest.RequireCmd(t, "unshare"), "--pid", "--fork", "--mount-proc", "sh", "-c", script, bin, lsns).Output()
+	script := `unshare -U "$0" 60 & want=$(readlink -f "$0"); n=0
+until [ "$(readlink /proc/$!/exe)" = "$want" ]; do n=$((n+1)); [ $n -lt 500 ] || { echo "no exec of $0" >&2; exit 1; }; sleep 0.01; done
+"$1" -t user --raw --noheadings -o COMMAND; kill $!`
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ref, err := exec.CommandContext(ctx, nstest.RequireCmd(t, "unshare"), "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", script, bin, lsns).Output()
 	if err != nil {
 		t.Fatalf("lsns -r in a PID namespace of its own: %v", err)
 	}
