@@ -200,10 +200,10 @@ func derivedChain(prev func() uint64) *chainHint {
 // again, of the first maxAnchors records; when that is all of f, past
 // the floor, the last good record of the file before f (older records
 // a rotation put first in f, however many, are not the chain's: judge
-// says so of them too). A stale block after it is then told by the links
-// whatever its length, where the look back reads 16 KiB. The walk reads
-// the same bytes: once per append, only while the lock file holds no
-// hint of f (the append writes one).
+// says so of them too). A stale block after it, up to the window's
+// length, is then told by the links, where the look back reads 16 KiB.
+// The walk reads the same bytes: once per append, only while the lock
+// file holds no hint of f (the append writes one).
 func (c *chainHint) anchor(f *os.File) {
 	c.derived = true
 	size, err := fileSize(f)
@@ -263,9 +263,10 @@ const maxAnchors = 8
 
 // derivedWindow is how many bytes at the end of a file an anchor is
 // sought in, and the walk from it reads (once: the append writes a
-// hint): what a crash's stale blocks may hold, a write that was not
-// synced, hundreds of records. The look back tells what is before it.
-const derivedWindow = 512 << 10
+// hint): what a crash's stale blocks may hold, the longest write an
+// append makes that was not synced (a damage record and a record, each
+// up to a line's 1 MiB). The look back tells what is before it.
+const derivedWindow = 2*MaxLine + replayWindow
 
 // hintedLine reports whether f holds h's head where h says: a record
 // line of its seq and hash.

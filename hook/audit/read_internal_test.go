@@ -145,7 +145,7 @@ func BenchmarkReplayed(b *testing.B) {
 // BenchmarkReplayedDerived: what an append costs to find the chain's
 // head without a hint (an nsrel before the hint wrote the log, or a
 // crash lost it) in a file of 4.7 MiB of 800-byte records: the anchor's
-// look back and the walk of the last 512 KiB.
+// look back and the walk of the last 2 MiB.
 func BenchmarkReplayedDerived(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "audit.jsonl")
 	var data []byte

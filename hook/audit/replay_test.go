@@ -342,6 +342,30 @@ func TestReplayedLinesFar(t *testing.T) {
 		}
 		replayCase(t, l, 40, slices.Repeat([]string{"replayed"}, 30)...)
 	})
+	t.Run("700 KiB of records without a hint", func(t *testing.T) {
+		// More than a first version's 512 KiB window, less than the
+		// longest write an append makes (a damage record and a record,
+		// up to 1 MiB each): it took a copy for its anchor and forked.
+		var c handChain
+		for i := range 3000 {
+			r := rec(fmt.Sprint("c", i))
+			r.Annotations["note"] = strings.Repeat("n", 600)
+			c.add(t, r)
+		}
+		dir := t.TempDir()
+		path := filepath.Join(dir, "audit.jsonl")
+		var block [][]byte
+		size := 0
+		for i := 100; size < 700<<10; i++ {
+			block, size = append(block, c.lines[i]), size+len(c.lines[i])
+		}
+		writeLines(t, path, append(slices.Clone(c.lines), block...))
+		l, err := audit.Open(path, audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replayCase(t, l, 3000, slices.Repeat([]string{"replayed"}, len(block))...)
+	})
 	t.Run("garbled line after", func(t *testing.T) {
 		l, path := newLog(t, audit.Options{})
 		appendN(t, l, 5)
@@ -1091,13 +1115,31 @@ func TestFarReplacedLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name string
-		line []byte
-		want string
-	}{{"same bytes", c.lines[4], ""}, {"other bytes", forgedLine, "with other bytes than the record of seq 5"}} {
+		name   string
+		copies int // older records again of far seqs before the line
+		line   []byte
+		want   string
+	}{
+		{"same bytes", 0, c.lines[4], ""},
+		{"other bytes", 0, forgedLine, "with other bytes than the record of seq 5"},
+		// More than a damage record lists (a first version compared
+		// only the first 4096 such lines, and passed the forged one).
+		{"other bytes after 5000 copies", 5000, forgedLine, "with other bytes than the record of seq 5"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := handChain{lines: slices.Clone(c.lines), recs: slices.Clone(c.recs)}
-			file := append(slices.Clone(c.lines), tc.line)
+			file := slices.Clone(c.lines)
+			ack := func(d *audit.Record) {
+				c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+				file = append(file, c.lines[len(c.lines)-2:]...)
+			}
+			for b := range tc.copies / 1000 {
+				for i := range 1000 {
+					file = append(file, c.lines[10+b*1000+i])
+				}
+				ack(c.add(t, c.damage(file, len(file)-1000)))
+			}
+			file = append(file, tc.line)
 			d := c.add(t, c.damage(file, len(file)-1))
 			c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
 			path := filepath.Join(t.TempDir(), "audit.jsonl")

@@ -793,7 +793,7 @@ type verifier struct {
 	// pre-pass described the file before them by the first.
 	// far are the older records again met whose seq's record was too
 	// far back for hashes: compared in a second pass.
-	far                 []farLine
+	far                 map[farKey]farLine
 	startCopies         int
 	copyFirst, copyLast uint64
 	copyPrev, copyHash  string
@@ -883,16 +883,24 @@ func listedBefore(lines iter.Seq2[Line, error], current string, max int) (map[li
 	return nil, nil
 }
 
-// farLine is an older record again whose seq's record was more than
-// maxRingHashes records back: its seq, the digest of its hash, where it
-// is, and the seq of the record before it.
+// farKey is an older record again whose seq's record was more than
+// maxRingHashes records back: its seq and the digest of its hash;
+// farLine where it first came, and the seq of the record before it.
+type farKey struct {
+	seq  uint64
+	hash digest
+}
+
 type farLine struct {
-	seq   uint64
-	hash  digest
 	file  string
 	line  int
 	after uint64
 }
+
+// maxFar bounds the older records again (distinct seq and hash) that
+// farCheck compares: past it verify fails, rather than pass one
+// unchecked.
+const maxFar = 1 << 20
 
 // farCheck reads the files again for the records of the seqs of v.far
 // (older records again further back than the ring of hashes reaches) and
@@ -903,12 +911,15 @@ func (v *verifier) farCheck(snap *Snapshot) *Problem {
 	if len(v.far) == 0 {
 		return nil
 	}
-	want := map[uint64][]int{}
-	for i, f := range v.far {
-		want[f.seq] = append(want[f.seq], i)
+	want := map[uint64][]farKey{}
+	for k := range v.far {
+		want[k.seq] = append(want[k.seq], k)
 	}
 	for l, err := range snap.Lines() {
-		if err != nil || len(want) == 0 {
+		if err != nil {
+			return &Problem{File: l.File, Line: l.Number, Reason: "second read, for the records of older records again: " + err.Error()}
+		}
+		if len(want) == 0 {
 			break
 		}
 		seq, ok := headSeq(l.Data)
@@ -919,12 +930,17 @@ func (v *verifier) farCheck(snap *Snapshot) *Problem {
 		if err != nil || r.Seq != seq {
 			continue
 		}
-		for _, i := range want[seq] {
-			if f := v.far[i]; f.hash != hashDigest(r.Hash) {
-				return &Problem{File: f.file, Line: f.line, Seq: f.seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of seq %d at %s:%d (a record replaced or forged, not an older record again)", f.seq, f.after, f.seq, l.File, l.Number)}
+		for _, k := range want[seq] {
+			if k.hash != hashDigest(r.Hash) {
+				f := v.far[k]
+				return &Problem{File: f.file, Line: f.line, Seq: k.seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of seq %d at %s:%d (a record replaced or forged, not an older record again)", k.seq, f.after, k.seq, l.File, l.Number)}
 			}
 		}
 		delete(want, seq)
+	}
+	for seq, ks := range want {
+		f := v.far[ks[0]]
+		return &Problem{File: f.file, Line: f.line, Seq: seq, Reason: fmt.Sprintf("seq %d again after seq %d, and no record of seq %d in the files on a second read (changed while verify read them?)", seq, f.after, seq)}
 	}
 	return nil
 }
@@ -1057,10 +1073,20 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		if ok && at.hash != hashDigest(r.Hash) {
 			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of seq %d at %s:%d (a record replaced or forged, not an older record again)", r.Seq, v.prev.Seq, r.Seq, at.file, at.line)}
 		}
-		if !ok && r.Seq >= v.s.FirstSeq && len(v.far) < maxDamagedLines {
+		if !ok && r.Seq >= v.s.FirstSeq {
 			// Its record is further back than the ring reaches: compared
-			// after the chain is read, in a second pass (see farCheck).
-			v.far = append(v.far, farLine{r.Seq, hashDigest(r.Hash), l.File, l.Number, v.prev.Seq})
+			// after the chain is read, in a second pass (see farCheck),
+			// each seq and hash once.
+			k := farKey{r.Seq, hashDigest(r.Hash)}
+			if _, seen := v.far[k]; !seen {
+				if len(v.far) == maxFar {
+					return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("more than %d older records again whose records are further back than %d records: too many to compare with them", maxFar, maxRingHashes)}
+				}
+				if v.far == nil {
+					v.far = map[farKey]farLine{}
+				}
+				v.far[k] = farLine{l.File, l.Number, v.prev.Seq}
+			}
 		}
 		r, derr = nil, &ReplayError{r.Seq, v.prev.Seq, false}
 	}
