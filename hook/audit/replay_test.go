@@ -976,6 +976,26 @@ func TestShippedPartialAfterReplay(t *testing.T) {
 			}
 		}
 	})
+	t.Run("5000 listed", func(t *testing.T) {
+		// More older records again than a first version kept (4,096),
+		// in a copy that starts after their originals.
+		var c handChain
+		for i := range 5200 {
+			c.add(t, rec(fmt.Sprint("c", i)))
+		}
+		file := slices.Clone(c.lines)
+		for b := range 5 {
+			file = append(file, c.lines[b*1000:(b+1)*1000]...)
+			d := c.add(t, c.damage(file, len(file)-1000))
+			c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+			file = append(file, c.lines[len(c.lines)-2:]...)
+		}
+		cp := filepath.Join(t.TempDir(), "copy.jsonl")
+		writeLines(t, cp, file[5100:])
+		if _, err := audit.Verify([]string{cp}, audit.VerifyOptions{Partial: true, Shipped: true}); err != nil {
+			t.Errorf("verify --shipped --partial: %v", err)
+		}
+	})
 	t.Run("not listed", func(t *testing.T) {
 		_, lines := node(t, true)
 		// Another copy of seq 3 in the collector's file, listed by no

@@ -34,6 +34,15 @@ const (
 	// maxDamagedRemembered bounds the lines that are not records whose
 	// digests are kept to tell a repeat of one.
 	maxDamagedRemembered = 1 << 12
+	// maxRepeats bounds the records dropped as repeats a copy keeps
+	// for the damage records after them: as many as it holds back, so
+	// that a run of older records again dropped before its first
+	// record (dropListedStart) is all there for theirs.
+	maxRepeats = maxHeld
+	// maxListedReplays bounds the lines the damage records met list as
+	// older records again that a copy keeps, to tell those whose
+	// records it does not hold (about 100 bytes each); and those.
+	maxListedReplays = 1 << 20
 )
 
 // digest identifies a line's bytes.
@@ -101,9 +110,10 @@ type shipOrder struct {
 	// again; unsure are the records dropped as repeats of a record the
 	// copy does not hold (before its first, or further back than ring
 	// reaches), which a damage record must list.
-	first  uint64
-	listed map[LineKey]bool
-	unsure []unsureRepeat
+	first      uint64
+	listed     map[LineKey]bool
+	listedFull bool
+	unsure     []unsureRepeat
 }
 
 // unsureRepeat is a record dropped as an older record again whose
@@ -133,7 +143,11 @@ func shippedLines(snap *Snapshot, sum *Summary, visit func(Line, *Record, error)
 	}
 	for _, u := range o.unsure {
 		if !o.listed[u.key] {
-			return &Problem{File: u.name, Line: u.number, Seq: u.seq, Reason: fmt.Sprintf("seq %d again after seq %d; the copy does not hold the record of that seq to compare (before its first record, or more than %d records before), and no damage record lists the line as an older record again", u.seq, u.after, maxRemembered)}
+			why := "no damage record lists the line as an older record again"
+			if o.listedFull {
+				why = fmt.Sprintf("no damage record among those of the first %d such lines lists it", maxListedReplays)
+			}
+			return &Problem{File: u.name, Line: u.number, Seq: u.seq, Reason: fmt.Sprintf("seq %d again after seq %d; the copy does not hold the record of that seq to compare (before its first record, or more than %d records before), and %s", u.seq, u.after, maxRemembered, why)}
 		}
 	}
 	return nil
@@ -201,12 +215,17 @@ func (o *shipOrder) line(l Line) *Problem {
 	}
 	if r.Stage == StageDamaged {
 		for _, d := range r.Damage {
-			if d.Kind == "replayed" && len(o.listed) < maxDamagedRemembered {
-				if o.listed == nil {
-					o.listed = map[LineKey]bool{}
-				}
-				o.listed[d.Key()] = true
+			if d.Kind != "replayed" {
+				continue
 			}
+			if len(o.listed) == maxListedReplays {
+				o.listedFull = true
+				continue
+			}
+			if o.listed == nil {
+				o.listed = map[LineKey]bool{}
+			}
+			o.listed[d.Key()] = true
 		}
 	}
 	if o.next != 0 && r.Seq < o.next {
@@ -215,7 +234,10 @@ func (o *shipOrder) line(l Line) *Problem {
 			o.repeat(l)
 			return nil
 		}
-		if (r.Seq < o.first || o.next-r.Seq > uint64(len(o.ring))) && len(o.unsure) < maxDamagedRemembered {
+		if r.Seq < o.first || o.next-r.Seq > uint64(len(o.ring)) {
+			if len(o.unsure) == maxListedReplays {
+				return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("more than %d older records again whose records the copy does not hold: too many to check", maxListedReplays)}
+			}
 			// Its original is not in the copy (a copy that starts
 			// later, --partial, or a record far back): an older record
 			// again (stale blocks a crash exposed on the node) if the
@@ -231,7 +253,11 @@ func (o *shipOrder) line(l Line) *Problem {
 		o.sum.Reordered++
 	}
 	o.latest = max(o.latest, r.Seq)
-	if r.Seq == o.next || o.next == 0 && r.Seq == 1 {
+	// Seq 1 starts the chain, first in the copy or before the records
+	// held (a shipper's swap); after records held further on (a copy
+	// that starts later: an older record again, maybe), it is held
+	// with them, and release judges (dropListedStart).
+	if r.Seq == o.next || o.next == 0 && r.Seq == 1 && o.heldFrom(2) {
 		if p := o.pass(l, r, sum); p != nil {
 			return p
 		}
@@ -364,6 +390,18 @@ func (o *shipOrder) drain() *Problem {
 	return nil
 }
 
+// heldFrom reports whether no record is held, or the lowest seq held is
+// seq.
+func (o *shipOrder) heldFrom(seq uint64) bool {
+	for len(o.order) > 0 {
+		if _, ok := o.held[o.order[0]]; ok {
+			return o.order[0] == seq
+		}
+		heap.Pop(&o.order)
+	}
+	return true
+}
+
 // earliest returns the lowest seq held (there is one).
 func (o *shipOrder) earliest() uint64 {
 	for {
@@ -444,8 +482,8 @@ type shippedTorn struct {
 	// metLines are the damaged lines met: a later repeat of one is
 	// dropped before verify sees it.
 	metLines map[LineKey]bool
-	// repeats are the last records dropped as repeats (a ring, oldest
-	// first at next): on the node, a copy of a record at the end of the
+	// repeats are the last maxRepeats records dropped as repeats (a
+	// ring, oldest first at next): on the node, a copy of a record at the end of the
 	// log is a damaged line a damage record lists. Records sent again
 	// are common: the ring keeps the latest, which such a damage
 	// record follows.
@@ -463,7 +501,7 @@ func (st *shippedTorn) repeated(k LineKey) {
 	if st.repeats == nil {
 		st.repeats = map[LineKey]int{}
 	}
-	if len(st.repeatRing) < maxDamagedRemembered {
+	if len(st.repeatRing) < maxRepeats {
 		st.repeatRing = append(st.repeatRing, k)
 	} else {
 		old := st.repeatRing[st.next]
@@ -471,7 +509,7 @@ func (st *shippedTorn) repeated(k LineKey) {
 			delete(st.repeats, old)
 		}
 		st.repeatRing[st.next] = k
-		st.next = (st.next + 1) % maxDamagedRemembered
+		st.next = (st.next + 1) % maxRepeats
 	}
 	st.repeats[k]++
 }
