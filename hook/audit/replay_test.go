@@ -996,6 +996,26 @@ func TestShippedPartialAfterReplay(t *testing.T) {
 			t.Errorf("verify --shipped --partial: %v", err)
 		}
 	})
+	t.Run("reordered start, its records again listed", func(t *testing.T) {
+		// A shipper's reorder at the start (seq 3 before 1 and 2) of a
+		// copy that holds seqs 1 and 2 again later, listed by a damage
+		// record: the first ones are the chain's (they were dropped,
+		// and verify failed: "the chain starts at seq 3").
+		var c handChain
+		for i := range 10 {
+			c.add(t, rec(fmt.Sprint("c", i)))
+		}
+		file := append(slices.Clone(c.lines), c.lines[0], c.lines[1])
+		d := c.add(t, c.damage(file, 10))
+		c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+		file = append(file, c.lines[len(c.lines)-2:]...)
+		shipped := slices.Concat([][]byte{file[2], file[0], file[1]}, file[3:])
+		cp := filepath.Join(t.TempDir(), "copy.jsonl")
+		writeLines(t, cp, shipped)
+		if s, err := audit.Verify([]string{cp}, audit.VerifyOptions{Shipped: true}); err != nil || s.FirstSeq != 1 {
+			t.Errorf("verify --shipped: %v (first seq %d, want 1)", err, s.FirstSeq)
+		}
+	})
 	t.Run("not listed", func(t *testing.T) {
 		_, lines := node(t, true)
 		// Another copy of seq 3 in the collector's file, listed by no

@@ -61,6 +61,10 @@ type heldLine struct {
 	offset int64
 	n      int
 	sum    digest
+	// again is set when the copy holds the line twice (its later
+	// copy dropped as a repeat): the one held is the chain's, before
+	// its copy (see dropListedStart).
+	again bool
 }
 
 // remembered is a record passed on.
@@ -209,6 +213,8 @@ func (o *shipOrder) line(l Line) *Problem {
 		if h.sum == sum {
 			o.sum.Repeated++
 			o.repeat(l)
+			h.again = true
+			o.held[r.Seq] = h
 			return nil
 		}
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again with other bytes than at %s:%d (a record replaced)", r.Seq, h.name, h.number)}
@@ -346,6 +352,11 @@ func (o *shipOrder) dropListedStart(seq uint64) (bool, *Problem) {
 		data, err := o.snap.ReadLine(h.file, h.offset, h.n)
 		if err != nil {
 			return false, &Problem{File: h.name, Line: h.number, Seq: k, Reason: err.Error()}
+		}
+		if h.again {
+			// The copy holds it twice: this one is the original, a
+			// shipper's reorder at the start, its copy dropped.
+			return false, nil
 		}
 		if !o.listed[LineKeyOf(data)] {
 			// The record after the run: the run goes on to it unless
