@@ -115,10 +115,20 @@ type shipOrder struct {
 	// copy does not hold (before its first, or further back than ring
 	// reaches), which a damage record must list.
 	first      uint64
-	listed     map[LineKey]bool
+	listed     map[lineSum]bool
 	listedFull bool
 	unsure     []unsureRepeat
 }
+
+// lineSum is a line's key as the shipped verifier keeps it in its large
+// tables: its length and the first 16 bytes of its SHA-256 (a
+// LineKey's hex string is 64 bytes and a string header more).
+type lineSum struct {
+	sum digest
+	n   int
+}
+
+func sumOfKey(k LineKey) lineSum { return lineSum{hashDigest(k.SHA256), k.Bytes} }
 
 // unsureRepeat is a record dropped as an older record again whose
 // original the copy does not hold.
@@ -127,7 +137,7 @@ type unsureRepeat struct {
 	number int
 	seq    uint64
 	after  uint64
-	key    LineKey
+	key    lineSum
 }
 
 // shippedLines checks the lines of snap with visit in chain order (see
@@ -229,9 +239,9 @@ func (o *shipOrder) line(l Line) *Problem {
 				continue
 			}
 			if o.listed == nil {
-				o.listed = map[LineKey]bool{}
+				o.listed = map[lineSum]bool{}
 			}
-			o.listed[d.Key()] = true
+			o.listed[sumOfKey(d.Key())] = true
 		}
 	}
 	if o.next != 0 && r.Seq < o.next {
@@ -250,7 +260,7 @@ func (o *shipOrder) line(l Line) *Problem {
 			// damage record after it lists it, checked at the end.
 			o.sum.Repeated++
 			o.repeat(l)
-			o.unsure = append(o.unsure, unsureRepeat{l.File, l.Number, r.Seq, o.next - 1, LineKeyOf(l.Data)})
+			o.unsure = append(o.unsure, unsureRepeat{l.File, l.Number, r.Seq, o.next - 1, sumOfKey(LineKeyOf(l.Data))})
 			return nil
 		}
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of that seq before it (a record replaced), or more than %d records after it", r.Seq, o.next-1, maxRemembered)}
@@ -358,7 +368,7 @@ func (o *shipOrder) dropListedStart(seq uint64) (bool, *Problem) {
 			// shipper's reorder at the start, its copy dropped.
 			return false, nil
 		}
-		if !o.listed[LineKeyOf(data)] {
+		if !o.listed[sumOfKey(LineKeyOf(data))] {
 			// The record after the run: the run goes on to it unless
 			// it came first.
 			if len(run) == 0 || h.file > last.file || h.file == last.file && h.offset > last.offset {
