@@ -93,10 +93,8 @@ func hintHead(f, lf *os.File, r *Record) {
 		if err != nil {
 			return
 		}
-		if s, ok := headSeq(l.Data); ok && s == r.Seq {
-			if _, hash, _, ok := splitLine(l.Data); ok && hash == r.Hash && hashMatches(l.Data) {
-				writeHint(lf, headHint{file: id, start: l.Offset, end: l.Offset + int64(len(l.Data)) + 1, seq: r.Seq, hash: r.Hash})
-			}
+		if isRecordLine(l.Data, r.Seq, r.Hash) {
+			writeHint(lf, headHint{file: id, start: l.Offset, end: l.Offset + int64(len(l.Data)) + 1, seq: r.Seq, hash: r.Hash})
 		}
 		return
 	}
@@ -120,8 +118,8 @@ type chainHint struct {
 	hash string
 	from int64
 	// derive, when not nil, says the head is not known yet: the anchor
-	// chainFrom finds stands for it (prev as for [replayed]); derived
-	// says it was sought, and anchored that one was found.
+	// anchor finds stands for it (derive is prev as for [replayed]);
+	// derived says it was sought, and anchored that one was found.
 	derive            func() uint64
 	derived, anchored bool
 	// buf holds the bytes the anchor was sought in, from offset bufAt
@@ -184,14 +182,10 @@ func chainAt(f *os.File, h *headHint, rotated func() (*os.File, error)) *chainHi
 // tell of (a log last written by an nsrel before the hint, a hint a
 // crash lost or left more than a rotation behind, the lock file
 // replaced): the chain followed by its links from an anchor, sought at
-// the first judgement (see anchor). prev is as for [replayed].
+// the first judgement (see anchor). prev (not nil) is as for
+// [replayed].
 func derivedChain(prev func() uint64) *chainHint {
-	return &chainHint{derive: func() uint64 {
-		if prev == nil {
-			return 0
-		}
-		return prev()
-	}}
+	return &chainHint{derive: prev}
 }
 
 // anchor finds the record a derived hint follows the chain from: the
@@ -275,10 +269,15 @@ func hintedLine(f *os.File, h *headHint) bool {
 	if _, err := f.ReadAt(buf, h.start); err != nil || buf[len(buf)-1] != '\n' {
 		return false
 	}
-	line := buf[:len(buf)-1]
-	seq, ok := headSeq(line)
-	at, hash, _, split := splitLine(line)
-	return ok && split && seq == h.seq && hash == h.hash && bodyHash(closedBody(line, at)) == hash
+	return isRecordLine(buf[:len(buf)-1], h.seq, h.hash)
+}
+
+// isRecordLine reports whether line is a record line of seq and hash
+// whose hash matches its bytes (what [Decode] checks of it).
+func isRecordLine(line []byte, seq uint64, hash string) bool {
+	s, ok := headSeq(line)
+	at, h, _, split := splitLine(line)
+	return ok && split && s == seq && h == hash && bodyHash(closedBody(line, at)) == h
 }
 
 // walkChain follows the chain from the record of seq and hash through

@@ -1167,8 +1167,10 @@ func (l *Log) lastGood(f *os.File, hint *headHint) (*Record, []DamagedLine, erro
 	// or when it cannot be read: what an older record first in a file
 	// is held against.
 	rotatedOnce := sync.OnceValues(l.rotated)
+	// Read once per file: the look back asks for each line that reaches
+	// the file's start.
 	prevSeq := func(j int) func() uint64 {
-		return func() uint64 {
+		return sync.OnceValue(func() uint64 {
 			rotated, err := rotatedOnce()
 			if err != nil {
 				return 0
@@ -1191,7 +1193,7 @@ func (l *Log) lastGood(f *os.File, hint *headHint) (*Record, []DamagedLine, erro
 				}
 			}
 			return 0
-		}
+		})
 	}
 	// The newest rotated file, where the hint's head is right after a
 	// rotation.
@@ -1497,6 +1499,15 @@ func exists(name string) bool {
 // last record before the current file.
 const maxPrevFiles = 8
 
+// lineKey is l's key as a damage record lists it: its length and
+// SHA-256 (a line longer than any record, as it was read past).
+func lineKey(l Line) LineKey {
+	if l.Long > 0 {
+		return LineKey{SHA256: l.Sum, Bytes: int(l.Long)}
+	}
+	return LineKeyOf(l.Data)
+}
+
 // replays counts the lines of d that are older records again.
 func replays(d []DamagedLine) int {
 	n := 0
@@ -1512,12 +1523,12 @@ func replays(d []DamagedLine) int {
 // a crash from an edit where the bytes allow.
 func damagedLine(file string, l Line, err error) DamagedLine {
 	d := DamagedLine{File: file, Offset: l.Offset, Reason: cutJSON(err.Error(), maxDamageReason)}
+	k := lineKey(l)
+	d.Bytes, d.SHA256 = k.Bytes, k.SHA256
 	if l.Long > 0 {
-		d.Bytes, d.SHA256, d.Kind = int(l.Long), l.Sum, "garbled"
+		d.Kind = "garbled"
 		return d
 	}
-	k := LineKeyOf(l.Data)
-	d.Bytes, d.SHA256 = k.Bytes, k.SHA256
 	var re *ReplayError
 	switch {
 	case bytes.IndexByte(l.Data, 0) >= 0:
@@ -1641,7 +1652,7 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 				first, ferr = seq, nil
 			}
 		}
-		if d := chainFirstIn(name, filepath.Base(l.path), maxLookedBack); ferr == nil && d != nil {
+		if d := chainFirst(rf, filepath.Base(l.path), maxLookedBack); ferr == nil && d != nil {
 			// Older records again first in it (a crash's stale blocks
 			// a rotation put there), which the damage record after
 			// them lists: the file's records begin with that one.
@@ -1718,10 +1729,14 @@ func listedBy(f *os.File, next []string, current string) (*Record, bool) {
 		if d == nil || d.Stage != StageDamaged || len(d.Damage) == 0 {
 			continue
 		}
-		lists := map[DamagedLine]bool{}
+		type keyAt struct {
+			offset int64
+			key    LineKey
+		}
+		lists := map[keyAt]bool{}
 		for _, l := range d.Damage {
 			if l.File == base {
-				lists[DamagedLine{Offset: l.Offset, Bytes: l.Bytes, SHA256: l.SHA256}] = true
+				lists[keyAt{l.Offset, l.Key()}] = true
 			}
 		}
 		all := len(lists) > 0
@@ -1729,9 +1744,7 @@ func listedBy(f *os.File, next []string, current string) (*Record, bool) {
 			if err != nil || l.Torn {
 				return nil, false
 			}
-			k := damagedLine(base, l, errNotChain)
-			all = all && lists[DamagedLine{Offset: k.Offset, Bytes: k.Bytes, SHA256: k.SHA256}]
-			if !all {
+			if all = lists[keyAt{l.Offset, lineKey(l)}]; !all {
 				break
 			}
 		}
@@ -1743,10 +1756,6 @@ func listedBy(f *os.File, next []string, current string) (*Record, bool) {
 	}
 	return nil, false
 }
-
-// errNotChain stands for why a line is no record of the chain where
-// only its key is wanted.
-var errNotChain = errors.New("not a record of the chain")
 
 // syncDir makes a rename or removal in dir durable.
 func syncDir(dir string) {
@@ -1806,11 +1815,16 @@ func chainFirstIn(path, current string, max int) *Record {
 		return nil
 	}
 	defer f.Close()
+	return chainFirst(f, current, max)
+}
+
+// chainFirst is [chainFirstIn] of an open file.
+func chainFirst(f *os.File, current string, max int) *Record {
 	size, err := fileSize(f)
 	if err != nil {
 		return nil
 	}
-	_, d := listedBefore(linesIn(f, path, size), current, max)
+	_, d := listedBefore(linesIn(f, f.Name(), size), current, max)
 	return d
 }
 

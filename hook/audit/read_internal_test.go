@@ -178,7 +178,7 @@ func BenchmarkReplayedDerived(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(data))/(1<<20), "MiB")
 	for b.Loop() {
-		c := derivedChain(nil)
+		c := derivedChain(func() uint64 { return 0 }) // no file before it
 		if err := replayed(f, last, r, nil, c); err != nil || !c.anchored {
 			b.Fatal(err, c.anchored)
 		}

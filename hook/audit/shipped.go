@@ -41,7 +41,7 @@ const (
 	maxRepeats = maxHeld
 	// maxListedReplays bounds the lines the damage records met list as
 	// older records again that a copy keeps, to tell those whose
-	// records it does not hold (about 100 bytes each); and those.
+	// records it does not hold (a lineSum each); and those.
 	maxListedReplays = 1 << 20
 )
 
@@ -221,8 +221,7 @@ func (o *shipOrder) line(l Line) *Problem {
 	}
 	if h, ok := o.held[r.Seq]; ok {
 		if h.sum == sum {
-			o.sum.Repeated++
-			o.repeat(l)
+			o.dropRepeat(l)
 			h.again = true
 			o.held[r.Seq] = h
 			return nil
@@ -246,8 +245,7 @@ func (o *shipOrder) line(l Line) *Problem {
 	}
 	if o.next != 0 && r.Seq < o.next {
 		if o.recall(r.Seq, sum) {
-			o.sum.Repeated++
-			o.repeat(l)
+			o.dropRepeat(l)
 			return nil
 		}
 		if r.Seq < o.first || o.next-r.Seq > uint64(len(o.ring)) {
@@ -258,8 +256,7 @@ func (o *shipOrder) line(l Line) *Problem {
 			// later, --partial, or a record far back): an older record
 			// again (stale blocks a crash exposed on the node) if the
 			// damage record after it lists it, checked at the end.
-			o.sum.Repeated++
-			o.repeat(l)
+			o.dropRepeat(l)
 			o.unsure = append(o.unsure, unsureRepeat{l.File, l.Number, r.Seq, o.next - 1, sumOfKey(LineKeyOf(l.Data))})
 			return nil
 		}
@@ -305,6 +302,12 @@ func (o *shipOrder) rememberDamaged(sum digest) {
 	}
 }
 
+// dropRepeat drops record line l as a repeat: counted, and told of.
+func (o *shipOrder) dropRepeat(l Line) {
+	o.sum.Repeated++
+	o.repeat(l)
+}
+
 // pass checks a record in its place in chain order.
 func (o *shipOrder) pass(l Line, r *Record, sum digest) *Problem {
 	if o.next == 0 {
@@ -324,19 +327,27 @@ func (o *shipOrder) passHeld(seq uint64) *Problem {
 	}
 	h := o.held[seq]
 	delete(o.held, seq)
-	data, err := o.snap.ReadLine(h.file, h.offset, h.n)
-	if err != nil {
-		return &Problem{File: h.name, Line: h.number, Seq: seq, Reason: err.Error()}
-	}
-	l := Line{File: h.name, Number: h.number, Offset: h.offset, Data: data}
-	if digestOf(data) != h.sum {
-		return &Problem{File: h.name, Line: h.number, Seq: seq, Reason: "the line changed while verify read the file"}
+	l, p := o.readHeld(seq, h)
+	if p != nil {
+		return p
 	}
 	r, derr := decodeLine(l)
 	if derr != nil {
 		return o.visit(l, nil, derr)
 	}
 	return o.pass(l, r, h.sum)
+}
+
+// readHeld reads the held record seq (at h) again.
+func (o *shipOrder) readHeld(seq uint64, h heldLine) (Line, *Problem) {
+	data, err := o.snap.ReadLine(h.file, h.offset, h.n)
+	if err != nil {
+		return Line{}, &Problem{File: h.name, Line: h.number, Seq: seq, Reason: err.Error()}
+	}
+	if digestOf(data) != h.sum {
+		return Line{}, &Problem{File: h.name, Line: h.number, Seq: seq, Reason: "the line changed while verify read the file"}
+	}
+	return Line{File: h.name, Number: h.number, Offset: h.offset, Data: data}, nil
 }
 
 // dropListedStart drops, before the chain's first record in the copy,
@@ -359,16 +370,16 @@ func (o *shipOrder) dropListedStart(seq uint64) (bool, *Problem) {
 		if !ok {
 			break
 		}
-		data, err := o.snap.ReadLine(h.file, h.offset, h.n)
-		if err != nil {
-			return false, &Problem{File: h.name, Line: h.number, Seq: k, Reason: err.Error()}
+		l, p := o.readHeld(k, h)
+		if p != nil {
+			return false, p
 		}
 		if h.again {
 			// The copy holds it twice: this one is the original, a
 			// shipper's reorder at the start, its copy dropped.
 			return false, nil
 		}
-		if !o.listed[sumOfKey(LineKeyOf(data))] {
+		if !o.listed[sumOfKey(LineKeyOf(l.Data))] {
 			// The record after the run: the run goes on to it unless
 			// it came first.
 			if len(run) == 0 || h.file > last.file || h.file == last.file && h.offset > last.offset {
@@ -376,7 +387,7 @@ func (o *shipOrder) dropListedStart(seq uint64) (bool, *Problem) {
 			}
 			break
 		}
-		run = append(run, Line{File: h.name, Number: h.number, Offset: h.offset, Data: data})
+		run = append(run, l)
 		last = h
 	}
 	if len(run) == len(o.held) {
@@ -384,8 +395,7 @@ func (o *shipOrder) dropListedStart(seq uint64) (bool, *Problem) {
 	}
 	for i, l := range run {
 		delete(o.held, seq+uint64(i))
-		o.sum.Repeated++
-		o.repeat(l)
+		o.dropRepeat(l)
 	}
 	return true, nil
 }
@@ -504,10 +514,10 @@ type shippedTorn struct {
 	// dropped before verify sees it.
 	metLines map[LineKey]bool
 	// repeats are the last maxRepeats records dropped as repeats (a
-	// ring, oldest first at next): on the node, a copy of a record at the end of the
-	// log is a damaged line a damage record lists. Records sent again
-	// are common: the ring keeps the latest, which such a damage
-	// record follows.
+	// ring, oldest first at next): on the node, a copy of a record at
+	// the end of the log is a damaged line a damage record lists.
+	// Records sent again are common: the ring keeps the latest, which
+	// such a damage record follows.
 	repeats    map[LineKey]int
 	repeatRing []LineKey
 	next       int

@@ -787,13 +787,13 @@ type verifier struct {
 	// seq (see startListed).
 	startListed map[lineAt]bool
 	startBefore uint64
+	// far are the older records again met whose seq's record was too
+	// far back for hashes: compared in a second pass.
+	far map[farKey]farLine
 	// startCopies are the records of those lines met, in order (the
 	// first's seq and prev, the last's seq and hash), and whether each
 	// goes on from the one before: retention by an nsrel before the
 	// pre-pass described the file before them by the first.
-	// far are the older records again met whose seq's record was too
-	// far back for hashes: compared in a second pass.
-	far                 map[farKey]farLine
 	startCopies         int
 	copyFirst, copyLast uint64
 	copyPrev, copyHash  string
@@ -933,7 +933,7 @@ func (v *verifier) farCheck(snap *Snapshot) *Problem {
 		for _, k := range want[seq] {
 			if k.hash != hashDigest(r.Hash) {
 				f := v.far[k]
-				return &Problem{File: f.file, Line: f.line, Seq: k.seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of seq %d at %s:%d (a record replaced or forged, not an older record again)", k.seq, f.after, k.seq, l.File, l.Number)}
+				return replacedProblem(f.file, f.line, k.seq, f.after, l.File, l.Number)
 			}
 		}
 		delete(want, seq)
@@ -943,6 +943,13 @@ func (v *verifier) farCheck(snap *Snapshot) *Problem {
 		return &Problem{File: f.file, Line: f.line, Seq: seq, Reason: fmt.Sprintf("seq %d again after seq %d, and no record of seq %d in the files on a second read (changed while verify read them?)", seq, f.after, seq)}
 	}
 	return nil
+}
+
+// replacedProblem reports the line at file:line, a record of seq after
+// the record of seq after, with other bytes than the chain's record of
+// that seq at origFile:origLine.
+func replacedProblem(file string, line int, seq, after uint64, origFile string, origLine int) *Problem {
+	return &Problem{File: file, Line: line, Seq: seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of seq %d at %s:%d (a record replaced or forged, not an older record again)", seq, after, seq, origFile, origLine)}
 }
 
 // listed reports whether a damage record the chain holds lists the line
@@ -1071,7 +1078,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		// no crash's: forged.
 		at, ok := v.hashes.at(r.Seq)
 		if ok && at.hash != hashDigest(r.Hash) {
-			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("seq %d again after seq %d, with other bytes than the record of seq %d at %s:%d (a record replaced or forged, not an older record again)", r.Seq, v.prev.Seq, r.Seq, at.file, at.line)}
+			return replacedProblem(l.File, l.Number, r.Seq, v.prev.Seq, at.file, at.line)
 		}
 		if !ok && r.Seq >= v.s.FirstSeq {
 			// Its record is further back than the ring reaches: compared
