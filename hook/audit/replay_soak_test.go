@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 )
 
 // TestReplaySoak: random appends to logs that rotate small and keep few
@@ -88,7 +89,7 @@ func TestReplaySoak(t *testing.T) {
 				}
 			}
 			for _, d := range damage {
-				if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "soak"}); err != nil {
+				if err := l.Append(context.Background(), audittest.AckOf(d, "soak")); err != nil {
 					t.Fatal(err)
 				}
 			}

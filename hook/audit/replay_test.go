@@ -80,7 +80,7 @@ func TestReplayedLines(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "replayed) is not acknowledged") {
 					t.Fatalf("verify before the ack: %v", err)
 				}
-				ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}
+				ack := audittest.AckOf(d, "checked")
 				if err := l.Append(context.Background(), ack); err != nil {
 					t.Fatal(err)
 				}
@@ -156,7 +156,7 @@ func replayCase(t *testing.T, l *audit.Log, head uint64, kinds ...string) {
 	if d.Seq != head+1 || seqs[len(seqs)-1] != head+3 {
 		t.Errorf("damage record seq %d, last seq %d, want %d and %d (seqs %v)", d.Seq, seqs[len(seqs)-1], head+1, head+3, seqs)
 	}
-	ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}
+	ack := audittest.AckOf(d, "checked")
 	if err := l.Append(context.Background(), ack); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestReplayedLinesFar(t *testing.T) {
 			t.Fatal(err)
 		}
 		d, _ := damageRecord(t, files...)
-		ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}
+		ack := audittest.AckOf(d, "checked")
 		if err := l.Append(context.Background(), ack); err != nil {
 			t.Fatal(err)
 		}
@@ -403,7 +403,7 @@ func TestReplacedRecordLine(t *testing.T) {
 			if d == nil || len(d.Damage) != 1 || d.Damage[0].Kind != "replaced" {
 				t.Fatalf("damage record %+v, want one line of kind replaced", d)
 			}
-			ack := &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}
+			ack := audittest.AckOf(d, "checked")
 			if err := l.Append(context.Background(), ack); err != nil {
 				t.Fatal(err)
 			}
@@ -706,7 +706,7 @@ func TestReplayAfterTwoCrashesRetained(t *testing.T) {
 			if len(d.Damage) != 2 || d.Damage[0].Kind != "zeroed" || d.Damage[1].Kind != "replayed" {
 				t.Fatalf("setup: damage record lists %+v", d.Damage)
 			}
-			if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"}); err != nil {
+			if err := l.Append(context.Background(), audittest.AckOf(d, "checked")); err != nil {
 				t.Fatal(err)
 			}
 			var warns []error
@@ -967,7 +967,7 @@ func TestShippedPartialAfterReplay(t *testing.T) {
 		c.add(t, &audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: "audit.jsonl.000000000001", FirstSeq: 1, LastSeq: 2, LastHash: c.recs[1].Hash}})
 		file := slices.Concat(c.lines[2:6], [][]byte{c.lines[2]}) // seq 3 again
 		d := c.add(t, c.damage(file, 4))
-		c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+		c.add(t, audittest.AckOf(d, "checked"))
 		path := filepath.Join(t.TempDir(), "audit.jsonl")
 		writeLines(t, path, append(file, c.lines[6:]...))
 		for _, shipped := range []bool{false, true} {
@@ -987,7 +987,7 @@ func TestShippedPartialAfterReplay(t *testing.T) {
 		for b := range 5 {
 			file = append(file, c.lines[b*1000:(b+1)*1000]...)
 			d := c.add(t, c.damage(file, len(file)-1000))
-			c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+			c.add(t, audittest.AckOf(d, "checked"))
 			file = append(file, c.lines[len(c.lines)-2:]...)
 		}
 		cp := filepath.Join(t.TempDir(), "copy.jsonl")
@@ -1007,7 +1007,7 @@ func TestShippedPartialAfterReplay(t *testing.T) {
 		}
 		file := append(slices.Clone(c.lines), c.lines[0], c.lines[1])
 		d := c.add(t, c.damage(file, 10))
-		c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+		c.add(t, audittest.AckOf(d, "checked"))
 		file = append(file, c.lines[len(c.lines)-2:]...)
 		shipped := slices.Concat([][]byte{file[2], file[0], file[1]}, file[3:])
 		cp := filepath.Join(t.TempDir(), "copy.jsonl")
@@ -1044,7 +1044,7 @@ func TestRetainedByEarlierNsrel(t *testing.T) {
 	file := [][]byte{c.lines[2]} // seq 3 again, first in the file
 	d := c.add(t, c.damage(file, 0))
 	c.add(t, &audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: "audit.jsonl.000000000001", FirstSeq: 1, LastSeq: 2, LastHash: c.recs[1].Hash}})
-	c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+	c.add(t, audittest.AckOf(d, "checked"))
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	writeLines(t, path, append(file, c.lines[3:]...))
 	if s, err := audit.Verify([]string{path}, audit.VerifyOptions{}); err != nil {
@@ -1170,7 +1170,7 @@ func TestFarReplacedLine(t *testing.T) {
 			c := handChain{lines: slices.Clone(c.lines), recs: slices.Clone(c.recs)}
 			file := slices.Clone(c.lines)
 			ack := func(d *audit.Record) {
-				c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+				c.add(t, audittest.AckOf(d, "checked"))
 				file = append(file, c.lines[len(c.lines)-2:]...)
 			}
 			for b := range tc.copies / 1000 {
@@ -1181,7 +1181,7 @@ func TestFarReplacedLine(t *testing.T) {
 			}
 			file = append(file, tc.line)
 			d := c.add(t, c.damage(file, len(file)-1))
-			c.add(t, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "checked"})
+			c.add(t, audittest.AckOf(d, "checked"))
 			path := filepath.Join(t.TempDir(), "audit.jsonl")
 			writeLines(t, path, append(file, c.lines[len(c.lines)-2:]...))
 			_, err := audit.Verify([]string{path}, audit.VerifyOptions{})

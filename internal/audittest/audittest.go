@@ -156,10 +156,16 @@ func AckDamage(t testing.TB, l *audit.Log, file string) *audit.Record {
 	if d == nil {
 		t.Fatalf("no damage record in %s", file)
 	}
-	if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "damaged by the test"}); err != nil {
+	if err := l.Append(context.Background(), AckOf(d, "damaged by the test")); err != nil {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// AckOf returns an operator's acknowledgement of the damage record d,
+// with note.
+func AckOf(d *audit.Record, note string) *audit.Record {
+	return &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: note}
 }
 
 // BytesRead returns how many bytes this process has read (rchar of
