@@ -78,6 +78,14 @@ type env struct {
 	// crun makes podmanRun run podman with crun (hybrid cgroups hidden
 	// from it as requireRuntime does), not runc.
 	crun bool
+	// rootless, when not 0, makes podmanRun run podman as that UID (no
+	// passwd entry, no subordinate IDs), with its storage, state and
+	// runtime directory ($XDG_RUNTIME_DIR) in the run's store: a user's
+	// rootless podman.
+	rootless int
+	// store is the storage directory of the last podmanRun (removed
+	// when the test ends).
+	store string
 }
 
 // newEnv writes the shipped config file ../../config/<shipped> with the

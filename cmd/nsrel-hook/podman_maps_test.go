@@ -57,15 +57,10 @@ func withSubIDs(t *testing.T) {
 	}
 }
 
-// TestPodmanUsernsAuto runs a podman --userns=auto container from a
-// local image (the IDs come from the subordinate IDs of the user
-// containers) under an
-// enforcing block with the map rules: it runs, and its record's maps are
-// what the kernel shows in /proc/PID/uid_map, within the subordinate
-// range.
-func TestPodmanUsernsAuto(t *testing.T) {
-	requireRuntime(t, "runc")
-	withSubIDs(t)
+// rootfsTar makes the busybox rootfs into a tar file, which podmanRun
+// imports as a local image.
+func rootfsTar(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := bundle.Rootfs(rootfs, ""); err != nil {
@@ -75,6 +70,19 @@ func TestPodmanUsernsAuto(t *testing.T) {
 	if out, err := exec.Command(nstest.RequireCmd(t, "tar"), "-C", rootfs, "-cf", image, ".").CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v: %s", err, out)
 	}
+	return image
+}
+
+// TestPodmanUsernsAuto runs a podman --userns=auto container from a
+// local image (the IDs come from the subordinate IDs of the user
+// containers) under an
+// enforcing block with the map rules: it runs, and its record's maps are
+// what the kernel shows in /proc/PID/uid_map, within the subordinate
+// range.
+func TestPodmanUsernsAuto(t *testing.T) {
+	requireRuntime(t, "runc")
+	withSubIDs(t)
+	image := rootfsTar(t)
 	e := newEnv(t, "hook.json", func(c map[string]any) {
 		c["default"] = map[string]any{"mode": "enforce", "rules": map[string]any{
 			policy.RuleHostRootUnmapped: true, policy.RuleAllowedSubIDUser: "containers", policy.RuleDisjoint: true,

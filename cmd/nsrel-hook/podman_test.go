@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,6 +123,12 @@ func (e *env) podmanRun(t *testing.T, rootfs string, extra ...string) (string, s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if e.rootless != 0 {
+			// The user's podman leaves its pause process (which holds
+			// the user's namespaces) and, for a detached container,
+			// conmon and the container running.
+			killUID(t, e.rootless)
+		}
 		// conmon starts `podman container cleanup` when the container
 		// exits, after podman run returned; it mounts and unmounts the
 		// storage. Wait for it before unmounting what is left.
@@ -129,15 +136,33 @@ func (e *env) podmanRun(t *testing.T, rootfs string, extra ...string) (string, s
 		unmountBelow(t, store)
 		os.RemoveAll(store)
 	})
+	e.store = store
 	cidFile := filepath.Join(e.dir, "cid")
+	var asUser []string
+	if e.rootless != 0 {
+		// What a user's login gives its podman: a home and a runtime
+		// directory of its own (podman keeps the crun state there).
+		for _, d := range []string{"", "home", "run"} {
+			if err := os.MkdirAll(filepath.Join(store, d), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(filepath.Join(store, d), e.rootless, e.rootless); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id := strconv.Itoa(e.rootless)
+		asUser = []string{nstest.RequireCmd(t, "setpriv"), "--reuid", id, "--regid", id, "--clear-groups", "--",
+			"env", "-i", "HOME=" + filepath.Join(store, "home"), "XDG_RUNTIME_DIR=" + filepath.Join(store, "run"), "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		cidFile = filepath.Join(store, "home", "cid")
+	}
 	os.Remove(cidFile)
 	// --tmpdir too: podman's default, /run/libpod, is shared with every
 	// other podman on the host (other packages' tests included).
 	global := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "runroot"), "--tmpdir", filepath.Join(store, "tmp"),
 		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", runtime}
-	prefix := []string{podman}
+	prefix := slices.Concat(asUser, []string{podman})
 	if e.crun {
-		prefix = append(requireRuntime(t, "crun").wrap, podman)
+		prefix = slices.Concat(requireRuntime(t, "crun").wrap, prefix)
 	}
 	if e.defaultHooksDir {
 		// The directory podman and CRI-O read by default, in a mount
@@ -156,13 +181,24 @@ mkdir -p /usr/share/containers/oci/hooks.d; cp "$2"/*.json /usr/share/containers
 	image := []string{"--rootfs", rootfs}
 	if strings.HasSuffix(rootfs, ".tar") {
 		const name = "localhost/nsrel-test:latest"
-		if out, err := exec.Command(podman, append(slices.Clone(global), "import", rootfs, name)...).CombinedOutput(); err != nil {
+		imp := slices.Concat([]string{podman}, global, []string{"import", rootfs, name})
+		if e.rootless != 0 {
+			// Where the user can read it; and the user's podman keeps a
+			// pause process, whose namespaces its later runs join:
+			// start it where the run will be.
+			rootfs = copyOwned(t, rootfs, filepath.Join(store, "home", "rootfs.tar"), e.rootless)
+			imp = slices.Concat(prefix, global, []string{"import", rootfs, name})
+		}
+		if out, err := exec.Command(imp[0], imp[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("podman import %s: %v\n%s", rootfs, err, out)
 		}
 		image = []string{name}
 	}
-	args := append(global, "run", "--rm", "--cidfile", cidFile, "--network", "none",
-		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
+	args := append(global, "run", "--rm", "--cidfile", cidFile, "--network", "none")
+	if e.rootless == 0 {
+		// A user's podman cannot raise its hard limits.
+		args = append(args, "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
+	}
 	args = append(append(append(args, extra...), image...), command...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
