@@ -163,13 +163,19 @@ func listNamespace(ctx context.Context, c *client.Client, ns string) ([]discover
 		// copy into its containers' (an image labelled
 		// kube-system/coredns named a plain ctr container so, and a
 		// crictl container of another pod); a CRI container is never
-		// named by a label. Another's name is nerdctl's label.
+		// named by a label. Another's name is nerdctl's, from the spec's
+		// annotations, into which nerdctl puts its labels too (and
+		// where the state source reads it), not from its label: ctr
+		// copies an image's labels into its containers' (an image
+		// labelled nerdctl/name=registry named a plain ctr container
+		// so), not into their specs.
 		var name string
 		if spec := ctr.Spec.GetValue(); len(spec) <= MaxSpecNames {
 			name = specPodName(spec, ctr.Labels[vocab.LabelCRIKind] == "sandbox")
-		}
-		if _, cri := ctr.Labels[vocab.LabelCRIKind]; name == "" && !cri {
-			name = vocab.NerdctlName(ctr.Labels)
+			if _, cri := ctr.Labels[vocab.LabelCRIKind]; name == "" && !cri && bytes.Contains(spec, []byte(vocab.LabelNerdctlName)) {
+				a, _ := SpecAnnotations(spec) // a name is not worth more
+				name = vocab.NerdctlName(a)
+			}
 		}
 		out = append(out, discover.Container{
 			ID:        ctr.ID,

@@ -34,7 +34,14 @@ func startContainers(t *testing.T, d *ctrdtest.Daemon) []discover.Container {
 		_, pid := d.Run(t, c, ns, id, o)
 		want = append(want, discover.Container{ID: id, Engine: containers.EngineContainerd, Namespace: ns, PID: int(pid), Name: name})
 	}
-	run("default", ctrdtest.Uniq("plain"), "nginx-1", &ctrdtest.RunOpts{Labels: map[string]string{vocab.LabelNerdctlName: "nginx-1"}})
+	// nerdctl's name: its label, which nerdctl puts in the spec's
+	// annotations too; the label alone is an image's, which ctr copies
+	// into its containers' labels (an image named a plain ctr container
+	// so).
+	nerdctl := map[string]string{vocab.LabelNerdctlName: "nginx-1"}
+	run("default", ctrdtest.Uniq("plain"), "nginx-1", &ctrdtest.RunOpts{Labels: nerdctl, SpecOpts: []oci.SpecOpts{oci.WithAnnotations(nerdctl)}})
+	run("default", ctrdtest.Uniq("imagename"), "", &ctrdtest.RunOpts{Labels: map[string]string{vocab.LabelNerdctlName: "registry"}})
+	run("default", ctrdtest.Uniq("othername"), "nginx-1", &ctrdtest.RunOpts{Labels: map[string]string{vocab.LabelNerdctlName: "registry"}, SpecOpts: []oci.SpecOpts{oci.WithAnnotations(nerdctl)}})
 	run("default", ctrdtest.Uniq("userns"), "", &ctrdtest.RunOpts{UserNS: true})
 	// Named by the keys CRI sets on the spec, not by the labels, which
 	// where no kubelet sets them are an image's (CRI and ctr copy an
@@ -67,21 +74,14 @@ func TestSourceLists(t *testing.T) {
 			}
 
 			// The state roots of the same daemon find the same containers
-			// without asking it, minus the names only its labels hold
-			// (nerdctl's); the spec's CRI keys are in the state too.
+			// without asking it, with the names the spec's annotations
+			// hold (CRI's keys, nerdctl's), which are in the state too.
 			st := &containers.StateSource{Roots: []containers.Root{{Runtime: containers.EngineRunc, Dir: filepath.Join(d.RuncRoot, "*")}}}
 			got, err = st.List(context.Background())
 			if err != nil {
 				t.Fatalf("state List: %v", err)
 			}
-			var wantState []discover.Container
-			for _, c := range want {
-				if c.Name != "shop/web-0/app" {
-					c.Name = ""
-				}
-				wantState = append(wantState, c)
-			}
-			if diff := cmp.Diff(wantState, containers.Merge(got), ignoreStart); diff != "" {
+			if diff := cmp.Diff(want, containers.Merge(got), ignoreStart); diff != "" {
 				t.Errorf("state source (-want +got):\n%s", diff)
 			}
 

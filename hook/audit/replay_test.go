@@ -1230,3 +1230,57 @@ func TestCheckpointAfterStaleHead(t *testing.T) {
 		}
 	})
 }
+
+// TestShippedListedStartForged: root on the node, later, with the
+// sealing key of the moment, appends past a gap a damage record listing
+// the first records of a collector's copy (which it reads in the node's
+// files) as older records again, an ack, and a retention record for the
+// records before: verify --shipped dropped the copy's real records as
+// copies at its start and passed root's chain in their place, with the
+// key and the checkpoints that name them. Without --partial the copy's
+// records are its chain (the gap fails); with --partial, a record of
+// them a checkpoint names fails.
+func TestShippedListedStartForged(t *testing.T) {
+	for _, partial := range []bool{false, true} {
+		t.Run(fmt.Sprint("partial ", partial), func(t *testing.T) {
+			dir := t.TempDir()
+			l, path, key := sealedLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 3, File: filepath.Join(dir, "ckpt.jsonl")}})
+			appendN(t, l, 10) // seq 2..11
+			var cps []audit.Checkpoint
+			for c, err := range audit.ReadCheckpoints(filepath.Join(dir, "ckpt.jsonl")) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				cps = append(cps, c)
+			}
+			copied := readLines(t, path)[3:] // the collector's copy: seq 4..11
+			// Later: root takes the sealing state, skips seq 12.
+			forge := stolenKey(t, filepath.Join(filepath.Dir(path), "state", "audit.seal"))
+			forge(12, strings.Repeat("0", 64))
+			var c handChain
+			d := c.damage(copied, 0)
+			d.Seq = 13
+			prev := strings.Repeat("b", 64)
+			dl := chainFrom(prev, [][]byte{recordLine(t, d)}, 13, forge)
+			dr, err := audit.Decode(bytes.TrimSuffix(dl[0], []byte("\n")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ack := audittest.AckOf(dr, "checked")
+			ack.Seq = 14
+			ret := &audit.Record{Seq: 15, Source: audit.SourceAudit, Stage: audit.StageRetention,
+				Dropped: &audit.Dropped{File: "audit.jsonl.000000000001", FirstSeq: 1, LastSeq: 12, LastHash: prev}}
+			tail := chainFrom(dr.Hash, [][]byte{recordLine(t, ack), recordLine(t, ret)}, 14, forge)
+			cp := filepath.Join(t.TempDir(), "copy.jsonl")
+			writeLines(t, cp, slices.Concat(copied, dl, tail))
+			want := "expected seq 12 after seq 11"
+			if partial {
+				want = "the record a checkpoint names (seq 4,"
+			}
+			_, err = audit.Verify([]string{cp}, audit.VerifyOptions{Shipped: true, Partial: partial, Keys: []audit.VerifyKey{key}, Checkpoints: cps})
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("verify --shipped: %v, want %q", err, want)
+			}
+		})
+	}
+}

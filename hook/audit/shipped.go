@@ -118,6 +118,10 @@ type shipOrder struct {
 	listed     map[lineSum]bool
 	listedFull bool
 	unsure     []unsureRepeat
+	// partial is VerifyOptions.Partial; checkpointed holds the hashes
+	// the checkpoints given name, by seq.
+	partial      bool
+	checkpointed map[uint64][]string
 }
 
 // lineSum is a line's key as the shipped verifier keeps it in its large
@@ -142,8 +146,14 @@ type unsureRepeat struct {
 
 // shippedLines checks the lines of snap with visit in chain order (see
 // above), counting repeats and reorders in sum.
-func shippedLines(snap *Snapshot, sum *Summary, visit func(Line, *Record, error) *Problem, repeat func(Line)) *Problem {
-	o := &shipOrder{snap: snap, sum: sum, held: map[uint64]heldLine{}, visit: visit, repeat: repeat}
+func shippedLines(snap *Snapshot, opts *VerifyOptions, sum *Summary, visit func(Line, *Record, error) *Problem, repeat func(Line)) *Problem {
+	o := &shipOrder{snap: snap, sum: sum, held: map[uint64]heldLine{}, visit: visit, repeat: repeat, partial: opts.Partial}
+	for _, c := range opts.Checkpoints {
+		if o.checkpointed == nil {
+			o.checkpointed = map[uint64][]string{}
+		}
+		o.checkpointed[c.Seq] = append(o.checkpointed[c.Seq], c.Hash)
+	}
 	for l, err := range snap.Lines() {
 		if err != nil {
 			return &Problem{File: l.File, Line: l.Number, Reason: err.Error()}
@@ -350,17 +360,24 @@ func (o *shipOrder) readHeld(seq uint64, h heldLine) (Line, *Problem) {
 	return Line{File: h.name, Number: h.number, Offset: h.offset, Data: data}, nil
 }
 
-// dropListedStart drops, before the chain's first record in the copy,
-// the run of held records from seq on (seq, seq+1, ...) that a damage
-// record of the copy lists each as an older record again, when a gap
-// parts the run from the records held after it, or the record after the
-// run comes before its last in the copy: older records again that come
-// before the copy's own first (a copy that starts after their
-// originals, --partial). A run that goes on to the rest in the copy's
-// order is the chain's: the originals themselves, whose bytes the
-// listed copies share.
+// dropListedStart drops, before the chain's first record in a copy
+// verified with --partial, the run of held records from seq on (seq,
+// seq+1, ...) that a damage record of the copy lists each as an older
+// record again, when a gap parts the run from the records held after
+// it, or the record after the run comes before its last in the copy:
+// older records again that come before the copy's own first (a copy
+// that starts after their originals). A run that goes on to the rest in
+// the copy's order is the chain's: the originals themselves, whose
+// bytes the listed copies share.
+//
+// Such a run cannot be told from the originals by its bytes, and root on
+// the node, later, can seal a damage record that lists the chain's own
+// first records so, past a gap: a copy verified without --partial, which
+// accounts for its start, keeps them in its chain (the gap then fails),
+// and one whose run holds a record a checkpoint names (a record the
+// chain had before the checkpoint left the node) fails.
 func (o *shipOrder) dropListedStart(seq uint64) (bool, *Problem) {
-	if len(o.listed) == 0 {
+	if len(o.listed) == 0 || !o.partial {
 		return false, nil
 	}
 	var run []Line
@@ -392,6 +409,14 @@ func (o *shipOrder) dropListedStart(seq uint64) (bool, *Problem) {
 	}
 	if len(run) == len(o.held) {
 		return false, nil // nothing after them: they are the copy's chain
+	}
+	for i, l := range run {
+		k := seq + uint64(i)
+		if hashes := o.checkpointed[k]; len(hashes) > 0 {
+			if r, err := decodeLine(l); err == nil && slices.Contains(hashes, r.Hash) {
+				return false, &Problem{File: l.File, Line: l.Number, Seq: k, Reason: fmt.Sprintf("the record a checkpoint names (seq %d, hash %s) is one of the %d record(s) before the copy's first that a damage record lists as older records again: whether they are copies (the copy starts inside a stale block) or the chain's own records listed by a damage record written after the checkpoint (root on the node can seal one) cannot be told; verify a copy that starts before them", k, r.Hash, len(run))}
+			}
+		}
 	}
 	for i, l := range run {
 		delete(o.held, seq+uint64(i))

@@ -631,7 +631,7 @@ func VerifySnapshot(snap *Snapshot, opts VerifyOptions) (*Summary, error) {
 		// at the end of the log (stale blocks a crash exposed) is a
 		// damaged line a damage record lists: the copy holds it.
 		repeat := func(l Line) { v.shipped.repeated(LineKeyOf(l.Data)) }
-		if p := shippedLines(snap, v.s, v.decoded, repeat); p != nil {
+		if p := shippedLines(snap, &opts, v.s, v.decoded, repeat); p != nil {
 			return v.s, p
 		}
 	} else {
