@@ -333,6 +333,12 @@ func (h *Hook) appendStop(ctx context.Context, rec *audit.Record, pid int) error
 			rec.Error = vocab.JoinErrors(rec.Error, "searching the start record: "+err.Error())
 		} else if start != nil {
 			rec.Ref = &audit.Ref{Seq: start.Seq, Stage: start.Stage, Hash: start.Hash}
+			if start.Ancestry != nil && start.OfThisBoot() && inspect.Runs(start.PID, start.StartTime) {
+				// runc 1.1 gives a container whose init's main thread
+				// exited as stopped, and runs poststop, while its
+				// other threads run on in its namespaces.
+				rec.Error = vocab.JoinErrors(rec.Error, fmt.Sprintf("pid %d of start record seq %d still runs", start.PID, start.Seq))
+			}
 		} else {
 			rec.Error = vocab.JoinErrors(rec.Error, why)
 		}

@@ -41,6 +41,10 @@ have newuidmap || need_apt+=(uidmap)
 have hyperfine || need_apt+=(hyperfine)
 # strace injects system call failures (a failing fdatasync) into the hook.
 have strace || need_apt+=(strace)
+# A C program churns its threads (one at a time, its main thread exited)
+# at the hook's inspection: Go's runtime keeps threads of its own.
+have gcc || need_apt+=(gcc)
+installed libc6-dev || need_apt+=(libc6-dev)
 # iptables and ip drop a checkpoint's packets in a private network
 # namespace (TestSendTCPRefusedSender). In /usr/sbin: ask dpkg.
 installed iptables || need_apt+=(iptables)

@@ -153,13 +153,101 @@ func StatusField(pid int, name string) (v string, ok bool) {
 }
 
 // ReadHeld returns the IDs process pid holds (the Uid, Gid and Groups
-// lines of /proc/PID/status), in this process's user namespace.
+// lines of /proc/PID/status), in this process's user namespace: when its
+// main thread alone exited, those of a thread that runs (the exited
+// leader's status keeps the IDs it had, which may be another UID's: a
+// raw setresuid(2) changes one thread's).
 func ReadHeld(pid int) (*audit.HeldIDs, error) {
 	b, err := readStatus(pid)
 	if err != nil {
 		return nil, err
 	}
+	if statusLeaderExited(b) {
+		err = inLiveThread(pid, func(dir string) error {
+			b, err = idmap.ReadFileLimit(dir+"/status", maxStatus)
+			if err == nil && statusLeaderExited(b) {
+				err = unix.ESRCH // that thread exited too: the next
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return parseHeld(b)
+}
+
+// statusLeaderExited reports whether a /proc/PID/status says its thread
+// is a zombie (State Z) while other threads of its process run
+// (Threads more than 1): a main thread that alone exited.
+func statusLeaderExited(status []byte) bool {
+	var zombie bool
+	threads := 0
+	for line := range strings.Lines(string(status)) {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "State":
+			zombie = strings.HasPrefix(strings.TrimSpace(rest), "Z")
+		case "Threads":
+			threads, _ = strconv.Atoi(strings.TrimSpace(rest))
+		}
+	}
+	return zombie && threads > 1
+}
+
+// leaderExited reports whether process pid's main thread alone exited:
+// its stat says Z while other threads run.
+func leaderExited(pid int) bool {
+	state, threads, ok := procState(pid)
+	return ok && (state == 'Z' || state == 'X') && threads > 1
+}
+
+// inLiveThread calls read with the /proc directory of a thread that runs
+// of process pid, whose main thread exited (/proc/PID/task/TID: the
+// exited leader's /proc/PID has no mount table or mount namespace left
+// to give, EINVAL and ENOENT), another while each exits before read is
+// done, as [threadNamespaces] does: a process that keeps one thread at
+// a time running must not be taken for exited, nor have a rule left
+// unjudged. Its error is read's when read fails otherwise, ErrGone when
+// the whole process exited, and one that is not ErrGone after
+// maxThreadTries.
+func inLiveThread(pid int, read func(dir string) error) error {
+	task := "/proc/" + strconv.Itoa(pid) + "/task"
+	var last error
+	for range maxThreadTries {
+		if allExited(pid) {
+			return fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
+		}
+		tid, err := liveThread(pid)
+		if err != nil {
+			last = err
+			continue
+		}
+		err = read(task + "/" + strconv.Itoa(tid))
+		if err == nil || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.EINVAL) {
+			return err
+		}
+		last = err
+	}
+	return fmt.Errorf("inspect: pid %d: its main thread exited, and each of its other threads exited before it was read (%d tries; %v)", pid, maxThreadTries, last)
+}
+
+// liveThread returns the ID of a thread of process pid other than its
+// leader, from /proc/PID/task.
+func liveThread(pid int) (int, error) {
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil && tid != pid {
+			return tid, nil
+		}
+	}
+	return 0, unix.ESRCH
 }
 
 // readStatus reads /proc/PID/status, up to maxStatus bytes (a larger
@@ -275,7 +363,15 @@ func goneErrno(err error) bool {
 // maps where the kernel tells them.
 func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 	mine, err := idmappedIn("/proc/" + strconv.Itoa(pid) + "/mountinfo")
-	if err != nil {
+	if err != nil && leaderExited(pid) {
+		// Its main thread alone exited: a thread that runs tells.
+		if err := inLiveThread(pid, func(dir string) (err error) {
+			mine, err = idmappedIn(dir + "/mountinfo")
+			return err
+		}); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
 		return nil, gone(pid, err)
 	}
 	if len(mine) == 0 {

@@ -209,10 +209,19 @@ func unescapeMountinfo(s string) string {
 
 func isOctal(c byte) bool { return '0' <= c && c <= '7' }
 
-// mountNSID returns the ID of process pid's mount namespace.
+// mountNSID returns the ID of process pid's mount namespace (that of a
+// thread that runs when its main thread alone exited: the leader's link
+// is gone).
 func mountNSID(pid int) (uint64, error) {
 	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	if err != nil && leaderExited(pid) {
+		if err := inLiveThread(pid, func(dir string) (err error) {
+			fd, err = unix.Open(dir+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			return err
+		}); err != nil {
+			return 0, err
+		}
+	} else if err != nil {
 		return 0, gone(pid, err)
 	}
 	defer unix.Close(fd)

@@ -33,17 +33,15 @@ var usePidfdIoctls = true
 // the threads that run (a raw setresuid(2) before it exited).
 func pinnedNamespaces(pfd, pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds, viaPidfd bool, err error) {
 	if usePidfdIoctls {
-		credsFD := pfd
 		user, pidNS, err = pidfdNamespaces(pfd, pid)
-		if errors.Is(err, ErrGone) && !allExited(pid) {
-			if tfd, terr := liveThreadPidfd(pid); terr == nil {
-				defer unix.Close(tfd)
-				user, pidNS, err = pidfdNamespaces(tfd, pid)
-				credsFD = tfd
-			}
-		}
 		if err == nil {
-			return user, pidNS, pidfdCreds(credsFD), true, nil
+			return user, pidNS, pidfdCreds(pfd), true, nil
+		}
+		if errors.Is(err, ErrGone) && !allExited(pid) {
+			user, pidNS, creds, err = threadNamespaces(pid)
+			if err == nil {
+				return user, pidNS, creds, true, nil
+			}
 		}
 		if !errors.Is(err, errors.ErrUnsupported) {
 			return nil, nil, nil, false, err
@@ -72,6 +70,50 @@ func pidfdNamespaces(pfd, pid int) (user, pidNS *nsrel.Namespace, err error) {
 		return nil, nil, err
 	}
 	return user, pidNS, nil
+}
+
+// maxThreadTries bounds the threads asked in turn for what a process
+// whose main thread exited cannot give itself, when each exits before
+// it answers.
+const maxThreadTries = 1000
+
+// threadNamespaces asks a live thread of process pid, whose main thread
+// exited, for its user and PID namespaces and its credentials. A thread
+// that exits before it answers leaves the question to the next: a
+// process can keep one thread at a time running, each starting its
+// successor and exiting (one pass over them found none alive a quarter
+// of the time), and must not be taken for exited so (at poststart,
+// nothing is judged of a process gone). ErrGone only when the whole
+// process exited; an error that is not ErrGone after maxThreadTries.
+func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds, err error) {
+	for range maxThreadTries {
+		if allExited(pid) {
+			return nil, nil, nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
+		}
+		tfd, err := liveThreadPidfd(pid)
+		if err != nil {
+			continue
+		}
+		user, pidNS, err = pidfdNamespaces(tfd, pid)
+		if err == nil {
+			creds, err = credsOf(tfd)
+			if err == unix.ESRCH {
+				user.Close()
+				pidNS.Close()
+				err = ErrGone // that thread exited: the next
+			} else {
+				err = nil // no creds on a kernel without PIDFD_GET_INFO
+			}
+		}
+		unix.Close(tfd)
+		if err == nil {
+			return user, pidNS, creds, nil
+		}
+		if !errors.Is(err, ErrGone) {
+			return nil, nil, nil, err
+		}
+	}
+	return nil, nil, nil, fmt.Errorf("inspect: pid %d: its main thread exited, and each of its other threads exited before it told its namespaces (%d tries)", pid, maxThreadTries)
 }
 
 // liveThreadPidfd returns a pidfd of a thread of process pid other than
@@ -125,12 +167,19 @@ func pidfdNamespace(pfd, pid int, req uint, what string) (*nsrel.Namespace, erro
 // process has exited (the record then has no creds; the liveness check
 // decides about the rest).
 func pidfdCreds(pfd int) *audit.Creds {
+	c, _ := credsOf(pfd)
+	return c
+}
+
+// credsOf is pidfdCreds with the ioctl's error (ESRCH: the process or
+// thread exited).
+func credsOf(pfd int) (*audit.Creds, error) {
 	if !usePidfdIoctls {
-		return nil
+		return nil, nil
 	}
 	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_CREDS | unix.PIDFD_INFO_CGROUPID}
 	if err := unix.IoctlPidfdInfo(pfd, &info); err != nil || info.Mask&unix.PIDFD_INFO_CREDS == 0 {
-		return nil
+		return nil, err
 	}
 	c := &audit.Creds{
 		UID: info.Ruid, EUID: info.Euid, SUID: info.Suid, FSUID: info.Fsuid,
@@ -140,5 +189,5 @@ func pidfdCreds(pfd int) *audit.Creds {
 		id := info.Cgroupid
 		c.CgroupID = &id
 	}
-	return c
+	return c, nil
 }

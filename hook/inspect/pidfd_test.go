@@ -261,3 +261,36 @@ func TestThreadIDNotAProcess(t *testing.T) {
 		t.Errorf("inspect of thread %d of %d: %v", tid, pid, err)
 	}
 }
+
+// TestThreadChurnInspected: a process whose main thread exited and that
+// keeps one other thread at a time running, each starting its successor
+// and exiting, was taken for exited about a quarter of the time (the
+// one thread listed had exited when it was asked), and its mount table
+// and held IDs were not read (the leader's mountinfo says EINVAL): at
+// poststart, a process that moved to another user namespace was
+// recorded as gone, and host_root_unmapped refused one that runs so.
+// Each is now read from a thread that runs, the next when one exits.
+func TestThreadChurnInspected(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := int(nstest.HostIDBase(t) + 650_000)
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: base, Size: 65536}}
+	c := nstest.StartThreadChurn(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m, Credential: &syscall.Credential{}}, false)
+	userNS := nstest.Ino(t, c.Pid, "user")
+	c.Churn(t)
+	for i := range 200 {
+		a, err := inspect.Process(c.Pid)
+		if err != nil {
+			t.Fatalf("inspection %d of a process that runs: %v", i, err)
+		}
+		if a.User[0].Ino != userNS || a.Creds == nil || a.Creds.EUID != uint32(base) {
+			t.Fatalf("inspection %d: user namespace %d (want %d), creds %+v (want euid %d)", i, a.User[0].Ino, userNS, a.Creds, base)
+		}
+		held, err := inspect.ReadHeld(c.Pid)
+		if err != nil || held.UIDs[0] != uint32(base) {
+			t.Fatalf("held IDs %d: %+v, %v", i, held, err)
+		}
+		if _, err := inspect.ReadIDMapped(c.Pid); err != nil {
+			t.Fatalf("idmapped mounts %d: %v", i, err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package nstest
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -66,20 +67,8 @@ func startLeaderExited(t testing.TB, attr *syscall.SysProcAttr, env ...string) i
 	t.Helper()
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Env = env
-	if attr == nil {
-		attr = &syscall.SysProcAttr{}
-	}
-	attr.Pdeathsig = syscall.SIGKILL
-	cmd.SysProcAttr = attr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+	_, out := startPiped(t, cmd, attr)
+	if line, _ := out.ReadString('\n'); line != "ready\n" {
 		t.Fatalf("the child said %q", line)
 	}
 	WaitStateZ(t, cmd.Process.Pid)
@@ -102,4 +91,28 @@ func StateZ(pid int) bool {
 	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	i := bytes.LastIndexByte(stat, ')')
 	return i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z"))
+}
+
+// startPiped starts cmd with attr (killed with the test's process, and
+// at the end of the test), its stdin and stdout piped to the test.
+func startPiped(t testing.TB, cmd *exec.Cmd, attr *syscall.SysProcAttr) (io.WriteCloser, *bufio.Reader) {
+	t.Helper()
+	if attr == nil {
+		attr = &syscall.SysProcAttr{}
+	}
+	attr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr = attr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return in, bufio.NewReader(out)
 }

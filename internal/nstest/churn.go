@@ -1,0 +1,117 @@
+package nstest
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// churnSource is a program whose main thread exits while one other
+// thread at a time runs: each starts its successor and exits, so that
+// the ID of the thread that runs changes every few microseconds. It says
+// "ready1", waits for a byte on stdin, moves to a new user namespace of
+// its own when its first argument is "unshare", says "ready2" and
+// churns. (Go cannot do this: its runtime keeps threads of its own.)
+const churnSource = `#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void *next(void *arg) {
+	pthread_t t;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 65536);
+	while (pthread_create(&t, &a, next, 0) != 0)
+		sched_yield();
+	return 0;
+}
+
+int main(int argc, char **argv) {
+	char c;
+	pthread_t t;
+	pthread_attr_t a;
+	printf("ready1\n");
+	fflush(stdout);
+	if (read(0, &c, 1) != 1)
+		return 1;
+	if (argc > 1 && strcmp(argv[1], "unshare") == 0 && unshare(CLONE_NEWUSER) != 0) {
+		perror("unshare");
+		return 1;
+	}
+	printf("ready2\n");
+	fflush(stdout);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_create(&t, &a, next, 0);
+	pthread_exit(0);
+}
+`
+
+// churnBinary compiles churnSource (with the C compiler cgo uses) into
+// a directory every user may reach, removed at the end of the test.
+func churnBinary(t testing.TB) string {
+	t.Helper()
+	cc := RequireCmd(t, "gcc")
+	dir, err := os.MkdirTemp("", "nsrel-churn-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src, bin := filepath.Join(dir, "churn.c"), filepath.Join(dir, "churn")
+	if err := os.WriteFile(src, []byte(churnSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(cc, "-O2", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("%s churn.c: %v\n%s", cc, err, out)
+	}
+	return bin
+}
+
+// ThreadChurn is a process started by [StartThreadChurn].
+type ThreadChurn struct {
+	Pid    int
+	stdin  io.Writer
+	stdout *bufio.Reader
+}
+
+// StartThreadChurn starts a process (with attr) that waits until Churn
+// is called; it is killed at the end of the test.
+func StartThreadChurn(t testing.TB, attr *syscall.SysProcAttr, unshareUser bool) *ThreadChurn {
+	t.Helper()
+	var args []string
+	if unshareUser {
+		args = []string{"unshare"}
+	}
+	cmd := exec.Command(churnBinary(t), args...)
+	in, out := startPiped(t, cmd, attr)
+	c := &ThreadChurn{Pid: cmd.Process.Pid, stdin: in, stdout: out}
+	if line, _ := c.stdout.ReadString('\n'); line != "ready1\n" {
+		t.Fatalf("the churn program said %q", line)
+	}
+	return c
+}
+
+// Churn makes the process move to a user namespace of its own (if it
+// was started so), end its main thread and churn its other thread; it
+// returns once the main thread has exited.
+func (c *ThreadChurn) Churn(t testing.TB) {
+	t.Helper()
+	if _, err := c.stdin.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := c.stdout.ReadString('\n'); line != "ready2\n" {
+		t.Fatalf("the churn program said %q", line)
+	}
+	WaitStateZ(t, c.Pid)
+}
