@@ -462,6 +462,9 @@ type verifyResult struct {
 	// put back records sent out of order.
 	Repeated  int `json:"repeated"`
 	Reordered int `json:"reordered"`
+	// ListedStart: of Repeated, the records before a --partial copy's
+	// first dropped because a damage record lists them.
+	ListedStart int `json:"listed_start,omitempty"`
 	// Empty: --shipped skipped empty lines.
 	Empty int `json:"empty_lines"`
 	// AnchorRetained: the anchor's record (--anchor SEQ:HASH) was
@@ -575,7 +578,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
 		res.RetentionUncovered = s.RetentionUncovered
 		res.Dropped = append(res.Dropped, s.Dropped...)
-		res.Repeated, res.Reordered, res.Empty, res.AnchorRetained = s.Repeated, s.Reordered, s.Empty, s.AnchorRetained
+		res.Repeated, res.Reordered, res.Empty, res.AnchorRetained, res.ListedStart = s.Repeated, s.Reordered, s.Empty, s.AnchorRetained, s.ListedStart
 		for _, t := range s.TornTails {
 			res.TornTails = append(res.TornTails, t.Seq)
 		}
@@ -684,6 +687,9 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	}
 	if s.Repeated+s.Reordered > 0 {
 		fmt.Fprintf(stdout, "%s: note: as shipped, %d record(s) came out of chain order and %d line(s) repeated byte for byte: put back in order and dropped\n", name, s.Reordered, s.Repeated)
+	}
+	if s.ListedStart > 0 {
+		fmt.Fprintf(stdout, "%s: note: %d record(s) before the copy's first were dropped because a damage record of the copy lists them as older records again; that they are copies, not the chain's own, only the damage record says (root on the node can seal one later): a copy that starts before them tells\n", name, s.ListedStart)
 	}
 	for _, t := range s.TornTails {
 		fmt.Fprintf(stdout, "%s: note: seq %d records a torn line of %d bytes a crash left\n", name, t.Seq, t.TornBytes)

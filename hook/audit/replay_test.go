@@ -1238,13 +1238,26 @@ func TestCheckpointAfterStaleHead(t *testing.T) {
 // records before: verify --shipped dropped the copy's real records as
 // copies at its start and passed root's chain in their place, with the
 // key and the checkpoints that name them. Without --partial the copy's
-// records are its chain (the gap fails); with --partial, a record of
-// them a checkpoint names fails.
+// records are its chain (the gap fails); with --partial, a run that
+// holds a record a checkpoint names, or goes on from one, fails; one no
+// checkpoint ties to the chain passes on the damage record's word, said
+// in the summary (ListedStart).
 func TestShippedListedStartForged(t *testing.T) {
-	for _, partial := range []bool{false, true} {
-		t.Run(fmt.Sprint("partial ", partial), func(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		partial       bool
+		every, from   int // checkpoints every so many records; the copy from seq from+1
+		want          string
+		wantListedRun int
+	}{
+		{"whole", false, 3, 3, "expected seq 12 after seq 11", 0},
+		{"partial, a checkpoint in the run", true, 3, 3, "go on from the record a checkpoint names (seq 4,", 0},
+		{"partial, going on from a checkpoint", true, 8, 9, "go on from the record a checkpoint names (seq 9,", 0},
+		{"partial, between checkpoints", true, 8, 10, "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			l, path, key := sealedLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 3, File: filepath.Join(dir, "ckpt.jsonl")}})
+			l, path, key := sealedLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: tc.every, File: filepath.Join(dir, "ckpt.jsonl")}})
 			appendN(t, l, 10) // seq 2..11
 			var cps []audit.Checkpoint
 			for c, err := range audit.ReadCheckpoints(filepath.Join(dir, "ckpt.jsonl")) {
@@ -1253,7 +1266,7 @@ func TestShippedListedStartForged(t *testing.T) {
 				}
 				cps = append(cps, c)
 			}
-			copied := readLines(t, path)[3:] // the collector's copy: seq 4..11
+			copied := readLines(t, path)[tc.from:] // the collector's copy
 			// Later: root takes the sealing state, skips seq 12.
 			forge := stolenKey(t, filepath.Join(filepath.Dir(path), "state", "audit.seal"))
 			forge(12, strings.Repeat("0", 64))
@@ -1273,13 +1286,12 @@ func TestShippedListedStartForged(t *testing.T) {
 			tail := chainFrom(dr.Hash, [][]byte{recordLine(t, ack), recordLine(t, ret)}, 14, forge)
 			cp := filepath.Join(t.TempDir(), "copy.jsonl")
 			writeLines(t, cp, slices.Concat(copied, dl, tail))
-			want := "expected seq 12 after seq 11"
-			if partial {
-				want = "the record a checkpoint names (seq 4,"
+			s, err := audit.Verify([]string{cp}, audit.VerifyOptions{Shipped: true, Partial: tc.partial, Keys: []audit.VerifyKey{key}, Checkpoints: cps})
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("verify --shipped: %v, want %q", err, tc.want)
 			}
-			_, err = audit.Verify([]string{cp}, audit.VerifyOptions{Shipped: true, Partial: partial, Keys: []audit.VerifyKey{key}, Checkpoints: cps})
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Errorf("verify --shipped: %v, want %q", err, want)
+			if err == nil && s.ListedStart != tc.wantListedRun {
+				t.Errorf("ListedStart %d, want %d", s.ListedStart, tc.wantListedRun)
 			}
 		})
 	}

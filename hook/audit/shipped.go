@@ -412,12 +412,21 @@ func (o *shipOrder) dropListedStart(seq uint64) (bool, *Problem) {
 	}
 	for i, l := range run {
 		k := seq + uint64(i)
-		if hashes := o.checkpointed[k]; len(hashes) > 0 {
-			if r, err := decodeLine(l); err == nil && slices.Contains(hashes, r.Hash) {
-				return false, &Problem{File: l.File, Line: l.Number, Seq: k, Reason: fmt.Sprintf("the record a checkpoint names (seq %d, hash %s) is one of the %d record(s) before the copy's first that a damage record lists as older records again: whether they are copies (the copy starts inside a stale block) or the chain's own records listed by a damage record written after the checkpoint (root on the node can seal one) cannot be told; verify a copy that starts before them", k, r.Hash, len(run))}
-			}
+		r, err := decodeLine(l)
+		if err != nil {
+			continue
+		}
+		// A record a checkpoint names, or the first going on from one:
+		// the chain had them before the checkpoint left the node.
+		named, hash := k, r.Hash
+		if i == 0 && !slices.Contains(o.checkpointed[k], r.Hash) {
+			named, hash = k-1, r.Prev
+		}
+		if slices.Contains(o.checkpointed[named], hash) {
+			return false, &Problem{File: l.File, Line: l.Number, Seq: k, Reason: fmt.Sprintf("the %d record(s) before the copy's first that a damage record lists as older records again hold or go on from the record a checkpoint names (seq %d, hash %s): whether they are copies (the copy starts inside a stale block) or the chain's own records listed by a damage record written after the checkpoint (root on the node can seal one) cannot be told; verify a copy that starts before them (a copy of the node's files: without --shipped)", len(run), named, hash)}
 		}
 	}
+	o.sum.ListedStart += len(run)
 	for i, l := range run {
 		delete(o.held, seq+uint64(i))
 		o.dropRepeat(l)

@@ -416,6 +416,11 @@ type Summary struct {
 	// records later in the chain, Empty its empty lines skipped (rsyslog
 	// delivers a crash's line of NUL bytes empty) (VerifyOptions.Shipped).
 	Repeated, Reordered, Empty int
+	// ListedStart counts the records before a --partial copy's first
+	// that its damage records list as older records again, dropped on
+	// their word (counted in Repeated too): whether they were copies or
+	// the chain's own records cannot be told from the copy.
+	ListedStart int
 }
 
 // IgnoredCheckpoint is a checkpoint verify did not hold against the
@@ -467,7 +472,9 @@ type VerifyOptions struct {
 	// Partial accepts a chain that does not start at sequence number 1
 	// (older rotated files removed by hand); the first record's prev is
 	// then trusted. Files removed by retention need no Partial: the
-	// chain records them.
+	// chain records them (but a Shipped copy is a collector's: one that
+	// begins with older records again, a copy of the node's files after
+	// retention, is verified as the node's files, without Shipped).
 	Partial bool
 	// Anchor, if set, is the hash of a record known to be in the chain
 	// (saved from an earlier verify): a chain without it was truncated

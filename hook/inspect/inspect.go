@@ -217,11 +217,12 @@ func leaderExited(pid int) bool {
 func inLiveThread(pid int, read func(dir string) error) error {
 	task := "/proc/" + strconv.Itoa(pid) + "/task"
 	var last error
+	var exits exitedThreads
 	for range maxThreadTries {
-		if allExited(pid) {
+		tid, exited, err := liveThread(pid)
+		if exits.gone(pid, exited) {
 			return fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 		}
-		tid, err := liveThread(pid)
 		if err != nil {
 			last = err
 			continue
@@ -236,18 +237,56 @@ func inLiveThread(pid int, read func(dir string) error) error {
 }
 
 // liveThread returns the ID of a thread of process pid other than its
-// leader, from /proc/PID/task.
-func liveThread(pid int) (int, error) {
-	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+// leader that has not exited, from /proc/PID/task. exited says that
+// every other thread listed is a zombie: a traced thread that exited
+// stays one until its tracer reaps it (and the process's thread count
+// with it), while one that is not traced leaves the list at once
+// (passing by state X, which does not count: a thread that churns has
+// started its successor before it exits, though a listing may miss it).
+func liveThread(pid int) (tid int, exited bool, err error) {
+	task := "/proc/" + strconv.Itoa(pid) + "/task/"
+	ents, err := os.ReadDir(task)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
+	zombies, others := 0, 0
 	for _, e := range ents {
-		if tid, err := strconv.Atoi(e.Name()); err == nil && tid != pid {
-			return tid, nil
+		t, err := strconv.Atoi(e.Name())
+		if err != nil || t == pid {
+			continue
+		}
+		others++
+		stat, err := readStatPath(task + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f, ok := statFields(stat, 1)
+		switch {
+		case !ok:
+		case f[0][0] == 'Z':
+			zombies++
+		case f[0][0] != 'X':
+			return t, false, nil
 		}
 	}
-	return 0, unix.ESRCH
+	return 0, others > 0 && zombies == others, unix.ESRCH
+}
+
+// exitedThreads counts the listings in a row in which every thread of
+// a process but its leader had exited.
+type exitedThreads int
+
+// gone reports whether process pid has exited whole: all its threads
+// (allExited), or every one but the leader in three listings in a row
+// (exited, from [liveThread]: one listing can miss a thread started
+// after it began, while the one it saw exits).
+func (n *exitedThreads) gone(pid int, exited bool) bool {
+	if exited {
+		*n++
+	} else {
+		*n = 0
+	}
+	return *n >= 3 || allExited(pid)
 }
 
 // readStatus reads /proc/PID/status, up to maxStatus bytes (a larger
@@ -347,6 +386,16 @@ func ReadFacts(a *audit.Ancestry, mounts bool) {
 	}
 }
 
+// exitedErr returns err, or ESRCH when process pid has exited: a
+// zombie's /proc/PID/mountinfo says EINVAL (no namespaces left), not
+// that it is gone.
+func exitedErr(pid int, err error) error {
+	if errors.Is(err, unix.EINVAL) && allExited(pid) {
+		return unix.ESRCH
+	}
+	return err
+}
+
 // goneErrno reports whether err says the process is no longer there.
 func goneErrno(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, ErrGone)
@@ -372,7 +421,7 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 			return nil, err
 		}
 	} else if err != nil {
-		return nil, gone(pid, err)
+		return nil, gone(pid, exitedErr(pid, err))
 	}
 	if len(mine) == 0 {
 		return nil, nil
@@ -747,10 +796,14 @@ func procState(pid int) (state byte, threads int, ok bool) {
 
 // readStat reads /proc/PID/stat.
 func readStat(pid int) ([]byte, error) {
+	return readStatPath("/proc/" + strconv.Itoa(pid) + "/stat")
+}
+
+// readStatPath reads a stat file of /proc.
+func readStatPath(path string) ([]byte, error) {
 	// Read without os.ReadFile, which would set up the runtime's poller
 	// (see [nsrel.Open]). A stat line
 	// is well under 4 KiB (a 64-byte name and 50 numbers).
-	path := "/proc/" + strconv.Itoa(pid) + "/stat"
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	for err == unix.EINTR {
 		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)

@@ -222,7 +222,7 @@ func mountNSID(pid int) (uint64, error) {
 			return 0, err
 		}
 	} else if err != nil {
-		return 0, gone(pid, err)
+		return 0, gone(pid, exitedErr(pid, err))
 	}
 	defer unix.Close(fd)
 	var info struct {

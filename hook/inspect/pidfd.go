@@ -86,11 +86,15 @@ const maxThreadTries = 1000
 // nothing is judged of a process gone). ErrGone only when the whole
 // process exited; an error that is not ErrGone after maxThreadTries.
 func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds, err error) {
+	var exits exitedThreads
 	for range maxThreadTries {
-		if allExited(pid) {
+		tfd, exited, err := liveThreadPidfd(pid)
+		if exits.gone(pid, exited) {
+			if err == nil {
+				unix.Close(tfd)
+			}
 			return nil, nil, nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 		}
-		tfd, err := liveThreadPidfd(pid)
 		if err != nil {
 			continue
 		}
@@ -117,30 +121,23 @@ func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds
 }
 
 // liveThreadPidfd returns a pidfd of a thread of process pid other than
-// its leader, checked to be of pid's thread group once it is pinned (a
-// thread that exited between the listing and the open may have left its
-// ID to another process's).
-func liveThreadPidfd(pid int) (int, error) {
-	task := "/proc/" + strconv.Itoa(pid) + "/task"
-	ents, err := os.ReadDir(task)
+// its leader that has not exited ([liveThread]), checked to be of pid's
+// thread group once it is pinned (a thread that exited between the
+// listing and the open may have left its ID to another process's).
+func liveThreadPidfd(pid int) (fd int, exited bool, err error) {
+	tid, exited, err := liveThread(pid)
 	if err != nil {
-		return -1, err
+		return -1, exited, err
 	}
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil || tid == pid {
-			continue
-		}
-		fd, err := unix.PidfdOpen(tid, unix.PIDFD_THREAD) // Linux 6.9: a pidfd of one thread
-		if err != nil {
-			continue
-		}
-		if _, err := os.Stat(task + "/" + e.Name()); err == nil {
-			return fd, nil
-		}
+	fd, err = unix.PidfdOpen(tid, unix.PIDFD_THREAD) // Linux 6.9: a pidfd of one thread
+	if err != nil {
+		return -1, false, err
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid)); err != nil {
 		unix.Close(fd)
+		return -1, false, err
 	}
-	return -1, unix.ESRCH
+	return fd, false, nil
 }
 
 // pidfdNamespace asks the pidfd for one namespace. An error matches

@@ -1,14 +1,17 @@
 package inspect_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -292,5 +295,81 @@ func TestThreadChurnInspected(t *testing.T) {
 		if _, err := inspect.ReadIDMapped(c.Pid); err != nil {
 			t.Fatalf("idmapped mounts %d: %v", i, err)
 		}
+	}
+}
+
+// TestTracedLastThreadGone: a process whose main thread exited and whose
+// last thread exited while traced (a zombie until its tracer reaps it,
+// which keeps the process's thread count at 2) has exited whole: it is
+// gone at once, not after a thousand threads asked (30 to 40 ms, each
+// of the inspection's reads, and an error that is not "gone"). So is a
+// process that exited whole before its mount table was read (a zombie's
+// says EINVAL, not that it is gone). And the IDs a process whose main
+// thread alone exited holds are those of the threads that run, not the
+// exited leader's.
+func TestTracedLastThreadGone(t *testing.T) {
+	nstest.RequireRoot(t)
+	pid, tid, exit := nstest.StartLastThread(t)
+	traced, reaped := make(chan error), make(chan error)
+	done := make(chan struct{})
+	go func() {
+		// The tracer is this locked thread; it reaps the zombie thread
+		// at the end (and ends with the goroutine).
+		runtime.LockOSThread()
+		err := unix.PtraceSeize(tid)
+		traced <- err
+		if err != nil {
+			return
+		}
+		<-done
+		var ws unix.WaitStatus
+		_, err = unix.Wait4(tid, &ws, unix.WALL, nil)
+		reaped <- err
+	}()
+	if err := <-traced; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exit() // if the test ended before it did: its thread must exit to be reaped
+		close(done)
+		if err := <-reaped; err != nil {
+			t.Errorf("reaping the traced thread: %v", err)
+		}
+	})
+	if err := exit(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d: not a zombie after 10 s", tid)
+		}
+	}
+	for name, read := range map[string]func() error{
+		"Process":      func() error { _, err := inspect.Process(pid); return err },
+		"ReadHeld":     func() error { _, err := inspect.ReadHeld(pid); return err },
+		"ReadIDMapped": func() error { _, err := inspect.ReadIDMapped(pid); return err },
+	} {
+		if err := read(); !errors.Is(err, inspect.ErrGone) {
+			t.Errorf("%s of a process whose threads all exited: %v, want gone", name, err)
+		}
+	}
+
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	nstest.WaitStateZ(t, cmd.Process.Pid)
+	if _, err := inspect.ReadIDMapped(cmd.Process.Pid); !errors.Is(err, inspect.ErrGone) {
+		t.Errorf("ReadIDMapped of a zombie: %v, want gone", err)
+	}
+
+	held, err := inspect.ReadHeld(nstest.StartLeaderExitedAs(t, nil, 1234))
+	if err != nil || held.UIDs != [4]uint32{} {
+		t.Errorf("held IDs %+v, %v; want the running threads' (UID 0), not the exited leader's (1234)", held, err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -16,11 +18,14 @@ import (
 // "ready1", waits for a byte on stdin, moves to a new user namespace of
 // its own when its first argument is "unshare", says "ready2" and
 // churns. (Go cannot do this: its runtime keeps threads of its own.)
+// With "waiter", its main thread exits at once and its other thread says
+// its ID and exits (alone) at a byte on stdin.
 const churnSource = `#define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static void *next(void *arg) {
@@ -34,10 +39,24 @@ static void *next(void *arg) {
 	return 0;
 }
 
+static void *waiter(void *arg) {
+	char c;
+	printf("%ld\n", (long)syscall(SYS_gettid));
+	fflush(stdout);
+	if (read(0, &c, 1) != 1)
+		syscall(SYS_exit_group, 1);
+	syscall(SYS_exit, 0); /* this thread alone */
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	char c;
 	pthread_t t;
 	pthread_attr_t a;
+	if (argc > 1 && strcmp(argv[1], "waiter") == 0) {
+		pthread_create(&t, 0, waiter, 0);
+		pthread_exit(0);
+	}
 	printf("ready1\n");
 	fflush(stdout);
 	if (read(0, &c, 1) != 1)
@@ -114,4 +133,23 @@ func (c *ThreadChurn) Churn(t testing.TB) {
 		t.Fatalf("the churn program said %q", line)
 	}
 	WaitStateZ(t, c.Pid)
+}
+
+// StartLastThread starts a process whose main thread has exited and
+// whose one other thread, whose ID it returns with the PID, exits when
+// exit is called (the process is killed at the end of the test).
+func StartLastThread(t testing.TB) (pid, tid int, exit func() error) {
+	t.Helper()
+	cmd := exec.Command(churnBinary(t), "waiter")
+	in, out := startPiped(t, cmd, nil)
+	line, _ := out.ReadString('\n')
+	tid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("the waiter program said %q", line)
+	}
+	WaitStateZ(t, cmd.Process.Pid)
+	return cmd.Process.Pid, tid, func() error {
+		_, err := in.Write([]byte("x"))
+		return err
+	}
 }
