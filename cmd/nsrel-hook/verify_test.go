@@ -1023,3 +1023,54 @@ func TestAuditCheckpointQuietNode(t *testing.T) {
 		t.Errorf("audit checkpoint without every_seconds: exit %d, %s", code, stderr)
 	}
 }
+
+// TestVerifyShippedListedStartNote: a --partial copy whose first records
+// a damage record of the copy lists as older records again passes, and
+// says that they were dropped on the damage record's word (also in
+// JSON): root on the node, later, can seal such a damage record.
+func TestVerifyShippedListedStartNote(t *testing.T) {
+	var recs []*audit.Record
+	var lines [][]byte
+	add := func(r *audit.Record, prev string, seq uint64) *audit.Record {
+		r.Time, r.Host, r.Seq, r.Prev = "2026-12-07T00:00:00Z", "h", seq, prev
+		line, err := r.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, lines = append(recs, r), append(lines, line)
+		return r
+	}
+	prev := ""
+	for i := range 4 {
+		prev = add(&audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: fmt.Sprint("c", i)}, prev, uint64(i+1)).Hash
+	}
+	// The copy: seq 3 and 4, then (seq 5 not in it) a damage record
+	// listing them.
+	d := &audit.Record{Source: audit.SourceAudit, Stage: audit.StageDamaged, Error: "complete line(s) at the end of the log are not the chain's records"}
+	for _, l := range lines[2:4] {
+		k := audit.LineKeyOf(bytes.TrimSuffix(l, []byte("\n")))
+		d.Damage = append(d.Damage, audit.DamagedLine{File: "audit.jsonl", Bytes: k.Bytes, SHA256: k.SHA256, Kind: "replayed", Reason: "an older record again"})
+	}
+	d = add(d, strings.Repeat("b", 64), 6)
+	add(audittest.AckOf(d, "checked"), d.Hash, 7)
+	copied := filepath.Join(t.TempDir(), "copy.jsonl")
+	if err := os.WriteFile(copied, slices.Concat(lines[2], lines[3], lines[4], lines[5]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runBinTimeout(t, time.Minute, "audit", "verify", "--shipped", "--partial", copied)
+	if want := ": note: 2 record(s) before the copy's first were dropped because a damage record of the copy lists them as older records again"; code != 0 || !strings.Contains(stdout, want) {
+		t.Errorf("exit %d, stdout %q, stderr %q; want a note %q", code, stdout, stderr, want)
+	}
+	code, stdout, _ = runBinTimeout(t, time.Minute, "audit", "verify", "--shipped", "--partial", "--json", copied)
+	var res struct {
+		OK          bool `json:"ok"`
+		ListedStart int  `json:"listed_start"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || !res.OK || res.ListedStart != 2 {
+		t.Errorf("--json: exit %d, %+v (%v): %s", code, res, err, stdout)
+	}
+	// Without --partial, they are the copy's chain, and seq 5 is missing.
+	if code, _, stderr := runBinTimeout(t, time.Minute, "audit", "verify", "--shipped", copied); code != 1 || !strings.Contains(stderr, "expected seq 5 after seq 4") {
+		t.Errorf("without --partial: exit %d, stderr %q", code, stderr)
+	}
+}
