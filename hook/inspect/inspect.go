@@ -412,11 +412,21 @@ func goneErrno(err error) bool {
 // maps where the kernel tells them.
 func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 	mine, err := idmappedIn("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	nsid := func() (uint64, error) { return mountNSID("/proc/" + strconv.Itoa(pid)) }
 	if err != nil && leaderExited(pid) {
-		// Its main thread alone exited: a thread that runs tells.
+		// Its main thread alone exited: a thread that runs tells, its
+		// mount table and the ID of its mount namespace both (a thread
+		// may have one of its own).
 		if err := inLiveThread(pid, func(dir string) (err error) {
-			mine, err = idmappedIn(dir + "/mountinfo")
-			return err
+			if mine, err = idmappedIn(dir + "/mountinfo"); err != nil {
+				return err
+			}
+			id, err := mountNSID(dir)
+			if err != nil && !errors.Is(err, errNoMountMaps) {
+				return err
+			}
+			nsid = func() (uint64, error) { return id, err }
+			return nil
 		}); err != nil {
 			return nil, err
 		}
@@ -435,10 +445,10 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 		keys[m.mountKey] = true
 	}
 	host = slices.DeleteFunc(host, func(m idmappedMount) bool { return !keys[m.mountKey] })
-	read := mountsOf(pid, mine)
+	read := mountsOf(nsid, mine)
 	var hostRead []audit.IDMappedMount
 	if len(host) > 0 {
-		hostRead = mountsOf(os.Getpid(), host)
+		hostRead = mountsOf(func() (uint64, error) { return mountNSID("/proc/self") }, host)
 	}
 	var out []audit.IDMappedMount
 	for _, i := range notCopies(signatures(mine, read), signatures(host, hostRead)) {
@@ -449,12 +459,12 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 
 // mountsOf returns the idmapped mounts ms of process pid's mount
 // namespace with their maps, or why they are not known.
-func mountsOf(pid int, ms []idmappedMount) []audit.IDMappedMount {
+func mountsOf(nsid func() (uint64, error), ms []idmappedMount) []audit.IDMappedMount {
 	out := make([]audit.IDMappedMount, len(ms))
 	for i, m := range ms {
 		out[i].Point = m.point
 	}
-	readMountMaps(pid, out, ms)
+	readMountMaps(nsid, out, ms)
 	return out
 }
 

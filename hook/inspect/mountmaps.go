@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -66,7 +67,7 @@ type mntIDReq struct {
 // pid's mount namespace, or says in each one's Err why they are not
 // known. Called only when there are some: it lists the namespace's
 // mounts, a system call each.
-func readMountMaps(pid int, ms []audit.IDMappedMount, ids []idmappedMount) {
+func readMountMaps(mountNS func() (uint64, error), ms []audit.IDMappedMount, ids []idmappedMount) {
 	fail := func(err error) {
 		for i := range ms {
 			ms[i].Err = err.Error()
@@ -76,7 +77,7 @@ func readMountMaps(pid int, ms []audit.IDMappedMount, ids []idmappedMount) {
 		fail(errNoMountMaps)
 		return
 	}
-	nsid, err := mountNSID(pid)
+	nsid, err := mountNS()
 	if err != nil {
 		fail(err)
 		return
@@ -209,20 +210,12 @@ func unescapeMountinfo(s string) string {
 
 func isOctal(c byte) bool { return '0' <= c && c <= '7' }
 
-// mountNSID returns the ID of process pid's mount namespace (that of a
-// thread that runs when its main thread alone exited: the leader's link
-// is gone).
-func mountNSID(pid int) (uint64, error) {
-	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil && leaderExited(pid) {
-		if err := inLiveThread(pid, func(dir string) (err error) {
-			fd, err = unix.Open(dir+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			return err
-		}); err != nil {
-			return 0, err
-		}
-	} else if err != nil {
-		return 0, gone(pid, exitedErr(pid, err))
+// mountNSID returns the ID of the mount namespace of the process or
+// thread whose /proc directory dir is.
+func mountNSID(dir string) (uint64, error) {
+	fd, err := unix.Open(dir+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, &fs.PathError{Op: "open", Path: dir + "/ns/mnt", Err: err}
 	}
 	defer unix.Close(fd)
 	var info struct {

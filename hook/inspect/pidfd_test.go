@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/nstest"
 )
@@ -371,5 +372,34 @@ func TestTracedLastThreadGone(t *testing.T) {
 	held, err := inspect.ReadHeld(nstest.StartLeaderExitedAs(t, nil, 1234))
 	if err != nil || held.UIDs != [4]uint32{} {
 		t.Errorf("held IDs %+v, %v; want the running threads' (UID 0), not the exited leader's (1234)", held, err)
+	}
+}
+
+// TestIDMappedLeaderExited: the idmapped mounts of a process whose main
+// thread exited, in a mount namespace of its own, are read, maps and
+// all, from a thread that runs (the leader's mountinfo and mount
+// namespace are gone: EINVAL, ENOENT).
+func TestIDMappedLeaderExited(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := nstest.PrivateDir(t)
+	src, dst := dir+"/src", dir+"/dst"
+	nstest.Mkdirs(t, 0o755, src, dst)
+	pid := nstest.StartLeaderExited(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS})
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var thread string
+	for _, e := range ents {
+		if e.Name() != strconv.Itoa(pid) {
+			thread = e.Name()
+		}
+	}
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	nstest.IDMappedMountInNS(t, fmt.Sprintf("/proc/%d/task/%s/ns/mnt", pid, thread), src, dst, m, m)
+	got, err := inspect.ReadIDMapped(pid)
+	want := []audit.IDMappedMount{{Point: dst, UIDMap: []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}, GIDMap: []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}}}
+	if err != nil || !cmp.Equal(got, want) {
+		t.Errorf("ReadIDMapped = %+v, %v; want %+v", got, err, want)
 	}
 }

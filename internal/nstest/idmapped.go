@@ -70,15 +70,22 @@ func mapper(t testing.TB, uids, gids []syscall.SysProcIDMap) string {
 // that namespace goes.
 func IDMappedMountIn(t testing.TB, pid int, src, dst string, uids, gids []syscall.SysProcIDMap) {
 	t.Helper()
+	IDMappedMountInNS(t, "/proc/"+strconv.Itoa(pid)+"/ns/mnt", src, dst, uids, gids)
+}
+
+// IDMappedMountInNS is [IDMappedMountIn] in the mount namespace at path
+// mntns (a thread's: /proc/PID/task/TID/ns/mnt).
+func IDMappedMountInNS(t testing.TB, mntns, src, dst string, uids, gids []syscall.SysProcIDMap) {
+	t.Helper()
 	userns := mapper(t, uids, gids)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(RequireCmd(t, "nsenter"), "--mount=/proc/"+strconv.Itoa(pid)+"/ns/mnt", "--", self)
+	cmd := exec.Command(RequireCmd(t, "nsenter"), "--mount="+mntns, "--", self)
 	cmd.Env = append(os.Environ(), idmapMountEnv+"="+userns+"\n"+src+"\n"+dst)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("idmapped mount in the mount namespace of %d: %v: %s", pid, err, out)
+		t.Fatalf("idmapped mount in the mount namespace %s: %v: %s", mntns, err, out)
 	}
 }
 
