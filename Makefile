@@ -193,9 +193,13 @@ pictures: deps
 
 # The main job: runc + busybox containers with nsrel-hook, audit log, tree.
 # Needs root; installs runc and busybox-static first when missing.
+# The demo's nsrel-hook and lsuserns are built as make build builds them
+# (version and commit in), not by the script.
 demo:
 	./scripts/deps.sh --demo
-	BIN=$(BIN) ./scripts/demo.sh
+	mkdir -p $(BIN)
+	$(GOBUILD) -o $(BIN)/ ./cmd/nsrel-hook ./cmd/lsuserns
+	BIN=$(BIN) DEMO_BUILT=1 ./scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)

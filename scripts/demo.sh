@@ -66,10 +66,16 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 step "Build"
 cd "$REPO"
 mkdir -p "$BIN"
-run $GO build -o "$BIN/" ./cmd/nsrel-hook
 HAVE_LSUSERNS=
-if [ -d cmd/lsuserns ]; then
-	run $GO build -o "$BIN/" ./cmd/lsuserns && HAVE_LSUSERNS=1
+if [ "${DEMO_BUILT:-}" = 1 ]; then
+	# make demo built them as make build does (version and commit in).
+	echo "(make built $BIN/nsrel-hook and $BIN/lsuserns)"
+	[ -x "$BIN/lsuserns" ] && HAVE_LSUSERNS=1
+else
+	run $GO build -o "$BIN/" ./cmd/nsrel-hook
+	if [ -d cmd/lsuserns ]; then
+		run $GO build -o "$BIN/" ./cmd/lsuserns && HAVE_LSUSERNS=1
+	fi
 fi
 run $GO build -o "$WORK/mkbundle" ./internal/bundle/cmd/mkbundle
 run $GO build -o "$WORK/forge" ./internal/forge/cmd/forge

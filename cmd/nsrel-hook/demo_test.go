@@ -12,9 +12,11 @@ import (
 	"github.com/nsrel/nsrel/internal/nstest"
 )
 
-// TestDemoScript runs scripts/demo.sh (the README's main job) with its
+// TestDemoScript runs `make demo` (the README's main job) with its
 // binaries in a temporary directory and checks its story: allowed,
-// refused, history, intact chain, and nothing left behind.
+// refused, history, intact chain, and nothing left behind; and that the
+// binaries it built are make build's (version and commit in: the script
+// built development versions over them).
 func TestDemoScript(t *testing.T) {
 	nstest.RequireRoot(t)
 	nstest.RequireCmd(t, "runc")
@@ -23,8 +25,8 @@ func TestDemoScript(t *testing.T) {
 	goBin := nstest.RequireCmd(t, "go")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "../../scripts/demo.sh")
-	cmd.Env = append(os.Environ(), "BIN="+t.TempDir(), "GO="+goBin)
+	bin := t.TempDir()
+	cmd := exec.CommandContext(ctx, nstest.RequireCmd(t, "make"), "-C", "../..", "demo", "BIN="+bin, "GO="+goBin)
 	outFile, err := os.Create(filepath.Join(t.TempDir(), "demo.out"))
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +54,12 @@ func TestDemoScript(t *testing.T) {
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, tool := range []string{"nsrel-hook", "lsuserns"} {
+		v, err := exec.Command(filepath.Join(bin, tool), "--version").Output()
+		if err != nil || strings.Contains(string(v), "-dev") || !strings.Contains(string(v), "(commit ") {
+			t.Errorf("%s --version after make demo: %q, %v; want make build's version and commit", tool, v, err)
 		}
 	}
 	// The key file is root's alone: verify does not warn of it.
