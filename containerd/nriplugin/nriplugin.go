@@ -212,8 +212,13 @@ type lateStart struct {
 	// hook-injection-refused, hook-injection-resumed or hook-missing.
 	note bool
 	// running says rec is the start of a container found running at
-	// registration ([Plugin.Synchronize]): it ran, whatever its verdict.
+	// registration ([Plugin.Synchronize]): it ran, whatever its verdict;
+	// it is appended as [Plugin.recordRunning] appends it, checked
+	// being what its check said (rec's error before the notes).
 	running bool
+	checked string
+	// late is what queueLate added to rec's error: why it is late.
+	late string
 	// dropped counts the records dropped before this one (beyond
 	// [MaxLate]): its record says so.
 	dropped lateCount
@@ -877,14 +882,33 @@ func (p *Plugin) recordRunning(id string, pid int, md, names, sent map[string]st
 	}
 	checked := rec.Error
 	rec.Error = vocab.JoinErrors(checked, NotCheckedAtStart)
-	// A start of the process, or one of the container's that names no
-	// process (its inspection failed; a CRI container ID names one
-	// container), is its start: nothing is recorded again (a start
-	// recorded without its process was recorded again at every
-	// registration), unless it refused the start: the container runs
-	// all the same, which its last start record must say.
+	got, err := p.appendRunning(ctx, rec, checked, "", pid, startTime)
+	switch {
+	case err != nil:
+		log.WithError(err).Error("audit log append failed")
+		p.queueLate(lateStart{rec: rec, pid: pid, startTime: startTime, running: true, checked: checked}, "the audit log could not be written when the plugin registered", err)
+	case got != nil && got.Ref != nil:
+		log.WithFields(logrus.Fields{"seq": got.Seq, "refused_by": got.Ref.Seq}).Error("recorded a container running although its start was refused")
+	case got != nil:
+		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Warn("recorded a start the plugin was not connected for")
+	}
+}
+
+// appendRunning appends rec, the start of a container found running at
+// registration whose check said checked, unless the log holds a start
+// of its process. A start of the process, or one of the container's
+// that names no process (its inspection failed; a CRI container ID
+// names one container), is its start: nothing is recorded again (a
+// start recorded without its process was recorded again at every
+// registration), unless it refused the start: the container runs all
+// the same, which its last start record must say (an allow that names
+// the refusal; more, when not empty, is said after: why it is late).
+// A record queued late is appended so too (it was appended as a start
+// checked at its start: a refusal that ran got none, and another
+// writer's allow a refusal).
+func (p *Plugin) appendRunning(ctx context.Context, rec *audit.Record, checked, more string, pid int, startTime uint64) (*audit.Record, error) {
 	same := audit.StartMatcher(pid, startTime)
-	got, err := p.log().AppendAfterLast(ctx, id, func(r *audit.Record) bool {
+	return p.log().AppendAfterLast(ctx, rec.ContainerID, func(r *audit.Record) bool {
 		return same(r) || audit.IsStart(r.Stage) && r.Ancestry == nil && r.OfThisBoot()
 	}, func(prev *audit.Record) (*audit.Record, error) {
 		switch {
@@ -899,20 +923,12 @@ func (p *Plugin) recordRunning(id string, pid int, md, names, sent map[string]st
 		if rec.Verdict == audit.VerdictDeny {
 			ran.Error = vocab.JoinErrors(ran.Error, "the check now refuses it too")
 		}
+		ran.Error = vocab.JoinErrors(ran.Error, more)
 		// As appendStart's record over another writer's: the exit that
 		// ends it ends both.
 		ran.Ref = &audit.Ref{Seq: prev.Seq, Stage: prev.Stage, Hash: prev.Hash}
 		return &ran, nil
 	})
-	switch {
-	case err != nil:
-		log.WithError(err).Error("audit log append failed")
-		p.queueLate(lateStart{rec: rec, pid: pid, startTime: startTime, running: true}, "the audit log could not be written when the plugin registered", err)
-	case got != nil && got.Ref != nil:
-		log.WithFields(logrus.Fields{"seq": got.Seq, "refused_by": got.Ref.Seq}).Error("recorded a container running although its start was refused")
-	case got != nil:
-		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Warn("recorded a start the plugin was not connected for")
-	}
 }
 
 // refusedRan reports whether prev, the last start record of a container
@@ -1163,6 +1179,7 @@ func (p *Plugin) queueLate(l lateStart, why string, err error) {
 		late += " (" + err.Error() + ")"
 	}
 	rec.Error = vocab.JoinErrors(rec.Error, late)
+	l.late = late
 	p.mu.Lock()
 	if p.stopped {
 		// Run has counted what is lost, this request among those
@@ -1283,9 +1300,16 @@ func (p *Plugin) appendLate() (ok, more bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
 	var got *audit.Record
 	var err error
-	if l.note {
+	switch {
+	case l.note:
 		got, err = p.log().AppendWith(ctx, func(*audit.Searcher) (*audit.Record, error) { c := *rec; return &c, nil })
-	} else {
+	case l.running:
+		more := l.late
+		if !l.dropped.zero() {
+			more = vocab.JoinErrors(more, l.dropped.dropped())
+		}
+		got, err = p.appendRunning(ctx, rec, l.checked, more, l.pid, l.startTime)
+	default:
 		// Written even after another writer's record of the start
 		// when the verdicts differ: the record says what happened.
 		got, _, err = p.appendStart(ctx, rec, l.pid, l.startTime)

@@ -244,3 +244,70 @@ func TestSynchronizeRefusedRan(t *testing.T) {
 		t.Errorf("%d records of a sandbox the event recorder refused; want its alone", n)
 	}
 }
+
+// TestSynchronizeLateAsAtOnce: a container found running at
+// registration whose record the log did not take then (its lock held
+// past the plugin's timeout: a stalled write, which is also what makes a
+// refusal miss containerd's deadline) is appended later by the same
+// rules as at once: a refusal that ran gets an allow naming it (nothing
+// was written while the check still refused), another writer's allow
+// stands (a refusal "at the start" was written), and a start recorded
+// without its process is its start (a second start was written).
+func TestSynchronizeLateAsAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		prev func(id string, anc *audit.Ancestry) *audit.Record
+		want string
+	}{
+		{"refused by the plugin", func(id string, anc *audit.Ancestry) *audit.Record {
+			return &audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: id, Ancestry: anc, Policy: "strict", Mode: "enforce", Verdict: audit.VerdictDeny}
+		}, "nri/start/deny nri/start/allow+ref"},
+		{"allowed by the recorder", func(id string, anc *audit.Ancestry) *audit.Record {
+			return &audit.Record{Source: audit.SourceContainerdEvents, Stage: audit.StageStart, ContainerID: id, Ancestry: anc, Verdict: audit.VerdictAllow}
+		}, "containerd-events/start/allow"},
+		{"started without its process", func(id string, anc *audit.Ancestry) *audit.Record {
+			return &audit.Record{Source: audit.SourceNRI, Stage: audit.StageStart, ContainerID: id, Verdict: audit.VerdictAllow, Error: "inspect: budget ran out"}
+		}, "nri/start/allow"},
+	} {
+		for _, late := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, late %v", tc.name, late), func(t *testing.T) {
+				_, cfg := ctrdtest.ConfigWith(t, `"on_error": "deny", "default": {"name": "open", "mode": "audit"}`)
+				log := openLog(t, cfg.AuditLog)
+				anc, err := inspect.Process(os.Getpid())
+				if err != nil {
+					t.Fatal(err)
+				}
+				pod := &api.PodSandbox{Id: ctrdtest.Uniq("pod"), Name: "web-0", Namespace: "shop", Pid: uint32(os.Getpid())}
+				if err := log.Append(t.Context(), tc.prev(pod.Id, anc)); err != nil {
+					t.Fatal(err)
+				}
+				// The check fails (on_error deny): it refuses.
+				fail := func(int, *inspect.LiveOnce) (*audit.Ancestry, error) {
+					return nil, errors.New("inspect: budget ran out")
+				}
+				p := &Plugin{Config: cfg, Log: log, Inspect: fail, Timeout: 300 * time.Millisecond}
+				if late {
+					release := holdLog(log)
+					syncOnce(t, p, []*api.PodSandbox{pod}, nil)
+					release()
+					if lost := p.flushLate(); !lost.zero() {
+						t.Fatalf("lost %+v", lost)
+					}
+				} else {
+					syncOnce(t, p, []*api.PodSandbox{pod}, nil)
+				}
+				var got []string
+				for _, r := range audittest.Records(t, cfg.AuditLog, pod.Id) {
+					s := fmt.Sprintf("%s/%s/%s", r.Source, r.Stage, r.Verdict)
+					if r.Ref != nil {
+						s += "+ref"
+					}
+					got = append(got, s)
+				}
+				if strings.Join(got, " ") != tc.want {
+					t.Errorf("records %q, want %q", got, tc.want)
+				}
+			})
+		}
+	}
+}
