@@ -219,8 +219,8 @@ func inLiveThread(pid int, read func(dir string) error) error {
 	var last error
 	var exits exitedThreads
 	for range maxThreadTries {
-		tid, exited, err := liveThread(pid)
-		if exits.gone(pid, exited) {
+		tid, zombies, err := liveThread(pid)
+		if exits.gone(pid, zombies) {
 			return fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 		}
 		if err != nil {
@@ -228,7 +228,7 @@ func inLiveThread(pid int, read func(dir string) error) error {
 			continue
 		}
 		err = read(task + "/" + strconv.Itoa(tid))
-		if err == nil || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.EINVAL) {
+		if err == nil || !threadExiting(err) {
 			return err
 		}
 		last = err
@@ -236,20 +236,28 @@ func inLiveThread(pid int, read func(dir string) error) error {
 	return fmt.Errorf("inspect: pid %d: its main thread exited, and each of its other threads exited before it was read (%d tries; %v)", pid, maxThreadTries, last)
 }
 
+// threadExiting reports whether err, of a read of a thread's /proc
+// files, is what a thread that exits meanwhile gives: ENOENT, ESRCH,
+// EINVAL (no namespaces left: mountinfo), EACCES (the access check of
+// its ns links, and of a pidfd's namespace ioctls, fails as it exits:
+// once in some 4,000 reads of a process that churns its threads).
+func threadExiting(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES)
+}
+
 // liveThread returns the ID of a thread of process pid other than its
-// leader that has not exited, from /proc/PID/task. exited says that
-// every other thread listed is a zombie: a traced thread that exited
-// stays one until its tracer reaps it (and the process's thread count
-// with it), while one that is not traced leaves the list at once
-// (passing by state X, which does not count: a thread that churns has
-// started its successor before it exits, though a listing may miss it).
-func liveThread(pid int) (tid int, exited bool, err error) {
+// leader that has not exited, from /proc/PID/task; or, when it finds
+// none, the IDs of the other threads listed if every one is a zombie
+// (zombies: a traced thread that exited stays one until its tracer
+// reaps it, while one that is not traced leaves the list at once,
+// passing by state X, which does not count).
+func liveThread(pid int) (tid int, zombies []int, err error) {
 	task := "/proc/" + strconv.Itoa(pid) + "/task/"
 	ents, err := os.ReadDir(task)
 	if err != nil {
-		return 0, false, err
+		return 0, nil, err
 	}
-	zombies, others := 0, 0
+	others := 0
 	for _, e := range ents {
 		t, err := strconv.Atoi(e.Name())
 		if err != nil || t == pid {
@@ -264,29 +272,41 @@ func liveThread(pid int) (tid int, exited bool, err error) {
 		switch {
 		case !ok:
 		case f[0][0] == 'Z':
-			zombies++
+			zombies = append(zombies, t)
 		case f[0][0] != 'X':
-			return t, false, nil
+			return t, nil, nil
 		}
 	}
-	return 0, others > 0 && zombies == others, unix.ESRCH
+	if others == 0 || len(zombies) != others {
+		zombies = nil
+	}
+	return 0, zombies, unix.ESRCH
 }
 
-// exitedThreads counts the listings in a row in which every thread of
-// a process but its leader had exited.
-type exitedThreads int
+// exitedThreads follows the listings of a process's threads in which
+// every thread but the leader was a zombie.
+type exitedThreads struct {
+	last []int // the zombies of the last listing, if all were
+	same int   // the listings in a row that found just those
+}
 
 // gone reports whether process pid has exited whole: all its threads
-// (allExited), or every one but the leader in three listings in a row
-// (exited, from [liveThread]: one listing can miss a thread started
-// after it began, while the one it saw exits).
-func (n *exitedThreads) gone(pid int, exited bool) bool {
-	if exited {
-		*n++
-	} else {
-		*n = 0
+// (allExited), or every one but the leader a zombie in three listings
+// in a row of the same threads (zombies, from [liveThread]). One such
+// listing can miss a thread started after it began while the one it
+// saw exits, and a process whose tracer (its own) leaves its exited
+// threads zombies while one churns makes many: it makes new threads,
+// while one that exited makes none.
+func (n *exitedThreads) gone(pid int, zombies []int) bool {
+	switch {
+	case zombies == nil:
+		n.last, n.same = nil, 0
+	case slices.Equal(zombies, n.last):
+		n.same++
+	default:
+		n.last, n.same = zombies, 1
 	}
-	return *n >= 3 || allExited(pid)
+	return n.same >= 3 || allExited(pid)
 }
 
 // readStatus reads /proc/PID/status, up to maxStatus bytes (a larger
@@ -418,12 +438,12 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 		// mount table and the ID of its mount namespace both (a thread
 		// may have one of its own).
 		if err := inLiveThread(pid, func(dir string) (err error) {
-			if mine, err = idmappedIn(dir + "/mountinfo"); err != nil {
+			if mine, err = idmappedIn(dir + "/mountinfo"); err != nil || len(mine) == 0 {
 				return err
 			}
 			id, err := mountNSID(dir)
-			if err != nil && !errors.Is(err, errNoMountMaps) {
-				return err
+			if err != nil && threadExiting(err) {
+				return err // the next thread's, both
 			}
 			nsid = func() (uint64, error) { return id, err }
 			return nil

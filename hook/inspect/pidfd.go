@@ -88,8 +88,8 @@ const maxThreadTries = 1000
 func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds, err error) {
 	var exits exitedThreads
 	for range maxThreadTries {
-		tfd, exited, err := liveThreadPidfd(pid)
-		if exits.gone(pid, exited) {
+		tfd, zombies, err := liveThreadPidfd(pid)
+		if exits.gone(pid, zombies) {
 			if err == nil {
 				unix.Close(tfd)
 			}
@@ -113,7 +113,7 @@ func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds
 		if err == nil {
 			return user, pidNS, creds, nil
 		}
-		if !errors.Is(err, ErrGone) {
+		if !errors.Is(err, ErrGone) && (errors.Is(err, errors.ErrUnsupported) || !threadExiting(err)) {
 			return nil, nil, nil, err
 		}
 	}
@@ -124,20 +124,20 @@ func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds
 // its leader that has not exited ([liveThread]), checked to be of pid's
 // thread group once it is pinned (a thread that exited between the
 // listing and the open may have left its ID to another process's).
-func liveThreadPidfd(pid int) (fd int, exited bool, err error) {
-	tid, exited, err := liveThread(pid)
+func liveThreadPidfd(pid int) (fd int, zombies []int, err error) {
+	tid, zombies, err := liveThread(pid)
 	if err != nil {
-		return -1, exited, err
+		return -1, zombies, err
 	}
 	fd, err = unix.PidfdOpen(tid, unix.PIDFD_THREAD) // Linux 6.9: a pidfd of one thread
 	if err != nil {
-		return -1, false, err
+		return -1, nil, err
 	}
 	if _, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid)); err != nil {
 		unix.Close(fd)
-		return -1, false, err
+		return -1, nil, err
 	}
-	return fd, false, nil
+	return fd, nil, nil
 }
 
 // pidfdNamespace asks the pidfd for one namespace. An error matches

@@ -19,13 +19,19 @@ import (
 // its own when its first argument is "unshare", says "ready2" and
 // churns. (Go cannot do this: its runtime keeps threads of its own.)
 // With "waiter", its main thread exits at once and its other thread says
-// its ID and exits (alone) at a byte on stdin.
+// its ID and exits (alone) at a byte on stdin. With "traced", it says
+// the PID of a child that churns so, which it traces, leaving the
+// threads that exit zombies (reaped every 2,000 stops).
 const churnSource = `#define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void *next(void *arg) {
@@ -49,10 +55,49 @@ static void *waiter(void *arg) {
 	return 0;
 }
 
+/* The tracer of a churning child: it lets every stop go on and leaves
+   the threads that exit zombies, reaping them only now and then. */
+static int traced(void) {
+	int go[2];
+	char c;
+	pthread_t t;
+	long events = 0;
+	if (pipe(go) != 0)
+		return 1;
+	pid_t child = fork();
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (read(go[0], &c, 1) != 1)
+			return 1;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		pthread_create(&t, &a, next, 0);
+		pthread_exit(0);
+	}
+	if (ptrace(PTRACE_SEIZE, child, 0, PTRACE_O_TRACECLONE) != 0)
+		return 1;
+	printf("%d\n", child);
+	fflush(stdout);
+	if (write(go[1], "x", 1) != 1)
+		return 1;
+	for (;;) {
+		siginfo_t si;
+		if (waitid(P_ALL, 0, &si, WSTOPPED | __WALL) != 0)
+			return 1;
+		ptrace(PTRACE_CONT, si.si_pid, 0, 0);
+		if (++events % 2000 == 0)
+			while (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | __WALL) == 0 && si.si_pid != 0 && si.si_pid != child)
+				;
+	}
+}
+
 int main(int argc, char **argv) {
 	char c;
 	pthread_t t;
 	pthread_attr_t a;
+	if (argc > 1 && strcmp(argv[1], "traced") == 0)
+		return traced();
 	if (argc > 1 && strcmp(argv[1], "waiter") == 0) {
 		pthread_create(&t, 0, waiter, 0);
 		pthread_exit(0);
@@ -78,7 +123,11 @@ int main(int argc, char **argv) {
 // a directory every user may reach, removed at the end of the test.
 func churnBinary(t testing.TB) string {
 	t.Helper()
-	cc := RequireCmd(t, "gcc")
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "gcc"
+	}
+	cc = RequireCmd(t, cc)
 	dir, err := os.MkdirTemp("", "nsrel-churn-")
 	if err != nil {
 		t.Fatal(err)
@@ -152,4 +201,22 @@ func StartLastThread(t testing.TB) (pid, tid int, exit func() error) {
 		_, err := in.Write([]byte("x"))
 		return err
 	}
+}
+
+// StartTracedChurn starts a process that traces a child of its own whose
+// main thread has exited and which churns its threads, one at a time,
+// leaving those that exit zombies its tracer reaps only now and then:
+// it returns the child's PID once its main thread has exited (both are
+// killed at the end of the test).
+func StartTracedChurn(t testing.TB) int {
+	t.Helper()
+	cmd := exec.Command(churnBinary(t), "traced")
+	_, out := startPiped(t, cmd, nil)
+	line, _ := out.ReadString('\n')
+	child, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("the traced churn program said %q", line)
+	}
+	WaitStateZ(t, child)
+	return child
 }
