@@ -240,7 +240,10 @@ func countOf(l lateStart) lateCount {
 	switch {
 	case l.note:
 		return lateCount{notes: 1}
-	case l.rec.Verdict == audit.VerdictDeny && !l.running:
+	case l.running:
+		// Its container runs, and the next registration records it.
+		return lateCount{unsynced: 1}
+	case l.rec.Verdict == audit.VerdictDeny:
 		return lateCount{refused: 1}
 	}
 	return lateCount{ran: 1}
@@ -264,6 +267,9 @@ func (c lateCount) dropped() string {
 	}
 	if c.notes > 0 {
 		s = vocab.JoinErrors(s, fmt.Sprintf("%d records of the NRI plugin's own waiting before it were dropped (more than %d waited): where it stopped or resumed injecting nsrel-hook, or found it missing, is not recorded", c.notes, MaxLate))
+	}
+	if c.unsynced > 0 {
+		s = vocab.JoinErrors(s, fmt.Sprintf("%d records of containers found running at registration waiting before it were dropped (more than %d waited): the next registration records them", c.unsynced, MaxLate))
 	}
 	return s
 }
@@ -1381,7 +1387,7 @@ func (p *Plugin) flushLate() lateCount {
 	// A request still under way counts as one whose record may be
 	// lost: from now on its record is not queued.
 	lost.unfinished = p.active
-	lost.unsynced = p.unsynced
+	lost.unsynced += p.unsynced
 	p.stopped = true
 	if !lost.zero() {
 		p.logger().WithFields(logrus.Fields{"lost": lost.ran, "lost_refusals": lost.refused, "lost_notes": lost.notes, "unfinished": lost.unfinished, "unsynced": lost.unsynced}).Error("stopping with records the audit log did not take; they are lost")

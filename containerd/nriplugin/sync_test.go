@@ -188,9 +188,10 @@ func TestSynchronizeEarlierBootStartWithoutProcess(t *testing.T) {
 
 // TestSynchronizeLateDenyRan: a container found running at registration
 // whose check says deny ran: waiting to be written late, its record is
-// counted as a start that ran, not as a refusal (whose container did not
-// run), and is not the first dropped from a full queue (a review found
-// both).
+// counted as one of a container found running (which runs, and which the
+// next registration records: not "lost", nor "ran unrecorded"), not as a
+// refusal (whose container did not run), and is not the first dropped
+// from a full queue (a review found both).
 func TestSynchronizeLateDenyRan(t *testing.T) {
 	p := &Plugin{}
 	for i := range MaxLate {
@@ -198,8 +199,12 @@ func TestSynchronizeLateDenyRan(t *testing.T) {
 	}
 	running := lateStart{rec: &audit.Record{ContainerID: "running-unchecked", Verdict: audit.VerdictDeny, Error: NotCheckedAtStart}, running: true}
 	p.late[3] = running
-	if c := countOf(running); c.ran != 1 || c.refused != 0 {
-		t.Errorf("counted %+v; want one start that ran", c)
+	if c := countOf(running); c != (lateCount{unsynced: 1}) {
+		t.Errorf("counted %+v; want one container found running", c)
+	}
+	c := countOf(running)
+	if d, l := c.dropped(), c.lost().Error(); !strings.Contains(d, "the next registration records them") || !strings.Contains(l, "the next registration records them") || strings.Contains(d+l, "unrecorded") || strings.Contains(l, "lost") {
+		t.Errorf("dropped %q, at the stop %q; want them said to be recorded at the next registration", d, l)
 	}
 	if i := p.toDrop(lateStart{rec: &audit.Record{Verdict: audit.VerdictAllow}}); p.late[i].rec == running.rec {
 		t.Errorf("the running container's record is the one dropped (index %d)", i)

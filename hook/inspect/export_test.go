@@ -87,3 +87,10 @@ func ForceNoMountMaps() (restore func()) {
 	mountMapsReadable = false
 	return func() { mountMapsReadable = true }
 }
+
+// InLiveThread and ThreadNamespaces are the reads of a process whose
+// main thread exited, through a thread that runs.
+var (
+	InLiveThread     = inLiveThread
+	ThreadNamespaces = threadNamespaces
+)

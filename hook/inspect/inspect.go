@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -213,12 +214,14 @@ func leaderExited(pid int) bool {
 // a time running must not be taken for exited, nor have a rule left
 // unjudged. Its error is read's when read fails otherwise, ErrGone when
 // the whole process exited, and one that is not ErrGone after
-// maxThreadTries.
+// maxThreadTries or maxThreadWait. A thread that execs becomes the
+// leader: read then goes to it.
 func inLiveThread(pid int, read func(dir string) error) error {
-	task := "/proc/" + strconv.Itoa(pid) + "/task"
+	task := "/proc/" + strconv.Itoa(pid) + "/task/"
 	var last error
 	var exits exitedThreads
-	for range maxThreadTries {
+	deadline := time.Now().Add(maxThreadWait)
+	for try := 0; try < maxThreadTries && time.Now().Before(deadline); try++ {
 		tid, zombies, err := liveThread(pid)
 		if exits.gone(pid, zombies) {
 			return fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
@@ -227,13 +230,30 @@ func inLiveThread(pid int, read func(dir string) error) error {
 			last = err
 			continue
 		}
-		err = read(task + "/" + strconv.Itoa(tid))
-		if err == nil || !threadExiting(err) {
+		err = read(task + strconv.Itoa(tid))
+		if err == nil || !threadExiting(err) || errors.Is(err, unix.EACCES) && threadRuns(pid, tid) {
 			return err
 		}
 		last = err
 	}
-	return fmt.Errorf("inspect: pid %d: its main thread exited, and each of its other threads exited before it was read (%d tries; %v)", pid, maxThreadTries, last)
+	return fmt.Errorf("inspect: pid %d: its main thread exited, and each of its other threads exited before it was read (%v)", pid, last)
+}
+
+// maxThreadWait bounds, with maxThreadTries, the time spent asking
+// threads in turn (a process whose tracer holds thousands of zombie
+// threads makes each listing cost).
+const maxThreadWait = 200 * time.Millisecond
+
+// threadRuns reports whether thread tid of process pid runs: it is
+// listed, and not a zombie (an EACCES of one that runs is a denial, not
+// its exit).
+func threadRuns(pid, tid int) bool {
+	stat, err := readStatPath("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f, ok := statFields(stat, 1)
+	return ok && f[0][0] != 'Z' && f[0][0] != 'X'
 }
 
 // threadExiting reports whether err, of a read of a thread's /proc
@@ -245,20 +265,26 @@ func threadExiting(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES)
 }
 
-// liveThread returns the ID of a thread of process pid other than its
-// leader that has not exited, from /proc/PID/task; or, when it finds
-// none, the IDs of the other threads listed if every one is a zombie
-// (zombies: a traced thread that exited stays one until its tracer
-// reaps it, while one that is not traced leaves the list at once,
-// passing by state X, which does not count).
+// liveThread returns the ID of a thread of process pid that runs, from
+// /proc/PID/task: the leader if it runs again (a thread that execs
+// becomes the leader, of the leader's ID), else the latest listed that
+// runs (the list is in the order the threads were made: a process whose
+// tracer holds thousands of zombie threads lists them first); or, when
+// it finds none, the IDs of the other threads listed if every one is a
+// zombie (a traced thread that exited stays one until its tracer reaps
+// it, while one that is not traced leaves the list at once, passing by
+// state X, which does not count).
 func liveThread(pid int) (tid int, zombies []int, err error) {
 	task := "/proc/" + strconv.Itoa(pid) + "/task/"
 	ents, err := os.ReadDir(task)
 	if err != nil {
 		return 0, nil, err
 	}
+	if threadRuns(pid, pid) {
+		return pid, nil, nil
+	}
 	others := 0
-	for _, e := range ents {
+	for _, e := range slices.Backward(ents) {
 		t, err := strconv.Atoi(e.Name())
 		if err != nil || t == pid {
 			continue

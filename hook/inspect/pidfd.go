@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -84,11 +85,14 @@ const maxThreadTries = 1000
 // successor and exiting (one pass over them found none alive a quarter
 // of the time), and must not be taken for exited so (at poststart,
 // nothing is judged of a process gone). ErrGone only when the whole
-// process exited; an error that is not ErrGone after maxThreadTries.
+// process exited; an error that is not ErrGone after maxThreadTries, or
+// maxThreadWait.
 func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds, err error) {
 	var exits exitedThreads
-	for range maxThreadTries {
-		tfd, zombies, err := liveThreadPidfd(pid)
+	var last error
+	deadline := time.Now().Add(maxThreadWait)
+	for try := 0; try < maxThreadTries && time.Now().Before(deadline); try++ {
+		tfd, tid, zombies, err := liveThreadPidfd(pid)
 		if exits.gone(pid, zombies) {
 			if err == nil {
 				unix.Close(tfd)
@@ -96,6 +100,7 @@ func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds
 			return nil, nil, nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 		}
 		if err != nil {
+			last = err
 			continue
 		}
 		user, pidNS, err = pidfdNamespaces(tfd, pid)
@@ -113,31 +118,32 @@ func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds
 		if err == nil {
 			return user, pidNS, creds, nil
 		}
-		if !errors.Is(err, ErrGone) && (errors.Is(err, errors.ErrUnsupported) || !threadExiting(err)) {
+		if !errors.Is(err, ErrGone) && (errors.Is(err, errors.ErrUnsupported) || !threadExiting(err) || errors.Is(err, unix.EACCES) && threadRuns(pid, tid)) {
 			return nil, nil, nil, err
 		}
+		last = err
 	}
-	return nil, nil, nil, fmt.Errorf("inspect: pid %d: its main thread exited, and each of its other threads exited before it told its namespaces (%d tries)", pid, maxThreadTries)
+	return nil, nil, nil, fmt.Errorf("inspect: pid %d: its main thread exited, and each of its other threads exited before it told its namespaces (%v)", pid, last)
 }
 
 // liveThreadPidfd returns a pidfd of a thread of process pid other than
 // its leader that has not exited ([liveThread]), checked to be of pid's
 // thread group once it is pinned (a thread that exited between the
 // listing and the open may have left its ID to another process's).
-func liveThreadPidfd(pid int) (fd int, zombies []int, err error) {
-	tid, zombies, err := liveThread(pid)
+func liveThreadPidfd(pid int) (fd, tid int, zombies []int, err error) {
+	tid, zombies, err = liveThread(pid)
 	if err != nil {
-		return -1, zombies, err
+		return -1, 0, zombies, err
 	}
 	fd, err = unix.PidfdOpen(tid, unix.PIDFD_THREAD) // Linux 6.9: a pidfd of one thread
 	if err != nil {
-		return -1, nil, err
+		return -1, 0, nil, err
 	}
 	if _, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid)); err != nil {
 		unix.Close(fd)
-		return -1, nil, err
+		return -1, 0, nil, err
 	}
-	return fd, nil, nil
+	return fd, tid, nil, nil
 }
 
 // pidfdNamespace asks the pidfd for one namespace. An error matches
