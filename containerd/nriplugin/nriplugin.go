@@ -862,10 +862,13 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 			if stop {
 				return
 			}
-			p.recordRunning(r.id, r.pid, r.md, r.names, r.sent, r.unknown)
-			p.mu.Lock()
-			p.unsynced--
-			p.mu.Unlock()
+			if !p.recordRunning(r.id, r.pid, r.md, r.names, r.sent, r.unknown) {
+				// (One queued to append later left the count when
+				// queued: it is counted among those.)
+				p.mu.Lock()
+				p.unsynced--
+				p.mu.Unlock()
+			}
 		}
 	}()
 	return nil, nil
@@ -874,8 +877,9 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 // recordRunning records the start of container id, found running when
 // the plugin registered ([Plugin.Synchronize]), unless the log holds a
 // start of its process: judged as at its start, but not refused, which
-// the record says.
-func (p *Plugin) recordRunning(id string, pid int, md, names, sent map[string]string, unknown []string) {
+// the record says. It reports whether it queued the record to append
+// later ([Plugin.queueLate]).
+func (p *Plugin) recordRunning(id string, pid int, md, names, sent map[string]string, unknown []string) (queued bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
 	defer cancel()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
@@ -884,7 +888,7 @@ func (p *Plugin) recordRunning(id string, pid int, md, names, sent map[string]st
 		// Ended since the runtime listed it: no start to record that
 		// an exit could end (the recorder records such a task).
 		log.Debug("container found running at registration is gone")
-		return
+		return false
 	}
 	checked := rec.Error
 	rec.Error = vocab.JoinErrors(checked, NotCheckedAtStart)
@@ -893,11 +897,13 @@ func (p *Plugin) recordRunning(id string, pid int, md, names, sent map[string]st
 	case err != nil:
 		log.WithError(err).Error("audit log append failed")
 		p.queueLate(lateStart{rec: rec, pid: pid, startTime: startTime, running: true, checked: checked}, "the audit log could not be written when the plugin registered", err)
+		return true
 	case got != nil && got.Ref != nil:
 		log.WithFields(logrus.Fields{"seq": got.Seq, "refused_by": got.Ref.Seq}).Error("recorded a container running although its start was refused")
 	case got != nil:
 		log.WithFields(logrus.Fields{"seq": got.Seq, "verdict": got.Verdict}).Warn("recorded a start the plugin was not connected for")
 	}
+	return false
 }
 
 // appendRunning appends rec, the start of a container found running at
@@ -1193,6 +1199,12 @@ func (p *Plugin) queueLate(l lateStart, why string, err error) {
 		p.mu.Unlock()
 		p.logger().WithFields(logrus.Fields{"container": rec.ContainerID, "stage": rec.Stage, "verdict": rec.Verdict}).Error("record lost: the plugin stopped before the audit log took it")
 		return
+	}
+	if l.running {
+		// Counted among those waiting now, not among those
+		// Synchronize has yet to record (in the same hold of the
+		// lock: a stop counts each once).
+		p.unsynced--
 	}
 	// The drops of refusals that came when the queue was full go to
 	// the next record queued.

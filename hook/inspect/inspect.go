@@ -219,10 +219,9 @@ func leaderExited(pid int) bool {
 func inLiveThread(pid int, read func(dir string) error) error {
 	task := "/proc/" + strconv.Itoa(pid) + "/task/"
 	var last error
-	var exits exitedThreads
-	deadline := time.Now().Add(maxThreadWait)
-	for try := 0; try < maxThreadTries && time.Now().Before(deadline); try++ {
-		tid, zombies, err := liveThread(pid)
+	exits := exitedThreads{deadline: time.Now().Add(maxThreadWait)}
+	for try := 0; try < maxThreadTries && time.Now().Before(exits.deadline); try++ {
+		tid, zombies, err := exits.liveThread(pid)
 		if exits.gone(pid, zombies) {
 			return fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
 		}
@@ -268,15 +267,25 @@ func threadExiting(err error) bool {
 // liveThread returns the ID of a thread of process pid that runs, from
 // /proc/PID/task: the leader if it runs again (a thread that execs
 // becomes the leader, of the leader's ID), else the latest listed that
-// runs (the list is in the order the threads were made: a process whose
-// tracer holds thousands of zombie threads lists them first); or, when
-// it finds none, the IDs of the other threads listed if every one is a
+// runs (the kernel lists threads in the order they were made: a process
+// whose tracer holds thousands of zombie threads lists them first; read
+// in its order, not sorted by name as os.ReadDir does); or, when it
+// finds none, the IDs of the other threads listed if every one is a
 // zombie (a traced thread that exited stays one until its tracer reaps
 // it, while one that is not traced leaves the list at once, passing by
-// state X, which does not count).
-func liveThread(pid int) (tid int, zombies []int, err error) {
+// state X: a thread gone or going since the listing ends the listing's
+// look, the next has the one that runs at its end). A thread once seen
+// a zombie in this call is not read again (it stays one until it is reaped and gone: its
+// ID comes back only after the kernel's IDs have wrapped, not within
+// maxThreadWait); the scan stops at the call's deadline.
+func (n *exitedThreads) liveThread(pid int) (tid int, zombies []int, err error) {
 	task := "/proc/" + strconv.Itoa(pid) + "/task/"
-	ents, err := os.ReadDir(task)
+	d, err := os.Open(task)
+	if err != nil {
+		return 0, nil, err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -284,22 +293,34 @@ func liveThread(pid int) (tid int, zombies []int, err error) {
 		return pid, nil, nil
 	}
 	others := 0
-	for _, e := range slices.Backward(ents) {
-		t, err := strconv.Atoi(e.Name())
+	for i, name := range slices.Backward(names) {
+		t, err := strconv.Atoi(name)
 		if err != nil || t == pid {
 			continue
 		}
 		others++
-		stat, err := readStatPath(task + e.Name() + "/stat")
-		if err != nil {
+		if n.zombie[t] {
+			zombies = append(zombies, t)
 			continue
 		}
+		if i%256 == 0 && time.Now().After(n.deadline) {
+			return 0, nil, os.ErrDeadlineExceeded
+		}
+		stat, err := readStatPath(task + name + "/stat")
 		f, ok := statFields(stat, 1)
 		switch {
-		case !ok:
+		case err != nil || !ok || f[0][0] == 'X':
+			// Gone since the listing (or going): the threads churn,
+			// and the next listing has the one that runs at its end
+			// (not the older zombies' stats read to the head).
+			return 0, nil, unix.ESRCH
 		case f[0][0] == 'Z':
+			if n.zombie == nil {
+				n.zombie = map[int]bool{}
+			}
+			n.zombie[t] = true
 			zombies = append(zombies, t)
-		case f[0][0] != 'X':
+		default:
 			return t, nil, nil
 		}
 	}
@@ -309,20 +330,23 @@ func liveThread(pid int) (tid int, zombies []int, err error) {
 	return 0, zombies, unix.ESRCH
 }
 
-// exitedThreads follows the listings of a process's threads in which
-// every thread but the leader was a zombie.
+// exitedThreads follows, for one read of a process whose main thread
+// exited, the listings of its threads in which every thread but the
+// leader was a zombie.
 type exitedThreads struct {
-	last []int // the zombies of the last listing, if all were
-	same int   // the listings in a row that found just those
+	deadline time.Time    // of the read: maxThreadWait
+	zombie   map[int]bool // the threads seen zombies
+	last     []int        // the zombies of the last listing, if all were
+	same     int          // the listings in a row that found just those
 }
 
 // gone reports whether process pid has exited whole: all its threads
 // (allExited), or every one but the leader a zombie in three listings
-// in a row of the same threads (zombies, from [liveThread]). One such
-// listing can miss a thread started after it began while the one it
-// saw exits, and a process whose tracer (its own) leaves its exited
-// threads zombies while one churns makes many: it makes new threads,
-// while one that exited makes none.
+// in a row of the same threads (zombies, from [exitedThreads.liveThread]).
+// One such listing can miss a thread started after it began while the
+// one it saw exits, and a process whose tracer (its own) leaves its
+// exited threads zombies while one churns makes many: it makes new
+// threads, while one that exited makes none.
 func (n *exitedThreads) gone(pid int, zombies []int) bool {
 	switch {
 	case zombies == nil:
@@ -459,8 +483,9 @@ func goneErrno(err error) bool {
 func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 	mine, err := idmappedIn("/proc/" + strconv.Itoa(pid) + "/mountinfo")
 	nsid := func() (uint64, error) { return mountNSID("/proc/" + strconv.Itoa(pid)) }
-	if err != nil && leaderExited(pid) {
-		// Its main thread alone exited: a thread that runs tells, its
+	if err != nil && !allExited(pid) {
+		// Its main thread alone exited (or did, and a thread that
+		// execs is the leader now): a thread that runs tells, its
 		// mount table and the ID of its mount namespace both (a thread
 		// may have one of its own).
 		if err := inLiveThread(pid, func(dir string) (err error) {

@@ -88,11 +88,10 @@ const maxThreadTries = 1000
 // process exited; an error that is not ErrGone after maxThreadTries, or
 // maxThreadWait.
 func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds, err error) {
-	var exits exitedThreads
 	var last error
-	deadline := time.Now().Add(maxThreadWait)
-	for try := 0; try < maxThreadTries && time.Now().Before(deadline); try++ {
-		tfd, tid, zombies, err := liveThreadPidfd(pid)
+	exits := exitedThreads{deadline: time.Now().Add(maxThreadWait)}
+	for try := 0; try < maxThreadTries && time.Now().Before(exits.deadline); try++ {
+		tfd, tid, zombies, err := liveThreadPidfd(&exits, pid)
 		if exits.gone(pid, zombies) {
 			if err == nil {
 				unix.Close(tfd)
@@ -127,11 +126,11 @@ func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds
 }
 
 // liveThreadPidfd returns a pidfd of a thread of process pid other than
-// its leader that has not exited ([liveThread]), checked to be of pid's
+// its leader that has not exited ([exitedThreads.liveThread]), checked to be of pid's
 // thread group once it is pinned (a thread that exited between the
 // listing and the open may have left its ID to another process's).
-func liveThreadPidfd(pid int) (fd, tid int, zombies []int, err error) {
-	tid, zombies, err = liveThread(pid)
+func liveThreadPidfd(exits *exitedThreads, pid int) (fd, tid int, zombies []int, err error) {
+	tid, zombies, err = exits.liveThread(pid)
 	if err != nil {
 		return -1, 0, zombies, err
 	}

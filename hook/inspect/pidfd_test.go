@@ -416,7 +416,7 @@ func TestIDMappedLeaderExited(t *testing.T) {
 // say so now.
 func TestTracedChurnNotGone(t *testing.T) {
 	nstest.RequireRoot(t)
-	pid := nstest.StartTracedChurn(t)
+	pid := nstest.StartTracedChurn(t, 0)
 	for i := range 30 {
 		for name, read := range map[string]func() error{
 			"Process":      func() error { _, err := inspect.Process(pid); return err },
@@ -449,4 +449,72 @@ func TestLeaderRunsAgain(t *testing.T) {
 	}
 	user.Close()
 	pidNS.Close()
+}
+
+// TestManyZombieThreads: a process whose main thread exited and whose
+// tracer (its own) holds 8,000 of its exited threads as zombies, listed
+// before the one that runs: the reads read every zombie's stat in name
+// order (os.ReadDir sorts) before the running thread, which had exited
+// by then: an error every time, 0.3 to 0.5 s each. And a process whose
+// threads all exited, 2,000 zombies: three listings did not fit in the
+// reads' 200 ms, and it was not taken for exited. Each is
+// read right now: the threads newest first, in the kernel's order, and
+// a zombie's stat once per read.
+func TestManyZombieThreads(t *testing.T) {
+	nstest.RequireRoot(t)
+	const held = 8000
+	threads := func(pid int) int {
+		v, _ := inspect.StatusField(pid, "Threads")
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	reads := map[string]func(pid int) error{
+		"Process":      func(pid int) error { _, err := inspect.Process(pid); return err },
+		"ReadHeld":     func(pid int) error { _, err := inspect.ReadHeld(pid); return err },
+		"ReadIDMapped": func(pid int) error { _, err := inspect.ReadIDMapped(pid); return err },
+	}
+	t.Run("runs", func(t *testing.T) {
+		pid := nstest.StartTracedChurn(t, held)
+		for deadline := time.Now().Add(time.Minute); threads(pid) <= held; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d threads after a minute, want more than %d", threads(pid), held)
+			}
+		}
+		for name, read := range reads {
+			for i := range 3 {
+				if err := read(pid); err != nil {
+					t.Errorf("%s %d of a process that runs: %v", name, i, err)
+				}
+			}
+		}
+	})
+	t.Run("exited", func(t *testing.T) {
+		// Fewer: three listings of them, each zombie's stat read once,
+		// within the reads' 200 ms on a loaded machine.
+		const held = 2000
+		pid := nstest.StartTracedChurn(t, -held)
+		task := fmt.Sprintf("/proc/%d/task", pid)
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			ents, _ := os.ReadDir(task)
+			zombies := 0
+			for _, e := range ents {
+				if stat, err := os.ReadFile(task + "/" + e.Name() + "/stat"); err == nil {
+					if i := bytes.LastIndexByte(stat, ')'); i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z")) {
+						zombies++
+					}
+				}
+			}
+			if len(ents) > held && zombies == len(ents) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d threads, %d zombies after a minute; want all of more than %d", len(ents), zombies, held)
+			}
+		}
+		for name, read := range reads {
+			if err := read(pid); !errors.Is(err, inspect.ErrGone) {
+				t.Errorf("%s of a process whose threads all exited: %v, want gone", name, err)
+			}
+		}
+	})
 }

@@ -27,6 +27,7 @@ const churnSource = `#define _GNU_SOURCE
 #include <sched.h>
 #include <stdio.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -34,9 +35,13 @@ const churnSource = `#define _GNU_SOURCE
 #include <sys/wait.h>
 #include <unistd.h>
 
+static long left = -1; /* threads still to make; -1: for ever */
+
 static void *next(void *arg) {
 	pthread_t t;
 	pthread_attr_t a;
+	if (left >= 0 && __atomic_sub_fetch(&left, 1, __ATOMIC_SEQ_CST) < 0)
+		return 0;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&a, 65536);
@@ -56,8 +61,11 @@ static void *waiter(void *arg) {
 }
 
 /* The tracer of a churning child: it lets every stop go on and leaves
-   the threads that exit zombies, reaping them only now and then. */
-static int traced(void) {
+   the threads that exit zombies, reaping them only now and then (every
+   2,000 stops), or, with hold, keeps the first hold of them zombies for
+   good and reaps the later ones at once, or, with left set, reaps none
+   (the child makes that many threads and ends). */
+static int traced(long hold) {
 	int go[2];
 	char c;
 	pthread_t t;
@@ -75,7 +83,7 @@ static int traced(void) {
 		pthread_create(&t, &a, next, 0);
 		pthread_exit(0);
 	}
-	if (ptrace(PTRACE_SEIZE, child, 0, PTRACE_O_TRACECLONE) != 0)
+	if (ptrace(PTRACE_SEIZE, child, 0, PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXIT) != 0)
 		return 1;
 	printf("%d\n", child);
 	fflush(stdout);
@@ -83,9 +91,20 @@ static int traced(void) {
 		return 1;
 	for (;;) {
 		siginfo_t si;
-		if (waitid(P_ALL, 0, &si, WSTOPPED | __WALL) != 0)
+		if (waitid(P_ALL, 0, &si, WSTOPPED | __WALL) != 0) {
+			pause();
 			return 1;
-		ptrace(PTRACE_CONT, si.si_pid, 0, 0);
+		}
+		pid_t x = si.si_pid;
+		int exiting = si.si_code == CLD_TRAPPED && (si.si_status >> 8) == PTRACE_EVENT_EXIT;
+		ptrace(PTRACE_CONT, x, 0, 0);
+		if (left >= 0)
+			continue;
+		if (hold > 0) {
+			if (exiting && x != child && events++ >= hold)
+				waitid(P_PID, x, &si, WEXITED | __WALL);
+			continue;
+		}
 		if (++events % 2000 == 0)
 			while (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | __WALL) == 0 && si.si_pid != 0 && si.si_pid != child)
 				;
@@ -97,7 +116,13 @@ int main(int argc, char **argv) {
 	pthread_t t;
 	pthread_attr_t a;
 	if (argc > 1 && strcmp(argv[1], "traced") == 0)
-		return traced();
+		return traced(0);
+	if (argc > 2 && strcmp(argv[1], "holder") == 0)
+		return traced(atol(argv[2]));
+	if (argc > 2 && strcmp(argv[1], "tracedend") == 0) {
+		left = atol(argv[2]);
+		return traced(0);
+	}
 	if (argc > 1 && strcmp(argv[1], "waiter") == 0) {
 		pthread_create(&t, 0, waiter, 0);
 		pthread_exit(0);
@@ -207,10 +232,20 @@ func StartLastThread(t testing.TB) (pid, tid int, exit func() error) {
 // main thread has exited and which churns its threads, one at a time,
 // leaving those that exit zombies its tracer reaps only now and then:
 // it returns the child's PID once its main thread has exited (both are
-// killed at the end of the test).
-func StartTracedChurn(t testing.TB) int {
+// killed at the end of the test). With hold, the tracer keeps the first
+// hold threads that exit zombies for good and reaps the later ones at
+// once; with a negative hold, the child makes -hold threads, one after
+// the other, and ends, none reaped: all its threads exited.
+func StartTracedChurn(t testing.TB, hold int) int {
 	t.Helper()
-	cmd := exec.Command(churnBinary(t), "traced")
+	args := []string{"traced"}
+	switch {
+	case hold > 0:
+		args = []string{"holder", strconv.Itoa(hold)}
+	case hold < 0:
+		args = []string{"tracedend", strconv.Itoa(-hold)}
+	}
+	cmd := exec.Command(churnBinary(t), args...)
 	_, out := startPiped(t, cmd, nil)
 	line, _ := out.ReadString('\n')
 	child, err := strconv.Atoi(strings.TrimSpace(line))
