@@ -299,7 +299,11 @@ func (n *exitedThreads) liveThread(pid int) (tid int, zombies []int, err error) 
 			continue
 		}
 		others++
-		if n.zombie[t] {
+		if n.zombie[t] && n.same < 2 {
+			// (Not in a listing that may end the read as gone: a
+			// thread seen a zombie that its tracer reaped may have
+			// left its ID to a new one, where the host's IDs wrap
+			// fast.)
 			zombies = append(zombies, t)
 			continue
 		}
