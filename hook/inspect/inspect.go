@@ -199,13 +199,6 @@ func statusLeaderExited(status []byte) bool {
 	return zombie && threads > 1
 }
 
-// leaderExited reports whether process pid's main thread alone exited:
-// its stat says Z while other threads run.
-func leaderExited(pid int) bool {
-	state, threads, ok := procState(pid)
-	return ok && (state == 'Z' || state == 'X') && threads > 1
-}
-
 // inLiveThread calls read with the /proc directory of a thread that runs
 // of process pid, whose main thread exited (/proc/PID/task/TID: the
 // exited leader's /proc/PID has no mount table or mount namespace left
