@@ -164,7 +164,7 @@ func ReadHeld(pid int) (*audit.HeldIDs, error) {
 		return nil, err
 	}
 	if statusLeaderExited(b) {
-		err = inLiveThread(pid, func(dir string) error {
+		err = inLiveThread(pid, func(dir string, _ int) error {
 			b, err = idmap.ReadFileLimit(dir+"/status", maxStatus)
 			if err == nil && statusLeaderExited(b) {
 				err = unix.ESRCH // that thread exited too: the next
@@ -199,17 +199,17 @@ func statusLeaderExited(status []byte) bool {
 	return zombie && threads > 1
 }
 
-// inLiveThread calls read with the /proc directory of a thread that runs
-// of process pid, whose main thread exited (/proc/PID/task/TID: the
-// exited leader's /proc/PID has no mount table or mount namespace left
-// to give, EINVAL and ENOENT), another while each exits before read is
-// done, as [threadNamespaces] does: a process that keeps one thread at
-// a time running must not be taken for exited, nor have a rule left
+// inLiveThread calls read with the /proc directory and ID of a thread
+// that runs of process pid, whose main thread exited (/proc/PID/task/TID:
+// the exited leader's /proc/PID has no mount table or mount namespace
+// left to give, EINVAL and ENOENT; nor its pidfd namespaces), another
+// while each exits before read is done: a process that keeps one thread
+// at a time running must not be taken for exited, nor have a rule left
 // unjudged. Its error is read's when read fails otherwise, ErrGone when
 // the whole process exited, and one that is not ErrGone after
 // maxThreadTries or maxThreadWait. A thread that execs becomes the
 // leader: read then goes to it.
-func inLiveThread(pid int, read func(dir string) error) error {
+func inLiveThread(pid int, read func(dir string, tid int) error) error {
 	task := "/proc/" + strconv.Itoa(pid) + "/task/"
 	var last error
 	exits := exitedThreads{deadline: time.Now().Add(maxThreadWait)}
@@ -222,7 +222,7 @@ func inLiveThread(pid int, read func(dir string) error) error {
 			last = err
 			continue
 		}
-		err = read(task + strconv.Itoa(tid))
+		err = read(task+strconv.Itoa(tid), tid)
 		if err == nil || !threadExiting(err) || errors.Is(err, unix.EACCES) && threadRuns(pid, tid) {
 			return err
 		}
@@ -231,30 +231,46 @@ func inLiveThread(pid int, read func(dir string) error) error {
 	return fmt.Errorf("inspect: pid %d: its main thread exited, and each of its other threads exited before it was read (%v)", pid, last)
 }
 
-// maxThreadWait bounds, with maxThreadTries, the time spent asking
-// threads in turn (a process whose tracer holds thousands of zombie
-// threads makes each listing cost).
-const maxThreadWait = 200 * time.Millisecond
+// maxThreadTries and maxThreadWait bound the threads asked in turn, and
+// the time spent asking them (a process whose tracer holds thousands of
+// zombie threads makes each listing cost).
+const (
+	maxThreadTries = 1000
+	maxThreadWait  = 200 * time.Millisecond
+)
 
 // threadRuns reports whether thread tid of process pid runs: it is
 // listed, and not a zombie (an EACCES of one that runs is a denial, not
 // its exit).
 func threadRuns(pid, tid int) bool {
-	stat, err := readStatPath("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+	state, ok := taskState("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+	return ok && state != 'Z' && state != 'X'
+}
+
+// taskState returns the state (R, S, Z, X...) a stat file of /proc
+// gives; ok is false when it cannot be read (the thread is gone).
+func taskState(path string) (state byte, ok bool) {
+	stat, err := readStatPath(path)
 	if err != nil {
-		return false
+		return 0, false
 	}
 	f, ok := statFields(stat, 1)
-	return ok && f[0][0] != 'Z' && f[0][0] != 'X'
+	if !ok {
+		return 0, false
+	}
+	return f[0][0], true
 }
 
 // threadExiting reports whether err, of a read of a thread's /proc
-// files, is what a thread that exits meanwhile gives: ENOENT, ESRCH,
-// EINVAL (no namespaces left: mountinfo), EACCES (the access check of
-// its ns links, and of a pidfd's namespace ioctls, fails as it exits:
-// once in some 4,000 reads of a process that churns its threads).
+// files or of its pidfd, is what a thread that exits meanwhile gives:
+// ENOENT, ESRCH, EINVAL (no namespaces left: mountinfo), EACCES (the
+// access check of its ns links, and of a pidfd's namespace ioctls,
+// fails as it exits: once in some 4,000 reads of a process that churns
+// its threads), ErrGone (a pidfd's ESRCH); not a request the kernel
+// lacks (ErrUnsupported: ENOTTY or EINVAL).
 func threadExiting(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES)
+	return !errors.Is(err, errors.ErrUnsupported) &&
+		(errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES) || errors.Is(err, ErrGone))
 }
 
 // liveThread returns the ID of a thread of process pid that runs, from
@@ -268,9 +284,10 @@ func threadExiting(err error) bool {
 // it, while one that is not traced leaves the list at once, passing by
 // state X: a thread gone or going since the listing ends the listing's
 // look, the next has the one that runs at its end). A thread once seen
-// a zombie in this call is not read again (it stays one until it is reaped and gone: its
-// ID comes back only after the kernel's IDs have wrapped, not within
-// maxThreadWait); the scan stops at the call's deadline.
+// a zombie in this call is not read again (it stays one until it is
+// reaped and gone) but in the listing that would take the process for
+// exited (its ID may have gone to a new thread where the host's IDs
+// wrap within the call); the scan stops at the call's deadline.
 func (n *exitedThreads) liveThread(pid int) (tid int, zombies []int, err error) {
 	task := "/proc/" + strconv.Itoa(pid) + "/task/"
 	d, err := os.Open(task)
@@ -303,15 +320,14 @@ func (n *exitedThreads) liveThread(pid int) (tid int, zombies []int, err error) 
 		if i%256 == 0 && time.Now().After(n.deadline) {
 			return 0, nil, os.ErrDeadlineExceeded
 		}
-		stat, err := readStatPath(task + name + "/stat")
-		f, ok := statFields(stat, 1)
+		state, ok := taskState(task + name + "/stat")
 		switch {
-		case err != nil || !ok || f[0][0] == 'X':
+		case !ok || state == 'X':
 			// Gone since the listing (or going): the threads churn,
 			// and the next listing has the one that runs at its end
 			// (not the older zombies' stats read to the head).
 			return 0, nil, unix.ESRCH
-		case f[0][0] == 'Z':
+		case state == 'Z':
 			if n.zombie == nil {
 				n.zombie = map[int]bool{}
 			}
@@ -453,16 +469,6 @@ func ReadFacts(a *audit.Ancestry, mounts bool) {
 	}
 }
 
-// exitedErr returns err, or ESRCH when process pid has exited: a
-// zombie's /proc/PID/mountinfo says EINVAL (no namespaces left), not
-// that it is gone.
-func exitedErr(pid int, err error) error {
-	if errors.Is(err, unix.EINVAL) && allExited(pid) {
-		return unix.ESRCH
-	}
-	return err
-}
-
 // goneErrno reports whether err says the process is no longer there.
 func goneErrno(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, ErrGone)
@@ -478,14 +484,15 @@ func goneErrno(err error) bool {
 // device, root and mount point in this process's mountinfo, and by their
 // maps where the kernel tells them.
 func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
-	mine, err := idmappedIn("/proc/" + strconv.Itoa(pid) + "/mountinfo")
-	nsid := func() (uint64, error) { return mountNSID("/proc/" + strconv.Itoa(pid)) }
+	proc := "/proc/" + strconv.Itoa(pid)
+	mine, err := idmappedIn(proc + "/mountinfo")
+	nsid := func() (uint64, error) { return mountNSID(proc) }
 	if err != nil && !allExited(pid) {
 		// Its main thread alone exited (or did, and a thread that
 		// execs is the leader now): a thread that runs tells, its
 		// mount table and the ID of its mount namespace both (a thread
 		// may have one of its own).
-		if err := inLiveThread(pid, func(dir string) (err error) {
+		if err := inLiveThread(pid, func(dir string, _ int) (err error) {
 			if mine, err = idmappedIn(dir + "/mountinfo"); err != nil || len(mine) == 0 {
 				return err
 			}
@@ -499,7 +506,8 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 			return nil, err
 		}
 	} else if err != nil {
-		return nil, gone(pid, exitedErr(pid, err))
+		// Exited (a zombie's mountinfo says EINVAL).
+		return nil, fmt.Errorf("inspect: pid %d: %w (%v)", pid, ErrGone, err)
 	}
 	if len(mine) == 0 {
 		return nil, nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -73,76 +72,41 @@ func pidfdNamespaces(pfd, pid int) (user, pidNS *nsrel.Namespace, err error) {
 	return user, pidNS, nil
 }
 
-// maxThreadTries bounds the threads asked in turn for what a process
-// whose main thread exited cannot give itself, when each exits before
-// it answers.
-const maxThreadTries = 1000
-
 // threadNamespaces asks a live thread of process pid, whose main thread
-// exited, for its user and PID namespaces and its credentials. A thread
-// that exits before it answers leaves the question to the next: a
-// process can keep one thread at a time running, each starting its
-// successor and exiting (one pass over them found none alive a quarter
-// of the time), and must not be taken for exited so (at poststart,
-// nothing is judged of a process gone). ErrGone only when the whole
-// process exited; an error that is not ErrGone after maxThreadTries, or
-// maxThreadWait.
+// exited, for its user and PID namespaces and its credentials, through
+// a pidfd of that thread ([inLiveThread]: the next thread when one
+// exits before it answers; a process can keep one thread at a time
+// running, each starting its successor and exiting, and must not be
+// taken for exited so: at poststart, nothing is judged of a process
+// gone). The pidfd is checked to be of pid's thread group once it is
+// pinned (a thread that exited between the listing and the open may
+// have left its ID to another process's).
 func threadNamespaces(pid int) (user, pidNS *nsrel.Namespace, creds *audit.Creds, err error) {
-	var last error
-	exits := exitedThreads{deadline: time.Now().Add(maxThreadWait)}
-	for try := 0; try < maxThreadTries && time.Now().Before(exits.deadline); try++ {
-		tfd, tid, zombies, err := liveThreadPidfd(&exits, pid)
-		if exits.gone(pid, zombies) {
-			if err == nil {
-				unix.Close(tfd)
-			}
-			return nil, nil, nil, fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
-		}
+	err = inLiveThread(pid, func(dir string, tid int) error {
+		tfd, err := unix.PidfdOpen(tid, unix.PIDFD_THREAD) // Linux 6.9: a pidfd of one thread
 		if err != nil {
-			last = err
-			continue
+			return err
 		}
-		user, pidNS, err = pidfdNamespaces(tfd, pid)
-		if err == nil {
-			creds, err = credsOf(tfd)
-			if err == unix.ESRCH {
-				user.Close()
-				pidNS.Close()
-				err = ErrGone // that thread exited: the next
-			} else {
-				err = nil // no creds on a kernel without PIDFD_GET_INFO
-			}
+		defer unix.Close(tfd)
+		if _, err := os.Stat(dir); err != nil {
+			return err
 		}
-		unix.Close(tfd)
-		if err == nil {
-			return user, pidNS, creds, nil
+		u, p, err := pidfdNamespaces(tfd, pid)
+		if err != nil {
+			return err
 		}
-		if !errors.Is(err, ErrGone) && (errors.Is(err, errors.ErrUnsupported) || !threadExiting(err) || errors.Is(err, unix.EACCES) && threadRuns(pid, tid)) {
-			return nil, nil, nil, err
+		c, err := credsOf(tfd)
+		if err == unix.ESRCH {
+			// That thread exited: the next.
+			u.Close()
+			p.Close()
+			return err
 		}
-		last = err
-	}
-	return nil, nil, nil, fmt.Errorf("inspect: pid %d: its main thread exited, and each of its other threads exited before it told its namespaces (%v)", pid, last)
-}
-
-// liveThreadPidfd returns a pidfd of a thread of process pid other than
-// its leader that has not exited ([exitedThreads.liveThread]), checked to be of pid's
-// thread group once it is pinned (a thread that exited between the
-// listing and the open may have left its ID to another process's).
-func liveThreadPidfd(exits *exitedThreads, pid int) (fd, tid int, zombies []int, err error) {
-	tid, zombies, err = exits.liveThread(pid)
-	if err != nil {
-		return -1, 0, zombies, err
-	}
-	fd, err = unix.PidfdOpen(tid, unix.PIDFD_THREAD) // Linux 6.9: a pidfd of one thread
-	if err != nil {
-		return -1, 0, nil, err
-	}
-	if _, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid)); err != nil {
-		unix.Close(fd)
-		return -1, 0, nil, err
-	}
-	return fd, tid, nil, nil
+		// (No creds on a kernel without PIDFD_GET_INFO.)
+		user, pidNS, creds = u, p, c
+		return nil
+	})
+	return user, pidNS, creds, err
 }
 
 // pidfdNamespace asks the pidfd for one namespace. An error matches

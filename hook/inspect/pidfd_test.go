@@ -1,7 +1,6 @@
 package inspect_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -343,8 +342,7 @@ func TestTracedLastThreadGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z")) {
+		if nstest.TaskStateZ(pid, tid) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -440,7 +438,7 @@ func TestLeaderRunsAgain(t *testing.T) {
 	nstest.RequireRoot(t)
 	p := nstest.Start(t, nil, nstest.RequireCmd(t, "sleep"), "infinity")
 	var read string
-	if err := inspect.InLiveThread(p.Pid, func(dir string) error { read = dir; return nil }); err != nil || read != fmt.Sprintf("/proc/%d/task/%d", p.Pid, p.Pid) {
+	if err := inspect.InLiveThread(p.Pid, func(dir string, _ int) error { read = dir; return nil }); err != nil || read != fmt.Sprintf("/proc/%d/task/%d", p.Pid, p.Pid) {
 		t.Errorf("InLiveThread: %v, read %q; want the leader's", err, read)
 	}
 	user, pidNS, _, err := inspect.ThreadNamespaces(p.Pid)
@@ -498,10 +496,8 @@ func TestManyZombieThreads(t *testing.T) {
 			ents, _ := os.ReadDir(task)
 			zombies := 0
 			for _, e := range ents {
-				if stat, err := os.ReadFile(task + "/" + e.Name() + "/stat"); err == nil {
-					if i := bytes.LastIndexByte(stat, ')'); i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z")) {
-						zombies++
-					}
+				if tid, err := strconv.Atoi(e.Name()); err == nil && nstest.TaskStateZ(pid, tid) {
+					zombies++
 				}
 			}
 			if len(ents) > held && zombies == len(ents) {

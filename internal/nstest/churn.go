@@ -214,15 +214,9 @@ func (c *ThreadChurn) Churn(t testing.TB) {
 // exit is called (the process is killed at the end of the test).
 func StartLastThread(t testing.TB) (pid, tid int, exit func() error) {
 	t.Helper()
-	cmd := exec.Command(churnBinary(t), "waiter")
-	in, out := startPiped(t, cmd, nil)
-	line, _ := out.ReadString('\n')
-	tid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatalf("the waiter program said %q", line)
-	}
-	WaitStateZ(t, cmd.Process.Pid)
-	return cmd.Process.Pid, tid, func() error {
+	pid, tid, in := startSaying(t, "waiter")
+	WaitStateZ(t, pid)
+	return pid, tid, func() error {
 		_, err := in.Write([]byte("x"))
 		return err
 	}
@@ -245,13 +239,22 @@ func StartTracedChurn(t testing.TB, hold int) int {
 	case hold < 0:
 		args = []string{"tracedend", strconv.Itoa(-hold)}
 	}
-	cmd := exec.Command(churnBinary(t), args...)
-	_, out := startPiped(t, cmd, nil)
-	line, _ := out.ReadString('\n')
-	child, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatalf("the traced churn program said %q", line)
-	}
+	_, child, _ := startSaying(t, args...)
 	WaitStateZ(t, child)
 	return child
+}
+
+// startSaying starts the churn program with args and returns its PID,
+// the number its first line says (a thread's or a child's ID) and its
+// stdin.
+func startSaying(t testing.TB, args ...string) (pid, said int, stdin io.Writer) {
+	t.Helper()
+	cmd := exec.Command(churnBinary(t), args...)
+	in, out := startPiped(t, cmd, nil)
+	line, _ := out.ReadString('\n')
+	said, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("the churn program (%s) said %q", strings.Join(args, " "), line)
+	}
+	return cmd.Process.Pid, said, in
 }

@@ -88,7 +88,13 @@ func WaitStateZ(t testing.TB, pid int) {
 // StateZ reports whether /proc/PID/stat says Z: a zombie, or a process
 // whose leader thread exited.
 func StateZ(pid int) bool {
-	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return TaskStateZ(pid, pid)
+}
+
+// TaskStateZ reports whether the stat of thread tid of process pid
+// (/proc/PID/task/TID/stat) says Z.
+func TaskStateZ(pid, tid int) bool {
+	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
 	i := bytes.LastIndexByte(stat, ')')
 	return i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z"))
 }
