@@ -51,8 +51,11 @@ installed iptables || need_apt+=(iptables)
 installed iproute2 || need_apt+=(iproute2)
 [ -x /usr/bin/time ] || need_apt+=(time)
 # systemd: systemd-analyze verifies the shipped units; systemd-journald
-# and journalctl run in the journald tests (TestShippedRsyslogJournald).
-have systemd-analyze && [ -x /lib/systemd/systemd-journald ] && have journalctl || need_apt+=(systemd)
+# and journalctl run in the journald tests (TestShippedRsyslogJournald);
+# systemd itself boots as PID 1 of private namespaces, driven by
+# systemctl, to run the shipped units (TestShippedUnitsUnderSystemd).
+have systemd-analyze && [ -x /lib/systemd/systemd-journald ] && have journalctl &&
+	[ -x /lib/systemd/systemd ] && have systemctl || need_apt+=(systemd)
 # The shipping tests start private rsyslogd daemons (internal/rsyslogtest):
 # they need the binary and its modules, not a system logger. rsyslogd is
 # in /usr/sbin, which a user's PATH may lack: ask dpkg.

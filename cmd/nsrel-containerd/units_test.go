@@ -42,9 +42,8 @@ func unitCapabilities(t *testing.T, name string) string {
 // capabilities nsrel-watch.service leaves it (setpriv's bounding set, as
 // systemd's CapabilityBoundingSet does for a root service) and checks
 // that it still records the namespaces of containers whose processes run
-// as other UIDs (ptrace access matters).
-// systemd itself is not running on the test VM, so the other sandboxing
-// options are checked by systemd-analyze only (TestShippedUnits).
+// as other UIDs (ptrace access matters). The units' whole sandbox runs
+// under systemd in TestShippedUnitsUnderSystemd.
 func TestShippedUnitCapabilities(t *testing.T) {
 	t.Parallel()
 	setpriv := nstest.RequireCmd(t, "setpriv")

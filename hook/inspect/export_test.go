@@ -88,6 +88,14 @@ func ForceNoMountMaps() (restore func()) {
 	return func() { mountMapsReadable = true }
 }
 
+// ForceMountNSByID has ReadIDMapped name a mount namespace by its ID,
+// as on a kernel that does not take its descriptor, until restore is
+// called.
+func ForceMountNSByID() (restore func()) {
+	mountNSFdTaken = false
+	return func() { mountNSFdTaken = true }
+}
+
 // InLiveThread and ThreadNamespaces are the reads of a process whose
 // main thread exited, through a thread that runs.
 var (

@@ -486,7 +486,17 @@ func goneErrno(err error) bool {
 func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 	proc := "/proc/" + strconv.Itoa(pid)
 	mine, err := idmappedIn(proc + "/mountinfo")
-	nsid := func() (uint64, error) { return mountNSID(proc) }
+	// The mount namespace, opened when the mounts are listed (from the
+	// thread whose table was read, when the main thread exited).
+	var ns *mountNS
+	var nsErr error
+	defer func() { ns.Close() }()
+	nsOf := func() (*mountNS, error) {
+		if ns == nil && nsErr == nil {
+			ns, nsErr = openMountNS(proc)
+		}
+		return ns, nsErr
+	}
 	if err != nil && !allExited(pid) {
 		// Its main thread alone exited (or did, and a thread that
 		// execs is the leader now): a thread that runs tells, its
@@ -496,11 +506,11 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 			if mine, err = idmappedIn(dir + "/mountinfo"); err != nil || len(mine) == 0 {
 				return err
 			}
-			id, err := mountNSID(dir)
-			if err != nil && threadExiting(err) {
+			ns.Close()
+			if ns, nsErr = openMountNS(dir); nsErr != nil && threadExiting(nsErr) {
+				err, ns, nsErr = nsErr, nil, nil
 				return err // the next thread's, both
 			}
-			nsid = func() (uint64, error) { return id, err }
 			return nil
 		}); err != nil {
 			return nil, err
@@ -521,10 +531,12 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 		keys[m.mountKey] = true
 	}
 	host = slices.DeleteFunc(host, func(m idmappedMount) bool { return !keys[m.mountKey] })
-	read := mountsOf(nsid, mine)
+	read := mountsOf(nsOf, mine)
 	var hostRead []audit.IDMappedMount
 	if len(host) > 0 {
-		hostRead = mountsOf(func() (uint64, error) { return mountNSID("/proc/self") }, host)
+		self, err := openMountNS("/proc/self")
+		hostRead = mountsOf(func() (*mountNS, error) { return self, err }, host)
+		self.Close()
 	}
 	var out []audit.IDMappedMount
 	for _, i := range notCopies(signatures(mine, read), signatures(host, hostRead)) {
@@ -535,7 +547,7 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 
 // mountsOf returns the idmapped mounts ms of process pid's mount
 // namespace with their maps, or why they are not known.
-func mountsOf(nsid func() (uint64, error), ms []idmappedMount) []audit.IDMappedMount {
+func mountsOf(nsid func() (*mountNS, error), ms []idmappedMount) []audit.IDMappedMount {
 	out := make([]audit.IDMappedMount, len(ms))
 	for i, m := range ms {
 		out[i].Point = m.point

@@ -1,6 +1,7 @@
 package inspect_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -727,17 +728,74 @@ func TestIDMappedCopyByMaps(t *testing.T) {
 // the mount is found, then one for its maps. Only a container with an
 // idmapped mount of its own pays it.
 func BenchmarkReadIDMapped(b *testing.B) {
-	nstest.RequireRoot(b)
-	dir := nstest.PrivateDir(b)
-	src, dst := dir+"/src", dir+"/dst"
-	nstest.Mkdirs(b, 0o755, src, dst)
-	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	unmount := nstest.IDMappedMount(b, src, dst, m, m)
-	p := nstest.Sleep(b, nil, "--mount", "--propagation", "private")
-	unmount()
+	p, _ := idmappedProcess(b)
 	for b.Loop() {
 		if got, err := inspect.ReadIDMapped(p.Pid); err != nil || len(got) == 0 || got[0].UIDMap == nil {
 			b.Fatalf("ReadIDMapped = %+v, %v", got, err)
 		}
 	}
+}
+
+// ptraceOnlyEnv makes TestReadIDMappedPtraceOnly, run with no
+// capability but CAP_SYS_PTRACE, read the idmapped mounts of the
+// process it names ("PID MOUNTPOINT") and print them as JSON.
+const ptraceOnlyEnv = "NSREL_TEST_PTRACE_ONLY"
+
+// TestReadIDMappedPtraceOnly: the shipped units and the node agent run
+// with CAP_SYS_PTRACE alone. listmount and statmount asked about a
+// mount namespace by its ID need CAP_SYS_ADMIN over it (ENOENT without);
+// asked by a descriptor of it they need none: the maps are read. Asked
+// by the ID, as on a kernel that does not take the descriptor, with
+// every capability, they are read too.
+func TestReadIDMappedPtraceOnly(t *testing.T) {
+	if arg := os.Getenv(ptraceOnlyEnv); arg != "" {
+		var pid int
+		var point string
+		if _, err := fmt.Sscan(arg, &pid, &point); err != nil {
+			t.Fatal(err)
+		}
+		got, err := inspect.ReadIDMapped(pid)
+		got = slices.DeleteFunc(got, func(m audit.IDMappedMount) bool { return m.Point != point })
+		b, _ := json.Marshal(got)
+		fmt.Printf("error %v\nmounts %s\n", err, b)
+		return
+	}
+	setpriv := nstest.RequireCmd(t, "setpriv")
+	copied, dst := idmappedProcess(t)
+	want := []audit.IDMappedMount{{Point: dst, UIDMap: []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}, GIDMap: []audit.IDRange{{Inside: 0, Outside: 100000, Count: 65536}}}}
+
+	cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set=-all,+sys_ptrace", "--", os.Args[0], "-test.run=^TestReadIDMappedPtraceOnly$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d %s", ptraceOnlyEnv, copied.Pid, dst))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	b, _ := json.Marshal(want)
+	if !strings.Contains(string(out), "error <nil>\nmounts "+string(b)+"\n") {
+		t.Errorf("ReadIDMapped with CAP_SYS_PTRACE alone:\n%s\nwant no error and %s", out, b)
+	}
+
+	restore := inspect.ForceMountNSByID()
+	got, err := inspect.ReadIDMapped(copied.Pid)
+	restore()
+	got = slices.DeleteFunc(got, func(m audit.IDMappedMount) bool { return m.Point != dst })
+	if err != nil || !cmp.Equal(got, want) {
+		t.Errorf("ReadIDMapped by the namespace's ID = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// idmappedProcess starts a process in a mount namespace of its own whose
+// one idmapped mount, at dst, maps 0-65535 to 100000-165535 (made in this
+// process's, copied, unmounted here).
+func idmappedProcess(t testing.TB) (p *nstest.Proc, dst string) {
+	t.Helper()
+	nstest.RequireRoot(t)
+	dir := nstest.PrivateDir(t)
+	src, dst := dir+"/src", dir+"/dst"
+	nstest.Mkdirs(t, 0o755, src, dst)
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	unmount := nstest.IDMappedMount(t, src, dst, m, m)
+	p = nstest.Sleep(t, nil, "--mount", "--propagation", "private")
+	unmount()
+	return p, dst
 }

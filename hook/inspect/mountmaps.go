@@ -5,7 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -21,6 +22,13 @@ import (
 // takes a mount's unique ID (never reused), not the ID mountinfo shows:
 // the mounts of the process's mount namespace are listed (listmount(2))
 // and matched by the ID mountinfo shows, their device and their root.
+//
+// The namespace is named by a file descriptor of it (mnt_id_req's
+// mnt_ns_fd; Linux 6.18 takes it), with which a caller that could open it
+// (CAP_SYS_PTRACE, as the shipped units and the node agent have) reads
+// its mounts; named by its ID (mnt_ns_id), it needs CAP_SYS_ADMIN over
+// the namespace, and is told ENOENT without. A kernel that does not take
+// the descriptor (EINVAL) is asked by the ID.
 const (
 	statmountSBBasic  = 0x0001
 	statmountMntBasic = 0x0002
@@ -52,8 +60,46 @@ const (
 // without statmount's maps (before Linux 6.15) gives.
 var mountMapsReadable = true
 
+// mountNSFdTaken is cleared by the tests to ask by a namespace's ID, as
+// on a kernel that does not take its descriptor.
+var mountNSFdTaken = true
+
 // errNoMountMaps says the kernel does not tell an idmapped mount's maps.
 var errNoMountMaps = errors.New("this kernel does not tell an idmapped mount's ID map (statmount, Linux 6.15)")
+
+// errNoListmount says listmount(2) or statmount(2) answered ENOSYS: a
+// kernel before them, or a seccomp filter that does not know them (a
+// container runtime's built with libseccomp before 2.6 answers so).
+var errNoListmount = errors.New("listmount or statmount not available (ENOSYS: a kernel before Linux 6.8, or a seccomp filter that does not know them)")
+
+// mountNS is a mount namespace asked about by listmount and statmount:
+// an open descriptor of it, which it owns, and its ID. byID is set once
+// the kernel refused the descriptor.
+type mountNS struct {
+	f    *os.File
+	fd   uintptr // f's
+	id   uint64
+	byID bool
+}
+
+// Close closes the namespace's descriptor; a nil mountNS or a second
+// call does nothing.
+func (ns *mountNS) Close() {
+	if ns != nil {
+		ns.f.Close()
+	}
+}
+
+// req returns the request for mount id with param of namespace ns.
+func (ns *mountNS) req(id, param uint64) mntIDReq {
+	r := mntIDReq{size: mntIDReqSize1, mntID: id, param: param}
+	if ns.byID || !mountNSFdTaken || ns.fd == 0 || ns.fd > 1<<31 {
+		r.mntNsID = ns.id
+	} else {
+		r.mntNsFd = uint32(ns.fd)
+	}
+	return r
+}
 
 type mntIDReq struct {
 	size    uint32
@@ -67,7 +113,7 @@ type mntIDReq struct {
 // pid's mount namespace, or says in each one's Err why they are not
 // known. Called only when there are some: it lists the namespace's
 // mounts, a system call each.
-func readMountMaps(mountNS func() (uint64, error), ms []audit.IDMappedMount, ids []idmappedMount) {
+func readMountMaps(mountNS func() (*mountNS, error), ms []audit.IDMappedMount, ids []idmappedMount) {
 	fail := func(err error) {
 		for i := range ms {
 			ms[i].Err = err.Error()
@@ -77,7 +123,7 @@ func readMountMaps(mountNS func() (uint64, error), ms []audit.IDMappedMount, ids
 		fail(errNoMountMaps)
 		return
 	}
-	nsid, err := mountNS()
+	ns, err := mountNS()
 	if err != nil {
 		fail(err)
 		return
@@ -88,8 +134,8 @@ func readMountMaps(mountNS func() (uint64, error), ms []audit.IDMappedMount, ids
 	}
 	buf := make([]byte, smStr+256)
 	found := 0
-	err = listMounts(nsid, func(id uint64) (bool, error) {
-		n, err := statmount(id, nsid, statmountSBBasic|statmountMntBasic, buf)
+	err = listMounts(ns, func(id uint64) (bool, error) {
+		n, err := statmount(id, ns, statmountSBBasic|statmountMntBasic, buf)
 		if errors.Is(err, unix.ENOENT) {
 			return true, nil // unmounted since listed
 		}
@@ -102,7 +148,7 @@ func readMountMaps(mountNS func() (uint64, error), ms []audit.IDMappedMount, ids
 		}
 		delete(want, ids[i].id)
 		found++
-		ms[i].Err = mountMaps(&ms[i], ids[i], id, nsid, n)
+		ms[i].Err = mountMaps(&ms[i], ids[i], id, ns, n)
 		return found < len(ids), nil
 	})
 	for _, i := range want {
@@ -117,18 +163,18 @@ func readMountMaps(mountNS func() (uint64, error), ms []audit.IDMappedMount, ids
 // mountMaps reads the maps of mount id (unique ID) into m, whose
 // statmount(STATMOUNT_SB_BASIC|STATMOUNT_MNT_BASIC) answer is basic, and
 // returns why it could not ("" when it did).
-func mountMaps(m *audit.IDMappedMount, mi idmappedMount, id, nsid uint64, basic []byte) string {
+func mountMaps(m *audit.IDMappedMount, mi idmappedMount, id uint64, ns *mountNS, basic []byte) string {
 	dev := strconv.FormatUint(uint64(binary.NativeEndian.Uint32(basic[smDevMajor:])), 10) + ":" +
 		strconv.FormatUint(uint64(binary.NativeEndian.Uint32(basic[smDevMinor:])), 10)
 	if dev != mi.dev || binary.NativeEndian.Uint64(basic[smAttr:])&unix.MOUNT_ATTR_IDMAP == 0 {
 		return "changed since read (its mount ID is another mount's now)"
 	}
 	const mask = statmountSBBasic | statmountMntBasic | statmountMntRoot | statmountUIDMap | statmountGIDMap
-	b, err := statmount(id, nsid, mask, make([]byte, mountMapsBuf))
+	b, err := statmount(id, ns, mask, make([]byte, mountMapsBuf))
 	if errors.Is(err, unix.EOVERFLOW) {
 		// A root longer than the room left by two full maps: as long
 		// as mountinfo's line may be.
-		b, err = statmount(id, nsid, mask, make([]byte, mountMapsBuf+maxMountLine))
+		b, err = statmount(id, ns, mask, make([]byte, mountMapsBuf+maxMountLine))
 	}
 	if err != nil {
 		return "statmount: " + err.Error()
@@ -210,39 +256,52 @@ func unescapeMountinfo(s string) string {
 
 func isOctal(c byte) bool { return '0' <= c && c <= '7' }
 
-// mountNSID returns the ID of the mount namespace of the process or
-// thread whose /proc directory dir is.
-func mountNSID(dir string) (uint64, error) {
-	fd, err := unix.Open(dir+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// openMountNS opens the mount namespace of the process or thread whose
+// /proc directory dir is, and reads its ID.
+func openMountNS(dir string) (*mountNS, error) {
+	f, err := os.OpenFile(dir+"/ns/mnt", os.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, &fs.PathError{Op: "open", Path: dir + "/ns/mnt", Err: err}
+		return nil, err
 	}
-	defer unix.Close(fd)
 	var info struct {
 		size, nrMounts uint32
 		id             uint64
 	}
 	info.size = uint32(unsafe.Sizeof(info))
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), nsMntGetInfo, uintptr(unsafe.Pointer(&info))); e != 0 {
+	fd := f.Fd()
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, fd, nsMntGetInfo, uintptr(unsafe.Pointer(&info))); e != 0 {
+		f.Close()
 		if e == unix.ENOTTY || e == unix.EINVAL {
-			return 0, errNoMountMaps
+			return nil, errNoMountMaps
 		}
-		return 0, fmt.Errorf("ioctl NS_MNT_GET_INFO: %w", e)
+		return nil, fmt.Errorf("ioctl NS_MNT_GET_INFO: %w", e)
 	}
-	return info.id, nil
+	return &mountNS{f: f, fd: fd, id: info.id}, nil
 }
 
 // listMounts calls f with the unique ID of each mount of mount namespace
-// nsid, until f returns false or an error.
-func listMounts(nsid uint64, f func(uint64) (bool, error)) error {
+// ns, until f returns false or an error.
+func listMounts(ns *mountNS, f func(uint64) (bool, error)) error {
 	ids := make([]uint64, 256)
 	last, listed := uint64(0), 0
 	for {
-		req := mntIDReq{size: mntIDReqSize1, mntID: lsmtRoot, param: last, mntNsID: nsid}
+		req := ns.req(lsmtRoot, last)
 		n, _, e := unix.Syscall6(unix.SYS_LISTMOUNT, uintptr(unsafe.Pointer(&req)), uintptr(unsafe.Pointer(&ids[0])), uintptr(len(ids)), 0, 0, 0)
+		if e == unix.EINVAL && req.mntNsFd != 0 {
+			// A kernel that does not take the descriptor: by the ID.
+			ns.byID = true
+			continue
+		}
+		runtime.KeepAlive(ns.f)
 		if e != 0 {
 			if e == unix.ENOSYS {
-				return errNoMountMaps
+				return errNoListmount
+			}
+			switch {
+			case e == unix.EPERM:
+				return fmt.Errorf("listmount: %w (a seccomp filter that does not allow it?)", e)
+			case e == unix.ENOENT && req.mntNsFd == 0:
+				return fmt.Errorf("listmount: %w (a mount namespace named by its ID needs CAP_SYS_ADMIN over it)", e)
 			}
 			return fmt.Errorf("listmount: %w", e)
 		}
@@ -262,12 +321,13 @@ func listMounts(nsid uint64, f func(uint64) (bool, error)) error {
 	}
 }
 
-// statmount asks the kernel about mount id of mount namespace nsid into
+// statmount asks the kernel about mount id of mount namespace ns into
 // buf, and returns the part of buf it wrote.
-func statmount(id, nsid, mask uint64, buf []byte) ([]byte, error) {
-	req := mntIDReq{size: mntIDReqSize1, mntID: id, param: mask, mntNsID: nsid}
+func statmount(id uint64, ns *mountNS, mask uint64, buf []byte) ([]byte, error) {
+	req := ns.req(id, mask)
 	for try := 1; ; try++ {
 		_, _, e := unix.Syscall6(unix.SYS_STATMOUNT, uintptr(unsafe.Pointer(&req)), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0, 0)
+		runtime.KeepAlive(ns.f)
 		switch e {
 		case 0:
 		case unix.EINTR, unix.EAGAIN:
@@ -276,7 +336,7 @@ func statmount(id, nsid, mask uint64, buf []byte) ([]byte, error) {
 			}
 			return nil, e
 		case unix.ENOSYS:
-			return nil, errNoMountMaps
+			return nil, errNoListmount
 		default:
 			return nil, e
 		}

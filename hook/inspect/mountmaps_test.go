@@ -74,7 +74,7 @@ func TestMountMapsChanged(t *testing.T) {
 		"device 0:254":   basic(0, 254, unix.MOUNT_ATTR_IDMAP),
 	} {
 		var m audit.IDMappedMount
-		if why := mountMaps(&m, mi, 1<<32, 1, b); !strings.Contains(why, "changed since read") || m.UIDMap != nil || m.GIDMap != nil {
+		if why := mountMaps(&m, mi, 1<<32, &mountNS{id: 1}, b); !strings.Contains(why, "changed since read") || m.UIDMap != nil || m.GIDMap != nil {
 			t.Errorf("%s: %q, %+v; want not read, changed", name, why, m)
 		}
 	}
