@@ -1887,3 +1887,36 @@ func TestHostRenamedWhileOpen(t *testing.T) {
 		t.Errorf("Host() %q; want node-b", h)
 	}
 }
+
+// TestAppendFullDiskNoTornLine: an append on a file system that fills
+// part way through its record wrote what fit, up to the page boundary,
+// and left it as a torn line, which verify failed and the next append
+// recorded as a crash's. The space is reserved first: the append fails
+// before it writes a byte, and the log verifies as it was.
+func TestAppendFullDiskNoTornLine(t *testing.T) {
+	dir := t.TempDir()
+	smallFS(t, dir)
+	path := filepath.Join(dir, "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
+	fillFS(t, filepath.Join(dir, "fill"), 512)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Longer than what is left of the file's last page.
+	big := rec("big")
+	big.Annotations["x"] = strings.Repeat("a", 5000)
+	if err := l.Append(context.Background(), big); !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("append on a full file system: %v; want ENOSPC", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+		t.Errorf("the failed append left %d bytes in the file:\n%q", len(after)-len(before), after[len(before):])
+	}
+	if s, err := verify(t, l, audit.VerifyOptions{}); err != nil || s.Records != 2 || len(s.TornTails) != 0 {
+		t.Errorf("verify after the failed append: %+v, %v; want 2 records, no torn tail", s, err)
+	}
+}

@@ -2248,3 +2248,43 @@ func TestRetentionRemoveFails(t *testing.T) {
 		t.Errorf("verify after the removal: %v", err)
 	}
 }
+
+// TestSyncDirFailedNoCheckpoint: a rotation syncs the log's directory
+// so that a power loss cannot lose the file whose records a checkpoint
+// names. A failed sync of it was ignored, and a checkpoint shipped all
+// the same; it is said now, and the append's records wait for a later
+// checkpoint.
+func TestSyncDirFailedNoCheckpoint(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+	var warned []error
+	l, _ := newLog(t, audit.Options{RotateBytes: 1500, Warn: func(err error) { warned = append(warned, err) },
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: file}})
+	appendN(t, l, 1)
+	if n := len(readCheckpoints(t, file)); n != 1 || len(warned) != 0 {
+		t.Fatalf("%d checkpoints, warnings %v after the first append; want 1, none", n, warned)
+	}
+	restore := audit.FailSyncDir(unix.EIO)
+	for files, _ := l.Files(); len(files) < 2; files, _ = l.Files() {
+		appendN(t, l, 1)
+	}
+	restore()
+	cps := readCheckpoints(t, file)
+	s, err := verify(t, l, audit.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := s.LastSeq
+	if cps[len(cps)-1].Seq == last {
+		t.Errorf("a checkpoint names seq %d, appended by the rotation whose directory sync failed", last)
+	}
+	if len(warned) != 1 || !errors.Is(warned[0], unix.EIO) || !strings.Contains(warned[0].Error(), "no checkpoint names seq") {
+		t.Errorf("warnings %v; want one, of the failed sync", warned)
+	}
+	appendN(t, l, 1)
+	if cps := readCheckpoints(t, file); cps[len(cps)-1].Seq != last+1 {
+		t.Errorf("last checkpoint at seq %d after the next append; want %d", cps[len(cps)-1].Seq, last+1)
+	}
+	if _, err := verify(t, l, audit.VerifyOptions{Checkpoints: readCheckpoints(t, file)}); err != nil {
+		t.Error(err)
+	}
+}

@@ -49,6 +49,13 @@ func (l *Log) CheckpointsFileForTest() string { return l.opts.Checkpoints.File }
 // pause right before its write.
 func PauseBeforeTornWrite(pause func()) { testHookTornWrite = pause }
 
+// FailSyncDir has every sync of a directory fail with err (nil: none)
+// until restore is called.
+func FailSyncDir(err error) (restore func()) {
+	testHookSyncDir = func(string) error { return err }
+	return func() { testHookSyncDir = nil }
+}
+
 // SlowSearches makes every search with a context sleep d and call look
 // (if not nil) at each look at its context, as a search reading a cold
 // page cache would take long, until the test ends.

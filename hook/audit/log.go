@@ -258,12 +258,18 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	fresh := last == nil
 	var dropped []Dropped
 	var drop []string
+	// dirErr says why the directory's names may not survive a crash: no
+	// checkpoint then names this append's records.
+	var dirErr error
 	if l.opts.RotateBytes > 0 && torn == nil { // with a torn tail, the next append rotates
 		nf, rotatedTo, err := l.maybeRotate(f, last)
 		if err != nil {
 			return nil, nil, err
 		}
 		if nf != f {
+			// Both names synced before the records go in: a power loss
+			// must not lose the file whose records a checkpoint names.
+			dirErr = syncDir(filepath.Dir(l.path))
 			// The damaged lines found are in the file just renamed.
 			for i := range damaged {
 				if damaged[i].File == filepath.Base(l.path) {
@@ -426,7 +432,17 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 			werr = fmt.Errorf("audit: append to %s after its torn tail: %w", l.path, err)
 		}
 	default:
-		if _, err := f.Write(out); err != nil {
+		// The space reserved first: a full file system fails the append
+		// before a byte is written (where the file system can reserve),
+		// rather than leave a part of it as a torn line.
+		size, err := fileSize(f)
+		if err == nil {
+			err = reserve(f, size, len(out))
+		}
+		if err == nil {
+			_, err = f.Write(out)
+		}
+		if err != nil {
 			// Nothing whole was written (a part is a torn tail the next
 			// append ends and records): the state on the disk still
 			// holds the keys, the next append seals with them.
@@ -470,7 +486,10 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		}
 	}
 	if synced && fresh {
-		syncDir(filepath.Dir(l.path))
+		dirErr = errors.Join(dirErr, syncDir(filepath.Dir(l.path)))
+	}
+	if synced && dirErr != nil {
+		warn(fmt.Errorf("audit: %s: %w (its name may not survive a crash: no checkpoint names seq %d to %d)", l.path, dirErr, last.Seq-uint64(written)+1, last.Seq))
 	}
 	if synced && written > 0 {
 		// Where the chain's head is now, for the next append.
@@ -507,7 +526,9 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 			}
 		}
 		if len(drop) > 0 {
-			syncDir(filepath.Dir(l.path))
+			if err := syncDir(filepath.Dir(l.path)); err != nil {
+				warn(fmt.Errorf("audit: retention: %w (the files removed may be back after a crash: the next rotation records their removal again)", err))
+			}
 		}
 	}
 	var ckpt *Checkpoint
@@ -519,7 +540,9 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		// checkpoint seal it says where the key's epochs are, so that
 		// verify tells a copy of any later checkpoint of the key moved
 		// to another seq (sealedSeqs) from the node's.
-		ckpt = l.checkpointDue(last, len(dropped) > 0 || keys != nil && first == 0, s.sealCheckpoint, warn)
+		if dirErr == nil {
+			ckpt = l.checkpointDue(last, len(dropped) > 0 || keys != nil && first == 0, s.sealCheckpoint, warn)
+		}
 	}
 	if berr != nil {
 		return ckpt, nil, berr
@@ -990,6 +1013,10 @@ func openOwned(path string, flags int) (*os.File, error) {
 // testHookTornWrite, set by tests only, runs right before the write of
 // an append that found a torn tail.
 var testHookTornWrite func()
+
+// testHookSyncDir, set by tests only, fails the sync of a directory with
+// the error it returns.
+var testHookSyncDir func(dir string) error
 
 // tornTail returns the first [MaxTornKept] bytes of f after its last
 // newline, how many bytes follow that newline and where they start, or
@@ -1611,7 +1638,6 @@ func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	syncDir(filepath.Dir(l.path))
 	return nf, dst, nil
 }
 
@@ -1758,11 +1784,20 @@ func listedBy(f *os.File, next []string, current string) (*Record, bool) {
 }
 
 // syncDir makes a rename or removal in dir durable.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+// syncDir syncs directory dir: the names of the files made, renamed or
+// removed in it.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
+	if testHookSyncDir != nil {
+		if err := testHookSyncDir(dir); err != nil {
+			return &fs.PathError{Op: "fsync", Path: dir, Err: err}
+		}
+	}
+	return d.Sync()
 }
 
 func dirOf(path string) string { return filepath.Dir(path) }

@@ -324,7 +324,9 @@ func initSeal(path string, replace bool, pre *VerifyKey) (k VerifyKey, touched b
 	if err := unix.Fsync(int(f.Fd())); err != nil {
 		return k, true, fmt.Errorf("audit: sealing state: fsync: %w", err)
 	}
-	syncDir(dirOf(path))
+	if err := syncDir(dirOf(path)); err != nil {
+		return k, true, fmt.Errorf("audit: sealing state: %w", err)
+	}
 	return k, true, nil
 }
 
@@ -477,7 +479,9 @@ func (l *Log) undoSealStart(id SealID, old []byte, err error) error {
 		// Durably: a state back after a power loss would seal with a
 		// key the operator was told is not used.
 		if os.Remove(l.opts.SealState) == nil {
-			syncDir(filepath.Dir(l.opts.SealState))
+			if serr := syncDir(filepath.Dir(l.opts.SealState)); serr != nil {
+				return fmt.Errorf("%w; the new sealing state was removed, but its directory not synced (%v): after a crash it may be back", err, serr)
+			}
 		}
 		return err
 	}
