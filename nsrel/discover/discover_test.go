@@ -1,7 +1,6 @@
 package discover_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,42 +87,13 @@ func discoverT(t *testing.T, o discover.Options) *discover.Model {
 	return m
 }
 
-// heldHere returns n unless the only ties that found it are fds of
-// processes outside this test (nil then): another test package's scan
-// (lsuserns, run alongside by go test ./...) holds an fd of every
-// namespace it finds, this test's among them, while it runs. A process
-// of this test is this process or one of its descendants.
-func heldHere(n *discover.Namespace) *discover.Namespace {
-	if n == nil || len(n.Processes) > 0 {
-		return n
-	}
-	for _, f := range n.FoundVia {
-		if f.Via != discover.ViaFD || descendant(f.PID) {
-			return n
-		}
-	}
-	return nil
+// heldHere is [discover.HeldHere].
+func heldHere(m *discover.Model, n *discover.Namespace) *discover.Namespace {
+	return discover.HeldHere(m, n)
 }
 
-// descendant reports whether process pid is this process or a
-// descendant of it (false once it is gone).
-func descendant(pid int) bool {
-	for i := 0; i < 64 && pid > 1; i++ {
-		if pid == os.Getpid() {
-			return true
-		}
-		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			return false
-		}
-		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(f) < 2 {
-			return false
-		}
-		pid, _ = strconv.Atoi(f[1])
-	}
-	return false
-}
+// descendant is [discover.Descendant].
+func descendant(pid int) bool { return discover.Descendant(pid) }
 
 func hasVia(n *discover.Namespace, via discover.Via) *discover.Found {
 	for i, f := range n.FoundVia {
@@ -661,7 +631,7 @@ func TestThreadPIDForChildren(t *testing.T) {
 	if n.Parent == nil || n.Parent.Ino != nsrel.InitialPIDNSIno {
 		t.Errorf("parent %v, want the initial PID namespace", n.Parent)
 	}
-	if m2 := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}, NoThreads: true}); m2.Lookup(nsrel.TypePID, pfc) != nil {
+	if m2 := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}, NoThreads: true}); heldHere(m2, m2.Lookup(nsrel.TypePID, pfc)) != nil {
 		t.Errorf("found with NoThreads")
 	}
 }
@@ -739,7 +709,7 @@ func TestOwnerOfAnotherTypeJoinedByProcess(t *testing.T) {
 			// other links the owner is not found (a mount namespace is
 			// also followed for the bind mount scan).
 			m = discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}, NoOtherTypes: true, NoMounts: typ == "mnt"})
-			if n := heldHere(m.Lookup(nsrel.TypeUser, want[0])); n != nil {
+			if n := heldHere(m, m.Lookup(nsrel.TypeUser, want[0])); n != nil {
 				t.Errorf("NoOtherTypes found %v via %+v; the test does not isolate the owner walk", n.Name(), n.FoundVia)
 			}
 		})
