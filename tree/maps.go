@@ -25,6 +25,11 @@ type Maps struct {
 	PID int
 	// Error says why maps are missing.
 	Error string
+	// Viewer is the viewer's user namespace ("user:[N]") when it is not
+	// the initial one: the outside IDs of HostUIDMap and HostGIDMap are
+	// its IDs, not the host's (its own maps, the identity: it cannot see
+	// further up).
+	Viewer string
 }
 
 // MapsEntry is a namespace's maps in the JSON output ("maps", user
@@ -75,7 +80,8 @@ func (o Options) mapsEntry(n *discover.Namespace) *MapsEntry {
 
 // writeMaps appends n's maps to a --details line: "; maps: uid 0 100000
 // 65536, gid 0 100000 65536, setgroups allow, host UIDs 100000-165535,
-// host GIDs 100000-165535", or "; maps: not readable (REASON)".
+// host GIDs 100000-165535" ("in user:[N] UIDs ..." from a user namespace
+// N other than the initial one), or "; maps: not readable (REASON)".
 func (o Options) writeMaps(b *strings.Builder, n *discover.Namespace) {
 	m := o.Maps[n.Key()]
 	if m == nil {
@@ -90,7 +96,11 @@ func (o Options) writeMaps(b *strings.Builder, n *discover.Namespace) {
 	if m.UIDMap != nil {
 		parts = append(parts, "uid "+lines(m.UIDMap), "gid "+lines(m.GIDMap))
 	}
-	parts = append(parts, "setgroups "+vocab.Escape(m.SetGroups), "host UIDs "+hostIDs(m.HostUIDMap), "host GIDs "+hostIDs(m.HostGIDMap))
+	host := "host "
+	if m.Viewer != "" {
+		host = "in " + m.Viewer + " "
+	}
+	parts = append(parts, "setgroups "+vocab.Escape(m.SetGroups), host+"UIDs "+hostIDs(m.HostUIDMap), host+"GIDs "+hostIDs(m.HostGIDMap))
 	b.WriteString(strings.Join(parts, ", "))
 	if m.Error != "" {
 		b.WriteString(" (" + vocab.Escape(m.Error) + ")")

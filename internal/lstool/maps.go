@@ -40,8 +40,14 @@ func ReadMaps(m *discover.Model) map[discover.Key]*tree.Maps {
 	out := map[discover.Key]*tree.Maps{}
 	self, _ := readlinkIno("/proc/self/ns/user")
 	var visit func(n *discover.Namespace)
+	viewer := ""
+	if self != 0 && self != nsrel.InitialUserNSIno {
+		viewer = nsrel.Name{Type: nsrel.TypeUser, Ino: self}.String()
+	}
 	visit = func(n *discover.Namespace) {
-		out[n.Key()] = readNSMaps(n, self)
+		mp := readNSMaps(n, self)
+		mp.Viewer = viewer
+		out[n.Key()] = mp
 		for _, c := range n.Children {
 			visit(c)
 		}

@@ -953,3 +953,20 @@ exec sleep 1000`, dir)
 		}
 	}
 }
+
+// TestDetailsFromChildUserNS: lsuserns --details run in a user namespace
+// other than the initial one said its own namespace mapped "host UIDs
+// 0-4294967294": the maps are relative to the viewer's namespace, whose
+// IDs are not the host's. They are labelled with it now.
+func TestDetailsFromChildUserNS(t *testing.T) {
+	nstest.RequireRoot(t)
+	unshare := nstest.RequireCmd(t, "unshare")
+	out, err := exec.Command(unshare, "-Ur", "sh", "-c", `readlink /proc/self/ns/user; exec "$0" --details --no-containers`, nstest.Tool(t, "lsuserns")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	self, rest, _ := strings.Cut(string(out), "\n")
+	if strings.Contains(rest, "host UIDs") || !strings.Contains(rest, self+" owner ") || !strings.Contains(rest, "setgroups deny, in "+self+" UIDs 0-4294967294, in "+self+" GIDs 0-4294967294") {
+		t.Errorf("lsuserns --details in %s:\n%s\nwant its maps labelled with it, not the host", self, rest)
+	}
+}
