@@ -250,6 +250,23 @@ func (l *Log) checkpointDue(last *Record, force bool, seal func(*Checkpoint), wa
 	return c
 }
 
+// checkpointDueNext has the next append emit a checkpoint, whatever
+// the counts (this one owed one it could not emit): the checkpoint state
+// emptied, as when there was none.
+func (l *Log) checkpointDueNext(warn func(error)) {
+	if l.opts.Checkpoints == nil {
+		return
+	}
+	f, err := openOwned(l.checkpointState(), unix.O_RDWR|unix.O_CREAT)
+	if err == nil {
+		err = f.Truncate(0)
+		f.Close()
+	}
+	if err != nil && !errors.Is(err, safefile.ErrUntrusted) { // untrusted: a checkpoint at every append
+		warn(fmt.Errorf("checkpoint state: %w (the checkpoint this append owed waits for its turn)", err))
+	}
+}
+
 // unshipped returns c as the checkpoint state holds it until c reached a
 // destination: with checkpoints due by time, its time moved back so that
 // the next is due [RetryAfter] after it (at most EverySeconds), not a

@@ -2288,3 +2288,41 @@ func TestSyncDirFailedNoCheckpoint(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSyncDirFailedRetention: a rotation whose directory sync failed
+// removed the files retention recorded, and held back the checkpoint a
+// removal always emits, which no later append then owed. The files stay
+// (the next rotation records their removal again) and the next append
+// emits the checkpoint, whatever the counts.
+func TestSyncDirFailedRetention(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+	l, _ := newLog(t, audit.Options{RotateBytes: 3000, KeepFiles: 1, Warn: func(error) {},
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1000, File: file}})
+	for files, _ := l.Files(); len(files) < 2; files, _ = l.Files() {
+		appendN(t, l, 1)
+	}
+	before, _ := l.Files()
+	cps := len(readCheckpoints(t, file))
+	restore := audit.FailSyncDir(unix.EIO)
+	for files, _ := l.Files(); slices.Equal(files, before); files, _ = l.Files() {
+		appendN(t, l, 1)
+	}
+	restore()
+	if files, _ := l.Files(); len(files) <= len(before) {
+		t.Errorf("files %v after a rotation whose directory sync failed (%v before): retention removed some", files, before)
+	}
+	if n := len(readCheckpoints(t, file)); n != cps {
+		t.Errorf("%d checkpoints after the rotation whose directory sync failed, %d before; want none more", n, cps)
+	}
+	appendN(t, l, 1)
+	s, err := verify(t, l, audit.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readCheckpoints(t, file); len(got) != cps+1 || got[len(got)-1].Seq != s.LastSeq {
+		t.Errorf("checkpoints after the next append: %d, the last %+v; want %d, of seq %d", len(got), got[len(got)-1], cps+1, s.LastSeq)
+	}
+	if files, _ := l.Files(); len(files) != 3 {
+		t.Errorf("files %v after the next append, which does not rotate; want the three, the removal left to the next rotation", files)
+	}
+}

@@ -435,12 +435,15 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		// The space reserved first: a full file system fails the append
 		// before a byte is written (where the file system can reserve),
 		// rather than leave a part of it as a torn line.
-		size, err := fileSize(f)
-		if err == nil {
-			err = reserve(f, size, len(out))
-		}
-		if err == nil {
-			_, err = f.Write(out)
+		var err error
+		if len(out) > 0 { // none: the caller's record too large, the log owing none
+			var size int64
+			if size, err = fileSize(f); err == nil {
+				err = reserve(f, size, len(out))
+			}
+			if err == nil {
+				_, err = f.Write(out)
+			}
 		}
 		if err != nil {
 			// Nothing whole was written (a part is a torn tail the next
@@ -489,7 +492,11 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		dirErr = errors.Join(dirErr, syncDir(filepath.Dir(l.path)))
 	}
 	if synced && dirErr != nil {
-		warn(fmt.Errorf("audit: %s: %w (its name may not survive a crash: no checkpoint names seq %d to %d)", l.path, dirErr, last.Seq-uint64(written)+1, last.Seq))
+		held := ""
+		if written > 0 {
+			held = fmt.Sprintf(": no checkpoint names seq %d to %d before the next append", last.Seq-uint64(written)+1, last.Seq)
+		}
+		warn(fmt.Errorf("audit: %s: %w (its name may not survive a crash%s)", l.path, dirErr, held))
 	}
 	if synced && written > 0 {
 		// Where the chain's head is now, for the next append.
@@ -512,9 +519,10 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	if err := s.commit(written); err != nil {
 		warn(fmt.Errorf("audit: sealing state: %w (the keys of the records just written stay on the disk until an append rewrites it)", err))
 	}
-	if synced {
+	if synced && dirErr == nil {
 		// The files go only once their retention records are on the
-		// disk; otherwise the next rotation removes and records them.
+		// disk, in a file whose name is too; otherwise the next
+		// rotation removes and records them.
 		// Oldest first, and none after one that stays (immutable, a
 		// mount point): the files kept must follow one another, or
 		// verify finds records missing between them. The next rotation
@@ -540,8 +548,14 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		// checkpoint seal it says where the key's epochs are, so that
 		// verify tells a copy of any later checkpoint of the key moved
 		// to another seq (sealedSeqs) from the node's.
-		if dirErr == nil {
-			ckpt = l.checkpointDue(last, len(dropped) > 0 || keys != nil && first == 0, s.sealCheckpoint, warn)
+		force := len(dropped) > 0 || keys != nil && first == 0
+		switch {
+		case dirErr == nil:
+			ckpt = l.checkpointDue(last, force, s.sealCheckpoint, warn)
+		case force && written > 0:
+			// The checkpoint a retention or a new key owes: at the
+			// next append.
+			l.checkpointDueNext(warn)
 		}
 	}
 	if berr != nil {
@@ -1074,7 +1088,8 @@ func reserve(f *os.File, off int64, n int) error {
 	for err == unix.EINTR {
 		err = unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, off, int64(n))
 	}
-	if err != nil && err != unix.EOPNOTSUPP {
+	if err != nil && err != unix.EOPNOTSUPP && err != unix.ENOSYS {
+		// ENOSYS: a seccomp filter that does not know the call.
 		return os.NewSyscallError("fallocate", err)
 	}
 	return nil

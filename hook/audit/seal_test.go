@@ -469,13 +469,37 @@ func TestSealTooLargeRecord(t *testing.T) {
 	appendN(t, l, 1)
 	big := rec("too-large")
 	big.Error = strings.Repeat("x", audit.MaxLine)
-	if err := l.Append(context.Background(), big); err == nil {
-		t.Fatal("a record longer than MaxLine was appended")
+	if err := l.Append(context.Background(), big); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("a record longer than MaxLine: %v; want it refused for its length", err)
 	}
 	appendN(t, l, 2)
 	s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
 	if err != nil || s.Records != 4 || s.SealsVerified != 4 {
 		t.Errorf("after a refused record: %+v, %v", s, err)
+	}
+}
+
+// TestTooLargeFirstRecord: a record too large as the first of a new log,
+// which owes no record of its own: the append wrote nothing, and said
+// "fallocate: invalid argument" (a reservation of 0 bytes), not why; its
+// directory's sync failing too, it read the last record of none.
+func TestTooLargeFirstRecord(t *testing.T) {
+	var warned []error
+	l, path := newLog(t, audit.Options{Warn: func(err error) { warned = append(warned, err) }})
+	big := rec("too-large")
+	big.Error = strings.Repeat("x", audit.MaxLine)
+	restore := audit.FailSyncDir(unix.EIO)
+	err := l.Append(context.Background(), big)
+	restore()
+	if err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("a record longer than MaxLine first in a log: %v; want it refused for its length", err)
+	}
+	if data, _ := os.ReadFile(path); len(data) != 0 {
+		t.Errorf("the refused append wrote %d bytes", len(data))
+	}
+	appendN(t, l, 1)
+	if s, err := verify(t, l, audit.VerifyOptions{}); err != nil || s.Records != 1 {
+		t.Errorf("after the refused record: %+v, %v", s, err)
 	}
 }
 
