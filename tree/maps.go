@@ -43,6 +43,9 @@ type MapsEntry struct {
 	SetGroups  *string     `json:"setgroups"`
 	PID        *int        `json:"read_via_pid"`
 	Error      *string     `json:"error"`
+	// Viewer is [Maps].Viewer: the user namespace whose IDs the host
+	// maps' outside IDs are, when it is not the initial one.
+	Viewer *string `json:"viewer,omitempty"`
 }
 
 func triples(m idmap.Map) [][3]uint32 {
@@ -74,6 +77,10 @@ func (o Options) mapsEntry(n *discover.Namespace) *MapsEntry {
 	if m.Error != "" {
 		s := m.Error
 		e.Error = &s
+	}
+	if m.Viewer != "" {
+		v := m.Viewer
+		e.Viewer = &v
 	}
 	return e
 }

@@ -85,7 +85,18 @@ func readNSMaps(n *discover.Namespace, self uint64) *tree.Maps {
 		if err != nil {
 			return &tree.Maps{Error: "not readable: " + err.Error()}
 		}
-		return &tree.Maps{UIDMap: written(own.UID), GIDMap: written(own.GID), HostUIDMap: idmap.Identity(), HostGIDMap: idmap.Identity(), SetGroups: own.SetGroups}
+		host := func(m idmap.Map) idmap.Map {
+			if self == nsrel.InitialUserNSIno {
+				return idmap.Identity()
+			}
+			// The IDs its lines map, each itself: no other exists here.
+			out := make(idmap.Map, len(m))
+			for i, r := range m {
+				out[i] = idmap.Range{Inside: r.Inside, Outside: r.Inside, Count: r.Count}
+			}
+			return out
+		}
+		return &tree.Maps{UIDMap: written(own.UID), GIDMap: written(own.GID), HostUIDMap: host(own.UID), HostGIDMap: host(own.GID), SetGroups: own.SetGroups}
 	}
 	if len(n.Processes) == 0 {
 		return &tree.Maps{Error: noProcess}

@@ -961,12 +961,34 @@ exec sleep 1000`, dir)
 func TestDetailsFromChildUserNS(t *testing.T) {
 	nstest.RequireRoot(t)
 	unshare := nstest.RequireCmd(t, "unshare")
-	out, err := exec.Command(unshare, "-Ur", "sh", "-c", `readlink /proc/self/ns/user; exec "$0" --details --no-containers`, nstest.Tool(t, "lsuserns")).CombinedOutput()
+	out, err := exec.Command(unshare, "-Ur", "sh", "-c", `readlink /proc/self/ns/user; "$0" --details --no-containers && echo JSON && exec "$0" --json --no-containers`, nstest.Tool(t, "lsuserns")).Output()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	self, rest, _ := strings.Cut(string(out), "\n")
-	if strings.Contains(rest, "host UIDs") || !strings.Contains(rest, self+" owner ") || !strings.Contains(rest, "setgroups deny, in "+self+" UIDs 0-4294967294, in "+self+" GIDs 0-4294967294") {
-		t.Errorf("lsuserns --details in %s:\n%s\nwant its maps labelled with it, not the host", self, rest)
+	rest, js, _ := strings.Cut(rest, "JSON\n")
+	// Its own maps are the IDs its lines map (unshare -r: 0 alone).
+	if strings.Contains(rest, "host UIDs") || !strings.Contains(rest, self+" owner ") || !strings.Contains(rest, "setgroups deny, in "+self+" UIDs 0, in "+self+" GIDs 0") {
+		t.Errorf("lsuserns --details in %s:\n%s\nwant its maps labelled with it, not the host, and only the IDs it has", self, rest)
+	}
+	var doc struct {
+		Namespaces []struct {
+			Ino  uint64
+			Maps struct {
+				HostUIDMap [][3]uint32 `json:"host_uid_map"`
+				Viewer     *string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(js), &doc); err != nil {
+		t.Fatalf("--json: %v\n%s", err, js)
+	}
+	for _, n := range doc.Namespaces {
+		if n.Maps.Viewer == nil || *n.Maps.Viewer != self {
+			t.Errorf("--json in %s: user:[%d] has viewer %v", self, n.Ino, n.Maps.Viewer)
+		}
+		if fmt.Sprintf("user:[%d]", n.Ino) == self && !cmp.Equal(n.Maps.HostUIDMap, [][3]uint32{{0, 0, 1}}) {
+			t.Errorf("--json in %s: its own host_uid_map %v; want [[0 0 1]]", self, n.Maps.HostUIDMap)
+		}
 	}
 }

@@ -631,7 +631,7 @@ func TestThreadPIDForChildren(t *testing.T) {
 	if n.Parent == nil || n.Parent.Ino != nsrel.InitialPIDNSIno {
 		t.Errorf("parent %v, want the initial PID namespace", n.Parent)
 	}
-	if m2 := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}, NoThreads: true}); heldHere(m2, m2.Lookup(nsrel.TypePID, pfc)) != nil {
+	if m2 := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypePID}, NoThreads: true}); heldHere(m2, m2.Lookup(nsrel.TypePID, pfc)) != nil || foundVia(m2.Lookup(nsrel.TypePID, pfc), discover.ViaTask) != nil {
 		t.Errorf("found with NoThreads")
 	}
 }

@@ -18,16 +18,17 @@ import (
 // descendants) holds it, or, for an owner, a parent or a bind mount,
 // when the namespace it was found from is itself held here.
 func HeldHere(m *Model, n *Namespace) *Namespace {
-	if heldHere(m, n, 16) {
+	if heldHere(m, n, map[Key]bool{}) {
 		return n
 	}
 	return nil
 }
 
-func heldHere(m *Model, n *Namespace, depth int) bool {
-	if n == nil || depth == 0 {
+func heldHere(m *Model, n *Namespace, seen map[Key]bool) bool {
+	if n == nil || seen[n.Key()] {
 		return false
 	}
+	seen[n.Key()] = true
 	for _, p := range n.Processes {
 		if Descendant(p.PID) {
 			return true
@@ -37,11 +38,11 @@ func heldHere(m *Model, n *Namespace, depth int) bool {
 		switch f.Via {
 		case ViaOwner, ViaParent:
 			of, err := nsrel.ParseName(f.Of)
-			if err != nil || heldHere(m, m.Lookup(of.Type, of.Ino), depth-1) {
+			if err != nil || heldHere(m, m.Lookup(of.Type, of.Ino), seen) {
 				return true
 			}
 		case ViaMount:
-			if f.PID != 0 && Descendant(f.PID) || heldHere(m, m.Lookup(nsrel.TypeMount, f.MountNS), depth-1) {
+			if f.PID != 0 && Descendant(f.PID) || heldHere(m, m.Lookup(nsrel.TypeMount, f.MountNS), seen) {
 				return true
 			}
 		default:

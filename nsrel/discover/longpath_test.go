@@ -102,7 +102,13 @@ func TestMountPointLongerThanPathMax(t *testing.T) {
 			}
 			if n != nil {
 				// Held by another package's scan, alongside: in the
-				// model through it, its mount hides nothing.
+				// model through it, its mount hides nothing. It is not
+				// found through the covered mount all the same.
+				for _, f := range n.FoundVia {
+					if f.Via == discover.ViaMount && f.MountNS == mntIno {
+						t.Fatalf("user:[%d], under another mount, found via %+v", userIno, f)
+					}
+				}
 				t.Logf("user:[%d] held by another process: found via %+v", userIno, n.FoundVia)
 				return
 			}

@@ -205,6 +205,11 @@ func TestMountBelowFUSE(t *testing.T) {
 		// another package's scan, alongside, holds the namespace: in the
 		// model then, the mount hides nothing.
 		if n := m.Namespaces[heldKey]; n != nil && HeldHere(m, n) == nil {
+			for _, f := range n.FoundVia {
+				if f.Via == ViaMount && strings.HasPrefix(f.Path, dir) {
+					t.Errorf("user:[%d] below the FUSE mount found via %+v", heldKey.Ino, f)
+				}
+			}
 			t.Logf("user:[%d] held by another process: found via %+v", heldKey.Ino, n.FoundVia)
 			return
 		}
