@@ -231,6 +231,16 @@ func (l *Log) checkpointDue(last *Record, force bool, seal func(*Checkpoint), wa
 		warn(fmt.Errorf("checkpoint state: %w", err))
 		return nil
 	}
+	if !ok {
+		// None in the state: the log's first, or the one an append
+		// whose directory sync failed left due (checkpointDueNext).
+		// The directory is synced first: no checkpoint shipped off the
+		// node may name a file whose name a power loss can take.
+		if err := syncDir(dirOf(l.path)); err != nil {
+			warn(fmt.Errorf("checkpoint state: %w (no checkpoint until the log's directory syncs)", err))
+			return nil
+		}
+	}
 	if ok && !force && last.Seq >= prev.Seq && last.Seq-prev.Seq < uint64(o.EveryRecords) {
 		// A last checkpoint later than now (the clock was stepped back
 		// since) makes the next due now: waiting until the clock passes
@@ -250,9 +260,10 @@ func (l *Log) checkpointDue(last *Record, force bool, seal func(*Checkpoint), wa
 	return c
 }
 
-// checkpointDueNext has the next append emit a checkpoint, whatever
-// the counts (this one owed one it could not emit): the checkpoint state
-// emptied, as when there was none.
+// checkpointDueNext has the next append (or check of a quiet node) emit
+// a checkpoint, whatever the counts, once the log's directory syncs: the
+// checkpoint state emptied, as when there was none (this append's
+// directory sync failed).
 func (l *Log) checkpointDueNext(warn func(error)) {
 	if l.opts.Checkpoints == nil {
 		return

@@ -278,8 +278,13 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 			}
 			f.Close()
 			f = nf
-			if dropped, drop, err = l.retention(warn); err != nil {
-				return nil, nil, err
+			// Retention waits for a rotation whose names are synced: a
+			// directory that keeps failing would have every rotation
+			// record the files kept again.
+			if dirErr == nil {
+				if dropped, drop, err = l.retention(warn); err != nil {
+					return nil, nil, err
+				}
 			}
 		}
 	}
@@ -439,6 +444,9 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		if len(out) > 0 { // none: the caller's record too large, the log owing none
 			var size int64
 			if size, err = fileSize(f); err == nil {
+				// An empty file was most likely made by this append (a
+				// rotation cut short before it): its name is synced too.
+				fresh = fresh || size == 0
 				err = reserve(f, size, len(out))
 			}
 			if err == nil {
@@ -548,13 +556,12 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		// checkpoint seal it says where the key's epochs are, so that
 		// verify tells a copy of any later checkpoint of the key moved
 		// to another seq (sealedSeqs) from the node's.
-		force := len(dropped) > 0 || keys != nil && first == 0
 		switch {
 		case dirErr == nil:
-			ckpt = l.checkpointDue(last, force, s.sealCheckpoint, warn)
-		case force && written > 0:
-			// The checkpoint a retention or a new key owes: at the
-			// next append.
+			ckpt = l.checkpointDue(last, len(dropped) > 0 || keys != nil && first == 0, s.sealCheckpoint, warn)
+		case written > 0:
+			// Due at the next append, or the next check of a quiet
+			// node, which syncs the directory first (checkpointDue).
 			l.checkpointDueNext(warn)
 		}
 	}
