@@ -206,7 +206,10 @@ func (l *Log) checkpointState() string { return l.path + checkpointSuffix }
 // with last emits a checkpoint, and if so has seal give it its
 // checkpoint seal and records it as the last one; it passes what goes
 // wrong to warn (said after the lock is released).
-func (l *Log) checkpointDue(last *Record, force bool, seal func(*Checkpoint), warn func(error)) *Checkpoint {
+//
+// dirSynced says the caller synced the log's directory since its last
+// change (an append that made or rotated the file): not synced again.
+func (l *Log) checkpointDue(last *Record, force, dirSynced bool, seal func(*Checkpoint), warn func(error)) *Checkpoint {
 	o := l.opts.Checkpoints
 	if o == nil || last == nil {
 		return nil
@@ -231,7 +234,7 @@ func (l *Log) checkpointDue(last *Record, force bool, seal func(*Checkpoint), wa
 		warn(fmt.Errorf("checkpoint state: %w", err))
 		return nil
 	}
-	if !ok {
+	if !ok && !dirSynced {
 		// None in the state: the log's first, or the one an append
 		// whose directory sync failed left due (checkpointDueNext).
 		// The directory is synced first: no checkpoint shipped off the
@@ -738,7 +741,7 @@ func (l *Log) CheckpointIfDue(ctx context.Context) error {
 					s.sealCheckpoint(c)
 				}
 			}
-			c = l.checkpointDue(last, false, seal, func(err error) { warns = append(warns, err) })
+			c = l.checkpointDue(last, false, false, seal, func(err error) { warns = append(warns, err) })
 			s.close()
 		}
 		f.Close()

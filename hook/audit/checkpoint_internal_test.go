@@ -29,7 +29,7 @@ func TestCheckpointUnshippedRetries(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer unlock()
-		return l.checkpointDue(last, false, func(*Checkpoint) {}, func(err error) { t.Error(err) })
+		return l.checkpointDue(last, false, false, func(*Checkpoint) {}, func(err error) { t.Error(err) })
 	}
 	c := due()
 	if c == nil {

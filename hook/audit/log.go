@@ -261,6 +261,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	// dirErr says why the directory's names may not survive a crash: no
 	// checkpoint then names this append's records.
 	var dirErr error
+	dirSynced := false // by this append, successfully
 	if l.opts.RotateBytes > 0 && torn == nil { // with a torn tail, the next append rotates
 		nf, rotatedTo, err := l.maybeRotate(f, last)
 		if err != nil {
@@ -270,6 +271,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 			// Both names synced before the records go in: a power loss
 			// must not lose the file whose records a checkpoint names.
 			dirErr = syncDir(filepath.Dir(l.path))
+			dirSynced = dirErr == nil
 			// The damaged lines found are in the file just renamed.
 			for i := range damaged {
 				if damaged[i].File == filepath.Base(l.path) {
@@ -497,7 +499,9 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		}
 	}
 	if synced && fresh {
-		dirErr = errors.Join(dirErr, syncDir(filepath.Dir(l.path)))
+		err := syncDir(filepath.Dir(l.path))
+		dirErr = errors.Join(dirErr, err)
+		dirSynced = dirErr == nil
 	}
 	if synced && dirErr != nil {
 		held := ""
@@ -558,7 +562,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		// to another seq (sealedSeqs) from the node's.
 		switch {
 		case dirErr == nil:
-			ckpt = l.checkpointDue(last, len(dropped) > 0 || keys != nil && first == 0, s.sealCheckpoint, warn)
+			ckpt = l.checkpointDue(last, len(dropped) > 0 || keys != nil && first == 0, dirSynced, s.sealCheckpoint, warn)
 		case written > 0:
 			// Due at the next append, or the next check of a quiet
 			// node, which syncs the directory first (checkpointDue).

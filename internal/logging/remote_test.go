@@ -212,7 +212,7 @@ func stuckService(t *testing.T) (*logrus.Logger, *nstest.LockedBuffer) {
 
 // TestSyncSenderBudget logs through the hook's logger (a log_file that
 // is a syslog target: sent as logged) to a unix datagram socket whose
-// reader never reads: once its queue is full every send blocks. The
+// reader never reads, its queue full: every send blocks. The
 // entries cost at most SyncBudget in all, then go to stderr after one
 // line that says why; each used to wait up to syslog.Timeout (1 s), the
 // hook's stage past its deadline, with the audit log's lock held.
@@ -223,6 +223,10 @@ func TestSyncSenderBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	// Full before the first entry, whatever the host's queue length
+	// (net.unix.max_dgram_qlen: 10 by the kernel, 512 where systemd is
+	// PID 1; at 512 the 50 entries fit, and the test failed).
+	fillDgram(t, sock)
 	var stderr nstest.LockedBuffer
 	l, closeLog := File("unix://"+sock, "nsrel-hook", &stderr)
 	defer closeLog()
