@@ -261,7 +261,8 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	// dirErr says why the directory's names may not survive a crash: no
 	// checkpoint then names this append's records.
 	var dirErr error
-	dirSynced := false // by this append, successfully
+	// dirSynced: the directory synced by this append, successfully.
+	dirSynced := false
 	if l.opts.RotateBytes > 0 && torn == nil { // with a torn tail, the next append rotates
 		nf, rotatedTo, err := l.maybeRotate(f, last)
 		if err != nil {
