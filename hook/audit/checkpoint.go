@@ -222,6 +222,14 @@ func (l *Log) checkpointDue(last *Record, force, dirSynced bool, seal func(*Chec
 		// of a later seq or time): not believed, nor written; each
 		// append emits one until it is mended.
 		warn(fmt.Errorf("checkpoint state: %w: a checkpoint at every append until it is root's alone", err))
+		if !dirSynced {
+			// Nothing tells whether a failed directory sync left one
+			// due: the directory is synced first.
+			if err := syncDir(dirOf(l.path)); err != nil {
+				warn(fmt.Errorf("checkpoint: %w (no checkpoint until the log's directory syncs)", err))
+				return nil
+			}
+		}
 		seal(c)
 		return c
 	} else if err != nil {
@@ -277,7 +285,7 @@ func (l *Log) checkpointDueNext(warn func(error)) {
 		f.Close()
 	}
 	if err != nil && !errors.Is(err, safefile.ErrUntrusted) { // untrusted: a checkpoint at every append
-		warn(fmt.Errorf("checkpoint state: %w (the checkpoint this append owed waits for its turn)", err))
+		warn(fmt.Errorf("checkpoint state: %w (the next checkpoint, due by its counts, may name records of a file whose directory did not sync)", err))
 	}
 }
 

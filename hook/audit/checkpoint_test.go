@@ -2373,3 +2373,22 @@ func TestSyncDirFailingNoCheckpoint(t *testing.T) {
 		t.Errorf("checkpoints once the directory syncs: %d, the last of seq %d; want %d, of seq %d", len(got), got[len(got)-1].Seq, cps+1, s.LastSeq)
 	}
 }
+
+// TestSyncDirUnsupported: on a file system that does not sync
+// directories (EINVAL), held-back checkpoints would wait for ever: such a
+// sync is nothing to wait for, and every checkpoint due is emitted.
+func TestSyncDirUnsupported(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+	var warned []error
+	restore := audit.FailSyncDir(unix.EINVAL)
+	defer restore()
+	l, _ := newLog(t, audit.Options{RotateBytes: 1500, Warn: func(err error) { warned = append(warned, err) },
+		Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: file}})
+	appendN(t, l, 6)
+	if files, _ := l.Files(); len(files) < 2 {
+		t.Fatalf("files %v: want a rotation", files)
+	}
+	if got := readCheckpoints(t, file); len(got) != 6 || len(warned) != 0 {
+		t.Errorf("%d checkpoints of 6 appends, warnings %v; want 6, none", len(got), warned)
+	}
+}

@@ -449,7 +449,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 			if size, err = fileSize(f); err == nil {
 				// An empty file was most likely made by this append (a
 				// rotation cut short before it): its name is synced too.
-				fresh = fresh || size == 0
+				fresh = fresh || size == 0 && !dirSynced
 				err = reserve(f, size, len(out))
 			}
 			if err == nil {
@@ -504,7 +504,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		dirErr = errors.Join(dirErr, err)
 		dirSynced = dirErr == nil
 	}
-	if synced && dirErr != nil {
+	if dirErr != nil {
 		held := ""
 		if written > 0 {
 			held = fmt.Sprintf(": no checkpoint names seq %d to %d before the next append", last.Seq-uint64(written)+1, last.Seq)
@@ -553,7 +553,13 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		}
 	}
 	var ckpt *Checkpoint
-	if synced {
+	if written > 0 && (dirErr != nil || fresh && !synced) {
+		// Due at the next append, or the next check of a quiet node,
+		// which syncs the directory first (checkpointDue): this one's
+		// did not (failed, or skipped after a failed fdatasync).
+		l.checkpointDueNext(warn)
+	}
+	if synced && dirErr == nil {
 		// An append that introduced a key (its seal-start record, at
 		// epoch 0, with the records after it in the same append: a
 		// torn tail's record, the first record of a key seal-init
@@ -561,14 +567,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		// checkpoint seal it says where the key's epochs are, so that
 		// verify tells a copy of any later checkpoint of the key moved
 		// to another seq (sealedSeqs) from the node's.
-		switch {
-		case dirErr == nil:
-			ckpt = l.checkpointDue(last, len(dropped) > 0 || keys != nil && first == 0, dirSynced, s.sealCheckpoint, warn)
-		case written > 0:
-			// Due at the next append, or the next check of a quiet
-			// node, which syncs the directory first (checkpointDue).
-			l.checkpointDueNext(warn)
-		}
+		ckpt = l.checkpointDue(last, len(dropped) > 0 || keys != nil && first == 0, dirSynced, s.sealCheckpoint, warn)
 	}
 	if berr != nil {
 		return ckpt, nil, berr
@@ -1813,18 +1812,26 @@ func listedBy(f *os.File, next []string, current string) (*Record, bool) {
 // syncDir makes a rename or removal in dir durable.
 // syncDir syncs directory dir: the names of the files made, renamed or
 // removed in it.
+//
+// A file system that does not sync directories (EINVAL, EOPNOTSUPP: some
+// CIFS, 9p mounts) has nothing to wait for: no error, or checkpoints
+// would wait for it for ever.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	err = d.Sync()
 	if testHookSyncDir != nil {
-		if err := testHookSyncDir(dir); err != nil {
-			return &fs.PathError{Op: "fsync", Path: dir, Err: err}
+		if herr := testHookSyncDir(dir); herr != nil {
+			err = &fs.PathError{Op: "fsync", Path: dir, Err: herr}
 		}
 	}
-	return d.Sync()
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+		return nil
+	}
+	return err
 }
 
 func dirOf(path string) string { return filepath.Dir(path) }

@@ -206,7 +206,7 @@ func TestMountBelowFUSE(t *testing.T) {
 		// model then, the mount hides nothing.
 		if n := m.Namespaces[heldKey]; n != nil && HeldHere(m, n) == nil {
 			for _, f := range n.FoundVia {
-				if f.Via == ViaMount && strings.HasPrefix(f.Path, dir) {
+				if f.Via == ViaMount && strings.HasPrefix(f.Path, dir+"/") {
 					t.Errorf("user:[%d] below the FUSE mount found via %+v", heldKey.Ino, f)
 				}
 			}

@@ -298,7 +298,6 @@ func bindTarget(t *testing.T) string {
 	return p
 }
 
-// foundVia returns the first Found of n with via v, or nil.
 // foreignIn reports whether process pid, named as a process in mount
 // namespace mnt, is another test package's (its scan's helper reads a
 // mount table there): not this test's, and in mnt or gone.
@@ -311,6 +310,7 @@ func foreignIn(pid int, mnt uint64) bool {
 	return err != nil || st.Ino == mnt
 }
 
+// foundVia returns the first Found of n with via v, or nil.
 func foundVia(n *discover.Namespace, v discover.Via) *discover.Found {
 	if n == nil {
 		return nil
