@@ -27,8 +27,8 @@ type Maps struct {
 	Error string
 	// Viewer is the viewer's user namespace ("user:[N]") when it is not
 	// the initial one: the outside IDs of HostUIDMap and HostGIDMap are
-	// its IDs, not the host's (its own maps, the identity: it cannot see
-	// further up).
+	// its IDs, not the host's (its own maps are each ID its lines map,
+	// itself: it cannot see further up).
 	Viewer string
 }
 

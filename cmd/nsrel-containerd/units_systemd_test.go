@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/audittest"
+	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/nstest"
 )
 
@@ -240,25 +240,7 @@ type sdContainer struct {
 	systemctl string
 	done      chan struct{} // closed when systemd exited
 	exitErr   error
-	console   syncBuffer // what systemd wrote to its console
-}
-
-// syncBuffer is a strings.Builder safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	console   nstest.LockedBuffer // what systemd wrote to its console
 }
 
 // sdShared is where the container sees the test's directory.
@@ -519,41 +501,20 @@ func sdCgroup(t *testing.T) string {
 	if own == "" {
 		t.Fatalf("no cgroup v2 line in /proc/self/cgroup:\n%s", cgs)
 	}
-	cg := filepath.Join(mnt, own, fmt.Sprintf("nsrel-test-systemd-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	rel := filepath.Join(own, fmt.Sprintf("nsrel-test-systemd-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	cg := filepath.Join(mnt, rel)
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// Once systemd exited (a cleanup registered before its).
-	t.Cleanup(func() { removeCgroup(t, cg) })
-	return cg
-}
-
-// removeCgroup removes the cgroup cg and those below it, empty once
-// their processes are gone (a dying one may keep it busy for a moment).
-func removeCgroup(t *testing.T, cg string) {
-	t.Helper()
-	var dirs []string
-	filepath.WalkDir(cg, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
+	t.Cleanup(func() {
+		if left := ctrdtest.RemoveCgroups(rel); len(left) > 0 {
+			t.Errorf("cgroups not removed: %q", left)
+		} else if _, err := os.Stat(cg); err == nil {
+			t.Errorf("cgroup %s not removed (its hierarchy is not below /sys/fs/cgroup)", cg)
 		}
-		return nil
 	})
-	slices.Reverse(dirs) // the deepest first
-	deadline := time.Now().Add(10 * time.Second)
-	for _, d := range dirs {
-		for {
-			err := unix.Rmdir(d)
-			if err == nil || errors.Is(err, unix.ENOENT) {
-				break
-			}
-			if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-				t.Errorf("remove cgroup %s: %v", d, err)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	return cg
 }
 
 // root returns path as the test sees the container's path.

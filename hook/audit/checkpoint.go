@@ -216,19 +216,28 @@ func (l *Log) checkpointDue(last *Record, force, dirSynced bool, seal func(*Chec
 	}
 	now := l.opts.Now().UTC()
 	c := &Checkpoint{Host: last.Host, Log: l.path, Seq: last.Seq, Hash: last.Hash, Seal: last.Seal, Time: now.Format(time.RFC3339Nano)}
+	// dirReady syncs the log's directory unless the caller did: no
+	// checkpoint shipped off the node may name a file whose name a
+	// power loss can take.
+	dirReady := func() bool {
+		if dirSynced {
+			return true
+		}
+		if err := syncDir(dirOf(l.path)); err != nil {
+			warn(fmt.Errorf("checkpoint: %w (no checkpoint until the log's directory syncs)", err))
+			return false
+		}
+		return true
+	}
 	f, err := openOwned(l.checkpointState(), unix.O_RDWR|unix.O_CREAT)
 	if errors.Is(err, safefile.ErrUntrusted) {
 		// Whoever may write it could hold checkpoints back (a last one
 		// of a later seq or time): not believed, nor written; each
-		// append emits one until it is mended.
+		// append emits one until it is mended. Nothing tells whether a
+		// failed directory sync left one due: the directory first.
 		warn(fmt.Errorf("checkpoint state: %w: a checkpoint at every append until it is root's alone", err))
-		if !dirSynced {
-			// Nothing tells whether a failed directory sync left one
-			// due: the directory is synced first.
-			if err := syncDir(dirOf(l.path)); err != nil {
-				warn(fmt.Errorf("checkpoint: %w (no checkpoint until the log's directory syncs)", err))
-				return nil
-			}
+		if !dirReady() {
+			return nil
 		}
 		seal(c)
 		return c
@@ -242,15 +251,10 @@ func (l *Log) checkpointDue(last *Record, force, dirSynced bool, seal func(*Chec
 		warn(fmt.Errorf("checkpoint state: %w", err))
 		return nil
 	}
-	if !ok && !dirSynced {
-		// None in the state: the log's first, or the one an append
-		// whose directory sync failed left due (checkpointDueNext).
-		// The directory is synced first: no checkpoint shipped off the
-		// node may name a file whose name a power loss can take.
-		if err := syncDir(dirOf(l.path)); err != nil {
-			warn(fmt.Errorf("checkpoint state: %w (no checkpoint until the log's directory syncs)", err))
-			return nil
-		}
+	// None in the state: the log's first, or the one an append whose
+	// directory sync failed left due (checkpointDueNext).
+	if !ok && !dirReady() {
+		return nil
 	}
 	if ok && !force && last.Seq >= prev.Seq && last.Seq-prev.Seq < uint64(o.EveryRecords) {
 		// A last checkpoint later than now (the clock was stepped back

@@ -1809,7 +1809,6 @@ func listedBy(f *os.File, next []string, current string) (*Record, bool) {
 	return nil, false
 }
 
-// syncDir makes a rename or removal in dir durable.
 // syncDir syncs directory dir: the names of the files made, renamed or
 // removed in it.
 //

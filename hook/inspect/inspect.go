@@ -547,12 +547,12 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 
 // mountsOf returns the idmapped mounts ms of process pid's mount
 // namespace with their maps, or why they are not known.
-func mountsOf(nsid func() (*mountNS, error), ms []idmappedMount) []audit.IDMappedMount {
+func mountsOf(nsOf func() (*mountNS, error), ms []idmappedMount) []audit.IDMappedMount {
 	out := make([]audit.IDMappedMount, len(ms))
 	for i, m := range ms {
 		out[i].Point = m.point
 	}
-	readMountMaps(nsid, out, ms)
+	readMountMaps(nsOf, out, ms)
 	return out
 }
 

@@ -113,7 +113,7 @@ type mntIDReq struct {
 // pid's mount namespace, or says in each one's Err why they are not
 // known. Called only when there are some: it lists the namespace's
 // mounts, a system call each.
-func readMountMaps(mountNS func() (*mountNS, error), ms []audit.IDMappedMount, ids []idmappedMount) {
+func readMountMaps(nsOf func() (*mountNS, error), ms []audit.IDMappedMount, ids []idmappedMount) {
 	fail := func(err error) {
 		for i := range ms {
 			ms[i].Err = err.Error()
@@ -123,7 +123,7 @@ func readMountMaps(mountNS func() (*mountNS, error), ms []audit.IDMappedMount, i
 		fail(errNoMountMaps)
 		return
 	}
-	ns, err := mountNS()
+	ns, err := nsOf()
 	if err != nil {
 		fail(err)
 		return
@@ -293,16 +293,15 @@ func listMounts(ns *mountNS, f func(uint64) (bool, error)) error {
 			continue
 		}
 		runtime.KeepAlive(ns.f)
-		if e != 0 {
-			if e == unix.ENOSYS {
-				return errNoListmount
-			}
-			switch {
-			case e == unix.EPERM:
-				return fmt.Errorf("listmount: %w (a seccomp filter that does not allow it?)", e)
-			case e == unix.ENOENT && req.mntNsFd == 0:
-				return fmt.Errorf("listmount: %w (a mount namespace named by its ID needs CAP_SYS_ADMIN over it)", e)
-			}
+		switch {
+		case e == 0:
+		case e == unix.ENOSYS:
+			return errNoListmount
+		case e == unix.EPERM:
+			return fmt.Errorf("listmount: %w (a seccomp filter that does not allow it?)", e)
+		case e == unix.ENOENT && req.mntNsFd == 0:
+			return fmt.Errorf("listmount: %w (a mount namespace named by its ID needs CAP_SYS_ADMIN over it)", e)
+		default:
 			return fmt.Errorf("listmount: %w", e)
 		}
 		if n == 0 {
