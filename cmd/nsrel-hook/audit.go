@@ -458,6 +458,9 @@ type verifyResult struct {
 	CheckpointsIgnored []audit.IgnoredCheckpoint `json:"checkpoints_ignored"`
 	Damage             []damageResult            `json:"damage"`
 	Dropped            []audit.Dropped           `json:"dropped"`
+	// LateSealed: stretches of records written unsealed that the record
+	// after them sealed late.
+	LateSealed []audit.LateSealed `json:"late_sealed"`
 	// Repeated and Reordered: --shipped dropped records sent again and
 	// put back records sent out of order.
 	Repeated  int `json:"repeated"`
@@ -565,7 +568,7 @@ func (r verifyResult) lists() verifyResult {
 		r.Files = []string{}
 	}
 	r.TornTails, r.SealIDs, r.Damage, r.Dropped = []uint64{}, []string{}, []damageResult{}, []audit.Dropped{}
-	r.CheckpointsIgnored, r.CheckpointHosts = []audit.IgnoredCheckpoint{}, []string{}
+	r.CheckpointsIgnored, r.CheckpointHosts, r.LateSealed = []audit.IgnoredCheckpoint{}, []string{}, []audit.LateSealed{}
 	return r
 }
 
@@ -578,6 +581,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
 		res.RetentionUncovered = s.RetentionUncovered
 		res.Dropped = append(res.Dropped, s.Dropped...)
+		res.LateSealed = append(res.LateSealed, s.LateSealed...)
 		res.Repeated, res.Reordered, res.Empty, res.AnchorRetained, res.ListedStart = s.Repeated, s.Reordered, s.Empty, s.AnchorRetained, s.ListedStart
 		for _, t := range s.TornTails {
 			res.TornTails = append(res.TornTails, t.Seq)
@@ -700,6 +704,9 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 	}
 	for _, d := range s.Dropped {
 		fmt.Fprintf(stdout, "%s: note: seq %d..%d (%s) removed by retention\n", name, d.FirstSeq, d.LastSeq, vocab.Printable(d.File))
+	}
+	for _, u := range s.LateSealed {
+		fmt.Fprintf(stdout, "%s: note: seq %d..%d were written unsealed (%s) and sealed late by seq %d, with the keys that would have sealed them\n", name, u.FirstSeq, u.LastSeq, vocab.Printable(u.Reason), u.By)
 	}
 	if s.AnchorRetained {
 		fmt.Fprintf(stdout, "%s: note: the anchor's record was removed by retention: only that the chain goes on past its seq was checked\n", name)

@@ -113,8 +113,14 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 		}
 		b.WriteByte('\n')
 		b.WriteString("        user: " + userChain(a) + "\n")
+		// The IDs a hook read are those of the top of the chain: the
+		// host's, or a rootless runtime's user namespace's.
+		ids := "host "
+		if n := len(a.User); n > 0 && a.User[n-1].Ino != nsrel.InitialUserNSIno {
+			ids = "in " + nsrel.Name{Type: nsrel.TypeUser, Ino: a.User[n-1].Ino}.String() + " "
+		}
 		for _, m := range a.Maps {
-			if line := mapsLine(m); line != "" {
+			if line := mapsLine(m, ids); line != "" {
 				b.WriteString("        maps: " + line + "\n")
 			}
 		}
@@ -171,6 +177,9 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 	if r.SealError != "" {
 		fmt.Fprintf(b, "        not sealed: %s\n", vocab.Printable(r.SealError))
 	}
+	if n := uint64(len(r.LateSeals)); n > 0 && r.Seq > n {
+		fmt.Fprintf(b, "        seals seq %d..%d late (written unsealed)\n", r.Seq-n, r.Seq-1)
+	}
 }
 
 func userChain(a *audit.Ancestry) string {
@@ -182,9 +191,10 @@ func userChain(a *audit.Ancestry) string {
 }
 
 // mapsLine describes one level's ID maps: the lines relative to the
-// parent, setgroups, and the host IDs they come to; "" for the initial
-// user namespace, which maps every ID to itself.
-func mapsLine(m audit.UserMaps) string {
+// parent, setgroups, and the IDs they come to in the top of the chain
+// (ids: "host " or "in user:[N] "); "" for the initial user namespace,
+// which maps every ID to itself.
+func mapsLine(m audit.UserMaps, ids string) string {
 	name := nsrel.Name{Type: nsrel.TypeUser, Ino: m.Ino}.String()
 	if m.Ino == nsrel.InitialUserNSIno && m.Error == "" {
 		return ""
@@ -197,7 +207,7 @@ func mapsLine(m audit.UserMaps) string {
 		parts = append(parts, "uid_map "+rangeList(m.UIDMap), "gid_map "+rangeList(m.GIDMap))
 	}
 	parts = append(parts, "setgroups "+vocab.Printable(m.SetGroups),
-		"host UIDs "+hostIDs(m.HostUIDMap), "host GIDs "+hostIDs(m.HostGIDMap))
+		ids+"UIDs "+hostIDs(m.HostUIDMap), ids+"GIDs "+hostIDs(m.HostGIDMap))
 	line := name + " " + strings.Join(parts, ", ")
 	if m.Error != "" {
 		line += " (" + vocab.Printable(m.Error) + ")"

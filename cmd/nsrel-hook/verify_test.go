@@ -1074,3 +1074,42 @@ func TestVerifyShippedListedStartNote(t *testing.T) {
 		t.Errorf("without --partial: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestBinaryLateSeals: a hook run while the sealing state was missing
+// (put aside for a moment) wrote its record unsealed, saying why, and
+// `audit verify --key` failed at it for good, though the next hook
+// sealed on: nothing could acknowledge it. The next hook seals it late
+// and verify passes, saying so, in text and in --json.
+func TestBinaryLateSeals(t *testing.T) {
+	nstest.RequireRoot(t)
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	key := sealInit(t, e)
+	createRuntime(t, e, "before")
+	seal := filepath.Join(e.dir, "audit.seal")
+	if err := os.Rename(seal, seal+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	createRuntime(t, e, "unsealed")
+	if err := os.Rename(seal+".aside", seal); err != nil {
+		t.Fatal(err)
+	}
+	recs := e.records(t, "")
+	seq := recs[len(recs)-1].Seq
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 1 || !strings.Contains(stderr+out, "no record after it seals it late yet") {
+		t.Errorf("verify with the unsealed record last: exit %d; want 1, saying no record seals it late yet\n%s%s", code, out, stderr)
+	}
+	createRuntime(t, e, "after")
+	want := fmt.Sprintf("note: seq %d..%d were written unsealed (sealing state %s is missing, though the records before are sealed) and sealed late by seq %d", seq, seq, seal, seq+1)
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 || !strings.Contains(out, want) {
+		t.Errorf("verify after the next hook: exit %d; want 0 and %q\n%s%s", code, want, out, stderr)
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "show"); code != 0 || !strings.Contains(out, fmt.Sprintf("seals seq %d..%d late (written unsealed)", seq, seq)) {
+		t.Errorf("audit show: exit %d; want the record that seals seq %d late saying so\n%s%s", code, seq, out, stderr)
+	}
+	code, out, stderr := run("", "--config", e.config, "audit", "verify", "--json", "--key", key)
+	var res verifyResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || len(res.LateSealed) != 1 || res.LateSealed[0].FirstSeq != seq || res.LateSealed[0].By != seq+1 || res.SealsVerified != res.Records {
+		t.Errorf("verify --json: exit %d, %+v (%v)\n%s%s", code, res, err, out, stderr)
+	}
+}
+

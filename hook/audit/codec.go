@@ -278,6 +278,10 @@ func appendRecord(dst []byte, r *Record) []byte {
 	dst = appendOptString(dst, "note", r.Note)
 	dst = appendOptString(dst, "seal_id", r.SealID)
 	dst = appendOptString(dst, "seal_error", r.SealError)
+	if len(r.LateSeals) > 0 {
+		dst = appendKey(dst, true, "late_seals")
+		dst = appendList(dst, r.LateSeals, appendJSONString)
+	}
 	if len(r.Damage) > 0 {
 		dst = appendKey(dst, true, "damage")
 		dst = appendList(dst, r.Damage, func(dst []byte, d DamagedLine) []byte {
@@ -866,6 +870,10 @@ func (d *recordDecoder) member(r *Record, key string, v *fastjson.Node) bool {
 		r.SealID = d.str(v)
 	case "seal_error":
 		r.SealError = d.str(v)
+	case "late_seals":
+		d.list(v, func(e *fastjson.Node) {
+			r.LateSeals = append(r.LateSeals, d.str(e))
+		})
 	case "damage":
 		d.list(v, func(e *fastjson.Node) {
 			var dl DamagedLine

@@ -446,6 +446,11 @@ func parseCanonical(body []byte) (r *Record, ok bool) {
 	c.optStr("note", &r.Note)
 	c.optStr("seal_id", &r.SealID)
 	c.optStr("seal_error", &r.SealError)
+	if c.peekKey(true, "late_seals") {
+		c.list(func() {
+			r.LateSeals = append(r.LateSeals, c.str())
+		})
+	}
 	if c.peekKey(true, "damage") {
 		c.list(func() {
 			var d DamagedLine

@@ -56,6 +56,9 @@ func fuzzRecord(s1, s2, s3 string, n uint64, flags uint16) *Record {
 	}
 	if flags&2048 != 0 {
 		r.Note, r.SealID, r.SealError = s1, s2, s3
+		if flags&1 != 0 {
+			r.LateSeals = []string{s3, s1}
+		}
 	}
 	if flags&4096 != 0 {
 		r.Damage = []DamagedLine{{File: s1, Offset: int64(n >> 1), Bytes: int(n >> 22), SHA256: s2, Kind: s3, Reason: s1}, {}}

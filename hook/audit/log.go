@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -357,7 +358,13 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 			pending = append([]*Record{{Source: SourceAudit, Stage: StageSealStart, SealID: id,
 				Error: "a sealing key no record introduced: the first record it seals names it"}}, pending...)
 		}
-		first, keys = s.keys(len(pending))
+		first, keys = s.keys(len(s.late) + len(pending))
+	}
+	var late []string // the seals of s.late, on the first record written
+	if keys != nil && len(s.late) > 0 {
+		n := len(s.late)
+		late = s.lateSeals(first, keys[:n])
+		first, keys = first+uint64(n), keys[n:]
 	}
 	var gapAt uint64 // the seq of the record whose seal shows keys without records
 	if keys != nil && s.skipped > 0 && last != nil && last.Seal != "" {
@@ -383,7 +390,10 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		if last != nil {
 			p.Seq, p.Prev = last.Seq+1, last.Hash
 		}
-		p.Seal = ""
+		p.Seal, p.LateSeals = "", nil
+		if i == 0 {
+			p.LateSeals = late
+		}
 		if keys == nil && sealErr != "" {
 			p.SealError = vocab.Cut(sealErr, maxDamageReason*4)
 		}
@@ -529,7 +539,11 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		// key no record introduced, which is not introduced again.
 		written = 0
 	}
-	if err := s.commit(written); err != nil {
+	used := written
+	if written > 0 {
+		used += len(late) // the first record written carries them
+	}
+	if err := s.commit(used); err != nil {
 		warn(fmt.Errorf("audit: sealing state: %w (the keys of the records just written stay on the disk until an append rewrites it)", err))
 	}
 	if synced && dirErr == nil {
@@ -635,7 +649,7 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 			s.introduce = true
 			break
 		}
-		p, complete, err := l.lastSeal()
+		p, stretch, complete, err := l.lastSeal(last)
 		switch {
 		case err != nil:
 			// A read error may pass: the next append looks again.
@@ -650,6 +664,14 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 			s.introduce = p.ID != s.state.ID
 			if err := s.advance(p.ID, p.Epoch+1); err != nil {
 				return stop(err.Error())
+			}
+			if !s.introduce && s.skipped == 0 {
+				// The records since are sealed late, with the keys
+				// that would have sealed them: the stretch is then
+				// as sealed as any record, and shows that no sealed
+				// record was replaced by an unsealed one (its key is
+				// gone).
+				s.late = stretch
 			}
 		}
 	default:
@@ -725,17 +747,27 @@ var ErrSealedLog = errors.New("the log is sealed and this writer cannot seal (no
 
 // lastSeal returns the seal of the last sealed record among the last
 // [MaxSealSearch] lines of the log (the current file, then the rotated
-// ones), or nil, and whether it read the whole log. It reads backwards,
-// skipping lines without a seal before decoding; it runs only when an
-// append follows unsealed records that say why, with a state that
+// ones), or nil, and whether it read the whole log; with it, the records
+// after it, up to last, the chain's last, in order, when they go on from
+// it one by one (nil otherwise: lines a crash damaged are passed over,
+// older records again are not). It reads backwards; it runs only when
+// an append follows unsealed records that say why, with a state that
 // opens. The bound keeps that cheap where every append does so (a state
 // too far behind the log, which stays unusable until seal-init
 // --replace); a key behind a longer stretch has been on the node that
 // long already.
-func (l *Log) lastSeal() (*ParsedSeal, bool, error) {
+func (l *Log) lastSeal(last *Record) (*ParsedSeal, []chained, bool, error) {
 	var p *ParsedSeal
-	complete, err := l.backward([]byte(`"seal":"`), func(r *Record) bool {
+	var stretch []chained // newest first
+	linked := true
+	complete, err := l.backward(nil, func(r *Record) bool {
+		want := last.Seq
+		if n := len(stretch); n > 0 {
+			want = stretch[n-1].seq - 1
+		}
+		linked = linked && r.Seq == want && (len(stretch) == 0 && r.Hash == last.Hash || len(stretch) > 0 && r.Hash == stretch[len(stretch)-1].prev)
 		if r.Seal == "" {
+			stretch = append(stretch, chained{r.Seq, r.Prev, r.Hash})
 			return false
 		}
 		ps, err := ParseSeal(r.Seal)
@@ -745,7 +777,11 @@ func (l *Log) lastSeal() (*ParsedSeal, bool, error) {
 		p = &ps
 		return true
 	})
-	return p, complete, err
+	if p == nil || !linked || len(stretch) == 0 {
+		stretch = nil
+	}
+	slices.Reverse(stretch)
+	return p, stretch, complete, err
 }
 
 // keyUsed reports whether a record among the last [MaxSealSearch] lines

@@ -84,7 +84,7 @@ const MaxLine = 1 << 20
 // new minor version, in the canonical order before "version".
 const (
 	FormatMajor = 1
-	FormatMinor = 5
+	FormatMinor = 6
 )
 
 // Format is "FormatMajor.FormatMinor".
@@ -159,6 +159,13 @@ type Record struct {
 	// SealError says why a record that should have been sealed is not
 	// (the sealing state could not be read or written). Format 1.1.
 	SealError string `json:"seal_error,omitempty"`
+	// LateSeals, on the first record sealed after records written
+	// unsealed (SealError says why: a sealing state that could not be
+	// read for a while), seal those records late, in order, the last
+	// right before this one: each "ID.EPOCH.TAG" of its hash, with the
+	// keys that would have sealed them, the next ones of the sealing of
+	// the record before them. Format 1.6.
+	LateSeals []string `json:"late_seals,omitempty"`
 	// Damage describes the damaged lines a [StageDamaged] record stands
 	// for. Format 1.1.
 	Damage []DamagedLine `json:"damage,omitempty"`

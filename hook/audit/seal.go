@@ -570,6 +570,29 @@ type sealer struct {
 	// state on the disk still holds them until [sealer.commit] or
 	// [sealer.persist].
 	behind uint64
+	// late are the records written unsealed after the log's last sealed
+	// record, in order, when they are sealed late by this append (see
+	// [Record.LateSeals]): the state is at the key that would have
+	// sealed the first of them.
+	late []chained
+}
+
+// chained is a record's place in the chain: its seq, prev and hash.
+type chained struct {
+	seq        uint64
+	prev, hash string
+}
+
+// lateSeals returns the seals of the records s.late with the keys
+// given, the first of epoch first.
+func (s *sealer) lateSeals(first uint64, keys [][32]byte) []string {
+	seals := make([]string, len(s.late))
+	for i, c := range s.late {
+		h, _ := hex.DecodeString(c.hash)
+		e := first + uint64(i)
+		seals[i] = formatSeal(s.state.ID, e, sealTag(keys[i], s.state.ID, e, h))
+	}
+	return seals
 }
 
 // openSealer opens the sealing state for an append. It returns nil, nil

@@ -1134,9 +1134,148 @@ func TestSealAfterUnsealedStretch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("record after the stretch: %v (seal %q, seal_error %q)", err, r.Seal, r.SealError)
 	}
-	if p1.ID != p0.ID || p1.Epoch != p0.Epoch+1 {
-		t.Errorf("record after the stretch sealed with %s epoch %d; the last sealed one before it with %s epoch %d: want the next epoch", p1.ID, p1.Epoch, p0.ID, p0.Epoch)
+	// The stretch is sealed late, with the keys that would have sealed
+	// it: the record after it takes the key after those.
+	if p1.ID != p0.ID || p1.Epoch != p0.Epoch+4 || len(r.LateSeals) != 3 {
+		t.Errorf("record after the stretch sealed with %s epoch %d, %d late seals; the last sealed one before it with %s epoch %d: want epoch %d and 3 late seals", p1.ID, p1.Epoch, len(r.LateSeals), p0.ID, p0.Epoch, p0.Epoch+4)
 	}
+	for i, ls := range r.LateSeals {
+		if q, err := audit.ParseSeal(ls); err != nil || q.ID != p0.ID || q.Epoch != p0.Epoch+1+uint64(i) {
+			t.Errorf("late seal %d: %q (%v); want key %s epoch %d", i, ls, err, p0.ID, p0.Epoch+1+uint64(i))
+		}
+	}
+}
+
+// TestLateSeals: records written unsealed for a while (the sealing
+// state could not be read: a passing EMFILE or EIO, a state briefly
+// readable by others or missing) failed verify for good, though sealing
+// went on at the next append: nothing could acknowledge them. The next
+// append with a usable state seals them late, with the keys that would
+// have sealed them, and verify passes the log, saying so. Root on the
+// node after T, who holds the state's key only, cannot pass an unsealed
+// record in place of a sealed one off that way.
+func TestLateSeals(t *testing.T) {
+	ctx := context.Background()
+	// setup: seal-start (seq 1, epoch 0), seq 2 to 4 sealed (epoch 1 to
+	// 3), seq 5 and 6 unsealed, the state readable by others.
+	setup := func(t *testing.T) (*audit.Log, string, audit.VerifyKey, string) {
+		cp := filepath.Join(t.TempDir(), "cp.jsonl")
+		l, path, key := sealedLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 2, File: cp}})
+		appendN(t, l, 3)
+		unusableFor(t, l, l.SealStateForTest(), 2)
+		return l, path, key, cp
+	}
+	fails := func(t *testing.T, l *audit.Log, opts audit.VerifyOptions, want string) {
+		t.Helper()
+		if _, err := verify(t, l, opts); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("verify: %v; want a failure saying %q", err, want)
+		}
+	}
+	t.Run("sealed late", func(t *testing.T) {
+		l, _, key, cp := setup(t)
+		_, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
+		var prob *audit.Problem
+		if !errors.As(err, &prob) || prob.Seq != 5 || !strings.Contains(prob.Reason, "not sealed, though the log is sealed since seq 1") || !strings.Contains(prob.Reason, "no record after it seals it late yet") {
+			t.Errorf("verify with the stretch at the end: %v; want it to fail at seq 5, saying no record seals it late yet", err)
+		}
+		r := rec("after")
+		if err := l.Append(ctx, r); err != nil || r.Seq != 7 || len(r.LateSeals) != 2 {
+			t.Fatalf("append after the stretch: %v, seq %d, late seals %q", err, r.Seq, r.LateSeals)
+		}
+		appendN(t, l, 2)
+		for _, opts := range []audit.VerifyOptions{
+			{Keys: []audit.VerifyKey{key}},
+			{Keys: []audit.VerifyKey{key}, Checkpoints: readCheckpoints(t, cp)},
+			{},
+		} {
+			s, err := verify(t, l, opts)
+			if err != nil {
+				t.Fatalf("verify (keys %d, checkpoints %d): %v", len(opts.Keys), len(opts.Checkpoints), err)
+			}
+			wantVerified := 0
+			if opts.Keys != nil {
+				wantVerified = 9
+			}
+			if s.Sealed != 9 || s.SealsVerified != wantVerified || len(s.LateSealed) != 1 || s.LateSealed[0].FirstSeq != 5 || s.LateSealed[0].LastSeq != 6 || s.LateSealed[0].By != 7 || !strings.Contains(s.LateSealed[0].Reason, "readable by") {
+				t.Errorf("summary (keys %d, checkpoints %d): sealed %d, verified %d, late %+v; want 9 sealed, %d verified, seq 5..6 sealed late by seq 7", len(opts.Keys), len(opts.Checkpoints), s.Sealed, s.SealsVerified, s.LateSealed, wantVerified)
+			}
+		}
+		if cps := readCheckpoints(t, cp); len(cps) == 0 || cps[len(cps)-1].Seq != 9 || cps[len(cps)-1].CheckpointSeal == "" {
+			t.Errorf("checkpoints %+v; want the last of seq 9, sealed", cps)
+		}
+		// A collector's copy, as shipped.
+		files, err := l.Files()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, err := audit.Verify(files, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Shipped: true}); err != nil || len(s.LateSealed) != 1 {
+			t.Errorf("verify as shipped: %v, late %+v", err, s)
+		}
+		lines := readLines(t, l.Path())
+		// A copy that starts inside the stretch (--partial, or the
+		// start of a chain whose older files retention removed).
+		part := filepath.Join(t.TempDir(), "audit.jsonl")
+		writeLines(t, part, lines[5:])
+		s, err := audit.Verify([]string{part}, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Partial: true})
+		if err != nil || s.FirstSealed != 6 || s.Sealed != 4 || s.SealsVerified != 4 || len(s.LateSealed) != 1 || s.LateSealed[0].FirstSeq != 6 {
+			t.Errorf("verify from seq 6: %v, %+v; want seq 6 sealed late by seq 7, 4 sealed", err, s)
+		}
+		// A late seal is the record's: changed, the record's seal fails.
+		// (Rehashed, each record keeping its seal.)
+		var seals []string
+		for _, line := range lines {
+			seals = append(seals, sealOf(t, line))
+		}
+		ls := r.LateSeals[0]
+		flipped := ls[:len(ls)-1] + map[bool]string{true: "1", false: "0"}[ls[len(ls)-1] == '0']
+		lines[6] = bytes.Replace(lines[6], []byte(ls), []byte(flipped), 1)
+		keep := func(seq uint64, _ string) string { return seals[seq-1] }
+		writeLines(t, l.Path(), append(lines[:6], chainFrom(lineHash(lines[5]), lines[6:], 7, keep)...))
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "seq 7: its late seal of seq 5 does not match that record")
+		// Without the key, the record's own seal is not checked either.
+		if _, err := verify(t, l, audit.VerifyOptions{}); err != nil {
+			t.Errorf("verify without the key: %v", err)
+		}
+	})
+	t.Run("the last sealed record replaced by an unsealed one", func(t *testing.T) {
+		// Root after T: seq 4 (epoch 3, its key gone) written again
+		// unsealed, saying the state was unreadable; the next append
+		// cannot seal it late (the state is past its key).
+		l, path, key, _ := setup(t)
+		lines := readLines(t, path)
+		last := audittest.Records(t, path, "")[2]
+		r := rec("root's")
+		r.Seq, r.SealError = 4, "sealing state: open: too many open files"
+		writeLines(t, path, append(lines[:3], chainFrom(last.Hash, [][]byte{recordLine(t, r)}, 4, nil)...))
+		after := rec("after")
+		if err := l.Append(ctx, after); err != nil || len(after.LateSeals) != 0 {
+			t.Fatalf("append after the replaced record: %v, late seals %q", err, after.LateSeals)
+		}
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "not sealed, though the log is sealed since seq 1: sealing state: open: too many open files (seq 5, the sealed record after it, does not seal it late)")
+	})
+	t.Run("late seals forged with the state's keys", func(t *testing.T) {
+		l, path, key, _ := setup(t)
+		lines := readLines(t, path)
+		forge := stolenKey(t, l.SealStateForTest()) // epoch 4
+		last := audittest.Records(t, path, "")[2]
+		r := rec("root's")
+		r.Seq, r.SealError = 4, "sealing state: open: too many open files"
+		replaced := chainFrom(last.Hash, [][]byte{recordLine(t, r)}, 4, nil)
+		h := lineHash(replaced[0])
+		carrier := rec("carrier")
+		carrier.Seq, carrier.LateSeals = 5, []string{forge(4, h)}
+		writeLines(t, path, append(append(lines[:3], replaced...), chainFrom(h, [][]byte{recordLine(t, carrier)}, 5, forge)...))
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "keys sealed no record (records removed, or sealed records replaced by unsealed ones)")
+	})
+	t.Run("late seals after a sealed record", func(t *testing.T) {
+		l, path, key, _ := setup(t)
+		lines := readLines(t, path)
+		forge := stolenKey(t, l.SealStateForTest())
+		carrier := rec("carrier")
+		carrier.Seq, carrier.LateSeals = 5, []string{forge(4, lineHash(lines[3]))}
+		writeLines(t, path, append(lines[:4], chainFrom(lineHash(lines[3]), [][]byte{recordLine(t, carrier)}, 5, forge)...))
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "seals 1 record(s) late, but the record before it is sealed")
+	})
 }
 
 // TestSealStoppedWhenUncheckable: a state left behind by a crash, then an

@@ -421,6 +421,21 @@ type Summary struct {
 	// their word (counted in Repeated too): whether they were copies or
 	// the chain's own records cannot be told from the copy.
 	ListedStart int
+	// LateSealed lists the stretches of records written unsealed (a
+	// sealing state that could not be read for a while) that the record
+	// after them sealed late ([Record.LateSeals]): sealed as any record
+	// is, they count in Sealed (and SealsVerified, with keys).
+	LateSealed []LateSealed
+}
+
+// LateSealed is a stretch of records written unsealed, seq FirstSeq to
+// LastSeq, that record By sealed late; Reason is the first one's
+// seal_error (why it was not sealed when written).
+type LateSealed struct {
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+	By       uint64 `json:"by"`
+	Reason   string `json:"reason"`
 }
 
 // IgnoredCheckpoint is a checkpoint verify did not hold against the
@@ -748,8 +763,12 @@ type verifier struct {
 	// epoch), and firstBy where its first record is.
 	offsets map[SealID]uint64
 	firstBy map[SealID]*Problem
-	// unsealed is the highest seq of a record without a seal.
+	// unsealed is the highest seq of a record without a seal (none
+	// sealed late).
 	unsealed uint64
+	// run is the stretch of unsealed records met since the last sealed
+	// one, waiting for the record after it, which may seal them late.
+	run      *unsealedRun
 	anchored bool
 	// anchorAt is the seq of the record with the anchor hash, once met.
 	anchorAt uint64
@@ -1381,25 +1400,66 @@ func (v *verifier) chain(l Line, r *Record) *Problem {
 	return nil
 }
 
+// unsealedRun is a stretch of unsealed records of the chain, with no
+// sealed record in between.
+type unsealedRun struct {
+	// problem is the first record's when the stretch follows sealed
+	// records: reported unless the record after the stretch seals it
+	// late.
+	problem *Problem
+	// chainStart: the stretch starts the chain, after seq 1 (the
+	// records before it removed by retention, or not given).
+	chainStart  bool
+	first, last uint64
+	// hashes are the records' hashes, in order (at most MaxSealSearch:
+	// an append seals no longer stretch late).
+	hashes []string
+	n      int
+	// before is verifier.unsealed before the stretch.
+	before uint64
+	reason string
+}
+
 // seal checks r's seal.
 func (v *verifier) seal(l Line, r *Record) *Problem {
 	bad := func(format string, args ...any) *Problem {
 		return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf(format, args...)}
 	}
 	if r.Seal == "" {
-		v.unsealed = max(v.unsealed, r.Seq)
-		if v.sealed {
-			why := ""
-			if r.SealError != "" {
-				why = ": " + r.SealError
+		if len(r.LateSeals) > 0 {
+			return bad("carries late seals (of the records before it), but is not sealed itself")
+		}
+		if v.run == nil {
+			v.run = &unsealedRun{first: r.Seq, chainStart: v.prev == nil && r.Seq != 1, before: v.unsealed, reason: r.SealError}
+			if v.sealed {
+				why := ""
+				if r.SealError != "" {
+					why = ": " + r.SealError
+				}
+				v.run.problem = bad("not sealed, though the log is sealed since seq %d%s", v.s.FirstSealed, why)
 			}
-			return bad("not sealed, though the log is sealed since seq %d%s", v.s.FirstSealed, why)
+		}
+		v.unsealed = max(v.unsealed, r.Seq)
+		v.run.last, v.run.n = r.Seq, v.run.n+1
+		if len(v.run.hashes) < MaxSealSearch {
+			v.run.hashes = append(v.run.hashes, r.Hash)
 		}
 		return nil
 	}
 	p, err := ParseSeal(r.Seal)
 	if err != nil {
 		return bad("%v", err)
+	}
+	run := v.run
+	v.run = nil
+	if len(r.LateSeals) > 0 {
+		if pr := v.lateSeals(r, p, run, bad); pr != nil {
+			return pr
+		}
+	} else if run != nil && run.problem != nil {
+		pr := *run.problem
+		pr.Reason += fmt.Sprintf(" (seq %d, the sealed record after it, does not seal it late)", r.Seq)
+		return &pr
 	}
 	if v.prev == nil && r.Seq != 1 {
 		// The chain starts after records removed by retention (or left
@@ -1478,6 +1538,78 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 			v.cps[i].rec = &Ref{Seq: r.Seq, Hash: r.Hash}
 		}
 	}
+	return nil
+}
+
+// lateSeals checks the late seals of r (sealed, with seal p) against
+// the stretch of unsealed records right before it (run, nil for none).
+// Each must be of r's key, at the epochs right before r's, following
+// the sealed record before the stretch; with the key given, each must
+// match its record's hash. Sealing the stretch with the keys that
+// would have sealed it shows that no sealed record was replaced by an
+// unsealed one: its key was gone.
+func (v *verifier) lateSeals(r *Record, p ParsedSeal, run *unsealedRun, bad func(string, ...any) *Problem) *Problem {
+	k := len(r.LateSeals)
+	switch {
+	case run == nil && v.prev == nil:
+		// The chain's first record: the records it seals late are not
+		// among those given (removed by retention).
+		return nil
+	case run == nil:
+		return bad("seals %d record(s) late, but the record before it is sealed", k)
+	case k > MaxSealSearch:
+		return bad("seals %d records late, more than an append seals late (%d)", k, MaxSealSearch)
+	case run.chainStart && !v.sealed && k >= run.n:
+		// The stretch starts the chain: its first records may be in
+		// files retention removed.
+	case run.problem == nil:
+		return bad("seals %d record(s) late, but no sealed record comes before the %d unsealed one(s) before it", k, run.n)
+	case k != run.n:
+		return bad("seals %d record(s) late, but %d unsealed record(s) come right before it", k, run.n)
+	}
+	seals := make([]ParsedSeal, k)
+	for i, ls := range r.LateSeals {
+		q, err := ParseSeal(ls)
+		if err != nil {
+			return bad("late seal %d: %v", i+1, err)
+		}
+		if q.ID != p.ID || q.Epoch+uint64(k-i) != p.Epoch {
+			return bad("late seal %d is of key %s epoch %d; the record is sealed with key %s epoch %d: late seals take the keys right before the record's", i+1, q.ID, q.Epoch, p.ID, p.Epoch)
+		}
+		seals[i] = q
+	}
+	if v.sealed {
+		if p.ID != v.sealID || seals[0].Epoch != v.lastEpoch+1 {
+			return bad("seals %d record(s) late with key %s from epoch %d, but the sealed record before them is of key %s epoch %d: keys sealed no record (records removed, or sealed records replaced by unsealed ones)", k, p.ID, seals[0].Epoch, v.sealID, v.lastEpoch)
+		}
+	} else {
+		// As a chain's first sealed record: its epoch is what it claims.
+		if seals[0].Epoch+uint64(k) > r.Seq-1 {
+			return bad("seals %d record(s) late from epoch %d before seq %d: its key would have been introduced before seq 1 (records sealed again with a later key)", k, seals[0].Epoch, r.Seq)
+		}
+		v.sealID, v.sealed = p.ID, true
+		v.s.SealIDs = append(v.s.SealIDs, p.ID.String())
+		v.s.FirstSealed = run.first
+	}
+	// The last run.n seals are the records met, in order.
+	kc, given := v.keys[p.ID]
+	for i, q := range seals[k-run.n:] {
+		if !given || i >= len(run.hashes) {
+			continue
+		}
+		if kc.epoch > q.Epoch || q.Epoch-kc.epoch > MaxSealDerive {
+			return bad("late seal of seq %d at epoch %d of key %s: further than verify derives keys from epoch %d", run.first+uint64(i), q.Epoch, p.ID, kc.epoch)
+		}
+		h, _ := hex.DecodeString(run.hashes[i])
+		if !hmac.Equal(sealTag(v.keyAt(kc, q.Epoch), q.ID, q.Epoch, h), q.Tag) {
+			return bad("its late seal of seq %d does not match that record (altered after it was sealed, or forged)", run.first+uint64(i))
+		}
+		v.s.SealsVerified++
+	}
+	v.lastEpoch = seals[k-1].Epoch
+	v.s.Sealed += run.n
+	v.unsealed = run.before
+	v.s.LateSealed = append(v.s.LateSealed, LateSealed{FirstSeq: run.first, LastSeq: run.last, By: r.Seq, Reason: run.reason})
 	return nil
 }
 
@@ -1591,6 +1723,11 @@ func (v *verifier) end() *Problem {
 			return v.damageProblem("no line reads as a record: a log damaged whole (its writer's next append records it) or no audit log")
 		}
 		return v.damageProblem("not recorded yet: the next append records it")
+	}
+	if v.run != nil && v.run.problem != nil {
+		pr := *v.run.problem
+		pr.Reason += " (no record after it seals it late yet: the next append with a usable sealing state does)"
+		return &pr
 	}
 	if p := v.shipped.end(last, v.s.Empty > 0); p != nil {
 		return p
