@@ -1113,3 +1113,45 @@ func TestBinaryLateSeals(t *testing.T) {
 	}
 }
 
+// TestRootlessHookMaps runs the hook as a rootless runtime does, in a
+// user namespace of its own (unshare -r: UID 0 alone, the caller's),
+// for a container in a user namespace below it that maps that UID 0.
+// The top of the chain is the hook's namespace: the record gave it the
+// initial namespace's identity map (host IDs 0-4294967294) and no lines,
+// and `audit show` called the IDs host IDs.
+func TestRootlessHookMaps(t *testing.T) {
+	nstest.RequireRoot(t)
+	unshare := nstest.RequireCmd(t, "unshare")
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	script := `readlink /proc/self/ns/user
+"$1" -Ur sleep 60 & p=$!
+trap 'kill $p 2>/dev/null' EXIT
+for i in $(seq 100); do
+	[ "$(readlink /proc/$p/ns/user)" != "$(readlink /proc/self/ns/user)" ] && break
+	sleep 0.05
+done
+printf '{"id":"rootless","pid":%d,"bundle":"/b"}' $p | "$0" --config "$2" createRuntime`
+	out, err := exec.Command(unshare, "-Ur", "sh", "-c", script, hookBin, unshare, e.config).Output()
+	if _, exited := err.(*exec.ExitError); err != nil && !exited {
+		t.Fatal(err)
+	}
+	top := strings.TrimSpace(string(out))
+	recs := e.records(t, "rootless")
+	if len(recs) != 1 || recs[0].Ancestry == nil || len(recs[0].Maps) != 2 {
+		t.Fatalf("records of the rootless hook: %+v (%v: %s)", recs, err, out)
+	}
+	own := []audit.IDRange{{Inside: 0, Outside: 0, Count: 1}}
+	for i, m := range recs[0].Maps {
+		if !slices.Equal(m.HostUIDMap, own) || !slices.Equal(m.HostGIDMap, own) || m.Error != "" {
+			t.Errorf("level %d (user:[%d]): host maps %v %v, error %q; want %v: the IDs of %s", i, m.Ino, m.HostUIDMap, m.HostGIDMap, m.Error, own, top)
+		}
+	}
+	if m := recs[0].Maps[1]; fmt.Sprintf("user:[%d]", m.Ino) != top || len(m.UIDMap) != 1 || m.UIDMap[0].Inside != 0 || m.UIDMap[0].Count != 1 {
+		t.Errorf("the top, %s: %+v; want its own lines (0 0 1)", top, m)
+	}
+	code, show, stderr := run("", "--config", e.config, "audit", "show")
+	want := "setgroups deny, in " + top + " UIDs 0, in " + top + " GIDs 0"
+	if code != 0 || strings.Contains(show, "host UIDs") || strings.Count(show, want) != 2 {
+		t.Errorf("audit show: exit %d; want both levels' maps as IDs %q, none as host UIDs\n%s%s", code, want, show, stderr)
+	}
+}

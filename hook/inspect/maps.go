@@ -48,6 +48,7 @@ func userMaps(chain []audit.UserNS, own hostMaps, find func(audit.UserNS) (idmap
 	self, selfErr := ownUserNS()
 	atTop := selfErr == nil && self.Ino == chain[n-1].Ino && self.Dev == chain[n-1].Dev
 	host := make([]hostMaps, n)
+	var topLines idmap.Maps // the top's own lines, relative to its parent
 	for i, level := range chain {
 		switch {
 		case !atTop:
@@ -58,8 +59,13 @@ func userMaps(chain []audit.UserNS, own hostMaps, find func(audit.UserNS) (idmap
 				host[i] = hostMaps{why: "not readable: " + err.Error()}
 				continue
 			}
-			// Relative to the top itself, every ID is itself.
-			m.UID, m.GID = idmap.Identity(), idmap.Identity()
+			topLines = m
+			// Relative to the top itself, every ID is itself: in the
+			// initial namespace every ID, in another (a rootless
+			// runtime's) the IDs its lines map, no other existing there.
+			if level.Ino != nsrel.InitialUserNSIno {
+				m.UID, m.GID = idmap.Own(m.UID), idmap.Own(m.GID)
+			}
 			host[i] = hostMaps{maps: m, ok: true}
 		case i == 0:
 			host[i] = own
@@ -84,12 +90,7 @@ func userMaps(chain []audit.UserNS, own hostMaps, find func(audit.UserNS) (idmap
 		um.HostUIDMap, um.HostGIDMap, um.SetGroups = ranges(h.maps.UID), ranges(h.maps.GID), h.maps.SetGroups
 		switch {
 		case i == n-1:
-			if level.Ino == nsrel.InitialUserNSIno {
-				um.UIDMap, um.GIDMap = um.HostUIDMap, um.HostGIDMap
-			} else {
-				um.UIDMap, um.GIDMap = nil, nil
-				um.Error = "uid_map and gid_map of the top are relative to a parent the inspector cannot see"
-			}
+			um.UIDMap, um.GIDMap = ranges(topLines.UID), ranges(topLines.GID)
 		case i == n-2:
 			um.UIDMap, um.GIDMap = um.HostUIDMap, um.HostGIDMap
 		case host[i+1].ok:

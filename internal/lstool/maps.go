@@ -29,6 +29,17 @@ const (
 	maxReaders = 3 // processes tried per namespace before giving up
 )
 
+// viewerNS returns the inode of the caller's user namespace (0 if it
+// cannot be read) and, when it is not the initial one, its name
+// ("user:[N]"): outside IDs read are that namespace's.
+func viewerNS() (uint64, string) {
+	self, _ := readlinkIno("/proc/self/ns/user")
+	if self != 0 && self != nsrel.InitialUserNSIno {
+		return self, nsrel.Name{Type: nsrel.TypeUser, Ino: self}.String()
+	}
+	return self, ""
+}
+
 // ReadMaps reads the ID maps of every user namespace of m through a
 // process the model lists in it ([idmap.ReadProc]: one process
 // throughout, checked to be still in that namespace after the read). Outside IDs are relative to the caller's
@@ -38,12 +49,8 @@ const (
 // process in it.
 func ReadMaps(m *discover.Model) map[discover.Key]*tree.Maps {
 	out := map[discover.Key]*tree.Maps{}
-	self, _ := readlinkIno("/proc/self/ns/user")
+	self, viewer := viewerNS()
 	var visit func(n *discover.Namespace)
-	viewer := ""
-	if self != 0 && self != nsrel.InitialUserNSIno {
-		viewer = nsrel.Name{Type: nsrel.TypeUser, Ino: self}.String()
-	}
 	visit = func(n *discover.Namespace) {
 		mp := readNSMaps(n, self)
 		mp.Viewer = viewer
@@ -90,11 +97,7 @@ func readNSMaps(n *discover.Namespace, self uint64) *tree.Maps {
 				return idmap.Identity()
 			}
 			// The IDs its lines map, each itself: no other exists here.
-			out := make(idmap.Map, len(m))
-			for i, r := range m {
-				out[i] = idmap.Range{Inside: r.Inside, Outside: r.Inside, Count: r.Count}
-			}
-			return out
+			return written(idmap.Own(m))
 		}
 		return &tree.Maps{UIDMap: written(own.UID), GIDMap: written(own.GID), HostUIDMap: host(own.UID), HostGIDMap: host(own.GID), SetGroups: own.SetGroups}
 	}
@@ -507,10 +510,16 @@ func nsLabel(n *discover.Namespace) string {
 // report is bounded by [Overlaps]). An incomplete check ends with a line
 // saying what it could not read, instead of saying that no two
 // namespaces overlap.
-func writeOverlaps(w io.Writer, r OverlapReport, unread string) error {
+func writeOverlaps(w io.Writer, r OverlapReport, unread, viewer string) error {
 	b := bufio.NewWriter(w)
+	// The IDs compared are the viewer's: the host's in the initial user
+	// namespace.
+	pre, post := "host ", ""
+	if viewer != "" {
+		pre, post = "", " in "+viewer
+	}
 	for _, s := range r.Shared {
-		fmt.Fprintf(b, "overlap: host %s %s mapped by %d user namespaces in %d branches:\n", s.Kind(), s.IDs, s.Namespaces, s.Branches)
+		fmt.Fprintf(b, "overlap: %s%s %s%s mapped by %d user namespaces in %d branches:\n", pre, s.Kind(), s.IDs, post, s.Namespaces, s.Branches)
 		for _, n := range s.Members {
 			fmt.Fprintf(b, "    %s\n", nsLabel(n))
 		}
@@ -520,9 +529,9 @@ func writeOverlaps(w io.Writer, r OverlapReport, unread string) error {
 	}
 	switch {
 	case r.NotListed == 1:
-		fmt.Fprintf(b, "1 more shared host ID range not listed\n")
+		fmt.Fprintf(b, "1 more shared %sID range%s not listed\n", pre, post)
 	case r.NotListed > 1:
-		fmt.Fprintf(b, "%d more shared host ID ranges not listed\n", r.NotListed)
+		fmt.Fprintf(b, "%d more shared %sID ranges%s not listed\n", r.NotListed, pre, post)
 	}
 	for _, u := range r.Unchecked {
 		fmt.Fprintf(b, "not checked: %s: maps %s\n", nsLabel(u.NS), vocab.Escape(u.Reason))
@@ -533,11 +542,11 @@ func writeOverlaps(w io.Writer, r OverlapReport, unread string) error {
 	}
 	switch {
 	case r.Ranges == 0 && unread == "":
-		fmt.Fprintf(b, "no two user namespaces share host IDs (%d checked)\n", r.Checked)
+		fmt.Fprintf(b, "no two user namespaces share %sIDs%s (%d checked)\n", pre, post, r.Checked)
 	case r.Ranges == 0:
-		fmt.Fprintf(b, "check incomplete: %s; no two of the %d checked share host IDs\n", unread, r.Checked)
+		fmt.Fprintf(b, "check incomplete: %s; no two of the %d checked share %sIDs%s\n", unread, r.Checked, pre, post)
 	default:
-		fmt.Fprintf(b, "%d host ID %s shared across branches by %d user namespaces (%d checked)\n", r.Ranges, ranges, r.Involved, r.Checked)
+		fmt.Fprintf(b, "%d %sID %s%s shared across branches by %d user namespaces (%d checked)\n", r.Ranges, pre, ranges, post, r.Involved, r.Checked)
 	}
 	if r.Ranges > 0 && unread != "" {
 		fmt.Fprintf(b, "check incomplete: %s\n", unread)
@@ -604,6 +613,9 @@ type OverlapDoc struct {
 	// or the scan could not read or see some processes' namespaces, or
 	// ran out of file descriptors.
 	Complete bool `json:"complete"`
+	// Viewer is the user namespace lsuserns ran in ("user:[N]") when it
+	// is not the initial one: the IDs compared are that namespace's.
+	Viewer string `json:"viewer,omitempty"`
 }
 
 // OverlapEntry is one shared range: host IDs of Kind ("uid" or "gid")
@@ -650,9 +662,9 @@ func nsRef(n *discover.Namespace) NSRef {
 }
 
 // writeOverlapsJSON prints the node-wide check as an [OverlapDoc].
-func writeOverlapsJSON(w io.Writer, r OverlapReport, complete bool) error {
+func writeOverlapsJSON(w io.Writer, r OverlapReport, complete bool, viewer string) error {
 	doc := OverlapDoc{Overlaps: []OverlapEntry{}, OverlapsNotListed: r.NotListed, SharedRanges: r.Ranges, Involved: r.Involved,
-		Checked: r.Checked, Unchecked: []UncheckedEntry{}, Complete: complete}
+		Checked: r.Checked, Unchecked: []UncheckedEntry{}, Complete: complete, Viewer: viewer}
 	for _, s := range r.Shared {
 		e := OverlapEntry{Kind: "uid", First: s.IDs.First, Count: s.IDs.Count, Namespaces: s.Namespaces, Branches: s.Branches, Listed: []NSRef{}, More: s.NotListed}
 		if s.GIDs {
@@ -683,11 +695,12 @@ func overlapCheck(w io.Writer, m *discover.Model, maps map[discover.Key]*tree.Ma
 		// type's namespace): not a complete check.
 		unread = strings.TrimPrefix(unread+", the scan was told not to read some sources ("+skipped+")", ", ")
 	}
+	_, viewer := viewerNS()
 	var err error
 	if asJSON {
-		err = writeOverlapsJSON(w, r, unread == "")
+		err = writeOverlapsJSON(w, r, unread == "", viewer)
 	} else {
-		err = writeOverlaps(w, r, unread)
+		err = writeOverlaps(w, r, unread, viewer)
 	}
 	if r.Ranges > 0 || unread != "" {
 		return 1, err

@@ -992,3 +992,38 @@ func TestDetailsFromChildUserNS(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlapsFromChildUserNS runs lsuserns --overlaps in a user
+// namespace (unshare -r), with two child namespaces that both map its
+// UID 0: the shared IDs are that namespace's, and the check said "host
+// UIDs 0"; its JSON did not name the namespace.
+func TestOverlapsFromChildUserNS(t *testing.T) {
+	nstest.RequireRoot(t)
+	unshare := nstest.RequireCmd(t, "unshare")
+	script := `readlink /proc/self/ns/user
+"$1" -Ur sleep 60 & a=$!
+"$1" -Ur sleep 60 & b=$!
+trap 'kill $a $b 2>/dev/null' EXIT
+for i in $(seq 100); do
+	[ "$(readlink /proc/$a/ns/user)" != "$(readlink /proc/self/ns/user)" ] && [ "$(readlink /proc/$b/ns/user)" != "$(readlink /proc/self/ns/user)" ] && break
+	sleep 0.05
+done
+"$0" --overlaps --no-containers
+echo "EXIT $?"
+"$0" --overlaps --json --no-containers
+echo "EXIT $?"`
+	out, err := exec.Command(unshare, "-Ur", "sh", "-c", script, nstest.Tool(t, "lsuserns"), unshare).Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	self, rest, _ := strings.Cut(string(out), "\n")
+	text, js, _ := strings.Cut(rest, "EXIT 1\n")
+	js = strings.TrimSuffix(js, "EXIT 1\n")
+	if strings.Contains(text, "host") || !strings.Contains(text, "overlap: UIDs 0 in "+self+" mapped by ") || !strings.Contains(text, " in "+self+" shared across branches") {
+		t.Errorf("lsuserns --overlaps in %s (exit 1 wanted):\n%s\nwant the shared UID 0 named as its, not the host's", self, rest)
+	}
+	var doc lstool.OverlapDoc
+	if err := json.Unmarshal([]byte(js), &doc); err != nil || doc.Viewer != self || doc.SharedRanges == 0 {
+		t.Errorf("--overlaps --json in %s: viewer %q, %d shared ranges (%v)\n%s", self, doc.Viewer, doc.SharedRanges, err, js)
+	}
+}

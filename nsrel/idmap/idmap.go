@@ -30,6 +30,25 @@ type Map []Range
 // every ID to itself: "0 0 4294967295" (ID 4294967295 is invalid).
 func Identity() Map { return Map{{Inside: 0, Outside: 0, Count: 4294967295}} }
 
+// Own returns the IDs the lines of m map, each to itself: the maps of a
+// user namespace seen from inside it, where no other ID exists (m its
+// own lines, relative to its parent). nil for nil.
+func Own(m Map) Map {
+	return each(m, func(r Range) Range { return Range{Inside: r.Inside, Outside: r.Inside, Count: r.Count} })
+}
+
+// each returns the ranges of m, each through f; nil for nil.
+func each(m Map, f func(Range) Range) Map {
+	if m == nil {
+		return nil
+	}
+	out := make(Map, len(m))
+	for i, r := range m {
+		out[i] = f(r)
+	}
+	return out
+}
+
 // Parse reads the contents of a uid_map or gid_map file: lines of three
 // decimal numbers separated by blanks. It refuses a line with another
 // number of fields, a number that is not a 32-bit unsigned integer, a
@@ -118,14 +137,7 @@ func (m Map) ToOutside(id uint32) (uint32, bool) {
 // Invert returns m seen from the other side: every range with inside and
 // outside swapped.
 func Invert(m Map) Map {
-	if m == nil {
-		return nil
-	}
-	out := make(Map, len(m))
-	for i, r := range m {
-		out[i] = Range{Inside: r.Outside, Outside: r.Inside, Count: r.Count}
-	}
-	return out
+	return each(m, func(r Range) Range { return Range{Inside: r.Outside, Outside: r.Inside, Count: r.Count} })
 }
 
 // Compose returns the map from the inside of inner to the outside of
