@@ -486,22 +486,23 @@ func createRuntime(t *testing.T, e *env, id string) {
 
 // TestBinarySealInitReplaceAppendFails runs seal-init --replace whose
 // seal-start record cannot be written (the file size limit, RLIMIT_FSIZE,
-// stops the append part-way, as a full disk would; its seal-end record
-// is written): it exits 1, the sealing state it replaced is put back, and
+// fails the append, as a full disk would; its seal-end record is
+// written): it exits 1, the sealing state it replaced is put back, and
 // the log goes on sealed with the old key, which verifies it. When its
 // seal-end record cannot be written, it exits 1 before it replaces the
 // state. It used to remove the new state and
-// leave the log unsealed from then on.
+// leave the log unsealed from then on. (Without rotation: under a file
+// size limit the log rotates at half of it, and the records would fit.)
 func TestBinarySealInitReplaceAppendFails(t *testing.T) {
 	nstest.RequireRoot(t)
 	prlimit := nstest.RequireCmd(t, "prlimit")
-	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"], c["rotate_bytes"] = "", 0 })
 	seal := filepath.Join(e.dir, "audit.seal")
 	setConfig(t, e, "seal_state", seal)
 	key1 := sealInit(t, e)
 	createRuntime(t, e, "before")
-	// Room for 40 bytes of the seal-end record: nothing changes but a
-	// torn line, which the next append records.
+	// Room for 40 bytes of the seal-end record: nothing changes (no
+	// torn line either: the append checks the limit first).
 	st, err := os.Stat(e.log)
 	if err != nil {
 		t.Fatal(err)
@@ -1142,5 +1143,67 @@ func TestAckUnderAnotherConfig(t *testing.T) {
 	before := size()
 	if code, _, stderr := run("", "--config", e.config, "audit", "ack", seq, "--reason", "again"); code != 1 || !strings.Contains(stderr, "cannot seal it") || size() != before {
 		t.Errorf("ack after an unsealed record, the state missing: exit %d, %s, the log %d -> %d bytes; want 1, that it cannot seal, nothing written", code, stderr, before, size())
+	}
+}
+
+// TestBinaryFileSizeLimit runs the hook under a file size limit
+// (RLIMIT_FSIZE: the runtime's or its unit's) below the size of the log:
+// the write stopped at the limit and left a torn line (fallocate does
+// not enforce the limit), and with the limit below rotate_bytes every
+// append failed from then on, since the file never grew to rotate. The
+// log rotates at half the limit now, and an append that cannot fit even
+// so fails whole, saying why.
+func TestBinaryFileSizeLimit(t *testing.T) {
+	nstest.RequireRoot(t)
+	prlimit := nstest.RequireCmd(t, "prlimit")
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"], c["on_error"] = "", "deny" })
+	for i := range 3 {
+		createRuntime(t, e, fmt.Sprint("before-", i))
+	}
+	st, err := os.Stat(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited := func(id string, limit int64) (int, string) {
+		t.Helper()
+		cmd := exec.Command(prlimit, fmt.Sprintf("--fsize=%d", limit), hookBin, "--config", e.config, "createRuntime")
+		cmd.Stdin = bytes.NewReader(stateOf(idMember(id), pidMember(os.Getpid()), bundleMember))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), stderr.String()
+	}
+	// Room for 100 bytes more: the file is rotated, the record goes in
+	// the new one.
+	if code, stderr := limited("limited", st.Size()+100); code != 0 || len(e.records(t, "limited")) != 1 {
+		t.Errorf("createRuntime with room for 100 bytes: exit %d, %d record(s); want 0 and its record\n%s", code, len(e.records(t, "limited")), stderr)
+	}
+	if _, err := os.Stat(e.log + ".000000000001"); err != nil {
+		t.Errorf("the file before the limited append: %v; want it rotated", err)
+	}
+	// Room for no record even in a new file: nothing written. (The
+	// diagnostics log made longer than the limit first.)
+	if err := os.WriteFile(filepath.Join(e.dir, "hook.log"), bytes.Repeat([]byte("earlier entry\n"), 40), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr := limited("too-small", 300)
+	if code != 1 || !strings.Contains(stderr, "the file size limit of this process (RLIMIT_FSIZE, 300 bytes) leaves no room for ") || len(e.records(t, "too-small")) != 0 {
+		t.Errorf("createRuntime with room for 300 bytes: exit %d, %d record(s); want 1 (on_error deny), none, and why\n%s", code, len(e.records(t, "too-small")), stderr)
+	}
+	// The diagnostics log, past the limit too, is said once, in the
+	// hook's words (not logrus's at every entry).
+	if lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "nsrel-hook: diagnostics log: write ") || !strings.HasSuffix(lines[0], "file too large (entries dropped)") {
+		t.Errorf("stderr of the limited hook: %q; want the diagnostics log's failure once, then why the record was not written", stderr)
+	}
+	createRuntime(t, e, "after")
+	for _, r := range e.records(t, "") {
+		if r.Stage == audit.StageTornTail || r.Stage == audit.StageDamaged {
+			t.Errorf("seq %d: a %s record: a limited append left part of a line", r.Seq, r.Stage)
+		}
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify"); code != 0 {
+		t.Errorf("verify: exit %d\n%s%s", code, out, stderr)
 	}
 }

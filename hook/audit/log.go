@@ -1071,6 +1071,16 @@ func openOwned(path string, flags int) (*os.File, error) {
 	return f, nil
 }
 
+// fileSizeLimit returns the file size limit of this process (the soft
+// RLIMIT_FSIZE), -1 for none; read once (nsrel does not change it).
+var fileSizeLimit = sync.OnceValue(func() int64 {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY || rl.Cur > math.MaxInt64 {
+		return -1
+	}
+	return int64(rl.Cur)
+})
+
 // testHookTornWrite, set by tests only, runs right before the write of
 // an append that found a torn tail.
 var testHookTornWrite func()
@@ -1128,8 +1138,13 @@ func endTorn(f *os.File, out []byte) error {
 }
 
 // reserve allocates n bytes of f at off, keeping its size, where the
-// file system can.
+// file system can. Past the file size limit of this process
+// (RLIMIT_FSIZE), which fallocate(2) does not enforce, it fails: the
+// write would stop at the limit and leave a torn line.
 func reserve(f *os.File, off int64, n int) error {
+	if lim := fileSizeLimit(); lim >= 0 && off+int64(n) > lim {
+		return fmt.Errorf("the file size limit of this process (RLIMIT_FSIZE, %d bytes) leaves no room for %d bytes at byte %d: %w", lim, n, off, unix.EFBIG)
+	}
 	fd := int(f.Fd())
 	err := unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, off, int64(n))
 	for err == unix.EINTR {
@@ -1642,13 +1657,20 @@ func damagedLine(file string, l Line, err error) DamagedLine {
 
 // maybeRotate renames the current file when it reached the rotation size
 // and returns a descriptor for the (new) current file and the name f has
-// now; it leaves f open.
+// now; it leaves f open. Under a file size limit (RLIMIT_FSIZE: the
+// runtime's or its unit's) below the rotation size, the file is rotated
+// at half the limit: else it would never reach the rotation size, and
+// every append would fail once it reached the limit.
 func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, string, error) {
 	size, err := fileSize(f)
 	if err != nil {
 		return nil, "", err
 	}
-	if size < l.opts.RotateBytes {
+	at := l.opts.RotateBytes
+	if lim := fileSizeLimit(); lim >= 0 {
+		at = min(at, lim/2)
+	}
+	if size < at || size == 0 {
 		return f, "", nil
 	}
 	// The file is named after its first record's seq. A damaged first

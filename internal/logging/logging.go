@@ -72,7 +72,8 @@ func File(path, prog string, stderr io.Writer) (*logrus.Logger, func()) {
 
 // lazyFile opens the diagnostics file at the first write: a hook stage
 // that has nothing to say (the usual case) opens nothing. A file that
-// cannot be opened is said once on stderr; the entries are then dropped.
+// cannot be opened or written (a full disk, a file size limit) is said
+// once on stderr; the entries are then dropped.
 type lazyFile struct {
 	path, prog string
 	stderr     io.Writer
@@ -97,7 +98,13 @@ func (l *lazyFile) Write(p []byte) (int, error) {
 	if l.f == nil {
 		return len(p), nil
 	}
-	return l.f.Write(p)
+	if _, err := l.f.Write(p); err != nil {
+		// Not logrus's own "Failed to write to log" at every entry.
+		fmt.Fprintf(l.stderr, "%s: diagnostics log: %s (entries dropped)\n", l.prog, vocab.OneLine(err))
+		l.f.Close()
+		l.f, l.failed = nil, true
+	}
+	return len(p), nil
 }
 
 func (l *lazyFile) close() {
