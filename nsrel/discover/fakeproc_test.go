@@ -76,3 +76,20 @@ func TestFakeProc(t *testing.T) {
 		t.Fatal("helper could not set up the fake /proc")
 	}
 }
+
+// TestForeignProc scans with the /proc of a PID namespace the scanner
+// is not in (nsenter -m into a container's mount namespace alone): the
+// scan said "stat /proc/self/ns/user: no such file or directory", not
+// why; it says now that this /proc is another PID namespace's.
+func TestForeignProc(t *testing.T) {
+	nstest.RequireRoot(t)
+	nsenter := nstest.RequireCmd(t, "nsenter")
+	p := nstest.Sleep(t, nil, "-pf", "--mount-proc", "--kill-child")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, nsenter, "-m", "-t", fmt.Sprint(p.Pid), nstest.Tool(t, "lsuserns")).CombinedOutput()
+	want := "lsuserns: stat /proc/self/ns/user: no such file: this /proc is of a PID namespace this process is not in (it has no /proc/self); enter that PID namespace too (nsenter -p), or mount a /proc of this one\n"
+	if err == nil || string(out) != want {
+		t.Errorf("lsuserns with another PID namespace's /proc: %v, said\n%s\nwant\n%s", err, out, want)
+	}
+}

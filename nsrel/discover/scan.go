@@ -237,6 +237,11 @@ func Discover(opts Options) (*Model, error) {
 	s.budget = pinBudget(opts.Workers)
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/ns/user", &st); err != nil {
+		if s.self < 0 && errors.Is(err, unix.ENOENT) {
+			// A /proc mounted in a PID namespace this process is not
+			// in (nsenter -m into a container's mount namespace alone).
+			err = errForeignProc
+		}
 		return nil, &os.PathError{Op: "stat", Path: "/proc/self/ns/user", Err: err}
 	}
 	s.nsdev = st.Dev
@@ -1203,6 +1208,10 @@ func reopenNS(procfd, pfd int, k Key) (int, error) {
 
 // errNotProc is the error of a scan whose /proc is not a proc file system.
 var errNotProc = errors.New("not a proc file system (procfs)")
+
+// errForeignProc is the error of a scan whose /proc has no self: it was
+// mounted in a PID namespace the caller is not in.
+var errForeignProc = errors.New("no such file: this /proc is of a PID namespace this process is not in (it has no /proc/self); enter that PID namespace too (nsenter -p), or mount a /proc of this one")
 
 // comm reads /proc/PID/comm.
 func (w *worker) comm(dfd int) string {
