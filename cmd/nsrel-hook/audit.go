@@ -453,6 +453,10 @@ type verifyResult struct {
 	RetentionUncovered int `json:"retention_uncovered"`
 	// CheckpointsSealed: keys authenticated the checkpoints counted.
 	CheckpointsSealed bool `json:"checkpoints_sealed"`
+	// CheckpointsLateSealed: with --key, checkpoints not sealed, made
+	// while the records they name were unsealed (sealed late since),
+	// that match the log (not counted in checkpoints).
+	CheckpointsLateSealed int `json:"checkpoints_late_sealed"`
 	// CheckpointHosts: the hosts the checkpoints counted name.
 	CheckpointHosts    []string                  `json:"checkpoint_hosts"`
 	CheckpointsIgnored []audit.IgnoredCheckpoint `json:"checkpoints_ignored"`
@@ -579,7 +583,7 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		res.Sealed, res.SealsVerified, res.SealIDs, res.Checkpoints = s.Sealed, s.SealsVerified, append(res.SealIDs, s.SealIDs...), s.Checkpoints
 		res.CheckpointsRetained, res.CheckpointHosts, res.CheckpointedSeq = s.CheckpointsRetained, append(res.CheckpointHosts, s.CheckpointHosts...), s.CheckpointedSeq
 		res.CheckpointsSealed, res.CheckpointsIgnored = s.CheckpointsSealed, append(res.CheckpointsIgnored, s.IgnoredCheckpoints...)
-		res.RetentionUncovered = s.RetentionUncovered
+		res.RetentionUncovered, res.CheckpointsLateSealed = s.RetentionUncovered, s.CheckpointsLateSealed
 		res.Dropped = append(res.Dropped, s.Dropped...)
 		res.LateSealed = append(res.LateSealed, s.LateSealed...)
 		res.Repeated, res.Reordered, res.Empty, res.AnchorRetained, res.ListedStart = s.Repeated, s.Reordered, s.Empty, s.AnchorRetained, s.ListedStart
@@ -678,6 +682,9 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 		if s.RetentionUncovered > 0 {
 			fmt.Fprintf(stdout, "%s: note: %d retention record(s), from seq %d, come after the last checkpoint: root on the node after T could have written them and removed the files they name; only a collector's copy of those files tells (verify it)\n",
 				name, s.RetentionUncovered, s.RetentionUncoveredSeq)
+		}
+		if s.CheckpointsLateSealed > 0 {
+			fmt.Fprintf(stdout, "%s: note: %d checkpoint(s) made while the records they name were unsealed (sealed late since) match the log: not sealed themselves, so not authenticated\n", name, s.CheckpointsLateSealed)
 		}
 		if s.CheckpointsRetained > 0 {
 			fmt.Fprintf(stdout, "%s: note: %d checkpoint(s) name records the log says retention removed: not checked against records; root on the node after T could have removed them the same way, and only a collector's copy holds them (verify it)\n", name, s.CheckpointsRetained)

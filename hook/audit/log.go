@@ -370,6 +370,10 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	if keys != nil && s.skipped > 0 && last != nil && last.Seal != "" {
 		gapAt = last.Seq + 1
 	}
+	var gapWarn error // the same after unsealed records, which it leaves unsealed
+	if keys != nil && s.gapSeq != 0 && last != nil {
+		gapWarn = fmt.Errorf("audit: sealing state %s was %d key(s) past the log's last sealed record (seq %d, key %s): the records those keys sealed are not in the log (cut off its end, or lost in a crash after a failed sync), so seq %d to %d, written unsealed since, cannot be sealed late: verify fails at seq %d", s.path, s.skipped, s.gapSeq, s.state.ID, s.gapSeq+1, last.Seq, s.gapSeq+1)
+	}
 	var out []byte
 	written, lastLen := 0, 0
 	host := l.Host()
@@ -486,6 +490,9 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	}
 	if l.opts.Written != nil {
 		l.opts.Written(r)
+	}
+	if gapWarn != nil && written > 0 {
+		warn(gapWarn)
 	}
 	if gapAt != 0 && written > 0 {
 		warn(fmt.Errorf("audit: sealing state %s was %d key(s) past the log's last record sealed with key %s: the records those keys sealed are not in the log (cut off its end, or lost in a crash after a failed sync); verify fails at seq %d, sealed with the next key", s.path, s.skipped, s.state.ID, gapAt))
@@ -649,7 +656,7 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 			s.introduce = true
 			break
 		}
-		p, stretch, complete, err := l.lastSeal(last)
+		p, pSeq, stretch, complete, err := l.lastSeal(last)
 		switch {
 		case err != nil:
 			// A read error may pass: the next append looks again.
@@ -665,12 +672,22 @@ func (l *Log) sealerFor(last *Record, newKey bool) (*sealer, string) {
 			if err := s.advance(p.ID, p.Epoch+1); err != nil {
 				return stop(err.Error())
 			}
-			if !s.introduce && s.skipped == 0 {
+			switch {
+			case s.introduce:
+			case s.skipped > 0:
+				// Keys past the last sealed record sealed records
+				// the log no longer holds (cut off its end): the
+				// stretch cannot be sealed with the keys that would
+				// have sealed it.
+				s.gapSeq = pSeq
+			case !slices.ContainsFunc(stretch, func(c chained) bool { return c.stopped }):
 				// The records since are sealed late, with the keys
 				// that would have sealed them: the stretch is then
 				// as sealed as any record, and shows that no sealed
 				// record was replaced by an unsealed one (its key is
-				// gone).
+				// gone). Not records unsealed because sealing had
+				// stopped (a state that could not be trusted): they
+				// stay so.
 				s.late = stretch
 			}
 		}
@@ -745,43 +762,45 @@ const MaxSealSearch = 1024
 // or [Options.RequireSealed] to a sealed log it cannot seal.
 var ErrSealedLog = errors.New("the log is sealed and this writer cannot seal (no seal_state, or one it cannot use): an unsealed record would fail verify")
 
-// lastSeal returns the seal of the last sealed record among the last
-// [MaxSealSearch] lines of the log (the current file, then the rotated
-// ones), or nil, and whether it read the whole log; with it, the records
-// after it, up to last, the chain's last, in order, when they go on from
-// it one by one (nil otherwise: lines a crash damaged are passed over,
-// older records again are not). It reads backwards; it runs only when
-// an append follows unsealed records that say why, with a state that
-// opens. The bound keeps that cheap where every append does so (a state
-// too far behind the log, which stays unusable until seal-init
-// --replace); a key behind a longer stretch has been on the node that
-// long already.
-func (l *Log) lastSeal(last *Record) (*ParsedSeal, []chained, bool, error) {
+// lastSeal returns the seal and seq of the last sealed record of the
+// chain among the last [MaxSealSearch] lines of the log (the current
+// file, then the rotated ones), or nil, and whether it read the whole
+// log; with it, the chain's records after it, up to last, the chain's
+// last, in order (nil when there are none). It reads backwards from
+// last, record by record through their prev: lines that are not the
+// chain's (damaged, or older records again that a crash exposed) are
+// passed over. It runs only when an append follows unsealed records
+// that say why, with a state that opens. The bound keeps that cheap
+// where every append does so (a state too far behind the log, which
+// stays unusable until seal-init --replace); a key behind a longer
+// stretch has been on the node that long already.
+func (l *Log) lastSeal(last *Record) (*ParsedSeal, uint64, []chained, bool, error) {
 	var p *ParsedSeal
+	var seq uint64
 	var stretch []chained // newest first
-	linked := true
+	wantSeq, wantHash := last.Seq, last.Hash
 	complete, err := l.backward(nil, func(r *Record) bool {
-		want := last.Seq
-		if n := len(stretch); n > 0 {
-			want = stretch[n-1].seq - 1
+		if r.Seq != wantSeq || r.Hash != wantHash {
+			return false
 		}
-		linked = linked && r.Seq == want && (len(stretch) == 0 && r.Hash == last.Hash || len(stretch) > 0 && r.Hash == stretch[len(stretch)-1].prev)
 		if r.Seal == "" {
-			stretch = append(stretch, chained{r.Seq, r.Prev, r.Hash})
+			_, stopped := stoppedKey(r.SealError)
+			stretch = append(stretch, chained{r.Seq, r.Prev, r.Hash, stopped})
+			wantSeq, wantHash = r.Seq-1, r.Prev
 			return false
 		}
 		ps, err := ParseSeal(r.Seal)
 		if err != nil {
 			return false
 		}
-		p = &ps
+		p, seq = &ps, r.Seq
 		return true
 	})
-	if p == nil || !linked || len(stretch) == 0 {
+	if p == nil {
 		stretch = nil
 	}
 	slices.Reverse(stretch)
-	return p, stretch, complete, err
+	return p, seq, stretch, complete, err
 }
 
 // keyUsed reports whether a record among the last [MaxSealSearch] lines

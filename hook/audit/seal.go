@@ -575,12 +575,18 @@ type sealer struct {
 	// [Record.LateSeals]): the state is at the key that would have
 	// sealed the first of them.
 	late []chained
+	// gapSeq, when the state is past the keys of unsealed records after
+	// the log's last sealed record, is that record's seq: keys sealed
+	// records cut off the log, and the stretch is not sealed late.
+	gapSeq uint64
 }
 
-// chained is a record's place in the chain: its seq, prev and hash.
+// chained is a record's place in the chain: its seq, prev and hash, and
+// whether it is unsealed because sealing had stopped.
 type chained struct {
 	seq        uint64
 	prev, hash string
+	stopped    bool
 }
 
 // lateSeals returns the seals of the records s.late with the keys

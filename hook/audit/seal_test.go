@@ -1183,6 +1183,11 @@ func TestLateSeals(t *testing.T) {
 			t.Fatalf("append after the stretch: %v, seq %d, late seals %q", err, r.Seq, r.LateSeals)
 		}
 		appendN(t, l, 2)
+		// The checkpoint made during the stretch (seq 6), not sealed, is
+		// held against it.
+		if s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: readCheckpoints(t, cp)}); err != nil || s.CheckpointsLateSealed != 1 || len(s.IgnoredCheckpoints) != 0 {
+			t.Errorf("verify with the checkpoints: %v, %+v; want one checkpoint of a record sealed late, none ignored", err, s)
+		}
 		for _, opts := range []audit.VerifyOptions{
 			{Keys: []audit.VerifyKey{key}},
 			{Keys: []audit.VerifyKey{key}, Checkpoints: readCheckpoints(t, cp)},
@@ -1275,6 +1280,126 @@ func TestLateSeals(t *testing.T) {
 		carrier.Seq, carrier.LateSeals = 5, []string{forge(4, lineHash(lines[3]))}
 		writeLines(t, path, append(lines[:4], chainFrom(lineHash(lines[3]), [][]byte{recordLine(t, carrier)}, 5, forge)...))
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "seals 1 record(s) late, but the record before it is sealed")
+	})
+	t.Run("the stretch changed before it was sealed late, its checkpoints shipped", func(t *testing.T) {
+		// Root at T, before the next append: the stretch's checkpoints
+		// (not sealed: the state was not usable) were set aside with
+		// the key given, and the change passed.
+		cp := filepath.Join(t.TempDir(), "cp.jsonl")
+		l, path, key := sealedLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: cp}})
+		appendN(t, l, 3)
+		unusableFor(t, l, l.SealStateForTest(), 3) // seq 5 to 7
+		shipped := readCheckpoints(t, cp)
+		lines := readLines(t, path)
+		lines[5] = bytes.Replace(lines[5], []byte(`"verdict":"deny"`), []byte(`"verdict":"allow"`), 1)
+		writeLines(t, path, append(lines[:5], chainFrom(lineHash(lines[4]), lines[5:], 6, nil)...))
+		if r := rec("after"); l.Append(ctx, r) != nil || len(r.LateSeals) != 3 {
+			t.Fatalf("append after the change: late seals %q", r.LateSeals)
+		}
+		for _, opts := range []audit.VerifyOptions{{Checkpoints: shipped}, {Keys: []audit.VerifyKey{key}, Checkpoints: shipped}} {
+			fails(t, l, opts, "seq 6: the record differs from the checkpoint of ")
+		}
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, "which is not sealed: it was made while the record was unsealed, before a later record sealed it late")
+	})
+	t.Run("a checkpoint made of a late seal, its seq changed", func(t *testing.T) {
+		// Anyone who can add a line where checkpoints are collected:
+		// a record's hash and its late seal at another seq failed the
+		// intact log as sealed again; one of a record's own seal is set
+		// aside as altered.
+		l, path, key, _ := setup(t)
+		r := rec("after")
+		if err := l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 4)
+		recs := audittest.Records(t, path, "")
+		last := recs[len(recs)-1]
+		genuine := audit.Checkpoint{Host: last.Host, Log: path, Seq: last.Seq, Hash: last.Hash, Seal: last.Seal, Time: "2026-12-07T18:00:01Z"}
+		forged := audit.Checkpoint{Host: last.Host, Log: path, Seq: 10, Hash: recs[4].Hash, Seal: r.LateSeals[0], Time: "2026-12-07T18:00:00Z"}
+		s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: []audit.Checkpoint{genuine, forged}})
+		if err != nil || len(s.IgnoredCheckpoints) != 1 || s.IgnoredCheckpoints[0].Reason != audit.CheckpointAltered {
+			t.Errorf("verify: %v, ignored %+v; want the made-up checkpoint set aside as altered", err, s)
+		}
+	})
+	t.Run("an older record again after the stretch", func(t *testing.T) {
+		// A crash's stale block: the append took its seal for the last
+		// sealed record's, and sealed nothing late.
+		l, path, key, _ := setup(t)
+		lines := readLines(t, path)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(lines[2]); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if err := l.Append(ctx, rec("after")); err != nil {
+			t.Fatal(err)
+		}
+		damage := 0
+		for _, r := range audittest.Records(t, path, "") {
+			if r.Stage == audit.StageDamaged {
+				if damage++; len(r.LateSeals) != 2 {
+					t.Fatalf("the damage record of the stale block: late seals %q; want 2 (seq 5 and 6)", r.LateSeals)
+				}
+			}
+		}
+		if damage != 1 {
+			t.Fatalf("%d damage records; want 1, of the stale block", damage)
+		}
+		for _, d := range audittest.Records(t, path, "") {
+			if d.Stage == audit.StageDamaged {
+				if err := l.Append(ctx, &audit.Record{Source: audit.SourceOperator, Stage: audit.StageAck, Ref: &audit.Ref{Seq: d.Seq, Stage: d.Stage, Hash: d.Hash}, Note: "a crash"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}); err != nil {
+			t.Errorf("verify: %v", err)
+		}
+	})
+	t.Run("records cut after the stretch was sealed late", func(t *testing.T) {
+		var warns []string
+		cp := filepath.Join(t.TempDir(), "cp.jsonl")
+		l, path, key := sealedLog(t, audit.Options{Warn: func(err error) { warns = append(warns, err.Error()) }, Checkpoints: &audit.CheckpointOptions{EveryRecords: 100, File: cp}})
+		appendN(t, l, 3)
+		unusableFor(t, l, l.SealStateForTest(), 2)
+		appendN(t, l, 3) // seq 7 seals 5 and 6 late
+		writeLines(t, path, readLines(t, path)[:6])
+		warns = nil
+		if r := rec("after"); l.Append(ctx, r) != nil || len(r.LateSeals) != 0 {
+			t.Fatalf("append after the cut: late seals %q", r.LateSeals)
+		}
+		if len(warns) != 1 || !strings.Contains(warns[0], "so seq 5 to 6, written unsealed since, cannot be sealed late: verify fails at seq 5") {
+			t.Errorf("warnings %q; want one saying the stretch cannot be sealed late", warns)
+		}
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "(seq 7, the sealed record after it, does not seal it late, and is sealed with key 9 after key 3: 5 key(s) sealed no record here (records removed))")
+	})
+	t.Run("records unsealed because sealing stopped", func(t *testing.T) {
+		// They stay unsealed (until seal-init --replace) also when a
+		// record unsealed for a passing reason follows them and the
+		// state is put right.
+		l, _, _ := sealedLog(t, audit.Options{})
+		appendN(t, l, 3)
+		state := l.SealStateForTest()
+		good := takeState(t, state)
+		// Another key's state past epoch 0: it cannot be trusted.
+		other := filepath.Join(t.TempDir(), "other.seal")
+		if _, err := audit.InitSeal(other, false); err != nil {
+			t.Fatal(err)
+		}
+		audit.BurnEpoch(t, other)
+		putState(t, state, takeState(t, other))
+		r := rec("stopped")
+		if err := l.Append(ctx, r); err != nil || !strings.HasPrefix(r.SealError, "sealing stopped until seal-init --replace: ") {
+			t.Fatalf("append with a state that cannot be trusted: %v, seal_error %q", err, r.SealError)
+		}
+		putState(t, state, good)
+		unusableFor(t, l, state, 1)
+		if r := rec("after"); l.Append(ctx, r) != nil || len(r.LateSeals) != 0 || r.Seal == "" {
+			t.Errorf("append with the state put right: seal %q, late seals %q; want sealed, nothing sealed late", r.Seal, r.LateSeals)
+		}
 	})
 }
 

@@ -404,6 +404,12 @@ type Summary struct {
 	// checkpoint counted in Checkpoints (their seals checked); false
 	// when none was counted.
 	CheckpointsSealed bool
+	// CheckpointsLateSealed counts, with keys given, the checkpoints
+	// not sealed, made while the records they name were unsealed, of
+	// records sealed late since: not authenticated, but held against
+	// the chain (they match; one that does not fails verify), not
+	// counted in Checkpoints.
+	CheckpointsLateSealed int
 	// CheckpointHosts are the hosts the checkpoints counted name, in the
 	// order met (at most 64 of them). With keys, a
 	// checkpoint a given key seals counts whatever host it names.
@@ -768,7 +774,10 @@ type verifier struct {
 	unsealed uint64
 	// run is the stretch of unsealed records met since the last sealed
 	// one, waiting for the record after it, which may seal them late.
-	run      *unsealedRun
+	run *unsealedRun
+	// lateCps are the checkpoints, not sealed, of records sealed late
+	// (with keys given: see end).
+	lateCps  []Checkpoint
 	anchored bool
 	// anchorAt is the seq of the record with the anchor hash, once met.
 	anchorAt uint64
@@ -1458,7 +1467,13 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 		}
 	} else if run != nil && run.problem != nil {
 		pr := *run.problem
-		pr.Reason += fmt.Sprintf(" (seq %d, the sealed record after it, does not seal it late)", r.Seq)
+		gap := ""
+		if p.ID == v.sealID && p.Epoch > v.lastEpoch+uint64(run.n)+1 {
+			// More keys than the stretch's went: records after it
+			// were cut, the record that sealed it late among them.
+			gap = fmt.Sprintf(", and is sealed with key %d after key %d: %d key(s) sealed no record here (records removed)", p.Epoch, v.lastEpoch, p.Epoch-v.lastEpoch-1)
+		}
+		pr.Reason += fmt.Sprintf(" (seq %d, the sealed record after it, does not seal it late%s)", r.Seq, gap)
 		return &pr
 	}
 	if v.prev == nil && r.Seq != 1 {
@@ -1541,6 +1556,16 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 	return nil
 }
 
+// lateSealedAt says whether seq is that of a record sealed late.
+func (v *verifier) lateSealedAt(seq uint64) bool {
+	for _, u := range v.s.LateSealed {
+		if u.FirstSeq <= seq && seq <= u.LastSeq {
+			return true
+		}
+	}
+	return false
+}
+
 // lateSeals checks the late seals of r (sealed, with seal p) against
 // the stretch of unsealed records right before it (run, nil for none).
 // Each must be of r's key, at the epochs right before r's, following
@@ -1605,6 +1630,11 @@ func (v *verifier) lateSeals(r *Record, p ParsedSeal, run *unsealedRun, bad func
 			return bad("its late seal of seq %d does not match that record (altered after it was sealed, or forged)", run.first+uint64(i))
 		}
 		v.s.SealsVerified++
+		// A checkpoint with this seal names this record (one made of
+		// it with another seq is a copy altered: see seal).
+		for _, j := range v.bySeal[sealAt{q.ID, q.Epoch}] {
+			v.cps[j].rec = &Ref{Seq: run.first + uint64(i), Hash: run.hashes[i]}
+		}
 	}
 	v.lastEpoch = seals[k-1].Epoch
 	v.s.Sealed += run.n
@@ -1789,7 +1819,7 @@ func (v *verifier) end() *Problem {
 	if p != nil {
 		return p
 	}
-	if len(v.want) > 0 && len(judged) == 0 {
+	if len(v.want) > 0 && len(judged) == 0 && len(v.lateCps) == 0 {
 		return &Problem{File: last, Reason: fmt.Sprintf("none of the %d checkpoint(s) given can be used: %s", len(v.want), v.s.IgnoredCheckpoints[0].Reason)}
 	}
 	// Sealed checkpoints only when there are checkpoints to say so of.
@@ -1834,6 +1864,20 @@ func (v *verifier) end() *Problem {
 			// Of a head checkpointed again and again (a quiet node's
 			// timer), the latest: the records after it came later.
 			v.s.CheckpointedSeq, v.s.CheckpointedTime = c.Seq, c.Time
+		}
+	}
+	for _, c := range v.lateCps {
+		// Not authenticated (anyone who can write where checkpoints
+		// are collected can add one), but the only word on records
+		// before they were sealed late: root on the node could change
+		// them until then.
+		switch p := v.at[c.Seq]; {
+		case !p.ok:
+			v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, CheckpointNotSealed})
+		case p.hash != c.Hash:
+			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record differs from the checkpoint of %s (hash %s, checkpoint %s), which is not sealed: it was made while the record was unsealed, before a later record sealed it late; the record was changed in between (by root on the node), or the checkpoint is not the node's (whoever can write where checkpoints are collected can add one)", c.Time, p.hash, c.Hash)}
+		default:
+			v.s.CheckpointsLateSealed++
 		}
 	}
 	if len(judged) > 0 {
@@ -1940,6 +1984,12 @@ func (v *verifier) authenticCheckpoints() []Checkpoint {
 			// names that host: held against this chain it failed an
 			// intact node as "another node's relabelled".
 			reason = CheckpointRelabelled
+		}
+		if reason == CheckpointNotSealed && c.Seal == "" && v.lateSealedAt(c.Seq) {
+			// Made while the record it names was unsealed: held
+			// against the chain all the same (see end).
+			v.lateCps = append(v.lateCps, c)
+			continue
 		}
 		if reason != "" {
 			v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, reason})
