@@ -119,7 +119,13 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 		if n := len(a.User); n > 0 && a.User[n-1].Ino != nsrel.InitialUserNSIno {
 			ids = "in " + nsrel.Name{Type: nsrel.TypeUser, Ino: a.User[n-1].Ino}.String() + " "
 		}
-		for _, m := range a.Maps {
+		for i, m := range a.Maps {
+			if ids != "host " && i == len(a.Maps)-1 && len(m.HostUIDMap) == 1 && m.HostUIDMap[0] == (audit.IDRange{Inside: 0, Outside: 0, Count: 4294967295}) {
+				// Written before format 1.6: the identity map, as if
+				// the top were the initial namespace, which it is not.
+				b.WriteString("        maps: " + nsrel.Name{Type: nsrel.TypeUser, Ino: m.Ino}.String() + " not recorded (an nsrel before 1.6 gave the top of the chain of a hook run in a user namespace of its own every ID)\n")
+				continue
+			}
 			if line := mapsLine(m, ids); line != "" {
 				b.WriteString("        maps: " + line + "\n")
 			}

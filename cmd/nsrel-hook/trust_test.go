@@ -1194,10 +1194,44 @@ func TestBinaryFileSizeLimit(t *testing.T) {
 	}
 	// The diagnostics log, past the limit too, is said once, in the
 	// hook's words (not logrus's at every entry).
-	if lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "nsrel-hook: diagnostics log: write ") || !strings.HasSuffix(lines[0], "file too large (entries dropped)") {
+	if lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "nsrel-hook: diagnostics log: the file size limit of this process (RLIMIT_FSIZE, 300 bytes) leaves no room for ") || !strings.HasSuffix(lines[0], "file too large (entries dropped)") {
 		t.Errorf("stderr of the limited hook: %q; want the diagnostics log's failure once, then why the record was not written", stderr)
 	}
+	if data, err := os.ReadFile(filepath.Join(e.dir, "hook.log")); err != nil || !bytes.Equal(data, bytes.Repeat([]byte("earlier entry\n"), 40)) {
+		t.Errorf("the diagnostics log past the limit: %v, %d bytes; want it as it was (no part of an entry)", err, len(data))
+	}
 	createRuntime(t, e, "after")
+	// Rotations that must also record retention: with many rotated
+	// files to remove (keep_files set late), their retention records and
+	// the record did not fit under the limit, every rotation failed and
+	// the files piled up.
+	setConfig(t, e, "keep_files", 0)
+	for i := range 30 {
+		if code, stderr := limited(fmt.Sprint("pile-", i), 2400); code != 0 {
+			t.Fatalf("createRuntime under a limit of 2400 bytes: exit %d\n%s", code, stderr)
+		}
+	}
+	setConfig(t, e, "keep_files", 2)
+	for i := range 60 {
+		if code, stderr := limited(fmt.Sprint("retained-", i), 8000); code != 0 {
+			t.Fatalf("createRuntime %d under a limit of 8000 bytes, keep_files 2: exit %d\n%s", i, code, stderr)
+		}
+	}
+	if files, _ := filepath.Glob(e.log + ".0*"); len(files) > 2 {
+		t.Errorf("%d rotated files after the limited appends; want keep_files 2", len(files))
+	}
+	// The checkpoints file near the limit: not written past it.
+	setConfig(t, e, "checkpoints", map[string]any{"every_records": 1, "file": filepath.Join(e.dir, "checkpoints.jsonl"), "syslog": []any{}})
+	createRuntime(t, e, "checkpointed")
+	cps := filepath.Join(e.dir, "checkpoints.jsonl")
+	st, err = os.Stat(cps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited("checkpoint-limited", st.Size()+100)
+	if data, _ := os.ReadFile(cps); len(data) == 0 || data[len(data)-1] != '\n' {
+		t.Errorf("the checkpoints file after a limited append: %d bytes, not ended by a newline: part of a checkpoint written", len(data))
+	}
 	for _, r := range e.records(t, "") {
 		if r.Stage == audit.StageTornTail || r.Stage == audit.StageDamaged {
 			t.Errorf("seq %d: a %s record: a limited append left part of a line", r.Seq, r.Stage)

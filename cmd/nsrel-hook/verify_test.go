@@ -1122,7 +1122,13 @@ func TestBinaryLateSeals(t *testing.T) {
 func TestRootlessHookMaps(t *testing.T) {
 	nstest.RequireRoot(t)
 	unshare := nstest.RequireCmd(t, "unshare")
-	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	e := newEnv(t, "hook.json", func(c map[string]any) {
+		c["syslog"] = ""
+		// Rules that judge the maps, in audit mode: a container in the
+		// hook's own namespace was judged as if it had every ID.
+		rules := c["default"].(map[string]any)["rules"].(map[string]any)
+		rules["mapped_ids_max"], rules["disjoint_from_running"] = 65536, true
+	})
 	script := `readlink /proc/self/ns/user
 "$1" -Ur sleep 60 & p=$!
 trap 'kill $p 2>/dev/null' EXIT
@@ -1130,7 +1136,8 @@ for i in $(seq 100); do
 	[ "$(readlink /proc/$p/ns/user)" != "$(readlink /proc/self/ns/user)" ] && break
 	sleep 0.05
 done
-printf '{"id":"rootless","pid":%d,"bundle":"/b"}' $p | "$0" --config "$2" createRuntime`
+printf '{"id":"rootless","pid":%d,"bundle":"/b"}' $p | "$0" --config "$2" createRuntime
+printf '{"id":"in-top","pid":%d,"bundle":"/b"}' $$ | "$0" --config "$2" createRuntime`
 	out, err := exec.Command(unshare, "-Ur", "sh", "-c", script, hookBin, unshare, e.config).Output()
 	if _, exited := err.(*exec.ExitError); err != nil && !exited {
 		t.Fatal(err)
@@ -1149,9 +1156,57 @@ printf '{"id":"rootless","pid":%d,"bundle":"/b"}' $p | "$0" --config "$2" create
 	if m := recs[0].Maps[1]; fmt.Sprintf("user:[%d]", m.Ino) != top || len(m.UIDMap) != 1 || m.UIDMap[0].Inside != 0 || m.UIDMap[0].Count != 1 {
 		t.Errorf("the top, %s: %+v; want its own lines (0 0 1)", top, m)
 	}
+	// A container in the hook's namespace itself: its IDs are those its
+	// lines map (one), and it runs in no user namespace of its own,
+	// which is not the initial one.
+	in := e.records(t, "in-top")
+	if len(in) != 1 {
+		t.Fatalf("records of the container in the hook's namespace: %+v", in)
+	}
+	var reasons []string
+	for _, v := range in[0].Violations {
+		reasons = append(reasons, v.Rule+": "+v.Reason)
+	}
+	got := strings.Join(reasons, "\n")
+	for _, want := range []string{
+		"require_user_namespace: the container runs in the user namespace the hook runs in, " + top + " (not the initial one: a rootless runtime's)",
+		"disjoint_from_running: the container runs in the user namespace the hook runs in, " + top,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("violations of the container in %s:\n%s\nwant %q", top, got, want)
+		}
+	}
+	if strings.Contains(got, "initial user namespace") || strings.Contains(got, "mapped_ids_max") {
+		t.Errorf("violations of the container in %s:\n%s\nwant none calling it the initial namespace, none of mapped_ids_max (it has 1 ID)", top, got)
+	}
 	code, show, stderr := run("", "--config", e.config, "audit", "show")
 	want := "setgroups deny, in " + top + " UIDs 0, in " + top + " GIDs 0"
-	if code != 0 || strings.Contains(show, "host UIDs") || strings.Count(show, want) != 2 {
+	if code != 0 || strings.Contains(show, "host UIDs") || strings.Count(show, want) != 3 {
 		t.Errorf("audit show: exit %d; want both levels' maps as IDs %q, none as host UIDs\n%s%s", code, want, show, stderr)
+	}
+}
+
+// TestShowOldRootlessTop: a record written before format 1.6 by a hook
+// in a user namespace of its own gave the top of the chain the initial
+// namespace's identity map; audit show would now call it "in user:[N]
+// UIDs 0-4294967294", which that namespace never had.
+func TestShowOldRootlessTop(t *testing.T) {
+	r := &audit.Record{Seq: 1, Stage: audit.StageCreateRuntime, ContainerID: "old", Ancestry: &audit.Ancestry{
+		User: []audit.UserNS{{Ino: 4026532175}, {Ino: 4026532174}},
+		Maps: []audit.UserMaps{
+			{Ino: 4026532175, UIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 1}}, GIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 1}},
+				HostUIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 1}}, HostGIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 1}}, SetGroups: "deny"},
+			{Ino: 4026532174, HostUIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 4294967295}}, HostGIDMap: []audit.IDRange{{Inside: 0, Outside: 0, Count: 4294967295}},
+				SetGroups: "deny", Error: "uid_map and gid_map of the top are relative to a parent the inspector cannot see"},
+		}}}
+	var b strings.Builder
+	writeRecord(&b, r)
+	for _, want := range []string{
+		"maps: user:[4026532175] uid_map 0 0 1, gid_map 0 0 1, setgroups deny, in user:[4026532174] UIDs 0, in user:[4026532174] GIDs 0\n",
+		"maps: user:[4026532174] not recorded (an nsrel before 1.6 gave the top of the chain of a hook run in a user namespace of its own every ID)\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("audit show of an old rootless record:\n%s\nwant %q", b.String(), want)
+		}
 	}
 }

@@ -677,6 +677,11 @@ func appendFile(ctx context.Context, path string, data []byte) error {
 		}
 	}
 	if err == nil {
+		// The space reserved first (a full disk, or the file size limit,
+		// fails the append before a byte is written: no torn line).
+		err = reserve(f, size, len(data))
+	}
+	if err == nil {
 		// os.File.Write says why a write came short (ENOSPC).
 		_, err = f.Write(data)
 	}

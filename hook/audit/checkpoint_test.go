@@ -1725,8 +1725,9 @@ func TestReadCheckpointsInputs(t *testing.T) {
 // short in the checkpoints file (a writer killed mid-write; a full disk)
 // is a line of its own, which readers parse: it was glued onto the
 // fragment, counted as shipped, and no reader could parse it. The
-// checkpoint whose write the full disk cut short is not counted as
-// shipped. (A 16 KiB tmpfs is mounted for the full disk: root.)
+// checkpoint a full disk stops is not counted as shipped, and leaves no
+// part of itself (its space is reserved first; it left a cut line).
+// (A 16 KiB tmpfs is mounted for the full disk: root.)
 func TestCheckpointAfterCutLine(t *testing.T) {
 	type result struct {
 		seq uint64
@@ -1790,8 +1791,8 @@ func TestCheckpointAfterCutLine(t *testing.T) {
 		addTo(t, file, append(bytes.Repeat([]byte("x"), int(4096-60-1-st.Size())), '\n'))
 		fillFS(t, filepath.Join(mnt, "filler"), 4096)
 		appendN(t, l, 1)
-		if data, err := os.ReadFile(file); err != nil || len(data) != 4096 || data[len(data)-1] == '\n' {
-			t.Fatalf("the full disk left no cut line (%d bytes, %v)", len(data), err)
+		if data, err := os.ReadFile(file); err != nil || len(data) != 4096-60 || data[len(data)-1] != '\n' {
+			t.Fatalf("the full disk left part of a checkpoint (%d bytes, %v); want the file as it was, %d bytes", len(data), err, 4096-60)
 		}
 		if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
 			t.Fatal(err)

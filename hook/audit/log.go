@@ -1090,16 +1090,6 @@ func openOwned(path string, flags int) (*os.File, error) {
 	return f, nil
 }
 
-// fileSizeLimit returns the file size limit of this process (the soft
-// RLIMIT_FSIZE), -1 for none; read once (nsrel does not change it).
-var fileSizeLimit = sync.OnceValue(func() int64 {
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY || rl.Cur > math.MaxInt64 {
-		return -1
-	}
-	return int64(rl.Cur)
-})
-
 // testHookTornWrite, set by tests only, runs right before the write of
 // an append that found a torn tail.
 var testHookTornWrite func()
@@ -1161,8 +1151,8 @@ func endTorn(f *os.File, out []byte) error {
 // (RLIMIT_FSIZE), which fallocate(2) does not enforce, it fails: the
 // write would stop at the limit and leave a torn line.
 func reserve(f *os.File, off int64, n int) error {
-	if lim := fileSizeLimit(); lim >= 0 && off+int64(n) > lim {
-		return fmt.Errorf("the file size limit of this process (RLIMIT_FSIZE, %d bytes) leaves no room for %d bytes at byte %d: %w", lim, n, off, unix.EFBIG)
+	if err := safefile.RoomFor(off, n); err != nil {
+		return err
 	}
 	fd := int(f.Fd())
 	err := unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, off, int64(n))
@@ -1686,7 +1676,7 @@ func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, string, error) {
 		return nil, "", err
 	}
 	at := l.opts.RotateBytes
-	if lim := fileSizeLimit(); lim >= 0 {
+	if lim := safefile.FileSizeLimit(); lim >= 0 {
 		at = min(at, lim/2)
 	}
 	if size < at || size == 0 {
@@ -1763,6 +1753,12 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 	// lock and a crash in it leaves the sealing state well within
 	// MaxSealLag of the log.
 	old = old[:min(len(old), MaxRetainedPerRotation)]
+	if lim := safefile.FileSizeLimit(); lim >= 0 {
+		// Under a file size limit the retention records (about a KiB
+		// each) go in the new file with the record: at most half of
+		// the limit, so that the record fits too.
+		old = old[:min(len(old), max(1, int(lim/2/1024)))]
+	}
 	for i, name := range old {
 		rf, err := openOwned(name, unix.O_RDONLY)
 		if errors.Is(err, safefile.ErrUntrusted) {

@@ -102,7 +102,7 @@ func (r *Rules) EvaluateRunning(a *audit.Ancestry, run *Running) []audit.Violati
 	}
 	depth := a.UserDepth()
 	if r.RequireUserNS && depth == 0 {
-		add(RuleRequireUserNS, "the container runs in the initial user namespace %s", userName(a, 0))
+		add(RuleRequireUserNS, "the container runs in %s", topUserNS(a))
 	}
 	if r.RequirePIDNS && a.PIDDepth() == 0 {
 		add(RuleRequirePIDNS, "the container runs in the initial PID namespace %s", pidName(a, 0))
@@ -139,6 +139,22 @@ const Unchecked = "cannot be checked"
 // NeedsRunning reports whether r has disjoint_from_running, whose check
 // needs a scan of the running processes.
 func (r *Rules) NeedsRunning() bool { return r.DisjointFromRunning }
+
+// topUserNS names the top of a's user namespace chain for a container
+// that runs in it (depth 0): the initial user namespace, or, for a hook
+// run by a rootless runtime, the namespace the hook runs in.
+func topUserNS(a *audit.Ancestry) string {
+	if initialTop(a) {
+		return "the initial user namespace " + userName(a, 0)
+	}
+	return "the user namespace the hook runs in, " + userName(a, 0) + " (not the initial one: a rootless runtime's)"
+}
+
+// initialTop reports whether the top of a's user namespace chain is the
+// initial user namespace (not a rootless runtime's, where the hook runs).
+func initialTop(a *audit.Ancestry) bool {
+	return len(a.User) == 0 || a.User[len(a.User)-1].Ino == nsrel.InitialUserNSIno
+}
 
 func userName(a *audit.Ancestry, i int) string {
 	if i >= len(a.User) {

@@ -163,9 +163,12 @@ func (r *Rules) needsMaps() bool {
 
 // HostMaps returns the host UID and GID maps of the container's own user
 // namespace (level 0) from its ancestry: the identity for a process in
-// the initial user namespace. The error says why they are not known.
+// the initial user namespace. For a hook run in a user namespace of its
+// own (a rootless runtime's), the IDs are that namespace's: a process
+// in it has the IDs its lines map, as recorded. The error says why they
+// are not known.
 func HostMaps(a *audit.Ancestry) (uids, gids idmap.Map, err error) {
-	if a.UserDepth() == 0 {
+	if a.UserDepth() == 0 && (initialTop(a) || len(a.Maps) == 0 || a.Maps[0].HostUIDMap == nil || a.Maps[0].HostGIDMap == nil) {
 		return idmap.Identity(), idmap.Identity(), nil
 	}
 	if len(a.Maps) == 0 {
@@ -336,7 +339,11 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 	// runs: it needs no scan (hook.Decide makes none).
 	switch {
 	case a.UserDepth() == 0:
-		add(RuleDisjoint, "the container runs in the initial user namespace %s: it shares every host ID with the host's processes (no scan needed to tell)", userName(a, 0))
+		if initialTop(a) {
+			add(RuleDisjoint, "the container runs in the initial user namespace %s: it shares every host ID with the host's processes (no scan needed to tell)", userName(a, 0))
+		} else {
+			add(RuleDisjoint, "the container runs in %s: it shares every ID of it with the processes there (no scan needed to tell)", topUserNS(a))
+		}
 		return
 	case run == nil:
 		add(RuleDisjoint, Unchecked+": the running processes were not scanned")

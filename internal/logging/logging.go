@@ -98,7 +98,16 @@ func (l *lazyFile) Write(p []byte) (int, error) {
 	if l.f == nil {
 		return len(p), nil
 	}
-	if _, err := l.f.Write(p); err != nil {
+	var err error
+	if st, serr := l.f.Stat(); serr == nil {
+		// Under a file size limit, a write that would stop at it and
+		// leave part of an entry (glued to the next run's) is not made.
+		err = safefile.RoomFor(st.Size(), len(p))
+	}
+	if err == nil {
+		_, err = l.f.Write(p)
+	}
+	if err != nil {
 		// Not logrus's own "Failed to write to log" at every entry.
 		fmt.Fprintf(l.stderr, "%s: diagnostics log: %s (entries dropped)\n", l.prog, vocab.OneLine(err))
 		l.f.Close()
