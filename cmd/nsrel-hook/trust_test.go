@@ -1241,3 +1241,64 @@ func TestBinaryFileSizeLimit(t *testing.T) {
 		t.Errorf("verify: exit %d\n%s%s", code, out, stderr)
 	}
 }
+
+// TestBinaryLateSealsUnderLimit: under a file size limit, the append
+// that seals a long stretch late (about 90 bytes a record) did not fit
+// after what the current file held, below the size at which it rotates:
+// the same append failed again and again, every container refused (or
+// unrecorded) until the limit was raised. It rotates first now.
+func TestBinaryLateSealsUnderLimit(t *testing.T) {
+	nstest.RequireRoot(t)
+	prlimit := nstest.RequireCmd(t, "prlimit")
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"], c["on_error"] = "", "deny" })
+	key := sealInit(t, e)
+	limited := func(id string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(prlimit, "--fsize=8000", hookBin, "--config", e.config, "createRuntime")
+		cmd.Stdin = bytes.NewReader(stateOf(idMember(id), pidMember(os.Getpid()), bundleMember))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), stderr.String()
+	}
+	seal := filepath.Join(e.dir, "audit.seal")
+	if err := os.Rename(seal, seal+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	// 42 records unsealed (about 1,260 bytes each): the files rotate at
+	// 4000 bytes, four records each (the seal-start record with the
+	// first three), and the current one holds three: the late seals and
+	// the record do not fit after them.
+	for i := range 42 {
+		if code, stderr := limited(fmt.Sprintf("unsealed-%02d", i)); code != 0 {
+			t.Fatalf("createRuntime %d, the state aside: exit %d\n%s", i, code, stderr)
+		}
+	}
+	if err := os.Rename(seal+".aside", seal); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() >= 4000 || st.Size() < 3000 {
+		t.Fatalf("the current file before the stretch is sealed late: %d bytes, want 3,000 to 4,000 (three records)", st.Size())
+	}
+	for i := range 2 {
+		if code, stderr := limited(fmt.Sprint("sealed-", i)); code != 0 {
+			t.Fatalf("createRuntime %d with the state back: exit %d\n%s", i, code, stderr)
+		}
+	}
+	late := 0
+	for _, r := range e.records(t, "") {
+		late += len(r.LateSeals)
+	}
+	if late != 42 {
+		t.Errorf("%d records sealed late; want the 42", late)
+	}
+	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 || !strings.Contains(out, "were written unsealed") {
+		t.Errorf("verify: exit %d\n%s%s", code, out, stderr)
+	}
+}

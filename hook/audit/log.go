@@ -202,7 +202,15 @@ func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, er
 		return nil, err
 	}
 	var warns []error
-	ckpt, rec, err := l.appendLocked(ctx, lf, build, &warns, ifSealed)
+	ckpt, rec, err := l.appendLocked(ctx, lf, build, &warns, ifSealed, false)
+	if errors.Is(err, errRotateFirst) {
+		// Under a file size limit, what this append owes (late seals,
+		// damage records) and its record do not fit after what the
+		// file holds, below the size at which it rotates: it rotates
+		// now, and the append is made again, in the new file.
+		warns = nil
+		ckpt, rec, err = l.appendLocked(ctx, lf, build, &warns, ifSealed, true)
+	}
 	if settle != nil {
 		err = settle(rec, err)
 	}
@@ -229,7 +237,13 @@ func (l *Log) appended(start time.Time, err error) {
 	}
 }
 
-func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searcher) (*Record, error), warns *[]error, ifSealed bool) (*Checkpoint, *Record, error) {
+// errRotateFirst is the error of an append that would pass the file size
+// limit in a file it may rotate first (see appendWith).
+var errRotateFirst = errors.New("the append does not fit under the file size limit: rotate first")
+
+// appendLocked makes the append under the log's lock; rotate rotates the
+// current file first whatever its size (if it holds anything).
+func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searcher) (*Record, error), warns *[]error, ifSealed, rotate bool) (*Checkpoint, *Record, error) {
 	warn := func(err error) { *warns = append(*warns, err) }
 	f, err := openOwned(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
 	if err != nil {
@@ -265,7 +279,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	// dirSynced: the directory synced by this append, successfully.
 	dirSynced := false
 	if l.opts.RotateBytes > 0 && torn == nil { // with a torn tail, the next append rotates
-		nf, rotatedTo, err := l.maybeRotate(f, last)
+		nf, rotatedTo, err := l.maybeRotate(f, last, rotate)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -433,6 +447,11 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		out = append(out, line...)
 		last, lastLen = p, len(line)
 		written++
+	}
+	if !rotate && l.opts.RotateBytes > 0 && torn == nil && len(out) > 0 {
+		if size, err := fileSize(f); err == nil && size > 0 && safefile.RoomFor(size, len(out)) != nil {
+			return nil, nil, errRotateFirst
+		}
 	}
 	var wrote func(error)
 	if l.opts.Writing != nil && r != nil {
@@ -775,12 +794,15 @@ var ErrSealedLog = errors.New("the log is sealed and this writer cannot seal (no
 // stays unusable until seal-init --replace); a key behind a longer
 // stretch has been on the node that long already.
 func (l *Log) lastSeal(last *Record) (*ParsedSeal, uint64, []chained, bool, error) {
-	var p *ParsedSeal
-	var seq uint64
+	var p, any *ParsedSeal // any: the first seal met, the chain's or not
+	var seq, anySeq uint64
 	var stretch []chained // newest first
 	wantSeq, wantHash := last.Seq, last.Hash
 	complete, err := l.backward(nil, func(r *Record) bool {
 		if r.Seq != wantSeq || r.Hash != wantHash {
+			if ps, err := ParseSeal(r.Seal); err == nil && any == nil && r.Seal != "" {
+				any, anySeq = &ps, r.Seq
+			}
 			return false
 		}
 		if r.Seal == "" {
@@ -797,7 +819,10 @@ func (l *Log) lastSeal(last *Record) (*ParsedSeal, uint64, []chained, bool, erro
 		return true
 	})
 	if p == nil {
-		stretch = nil
+		// The chain broken on the way back (a record of it zeroed by a
+		// crash): the seal met first stands for the last sealed record,
+		// as before records were sealed late; nothing is sealed late.
+		p, seq, stretch = any, anySeq, nil
 	}
 	slices.Reverse(stretch)
 	return p, seq, stretch, complete, err
@@ -1670,7 +1695,7 @@ func damagedLine(file string, l Line, err error) DamagedLine {
 // runtime's or its unit's) below the rotation size, the file is rotated
 // at half the limit: else it would never reach the rotation size, and
 // every append would fail once it reached the limit.
-func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, string, error) {
+func (l *Log) maybeRotate(f *os.File, last *Record, force bool) (*os.File, string, error) {
 	size, err := fileSize(f)
 	if err != nil {
 		return nil, "", err
@@ -1679,7 +1704,7 @@ func (l *Log) maybeRotate(f *os.File, last *Record) (*os.File, string, error) {
 	if lim := safefile.FileSizeLimit(); lim >= 0 {
 		at = min(at, lim/2)
 	}
-	if size < at || size == 0 {
+	if size < at && !force || size == 0 {
 		return f, "", nil
 	}
 	// The file is named after its first record's seq. A damaged first

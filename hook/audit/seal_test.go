@@ -1256,7 +1256,7 @@ func TestLateSeals(t *testing.T) {
 		if err := l.Append(ctx, after); err != nil || len(after.LateSeals) != 0 {
 			t.Fatalf("append after the replaced record: %v, late seals %q", err, after.LateSeals)
 		}
-		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "not sealed, though the log is sealed since seq 1: sealing state: open: too many open files (seq 5, the sealed record after it, does not seal it late)")
+		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "not sealed, though the log is sealed since seq 1: sealing state: open: too many open files (seq 5, the sealed record after it, does not seal it late, and is sealed with key 4 after key 2: 1 key(s) sealed no record here (records removed))")
 	})
 	t.Run("late seals forged with the state's keys", func(t *testing.T) {
 		l, path, key, _ := setup(t)
@@ -2128,4 +2128,62 @@ func TestSealInitRefusedLogShowsNoKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLateSealsSecondReview: faults a second review found in the mends
+// of the first. Checkpoints not sealed of another log of the host (its
+// stretch at the same seqs, merged in one stream) failed an intact log
+// with its key given; checkpoints all of that kind passed verify with no
+// checkpoint judged; a record of the stretch zeroed by a crash after
+// later records were chained on stopped sealing (the walk back through
+// prev could not pass it).
+func TestLateSealsSecondReview(t *testing.T) {
+	ctx := context.Background()
+	mk := func(t *testing.T) (*audit.Log, string, audit.VerifyKey, string) {
+		cp := filepath.Join(t.TempDir(), "cp.jsonl")
+		l, path, key := sealedLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: cp}})
+		appendN(t, l, 3)
+		unusableFor(t, l, l.SealStateForTest(), 2)
+		appendN(t, l, 2)
+		return l, path, key, cp
+	}
+	t.Run("another log's checkpoints of its stretch", func(t *testing.T) {
+		l1, p1, k1, cp1 := mk(t)
+		_, _, _, cp2 := mk(t)
+		all := append(readCheckpoints(t, cp1), readCheckpoints(t, cp2)...)
+		for _, o := range []audit.VerifyOptions{{Keys: []audit.VerifyKey{k1}, Checkpoints: all}, {Keys: []audit.VerifyKey{k1}, Checkpoints: all, CheckpointLog: p1}} {
+			if s, err := verify(t, l1, o); err != nil || s.CheckpointsLateSealed != 2 {
+				t.Errorf("verify (checkpoint log %q): %v, %+v; want it intact, 2 checkpoints of records sealed late", o.CheckpointLog, err, s)
+			}
+		}
+	})
+	t.Run("only checkpoints not sealed", func(t *testing.T) {
+		l, _, key, cp := mk(t)
+		var unsealed []audit.Checkpoint
+		for _, c := range readCheckpoints(t, cp) {
+			if c.Seal == "" {
+				unsealed = append(unsealed, c)
+			}
+		}
+		if len(unsealed) != 2 {
+			t.Fatalf("%d checkpoints not sealed; want 2 (seq 5 and 6)", len(unsealed))
+		}
+		_, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: unsealed})
+		if err == nil || !strings.Contains(err.Error(), "none of the 2 checkpoint(s) given can be used") {
+			t.Errorf("verify with checkpoints not sealed only: %v; want none usable", err)
+		}
+	})
+	t.Run("a record of the stretch zeroed", func(t *testing.T) {
+		l, path, _ := sealedLog(t, audit.Options{})
+		appendN(t, l, 3)
+		unusableFor(t, l, l.SealStateForTest(), 3) // seq 5 to 7
+		lines := readLines(t, path)
+		lines[5] = append(make([]byte, len(lines[5])-1), '\n') // seq 6
+		writeLines(t, path, lines)
+		for i := range 2 {
+			if r := rec(fmt.Sprint("after-", i)); l.Append(ctx, r) != nil || r.Seal == "" || r.SealError != "" {
+				t.Errorf("append %d after the zeroed record: seal %q, seal_error %q; want it sealed", i, r.Seal, r.SealError)
+			}
+		}
+	})
 }

@@ -1468,9 +1468,10 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 	} else if run != nil && run.problem != nil {
 		pr := *run.problem
 		gap := ""
-		if p.ID == v.sealID && p.Epoch > v.lastEpoch+uint64(run.n)+1 {
-			// More keys than the stretch's went: records after it
-			// were cut, the record that sealed it late among them.
+		if p.ID == v.sealID && p.Epoch > v.lastEpoch+1 {
+			// Keys went without records: records after it were cut
+			// (the record that sealed it late among them), or the
+			// sealed record before it replaced.
 			gap = fmt.Sprintf(", and is sealed with key %d after key %d: %d key(s) sealed no record here (records removed)", p.Epoch, v.lastEpoch, p.Epoch-v.lastEpoch-1)
 		}
 		pr.Reason += fmt.Sprintf(" (seq %d, the sealed record after it, does not seal it late%s)", r.Seq, gap)
@@ -1551,6 +1552,49 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 		v.s.SealsVerified++
 		for _, i := range v.bySeal[sealAt{p.ID, p.Epoch}] {
 			v.cps[i].rec = &Ref{Seq: r.Seq, Hash: r.Hash}
+		}
+	}
+	return nil
+}
+
+// lateCheckpoints holds the checkpoints not sealed of records sealed
+// late (lateCps, with keys given) against the chain: not authenticated
+// (anyone who can write where checkpoints are collected can add one),
+// but the only word on those records before they were sealed late, when
+// root on the node could change them. Only those of this log: of the
+// path CheckpointLog names, or else the one the checkpoints judged
+// name, and of the chain's host; the others are set aside.
+func (v *verifier) lateCheckpoints(judged []Checkpoint) *Problem {
+	logs := map[string]bool{}
+	if v.opts.CheckpointLog != "" {
+		logs[v.opts.CheckpointLog] = true
+	} else {
+		for _, c := range judged {
+			if v.whole[c] {
+				logs[c.Log] = true // the node's word for its path
+			}
+		}
+		if len(logs) == 0 {
+			for _, c := range v.want {
+				logs[c.Log] = true
+			}
+			if len(logs) > 1 {
+				clear(logs) // which is this log's cannot be told
+			}
+		}
+	}
+	for _, c := range v.lateCps {
+		if !logs[c.Log] || c.Host != v.s.Host {
+			v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, CheckpointNotSealed})
+			continue
+		}
+		switch p := v.at[c.Seq]; {
+		case !p.ok:
+			v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, CheckpointNotSealed})
+		case p.hash != c.Hash:
+			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record differs from the checkpoint of %s (host %s, log %s; hash %s, checkpoint %s), which is not sealed: it was made while the record was unsealed, before a later record sealed it late; the record was changed in between (by root on the node), or the checkpoint is not the node's (whoever can write where checkpoints are collected can add one)", c.Time, vocab.Printable(c.Host), vocab.Printable(c.Log), p.hash, c.Hash)}
+		default:
+			v.s.CheckpointsLateSealed++
 		}
 	}
 	return nil
@@ -1819,8 +1863,15 @@ func (v *verifier) end() *Problem {
 	if p != nil {
 		return p
 	}
-	if len(v.want) > 0 && len(judged) == 0 && len(v.lateCps) == 0 {
-		return &Problem{File: last, Reason: fmt.Sprintf("none of the %d checkpoint(s) given can be used: %s", len(v.want), v.s.IgnoredCheckpoints[0].Reason)}
+	if p := v.lateCheckpoints(judged); p != nil {
+		return p
+	}
+	if len(v.want) > 0 && len(judged) == 0 {
+		why := "each is one not sealed, of records sealed late since, which no key authenticates"
+		if len(v.s.IgnoredCheckpoints) > 0 {
+			why = v.s.IgnoredCheckpoints[0].Reason
+		}
+		return &Problem{File: last, Reason: fmt.Sprintf("none of the %d checkpoint(s) given can be used: %s", len(v.want), why)}
 	}
 	// Sealed checkpoints only when there are checkpoints to say so of.
 	v.s.CheckpointsSealed = v.authed && len(judged) > 0
@@ -1864,20 +1915,6 @@ func (v *verifier) end() *Problem {
 			// Of a head checkpointed again and again (a quiet node's
 			// timer), the latest: the records after it came later.
 			v.s.CheckpointedSeq, v.s.CheckpointedTime = c.Seq, c.Time
-		}
-	}
-	for _, c := range v.lateCps {
-		// Not authenticated (anyone who can write where checkpoints
-		// are collected can add one), but the only word on records
-		// before they were sealed late: root on the node could change
-		// them until then.
-		switch p := v.at[c.Seq]; {
-		case !p.ok:
-			v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, CheckpointNotSealed})
-		case p.hash != c.Hash:
-			return &Problem{File: p.file, Line: p.line, Seq: c.Seq, Reason: fmt.Sprintf("the record differs from the checkpoint of %s (hash %s, checkpoint %s), which is not sealed: it was made while the record was unsealed, before a later record sealed it late; the record was changed in between (by root on the node), or the checkpoint is not the node's (whoever can write where checkpoints are collected can add one)", c.Time, p.hash, c.Hash)}
-		default:
-			v.s.CheckpointsLateSealed++
 		}
 	}
 	if len(judged) > 0 {
