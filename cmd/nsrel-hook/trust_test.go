@@ -1166,14 +1166,7 @@ func TestBinaryFileSizeLimit(t *testing.T) {
 	}
 	limited := func(id string, limit int64) (int, string) {
 		t.Helper()
-		cmd := exec.Command(prlimit, fmt.Sprintf("--fsize=%d", limit), hookBin, "--config", e.config, "createRuntime")
-		cmd.Stdin = bytes.NewReader(stateOf(idMember(id), pidMember(os.Getpid()), bundleMember))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
-			t.Fatal(err)
-		}
-		return cmd.ProcessState.ExitCode(), stderr.String()
+		return createRuntimeLimited(t, e, prlimit, id, limit)
 	}
 	// Room for 100 bytes more: the file is rotated, the record goes in
 	// the new one.
@@ -1254,14 +1247,7 @@ func TestBinaryLateSealsUnderLimit(t *testing.T) {
 	key := sealInit(t, e)
 	limited := func(id string) (int, string) {
 		t.Helper()
-		cmd := exec.Command(prlimit, "--fsize=8000", hookBin, "--config", e.config, "createRuntime")
-		cmd.Stdin = bytes.NewReader(stateOf(idMember(id), pidMember(os.Getpid()), bundleMember))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
-			t.Fatal(err)
-		}
-		return cmd.ProcessState.ExitCode(), stderr.String()
+		return createRuntimeLimited(t, e, prlimit, id, 8000)
 	}
 	seal := filepath.Join(e.dir, "audit.seal")
 	if err := os.Rename(seal, seal+".aside"); err != nil {
@@ -1301,4 +1287,19 @@ func TestBinaryLateSealsUnderLimit(t *testing.T) {
 	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 || !strings.Contains(out, "were written unsealed") {
 		t.Errorf("verify: exit %d\n%s%s", code, out, stderr)
 	}
+}
+
+// createRuntimeLimited runs the createRuntime stage of container id under
+// a file size limit of limit bytes (prlimit --fsize), and returns its
+// exit status and standard error.
+func createRuntimeLimited(t *testing.T, e *env, prlimit, id string, limit int64) (int, string) {
+	t.Helper()
+	cmd := exec.Command(prlimit, fmt.Sprintf("--fsize=%d", limit), hookBin, "--config", e.config, "createRuntime")
+	cmd.Stdin = bytes.NewReader(stateOf(idMember(id), pidMember(os.Getpid()), bundleMember))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
 }
