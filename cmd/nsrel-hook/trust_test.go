@@ -1303,3 +1303,46 @@ func createRuntimeLimited(t *testing.T, e *env, prlimit, id string, limit int64)
 	}
 	return cmd.ProcessState.ExitCode(), stderr.String()
 }
+
+// TestBinarySealInitUnderLimit: seal-init of an unsealed log that owes a
+// damage record (20 damaged lines, about 5.7 KiB of it), under a file
+// size limit the append does not fit below: the append rotates first
+// and is built again, and seal-init's build made a new sealing state
+// each time (the second failed, "sealing state exists", with the log
+// sealed all the same; under --replace the state put back on failure
+// was the first attempt's new one, not the one replaced).
+func TestBinarySealInitUnderLimit(t *testing.T) {
+	nstest.RequireRoot(t)
+	prlimit := nstest.RequireCmd(t, "prlimit")
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	createRuntime(t, e, "before")
+	for range 20 {
+		garble(t, e.log)
+	}
+	cmd := exec.Command(prlimit, "--fsize=6500", hookBin, "--config", e.config, "audit", "seal-init")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("seal-init under a limit of 6500 bytes: %v\n%s", err, stderr.String())
+	}
+	if _, err := os.Stat(e.log + ".000000000001"); err != nil {
+		t.Errorf("the file with the damaged lines: %v; want it rotated (the append did not fit after it)", err)
+	}
+	ackAll(t, e)
+	if code, vout, verr := run("", "--config", e.config, "audit", "verify", "--key", shownKey(string(out))); code != 0 {
+		t.Errorf("verify with the key seal-init printed: exit %d\n%s%s", code, vout, verr)
+	}
+}
+
+// ackAll acknowledges every damage record of the log of e.
+func ackAll(t *testing.T, e *env) {
+	t.Helper()
+	for _, r := range e.records(t, "") {
+		if r.Stage == audit.StageDamaged {
+			if code, out, stderr := run("", "--config", e.config, "audit", "ack", strconv.FormatUint(r.Seq, 10), "--reason", "test garbage"); code != 0 {
+				t.Fatalf("audit ack %d: exit %d\n%s%s", r.Seq, code, out, stderr)
+			}
+		}
+	}
+}

@@ -410,6 +410,12 @@ func (l *Log) StartSealingShown(ctx context.Context, replace bool, show func(Ver
 	// it was, not unsealed.
 	var old []byte
 	r, err := l.appendWith(ctx, func(*Searcher) (*Record, error) {
+		if created {
+			// Built again (an append that rotates first under a file
+			// size limit): the state is made once, and old stays the
+			// state it replaced.
+			return &Record{Source: SourceAudit, Stage: StageSealStart, SealID: key.ID.String()}, nil
+		}
 		if replace {
 			old = readSealState(l.opts.SealState)
 		}

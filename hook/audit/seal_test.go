@@ -1300,6 +1300,17 @@ func TestLateSeals(t *testing.T) {
 			fails(t, l, opts, "seq 6: the record differs from the checkpoint of ")
 		}
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, "which is not sealed: it was made while the record was unsealed, before a later record sealed it late")
+		// A third review: then one record naming another host (root
+		// holds the key) had the stretch's checkpoints set aside as
+		// another host's, and verify passed with the key.
+		r := rec("renamed")
+		r.Host = "other-host"
+		if err := l.Append(ctx, r); err != nil || r.Seal == "" {
+			t.Fatalf("append under another host: %v, seal %q", err, r.Seal)
+		}
+		for _, opts := range []audit.VerifyOptions{{Keys: []audit.VerifyKey{key}, Checkpoints: shipped}, {Keys: []audit.VerifyKey{key}, Checkpoints: shipped, CheckpointLog: path}} {
+			fails(t, l, opts, "seq 6: the record differs from the checkpoint of ")
+		}
 	})
 	t.Run("a checkpoint made of a late seal, its seq changed", func(t *testing.T) {
 		// Anyone who can add a line where checkpoints are collected:

@@ -1561,30 +1561,36 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 // late (lateCps, with keys given) against the chain: not authenticated
 // (anyone who can write where checkpoints are collected can add one),
 // but the only word on those records before they were sealed late, when
-// root on the node could change them. Only those of this log: of the
-// path CheckpointLog names, or else the one the checkpoints judged
-// name, and of the chain's host; the others are set aside.
+// root on the node could change them. Only those of this log and node:
+// of the path CheckpointLog names, or else the paths and hosts the
+// checkpoints whose checkpoint seal checks name (the node's word, which
+// root after T can add to but not take from; not the records' host,
+// which root could change after T with a record of its own), or else
+// the only path and host the checkpoints name; the others are set
+// aside.
 func (v *verifier) lateCheckpoints(judged []Checkpoint) *Problem {
-	logs := map[string]bool{}
-	if v.opts.CheckpointLog != "" {
-		logs[v.opts.CheckpointLog] = true
-	} else {
-		for _, c := range judged {
-			if v.whole[c] {
-				logs[c.Log] = true // the node's word for its path
-			}
-		}
-		if len(logs) == 0 {
-			for _, c := range v.want {
-				logs[c.Log] = true
-			}
-			if len(logs) > 1 {
-				clear(logs) // which is this log's cannot be told
-			}
+	logs, hosts := map[string]bool{}, map[string]bool{}
+	for _, c := range judged {
+		if v.whole[c] {
+			logs[c.Log], hosts[c.Host] = true, true
 		}
 	}
+	if len(hosts) == 0 {
+		for _, c := range v.want {
+			logs[c.Log], hosts[c.Host] = true, true
+		}
+		if len(logs) > 1 || len(hosts) > 1 {
+			// Which are this log's cannot be told.
+			clear(logs)
+			clear(hosts)
+		}
+	}
+	if v.opts.CheckpointLog != "" {
+		clear(logs)
+		logs[v.opts.CheckpointLog] = true
+	}
 	for _, c := range v.lateCps {
-		if !logs[c.Log] || c.Host != v.s.Host {
+		if !logs[c.Log] || !hosts[c.Host] {
 			v.s.IgnoredCheckpoints = append(v.s.IgnoredCheckpoints, IgnoredCheckpoint{c, CheckpointNotSealed})
 			continue
 		}
