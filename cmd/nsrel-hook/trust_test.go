@@ -1253,36 +1253,36 @@ func TestBinaryLateSealsUnderLimit(t *testing.T) {
 	if err := os.Rename(seal, seal+".aside"); err != nil {
 		t.Fatal(err)
 	}
-	// 42 records unsealed (about 1,260 bytes each): the files rotate at
-	// 4000 bytes, four records each (the seal-start record with the
-	// first three), and the current one holds three: the late seals and
-	// the record do not fit after them.
-	for i := range 42 {
-		if code, stderr := limited(fmt.Sprintf("unsealed-%02d", i)); code != 0 {
-			t.Fatalf("createRuntime %d, the state aside: exit %d\n%s", i, code, stderr)
+	// Records unsealed (about 1,260 bytes each: the files rotate at
+	// 4000 bytes) until there are 40 or more and the current file holds
+	// more than 3,200 bytes: their late seals (about 95 bytes each) and
+	// the record then do not fit after them under the limit.
+	n := 0
+	for ; n < 40 || fileSize(t, e.log) <= 3200; n++ {
+		if n == 80 {
+			t.Fatalf("80 records unsealed, the current file %d bytes: the records are not of the size this test counts on", fileSize(t, e.log))
+		}
+		if code, stderr := limited(fmt.Sprintf("unsealed-%02d", n)); code != 0 {
+			t.Fatalf("createRuntime %d, the state aside: exit %d\n%s", n, code, stderr)
 		}
 	}
 	if err := os.Rename(seal+".aside", seal); err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(e.log)
+	if code, stderr := limited("sealed"); code != 0 {
+		t.Fatalf("createRuntime with the state back: exit %d\n%s", code, stderr)
+	}
+	// The record that seals them late is the first of a new file.
+	data, err := os.ReadFile(e.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Size() >= 4000 || st.Size() < 3000 {
-		t.Fatalf("the current file before the stretch is sealed late: %d bytes, want 3,000 to 4,000 (three records)", st.Size())
+	first, _, _ := bytes.Cut(data, []byte("\n"))
+	if r, err := audit.Decode(first); err != nil || len(r.LateSeals) != n {
+		t.Errorf("the current file's first record: %v, %d late seals; want the %d, in a file of their own", err, len(r.LateSeals), n)
 	}
-	for i := range 2 {
-		if code, stderr := limited(fmt.Sprint("sealed-", i)); code != 0 {
-			t.Fatalf("createRuntime %d with the state back: exit %d\n%s", i, code, stderr)
-		}
-	}
-	late := 0
-	for _, r := range e.records(t, "") {
-		late += len(r.LateSeals)
-	}
-	if late != 42 {
-		t.Errorf("%d records sealed late; want the 42", late)
+	if code, stderr := limited("after"); code != 0 {
+		t.Fatalf("createRuntime after: exit %d\n%s", code, stderr)
 	}
 	if code, out, stderr := run("", "--config", e.config, "audit", "verify", "--key", key); code != 0 || !strings.Contains(out, "were written unsealed") {
 		t.Errorf("verify: exit %d\n%s%s", code, out, stderr)
@@ -1345,4 +1345,14 @@ func ackAll(t *testing.T, e *env) {
 			}
 		}
 	}
+}
+
+// fileSize returns the size of the file at path.
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }
