@@ -1214,16 +1214,26 @@ func TestBinaryFileSizeLimit(t *testing.T) {
 		t.Errorf("%d rotated files after the limited appends; want keep_files 2", len(files))
 	}
 	// The checkpoints file near the limit: not written past it.
+	// (The record goes in under a limit of 6000 bytes, rotating at 3000;
+	// the checkpoint of it, about 220 bytes, does not fit after the
+	// 5,900 bytes of the checkpoints file, padded with a line that is
+	// no checkpoint.)
 	setConfig(t, e, "checkpoints", map[string]any{"every_records": 1, "file": filepath.Join(e.dir, "checkpoints.jsonl"), "syslog": []any{}})
 	createRuntime(t, e, "checkpointed")
 	cps := filepath.Join(e.dir, "checkpoints.jsonl")
-	st, err = os.Stat(cps)
+	f, err := os.OpenFile(cps, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	limited("checkpoint-limited", st.Size()+100)
-	if data, _ := os.ReadFile(cps); len(data) == 0 || data[len(data)-1] != '\n' {
-		t.Errorf("the checkpoints file after a limited append: %d bytes, not ended by a newline: part of a checkpoint written", len(data))
+	if _, err := f.Write(append(bytes.Repeat([]byte("x"), int(5900-fileSize(t, cps)-1)), '\n')); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if code, stderr := limited("checkpoint-limited", 6000); code != 0 || len(e.records(t, "checkpoint-limited")) != 1 {
+		t.Errorf("createRuntime under a limit of 6000 bytes: exit %d; want 0 and its record\n%s", code, stderr)
+	}
+	if data, _ := os.ReadFile(cps); len(data) != 5900 || data[len(data)-1] != '\n' {
+		t.Errorf("the checkpoints file after a limited append: %d bytes, want 5,900 ended by a newline: part of a checkpoint written", len(data))
 	}
 	for _, r := range e.records(t, "") {
 		if r.Stage == audit.StageTornTail || r.Stage == audit.StageDamaged {
