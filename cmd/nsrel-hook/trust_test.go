@@ -1366,3 +1366,56 @@ func fileSize(t *testing.T, path string) int64 {
 	}
 	return st.Size()
 }
+
+// TestBinaryTornTailUnderLimit: a torn tail (a crash) after which the
+// records an append owes (here the damage record of 20 damaged lines,
+// about 5.7 KiB) do not fit under a file size limit: no append could end
+// it (its record must follow it, in its file, which is not rotated with
+// a torn tail), and every append failed the same way. The torn tail's
+// record is written alone now, ending it, and the rest goes in a new
+// file.
+func TestBinaryTornTailUnderLimit(t *testing.T) {
+	nstest.RequireRoot(t)
+	prlimit := nstest.RequireCmd(t, "prlimit")
+	t.Run("unsealed", func(t *testing.T) { tornTailUnderLimit(t, prlimit, false) })
+	t.Run("sealed", func(t *testing.T) { tornTailUnderLimit(t, prlimit, true) })
+}
+
+func tornTailUnderLimit(t *testing.T, prlimit string, sealed bool) {
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"], c["on_error"] = "", "deny" })
+	var verifyArgs []string
+	if sealed {
+		verifyArgs = []string{"--key", sealInit(t, e)}
+	}
+	createRuntime(t, e, "before")
+	for range 20 {
+		garble(t, e.log)
+	}
+	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"format":"1.6","seq":2,"tor`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for i := range 2 {
+		if code, stderr := createRuntimeLimited(t, e, prlimit, fmt.Sprint("limited-", i), 6500); code != 0 {
+			t.Fatalf("createRuntime %d under a limit of 6500 bytes after a torn tail: exit %d\n%s", i, code, stderr)
+		}
+	}
+	if _, err := os.Stat(e.log + ".000000000001"); err != nil {
+		t.Errorf("the file with the torn tail: %v; want it rotated after its record", err)
+	}
+	stages := map[string]int{}
+	for _, r := range e.records(t, "") {
+		stages[r.Stage]++
+	}
+	if stages[audit.StageTornTail] != 1 || stages[audit.StageDamaged] != 1 || stages[audit.StageCreateRuntime] != 3 {
+		t.Errorf("records by stage: %v; want the torn tail's, the damage record and the three containers'", stages)
+	}
+	ackAll(t, e)
+	if code, out, stderr := run("", append([]string{"--config", e.config, "audit", "verify"}, verifyArgs...)...); code != 0 {
+		t.Errorf("verify: exit %d\n%s%s", code, out, stderr)
+	}
+}

@@ -203,12 +203,20 @@ func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, er
 	}
 	var warns []error
 	ckpt, rec, err := l.appendLocked(ctx, lf, build, &warns, ifSealed, false)
-	if errors.Is(err, errRotateFirst) {
+	var ended *Checkpoint // of the torn tail's record, ended first
+	switch {
+	case errors.Is(err, errRotateFirst):
 		// Under a file size limit, what this append owes (late seals,
 		// damage records) and its record do not fit after what the
 		// file holds, below the size at which it rotates: it rotates
 		// now, and the append is made again, in the new file.
 		warns = nil
+		ckpt, rec, err = l.appendLocked(ctx, lf, build, &warns, ifSealed, true)
+	case errors.Is(err, errTornEnded):
+		// The same after a torn tail: its record (and what it owes
+		// with it) was written alone, ending it; the rest goes in a
+		// new file.
+		ended = ckpt
 		ckpt, rec, err = l.appendLocked(ctx, lf, build, &warns, ifSealed, true)
 	}
 	if settle != nil {
@@ -221,10 +229,12 @@ func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, er
 		l.warn(w)
 	}
 	l.appended(start, err)
-	if ckpt != nil {
-		// Shipped outside the lock: a slow syslog server must not hold
-		// up other writers.
-		l.shipAfter(ctx, ckpt)
+	for _, c := range []*Checkpoint{ended, ckpt} {
+		if c != nil {
+			// Shipped outside the lock: a slow syslog server must not
+			// hold up other writers.
+			l.shipAfter(ctx, c)
+		}
 	}
 	return rec, err
 }
@@ -238,8 +248,13 @@ func (l *Log) appended(start time.Time, err error) {
 }
 
 // errRotateFirst is the error of an append that would pass the file size
-// limit in a file it may rotate first (see appendWith).
-var errRotateFirst = errors.New("the append does not fit under the file size limit: rotate first")
+// limit in a file it may rotate first (see appendWith); errTornEnded that
+// of one that wrote only the record of the torn tail, ending it, so that
+// the rest could go in a new file.
+var (
+	errRotateFirst = errors.New("the append does not fit under the file size limit: rotate first")
+	errTornEnded   = errors.New("the append does not fit under the file size limit after the torn tail: its record written alone, rotate")
+)
 
 // appendLocked makes the append under the log's lock; rotate rotates the
 // current file first whatever its size (if it holds anything).
@@ -308,6 +323,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	}
 
 	var pending []*Record
+	var tr *Record // the torn tail's record
 	if len(damaged) > 0 {
 		pending = append(pending, damageRecord(damaged))
 	}
@@ -316,7 +332,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		if sum == "" {
 			return nil, nil, fmt.Errorf("audit: read the torn tail of %s", l.path)
 		}
-		tr := &Record{Source: SourceAudit, Stage: StageTornTail, Torn: string(bytes.ToValidUTF8(torn, []byte("\uFFFD"))), TornBytes: int(tornBytes), TornSHA256: sum,
+		tr = &Record{Source: SourceAudit, Stage: StageTornTail, Torn: string(bytes.ToValidUTF8(torn, []byte("\uFFFD"))), TornBytes: int(tornBytes), TornSHA256: sum,
 			Error: "the previous write was cut short (crash?): the line before this record is its bytes, ended with " + strconv.Quote(TornMark)}
 		if overwrite {
 			// Written over the torn bytes, after the damage record of
@@ -389,6 +405,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		gapWarn = fmt.Errorf("audit: sealing state %s was %d key(s) past the log's last sealed record (seq %d, key %s): the records those keys sealed are not in the log (cut off its end, or lost in a crash after a failed sync), so seq %d to %d, written unsealed since, cannot be sealed late: verify fails at seq %d", s.path, s.skipped, s.gapSeq, s.state.ID, s.gapSeq+1, last.Seq, s.gapSeq+1)
 	}
 	var out []byte
+	var lens []int // of each record's line in out
 	written, lastLen := 0, 0
 	host := l.Host()
 	for i, p := range pending {
@@ -445,12 +462,31 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 			return nil, nil, err
 		}
 		out = append(out, line...)
+		lens = append(lens, len(line))
 		last, lastLen = p, len(line)
 		written++
 	}
-	if !rotate && l.opts.RotateBytes > 0 && torn == nil && len(out) > 0 {
-		if size, err := fileSize(f); err == nil && size > 0 && safefile.RoomFor(size, len(out)) != nil {
-			return nil, nil, errRotateFirst
+	partial := false // only the torn tail's record written (errTornEnded)
+	if !rotate && l.opts.RotateBytes > 0 && len(out) > 0 && !overwrite {
+		extra := 0
+		if torn != nil {
+			extra = len(TornMark) + 1
+		}
+		if size, err := fileSize(f); err == nil && size > 0 && safefile.RoomFor(size, extra+len(out)) != nil {
+			if torn == nil {
+				return nil, nil, errRotateFirst
+			}
+			// A torn tail's record must follow it, in its file: written
+			// alone (a seal-start record before it with it), when it
+			// fits; the rest then goes in a new file.
+			k := slices.Index(pending[:written], tr) + 1
+			n := 0
+			for _, x := range lens[:k] {
+				n += x
+			}
+			if k > 0 && k < written && safefile.RoomFor(size, extra+n) == nil {
+				out, written, last, lastLen, r, partial = out[:n], k, pending[k-1], lens[k-1], nil, true
+			}
 		}
 	}
 	var wrote func(error)
@@ -609,7 +645,10 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		// to another seq (sealedSeqs) from the node's.
 		ckpt = l.checkpointDue(last, len(dropped) > 0 || keys != nil && first == 0, dirSynced, s.sealCheckpoint, warn)
 	}
-	if berr != nil {
+	switch {
+	case partial:
+		return ckpt, nil, errTornEnded
+	case berr != nil:
 		return ckpt, nil, berr
 	}
 	return ckpt, r, nil
