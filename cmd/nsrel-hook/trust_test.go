@@ -1320,28 +1320,44 @@ func createRuntimeLimited(t *testing.T, e *env, prlimit, id string, limit int64)
 // and is built again, and seal-init's build made a new sealing state
 // each time (the second failed, "sealing state exists", with the log
 // sealed all the same; under --replace the state put back on failure
-// was the first attempt's new one, not the one replaced).
+// was the first attempt's new one). After a torn tail too, its
+// seal-start record was written with the torn tail's record, then built
+// and written again in the new file (two seal-start records of one key,
+// the log failing verify for good).
 func TestBinarySealInitUnderLimit(t *testing.T) {
 	nstest.RequireRoot(t)
 	prlimit := nstest.RequireCmd(t, "prlimit")
-	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
-	createRuntime(t, e, "before")
-	for range 20 {
-		garble(t, e.log)
-	}
-	cmd := exec.Command(prlimit, "--fsize=6500", hookBin, "--config", e.config, "audit", "seal-init")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("seal-init under a limit of 6500 bytes: %v\n%s", err, stderr.String())
-	}
-	if _, err := os.Stat(e.log + ".000000000001"); err != nil {
-		t.Errorf("the file with the damaged lines: %v; want it rotated (the append did not fit after it)", err)
-	}
-	ackAll(t, e)
-	if code, vout, verr := run("", "--config", e.config, "audit", "verify", "--key", shownKey(string(out))); code != 0 {
-		t.Errorf("verify with the key seal-init printed: exit %d\n%s%s", code, vout, verr)
+	for _, tc := range []struct {
+		name string
+		log  func(*testing.T, *env)
+	}{{"damaged lines", damagedLog}, {"damaged lines and a torn tail", damagedTornLog}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+			tc.log(t, e)
+			cmd := exec.Command(prlimit, "--fsize=6500", hookBin, "--config", e.config, "audit", "seal-init")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil || !strings.Contains(string(out), "from seq 2") {
+				t.Fatalf("seal-init under a limit of 6500 bytes: %v, said %q\n%s; want sealing from seq 2", err, out, stderr.String())
+			}
+			if _, err := os.Stat(e.log + ".000000000001"); err != nil {
+				t.Errorf("the file with the damaged lines: %v; want it rotated (the append did not fit after it)", err)
+			}
+			starts := 0
+			for _, r := range e.records(t, "") {
+				if r.Stage == audit.StageSealStart {
+					starts++
+				}
+			}
+			if starts != 1 {
+				t.Errorf("%d seal-start records; want 1", starts)
+			}
+			ackAll(t, e)
+			if code, vout, verr := run("", "--config", e.config, "audit", "verify", "--key", shownKey(string(out))); code != 0 {
+				t.Errorf("verify with the key seal-init printed: exit %d\n%s%s", code, vout, verr)
+			}
+		})
 	}
 }
 
@@ -1387,18 +1403,7 @@ func tornTailUnderLimit(t *testing.T, prlimit string, sealed bool) {
 	if sealed {
 		verifyArgs = []string{"--key", sealInit(t, e)}
 	}
-	createRuntime(t, e, "before")
-	for range 20 {
-		garble(t, e.log)
-	}
-	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(`{"format":"1.6","seq":2,"tor`); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	damagedTornLog(t, e)
 	for i := range 2 {
 		if code, stderr := createRuntimeLimited(t, e, prlimit, fmt.Sprint("limited-", i), 6500); code != 0 {
 			t.Fatalf("createRuntime %d under a limit of 6500 bytes after a torn tail: exit %d\n%s", i, code, stderr)
@@ -1417,5 +1422,29 @@ func tornTailUnderLimit(t *testing.T, prlimit string, sealed bool) {
 	ackAll(t, e)
 	if code, out, stderr := run("", append([]string{"--config", e.config, "audit", "verify"}, verifyArgs...)...); code != 0 {
 		t.Errorf("verify: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// damagedLog appends a record to the log of e, then 20 damaged lines: a
+// damage record of about 5.7 KiB owed.
+func damagedLog(t *testing.T, e *env) {
+	t.Helper()
+	createRuntime(t, e, "before")
+	for range 20 {
+		garble(t, e.log)
+	}
+}
+
+// damagedTornLog makes the log of e as damagedLog does, then a torn tail.
+func damagedTornLog(t *testing.T, e *env) {
+	t.Helper()
+	damagedLog(t, e)
+	f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(`{"format":"1.6","seq":2,"tor`); err != nil {
+		t.Fatal(err)
 	}
 }

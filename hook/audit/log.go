@@ -215,9 +215,16 @@ func (l *Log) appendWith(ctx context.Context, build func(*Searcher) (*Record, er
 	case errors.Is(err, errTornEnded):
 		// The same after a torn tail: its record (and what it owes
 		// with it) was written alone, ending it; the rest goes in a
-		// new file.
+		// new file. The caller's record, when it was written with
+		// it (seal-init's seal-start record, which comes first), is
+		// not built again.
 		ended = ckpt
-		ckpt, rec, err = l.appendLocked(ctx, lf, build, &warns, ifSealed, true)
+		if done := rec; done != nil {
+			ckpt, _, err = l.appendLocked(ctx, lf, func(*Searcher) (*Record, error) { return nil, nil }, &warns, ifSealed, true)
+			rec = done
+		} else {
+			ckpt, rec, err = l.appendLocked(ctx, lf, build, &warns, ifSealed, true)
+		}
 	}
 	if settle != nil {
 		err = settle(rec, err)
@@ -485,7 +492,10 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 				n += x
 			}
 			if k > 0 && k < written && safefile.RoomFor(size, extra+n) == nil {
-				out, written, last, lastLen, r, partial = out[:n], k, pending[k-1], lens[k-1], nil, true
+				out, written, last, lastLen, partial = out[:n], k, pending[k-1], lens[k-1], true
+				if !slices.Contains(pending[:k], r) {
+					r = nil // not written: built again by the retry
+				}
 			}
 		}
 	}
@@ -647,7 +657,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	}
 	switch {
 	case partial:
-		return ckpt, nil, errTornEnded
+		return ckpt, r, errTornEnded
 	case berr != nil:
 		return ckpt, nil, berr
 	}
