@@ -1544,17 +1544,29 @@ func (v *verifier) seal(l Line, r *Record) *Problem {
 			return bad("sealed with epoch %d of key %s, %d keys after epoch %d: further than verify derives keys (%d; a forged seal, or a key that sealed more records than a key should)",
 				p.Epoch, p.ID, p.Epoch-kc.epoch, kc.epoch, MaxSealDerive)
 		}
-		h, _ := hex.DecodeString(r.Hash)
-		if !hmac.Equal(sealTag(v.keyAt(kc, p.Epoch), p.ID, p.Epoch, h), p.Tag) {
+		if !v.sealMatches(kc, p, r.Seq, r.Hash) {
 			return bad("the seal does not match the record (altered after it was sealed, or forged)")
 		}
 		kc.logEpoch = p.Epoch
-		v.s.SealsVerified++
-		for _, i := range v.bySeal[sealAt{p.ID, p.Epoch}] {
-			v.cps[i].rec = &Ref{Seq: r.Seq, Hash: r.Hash}
-		}
 	}
 	return nil
+}
+
+// sealMatches checks seal q of the record seq, of hash, with kc's key of
+// its epoch (not below the epoch kc derived to, nor more than
+// MaxSealDerive past it: the callers check); when it matches, the seal
+// counts as verified, and the checkpoints with that seal name that
+// record (one made of it with another seq is a copy altered).
+func (v *verifier) sealMatches(kc *keyChain, q ParsedSeal, seq uint64, hash string) bool {
+	h, _ := hex.DecodeString(hash)
+	if !hmac.Equal(sealTag(v.keyAt(kc, q.Epoch), q.ID, q.Epoch, h), q.Tag) {
+		return false
+	}
+	v.s.SealsVerified++
+	for _, i := range v.bySeal[sealAt{q.ID, q.Epoch}] {
+		v.cps[i].rec = &Ref{Seq: seq, Hash: hash}
+	}
+	return true
 }
 
 // lateCheckpoints holds the checkpoints not sealed of records sealed
@@ -1675,15 +1687,8 @@ func (v *verifier) lateSeals(r *Record, p ParsedSeal, run *unsealedRun, bad func
 		if kc.epoch > q.Epoch || q.Epoch-kc.epoch > MaxSealDerive {
 			return bad("late seal of seq %d at epoch %d of key %s: further than verify derives keys from epoch %d", run.first+uint64(i), q.Epoch, p.ID, kc.epoch)
 		}
-		h, _ := hex.DecodeString(run.hashes[i])
-		if !hmac.Equal(sealTag(v.keyAt(kc, q.Epoch), q.ID, q.Epoch, h), q.Tag) {
+		if !v.sealMatches(kc, q, run.first+uint64(i), run.hashes[i]) {
 			return bad("its late seal of seq %d does not match that record (altered after it was sealed, or forged)", run.first+uint64(i))
-		}
-		v.s.SealsVerified++
-		// A checkpoint with this seal names this record (one made of
-		// it with another seq is a copy altered: see seal).
-		for _, j := range v.bySeal[sealAt{q.ID, q.Epoch}] {
-			v.cps[j].rec = &Ref{Seq: run.first + uint64(i), Hash: run.hashes[i]}
 		}
 	}
 	v.lastEpoch = seals[k-1].Epoch
