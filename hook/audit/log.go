@@ -267,6 +267,8 @@ var (
 // current file first whatever its size (if it holds anything).
 func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searcher) (*Record, error), warns *[]error, ifSealed, rotate bool) (*Checkpoint, *Record, error) {
 	warn := func(err error) { *warns = append(*warns, err) }
+	// The file size limit of this process (-1: none), read once.
+	lim := safefile.FileSizeLimit()
 	f, err := openOwned(l.path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT)
 	if err != nil {
 		return nil, nil, err
@@ -301,7 +303,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	// dirSynced: the directory synced by this append, successfully.
 	dirSynced := false
 	if l.opts.RotateBytes > 0 && torn == nil { // with a torn tail, the next append rotates
-		nf, rotatedTo, err := l.maybeRotate(f, last, rotate)
+		nf, rotatedTo, err := l.maybeRotate(f, last, rotate, lim)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -322,7 +324,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 			// directory that keeps failing would have every rotation
 			// record the files kept again.
 			if dirErr == nil {
-				if dropped, drop, err = l.retention(warn); err != nil {
+				if dropped, drop, err = l.retention(warn, lim); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -474,7 +476,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		written++
 	}
 	partial := false // only the torn tail's record written (errTornEnded)
-	if !rotate && l.opts.RotateBytes > 0 && len(out) > 0 && !overwrite {
+	if lim >= 0 && !rotate && l.opts.RotateBytes > 0 && len(out) > 0 && !overwrite {
 		extra := 0
 		if torn != nil {
 			extra = len(TornMark) + 1
@@ -1741,16 +1743,16 @@ func damagedLine(file string, l Line, err error) DamagedLine {
 // maybeRotate renames the current file when it reached the rotation size
 // and returns a descriptor for the (new) current file and the name f has
 // now; it leaves f open. Under a file size limit (RLIMIT_FSIZE: the
-// runtime's or its unit's) below the rotation size, the file is rotated
-// at half the limit: else it would never reach the rotation size, and
-// every append would fail once it reached the limit.
-func (l *Log) maybeRotate(f *os.File, last *Record, force bool) (*os.File, string, error) {
+// runtime's or its unit's, lim; -1 for none) below the rotation size,
+// the file is rotated at half the limit: else it would never reach the
+// rotation size, and every append would fail once it reached the limit.
+func (l *Log) maybeRotate(f *os.File, last *Record, force bool, lim int64) (*os.File, string, error) {
 	size, err := fileSize(f)
 	if err != nil {
 		return nil, "", err
 	}
 	at := l.opts.RotateBytes
-	if lim := safefile.FileSizeLimit(); lim >= 0 {
+	if lim >= 0 {
 		at = min(at, lim/2)
 	}
 	if size < at && !force || size == 0 {
@@ -1809,8 +1811,9 @@ func (l *Log) maybeRotate(f *os.File, last *Record, force bool) (*os.File, strin
 }
 
 // retention returns the rotated files beyond KeepFiles, oldest first,
-// with what their removal must record.
-func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
+// with what their removal must record (fewer under the file size limit
+// lim, -1 for none).
+func (l *Log) retention(warn func(error), lim int64) ([]Dropped, []string, error) {
 	if l.opts.KeepFiles <= 0 {
 		return nil, nil, nil
 	}
@@ -1827,7 +1830,7 @@ func (l *Log) retention(warn func(error)) ([]Dropped, []string, error) {
 	// lock and a crash in it leaves the sealing state well within
 	// MaxSealLag of the log.
 	old = old[:min(len(old), MaxRetainedPerRotation)]
-	if lim := safefile.FileSizeLimit(); lim >= 0 {
+	if lim >= 0 {
 		// Under a file size limit the retention records (about a KiB
 		// each) go in the new file with the record: at most half of
 		// the limit, so that the record fits too.
