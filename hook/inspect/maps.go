@@ -60,12 +60,11 @@ func userMaps(chain []audit.UserNS, own hostMaps, find func(audit.UserNS) (idmap
 				continue
 			}
 			topLines = m
-			// Relative to the top itself, every ID is itself: in the
-			// initial namespace every ID, in another (a rootless
-			// runtime's) the IDs its lines map, no other existing there.
-			if level.Ino != nsrel.InitialUserNSIno {
-				m.UID, m.GID = idmap.Own(m.UID), idmap.Own(m.GID)
-			}
+			// Relative to the top itself, every ID its lines map is
+			// itself, and no other exists there: every ID in the
+			// initial namespace (its lines are the identity), the IDs
+			// a rootless runtime's namespace maps in that one.
+			m.UID, m.GID = idmap.Own(m.UID), idmap.Own(m.GID)
 			host[i] = hostMaps{maps: m, ok: true}
 		case i == 0:
 			host[i] = own

@@ -92,14 +92,10 @@ func readNSMaps(n *discover.Namespace, self uint64) *tree.Maps {
 		if err != nil {
 			return &tree.Maps{Error: "not readable: " + err.Error()}
 		}
-		host := func(m idmap.Map) idmap.Map {
-			if self == nsrel.InitialUserNSIno {
-				return idmap.Identity()
-			}
-			// The IDs its lines map, each itself: no other exists here.
-			return written(idmap.Own(m))
-		}
-		return &tree.Maps{UIDMap: written(own.UID), GIDMap: written(own.GID), HostUIDMap: host(own.UID), HostGIDMap: host(own.GID), SetGroups: own.SetGroups}
+		// The IDs its lines map, each itself: no other exists here
+		// (every ID in the initial namespace, whose lines are the
+		// identity).
+		return &tree.Maps{UIDMap: written(own.UID), GIDMap: written(own.GID), HostUIDMap: written(idmap.Own(own.UID)), HostGIDMap: written(idmap.Own(own.GID)), SetGroups: own.SetGroups}
 	}
 	if len(n.Processes) == 0 {
 		return &tree.Maps{Error: noProcess}

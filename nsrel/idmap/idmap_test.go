@@ -374,3 +374,20 @@ func TestReadLongMap(t *testing.T) {
 		})
 	}
 }
+
+// TestOwn: a namespace's own IDs, seen from inside it, are those its
+// lines map, each itself; the initial namespace's lines are the
+// identity, so its own IDs are every ID (the callers count on it).
+func TestOwn(t *testing.T) {
+	if got := idmap.Own(nil); got != nil {
+		t.Errorf("Own(nil) = %v", got)
+	}
+	if got := idmap.Own(idmap.Identity()); !slices.Equal(got, idmap.Identity()) {
+		t.Errorf("Own(identity) = %v, want the identity", got)
+	}
+	in := idmap.Map{{Inside: 0, Outside: 1000, Count: 1}, {Inside: 1, Outside: 100000, Count: 65536}}
+	want := idmap.Map{{Inside: 0, Outside: 0, Count: 1}, {Inside: 1, Outside: 1, Count: 65536}}
+	if got := idmap.Own(in); !slices.Equal(got, want) {
+		t.Errorf("Own(%v) = %v, want %v", in, got, want)
+	}
+}
