@@ -679,7 +679,7 @@ func appendFile(ctx context.Context, path string, data []byte) error {
 	if err == nil {
 		// The space reserved first (a full disk, or the file size limit,
 		// fails the append before a byte is written: no torn line).
-		err = reserve(f, size, len(data))
+		err = reserve(f, size, len(data), safefile.FileSizeLimit())
 	}
 	if err == nil {
 		// os.File.Write says why a write came short (ENOSPC).

@@ -481,7 +481,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 		if torn != nil {
 			extra = len(TornMark) + 1
 		}
-		if size, err := fileSize(f); err == nil && size > 0 && safefile.RoomFor(size, extra+len(out)) != nil {
+		if size, err := fileSize(f); err == nil && size > 0 && safefile.RoomUnder(lim, size, extra+len(out)) != nil {
 			if torn == nil {
 				return nil, nil, errRotateFirst
 			}
@@ -493,7 +493,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 			for _, x := range lens[:k] {
 				n += x
 			}
-			if k > 0 && k < written && safefile.RoomFor(size, extra+n) == nil {
+			if k > 0 && k < written && safefile.RoomUnder(lim, size, extra+n) == nil {
 				out, written, last, lastLen, partial = out[:n], k, pending[k-1], lens[k-1], true
 				if !slices.Contains(pending[:k], r) {
 					r = nil // not written: built again by the retry
@@ -513,11 +513,11 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	var werr error
 	switch {
 	case overwrite:
-		if err := overwriteTorn(f, out, cut); err != nil {
+		if err := overwriteTorn(f, out, cut, lim); err != nil {
 			werr = fmt.Errorf("audit: append to %s over its torn tail: %w", l.path, err)
 		}
 	case torn != nil:
-		if err := endTorn(f, out); err != nil {
+		if err := endTorn(f, out, lim); err != nil {
 			werr = fmt.Errorf("audit: append to %s after its torn tail: %w", l.path, err)
 		}
 	default:
@@ -531,7 +531,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 				// An empty file was most likely made by this append (a
 				// rotation cut short before it): its name is synced too.
 				fresh = fresh || size == 0 && !dirSynced
-				err = reserve(f, size, len(out))
+				err = reserve(f, size, len(out), lim)
 			}
 			if err == nil {
 				_, err = f.Write(out)
@@ -1205,14 +1205,14 @@ func tornTail(f *os.File) (keep []byte, n, at int64, err error) {
 // the torn bytes first) to f in one write, the space reserved first (a
 // full disk fails the append before a byte is written, where the file
 // system can reserve).
-func endTorn(f *os.File, out []byte) error {
+func endTorn(f *os.File, out []byte, lim int64) error {
 	size, err := fileSize(f)
 	if err != nil {
 		return err
 	}
 	buf := make([]byte, 0, len(TornMark)+1+len(out))
 	buf = append(append(append(buf, TornMark...), '\n'), out...)
-	if err := reserve(f, size, len(buf)); err != nil {
+	if err := reserve(f, size, len(buf), lim); err != nil {
 		return err
 	}
 	if testHookTornWrite != nil {
@@ -1223,11 +1223,12 @@ func endTorn(f *os.File, out []byte) error {
 }
 
 // reserve allocates n bytes of f at off, keeping its size, where the
-// file system can. Past the file size limit of this process
-// (RLIMIT_FSIZE), which fallocate(2) does not enforce, it fails: the
-// write would stop at the limit and leave a torn line.
-func reserve(f *os.File, off int64, n int) error {
-	if err := safefile.RoomFor(off, n); err != nil {
+// file system can. Past lim, the file size limit of this process
+// (RLIMIT_FSIZE, [safefile.FileSizeLimit]), which fallocate(2) does not
+// enforce, it fails: the write would stop at the limit and leave a torn
+// line.
+func reserve(f *os.File, off int64, n int, lim int64) error {
+	if err := safefile.RoomUnder(lim, off, n); err != nil {
 		return err
 	}
 	fd := int(f.Fd())
@@ -1251,8 +1252,8 @@ func reserve(f *os.File, off int64, n int) error {
 // [cutTorn] (a crash before that leaves it as a torn tail of its own,
 // which the next append records). It serves a tail too long to end as a
 // line (see [endTorn]): no write of a record leaves one.
-func overwriteTorn(f *os.File, out []byte, at int64) error {
-	if err := reserve(f, at, len(out)); err != nil {
+func overwriteTorn(f *os.File, out []byte, at int64, lim int64) error {
+	if err := reserve(f, at, len(out), lim); err != nil {
 		return err
 	}
 	fd := int(f.Fd())

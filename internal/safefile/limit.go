@@ -23,7 +23,13 @@ func FileSizeLimit() int64 {
 // the file size limit: the write would stop at the limit and leave part
 // of a line (fallocate(2) does not enforce the limit).
 func RoomFor(off int64, n int) error {
-	if lim := FileSizeLimit(); lim >= 0 && off+int64(n) > lim {
+	return RoomUnder(FileSizeLimit(), off, n)
+}
+
+// RoomUnder is [RoomFor] with the limit read before ([FileSizeLimit]),
+// for a caller that reads it once for several checks.
+func RoomUnder(lim int64, off int64, n int) error {
+	if lim >= 0 && off+int64(n) > lim {
 		return fmt.Errorf("the file size limit of this process (RLIMIT_FSIZE, %d bytes) leaves no room for %d bytes at byte %d: %w", lim, n, off, unix.EFBIG)
 	}
 	return nil
