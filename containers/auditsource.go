@@ -136,18 +136,28 @@ func (s *AuditSource) List(ctx context.Context) ([]discover.Container, error) {
 	live := map[key]*audit.Record{}
 	budget := auditTail
 	var cut error // the records left unread, when one of this boot may be
+	// The lines damage records list (an older start again, a stale
+	// block's, after its container's stop) are no records of the chain:
+	// passed over, as verify leaves them out of it. Going backward, the
+	// damage record comes first.
+	listed := snap.Listed()
 files:
 	for i := len(snap.Files()) - 1; i >= 0; i-- {
-		for line, err := range snap.LinesBackward(i) {
+		for l, err := range snap.LinesBackward(i) {
 			if err != nil {
 				return nil, err
 			}
+			line := l.Data
 			if budget -= int64(len(line)) + 1; budget < 0 {
 				cut = tailCut(path, line)
 				break files
 			}
 			h, ok := audit.PeekHead(line)
-			if !ok || h.ContainerID == "" {
+			if ok && h.Stage == audit.StageDamaged {
+				listed.Note(l.File, line)
+				continue
+			}
+			if !ok || h.ContainerID == "" || listed.Has(l.File, l.Offset, line) {
 				continue
 			}
 			id := h.ContainerID

@@ -420,6 +420,35 @@ func TestAuditSourceLatePoststop(t *testing.T) {
 	}
 }
 
+// TestAuditSourceListedStart: an older start record again after its
+// container's stop (a stale block a crash exposed, or a line written
+// there), which the next append files as damage, is no start: the
+// container stays stopped. It was listed as running again, its pod
+// name the old record's.
+func TestAuditSourceListedStart(t *testing.T) {
+	_, anc, log, path := sleepingLog(t, audit.Options{})
+	ctx := context.Background()
+	start := &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "old", Ancestry: anc,
+		Annotations: map[string]string{"io.kubernetes.pod.name": "api-0", "io.kubernetes.pod.namespace": "prod"}}
+	for _, r := range []*audit.Record{start, {Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "old"}} {
+		if err := log.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	audittest.AppendAgain(t, path, start)
+	if err := log.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "other", Error: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	recs := audittest.Records(t, path, "")
+	if n := audittest.Count(recs, "", "audit/damaged"); n != 1 {
+		t.Fatalf("%d damage records, want 1:\n%s", n, audittest.Listing(recs))
+	}
+	got, err := (&AuditSource{Path: path}).List(ctx)
+	if err != nil || len(got) != 0 {
+		t.Errorf("got %+v, %v; want no container (old stopped, its start again listed as damage)", got, err)
+	}
+}
+
 // TestRefOf: the reference of a record line is read without decoding
 // it, and text that looks like one inside a string is not taken for it.
 func TestRefOf(t *testing.T) {

@@ -677,6 +677,13 @@ func (st State) Container(runtime string) discover.Container {
 	c := discover.Container{ID: st.ID, Engine: runtime, PID: st.PID, StartTime: st.StartTime, Name: vocab.ContainerName(st.Annotations)}
 	parts := strings.Split(filepath.Clean(st.Bundle), "/")
 	n := len(parts)
+	// A containerd shim's bundle first: the annotations below may be a
+	// pod's author's, which containerd's pod_annotations lets through
+	// (io.kubernetes.cri-o.ContainerType claimed CRI-O).
+	if i := slices.Index(parts, "io.containerd.runtime.v2.task"); i >= 0 && i+2 < n && parts[i+2] == st.ID {
+		c.Engine, c.Namespace = EngineContainerd, parts[i+1]
+		return c
+	}
 	switch {
 	case st.Annotations["io.container.manager"] == "libpod":
 		c.Engine = EnginePodman
@@ -684,10 +691,6 @@ func (st State) Container(runtime string) discover.Container {
 		c.Engine = EngineCRIO
 	case n >= 3 && parts[n-1] == "userdata" && parts[n-2] == st.ID && podmanDrivers[parts[n-3]]:
 		c.Engine = EnginePodman
-	default:
-		if i := slices.Index(parts, "io.containerd.runtime.v2.task"); i >= 0 && i+2 < n && parts[i+2] == st.ID {
-			c.Engine, c.Namespace = EngineContainerd, parts[i+1]
-		}
 	}
 	return c
 }

@@ -151,35 +151,49 @@ func (g *Graph) AddHistory(path string) error {
 		refGone bool // it refers to a record not in the snapshot (removed by retention)
 	}
 	var recs []record
-	ofID := make(map[string][]int)
-	last := make(map[uint64]int) // the latest record of each seq so far (a chain started again repeats them)
-	for l, err := range snap.Lines() {
-		if err != nil {
-			break
-		}
-		h, r, ok := audit.HeadOf(l.Data)
-		if !ok || byID[vocab.Escape(h.ContainerID)] == nil {
-			continue
-		}
-		if r == nil {
-			if r, err = audit.Decode(l.Data); err != nil {
+	var ofID map[string][]int
+	// The lines damage records list (older records again, a stale
+	// block's, or a record made up and filed so) are no records of the
+	// chain: left out, as verify leaves them out of it. A damage record
+	// comes after the lines it lists: when the log has one, the records
+	// are read again without them.
+	listed := snap.Listed()
+	damaged := false
+	for pass := 0; pass == 0 || pass == 1 && damaged; pass++ {
+		recs, ofID = nil, make(map[string][]int)
+		last := make(map[uint64]int) // the latest record of each seq so far (a chain started again repeats them)
+	lines:
+		for l, err := range snap.Lines() {
+			if err != nil {
+				break
+			}
+			h, r, ok := audit.HeadOf(l.Data)
+			if ok && h.Stage == audit.StageDamaged && pass == 0 {
+				damaged = listed.Note(l.File, l.Data) || damaged
+			}
+			if !ok || byID[vocab.Escape(h.ContainerID)] == nil || pass == 1 && listed.Has(l.File, l.Offset, l.Data) {
 				continue
 			}
-		}
-		id := vocab.Escape(r.ContainerID)
-		x := record{r: slim(r), at: lineAt{l.File, l.Number}, ref: -1}
-		if r.Ref != nil {
-			// By seq and hash: after a chain started again (its log
-			// lost) a seq may be an older record's.
-			if i, ok := last[r.Ref.Seq]; ok && recs[i].r.Hash == r.Ref.Hash {
-				x.ref = i
-			} else {
-				x.refGone = true
+			if r == nil {
+				if r, err = audit.Decode(l.Data); err != nil {
+					continue lines
+				}
 			}
+			id := vocab.Escape(r.ContainerID)
+			x := record{r: slim(r), at: lineAt{l.File, l.Number}, ref: -1}
+			if r.Ref != nil {
+				// By seq and hash: after a chain started again (its log
+				// lost) a seq may be an older record's.
+				if i, ok := last[r.Ref.Seq]; ok && recs[i].r.Hash == r.Ref.Hash {
+					x.ref = i
+				} else {
+					x.refGone = true
+				}
+			}
+			last[r.Seq] = len(recs)
+			ofID[id] = append(ofID[id], len(recs))
+			recs = append(recs, x)
 		}
-		last[r.Seq] = len(recs)
-		ofID[id] = append(ofID[id], len(recs))
-		recs = append(recs, x)
 	}
 	// For each shown container: the start records of its process (its
 	// PID and start time), and the records that refer to one taken (a

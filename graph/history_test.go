@@ -330,6 +330,44 @@ func TestHistoryLateStopOfRemovedStart(t *testing.T) {
 	}
 }
 
+// TestHistoryListedCopy: an older record again (a stale block a crash
+// exposed), which the next append files as damage, is no event of the
+// container's: its history has each record once. The copy was shown
+// as a third event.
+func TestHistoryListedCopy(t *testing.T) {
+	path, add := historyLog(t, audit.Options{})
+	running := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "web-1", Ancestry: &audit.Ancestry{PID: 42, StartTime: 7}})
+	post := add(&audit.Record{Source: audit.SourceOCIHook, Stage: "poststart", ContainerID: "web-1", Ref: refTo(running)})
+	audittest.AppendAgain(t, path, running)
+	add(&audit.Record{Source: audit.SourceOCIHook, Stage: "createRuntime", ContainerID: "other"})
+	var damage []*audit.Record
+	for _, r := range audittest.Records(t, path, "") {
+		if r.Stage == audit.StageDamaged {
+			damage = append(damage, r)
+		}
+	}
+	if len(damage) != 1 {
+		t.Fatalf("%d damage records, want 1", len(damage))
+	}
+	add(audittest.AckOf(damage[0], "a stale block"))
+	g := historyGraph("")
+	if err := g.AddHistory(path); err != nil {
+		t.Fatal(err)
+	}
+	h := containersHistory(g)
+	if len(h) == 0 {
+		t.Fatal("no node with containers")
+	}
+	for id, seqs := range h {
+		if !slices.Equal(seqs, []uint64{running.Seq, post.Seq}) {
+			t.Errorf("node %s: history %v; want seq %d and %d once each", id, seqs, running.Seq, post.Seq)
+		}
+	}
+	if g.Audit == nil || !g.Audit.Verified {
+		t.Errorf("audit %+v; want the chain verified", g.Audit)
+	}
+}
+
 // containersHistory returns the seqs of the history of each node of g
 // with containers, by node ID.
 func containersHistory(g *graph.Graph) map[string][]uint64 {

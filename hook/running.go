@@ -180,8 +180,38 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 		o.Name = processName(l.PID)
 		run.Others = append(run.Others, o)
 	}
+	// The processes in the scanner's own user namespace (the initial
+	// one, on a host) hold IDs as they are: a container run without a
+	// user namespace of its own as a host UID (runc's process.user,
+	// podman --user, a pod's runAsUser), a host service. A container
+	// whose namespace maps one of them shares it with them; they were
+	// not checked (only once one of them had unshared a namespace).
+	// Read within the scan's budget, up to maxHeldOthers found.
+	if own != scan.Own.Ident && merr == nil && len(scan.Own.PIDs) > 0 {
+		found := 0
+		err := scan.Own.EachHeld(inTime, func(pid int, u, g idmap.Spans) bool {
+			if idmap.Overlap(hu, u) == nil && idmap.Overlap(hg, g) == nil || samePod != nil && samePod(pid) {
+				return true
+			}
+			run.Others = append(run.Others, policy.Other{Ino: scan.Own.Ident.Ino, PID: pid, Name: processName(pid), UIDs: u, GIDs: g, Held: true})
+			found++
+			return found < maxHeldOthers
+		})
+		switch {
+		case errors.Is(err, inspect.ErrIncomplete):
+			return stop(err)
+		case err != nil:
+			run.Others = append(run.Others, policy.Other{Ino: scan.Own.Ident.Ino, Held: true, Err: "the IDs its processes hold could not be read: " + err.Error()})
+		}
+	}
 	return run
 }
+
+// maxHeldOthers bounds the processes of the scanner's own user namespace
+// that RunningPod reports as holding a container's IDs: one is a
+// violation already (a container mapping host root shares it with
+// every root process).
+const maxHeldOthers = 8
 
 // outsider returns the first process in the container's own user
 // namespace l that is not the container's (it lives in neither the

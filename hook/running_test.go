@@ -712,6 +712,47 @@ func TestRunningUnmappedHolder(t *testing.T) {
 	}
 }
 
+// TestRunningHostProcessHolder: a process in the hook's own user
+// namespace (the initial one) running as a host UID and GID the
+// container maps (a container run without a user namespace as that
+// user, a host service) shares them: a violation naming it. It was not
+// counted: the scan passed over the hook's own namespace.
+func TestRunningHostProcessHolder(t *testing.T) {
+	nstest.RequireRoot(t)
+	base := nstest.HostIDBase(t) + 350_000
+	a := inspectedSleep(t, base)
+	sleepAs := func(id string) *nstest.Proc {
+		p := nstest.Start(t, nil, nstest.RequireCmd(t, "setpriv"), "--reuid", id, "--regid", id, "--clear-groups", nstest.RequireCmd(t, "sleep"), "infinity")
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			comm, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/comm")
+			if strings.TrimSpace(string(comm)) == "sleep" {
+				return p
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("setpriv %s did not start sleep", id)
+			}
+		}
+	}
+	// One outside the container's range: nothing of it.
+	sleepAs(itoa(base + 70_000))
+	if got := disjointReasons(t, a); strings.Contains(got, "held by") {
+		t.Errorf("a process outside the range: violations:\n%s\nwant none held", got)
+	}
+	id := itoa(base + 5)
+	holder := sleepAs(id)
+	got := disjointReasons(t, a)
+	own := "user:[" + strconv.FormatUint(nstest.Ino(t, os.Getpid(), "user"), 10) + "]"
+	for _, want := range []string{
+		"host UIDs " + id + " of user:[" + strconv.FormatUint(a.User[0].Ino, 10) + "] are also held by pid " + strconv.Itoa(holder.Pid) + " (",
+		"host GIDs " + id + " of user:[" + strconv.FormatUint(a.User[0].Ino, 10) + "] are also held by pid " + strconv.Itoa(holder.Pid) + " (",
+		"), in " + own + ", the user namespace the hook runs in",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("violations:\n%s\nwant %q", got, want)
+		}
+	}
+}
+
 // TestRunningJoinedNamespaceMovedBelow: a container that joins another's
 // user namespace, whose processes have moved into a namespace below it
 // (unshare -U, then a map written), holds their IDs; the overlap with

@@ -814,11 +814,16 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	index := map[showKey]int32{}
 	var order []showKey
 	var refs []lineRef
+	// The lines damage records list (older records again, a stale
+	// block's) are no records of the chain: left out, as verify leaves
+	// them out of it. A damage record comes after the lines it lists:
+	// they are told once every line is read.
+	listed := snap.Listed()
 	// matched counts the records shown; damagedMatch the damaged lines
 	// whose head names a container shown (or asked for); heads the lines
-	// that read as records, at least their heads.
-	bad, matched, damagedMatch, heads := 0, 0, 0, 0
-	var buf []byte
+	// that read as records, at least their heads; left the lines left
+	// out that damage records list.
+	bad, matched, damagedMatch, heads, left := 0, 0, 0, 0, 0
 	for l, err := range snap.Lines() {
 		if err != nil {
 			fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
@@ -838,36 +843,30 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			continue
 		}
 		heads++
+		if h.Stage == audit.StageDamaged {
+			listed.Note(l.File, l.Data)
+		}
 		if !match(id) {
 			continue
 		}
-		if asJSON {
-			// One pass: the lines as they are, checked.
-			if _, derr := audit.Decode(l.Data); derr != nil {
-				bad++
-				damagedMatch++
-				continue
+		ci := int32(0) // --json: the log's order
+		if !asJSON {
+			// A container's start or stop without an ID (a state that
+			// named none) is no event of the log's.
+			k := showKey{id, id == "" && (audit.IsStart(h.Stage) || audit.IsStop(h.Stage))}
+			var seen bool
+			if ci, seen = index[k]; !seen {
+				ci = int32(len(order))
+				index[k] = ci
+				order = append(order, k)
 			}
-			matched++
-			// As stored (the bytes hashed), with the runes that could
-			// steer a terminal escaped: the same JSON values.
-			buf = append(vocab.AppendSafeJSON(buf[:0], l.Data), '\n')
-			out.Write(buf)
-			continue
-		}
-		// A container's start or stop without an ID (a state that named
-		// none) is no event of the log's.
-		k := showKey{id, id == "" && (audit.IsStart(h.Stage) || audit.IsStop(h.Stage))}
-		ci, seen := index[k]
-		if !seen {
-			ci = int32(len(order))
-			index[k] = ci
-			order = append(order, k)
 		}
 		refs = append(refs, lineRef{offset: l.Offset, n: int32(len(l.Data)), ctr: ci, file: int32(snap.FileIndex(l.File))})
 	}
 	index = nil
 	slices.SortStableFunc(refs, func(a, b lineRef) int { return cmp.Compare(a.ctr, b.ctr) })
+	files := snap.Files()
+	var buf []byte
 	wrote := false
 	for start := 0; start < len(refs); {
 		end := start
@@ -881,10 +880,23 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 				fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
 				return 1
 			}
+			if listed.Has(files[ref.file], ref.offset, line) {
+				left++
+				continue
+			}
 			r, derr := audit.Decode(line)
 			if derr != nil {
 				bad++
 				damagedMatch++
+				continue
+			}
+			if asJSON {
+				// The lines as they are, checked; as stored (the bytes
+				// hashed), with the runes that could steer a terminal
+				// escaped: the same JSON values.
+				matched++
+				buf = append(vocab.AppendSafeJSON(buf[:0], line), '\n')
+				out.Write(buf)
 				continue
 			}
 			recs = append(recs, r)
@@ -916,11 +928,17 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	if bad > 0 {
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: skipped %d damaged or torn line(s); run `nsrel-hook audit verify`\n", bad)
 	}
+	if left > 0 {
+		fmt.Fprintf(stderr, "nsrel-hook: audit show: left out %d line(s) that damage records list (older records again, or lines a crash or an edit damaged: no records of the chain; see `nsrel-hook audit verify`)\n", left)
+	}
 	if container != "" && matched == 0 {
 		what := ""
-		if damagedMatch > 0 {
+		switch {
+		case damagedMatch > 0:
 			// A damaged line that still names it: not "no record".
 			what = fmt.Sprintf(" that reads whole (%d damaged line(s) name one: see audit verify)", damagedMatch)
+		case left > 0:
+			what = fmt.Sprintf(" in the chain (%d line(s) that damage records list name one: see audit verify)", left)
 		}
 		fmt.Fprintf(stderr, "nsrel-hook: audit show: no record of a container with an ID starting with %s in %s%s\n", vocab.Quote(container), vocab.Printable(path), what)
 		return 1

@@ -19,6 +19,7 @@ import (
 	"github.com/nsrel/nsrel/hook/policy"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/clidoc"
+	"github.com/nsrel/nsrel/internal/forge"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
@@ -517,6 +518,63 @@ func TestShowOnlyDamagedContainer(t *testing.T) {
 	}
 	if code, out, stderr := run("", "audit", "show", e.log); code != 0 || strings.Contains(out, "container victim") || !strings.Contains(out, "container c1") || !strings.Contains(stderr, "skipped 1 damaged") {
 		t.Errorf("show: exit %d, stdout %q, stderr %q; want c1 and no empty group of victim", code, out, stderr)
+	}
+}
+
+// TestShowLeavesOutListed: show leaves out the lines a damage record
+// lists, as verify leaves them out of the chain: an older record again
+// (a crash's stale block, a copy) is not shown a second time, and one
+// that never was the chain's (a record root on the node made up later
+// with a seq retention removed, which the next append files as an
+// older record again, and an ack passes) is not shown as the log's
+// history. show printed every line that decoded.
+func TestShowLeavesOutListed(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	for _, id := range []string{"c1", "c2"} {
+		if code, _, stderr := run(selfState(id), "--config", e.config, "createRuntime"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2", len(lines))
+	}
+	// A record of seq 1 made up (hashed as the hook would) for a
+	// container that never ran, and seq 2 again as it is.
+	made := bytes.Replace(lines[0], []byte(`"container_id":"c1"`), []byte(`"container_id":"madeup"`), 1)
+	out, err := forge.Rechain([][]byte{made}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = append(append(append(data, out[0]...), '\n'), append(lines[1], '\n')...)
+	if err := os.WriteFile(e.log, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(selfState("c3"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	recs := audittest.Records(t, e.log, "")
+	if n := audittest.Count(recs, "", "audit/damaged"); n != 1 {
+		t.Fatalf("%d damage records, want 1:\n%s", n, audittest.Listing(recs))
+	}
+	const note = "nsrel-hook: audit show: left out 2 line(s) that damage records list (older records again, or lines a crash or an edit damaged: no records of the chain; see `nsrel-hook audit verify`)\n"
+	code, stdout, stderr := run("", "audit", "show", e.log)
+	if code != 0 || stderr != note || strings.Contains(stdout, "madeup") || strings.Count(stdout, "\n  seq ") != 4 || !strings.Contains(stdout, "container c2") {
+		t.Errorf("show: exit %d, stdout\n%s\nstderr %q; want c1, c2, c3 and the damage record, once each, and a note", code, stdout, stderr)
+	}
+	code, stdout, stderr = run("", "audit", "show", "--json", "--container", "c2", e.log)
+	if code != 0 || strings.Count(stdout, "\n") != 1 || stderr != strings.Replace(note, "2 line(s)", "1 line(s)", 1) {
+		t.Errorf("show --json --container c2: exit %d, stdout\n%s\nstderr %q; want its record once", code, stdout, stderr)
+	}
+	for _, args := range [][]string{{"--container", "madeup"}, {"--json", "--container", "madeup"}} {
+		code, stdout, stderr := run("", append([]string{"audit", "show"}, append(args, e.log)...)...)
+		if code != 1 || stdout != "" || !strings.Contains(stderr, `no record of a container with an ID starting with "madeup" in `+e.log+` in the chain (1 line(s) that damage records list name one: see audit verify)`) {
+			t.Errorf("show %v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
 	}
 }
 

@@ -1156,6 +1156,15 @@ printf '{"id":"in-top","pid":%d,"bundle":"/b"}' $$ | "$0" --config "$2" createRu
 	if m := recs[0].Maps[1]; fmt.Sprintf("user:[%d]", m.Ino) != top || len(m.UIDMap) != 1 || m.UIDMap[0].Inside != 0 || m.UIDMap[0].Count != 1 {
 		t.Errorf("the top, %s: %+v; want its own lines (0 0 1)", top, m)
 	}
+	// Its root is the hook's namespace's UID 0, which the processes
+	// there (the shell, the hook) hold: shared, in that namespace's IDs.
+	var shared []string
+	for _, v := range recs[0].Violations {
+		shared = append(shared, v.Rule+": "+v.Reason)
+	}
+	if want := "disjoint_from_running: UIDs 0 (of " + top + ") of user:[" + strconv.FormatUint(recs[0].Ancestry.User[0].Ino, 10) + "] are also held by pid "; !strings.Contains(strings.Join(shared, "\n"), want) {
+		t.Errorf("violations of the rootless container:\n%s\nwant %q", strings.Join(shared, "\n"), want)
+	}
 	// A container in the hook's namespace itself: its IDs are those its
 	// lines map (one), and it runs in no user namespace of its own,
 	// which is not the initial one.

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/safefile"
 	"github.com/nsrel/nsrel/internal/syslog"
@@ -2391,5 +2392,56 @@ func TestSyncDirUnsupported(t *testing.T) {
 	}
 	if got := readCheckpoints(t, file); len(got) != 6 || len(warned) != 0 {
 		t.Errorf("%d checkpoints of 6 appends, warnings %v; want 6, none", len(got), warned)
+	}
+}
+
+// TestVerifyMadeUpCopyOfRemoved: a line filed as an older record again
+// whose seq's record retention removed is held against the checkpoints
+// that name that seq: root on the node later made up a record with a
+// removed seq, the next append filed it as damage, an ack passed it,
+// and verify passed with the key and the checkpoints (audit show
+// printed it as the log's). A true copy (a stale block) still passes.
+func TestVerifyMadeUpCopyOfRemoved(t *testing.T) {
+	for _, madeUp := range []bool{false, true} {
+		t.Run(fmt.Sprint("made up ", madeUp), func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "ckpt.jsonl")
+			l, path, key := sealedLog(t, audit.Options{Host: "node-a", RotateBytes: 3000, KeepFiles: 1, Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: file}})
+			appendN(t, l, 2)
+			var old []byte
+			for _, line := range readLines(t, path) {
+				if bytes.Contains(line, []byte(`"container_id":"c1"`)) {
+					old = bytes.TrimSuffix(line, []byte("\n"))
+				}
+			}
+			r, err := audit.Decode(old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendN(t, l, 20)
+			if s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}); err != nil || s.FirstSeq <= r.Seq {
+				t.Fatalf("%+v, %v; want seq %d removed by retention", s, err, r.Seq)
+			}
+			line := old
+			if madeUp {
+				edited := bytes.Replace(old, []byte(`"verdict":"deny"`), []byte(`"verdict":"allow"`), 1)
+				if bytes.Equal(edited, old) {
+					t.Fatalf("no verdict to change in %s", old)
+				}
+				i := bytes.LastIndex(edited, []byte(`,"hash":"`))
+				line = append(edited[:i:i], `,"hash":"`+lineHash(edited)+`"}`...)
+			}
+			audittest.AppendBytes(t, path, append(line, '\n'))
+			appendN(t, l, 1)
+			audittest.AckDamage(t, l, path)
+			cps := readCheckpoints(t, file)
+			s, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: cps})
+			var p *audit.Problem
+			switch {
+			case !madeUp && err != nil:
+				t.Errorf("a true copy: %v", err)
+			case madeUp && (!errors.As(err, &p) || p.Seq != r.Seq || !strings.Contains(p.Reason, "differs from the record the checkpoint of")):
+				t.Errorf("a made-up copy: %+v, %v; want a problem at seq %d", s, err, r.Seq)
+			}
+		})
 	}
 }

@@ -401,6 +401,61 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 	return nil, nil
 }
 
+// Listed collects the lines the damage records met list: such lines
+// are no records of the chain (verify takes them for damaged lines, an
+// older record again among them), and a reader that shows or believes
+// records passes them over, as the hook's own searches do. A damage
+// record comes after the lines it lists: a reader going forward notes
+// every line and asks about the lines it kept once it has read them
+// all; one going backward meets the damage record first. A line counts
+// as listed when a damage record names its place and its bytes (length
+// and SHA-256): verify holds a damage record to the bytes of the lines
+// it lists, so a sealed one listing a record of the chain's place in
+// the log with another line's bytes hides nothing. Make it with
+// [Snapshot.Listed].
+type Listed struct {
+	current string
+	lines   map[lineAt]LineKey
+}
+
+// Listed returns an empty [Listed] for the snapshot's log.
+func (s *Snapshot) Listed() *Listed {
+	return &Listed{current: filepath.Base(s.log)}
+}
+
+// Note reads line data, at offset of file: when it is a damage record,
+// the lines it lists are kept. It reports whether it was one.
+func (d *Listed) Note(file string, data []byte) bool {
+	if !damageHead(data) {
+		return false
+	}
+	r, err := Decode(data)
+	if err != nil || r.Stage != StageDamaged {
+		return false
+	}
+	base := filepath.Base(file)
+	for _, dl := range r.Damage {
+		f := dl.File
+		if f == d.current {
+			// The current file when the record was written is the
+			// file that holds it (rotated since, perhaps).
+			f = base
+		}
+		if d.lines == nil {
+			d.lines = map[lineAt]LineKey{}
+		}
+		d.lines[lineAt{f, dl.Offset}] = dl.Key()
+	}
+	return true
+}
+
+// Has reports whether a damage record noted lists the line data at
+// offset of file.
+func (d *Listed) Has(file string, offset int64, data []byte) bool {
+	k, ok := d.lines[lineAt{filepath.Base(file), offset}]
+	return ok && k.Bytes == len(data) && k == LineKeyOf(data)
+}
+
 // lineAt is a line of a log's file: its base name and offset, as a
 // damage record lists it.
 type lineAt struct {

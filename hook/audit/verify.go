@@ -34,6 +34,9 @@ import (
 // recorded size through all of that.
 type Snapshot struct {
 	files []snapFile
+	// log is the path of the log's current file (the last file's, for
+	// files given).
+	log string
 }
 
 type snapFile struct {
@@ -96,6 +99,7 @@ func (l *Log) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.log = l.path
 	for _, sf := range s.files {
 		if sf.name == l.path {
 			continue
@@ -217,6 +221,7 @@ func SnapshotFiles(files []string) (*Snapshot, error) {
 			return nil, err
 		}
 		s.files = append(s.files, snapFile{name, f, size})
+		s.log = name
 	}
 	return s, nil
 }
@@ -269,15 +274,15 @@ func (s *Snapshot) Lines() iter.Seq2[Line, error] {
 // LinesBackward yields the complete lines of the snapshot's file at
 // index file, up to the size it had, last line first (see
 // [LinesBackward]).
-func (s *Snapshot) LinesBackward(file int) iter.Seq2[[]byte, error] {
-	return func(yield func([]byte, error) bool) {
+func (s *Snapshot) LinesBackward(file int) iter.Seq2[Line, error] {
+	return func(yield func(Line, error) bool) {
 		if file < 0 || file >= len(s.files) {
-			yield(nil, errors.New("audit: no such file in the snapshot"))
+			yield(Line{}, errors.New("audit: no such file in the snapshot"))
 			return
 		}
 		sf := s.files[file]
 		for l, err := range linesBackwardIn(sf.f, sf.name, sf.size) {
-			if !yield(l.Data, err) {
+			if !yield(l, err) {
 				return
 			}
 		}
@@ -833,6 +838,37 @@ type verifier struct {
 	copyFirst, copyLast uint64
 	copyPrev, copyHash  string
 	copiesLinked        bool
+	// removedCopies are the older records again whose seq's record is
+	// not in the files given (before the chain's first record: removed
+	// by retention), by seq: held against the checkpoints that name
+	// those seqs (see removedCopy).
+	removedCopies map[uint64][]copyLine
+}
+
+// copyLine is an older record again: its hash and where it is.
+type copyLine struct {
+	hash string
+	file string
+	line int
+}
+
+// maxRemovedCopies bounds the older records again of removed records
+// that verify keeps to hold against checkpoints.
+const maxRemovedCopies = 1 << 16
+
+// removedCopy keeps r, an older record again at line l whose seq's
+// record the files given lack, for the checkpoints that name its seq:
+// root on the node later can file a record it made up, with the seq of
+// one retention removed, as an older record again (a damage record,
+// sealed with the key it holds, and an ack pass it), where readers
+// that take it for a copy would show it; it must be that record's copy.
+func (v *verifier) removedCopy(l Line, r *Record) {
+	if n := len(v.removedCopies); n < maxRemovedCopies {
+		if v.removedCopies == nil {
+			v.removedCopies = map[uint64][]copyLine{}
+		}
+		v.removedCopies[r.Seq] = append(v.removedCopies[r.Seq], copyLine{r.Hash, l.File, l.Number})
+	}
 }
 
 // startListed finds where the files given begin with lines that the
@@ -1104,6 +1140,7 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 		}
 		v.startCopies++
 		v.copyLast, v.copyHash = r.Seq, r.Hash
+		v.removedCopy(l, r)
 		r, derr = nil, &ReplayError{r.Seq, v.startBefore - 1, false}
 	}
 	if derr == nil && !v.opts.Shipped && v.prev != nil && r.Seq <= v.prev.Seq {
@@ -1129,6 +1166,9 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 				}
 				v.far[k] = farLine{l.File, l.Number, v.prev.Seq}
 			}
+		}
+		if r.Seq < v.s.FirstSeq {
+			v.removedCopy(l, r)
 		}
 		r, derr = nil, &ReplayError{r.Seq, v.prev.Seq, false}
 	}
@@ -1914,7 +1954,13 @@ func (v *verifier) end() *Problem {
 		case !p.ok && removed:
 			// Removed by retention, which the chain recorded (the
 			// records of older removals went with the files removed
-			// after them).
+			// after them). An older record again of its seq in the
+			// files given must be its copy.
+			for _, cl := range v.removedCopies[c.Seq] {
+				if cl.hash != c.Hash {
+					return &Problem{File: cl.file, Line: cl.line, Seq: c.Seq, Reason: fmt.Sprintf("a line filed as an older record again (seq %d, hash %s) differs from the record the checkpoint of %s names (hash %s): no copy of that record, which retention removed; made up and filed so (root on the node can seal the damage record that lists it)", c.Seq, cl.hash, c.Time, c.Hash)}
+				}
+			}
 		case !p.ok:
 			return &Problem{File: last, Reason: fmt.Sprintf("checkpoint of %s names seq %d, which the log does not hold (it starts at seq %d): records were removed", c.Time, c.Seq, v.s.FirstSeq)}
 		case p.hash != c.Hash:

@@ -213,7 +213,11 @@ func inLiveThread(pid int, read func(dir string, tid int) error) error {
 	task := "/proc/" + strconv.Itoa(pid) + "/task/"
 	var last error
 	exits := exitedThreads{deadline: time.Now().Add(maxThreadWait)}
-	for try := 0; try < maxThreadTries && time.Now().Before(exits.deadline); try++ {
+	// At least the three listings that tell a process whose threads all
+	// exited (see exitedThreads.gone), whatever the deadline: on a
+	// loaded machine three listings of 2,000 zombies took more than
+	// maxThreadWait, and such a process was not taken for exited.
+	for try := 0; try < maxThreadTries && (try < 3 || time.Now().Before(exits.deadline)); try++ {
 		tid, zombies, err := exits.liveThread(pid)
 		if exits.gone(pid, zombies) {
 			return fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)

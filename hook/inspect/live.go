@@ -42,6 +42,13 @@ type Scan struct {
 	// read (ptrace access mode checks: a process with capabilities the
 	// caller lacks), by PID.
 	Denied []int
+	// Own is the caller's own user namespace (the initial one, on a
+	// host) and the processes in it, by PID; its maps are not read
+	// (they map every ID of its parent, none of it a container's own).
+	// Its processes hold IDs all the same (see [LiveUserNS.Held]): a
+	// container run without a user namespace of its own as a host UID,
+	// or a host service.
+	Own LiveUserNS
 }
 
 // LiveOnce is one [Live] scan, made at the first [LiveOnce.Get] and
@@ -147,7 +154,7 @@ func Live(deadline time.Time) (*Scan, error) {
 	}
 	slices.SortFunc(s.out, func(a, b LiveUserNS) int { return a.PIDs[0] - b.PIDs[0] })
 	slices.Sort(s.denied)
-	return &Scan{Namespaces: s.out, Denied: slices.Compact(s.denied)}, nil
+	return &Scan{Namespaces: s.out, Denied: slices.Compact(s.denied), Own: LiveUserNS{Ident: self, PIDs: s.own}}, nil
 }
 
 // liveScan is a [Live] scan under way.
@@ -157,7 +164,8 @@ type liveScan struct {
 	out      []LiveUserNS
 	byID     map[nsrel.Ident]int // index in out
 	denied   []int
-	entries  int // /proc entries read, for the deadline's error
+	own      []int // the processes in self
+	entries  int   // /proc entries read, for the deadline's error
 }
 
 // goneErr reports whether err says that a process exited or left its
@@ -202,6 +210,9 @@ func (s *liveScan) pass(only map[nsrel.Ident]bool) (map[nsrel.Ident]bool, error)
 			}
 			// Every namespace file lives on the one nsfs device.
 			id := nsrel.Ident{Dev: s.self.Dev, Ino: ino}
+			if id == s.self && only == nil {
+				s.own = append(s.own, pid)
+			}
 			if id == s.self || only != nil && !only[id] {
 				continue
 			}
@@ -276,6 +287,21 @@ func readLive(pid int, id nsrel.Ident, setgroups bool) (idmap.Maps, error) {
 // from stop, called before each read (a status of 65,536 groups takes
 // 25 ms to read: every read is checked against the caller's deadline).
 func (l *LiveUserNS) Held(stop func() error) (uids, gids idmap.Spans, err error) {
+	err = l.EachHeld(stop, func(_ int, u, g idmap.Spans) bool {
+		// Merged at each process: a namespace of many processes of
+		// many groups each holds a few spans, not millions.
+		uids, gids = append(uids, u...).Normal(), append(gids, g...).Normal()
+		return true
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return uids, gids, nil
+}
+
+// EachHeld calls f with each of the namespace's processes and the IDs
+// it holds, as [LiveUserNS.Held] reads them, until f returns false.
+func (l *LiveUserNS) EachHeld(stop func() error, f func(pid int, uids, gids idmap.Spans) bool) error {
 	pids := l.PIDs
 	if len(pids) == 0 {
 		pids = []int{l.PID}
@@ -284,7 +310,7 @@ func (l *LiveUserNS) Held(stop func() error) (uids, gids idmap.Spans, err error)
 	for _, pid := range pids {
 		if stop != nil {
 			if err := stop(); err != nil {
-				return nil, nil, err
+				return err
 			}
 		}
 		h, err := ReadHeld(pid)
@@ -298,14 +324,14 @@ func (l *LiveUserNS) Held(stop func() error) (uids, gids idmap.Spans, err error)
 		case err != nil && (goneErr(err) || goneErrno(err)):
 			continue
 		case err != nil:
-			return nil, nil, fmt.Errorf("inspect: pid %d in user:[%d]: the IDs it holds: %w", pid, l.Ident.Ino, err)
+			return fmt.Errorf("inspect: pid %d in user:[%d]: the IDs it holds: %w", pid, l.Ident.Ino, err)
 		}
-		// Merged at each process: a namespace of many processes of
-		// many groups each holds a few spans, not millions.
 		u, g := h.Spans()
-		uids, gids = append(uids, u...).Normal(), append(gids, g...).Normal()
+		if !f(pid, u, g) {
+			return nil
+		}
 	}
-	return uids, gids, nil
+	return nil
 }
 
 // errLeft matches errors for a process that is no longer in the

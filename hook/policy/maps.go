@@ -73,6 +73,12 @@ type Other struct {
 	// is a namespace below the container's, in which that process
 	// lives: it holds IDs of the container's.
 	Shared, Below bool
+	// Held is set when Ino is the hook's own user namespace (the
+	// initial one, on a host), whose maps count for nothing, and PID a
+	// process in it that holds IDs (UIDs, GIDs) the container's maps
+	// map: a container run without a user namespace as a host UID, a
+	// host service.
+	Held bool
 }
 
 // HeldSpans returns the host UIDs and GIDs the container holds: those
@@ -406,6 +412,26 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 				add(RuleDisjoint, Unchecked+" against pid %d (%s) in %s: %s", o.PID, o.Name, userName(a, 0), o.Err)
 			} else {
 				add(RuleDisjoint, "%s is also the user namespace of pid %d (%s), outside the container: it shares all its IDs", userName(a, 0), o.PID, o.Name)
+			}
+			continue
+		}
+		if o.Held {
+			own := nsrel.Name{Type: nsrel.TypeUser, Ino: o.Ino}
+			if o.Err != "" {
+				add(RuleDisjoint, Unchecked+" against the processes of %s, the user namespace the hook runs in: %s", own, o.Err)
+				continue
+			}
+			// The IDs of the hook's namespace: host IDs in the initial
+			// one, a rootless runtime's own otherwise.
+			uids, gids := "host UIDs %s", "host GIDs %s"
+			if o.Ino != nsrel.InitialUserNSIno {
+				uids, gids = "UIDs %s (of "+own.String()+")", "GIDs %s (of "+own.String()+")"
+			}
+			if ov := idmap.Overlap(hu, o.UIDs); ov != nil {
+				add(RuleDisjoint, uids+" of %s are also held by pid %d (%s), in %s, the user namespace the hook runs in", ov, userName(a, 0), o.PID, o.Name, own)
+			}
+			if ov := idmap.Overlap(hg, o.GIDs); ov != nil {
+				add(RuleDisjoint, gids+" of %s are also held by pid %d (%s), in %s, the user namespace the hook runs in", ov, userName(a, 0), o.PID, o.Name, own)
 			}
 			continue
 		}

@@ -162,6 +162,34 @@ func AckDamage(t testing.TB, l *audit.Log, file string) *audit.Record {
 	return d
 }
 
+// AppendBytes appends data to the file at path as it is, past any
+// writer: what a crash's stale block, or someone who may write the
+// file, leaves there.
+func AppendBytes(t testing.TB, path string, data []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// AppendAgain appends r, already appended, to the file at path again as
+// a writer wrote it (the same bytes): an older record again.
+func AppendAgain(t testing.TB, path string, r *audit.Record) {
+	t.Helper()
+	line, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	AppendBytes(t, path, line)
+}
+
 // AckOf returns an operator's acknowledgement of the damage record d,
 // with note.
 func AckOf(d *audit.Record, note string) *audit.Record {

@@ -17,10 +17,12 @@ func TestKeepContainer(t *testing.T) {
 	m := discover.NewModel()
 	top := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: nsrel.InitialUserNSIno}
 	a := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 100, Parent: top,
-		Containers: []discover.Container{{ID: "web-1", Engine: "runc"}, {ID: "abc1230000000000", Name: "shop/web-0/app"}, {ID: "f00d000000000000", Name: "shop/web-0"}}}
+		Containers: []discover.Container{{ID: "web-1", Engine: "runc"}, {ID: "abc1230000000000", Name: "shop/web-0/app"}, {ID: "f00d000000000000", Name: "shop/web-0"},
+			{ID: "3f1c2a9b7e0d5555", Engine: "containerd", Namespace: "k8s.io"}}}
 	b := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 200, Parent: top,
 		Containers: []discover.Container{{ID: "web-10"}, {ID: "abd4560000000000", Name: "shop/web-1/app"}, {ID: "dbdb000000000000", Name: "db"}, {ID: "e0e0000000000000", Name: "web-1"},
-			{ID: "1111000000000000", Name: "twin"}, {ID: "2222000000000000", Name: "twin"}}}
+			{ID: "1111000000000000", Name: "twin"}, {ID: "2222000000000000", Name: "twin"},
+			{ID: "9a9a000000000000", Engine: "containerd", Namespace: "k8s.io", Name: "tenant/3f1c2a9b7e0d/app"}}}
 	for _, n := range []*discover.Namespace{top, a, b} {
 		m.Add(n)
 	}
@@ -59,6 +61,11 @@ func TestKeepContainer(t *testing.T) {
 		{"app", nil, `container name "app" is ambiguous: it matches shop/web-0/app, shop/web-1/app`},
 		{"f00d", []uint64{top.Ino, 100}, ""},
 		{"twin", nil, `container name "twin" is ambiguous: containers 1111000000000000, 2222000000000000 have it`},
+		// A pod named after another container's short ID (its author's
+		// to choose) does not take it over: it selected the pod.
+		{"3f1c2a9b7e0d", nil, `container "3f1c2a9b7e0d" is ambiguous: it names tenant/3f1c2a9b7e0d and starts the ID of containerd k8s.io/3f1c2a9b7e0d5555`},
+		{"3f1c2a9b7e0d5", []uint64{top.Ino, 100}, ""},
+		{"tenant/3f1c2a9b7e0d", []uint64{top.Ino, 200}, ""},
 		{"\x1b[31m", nil, `container named "\x1b[31m" or`},
 	} {
 		keep, err := lstool.KeepContainer(m, nsrel.TypeUser, tc.prefix)

@@ -752,6 +752,7 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 	}
 	q := vocab.Quote(arg)
 	var matches map[string][]*discover.Namespace
+	nameMatch := false // matches are by name
 	switch {
 	case len(byID) > 1:
 		return nil, fmt.Errorf("container ID %s is ambiguous: it is that of %s (name one as ENGINE NAMESPACE/ID)", q, sortedKeys(byID))
@@ -783,7 +784,7 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 		// nerdctl, for one, lets containers share a name.
 		return nil, fmt.Errorf("container name %s is ambiguous: containers %s have it", q, sortedKeys(named))
 	case len(byName) == 1:
-		matches = byName
+		matches, nameMatch = byName, true
 	case len(prefixed) > 1:
 		return nil, fmt.Errorf("container ID prefix %s is ambiguous: it matches %s", q, sortedKeys(prefixed))
 	case len(prefixed) == 1:
@@ -793,17 +794,23 @@ func containerNamespaces(m *discover.Model, types []nsrel.Type, arg string) ([]*
 	}
 	for key, ns := range matches {
 		// A local user's ID or name must not take over what the
-		// argument also abbreviates: another owner's container ID.
-		if user := owner[key]; user != "" {
+		// argument also abbreviates: another owner's container ID. Nor
+		// must any name (a pod's or container's, its author's to
+		// choose: a pod named after another container's short ID).
+		if user := owner[key]; user != "" || nameMatch {
 			var others []string
 			for k := range prefixed {
-				if owner[k] != user {
+				if user != "" && owner[k] != user || user == "" && !nameOf[k] {
 					others = append(others, vocab.Escape(k))
 				}
 			}
 			if len(others) > 0 {
 				slices.Sort(others)
-				return nil, fmt.Errorf("container %s is ambiguous: it names %s, a local user's, and starts the ID of %s (name one as ENGINE NAMESPACE/ID)", q, vocab.Escape(key), strings.Join(others, ", "))
+				whose := ""
+				if user != "" {
+					whose = ", a local user's,"
+				}
+				return nil, fmt.Errorf("container %s is ambiguous: it names %s%s and starts the ID of %s (name one as ENGINE NAMESPACE/ID)", q, vocab.Escape(key), whose, strings.Join(others, ", "))
 			}
 		}
 		return ns, nil

@@ -6,13 +6,14 @@ import (
 	"os/exec"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // TakePID starts a process of name and args that gets PID pid (free
 // now: its process exited and was reaped), through ns_last_pid (root).
 // Another process's fork (another test package's) may come between the
-// write and this one's: up to 2000 tries, none once another process
-// holds pid. The caller kills and waits for the process.
+// write and this one's: up to 2000 tries, waiting (up to 5 s) for
+// another process that took pid to exit. The caller kills and waits for the process.
 func TakePID(pid int, name string, args ...string) (*exec.Cmd, error) {
 	// Every process and thread made anywhere on the host between the
 	// write and the fork takes the next PID first: while other test
@@ -32,8 +33,13 @@ func TakePID(pid int, name string, args ...string) (*exec.Cmd, error) {
 		}
 		c.Process.Kill()
 		c.Wait()
-		if syscall.Kill(pid, 0) == nil {
-			return nil, fmt.Errorf("PID %d taken by another process", pid)
+		// Another process took it (a fork of another test package's
+		// between the write and this one's): most live for a moment (a
+		// compiler, a test's helper); it is waited for, up to 5 s.
+		for deadline := time.Now().Add(5 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("PID %d taken by another process, still running after 5 s", pid)
+			}
 		}
 	}
 	return nil, fmt.Errorf("PID %d not taken again in 2000 forks", pid)

@@ -36,7 +36,16 @@ const (
 // pod_annotations passes, which its author writes: they named a
 // kube-system pod over the pod's own name); "" when neither names a pod,
 // or a name or namespace holds a slash (no Kubernetes name does).
+//
+// Keys of both engines (containerd's sandbox-* pair and a CRI-O key)
+// name no pod: each engine passes keys a pod's author writes (CRI-O its
+// annotations, containerd those pod_annotations lets through), and with
+// the other engine's keys added the author's pair was read, naming any
+// pod; the engine cannot be told from the keys.
 func PodName(keys map[string]string) string {
+	if ambiguous(keys) {
+		return ""
+	}
 	name, ns := keys[AnnotationSandboxName], keys[AnnotationSandboxNamespace]
 	if name == "" || crio(keys) {
 		name, ns = keys[LabelPodName], keys[LabelPodNamespace]
@@ -64,6 +73,13 @@ func crio(keys map[string]string) bool {
 	return false
 }
 
+// ambiguous reports whether keys hold both containerd's sandbox name
+// and a CRI-O key: one engine's keys added by a pod's author under the
+// other (see [PodName]).
+func ambiguous(keys map[string]string) bool {
+	return keys[AnnotationSandboxName] != "" && crio(keys)
+}
+
 // LabelNerdctlName is the label nerdctl puts the container's name in.
 const LabelNerdctlName = "nerdctl/name"
 
@@ -86,6 +102,9 @@ func NerdctlName(keys map[string]string) string {
 // name is unknown [PodName]'s answer; else nerdctl's name; "" when none
 // names it (nor a nerdctl name holding a slash).
 func ContainerName(keys map[string]string) string {
+	if ambiguous(keys) {
+		return "" // no name the author chose instead (a nerdctl label)
+	}
 	pod := PodName(keys)
 	if pod == "" {
 		return NerdctlName(keys)

@@ -43,6 +43,9 @@ func TestPodName(t *testing.T) {
 		// read as pod kube-system/web-0, container app.
 		{map[string]string{LabelPodName: "web-0/app", LabelPodNamespace: "kube-system"}, ""},
 		{map[string]string{LabelPodName: "web-0", LabelPodNamespace: "kube/system"}, ""},
+		// containerd's pair and a CRI-O key a pod's author added (or the
+		// reverse): the author's pod.* pair was read; no name now.
+		{map[string]string{AnnotationSandboxName: "web-0", AnnotationSandboxNamespace: "tenant", "io.kubernetes.cri-o.x": "", LabelPodName: "kube-apiserver-node1", LabelPodNamespace: "kube-system"}, ""},
 	} {
 		if got := PodName(tc.labels); got != tc.want {
 			t.Errorf("PodName(%v) = %q, want %q", tc.labels, got, tc.want)
@@ -72,9 +75,16 @@ func TestContainerName(t *testing.T) {
 			LabelPodName: "evilpod", LabelPodNamespace: "kube-system", LabelContainerName: "evilctr"}, "shop/web-0/app"},
 		{map[string]string{CRIAnnotationPrefix + "container-type": "sandbox", AnnotationSandboxName: "web-0", AnnotationSandboxNamespace: "shop", LabelContainerName: "evilctr"}, "shop/web-0"},
 		// CRI-O sets the kubelet's keys itself, and no io.kubernetes.cri.*
-		// key, which a pod's author may add there.
+		// key.
+		{map[string]string{"io.kubernetes.cri-o.ContainerType": "container", LabelPodName: "web-0", LabelPodNamespace: "shop", LabelContainerName: "app"}, "shop/web-0/app"},
+		// Keys of both engines: a pod's author added the other's (an
+		// io.kubernetes.cri.* key under CRI-O, an io.kubernetes.cri-o.*
+		// one under containerd, where they made its own pod.* keys
+		// read): no name, rather than one the author chose.
 		{map[string]string{"io.kubernetes.cri-o.ContainerType": "container", LabelPodName: "web-0", LabelPodNamespace: "shop", LabelContainerName: "app",
-			AnnotationSandboxName: "coredns", AnnotationSandboxNamespace: "kube-system"}, "shop/web-0/app"},
+			AnnotationSandboxName: "coredns", AnnotationSandboxNamespace: "kube-system"}, ""},
+		{map[string]string{AnnotationSandboxName: "web-0", AnnotationSandboxNamespace: "tenant", AnnotationContainerName: "app",
+			"io.kubernetes.cri-o.x": "", LabelPodName: "kube-apiserver-node1", LabelPodNamespace: "kube-system", LabelContainerName: "kube-apiserver", LabelNerdctlName: "apiserver"}, ""},
 		{map[string]string{LabelContainerName: "app"}, ""},
 	} {
 		if got := ContainerName(tc.keys); got != tc.want {
