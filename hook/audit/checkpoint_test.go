@@ -2445,3 +2445,73 @@ func TestVerifyMadeUpCopyOfRemoved(t *testing.T) {
 		})
 	}
 }
+
+// ackAt is an operator's acknowledgement of damage record d at seq.
+func ackAt(d *audit.Record, seq uint64) *audit.Record {
+	a := audittest.AckOf(d, "power loss")
+	a.Seq = seq
+	return a
+}
+
+// TestVerifyStartCopiesMadeUp: root on the node later keeps the records
+// in the log, one of them changed (a deny made an allow) and the chain
+// rehashed, makes the first line no record, and seals with the state it
+// read a damage record that lists every line before it as older records
+// again, a retention record that says those seqs were removed, and an
+// ack. The lines before the chain's first record are then taken for
+// copies of removed records; verify passed with the key and the
+// checkpoints (audit show printed the changed record). A copy with
+// other bytes than the record a checkpoint names is no copy: it fails.
+func TestVerifyStartCopiesMadeUp(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ckpt.jsonl")
+	l, path, key := sealedLog(t, audit.Options{Host: "node-a", Checkpoints: &audit.CheckpointOptions{EveryRecords: 3, File: file}})
+	appendN(t, l, 20) // seq 2..21
+	forge := stolenKey(t, filepath.Join(filepath.Dir(path), "state", "audit.seal"))
+	lines := readLines(t, path)
+	body := [][]byte{[]byte("x\n")}
+	prev := lineHash(lines[0])
+	for i := 1; i < len(lines); i++ {
+		line := bytes.TrimSuffix(lines[i], []byte("\n"))
+		if i == 4 {
+			line = bytes.Replace(line, []byte(`"verdict":"deny"`), []byte(`"verdict":"allow"`), 1)
+		}
+		at := bytes.LastIndex(line, []byte(`,"hash":"`))
+		seal := ""
+		if k := bytes.Index(line[at:], []byte(`,"seal":"`)); k >= 0 {
+			seal = string(line[at+k : len(line)-1])
+		}
+		b := append([]byte{}, line[:at]...)
+		p := bytes.LastIndex(b, []byte(`,"prev":"`))
+		b = append(b[:p], `,"prev":"`+prev+`"`...)
+		prev = lineHash(append(b, `,"hash":""}`...))
+		body = append(body, append(b, `,"hash":"`+prev+`"`+seal+"}\n"...))
+	}
+	var listed []audit.DamagedLine
+	off := int64(0)
+	for i, b := range body {
+		d := bytes.TrimSuffix(b, []byte("\n"))
+		k := audit.LineKeyOf(d)
+		kind := "replayed"
+		if i == 0 {
+			kind = "garbled"
+		}
+		listed = append(listed, audit.DamagedLine{File: "audit.jsonl", Offset: off, Bytes: k.Bytes, SHA256: k.SHA256, Kind: kind, Reason: "an older record again"})
+		off += int64(len(b))
+	}
+	last := uint64(len(lines))
+	tail := chainFrom(prev, [][]byte{
+		recordLine(t, &audit.Record{Seq: last + 1, Source: audit.SourceAudit, Stage: audit.StageDamaged, Damage: listed, Error: "not the chain's records"}),
+		recordLine(t, &audit.Record{Seq: last + 2, Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: "audit.jsonl.000000000001", FirstSeq: 1, LastSeq: last, LastHash: prev}}),
+	}, last+1, forge)
+	d, err := audit.Decode(bytes.TrimSuffix(tail[0], []byte("\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail = append(tail, chainFrom(lineHash(bytes.TrimSuffix(tail[1], []byte("\n"))), [][]byte{recordLine(t, ackAt(d, last+3))}, last+3, forge)...)
+	writeLines(t, path, append(body, tail...))
+	s, err := audit.Verify([]string{path}, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: readCheckpoints(t, file)})
+	var p *audit.Problem
+	if !errors.As(err, &p) || !strings.Contains(p.Reason, "differs from the record the checkpoint of") {
+		t.Errorf("%+v, %v; want the copies held against the checkpoints", s, err)
+	}
+}
