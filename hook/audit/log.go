@@ -1679,10 +1679,10 @@ func damageRecord(damaged []DamagedLine) *Record {
 }
 
 // exists reports whether a file of that name exists (or may: an error
-// other than not existing).
+// other than not existing, or a name too long to exist: see CheckPath).
 func exists(name string) bool {
 	_, err := os.Lstat(name)
-	return !errors.Is(err, fs.ErrNotExist)
+	return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ENAMETOOLONG)
 }
 
 // maxPrevFiles bounds the rotated files an append reads back for the
@@ -2156,6 +2156,26 @@ const (
 	lockSuffix       = ".lock"
 	checkpointSuffix = ".checkpoint"
 )
+
+// maxSuffix is the longest a log's files add to its path: a rotated
+// file's "." and seq, of up to 20 digits (the lock's and the checkpoint
+// state's are shorter).
+const maxSuffix = 21
+
+// CheckPath reports whether path can name a log whose files a writer
+// can make: its rotated files (PATH.SEQ), lock and checkpoint state
+// too, each name at most 255 bytes (NAME_MAX) and each path shorter than
+// PATH_MAX. A longer name took records until the first rotation, which
+// then failed at every append, for good (a config check passed it).
+func CheckPath(path string) error {
+	if n := len(filepath.Base(path)); n+maxSuffix > 255 {
+		return fmt.Errorf("the file name %s is %d bytes: its rotated files' names (a dot and up to 20 digits after it) would pass 255 bytes, the longest a name may be, and the first rotation would fail (at most %d bytes)", vocab.Quote(filepath.Base(path)), n, 255-maxSuffix)
+	}
+	if len(path)+maxSuffix >= unix.PathMax {
+		return fmt.Errorf("the path is %d bytes: its rotated files' paths would pass %d bytes, the longest a path may be (at most %d bytes)", len(path), unix.PathMax-1, unix.PathMax-1-maxSuffix)
+	}
+	return nil
+}
 
 // rotated lists the rotated files of the log, oldest first.
 func (l *Log) rotated() ([]string, error) {

@@ -595,6 +595,11 @@ func (p *parser) config(n *node) *Config {
 			}
 		case "audit_log":
 			c.AuditLog = p.absPath(v, path, false)
+			if c.AuditLog != "" {
+				if err := audit.CheckPath(c.AuditLog); err != nil {
+					p.errorf(v, path, "%s", err)
+				}
+			}
 		case "log_file":
 			c.LogFile = p.logFile(v, path)
 			if strings.HasPrefix(c.LogFile, "/") {

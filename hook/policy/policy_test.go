@@ -53,6 +53,11 @@ func TestParseErrors(t *testing.T) {
 		{"wrong version", `{"version":2,"audit_log":"/a","default":{"mode":"audit"}}`, []string{"version: must be between 1 and 1"}},
 		{"relative log", `{"version":1,"audit_log":"a/b","default":{"mode":"audit"}}`, []string{"audit_log: must be a clean absolute path"}},
 		{"unclean log", `{"version":1,"audit_log":"/a/../b","default":{"mode":"audit"}}`, []string{"audit_log: must be a clean absolute path"}},
+		// Its rotated files' names (NAME.SEQ) must fit in 255 bytes: a
+		// longer one recorded until the first rotation, then failed
+		// every append.
+		{"log name too long", `{"version":1,"audit_log":"/var/log/` + strings.Repeat("a", 235) + `","default":{"mode":"audit"}}`, []string{"audit_log: the file name \"" + strings.Repeat("a", 235) + "\" is 235 bytes: its rotated files' names (a dot and up to 20 digits after it) would pass 255 bytes, the longest a name may be, and the first rotation would fail (at most 234 bytes)"}},
+		{"log path too long", `{"version":1,"audit_log":"` + strings.Repeat("/d", 2040) + `","default":{"mode":"audit"}}`, []string{"audit_log: the path is 4080 bytes: its rotated files' paths would pass 4095 bytes"}},
 		{"bad on_error", `{"version":1,"audit_log":"/a","on_error":"maybe","default":{"mode":"audit"}}`, []string{"on_error: must be \"allow\" or \"deny\""}},
 		{"deadline range", `{"version":1,"audit_log":"/a","deadline_ms":0,"default":{"mode":"audit"}}`, []string{"deadline_ms: must be between 10 and 60000"}},
 		{"fractional", `{"version":1,"audit_log":"/a","deadline_ms":1.5,"default":{"mode":"audit"}}`, []string{"deadline_ms: must be a whole number"}},
