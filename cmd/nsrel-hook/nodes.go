@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -36,6 +37,14 @@ type byHost struct {
 	// keys are the sealing keys whose seals each host's lines carry
 	// (seals not checked), when asked for.
 	keys map[string]map[audit.SealID]bool
+	// introduced are the keys a seal-start record of each host's lines
+	// introduces (sealed at epoch 0: what no one can make once the
+	// node's state has moved past it; seals not checked here).
+	introduced map[string]map[audit.SealID]bool
+	// sample is the first record of each host sealed with each key:
+	// its hash and seal, to tell whether the host's lines hold seals
+	// the key makes or copies that do not check (see holders).
+	sample map[string]map[audit.SealID][2]string
 	// empty counts the empty lines skipped: what a shipper makes of a
 	// crash's line of NUL bytes (rsyslog drops them), which holds
 	// nothing to check or attribute.
@@ -109,7 +118,7 @@ type tornLine struct {
 // each host's lines carry; and the host of the record lines whose hash
 // is in hashes.
 func splitByHost(files []string, dir string, keys, shipped bool, hashes map[string]bool) (*byHost, error) {
-	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]bool{}, hashHost: map[string]string{},
+	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]bool{}, introduced: map[string]map[audit.SealID]bool{}, sample: map[string]map[audit.SealID][2]string{}, hashHost: map[string]string{},
 		spans: map[string]*span{}, lines: map[string]int{}}
 	// A host's lines, and where each came from (.pos); a quarter of the
 	// descriptors.
@@ -147,6 +156,18 @@ func splitByHost(files []string, dir string, keys, shipped bool, hashes map[stri
 				b.keys[host] = map[audit.SealID]bool{}
 			}
 			b.keys[host][p.ID] = true
+			if b.sample[host] == nil {
+				b.sample[host] = map[audit.SealID][2]string{}
+			}
+			if _, ok := b.sample[host][p.ID]; !ok {
+				b.sample[host][p.ID] = [2]string{rec.Hash, rec.Seal}
+			}
+			if rec.Stage == audit.StageSealStart && p.Epoch == 0 {
+				if b.introduced[host] == nil {
+					b.introduced[host] = map[audit.SealID]bool{}
+				}
+				b.introduced[host][p.ID] = true
+			}
 		}
 	}
 	var pending []tornLine
@@ -806,10 +827,49 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	owners := map[audit.SealID][]string{}
 	for _, h := range split.hosts { // in the order the stream names them, not a map's
 		for id := range split.keys[h] {
-			if len(owners[id]) < 2 {
-				owners[id] = append(owners[id], h)
+			owners[id] = append(owners[id], h)
+		}
+	}
+	sealedFor := func(hash, seal string) bool {
+		return len(opts.Keys) > 0 && opts.Seals.Sealed(audit.Checkpoint{Hash: hash, Seal: seal})
+	}
+	// holders are the hosts whose lines a key seals: their first record
+	// carrying it has a seal that checks (copies of a node's lines under
+	// another name, whose seals do not, are no one's use of the key).
+	holders := map[audit.SealID][]string{}
+	for id, hs := range owners {
+		for _, h := range hs {
+			if x := split.sample[h][id]; sealedFor(x[0], x[1]) {
+				holders[id] = append(holders[id], h)
 			}
 		}
+	}
+	// sharedKey returns a key of h's records that also seals the
+	// records of another node (not one of h's names before or after a
+	// rename), and that node: one node's root, with its sealing state,
+	// could make up another node's records under its name (one the
+	// stream holds no line of, or a real node whose lines are in other
+	// files), and with every node's key given they verified. Or the
+	// nodes were set up from one sealing state (a cloned image). The
+	// node whose lines introduce the key (its seal-start, at epoch 0),
+	// when the other's do not, keeps it.
+	sharedKey := func(h string) (audit.SealID, string, bool) {
+		chain, _ := split.chainOf(h, sealedFor)
+		ids := slices.SortedFunc(maps.Keys(split.keys[h]), func(a, b audit.SealID) int { return strings.Compare(a.String(), b.String()) })
+		for _, id := range ids {
+			if !slices.Contains(holders[id], h) {
+				continue // its own seals fail it
+			}
+			for _, o := range holders[id] {
+				if o == h || slices.Contains(chain, o) || split.introduced[h][id] && !split.introduced[o][id] {
+					continue
+				}
+				if oc, _ := split.chainOf(o, sealedFor); !slices.Contains(oc, h) {
+					return id, o, true
+				}
+			}
+		}
+		return audit.SealID{}, "", false
 	}
 	nodes := want
 	if len(nodes) == 0 {
@@ -836,9 +896,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		// every check one chain gets (a seal that does not follow its
 		// predecessor's, a fork of an old name's chain); the new name's
 		// records alone start after seq 1 (records deleted?).
-		chain, cut := split.chainOf(h, func(hash, seal string) bool {
-			return len(opts.Keys) > 0 && opts.Seals.Sealed(audit.Checkpoint{Hash: hash, Seal: seal})
-		})
+		chain, cut := split.chainOf(h, sealedFor)
 		renamed := chain[:len(chain)-1]
 		o.OtherChainKey = func(id audit.SealID) bool {
 			for _, o := range owners[id] {
@@ -879,6 +937,11 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 				s, err = audit.Verify(files, o)
 			} else {
 				err = fmt.Errorf("no record of node %s in %s", plainOrQuoted(h), vocab.Printable(strings.Join(logs, ", ")))
+			}
+		}
+		if err == nil && len(opts.Keys) > 0 {
+			if id, other, ok := sharedKey(h); ok {
+				err = &audit.Problem{File: strings.Join(logs, ", "), Reason: fmt.Sprintf("its records are sealed with key %s, which seals records of node %s too: a node's key seals its own records alone (the root of one could have made up the other's records with it, or both were set up from one sealing state: run `nsrel-hook audit seal-init --replace` on each node)", id, plainOrQuoted(other))}
 			}
 		}
 		if s != nil {

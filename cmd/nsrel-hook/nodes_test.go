@@ -827,6 +827,90 @@ func TestVerifyNodesRootMintedCheckpoint(t *testing.T) {
 	}
 }
 
+// sealWith seals record lines (each with its hash, no seal) one after
+// the other with the sealing state at path, as root on a node can with
+// the state it reads: each with the key of the state's epoch, the key
+// then evolved (made here from the format's description).
+func sealWith(t *testing.T, path string, lines [][]byte) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(strings.TrimPrefix(string(b), "nsrel-seal 1 "))
+	id, err1 := hex.DecodeString(f[0])
+	epoch, err2 := strconv.ParseUint(f[1], 10, 64)
+	key, err3 := hex.DecodeString(f[2])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, line := range lines {
+		r, err := audit.Decode(bytes.TrimSuffix(line, []byte("\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := hex.DecodeString(r.Hash)
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte("nsrel seal v1\x00"))
+		m.Write(id)
+		m.Write(binary.BigEndian.AppendUint64(nil, epoch))
+		m.Write(h)
+		body := bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("}"))
+		out = append(out, fmt.Appendf(append([]byte{}, body...), `,"seal":"%s.%d.%x"}`+"\n", f[0], epoch, m.Sum(nil)))
+		n := hmac.New(sha256.New, key)
+		n.Write([]byte("nsrel seal: next key"))
+		key, epoch = n.Sum(nil), epoch+1
+	}
+	return out
+}
+
+// TestVerifyNodesMadeUpWithOthersKey: root on node-b, with node-b's
+// sealing state, makes up the records of node-q (a node the stream
+// holds no line of, or whose lines are in other files): a chain that
+// starts after a retention record (its earlier records removed, the
+// seal-start among them), sealed from the key's current epoch. With
+// every node's key given, each node's chain was verified with any of
+// them: node-q was reported intact. A node's key seals its own records
+// alone: node-q fails, naming the key and node-b, whose lines introduce
+// it (its seal-start), and node-b stays intact.
+func TestVerifyNodesMadeUpWithOthersKey(t *testing.T) {
+	dir := t.TempDir()
+	alog, _, _, akey := sealedNode(t, dir, "node-a", 3)
+	blog, _, bstate, bkey := sealedNode(t, dir, "node-b", 3)
+	prev := strings.Repeat("ab", 32)
+	var made [][]byte
+	for i, r := range []*audit.Record{
+		{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: "audit.jsonl.000000000001", FirstSeq: 1, LastSeq: 99, LastHash: prev}},
+		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "made-up"},
+		{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "made-up"},
+	} {
+		r.Seq, r.Prev, r.Time, r.Host = uint64(100+i), prev, "2026-12-07T08:00:00Z", "node-q"
+		line, err := r.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, line)
+		prev = r.Hash
+	}
+	var stream []byte
+	for _, f := range []string{alog, blog} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream = append(stream, b...)
+	}
+	stream = append(stream, bytes.Join(sealWith(t, bstate, made), nil)...)
+	streamFile := filepath.Join(dir, "stream.jsonl")
+	if err := os.WriteFile(streamFile, stream, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkVerify(t, 1, []string{"nodes: 2 intact (node-a, node-b), 1 FAILED (node-q)",
+		"node node-q: FAILED", "its records are sealed with key ", ", which seals records of node node-b too: a node's key seals its own records alone"},
+		"--nodes", "--key", "@"+akey, "--key", "@"+bkey, streamFile)
+}
+
 // TestVerifyNodesInputs: `audit verify --nodes` reads a collector's
 // stream and checkpoints through a pipe (<(zcat FILE.gz)) as from a file;
 // a FIFO without a writer reads as empty at once (open(2) as is blocked
