@@ -1027,14 +1027,23 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 	// the first at or before seq, having seen any retention record of a
 	// file that held seq.
 	var dropped uint64
+	var acked *audit.Record // the newest ack of seq met
 	d, err := l.Searcher().WithContext(sctx).Everywhere().Last("", func(r *audit.Record) bool {
 		if r.Stage == audit.StageRetention && r.Dropped != nil && r.Dropped.FirstSeq <= seq && seq <= r.Dropped.LastSeq && dropped == 0 {
 			dropped = r.Seq
+		}
+		if r.Stage == audit.StageAck && r.Ref != nil && r.Ref.Seq == seq && acked == nil {
+			acked = r
 		}
 		return r.Seq <= seq
 	})
 	if err == nil {
 		err = notDamage(l, seq, d, dropped)
+	}
+	if err == nil && acked != nil && acked.Ref.Hash == d.Hash {
+		// A second ack hid the first: verify says the newest, and
+		// the reason the operator gave first was lost from its report.
+		err = fmt.Errorf("the damage at seq %d of %s is acknowledged already, by seq %d (%s): nothing written", seq, vocab.Printable(l.Path()), acked.Seq, vocab.Quote(acked.Note))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s\n", vocab.OneLine(err))

@@ -635,6 +635,16 @@ func TestAuditAck(t *testing.T) {
 	if code, out := verify("--key", key); code != 0 {
 		t.Fatalf("verify after the ack: exit %d: %s", code, out)
 	}
+	// A second ack of it is refused: it hid the first, whose reason
+	// verify no longer said.
+	before, _ := os.ReadFile(e.log)
+	if code, _, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(t, e.log), "--reason", "again"); code != 1 ||
+		!strings.Contains(stderr, "is acknowledged already, by seq ") || !strings.Contains(stderr, `("checked"): nothing written`) {
+		t.Errorf("a second ack: exit %d, stderr %q; want it refused, naming the first", code, stderr)
+	}
+	if after, _ := os.ReadFile(e.log); !bytes.Equal(before, after) {
+		t.Errorf("a second ack wrote %q", after[len(before):])
+	}
 
 	// Another, unsealed log.
 	other := filepath.Join(t.TempDir(), "other.jsonl")
@@ -1134,7 +1144,15 @@ func TestAckUnderAnotherConfig(t *testing.T) {
 		t.Errorf("verify after the ack: exit %d: %s%s", code, out, stderr)
 	}
 	// The log's last record unsealed, its sealing state gone (a hook
-	// wrote on, saying so): the ack wrote unsealed too.
+	// wrote on, saying so): the ack wrote unsealed too. (Of new damage:
+	// the first is acknowledged, and a second ack of it is refused.)
+	garble(t, e.log)
+	createRuntime(t, e, "d2")
+	for _, r := range audittest.Records(t, e.log, "") {
+		if r.Stage == audit.StageDamaged {
+			seq = strconv.FormatUint(r.Seq, 10) // the last
+		}
+	}
 	seal := filepath.Join(e.dir, "audit.seal")
 	if err := os.Rename(seal, seal+".aside"); err != nil {
 		t.Fatal(err)
