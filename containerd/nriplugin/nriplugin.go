@@ -797,6 +797,10 @@ func dropKubeletKeys(md map[string]string) {
 // They were never recorded by the plugin, and nothing in the log said
 // the plugin had been away.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	// The processes containerd names run now: one that started after
+	// took the PID of one that exited since (they are checked one after
+	// the other, each up to the timeout).
+	listed := time.Now()
 	type running struct {
 		id              string
 		pid             int
@@ -862,7 +866,7 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 			if stop {
 				return
 			}
-			if !p.recordRunning(r.id, r.pid, r.md, r.names, r.sent, r.unknown) {
+			if !p.recordRunning(r.id, r.pid, r.md, r.names, r.sent, r.unknown, listed) {
 				// (One queued to append later left the count when
 				// queued: it is counted among those.)
 				p.mu.Lock()
@@ -875,15 +879,21 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 }
 
 // recordRunning records the start of container id, found running when
-// the plugin registered ([Plugin.Synchronize]), unless the log holds a
-// start of its process: judged as at its start, but not refused, which
+// the plugin registered ([Plugin.Synchronize]) at listed, unless the log
+// holds a start of its process: judged as at its start, but not refused, which
 // the record says. It reports whether it queued the record to append
 // later ([Plugin.queueLate]).
-func (p *Plugin) recordRunning(id string, pid int, md, names, sent map[string]string, unknown []string) (queued bool) {
+func (p *Plugin) recordRunning(id string, pid int, md, names, sent map[string]string, unknown []string, listed time.Time) (queued bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
 	defer cancel()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})
 	rec, startTime, ierr := p.check(ctx, id, pid, md, names, sent, unknown)
+	if ierr == nil && startTime != 0 && inspect.StartedAfter(startTime, listed) {
+		// The PID is a process's that started after containerd listed
+		// the container: it exited, and another took its PID, whose
+		// namespaces were the container's in the record.
+		ierr = fmt.Errorf("pid %d is a process started after the registration: %w", pid, inspect.ErrGone)
+	}
 	if errors.Is(ierr, inspect.ErrGone) {
 		// Ended since the runtime listed it: no start to record that
 		// an exit could end (the recorder records such a task).

@@ -16,6 +16,7 @@ import (
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
 	"github.com/nsrel/nsrel/internal/nstest"
+	"github.com/nsrel/nsrel/nsrel"
 )
 
 // TestSynchronizeRecordsUnchecked: a container started while the plugin
@@ -162,6 +163,57 @@ func TestSynchronizeGone(t *testing.T) {
 	syncOnce(t, p, []*api.PodSandbox{{Id: ctrdtest.Uniq("gone"), Name: "web-0", Namespace: "shop", Pid: uint32(cmd.Process.Pid)}}, nil)
 	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
 		t.Errorf("record of a process gone: seq %d %s/%s, error %q", r.Seq, r.Source, r.Stage, r.Error)
+	}
+}
+
+// TestSynchronizePIDReused: a container containerd listed at the
+// registration exits before its turn in the checks that follow (each up
+// to the timeout), and another process, in a user namespace of its own,
+// takes its PID: its namespaces were recorded as the container's, with
+// its start time, which the trees' start-time check then passed (the
+// pod shown on them). A process that started after the listing is not
+// the container's: nothing is recorded, as for one gone.
+func TestSynchronizePIDReused(t *testing.T) {
+	nstest.RequireRoot(t)
+	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`)
+	log := openLog(t, cfg.AuditLog)
+	sleep := nstest.RequireCmd(t, "sleep")
+	victim := exec.Command(sleep, "100")
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := victim.Process.Pid
+	var other *exec.Cmd
+	t.Cleanup(func() {
+		victim.Process.Kill()
+		victim.Wait()
+		if other != nil {
+			other.Process.Kill()
+			other.Wait()
+		}
+	})
+	p := &Plugin{Config: cfg, Log: log, Inspect: func(at int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
+		if at == pid && other == nil {
+			victim.Process.Kill()
+			victim.Wait()
+			// Past the listing by more than a tick (start times count
+			// ticks of 10 ms).
+			time.Sleep(3 * inspect.ClockTick)
+			var err error
+			if other, err = nstest.TakePID(pid, nstest.RequireCmd(t, "unshare"), "--user", sleep, "100"); err != nil {
+				t.Error(err)
+			}
+			for deadline := time.Now().Add(5 * time.Second); nstest.Ino(t, pid, "user") == nsrel.InitialUserNSIno && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			}
+		}
+		return inspect.ProcessWith(at, live)
+	}}
+	syncOnce(t, p, []*api.PodSandbox{{Id: ctrdtest.Uniq("reused"), Name: "web-0", Namespace: "shop", Pid: uint32(pid)}}, nil)
+	if other == nil {
+		t.Fatal("the PID was not taken again")
+	}
+	for _, r := range audittest.Records(t, cfg.AuditLog, "") {
+		t.Errorf("record of the process that took the PID: seq %d %s/%s, ancestry %+v, error %q", r.Seq, r.Source, r.Stage, r.Ancestry, r.Error)
 	}
 }
 

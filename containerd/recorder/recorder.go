@@ -1769,9 +1769,8 @@ func flagValue(args []string, name string) string {
 	return v
 }
 
-// clockTick is the unit of process start times (USER_HZ: 100 on every
-// architecture Linux containers run on).
-const clockTick = 10 * time.Millisecond
+// clockTick is the unit of process start times.
+const clockTick = inspect.ClockTick
 
 // startedBefore reports whether a process with the given start time
 // (clock ticks since boot) surely started before t: the start time is
@@ -1880,25 +1879,11 @@ func startedBy(startTicks uint64, rec *audit.Record) bool {
 	return err == nil && ok && !start.Add(-time.Millisecond).After(at)
 }
 
-// startedAfter reports whether a process with the given start time
-// surely started after t (a millisecond of margin for reading the
-// clocks; the start time is cut down to a tick).
-func startedAfter(startTicks uint64, t time.Time) bool {
-	start, ok := processStart(startTicks)
-	return ok && start.After(t.Add(time.Millisecond))
-}
-
-// processStart returns the time a process with the given start time
-// (clock ticks since boot) started, cut down to a tick; false when the
-// clock cannot be read.
-func processStart(startTicks uint64) (time.Time, bool) {
-	var ts unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
-		return time.Time{}, false
-	}
-	boot := time.Now().Add(-time.Duration(ts.Nano()))
-	return boot.Add(time.Duration(startTicks) * clockTick), true
-}
+// startedAfter and processStart: see [inspect.StartedAfter].
+var (
+	startedAfter = inspect.StartedAfter
+	processStart = inspect.ProcessStart
+)
 
 // recordStart records the start of task id (process pid) in namespace
 // ns unless the log has it; at is when containerd published the start
@@ -1948,6 +1933,13 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		// pid.
 		if !at.IsZero() && startedBefore(anc.StartTime, at) && shimChild(pid, ns, id, r.daemonMnt.Load()) {
 			return anc, nil
+		}
+		if !at.IsZero() && startedAfter(anc.StartTime, at) {
+			// Started after containerd published the start: another
+			// process took the PID (the runc shim says a task runs
+			// until it handles its exit, which waits for its execs
+			// after the PID is free), whatever containerd says.
+			return nil, fmt.Errorf("pid %d of task %s is a process started after the start event: %w", pid, vocab.Printable(id), inspect.ErrGone)
 		}
 		if st, err := inspect.StartTime(pid); err == nil {
 			asked = st

@@ -852,6 +852,31 @@ func optionalID(r nsrel.Ref) (*uint64, error) {
 	return &id, nil
 }
 
+// ClockTick is the unit of process start times (USER_HZ: 100 on every
+// architecture Linux containers run on).
+const ClockTick = 10 * time.Millisecond
+
+// ProcessStart returns the time a process with the given start time
+// (clock ticks since boot, [StartTime]) started, cut down to a tick;
+// false when the clock cannot be read.
+func ProcessStart(startTicks uint64) (time.Time, bool) {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return time.Time{}, false
+	}
+	boot := time.Now().Add(-time.Duration(ts.Nano()))
+	return boot.Add(time.Duration(startTicks) * ClockTick), true
+}
+
+// StartedAfter reports whether a process with the given start time
+// surely started after t (a millisecond of margin for reading the
+// clocks; the start time is cut down to a tick): a process that took
+// the PID of one known to run at t.
+func StartedAfter(startTicks uint64, t time.Time) bool {
+	start, ok := ProcessStart(startTicks)
+	return ok && start.After(t.Add(time.Millisecond))
+}
+
 // StartTime returns field 22 of /proc/PID/stat, the process start time in
 // clock ticks since boot.
 func StartTime(pid int) (uint64, error) {
