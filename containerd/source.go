@@ -206,21 +206,75 @@ func taskPIDs(ctx context.Context, c *client.Client, ctrs []corecontainers.Conta
 		}
 		pids[t.ID] = int(t.Pid)
 	}
+	var ask []string
 	for _, ctr := range ctrs {
-		if listed[ctr.ID] {
-			continue
+		if !listed[ctr.ID] {
+			ask = append(ask, ctr.ID)
 		}
-		got, err := c.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: ctr.ID})
-		switch {
-		case errdefs.IsNotFound(errgrpc.ToNative(err)):
-		case err != nil:
-			return nil, fmt.Errorf("task of container %s: %w", vocab.Printable(ctr.ID), err)
-		case got.Process != nil && got.Process.Pid != 0 && TaskAlive(got.Process.Status):
-			pids[ctr.ID] = int(got.Process.Pid) // started since the list
+	}
+	// Asked side by side, a few at a time: a node keeps every exited
+	// container the kubelet has not removed (a Job's), thousands of
+	// them, at some 0.3 ms a call asked one after the other (5,000 took
+	// 1.9 s of the 2 s deadline).
+	type answer struct {
+		id  string
+		pid int
+		err error
+	}
+	ids := make(chan string)
+	answers := make(chan answer, len(ask)) // no worker waits to answer
+	workers := min(len(ask), maxTaskGets)
+	for range workers {
+		go func() {
+			for id := range ids {
+				got, err := c.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: id})
+				a := answer{id: id}
+				switch {
+				case errdefs.IsNotFound(errgrpc.ToNative(err)):
+				case err != nil:
+					a.err = fmt.Errorf("task of container %s: %w", vocab.Printable(id), err)
+				case got.Process != nil && got.Process.Pid != 0 && TaskAlive(got.Process.Status):
+					a.pid = int(got.Process.Pid) // started since the list
+				}
+				answers <- a
+			}
+		}()
+	}
+	go func() {
+		defer close(ids)
+		for _, id := range ask {
+			select {
+			case ids <- id:
+			case <-ctx.Done():
+				return
+			}
 		}
+	}()
+	var first error
+	for range ask {
+		var a answer
+		select {
+		case a = <-answers:
+		case <-ctx.Done():
+			// The workers' calls end with the context too; their
+			// answers are not waited for.
+			return nil, fmt.Errorf("tasks of %d container(s) not listed: %w", len(ask), ctx.Err())
+		}
+		if a.err != nil && first == nil {
+			first = a.err
+		}
+		if a.pid != 0 {
+			pids[a.id] = a.pid
+		}
+	}
+	if first != nil {
+		return nil, first
 	}
 	return pids, nil
 }
+
+// maxTaskGets bounds the task calls taskPIDs makes at once.
+const maxTaskGets = 16
 
 // specPodName returns the pod and container name (see
 // [vocab.ContainerName]) from the annotations CRI sets on a container's
