@@ -153,8 +153,10 @@ files:
 				break files
 			}
 			h, ok := audit.PeekHead(line)
+			if ok {
+				listed.LineBackward(l.File, line)
+			}
 			if ok && h.Stage == audit.StageDamaged {
-				listed.Note(l.File, line)
 				continue
 			}
 			if !ok || h.ContainerID == "" || listed.Has(l.File, l.Offset, line) {

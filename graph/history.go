@@ -168,8 +168,9 @@ func (g *Graph) AddHistory(path string) error {
 				break
 			}
 			h, r, ok := audit.HeadOf(l.Data)
-			if ok && h.Stage == audit.StageDamaged && pass == 0 {
-				damaged = listed.Note(l.File, l.Data) || damaged
+			if ok && pass == 0 {
+				listed.Line(l.File, l.Data)
+				damaged = damaged || h.Stage == audit.StageDamaged
 			}
 			if !ok || byID[vocab.Escape(h.ContainerID)] == nil || pass == 1 && listed.Has(l.File, l.Offset, l.Data) {
 				continue

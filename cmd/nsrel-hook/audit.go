@@ -843,9 +843,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			continue
 		}
 		heads++
-		if h.Stage == audit.StageDamaged {
-			listed.Note(l.File, l.Data)
-		}
+		listed.Line(l.File, l.Data)
 		if !match(id) {
 			continue
 		}

@@ -578,6 +578,47 @@ func TestShowLeavesOutListed(t *testing.T) {
 	}
 }
 
+// TestShowMadeUpDamageHidesNothing: a damage record written into the
+// log out of the chain (root on the node later, with a seq retention
+// removed, which the next append files as an older record again, and
+// an ack passes), listing a record of the chain by its place and bytes:
+// show left that record out (verify passed). Only the chain's damage
+// records count.
+func TestShowMadeUpDamageHidesNothing(t *testing.T) {
+	e := newEnv(t, "hook.json", nil)
+	for _, id := range []string{"c1", "victim", "c3"} {
+		if code, _, stderr := run(selfState(id), "--config", e.config, "createRuntime"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	victim := bytes.TrimSuffix(lines[1], []byte("\n"))
+	k := audit.LineKeyOf(victim)
+	made := &audit.Record{Seq: 1, Time: "2026-12-07T08:00:00Z", Host: "vm", Source: audit.SourceAudit, Stage: audit.StageDamaged,
+		Damage: []audit.DamagedLine{{File: "audit.jsonl", Offset: int64(len(lines[0])), Bytes: k.Bytes, SHA256: k.SHA256, Kind: "garbled", Reason: "made up"}}}
+	line, err := made.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	audittest.AppendBytes(t, e.log, line)
+	if code, _, stderr := run(selfState("c4"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatal(stderr)
+	}
+	for _, args := range [][]string{{"--container", "victim"}, {"--json", "--container", "victim"}} {
+		code, stdout, stderr := run("", append([]string{"audit", "show"}, append(args, e.log)...)...)
+		if code != 0 || !strings.Contains(stdout, "victim") {
+			t.Errorf("show %v: exit %d, stdout %q, stderr %q; want the victim's record", args, code, stdout, stderr)
+		}
+	}
+	if code, stdout, stderr := run("", "audit", "show", e.log); code != 0 || strings.Count(stdout, "\n  seq ") != 5 || !strings.Contains(stderr, "left out 1 line(s)") {
+		t.Errorf("show: exit %d, stdout\n%s\nstderr %q; want the 4 records and the damage record of the chain, the made-up one left out", code, stdout, stderr)
+	}
+}
+
 // TestVerifyJSONEarlyFailures: a verify --json that fails before any
 // log's verdict (a --checkpoints or --key file, or a collector's LOG for
 // --nodes, that cannot be read) prints one JSON object that says so, as

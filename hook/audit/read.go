@@ -401,21 +401,37 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 	return nil, nil
 }
 
-// Listed collects the lines the damage records met list: such lines
-// are no records of the chain (verify takes them for damaged lines, an
-// older record again among them), and a reader that shows or believes
-// records passes them over, as the hook's own searches do. A damage
-// record comes after the lines it lists: a reader going forward notes
-// every line and asks about the lines it kept once it has read them
-// all; one going backward meets the damage record first. A line counts
-// as listed when a damage record names its place and its bytes (length
-// and SHA-256): verify holds a damage record to the bytes of the lines
-// it lists, so a sealed one listing a record of the chain's place in
-// the log with another line's bytes hides nothing. Make it with
+// Listed collects the lines the damage records of the chain list: such
+// lines are no records of the chain (verify takes them for damaged
+// lines, an older record again among them), and a reader that shows or
+// believes records passes them over, as the hook's own searches do.
+//
+// Only a damage record that is a link of the chain counts: one that
+// goes on from the record before it in the chain (its seq the next, its
+// prev that record's hash), or, read backward, whose hash the record
+// after it names as its prev. A damage record made up and written into
+// the log out of the chain (root on the node later, with the seq of a
+// record retention removed, which the next append files as an older
+// record again, and an ack passes) listed a record of the chain, and the
+// readers left that record out while verify passed. A line counts as
+// listed when such a record names its place and its bytes (length and
+// SHA-256): verify holds a damage record of the chain to the lines it
+// lists, and one appended at its end can list only the damaged lines
+// before it.
+//
+// A damage record comes after the lines it lists: a reader going
+// forward gives every line to [Listed.Line], in order, and asks [Listed.Has]
+// once it has read them all; one going backward gives each to
+// [Listed.LineBackward] and asks as it goes. Make it with
 // [Snapshot.Listed].
 type Listed struct {
 	current string
 	lines   map[lineAt]LineKey
+	// head is the chain's last link met (forward: its seq and hash;
+	// backward: the prev the next link must have as its hash).
+	headSeq  uint64
+	headHash string
+	started  bool
 }
 
 // Listed returns an empty [Listed] for the snapshot's log.
@@ -423,15 +439,47 @@ func (s *Snapshot) Listed() *Listed {
 	return &Listed{current: filepath.Base(s.log)}
 }
 
-// Note reads line data, at offset of file: when it is a damage record,
-// the lines it lists are kept. It reports whether it was one.
-func (d *Listed) Note(file string, data []byte) bool {
+// Line reads line data of file, forward: a link of the chain becomes
+// its head (the first record met starts it), and a damage record that
+// is one has the lines it lists kept.
+func (d *Listed) Line(file string, data []byte) {
+	seq, prev, hash, ok := chainLink(data)
+	if !ok {
+		return
+	}
+	// (Not a record of seq 1 again, which a line written there, an
+	// older record again, can be: a chain started again, its log lost,
+	// has its damage records count for nothing, and shows what they
+	// list.)
+	link := !d.started || seq == d.headSeq+1 && prev == d.headHash
+	if !link {
+		return
+	}
+	d.started, d.headSeq, d.headHash = true, seq, hash
+	d.note(file, data)
+}
+
+// LineBackward reads line data of file, backward: the first record met
+// (the log's last) is taken for the chain's head, and a record whose
+// hash the link after it names is the one before; a damage record that
+// is a link has the lines it lists kept.
+func (d *Listed) LineBackward(file string, data []byte) {
+	_, prev, hash, ok := chainLink(data)
+	if !ok || d.started && hash != d.headHash {
+		return
+	}
+	d.started, d.headHash = true, prev
+	d.note(file, data)
+}
+
+// note keeps the lines data lists, when it is a damage record.
+func (d *Listed) note(file string, data []byte) {
 	if !damageHead(data) {
-		return false
+		return
 	}
 	r, err := Decode(data)
 	if err != nil || r.Stage != StageDamaged {
-		return false
+		return
 	}
 	base := filepath.Base(file)
 	for _, dl := range r.Damage {
@@ -446,14 +494,37 @@ func (d *Listed) Note(file string, data []byte) bool {
 		}
 		d.lines[lineAt{f, dl.Offset}] = dl.Key()
 	}
-	return true
 }
 
-// Has reports whether a damage record noted lists the line data at
-// offset of file.
+// Has reports whether a damage record of the chain noted lists the line
+// data at offset of file.
 func (d *Listed) Has(file string, offset int64, data []byte) bool {
 	k, ok := d.lines[lineAt{filepath.Base(file), offset}]
 	return ok && k.Bytes == len(data) && k == LineKeyOf(data)
+}
+
+// chainLink returns what links record line data into the chain: its
+// seq, prev and hash (not checked against its bytes), reading its head
+// and its end as nsrel writes them (prev is the last member before the
+// hash), else decoding it; ok is false for a line that is no record.
+func chainLink(data []byte) (seq uint64, prev, hash string, ok bool) {
+	line := bytes.TrimSuffix(data, []byte{'\n'})
+	if s, sok := headSeq(line); sok {
+		if hashAt, h, _, hok := splitLine(line); hok {
+			body := line[:hashAt]
+			const key = `,"prev":"`
+			if p := bytes.LastIndex(body, []byte(key)); p >= 0 && bytes.HasSuffix(body, []byte{'"'}) {
+				if v := body[p+len(key) : len(body)-1]; len(v) == 0 || len(v) == 64 && isHex(string(v)) {
+					return s, string(v), h, true
+				}
+			}
+		}
+	}
+	r, err := Decode(line)
+	if err != nil {
+		return 0, "", "", false
+	}
+	return r.Seq, r.Prev, r.Hash, true
 }
 
 // lineAt is a line of a log's file: its base name and offset, as a
