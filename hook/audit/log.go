@@ -2157,22 +2157,27 @@ const (
 	checkpointSuffix = ".checkpoint"
 )
 
-// maxSuffix is the longest a log's files add to its path: a rotated
-// file's "." and seq, of up to 20 digits (the lock's and the checkpoint
-// state's are shorter).
-const maxSuffix = 21
+// rotatedSuffix is the longest a rotated file adds to the log's path:
+// "." and a seq of up to 20 digits; the checkpoint state's suffix is the
+// longest of the others.
+const rotatedSuffix = 21
 
 // CheckPath reports whether path can name a log whose files a writer
-// can make: its rotated files (PATH.SEQ), lock and checkpoint state
-// too, each name at most 255 bytes (NAME_MAX) and each path shorter than
-// PATH_MAX. A longer name took records until the first rotation, which
-// then failed at every append, for good (a config check passed it).
-func CheckPath(path string) error {
-	if n := len(filepath.Base(path)); n+maxSuffix > 255 {
-		return fmt.Errorf("the file name %s is %d bytes: its rotated files' names (a dot and up to 20 digits after it) would pass 255 bytes, the longest a name may be, and the first rotation would fail (at most %d bytes)", vocab.Quote(filepath.Base(path)), n, 255-maxSuffix)
+// can make: its lock and checkpoint state, and, when it rotates, its
+// rotated files (PATH.SEQ), each name at most 255 bytes (NAME_MAX) and
+// each path shorter than PATH_MAX. A longer name took records until the
+// first rotation, which then failed at every append, for good (a config
+// check passed it).
+func CheckPath(path string, rotates bool) error {
+	suffix, what := len(checkpointSuffix), "its checkpoint state's name ("+checkpointSuffix+" after it)"
+	if rotates {
+		suffix, what = rotatedSuffix, "its rotated files' names (a dot and up to 20 digits after it)"
 	}
-	if len(path)+maxSuffix >= unix.PathMax {
-		return fmt.Errorf("the path is %d bytes: its rotated files' paths would pass %d bytes, the longest a path may be (at most %d bytes)", len(path), unix.PathMax-1, unix.PathMax-1-maxSuffix)
+	if n := len(filepath.Base(path)); n+suffix > 255 {
+		return fmt.Errorf("the file name %s is %d bytes: %s would pass 255 bytes, the longest a name may be (at most %d bytes)", vocab.Quote(filepath.Base(path)), n, what, 255-suffix)
+	}
+	if len(path)+suffix >= unix.PathMax {
+		return fmt.Errorf("the path is %d bytes: with %s it would pass %d bytes, the longest a path may be (at most %d bytes)", len(path), what, unix.PathMax-1, unix.PathMax-1-suffix)
 	}
 	return nil
 }

@@ -843,6 +843,9 @@ type verifier struct {
 	// by retention), by seq: held against the checkpoints that name
 	// those seqs (see removedCopy).
 	removedCopies map[uint64][]copyLine
+	// checkpointed are the seqs the checkpoints given name (made at the
+	// first removedCopy).
+	checkpointed map[uint64]bool
 }
 
 // copyLine is an older record again: its hash and where it is.
@@ -852,22 +855,30 @@ type copyLine struct {
 	line int
 }
 
-// maxRemovedCopies bounds the older records again of removed records
-// that verify keeps to hold against checkpoints.
-const maxRemovedCopies = 1 << 16
-
 // removedCopy keeps r, an older record again at line l whose seq's
 // record the files given lack, for the checkpoints that name its seq:
 // root on the node later can file a record it made up, with the seq of
 // one retention removed, as an older record again (a damage record,
 // sealed with the key it holds, and an ack pass it), where readers
 // that take it for a copy would show it; it must be that record's copy.
+// Only those of a seq a checkpoint given names are kept (so many as the
+// checkpoints: a cap on them let root file that many made-up copies of
+// other seqs first, and the one a checkpoint names pass unchecked).
 func (v *verifier) removedCopy(l Line, r *Record) {
-	if n := len(v.removedCopies); n < maxRemovedCopies {
-		if v.removedCopies == nil {
-			v.removedCopies = map[uint64][]copyLine{}
+	if v.checkpointed == nil {
+		v.checkpointed = map[uint64]bool{}
+		for _, c := range v.opts.Checkpoints {
+			v.checkpointed[c.Seq] = true
 		}
-		v.removedCopies[r.Seq] = append(v.removedCopies[r.Seq], copyLine{r.Hash, l.File, l.Number})
+	}
+	if !v.checkpointed[r.Seq] {
+		return
+	}
+	if v.removedCopies == nil {
+		v.removedCopies = map[uint64][]copyLine{}
+	}
+	if cs := v.removedCopies[r.Seq]; !slices.ContainsFunc(cs, func(c copyLine) bool { return c.hash == r.Hash }) {
+		v.removedCopies[r.Seq] = append(cs, copyLine{r.Hash, l.File, l.Number})
 	}
 }
 

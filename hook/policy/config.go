@@ -585,7 +585,7 @@ func (p *parser) config(n *node) *Config {
 		RecordAnnotations: DefaultRecordAnnotations,
 	}
 	names := map[string]bool{}
-	var defaultNode *node
+	var defaultNode, auditLogNode *node
 	trustedOK := true
 	p.object(n, "", []string{"!version", "!audit_log", "log_file", "syslog", "on_error", "deadline_ms", "rotate_bytes", "keep_files", "seal_state", "checkpoints", "record_annotations", "trusted_selectors", "policies", "!default"}, func(key string, v *node, path string) {
 		switch key {
@@ -595,11 +595,7 @@ func (p *parser) config(n *node) *Config {
 			}
 		case "audit_log":
 			c.AuditLog = p.absPath(v, path, false)
-			if c.AuditLog != "" {
-				if err := audit.CheckPath(c.AuditLog); err != nil {
-					p.errorf(v, path, "%s", err)
-				}
-			}
+			auditLogNode = v
 		case "log_file":
 			c.LogFile = p.logFile(v, path)
 			if strings.HasPrefix(c.LogFile, "/") {
@@ -692,6 +688,12 @@ func (p *parser) config(n *node) *Config {
 	// by what could be read of it would only add noise.
 	if trustedOK {
 		p.checkTrust(&c.TrustedSelectors)
+	}
+	if c.AuditLog != "" {
+		// Once rotate_bytes is known, wherever it is in the file.
+		if err := audit.CheckPath(c.AuditLog, c.RotateBytes != 0); err != nil {
+			p.errorf(auditLogNode, "audit_log", "%s", err)
+		}
 	}
 	p.checkWritten(c.AuditLog)
 	return c

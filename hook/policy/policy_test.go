@@ -27,6 +27,20 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+// TestLongLogNameNeverRotated: a log that never rotates (rotate_bytes
+// 0) has no rotated files to name: a name up to 244 bytes loads (a
+// check for rotated names refused one that had worked).
+func TestLongLogNameNeverRotated(t *testing.T) {
+	for _, order := range []string{
+		`{"version":1,"audit_log":"/var/log/` + strings.Repeat("a", 240) + `","rotate_bytes":0,"default":{"mode":"audit"}}`,
+		`{"version":1,"rotate_bytes":0,"audit_log":"/var/log/` + strings.Repeat("a", 240) + `","default":{"mode":"audit"}}`,
+	} {
+		if _, err := policy.Parse("x.json", []byte(order)); err != nil {
+			t.Errorf("%v", err)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -56,8 +70,10 @@ func TestParseErrors(t *testing.T) {
 		// Its rotated files' names (NAME.SEQ) must fit in 255 bytes: a
 		// longer one recorded until the first rotation, then failed
 		// every append.
-		{"log name too long", `{"version":1,"audit_log":"/var/log/` + strings.Repeat("a", 235) + `","default":{"mode":"audit"}}`, []string{"audit_log: the file name \"" + strings.Repeat("a", 235) + "\" is 235 bytes: its rotated files' names (a dot and up to 20 digits after it) would pass 255 bytes, the longest a name may be, and the first rotation would fail (at most 234 bytes)"}},
-		{"log path too long", `{"version":1,"audit_log":"` + strings.Repeat("/d", 2040) + `","default":{"mode":"audit"}}`, []string{"audit_log: the path is 4080 bytes: its rotated files' paths would pass 4095 bytes"}},
+		{"log name too long", `{"version":1,"audit_log":"/var/log/` + strings.Repeat("a", 235) + `","default":{"mode":"audit"}}`, []string{"audit_log: the file name \"" + strings.Repeat("a", 235) + "\" is 235 bytes: its rotated files' names (a dot and up to 20 digits after it) would pass 255 bytes, the longest a name may be (at most 234 bytes)"}},
+		{"log path too long", `{"version":1,"audit_log":"` + strings.Repeat("/d", 2040) + `","default":{"mode":"audit"}}`, []string{"audit_log: the path is 4080 bytes: with its rotated files' names (a dot and up to 20 digits after it) it would pass 4095 bytes"}},
+		// Never rotated: its checkpoint state's name must fit.
+		{"log name too long, never rotated", `{"version":1,"audit_log":"/var/log/` + strings.Repeat("a", 245) + `","rotate_bytes":0,"default":{"mode":"audit"}}`, []string{"audit_log: the file name \"" + strings.Repeat("a", 245) + "\" is 245 bytes: its checkpoint state's name (.checkpoint after it) would pass 255 bytes, the longest a name may be (at most 244 bytes)"}},
 		{"bad on_error", `{"version":1,"audit_log":"/a","on_error":"maybe","default":{"mode":"audit"}}`, []string{"on_error: must be \"allow\" or \"deny\""}},
 		{"deadline range", `{"version":1,"audit_log":"/a","deadline_ms":0,"default":{"mode":"audit"}}`, []string{"deadline_ms: must be between 10 and 60000"}},
 		{"fractional", `{"version":1,"audit_log":"/a","deadline_ms":1.5,"default":{"mode":"audit"}}`, []string{"deadline_ms: must be a whole number"}},
