@@ -186,8 +186,13 @@ func RunningPod(a *audit.Ancestry, live *inspect.LiveOnce, samePod func(pid int)
 	// podman --user, a pod's runAsUser), a host service. A container
 	// whose namespace maps one of them shares it with them; they were
 	// not checked (only once one of them had unshared a namespace).
-	// Read within the scan's budget, up to maxHeldOthers found.
-	if own != scan.Own.Ident && merr == nil && len(scan.Own.PIDs) > 0 {
+	// Read within the scan's budget, up to maxHeldOthers found. Only
+	// where the hook runs in the initial namespace: a rootless
+	// runtime's own namespace holds the IDs its containers map by
+	// design (podman --userns=keep-id maps the user's ID, which the
+	// runtime, conmon and the hook itself hold there; an ID its maps
+	// lack shows as the overflow ID), not another container's.
+	if own != scan.Own.Ident && scan.Own.Ident.Ino == nsrel.InitialUserNSIno && merr == nil && len(scan.Own.PIDs) > 0 {
 		found := 0
 		err := scan.Own.EachHeld(inTime, func(pid int, u, g idmap.Spans) bool {
 			if idmap.Overlap(hu, u) == nil && idmap.Overlap(hg, g) == nil || samePod != nil && samePod(pid) {

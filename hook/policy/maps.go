@@ -74,7 +74,8 @@ type Other struct {
 	// lives: it holds IDs of the container's.
 	Shared, Below bool
 	// Held is set when Ino is the hook's own user namespace (the
-	// initial one, on a host), whose maps count for nothing, and PID a
+	// initial one: the scan reads it only there), whose maps count for
+	// nothing, and PID a
 	// process in it that holds IDs (UIDs, GIDs) the container's maps
 	// map: a container run without a user namespace as a host UID, a
 	// host service.
@@ -421,17 +422,11 @@ func (r *Rules) evaluateDisjoint(a *audit.Ancestry, uids, gids idmap.Map, run *R
 				add(RuleDisjoint, Unchecked+" against the processes of %s, the user namespace the hook runs in: %s", own, o.Err)
 				continue
 			}
-			// The IDs of the hook's namespace: host IDs in the initial
-			// one, a rootless runtime's own otherwise.
-			uids, gids := "host UIDs %s", "host GIDs %s"
-			if o.Ino != nsrel.InitialUserNSIno {
-				uids, gids = "UIDs %s (of "+own.String()+")", "GIDs %s (of "+own.String()+")"
-			}
 			if ov := idmap.Overlap(hu, o.UIDs); ov != nil {
-				add(RuleDisjoint, uids+" of %s are also held by pid %d (%s), in %s, the user namespace the hook runs in", ov, userName(a, 0), o.PID, o.Name, own)
+				add(RuleDisjoint, "host UIDs %s of %s are also held by pid %d (%s), in %s, the user namespace the hook runs in", ov, userName(a, 0), o.PID, o.Name, own)
 			}
 			if ov := idmap.Overlap(hg, o.GIDs); ov != nil {
-				add(RuleDisjoint, gids+" of %s are also held by pid %d (%s), in %s, the user namespace the hook runs in", ov, userName(a, 0), o.PID, o.Name, own)
+				add(RuleDisjoint, "host GIDs %s of %s are also held by pid %d (%s), in %s, the user namespace the hook runs in", ov, userName(a, 0), o.PID, o.Name, own)
 			}
 			continue
 		}
