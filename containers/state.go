@@ -682,6 +682,7 @@ func (st State) Container(runtime string) discover.Container {
 	// (io.kubernetes.cri-o.ContainerType claimed CRI-O).
 	if i := slices.Index(parts, "io.containerd.runtime.v2.task"); i >= 0 && i+2 < n && parts[i+2] == st.ID {
 		c.Engine, c.Namespace = EngineContainerd, parts[i+1]
+		c.Name = vocab.ContainerName(vocab.WithoutCRIO(st.Annotations)) // its CRI's keys name it
 		return c
 	}
 	switch {

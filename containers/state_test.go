@@ -129,8 +129,8 @@ func TestStateSourceValidates(t *testing.T) {
 	writeState(t, root, "crio", "state.json", fmt.Sprintf(`{"id":"crio","init_process_pid":%d,"init_process_start":%d,"config":{"labels":["bundle=/run/containers/storage/overlay-containers/crio/userdata","io.kubernetes.cri-o.ContainerType=container","io.kubernetes.pod.name=api-1","io.kubernetes.pod.namespace=prod","io.kubernetes.container.name=api"]}}`, p.Pid, start))
 	writeState(t, root, "nerd", "state.json", fmt.Sprintf(`{"id":"nerd","init_process_pid":%d,"init_process_start":%d,"config":{"labels":["bundle=/run/containerd/io.containerd.runtime.v2.task/default/nerd","nerdctl/name=web"]}}`, p.Pid, start))
 	// containerd's, with CRI-O's keys a pod's author added (its
-	// pod_annotations passes them): containerd's, named by neither
-	// (CRI-O's, named as the author chose, before).
+	// pod_annotations passes them): containerd's, named by its CRI's
+	// keys (CRI-O's, named as the author chose, before).
 	writeState(t, root, "ctrdcrio", "state.json", fmt.Sprintf(`{"id":"ctrdcrio","init_process_pid":%d,"init_process_start":%d,"config":{"labels":["bundle=/run/containerd/io.containerd.runtime.v2.task/k8s.io/ctrdcrio","io.kubernetes.cri.sandbox-name=web-0","io.kubernetes.cri.sandbox-namespace=tenant","io.kubernetes.cri-o.ContainerType=container","io.kubernetes.pod.name=kube-apiserver-node1","io.kubernetes.pod.namespace=kube-system"]}}`, p.Pid, start))
 	writeState(t, root, "reused", "state.json", runc("reused", start+1, "/b"))
 	writeState(t, root, "liar", "state.json", runc("other-id", start, "/b"))
@@ -166,7 +166,7 @@ func TestStateSourceValidates(t *testing.T) {
 		{ID: "pod", Engine: EnginePodman, PID: p.Pid},
 		{ID: "crio", Engine: EngineCRIO, PID: p.Pid, Name: "prod/api-1/api"},
 		{ID: "nerd", Engine: EngineContainerd, Namespace: "default", PID: p.Pid, Name: "web"},
-		{ID: "ctrdcrio", Engine: EngineContainerd, Namespace: "k8s.io", PID: p.Pid},
+		{ID: "ctrdcrio", Engine: EngineContainerd, Namespace: "k8s.io", PID: p.Pid, Name: "tenant/web-0"},
 		{ID: "good", Engine: EngineRunc, PID: p.Pid},
 	}
 	if diff := cmp.Diff(Merge(want), Merge(got), ignoreStart); diff != "" {

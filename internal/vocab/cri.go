@@ -80,6 +80,23 @@ func ambiguous(keys map[string]string) bool {
 	return keys[AnnotationSandboxName] != "" && crio(keys)
 }
 
+// WithoutCRIO returns keys without CRI-O's (io.kubernetes.cri-o.*): the
+// keys of a container containerd runs (its bundle tells), where such a
+// key is a pod's author's (pod_annotations passed it), and its CRI's
+// keys name the pod ([PodName] of both engines' keys names none).
+func WithoutCRIO(keys map[string]string) map[string]string {
+	if !crio(keys) {
+		return keys
+	}
+	out := make(map[string]string, len(keys))
+	for k, v := range keys {
+		if !strings.HasPrefix(k, "io.kubernetes.cri-o.") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // LabelNerdctlName is the label nerdctl puts the container's name in.
 const LabelNerdctlName = "nerdctl/name"
 
