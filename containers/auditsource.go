@@ -154,7 +154,7 @@ files:
 			}
 			h, ok := audit.PeekHead(line)
 			if ok {
-				listed.LineBackward(l.File, line)
+				listed.LineBackward(l.File, l.Offset, line)
 			}
 			if ok && h.Stage == audit.StageDamaged {
 				continue

@@ -1,6 +1,7 @@
 package containers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -446,6 +447,36 @@ func TestAuditSourceListedStart(t *testing.T) {
 	got, err := (&AuditSource{Path: path}).List(ctx)
 	if err != nil || len(got) != 0 {
 		t.Errorf("got %+v, %v; want no container (old stopped, its start again listed as damage)", got, err)
+	}
+}
+
+// TestAuditSourceListedStartStaleTail: TestAuditSourceListedStart with
+// a stale block at the end of the log after it (a crash: an earlier
+// record again, which no damage record lists yet): the start again
+// stays left out. (Readers that counted only the damage records linked
+// into the chain from the log's last record lost the chain there, and
+// listed the stopped container as running.)
+func TestAuditSourceListedStartStaleTail(t *testing.T) {
+	_, anc, log, path := sleepingLog(t, audit.Options{})
+	ctx := context.Background()
+	start := &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "old", Ancestry: anc}
+	for _, r := range []*audit.Record{start, {Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "x", Error: "gone"},
+		{Source: audit.SourceOCIHook, Stage: audit.StagePoststop, ContainerID: "old"}} {
+		if err := log.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	audittest.AppendAgain(t, path, start)
+	if err := log.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "other", Error: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audittest.AppendBytes(t, path, bytes.SplitAfter(data, []byte("\n"))[1])
+	if got, err := (&AuditSource{Path: path}).List(ctx); err != nil || len(got) != 0 {
+		t.Errorf("after a stale tail: got %+v, %v; want no container", got, err)
 	}
 }
 

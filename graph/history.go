@@ -169,7 +169,7 @@ func (g *Graph) AddHistory(path string) error {
 			}
 			h, r, ok := audit.HeadOf(l.Data)
 			if ok && pass == 0 {
-				listed.Line(l.File, l.Data)
+				listed.Line(l.File, l.Offset, l.Data)
 				damaged = damaged || h.Stage == audit.StageDamaged
 			}
 			if !ok || byID[vocab.Escape(h.ContainerID)] == nil || pass == 1 && listed.Has(l.File, l.Offset, l.Data) {

@@ -843,7 +843,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 			continue
 		}
 		heads++
-		listed.Line(l.File, l.Data)
+		listed.Line(l.File, l.Offset, l.Data)
 		if !match(id) {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"iter"
 	"os"
 	"path/filepath"
@@ -401,87 +402,102 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 	return nil, nil
 }
 
-// Listed collects the lines the damage records of the chain list: such
-// lines are no records of the chain (verify takes them for damaged
-// lines, an older record again among them), and a reader that shows or
-// believes records passes them over, as the hook's own searches do.
+// Listed collects the lines the damage records list: such lines are no
+// records of the chain (verify takes them for damaged lines, an older
+// record again among them), and a reader that shows or believes records
+// passes them over, as the hook's own searches do.
 //
-// Only a damage record that is a link of the chain counts: one that
-// goes on from the record before it in the chain (its seq the next, its
-// prev that record's hash), or, read backward, whose hash the record
-// after it names as its prev. A damage record made up and written into
-// the log out of the chain (root on the node later, with the seq of a
+// A damage record that a damage record after it lists (one that counts)
+// counts for nothing: it is no record of the chain either. One made up
+// and written into the log (root on the node later, with the seq of a
 // record retention removed, which the next append files as an older
-// record again, and an ack passes) listed a record of the chain, and the
-// readers left that record out while verify passed. A line counts as
-// listed when such a record names its place and its bytes (length and
-// SHA-256): verify holds a damage record of the chain to the lines it
-// lists, and one appended at its end can list only the damaged lines
-// before it.
+// record again, and an ack passes) listed a record of the chain, and
+// the readers left that record out while verify passed. Where verify
+// passes, the damage records that count are the chain's own: each one
+// out of the chain is listed by one of the chain after it, and one of
+// the chain lists only the damaged lines before it. A line counts as
+// listed when a damage record names its place and its bytes (length and
+// SHA-256), and comes before it.
 //
 // A damage record comes after the lines it lists: a reader going
-// forward gives every line to [Listed.Line], in order, and asks [Listed.Has]
-// once it has read them all; one going backward gives each to
-// [Listed.LineBackward] and asks as it goes. Make it with
+// forward gives every line to [Listed.Line], in order, and asks
+// [Listed.Has] once it has read them all; one going backward gives
+// each to [Listed.LineBackward] and asks as it goes. Make it with
 // [Snapshot.Listed].
 type Listed struct {
 	current string
-	lines   map[lineAt]LineKey
-	// head is the chain's last link met (forward: its seq and hash;
-	// backward: the prev the next link must have as its hash).
-	headSeq  uint64
-	headHash string
-	started  bool
+	order   map[string]int // the snapshot's files' base names, in order
+	// damages are the damage records met going forward, in order;
+	// lines, once resolved (forward) or as met (backward), the lines
+	// the damage records that count list.
+	damages  []listing
+	lines    map[lineAt]LineKey
+	resolved bool
+}
+
+// listing is a damage record: where it is, its key, and the lines it
+// lists before it.
+type listing struct {
+	at    lineAt
+	key   LineKey
+	lists map[lineAt]LineKey
 }
 
 // Listed returns an empty [Listed] for the snapshot's log.
 func (s *Snapshot) Listed() *Listed {
-	return &Listed{current: filepath.Base(s.log)}
+	d := &Listed{current: filepath.Base(s.log), order: map[string]int{}}
+	for i, f := range s.files {
+		d.order[filepath.Base(f.name)] = i
+	}
+	return d
 }
 
-// Line reads line data of file, forward: a link of the chain becomes
-// its head (the first record met starts it), and a damage record that
-// is one has the lines it lists kept.
-func (d *Listed) Line(file string, data []byte) {
-	seq, prev, hash, ok := chainLink(data)
-	if !ok {
-		return
+// Line reads line data at offset of file, forward.
+func (d *Listed) Line(file string, offset int64, data []byte) {
+	if l, ok := d.listing(file, offset, data); ok {
+		d.damages = append(d.damages, l)
+		d.resolved = false
 	}
-	// (Not a record of seq 1 again, which a line written there, an
-	// older record again, can be: a chain started again, its log lost,
-	// has its damage records count for nothing, and shows what they
-	// list.)
-	link := !d.started || seq == d.headSeq+1 && prev == d.headHash
-	if !link {
-		return
-	}
-	d.started, d.headSeq, d.headHash = true, seq, hash
-	d.note(file, data)
 }
 
-// LineBackward reads line data of file, backward: the first record met
-// (the log's last) is taken for the chain's head, and a record whose
-// hash the link after it names is the one before; a damage record that
-// is a link has the lines it lists kept.
-func (d *Listed) LineBackward(file string, data []byte) {
-	_, prev, hash, ok := chainLink(data)
-	if !ok || d.started && hash != d.headHash {
-		return
+// LineBackward reads line data at offset of file, backward: a damage
+// record that no damage record met (after it) that counts lists has the
+// lines it lists kept.
+func (d *Listed) LineBackward(file string, offset int64, data []byte) {
+	if l, ok := d.listing(file, offset, data); ok {
+		d.count(l)
 	}
-	d.started, d.headHash = true, prev
-	d.note(file, data)
 }
 
-// note keeps the lines data lists, when it is a damage record.
-func (d *Listed) note(file string, data []byte) {
+// count keeps the lines l lists, unless a damage record kept lists l.
+func (d *Listed) count(l listing) {
+	if k, listed := d.lines[l.at]; listed && k == l.key {
+		return
+	}
+	if d.lines == nil {
+		d.lines = map[lineAt]LineKey{}
+	}
+	maps.Copy(d.lines, l.lists)
+}
+
+// before reports whether a is before b in the snapshot's files.
+func (d *Listed) before(a, b lineAt) bool {
+	fa, oka := d.order[a.file]
+	fb, okb := d.order[b.file]
+	return oka && okb && (fa < fb || fa == fb && a.offset < b.offset)
+}
+
+// listing reads a damage record: ok is false for any other line.
+func (d *Listed) listing(file string, offset int64, data []byte) (listing, bool) {
 	if !damageHead(data) {
-		return
+		return listing{}, false
 	}
 	r, err := Decode(data)
 	if err != nil || r.Stage != StageDamaged {
-		return
+		return listing{}, false
 	}
 	base := filepath.Base(file)
+	l := listing{at: lineAt{base, offset}, key: LineKeyOf(data), lists: map[lineAt]LineKey{}}
 	for _, dl := range r.Damage {
 		f := dl.File
 		if f == d.current {
@@ -489,42 +505,25 @@ func (d *Listed) note(file string, data []byte) {
 			// file that holds it (rotated since, perhaps).
 			f = base
 		}
-		if d.lines == nil {
-			d.lines = map[lineAt]LineKey{}
+		if at := (lineAt{f, dl.Offset}); d.before(at, l.at) {
+			l.lists[at] = dl.Key()
 		}
-		d.lines[lineAt{f, dl.Offset}] = dl.Key()
 	}
+	return l, true
 }
 
-// Has reports whether a damage record of the chain noted lists the line
-// data at offset of file.
+// Has reports whether a damage record that counts lists the line data
+// at offset of file.
 func (d *Listed) Has(file string, offset int64, data []byte) bool {
+	if !d.resolved {
+		// The last first: whether one counts depends on those after it.
+		d.lines, d.resolved = nil, true
+		for i := len(d.damages) - 1; i >= 0; i-- {
+			d.count(d.damages[i])
+		}
+	}
 	k, ok := d.lines[lineAt{filepath.Base(file), offset}]
 	return ok && k.Bytes == len(data) && k == LineKeyOf(data)
-}
-
-// chainLink returns what links record line data into the chain: its
-// seq, prev and hash (not checked against its bytes), reading its head
-// and its end as nsrel writes them (prev is the last member before the
-// hash), else decoding it; ok is false for a line that is no record.
-func chainLink(data []byte) (seq uint64, prev, hash string, ok bool) {
-	line := bytes.TrimSuffix(data, []byte{'\n'})
-	if s, sok := headSeq(line); sok {
-		if hashAt, h, _, hok := splitLine(line); hok {
-			body := line[:hashAt]
-			const key = `,"prev":"`
-			if p := bytes.LastIndex(body, []byte(key)); p >= 0 && bytes.HasSuffix(body, []byte{'"'}) {
-				if v := body[p+len(key) : len(body)-1]; len(v) == 0 || len(v) == 64 && isHex(string(v)) {
-					return s, string(v), h, true
-				}
-			}
-		}
-	}
-	r, err := Decode(line)
-	if err != nil {
-		return 0, "", "", false
-	}
-	return r.Seq, r.Prev, r.Hash, true
 }
 
 // lineAt is a line of a log's file: its base name and offset, as a
