@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"iter"
+	"maps"
 	"os"
 	"path/filepath"
 
