@@ -1934,13 +1934,6 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 		if !at.IsZero() && startedBefore(anc.StartTime, at) && shimChild(pid, ns, id, r.daemonMnt.Load()) {
 			return anc, nil
 		}
-		if !at.IsZero() && startedAfter(anc.StartTime, at) {
-			// Started after containerd published the start: another
-			// process took the PID (the runc shim says a task runs
-			// until it handles its exit, which waits for its execs
-			// after the PID is free), whatever containerd says.
-			return nil, fmt.Errorf("pid %d of task %s is a process started after the start event: %w", pid, vocab.Printable(id), inspect.ErrGone)
-		}
 		if st, err := inspect.StartTime(pid); err == nil {
 			asked = st
 		}
