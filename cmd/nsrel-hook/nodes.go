@@ -941,7 +941,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 		}
 		if err == nil && len(opts.Keys) > 0 {
 			if id, other, ok := sharedKey(h); ok {
-				err = &audit.Problem{File: strings.Join(logs, ", "), Reason: fmt.Sprintf("its records are sealed with key %s, which seals records of node %s too: a node's key seals its own records alone (the root of one could have made up the other's records with it, or both were set up from one sealing state: run `nsrel-hook audit seal-init --replace` on each node)", id, plainOrQuoted(other))}
+				err = &audit.Problem{File: strings.Join(logs, ", "), Reason: fmt.Sprintf("its records are sealed with key %s, which seals records of node %s too: a node's key seals its own records alone (the root of one could have made up the other's records with it, or both were set up from one sealing state: run `nsrel-hook audit seal-init --replace` on each node, which seals what comes after with a key of its own; what the shared key sealed cannot be told apart)", id, plainOrQuoted(other))}
 			}
 		}
 		if s != nil {
