@@ -437,7 +437,9 @@ func TestAuditSourceListedStart(t *testing.T) {
 		}
 	}
 	audittest.AppendAgain(t, path, start)
-	if err := log.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, ContainerID: "other", Error: "gone"}); err != nil {
+	// A record of no container after it (a state that named none): the
+	// damage record is the first the source meets that lists a line.
+	if err := log.Append(ctx, &audit.Record{Source: audit.SourceOCIHook, Stage: audit.StageCreateRuntime, Error: "no ID"}); err != nil {
 		t.Fatal(err)
 	}
 	recs := audittest.Records(t, path, "")

@@ -464,6 +464,7 @@ func (d *Listed) Line(file string, offset int64, data []byte) {
 // record that no damage record met (after it) that counts lists has the
 // lines it lists kept.
 func (d *Listed) LineBackward(file string, offset int64, data []byte) {
+	d.resolved = true // as it goes: nothing to resolve at Has
 	if l, ok := d.listing(file, offset, data); ok {
 		d.count(l)
 	}
