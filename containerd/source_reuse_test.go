@@ -78,27 +78,13 @@ func (s *reuseContainers) List(context.Context, *containersapi.ListContainersReq
 // moment, it does not close it.)
 func TestListPIDReusedAfterTaskList(t *testing.T) {
 	nstest.RequireRoot(t)
-	victim := exec.Command(nstest.RequireCmd(t, "sleep"), "1000")
-	if err := victim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := victim.Process.Pid
-	var other *exec.Cmd
-	t.Cleanup(func() {
-		victim.Process.Kill()
-		victim.Wait()
-		if other != nil {
-			other.Process.Kill()
-			other.Wait()
-		}
-	})
+	victim := nstest.StartReused(t, nstest.RequireCmd(t, "sleep"), "1000")
+	pid := victim.Pid
 	var exited atomic.Bool
 	between := func() {
-		victim.Process.Kill()
-		victim.Wait()
+		victim.End()
 		exited.Store(true)
-		var err error
-		if other, err = nstest.TakePID(pid, nstest.RequireCmd(t, "sleep"), "1000"); err != nil {
+		if err := victim.Take(nstest.RequireCmd(t, "sleep"), "1000"); err != nil {
 			t.Error(err)
 		}
 	}
@@ -118,7 +104,7 @@ func TestListPIDReusedAfterTaskList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if other == nil {
+	if !victim.Taken() {
 		t.Fatal("the PID was not taken again")
 	}
 	now, _ := inspect.StartTime(pid)

@@ -742,23 +742,35 @@ func sealedNode(t *testing.T, dir, host string, n int) (logPath, ck, state, keyF
 	return logPath, ck, state, keyFile
 }
 
-// mintCheckpoint is what root on a node can do with the sealing state it
-// reads (the key of the next epoch): a checkpoint of head naming host,
-// with a checkpoint seal that checks. (Made here from the format's
-// description, not with the package's code.)
-func mintCheckpoint(t *testing.T, state string, head audit.Checkpoint, host string) []byte {
+// readSealState reads the sealing state at path as root on the node can
+// (made here from the format's description): the key ID (hex and
+// bytes), the epoch of the next seal and its key.
+func readSealState(t *testing.T, path string) (idHex string, id []byte, epoch uint64, key []byte) {
 	t.Helper()
-	b, err := os.ReadFile(state)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := strings.Fields(strings.TrimPrefix(string(b), "nsrel-seal 1 "))
+	if len(f) < 3 {
+		t.Fatalf("%s: not a sealing state: %q", path, b)
+	}
 	id, err1 := hex.DecodeString(f[0])
 	epoch, err2 := strconv.ParseUint(f[1], 10, 64)
 	key, err3 := hex.DecodeString(f[2])
 	if err := errors.Join(err1, err2, err3); err != nil {
 		t.Fatal(err)
 	}
+	return f[0], id, epoch, key
+}
+
+// mintCheckpoint is what root on a node can do with the sealing state it
+// reads (the key of the next epoch): a checkpoint of head naming host,
+// with a checkpoint seal that checks. (Made here from the format's
+// description, not with the package's code.)
+func mintCheckpoint(t *testing.T, state string, head audit.Checkpoint, host string) []byte {
+	t.Helper()
+	idHex, id, epoch, key := readSealState(t, state)
 	head.Host, head.CheckpointSeal = host, ""
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("nsrel checkpoint seal v1\x00"))
@@ -769,7 +781,7 @@ func mintCheckpoint(t *testing.T, state string, head audit.Checkpoint, host stri
 		m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(s))))
 		m.Write([]byte(s))
 	}
-	head.CheckpointSeal = fmt.Sprintf("%s.%d.%x", f[0], epoch, m.Sum(nil))
+	head.CheckpointSeal = fmt.Sprintf("%s.%d.%x", idHex, epoch, m.Sum(nil))
 	return head.Line()
 }
 
@@ -833,17 +845,7 @@ func TestVerifyNodesRootMintedCheckpoint(t *testing.T) {
 // then evolved (made here from the format's description).
 func sealWith(t *testing.T, path string, lines [][]byte) [][]byte {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(strings.TrimPrefix(string(b), "nsrel-seal 1 "))
-	id, err1 := hex.DecodeString(f[0])
-	epoch, err2 := strconv.ParseUint(f[1], 10, 64)
-	key, err3 := hex.DecodeString(f[2])
-	if err := errors.Join(err1, err2, err3); err != nil {
-		t.Fatal(err)
-	}
+	idHex, id, epoch, key := readSealState(t, path)
 	var out [][]byte
 	for _, line := range lines {
 		r, err := audit.Decode(bytes.TrimSuffix(line, []byte("\n")))
@@ -857,7 +859,7 @@ func sealWith(t *testing.T, path string, lines [][]byte) [][]byte {
 		m.Write(binary.BigEndian.AppendUint64(nil, epoch))
 		m.Write(h)
 		body := bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("}"))
-		out = append(out, fmt.Appendf(append([]byte{}, body...), `,"seal":"%s.%d.%x"}`+"\n", f[0], epoch, m.Sum(nil)))
+		out = append(out, fmt.Appendf(append([]byte{}, body...), `,"seal":"%s.%d.%x"}`+"\n", idHex, epoch, m.Sum(nil)))
 		n := hmac.New(sha256.New, key)
 		n.Write([]byte("nsrel seal: next key"))
 		key, epoch = n.Sum(nil), epoch+1

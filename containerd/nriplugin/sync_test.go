@@ -178,29 +178,15 @@ func TestSynchronizePIDReused(t *testing.T) {
 	_, cfg := ctrdtest.ConfigWith(t, `"on_error": "allow", "default": {"name": "open", "mode": "audit"}`)
 	log := openLog(t, cfg.AuditLog)
 	sleep := nstest.RequireCmd(t, "sleep")
-	victim := exec.Command(sleep, "100")
-	if err := victim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := victim.Process.Pid
-	var other *exec.Cmd
-	t.Cleanup(func() {
-		victim.Process.Kill()
-		victim.Wait()
-		if other != nil {
-			other.Process.Kill()
-			other.Wait()
-		}
-	})
+	victim := nstest.StartReused(t, sleep, "100")
+	pid := victim.Pid
 	p := &Plugin{Config: cfg, Log: log, Inspect: func(at int, live *inspect.LiveOnce) (*audit.Ancestry, error) {
-		if at == pid && other == nil {
-			victim.Process.Kill()
-			victim.Wait()
+		if at == pid && !victim.Taken() {
+			victim.End()
 			// Past the listing by more than a tick (start times count
 			// ticks of 10 ms).
 			time.Sleep(3 * inspect.ClockTick)
-			var err error
-			if other, err = nstest.TakePID(pid, nstest.RequireCmd(t, "unshare"), "--user", sleep, "100"); err != nil {
+			if err := victim.Take(nstest.RequireCmd(t, "unshare"), "--user", sleep, "100"); err != nil {
 				t.Error(err)
 			}
 			for deadline := time.Now().Add(5 * time.Second); nstest.Ino(t, pid, "user") == nsrel.InitialUserNSIno && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
@@ -209,7 +195,7 @@ func TestSynchronizePIDReused(t *testing.T) {
 		return inspect.ProcessWith(at, live)
 	}}
 	syncOnce(t, p, []*api.PodSandbox{{Id: ctrdtest.Uniq("reused"), Name: "web-0", Namespace: "shop", Pid: uint32(pid)}}, nil)
-	if other == nil {
+	if !victim.Taken() {
 		t.Fatal("the PID was not taken again")
 	}
 	for _, r := range audittest.Records(t, cfg.AuditLog, "") {

@@ -1146,6 +1146,19 @@ func TestSealAfterUnsealedStretch(t *testing.T) {
 	}
 }
 
+// unsealedStretch makes a sealed log with checkpoints every `every`
+// records (in the file it returns): a seal-start (seq 1, epoch 0), seq 2
+// to 4 sealed (epoch 1 to 3), seq 5 and 6 unsealed, the state unusable
+// while they were written (readable by others).
+func unsealedStretch(t *testing.T, every int) (*audit.Log, string, audit.VerifyKey, string) {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "cp.jsonl")
+	l, path, key := sealedLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: every, File: cp}})
+	appendN(t, l, 3)
+	unusableFor(t, l, l.SealStateForTest(), 2)
+	return l, path, key, cp
+}
+
 // TestLateSeals: records written unsealed for a while (the sealing
 // state could not be read: a passing EMFILE or EIO, a state briefly
 // readable by others or missing) failed verify for good, though sealing
@@ -1156,15 +1169,6 @@ func TestSealAfterUnsealedStretch(t *testing.T) {
 // record in place of a sealed one off that way.
 func TestLateSeals(t *testing.T) {
 	ctx := context.Background()
-	// setup: seal-start (seq 1, epoch 0), seq 2 to 4 sealed (epoch 1 to
-	// 3), seq 5 and 6 unsealed, the state readable by others.
-	setup := func(t *testing.T) (*audit.Log, string, audit.VerifyKey, string) {
-		cp := filepath.Join(t.TempDir(), "cp.jsonl")
-		l, path, key := sealedLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 2, File: cp}})
-		appendN(t, l, 3)
-		unusableFor(t, l, l.SealStateForTest(), 2)
-		return l, path, key, cp
-	}
 	fails := func(t *testing.T, l *audit.Log, opts audit.VerifyOptions, want string) {
 		t.Helper()
 		if _, err := verify(t, l, opts); err == nil || !strings.Contains(err.Error(), want) {
@@ -1172,7 +1176,7 @@ func TestLateSeals(t *testing.T) {
 		}
 	}
 	t.Run("sealed late", func(t *testing.T) {
-		l, _, key, cp := setup(t)
+		l, _, key, cp := unsealedStretch(t, 2)
 		_, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
 		var prob *audit.Problem
 		if !errors.As(err, &prob) || prob.Seq != 5 || !strings.Contains(prob.Reason, "not sealed, though the log is sealed since seq 1") || !strings.Contains(prob.Reason, "no record after it seals it late yet") {
@@ -1246,7 +1250,7 @@ func TestLateSeals(t *testing.T) {
 		// Root after T: seq 4 (epoch 3, its key gone) written again
 		// unsealed, saying the state was unreadable; the next append
 		// cannot seal it late (the state is past its key).
-		l, path, key, _ := setup(t)
+		l, path, key, _ := unsealedStretch(t, 2)
 		lines := readLines(t, path)
 		last := audittest.Records(t, path, "")[2]
 		r := rec("root's")
@@ -1259,7 +1263,7 @@ func TestLateSeals(t *testing.T) {
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "not sealed, though the log is sealed since seq 1: sealing state: open: too many open files (seq 5, the sealed record after it, does not seal it late, and is sealed with key 4 after key 2: 1 key(s) sealed no record here (records removed))")
 	})
 	t.Run("late seals forged with the state's keys", func(t *testing.T) {
-		l, path, key, _ := setup(t)
+		l, path, key, _ := unsealedStretch(t, 2)
 		lines := readLines(t, path)
 		forge := stolenKey(t, l.SealStateForTest()) // epoch 4
 		last := audittest.Records(t, path, "")[2]
@@ -1273,7 +1277,7 @@ func TestLateSeals(t *testing.T) {
 		fails(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}}, "keys sealed no record (records removed, or sealed records replaced by unsealed ones)")
 	})
 	t.Run("late seals after a sealed record", func(t *testing.T) {
-		l, path, key, _ := setup(t)
+		l, path, key, _ := unsealedStretch(t, 2)
 		lines := readLines(t, path)
 		forge := stolenKey(t, l.SealStateForTest())
 		carrier := rec("carrier")
@@ -1317,7 +1321,7 @@ func TestLateSeals(t *testing.T) {
 		// a record's hash and its late seal at another seq failed the
 		// intact log as sealed again; one of a record's own seal is set
 		// aside as altered.
-		l, path, key, _ := setup(t)
+		l, path, key, _ := unsealedStretch(t, 2)
 		r := rec("after")
 		if err := l.Append(ctx, r); err != nil {
 			t.Fatal(err)
@@ -1335,7 +1339,7 @@ func TestLateSeals(t *testing.T) {
 	t.Run("an older record again after the stretch", func(t *testing.T) {
 		// A crash's stale block: the append took its seal for the last
 		// sealed record's, and sealed nothing late.
-		l, path, key, _ := setup(t)
+		l, path, key, _ := unsealedStretch(t, 2)
 		lines := readLines(t, path)
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
@@ -2151,10 +2155,7 @@ func TestSealInitRefusedLogShowsNoKey(t *testing.T) {
 func TestLateSealsSecondReview(t *testing.T) {
 	ctx := context.Background()
 	mk := func(t *testing.T) (*audit.Log, string, audit.VerifyKey, string) {
-		cp := filepath.Join(t.TempDir(), "cp.jsonl")
-		l, path, key := sealedLog(t, audit.Options{Checkpoints: &audit.CheckpointOptions{EveryRecords: 1, File: cp}})
-		appendN(t, l, 3)
-		unusableFor(t, l, l.SealStateForTest(), 2)
+		l, path, key, cp := unsealedStretch(t, 1)
 		appendN(t, l, 2)
 		return l, path, key, cp
 	}

@@ -6,8 +6,58 @@ import (
 	"os/exec"
 	"strconv"
 	"syscall"
+	"testing"
 	"time"
 )
+
+// Reused is a process whose PID a test has another process take: the
+// first runs until [Reused.End], the other from [Reused.Take]; both are
+// killed and waited for at the end of the test.
+type Reused struct {
+	Pid           int
+	first, other  *exec.Cmd
+	ended, failed bool
+}
+
+// StartReused starts name with args, the process whose PID is taken
+// later.
+func StartReused(t testing.TB, name string, args ...string) *Reused {
+	t.Helper()
+	r := &Reused{first: exec.Command(name, args...)}
+	if err := r.first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Pid = r.first.Process.Pid
+	t.Cleanup(func() {
+		r.End()
+		if r.other != nil {
+			r.other.Process.Kill()
+			r.other.Wait()
+		}
+	})
+	return r
+}
+
+// End kills the first process and waits for it: its PID is free.
+func (r *Reused) End() {
+	if !r.ended {
+		r.ended = true
+		r.first.Process.Kill()
+		r.first.Wait()
+	}
+}
+
+// Take ends the first process (if [Reused.End] has not) and starts name
+// with args with its PID ([TakePID]).
+func (r *Reused) Take(name string, args ...string) error {
+	r.End()
+	other, err := TakePID(r.Pid, name, args...)
+	r.other = other
+	return err
+}
+
+// Taken reports whether [Reused.Take] started the other process.
+func (r *Reused) Taken() bool { return r.other != nil }
 
 // TakePID starts a process of name and args that gets PID pid (free
 // now: its process exited and was reaped), through ns_last_pid (root).
