@@ -158,8 +158,7 @@ func (g *Graph) AddHistory(path string) error {
 	// comes after the lines it lists: when the log has one, the records
 	// are read again without them.
 	listed := snap.Listed()
-	damaged := false
-	for pass := 0; pass == 0 || pass == 1 && damaged; pass++ {
+	for pass := 0; pass == 0 || pass == 1 && listed.Damaged(); pass++ {
 		recs, ofID = nil, make(map[string][]int)
 		last := make(map[uint64]int) // the latest record of each seq so far (a chain started again repeats them)
 	lines:
@@ -170,7 +169,6 @@ func (g *Graph) AddHistory(path string) error {
 			h, r, ok := audit.HeadOf(l.Data)
 			if ok && pass == 0 {
 				listed.Line(l.File, l.Offset, l.Data)
-				damaged = damaged || h.Stage == audit.StageDamaged
 			}
 			if !ok || byID[vocab.Escape(h.ContainerID)] == nil || pass == 1 && listed.Has(l.File, l.Offset, l.Data) {
 				continue

@@ -460,6 +460,10 @@ func (d *Listed) Line(file string, offset int64, data []byte) {
 	}
 }
 
+// Damaged reports whether a damage record was met going forward: none,
+// and [Listed.Has] says no to every line.
+func (d *Listed) Damaged() bool { return len(d.damages) > 0 }
+
 // LineBackward reads line data at offset of file, backward: a damage
 // record that no damage record met (after it) that counts lists has the
 // lines it lists kept.
