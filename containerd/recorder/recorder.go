@@ -1391,7 +1391,7 @@ func (r *Recorder) knownNow(k taskKey, at time.Time) (uint64, pidState) {
 		// its exit ended one.
 		return st, pidFree
 	case st == 0:
-	case err == nil && !at.IsZero() && startedAfter(now, at):
+	case err == nil && !at.IsZero() && inspect.StartedAfter(now, at):
 		return st, pidTakenAfter
 	}
 	return st, pidOther
@@ -1777,7 +1777,7 @@ const clockTick = inspect.ClockTick
 // cut to a tick, and a tick and a millisecond of margin cover that and
 // reading the clocks.
 func startedBefore(startTicks uint64, t time.Time) bool {
-	start, ok := processStart(startTicks)
+	start, ok := inspect.ProcessStart(startTicks)
 	return ok && start.Add(clockTick+time.Millisecond).Before(t)
 }
 
@@ -1875,15 +1875,9 @@ func (r *Recorder) mayOwn(rec *audit.Record, k taskKey, startTime uint64, ended 
 // record is of did.
 func startedBy(startTicks uint64, rec *audit.Record) bool {
 	at, err := time.Parse(time.RFC3339Nano, rec.Time)
-	start, ok := processStart(startTicks)
+	start, ok := inspect.ProcessStart(startTicks)
 	return err == nil && ok && !start.Add(-time.Millisecond).After(at)
 }
-
-// startedAfter and processStart: see [inspect.StartedAfter].
-var (
-	startedAfter = inspect.StartedAfter
-	processStart = inspect.ProcessStart
-)
 
 // recordStart records the start of task id (process pid) in namespace
 // ns unless the log has it; at is when containerd published the start
