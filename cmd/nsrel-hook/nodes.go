@@ -26,6 +26,17 @@ import (
 	"github.com/nsrel/nsrel/internal/vocab"
 )
 
+// keyUse is how a host's lines carry a sealing key: the first record
+// sealed with it (its hash and seal, to tell whether the host's lines
+// hold seals the key makes or copies that do not check: see holders in
+// verifyNodes), and whether a seal-start record introduces it (sealed at
+// epoch 0: what no one can make once the node's state has moved past it;
+// seals not checked here).
+type keyUse struct {
+	hash, seal string
+	introduced bool
+}
+
 // byHost is a collector's records split by the node (host) that wrote
 // them: each node's lines, in the order they came, in a file of its own.
 type byHost struct {
@@ -35,16 +46,8 @@ type byHost struct {
 	// from: a linePos per line (8 bytes, little-endian file index and
 	// line number), for locate; on the disk, as the lines are.
 	// keys are the sealing keys whose seals each host's lines carry
-	// (seals not checked), when asked for.
-	keys map[string]map[audit.SealID]bool
-	// introduced are the keys a seal-start record of each host's lines
-	// introduces (sealed at epoch 0: what no one can make once the
-	// node's state has moved past it; seals not checked here).
-	introduced map[string]map[audit.SealID]bool
-	// sample is the first record of each host sealed with each key:
-	// its hash and seal, to tell whether the host's lines hold seals
-	// the key makes or copies that do not check (see holders).
-	sample map[string]map[audit.SealID][2]string
+	// (seals not checked), when asked for, and how they carry them.
+	keys map[string]map[audit.SealID]*keyUse
 	// empty counts the empty lines skipped: what a shipper makes of a
 	// crash's line of NUL bytes (rsyslog drops them), which holds
 	// nothing to check or attribute.
@@ -118,7 +121,7 @@ type tornLine struct {
 // each host's lines carry; and the host of the record lines whose hash
 // is in hashes.
 func splitByHost(files []string, dir string, keys, shipped bool, hashes map[string]bool) (*byHost, error) {
-	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]bool{}, introduced: map[string]map[audit.SealID]bool{}, sample: map[string]map[audit.SealID][2]string{}, hashHost: map[string]string{},
+	b := &byHost{files: map[string]string{}, keys: map[string]map[audit.SealID]*keyUse{}, hashHost: map[string]string{},
 		spans: map[string]*span{}, lines: map[string]int{}}
 	// A host's lines, and where each came from (.pos); a quarter of the
 	// descriptors.
@@ -153,21 +156,14 @@ func splitByHost(files []string, dir string, keys, shipped bool, hashes map[stri
 		}
 		if p, err := audit.ParseSeal(rec.Seal); rec.Seal != "" && err == nil {
 			if b.keys[host] == nil {
-				b.keys[host] = map[audit.SealID]bool{}
+				b.keys[host] = map[audit.SealID]*keyUse{}
 			}
-			b.keys[host][p.ID] = true
-			if b.sample[host] == nil {
-				b.sample[host] = map[audit.SealID][2]string{}
+			u := b.keys[host][p.ID]
+			if u == nil {
+				u = &keyUse{hash: rec.Hash, seal: rec.Seal}
+				b.keys[host][p.ID] = u
 			}
-			if _, ok := b.sample[host][p.ID]; !ok {
-				b.sample[host][p.ID] = [2]string{rec.Hash, rec.Seal}
-			}
-			if rec.Stage == audit.StageSealStart && p.Epoch == 0 {
-				if b.introduced[host] == nil {
-					b.introduced[host] = map[audit.SealID]bool{}
-				}
-				b.introduced[host][p.ID] = true
-			}
+			u.introduced = u.introduced || rec.Stage == audit.StageSealStart && p.Epoch == 0
 		}
 	}
 	var pending []tornLine
@@ -839,13 +835,13 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	holders := map[audit.SealID][]string{}
 	for id, hs := range owners {
 		for _, h := range hs {
-			if x := split.sample[h][id]; sealedFor(x[0], x[1]) {
+			if u := split.keys[h][id]; sealedFor(u.hash, u.seal) {
 				holders[id] = append(holders[id], h)
 			}
 		}
 	}
-	// sharedKey returns a key of h's records that also seals the
-	// records of another node (not one of h's names before or after a
+	// sharedKey returns a key of h's records (chain: h's names, as
+	// chainOf gives them) that also seals the records of another node (not one of h's names before or after a
 	// rename), and that node: one node's root, with its sealing state,
 	// could make up another node's records under its name (one the
 	// stream holds no line of, or a real node whose lines are in other
@@ -853,15 +849,14 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 	// nodes were set up from one sealing state (a cloned image). The
 	// node whose lines introduce the key (its seal-start, at epoch 0),
 	// when the other's do not, keeps it.
-	sharedKey := func(h string) (audit.SealID, string, bool) {
-		chain, _ := split.chainOf(h, sealedFor)
-		ids := slices.SortedFunc(maps.Keys(split.keys[h]), func(a, b audit.SealID) int { return strings.Compare(a.String(), b.String()) })
+	sharedKey := func(h string, chain []string) (audit.SealID, string, bool) {
+		ids := slices.SortedFunc(maps.Keys(split.keys[h]), func(a, b audit.SealID) int { return bytes.Compare(a[:], b[:]) })
 		for _, id := range ids {
 			if !slices.Contains(holders[id], h) {
 				continue // its own seals fail it
 			}
 			for _, o := range holders[id] {
-				if o == h || slices.Contains(chain, o) || split.introduced[h][id] && !split.introduced[o][id] {
+				if o == h || slices.Contains(chain, o) || split.keys[h][id].introduced && !split.keys[o][id].introduced {
 					continue
 				}
 				if oc, _ := split.chainOf(o, sealedFor); !slices.Contains(oc, h) {
@@ -940,7 +935,7 @@ func verifyNodes(logs, want, ckptFiles []string, opts audit.VerifyOptions, asJSO
 			}
 		}
 		if err == nil && len(opts.Keys) > 0 {
-			if id, other, ok := sharedKey(h); ok {
+			if id, other, ok := sharedKey(h, chain); ok {
 				err = &audit.Problem{File: strings.Join(logs, ", "), Reason: fmt.Sprintf("its records are sealed with key %s, which seals records of node %s too: a node's key seals its own records alone (the root of one could have made up the other's records with it, or both were set up from one sealing state: run `nsrel-hook audit seal-init --replace` on each node, which seals what comes after with a key of its own; what the shared key sealed cannot be told apart)", id, plainOrQuoted(other))}
 			}
 		}
