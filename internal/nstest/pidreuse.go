@@ -14,9 +14,9 @@ import (
 // first runs until [Reused.End], the other from [Reused.Take]; both are
 // killed and waited for at the end of the test.
 type Reused struct {
-	Pid           int
-	first, other  *exec.Cmd
-	ended, failed bool
+	Pid          int
+	first, other *exec.Cmd
+	ended        bool
 }
 
 // StartReused starts name with args, the process whose PID is taken
