@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"os"
@@ -33,6 +34,9 @@ func TestPeerPIDNamespace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The socket's file exists from bind(2) on, but a connect before
+		// listen(2) is refused: say when it listens.
+		os.Stdout.WriteString("listening\n")
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -76,17 +80,26 @@ func TestPeerPIDNamespace(t *testing.T) {
 	cmd := exec.Command(unshare, "--pid", "--fork", "--kill-child", os.Args[0], "-test.run=^TestPeerPIDNamespace$")
 	cmd.Env = append(os.Environ(), peerServeEnv+"="+child)
 	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(child); err == nil {
-			break
+	listening := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		listening <- line
+	}()
+	select {
+	case line := <-listening:
+		if line != "listening\n" {
+			t.Fatalf("the server in a child PID namespace said %q, not that it listens", line)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server in a child PID namespace did not listen in 10 s")
-		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server in a child PID namespace did not listen in 10 s")
 	}
 	if err := CheckPeerPIDNamespace(child); err == nil || !strings.Contains(err.Error(), "lives in a PID namespace below this one") {
 		t.Errorf("a peer in a child PID namespace: %v; want it refused", err)
