@@ -539,7 +539,19 @@ func TestRunningHostPIDDaemon(t *testing.T) {
 // that disjoint_from_running takes the daemon for the container's own.
 func ownDaemonNotReported(t *testing.T, ctr, pidDepth int) {
 	t.Helper()
-	leaf := nstest.WaitLeaf(t, ctr, "sleep")
+	// The container's process once it runs sleep 1001: until the
+	// subshell exits, the leaf below it is the daemon (a container
+	// process so taken had the real one, started before it, reported).
+	var leaf int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		leaf = nstest.WaitLeaf(t, ctr, "sleep")
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", leaf)); string(cmd) == "sleep\x001001\x00" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d: no sleep 1001 below it after 10 s (leaf %d)", ctr, leaf)
+		}
+	}
 	// The daemon: the other process in the container's user namespace.
 	own, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", leaf))
 	if err != nil {
