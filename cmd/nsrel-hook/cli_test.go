@@ -582,8 +582,8 @@ func TestShowLeavesOutListed(t *testing.T) {
 // log out of the chain (root on the node later, with a seq retention
 // removed, which the next append files as an older record again, and
 // an ack passes), listing a record of the chain by its place and bytes:
-// show left that record out (verify passed). Only the chain's damage
-// records count.
+// show left that record out (verify passed), and the hook's own search
+// did not find it. Only the chain's damage records count.
 func TestShowMadeUpDamageHidesNothing(t *testing.T) {
 	e := newEnv(t, "hook.json", nil)
 	for _, id := range []string{"c1", "victim", "c3"} {
@@ -616,6 +616,15 @@ func TestShowMadeUpDamageHidesNothing(t *testing.T) {
 	}
 	if code, stdout, stderr := run("", "audit", "show", e.log); code != 0 || strings.Count(stdout, "\n  seq ") != 5 || !strings.Contains(stderr, "left out 1 line(s)") {
 		t.Errorf("show: exit %d, stdout\n%s\nstderr %q; want the 4 records and the damage record of the chain, the made-up one left out", code, stdout, stderr)
+	}
+	// The hook's own search (a stop's start, ancestry_unchanged's
+	// reference) went by every damage record it met: it lost the victim.
+	l, err := audit.Open(e.log, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := l.Searcher().Last("victim", nil); err != nil || r == nil || r.Stage != "createRuntime" {
+		t.Errorf("the hook's search for the victim: %+v, %v; want its createRuntime record", r, err)
 	}
 }
 

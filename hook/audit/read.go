@@ -11,8 +11,10 @@ import (
 	"io"
 	"iter"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -204,8 +206,8 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 		}
 	}
 	// The lines damage records met list (older records again among
-	// them: not the container's last) are skipped.
-	listed := map[lineAt]bool{}
+	// them: not the container's last) are skipped, by the readers' rule.
+	listed := s.log.listed()
 	in := func(file string) (*Record, error) {
 		var seen *searchedFile
 		if mark != nil {
@@ -218,7 +220,7 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 			}
 			return nil, nil // a rotated file without a record of the container
 		}
-		r, err := lastIn(s.ctx, file, 0, seen, containerID, match, listed, filepath.Base(s.log.path))
+		r, err := lastIn(s.ctx, file, 0, seen, containerID, match, listed)
 		if mark != nil {
 			mark.found = r != nil
 		}
@@ -318,7 +320,7 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 	}
 	cur := mark.files[0]
 	now := searchedFile{name: cur.name}
-	r, err := lastIn(s.ctx, cur.name, cur.end, &now, mark.id, nil, map[lineAt]bool{}, filepath.Base(s.log.path))
+	r, err := lastIn(s.ctx, cur.name, cur.end, &now, mark.id, nil, s.log.listed())
 	return err == nil && r == nil && now.id == cur.id && now.size >= cur.end
 }
 
@@ -334,7 +336,7 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 // start of theirs (an append of a container's start took it for
 // recorded, and recorded nothing). It looks at ctx (nil: none) every
 // [searchCheck] lines.
-func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, match func(*Record) bool, listed map[lineAt]bool, current string) (*Record, error) {
+func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, containerID string, match func(*Record) bool, listed *Listed) (*Record, error) {
 	needle := appendJSONString([]byte(`"container_id":`), containerID)
 	base := filepath.Base(file)
 	f, err := openOwned(file, unix.O_RDONLY)
@@ -376,19 +378,8 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 				return nil, fmt.Errorf("audit: search of %s for %s stopped: %w", file, what, err)
 			}
 		}
-		if damageHead(line.Data) {
-			if r, err := Decode(line.Data); err == nil && r.Stage == StageDamaged {
-				for _, d := range r.Damage {
-					// The current file when the record was written is
-					// the file that holds it (rotated since, perhaps).
-					if d.File == current {
-						d.File = base
-					}
-					listed[lineAt{d.File, d.Offset}] = true
-				}
-			}
-		}
-		if !bytes.Contains(line.Data, needle) || listed[lineAt{base, line.Offset}] {
+		listed.LineBackward(base, line.Offset, line.Data)
+		if !bytes.Contains(line.Data, needle) || listed.Has(base, line.Offset, line.Data) {
 			continue
 		}
 		r, derr := Decode(line.Data)
@@ -426,7 +417,9 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 // [Snapshot.Listed].
 type Listed struct {
 	current string
-	order   map[string]int // the snapshot's files' base names, in order
+	// rank places a file (its base name) among the log's files: false
+	// for one that is none of them.
+	rank func(string) (uint64, bool)
 	// damages are the damage records met going forward, in order;
 	// lines, once resolved (forward) or as met (backward), the lines
 	// the damage records that count list.
@@ -445,11 +438,33 @@ type listing struct {
 
 // Listed returns an empty [Listed] for the snapshot's log.
 func (s *Snapshot) Listed() *Listed {
-	d := &Listed{current: filepath.Base(s.log), order: map[string]int{}}
+	order := map[string]uint64{}
 	for i, f := range s.files {
-		d.order[filepath.Base(f.name)] = i
+		order[filepath.Base(f.name)] = uint64(i)
 	}
-	return d
+	return &Listed{current: filepath.Base(s.log), rank: func(name string) (uint64, bool) {
+		i, ok := order[name]
+		return i, ok
+	}}
+}
+
+// listed returns an empty [Listed] for the log's own searches, which
+// read the current file before they list the rotated ones: a file is
+// placed by its name (a rotated file by the seq in it, the current file
+// last), as [Log.Files] orders them.
+func (l *Log) listed() *Listed {
+	current := filepath.Base(l.path)
+	return &Listed{current: current, rank: func(name string) (uint64, bool) {
+		if name == current {
+			return math.MaxUint64, true
+		}
+		rest, ok := strings.CutPrefix(name, current)
+		if !ok {
+			return 0, false
+		}
+		seq, ok := rotatedSeq(rest)
+		return min(seq, math.MaxUint64-1), ok
+	}}
 }
 
 // Line reads line data at offset of file, forward.
@@ -487,8 +502,8 @@ func (d *Listed) count(l listing) {
 
 // before reports whether a is before b in the snapshot's files.
 func (d *Listed) before(a, b lineAt) bool {
-	fa, oka := d.order[a.file]
-	fb, okb := d.order[b.file]
+	fa, oka := d.rank(a.file)
+	fb, okb := d.rank(b.file)
 	return oka && okb && (fa < fb || fa == fb && a.offset < b.offset)
 }
 
