@@ -549,6 +549,59 @@ func TestReplayFirstRetained(t *testing.T) {
 	}
 }
 
+// TestReplayGenesisCopiesRetained: as TestReplayFirstRetained, the
+// copies first in the new file beginning with seq 1 (the log's first
+// file's blocks, freed by retention, exposed by a crash in a new one).
+// Verify took the copy of seq 1 for the chain's first record and
+// failed for good once retention removed the original's file ("expected
+// seq 3 after seq 2", or the damage record's lines not found), and
+// retention described the copies' file as holding records from seq 1.
+func TestReplayGenesisCopiesRetained(t *testing.T) {
+	for _, copies := range []int{1, 2, 3} {
+		t.Run(fmt.Sprint(copies), func(t *testing.T) {
+			l, path := newLog(t, audit.Options{RotateBytes: 3000, KeepFiles: 1})
+			appendN(t, l, 3)
+			copiesFirst(t, path, 0, copies)
+			appendN(t, l, 1)
+			d := audittest.AckDamage(t, l, path)
+			if len(d.Damage) != copies || d.Damage[0].Kind != "replayed" {
+				t.Fatalf("damage record %+v, want %d older records again", d, copies)
+			}
+			files, _ := l.Files()
+			for range 4 {
+				if filepath.Base(files[0]) != fmt.Sprintf("audit.jsonl.%012d", 1) {
+					break
+				}
+				appendN(t, l, 1)
+				files, _ = l.Files()
+			}
+			if filepath.Base(files[0]) == fmt.Sprintf("audit.jsonl.%012d", 1) {
+				t.Fatalf("setup: the first file is kept: %v", files)
+			}
+			s, err := verify(t, l, audit.VerifyOptions{})
+			if err != nil || len(s.Damage) != 1 || len(s.Damage[0].Lines) != copies || s.Damage[0].Lines[0] != files[0]+":1" || s.FirstSeq != d.Seq {
+				t.Fatalf("verify once retention removed the original's file (files %v): %v (first seq %d, damage %+v)", files, err, s.FirstSeq, s.Damage)
+			}
+			// Until retention removes the copies' file too: its records
+			// begin with the damage record.
+			copiesFile := filepath.Base(files[0])
+			for range 8 {
+				if files, _ = l.Files(); filepath.Base(files[0]) != copiesFile {
+					break
+				}
+				appendN(t, l, 1)
+			}
+			if s, err = verify(t, l, audit.VerifyOptions{}); err != nil {
+				t.Fatalf("verify once retention removed the copies' file too: %v", err)
+			}
+			i := slices.IndexFunc(s.Dropped, func(x audit.Dropped) bool { return x.File == copiesFile })
+			if i < 0 || s.Dropped[i].FirstSeq != d.Seq {
+				t.Errorf("retention of the copies' file %s: %+v; want its records from seq %d", copiesFile, s.Dropped, d.Seq)
+			}
+		})
+	}
+}
+
 // TestReplayAfterTwoCrashes: a crash zeroes the current file's only
 // line (rotating on every append), the next append rotates it and goes
 // on; a second crash leaves in the new file a copy of an older record.

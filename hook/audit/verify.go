@@ -922,9 +922,6 @@ func listedBefore(lines iter.Seq2[Line, error], current string, max int) (map[li
 		}
 		at := lineAt{filepath.Base(l.File), l.Offset}
 		h, ok := PeekHead(l.Data)
-		if len(before) == 0 && ok && h.Seq == 1 {
-			return nil, nil
-		}
 		if ok && h.Stage == StageDamaged && damageHead(l.Data) && records {
 			if r, err := Decode(l.Data); err == nil && r.Stage == StageDamaged && r.Prev != "" && r.Seq > 1 {
 				lists := map[lineAt]bool{}
