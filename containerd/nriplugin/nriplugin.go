@@ -799,8 +799,9 @@ func dropKubeletKeys(md map[string]string) {
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
 	// The processes containerd names run now: one that started after
 	// took the PID of one that exited since (they are checked one after
-	// the other, each up to the timeout).
-	listed := time.Now()
+	// the other, each up to the timeout), on the boot clock, which the
+	// wall clock stepping meanwhile does not move.
+	listed := inspect.Now()
 	type running struct {
 		id              string
 		pid             int
@@ -883,7 +884,7 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 // holds a start of its process: judged as at its start, but not refused, which
 // the record says. It reports whether it queued the record to append
 // later ([Plugin.queueLate]).
-func (p *Plugin) recordRunning(id string, pid int, md, names, sent map[string]string, unknown []string, listed time.Time) (queued bool) {
+func (p *Plugin) recordRunning(id string, pid int, md, names, sent map[string]string, unknown []string, listed inspect.Moment) (queued bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
 	defer cancel()
 	log := p.logger().WithFields(logrus.Fields{"container": id, "pid": pid})

@@ -509,23 +509,23 @@ func TestEndedAlready(t *testing.T) {
 	}
 	const gone = 4193999 // a PID beyond the kernel's limit: no process
 	k := func(pid int) taskKey { return taskKey{"default", "web", pid} }
-	later := time.Now().Add(time.Hour) // an event after the process started
+	later := when{time.Now().Add(time.Hour), inspect.Now() + inspect.Moment(time.Hour)} // an event after the process started
 	for _, tc := range []struct {
 		name  string
 		pid   int
 		entry endedStart
-		at    time.Time // zero: a walk
+		at    when // zero: a walk
 		want  bool
 	}{
-		{"walk, same process", self, endedStart{startTime: st}, time.Time{}, true},
-		{"walk, no process", gone, endedStart{startTime: st}, time.Time{}, true},
-		{"walk, another process", self, endedStart{startTime: st + 1}, time.Time{}, false},
-		{"walk, entry of no start time", self, endedStart{}, time.Time{}, false},
+		{"walk, same process", self, endedStart{startTime: st}, when{}, true},
+		{"walk, no process", gone, endedStart{startTime: st}, when{}, true},
+		{"walk, another process", self, endedStart{startTime: st + 1}, when{}, false},
+		{"walk, entry of no start time", self, endedStart{}, when{}, false},
 		{"late event of a walk's start, same process", self, endedStart{startTime: st}, later, true},
 		{"late event of a walk's start, no process", gone, endedStart{startTime: st}, later, true},
 		{"event after the one handled", gone, endedStart{startTime: st, event: true}, later, false},
 		{"event, another process started before it", self, endedStart{startTime: st + 1}, later, false},
-		{"entry too old", self, endedStart{startTime: st, at: time.Now().Add(-endedLifetime - time.Minute)}, time.Time{}, false},
+		{"entry too old", self, endedStart{startTime: st, at: time.Now().Add(-endedLifetime - time.Minute)}, when{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.entry.at.IsZero() {

@@ -66,7 +66,7 @@ func TestSameDecisionThreePaths(t *testing.T) {
 
 	recLog := open("recorder")
 	r := &Recorder{Config: cfg, Log: recLog}
-	if _, ok := r.recordStart(ctx, c, "default", id, int(pid), time.Now(), nil); !ok {
+	if _, ok := r.recordStart(ctx, c, "default", id, int(pid), whenOf(time.Now()), nil); !ok {
 		t.Fatal("the recorder did not record the start")
 	}
 

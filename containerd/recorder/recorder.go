@@ -221,7 +221,7 @@ type Recorder struct {
 	heldWalks              int
 	// walkAt is when the last walk began listing the tasks: when it
 	// listed a start it gives up ([heldStart.at]).
-	walkAt time.Time
+	walkAt when
 	// ended are the tasks whose start, given up, [Recorder.endHeld]
 	// recorded with their exit, by process start time, at most
 	// [MaxPending] (the oldest dropped): the task's start event, handled
@@ -806,7 +806,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 		// again at every retry.
 		return errWalkPostponed
 	}
-	r.walkAt = time.Now()
+	r.walkAt = whenOf(time.Now())
 	lctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	nss, err := c.NamespaceService().List(lctx)
 	cancel()
@@ -877,10 +877,10 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 		r.endHeld(ctx, c, k, "a walk found its process gone")
 	}
 	for _, k := range running {
-		if r.endedAlready(k, time.Time{}) {
+		if r.endedAlready(k, when{}) {
 			continue
 		}
-		st, now := r.knownNow(k, time.Time{})
+		st, now := r.knownNow(k, when{})
 		if now == pidSame {
 			r.unhold(k)
 		}
@@ -891,7 +891,7 @@ func (r *Recorder) walk(ctx context.Context, c *client.Client) (err error) {
 		// A start given up after its event is tried again as one:
 		// a process that started before the event and has the PID
 		// now is the task's.
-		var at time.Time
+		var at when
 		if h, ok := r.held[k]; ok && h.event {
 			at = h.at
 		}
@@ -1161,7 +1161,8 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 	switch e := ev.(type) {
 	case *eventsapi.TaskStart:
 		k := taskKey{env.Namespace, e.ContainerID, int(e.Pid)}
-		_, now := r.knownNow(k, env.Timestamp)
+		at := whenOf(env.Timestamp)
+		_, now := r.knownNow(k, at)
 		if now == pidSame || now == pidFree {
 			// A walk recorded it before its event came (a start without
 			// namespaces, which the log's search cannot tell, included);
@@ -1174,7 +1175,7 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 			r.endReplaced(ctx, c, k)
 			break
 		}
-		if r.endedAlready(k, env.Timestamp) {
+		if r.endedAlready(k, at) {
 			// Recorded, and its exit, when its task was found ended
 			// before this event was handled.
 			break
@@ -1183,7 +1184,7 @@ func (r *Recorder) handle(ctx context.Context, c *client.Client, env *events.Env
 		// another process: an earlier task whose exit and delete events
 		// were lost, its PID given to the new one. It ended first.
 		r.endReplaced(ctx, c, k)
-		st, ok := r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid), env.Timestamp, nil)
+		st, ok := r.recordStart(ctx, c, env.Namespace, e.ContainerID, int(e.Pid), at, nil)
 		if !ok {
 			return false
 		}
@@ -1346,7 +1347,7 @@ func (r *Recorder) openInitEnded(ctx context.Context, c *client.Client, k taskKe
 		return true
 	}
 	st, err := inspect.StartTime(int(p.GetPid()))
-	return err == nil && !exited.IsZero() && !startedBefore(st, exited)
+	return err == nil && !exited.IsZero() && !startedBefore(st, whenOf(exited))
 }
 
 // pidState is what has the PID of a task the recorder knows, now
@@ -1375,7 +1376,7 @@ const (
 // lost; or written without namespaces, with the other process's start
 // time, which then stood for the task's (its exit event wrote a second
 // exit).
-func (r *Recorder) knownNow(k taskKey, at time.Time) (uint64, pidState) {
+func (r *Recorder) knownNow(k taskKey, at when) (uint64, pidState) {
 	st, ok := r.known[k]
 	if !ok {
 		return 0, pidOther
@@ -1391,7 +1392,7 @@ func (r *Recorder) knownNow(k taskKey, at time.Time) (uint64, pidState) {
 		// its exit ended one.
 		return st, pidFree
 	case st == 0:
-	case err == nil && !at.IsZero() && inspect.StartedAfter(now, at):
+	case err == nil && inspect.StartedAfter(now, at.boot):
 		return st, pidTakenAfter
 	}
 	return st, pidOther
@@ -1412,7 +1413,7 @@ func (r *Recorder) stillKnown(k taskKey) (uint64, bool) {
 type heldStart struct {
 	// at is when containerd published the start, or when the walk that
 	// gave it up began listing the tasks (event false; [Recorder.walkAt]).
-	at    time.Time
+	at    when
 	event bool
 	// startTime is the process's start time read when it was given up
 	// (0: gone by then), which tells the task's end from a task whose
@@ -1438,9 +1439,9 @@ type heldStart struct {
 // notInspected is the inspection error a start given up is recorded
 // with when it is recorded without namespaces.
 func (h *heldStart) notInspected() error {
-	what := "the walk that listed it at " + h.at.UTC().Format(time.RFC3339Nano)
+	what := "the walk that listed it at " + h.at.wall.UTC().Format(time.RFC3339Nano)
 	if h.event {
-		what = "its start event, published at " + h.at.UTC().Format(time.RFC3339Nano)
+		what = "its start event, published at " + h.at.wall.UTC().Format(time.RFC3339Nano)
 	}
 	return fmt.Errorf("not inspected: containerd did not answer for the task when the recorder handled %s (%v), and %s", what, h.err, h.note)
 }
@@ -1465,7 +1466,7 @@ func (r *Recorder) hold(k taskKey, h heldStart) bool {
 	if !h.event {
 		h.at = r.walkAt
 		if h.at.IsZero() {
-			h.at = time.Now()
+			h.at = whenOf(time.Now())
 		}
 	}
 	if h.startTime == 0 {
@@ -1506,7 +1507,7 @@ func (r *Recorder) endHeld(ctx context.Context, c *client.Client, k taskKey, why
 	}
 	h.note = "the task ended (" + why + ") before its start could be recorded"
 	r.logger().WithFields(logrus.Fields{"namespace": k.ns, "container": k.id, "pid": k.pid}).Warn("task ended before its start, given up, was recorded; recording it without namespaces, and its exit")
-	st, recorded := r.recordStart(ctx, c, k.ns, k.id, k.pid, time.Time{}, &h)
+	st, recorded := r.recordStart(ctx, c, k.ns, k.id, k.pid, when{}, &h)
 	if !recorded {
 		return
 	}
@@ -1549,7 +1550,7 @@ func (r *Recorder) markEnded(k taskKey, startTime uint64, event bool) {
 // another process or with an entry of no start time (one of a start
 // time it could not read: a new task is recorded rather than risked
 // unrecorded), and an entry older than [endedLifetime].
-func (r *Recorder) endedAlready(k taskKey, at time.Time) bool {
+func (r *Recorder) endedAlready(k taskKey, at when) bool {
 	e, ok := r.ended[k]
 	if !ok {
 		return false
@@ -1609,14 +1610,14 @@ func (r *Recorder) heldNames() string {
 	for k, h := range r.held {
 		all = append(all, named{k, h})
 	}
-	slices.SortFunc(all, func(a, b named) int { return a.h.at.Compare(b.h.at) })
+	slices.SortFunc(all, func(a, b named) int { return a.h.at.wall.Compare(b.h.at.wall) })
 	var b strings.Builder
 	for i, n := range all {
 		what := "listed by a walk at"
 		if n.h.event {
 			what = "start event published at"
 		}
-		name := fmt.Sprintf("container %s in namespace %s, pid %d (%s %s: %s)", vocab.Printable(n.k.id), vocab.Printable(n.k.ns), n.k.pid, what, n.h.at.UTC().Format(time.RFC3339Nano), vocab.Cut(fmt.Sprint(n.h.err), 256))
+		name := fmt.Sprintf("container %s in namespace %s, pid %d (%s %s: %s)", vocab.Printable(n.k.id), vocab.Printable(n.k.ns), n.k.pid, what, n.h.at.wall.UTC().Format(time.RFC3339Nano), vocab.Cut(fmt.Sprint(n.h.err), 256))
 		if i > 0 && b.Len()+len(", ")+len(name) > maxHeldNames {
 			fmt.Fprintf(&b, ", and %d more", len(all)-i)
 			break
@@ -1773,13 +1774,29 @@ func flagValue(args []string, name string) string {
 const clockTick = inspect.ClockTick
 
 // startedBefore reports whether a process with the given start time
-// (clock ticks since boot) surely started before t: the start time is
-// cut to a tick, and a tick and a millisecond of margin cover that and
-// reading the clocks.
-func startedBefore(startTicks uint64, t time.Time) bool {
-	start, ok := inspect.ProcessStart(startTicks)
-	return ok && start.Add(clockTick+time.Millisecond).Before(t)
+// (clock ticks since boot) surely started before t, on the boot clock
+// ([inspect.StartedBefore]).
+func startedBefore(startTicks uint64, t when) bool {
+	return inspect.StartedBefore(startTicks, t.boot)
 }
+
+// when is a time the recorder compares with process start times: as
+// containerd published it or the recorder read it (wall, to print), and
+// placed on the boot clock then (boot, to compare: a wall clock stepped
+// since moves nothing). Zero is unknown.
+type when struct {
+	wall time.Time
+	boot inspect.Moment
+}
+
+// whenOf places t, containerd's time of what it published just now or
+// the recorder's own, on the boot clock ([inspect.MomentOf]).
+func whenOf(t time.Time) when {
+	return when{t, inspect.MomentOf(t)}
+}
+
+// IsZero reports whether w is unknown.
+func (w when) IsZero() bool { return w.wall.IsZero() }
 
 // ownersKept bounds [Recorder.owner].
 const ownersKept = 2 * MaxPending
@@ -1875,8 +1892,9 @@ func (r *Recorder) mayOwn(rec *audit.Record, k taskKey, startTime uint64, ended 
 // record is of did.
 func startedBy(startTicks uint64, rec *audit.Record) bool {
 	at, err := time.Parse(time.RFC3339Nano, rec.Time)
-	start, ok := inspect.ProcessStart(startTicks)
-	return err == nil && ok && !start.Add(-time.Millisecond).After(at)
+	// The record's time is a wall time, as long ago as it is: placed
+	// on the boot clock now.
+	return err == nil && !inspect.StartedAfter(startTicks, inspect.MomentOf(at))
 }
 
 // recordStart records the start of task id (process pid) in namespace
@@ -1889,7 +1907,7 @@ func startedBy(startTicks uint64, rec *audit.Record) bool {
 // the process is not inspected: the start is recorded without
 // namespaces, given's note saying why, and is not given up again
 // (unless the recorder stops).
-func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int, at time.Time, given *heldStart) (uint64, bool) {
+func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id string, pid int, at when, given *heldStart) (uint64, bool) {
 	log := r.logger().WithFields(logrus.Fields{"namespace": ns, "container": id, "pid": pid})
 	if id == "" || pid <= 0 {
 		log.Warn("start event without container or pid")
@@ -1932,7 +1950,7 @@ func (r *Recorder) recordStart(ctx context.Context, c *client.Client, ns, id str
 			asked = st
 		}
 		if !at.IsZero() {
-			log.WithField("event_time", at).WithField("start_ticks", anc.StartTime).Debug("process start not clearly before the event; asking containerd")
+			log.WithField("event_time", at.wall).WithField("start_ticks", anc.StartTime).Debug("process start not clearly before the event; asking containerd")
 		}
 		if err := verifyTask(ctx, c, ns, id, pid, anc.StartTime); err != nil {
 			return nil, err

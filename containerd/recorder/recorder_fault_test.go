@@ -173,20 +173,26 @@ func TestRecorderReconnectNoLeak(t *testing.T) {
 }
 
 // TestStartedBefore checks the conversion of process start times against
-// wall-clock instants with this test's own process.
+// instants with init and a child; the boot clock
+// decides, not the wall clock: an instant whose wall time is an hour
+// ahead (the wall clock stepped back by an hour after the event came)
+// is not taken for one after a child started since.
 func TestStartedBefore(t *testing.T) {
-	st, err := inspect.StartTime(os.Getpid())
+	// init, started at boot (this process may have started within the
+	// tick and a millisecond of margin).
+	st, err := inspect.StartTime(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !startedBefore(st, time.Now()) {
-		t.Error("this process did not start before now")
+	if !startedBefore(st, whenOf(time.Now())) {
+		t.Error("init did not start before now")
 	}
-	if startedBefore(st, time.Now().Add(-time.Hour*24*365*100)) {
-		t.Error("this process started a century ago")
+	if startedBefore(st, whenOf(time.Now().Add(-time.Hour*24*365*100))) {
+		t.Error("init started a century ago")
 	}
+	before := whenOf(time.Now())
+	stepped := when{before.wall.Add(time.Hour), before.boot}
 	child := exec.Command("/bin/busybox", "sleep", "10")
-	before := time.Now()
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -195,8 +201,36 @@ func TestStartedBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if startedBefore(cst, before.Add(-clockTick)) {
-		t.Errorf("a child started at %v claims to have started before %v", before, before.Add(-clockTick))
+	for _, at := range []when{before, stepped} {
+		if startedBefore(cst, at) {
+			t.Errorf("a child started after %v (boot clock %v) claims to have started before it", at.wall, time.Duration(at.boot))
+		}
+	}
+}
+
+// TestKnownNowClockStepped: a task's PID held by a process that started
+// before the task's start event is not taken for one that took the PID
+// after it when the wall clock was stepped forward since the event came
+// (judged by the wall clock read at the check, it had, and the task was
+// recorded as ended while it ran).
+func TestKnownNowClockStepped(t *testing.T) {
+	self := os.Getpid()
+	st, err := inspect.StartTime(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := taskKey{"default", "web", self}
+	r := &Recorder{known: map[taskKey]uint64{k: st + 1}} // known with another start
+	now := whenOf(time.Now())
+	stepped := when{now.wall.Add(-time.Hour), now.boot} // an hour behind the wall clock now
+	for _, at := range []when{now, stepped} {
+		if _, state := r.knownNow(k, at); state != pidOther {
+			t.Errorf("knownNow at %v (boot clock %v): %v; want another process, not one that took the PID after the event", at.wall, time.Duration(at.boot), state)
+		}
+	}
+	// One that surely started after the event did take it.
+	if _, state := r.knownNow(k, when{now.wall, inspect.StartMoment(st) - inspect.Moment(time.Second)}); state != pidTakenAfter {
+		t.Errorf("knownNow of an event a second before the process started: %v; want taken after", state)
 	}
 }
 

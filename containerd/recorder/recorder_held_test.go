@@ -118,8 +118,8 @@ func TestRecorderHeldEndedThenLateStart(t *testing.T) {
 	}
 	// Dated when the walk listed it, not when containerd's answer timed
 	// out (2 s later).
-	if h := r.held[taskKey{"default", id, int(pid)}]; h.event || h.at.After(inspected) {
-		t.Errorf("A held as listed by a walk at %s (event %v); want before it was inspected, at %s", h.at.UTC(), h.event, inspected.UTC())
+	if h := r.held[taskKey{"default", id, int(pid)}]; h.event || h.at.wall.After(inspected) {
+		t.Errorf("A held as listed by a walk at %s (event %v); want before it was inspected, at %s", h.at.wall.UTC(), h.event, inspected.UTC())
 	}
 	killToZombie(t, int(pid))
 	if err := r.walk(ctx, c); err != nil {
@@ -314,7 +314,7 @@ func TestRecorderHeldContactNotPinned(t *testing.T) {
 	cfgPath, cfg, d, _ := busyboxDaemon(t)
 	pid, st := sleeper(t)
 	connected, stop := runRecorderCtx(t, context.Background(), d.Socket, cfgPath, func(r *Recorder) {
-		r.held = map[taskKey]heldStart{{"default", "hung-shim", pid}: {at: time.Now(), event: true, startTime: st, err: errUnverified}}
+		r.held = map[taskKey]heldStart{{"default", "hung-shim", pid}: {at: whenOf(time.Now()), event: true, startTime: st, err: errUnverified}}
 	})
 	var restarts []time.Time
 	for range 2 {
@@ -498,7 +498,7 @@ func TestHeldNamesBounded(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprintf("%064x", i+1)
 		err := fmt.Errorf("%w %s: %w", errUnverified, id, errors.New("rpc error: code = DeadlineExceeded desc = context deadline exceeded"))
-		r.held[taskKey{"k8s.io", id, 100000 + i}] = heldStart{at: now.Add(time.Duration(i) * time.Millisecond), event: true, err: err}
+		r.held[taskKey{"k8s.io", id, 100000 + i}] = heldStart{at: whenOf(now.Add(time.Duration(i) * time.Millisecond)), event: true, err: err}
 	}
 	r.gap(context.Background(), now.Add(-time.Second), fmt.Errorf("%w; %w: %s", errStopBusy, errStopHeld, r.heldNames()), "the recorder stopped")
 	recs := audittest.Records(t, cfg.AuditLog, "")
@@ -605,7 +605,7 @@ func hungShim(t *testing.T) (*Recorder, *client.Client, string, func(id string))
 	pid, st := sleeper(t)
 	r := &Recorder{Config: cfg, Log: openLog(t, cfg.AuditLog), Logger: ctrdtest.Logger(t, "recorder: ")}
 	return r, c, cfg.AuditLog, func(id string) {
-		r.hold(taskKey{"default", id, pid}, heldStart{at: time.Now(), err: errUnverified, startTime: st})
+		r.hold(taskKey{"default", id, pid}, heldStart{at: whenOf(time.Now()), err: errUnverified, startTime: st})
 	}
 }
 

@@ -515,12 +515,12 @@ func TestSeededExitNotOfOpenByIDTask(t *testing.T) {
 	first := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "first: "),
 		Inspect: inspectFailsFor(&victim)}
 	ctx := context.Background()
-	if _, ok := first.recordStart(ctx, c, "default", id, int(pidA), time.Now(), nil); !ok {
+	if _, ok := first.recordStart(ctx, c, "default", id, int(pidA), whenOf(time.Now()), nil); !ok {
 		t.Fatal("A's start not recorded")
 	}
 	_, pidB := ctrdtest.RestartTask(t, "default", ctr)
 	victim.Store(int64(pidB))
-	if _, ok := first.recordStart(ctx, c, "default", id, int(pidB), time.Now(), nil); !ok {
+	if _, ok := first.recordStart(ctx, c, "default", id, int(pidB), whenOf(time.Now()), nil); !ok {
 		t.Fatal("B's start not recorded")
 	}
 	r := &Recorder{Config: cfg, Log: log, Logger: ctrdtest.Logger(t, "recorder: ")}

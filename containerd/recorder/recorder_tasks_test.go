@@ -214,7 +214,7 @@ func TestRecorderStartWithoutLabels(t *testing.T) {
 		if cancelled {
 			cancel()
 		}
-		_, ok := r.recordStart(ctx, c, "default", id, int(pid), time.Now(), nil)
+		_, ok := r.recordStart(ctx, c, "default", id, int(pid), whenOf(time.Now()), nil)
 		cancel()
 		var blocks []string
 		for rec, err := range audit.Records(path) {
@@ -245,7 +245,7 @@ func TestRecorderStartWithoutLabels(t *testing.T) {
 	}
 	d.Stop(t)
 	defer d.Restart(t) // its teardown deletes the container
-	if _, ok := r.recordStart(context.Background(), c, "default", id, int(pid), time.Now(), nil); !ok {
+	if _, ok := r.recordStart(context.Background(), c, "default", id, int(pid), whenOf(time.Now()), nil); !ok {
 		t.Fatal("with containerd down: not recorded")
 	}
 	recs := audittest.Records(t, path, "")
@@ -436,7 +436,7 @@ func TestRecorderOversizedSpec(t *testing.T) {
 			}
 			r := &Recorder{Config: cfg, Log: log}
 			for id, pid := range map[string]uint32{small: smallPID, big: bigPID} {
-				if _, ok := r.recordStart(context.Background(), c, "default", id, int(pid), time.Now(), nil); !ok {
+				if _, ok := r.recordStart(context.Background(), c, "default", id, int(pid), whenOf(time.Now()), nil); !ok {
 					t.Fatalf("%s not recorded", id)
 				}
 			}
@@ -604,7 +604,7 @@ func recordOpenStart(t *testing.T, prefix string, noNS bool) openStart {
 			return nil, fmt.Errorf("inspect: pid %d: permission denied", pid)
 		}
 	}
-	if _, ok := first.recordStart(context.Background(), c, "default", id, int(pid), time.Now(), nil); !ok {
+	if _, ok := first.recordStart(context.Background(), c, "default", id, int(pid), whenOf(time.Now()), nil); !ok {
 		t.Fatal("start not recorded")
 	}
 	recs := audittest.Records(t, cfg.AuditLog, "")

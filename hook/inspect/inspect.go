@@ -856,25 +856,55 @@ func optionalID(r nsrel.Ref) (*uint64, error) {
 // architecture Linux containers run on).
 const ClockTick = 10 * time.Millisecond
 
-// ProcessStart returns the time a process with the given start time
-// (clock ticks since boot, [StartTime]) started, cut down to a tick;
-// false when the clock cannot be read.
-func ProcessStart(startTicks uint64) (time.Time, bool) {
+// A Moment is a time on the boot clock (CLOCK_BOOTTIME: since boot,
+// suspend included), where process start times are ([StartMoment]):
+// a time placed there when it is known ([Now], [MomentOf]) and compared
+// with a start time later is not moved by the wall clock stepping in
+// between (a start after an event judged by the wall clock read at the
+// check, stepped forward since the event, was taken for one after it).
+// Zero is unknown.
+type Moment time.Duration
+
+// Now returns now on the boot clock; zero when it cannot be read.
+func Now() Moment {
 	var ts unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
-		return time.Time{}, false
+		return 0
 	}
-	boot := time.Now().Add(-time.Duration(ts.Nano()))
-	return boot.Add(time.Duration(startTicks) * ClockTick), true
+	return Moment(ts.Nano())
+}
+
+// MomentOf places wall time t (another process's: containerd's time of
+// an event, just published) on the boot clock: now less how long ago t
+// was (by the monotonic clock when t has its reading, else by the wall
+// clock now). A t ahead of now is now. Zero for a zero t.
+func MomentOf(t time.Time) Moment {
+	now := Now()
+	if t.IsZero() || now == 0 {
+		return 0
+	}
+	return max(now-Moment(max(time.Since(t), 0)), 1)
+}
+
+// StartMoment returns the moment a process with the given start time
+// (clock ticks since boot, [StartTime]) started, cut down to a tick.
+func StartMoment(startTicks uint64) Moment {
+	return Moment(time.Duration(startTicks) * ClockTick)
 }
 
 // StartedAfter reports whether a process with the given start time
-// surely started after t (a millisecond of margin for reading the
+// surely started after m (a millisecond of margin for reading the
 // clocks; the start time is cut down to a tick): a process that took
-// the PID of one known to run at t.
-func StartedAfter(startTicks uint64, t time.Time) bool {
-	start, ok := ProcessStart(startTicks)
-	return ok && start.After(t.Add(time.Millisecond))
+// the PID of one known to run at m. False for a zero m.
+func StartedAfter(startTicks uint64, m Moment) bool {
+	return m != 0 && StartMoment(startTicks) > m+Moment(time.Millisecond)
+}
+
+// StartedBefore reports whether a process with the given start time
+// surely started before m (a tick and a millisecond of margin). False
+// for a zero m.
+func StartedBefore(startTicks uint64, m Moment) bool {
+	return m != 0 && StartMoment(startTicks)+Moment(ClockTick+time.Millisecond) < m
 }
 
 // StartTime returns field 22 of /proc/PID/stat, the process start time in
