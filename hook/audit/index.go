@@ -27,11 +27,16 @@ type rotatedIndex struct {
 
 // fileIndex is what [rotatedIndex] knows of one rotated file: its size,
 // change time and the end of its last complete line when it was read,
-// and the hashes of the container IDs of its records.
+// the hashes of the container IDs of its records, and whether it holds
+// a damage record (such a file is never skipped: the lines its damage
+// records list, and the damage records they uncount, are the search's
+// to know: a stale copy of a start in the file before, listed by one
+// first in a file skipped, was taken for the container's last).
 type fileIndex struct {
 	size, end int64
 	ctime     unix.StatxTimestamp
 	ids       map[uint64]struct{}
+	damages   bool
 	used      uint64
 }
 
@@ -76,8 +81,9 @@ func (x *rotatedIndex) skip(ctx context.Context, path, id string, seen *searched
 	if fi != nil && fi.size == size && fi.ctime == st.Ctime {
 		fi.used = x.tick
 		_, has := fi.ids[h]
+		damages := fi.damages
 		x.mu.Unlock()
-		return !has && x.skipped(fid, size, fi.end, seen)
+		return !has && !damages && x.skipped(fid, size, fi.end, seen)
 	}
 	x.mu.Unlock()
 	// Not read, or changed in place (a repair, an edit: its change time
@@ -93,7 +99,7 @@ func (x *rotatedIndex) skip(ctx context.Context, path, id string, seen *searched
 	x.files[fid] = fi
 	x.evict()
 	x.mu.Unlock()
-	return !has && x.skipped(fid, size, fi.end, seen)
+	return !has && !fi.damages && x.skipped(fid, size, fi.end, seen)
 }
 
 // skipped notes in seen (if not nil) what a search of the skipped file
@@ -129,6 +135,7 @@ func (x *rotatedIndex) read(ctx context.Context, f *os.File, path string, size i
 		if h, _, ok := HeadOf(l.Data); ok {
 			fi.ids[maphash.String(x.seed, h.ContainerID)] = struct{}{}
 		}
+		fi.damages = fi.damages || damageHead(l.Data)
 	}
 	return fi
 }

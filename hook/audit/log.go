@@ -360,7 +360,7 @@ func (l *Log) appendLocked(ctx context.Context, lf *os.File, build func(*Searche
 	}
 	// Even when build fails, what the log must record is written: the
 	// torn bytes, for one, which the write goes over.
-	r, berr := build(&Searcher{log: l, ctx: ctx})
+	r, berr := build(&Searcher{log: l, ctx: ctx, pending: damaged})
 	switch {
 	case berr != nil || r == nil:
 		r = nil

@@ -168,6 +168,10 @@ type Searcher struct {
 	ctx  context.Context // nil: none
 	all  bool            // every rotated file, not SearchFiles
 	mark *searchMark     // notes what a search reads ([AppendAfterSearch])
+	// pending are the damaged lines the append that holds the lock
+	// found, whose damage record it writes after the search: listed by
+	// the newest damage record of all.
+	pending []DamagedLine
 }
 
 // Searcher returns a searcher over the log's records, without a
@@ -178,14 +182,14 @@ func (l *Log) Searcher() *Searcher { return &Searcher{log: l} }
 // WithContext returns a searcher like s whose searches stop with ctx's
 // error once ctx is done.
 func (s *Searcher) WithContext(ctx context.Context) *Searcher {
-	return &Searcher{log: s.log, ctx: ctx, all: s.all, mark: s.mark}
+	return &Searcher{log: s.log, ctx: ctx, all: s.all, mark: s.mark, pending: s.pending}
 }
 
 // Everywhere returns a searcher like s that reads every rotated file,
 // not only the newest [SearchFiles]: for an operator's search (audit
 // ack), which may go far back, outside the log's lock.
 func (s *Searcher) Everywhere() *Searcher {
-	return &Searcher{log: s.log, ctx: s.ctx, all: true, mark: s.mark}
+	return &Searcher{log: s.log, ctx: s.ctx, all: true, mark: s.mark, pending: s.pending}
 }
 
 // Last returns the last record of the given container for which match
@@ -206,8 +210,10 @@ func (s *Searcher) Last(containerID string, match func(*Record) bool) (*Record, 
 		}
 	}
 	// The lines damage records met list (older records again among
-	// them: not the container's last) are skipped, by the readers' rule.
+	// them: not the container's last) are skipped, by the readers' rule;
+	// those of the damage record to be written first.
 	listed := s.log.listed()
+	listed.pend(s.pending)
 	in := func(file string) (*Record, error) {
 		var seen *searchedFile
 		if mark != nil {
@@ -296,7 +302,9 @@ const statxMask = unix.STATX_TYPE | unix.STATX_INO | unix.STATX_SIZE | unix.STAT
 // container it searched for. Anything else (an error too) is false: only
 // a search of its own is sure then.
 func (s *Searcher) unchanged(mark *searchMark) bool {
-	if !mark.used || mark.invalid || len(mark.files) == 0 || mark.files[0].name != s.log.path || mark.files[0].id == (fileID{}) {
+	if !mark.used || mark.invalid || len(mark.files) == 0 || mark.files[0].name != s.log.path || mark.files[0].id == (fileID{}) || len(s.pending) > 0 {
+		// (Damaged lines found under the lock: their damage record,
+		// written next, may list what the search found.)
 		return false
 	}
 	if len(mark.files) > 1 || !mark.found {
@@ -320,8 +328,11 @@ func (s *Searcher) unchanged(mark *searchMark) bool {
 	}
 	cur := mark.files[0]
 	now := searchedFile{name: cur.name}
-	r, err := lastIn(s.ctx, cur.name, cur.end, &now, mark.id, nil, s.log.listed())
-	return err == nil && r == nil && now.id == cur.id && now.size >= cur.end
+	// A damage record appended since may list what the search found,
+	// or make one it went by count for nothing.
+	listed := s.log.listed()
+	r, err := lastIn(s.ctx, cur.name, cur.end, &now, mark.id, nil, listed)
+	return err == nil && r == nil && !listed.met && now.id == cur.id && now.size >= cur.end
 }
 
 // lastIn is [Searcher.Last] in one file, among its lines that start at
@@ -426,6 +437,7 @@ type Listed struct {
 	damages  []listing
 	lines    map[lineAt]LineKey
 	resolved bool
+	met      bool // a damage record was met (backward)
 }
 
 // listing is a damage record: where it is, its key, and the lines it
@@ -485,8 +497,23 @@ func (d *Listed) Damaged() bool { return len(d.damages) > 0 }
 func (d *Listed) LineBackward(file string, offset int64, data []byte) {
 	d.resolved = true // as it goes: nothing to resolve at Has
 	if l, ok := d.listing(file, offset, data); ok {
+		d.met = true
 		d.count(l)
 	}
+}
+
+// pend counts, before any line is read backward, the damage record an
+// append is about to write, listing lines (after every line there is).
+func (d *Listed) pend(lines []DamagedLine) {
+	if len(lines) == 0 {
+		return
+	}
+	l := listing{lists: map[lineAt]LineKey{}}
+	for _, dl := range lines {
+		l.lists[lineAt{dl.File, dl.Offset}] = dl.Key()
+	}
+	d.resolved = true
+	d.count(l)
 }
 
 // count keeps the lines l lists, unless a damage record kept lists l.
