@@ -81,11 +81,14 @@ func TestListPIDReusedAfterTaskList(t *testing.T) {
 	victim := nstest.StartReused(t, nstest.RequireCmd(t, "sleep"), "1000")
 	pid := victim.Pid
 	var exited atomic.Bool
+	// Reported by the test: the handler may outlive it.
+	took := make(chan error, 1)
 	between := func() {
 		victim.End()
 		exited.Store(true)
-		if err := victim.Take(nstest.RequireCmd(t, "sleep"), "1000"); err != nil {
-			t.Error(err)
+		select { // once: a second list has nothing to take
+		case took <- victim.Take(nstest.RequireCmd(t, "sleep"), "1000"):
+		default:
 		}
 	}
 	sock := filepath.Join(t.TempDir(), "containerd.sock")
@@ -100,9 +103,18 @@ func TestListPIDReusedAfterTaskList(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Stop()
 
-	got, err := NewSource(sock).List(context.Background())
+	// Time for the PID to be taken (the default 2 s is the daemon's).
+	got, err := (&Source{Address: sock, Timeout: time.Minute}).List(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case err := <-took:
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatal("the containers were listed before the PID was taken")
 	}
 	if !victim.Taken() {
 		t.Fatal("the PID was not taken again")

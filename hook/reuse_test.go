@@ -2,6 +2,7 @@ package hook_test
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -548,37 +549,53 @@ func TestPoststartReusedPIDReal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := audit.Open(filepath.Join(t.TempDir(), "audit.jsonl"), audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &hook.Hook{Config: cfg, Log: log}
 	base := int(nstest.HostIDBase(t)) + 800_000
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: base, Size: 1}}
-	victim := exec.Command(nstest.RequireCmd(t, "sleep"), "1000")
-	victim.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m, Pdeathsig: syscall.SIGKILL}
-	if err := victim.Start(); err != nil {
-		t.Fatal(err)
+	// Another test package's process may take the PID first and hold
+	// it (nstest.ErrStolen): the rules may refuse that one, so the
+	// container is started again, on a log of its own.
+	var (
+		h      *hook.Hook
+		create *hook.Result
+		pid    int
+	)
+	for attempt := 0; ; attempt++ {
+		log, err := audit.Open(filepath.Join(t.TempDir(), "audit.jsonl"), audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h = &hook.Hook{Config: cfg, Log: log}
+		victim := exec.Command(nstest.RequireCmd(t, "sleep"), "1000")
+		victim.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m, Pdeathsig: syscall.SIGKILL}
+		if err := victim.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid = victim.Process.Pid
+		t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
+		create = runStage(t, h, audit.StageCreateRuntime, "web", pid)
+		if create.Deny || create.Record.Ancestry == nil {
+			t.Fatalf("createRuntime: deny %v, %+v", create.Deny, create.Record)
+		}
+		victim.Process.Kill()
+		victim.Wait()
+		// A start time counts clock ticks (10 ms at USER_HZ 100): a
+		// process that took the PID within the victim's tick has its
+		// start time, and is compared as the container's
+		// (ancestry_unchanged refuses it).
+		time.Sleep(30 * time.Millisecond)
+		// In a user namespace of its own: the rules allow it (a process
+		// they refuse keeps the refusal, TestPoststartReusedPIDRefusals).
+		other, err := nstest.TakePID(pid, nstest.RequireCmd(t, "unshare"), "--user", nstest.RequireCmd(t, "sleep"), "1000")
+		if errors.Is(err, nstest.ErrStolen) && attempt < 10 {
+			t.Logf("attempt %d: %v; again", attempt, err)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+		break
 	}
-	pid := victim.Process.Pid
-	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
-	create := runStage(t, h, audit.StageCreateRuntime, "web", pid)
-	if create.Deny || create.Record.Ancestry == nil {
-		t.Fatalf("createRuntime: deny %v, %+v", create.Deny, create.Record)
-	}
-	victim.Process.Kill()
-	victim.Wait()
-	// A start time counts clock ticks (10 ms at USER_HZ 100): a process
-	// that took the PID within the victim's tick has its start time, and
-	// is compared as the container's (ancestry_unchanged refuses it).
-	time.Sleep(30 * time.Millisecond)
-	// In a user namespace of its own: the rules allow it (a process
-	// they refuse keeps the refusal, TestPoststartReusedPIDRefusals).
-	other, err := nstest.TakePID(pid, nstest.RequireCmd(t, "unshare"), "--user", nstest.RequireCmd(t, "sleep"), "1000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
 	for deadline := time.Now().Add(5 * time.Second); nstest.Ino(t, pid, "user") == nsrel.InitialUserNSIno; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("unshare made no user namespace in 5 s")

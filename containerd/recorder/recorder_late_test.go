@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,6 +21,7 @@ import (
 	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/audittest"
 	"github.com/nsrel/nsrel/internal/ctrdtest"
+	"github.com/nsrel/nsrel/internal/nstest"
 )
 
 // takePID has a process started now take PID pid (free now), through
@@ -33,26 +32,15 @@ import (
 // TestLateStartOfEndedTask covers, with the same records).
 func takePID(t *testing.T, pid int) {
 	t.Helper()
-	for range 50 {
-		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command("/bin/busybox", "sleep", "60")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if cmd.Process.Pid == pid {
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			return
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
-		if _, err := inspect.StartTime(pid); err == nil {
-			t.Logf("PID %d taken by another process", pid)
-			return
-		}
+	cmd, err := nstest.TakePID(pid, "/bin/busybox", "sleep", "60")
+	if errors.Is(err, nstest.ErrStolen) {
+		t.Logf("PID %d taken by another process", pid)
+		return
 	}
-	t.Fatalf("could not get PID %d", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 }
 
 // walkKnows walks once and fails unless the walk made task id (process

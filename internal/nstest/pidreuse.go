@@ -1,10 +1,12 @@
 package nstest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ type Reused struct {
 	Pid          int
 	first, other *exec.Cmd
 	ended        bool
+	stolen       bool // the PID taken by another process ([Reused.Take])
 }
 
 // StartReused starts name with args, the process whose PID is taken
@@ -48,23 +51,51 @@ func (r *Reused) End() {
 }
 
 // Take ends the first process (if [Reused.End] has not) and starts name
-// with args with its PID ([TakePID]).
+// with args with its PID ([TakePID]). When another process (another test
+// package's) took the PID first and holds it, that process is the one
+// that took it: what the test makes happen happened, by another's hand.
 func (r *Reused) Take(name string, args ...string) error {
 	r.End()
 	other, err := TakePID(r.Pid, name, args...)
+	if errors.Is(err, ErrStolen) {
+		r.stolen = true
+		return nil
+	}
 	r.other = other
 	return err
 }
 
-// Taken reports whether [Reused.Take] started the other process.
-func (r *Reused) Taken() bool { return r.other != nil }
+// Taken reports whether the PID was taken again ([Reused.Take]): by the
+// process it started, or by another.
+func (r *Reused) Taken() bool { return r.other != nil || r.stolen }
+
+// ErrStolen is [TakePID]'s error when another process took the PID
+// first and still holds it.
+var ErrStolen = errors.New("PID taken by another process")
 
 // TakePID starts a process of name and args that gets PID pid (free
 // now: its process exited and was reaped), through ns_last_pid (root).
 // Another process's fork (another test package's) may come between the
-// write and this one's: up to 2000 tries, waiting (up to 5 s) for
-// another process that took pid to exit. The caller kills and waits for the process.
+// write and this one's: up to 2000 tries, waiting (up to 500 ms) for
+// another process that took pid to exit; one that holds it longer (a
+// compiler, another test's sleep) fails it with [ErrStolen]. The host's
+// next PID is left where it was (not back at pid: other packages' tests
+// count on a PID they just freed not coming back at once). The caller
+// kills and waits for the process.
 func TakePID(pid int, name string, args ...string) (*exec.Cmd, error) {
+	const lastPID = "/proc/sys/kernel/ns_last_pid"
+	if b, err := os.ReadFile(lastPID); err == nil {
+		if was, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			defer func() {
+				// Forward only: forks since may have gone past it.
+				if b, err := os.ReadFile(lastPID); err == nil {
+					if now, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && now < was {
+						os.WriteFile(lastPID, []byte(strconv.Itoa(was)), 0)
+					}
+				}
+			}()
+		}
+	}
 	// Every process and thread made anywhere on the host between the
 	// write and the fork takes the next PID first: while other test
 	// binaries fork (a CI run's packages in parallel), 50 tries all
@@ -72,7 +103,7 @@ func TakePID(pid int, name string, args ...string) (*exec.Cmd, error) {
 	// to the fork itself.
 	for range 2000 {
 		c := exec.Command(name, args...)
-		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+		if err := os.WriteFile(lastPID, []byte(strconv.Itoa(pid-1)), 0); err != nil {
 			return nil, err
 		}
 		if err := c.Start(); err != nil {
@@ -85,10 +116,10 @@ func TakePID(pid int, name string, args ...string) (*exec.Cmd, error) {
 		c.Wait()
 		// Another process took it (a fork of another test package's
 		// between the write and this one's): most live for a moment (a
-		// compiler, a test's helper); it is waited for, up to 5 s.
-		for deadline := time.Now().Add(5 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(5 * time.Millisecond) {
+		// test's helper); it is waited for, up to 500 ms.
+		for deadline := time.Now().Add(500 * time.Millisecond); syscall.Kill(pid, 0) == nil; time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("PID %d taken by another process, still running after 5 s", pid)
+				return nil, fmt.Errorf("%w: PID %d, still running after 500 ms", ErrStolen, pid)
 			}
 		}
 	}
