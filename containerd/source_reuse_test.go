@@ -5,6 +5,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,13 +84,13 @@ func TestListPIDReusedAfterTaskList(t *testing.T) {
 	var exited atomic.Bool
 	// Reported by the test: the handler may outlive it.
 	took := make(chan error, 1)
+	var once sync.Once
 	between := func() {
-		victim.End()
-		exited.Store(true)
-		select { // once: a second list has nothing to take
-		case took <- victim.Take(nstest.RequireCmd(t, "sleep"), "1000"):
-		default:
-		}
+		once.Do(func() { // a second list has nothing to take
+			victim.End()
+			exited.Store(true)
+			took <- victim.Take(nstest.RequireCmd(t, "sleep"), "1000")
+		})
 	}
 	sock := filepath.Join(t.TempDir(), "containerd.sock")
 	ln, err := net.Listen("unix", sock)

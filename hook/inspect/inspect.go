@@ -218,6 +218,8 @@ func inLiveThread(pid int, read func(dir string, tid int) error) error {
 	// loaded machine three listings of 2,000 zombies took more than
 	// maxThreadWait, and such a process was not taken for exited.
 	for try := 0; try < maxThreadTries && (try < 3 || time.Now().Before(exits.deadline)); try++ {
+		// (Whole listings: one the deadline cut short tells nothing.)
+		exits.whole = try < 3
 		tid, zombies, err := exits.liveThread(pid)
 		if exits.gone(pid, zombies) {
 			return fmt.Errorf("inspect: pid %d: %w", pid, ErrGone)
@@ -321,7 +323,7 @@ func (n *exitedThreads) liveThread(pid int) (tid int, zombies []int, err error) 
 			zombies = append(zombies, t)
 			continue
 		}
-		if i%256 == 0 && time.Now().After(n.deadline) {
+		if i%256 == 0 && !n.whole && time.Now().After(n.deadline) {
 			return 0, nil, os.ErrDeadlineExceeded
 		}
 		state, ok := taskState(task + name + "/stat")
@@ -355,6 +357,7 @@ type exitedThreads struct {
 	zombie   map[int]bool // the threads seen zombies
 	last     []int        // the zombies of the last listing, if all were
 	same     int          // the listings in a row that found just those
+	whole    bool         // this listing is read whole, whatever the deadline
 }
 
 // gone reports whether process pid has exited whole: all its threads

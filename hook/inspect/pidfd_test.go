@@ -455,7 +455,8 @@ func TestLeaderRunsAgain(t *testing.T) {
 // order (os.ReadDir sorts) before the running thread, which had exited
 // by then: an error every time, 0.3 to 0.5 s each. And a process whose
 // threads all exited, 2,000 zombies: three listings did not fit in the
-// reads' 200 ms, and it was not taken for exited. Each is
+// reads' 200 ms, and it was not taken for exited (and then the deadline
+// cut each listing after the first short, under load: a CI run). Each is
 // read right now: the threads newest first, in the kernel's order, and
 // a zombie's stat once per read.
 func TestManyZombieThreads(t *testing.T) {

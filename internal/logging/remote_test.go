@@ -121,7 +121,9 @@ func TestServiceNeverWaits(t *testing.T) {
 	for i := range n {
 		t0 := time.Now()
 		l.WithField("i", i).Warn("refused by nsrel policy")
-		if took := time.Since(t0); took > 200*time.Millisecond {
+		// One that waited for the connection takes syslog.Timeout
+		// (GC or preemption on a loaded machine can take 200 ms).
+		if took := time.Since(t0); took >= syslog.Timeout {
 			t.Fatalf("entry %d took %v to log", i, took)
 		}
 	}

@@ -69,6 +69,9 @@ func (r *Reused) Take(name string, args ...string) error {
 // process it started, or by another.
 func (r *Reused) Taken() bool { return r.other != nil || r.stolen }
 
+// Stolen reports whether another process took the PID ([Reused.Take]).
+func (r *Reused) Stolen() bool { return r.stolen }
+
 // ErrStolen is [TakePID]'s error when another process took the PID
 // first and still holds it.
 var ErrStolen = errors.New("PID taken by another process")
