@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // CI reports whether the tests run under CI (CI=true), where missing
@@ -74,9 +76,17 @@ func Start(t testing.TB, attr *syscall.SysProcAttr, name string, args ...string)
 	}
 	p := &Proc{Cmd: cmd, Pid: cmd.Process.Pid}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	var reaped uint64 // when, in clock ticks since boot; set before done closes
+	go func() { cmd.Wait(); reaped = bootTicks(); close(done) }()
 	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-done:
+			// Reaped: the group's ID (its leader's PID) may be another
+			// process's since, another package's group leader.
+			killGroupOf(cmd.Process.Pid, reaped)
+		default:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its ID is the group's
+		}
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
@@ -84,6 +94,46 @@ func Start(t testing.TB, attr *syscall.SysProcAttr, name string, args ...string)
 		}
 	})
 	return p
+}
+
+// killGroupOf kills process group pgid, whose leader was reaped at
+// reaped (clock ticks since boot), if it is still the group the leader
+// made: one of its processes started before the reap's tick (an ID
+// stays its group's while a process is in that group); else nothing (a group that
+// became empty freed the ID, which another process may have taken and
+// made its group's: a test of another package's, killed by this
+// cleanup).
+func killGroupOf(pgid int, reaped uint64) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		i := strings.LastIndexByte(string(b), ')')
+		if err != nil || i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 20 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		if start, err := strconv.ParseUint(f[19], 10, 64); err == nil && start < reaped {
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			return
+		}
+	}
+}
+
+// bootTicks returns the time since boot in clock ticks (USER_HZ, 100),
+// as process start times count it; the largest value when it cannot be
+// read (every process started before).
+func bootTicks() uint64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return ^uint64(0)
+	}
+	return uint64(ts.Nano() / int64(10*time.Millisecond))
 }
 
 // Sleep starts `sleep infinity` through the given unshare arguments

@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestTakePID: the PID is taken by the process started; one another
@@ -49,5 +51,59 @@ func TestTakePID(t *testing.T) {
 			c.Wait()
 		}
 		t.Errorf("TakePID of a PID a process holds: %v; want ErrStolen", err)
+	}
+}
+
+// TestStartCleanupSparesReusedGroup: a process Start started and the test
+// ended (reaped at once) left its PID, its group's ID, free; another
+// package's process that took it and leads a group of its own (setsid)
+// was killed by this test's cleanup, which signalled the group by that
+// ID.
+func TestStartCleanupSparesReusedGroup(t *testing.T) {
+	RequireRoot(t)
+	sleep, setsid := RequireCmd(t, "sleep"), RequireCmd(t, "setsid")
+	var other *exec.Cmd
+	for attempt := 0; other == nil; attempt++ {
+		t.Run("ended early", func(t *testing.T) {
+			p := Start(t, nil, sleep, "100")
+			p.Cmd.Process.Kill()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				if _, err := os.Stat("/proc/" + strconv.Itoa(p.Pid)); err != nil {
+					break // reaped by Start's waiter
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("process %d not reaped 10 s after SIGKILL", p.Pid)
+				}
+			}
+			// Taken a few ticks later (by a wrap of the host's PIDs,
+			// seconds at least, were this test not taking it).
+			time.Sleep(30 * time.Millisecond)
+			c, err := TakePID(p.Pid, setsid, sleep, "100")
+			if errors.Is(err, ErrStolen) && attempt < 10 {
+				return // another's: again
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			other = c
+			// Its own group once setsid has run.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				b, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/stat")
+				if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 2 && f[2] == strconv.Itoa(p.Pid) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("process %d leads no group 10 s after setsid", p.Pid)
+				}
+			}
+		})
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	// (A SIGKILL takes effect when the process next runs: a moment.)
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var ws syscall.WaitStatus
+		if pid, _ := syscall.Wait4(other.Process.Pid, &ws, syscall.WNOHANG, nil); pid != 0 {
+			t.Fatalf("the process that took the PID and leads its own group: %v after the cleanup; want it running", ws)
+		}
 	}
 }
