@@ -26,6 +26,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/moby/sys/mountinfo"
 
+	"github.com/nsrel/nsrel/hook/inspect"
 	"github.com/nsrel/nsrel/internal/nstest"
 )
 
@@ -469,9 +470,12 @@ func killLeftovers(runcRoot, dir string) {
 			continue
 		}
 		var st struct {
-			PID int `json:"init_process_pid"`
+			PID   int    `json:"init_process_pid"`
+			Start uint64 `json:"init_process_start"`
 		}
-		if json.Unmarshal(b, &st) == nil && st.PID > 1 {
+		// Only the process runc started: a container that exited left
+		// its PID free, for another package's test to take.
+		if json.Unmarshal(b, &st) == nil && st.PID > 1 && st.Start != 0 && inspect.Runs(st.PID, st.Start) {
 			pids = append(pids, st.PID)
 		}
 	}
