@@ -14,6 +14,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -427,9 +428,8 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 // each to [Listed.LineBackward] and asks as it goes. Make it with
 // [Snapshot.Listed].
 type Listed struct {
-	current string
-	// rank places a file (its base name) among the log's files: false
-	// for one that is none of them.
+	// rank places a file (its key, [fileKey]) among the log's files:
+	// false for one that is none of them.
 	rank func(string) (uint64, bool)
 	// damages are the damage records met going forward, in order;
 	// lines, once resolved (forward) or as met (backward), the lines
@@ -438,26 +438,46 @@ type Listed struct {
 	lines    map[lineAt]LineKey
 	resolved bool
 	met      bool // a damage record was met (backward)
+	// last is the highest seq of the lines met going forward that have
+	// one (see lineSeq); files, for a reader going backward, opens the
+	// log's files from the one a key names back (see aboveIn).
+	last    uint64
+	hasLast bool
+	files   func(key string) iter.Seq2[string, *os.File]
 }
 
-// listing is a damage record: where it is, its key, and the lines it
-// lists before it.
+// listing is a damage record: where it is, its key and seq, the lines it
+// lists before it, and the highest seq of the lines before it.
 type listing struct {
-	at    lineAt
-	key   LineKey
-	lists map[lineAt]LineKey
+	at      lineAt
+	key     LineKey
+	seq     uint64
+	lists   map[lineAt]LineKey
+	prev    uint64
+	hasPrev bool
 }
 
 // Listed returns an empty [Listed] for the snapshot's log.
 func (s *Snapshot) Listed() *Listed {
 	order := map[string]uint64{}
 	for i, f := range s.files {
-		order[filepath.Base(f.name)] = uint64(i)
+		order[fileKey(f.name)] = uint64(i)
 	}
-	return &Listed{current: filepath.Base(s.log), rank: func(name string) (uint64, bool) {
-		i, ok := order[name]
+	d := &Listed{rank: func(key string) (uint64, bool) {
+		i, ok := order[key]
 		return i, ok
 	}}
+	d.files = func(key string) iter.Seq2[string, *os.File] {
+		return func(yield func(string, *os.File) bool) {
+			i, ok := order[key]
+			for j := int(i); ok && j >= 0; j-- {
+				if !yield(s.files[j].name, s.files[j].f) {
+					return
+				}
+			}
+		}
+	}
+	return d
 }
 
 // listed returns an empty [Listed] for the log's own searches, which
@@ -465,25 +485,127 @@ func (s *Snapshot) Listed() *Listed {
 // placed by its name (a rotated file by the seq in it, the current file
 // last), as [Log.Files] orders them.
 func (l *Log) listed() *Listed {
-	current := filepath.Base(l.path)
-	return &Listed{current: current, rank: func(name string) (uint64, bool) {
-		if name == current {
+	d := &Listed{rank: func(key string) (uint64, bool) {
+		if key == "" {
 			return math.MaxUint64, true
 		}
-		rest, ok := strings.CutPrefix(name, current)
-		if !ok {
-			return 0, false
-		}
-		seq, ok := rotatedSeq(rest)
-		return min(seq, math.MaxUint64-1), ok
+		seq, err := strconv.ParseUint(key, 10, 64)
+		return min(seq, math.MaxUint64-1), err == nil
 	}}
+	d.files = func(key string) iter.Seq2[string, *os.File] {
+		return func(yield func(string, *os.File) bool) {
+			// Listed only now: a damage record met is rare.
+			names := []string{l.path}
+			if key != "" {
+				names[0] = l.path + "." + key
+			}
+			at, _ := d.rank(key)
+			if rotated, err := l.rotated(); err == nil {
+				for i := len(rotated) - 1; i >= 0; i-- {
+					if r, ok := d.rank(fileKey(rotated[i])); ok && r < at {
+						names = append(names, rotated[i])
+					}
+				}
+			}
+			for _, name := range names {
+				f, err := openOwned(name, unix.O_RDONLY)
+				if err != nil {
+					return
+				}
+				ok := yield(name, f)
+				f.Close()
+				if !ok {
+					return
+				}
+			}
+		}
+	}
+	return d
+}
+
+// aboveIn reports whether a line before damage record l, from the
+// earliest line it lists to it, has a higher seq than l (see lineSeq),
+// reading them backward from the files of the log (from l's file back);
+// false when it cannot tell. Where verify passes, those lines are the
+// damaged lines l lists (older records again: of seqs the chain had
+// written) and the chain's records among them (a torn line's record,
+// a seal-start record), all below l's seq (a damaged line of its seq is
+// the write of that seq a crash cut).
+func aboveIn(l listing, files iter.Seq2[string, *os.File], rank func(string) (uint64, bool)) bool {
+	first, found := lineAt{}, false
+	for at := range l.lists {
+		if !found || before(rank, at, first) {
+			first, found = at, true
+		}
+	}
+	if !found {
+		return false
+	}
+	firstRank, _ := rank(first.file)
+	top := true
+	for name, f := range files {
+		key := fileKey(name)
+		r, ok := rank(key)
+		if !ok || r < firstRank {
+			return false
+		}
+		size := l.at.offset
+		if !top {
+			var err error
+			if size, err = fileSize(f); err != nil {
+				return false
+			}
+		}
+		top = false
+		for ln, err := range linesBackwardIn(f, name, size) {
+			if err != nil {
+				return false
+			}
+			if seq, ok := lineSeq(ln.Data); ok && seq > l.seq {
+				return true
+			}
+			if key == first.file && ln.Offset <= first.offset {
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// fileKey names a log's file (path or base name) by its place among the
+// log's files, whatever the log is called: the digits of a rotated
+// file's suffix (LOG.NNNNNNNNNNNN), "" for the current file. A damage
+// record names files by their base names when it was written: a copy of
+// the log kept under another name (evidence.jsonl), or a log whose
+// audit_log moved, had none of its listings found, and the readers
+// showed the lines listed.
+func fileKey(name string) string {
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		if _, ok := rotatedSeq(name[i:]); ok {
+			return name[i+1:]
+		}
+	}
+	return ""
+}
+
+// lineSeq returns the seq of a line's head, unless the line is none a
+// record can be (no head, or a torn line ended with [TornMark]).
+func lineSeq(data []byte) (uint64, bool) {
+	if _, torn := TornLineKey(data); torn {
+		return 0, false
+	}
+	return headSeq(data)
 }
 
 // Line reads line data at offset of file, forward.
 func (d *Listed) Line(file string, offset int64, data []byte) {
 	if l, ok := d.listing(file, offset, data); ok {
+		l.prev, l.hasPrev = d.last, d.hasLast
 		d.damages = append(d.damages, l)
 		d.resolved = false
+	}
+	if seq, ok := lineSeq(data); ok {
+		d.last, d.hasLast = max(d.last, seq), true
 	}
 }
 
@@ -493,11 +615,15 @@ func (d *Listed) Damaged() bool { return len(d.damages) > 0 }
 
 // LineBackward reads line data at offset of file, backward: a damage
 // record that no damage record met (after it) that counts lists has the
-// lines it lists kept.
+// lines it lists kept (see [Listed.count]: the lines before it are read
+// for their seqs).
 func (d *Listed) LineBackward(file string, offset int64, data []byte) {
 	d.resolved = true // as it goes: nothing to resolve at Has
 	if l, ok := d.listing(file, offset, data); ok {
 		d.met = true
+		if d.files != nil && aboveIn(l, d.files(l.at.file), d.rank) {
+			l.prev, l.hasPrev = math.MaxUint64, true // a line of a higher seq before it
+		}
 		d.count(l)
 	}
 }
@@ -510,15 +636,30 @@ func (d *Listed) pend(lines []DamagedLine) {
 	}
 	l := listing{lists: map[lineAt]LineKey{}}
 	for _, dl := range lines {
-		l.lists[lineAt{dl.File, dl.Offset}] = dl.Key()
+		f := fileKey(dl.File) // "" for the current file, where it goes
+		l.lists[lineAt{f, dl.Offset}] = dl.Key()
 	}
 	d.resolved = true
 	d.count(l)
 }
 
-// count keeps the lines l lists, unless a damage record kept lists l.
+// count keeps the lines l lists, unless a damage record kept lists l,
+// or a line before it has a higher seq: a damage record of the chain
+// comes after the chain's records before it, and after the older
+// records again and damaged lines it lists (a line of a higher seq
+// before it fails verify; a damaged line of its seq is the write of
+// that seq a crash cut). One that does
+// not is an older record again itself, whatever lists it: root on the
+// node later made one up with the seq of a record retention removed,
+// listing records of the chain by their places, and had the chain's
+// next damage record list it by its bytes at another place (verify
+// matches a damage record's lines by their bytes), and the readers and
+// the hook's search left those records out while verify passed.
 func (d *Listed) count(l listing) {
 	if k, listed := d.lines[l.at]; listed && k == l.key {
+		return
+	}
+	if l.hasPrev && l.prev > l.seq {
 		return
 	}
 	if d.lines == nil {
@@ -528,9 +669,12 @@ func (d *Listed) count(l listing) {
 }
 
 // before reports whether a is before b in the snapshot's files.
-func (d *Listed) before(a, b lineAt) bool {
-	fa, oka := d.rank(a.file)
-	fb, okb := d.rank(b.file)
+func (d *Listed) before(a, b lineAt) bool { return before(d.rank, a, b) }
+
+// before reports whether a is before b among files that rank places.
+func before(rank func(string) (uint64, bool), a, b lineAt) bool {
+	fa, oka := rank(a.file)
+	fb, okb := rank(b.file)
 	return oka && okb && (fa < fb || fa == fb && a.offset < b.offset)
 }
 
@@ -543,14 +687,14 @@ func (d *Listed) listing(file string, offset int64, data []byte) (listing, bool)
 	if err != nil || r.Stage != StageDamaged {
 		return listing{}, false
 	}
-	base := filepath.Base(file)
-	l := listing{at: lineAt{base, offset}, key: LineKeyOf(data), lists: map[lineAt]LineKey{}}
+	key := fileKey(file)
+	l := listing{at: lineAt{key, offset}, key: LineKeyOf(data), seq: r.Seq, lists: map[lineAt]LineKey{}}
 	for _, dl := range r.Damage {
-		f := dl.File
-		if f == d.current {
+		f := fileKey(dl.File)
+		if f == "" {
 			// The current file when the record was written is the
 			// file that holds it (rotated since, perhaps).
-			f = base
+			f = key
 		}
 		if at := (lineAt{f, dl.Offset}); d.before(at, l.at) {
 			l.lists[at] = dl.Key()
@@ -569,7 +713,7 @@ func (d *Listed) Has(file string, offset int64, data []byte) bool {
 			d.count(d.damages[i])
 		}
 	}
-	k, ok := d.lines[lineAt{filepath.Base(file), offset}]
+	k, ok := d.lines[lineAt{fileKey(file), offset}]
 	return ok && k.Bytes == len(data) && k == LineKeyOf(data)
 }
 

@@ -1,0 +1,212 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nsrel/nsrel/hook/audit"
+	"github.com/nsrel/nsrel/internal/audittest"
+)
+
+// madeUpSeq returns a seq retention removed that no checkpoint names.
+func madeUpSeq(t *testing.T, first uint64, ckfile string) uint64 {
+	t.Helper()
+	named := map[uint64]bool{}
+	for _, c := range readCheckpoints(t, ckfile) {
+		named[c.Seq] = true
+	}
+	seq := first - 1
+	for named[seq] {
+		seq--
+	}
+	return seq
+}
+
+// keyAt returns the offset and key of the first line of file holding s.
+func keyAt(t *testing.T, file, s string) (int64, audit.LineKey) {
+	t.Helper()
+	var off int64
+	for _, ln := range readLines(t, file) {
+		if bytes.Contains(ln, []byte(s)) {
+			return off, audit.LineKeyOf(bytes.TrimSuffix(ln, []byte("\n")))
+		}
+		off += int64(len(ln))
+	}
+	t.Fatalf("no line of %s holds %s", file, s)
+	return 0, audit.LineKey{}
+}
+
+// TestMadeUpDamageListedElsewhere: root on the node later (the current
+// sealing state in hand) makes up a damage record F with a seq retention
+// removed and no checkpoint names, listing records of the chain by their
+// places and bytes (one in the current file, one in a rotated file), and
+// writes it before the chain's next damage record D, which it writes
+// with the current state and which lists F by its bytes at another place.
+// Verify matches a damage record's lines by their bytes and passes (with
+// the key and the checkpoints); the readers and the hook's search go by
+// places: F, listed by nothing that counts, counted, and the records it
+// listed were left out of `audit show`, the history and the hook's
+// search. A damage record with a line of a higher seq before it is an
+// older record again: it counts for nothing.
+func TestMadeUpDamageListedElsewhere(t *testing.T) {
+	ckfile := filepath.Join(t.TempDir(), "ckpt.jsonl")
+	cps := &audit.CheckpointOptions{EveryRecords: 5, File: ckfile}
+	l, path, key := sealedLog(t, audit.Options{Host: "node-a", RotateBytes: 4096, KeepFiles: 1, Checkpoints: cps})
+	appendN(t, l, 30)
+	l, err := audit.Open(path, audit.Options{Host: "node-a", RotateBytes: 1 << 20, KeepFiles: 1, Checkpoints: cps, SealState: filepath.Join(filepath.Dir(path), "state", "audit.seal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), rec("victim")); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 6)
+	s0, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: readCheckpoints(t, ckfile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := l.Files()
+	if err != nil || len(files) != 2 {
+		t.Fatalf("files %v, %v; want a rotated file and the current one", files, err)
+	}
+	vOff, vKey := keyAt(t, path, `"container_id":"victim"`)
+	rOff, rKey := keyAt(t, files[0], `"container_id":"c27"`)
+	f := &audit.Record{Seq: madeUpSeq(t, s0.FirstSeq, ckfile), Prev: fmt.Sprintf("%064x", 7), Time: "2026-12-07T08:00:00Z", Host: "node-a", Source: audit.SourceAudit, Stage: audit.StageDamaged,
+		Damage: []audit.DamagedLine{
+			{File: "audit.jsonl", Offset: vOff, Bytes: vKey.Bytes, SHA256: vKey.SHA256, Kind: "garbled", Reason: "made up"},
+			{File: filepath.Base(files[0]), Offset: rOff, Bytes: rKey.Bytes, SHA256: rKey.SHA256, Kind: "garbled", Reason: "made up"}}}
+	fLine, err := f.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fKey := audit.LineKeyOf(bytes.TrimSuffix(fLine, []byte("\n")))
+	d := &audit.Record{Source: audit.SourceAudit, Stage: audit.StageDamaged, Error: "1 complete line(s) at the end of the log are not the chain's records",
+		Damage: []audit.DamagedLine{{File: "audit.jsonl", Offset: 0, Bytes: fKey.Bytes, SHA256: fKey.SHA256, Kind: "replayed", Reason: "an older record again"}}}
+	if err := l.Append(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	// F right before D: D's bytes, hash and seal stay what they are.
+	lines := readLines(t, path)
+	writeLines(t, path, append(lines[:len(lines)-1:len(lines)-1], fLine, lines[len(lines)-1]))
+	if err := l.Append(context.Background(), audittest.AckOf(d, "power loss")); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
+	if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: readCheckpoints(t, ckfile)}); err != nil {
+		t.Fatalf("setup: verify: %v", err)
+	}
+	for _, id := range []string{"victim", "c27"} {
+		if r, err := l.Searcher().Everywhere().Last(id, nil); err != nil || r == nil {
+			t.Errorf("the hook's search for %s: %v, %v; want its record", id, r, err)
+		}
+	}
+	if ok, err := l.HasStart("victim", 4242, 99); err != nil || !ok {
+		t.Errorf("HasStart(victim): %v, %v; want true", ok, err)
+	}
+	// The readers' forward rule (audit show, the history).
+	snap, err := l.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	listed := snap.Listed()
+	type at struct {
+		file string
+		off  int64
+	}
+	data := map[at][]byte{}
+	for ln, err := range snap.Lines() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed.Line(ln.File, ln.Offset, ln.Data)
+		data[at{ln.File, ln.Offset}] = ln.Data
+	}
+	for _, c := range []at{{path, vOff}, {files[0], rOff}} {
+		if listed.Has(c.file, c.off, data[c]) {
+			t.Errorf("the readers leave out the record at %s:%d", filepath.Base(c.file), c.off)
+		}
+	}
+}
+
+// TestListedRenamedCopy: a copy of the log kept under another name (or a
+// log whose audit_log moved) had none of its damage records' listings
+// found, which name files by their names when written: a made-up record
+// filed as an older record again and acknowledged came back as a record
+// in `audit show` and the hook's search, while verify passed. Files are
+// matched by their place (the rotated files' suffixes).
+func TestListedRenamedCopy(t *testing.T) {
+	ckfile := filepath.Join(t.TempDir(), "ckpt.jsonl")
+	cps := &audit.CheckpointOptions{EveryRecords: 5, File: ckfile}
+	l, path, key := sealedLog(t, audit.Options{Host: "node-a", RotateBytes: 4096, KeepFiles: 1, Checkpoints: cps})
+	appendN(t, l, 30)
+	s0, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err = audit.Open(path, audit.Options{Host: "node-a", RotateBytes: 1 << 20, KeepFiles: 1, Checkpoints: cps, SealState: filepath.Join(filepath.Dir(path), "state", "audit.seal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 3)
+	r := rec("madeup")
+	r.Seq, r.Time, r.Host, r.Version = madeUpSeq(t, s0.FirstSeq, ckfile), "2026-12-07T08:00:00Z", "node-a", "x"
+	line, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	audittest.AppendBytes(t, path, line)
+	appendN(t, l, 1)
+	audittest.AckDamage(t, l, path)
+	appendN(t, l, 6)
+	files, err := l.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var copies []string
+	for _, f := range files {
+		name := filepath.Join(dir, "evidence"+strings.TrimPrefix(filepath.Base(f), "audit"))
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		copies = append(copies, name)
+	}
+	for _, set := range [][]string{files, copies} {
+		c, err := audit.Open(set[len(set)-1], audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := c.Searcher().Everywhere().Last("madeup", nil); err != nil || r != nil {
+			t.Errorf("%s: the hook's search for the made-up record: %+v, %v; want none", filepath.Base(set[len(set)-1]), r, err)
+		}
+		snap, err := audit.SnapshotFiles(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := snap.Listed()
+		var at audit.Line
+		for ln, err := range snap.Lines() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			listed.Line(ln.File, ln.Offset, ln.Data)
+			if bytes.Contains(ln.Data, []byte(`"container_id":"madeup"`)) {
+				at = ln
+			}
+		}
+		if !listed.Has(at.File, at.Offset, at.Data) {
+			t.Errorf("%s: the readers show the made-up record at %s:%d", filepath.Base(set[len(set)-1]), filepath.Base(at.File), at.Offset)
+		}
+		snap.Close()
+	}
+}
