@@ -1,6 +1,7 @@
 package lstool_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -22,7 +23,12 @@ func TestKeepContainer(t *testing.T) {
 	b := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 200, Parent: top,
 		Containers: []discover.Container{{ID: "web-10"}, {ID: "abd4560000000000", Name: "shop/web-1/app"}, {ID: "dbdb000000000000", Name: "db"}, {ID: "e0e0000000000000", Name: "web-1"},
 			{ID: "1111000000000000", Name: "twin"}, {ID: "2222000000000000", Name: "twin"},
-			{ID: "9a9a000000000000", Engine: "containerd", Namespace: "k8s.io", Name: "tenant/3f1c2a9b7e0d/app"}}}
+			{ID: "9a9a000000000000", Engine: "containerd", Namespace: "k8s.io", Name: "tenant/3f1c2a9b7e0d/app"},
+			{ID: "c0c0000000000000", Name: "shop/web, x/svc"}, {ID: "c1c1000000000000", Name: "shop/other/svc"}}}
+	// Twelve of one name: the error lists ten.
+	for i := range 12 {
+		b.Containers = append(b.Containers, discover.Container{ID: fmt.Sprintf("%02d00000000000000", 50+i), Name: "many"})
+	}
 	for _, n := range []*discover.Namespace{top, a, b} {
 		m.Add(n)
 	}
@@ -67,6 +73,10 @@ func TestKeepContainer(t *testing.T) {
 		{"3f1c2a9b7e0d5", []uint64{top.Ino, 100}, ""},
 		{"tenant/3f1c2a9b7e0d", []uint64{top.Ino, 200}, ""},
 		{"\x1b[31m", nil, `container named "\x1b[31m" or`},
+		// A name that could pass for two is quoted (a pod's author
+		// chooses "web, x"); a long list is cut.
+		{"svc", nil, `container name "svc" is ambiguous: it matches shop/other/svc, "shop/web, x/svc"`},
+		{"many", nil, `containers 5000000000000000, 5100000000000000, 5200000000000000, 5300000000000000, 5400000000000000, 5500000000000000, 5600000000000000, 5700000000000000, 5800000000000000, 5900000000000000 and 2 more have it`},
 	} {
 		keep, err := lstool.KeepContainer(m, nsrel.TypeUser, tc.prefix)
 		if tc.err != "" {

@@ -877,12 +877,32 @@ func nameKeys(c discover.Container) []nameKey {
 	}
 }
 
-// sortedKeys lists m's keys, escaped and sorted, for a message.
+// sortedKeys lists m's keys, sorted, for a message.
 func sortedKeys[V any](m map[string]V) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
-		keys = append(keys, vocab.Escape(k))
+		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	return strings.Join(keys, ", ")
+	// Quoted where a name could pass for more than one (a pod's author
+	// chooses "web, x") or is not printable, and at most maxListed of
+	// them.
+	var b strings.Builder
+	for i, k := range keys {
+		if i == maxListed {
+			fmt.Fprintf(&b, " and %d more", len(keys)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if strings.ContainsAny(k, `,"\`) || vocab.Escape(k) != k {
+			k = vocab.Quote(k)
+		}
+		b.WriteString(k)
+	}
+	return b.String()
 }
+
+// maxListed bounds the names an error lists.
+const maxListed = 10
