@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -66,6 +67,12 @@ func installHookCmd(args []string, stdout, stderr io.Writer) int {
 	hook, err := os.ReadFile(*hookSrc)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, vocab.OneLine(err))
+		return 1
+	}
+	// A runtime that runs what is installed gets ENOEXEC from anything
+	// but a program, and every container the hook applies to fails.
+	if !bytes.HasPrefix(hook, []byte("\x7fELF")) && !bytes.HasPrefix(hook, []byte("#!")) {
+		fmt.Fprintf(stderr, "%s: --hook %s: not a program (neither an ELF header nor #!)\n", prog, vocab.Printable(*hookSrc))
 		return 1
 	}
 	if err := checkDir(*dest); err != nil {

@@ -76,6 +76,20 @@ func TestInstallHook(t *testing.T) {
 	}
 	os.RemoveAll(filepath.Join(dest, "nsrel-hook"))
 	os.Rename(saved, filepath.Join(dest, "nsrel-hook"))
+	// What no runtime can run (an empty file, a config given as the
+	// hook) is refused, nothing installed: every container the hook
+	// applies to failed with ENOEXEC.
+	for _, content := range []string{"", `{"version": 1}`} {
+		notProg := filepath.Join(dir, "not-a-program")
+		os.WriteFile(notProg, []byte(content), 0o755)
+		errb.Reset()
+		if code := run([]string{"install-hook", "--dest", dest, "--hook", notProg, "--config", cfg}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "not a program") {
+			t.Errorf("--hook of %q: exit %d, stderr %q; want 1, refused", content, code, errb.String())
+		}
+		if got, _ := os.ReadFile(filepath.Join(dest, "nsrel-hook")); string(got) != "#!/bin/true second\n" {
+			t.Errorf("--hook of %q replaced the installed hook: %q", content, got)
+		}
+	}
 	ready := filepath.Join(dir, "ready")
 	os.WriteFile(ready, nil, 0o644)
 	if code := run([]string{"ready", ready}, &out, &errb); code != 0 {
