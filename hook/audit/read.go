@@ -438,23 +438,20 @@ type Listed struct {
 	lines    map[lineAt]LineKey
 	resolved bool
 	met      bool // a damage record was met (backward)
-	// last is the highest seq of the lines met going forward that have
-	// one (see lineSeq); files, for a reader going backward, opens the
-	// log's files from the one a key names back (see aboveIn).
-	last    uint64
-	hasLast bool
-	files   func(key string) iter.Seq2[string, *os.File]
+	// files opens the log's files from the one a key names back (see
+	// aboveIn).
+	files func(key string) iter.Seq2[string, *os.File]
 }
 
 // listing is a damage record: where it is, its key and seq, the lines it
-// lists before it, and the highest seq of the lines before it.
+// lists before it, and whether a record of a higher seq comes between
+// the first of them and it (see aboveIn).
 type listing struct {
-	at      lineAt
-	key     LineKey
-	seq     uint64
-	lists   map[lineAt]LineKey
-	prev    uint64
-	hasPrev bool
+	at    lineAt
+	key   LineKey
+	seq   uint64
+	lists map[lineAt]LineKey
+	above bool
 }
 
 // Listed returns an empty [Listed] for the snapshot's log.
@@ -494,27 +491,30 @@ func (l *Log) listed() *Listed {
 	}}
 	d.files = func(key string) iter.Seq2[string, *os.File] {
 		return func(yield func(string, *os.File) bool) {
-			// Listed only now: a damage record met is rare.
-			names := []string{l.path}
-			if key != "" {
-				names[0] = l.path + "." + key
-			}
-			at, _ := d.rank(key)
-			if rotated, err := l.rotated(); err == nil {
-				for i := len(rotated) - 1; i >= 0; i-- {
-					if r, ok := d.rank(fileKey(rotated[i])); ok && r < at {
-						names = append(names, rotated[i])
-					}
-				}
-			}
-			for _, name := range names {
+			open := func(name string) bool {
 				f, err := openOwned(name, unix.O_RDONLY)
 				if err != nil {
-					return
+					return false
 				}
-				ok := yield(name, f)
-				f.Close()
-				if !ok {
+				defer f.Close()
+				return yield(name, f)
+			}
+			name := l.path
+			if key != "" {
+				name += "." + key
+			}
+			if !open(name) {
+				return
+			}
+			// The rotated files before it, listed only now (a damage
+			// record's lines are almost always in its own file).
+			at, _ := d.rank(key)
+			rotated, err := l.rotated()
+			if err != nil {
+				return
+			}
+			for i := len(rotated) - 1; i >= 0; i-- {
+				if r, ok := d.rank(fileKey(rotated[i])); ok && r < at && !open(rotated[i]) {
 					return
 				}
 			}
@@ -523,14 +523,19 @@ func (l *Log) listed() *Listed {
 	return d
 }
 
-// aboveIn reports whether a line before damage record l, from the
-// earliest line it lists to it, has a higher seq than l (see lineSeq),
-// reading them backward from the files of the log (from l's file back);
-// false when it cannot tell. Where verify passes, those lines are the
-// damaged lines l lists (older records again: of seqs the chain had
-// written) and the chain's records among them (a torn line's record,
-// a seal-start record), all below l's seq (a damaged line of its seq is
-// the write of that seq a crash cut).
+// aboveIn reports whether a record of a higher seq than damage record
+// l (one that decodes, its hash its contents') comes between the first
+// line l lists and l, reading them backward from the log's files (from
+// l's file back), or whether l lists lines further back than a damage
+// record of the chain can (more lines before it than maxDamagedLines and
+// the chain's few records among them). Where verify passes, the lines
+// between are the damaged lines a damage record of the chain lists
+// (older records again, of seqs the chain had written; lines that do
+// not decode, whatever their heads say) and the chain's records among
+// them (a torn line's record, a seal-start record), all below its seq.
+// A damage record made up and filed as an older record again, listing
+// records of the chain, has them (of higher seqs than any older record
+// again) between.
 func aboveIn(l listing, files iter.Seq2[string, *os.File], rank func(string) (uint64, bool)) bool {
 	first, found := lineAt{}, false
 	for at := range l.lists {
@@ -542,11 +547,10 @@ func aboveIn(l listing, files iter.Seq2[string, *os.File], rank func(string) (ui
 		return false
 	}
 	firstRank, _ := rank(first.file)
-	top := true
+	top, n := true, 0
 	for name, f := range files {
 		key := fileKey(name)
-		r, ok := rank(key)
-		if !ok || r < firstRank {
+		if r, ok := rank(key); !ok || r < firstRank {
 			return false
 		}
 		size := l.at.offset
@@ -561,8 +565,13 @@ func aboveIn(l listing, files iter.Seq2[string, *os.File], rank func(string) (ui
 			if err != nil {
 				return false
 			}
-			if seq, ok := lineSeq(ln.Data); ok && seq > l.seq {
+			if n++; n > maxDamagedLines+maxChainAmongDamaged {
 				return true
+			}
+			if seq, ok := lineSeq(ln.Data); ok && seq > l.seq {
+				if r, err := Decode(ln.Data); err == nil && r.Seq > l.seq {
+					return true
+				}
 			}
 			if key == first.file && ln.Offset <= first.offset {
 				return false
@@ -571,6 +580,10 @@ func aboveIn(l listing, files iter.Seq2[string, *os.File], rank func(string) (ui
 	}
 	return false
 }
+
+// maxChainAmongDamaged bounds the records of the chain among the damaged
+// lines a damage record lists (a torn line's record, seal-start records).
+const maxChainAmongDamaged = 16
 
 // fileKey names a log's file (path or base name) by its place among the
 // log's files, whatever the log is called: the digits of a rotated
@@ -600,12 +613,8 @@ func lineSeq(data []byte) (uint64, bool) {
 // Line reads line data at offset of file, forward.
 func (d *Listed) Line(file string, offset int64, data []byte) {
 	if l, ok := d.listing(file, offset, data); ok {
-		l.prev, l.hasPrev = d.last, d.hasLast
 		d.damages = append(d.damages, l)
 		d.resolved = false
-	}
-	if seq, ok := lineSeq(data); ok {
-		d.last, d.hasLast = max(d.last, seq), true
 	}
 }
 
@@ -615,15 +624,11 @@ func (d *Listed) Damaged() bool { return len(d.damages) > 0 }
 
 // LineBackward reads line data at offset of file, backward: a damage
 // record that no damage record met (after it) that counts lists has the
-// lines it lists kept (see [Listed.count]: the lines before it are read
-// for their seqs).
+// lines it lists kept (see [Listed.count]).
 func (d *Listed) LineBackward(file string, offset int64, data []byte) {
 	d.resolved = true // as it goes: nothing to resolve at Has
 	if l, ok := d.listing(file, offset, data); ok {
 		d.met = true
-		if d.files != nil && aboveIn(l, d.files(l.at.file), d.rank) {
-			l.prev, l.hasPrev = math.MaxUint64, true // a line of a higher seq before it
-		}
 		d.count(l)
 	}
 }
@@ -644,22 +649,19 @@ func (d *Listed) pend(lines []DamagedLine) {
 }
 
 // count keeps the lines l lists, unless a damage record kept lists l,
-// or a line before it has a higher seq: a damage record of the chain
-// comes after the chain's records before it, and after the older
-// records again and damaged lines it lists (a line of a higher seq
-// before it fails verify; a damaged line of its seq is the write of
-// that seq a crash cut). One that does
-// not is an older record again itself, whatever lists it: root on the
-// node later made one up with the seq of a record retention removed,
-// listing records of the chain by their places, and had the chain's
-// next damage record list it by its bytes at another place (verify
-// matches a damage record's lines by their bytes), and the readers and
-// the hook's search left those records out while verify passed.
+// or a record of a higher seq comes between the first line l lists and
+// l (see aboveIn): such a damage record is an older record again itself,
+// whatever lists it. Root on the node later made one up with the seq of
+// a record retention removed, listing records of the chain by their
+// places, and had the chain's next damage record list it by its bytes
+// at another place (verify matches a damage record's lines by their
+// bytes), and the readers and the hook's search left those records out
+// while verify passed.
 func (d *Listed) count(l listing) {
 	if k, listed := d.lines[l.at]; listed && k == l.key {
 		return
 	}
-	if l.hasPrev && l.prev > l.seq {
+	if l.above {
 		return
 	}
 	if d.lines == nil {
@@ -699,6 +701,9 @@ func (d *Listed) listing(file string, offset int64, data []byte) (listing, bool)
 		if at := (lineAt{f, dl.Offset}); d.before(at, l.at) {
 			l.lists[at] = dl.Key()
 		}
+	}
+	if d.files != nil {
+		l.above = aboveIn(l, d.files(key), d.rank)
 	}
 	return l, true
 }
