@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -54,18 +53,7 @@ func keyAt(t *testing.T, file, s string) (int64, audit.LineKey) {
 // search. A damage record with a line of a higher seq before it is an
 // older record again: it counts for nothing.
 func TestMadeUpDamageListedElsewhere(t *testing.T) {
-	ckfile := filepath.Join(t.TempDir(), "ckpt.jsonl")
-	cps := &audit.CheckpointOptions{EveryRecords: 5, File: ckfile}
-	l, path, key := sealedLog(t, audit.Options{Host: "node-a", RotateBytes: 4096, KeepFiles: 1, Checkpoints: cps})
-	appendN(t, l, 30)
-	l, err := audit.Open(path, audit.Options{Host: "node-a", RotateBytes: 1 << 20, KeepFiles: 1, Checkpoints: cps, SealState: filepath.Join(filepath.Dir(path), "state", "audit.seal")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Append(context.Background(), rec("victim")); err != nil {
-		t.Fatal(err)
-	}
-	appendN(t, l, 6)
+	l, path, key, ckfile := victimLog(t)
 	s0, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: readCheckpoints(t, ckfile)})
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +81,35 @@ func TestMadeUpDamageListedElsewhere(t *testing.T) {
 	// F right before D: D's bytes, hash and seal stay what they are.
 	lines := readLines(t, path)
 	writeLines(t, path, append(lines[:len(lines)-1:len(lines)-1], fLine, lines[len(lines)-1]))
+	ackAndVerify(t, l, d, key, ckfile)
+	victimAndC27Shown(t, l, path, vOff, files[0], rOff)
+}
+
+// victimLog makes a sealed log with checkpoints (every 5 records, in
+// ckfile) whose first 30 records retention removed but the last file's,
+// then a start of container victim and 6 more records in a new current
+// file.
+func victimLog(t *testing.T) (l *audit.Log, path string, key audit.VerifyKey, ckfile string) {
+	t.Helper()
+	ckfile = filepath.Join(t.TempDir(), "ckpt.jsonl")
+	cps := &audit.CheckpointOptions{EveryRecords: 5, File: ckfile}
+	l, path, key = sealedLog(t, audit.Options{Host: "node-a", RotateBytes: 4096, KeepFiles: 1, Checkpoints: cps})
+	appendN(t, l, 30)
+	l, err := audit.Open(path, audit.Options{Host: "node-a", RotateBytes: 1 << 20, KeepFiles: 1, Checkpoints: cps, SealState: filepath.Join(filepath.Dir(path), "state", "audit.seal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), rec("victim")); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 6)
+	return l, path, key, ckfile
+}
+
+// ackAndVerify acknowledges damage record d, appends two records, and
+// fails the test unless verify passes with key and ckfile's checkpoints.
+func ackAndVerify(t *testing.T, l *audit.Log, d *audit.Record, key audit.VerifyKey, ckfile string) {
+	t.Helper()
 	if err := l.Append(context.Background(), audittest.AckOf(d, "power loss")); err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +117,14 @@ func TestMadeUpDamageListedElsewhere(t *testing.T) {
 	if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: readCheckpoints(t, ckfile)}); err != nil {
 		t.Fatalf("setup: verify: %v", err)
 	}
+}
+
+// victimAndC27Shown checks that the hook's search finds the records of
+// victim and c27, and that the readers' rule (audit show, the history)
+// leaves out neither line (of the current file at vOff, and of rotated
+// file rotated at rOff).
+func victimAndC27Shown(t *testing.T, l *audit.Log, path string, vOff int64, rotated string, rOff int64) {
+	t.Helper()
 	for _, id := range []string{"victim", "c27"} {
 		if r, err := l.Searcher().Everywhere().Last(id, nil); err != nil || r == nil {
 			t.Errorf("the hook's search for %s: %v, %v; want its record", id, r, err)
@@ -108,42 +133,40 @@ func TestMadeUpDamageListedElsewhere(t *testing.T) {
 	if ok, err := l.HasStart("victim", 4242, 99); err != nil || !ok {
 		t.Errorf("HasStart(victim): %v, %v; want true", ok, err)
 	}
-	// The readers' forward rule (audit show, the history).
 	snap, err := l.Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer snap.Close()
 	listed := snap.Listed()
-	type at struct {
-		file string
-		off  int64
-	}
-	data := map[at][]byte{}
+	var records []audit.Line
 	for ln, err := range snap.Lines() {
 		if err != nil {
 			t.Fatal(err)
 		}
 		listed.Line(ln.File, ln.Offset, ln.Data)
-		data[at{ln.File, ln.Offset}] = ln.Data
+		if ln.File == path && ln.Offset == vOff || ln.File == rotated && ln.Offset == rOff {
+			records = append(records, ln)
+		}
 	}
-	for _, c := range []at{{path, vOff}, {files[0], rOff}} {
-		if listed.Has(c.file, c.off, data[c]) {
-			t.Errorf("the readers leave out the record at %s:%d", filepath.Base(c.file), c.off)
+	if len(records) != 2 {
+		t.Fatalf("found %d of the 2 records", len(records))
+	}
+	for _, ln := range records {
+		if listed.Has(ln.File, ln.Offset, ln.Data) {
+			t.Errorf("the readers leave out the record at %s:%d", filepath.Base(ln.File), ln.Offset)
 		}
 	}
 }
 
-// TestListedRenamedCopy: a copy of the log kept under another name (or a
-// log whose audit_log moved) had none of its damage records' listings
-// found, which name files by their names when written: a made-up record
-// filed as an older record again and acknowledged came back as a record
-// in `audit show` and the hook's search, while verify passed. Files are
-// matched by their place (the rotated files' suffixes). With a line of a
-// high seq that does not decode filed beside it (whatever its head says),
-// the damage record that lists both still counts (a review: it counted
-// for nothing, and the made-up record came back).
-func TestListedRenamedCopy(t *testing.T) {
+// TestListedMadeUpFiled: a made-up record with a seq retention removed,
+// filed as an older record again by the next append and acknowledged, is
+// left out by the readers and the hook's search, in the log and in a copy
+// of its files (under their names, elsewhere); with a line of a high seq
+// that does not decode filed beside it (whatever its head says), the
+// damage record that lists both still counts (a review: it counted for
+// nothing, and the made-up record came back, while verify passed).
+func TestListedMadeUpFiled(t *testing.T) {
 	high := rec("other")
 	high.Seq, high.Time, high.Host = 999999, "2026-12-07T08:00:00Z", "node-a"
 	garbled, err := high.Encode()
@@ -189,7 +212,7 @@ func TestListedRenamedCopy(t *testing.T) {
 			dir := t.TempDir()
 			var copies []string
 			for _, f := range files {
-				name := filepath.Join(dir, "evidence"+strings.TrimPrefix(filepath.Base(f), "audit"))
+				name := filepath.Join(dir, filepath.Base(f))
 				data, err := os.ReadFile(f)
 				if err != nil {
 					t.Fatal(err)
@@ -232,4 +255,37 @@ func TestListedRenamedCopy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMadeUpRetentionNamesHideNothing: root on the node later, with the
+// current sealing state, appends retention records of files that never
+// were (named "foo", and by another name with an existing rotated file's
+// suffix) and a damage record listing records of the chain by their
+// places and bytes under those names, and acknowledges it: verify takes
+// the lines for ones in removed files and passes. The readers and the
+// hook's search took the names by their suffixes (or, without one, for
+// the damage record's own file) and left the records out. Only the log's
+// own names count.
+func TestMadeUpRetentionNamesHideNothing(t *testing.T) {
+	l, path, key, ckfile := victimLog(t)
+	files, err := l.Files()
+	if err != nil || len(files) != 2 {
+		t.Fatalf("files %v, %v; want a rotated file and the current one", files, err)
+	}
+	vOff, vKey := keyAt(t, path, `"container_id":"victim"`)
+	rOff, rKey := keyAt(t, files[0], `"container_id":"c27"`)
+	other := "bar" + filepath.Ext(files[0])
+	for _, name := range []string{"foo", other} {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: name, FirstSeq: 1, LastSeq: 0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &audit.Record{Source: audit.SourceAudit, Stage: audit.StageDamaged, Error: "made up", Damage: []audit.DamagedLine{
+		{File: "foo", Offset: vOff, Bytes: vKey.Bytes, SHA256: vKey.SHA256, Kind: "garbled", Reason: "made up"},
+		{File: other, Offset: rOff, Bytes: rKey.Bytes, SHA256: rKey.SHA256, Kind: "garbled", Reason: "made up"}}}
+	if err := l.Append(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	ackAndVerify(t, l, d, key, ckfile)
+	victimAndC27Shown(t, l, path, vOff, files[0], rOff)
 }

@@ -428,9 +428,11 @@ func lastIn(ctx context.Context, file string, from int64, seen *searchedFile, co
 // each to [Listed.LineBackward] and asks as it goes. Make it with
 // [Snapshot.Listed].
 type Listed struct {
-	// rank places a file (its key, [fileKey]) among the log's files:
+	// current is the base name of the log's current file; rank places a
+	// file (its key, [Listed.key]) among the log's files:
 	// false for one that is none of them.
-	rank func(string) (uint64, bool)
+	current string
+	rank    func(string) (uint64, bool)
 	// damages are the damage records met going forward, in order;
 	// lines, once resolved (forward) or as met (backward), the lines
 	// the damage records that count list.
@@ -456,18 +458,21 @@ type listing struct {
 
 // Listed returns an empty [Listed] for the snapshot's log.
 func (s *Snapshot) Listed() *Listed {
-	order := map[string]uint64{}
+	d := &Listed{current: filepath.Base(s.log)}
+	order := map[string]int{}
 	for i, f := range s.files {
-		order[fileKey(f.name)] = uint64(i)
+		order[d.key(f.name)] = i
 	}
-	d := &Listed{rank: func(key string) (uint64, bool) {
-		i, ok := order[key]
-		return i, ok
-	}}
+	d.rank = func(key string) (uint64, bool) {
+		if i, ok := order[key]; ok && strings.HasPrefix(key, "/") {
+			return uint64(i), true // a file of another name, given
+		}
+		return logRank(key)
+	}
 	d.files = func(key string) iter.Seq2[string, *os.File] {
 		return func(yield func(string, *os.File) bool) {
 			i, ok := order[key]
-			for j := int(i); ok && j >= 0; j-- {
+			for j := i; ok && j >= 0; j-- {
 				if !yield(s.files[j].name, s.files[j].f) {
 					return
 				}
@@ -482,13 +487,7 @@ func (s *Snapshot) Listed() *Listed {
 // placed by its name (a rotated file by the seq in it, the current file
 // last), as [Log.Files] orders them.
 func (l *Log) listed() *Listed {
-	d := &Listed{rank: func(key string) (uint64, bool) {
-		if key == "" {
-			return math.MaxUint64, true
-		}
-		seq, err := strconv.ParseUint(key, 10, 64)
-		return min(seq, math.MaxUint64-1), err == nil
-	}}
+	d := &Listed{current: filepath.Base(l.path), rank: logRank}
 	d.files = func(key string) iter.Seq2[string, *os.File] {
 		return func(yield func(string, *os.File) bool) {
 			open := func(name string) bool {
@@ -500,7 +499,9 @@ func (l *Log) listed() *Listed {
 				return yield(name, f)
 			}
 			name := l.path
-			if key != "" {
+			if strings.HasPrefix(key, "/") {
+				return // none of the log's
+			} else if key != "" {
 				name += "." + key
 			}
 			if !open(name) {
@@ -514,7 +515,7 @@ func (l *Log) listed() *Listed {
 				return
 			}
 			for i := len(rotated) - 1; i >= 0; i-- {
-				if r, ok := d.rank(fileKey(rotated[i])); ok && r < at && !open(rotated[i]) {
+				if r, ok := d.rank(d.key(rotated[i])); ok && r < at && !open(rotated[i]) {
 					return
 				}
 			}
@@ -536,7 +537,7 @@ func (l *Log) listed() *Listed {
 // A damage record made up and filed as an older record again, listing
 // records of the chain, has them (of higher seqs than any older record
 // again) between.
-func aboveIn(l listing, files iter.Seq2[string, *os.File], rank func(string) (uint64, bool)) bool {
+func aboveIn(l listing, files iter.Seq2[string, *os.File], rank func(string) (uint64, bool), keyOf func(string) string) bool {
 	first, found := lineAt{}, false
 	for at := range l.lists {
 		if !found || before(rank, at, first) {
@@ -549,7 +550,7 @@ func aboveIn(l listing, files iter.Seq2[string, *os.File], rank func(string) (ui
 	firstRank, _ := rank(first.file)
 	top, n := true, 0
 	for name, f := range files {
-		key := fileKey(name)
+		key := keyOf(name)
 		if r, ok := rank(key); !ok || r < firstRank {
 			return false
 		}
@@ -585,20 +586,38 @@ func aboveIn(l listing, files iter.Seq2[string, *os.File], rank func(string) (ui
 // lines a damage record lists (a torn line's record, seal-start records).
 const maxChainAmongDamaged = 16
 
-// fileKey names a log's file (path or base name) by its place among the
-// log's files, whatever the log is called: the digits of a rotated
-// file's suffix (LOG.NNNNNNNNNNNN), "" for the current file. A damage
-// record names files by their base names when it was written: a copy of
-// the log kept under another name (evidence.jsonl), or a log whose
-// audit_log moved, had none of its listings found, and the readers
-// showed the lines listed.
-func fileKey(name string) string {
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		if _, ok := rotatedSeq(name[i:]); ok {
-			return name[i+1:]
+// key names a file (path or base name) of the log: "" for the current
+// file, the digits of a rotated file's suffix (CURRENT.NNNNNNNNNNNN),
+// and "/" and its name for any other (none of the log's). A damage
+// record names the files by their names when it was written: only the
+// log's own names count (a name of another form, of a file a retention
+// record made up removed, passed verify, and taken by its suffix or as
+// the record's own file it hid records of the chain from the readers).
+// A copy of the log must keep the files' names.
+func (d *Listed) key(name string) string {
+	b := filepath.Base(name)
+	if b == d.current {
+		return ""
+	}
+	if rest, ok := strings.CutPrefix(b, d.current); ok {
+		if _, ok := rotatedSeq(rest); ok {
+			return rest[1:]
 		}
 	}
-	return ""
+	return "/" + b
+}
+
+// logRank places a file of a log by its key ([Listed.key]): the current
+// file last, a rotated file by the seq in its name.
+func logRank(key string) (uint64, bool) {
+	if key == "" {
+		return math.MaxUint64, true
+	}
+	if strings.HasPrefix(key, "/") {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(key, 10, 64)
+	return min(seq, math.MaxUint64-1), err == nil
 }
 
 // lineSeq returns the seq of a line's head, unless the line is none a
@@ -641,7 +660,7 @@ func (d *Listed) pend(lines []DamagedLine) {
 	}
 	l := listing{lists: map[lineAt]LineKey{}}
 	for _, dl := range lines {
-		f := fileKey(dl.File) // "" for the current file, where it goes
+		f := d.key(dl.File) // "" for the current file, where it goes
 		l.lists[lineAt{f, dl.Offset}] = dl.Key()
 	}
 	d.resolved = true
@@ -689,10 +708,10 @@ func (d *Listed) listing(file string, offset int64, data []byte) (listing, bool)
 	if err != nil || r.Stage != StageDamaged {
 		return listing{}, false
 	}
-	key := fileKey(file)
+	key := d.key(file)
 	l := listing{at: lineAt{key, offset}, key: LineKeyOf(data), seq: r.Seq, lists: map[lineAt]LineKey{}}
 	for _, dl := range r.Damage {
-		f := fileKey(dl.File)
+		f := d.key(dl.File)
 		if f == "" {
 			// The current file when the record was written is the
 			// file that holds it (rotated since, perhaps).
@@ -703,7 +722,7 @@ func (d *Listed) listing(file string, offset int64, data []byte) (listing, bool)
 		}
 	}
 	if d.files != nil {
-		l.above = aboveIn(l, d.files(key), d.rank)
+		l.above = aboveIn(l, d.files(key), d.rank, d.key)
 	}
 	return l, true
 }
@@ -718,7 +737,7 @@ func (d *Listed) Has(file string, offset int64, data []byte) bool {
 			d.count(d.damages[i])
 		}
 	}
-	k, ok := d.lines[lineAt{fileKey(file), offset}]
+	k, ok := d.lines[lineAt{d.key(file), offset}]
 	return ok && k.Bytes == len(data) && k == LineKeyOf(data)
 }
 
