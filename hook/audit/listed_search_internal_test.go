@@ -35,6 +35,18 @@ func staleCopyOfFirstStart(t *testing.T, path string) {
 	appendRawLine(t, path, bytes.SplitAfter(data, []byte("\n"))[1])
 }
 
+// madeUpOverVictim writes starts of containers c1, victim and c3 into the
+// log at path, then a made-up damage record listing the victim's.
+func madeUpOverVictim(t *testing.T, path string) {
+	t.Helper()
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendStarts(t, l, "c1", "victim", "c3")
+	madeUpDamage(t, path, 1)
+}
+
 // madeUpDamage appends to the log at path a damage record of seq 1 (made
 // up by root on the node later) that lists the log's line n.
 func madeUpDamage(t *testing.T, path string, n int) {
@@ -110,12 +122,7 @@ func TestIndexKeepsFilesWithDamage(t *testing.T) {
 	})
 	t.Run("made-up damage record", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "audit.jsonl")
-		l, err := Open(path, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		appendStarts(t, l, "c1", "victim", "c3")
-		madeUpDamage(t, path, 1)
+		madeUpOverVictim(t, path)
 		small, err := Open(path, Options{RotateBytes: 1500})
 		if err != nil {
 			t.Fatal(err)
@@ -161,12 +168,11 @@ func TestSearchUnderLockPendingDamage(t *testing.T) {
 	})
 	t.Run("made-up damage record", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		madeUpOverVictim(t, path)
 		l, err := Open(path, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		appendStarts(t, l, "c1", "victim", "c3")
-		madeUpDamage(t, path, 1)
 		if r, err := l.AppendStart(context.Background(), startOf("victim"), 4242, 99); err != nil || r != nil {
 			t.Errorf("AppendStart of the victim's recorded start: %+v, %v; want nothing appended", r, err)
 		}
@@ -186,14 +192,7 @@ func TestUnchangedAfterDamage(t *testing.T) {
 		want  int
 	}{
 		{"stale copy", staleCopyOfFirstStart, "X", 5555},
-		{"made-up damage record", func(t *testing.T, path string) {
-			l, err := Open(path, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			appendStarts(t, l, "c1", "victim", "c3")
-			madeUpDamage(t, path, 1)
-		}, "victim", 4242},
+		{"made-up damage record", madeUpOverVictim, "victim", 4242},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.jsonl")

@@ -537,21 +537,21 @@ func (l *Log) listed() *Listed {
 // A damage record made up and filed as an older record again, listing
 // records of the chain, has them (of higher seqs than any older record
 // again) between.
-func aboveIn(l listing, files iter.Seq2[string, *os.File], rank func(string) (uint64, bool), keyOf func(string) string) bool {
+func (d *Listed) aboveIn(l listing) bool {
 	first, found := lineAt{}, false
 	for at := range l.lists {
-		if !found || before(rank, at, first) {
+		if !found || d.before(at, first) {
 			first, found = at, true
 		}
 	}
 	if !found {
 		return false
 	}
-	firstRank, _ := rank(first.file)
+	firstRank, _ := d.rank(first.file)
 	top, n := true, 0
-	for name, f := range files {
-		key := keyOf(name)
-		if r, ok := rank(key); !ok || r < firstRank {
+	for name, f := range d.files(l.at.file) {
+		key := d.key(name)
+		if r, ok := d.rank(key); !ok || r < firstRank {
 			return false
 		}
 		size := l.at.offset
@@ -569,7 +569,8 @@ func aboveIn(l listing, files iter.Seq2[string, *os.File], rank func(string) (ui
 			if n++; n > maxDamagedLines+maxChainAmongDamaged {
 				return true
 			}
-			if seq, ok := lineSeq(ln.Data); ok && seq > l.seq {
+			if seq, ok := headSeq(ln.Data); ok && seq > l.seq {
+				// (A torn line, ended with TornMark, does not decode.)
 				if r, err := Decode(ln.Data); err == nil && r.Seq > l.seq {
 					return true
 				}
@@ -618,15 +619,6 @@ func logRank(key string) (uint64, bool) {
 	}
 	seq, err := strconv.ParseUint(key, 10, 64)
 	return min(seq, math.MaxUint64-1), err == nil
-}
-
-// lineSeq returns the seq of a line's head, unless the line is none a
-// record can be (no head, or a torn line ended with [TornMark]).
-func lineSeq(data []byte) (uint64, bool) {
-	if _, torn := TornLineKey(data); torn {
-		return 0, false
-	}
-	return headSeq(data)
 }
 
 // Line reads line data at offset of file, forward.
@@ -689,13 +681,10 @@ func (d *Listed) count(l listing) {
 	maps.Copy(d.lines, l.lists)
 }
 
-// before reports whether a is before b in the snapshot's files.
-func (d *Listed) before(a, b lineAt) bool { return before(d.rank, a, b) }
-
-// before reports whether a is before b among files that rank places.
-func before(rank func(string) (uint64, bool), a, b lineAt) bool {
-	fa, oka := rank(a.file)
-	fb, okb := rank(b.file)
+// before reports whether a is before b among the log's files.
+func (d *Listed) before(a, b lineAt) bool {
+	fa, oka := d.rank(a.file)
+	fb, okb := d.rank(b.file)
 	return oka && okb && (fa < fb || fa == fb && a.offset < b.offset)
 }
 
@@ -721,9 +710,7 @@ func (d *Listed) listing(file string, offset int64, data []byte) (listing, bool)
 			l.lists[at] = dl.Key()
 		}
 	}
-	if d.files != nil {
-		l.above = aboveIn(l, d.files(key), d.rank, d.key)
-	}
+	l.above = d.aboveIn(l)
 	return l, true
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -877,31 +878,20 @@ func nameKeys(c discover.Container) []nameKey {
 	}
 }
 
-// sortedKeys lists m's keys, sorted, for a message.
+// sortedKeys lists m's keys, sorted, for a message: quoted where a name
+// could pass for more than one (a pod's author chooses "web, x") or is
+// not printable, and at most maxListed of them.
 func sortedKeys[V any](m map[string]V) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	// Quoted where a name could pass for more than one (a pod's author
-	// chooses "web, x") or is not printable, and at most maxListed of
-	// them.
-	var b strings.Builder
+	keys := slices.Sorted(maps.Keys(m))
 	for i, k := range keys {
-		if i == maxListed {
-			fmt.Fprintf(&b, " and %d more", len(keys)-i)
-			break
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
 		if strings.ContainsAny(k, `,"\`) || vocab.Escape(k) != k {
-			k = vocab.Quote(k)
+			keys[i] = vocab.Quote(k)
 		}
-		b.WriteString(k)
 	}
-	return b.String()
+	if len(keys) > maxListed {
+		return strings.Join(keys[:maxListed], ", ") + fmt.Sprintf(" and %d more", len(keys)-maxListed)
+	}
+	return strings.Join(keys, ", ")
 }
 
 // maxListed bounds the names an error lists.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -94,9 +95,19 @@ func StateZ(pid int) bool {
 // TaskStateZ reports whether the stat of thread tid of process pid
 // (/proc/PID/task/TID/stat) says Z.
 func TaskStateZ(pid, tid int) bool {
-	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
-	i := bytes.LastIndexByte(stat, ')')
-	return i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z"))
+	f := statFields("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+	return len(f) > 0 && f[0] == "Z"
+}
+
+// statFields returns the fields of a /proc stat file after the command
+// (its field 3, the state, first); nil when it cannot be read.
+func statFields(path string) []string {
+	b, err := os.ReadFile(path)
+	i := bytes.LastIndexByte(b, ')')
+	if err != nil || i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
 }
 
 // startPiped starts cmd with attr (killed with the test's process, and

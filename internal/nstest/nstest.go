@@ -109,12 +109,7 @@ func killGroupOf(pgid int, reaped uint64) {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		i := strings.LastIndexByte(string(b), ')')
-		if err != nil || i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
+		f := statFields("/proc/" + e.Name() + "/stat")
 		if len(f) < 20 || f[2] != strconv.Itoa(pgid) {
 			continue
 		}

@@ -88,8 +88,7 @@ func TestStartCleanupSparesReusedGroup(t *testing.T) {
 			other = c
 			// Its own group once setsid has run.
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-				b, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/stat")
-				if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 2 && f[2] == strconv.Itoa(p.Pid) {
+				if f := statFields("/proc/" + strconv.Itoa(p.Pid) + "/stat"); len(f) > 2 && f[2] == strconv.Itoa(p.Pid) {
 					break
 				}
 				if time.Now().After(deadline) {
