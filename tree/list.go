@@ -77,19 +77,51 @@ var Columns = []Column{
 		}
 		return vocab.Escape(n.Processes[0].Comm)
 	}},
-	{"VIA", "how it was found, when no process is in it", false, false, func(n *discover.Namespace, _ int) string {
-		if len(n.Processes) > 0 || len(n.FoundVia) == 0 {
-			return ""
-		}
-		return FoundLabel(n.FoundVia[0])
-	}},
-	{"CONTAINERS", "containers whose process is in it", false, true, func(n *discover.Namespace, _ int) string {
-		var s []string
-		for _, c := range n.Containers {
-			s = append(s, ContainerLabel(c))
-		}
-		return strings.Join(s, ",")
-	}},
+	{"VIA", "how it was found, when no process is in it", false, false, func(n *discover.Namespace, _ int) string { return via(n, vocab.QuoteItem) }},
+	{"CONTAINERS", "containers whose process is in it", false, true, func(n *discover.Namespace, _ int) string { return containers(n, quoteName) }},
+}
+
+// rawValues are the values --raw prints of the columns that quote names
+// (VIA's paths, CONTAINERS' names, when not plain): decoding \xHH once
+// gives each such name in its double quotes, byte for byte but for its
+// own backslashes and double quotes, as \\ and \" (written \x5c\x5c and
+// \x5c"). [rawValue] of the quoted name decoded the name's backslash to
+// one backslash: pod "x\" (a name ending in one) read as the pod x",
+// unterminated.
+var rawValues = map[string]func(n *discover.Namespace) string{
+	"VIA": func(n *discover.Namespace) string {
+		return via(n, func(s string) string { return rawQuoted(vocab.QuoteItem(s), s) })
+	},
+	"CONTAINERS": func(n *discover.Namespace) string {
+		return containers(n, func(s string, pod bool) string { return rawQuoted(quoteName(s, pod), s) })
+	},
+}
+
+// rawQuoted is name s as q, its label's form, has it (as it is, or
+// quoted), for --raw (see rawValues).
+func rawQuoted(q, s string) string {
+	if q == s {
+		return s
+	}
+	// In rawValue's form, \x5c is a backslash of s and nothing else
+	// (Escape writes \xHH of control bytes and invalid UTF-8 only).
+	r := strings.ReplaceAll(rawValue(vocab.Escape(s)), `\x5c`, `\x5c\x5c`)
+	return `"` + strings.ReplaceAll(r, `"`, `\x5c"`) + `"`
+}
+
+func via(n *discover.Namespace, quote func(string) string) string {
+	if len(n.Processes) > 0 || len(n.FoundVia) == 0 {
+		return ""
+	}
+	return foundLabel(n.FoundVia[0], quote)
+}
+
+func containers(n *discover.Namespace, quote func(string, bool) string) string {
+	var s []string
+	for _, c := range n.Containers {
+		s = append(s, containerLabel(c, quote))
+	}
+	return strings.Join(s, ",")
 }
 
 // DefaultColumns are the list's columns without -o, for namespaces of
@@ -179,6 +211,10 @@ func List(w io.Writer, m *discover.Model, t nsrel.Type, o Options, lo ListOption
 	walk = func(n *discover.Namespace, depth int) {
 		row := make([]string, len(cols))
 		for i, c := range cols {
+			if rv := rawValues[c.Name]; lo.Raw && rv != nil {
+				row[i] = rv(n)
+				continue
+			}
 			row[i] = c.value(n, depth)
 		}
 		rows = append(rows, row)

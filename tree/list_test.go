@@ -2,6 +2,8 @@ package tree_test
 
 import (
 	"bytes"
+	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/nsrel/nsrel/internal/vocab"
 	"github.com/nsrel/nsrel/nsrel"
+	"github.com/nsrel/nsrel/nsrel/discover"
 	"github.com/nsrel/nsrel/tree"
 )
 
@@ -234,5 +237,66 @@ func TestCutToWidth(t *testing.T) {
 		if got := tree.CutToWidth(tc.s, tc.w); got != tc.want {
 			t.Errorf("CutToWidth(%q, %d) = %q, want %q", tc.s, tc.w, got, tc.want)
 		}
+	}
+}
+
+// TestRawQuotedNamesDecode: decoding --raw's \xHH once gives each quoted
+// name in its double quotes, byte for byte but for its own backslashes
+// and double quotes (\\ and \"): a pod name ending in a backslash, or
+// holding a double quote, a comma, a newline or a space, decodes back
+// to itself. \\ in a quoted name was written \x5c: pod "x\\" decoded to
+// pod "x\" (the pod x", unterminated).
+func TestRawQuotedNamesDecode(t *testing.T) {
+	names := []string{`x\`, `x", container "y`, "a,b c", "new\nline", `\"`, "esc\x1b[2J\u202e", "é"}
+	m := discover.NewModel()
+	n := &discover.Namespace{Type: nsrel.TypeUser, Dev: 4, Ino: 4026531837, OwnerUID: 0, OwnerName: "root"}
+	for i, name := range names {
+		n.Containers = append(n.Containers, discover.Container{ID: fmt.Sprint("c", i), Engine: "containerd", Namespace: "k8s.io", Name: name + "/pod/ctr"})
+	}
+	n.FoundVia = []discover.Found{{Via: discover.ViaMount, Path: `/run/ns/x\" y`, MountNS: 4026532250}}
+	m.Add(n)
+	var b bytes.Buffer
+	lo := tree.ListOptions{Columns: []string{"NS", "VIA", "CONTAINERS"}, Raw: true, NoHeadings: true}
+	if err := tree.List(&b, m, nsrel.TypeUser, tree.Options{}, lo); err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(b.String())
+	if len(fields) != 3 {
+		t.Fatalf("raw line %q: %d fields, want 3", b.String(), len(fields))
+	}
+	// Decoding \xHH once, then reading the quoted names.
+	unhex := regexp.MustCompile(`\\x[0-9a-f]{2}`)
+	decode := func(s string) string {
+		return unhex.ReplaceAllStringFunc(s, func(e string) string {
+			c, _ := strconv.ParseUint(e[2:], 16, 8)
+			return string([]byte{byte(c)})
+		})
+	}
+	quoted := func(s string) []string {
+		var out []string
+		for i := 0; i < len(s); i++ {
+			if s[i] != '"' {
+				continue
+			}
+			var q []byte
+			for i++; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				q = append(q, s[i])
+			}
+			out = append(out, string(q))
+		}
+		return out
+	}
+	var want []string
+	for _, name := range names {
+		want = append(want, name+"/pod")
+	}
+	if got := quoted(decode(fields[2])); !cmp.Equal(got, want) {
+		t.Errorf("CONTAINERS %s decodes to pods %q, want %q", fields[2], got, want)
+	}
+	if got := quoted(decode(fields[1])); !cmp.Equal(got, []string{`/run/ns/x\" y`}) {
+		t.Errorf("VIA %s decodes to paths %q", fields[1], got)
 	}
 }

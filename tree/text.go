@@ -144,7 +144,10 @@ func Owner(uid int64, name string) string {
 // ASCII letters, digits and ._-:@+= (a pod's name also its one "/"), see
 // [quoteName]: a container's name cannot read as a separator or as
 // another container's label.
-func ContainerLabel(c discover.Container) string {
+func ContainerLabel(c discover.Container) string { return containerLabel(c, quoteName) }
+
+// containerLabel is [ContainerLabel] with names quoted by quote.
+func containerLabel(c discover.Container, quote func(s string, pod bool) string) string {
 	var b strings.Builder
 	b.WriteString(vocab.Escape(c.Engine))
 	b.WriteByte(' ')
@@ -162,12 +165,12 @@ func ContainerLabel(c discover.Container) string {
 	}
 	b.WriteString(" (")
 	if pod != "" {
-		b.WriteString("pod " + quoteName(pod, true))
+		b.WriteString("pod " + quote(pod, true))
 		if name != "" {
-			b.WriteString(", container " + quoteName(name, false))
+			b.WriteString(", container " + quote(name, false))
 		}
 	} else {
-		b.WriteString(quoteName(name, false))
+		b.WriteString(quote(name, false))
 	}
 	b.WriteByte(')')
 	return b.String()
@@ -261,18 +264,21 @@ func writeCappedMore(b *strings.Builder, n, more int, item func(i int)) {
 // /proc/7/fd/4", "mount /run/x in
 // mnt:[4026532200]", "parent of user:[4026532176]", "owner of
 // net:[4026532300]".
-func FoundLabel(f discover.Found) string {
+func FoundLabel(f discover.Found) string { return foundLabel(f, vocab.QuoteItem) }
+
+// foundLabel is [FoundLabel] with paths quoted by quote.
+func foundLabel(f discover.Found, quote func(string) string) string {
 	switch f.Via {
 	case discover.ViaProcess, discover.ViaPIDForChildren:
 		return string(f.Via) + " " + strconv.Itoa(f.PID)
 	case discover.ViaTask:
 		return "task " + strconv.Itoa(f.PID) + "/" + strconv.Itoa(f.TID)
 	case discover.ViaFD:
-		return "fd " + vocab.QuoteItem(f.Path)
+		return "fd " + quote(f.Path)
 	case discover.ViaSocket:
-		return "socket " + vocab.QuoteItem(f.Path)
+		return "socket " + quote(f.Path)
 	case discover.ViaMount:
-		return "mount " + vocab.QuoteItem(f.Path) + " in " + nsrel.Name{Type: nsrel.TypeMount, Ino: f.MountNS}.String()
+		return "mount " + quote(f.Path) + " in " + nsrel.Name{Type: nsrel.TypeMount, Ino: f.MountNS}.String()
 	case discover.ViaParent, discover.ViaOwner:
 		return string(f.Via) + " of " + vocab.Escape(f.Of)
 	}

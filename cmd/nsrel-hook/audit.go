@@ -598,6 +598,15 @@ func report(res verifyResult, label string, s *audit.Summary, err error, opts au
 			res.Damage = append(res.Damage, dr)
 		}
 	}
+	if err == nil && s != nil && s.Records == 0 {
+		// An empty file (a log emptied, or the file logrotate's create
+		// left once the rotated ones were removed): nothing verified,
+		// which "OK: 0 records" did not say.
+		err = errors.New("no record to verify: an empty log (emptied, or its files removed?)")
+		if res.Node == "" {
+			err = fmt.Errorf("%s: %w", label, err)
+		}
+	}
 	res.OK = err == nil
 	if err != nil {
 		res.Error = err.Error()
@@ -824,6 +833,11 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	// that read as records, at least their heads; left the lines left
 	// out that damage records list.
 	bad, matched, damagedMatch, heads, left := 0, 0, 0, 0, 0
+	// badRefs are the damaged lines without a head: those a damage
+	// record lists are recorded damage, left out, not skipped (show
+	// said "skipped ...; run audit verify" of damage recorded and
+	// acknowledged).
+	var badRefs []lineRef
 	for l, err := range snap.Lines() {
 		if err != nil {
 			fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
@@ -840,6 +854,7 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 		id := h.ContainerID
 		if !ok {
 			bad++
+			badRefs = append(badRefs, lineRef{offset: l.Offset, n: int32(len(l.Data)), file: int32(snap.FileIndex(l.File))})
 			continue
 		}
 		heads++
@@ -864,6 +879,21 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	index = nil
 	slices.SortStableFunc(refs, func(a, b lineRef) int { return cmp.Compare(a.ctr, b.ctr) })
 	files := snap.Files()
+	for _, ref := range badRefs {
+		if !listed.Damaged() {
+			break
+		}
+		line, err := snap.ReadLine(int(ref.file), ref.offset, int(ref.n))
+		if err != nil {
+			fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
+			return 1
+		}
+		if listed.Has(files[ref.file], ref.offset, line) {
+			bad--
+			left++
+		}
+	}
+	badRefs = nil
 	var buf []byte
 	wrote := false
 	for start := 0; start < len(refs); {
@@ -1145,8 +1175,11 @@ func checkpointCmd(configPath string, stderr io.Writer) int {
 		return 0
 	}
 	failed := false
-	say := warnTo(stderr, "audit checkpoint")
-	warn := func(err error) { failed = true; say(err) }
+	warn := func(err error) {
+		// Not labelled a warning: the command fails (exit 1).
+		failed = true
+		fmt.Fprintf(stderr, "nsrel-hook: audit checkpoint: %s\n", vocab.OneLine(err))
+	}
 	l, err := audit.Open(cfg.AuditLog, cfg.AuditOptions(vocab.Version, warn))
 	if err != nil {
 		fmt.Fprintf(stderr, "nsrel-hook: audit checkpoint: %s\n", vocab.OneLine(err))

@@ -877,6 +877,28 @@ func TestVerifyJSONListsNeverNull(t *testing.T) {
 	}
 }
 
+// TestVerifyEmptyLog: an empty log verifies nothing, and verify says so
+// and fails; it said "OK: 0 records (seq 0..0) ..., last hash " and
+// exited 0 (a log emptied passed a nightly check without checkpoints).
+func TestVerifyEmptyLog(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(log, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run("", "audit", "verify", log)
+	if want := "nsrel-hook: audit verify: " + log + ": no record to verify: an empty log (emptied, or its files removed?)\n"; code != 1 || out != "" || stderr != want {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1 and %q", code, out, stderr, want)
+	}
+	code, out, _ = run("", "audit", "verify", "--json", log)
+	var res struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); code != 1 || err != nil || res.OK || !strings.Contains(res.Error, "no record to verify") {
+		t.Errorf("--json: exit %d, %v: %s", code, err, out)
+	}
+}
+
 // TestVerifyReaderWithoutLock: a user who may read the log (a member of
 // its group) but not its lock (root's, 0600) could not verify or show
 // it: "open ....lock: permission denied". The log is read without the
@@ -966,8 +988,9 @@ func TestAuditCheckpointQuietNode(t *testing.T) {
 	if err := os.Rename(seal, seal+".aside"); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := run("", "--config", e.config, "audit", "checkpoint"); code != 1 || !strings.Contains(stderr, "not sealed") {
-		t.Errorf("audit checkpoint, the sealing state missing: exit %d, %q; want 1 and that it is not sealed", code, stderr)
+	// A failure, not labelled a warning (it was, exiting 1).
+	if code, _, stderr := run("", "--config", e.config, "audit", "checkpoint"); code != 1 || !strings.Contains(stderr, "not sealed") || strings.Contains(stderr, "warning") {
+		t.Errorf("audit checkpoint, the sealing state missing: exit %d, %q; want 1 and that it is not sealed, no warning", code, stderr)
 	}
 	// A hook wrote on, unsealed, saying why: the chain is still sealed,
 	// and so the checkpoint is still said not sealed.

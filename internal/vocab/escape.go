@@ -44,7 +44,10 @@ func Escape(s string) string {
 			b.WriteString(`\\`)
 		case r < 0x20 || r == 0x7f:
 			b.WriteString(`\x` + hex2(byte(r)))
-		case r >= 0x80 && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) && r != ' '):
+		case r >= 0x80 && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) && r != ' ' || r == utf8.RuneError):
+			// U+FFFD too: it stands for bytes lost (a state's invalid
+			// UTF-8 decodes to it), and [Printable] quotes a line that
+			// holds one, which would escape this one's escapes again.
 			b.WriteString(`\u{` + strconv.FormatInt(int64(r), 16) + `}`)
 		default:
 			b.WriteString(s[i : i+size])
@@ -116,11 +119,14 @@ func hex2(c byte) string {
 
 // Printable returns s unchanged when every rune is printable, else s
 // quoted with Go escapes, so that container-controlled strings cannot
-// move the cursor or hide text on a terminal.
+// move the cursor or hide text on a terminal. A U+FFFD (or invalid
+// UTF-8) is quoted and spelt \ufffd: once printed, the result holds no
+// rune Printable quotes, so a message that holds it is not quoted again
+// (its backslashes doubled).
 func Printable(s string) string {
 	for _, r := range s {
 		if !unicode.IsPrint(r) || r == unicode.ReplacementChar {
-			return strconv.Quote(s)
+			return strings.ReplaceAll(strconv.Quote(s), "\uFFFD", `\ufffd`)
 		}
 	}
 	return s

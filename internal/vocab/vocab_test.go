@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
@@ -137,6 +138,7 @@ func TestEscape(t *testing.T) {
 		{"café", "café"},
 		{"\x7f", `\x7f`},
 		{"\u0085", `\u{85}`},
+		{"lost\uFFFDbytes", `lost\u{fffd}bytes`},
 	} {
 		if got := Escape(tc.in); got != tc.want {
 			t.Errorf("Escape(%q) = %q, want %q", tc.in, got, tc.want)
@@ -289,6 +291,31 @@ func TestShellQuote(t *testing.T) {
 
 // TestOneLine: joined errors are separated by "; ", also under a wrap;
 // a newline inside one message is escaped, not taken for a join's.
+// FuzzPrintableOnce: what Printable and Escape return is printed as it
+// is by Printable: a message that holds it is not quoted again. A
+// U+FFFD (a state's invalid UTF-8) stayed in Printable's quoted form,
+// so the refusal line holding the quoted ID was quoted whole again, its
+// backslashes doubled.
+func FuzzPrintableOnce(f *testing.F) {
+	for _, s := range []string{"web", "web\uFFFD", "web\xff", "\x1b[2J\u202e", `a\"b`, "\u00a0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p := Printable(s)
+		if line := "container " + p + " refused"; Printable(line) != line {
+			t.Fatalf("Printable(%q) = %s, quoted again in a line: %s", s, p, Printable(line))
+		}
+		if e := Escape(s); Printable(e) != e {
+			t.Fatalf("Escape(%q) = %s, quoted by Printable: %s", s, e, Printable(e))
+		}
+		if p != s {
+			if u, err := strconv.Unquote(p); err != nil || u != s {
+				t.Fatalf("Printable(%q) = %s does not unquote to it (%q, %v)", s, p, u, err)
+			}
+		}
+	})
+}
+
 func TestOneLine(t *testing.T) {
 	nl := errors.New("open /tmp/a\nb: no such file or directory")
 	joined := errors.Join(errors.New("first"), errors.New("second"))
