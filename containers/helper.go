@@ -123,9 +123,9 @@ func (s *HelperSource) List(ctx context.Context) ([]discover.Container, error) {
 		// A namespace that failed: the others' containers were listed.
 		var cs []discover.Container
 		if json.Unmarshal(stdout.Bytes(), &cs) == nil && len(cs) > 0 {
-			return cs, &PartialError{errors.New(msg)}
+			return cs, &PartialError{&HelperError{msg}}
 		}
-		return nil, errors.New(msg)
+		return nil, &HelperError{msg}
 	}
 	var cs []discover.Container
 	if err := json.Unmarshal(stdout.Bytes(), &cs); err != nil {
@@ -197,3 +197,12 @@ func TreeSources(address string, timeout time.Duration) []discover.ContainerSour
 		Local{&StateSource{}, &AuditSource{}},
 	}
 }
+
+// HelperError is the helper's own message, the last line it printed on
+// stderr: printed terminal-safe by the helper already ([vocab.OneLine]
+// quotes a message with anything unprintable), so that a caller prints it
+// with [vocab.Printable], which leaves such a line as it is; escaped again
+// ([vocab.Escape]), its backslashes were doubled ("s\\x1b[2Jk").
+type HelperError struct{ Msg string }
+
+func (e *HelperError) Error() string { return e.Msg }

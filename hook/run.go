@@ -535,7 +535,7 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 			return res, aerr
 		}
 		res.Deny = h.Config.OnError == policy.OnErrorDeny && rec.Stage != audit.StagePoststop
-		res.Message = fmt.Sprintf("container %s: cannot write the audit record (%s): %v", vocab.Printable(rec.ContainerID), decision(rec.Stage, res.Deny), aerr)
+		res.Message = fmt.Sprintf("container %s: cannot write the audit record (%s): %v", vocab.QuoteItem(rec.ContainerID), decision(rec.Stage, res.Deny), aerr)
 		return res, aerr
 	}
 	log = log.WithField("seq", rec.Seq)
@@ -543,15 +543,15 @@ func (h *Hook) finish(rec *audit.Record, ierr, aerr error) (*Result, error) {
 		res.Deny = rec.Verdict == audit.VerdictDeny
 		if errors.Is(ierr, ErrInput) {
 			log.WithError(ierr).Error("state refused; recorded what could be read")
-			id := vocab.Printable(rec.ContainerID)
-			if id == "" {
-				id = "(no ID)"
+			id := "(no ID)"
+			if rec.ContainerID != "" {
+				id = vocab.QuoteItem(rec.ContainerID)
 			}
 			res.Message = fmt.Sprintf("container %s: %v (%s; audit record seq %d)", id, ierr, verdictWhy(h.Config, rec, res.Deny, ierr), rec.Seq)
 			return res, ierr
 		}
 		log.WithError(ierr).Error("inspection failed")
-		res.Message = fmt.Sprintf("container %s: cannot inspect its namespaces (%s; audit record seq %d): %v", vocab.Printable(rec.ContainerID), verdictWhy(h.Config, rec, res.Deny, ierr), rec.Seq, ierr)
+		res.Message = fmt.Sprintf("container %s: cannot inspect its namespaces (%s; audit record seq %d): %v", vocab.QuoteItem(rec.ContainerID), verdictWhy(h.Config, rec, res.Deny, ierr), rec.Seq, ierr)
 		return res, ierr
 	}
 	if rec.Verdict == audit.VerdictDeny {
@@ -620,10 +620,10 @@ func denyReason(rec *audit.Record) string {
 		if strings.Contains(rec.Error, cutRefused) {
 			why = "a cut state"
 		}
-		return fmt.Sprintf("container %s refused by nsrel (%s, policy %q): %s", vocab.Printable(rec.ContainerID), why, rec.Policy, rec.Error)
+		return fmt.Sprintf("container %s refused by nsrel (%s, policy %q): %s", vocab.QuoteItem(rec.ContainerID), why, rec.Policy, rec.Error)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "container %s refused by nsrel policy %q (enforce): ", vocab.Printable(rec.ContainerID), rec.Policy)
+	fmt.Fprintf(&b, "container %s refused by nsrel policy %q (enforce): ", vocab.QuoteItem(rec.ContainerID), rec.Policy)
 	for i, v := range rec.Violations {
 		if i > 0 {
 			b.WriteString("; ")

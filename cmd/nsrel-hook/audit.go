@@ -75,7 +75,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		fs.BoolVar(&replace, "replace", false, "")
 	case "checkpoint":
 	default:
-		fmt.Fprintf(stderr, "nsrel-hook: unknown audit command %s (want verify, show, ack, seal-init or checkpoint; see --help)\n", strconv.Quote(cmd))
+		fmt.Fprintf(stderr, "nsrel-hook: unknown audit command %s (want verify, show, ack, seal-init or checkpoint; see --help)\n", vocab.GoQuote(cmd))
 		return 2
 	}
 	// Flags may follow the positional arguments (audit ack 12 --reason x);
@@ -254,7 +254,7 @@ func auditCmd(configPath string, args []string, stdout, stderr io.Writer) int {
 		return fail("no checkpoint in " + vocab.Printable(strings.Join(checkpoints, ", ")))
 	}
 	if len(checkpoints) > 0 && len(opts.Checkpoints) == 0 {
-		return fail("--checkpoints: no checkpoint of host " + strconv.Quote(host))
+		return fail("--checkpoints: no checkpoint of host " + vocab.GoQuote(host))
 	}
 	if host != "" || len(nodes) > 0 || allNodes {
 		otherLines = 0 // set aside as asked
@@ -983,7 +983,7 @@ func ackCmd(configPath string, args []string, reason string, stdout, stderr io.W
 	}
 	seq, err := strconv.ParseUint(args[0], 10, 64)
 	if err != nil || seq == 0 {
-		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s is not a sequence number (see --help)\n", strconv.Quote(args[0]))
+		fmt.Fprintf(stderr, "nsrel-hook: audit ack: %s is not a sequence number (see --help)\n", vocab.GoQuote(args[0]))
 		return 2
 	}
 	if strings.TrimSpace(reason) == "" {

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 
 	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/vocab"
@@ -159,7 +158,7 @@ func mainWith(args []string, stdin io.Reader, stdout, stderr io.Writer, process 
 	case "help":
 		return vocab.Written("nsrel-hook", printUsage(stdout), stderr)
 	}
-	fmt.Fprintf(stderr, "nsrel-hook: unknown stage or command %s (see --help)\n", strconv.Quote(rest[0]))
+	fmt.Fprintf(stderr, "nsrel-hook: unknown stage or command %s (see --help)\n", vocab.GoQuote(rest[0]))
 	return 2
 }
 

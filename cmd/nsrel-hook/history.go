@@ -164,7 +164,7 @@ func writeRecord(b *strings.Builder, r *audit.Record) {
 		fmt.Fprintf(b, "        error: %s\n", vocab.Printable(r.Error))
 	}
 	if r.Stage == audit.StageTornTail {
-		fmt.Fprintf(b, "        torn line of %d bytes: %s\n", r.TornBytes, strconv.Quote(r.Torn))
+		fmt.Fprintf(b, "        torn line of %d bytes: %s\n", r.TornBytes, vocab.GoQuote(r.Torn))
 	}
 	for _, d := range r.Damage {
 		// The file's name when the damage was recorded: a rotation

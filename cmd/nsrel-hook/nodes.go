@@ -1206,7 +1206,7 @@ func plainOrQuoted(h string) string {
 	if vocab.PlainItem(h) && !strings.ContainsAny(h, "()") {
 		return h
 	}
-	return strconv.Quote(h)
+	return vocab.GoQuote(h)
 }
 
 // listed returns " (a, b)" for a list of names, "" for none.

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/nsrel/nsrel/hook/audit"
 	"github.com/nsrel/nsrel/internal/audittest"
 )
 
@@ -13,20 +15,26 @@ import (
 // escaped once, whatever its ID holds. An ID with U+FFFD or invalid UTF-8
 // (which the state's JSON decodes as U+FFFD) was quoted, and the line
 // holding the quoted ID, with the U+FFFD still in it, quoted again:
-// "\"web\ufffd\"" with backslashes doubled.
+// "\"web\ufffd\"" with backslashes doubled. An ID of printable text
+// only was printed bare, so that one spelling another's quoted form, or
+// holding a rune that shows as nothing, printed as that other ID: it is
+// quoted unless plain.
 func TestRefusalLineEscapedOnce(t *testing.T) {
 	if !inInitialNamespaces() {
 		t.Skip("the test must run in the initial namespaces to be refused")
 	}
 	for _, tc := range []struct{ id, want string }{
-		{"web\uFFFD", `container "web\ufffd" refused by nsrel policy`},
-		{"web\xff", `container "web\ufffd" refused by nsrel policy`},
+		{"web\uFFFD", `container "web\u{fffd}" refused by nsrel policy`},
+		{"web\xff", `container "web\u{fffd}" refused by nsrel policy`},
 		{"web\x1b[2J", `container "web\x1b[2J" refused by nsrel policy`},
+		{`"web\x1b[2J"`, `container "\"web\\x1b[2J\"" refused by nsrel policy`},
 		{"web-1", `container web-1 refused by nsrel policy`},
+		{"web-1 refused", `container "web-1 refused" refused by nsrel policy`},
+		{"web-1\u034f", `container "web-1\u{34f}" refused by nsrel policy`},
 	} {
 		e := newEnv(t, "hook-enforce.json", nil)
 		code, _, stderr := run(selfState(tc.id), "--config", e.config, "createRuntime")
-		if code != 1 || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, `\\`) || strings.ContainsRune(stderr, '\uFFFD') {
+		if code != 1 || !strings.HasPrefix(stderr, "nsrel-hook: "+tc.want) || strings.ContainsRune(stderr, '\uFFFD') {
 			t.Errorf("ID %q: exit %d, stderr %q; want 1 and %q, escaped once", tc.id, code, stderr, tc.want)
 		}
 	}
@@ -96,5 +104,33 @@ func TestTornDamageRecordListsNothing(t *testing.T) {
 	code, out, stderr := run("", "audit", "show", e.log)
 	if code != 0 || !strings.HasPrefix(stderr, "nsrel-hook: audit show: left out 1 line(s) that damage records list") || !strings.Contains(out, "torn-tail") || !strings.Contains(out, "container w3") {
 		t.Errorf("after the next append: exit %d, stderr %q:\n%s", code, stderr, out)
+	}
+}
+
+// TestQuotedNamesSpellLostBytes: names audit show and verify quote in
+// Go's form (container IDs, checkpoint hosts) spell U+FFFD \ufffd, so
+// that no raw U+FFFD reaches the terminal and a message holding them is
+// not quoted again (strconv.Quote keeps U+FFFD, and the message was
+// quoted whole, its backslashes doubled).
+func TestQuotedNamesSpellLostBytes(t *testing.T) {
+	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+	if code, _, stderr := run(selfState("lost\uFFFDx"), "--config", e.config, "createRuntime"); code != 0 {
+		t.Fatalf("createRuntime: exit %d: %s", code, stderr)
+	}
+	if code, out, stderr := run("", "audit", "show", e.log); code != 0 || !strings.Contains(out, `container "lost\ufffdx"`) || strings.ContainsRune(out+stderr, '\uFFFD') {
+		t.Errorf("show: exit %d, stderr %q:\n%s", code, stderr, out)
+	}
+	var cps bytes.Buffer
+	for _, host := range []string{"b\x1b[2J", "c\uFFFD"} {
+		c := audit.Checkpoint{Host: host, Log: e.log, Seq: 1, Hash: strings.Repeat("ab", 32), Time: "2026-12-08T00:00:00Z"}
+		cps.Write(c.Line())
+	}
+	file := filepath.Join(e.dir, "cps.jsonl")
+	if err := os.WriteFile(file, cps.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run("", "audit", "verify", "--checkpoints", file, e.log)
+	if want := `(\"b\x1b[2J\", \"c\ufffd\")`; code != 1 || !strings.Contains(stderr, `"b\x1b[2J", "c\ufffd"`) || strings.Contains(stderr, `\\`) || strings.ContainsRune(stderr, '\uFFFD') {
+		t.Errorf("verify: exit %d, stdout %q, stderr %q; want 1 and the hosts quoted once, not %s", code, out, stderr, want)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nsrel/nsrel/internal/nstest"
 	"github.com/nsrel/nsrel/internal/rsyslogtest"
+	"github.com/nsrel/nsrel/internal/vocab"
 )
 
 // journaldBins are where distributions put systemd-journald.
@@ -178,7 +179,7 @@ func TestLogFileJournald(t *testing.T) {
 	}
 	id := "jd-1\nINJECTED=1"
 	_, _, stderr := runBin(t, shipState(id, "creating", "web"), "--config", e.config, "createRuntime")
-	if want := "container " + strconv.Quote(id) + ": cannot write the audit record"; !strings.Contains(stderr, want) {
+	if want := "container " + vocab.Quote(id) + ": cannot write the audit record"; !strings.Contains(stderr, want) {
 		t.Errorf("stderr %q does not name the container: want %q", stderr, want)
 	}
 	// journald keeps the journal in memory: /run/log/journal of its

@@ -149,7 +149,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 			}
 			whose := "the record"
 			if r.ContainerID != "" {
-				whose = "the record of container " + vocab.Printable(r.ContainerID)
+				whose = "the record of container " + vocab.QuoteItem(r.ContainerID)
 			}
 			msg := fmt.Sprintf("%s: internal deadline of %d ms passed after %s (seq %d, %s) was written; its verdict stands", stage, cfg.DeadlineMS, whose, r.Seq, r.Verdict)
 			fmt.Fprintf(stderr, "nsrel-hook: %s\n", msg)
@@ -279,7 +279,7 @@ func runStage(configPath, stage string, stdin io.Reader, stderr io.Writer, proce
 		// Recorded, but not sealed: the operator must hear of it (a
 		// sealing state others can read, or one that went missing).
 		logger.WithFields(logrus.Fields{"stage": stage, "seq": r.Seq, "seal_error": r.SealError}).Warn("recorded unsealed")
-		unsealed := fmt.Sprintf("container %s recorded unsealed (audit record seq %d): %s", vocab.Printable(r.ContainerID), r.Seq, r.SealError)
+		unsealed := fmt.Sprintf("container %s recorded unsealed (audit record seq %d): %s", vocab.QuoteItem(r.ContainerID), r.Seq, r.SealError)
 		if msg == "" {
 			msg = stage + ": " + unsealed
 		} else {
@@ -624,5 +624,5 @@ func named(id string) string {
 	if id == "" {
 		return ""
 	}
-	return vocab.Printable(id) + " "
+	return vocab.QuoteItem(id) + " "
 }

@@ -110,8 +110,8 @@ func (c *Checkpoint) Line() []byte {
 
 // ParseCheckpoint reads a checkpoint line. Text before the first '{' is
 // ignored, so that lines a syslog collector wrote with its own prefix
-// read too; ok is false for a line that is not a checkpoint, or names a
-// host, log or time longer than a node writes.
+// read too; ok is false for a line that is not a checkpoint, names a
+// host, log or time longer than a node writes, or a time that is none.
 func ParseCheckpoint(line []byte) (c Checkpoint, ok bool) {
 	i := strings.IndexByte(string(line), '{')
 	if i < 0 {
@@ -151,7 +151,11 @@ func ParseCheckpoint(line []byte) (c Checkpoint, ok bool) {
 	// of a genuine checkpoint's hash checks against its record seal
 	// (the bytes are the same) but is compared with the record's hash
 	// as written, and failed an intact log (TestReadCheckpointsSkipsOtherLines).
-	return c, typ && c.Seq > 0 && len(c.Hash) == 64 && isHex(c.Hash) && short
+	// The time as a node writes it (RFC 3339): verify names a
+	// checkpoint by its time, which anyone who can write where they are
+	// collected could make any text.
+	_, terr := time.Parse(time.RFC3339Nano, c.Time)
+	return c, typ && c.Seq > 0 && len(c.Hash) == 64 && isHex(c.Hash) && short && terr == nil
 }
 
 // The longest host, log and time a checkpoint may name: a host name

@@ -1654,6 +1654,11 @@ func TestParseCheckpointLong(t *testing.T) {
 		"host": func(c *audit.Checkpoint) { c.Host = strings.Repeat("h", 1025) },
 		"log":  func(c *audit.Checkpoint) { c.Log = "/" + strings.Repeat("l", 4096) },
 		"time": func(c *audit.Checkpoint) { c.Time = strings.Repeat("9", 65) },
+		// Verify names a checkpoint by its time: one not a time (text
+		// anyone who can write where checkpoints are collected chose,
+		// printed raw in verify's lines) is no checkpoint.
+		"non-time":   func(c *audit.Checkpoint) { c.Time = "2026\x1b]0;PWN\a\u202e" },
+		"empty time": func(c *audit.Checkpoint) { c.Time = "" },
 	} {
 		long := c
 		f(&long)

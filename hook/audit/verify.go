@@ -201,7 +201,7 @@ func ownerName(f *os.File) string {
 	if err != nil {
 		return ""
 	}
-	return " (owner " + strconv.Quote(u.Username) + ")"
+	return " (owner " + vocab.GoQuote(u.Username) + ")"
 }
 
 // SnapshotFiles opens files (in chain order) as a snapshot without any
@@ -2497,7 +2497,7 @@ func QuotedFew(names []string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(strconv.Quote(n))
+		b.WriteString(vocab.GoQuote(n))
 	}
 	if len(names) > few {
 		fmt.Fprintf(&b, " and %d more", len(names)-few)

@@ -178,7 +178,7 @@ func (c *Config) Warnings() []string {
 				held = "only audited"
 			}
 			out = append(out, fmt.Sprintf("policy %s selects by %s, whose value the pod's author chooses in any namespace: any pod that takes it is %s; add %s to its match",
-				strconv.Quote(b.Name), strings.Join(named, " and "), held, vocab.AnnotationSandboxNamespace))
+				vocab.GoQuote(b.Name), strings.Join(named, " and "), held, vocab.AnnotationSandboxNamespace))
 		}
 	}
 	return out
@@ -849,7 +849,7 @@ func (p *parser) match(n *node, path string) *Match {
 				return
 			}
 			for _, mem := range v.Members {
-				mp := path + "[" + strconv.Quote(mem.Key) + "]"
+				mp := path + "[" + vocab.GoQuote(mem.Key) + "]"
 				k, err := regexp.Compile(mem.Key)
 				if err != nil {
 					p.errs = append(p.errs, &posError{off: mem.KeyOff, path: mp, msg: "bad key regular expression: " + regexpError(err)})

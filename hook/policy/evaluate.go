@@ -275,7 +275,7 @@ func (b *Block) Describe() []string {
 		rules = append(rules, RuleAllowedRanges+"="+spanList(r.AllowedHostRanges))
 	}
 	if r.AllowedSubIDUser != "" {
-		rules = append(rules, RuleAllowedSubIDUser+"="+strconv.Quote(r.AllowedSubIDUser))
+		rules = append(rules, RuleAllowedSubIDUser+"="+vocab.GoQuote(r.AllowedSubIDUser))
 	}
 	if r.DisjointFromRunning {
 		rules = append(rules, RuleDisjoint)

@@ -502,7 +502,7 @@ func (c *Config) SubIDWarnings() []string {
 		for _, f := range SubIDFiles {
 			if _, err := readSubID(f, users); err != nil {
 				out = append(out, fmt.Sprintf("policy %s: allowed_subid_user %s: %s%s: every container the block selects breaks %s (cannot be checked)",
-					strconv.Quote(b.Name), vocab.Quote(u), vocab.OneLine(err), passwdNote(perr, u), RuleAllowedRanges))
+					vocab.GoQuote(b.Name), vocab.Quote(u), vocab.OneLine(err), passwdNote(perr, u), RuleAllowedRanges))
 			}
 		}
 	}

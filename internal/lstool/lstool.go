@@ -541,12 +541,12 @@ func ListContainers(ctx context.Context, sources []discover.ContainerSource, tim
 				if errors.Is(e, containers.ErrUnnamed) {
 					cost = ""
 				}
-				notices = append(notices, fmt.Sprintf("containers: %s: %s%s", vocab.Escape(s.Name()), vocab.Escape(e.Error()), cost))
+				notices = append(notices, fmt.Sprintf("containers: %s: %s%s", vocab.Escape(s.Name()), sourceErr(e), cost))
 			}
 			all = append(all, r.cs...)
 		case r.err != nil && !verbose && errors.Is(r.err, fs.ErrNotExist):
 		case r.err != nil:
-			notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", vocab.Escape(s.Name()), vocab.Escape(r.err.Error())))
+			notices = append(notices, fmt.Sprintf("containers: %s: %s; its containers are not shown", vocab.Escape(s.Name()), sourceErr(r.err)))
 		default:
 			all = append(all, r.cs...)
 		}
@@ -896,3 +896,13 @@ func sortedKeys[V any](m map[string]V) string {
 
 // maxListed bounds the names an error lists.
 const maxListed = 10
+
+// sourceErr is a container source's error as a notice prints it:
+// escaped, but for the container helper's own message, printed
+// terminal-safe by the helper already ([containers.HelperError]).
+func sourceErr(err error) string {
+	if errors.As(err, new(*containers.HelperError)) {
+		return vocab.Printable(err.Error())
+	}
+	return vocab.Escape(err.Error())
+}

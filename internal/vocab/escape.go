@@ -2,6 +2,7 @@ package vocab
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -18,11 +19,13 @@ import (
 // stand out. Both keep a terminal from being steered by escape sequences,
 // control and bidirectional-override characters.
 
-// Escape returns s with control characters, backslashes, invalid UTF-8
-// and invisible or bidirectional formatting runes (Unicode Cf, such as
-// U+202E) spelt out as \xNN or \u{N}, so that a container-controlled name
-// cannot move the cursor, recolour the terminal or reorder the text
-// around it. Printable text (including non-ASCII letters) is unchanged.
+// Escape returns s with control characters, backslashes, invalid UTF-8,
+// invisible or bidirectional formatting runes (Unicode Cf, such as
+// U+202E) and the runes that show as nothing or a blank, or stand for
+// bytes lost (see unseen) spelt out as \xNN or \u{N}, so that a
+// container-controlled name cannot move the cursor, recolour the
+// terminal, reorder the text around it or look like another name.
+// Printable text (including non-ASCII letters) is unchanged.
 func Escape(s string) string {
 	clean := true
 	for i := 0; i < len(s); i++ {
@@ -44,10 +47,7 @@ func Escape(s string) string {
 			b.WriteString(`\\`)
 		case r < 0x20 || r == 0x7f:
 			b.WriteString(`\x` + hex2(byte(r)))
-		case r >= 0x80 && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) && r != ' ' || r == utf8.RuneError):
-			// U+FFFD too: it stands for bytes lost (a state's invalid
-			// UTF-8 decodes to it), and [Printable] quotes a line that
-			// holds one, which would escape this one's escapes again.
+		case r >= 0x80 && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) && r != ' ' || unseen(r)):
 			b.WriteString(`\u{` + strconv.FormatInt(int64(r), 16) + `}`)
 		default:
 			b.WriteString(s[i : i+size])
@@ -117,19 +117,51 @@ func hex2(c byte) string {
 	return string([]byte{digits[c>>4], digits[c&15]})
 }
 
+// unseen reports whether r, a rune Go counts as printable, shows as
+// nothing, or as a blank, or stands for bytes lost: U+FFFD (a state's
+// invalid UTF-8 decodes to it), the variation selectors and the other
+// default-ignorable code points (U+034F, the Hangul fillers U+115F,
+// U+1160, U+3164 and U+FFA0, U+17B4), and the braille blank U+2800.
+// "a\u034fb" printed as "ab": another name's look.
+func unseen(r rune) bool {
+	return r >= 0x80 && (r == utf8.RuneError || r == '\u2800' || unicode.Is(unicode.Variation_Selector, r) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r))
+}
+
 // Printable returns s unchanged when every rune is printable, else s
-// quoted with Go escapes, so that container-controlled strings cannot
-// move the cursor or hide text on a terminal. A U+FFFD (or invalid
-// UTF-8) is quoted and spelt \ufffd: once printed, the result holds no
-// rune Printable quotes, so a message that holds it is not quoted again
+// quoted ([GoQuote]), so that container-controlled strings cannot move
+// the cursor or hide text on a terminal. Once printed, the result holds
+// no rune Printable quotes: a message that holds it is not quoted again
 // (its backslashes doubled).
 func Printable(s string) string {
 	for _, r := range s {
-		if !unicode.IsPrint(r) || r == unicode.ReplacementChar {
-			return strings.ReplaceAll(strconv.Quote(s), "\uFFFD", `\ufffd`)
+		if !unicode.IsPrint(r) || unseen(r) {
+			return GoQuote(s)
 		}
 	}
 	return s
+}
+
+// GoQuote returns s quoted with Go escapes (strconv.Quote), the runes
+// Go counts as printable but that show as nothing or stand for bytes
+// lost (U+FFFD) escaped too (\uXXXX): no rune of it is one [Printable]
+// quotes.
+func GoQuote(s string) string {
+	q := strconv.Quote(s)
+	if !strings.ContainsFunc(q, unseen) {
+		return q
+	}
+	var b strings.Builder
+	for _, r := range q {
+		switch {
+		case !unseen(r):
+			b.WriteRune(r)
+		case r > 0xffff:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
 }
 
 // ErrorLines returns the messages of err, one per error errors.Join

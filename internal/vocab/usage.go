@@ -60,7 +60,7 @@ func FlagError(err error) string {
 		// already; escaping it again doubled its backslashes.
 		value := Escape(m[1])
 		if u, err := strconv.Unquote(m[1]); err == nil {
-			value = strconv.Quote(u)
+			value = GoQuote(u)
 		}
 		return "invalid value " + value + " for option --" + Escape(m[2]) + ": " + Escape(reason)
 	}

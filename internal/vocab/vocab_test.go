@@ -139,6 +139,9 @@ func TestEscape(t *testing.T) {
 		{"\x7f", `\x7f`},
 		{"\u0085", `\u{85}`},
 		{"lost\uFFFDbytes", `lost\u{fffd}bytes`},
+		{"a\u034fb", `a\u{34f}b`},
+		{"x\ufe0f\U000E0100\u3164\uffa0\u115f\u17b4\u2800", `x\u{fe0f}\u{e0100}\u{3164}\u{ffa0}\u{115f}\u{17b4}\u{2800}`},
+		{"\u0301é\u0915\u093f", "\u0301é\u0915\u093f"}, // combining marks of letters stay
 	} {
 		if got := Escape(tc.in); got != tc.want {
 			t.Errorf("Escape(%q) = %q, want %q", tc.in, got, tc.want)
@@ -155,7 +158,7 @@ func FuzzEscape(f *testing.F) {
 			t.Fatalf("Escape(%q) = %q is not UTF-8", s, e)
 		}
 		for _, r := range e {
-			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u202e' {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u202e' || r == '\u034f' || r == '\ufe0f' || r == '\ufffd' {
 				t.Fatalf("Escape(%q) = %q keeps %U", s, e, r)
 			}
 		}
@@ -297,7 +300,7 @@ func TestShellQuote(t *testing.T) {
 // so the refusal line holding the quoted ID was quoted whole again, its
 // backslashes doubled.
 func FuzzPrintableOnce(f *testing.F) {
-	for _, s := range []string{"web", "web\uFFFD", "web\xff", "\x1b[2J\u202e", `a\"b`, "\u00a0"} {
+	for _, s := range []string{"web", "web\uFFFD", "web\xff", "\x1b[2J\u202e", `a\"b`, "\u00a0", "a\u034fb", "\U000E0100\u2800"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
