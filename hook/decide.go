@@ -210,8 +210,10 @@ func evaluate(cfg *policy.Config, in Input, b *policy.Block, rec *audit.Record, 
 		// The IDs its process holds (host_root_unmapped,
 		// held_ids_mapped, disjoint_from_running) and its idmapped
 		// mounts (host_root_unmapped), read only for the rules that
-		// judge them.
-		inspect.ReadFacts(rec.Ancestry, b.Rules.HostRootUnmapped)
+		// judge them, by half the scan's budget: a mount table made
+		// slow to print cannot be checked (a violation), rather than
+		// outlast the caller's deadline.
+		inspect.ReadFacts(rec.Ancestry, b.Rules.HostRootUnmapped, live.FactsDeadline())
 		switch a := rec.Ancestry; {
 		case a.FactsGone && rec.Stage != audit.StagePoststart:
 			// Forgiven at poststart only, as a process gone before its

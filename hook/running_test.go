@@ -236,6 +236,32 @@ func TestRunningOutOfTime(t *testing.T) {
 	}
 }
 
+// TestDecideFactsBudget: the mounts host_root_unmapped judges are read
+// within the decision's budget too: with no time left, the rule cannot
+// be checked, and an enforcing block refuses (recorded), rather than the
+// read outlasting the caller's deadline. The kernel prints a table of
+// stacked mounts, which the container's creator sets up, in time
+// quadratic in their number: 20,000 on one point took 4 s to read, and
+// the hook's watchdog then let a container the policy refuses run
+// unrecorded under on_error=allow.
+func TestDecideFactsBudget(t *testing.T) {
+	nstest.RequireRoot(t)
+	pids := userNSSleeps(t, 1, nstest.HostIDBase(t)+930_000)
+	cfg, err := policy.Parse("facts.json", []byte(`{"version":1,"audit_log":"/x",
+		"default":{"name":"unmapped","mode":"enforce","rules":{"host_root_unmapped":true}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := hook.Decide(cfg, hook.Input{Stage: audit.StageStart, ID: "late", PID: pids[0], Budget: -1})
+	if rec.Verdict != audit.VerdictDeny || len(rec.Violations) != 1 || rec.Violations[0].Rule != policy.RuleHostRootUnmapped ||
+		!strings.HasPrefix(rec.Violations[0].Reason, policy.Unchecked) || !strings.Contains(rec.Violations[0].Reason, "/mountinfo: not read in time") {
+		t.Errorf("no time left: verdict %s, violations %+v", rec.Verdict, rec.Violations)
+	}
+	if rec, _ := hook.Decide(cfg, hook.Input{Stage: audit.StageStart, ID: "in-time", PID: pids[0]}); rec.Verdict != audit.VerdictAllow {
+		t.Errorf("default budget: verdict %s, violations %+v", rec.Verdict, rec.Violations)
+	}
+}
+
 // TestDecideBudget: a decision given no time left for the scan of the
 // running processes (Input.Budget, as the NRI plugin passes what its
 // request has left) refuses under disjoint_from_running rather than

@@ -212,7 +212,41 @@ func decodeStateJSON(data []byte) (*specs.State, error) {
 	if _, err := d.Token(); err != io.EOF {
 		return nil, errors.New("state: data after the JSON object")
 	}
+	if k := twiceGiven(data); k != "" {
+		return nil, fmt.Errorf("state: member %s given twice", vocab.Quote(k))
+	}
 	return &st, nil
+}
+
+// twiceGiven returns the key of a second "annotations" member of the
+// state (as encoding/json matches keys: case-insensitively), "" for
+// none. encoding/json takes the last of two members of a string, as the
+// state's notes do, but merges two objects: a block was selected by the
+// first's annotations, which the notes did not read, and what was lost
+// there went unsaid (fastState gives up on duplicate keys).
+func twiceGiven(data []byte) string {
+	d := json.NewDecoder(bytes.NewReader(data))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	seen := false
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		if key, _ := t.(string); strings.EqualFold(key, "annotations") {
+			if seen {
+				return key
+			}
+			seen = true
+		}
+		var skip json.RawMessage
+		if d.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // stateKeys are the members of the OCI state that specs.State holds.

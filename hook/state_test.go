@@ -43,6 +43,11 @@ func TestDecodeState(t *testing.T) {
 		{"surrogate pair id", `{"id":"\ud83d\ude00"}`, &specs.State{ID: "\U0001F600"}, ""},
 		{"U+FFFD id", "{\"id\":\"\\ufffd\xef\xbf\xbd\"}", &specs.State{ID: "\uFFFD\uFFFD"}, ""},
 		{"bad utf8 annotation", "{\"id\":\"x\",\"annotations\":{\"a\":\"\xff\"}}", &specs.State{ID: "x", Annotations: map[string]string{"a": "\uFFFD"}}, ""},
+		// Two annotations objects: encoding/json merged them, while the
+		// notes of what the state lost read the last alone.
+		{"two annotations", `{"id":"x","annotations":{"io.example/privileged":"true"},"annotations":{"x":"y"}}`, nil, `member "annotations" given twice`},
+		{"two annotations, case", `{"id":"x","annotations":{"a":"b"},"Annotations":{"x":"y"}}`, nil, `member "Annotations" given twice`},
+		{"annotations and null", `{"id":"x","annotations":{"a":"b"},"annotations":null}`, nil, "given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

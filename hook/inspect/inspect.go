@@ -431,7 +431,15 @@ const (
 // mounts on the first call that asks for them, also after a call that
 // did not (a block judged before the one chosen, when a key of the
 // container is unknown, may have held_ids_mapped alone).
-func ReadFacts(a *audit.Ancestry, mounts bool) {
+//
+// The mounts are read by deadline (zero: no limit): a read still going
+// then stops, "not read in time" in a.FactsErr (the rules that judge
+// them cannot be checked). The kernel prints a table
+// of stacked mounts in time quadratic in their number, and the
+// container's creator sets its mounts up: 20,000 on one point took 4 s,
+// past the hook's deadline, whose watchdog then let a container the
+// policy refuses run unrecorded under on_error=allow.
+func ReadFacts(a *audit.Ancestry, mounts bool, deadline time.Time) {
 	heldNow, mountsNow := !a.FactsRead, mounts && !a.MountsRead
 	if !heldNow && !mountsNow || a.FactsGone {
 		return
@@ -445,7 +453,7 @@ func ReadFacts(a *audit.Ancestry, mounts bool) {
 	var idmapped []audit.IDMappedMount
 	var merr error
 	if mountsNow {
-		idmapped, merr = ReadIDMapped(a.PID)
+		idmapped, merr = readIDMapped(a.PID, deadline)
 	}
 	start, serr := StartTime(a.PID)
 	if serr != nil && !goneErrno(serr) {
@@ -491,8 +499,16 @@ func goneErrno(err error) bool {
 // device, root and mount point in this process's mountinfo, and by their
 // maps where the kernel tells them.
 func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
+	return readIDMapped(pid, time.Time{})
+}
+
+// readIDMapped is [ReadIDMapped] by deadline (see [ReadFacts]).
+func readIDMapped(pid int, deadline time.Time) ([]audit.IDMappedMount, error) {
 	proc := "/proc/" + strconv.Itoa(pid)
-	mine, err := idmappedIn(proc + "/mountinfo")
+	mine, err := idmappedIn(proc+"/mountinfo", deadline)
+	if errors.Is(err, errTimeUp) {
+		return nil, err
+	}
 	// The mount namespace, opened when the mounts are listed (from the
 	// thread whose table was read, when the main thread exited).
 	var ns *mountNS
@@ -510,7 +526,7 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 		// mount table and the ID of its mount namespace both (a thread
 		// may have one of its own).
 		if err := inLiveThread(pid, func(dir string, _ int) (err error) {
-			if mine, err = idmappedIn(dir + "/mountinfo"); err != nil || len(mine) == 0 {
+			if mine, err = idmappedIn(dir+"/mountinfo", deadline); err != nil || len(mine) == 0 {
 				return err
 			}
 			ns.Close()
@@ -529,7 +545,7 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 	if len(mine) == 0 {
 		return nil, nil
 	}
-	host, err := idmappedIn("/proc/self/mountinfo")
+	host, err := idmappedIn("/proc/self/mountinfo", deadline)
 	if err != nil {
 		return nil, err
 	}
@@ -538,11 +554,11 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 		keys[m.mountKey] = true
 	}
 	host = slices.DeleteFunc(host, func(m idmappedMount) bool { return !keys[m.mountKey] })
-	read := mountsOf(nsOf, mine)
+	read := mountsOf(nsOf, mine, deadline)
 	var hostRead []audit.IDMappedMount
 	if len(host) > 0 {
 		self, err := openMountNS("/proc/self")
-		hostRead = mountsOf(func() (*mountNS, error) { return self, err }, host)
+		hostRead = mountsOf(func() (*mountNS, error) { return self, err }, host, deadline)
 		self.Close()
 	}
 	var out []audit.IDMappedMount
@@ -554,12 +570,12 @@ func ReadIDMapped(pid int) ([]audit.IDMappedMount, error) {
 
 // mountsOf returns the idmapped mounts ms of process pid's mount
 // namespace with their maps, or why they are not known.
-func mountsOf(nsOf func() (*mountNS, error), ms []idmappedMount) []audit.IDMappedMount {
+func mountsOf(nsOf func() (*mountNS, error), ms []idmappedMount, deadline time.Time) []audit.IDMappedMount {
 	out := make([]audit.IDMappedMount, len(ms))
 	for i, m := range ms {
 		out[i].Point = m.point
 	}
-	readMountMaps(nsOf, out, ms)
+	readMountMaps(nsOf, out, ms, deadline)
 	return out
 }
 
@@ -614,7 +630,7 @@ type mountKey struct{ dev, root, point string }
 
 // idmappedIn reads the mountinfo file path a line at a time, bounded,
 // and returns its idmapped mounts.
-func idmappedIn(path string) ([]idmappedMount, error) {
+func idmappedIn(path string, deadline time.Time) ([]idmappedMount, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -622,7 +638,7 @@ func idmappedIn(path string) ([]idmappedMount, error) {
 	defer unix.Close(fd)
 	r := bufio.NewReaderSize(fdReader(fd), maxMountLine)
 	var out []idmappedMount
-	for read := 0; ; {
+	for read, n := 0, 0; ; n++ {
 		line, err := r.ReadSlice('\n')
 		read += len(line)
 		switch {
@@ -630,6 +646,8 @@ func idmappedIn(path string) ([]idmappedMount, error) {
 			return nil, fmt.Errorf("%s: a line longer than %d bytes", path, maxMountLine)
 		case read > maxMountinfo:
 			return nil, fmt.Errorf("%s: larger than %d bytes", path, maxMountinfo)
+		case n%64 == 0 && pastDeadline(deadline):
+			return nil, fmt.Errorf("inspect: %s: %w (%d mounts by then)", path, errTimeUp, n)
 		}
 		if m, ok := parseIDMappedLine(line); ok {
 			out = append(out, m)
@@ -1082,4 +1100,12 @@ func PIDNSInit(pid int) (bool, error) {
 		return string(f[len(f)-1]) == "1", nil
 	}
 	return false, fmt.Errorf("inspect: /proc/%d/status: no NSpid", pid)
+}
+
+// errTimeUp ends a read of the mounts at its deadline ([ReadFacts]).
+var errTimeUp = errors.New("not read in time")
+
+// pastDeadline reports whether deadline (zero: none) has passed.
+func pastDeadline(deadline time.Time) bool {
+	return !deadline.IsZero() && time.Now().After(deadline)
 }

@@ -517,6 +517,25 @@ func TestParseIDMapped(t *testing.T) {
 	}
 }
 
+// TestReadFactsDeadline: the mounts are read by the deadline given: past
+// it, they are not read and the error says so; the IDs held are read
+// all the same.
+func TestReadFactsDeadline(t *testing.T) {
+	start, err := inspect.StartTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &audit.Ancestry{PID: os.Getpid(), StartTime: start}
+	inspect.ReadFacts(a, true, time.Now().Add(-time.Millisecond))
+	if a.Held == nil || a.IDMapped != nil || !strings.Contains(a.FactsErr, "/mountinfo: not read in time (0 mounts by then)") || a.FactsGone {
+		t.Errorf("ReadFacts past its deadline = held %v, idmapped %v, error %q, gone %v", a.Held, a.IDMapped, a.FactsErr, a.FactsGone)
+	}
+	b := &audit.Ancestry{PID: os.Getpid(), StartTime: start}
+	if inspect.ReadFacts(b, true, time.Now().Add(time.Minute)); b.FactsErr != "" {
+		t.Errorf("ReadFacts in time: error %q", b.FactsErr)
+	}
+}
+
 // TestReadFacts reads a live process's held IDs and idmapped mounts once,
 // and says when the process is no longer the one the ancestry was made
 // of (another start time: its PID reused), as gone: a short job that
@@ -528,12 +547,12 @@ func TestReadFacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &audit.Ancestry{PID: os.Getpid(), StartTime: start}
-	inspect.ReadFacts(a, true)
+	inspect.ReadFacts(a, true, time.Time{})
 	if !a.FactsRead || a.FactsErr != "" || a.Held == nil || a.Held.UIDs[0] != uint32(os.Getuid()) {
 		t.Fatalf("ReadFacts(self) = %+v", a)
 	}
 	b := &audit.Ancestry{PID: os.Getpid(), StartTime: start + 1}
-	inspect.ReadFacts(b, true)
+	inspect.ReadFacts(b, true, time.Time{})
 	if !b.FactsGone || b.FactsErr != "" || b.Held != nil {
 		t.Errorf("ReadFacts of a PID reused: %+v, want FactsGone, nothing read", b)
 	}
@@ -554,7 +573,7 @@ func TestReadFacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &audit.Ancestry{PID: os.Getpid(), StartTime: start}
-	inspect.ReadFacts(c, true)
+	inspect.ReadFacts(c, true, time.Time{})
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
 		t.Fatal(err)
 	}
@@ -664,7 +683,7 @@ func TestReadIDMappedMaps(t *testing.T) {
 	}
 	for _, mounts := range []bool{false, true} {
 		a := &audit.Ancestry{PID: copied.Pid, StartTime: start}
-		inspect.ReadFacts(a, mounts)
+		inspect.ReadFacts(a, mounts, time.Time{})
 		if a.Held == nil || a.FactsErr != "" || a.FactsGone || (len(a.IDMapped) > 0) != mounts {
 			t.Errorf("ReadFacts(mounts %v) = held %v, %d idmapped mounts, error %q, gone %v", mounts, a.Held, len(a.IDMapped), a.FactsErr, a.FactsGone)
 		}
@@ -672,7 +691,7 @@ func TestReadIDMappedMaps(t *testing.T) {
 		// held_ids_mapped alone judged first): read then. They were not,
 		// and host_root_unmapped passed the idmapped mount by.
 		held := a.Held
-		inspect.ReadFacts(a, true)
+		inspect.ReadFacts(a, true, time.Time{})
 		if a.Held != held || len(a.IDMapped) != 1 || a.FactsErr != "" || a.FactsGone {
 			t.Errorf("ReadFacts(mounts true) after ReadFacts(mounts %v) = held %v (read again: %v), %d idmapped mounts, error %q, gone %v", mounts, a.Held, a.Held != held, len(a.IDMapped), a.FactsErr, a.FactsGone)
 		}

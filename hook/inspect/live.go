@@ -94,6 +94,17 @@ func (l *LiveOnce) Deadline() time.Time {
 	return l.deadline
 }
 
+// FactsDeadline returns when reads of the container's process beside the
+// scan ([ReadFacts]) that start now must end: half the scan's budget
+// from now (past already for a negative budget); zero without a limit.
+// The scan, if it is made, has its whole budget from its own start.
+func (l *LiveOnce) FactsDeadline() time.Time {
+	if l.budget == 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(l.budget / 2)
+}
+
 // ErrIncomplete matches errors of a scan that ran out of time.
 var ErrIncomplete = errors.New("scan of the running processes did not finish in time")
 

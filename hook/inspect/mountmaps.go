@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -113,7 +114,7 @@ type mntIDReq struct {
 // pid's mount namespace, or says in each one's Err why they are not
 // known. Called only when there are some: it lists the namespace's
 // mounts, a system call each.
-func readMountMaps(nsOf func() (*mountNS, error), ms []audit.IDMappedMount, ids []idmappedMount) {
+func readMountMaps(nsOf func() (*mountNS, error), ms []audit.IDMappedMount, ids []idmappedMount, deadline time.Time) {
 	fail := func(err error) {
 		for i := range ms {
 			ms[i].Err = err.Error()
@@ -135,6 +136,9 @@ func readMountMaps(nsOf func() (*mountNS, error), ms []audit.IDMappedMount, ids 
 	buf := make([]byte, smStr+256)
 	found := 0
 	err = listMounts(ns, func(id uint64) (bool, error) {
+		if pastDeadline(deadline) {
+			return false, fmt.Errorf("inspect: the mounts' maps: %w", errTimeUp)
+		}
 		n, err := statmount(id, ns, statmountSBBasic|statmountMntBasic, buf)
 		if errors.Is(err, unix.ENOENT) {
 			return true, nil // unmounted since listed
