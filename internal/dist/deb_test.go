@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nsrel/nsrel/internal/nstest"
 )
@@ -15,14 +17,59 @@ import (
 // TestDebianPackage builds the package with `make deb`, checks it with
 // lintian (no error), installs it with dpkg on this machine, runs the
 // installed commands, and purges it. It restores what it changed: an
-// /etc/nsrel that existed before is moved aside and put back.
+// /etc/nsrel that existed before is moved aside and put back. Runs of
+// the suite at the same time take turns (a lock); a run killed while the
+// package was installed left it, and every later run failed until it was
+// purged by hand: a marker says the test installed it, and the next run
+// purges it and puts /etc/nsrel back.
 func TestDebianPackage(t *testing.T) {
 	nstest.RequireRoot(t)
 	dpkg := nstest.RequireCmd(t, "dpkg")
 	dpkgDeb := nstest.RequireCmd(t, "dpkg-deb")
 	lintian := nstest.RequireCmd(t, "lintian")
-	if out, _ := exec.Command("dpkg-query", "-W", "-f=${Status}", "nsrel").Output(); strings.Contains(string(out), "installed") {
-		t.Fatalf("the nsrel package is installed on this machine (%s): the test would remove it", out)
+	const (
+		marker = "/var/tmp/nsrel-package-test.installed"
+		aside  = "/etc/nsrel.before-nsrel-package-test"
+	)
+	lock, err := os.OpenFile("/run/nsrel-package-test.lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() }) // last: the lock is held until the package is purged
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		out, _ := exec.Command("dpkg-query", "-W", "-f=${Status}", "nsrel").Output()
+		return string(out)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		// A run killed with the package installed.
+		if st := status(); strings.Contains(st, "installed") || strings.Contains(st, "config-files") {
+			// Its dpkg may still run (killed with the test, it goes on):
+			// the purge waits for dpkg's lock, a minute at most.
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+				out, err := exec.Command(dpkg, "--purge", "nsrel").CombinedOutput()
+				if err == nil {
+					break
+				}
+				if !bytes.Contains(out, []byte("lock was locked by another process")) || time.Now().After(deadline) {
+					t.Fatalf("purging the package a killed run left: %v\n%s", err, out)
+				}
+			}
+		}
+		if _, err := os.Lstat(aside); err == nil {
+			os.RemoveAll("/etc/nsrel")
+			if err := os.Rename(aside, "/etc/nsrel"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Remove(marker); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := status(); strings.Contains(st, "installed") {
+		t.Fatalf("the nsrel package is installed on this machine (%s): the test would remove it", st)
 	}
 	for _, f := range []string{"/usr/bin/lsuserns", "/usr/bin/lspidns", "/usr/sbin/nsrel-hook", "/usr/sbin/nsrel-containerd"} {
 		if _, err := os.Lstat(f); err == nil {
@@ -30,7 +77,9 @@ func TestDebianPackage(t *testing.T) {
 		}
 	}
 	if _, err := os.Lstat("/etc/nsrel"); err == nil {
-		aside := "/etc/nsrel.before-nsrel-package-test"
+		if err := os.WriteFile(marker, []byte("TestDebianPackage moved /etc/nsrel aside, or installed the nsrel package\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.Rename("/etc/nsrel", aside); err != nil {
 			t.Fatal(err)
 		}
@@ -38,14 +87,22 @@ func TestDebianPackage(t *testing.T) {
 			os.RemoveAll("/etc/nsrel")
 			if err := os.Rename(aside, "/etc/nsrel"); err != nil {
 				t.Errorf("restoring /etc/nsrel: %v", err)
+				return
+			}
+			if st := status(); !strings.Contains(st, "installed") && !strings.Contains(st, "config-files") {
+				os.Remove(marker)
 			}
 		})
 	}
 	t.Cleanup(func() {
-		if out, _ := exec.Command("dpkg-query", "-W", "-f=${Status}", "nsrel").Output(); strings.Contains(string(out), "installed") || strings.Contains(string(out), "config-files") {
+		if st := status(); strings.Contains(st, "installed") || strings.Contains(st, "config-files") {
 			if out, err := exec.Command(dpkg, "--purge", "nsrel").CombinedOutput(); err != nil {
 				t.Errorf("dpkg --purge: %v\n%s", err, out)
+				return // the marker stays: the next run purges it
 			}
+		}
+		if _, err := os.Lstat(aside); err != nil {
+			os.Remove(marker) // else after /etc/nsrel is put back
 		}
 	})
 
@@ -89,6 +146,9 @@ func TestDebianPackage(t *testing.T) {
 		}
 	}
 
+	if err := os.WriteFile(marker, []byte("TestDebianPackage installed the nsrel package\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	run(t, "", dpkg, "-i", deb)
 	for _, args := range [][]string{
 		{"/usr/bin/lsuserns", "--version"},

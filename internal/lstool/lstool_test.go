@@ -609,8 +609,9 @@ func TestSeveralRoots(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	if err := cmd.Wait(); err != nil {
+	// Its sleep goes with it: its group is killed before it is reaped
+	// (killed after, by its ID, the group could have been another's).
+	if err := nstest.WaitGroup(cmd); err != nil {
 		t.Fatalf("lsuserns in a user namespace: %v\n%s", err, stderr.String())
 	}
 	var u1 uint64

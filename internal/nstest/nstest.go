@@ -120,6 +120,20 @@ func killGroupOf(pgid int, reaped uint64) {
 	}
 }
 
+// WaitGroup waits for cmd's process, the leader of a process group of
+// its own (Setpgid), to exit, kills what is left in its group while the
+// leader, not yet reaped, still holds the group's ID, and then reaps it:
+// cmd.Wait's error. A kill of the group once the leader was reaped
+// could reach another package's group that took the ID since.
+func WaitGroup(cmd *exec.Cmd) error {
+	pid := cmd.Process.Pid
+	var info unix.Siginfo
+	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
+	return cmd.Wait()
+}
+
 // bootTicks returns the time since boot in clock ticks (USER_HZ, 100),
 // as process start times count it; the largest value when it cannot be
 // read (every process started before).

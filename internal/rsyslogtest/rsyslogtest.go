@@ -151,7 +151,8 @@ func (d *Daemon) launch(t testing.TB) {
 	done := make(chan struct{})
 	d.done = done
 	cmd := d.cmd
-	go func() { cmd.Wait(); close(done) }()
+	// What it leaves in its process group goes with it.
+	go func() { nstest.WaitGroup(cmd); close(done) }()
 }
 
 // Stop stops the daemon as a service manager does, with SIGTERM, and
@@ -216,7 +217,8 @@ func (d *Daemon) stop(t testing.TB) {
 		return
 	}
 	pid := d.cmd.Process.Pid
-	syscall.Kill(pid, syscall.SIGTERM)
+	// Through its pidfd: a PID reaped is never another's signal.
+	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:
 	case <-time.After(stopGrace):
@@ -224,8 +226,10 @@ func (d *Daemon) stop(t testing.TB) {
 		// test that is over.
 		t.Logf("rsyslogd %s (pid %d) did not exit %v after SIGTERM; killing it", d.Name, pid, stopGrace)
 	}
-	// Whatever it left in its process group goes too.
-	syscall.Kill(-pid, syscall.SIGKILL)
+	// Its process group goes with it (WaitGroup in launch); signalled
+	// by its ID once it was reaped, another package's group that took
+	// the ID would have.
+	d.cmd.Process.Kill()
 	select {
 	case <-d.done:
 	case <-time.After(Timeout):

@@ -415,53 +415,82 @@ func TestPIDNamespaceOwnedByAnotherUserNS(t *testing.T) {
 // TestOwnerNameFromNSS names the owner of a user namespace through the
 // system's name service: a user that only libnss-extrausers knows
 // (/var/lib/extrausers/passwd, "extrausers" on the passwd line of
-// /etc/nsswitch.conf; both restored afterwards), as LDAP or SSSD users
-// are unknown to /etc/passwd.
+// /etc/nsswitch.conf), as LDAP or SSSD users are unknown to /etc/passwd.
+// The scan runs in a process of its own mount namespace, where the
+// test's files are bind-mounted over the host's: the test edited the
+// host's files and put them back, which another run of the suite at the
+// same time undid (its lookup failed), and a run killed meanwhile left
+// the edits for good.
 func TestOwnerNameFromNSS(t *testing.T) {
 	nstest.RequireRoot(t)
 	_, err := os.Stat("/usr/lib/libnss_extrausers.so.2")
 	nstest.Require(t, err == nil, "needs libnss-extrausers: %v", err)
 	const uid, name = 4243, "nsrel-nss-test"
-	replace := func(path string, edit func([]byte) []byte) {
-		old, err := os.ReadFile(path)
-		existed := err == nil
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Fatal(err)
+	dir := t.TempDir()
+	nss, err := os.ReadFile("/etc/nsswitch.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(nss), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "passwd:") && !strings.Contains(l, "extrausers") {
+			lines[i] = l + " extrausers"
 		}
-		t.Cleanup(func() {
-			if existed {
-				err = os.WriteFile(path, old, 0o644)
-			} else {
-				err = os.Remove(path)
-			}
-			if err != nil {
-				t.Error(err)
-			}
-		})
-		if err := os.WriteFile(path, edit(old), 0o644); err != nil {
+	}
+	users := filepath.Join(dir, "extrausers")
+	if err := os.Mkdir(users, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for path, data := range map[string]string{
+		filepath.Join(dir, "nsswitch.conf"): strings.Join(lines, "\n"),
+		filepath.Join(users, "passwd"):      fmt.Sprintf("%s:x:%d:%d::/nonexistent:/usr/sbin/nologin\n", name, uid, uid),
+	} {
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	replace("/var/lib/extrausers/passwd", func(old []byte) []byte {
-		return fmt.Appendf(old, "%s:x:%d:%d::/nonexistent:/usr/sbin/nologin\n", name, uid, uid)
-	})
-	replace("/etc/nsswitch.conf", func(old []byte) []byte {
-		lines := strings.Split(string(old), "\n")
-		for i, l := range lines {
-			if strings.HasPrefix(l, "passwd:") && !strings.Contains(l, "extrausers") {
-				lines[i] = l + " extrausers"
-			}
-		}
-		return []byte(strings.Join(lines, "\n"))
-	})
+	// The mount point (an empty directory, left: removing it while
+	// another run's scan has its files mounted there would unmount
+	// them).
+	if err := os.MkdirAll("/var/lib/extrausers", 0o755); err != nil {
+		t.Fatal(err)
+	}
 	p := nstest.Sleep(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}, "-U")
-	m := discoverT(t, discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
-	n := m.Lookup(nsrel.TypeUser, ino(t, nstest.NSPath(p.Pid, "user")))
-	if n == nil || n.OwnerUID != uid || n.OwnerName != name {
-		t.Fatalf("namespace %+v, want owner %s (%d)", n, name, uid)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "NSREL_DISCOVER_HELPER=nss", "NSREL_NSS_DIR="+dir, "NSREL_NSS_INO="+strconv.FormatUint(ino(t, nstest.NSPath(p.Pid, "user")), 10))
+	// A mount namespace of its own (Go makes its mounts private).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	out, err := cmd.CombinedOutput()
+	if want := fmt.Sprintf("OWNER %d %s\nROOT root\n", uid, name); err != nil || string(out) != want {
+		t.Errorf("the scan with the name service's files: %v, output %q; want %q", err, out, want)
 	}
-	if root := m.Lookup(nsrel.TypeUser, nsrel.InitialUserNSIno); root.OwnerName != "root" {
-		t.Errorf("initial namespace owner %q, want root", root.OwnerName)
+}
+
+// nssHelper is TestOwnerNameFromNSS's scan, in a mount namespace of its
+// own: it mounts the test's nsswitch.conf and extrausers files over the
+// system's, and prints the owner of the user namespace NSREL_NSS_INO and
+// the initial one's owner's name.
+func nssHelper() {
+	dir := os.Getenv("NSREL_NSS_DIR")
+	for src, dst := range map[string]string{filepath.Join(dir, "nsswitch.conf"): "/etc/nsswitch.conf", filepath.Join(dir, "extrausers"): "/var/lib/extrausers"} {
+		if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+			fmt.Printf("ERROR: bind %s: %v\n", dst, err)
+			os.Exit(1)
+		}
+	}
+	m, err := discover.Discover(discover.Options{Types: []nsrel.Type{nsrel.TypeUser}})
+	if err != nil {
+		fmt.Println("ERROR:", err)
+		os.Exit(1)
+	}
+	want, _ := strconv.ParseUint(os.Getenv("NSREL_NSS_INO"), 10, 64)
+	if n := m.Lookup(nsrel.TypeUser, want); n == nil {
+		fmt.Printf("ERROR: user:[%d] not found\n", want)
+	} else {
+		fmt.Printf("OWNER %d %s\n", n.OwnerUID, n.OwnerName)
+	}
+	if root := m.Lookup(nsrel.TypeUser, nsrel.InitialUserNSIno); root != nil {
+		fmt.Printf("ROOT %s\n", root.OwnerName)
 	}
 }
 
@@ -559,6 +588,9 @@ func TestMain(m *testing.M) {
 		return
 	case "fakeproc":
 		fakeProcHelper()
+		return
+	case "nss":
+		nssHelper()
 		return
 	}
 	os.Exit(m.Run())
