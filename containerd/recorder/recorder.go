@@ -2110,7 +2110,11 @@ func (r *Recorder) appendStart(ctx context.Context, rec *audit.Record, pid int, 
 	}()
 	if !byID || startTime == 0 {
 		// As [audit.Log.AppendStart], noting the start found.
-		return r.Log.AppendAfterLast(ctx, rec.ContainerID, audit.StartMatcher(pid, startTime), func(last *audit.Record) (*audit.Record, error) {
+		match := audit.StartMatcher(pid, startTime)
+		if startTime == 0 {
+			match = unendedStart(pid, rec.Namespace)
+		}
+		return r.Log.AppendAfterLast(ctx, rec.ContainerID, match, func(last *audit.Record) (*audit.Record, error) {
 			if prev = last; last != nil {
 				return nil, nil
 			}
@@ -2165,6 +2169,26 @@ func (r *Recorder) appendStart(ctx context.Context, rec *audit.Record, pid int, 
 		}
 		return rec, nil
 	})
+}
+
+// unendedStart is the match of a start of the process pid whose start
+// time is unknown (gone before it was read: a quick task, a busy
+// recorder) for a search backward: a start of the ID with the PID, of
+// this boot, in namespace ns or none (the hook's, the NRI plugin's),
+// that no record met before it ended (an exit in ns, a poststop, or a
+// start ended that refers to it). Any start with the PID was taken for
+// this one: an earlier task of the container, ended, whose PID came
+// round again, or a task of the ID in another namespace, and the task
+// that ran had no start record at all.
+func unendedStart(pid int, ns string) func(*audit.Record) bool {
+	same := audit.StartMatcher(pid, 0)
+	ended := map[uint64]bool{}
+	return func(x *audit.Record) bool {
+		if x.Ref != nil && (x.Stage == audit.StagePoststop || x.Stage == audit.StageExit && x.Namespace == ns || audit.IsStart(x.Stage) && ended[x.Seq]) {
+			ended[x.Ref.Seq] = true
+		}
+		return same(x) && !ended[x.Seq] && (x.Namespace == ns || x.Namespace == "")
+	}
 }
 
 // keep queues a record whose append failed (err), or that comes after
