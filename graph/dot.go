@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/nsrel/nsrel/internal/vocab"
+	"github.com/nsrel/nsrel/tree"
 )
 
 // LabelWidth is the longest label line, in characters; a longer one
@@ -107,7 +108,8 @@ func (n *Node) Lines() []string {
 	}
 	for i, s := range l {
 		if r := []rune(s); len(r) > LabelWidth {
-			l[i] = string(r[:LabelWidth-1]) + "…"
+			// Never inside an escape ("\u{e01" read as text).
+			l[i] = tree.CutBefore(s, len(string(r[:LabelWidth-1]))) + "…"
 		}
 	}
 	return l

@@ -485,3 +485,26 @@ func TestSVGErrorEscaped(t *testing.T) {
 		t.Errorf("error %q; want dot's message escaped", err)
 	}
 }
+
+// TestLabelCutKeepsEscapes: a label line longer than LabelWidth is cut
+// before an escape the cut would fall inside: "\u{e01" read as text.
+func TestLabelCutKeepsEscapes(t *testing.T) {
+	for pad := 50; pad < 64; pad++ {
+		m := discover.NewModel()
+		name := strings.Repeat("x", pad) + strings.Repeat("\u034f", 10)
+		m.Add(&discover.Namespace{Type: nsrel.TypeUser, Ino: 4026532176, OwnerUID: 1000, OwnerName: "alice",
+			Processes:  []discover.Process{{PID: 42, Comm: "sleep"}},
+			Containers: []discover.Container{{ID: "c1", Engine: "podman", PID: 42, Name: name}}})
+		m.Link()
+		g := graph.Build(m, graph.Options{})
+		for _, l := range g.Nodes[0].Lines() {
+			cut, ok := strings.CutSuffix(l, "…")
+			if !ok {
+				continue
+			}
+			if i := strings.LastIndexByte(cut, '\\'); i >= 0 && tree.EscapeLen(cut[i:]) > len(cut)-i {
+				t.Errorf("pad %d: label %q cut inside an escape", pad, l)
+			}
+		}
+	}
+}

@@ -66,6 +66,11 @@ func CutToWidth(s string, w int) string {
 	return s
 }
 
+// CutBefore returns s cut at byte i (a character boundary), or before
+// the escape ([EscapeLen]) the cut would fall inside: for a label cut to
+// a length, whose escapes must stay whole.
+func CutBefore(s string, i int) string { return s[:escapeStart(s, i)] }
+
 // escapeStart returns where the escape that the cut at i falls inside
 // starts, or i when it falls between characters.
 func escapeStart(s string, i int) int {

@@ -833,11 +833,17 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	// that read as records, at least their heads; left the lines left
 	// out that damage records list.
 	bad, matched, damagedMatch, heads, left := 0, 0, 0, 0, 0
-	// badRefs are the damaged lines without a head: those a damage
-	// record lists are recorded damage, left out, not skipped (show
-	// said "skipped ...; run audit verify" of damage recorded and
-	// acknowledged).
+	// badRefs are the damaged lines without a head, longs those longer
+	// than any record: those a damage record lists are recorded damage,
+	// left out, not skipped (show said "skipped ...; run audit verify"
+	// of damage recorded and acknowledged).
 	var badRefs []lineRef
+	type longLine struct {
+		file   int
+		offset int64
+		key    audit.LineKey
+	}
+	var longs []longLine
 	for l, err := range snap.Lines() {
 		if err != nil {
 			fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))
@@ -845,6 +851,10 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 		}
 		if l.Torn || l.Long > 0 {
 			bad++
+			if !l.Torn {
+				// Longer than any record: by its key.
+				longs = append(longs, longLine{snap.FileIndex(l.File), l.Offset, audit.LineKey{SHA256: l.Sum, Bytes: int(l.Long)}})
+			}
 			continue
 		}
 		if _, torn := audit.TornLineKey(l.Data); torn {
@@ -894,6 +904,12 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 		}
 	}
 	badRefs = nil
+	for _, l := range longs {
+		if listed.HasKey(files[l.file], l.offset, l.key) {
+			bad--
+			left++
+		}
+	}
 	var buf []byte
 	wrote := false
 	for start := 0; start < len(refs); {

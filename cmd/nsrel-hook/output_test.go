@@ -40,31 +40,45 @@ func TestRefusalLineEscapedOnce(t *testing.T) {
 	}
 }
 
-// TestShowRecordedDamageLeftOut: a damaged line without a head that the
-// chain's damage record lists is recorded damage: show leaves it out as
-// it leaves out every line damage records list, and no longer says it
-// skipped damage to verify, before the ack and after it (it did until
-// the log's end).
+// TestShowRecordedDamageLeftOut: a damaged line without a head, or
+// longer than any record, that the chain's damage record lists is
+// recorded damage: show leaves it out as it leaves out every line damage
+// records list, and no longer says it skipped damage to verify, before
+// the ack and after it (it did until the log's end).
 func TestShowRecordedDamageLeftOut(t *testing.T) {
-	e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
-	createRuntime(t, e, "w1")
-	garble(t, e.log)
-	const skipped = "nsrel-hook: audit show: skipped 1 damaged or torn line(s); run `nsrel-hook audit verify`\n"
-	const left = "nsrel-hook: audit show: left out 1 line(s) that damage records list"
-	if code, _, stderr := run("", "audit", "show", e.log); code != 0 || stderr != skipped {
-		t.Errorf("damage not recorded yet: exit %d, stderr %q; want 0 and %q", code, stderr, skipped)
-	}
-	createRuntime(t, e, "w2")
-	for _, when := range []string{"recorded", "acknowledged"} {
-		if when == "acknowledged" {
-			if code, _, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(t, e.log), "--reason", "checked"); code != 0 {
-				t.Fatalf("ack: exit %d: %s", code, stderr)
+	for name, damage := range map[string]string{
+		"headless":     "zzzz damaged\n",
+		"over MaxLine": strings.Repeat("z", audit.MaxLine+10) + "\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, "hook.json", func(c map[string]any) { c["syslog"] = "" })
+			createRuntime(t, e, "w1")
+			f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		code, out, stderr := run("", "audit", "show", e.log)
-		if code != 0 || strings.Contains(stderr, "skipped") || !strings.HasPrefix(stderr, left) || strings.Count(stderr, "\n") != 1 || !strings.Contains(out, "container w2") {
-			t.Errorf("damage %s: exit %d, stderr %q; want 0, w2 shown and only %q...", when, code, stderr, left)
-		}
+			if _, err := f.WriteString(damage); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			const skipped = "nsrel-hook: audit show: skipped 1 damaged or torn line(s); run `nsrel-hook audit verify`\n"
+			const left = "nsrel-hook: audit show: left out 1 line(s) that damage records list"
+			if code, _, stderr := run("", "audit", "show", e.log); code != 0 || stderr != skipped {
+				t.Errorf("damage not recorded yet: exit %d, stderr %q; want 0 and %q", code, stderr, skipped)
+			}
+			createRuntime(t, e, "w2")
+			for _, when := range []string{"recorded", "acknowledged"} {
+				if when == "acknowledged" {
+					if code, _, stderr := run("", "--config", e.config, "audit", "ack", damageSeq(t, e.log), "--reason", "checked"); code != 0 {
+						t.Fatalf("ack: exit %d: %s", code, stderr)
+					}
+				}
+				code, out, stderr := run("", "audit", "show", e.log)
+				if code != 0 || strings.Contains(stderr, "skipped") || !strings.HasPrefix(stderr, left) || strings.Count(stderr, "\n") != 1 || !strings.Contains(out, "container w2") {
+					t.Errorf("damage %s: exit %d, stderr %q; want 0, w2 shown and only %q...", when, code, stderr, left)
+				}
+			}
+		})
 	}
 }
 

@@ -717,6 +717,22 @@ func (d *Listed) listing(file string, offset int64, data []byte) (listing, bool)
 // Has reports whether a damage record that counts lists the line data
 // at offset of file.
 func (d *Listed) Has(file string, offset int64, data []byte) bool {
+	d.resolve()
+	k, ok := d.lines[lineAt{d.key(file), offset}]
+	return ok && k.Bytes == len(data) && k == LineKeyOf(data)
+}
+
+// HasKey is [Listed.Has] of a line known by its key (one longer than
+// [MaxLine], which [Snapshot.Lines] gives by its length and sum).
+func (d *Listed) HasKey(file string, offset int64, key LineKey) bool {
+	d.resolve()
+	k, ok := d.lines[lineAt{d.key(file), offset}]
+	return ok && k == key
+}
+
+// resolve keeps the lines the damage records met going forward list,
+// once they are all met.
+func (d *Listed) resolve() {
 	if !d.resolved {
 		// The last first: whether one counts depends on those after it.
 		d.lines, d.resolved = nil, true
@@ -724,8 +740,6 @@ func (d *Listed) Has(file string, offset int64, data []byte) bool {
 			d.count(d.damages[i])
 		}
 	}
-	k, ok := d.lines[lineAt{d.key(file), offset}]
-	return ok && k.Bytes == len(data) && k == LineKeyOf(data)
 }
 
 // lineAt is a line of a log's file: its base name and offset, as a

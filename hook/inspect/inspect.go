@@ -561,6 +561,11 @@ func readIDMapped(pid int, deadline time.Time) ([]audit.IDMappedMount, error) {
 		hostRead = mountsOf(func() (*mountNS, error) { return self, err }, host, deadline)
 		self.Close()
 	}
+	if pastDeadline(deadline) {
+		// Maps cut short (the host's, say) would not match their
+		// copies: the runtime's own mounts judged as the container's.
+		return nil, fmt.Errorf("inspect: the mounts' maps: %w", errTimeUp)
+	}
 	var out []audit.IDMappedMount
 	for _, i := range notCopies(signatures(mine, read), signatures(host, hostRead)) {
 		out = append(out, read[i])

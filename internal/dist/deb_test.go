@@ -39,13 +39,18 @@ func TestDebianPackage(t *testing.T) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	status := func() string {
+	// present reports whether dpkg has the package in any state but
+	// not-installed (unpacked, half-configured and config-files too:
+	// a run killed between unpack and configure, a postinst that
+	// failed), and its status.
+	present := func() (bool, string) {
 		out, _ := exec.Command("dpkg-query", "-W", "-f=${Status}", "nsrel").Output()
-		return string(out)
+		f := strings.Fields(string(out))
+		return len(f) == 3 && f[2] != "not-installed", string(out)
 	}
 	if _, err := os.Stat(marker); err == nil {
 		// A run killed with the package installed.
-		if st := status(); strings.Contains(st, "installed") || strings.Contains(st, "config-files") {
+		if ok, _ := present(); ok {
 			// Its dpkg may still run (killed with the test, it goes on):
 			// the purge waits for dpkg's lock, a minute at most.
 			for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
@@ -68,8 +73,8 @@ func TestDebianPackage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := status(); strings.Contains(st, "installed") {
-		t.Fatalf("the nsrel package is installed on this machine (%s): the test would remove it", st)
+	if ok, st := present(); ok {
+		t.Fatalf("the nsrel package is on this machine (%s): the test would remove it", st)
 	}
 	for _, f := range []string{"/usr/bin/lsuserns", "/usr/bin/lspidns", "/usr/sbin/nsrel-hook", "/usr/sbin/nsrel-containerd"} {
 		if _, err := os.Lstat(f); err == nil {
@@ -89,13 +94,13 @@ func TestDebianPackage(t *testing.T) {
 				t.Errorf("restoring /etc/nsrel: %v", err)
 				return
 			}
-			if st := status(); !strings.Contains(st, "installed") && !strings.Contains(st, "config-files") {
+			if ok, _ := present(); !ok {
 				os.Remove(marker)
 			}
 		})
 	}
 	t.Cleanup(func() {
-		if st := status(); strings.Contains(st, "installed") || strings.Contains(st, "config-files") {
+		if ok, _ := present(); ok {
 			if out, err := exec.Command(dpkg, "--purge", "nsrel").CombinedOutput(); err != nil {
 				t.Errorf("dpkg --purge: %v\n%s", err, out)
 				return // the marker stays: the next run purges it

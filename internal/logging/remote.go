@@ -421,14 +421,17 @@ const maxValue = 8192
 // '"', '\' and ']': an escape takes several bytes for one, and a
 // container controls some of the text.
 func printableCut(s string) string {
-	s = vocab.Printable(vocab.Cut(s, maxValue))
+	raw := vocab.Cut(s, maxValue)
 	for {
-		n := len(s) + strings.Count(s, `"`) + strings.Count(s, `\`) + strings.Count(s, "]")
+		// Cut before it is quoted: a quoted value cut ends inside an
+		// escape, without its closing quote, and decodes no more.
+		q := vocab.Printable(raw)
+		n := len(q) + strings.Count(q, `"`) + strings.Count(q, `\`) + strings.Count(q, "]")
 		if n <= maxValue {
-			return s
+			return q
 		}
 		// In proportion (escapes may be most of it), then again.
-		s = vocab.Cut(s, min(len(s)-1, len(s)*maxValue/n))
+		raw = vocab.Cut(raw, min(len(raw)-1, len(raw)*maxValue/n))
 	}
 }
 

@@ -38,6 +38,7 @@ func Escape(s string) string {
 		return s
 	}
 	var b strings.Builder
+	prev := rune(-1)
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
@@ -47,11 +48,12 @@ func Escape(s string) string {
 			b.WriteString(`\\`)
 		case r < 0x20 || r == 0x7f:
 			b.WriteString(`\x` + hex2(byte(r)))
-		case r >= 0x80 && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) && r != ' ' || unseen(r)):
+		case r >= 0x80 && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) && r != ' ' || unseen(prev, r)):
 			b.WriteString(`\u{` + strconv.FormatInt(int64(r), 16) + `}`)
 		default:
 			b.WriteString(s[i : i+size])
 		}
+		prev = r
 		i += size
 	}
 	return b.String()
@@ -118,13 +120,23 @@ func hex2(c byte) string {
 }
 
 // unseen reports whether r, a rune Go counts as printable, shows as
-// nothing, or as a blank, or stands for bytes lost: U+FFFD (a state's
-// invalid UTF-8 decodes to it), the variation selectors and the other
+// nothing, or as a blank, or stands for bytes lost, after prev (-1 at
+// the start): U+FFFD (a state's invalid UTF-8 decodes to it), the
 // default-ignorable code points (U+034F, the Hangul fillers U+115F,
-// U+1160, U+3164 and U+FFA0, U+17B4), and the braille blank U+2800.
-// "a\u034fb" printed as "ab": another name's look.
-func unseen(r rune) bool {
-	return r >= 0x80 && (r == utf8.RuneError || r == '\u2800' || unicode.Is(unicode.Variation_Selector, r) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r))
+// U+1160, U+3164 and U+FFA0, U+17B4), the braille blank U+2800, and a
+// variation selector that belongs to no variation sequence: at the
+// start, after ASCII or after a rune that shows as nothing. One after a
+// non-ASCII character (an emoji's U+FE0F, an ideograph's U+E0100, a
+// Mongolian letter's U+180B) is part of the text. "a\u034fb" printed as
+// "ab": another name's look.
+func unseen(prev, r rune) bool {
+	switch {
+	case r < 0x80:
+		return false
+	case unicode.Is(unicode.Variation_Selector, r):
+		return prev < 0x80 || !unicode.IsPrint(prev) || unicode.Is(unicode.Variation_Selector, prev) || unseen(-1, prev)
+	}
+	return r == utf8.RuneError || r == '\u2800' || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r)
 }
 
 // Printable returns s unchanged when every rune is printable, else s
@@ -133,10 +145,12 @@ func unseen(r rune) bool {
 // no rune Printable quotes: a message that holds it is not quoted again
 // (its backslashes doubled).
 func Printable(s string) string {
+	prev := rune(-1)
 	for _, r := range s {
-		if !unicode.IsPrint(r) || unseen(r) {
+		if !unicode.IsPrint(r) || unseen(prev, r) {
 			return GoQuote(s)
 		}
+		prev = r
 	}
 	return s
 }
@@ -147,19 +161,26 @@ func Printable(s string) string {
 // quotes.
 func GoQuote(s string) string {
 	q := strconv.Quote(s)
-	if !strings.ContainsFunc(q, unseen) {
-		return q
-	}
 	var b strings.Builder
-	for _, r := range q {
-		switch {
-		case !unseen(r):
+	prev, plain := rune(-1), true
+	for i, r := range q {
+		if unseen(prev, r) {
+			if plain {
+				b.WriteString(q[:i])
+				plain = false
+			}
+			if r > 0xffff {
+				fmt.Fprintf(&b, `\U%08x`, r)
+			} else {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
+		} else if !plain {
 			b.WriteRune(r)
-		case r > 0xffff:
-			fmt.Fprintf(&b, `\U%08x`, r)
-		default:
-			fmt.Fprintf(&b, `\u%04x`, r)
 		}
+		prev = r
+	}
+	if plain {
+		return q
 	}
 	return b.String()
 }
@@ -258,10 +279,12 @@ func AppendSafeJSON(dst, j []byte) []byte {
 	u := func(dst []byte, r rune) []byte {
 		return append(dst, '\\', 'u', digits[r>>12&15], digits[r>>8&15], digits[r>>4&15], digits[r&15])
 	}
+	prev := rune(-1)
 	for i := 0; i < len(j); {
 		c := j[i]
 		if c < 0x7f {
 			dst = append(dst, c)
+			prev = rune(c)
 			i++
 			continue
 		}
@@ -269,7 +292,7 @@ func AppendSafeJSON(dst, j []byte) []byte {
 		switch {
 		case r == utf8.RuneError && size <= 1:
 			dst = u(dst, utf8.RuneError)
-		case !unicode.IsPrint(r): // DEL, C1 controls, Cf and other unprintables
+		case !unicode.IsPrint(r) || unseen(prev, r): // DEL, C1 controls, Cf and other unprintables; runes that show as nothing
 			if r > 0xffff {
 				r1, r2 := utf16.EncodeRune(r)
 				dst = u(u(dst, r1), r2)
@@ -279,6 +302,7 @@ func AppendSafeJSON(dst, j []byte) []byte {
 		default:
 			dst = append(dst, j[i:i+size]...)
 		}
+		prev = r
 		i += size
 	}
 	return dst

@@ -142,6 +142,11 @@ func TestEscape(t *testing.T) {
 		{"a\u034fb", `a\u{34f}b`},
 		{"x\ufe0f\U000E0100\u3164\uffa0\u115f\u17b4\u2800", `x\u{fe0f}\u{e0100}\u{3164}\u{ffa0}\u{115f}\u{17b4}\u{2800}`},
 		{"\u0301é\u0915\u093f", "\u0301é\u0915\u093f"}, // combining marks of letters stay
+		// A variation selector in a variation sequence is text; alone,
+		// after ASCII or after another, it shows as nothing.
+		{"❤\ufe0f-web 葛\U000E0100城 ᠮ\u180b", "❤\ufe0f-web 葛\U000E0100城 ᠮ\u180b"},
+		{"\ufe0fweb", `\u{fe0f}web`},
+		{"❤\ufe0f\ufe0f", "❤\ufe0f\\u{fe0f}"},
 	} {
 		if got := Escape(tc.in); got != tc.want {
 			t.Errorf("Escape(%q) = %q, want %q", tc.in, got, tc.want)
@@ -158,7 +163,7 @@ func FuzzEscape(f *testing.F) {
 			t.Fatalf("Escape(%q) = %q is not UTF-8", s, e)
 		}
 		for _, r := range e {
-			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u202e' || r == '\u034f' || r == '\ufe0f' || r == '\ufffd' {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u202e' || r == '\u034f' || r == '\ufffd' {
 				t.Fatalf("Escape(%q) = %q keeps %U", s, e, r)
 			}
 		}
@@ -176,6 +181,9 @@ func TestAppendSafeJSON(t *testing.T) {
 		{"{\"p\":\"a\u202eb\u200bc\"}", `{"p":"a\u202eb\u200bc"}`},
 		{"{\"p\":\"tag\U000E0041\"}", `{"p":"tag\udb40\udc41"}`},
 		{"{\"p\":\"bad\xffbyte\"}", `{"p":"bad\ufffdbyte"}`},
+		// Runes that show as nothing, as Escape spells them; an emoji's
+		// variation selector stays.
+		{"{\"id\":\"web\u034f1\u3164\ufe0f ❤\ufe0f\"}", "{\"id\":\"web\\u034f1\\u3164\\ufe0f ❤\ufe0f\"}"},
 		{`{"esc":"already \u001b escaped \\ \""}`, `{"esc":"already \u001b escaped \\ \""}`},
 	} {
 		if got := string(AppendSafeJSON(nil, []byte(tc.in))); got != tc.want {
