@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nsrel/nsrel/hook/audit"
@@ -267,13 +268,7 @@ func TestListedMadeUpFiled(t *testing.T) {
 // the damage record's own file) and left the records out. Only the log's
 // own names count.
 func TestMadeUpRetentionNamesHideNothing(t *testing.T) {
-	l, path, key, ckfile := victimLog(t)
-	files, err := l.Files()
-	if err != nil || len(files) != 2 {
-		t.Fatalf("files %v, %v; want a rotated file and the current one", files, err)
-	}
-	vOff, vKey := keyAt(t, path, `"container_id":"victim"`)
-	rOff, rKey := keyAt(t, files[0], `"container_id":"c27"`)
+	l, path, key, ckfile, files, vOff, vKey, rOff, rKey := victimsInTwoFiles(t)
 	other := "bar" + filepath.Ext(files[0])
 	for _, name := range []string{"foo", other} {
 		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: name, FirstSeq: 1, LastSeq: 0}}); err != nil {
@@ -288,4 +283,53 @@ func TestMadeUpRetentionNamesHideNothing(t *testing.T) {
 	}
 	ackAndVerify(t, l, d, key, ckfile)
 	victimAndC27Shown(t, l, path, vOff, files[0], rOff)
+}
+
+// TestPathNamedListingsHideNothing: root on the node later, with the
+// current sealing state, appended a retention record and a damage record
+// naming the log's current and rotated files by paths ("x/audit.jsonl",
+// or the log's own path), listing records of the chain at their places,
+// and acknowledged the damage: verify took the lines for ones in files
+// retention removed and passed with the key and the checkpoints, while
+// the readers and the hook's search, placing the paths' base names,
+// left the records out (a review's run). A writer names the files by
+// their names alone: verify fails such a record, and the readers take
+// the path for none of the log's files.
+func TestPathNamedListingsHideNothing(t *testing.T) {
+	l, path, key, ckfile, files, vOff, vKey, rOff, rKey := victimsInTwoFiles(t)
+	cur, rot := path, "x/"+filepath.Base(files[0])
+	for _, name := range []string{cur, rot} {
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: name, FirstSeq: 1, LastSeq: 0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &audit.Record{Source: audit.SourceAudit, Stage: audit.StageDamaged, Error: "made up", Damage: []audit.DamagedLine{
+		{File: cur, Offset: vOff, Bytes: vKey.Bytes, SHA256: vKey.SHA256, Kind: "undecodable", Reason: "made up"},
+		{File: rot, Offset: rOff, Bytes: rKey.Bytes, SHA256: rKey.SHA256, Kind: "undecodable", Reason: "made up"}}}
+	if err := l.Append(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), audittest.AckOf(d, "power loss")); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
+	if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: readCheckpoints(t, ckfile)}); err == nil || !strings.Contains(err.Error(), "by a path: a writer names the log's files by their names alone (made up)") {
+		t.Errorf("verify: %v; want the records naming files by paths refused", err)
+	}
+	victimAndC27Shown(t, l, path, vOff, files[0], rOff)
+}
+
+// victimsInTwoFiles is victimLog's log, its files (a rotated one, then
+// the current one), and the places and keys of victim's record in the
+// current file and of c27's in the rotated one.
+func victimsInTwoFiles(t *testing.T) (l *audit.Log, path string, key audit.VerifyKey, ckfile string, files []string, vOff int64, vKey audit.LineKey, rOff int64, rKey audit.LineKey) {
+	t.Helper()
+	l, path, key, ckfile = victimLog(t)
+	files, err := l.Files()
+	if err != nil || len(files) != 2 {
+		t.Fatalf("files %v, %v; want a rotated file and the current one", files, err)
+	}
+	vOff, vKey = keyAt(t, path, `"container_id":"victim"`)
+	rOff, rKey = keyAt(t, files[0], `"container_id":"c27"`)
+	return l, path, key, ckfile, files, vOff, vKey, rOff, rKey
 }

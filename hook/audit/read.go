@@ -608,6 +608,19 @@ func (d *Listed) key(name string) string {
 	return "/" + b
 }
 
+// recordKey is the key ([Listed.key]) of a file a record names: a writer
+// names the log's files by their names alone, so one named by a path
+// (a directory in it) is none of the log's, whatever its base name
+// (made up, and taken by its base name, it hid a record of the chain
+// from the readers while verify took the line for one in a file
+// retention removed).
+func recordKey(d *Listed, name string) string {
+	if strings.ContainsRune(name, '/') {
+		return "/" + name
+	}
+	return d.key(name)
+}
+
 // logRank places a file of a log by its key ([Listed.key]): the current
 // file last, a rotated file by the seq in its name.
 func logRank(key string) (uint64, bool) {
@@ -652,7 +665,7 @@ func (d *Listed) pend(lines []DamagedLine) {
 	}
 	l := listing{lists: map[lineAt]LineKey{}}
 	for _, dl := range lines {
-		f := d.key(dl.File) // "" for the current file, where it goes
+		f := recordKey(d, dl.File) // "" for the current file, where it goes
 		l.lists[lineAt{f, dl.Offset}] = dl.Key()
 	}
 	d.resolved = true
@@ -700,7 +713,7 @@ func (d *Listed) listing(file string, offset int64, data []byte) (listing, bool)
 	key := d.key(file)
 	l := listing{at: lineAt{key, offset}, key: LineKeyOf(data), seq: r.Seq, lists: map[lineAt]LineKey{}}
 	for _, dl := range r.Damage {
-		f := d.key(dl.File)
+		f := recordKey(d, dl.File)
 		if f == "" {
 			// The current file when the record was written is the
 			// file that holds it (rotated since, perhaps).

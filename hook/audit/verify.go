@@ -1254,6 +1254,9 @@ func (v *verifier) decoded(l Line, r *Record, derr error) *Problem {
 	if p := replacedListed(l, r); p != nil {
 		return p
 	}
+	if p := pathNamed(l, r); p != nil {
+		return p
+	}
 	if len(v.damaged) > 0 && !sealStartsHere && !tornEnds {
 		// At the chain's start the damage record may follow records
 		// retention removed: end() checks its prev as any first record's.
@@ -1343,6 +1346,29 @@ func replacedListed(l Line, r *Record) *Problem {
 	for _, d := range r.Damage {
 		if d.Kind == "replaced" {
 			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("the damage record lists a record of a seq the chain had, with other bytes (%s at offset %d: %s): forged, not left by a crash; acknowledging does not clear this", d.File, d.Offset, d.Reason)}
+		}
+	}
+	return nil
+}
+
+// pathNamed fails a damage or retention record r, on line l, that names
+// a file by a path: a writer names the log's files by their base names
+// only. Root on the node later, with the current sealing state, made up
+// a retention record and a damage record naming the log's current file
+// by its path, listing a sealed record of the chain at its place: verify
+// took the line for one in a file retention removed, and the readers,
+// placing the path's base name, left the record out.
+func pathNamed(l Line, r *Record) *Problem {
+	var names []string
+	for _, d := range r.Damage {
+		names = append(names, d.File)
+	}
+	if r.Dropped != nil {
+		names = append(names, r.Dropped.File)
+	}
+	for _, name := range names {
+		if strings.ContainsRune(name, '/') {
+			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("the %s record names the file %s by a path: a writer names the log's files by their names alone (made up)", r.Stage, vocab.Quote(name))}
 		}
 	}
 	return nil
