@@ -260,8 +260,8 @@ func TestListedMadeUpFiled(t *testing.T) {
 
 // TestMadeUpRetentionNamesHideNothing: root on the node later, with the
 // current sealing state, appends retention records of files that never
-// were (named "foo", and by another name with an existing rotated file's
-// suffix) and a damage record listing records of the chain by their
+// were (by another name with an existing rotated file's suffix, and
+// "foo.000000000007") and a damage record listing records of the chain by their
 // places and bytes under those names, and acknowledges it: verify takes
 // the lines for ones in removed files and passes. The readers and the
 // hook's search took the names by their suffixes (or, without one, for
@@ -270,13 +270,13 @@ func TestListedMadeUpFiled(t *testing.T) {
 func TestMadeUpRetentionNamesHideNothing(t *testing.T) {
 	l, path, key, ckfile, files, vOff, vKey, rOff, rKey := victimsInTwoFiles(t)
 	other := "bar" + filepath.Ext(files[0])
-	for _, name := range []string{"foo", other} {
+	for _, name := range []string{"foo.000000000007", other} {
 		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: name, FirstSeq: 1, LastSeq: 0}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	d := &audit.Record{Source: audit.SourceAudit, Stage: audit.StageDamaged, Error: "made up", Damage: []audit.DamagedLine{
-		{File: "foo", Offset: vOff, Bytes: vKey.Bytes, SHA256: vKey.SHA256, Kind: "garbled", Reason: "made up"},
+		{File: "foo.000000000007", Offset: vOff, Bytes: vKey.Bytes, SHA256: vKey.SHA256, Kind: "garbled", Reason: "made up"},
 		{File: other, Offset: rOff, Bytes: rKey.Bytes, SHA256: rKey.SHA256, Kind: "garbled", Reason: "made up"}}}
 	if err := l.Append(context.Background(), d); err != nil {
 		t.Fatal(err)
@@ -298,14 +298,15 @@ func TestMadeUpRetentionNamesHideNothing(t *testing.T) {
 func TestPathNamedListingsHideNothing(t *testing.T) {
 	l, path, key, ckfile, files, vOff, vKey, rOff, rKey := victimsInTwoFiles(t)
 	cur, rot := path, "x/"+filepath.Base(files[0])
-	for _, name := range []string{cur, rot} {
+	for _, name := range []string{cur, rot, "foo"} {
 		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: name, FirstSeq: 1, LastSeq: 0}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	d := &audit.Record{Source: audit.SourceAudit, Stage: audit.StageDamaged, Error: "made up", Damage: []audit.DamagedLine{
 		{File: cur, Offset: vOff, Bytes: vKey.Bytes, SHA256: vKey.SHA256, Kind: "undecodable", Reason: "made up"},
-		{File: rot, Offset: rOff, Bytes: rKey.Bytes, SHA256: rKey.SHA256, Kind: "undecodable", Reason: "made up"}}}
+		{File: rot, Offset: rOff, Bytes: rKey.Bytes, SHA256: rKey.SHA256, Kind: "undecodable", Reason: "made up"},
+		{File: "foo", Offset: vOff, Bytes: vKey.Bytes, SHA256: vKey.SHA256, Kind: "undecodable", Reason: "made up"}}}
 	if err := l.Append(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
@@ -332,4 +333,20 @@ func victimsInTwoFiles(t *testing.T) (l *audit.Log, path string, key audit.Verif
 	vOff, vKey = keyAt(t, path, `"container_id":"victim"`)
 	rOff, rKey = keyAt(t, files[0], `"container_id":"c27"`)
 	return l, path, key, ckfile, files, vOff, vKey, rOff, rKey
+}
+
+// TestRetentionOfNoRotatedName: retention removes rotated files only
+// (LOG.NNNNNNNNNNNN): a retention record of another name ("foo", the
+// log's current file) was taken at its word, so root, with the current
+// sealing state, could say a file was removed that never was.
+func TestRetentionOfNoRotatedName(t *testing.T) {
+	for _, name := range []string{"foo", "audit.jsonl", "audit.jsonl.31"} {
+		l, _, key, ckfile := victimLog(t)
+		if err := l.Append(context.Background(), &audit.Record{Source: audit.SourceAudit, Stage: audit.StageRetention, Dropped: &audit.Dropped{File: name, FirstSeq: 1, LastSeq: 0}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := verify(t, l, audit.VerifyOptions{Keys: []audit.VerifyKey{key}, Checkpoints: readCheckpoints(t, ckfile)}); err == nil || !strings.Contains(err.Error(), "no rotated file's name") {
+			t.Errorf("retention of %q: verify %v; want it refused", name, err)
+		}
+	}
 }

@@ -1353,7 +1353,7 @@ func replacedListed(l Line, r *Record) *Problem {
 
 // pathNamed fails a damage or retention record r, on line l, that names
 // a file by a path: a writer names the log's files by their base names
-// only. Root on the node later, with the current sealing state, made up
+// only; and a retention record of a file of no rotated file's name. Root on the node later, with the current sealing state, made up
 // a retention record and a damage record naming the log's current file
 // by its path, listing a sealed record of the chain at its place: verify
 // took the line for one in a file retention removed, and the readers,
@@ -1371,7 +1371,20 @@ func pathNamed(l Line, r *Record) *Problem {
 			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("the %s record names the file %s by a path: a writer names the log's files by their names alone (made up)", r.Stage, vocab.Quote(name))}
 		}
 	}
+	if r.Dropped != nil {
+		// Retention removes rotated files only (LOG.NNNNNNNNNNNN).
+		if i := strings.LastIndexByte(r.Dropped.File, '.'); i < 0 || !validRotated(r.Dropped.File[i:]) {
+			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("the retention record names %s, no rotated file's name (a log's name, a dot and 12 to 20 digits): retention removes rotated files only (made up)", vocab.Quote(r.Dropped.File))}
+		}
+	}
 	return nil
+}
+
+// validRotated reports whether suffix is a rotated file's (a dot and 12
+// to 20 digits).
+func validRotated(suffix string) bool {
+	_, ok := rotatedSeq(suffix)
+	return ok
 }
 
 // noteAbsent notes the files of damaged lines the record seq lists that
