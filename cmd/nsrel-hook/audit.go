@@ -889,10 +889,10 @@ func showCmd(path, container string, asJSON bool, stdout, stderr io.Writer) int 
 	index = nil
 	slices.SortStableFunc(refs, func(a, b lineRef) int { return cmp.Compare(a.ctr, b.ctr) })
 	files := snap.Files()
+	if !listed.Damaged() {
+		badRefs, longs = nil, nil // none listed
+	}
 	for _, ref := range badRefs {
-		if !listed.Damaged() {
-			break
-		}
 		line, err := snap.ReadLine(int(ref.file), ref.offset, int(ref.n))
 		if err != nil {
 			fmt.Fprintf(stderr, "nsrel-hook: audit show: %s\n", vocab.OneLine(err))

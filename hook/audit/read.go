@@ -615,11 +615,16 @@ func (d *Listed) key(name string) string {
 // from the readers while verify took the line for one in a file
 // retention removed).
 func recordKey(d *Listed, name string) string {
-	if strings.ContainsRune(name, '/') {
+	if namedByPath(name) {
 		return "/" + name
 	}
 	return d.key(name)
 }
+
+// namedByPath reports whether a record names a file by a path (a
+// directory in it): none of the log's files, which writers name by
+// their base names alone (verify fails such a record: pathNamed).
+func namedByPath(name string) bool { return strings.ContainsRune(name, '/') }
 
 // logRank places a file of a log by its key ([Listed.key]): the current
 // file last, a rotated file by the seq in its name.

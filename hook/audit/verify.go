@@ -1352,12 +1352,14 @@ func replacedListed(l Line, r *Record) *Problem {
 }
 
 // pathNamed fails a damage or retention record r, on line l, that names
-// a file by a path: a writer names the log's files by their base names
-// only; and a retention record of a file of no rotated file's name. Root on the node later, with the current sealing state, made up
-// a retention record and a damage record naming the log's current file
-// by its path, listing a sealed record of the chain at its place: verify
-// took the line for one in a file retention removed, and the readers,
-// placing the path's base name, left the record out.
+// a file by a path (writers name the log's files by their base names
+// alone), and a retention record of a file of no rotated file's name
+// (retention removes rotated files only, LOG.NNNNNNNNNNNN). Root on the
+// node later, with the current sealing state, made up a retention record
+// and a damage record naming the log's current file by its path, listing
+// a sealed record of the chain at its place: verify took the line for
+// one in a file retention removed, and the readers, placing the path's
+// base name, left the record out.
 func pathNamed(l Line, r *Record) *Problem {
 	var names []string
 	for _, d := range r.Damage {
@@ -1367,24 +1369,16 @@ func pathNamed(l Line, r *Record) *Problem {
 		names = append(names, r.Dropped.File)
 	}
 	for _, name := range names {
-		if strings.ContainsRune(name, '/') {
+		if namedByPath(name) {
 			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("the %s record names the file %s by a path: a writer names the log's files by their names alone (made up)", r.Stage, vocab.Quote(name))}
 		}
 	}
 	if r.Dropped != nil {
-		// Retention removes rotated files only (LOG.NNNNNNNNNNNN).
-		if i := strings.LastIndexByte(r.Dropped.File, '.'); i < 0 || !validRotated(r.Dropped.File[i:]) {
+		if _, ok := rotatedSeq(filepath.Ext(r.Dropped.File)); !ok {
 			return &Problem{File: l.File, Line: l.Number, Seq: r.Seq, Reason: fmt.Sprintf("the retention record names %s, no rotated file's name (a log's name, a dot and 12 to 20 digits): retention removes rotated files only (made up)", vocab.Quote(r.Dropped.File))}
 		}
 	}
 	return nil
-}
-
-// validRotated reports whether suffix is a rotated file's (a dot and 12
-// to 20 digits).
-func validRotated(suffix string) bool {
-	_, ok := rotatedSeq(suffix)
-	return ok
 }
 
 // noteAbsent notes the files of damaged lines the record seq lists that

@@ -48,7 +48,7 @@ func Escape(s string) string {
 			b.WriteString(`\\`)
 		case r < 0x20 || r == 0x7f:
 			b.WriteString(`\x` + hex2(byte(r)))
-		case r >= 0x80 && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || !unicode.IsPrint(r) && r != ' ' || unseen(prev, r)):
+		case r >= 0x80 && hidden(prev, r):
 			b.WriteString(`\u{` + strconv.FormatInt(int64(r), 16) + `}`)
 		default:
 			b.WriteString(s[i : i+size])
@@ -134,10 +134,17 @@ func unseen(prev, r rune) bool {
 	case r < 0x80:
 		return false
 	case unicode.Is(unicode.Variation_Selector, r):
-		return prev < 0x80 || !unicode.IsPrint(prev) || unicode.Is(unicode.Variation_Selector, prev) || unseen(-1, prev)
+		// (A selector after another: the first is unseen at the start.)
+		return prev < 0x80 || hidden(-1, prev)
 	}
 	return r == utf8.RuneError || r == '\u2800' || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r)
 }
+
+// hidden reports whether r, after prev, is spelt out rather than shown:
+// not printable (controls, DEL, C1, Cf such as U+202E, non-ASCII spaces)
+// or [unseen]. Escape (for runes past ASCII), Printable and
+// AppendSafeJSON escape the same runes.
+func hidden(prev, r rune) bool { return !unicode.IsPrint(r) || unseen(prev, r) }
 
 // Printable returns s unchanged when every rune is printable, else s
 // quoted ([GoQuote]), so that container-controlled strings cannot move
@@ -147,7 +154,7 @@ func unseen(prev, r rune) bool {
 func Printable(s string) string {
 	prev := rune(-1)
 	for _, r := range s {
-		if !unicode.IsPrint(r) || unseen(prev, r) {
+		if hidden(prev, r) {
 			return GoQuote(s)
 		}
 		prev = r
@@ -292,7 +299,7 @@ func AppendSafeJSON(dst, j []byte) []byte {
 		switch {
 		case r == utf8.RuneError && size <= 1:
 			dst = u(dst, utf8.RuneError)
-		case !unicode.IsPrint(r) || unseen(prev, r): // DEL, C1 controls, Cf and other unprintables; runes that show as nothing
+		case hidden(prev, r): // DEL, C1 controls, Cf and other unprintables; runes that show as nothing
 			if r > 0xffff {
 				r1, r2 := utf16.EncodeRune(r)
 				dst = u(u(dst, r1), r2)
